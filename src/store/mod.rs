@@ -1,0 +1,330 @@
+//! The token store: an in-memory [`Snapshot`] that the request path reads without locks, and a
+//! [`Persistence`] behind it that makes every acknowledged change durable.
+//!
+//! Invariants:
+//! - Writers are serialised (one `tokio::sync::Mutex`); a change is persisted (fsync) *before* it
+//!   becomes visible and before the admin API answers 2xx.
+//! - Readers never block on writers: they load an `Arc<Snapshot>` from an `ArcSwap`.
+//! - Lookups by secret hash are O(1) (a `HashMap` in the snapshot).
+//! - `last_used_at` is kept in memory and persisted in batches by [`Store::flush_last_used`].
+//!
+//! A second persistence (token documents in the Elasticsearch cluster itself, for several
+//! replicas) only needs to implement [`Persistence`].
+
+pub mod file;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use model::{FieldValue, FilterRef, IpFilter, LibraryFilter, SecretHash, Token, UnixTime};
+
+/// One durable change. Changes are whole records (put or delete), so replaying one twice is
+/// harmless.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    PutToken { token: Token },
+    DeleteToken { id: String },
+    PutFilter { filter: LibraryFilter },
+    DeleteFilter { id: String },
+    PutIpFilter { ip_filter: IpFilter },
+    DeleteIpFilter { name: String },
+    /// A batch of last-used times (token id → time).
+    LastUsed { times: Vec<(String, UnixTime)> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store file {path} is corrupt at record {record}: {reason}")]
+    Corrupt {
+        path: String,
+        record: u64,
+        reason: String,
+    },
+}
+
+/// Where changes are made durable. `load` is called once at start; `append` for every write,
+/// and must not return before the changes survive a crash.
+pub trait Persistence: Send + 'static {
+    fn load(&mut self) -> Result<Vec<Change>, StoreError>;
+    fn append(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+}
+
+/// An immutable, consistent view of every token, library filter and IP filter.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    tokens: HashMap<String, Arc<Token>>,
+    by_hash: HashMap<SecretHash, String>,
+    filters: HashMap<String, LibraryFilter>,
+    ip_filters: HashMap<String, IpFilter>,
+    last_used: HashMap<String, UnixTime>,
+}
+
+/// A token's filters with library references resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedFilter {
+    pub field: String,
+    pub value: String,
+    /// The library id, when the filter comes from the library.
+    pub library_id: Option<String>,
+}
+
+/// A token references a library filter or IP filter that no longer exists. The request path
+/// treats this as a denial (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[error("token references a missing {kind} '{name}'")]
+pub struct DanglingReference {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl Snapshot {
+    pub fn token(&self, id: &str) -> Option<&Arc<Token>> {
+        self.tokens.get(id)
+    }
+
+    pub fn token_by_hash(&self, hash: &SecretHash) -> Option<&Arc<Token>> {
+        self.by_hash.get(hash).and_then(|id| self.tokens.get(id))
+    }
+
+    pub fn tokens(&self) -> impl Iterator<Item = &Arc<Token>> {
+        self.tokens.values()
+    }
+
+    pub fn filter(&self, id: &str) -> Option<&LibraryFilter> {
+        self.filters.get(id)
+    }
+
+    pub fn filters(&self) -> impl Iterator<Item = &LibraryFilter> {
+        self.filters.values()
+    }
+
+    pub fn ip_filter(&self, name: &str) -> Option<&IpFilter> {
+        self.ip_filters.get(name)
+    }
+
+    pub fn ip_filters(&self) -> impl Iterator<Item = &IpFilter> {
+        self.ip_filters.values()
+    }
+
+    /// The persisted last-used time (the in-memory one in [`Store`] may be newer).
+    pub fn persisted_last_used(&self, id: &str) -> Option<UnixTime> {
+        self.last_used.get(id).copied()
+    }
+
+    /// Resolves a token's filters through the library.
+    pub fn resolve_filters(&self, token: &Token) -> Result<Vec<ResolvedFilter>, DanglingReference> {
+        token
+            .filters
+            .iter()
+            .map(|f| match f {
+                FilterRef::Inline(FieldValue { field, value }) => Ok(ResolvedFilter {
+                    field: field.clone(),
+                    value: value.clone(),
+                    library_id: None,
+                }),
+                FilterRef::Library(id) => self
+                    .filters
+                    .get(id)
+                    .map(|lf| ResolvedFilter {
+                        field: lf.field.clone(),
+                        value: lf.value.clone(),
+                        library_id: Some(id.clone()),
+                    })
+                    .ok_or_else(|| DanglingReference {
+                        kind: "filter",
+                        name: id.clone(),
+                    }),
+            })
+            .collect()
+    }
+
+    /// Ids of the tokens that use a library filter.
+    pub fn tokens_using_filter(&self, filter_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .tokens
+            .values()
+            .filter(|t| {
+                t.filters
+                    .iter()
+                    .any(|f| matches!(f, FilterRef::Library(id) if id == filter_id))
+            })
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Ids of the tokens that use a named IP filter.
+    pub fn tokens_using_ip_filter(&self, name: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .tokens
+            .values()
+            .filter(|t| t.ip_filter.as_deref() == Some(name))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutToken { token } => {
+                if let Some(old) = self.tokens.get(&token.id) {
+                    self.by_hash.remove(&old.secret_hash);
+                }
+                self.by_hash.insert(token.secret_hash, token.id.clone());
+                self.tokens.insert(token.id.clone(), Arc::new(token.clone()));
+            }
+            Change::DeleteToken { id } => {
+                if let Some(old) = self.tokens.remove(id) {
+                    self.by_hash.remove(&old.secret_hash);
+                }
+                self.last_used.remove(id);
+            }
+            Change::PutFilter { filter } => {
+                self.filters.insert(filter.id.clone(), filter.clone());
+            }
+            Change::DeleteFilter { id } => {
+                self.filters.remove(id);
+            }
+            Change::PutIpFilter { ip_filter } => {
+                self.ip_filters
+                    .insert(ip_filter.name.clone(), ip_filter.clone());
+            }
+            Change::DeleteIpFilter { name } => {
+                self.ip_filters.remove(name);
+            }
+            Change::LastUsed { times } => {
+                for (id, t) in times {
+                    if self.tokens.contains_key(id) {
+                        self.last_used.insert(id.clone(), *t);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The store: the current snapshot plus the serialised writer.
+pub struct Store {
+    current: ArcSwap<Snapshot>,
+    /// Serialises writers. Held across the whole write, fsync included.
+    writer: tokio::sync::Mutex<()>,
+    persistence: Arc<std::sync::Mutex<Box<dyn Persistence>>>,
+    /// Last-used times not yet persisted (token id → time).
+    last_used: DashMap<String, UnixTime>,
+}
+
+impl Store {
+    /// Loads every change from `persistence` and builds the first snapshot.
+    pub fn open(mut persistence: Box<dyn Persistence>) -> Result<Store, StoreError> {
+        let mut snapshot = Snapshot::default();
+        for change in persistence.load()? {
+            snapshot.apply(&change);
+        }
+        Ok(Store {
+            current: ArcSwap::from_pointee(snapshot),
+            writer: tokio::sync::Mutex::new(()),
+            persistence: Arc::new(std::sync::Mutex::new(persistence)),
+            last_used: DashMap::new(),
+        })
+    }
+
+    /// The current snapshot. Cheap; never blocks on writers.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Runs one serialised write. `plan` sees the current snapshot and returns the changes to
+    /// make (possibly none) and a value for the caller, or an error that aborts the write.
+    /// The changes are durable and visible when this returns `Ok`.
+    pub async fn update<T, E, F>(&self, plan: F) -> Result<T, E>
+    where
+        F: FnOnce(&Snapshot) -> Result<(Vec<Change>, T), E>,
+        E: From<StoreError>,
+    {
+        let _writer = self.writer.lock().await;
+        let current = self.current.load_full();
+        let (changes, value) = plan(&current)?;
+        if changes.is_empty() {
+            return Ok(value);
+        }
+        // fsync is blocking I/O: keep it off the async workers. The writer lock is held across
+        // it, which is what serialises writers.
+        let persistence = Arc::clone(&self.persistence);
+        let changes = tokio::task::spawn_blocking(move || {
+            let mut p = persistence.lock().unwrap_or_else(|e| e.into_inner());
+            p.append(&changes).map(|()| changes)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            path: "<writer task>".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        let mut next = (*current).clone();
+        for change in &changes {
+            next.apply(change);
+        }
+        self.current.store(Arc::new(next));
+        Ok(value)
+    }
+
+    /// Records that a token was used. In memory only; see [`Store::flush_last_used`].
+    pub fn touch(&self, token_id: &str, now: UnixTime) {
+        match self.last_used.get_mut(token_id) {
+            Some(mut t) => {
+                if *t < now {
+                    *t = now;
+                }
+            }
+            None => {
+                self.last_used.insert(token_id.to_owned(), now);
+            }
+        }
+    }
+
+    /// The most recent use of a token, in memory or persisted.
+    pub fn last_used(&self, snapshot: &Snapshot, token_id: &str) -> Option<UnixTime> {
+        let mem = self.last_used.get(token_id).map(|t| *t);
+        let persisted = snapshot.persisted_last_used(token_id);
+        mem.max(persisted)
+    }
+
+    /// Persists the in-memory last-used times in one change.
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        let times: Vec<(String, UnixTime)> = self
+            .last_used
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect();
+        if times.is_empty() {
+            return Ok(());
+        }
+        self.update(|snap| {
+            let changed: Vec<(String, UnixTime)> = times
+                .into_iter()
+                .filter(|(id, t)| {
+                    snap.token(id).is_some() && snap.persisted_last_used(id) < Some(*t)
+                })
+                .collect();
+            if changed.is_empty() {
+                Ok::<_, StoreError>((vec![], ()))
+            } else {
+                Ok((vec![Change::LastUsed { times: changed }], ()))
+            }
+        })
+        .await
+    }
+}

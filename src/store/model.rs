@@ -1,0 +1,140 @@
+//! The token store's data model: tokens, the filter library and named IP filters.
+//!
+//! These are plain data. They are what the store persists and what the request path reads
+//! through a [`crate::store::Snapshot`]. Nothing here holds a secret: a token carries only the
+//! SHA-256 hash of its secret ([`SecretHash`]), whose `Debug` is redacted.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch, UTC. Every timestamp in the store uses this.
+pub type UnixTime = i64;
+
+/// SHA-256 of a token secret. The only form in which a secret is ever kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SecretHash(#[serde(with = "hex32")] pub [u8; 32]);
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(<redacted>)")
+    }
+}
+
+/// What a token may do. `Read` tokens go through enforcement; `All` tokens are authenticated,
+/// IP-checked and audited, then passed through (for a client's own machinery, e.g. Kibana's
+/// internal user).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    Read,
+    All,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        match s {
+            "read" => Some(Permission::Read),
+            "all" => Some(Permission::All),
+            _ => None,
+        }
+    }
+}
+
+/// One `field: value` exact-match filter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FieldValue {
+    pub field: String,
+    pub value: String,
+}
+
+/// A filter attached to a token: either its own, or a reference into the filter library.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterRef {
+    Inline(FieldValue),
+    Library(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: SecretHash,
+    pub filters: Vec<FilterRef>,
+    /// Allowed index patterns (`logs-*`, `metrics-2024.*`, exact names). Empty is never stored:
+    /// the admin API fills in the default (every non-hidden index, `*`).
+    pub indices: Vec<String>,
+    pub permissions: BTreeSet<Permission>,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+    /// Name of a named IP filter.
+    pub ip_filter: Option<String>,
+}
+
+impl Token {
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        matches!(self.expires_at, Some(exp) if now >= exp)
+    }
+
+    /// The strongest permission the token holds.
+    pub fn permission(&self) -> Permission {
+        if self.permissions.contains(&Permission::All) {
+            Permission::All
+        } else {
+            Permission::Read
+        }
+    }
+}
+
+/// An entry of the filter library, shared by many tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryFilter {
+    pub id: String,
+    pub description: String,
+    pub field: String,
+    pub value: String,
+    pub created_at: UnixTime,
+}
+
+/// A named list of CIDRs a token's client address must fall in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpFilter {
+    pub name: String,
+    pub cidrs: Vec<IpNet>,
+    pub created_at: UnixTime,
+}
+
+mod hex32 {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(64);
+        for b in v {
+            out.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(D::Error::custom("expected 64 hex digits"));
+        }
+        let mut out = [0u8; 32];
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let hex = std::str::from_utf8(chunk).map_err(D::Error::custom)?;
+            out[i] = u8::from_str_radix(hex, 16).map_err(D::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
