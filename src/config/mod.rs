@@ -194,6 +194,12 @@ pub fn parse(text: &str) -> Result<raw::RawConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 impl Config {
     /// The effective configuration as TOML-like text for `check-config`, secrets redacted.
     pub fn describe(&self) -> String {

@@ -431,7 +431,7 @@ impl Validator {
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
                 self.header("backend.password", format!("Basic {encoded}"))
             }
-            (Some(_), None, None) => {
+            (Some(_), None, None) if raw.password.is_none() && raw.password_env.is_none() => {
                 self.issue(
                     "backend.password",
                     "is required with backend.username (or set backend.password_env)",
@@ -443,7 +443,7 @@ impl Validator {
                 None
             }
             (None, _, Some(key)) => self.header("backend.api_key", format!("ApiKey {key}")),
-            (None, None, None) => None,
+            (_, None, None) => None,
         };
 
         let tls = self.client_tls(raw)?;

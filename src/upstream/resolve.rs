@@ -108,7 +108,11 @@ impl Resolver {
 /// Every concrete index named by a `_resolve/index` answer: indices themselves, the indices
 /// behind aliases and the backing indices of data streams.
 fn parse(body: &[u8]) -> Option<Vec<String>> {
-    let r: ResolveResponse = serde_json::from_slice(body).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !v.is_object() {
+        return None;
+    }
+    let r: ResolveResponse = serde_json::from_value(v).ok()?;
     let mut out = BTreeSet::new();
     out.extend(r.indices.into_iter().map(|i| i.name));
     for a in r.aliases {
