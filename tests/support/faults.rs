@@ -1,0 +1,224 @@
+//! In-process fault-injection backends, each on 127.0.0.1:0: `hang` (accepts, reads, never
+//! answers), `reset` (resets every connection once the request arrives) and `huge` (answers every
+//! request with a 200 whose body of N bytes is generated on the fly, for bounded-memory
+//! streaming tests). These are the only fake servers allowed besides the recording fake ES.
+//!
+//! Invariant: each server runs on its own thread and runtime, independent of the test's runtime
+//! flavour, and stops (closing every connection) when its `FaultServer` handle is dropped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Size of each generated chunk of the `huge` body.
+const CHUNK: usize = 64 * 1024;
+
+/// A running fault server; dropping it stops the server.
+pub struct FaultServer {
+    pub addr: SocketAddr,
+    url: String,
+    accepted: Arc<AtomicU64>,
+    body_bytes_sent: Arc<AtomicU64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Hang,
+    Reset,
+    Huge(u64),
+}
+
+// === impl FaultServer ===
+
+impl FaultServer {
+    /// Accepts connections and reads requests but never answers.
+    pub fn hang() -> FaultServer {
+        start(Fault::Hang)
+    }
+
+    /// Resets each connection (TCP RST) as soon as request bytes arrive.
+    pub fn reset() -> FaultServer {
+        start(Fault::Reset)
+    }
+
+    /// Answers every request with `200`, `content-type: application/json` and a JSON body of
+    /// exactly `len` bytes (`{"pad":"xxx…"}`, or plain `x`s below 10 bytes), produced in 64 KiB
+    /// chunks as the client reads, so memory stays flat on both sides unless a reader buffers.
+    pub fn huge(len: u64) -> FaultServer {
+        start(Fault::Huge(len))
+    }
+
+    /// Base URL without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes the `huge` server has handed to the connection so far (all responses). A
+    /// client that stops reading makes this stall well below the body length.
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.body_bytes_sent.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn start(fault: Fault) -> FaultServer {
+    let std_listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 works in tests");
+    std_listener
+        .set_nonblocking(true)
+        .expect("a listener can be made non-blocking");
+    let addr = std_listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = oneshot::channel();
+    let thread = {
+        let accepted = accepted.clone();
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread tokio runtime can always be built in tests");
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener)
+                    .expect("a non-blocking std listener converts to tokio");
+                tokio::select! {
+                    _ = rx => {}
+                    _ = accept_loop(listener, fault, accepted, sent) => {}
+                }
+            });
+            // Dropping the runtime here cancels every connection task and closes its socket.
+        })
+    };
+    FaultServer {
+        addr,
+        url: format!("http://{addr}"),
+        accepted,
+        body_bytes_sent: sent,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    fault: Fault,
+    accepted: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            match fault {
+                Fault::Hang => hang(stream).await,
+                Fault::Reset => reset(stream).await,
+                Fault::Huge(len) => huge(stream, len, sent).await,
+            }
+        });
+    }
+}
+
+async fn hang(mut stream: TcpStream) {
+    let mut buf = [0u8; 4096];
+    // Keep reading so the client never blocks on a full send buffer; never write anything.
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            // The client half-closed; hold the socket open anyway until shutdown.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn reset(stream: TcpStream) {
+    // Closing a socket whose receive buffer still holds unread data makes Linux send RST instead
+    // of FIN, so waiting until the request bytes arrive and then dropping the socket unread
+    // resets the connection.
+    let mut probe = [0u8; 1];
+    let _ = stream.peek(&mut probe).await;
+    drop(stream);
+}
+
+async fn huge(stream: TcpStream, len: u64, sent: Arc<AtomicU64>) {
+    let service = service_fn(move |_req| {
+        let sent = sent.clone();
+        async move {
+            let body = StreamBody::new(futures_util::stream::unfold(0u64, move |offset| {
+                let sent = sent.clone();
+                async move {
+                    if offset >= len {
+                        return None;
+                    }
+                    let n = (len - offset).min(CHUNK as u64);
+                    let chunk = huge_chunk(len, offset, n);
+                    sent.fetch_add(n, Ordering::SeqCst);
+                    Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
+                }
+            }));
+            let resp = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("content-length", len.to_string())
+                .header("x-elastic-product", "Elasticsearch")
+                .body(body)
+                .expect("a static response is always valid");
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Bytes `offset..offset + n` of the `huge` body of total length `len`.
+fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
+    const HEAD: &[u8] = b"{\"pad\":\"";
+    const TAIL: &[u8] = b"\"}";
+    let frame = (HEAD.len() + TAIL.len()) as u64;
+    let mut out = Vec::with_capacity(n as usize);
+    for pos in offset..offset + n {
+        let byte = if len < frame + 1 {
+            b'x'
+        } else if pos < HEAD.len() as u64 {
+            HEAD[pos as usize]
+        } else if pos >= len - TAIL.len() as u64 {
+            TAIL[(pos - (len - TAIL.len() as u64)) as usize]
+        } else {
+            b'x'
+        };
+        out.push(byte);
+    }
+    Bytes::from(out)
+}

@@ -1,0 +1,17 @@
+//! Shared harness for the integration tests: real backends (`backend`), the security fixture
+//! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`) and TLS
+//! material (`tls`). Used as `mod support;` from each test file.
+//!
+//! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
+//! the repository (caches live in `$ESGATE_TEST_CACHE` or `$HOME/.cache/esgate-tests`, scratch
+//! files in temporary directories), and every process or task started here stops when its handle
+//! is dropped or when the test process exits.
+
+// Each test binary uses a different part of the harness; the rest is dead code for that binary.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod faults;
+pub mod fixture;
+pub mod http;
+pub mod tls;
