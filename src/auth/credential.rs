@@ -116,16 +116,28 @@ mod tests {
             (format!("BEARER {t}"), secret.clone()),
             (format!("Bearer   {t}"), secret.clone()),
             (format!(" Bearer {t} "), secret.clone()),
-            (format!("Basic {}", b64(&format!("{t}:token"))), secret.clone()),
-            (format!("Basic {}", b64(&format!("anyone:{t}"))), secret.clone()),
+            (
+                format!("Basic {}", b64(&format!("{t}:token"))),
+                secret.clone(),
+            ),
+            (
+                format!("Basic {}", b64(&format!("anyone:{t}"))),
+                secret.clone(),
+            ),
             (format!("Basic {}", b64(&format!(":{t}"))), secret.clone()),
-            (format!("basic {}", b64(&format!("{t}:{t}"))), secret.clone()),
+            (
+                format!("basic {}", b64(&format!("{t}:{t}"))),
+                secret.clone(),
+            ),
             (
                 format!("Basic {}", STANDARD_NO_PAD.encode(format!("u:{t}"))),
                 secret.clone(),
             ),
             (format!("ApiKey {}", b64(&format!("tok1:{t}"))), api("tok1")),
-            (format!("apikey {}", b64(&format!("my-id:{t}"))), api("my-id")),
+            (
+                format!("apikey {}", b64(&format!("my-id:{t}"))),
+                api("my-id"),
+            ),
             (format!("APIKEY {}", b64(&format!("x:{t}"))), api("x")),
         ];
         for (header, expected) in cases {
@@ -211,7 +223,10 @@ mod tests {
         let idx = CHARS.iter().position(|&c| c == enc[pos]).unwrap_or(0);
         enc[pos] = CHARS[idx | 0x0f];
         let bad = String::from_utf8(enc).unwrap_or_default();
-        let lenient = GeneralPurpose::new(&alphabet::STANDARD, PAD.with_decode_allow_trailing_bits(true));
+        let lenient = GeneralPurpose::new(
+            &alphabet::STANDARD,
+            PAD.with_decode_allow_trailing_bits(true),
+        );
         assert_eq!(lenient.decode(&bad).ok(), Some(raw.into_bytes()));
         assert_eq!(one(&format!("Basic {bad}")), Err(AuthError::Malformed));
     }
@@ -229,9 +244,14 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0xff; 20], b"Basic \xff".to_vec()];
+        let mut inputs: Vec<Vec<u8>> =
+            vec![vec![], vec![0], vec![0xff; 20], b"Basic \xff".to_vec()];
         for len in 0..64u8 {
-            inputs.push((0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect());
+            inputs.push(
+                (0..len)
+                    .map(|i| i.wrapping_mul(37).wrapping_add(len))
+                    .collect(),
+            );
             let mut v = b"Basic ".to_vec();
             v.extend((0..len).map(|i| b"A+/=:"[usize::from(i % 5)]));
             inputs.push(v);

@@ -45,7 +45,10 @@ impl Secret {
     /// The secret text for 32 random bytes.
     fn from_random(random: [u8; 32]) -> Secret {
         let body = encode_base62(&random, BODY_LEN);
-        let checksum = encode_base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECKSUM_LEN);
+        let checksum = encode_base62(
+            &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+            CHECKSUM_LEN,
+        );
         let mut text = String::with_capacity(SECRET_LEN);
         text.push_str(PREFIX);
         text.push_str(&body);
@@ -186,7 +189,11 @@ mod tests {
                 let mut m = text.clone();
                 m[i] = r;
                 let m = String::from_utf8(m).expect("ascii");
-                assert_eq!(Secret::parse(&m), Err(MalformedSecret), "mutation at {i}: {m}");
+                assert_eq!(
+                    Secret::parse(&m),
+                    Err(MalformedSecret),
+                    "mutation at {i}: {m}"
+                );
                 tried += 1;
             }
         }
@@ -198,7 +205,10 @@ mod tests {
         let s = Secret::generate();
         let rest = &s.expose()[PREFIX.len()..];
         for prefix in ["ESG_", "esg-", "abc_", "esgx"] {
-            assert_eq!(Secret::parse(&format!("{prefix}{rest}")), Err(MalformedSecret));
+            assert_eq!(
+                Secret::parse(&format!("{prefix}{rest}")),
+                Err(MalformedSecret)
+            );
         }
     }
 
