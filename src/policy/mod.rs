@@ -90,14 +90,16 @@ mod tests {
         let empty = filter("office", &[]);
         let other = filter("other", &["0.0.0.0/0"]);
         let dangling = Err(Denied::Dangling("IP filter 'office' does not exist".into()));
-        let cases: Vec<(
-            &str,
+        // (case, token, its IP filter, client address, now, expected)
+        type Case<'a> = (
+            &'a str,
             Token,
-            Option<&IpFilter>,
-            &str,
+            Option<&'a IpFilter>,
+            &'a str,
             UnixTime,
             Result<(), Denied>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "no expiry, no filter",
                 token(None, None),
