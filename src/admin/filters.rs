@@ -1,0 +1,214 @@
+//! `/filters`: the filter library (shared `field: value` filters that tokens reference by id).
+//!
+//! Invariants: tokens store references, so a PATCH here takes effect on every token at once;
+//! a filter is never deleted while a token references it, except with `?detach=true`, which
+//! removes the references in the same durable write. Detaching *widens* what those tokens see
+//! (one filter fewer), so it is refused when it would leave a token with no filter at all under
+//! the `require_filters` policy.
+
+use serde_json::{json, Map, Value};
+
+use crate::store::model::{FilterRef, LibraryFilter, Token};
+use crate::store::{Change, Snapshot};
+
+use super::input::{self, AdminError};
+use super::tokens::check_field_value;
+use super::{random_id, AdminContext, AdminResponse, EventBase};
+
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+fn view(snap: &Snapshot, f: &LibraryFilter) -> Value {
+    json!({
+        "id": f.id,
+        "description": f.description,
+        "field": f.field,
+        "value": f.value,
+        "created_at": input::format_time(f.created_at),
+        "used_by": snap.tokens_using_filter(&f.id),
+    })
+}
+
+fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
+    let Some(d) = input::opt_str(map, "description")? else {
+        return Ok(None);
+    };
+    if d.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(AdminError::field(
+            "description",
+            &format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    if !input::printable(d) {
+        return Err(AdminError::field(
+            "description",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(d.to_owned()))
+}
+
+fn find<'a>(snap: &'a Snapshot, id: &str) -> Result<&'a LibraryFilter, AdminError> {
+    snap.filter(id).ok_or_else(|| AdminError::not_found("filter"))
+}
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["description", "field", "value"], &[])?;
+    let description = parse_description(&map)?.unwrap_or_default();
+    if !map.contains_key("field") {
+        return Err(AdminError::field("field", "is required"));
+    }
+    if !map.contains_key("value") {
+        return Err(AdminError::field("value", "is required"));
+    }
+    let fv = check_field_value("field", "value", &map["field"], &map["value"])?;
+    let now = ev.now;
+    let out = ctx
+        .store
+        .update(|snap| {
+            let mut id = random_id("flt_");
+            while snap.filter(&id).is_some() {
+                id = random_id("flt_");
+            }
+            let filter = LibraryFilter {
+                id,
+                description,
+                field: fv.field,
+                value: fv.value,
+                created_at: now,
+            };
+            let out = view(snap, &filter);
+            Ok::<_, AdminError>((vec![Change::PutFilter { filter }], out))
+        })
+        .await?;
+    let id = out["id"].as_str().unwrap_or_default();
+    ev.emit(ctx, "filter.create", id, json!({"field": out["field"].clone()}));
+    Ok(AdminResponse {
+        status: 201,
+        body: Some(out),
+    })
+}
+
+pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let mut all: Vec<&LibraryFilter> = snap.filters().collect();
+    all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({ "filters": filters })),
+    })
+}
+
+pub(super) fn show(ctx: &AdminContext, id: &str) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let f = find(&snap, id)?;
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(view(&snap, f)),
+    })
+}
+
+pub(super) async fn update(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(
+        &map,
+        &["description", "field", "value"],
+        &["id", "created_at", "used_by"],
+    )?;
+    let description = parse_description(&map)?;
+    // Check field and value through the same rules as on create, substituting what is absent.
+    let field = map.get("field").cloned();
+    let value = map.get("value").cloned();
+    let (out, changed) = ctx
+        .store
+        .update(|snap| {
+            let old = find(snap, id)?;
+            let field = field.unwrap_or_else(|| Value::String(old.field.clone()));
+            let value = value.unwrap_or_else(|| Value::String(old.value.clone()));
+            let fv = check_field_value("field", "value", &field, &value)?;
+            let mut f = old.clone();
+            if let Some(d) = description {
+                f.description = d;
+            }
+            f.field = fv.field;
+            f.value = fv.value;
+            let mut changed: Vec<&str> = Vec::new();
+            for (name, differs) in [
+                ("description", f.description != old.description),
+                ("field", f.field != old.field),
+                ("value", f.value != old.value),
+            ] {
+                if differs {
+                    changed.push(name);
+                }
+            }
+            let out = view(snap, &f);
+            let changes = if changed.is_empty() {
+                vec![]
+            } else {
+                vec![Change::PutFilter { filter: f }]
+            };
+            Ok::<_, AdminError>((changes, (out, changed)))
+        })
+        .await?;
+    if !changed.is_empty() {
+        ev.emit(ctx, "filter.update", id, json!({ "changed": changed }));
+    }
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(out),
+    })
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+    query: Option<&str>,
+) -> Result<AdminResponse, AdminError> {
+    let q = input::parse_query(query, &["detach"])?;
+    let detach = input::query_bool(&q, "detach")?;
+    let detached = ctx
+        .store
+        .update(|snap| {
+            find(snap, id)?;
+            let users = snap.tokens_using_filter(id);
+            if !users.is_empty() && !detach {
+                return Err(AdminError::conflict(format!(
+                    "filter is used by tokens [{}]; detach it from them first or use ?detach=true",
+                    users.join(", ")
+                )));
+            }
+            let mut changes = Vec::with_capacity(users.len() + 1);
+            for tid in &users {
+                let Some(t) = snap.token(tid) else { continue };
+                let mut t: Token = (**t).clone();
+                t.filters
+                    .retain(|f| !matches!(f, FilterRef::Library(fid) if fid == id));
+                if ctx.policies.require_filters && t.filters.is_empty() {
+                    return Err(AdminError::conflict(format!(
+                        "policy require_filters: detaching would leave token [{tid}] without any filter"
+                    )));
+                }
+                changes.push(Change::PutToken { token: t });
+            }
+            changes.push(Change::DeleteFilter { id: id.to_owned() });
+            Ok::<_, AdminError>((changes, users))
+        })
+        .await?;
+    ev.emit(ctx, "filter.delete", id, json!({ "detached_from": detached }));
+    Ok(AdminResponse {
+        status: 204,
+        body: None,
+    })
+}

@@ -1,0 +1,214 @@
+//! `/ip-filters`: named CIDR lists that tokens reference by name.
+//!
+//! Invariants: names are `[a-z0-9_-]{1,64}` and unique; an IP filter is never deleted while a
+//! token references it (a token's IP filter cannot be removed, so deleting it would be a
+//! removal by the back door). `cidrs` may be changed with PATCH, tightening or widening: the
+//! rule "an IP filter once set cannot be removed or replaced" is about a token's reference,
+//! and an operator who owns the named list may edit it; the change is audited.
+
+use ipnet::IpNet;
+use serde_json::{json, Map, Value};
+
+use crate::store::model::IpFilter;
+use crate::store::{Change, Snapshot};
+
+use super::input::{self, AdminError};
+use super::{AdminContext, AdminResponse, EventBase};
+
+const MAX_CIDRS: usize = 1024;
+
+fn view(snap: &Snapshot, f: &IpFilter) -> Value {
+    let cidrs: Vec<String> = f.cidrs.iter().map(ToString::to_string).collect();
+    json!({
+        "name": f.name,
+        "cidrs": cidrs,
+        "created_at": input::format_time(f.created_at),
+        "used_by": snap.tokens_using_ip_filter(&f.name),
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Parses `cidrs`: each a CIDR or a bare address (taken as /32 or /128). Duplicates dropped.
+fn parse_cidrs(map: &Map<String, Value>) -> Result<Option<Vec<IpNet>>, AdminError> {
+    let Some(items) = input::opt_array(map, "cidrs")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field("cidrs", "must not be empty"));
+    }
+    if items.len() > MAX_CIDRS {
+        return Err(AdminError::field(
+            "cidrs",
+            &format!("must have at most {MAX_CIDRS} entries"),
+        ));
+    }
+    let mut out: Vec<IpNet> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let net = item.as_str().and_then(parse_cidr).ok_or_else(|| {
+            AdminError::field(
+                &format!("cidrs[{i}]"),
+                "must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address",
+            )
+        })?;
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+fn find<'a>(snap: &'a Snapshot, name: &str) -> Result<&'a IpFilter, AdminError> {
+    snap.ip_filter(name)
+        .ok_or_else(|| AdminError::not_found("IP filter"))
+}
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["name", "cidrs"], &[])?;
+    let name = input::opt_str(&map, "name")?
+        .ok_or_else(|| AdminError::field("name", "is required"))?;
+    if !valid_name(name) {
+        return Err(AdminError::field(
+            "name",
+            "must be 1 to 64 characters from a-z, 0-9, _ and -",
+        ));
+    }
+    let cidrs = parse_cidrs(&map)?.ok_or_else(|| AdminError::field("cidrs", "is required"))?;
+    let now = ev.now;
+    let out = ctx
+        .store
+        .update(|snap| {
+            if snap.ip_filter(name).is_some() {
+                return Err(AdminError::already_exists(
+                    "an IP filter with this name already exists",
+                ));
+            }
+            let ip_filter = IpFilter {
+                name: name.to_owned(),
+                cidrs,
+                created_at: now,
+            };
+            let out = view(snap, &ip_filter);
+            Ok((vec![Change::PutIpFilter { ip_filter }], out))
+        })
+        .await?;
+    ev.emit(
+        ctx,
+        "ip_filter.create",
+        name,
+        json!({"cidrs": out["cidrs"].clone()}),
+    );
+    Ok(AdminResponse {
+        status: 201,
+        body: Some(out),
+    })
+}
+
+pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let mut all: Vec<&IpFilter> = snap.ip_filters().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let ip_filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({ "ip_filters": ip_filters })),
+    })
+}
+
+pub(super) fn show(ctx: &AdminContext, name: &str) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let f = find(&snap, name)?;
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(view(&snap, f)),
+    })
+}
+
+/// PATCH: only `cidrs` (tightening or widening). Renaming is refused: tokens hold the name.
+pub(super) async fn update(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    name: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["cidrs"], &["name", "created_at", "used_by"])?;
+    let cidrs = parse_cidrs(&map)?;
+    let (out, old_cidrs) = ctx
+        .store
+        .update(|snap| {
+            let old = find(snap, name)?;
+            let mut f = old.clone();
+            if let Some(cidrs) = cidrs {
+                f.cidrs = cidrs;
+            }
+            let out = view(snap, &f);
+            let old_cidrs: Vec<String> = old.cidrs.iter().map(ToString::to_string).collect();
+            let changes = if f == *old {
+                vec![]
+            } else {
+                vec![Change::PutIpFilter { ip_filter: f }]
+            };
+            let changed = (!changes.is_empty()).then_some(old_cidrs);
+            Ok::<_, AdminError>((changes, (out, changed)))
+        })
+        .await?;
+    if let Some(old) = old_cidrs {
+        ev.emit(
+            ctx,
+            "ip_filter.update",
+            name,
+            json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()}),
+        );
+    }
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(out),
+    })
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    name: &str,
+) -> Result<AdminResponse, AdminError> {
+    ctx.store
+        .update(|snap| {
+            find(snap, name)?;
+            let users = snap.tokens_using_ip_filter(name);
+            if !users.is_empty() {
+                return Err(AdminError::conflict(format!(
+                    "IP filter is used by tokens [{}]; delete those tokens first",
+                    users.join(", ")
+                )));
+            }
+            Ok((
+                vec![Change::DeleteIpFilter {
+                    name: name.to_owned(),
+                }],
+                (),
+            ))
+        })
+        .await?;
+    ev.emit(ctx, "ip_filter.delete", name, Value::Null);
+    Ok(AdminResponse {
+        status: 204,
+        body: None,
+    })
+}

@@ -1,0 +1,703 @@
+//! `/tokens`: create, list, show, update, reset, delete, and the sweep of expired tokens.
+//!
+//! Invariants: a secret is generated here and leaves only in the create and reset answers (the
+//! store keeps its hash); an update can only narrow what a token may do in time and place (an
+//! expiry cannot be extended or removed, an IP filter cannot be replaced or removed); policies
+//! are checked on every create and update; expired tokens are listed for [`EXPIRED_GRACE`]
+//! seconds and then hidden and swept.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use crate::auth::secret::Secret;
+use crate::store::model::{FieldValue, FilterRef, Permission, Token, UnixTime};
+use crate::store::{Change, Snapshot, Store, StoreError};
+
+use super::input::{self, AdminError, MAX_TIME};
+use super::{random_id, AdminContext, AdminResponse, EventBase, Policies};
+
+/// How long an expired token stays listed before it is hidden and deleted.
+pub const EXPIRED_GRACE: i64 = 300;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_FIELD_CHARS: usize = 256;
+const MAX_VALUE_CHARS: usize = 4096;
+const MAX_FILTERS: usize = 256;
+const MAX_INDICES: usize = 256;
+const MAX_INDEX_BYTES: usize = 255;
+const DEFAULT_SIZE: usize = 100;
+const MAX_SIZE: usize = 10_000;
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "filters",
+    "indices",
+    "permissions",
+    "expires_in",
+    "expires_at",
+    "ip_filter",
+];
+/// Fields of the token view that a PATCH cannot set.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "secret",
+    "created_at",
+    "expired",
+    "ip_cidrs",
+    "last_used_at",
+];
+
+/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, in one durable change.
+/// Returns how many were deleted. The server calls this every few seconds.
+pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError> {
+    store
+        .update(|snap| {
+            let mut ids: Vec<String> = snap
+                .tokens()
+                .filter(|t| !visible(t, now))
+                .map(|t| t.id.clone())
+                .collect();
+            ids.sort();
+            let n = ids.len();
+            let changes = ids
+                .into_iter()
+                .map(|id| Change::DeleteToken { id })
+                .collect();
+            Ok::<_, StoreError>((changes, n))
+        })
+        .await
+}
+
+/// False once a token has been expired for more than the grace period: from then on it is
+/// treated as deleted even if the sweep has not run yet.
+fn visible(t: &Token, now: i64) -> bool {
+    match t.expires_at {
+        Some(exp) => now.saturating_sub(exp) <= EXPIRED_GRACE,
+        None => true,
+    }
+}
+
+fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
+    snap.token(id)
+        .map(|t| &**t)
+        .filter(|t| visible(t, now))
+        .ok_or_else(|| AdminError::not_found("token"))
+}
+
+// === input ===
+
+/// What a body says about the expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Neither field given.
+    Absent,
+    /// `null`: no expiry (a removal on update).
+    Never,
+    At(UnixTime),
+}
+
+fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
+    let Some(name) = input::opt_str(map, "name")? else {
+        return Ok(None);
+    };
+    if name.trim().is_empty() {
+        return Err(AdminError::field("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AdminError::field(
+            "name",
+            &format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if !input::printable(name) {
+        return Err(AdminError::field("name", "must not contain control characters"));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// Checks a filter's field name and value (shared with the filter library).
+/// `field_path` and `value_path` are how errors name the two.
+pub(crate) fn check_field_value(
+    field_path: &str,
+    value_path: &str,
+    field: &Value,
+    value: &Value,
+) -> Result<FieldValue, AdminError> {
+    let Value::String(field) = field else {
+        return Err(AdminError::field(field_path, "must be a string"));
+    };
+    let Value::String(value) = value else {
+        return Err(AdminError::field(value_path, "must be a string"));
+    };
+    if field.is_empty() {
+        return Err(AdminError::field(field_path, "must not be empty"));
+    }
+    if field.chars().count() > MAX_FIELD_CHARS {
+        return Err(AdminError::field(
+            field_path,
+            &format!("must be at most {MAX_FIELD_CHARS} characters"),
+        ));
+    }
+    if !input::printable(field) {
+        return Err(AdminError::field(field_path, "must not contain control characters"));
+    }
+    if value.is_empty() {
+        return Err(AdminError::field(value_path, "must not be empty"));
+    }
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(AdminError::field(
+            value_path,
+            &format!("must be at most {MAX_VALUE_CHARS} characters"),
+        ));
+    }
+    Ok(FieldValue {
+        field: field.clone(),
+        value: value.clone(),
+    })
+}
+
+/// `filters`: inline `{"field","value"}` objects or library ids. Ids are checked against the
+/// store later, inside the write.
+fn parse_filters(map: &Map<String, Value>) -> Result<Option<Vec<FilterRef>>, AdminError> {
+    let Some(items) = input::opt_array(map, "filters")? else {
+        return Ok(None);
+    };
+    if items.len() > MAX_FILTERS {
+        return Err(AdminError::field(
+            "filters",
+            &format!("must have at most {MAX_FILTERS} entries"),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("filters[{i}]");
+        let f = match item {
+            Value::String(id) => FilterRef::Library(id.clone()),
+            Value::Object(obj) => {
+                if let Some(k) = obj.keys().find(|k| *k != "field" && *k != "value") {
+                    return Err(AdminError::field(&format!("{path}.{k}"), "is unknown"));
+                }
+                let field = obj.get("field").unwrap_or(&Value::Null);
+                let value = obj.get("value").unwrap_or(&Value::Null);
+                FilterRef::Inline(check_field_value(
+                    &format!("{path}.field"),
+                    &format!("{path}.value"),
+                    field,
+                    value,
+                )?)
+            }
+            _ => {
+                return Err(AdminError::field(
+                    &path,
+                    "must be a {\"field\",\"value\"} object or a filter id",
+                ))
+            }
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `indices`: index names or patterns as Elasticsearch accepts them.
+fn parse_indices(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+    let Some(items) = input::opt_array(map, "indices")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field(
+            "indices",
+            "must not be empty (omit it for every non-hidden index)",
+        ));
+    }
+    if items.len() > MAX_INDICES {
+        return Err(AdminError::field(
+            "indices",
+            &format!("must have at most {MAX_INDICES} entries"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("indices[{i}]");
+        let Value::String(p) = item else {
+            return Err(AdminError::field(&path, "must be a string"));
+        };
+        check_index_pattern(p).map_err(|why| AdminError::field(&path, why))?;
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Elasticsearch's index name rules, with `*` allowed as a wildcard.
+fn check_index_pattern(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() {
+        return Err("must not be empty");
+    }
+    if p.len() > MAX_INDEX_BYTES {
+        return Err("must be at most 255 bytes");
+    }
+    if p.chars().any(|c| c.is_uppercase()) {
+        return Err("must be lowercase");
+    }
+    if p.chars().any(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                ',' | ' ' | '"' | '/' | '\\' | '|' | '?' | '<' | '>' | '#' | ':'
+            )
+    }) {
+        return Err("must not contain any of , space \" / \\ | ? < > # :");
+    }
+    if p.starts_with(['-', '_', '+']) {
+        return Err("must not start with -, _ or +");
+    }
+    if p == "." || p == ".." {
+        return Err("must not be . or ..");
+    }
+    Ok(())
+}
+
+fn parse_permissions(
+    map: &Map<String, Value>,
+) -> Result<Option<BTreeSet<Permission>>, AdminError> {
+    let Some(items) = input::opt_array(map, "permissions")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field("permissions", "must not be empty"));
+    }
+    let mut out = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = item.as_str().and_then(Permission::parse).ok_or_else(|| {
+            AdminError::field(&format!("permissions[{i}]"), "must be \"read\" or \"all\"")
+        })?;
+        out.insert(p);
+    }
+    Ok(Some(out))
+}
+
+/// `expires_in` / `expires_at` (at most one). `null` in either means "no expiry".
+fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Expiry, AdminError> {
+    let rel = input::nullable_str(map, "expires_in")?;
+    let abs = input::nullable_str(map, "expires_at")?;
+    let at = match (rel, abs) {
+        (Some(_), Some(_)) => {
+            return Err(AdminError::bad_request(
+                "fields [expires_in] and [expires_at] cannot both be given",
+            ))
+        }
+        (None, None) => return Ok(Expiry::Absent),
+        (Some(None), None) | (None, Some(None)) => return Ok(Expiry::Never),
+        (Some(Some(d)), None) => {
+            let secs = input::parse_duration(d).ok_or_else(|| {
+                AdminError::field(
+                    "expires_in",
+                    "must be a positive duration such as 90s, 15m, 24h or 7d",
+                )
+            })?;
+            now.checked_add(secs)
+                .filter(|t| *t <= MAX_TIME)
+                .ok_or_else(|| AdminError::field("expires_in", "is too far in the future"))?
+        }
+        (None, Some(Some(ts))) => {
+            let t = input::parse_rfc3339_utc(ts).ok_or_else(|| {
+                AdminError::field(
+                    "expires_at",
+                    "must be an RFC 3339 timestamp in UTC, such as 2026-01-31T12:00:00Z",
+                )
+            })?;
+            if t <= now {
+                return Err(AdminError::field("expires_at", "must be in the future"));
+            }
+            if t > MAX_TIME {
+                return Err(AdminError::field("expires_at", "is too far in the future"));
+            }
+            t
+        }
+    };
+    Ok(Expiry::At(at))
+}
+
+fn check_library_refs(snap: &Snapshot, filters: &[FilterRef]) -> Result<(), AdminError> {
+    for (i, f) in filters.iter().enumerate() {
+        if let FilterRef::Library(id) = f {
+            if snap.filter(id).is_none() {
+                return Err(AdminError::field(
+                    &format!("filters[{i}]"),
+                    "is not the id of a filter in the library",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_ip_filter_ref(snap: &Snapshot, name: Option<&str>) -> Result<(), AdminError> {
+    match name {
+        Some(n) if snap.ip_filter(n).is_none() => Err(AdminError::field(
+            "ip_filter",
+            "is not the name of an existing IP filter",
+        )),
+        _ => Ok(()),
+    }
+}
+
+// === policies ===
+
+fn check_filters_policy(p: &Policies, t: &Token) -> Result<(), AdminError> {
+    if p.require_filters && t.filters.is_empty() {
+        return Err(AdminError::policy(
+            "require_filters",
+            "a token must have at least one filter",
+        ));
+    }
+    Ok(())
+}
+
+/// Expiry policies: `since` is when the lifetime starts (creation, or the update that sets it).
+fn check_expiry_policy(p: &Policies, t: &Token, since: i64) -> Result<(), AdminError> {
+    if p.require_expiry && t.expires_at.is_none() {
+        return Err(AdminError::policy(
+            "require_expiry",
+            "a token must have an expiry (expires_in or expires_at)",
+        ));
+    }
+    if let Some(max) = p.max_lifetime {
+        let max_secs = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+        let within = matches!(t.expires_at, Some(exp) if exp.saturating_sub(since) <= max_secs);
+        if !within {
+            return Err(AdminError::policy(
+                "max_lifetime",
+                &format!(
+                    "a token must expire within {}",
+                    input::format_duration(max.as_secs())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ip_policy(p: &Policies, t: &Token) -> Result<(), AdminError> {
+    if p.require_ip_filter && t.ip_filter.is_none() {
+        return Err(AdminError::policy(
+            "require_ip_filter",
+            "a token must have an ip_filter",
+        ));
+    }
+    Ok(())
+}
+
+// === view ===
+
+/// The token as the API shows it. Never the hash.
+fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
+    let filters: Vec<Value> = t
+        .filters
+        .iter()
+        .map(|f| match f {
+            FilterRef::Inline(fv) => json!({"field": fv.field, "value": fv.value}),
+            FilterRef::Library(id) => match snap.filter(id) {
+                Some(lf) => json!({"id": id, "field": lf.field, "value": lf.value}),
+                // Cannot happen through this API (deletes check references); the request path
+                // denies such a token, and the view says so.
+                None => json!({"id": id, "field": null, "value": null, "missing": true}),
+            },
+        })
+        .collect();
+    let ip_cidrs: Vec<String> = t
+        .ip_filter
+        .as_deref()
+        .and_then(|n| snap.ip_filter(n))
+        .map(|f| f.cidrs.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let permissions: Vec<&str> = t.permissions.iter().map(|p| p.as_str()).collect();
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "filters": filters,
+        "indices": t.indices,
+        "permissions": permissions,
+        "created_at": input::format_time(t.created_at),
+        "expires_at": input::time_value(t.expires_at),
+        "expired": t.is_expired(now),
+        "ip_filter": t.ip_filter,
+        "ip_cidrs": ip_cidrs,
+        "last_used_at": input::time_value(store.last_used(snap, &t.id)),
+    })
+}
+
+// === handlers ===
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, CREATE_FIELDS, &[])?;
+    let name = parse_name(&map)?.ok_or_else(|| AdminError::field("name", "is required"))?;
+    let filters = parse_filters(&map)?.unwrap_or_default();
+    let indices = parse_indices(&map)?.unwrap_or_else(|| vec!["*".to_owned()]);
+    let permissions = parse_permissions(&map)?.unwrap_or_else(|| [Permission::Read].into());
+    let expires_at = match parse_expiry(&map, now)? {
+        Expiry::At(t) => Some(t),
+        Expiry::Absent | Expiry::Never => None,
+    };
+    let ip_filter = input::nullable_str(&map, "ip_filter")?
+        .flatten()
+        .map(str::to_owned);
+
+    let (out, token) = ctx
+        .store
+        .update(|snap| {
+            check_library_refs(snap, &filters)?;
+            check_ip_filter_ref(snap, ip_filter.as_deref())?;
+            let (secret, secret_hash) = fresh_secret(snap)?;
+            let mut id = random_id("tok_");
+            while snap.token(&id).is_some() {
+                id = random_id("tok_");
+            }
+            let token = Token {
+                id,
+                name,
+                secret_hash,
+                filters,
+                indices,
+                permissions,
+                created_at: now,
+                expires_at,
+                ip_filter,
+            };
+            check_filters_policy(&ctx.policies, &token)?;
+            check_expiry_policy(&ctx.policies, &token, now)?;
+            check_ip_policy(&ctx.policies, &token)?;
+            let mut out = view(&ctx.store, snap, &token, now);
+            out["secret"] = Value::String(secret.expose().to_owned());
+            Ok::<_, AdminError>((vec![Change::PutToken { token: token.clone() }], (out, token)))
+        })
+        .await?;
+    ev.emit(
+        ctx,
+        "token.create",
+        &token.id,
+        json!({"name": token.name, "permissions": out["permissions"].clone(),
+               "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter}),
+    );
+    Ok(AdminResponse {
+        status: 201,
+        body: Some(out),
+    })
+}
+
+/// A new secret whose hash no stored token has (a collision would let one secret open two
+/// tokens; with a sound generator this never loops).
+fn fresh_secret(
+    snap: &Snapshot,
+) -> Result<(Secret, crate::store::model::SecretHash), AdminError> {
+    for _ in 0..4 {
+        let secret = Secret::generate();
+        let hash = secret.hash();
+        if snap.token_by_hash(&hash).is_none() {
+            return Ok((secret, hash));
+        }
+    }
+    tracing::error!("Secret generator produced colliding hashes");
+    Err(AdminError::internal("could not generate a unique secret"))
+}
+
+pub(super) fn list(
+    ctx: &AdminContext,
+    query: Option<&str>,
+    now: i64,
+) -> Result<AdminResponse, AdminError> {
+    let q = input::parse_query(query, &["name", "from", "size"])?;
+    let needle = q.get("name").map(|n| n.to_lowercase());
+    let from = input::query_usize(&q, "from", 0, usize::MAX / 2)?;
+    let size = input::query_usize(&q, "size", DEFAULT_SIZE, MAX_SIZE)?;
+    let snap = ctx.store.snapshot();
+    let mut matches: Vec<&Token> = snap
+        .tokens()
+        .map(|t| &**t)
+        .filter(|t| visible(t, now))
+        .filter(|t| match &needle {
+            Some(n) => t.name.to_lowercase().contains(n.as_str()),
+            None => true,
+        })
+        .collect();
+    matches.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let total = matches.len();
+    let tokens: Vec<Value> = matches
+        .into_iter()
+        .skip(from)
+        .take(size)
+        .map(|t| view(&ctx.store, &snap, t, now))
+        .collect();
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({"tokens": tokens, "total": total})),
+    })
+}
+
+pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let t = find(&snap, id, now)?;
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(view(&ctx.store, &snap, t, now)),
+    })
+}
+
+/// PATCH. Every field is optional; what is given replaces the current value, subject to the
+/// narrowing rules (expiry, IP filter) and the policies. Policies are checked for the fields
+/// the patch touches, so renaming a token created under older, laxer policies still works.
+pub(super) async fn update(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, CREATE_FIELDS, READ_ONLY_FIELDS)?;
+    let name = parse_name(&map)?;
+    let filters = parse_filters(&map)?;
+    let indices = parse_indices(&map)?;
+    let permissions = parse_permissions(&map)?;
+    let expiry = parse_expiry(&map, now)?;
+    let ip_filter = input::nullable_str(&map, "ip_filter")?;
+
+    let (out, changed) = ctx
+        .store
+        .update(|snap| {
+            let old = find(snap, id, now)?;
+            let mut t = old.clone();
+            let mut changed: Vec<&str> = Vec::new();
+            if let Some(name) = name {
+                t.name = name;
+            }
+            if let Some(filters) = filters {
+                check_library_refs(snap, &filters)?;
+                t.filters = filters;
+                check_filters_policy(&ctx.policies, &t)?;
+            }
+            if let Some(indices) = indices {
+                t.indices = indices;
+            }
+            if let Some(perms) = permissions {
+                if perms != old.permissions && !ctx.policies.allow_permission_updates {
+                    return Err(AdminError::conflict(
+                        "policy allow_permission_updates: permissions cannot be changed after creation",
+                    ));
+                }
+                t.permissions = perms;
+            }
+            match (expiry, old.expires_at) {
+                (Expiry::Absent, _) | (Expiry::Never, None) => {}
+                (Expiry::Never, Some(_)) => {
+                    return Err(AdminError::conflict(
+                        "an expiry cannot be removed (it may only be shortened)",
+                    ))
+                }
+                (Expiry::At(new), Some(cur)) if new > cur => {
+                    return Err(AdminError::conflict(
+                        "an expiry cannot be extended (it may only be shortened)",
+                    ))
+                }
+                (Expiry::At(new), _) => {
+                    t.expires_at = Some(new);
+                    check_expiry_policy(&ctx.policies, &t, now)?;
+                }
+            }
+            match (ip_filter, old.ip_filter.as_deref()) {
+                (None, _) | (Some(None), None) => {}
+                (Some(None), Some(_)) => {
+                    return Err(AdminError::conflict(
+                        "an IP filter cannot be removed once set",
+                    ))
+                }
+                (Some(Some(new)), Some(cur)) if new != cur => {
+                    return Err(AdminError::conflict(
+                        "an IP filter cannot be replaced once set (change its CIDRs instead)",
+                    ))
+                }
+                (Some(Some(new)), _) => {
+                    check_ip_filter_ref(snap, Some(new))?;
+                    t.ip_filter = Some(new.to_owned());
+                }
+            }
+            for (field, differs) in [
+                ("name", t.name != old.name),
+                ("filters", t.filters != old.filters),
+                ("indices", t.indices != old.indices),
+                ("permissions", t.permissions != old.permissions),
+                ("expires_at", t.expires_at != old.expires_at),
+                ("ip_filter", t.ip_filter != old.ip_filter),
+            ] {
+                if differs {
+                    changed.push(field);
+                }
+            }
+            let out = view(&ctx.store, snap, &t, now);
+            let changes = if changed.is_empty() {
+                vec![]
+            } else {
+                vec![Change::PutToken { token: t }]
+            };
+            Ok::<_, AdminError>((changes, (out, changed)))
+        })
+        .await?;
+    if !changed.is_empty() {
+        ev.emit(ctx, "token.update", id, json!({ "changed": changed }));
+    }
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(out),
+    })
+}
+
+pub(super) async fn reset(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let secret = ctx
+        .store
+        .update(|snap| {
+            let mut t = find(snap, id, now)?.clone();
+            let (secret, hash) = fresh_secret(snap)?;
+            t.secret_hash = hash;
+            Ok::<_, AdminError>((vec![Change::PutToken { token: t }], secret))
+        })
+        .await?;
+    ev.emit(ctx, "token.reset", id, Value::Null);
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({"id": id, "secret": secret.expose()})),
+    })
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    ctx.store
+        .update(|snap| {
+            find(snap, id, now)?;
+            Ok::<_, AdminError>((vec![Change::DeleteToken { id: id.to_owned() }], ()))
+        })
+        .await?;
+    ev.emit(ctx, "token.delete", id, Value::Null);
+    Ok(AdminResponse {
+        status: 204,
+        body: None,
+    })
+}
