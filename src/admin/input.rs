@@ -214,7 +214,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
 /// Parses a request body that must be one JSON object (duplicate keys rejected).
 pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AdminError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(AdminError::parse("request body is required (a JSON object)"));
+        return Err(AdminError::parse(
+            "request body is required (a JSON object)",
+        ));
     }
     match serde_json::from_slice::<Strict>(body) {
         Ok(Strict(Value::Object(map))) => Ok(map),
@@ -233,7 +235,10 @@ pub(crate) fn expect_no_body(body: &[u8]) -> Result<(), AdminError> {
     let map = parse_object(body)?;
     match map.keys().next() {
         None => Ok(()),
-        Some(k) => Err(AdminError::field(k, "is not accepted: this request takes no body")),
+        Some(k) => Err(AdminError::field(
+            k,
+            "is not accepted: this request takes no body",
+        )),
     }
 }
 
@@ -254,7 +259,7 @@ pub(crate) fn reject_unknown(
     Ok(())
 }
 
-/// A required or optional string field: `Ok(None)` when absent (or `null` if `null_is_absent`).
+/// An optional string field: `Ok(None)` when absent; `null` or another type is an error.
 pub(crate) fn opt_str<'a>(
     map: &'a Map<String, Value>,
     key: &str,
@@ -516,7 +521,10 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_in_utc_and_other_offsets_are_rejected() {
-        assert_eq!(parse_rfc3339_utc("2026-01-31T12:00:00Z"), Some(1_769_860_800));
+        assert_eq!(
+            parse_rfc3339_utc("2026-01-31T12:00:00Z"),
+            Some(1_769_860_800)
+        );
         assert_eq!(
             parse_rfc3339_utc("2026-01-31T12:00:00+00:00"),
             Some(1_769_860_800)
@@ -540,7 +548,9 @@ mod tests {
             "unknown query parameter [nope]"
         );
         assert_eq!(
-            parse_query(Some("name=a&name=b"), &["name"]).unwrap_err().status,
+            parse_query(Some("name=a&name=b"), &["name"])
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
@@ -551,8 +561,11 @@ mod tests {
 
     #[test]
     fn query_numbers_and_flags_are_checked() {
-        let q = parse_query(Some("size=10000&from=0&x=true&y=&z=no"), &["size", "from", "x", "y", "z"])
-            .unwrap();
+        let q = parse_query(
+            Some("size=10000&from=0&x=true&y=&z=no"),
+            &["size", "from", "x", "y", "z"],
+        )
+        .unwrap();
         assert_eq!(query_usize(&q, "size", 100, 10_000).unwrap(), 10_000);
         assert_eq!(query_usize(&q, "from", 5, usize::MAX).unwrap(), 0);
         assert_eq!(query_usize(&q, "absent", 100, 10_000).unwrap(), 100);
@@ -560,7 +573,13 @@ mod tests {
         assert!(query_bool(&q, "y").unwrap());
         assert!(!query_bool(&q, "absent").unwrap());
         assert!(query_bool(&q, "z").is_err());
-        for bad in ["size=10001", "size=-1", "size=", "size=1e3", "size=99999999999999999999"] {
+        for bad in [
+            "size=10001",
+            "size=-1",
+            "size=",
+            "size=1e3",
+            "size=99999999999999999999",
+        ] {
             let q = parse_query(Some(bad), &["size"]).unwrap();
             assert!(query_usize(&q, "size", 100, 10_000).is_err(), "{bad}");
         }

@@ -110,8 +110,9 @@ async fn dispatch(
     req: AdminRequest<'_>,
     now: i64,
 ) -> Result<AdminResponse, AdminError> {
-    let route = route(req.path)
-        .ok_or_else(|| AdminError::not_found("admin endpoint (see /tokens, /filters, /ip-filters)"))?;
+    let route = route(req.path).ok_or_else(|| {
+        AdminError::not_found("admin endpoint (see /tokens, /filters, /ip-filters)")
+    })?;
     let ev = EventBase {
         client: req.client,
         now,
@@ -370,7 +371,11 @@ pub(crate) mod testing {
         }
 
         pub fn events(&self) -> Vec<Value> {
-            self.audit.events.lock().map(|e| e.clone()).unwrap_or_default()
+            self.audit
+                .events
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default()
         }
 
         pub fn durable(&self) -> Vec<Change> {
@@ -488,7 +493,12 @@ mod tests {
         let h = Harness::new();
         h.set_failing(true);
         let b = h
-            .expect("POST", "/ip-filters", r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#, 500)
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+                500,
+            )
             .await;
         assert!(!b.to_string().contains("/secret/path"));
         assert!(!b.to_string().contains("disk full"));
