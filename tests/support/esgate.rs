@@ -39,9 +39,10 @@ impl Esgate {
              [backend]\nurls = [{}]\n{backend}\n\
              [store]\npath = {:?}\n\
              [admin]\nkey = {ADMIN_KEY:?}\n\
-             [audit]\noutput = \"off\"\n{extra}\n",
+             {}{extra}\n",
             urls.join(", "),
             store_dir.path().join("store").display().to_string(),
+            if extra.contains("[audit]") { "" } else { "[audit]\noutput = \"off\"\n" },
         );
         let raw = config::parse(&text).unwrap_or_else(|e| panic!("test config does not parse: {e}\n{text}"));
         let config = config::validate(raw, &Overrides::default(), &|_| None)
