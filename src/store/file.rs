@@ -86,10 +86,20 @@ struct SnapshotIn {
 impl FileStore {
     /// Opens (creating if needed) the store under `dir`. Takes an exclusive lock on the directory.
     pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
-        if !dir.exists() {
+        if dir.exists() {
+            warn_if_not_private(dir);
+        } else {
+            // Every directory created here must have a durable entry in its parent.
+            let created: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+                .map(Path::to_path_buf)
+                .collect();
             create_dir(dir).map_err(|e| io_err(dir, e))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).map_err(|e| io_err(parent, e))?;
+            for path in created.iter().rev() {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent).map_err(|e| io_err(parent, e))?;
+                }
             }
         }
         let lock_path = dir.join(LOCK);
@@ -515,6 +525,26 @@ fn private_file_options() -> OpenOptions {
     OpenOptions::new()
 }
 
+/// An existing store directory readable by others is the operator's choice, but worth a warning:
+/// the journal names every token and filter.
+#[cfg(unix)]
+fn warn_if_not_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:o}"),
+                "store directory is accessible to other users; 0700 is recommended"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_not_private(_dir: &Path) {}
+
 /// Makes a directory's entries (new files, renames) durable.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -787,6 +817,69 @@ mod tests {
             let (_s, loaded) = open_loaded(dir);
             assert_eq!(loaded, vec![put("a", 1), put("b", 2), put("c", 3)]);
             write_journal(dir, &good);
+        }
+    }
+
+    #[test]
+    fn journal_cut_at_any_byte_loads_the_complete_records_before_the_cut() {
+        let records: Vec<Vec<Change>> = (0..4u8)
+            .map(|i| {
+                vec![
+                    put(&format!("t{i}"), i),
+                    Change::DeleteToken { id: "x".into() },
+                ]
+            })
+            .collect();
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            data.extend(encode_record(i as u64 + 1, r).expect("encode"));
+            ends.push(data.len());
+        }
+        for cut in 0..=data.len() {
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            let scan = match scan_journal(&data[..cut], 0) {
+                Ok(s) => s,
+                Err(e) => panic!("cut at {cut}: {e:?}"),
+            };
+            assert_eq!(scan.changes, records[..complete].concat(), "cut at {cut}");
+            assert_eq!(
+                scan.valid_len,
+                if complete == 0 {
+                    0
+                } else {
+                    ends[complete - 1] as u64
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn any_single_byte_change_in_an_early_record_is_detected() {
+        let mut data = Vec::new();
+        for i in 0..3u8 {
+            data.extend(
+                encode_record(u64::from(i) + 1, &[put(&format!("t{i}"), i)]).expect("encode"),
+            );
+        }
+        let first_len = data.iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+        for pos in 0..first_len {
+            for flip in [0x01u8, 0x20, 0x80] {
+                let mut bad = data.clone();
+                bad[pos] ^= flip;
+                assert!(
+                    matches!(scan_journal(&bad, 0), Err((1, _))),
+                    "flip {flip:#x} at {pos} not detected"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scanning_arbitrary_bytes_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = scan_journal(&data, 0);
+            let _ = scan_journal(&data, 5);
         }
     }
 
