@@ -192,6 +192,8 @@ impl FileStore {
         self.journal_records = 0;
         self.journal_len = 0;
         self.compact_retry_at = 0;
+        // The journal is empty, so an unknown tail left by a failed append is gone too.
+        self.poisoned = false;
         Ok(())
     }
 
@@ -313,10 +315,15 @@ impl Persistence for FileStore {
     fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         let journal_path = self.dir.join(JOURNAL);
         if self.poisoned {
-            return Err(io_err(
-                &journal_path,
-                io::Error::other("an earlier write failed and could not be undone; restart esgate"),
-            ));
+            // The journal's tail is unknown. A compaction writes the state (every acknowledged
+            // change, none of the failed one) and empties the journal, which clears it.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "store still unwritable after an earlier failed write");
+                return Err(io_err(
+                    &journal_path,
+                    io::Error::other("an earlier write failed and could not be undone"),
+                ));
+            }
         }
         let prev_len = match self.journal.as_ref() {
             Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
@@ -990,6 +997,31 @@ mod tests {
         }
         let (_s, loaded) = open_loaded(dir);
         assert_eq!(loaded, vec![put("a", 1), put("c", 3)]);
+    }
+
+    #[test]
+    fn poisoned_journal_is_recovered_by_compaction_on_the_next_append() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            // As if a write failed and the rollback failed too: garbage stays at the tail.
+            {
+                let j = s.journal.as_mut().expect("journal open");
+                j.write_all(b"4f00 2 [{\"op\":").expect("write garbage");
+            }
+            s.poisoned = true;
+            append(&mut s, &[put("b", 2)]);
+            assert!(!s.poisoned);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
+        let text = String::from_utf8(journal(dir)).expect("utf8");
+        assert!(
+            !text.contains("4f00"),
+            "garbage left in the journal: {text}"
+        );
     }
 
     #[test]
