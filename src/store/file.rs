@@ -1126,4 +1126,110 @@ mod tests {
             assert_eq!(t.map(|t| t.secret_hash), Some(SecretHash([i; 32])), "t{i}");
         }
     }
+
+    /// Environment variable that turns the SIGKILL test into its own writer child.
+    const CRASH_CHILD_DIR: &str = "ESGATE_TEST_CRASH_CHILD_DIR";
+
+    /// Child mode: many concurrent writers through `Store`, printing `ack <id>` after each
+    /// acknowledged write, until killed.
+    fn crash_child(dir: &Path, round: &str) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut fs_store = open(dir);
+            fs_store.set_compaction_thresholds(40, u64::MAX);
+            let store = Arc::new(Store::open(Box::new(fs_store)).expect("store opens"));
+            let mut tasks = Vec::new();
+            for w in 0..8u32 {
+                let store = Arc::clone(&store);
+                let round = round.to_owned();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0u32.. {
+                        let id = format!("r{round}-w{w}-{i}");
+                        let change = put(&id, (i % 200) as u8);
+                        store
+                            .update(|_| Ok::<_, StoreError>((vec![change], ())))
+                            .await
+                            .expect("update");
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ack {id}").expect("stdout");
+                        out.flush().expect("flush");
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    }
+
+    #[test]
+    fn sigkill_during_concurrent_writes_loses_no_acknowledged_change() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+            let round = std::env::var("ESGATE_TEST_CRASH_ROUND").unwrap_or_default();
+            crash_child(Path::new(&dir), &round);
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let exe = std::env::current_exe().expect("test binary");
+        let mut acked: Vec<String> = Vec::new();
+        for (round, kill_after) in [(0, 150usize), (1, 333), (2, 57), (3, 500)] {
+            let mut child = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::file::tests::sigkill_during_concurrent_writes_loses_no_acknowledged_change",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CRASH_CHILD_DIR, tmp.path())
+                .env("ESGATE_TEST_CRASH_ROUND", round.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            let stdout = child.stdout.take().expect("child stdout");
+            let mut seen = 0;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(id) = line.strip_prefix("ack ") {
+                    acked.push(id.to_owned());
+                    seen += 1;
+                    if seen >= kill_after {
+                        break;
+                    }
+                }
+            }
+            child.kill().expect("SIGKILL the child");
+            let _ = child.wait();
+            assert!(
+                seen >= kill_after,
+                "round {round}: child stopped after {seen} acks"
+            );
+
+            let (_s, loaded) = open_loaded(tmp.path());
+            let state = state_of(&loaded);
+            let ids: std::collections::HashSet<&str> = state
+                .iter()
+                .filter_map(|c| match c {
+                    Change::PutToken { token } => Some(token.id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let lost: Vec<&String> = acked
+                .iter()
+                .filter(|id| !ids.contains(id.as_str()))
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "round {round}: lost {} acknowledged changes: {lost:?}",
+                lost.len()
+            );
+        }
+    }
 }
