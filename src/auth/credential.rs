@@ -261,4 +261,25 @@ mod tests {
             assert!(result.is_err(), "{input:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse(&[bytes.as_slice()]);
+        }
+
+        #[test]
+        fn basic_and_apikey_with_arbitrary_payloads_never_panic_and_only_yield_valid_secrets(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+            scheme in proptest::sample::select(vec!["Basic", "ApiKey", "bearer"]),
+        ) {
+            let header = format!("{scheme} {}", STANDARD.encode(&payload));
+            match parse(&[header.as_bytes()]) {
+                Ok(Credential::Secret(s)) | Ok(Credential::ApiKey { secret: s, .. }) => {
+                    proptest::prop_assert!(Secret::parse(s.expose()).is_ok());
+                }
+                Err(e) => proptest::prop_assert_eq!(e, AuthError::Malformed),
+            }
+        }
+    }
 }

@@ -481,4 +481,21 @@ mod tests {
             assert_eq!(in_cidrs(ip(addr), &nets(list)), *want, "{addr} in {list:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_forwarding_headers_never_panic_and_are_ignored_from_untrusted_peers(
+            xff in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..3),
+            fwd in proptest::collection::vec("[ -~]{0,40}", 0..3),
+        ) {
+            let xff: Vec<&[u8]> = xff.iter().map(|v| v.as_slice()).collect();
+            let fwd: Vec<&[u8]> = fwd.iter().map(|v| v.as_bytes()).collect();
+            let _ = client_ip(ip("10.0.0.1"), &xff, &fwd, &nets(LB));
+            // From an untrusted peer the headers never matter.
+            proptest::prop_assert_eq!(
+                client_ip(ip("203.0.113.9"), &xff, &fwd, &nets(LB)),
+                Ok(ip("203.0.113.9"))
+            );
+        }
+    }
 }

@@ -86,10 +86,20 @@ struct SnapshotIn {
 impl FileStore {
     /// Opens (creating if needed) the store under `dir`. Takes an exclusive lock on the directory.
     pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
-        if !dir.exists() {
+        if dir.exists() {
+            warn_if_not_private(dir);
+        } else {
+            // Every directory created here must have a durable entry in its parent.
+            let created: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+                .map(Path::to_path_buf)
+                .collect();
             create_dir(dir).map_err(|e| io_err(dir, e))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).map_err(|e| io_err(parent, e))?;
+            for path in created.iter().rev() {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent).map_err(|e| io_err(parent, e))?;
+                }
             }
         }
         let lock_path = dir.join(LOCK);
@@ -182,6 +192,8 @@ impl FileStore {
         self.journal_records = 0;
         self.journal_len = 0;
         self.compact_retry_at = 0;
+        // The journal is empty, so an unknown tail left by a failed append is gone too.
+        self.poisoned = false;
         Ok(())
     }
 
@@ -303,10 +315,15 @@ impl Persistence for FileStore {
     fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         let journal_path = self.dir.join(JOURNAL);
         if self.poisoned {
-            return Err(io_err(
-                &journal_path,
-                io::Error::other("an earlier write failed and could not be undone; restart esgate"),
-            ));
+            // The journal's tail is unknown. A compaction writes the state (every acknowledged
+            // change, none of the failed one) and empties the journal, which clears it.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "store still unwritable after an earlier failed write");
+                return Err(io_err(
+                    &journal_path,
+                    io::Error::other("an earlier write failed and could not be undone"),
+                ));
+            }
         }
         let prev_len = match self.journal.as_ref() {
             Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
@@ -514,6 +531,26 @@ fn private_file_options() -> OpenOptions {
 fn private_file_options() -> OpenOptions {
     OpenOptions::new()
 }
+
+/// An existing store directory readable by others is the operator's choice, but worth a warning:
+/// the journal names every token and filter.
+#[cfg(unix)]
+fn warn_if_not_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:o}"),
+                "store directory is accessible to other users; 0700 is recommended"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_not_private(_dir: &Path) {}
 
 /// Makes a directory's entries (new files, renames) durable.
 #[cfg(unix)]
@@ -791,6 +828,69 @@ mod tests {
     }
 
     #[test]
+    fn journal_cut_at_any_byte_loads_the_complete_records_before_the_cut() {
+        let records: Vec<Vec<Change>> = (0..4u8)
+            .map(|i| {
+                vec![
+                    put(&format!("t{i}"), i),
+                    Change::DeleteToken { id: "x".into() },
+                ]
+            })
+            .collect();
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            data.extend(encode_record(i as u64 + 1, r).expect("encode"));
+            ends.push(data.len());
+        }
+        for cut in 0..=data.len() {
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            let scan = match scan_journal(&data[..cut], 0) {
+                Ok(s) => s,
+                Err(e) => panic!("cut at {cut}: {e:?}"),
+            };
+            assert_eq!(scan.changes, records[..complete].concat(), "cut at {cut}");
+            assert_eq!(
+                scan.valid_len,
+                if complete == 0 {
+                    0
+                } else {
+                    ends[complete - 1] as u64
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn any_single_byte_change_in_an_early_record_is_detected() {
+        let mut data = Vec::new();
+        for i in 0..3u8 {
+            data.extend(
+                encode_record(u64::from(i) + 1, &[put(&format!("t{i}"), i)]).expect("encode"),
+            );
+        }
+        let first_len = data.iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+        for pos in 0..first_len {
+            for flip in [0x01u8, 0x20, 0x80] {
+                let mut bad = data.clone();
+                bad[pos] ^= flip;
+                assert!(
+                    matches!(scan_journal(&bad, 0), Err((1, _))),
+                    "flip {flip:#x} at {pos} not detected"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scanning_arbitrary_bytes_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = scan_journal(&data, 0);
+            let _ = scan_journal(&data, 5);
+        }
+    }
+
+    #[test]
     fn bad_record_followed_by_good_ones_is_corruption() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
@@ -900,6 +1000,31 @@ mod tests {
     }
 
     #[test]
+    fn poisoned_journal_is_recovered_by_compaction_on_the_next_append() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            // As if a write failed and the rollback failed too: garbage stays at the tail.
+            {
+                let j = s.journal.as_mut().expect("journal open");
+                j.write_all(b"4f00 2 [{\"op\":").expect("write garbage");
+            }
+            s.poisoned = true;
+            append(&mut s, &[put("b", 2)]);
+            assert!(!s.poisoned);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
+        let text = String::from_utf8(journal(dir)).expect("utf8");
+        assert!(
+            !text.contains("4f00"),
+            "garbage left in the journal: {text}"
+        );
+    }
+
+    #[test]
     fn append_before_load_is_refused() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut s = open(tmp.path());
@@ -999,6 +1124,112 @@ mod tests {
         for i in 0..64u8 {
             let t = snap.token(&format!("t{i}"));
             assert_eq!(t.map(|t| t.secret_hash), Some(SecretHash([i; 32])), "t{i}");
+        }
+    }
+
+    /// Environment variable that turns the SIGKILL test into its own writer child.
+    const CRASH_CHILD_DIR: &str = "ESGATE_TEST_CRASH_CHILD_DIR";
+
+    /// Child mode: many concurrent writers through `Store`, printing `ack <id>` after each
+    /// acknowledged write, until killed.
+    fn crash_child(dir: &Path, round: &str) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut fs_store = open(dir);
+            fs_store.set_compaction_thresholds(40, u64::MAX);
+            let store = Arc::new(Store::open(Box::new(fs_store)).expect("store opens"));
+            let mut tasks = Vec::new();
+            for w in 0..8u32 {
+                let store = Arc::clone(&store);
+                let round = round.to_owned();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0u32.. {
+                        let id = format!("r{round}-w{w}-{i}");
+                        let change = put(&id, (i % 200) as u8);
+                        store
+                            .update(|_| Ok::<_, StoreError>((vec![change], ())))
+                            .await
+                            .expect("update");
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ack {id}").expect("stdout");
+                        out.flush().expect("flush");
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    }
+
+    #[test]
+    fn sigkill_during_concurrent_writes_loses_no_acknowledged_change() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+            let round = std::env::var("ESGATE_TEST_CRASH_ROUND").unwrap_or_default();
+            crash_child(Path::new(&dir), &round);
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let exe = std::env::current_exe().expect("test binary");
+        let mut acked: Vec<String> = Vec::new();
+        for (round, kill_after) in [(0, 150usize), (1, 333), (2, 57), (3, 500)] {
+            let mut child = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::file::tests::sigkill_during_concurrent_writes_loses_no_acknowledged_change",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CRASH_CHILD_DIR, tmp.path())
+                .env("ESGATE_TEST_CRASH_ROUND", round.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            let stdout = child.stdout.take().expect("child stdout");
+            let mut seen = 0;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(id) = line.strip_prefix("ack ") {
+                    acked.push(id.to_owned());
+                    seen += 1;
+                    if seen >= kill_after {
+                        break;
+                    }
+                }
+            }
+            child.kill().expect("SIGKILL the child");
+            let _ = child.wait();
+            assert!(
+                seen >= kill_after,
+                "round {round}: child stopped after {seen} acks"
+            );
+
+            let (_s, loaded) = open_loaded(tmp.path());
+            let state = state_of(&loaded);
+            let ids: std::collections::HashSet<&str> = state
+                .iter()
+                .filter_map(|c| match c {
+                    Change::PutToken { token } => Some(token.id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let lost: Vec<&String> = acked
+                .iter()
+                .filter(|id| !ids.contains(id.as_str()))
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "round {round}: lost {} acknowledged changes: {lost:?}",
+                lost.len()
+            );
         }
     }
 }
