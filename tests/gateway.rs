@@ -28,8 +28,15 @@ async fn esgate_with_all_token(backends: &[&str], extra: &str) -> (Esgate, Strin
 async fn refuses_every_request_without_credentials() {
     let backend = Backend::osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
-    for (method, path) in [("GET", "/"), ("POST", "/_search"), ("HEAD", "/logs-a"), ("DELETE", "/logs-a")] {
-        let r = send(method, &gw.url(path), &[], Bytes::new()).await.unwrap();
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/_search"),
+        ("HEAD", "/logs-a"),
+        ("DELETE", "/logs-a"),
+    ] {
+        let r = send(method, &gw.url(path), &[], Bytes::new())
+            .await
+            .unwrap();
         assert_eq!(r.status, 401, "{method} {path}");
         assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
         let challenges: Vec<_> = r.headers.get_all("www-authenticate").iter().collect();
@@ -38,9 +45,14 @@ async fn refuses_every_request_without_credentials() {
             assert_eq!(r.json()["error"]["type"], "security_exception");
         }
     }
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer("esg_nonsense"))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer("esg_nonsense"))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 401);
 }
 
@@ -55,29 +67,52 @@ async fn passes_through_get_post_head_with_and_without_bodies() {
     assert_eq!(r.status, 200);
     assert!(r.json()["version"]["number"].is_string());
 
-    let r = send("PUT", &gw.url("/pt-index/_doc/1?refresh=true"), &h, r#"{"msg":"hello"}"#).await.unwrap();
+    let r = send(
+        "PUT",
+        &gw.url("/pt-index/_doc/1?refresh=true"),
+        &h,
+        r#"{"msg":"hello"}"#,
+    )
+    .await
+    .unwrap();
     assert!(r.status.is_success(), "{}", r.text());
 
-    let r = send("POST", &gw.url("/pt-index/_search"), &h, r#"{"query":{"match":{"msg":"hello"}}}"#)
-        .await
-        .unwrap();
+    let r = send(
+        "POST",
+        &gw.url("/pt-index/_search"),
+        &h,
+        r#"{"query":{"match":{"msg":"hello"}}}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["hits"]["hits"][0]["_id"], "1");
 
-    let r = send("GET", &gw.url("/pt-index/_count"), &h, Bytes::new()).await.unwrap();
+    let r = send("GET", &gw.url("/pt-index/_count"), &h, Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.json()["count"], 1);
 
-    let r = send("HEAD", &gw.url("/pt-index"), &h, Bytes::new()).await.unwrap();
+    let r = send("HEAD", &gw.url("/pt-index"), &h, Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
-    let r = send("HEAD", &gw.url("/no-such-index"), &h, Bytes::new()).await.unwrap();
+    let r = send("HEAD", &gw.url("/no-such-index"), &h, Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
 
     // The basic-auth forms authenticate the same token.
     for value in [basic(&secret, "token"), basic("anyone", &secret)] {
-        let r = send("GET", &gw.url("/pt-index/_count"), &[("authorization", &value)], Bytes::new())
-            .await
-            .unwrap();
+        let r = send(
+            "GET",
+            &gw.url("/pt-index/_count"),
+            &[("authorization", &value)],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.json()["count"], 1);
     }
 }
@@ -104,7 +139,11 @@ async fn relays_chunked_and_gzip_request_bodies() {
     let r = send(
         "POST",
         &gw.url("/gz/_search"),
-        &[("authorization", &auth), ("content-encoding", "gzip"), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-encoding", "gzip"),
+            ("content-type", "application/json"),
+        ],
         gz,
     )
     .await
@@ -167,7 +206,10 @@ async fn streams_a_one_gigabyte_response_with_flat_memory() {
     assert_eq!(total, LEN);
     // The whole process (backend fake, esgate and client) grows by far less than the body.
     let grown_mib = peak.saturating_sub(before) / 1024;
-    assert!(grown_mib < 128, "memory grew by {grown_mib} MiB while streaming 1 GiB");
+    assert!(
+        grown_mib < 128,
+        "memory grew by {grown_mib} MiB while streaming 1 GiB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,18 +218,31 @@ async fn answers_502_when_no_backend_answers() {
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let (gw, secret) = esgate_with_all_token(&[&url], "").await;
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 502);
     assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
-    assert!(r.json()["error"]["reason"].as_str().unwrap().contains("no backend node"));
+    assert!(r.json()["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no backend node"));
 
     let reset = FaultServer::reset();
     let (gw, secret) = esgate_with_all_token(&[reset.url()], "").await;
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 502);
 }
 
@@ -197,9 +252,14 @@ async fn answers_504_when_the_backend_hangs() {
     let gw = Esgate::start_full(&[hang.url()], "", "request_timeout = \"1s\"", "").await;
     let secret = gw.all_token().await;
     let started = Instant::now();
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -212,9 +272,14 @@ async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
     drop(closed);
     let (gw, secret) = esgate_with_all_token(&[&dead, backend.url()], "").await;
     for _ in 0..6 {
-        let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-            .await
-            .unwrap();
+        let r = send(
+            "GET",
+            &gw.url("/"),
+            &[("authorization", &bearer(&secret))],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 200);
     }
     let status = gw.app.upstream.node_status();
@@ -223,8 +288,15 @@ async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
     assert_eq!(status[0].failures, 1);
     assert!(status[1].healthy);
 
-    let m = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new()).await.unwrap();
-    assert!(m.text().contains(&format!("esgate_backend_up{{node=\"{dead}\"}} 0")), "{}", m.text());
+    let m = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert!(
+        m.text()
+            .contains(&format!("esgate_backend_up{{node=\"{dead}\"}} 0")),
+        "{}",
+        m.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,14 +312,25 @@ async fn serves_tls_to_clients() {
     let gw = Esgate::start(&[backend.url()], &listen).await;
     let secret = gw.all_token().await;
     let url = format!("https://localhost:{}/", gw.data_addr.port());
-    let r = support::http::send_https(&tls.ca_cert, "GET", &url, &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = support::http::send_https(
+        &tls.ca_cert,
+        "GET",
+        &url,
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200);
     assert!(r.json()["version"].is_object());
 
     // Plain HTTP on the TLS port gets no answer that looks like success.
-    let out = support::http::raw_with_timeout(gw.data_addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Duration::from_secs(3)).await;
+    let out = support::http::raw_with_timeout(
+        gw.data_addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
 }
 
@@ -277,19 +360,35 @@ async fn talks_tls_to_an_https_backend_with_a_configured_ca() {
     let tls = support::tls::TlsFiles::generate();
     let relay = tls_relay(&tls, backend.addr).await;
     let https = format!("https://localhost:{}", relay.port());
-    let gw = Esgate::start_full(&[&https], "", &format!("ca_file = {:?}", tls.ca_cert.display().to_string()), "").await;
+    let gw = Esgate::start_full(
+        &[&https],
+        "",
+        &format!("ca_file = {:?}", tls.ca_cert.display().to_string()),
+        "",
+    )
+    .await;
     let secret = gw.all_token().await;
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 
     // Without the CA, the backend's certificate is not trusted: no answer from it.
     let gw = Esgate::start(&[&https], "").await;
     let secret = gw.all_token().await;
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new())
-        .await
-        .unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 502);
 }
 
@@ -303,8 +402,11 @@ async fn slow_backend(delay: Duration) -> String {
             tokio::spawn(async move {
                 let svc = service_fn(move |_req| async move {
                     tokio::time::sleep(delay).await;
-                    let mut r = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"{\"slow\":true}")));
-                    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    let mut r = http::Response::new(http_body_util::Full::new(Bytes::from_static(
+                        b"{\"slow\":true}",
+                    )));
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
                     Ok::<_, std::convert::Infallible>(r)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -322,7 +424,9 @@ async fn drains_a_request_in_flight_on_shutdown() {
     let (mut gw, secret) = esgate_with_all_token(&[&url], "").await;
     let target = gw.url("/slow");
     let auth = bearer(&secret);
-    let in_flight = tokio::spawn(async move { send("GET", &target, &[("authorization", &auth)], Bytes::new()).await });
+    let in_flight = tokio::spawn(async move {
+        send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let addr = gw.data_addr;
     let server = gw.begin_stop();
@@ -332,7 +436,10 @@ async fn drains_a_request_in_flight_on_shutdown() {
     let r = in_flight.await.unwrap().unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["slow"], true);
-    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,14 +460,31 @@ async fn malformed_http_never_gets_a_5xx() {
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
     ];
     for case in cases {
-        let out = support::http::raw_with_timeout(gw.data_addr, &case, Duration::from_secs(3)).await;
+        let out =
+            support::http::raw_with_timeout(gw.data_addr, &case, Duration::from_secs(3)).await;
         let text = String::from_utf8_lossy(&out);
         let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        assert!(status < 500, "{} → {}", String::from_utf8_lossy(&case[..case.len().min(60)]), text);
-        assert!(status != 200, "{} was accepted", String::from_utf8_lossy(&case[..case.len().min(60)]));
+        assert!(
+            status < 500,
+            "{} → {}",
+            String::from_utf8_lossy(&case[..case.len().min(60)]),
+            text
+        );
+        assert!(
+            status != 200,
+            "{} was accepted",
+            String::from_utf8_lossy(&case[..case.len().min(60)])
+        );
     }
     // esgate still serves after all that.
-    let r = send("GET", &gw.url("/"), &[("authorization", &bearer(&secret))], Bytes::new()).await.unwrap();
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -368,29 +492,51 @@ async fn malformed_http_never_gets_a_5xx() {
 async fn admin_listener_answers_probes_and_metrics() {
     let backend = Backend::osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
-    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new()).await.unwrap();
-    assert_eq!(r.status, 200);
-    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new()).await.unwrap();
-    assert_eq!(r.status, 200);
-    let _ = send("GET", &gw.url("/"), &[], Bytes::new()).await.unwrap();
-    let r = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new()).await.unwrap();
-    assert_eq!(r.status, 200);
-    assert!(r.text().contains("esgate_requests_total{action=\"none\",outcome=\"auth_missing\"} 1"), "{}", r.text());
-    // Everything else needs the admin key.
-    let r = send("GET", &gw.admin_url("/tokens"), &[], Bytes::new()).await.unwrap();
-    assert_eq!(r.status, 401);
-    let r = send("GET", &gw.admin_url("/tokens"), &[("authorization", "Bearer wrong-key-wrong-key")], Bytes::new())
+    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new())
         .await
         .unwrap();
+    assert_eq!(r.status, 200);
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let _ = send("GET", &gw.url("/"), &[], Bytes::new()).await.unwrap();
+    let r = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("esgate_requests_total{action=\"none\",outcome=\"auth_missing\"} 1"),
+        "{}",
+        r.text()
+    );
+    // Everything else needs the admin key.
+    let r = send("GET", &gw.admin_url("/tokens"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    let r = send(
+        "GET",
+        &gw.admin_url("/tokens"),
+        &[("authorization", "Bearer wrong-key-wrong-key")],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 401);
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let gw = Esgate::start(&[&dead], "").await;
-    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new()).await.unwrap();
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, 503);
-    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new()).await.unwrap();
+    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -409,7 +555,9 @@ async fn header_capture() -> (String, Arc<std::sync::Mutex<Vec<http::HeaderMap>>
                     let seen = Arc::clone(&seen);
                     async move {
                         seen.lock().unwrap().push(req.headers().clone());
-                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from_static(b"{}"))))
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"{}")),
+                        ))
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -424,7 +572,13 @@ async fn header_capture() -> (String, Arc<std::sync::Mutex<Vec<http::HeaderMap>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backend_sees_esgates_credentials_never_the_clients() {
     let (url, seen) = header_capture().await;
-    let gw = Esgate::start_full(&[&url], "", &format!("username = \"esgate\"\npassword = {PASS:?}"), "").await;
+    let gw = Esgate::start_full(
+        &[&url],
+        "",
+        &format!("username = \"esgate\"\npassword = {PASS:?}"),
+        "",
+    )
+    .await;
     let secret = gw.all_token().await;
     let r = send(
         "GET",

@@ -298,16 +298,16 @@ impl Store {
 
     /// Records that a token was used. In memory only; see [`Store::flush_last_used`].
     pub fn touch(&self, token_id: &str, now: UnixTime) {
-        match self.last_used.get_mut(token_id) {
-            Some(mut t) => {
-                if *t < now {
-                    *t = now;
-                }
-            }
-            None => {
-                self.last_used.insert(token_id.to_owned(), now);
+        // The common case (a token seen before) takes only a shard read lock.
+        if let Some(t) = self.last_used.get(token_id) {
+            if *t >= now {
+                return;
             }
         }
+        self.last_used
+            .entry(token_id.to_owned())
+            .and_modify(|t| *t = (*t).max(now))
+            .or_insert(now);
     }
 
     /// The most recent use of a token, in memory or persisted.
@@ -327,6 +327,9 @@ impl Store {
         if times.is_empty() {
             return Ok(());
         }
+        // Forget tokens that were deleted since they were used.
+        let current = self.snapshot();
+        self.last_used.retain(|id, _| current.token(id).is_some());
         self.update(|snap| {
             let changed: Vec<(String, UnixTime)> = times
                 .into_iter()

@@ -42,21 +42,37 @@ impl Esgate {
              {}{extra}\n",
             urls.join(", "),
             store_dir.path().join("store").display().to_string(),
-            if extra.contains("[audit]") { "" } else { "[audit]\noutput = \"off\"\n" },
+            if extra.contains("[audit]") {
+                ""
+            } else {
+                "[audit]\noutput = \"off\"\n"
+            },
         );
-        let raw = config::parse(&text).unwrap_or_else(|e| panic!("test config does not parse: {e}\n{text}"));
+        let raw = config::parse(&text)
+            .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{text}"));
         let config = config::validate(raw, &Overrides::default(), &|_| None)
             .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
         let app = Arc::new(App::build(config).expect("esgate builds"));
-        let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let data = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let data_addr = data.local_addr().expect("addr");
         let admin_addr = admin.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(esgate::server::run(Arc::clone(&app), data, admin, async {
             let _ = rx.await;
         }));
-        Esgate { data_addr, admin_addr, app, stop: Some(tx), task: Some(task), store_dir }
+        Esgate {
+            data_addr,
+            admin_addr,
+            app,
+            stop: Some(tx),
+            task: Some(task),
+            store_dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,11 +104,22 @@ impl Esgate {
     /// Calls the admin API with the admin key.
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let auth = format!("Bearer {ADMIN_KEY}");
-        let bytes = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
-        let reply = super::http::send(method, &self.admin_url(path), &[("authorization", &auth)], bytes)
-            .await
-            .expect("admin API answers");
-        let v = if reply.body.is_empty() { Value::Null } else { reply.json() };
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default();
+        let reply = super::http::send(
+            method,
+            &self.admin_url(path),
+            &[("authorization", &auth)],
+            bytes,
+        )
+        .await
+        .expect("admin API answers");
+        let v = if reply.body.is_empty() {
+            Value::Null
+        } else {
+            reply.json()
+        };
         (reply.status.as_u16(), v)
     }
 
@@ -108,7 +135,9 @@ impl Esgate {
 
     /// A pass-through (`all`) token's secret.
     pub async fn all_token(&self) -> String {
-        self.token(json!({"name": "all", "permissions": ["all"]})).await.1
+        self.token(json!({"name": "all", "permissions": ["all"]}))
+            .await
+            .1
     }
 }
 
