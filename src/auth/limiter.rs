@@ -15,7 +15,10 @@ pub struct RetryAfter(pub Duration);
 
 impl FailureLimiter {
     pub fn new(max_failures: u32, window: Duration) -> FailureLimiter {
-        FailureLimiter { _max_failures: max_failures, _window: window }
+        FailureLimiter {
+            _max_failures: max_failures,
+            _window: window,
+        }
     }
 
     /// Err when `ip` is currently locked out.

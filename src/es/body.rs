@@ -38,7 +38,10 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let (plain, vnd) = match media {
         Media::Json => ("application/json", "application/vnd.elasticsearch+json"),
-        Media::Ndjson => ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson"),
+        Media::Ndjson => (
+            "application/x-ndjson",
+            "application/vnd.elasticsearch+x-ndjson",
+        ),
     };
     let is_vnd = essence == vnd;
     if essence != plain && !is_vnd {
@@ -118,7 +121,9 @@ pub fn decode_json(
 /// depth, depth at most [`MAX_DEPTH`], nothing but whitespace after the value.
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(Rejection::bad_request("request body starts with a byte order mark"));
+        return Err(Rejection::bad_request(
+            "request body starts with a byte order mark",
+        ));
     }
     if std::str::from_utf8(bytes).is_err() {
         return Err(Rejection::bad_request("request body is not valid UTF-8"));
@@ -127,7 +132,9 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
     let value = StrictSeed { depth: 0 }
         .deserialize(&mut de)
         .map_err(|e| json_error(&e))?;
-    de.end().map_err(|_| Rejection::bad_request("request body has trailing data after the JSON value"))?;
+    de.end().map_err(|_| {
+        Rejection::bad_request("request body has trailing data after the JSON value")
+    })?;
     Ok(value)
 }
 
@@ -295,9 +302,15 @@ mod tests {
         ] {
             assert_eq!(check_content_type(Some(ct), Media::Json), Ok(()), "{ct}");
         }
-        assert_eq!(check_content_type(Some("application/x-ndjson"), Media::Ndjson), Ok(()));
         assert_eq!(
-            check_content_type(Some("application/vnd.elasticsearch+x-ndjson; compatible-with=9"), Media::Ndjson),
+            check_content_type(Some("application/x-ndjson"), Media::Ndjson),
+            Ok(())
+        );
+        assert_eq!(
+            check_content_type(
+                Some("application/vnd.elasticsearch+x-ndjson; compatible-with=9"),
+                Media::Ndjson
+            ),
             Ok(())
         );
     }
@@ -309,7 +322,10 @@ mod tests {
             (Some("application/cbor"), Media::Json),  // ENC-10
             (Some("application/smile"), Media::Json), // ENC-11
             (Some("application/json; charset=utf-16"), Media::Json), // ENC-12
-            (Some("application/vnd.elasticsearch+json; compatible-with=7"), Media::Json), // ENC-31
+            (
+                Some("application/vnd.elasticsearch+json; compatible-with=7"),
+                Media::Json,
+            ), // ENC-31
             (Some("application/vnd.elasticsearch+json"), Media::Json),
             (Some("text/plain"), Media::Json),
             (Some("application/x-ndjson"), Media::Json),
@@ -327,7 +343,11 @@ mod tests {
     fn decodes_gzip_and_deflate_bodies() {
         let body = br#"{"query":{"match_all":{}}}"#;
         let want = json!({"query":{"match_all":{}}});
-        for (enc, bytes) in [("gzip", gzip(body)), ("deflate", zlib(body)), ("identity", body.to_vec())] {
+        for (enc, bytes) in [
+            ("gzip", gzip(body)),
+            ("deflate", zlib(body)),
+            ("identity", body.to_vec()),
+        ] {
             let got = decode_json(Some(&bytes), Some("application/json"), Some(enc), 1024).unwrap();
             assert_eq!(got, Some(want.clone()), "{enc}");
         }
@@ -345,31 +365,45 @@ mod tests {
     #[test]
     fn rejects_unknown_encodings_with_415_and_garbage_with_400() {
         for enc in ["br", "zstd", "gzip, gzip", "compress"] {
-            assert_eq!(decode_content(b"{}", Some(enc), 100).unwrap_err().kind, RejectKind::UnsupportedMediaType, "{enc}");
+            assert_eq!(
+                decode_content(b"{}", Some(enc), 100).unwrap_err().kind,
+                RejectKind::UnsupportedMediaType,
+                "{enc}"
+            );
         }
-        assert_eq!(decode_content(b"not gzip", Some("gzip"), 100).unwrap_err().kind, RejectKind::BadRequest);
+        assert_eq!(
+            decode_content(b"not gzip", Some("gzip"), 100)
+                .unwrap_err()
+                .kind,
+            RejectKind::BadRequest
+        );
     }
 
     #[test]
     fn strict_parse_rejects_dialect_differences() {
         let cases: &[&[u8]] = &[
-            br#"{"a":1,"a":2}"#,                              // ENC-18
-            br#"{"aggs":{},"aggs":{}}"#,                       // ENC-19
-            br#"{"x":{"y":{"b":1,"b":1}}}"#,                   // nested duplicate
-            br#"{"a\u0067gs":{},"aggs":{}}"#,                  // escaped duplicate (ENC-17)
-            br#"{"a":1 /* c */}"#,                             // ENC-15
-            b"{\"a\":1} // c",                                 // ENC-16
-            br#"{"a":1e400}"#,                                 // ENC-21
-            br#"{"a":1} {"b":2}"#,                             // ENC-22
-            b"\xEF\xBB\xBF{}",                                 // ENC-23
+            br#"{"a":1,"a":2}"#,              // ENC-18
+            br#"{"aggs":{},"aggs":{}}"#,      // ENC-19
+            br#"{"x":{"y":{"b":1,"b":1}}}"#,  // nested duplicate
+            br#"{"a\u0067gs":{},"aggs":{}}"#, // escaped duplicate (ENC-17)
+            br#"{"a":1 /* c */}"#,            // ENC-15
+            b"{\"a\":1} // c",                // ENC-16
+            br#"{"a":1e400}"#,                // ENC-21
+            br#"{"a":1} {"b":2}"#,            // ENC-22
+            b"\xEF\xBB\xBF{}",                // ENC-23
             b"{\"a\":\"\xff\"}",
-            b"\xff\xfe{\x00}\x00",                             // UTF-16
+            b"\xff\xfe{\x00}\x00", // UTF-16
             br#"{'a':1}"#,
             b"",
         ];
         for c in cases {
             let err = parse_strict(c).unwrap_err();
-            assert_eq!(err.kind, RejectKind::BadRequest, "{:?}", String::from_utf8_lossy(c));
+            assert_eq!(
+                err.kind,
+                RejectKind::BadRequest,
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
         }
     }
 
@@ -378,9 +412,15 @@ mod tests {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_strict(ok.as_bytes()).is_ok());
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert_eq!(parse_strict(deep.as_bytes()).unwrap_err().reason, "request body is nested too deeply");
+        assert_eq!(
+            parse_strict(deep.as_bytes()).unwrap_err().reason,
+            "request body is nested too deeply"
+        );
         let very_deep = format!("{}{}", "{\"a\":".repeat(3000), "}".repeat(3000)); // ENC-20
-        assert_eq!(parse_strict(very_deep.as_bytes()).unwrap_err().kind, RejectKind::BadRequest);
+        assert_eq!(
+            parse_strict(very_deep.as_bytes()).unwrap_err().kind,
+            RejectKind::BadRequest
+        );
     }
 
     #[test]

@@ -209,13 +209,17 @@ pub fn classify(method: Method, raw_path: &str) -> Result<Endpoint, Rejection> {
 /// Splits an origin-form path into raw segments (see the module invariant).
 fn split_path(raw: &str) -> Result<Vec<&str>, Rejection> {
     let Some(rest) = raw.strip_prefix('/') else {
-        return Err(Rejection::bad_request("only origin-form request paths are accepted"));
+        return Err(Rejection::bad_request(
+            "only origin-form request paths are accepted",
+        ));
     };
     if raw
         .bytes()
         .any(|b| !(0x21..=0x7e).contains(&b) || matches!(b, b'\\' | b'?' | b'#'))
     {
-        return Err(Rejection::bad_request("request path contains characters that are not allowed"));
+        return Err(Rejection::bad_request(
+            "request path contains characters that are not allowed",
+        ));
     }
     if rest.is_empty() {
         return Ok(Vec::new());
@@ -245,7 +249,11 @@ fn decode_value(raw: &str) -> Result<String, Rejection> {
             let lo = bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16));
             match (hi, lo) {
                 (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
-                _ => return Err(Rejection::bad_request("request path has an invalid percent-encoding")),
+                _ => {
+                    return Err(Rejection::bad_request(
+                        "request path has an invalid percent-encoding",
+                    ))
+                }
             }
             i += 3;
         } else {
@@ -326,12 +334,38 @@ fn index_api_category(method: Method, api: &str, rest: &[&str]) -> Denied {
         "_graph" => Denied::Graph,
         "_fleet" => Denied::Fleet,
         "_mvt" | "_rollup_search" => Denied::VectorTiles,
-        "_alias" | "_aliases" | "_analyze" | "_cache" | "_mapping" | "_mappings" | "_settings"
-        | "_stats" | "_segments" | "_recovery" | "_shard_stores" | "_field_caps"
-        | "_search_shards" | "_flush" | "_forcemerge" | "_refresh" | "_open" | "_close"
-        | "_clone" | "_shrink" | "_split" | "_rollover" | "_block" | "_disk_usage"
-        | "_downsample" | "_field_usage_stats" | "_lifecycle" | "_reload_search_analyzers"
-        | "_upgrade" | "_freeze" | "_unfreeze" | "_data_stream" => Denied::Metadata,
+        "_alias"
+        | "_aliases"
+        | "_analyze"
+        | "_cache"
+        | "_mapping"
+        | "_mappings"
+        | "_settings"
+        | "_stats"
+        | "_segments"
+        | "_recovery"
+        | "_shard_stores"
+        | "_field_caps"
+        | "_search_shards"
+        | "_flush"
+        | "_forcemerge"
+        | "_refresh"
+        | "_open"
+        | "_close"
+        | "_clone"
+        | "_shrink"
+        | "_split"
+        | "_rollover"
+        | "_block"
+        | "_disk_usage"
+        | "_downsample"
+        | "_field_usage_stats"
+        | "_lifecycle"
+        | "_reload_search_analyzers"
+        | "_upgrade"
+        | "_freeze"
+        | "_unfreeze"
+        | "_data_stream" => Denied::Metadata,
         "_plugins" | "_opendistro" => Denied::Plugin,
         _ => Denied::Unknown,
     }
@@ -366,7 +400,12 @@ fn api_category(method: Method, segs: &[&str]) -> Denied {
         "_ml" | "_transform" | "_data_frame" => Denied::Preview,
         "_fleet" => Denied::Fleet,
         "_application" | "_query_rules" => Denied::SearchApplication,
-        "_cluster" | "_nodes" | "_tasks" | "_info" | "_health_report" | "_remote"
+        "_cluster"
+        | "_nodes"
+        | "_tasks"
+        | "_info"
+        | "_health_report"
+        | "_remote"
         | "_component_template" => Denied::Cluster,
         "_mvt" | "_rollup_search" => Denied::VectorTiles,
         "_plugins" | "_opendistro" | "_insights" => Denied::Plugin,
@@ -411,19 +450,61 @@ mod tests {
             (Head, "/", Route::Root),
             (Get, "/_search", Route::Search { index: None }),
             (Post, "/_search/", Route::Search { index: None }), // IDX-31 trailing slash
-            (Post, "/logs-a/_search", Route::Search { index: idx("logs-a") }),
-            (Get, "/logs-a%2Csecret/_search", Route::Search { index: idx("logs-a,secret") }), // IDX-03: decoded, checked later
+            (
+                Post,
+                "/logs-a/_search",
+                Route::Search {
+                    index: idx("logs-a"),
+                },
+            ),
+            (
+                Get,
+                "/logs-a%2Csecret/_search",
+                Route::Search {
+                    index: idx("logs-a,secret"),
+                },
+            ), // IDX-03: decoded, checked later
             (Get, "/_all/_search", Route::Search { index: idx("_all") }),
             (Post, "/_count", Route::Count { index: None }),
-            (Get, "/logs-*/_count", Route::Count { index: idx("logs-*") }),
+            (
+                Get,
+                "/logs-*/_count",
+                Route::Count {
+                    index: idx("logs-*"),
+                },
+            ),
             (Post, "/_msearch", Route::Msearch { index: None }),
-            (Get, "/logs-a/_msearch", Route::Msearch { index: idx("logs-a") }),
+            (
+                Get,
+                "/logs-a/_msearch",
+                Route::Msearch {
+                    index: idx("logs-a"),
+                },
+            ),
             (Get, "/_mapping", Route::Mapping { index: None }),
-            (Get, "/logs-a/_mapping", Route::Mapping { index: idx("logs-a") }),
+            (
+                Get,
+                "/logs-a/_mapping",
+                Route::Mapping {
+                    index: idx("logs-a"),
+                },
+            ),
             (Get, "/_field_caps", Route::FieldCaps { index: None }),
-            (Post, "/logs-a/_field_caps", Route::FieldCaps { index: idx("logs-a") }),
+            (
+                Post,
+                "/logs-a/_field_caps",
+                Route::FieldCaps {
+                    index: idx("logs-a"),
+                },
+            ),
             (Get, "/_cluster/health", Route::ClusterHealth),
-            (Get, "/_resolve/index/logs-%2A", Route::ResolveIndex { name: "logs-*".to_string() }),
+            (
+                Get,
+                "/_resolve/index/logs-%2A",
+                Route::ResolveIndex {
+                    name: "logs-*".to_string(),
+                },
+            ),
         ];
         for (m, p, want) in cases {
             assert_eq!(allowed_route(m, p), Some(want), "{m:?} {p}");
@@ -434,21 +515,21 @@ mod tests {
     fn denies_lookalike_and_normalisation_tricks() {
         use Method::*;
         let cases = [
-            (Get, "/%5Fsearch"),                  // IDX-30: literal segments are not decoded
+            (Get, "/%5Fsearch"), // IDX-30: literal segments are not decoded
             (Get, "/logs-a/%5Fsearch"),
-            (Get, "/logs-a/_SEARCH"),             // case-sensitive
-            (Post, "/_search/template"),          // A6
+            (Get, "/logs-a/_SEARCH"),    // case-sensitive
+            (Post, "/_search/template"), // A6
             (Post, "/logs-a/_search/template"),
-            (Post, "/_search/scroll"),            // A17
-            (Get, "/_search/scroll/abc"),         // STATE-05
+            (Post, "/_search/scroll"),              // A17
+            (Get, "/_search/scroll/abc"),           // STATE-05
             (Post, "/logs-a/_fleet/_fleet_search"), // A26
             (Post, "/_fleet/_fleet_msearch"),
             (Get, "/_searchable_snapshots/stats"),
             (Get, "/logs-a/_search_shards"),
             (Post, "/_application/search_application/x/_search"),
-            (Get, "/logs-a/doc/_search"),         // ENC-30 typed route
-            (Get, "/logs-b/doc/b1"),              // ENC-29
-            (Get, "/logs-a/_doc/a1"),             // EP-01
+            (Get, "/logs-a/doc/_search"), // ENC-30 typed route
+            (Get, "/logs-b/doc/b1"),      // ENC-29
+            (Get, "/logs-a/_doc/a1"),     // EP-01
             (Head, "/logs-a/_doc/a1"),
             (Post, "/_mget"),
             (Delete, "/logs-a/_search"),
@@ -480,14 +561,14 @@ mod tests {
     fn rejects_malformed_paths() {
         use Method::*;
         let cases = [
-            "logs-a/_search",                    // not origin-form
+            "logs-a/_search", // not origin-form
             "http://es/_search",
-            "//secret/_search",                  // IDX-27
-            "/logs-a/../secret/_search",         // IDX-26
+            "//secret/_search",                     // IDX-27
+            "/logs-a/../secret/_search",            // IDX-26
             "/logs-a/_search/../../secret/_search", // IDX-28
             "/./_search",
             "/_search//",
-            "/logs-a/_search\u{0}",              // IDX-33
+            "/logs-a/_search\u{0}", // IDX-33
             "/logs a/_search",
             "/logs-a%zz/_search",
             "/logs-a%ff/_search",
@@ -505,14 +586,20 @@ mod tests {
         // IDX-29: `%2F` is decoded into the index value, which index checks then reject.
         assert_eq!(
             allowed_route(Method::Get, "/logs-a%2F..%2Fsecret/_search"),
-            Some(Route::Search { index: idx("logs-a/../secret") })
+            Some(Route::Search {
+                index: idx("logs-a/../secret")
+            })
         );
     }
 
     #[test]
     fn unsupported_methods_are_405() {
         for m in ["TRACE", "CONNECT", "OPTIONS", "PATCH", "get", "FOO"] {
-            assert_eq!(parse_method(m).unwrap_err().kind, RejectKind::MethodNotAllowed, "{m}");
+            assert_eq!(
+                parse_method(m).unwrap_err().kind,
+                RejectKind::MethodNotAllowed,
+                "{m}"
+            );
         }
         assert_eq!(parse_method("GET"), Ok(Method::Get));
     }
@@ -523,7 +610,10 @@ mod tests {
             panic!("_sql not denied");
         };
         assert_eq!(d, Denied::Sql);
-        assert_eq!(d.rejection().reason, "action [sql] is not allowed for this token");
+        assert_eq!(
+            d.rejection().reason,
+            "action [sql] is not allowed for this token"
+        );
     }
 
     fn read_tsv(name: &str) -> Vec<Vec<String>> {
@@ -555,20 +645,52 @@ mod tests {
 
     /// Routes where esgate decides differently from the TSV's proposal, with the reason.
     const ES_OVERRIDES: &[(&str, &str, &str)] = &[
-        ("GET", "/", "root is forwarded (assignment: action root; version banner accepted)"),
+        (
+            "GET",
+            "/",
+            "root is forwarded (assignment: action root; version banner accepted)",
+        ),
         ("HEAD", "/", "root ping is forwarded (clients probe it)"),
-        ("POST", "/{index}/_field_caps", "field_caps on checked indices; field-name residual (A11) accepted"),
-        ("POST", "/_field_caps", "field_caps defaults to the token's patterns"),
-        ("GET", "/_cluster/health", "cluster-level health only (level=cluster), clients probe it"),
-        ("GET", "/{index}/_mapping", "mapping on checked indices; field-name residual (A11) accepted"),
-        ("GET", "/_mapping", "mapping defaults to the token's patterns"),
+        (
+            "POST",
+            "/{index}/_field_caps",
+            "field_caps on checked indices; field-name residual (A11) accepted",
+        ),
+        (
+            "POST",
+            "/_field_caps",
+            "field_caps defaults to the token's patterns",
+        ),
+        (
+            "GET",
+            "/_cluster/health",
+            "cluster-level health only (level=cluster), clients probe it",
+        ),
+        (
+            "GET",
+            "/{index}/_mapping",
+            "mapping on checked indices; field-name residual (A11) accepted",
+        ),
+        (
+            "GET",
+            "/_mapping",
+            "mapping defaults to the token's patterns",
+        ),
     ];
 
     const OS_OVERRIDES: &[(&str, &str, &str)] = &[
         ("GET", "/", "root is forwarded"),
         ("HEAD", "/", "root ping is forwarded"),
-        ("GET", "/_resolve/index/name", "resolve_index with a checked expression"),
-        ("POST", "/index/_field_caps", "field_caps on checked indices"),
+        (
+            "GET",
+            "/_resolve/index/name",
+            "resolve_index with a checked expression",
+        ),
+        (
+            "POST",
+            "/index/_field_caps",
+            "field_caps on checked indices",
+        ),
         ("GET", "/index/_mapping", "mapping on checked indices"),
         ("GET", "/_cluster/health", "cluster-level health only"),
     ];
@@ -635,7 +757,9 @@ mod tests {
             let tsv_allows = tsv.starts_with("ALLOW-REWRITE") && !tsv.contains("optional");
             if overridden {
                 if !allowed {
-                    problems.push(format!("override not allowed: {method} {template} -> {got}"));
+                    problems.push(format!(
+                        "override not allowed: {method} {template} -> {got}"
+                    ));
                 }
                 continue;
             }
@@ -646,14 +770,23 @@ mod tests {
             if let Some(Ok(Endpoint::Denied(d))) = m.map(|m| classify(m, &path)) {
                 let ids: Vec<&str> = reason
                     .split(|c: char| !c.is_ascii_alphanumeric())
-                    .filter(|w| w.len() >= 2 && w.starts_with('A') && w[1..].bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|w| {
+                        w.len() >= 2
+                            && w.starts_with('A')
+                            && w[1..].bytes().all(|b| b.is_ascii_digit())
+                    })
                     .collect();
                 if !ids.is_empty() && !ids.iter().any(|id| d.catalogue().contains(id)) {
                     problems.push(format!("{method} {template} [{reason}] -> {d:?}"));
                 }
             }
         }
-        assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
         assert!(categories.len() > 10, "{categories:?}");
     }
 
@@ -668,12 +801,16 @@ mod tests {
             };
             let m = method_of(method);
             let got = decision(m, &instantiate_os(template));
-            let overridden = OS_OVERRIDES.iter().any(|(om, ot, _)| om == method && ot == template);
+            let overridden = OS_OVERRIDES
+                .iter()
+                .any(|(om, ot, _)| om == method && ot == template);
             let allowed = got.starts_with("allow:");
             let tsv_allows = tsv.starts_with("ALLOW-REWRITE") && !tsv.contains("optional");
             if overridden {
                 if !allowed {
-                    problems.push(format!("override not allowed: {method} {template} -> {got}"));
+                    problems.push(format!(
+                        "override not allowed: {method} {template} -> {got}"
+                    ));
                 }
                 continue;
             }
@@ -681,7 +818,12 @@ mod tests {
                 problems.push(format!("{method} {template} [{tsv}] -> {got}"));
             }
         }
-        assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
     }
 
     mod props {

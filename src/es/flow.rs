@@ -79,14 +79,29 @@ pub(super) fn prepare(
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
-        Route::ClusterHealth => (Method::Get, "/_cluster/health".to_string(), None, Vec::new()),
+        Route::ClusterHealth => (
+            Method::Get,
+            "/_cluster/health".to_string(),
+            None,
+            Vec::new(),
+        ),
         Route::Mapping { .. } => {
             let e = expr()?;
-            (Method::Get, format!("/{}/_mapping", e.joined()), None, vec![e.joined()])
+            (
+                Method::Get,
+                format!("/{}/_mapping", e.joined()),
+                None,
+                vec![e.joined()],
+            )
         }
         Route::ResolveIndex { .. } => {
             let e = expr()?;
-            (Method::Get, format!("/_resolve/index/{}", e.joined()), None, vec![e.joined()])
+            (
+                Method::Get,
+                format!("/_resolve/index/{}", e.joined()),
+                None,
+                vec![e.joined()],
+            )
         }
         Route::FieldCaps { .. } => {
             let e = expr()?;
@@ -100,9 +115,16 @@ pub(super) fn prepare(
                         rewrite::printable(key)
                     )));
                 }
-                Some(_) => return Err(Rejection::bad_request("request body must be a JSON object")),
+                Some(_) => {
+                    return Err(Rejection::bad_request("request body must be a JSON object"))
+                }
             }
-            (Method::Get, format!("/{}/_field_caps", e.joined()), None, vec![e.joined()])
+            (
+                Method::Get,
+                format!("/{}/_field_caps", e.joined()),
+                None,
+                vec![e.joined()],
+            )
         }
         Route::Search { .. } => {
             let e = expr()?;
@@ -133,7 +155,8 @@ pub(super) fn prepare(
                 body::check_content_type(head.content_type, Media::Json)?;
             }
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
-            let items = msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
+            let items =
+                msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
             let mut to_resolve: Vec<String> = Vec::new();
             for item in &items {
                 let joined = item.index.joined();
@@ -196,8 +219,8 @@ pub(super) fn authorize(
 }
 
 fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
-    let bytes =
-        serde_json::to_vec(v).map_err(|_| Rejection::bad_request("body could not be serialised"))?;
+    let bytes = serde_json::to_vec(v)
+        .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
     Ok(ForwardBody {
         bytes,
         content_type: JSON,

@@ -35,7 +35,8 @@ pub fn default_expression(patterns: &[String]) -> Result<Expression, Rejection> 
     }
     let mut elements = Vec::with_capacity(patterns.len());
     for p in patterns {
-        check_chars(p).map_err(|_| Rejection::forbidden("this token's index patterns are invalid"))?;
+        check_chars(p)
+            .map_err(|_| Rejection::forbidden("this token's index patterns are invalid"))?;
         elements.push(p.clone());
     }
     Ok(Expression { elements })
@@ -47,7 +48,7 @@ pub fn default_expression(patterns: &[String]) -> Result<Expression, Rejection> 
 pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, Rejection> {
     let raw = match decoded {
         None => return default_expression(patterns),
-        Some(s) if s.is_empty() => return default_expression(patterns),
+        Some("") => return default_expression(patterns),
         Some(s) => s,
     };
     let parts: Vec<&str> = raw.split(',').collect();
@@ -58,7 +59,9 @@ pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, R
     let mut seen_wildcard = false;
     for part in parts {
         if part.is_empty() {
-            return Err(Rejection::forbidden("index expression has an empty element"));
+            return Err(Rejection::forbidden(
+                "index expression has an empty element",
+            ));
         }
         if let Some(excluded) = part.strip_prefix('-') {
             if !seen_wildcard {
@@ -182,7 +185,9 @@ fn not_allowed(element: &str) -> Rejection {
 /// Validates one element (without a leading `-`). Only `[a-z0-9._-]` and `*` are accepted.
 fn check_element(element: &str) -> Result<(), Rejection> {
     if element.is_empty() {
-        return Err(Rejection::forbidden("index expression has an empty element"));
+        return Err(Rejection::forbidden(
+            "index expression has an empty element",
+        ));
     }
     if element.contains("::") {
         return Err(Rejection::forbidden("index selectors (::) are not allowed"));
@@ -204,7 +209,9 @@ fn check_element(element: &str) -> Result<(), Rejection> {
         ));
     }
     if element.starts_with('_') || element.starts_with('-') || element.starts_with('+') {
-        return Err(Rejection::forbidden("index name has an invalid first character"));
+        return Err(Rejection::forbidden(
+            "index name has an invalid first character",
+        ));
     }
     if element == "." || element == ".." {
         return Err(Rejection::forbidden("index name is invalid"));
@@ -217,11 +224,13 @@ fn check_element(element: &str) -> Result<(), Rejection> {
 
 fn check_chars(element: &str) -> Result<(), Rejection> {
     if element.is_empty() {
-        return Err(Rejection::forbidden("index expression has an empty element"));
+        return Err(Rejection::forbidden(
+            "index expression has an empty element",
+        ));
     }
-    let ok = element
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'*'));
+    let ok = element.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'*')
+    });
     if ok {
         Ok(())
     } else {
@@ -285,29 +294,29 @@ mod tests {
     fn rejects_foreign_and_malformed_expressions_before_resolution() {
         let p = pats(&["logs-*"]);
         let cases = [
-            "secret",             // IDX-01 literal foreign name
-            "logs-a,secret",      // IDX-02
-            "s*",                 // IDX-09 wildcard that cannot reach an allowed index
-            "logs-*,secret*",     // IDX-12
+            "secret",                // IDX-01 literal foreign name
+            "logs-a,secret",         // IDX-02
+            "s*",                    // IDX-09 wildcard that cannot reach an allowed index
+            "logs-*,secret*",        // IDX-12
             "logs-*,-logs-a,secret", // IDX-34
-            "-logs-a",            // exclusion without a wildcard before it
-            "logs-*:secret",      // IDX-23 remote
-            "*:logs-*",           // IDX-24
-            "logs-a,*:*",         // IDX-25
-            "logs-a::failures",   // IDX-18 selector
-            "logs-*::*",          // IDX-19
-            "<secret>",           // IDX-20 date math
-            "<logs-{now/d}>",     // IDX-21
-            "Logs-a",             // IDX-32 upper case
-            "logs-a\u{0}",        // IDX-33 NUL
+            "-logs-a",               // exclusion without a wildcard before it
+            "logs-*:secret",         // IDX-23 remote
+            "*:logs-*",              // IDX-24
+            "logs-a,*:*",            // IDX-25
+            "logs-a::failures",      // IDX-18 selector
+            "logs-*::*",             // IDX-19
+            "<secret>",              // IDX-20 date math
+            "<logs-{now/d}>",        // IDX-21
+            "Logs-a",                // IDX-32 upper case
+            "logs-a\u{0}",           // IDX-33 NUL
             "logs-a#x",
-            "logs-a/../secret",   // IDX-29 decoded slash
+            "logs-a/../secret", // IDX-29 decoded slash
             "_all,logs-a",
             "_internal",
-            ".security*",         // IDX-14 (no pattern starts with a dot)
+            ".security*", // IDX-14 (no pattern starts with a dot)
             "logs-a,,logs-b",
             "logs-a,",
-            "ｌｏｇｓ-a",          // IDX-38 full-width letters
+            "ｌｏｇｓ-a", // IDX-38 full-width letters
             "logs a",
             "+logs-a",
             "..",

@@ -170,6 +170,8 @@ pub struct ForwardBody {
 
 /// Proof that a request was checked: the exact request to send upstream.
 /// Only [`authorize`] creates one.
+// `_sealed` (not `#[non_exhaustive]`) so that even the rest of this crate cannot build one.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct Permit {
     pub action: &'static str,

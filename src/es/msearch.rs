@@ -37,25 +37,39 @@ pub fn rewrite(
         ));
     }
     if ndjson.contains(&b'\r') {
-        return Err(Rejection::bad_request("msearch lines must end with \\n only"));
+        return Err(Rejection::bad_request(
+            "msearch lines must end with \\n only",
+        ));
     }
     let content = &ndjson[..ndjson.len() - 1];
     let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
     if lines.len() % 2 != 0 {
-        return Err(Rejection::bad_request("msearch needs a body line after every header line"));
+        return Err(Rejection::bad_request(
+            "msearch needs a body line after every header line",
+        ));
     }
     let mut items = Vec::with_capacity(lines.len() / 2);
     for pair in lines.chunks(2) {
         let (header_line, body_line) = match pair {
             [h, b] => (*h, *b),
-            _ => return Err(Rejection::bad_request("msearch needs a body line after every header line")),
+            _ => {
+                return Err(Rejection::bad_request(
+                    "msearch needs a body line after every header line",
+                ))
+            }
         };
-        if header_line.iter().all(u8::is_ascii_whitespace) || body_line.iter().all(u8::is_ascii_whitespace) {
+        if header_line.iter().all(u8::is_ascii_whitespace)
+            || body_line.iter().all(u8::is_ascii_whitespace)
+        {
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
         let header = match body::parse_strict(header_line)? {
             Value::Object(m) => m,
-            _ => return Err(Rejection::bad_request("msearch header must be a JSON object")),
+            _ => {
+                return Err(Rejection::bad_request(
+                    "msearch header must be a JSON object",
+                ))
+            }
         };
         let (index, header) = check_header(header, path_index, patterns)?;
         let body = body::parse_strict(body_line)?;
@@ -63,7 +77,11 @@ pub fn rewrite(
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
         }
         let body = rewrite::search(Some(body), filters)?;
-        items.push(Item { index, header, body });
+        items.push(Item {
+            index,
+            header,
+            body,
+        });
     }
     Ok(items)
 }
@@ -75,9 +93,19 @@ pub fn to_ndjson(items: &[Item]) -> Result<Vec<u8>, Rejection> {
         let mut header = item.header.clone();
         header.insert(
             "index".to_string(),
-            Value::Array(item.index.elements().iter().cloned().map(Value::String).collect()),
+            Value::Array(
+                item.index
+                    .elements()
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
         );
-        header.insert("expand_wildcards".to_string(), Value::String("open".to_string()));
+        header.insert(
+            "expand_wildcards".to_string(),
+            Value::String("open".to_string()),
+        );
         serde_json::to_writer(&mut out, &Value::Object(header))
             .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
         out.push(b'\n');
@@ -99,7 +127,9 @@ fn check_header(
             "search_type" => v.as_str() == Some("query_then_fetch"),
             "expand_wildcards" => v.as_str() == Some("open"),
             "preference" | "routing" => v.is_string(),
-            "request_cache" | "allow_partial_search_results" | "ignore_unavailable"
+            "request_cache"
+            | "allow_partial_search_results"
+            | "ignore_unavailable"
             | "allow_no_indices" => v.is_boolean(),
             _ => {
                 return Err(Rejection::forbidden(format!(
@@ -125,7 +155,11 @@ fn check_header(
             for item in items {
                 match item {
                     Value::String(s) => names.push(s),
-                    _ => return Err(Rejection::bad_request("msearch header index must be strings")),
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "msearch header index must be strings",
+                        ))
+                    }
                 }
             }
             if names.is_empty() {
@@ -134,7 +168,11 @@ fn check_header(
                 index::parse(Some(&names.join(",")), patterns)?
             }
         }
-        Some(_) => return Err(Rejection::bad_request("msearch header index must be a string or an array")),
+        Some(_) => {
+            return Err(Rejection::bad_request(
+                "msearch header index must be a string or an array",
+            ))
+        }
     };
     Ok((index, header))
 }
@@ -167,19 +205,34 @@ mod tests {
         let items = run("{\"index\":\"logs-a\"}\n{\"query\":{\"match_all\":{}}}\n{}\n{}\n{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}\n{\"size\":1}\n").unwrap();
         assert_eq!(items.len(), 3); // BODY-46: all bodies, not only the first
         for item in &items {
-            assert_eq!(item.body["query"]["bool"]["filter"], json!([{"term":{"tenant":{"value":"a"}}}]));
+            assert_eq!(
+                item.body["query"]["bool"]["filter"],
+                json!([{"term":{"tenant":{"value":"a"}}}])
+            );
         }
         assert_eq!(items[0].body["query"], wrapped(json!({"match_all":{}})));
         assert_eq!(items[1].index.elements(), &["logs-*".to_string()]);
-        assert_eq!(items[2].index.elements(), &["logs-a".to_string(), "logs-b".to_string()]);
+        assert_eq!(
+            items[2].index.elements(),
+            &["logs-a".to_string(), "logs-b".to_string()]
+        );
 
         let out = to_ndjson(&items).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with('\n'));
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 6);
-        assert_eq!(lines[0], json!({"index":["logs-a"],"expand_wildcards":"open"}));
-        assert_eq!(lines[4], json!({"index":["logs-a","logs-b"],"preference":"x","expand_wildcards":"open"}));
+        assert_eq!(
+            lines[0],
+            json!({"index":["logs-a"],"expand_wildcards":"open"})
+        );
+        assert_eq!(
+            lines[4],
+            json!({"index":["logs-a","logs-b"],"preference":"x","expand_wildcards":"open"})
+        );
         assert_eq!(lines[5]["size"], json!(1));
     }
 
@@ -193,13 +246,13 @@ mod tests {
     #[test]
     fn rejects_framing_ambiguities() {
         let cases = [
-            "{}\n{}",                          // ENC-27 missing final newline
-            "\n{\"index\":\"secret\"}\n{}\n",  // ENC-24/25 empty header line
-            "{}\n\n{}\n{}\n",                  // empty body line
-            "{}\r\n{}\r\n",                    // ENC-26 CRLF
-            "{}\n",                            // header without body
+            "{}\n{}",                         // ENC-27 missing final newline
+            "\n{\"index\":\"secret\"}\n{}\n", // ENC-24/25 empty header line
+            "{}\n\n{}\n{}\n",                 // empty body line
+            "{}\r\n{}\r\n",                   // ENC-26 CRLF
+            "{}\n",                           // header without body
             "",
-            "{}\n{} {}\n",                     // trailing tokens
+            "{}\n{} {}\n", // trailing tokens
             "[]\n{}\n",
             "{}\nnull\n",
             "{\"a\":1,\"a\":2}\n{}\n",
@@ -214,14 +267,14 @@ mod tests {
     fn rejects_header_overrides_and_foreign_indices() {
         let cases = [
             "{\"index\":\"secret\"}\n{}\n",
-            "{\"indices\":[\"secret\"]}\n{}\n",         // IDX-35
-            "{\"ignoreUnavailable\":true}\n{}\n",       // IDX-36
-            "{\"expandWildcards\":\"all\"}\n{}\n",      // IDX-37
+            "{\"indices\":[\"secret\"]}\n{}\n",    // IDX-35
+            "{\"ignoreUnavailable\":true}\n{}\n",  // IDX-36
+            "{\"expandWildcards\":\"all\"}\n{}\n", // IDX-37
             "{\"expand_wildcards\":\"all\"}\n{}\n",
             "{\"search_type\":\"dfs_query_then_fetch\"}\n{}\n", // ENC-28
             "{\"ccs_minimize_roundtrips\":false}\n{}\n",
             "{\"index\":\"logs-*:secret\"}\n{}\n",
-            "{}\n{\"aggs\":{\"g\":{\"global\":{}}}}\n",  // BODY-47
+            "{}\n{\"aggs\":{\"g\":{\"global\":{}}}}\n", // BODY-47
             "{}\n{}\n{}\n{\"runtime_mappings\":{}}\n",
         ];
         for c in cases {

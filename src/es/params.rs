@@ -141,7 +141,9 @@ pub fn split(query: Option<&str>) -> Result<Vec<(String, String)>, Rejection> {
         let name = decode_component(name)?;
         let value = decode_component(value)?;
         if name.is_empty() {
-            return Err(Rejection::bad_request("query string has an empty parameter name"));
+            return Err(Rejection::bad_request(
+                "query string has an empty parameter name",
+            ));
         }
         if out.iter().any(|(n, _)| *n == name) {
             return Err(Rejection::bad_request("query string repeats a parameter"));
@@ -190,7 +192,9 @@ fn value_ok(kind: Kind, value: &str) -> bool {
     match kind {
         Kind::Text => !value.chars().any(char::is_control),
         Kind::Bool => matches!(value, "" | "true" | "false"),
-        Kind::Uint => !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()),
+        Kind::Uint => {
+            !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit())
+        }
         Kind::Time => {
             value == "-1"
                 || (!value.is_empty()
@@ -226,7 +230,11 @@ fn decode_component(s: &str) -> Result<String, Rejection> {
                 let lo = bytes.get(i + 2).and_then(|b| hex(*b));
                 match (hi, lo) {
                     (Some(h), Some(l)) => out.push(h * 16 + l),
-                    _ => return Err(Rejection::bad_request("query string has an invalid percent-encoding")),
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "query string has an invalid percent-encoding",
+                        ))
+                    }
                 }
                 i += 3;
             }
@@ -254,7 +262,9 @@ mod tests {
     use crate::es::RejectKind;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -276,7 +286,15 @@ mod tests {
 
     #[test]
     fn split_rejects_duplicates_and_bad_encodings() {
-        for q in ["q=a&q=b", "size=1;size=2", "a=%", "a=%zz", "a=%%", "a=%ff", "=x"] {
+        for q in [
+            "q=a&q=b",
+            "size=1;size=2",
+            "a=%",
+            "a=%zz",
+            "a=%%",
+            "a=%ff",
+            "=x",
+        ] {
             let err = split(Some(q)).unwrap_err();
             assert_eq!(err.kind, RejectKind::BadRequest, "{q}");
         }
@@ -285,21 +303,21 @@ mod tests {
     #[test]
     fn search_denies_query_overriding_and_leaking_parameters() {
         let denied = [
-            "q=user:bob*",                    // ENC-01
-            "size=1;q=user:bob*",             // ENC-04
+            "q=user:bob*",        // ENC-01
+            "size=1;q=user:bob*", // ENC-04
             "df=user",
             "analyzer=x",
             "default_operator=AND",
             "lenient=true",
             "analyze_wildcard=true",
             "source=%7B%7D&source_content_type=application/json", // ENC-06
-            "suggest_field=message&suggest_text=x",                // ENC-07
+            "suggest_field=message&suggest_text=x",               // ENC-07
             "explain=true",
             "search_type=dfs_query_then_fetch",
             "scroll=1m",
             "scroll_id=abc",
             "expand_wildcards=all",
-            "expand_wildcards=open,hidden",   // IDX-13
+            "expand_wildcards=open,hidden", // IDX-13
             "error_trace=true",
             "filter_path=hits",
             "format=yaml",
@@ -310,7 +328,10 @@ mod tests {
         ];
         for q in denied {
             let err = check(Some(q), ParamSet::Search).unwrap_err();
-            assert!(err.kind == RejectKind::Forbidden || err.kind == RejectKind::BadRequest, "{q}");
+            assert!(
+                err.kind == RejectKind::Forbidden || err.kind == RejectKind::BadRequest,
+                "{q}"
+            );
         }
     }
 
@@ -332,24 +353,51 @@ mod tests {
                 ("expand_wildcards", "open"),
             ])
         );
-        assert_eq!(check(None, ParamSet::Count).unwrap(), pairs(&[("expand_wildcards", "open")]));
+        assert_eq!(
+            check(None, ParamSet::Count).unwrap(),
+            pairs(&[("expand_wildcards", "open")])
+        );
     }
 
     #[test]
     fn cluster_health_takes_only_its_three_parameters() {
         assert_eq!(
-            check(Some("wait_for_status=yellow&timeout=30s&level=cluster"), ParamSet::ClusterHealth).unwrap(),
-            pairs(&[("wait_for_status", "yellow"), ("timeout", "30s"), ("level", "cluster")])
+            check(
+                Some("wait_for_status=yellow&timeout=30s&level=cluster"),
+                ParamSet::ClusterHealth
+            )
+            .unwrap(),
+            pairs(&[
+                ("wait_for_status", "yellow"),
+                ("timeout", "30s"),
+                ("level", "cluster")
+            ])
         );
-        for q in ["level=indices", "level=shards", "wait_for_status=blue", "expand_wildcards=open", "local=true"] {
+        for q in [
+            "level=indices",
+            "level=shards",
+            "wait_for_status=blue",
+            "expand_wildcards=open",
+            "local=true",
+        ] {
             assert!(check(Some(q), ParamSet::ClusterHealth).is_err(), "{q}");
         }
     }
 
     #[test]
     fn count_denies_uri_query_parameters() {
-        for q in ["q=*:*", "df=x", "analyzer=x", "lenient=true", "default_operator=or"] {
-            assert_eq!(check(Some(q), ParamSet::Count).unwrap_err().kind, RejectKind::Forbidden, "{q}");
+        for q in [
+            "q=*:*",
+            "df=x",
+            "analyzer=x",
+            "lenient=true",
+            "default_operator=or",
+        ] {
+            assert_eq!(
+                check(Some(q), ParamSet::Count).unwrap_err().kind,
+                RejectKind::Forbidden,
+                "{q}"
+            );
         }
     }
 

@@ -17,7 +17,9 @@ use super::{FilterSet, Rejection};
 pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
     let mut obj = into_object(body)?;
     if obj.contains_key("aggs") && obj.contains_key("aggregations") {
-        return Err(Rejection::bad_request("body has both [aggs] and [aggregations]"));
+        return Err(Rejection::bad_request(
+            "body has both [aggs] and [aggregations]",
+        ));
     }
     for (key, value) in &obj {
         check_top_level(key, value)?;
@@ -65,7 +67,9 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             for (k, val) in m {
                 match k.as_str() {
                     "must" | "should" | "filter" | "must_not" => query_or_queries(val)?,
-                    "minimum_should_match" | "boost" | "_name" | "adjust_pure_negative" => scalar(val, k)?,
+                    "minimum_should_match" | "boost" | "_name" | "adjust_pure_negative" => {
+                        scalar(val, k)?
+                    }
                     _ => return Err(key_not_allowed(k)),
                 }
             }
@@ -110,7 +114,9 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             for (k, val) in m {
                 match k.as_str() {
                     "query" => check_query(val)?,
-                    "path" | "score_mode" | "ignore_unmapped" | "boost" | "_name" => scalar(val, k)?,
+                    "path" | "score_mode" | "ignore_unmapped" | "boost" | "_name" => {
+                        scalar(val, k)?
+                    }
                     "inner_hits" => check_inner_hits(val)?,
                     _ => return Err(key_not_allowed(k)),
                 }
@@ -122,21 +128,48 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         "range" => field_leaf(
             body,
             &[
-                "gt", "gte", "lt", "lte", "from", "to", "include_lower", "include_upper", "format",
-                "time_zone", "relation", "boost", "_name",
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+                "from",
+                "to",
+                "include_lower",
+                "include_upper",
+                "format",
+                "time_zone",
+                "relation",
+                "boost",
+                "_name",
             ],
             false,
         ),
-        "prefix" => field_leaf(body, &["value", "boost", "rewrite", "case_insensitive", "_name"], true),
+        "prefix" => field_leaf(
+            body,
+            &["value", "boost", "rewrite", "case_insensitive", "_name"],
+            true,
+        ),
         "wildcard" => field_leaf(
             body,
-            &["value", "wildcard", "boost", "rewrite", "case_insensitive", "_name"],
+            &[
+                "value",
+                "wildcard",
+                "boost",
+                "rewrite",
+                "case_insensitive",
+                "_name",
+            ],
             true,
         ),
         "regexp" => field_leaf(
             body,
             &[
-                "value", "flags", "case_insensitive", "max_determinized_states", "rewrite", "boost",
+                "value",
+                "flags",
+                "case_insensitive",
+                "max_determinized_states",
+                "rewrite",
+                "boost",
                 "_name",
             ],
             true,
@@ -144,35 +177,76 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         "fuzzy" => field_leaf(
             body,
             &[
-                "value", "fuzziness", "max_expansions", "prefix_length", "transpositions", "rewrite",
-                "boost", "_name",
+                "value",
+                "fuzziness",
+                "max_expansions",
+                "prefix_length",
+                "transpositions",
+                "rewrite",
+                "boost",
+                "_name",
             ],
             true,
         ),
         "match" => field_leaf(
             body,
             &[
-                "query", "operator", "minimum_should_match", "analyzer", "fuzziness", "prefix_length",
-                "max_expansions", "fuzzy_transpositions", "fuzzy_rewrite", "lenient",
-                "zero_terms_query", "auto_generate_synonyms_phrase_query", "boost", "_name",
+                "query",
+                "operator",
+                "minimum_should_match",
+                "analyzer",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "lenient",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
             ],
             true,
         ),
         "match_phrase" => field_leaf(
             body,
-            &["query", "analyzer", "slop", "zero_terms_query", "boost", "_name"],
+            &[
+                "query",
+                "analyzer",
+                "slop",
+                "zero_terms_query",
+                "boost",
+                "_name",
+            ],
             true,
         ),
         "match_phrase_prefix" => field_leaf(
             body,
-            &["query", "analyzer", "slop", "max_expansions", "zero_terms_query", "boost", "_name"],
+            &[
+                "query",
+                "analyzer",
+                "slop",
+                "max_expansions",
+                "zero_terms_query",
+                "boost",
+                "_name",
+            ],
             true,
         ),
         "match_bool_prefix" => field_leaf(
             body,
             &[
-                "query", "analyzer", "operator", "minimum_should_match", "fuzziness", "prefix_length",
-                "max_expansions", "fuzzy_transpositions", "fuzzy_rewrite", "boost", "_name",
+                "query",
+                "analyzer",
+                "operator",
+                "minimum_should_match",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "boost",
+                "_name",
             ],
             true,
         ),
@@ -182,51 +256,110 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         "multi_match" => flat(
             body,
             &[
-                "query", "fields", "type", "operator", "minimum_should_match", "analyzer", "boost",
-                "fuzziness", "prefix_length", "max_expansions", "lenient", "slop", "tie_breaker",
-                "zero_terms_query", "auto_generate_synonyms_phrase_query", "fuzzy_transpositions",
-                "fuzzy_rewrite", "_name",
+                "query",
+                "fields",
+                "type",
+                "operator",
+                "minimum_should_match",
+                "analyzer",
+                "boost",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "lenient",
+                "slop",
+                "tie_breaker",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "_name",
             ],
         ),
         "query_string" => flat(
             body,
             &[
-                "query", "default_field", "fields", "default_operator", "analyzer", "quote_analyzer",
-                "allow_leading_wildcard", "analyze_wildcard", "enable_position_increments",
-                "fuzziness", "fuzzy_max_expansions", "fuzzy_prefix_length", "fuzzy_transpositions",
-                "lenient", "max_determinized_states", "minimum_should_match", "phrase_slop",
-                "quote_field_suffix", "rewrite", "time_zone", "boost", "_name",
-                "auto_generate_synonyms_phrase_query", "type", "tie_breaker", "escape",
+                "query",
+                "default_field",
+                "fields",
+                "default_operator",
+                "analyzer",
+                "quote_analyzer",
+                "allow_leading_wildcard",
+                "analyze_wildcard",
+                "enable_position_increments",
+                "fuzziness",
+                "fuzzy_max_expansions",
+                "fuzzy_prefix_length",
+                "fuzzy_transpositions",
+                "lenient",
+                "max_determinized_states",
+                "minimum_should_match",
+                "phrase_slop",
+                "quote_field_suffix",
+                "rewrite",
+                "time_zone",
+                "boost",
+                "_name",
+                "auto_generate_synonyms_phrase_query",
+                "type",
+                "tie_breaker",
+                "escape",
             ],
         ),
         "simple_query_string" => flat(
             body,
             &[
-                "query", "fields", "default_operator", "analyzer", "flags", "fuzzy_max_expansions",
-                "fuzzy_prefix_length", "fuzzy_transpositions", "lenient", "minimum_should_match",
-                "quote_field_suffix", "analyze_wildcard", "auto_generate_synonyms_phrase_query",
-                "boost", "_name",
+                "query",
+                "fields",
+                "default_operator",
+                "analyzer",
+                "flags",
+                "fuzzy_max_expansions",
+                "fuzzy_prefix_length",
+                "fuzzy_transpositions",
+                "lenient",
+                "minimum_should_match",
+                "quote_field_suffix",
+                "analyze_wildcard",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
             ],
         ),
         "combined_fields" => flat(
             body,
             &[
-                "query", "fields", "operator", "minimum_should_match", "zero_terms_query",
-                "auto_generate_synonyms_phrase_query", "boost", "_name",
+                "query",
+                "fields",
+                "operator",
+                "minimum_should_match",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
             ],
         ),
         "distance_feature" => flat(body, &["field", "origin", "pivot", "boost", "_name"]),
         "rank_feature" => flat(
             body,
-            &["field", "saturation", "log", "sigmoid", "linear", "boost", "_name"],
+            &[
+                "field",
+                "saturation",
+                "log",
+                "sigmoid",
+                "linear",
+                "boost",
+                "_name",
+            ],
         ),
         "geo_distance" | "geo_bounding_box" => {
             let m = object(body, ty)?;
             let mut fields = 0;
             for (k, val) in m {
                 match k.as_str() {
-                    "distance" | "distance_type" | "validation_method" | "ignore_unmapped" | "boost"
-                    | "_name" | "type" => scalar(val, k)?,
+                    "distance" | "distance_type" | "validation_method" | "ignore_unmapped"
+                    | "boost" | "_name" | "type" => scalar(val, k)?,
                     _ => {
                         fields += 1;
                         inert(val)?;
@@ -263,11 +396,19 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 match k.as_str() {
                     "like" | "unlike" => mlt_like(val)?,
                     "fields" | "stop_words" => strings(val, k)?,
-                    "min_term_freq" | "max_query_terms" | "min_doc_freq" | "max_doc_freq"
-                    | "min_word_length" | "max_word_length" | "analyzer" | "minimum_should_match"
-                    | "boost_terms" | "include" | "boost" | "_name" | "fail_on_unsupported_field" => {
-                        scalar(val, k)?
-                    }
+                    "min_term_freq"
+                    | "max_query_terms"
+                    | "min_doc_freq"
+                    | "max_doc_freq"
+                    | "min_word_length"
+                    | "max_word_length"
+                    | "analyzer"
+                    | "minimum_should_match"
+                    | "boost_terms"
+                    | "include"
+                    | "boost"
+                    | "_name"
+                    | "fail_on_unsupported_field" => scalar(val, k)?,
                     _ => return Err(key_not_allowed(k)),
                 }
             }
@@ -275,8 +416,10 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         }
         "knn" => check_knn(body).map(|_| ()),
         "script" | "script_score" | "percolate" | "wrapper" | "has_child" | "has_parent"
-        | "parent_id" | "pinned" | "rule" | "terms_set" | "template" | "semantic" | "sparse_vector"
-        | "text_expansion" | "weighted_tokens" | "hybrid" | "neural" => Err(feature(ty)),
+        | "parent_id" | "pinned" | "rule" | "terms_set" | "template" | "semantic"
+        | "sparse_vector" | "text_expansion" | "weighted_tokens" | "hybrid" | "neural" => {
+            Err(feature(ty))
+        }
         _ => Err(Rejection::forbidden(format!(
             "query type [{}] is not allowed for this token",
             printable(ty)
@@ -290,7 +433,9 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
     for agg in m.values() {
         let def = object(agg, "aggs")?;
         if def.contains_key("aggs") && def.contains_key("aggregations") {
-            return Err(Rejection::bad_request("aggregation has both [aggs] and [aggregations]"));
+            return Err(Rejection::bad_request(
+                "aggregation has both [aggs] and [aggregations]",
+            ));
         }
         let mut types = 0;
         for (k, val) in def {
@@ -304,28 +449,66 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
             }
         }
         if types != 1 {
-            return Err(Rejection::bad_request("an aggregation needs exactly one type"));
+            return Err(Rejection::bad_request(
+                "an aggregation needs exactly one type",
+            ));
         }
     }
     Ok(())
 }
 
 const TERMS_PARAMS: &[&str] = &[
-    "field", "size", "shard_size", "min_doc_count", "shard_min_doc_count", "order", "include",
-    "exclude", "missing", "execution_hint", "collect_mode", "show_term_doc_count_error",
-    "value_type", "format",
+    "field",
+    "size",
+    "shard_size",
+    "min_doc_count",
+    "shard_min_doc_count",
+    "order",
+    "include",
+    "exclude",
+    "missing",
+    "execution_hint",
+    "collect_mode",
+    "show_term_doc_count_error",
+    "value_type",
+    "format",
 ];
 const HISTOGRAM_PARAMS: &[&str] = &[
-    "field", "interval", "min_doc_count", "extended_bounds", "hard_bounds", "offset", "order",
-    "keyed", "missing", "format",
+    "field",
+    "interval",
+    "min_doc_count",
+    "extended_bounds",
+    "hard_bounds",
+    "offset",
+    "order",
+    "keyed",
+    "missing",
+    "format",
 ];
 const DATE_HISTOGRAM_PARAMS: &[&str] = &[
-    "field", "calendar_interval", "fixed_interval", "interval", "min_doc_count", "extended_bounds",
-    "hard_bounds", "offset", "order", "keyed", "missing", "format", "time_zone",
+    "field",
+    "calendar_interval",
+    "fixed_interval",
+    "interval",
+    "min_doc_count",
+    "extended_bounds",
+    "hard_bounds",
+    "offset",
+    "order",
+    "keyed",
+    "missing",
+    "format",
+    "time_zone",
 ];
 const METRIC_PARAMS: &[&str] = &["field", "missing", "format"];
-const BUCKET_PIPELINE_PARAMS: &[&str] =
-    &["buckets_path", "gap_policy", "format", "percents", "sigma", "keyed"];
+const BUCKET_PIPELINE_PARAMS: &[&str] = &[
+    "buckets_path",
+    "gap_policy",
+    "format",
+    "percents",
+    "sigma",
+    "keyed",
+];
 
 fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
     match ty {
@@ -338,8 +521,13 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             for (k, val) in m {
                 match k.as_str() {
                     "terms" => array_of(val, k, |t| flat(t, &["field", "missing"]))?,
-                    "size" | "shard_size" | "min_doc_count" | "shard_min_doc_count" | "order"
-                    | "show_term_doc_count_error" | "collect_mode" => inert(val)?,
+                    "size"
+                    | "shard_size"
+                    | "min_doc_count"
+                    | "shard_min_doc_count"
+                    | "order"
+                    | "show_term_doc_count_error"
+                    | "collect_mode" => inert(val)?,
                     _ => return Err(key_not_allowed(k)),
                 }
             }
@@ -348,16 +536,32 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         "rare_terms" => params(
             body,
             ty,
-            &["field", "max_doc_count", "precision", "include", "exclude", "missing"],
+            &[
+                "field",
+                "max_doc_count",
+                "precision",
+                "include",
+                "exclude",
+                "missing",
+            ],
         ),
         "histogram" => params(body, ty, HISTOGRAM_PARAMS),
         "date_histogram" => params(body, ty, DATE_HISTOGRAM_PARAMS),
         "auto_date_histogram" => params(
             body,
             ty,
-            &["field", "buckets", "format", "time_zone", "minimum_interval", "missing"],
+            &[
+                "field",
+                "buckets",
+                "format",
+                "time_zone",
+                "minimum_interval",
+                "missing",
+            ],
         ),
-        "range" | "ip_range" => params(body, ty, &["field", "ranges", "keyed", "format", "missing"]),
+        "range" | "ip_range" => {
+            params(body, ty, &["field", "ranges", "keyed", "format", "missing"])
+        }
         "date_range" => params(
             body,
             ty,
@@ -374,7 +578,11 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                     "filters" => match val {
                         Value::Array(items) => items.iter().try_for_each(check_query)?,
                         Value::Object(named) => named.values().try_for_each(check_query)?,
-                        _ => return Err(Rejection::bad_request("[filters] must be an object or array")),
+                        _ => {
+                            return Err(Rejection::bad_request(
+                                "[filters] must be an object or array",
+                            ))
+                        }
                     },
                     "other_bucket" | "other_bucket_key" | "keyed" => scalar(val, k)?,
                     _ => return Err(key_not_allowed(k)),
@@ -398,7 +606,12 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         "diversified_sampler" => params(
             body,
             ty,
-            &["shard_size", "field", "max_docs_per_value", "execution_hint"],
+            &[
+                "shard_size",
+                "field",
+                "max_docs_per_value",
+                "execution_hint",
+            ],
         ),
         "geohash_grid" | "geotile_grid" => params(
             body,
@@ -418,12 +631,16 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         "percentiles" => params(
             body,
             ty,
-            &["field", "percents", "keyed", "tdigest", "hdr", "missing", "format"],
+            &[
+                "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
+            ],
         ),
         "percentile_ranks" => params(
             body,
             ty,
-            &["field", "values", "keyed", "tdigest", "hdr", "missing", "format"],
+            &[
+                "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
+            ],
         ),
         "weighted_avg" => params(body, ty, &["value", "weight", "format", "value_type"]),
         "geo_bounds" => params(body, ty, &["field", "wrap_longitude"]),
@@ -441,10 +658,17 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             Ok(())
         }
         "top_hits" => check_hits_options(body, &["from", "size"]),
-        "avg_bucket" | "sum_bucket" | "min_bucket" | "max_bucket" | "stats_bucket"
-        | "extended_stats_bucket" | "percentiles_bucket" => params(body, ty, BUCKET_PIPELINE_PARAMS),
+        "avg_bucket"
+        | "sum_bucket"
+        | "min_bucket"
+        | "max_bucket"
+        | "stats_bucket"
+        | "extended_stats_bucket"
+        | "percentiles_bucket" => params(body, ty, BUCKET_PIPELINE_PARAMS),
         "derivative" => params(body, ty, &["buckets_path", "gap_policy", "format", "unit"]),
-        "cumulative_sum" | "cumulative_cardinality" => params(body, ty, &["buckets_path", "format"]),
+        "cumulative_sum" | "cumulative_cardinality" => {
+            params(body, ty, &["buckets_path", "format"])
+        }
         "serial_diff" => params(body, ty, &["buckets_path", "lag", "gap_policy", "format"]),
         "bucket_sort" => {
             let m = object(body, ty)?;
@@ -458,8 +682,10 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             Ok(())
         }
         "global" | "significant_terms" | "significant_text" | "children" | "parent"
-        | "scripted_metric" | "bucket_script" | "bucket_selector" | "moving_fn" | "sampler_random"
-        | "random_sampler" | "categorize_text" | "frequent_item_sets" => Err(feature(ty)),
+        | "scripted_metric" | "bucket_script" | "bucket_selector" | "moving_fn"
+        | "sampler_random" | "random_sampler" | "categorize_text" | "frequent_item_sets" => {
+            Err(feature(ty))
+        }
         _ => Err(Rejection::forbidden(format!(
             "aggregation type [{}] is not allowed for this token",
             printable(ty)
@@ -471,8 +697,19 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
     let (_name, def) = single_entry(v, "a composite source")?;
     let (ty, body) = single_entry(def, "a composite source")?;
     let allowed: &[&str] = &[
-        "field", "missing_bucket", "missing_order", "order", "value_type", "interval",
-        "calendar_interval", "fixed_interval", "time_zone", "format", "offset", "precision", "bounds",
+        "field",
+        "missing_bucket",
+        "missing_order",
+        "order",
+        "value_type",
+        "interval",
+        "calendar_interval",
+        "fixed_interval",
+        "time_zone",
+        "format",
+        "offset",
+        "precision",
+        "bounds",
     ];
     match ty {
         "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, ty, allowed),
@@ -552,7 +789,9 @@ fn check_knn(v: &Value) -> Result<(), Rejection> {
 
 fn inject_knn(knn: &mut Value, filters: &FilterSet) -> Result<(), Rejection> {
     match knn {
-        Value::Array(items) => items.iter_mut().try_for_each(|i| inject_knn_one(i, filters)),
+        Value::Array(items) => items
+            .iter_mut()
+            .try_for_each(|i| inject_knn_one(i, filters)),
         _ => inject_knn_one(knn, filters),
     }
 }
@@ -579,9 +818,8 @@ fn check_function_score(body: &Value) -> Result<(), Rejection> {
         match k.as_str() {
             "query" | "filter" => check_query(val)?,
             "functions" => array_of(val, k, check_score_function)?,
-            "boost" | "boost_mode" | "score_mode" | "max_boost" | "min_score" | "_name" | "weight" => {
-                scalar(val, k)?
-            }
+            "boost" | "boost_mode" | "score_mode" | "max_boost" | "min_score" | "_name"
+            | "weight" => scalar(val, k)?,
             "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => inert(val)?,
             "script_score" => return Err(feature(k)),
             _ => return Err(key_not_allowed(k)),
@@ -641,7 +879,9 @@ fn mlt_like_item(v: &Value) -> Result<(), Rejection> {
 
 fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(|i| check_hits_options(i, INNER_HITS_EXTRA)),
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| check_hits_options(i, INNER_HITS_EXTRA)),
         _ => check_hits_options(v, INNER_HITS_EXTRA),
     }
 }
@@ -675,10 +915,26 @@ fn check_hits_options(v: &Value, extra: &[&str]) -> Result<(), Rejection> {
 }
 
 const HIGHLIGHT_OPTIONS: &[&str] = &[
-    "pre_tags", "post_tags", "type", "fragment_size", "number_of_fragments", "order",
-    "require_field_match", "boundary_chars", "boundary_max_scan", "boundary_scanner",
-    "boundary_scanner_locale", "encoder", "no_match_size", "tags_schema", "max_analyzed_offset",
-    "fragmenter", "phrase_limit", "matched_fields", "force_source", "fragment_offset",
+    "pre_tags",
+    "post_tags",
+    "type",
+    "fragment_size",
+    "number_of_fragments",
+    "order",
+    "require_field_match",
+    "boundary_chars",
+    "boundary_max_scan",
+    "boundary_scanner",
+    "boundary_scanner_locale",
+    "encoder",
+    "no_match_size",
+    "tags_schema",
+    "max_analyzed_offset",
+    "fragmenter",
+    "phrase_limit",
+    "matched_fields",
+    "force_source",
+    "fragment_offset",
 ];
 
 fn check_highlight(v: &Value) -> Result<(), Rejection> {
@@ -691,7 +947,11 @@ fn check_highlight(v: &Value) -> Result<(), Rejection> {
                     let (_f, opts) = single_entry(item, "a highlight field")?;
                     check_highlight_field(opts)
                 })?,
-                _ => return Err(Rejection::bad_request("[highlight.fields] must be an object or array")),
+                _ => {
+                    return Err(Rejection::bad_request(
+                        "[highlight.fields] must be an object or array",
+                    ))
+                }
             },
             "highlight_query" => check_query(val)?,
             other if HIGHLIGHT_OPTIONS.contains(&other) => inert(val)?,
@@ -775,10 +1035,14 @@ fn check_sort_item(v: &Value) -> Result<(), Rejection> {
                     }
                     Ok(())
                 }
-                _ => Err(Rejection::bad_request("a sort must be a string or an object")),
+                _ => Err(Rejection::bad_request(
+                    "a sort must be a string or an object",
+                )),
             }
         }
-        _ => Err(Rejection::bad_request("a sort must be a string or an object")),
+        _ => Err(Rejection::bad_request(
+            "a sort must be a string or an object",
+        )),
     }
 }
 
@@ -816,7 +1080,9 @@ fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
         Value::String(_) => Ok(()),
         Value::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
-        _ => Err(Rejection::bad_request(format!("[{key}] has an invalid value"))),
+        _ => Err(Rejection::bad_request(format!(
+            "[{key}] has an invalid value"
+        ))),
     })
 }
 
@@ -835,9 +1101,13 @@ fn single_entry<'a>(v: &'a Value, what: &str) -> Result<(&'a str, &'a Value), Re
     match v {
         Value::Object(m) if m.len() == 1 => match m.iter().next() {
             Some((k, val)) => Ok((k.as_str(), val)),
-            None => Err(Rejection::bad_request(format!("{what} must have exactly one key"))),
+            None => Err(Rejection::bad_request(format!(
+                "{what} must have exactly one key"
+            ))),
         },
-        _ => Err(Rejection::bad_request(format!("{what} must be an object with exactly one key"))),
+        _ => Err(Rejection::bad_request(format!(
+            "{what} must be an object with exactly one key"
+        ))),
     }
 }
 
@@ -860,7 +1130,10 @@ fn array_of(
 ) -> Result<(), Rejection> {
     match v {
         Value::Array(items) => items.iter().try_for_each(each),
-        _ => Err(Rejection::bad_request(format!("[{}] must be an array", printable(key)))),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be an array",
+            printable(key)
+        ))),
     }
 }
 
@@ -897,7 +1170,11 @@ fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejec
                 match val {
                     Value::Object(_) => flat(val, inner)?,
                     _ if scalar_ok => scalar(val, k)?,
-                    _ => return Err(Rejection::bad_request("query field parameters must be an object")),
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "query field parameters must be an object",
+                        ))
+                    }
                 }
             }
         }
@@ -933,7 +1210,10 @@ fn inert(v: &Value) -> Result<(), Rejection> {
 fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
     match v {
         Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
-        _ => Err(Rejection::bad_request(format!("[{}] must be a single value", printable(key)))),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a single value",
+            printable(key)
+        ))),
     }
 }
 
@@ -941,14 +1221,20 @@ fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
     match v {
         Value::String(_) => Ok(()),
         Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
-        _ => Err(Rejection::bad_request(format!("[{}] must be strings", printable(key)))),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be strings",
+            printable(key)
+        ))),
     }
 }
 
 fn string(v: &Value, key: &str) -> Result<(), Rejection> {
     match v {
         Value::String(_) => Ok(()),
-        _ => Err(Rejection::bad_request(format!("[{}] must be a string", printable(key)))),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a string",
+            printable(key)
+        ))),
     }
 }
 
@@ -956,7 +1242,10 @@ fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
     if v.is_u64() {
         Ok(())
     } else {
-        Err(Rejection::bad_request(format!("[{}] must be a non-negative integer", printable(key))))
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a non-negative integer",
+            printable(key)
+        )))
     }
 }
 
@@ -964,7 +1253,10 @@ fn number(v: &Value, key: &str) -> Result<(), Rejection> {
     if v.is_number() {
         Ok(())
     } else {
-        Err(Rejection::bad_request(format!("[{}] must be a number", printable(key))))
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a number",
+            printable(key)
+        )))
     }
 }
 
@@ -972,16 +1264,25 @@ fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
     if v.is_boolean() {
         Ok(())
     } else {
-        Err(Rejection::bad_request(format!("[{}] must be true or false", printable(key))))
+        Err(Rejection::bad_request(format!(
+            "[{}] must be true or false",
+            printable(key)
+        )))
     }
 }
 
 fn key_not_allowed(key: &str) -> Rejection {
-    Rejection::forbidden(format!("body key [{}] is not allowed for this token", printable(key)))
+    Rejection::forbidden(format!(
+        "body key [{}] is not allowed for this token",
+        printable(key)
+    ))
 }
 
 fn feature(name: &str) -> Rejection {
-    Rejection::forbidden(format!("[{}] is not allowed for this token", printable(name)))
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token",
+        printable(name)
+    ))
 }
 
 /// A key safe to show in an error: printable ASCII, at most 64 characters.
@@ -1016,7 +1317,8 @@ mod tests {
     #[test]
     fn wraps_the_user_query_without_merging() {
         // BODY-38 / BODY-39: the user's own bool is kept as is inside must.
-        let user = json!({"bool":{"filter":[{"term":{"tenant":"b"}}],"should":[{"match":{"m":"x"}}]}});
+        let user =
+            json!({"bool":{"filter":[{"term":{"tenant":"b"}}],"should":[{"match":{"m":"x"}}]}});
         let got = search(Some(json!({"query": user.clone(), "size": 5})), &tenant_a()).unwrap();
         assert_eq!(
             got,
@@ -1026,10 +1328,18 @@ mod tests {
 
     #[test]
     fn without_token_filters_the_wrapper_has_only_must() {
-        let got = search(Some(json!({"query":{"term":{"x":"y"}}})), &FilterSet::default()).unwrap();
+        let got = search(
+            Some(json!({"query":{"term":{"x":"y"}}})),
+            &FilterSet::default(),
+        )
+        .unwrap();
         assert_eq!(got, json!({"query":{"bool":{"must":[{"term":{"x":"y"}}]}}}));
         // Checks still apply.
-        assert!(search(Some(json!({"aggs":{"g":{"global":{}}}})), &FilterSet::default()).is_err());
+        assert!(search(
+            Some(json!({"aggs":{"g":{"global":{}}}})),
+            &FilterSet::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -1067,8 +1377,14 @@ mod tests {
             &tenant_a(),
         )
         .unwrap();
-        assert_eq!(got["knn"][0]["filter"], json!([tenant_clause(), {"term":{"env":"x"}}]));
-        assert_eq!(got["knn"][1]["filter"], json!([tenant_clause(), {"term":{"env":"y"}}]));
+        assert_eq!(
+            got["knn"][0]["filter"],
+            json!([tenant_clause(), {"term":{"env":"x"}}])
+        );
+        assert_eq!(
+            got["knn"][1]["filter"],
+            json!([tenant_clause(), {"term":{"env":"y"}}])
+        );
     }
 
     #[test]
@@ -1095,28 +1411,28 @@ mod tests {
     fn denies_features_that_escape_the_filter() {
         let cases = [
             json!({"aggs":{"all":{"global":{},"aggs":{"u":{"terms":{"field":"user"}}}}}}), // BODY-01
-            json!({"aggregations":{"all":{"global":{}}}}),                                  // BODY-02
-            json!({"aggs":{"u":{"terms":{"field":"user","min_doc_count":0}}}}),             // BODY-03
+            json!({"aggregations":{"all":{"global":{}}}}), // BODY-02
+            json!({"aggs":{"u":{"terms":{"field":"user","min_doc_count":0}}}}), // BODY-03
             json!({"aggs":{"f":{"filter":{"match_all":{}},"aggs":{"u":{"terms":{"field":"user","min_doc_count":0}}}}}}), // BODY-04
-            json!({"aggs":{"s":{"significant_terms":{"field":"env"}}}}),                    // BODY-05
-            json!({"aggs":{"s":{"significant_text":{"field":"m"}}}}),                       // BODY-07
-            json!({"suggest":{"s":{"text":"x","term":{"field":"m"}}}}),                      // BODY-08
-            json!({"retriever":{"standard":{"query":{"match_all":{}}}}}),                    // BODY-13
-            json!({"query":{"pinned":{"ids":["b1"],"organic":{"match_none":{}}}}}),          // BODY-16
-            json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{}}}),          // BODY-18
-            json!({"runtime_mappings":{"tenant":{"type":"keyword","script":"emit('a')"}}}),  // BODY-20
-            json!({"query":{"terms":{"user":{"index":"logs-b","id":"b1","path":"user"}}}}),  // BODY-24
-            json!({"query":{"more_like_this":{"like":[{"_index":"logs-b","_id":"b1"}]}}}),   // BODY-26
+            json!({"aggs":{"s":{"significant_terms":{"field":"env"}}}}), // BODY-05
+            json!({"aggs":{"s":{"significant_text":{"field":"m"}}}}),    // BODY-07
+            json!({"suggest":{"s":{"text":"x","term":{"field":"m"}}}}),  // BODY-08
+            json!({"retriever":{"standard":{"query":{"match_all":{}}}}}), // BODY-13
+            json!({"query":{"pinned":{"ids":["b1"],"organic":{"match_none":{}}}}}), // BODY-16
+            json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{}}}), // BODY-18
+            json!({"runtime_mappings":{"tenant":{"type":"keyword","script":"emit('a')"}}}), // BODY-20
+            json!({"query":{"terms":{"user":{"index":"logs-b","id":"b1","path":"user"}}}}), // BODY-24
+            json!({"query":{"more_like_this":{"like":[{"_index":"logs-b","_id":"b1"}]}}}), // BODY-26
             json!({"query":{"more_like_this":{"like":{"doc":{"m":"x"}}}}}),
-            json!({"query":{"percolate":{"field":"q","index":"x","id":"1"}}}),               // BODY-28
+            json!({"query":{"percolate":{"field":"q","index":"x","id":"1"}}}), // BODY-28
             json!({"query":{"geo_shape":{"loc":{"indexed_shape":{"index":"secret","id":"1"}}}}}), // BODY-29
-            json!({"profile":true,"query":{"prefix":{"user":"bob"}}}),                       // BODY-30
-            json!({"query":{"wrapper":{"query":"e30="}}}),                                   // BODY-32
-            json!({"explain":true}),                                                         // BODY-33
+            json!({"profile":true,"query":{"prefix":{"user":"bob"}}}), // BODY-30
+            json!({"query":{"wrapper":{"query":"e30="}}}),             // BODY-32
+            json!({"explain":true}),                                   // BODY-33
             json!({"query":{"has_child":{"type":"c","query":{"match_all":{}},"inner_hits":{}}}}), // BODY-35
             json!({"query":{"has_parent":{"parent_type":"p","query":{"match_all":{}}}}}),
-            json!({"indices_boost":[{"secret":5}]}),                                         // BODY-37
-            json!({"search_pipeline":{"request_processors":[]}}),                            // BODY-40
+            json!({"indices_boost":[{"secret":5}]}), // BODY-37
+            json!({"search_pipeline":{"request_processors":[]}}), // BODY-40
             json!({"ext":{}}),
             json!({"pit":{"id":"x"}}),
             json!({"script_fields":{"x":{"script":"1"}}}),
@@ -1150,7 +1466,7 @@ mod tests {
     #[test]
     fn rejects_malformed_shapes_with_400() {
         let cases = [
-            json!(null),  // BODY-45
+            json!(null), // BODY-45
             json!([]),
             json!("x"),
             json!({"size":"ten"}),
@@ -1167,14 +1483,26 @@ mod tests {
 
     #[test]
     fn count_accepts_only_query() {
-        assert!(count(Some(json!({"query":{"match_all":{}},"size":1})), &tenant_a()).is_err());
-        assert!(count(Some(json!({"query":{"wrapper":{"query":"e30="}}})), &tenant_a()).is_err()); // BODY-48
+        assert!(count(
+            Some(json!({"query":{"match_all":{}},"size":1})),
+            &tenant_a()
+        )
+        .is_err());
+        assert!(count(
+            Some(json!({"query":{"wrapper":{"query":"e30="}}})),
+            &tenant_a()
+        )
+        .is_err()); // BODY-48
         assert!(count(Some(json!({"aggs":{}})), &tenant_a()).is_err());
     }
 
     #[test]
     fn rejections_name_keys_but_not_values() {
-        let err = search(Some(json!({"query":{"term":{"f":{"LEAKVALUE":"LEAKMARKER"}}}})), &tenant_a()).unwrap_err();
+        let err = search(
+            Some(json!({"query":{"term":{"f":{"LEAKVALUE":"LEAKMARKER"}}}})),
+            &tenant_a(),
+        )
+        .unwrap_err();
         assert!(!err.reason.contains("LEAKMARKER"), "{}", err.reason);
         assert!(err.reason.contains("LEAKVALUE"), "{}", err.reason);
     }
@@ -1189,7 +1517,8 @@ mod tests {
             prop_oneof![
                 Just(json!({"match_all":{}})),
                 (field, "[a-z0-9]{0,6}").prop_map(|(f, v)| json!({"term":{f:{"value":v}}})),
-                (field, prop::collection::vec("[a-z]{1,4}", 0..3)).prop_map(|(f, v)| json!({"terms":{f:v}})),
+                (field, prop::collection::vec("[a-z]{1,4}", 0..3))
+                    .prop_map(|(f, v)| json!({"terms":{f:v}})),
                 (field, 0i64..100).prop_map(|(f, n)| json!({"range":{f:{"gte":n}}})),
                 (field, "[a-z ]{0,8}").prop_map(|(f, t)| json!({"match":{f:t}})),
                 field.prop_map(|f| json!({"exists":{"field":f}})),
@@ -1200,18 +1529,24 @@ mod tests {
         fn query() -> impl Strategy<Value = Value> {
             leaf_query().prop_recursive(3, 16, 4, |inner| {
                 prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..3).prop_map(|v| json!({"bool":{"must":v}})),
-                    prop::collection::vec(inner.clone(), 0..3).prop_map(|v| json!({"bool":{"should":v,"minimum_should_match":1}})),
-                    inner.clone().prop_map(|q| json!({"constant_score":{"filter":q}})),
-                    inner.clone().prop_map(|q| json!({"nested":{"path":"p","query":q}})),
-                    prop::collection::vec(inner, 1..3).prop_map(|v| json!({"dis_max":{"queries":v}})),
+                    prop::collection::vec(inner.clone(), 0..3)
+                        .prop_map(|v| json!({"bool":{"must":v}})),
+                    prop::collection::vec(inner.clone(), 0..3)
+                        .prop_map(|v| json!({"bool":{"should":v,"minimum_should_match":1}})),
+                    inner
+                        .clone()
+                        .prop_map(|q| json!({"constant_score":{"filter":q}})),
+                    inner
+                        .clone()
+                        .prop_map(|q| json!({"nested":{"path":"p","query":q}})),
+                    prop::collection::vec(inner, 1..3)
+                        .prop_map(|v| json!({"dis_max":{"queries":v}})),
                 ]
             })
         }
 
         fn filters() -> impl Strategy<Value = FilterSet> {
-            prop::collection::vec(("[a-c]", "[a-z]{1,3}"), 0..4)
-                .prop_map(|pairs| FilterSet::new(pairs.into_iter().map(|(f, v)| (f, v))))
+            prop::collection::vec(("[a-c]", "[a-z]{1,3}"), 0..4).prop_map(FilterSet::new)
         }
 
         /// Denied features, each as a function that places it somewhere given a valid query.
@@ -1249,8 +1584,14 @@ mod tests {
                     json!({"aggs": aggs})
                 }),
                 prop_oneof![
-                    Just("runtime_mappings"), Just("suggest"), Just("retriever"), Just("ext"),
-                    Just("indices_boost"), Just("pit"), Just("script_fields"), Just("sub_searches")
+                    Just("runtime_mappings"),
+                    Just("suggest"),
+                    Just("retriever"),
+                    Just("ext"),
+                    Just("indices_boost"),
+                    Just("pit"),
+                    Just("script_fields"),
+                    Just("sub_searches")
                 ]
                 .prop_map(|k| json!({ k: {} })),
             ]

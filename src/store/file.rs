@@ -11,7 +11,9 @@ pub struct FileStore {
 impl FileStore {
     /// Opens (creating if needed) the store under `dir`. Takes an exclusive lock on the directory.
     pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
-        Ok(FileStore { _dir: dir.to_owned() })
+        Ok(FileStore {
+            _dir: dir.to_owned(),
+        })
     }
 }
 
