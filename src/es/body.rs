@@ -1,1 +1,443 @@
-//! (filled in by the enforcement work)
+//! Strict request-body decoding (security.md I-2, E5–E7).
+//!
+//! Invariant: a body reaches the rewriter only as a `serde_json::Value` that came from bytes
+//! that were declared `application/json` (or NDJSON for `_msearch`, including the
+//! `vnd.elasticsearch` compatible forms for versions 8 and 9), UTF-8 (no BOM, no other charset),
+//! optionally gzip/deflate-compressed with the decoded size capped, and parsed without comments,
+//! duplicate keys (at any depth), trailing data or nesting deeper than [`MAX_DEPTH`]. Anything
+//! else is 415/413/400; nothing is guessed.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::Read;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use super::{RejectKind, Rejection};
+
+/// Default cap on the decoded (decompressed) body size.
+pub const MAX_DECODED_BODY: usize = 100 * 1024 * 1024;
+
+/// Maximum nesting depth of a JSON value (objects and arrays).
+pub const MAX_DEPTH: usize = 64;
+
+/// Which media type a route takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    Json,
+    Ndjson,
+}
+
+/// Checks the declared `Content-Type` for a non-empty body.
+pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<(), Rejection> {
+    let Some(ct) = content_type else {
+        return Err(unsupported("a request body needs a Content-Type"));
+    };
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let (plain, vnd) = match media {
+        Media::Json => ("application/json", "application/vnd.elasticsearch+json"),
+        Media::Ndjson => (
+            "application/x-ndjson",
+            "application/vnd.elasticsearch+x-ndjson",
+        ),
+    };
+    let is_vnd = essence == vnd;
+    if essence != plain && !is_vnd {
+        return Err(unsupported("this Content-Type is not supported"));
+    }
+    let mut compat_seen = false;
+    for param in parts {
+        let param = param.trim();
+        if param.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = param.split_once('=') else {
+            return Err(unsupported("this Content-Type is not supported"));
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().trim_matches('"').to_ascii_lowercase();
+        match name.as_str() {
+            "charset" if value == "utf-8" || value == "utf8" => {}
+            "compatible-with" if is_vnd && (value == "8" || value == "9") => compat_seen = true,
+            _ => return Err(unsupported("this Content-Type is not supported")),
+        }
+    }
+    if is_vnd && !compat_seen {
+        return Err(unsupported("this Content-Type is not supported"));
+    }
+    Ok(())
+}
+
+/// Undoes `Content-Encoding` (identity, gzip or deflate) with the decoded size capped at `max`.
+pub fn decode_content(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    max: usize,
+) -> Result<Vec<u8>, Rejection> {
+    let encoding = content_encoding
+        .map(|e| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let decoded = match encoding.as_str() {
+        "" | "identity" => {
+            if body.len() > max {
+                return Err(too_large());
+            }
+            return Ok(body.to_vec());
+        }
+        "gzip" | "x-gzip" => read_capped(flate2::read::GzDecoder::new(body), max)?,
+        "deflate" => match read_capped(flate2::read::ZlibDecoder::new(body), max) {
+            Ok(v) => v,
+            Err(e) if e.kind == RejectKind::TooLarge => return Err(e),
+            // Some clients send raw deflate without the zlib wrapper.
+            Err(_) => read_capped(flate2::read::DeflateDecoder::new(body), max)?,
+        },
+        _ => return Err(unsupported("this Content-Encoding is not supported")),
+    };
+    Ok(decoded)
+}
+
+/// Decodes the declared encoding, checks the content type and parses one strict JSON value.
+/// `Ok(None)` for a missing or empty body.
+pub fn decode_json(
+    body: Option<&[u8]>,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    max: usize,
+) -> Result<Option<Value>, Rejection> {
+    let Some(raw) = body.filter(|b| !b.is_empty()) else {
+        return Ok(None);
+    };
+    check_content_type(content_type, Media::Json)?;
+    let bytes = decode_content(raw, content_encoding, max)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    parse_strict(&bytes).map(Some)
+}
+
+/// Parses one JSON value strictly: UTF-8 without BOM, no comments, no duplicate keys at any
+/// depth, depth at most [`MAX_DEPTH`], nothing but whitespace after the value.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(Rejection::bad_request(
+            "request body starts with a byte order mark",
+        ));
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Rejection::bad_request("request body is not valid UTF-8"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictSeed { depth: 0 }
+        .deserialize(&mut de)
+        .map_err(|e| json_error(&e))?;
+    de.end().map_err(|_| {
+        Rejection::bad_request("request body has trailing data after the JSON value")
+    })?;
+    Ok(value)
+}
+
+fn json_error(e: &serde_json::Error) -> Rejection {
+    let msg = e.to_string();
+    if msg.starts_with(DUPLICATE) {
+        Rejection::bad_request("request body has a duplicate key")
+    } else if msg.starts_with(TOO_DEEP) || msg.contains("recursion limit") {
+        Rejection::bad_request("request body is nested too deeply")
+    } else {
+        Rejection::bad_request(format!(
+            "request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    }
+}
+
+const DUPLICATE: &str = "esgate: duplicate key";
+const TOO_DEEP: &str = "esgate: too deep";
+
+fn read_capped<R: Read>(reader: R, max: usize) -> Result<Vec<u8>, Rejection> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|_| Rejection::bad_request("request body could not be decompressed"))?;
+    if out.len() > max {
+        return Err(too_large());
+    }
+    Ok(out)
+}
+
+fn too_large() -> Rejection {
+    Rejection {
+        kind: RejectKind::TooLarge,
+        reason: "request body is too large".to_string(),
+    }
+}
+
+fn unsupported(reason: &str) -> Rejection {
+    Rejection {
+        kind: RejectKind::UnsupportedMediaType,
+        reason: reason.to_string(),
+    }
+}
+
+/// Builds a `Value` like serde_json does, but rejects duplicate keys and deep nesting.
+struct StrictSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(StrictVisitor { depth: self.depth })
+    }
+}
+
+struct StrictVisitor {
+    depth: usize,
+}
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let depth = self.depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(serde::de::Error::custom(TOO_DEEP));
+        }
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictSeed { depth })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let depth = self.depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(serde::de::Error::custom(TOO_DEEP));
+        }
+        let mut out = Map::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+            let value = map.next_value_seed(StrictSeed { depth })?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn accepts_json_content_types() {
+        for ct in [
+            "application/json",
+            "application/json; charset=UTF-8",
+            "Application/JSON;charset=utf-8",
+            "application/vnd.elasticsearch+json; compatible-with=8",
+            "application/vnd.elasticsearch+json;compatible-with=9",
+        ] {
+            assert_eq!(check_content_type(Some(ct), Media::Json), Ok(()), "{ct}");
+        }
+        assert_eq!(
+            check_content_type(Some("application/x-ndjson"), Media::Ndjson),
+            Ok(())
+        );
+        assert_eq!(
+            check_content_type(
+                Some("application/vnd.elasticsearch+x-ndjson; compatible-with=9"),
+                Media::Ndjson
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_other_content_types_with_415() {
+        let cases = [
+            (Some("application/yaml"), Media::Json),  // ENC-09
+            (Some("application/cbor"), Media::Json),  // ENC-10
+            (Some("application/smile"), Media::Json), // ENC-11
+            (Some("application/json; charset=utf-16"), Media::Json), // ENC-12
+            (
+                Some("application/vnd.elasticsearch+json; compatible-with=7"),
+                Media::Json,
+            ), // ENC-31
+            (Some("application/vnd.elasticsearch+json"), Media::Json),
+            (Some("text/plain"), Media::Json),
+            (Some("application/x-ndjson"), Media::Json),
+            (Some("application/json"), Media::Ndjson),
+            (Some("application/json; boundary=x"), Media::Json),
+            (None, Media::Json),
+        ];
+        for (ct, media) in cases {
+            let err = check_content_type(ct, media).unwrap_err();
+            assert_eq!(err.kind, RejectKind::UnsupportedMediaType, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_gzip_and_deflate_bodies() {
+        let body = br#"{"query":{"match_all":{}}}"#;
+        let want = json!({"query":{"match_all":{}}});
+        for (enc, bytes) in [
+            ("gzip", gzip(body)),
+            ("deflate", zlib(body)),
+            ("identity", body.to_vec()),
+        ] {
+            let got = decode_json(Some(&bytes), Some("application/json"), Some(enc), 1024).unwrap();
+            assert_eq!(got, Some(want.clone()), "{enc}");
+        }
+    }
+
+    #[test]
+    fn caps_the_decoded_size_with_413() {
+        let big = vec![b' '; 10_000];
+        let err = decode_content(&gzip(&big), Some("gzip"), 1000).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge);
+        let err = decode_content(&big, None, 1000).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge);
+    }
+
+    #[test]
+    fn rejects_unknown_encodings_with_415_and_garbage_with_400() {
+        for enc in ["br", "zstd", "gzip, gzip", "compress"] {
+            assert_eq!(
+                decode_content(b"{}", Some(enc), 100).unwrap_err().kind,
+                RejectKind::UnsupportedMediaType,
+                "{enc}"
+            );
+        }
+        assert_eq!(
+            decode_content(b"not gzip", Some("gzip"), 100)
+                .unwrap_err()
+                .kind,
+            RejectKind::BadRequest
+        );
+    }
+
+    #[test]
+    fn strict_parse_rejects_dialect_differences() {
+        let cases: &[&[u8]] = &[
+            br#"{"a":1,"a":2}"#,              // ENC-18
+            br#"{"aggs":{},"aggs":{}}"#,      // ENC-19
+            br#"{"x":{"y":{"b":1,"b":1}}}"#,  // nested duplicate
+            br#"{"a\u0067gs":{},"aggs":{}}"#, // escaped duplicate (ENC-17)
+            br#"{"a":1 /* c */}"#,            // ENC-15
+            b"{\"a\":1} // c",                // ENC-16
+            br#"{"a":1e400}"#,                // ENC-21
+            br#"{"a":1} {"b":2}"#,            // ENC-22
+            b"\xEF\xBB\xBF{}",                // ENC-23
+            b"{\"a\":\"\xff\"}",
+            b"\xff\xfe{\x00}\x00", // UTF-16
+            br#"{'a':1}"#,
+            b"",
+        ];
+        for c in cases {
+            let err = parse_strict(c).unwrap_err();
+            assert_eq!(
+                err.kind,
+                RejectKind::BadRequest,
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
+        }
+    }
+
+    #[test]
+    fn strict_parse_limits_depth_without_overflowing() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse_strict(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert_eq!(
+            parse_strict(deep.as_bytes()).unwrap_err().reason,
+            "request body is nested too deeply"
+        );
+        let very_deep = format!("{}{}", "{\"a\":".repeat(3000), "}".repeat(3000)); // ENC-20
+        assert_eq!(
+            parse_strict(very_deep.as_bytes()).unwrap_err().kind,
+            RejectKind::BadRequest
+        );
+    }
+
+    #[test]
+    fn strict_parse_keeps_values_and_unescapes_keys() {
+        let v = parse_strict(br#" {"\u0061ggs":{"x":[1,-2,3.5,true,null,"s"]}} "#).unwrap();
+        assert_eq!(v, json!({"aggs":{"x":[1,-2,3.5,true,null,"s"]}}));
+    }
+
+    #[test]
+    fn empty_body_means_no_body_and_needs_no_content_type() {
+        assert_eq!(decode_json(None, None, None, 10), Ok(None));
+        assert_eq!(decode_json(Some(b""), None, None, 10), Ok(None));
+    }
+
+    #[test]
+    fn duplicate_error_does_not_echo_the_key() {
+        let err = parse_strict(br#"{"LEAKMARKER":1,"LEAKMARKER":2}"#).unwrap_err();
+        assert!(!err.reason.contains("LEAKMARKER"));
+    }
+}

@@ -1,1 +1,396 @@
-//! (filled in by the enforcement work)
+//! Index expressions (security.md I-6, C1–C6): parsing, pre-resolution checks and matching of
+//! concrete index names against a token's allowed patterns.
+//!
+//! Invariant: an expression leaves this module only in canonical form (decoded, split on `,`,
+//! every element validated) and only if every positive element can reach an allowed index: a
+//! literal element must match an allowed pattern, a wildcard element must overlap one. Remote
+//! (`a:b`), selector (`::`), date-math (`<…>`), upper-case, `#`, control characters and other
+//! unusual characters are rejected before anything is resolved, so a foreign name never costs a
+//! backend round trip (no existence oracle). Concrete names are matched with `*` globs only.
+
+use super::Rejection;
+
+/// A checked index expression: the elements as they will be forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expression {
+    elements: Vec<String>,
+}
+
+impl Expression {
+    /// The elements in order (exclusions keep their leading `-`).
+    pub fn elements(&self) -> &[String] {
+        &self.elements
+    }
+
+    /// The comma-joined form used in paths, headers and resolution requests.
+    pub fn joined(&self) -> String {
+        self.elements.join(",")
+    }
+}
+
+/// The token's own patterns as an expression (used for a missing index, `_all` and `*`).
+pub fn default_expression(patterns: &[String]) -> Result<Expression, Rejection> {
+    if patterns.is_empty() {
+        return Err(Rejection::forbidden("this token has no allowed indices"));
+    }
+    let mut elements = Vec::with_capacity(patterns.len());
+    for p in patterns {
+        check_chars(p)
+            .map_err(|_| Rejection::forbidden("this token's index patterns are invalid"))?;
+        elements.push(p.clone());
+    }
+    Ok(Expression { elements })
+}
+
+/// Parses an already percent-decoded expression (a path `{index}` value or an `_msearch`
+/// header `index`) and checks it against the token's patterns. `None` or an empty string means
+/// "no index": the token's patterns.
+pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, Rejection> {
+    let raw = match decoded {
+        None => return default_expression(patterns),
+        Some("") => return default_expression(patterns),
+        Some(s) => s,
+    };
+    let parts: Vec<&str> = raw.split(',').collect();
+    if parts.len() == 1 && parts[0] == "_all" {
+        return default_expression(patterns);
+    }
+    let mut elements: Vec<String> = Vec::new();
+    let mut seen_wildcard = false;
+    for part in parts {
+        if part.is_empty() {
+            return Err(Rejection::forbidden(
+                "index expression has an empty element",
+            ));
+        }
+        if let Some(excluded) = part.strip_prefix('-') {
+            if !seen_wildcard {
+                // ES treats `-x` as an exclusion only after a wildcard element; otherwise it is a
+                // (invalid) literal name. Either way we refuse to guess.
+                return Err(Rejection::forbidden(
+                    "index exclusions are only allowed after a wildcard element",
+                ));
+            }
+            check_element(excluded)?;
+            elements.push(part.to_string());
+            continue;
+        }
+        check_element(part)?;
+        if part == "*" {
+            // `*` anywhere means "everything this token may see".
+            seen_wildcard = true;
+            for p in patterns {
+                if !elements.contains(p) {
+                    elements.push(p.clone());
+                }
+            }
+            continue;
+        }
+        if part.contains('*') {
+            seen_wildcard = true;
+            if !patterns.iter().any(|p| globs_overlap(part, p)) {
+                return Err(not_allowed(part));
+            }
+        } else if !patterns.iter().any(|p| glob_match(p, part)) {
+            return Err(not_allowed(part));
+        }
+        elements.push(part.to_string());
+    }
+    if elements.iter().all(|e| e.starts_with('-')) {
+        return Err(Rejection::forbidden("index expression selects no index"));
+    }
+    Ok(Expression { elements })
+}
+
+/// Whether a concrete index (as reported by the backend) is covered by an allowed pattern.
+/// Data-stream backing indices `.ds-<stream>-<yyyy.MM.dd>-<generation>` are covered when their
+/// data stream name is.
+pub fn concrete_allowed(name: &str, patterns: &[String]) -> bool {
+    if patterns.iter().any(|p| glob_match(p, name)) {
+        return true;
+    }
+    match backing_stream_name(name) {
+        Some(stream) => patterns.iter().any(|p| glob_match(p, stream)),
+        None => false,
+    }
+}
+
+/// `*`-only glob match of `name` against `pattern` (no other metacharacters).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p = pattern.as_bytes();
+    let n = name.as_bytes();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Whether two `*`-globs accept at least one common name (product automaton reachability).
+pub fn globs_overlap(a: &str, b: &str) -> bool {
+    let a = a.as_bytes();
+    let b = b.as_bytes();
+    let width = b.len() + 1;
+    let mut seen = vec![false; (a.len() + 1) * width];
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((i, j)) = stack.pop() {
+        let slot = i * width + j;
+        if seen[slot] {
+            continue;
+        }
+        seen[slot] = true;
+        if i == a.len() && j == b.len() {
+            return true;
+        }
+        let a_star = i < a.len() && a[i] == b'*';
+        let b_star = j < b.len() && b[j] == b'*';
+        if a_star {
+            stack.push((i + 1, j));
+        }
+        if b_star {
+            stack.push((i, j + 1));
+        }
+        if i < a.len() && j < b.len() {
+            match (a_star, b_star) {
+                (false, false) if a[i] == b[j] => stack.push((i + 1, j + 1)),
+                (true, false) => stack.push((i, j + 1)),
+                (false, true) => stack.push((i + 1, j)),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+fn not_allowed(element: &str) -> Rejection {
+    Rejection::forbidden(format!("index [{element}] is not allowed for this token"))
+}
+
+/// Validates one element (without a leading `-`). Only `[a-z0-9._-]` and `*` are accepted.
+fn check_element(element: &str) -> Result<(), Rejection> {
+    if element.is_empty() {
+        return Err(Rejection::forbidden(
+            "index expression has an empty element",
+        ));
+    }
+    if element.contains("::") {
+        return Err(Rejection::forbidden("index selectors (::) are not allowed"));
+    }
+    if element.contains(':') {
+        return Err(Rejection::forbidden(
+            "remote cluster index expressions are not allowed",
+        ));
+    }
+    if element.contains('<') || element.contains('>') {
+        return Err(Rejection::forbidden(
+            "date math index expressions are not allowed",
+        ));
+    }
+    check_chars(element)?;
+    if element == "_all" {
+        return Err(Rejection::forbidden(
+            "_all is only allowed as the whole index expression",
+        ));
+    }
+    if element.starts_with('_') || element.starts_with('-') || element.starts_with('+') {
+        return Err(Rejection::forbidden(
+            "index name has an invalid first character",
+        ));
+    }
+    if element == "." || element == ".." {
+        return Err(Rejection::forbidden("index name is invalid"));
+    }
+    if element.len() > 255 {
+        return Err(Rejection::forbidden("index name is too long"));
+    }
+    Ok(())
+}
+
+fn check_chars(element: &str) -> Result<(), Rejection> {
+    if element.is_empty() {
+        return Err(Rejection::forbidden(
+            "index expression has an empty element",
+        ));
+    }
+    let ok = element.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'*')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::forbidden(
+            "index name contains characters that are not allowed",
+        ))
+    }
+}
+
+/// `.ds-<stream>-<yyyy.MM.dd>-<generation>` → `<stream>`.
+fn backing_stream_name(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(".ds-")?;
+    let (before_gen, generation) = rest.rsplit_once('-')?;
+    if generation.len() < 6 || !generation.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (stream, date) = before_gen.rsplit_once('-')?;
+    let d = date.as_bytes();
+    let date_ok = d.len() == 10
+        && d.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'.',
+            _ => b.is_ascii_digit(),
+        });
+    if !date_ok || stream.is_empty() {
+        return None;
+    }
+    Some(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::es::RejectKind;
+
+    fn pats(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_allowed_expressions_to_canonical_elements() {
+        let p = pats(&["logs-*", "metrics-a"]);
+        let cases: &[(Option<&str>, &[&str])] = &[
+            (None, &["logs-*", "metrics-a"]),
+            (Some(""), &["logs-*", "metrics-a"]),
+            (Some("_all"), &["logs-*", "metrics-a"]),
+            (Some("*"), &["logs-*", "metrics-a"]),
+            (Some("logs-a"), &["logs-a"]),
+            (Some("logs-a,metrics-a"), &["logs-a", "metrics-a"]),
+            (Some("logs-a*"), &["logs-a*"]),
+            (Some("logs*"), &["logs*"]),
+            (Some("logs-*,-logs-b"), &["logs-*", "-logs-b"]),
+            (Some("*,-logs-b"), &["logs-*", "metrics-a", "-logs-b"]),
+        ];
+        for (input, want) in cases {
+            let got = parse(*input, &p).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(got.elements(), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_foreign_and_malformed_expressions_before_resolution() {
+        let p = pats(&["logs-*"]);
+        let cases = [
+            "secret",                // IDX-01 literal foreign name
+            "logs-a,secret",         // IDX-02
+            "s*",                    // IDX-09 wildcard that cannot reach an allowed index
+            "logs-*,secret*",        // IDX-12
+            "logs-*,-logs-a,secret", // IDX-34
+            "-logs-a",               // exclusion without a wildcard before it
+            "logs-*:secret",         // IDX-23 remote
+            "*:logs-*",              // IDX-24
+            "logs-a,*:*",            // IDX-25
+            "logs-a::failures",      // IDX-18 selector
+            "logs-*::*",             // IDX-19
+            "<secret>",              // IDX-20 date math
+            "<logs-{now/d}>",        // IDX-21
+            "Logs-a",                // IDX-32 upper case
+            "logs-a\u{0}",           // IDX-33 NUL
+            "logs-a#x",
+            "logs-a/../secret", // IDX-29 decoded slash
+            "_all,logs-a",
+            "_internal",
+            ".security*", // IDX-14 (no pattern starts with a dot)
+            "logs-a,,logs-b",
+            "logs-a,",
+            "ｌｏｇｓ-a", // IDX-38 full-width letters
+            "logs a",
+            "+logs-a",
+            "..",
+        ];
+        for input in cases {
+            let got = parse(Some(input), &p);
+            match got {
+                Err(r) => assert_eq!(r.kind, RejectKind::Forbidden, "{input:?}"),
+                Ok(e) => panic!("{input:?} was accepted as {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejection_names_only_the_element_the_client_sent() {
+        let err = parse(Some("logs-a,secret"), &pats(&["logs-*"])).unwrap_err();
+        assert_eq!(err.reason, "index [secret] is not allowed for this token");
+    }
+
+    #[test]
+    fn glob_match_handles_stars_table() {
+        let cases = [
+            ("logs-*", "logs-a", true),
+            ("logs-*", "logs-", true),
+            ("logs-*", "logs", false),
+            ("logs-*", "logsecret", false),
+            ("*", "anything", true),
+            ("*-a", "logs-a", true),
+            ("l*s-*a", "logs-xa", true),
+            ("l*s-*a", "logs-xb", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("a*b*c", "abbbc", true),
+            ("a*b*c", "acb", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(glob_match(p, n), want, "{p} vs {n}");
+        }
+    }
+
+    #[test]
+    fn globs_overlap_table() {
+        let cases = [
+            ("logs*", "logs-*", true),
+            ("s*", "logs-*", false),
+            ("*a", "logs-*", true),
+            ("logs-a", "logs-*", true),
+            ("logs", "logs-*", false),
+            ("*", "x", true),
+            ("a*z", "b*", false),
+            ("*-b", "*-a", false),
+            ("*b*", "*a*", true),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(globs_overlap(a, b), want, "{a} vs {b}");
+            assert_eq!(globs_overlap(b, a), want, "{b} vs {a}");
+        }
+    }
+
+    #[test]
+    fn concrete_indices_match_patterns_and_backing_indices_follow_their_stream() {
+        let p = pats(&["logs-*"]);
+        let cases = [
+            ("logs-a", true),
+            ("secret", false),
+            (".ds-logs-app-2024.01.31-000001", true),
+            (".ds-logs-2024.01.31-000001", false), // stream `logs` is not `logs-*`
+            (".ds-secret-2024.01.31-000001", false),
+            (".ds-logs-app-2024.01.31-1", false),
+            (".ds-logs-app", false),
+            (".fs-logs-app-2024.01.31-000001", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(concrete_allowed(name, &p), want, "{name}");
+        }
+    }
+}

@@ -1,15 +1,17 @@
 //! Elasticsearch knowledge: which requests a token may make and how they are rewritten.
 //!
 //! Invariant: pure. Nothing in `es/` does I/O, reads the clock, or imports hyper, tokio or the
-//! store. The proxy calls it in two steps:
+//! store. The proxy calls it in three steps:
 //!
-//! 1. [`plan`] classifies the request head (method, raw path, query string, content headers)
-//!    for a token's [`Scope`]. Unknown routes, parameters and encodings are rejected here. The
-//!    plan names the index expressions that must be resolved to concrete indices.
-//! 2. [`authorize`] takes the plan, the resolution the proxy fetched from the backend and the
-//!    request body, and returns a [`Permit`]: the exact request to send upstream (canonical
-//!    path, allow-listed parameters, re-serialised body with the token's filters injected).
-//!    Only this function creates a `Permit`.
+//! 1. [`plan`] classifies the request head (method, raw path, query string) for a token's
+//!    [`Scope`]. Unknown routes, parameters and foreign literal index names are rejected here;
+//!    [`Plan::needs_body`] says whether the proxy must read the body.
+//! 2. [`prepare`] decodes the body strictly (content type, encoding, JSON dialect), validates
+//!    and rewrites it with the token's filters injected, and names the index expressions the
+//!    proxy must resolve ([`Prepared::to_resolve`]).
+//! 3. [`authorize`] checks every concrete index behind those expressions against the token's
+//!    patterns and returns a [`Permit`]: the exact request to send upstream (canonical path,
+//!    allow-listed parameters, re-serialised body). Only this function creates a `Permit`.
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 
@@ -20,6 +22,8 @@ pub mod index;
 pub mod msearch;
 pub mod params;
 pub mod rewrite;
+
+mod flow;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,12 +128,13 @@ impl Rejection {
     }
 }
 
-/// Concrete indices behind each index expression element, as the backend resolved them.
-/// Filled by the proxy (through `upstream::resolve`) for the names a [`Plan`] asks for.
+/// Concrete indices behind each index expression, as the backend resolved them.
+/// Filled by the proxy (through `upstream::resolve`) for the expressions
+/// [`Prepared::to_resolve`] asks for, aliases and data streams expanded to their indices.
 #[derive(Clone, Debug, Default)]
 pub struct Resolution {
-    /// Expression element (as in [`Plan::to_resolve`]) → concrete index names.
-    /// An element the backend does not know maps to an empty list.
+    /// Expression (as in [`Prepared::to_resolve`]) → concrete index names.
+    /// An expression that matches nothing maps to an empty list.
     pub concrete: BTreeMap<String, Vec<String>>,
 }
 
@@ -165,6 +170,8 @@ pub struct ForwardBody {
 
 /// Proof that a request was checked: the exact request to send upstream.
 /// Only [`authorize`] creates one.
+// `_sealed` (not `#[non_exhaustive]`) so that even the rest of this crate cannot build one.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct Permit {
     pub action: &'static str,
@@ -179,59 +186,84 @@ pub struct Permit {
     _sealed: (),
 }
 
-/// The outcome of [`plan`]: what the request is and what the proxy must fetch before
-/// [`authorize`] can decide.
+/// The outcome of [`plan`]: what the request is and whether [`prepare`] needs its body.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub action: &'static str,
-    /// Index expression elements to resolve to concrete indices (empty when none).
-    pub to_resolve: Vec<String>,
     pub(crate) route: endpoint::Route,
+    pub(crate) method: Method,
+    pub(crate) params: Vec<(String, String)>,
+    /// The checked path expression (or the token's patterns) for routes that take indices.
+    pub(crate) index: Option<index::Expression>,
 }
 
 impl Plan {
-    /// Whether the proxy must read the request body (capped) and pass it to `prepare`.
+    /// Whether the proxy must read the request body (capped) and pass it to [`prepare`].
     pub fn needs_body(&self) -> bool {
-        match self.route {}
+        matches!(
+            self.route,
+            endpoint::Route::Search { .. }
+                | endpoint::Route::Count { .. }
+                | endpoint::Route::Msearch { .. }
+                | endpoint::Route::FieldCaps { .. }
+        )
     }
 }
 
-/// A plan with its body parsed and checked: what remains is index resolution.
+/// The outcome of [`prepare`]: the rewritten request, waiting for index resolution.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub action: &'static str,
-    pub(crate) route: endpoint::Route,
+    to_resolve: Vec<String>,
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<ForwardBody>,
 }
 
 impl Prepared {
-    /// Index expressions to resolve through the backend before [`authorize`].
+    /// The index expressions (comma lists exactly as forwarded, one per path or `_msearch`
+    /// header, without duplicates) the proxy must resolve before [`authorize`].
     pub fn to_resolve(&self) -> &[String] {
-        match self.route {}
+        &self.to_resolve
     }
 }
 
-/// Step 2: parse and check the body. See the module docs.
+/// Step 1: classify the request head (method, path, query string). Unknown routes and
+/// parameters and foreign literal index names are rejected here.
+pub fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
+    flow::plan(head, scope)
+}
+
+/// Step 2: decode and rewrite the body (if the plan needs one) and build the upstream request.
+/// `body` is the raw, possibly compressed body; `None` or empty means no body.
 pub fn prepare(
     plan: Plan,
-    _body: Option<&[u8]>,
-    _head: &RequestHead<'_>,
-    _scope: &Scope,
+    body: Option<&[u8]>,
+    head: &RequestHead<'_>,
+    scope: &Scope,
 ) -> Result<Prepared, Rejection> {
-    match plan.route {}
+    flow::prepare(plan, body, head, scope, body::MAX_DECODED_BODY)
 }
 
-/// Step 1: classify the request head. See the module docs.
-pub fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
-    endpoint::plan(head, scope)
+/// [`prepare`] with an explicit cap on the decoded body size (413 when over).
+pub fn prepare_with_limit(
+    plan: Plan,
+    body: Option<&[u8]>,
+    head: &RequestHead<'_>,
+    scope: &Scope,
+    max_decoded_body: usize,
+) -> Result<Prepared, Rejection> {
+    flow::prepare(plan, body, head, scope, max_decoded_body)
 }
 
-/// Step 3: decide and rewrite. See the module docs.
+/// Step 3: check every concrete index behind every expression and issue the [`Permit`].
 pub fn authorize(
     prepared: Prepared,
-    _resolution: &Resolution,
-    _scope: &Scope,
+    resolution: &Resolution,
+    scope: &Scope,
 ) -> Result<Permit, Rejection> {
-    match prepared.route {}
+    flow::authorize(prepared, resolution, scope)
 }
 
 impl Permit {

@@ -1,1 +1,316 @@
-//! (filled in by the enforcement work)
+//! `_msearch` NDJSON (security.md E8, C7): strict line framing, header allow-list, per-header
+//! index checks and a rewrite of every body like `_search`.
+//!
+//! Invariant: the forwarded NDJSON is built here from parsed values: one header and one body per
+//! search, every header carrying an explicit, checked `index` array and `expand_wildcards:
+//! open`, every body wrapped by [`rewrite::search`]. Framing that ES could read differently
+//! (empty lines, CR, a missing final newline, a lone header) is rejected, as are header keys not
+//! on the list (`indices`, camelCase aliases, `ccs_minimize_roundtrips`, ...).
+
+use serde_json::{Map, Value};
+
+use super::index::{self, Expression};
+use super::{body, rewrite, FilterSet, Rejection};
+
+/// One checked search of an `_msearch`.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub index: Expression,
+    pub header: Map<String, Value>,
+    pub body: Value,
+}
+
+/// Parses, checks and rewrites an NDJSON body. `path_index` is the already checked path
+/// expression (used when a header names no index); `patterns` the token's allowed patterns.
+pub fn rewrite(
+    ndjson: &[u8],
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    filters: &FilterSet,
+) -> Result<Vec<Item>, Rejection> {
+    if ndjson.is_empty() {
+        return Err(Rejection::bad_request("msearch needs a request body"));
+    }
+    if !ndjson.ends_with(b"\n") {
+        return Err(Rejection::bad_request(
+            "the msearch request must be terminated by a newline [\\n]",
+        ));
+    }
+    if ndjson.contains(&b'\r') {
+        return Err(Rejection::bad_request(
+            "msearch lines must end with \\n only",
+        ));
+    }
+    let content = &ndjson[..ndjson.len() - 1];
+    let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    if lines.len() % 2 != 0 {
+        return Err(Rejection::bad_request(
+            "msearch needs a body line after every header line",
+        ));
+    }
+    let mut items = Vec::with_capacity(lines.len() / 2);
+    for pair in lines.chunks(2) {
+        let (header_line, body_line) = match pair {
+            [h, b] => (*h, *b),
+            _ => {
+                return Err(Rejection::bad_request(
+                    "msearch needs a body line after every header line",
+                ))
+            }
+        };
+        if header_line.iter().all(u8::is_ascii_whitespace)
+            || body_line.iter().all(u8::is_ascii_whitespace)
+        {
+            return Err(Rejection::bad_request("msearch lines must not be empty"));
+        }
+        let header = match body::parse_strict(header_line)? {
+            Value::Object(m) => m,
+            _ => {
+                return Err(Rejection::bad_request(
+                    "msearch header must be a JSON object",
+                ))
+            }
+        };
+        let (index, header) = check_header(header, path_index, patterns)?;
+        let body = body::parse_strict(body_line)?;
+        if !body.is_object() {
+            return Err(Rejection::bad_request("msearch body must be a JSON object"));
+        }
+        let body = rewrite::search(Some(body), filters)?;
+        items.push(Item {
+            index,
+            header,
+            body,
+        });
+    }
+    Ok(items)
+}
+
+/// Serialises the items as NDJSON (final newline included).
+pub fn to_ndjson(items: &[Item]) -> Result<Vec<u8>, Rejection> {
+    let mut out = Vec::new();
+    for item in items {
+        let mut header = item.header.clone();
+        header.insert(
+            "index".to_string(),
+            Value::Array(
+                item.index
+                    .elements()
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+        header.insert(
+            "expand_wildcards".to_string(),
+            Value::String("open".to_string()),
+        );
+        serde_json::to_writer(&mut out, &Value::Object(header))
+            .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
+        out.push(b'\n');
+        serde_json::to_writer(&mut out, &item.body)
+            .map_err(|_| Rejection::bad_request("msearch body could not be serialised"))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+fn check_header(
+    mut header: Map<String, Value>,
+    path_index: Option<&Expression>,
+    patterns: &[String],
+) -> Result<(Expression, Map<String, Value>), Rejection> {
+    let index_value = header.remove("index");
+    for (k, v) in &header {
+        let ok = match k.as_str() {
+            "search_type" => v.as_str() == Some("query_then_fetch"),
+            "expand_wildcards" => v.as_str() == Some("open"),
+            "preference" | "routing" => v.is_string(),
+            "request_cache"
+            | "allow_partial_search_results"
+            | "ignore_unavailable"
+            | "allow_no_indices" => v.is_boolean(),
+            _ => {
+                return Err(Rejection::forbidden(format!(
+                    "msearch header key [{}] is not allowed for this token",
+                    rewrite::printable(k)
+                )))
+            }
+        };
+        if !ok {
+            return Err(Rejection::forbidden(format!(
+                "msearch header key [{k}] has a value that is not allowed"
+            )));
+        }
+    }
+    let index = match index_value {
+        None => match path_index {
+            Some(p) => p.clone(),
+            None => index::default_expression(patterns)?,
+        },
+        Some(Value::String(s)) => index::parse(Some(&s), patterns)?,
+        Some(Value::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) => names.push(s),
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "msearch header index must be strings",
+                        ))
+                    }
+                }
+            }
+            if names.is_empty() {
+                index::default_expression(patterns)?
+            } else {
+                index::parse(Some(&names.join(",")), patterns)?
+            }
+        }
+        Some(_) => {
+            return Err(Rejection::bad_request(
+                "msearch header index must be a string or an array",
+            ))
+        }
+    };
+    Ok((index, header))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::RejectKind;
+
+    fn pats() -> Vec<String> {
+        vec!["logs-*".to_string()]
+    }
+
+    fn tenant_a() -> FilterSet {
+        FilterSet::new([("tenant".to_string(), "a".to_string())])
+    }
+
+    fn wrapped(q: Value) -> Value {
+        json!({"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[q]}})
+    }
+
+    fn run(s: &str) -> Result<Vec<Item>, Rejection> {
+        rewrite(s.as_bytes(), None, &pats(), &tenant_a())
+    }
+
+    #[test]
+    fn rewrites_every_body_and_fixes_every_header_index() {
+        let items = run("{\"index\":\"logs-a\"}\n{\"query\":{\"match_all\":{}}}\n{}\n{}\n{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}\n{\"size\":1}\n").unwrap();
+        assert_eq!(items.len(), 3); // BODY-46: all bodies, not only the first
+        for item in &items {
+            assert_eq!(
+                item.body["query"]["bool"]["filter"],
+                json!([{"term":{"tenant":{"value":"a"}}}])
+            );
+        }
+        assert_eq!(items[0].body["query"], wrapped(json!({"match_all":{}})));
+        assert_eq!(items[1].index.elements(), &["logs-*".to_string()]);
+        assert_eq!(
+            items[2].index.elements(),
+            &["logs-a".to_string(), "logs-b".to_string()]
+        );
+
+        let out = to_ndjson(&items).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with('\n'));
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            lines[0],
+            json!({"index":["logs-a"],"expand_wildcards":"open"})
+        );
+        assert_eq!(
+            lines[4],
+            json!({"index":["logs-a","logs-b"],"preference":"x","expand_wildcards":"open"})
+        );
+        assert_eq!(lines[5]["size"], json!(1));
+    }
+
+    #[test]
+    fn header_without_index_falls_back_to_the_path_index() {
+        let path = index::parse(Some("logs-b"), &pats()).unwrap();
+        let items = rewrite(b"{}\n{}\n", Some(&path), &pats(), &tenant_a()).unwrap();
+        assert_eq!(items[0].index, path);
+    }
+
+    #[test]
+    fn rejects_framing_ambiguities() {
+        let cases = [
+            "{}\n{}",                         // ENC-27 missing final newline
+            "\n{\"index\":\"secret\"}\n{}\n", // ENC-24/25 empty header line
+            "{}\n\n{}\n{}\n",                 // empty body line
+            "{}\r\n{}\r\n",                   // ENC-26 CRLF
+            "{}\n",                           // header without body
+            "",
+            "{}\n{} {}\n", // trailing tokens
+            "[]\n{}\n",
+            "{}\nnull\n",
+            "{\"a\":1,\"a\":2}\n{}\n",
+        ];
+        for c in cases {
+            let err = run(c).unwrap_err();
+            assert_eq!(err.kind, RejectKind::BadRequest, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_header_overrides_and_foreign_indices() {
+        let cases = [
+            "{\"index\":\"secret\"}\n{}\n",
+            "{\"indices\":[\"secret\"]}\n{}\n",    // IDX-35
+            "{\"ignoreUnavailable\":true}\n{}\n",  // IDX-36
+            "{\"expandWildcards\":\"all\"}\n{}\n", // IDX-37
+            "{\"expand_wildcards\":\"all\"}\n{}\n",
+            "{\"search_type\":\"dfs_query_then_fetch\"}\n{}\n", // ENC-28
+            "{\"ccs_minimize_roundtrips\":false}\n{}\n",
+            "{\"index\":\"logs-*:secret\"}\n{}\n",
+            "{}\n{\"aggs\":{\"g\":{\"global\":{}}}}\n", // BODY-47
+            "{}\n{}\n{}\n{\"runtime_mappings\":{}}\n",
+        ];
+        for c in cases {
+            let err = run(c).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{c:?}");
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn pair_count_is_preserved_and_every_body_is_wrapped(
+                pairs in prop::collection::vec((prop::option::of("logs-[a-c]"), prop::option::of(0u64..50)), 1..8)
+            ) {
+                let mut ndjson = String::new();
+                for (idx, size) in &pairs {
+                    let header = match idx { Some(i) => json!({"index": i}), None => json!({}) };
+                    let body = match size { Some(s) => json!({"size": s}), None => json!({}) };
+                    ndjson.push_str(&format!("{header}\n{body}\n"));
+                }
+                let items = run(&ndjson).unwrap();
+                prop_assert_eq!(items.len(), pairs.len());
+                let out = String::from_utf8(to_ndjson(&items).unwrap()).unwrap();
+                let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+                prop_assert_eq!(lines.len(), pairs.len() * 2);
+                for (i, (idx, _)) in pairs.iter().enumerate() {
+                    let header = &lines[2 * i];
+                    let want = idx.clone().unwrap_or_else(|| "logs-*".to_string());
+                    prop_assert_eq!(&header["index"], &json!([want]));
+                    prop_assert_eq!(&lines[2 * i + 1]["query"], &wrapped(json!({"match_all":{}})));
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,1633 @@
-//! (filled in by the enforcement work)
+//! Search and count body validation and filter injection (security.md I-4, I-5, B1–B22).
+//!
+//! Invariant: a body leaves this module only if every key on the way down is on an
+//! allow-list (top-level keys, query types, aggregation types and their parameters), nothing on
+//! the deny-list appears anywhere (`global`, `significant_*`, `min_doc_count: 0` on terms-like
+//! aggregations, scripts, runtime mappings, remote-fetch queries, `wrapper`, join queries,
+//! suggesters, `profile`/`explain`, retrievers, …), and the token's filter clauses sit in a
+//! fresh outer `bool.filter` around the user's query (or `match_all`) and in every top-level
+//! `knn` element's `filter`. The user's own `bool` is never merged into. Rejections name keys,
+//! never values.
+
+use serde_json::{json, Map, Value};
+
+use super::{FilterSet, Rejection};
+
+/// Validates a `_search` body (or its absence) and returns the body to forward.
+pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
+    let mut obj = into_object(body)?;
+    if obj.contains_key("aggs") && obj.contains_key("aggregations") {
+        return Err(Rejection::bad_request(
+            "body has both [aggs] and [aggregations]",
+        ));
+    }
+    for (key, value) in &obj {
+        check_top_level(key, value)?;
+    }
+    let query = obj.remove("query");
+    obj.insert("query".to_string(), wrap(query, filters));
+    if let Some(knn) = obj.get_mut("knn") {
+        inject_knn(knn, filters)?;
+    }
+    Ok(Value::Object(obj))
+}
+
+/// Validates a `_count` body (`query` only) and returns `{"query": wrap(...)}`.
+pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
+    let mut obj = into_object(body)?;
+    for key in obj.keys() {
+        if key != "query" {
+            return Err(key_not_allowed(key));
+        }
+    }
+    let query = obj.remove("query");
+    if let Some(q) = &query {
+        check_query(q)?;
+    }
+    Ok(json!({ "query": wrap(query, filters) }))
+}
+
+/// The outer wrapper: `{"bool":{"filter":[<token clauses>],"must":[<query or match_all>]}}`;
+/// without token filters `{"bool":{"must":[...]}}`.
+pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
+    let inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
+    if filters.is_empty() {
+        json!({ "bool": { "must": [inner] } })
+    } else {
+        json!({ "bool": { "filter": filters.clauses(), "must": [inner] } })
+    }
+}
+
+/// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
+pub fn check_query(v: &Value) -> Result<(), Rejection> {
+    let (ty, body) = single_entry(v, "a query")?;
+    match ty {
+        "bool" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "must" | "should" | "filter" | "must_not" => query_or_queries(val)?,
+                    "minimum_should_match" | "boost" | "_name" | "adjust_pure_negative" => {
+                        scalar(val, k)?
+                    }
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "boosting" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "positive" | "negative" => check_query(val)?,
+                    "negative_boost" | "boost" | "_name" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "constant_score" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "filter" => check_query(val)?,
+                    "boost" | "_name" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "dis_max" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "queries" => array_of(val, k, check_query)?,
+                    "tie_breaker" | "boost" | "_name" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "function_score" => check_function_score(body),
+        "nested" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "query" => check_query(val)?,
+                    "path" | "score_mode" | "ignore_unmapped" | "boost" | "_name" => {
+                        scalar(val, k)?
+                    }
+                    "inner_hits" => check_inner_hits(val)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "term" => field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true),
+        "terms" => check_terms_query(body),
+        "range" => field_leaf(
+            body,
+            &[
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+                "from",
+                "to",
+                "include_lower",
+                "include_upper",
+                "format",
+                "time_zone",
+                "relation",
+                "boost",
+                "_name",
+            ],
+            false,
+        ),
+        "prefix" => field_leaf(
+            body,
+            &["value", "boost", "rewrite", "case_insensitive", "_name"],
+            true,
+        ),
+        "wildcard" => field_leaf(
+            body,
+            &[
+                "value",
+                "wildcard",
+                "boost",
+                "rewrite",
+                "case_insensitive",
+                "_name",
+            ],
+            true,
+        ),
+        "regexp" => field_leaf(
+            body,
+            &[
+                "value",
+                "flags",
+                "case_insensitive",
+                "max_determinized_states",
+                "rewrite",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "fuzzy" => field_leaf(
+            body,
+            &[
+                "value",
+                "fuzziness",
+                "max_expansions",
+                "prefix_length",
+                "transpositions",
+                "rewrite",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "match" => field_leaf(
+            body,
+            &[
+                "query",
+                "operator",
+                "minimum_should_match",
+                "analyzer",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "lenient",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "match_phrase" => field_leaf(
+            body,
+            &[
+                "query",
+                "analyzer",
+                "slop",
+                "zero_terms_query",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "match_phrase_prefix" => field_leaf(
+            body,
+            &[
+                "query",
+                "analyzer",
+                "slop",
+                "max_expansions",
+                "zero_terms_query",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "match_bool_prefix" => field_leaf(
+            body,
+            &[
+                "query",
+                "analyzer",
+                "operator",
+                "minimum_should_match",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "boost",
+                "_name",
+            ],
+            true,
+        ),
+        "exists" => flat(body, &["field", "boost", "_name"]),
+        "ids" => flat(body, &["values", "boost", "_name"]),
+        "match_all" | "match_none" => flat(body, &["boost", "_name"]),
+        "multi_match" => flat(
+            body,
+            &[
+                "query",
+                "fields",
+                "type",
+                "operator",
+                "minimum_should_match",
+                "analyzer",
+                "boost",
+                "fuzziness",
+                "prefix_length",
+                "max_expansions",
+                "lenient",
+                "slop",
+                "tie_breaker",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "fuzzy_transpositions",
+                "fuzzy_rewrite",
+                "_name",
+            ],
+        ),
+        "query_string" => flat(
+            body,
+            &[
+                "query",
+                "default_field",
+                "fields",
+                "default_operator",
+                "analyzer",
+                "quote_analyzer",
+                "allow_leading_wildcard",
+                "analyze_wildcard",
+                "enable_position_increments",
+                "fuzziness",
+                "fuzzy_max_expansions",
+                "fuzzy_prefix_length",
+                "fuzzy_transpositions",
+                "lenient",
+                "max_determinized_states",
+                "minimum_should_match",
+                "phrase_slop",
+                "quote_field_suffix",
+                "rewrite",
+                "time_zone",
+                "boost",
+                "_name",
+                "auto_generate_synonyms_phrase_query",
+                "type",
+                "tie_breaker",
+                "escape",
+            ],
+        ),
+        "simple_query_string" => flat(
+            body,
+            &[
+                "query",
+                "fields",
+                "default_operator",
+                "analyzer",
+                "flags",
+                "fuzzy_max_expansions",
+                "fuzzy_prefix_length",
+                "fuzzy_transpositions",
+                "lenient",
+                "minimum_should_match",
+                "quote_field_suffix",
+                "analyze_wildcard",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
+            ],
+        ),
+        "combined_fields" => flat(
+            body,
+            &[
+                "query",
+                "fields",
+                "operator",
+                "minimum_should_match",
+                "zero_terms_query",
+                "auto_generate_synonyms_phrase_query",
+                "boost",
+                "_name",
+            ],
+        ),
+        "distance_feature" => flat(body, &["field", "origin", "pivot", "boost", "_name"]),
+        "rank_feature" => flat(
+            body,
+            &[
+                "field",
+                "saturation",
+                "log",
+                "sigmoid",
+                "linear",
+                "boost",
+                "_name",
+            ],
+        ),
+        "geo_distance" | "geo_bounding_box" => {
+            let m = object(body, ty)?;
+            let mut fields = 0;
+            for (k, val) in m {
+                match k.as_str() {
+                    "distance" | "distance_type" | "validation_method" | "ignore_unmapped"
+                    | "boost" | "_name" | "type" => scalar(val, k)?,
+                    _ => {
+                        fields += 1;
+                        inert(val)?;
+                    }
+                }
+            }
+            exactly_one_field(fields)
+        }
+        "geo_shape" | "shape" => {
+            let m = object(body, ty)?;
+            let mut fields = 0;
+            for (k, val) in m {
+                match k.as_str() {
+                    "ignore_unmapped" | "boost" | "_name" => scalar(val, k)?,
+                    _ => {
+                        fields += 1;
+                        let inner = object(val, ty)?;
+                        for (ik, iv) in inner {
+                            match ik.as_str() {
+                                "shape" => inert(iv)?,
+                                "relation" => scalar(iv, ik)?,
+                                "indexed_shape" => return Err(feature("indexed_shape")),
+                                _ => return Err(key_not_allowed(ik)),
+                            }
+                        }
+                    }
+                }
+            }
+            exactly_one_field(fields)
+        }
+        "more_like_this" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "like" | "unlike" => mlt_like(val)?,
+                    "fields" | "stop_words" => strings(val, k)?,
+                    "min_term_freq"
+                    | "max_query_terms"
+                    | "min_doc_freq"
+                    | "max_doc_freq"
+                    | "min_word_length"
+                    | "max_word_length"
+                    | "analyzer"
+                    | "minimum_should_match"
+                    | "boost_terms"
+                    | "include"
+                    | "boost"
+                    | "_name"
+                    | "fail_on_unsupported_field" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "knn" => check_knn(body).map(|_| ()),
+        "script" | "script_score" | "percolate" | "wrapper" | "has_child" | "has_parent"
+        | "parent_id" | "pinned" | "rule" | "terms_set" | "template" | "semantic"
+        | "sparse_vector" | "text_expansion" | "weighted_tokens" | "hybrid" | "neural" => {
+            Err(feature(ty))
+        }
+        _ => Err(Rejection::forbidden(format!(
+            "query type [{}] is not allowed for this token",
+            printable(ty)
+        ))),
+    }
+}
+
+/// Checks an aggregations object (`{"<name>": {"<type>": {...}, "aggs": {...}}}`).
+pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "aggs")?;
+    for agg in m.values() {
+        let def = object(agg, "aggs")?;
+        if def.contains_key("aggs") && def.contains_key("aggregations") {
+            return Err(Rejection::bad_request(
+                "aggregation has both [aggs] and [aggregations]",
+            ));
+        }
+        let mut types = 0;
+        for (k, val) in def {
+            match k.as_str() {
+                "aggs" | "aggregations" => check_aggs(val)?,
+                "meta" => inert(val)?,
+                _ => {
+                    types += 1;
+                    check_agg_type(k, val)?;
+                }
+            }
+        }
+        if types != 1 {
+            return Err(Rejection::bad_request(
+                "an aggregation needs exactly one type",
+            ));
+        }
+    }
+    Ok(())
+}
+
+const TERMS_PARAMS: &[&str] = &[
+    "field",
+    "size",
+    "shard_size",
+    "min_doc_count",
+    "shard_min_doc_count",
+    "order",
+    "include",
+    "exclude",
+    "missing",
+    "execution_hint",
+    "collect_mode",
+    "show_term_doc_count_error",
+    "value_type",
+    "format",
+];
+const HISTOGRAM_PARAMS: &[&str] = &[
+    "field",
+    "interval",
+    "min_doc_count",
+    "extended_bounds",
+    "hard_bounds",
+    "offset",
+    "order",
+    "keyed",
+    "missing",
+    "format",
+];
+const DATE_HISTOGRAM_PARAMS: &[&str] = &[
+    "field",
+    "calendar_interval",
+    "fixed_interval",
+    "interval",
+    "min_doc_count",
+    "extended_bounds",
+    "hard_bounds",
+    "offset",
+    "order",
+    "keyed",
+    "missing",
+    "format",
+    "time_zone",
+];
+const METRIC_PARAMS: &[&str] = &["field", "missing", "format"];
+const BUCKET_PIPELINE_PARAMS: &[&str] = &[
+    "buckets_path",
+    "gap_policy",
+    "format",
+    "percents",
+    "sigma",
+    "keyed",
+];
+
+fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
+    match ty {
+        "terms" => {
+            params(body, ty, TERMS_PARAMS)?;
+            min_doc_count_positive(body)
+        }
+        "multi_terms" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "terms" => array_of(val, k, |t| flat(t, &["field", "missing"]))?,
+                    "size"
+                    | "shard_size"
+                    | "min_doc_count"
+                    | "shard_min_doc_count"
+                    | "order"
+                    | "show_term_doc_count_error"
+                    | "collect_mode" => inert(val)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            min_doc_count_positive(body)
+        }
+        "rare_terms" => params(
+            body,
+            ty,
+            &[
+                "field",
+                "max_doc_count",
+                "precision",
+                "include",
+                "exclude",
+                "missing",
+            ],
+        ),
+        "histogram" => params(body, ty, HISTOGRAM_PARAMS),
+        "date_histogram" => params(body, ty, DATE_HISTOGRAM_PARAMS),
+        "auto_date_histogram" => params(
+            body,
+            ty,
+            &[
+                "field",
+                "buckets",
+                "format",
+                "time_zone",
+                "minimum_interval",
+                "missing",
+            ],
+        ),
+        "range" | "ip_range" => {
+            params(body, ty, &["field", "ranges", "keyed", "format", "missing"])
+        }
+        "date_range" => params(
+            body,
+            ty,
+            &["field", "ranges", "keyed", "format", "missing", "time_zone"],
+        ),
+        "missing" => params(body, ty, &["field"]),
+        "nested" => params(body, ty, &["path"]),
+        "reverse_nested" => params(body, ty, &["path"]),
+        "filter" => check_query(body),
+        "filters" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "filters" => match val {
+                        Value::Array(items) => items.iter().try_for_each(check_query)?,
+                        Value::Object(named) => named.values().try_for_each(check_query)?,
+                        _ => {
+                            return Err(Rejection::bad_request(
+                                "[filters] must be an object or array",
+                            ))
+                        }
+                    },
+                    "other_bucket" | "other_bucket_key" | "keyed" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "composite" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "sources" => array_of(val, k, check_composite_source)?,
+                    "size" => scalar(val, k)?,
+                    "after" => inert(val)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "sampler" => params(body, ty, &["shard_size"]),
+        "diversified_sampler" => params(
+            body,
+            ty,
+            &[
+                "shard_size",
+                "field",
+                "max_docs_per_value",
+                "execution_hint",
+            ],
+        ),
+        "geohash_grid" | "geotile_grid" => params(
+            body,
+            ty,
+            &["field", "precision", "bounds", "size", "shard_size"],
+        ),
+        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, ty, METRIC_PARAMS),
+        "extended_stats" => params(body, ty, &["field", "missing", "format", "sigma"]),
+        "median_absolute_deviation" | "boxplot" => {
+            params(body, ty, &["field", "missing", "format", "compression"])
+        }
+        "cardinality" => params(
+            body,
+            ty,
+            &["field", "precision_threshold", "missing", "execution_hint"],
+        ),
+        "percentiles" => params(
+            body,
+            ty,
+            &[
+                "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
+            ],
+        ),
+        "percentile_ranks" => params(
+            body,
+            ty,
+            &[
+                "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
+            ],
+        ),
+        "weighted_avg" => params(body, ty, &["value", "weight", "format", "value_type"]),
+        "geo_bounds" => params(body, ty, &["field", "wrap_longitude"]),
+        "geo_centroid" => params(body, ty, &["field"]),
+        "top_metrics" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "metrics" => inert(val)?,
+                    "size" => scalar(val, k)?,
+                    "sort" => check_sort(val)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "top_hits" => check_hits_options(body, &["from", "size"]),
+        "avg_bucket"
+        | "sum_bucket"
+        | "min_bucket"
+        | "max_bucket"
+        | "stats_bucket"
+        | "extended_stats_bucket"
+        | "percentiles_bucket" => params(body, ty, BUCKET_PIPELINE_PARAMS),
+        "derivative" => params(body, ty, &["buckets_path", "gap_policy", "format", "unit"]),
+        "cumulative_sum" | "cumulative_cardinality" => {
+            params(body, ty, &["buckets_path", "format"])
+        }
+        "serial_diff" => params(body, ty, &["buckets_path", "lag", "gap_policy", "format"]),
+        "bucket_sort" => {
+            let m = object(body, ty)?;
+            for (k, val) in m {
+                match k.as_str() {
+                    "sort" => check_sort(val)?,
+                    "from" | "size" | "gap_policy" => scalar(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        "global" | "significant_terms" | "significant_text" | "children" | "parent"
+        | "scripted_metric" | "bucket_script" | "bucket_selector" | "moving_fn"
+        | "sampler_random" | "random_sampler" | "categorize_text" | "frequent_item_sets" => {
+            Err(feature(ty))
+        }
+        _ => Err(Rejection::forbidden(format!(
+            "aggregation type [{}] is not allowed for this token",
+            printable(ty)
+        ))),
+    }
+}
+
+fn check_composite_source(v: &Value) -> Result<(), Rejection> {
+    let (_name, def) = single_entry(v, "a composite source")?;
+    let (ty, body) = single_entry(def, "a composite source")?;
+    let allowed: &[&str] = &[
+        "field",
+        "missing_bucket",
+        "missing_order",
+        "order",
+        "value_type",
+        "interval",
+        "calendar_interval",
+        "fixed_interval",
+        "time_zone",
+        "format",
+        "offset",
+        "precision",
+        "bounds",
+    ];
+    match ty {
+        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, ty, allowed),
+        _ => Err(Rejection::forbidden(format!(
+            "aggregation type [{}] is not allowed for this token",
+            printable(ty)
+        ))),
+    }
+}
+
+fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
+    match body.get("min_doc_count") {
+        None => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        Some(_) => Err(Rejection::forbidden(
+            "[min_doc_count] below 1 is not allowed on terms aggregations for this token",
+        )),
+    }
+}
+
+fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
+    match key {
+        "query" | "post_filter" => check_query(v),
+        "size" | "from" | "terminate_after" => uint(v, key),
+        "timeout" => string(v, key),
+        "track_total_hits" => match v {
+            Value::Bool(_) => Ok(()),
+            _ => uint(v, key),
+        },
+        "min_score" => number(v, key),
+        "version" | "seq_no_primary_term" | "track_scores" => boolean(v, key),
+        "explain" | "profile" => match v {
+            Value::Bool(false) => Ok(()),
+            _ => Err(feature(key)),
+        },
+        "_source" => check_source(v),
+        "fields" | "docvalue_fields" => check_fields(v, key),
+        "stored_fields" => strings(v, key),
+        "sort" => check_sort(v),
+        "search_after" => array_of(v, key, |x| scalar(x, key)),
+        "aggs" | "aggregations" => check_aggs(v),
+        "highlight" => check_highlight(v),
+        "collapse" => check_collapse(v),
+        "knn" => match v {
+            Value::Array(items) => items.iter().try_for_each(|i| check_knn(i).map(|_| ())),
+            _ => check_knn(v).map(|_| ()),
+        },
+        "slice" => flat(v, &["id", "max", "field"]),
+        "rescore" => match v {
+            Value::Array(items) => items.iter().try_for_each(check_rescore),
+            _ => check_rescore(v),
+        },
+        "stats" => strings(v, key),
+        "retriever" | "sub_searches" | "rank" | "pit" | "runtime_mappings" | "script_fields"
+        | "suggest" | "indices_boost" | "ext" | "search_pipeline" | "derived" | "scroll" => {
+            Err(feature(key))
+        }
+        _ => Err(key_not_allowed(key)),
+    }
+}
+
+fn check_knn(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "knn")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "field" | "k" | "num_candidates" | "similarity" | "boost" | "_name" => scalar(val, k)?,
+            "query_vector" => array_of(val, k, |x| number(x, k))?,
+            "filter" => query_or_queries(val)?,
+            "inner_hits" => check_inner_hits(val)?,
+            "rescore_vector" => flat(val, &["oversample"])?,
+            "query_vector_builder" => return Err(feature(k)),
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn inject_knn(knn: &mut Value, filters: &FilterSet) -> Result<(), Rejection> {
+    match knn {
+        Value::Array(items) => items
+            .iter_mut()
+            .try_for_each(|i| inject_knn_one(i, filters)),
+        _ => inject_knn_one(knn, filters),
+    }
+}
+
+fn inject_knn_one(knn: &mut Value, filters: &FilterSet) -> Result<(), Rejection> {
+    let Value::Object(m) = knn else {
+        return Err(Rejection::bad_request("[knn] must be an object"));
+    };
+    let mut clauses = filters.clauses();
+    match m.remove("filter") {
+        None => {}
+        Some(Value::Array(existing)) => clauses.extend(existing),
+        Some(other) => clauses.push(other),
+    }
+    if !clauses.is_empty() {
+        m.insert("filter".to_string(), Value::Array(clauses));
+    }
+    Ok(())
+}
+
+fn check_function_score(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "function_score")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "query" | "filter" => check_query(val)?,
+            "functions" => array_of(val, k, check_score_function)?,
+            "boost" | "boost_mode" | "score_mode" | "max_boost" | "min_score" | "_name"
+            | "weight" => scalar(val, k)?,
+            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => inert(val)?,
+            "script_score" => return Err(feature(k)),
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_score_function(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "functions")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "filter" => check_query(val)?,
+            "weight" => scalar(val, k)?,
+            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => inert(val)?,
+            "script_score" => return Err(feature(k)),
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_terms_query(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "terms")?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "boost" | "_name" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                match val {
+                    Value::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
+                    Value::Object(_) => return Err(feature("terms lookup")),
+                    _ => return Err(Rejection::bad_request("[terms] values must be an array")),
+                }
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+fn mlt_like(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        Value::Array(items) => items.iter().try_for_each(mlt_like_item),
+        Value::Object(_) => Err(feature("more_like_this document references")),
+        _ => Err(Rejection::bad_request("[like] must be text")),
+    }
+}
+
+fn mlt_like_item(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        _ => Err(feature("more_like_this document references")),
+    }
+}
+
+fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| check_hits_options(i, INNER_HITS_EXTRA)),
+        _ => check_hits_options(v, INNER_HITS_EXTRA),
+    }
+}
+
+const INNER_HITS_EXTRA: &[&str] = &["name", "from", "size", "collapse"];
+
+/// `top_hits` and `inner_hits` options: the per-hit retrieval keys plus `extra`.
+fn check_hits_options(v: &Value, extra: &[&str]) -> Result<(), Rejection> {
+    let m = object(v, "hits options")?;
+    for (k, val) in m {
+        let key = k.as_str();
+        match key {
+            "sort" => check_sort(val)?,
+            "_source" => check_source(val)?,
+            "fields" | "docvalue_fields" => check_fields(val, key)?,
+            "stored_fields" => strings(val, key)?,
+            "highlight" => check_highlight(val)?,
+            "version" | "seq_no_primary_term" | "track_scores" => boolean(val, key)?,
+            "explain" => match val {
+                Value::Bool(false) => {}
+                _ => return Err(feature(key)),
+            },
+            "collapse" if extra.contains(&"collapse") => flat(val, &["field"])?,
+            "name" if extra.contains(&"name") => string(val, key)?,
+            "from" | "size" if extra.contains(&key) => uint(val, key)?,
+            "script_fields" => return Err(feature(key)),
+            _ => return Err(key_not_allowed(key)),
+        }
+    }
+    Ok(())
+}
+
+const HIGHLIGHT_OPTIONS: &[&str] = &[
+    "pre_tags",
+    "post_tags",
+    "type",
+    "fragment_size",
+    "number_of_fragments",
+    "order",
+    "require_field_match",
+    "boundary_chars",
+    "boundary_max_scan",
+    "boundary_scanner",
+    "boundary_scanner_locale",
+    "encoder",
+    "no_match_size",
+    "tags_schema",
+    "max_analyzed_offset",
+    "fragmenter",
+    "phrase_limit",
+    "matched_fields",
+    "force_source",
+    "fragment_offset",
+];
+
+fn check_highlight(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "highlight")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "fields" => match val {
+                Value::Object(fields) => fields.values().try_for_each(check_highlight_field)?,
+                Value::Array(items) => items.iter().try_for_each(|item| {
+                    let (_f, opts) = single_entry(item, "a highlight field")?;
+                    check_highlight_field(opts)
+                })?,
+                _ => {
+                    return Err(Rejection::bad_request(
+                        "[highlight.fields] must be an object or array",
+                    ))
+                }
+            },
+            "highlight_query" => check_query(val)?,
+            other if HIGHLIGHT_OPTIONS.contains(&other) => inert(val)?,
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_highlight_field(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "highlight field")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "highlight_query" => check_query(val)?,
+            other if HIGHLIGHT_OPTIONS.contains(&other) => inert(val)?,
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_collapse(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "collapse")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "field" => string(val, k)?,
+            "max_concurrent_group_searches" => uint(val, k)?,
+            "inner_hits" => check_inner_hits(val)?,
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_rescore(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "rescore")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "window_size" => uint(val, k)?,
+            "query" => {
+                let q = object(val, "rescore query")?;
+                for (qk, qv) in q {
+                    match qk.as_str() {
+                        "rescore_query" => check_query(qv)?,
+                        "query_weight" | "rescore_query_weight" | "score_mode" => scalar(qv, qk)?,
+                        _ => return Err(key_not_allowed(qk)),
+                    }
+                }
+            }
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_sort(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_sort_item),
+        _ => check_sort_item(v),
+    }
+}
+
+fn check_sort_item(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        Value::Object(_) => {
+            let (field, spec) = single_entry(v, "a sort")?;
+            if field == "_script" || field == "_geo_distance" {
+                return Err(feature(field));
+            }
+            match spec {
+                Value::String(_) => Ok(()),
+                Value::Object(m) => {
+                    for (k, val) in m {
+                        match k.as_str() {
+                            "order" | "mode" | "missing" | "unmapped_type" | "numeric_type"
+                            | "format" => scalar(val, k)?,
+                            "nested" => check_sort_nested(val)?,
+                            _ => return Err(key_not_allowed(k)),
+                        }
+                    }
+                    Ok(())
+                }
+                _ => Err(Rejection::bad_request(
+                    "a sort must be a string or an object",
+                )),
+            }
+        }
+        _ => Err(Rejection::bad_request(
+            "a sort must be a string or an object",
+        )),
+    }
+}
+
+fn check_sort_nested(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "nested")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "path" | "max_children" => scalar(val, k)?,
+            "filter" => check_query(val)?,
+            "nested" => check_sort_nested(val)?,
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+fn check_source(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Bool(_) | Value::String(_) => Ok(()),
+        Value::Array(_) => strings(v, "_source"),
+        Value::Object(m) => {
+            for (k, val) in m {
+                match k.as_str() {
+                    "includes" | "include" | "excludes" | "exclude" => strings(val, k)?,
+                    _ => return Err(key_not_allowed(k)),
+                }
+            }
+            Ok(())
+        }
+        _ => Err(Rejection::bad_request("[_source] has an invalid value")),
+    }
+}
+
+fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+    array_of(v, key, |item| match item {
+        Value::String(_) => Ok(()),
+        Value::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
+        _ => Err(Rejection::bad_request(format!(
+            "[{key}] has an invalid value"
+        ))),
+    })
+}
+
+// ---- small shape helpers ------------------------------------------------------------------
+
+fn into_object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
+    match body {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(Rejection::bad_request("request body must be a JSON object")),
+    }
+}
+
+/// `{"<key>": <value>}` with exactly one entry.
+fn single_entry<'a>(v: &'a Value, what: &str) -> Result<(&'a str, &'a Value), Rejection> {
+    match v {
+        Value::Object(m) if m.len() == 1 => match m.iter().next() {
+            Some((k, val)) => Ok((k.as_str(), val)),
+            None => Err(Rejection::bad_request(format!(
+                "{what} must have exactly one key"
+            ))),
+        },
+        _ => Err(Rejection::bad_request(format!(
+            "{what} must be an object with exactly one key"
+        ))),
+    }
+}
+
+fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Rejection> {
+    v.as_object()
+        .ok_or_else(|| Rejection::bad_request(format!("[{}] must be an object", printable(what))))
+}
+
+fn query_or_queries(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_query),
+        _ => check_query(v),
+    }
+}
+
+fn array_of(
+    v: &Value,
+    key: &str,
+    each: impl Fn(&Value) -> Result<(), Rejection>,
+) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(each),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be an array",
+            printable(key)
+        ))),
+    }
+}
+
+/// An object whose keys are all in `allowed` and whose values are inert.
+fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+    let m = object(v, "parameters")?;
+    for (k, val) in m {
+        if !allowed.contains(&k.as_str()) {
+            return Err(key_not_allowed(k));
+        }
+        inert(val)?;
+    }
+    Ok(())
+}
+
+fn params(body: &Value, _ty: &str, allowed: &[&str]) -> Result<(), Rejection> {
+    if let Some(m) = body.as_object() {
+        if m.contains_key("script") {
+            return Err(feature("script"));
+        }
+    }
+    flat(body, allowed)
+}
+
+/// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
+fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "boost" | "_name" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                match val {
+                    Value::Object(_) => flat(val, inner)?,
+                    _ if scalar_ok => scalar(val, k)?,
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "query field parameters must be an object",
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+fn exactly_one_field(n: usize) -> Result<(), Rejection> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request("query must name exactly one field"))
+    }
+}
+
+/// Plain data: scalars, arrays and objects without a `script` key anywhere.
+fn inert(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(inert),
+        Value::Object(m) => {
+            for (k, val) in m {
+                if k == "script" || k == "_index" || k == "_id" {
+                    return Err(feature(k));
+                }
+                inert(val)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a single value",
+            printable(key)
+        ))),
+    }
+}
+
+fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be strings",
+            printable(key)
+        ))),
+    }
+}
+
+fn string(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a string",
+            printable(key)
+        ))),
+    }
+}
+
+fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_u64() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a non-negative integer",
+            printable(key)
+        )))
+    }
+}
+
+fn number(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_number() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a number",
+            printable(key)
+        )))
+    }
+}
+
+fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_boolean() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be true or false",
+            printable(key)
+        )))
+    }
+}
+
+fn key_not_allowed(key: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "body key [{}] is not allowed for this token",
+        printable(key)
+    ))
+}
+
+fn feature(name: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token",
+        printable(name)
+    ))
+}
+
+/// A key safe to show in an error: printable ASCII, at most 64 characters.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::es::RejectKind;
+
+    fn tenant_a() -> FilterSet {
+        FilterSet::new([("tenant".to_string(), "a".to_string())])
+    }
+
+    fn tenant_clause() -> Value {
+        json!({"term":{"tenant":{"value":"a"}}})
+    }
+
+    #[test]
+    fn missing_or_empty_body_becomes_the_wrapped_filter() {
+        let want = json!({"query":{"bool":{"filter":[tenant_clause()],"must":[{"match_all":{}}]}}});
+        assert_eq!(search(None, &tenant_a()).unwrap(), want); // BODY-43
+        assert_eq!(search(Some(json!({})), &tenant_a()).unwrap(), want); // BODY-42
+        assert_eq!(count(None, &tenant_a()).unwrap(), want); // A20
+    }
+
+    #[test]
+    fn wraps_the_user_query_without_merging() {
+        // BODY-38 / BODY-39: the user's own bool is kept as is inside must.
+        let user =
+            json!({"bool":{"filter":[{"term":{"tenant":"b"}}],"should":[{"match":{"m":"x"}}]}});
+        let got = search(Some(json!({"query": user.clone(), "size": 5})), &tenant_a()).unwrap();
+        assert_eq!(
+            got,
+            json!({"size":5,"query":{"bool":{"filter":[tenant_clause()],"must":[user]}}})
+        );
+    }
+
+    #[test]
+    fn without_token_filters_the_wrapper_has_only_must() {
+        let got = search(
+            Some(json!({"query":{"term":{"x":"y"}}})),
+            &FilterSet::default(),
+        )
+        .unwrap();
+        assert_eq!(got, json!({"query":{"bool":{"must":[{"term":{"x":"y"}}]}}}));
+        // Checks still apply.
+        assert!(search(
+            Some(json!({"aggs":{"g":{"global":{}}}})),
+            &FilterSet::default()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn several_values_and_fields_become_terms_and_term_clauses() {
+        let f = FilterSet::new([
+            ("tenant".to_string(), "a".to_string()),
+            ("tenant".to_string(), "b".to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]);
+        let got = count(Some(json!({"query":{"match_all":{}}})), &f).unwrap();
+        assert_eq!(
+            got,
+            json!({"query":{"bool":{"filter":[
+                {"term":{"env":{"value":"prod"}}},
+                {"terms":{"tenant":["a","b"]}}
+            ],"must":[{"match_all":{}}]}}})
+        );
+    }
+
+    #[test]
+    fn knn_elements_get_the_token_filter() {
+        // BODY-11: object form without filter.
+        let got = search(
+            Some(json!({"knn":{"field":"vec","query_vector":[1,0],"k":5,"num_candidates":10}})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert_eq!(got["knn"]["filter"], json!([tenant_clause()]));
+        // BODY-12: array form with its own filter plus a query.
+        let got = search(
+            Some(json!({"query":{"match_all":{}},"knn":[
+                {"field":"vec","query_vector":[1,0],"k":5,"num_candidates":10,"filter":{"term":{"env":"x"}}},
+                {"field":"vec","query_vector":[0,1],"k":5,"num_candidates":10,"filter":[{"term":{"env":"y"}}]}
+            ]})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert_eq!(
+            got["knn"][0]["filter"],
+            json!([tenant_clause(), {"term":{"env":"x"}}])
+        );
+        assert_eq!(
+            got["knn"][1]["filter"],
+            json!([tenant_clause(), {"term":{"env":"y"}}])
+        );
+    }
+
+    #[test]
+    fn allows_common_dashboard_bodies() {
+        let bodies = [
+            json!({"size":0,"query":{"bool":{"filter":[{"range":{"@timestamp":{"gte":"now-1h","lte":"now","format":"epoch_millis"}}},{"query_string":{"query":"*","analyze_wildcard":true}}]}},
+                   "aggs":{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0,"extended_bounds":{"min":1,"max":2},"format":"epoch_millis"},
+                   "aggs":{"3":{"terms":{"field":"host","size":10,"order":{"_count":"desc"},"min_doc_count":1}},"4":{"avg":{"field":"cpu"}}}}}}),
+            json!({"query":{"match":{"message":"hello"}},"highlight":{"fields":{"message":{}},"highlight_query":{"match":{"message":"x"}}},"sort":[{"@timestamp":{"order":"desc","unmapped_type":"boolean"}},"_score"],"_source":{"includes":["a"]},"track_total_hits":true}),
+            json!({"query":{"nested":{"path":"p","query":{"term":{"p.x":1}},"inner_hits":{"size":1}}},"collapse":{"field":"user","inner_hits":{"name":"last","size":1,"sort":[{"t":"desc"}]}}}),
+            json!({"post_filter":{"term":{"x":1}},"rescore":{"window_size":10,"query":{"rescore_query":{"match":{"m":"x"}}}},"explain":false,"profile":false}),
+            json!({"aggs":{"f":{"filters":{"filters":{"a":{"term":{"x":1}}}}},"g":{"filter":{"exists":{"field":"x"}},"aggs":{"t":{"top_hits":{"size":1,"_source":false}}}}}}),
+            json!({"query":{"more_like_this":{"fields":["m"],"like":["some text"],"min_term_freq":1}}}),
+            json!({"query":{"terms":{"user":["a","b"],"boost":1.0}},"search_after":[1,"x"],"fields":["a",{"field":"b","format":"x"}]}),
+            json!({"query":{"function_score":{"query":{"match_all":{}},"functions":[{"filter":{"term":{"x":1}},"weight":2}]}}}),
+        ];
+        for b in bodies {
+            let got = search(Some(b.clone()), &tenant_a());
+            assert!(got.is_ok(), "{b}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn denies_features_that_escape_the_filter() {
+        let cases = [
+            json!({"aggs":{"all":{"global":{},"aggs":{"u":{"terms":{"field":"user"}}}}}}), // BODY-01
+            json!({"aggregations":{"all":{"global":{}}}}), // BODY-02
+            json!({"aggs":{"u":{"terms":{"field":"user","min_doc_count":0}}}}), // BODY-03
+            json!({"aggs":{"f":{"filter":{"match_all":{}},"aggs":{"u":{"terms":{"field":"user","min_doc_count":0}}}}}}), // BODY-04
+            json!({"aggs":{"s":{"significant_terms":{"field":"env"}}}}), // BODY-05
+            json!({"aggs":{"s":{"significant_text":{"field":"m"}}}}),    // BODY-07
+            json!({"suggest":{"s":{"text":"x","term":{"field":"m"}}}}),  // BODY-08
+            json!({"retriever":{"standard":{"query":{"match_all":{}}}}}), // BODY-13
+            json!({"query":{"pinned":{"ids":["b1"],"organic":{"match_none":{}}}}}), // BODY-16
+            json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{}}}), // BODY-18
+            json!({"runtime_mappings":{"tenant":{"type":"keyword","script":"emit('a')"}}}), // BODY-20
+            json!({"query":{"terms":{"user":{"index":"logs-b","id":"b1","path":"user"}}}}), // BODY-24
+            json!({"query":{"more_like_this":{"like":[{"_index":"logs-b","_id":"b1"}]}}}), // BODY-26
+            json!({"query":{"more_like_this":{"like":{"doc":{"m":"x"}}}}}),
+            json!({"query":{"percolate":{"field":"q","index":"x","id":"1"}}}), // BODY-28
+            json!({"query":{"geo_shape":{"loc":{"indexed_shape":{"index":"secret","id":"1"}}}}}), // BODY-29
+            json!({"profile":true,"query":{"prefix":{"user":"bob"}}}), // BODY-30
+            json!({"query":{"wrapper":{"query":"e30="}}}),             // BODY-32
+            json!({"explain":true}),                                   // BODY-33
+            json!({"query":{"has_child":{"type":"c","query":{"match_all":{}},"inner_hits":{}}}}), // BODY-35
+            json!({"query":{"has_parent":{"parent_type":"p","query":{"match_all":{}}}}}),
+            json!({"indices_boost":[{"secret":5}]}), // BODY-37
+            json!({"search_pipeline":{"request_processors":[]}}), // BODY-40
+            json!({"ext":{}}),
+            json!({"pit":{"id":"x"}}),
+            json!({"script_fields":{"x":{"script":"1"}}}),
+            json!({"query":{"script":{"script":"true"}}}),
+            json!({"query":{"function_score":{"script_score":{"script":"1"}}}}),
+            json!({"query":{"function_score":{"functions":[{"script_score":{"script":"1"}}]}}}),
+            json!({"aggs":{"x":{"terms":{"script":"doc['u'].value"}}}}),
+            json!({"aggs":{"x":{"scripted_metric":{}}}}),
+            json!({"aggs":{"x":{"children":{"type":"c"}}}}),
+            json!({"aggs":{"x":{"parent":{"type":"c"}}}}),
+            json!({"aggs":{"x":{"max":{"field":"a"},"aggs":{"y":{"global":{}}}}}}),
+            json!({"sort":[{"_script":{"script":"1","type":"number"}}]}),
+            json!({"query":{"rule":{"ruleset_ids":["x"],"organic":{"match_all":{}}}}}),
+            json!({"knn":{"field":"v","query_vector_builder":{},"k":1,"num_candidates":1}}),
+            json!({"knn":{"field":"v","query_vector":[1],"k":1,"num_candidates":1,"filter":{"wrapper":{"query":"e30="}}}}),
+            json!({"highlight":{"fields":{"m":{"highlight_query":{"has_child":{}}}}}}),
+            json!({"post_filter":{"percolate":{}}}),
+            json!({"rescore":{"query":{"rescore_query":{"wrapper":{"query":"x"}}}}}),
+            json!({"query":{"bool":{"must":[{"bool":{"should":[{"nested":{"path":"p","query":{"wrapper":{"query":"x"}}}}]}}]}}}),
+            json!({"unknown_key":1}),
+            json!({"query":{"unknown_query":{}}}),
+            json!({"aggs":{"x":{"unknown_agg":{}}}}),
+            json!({"query":{"term":{"f":{"value":"x","script":"1"}}}}),
+        ];
+        for c in cases {
+            let got = search(Some(c.clone()), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{c}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_shapes_with_400() {
+        let cases = [
+            json!(null), // BODY-45
+            json!([]),
+            json!("x"),
+            json!({"size":"ten"}),
+            json!({"query":{"match_all":{},"term":{"a":1}}}),
+            json!({"query":"x"}),
+            json!({"aggs":{},"aggregations":{}}),
+            json!({"aggs":{"a":{"avg":{"field":"x"},"max":{"field":"x"}}}}),
+        ];
+        for c in cases {
+            let got = search(Some(c.clone()), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::BadRequest), "{c}");
+        }
+    }
+
+    #[test]
+    fn count_accepts_only_query() {
+        assert!(count(
+            Some(json!({"query":{"match_all":{}},"size":1})),
+            &tenant_a()
+        )
+        .is_err());
+        assert!(count(
+            Some(json!({"query":{"wrapper":{"query":"e30="}}})),
+            &tenant_a()
+        )
+        .is_err()); // BODY-48
+        assert!(count(Some(json!({"aggs":{}})), &tenant_a()).is_err());
+    }
+
+    #[test]
+    fn rejections_name_keys_but_not_values() {
+        let err = search(
+            Some(json!({"query":{"term":{"f":{"LEAKVALUE":"LEAKMARKER"}}}})),
+            &tenant_a(),
+        )
+        .unwrap_err();
+        assert!(!err.reason.contains("LEAKMARKER"), "{}", err.reason);
+        assert!(err.reason.contains("LEAKVALUE"), "{}", err.reason);
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn leaf_query() -> impl Strategy<Value = Value> {
+            let field = "[a-z]{1,6}";
+            prop_oneof![
+                Just(json!({"match_all":{}})),
+                (field, "[a-z0-9]{0,6}").prop_map(|(f, v)| json!({"term":{f:{"value":v}}})),
+                (field, prop::collection::vec("[a-z]{1,4}", 0..3))
+                    .prop_map(|(f, v)| json!({"terms":{f:v}})),
+                (field, 0i64..100).prop_map(|(f, n)| json!({"range":{f:{"gte":n}}})),
+                (field, "[a-z ]{0,8}").prop_map(|(f, t)| json!({"match":{f:t}})),
+                field.prop_map(|f| json!({"exists":{"field":f}})),
+                "[a-z*]{1,5}".prop_map(|q| json!({"query_string":{"query":q}})),
+            ]
+        }
+
+        fn query() -> impl Strategy<Value = Value> {
+            leaf_query().prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3)
+                        .prop_map(|v| json!({"bool":{"must":v}})),
+                    prop::collection::vec(inner.clone(), 0..3)
+                        .prop_map(|v| json!({"bool":{"should":v,"minimum_should_match":1}})),
+                    inner
+                        .clone()
+                        .prop_map(|q| json!({"constant_score":{"filter":q}})),
+                    inner
+                        .clone()
+                        .prop_map(|q| json!({"nested":{"path":"p","query":q}})),
+                    prop::collection::vec(inner, 1..3)
+                        .prop_map(|v| json!({"dis_max":{"queries":v}})),
+                ]
+            })
+        }
+
+        fn filters() -> impl Strategy<Value = FilterSet> {
+            prop::collection::vec(("[a-c]", "[a-z]{1,3}"), 0..4).prop_map(FilterSet::new)
+        }
+
+        /// Denied features, each as a function that places it somewhere given a valid query.
+        fn denied_body() -> impl Strategy<Value = Value> {
+            let bad_query = prop_oneof![
+                Just(json!({"wrapper":{"query":"e30="}})),
+                Just(json!({"has_child":{"type":"c","query":{"match_all":{}}}})),
+                Just(json!({"percolate":{"field":"q","index":"x","id":"1"}})),
+                Just(json!({"terms":{"u":{"index":"x","id":"1","path":"u"}}})),
+                Just(json!({"script":{"script":"true"}})),
+                Just(json!({"more_like_this":{"like":[{"_index":"x","_id":"1"}]}})),
+                Just(json!({"pinned":{"ids":["1"],"organic":{"match_all":{}}}})),
+            ];
+            let bad_agg = prop_oneof![
+                Just(json!({"global":{}})),
+                Just(json!({"significant_terms":{"field":"x"}})),
+                Just(json!({"terms":{"field":"x","min_doc_count":0}})),
+                Just(json!({"scripted_metric":{}})),
+            ];
+            prop_oneof![
+                (query(), bad_query.clone(), 0usize..4).prop_map(|(q, bad, depth)| {
+                    let mut nested = bad;
+                    for _ in 0..depth {
+                        nested = json!({"bool":{"filter":[q.clone(), nested]}});
+                    }
+                    json!({"query": nested})
+                }),
+                bad_query.clone().prop_map(|b| json!({"post_filter": b})),
+                bad_query.prop_map(|b| json!({"aggs":{"f":{"filter": b}}})),
+                (bad_agg, 0usize..3).prop_map(|(bad, depth)| {
+                    let mut aggs = json!({"x": bad});
+                    for i in 0..depth {
+                        aggs = json!({format!("l{i}"): {"terms":{"field":"f"},"aggs": aggs}});
+                    }
+                    json!({"aggs": aggs})
+                }),
+                prop_oneof![
+                    Just("runtime_mappings"),
+                    Just("suggest"),
+                    Just("retriever"),
+                    Just("ext"),
+                    Just("indices_boost"),
+                    Just("pit"),
+                    Just("script_fields"),
+                    Just("sub_searches")
+                ]
+                .prop_map(|k| json!({ k: {} })),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn allowed_bodies_are_wrapped_with_exactly_the_token_clauses(
+                q in prop::option::of(query()),
+                size in prop::option::of(0u64..100),
+                f in filters(),
+            ) {
+                let mut body = Map::new();
+                if let Some(q) = &q { body.insert("query".into(), q.clone()); }
+                if let Some(s) = size { body.insert("size".into(), json!(s)); }
+                let out = search(Some(Value::Object(body)), &f).unwrap();
+                let wrapper = &out["query"]["bool"];
+                let expected_must = q.clone().unwrap_or_else(|| json!({"match_all":{}}));
+                prop_assert_eq!(&wrapper["must"], &json!([expected_must]));
+                if f.is_empty() {
+                    prop_assert!(wrapper.get("filter").is_none());
+                } else {
+                    prop_assert_eq!(&wrapper["filter"], &Value::Array(f.clauses()));
+                }
+                prop_assert_eq!(out["query"].as_object().map(|m| m.len()), Some(1));
+                prop_assert_eq!(wrapper.as_object().map(|m| m.len()), Some(if f.is_empty() { 1 } else { 2 }));
+                if let Some(s) = size { prop_assert_eq!(&out["size"], &json!(s)); }
+                let c = count(q.map(|q| json!({"query": q})), &f).unwrap();
+                prop_assert_eq!(&c["query"], &out["query"]);
+            }
+
+            #[test]
+            fn bodies_with_a_denied_feature_anywhere_are_rejected(body in denied_body(), f in filters()) {
+                let got = search(Some(body), &f);
+                prop_assert!(got.is_err());
+            }
+        }
+    }
+}
