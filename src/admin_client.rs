@@ -1,1 +1,949 @@
-//! placeholder
+//! The `esgate token|filter|ip-filter` commands: a small client of the admin API.
+//!
+//! Each command maps its flags to one admin API call ([`ApiCall`], pure and unit-tested), sends
+//! it to `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with `Authorization: Bearer
+//! $ESGATE_ADMIN_KEY`, and renders the answer: aligned tables for lists, `key: value` lines for
+//! one item, or the API's JSON with `--json`. A non-2xx answer becomes a [`CliError`] carrying
+//! the API's reason; the caller prints it to stderr and exits 1.
+//!
+//! Invariant: the admin key is never printed (its `Debug` is redacted, the request header is
+//! marked sensitive, and error messages name only the host and port of the URL). A token secret
+//! is printed only for `token create` and `token reset`, whose whole purpose is to show it.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Clone, Debug)]
+pub struct ClientOpts {
+    /// Base URL, e.g. `http://127.0.0.1:9202`.
+    pub url: String,
+    pub admin_key: Option<AdminKey>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The admin API key. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    pub fn new(key: String) -> AdminKey {
+        AdminKey(key)
+    }
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9202";
+
+impl ClientOpts {
+    /// From `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY`.
+    pub fn from_env() -> ClientOpts {
+        let url = std::env::var("ESGATE_ADMIN_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned());
+        let admin_key = std::env::var("ESGATE_ADMIN_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(AdminKey);
+        ClientOpts {
+            url,
+            admin_key,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags (caught before any request).
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the admin API at {endpoint}: {reason}")]
+    Transport { endpoint: String, reason: String },
+    /// A non-2xx answer, with the API's reason.
+    #[error("{reason} (HTTP {status})")]
+    Api { status: u16, reason: String },
+    #[error("unexpected answer from the admin API: {0}")]
+    BadResponse(String),
+}
+
+// === commands ===
+
+/// `esgate token ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print its secret (shown only this once).
+    Create(TokenCreateArgs),
+    /// List tokens (expired ones stay listed for 5 minutes).
+    List {
+        /// Only tokens whose name contains this (case-insensitive).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        from: Option<usize>,
+        /// Page size (default 100, at most 10000).
+        #[arg(long)]
+        size: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one token.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a token. Expiry can only be shortened; an IP filter can only be set where none is.
+    Update(TokenUpdateArgs),
+    /// Replace a token's secret; the old one stops working at once.
+    Reset {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a token; its secret stops working at once.
+    Delete { id: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// An inline filter `field=value` (repeatable; same field = any of, different fields = all of).
+    #[arg(long = "filter", value_name = "FIELD=VALUE")]
+    pub filters: Vec<String>,
+    /// A filter from the library, by id (repeatable).
+    #[arg(long = "filter-id", value_name = "ID")]
+    pub filter_ids: Vec<String>,
+    /// An index name or pattern (repeatable; default every non-hidden index).
+    #[arg(long = "index", value_name = "PATTERN")]
+    pub indices: Vec<String>,
+    /// `read` (default) or `all` (repeatable).
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+    /// Lifetime: 90s, 15m, 24h, 7d.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// Expiry as RFC 3339 UTC, e.g. 2026-01-31T12:00:00Z.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Name of an IP filter.
+    #[arg(long)]
+    pub ip_filter: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenUpdateArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces all filters (with any --filter-id given too).
+    #[arg(long = "filter", value_name = "FIELD=VALUE")]
+    pub filters: Vec<String>,
+    #[arg(long = "filter-id", value_name = "ID")]
+    pub filter_ids: Vec<String>,
+    /// Remove every filter.
+    #[arg(long, conflicts_with_all = ["filters", "filter_ids"])]
+    pub clear_filters: bool,
+    /// Replaces all index patterns.
+    #[arg(long = "index", value_name = "PATTERN")]
+    pub indices: Vec<String>,
+    /// Replaces the permissions.
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    #[arg(long)]
+    pub ip_filter: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `esgate filter ...` (the filter library).
+#[derive(Debug, Clone, Subcommand)]
+pub enum FilterCmd {
+    /// Add a filter to the library.
+    Create {
+        #[arg(long)]
+        field: String,
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a filter; every token using it is affected at once.
+    Update {
+        id: String,
+        #[arg(long)]
+        field: Option<String>,
+        #[arg(long)]
+        value: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a filter (refused while tokens use it, unless --detach).
+    Delete {
+        id: String,
+        /// Also remove it from the tokens that use it (they then see more).
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+/// `esgate ip-filter ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum IpFilterCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A CIDR or address (repeatable, at least one).
+        #[arg(long = "cidr", value_name = "CIDR", required = true)]
+        cidrs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the CIDRs (every token using the filter is affected at once).
+    Update {
+        name: String,
+        #[arg(long = "cidr", value_name = "CIDR", required = true)]
+        cidrs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an IP filter (refused while tokens use it).
+    Delete { name: String },
+}
+
+/// Runs a `token` command; returns the text to print on stdout.
+pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, token_call(cmd)?).await
+}
+
+/// Runs a `filter` command; returns the text to print on stdout.
+pub async fn run_filter(cmd: FilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, filter_call(cmd)).await
+}
+
+/// Runs an `ip-filter` command; returns the text to print on stdout.
+pub async fn run_ip_filter(cmd: IpFilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, ip_filter_call(cmd)).await
+}
+
+// === argument → request mapping ===
+
+/// One admin API call and how to show its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub method: &'static str,
+    /// Path and query, percent-encoded.
+    pub path: String,
+    pub body: Option<Value>,
+    pub render: Render,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Render {
+    /// The API's JSON, pretty-printed.
+    Json,
+    TokenList,
+    Token,
+    TokenCreated,
+    TokenReset,
+    FilterList,
+    Filter,
+    IpFilterList,
+    IpFilter,
+    /// A fixed message (204 answers).
+    Message(String),
+}
+
+/// Path segments: everything but `[A-Za-z0-9_-]` is encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+fn pick(json: bool, r: Render) -> Render {
+    if json {
+        Render::Json
+    } else {
+        r
+    }
+}
+
+/// `field=value` → `{"field","value"}` (split at the first `=`).
+fn parse_filter_arg(arg: &str) -> Result<Value, CliError> {
+    match arg.split_once('=') {
+        Some((f, v)) if !f.is_empty() && !v.is_empty() => Ok(json!({"field": f, "value": v})),
+        _ => Err(CliError::Usage(
+            "--filter takes FIELD=VALUE (both non-empty)".to_owned(),
+        )),
+    }
+}
+
+fn filters_json(inline: &[String], ids: &[String]) -> Result<Vec<Value>, CliError> {
+    let mut out = inline
+        .iter()
+        .map(|f| parse_filter_arg(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.extend(ids.iter().map(|id| Value::String(id.clone())));
+    Ok(out)
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+/// The create body for `token create`.
+pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
+    let mut body = Map::new();
+    body.insert("name".into(), a.name.clone().into());
+    let filters = filters_json(&a.filters, &a.filter_ids)?;
+    if !filters.is_empty() {
+        body.insert("filters".into(), Value::Array(filters));
+    }
+    if !a.indices.is_empty() {
+        body.insert("indices".into(), strings(&a.indices));
+    }
+    if !a.permissions.is_empty() {
+        body.insert("permissions".into(), strings(&a.permissions));
+    }
+    if let Some(d) = &a.expires_in {
+        body.insert("expires_in".into(), d.clone().into());
+    }
+    if let Some(t) = &a.expires_at {
+        body.insert("expires_at".into(), t.clone().into());
+    }
+    if let Some(n) = &a.ip_filter {
+        body.insert("ip_filter".into(), n.clone().into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// The PATCH body for `token update`; at least one change is required.
+pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
+    let mut body = Map::new();
+    if let Some(n) = &a.name {
+        body.insert("name".into(), n.clone().into());
+    }
+    if a.clear_filters {
+        body.insert("filters".into(), json!([]));
+    } else {
+        let filters = filters_json(&a.filters, &a.filter_ids)?;
+        if !filters.is_empty() {
+            body.insert("filters".into(), Value::Array(filters));
+        }
+    }
+    if !a.indices.is_empty() {
+        body.insert("indices".into(), strings(&a.indices));
+    }
+    if !a.permissions.is_empty() {
+        body.insert("permissions".into(), strings(&a.permissions));
+    }
+    if let Some(d) = &a.expires_in {
+        body.insert("expires_in".into(), d.clone().into());
+    }
+    if let Some(t) = &a.expires_at {
+        body.insert("expires_at".into(), t.clone().into());
+    }
+    if let Some(n) = &a.ip_filter {
+        body.insert("ip_filter".into(), n.clone().into());
+    }
+    if body.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to change: give at least one of --name, --filter, --filter-id, \
+             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter"
+                .to_owned(),
+        ));
+    }
+    Ok(Value::Object(body))
+}
+
+pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
+        TokenCmd::Create(a) => ApiCall {
+            method: "POST",
+            path: "/tokens".into(),
+            body: Some(token_create_body(&a)?),
+            render: pick(a.json, Render::TokenCreated),
+        },
+        TokenCmd::List {
+            name,
+            from,
+            size,
+            json,
+        } => {
+            let mut q = Vec::new();
+            if let Some(n) = name {
+                q.push(format!("name={}", seg(&n)));
+            }
+            if let Some(f) = from {
+                q.push(format!("from={f}"));
+            }
+            if let Some(s) = size {
+                q.push(format!("size={s}"));
+            }
+            let path = if q.is_empty() {
+                "/tokens".to_owned()
+            } else {
+                format!("/tokens?{}", q.join("&"))
+            };
+            ApiCall {
+                method: "GET",
+                path,
+                body: None,
+                render: pick(json, Render::TokenList),
+            }
+        }
+        TokenCmd::Show { id, json } => ApiCall {
+            method: "GET",
+            path: format!("/tokens/{}", seg(&id)),
+            body: None,
+            render: pick(json, Render::Token),
+        },
+        TokenCmd::Update(a) => ApiCall {
+            method: "PATCH",
+            path: format!("/tokens/{}", seg(&a.id)),
+            body: Some(token_update_body(&a)?),
+            render: pick(a.json, Render::Token),
+        },
+        TokenCmd::Reset { id, json } => ApiCall {
+            method: "POST",
+            path: format!("/tokens/{}/reset", seg(&id)),
+            body: None,
+            render: pick(json, Render::TokenReset),
+        },
+        TokenCmd::Delete { id } => ApiCall {
+            method: "DELETE",
+            path: format!("/tokens/{}", seg(&id)),
+            body: None,
+            render: Render::Message(format!("deleted token {id}")),
+        },
+    })
+}
+
+pub fn filter_call(cmd: FilterCmd) -> ApiCall {
+    match cmd {
+        FilterCmd::Create {
+            field,
+            value,
+            description,
+            json,
+        } => {
+            let mut body = json!({"field": field, "value": value});
+            if let Some(d) = description {
+                body["description"] = d.into();
+            }
+            ApiCall {
+                method: "POST",
+                path: "/filters".into(),
+                body: Some(body),
+                render: pick(json, Render::Filter),
+            }
+        }
+        FilterCmd::List { json } => ApiCall {
+            method: "GET",
+            path: "/filters".into(),
+            body: None,
+            render: pick(json, Render::FilterList),
+        },
+        FilterCmd::Show { id, json } => ApiCall {
+            method: "GET",
+            path: format!("/filters/{}", seg(&id)),
+            body: None,
+            render: pick(json, Render::Filter),
+        },
+        FilterCmd::Update {
+            id,
+            field,
+            value,
+            description,
+            json,
+        } => {
+            let mut body = Map::new();
+            for (k, v) in [("field", field), ("value", value), ("description", description)] {
+                if let Some(v) = v {
+                    body.insert(k.into(), v.into());
+                }
+            }
+            ApiCall {
+                method: "PATCH",
+                path: format!("/filters/{}", seg(&id)),
+                body: Some(Value::Object(body)),
+                render: pick(json, Render::Filter),
+            }
+        }
+        FilterCmd::Delete { id, detach } => ApiCall {
+            method: "DELETE",
+            path: if detach {
+                format!("/filters/{}?detach=true", seg(&id))
+            } else {
+                format!("/filters/{}", seg(&id))
+            },
+            body: None,
+            render: Render::Message(format!("deleted filter {id}")),
+        },
+    }
+}
+
+pub fn ip_filter_call(cmd: IpFilterCmd) -> ApiCall {
+    match cmd {
+        IpFilterCmd::Create { name, cidrs, json } => ApiCall {
+            method: "POST",
+            path: "/ip-filters".into(),
+            body: Some(json!({"name": name, "cidrs": cidrs})),
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::List { json } => ApiCall {
+            method: "GET",
+            path: "/ip-filters".into(),
+            body: None,
+            render: pick(json, Render::IpFilterList),
+        },
+        IpFilterCmd::Show { name, json } => ApiCall {
+            method: "GET",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: None,
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::Update { name, cidrs, json } => ApiCall {
+            method: "PATCH",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: Some(json!({ "cidrs": cidrs })),
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::Delete { name } => ApiCall {
+            method: "DELETE",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: None,
+            render: Render::Message(format!("deleted IP filter {name}")),
+        },
+    }
+}
+
+// === rendering ===
+
+/// Renders a successful answer.
+pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
+    let need = || body.ok_or_else(|| CliError::BadResponse("empty body".into()));
+    Ok(match how {
+        Render::Message(m) => m.clone(),
+        Render::Json => match body {
+            Some(v) => serde_json::to_string_pretty(v)
+                .map_err(|e| CliError::BadResponse(e.to_string()))?,
+            None => String::new(),
+        },
+        Render::TokenList => token_table(need()?)?,
+        Render::Token => key_values(&token_lines(need()?)),
+        Render::TokenCreated => {
+            let v = need()?;
+            let mut lines = token_lines(v);
+            lines.push(("secret", text(&v["secret"])));
+            let mut out = key_values(&lines);
+            out.push_str("\n(the secret is shown only this once: store it now)");
+            out
+        }
+        Render::TokenReset => {
+            let v = need()?;
+            let mut out = key_values(&[("id", text(&v["id"])), ("secret", text(&v["secret"]))]);
+            out.push_str("\n(the old secret no longer works; the new one is shown only this once)");
+            out
+        }
+        Render::FilterList => {
+            let rows = items(need()?, "filters")?
+                .iter()
+                .map(|f| {
+                    vec![
+                        text(&f["id"]),
+                        text(&f["field"]),
+                        text(&f["value"]),
+                        count(&f["used_by"]),
+                        text(&f["description"]),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no filters".into()
+            } else {
+                table(&["ID", "FIELD", "VALUE", "TOKENS", "DESCRIPTION"], &rows)
+            }
+        }
+        Render::Filter => {
+            let f = need()?;
+            key_values(&[
+                ("id", text(&f["id"])),
+                ("field", text(&f["field"])),
+                ("value", text(&f["value"])),
+                ("description", text(&f["description"])),
+                ("created", text(&f["created_at"])),
+                ("used by", list_or(&f["used_by"], "no tokens")),
+            ])
+        }
+        Render::IpFilterList => {
+            let rows = items(need()?, "ip_filters")?
+                .iter()
+                .map(|f| vec![text(&f["name"]), list_or(&f["cidrs"], "-"), count(&f["used_by"])])
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no IP filters".into()
+            } else {
+                table(&["NAME", "CIDRS", "TOKENS"], &rows)
+            }
+        }
+        Render::IpFilter => {
+            let f = need()?;
+            key_values(&[
+                ("name", text(&f["name"])),
+                ("cidrs", list_or(&f["cidrs"], "-")),
+                ("created", text(&f["created_at"])),
+                ("used by", list_or(&f["used_by"], "no tokens")),
+            ])
+        }
+    })
+}
+
+fn items<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, CliError> {
+    v[key]
+        .as_array()
+        .ok_or_else(|| CliError::BadResponse(format!("no \"{key}\" array")))
+}
+
+/// A JSON scalar as display text; control characters are replaced so a stored name cannot
+/// drive the terminal.
+fn text(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn list_or(v: &Value, empty: &str) -> String {
+    match v.as_array() {
+        Some(a) if !a.is_empty() => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        _ => empty.into(),
+    }
+}
+
+fn count(v: &Value) -> String {
+    v.as_array().map_or(0, Vec::len).to_string()
+}
+
+/// `tenant=a, env=test [flt_x]`, or `none`.
+fn filters_text(v: &Value) -> String {
+    let Some(a) = v.as_array().filter(|a| !a.is_empty()) else {
+        return "none".into();
+    };
+    a.iter()
+        .map(|f| {
+            let fv = format!("{}={}", text(&f["field"]), text(&f["value"]));
+            match f.get("id") {
+                Some(id) => format!("{fv} [{}]", text(id)),
+                None => fv,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn expires_text(t: &Value) -> String {
+    match &t["expires_at"] {
+        Value::Null => "never".into(),
+        v if t["expired"] == Value::Bool(true) => format!("{} (expired)", text(v)),
+        v => text(v),
+    }
+}
+
+fn last_used_text(t: &Value) -> String {
+    match &t["last_used_at"] {
+        Value::Null => "never".into(),
+        v => text(v),
+    }
+}
+
+fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
+    let ip = match &t["ip_filter"] {
+        Value::Null => "none".to_owned(),
+        n => format!("{} ({})", text(n), list_or(&t["ip_cidrs"], "-")),
+    };
+    vec![
+        ("id", text(&t["id"])),
+        ("name", text(&t["name"])),
+        ("filters", filters_text(&t["filters"])),
+        ("indices", list_or(&t["indices"], "-")),
+        ("permissions", list_or(&t["permissions"], "-")),
+        ("created", text(&t["created_at"])),
+        ("expires", expires_text(t)),
+        ("ip filter", ip),
+        ("last used", last_used_text(t)),
+    ]
+}
+
+/// The token list as an aligned table, with a paging note when the page is partial.
+pub fn token_table(v: &Value) -> Result<String, CliError> {
+    let tokens = items(v, "tokens")?;
+    let total = v["total"].as_u64().unwrap_or(tokens.len() as u64);
+    if tokens.is_empty() {
+        return Ok(if total == 0 {
+            "no tokens".into()
+        } else {
+            format!("no tokens on this page ({total} in all)")
+        });
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                text(&t["id"]),
+                text(&t["name"]),
+                filters_text(&t["filters"]),
+                list_or(&t["indices"], "-"),
+                list_or(&t["permissions"], "-"),
+                expires_text(t),
+                last_used_text(t),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ID",
+            "NAME",
+            "FILTERS",
+            "INDICES",
+            "PERMISSIONS",
+            "EXPIRES",
+            "LAST USED",
+        ],
+        &rows,
+    );
+    if (tokens.len() as u64) < total {
+        out.push_str(&format!(
+            "\n({} of {total} tokens shown; use --from and --size for more)",
+            tokens.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// Columns padded to the widest cell (in characters), two spaces apart, no trailing spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(cell);
+            let width = widths.get(i).copied().unwrap_or(0);
+            let pad = width.saturating_sub(cell.chars().count());
+            s.push_str(&" ".repeat(pad));
+        }
+        s.trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for row in rows {
+        out.push(line(row.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// `key: value` lines with the values aligned.
+pub fn key_values(lines: &[(&str, String)]) -> String {
+    let w = lines.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 1;
+    lines
+        .iter()
+        .map(|(k, v)| format!("{:<w$} {v}", format!("{k}:")).trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// === HTTP ===
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Sends the call and renders the answer.
+pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliError> {
+    let (status, body) = send(opts, call.method, &call.path, call.body.as_ref()).await?;
+    if !(200..300).contains(&status) {
+        let reason = body
+            .as_ref()
+            .and_then(|b| b["error"]["reason"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("request failed with HTTP {status}"));
+        let reason = if status == 401 && opts.admin_key.is_none() {
+            format!("{reason} (ESGATE_ADMIN_KEY is not set)")
+        } else {
+            reason
+        };
+        return Err(CliError::Api { status, reason });
+    }
+    render(&call.render, body.as_ref())
+}
+
+/// Host and port of the base URL, for error messages (never user info or the key).
+fn endpoint(uri: &http::Uri) -> String {
+    match (uri.host(), uri.port_u16()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "<invalid URL>".to_owned(),
+    }
+}
+
+fn connector(https: bool) -> Result<Connector, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = if https {
+        builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| format!("no usable TLS root certificates: {e}"))?
+    } else {
+        // Plain http: TLS is never used, so an empty root store is enough.
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        builder.with_tls_config(config)
+    };
+    Ok(builder.https_or_http().enable_http1().build())
+}
+
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+async fn send(
+    opts: &ClientOpts,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Option<Value>), CliError> {
+    let base = opts.url.trim_end_matches('/');
+    let uri: http::Uri = format!("{base}{path}")
+        .parse()
+        .map_err(|_| CliError::Usage("ESGATE_ADMIN_URL is not a valid http(s) URL".into()))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(CliError::Usage(
+                "ESGATE_ADMIN_URL must start with http:// or https://".into(),
+            ))
+        }
+    };
+    let ep = endpoint(&uri);
+    let transport = |reason: String| CliError::Transport {
+        endpoint: ep.clone(),
+        reason,
+    };
+    let client: Client<Connector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(https).map_err(transport)?);
+    let bytes = match body {
+        Some(v) => serde_json::to_vec(v).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri.clone())
+        .header(http::header::ACCEPT, "application/json");
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(key) = &opts.admin_key {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
+            CliError::Usage("ESGATE_ADMIN_KEY contains characters not allowed in a header".into())
+        })?;
+        value.set_sensitive(true);
+        req = req.header(http::header::AUTHORIZATION, value);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|_| CliError::Usage("could not build the request".into()))?;
+
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|e| transport(chain(&e)))?;
+        let status = resp.status().as_u16();
+        let collected = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| transport(format!("reading the answer: {e}")))?
+            .to_bytes();
+        Ok::<_, CliError>((status, collected))
+    };
+    let (status, bytes) = tokio::time::timeout(opts.timeout, exchange)
+        .await
+        .map_err(|_| transport(format!("no answer within {}s", opts.timeout.as_secs())))??;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((status, None));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) => Ok((status, Some(v))),
+        // A non-JSON error page still yields a useful status-based message.
+        Err(_) if !(200..300).contains(&status) => Ok((status, None)),
+        Err(e) => Err(CliError::BadResponse(format!("not JSON: {e}"))),
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
