@@ -504,7 +504,11 @@ pub fn filter_call(cmd: FilterCmd) -> ApiCall {
             json,
         } => {
             let mut body = Map::new();
-            for (k, v) in [("field", field), ("value", value), ("description", description)] {
+            for (k, v) in [
+                ("field", field),
+                ("value", value),
+                ("description", description),
+            ] {
                 if let Some(v) = v {
                     body.insert(k.into(), v.into());
                 }
@@ -572,8 +576,9 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
     Ok(match how {
         Render::Message(m) => m.clone(),
         Render::Json => match body {
-            Some(v) => serde_json::to_string_pretty(v)
-                .map_err(|e| CliError::BadResponse(e.to_string()))?,
+            Some(v) => {
+                serde_json::to_string_pretty(v).map_err(|e| CliError::BadResponse(e.to_string()))?
+            }
             None => String::new(),
         },
         Render::TokenList => token_table(need()?)?,
@@ -625,7 +630,13 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
         Render::IpFilterList => {
             let rows = items(need()?, "ip_filters")?
                 .iter()
-                .map(|f| vec![text(&f["name"]), list_or(&f["cidrs"], "-"), count(&f["used_by"])])
+                .map(|f| {
+                    vec![
+                        text(&f["name"]),
+                        list_or(&f["cidrs"], "-"),
+                        count(&f["used_by"]),
+                    ]
+                })
                 .collect::<Vec<_>>();
             if rows.is_empty() {
                 "no IP filters".into()
@@ -803,7 +814,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `key: value` lines with the values aligned.
 pub fn key_values(lines: &[(&str, String)]) -> String {
-    let w = lines.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 1;
+    let w = lines
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
     lines
         .iter()
         .map(|(k, v)| format!("{:<w$} {v}", format!("{k}:")).trim_end().to_owned())
@@ -902,9 +918,12 @@ async fn send(
         req = req.header(http::header::CONTENT_TYPE, "application/json");
     }
     if let Some(key) = &opts.admin_key {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
-            CliError::Usage("ESGATE_ADMIN_KEY contains characters not allowed in a header".into())
-        })?;
+        let mut value =
+            http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
+                CliError::Usage(
+                    "ESGATE_ADMIN_KEY contains characters not allowed in a header".into(),
+                )
+            })?;
         value.set_sensitive(true);
         req = req.header(http::header::AUTHORIZATION, value);
     }
@@ -913,7 +932,10 @@ async fn send(
         .map_err(|_| CliError::Usage("could not build the request".into()))?;
 
     let exchange = async {
-        let resp = client.request(req).await.map_err(|e| transport(chain(&e)))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| transport(chain(&e)))?;
         let status = resp.status().as_u16();
         let collected = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
@@ -946,4 +968,655 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A stand-in for the real binary's top-level parser.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Top,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum Top {
+        #[command(subcommand)]
+        Token(TokenCmd),
+        #[command(subcommand)]
+        Filter(FilterCmd),
+        #[command(subcommand, name = "ip-filter")]
+        IpFilter(IpFilterCmd),
+    }
+
+    fn parse(args: &[&str]) -> Result<Top, clap::Error> {
+        Cli::try_parse_from(std::iter::once("esgate").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    fn call(args: &[&str]) -> ApiCall {
+        match parse(args).expect("arguments parse") {
+            Top::Token(c) => token_call(c).expect("valid token command"),
+            Top::Filter(c) => filter_call(c),
+            Top::IpFilter(c) => ip_filter_call(c),
+        }
+    }
+
+    #[test]
+    fn token_create_flags_map_to_the_create_body() {
+        let c = call(&[
+            "token",
+            "create",
+            "--name",
+            "acme",
+            "--filter",
+            "tenant=a",
+            "--filter",
+            "q=x=y",
+            "--filter-id",
+            "flt_1",
+            "--index",
+            "logs-*",
+            "--index",
+            "metrics",
+            "--permission",
+            "read",
+            "--expires-in",
+            "24h",
+            "--ip-filter",
+            "office",
+        ]);
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.path, "/tokens");
+        assert_eq!(c.render, Render::TokenCreated);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "acme",
+                        "filters": [{"field": "tenant", "value": "a"}, {"field": "q", "value": "x=y"}, "flt_1"],
+                        "indices": ["logs-*", "metrics"], "permissions": ["read"],
+                        "expires_in": "24h", "ip_filter": "office"}))
+        );
+        let c = call(&[
+            "token",
+            "create",
+            "--name",
+            "b",
+            "--expires-at",
+            "2026-01-31T12:00:00Z",
+            "--json",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "b", "expires_at": "2026-01-31T12:00:00Z"}))
+        );
+        assert_eq!(c.render, Render::Json);
+    }
+
+    #[test]
+    fn token_create_rejects_bad_flags() {
+        assert!(parse(&["token", "create"]).is_err(), "--name is required");
+        assert!(parse(&[
+            "token",
+            "create",
+            "--name",
+            "a",
+            "--expires-in",
+            "1h",
+            "--expires-at",
+            "x"
+        ])
+        .is_err());
+        for bad in ["tenant", "=a", "tenant="] {
+            let Ok(Top::Token(cmd)) = parse(&["token", "create", "--name", "a", "--filter", bad])
+            else {
+                panic!("clap accepts the raw string");
+            };
+            assert!(matches!(token_call(cmd), Err(CliError::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_update_maps_only_given_flags_and_needs_one() {
+        let c = call(&[
+            "token",
+            "update",
+            "tok_1",
+            "--name",
+            "n",
+            "--expires-in",
+            "1h",
+        ]);
+        assert_eq!((c.method, c.path.as_str()), ("PATCH", "/tokens/tok_1"));
+        assert_eq!(c.body, Some(json!({"name": "n", "expires_in": "1h"})));
+        let c = call(&["token", "update", "tok_1", "--clear-filters"]);
+        assert_eq!(c.body, Some(json!({"filters": []})));
+        let c = call(&[
+            "token",
+            "update",
+            "tok_1",
+            "--filter-id",
+            "flt_2",
+            "--permission",
+            "all",
+            "--index",
+            "x",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"filters": ["flt_2"], "permissions": ["all"], "indices": ["x"]}))
+        );
+        let c = call(&["token", "update", "tok_1", "--ip-filter", "office"]);
+        assert_eq!(c.body, Some(json!({"ip_filter": "office"})));
+        let Ok(Top::Token(cmd)) = parse(&["token", "update", "tok_1"]) else {
+            panic!("parses");
+        };
+        assert!(matches!(token_call(cmd), Err(CliError::Usage(_))));
+        assert!(parse(&["token", "update", "t", "--clear-filters", "--filter", "a=b"]).is_err());
+    }
+
+    #[test]
+    fn other_token_commands_map_to_paths_with_encoded_ids() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&["token", "list"], "GET", "/tokens"),
+            (
+                &[
+                    "token",
+                    "list",
+                    "--name",
+                    "acme dash/x",
+                    "--from",
+                    "5",
+                    "--size",
+                    "10",
+                ],
+                "GET",
+                "/tokens?name=acme%20dash%2Fx&from=5&size=10",
+            ),
+            (&["token", "show", "tok_1"], "GET", "/tokens/tok_1"),
+            (&["token", "show", "../x"], "GET", "/tokens/%2E%2E%2Fx"),
+            (&["token", "reset", "tok_1"], "POST", "/tokens/tok_1/reset"),
+            (&["token", "delete", "tok_1"], "DELETE", "/tokens/tok_1"),
+            (&["filter", "list"], "GET", "/filters"),
+            (&["filter", "show", "flt_1"], "GET", "/filters/flt_1"),
+            (&["filter", "delete", "flt_1"], "DELETE", "/filters/flt_1"),
+            (
+                &["filter", "delete", "flt_1", "--detach"],
+                "DELETE",
+                "/filters/flt_1?detach=true",
+            ),
+            (&["ip-filter", "list"], "GET", "/ip-filters"),
+            (
+                &["ip-filter", "show", "office"],
+                "GET",
+                "/ip-filters/office",
+            ),
+            (
+                &["ip-filter", "delete", "office"],
+                "DELETE",
+                "/ip-filters/office",
+            ),
+        ];
+        for (args, method, path) in cases {
+            let c = call(args);
+            assert_eq!((c.method, c.path.as_str()), (*method, *path), "{args:?}");
+            assert_eq!(c.body, None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn filter_and_ip_filter_bodies() {
+        let c = call(&[
+            "filter",
+            "create",
+            "--field",
+            "env",
+            "--value",
+            "test",
+            "--description",
+            "d",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"field": "env", "value": "test", "description": "d"}))
+        );
+        let c = call(&["filter", "update", "flt_1", "--value", "prod"]);
+        assert_eq!(
+            (c.method, c.body),
+            ("PATCH", Some(json!({"value": "prod"})))
+        );
+        let c = call(&[
+            "ip-filter",
+            "create",
+            "--name",
+            "office",
+            "--cidr",
+            "10.0.0.0/8",
+            "--cidr",
+            "::1",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "office", "cidrs": ["10.0.0.0/8", "::1"]}))
+        );
+        let c = call(&[
+            "ip-filter",
+            "update",
+            "office",
+            "--cidr",
+            "10.1.0.0/16",
+            "--json",
+        ]);
+        assert_eq!(c.body, Some(json!({"cidrs": ["10.1.0.0/16"]})));
+        assert_eq!(c.render, Render::Json);
+        assert!(
+            parse(&["ip-filter", "create", "--name", "x"]).is_err(),
+            "--cidr is required"
+        );
+    }
+
+    #[test]
+    fn table_aligns_columns_by_characters_without_trailing_spaces() {
+        let t = table(
+            &["ID", "NAME", "X"],
+            &[
+                vec!["tok_1".into(), "été".into(), "".into()],
+                vec!["t".into(), "a-long-name".into(), "z".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "ID     NAME         X\n\
+             tok_1  été\n\
+             t      a-long-name  z"
+        );
+    }
+
+    #[test]
+    fn key_values_align_values() {
+        assert_eq!(
+            key_values(&[
+                ("id", "tok_1".into()),
+                ("last used", "never".into()),
+                ("x", "".into())
+            ]),
+            "id:        tok_1\nlast used: never\nx:"
+        );
+    }
+
+    fn sample_token(id: &str, name: &str) -> Value {
+        json!({"id": id, "name": name,
+               "filters": [{"field": "tenant", "value": "a"}, {"id": "flt_1", "field": "env", "value": "test"}],
+               "indices": ["logs-*", "metrics"], "permissions": ["read"],
+               "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-02T00:00:00Z",
+               "expired": false, "ip_filter": null, "ip_cidrs": [], "last_used_at": null})
+    }
+
+    #[test]
+    fn token_list_renders_as_a_table_with_a_paging_note() {
+        let mut second = sample_token("tok_2", "b");
+        second["filters"] = json!([]);
+        second["expired"] = json!(true);
+        second["last_used_at"] = json!("2026-01-01T10:00:00Z");
+        second["permissions"] = json!(["read", "all"]);
+        let v = json!({"tokens": [sample_token("tok_1", "acme\u{1b}[31m"), second], "total": 3});
+        let out = render(&Render::TokenList, Some(&v)).unwrap();
+        let expected = [
+            "ID     NAME         FILTERS                            INDICES        PERMISSIONS  EXPIRES                         LAST USED",
+            "tok_1  acme?[31m    tenant=a, env=test [flt_1]         logs-*, metrics  read       2026-01-02T00:00:00Z            never",
+        ];
+        // Compare structurally: split on runs of 2+ spaces.
+        let cells = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert_eq!(cells(lines[0]), cells(expected[0]));
+        assert_eq!(cells(lines[1]), cells(expected[1]));
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tok_2",
+                "b",
+                "none",
+                "logs-*, metrics",
+                "read, all",
+                "2026-01-02T00:00:00Z (expired)",
+                "2026-01-01T10:00:00Z"
+            ]
+        );
+        assert_eq!(
+            lines[3],
+            "(2 of 3 tokens shown; use --from and --size for more)"
+        );
+        // Columns line up: every column starts at the same offset on each line.
+        let col = |l: &str, h: &str| lines[0].find(h).map(|i| l.chars().nth(i));
+        assert_eq!(col(lines[1], "FILTERS"), Some(Some('t')));
+        assert_eq!(col(lines[2], "FILTERS"), Some(Some('n')));
+        assert_eq!(col(lines[2], "LAST USED"), Some(Some('2')));
+        assert!(out.lines().all(|l| !l.ends_with(' ')));
+    }
+
+    #[test]
+    fn empty_lists_say_so() {
+        assert_eq!(
+            render(&Render::TokenList, Some(&json!({"tokens": [], "total": 0}))).unwrap(),
+            "no tokens"
+        );
+        assert_eq!(
+            render(&Render::TokenList, Some(&json!({"tokens": [], "total": 5}))).unwrap(),
+            "no tokens on this page (5 in all)"
+        );
+        assert_eq!(
+            render(&Render::FilterList, Some(&json!({"filters": []}))).unwrap(),
+            "no filters"
+        );
+        assert_eq!(
+            render(&Render::IpFilterList, Some(&json!({"ip_filters": []}))).unwrap(),
+            "no IP filters"
+        );
+        assert!(matches!(
+            render(&Render::TokenList, Some(&json!({}))),
+            Err(CliError::BadResponse(_))
+        ));
+    }
+
+    #[test]
+    fn one_token_renders_as_key_value_lines_and_created_adds_the_secret() {
+        let mut t = sample_token("tok_1", "acme");
+        t["ip_filter"] = json!("office");
+        t["ip_cidrs"] = json!(["10.0.0.0/8"]);
+        let out = render(&Render::Token, Some(&t)).unwrap();
+        assert_eq!(
+            out,
+            "id:          tok_1\n\
+             name:        acme\n\
+             filters:     tenant=a, env=test [flt_1]\n\
+             indices:     logs-*, metrics\n\
+             permissions: read\n\
+             created:     2026-01-01T00:00:00Z\n\
+             expires:     2026-01-02T00:00:00Z\n\
+             ip filter:   office (10.0.0.0/8)\n\
+             last used:   never"
+        );
+        t["secret"] = json!("esg_s3cr3t");
+        let out = render(&Render::TokenCreated, Some(&t)).unwrap();
+        assert!(out.contains("\nsecret:      esg_s3cr3t\n"), "{out}");
+        let out = render(
+            &Render::TokenReset,
+            Some(&json!({"id": "tok_1", "secret": "esg_n3w"})),
+        )
+        .unwrap();
+        assert!(out.starts_with("id:     tok_1\nsecret: esg_n3w\n"), "{out}");
+    }
+
+    #[test]
+    fn json_output_is_the_apis_json() {
+        let v = json!({"tokens": [], "total": 0});
+        let out = render(&Render::Json, Some(&v)).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), v);
+        assert_eq!(
+            render(&Render::Message("deleted token t".into()), None).unwrap(),
+            "deleted token t"
+        );
+    }
+
+    #[test]
+    fn filter_and_ip_filter_rendering() {
+        let f = json!({"id": "flt_1", "description": "test env", "field": "env", "value": "test",
+                       "created_at": "2026-01-01T00:00:00Z", "used_by": ["tok_1", "tok_2"]});
+        let out = render(&Render::FilterList, Some(&json!({"filters": [f.clone()]}))).unwrap();
+        assert_eq!(
+            out,
+            "ID     FIELD  VALUE  TOKENS  DESCRIPTION\nflt_1  env    test   2       test env"
+        );
+        let out = render(&Render::Filter, Some(&f)).unwrap();
+        assert!(out.ends_with("used by:     tok_1, tok_2"), "{out}");
+        let ipf = json!({"name": "office", "cidrs": ["10.0.0.0/8", "::1/128"], "created_at": "x", "used_by": []});
+        let out = render(
+            &Render::IpFilterList,
+            Some(&json!({"ip_filters": [ipf.clone()]})),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "NAME    CIDRS                TOKENS\noffice  10.0.0.0/8, ::1/128  0"
+        );
+        let out = render(&Render::IpFilter, Some(&ipf)).unwrap();
+        assert!(out.contains("cidrs:   10.0.0.0/8, ::1/128"), "{out}");
+        assert!(out.ends_with("used by: no tokens"), "{out}");
+    }
+
+    #[test]
+    fn admin_key_debug_is_redacted() {
+        let opts = ClientOpts {
+            url: DEFAULT_ADMIN_URL.into(),
+            admin_key: Some(AdminKey::new("hunter2-admin".into())),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{opts:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn endpoint_hides_user_info() {
+        let uri: http::Uri = "http://user:pw@example.org:9202/tokens".parse().unwrap();
+        assert_eq!(endpoint(&uri), "example.org:9202");
+    }
+
+    // === live round trip against admin::handle ===
+
+    mod live {
+        use std::net::SocketAddr;
+        use std::sync::Arc;
+
+        use hyper::body::Incoming;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        use super::*;
+        use crate::admin::testing::Harness;
+        use crate::admin::{handle, AdminRequest};
+
+        const KEY: &str = "test-admin-key";
+
+        /// Serves `admin::handle` on 127.0.0.1:0, requiring the admin key.
+        async fn serve(h: Arc<Harness>) -> SocketAddr {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                while let Ok((stream, peer)) = listener.accept().await {
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: http::Request<Incoming>| {
+                            let h = h.clone();
+                            async move {
+                                let authorized =
+                                    req.headers().get(http::header::AUTHORIZATION).is_some_and(
+                                        |v| v.as_bytes() == format!("Bearer {KEY}").as_bytes(),
+                                    );
+                                let method = req.method().as_str().to_owned();
+                                let path = req.uri().path().to_owned();
+                                let query = req.uri().query().map(str::to_owned);
+                                let Ok(body) = req.into_body().collect().await else {
+                                    return Ok::<_, std::convert::Infallible>(http::Response::new(
+                                        Full::new(Bytes::new()),
+                                    ));
+                                };
+                                let body = body.to_bytes();
+                                let resp = if authorized {
+                                    handle(
+                                        &h.ctx,
+                                        AdminRequest {
+                                            method: &method,
+                                            path: &path,
+                                            query: query.as_deref(),
+                                            body: &body,
+                                            client: peer.ip(),
+                                        },
+                                        h.now,
+                                    )
+                                    .await
+                                } else {
+                                    crate::admin::AdminResponse {
+                                        status: 401,
+                                        body: Some(
+                                            json!({"error": {"type": "security_exception", "reason": "missing or wrong admin key"}, "status": 401}),
+                                        ),
+                                    }
+                                };
+                                let bytes = resp.body.map(|b| b.to_string()).unwrap_or_default();
+                                let mut out = http::Response::new(Full::new(Bytes::from(bytes)));
+                                *out.status_mut() = http::StatusCode::from_u16(resp.status)
+                                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                                Ok(out)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+            addr
+        }
+
+        fn opts(addr: SocketAddr, key: Option<&str>) -> ClientOpts {
+            ClientOpts {
+                url: format!("http://{addr}/"),
+                admin_key: key.map(|k| AdminKey::new(k.to_owned())),
+                timeout: Duration::from_secs(10),
+            }
+        }
+
+        #[tokio::test]
+        async fn cli_commands_round_trip_through_the_admin_api() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h.clone()).await;
+            let o = opts(addr, Some(KEY));
+
+            let out = run_ip_filter(
+                IpFilterCmd::Create {
+                    name: "office".into(),
+                    cidrs: vec!["10.0.0.0/8".into()],
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect("ip filter created");
+            assert!(
+                out.starts_with("name:    office\ncidrs:   10.0.0.0/8\n"),
+                "{out}"
+            );
+
+            let out = run_token(
+                TokenCmd::Create(TokenCreateArgs {
+                    name: "acme".into(),
+                    filters: vec!["tenant=a".into()],
+                    filter_ids: vec![],
+                    indices: vec![],
+                    permissions: vec![],
+                    expires_in: Some("1h".into()),
+                    expires_at: None,
+                    ip_filter: Some("office".into()),
+                    json: true,
+                }),
+                &o,
+            )
+            .await
+            .expect("token created");
+            let created: Value = serde_json::from_str(&out).expect("--json prints JSON");
+            let id = created["id"].as_str().expect("id").to_owned();
+            assert!(created["secret"].is_string());
+            assert_eq!(created["ip_cidrs"], json!(["10.0.0.0/8"]));
+
+            let out = run_token(
+                TokenCmd::List {
+                    name: Some("ac".into()),
+                    from: None,
+                    size: None,
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect("listed");
+            assert!(
+                out.lines().nth(1).is_some_and(|l| l.starts_with(&id)),
+                "{out}"
+            );
+            assert!(!out.contains(created["secret"].as_str().unwrap_or("?")));
+
+            // API refusals become errors carrying the API's reason.
+            let err = run_ip_filter(
+                IpFilterCmd::Delete {
+                    name: "office".into(),
+                },
+                &o,
+            )
+            .await
+            .expect_err("in use");
+            match err {
+                CliError::Api {
+                    status: 409,
+                    reason,
+                } => assert!(reason.contains(&id), "{reason}"),
+                other => panic!("unexpected {other:?}"),
+            }
+            let err = run_token(
+                TokenCmd::Show {
+                    id: "tok_nope".into(),
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect_err("unknown");
+            assert_eq!(err.to_string(), "token not found (HTTP 404)");
+
+            let out = run_token(TokenCmd::Delete { id: id.clone() }, &o)
+                .await
+                .expect("deleted");
+            assert_eq!(out, format!("deleted token {id}"));
+            assert!(h.ctx.store.snapshot().token(&id).is_none());
+        }
+
+        #[tokio::test]
+        async fn missing_admin_key_is_explained() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h).await;
+            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, None))
+                .await
+                .expect_err("401");
+            assert_eq!(
+                err.to_string(),
+                "missing or wrong admin key (ESGATE_ADMIN_KEY is not set) (HTTP 401)"
+            );
+        }
+
+        #[tokio::test]
+        async fn unreachable_api_and_bad_urls_are_errors() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            drop(listener);
+            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, Some(KEY)))
+                .await
+                .expect_err("nothing listens");
+            assert!(matches!(err, CliError::Transport { .. }), "{err:?}");
+            let mut o = opts(addr, Some(KEY));
+            o.url = "ftp://example.org".into();
+            let err = run_filter(FilterCmd::List { json: false }, &o)
+                .await
+                .expect_err("bad scheme");
+            assert!(matches!(err, CliError::Usage(_)));
+        }
+    }
 }
