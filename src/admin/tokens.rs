@@ -60,6 +60,9 @@ pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError>
                 .collect();
             ids.sort();
             let n = ids.len();
+            if n > 0 {
+                tracing::info!(count = n, "Sweeping tokens expired for more than 5 minutes");
+            }
             let changes = ids
                 .into_iter()
                 .map(|id| Change::DeleteToken { id })
