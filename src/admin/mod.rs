@@ -549,7 +549,7 @@ mod tests {
         h.expect("GET", "/ip-filters/office", "", 404).await;
     }
 
-    mod prop {
+    mod properties {
         use proptest::prelude::*;
         use serde_json::{json, Map, Value};
 
