@@ -51,21 +51,24 @@ impl fmt::Debug for AdminKey {
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9202";
 
 impl ClientOpts {
-    /// From `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY`.
-    pub fn from_env() -> ClientOpts {
-        let url = std::env::var("ESGATE_ADMIN_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned());
-        let admin_key = std::env::var("ESGATE_ADMIN_KEY")
-            .ok()
-            .filter(|k| !k.is_empty())
-            .map(AdminKey);
+    /// From the values of `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY` (unset or empty: the
+    /// default URL, no key), with a 30 s timeout. For callers that own environment access.
+    pub fn new(url: Option<String>, admin_key: Option<String>) -> ClientOpts {
         ClientOpts {
-            url,
-            admin_key,
+            url: url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned()),
+            admin_key: admin_key.filter(|k| !k.is_empty()).map(AdminKey),
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Reads `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY`.
+    pub fn from_env() -> ClientOpts {
+        ClientOpts::new(
+            std::env::var("ESGATE_ADMIN_URL").ok(),
+            std::env::var("ESGATE_ADMIN_KEY").ok(),
+        )
     }
 }
 
@@ -84,6 +87,31 @@ pub enum CliError {
 }
 
 // === commands ===
+
+/// The three client command groups, ready to `#[command(flatten)]` into the binary's commands:
+/// `esgate token ...`, `esgate filter ...`, `esgate ip-filter ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientCmd {
+    /// Manage API tokens through the admin API.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage the filter library through the admin API.
+    #[command(subcommand)]
+    Filter(FilterCmd),
+    /// Manage named IP filters through the admin API.
+    #[command(subcommand, name = "ip-filter")]
+    IpFilter(IpFilterCmd),
+}
+
+/// Runs any client command; returns the text to print on stdout. On `Err`, print the error
+/// to stderr and exit 1.
+pub async fn run(cmd: ClientCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    match cmd {
+        ClientCmd::Token(c) => run_token(c, opts).await,
+        ClientCmd::Filter(c) => run_filter(c, opts).await,
+        ClientCmd::IpFilter(c) => run_ip_filter(c, opts).await,
+    }
+}
 
 /// `esgate token ...`
 #[derive(Debug, Clone, Subcommand)]
@@ -980,18 +1008,10 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(subcommand)]
-        cmd: Top,
+        cmd: ClientCmd,
     }
 
-    #[derive(Debug, Subcommand)]
-    enum Top {
-        #[command(subcommand)]
-        Token(TokenCmd),
-        #[command(subcommand)]
-        Filter(FilterCmd),
-        #[command(subcommand, name = "ip-filter")]
-        IpFilter(IpFilterCmd),
-    }
+    type Top = ClientCmd;
 
     fn parse(args: &[&str]) -> Result<Top, clap::Error> {
         Cli::try_parse_from(std::iter::once("esgate").chain(args.iter().copied())).map(|c| c.cmd)
@@ -1391,6 +1411,24 @@ mod tests {
         let out = render(&Render::IpFilter, Some(&ipf)).unwrap();
         assert!(out.contains("cidrs:   10.0.0.0/8, ::1/128"), "{out}");
         assert!(out.ends_with("used by: no tokens"), "{out}");
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("ip-filter"), "{help}");
+    }
+
+    #[test]
+    fn opts_default_the_url_and_ignore_empty_values() {
+        let o = ClientOpts::new(None, Some(String::new()));
+        assert_eq!(o.url, DEFAULT_ADMIN_URL);
+        assert_eq!(o.admin_key, None);
+        let o = ClientOpts::new(Some("https://esgate:9202".into()), Some("k".into()));
+        assert_eq!(o.url, "https://esgate:9202");
+        assert_eq!(o.admin_key, Some(AdminKey::new("k".into())));
     }
 
     #[test]
