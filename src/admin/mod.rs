@@ -10,6 +10,23 @@
 //! - A token secret appears only in the create and reset answers: never in a view, an error,
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
+//!
+//! Endpoints (the contract is `shared/spec/interface.md`; what is marked + extends it):
+//! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
+//!   (name: case-insensitive substring; sorted by `created_at`, then id); `GET|PATCH|DELETE
+//!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}`.
+//! - Token view: `id, name, filters, indices, permissions, created_at, expires_at, ip_filter,
+//!   last_used_at`, + `expired` (bool) and + `ip_cidrs` (the IP filter's CIDRs, `[]` if none).
+//! - `POST|GET /filters`, `GET|PATCH|DELETE /filters/{id}[?detach=true]`; the view has + `used_by`
+//!   (token ids) and + `created_at`. Detaching widens the affected tokens, so under
+//!   `require_filters` it is refused (409) when a token would be left without a filter.
+//! - `POST|GET /ip-filters`, `GET|PATCH|DELETE /ip-filters/{name}` (+ GET one and PATCH
+//!   `cidrs`, tightening or widening; renaming is refused); the view has + `used_by`.
+//! - Errors: 400 `illegal_argument_exception` / `parse_exception`, 404
+//!   `resource_not_found_exception`, + 405 `method_not_allowed_exception`, 409
+//!   `illegal_state_exception` (rules, in-use) / `resource_already_exists_exception`
+//!   (duplicate IP filter name), 500 `store_exception` (nothing was changed).
+//! - A PATCH that changes nothing answers 200 and writes and audits nothing.
 
 mod filters;
 mod input;
