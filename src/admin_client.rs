@@ -291,7 +291,7 @@ pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliEr
 
 /// Runs a `filter` command; returns the text to print on stdout.
 pub async fn run_filter(cmd: FilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
-    execute(opts, filter_call(cmd)).await
+    execute(opts, filter_call(cmd)?).await
 }
 
 /// Runs an `ip-filter` command; returns the text to print on stdout.
@@ -493,8 +493,8 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
     })
 }
 
-pub fn filter_call(cmd: FilterCmd) -> ApiCall {
-    match cmd {
+pub fn filter_call(cmd: FilterCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
         FilterCmd::Create {
             field,
             value,
@@ -541,6 +541,12 @@ pub fn filter_call(cmd: FilterCmd) -> ApiCall {
                     body.insert(k.into(), v.into());
                 }
             }
+            if body.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to change: give at least one of --field, --value, --description"
+                        .to_owned(),
+                ));
+            }
             ApiCall {
                 method: "PATCH",
                 path: format!("/filters/{}", seg(&id)),
@@ -558,7 +564,7 @@ pub fn filter_call(cmd: FilterCmd) -> ApiCall {
             body: None,
             render: Render::Message(format!("deleted filter {id}")),
         },
-    }
+    })
 }
 
 pub fn ip_filter_call(cmd: IpFilterCmd) -> ApiCall {
@@ -1020,7 +1026,7 @@ mod tests {
     fn call(args: &[&str]) -> ApiCall {
         match parse(args).expect("arguments parse") {
             Top::Token(c) => token_call(c).expect("valid token command"),
-            Top::Filter(c) => filter_call(c),
+            Top::Filter(c) => filter_call(c).expect("valid filter command"),
             Top::IpFilter(c) => ip_filter_call(c),
         }
     }
@@ -1231,6 +1237,10 @@ mod tests {
         ]);
         assert_eq!(c.body, Some(json!({"cidrs": ["10.1.0.0/16"]})));
         assert_eq!(c.render, Render::Json);
+        let Ok(Top::Filter(cmd)) = parse(&["filter", "update", "flt_1"]) else {
+            panic!("parses");
+        };
+        assert!(matches!(filter_call(cmd), Err(CliError::Usage(_))));
         assert!(
             parse(&["ip-filter", "create", "--name", "x"]).is_err(),
             "--cidr is required"
