@@ -1,1 +1,1670 @@
-//! placeholder
+//! The `esgate token|filter|ip-filter` commands: a small client of the admin API.
+//!
+//! Each command maps its flags to one admin API call ([`ApiCall`], pure and unit-tested), sends
+//! it to `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with `Authorization: Bearer
+//! $ESGATE_ADMIN_KEY`, and renders the answer: aligned tables for lists, `key: value` lines for
+//! one item, or the API's JSON with `--json`. A non-2xx answer becomes a [`CliError`] carrying
+//! the API's reason; the caller prints it to stderr and exits 1.
+//!
+//! Invariant: the admin key is never printed (its `Debug` is redacted, the request header is
+//! marked sensitive, and error messages name only the host and port of the URL). A token secret
+//! is printed only for `token create` and `token reset`, whose whole purpose is to show it.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Clone, Debug)]
+pub struct ClientOpts {
+    /// Base URL, e.g. `http://127.0.0.1:9202`.
+    pub url: String,
+    pub admin_key: Option<AdminKey>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The admin API key. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    pub fn new(key: String) -> AdminKey {
+        AdminKey(key)
+    }
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9202";
+
+impl ClientOpts {
+    /// From the values of `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY` (unset or empty: the
+    /// default URL, no key), with a 30 s timeout. For callers that own environment access.
+    pub fn new(url: Option<String>, admin_key: Option<String>) -> ClientOpts {
+        ClientOpts {
+            url: url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned()),
+            admin_key: admin_key.filter(|k| !k.is_empty()).map(AdminKey),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Reads `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY`.
+    pub fn from_env() -> ClientOpts {
+        ClientOpts::new(
+            std::env::var("ESGATE_ADMIN_URL").ok(),
+            std::env::var("ESGATE_ADMIN_KEY").ok(),
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags (caught before any request).
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the admin API at {endpoint}: {reason}")]
+    Transport { endpoint: String, reason: String },
+    /// A non-2xx answer, with the API's reason.
+    #[error("{reason} (HTTP {status})")]
+    Api { status: u16, reason: String },
+    #[error("unexpected answer from the admin API: {0}")]
+    BadResponse(String),
+}
+
+// === commands ===
+
+/// The three client command groups, ready to `#[command(flatten)]` into the binary's commands:
+/// `esgate token ...`, `esgate filter ...`, `esgate ip-filter ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientCmd {
+    /// Manage API tokens through the admin API.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage the filter library through the admin API.
+    #[command(subcommand)]
+    Filter(FilterCmd),
+    /// Manage named IP filters through the admin API.
+    #[command(subcommand, name = "ip-filter")]
+    IpFilter(IpFilterCmd),
+}
+
+/// Runs any client command; returns the text to print on stdout. On `Err`, print the error
+/// to stderr and exit 1.
+pub async fn run(cmd: ClientCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    match cmd {
+        ClientCmd::Token(c) => run_token(c, opts).await,
+        ClientCmd::Filter(c) => run_filter(c, opts).await,
+        ClientCmd::IpFilter(c) => run_ip_filter(c, opts).await,
+    }
+}
+
+/// `esgate token ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print its secret (shown only this once).
+    Create(TokenCreateArgs),
+    /// List tokens (expired ones stay listed for 5 minutes).
+    List {
+        /// Only tokens whose name contains this (case-insensitive).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        from: Option<usize>,
+        /// Page size (default 100, at most 10000).
+        #[arg(long)]
+        size: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one token.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a token. Expiry can only be shortened; an IP filter can only be set where none is.
+    Update(TokenUpdateArgs),
+    /// Replace a token's secret; the old one stops working at once.
+    Reset {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a token; its secret stops working at once.
+    Delete { id: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// An inline filter `field=value` (repeatable; same field = any of, different fields = all of).
+    #[arg(long = "filter", value_name = "FIELD=VALUE")]
+    pub filters: Vec<String>,
+    /// A filter from the library, by id (repeatable).
+    #[arg(long = "filter-id", value_name = "ID")]
+    pub filter_ids: Vec<String>,
+    /// An index name or pattern (repeatable; default every non-hidden index).
+    #[arg(long = "index", value_name = "PATTERN")]
+    pub indices: Vec<String>,
+    /// `read` (default) or `all` (repeatable).
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+    /// Lifetime: 90s, 15m, 24h, 7d.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// Expiry as RFC 3339 UTC, e.g. 2026-01-31T12:00:00Z.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Name of an IP filter.
+    #[arg(long)]
+    pub ip_filter: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenUpdateArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces all filters (with any --filter-id given too).
+    #[arg(long = "filter", value_name = "FIELD=VALUE")]
+    pub filters: Vec<String>,
+    #[arg(long = "filter-id", value_name = "ID")]
+    pub filter_ids: Vec<String>,
+    /// Remove every filter.
+    #[arg(long, conflicts_with_all = ["filters", "filter_ids"])]
+    pub clear_filters: bool,
+    /// Replaces all index patterns.
+    #[arg(long = "index", value_name = "PATTERN")]
+    pub indices: Vec<String>,
+    /// Replaces the permissions.
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    #[arg(long)]
+    pub ip_filter: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `esgate filter ...` (the filter library).
+#[derive(Debug, Clone, Subcommand)]
+pub enum FilterCmd {
+    /// Add a filter to the library.
+    Create {
+        #[arg(long)]
+        field: String,
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a filter; every token using it is affected at once.
+    Update {
+        id: String,
+        #[arg(long)]
+        field: Option<String>,
+        #[arg(long)]
+        value: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a filter (refused while tokens use it, unless --detach).
+    Delete {
+        id: String,
+        /// Also remove it from the tokens that use it (they then see more).
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+/// `esgate ip-filter ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum IpFilterCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A CIDR or address (repeatable, at least one).
+        #[arg(long = "cidr", value_name = "CIDR", required = true)]
+        cidrs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the CIDRs (every token using the filter is affected at once).
+    Update {
+        name: String,
+        #[arg(long = "cidr", value_name = "CIDR", required = true)]
+        cidrs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an IP filter (refused while tokens use it).
+    Delete { name: String },
+}
+
+/// Runs a `token` command; returns the text to print on stdout.
+pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, token_call(cmd)?).await
+}
+
+/// Runs a `filter` command; returns the text to print on stdout.
+pub async fn run_filter(cmd: FilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, filter_call(cmd)?).await
+}
+
+/// Runs an `ip-filter` command; returns the text to print on stdout.
+pub async fn run_ip_filter(cmd: IpFilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
+    execute(opts, ip_filter_call(cmd)).await
+}
+
+// === argument → request mapping ===
+
+/// One admin API call and how to show its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub method: &'static str,
+    /// Path and query, percent-encoded.
+    pub path: String,
+    pub body: Option<Value>,
+    pub render: Render,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Render {
+    /// The API's JSON, pretty-printed.
+    Json,
+    TokenList,
+    Token,
+    TokenCreated,
+    TokenReset,
+    FilterList,
+    Filter,
+    IpFilterList,
+    IpFilter,
+    /// A fixed message (204 answers).
+    Message(String),
+}
+
+/// Path segments: everything but `[A-Za-z0-9_-]` is encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+fn pick(json: bool, r: Render) -> Render {
+    if json {
+        Render::Json
+    } else {
+        r
+    }
+}
+
+/// `field=value` → `{"field","value"}` (split at the first `=`).
+fn parse_filter_arg(arg: &str) -> Result<Value, CliError> {
+    match arg.split_once('=') {
+        Some((f, v)) if !f.is_empty() && !v.is_empty() => Ok(json!({"field": f, "value": v})),
+        _ => Err(CliError::Usage(
+            "--filter takes FIELD=VALUE (both non-empty)".to_owned(),
+        )),
+    }
+}
+
+fn filters_json(inline: &[String], ids: &[String]) -> Result<Vec<Value>, CliError> {
+    let mut out = inline
+        .iter()
+        .map(|f| parse_filter_arg(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.extend(ids.iter().map(|id| Value::String(id.clone())));
+    Ok(out)
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+/// The create body for `token create`.
+pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
+    let mut body = Map::new();
+    body.insert("name".into(), a.name.clone().into());
+    let filters = filters_json(&a.filters, &a.filter_ids)?;
+    if !filters.is_empty() {
+        body.insert("filters".into(), Value::Array(filters));
+    }
+    if !a.indices.is_empty() {
+        body.insert("indices".into(), strings(&a.indices));
+    }
+    if !a.permissions.is_empty() {
+        body.insert("permissions".into(), strings(&a.permissions));
+    }
+    if let Some(d) = &a.expires_in {
+        body.insert("expires_in".into(), d.clone().into());
+    }
+    if let Some(t) = &a.expires_at {
+        body.insert("expires_at".into(), t.clone().into());
+    }
+    if let Some(n) = &a.ip_filter {
+        body.insert("ip_filter".into(), n.clone().into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// The PATCH body for `token update`; at least one change is required.
+pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
+    let mut body = Map::new();
+    if let Some(n) = &a.name {
+        body.insert("name".into(), n.clone().into());
+    }
+    if a.clear_filters {
+        body.insert("filters".into(), json!([]));
+    } else {
+        let filters = filters_json(&a.filters, &a.filter_ids)?;
+        if !filters.is_empty() {
+            body.insert("filters".into(), Value::Array(filters));
+        }
+    }
+    if !a.indices.is_empty() {
+        body.insert("indices".into(), strings(&a.indices));
+    }
+    if !a.permissions.is_empty() {
+        body.insert("permissions".into(), strings(&a.permissions));
+    }
+    if let Some(d) = &a.expires_in {
+        body.insert("expires_in".into(), d.clone().into());
+    }
+    if let Some(t) = &a.expires_at {
+        body.insert("expires_at".into(), t.clone().into());
+    }
+    if let Some(n) = &a.ip_filter {
+        body.insert("ip_filter".into(), n.clone().into());
+    }
+    if body.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to change: give at least one of --name, --filter, --filter-id, \
+             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter"
+                .to_owned(),
+        ));
+    }
+    Ok(Value::Object(body))
+}
+
+pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
+        TokenCmd::Create(a) => ApiCall {
+            method: "POST",
+            path: "/tokens".into(),
+            body: Some(token_create_body(&a)?),
+            render: pick(a.json, Render::TokenCreated),
+        },
+        TokenCmd::List {
+            name,
+            from,
+            size,
+            json,
+        } => {
+            let mut q = Vec::new();
+            if let Some(n) = name {
+                q.push(format!("name={}", seg(&n)));
+            }
+            if let Some(f) = from {
+                q.push(format!("from={f}"));
+            }
+            if let Some(s) = size {
+                q.push(format!("size={s}"));
+            }
+            let path = if q.is_empty() {
+                "/tokens".to_owned()
+            } else {
+                format!("/tokens?{}", q.join("&"))
+            };
+            ApiCall {
+                method: "GET",
+                path,
+                body: None,
+                render: pick(json, Render::TokenList),
+            }
+        }
+        TokenCmd::Show { id, json } => ApiCall {
+            method: "GET",
+            path: format!("/tokens/{}", seg(&id)),
+            body: None,
+            render: pick(json, Render::Token),
+        },
+        TokenCmd::Update(a) => ApiCall {
+            method: "PATCH",
+            path: format!("/tokens/{}", seg(&a.id)),
+            body: Some(token_update_body(&a)?),
+            render: pick(a.json, Render::Token),
+        },
+        TokenCmd::Reset { id, json } => ApiCall {
+            method: "POST",
+            path: format!("/tokens/{}/reset", seg(&id)),
+            body: None,
+            render: pick(json, Render::TokenReset),
+        },
+        TokenCmd::Delete { id } => ApiCall {
+            method: "DELETE",
+            path: format!("/tokens/{}", seg(&id)),
+            body: None,
+            render: Render::Message(format!("deleted token {id}")),
+        },
+    })
+}
+
+pub fn filter_call(cmd: FilterCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
+        FilterCmd::Create {
+            field,
+            value,
+            description,
+            json,
+        } => {
+            let mut body = json!({"field": field, "value": value});
+            if let Some(d) = description {
+                body["description"] = d.into();
+            }
+            ApiCall {
+                method: "POST",
+                path: "/filters".into(),
+                body: Some(body),
+                render: pick(json, Render::Filter),
+            }
+        }
+        FilterCmd::List { json } => ApiCall {
+            method: "GET",
+            path: "/filters".into(),
+            body: None,
+            render: pick(json, Render::FilterList),
+        },
+        FilterCmd::Show { id, json } => ApiCall {
+            method: "GET",
+            path: format!("/filters/{}", seg(&id)),
+            body: None,
+            render: pick(json, Render::Filter),
+        },
+        FilterCmd::Update {
+            id,
+            field,
+            value,
+            description,
+            json,
+        } => {
+            let mut body = Map::new();
+            for (k, v) in [
+                ("field", field),
+                ("value", value),
+                ("description", description),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), v.into());
+                }
+            }
+            if body.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to change: give at least one of --field, --value, --description"
+                        .to_owned(),
+                ));
+            }
+            ApiCall {
+                method: "PATCH",
+                path: format!("/filters/{}", seg(&id)),
+                body: Some(Value::Object(body)),
+                render: pick(json, Render::Filter),
+            }
+        }
+        FilterCmd::Delete { id, detach } => ApiCall {
+            method: "DELETE",
+            path: if detach {
+                format!("/filters/{}?detach=true", seg(&id))
+            } else {
+                format!("/filters/{}", seg(&id))
+            },
+            body: None,
+            render: Render::Message(format!("deleted filter {id}")),
+        },
+    })
+}
+
+pub fn ip_filter_call(cmd: IpFilterCmd) -> ApiCall {
+    match cmd {
+        IpFilterCmd::Create { name, cidrs, json } => ApiCall {
+            method: "POST",
+            path: "/ip-filters".into(),
+            body: Some(json!({"name": name, "cidrs": cidrs})),
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::List { json } => ApiCall {
+            method: "GET",
+            path: "/ip-filters".into(),
+            body: None,
+            render: pick(json, Render::IpFilterList),
+        },
+        IpFilterCmd::Show { name, json } => ApiCall {
+            method: "GET",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: None,
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::Update { name, cidrs, json } => ApiCall {
+            method: "PATCH",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: Some(json!({ "cidrs": cidrs })),
+            render: pick(json, Render::IpFilter),
+        },
+        IpFilterCmd::Delete { name } => ApiCall {
+            method: "DELETE",
+            path: format!("/ip-filters/{}", seg(&name)),
+            body: None,
+            render: Render::Message(format!("deleted IP filter {name}")),
+        },
+    }
+}
+
+// === rendering ===
+
+/// Renders a successful answer.
+pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
+    let need = || body.ok_or_else(|| CliError::BadResponse("empty body".into()));
+    Ok(match how {
+        Render::Message(m) => m.clone(),
+        Render::Json => match body {
+            Some(v) => {
+                serde_json::to_string_pretty(v).map_err(|e| CliError::BadResponse(e.to_string()))?
+            }
+            None => String::new(),
+        },
+        Render::TokenList => token_table(need()?)?,
+        Render::Token => key_values(&token_lines(need()?)),
+        Render::TokenCreated => {
+            let v = need()?;
+            let mut lines = token_lines(v);
+            lines.push(("secret", text(&v["secret"])));
+            let mut out = key_values(&lines);
+            out.push_str("\n(the secret is shown only this once: store it now)");
+            out
+        }
+        Render::TokenReset => {
+            let v = need()?;
+            let mut out = key_values(&[("id", text(&v["id"])), ("secret", text(&v["secret"]))]);
+            out.push_str("\n(the old secret no longer works; the new one is shown only this once)");
+            out
+        }
+        Render::FilterList => {
+            let rows = items(need()?, "filters")?
+                .iter()
+                .map(|f| {
+                    vec![
+                        text(&f["id"]),
+                        text(&f["field"]),
+                        text(&f["value"]),
+                        count(&f["used_by"]),
+                        text(&f["description"]),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no filters".into()
+            } else {
+                table(&["ID", "FIELD", "VALUE", "TOKENS", "DESCRIPTION"], &rows)
+            }
+        }
+        Render::Filter => {
+            let f = need()?;
+            key_values(&[
+                ("id", text(&f["id"])),
+                ("field", text(&f["field"])),
+                ("value", text(&f["value"])),
+                ("description", text(&f["description"])),
+                ("created", text(&f["created_at"])),
+                ("used by", list_or(&f["used_by"], "no tokens")),
+            ])
+        }
+        Render::IpFilterList => {
+            let rows = items(need()?, "ip_filters")?
+                .iter()
+                .map(|f| {
+                    vec![
+                        text(&f["name"]),
+                        list_or(&f["cidrs"], "-"),
+                        count(&f["used_by"]),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no IP filters".into()
+            } else {
+                table(&["NAME", "CIDRS", "TOKENS"], &rows)
+            }
+        }
+        Render::IpFilter => {
+            let f = need()?;
+            key_values(&[
+                ("name", text(&f["name"])),
+                ("cidrs", list_or(&f["cidrs"], "-")),
+                ("created", text(&f["created_at"])),
+                ("used by", list_or(&f["used_by"], "no tokens")),
+            ])
+        }
+    })
+}
+
+fn items<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, CliError> {
+    v[key]
+        .as_array()
+        .ok_or_else(|| CliError::BadResponse(format!("no \"{key}\" array")))
+}
+
+/// A JSON scalar as display text; control characters are replaced so a stored name cannot
+/// drive the terminal.
+fn text(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn list_or(v: &Value, empty: &str) -> String {
+    match v.as_array() {
+        Some(a) if !a.is_empty() => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        _ => empty.into(),
+    }
+}
+
+fn count(v: &Value) -> String {
+    v.as_array().map_or(0, Vec::len).to_string()
+}
+
+/// `tenant=a, env=test [flt_x]`, or `none`.
+fn filters_text(v: &Value) -> String {
+    let Some(a) = v.as_array().filter(|a| !a.is_empty()) else {
+        return "none".into();
+    };
+    a.iter()
+        .map(|f| {
+            let fv = format!("{}={}", text(&f["field"]), text(&f["value"]));
+            match f.get("id") {
+                Some(id) => format!("{fv} [{}]", text(id)),
+                None => fv,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn expires_text(t: &Value) -> String {
+    match &t["expires_at"] {
+        Value::Null => "never".into(),
+        v if t["expired"] == Value::Bool(true) => format!("{} (expired)", text(v)),
+        v => text(v),
+    }
+}
+
+fn last_used_text(t: &Value) -> String {
+    match &t["last_used_at"] {
+        Value::Null => "never".into(),
+        v => text(v),
+    }
+}
+
+fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
+    let ip = match &t["ip_filter"] {
+        Value::Null => "none".to_owned(),
+        n => format!("{} ({})", text(n), list_or(&t["ip_cidrs"], "-")),
+    };
+    vec![
+        ("id", text(&t["id"])),
+        ("name", text(&t["name"])),
+        ("filters", filters_text(&t["filters"])),
+        ("indices", list_or(&t["indices"], "-")),
+        ("permissions", list_or(&t["permissions"], "-")),
+        ("created", text(&t["created_at"])),
+        ("expires", expires_text(t)),
+        ("ip filter", ip),
+        ("last used", last_used_text(t)),
+    ]
+}
+
+/// The token list as an aligned table, with a paging note when the page is partial.
+pub fn token_table(v: &Value) -> Result<String, CliError> {
+    let tokens = items(v, "tokens")?;
+    let total = v["total"].as_u64().unwrap_or(tokens.len() as u64);
+    if tokens.is_empty() {
+        return Ok(if total == 0 {
+            "no tokens".into()
+        } else {
+            format!("no tokens on this page ({total} in all)")
+        });
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                text(&t["id"]),
+                text(&t["name"]),
+                filters_text(&t["filters"]),
+                list_or(&t["indices"], "-"),
+                list_or(&t["permissions"], "-"),
+                expires_text(t),
+                last_used_text(t),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ID",
+            "NAME",
+            "FILTERS",
+            "INDICES",
+            "PERMISSIONS",
+            "EXPIRES",
+            "LAST USED",
+        ],
+        &rows,
+    );
+    if (tokens.len() as u64) < total {
+        out.push_str(&format!(
+            "\n({} of {total} tokens shown; use --from and --size for more)",
+            tokens.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// Columns padded to the widest cell (in characters), two spaces apart, no trailing spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(cell);
+            let width = widths.get(i).copied().unwrap_or(0);
+            let pad = width.saturating_sub(cell.chars().count());
+            s.push_str(&" ".repeat(pad));
+        }
+        s.trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for row in rows {
+        out.push(line(row.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// `key: value` lines with the values aligned.
+pub fn key_values(lines: &[(&str, String)]) -> String {
+    let w = lines
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    lines
+        .iter()
+        .map(|(k, v)| format!("{:<w$} {v}", format!("{k}:")).trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// === HTTP ===
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Sends the call and renders the answer.
+pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliError> {
+    let (status, body) = send(opts, call.method, &call.path, call.body.as_ref()).await?;
+    if !(200..300).contains(&status) {
+        let reason = body
+            .as_ref()
+            .and_then(|b| b["error"]["reason"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("request failed with HTTP {status}"));
+        let reason = if status == 401 && opts.admin_key.is_none() {
+            format!("{reason} (ESGATE_ADMIN_KEY is not set)")
+        } else {
+            reason
+        };
+        return Err(CliError::Api { status, reason });
+    }
+    render(&call.render, body.as_ref())
+}
+
+/// Host and port of the base URL, for error messages (never user info or the key).
+fn endpoint(uri: &http::Uri) -> String {
+    match (uri.host(), uri.port_u16()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "<invalid URL>".to_owned(),
+    }
+}
+
+fn connector(https: bool) -> Result<Connector, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = if https {
+        builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| format!("no usable TLS root certificates: {e}"))?
+    } else {
+        // Plain http: TLS is never used, so an empty root store is enough.
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        builder.with_tls_config(config)
+    };
+    Ok(builder.https_or_http().enable_http1().build())
+}
+
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+async fn send(
+    opts: &ClientOpts,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Option<Value>), CliError> {
+    let base = opts.url.trim_end_matches('/');
+    let uri: http::Uri = format!("{base}{path}")
+        .parse()
+        .map_err(|_| CliError::Usage("ESGATE_ADMIN_URL is not a valid http(s) URL".into()))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(CliError::Usage(
+                "ESGATE_ADMIN_URL must start with http:// or https://".into(),
+            ))
+        }
+    };
+    let ep = endpoint(&uri);
+    let transport = |reason: String| CliError::Transport {
+        endpoint: ep.clone(),
+        reason,
+    };
+    let client: Client<Connector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(https).map_err(transport)?);
+    let bytes = match body {
+        Some(v) => serde_json::to_vec(v).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri.clone())
+        .header(http::header::ACCEPT, "application/json");
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(key) = &opts.admin_key {
+        let mut value =
+            http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
+                CliError::Usage(
+                    "ESGATE_ADMIN_KEY contains characters not allowed in a header".into(),
+                )
+            })?;
+        value.set_sensitive(true);
+        req = req.header(http::header::AUTHORIZATION, value);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|_| CliError::Usage("could not build the request".into()))?;
+
+    let exchange = async {
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| transport(chain(&e)))?;
+        let status = resp.status().as_u16();
+        let collected = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| transport(format!("reading the answer: {e}")))?
+            .to_bytes();
+        Ok::<_, CliError>((status, collected))
+    };
+    let (status, bytes) = tokio::time::timeout(opts.timeout, exchange)
+        .await
+        .map_err(|_| transport(format!("no answer within {}s", opts.timeout.as_secs())))??;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((status, None));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) => Ok((status, Some(v))),
+        // A non-JSON error page still yields a useful status-based message.
+        Err(_) if !(200..300).contains(&status) => Ok((status, None)),
+        Err(e) => Err(CliError::BadResponse(format!("not JSON: {e}"))),
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A stand-in for the real binary's top-level parser.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: ClientCmd,
+    }
+
+    type Top = ClientCmd;
+
+    fn parse(args: &[&str]) -> Result<Top, clap::Error> {
+        Cli::try_parse_from(std::iter::once("esgate").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    fn call(args: &[&str]) -> ApiCall {
+        match parse(args).expect("arguments parse") {
+            Top::Token(c) => token_call(c).expect("valid token command"),
+            Top::Filter(c) => filter_call(c).expect("valid filter command"),
+            Top::IpFilter(c) => ip_filter_call(c),
+        }
+    }
+
+    #[test]
+    fn token_create_flags_map_to_the_create_body() {
+        let c = call(&[
+            "token",
+            "create",
+            "--name",
+            "acme",
+            "--filter",
+            "tenant=a",
+            "--filter",
+            "q=x=y",
+            "--filter-id",
+            "flt_1",
+            "--index",
+            "logs-*",
+            "--index",
+            "metrics",
+            "--permission",
+            "read",
+            "--expires-in",
+            "24h",
+            "--ip-filter",
+            "office",
+        ]);
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.path, "/tokens");
+        assert_eq!(c.render, Render::TokenCreated);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "acme",
+                        "filters": [{"field": "tenant", "value": "a"}, {"field": "q", "value": "x=y"}, "flt_1"],
+                        "indices": ["logs-*", "metrics"], "permissions": ["read"],
+                        "expires_in": "24h", "ip_filter": "office"}))
+        );
+        let c = call(&[
+            "token",
+            "create",
+            "--name",
+            "b",
+            "--expires-at",
+            "2026-01-31T12:00:00Z",
+            "--json",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "b", "expires_at": "2026-01-31T12:00:00Z"}))
+        );
+        assert_eq!(c.render, Render::Json);
+    }
+
+    #[test]
+    fn token_create_rejects_bad_flags() {
+        assert!(parse(&["token", "create"]).is_err(), "--name is required");
+        assert!(parse(&[
+            "token",
+            "create",
+            "--name",
+            "a",
+            "--expires-in",
+            "1h",
+            "--expires-at",
+            "x"
+        ])
+        .is_err());
+        for bad in ["tenant", "=a", "tenant="] {
+            let Ok(Top::Token(cmd)) = parse(&["token", "create", "--name", "a", "--filter", bad])
+            else {
+                panic!("clap accepts the raw string");
+            };
+            assert!(matches!(token_call(cmd), Err(CliError::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_update_maps_only_given_flags_and_needs_one() {
+        let c = call(&[
+            "token",
+            "update",
+            "tok_1",
+            "--name",
+            "n",
+            "--expires-in",
+            "1h",
+        ]);
+        assert_eq!((c.method, c.path.as_str()), ("PATCH", "/tokens/tok_1"));
+        assert_eq!(c.body, Some(json!({"name": "n", "expires_in": "1h"})));
+        let c = call(&["token", "update", "tok_1", "--clear-filters"]);
+        assert_eq!(c.body, Some(json!({"filters": []})));
+        let c = call(&[
+            "token",
+            "update",
+            "tok_1",
+            "--filter-id",
+            "flt_2",
+            "--permission",
+            "all",
+            "--index",
+            "x",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"filters": ["flt_2"], "permissions": ["all"], "indices": ["x"]}))
+        );
+        let c = call(&["token", "update", "tok_1", "--ip-filter", "office"]);
+        assert_eq!(c.body, Some(json!({"ip_filter": "office"})));
+        let Ok(Top::Token(cmd)) = parse(&["token", "update", "tok_1"]) else {
+            panic!("parses");
+        };
+        assert!(matches!(token_call(cmd), Err(CliError::Usage(_))));
+        assert!(parse(&["token", "update", "t", "--clear-filters", "--filter", "a=b"]).is_err());
+    }
+
+    #[test]
+    fn other_token_commands_map_to_paths_with_encoded_ids() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&["token", "list"], "GET", "/tokens"),
+            (
+                &[
+                    "token",
+                    "list",
+                    "--name",
+                    "acme dash/x",
+                    "--from",
+                    "5",
+                    "--size",
+                    "10",
+                ],
+                "GET",
+                "/tokens?name=acme%20dash%2Fx&from=5&size=10",
+            ),
+            (&["token", "show", "tok_1"], "GET", "/tokens/tok_1"),
+            (&["token", "show", "../x"], "GET", "/tokens/%2E%2E%2Fx"),
+            (&["token", "reset", "tok_1"], "POST", "/tokens/tok_1/reset"),
+            (&["token", "delete", "tok_1"], "DELETE", "/tokens/tok_1"),
+            (&["filter", "list"], "GET", "/filters"),
+            (&["filter", "show", "flt_1"], "GET", "/filters/flt_1"),
+            (&["filter", "delete", "flt_1"], "DELETE", "/filters/flt_1"),
+            (
+                &["filter", "delete", "flt_1", "--detach"],
+                "DELETE",
+                "/filters/flt_1?detach=true",
+            ),
+            (&["ip-filter", "list"], "GET", "/ip-filters"),
+            (
+                &["ip-filter", "show", "office"],
+                "GET",
+                "/ip-filters/office",
+            ),
+            (
+                &["ip-filter", "delete", "office"],
+                "DELETE",
+                "/ip-filters/office",
+            ),
+        ];
+        for (args, method, path) in cases {
+            let c = call(args);
+            assert_eq!((c.method, c.path.as_str()), (*method, *path), "{args:?}");
+            assert_eq!(c.body, None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn filter_and_ip_filter_bodies() {
+        let c = call(&[
+            "filter",
+            "create",
+            "--field",
+            "env",
+            "--value",
+            "test",
+            "--description",
+            "d",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"field": "env", "value": "test", "description": "d"}))
+        );
+        let c = call(&["filter", "update", "flt_1", "--value", "prod"]);
+        assert_eq!(
+            (c.method, c.body),
+            ("PATCH", Some(json!({"value": "prod"})))
+        );
+        let c = call(&[
+            "ip-filter",
+            "create",
+            "--name",
+            "office",
+            "--cidr",
+            "10.0.0.0/8",
+            "--cidr",
+            "::1",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "office", "cidrs": ["10.0.0.0/8", "::1"]}))
+        );
+        let c = call(&[
+            "ip-filter",
+            "update",
+            "office",
+            "--cidr",
+            "10.1.0.0/16",
+            "--json",
+        ]);
+        assert_eq!(c.body, Some(json!({"cidrs": ["10.1.0.0/16"]})));
+        assert_eq!(c.render, Render::Json);
+        let Ok(Top::Filter(cmd)) = parse(&["filter", "update", "flt_1"]) else {
+            panic!("parses");
+        };
+        assert!(matches!(filter_call(cmd), Err(CliError::Usage(_))));
+        assert!(
+            parse(&["ip-filter", "create", "--name", "x"]).is_err(),
+            "--cidr is required"
+        );
+    }
+
+    #[test]
+    fn table_aligns_columns_by_characters_without_trailing_spaces() {
+        let t = table(
+            &["ID", "NAME", "X"],
+            &[
+                vec!["tok_1".into(), "été".into(), "".into()],
+                vec!["t".into(), "a-long-name".into(), "z".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "ID     NAME         X\n\
+             tok_1  été\n\
+             t      a-long-name  z"
+        );
+    }
+
+    #[test]
+    fn key_values_align_values() {
+        assert_eq!(
+            key_values(&[
+                ("id", "tok_1".into()),
+                ("last used", "never".into()),
+                ("x", "".into())
+            ]),
+            "id:        tok_1\nlast used: never\nx:"
+        );
+    }
+
+    fn sample_token(id: &str, name: &str) -> Value {
+        json!({"id": id, "name": name,
+               "filters": [{"field": "tenant", "value": "a"}, {"id": "flt_1", "field": "env", "value": "test"}],
+               "indices": ["logs-*", "metrics"], "permissions": ["read"],
+               "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-02T00:00:00Z",
+               "expired": false, "ip_filter": null, "ip_cidrs": [], "last_used_at": null})
+    }
+
+    #[test]
+    fn token_list_renders_as_a_table_with_a_paging_note() {
+        let mut second = sample_token("tok_2", "b");
+        second["filters"] = json!([]);
+        second["expired"] = json!(true);
+        second["last_used_at"] = json!("2026-01-01T10:00:00Z");
+        second["permissions"] = json!(["read", "all"]);
+        let v = json!({"tokens": [sample_token("tok_1", "acme\u{1b}[31m"), second], "total": 3});
+        let out = render(&Render::TokenList, Some(&v)).unwrap();
+        let expected = [
+            "ID     NAME         FILTERS                            INDICES        PERMISSIONS  EXPIRES                         LAST USED",
+            "tok_1  acme?[31m    tenant=a, env=test [flt_1]         logs-*, metrics  read       2026-01-02T00:00:00Z            never",
+        ];
+        // Compare structurally: split on runs of 2+ spaces.
+        let cells = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert_eq!(cells(lines[0]), cells(expected[0]));
+        assert_eq!(cells(lines[1]), cells(expected[1]));
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tok_2",
+                "b",
+                "none",
+                "logs-*, metrics",
+                "read, all",
+                "2026-01-02T00:00:00Z (expired)",
+                "2026-01-01T10:00:00Z"
+            ]
+        );
+        assert_eq!(
+            lines[3],
+            "(2 of 3 tokens shown; use --from and --size for more)"
+        );
+        // Columns line up: every column starts at the same offset on each line.
+        let col = |l: &str, h: &str| lines[0].find(h).map(|i| l.chars().nth(i));
+        assert_eq!(col(lines[1], "FILTERS"), Some(Some('t')));
+        assert_eq!(col(lines[2], "FILTERS"), Some(Some('n')));
+        assert_eq!(col(lines[2], "LAST USED"), Some(Some('2')));
+        assert!(out.lines().all(|l| !l.ends_with(' ')));
+    }
+
+    #[test]
+    fn empty_lists_say_so() {
+        assert_eq!(
+            render(&Render::TokenList, Some(&json!({"tokens": [], "total": 0}))).unwrap(),
+            "no tokens"
+        );
+        assert_eq!(
+            render(&Render::TokenList, Some(&json!({"tokens": [], "total": 5}))).unwrap(),
+            "no tokens on this page (5 in all)"
+        );
+        assert_eq!(
+            render(&Render::FilterList, Some(&json!({"filters": []}))).unwrap(),
+            "no filters"
+        );
+        assert_eq!(
+            render(&Render::IpFilterList, Some(&json!({"ip_filters": []}))).unwrap(),
+            "no IP filters"
+        );
+        assert!(matches!(
+            render(&Render::TokenList, Some(&json!({}))),
+            Err(CliError::BadResponse(_))
+        ));
+    }
+
+    #[test]
+    fn one_token_renders_as_key_value_lines_and_created_adds_the_secret() {
+        let mut t = sample_token("tok_1", "acme");
+        t["ip_filter"] = json!("office");
+        t["ip_cidrs"] = json!(["10.0.0.0/8"]);
+        let out = render(&Render::Token, Some(&t)).unwrap();
+        assert_eq!(
+            out,
+            "id:          tok_1\n\
+             name:        acme\n\
+             filters:     tenant=a, env=test [flt_1]\n\
+             indices:     logs-*, metrics\n\
+             permissions: read\n\
+             created:     2026-01-01T00:00:00Z\n\
+             expires:     2026-01-02T00:00:00Z\n\
+             ip filter:   office (10.0.0.0/8)\n\
+             last used:   never"
+        );
+        t["secret"] = json!("esg_s3cr3t");
+        let out = render(&Render::TokenCreated, Some(&t)).unwrap();
+        assert!(out.contains("\nsecret:      esg_s3cr3t\n"), "{out}");
+        let out = render(
+            &Render::TokenReset,
+            Some(&json!({"id": "tok_1", "secret": "esg_n3w"})),
+        )
+        .unwrap();
+        assert!(out.starts_with("id:     tok_1\nsecret: esg_n3w\n"), "{out}");
+    }
+
+    #[test]
+    fn json_output_is_the_apis_json() {
+        let v = json!({"tokens": [], "total": 0});
+        let out = render(&Render::Json, Some(&v)).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), v);
+        assert_eq!(
+            render(&Render::Message("deleted token t".into()), None).unwrap(),
+            "deleted token t"
+        );
+    }
+
+    #[test]
+    fn filter_and_ip_filter_rendering() {
+        let f = json!({"id": "flt_1", "description": "test env", "field": "env", "value": "test",
+                       "created_at": "2026-01-01T00:00:00Z", "used_by": ["tok_1", "tok_2"]});
+        let out = render(&Render::FilterList, Some(&json!({"filters": [f.clone()]}))).unwrap();
+        assert_eq!(
+            out,
+            "ID     FIELD  VALUE  TOKENS  DESCRIPTION\nflt_1  env    test   2       test env"
+        );
+        let out = render(&Render::Filter, Some(&f)).unwrap();
+        assert!(out.ends_with("used by:     tok_1, tok_2"), "{out}");
+        let ipf = json!({"name": "office", "cidrs": ["10.0.0.0/8", "::1/128"], "created_at": "x", "used_by": []});
+        let out = render(
+            &Render::IpFilterList,
+            Some(&json!({"ip_filters": [ipf.clone()]})),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "NAME    CIDRS                TOKENS\noffice  10.0.0.0/8, ::1/128  0"
+        );
+        let out = render(&Render::IpFilter, Some(&ipf)).unwrap();
+        assert!(out.contains("cidrs:   10.0.0.0/8, ::1/128"), "{out}");
+        assert!(out.ends_with("used by: no tokens"), "{out}");
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("ip-filter"), "{help}");
+    }
+
+    #[test]
+    fn opts_default_the_url_and_ignore_empty_values() {
+        let o = ClientOpts::new(None, Some(String::new()));
+        assert_eq!(o.url, DEFAULT_ADMIN_URL);
+        assert_eq!(o.admin_key, None);
+        let o = ClientOpts::new(Some("https://esgate:9202".into()), Some("k".into()));
+        assert_eq!(o.url, "https://esgate:9202");
+        assert_eq!(o.admin_key, Some(AdminKey::new("k".into())));
+    }
+
+    #[test]
+    fn admin_key_debug_is_redacted() {
+        let opts = ClientOpts {
+            url: DEFAULT_ADMIN_URL.into(),
+            admin_key: Some(AdminKey::new("hunter2-admin".into())),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{opts:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn endpoint_hides_user_info() {
+        let uri: http::Uri = "http://user:pw@example.org:9202/tokens".parse().unwrap();
+        assert_eq!(endpoint(&uri), "example.org:9202");
+    }
+
+    // === live round trip against admin::handle ===
+
+    mod live {
+        use std::net::SocketAddr;
+        use std::sync::Arc;
+
+        use hyper::body::Incoming;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        use super::*;
+        use crate::admin::testing::Harness;
+        use crate::admin::{handle, AdminRequest};
+
+        const KEY: &str = "test-admin-key";
+
+        /// Serves `admin::handle` on 127.0.0.1:0, requiring the admin key.
+        async fn serve(h: Arc<Harness>) -> SocketAddr {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                while let Ok((stream, peer)) = listener.accept().await {
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: http::Request<Incoming>| {
+                            let h = h.clone();
+                            async move {
+                                let authorized =
+                                    req.headers().get(http::header::AUTHORIZATION).is_some_and(
+                                        |v| v.as_bytes() == format!("Bearer {KEY}").as_bytes(),
+                                    );
+                                let method = req.method().as_str().to_owned();
+                                let path = req.uri().path().to_owned();
+                                let query = req.uri().query().map(str::to_owned);
+                                let Ok(body) = req.into_body().collect().await else {
+                                    return Ok::<_, std::convert::Infallible>(http::Response::new(
+                                        Full::new(Bytes::new()),
+                                    ));
+                                };
+                                let body = body.to_bytes();
+                                let resp = if authorized {
+                                    handle(
+                                        &h.ctx,
+                                        AdminRequest {
+                                            method: &method,
+                                            path: &path,
+                                            query: query.as_deref(),
+                                            body: &body,
+                                            client: peer.ip(),
+                                        },
+                                        h.now,
+                                    )
+                                    .await
+                                } else {
+                                    crate::admin::AdminResponse {
+                                        status: 401,
+                                        body: Some(
+                                            json!({"error": {"type": "security_exception", "reason": "missing or wrong admin key"}, "status": 401}),
+                                        ),
+                                    }
+                                };
+                                let bytes = resp.body.map(|b| b.to_string()).unwrap_or_default();
+                                let mut out = http::Response::new(Full::new(Bytes::from(bytes)));
+                                *out.status_mut() = http::StatusCode::from_u16(resp.status)
+                                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                                Ok(out)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+            addr
+        }
+
+        fn opts(addr: SocketAddr, key: Option<&str>) -> ClientOpts {
+            ClientOpts {
+                url: format!("http://{addr}/"),
+                admin_key: key.map(|k| AdminKey::new(k.to_owned())),
+                timeout: Duration::from_secs(10),
+            }
+        }
+
+        #[tokio::test]
+        async fn cli_commands_round_trip_through_the_admin_api() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h.clone()).await;
+            let o = opts(addr, Some(KEY));
+
+            let out = run_ip_filter(
+                IpFilterCmd::Create {
+                    name: "office".into(),
+                    cidrs: vec!["10.0.0.0/8".into()],
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect("ip filter created");
+            assert!(
+                out.starts_with("name:    office\ncidrs:   10.0.0.0/8\n"),
+                "{out}"
+            );
+
+            let out = run_token(
+                TokenCmd::Create(TokenCreateArgs {
+                    name: "acme".into(),
+                    filters: vec!["tenant=a".into()],
+                    filter_ids: vec![],
+                    indices: vec![],
+                    permissions: vec![],
+                    expires_in: Some("1h".into()),
+                    expires_at: None,
+                    ip_filter: Some("office".into()),
+                    json: true,
+                }),
+                &o,
+            )
+            .await
+            .expect("token created");
+            let created: Value = serde_json::from_str(&out).expect("--json prints JSON");
+            let id = created["id"].as_str().expect("id").to_owned();
+            assert!(created["secret"].is_string());
+            assert_eq!(created["ip_cidrs"], json!(["10.0.0.0/8"]));
+
+            let out = run_token(
+                TokenCmd::List {
+                    name: Some("ac".into()),
+                    from: None,
+                    size: None,
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect("listed");
+            assert!(
+                out.lines().nth(1).is_some_and(|l| l.starts_with(&id)),
+                "{out}"
+            );
+            assert!(!out.contains(created["secret"].as_str().unwrap_or("?")));
+
+            // API refusals become errors carrying the API's reason.
+            let err = run_ip_filter(
+                IpFilterCmd::Delete {
+                    name: "office".into(),
+                },
+                &o,
+            )
+            .await
+            .expect_err("in use");
+            match err {
+                CliError::Api {
+                    status: 409,
+                    reason,
+                } => assert!(reason.contains(&id), "{reason}"),
+                other => panic!("unexpected {other:?}"),
+            }
+            let err = run_token(
+                TokenCmd::Show {
+                    id: "tok_nope".into(),
+                    json: false,
+                },
+                &o,
+            )
+            .await
+            .expect_err("unknown");
+            assert_eq!(err.to_string(), "token not found (HTTP 404)");
+
+            let out = run_token(TokenCmd::Delete { id: id.clone() }, &o)
+                .await
+                .expect("deleted");
+            assert_eq!(out, format!("deleted token {id}"));
+            assert!(h.ctx.store.snapshot().token(&id).is_none());
+        }
+
+        #[tokio::test]
+        async fn missing_admin_key_is_explained() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h).await;
+            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, None))
+                .await
+                .expect_err("401");
+            assert_eq!(
+                err.to_string(),
+                "missing or wrong admin key (ESGATE_ADMIN_KEY is not set) (HTTP 401)"
+            );
+        }
+
+        #[tokio::test]
+        async fn unreachable_api_and_bad_urls_are_errors() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            drop(listener);
+            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, Some(KEY)))
+                .await
+                .expect_err("nothing listens");
+            assert!(matches!(err, CliError::Transport { .. }), "{err:?}");
+            let mut o = opts(addr, Some(KEY));
+            o.url = "ftp://example.org".into();
+            let err = run_filter(FilterCmd::List { json: false }, &o)
+                .await
+                .expect_err("bad scheme");
+            assert!(matches!(err, CliError::Usage(_)));
+        }
+    }
+}

@@ -123,12 +123,14 @@ impl From<StoreError> for AdminError {
     }
 }
 
-/// A field name as we may show it: only when it looks like one (letters, digits, `_.-[]`,
-/// at most 64 characters), so an unknown "field" that is really a pasted secret is not echoed
-/// verbatim... unless it looks like a field name, which secrets in our format do not.
+/// A field name as we may show it: only when it looks like one (letters, digits, `_.-[]`, at
+/// most 32 characters, not starting with the secret prefix `esg_`). Token secrets are 53
+/// characters with that prefix, so a secret pasted as a field name or query parameter is never
+/// echoed back.
 pub(crate) fn display_field(name: &str) -> &str {
     let plausible = !name.is_empty()
-        && name.chars().count() <= 64
+        && name.len() <= 32
+        && !name.to_ascii_lowercase().starts_with("esg_")
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']'));
@@ -469,7 +471,10 @@ mod tests {
         assert_eq!(display_field("expires_in"), "expires_in");
         assert_eq!(display_field("filters[2]"), "filters[2]");
         assert_eq!(display_field("a b"), "<unprintable>");
-        assert_eq!(display_field(&"x".repeat(65)), "<unprintable>");
+        assert_eq!(display_field(&"x".repeat(32)), "x".repeat(32));
+        assert_eq!(display_field(&"x".repeat(33)), "<unprintable>");
+        assert_eq!(display_field("esg_abc"), "<unprintable>");
+        assert_eq!(display_field("ESG_abc"), "<unprintable>");
         assert_eq!(display_field("esg_abc/def+=="), "<unprintable>");
         assert_eq!(display_field(""), "<unprintable>");
     }

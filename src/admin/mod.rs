@@ -10,6 +10,23 @@
 //! - A token secret appears only in the create and reset answers: never in a view, an error,
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
+//!
+//! Endpoints (the contract is `shared/spec/interface.md`; what is marked + extends it):
+//! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
+//!   (name: case-insensitive substring; sorted by `created_at`, then id); `GET|PATCH|DELETE
+//!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}`.
+//! - Token view: `id, name, filters, indices, permissions, created_at, expires_at, ip_filter,
+//!   last_used_at`, + `expired` (bool) and + `ip_cidrs` (the IP filter's CIDRs, `[]` if none).
+//! - `POST|GET /filters`, `GET|PATCH|DELETE /filters/{id}[?detach=true]`; the view has + `used_by`
+//!   (token ids) and + `created_at`. Detaching widens the affected tokens, so under
+//!   `require_filters` it is refused (409) when a token would be left without a filter.
+//! - `POST|GET /ip-filters`, `GET|PATCH|DELETE /ip-filters/{name}` (+ GET one and PATCH
+//!   `cidrs`, tightening or widening; renaming is refused); the view has + `used_by`.
+//! - Errors: 400 `illegal_argument_exception` / `parse_exception`, 404
+//!   `resource_not_found_exception`, + 405 `method_not_allowed_exception`, 409
+//!   `illegal_state_exception` (rules, in-use) / `resource_already_exists_exception`
+//!   (duplicate IP filter name), 500 `store_exception` (nothing was changed).
+//! - A PATCH that changes nothing answers 200 and writes and audits nothing.
 
 mod filters;
 mod input;
@@ -488,6 +505,48 @@ mod tests {
         assert_eq!(fut.await.body, Some(json!({"tokens": [], "total": 0})));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_duplicate_creates_yield_one_success_and_one_conflict() {
+        let h = Harness::new();
+        let body = r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#;
+        let (a, b) = tokio::join!(
+            h.call("POST", "/ip-filters", body),
+            h.call("POST", "/ip-filters", body)
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409]);
+        assert_eq!(h.events().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_never_ends_up_referencing_a_deleted_ip_filter() {
+        for _ in 0..20 {
+            let h = Harness::new();
+            h.expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["::1"]}"#,
+                201,
+            )
+            .await;
+            let (create, delete) = tokio::join!(
+                h.call("POST", "/tokens", r#"{"name":"t","ip_filter":"office"}"#),
+                h.call("DELETE", "/ip-filters/office", "")
+            );
+            match (create.status, delete.status) {
+                (201, 409) | (400, 204) => {}
+                other => panic!("inconsistent outcome {other:?}"),
+            }
+            let snap = h.ctx.store.snapshot();
+            for t in snap.tokens() {
+                if let Some(name) = &t.ip_filter {
+                    assert!(snap.ip_filter(name).is_some());
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn store_failures_answer_500_without_details_and_change_nothing() {
         let h = Harness::new();
@@ -505,5 +564,118 @@ mod tests {
         assert!(h.events().is_empty());
         h.set_failing(false);
         h.expect("GET", "/ip-filters/office", "", 404).await;
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{json, Map, Value};
+
+        use super::*;
+
+        fn field_names() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "name",
+                "filters",
+                "indices",
+                "permissions",
+                "expires_in",
+                "expires_at",
+                "ip_filter",
+                "cidrs",
+                "field",
+                "value",
+                "description",
+                "id",
+                "secret",
+                "x",
+            ])
+            .prop_map(str::to_owned)
+        }
+
+        fn values() -> impl Strategy<Value = Value> {
+            prop::sample::select(vec![
+                json!(null),
+                json!(true),
+                json!(0),
+                json!(-1),
+                json!(1.5),
+                json!(""),
+                json!("a"),
+                json!("office"),
+                json!("read"),
+                json!("all"),
+                json!("24h"),
+                json!("0s"),
+                json!("2030-01-01T00:00:00Z"),
+                json!("10.0.0.0/8"),
+                json!("logs-*"),
+                json!("UPPER"),
+                json!([]),
+                json!(["read"]),
+                json!(["logs-*", "-x"]),
+                json!(["10.0.0.1", "nope"]),
+                json!([{"field": "t", "value": "a"}]),
+                json!([{"field": "", "value": 1}]),
+                json!(["flt_nope", 3]),
+                json!({"field": "t"}),
+            ])
+        }
+
+        fn bodies() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..48),
+                prop::collection::btree_map(field_names(), values(), 0..5).prop_map(|m| {
+                    Value::Object(m.into_iter().collect::<Map<String, Value>>())
+                        .to_string()
+                        .into_bytes()
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// No input panics or produces a 5xx, and every error has the admin shape.
+            #[test]
+            fn arbitrary_requests_get_a_well_formed_non_5xx_answer(
+                method in prop::sample::select(vec!["GET", "POST", "PATCH", "DELETE", "PUT"]),
+                path in prop::sample::select(vec![
+                    "/tokens", "/tokens/tok_x", "/tokens/tok_x/reset", "/filters",
+                    "/filters/flt_x", "/ip-filters", "/ip-filters/office", "/x", "/tokens/",
+                ]),
+                query in proptest::option::of("[a-z=&%0-9+]{0,12}"),
+                body in bodies(),
+            ) {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let h = Harness::new();
+                let r = rt.block_on(async {
+                    h.expect("POST", "/ip-filters", r#"{"name":"office","cidrs":["::1"]}"#, 201).await;
+                    handle(
+                        &h.ctx,
+                        AdminRequest {
+                            method,
+                            path,
+                            query: query.as_deref(),
+                            body: &body,
+                            client: "::1".parse().expect("literal"),
+                        },
+                        T0,
+                    )
+                    .await
+                });
+                prop_assert!(r.status < 500, "{} {:?}", r.status, r.body);
+                if r.status >= 400 {
+                    let b = r.body.expect("errors have a body");
+                    prop_assert_eq!(&b["status"], &json!(r.status));
+                    prop_assert!(b["error"]["type"].is_string());
+                    prop_assert!(b["error"]["reason"].is_string());
+                } else if r.status == 204 {
+                    prop_assert!(r.body.is_none());
+                }
+            }
+        }
     }
 }

@@ -60,6 +60,9 @@ pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError>
                 .collect();
             ids.sort();
             let n = ids.len();
+            if n > 0 {
+                tracing::info!(count = n, "Sweeping tokens expired for more than 5 minutes");
+            }
             let changes = ids
                 .into_iter()
                 .map(|id| Change::DeleteToken { id })
@@ -864,6 +867,76 @@ mod tests {
         assert_eq!(b["total"], 0);
         // Only the IP filter and the library filter were audited.
         assert_eq!(h.events().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn submitted_secret_like_values_are_never_echoed() {
+        let h = Harness::new();
+        let s = "esg_4fJ9kQ2mZ7xP1aB8cD3eF6gH0iJ5kL2mN9oP4qR7sT1uV3wX8";
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let cases: Vec<(&str, String, String)> = vec![
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", s: 1}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "filters": [s]}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "ip_filter": s}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "expires_in": s}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "expires_at": s}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "indices": [s.to_uppercase()]}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                json!({"name": "a", "permissions": [s]}).to_string(),
+            ),
+            (
+                "POST",
+                "/tokens".into(),
+                format!(r#"{{"name":"{s}","name":"{s}"}}"#),
+            ),
+            ("PATCH", path.clone(), json!({ s: s }).to_string()),
+            ("GET", format!("/tokens?{s}=1"), String::new()),
+            ("GET", format!("/tokens?size={s}"), String::new()),
+            ("GET", format!("/tokens/{s}"), String::new()),
+            (
+                "POST",
+                "/ip-filters".into(),
+                json!({"name": s, "cidrs": [s]}).to_string(),
+            ),
+            (
+                "POST",
+                "/filters".into(),
+                json!({"field": "f", "value": "v", s: s}).to_string(),
+            ),
+        ];
+        for (m, p, body) in cases {
+            let r = h.call(m, &p, &body).await;
+            assert!(r.status >= 400, "{m} {p} {body}");
+            let text = r.body.map(|b| b.to_string()).unwrap_or_default();
+            assert!(!text.contains(&s[4..20]), "{m} {p} {body} -> {text}");
+        }
     }
 
     #[test]
