@@ -46,6 +46,10 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
+    /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY.
+    #[command(flatten)]
+    Client(crate::admin_client::ClientCmd),
 }
 
 fn env(name: &str) -> Option<String> {
@@ -78,6 +82,35 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Client(cmd) => {
+            let opts = crate::admin_client::ClientOpts::new(
+                env("ESGATE_ADMIN_URL"),
+                env("ESGATE_ADMIN_KEY"),
+            );
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("esgate: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(crate::admin_client::run(cmd, &opts)) {
+                Ok(text) => {
+                    print!("{text}");
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("esgate: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Serve {
             config,
             listen,

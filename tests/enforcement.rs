@@ -28,22 +28,39 @@ fn gzip(text: &str) -> Vec<u8> {
 }
 
 fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, part| match part.parse::<usize>() {
-        Ok(i) => v.get(i),
-        Err(_) => v.get(part),
-    })
+    path.split('.')
+        .try_fold(v, |v, part| match part.parse::<usize>() {
+            Ok(i) => v.get(i),
+            Err(_) => v.get(part),
+        })
 }
 
 /// The largest count-like number anywhere in a response (security.md's list of keys).
 fn max_count(v: &Value) -> u64 {
-    const KEYS: [&str; 9] = ["count", "doc_count", "bg_count", "value", "doc_freq", "ttf", "sum_doc_freq", "n", "N"];
+    const KEYS: [&str; 9] = [
+        "count",
+        "doc_count",
+        "bg_count",
+        "value",
+        "doc_freq",
+        "ttf",
+        "sum_doc_freq",
+        "n",
+        "N",
+    ];
     match v {
         Value::Object(map) => map
             .iter()
             .map(|(k, v)| {
-                let own = if KEYS.contains(&k.as_str()) { v.as_f64().map(|f| f as u64).unwrap_or(0) } else { 0 };
+                let own = if KEYS.contains(&k.as_str()) {
+                    v.as_f64().map(|f| f as u64).unwrap_or(0)
+                } else {
+                    0
+                };
                 let total = if k == "total" {
-                    v.as_u64().or_else(|| v.get("value").and_then(Value::as_u64)).unwrap_or(0)
+                    v.as_u64()
+                        .or_else(|| v.get("value").and_then(Value::as_u64))
+                        .unwrap_or(0)
                 } else {
                     0
                 };
@@ -62,7 +79,10 @@ async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
     let path = case["path"].as_str().unwrap();
     let mut headers: Vec<(String, String)> = vec![("authorization".into(), auth.into())];
     if let Some(h) = case["headers"].as_object() {
-        headers.extend(h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())));
+        headers.extend(
+            h.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())),
+        );
     }
     let body: Vec<u8> = match &case["body"] {
         Value::Null => vec![],
@@ -70,7 +90,10 @@ async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
         Value::Object(o) if o.contains_key("$gzip") => gzip(o["$gzip"].as_str().unwrap()),
         other => return Err(format!("{id}: bad body {other}")),
     };
-    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let header_refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let r = send(method, &gw.url(path), &header_refs, body)
         .await
         .map_err(|e| format!("{id}: no answer: {e:?}"))?;
@@ -80,9 +103,16 @@ async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
     }
     match case["verdict"].as_str().unwrap() {
         "deny" => {
-            let denied = if method == "HEAD" { status != 200 } else { (400..500).contains(&status) };
+            let denied = if method == "HEAD" {
+                status != 200
+            } else {
+                (400..500).contains(&status)
+            };
             if !denied {
-                return Err(format!("{id}: expected a denial, got {status} {}", r.text()));
+                return Err(format!(
+                    "{id}: expected a denial, got {status} {}",
+                    r.text()
+                ));
             }
         }
         "no_leak" => {
@@ -92,7 +122,9 @@ async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
             if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
                 let n = max_count(&v);
                 if n > MAX_VISIBLE_COUNT {
-                    return Err(format!("{id}: count {n} exceeds tenant a's {MAX_VISIBLE_COUNT}: {v}"));
+                    return Err(format!(
+                        "{id}: count {n} exceeds tenant a's {MAX_VISIBLE_COUNT}: {v}"
+                    ));
                 }
             }
         }
@@ -101,9 +133,14 @@ async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
                 return Err(format!("{id}: expected 200, got {status} {}", r.text()));
             }
             let v = r.json();
-            let got = at_path(&v, case["count_path"].as_str().unwrap()).cloned().unwrap_or(Value::Null);
+            let got = at_path(&v, case["count_path"].as_str().unwrap())
+                .cloned()
+                .unwrap_or(Value::Null);
             if got != case["expect_count"] {
-                return Err(format!("{id}: {} = {got}, expected {}: {v}", case["count_path"], case["expect_count"]));
+                return Err(format!(
+                    "{id}: {} = {got}, expected {}: {v}",
+                    case["count_path"], case["expect_count"]
+                ));
             }
             if contains_leak_marker(&r.body) {
                 return Err(format!("{id}: leak marker in a legitimate answer"));
@@ -131,11 +168,23 @@ async fn attack_corpus_is_denied_or_leak_free() {
         }
     }
     assert!(n > 100, "the corpus is loaded");
-    assert!(failures.is_empty(), "{} of {n} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 async fn count(gw: &Esgate, secret: &str, path: &str) -> u64 {
-    let r = send("GET", &gw.url(path), &[("authorization", &bearer(secret))], Bytes::new()).await.unwrap();
+    let r = send(
+        "GET",
+        &gw.url(path),
+        &[("authorization", &bearer(secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{path}: {}", r.text());
     r.json()["count"].as_u64().unwrap()
 }
@@ -148,12 +197,20 @@ async fn filters_combine_any_of_per_field_and_all_of_across_fields() {
         .token(json!({"name": "ab", "indices": ["logs-*"], "filters": [
             {"field": "tenant", "value": "a"}, {"field": "tenant", "value": "b"}]}))
         .await;
-    assert_eq!(count(&gw, &both, "/logs-*/_count").await, fixture::TENANT_A_DOCS + fixture::TENANT_B_DOCS);
+    assert_eq!(
+        count(&gw, &both, "/logs-*/_count").await,
+        fixture::TENANT_A_DOCS + fixture::TENANT_B_DOCS
+    );
     let (_, a_in_logs_a) = gw
-        .token(json!({"name": "a-logs-a", "indices": ["logs-*"], "filters": [
-            {"field": "tenant", "value": "a"}, {"field": "_index", "value": "logs-a"}]}))
+        .token(
+            json!({"name": "a-logs-a", "indices": ["logs-*"], "filters": [
+            {"field": "tenant", "value": "a"}, {"field": "_index", "value": "logs-a"}]}),
+        )
         .await;
-    assert_eq!(count(&gw, &a_in_logs_a, "/logs-*/_count").await, fixture::TENANT_A_PER_LOGS_INDEX);
+    assert_eq!(
+        count(&gw, &a_in_logs_a, "/logs-*/_count").await,
+        fixture::TENANT_A_PER_LOGS_INDEX
+    );
     let (_, none) = gw
         .token(json!({"name": "none", "indices": ["logs-*"], "filters": [
             {"field": "tenant", "value": "a"}, {"field": "tenant", "value": "zzz"}, {"field": "user", "value": "nobody"}]}))
@@ -165,13 +222,28 @@ async fn filters_combine_any_of_per_field_and_all_of_across_fields() {
 async fn a_library_filter_change_applies_to_the_next_request() {
     let backend = fixture::seeded_osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
-    let (_, f) = gw.admin("POST", "/filters", Some(json!({"field": "tenant", "value": "a"}))).await;
+    let (_, f) = gw
+        .admin(
+            "POST",
+            "/filters",
+            Some(json!({"field": "tenant", "value": "a"})),
+        )
+        .await;
     let fid = f["id"].as_str().unwrap().to_owned();
-    let (_, secret) = gw.token(json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]})).await;
+    let (_, secret) = gw
+        .token(json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]}))
+        .await;
     let search = |secret: String| {
         let url = gw.url("/logs-*/_search?size=50");
         async move {
-            let r = send("GET", &url, &[("authorization", &bearer(&secret))], Bytes::new()).await.unwrap();
+            let r = send(
+                "GET",
+                &url,
+                &[("authorization", &bearer(&secret))],
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
             assert_eq!(r.status, 200);
             r
         }
@@ -179,11 +251,20 @@ async fn a_library_filter_change_applies_to_the_next_request() {
     let r = search(secret.clone()).await;
     assert!(!contains_leak_marker(&r.body));
     assert_eq!(r.json()["hits"]["total"]["value"], fixture::TENANT_A_DOCS);
-    let (s, _) = gw.admin("PATCH", &format!("/filters/{fid}"), Some(json!({"value": "b"}))).await;
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "b"})),
+        )
+        .await;
     assert_eq!(s, 200);
     let r = search(secret.clone()).await;
     assert_eq!(r.json()["hits"]["total"]["value"], fixture::TENANT_B_DOCS);
-    assert!(r.text().contains("LEAKMARKERB"), "now the token sees tenant b");
+    assert!(
+        r.text().contains("LEAKMARKERB"),
+        "now the token sees tenant b"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,17 +275,34 @@ async fn read_tokens_may_not_write_or_administer() {
     let auth = bearer(&secret);
     for (m, p, b) in [
         ("PUT", "/logs-a/_doc/new?refresh=true", r#"{"tenant":"a"}"#),
-        ("POST", "/logs-a/_bulk", "{\"index\":{}}\n{\"tenant\":\"a\"}\n"),
+        (
+            "POST",
+            "/logs-a/_bulk",
+            "{\"index\":{}}\n{\"tenant\":\"a\"}\n",
+        ),
         ("DELETE", "/logs-a/_doc/a1", ""),
         ("PUT", "/new-index", ""),
-        ("POST", "/logs-a/_delete_by_query", r#"{"query":{"match_all":{}}}"#),
+        (
+            "POST",
+            "/logs-a/_delete_by_query",
+            r#"{"query":{"match_all":{}}}"#,
+        ),
         ("PUT", "/_cluster/settings", r#"{"persistent":{}}"#),
     ] {
-        let r = send(m, &gw.url(p), &[("authorization", &auth)], b.to_owned()).await.unwrap();
+        let r = send(m, &gw.url(p), &[("authorization", &auth)], b.to_owned())
+            .await
+            .unwrap();
         assert_eq!(r.status, 403, "{m} {p}: {}", r.text());
         assert_eq!(r.json()["error"]["type"], "security_exception");
     }
     // Nothing changed on the backend.
-    let r = send("GET", &format!("{}/logs-a/_count", backend.url()), &[], Bytes::new()).await.unwrap();
+    let r = send(
+        "GET",
+        &format!("{}/logs-a/_count", backend.url()),
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.json()["count"], fixture::LOGS_A_DOCS);
 }

@@ -522,3 +522,85 @@ async fn gw_stop(mut gw: Esgate) -> tempfile::TempDir {
     gw.stop().await;
     dir
 }
+
+fn cli(gw: &Esgate, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(args)
+        .env("ESGATE_ADMIN_URL", format!("http://{}", gw.admin_addr))
+        .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+        .output()
+        .expect("the esgate binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_tokens_filters_and_ip_filters() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let gw = std::sync::Arc::new(gw);
+    let g = std::sync::Arc::clone(&gw);
+    let (created, listed, shown, bad, ipf, flt) = tokio::task::spawn_blocking(move || {
+        let ipf = cli(
+            &g,
+            &[
+                "ip-filter",
+                "create",
+                "--name",
+                "office",
+                "--cidr",
+                "10.0.0.0/8",
+            ],
+        );
+        let flt = cli(
+            &g,
+            &[
+                "filter", "create", "--field", "env", "--value", "prod", "--json",
+            ],
+        );
+        let created = cli(
+            &g,
+            &[
+                "token",
+                "create",
+                "--name",
+                "cli-token",
+                "--filter",
+                "tenant=a",
+                "--index",
+                "logs-*",
+                "--expires-in",
+                "1d",
+                "--json",
+            ],
+        );
+        let id = serde_json::from_str::<Value>(&created.1)
+            .map(|v| v["id"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        let listed = cli(&g, &["token", "list"]);
+        let shown = cli(&g, &["token", "show", &id]);
+        let bad = cli(
+            &g,
+            &["token", "create", "--name", "x", "--permission", "write"],
+        );
+        (created, listed, shown, bad, ipf, flt)
+    })
+    .await
+    .unwrap();
+    assert!(ipf.0, "{ipf:?}");
+    assert!(flt.0, "{flt:?}");
+    assert!(created.0, "{created:?}");
+    let v: Value = serde_json::from_str(&created.1).unwrap();
+    let secret = v["secret"].as_str().unwrap();
+    assert!(secret.starts_with("esg_"));
+    assert!(listed.0 && listed.1.contains("cli-token"), "{listed:?}");
+    assert!(!listed.1.contains(secret) && !shown.1.contains(secret));
+    assert!(shown.0 && shown.1.contains("tenant"), "{shown:?}");
+    assert!(!bad.0, "an invalid permission fails");
+    assert!(bad.2.contains("permission"), "{bad:?}");
+    let (_, list) = gw.admin("GET", "/tokens", None).await;
+    assert_eq!(list["total"], 1);
+}
