@@ -21,6 +21,7 @@ pub mod error;
 pub mod index;
 pub mod msearch;
 pub mod params;
+pub mod resolution;
 pub mod rewrite;
 
 mod flow;

@@ -194,7 +194,11 @@ async fn enforce(
             .resolver
             .resolve(&app.upstream, authorization, expr, Instant::now())
             .await?;
-        resolution.concrete.insert(expr.clone(), concrete.to_vec());
+        let flat: Vec<String> = concrete
+            .iter()
+            .flat_map(|n| n.indices.iter().cloned())
+            .collect();
+        resolution.concrete.insert(expr.clone(), flat);
     }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();

@@ -14,6 +14,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use super::{Upstream, UpstreamError};
+use crate::es::resolution::{NameKind, ResolvedName};
 
 /// Characters left as they are in an index expression path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -30,7 +31,7 @@ const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
 pub struct Resolver {
     ttl: Duration,
-    cache: DashMap<String, (Instant, Arc<Vec<String>>)>,
+    cache: DashMap<String, (Instant, Arc<Vec<ResolvedName>>)>,
 }
 
 #[derive(Deserialize)]
@@ -50,12 +51,14 @@ struct ResolvedIndex {
 
 #[derive(Deserialize)]
 struct ResolvedAlias {
+    name: String,
     #[serde(default)]
     indices: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct ResolvedDataStream {
+    name: String,
     #[serde(default)]
     backing_indices: Vec<String>,
 }
@@ -68,14 +71,15 @@ impl Resolver {
         }
     }
 
-    /// The concrete indices behind `expr` (a comma list as esgate will forward it).
+    /// The names behind `expr` (a comma list as esgate would forward it), each with its
+    /// concrete indices.
     pub async fn resolve(
         &self,
         upstream: &Upstream,
         authorization: Option<&http::HeaderValue>,
         expr: &str,
         now: Instant,
-    ) -> Result<Arc<Vec<String>>, UpstreamError> {
+    ) -> Result<Arc<Vec<ResolvedName>>, UpstreamError> {
         if let Some(hit) = self.cache.get(expr) {
             if now.duration_since(hit.0) < self.ttl {
                 return Ok(Arc::clone(&hit.1));
@@ -105,23 +109,38 @@ impl Resolver {
     }
 }
 
-/// Every concrete index named by a `_resolve/index` answer: indices themselves, the indices
-/// behind aliases and the backing indices of data streams.
-fn parse(body: &[u8]) -> Option<Vec<String>> {
+/// The names in a `_resolve/index` answer: indices, aliases with their indices, data streams
+/// with their backing indices.
+fn parse(body: &[u8]) -> Option<Vec<ResolvedName>> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     if !v.is_object() {
         return None;
     }
     let r: ResolveResponse = serde_json::from_value(v).ok()?;
-    let mut out = BTreeSet::new();
-    out.extend(r.indices.into_iter().map(|i| i.name));
-    for a in r.aliases {
-        out.extend(a.indices);
-    }
-    for d in r.data_streams {
-        out.extend(d.backing_indices);
-    }
-    Some(out.into_iter().collect())
+    let mut out: Vec<ResolvedName> = r
+        .indices
+        .into_iter()
+        .map(|i| ResolvedName {
+            indices: vec![i.name.clone()],
+            name: i.name,
+            kind: NameKind::Index,
+        })
+        .collect();
+    out.extend(r.aliases.into_iter().map(|a| ResolvedName {
+        name: a.name,
+        kind: NameKind::Alias,
+        indices: dedup(a.indices),
+    }));
+    out.extend(r.data_streams.into_iter().map(|d| ResolvedName {
+        name: d.name,
+        kind: NameKind::DataStream,
+        indices: dedup(d.backing_indices),
+    }));
+    Some(out)
+}
+
+fn dedup(v: Vec<String>) -> Vec<String> {
+    v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 #[cfg(test)]
@@ -133,7 +152,25 @@ mod tests {
         let body = br#"{"indices":[{"name":"logs-a","aliases":["logs-sa"]}],
             "aliases":[{"name":"logs-sa","indices":["secret"]}],
             "data_streams":[{"name":"ds","backing_indices":[".ds-ds-1"],"timestamp_field":"@timestamp"}]}"#;
-        assert_eq!(parse(body).unwrap(), vec![".ds-ds-1", "logs-a", "secret"]);
+        let names = parse(body).unwrap();
+        let summary: Vec<(&str, NameKind, Vec<&str>)> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.kind,
+                    n.indices.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("logs-a", NameKind::Index, vec!["logs-a"]),
+                ("logs-sa", NameKind::Alias, vec!["secret"]),
+                ("ds", NameKind::DataStream, vec![".ds-ds-1"]),
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! What an index expression may reach, once the backend has said what is behind it.
+//!
+//! Elasticsearch's own security resolves a wildcard to the *authorized* names only, and refuses
+//! an explicitly named index the user may not read. esgate does the same with the token's
+//! patterns:
+//! - an element named explicitly (no `*`) must be allowed: an index matching the patterns, or an
+//!   alias or data stream whose every index matches; otherwise the request is refused;
+//! - a wildcard element reaches only the allowed names it matches; others (a foreign index, an
+//!   alias named like an allowed pattern but pointing at a foreign index) are dropped.
+//!
+//! When nothing was dropped the checked expression is forwarded as it is; when something was,
+//! the allowed names are forwarded instead, so the backend cannot expand the wildcard to the
+//! dropped names again.
+//!
+//! Invariant: pure; takes the backend's answer as data.
+
+use std::collections::BTreeSet;
+
+use super::index::concrete_allowed;
+use super::Rejection;
+
+/// What kind of name the backend resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    Index,
+    Alias,
+    DataStream,
+}
+
+/// One name behind an expression, with the concrete indices it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedName {
+    pub name: String,
+    pub kind: NameKind,
+    /// For an index, itself; for an alias, its indices; for a data stream, its backing indices.
+    pub indices: Vec<String>,
+}
+
+/// The outcome for one expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Narrowed {
+    /// Every name behind the expression is allowed: forward it unchanged.
+    AsIs { indices: Vec<String> },
+    /// Some wildcard matches were dropped: forward exactly these names instead.
+    Only {
+        names: Vec<String>,
+        indices: Vec<String>,
+    },
+    /// Only wildcard matches, all dropped: the expression reaches nothing the token may see.
+    Nothing,
+}
+
+/// Decides what `expr` (a comma list as esgate would forward it) may reach.
+pub fn narrow(
+    expr: &str,
+    names: &[ResolvedName],
+    patterns: &[String],
+) -> Result<Narrowed, Rejection> {
+    let explicit: BTreeSet<&str> = expr
+        .split(',')
+        .filter(|e| !e.contains('*') && !e.starts_with('-'))
+        .collect();
+    let mut kept_names = vec![];
+    let mut indices = BTreeSet::new();
+    let mut dropped = false;
+    for n in names {
+        let allowed = match n.kind {
+            NameKind::Index => concrete_allowed(&n.name, patterns),
+            NameKind::Alias | NameKind::DataStream => {
+                !n.indices.is_empty() && n.indices.iter().all(|i| concrete_allowed(i, patterns))
+            }
+        };
+        if allowed {
+            kept_names.push(n.name.clone());
+            indices.extend(n.indices.iter().cloned());
+        } else if explicit.contains(n.name.as_str()) {
+            return Err(Rejection::forbidden(format!(
+                "index [{}] is not allowed for this token",
+                n.name
+            )));
+        } else {
+            dropped = true;
+        }
+    }
+    let indices: Vec<String> = indices.into_iter().collect();
+    Ok(match (dropped, kept_names.is_empty()) {
+        (false, _) => Narrowed::AsIs { indices },
+        (true, true) if explicit.is_empty() => Narrowed::Nothing,
+        (true, _) => {
+            // Explicit names that resolved to nothing (missing indices) stay in the list so the
+            // backend answers for them as it would have.
+            let resolved: BTreeSet<&str> = names.iter().map(|n| n.name.as_str()).collect();
+            kept_names.extend(
+                explicit
+                    .iter()
+                    .filter(|e| !resolved.contains(*e))
+                    .map(|e| e.to_string()),
+            );
+            kept_names.sort();
+            kept_names.dedup();
+            Narrowed::Only {
+                names: kept_names,
+                indices,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(name: &str) -> ResolvedName {
+        ResolvedName {
+            name: name.into(),
+            kind: NameKind::Index,
+            indices: vec![name.into()],
+        }
+    }
+
+    fn alias(name: &str, to: &[&str]) -> ResolvedName {
+        ResolvedName {
+            name: name.into(),
+            kind: NameKind::Alias,
+            indices: to.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn logs() -> Vec<String> {
+        vec!["logs-*".into()]
+    }
+
+    #[test]
+    fn a_wildcard_over_allowed_names_is_forwarded_as_is() {
+        let got = narrow(
+            "logs-*",
+            &[
+                index("logs-a"),
+                index("logs-b"),
+                alias("logs-all", &["logs-a"]),
+            ],
+            &logs(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            Narrowed::AsIs {
+                indices: vec!["logs-a".into(), "logs-b".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn a_foreign_alias_matched_by_a_wildcard_is_dropped() {
+        let got = narrow(
+            "logs-*",
+            &[
+                index("logs-a"),
+                index("logs-b"),
+                alias("logs-sa", &["secret"]),
+            ],
+            &logs(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: vec!["logs-a".into(), "logs-b".into()],
+                indices: vec!["logs-a".into(), "logs-b".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn an_explicit_foreign_name_is_refused() {
+        for (expr, names) in [
+            ("logs-sa", vec![alias("logs-sa", &["secret"])]),
+            ("logs-a,secret", vec![index("logs-a"), index("secret")]),
+            (
+                "logs-mixed",
+                vec![alias("logs-mixed", &["logs-a", "secret"])],
+            ),
+        ] {
+            assert!(narrow(expr, &names, &logs()).is_err(), "{expr}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_that_reaches_only_foreign_names_reaches_nothing() {
+        assert_eq!(
+            narrow("s*", &[index("secret")], &logs()).unwrap(),
+            Narrowed::Nothing
+        );
+        assert_eq!(
+            narrow("logs-*", &[], &logs()).unwrap(),
+            Narrowed::AsIs { indices: vec![] }
+        );
+    }
+
+    #[test]
+    fn missing_explicit_names_stay_when_a_wildcard_is_narrowed() {
+        let got = narrow("logs-new,l*", &[index("logs-a"), index("lib")], &logs()).unwrap();
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: vec!["logs-a".into(), "logs-new".into()],
+                indices: vec!["logs-a".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn an_alias_with_no_indices_is_not_allowed() {
+        assert!(narrow("logs-empty", &[alias("logs-empty", &[])], &logs()).is_err());
+    }
+}
