@@ -296,6 +296,19 @@ fn concurrent_installs_into_an_empty_cache_produce_one_venv() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("osmem-server 0.1.6"));
 }
 
+#[test]
+fn install_refuses_a_wheel_with_the_wrong_hash() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let tampered = support::backend::Package {
+        sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+        ..support::backend::OSMEM
+    };
+    let err = support::backend::install(&tampered, cache.path())
+        .expect_err("a hash mismatch must fail the install");
+    assert!(err.to_uppercase().contains("HASH"), "{err}");
+    assert!(!cache.path().join("osmem-server-0.1.6").exists());
+}
+
 #[tokio::test]
 async fn https_client_trusts_generated_ca() {
     use hyper_util::rt::TokioIo;
