@@ -387,6 +387,17 @@ async fn huge_fault_streams_exactly_the_requested_bytes() {
         Some(LEN as usize - 10)
     );
     assert_eq!(huge.body_bytes_sent(), LEN);
+    assert_eq!(
+        reply.header("content-length"),
+        Some(LEN.to_string().as_str())
+    );
+    let chunked = FaultServer::huge_chunked(LEN);
+    let reply = http::send("GET", chunked.url(), &[], "")
+        .await
+        .expect("huge_chunked answers");
+    assert_eq!(reply.header("content-length"), None);
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(reply.body.len() as u64, LEN);
     let tiny = FaultServer::huge(4);
     let reply = http::send("GET", tiny.url(), &[], "")
         .await
