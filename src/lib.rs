@@ -1,9 +1,24 @@
 //! esgate: an authenticating, filter-injecting reverse proxy for Elasticsearch.
 //!
-//! See ARCHITECTURE.md for the map of the code.
+//! See ARCHITECTURE.md for the map of the code. The life of a data request is in
+//! `proxy::handle`; the admin API is in `admin` (logic) and `server::admin` (HTTP).
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod admin_client;
+pub mod app;
+pub mod audit;
 pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod error;
 pub mod es;
+pub mod metrics;
 pub mod policy;
+pub mod proxy;
+pub mod server;
 pub mod store;
+pub mod time;
+pub mod upstream;

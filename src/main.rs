@@ -1,1 +1,5 @@
-fn main(){}
+//! The esgate binary: everything is in the library; see `esgate::cli`.
+
+fn main() -> std::process::ExitCode {
+    esgate::cli::main()
+}

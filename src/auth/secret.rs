@@ -1,8 +1,30 @@
-//! Token secrets: generation, format check, hashing. SIGNATURES ONLY (placeholder bodies).
+//! Token secrets: generation, format check, hashing.
+//!
+//! A secret is `esg_` + 43 base62 digits (256 random bits from the OS) + 6 base62 digits of the
+//! CRC32 of those 43 digits, 53 characters in all. The fixed prefix and checksum let secret
+//! scanners find leaked secrets and let [`Secret::parse`] reject typos without a lookup.
+//!
+//! Invariant: the secret text never appears in `Debug`/`Display` output; only [`Secret::expose`]
+//! returns it, and only the SHA-256 hash ([`SecretHash`]) is ever stored.
 
 use std::fmt;
 
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
 use crate::store::model::SecretHash;
+
+/// The recognisable prefix of every secret.
+pub const PREFIX: &str = "esg_";
+/// Base62 digits of the 256-bit random body (62^43 > 2^256 > 62^42).
+const BODY_LEN: usize = 43;
+/// Base62 digits of the CRC32 checksum (62^6 > 2^32).
+const CHECKSUM_LEN: usize = 6;
+/// Total length of a secret's text.
+pub const SECRET_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A token secret. `Debug` and `Display` are redacted; `expose` is the only way to the text.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,17 +37,46 @@ pub struct MalformedSecret;
 impl Secret {
     /// A new secret from the OS random source.
     pub fn generate() -> Secret {
-        Secret(String::new())
+        let mut random = [0u8; 32];
+        OsRng.fill_bytes(&mut random);
+        Secret::from_random(random)
+    }
+
+    /// The secret text for 32 random bytes.
+    fn from_random(random: [u8; 32]) -> Secret {
+        let body = encode_base62(&random, BODY_LEN);
+        let checksum = encode_base62(
+            &crc32fast::hash(body.as_bytes()).to_be_bytes(),
+            CHECKSUM_LEN,
+        );
+        let mut text = String::with_capacity(SECRET_LEN);
+        text.push_str(PREFIX);
+        text.push_str(&body);
+        text.push_str(&checksum);
+        Secret(text)
     }
 
     /// Checks the format (prefix, alphabet, length, checksum) without any lookup.
     pub fn parse(text: &str) -> Result<Secret, MalformedSecret> {
-        let _ = text;
-        Err(MalformedSecret)
+        if text.len() != SECRET_LEN {
+            return Err(MalformedSecret);
+        }
+        let rest = text.strip_prefix(PREFIX).ok_or(MalformedSecret)?;
+        // Split on bytes so a multi-byte character can never cause a panic; `decode_base62`
+        // refuses anything outside the alphabet. The body must also encode at most 256 bits
+        // (`decode_base62` refuses overflow), so each secret has exactly one spelling.
+        let (body, checksum) = rest.as_bytes().split_at(BODY_LEN);
+        decode_base62::<32>(body)?;
+        let checksum_value = decode_base62::<4>(checksum)?;
+        if u32::from_be_bytes(checksum_value) != crc32fast::hash(body) {
+            return Err(MalformedSecret);
+        }
+        Ok(Secret(text.to_owned()))
     }
 
+    /// SHA-256 of the full secret text. Secrets carry 256 random bits, so a fast hash is enough.
     pub fn hash(&self) -> SecretHash {
-        SecretHash([0; 32])
+        SecretHash(Sha256::digest(self.0.as_bytes()).into())
     }
 
     /// The secret's text: only for the one creation/reset answer.
@@ -37,5 +88,194 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Big-endian `bytes` as exactly `len` base62 digits (left-padded with `0`). `len` must be large
+/// enough for the value; the callers use fixed sizes for which it is.
+fn encode_base62(bytes: &[u8], len: usize) -> String {
+    let mut number = bytes.to_vec();
+    let mut digits = vec![b'0'; len];
+    for slot in digits.iter_mut().rev() {
+        // Divide `number` by 62 in place; the remainder is the next digit.
+        let mut remainder: u32 = 0;
+        for byte in number.iter_mut() {
+            let acc = (remainder << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            remainder = acc % 62;
+        }
+        *slot = ALPHABET[remainder as usize];
+    }
+    digits.into_iter().map(char::from).collect()
+}
+
+/// Base62 digits to an `N`-byte big-endian number; refuses non-alphabet bytes and overflow.
+fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
+    let mut out = [0u8; N];
+    for &d in digits {
+        let value = match d {
+            b'0'..=b'9' => d - b'0',
+            b'A'..=b'Z' => d - b'A' + 10,
+            b'a'..=b'z' => d - b'a' + 36,
+            _ => return Err(MalformedSecret),
+        };
+        // out = out * 62 + value
+        let mut carry = u32::from(value);
+        for byte in out.iter_mut().rev() {
+            let acc = u32::from(*byte) * 62 + carry;
+            *byte = (acc & 0xff) as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return Err(MalformedSecret);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secret_round_trips_through_parse() {
+        for _ in 0..50 {
+            let s = Secret::generate();
+            assert_eq!(s.expose().len(), SECRET_LEN);
+            assert!(s.expose().starts_with("esg_"));
+            let parsed = Secret::parse(s.expose()).expect("generated secret parses");
+            assert_eq!(parsed, s);
+            assert_eq!(parsed.hash(), s.hash());
+        }
+    }
+
+    #[test]
+    fn extreme_random_values_round_trip() {
+        for random in [[0u8; 32], [0xff; 32], [0x80; 32]] {
+            let s = Secret::from_random(random);
+            assert_eq!(s.expose().len(), SECRET_LEN);
+            assert!(Secret::parse(s.expose()).is_ok(), "{random:?}");
+            let body = &s.expose().as_bytes()[PREFIX.len()..PREFIX.len() + BODY_LEN];
+            assert_eq!(decode_base62::<32>(body), Ok(random));
+        }
+    }
+
+    #[test]
+    fn two_generated_secrets_differ() {
+        let a = Secret::generate();
+        let b = Secret::generate();
+        assert_ne!(a.expose(), b.expose());
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn every_single_character_mutation_is_rejected() {
+        let s = Secret::generate();
+        let text = s.expose().as_bytes().to_vec();
+        let mut replacements: Vec<u8> = ALPHABET.to_vec();
+        replacements.extend_from_slice(b"_-+/=. \0\x7f~");
+        let mut tried = 0;
+        for i in 0..text.len() {
+            for &r in &replacements {
+                if r == text[i] {
+                    continue;
+                }
+                let mut m = text.clone();
+                m[i] = r;
+                let m = String::from_utf8(m).expect("ascii");
+                assert_eq!(
+                    Secret::parse(&m),
+                    Err(MalformedSecret),
+                    "mutation at {i}: {m}"
+                );
+                tried += 1;
+            }
+        }
+        assert!(tried > 3000);
+    }
+
+    #[test]
+    fn wrong_prefix_is_rejected_even_with_valid_body() {
+        let s = Secret::generate();
+        let rest = &s.expose()[PREFIX.len()..];
+        for prefix in ["ESG_", "esg-", "abc_", "esgx"] {
+            assert_eq!(
+                Secret::parse(&format!("{prefix}{rest}")),
+                Err(MalformedSecret)
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_length_is_rejected() {
+        let s = Secret::generate();
+        let t = s.expose();
+        let cases = [
+            String::new(),
+            "esg_".to_owned(),
+            t[..t.len() - 1].to_owned(),
+            format!("{t}0"),
+            format!("0{t}"),
+            format!("{t} "),
+            format!(" {t}"),
+            format!("{t}{t}"),
+        ];
+        for case in cases {
+            assert_eq!(Secret::parse(&case), Err(MalformedSecret), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_of_the_right_byte_length_is_rejected_without_panic() {
+        let s = Secret::generate();
+        let t = s.expose();
+        // Replace two ASCII bytes at the body/checksum boundary by one two-byte character.
+        let cut = PREFIX.len() + BODY_LEN - 1;
+        let m = format!("{}é{}", &t[..cut], &t[cut + 2..]);
+        assert_eq!(m.len(), SECRET_LEN);
+        assert_eq!(Secret::parse(&m), Err(MalformedSecret));
+    }
+
+    #[test]
+    fn body_above_256_bits_is_rejected() {
+        // 43 'z' digits exceed 2^256 - 1; give it a correct checksum so only overflow rejects it.
+        let body = "z".repeat(BODY_LEN);
+        let checksum = encode_base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), 6);
+        let text = format!("{PREFIX}{body}{checksum}");
+        assert_eq!(text.len(), SECRET_LEN);
+        assert_eq!(Secret::parse(&text), Err(MalformedSecret));
+    }
+
+    #[test]
+    fn debug_and_display_do_not_show_the_secret() {
+        let s = Secret::generate();
+        let body = &s.expose()[PREFIX.len()..];
+        for shown in [format!("{s:?}"), format!("{s}"), format!("{:?}", Some(&s))] {
+            assert!(!shown.contains(body), "{shown}");
+            assert!(shown.contains("redacted"));
+        }
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_text() {
+        let s = Secret::generate();
+        let expected: [u8; 32] = Sha256::digest(s.expose().as_bytes()).into();
+        assert_eq!(s.hash().0, expected);
+    }
+
+    #[test]
+    fn base62_encoding_matches_known_values() {
+        assert_eq!(encode_base62(&[0, 0, 0, 0], 6), "000000");
+        assert_eq!(encode_base62(&[0, 0, 0, 61], 6), "00000z");
+        assert_eq!(encode_base62(&[0, 0, 0, 62], 6), "000010");
+        assert_eq!(encode_base62(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
+        assert_eq!(decode_base62::<4>(b"4gfFC3"), Ok(u32::MAX.to_be_bytes()));
+        assert_eq!(decode_base62::<4>(b"4gfFC4"), Err(MalformedSecret));
     }
 }

@@ -186,10 +186,38 @@ pub struct Plan {
     pub action: &'static str,
     /// Index expression elements to resolve to concrete indices (empty when none).
     pub to_resolve: Vec<String>,
-    /// Whether the proxy must read the request body (capped) and pass it to `authorize`.
-    pub needs_body: bool,
     pub(crate) route: endpoint::Route,
-    pub(crate) params: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// Whether the proxy must read the request body (capped) and pass it to `prepare`.
+    pub fn needs_body(&self) -> bool {
+        match self.route {}
+    }
+}
+
+/// A plan with its body parsed and checked: what remains is index resolution.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub action: &'static str,
+    pub(crate) route: endpoint::Route,
+}
+
+impl Prepared {
+    /// Index expressions to resolve through the backend before [`authorize`].
+    pub fn to_resolve(&self) -> &[String] {
+        match self.route {}
+    }
+}
+
+/// Step 2: parse and check the body. See the module docs.
+pub fn prepare(
+    plan: Plan,
+    _body: Option<&[u8]>,
+    _head: &RequestHead<'_>,
+    _scope: &Scope,
+) -> Result<Prepared, Rejection> {
+    match plan.route {}
 }
 
 /// Step 1: classify the request head. See the module docs.
@@ -197,15 +225,13 @@ pub fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
     endpoint::plan(head, scope)
 }
 
-/// Step 2: decide and rewrite. See the module docs.
+/// Step 3: decide and rewrite. See the module docs.
 pub fn authorize(
-    plan: Plan,
-    resolution: &Resolution,
-    body: Option<&[u8]>,
-    head: &RequestHead<'_>,
-    scope: &Scope,
+    prepared: Prepared,
+    _resolution: &Resolution,
+    _scope: &Scope,
 ) -> Result<Permit, Rejection> {
-    endpoint::authorize(plan, resolution, body, head, scope)
+    match prepared.route {}
 }
 
 impl Permit {

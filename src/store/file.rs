@@ -1,27 +1,1235 @@
-//! The embedded file store. SIGNATURES ONLY (placeholder bodies).
+//! The embedded file store: a crash-safe [`Persistence`] in one directory.
+//!
+//! Layout of `dir` (created 0700; files 0600):
+//! - `lock`: holds an exclusive advisory lock while a [`FileStore`] is open, so two esgate
+//!   processes can never share a store.
+//! - `journal.log`: append-only, one record per line,
+//!   `<crc32 hex> <seq> <json array of Change>\n`, where the CRC32 covers `<seq> <json>`. One
+//!   record per `append` call (all its changes, atomically), `fdatasync`ed before `append` returns.
+//! - `snapshot.json`: `{"version":1,"seq":N,"changes":[...]}`, the whole state as `Put*` changes
+//!   (and one `LastUsed`) up to record `N`; replaced atomically (tmp file, fsync, rename, fsync
+//!   of the directory). After a snapshot is durable the journal is truncated; journal records
+//!   with `seq <= N` are skipped on load, so a crash between the rename and the truncation is
+//!   harmless.
+//!
+//! Invariant: a change for which `append` returned `Ok` survives a crash (`kill -9`, power loss
+//! with honest disks) at any moment. Loading accepts exactly the artefacts a crash can leave (a
+//! torn or garbled *last* journal line, which is cut off, and a stale snapshot tmp file, which is
+//! removed) and refuses everything else with [`StoreError::Corrupt`] rather than dropping data:
+//! a bad record followed by good ones, a gap or jump in the sequence numbers, a journal that
+//! continues a snapshot that is missing, an unreadable snapshot. If an append fails midway, the
+//! journal is cut back to its previous length so it stays well-formed; if even that fails, the
+//! store refuses further appends. Nothing secret is ever logged (records hold only hashes anyway,
+//! and error reasons never quote record content).
 
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Change, Persistence, StoreError};
+use serde::{Deserialize, Serialize};
 
+use super::{Change, Persistence, Snapshot, StoreError};
+
+const JOURNAL: &str = "journal.log";
+const SNAPSHOT: &str = "snapshot.json";
+const SNAPSHOT_TMP: &str = "snapshot.json.tmp";
+const LOCK: &str = "lock";
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// Compact when the journal holds this many records...
+pub const DEFAULT_COMPACT_RECORDS: u64 = 1000;
+/// ...or this many bytes.
+pub const DEFAULT_COMPACT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A store directory, locked for this process. See the module docs for the format.
 pub struct FileStore {
-    _dir: PathBuf,
+    dir: PathBuf,
+    /// Holds the advisory lock for as long as the store is open.
+    _lock: File,
+    /// Opened by `load` (read + append).
+    journal: Option<File>,
+    /// Everything loaded and appended so far, replayed: what a compaction writes out.
+    state: Snapshot,
+    /// Sequence number of the last durable record (or of the snapshot, if later).
+    last_seq: u64,
+    /// Records and bytes currently in the journal file.
+    journal_records: u64,
+    journal_len: u64,
+    /// Set when a failed append could not be rolled back: the journal's tail is unknown, so no
+    /// further record may be written after it.
+    poisoned: bool,
+    compact_records: u64,
+    compact_bytes: u64,
+    /// After a failed compaction, do not retry before the journal holds this many records.
+    compact_retry_at: u64,
+    #[cfg(test)]
+    fail_next_write: Option<FailWrite>,
+}
+
+/// `snapshot.json` as written.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    version: u32,
+    seq: u64,
+    changes: &'a [Change],
+}
+
+/// `snapshot.json` as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotIn {
+    version: u32,
+    seq: u64,
+    changes: Vec<Change>,
 }
 
 impl FileStore {
     /// Opens (creating if needed) the store under `dir`. Takes an exclusive lock on the directory.
     pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
-        Ok(FileStore { _dir: dir.to_owned() })
+        if dir.exists() {
+            warn_if_not_private(dir);
+        } else {
+            // Every directory created here must have a durable entry in its parent.
+            let created: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            create_dir(dir).map_err(|e| io_err(dir, e))?;
+            for path in created.iter().rev() {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent).map_err(|e| io_err(parent, e))?;
+                }
+            }
+        }
+        let lock_path = dir.join(LOCK);
+        let lock = private_file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io_err(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io_err(
+                    &lock_path,
+                    io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "the store is in use by another esgate process (its lock is held)",
+                    ),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e)),
+        }
+        // A tmp snapshot is a compaction that never reached its rename: discard it.
+        let tmp = dir.join(SNAPSHOT_TMP);
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&tmp, e)),
+        }
+        Ok(FileStore {
+            dir: dir.to_owned(),
+            _lock: lock,
+            journal: None,
+            state: Snapshot::default(),
+            last_seq: 0,
+            journal_records: 0,
+            journal_len: 0,
+            poisoned: false,
+            compact_records: DEFAULT_COMPACT_RECORDS,
+            compact_bytes: DEFAULT_COMPACT_BYTES,
+            compact_retry_at: 0,
+            #[cfg(test)]
+            fail_next_write: None,
+        })
+    }
+
+    /// Changes when the journal is compacted into the snapshot (defaults: 1000 records, 4 MiB).
+    pub fn set_compaction_thresholds(&mut self, records: u64, bytes: u64) {
+        self.compact_records = records.max(1);
+        self.compact_bytes = bytes.max(1);
+    }
+
+    /// Writes the whole state as a new snapshot and empties the journal. Runs by itself when
+    /// the journal grows past the thresholds; public for tools and tests.
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        let journal = self.journal.as_mut().ok_or_else(|| not_loaded(&self.dir))?;
+        let changes = state_changes(&self.state);
+        let body = serde_json::to_vec(&SnapshotOut {
+            version: SNAPSHOT_VERSION,
+            seq: self.last_seq,
+            changes: &changes,
+        })
+        .map_err(|e| io_err(&self.dir.join(SNAPSHOT), io::Error::other(e)))?;
+
+        let tmp = self.dir.join(SNAPSHOT_TMP);
+        let written = (|| {
+            let mut f = private_file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp, e));
+        }
+        let snapshot = self.dir.join(SNAPSHOT);
+        fs::rename(&tmp, &snapshot).map_err(|e| io_err(&snapshot, e))?;
+        // The rename must be durable before the journal it replaces is emptied.
+        sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+
+        let journal_path = self.dir.join(JOURNAL);
+        journal
+            .set_len(0)
+            .and_then(|()| journal.sync_all())
+            .map_err(|e| io_err(&journal_path, e))?;
+        self.journal_records = 0;
+        self.journal_len = 0;
+        self.compact_retry_at = 0;
+        // The journal is empty, so an unknown tail left by a failed append is gone too.
+        self.poisoned = false;
+        Ok(())
+    }
+
+    // === internals ===
+
+    fn read_snapshot(&self) -> Result<Option<SnapshotIn>, StoreError> {
+        let path = self.dir.join(SNAPSHOT);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let snap: SnapshotIn = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: path.display().to_string(),
+            record: 0,
+            reason: format!(
+                "unreadable snapshot (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        })?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                record: 0,
+                reason: format!("unsupported snapshot version {}", snap.version),
+            });
+        }
+        Ok(Some(snap))
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.journal_records == 0 || self.journal_records < self.compact_retry_at {
+            return;
+        }
+        if self.journal_records < self.compact_records && self.journal_len < self.compact_bytes {
+            return;
+        }
+        if let Err(e) = self.compact() {
+            // The append itself is durable; compaction is retried after more records.
+            tracing::warn!(error = %e, "store compaction failed; will retry later");
+            self.compact_retry_at = self.journal_records + 100;
+        }
+    }
+
+    fn write_record(&mut self, line: &[u8]) -> io::Result<()> {
+        let journal = match self.journal.as_mut() {
+            Some(j) => j,
+            None => return Err(io::Error::other("journal not open")),
+        };
+        #[cfg(test)]
+        if let Some(fail) = self.fail_next_write.take() {
+            let n = fail.after_bytes.min(line.len());
+            journal.write_all(&line[..n])?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        journal.write_all(line)?;
+        journal.sync_data()
     }
 }
 
 impl Persistence for FileStore {
     fn load(&mut self) -> Result<Vec<Change>, StoreError> {
-        Ok(vec![])
+        let snapshot = self.read_snapshot()?;
+        let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.seq);
+
+        let journal_path = self.dir.join(JOURNAL);
+        let existed = journal_path.exists();
+        let mut journal = private_file_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&journal_path)
+            .map_err(|e| io_err(&journal_path, e))?;
+        if !existed {
+            // The new file's directory entry must be durable before any record in it is.
+            sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        }
+        let mut data = Vec::new();
+        journal
+            .read_to_end(&mut data)
+            .map_err(|e| io_err(&journal_path, e))?;
+
+        let scan =
+            scan_journal(&data, snapshot_seq).map_err(|(record, reason)| StoreError::Corrupt {
+                path: journal_path.display().to_string(),
+                record,
+                reason,
+            })?;
+        if scan.valid_len < data.len() as u64 {
+            tracing::warn!(
+                path = %journal_path.display(),
+                dropped_bytes = data.len() as u64 - scan.valid_len,
+                "store journal: dropped an incomplete last record left by a crash"
+            );
+            journal
+                .set_len(scan.valid_len)
+                .and_then(|()| journal.sync_all())
+                .map_err(|e| io_err(&journal_path, e))?;
+        }
+
+        let mut changes = snapshot.map(|s| s.changes).unwrap_or_default();
+        changes.extend(scan.changes);
+        let mut state = Snapshot::default();
+        for change in &changes {
+            state.apply(change);
+        }
+        self.state = state;
+        self.last_seq = scan.last_seq.max(snapshot_seq);
+        self.journal_records = scan.records;
+        self.journal_len = scan.valid_len;
+        self.journal = Some(journal);
+        self.poisoned = false;
+        self.compact_retry_at = 0;
+        self.maybe_compact();
+        Ok(changes)
     }
 
     fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
-        let _ = changes;
+        let journal_path = self.dir.join(JOURNAL);
+        if self.poisoned {
+            // The journal's tail is unknown. A compaction writes the state (every acknowledged
+            // change, none of the failed one) and empties the journal, which clears it.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "store still unwritable after an earlier failed write");
+                return Err(io_err(
+                    &journal_path,
+                    io::Error::other("an earlier write failed and could not be undone"),
+                ));
+            }
+        }
+        let prev_len = match self.journal.as_ref() {
+            Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
+            None => return Err(not_loaded(&self.dir)),
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let seq = self.last_seq + 1;
+        let line = encode_record(seq, changes).map_err(|e| io_err(&journal_path, e))?;
+
+        if let Err(e) = self.write_record(&line) {
+            // Cut the partial record off so the journal stays well-formed. If that fails, the
+            // tail is unknown: refuse all further writes rather than append after garbage.
+            let rolled_back = self
+                .journal
+                .as_mut()
+                .map(|j| j.set_len(prev_len).and_then(|()| j.sync_data()).is_ok())
+                .unwrap_or(false);
+            if !rolled_back {
+                self.poisoned = true;
+            }
+            return Err(io_err(&journal_path, e));
+        }
+
+        self.last_seq = seq;
+        self.journal_records += 1;
+        self.journal_len = prev_len + line.len() as u64;
+        for change in changes {
+            self.state.apply(change);
+        }
+        self.maybe_compact();
         Ok(())
+    }
+}
+
+// === record format ===
+
+fn encode_record(seq: u64, changes: &[Change]) -> io::Result<Vec<u8>> {
+    let json = serde_json::to_string(changes).map_err(io::Error::other)?;
+    let body = format!("{seq} {json}");
+    Ok(format!("{:08x} {body}\n", crc32fast::hash(body.as_bytes())).into_bytes())
+}
+
+/// One journal line (without its newline) to `(seq, changes)`, or why it is bad.
+fn decode_record(line: &[u8]) -> Result<(u64, Vec<Change>), String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let (crc, body) = text
+        .split_once(' ')
+        .ok_or_else(|| "no checksum".to_owned())?;
+    let crc_ok = crc.len() == 8
+        && crc
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && u32::from_str_radix(crc, 16).ok() == Some(crc32fast::hash(body.as_bytes()));
+    if !crc_ok {
+        return Err("checksum mismatch".to_owned());
+    }
+    let (seq, json) = body
+        .split_once(' ')
+        .ok_or_else(|| "no sequence number".to_owned())?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("bad sequence number".to_owned());
+    }
+    let seq: u64 = seq.parse().map_err(|_| "bad sequence number".to_owned())?;
+    let changes: Vec<Change> = serde_json::from_str(json)
+        .map_err(|e| format!("invalid changes (column {})", e.column()))?;
+    Ok((seq, changes))
+}
+
+struct Scan {
+    /// Changes of records with `seq > snapshot_seq`, in order.
+    changes: Vec<Change>,
+    /// Well-formed records kept in the file (skipped ones included).
+    records: u64,
+    /// Length of the well-formed prefix; anything after it is a crash artefact.
+    valid_len: u64,
+    last_seq: u64,
+}
+
+/// Validates the journal. Err is `(record number, reason)` for corruption.
+fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
+    let mut scan = Scan {
+        changes: Vec::new(),
+        records: 0,
+        valid_len: 0,
+        last_seq: 0,
+    };
+    let mut prev_seq: Option<u64> = None;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let record = scan.records + 1;
+        let Some(nl) = data[pos..].iter().position(|&b| b == b'\n') else {
+            // No newline: a record torn by a crash. It is necessarily the last thing written.
+            break;
+        };
+        let end = pos + nl;
+        let is_last = end + 1 == data.len();
+        let (seq, changes) = match decode_record(&data[pos..end]) {
+            Ok(r) => r,
+            Err(_) if is_last => break, // garbled last line: crash artefact
+            Err(reason) => return Err((record, reason)),
+        };
+        match prev_seq {
+            Some(p) if seq != p + 1 => {
+                return Err((record, format!("sequence jumps from {p} to {seq}")))
+            }
+            _ => {}
+        }
+        if seq > snapshot_seq {
+            let first_new = match prev_seq {
+                Some(p) => p <= snapshot_seq,
+                None => true,
+            };
+            if first_new && seq != snapshot_seq + 1 {
+                return Err((
+                    record,
+                    format!(
+                        "journal starts at record {seq} but the snapshot ends at {snapshot_seq}; \
+                         records are missing"
+                    ),
+                ));
+            }
+            scan.changes.extend(changes);
+        }
+        prev_seq = Some(seq);
+        scan.last_seq = seq;
+        scan.records = record;
+        pos = end + 1;
+        scan.valid_len = pos as u64;
+    }
+    Ok(scan)
+}
+
+/// The state as a minimal list of changes that rebuilds it: IP filters, library filters,
+/// tokens (each sorted by key, for a deterministic file), then one `LastUsed`.
+fn state_changes(state: &Snapshot) -> Vec<Change> {
+    let mut ip_filters: Vec<_> = state.ip_filters.values().cloned().collect();
+    ip_filters.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut filters: Vec<_> = state.filters.values().cloned().collect();
+    filters.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut tokens: Vec<_> = state.tokens.values().map(|t| (**t).clone()).collect();
+    tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut times: Vec<_> = state
+        .last_used
+        .iter()
+        .map(|(id, t)| (id.clone(), *t))
+        .collect();
+    times.sort();
+
+    let mut out = Vec::with_capacity(ip_filters.len() + filters.len() + tokens.len() + 1);
+    out.extend(
+        ip_filters
+            .into_iter()
+            .map(|ip_filter| Change::PutIpFilter { ip_filter }),
+    );
+    out.extend(
+        filters
+            .into_iter()
+            .map(|filter| Change::PutFilter { filter }),
+    );
+    out.extend(tokens.into_iter().map(|token| Change::PutToken { token }));
+    if !times.is_empty() {
+        out.push(Change::LastUsed { times });
+    }
+    out
+}
+
+// === filesystem helpers ===
+
+fn io_err(path: &Path, source: io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn not_loaded(dir: &Path) -> StoreError {
+    io_err(dir, io::Error::other("store used before load"))
+}
+
+#[cfg(unix)]
+fn create_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file_options() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.mode(0o600);
+    o
+}
+
+#[cfg(not(unix))]
+fn private_file_options() -> OpenOptions {
+    OpenOptions::new()
+}
+
+/// An existing store directory readable by others is the operator's choice, but worth a warning:
+/// the journal names every token and filter.
+#[cfg(unix)]
+fn warn_if_not_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:o}"),
+                "store directory is accessible to other users; 0700 is recommended"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_not_private(_dir: &Path) {}
+
+/// Makes a directory's entries (new files, renames) durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+struct FailWrite {
+    after_bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::model::{IpFilter, LibraryFilter, Permission, SecretHash, Token};
+    use crate::store::Store;
+
+    fn token(id: &str, n: u8) -> Token {
+        Token {
+            id: id.to_owned(),
+            name: format!("token {id}"),
+            secret_hash: SecretHash([n; 32]),
+            filters: vec![],
+            indices: vec!["logs-*".to_owned()],
+            permissions: BTreeSet::from([Permission::Read]),
+            created_at: 1_700_000_000,
+            expires_at: None,
+            ip_filter: None,
+        }
+    }
+
+    fn put(id: &str, n: u8) -> Change {
+        Change::PutToken {
+            token: token(id, n),
+        }
+    }
+
+    fn open(dir: &Path) -> FileStore {
+        match FileStore::open(dir) {
+            Ok(s) => s,
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+
+    fn open_loaded(dir: &Path) -> (FileStore, Vec<Change>) {
+        let mut s = open(dir);
+        match s.load() {
+            Ok(changes) => (s, changes),
+            Err(e) => panic!("load failed: {e}"),
+        }
+    }
+
+    /// The state a list of changes builds, as the canonical change list (order-independent).
+    fn state_of(changes: &[Change]) -> Vec<Change> {
+        let mut snap = Snapshot::default();
+        for c in changes {
+            snap.apply(c);
+        }
+        state_changes(&snap)
+    }
+
+    fn append(s: &mut FileStore, changes: &[Change]) {
+        if let Err(e) = s.append(changes) {
+            panic!("append failed: {e}");
+        }
+    }
+
+    fn journal(dir: &Path) -> Vec<u8> {
+        fs::read(dir.join(JOURNAL)).unwrap_or_default()
+    }
+
+    fn write_journal(dir: &Path, data: &[u8]) {
+        fs::write(dir.join(JOURNAL), data).expect("write journal");
+    }
+
+    #[test]
+    fn changes_round_trip_through_reopen() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let history = vec![
+            vec![
+                Change::PutIpFilter {
+                    ip_filter: IpFilter {
+                        name: "office".into(),
+                        cidrs: vec!["192.0.2.0/24".parse().expect("cidr")],
+                        created_at: 1,
+                    },
+                },
+                Change::PutFilter {
+                    filter: LibraryFilter {
+                        id: "f1".into(),
+                        description: "tenant a".into(),
+                        field: "tenant".into(),
+                        value: "a\nb \"quoted\" ünï".into(),
+                        created_at: 2,
+                    },
+                },
+            ],
+            vec![put("a", 1), put("b", 2)],
+            vec![Change::LastUsed {
+                times: vec![("a".into(), 42)],
+            }],
+            vec![Change::DeleteToken { id: "b".into() }],
+        ];
+        {
+            let (mut s, loaded) = open_loaded(&dir);
+            assert!(loaded.is_empty());
+            for changes in &history {
+                append(&mut s, changes);
+            }
+        }
+        let all: Vec<Change> = history.concat();
+        let (_s, loaded) = open_loaded(&dir);
+        assert_eq!(loaded, all);
+        assert_eq!(String::from_utf8_lossy(&journal(&dir)).lines().count(), 4);
+    }
+
+    #[test]
+    fn reopen_after_many_appends_keeps_every_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut expected = Vec::new();
+        for round in 0..3u8 {
+            let (mut s, loaded) = open_loaded(dir);
+            assert_eq!(state_of(&loaded), state_of(&expected), "round {round}");
+            for i in 0..200u32 {
+                let c = put(&format!("t{round}-{i}"), (i % 250) as u8);
+                append(&mut s, std::slice::from_ref(&c));
+                expected.push(c);
+            }
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(loaded, expected);
+    }
+
+    #[test]
+    fn compaction_then_reopen_keeps_the_state_and_empties_the_journal() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut expected = Vec::new();
+        {
+            let (mut s, _) = open_loaded(dir);
+            s.set_compaction_thresholds(10, u64::MAX);
+            for i in 0..25u8 {
+                let mut batch = vec![put(&format!("t{i}"), i)];
+                if i % 3 == 0 {
+                    batch.push(Change::DeleteToken {
+                        id: format!("t{}", i / 2),
+                    });
+                }
+                if i % 4 == 0 {
+                    batch.push(Change::LastUsed {
+                        times: vec![(format!("t{i}"), i64::from(i) * 10)],
+                    });
+                }
+                append(&mut s, &batch);
+                expected.extend(batch);
+            }
+            // 25 records with a threshold of 10: compacted twice, 5 records left.
+            assert_eq!(s.journal_records, 5);
+        }
+        let snap: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(SNAPSHOT)).expect("snapshot")).expect("json");
+        assert_eq!(snap["version"], 1);
+        assert_eq!(snap["seq"], 20);
+        assert_eq!(String::from_utf8_lossy(&journal(dir)).lines().count(), 5);
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&expected));
+        assert!(state_of(&loaded)
+            .iter()
+            .any(|c| matches!(c, Change::LastUsed { .. })));
+    }
+
+    #[test]
+    fn compaction_by_size_is_triggered() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut s, _) = open_loaded(tmp.path());
+        s.set_compaction_thresholds(u64::MAX, 2_000);
+        for i in 0..20u8 {
+            append(&mut s, &[put(&format!("t{i}"), i)]);
+        }
+        assert!(s.journal_len < 2_000);
+        assert!(tmp.path().join(SNAPSHOT).exists());
+        drop(s);
+        let (_s, loaded) = open_loaded(tmp.path());
+        assert_eq!(state_of(&loaded).len(), 20);
+    }
+
+    #[test]
+    fn crash_between_snapshot_rename_and_journal_truncation_is_harmless() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut expected = Vec::new();
+        {
+            let (mut s, _) = open_loaded(dir);
+            for i in 0..8u8 {
+                let c = put(&format!("t{i}"), i);
+                append(&mut s, std::slice::from_ref(&c));
+                expected.push(c);
+            }
+            let before = journal(dir);
+            if let Err(e) = s.compact() {
+                panic!("{e}");
+            }
+            // Undo the truncation, as if the crash came right before it.
+            drop(s);
+            write_journal(dir, &before);
+        }
+        {
+            let (mut s, loaded) = open_loaded(dir);
+            assert_eq!(state_of(&loaded), state_of(&expected));
+            let c = Change::DeleteToken { id: "t3".into() };
+            append(&mut s, std::slice::from_ref(&c));
+            expected.push(c);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&expected));
+        assert!(!state_of(&loaded)
+            .iter()
+            .any(|c| matches!(c, Change::PutToken { token } if token.id == "t3")));
+    }
+
+    #[test]
+    fn torn_last_record_is_dropped_and_later_appends_work() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            append(&mut s, &[put("b", 2)]);
+        }
+        let good = journal(dir);
+        let next = encode_record(3, &[put("c", 3)]).expect("encode");
+        let torn_tails: Vec<Vec<u8>> = vec![
+            next[..next.len() / 2].to_vec(), // half a record
+            next[..next.len() - 1].to_vec(), // all but the newline
+            vec![0u8; 40],                   // zero-filled tail
+            b"00000000 3 [{\"op\":\"delete_token\",\"id\":\"a\"}]\n".to_vec(), // bad CRC
+            {
+                let mut v = next.clone();
+                let i = v.len() - 5;
+                v[i] ^= 0x20; // garbled JSON, CRC no longer matches
+                v
+            },
+            b"\n".to_vec(), // empty last line
+        ];
+        for tail in torn_tails {
+            let mut data = good.clone();
+            data.extend_from_slice(&tail);
+            write_journal(dir, &data);
+            {
+                let (mut s, loaded) = open_loaded(dir);
+                assert_eq!(loaded, vec![put("a", 1), put("b", 2)], "tail {tail:?}");
+                assert_eq!(journal(dir), good, "file truncated to the good prefix");
+                append(&mut s, &[put("c", 3)]);
+            }
+            let (_s, loaded) = open_loaded(dir);
+            assert_eq!(loaded, vec![put("a", 1), put("b", 2), put("c", 3)]);
+            write_journal(dir, &good);
+        }
+    }
+
+    #[test]
+    fn journal_cut_at_any_byte_loads_the_complete_records_before_the_cut() {
+        let records: Vec<Vec<Change>> = (0..4u8)
+            .map(|i| {
+                vec![
+                    put(&format!("t{i}"), i),
+                    Change::DeleteToken { id: "x".into() },
+                ]
+            })
+            .collect();
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            data.extend(encode_record(i as u64 + 1, r).expect("encode"));
+            ends.push(data.len());
+        }
+        for cut in 0..=data.len() {
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            let scan = match scan_journal(&data[..cut], 0) {
+                Ok(s) => s,
+                Err(e) => panic!("cut at {cut}: {e:?}"),
+            };
+            assert_eq!(scan.changes, records[..complete].concat(), "cut at {cut}");
+            assert_eq!(
+                scan.valid_len,
+                if complete == 0 {
+                    0
+                } else {
+                    ends[complete - 1] as u64
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn any_single_byte_change_in_an_early_record_is_detected() {
+        let mut data = Vec::new();
+        for i in 0..3u8 {
+            data.extend(
+                encode_record(u64::from(i) + 1, &[put(&format!("t{i}"), i)]).expect("encode"),
+            );
+        }
+        let first_len = data.iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+        for pos in 0..first_len {
+            for flip in [0x01u8, 0x20, 0x80] {
+                let mut bad = data.clone();
+                bad[pos] ^= flip;
+                assert!(
+                    matches!(scan_journal(&bad, 0), Err((1, _))),
+                    "flip {flip:#x} at {pos} not detected"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scanning_arbitrary_bytes_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = scan_journal(&data, 0);
+            let _ = scan_journal(&data, 5);
+        }
+    }
+
+    #[test]
+    fn bad_record_followed_by_good_ones_is_corruption() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            for i in 0..4u8 {
+                append(&mut s, &[put(&format!("t{i}"), i)]);
+            }
+        }
+        let good = journal(dir);
+        let lines: Vec<&[u8]> = good.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 4);
+
+        // Flip one byte inside record 2.
+        let mut bad = good.clone();
+        bad[lines[0].len() + 20] ^= 0x01;
+        // A torn record 2 (no newline) followed by records 3 and 4.
+        let mut torn = lines[0].to_vec();
+        torn.extend_from_slice(&lines[1][..10]);
+        torn.extend_from_slice(lines[2]);
+        torn.extend_from_slice(lines[3]);
+        // Record 2 dropped: the sequence jumps from 1 to 3.
+        let mut gap = lines[0].to_vec();
+        gap.extend_from_slice(lines[2]);
+        gap.extend_from_slice(lines[3]);
+        // Records swapped.
+        let mut swapped = lines[0].to_vec();
+        swapped.extend_from_slice(lines[2]);
+        swapped.extend_from_slice(lines[1]);
+        swapped.extend_from_slice(lines[3]);
+
+        for (name, data) in [
+            ("flipped", bad),
+            ("torn", torn),
+            ("gap", gap),
+            ("swapped", swapped),
+        ] {
+            write_journal(dir, &data);
+            let mut s = open(dir);
+            match s.load() {
+                Err(StoreError::Corrupt { record: 2, .. }) => {}
+                Err(e) => panic!("{name}: wrong error {e}"),
+                Ok(c) => panic!("{name}: loaded {} changes from a corrupt journal", c.len()),
+            }
+            // The file is left alone for the operator.
+            assert_eq!(journal(dir), data, "{name}");
+        }
+    }
+
+    #[test]
+    fn journal_continuing_a_missing_snapshot_is_corruption() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            s.set_compaction_thresholds(3, u64::MAX);
+            for i in 0..5u8 {
+                append(&mut s, &[put(&format!("t{i}"), i)]);
+            }
+        }
+        fs::remove_file(dir.join(SNAPSHOT)).expect("remove snapshot");
+        let mut s = open(dir);
+        assert!(matches!(
+            s.load(),
+            Err(StoreError::Corrupt { record: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn unreadable_snapshot_is_corruption() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        for body in [
+            &b"{\"version\":1,\"seq\":3,\"changes\":["[..],
+            b"{\"version\":2,\"seq\":3,\"changes\":[]}",
+            b"{\"version\":1,\"seq\":3,\"changes\":[],\"extra\":1}",
+            b"",
+        ] {
+            fs::write(dir.join(SNAPSHOT), body).expect("write");
+            let mut s = open(dir);
+            assert!(
+                matches!(s.load(), Err(StoreError::Corrupt { record: 0, .. })),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn failed_append_is_rolled_back_and_not_visible() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            let before = journal(dir);
+            s.fail_next_write = Some(FailWrite { after_bytes: 17 });
+            assert!(matches!(
+                s.append(&[put("b", 2)]),
+                Err(StoreError::Io { .. })
+            ));
+            assert_eq!(journal(dir), before, "partial record cut off");
+            append(&mut s, &[put("c", 3)]);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(loaded, vec![put("a", 1), put("c", 3)]);
+    }
+
+    #[test]
+    fn poisoned_journal_is_recovered_by_compaction_on_the_next_append() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            // As if a write failed and the rollback failed too: garbage stays at the tail.
+            {
+                let j = s.journal.as_mut().expect("journal open");
+                j.write_all(b"4f00 2 [{\"op\":").expect("write garbage");
+            }
+            s.poisoned = true;
+            append(&mut s, &[put("b", 2)]);
+            assert!(!s.poisoned);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
+        let text = String::from_utf8(journal(dir)).expect("utf8");
+        assert!(
+            !text.contains("4f00"),
+            "garbage left in the journal: {text}"
+        );
+    }
+
+    #[test]
+    fn append_before_load_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut s = open(tmp.path());
+        assert!(s.append(&[put("a", 1)]).is_err());
+        assert!(s.compact().is_err());
+    }
+
+    #[test]
+    fn second_open_of_a_locked_store_fails_until_the_first_is_dropped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let first = open(tmp.path());
+        match FileStore::open(tmp.path()) {
+            Err(StoreError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::WouldBlock);
+                assert!(source.to_string().contains("another esgate process"));
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("two stores opened the same directory"),
+        }
+        drop(first);
+        assert!(FileStore::open(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn stale_snapshot_tmp_is_removed_on_open() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join(SNAPSHOT_TMP), b"{half").expect("write");
+        let (_s, loaded) = open_loaded(tmp.path());
+        assert!(loaded.is_empty());
+        assert!(!tmp.path().join(SNAPSHOT_TMP).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn directory_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("a").join("store");
+        let (mut s, _) = open_loaded(&dir);
+        s.set_compaction_thresholds(1, u64::MAX);
+        append(&mut s, &[put("a", 1)]);
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in [JOURNAL, SNAPSHOT, LOCK] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+
+    #[test]
+    fn record_checksum_covers_the_sequence_number() {
+        let line = encode_record(7, &[put("a", 1)]).expect("encode");
+        let text = String::from_utf8(line).expect("utf8");
+        let body = text.trim_end_matches('\n');
+        assert!(decode_record(body.as_bytes()).is_ok());
+        let altered = body.replacen(" 7 ", " 8 ", 1);
+        assert_eq!(
+            decode_record(altered.as_bytes()),
+            Err("checksum mismatch".to_owned())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_updates_through_store_all_survive_reopen() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        {
+            let mut fs_store = open(&dir);
+            // Low thresholds so compactions run in between concurrent writes.
+            fs_store.set_compaction_thresholds(7, u64::MAX);
+            let store = match Store::open(Box::new(fs_store)) {
+                Ok(s) => Arc::new(s),
+                Err(e) => panic!("{e}"),
+            };
+            let mut tasks = Vec::new();
+            for i in 0..64u8 {
+                let store = Arc::clone(&store);
+                tasks.push(tokio::spawn(async move {
+                    store
+                        .update(|_| Ok::<_, StoreError>((vec![put(&format!("t{i}"), i)], ())))
+                        .await
+                }));
+            }
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => panic!("update failed: {e}"),
+                    Err(e) => panic!("task failed: {e}"),
+                }
+            }
+            assert_eq!(store.snapshot().tokens().count(), 64);
+        }
+        let store = match Store::open(Box::new(open(&dir))) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let snap = store.snapshot();
+        for i in 0..64u8 {
+            let t = snap.token(&format!("t{i}"));
+            assert_eq!(t.map(|t| t.secret_hash), Some(SecretHash([i; 32])), "t{i}");
+        }
+    }
+
+    /// Environment variable that turns the SIGKILL test into its own writer child.
+    const CRASH_CHILD_DIR: &str = "ESGATE_TEST_CRASH_CHILD_DIR";
+
+    /// Child mode: many concurrent writers through `Store`, printing `ack <id>` after each
+    /// acknowledged write, until killed.
+    fn crash_child(dir: &Path, round: &str) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut fs_store = open(dir);
+            fs_store.set_compaction_thresholds(40, u64::MAX);
+            let store = Arc::new(Store::open(Box::new(fs_store)).expect("store opens"));
+            let mut tasks = Vec::new();
+            for w in 0..8u32 {
+                let store = Arc::clone(&store);
+                let round = round.to_owned();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0u32.. {
+                        let id = format!("r{round}-w{w}-{i}");
+                        let change = put(&id, (i % 200) as u8);
+                        store
+                            .update(|_| Ok::<_, StoreError>((vec![change], ())))
+                            .await
+                            .expect("update");
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ack {id}").expect("stdout");
+                        out.flush().expect("flush");
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    }
+
+    #[test]
+    fn sigkill_during_concurrent_writes_loses_no_acknowledged_change() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+            let round = std::env::var("ESGATE_TEST_CRASH_ROUND").unwrap_or_default();
+            crash_child(Path::new(&dir), &round);
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let exe = std::env::current_exe().expect("test binary");
+        let mut acked: Vec<String> = Vec::new();
+        for (round, kill_after) in [(0, 150usize), (1, 333), (2, 57), (3, 500)] {
+            let mut child = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::file::tests::sigkill_during_concurrent_writes_loses_no_acknowledged_change",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CRASH_CHILD_DIR, tmp.path())
+                .env("ESGATE_TEST_CRASH_ROUND", round.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            let stdout = child.stdout.take().expect("child stdout");
+            let mut seen = 0;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(id) = line.strip_prefix("ack ") {
+                    acked.push(id.to_owned());
+                    seen += 1;
+                    if seen >= kill_after {
+                        break;
+                    }
+                }
+            }
+            child.kill().expect("SIGKILL the child");
+            let _ = child.wait();
+            assert!(
+                seen >= kill_after,
+                "round {round}: child stopped after {seen} acks"
+            );
+
+            let (_s, loaded) = open_loaded(tmp.path());
+            let state = state_of(&loaded);
+            let ids: std::collections::HashSet<&str> = state
+                .iter()
+                .filter_map(|c| match c {
+                    Change::PutToken { token } => Some(token.id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let lost: Vec<&String> = acked
+                .iter()
+                .filter(|id| !ids.contains(id.as_str()))
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "round {round}: lost {} acknowledged changes: {lost:?}",
+                lost.len()
+            );
+        }
     }
 }

@@ -28,14 +28,28 @@ use model::{FieldValue, FilterRef, IpFilter, LibraryFilter, SecretHash, Token, U
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
-    PutToken { token: Token },
-    DeleteToken { id: String },
-    PutFilter { filter: LibraryFilter },
-    DeleteFilter { id: String },
-    PutIpFilter { ip_filter: IpFilter },
-    DeleteIpFilter { name: String },
+    PutToken {
+        token: Token,
+    },
+    DeleteToken {
+        id: String,
+    },
+    PutFilter {
+        filter: LibraryFilter,
+    },
+    DeleteFilter {
+        id: String,
+    },
+    PutIpFilter {
+        ip_filter: IpFilter,
+    },
+    DeleteIpFilter {
+        name: String,
+    },
     /// A batch of last-used times (token id → time).
-    LastUsed { times: Vec<(String, UnixTime)> },
+    LastUsed {
+        times: Vec<(String, UnixTime)>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +199,8 @@ impl Snapshot {
                     self.by_hash.remove(&old.secret_hash);
                 }
                 self.by_hash.insert(token.secret_hash, token.id.clone());
-                self.tokens.insert(token.id.clone(), Arc::new(token.clone()));
+                self.tokens
+                    .insert(token.id.clone(), Arc::new(token.clone()));
             }
             Change::DeleteToken { id } => {
                 if let Some(old) = self.tokens.remove(id) {

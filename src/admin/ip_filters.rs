@@ -1,0 +1,397 @@
+//! `/ip-filters`: named CIDR lists that tokens reference by name.
+//!
+//! Invariants: names are `[a-z0-9_-]{1,64}` and unique; an IP filter is never deleted while a
+//! token references it (a token's IP filter cannot be removed, so deleting it would be a
+//! removal by the back door). `cidrs` may be changed with PATCH, tightening or widening: the
+//! rule "an IP filter once set cannot be removed or replaced" is about a token's reference,
+//! and an operator who owns the named list may edit it; the change is audited.
+
+use ipnet::IpNet;
+use serde_json::{json, Map, Value};
+
+use crate::store::model::IpFilter;
+use crate::store::{Change, Snapshot};
+
+use super::input::{self, AdminError};
+use super::{AdminContext, AdminResponse, EventBase};
+
+const MAX_CIDRS: usize = 1024;
+
+fn view(snap: &Snapshot, f: &IpFilter) -> Value {
+    let cidrs: Vec<String> = f.cidrs.iter().map(ToString::to_string).collect();
+    json!({
+        "name": f.name,
+        "cidrs": cidrs,
+        "created_at": input::format_time(f.created_at),
+        "used_by": snap.tokens_using_ip_filter(&f.name),
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Parses `cidrs`: each a CIDR or a bare address (taken as /32 or /128). Duplicates dropped.
+fn parse_cidrs(map: &Map<String, Value>) -> Result<Option<Vec<IpNet>>, AdminError> {
+    let Some(items) = input::opt_array(map, "cidrs")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field("cidrs", "must not be empty"));
+    }
+    if items.len() > MAX_CIDRS {
+        return Err(AdminError::field(
+            "cidrs",
+            &format!("must have at most {MAX_CIDRS} entries"),
+        ));
+    }
+    let mut out: Vec<IpNet> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let net = item.as_str().and_then(parse_cidr).ok_or_else(|| {
+            AdminError::field(
+                &format!("cidrs[{i}]"),
+                "must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address",
+            )
+        })?;
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+fn find<'a>(snap: &'a Snapshot, name: &str) -> Result<&'a IpFilter, AdminError> {
+    snap.ip_filter(name)
+        .ok_or_else(|| AdminError::not_found("IP filter"))
+}
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["name", "cidrs"], &[])?;
+    let name =
+        input::opt_str(&map, "name")?.ok_or_else(|| AdminError::field("name", "is required"))?;
+    if !valid_name(name) {
+        return Err(AdminError::field(
+            "name",
+            "must be 1 to 64 characters from a-z, 0-9, _ and -",
+        ));
+    }
+    let cidrs = parse_cidrs(&map)?.ok_or_else(|| AdminError::field("cidrs", "is required"))?;
+    let now = ev.now;
+    let out = ctx
+        .store
+        .update(|snap| {
+            if snap.ip_filter(name).is_some() {
+                return Err(AdminError::already_exists(
+                    "an IP filter with this name already exists",
+                ));
+            }
+            let ip_filter = IpFilter {
+                name: name.to_owned(),
+                cidrs,
+                created_at: now,
+            };
+            let out = view(snap, &ip_filter);
+            Ok((vec![Change::PutIpFilter { ip_filter }], out))
+        })
+        .await?;
+    ev.emit(
+        ctx,
+        "ip_filter.create",
+        name,
+        json!({"cidrs": out["cidrs"].clone()}),
+    );
+    Ok(AdminResponse {
+        status: 201,
+        body: Some(out),
+    })
+}
+
+pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let mut all: Vec<&IpFilter> = snap.ip_filters().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let ip_filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({ "ip_filters": ip_filters })),
+    })
+}
+
+pub(super) fn show(ctx: &AdminContext, name: &str) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let f = find(&snap, name)?;
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(view(&snap, f)),
+    })
+}
+
+/// PATCH: only `cidrs` (tightening or widening). Renaming is refused: tokens hold the name.
+pub(super) async fn update(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    name: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["cidrs"], &["name", "created_at", "used_by"])?;
+    let cidrs = parse_cidrs(&map)?;
+    let (out, old_cidrs) = ctx
+        .store
+        .update(|snap| {
+            let old = find(snap, name)?;
+            let mut f = old.clone();
+            if let Some(cidrs) = cidrs {
+                f.cidrs = cidrs;
+            }
+            let out = view(snap, &f);
+            let old_cidrs: Vec<String> = old.cidrs.iter().map(ToString::to_string).collect();
+            let changes = if f == *old {
+                vec![]
+            } else {
+                vec![Change::PutIpFilter { ip_filter: f }]
+            };
+            let changed = (!changes.is_empty()).then_some(old_cidrs);
+            Ok::<_, AdminError>((changes, (out, changed)))
+        })
+        .await?;
+    if let Some(old) = old_cidrs {
+        ev.emit(
+            ctx,
+            "ip_filter.update",
+            name,
+            json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()}),
+        );
+    }
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(out),
+    })
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    name: &str,
+) -> Result<AdminResponse, AdminError> {
+    ctx.store
+        .update(|snap| {
+            find(snap, name)?;
+            let users = snap.tokens_using_ip_filter(name);
+            if !users.is_empty() {
+                return Err(AdminError::conflict(format!(
+                    "IP filter is used by tokens [{}]; delete those tokens first",
+                    users.join(", ")
+                )));
+            }
+            Ok((
+                vec![Change::DeleteIpFilter {
+                    name: name.to_owned(),
+                }],
+                (),
+            ))
+        })
+        .await?;
+    ev.emit(ctx, "ip_filter.delete", name, Value::Null);
+    Ok(AdminResponse {
+        status: 204,
+        body: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::*;
+
+    #[tokio::test]
+    async fn create_accepts_cidrs_and_bare_addresses() {
+        let h = Harness::new();
+        let b = h
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["10.0.0.0/8","2001:db8::/32","192.0.2.1","::1","10.0.0.0/8"]}"#,
+                201,
+            )
+            .await;
+        assert_eq!(
+            b,
+            json!({"name": "office",
+                   "cidrs": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32", "::1/128"],
+                   "created_at": "2026-01-01T00:00:00Z", "used_by": []})
+        );
+        assert_eq!(h.expect("GET", "/ip-filters/office", "", 200).await, b);
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["action"], "ip_filter.create");
+        assert_eq!(ev["target"], "office");
+    }
+
+    #[tokio::test]
+    async fn create_rejects_bad_names_and_cidrs() {
+        let h = Harness::new();
+        for (body, want) in [
+            (json!({"cidrs": ["10.0.0.0/8"]}), "field [name] is required"),
+            (json!({"name": "Office", "cidrs": ["10.0.0.0/8"]}), "field [name] must be 1 to 64 characters from a-z, 0-9, _ and -"),
+            (json!({"name": "", "cidrs": ["10.0.0.0/8"]}), "field [name] must be 1 to 64 characters from a-z, 0-9, _ and -"),
+            (json!({"name": "a".repeat(65), "cidrs": ["10.0.0.0/8"]}), "field [name] must be 1 to 64 characters from a-z, 0-9, _ and -"),
+            (json!({"name": "a b", "cidrs": ["10.0.0.0/8"]}), "field [name] must be 1 to 64 characters from a-z, 0-9, _ and -"),
+            (json!({"name": "x"}), "field [cidrs] is required"),
+            (json!({"name": "x", "cidrs": []}), "field [cidrs] must not be empty"),
+            (json!({"name": "x", "cidrs": "10.0.0.0/8"}), "field [cidrs] must be an array"),
+            (json!({"name": "x", "cidrs": ["10.0.0.0/8", "::/0", "10.0.0.0/33"]}), "field [cidrs[2]] must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address"),
+            (json!({"name": "x", "cidrs": ["10.0.0.0/8", 5]}), "field [cidrs[1]] must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address"),
+            (json!({"name": "x", "cidrs": ["office"]}), "field [cidrs[0]] must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address"),
+            (json!({"name": "x", "cidrs": ["10.0.0.0/8"], "tokens": []}), "field [tokens] is unknown"),
+        ] {
+            let b = h.expect("POST", "/ip-filters", &body.to_string(), 400).await;
+            assert_eq!(reason(&b), want, "{body}");
+        }
+        let name64 = "a".repeat(64);
+        h.expect(
+            "POST",
+            "/ip-filters",
+            &json!({"name": name64, "cidrs": ["::/0"]}).to_string(),
+            201,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn duplicate_names_conflict() {
+        let h = Harness::new();
+        let body = r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#;
+        h.expect("POST", "/ip-filters", body, 201).await;
+        let b = h
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["::1"]}"#,
+                409,
+            )
+            .await;
+        assert_eq!(reason(&b), "an IP filter with this name already exists");
+        assert_eq!(
+            h.expect("GET", "/ip-filters/office", "", 200).await["cidrs"],
+            json!(["10.0.0.0/8"])
+        );
+    }
+
+    #[tokio::test]
+    async fn list_is_sorted_by_name() {
+        let h = Harness::new();
+        for name in ["zeta", "alpha", "mid"] {
+            h.expect(
+                "POST",
+                "/ip-filters",
+                &json!({"name": name, "cidrs": ["::1"]}).to_string(),
+                201,
+            )
+            .await;
+        }
+        let l = h.expect("GET", "/ip-filters", "", 200).await;
+        let names: Vec<&str> = l["ip_filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["alpha", "mid", "zeta"]);
+    }
+
+    #[tokio::test]
+    async fn patch_replaces_cidrs_and_shows_on_tokens() {
+        let h = Harness::new();
+        h.expect(
+            "POST",
+            "/ip-filters",
+            r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+            201,
+        )
+        .await;
+        let t = h
+            .expect(
+                "POST",
+                "/tokens",
+                r#"{"name":"t","ip_filter":"office"}"#,
+                201,
+            )
+            .await;
+        let b = h
+            .expect(
+                "PATCH",
+                "/ip-filters/office",
+                r#"{"cidrs":["10.1.0.0/16"]}"#,
+                200,
+            )
+            .await;
+        assert_eq!(b["cidrs"], json!(["10.1.0.0/16"]));
+        assert_eq!(b["used_by"], json!([t["id"]]));
+        let t = h
+            .expect(
+                "GET",
+                &format!("/tokens/{}", t["id"].as_str().unwrap()),
+                "",
+                200,
+            )
+            .await;
+        assert_eq!(t["ip_cidrs"], json!(["10.1.0.0/16"]));
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["action"], "ip_filter.update");
+        assert_eq!(ev["old_cidrs"], json!(["10.0.0.0/8"]));
+        assert_eq!(ev["cidrs"], json!(["10.1.0.0/16"]));
+        for (body, want) in [
+            (r#"{"name":"other"}"#, "field [name] cannot be changed"),
+            (r#"{"cidrs":[]}"#, "field [cidrs] must not be empty"),
+            (r#"{"cidrs":["x"]}"#, "field [cidrs[0]] must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32, or an IP address"),
+        ] {
+            let b = h.expect("PATCH", "/ip-filters/office", body, 400).await;
+            assert_eq!(reason(&b), want, "{body}");
+        }
+        h.expect("PATCH", "/ip-filters/nope", r#"{"cidrs":["::1"]}"#, 404)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn delete_is_refused_while_tokens_use_it() {
+        let h = Harness::new();
+        h.expect(
+            "POST",
+            "/ip-filters",
+            r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+            201,
+        )
+        .await;
+        let t = h
+            .expect(
+                "POST",
+                "/tokens",
+                r#"{"name":"t","ip_filter":"office"}"#,
+                201,
+            )
+            .await;
+        let tid = t["id"].as_str().unwrap();
+        let b = h.expect("DELETE", "/ip-filters/office", "", 409).await;
+        assert!(reason(&b).contains(tid), "{b}");
+        h.expect("DELETE", &format!("/tokens/{tid}"), "", 204).await;
+        h.expect("DELETE", "/ip-filters/office", "", 204).await;
+        h.expect("GET", "/ip-filters/office", "", 404).await;
+        h.expect("DELETE", "/ip-filters/office", "", 404).await;
+        assert_eq!(h.events().pop().unwrap()["action"], "ip_filter.delete");
+    }
+}

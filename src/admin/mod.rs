@@ -1,0 +1,509 @@
+//! The admin API logic: `/tokens`, `/filters` and `/ip-filters`, independent of hyper.
+//!
+//! The admin listener (owned by the server) checks the admin key, caps the body size and calls
+//! [`handle`] once per request; `/health`, `/ready` and `/metrics` are not handled here.
+//!
+//! Invariants:
+//! - Every check that depends on stored state (ids exist, names are free, nothing references
+//!   what is deleted) runs inside one `Store::update`, so it holds when the change is written.
+//! - A change is durable before the answer is 2xx; exactly one audit event per change.
+//! - A token secret appears only in the create and reset answers: never in a view, an error,
+//!   an audit event or a log line. Errors name fields, never echo submitted values.
+//! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
+
+mod filters;
+mod input;
+mod ip_filters;
+mod tokens;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde_json::{Map, Value};
+
+use crate::store::Store;
+
+pub use input::AdminError;
+pub use tokens::sweep_expired;
+
+/// One admin request, already authenticated by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    pub method: &'a str,
+    /// The path without the query string, e.g. `/tokens/tok_abc`.
+    pub path: &'a str,
+    /// The raw query string (without `?`).
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+    pub client: IpAddr,
+}
+
+/// The answer: a status and a JSON body (`None` for 204).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminResponse {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+/// What the admin handlers need.
+pub struct AdminContext {
+    pub store: Arc<Store>,
+    pub policies: Policies,
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// Token policies, checked on create and update. A refusal names the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policies {
+    /// Tokens must expire at most this long after they are created (or updated).
+    pub max_lifetime: Option<Duration>,
+    pub require_expiry: bool,
+    pub require_ip_filter: bool,
+    pub require_filters: bool,
+    /// When false, `permissions` cannot be changed after creation (409).
+    pub allow_permission_updates: bool,
+}
+
+impl Default for Policies {
+    /// Everything permissive.
+    fn default() -> Policies {
+        Policies {
+            max_lifetime: None,
+            require_expiry: false,
+            require_ip_filter: false,
+            require_filters: false,
+            allow_permission_updates: true,
+        }
+    }
+}
+
+/// Receives one JSON object per successful admin change. Never given a secret.
+pub trait AuditSink: Send + Sync {
+    fn admin_event(&self, event: Value);
+}
+
+/// The admin resources, by path shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Tokens,
+    Token(&'a str),
+    TokenReset(&'a str),
+    Filters,
+    Filter(&'a str),
+    IpFilters,
+    IpFilter(&'a str),
+}
+
+/// Handles one admin request. `now` is the current Unix time in seconds.
+pub async fn handle(ctx: &AdminContext, req: AdminRequest<'_>, now: i64) -> AdminResponse {
+    match dispatch(ctx, req, now).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch(
+    ctx: &AdminContext,
+    req: AdminRequest<'_>,
+    now: i64,
+) -> Result<AdminResponse, AdminError> {
+    let route = route(req.path).ok_or_else(|| {
+        AdminError::not_found("admin endpoint (see /tokens, /filters, /ip-filters)")
+    })?;
+    let ev = EventBase {
+        client: req.client,
+        now,
+    };
+    // Only the list and delete-with-detach endpoints take query parameters.
+    let no_query = || input::parse_query(req.query, &[]).map(|_| ());
+    match (route, req.method) {
+        (Route::Tokens, "POST") => {
+            no_query()?;
+            tokens::create(ctx, &ev, req.body).await
+        }
+        (Route::Tokens, "GET") => {
+            input::expect_no_body(req.body)?;
+            tokens::list(ctx, req.query, now)
+        }
+        (Route::Token(id), "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            tokens::show(ctx, id, now)
+        }
+        (Route::Token(id), "PATCH") => {
+            no_query()?;
+            tokens::update(ctx, &ev, id, req.body).await
+        }
+        (Route::Token(id), "DELETE") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            tokens::delete(ctx, &ev, id).await
+        }
+        (Route::TokenReset(id), "POST") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            tokens::reset(ctx, &ev, id).await
+        }
+        (Route::Filters, "POST") => {
+            no_query()?;
+            filters::create(ctx, &ev, req.body).await
+        }
+        (Route::Filters, "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            filters::list(ctx)
+        }
+        (Route::Filter(id), "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            filters::show(ctx, id)
+        }
+        (Route::Filter(id), "PATCH") => {
+            no_query()?;
+            filters::update(ctx, &ev, id, req.body).await
+        }
+        (Route::Filter(id), "DELETE") => {
+            input::expect_no_body(req.body)?;
+            filters::delete(ctx, &ev, id, req.query).await
+        }
+        (Route::IpFilters, "POST") => {
+            no_query()?;
+            ip_filters::create(ctx, &ev, req.body).await
+        }
+        (Route::IpFilters, "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            ip_filters::list(ctx)
+        }
+        (Route::IpFilter(name), "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            ip_filters::show(ctx, name)
+        }
+        (Route::IpFilter(name), "PATCH") => {
+            no_query()?;
+            ip_filters::update(ctx, &ev, name, req.body).await
+        }
+        (Route::IpFilter(name), "DELETE") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            ip_filters::delete(ctx, &ev, name).await
+        }
+        _ => Err(AdminError::method_not_allowed()),
+    }
+}
+
+/// Maps a path to a route. Ids and names are restricted to `[A-Za-z0-9_-]{1,128}`, so a path
+/// with anything else (encoded characters, empty segments, a trailing slash) is not found.
+fn route(path: &str) -> Option<Route<'_>> {
+    let rest = path.strip_prefix('/')?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let key = |s: &&str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    match segments.as_slice() {
+        ["tokens"] => Some(Route::Tokens),
+        ["tokens", id] if key(id) => Some(Route::Token(id)),
+        ["tokens", id, "reset"] if key(id) => Some(Route::TokenReset(id)),
+        ["filters"] => Some(Route::Filters),
+        ["filters", id] if key(id) => Some(Route::Filter(id)),
+        ["ip-filters"] => Some(Route::IpFilters),
+        ["ip-filters", name] if key(name) => Some(Route::IpFilter(name)),
+        _ => None,
+    }
+}
+
+// === audit ===
+
+/// What every audit event of one request shares.
+pub(crate) struct EventBase {
+    client: IpAddr,
+    now: i64,
+}
+
+impl EventBase {
+    /// Sends `{"type":"admin","action":..,"target":..,"at":..,"client":..}` plus `extra`.
+    pub(crate) fn emit(&self, ctx: &AdminContext, action: &str, target: &str, extra: Value) {
+        let mut event = Map::new();
+        event.insert("type".into(), "admin".into());
+        event.insert("action".into(), action.into());
+        event.insert("target".into(), target.into());
+        event.insert("at".into(), input::format_time(self.now).into());
+        event.insert("client".into(), self.client.to_string().into());
+        if let Value::Object(extra) = extra {
+            for (k, v) in extra {
+                event.entry(k).or_insert(v);
+            }
+        }
+        ctx.audit.admin_event(Value::Object(event));
+    }
+}
+
+/// A random id: `prefix` + 16 base62 characters (about 95 bits).
+pub(crate) fn random_id(prefix: &str) -> String {
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
+    id.extend(
+        rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(16)
+            .map(char::from),
+    );
+    id
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Test helpers: an in-memory persistence, a recording audit sink and a request driver.
+
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::store::{Change, Persistence, StoreError};
+
+    /// Keeps appended changes in memory; can be told to fail.
+    #[derive(Clone, Default)]
+    pub struct MemPersistence {
+        pub log: Arc<Mutex<Vec<Change>>>,
+        pub fail: Arc<Mutex<bool>>,
+    }
+
+    impl Persistence for MemPersistence {
+        fn load(&mut self) -> Result<Vec<Change>, StoreError> {
+            Ok(self.log.lock().map(|l| l.clone()).unwrap_or_default())
+        }
+
+        fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+            if self.fail.lock().map(|f| *f).unwrap_or(true) {
+                return Err(StoreError::Io {
+                    path: "/secret/path/store.log".into(),
+                    source: std::io::Error::other("disk full"),
+                });
+            }
+            if let Ok(mut log) = self.log.lock() {
+                log.extend_from_slice(changes);
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    pub struct RecordingAudit {
+        pub events: Mutex<Vec<Value>>,
+    }
+
+    impl AuditSink for RecordingAudit {
+        fn admin_event(&self, event: Value) {
+            if let Ok(mut e) = self.events.lock() {
+                e.push(event);
+            }
+        }
+    }
+
+    pub struct Harness {
+        pub ctx: AdminContext,
+        pub persistence: MemPersistence,
+        pub audit: Arc<RecordingAudit>,
+        pub now: i64,
+    }
+
+    /// 2026-01-01T00:00:00Z
+    pub const T0: i64 = 1_767_225_600;
+
+    impl Harness {
+        pub fn new() -> Harness {
+            Harness::with_policies(Policies::default())
+        }
+
+        pub fn with_policies(policies: Policies) -> Harness {
+            let persistence = MemPersistence::default();
+            let store = Store::open(Box::new(persistence.clone())).expect("empty store opens");
+            let audit = Arc::new(RecordingAudit::default());
+            Harness {
+                ctx: AdminContext {
+                    store: Arc::new(store),
+                    policies,
+                    audit: audit.clone(),
+                },
+                persistence,
+                audit,
+                now: T0,
+            }
+        }
+
+        /// Sends a request; `path` may carry `?query`.
+        pub async fn call(&self, method: &str, path: &str, body: &str) -> AdminResponse {
+            let (path, query) = match path.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (path, None),
+            };
+            handle(
+                &self.ctx,
+                AdminRequest {
+                    method,
+                    path,
+                    query,
+                    body: body.as_bytes(),
+                    client: "192.0.2.7".parse().expect("literal address"),
+                },
+                self.now,
+            )
+            .await
+        }
+
+        /// Sends a request that must answer `status`; returns the body (Null for none).
+        pub async fn expect(&self, method: &str, path: &str, body: &str, status: u16) -> Value {
+            let r = self.call(method, path, body).await;
+            assert_eq!(
+                r.status, status,
+                "{method} {path} {body} answered {:?}",
+                r.body
+            );
+            r.body.unwrap_or(Value::Null)
+        }
+
+        pub fn events(&self) -> Vec<Value> {
+            self.audit
+                .events
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default()
+        }
+
+        pub fn durable(&self) -> Vec<Change> {
+            self.persistence
+                .log
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default()
+        }
+
+        pub fn set_failing(&self, fail: bool) {
+            if let Ok(mut f) = self.persistence.fail.lock() {
+                *f = fail;
+            }
+        }
+    }
+
+    /// The error reason of an error body.
+    pub fn reason(body: &Value) -> &str {
+        body["error"]["reason"].as_str().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn routes_match_exact_paths_only() {
+        let cases: &[(&str, Option<Route>)] = &[
+            ("/tokens", Some(Route::Tokens)),
+            ("/tokens/tok_a1", Some(Route::Token("tok_a1"))),
+            ("/tokens/tok_a1/reset", Some(Route::TokenReset("tok_a1"))),
+            ("/filters", Some(Route::Filters)),
+            ("/filters/flt_x", Some(Route::Filter("flt_x"))),
+            ("/ip-filters", Some(Route::IpFilters)),
+            ("/ip-filters/office-1", Some(Route::IpFilter("office-1"))),
+            ("/tokens/", None),
+            ("tokens", None),
+            ("//tokens", None),
+            ("/tokens/a/b", None),
+            ("/tokens/%74ok", None),
+            ("/tokens/..", None),
+            ("/Tokens", None),
+            ("/ip_filters", None),
+            ("/health", None),
+            ("", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(route(path), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn random_ids_are_prefixed_base62_and_distinct() {
+        let a = random_id("tok_");
+        let b = random_id("tok_");
+        assert_eq!(a.len(), 20);
+        assert!(a.starts_with("tok_"));
+        assert!(a[4..].bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn default_policies_are_permissive() {
+        let p = Policies::default();
+        assert_eq!(p.max_lifetime, None);
+        assert!(!p.require_expiry && !p.require_filters && !p.require_ip_filter);
+        assert!(p.allow_permission_updates);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404_and_wrong_methods_405() {
+        let h = Harness::new();
+        let b = h.expect("GET", "/nope", "", 404).await;
+        assert_eq!(b["status"], 404);
+        assert_eq!(b["error"]["type"], "resource_not_found_exception");
+        h.expect("PUT", "/tokens", "{}", 405).await;
+        h.expect("DELETE", "/tokens", "", 405).await;
+        h.expect("get", "/tokens", "", 405).await;
+        h.expect("POST", "/filters/flt_x", "{}", 405).await;
+        h.expect("HEAD", "/ip-filters", "", 405).await;
+    }
+
+    #[tokio::test]
+    async fn unexpected_query_parameters_and_bodies_are_refused() {
+        let h = Harness::new();
+        h.expect("GET", "/filters?pretty", "", 400).await;
+        h.expect("GET", "/tokens/tok_x?x=1", "", 400).await;
+        h.expect("GET", "/filters", r#"{"q":1}"#, 400).await;
+        h.expect("GET", "/filters", "{}", 200).await;
+    }
+
+    #[tokio::test]
+    async fn handle_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let h = Harness::new();
+        let req = AdminRequest {
+            method: "GET",
+            path: "/tokens",
+            query: None,
+            body: b"",
+            client: "127.0.0.1".parse().expect("literal"),
+        };
+        let fut = handle(&h.ctx, req, T0);
+        assert_send(&fut);
+        assert_eq!(fut.await.body, Some(json!({"tokens": [], "total": 0})));
+    }
+
+    #[tokio::test]
+    async fn store_failures_answer_500_without_details_and_change_nothing() {
+        let h = Harness::new();
+        h.set_failing(true);
+        let b = h
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+                500,
+            )
+            .await;
+        assert!(!b.to_string().contains("/secret/path"));
+        assert!(!b.to_string().contains("disk full"));
+        assert!(h.events().is_empty());
+        h.set_failing(false);
+        h.expect("GET", "/ip-filters/office", "", 404).await;
+    }
+}

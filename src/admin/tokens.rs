@@ -1,0 +1,1419 @@
+//! `/tokens`: create, list, show, update, reset, delete, and the sweep of expired tokens.
+//!
+//! Invariants: a secret is generated here and leaves only in the create and reset answers (the
+//! store keeps its hash); an update can only narrow what a token may do in time and place (an
+//! expiry cannot be extended or removed, an IP filter cannot be replaced or removed); policies
+//! are checked on every create and update; expired tokens are listed for [`EXPIRED_GRACE`]
+//! seconds and then hidden and swept.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use crate::auth::secret::Secret;
+use crate::store::model::{FieldValue, FilterRef, Permission, Token, UnixTime};
+use crate::store::{Change, Snapshot, Store, StoreError};
+
+use super::input::{self, AdminError, MAX_TIME};
+use super::{random_id, AdminContext, AdminResponse, EventBase, Policies};
+
+/// How long an expired token stays listed before it is hidden and deleted.
+pub const EXPIRED_GRACE: i64 = 300;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_FIELD_CHARS: usize = 256;
+const MAX_VALUE_CHARS: usize = 4096;
+const MAX_FILTERS: usize = 256;
+const MAX_INDICES: usize = 256;
+const MAX_INDEX_BYTES: usize = 255;
+const DEFAULT_SIZE: usize = 100;
+const MAX_SIZE: usize = 10_000;
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "filters",
+    "indices",
+    "permissions",
+    "expires_in",
+    "expires_at",
+    "ip_filter",
+];
+/// Fields of the token view that a PATCH cannot set.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "secret",
+    "created_at",
+    "expired",
+    "ip_cidrs",
+    "last_used_at",
+];
+
+/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, in one durable change.
+/// Returns how many were deleted. The server calls this every few seconds.
+pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError> {
+    store
+        .update(|snap| {
+            let mut ids: Vec<String> = snap
+                .tokens()
+                .filter(|t| !visible(t, now))
+                .map(|t| t.id.clone())
+                .collect();
+            ids.sort();
+            let n = ids.len();
+            let changes = ids
+                .into_iter()
+                .map(|id| Change::DeleteToken { id })
+                .collect();
+            Ok::<_, StoreError>((changes, n))
+        })
+        .await
+}
+
+/// False once a token has been expired for more than the grace period: from then on it is
+/// treated as deleted even if the sweep has not run yet.
+fn visible(t: &Token, now: i64) -> bool {
+    match t.expires_at {
+        Some(exp) => now.saturating_sub(exp) <= EXPIRED_GRACE,
+        None => true,
+    }
+}
+
+fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
+    snap.token(id)
+        .map(|t| &**t)
+        .filter(|t| visible(t, now))
+        .ok_or_else(|| AdminError::not_found("token"))
+}
+
+// === input ===
+
+/// What a body says about the expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Neither field given.
+    Absent,
+    /// `null`: no expiry (a removal on update).
+    Never,
+    At(UnixTime),
+}
+
+fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
+    let Some(name) = input::opt_str(map, "name")? else {
+        return Ok(None);
+    };
+    if name.trim().is_empty() {
+        return Err(AdminError::field("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AdminError::field(
+            "name",
+            &format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if !input::printable(name) {
+        return Err(AdminError::field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// Checks a filter's field name and value (shared with the filter library).
+/// `field_path` and `value_path` are how errors name the two.
+pub(crate) fn check_field_value(
+    field_path: &str,
+    value_path: &str,
+    field: &Value,
+    value: &Value,
+) -> Result<FieldValue, AdminError> {
+    let Value::String(field) = field else {
+        return Err(AdminError::field(field_path, "must be a string"));
+    };
+    let Value::String(value) = value else {
+        return Err(AdminError::field(value_path, "must be a string"));
+    };
+    if field.is_empty() {
+        return Err(AdminError::field(field_path, "must not be empty"));
+    }
+    if field.chars().count() > MAX_FIELD_CHARS {
+        return Err(AdminError::field(
+            field_path,
+            &format!("must be at most {MAX_FIELD_CHARS} characters"),
+        ));
+    }
+    if !input::printable(field) {
+        return Err(AdminError::field(
+            field_path,
+            "must not contain control characters",
+        ));
+    }
+    if value.is_empty() {
+        return Err(AdminError::field(value_path, "must not be empty"));
+    }
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(AdminError::field(
+            value_path,
+            &format!("must be at most {MAX_VALUE_CHARS} characters"),
+        ));
+    }
+    Ok(FieldValue {
+        field: field.clone(),
+        value: value.clone(),
+    })
+}
+
+/// `filters`: inline `{"field","value"}` objects or library ids. Ids are checked against the
+/// store later, inside the write.
+fn parse_filters(map: &Map<String, Value>) -> Result<Option<Vec<FilterRef>>, AdminError> {
+    let Some(items) = input::opt_array(map, "filters")? else {
+        return Ok(None);
+    };
+    if items.len() > MAX_FILTERS {
+        return Err(AdminError::field(
+            "filters",
+            &format!("must have at most {MAX_FILTERS} entries"),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("filters[{i}]");
+        let f = match item {
+            Value::String(id) => FilterRef::Library(id.clone()),
+            Value::Object(obj) => {
+                if let Some(k) = obj.keys().find(|k| *k != "field" && *k != "value") {
+                    return Err(AdminError::field(&format!("{path}.{k}"), "is unknown"));
+                }
+                let field = obj.get("field").unwrap_or(&Value::Null);
+                let value = obj.get("value").unwrap_or(&Value::Null);
+                FilterRef::Inline(check_field_value(
+                    &format!("{path}.field"),
+                    &format!("{path}.value"),
+                    field,
+                    value,
+                )?)
+            }
+            _ => {
+                return Err(AdminError::field(
+                    &path,
+                    "must be a {\"field\",\"value\"} object or a filter id",
+                ))
+            }
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `indices`: index names or patterns as Elasticsearch accepts them.
+fn parse_indices(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+    let Some(items) = input::opt_array(map, "indices")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field(
+            "indices",
+            "must not be empty (omit it for every non-hidden index)",
+        ));
+    }
+    if items.len() > MAX_INDICES {
+        return Err(AdminError::field(
+            "indices",
+            &format!("must have at most {MAX_INDICES} entries"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("indices[{i}]");
+        let Value::String(p) = item else {
+            return Err(AdminError::field(&path, "must be a string"));
+        };
+        check_index_pattern(p).map_err(|why| AdminError::field(&path, why))?;
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Elasticsearch's index name rules, with `*` allowed as a wildcard.
+fn check_index_pattern(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() {
+        return Err("must not be empty");
+    }
+    if p.len() > MAX_INDEX_BYTES {
+        return Err("must be at most 255 bytes");
+    }
+    if p.chars().any(|c| c.is_uppercase()) {
+        return Err("must be lowercase");
+    }
+    if p.chars().any(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                ',' | ' ' | '"' | '/' | '\\' | '|' | '?' | '<' | '>' | '#' | ':'
+            )
+    }) {
+        return Err("must not contain any of , space \" / \\ | ? < > # :");
+    }
+    if p.starts_with(['-', '_', '+']) {
+        return Err("must not start with -, _ or +");
+    }
+    if p == "." || p == ".." {
+        return Err("must not be . or ..");
+    }
+    Ok(())
+}
+
+fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permission>>, AdminError> {
+    let Some(items) = input::opt_array(map, "permissions")? else {
+        return Ok(None);
+    };
+    if items.is_empty() {
+        return Err(AdminError::field("permissions", "must not be empty"));
+    }
+    let mut out = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = item.as_str().and_then(Permission::parse).ok_or_else(|| {
+            AdminError::field(&format!("permissions[{i}]"), "must be \"read\" or \"all\"")
+        })?;
+        out.insert(p);
+    }
+    Ok(Some(out))
+}
+
+/// `expires_in` / `expires_at` (at most one). `null` in either means "no expiry".
+fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Expiry, AdminError> {
+    let rel = input::nullable_str(map, "expires_in")?;
+    let abs = input::nullable_str(map, "expires_at")?;
+    let at = match (rel, abs) {
+        (Some(_), Some(_)) => {
+            return Err(AdminError::bad_request(
+                "fields [expires_in] and [expires_at] cannot both be given",
+            ))
+        }
+        (None, None) => return Ok(Expiry::Absent),
+        (Some(None), None) | (None, Some(None)) => return Ok(Expiry::Never),
+        (Some(Some(d)), None) => {
+            let secs = input::parse_duration(d).ok_or_else(|| {
+                AdminError::field(
+                    "expires_in",
+                    "must be a positive duration such as 90s, 15m, 24h or 7d",
+                )
+            })?;
+            now.checked_add(secs)
+                .filter(|t| *t <= MAX_TIME)
+                .ok_or_else(|| AdminError::field("expires_in", "is too far in the future"))?
+        }
+        (None, Some(Some(ts))) => {
+            let t = input::parse_rfc3339_utc(ts).ok_or_else(|| {
+                AdminError::field(
+                    "expires_at",
+                    "must be an RFC 3339 timestamp in UTC, such as 2026-01-31T12:00:00Z",
+                )
+            })?;
+            if t <= now {
+                return Err(AdminError::field("expires_at", "must be in the future"));
+            }
+            if t > MAX_TIME {
+                return Err(AdminError::field("expires_at", "is too far in the future"));
+            }
+            t
+        }
+    };
+    Ok(Expiry::At(at))
+}
+
+fn check_library_refs(snap: &Snapshot, filters: &[FilterRef]) -> Result<(), AdminError> {
+    for (i, f) in filters.iter().enumerate() {
+        if let FilterRef::Library(id) = f {
+            if snap.filter(id).is_none() {
+                return Err(AdminError::field(
+                    &format!("filters[{i}]"),
+                    "is not the id of a filter in the library",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_ip_filter_ref(snap: &Snapshot, name: Option<&str>) -> Result<(), AdminError> {
+    match name {
+        Some(n) if snap.ip_filter(n).is_none() => Err(AdminError::field(
+            "ip_filter",
+            "is not the name of an existing IP filter",
+        )),
+        _ => Ok(()),
+    }
+}
+
+// === policies ===
+
+fn check_filters_policy(p: &Policies, t: &Token) -> Result<(), AdminError> {
+    if p.require_filters && t.filters.is_empty() {
+        return Err(AdminError::policy(
+            "require_filters",
+            "a token must have at least one filter",
+        ));
+    }
+    Ok(())
+}
+
+/// Expiry policies: `since` is when the lifetime starts (creation, or the update that sets it).
+fn check_expiry_policy(p: &Policies, t: &Token, since: i64) -> Result<(), AdminError> {
+    if p.require_expiry && t.expires_at.is_none() {
+        return Err(AdminError::policy(
+            "require_expiry",
+            "a token must have an expiry (expires_in or expires_at)",
+        ));
+    }
+    if let Some(max) = p.max_lifetime {
+        let max_secs = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+        let within = matches!(t.expires_at, Some(exp) if exp.saturating_sub(since) <= max_secs);
+        if !within {
+            return Err(AdminError::policy(
+                "max_lifetime",
+                &format!(
+                    "a token must expire within {}",
+                    input::format_duration(max.as_secs())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ip_policy(p: &Policies, t: &Token) -> Result<(), AdminError> {
+    if p.require_ip_filter && t.ip_filter.is_none() {
+        return Err(AdminError::policy(
+            "require_ip_filter",
+            "a token must have an ip_filter",
+        ));
+    }
+    Ok(())
+}
+
+// === view ===
+
+/// The token as the API shows it. Never the hash.
+fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
+    let filters: Vec<Value> = t
+        .filters
+        .iter()
+        .map(|f| match f {
+            FilterRef::Inline(fv) => json!({"field": fv.field, "value": fv.value}),
+            FilterRef::Library(id) => match snap.filter(id) {
+                Some(lf) => json!({"id": id, "field": lf.field, "value": lf.value}),
+                // Cannot happen through this API (deletes check references); the request path
+                // denies such a token, and the view says so.
+                None => json!({"id": id, "field": null, "value": null, "missing": true}),
+            },
+        })
+        .collect();
+    let ip_cidrs: Vec<String> = t
+        .ip_filter
+        .as_deref()
+        .and_then(|n| snap.ip_filter(n))
+        .map(|f| f.cidrs.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let permissions: Vec<&str> = t.permissions.iter().map(|p| p.as_str()).collect();
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "filters": filters,
+        "indices": t.indices,
+        "permissions": permissions,
+        "created_at": input::format_time(t.created_at),
+        "expires_at": input::time_value(t.expires_at),
+        "expired": t.is_expired(now),
+        "ip_filter": t.ip_filter,
+        "ip_cidrs": ip_cidrs,
+        "last_used_at": input::time_value(store.last_used(snap, &t.id)),
+    })
+}
+
+// === handlers ===
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, CREATE_FIELDS, &[])?;
+    let name = parse_name(&map)?.ok_or_else(|| AdminError::field("name", "is required"))?;
+    let filters = parse_filters(&map)?.unwrap_or_default();
+    let indices = parse_indices(&map)?.unwrap_or_else(|| vec!["*".to_owned()]);
+    let permissions = parse_permissions(&map)?.unwrap_or_else(|| [Permission::Read].into());
+    let expires_at = match parse_expiry(&map, now)? {
+        Expiry::At(t) => Some(t),
+        Expiry::Absent | Expiry::Never => None,
+    };
+    let ip_filter = input::nullable_str(&map, "ip_filter")?
+        .flatten()
+        .map(str::to_owned);
+
+    let (out, token) = ctx
+        .store
+        .update(|snap| {
+            check_library_refs(snap, &filters)?;
+            check_ip_filter_ref(snap, ip_filter.as_deref())?;
+            let (secret, secret_hash) = fresh_secret(snap)?;
+            let mut id = random_id("tok_");
+            while snap.token(&id).is_some() {
+                id = random_id("tok_");
+            }
+            let token = Token {
+                id,
+                name,
+                secret_hash,
+                filters,
+                indices,
+                permissions,
+                created_at: now,
+                expires_at,
+                ip_filter,
+            };
+            check_filters_policy(&ctx.policies, &token)?;
+            check_expiry_policy(&ctx.policies, &token, now)?;
+            check_ip_policy(&ctx.policies, &token)?;
+            let mut out = view(&ctx.store, snap, &token, now);
+            out["secret"] = Value::String(secret.expose().to_owned());
+            Ok::<_, AdminError>((
+                vec![Change::PutToken {
+                    token: token.clone(),
+                }],
+                (out, token),
+            ))
+        })
+        .await?;
+    ev.emit(
+        ctx,
+        "token.create",
+        &token.id,
+        json!({"name": token.name, "permissions": out["permissions"].clone(),
+               "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter}),
+    );
+    Ok(AdminResponse {
+        status: 201,
+        body: Some(out),
+    })
+}
+
+/// A new secret whose hash no stored token has (a collision would let one secret open two
+/// tokens; with a sound generator this never loops).
+fn fresh_secret(snap: &Snapshot) -> Result<(Secret, crate::store::model::SecretHash), AdminError> {
+    for _ in 0..4 {
+        let secret = Secret::generate();
+        let hash = secret.hash();
+        if snap.token_by_hash(&hash).is_none() {
+            return Ok((secret, hash));
+        }
+    }
+    tracing::error!("Secret generator produced colliding hashes");
+    Err(AdminError::internal("could not generate a unique secret"))
+}
+
+pub(super) fn list(
+    ctx: &AdminContext,
+    query: Option<&str>,
+    now: i64,
+) -> Result<AdminResponse, AdminError> {
+    let q = input::parse_query(query, &["name", "from", "size"])?;
+    let needle = q.get("name").map(|n| n.to_lowercase());
+    let from = input::query_usize(&q, "from", 0, usize::MAX / 2)?;
+    let size = input::query_usize(&q, "size", DEFAULT_SIZE, MAX_SIZE)?;
+    let snap = ctx.store.snapshot();
+    let mut matches: Vec<&Token> = snap
+        .tokens()
+        .map(|t| &**t)
+        .filter(|t| visible(t, now))
+        .filter(|t| match &needle {
+            Some(n) => t.name.to_lowercase().contains(n.as_str()),
+            None => true,
+        })
+        .collect();
+    matches.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let total = matches.len();
+    let tokens: Vec<Value> = matches
+        .into_iter()
+        .skip(from)
+        .take(size)
+        .map(|t| view(&ctx.store, &snap, t, now))
+        .collect();
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({"tokens": tokens, "total": total})),
+    })
+}
+
+pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let t = find(&snap, id, now)?;
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(view(&ctx.store, &snap, t, now)),
+    })
+}
+
+/// PATCH. Every field is optional; what is given replaces the current value, subject to the
+/// narrowing rules (expiry, IP filter) and the policies. Policies are checked for the fields
+/// the patch touches, so renaming a token created under older, laxer policies still works.
+pub(super) async fn update(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, CREATE_FIELDS, READ_ONLY_FIELDS)?;
+    let name = parse_name(&map)?;
+    let filters = parse_filters(&map)?;
+    let indices = parse_indices(&map)?;
+    let permissions = parse_permissions(&map)?;
+    let expiry = parse_expiry(&map, now)?;
+    let ip_filter = input::nullable_str(&map, "ip_filter")?;
+
+    let (out, changed) = ctx
+        .store
+        .update(|snap| {
+            let old = find(snap, id, now)?;
+            let mut t = old.clone();
+            let mut changed: Vec<&str> = Vec::new();
+            if let Some(name) = name {
+                t.name = name;
+            }
+            if let Some(filters) = filters {
+                check_library_refs(snap, &filters)?;
+                t.filters = filters;
+                check_filters_policy(&ctx.policies, &t)?;
+            }
+            if let Some(indices) = indices {
+                t.indices = indices;
+            }
+            if let Some(perms) = permissions {
+                if perms != old.permissions && !ctx.policies.allow_permission_updates {
+                    return Err(AdminError::conflict(
+                        "policy allow_permission_updates: permissions cannot be changed after creation",
+                    ));
+                }
+                t.permissions = perms;
+            }
+            match (expiry, old.expires_at) {
+                (Expiry::Absent, _) | (Expiry::Never, None) => {}
+                (Expiry::Never, Some(_)) => {
+                    return Err(AdminError::conflict(
+                        "an expiry cannot be removed (it may only be shortened)",
+                    ))
+                }
+                (Expiry::At(new), Some(cur)) if new > cur => {
+                    return Err(AdminError::conflict(
+                        "an expiry cannot be extended (it may only be shortened)",
+                    ))
+                }
+                (Expiry::At(new), _) => {
+                    t.expires_at = Some(new);
+                    check_expiry_policy(&ctx.policies, &t, now)?;
+                }
+            }
+            match (ip_filter, old.ip_filter.as_deref()) {
+                (None, _) | (Some(None), None) => {}
+                (Some(None), Some(_)) => {
+                    return Err(AdminError::conflict(
+                        "an IP filter cannot be removed once set",
+                    ))
+                }
+                (Some(Some(new)), Some(cur)) if new != cur => {
+                    return Err(AdminError::conflict(
+                        "an IP filter cannot be replaced once set (change its CIDRs instead)",
+                    ))
+                }
+                (Some(Some(new)), _) => {
+                    check_ip_filter_ref(snap, Some(new))?;
+                    t.ip_filter = Some(new.to_owned());
+                }
+            }
+            for (field, differs) in [
+                ("name", t.name != old.name),
+                ("filters", t.filters != old.filters),
+                ("indices", t.indices != old.indices),
+                ("permissions", t.permissions != old.permissions),
+                ("expires_at", t.expires_at != old.expires_at),
+                ("ip_filter", t.ip_filter != old.ip_filter),
+            ] {
+                if differs {
+                    changed.push(field);
+                }
+            }
+            let out = view(&ctx.store, snap, &t, now);
+            let changes = if changed.is_empty() {
+                vec![]
+            } else {
+                vec![Change::PutToken { token: t }]
+            };
+            Ok::<_, AdminError>((changes, (out, changed)))
+        })
+        .await?;
+    if !changed.is_empty() {
+        ev.emit(ctx, "token.update", id, json!({ "changed": changed }));
+    }
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(out),
+    })
+}
+
+pub(super) async fn reset(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let secret = ctx
+        .store
+        .update(|snap| {
+            let mut t = find(snap, id, now)?.clone();
+            let (secret, hash) = fresh_secret(snap)?;
+            t.secret_hash = hash;
+            Ok::<_, AdminError>((vec![Change::PutToken { token: t }], secret))
+        })
+        .await?;
+    ev.emit(ctx, "token.reset", id, Value::Null);
+    Ok(AdminResponse {
+        status: 200,
+        body: Some(json!({"id": id, "secret": secret.expose()})),
+    })
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    ctx.store
+        .update(|snap| {
+            find(snap, id, now)?;
+            Ok::<_, AdminError>((vec![Change::DeleteToken { id: id.to_owned() }], ()))
+        })
+        .await?;
+    ev.emit(ctx, "token.delete", id, Value::Null);
+    Ok(AdminResponse {
+        status: 204,
+        body: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::super::testing::*;
+    use super::*;
+
+    async fn ip_filter(h: &Harness, name: &str) {
+        h.expect(
+            "POST",
+            "/ip-filters",
+            &json!({"name": name, "cidrs": ["10.0.0.0/8"]}).to_string(),
+            201,
+        )
+        .await;
+    }
+
+    async fn library_filter(h: &Harness, field: &str, value: &str) -> String {
+        let b = h
+            .expect(
+                "POST",
+                "/filters",
+                &json!({"field": field, "value": value}).to_string(),
+                201,
+            )
+            .await;
+        b["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn token(h: &Harness, body: Value) -> Value {
+        h.expect("POST", "/tokens", &body.to_string(), 201).await
+    }
+
+    #[tokio::test]
+    async fn create_applies_defaults_and_returns_the_secret_once() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "acme"})).await;
+        let id = b["id"].as_str().unwrap();
+        assert!(id.starts_with("tok_") && id.len() == 20);
+        assert_eq!(b["name"], "acme");
+        assert_eq!(b["filters"], json!([]));
+        assert_eq!(b["indices"], json!(["*"]));
+        assert_eq!(b["permissions"], json!(["read"]));
+        assert_eq!(b["created_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(b["expires_at"], Value::Null);
+        assert_eq!(b["expired"], false);
+        assert_eq!(b["ip_filter"], Value::Null);
+        assert_eq!(b["ip_cidrs"], json!([]));
+        assert_eq!(b["last_used_at"], Value::Null);
+        let secret = b["secret"].as_str().unwrap().to_owned();
+        assert!(b.get("secret_hash").is_none());
+
+        // The stored token carries the hash of the returned secret.
+        let snap = h.ctx.store.snapshot();
+        let stored = snap.token(id).unwrap();
+        let parsed = Secret::parse(&secret).expect("a generated secret parses");
+        assert_eq!(stored.secret_hash, parsed.hash());
+
+        // Never again: not in show, list, or the audit event.
+        let shown = h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+        let listed = h.expect("GET", "/tokens", "", 200).await;
+        for v in [&shown, &listed, &json!(h.events())] {
+            assert!(!v.to_string().contains(&secret), "{v}");
+            assert!(v.get("secret").is_none());
+        }
+        let mut expected = b.clone();
+        expected.as_object_mut().unwrap().remove("secret");
+        assert_eq!(shown, expected);
+        assert_eq!(listed, json!({"tokens": [expected], "total": 1}));
+    }
+
+    #[tokio::test]
+    async fn create_is_durable_and_audited() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "acme", "permissions": ["all", "read"]})).await;
+        let id = b["id"].as_str().unwrap();
+        assert_eq!(b["permissions"], json!(["read", "all"]));
+        assert!(matches!(h.durable().as_slice(), [Change::PutToken { token }] if token.id == id));
+        let events = h.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["type"], "admin");
+        assert_eq!(events[0]["action"], "token.create");
+        assert_eq!(events[0]["target"], id);
+        assert_eq!(events[0]["at"], "2026-01-01T00:00:00Z");
+        assert_eq!(events[0]["client"], "192.0.2.7");
+        assert_eq!(events[0]["name"], "acme");
+        // A reopened store sees the token.
+        let reopened = Store::open(Box::new(h.persistence.clone())).unwrap();
+        assert!(reopened.snapshot().token(id).is_some());
+    }
+
+    #[tokio::test]
+    async fn create_resolves_inline_and_library_filters() {
+        let h = Harness::new();
+        let fid = library_filter(&h, "env", "test").await;
+        let b = token(
+            &h,
+            json!({"name": "a", "filters": [{"field": "tenant", "value": "a"}, fid]}),
+        )
+        .await;
+        assert_eq!(
+            b["filters"],
+            json!([{"field": "tenant", "value": "a"}, {"id": fid, "field": "env", "value": "test"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn create_rejects_bad_input_naming_the_field() {
+        let h = Harness::new();
+        ip_filter(&h, "office").await;
+        let fid = library_filter(&h, "env", "test").await;
+        let long = "n".repeat(201);
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({}), "field [name] is required"),
+            (json!({"name": ""}), "field [name] must not be empty"),
+            (json!({"name": "  "}), "field [name] must not be empty"),
+            (json!({"name": long}), "field [name] must be at most 200 characters"),
+            (json!({"name": "a\u{7}"}), "field [name] must not contain control characters"),
+            (json!({"name": 5}), "field [name] must be a string"),
+            (json!({"name": "a", "colour": 1}), "field [colour] is unknown"),
+            (json!({"name": "a", "secret": "esg_x"}), "field [secret] is unknown"),
+            (json!({"name": "a", "filters": [fid, "flt_nope"]}), "field [filters[1]] is not the id of a filter in the library"),
+            (json!({"name": "a", "filters": [{"field": "", "value": "x"}]}), "field [filters[0].field] must not be empty"),
+            (json!({"name": "a", "filters": [{"field": "f", "value": ""}]}), "field [filters[0].value] must not be empty"),
+            (json!({"name": "a", "filters": [{"field": "f", "value": 3}]}), "field [filters[0].value] must be a string"),
+            (json!({"name": "a", "filters": [{"field": "f"}]}), "field [filters[0].value] must be a string"),
+            (json!({"name": "a", "filters": [{"field": "x".repeat(257), "value": "v"}]}), "field [filters[0].field] must be at most 256 characters"),
+            (json!({"name": "a", "filters": [{"field": "f", "value": "v", "op": "or"}]}), "field [filters[0].op] is unknown"),
+            (json!({"name": "a", "filters": [7]}), "field [filters[0]] must be a {\"field\",\"value\"} object or a filter id"),
+            (json!({"name": "a", "filters": {"field": "f"}}), "field [filters] must be an array"),
+            (json!({"name": "a", "indices": []}), "field [indices] must not be empty (omit it for every non-hidden index)"),
+            (json!({"name": "a", "indices": ["logs", "Logs"]}), "field [indices[1]] must be lowercase"),
+            (json!({"name": "a", "permissions": ["read", "write"]}), "field [permissions[1]] must be \"read\" or \"all\""),
+            (json!({"name": "a", "permissions": []}), "field [permissions] must not be empty"),
+            (json!({"name": "a", "expires_in": "1w"}), "field [expires_in] must be a positive duration such as 90s, 15m, 24h or 7d"),
+            (json!({"name": "a", "expires_in": "0s"}), "field [expires_in] must be a positive duration such as 90s, 15m, 24h or 7d"),
+            (json!({"name": "a", "expires_in": "999999999999d"}), "field [expires_in] is too far in the future"),
+            (json!({"name": "a", "expires_at": "2025-12-31T23:59:59Z"}), "field [expires_at] must be in the future"),
+            (json!({"name": "a", "expires_at": "2026-01-01T00:00:00Z"}), "field [expires_at] must be in the future"),
+            (json!({"name": "a", "expires_at": "2026-02-01T00:00:00+01:00"}), "field [expires_at] must be an RFC 3339 timestamp in UTC, such as 2026-01-31T12:00:00Z"),
+            (json!({"name": "a", "expires_in": "1h", "expires_at": "2027-01-01T00:00:00Z"}), "fields [expires_in] and [expires_at] cannot both be given"),
+            (json!({"name": "a", "ip_filter": "home"}), "field [ip_filter] is not the name of an existing IP filter"),
+            (json!({"name": "a", "ip_filter": 1}), "field [ip_filter] must be a string or null"),
+        ];
+        for (body, want) in cases {
+            let b = h.expect("POST", "/tokens", &body.to_string(), 400).await;
+            assert_eq!(reason(&b), want, "{body}");
+            assert_eq!(b["status"], 400);
+        }
+        let b = h.expect("GET", "/tokens", "", 200).await;
+        assert_eq!(b["total"], 0);
+        // Only the IP filter and the library filter were audited.
+        assert_eq!(h.events().len(), 2);
+    }
+
+    #[test]
+    fn index_patterns_follow_elasticsearch_naming_rules() {
+        for ok in [
+            "*",
+            "logs-*",
+            "logs-2024.01.*",
+            ".kibana",
+            "a_b",
+            "métriques",
+            "x+y",
+        ] {
+            assert!(check_index_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Logs",
+            "a,b",
+            "a b",
+            "a\"b",
+            "a/b",
+            "a\\b",
+            "a|b",
+            "a?b",
+            "a<b",
+            "a>b",
+            "a#b",
+            "remote:logs",
+            "-logs",
+            "_all",
+            "+logs",
+            ".",
+            "..",
+            "a\nb",
+        ] {
+            assert!(check_index_pattern(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_index_pattern(&"a".repeat(255)).is_ok());
+        assert!(check_index_pattern(&"a".repeat(256)).is_err());
+    }
+
+    #[tokio::test]
+    async fn non_object_or_duplicate_key_bodies_are_refused() {
+        let h = Harness::new();
+        for body in [
+            "",
+            "[]",
+            "\"x\"",
+            "{\"name\":\"a\",\"name\":\"b\"}",
+            "{nope}",
+        ] {
+            let b = h.expect("POST", "/tokens", body, 400).await;
+            assert_eq!(b["error"]["type"], "parse_exception", "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn expiry_is_computed_from_now_and_reported() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a", "expires_in": "24h"})).await;
+        assert_eq!(b["expires_at"], "2026-01-02T00:00:00Z");
+        let b = token(
+            &h,
+            json!({"name": "b", "expires_at": "2026-03-01T10:00:00Z"}),
+        )
+        .await;
+        assert_eq!(b["expires_at"], "2026-03-01T10:00:00Z");
+        let b = token(&h, json!({"name": "c", "expires_at": null})).await;
+        assert_eq!(b["expires_at"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn ip_filter_is_shown_with_its_cidrs() {
+        let h = Harness::new();
+        ip_filter(&h, "office").await;
+        let b = token(&h, json!({"name": "a", "ip_filter": "office"})).await;
+        assert_eq!(b["ip_filter"], "office");
+        assert_eq!(b["ip_cidrs"], json!(["10.0.0.0/8"]));
+    }
+
+    #[tokio::test]
+    async fn policies_refuse_creation_and_name_the_policy() {
+        let strict = Policies {
+            max_lifetime: Some(Duration::from_secs(7 * 86_400)),
+            require_expiry: true,
+            require_ip_filter: true,
+            require_filters: true,
+            allow_permission_updates: false,
+        };
+        let h = Harness::with_policies(strict);
+        ip_filter(&h, "office").await;
+        let good = json!({"name": "a", "filters": [{"field": "t", "value": "a"}],
+                          "expires_in": "7d", "ip_filter": "office"});
+        let without = |k: &str| {
+            let mut b = good.clone();
+            b.as_object_mut().unwrap().remove(k);
+            b
+        };
+        let mut too_long = good.clone();
+        too_long["expires_in"] = json!("8d");
+        let mut at_too_long = without("expires_in");
+        at_too_long["expires_at"] = json!("2026-01-08T00:00:01Z");
+        let cases = [
+            (
+                without("filters"),
+                "policy require_filters: a token must have at least one filter",
+            ),
+            (
+                without("expires_in"),
+                "policy require_expiry: a token must have an expiry (expires_in or expires_at)",
+            ),
+            (
+                without("ip_filter"),
+                "policy require_ip_filter: a token must have an ip_filter",
+            ),
+            (
+                too_long,
+                "policy max_lifetime: a token must expire within 7d",
+            ),
+            (
+                at_too_long,
+                "policy max_lifetime: a token must expire within 7d",
+            ),
+        ];
+        for (body, want) in cases {
+            let b = h.expect("POST", "/tokens", &body.to_string(), 400).await;
+            assert_eq!(reason(&b), want, "{body}");
+        }
+        token(&h, good).await;
+    }
+
+    #[tokio::test]
+    async fn max_lifetime_alone_requires_an_expiry() {
+        let h = Harness::with_policies(Policies {
+            max_lifetime: Some(Duration::from_secs(3600)),
+            ..Policies::default()
+        });
+        let b = h.expect("POST", "/tokens", r#"{"name":"a"}"#, 400).await;
+        assert_eq!(
+            reason(&b),
+            "policy max_lifetime: a token must expire within 1h"
+        );
+        token(&h, json!({"name": "a", "expires_in": "60m"})).await;
+    }
+
+    #[tokio::test]
+    async fn list_filters_by_name_pages_and_sorts_by_creation() {
+        let mut h = Harness::new();
+        let mut ids = Vec::new();
+        for (i, name) in ["Acme-dash", "beta", "acme-api", "gamma"]
+            .iter()
+            .enumerate()
+        {
+            h.now = T0 + 10 - i as i64; // later tokens are created earlier
+            let b = token(&h, json!({"name": name})).await;
+            ids.push(b["id"].as_str().unwrap().to_owned());
+        }
+        let names = |b: &Value| -> Vec<String> {
+            b["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let b = h.expect("GET", "/tokens", "", 200).await;
+        assert_eq!(names(&b), ["gamma", "acme-api", "beta", "Acme-dash"]);
+        assert_eq!(b["total"], 4);
+        let b = h.expect("GET", "/tokens?name=ACME", "", 200).await;
+        assert_eq!(names(&b), ["acme-api", "Acme-dash"]);
+        assert_eq!(b["total"], 2);
+        let b = h.expect("GET", "/tokens?from=1&size=2", "", 200).await;
+        assert_eq!(names(&b), ["acme-api", "beta"]);
+        assert_eq!(b["total"], 4);
+        let b = h.expect("GET", "/tokens?from=10", "", 200).await;
+        assert_eq!(b, json!({"tokens": [], "total": 4}));
+        let b = h.expect("GET", "/tokens?size=0", "", 200).await;
+        assert_eq!(b, json!({"tokens": [], "total": 4}));
+        for bad in [
+            "size=10001",
+            "size=-1",
+            "from=x",
+            "sort=name",
+            "name=a&name=b",
+        ] {
+            h.expect("GET", &format!("/tokens?{bad}"), "", 400).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn equal_creation_times_sort_by_id() {
+        let h = Harness::new();
+        for name in ["a", "b", "c"] {
+            token(&h, json!({"name": name})).await;
+        }
+        let b = h.expect("GET", "/tokens", "", 200).await;
+        let ids: Vec<&str> = b["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_stay_listed_for_five_minutes_then_vanish() {
+        let mut h = Harness::new();
+        let b = token(&h, json!({"name": "a", "expires_in": "60s"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let path = format!("/tokens/{id}");
+
+        h.now = T0 + 59;
+        assert_eq!(h.expect("GET", &path, "", 200).await["expired"], false);
+        h.now = T0 + 60;
+        assert_eq!(h.expect("GET", &path, "", 200).await["expired"], true);
+        h.now = T0 + 60 + 300;
+        let l = h.expect("GET", "/tokens", "", 200).await;
+        assert_eq!(l["total"], 1);
+        assert_eq!(l["tokens"][0]["expired"], true);
+        assert_eq!(sweep_expired(&h.ctx.store, h.now).await.unwrap(), 0);
+
+        // Past the grace period: hidden before the sweep runs, then deleted by it.
+        h.now = T0 + 60 + 301;
+        h.expect("GET", &path, "", 404).await;
+        h.expect("PATCH", &path, r#"{"name":"x"}"#, 404).await;
+        h.expect("POST", &format!("{path}/reset"), "", 404).await;
+        assert_eq!(h.expect("GET", "/tokens", "", 200).await["total"], 0);
+        assert!(h.ctx.store.snapshot().token(&id).is_some());
+        assert_eq!(sweep_expired(&h.ctx.store, h.now).await.unwrap(), 1);
+        assert!(h.ctx.store.snapshot().token(&id).is_none());
+        assert!(matches!(h.durable().last(), Some(Change::DeleteToken { id: d }) if *d == id));
+        assert_eq!(sweep_expired(&h.ctx.store, h.now).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn last_used_at_comes_from_the_store() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap();
+        h.ctx.store.touch(id, T0 + 3600);
+        let b = h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+        assert_eq!(b["last_used_at"], "2026-01-01T01:00:00Z");
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_404_everywhere() {
+        let h = Harness::new();
+        for (m, p) in [
+            ("GET", "/tokens/tok_nope"),
+            ("PATCH", "/tokens/tok_nope"),
+            ("DELETE", "/tokens/tok_nope"),
+            ("POST", "/tokens/tok_nope/reset"),
+        ] {
+            let body = if m == "PATCH" { "{}" } else { "" };
+            let b = h.expect(m, p, body, 404).await;
+            assert_eq!(reason(&b), "token not found");
+        }
+    }
+
+    #[tokio::test]
+    async fn patch_changes_name_filters_indices_and_permissions() {
+        let h = Harness::new();
+        let fid = library_filter(&h, "env", "prod").await;
+        let b = token(
+            &h,
+            json!({"name": "a", "filters": [{"field": "t", "value": "1"}]}),
+        )
+        .await;
+        let id = b["id"].as_str().unwrap();
+        let path = format!("/tokens/{id}");
+        let b = h
+            .expect(
+                "PATCH",
+                &path,
+                &json!({"name": "b", "filters": [fid], "indices": ["logs-*"], "permissions": ["all"]})
+                    .to_string(),
+                200,
+            )
+            .await;
+        assert_eq!(b["name"], "b");
+        assert_eq!(
+            b["filters"],
+            json!([{"id": fid, "field": "env", "value": "prod"}])
+        );
+        assert_eq!(b["indices"], json!(["logs-*"]));
+        assert_eq!(b["permissions"], json!(["all"]));
+        assert!(b.get("secret").is_none());
+        assert_eq!(h.expect("GET", &path, "", 200).await, b);
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["action"], "token.update");
+        assert_eq!(
+            ev["changed"],
+            json!(["name", "filters", "indices", "permissions"])
+        );
+    }
+
+    #[tokio::test]
+    async fn patch_without_changes_writes_and_audits_nothing() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let before = (h.durable().len(), h.events().len());
+        h.expect("PATCH", &path, "{}", 200).await;
+        h.expect(
+            "PATCH",
+            &path,
+            r#"{"name":"a","expires_at":null,"ip_filter":null}"#,
+            200,
+        )
+        .await;
+        assert_eq!((h.durable().len(), h.events().len()), before);
+    }
+
+    #[tokio::test]
+    async fn patch_rejects_unknown_and_read_only_fields() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        for (body, want) in [
+            (r#"{"colour":"red"}"#, "field [colour] is unknown"),
+            (r#"{"id":"tok_x"}"#, "field [id] cannot be changed"),
+            (r#"{"secret":"esg_x"}"#, "field [secret] cannot be changed"),
+            (
+                r#"{"created_at":"2020-01-01T00:00:00Z"}"#,
+                "field [created_at] cannot be changed",
+            ),
+            (r#"{"name":""}"#, "field [name] must not be empty"),
+            (
+                r#"{"filters":["flt_nope"]}"#,
+                "field [filters[0]] is not the id of a filter in the library",
+            ),
+        ] {
+            let b = h.expect("PATCH", &path, body, 400).await;
+            assert_eq!(reason(&b), want, "{body}");
+        }
+        assert_eq!(h.expect("GET", &path, "", 200).await["name"], "a");
+    }
+
+    #[tokio::test]
+    async fn patch_may_only_shorten_or_set_an_expiry() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let b = h
+            .expect("PATCH", &path, r#"{"expires_in":"7d"}"#, 200)
+            .await;
+        assert_eq!(b["expires_at"], "2026-01-08T00:00:00Z");
+        let b = h
+            .expect(
+                "PATCH",
+                &path,
+                r#"{"expires_at":"2026-01-05T00:00:00Z"}"#,
+                200,
+            )
+            .await;
+        assert_eq!(b["expires_at"], "2026-01-05T00:00:00Z");
+        let b = h
+            .expect(
+                "PATCH",
+                &path,
+                r#"{"expires_at":"2026-01-05T00:00:00Z"}"#,
+                200,
+            )
+            .await;
+        assert_eq!(b["expires_at"], "2026-01-05T00:00:00Z");
+        for (body, want) in [
+            (
+                r#"{"expires_in":"5d"}"#,
+                "an expiry cannot be extended (it may only be shortened)",
+            ),
+            (
+                r#"{"expires_at":"2026-01-05T00:00:01Z"}"#,
+                "an expiry cannot be extended (it may only be shortened)",
+            ),
+            (
+                r#"{"expires_at":null}"#,
+                "an expiry cannot be removed (it may only be shortened)",
+            ),
+            (
+                r#"{"expires_in":null}"#,
+                "an expiry cannot be removed (it may only be shortened)",
+            ),
+        ] {
+            let b = h.expect("PATCH", &path, body, 409).await;
+            assert_eq!(reason(&b), want, "{body}");
+            assert_eq!(b["status"], 409);
+        }
+        assert_eq!(
+            h.expect("GET", &path, "", 200).await["expires_at"],
+            "2026-01-05T00:00:00Z"
+        );
+    }
+
+    #[tokio::test]
+    async fn patch_may_set_an_ip_filter_but_never_replace_or_remove_it() {
+        let h = Harness::new();
+        ip_filter(&h, "office").await;
+        ip_filter(&h, "home").await;
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let b = h
+            .expect("PATCH", &path, r#"{"ip_filter":"nope"}"#, 400)
+            .await;
+        assert_eq!(
+            reason(&b),
+            "field [ip_filter] is not the name of an existing IP filter"
+        );
+        let b = h
+            .expect("PATCH", &path, r#"{"ip_filter":"office"}"#, 200)
+            .await;
+        assert_eq!(b["ip_filter"], "office");
+        h.expect("PATCH", &path, r#"{"ip_filter":"office"}"#, 200)
+            .await;
+        let b = h
+            .expect("PATCH", &path, r#"{"ip_filter":"home"}"#, 409)
+            .await;
+        assert_eq!(
+            reason(&b),
+            "an IP filter cannot be replaced once set (change its CIDRs instead)"
+        );
+        let b = h.expect("PATCH", &path, r#"{"ip_filter":null}"#, 409).await;
+        assert_eq!(reason(&b), "an IP filter cannot be removed once set");
+        assert_eq!(h.expect("GET", &path, "", 200).await["ip_filter"], "office");
+    }
+
+    #[tokio::test]
+    async fn patch_refusal_leaves_the_whole_token_unchanged() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a", "expires_in": "1h"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        h.expect("PATCH", &path, r#"{"name":"b","expires_in":"2h"}"#, 409)
+            .await;
+        assert_eq!(h.expect("GET", &path, "", 200).await["name"], "a");
+    }
+
+    #[tokio::test]
+    async fn permission_updates_are_refused_when_the_policy_forbids_them() {
+        let h = Harness::with_policies(Policies {
+            allow_permission_updates: false,
+            ..Policies::default()
+        });
+        let b = token(&h, json!({"name": "a"})).await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let b = h
+            .expect("PATCH", &path, r#"{"permissions":["all"]}"#, 409)
+            .await;
+        assert_eq!(
+            reason(&b),
+            "policy allow_permission_updates: permissions cannot be changed after creation"
+        );
+        // Restating the same permissions is not a change.
+        h.expect("PATCH", &path, r#"{"permissions":["read"]}"#, 200)
+            .await;
+        assert_eq!(
+            h.expect("GET", &path, "", 200).await["permissions"],
+            json!(["read"])
+        );
+    }
+
+    #[tokio::test]
+    async fn patch_checks_policies_on_the_fields_it_touches() {
+        let h = Harness::new();
+        let b = token(
+            &h,
+            json!({"name": "a", "filters": [{"field": "t", "value": "1"}]}),
+        )
+        .await;
+        let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+        let mut h = h;
+        h.ctx.policies = Policies {
+            require_filters: true,
+            max_lifetime: Some(Duration::from_secs(86_400)),
+            require_ip_filter: true,
+            ..Policies::default()
+        };
+        // Renaming a token created under laxer policies still works.
+        h.expect("PATCH", &path, r#"{"name":"b"}"#, 200).await;
+        let b = h.expect("PATCH", &path, r#"{"filters":[]}"#, 400).await;
+        assert_eq!(
+            reason(&b),
+            "policy require_filters: a token must have at least one filter"
+        );
+        let b = h
+            .expect("PATCH", &path, r#"{"expires_in":"2d"}"#, 400)
+            .await;
+        assert_eq!(
+            reason(&b),
+            "policy max_lifetime: a token must expire within 1d"
+        );
+        h.expect("PATCH", &path, r#"{"expires_in":"1d"}"#, 200)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn reset_replaces_the_hash_and_returns_a_new_secret() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let old_secret = b["secret"].as_str().unwrap().to_owned();
+        let old_hash = h.ctx.store.snapshot().token(&id).unwrap().secret_hash;
+        let r = h
+            .expect("POST", &format!("/tokens/{id}/reset"), "", 200)
+            .await;
+        assert_eq!(r["id"], id.as_str());
+        let new_secret = r["secret"].as_str().unwrap();
+        assert_ne!(new_secret, old_secret);
+        let snap = h.ctx.store.snapshot();
+        let new_hash = snap.token(&id).unwrap().secret_hash;
+        assert_ne!(new_hash, old_hash);
+        assert!(snap.token_by_hash(&old_hash).is_none());
+        assert_eq!(snap.token_by_hash(&new_hash).unwrap().id, id);
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["action"], "token.reset");
+        assert!(!ev.to_string().contains(new_secret));
+        h.expect("POST", &format!("/tokens/{id}/reset"), r#"{"x":1}"#, 400)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_token_and_its_hash() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let hash = h.ctx.store.snapshot().token(&id).unwrap().secret_hash;
+        let r = h.call("DELETE", &format!("/tokens/{id}"), "").await;
+        assert_eq!(
+            r,
+            AdminResponse {
+                status: 204,
+                body: None
+            }
+        );
+        assert!(h.ctx.store.snapshot().token_by_hash(&hash).is_none());
+        h.expect("GET", &format!("/tokens/{id}"), "", 404).await;
+        h.expect("DELETE", &format!("/tokens/{id}"), "", 404).await;
+        assert_eq!(h.events().pop().unwrap()["action"], "token.delete");
+    }
+
+    #[tokio::test]
+    async fn no_response_or_event_contains_a_hash() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap();
+        let hash = h.ctx.store.snapshot().token(id).unwrap().secret_hash;
+        let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
+        let all = json!([b, h.expect("GET", "/tokens", "", 200).await, h.events()]);
+        assert!(!all.to_string().contains(&hex));
+    }
+}

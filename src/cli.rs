@@ -1,0 +1,188 @@
+//! The command line: `serve`, `check-config`, and the admin API client commands.
+//!
+//! Invariant: the only place (with `main.rs`) that reads environment variables.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "esgate",
+    version,
+    about = "Authenticating, filter-injecting reverse proxy for Elasticsearch"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy and the admin API.
+    Serve {
+        /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data listener address, e.g. 127.0.0.1:9201.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Admin listener address, e.g. 127.0.0.1:9202.
+        #[arg(long = "admin-listen")]
+        admin_listen: Option<String>,
+        /// Backend node URL; repeat for several nodes of one cluster.
+        #[arg(long = "backend")]
+        backends: Vec<String>,
+        /// Token store directory.
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Validate the configuration and print the effective values (secrets redacted).
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = Path::new(config::DEFAULT_CONFIG_PATH);
+        default.exists().then(|| default.to_owned())
+    })
+}
+
+fn load(path: Option<PathBuf>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    config::load(config_path(path).as_deref(), overrides, &env)
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Command::CheckConfig { config } => match load(config, &Overrides::default()) {
+            Ok(c) => {
+                print!("{}", c.describe());
+                println!("# configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("esgate: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+            backends,
+            store,
+        } => {
+            let overrides = Overrides {
+                listen,
+                admin_listen,
+                backends,
+                store: store.map(|p| p.display().to_string()),
+            };
+            let config = match load(config, &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("esgate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&config);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("esgate: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let data_addr = config.data_listen;
+    let admin_addr = config.admin_listen;
+    let app = match crate::app::App::build(config) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            eprintln!("esgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let data = match tokio::net::TcpListener::bind(data_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("esgate: cannot listen on {data_addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let admin = match tokio::net::TcpListener::bind(admin_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("esgate: cannot listen on {admin_addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        data = %data.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "esgate is serving"
+    );
+    if app.config.admin_key.is_none() {
+        tracing::warn!(
+            "No admin key configured (ESGATE_ADMIN_KEY): the admin API refuses every request"
+        );
+    }
+    crate::server::run(app, data, admin, shutdown_signal()).await;
+    tracing::info!("esgate stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

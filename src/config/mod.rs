@@ -1,0 +1,316 @@
+//! Configuration: the file is parsed into `RawConfig` (its exact shape), then validated once
+//! into [`Config`], which holds only checked values (addresses, durations, loaded TLS material,
+//! parsed CIDRs). Every problem is reported with its key path, all at once.
+//!
+//! Invariant: a `Config` is only built by [`validate`]; nothing after start-up re-checks it.
+//! Environment variables are read through the `env` function passed in, never directly.
+
+pub mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use ipnet::IpNet;
+
+pub use validate::validate;
+
+/// One problem in the configuration: the key path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+/// Command-line overrides, applied on top of the file before validation.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub backends: Vec<String>,
+    pub store: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub data_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub server_tls: Option<ServerTls>,
+    pub limits: Limits,
+    pub backend: Backend,
+    pub store_path: PathBuf,
+    pub admin_key: Option<AdminKey>,
+    pub auth: Auth,
+    pub policies: Policies,
+    pub audit: AuditOutput,
+    pub log: Log,
+}
+
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub handshake_timeout: Duration,
+    pub cert_file: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    pub urls: Vec<Uri>,
+    /// The value of the `Authorization` header esgate sends upstream, if any.
+    pub authorization: Option<BackendAuthorization>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub unhealthy_cooldown: Duration,
+    pub resolve_cache_ttl: Duration,
+}
+
+/// esgate's own backend credential. `Debug` is redacted.
+#[derive(Clone)]
+pub struct BackendAuthorization(pub http::HeaderValue);
+
+impl std::fmt::Debug for BackendAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendAuthorization(<redacted>)")
+    }
+}
+
+/// The admin API key. `Debug` is redacted; compare with [`AdminKey::matches`].
+#[derive(Clone)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    pub(crate) fn new(key: String) -> AdminKey {
+        AdminKey(key)
+    }
+
+    /// Constant-time comparison with a presented key.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        // Hashing both sides first makes the comparison independent of the lengths.
+        let a = Sha256::digest(self.0.as_bytes());
+        let b = Sha256::digest(presented);
+        a.ct_eq(&b).into()
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Policies {
+    pub max_lifetime: Option<Duration>,
+    pub require_expiry: bool,
+    pub require_ip_filter: bool,
+    pub require_filters: bool,
+    pub allow_permission_updates: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutput {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Log {
+    pub level: String,
+    pub json: bool,
+}
+
+/// The default config file, used when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/esgate.toml";
+
+/// Reads (if a path is given) and validates the configuration.
+pub fn load(
+    path: Option<&Path>,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            parse(&text).map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            })?
+        }
+        None => raw::RawConfig::default(),
+    };
+    validate(raw, overrides, env).map_err(ConfigError::Invalid)
+}
+
+/// Parses TOML text into the raw shape; unknown keys and wrong types are errors with their path.
+pub fn parse(text: &str) -> Result<raw::RawConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Config {
+    /// The effective configuration as TOML-like text for `check-config`, secrets redacted.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k} = {v}\n"));
+        line("listen.data", format!("{:?}", self.data_listen.to_string()));
+        line(
+            "listen.admin",
+            format!("{:?}", self.admin_listen.to_string()),
+        );
+        line(
+            "listen.tls",
+            match &self.server_tls {
+                Some(t) => format!("{:?}", t.cert_file.display().to_string()),
+                None => "\"off\"".into(),
+            },
+        );
+        line(
+            "listen.max_connections",
+            self.limits.max_connections.to_string(),
+        );
+        line(
+            "listen.header_timeout",
+            format!("\"{:?}\"", self.limits.header_timeout),
+        );
+        line(
+            "listen.max_header_bytes",
+            self.limits.max_header_bytes.to_string(),
+        );
+        line(
+            "listen.max_body_bytes",
+            self.limits.max_body_bytes.to_string(),
+        );
+        line(
+            "listen.drain_timeout",
+            format!("\"{:?}\"", self.limits.drain_timeout),
+        );
+        line(
+            "backend.urls",
+            format!(
+                "[{}]",
+                self.backend
+                    .urls
+                    .iter()
+                    .map(|u| format!("{:?}", u.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        line(
+            "backend.credentials",
+            if self.backend.authorization.is_some() {
+                "\"<set>\""
+            } else {
+                "\"none\""
+            }
+            .into(),
+        );
+        line(
+            "backend.connect_timeout",
+            format!("\"{:?}\"", self.backend.connect_timeout),
+        );
+        line(
+            "backend.request_timeout",
+            format!("\"{:?}\"", self.backend.request_timeout),
+        );
+        line(
+            "backend.pool_idle_timeout",
+            format!("\"{:?}\"", self.backend.pool_idle_timeout),
+        );
+        line(
+            "store.path",
+            format!("{:?}", self.store_path.display().to_string()),
+        );
+        line(
+            "admin.key",
+            if self.admin_key.is_some() {
+                "\"<set>\""
+            } else {
+                "\"<unset: admin API refuses every request>\""
+            }
+            .into(),
+        );
+        line(
+            "auth.trusted_proxies",
+            format!(
+                "{:?}",
+                self.auth
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line("auth.max_failures", self.auth.max_failures.to_string());
+        line(
+            "auth.failure_window",
+            format!("\"{:?}\"", self.auth.failure_window),
+        );
+        line("policies", format!("{:?}", self.policies));
+        line("audit", format!("{:?}", self.audit));
+        line("log.level", format!("{:?}", self.log.level));
+        line(
+            "log.format",
+            if self.log.json {
+                "\"json\""
+            } else {
+                "\"text\""
+            }
+            .into(),
+        );
+        out
+    }
+}

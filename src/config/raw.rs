@@ -1,0 +1,122 @@
+//! The configuration file's shape, 1:1, as serde structs. No logic: defaults are named
+//! constants here, checks live in `validate.rs`. Unknown keys are errors.
+
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_LISTEN: &str = "127.0.0.1:9201";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9202";
+pub const DEFAULT_BACKEND: &str = "http://127.0.0.1:9200";
+pub const DEFAULT_STORE_PATH: &str = "./data";
+pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
+/// Elasticsearch's own `http.max_content_length` default.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
+    pub backend: RawBackend,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub policies: RawPolicies,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub data: Option<String>,
+    pub admin: Option<String>,
+    pub max_connections: Option<u64>,
+    pub header_timeout: Option<String>,
+    pub max_header_bytes: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub drain_timeout: Option<String>,
+    pub tls: Option<RawServerTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub handshake_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub urls: Option<Vec<String>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+    pub unhealthy_cooldown: Option<String>,
+    pub resolve_cache_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_failures: Option<u32>,
+    pub failure_window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicies {
+    pub max_lifetime: Option<String>,
+    pub require_expiry: Option<bool>,
+    pub require_ip_filter: Option<bool>,
+    pub require_filters: Option<bool>,
+    pub allow_permission_updates: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// `stdout`, `file` or `off`.
+    pub output: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<String>,
+}

@@ -1,0 +1,699 @@
+//! RawConfig → Config. Collects every problem with its key path instead of stopping at the
+//! first; loads TLS material and parses addresses, URLs, durations and CIDRs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use http::{HeaderValue, Uri};
+use ipnet::IpNet;
+
+use super::raw::{self, RawConfig};
+use super::{
+    AdminKey, AuditOutput, Auth, Backend, BackendAuthorization, Config, ConfigIssue, Limits, Log,
+    Overrides, Policies, ServerTls,
+};
+use crate::duration;
+
+/// Validates a raw config (with command-line overrides applied) into a [`Config`].
+pub fn validate(
+    raw: RawConfig,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigIssue>> {
+    let mut v = Validator { issues: vec![] };
+
+    let data_listen = v.addr(
+        "listen.data",
+        overrides
+            .listen
+            .as_deref()
+            .or(raw.listen.data.as_deref())
+            .unwrap_or(raw::DEFAULT_DATA_LISTEN),
+    );
+    let admin_listen = v.addr(
+        "listen.admin",
+        overrides
+            .admin_listen
+            .as_deref()
+            .or(raw.listen.admin.as_deref())
+            .unwrap_or(raw::DEFAULT_ADMIN_LISTEN),
+    );
+    if let (Some(d), Some(a)) = (data_listen, admin_listen) {
+        if d == a && d.port() != 0 {
+            v.issue("listen.admin", "must differ from listen.data");
+        }
+    }
+
+    let limits = Limits {
+        max_connections: v.positive(
+            "listen.max_connections",
+            raw.listen.max_connections,
+            raw::DEFAULT_MAX_CONNECTIONS,
+        ),
+        header_timeout: v.duration(
+            "listen.header_timeout",
+            raw.listen.header_timeout.as_deref(),
+            "30s",
+        ),
+        max_header_bytes: v.positive(
+            "listen.max_header_bytes",
+            raw.listen.max_header_bytes,
+            raw::DEFAULT_MAX_HEADER_BYTES,
+        ),
+        max_body_bytes: v.positive(
+            "listen.max_body_bytes",
+            raw.listen.max_body_bytes,
+            raw::DEFAULT_MAX_BODY_BYTES,
+        ),
+        drain_timeout: v.duration(
+            "listen.drain_timeout",
+            raw.listen.drain_timeout.as_deref(),
+            "30s",
+        ),
+    };
+    if limits.max_header_bytes < 8192 {
+        v.issue("listen.max_header_bytes", "must be at least 8192");
+    }
+
+    let server_tls = raw.listen.tls.as_ref().and_then(|tls| v.server_tls(tls));
+    let backend = v.backend(&raw.backend, overrides, env);
+
+    let store_path = PathBuf::from(
+        overrides
+            .store
+            .as_deref()
+            .or(raw.store.path.as_deref())
+            .unwrap_or(raw::DEFAULT_STORE_PATH),
+    );
+    if store_path.as_os_str().is_empty() {
+        v.issue("store.path", "must not be empty");
+    }
+
+    let admin_key = v.admin_key(&raw.admin, env);
+
+    let trusted_proxies = raw
+        .auth
+        .trusted_proxies
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| v.cidr(&format!("auth.trusted_proxies[{i}]"), s))
+        .collect();
+    let auth = Auth {
+        trusted_proxies,
+        max_failures: match raw.auth.max_failures {
+            Some(0) => {
+                v.issue("auth.max_failures", "must be at least 1");
+                1
+            }
+            Some(n) => n,
+            None => 20,
+        },
+        failure_window: v.duration(
+            "auth.failure_window",
+            raw.auth.failure_window.as_deref(),
+            "60s",
+        ),
+    };
+
+    let policies = Policies {
+        max_lifetime: raw
+            .policies
+            .max_lifetime
+            .as_deref()
+            .map(|s| v.duration("policies.max_lifetime", Some(s), "1d")),
+        require_expiry: raw.policies.require_expiry.unwrap_or(false),
+        require_ip_filter: raw.policies.require_ip_filter.unwrap_or(false),
+        require_filters: raw.policies.require_filters.unwrap_or(false),
+        allow_permission_updates: raw.policies.allow_permission_updates.unwrap_or(true),
+    };
+
+    let audit = match (
+        raw.audit.output.as_deref().unwrap_or("stdout"),
+        raw.audit.path.as_deref(),
+    ) {
+        ("off", None) => AuditOutput::Off,
+        ("stdout", None) => AuditOutput::Stdout,
+        ("file", Some(p)) if !p.is_empty() => AuditOutput::File(PathBuf::from(p)),
+        ("file", _) => {
+            v.issue("audit.path", "is required when audit.output is \"file\"");
+            AuditOutput::Off
+        }
+        ("off" | "stdout", Some(_)) => {
+            v.issue("audit.path", "is only used when audit.output is \"file\"");
+            AuditOutput::Off
+        }
+        _ => {
+            v.issue("audit.output", "must be \"stdout\", \"file\" or \"off\"");
+            AuditOutput::Off
+        }
+    };
+
+    let level = raw.log.level.clone().unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        v.issue(
+            "log.level",
+            "must be a level (error, warn, info, debug, trace) or a filter directive",
+        );
+    }
+    let json = match raw.log.format.as_deref().unwrap_or("text") {
+        "text" => false,
+        "json" => true,
+        _ => {
+            v.issue("log.format", "must be \"text\" or \"json\"");
+            false
+        }
+    };
+
+    match (v.issues.is_empty(), data_listen, admin_listen, backend) {
+        (true, Some(data_listen), Some(admin_listen), Some(backend)) => Ok(Config {
+            data_listen,
+            admin_listen,
+            server_tls,
+            limits,
+            backend,
+            store_path,
+            admin_key,
+            auth,
+            policies,
+            audit,
+            log: Log { level, json },
+        }),
+        _ => Err(v.issues),
+    }
+}
+
+struct Validator {
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator {
+    fn issue(&mut self, path: &str, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        match text.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.issue(
+                    path,
+                    "must be an address with a port, such as 127.0.0.1:9201 or [::1]:9201",
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, path: &str, text: Option<&str>, default: &str) -> Duration {
+        let text = text.unwrap_or(default);
+        match duration::parse(text) {
+            Ok(d) if d.is_zero() => {
+                self.issue(path, "must be greater than zero");
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.issue(path, e);
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn positive(&mut self, path: &str, value: Option<u64>, default: u64) -> usize {
+        match value {
+            Some(0) => {
+                self.issue(path, "must be greater than zero");
+                1
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => default as usize,
+        }
+    }
+
+    fn cidr(&mut self, path: &str, text: &str) -> Option<IpNet> {
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(n) => Some(n.trunc()),
+            Err(_) => {
+                self.issue(
+                    path,
+                    "must be a CIDR (10.0.0.0/8, 2001:db8::/32) or an address",
+                );
+                None
+            }
+        }
+    }
+
+    fn secret_value(
+        &mut self,
+        path: &str,
+        direct: Option<&str>,
+        env_path: &str,
+        env_name: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match (direct, env_name) {
+            (Some(_), Some(_)) => {
+                self.issue(path, format!("set either {path} or {env_path}, not both"));
+                None
+            }
+            (Some(v), None) => Some(v.to_owned()),
+            (None, Some(name)) => match env(name) {
+                Some(v) if !v.is_empty() => Some(v),
+                _ => {
+                    self.issue(env_path, format!("environment variable {name} is not set"));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn server_tls(&mut self, raw: &raw::RawServerTls) -> Option<ServerTls> {
+        let handshake_timeout = self.duration(
+            "listen.tls.handshake_timeout",
+            raw.handshake_timeout.as_deref(),
+            "10s",
+        );
+        let (Some(cert_file), Some(key_file)) = (&raw.cert_file, &raw.key_file) else {
+            self.issue("listen.tls", "needs both cert_file and key_file");
+            return None;
+        };
+        let certs = self.load_certs("listen.tls.cert_file", cert_file)?;
+        let key = self.load_key("listen.tls.key_file", key_file)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.issue("listen.tls", e.to_string()))
+            .ok()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key);
+        match config {
+            Ok(mut config) => {
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                Some(ServerTls {
+                    config: Arc::new(config),
+                    handshake_timeout,
+                    cert_file: cert_file.into(),
+                })
+            }
+            Err(e) => {
+                self.issue(
+                    "listen.tls",
+                    format!("certificate and key do not fit together: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn load_certs(
+        &mut self,
+        path: &str,
+        file: &str,
+    ) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                self.issue(path, format!("cannot read {file}: {e}"));
+                return None;
+            }
+        };
+        let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut bytes.as_slice()).collect();
+        match certs {
+            Ok(c) if !c.is_empty() => Some(c),
+            Ok(_) => {
+                self.issue(path, format!("{file} holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                self.issue(path, format!("{file} is not valid PEM: {e}"));
+                None
+            }
+        }
+    }
+
+    fn load_key(
+        &mut self,
+        path: &str,
+        file: &str,
+    ) -> Option<rustls::pki_types::PrivateKeyDer<'static>> {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                self.issue(path, format!("cannot read {file}: {e}"));
+                return None;
+            }
+        };
+        match rustls_pemfile::private_key(&mut bytes.as_slice()) {
+            Ok(Some(k)) => Some(k),
+            Ok(None) => {
+                self.issue(path, format!("{file} holds no PEM private key"));
+                None
+            }
+            Err(e) => {
+                self.issue(path, format!("{file} is not valid PEM: {e}"));
+                None
+            }
+        }
+    }
+
+    fn backend(
+        &mut self,
+        raw: &raw::RawBackend,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Backend> {
+        let texts: Vec<String> = if !overrides.backends.is_empty() {
+            overrides.backends.clone()
+        } else {
+            raw.urls
+                .clone()
+                .unwrap_or_else(|| vec![raw::DEFAULT_BACKEND.to_owned()])
+        };
+        if texts.is_empty() {
+            self.issue("backend.urls", "needs at least one URL");
+        }
+        let mut urls = vec![];
+        for (i, text) in texts.iter().enumerate() {
+            let path = format!("backend.urls[{i}]");
+            match text.parse::<Uri>() {
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.host().is_some()
+                        && matches!(u.path(), "" | "/")
+                        && u.query().is_none()
+                        && !u.authority().is_some_and(|a| a.as_str().contains('@')) =>
+                {
+                    urls.push(u)
+                }
+                _ => self.issue(
+                    &path,
+                    "must be an http:// or https:// URL with a host and no path, query or credentials",
+                ),
+            }
+        }
+
+        let password = self.secret_value(
+            "backend.password",
+            raw.password.as_deref(),
+            "backend.password_env",
+            raw.password_env.as_deref(),
+            env,
+        );
+        let api_key = self.secret_value(
+            "backend.api_key",
+            raw.api_key.as_deref(),
+            "backend.api_key_env",
+            raw.api_key_env.as_deref(),
+            env,
+        );
+        let authorization = match (&raw.username, password, api_key) {
+            (Some(_), _, Some(_)) => {
+                self.issue(
+                    "backend",
+                    "use either username/password or api_key, not both",
+                );
+                None
+            }
+            (Some(user), Some(pass), None) => {
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                self.header("backend.password", format!("Basic {encoded}"))
+            }
+            (Some(_), None, None) if raw.password.is_none() && raw.password_env.is_none() => {
+                self.issue(
+                    "backend.password",
+                    "is required with backend.username (or set backend.password_env)",
+                );
+                None
+            }
+            (None, Some(_), None) => {
+                self.issue("backend.username", "is required with a backend password");
+                None
+            }
+            (None, _, Some(key)) => self.header("backend.api_key", format!("ApiKey {key}")),
+            (_, None, None) => None,
+        };
+
+        let tls = self.client_tls(raw)?;
+        Some(Backend {
+            urls,
+            authorization,
+            tls,
+            connect_timeout: self.duration(
+                "backend.connect_timeout",
+                raw.connect_timeout.as_deref(),
+                "5s",
+            ),
+            request_timeout: self.duration(
+                "backend.request_timeout",
+                raw.request_timeout.as_deref(),
+                "60s",
+            ),
+            pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
+            unhealthy_cooldown: self.duration(
+                "backend.unhealthy_cooldown",
+                raw.unhealthy_cooldown.as_deref(),
+                "10s",
+            ),
+            resolve_cache_ttl: self.duration(
+                "backend.resolve_cache_ttl",
+                raw.resolve_cache_ttl.as_deref(),
+                "5s",
+            ),
+        })
+    }
+
+    fn pool_idle(&mut self, text: Option<&str>) -> Duration {
+        let d = self.duration("backend.pool_idle_timeout", text, "20s");
+        // Some backends close idle keep-alive connections after ~30 s; a pooled connection must
+        // be dropped before that or the next request races the close.
+        if d >= Duration::from_secs(30) {
+            self.issue("backend.pool_idle_timeout", "must be shorter than 30s");
+        }
+        d
+    }
+
+    fn header(&mut self, path: &str, value: String) -> Option<BackendAuthorization> {
+        match HeaderValue::from_str(&value) {
+            Ok(mut h) => {
+                h.set_sensitive(true);
+                Some(BackendAuthorization(h))
+            }
+            Err(_) => {
+                self.issue(path, "contains characters not allowed in an HTTP header");
+                None
+            }
+        }
+    }
+
+    fn client_tls(&mut self, raw: &raw::RawBackend) -> Option<Arc<rustls::ClientConfig>> {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = &raw.ca_file {
+            for cert in self.load_certs("backend.ca_file", ca)? {
+                if let Err(e) = roots.add(cert) {
+                    self.issue("backend.ca_file", format!("unusable CA certificate: {e}"));
+                }
+            }
+        } else {
+            // System roots; an empty or unreadable system store only matters for https backends.
+            let loaded = rustls_native_certs::load_native_certs();
+            for cert in loaded.certs {
+                let _ = roots.add(cert);
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = match rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+        {
+            Ok(b) => b.with_root_certificates(roots),
+            Err(e) => {
+                self.issue("backend", e.to_string());
+                return None;
+            }
+        };
+        let config = match (&raw.client_cert_file, &raw.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = self.load_certs("backend.client_cert_file", cert)?;
+                let key = self.load_key("backend.client_key_file", key)?;
+                match builder.with_client_auth_cert(certs, key) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.issue(
+                            "backend.client_cert_file",
+                            format!("certificate and key do not fit together: {e}"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                self.issue(
+                    "backend",
+                    "client_cert_file and client_key_file go together",
+                );
+                return None;
+            }
+        };
+        Some(Arc::new(config))
+    }
+
+    fn admin_key(
+        &mut self,
+        raw: &raw::RawAdmin,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<AdminKey> {
+        let key = match (&raw.key, &raw.key_env) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    "admin.key",
+                    "set either admin.key or admin.key_env, not both",
+                );
+                None
+            }
+            (Some(k), None) => Some(k.clone()),
+            (None, Some(name)) => match env(name) {
+                Some(k) if !k.is_empty() => Some(k),
+                _ => {
+                    self.issue(
+                        "admin.key_env",
+                        format!("environment variable {name} is not set"),
+                    );
+                    None
+                }
+            },
+            // Default: the environment variable of the spec, optional.
+            (None, None) => env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty()),
+        }?;
+        if key.len() < 16 {
+            self.issue("admin.key", "must be at least 16 characters");
+            return None;
+        }
+        Some(AdminKey::new(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn check(toml: &str) -> Result<Config, Vec<ConfigIssue>> {
+        validate(parse(toml).expect("parses"), &Overrides::default(), &no_env)
+    }
+
+    fn paths(issues: Vec<ConfigIssue>) -> Vec<String> {
+        issues.into_iter().map(|i| i.path).collect()
+    }
+
+    #[test]
+    fn empty_config_gives_the_documented_defaults() {
+        let c = check("").unwrap();
+        assert_eq!(c.data_listen.to_string(), "127.0.0.1:9201");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9202");
+        assert_eq!(c.backend.urls[0].to_string(), "http://127.0.0.1:9200/");
+        assert_eq!(c.store_path, PathBuf::from("./data"));
+        assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
+        assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_path() {
+        let err = parse("[listen]\ndata = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_key_paths() {
+        let issues = check(
+            r#"
+            [listen]
+            data = "nope"
+            header_timeout = "5x"
+            [backend]
+            urls = ["ftp://x", "http://ok:9200", "http://u:p@h:1"]
+            pool_idle_timeout = "45s"
+            [auth]
+            trusted_proxies = ["10.0.0.0/8", "banana"]
+            [audit]
+            output = "file"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            paths(issues),
+            vec![
+                "listen.data",
+                "listen.header_timeout",
+                "backend.urls[0]",
+                "backend.urls[2]",
+                "backend.pool_idle_timeout",
+                "auth.trusted_proxies[1]",
+                "audit.path",
+            ]
+        );
+    }
+
+    #[test]
+    fn backend_credentials_come_from_the_environment() {
+        let raw = parse("[backend]\nusername = \"elastic\"\npassword_env = \"ES_PW\"\n").unwrap();
+        let env = |k: &str| (k == "ES_PW").then(|| "changeme".to_owned());
+        let c = validate(raw, &Overrides::default(), &env).unwrap();
+        let h = c.backend.authorization.unwrap().0;
+        assert_eq!(h.to_str().unwrap(), "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==");
+        assert!(h.is_sensitive());
+
+        let raw = parse("[backend]\nusername = \"elastic\"\npassword_env = \"MISSING\"\n").unwrap();
+        let issues = validate(raw, &Overrides::default(), &no_env).unwrap_err();
+        assert_eq!(paths(issues), vec!["backend.password_env"]);
+    }
+
+    #[test]
+    fn admin_key_defaults_to_the_environment_and_must_be_long() {
+        let env = |k: &str| (k == "ESGATE_ADMIN_KEY").then(|| "0123456789abcdef".to_owned());
+        let c = validate(RawConfig::default(), &Overrides::default(), &env).unwrap();
+        assert!(c.admin_key.unwrap().matches(b"0123456789abcdef"));
+        let issues = check("[admin]\nkey = \"short\"\n").unwrap_err();
+        assert_eq!(paths(issues), vec!["admin.key"]);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let raw =
+            parse("[listen]\ndata = \"127.0.0.1:1000\"\n[backend]\nurls = [\"http://a:1\"]\n")
+                .unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:2000".into()),
+            backends: vec!["http://b:1".into(), "https://c:2".into()],
+            ..Overrides::default()
+        };
+        let c = validate(raw, &o, &no_env).unwrap();
+        assert_eq!(c.data_listen.port(), 2000);
+        assert_eq!(c.backend.urls.len(), 2);
+    }
+
+    #[test]
+    fn missing_tls_files_are_reported() {
+        let issues = check(
+            "[listen.tls]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(paths(issues), vec!["listen.tls.cert_file"]);
+    }
+}

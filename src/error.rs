@@ -1,0 +1,214 @@
+//! `ProxyError`: every way a data request can fail, and the one place that turns a failure
+//! into an HTTP status and an Elasticsearch-style error response.
+//!
+//! Invariant: no other module chooses a status code for a failure. Reasons never contain a
+//! secret or echo request content.
+
+use std::time::Duration;
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::auth::AuthError;
+use crate::body::{full, Body};
+use crate::es::{RejectKind, Rejection};
+use crate::policy::Denied;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("too many failed authentication attempts from this address; retry later")]
+    RateLimited(Duration),
+    #[error("{0}")]
+    Policy(#[from] Denied),
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body exceeds the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Upstream(#[from] crate::upstream::UpstreamError),
+}
+
+/// Which side a failure is on, for log levels and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        use crate::upstream::UpstreamError as U;
+        match self {
+            ProxyError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Policy(_) => StatusCode::FORBIDDEN,
+            ProxyError::Rejected(r) => match r.kind {
+                RejectKind::Forbidden => StatusCode::FORBIDDEN,
+                RejectKind::BadRequest => StatusCode::BAD_REQUEST,
+                RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                RejectKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                RejectKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            },
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn es_type(&self) -> &'static str {
+        match self {
+            ProxyError::Auth(_) | ProxyError::Policy(_) => "security_exception",
+            ProxyError::RateLimited(_) => "security_exception",
+            ProxyError::Rejected(r) => match r.kind {
+                RejectKind::Forbidden => "security_exception",
+                RejectKind::BadRequest => "parsing_exception",
+                RejectKind::TooLarge => "content_too_long_exception",
+                RejectKind::UnsupportedMediaType => "media_type_header_exception",
+                RejectKind::MethodNotAllowed => "method_not_allowed_exception",
+            },
+            ProxyError::BadRequest(_) => "parsing_exception",
+            ProxyError::BodyTooLarge(_) => "content_too_long_exception",
+            ProxyError::MethodNotAllowed => "method_not_allowed_exception",
+            ProxyError::Upstream(_) => "esgate_backend_exception",
+        }
+    }
+
+    pub fn side(&self) -> Side {
+        match self {
+            ProxyError::Upstream(_) => Side::Upstream,
+            _ => Side::Client,
+        }
+    }
+
+    /// A short, stable code for the audit log and metrics.
+    pub fn code(&self) -> &'static str {
+        use crate::upstream::UpstreamError as U;
+        match self {
+            ProxyError::Auth(AuthError::Missing) => "auth_missing",
+            ProxyError::Auth(AuthError::Malformed) => "auth_malformed",
+            ProxyError::Auth(AuthError::Unknown) => "auth_unknown",
+            ProxyError::RateLimited(_) => "rate_limited",
+            ProxyError::Policy(Denied::Expired) => "expired",
+            ProxyError::Policy(Denied::IpNotAllowed) => "ip_not_allowed",
+            ProxyError::Policy(Denied::Dangling(_)) => "token_incomplete",
+            ProxyError::Rejected(r) => match r.kind {
+                RejectKind::Forbidden => "forbidden",
+                RejectKind::BadRequest => "bad_request",
+                RejectKind::TooLarge => "too_large",
+                RejectKind::UnsupportedMediaType => "unsupported_media_type",
+                RejectKind::MethodNotAllowed => "method_not_allowed",
+            },
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BodyTooLarge(_) => "too_large",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::Upstream(U::Timeout) => "backend_timeout",
+            ProxyError::Upstream(_) => "backend_unavailable",
+        }
+    }
+
+    /// The response the client sees.
+    pub fn into_response(&self) -> Response<Body> {
+        let status = self.status();
+        let reason = self.to_string();
+        error_response(status, self.es_type(), &reason, |headers| match self {
+            ProxyError::Auth(_) => {
+                for challenge in [
+                    "Basic realm=\"esgate\", charset=\"UTF-8\"",
+                    "Bearer realm=\"esgate\"",
+                    "ApiKey",
+                ] {
+                    headers.append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                }
+            }
+            ProxyError::RateLimited(after) => {
+                let secs = after.as_secs().max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        })
+    }
+}
+
+/// Builds an Elasticsearch-style error response (used for data and admin errors alike).
+pub fn error_response(
+    status: StatusCode,
+    es_type: &str,
+    reason: &str,
+    extra: impl FnOnce(&mut http::HeaderMap),
+) -> Response<Body> {
+    let mut response = Response::new(full(crate::es::error::body(
+        status.as_u16(),
+        es_type,
+        reason,
+    )));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    headers.insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    extra(headers);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(r: Response<Body>) -> serde_json::Value {
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_gets_401_with_three_challenges() {
+        let r = ProxyError::Auth(AuthError::Missing).into_response();
+        assert_eq!(r.status(), 401);
+        let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+        assert_eq!(challenges.len(), 3);
+        assert_eq!(r.headers()["x-elastic-product"], "Elasticsearch");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "security_exception");
+        assert_eq!(v["status"], 401);
+    }
+
+    #[tokio::test]
+    async fn statuses_follow_the_table() {
+        use crate::upstream::UpstreamError;
+        assert_eq!(ProxyError::Policy(Denied::Expired).status(), 403);
+        assert_eq!(
+            ProxyError::Rejected(Rejection::forbidden("x")).status(),
+            403
+        );
+        assert_eq!(
+            ProxyError::Rejected(Rejection::bad_request("x")).status(),
+            400
+        );
+        assert_eq!(ProxyError::BodyTooLarge(1).status(), 413);
+        assert_eq!(ProxyError::Upstream(UpstreamError::Timeout).status(), 504);
+        assert_eq!(
+            ProxyError::Upstream(UpstreamError::Unavailable).status(),
+            502
+        );
+        let r = ProxyError::RateLimited(Duration::from_secs(7)).into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "7");
+    }
+}

@@ -1,0 +1,304 @@
+//! The data path: one function, [`handle`], takes a client request to a response through
+//! fixed phases: hygiene → client address → authenticate → policy → (enforced tokens)
+//! plan → read body → prepare → resolve indices → authorize → forward; (pass-through tokens)
+//! forward. Any phase's error becomes a response in `error.rs`.
+//!
+//! Invariants: the only reader of the clock on the request path; every request is
+//! authenticated on its own (never per connection); an enforced token's request reaches the
+//! backend only as an `es::Permit`.
+
+pub mod hygiene;
+pub mod upstream_request;
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderMap, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::audit::DataEvent;
+use crate::auth::{self, credential};
+use crate::body::{read_capped, Body, BoxError, ReadError};
+use crate::error::ProxyError;
+use crate::es;
+use crate::policy::{self, client_ip};
+use crate::store::model::{Permission, Token};
+use crate::store::Snapshot;
+use upstream_request::Forwarding;
+
+/// What the server knows about the connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// What the audit log and metrics learn while a request goes through the phases.
+struct RequestCtx {
+    started: Instant,
+    event: DataEvent,
+}
+
+/// Handles one data request. Never fails: errors become Elasticsearch-style responses.
+pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let mut ctx = RequestCtx {
+        started: Instant::now(),
+        event: DataEvent {
+            request_id: request_id(),
+            client: conn.peer.ip().to_string(),
+            method: req.method().to_string(),
+            path: req.uri().path().chars().take(512).collect(),
+            ..DataEvent::default()
+        },
+    };
+    let (response, outcome) = match pipeline(&app, conn, req, &mut ctx).await {
+        Ok(response) => (response, "allowed"),
+        Err(e) => {
+            ctx.event.reason = Some(e.to_string());
+            if e.side() == crate::error::Side::Upstream {
+                tracing::warn!(request_id = %ctx.event.request_id, error = %e, "Backend failure");
+            }
+            (e.into_response(), e.code())
+        }
+    };
+    ctx.event.status = response.status().as_u16();
+    ctx.event.decision = if outcome == "allowed" {
+        "allow"
+    } else {
+        "deny"
+    };
+    let (parts, body) = response.into_parts();
+    let body = AuditedBody {
+        inner: body,
+        bytes: 0,
+        done: Some((ctx, outcome, app)),
+    };
+    Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
+}
+
+async fn pipeline(
+    app: &Arc<App>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    ctx: &mut RequestCtx,
+) -> Result<Response<Body>, ProxyError> {
+    hygiene::check(&req)?;
+    let client_ip = client_address(app, conn.peer.ip(), req.headers())?;
+    ctx.event.client = client_ip.to_string();
+
+    let now = crate::time::now();
+    app.limiter
+        .check(client_ip, ctx.started)
+        .map_err(|r| ProxyError::RateLimited(r.0))?;
+    let snapshot = app.store.snapshot();
+    let token = match authenticate(&snapshot, req.headers()) {
+        Ok(t) => t,
+        Err(e) => {
+            app.limiter.record_failure(client_ip, ctx.started);
+            return Err(e.into());
+        }
+    };
+    ctx.event.token_id = Some(token.id.clone());
+    ctx.event.token_name = Some(token.name.clone());
+
+    let ip_filter = token
+        .ip_filter
+        .as_deref()
+        .and_then(|name| snapshot.ip_filter(name));
+    policy::check(&token, ip_filter, client_ip, now)?;
+    app.store.touch(&token.id, now);
+
+    let request_id = ctx.event.request_id.clone();
+    let forwarding = Forwarding {
+        authorization: app.config.backend.authorization.as_ref().map(|a| &a.0),
+        client_ip,
+        tls: conn.tls,
+        request_id: &request_id,
+    };
+    let (parts, body) = req.into_parts();
+    let upstream_req = match token.permission() {
+        Permission::All => {
+            ctx.event.action = Some("pass_through");
+            let pq = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            upstream_request::pass_through(
+                parts.method.clone(),
+                pq,
+                &parts.headers,
+                body,
+                &forwarding,
+            )
+        }
+        Permission::Read => {
+            let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            upstream_request::from_permit(permit, &parts.headers, &forwarding)
+        }
+    };
+    let response = app.upstream.send(upstream_req).await?;
+    let (up, body) = response.into_parts();
+    let mut out = Response::new(http_body_util::BodyExt::boxed(
+        http_body_util::BodyExt::map_err(body, |e| -> BoxError { Box::new(e) }),
+    ));
+    *out.status_mut() = up.status;
+    *out.headers_mut() = upstream_request::response_headers(&up.headers);
+    Ok(out)
+}
+
+/// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
+/// authorize. Returns the permit the upstream request is built from.
+async fn enforce(
+    app: &Arc<App>,
+    snapshot: &Snapshot,
+    token: &Token,
+    parts: &Parts,
+    body: Incoming,
+    ctx: &mut RequestCtx,
+) -> Result<es::Permit, ProxyError> {
+    let filters = snapshot
+        .resolve_filters(token)
+        .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
+    let scope = es::Scope {
+        filters: es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value))),
+        indices: token.indices.clone(),
+    };
+    let head = es::RequestHead {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_type: header_str(&parts.headers, header::CONTENT_TYPE)?,
+        content_encoding: header_str(&parts.headers, header::CONTENT_ENCODING)?,
+    };
+    let plan = es::plan(&head, &scope)?;
+    ctx.event.action = Some(plan.action);
+    let bytes = if plan.needs_body() {
+        Some(read_body(app, &parts.headers, body).await?)
+    } else {
+        None
+    };
+    let prepared = es::prepare(plan, bytes.as_deref(), &head, &scope)?;
+    let mut resolution = es::Resolution::default();
+    let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
+    for expr in prepared.to_resolve() {
+        let concrete = app
+            .upstream
+            .resolver
+            .resolve(&app.upstream, authorization, expr, Instant::now())
+            .await?;
+        resolution.concrete.insert(expr.clone(), concrete.to_vec());
+    }
+    let permit = es::authorize(prepared, &resolution, &scope)?;
+    ctx.event.indices = permit.indices.clone();
+    Ok(permit)
+}
+
+fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, ProxyError> {
+    let xff: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let fwd: Vec<&[u8]> = headers
+        .get_all("forwarded")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    client_ip::client_ip(peer, &xff, &fwd, &app.config.auth.trusted_proxies)
+        .map(client_ip::canonical)
+        .map_err(|e| ProxyError::BadRequest(e.to_string()))
+}
+
+fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Arc<Token>, auth::AuthError> {
+    let values: Vec<&[u8]> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let credential = credential::parse(&values)?;
+    auth::authenticate(snapshot, &credential)
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ProxyError> {
+    match headers.get(&name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| ProxyError::BadRequest(format!("the {name} header is not ASCII"))),
+    }
+}
+
+async fn read_body(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ProxyError> {
+    let limit = app.config.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ProxyError::BodyTooLarge(limit));
+    }
+    read_capped(body, limit).await.map_err(|e| match e {
+        ReadError::TooLarge => ProxyError::BodyTooLarge(limit),
+        ReadError::Broken => ProxyError::BadRequest("the request body could not be read".into()),
+    })
+}
+
+fn request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A response body that counts what it relays and, when it ends or is dropped, writes the
+/// audit event and the metrics of its request.
+struct AuditedBody {
+    inner: Body,
+    bytes: u64,
+    done: Option<(RequestCtx, &'static str, Arc<App>)>,
+}
+
+impl HttpBody for AuditedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        if let Some((mut ctx, outcome, app)) = self.done.take() {
+            let ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+            ctx.event.bytes = self.bytes;
+            ctx.event.duration_ms = ms;
+            app.metrics
+                .record(ctx.event.action.unwrap_or("none"), outcome, ms, self.bytes);
+            app.audit.data(&ctx.event);
+        }
+    }
+}

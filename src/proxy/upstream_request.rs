@@ -1,0 +1,193 @@
+//! Building the request sent upstream. For enforced tokens it is built from scratch out of a
+//! `Permit` (canonical path, allow-listed parameters, esgate's own headers and body); for
+//! pass-through tokens the client's request is relayed without its hop-by-hop headers, its
+//! credentials or any header that changes who the backend thinks is asking.
+//!
+//! Invariant: the client's `Authorization` never reaches the backend; esgate's own backend
+//! credential is the only one sent.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use hyper::body::Incoming;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::es::Permit;
+use crate::proxy::hygiene::is_hop_by_hop;
+use crate::upstream::{UpstreamBody, UpstreamRequest};
+
+/// Query components: everything but unreserved characters and a few ES list separators is
+/// encoded.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b',');
+
+/// What every upstream request carries besides its own content.
+pub struct Forwarding<'a> {
+    pub authorization: Option<&'a HeaderValue>,
+    pub client_ip: IpAddr,
+    pub tls: bool,
+    pub request_id: &'a str,
+}
+
+/// Headers esgate refuses to relay even for pass-through tokens: they change identity or
+/// routing on the backend, or are esgate's own to set.
+fn never_relayed(name: &HeaderName) -> bool {
+    is_hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "host"
+                | "authorization"
+                | "content-length"
+                | "es-security-runas-user"
+                | "es-secondary-authorization"
+                | "x-http-method-override"
+                | "forwarded"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "x-real-ip"
+                | "cookie"
+        )
+}
+
+fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
+    if let Some(a) = f.authorization {
+        headers.insert(header::AUTHORIZATION, a.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&f.client_ip.to_string()) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if f.tls { "https" } else { "http" }),
+    );
+}
+
+/// The upstream request for a checked request.
+pub fn from_permit(permit: Permit, client: &HeaderMap, f: &Forwarding<'_>) -> UpstreamRequest {
+    let mut path_and_query = permit.path.clone();
+    for (i, (k, v)) in permit.query.iter().enumerate() {
+        path_and_query.push(if i == 0 { '?' } else { '&' });
+        path_and_query.extend(utf8_percent_encode(k, QUERY));
+        path_and_query.push('=');
+        path_and_query.extend(utf8_percent_encode(v, QUERY));
+    }
+    let mut headers = HeaderMap::new();
+    common_headers(&mut headers, f);
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(f.request_id) {
+        headers.insert("x-opaque-id", v);
+    }
+    // Response compression is harmless; pass the client's wish when it is a plain one.
+    if let Some(ae) = client.get(header::ACCEPT_ENCODING) {
+        if ae.to_str().is_ok_and(|s| {
+            s.split(',').all(|p| {
+                matches!(
+                    p.split(';').next().unwrap_or("").trim(),
+                    "gzip" | "deflate" | "identity" | ""
+                )
+            })
+        }) {
+            headers.insert(header::ACCEPT_ENCODING, ae.clone());
+        }
+    }
+    let body = match permit.body {
+        Some(b) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(b.content_type),
+            );
+            UpstreamBody::Full(Bytes::from(b.bytes))
+        }
+        None => UpstreamBody::Empty,
+    };
+    UpstreamRequest {
+        method: Method::from_bytes(permit.method.as_str().as_bytes()).unwrap_or(Method::GET),
+        path_and_query,
+        headers,
+        body,
+    }
+}
+
+/// The upstream request for a pass-through (`all`) token.
+pub fn pass_through(
+    method: Method,
+    path_and_query: &str,
+    client: &HeaderMap,
+    body: Incoming,
+    f: &Forwarding<'_>,
+) -> UpstreamRequest {
+    let mut headers = HeaderMap::new();
+    // Headers the client's Connection header names are hop-by-hop too.
+    let listed: Vec<String> = client
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for (name, value) in client {
+        if never_relayed(name) || listed.iter().any(|l| l == name.as_str()) {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    common_headers(&mut headers, f);
+    let body = if http_body::Body::is_end_stream(&body) {
+        UpstreamBody::Empty
+    } else {
+        UpstreamBody::Stream(body)
+    };
+    UpstreamRequest {
+        method,
+        path_and_query: path_and_query.to_owned(),
+        headers,
+        body,
+    }
+}
+
+/// Response headers relayed to the client: everything but hop-by-hop headers, and always
+/// `X-Elastic-Product: Elasticsearch` (official clients and Kibana require it).
+pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    for (name, value) in upstream {
+        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    // Keep Content-Length only when it is unambiguous; hyper frames the rest.
+    if let Some(cl) = upstream.get(header::CONTENT_LENGTH) {
+        if upstream.get_all(header::CONTENT_LENGTH).iter().count() == 1 {
+            out.insert(header::CONTENT_LENGTH, cl.clone());
+        }
+    }
+    out.insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_headers_drop_hop_by_hop_and_add_the_product_header() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        let out = response_headers(&h);
+        assert!(out.get("connection").is_none());
+        assert!(out.get("transfer-encoding").is_none());
+        assert_eq!(out["content-type"], "application/json");
+        assert_eq!(out["x-elastic-product"], "Elasticsearch");
+    }
+}

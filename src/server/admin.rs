@@ -1,0 +1,144 @@
+//! The admin listener's HTTP side: probes and metrics without a key, everything else behind
+//! the admin key (Bearer, compared in constant time), then `admin::handle`.
+
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::admin::{AdminRequest, AdminResponse};
+use crate::app::App;
+use crate::body::{full, read_capped, Body};
+use crate::proxy::ConnInfo;
+
+/// Admin request bodies are small JSON objects.
+const MAX_ADMIN_BODY: usize = 1024 * 1024;
+
+pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
+        (&Method::GET, "/ready") => {
+            let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
+            return if crate::upstream::ready(&app.upstream, auth).await {
+                json_response(200, Some(json!({"status": "ready"})))
+            } else {
+                json_response(
+                    503,
+                    Some(error_json(503, "not_ready", "no backend node answers")),
+                )
+            };
+        }
+        (&Method::GET, "/metrics") => {
+            let text = app.metrics.render(
+                &app.upstream.node_status(),
+                app.store.snapshot().tokens().count(),
+            );
+            let mut r = Response::new(full(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return r;
+        }
+        _ => {}
+    }
+
+    let ip = crate::policy::client_ip::canonical(conn.peer.ip());
+    let started = std::time::Instant::now();
+    if let Err(retry) = app.limiter.check(ip, started) {
+        let mut r = json_response(
+            429,
+            Some(error_json(
+                429,
+                "too_many_requests",
+                "too many failed attempts; retry later",
+            )),
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.0.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let Some(key) = &app.config.admin_key else {
+        return json_response(
+            401,
+            Some(error_json(
+                401,
+                "security_exception",
+                "the admin API is disabled: no admin key is configured (ESGATE_ADMIN_KEY)",
+            )),
+        );
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    if req.headers().get_all(header::AUTHORIZATION).iter().count() != 1
+        || !presented.is_some_and(|p| key.matches(p))
+    {
+        app.limiter.record_failure(ip, started);
+        let mut r = json_response(
+            401,
+            Some(error_json(
+                401,
+                "security_exception",
+                "missing or wrong admin key",
+            )),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"esgate-admin\""),
+        );
+        return r;
+    }
+
+    let (parts, body) = req.into_parts();
+    let body = match read_capped(body, MAX_ADMIN_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(
+                413,
+                Some(error_json(
+                    413,
+                    "content_too_long",
+                    "admin request body too large",
+                )),
+            )
+        }
+    };
+    let AdminResponse { status, body } = crate::admin::handle(
+        &app.admin,
+        AdminRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            body: &body,
+            client: ip,
+        },
+        crate::time::now(),
+    )
+    .await;
+    json_response(status, body)
+}
+
+fn error_json(status: u16, kind: &str, reason: &str) -> serde_json::Value {
+    json!({"error": {"type": kind, "reason": reason}, "status": status})
+}
+
+fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body> {
+    let bytes = body
+        .map(|b| serde_json::to_vec(&b).unwrap_or_default())
+        .unwrap_or_default();
+    let has_body = !bytes.is_empty();
+    let mut r = Response::new(full(bytes));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if has_body {
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    r
+}

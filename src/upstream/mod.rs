@@ -1,0 +1,279 @@
+//! The backend cluster: a pooled HTTP(S) client over several nodes with round-robin, passive
+//! health and a bounded retry; index resolution for access decisions.
+//!
+//! Invariants:
+//! - Only an [`UpstreamRequest`] is sent; it is built in `proxy::upstream_request`.
+//! - A request is retried on another node only when no byte of it was sent (connect failure)
+//!   and its body is esgate's own buffered bytes.
+//! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
+
+pub mod resolve;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{empty, full, Body};
+use crate::config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("no backend node answered")]
+    Unavailable,
+    #[error("the backend did not answer in time")]
+    Timeout,
+    #[error("the backend connection failed during the request")]
+    Broken,
+    #[error("the backend answered the index resolution unexpectedly (status {0})")]
+    Resolve(u16),
+}
+
+/// The body of an upstream request.
+pub enum UpstreamBody {
+    Empty,
+    /// Bytes esgate built (or buffered): can be replayed on another node.
+    Full(Bytes),
+    /// A client body relayed as it arrives (pass-through tokens only): never replayed.
+    Stream(Incoming),
+}
+
+/// A request ready to send: method, path and query, allow-listed headers, body.
+/// Built only by `proxy::upstream_request`.
+pub struct UpstreamRequest {
+    pub(crate) method: Method,
+    pub(crate) path_and_query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: UpstreamBody,
+}
+
+struct Node {
+    base: Uri,
+    label: String,
+    /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
+    down_until_ms: AtomicU64,
+    failures: AtomicU64,
+}
+
+pub struct Upstream {
+    nodes: Vec<Node>,
+    next: AtomicUsize,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    request_timeout: Duration,
+    cooldown: Duration,
+    epoch: Instant,
+    pub(crate) resolver: resolve::Resolver,
+}
+
+/// Per-node health, for `/ready` and metrics.
+pub struct NodeStatus {
+    pub label: String,
+    pub healthy: bool,
+    pub failures: u64,
+}
+
+impl Upstream {
+    pub fn new(config: &config::Backend) -> Upstream {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*config.tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(https);
+        let nodes = config
+            .urls
+            .iter()
+            .map(|u| Node {
+                base: u.clone(),
+                label: format!(
+                    "{}://{}",
+                    u.scheme_str().unwrap_or("http"),
+                    u.authority().map(|a| a.as_str()).unwrap_or("")
+                ),
+                down_until_ms: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            })
+            .collect();
+        Upstream {
+            nodes,
+            next: AtomicUsize::new(0),
+            client,
+            request_timeout: config.request_timeout,
+            cooldown: config.unhealthy_cooldown,
+            epoch: Instant::now(),
+            resolver: resolve::Resolver::new(config.resolve_cache_ttl),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Nodes in the order to try: round-robin over healthy nodes first, then those cooling
+    /// down (soonest first), so a request is never refused only because every node failed once.
+    fn order(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = self.now_ms();
+        let mut healthy = vec![];
+        let mut cooling = vec![];
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let until = self.nodes[idx].down_until_ms.load(Ordering::Relaxed);
+            if until <= now {
+                healthy.push(idx);
+            } else {
+                cooling.push((until, idx));
+            }
+        }
+        cooling.sort();
+        healthy.extend(cooling.into_iter().map(|(_, i)| i));
+        healthy
+    }
+
+    fn mark_down(&self, idx: usize) {
+        let node = &self.nodes[idx];
+        node.failures.fetch_add(1, Ordering::Relaxed);
+        let until = self.now_ms() + self.cooldown.as_millis() as u64;
+        node.down_until_ms.store(until.max(1), Ordering::Relaxed);
+        tracing::warn!(node = %node.label, "Backend node failed to connect; skipping it for a while");
+    }
+
+    fn mark_up(&self, idx: usize) {
+        self.nodes[idx].down_until_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub fn node_status(&self) -> Vec<NodeStatus> {
+        let now = self.now_ms();
+        self.nodes
+            .iter()
+            .map(|n| NodeStatus {
+                label: n.label.clone(),
+                healthy: n.down_until_ms.load(Ordering::Relaxed) <= now,
+                failures: n.failures.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Sends a request, streaming the response back. Retries on the next node only when the
+    /// connection could not be made and the body can be replayed.
+    pub async fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let UpstreamRequest {
+            method,
+            path_and_query,
+            headers,
+            body,
+        } = request;
+        let (replayable, mut stream) = match body {
+            UpstreamBody::Empty => (Some(None), None),
+            UpstreamBody::Full(b) => (Some(Some(b)), None),
+            UpstreamBody::Stream(s) => (None, Some(s)),
+        };
+        let mut last = UpstreamError::Unavailable;
+        for idx in self.order() {
+            let body = match (&replayable, stream.take()) {
+                (Some(Some(b)), _) => full(b.clone()),
+                (Some(None), _) => empty(),
+                (None, Some(s)) => {
+                    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(s, Into::into))
+                }
+                // A streamed body was already handed to a failed attempt.
+                (None, None) => return Err(last),
+            };
+            let uri = match self.uri_for(idx, &path_and_query) {
+                Some(u) => u,
+                None => return Err(UpstreamError::Unavailable),
+            };
+            let mut req = Request::new(body);
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            *req.headers_mut() = headers.clone();
+            match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+                Err(_) => return Err(UpstreamError::Timeout),
+                Ok(Ok(response)) => {
+                    self.mark_up(idx);
+                    return Ok(response);
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    self.mark_down(idx);
+                    last = UpstreamError::Unavailable;
+                    if replayable.is_none() {
+                        return Err(last);
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(node = %self.nodes[idx].label, error = %e, "Backend request failed");
+                    return Err(UpstreamError::Broken);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn uri_for(&self, idx: usize, path_and_query: &str) -> Option<Uri> {
+        let base = &self.nodes[idx].base;
+        Uri::builder()
+            .scheme(base.scheme_str()?)
+            .authority(base.authority()?.as_str())
+            .path_and_query(path_and_query)
+            .build()
+            .ok()
+    }
+
+    /// A GET of esgate's own (resolution, readiness) with the backend credential.
+    pub(crate) async fn get_own(
+        &self,
+        path_and_query: &str,
+        authorization: Option<&http::HeaderValue>,
+        cap: usize,
+    ) -> Result<(u16, Bytes), UpstreamError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(a) = authorization {
+            headers.insert(http::header::AUTHORIZATION, a.clone());
+        }
+        let response = self
+            .send(UpstreamRequest {
+                method: Method::GET,
+                path_and_query: path_and_query.to_owned(),
+                headers,
+                body: UpstreamBody::Empty,
+            })
+            .await?;
+        let status = response.status().as_u16();
+        let body = crate::body::read_capped(response.into_body(), cap)
+            .await
+            .map_err(|_| UpstreamError::Broken)?;
+        Ok((status, body))
+    }
+}
+
+/// Whether a shared `Upstream` is ready: some node answers `GET /`.
+pub async fn ready(upstream: &Arc<Upstream>, authorization: Option<&http::HeaderValue>) -> bool {
+    matches!(
+        upstream.get_own("/", authorization, 64 * 1024).await,
+        Ok((200, _))
+    )
+}
