@@ -312,6 +312,12 @@ pub fn installed_binary(pkg: &'static Package) -> PathBuf {
 
 /// Installs `pkg` into `<cache>/<name>-<version>` unless it is already there; returns the binary.
 pub fn install(pkg: &Package, cache: &Path) -> Result<PathBuf, String> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return Err(format!(
+            "the pinned {} hash is for the linux x86_64 wheel; this platform needs its own",
+            pkg.name
+        ));
+    }
     let final_dir = cache.join(format!("{}-{}", pkg.name, pkg.version));
     if let Some(bin) = find_binary(&final_dir, pkg) {
         return Ok(bin);
