@@ -20,6 +20,12 @@ BACKENDS=(
   "noida-db 0.2.3 40a2fb15567e3d344e7483df62bb439e7d64ac6fb232f4f223554aed58204f82 noida_db/noida-db"
 )
 
+if [ "$(uname -s)/$(uname -m)" != "Linux/x86_64" ]; then
+  echo "install-test-backends: the pinned hashes are for the linux x86_64 wheels;" \
+    "this is $(uname -s)/$(uname -m)" >&2
+  exit 1
+fi
+
 mkdir -p "$CACHE"
 exec 9>"$CACHE/install.lock"
 flock 9

@@ -296,6 +296,19 @@ fn concurrent_installs_into_an_empty_cache_produce_one_venv() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("osmem-server 0.1.6"));
 }
 
+#[test]
+fn install_refuses_a_wheel_with_the_wrong_hash() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let tampered = support::backend::Package {
+        sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+        ..support::backend::OSMEM
+    };
+    let err = support::backend::install(&tampered, cache.path())
+        .expect_err("a hash mismatch must fail the install");
+    assert!(err.to_uppercase().contains("HASH"), "{err}");
+    assert!(!cache.path().join("osmem-server-0.1.6").exists());
+}
+
 #[tokio::test]
 async fn https_client_trusts_generated_ca() {
     use hyper_util::rt::TokioIo;
@@ -374,6 +387,17 @@ async fn huge_fault_streams_exactly_the_requested_bytes() {
         Some(LEN as usize - 10)
     );
     assert_eq!(huge.body_bytes_sent(), LEN);
+    assert_eq!(
+        reply.header("content-length"),
+        Some(LEN.to_string().as_str())
+    );
+    let chunked = FaultServer::huge_chunked(LEN);
+    let reply = http::send("GET", chunked.url(), &[], "")
+        .await
+        .expect("huge_chunked answers");
+    assert_eq!(reply.header("content-length"), None);
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(reply.body.len() as u64, LEN);
     let tiny = FaultServer::huge(4);
     let reply = http::send("GET", tiny.url(), &[], "")
         .await

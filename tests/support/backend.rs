@@ -31,6 +31,18 @@ pub enum Flavor {
     Noida,
 }
 
+/// Runs `"$@"` (noida) in the background, kills it when stdin reaches EOF, and exits with its
+/// status when it exits by itself. Background lists get /dev/null as stdin, hence fd 3.
+const NOIDA_WATCHER: &str = r#"exec 3<&0
+"$@" </dev/null &
+server=$!
+{ read -r _ <&3; kill "$server" 2>/dev/null; } &
+wait "$server"
+"#;
+
+/// How long a dropped backend may take to exit after its stdin closes before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// One pinned PyPI package carrying a backend binary.
 #[derive(Debug, Clone, Copy)]
 pub struct Package {
@@ -140,12 +152,20 @@ impl Backend {
             let stdout = File::create(scratch.path().join("stdout.log"))
                 .expect("the scratch dir was just created");
             let port = free_port();
-            let mut child = Command::new(&bin)
+            // noida has no parent watch of its own, so a small sh wrapper gives it osmem's
+            // behaviour: the server is stopped when the wrapper's stdin closes, which happens
+            // when this `Backend` is dropped and also when the test process dies (even by
+            // SIGKILL), so no server outlives its test run.
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(NOIDA_WATCHER)
+                .arg("noida-watcher")
+                .arg(&bin)
                 .args(["start", "--only", "elasticsearch", "--elasticsearch-port"])
                 .arg(port.to_string())
                 .args(["--host", "127.0.0.1", "--data-dir"])
                 .arg(&data)
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::from(stdout))
                 .stderr(Stdio::from(stderr))
                 .spawn()
@@ -172,6 +192,7 @@ impl Backend {
                     };
                 }
                 if Instant::now() > deadline {
+                    drop(child.stdin.take());
                     let _ = child.kill();
                     let _ = child.wait();
                     panic!(
@@ -240,9 +261,13 @@ impl Drop for Backend {
             let _ = http::send_blocking("DELETE", &format!("{base}/_osmem/clones/{id}"), &[], "");
         }
         if let Some(mut child) = self.child.take() {
-            // In-memory servers need no graceful stop; dropping stdin (osmem) and the kill
-            // (both) end them at once.
+            // Closing stdin stops osmem and makes the noida wrapper stop noida; a process that
+            // is still there after the grace period is killed.
             drop(child.stdin.take());
+            let deadline = Instant::now() + STOP_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -287,6 +312,12 @@ pub fn installed_binary(pkg: &'static Package) -> PathBuf {
 
 /// Installs `pkg` into `<cache>/<name>-<version>` unless it is already there; returns the binary.
 pub fn install(pkg: &Package, cache: &Path) -> Result<PathBuf, String> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return Err(format!(
+            "the pinned {} hash is for the linux x86_64 wheel; this platform needs its own",
+            pkg.name
+        ));
+    }
     let final_dir = cache.join(format!("{}-{}", pkg.name, pkg.version));
     if let Some(bin) = find_binary(&final_dir, pkg) {
         return Ok(bin);

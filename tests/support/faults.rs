@@ -37,7 +37,7 @@ pub struct FaultServer {
 enum Fault {
     Hang,
     Reset,
-    Huge(u64),
+    Huge { len: u64, chunked: bool },
 }
 
 // === impl FaultServer ===
@@ -57,7 +57,16 @@ impl FaultServer {
     /// exactly `len` bytes (`{"pad":"xxx…"}`, or plain `x`s below 10 bytes), produced in 64 KiB
     /// chunks as the client reads, so memory stays flat on both sides unless a reader buffers.
     pub fn huge(len: u64) -> FaultServer {
-        start(Fault::Huge(len))
+        start(Fault::Huge {
+            len,
+            chunked: false,
+        })
+    }
+
+    /// Like `huge`, but without `content-length`: the body goes out with chunked transfer
+    /// encoding, so a reader cannot size a buffer from the headers.
+    pub fn huge_chunked(len: u64) -> FaultServer {
+        start(Fault::Huge { len, chunked: true })
     }
 
     /// Base URL without a trailing slash.
@@ -145,7 +154,7 @@ async fn accept_loop(
             match fault {
                 Fault::Hang => hang(stream).await,
                 Fault::Reset => reset(stream).await,
-                Fault::Huge(len) => huge(stream, len, sent).await,
+                Fault::Huge { len, chunked } => huge(stream, len, chunked, sent).await,
             }
         });
     }
@@ -171,7 +180,7 @@ async fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn huge(stream: TcpStream, len: u64, sent: Arc<AtomicU64>) {
+async fn huge(stream: TcpStream, len: u64, chunked: bool, sent: Arc<AtomicU64>) {
     let service = service_fn(move |_req| {
         let sent = sent.clone();
         async move {
@@ -187,13 +196,14 @@ async fn huge(stream: TcpStream, len: u64, sent: Arc<AtomicU64>) {
                     Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
                 }
             }));
-            let resp = http::Response::builder()
+            let mut resp = http::Response::builder()
                 .status(200)
                 .header("content-type", "application/json")
-                .header("content-length", len.to_string())
-                .header("x-elastic-product", "Elasticsearch")
-                .body(body)
-                .expect("a static response is always valid");
+                .header("x-elastic-product", "Elasticsearch");
+            if !chunked {
+                resp = resp.header("content-length", len.to_string());
+            }
+            let resp = resp.body(body).expect("a static response is always valid");
             Ok::<_, Infallible>(resp)
         }
     });
