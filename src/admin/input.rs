@@ -326,11 +326,11 @@ pub(crate) fn parse_duration(s: &str) -> Option<i64> {
 
 /// Formats seconds as the largest exact unit (`7d`, `24h`, `90s`).
 pub(crate) fn format_duration(secs: u64) -> String {
-    if secs > 0 && secs % 86_400 == 0 {
+    if secs > 0 && secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
-    } else if secs > 0 && secs % 3600 == 0 {
+    } else if secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs > 0 && secs % 60 == 0 {
+    } else if secs > 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")

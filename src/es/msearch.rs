@@ -43,7 +43,7 @@ pub fn rewrite(
     }
     let content = &ndjson[..ndjson.len() - 1];
     let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
         ));

@@ -80,9 +80,11 @@ mod tests {
         b.body(()).unwrap()
     }
 
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
     #[test]
     fn refuses_smuggling_shapes() {
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        let cases: &[Case] = &[
             ("CONNECT", "127.0.0.1:9200", &[]),
             ("TRACE", "/", &[]),
             ("GET", "http://169.254.169.254/latest", &[]),

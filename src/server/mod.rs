@@ -170,7 +170,7 @@ async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = crate::admin::sweep_expired(&app.store, crate::time::now()).await {
             tracing::error!(error = %e, "Cannot delete expired tokens");
         }
-        if n % 6 == 0 {
+        if n.is_multiple_of(6) {
             if let Err(e) = app.store.flush_last_used().await {
                 tracing::error!(error = %e, "Cannot persist last-used times");
             }
