@@ -226,3 +226,419 @@ fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
         content_type: JSON,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::{self, FilterSet};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+        }
+    }
+
+    fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
+        RequestHead {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            content_encoding: None,
+        }
+    }
+
+    fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
+        Resolution {
+            concrete: pairs
+                .iter()
+                .map(|(e, c)| (e.to_string(), c.iter().map(|s| s.to_string()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    /// Runs the three steps; `resolve` maps each expression to concrete indices.
+    fn run(
+        h: &RequestHead<'_>,
+        body: Option<&[u8]>,
+        resolve: impl Fn(&str) -> Vec<String>,
+    ) -> Result<Permit, Rejection> {
+        let s = scope();
+        let plan = es::plan(h, &s)?;
+        let prepared = es::prepare(plan, body, h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.concrete.insert(e.clone(), resolve(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    fn logs(_: &str) -> Vec<String> {
+        vec!["logs-a".to_string(), "logs-b".to_string()]
+    }
+
+    fn body_json(p: &Permit) -> Value {
+        let b = p.body.as_ref().expect("a body");
+        serde_json::from_slice(&b.bytes).expect("json")
+    }
+
+    fn wrapped_match_all() -> Value {
+        json!({"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[{"match_all":{}}]}})
+    }
+
+    #[test]
+    fn bodiless_search_gets_the_token_patterns_and_the_filter() {
+        // LEGIT / BODY-43 / IDX-08
+        let p = run(&head("GET", "/_search", Some("size=100")), None, logs).unwrap();
+        assert_eq!(p.action, "search");
+        assert_eq!(p.method, Method::Post);
+        assert_eq!(p.path, "/logs-*/_search");
+        assert_eq!(
+            p.query,
+            vec![
+                ("size".to_string(), "100".to_string()),
+                ("expand_wildcards".to_string(), "open".to_string())
+            ]
+        );
+        assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+        assert_eq!(
+            p.body.as_ref().map(|b| b.content_type),
+            Some("application/json")
+        );
+        assert_eq!(p.indices, vec!["logs-a".to_string(), "logs-b".to_string()]);
+    }
+
+    #[test]
+    fn get_body_is_rewritten_like_post() {
+        // BODY-44
+        let p = run(
+            &head("GET", "/logs-a/_search", None),
+            Some(br#"{"query":{"term":{"user":"x"}}}"#),
+            |_| vec!["logs-a".to_string()],
+        )
+        .unwrap();
+        assert_eq!(p.path, "/logs-a/_search");
+        assert_eq!(
+            body_json(&p)["query"]["bool"]["must"],
+            json!([{"term":{"user":"x"}}])
+        );
+    }
+
+    #[test]
+    fn count_always_sends_a_wrapped_query() {
+        // A20 / LEGIT-03
+        let p = run(&head("GET", "/logs-*/_count", None), None, logs).unwrap();
+        assert_eq!(p.path, "/logs-*/_count");
+        assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+    }
+
+    #[test]
+    fn compressed_bodies_are_decoded_and_rewritten() {
+        // ENC-13
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"aggs":{"all":{"global":{}}}}"#).unwrap();
+        let gz = e.finish().unwrap();
+        let mut h = head("POST", "/logs-a/_search", None);
+        h.content_encoding = Some("gzip");
+        let err = run(&h, Some(&gz), logs).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
+        // IDX-16: alias logs-sa -> secret.
+        let err = run(&head("GET", "/logs-sa/_search", None), None, |_| {
+            vec!["secret".to_string()]
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        assert!(!err.reason.contains("secret"), "{}", err.reason);
+        // IDX-17: data-stream backing indices of an allowed stream are fine.
+        let ok = run(&head("GET", "/logs-app/_search", None), None, |_| {
+            vec![".ds-logs-app-2026.01.01-000001".to_string()]
+        });
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn authorize_refuses_an_expression_missing_from_the_resolution() {
+        let s = scope();
+        let h = head("GET", "/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), &["logs-*".to_string()]);
+        let err = es::authorize(prepared.clone(), &resolution(&[("other", &[])]), &s).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        let ok = es::authorize(prepared, &resolution(&[("logs-*", &[])]), &s).unwrap();
+        assert!(ok.indices.is_empty());
+    }
+
+    #[test]
+    fn plan_rejects_head_level_attacks() {
+        let cases: &[(&str, &str, Option<&str>, RejectKind)] = &[
+            (
+                "GET",
+                "/logs-a%2Csecret/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-03
+            (
+                "GET",
+                "/logs-%2A%2Csecret/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-05
+            ("GET", "/secret/_search", None, RejectKind::Forbidden),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("q=user:bob*"),
+                RejectKind::Forbidden,
+            ), // ENC-01
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("size=1;q=x"),
+                RejectKind::Forbidden,
+            ), // ENC-04
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("q=a&q=b"),
+                RejectKind::BadRequest,
+            ), // ENC-05
+            (
+                "GET",
+                "/logs-*/_count",
+                Some("q=*:*"),
+                RejectKind::Forbidden,
+            ), // ENC-03
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("source=%7B%7D&source_content_type=application/json"),
+                RejectKind::Forbidden,
+            ), // ENC-06
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("expand_wildcards=all"),
+                RejectKind::Forbidden,
+            ), // IDX-13
+            ("GET", "/logs-a/_doc/a1", None, RejectKind::Forbidden), // EP-01
+            ("POST", "/_sql", None, RejectKind::Forbidden),          // EP-23
+            (
+                "GET",
+                "/_cluster/health",
+                Some("level=indices"),
+                RejectKind::Forbidden,
+            ),
+            ("GET", "/_resolve/index/secret", None, RejectKind::Forbidden),
+            ("TRACE", "/", None, RejectKind::MethodNotAllowed),
+            ("GET", "//secret/_search", None, RejectKind::BadRequest), // IDX-27
+        ];
+        let s = scope();
+        for (m, p, q, kind) in cases {
+            let err = es::plan(&head(m, p, *q), &s).unwrap_err();
+            assert_eq!(err.kind, *kind, "{m} {p} {q:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn wildcard_all_with_exclusions_stays_inside_the_token_patterns() {
+        // IDX-10: `*` becomes the token's patterns, so the exclusion can only narrow them.
+        let s = scope();
+        let h = head("GET", "/*,-logs-*/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), &["logs-*,-logs-*".to_string()]);
+    }
+
+    #[test]
+    fn prepare_rejects_bad_bodies() {
+        let s = scope();
+        let cases: &[(&str, Option<&str>, &[u8], RejectKind)] = &[
+            (
+                "/_search",
+                Some("application/yaml"),
+                b"query: {}",
+                RejectKind::UnsupportedMediaType,
+            ), // ENC-09
+            ("/_search", None, b"{}", RejectKind::UnsupportedMediaType),
+            (
+                "/_search",
+                Some("application/json"),
+                b"null",
+                RejectKind::BadRequest,
+            ), // BODY-45
+            (
+                "/_search",
+                Some("application/json"),
+                br#"{"size":1,"size":2}"#,
+                RejectKind::BadRequest,
+            ), // ENC-18
+            (
+                "/_search",
+                Some("application/json"),
+                br#"{"runtime_mappings":{}}"#,
+                RejectKind::Forbidden,
+            ), // BODY-20
+            (
+                "/_field_caps",
+                Some("application/json"),
+                br#"{"index_filter":{"match_all":{}}}"#,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/_field_caps",
+                Some("application/json"),
+                br#"{"runtime_mappings":{}}"#,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/_msearch",
+                Some("application/x-ndjson"),
+                b"{}\n{}",
+                RejectKind::BadRequest,
+            ), // ENC-27
+            (
+                "/_msearch",
+                Some("application/yaml"),
+                b"{}\n{}\n",
+                RejectKind::UnsupportedMediaType,
+            ),
+        ];
+        for (path, ct, body, kind) in cases {
+            let mut h = head("POST", path, None);
+            h.content_type = *ct;
+            let plan = es::plan(&h, &s).unwrap();
+            assert!(plan.needs_body(), "{path}");
+            let err = es::prepare(plan, Some(body), &h, &s).unwrap_err();
+            assert_eq!(err.kind, *kind, "{path} {ct:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn decoded_body_cap_is_a_parameter() {
+        let s = scope();
+        let h = head("POST", "/_search", None);
+        let plan = es::plan(&h, &s).unwrap();
+        let err = es::prepare_with_limit(plan, Some(br#"{"size":1}"#), &h, &s, 4).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge);
+    }
+
+    #[test]
+    fn msearch_forwards_checked_headers_and_resolves_each_expression_once() {
+        let mut h = head("POST", "/logs-a/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let body = b"{}\n{}\n{\"index\":\"logs-b\"}\n{\"size\":1}\n{}\n{\"size\":2}\n";
+        let s = scope();
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(body), &h, &s).unwrap();
+        assert_eq!(
+            prepared.to_resolve(),
+            &["logs-a".to_string(), "logs-b".to_string()]
+        );
+        let permit = es::authorize(
+            prepared,
+            &resolution(&[("logs-a", &["logs-a"]), ("logs-b", &["logs-b"])]),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(permit.action, "msearch");
+        assert_eq!(permit.path, "/_msearch");
+        let b = permit.body.expect("body");
+        assert_eq!(b.content_type, "application/x-ndjson");
+        let lines: Vec<Value> = std::str::from_utf8(&b.bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[0]["index"], json!(["logs-a"]));
+        assert_eq!(lines[2]["index"], json!(["logs-b"]));
+        for body in [&lines[1], &lines[3], &lines[5]] {
+            assert_eq!(body["query"], wrapped_match_all());
+        }
+    }
+
+    #[test]
+    fn metadata_routes_forward_checked_expressions_without_a_body() {
+        let cases: &[(&str, &str, Option<&str>, &str, &str, &[&str])] = &[
+            (
+                "GET",
+                "/_mapping",
+                None,
+                "mapping",
+                "/logs-*/_mapping",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/logs-a/_mapping",
+                None,
+                "mapping",
+                "/logs-a/_mapping",
+                &["logs-a"],
+            ),
+            (
+                "GET",
+                "/_field_caps",
+                Some("fields=*"),
+                "field_caps",
+                "/logs-*/_field_caps",
+                &["logs-*"],
+            ),
+            (
+                "POST",
+                "/logs-a/_field_caps",
+                Some("fields=a,b"),
+                "field_caps",
+                "/logs-a/_field_caps",
+                &["logs-a"],
+            ),
+            (
+                "GET",
+                "/_resolve/index/*",
+                None,
+                "resolve_index",
+                "/_resolve/index/logs-*",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/_cluster/health",
+                Some("wait_for_status=yellow&timeout=5s"),
+                "cluster_health",
+                "/_cluster/health",
+                &[],
+            ),
+            ("HEAD", "/", None, "root", "/", &[]),
+            ("GET", "/", None, "root", "/", &[]),
+        ];
+        let s = scope();
+        for (m, p, q, action, path, resolve) in cases {
+            let h = head(m, p, *q);
+            let plan = es::plan(&h, &s).unwrap_or_else(|e| panic!("{m} {p}: {e}"));
+            assert_eq!(plan.action, *action);
+            let body: Option<&[u8]> = if plan.needs_body() { Some(b"{}") } else { None };
+            let prepared = es::prepare(plan, body, &h, &s).unwrap();
+            assert_eq!(prepared.to_resolve(), *resolve, "{m} {p}");
+            let permit = run(&h, body, logs).unwrap();
+            assert_eq!(permit.path, *path, "{m} {p}");
+            assert!(permit.body.is_none(), "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn denied_routes_say_which_action_family() {
+        let err = es::plan(&head("POST", "/logs-a/_search/template", None), &scope()).unwrap_err();
+        assert_eq!(
+            err.reason,
+            "action [templates and scripts] is not allowed for this token"
+        );
+    }
+}
