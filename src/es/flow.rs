@@ -567,7 +567,16 @@ mod tests {
 
     #[test]
     fn metadata_routes_forward_checked_expressions_without_a_body() {
-        let cases: &[(&str, &str, Option<&str>, &str, &str, &[&str])] = &[
+        /// (method, path, query, action, forwarded path, expressions to resolve)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+            &'a [&'a str],
+        );
+        let cases: &[Case] = &[
             (
                 "GET",
                 "/_mapping",
