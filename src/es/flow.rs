@@ -650,4 +650,128 @@ mod tests {
             "action [templates and scripts] is not allowed for this token"
         );
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn path() -> impl Strategy<Value = String> {
+            let seg = prop::sample::select(vec![
+                "logs-a",
+                "logs-*",
+                "secret",
+                "_all",
+                "*",
+                "_search",
+                "_count",
+                "_msearch",
+                "_mapping",
+                "_field_caps",
+                "_cluster",
+                "health",
+                "_resolve",
+                "index",
+                "%2C",
+                "logs-a%2Csecret",
+                "..",
+                "",
+                "_doc",
+                "%5Fsearch",
+                "-logs-b",
+            ]);
+            let random = prop::collection::vec(seg, 0..4).prop_map(|v| format!("/{}", v.join("/")));
+            let index =
+                prop::sample::select(vec!["", "/logs-a", "/logs-*", "/_all", "/logs-*,-logs-b"]);
+            let api = prop::sample::select(vec!["_search", "_count", "_msearch", "_field_caps"]);
+            let structured = (index, api).prop_map(|(i, a)| format!("{i}/{a}"));
+            prop_oneof![3 => structured, 1 => random]
+        }
+
+        fn query() -> impl Strategy<Value = Option<String>> {
+            let p = prop::sample::select(vec![
+                "size=1",
+                "q=x",
+                "from=2",
+                ";",
+                "&",
+                "expand_wildcards=open",
+                "pretty",
+                "%zz",
+                "+",
+                "search_type=query_then_fetch",
+                "level=cluster",
+            ]);
+            prop_oneof![
+                2 => Just(None),
+                1 => prop::collection::vec(p, 0..4).prop_map(|v| Some(v.concat())),
+            ]
+        }
+
+        fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
+            let whole = prop::sample::select(vec![
+                "",
+                "{}",
+                "{\"query\":{\"term\":{\"tenant\":\"b\"}}}",
+                "{\"size\":0,\"aggs\":{\"x\":{\"terms\":{\"field\":\"f\"}}}}",
+                "{\"knn\":{\"field\":\"v\",\"query_vector\":[1],\"k\":1,\"num_candidates\":1}}",
+                "{}\n{}\n",
+                "{\"index\":\"logs-a\"}\n{\"query\":{\"match_all\":{}}}\n{}\n{\"size\":1}\n",
+            ]);
+            let frag = prop::sample::select(vec![
+                "{}",
+                "{\"query\":{\"match_all\":{}}}",
+                "\n",
+                "{\"index\":\"logs-a\"}",
+                "{\"size\":1}",
+                "[",
+                "}",
+            ]);
+            prop_oneof![
+                1 => Just(None),
+                3 => whole.prop_map(|s| Some(s.as_bytes().to_vec())),
+                1 => prop::collection::vec(frag, 0..5).prop_map(|v| Some(v.concat().into_bytes())),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Whatever comes in, nothing panics, and every permitted search, count or msearch
+            /// body carries exactly the token clauses in its outer filter.
+            #[test]
+            fn permits_always_carry_the_filter(
+                method in prop::sample::select(vec!["GET", "POST", "POST", "HEAD", "PUT"]),
+                ct in prop::sample::select(vec!["application/json", "application/x-ndjson"]),
+                p in path(),
+                q in query(),
+                b in body(),
+            ) {
+                let mut h = head(method, &p, q.as_deref());
+                h.content_type = Some(ct);
+                let permit = run(&h, b.as_deref(), logs);
+                let Ok(permit) = permit else { return Ok(()); };
+                let clauses = Value::Array(scope().filters.clauses());
+                match permit.action {
+                    "search" | "count" => {
+                        let v = body_json(&permit);
+                        prop_assert_eq!(&v["query"]["bool"]["filter"], &clauses);
+                    }
+                    "msearch" => {
+                        let bytes = permit.body.as_ref().map(|b| b.bytes.clone()).unwrap_or_default();
+                        let text = String::from_utf8(bytes).unwrap();
+                        for (i, line) in text.lines().enumerate() {
+                            let v: Value = serde_json::from_str(line).unwrap();
+                            if i % 2 == 1 {
+                                prop_assert_eq!(&v["query"]["bool"]["filter"], &clauses);
+                            } else {
+                                prop_assert_eq!(&v["expand_wildcards"], &json!("open"));
+                            }
+                        }
+                    }
+                    _ => prop_assert!(permit.body.is_none()),
+                }
+            }
+        }
+    }
 }
