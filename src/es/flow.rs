@@ -484,7 +484,7 @@ mod tests {
             (
                 "/_search",
                 Some("application/json"),
-                br#"{"runtime_mappings":{}}"#,
+                br#"{"runtime_mappings":{"tenant":{"type":"keyword"}}}"#,
                 RejectKind::Forbidden,
             ), // BODY-20
             (

@@ -59,11 +59,10 @@ impl FilterSet {
         self.by_field
             .iter()
             .map(|(field, values)| {
-                if values.len() == 1 {
-                    let v = values.iter().next().expect("one value");
-                    json!({ "term": { field: { "value": v } } })
-                } else {
-                    json!({ "terms": { field: values.iter().collect::<Vec<_>>() } })
+                let mut iter = values.iter();
+                match (iter.next(), iter.next()) {
+                    (Some(v), None) => json!({ "term": { field: { "value": v } } }),
+                    _ => json!({ "terms": { field: values.iter().collect::<Vec<_>>() } }),
                 }
             })
             .collect()

@@ -275,7 +275,7 @@ mod tests {
             "{\"ccs_minimize_roundtrips\":false}\n{}\n",
             "{\"index\":\"logs-*:secret\"}\n{}\n",
             "{}\n{\"aggs\":{\"g\":{\"global\":{}}}}\n", // BODY-47
-            "{}\n{}\n{}\n{\"runtime_mappings\":{}}\n",
+            "{}\n{}\n{}\n{\"runtime_mappings\":{\"t\":{}}}\n",
         ];
         for c in cases {
             let err = run(c).unwrap_err();

@@ -21,6 +21,16 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
             "body has both [aggs] and [aggregations]",
         ));
     }
+    // Grafana and Kibana send these empty; an empty object is a no-op, so it is dropped
+    // rather than forwarded. Anything non-empty is denied by `check_top_level`.
+    for key in ["runtime_mappings", "script_fields"] {
+        if obj
+            .get(key)
+            .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
+        {
+            obj.remove(key);
+        }
+    }
     for (key, value) in &obj {
         check_top_level(key, value)?;
     }
@@ -723,7 +733,9 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
 fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
     match body.get("min_doc_count") {
         None => Ok(()),
-        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        // Some clients (Grafana) send numbers as strings.
+        Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => Ok(()),
         Some(_) => Err(Rejection::forbidden(
             "[min_doc_count] below 1 is not allowed on terms aggregations for this token",
         )),
@@ -1464,6 +1476,45 @@ mod tests {
     }
 
     #[test]
+    fn empty_runtime_mappings_and_script_fields_are_dropped_not_forwarded() {
+        let got = search(
+            Some(json!({"runtime_mappings":{},"script_fields":{},"size":1})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            json!({"size":1,"query":{"bool":{"filter":[tenant_clause()],"must":[{"match_all":{}}]}}})
+        );
+        for key in ["runtime_mappings", "script_fields"] {
+            let body = json!({ key: {"x":{"type":"keyword"}} });
+            assert_eq!(
+                search(Some(body), &tenant_a()).unwrap_err().kind,
+                RejectKind::Forbidden
+            );
+        }
+    }
+
+    #[test]
+    fn terms_min_doc_count_accepts_positive_numbers_and_numeric_strings_only() {
+        let cases = [
+            (json!(1), true),
+            (json!(5), true),
+            (json!("1"), true),
+            (json!(0), false),
+            (json!("0"), false),
+            (json!(0.0), false),
+            (json!(-1), false),
+            (json!("x"), false),
+            (json!(null), false),
+        ];
+        for (mdc, ok) in cases {
+            let body = json!({"aggs":{"t":{"terms":{"field":"u","min_doc_count": mdc.clone()}}}});
+            assert_eq!(search(Some(body), &tenant_a()).is_ok(), ok, "{mdc}");
+        }
+    }
+
+    #[test]
     fn rejects_malformed_shapes_with_400() {
         let cases = [
             json!(null), // BODY-45
@@ -1593,7 +1644,7 @@ mod tests {
                     Just("script_fields"),
                     Just("sub_searches")
                 ]
-                .prop_map(|k| json!({ k: {} })),
+                .prop_map(|k| json!({ k: {"x": {}} })),
             ]
         }
 
