@@ -189,11 +189,11 @@ pub struct Permit {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub action: &'static str,
-    pub(crate) route: endpoint::Route,
-    pub(crate) method: Method,
-    pub(crate) params: Vec<(String, String)>,
+    route: endpoint::Route,
+    method: Method,
+    params: Vec<(String, String)>,
     /// The checked path expression (or the token's patterns) for routes that take indices.
-    pub(crate) index: Option<index::Expression>,
+    index: Option<index::Expression>,
 }
 
 impl Plan {
@@ -266,7 +266,8 @@ pub fn authorize(
 }
 
 impl Permit {
-    pub(crate) fn new(
+    /// Private to `es` (and its submodules): the rest of the crate cannot mint a permit.
+    fn new(
         action: &'static str,
         method: Method,
         path: String,
