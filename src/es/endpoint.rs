@@ -326,6 +326,7 @@ fn index_api_category(method: Method, api: &str, rest: &[&str]) -> Denied {
         "_validate" => Denied::Validate,
         "_search" | "_msearch" if rest.first() == Some(&"template") => Denied::Templates,
         "_search" if rest.first() == Some(&"point_in_time") => Denied::Continuation,
+        "_search" | "_count" | "_msearch" | "_field_caps" if rest.is_empty() => Denied::Unknown,
         "_async_search" | "_pit" | "_search" => Denied::Continuation,
         "_eql" => Denied::Eql,
         "_terms_enum" => Denied::TermsEnum,
@@ -602,6 +603,28 @@ mod tests {
             );
         }
         assert_eq!(parse_method("GET"), Ok(Method::Get));
+    }
+
+    #[test]
+    fn wrong_method_on_an_allowed_path_is_denied_without_a_misleading_family() {
+        for (m, p) in [
+            (Method::Delete, "/logs-a/_search"),
+            (Method::Put, "/logs-a/_count"),
+        ] {
+            assert_eq!(
+                check(m, p),
+                Ok(Endpoint::Denied(Denied::Unknown)),
+                "{m:?} {p}"
+            );
+        }
+        assert_eq!(
+            check(Method::Put, "/logs-a/_field_caps"),
+            Ok(Endpoint::Denied(Denied::Unknown))
+        );
+        assert_eq!(
+            check(Method::Post, "/logs-a/_async_search"),
+            Ok(Endpoint::Denied(Denied::Continuation))
+        );
     }
 
     #[test]
