@@ -25,12 +25,28 @@ fn pick<T: Copy>(list: &[T], b: Option<&u8>) -> T {
     list[usize::from(b.copied().unwrap_or(0)) % list.len()]
 }
 
-fn filter_ok(query: &Value, clauses: &[Value]) -> bool {
-    query
-        .get("bool")
-        .and_then(|b| b.get("filter"))
-        .and_then(Value::as_array)
-        .is_some_and(|f| f.as_slice() == clauses)
+/// The outer query wrapper and every top-level kNN element carry the token clauses, and at
+/// least one of them exists.
+fn filter_ok(body: &Value, clauses: &[Value]) -> bool {
+    let query_ok = match body.get("query") {
+        None => true,
+        Some(q) => q
+            .get("bool")
+            .and_then(|b| b.get("filter"))
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.as_slice() == clauses),
+    };
+    let knn: Vec<&Value> = match body.get("knn") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+    };
+    let knn_ok = knn.iter().all(|k| {
+        k.get("filter")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.len() >= clauses.len() && f[..clauses.len()] == *clauses)
+    });
+    query_ok && knn_ok && (body.get("query").is_some() || !knn.is_empty())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -78,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
         "search" | "count" => {
             let body = permit.body.expect("search and count always forward a body");
             let v: Value = serde_json::from_slice(&body.bytes).expect("forwarded body is JSON");
-            assert!(filter_ok(&v["query"], &clauses), "filter missing: {v}");
+            assert!(filter_ok(&v, &clauses), "filter missing: {v}");
         }
         "msearch" => {
             let body = permit.body.expect("msearch always forwards a body");
@@ -86,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
             for (i, line) in text.lines().enumerate() {
                 let v: Value = serde_json::from_str(line).expect("forwarded line is JSON");
                 if i % 2 == 1 {
-                    assert!(filter_ok(&v["query"], &clauses), "filter missing: {v}");
+                    assert!(filter_ok(&v, &clauses), "filter missing: {v}");
                 }
             }
         }

@@ -34,8 +34,18 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     for (key, value) in &obj {
         check_top_level(key, value)?;
     }
-    let query = obj.remove("query");
-    obj.insert("query".to_string(), wrap(query, filters));
+    let knn_only = !obj.contains_key("query")
+        && match obj.get("knn") {
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(Value::Object(_)) => true,
+            _ => false,
+        };
+    if !knn_only {
+        // With only `knn`, adding a query would OR every tenant document into the kNN hits
+        // (security.md B6); the kNN filters below carry the token clauses instead.
+        let query = obj.remove("query");
+        obj.insert("query".to_string(), wrap(query, filters));
+    }
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
     }
@@ -1380,6 +1390,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got["knn"]["filter"], json!([tenant_clause()]));
+        // A kNN-only search stays kNN-only: no match_all query is OR-ed in (B6).
+        assert!(got.get("query").is_none(), "{got}");
+        // An empty kNN array retrieves nothing by itself, so the wrapped query is added.
+        let got = search(Some(json!({"knn": []})), &tenant_a()).unwrap();
+        assert_eq!(got["query"]["bool"]["filter"], json!([tenant_clause()]));
         // BODY-12: array form with its own filter plus a query.
         let got = search(
             Some(json!({"query":{"match_all":{}},"knn":[
