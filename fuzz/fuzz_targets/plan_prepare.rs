@@ -106,6 +106,10 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        _ => assert!(permit.body.is_none(), "unexpected body for {}", permit.action),
+        _ => assert!(
+            permit.body.is_none(),
+            "unexpected body for {}",
+            permit.action
+        ),
     }
 });
