@@ -351,6 +351,41 @@ mod tests {
     }
 
     #[test]
+    fn deflate_bodies_are_decoded_too() {
+        // ENC-14
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"query":{"term":{"user":"x"}}}"#).unwrap();
+        let z = e.finish().unwrap();
+        let mut h = head("POST", "/logs-a/_search", None);
+        h.content_encoding = Some("deflate");
+        let p = run(&h, Some(&z), logs).unwrap();
+        assert_eq!(
+            body_json(&p)["query"]["bool"]["must"],
+            json!([{"term":{"user":"x"}}])
+        );
+    }
+
+    #[test]
+    fn response_shaping_and_field_parameters_that_stay_inside_the_filter_are_kept() {
+        // ENC-08: fine once the query is wrapped.
+        let q = "stored_fields=a&docvalue_fields=b&_source=c&sort=t:desc&typed_keys=true&rest_total_hits_as_int=true";
+        let p = run(&head("GET", "/logs-a/_search", Some(q)), None, logs).unwrap();
+        let names: Vec<&str> = p.query.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stored_fields",
+                "docvalue_fields",
+                "_source",
+                "sort",
+                "typed_keys",
+                "rest_total_hits_as_int",
+                "expand_wildcards"
+            ]
+        );
+    }
+
+    #[test]
     fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
         // IDX-16: alias logs-sa -> secret.
         let err = run(&head("GET", "/logs-sa/_search", None), None, |_| {
@@ -441,6 +476,37 @@ mod tests {
             ("GET", "/_resolve/index/secret", None, RejectKind::Forbidden),
             ("TRACE", "/", None, RejectKind::MethodNotAllowed),
             ("GET", "//secret/_search", None, RejectKind::BadRequest), // IDX-27
+            ("GET", "/%c0%ae%c0%ae/_search", None, RejectKind::BadRequest), // IDX-39 overlong UTF-8
+            (
+                "GET",
+                "/%3C%7Bnow%7B'secret'%7D%7D%3E/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-22
+            (
+                "GET",
+                "/logs-a,.security/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-14
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("format=yaml"),
+                RejectKind::Forbidden,
+            ), // ENC-34
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("filter_path=hits.hits._source"),
+                RejectKind::Forbidden,
+            ), // ENC-33
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("error_trace=true"),
+                RejectKind::Forbidden,
+            ), // ENC-36
         ];
         let s = scope();
         for (m, p, q, kind) in cases {
