@@ -15,7 +15,7 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::{
-    msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
+    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
 };
 
@@ -112,7 +112,7 @@ pub(super) fn prepare(
                     let key = m.keys().next().map(String::as_str).unwrap_or("");
                     return Err(Rejection::forbidden(format!(
                         "body key [{}] is not allowed for this token",
-                        rewrite::printable(key)
+                        error::printable(key)
                     )));
                 }
                 Some(_) => {

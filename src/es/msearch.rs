@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::index::{self, Expression};
-use super::{body, rewrite, FilterSet, Rejection};
+use super::{body, error, rewrite, FilterSet, Rejection};
 
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]
@@ -134,7 +134,7 @@ fn check_header(
             _ => {
                 return Err(Rejection::forbidden(format!(
                     "msearch header key [{}] is not allowed for this token",
-                    rewrite::printable(k)
+                    error::printable(k)
                 )))
             }
         };

@@ -11,6 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::error::printable;
 use super::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -1305,14 +1306,6 @@ fn feature(name: &str) -> Rejection {
         "[{}] is not allowed for this token",
         printable(name)
     ))
-}
-
-/// A key safe to show in an error: printable ASCII, at most 64 characters.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
 }
 
 #[cfg(test)]
