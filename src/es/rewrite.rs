@@ -534,7 +534,7 @@ const BUCKET_PIPELINE_PARAMS: &[&str] = &[
 fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
     match ty {
         "terms" => {
-            params(body, ty, TERMS_PARAMS)?;
+            params(body, TERMS_PARAMS)?;
             min_doc_count_positive(body)
         }
         "multi_terms" => {
@@ -556,7 +556,6 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         }
         "rare_terms" => params(
             body,
-            ty,
             &[
                 "field",
                 "max_doc_count",
@@ -566,11 +565,10 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                 "missing",
             ],
         ),
-        "histogram" => params(body, ty, HISTOGRAM_PARAMS),
-        "date_histogram" => params(body, ty, DATE_HISTOGRAM_PARAMS),
+        "histogram" => params(body, HISTOGRAM_PARAMS),
+        "date_histogram" => params(body, DATE_HISTOGRAM_PARAMS),
         "auto_date_histogram" => params(
             body,
-            ty,
             &[
                 "field",
                 "buckets",
@@ -580,17 +578,13 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                 "missing",
             ],
         ),
-        "range" | "ip_range" => {
-            params(body, ty, &["field", "ranges", "keyed", "format", "missing"])
-        }
+        "range" | "ip_range" => params(body, &["field", "ranges", "keyed", "format", "missing"]),
         "date_range" => params(
             body,
-            ty,
             &["field", "ranges", "keyed", "format", "missing", "time_zone"],
         ),
-        "missing" => params(body, ty, &["field"]),
-        "nested" => params(body, ty, &["path"]),
-        "reverse_nested" => params(body, ty, &["path"]),
+        "missing" => params(body, &["field"]),
+        "nested" | "reverse_nested" => params(body, &["path"]),
         "filter" => check_query(body),
         "filters" => {
             let m = object(body, ty)?;
@@ -623,10 +617,9 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        "sampler" => params(body, ty, &["shard_size"]),
+        "sampler" => params(body, &["shard_size"]),
         "diversified_sampler" => params(
             body,
-            ty,
             &[
                 "shard_size",
                 "field",
@@ -636,36 +629,32 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         ),
         "geohash_grid" | "geotile_grid" => params(
             body,
-            ty,
             &["field", "precision", "bounds", "size", "shard_size"],
         ),
-        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, ty, METRIC_PARAMS),
-        "extended_stats" => params(body, ty, &["field", "missing", "format", "sigma"]),
+        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, METRIC_PARAMS),
+        "extended_stats" => params(body, &["field", "missing", "format", "sigma"]),
         "median_absolute_deviation" | "boxplot" => {
-            params(body, ty, &["field", "missing", "format", "compression"])
+            params(body, &["field", "missing", "format", "compression"])
         }
         "cardinality" => params(
             body,
-            ty,
             &["field", "precision_threshold", "missing", "execution_hint"],
         ),
         "percentiles" => params(
             body,
-            ty,
             &[
                 "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
             ],
         ),
         "percentile_ranks" => params(
             body,
-            ty,
             &[
                 "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
             ],
         ),
-        "weighted_avg" => params(body, ty, &["value", "weight", "format", "value_type"]),
-        "geo_bounds" => params(body, ty, &["field", "wrap_longitude"]),
-        "geo_centroid" => params(body, ty, &["field"]),
+        "weighted_avg" => params(body, &["value", "weight", "format", "value_type"]),
+        "geo_bounds" => params(body, &["field", "wrap_longitude"]),
+        "geo_centroid" => params(body, &["field"]),
         "top_metrics" => {
             let m = object(body, ty)?;
             for (k, val) in m {
@@ -685,12 +674,10 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         | "max_bucket"
         | "stats_bucket"
         | "extended_stats_bucket"
-        | "percentiles_bucket" => params(body, ty, BUCKET_PIPELINE_PARAMS),
-        "derivative" => params(body, ty, &["buckets_path", "gap_policy", "format", "unit"]),
-        "cumulative_sum" | "cumulative_cardinality" => {
-            params(body, ty, &["buckets_path", "format"])
-        }
-        "serial_diff" => params(body, ty, &["buckets_path", "lag", "gap_policy", "format"]),
+        | "percentiles_bucket" => params(body, BUCKET_PIPELINE_PARAMS),
+        "derivative" => params(body, &["buckets_path", "gap_policy", "format", "unit"]),
+        "cumulative_sum" | "cumulative_cardinality" => params(body, &["buckets_path", "format"]),
+        "serial_diff" => params(body, &["buckets_path", "lag", "gap_policy", "format"]),
         "bucket_sort" => {
             let m = object(body, ty)?;
             for (k, val) in m {
@@ -733,7 +720,7 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
         "bounds",
     ];
     match ty {
-        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, ty, allowed),
+        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, allowed),
         _ => Err(Rejection::forbidden(format!(
             "aggregation type [{}] is not allowed for this token",
             printable(ty)
@@ -1172,7 +1159,7 @@ fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn params(body: &Value, _ty: &str, allowed: &[&str]) -> Result<(), Rejection> {
+fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
             return Err(feature("script"));
