@@ -8,7 +8,7 @@
 //! substring matching and no default allow. Every route of both endpoint inventories
 //! (`tests/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
-use super::{Method, RejectKind, Rejection};
+use super::{params, Method, RejectKind, Rejection};
 
 /// The routes a read token may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,31 +237,9 @@ fn split_path(raw: &str) -> Result<Vec<&str>, Rejection> {
     Ok(segs)
 }
 
-/// Percent-decodes a path value (`{index}`, `{name}`): no `+` translation, strict escapes,
-/// UTF-8 only.
+/// Percent-decodes a path value (`{index}`, `{name}`): strict escapes, no `+` translation.
 fn decode_value(raw: &str) -> Result<String, Rejection> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16));
-            let lo = bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16));
-            match (hi, lo) {
-                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
-                _ => {
-                    return Err(Rejection::bad_request(
-                        "request path has an invalid percent-encoding",
-                    ))
-                }
-            }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| Rejection::bad_request("request path is not valid UTF-8"))
+    params::percent_decode(raw, false, "request path")
 }
 
 fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
@@ -303,7 +281,7 @@ fn deny_category(method: Method, segs: &[&str]) -> Denied {
     let Some(first) = segs.first() else {
         return Denied::Unknown;
     };
-    if first.starts_with('_') && *first != "_all" {
+    if is_api_root(first) {
         return api_category(method, segs);
     }
     // `/{index}[/...]`.
@@ -326,6 +304,7 @@ fn index_api_category(method: Method, api: &str, rest: &[&str]) -> Denied {
         "_validate" => Denied::Validate,
         "_search" | "_msearch" if rest.first() == Some(&"template") => Denied::Templates,
         "_search" if rest.first() == Some(&"point_in_time") => Denied::Continuation,
+        "_search" | "_count" | "_msearch" | "_field_caps" if rest.is_empty() => Denied::Unknown,
         "_async_search" | "_pit" | "_search" => Denied::Continuation,
         "_eql" => Denied::Eql,
         "_terms_enum" => Denied::TermsEnum,
@@ -602,6 +581,28 @@ mod tests {
             );
         }
         assert_eq!(parse_method("GET"), Ok(Method::Get));
+    }
+
+    #[test]
+    fn wrong_method_on_an_allowed_path_is_denied_without_a_misleading_family() {
+        for (m, p) in [
+            (Method::Delete, "/logs-a/_search"),
+            (Method::Put, "/logs-a/_count"),
+        ] {
+            assert_eq!(
+                check(m, p),
+                Ok(Endpoint::Denied(Denied::Unknown)),
+                "{m:?} {p}"
+            );
+        }
+        assert_eq!(
+            check(Method::Put, "/logs-a/_field_caps"),
+            Ok(Endpoint::Denied(Denied::Unknown))
+        );
+        assert_eq!(
+            check(Method::Post, "/logs-a/_async_search"),
+            Ok(Endpoint::Denied(Denied::Continuation))
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::{
-    msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
+    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
 };
 
@@ -112,7 +112,7 @@ pub(super) fn prepare(
                     let key = m.keys().next().map(String::as_str).unwrap_or("");
                     return Err(Rejection::forbidden(format!(
                         "body key [{}] is not allowed for this token",
-                        rewrite::printable(key)
+                        error::printable(key)
                     )));
                 }
                 Some(_) => {
@@ -225,4 +225,643 @@ fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
         bytes,
         content_type: JSON,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::{self, FilterSet};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+        }
+    }
+
+    fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
+        RequestHead {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            content_encoding: None,
+        }
+    }
+
+    fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
+        Resolution {
+            concrete: pairs
+                .iter()
+                .map(|(e, c)| (e.to_string(), c.iter().map(|s| s.to_string()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    /// Runs the three steps; `resolve` maps each expression to concrete indices.
+    fn run(
+        h: &RequestHead<'_>,
+        body: Option<&[u8]>,
+        resolve: impl Fn(&str) -> Vec<String>,
+    ) -> Result<Permit, Rejection> {
+        let s = scope();
+        let plan = es::plan(h, &s)?;
+        let prepared = es::prepare(plan, body, h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.concrete.insert(e.clone(), resolve(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    fn logs(_: &str) -> Vec<String> {
+        vec!["logs-a".to_string(), "logs-b".to_string()]
+    }
+
+    fn body_json(p: &Permit) -> Value {
+        let b = p.body.as_ref().expect("a body");
+        serde_json::from_slice(&b.bytes).expect("json")
+    }
+
+    fn wrapped_match_all() -> Value {
+        json!({"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[{"match_all":{}}]}})
+    }
+
+    #[test]
+    fn bodiless_search_gets_the_token_patterns_and_the_filter() {
+        // LEGIT / BODY-43 / IDX-08
+        let p = run(&head("GET", "/_search", Some("size=100")), None, logs).unwrap();
+        assert_eq!(p.action, "search");
+        assert_eq!(p.method, Method::Post);
+        assert_eq!(p.path, "/logs-*/_search");
+        assert_eq!(
+            p.query,
+            vec![
+                ("size".to_string(), "100".to_string()),
+                ("expand_wildcards".to_string(), "open".to_string())
+            ]
+        );
+        assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+        assert_eq!(
+            p.body.as_ref().map(|b| b.content_type),
+            Some("application/json")
+        );
+        assert_eq!(p.indices, vec!["logs-a".to_string(), "logs-b".to_string()]);
+    }
+
+    #[test]
+    fn get_body_is_rewritten_like_post() {
+        // BODY-44
+        let p = run(
+            &head("GET", "/logs-a/_search", None),
+            Some(br#"{"query":{"term":{"user":"x"}}}"#),
+            |_| vec!["logs-a".to_string()],
+        )
+        .unwrap();
+        assert_eq!(p.path, "/logs-a/_search");
+        assert_eq!(
+            body_json(&p)["query"]["bool"]["must"],
+            json!([{"term":{"user":"x"}}])
+        );
+    }
+
+    #[test]
+    fn count_always_sends_a_wrapped_query() {
+        // A20 / LEGIT-03
+        let p = run(&head("GET", "/logs-*/_count", None), None, logs).unwrap();
+        assert_eq!(p.path, "/logs-*/_count");
+        assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+    }
+
+    #[test]
+    fn compressed_bodies_are_decoded_and_rewritten() {
+        // ENC-13
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"aggs":{"all":{"global":{}}}}"#).unwrap();
+        let gz = e.finish().unwrap();
+        let mut h = head("POST", "/logs-a/_search", None);
+        h.content_encoding = Some("gzip");
+        let err = run(&h, Some(&gz), logs).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn deflate_bodies_are_decoded_too() {
+        // ENC-14
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"query":{"term":{"user":"x"}}}"#).unwrap();
+        let z = e.finish().unwrap();
+        let mut h = head("POST", "/logs-a/_search", None);
+        h.content_encoding = Some("deflate");
+        let p = run(&h, Some(&z), logs).unwrap();
+        assert_eq!(
+            body_json(&p)["query"]["bool"]["must"],
+            json!([{"term":{"user":"x"}}])
+        );
+    }
+
+    #[test]
+    fn response_shaping_and_field_parameters_that_stay_inside_the_filter_are_kept() {
+        // ENC-08: fine once the query is wrapped.
+        let q = "stored_fields=a&docvalue_fields=b&_source=c&sort=t:desc&typed_keys=true&rest_total_hits_as_int=true";
+        let p = run(&head("GET", "/logs-a/_search", Some(q)), None, logs).unwrap();
+        let names: Vec<&str> = p.query.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stored_fields",
+                "docvalue_fields",
+                "_source",
+                "sort",
+                "typed_keys",
+                "rest_total_hits_as_int",
+                "expand_wildcards"
+            ]
+        );
+    }
+
+    #[test]
+    fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
+        // IDX-16: alias logs-sa -> secret.
+        let err = run(&head("GET", "/logs-sa/_search", None), None, |_| {
+            vec!["secret".to_string()]
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        assert!(!err.reason.contains("secret"), "{}", err.reason);
+        // IDX-17: data-stream backing indices of an allowed stream are fine.
+        let ok = run(&head("GET", "/logs-app/_search", None), None, |_| {
+            vec![".ds-logs-app-2026.01.01-000001".to_string()]
+        });
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn authorize_refuses_an_expression_missing_from_the_resolution() {
+        let s = scope();
+        let h = head("GET", "/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), &["logs-*".to_string()]);
+        let err = es::authorize(prepared.clone(), &resolution(&[("other", &[])]), &s).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        let ok = es::authorize(prepared, &resolution(&[("logs-*", &[])]), &s).unwrap();
+        assert!(ok.indices.is_empty());
+    }
+
+    #[test]
+    fn plan_rejects_head_level_attacks() {
+        let cases: &[(&str, &str, Option<&str>, RejectKind)] = &[
+            (
+                "GET",
+                "/logs-a%2Csecret/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-03
+            (
+                "GET",
+                "/logs-%2A%2Csecret/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-05
+            ("GET", "/secret/_search", None, RejectKind::Forbidden),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("q=user:bob*"),
+                RejectKind::Forbidden,
+            ), // ENC-01
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("size=1;q=x"),
+                RejectKind::Forbidden,
+            ), // ENC-04
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("q=a&q=b"),
+                RejectKind::BadRequest,
+            ), // ENC-05
+            (
+                "GET",
+                "/logs-*/_count",
+                Some("q=*:*"),
+                RejectKind::Forbidden,
+            ), // ENC-03
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("source=%7B%7D&source_content_type=application/json"),
+                RejectKind::Forbidden,
+            ), // ENC-06
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("expand_wildcards=all"),
+                RejectKind::Forbidden,
+            ), // IDX-13
+            ("GET", "/logs-a/_doc/a1", None, RejectKind::Forbidden), // EP-01
+            ("POST", "/_sql", None, RejectKind::Forbidden),          // EP-23
+            (
+                "GET",
+                "/_cluster/health",
+                Some("level=indices"),
+                RejectKind::Forbidden,
+            ),
+            ("GET", "/_resolve/index/secret", None, RejectKind::Forbidden),
+            ("TRACE", "/", None, RejectKind::MethodNotAllowed),
+            ("GET", "//secret/_search", None, RejectKind::BadRequest), // IDX-27
+            ("GET", "/%c0%ae%c0%ae/_search", None, RejectKind::BadRequest), // IDX-39 overlong UTF-8
+            (
+                "GET",
+                "/%3C%7Bnow%7B'secret'%7D%7D%3E/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-22
+            (
+                "GET",
+                "/logs-a,.security/_search",
+                None,
+                RejectKind::Forbidden,
+            ), // IDX-14
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("format=yaml"),
+                RejectKind::Forbidden,
+            ), // ENC-34
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("filter_path=hits.hits._source"),
+                RejectKind::Forbidden,
+            ), // ENC-33
+            (
+                "GET",
+                "/logs-a/_search",
+                Some("error_trace=true"),
+                RejectKind::Forbidden,
+            ), // ENC-36
+        ];
+        let s = scope();
+        for (m, p, q, kind) in cases {
+            let err = es::plan(&head(m, p, *q), &s).unwrap_err();
+            assert_eq!(err.kind, *kind, "{m} {p} {q:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn wildcard_all_with_exclusions_stays_inside_the_token_patterns() {
+        // IDX-10: `*` becomes the token's patterns, so the exclusion can only narrow them.
+        let s = scope();
+        let h = head("GET", "/*,-logs-*/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), &["logs-*,-logs-*".to_string()]);
+    }
+
+    #[test]
+    fn prepare_rejects_bad_bodies() {
+        let s = scope();
+        let cases: &[(&str, Option<&str>, &[u8], RejectKind)] = &[
+            (
+                "/_search",
+                Some("application/yaml"),
+                b"query: {}",
+                RejectKind::UnsupportedMediaType,
+            ), // ENC-09
+            ("/_search", None, b"{}", RejectKind::UnsupportedMediaType),
+            (
+                "/_search",
+                Some("application/json"),
+                b"null",
+                RejectKind::BadRequest,
+            ), // BODY-45
+            (
+                "/_search",
+                Some("application/json"),
+                br#"{"size":1,"size":2}"#,
+                RejectKind::BadRequest,
+            ), // ENC-18
+            (
+                "/_search",
+                Some("application/json"),
+                br#"{"runtime_mappings":{"tenant":{"type":"keyword"}}}"#,
+                RejectKind::Forbidden,
+            ), // BODY-20
+            (
+                "/_field_caps",
+                Some("application/json"),
+                br#"{"index_filter":{"match_all":{}}}"#,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/_field_caps",
+                Some("application/json"),
+                br#"{"runtime_mappings":{}}"#,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/_msearch",
+                Some("application/x-ndjson"),
+                b"{}\n{}",
+                RejectKind::BadRequest,
+            ), // ENC-27
+            (
+                "/_msearch",
+                Some("application/yaml"),
+                b"{}\n{}\n",
+                RejectKind::UnsupportedMediaType,
+            ),
+        ];
+        for (path, ct, body, kind) in cases {
+            let mut h = head("POST", path, None);
+            h.content_type = *ct;
+            let plan = es::plan(&h, &s).unwrap();
+            assert!(plan.needs_body(), "{path}");
+            let err = es::prepare(plan, Some(body), &h, &s).unwrap_err();
+            assert_eq!(err.kind, *kind, "{path} {ct:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn decoded_body_cap_is_a_parameter() {
+        let s = scope();
+        let h = head("POST", "/_search", None);
+        let plan = es::plan(&h, &s).unwrap();
+        let err = es::prepare_with_limit(plan, Some(br#"{"size":1}"#), &h, &s, 4).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge);
+    }
+
+    #[test]
+    fn msearch_forwards_checked_headers_and_resolves_each_expression_once() {
+        let mut h = head("POST", "/logs-a/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let body = b"{}\n{}\n{\"index\":\"logs-b\"}\n{\"size\":1}\n{}\n{\"size\":2}\n";
+        let s = scope();
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(body), &h, &s).unwrap();
+        assert_eq!(
+            prepared.to_resolve(),
+            &["logs-a".to_string(), "logs-b".to_string()]
+        );
+        let permit = es::authorize(
+            prepared,
+            &resolution(&[("logs-a", &["logs-a"]), ("logs-b", &["logs-b"])]),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(permit.action, "msearch");
+        assert_eq!(permit.path, "/_msearch");
+        let b = permit.body.expect("body");
+        assert_eq!(b.content_type, "application/x-ndjson");
+        let lines: Vec<Value> = std::str::from_utf8(&b.bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[0]["index"], json!(["logs-a"]));
+        assert_eq!(lines[2]["index"], json!(["logs-b"]));
+        for body in [&lines[1], &lines[3], &lines[5]] {
+            assert_eq!(body["query"], wrapped_match_all());
+        }
+    }
+
+    #[test]
+    fn metadata_routes_forward_checked_expressions_without_a_body() {
+        /// (method, path, query, action, forwarded path, expressions to resolve)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+            &'a [&'a str],
+        );
+        let cases: &[Case] = &[
+            (
+                "GET",
+                "/_mapping",
+                None,
+                "mapping",
+                "/logs-*/_mapping",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/logs-a/_mapping",
+                None,
+                "mapping",
+                "/logs-a/_mapping",
+                &["logs-a"],
+            ),
+            (
+                "GET",
+                "/_field_caps",
+                Some("fields=*"),
+                "field_caps",
+                "/logs-*/_field_caps",
+                &["logs-*"],
+            ),
+            (
+                "POST",
+                "/logs-a/_field_caps",
+                Some("fields=a,b"),
+                "field_caps",
+                "/logs-a/_field_caps",
+                &["logs-a"],
+            ),
+            (
+                "GET",
+                "/_resolve/index/*",
+                None,
+                "resolve_index",
+                "/_resolve/index/logs-*",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/_cluster/health",
+                Some("wait_for_status=yellow&timeout=5s"),
+                "cluster_health",
+                "/_cluster/health",
+                &[],
+            ),
+            ("HEAD", "/", None, "root", "/", &[]),
+            ("GET", "/", None, "root", "/", &[]),
+        ];
+        let s = scope();
+        for (m, p, q, action, path, resolve) in cases {
+            let h = head(m, p, *q);
+            let plan = es::plan(&h, &s).unwrap_or_else(|e| panic!("{m} {p}: {e}"));
+            assert_eq!(plan.action, *action);
+            let body: Option<&[u8]> = if plan.needs_body() { Some(b"{}") } else { None };
+            let prepared = es::prepare(plan, body, &h, &s).unwrap();
+            assert_eq!(prepared.to_resolve(), *resolve, "{m} {p}");
+            let permit = run(&h, body, logs).unwrap();
+            assert_eq!(permit.path, *path, "{m} {p}");
+            assert!(permit.body.is_none(), "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn denied_routes_say_which_action_family() {
+        let err = es::plan(&head("POST", "/logs-a/_search/template", None), &scope()).unwrap_err();
+        assert_eq!(
+            err.reason,
+            "action [templates and scripts] is not allowed for this token"
+        );
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Every retrieval entry point of a forwarded search/count body carries the token
+        /// clauses: the outer query wrapper and each top-level kNN element; and at least one
+        /// entry point exists.
+        fn filtered_everywhere(body: &Value, clauses: &[Value]) -> bool {
+            let query_ok = match body.get("query") {
+                None => true,
+                Some(q) => q["bool"]["filter"]
+                    .as_array()
+                    .is_some_and(|f| f.as_slice() == clauses),
+            };
+            let knn_items: Vec<&Value> = match body.get("knn") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items.iter().collect(),
+                Some(one) => vec![one],
+            };
+            let knn_ok = knn_items.iter().all(|k| {
+                k["filter"]
+                    .as_array()
+                    .is_some_and(|f| f.len() >= clauses.len() && f[..clauses.len()] == *clauses)
+            });
+            let has_entry = body.get("query").is_some() || !knn_items.is_empty();
+            query_ok && knn_ok && has_entry
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            let seg = prop::sample::select(vec![
+                "logs-a",
+                "logs-*",
+                "secret",
+                "_all",
+                "*",
+                "_search",
+                "_count",
+                "_msearch",
+                "_mapping",
+                "_field_caps",
+                "_cluster",
+                "health",
+                "_resolve",
+                "index",
+                "%2C",
+                "logs-a%2Csecret",
+                "..",
+                "",
+                "_doc",
+                "%5Fsearch",
+                "-logs-b",
+            ]);
+            let random = prop::collection::vec(seg, 0..4).prop_map(|v| format!("/{}", v.join("/")));
+            let index =
+                prop::sample::select(vec!["", "/logs-a", "/logs-*", "/_all", "/logs-*,-logs-b"]);
+            let api = prop::sample::select(vec!["_search", "_count", "_msearch", "_field_caps"]);
+            let structured = (index, api).prop_map(|(i, a)| format!("{i}/{a}"));
+            prop_oneof![3 => structured, 1 => random]
+        }
+
+        fn query() -> impl Strategy<Value = Option<String>> {
+            let p = prop::sample::select(vec![
+                "size=1",
+                "q=x",
+                "from=2",
+                ";",
+                "&",
+                "expand_wildcards=open",
+                "pretty",
+                "%zz",
+                "+",
+                "search_type=query_then_fetch",
+                "level=cluster",
+            ]);
+            prop_oneof![
+                2 => Just(None),
+                1 => prop::collection::vec(p, 0..4).prop_map(|v| Some(v.concat())),
+            ]
+        }
+
+        fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
+            let whole = prop::sample::select(vec![
+                "",
+                "{}",
+                "{\"query\":{\"term\":{\"tenant\":\"b\"}}}",
+                "{\"size\":0,\"aggs\":{\"x\":{\"terms\":{\"field\":\"f\"}}}}",
+                "{\"knn\":{\"field\":\"v\",\"query_vector\":[1],\"k\":1,\"num_candidates\":1}}",
+                "{}\n{}\n",
+                "{\"index\":\"logs-a\"}\n{\"query\":{\"match_all\":{}}}\n{}\n{\"size\":1}\n",
+            ]);
+            let frag = prop::sample::select(vec![
+                "{}",
+                "{\"query\":{\"match_all\":{}}}",
+                "\n",
+                "{\"index\":\"logs-a\"}",
+                "{\"size\":1}",
+                "[",
+                "}",
+            ]);
+            prop_oneof![
+                1 => Just(None),
+                3 => whole.prop_map(|s| Some(s.as_bytes().to_vec())),
+                1 => prop::collection::vec(frag, 0..5).prop_map(|v| Some(v.concat().into_bytes())),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Whatever comes in, nothing panics, and every permitted search, count or msearch
+            /// body carries exactly the token clauses in its outer filter.
+            #[test]
+            fn permits_always_carry_the_filter(
+                method in prop::sample::select(vec!["GET", "POST", "POST", "HEAD", "PUT"]),
+                ct in prop::sample::select(vec!["application/json", "application/x-ndjson"]),
+                p in path(),
+                q in query(),
+                b in body(),
+            ) {
+                let mut h = head(method, &p, q.as_deref());
+                h.content_type = Some(ct);
+                let permit = run(&h, b.as_deref(), logs);
+                let Ok(permit) = permit else { return Ok(()); };
+                let clauses = scope().filters.clauses();
+                match permit.action {
+                    "search" | "count" => {
+                        let v = body_json(&permit);
+                        prop_assert!(filtered_everywhere(&v, &clauses), "{}", v);
+                    }
+                    "msearch" => {
+                        let bytes = permit.body.as_ref().map(|b| b.bytes.clone()).unwrap_or_default();
+                        let text = String::from_utf8(bytes).unwrap();
+                        for (i, line) in text.lines().enumerate() {
+                            let v: Value = serde_json::from_str(line).unwrap();
+                            if i % 2 == 1 {
+                                prop_assert!(filtered_everywhere(&v, &clauses), "{}", v);
+                            } else {
+                                prop_assert_eq!(&v["expand_wildcards"], &json!("open"));
+                            }
+                        }
+                    }
+                    _ => prop_assert!(permit.body.is_none()),
+                }
+            }
+        }
+    }
 }

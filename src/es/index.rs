@@ -88,10 +88,13 @@ pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, R
         }
         if part.contains('*') {
             seen_wildcard = true;
-            if !patterns.iter().any(|p| globs_overlap(part, p)) {
+            let reachable = patterns
+                .iter()
+                .any(|p| dot_rule(p, part) && globs_overlap(part, p));
+            if !reachable {
                 return Err(not_allowed(part));
             }
-        } else if !patterns.iter().any(|p| glob_match(p, part)) {
+        } else if !patterns.iter().any(|p| pattern_allows(p, part)) {
             return Err(not_allowed(part));
         }
         elements.push(part.to_string());
@@ -106,13 +109,24 @@ pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, R
 /// Data-stream backing indices `.ds-<stream>-<yyyy.MM.dd>-<generation>` are covered when their
 /// data stream name is.
 pub fn concrete_allowed(name: &str, patterns: &[String]) -> bool {
-    if patterns.iter().any(|p| glob_match(p, name)) {
+    if patterns.iter().any(|p| pattern_allows(p, name)) {
         return true;
     }
     match backing_stream_name(name) {
-        Some(stream) => patterns.iter().any(|p| glob_match(p, stream)),
+        Some(stream) => patterns.iter().any(|p| pattern_allows(p, stream)),
         None => false,
     }
+}
+
+/// Whether `pattern` allows the concrete (or literal) `name`. Names starting with `.`
+/// (system and hidden indices) are only allowed by patterns that start with `.` themselves,
+/// so `*` never grants `.security` (security.md C3).
+pub fn pattern_allows(pattern: &str, name: &str) -> bool {
+    dot_rule(pattern, name) && glob_match(pattern, name)
+}
+
+fn dot_rule(pattern: &str, name: &str) -> bool {
+    !name.starts_with('.') || pattern.starts_with('.')
 }
 
 /// `*`-only glob match of `name` against `pattern` (no other metacharacters).
@@ -392,5 +406,20 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(concrete_allowed(name, &p), want, "{name}");
         }
+    }
+
+    #[test]
+    fn dot_indices_need_a_dot_pattern() {
+        // C3 / IDX-14: a token with `*` still does not reach system or hidden indices.
+        let star = pats(&["*"]);
+        assert!(!concrete_allowed(".security-7", &star));
+        assert!(concrete_allowed("logs-a", &star));
+        assert!(concrete_allowed(".ds-logs-app-2024.01.31-000001", &star));
+        assert!(parse(Some(".security-7"), &star).is_err());
+        assert!(parse(Some(".secur*"), &star).is_err());
+        let dot = pats(&[".kibana-tenant-a*"]);
+        assert!(concrete_allowed(".kibana-tenant-a-1", &dot));
+        assert!(parse(Some(".kibana-tenant-a-1"), &dot).is_ok());
+        assert!(parse(Some(".kibana*"), &dot).is_ok());
     }
 }

@@ -60,11 +60,10 @@ impl FilterSet {
         self.by_field
             .iter()
             .map(|(field, values)| {
-                if values.len() == 1 {
-                    let v = values.iter().next().expect("one value");
-                    json!({ "term": { field: { "value": v } } })
-                } else {
-                    json!({ "terms": { field: values.iter().collect::<Vec<_>>() } })
+                let mut iter = values.iter();
+                match (iter.next(), iter.next()) {
+                    (Some(v), None) => json!({ "term": { field: { "value": v } } }),
+                    _ => json!({ "terms": { field: values.iter().collect::<Vec<_>>() } }),
                 }
             })
             .collect()
@@ -191,11 +190,11 @@ pub struct Permit {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub action: &'static str,
-    pub(crate) route: endpoint::Route,
-    pub(crate) method: Method,
-    pub(crate) params: Vec<(String, String)>,
+    route: endpoint::Route,
+    method: Method,
+    params: Vec<(String, String)>,
     /// The checked path expression (or the token's patterns) for routes that take indices.
-    pub(crate) index: Option<index::Expression>,
+    index: Option<index::Expression>,
 }
 
 impl Plan {
@@ -268,7 +267,8 @@ pub fn authorize(
 }
 
 impl Permit {
-    pub(crate) fn new(
+    /// Private to `es` (and its submodules): the rest of the crate cannot mint a permit.
+    fn new(
         action: &'static str,
         method: Method,
         path: String,

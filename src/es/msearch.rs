@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::index::{self, Expression};
-use super::{body, rewrite, FilterSet, Rejection};
+use super::{body, error, rewrite, FilterSet, Rejection};
 
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]
@@ -134,7 +134,7 @@ fn check_header(
             _ => {
                 return Err(Rejection::forbidden(format!(
                     "msearch header key [{}] is not allowed for this token",
-                    rewrite::printable(k)
+                    error::printable(k)
                 )))
             }
         };
@@ -144,6 +144,12 @@ fn check_header(
             )));
         }
     }
+    // An empty string or array names no index, like a missing key.
+    let index_value = match index_value {
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        other => other,
+    };
     let index = match index_value {
         None => match path_index {
             Some(p) => p.clone(),
@@ -162,11 +168,7 @@ fn check_header(
                     }
                 }
             }
-            if names.is_empty() {
-                index::default_expression(patterns)?
-            } else {
-                index::parse(Some(&names.join(",")), patterns)?
-            }
+            index::parse(Some(&names.join(",")), patterns)?
         }
         Some(_) => {
             return Err(Rejection::bad_request(
@@ -239,8 +241,12 @@ mod tests {
     #[test]
     fn header_without_index_falls_back_to_the_path_index() {
         let path = index::parse(Some("logs-b"), &pats()).unwrap();
-        let items = rewrite(b"{}\n{}\n", Some(&path), &pats(), &tenant_a()).unwrap();
+        let body = b"{}\n{}\n{\"index\":\"\"}\n{}\n{\"index\":[]}\n{}\n{\"index\":\"_all\"}\n{}\n";
+        let items = rewrite(body, Some(&path), &pats(), &tenant_a()).unwrap();
         assert_eq!(items[0].index, path);
+        assert_eq!(items[1].index, path);
+        assert_eq!(items[2].index, path);
+        assert_eq!(items[3].index.elements(), &["logs-*".to_string()]);
     }
 
     #[test]
@@ -275,7 +281,7 @@ mod tests {
             "{\"ccs_minimize_roundtrips\":false}\n{}\n",
             "{\"index\":\"logs-*:secret\"}\n{}\n",
             "{}\n{\"aggs\":{\"g\":{\"global\":{}}}}\n", // BODY-47
-            "{}\n{}\n{}\n{\"runtime_mappings\":{}}\n",
+            "{}\n{}\n{}\n{\"runtime_mappings\":{\"t\":{}}}\n",
         ];
         for c in cases {
             let err = run(c).unwrap_err();

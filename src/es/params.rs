@@ -8,6 +8,7 @@
 //! output is the exact parameter list forwarded, in canonical order, with
 //! `expand_wildcards=open` added on every route that takes it.
 
+use super::error::printable;
 use super::Rejection;
 
 /// Which parameter list applies.
@@ -206,22 +207,19 @@ fn value_ok(kind: Kind, value: &str) -> bool {
     }
 }
 
-/// A parameter name safe to show in an error: printable ASCII, at most 64 characters.
-fn printable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
-}
-
-/// Percent-decoding with `+` as space; invalid escapes and non-UTF-8 results are rejected.
-fn decode_component(s: &str) -> Result<String, Rejection> {
+/// Strict percent-decoding shared by the query string (`plus_as_space`) and path values (no
+/// `+` translation): an invalid escape or a non-UTF-8 result is a 400 naming `what`.
+pub(crate) fn percent_decode(
+    s: &str,
+    plus_as_space: bool,
+    what: &str,
+) -> Result<String, Rejection> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => {
+            b'+' if plus_as_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -231,9 +229,9 @@ fn decode_component(s: &str) -> Result<String, Rejection> {
                 match (hi, lo) {
                     (Some(h), Some(l)) => out.push(h * 16 + l),
                     _ => {
-                        return Err(Rejection::bad_request(
-                            "query string has an invalid percent-encoding",
-                        ))
+                        return Err(Rejection::bad_request(format!(
+                            "{what} has an invalid percent-encoding"
+                        )))
                     }
                 }
                 i += 3;
@@ -244,7 +242,11 @@ fn decode_component(s: &str) -> Result<String, Rejection> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| Rejection::bad_request("query string is not valid UTF-8"))
+    String::from_utf8(out).map_err(|_| Rejection::bad_request(format!("{what} is not valid UTF-8")))
+}
+
+fn decode_component(s: &str) -> Result<String, Rejection> {
+    percent_decode(s, true, "query string")
 }
 
 fn hex(b: u8) -> Option<u8> {

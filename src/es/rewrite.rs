@@ -11,6 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::error::printable;
 use super::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -21,11 +22,31 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
             "body has both [aggs] and [aggregations]",
         ));
     }
+    // Grafana and Kibana send these empty; an empty object is a no-op, so it is dropped
+    // rather than forwarded. Anything non-empty is denied by `check_top_level`.
+    for key in ["runtime_mappings", "script_fields"] {
+        if obj
+            .get(key)
+            .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
+        {
+            obj.remove(key);
+        }
+    }
     for (key, value) in &obj {
         check_top_level(key, value)?;
     }
-    let query = obj.remove("query");
-    obj.insert("query".to_string(), wrap(query, filters));
+    let knn_only = !obj.contains_key("query")
+        && match obj.get("knn") {
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(Value::Object(_)) => true,
+            _ => false,
+        };
+    if !knn_only {
+        // With only `knn`, adding a query would OR every tenant document into the kNN hits
+        // (security.md B6); the kNN filters below carry the token clauses instead.
+        let query = obj.remove("query");
+        obj.insert("query".to_string(), wrap(query, filters));
+    }
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
     }
@@ -513,7 +534,7 @@ const BUCKET_PIPELINE_PARAMS: &[&str] = &[
 fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
     match ty {
         "terms" => {
-            params(body, ty, TERMS_PARAMS)?;
+            params(body, TERMS_PARAMS)?;
             min_doc_count_positive(body)
         }
         "multi_terms" => {
@@ -535,7 +556,6 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         }
         "rare_terms" => params(
             body,
-            ty,
             &[
                 "field",
                 "max_doc_count",
@@ -545,11 +565,10 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                 "missing",
             ],
         ),
-        "histogram" => params(body, ty, HISTOGRAM_PARAMS),
-        "date_histogram" => params(body, ty, DATE_HISTOGRAM_PARAMS),
+        "histogram" => params(body, HISTOGRAM_PARAMS),
+        "date_histogram" => params(body, DATE_HISTOGRAM_PARAMS),
         "auto_date_histogram" => params(
             body,
-            ty,
             &[
                 "field",
                 "buckets",
@@ -559,17 +578,13 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                 "missing",
             ],
         ),
-        "range" | "ip_range" => {
-            params(body, ty, &["field", "ranges", "keyed", "format", "missing"])
-        }
+        "range" | "ip_range" => params(body, &["field", "ranges", "keyed", "format", "missing"]),
         "date_range" => params(
             body,
-            ty,
             &["field", "ranges", "keyed", "format", "missing", "time_zone"],
         ),
-        "missing" => params(body, ty, &["field"]),
-        "nested" => params(body, ty, &["path"]),
-        "reverse_nested" => params(body, ty, &["path"]),
+        "missing" => params(body, &["field"]),
+        "nested" | "reverse_nested" => params(body, &["path"]),
         "filter" => check_query(body),
         "filters" => {
             let m = object(body, ty)?;
@@ -602,10 +617,9 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        "sampler" => params(body, ty, &["shard_size"]),
+        "sampler" => params(body, &["shard_size"]),
         "diversified_sampler" => params(
             body,
-            ty,
             &[
                 "shard_size",
                 "field",
@@ -615,36 +629,32 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         ),
         "geohash_grid" | "geotile_grid" => params(
             body,
-            ty,
             &["field", "precision", "bounds", "size", "shard_size"],
         ),
-        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, ty, METRIC_PARAMS),
-        "extended_stats" => params(body, ty, &["field", "missing", "format", "sigma"]),
+        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, METRIC_PARAMS),
+        "extended_stats" => params(body, &["field", "missing", "format", "sigma"]),
         "median_absolute_deviation" | "boxplot" => {
-            params(body, ty, &["field", "missing", "format", "compression"])
+            params(body, &["field", "missing", "format", "compression"])
         }
         "cardinality" => params(
             body,
-            ty,
             &["field", "precision_threshold", "missing", "execution_hint"],
         ),
         "percentiles" => params(
             body,
-            ty,
             &[
                 "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
             ],
         ),
         "percentile_ranks" => params(
             body,
-            ty,
             &[
                 "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
             ],
         ),
-        "weighted_avg" => params(body, ty, &["value", "weight", "format", "value_type"]),
-        "geo_bounds" => params(body, ty, &["field", "wrap_longitude"]),
-        "geo_centroid" => params(body, ty, &["field"]),
+        "weighted_avg" => params(body, &["value", "weight", "format", "value_type"]),
+        "geo_bounds" => params(body, &["field", "wrap_longitude"]),
+        "geo_centroid" => params(body, &["field"]),
         "top_metrics" => {
             let m = object(body, ty)?;
             for (k, val) in m {
@@ -664,12 +674,10 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
         | "max_bucket"
         | "stats_bucket"
         | "extended_stats_bucket"
-        | "percentiles_bucket" => params(body, ty, BUCKET_PIPELINE_PARAMS),
-        "derivative" => params(body, ty, &["buckets_path", "gap_policy", "format", "unit"]),
-        "cumulative_sum" | "cumulative_cardinality" => {
-            params(body, ty, &["buckets_path", "format"])
-        }
-        "serial_diff" => params(body, ty, &["buckets_path", "lag", "gap_policy", "format"]),
+        | "percentiles_bucket" => params(body, BUCKET_PIPELINE_PARAMS),
+        "derivative" => params(body, &["buckets_path", "gap_policy", "format", "unit"]),
+        "cumulative_sum" | "cumulative_cardinality" => params(body, &["buckets_path", "format"]),
+        "serial_diff" => params(body, &["buckets_path", "lag", "gap_policy", "format"]),
         "bucket_sort" => {
             let m = object(body, ty)?;
             for (k, val) in m {
@@ -712,7 +720,7 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
         "bounds",
     ];
     match ty {
-        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, ty, allowed),
+        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, allowed),
         _ => Err(Rejection::forbidden(format!(
             "aggregation type [{}] is not allowed for this token",
             printable(ty)
@@ -723,7 +731,9 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
 fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
     match body.get("min_doc_count") {
         None => Ok(()),
-        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        // Some clients (Grafana) send numbers as strings.
+        Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => Ok(()),
         Some(_) => Err(Rejection::forbidden(
             "[min_doc_count] below 1 is not allowed on terms aggregations for this token",
         )),
@@ -1149,7 +1159,7 @@ fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn params(body: &Value, _ty: &str, allowed: &[&str]) -> Result<(), Rejection> {
+fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
             return Err(feature("script"));
@@ -1285,14 +1295,6 @@ fn feature(name: &str) -> Rejection {
     ))
 }
 
-/// A key safe to show in an error: printable ASCII, at most 64 characters.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1368,6 +1370,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got["knn"]["filter"], json!([tenant_clause()]));
+        // A kNN-only search stays kNN-only: no match_all query is OR-ed in (B6).
+        assert!(got.get("query").is_none(), "{got}");
+        // An empty kNN array retrieves nothing by itself, so the wrapped query is added.
+        let got = search(Some(json!({"knn": []})), &tenant_a()).unwrap();
+        assert_eq!(got["query"]["bool"]["filter"], json!([tenant_clause()]));
         // BODY-12: array form with its own filter plus a query.
         let got = search(
             Some(json!({"query":{"match_all":{}},"knn":[
@@ -1460,6 +1467,45 @@ mod tests {
         for c in cases {
             let got = search(Some(c.clone()), &tenant_a());
             assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{c}");
+        }
+    }
+
+    #[test]
+    fn empty_runtime_mappings_and_script_fields_are_dropped_not_forwarded() {
+        let got = search(
+            Some(json!({"runtime_mappings":{},"script_fields":{},"size":1})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            json!({"size":1,"query":{"bool":{"filter":[tenant_clause()],"must":[{"match_all":{}}]}}})
+        );
+        for key in ["runtime_mappings", "script_fields"] {
+            let body = json!({ key: {"x":{"type":"keyword"}} });
+            assert_eq!(
+                search(Some(body), &tenant_a()).unwrap_err().kind,
+                RejectKind::Forbidden
+            );
+        }
+    }
+
+    #[test]
+    fn terms_min_doc_count_accepts_positive_numbers_and_numeric_strings_only() {
+        let cases = [
+            (json!(1), true),
+            (json!(5), true),
+            (json!("1"), true),
+            (json!(0), false),
+            (json!("0"), false),
+            (json!(0.0), false),
+            (json!(-1), false),
+            (json!("x"), false),
+            (json!(null), false),
+        ];
+        for (mdc, ok) in cases {
+            let body = json!({"aggs":{"t":{"terms":{"field":"u","min_doc_count": mdc.clone()}}}});
+            assert_eq!(search(Some(body), &tenant_a()).is_ok(), ok, "{mdc}");
         }
     }
 
@@ -1593,7 +1639,7 @@ mod tests {
                     Just("script_fields"),
                     Just("sub_searches")
                 ]
-                .prop_map(|k| json!({ k: {} })),
+                .prop_map(|k| json!({ k: {"x": {}} })),
             ]
         }
 
