@@ -14,10 +14,29 @@ use super::body::{self, Media};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
+use super::resolution::{self, Narrowed};
 use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
 };
+
+/// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
+const MAX_FORWARDED_PATH: usize = 3500;
+
+/// Where the index expression sits in the forwarded request, so that `authorize` can put a
+/// narrowed list of names in its place.
+#[derive(Clone, Debug)]
+pub(super) enum Shape {
+    /// No index expression (root, cluster health).
+    Fixed,
+    /// The path is `before` + expression + `after`.
+    Path {
+        before: &'static str,
+        after: &'static str,
+    },
+    /// An msearch body: the items, re-rendered with narrowed header indices.
+    Msearch(Vec<msearch::Item>),
+}
 
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
@@ -77,6 +96,7 @@ pub(super) fn prepare(
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
+    let mut shape = Shape::Fixed;
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
         Route::ClusterHealth => (
@@ -87,6 +107,10 @@ pub(super) fn prepare(
         ),
         Route::Mapping { .. } => {
             let e = expr()?;
+            shape = Shape::Path {
+                before: "/",
+                after: "/_mapping",
+            };
             (
                 Method::Get,
                 format!("/{}/_mapping", e.joined()),
@@ -96,6 +120,10 @@ pub(super) fn prepare(
         }
         Route::ResolveIndex { .. } => {
             let e = expr()?;
+            shape = Shape::Path {
+                before: "/_resolve/index/",
+                after: "",
+            };
             (
                 Method::Get,
                 format!("/_resolve/index/{}", e.joined()),
@@ -105,6 +133,10 @@ pub(super) fn prepare(
         }
         Route::FieldCaps { .. } => {
             let e = expr()?;
+            shape = Shape::Path {
+                before: "/",
+                after: "/_field_caps",
+            };
             match json_body()? {
                 None => {}
                 Some(Value::Object(m)) if m.is_empty() => {}
@@ -128,6 +160,10 @@ pub(super) fn prepare(
         }
         Route::Search { .. } => {
             let e = expr()?;
+            shape = Shape::Path {
+                before: "/",
+                after: "/_search",
+            };
             let out = rewrite::search(json_body()?, &scope.filters)?;
             (
                 Method::Post,
@@ -138,6 +174,10 @@ pub(super) fn prepare(
         }
         Route::Count { .. } => {
             let e = expr()?;
+            shape = Shape::Path {
+                before: "/",
+                after: "/_count",
+            };
             let out = rewrite::count(json_body()?, &scope.filters)?;
             (
                 Method::Post,
@@ -165,6 +205,7 @@ pub(super) fn prepare(
                 }
             }
             let ndjson = msearch::to_ndjson(&items)?;
+            shape = Shape::Msearch(items);
             (
                 Method::Post,
                 "/_msearch".to_string(),
@@ -181,6 +222,7 @@ pub(super) fn prepare(
         to_resolve,
         method,
         path,
+        shape,
         query: params,
         body,
     })
@@ -191,29 +233,80 @@ pub(super) fn authorize(
     resolution: &Resolution,
     scope: &Scope,
 ) -> Result<Permit, Rejection> {
+    let Prepared {
+        action,
+        to_resolve,
+        method,
+        mut path,
+        shape,
+        query,
+        mut body,
+    } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
-    for expr in &prepared.to_resolve {
-        let Some(concrete) = resolution.concrete.get(expr) else {
+    // Expression → the allowed names to forward instead, where a wildcard was narrowed.
+    let mut narrowed: Vec<(String, Vec<String>)> = Vec::new();
+    for expr in &to_resolve {
+        let Some(names) = resolution.names.get(expr) else {
             return Err(Rejection::forbidden("index expression was not resolved"));
         };
-        for name in concrete {
-            if !index::concrete_allowed(name, &scope.indices) {
+        match resolution::narrow(expr, names, &scope.indices).map_err(|_| Rejection {
+            kind: RejectKind::Forbidden,
+            reason: format!(
+                "index expression [{}] reaches an index that is not allowed for this token",
+                error::printable(expr)
+            ),
+        })? {
+            Narrowed::AsIs { indices: found } => indices.extend(found),
+            Narrowed::Only {
+                names,
+                indices: found,
+            } => {
+                indices.extend(found);
+                narrowed.push((expr.clone(), names));
+            }
+            Narrowed::Nothing => {
                 return Err(Rejection {
-                    kind: RejectKind::Forbidden,
+                    kind: RejectKind::NotFound,
                     reason: format!(
-                        "index expression [{expr}] reaches an index that is not allowed for this token"
+                        "no index the token may read matches [{}]",
+                        error::printable(expr)
                     ),
+                })
+            }
+        }
+    }
+    if !narrowed.is_empty() {
+        match shape {
+            Shape::Fixed => {}
+            Shape::Path { before, after } => {
+                let names = &narrowed[0].1;
+                path = format!("{before}{}{after}", names.join(","));
+                if path.len() > MAX_FORWARDED_PATH {
+                    return Err(Rejection::forbidden(
+                        "the index expression matches too many indices to forward; name fewer indices or a narrower pattern",
+                    ));
+                }
+            }
+            Shape::Msearch(mut items) => {
+                for item in &mut items {
+                    let joined = item.index.joined();
+                    if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
+                        item.index = index::Expression::from_names(names.clone());
+                    }
+                }
+                body = Some(ForwardBody {
+                    bytes: msearch::to_ndjson(&items)?,
+                    content_type: NDJSON,
                 });
             }
-            indices.insert(name.clone());
         }
     }
     Ok(Permit::new(
-        prepared.action,
-        prepared.method,
-        prepared.path,
-        prepared.query,
-        prepared.body,
+        action,
+        method,
+        path,
+        query,
+        body,
         indices.into_iter().collect(),
     ))
 }
@@ -254,11 +347,27 @@ mod tests {
         }
     }
 
+    fn as_indices(concrete: Vec<String>) -> Vec<es::resolution::ResolvedName> {
+        concrete
+            .into_iter()
+            .map(|n| es::resolution::ResolvedName {
+                indices: vec![n.clone()],
+                name: n,
+                kind: es::resolution::NameKind::Index,
+            })
+            .collect()
+    }
+
     fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
         Resolution {
-            concrete: pairs
+            names: pairs
                 .iter()
-                .map(|(e, c)| (e.to_string(), c.iter().map(|s| s.to_string()).collect()))
+                .map(|(e, c)| {
+                    (
+                        e.to_string(),
+                        as_indices(c.iter().map(|s| s.to_string()).collect()),
+                    )
+                })
                 .collect::<BTreeMap<_, _>>(),
         }
     }
@@ -274,7 +383,7 @@ mod tests {
         let prepared = es::prepare(plan, body, h, &s)?;
         let mut r = Resolution::default();
         for e in prepared.to_resolve() {
-            r.concrete.insert(e.clone(), resolve(e));
+            r.names.insert(e.clone(), as_indices(resolve(e)));
         }
         es::authorize(prepared, &r, &s)
     }
@@ -388,10 +497,19 @@ mod tests {
     #[test]
     fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
         // IDX-16: alias logs-sa -> secret.
-        let err = run(&head("GET", "/logs-sa/_search", None), None, |_| {
-            vec!["secret".to_string()]
-        })
-        .unwrap_err();
+        let s = scope();
+        let h = head("GET", "/logs-sa/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        let mut r = Resolution::default();
+        r.names.insert(
+            "logs-sa".into(),
+            vec![es::resolution::ResolvedName {
+                name: "logs-sa".into(),
+                kind: es::resolution::NameKind::Alias,
+                indices: vec!["secret".into()],
+            }],
+        );
+        let err = es::authorize(prepared, &r, &s).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
         assert!(!err.reason.contains("secret"), "{}", err.reason);
         // IDX-17: data-stream backing indices of an allowed stream are fine.
@@ -863,5 +981,96 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod narrowing_tests {
+    use serde_json::Value;
+
+    use crate::es::resolution::{NameKind, ResolvedName};
+    use crate::es::{self, FilterSet, RejectKind, RequestHead, Resolution, Scope};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+        }
+    }
+
+    fn name(name: &str, kind: NameKind, indices: &[&str]) -> ResolvedName {
+        ResolvedName {
+            name: name.into(),
+            kind,
+            indices: indices.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
+    fn fixture(expr: &str) -> Vec<ResolvedName> {
+        let all = vec![
+            name("logs-a", NameKind::Index, &["logs-a"]),
+            name("logs-b", NameKind::Index, &["logs-b"]),
+            name("logs-sa", NameKind::Alias, &["secret"]),
+        ];
+        if expr.contains('*') {
+            all
+        } else {
+            all.into_iter()
+                .filter(|n| expr.split(',').any(|e| e == n.name))
+                .collect()
+        }
+    }
+
+    fn run(
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&[u8]>,
+    ) -> Result<es::Permit, es::Rejection> {
+        let s = scope();
+        let h = RequestHead {
+            method,
+            path,
+            query: None,
+            content_type: Some(content_type),
+            content_encoding: None,
+        };
+        let prepared = es::prepare(es::plan(&h, &s)?, body, &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(e.clone(), fixture(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    #[test]
+    fn a_wildcard_that_matches_a_foreign_alias_is_narrowed_to_the_allowed_indices() {
+        let p = run("GET", "/logs-*/_search", "application/json", None).unwrap();
+        assert_eq!(p.path, "/logs-a,logs-b/_search");
+        assert_eq!(p.indices, vec!["logs-a", "logs-b"]);
+        let p = run("GET", "/_count", "application/json", None).unwrap();
+        assert_eq!(p.path, "/logs-a,logs-b/_count");
+    }
+
+    #[test]
+    fn msearch_headers_are_narrowed_too() {
+        let body = b"{\"index\":\"logs-*\"}\n{}\n{\"index\":\"logs-a\"}\n{}\n";
+        let p = run("POST", "/_msearch", "application/x-ndjson", Some(body)).unwrap();
+        let text = String::from_utf8(p.body.unwrap().bytes).unwrap();
+        let headers: Vec<Value> = text
+            .lines()
+            .step_by(2)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(headers[0]["index"], serde_json::json!(["logs-a", "logs-b"]));
+        assert_eq!(headers[1]["index"], serde_json::json!(["logs-a"]));
+    }
+
+    #[test]
+    fn naming_the_foreign_alias_is_refused() {
+        let err = run("GET", "/logs-sa/_search", "application/json", None).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        assert!(!err.reason.contains("secret"));
     }
 }

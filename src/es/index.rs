@@ -22,6 +22,11 @@ impl Expression {
         &self.elements
     }
 
+    /// An expression of names checked elsewhere (the allowed names a wildcard narrowed to).
+    pub(crate) fn from_names(elements: Vec<String>) -> Expression {
+        Expression { elements }
+    }
+
     /// The comma-joined form used in paths, headers and resolution requests.
     pub fn joined(&self) -> String {
         self.elements.join(",")

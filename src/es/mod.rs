@@ -102,6 +102,8 @@ pub enum RejectKind {
     UnsupportedMediaType,
     /// 405: a method the route does not take.
     MethodNotAllowed,
+    /// 404: no index the token may read matches the expression.
+    NotFound,
 }
 
 /// A request esgate refuses. `reason` is for the client: it never echoes request content.
@@ -128,14 +130,14 @@ impl Rejection {
     }
 }
 
-/// Concrete indices behind each index expression, as the backend resolved them.
-/// Filled by the proxy (through `upstream::resolve`) for the expressions
-/// [`Prepared::to_resolve`] asks for, aliases and data streams expanded to their indices.
+/// The names behind each index expression, as the backend resolved them (indices, aliases
+/// and data streams, each with its concrete indices). Filled by the proxy (through
+/// `upstream::resolve`) for the expressions [`Prepared::to_resolve`] asks for.
 #[derive(Clone, Debug, Default)]
 pub struct Resolution {
-    /// Expression (as in [`Prepared::to_resolve`]) → concrete index names.
+    /// Expression (as in [`Prepared::to_resolve`]) → the names behind it.
     /// An expression that matches nothing maps to an empty list.
-    pub concrete: BTreeMap<String, Vec<String>>,
+    pub names: BTreeMap<String, Vec<resolution::ResolvedName>>,
 }
 
 /// The HTTP method of a permitted upstream request.
@@ -217,6 +219,8 @@ pub struct Prepared {
     to_resolve: Vec<String>,
     method: Method,
     path: String,
+    /// How to rebuild the path or body when an expression must be narrowed.
+    shape: flow::Shape,
     query: Vec<(String, String)>,
     body: Option<ForwardBody>,
 }

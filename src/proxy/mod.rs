@@ -189,16 +189,12 @@ async fn enforce(
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     for expr in prepared.to_resolve() {
-        let concrete = app
+        let names = app
             .upstream
             .resolver
             .resolve(&app.upstream, authorization, expr, Instant::now())
             .await?;
-        let flat: Vec<String> = concrete
-            .iter()
-            .flat_map(|n| n.indices.iter().cloned())
-            .collect();
-        resolution.concrete.insert(expr.clone(), flat);
+        resolution.names.insert(expr.clone(), names.to_vec());
     }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();
