@@ -6,6 +6,7 @@ use crate::admin::{AdminContext, Policies};
 use crate::audit::Audit;
 use crate::auth::limiter::FailureLimiter;
 use crate::config::Config;
+use crate::es::continuation::IdKey;
 use crate::metrics::Metrics;
 use crate::store::file::FileStore;
 use crate::store::{Store, StoreError};
@@ -19,6 +20,8 @@ pub struct App {
     pub audit: Arc<Audit>,
     pub metrics: Metrics,
     pub admin: AdminContext,
+    /// The key scroll and point-in-time ids are sealed with.
+    pub id_key: Arc<IdKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,47 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot open the audit log: {0}")]
     Audit(std::io::Error),
+    #[error("cannot read or create the id key {path}: {source}")]
+    IdKey {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The key continuation ids are sealed with: `id.key` in the store directory, created with
+/// 32 random bytes on first start. Replicas that serve the same clients share this file.
+fn load_id_key(dir: &std::path::Path) -> Result<IdKey, StartError> {
+    use std::io::Write;
+    let path = dir.join("id.key");
+    let err = |source| StartError::IdKey {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "expected 32 bytes",
+                ))
+            })?;
+            Ok(IdKey::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            let tmp = dir.join("id.key.tmp");
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp).map_err(err)?;
+            f.write_all(&key).and_then(|()| f.sync_all()).map_err(err)?;
+            std::fs::rename(&tmp, &path).map_err(err)?;
+            Ok(IdKey::new(key))
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 impl App {
@@ -52,6 +96,7 @@ impl App {
             audit,
             metrics: Metrics::default(),
             admin,
+            id_key: Arc::new(load_id_key(&config.store_path)?),
             config,
         })
     }

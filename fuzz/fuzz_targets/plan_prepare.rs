@@ -66,6 +66,10 @@ fuzz_target!(|data: &[u8]| {
             ("env".to_string(), "test".to_string()),
         ]),
         indices: vec!["logs-*".to_string(), "metrics-a".to_string()],
+        ids: esgate::es::continuation::Binding {
+            token_id: "tok_fuzz".into(),
+            key: std::sync::Arc::new(esgate::es::continuation::IdKey::new([1; 32])),
+        },
     };
     let head = RequestHead {
         method,

@@ -29,6 +29,18 @@ pub enum Route {
     ClusterHealth,
     /// `GET /_resolve/index/{name}`.
     ResolveIndex { name: String },
+    /// `GET|POST /_search/scroll` with the (sealed) scroll id in the body.
+    ScrollNext,
+    /// `DELETE /_search/scroll` with the (sealed) scroll ids in the body.
+    ScrollClear,
+    /// `POST /{index}/_pit` (Elasticsearch point in time).
+    PitOpen { index: String },
+    /// `DELETE /_pit` with the (sealed) id in the body.
+    PitClose,
+    /// `POST /{index}/_search/point_in_time` (OpenSearch point in time).
+    OsPitOpen { index: String },
+    /// `DELETE /_search/point_in_time` with the (sealed) ids in the body.
+    OsPitClose,
 }
 
 impl Route {
@@ -43,6 +55,10 @@ impl Route {
             Route::FieldCaps { .. } => "field_caps",
             Route::ClusterHealth => "cluster_health",
             Route::ResolveIndex { .. } => "resolve_index",
+            Route::ScrollNext => "scroll",
+            Route::ScrollClear => "clear_scroll",
+            Route::PitOpen { .. } | Route::OsPitOpen { .. } => "open_pit",
+            Route::PitClose | Route::OsPitClose => "close_pit",
         }
     }
 }
@@ -256,6 +272,18 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
         ["_resolve", "index", name] if method == Get => Route::ResolveIndex {
             name: decode_value(name)?,
         },
+        ["_search", "scroll"] if get_or_post => Route::ScrollNext,
+        ["_search", "scroll"] if method == Method::Delete => Route::ScrollClear,
+        ["_pit"] if method == Method::Delete => Route::PitClose,
+        ["_search", "point_in_time"] if method == Method::Delete => Route::OsPitClose,
+        [index, "_pit"] if method == Post && !is_api_root(index) => Route::PitOpen {
+            index: decode_value(index)?,
+        },
+        [index, "_search", "point_in_time"] if method == Post && !is_api_root(index) => {
+            Route::OsPitOpen {
+                index: decode_value(index)?,
+            }
+        }
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
             match *api {
@@ -499,8 +527,9 @@ mod tests {
             (Get, "/logs-a/_SEARCH"),    // case-sensitive
             (Post, "/_search/template"), // A6
             (Post, "/logs-a/_search/template"),
-            (Post, "/_search/scroll"),              // A17
-            (Get, "/_search/scroll/abc"),           // STATE-05
+            (Get, "/_search/scroll/abc"), // STATE-05: ids only in the body
+            (Delete, "/_search/scroll/_all"),
+            (Get, "/_search/point_in_time/_all"),
             (Post, "/logs-a/_fleet/_fleet_search"), // A26
             (Post, "/_fleet/_fleet_msearch"),
             (Get, "/_searchable_snapshots/stats"),
@@ -525,7 +554,7 @@ mod tests {
             (Post, "/_query"),
             (Get, "/logs-a/_terms_enum"),
             (Post, "/_async_search"),
-            (Post, "/logs-a/_pit"),
+            (Get, "/logs-a/_pit"),
             (Get, "/_plugins/_sql"),
         ];
         for (m, p) in cases {
@@ -647,6 +676,22 @@ mod tests {
     /// Routes where esgate decides differently from the TSV's proposal, with the reason.
     const ES_OVERRIDES: &[(&str, &str, &str)] = &[
         (
+            "POST",
+            "/_search/scroll",
+            "bound: only scroll ids sealed for this token",
+        ),
+        (
+            "DELETE",
+            "/_search/scroll",
+            "bound: only own sealed ids, never _all",
+        ),
+        (
+            "POST",
+            "/{index}/_pit",
+            "index-checked; the id is sealed for this token",
+        ),
+        ("DELETE", "/_pit", "bound: only own sealed ids"),
+        (
             "GET",
             "/",
             "root is forwarded (assignment: action root; version banner accepted)",
@@ -680,6 +725,26 @@ mod tests {
     ];
 
     const OS_OVERRIDES: &[(&str, &str, &str)] = &[
+        (
+            "POST",
+            "/_search/scroll",
+            "bound: only scroll ids sealed for this token",
+        ),
+        (
+            "DELETE",
+            "/_search/scroll",
+            "bound: only own sealed ids, never _all",
+        ),
+        (
+            "POST",
+            "/index/_search/point_in_time",
+            "index-checked; the id is sealed for this token",
+        ),
+        (
+            "DELETE",
+            "/_search/point_in_time",
+            "bound: only own sealed ids",
+        ),
         ("GET", "/", "root is forwarded"),
         ("HEAD", "/", "root ping is forwarded"),
         (

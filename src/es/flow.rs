@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::body::{self, Media};
+use super::continuation::{self, IdKind, Seal};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
@@ -56,10 +57,21 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::FieldCaps { .. } => ParamSet::FieldCaps,
         Route::ClusterHealth => ParamSet::ClusterHealth,
         Route::ResolveIndex { .. } => ParamSet::ResolveIndex,
+        Route::ScrollNext => ParamSet::Scroll,
+        Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
+        Route::ScrollClear | Route::PitClose | Route::OsPitClose => ParamSet::NoParams,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
-        Route::Root | Route::ClusterHealth => None,
+        Route::Root
+        | Route::ClusterHealth
+        | Route::ScrollNext
+        | Route::ScrollClear
+        | Route::PitClose
+        | Route::OsPitClose => None,
+        Route::PitOpen { index } | Route::OsPitOpen { index } => {
+            Some(index::parse(Some(index), &scope.indices)?)
+        }
         Route::Search { index }
         | Route::Count { index }
         | Route::Msearch { index }
@@ -97,6 +109,8 @@ pub(super) fn prepare(
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
     let mut shape = Shape::Fixed;
+    let mut seal = None;
+    let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
         Route::ClusterHealth => (
@@ -158,13 +172,68 @@ pub(super) fn prepare(
                 vec![e.joined()],
             )
         }
-        Route::Search { .. } => {
+        Route::Search { index: named } => {
+            let mut body = json_body()?;
+            let pit = match body.as_mut() {
+                Some(Value::Object(m)) => m.remove("pit"),
+                _ => None,
+            };
+            if let Some(pit) = pit {
+                // A point in time carries its indices; Elasticsearch refuses an index beside it.
+                if named.is_some() {
+                    return Err(Rejection::bad_request(
+                        "a search with a point in time must not name an index",
+                    ));
+                }
+                if scroll_requested {
+                    return Err(Rejection::bad_request(
+                        "a search with a point in time cannot scroll",
+                    ));
+                }
+                let pit = continuation_object(&pit, "pit", "id", &["keep_alive"])?;
+                let backend_id = continuation::open(&scope.ids, IdKind::Pit, &pit.id)?;
+                let mut out = rewrite::search(body, &scope.filters)?;
+                let mut pit_out = serde_json::Map::new();
+                pit_out.insert("id".into(), Value::String(backend_id));
+                pit_out.extend(pit.rest);
+                if let Value::Object(m) = &mut out {
+                    m.insert("pit".into(), Value::Object(pit_out));
+                }
+                seal = Some(Seal {
+                    field: "pit_id",
+                    kind: IdKind::Pit,
+                });
+                // The point in time fixes the indices; index options are refused beside it.
+                let mut params = params;
+                params.retain(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "expand_wildcards" | "ignore_unavailable" | "allow_no_indices"
+                    )
+                });
+                return Ok(Prepared {
+                    action,
+                    to_resolve: Vec::new(),
+                    method: Method::Post,
+                    path: "/_search".to_string(),
+                    shape,
+                    query: params,
+                    body: Some(json_forward(&out)?),
+                    seal,
+                });
+            }
             let e = expr()?;
             shape = Shape::Path {
                 before: "/",
                 after: "/_search",
             };
-            let out = rewrite::search(json_body()?, &scope.filters)?;
+            if scroll_requested {
+                seal = Some(Seal {
+                    field: "_scroll_id",
+                    kind: IdKind::Scroll,
+                });
+            }
+            let out = rewrite::search(body, &scope.filters)?;
             (
                 Method::Post,
                 format!("/{}/_search", e.joined()),
@@ -184,6 +253,88 @@ pub(super) fn prepare(
                 format!("/{}/_count", e.joined()),
                 Some(json_forward(&out)?),
                 vec![e.joined()],
+            )
+        }
+        Route::ScrollNext => {
+            let body = json_body()?.unwrap_or(Value::Null);
+            let c = continuation_object(&body, "body", "scroll_id", &["scroll"])?;
+            let backend_id = continuation::open(&scope.ids, IdKind::Scroll, &c.id)?;
+            let mut out = serde_json::Map::new();
+            out.insert("scroll_id".into(), Value::String(backend_id));
+            out.extend(c.rest);
+            seal = Some(Seal {
+                field: "_scroll_id",
+                kind: IdKind::Scroll,
+            });
+            (
+                Method::Post,
+                "/_search/scroll".to_string(),
+                Some(json_forward(&Value::Object(out))?),
+                Vec::new(),
+            )
+        }
+        Route::ScrollClear => {
+            let body = json_body()?.unwrap_or(Value::Null);
+            let ids = continuation_ids(&body, "scroll_id", IdKind::Scroll, scope)?;
+            let out = serde_json::json!({ "scroll_id": ids });
+            (
+                Method::Delete,
+                "/_search/scroll".to_string(),
+                Some(json_forward(&out)?),
+                Vec::new(),
+            )
+        }
+        Route::PitOpen { .. } | Route::OsPitOpen { .. } => {
+            let e = expr()?;
+            match json_body()? {
+                None => {}
+                Some(Value::Object(m)) if m.is_empty() => {}
+                Some(_) => {
+                    return Err(Rejection::forbidden(
+                        "a body is not allowed when opening a point in time",
+                    ))
+                }
+            }
+            if !params.iter().any(|(k, _)| k == "keep_alive") {
+                return Err(Rejection::bad_request(
+                    "opening a point in time needs a keep_alive parameter",
+                ));
+            }
+            let (after, field) = match route {
+                Route::PitOpen { .. } => ("/_pit", "id"),
+                _ => ("/_search/point_in_time", "pit_id"),
+            };
+            shape = Shape::Path { before: "/", after };
+            seal = Some(Seal {
+                field,
+                kind: IdKind::Pit,
+            });
+            (
+                Method::Post,
+                format!("/{}{after}", e.joined()),
+                None,
+                vec![e.joined()],
+            )
+        }
+        Route::PitClose => {
+            let body = json_body()?.unwrap_or(Value::Null);
+            let c = continuation_object(&body, "body", "id", &[])?;
+            let backend_id = continuation::open(&scope.ids, IdKind::Pit, &c.id)?;
+            (
+                Method::Delete,
+                "/_pit".to_string(),
+                Some(json_forward(&serde_json::json!({ "id": backend_id }))?),
+                Vec::new(),
+            )
+        }
+        Route::OsPitClose => {
+            let body = json_body()?.unwrap_or(Value::Null);
+            let ids = continuation_ids(&body, "pit_id", IdKind::Pit, scope)?;
+            (
+                Method::Delete,
+                "/_search/point_in_time".to_string(),
+                Some(json_forward(&serde_json::json!({ "pit_id": ids }))?),
+                Vec::new(),
             )
         }
         Route::Msearch { .. } => {
@@ -225,6 +376,7 @@ pub(super) fn prepare(
         shape,
         query: params,
         body,
+        seal,
     })
 }
 
@@ -241,6 +393,7 @@ pub(super) fn authorize(
         shape,
         query,
         mut body,
+        seal,
     } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
@@ -308,7 +461,89 @@ pub(super) fn authorize(
         query,
         body,
         indices.into_iter().collect(),
+        seal,
     ))
+}
+
+/// A continuation object such as `{"scroll_id": "...", "scroll": "1m"}` or a search's
+/// `pit: {"id": "...", "keep_alive": "1m"}`: the id, and the other allowed keys (time values).
+struct ContinuationObject {
+    id: String,
+    rest: serde_json::Map<String, Value>,
+}
+
+fn continuation_object(
+    v: &Value,
+    what: &str,
+    id_key: &str,
+    time_keys: &[&str],
+) -> Result<ContinuationObject, Rejection> {
+    let Value::Object(m) = v else {
+        return Err(Rejection::bad_request(format!(
+            "{what} must be a JSON object"
+        )));
+    };
+    let mut id = None;
+    let mut rest = serde_json::Map::new();
+    for (k, val) in m {
+        match val {
+            Value::String(s) if k == id_key => id = Some(s.clone()),
+            Value::String(s) if time_keys.contains(&k.as_str()) && is_time(s) => {
+                rest.insert(k.clone(), val.clone());
+            }
+            _ => {
+                return Err(Rejection::forbidden(format!(
+                    "key [{}] is not allowed in {what}",
+                    error::printable(k)
+                )))
+            }
+        }
+    }
+    let id = id.ok_or_else(|| Rejection::bad_request(format!("{what} needs [{id_key}]")))?;
+    Ok(ContinuationObject { id, rest })
+}
+
+/// `{"<key>": "id"}` or `{"<key>": ["id", ...]}`: every id opened for this token.
+fn continuation_ids(
+    v: &Value,
+    key: &str,
+    kind: IdKind,
+    scope: &Scope,
+) -> Result<Vec<String>, Rejection> {
+    let Value::Object(m) = v else {
+        return Err(Rejection::bad_request("the body must be a JSON object"));
+    };
+    if m.len() != 1 {
+        return Err(Rejection::bad_request(format!(
+            "the body takes only [{key}]"
+        )));
+    }
+    let sealed: Vec<&str> = match m.get(key) {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= 1000 => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .ok_or_else(|| Rejection::bad_request("ids must be strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(Rejection::bad_request(format!("the body needs [{key}]"))),
+    };
+    sealed
+        .into_iter()
+        .map(|s| continuation::open(&scope.ids, kind, s))
+        .collect()
+}
+
+/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`).
+fn is_time(s: &str) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && digits <= 10
+        && matches!(
+            &s[digits..],
+            "nanos" | "micros" | "ms" | "s" | "m" | "h" | "d"
+        )
 }
 
 fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
@@ -334,6 +569,10 @@ mod tests {
         Scope {
             filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
             indices: vec!["logs-*".to_string()],
+            ids: crate::es::continuation::Binding {
+                token_id: "tok_test".into(),
+                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
+            },
         }
     }
 
@@ -995,6 +1234,10 @@ mod narrowing_tests {
         Scope {
             filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
             indices: vec!["logs-*".to_string()],
+            ids: crate::es::continuation::Binding {
+                token_id: "tok_test".into(),
+                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
+            },
         }
     }
 

@@ -16,6 +16,7 @@
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 
 pub mod body;
+pub mod continuation;
 pub mod endpoint;
 pub mod error;
 pub mod index;
@@ -76,6 +77,8 @@ pub struct Scope {
     pub filters: FilterSet,
     /// Allowed index patterns (`*` wildcards). Never empty.
     pub indices: Vec<String>,
+    /// The token's id and the key its scroll and point-in-time ids are sealed with.
+    pub ids: continuation::Binding,
 }
 
 /// The parts of a request head that decisions depend on. `path` is the raw request path as
@@ -185,6 +188,8 @@ pub struct Permit {
     pub body: Option<ForwardBody>,
     /// Indices the request reaches (for the audit log).
     pub indices: Vec<String>,
+    /// A continuation id in the successful response to seal before it reaches the client.
+    pub seal: Option<continuation::Seal>,
     _sealed: (),
 }
 
@@ -208,6 +213,12 @@ impl Plan {
                 | endpoint::Route::Count { .. }
                 | endpoint::Route::Msearch { .. }
                 | endpoint::Route::FieldCaps { .. }
+                | endpoint::Route::ScrollNext
+                | endpoint::Route::ScrollClear
+                | endpoint::Route::PitOpen { .. }
+                | endpoint::Route::PitClose
+                | endpoint::Route::OsPitOpen { .. }
+                | endpoint::Route::OsPitClose
         )
     }
 }
@@ -223,6 +234,7 @@ pub struct Prepared {
     shape: flow::Shape,
     query: Vec<(String, String)>,
     body: Option<ForwardBody>,
+    seal: Option<continuation::Seal>,
 }
 
 impl Prepared {
@@ -279,6 +291,7 @@ impl Permit {
         query: Vec<(String, String)>,
         body: Option<ForwardBody>,
         indices: Vec<String>,
+        seal: Option<continuation::Seal>,
     ) -> Permit {
         Permit {
             action,
@@ -287,6 +300,7 @@ impl Permit {
             query,
             body,
             indices,
+            seal,
             _sealed: (),
         }
     }

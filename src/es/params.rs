@@ -22,6 +22,12 @@ pub enum ParamSet {
     FieldCaps,
     ClusterHealth,
     ResolveIndex,
+    /// Scroll continuation and clearing: only `scroll` and response shaping.
+    Scroll,
+    /// Opening a point in time (both dialects).
+    PitOpen,
+    /// Closing a point in time.
+    NoParams,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +77,21 @@ const SEARCH: &[(&str, Kind)] = &[
     ("stored_fields", Kind::Text),
     ("docvalue_fields", Kind::Text),
     ("sort", Kind::Text),
+    ("scroll", Kind::Time),
+];
+
+const SCROLL: &[(&str, Kind)] = &[
+    ("scroll", Kind::Time),
+    ("rest_total_hits_as_int", Kind::Bool),
+    ("typed_keys", Kind::Bool),
+];
+
+const PIT_OPEN: &[(&str, Kind)] = &[
+    ("keep_alive", Kind::Time),
+    ("preference", Kind::Text),
+    ("routing", Kind::Text),
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_pit_creation", Kind::Bool),
 ];
 
 const COUNT: &[(&str, Kind)] = &[
@@ -116,6 +137,9 @@ impl ParamSet {
             ParamSet::FieldCaps => (FIELD_CAPS, true),
             ParamSet::ClusterHealth => (CLUSTER_HEALTH, false),
             ParamSet::ResolveIndex => (&[], true),
+            ParamSet::Scroll => (SCROLL, false),
+            ParamSet::PitOpen => (PIT_OPEN, true),
+            ParamSet::NoParams => (&[], false),
         }
     }
 }
@@ -316,7 +340,6 @@ mod tests {
             "suggest_field=message&suggest_text=x",               // ENC-07
             "explain=true",
             "search_type=dfs_query_then_fetch",
-            "scroll=1m",
             "scroll_id=abc",
             "expand_wildcards=all",
             "expand_wildcards=open,hidden", // IDX-13

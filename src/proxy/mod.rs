@@ -123,6 +123,7 @@ async fn pipeline(
         request_id: &request_id,
     };
     let (parts, body) = req.into_parts();
+    let mut seal = None;
     let upstream_req = match token.permission() {
         Permission::All => {
             ctx.event.action = Some("pass_through");
@@ -141,17 +142,60 @@ async fn pipeline(
         }
         Permission::Read => {
             let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            seal = permit.seal;
             upstream_request::from_permit(permit, &parts.headers, &forwarding)
         }
     };
     let response = app.upstream.send(upstream_req).await?;
     let (up, body) = response.into_parts();
-    let mut out = Response::new(http_body_util::BodyExt::boxed(
-        http_body_util::BodyExt::map_err(body, |e| -> BoxError { Box::new(e) }),
-    ));
+    let mut headers = upstream_request::response_headers(&up.headers);
+    let body = match seal {
+        Some(seal) if up.status.is_success() => {
+            let binding = es::continuation::Binding {
+                token_id: token.id.clone(),
+                key: Arc::clone(&app.id_key),
+            };
+            crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
+        }
+        _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
+            body,
+            |e| -> BoxError { Box::new(e) },
+        )),
+    };
+    if seal.is_some() {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let mut out = Response::new(body);
     *out.status_mut() = up.status;
-    *out.headers_mut() = upstream_request::response_headers(&up.headers);
+    *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// Responses that carry a continuation id are read whole (capped) so the id can be sealed
+/// before the client sees it.
+const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
+
+async fn seal_response(
+    binding: &es::continuation::Binding,
+    seal: es::continuation::Seal,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, ProxyError> {
+    use crate::upstream::UpstreamError;
+    // esgate asks for identity encoding on these requests; anything else cannot be inspected,
+    // and relaying it could hand out an unsealed id.
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+    {
+        return Err(ProxyError::Upstream(UpstreamError::Broken));
+    }
+    let bytes = read_capped(body, MAX_SEALED_RESPONSE)
+        .await
+        .map_err(|_| ProxyError::Upstream(UpstreamError::Broken))?;
+    Ok(Bytes::from(es::continuation::seal_response(
+        binding, seal, &bytes,
+    )))
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
@@ -170,6 +214,10 @@ async fn enforce(
     let scope = es::Scope {
         filters: es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value))),
         indices: token.indices.clone(),
+        ids: es::continuation::Binding {
+            token_id: token.id.clone(),
+            key: Arc::clone(&app.id_key),
+        },
     };
     let head = es::RequestHead {
         method: parts.method.as_str(),

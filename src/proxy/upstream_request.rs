@@ -84,8 +84,12 @@ pub fn from_permit(permit: Permit, client: &HeaderMap, f: &Forwarding<'_>) -> Up
     if let Ok(v) = HeaderValue::from_str(f.request_id) {
         headers.insert("x-opaque-id", v);
     }
-    // Response compression is harmless; pass the client's wish when it is a plain one.
-    if let Some(ae) = client.get(header::ACCEPT_ENCODING) {
+    // Response compression is harmless; pass the client's wish when it is a plain one, except
+    // where esgate must read the response to seal a continuation id in it.
+    let accept_encoding = client
+        .get(header::ACCEPT_ENCODING)
+        .filter(|_| permit.seal.is_none());
+    if let Some(ae) = accept_encoding {
         if ae.to_str().is_ok_and(|s| {
             s.split(',').all(|p| {
                 matches!(

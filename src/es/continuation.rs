@@ -1,0 +1,244 @@
+//! Continuation ids (scroll ids, point-in-time ids) bound to the token that created them.
+//!
+//! The backend's id never reaches the client as it is: esgate hands out
+//! `esgc1_<base64url(kind | mac | backend id)>`, where `mac` is an HMAC-SHA256 (truncated to
+//! 128 bits) over the kind, the token id and the backend id, under a key only esgate knows.
+//! A continuation presents the sealed id; esgate recomputes the MAC with the id of the token
+//! that presents it, so another token's id, a forged one or a raw backend id is refused. No
+//! session state is kept, so several replicas sharing the key accept each other's ids.
+//!
+//! Invariant: pure (the key and the token id are arguments).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::Rejection;
+
+const PREFIX: &str = "esgc1_";
+const MAC_LEN: usize = 16;
+/// Backend ids are a few hundred bytes; anything far larger is not one of ours.
+const MAX_SEALED_LEN: usize = 64 * 1024;
+
+/// The secret key ids are sealed with. `Debug` is redacted.
+#[derive(Clone)]
+pub struct IdKey([u8; 32]);
+
+impl IdKey {
+    pub fn new(bytes: [u8; 32]) -> IdKey {
+        IdKey(bytes)
+    }
+}
+
+impl std::fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdKey(<redacted>)")
+    }
+}
+
+/// What an id stands for; part of the MAC so one kind cannot be replayed as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    Scroll,
+    /// Elasticsearch `_pit` and OpenSearch `_search/point_in_time` ids.
+    Pit,
+}
+
+impl IdKind {
+    fn byte(self) -> u8 {
+        match self {
+            IdKind::Scroll => b's',
+            IdKind::Pit => b'p',
+        }
+    }
+}
+
+/// The token a request is made with, and the key: what binding needs.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub token_id: String,
+    pub key: std::sync::Arc<IdKey>,
+}
+
+/// Which field of a successful response carries an id to seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seal {
+    pub field: &'static str,
+    pub kind: IdKind,
+}
+
+fn mac(binding: &Binding, kind: IdKind, backend_id: &[u8]) -> [u8; MAC_LEN] {
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(&binding.key.0).expect("HMAC takes any key length");
+    m.update(&[kind.byte()]);
+    m.update(&(binding.token_id.len() as u32).to_be_bytes());
+    m.update(binding.token_id.as_bytes());
+    m.update(backend_id);
+    let full = m.finalize().into_bytes();
+    let mut out = [0u8; MAC_LEN];
+    out.copy_from_slice(&full[..MAC_LEN]);
+    out
+}
+
+/// Seals a backend id for the token in `binding`.
+pub fn seal(binding: &Binding, kind: IdKind, backend_id: &str) -> String {
+    let mut raw = Vec::with_capacity(1 + MAC_LEN + backend_id.len());
+    raw.push(kind.byte());
+    raw.extend_from_slice(&mac(binding, kind, backend_id.as_bytes()));
+    raw.extend_from_slice(backend_id.as_bytes());
+    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// Opens a sealed id presented by the token in `binding`; refuses ids of other tokens, of
+/// another kind, forged or raw backend ids.
+pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rejection> {
+    let refused = || {
+        Rejection::forbidden(match kind {
+            IdKind::Scroll => "this scroll id was not issued to this token",
+            IdKind::Pit => "this point-in-time id was not issued to this token",
+        })
+    };
+    if sealed.len() > MAX_SEALED_LEN {
+        return Err(refused());
+    }
+    let body = sealed.strip_prefix(PREFIX).ok_or_else(refused)?;
+    let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
+    if raw.len() <= 1 + MAC_LEN || raw[0] != kind.byte() {
+        return Err(refused());
+    }
+    let (given, backend_id) = raw[1..].split_at(MAC_LEN);
+    let expected = mac(binding, kind, backend_id);
+    if !bool::from(expected.ct_eq(given)) {
+        return Err(refused());
+    }
+    String::from_utf8(backend_id.to_vec()).map_err(|_| refused())
+}
+
+#[derive(Deserialize)]
+struct TopLevelIds {
+    #[serde(rename = "_scroll_id")]
+    scroll_id: Option<String>,
+    id: Option<String>,
+    pit_id: Option<String>,
+}
+
+/// Replaces the backend id in a successful response body with its sealed form. The body is
+/// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
+/// without the field is returned unchanged.
+pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Vec<u8> {
+    let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
+        return body.to_vec();
+    };
+    let backend_id = match seal_spec.field {
+        "_scroll_id" => ids.scroll_id,
+        "id" => ids.id,
+        "pit_id" => ids.pit_id,
+        _ => None,
+    };
+    let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {
+        return body.to_vec();
+    };
+    // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
+    // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
+    let needle = format!("\"{backend_id}\"");
+    let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, &backend_id));
+    let text = String::from_utf8_lossy(body);
+    text.replace(&needle, &sealed).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn binding(token: &str) -> Binding {
+        Binding {
+            token_id: token.into(),
+            key: Arc::new(IdKey::new([7; 32])),
+        }
+    }
+
+    #[test]
+    fn a_sealed_id_opens_for_its_token_only() {
+        let a = binding("tok_a");
+        let sealed = seal(&a, IdKind::Scroll, "FGluY2x1ZGVfY29udGV4dF91dWlkDXF1ZXJ5");
+        assert!(sealed.starts_with("esgc1_"));
+        assert_eq!(
+            open(&a, IdKind::Scroll, &sealed).unwrap(),
+            "FGluY2x1ZGVfY29udGV4dF91dWlkDXF1ZXJ5"
+        );
+        assert!(open(&binding("tok_b"), IdKind::Scroll, &sealed).is_err());
+        assert!(
+            open(&a, IdKind::Pit, &sealed).is_err(),
+            "a scroll id is not a PIT id"
+        );
+        let other_key = Binding {
+            token_id: "tok_a".into(),
+            key: Arc::new(IdKey::new([8; 32])),
+        };
+        assert!(open(&other_key, IdKind::Scroll, &sealed).is_err());
+    }
+
+    #[test]
+    fn forged_and_raw_ids_are_refused() {
+        let a = binding("tok_a");
+        let sealed = seal(&a, IdKind::Pit, "abc");
+        let mut chars: Vec<char> = sealed.chars().collect();
+        let last = chars.len() - 1;
+        chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        for bad in [
+            "abc",
+            "",
+            "esgc1_",
+            "esgc1_!!!",
+            tampered.as_str(),
+            &"x".repeat(70_000),
+        ] {
+            assert!(open(&a, IdKind::Pit, bad).is_err(), "{bad:.40}");
+        }
+    }
+
+    #[test]
+    fn responses_keep_their_bytes_except_the_id() {
+        let a = binding("tok_a");
+        let body = br#"{"_scroll_id":"DXF1ZXJ5QW5kRmV0Y2g=","took":1,"hits":{"total":{"value":12345678901234567890,"relation":"eq"}}}"#;
+        let out = seal_response(
+            &a,
+            Seal {
+                field: "_scroll_id",
+                kind: IdKind::Scroll,
+            },
+            body,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("DXF1ZXJ5QW5kRmV0Y2g="));
+        assert!(
+            text.contains("12345678901234567890"),
+            "numbers are untouched"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let sealed = v["_scroll_id"].as_str().unwrap();
+        assert_eq!(
+            open(&a, IdKind::Scroll, sealed).unwrap(),
+            "DXF1ZXJ5QW5kRmV0Y2g="
+        );
+        // No id, or not JSON: unchanged.
+        let plain = br#"{"took":1}"#;
+        assert_eq!(
+            seal_response(
+                &a,
+                Seal {
+                    field: "_scroll_id",
+                    kind: IdKind::Scroll
+                },
+                plain
+            ),
+            plain.to_vec()
+        );
+    }
+}
