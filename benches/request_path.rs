@@ -1,0 +1,140 @@
+//! The per-request work esgate adds in front of Elasticsearch, without the network: parsing
+//! the credential and finding the token, then classifying, checking and rewriting a search.
+//! The goal (ARCHITECTURE.md) is to stay in the range of what nginx spends on basic auth.
+//!
+//! Run: `cargo bench --bench request_path`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+use esgate::auth::{self, credential, secret::Secret};
+use esgate::es::continuation::{Binding, IdKey};
+use esgate::es::resolution::{NameKind, ResolvedName};
+use esgate::es::{self, FilterSet, RequestHead, Resolution, Scope};
+use esgate::store::model::{FieldValue, FilterRef, Permission, Token};
+use esgate::store::{Change, Persistence, Store, StoreError};
+
+struct Memory(Vec<Change>);
+
+impl Persistence for Memory {
+    fn load(&mut self) -> Result<Vec<Change>, StoreError> {
+        Ok(std::mem::take(&mut self.0))
+    }
+    fn append(&mut self, _: &[Change]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+fn store_with_tokens(n: usize) -> (Store, Secret) {
+    let mut changes = Vec::with_capacity(n);
+    let mut last = None;
+    for i in 0..n {
+        let secret = Secret::generate();
+        changes.push(Change::PutToken {
+            token: Token {
+                id: format!("tok_{i:016}"),
+                name: format!("t{i}"),
+                secret_hash: secret.hash(),
+                filters: vec![FilterRef::Inline(FieldValue {
+                    field: "tenant".into(),
+                    value: "a".into(),
+                })],
+                indices: vec!["logs-*".into()],
+                permissions: [Permission::Read].into_iter().collect(),
+                created_at: 0,
+                expires_at: None,
+                ip_filter: None,
+            },
+        });
+        last = Some(secret);
+    }
+    (
+        Store::open(Box::new(Memory(changes))).expect("store"),
+        last.expect("a token"),
+    )
+}
+
+fn authenticate(c: &mut Criterion) {
+    let (store, secret) = store_with_tokens(10_000);
+    let header = format!("Bearer {}", secret.expose());
+    c.bench_function("authenticate bearer among 10k tokens", |b| {
+        b.iter(|| {
+            let snapshot = store.snapshot();
+            let cred = credential::parse(&[black_box(header.as_bytes())]).expect("parses");
+            auth::authenticate(&snapshot, &cred).expect("known")
+        })
+    });
+}
+
+fn scope() -> Scope {
+    Scope {
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        indices: vec!["logs-*".to_string()],
+        ids: Binding {
+            token_id: "tok_bench".into(),
+            key: Arc::new(IdKey::new([3; 32])),
+        },
+    }
+}
+
+fn resolution_for(exprs: &[String]) -> Resolution {
+    let mut names = BTreeMap::new();
+    for e in exprs {
+        names.insert(
+            e.clone(),
+            ["logs-a", "logs-b"]
+                .iter()
+                .map(|n| ResolvedName {
+                    name: n.to_string(),
+                    kind: NameKind::Index,
+                    indices: vec![n.to_string()],
+                })
+                .collect(),
+        );
+    }
+    Resolution { names }
+}
+
+fn check_and_rewrite(c: &mut Criterion) {
+    let scope = scope();
+    let search = br#"{"size":500,"query":{"bool":{"filter":[{"range":{"@timestamp":{"gte":1700000000000,"lte":1700003600000,"format":"epoch_millis"}}},{"query_string":{"query":"level:error","analyze_wildcard":true}}]}},"sort":[{"@timestamp":{"order":"desc","unmapped_type":"boolean"}}],"aggs":{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0,"extended_bounds":{"min":1700000000000,"max":1700003600000},"format":"epoch_millis"}}}}"#;
+    let head = RequestHead {
+        method: "POST",
+        path: "/logs-*/_search",
+        query: Some("typed_keys=true"),
+        content_type: Some("application/json"),
+        content_encoding: None,
+    };
+    c.bench_function("plan, prepare and authorize a Grafana-like search", |b| {
+        b.iter(|| {
+            let plan = es::plan(&head, &scope).expect("plan");
+            let prepared =
+                es::prepare(plan, Some(black_box(search)), &head, &scope).expect("prepare");
+            let resolution = resolution_for(prepared.to_resolve());
+            es::authorize(prepared, &resolution, &scope).expect("permit")
+        })
+    });
+
+    let msearch = b"{\"index\":\"logs-*\",\"ignore_unavailable\":true}\n{\"size\":0,\"query\":{\"bool\":{\"filter\":[{\"range\":{\"@timestamp\":{\"gte\":1,\"lte\":2}}}]}},\"aggs\":{\"h\":{\"date_histogram\":{\"field\":\"@timestamp\",\"fixed_interval\":\"1m\",\"min_doc_count\":0}}}}\n";
+    let head = RequestHead {
+        method: "POST",
+        path: "/_msearch",
+        query: Some("max_concurrent_shard_requests=5"),
+        content_type: Some("application/x-ndjson"),
+        content_encoding: None,
+    };
+    c.bench_function("plan, prepare and authorize a Grafana msearch", |b| {
+        b.iter(|| {
+            let plan = es::plan(&head, &scope).expect("plan");
+            let prepared =
+                es::prepare(plan, Some(black_box(&msearch[..])), &head, &scope).expect("prepare");
+            let resolution = resolution_for(prepared.to_resolve());
+            es::authorize(prepared, &resolution, &scope).expect("permit")
+        })
+    });
+}
+
+criterion_group!(benches, authenticate, check_and_rewrite);
+criterion_main!(benches);
