@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::admin::{AdminContext, Policies};
+use crate::admin::AdminContext;
 use crate::audit::Audit;
 use crate::auth::limiter::FailureLimiter;
 use crate::config::Config;
@@ -77,16 +77,9 @@ impl App {
     pub fn build(config: Config) -> Result<App, StartError> {
         let store = Arc::new(Store::open(Box::new(FileStore::open(&config.store_path)?))?);
         let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
-        let p = &config.policies;
         let admin = AdminContext {
             store: Arc::clone(&store),
-            policies: Policies {
-                max_lifetime: p.max_lifetime,
-                require_expiry: p.require_expiry,
-                require_ip_filter: p.require_ip_filter,
-                require_filters: p.require_filters,
-                allow_permission_updates: p.allow_permission_updates,
-            },
+            policies: config.policies.clone(),
             audit: audit.clone(),
         };
         Ok(App {

@@ -87,15 +87,8 @@ pub fn main() -> ExitCode {
                 env("ESGATE_ADMIN_URL"),
                 env("ESGATE_ADMIN_KEY"),
             );
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("esgate: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+                return ExitCode::from(1);
             };
             match runtime.block_on(crate::admin_client::run(cmd, &opts)) {
                 Ok(text) => {
@@ -132,19 +125,20 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("esgate: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+                return ExitCode::from(1);
             };
             runtime.block_on(serve(config))
         }
     }
+}
+
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("esgate: cannot start the runtime: {e}"))
+        .ok()
 }
 
 fn init_logging(config: &Config) {

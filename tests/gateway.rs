@@ -392,22 +392,35 @@ async fn talks_tls_to_an_https_backend_with_a_configured_ca() {
     assert_eq!(r.status, 502);
 }
 
-/// A backend that answers after a delay: for requests that are in flight at shutdown.
-async fn slow_backend(delay: Duration) -> String {
+/// A small in-process backend for fault injection: every request gets `answer`'s response
+/// (after it has seen the request head).
+async fn fake_backend<F>(answer: F) -> String
+where
+    F: Fn(
+            http::HeaderMap,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = &'static [u8]> + Send>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     use hyper::service::service_fn;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |_req| async move {
-                    tokio::time::sleep(delay).await;
-                    let mut r = http::Response::new(http_body_util::Full::new(Bytes::from_static(
-                        b"{\"slow\":true}",
-                    )));
-                    r.headers_mut()
-                        .insert("content-type", "application/json".parse().unwrap());
-                    Ok::<_, std::convert::Infallible>(r)
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let body = answer(req.headers().clone());
+                    async move {
+                        let mut r = http::Response::new(http_body_util::Full::new(
+                            Bytes::from_static(body.await),
+                        ));
+                        r.headers_mut()
+                            .insert("content-type", "application/json".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
@@ -416,6 +429,17 @@ async fn slow_backend(delay: Duration) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// A backend that answers after a delay: for requests that are in flight at shutdown.
+async fn slow_backend(delay: Duration) -> String {
+    fake_backend(move |_| {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            &b"{\"slow\":true}"[..]
+        })
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,31 +566,14 @@ async fn admin_listener_answers_probes_and_metrics() {
 
 /// A backend that records the headers it receives: shows what esgate sends upstream.
 async fn header_capture() -> (String, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
-    use hyper::service::service_fn;
     let seen = Arc::new(std::sync::Mutex::new(vec![]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen2 = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen2);
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        seen.lock().unwrap().push(req.headers().clone());
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::from_static(b"{}")),
-                        ))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}"), seen)
+    let record = Arc::clone(&seen);
+    let url = fake_backend(move |headers| {
+        record.lock().unwrap().push(headers);
+        Box::pin(async { &b"{}"[..] })
+    })
+    .await;
+    (url, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

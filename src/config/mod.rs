@@ -142,14 +142,8 @@ pub struct Auth {
     pub failure_window: Duration,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Policies {
-    pub max_lifetime: Option<Duration>,
-    pub require_expiry: bool,
-    pub require_ip_filter: bool,
-    pub require_filters: bool,
-    pub allow_permission_updates: bool,
-}
+/// The token policies are the admin API's own type: config only fills them in.
+pub use crate::admin::Policies;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditOutput {

@@ -120,37 +120,18 @@ pub(super) fn prepare(
             Vec::new(),
         ),
         Route::Mapping { .. } => {
-            let e = expr()?;
-            shape = Shape::Path {
-                before: "/",
-                after: "/_mapping",
-            };
-            (
-                Method::Get,
-                format!("/{}/_mapping", e.joined()),
-                None,
-                vec![e.joined()],
-            )
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_mapping");
+            shape = sh;
+            (Method::Get, path, None, resolve)
         }
         Route::ResolveIndex { .. } => {
-            let e = expr()?;
-            shape = Shape::Path {
-                before: "/_resolve/index/",
-                after: "",
-            };
-            (
-                Method::Get,
-                format!("/_resolve/index/{}", e.joined()),
-                None,
-                vec![e.joined()],
-            )
+            let (sh, path, resolve) = at_path(&expr()?, "/_resolve/index/", "");
+            shape = sh;
+            (Method::Get, path, None, resolve)
         }
         Route::FieldCaps { .. } => {
-            let e = expr()?;
-            shape = Shape::Path {
-                before: "/",
-                after: "/_field_caps",
-            };
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_field_caps");
+            shape = sh;
             match json_body()? {
                 None => {}
                 Some(Value::Object(m)) if m.is_empty() => {}
@@ -165,12 +146,7 @@ pub(super) fn prepare(
                     return Err(Rejection::bad_request("request body must be a JSON object"))
                 }
             }
-            (
-                Method::Get,
-                format!("/{}/_field_caps", e.joined()),
-                None,
-                vec![e.joined()],
-            )
+            (Method::Get, path, None, resolve)
         }
         Route::Search { index: named } => {
             let mut body = json_body()?;
@@ -222,11 +198,8 @@ pub(super) fn prepare(
                     seal,
                 });
             }
-            let e = expr()?;
-            shape = Shape::Path {
-                before: "/",
-                after: "/_search",
-            };
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            shape = sh;
             if scroll_requested {
                 seal = Some(Seal {
                     field: "_scroll_id",
@@ -234,26 +207,13 @@ pub(super) fn prepare(
                 });
             }
             let out = rewrite::search(body, &scope.filters)?;
-            (
-                Method::Post,
-                format!("/{}/_search", e.joined()),
-                Some(json_forward(&out)?),
-                vec![e.joined()],
-            )
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::Count { .. } => {
-            let e = expr()?;
-            shape = Shape::Path {
-                before: "/",
-                after: "/_count",
-            };
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_count");
+            shape = sh;
             let out = rewrite::count(json_body()?, &scope.filters)?;
-            (
-                Method::Post,
-                format!("/{}/_count", e.joined()),
-                Some(json_forward(&out)?),
-                vec![e.joined()],
-            )
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::ScrollNext => {
             let body = json_body()?.unwrap_or(Value::Null);
@@ -304,17 +264,13 @@ pub(super) fn prepare(
                 Route::PitOpen { .. } => ("/_pit", "id"),
                 _ => ("/_search/point_in_time", "pit_id"),
             };
-            shape = Shape::Path { before: "/", after };
+            let (sh, path, resolve) = at_path(&e, "/", after);
+            shape = sh;
             seal = Some(Seal {
                 field,
                 kind: IdKind::Pit,
             });
-            (
-                Method::Post,
-                format!("/{}{after}", e.joined()),
-                None,
-                vec![e.joined()],
-            )
+            (Method::Post, path, None, resolve)
         }
         Route::PitClose => {
             let body = json_body()?.unwrap_or(Value::Null);
@@ -463,6 +419,21 @@ pub(super) fn authorize(
         indices.into_iter().collect(),
         seal,
     ))
+}
+
+/// The forwarded path `before` + expression + `after`, its shape for narrowing, and the
+/// expression to resolve.
+fn at_path(
+    e: &Expression,
+    before: &'static str,
+    after: &'static str,
+) -> (Shape, String, Vec<String>) {
+    let joined = e.joined();
+    (
+        Shape::Path { before, after },
+        format!("{before}{joined}{after}"),
+        vec![joined],
+    )
 }
 
 /// A continuation object such as `{"scroll_id": "...", "scroll": "1m"}` or a search's
