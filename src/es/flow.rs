@@ -132,21 +132,11 @@ pub(super) fn prepare(
         Route::FieldCaps { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_field_caps");
             shape = sh;
-            match json_body()? {
-                None => {}
-                Some(Value::Object(m)) if m.is_empty() => {}
-                Some(Value::Object(m)) => {
-                    let key = m.keys().next().map(String::as_str).unwrap_or("");
-                    return Err(Rejection::forbidden(format!(
-                        "body key [{}] is not allowed for this token",
-                        error::printable(key)
-                    )));
-                }
-                Some(_) => {
-                    return Err(Rejection::bad_request("request body must be a JSON object"))
-                }
+            let body = field_caps_body(json_body()?, &scope.filters)?;
+            match body {
+                Some(b) => (Method::Post, path, Some(json_forward(&b)?), resolve),
+                None => (Method::Get, path, None, resolve),
             }
-            (Method::Get, path, None, resolve)
         }
         Route::Search { index: named } => {
             let mut body = json_body()?;
@@ -419,6 +409,45 @@ pub(super) fn authorize(
         indices.into_iter().collect(),
         seal,
     ))
+}
+
+/// A `_field_caps` body: `fields` (a string or a list of strings) and `index_filter` (a query,
+/// checked and wrapped in the token's filters so it cannot probe other tenants' documents).
+/// Anything else is refused. `None` when there is nothing to forward.
+fn field_caps_body(
+    body: Option<Value>,
+    filters: &super::FilterSet,
+) -> Result<Option<Value>, Rejection> {
+    let m = match body {
+        None => return Ok(None),
+        Some(Value::Object(m)) if m.is_empty() => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Rejection::bad_request("request body must be a JSON object")),
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("fields", Value::String(f)) => {
+                out.insert(k, Value::String(f));
+            }
+            ("fields", Value::Array(items)) if items.iter().all(Value::is_string) => {
+                out.insert(k, Value::Array(items));
+            }
+            ("index_filter", q) => {
+                rewrite::check_query(&q)?;
+                out.insert(k, rewrite::wrap(Some(q), filters));
+            }
+            // Kibana sends an empty one; a non-empty one could shadow a filtered field.
+            ("runtime_mappings", Value::Object(r)) if r.is_empty() => {}
+            (key, _) => {
+                return Err(Rejection::forbidden(format!(
+                    "body key [{}] is not allowed for this token",
+                    error::printable(key)
+                )))
+            }
+        }
+    }
+    Ok(Some(Value::Object(out)))
 }
 
 /// The forwarded path `before` + expression + `after`, its shape for narrowing, and the
@@ -884,13 +913,13 @@ mod tests {
             (
                 "/_field_caps",
                 Some("application/json"),
-                br#"{"index_filter":{"match_all":{}}}"#,
+                br#"{"index_filter":{"wrapper":{"query":"e30="}}}"#,
                 RejectKind::Forbidden,
             ),
             (
                 "/_field_caps",
                 Some("application/json"),
-                br#"{"runtime_mappings":{}}"#,
+                br#"{"runtime_mappings":{"tenant":{"type":"keyword"}}}"#,
                 RejectKind::Forbidden,
             ),
             (
@@ -1191,6 +1220,35 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod field_caps_tests {
+    use serde_json::{json, Value};
+
+    use super::field_caps_body;
+    use crate::es::FilterSet;
+
+    #[test]
+    fn fields_pass_and_index_filter_is_wrapped_in_the_token_filters() {
+        let filters = FilterSet::new([("tenant".to_string(), "a".to_string())]);
+        let out = field_caps_body(
+            Some(json!({"fields": "*", "index_filter": {"term": {"user": "bob"}}})),
+            &filters,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(out["fields"], "*");
+        assert_eq!(
+            out["index_filter"],
+            json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [{"term": {"user": "bob"}}]}})
+        );
+        assert_eq!(
+            field_caps_body(Some(json!({})), &filters).unwrap(),
+            None::<Value>
+        );
+        assert!(field_caps_body(Some(json!({"fields": 1})), &filters).is_err());
     }
 }
 
