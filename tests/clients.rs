@@ -1,0 +1,297 @@
+//! The official Python clients through esgate: elasticsearch-py 8 and 9 against noida (the
+//! Elasticsearch 8 dialect) and opensearch-py 3 against osmem, each with Basic and ApiKey auth
+//! and `http_compress=True` (gzip request bodies), running `tests/clients/*.py` for info, count,
+//! search, msearch and field_caps with a tenant-a token on `logs-*` over the security fixture.
+//!
+//! Invariant checked: every number a client sees is exactly tenant a's (counts 10, hits a1..a10
+//! from `logs-a`/`logs-b` only, no leak marker anywhere in what the client printed), and a
+//! refused request reaches the user as a 403 `security_exception` with a reason they can act on.
+//! The clients' venvs come from `support::python` (pinned, hash-checked, cached).
+
+mod support;
+
+use serde_json::{json, Value};
+
+use support::backend::Backend;
+use support::esgate::Esgate;
+use support::fixture::{self, contains_leak_marker};
+use support::python::{self, ClientSet, ScriptRun};
+
+const INDEX: &str = "logs-*";
+
+fn token_a() -> Value {
+    json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": [INDEX]})
+}
+
+/// How a script authenticates.
+#[derive(Debug, Clone, Copy)]
+enum Auth {
+    /// `basic_auth=(secret, "token")` / `http_auth=(secret, "token")`.
+    Basic,
+    /// `api_key=(id, secret)` (opensearch-py: the same header set by hand).
+    ApiKey,
+}
+
+/// Runs `script` of `set` against `gw` with the token (`id`, `secret`), off the async runtime.
+async fn run_client(
+    set: ClientSet,
+    script: &'static str,
+    gw: &Esgate,
+    (id, secret): (&str, &str),
+    auth: Auth,
+    compress: bool,
+    ops: &[&str],
+) -> ScriptRun {
+    let url = gw.url("");
+    let ops = ops.join(",");
+    let (id, secret) = (id.to_owned(), secret.to_owned());
+    tokio::task::spawn_blocking(move || {
+        python::run_script(
+            set,
+            script,
+            &[
+                ("ESGATE_URL", url.as_str()),
+                ("TOKEN_ID", id.as_str()),
+                ("TOKEN_SECRET", secret.as_str()),
+                (
+                    "AUTH",
+                    match auth {
+                        Auth::Basic => "basic",
+                        Auth::ApiKey => "apikey",
+                    },
+                ),
+                ("COMPRESS", if compress { "1" } else { "0" }),
+                ("INDEX", INDEX),
+                ("DENIED_INDEX", fixture::INDEX_LOGS_B),
+                ("DENIED_ID", "b1"),
+                ("OPS", ops.as_str()),
+            ],
+        )
+    })
+    .await
+    .expect("the script runner does not panic")
+}
+
+/// Tenant a's document ids, sorted as strings (the scripts sort them the same way).
+fn tenant_a_ids() -> Vec<Value> {
+    let mut ids: Vec<String> = fixture::docs()
+        .into_iter()
+        .filter(|d| d.source["tenant"] == "a" && d.index != fixture::INDEX_SECRET)
+        .map(|d| d.id)
+        .collect();
+    ids.sort();
+    ids.into_iter().map(Value::from).collect()
+}
+
+/// Checks one `hits_summary` (see common.py) against tenant a's full data set.
+fn check_all_of_tenant_a(what: &str, s: &Value, with_hits: bool, failures: &mut Vec<String>) {
+    if s["total"] != json!(fixture::TENANT_A_DOCS) {
+        failures.push(format!(
+            "{what}: total {} != {}",
+            s["total"],
+            fixture::TENANT_A_DOCS
+        ));
+    }
+    if with_hits {
+        if s["ids"] != Value::Array(tenant_a_ids()) {
+            failures.push(format!("{what}: ids {} are not tenant a's", s["ids"]));
+        }
+        if s["tenants"] != json!(["a"]) {
+            failures.push(format!("{what}: tenants {}", s["tenants"]));
+        }
+        if s["indices"] != json!([fixture::INDEX_LOGS_A, fixture::INDEX_LOGS_B]) {
+            failures.push(format!("{what}: indices {}", s["indices"]));
+        }
+    }
+}
+
+/// The operations every client performs successfully through esgate today.
+const READ_OPS: &[&str] = &[
+    "info",
+    "count",
+    "count_query",
+    "search",
+    "search_other_tenant",
+    "msearch",
+    "refused_get",
+];
+
+/// Every assertion about one script run of `ops`; returns what was wrong (empty = pass).
+fn judge(run: &ScriptRun, ops: &[&str]) -> Vec<String> {
+    let mut failures = vec![];
+    if !run.success {
+        failures.push("the script reported an unexpected exception (exit status non-zero)".into());
+    }
+    for line in run.lines.iter().filter(|l| l.get("unexpected").is_some()) {
+        failures.push(format!("unexpected outcome: {line}"));
+    }
+    if contains_leak_marker(run.stdout.as_bytes()) {
+        failures.push("a leak marker appears in what the client received".into());
+    }
+    for op in ops {
+        let line = run
+            .lines
+            .iter()
+            .find(|l| l["op"] == *op && l.get("unexpected").is_none());
+        match line {
+            Some(l) => check_op(op, &without_raw(l), &mut failures),
+            None => failures.push(format!("{op}: no result")),
+        }
+    }
+    failures
+}
+
+/// `v` without the scripts' `"raw"` response copies (kept in stdout for the leak check, too long
+/// for a failure message).
+fn without_raw(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "raw")
+                .map(|(k, v)| (k.clone(), without_raw(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_raw).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The assertions for one operation's printed line (see tests/clients/*.py).
+fn check_op(op: &str, l: &Value, failures: &mut Vec<String>) {
+    match op {
+        "info" => {
+            if !l["number"].is_string() {
+                failures.push(format!("info: no version number: {l}"));
+            }
+        }
+        "count" | "count_query" => {
+            if l["count"] != json!(fixture::TENANT_A_DOCS) {
+                failures.push(format!(
+                    "{op}: expected {}, got {l}",
+                    fixture::TENANT_A_DOCS
+                ));
+            }
+        }
+        "search" => check_all_of_tenant_a("search", l, true, failures),
+        "search_other_tenant" => {
+            if l["total"] != json!(0) || l["ids"] != json!([]) {
+                failures.push(format!("search_other_tenant: expected 0 hits, got {l}"));
+            }
+        }
+        "msearch" => match l["items"].as_array() {
+            Some(items) if items.len() == 2 => {
+                for (i, item) in items.iter().enumerate() {
+                    if item["status"] != json!(200) && !item["status"].is_null() {
+                        failures.push(format!("msearch item {i}: status {}", item["status"]));
+                    }
+                    if !item["error"].is_null() {
+                        failures.push(format!("msearch item {i}: error {}", item["error"]));
+                    }
+                    check_all_of_tenant_a(&format!("msearch item {i}"), item, i == 0, failures);
+                }
+            }
+            _ => failures.push(format!("msearch: expected 2 items, got {l}")),
+        },
+        "field_caps" => {
+            if l["indices"] != json!([fixture::INDEX_LOGS_A, fixture::INDEX_LOGS_B]) {
+                failures.push(format!(
+                    "field_caps: indices {} (only logs-a and logs-b are the token's)",
+                    l["indices"]
+                ));
+            }
+            for field in ["tenant", "user", "message", "n", "@timestamp"] {
+                if !l["fields"]
+                    .as_array()
+                    .is_some_and(|f| f.contains(&json!(field)))
+                {
+                    failures.push(format!("field_caps: no {field} in {}", l["fields"]));
+                }
+            }
+            if l["tenant_types"] != json!(["keyword"]) {
+                failures.push(format!("field_caps: tenant types {}", l["tenant_types"]));
+            }
+        }
+        "refused_get" => {
+            if l["status"] != json!(403) {
+                failures.push(format!("refused_get: status {} != 403: {l}", l["status"]));
+            }
+            if l["error_type"] != json!("security_exception") {
+                failures.push(format!("refused_get: error type {}: {l}", l["error_type"]));
+            }
+            // Actionable: a sentence saying what was refused, not an empty or one-word reason.
+            let words = l["reason"]
+                .as_str()
+                .map_or(0, |r| r.split_whitespace().count());
+            if words < 3 {
+                failures.push(format!("refused_get: no actionable reason: {l}"));
+            }
+            if l["exception"] != json!("AuthorizationException") {
+                failures.push(format!(
+                    "refused_get: the client raised {} instead of AuthorizationException",
+                    l["exception"]
+                ));
+            }
+        }
+        other => failures.push(format!("no assertions for operation {other:?}")),
+    }
+}
+
+/// Runs `script` once per (auth, compress) case and fails with everything that went wrong.
+async fn check_client(backend: &Backend, set: ClientSet, script: &'static str, ops: &[&str]) {
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (id, secret) = gw.token(token_a()).await;
+    let mut report = vec![];
+    for (auth, compress) in [(Auth::Basic, true), (Auth::ApiKey, true)] {
+        let run = run_client(set, script, &gw, (&id, &secret), auth, compress, ops).await;
+        let client = run
+            .lines
+            .iter()
+            .find(|l| l["op"] == "client")
+            .map(|l| l["version"].to_string())
+            .unwrap_or_else(|| "?".into());
+        let failures = judge(&run, ops);
+        if !failures.is_empty() {
+            report.push(format!(
+                "== {set:?} {client} auth={auth:?} compress={compress}:\n  {}\n{run}",
+                failures.join("\n  ")
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_py_8_reads_exactly_tenant_a_through_esgate() {
+    let backend = fixture::seeded_noida();
+    check_client(&backend, ClientSet::Es8, "es_client.py", READ_OPS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_py_9_reads_exactly_tenant_a_through_esgate() {
+    let backend = fixture::seeded_noida();
+    check_client(&backend, ClientSet::Es9, "es_client.py", READ_OPS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_py_reads_exactly_tenant_a_through_esgate() {
+    let backend = fixture::seeded_osmem();
+    check_client(
+        &backend,
+        ClientSet::OpenSearch,
+        "opensearch_client.py",
+        READ_OPS,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_py_field_caps_shows_only_the_tokens_indices() {
+    let backend = fixture::seeded_osmem();
+    check_client(
+        &backend,
+        ClientSet::OpenSearch,
+        "opensearch_client.py",
+        &["field_caps"],
+    )
+    .await;
+}

@@ -1,0 +1,94 @@
+"""elasticsearch-py (8 or 9, whichever the venv has) through esgate: info, count, search,
+msearch, field_caps, and one request esgate must refuse. See common.py for the environment and
+the output; AUTH=basic uses basic_auth=(secret, "token"), AUTH=apikey uses api_key=(id, secret).
+"""
+
+import elasticsearch
+from elasticsearch import Elasticsearch
+
+from common import Runner, body_of, emit, env, hits_summary
+
+url = env("ESGATE_URL")
+auth = env("AUTH")
+index = env("INDEX")
+options = {
+    "http_compress": env("COMPRESS") == "1",
+    "request_timeout": 30,
+    # A refusal must surface at once, not after retries.
+    "max_retries": 0,
+}
+if auth == "basic":
+    options["basic_auth"] = (env("TOKEN_SECRET"), "token")
+elif auth == "apikey":
+    options["api_key"] = (env("TOKEN_ID"), env("TOKEN_SECRET"))
+else:
+    raise SystemExit(f"unknown AUTH {auth!r}")
+
+client = Elasticsearch(url, **options)
+emit({"op": "client", "version": elasticsearch.__versionstr__})
+r = Runner()
+
+
+def info():
+    body = body_of(client.info())
+    return {"tagline": body.get("tagline"), "number": body.get("version", {}).get("number")}
+
+
+def count():
+    return {"count": body_of(client.count(index=index))["count"]}
+
+
+def count_query():
+    body = body_of(client.count(index=index, query={"match": {"message": "hello"}}))
+    return {"count": body["count"]}
+
+
+def search():
+    return hits_summary(body_of(client.search(index=index, size=50, query={"match_all": {}})))
+
+
+def search_other_tenant():
+    body = body_of(client.search(index=index, size=50, query={"term": {"tenant": "b"}}))
+    return hits_summary(body)
+
+
+def msearch():
+    body = body_of(
+        client.msearch(
+            searches=[
+                {"index": index},
+                {"query": {"match_all": {}}, "size": 50},
+                {},
+                {"query": {"match": {"message": "hello"}}, "size": 0},
+            ],
+            index=index,
+        )
+    )
+    items = []
+    for item in body.get("responses", []):
+        summary = hits_summary(item) if "hits" in item else {}
+        summary["status"] = item.get("status")
+        summary["error"] = item.get("error")
+        items.append(summary)
+    return {"items": items}
+
+
+def field_caps():
+    body = body_of(client.field_caps(index=index, fields="*"))
+    fields = body.get("fields", {})
+    return {
+        "indices": sorted(body.get("indices", [])),
+        "fields": sorted(f for f in fields if not f.startswith("_")),
+        "tenant_types": sorted(fields.get("tenant", {}).keys()),
+    }
+
+
+r.maybe_run("info", info)
+r.maybe_run("count", count)
+r.maybe_run("count_query", count_query)
+r.maybe_run("search", search)
+r.maybe_run("search_other_tenant", search_other_tenant)
+r.maybe_run("msearch", msearch)
+r.maybe_run("field_caps", field_caps)
+r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
+r.finish()

@@ -1,0 +1,93 @@
+"""opensearch-py 3 through esgate: info, count, search, msearch, field_caps, and one request
+esgate must refuse. See common.py for the environment and the output. AUTH=basic uses
+http_auth=(secret, "token"); opensearch-py has no api_key option, so AUTH=apikey sends the
+Elasticsearch-style `Authorization: ApiKey base64(id:secret)` header as its users would.
+"""
+
+import base64
+
+import opensearchpy
+from opensearchpy import OpenSearch
+
+from common import Runner, emit, env, hits_summary
+
+url = env("ESGATE_URL")
+auth = env("AUTH")
+index = env("INDEX")
+options = {
+    "http_compress": env("COMPRESS") == "1",
+    "timeout": 30,
+    "max_retries": 0,
+}
+if auth == "basic":
+    options["http_auth"] = (env("TOKEN_SECRET"), "token")
+elif auth == "apikey":
+    key = base64.b64encode(f"{env('TOKEN_ID')}:{env('TOKEN_SECRET')}".encode()).decode()
+    options["headers"] = {"authorization": f"ApiKey {key}"}
+else:
+    raise SystemExit(f"unknown AUTH {auth!r}")
+
+client = OpenSearch(hosts=[url], **options)
+emit({"op": "client", "version": opensearchpy.__versionstr__})
+r = Runner()
+
+
+def info():
+    body = client.info()
+    return {"tagline": body.get("tagline"), "number": body.get("version", {}).get("number")}
+
+
+def count():
+    return {"count": client.count(index=index)["count"]}
+
+
+def count_query():
+    return {"count": client.count(index=index, body={"query": {"match": {"message": "hello"}}})["count"]}
+
+
+def search():
+    return hits_summary(client.search(index=index, body={"query": {"match_all": {}}, "size": 50}))
+
+
+def search_other_tenant():
+    return hits_summary(client.search(index=index, body={"query": {"term": {"tenant": "b"}}, "size": 50}))
+
+
+def msearch():
+    body = client.msearch(
+        index=index,
+        body=[
+            {"index": index},
+            {"query": {"match_all": {}}, "size": 50},
+            {},
+            {"query": {"match": {"message": "hello"}}, "size": 0},
+        ],
+    )
+    items = []
+    for item in body.get("responses", []):
+        summary = hits_summary(item) if "hits" in item else {}
+        summary["status"] = item.get("status")
+        summary["error"] = item.get("error")
+        items.append(summary)
+    return {"items": items}
+
+
+def field_caps():
+    body = client.field_caps(index=index, fields="*")
+    fields = body.get("fields", {})
+    return {
+        "indices": sorted(body.get("indices", [])),
+        "fields": sorted(f for f in fields if not f.startswith("_")),
+        "tenant_types": sorted(fields.get("tenant", {}).keys()),
+    }
+
+
+r.maybe_run("info", info)
+r.maybe_run("count", count)
+r.maybe_run("count_query", count_query)
+r.maybe_run("search", search)
+r.maybe_run("search_other_tenant", search_other_tenant)
+r.maybe_run("msearch", msearch)
+r.maybe_run("field_caps", field_caps)
+r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
+r.finish()
