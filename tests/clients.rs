@@ -72,13 +72,17 @@ async fn run_client(
     .expect("the script runner does not panic")
 }
 
-/// Tenant a's document ids, sorted as strings (the scripts sort them the same way).
-fn tenant_a_ids() -> Vec<Value> {
-    let mut ids: Vec<String> = fixture::docs()
+/// Tenant a's documents in `logs-*`: everything the token may see.
+fn tenant_a_docs() -> Vec<fixture::Doc> {
+    fixture::docs()
         .into_iter()
         .filter(|d| d.source["tenant"] == "a" && d.index != fixture::INDEX_SECRET)
-        .map(|d| d.id)
-        .collect();
+        .collect()
+}
+
+/// Tenant a's document ids, sorted as strings (the scripts sort them the same way).
+fn tenant_a_ids() -> Vec<Value> {
+    let mut ids: Vec<String> = tenant_a_docs().into_iter().map(|d| d.id).collect();
     ids.sort();
     ids.into_iter().map(Value::from).collect()
 }
@@ -113,7 +117,11 @@ const READ_OPS: &[&str] = &[
     "search",
     "search_other_tenant",
     "msearch",
+    "aggs",
+    "search_params",
     "refused_get",
+    "refused_write",
+    "refused_auth",
 ];
 
 /// Every assertion about one script run of `ops`; returns what was wrong (empty = pass).
@@ -139,6 +147,30 @@ fn judge(run: &ScriptRun, ops: &[&str]) -> Vec<String> {
         }
     }
     failures
+}
+
+/// What a user sees when esgate refuses: the status, the client's exception class, an
+/// Elasticsearch `security_exception` and a reason that says what was refused.
+fn check_refusal(op: &str, l: &Value, status: u16, exception: &str, failures: &mut Vec<String>) {
+    if l["status"] != json!(status) {
+        failures.push(format!("{op}: status {} != {status}: {l}", l["status"]));
+    }
+    if l["error_type"] != json!("security_exception") {
+        failures.push(format!("{op}: error type {}: {l}", l["error_type"]));
+    }
+    // Actionable: a sentence saying what was refused, not an empty or one-word reason.
+    let words = l["reason"]
+        .as_str()
+        .map_or(0, |r| r.split_whitespace().count());
+    if words < 3 {
+        failures.push(format!("{op}: no actionable reason: {l}"));
+    }
+    if l["exception"] != json!(exception) {
+        failures.push(format!(
+            "{op}: the client raised {} instead of {exception}",
+            l["exception"]
+        ));
+    }
 }
 
 /// `v` without the scripts' `"raw"` response copies (kept in stdout for the leak check, too long
@@ -211,27 +243,37 @@ fn check_op(op: &str, l: &Value, failures: &mut Vec<String>) {
                 failures.push(format!("field_caps: tenant types {}", l["tenant_types"]));
             }
         }
-        "refused_get" => {
-            if l["status"] != json!(403) {
-                failures.push(format!("refused_get: status {} != 403: {l}", l["status"]));
+        "aggs" => {
+            let a = tenant_a_docs();
+            let sum: u64 = a.iter().filter_map(|d| d.source["n"].as_u64()).sum();
+            if l["total"] != json!(fixture::TENANT_A_DOCS) || l["hit_count"] != json!(0) {
+                failures.push(format!("aggs: expected 10 total and no hits, got {l}"));
             }
-            if l["error_type"] != json!("security_exception") {
-                failures.push(format!("refused_get: error type {}: {l}", l["error_type"]));
-            }
-            // Actionable: a sentence saying what was refused, not an empty or one-word reason.
-            let words = l["reason"]
-                .as_str()
-                .map_or(0, |r| r.split_whitespace().count());
-            if words < 3 {
-                failures.push(format!("refused_get: no actionable reason: {l}"));
-            }
-            if l["exception"] != json!("AuthorizationException") {
+            if l["users"] != json!([["alice", fixture::TENANT_A_DOCS]]) {
                 failures.push(format!(
-                    "refused_get: the client raised {} instead of AuthorizationException",
-                    l["exception"]
+                    "aggs: user buckets {} are not tenant a's",
+                    l["users"]
                 ));
             }
+            if l["sum_n"].as_f64() != Some(sum as f64) {
+                failures.push(format!("aggs: sum of n {} != tenant a's {sum}", l["sum_n"]));
+            }
         }
+        "search_params" => {
+            let mut a = tenant_a_docs();
+            a.sort_by_key(|d| d.source["n"].as_u64());
+            let expected: Vec<Value> = a.iter().skip(2).take(3).map(|d| json!(d.id)).collect();
+            if l["total"] != json!(fixture::TENANT_A_DOCS) || l["ids"] != Value::Array(expected) {
+                failures.push(format!("search_params: from 2, size 3, by n: got {l}"));
+            }
+            if l["source_keys"] != json!(["n", "tenant"]) {
+                failures.push(format!("search_params: _source_includes ignored: {l}"));
+            }
+        }
+        "refused_get" | "refused_write" => {
+            check_refusal(op, l, 403, "AuthorizationException", failures)
+        }
+        "refused_auth" => check_refusal(op, l, 401, "AuthenticationException", failures),
         other => failures.push(format!("no assertions for operation {other:?}")),
     }
 }
@@ -241,7 +283,11 @@ async fn check_client(backend: &Backend, set: ClientSet, script: &'static str, o
     let gw = Esgate::start(&[backend.url()], "").await;
     let (id, secret) = gw.token(token_a()).await;
     let mut report = vec![];
-    for (auth, compress) in [(Auth::Basic, true), (Auth::ApiKey, true)] {
+    for (auth, compress) in [
+        (Auth::Basic, true),
+        (Auth::ApiKey, true),
+        (Auth::ApiKey, false),
+    ] {
         let run = run_client(set, script, &gw, (&id, &secret), auth, compress, ops).await;
         let client = run
             .lines
@@ -249,6 +295,10 @@ async fn check_client(backend: &Backend, set: ClientSet, script: &'static str, o
             .find(|l| l["op"] == "client")
             .map(|l| l["version"].to_string())
             .unwrap_or_else(|| "?".into());
+        // What users see when refused, for whoever reads the test log (`--nocapture`).
+        for l in run.lines.iter().filter(|l| l.get("exception").is_some()) {
+            eprintln!("{set:?} {auth:?}: {}", without_raw(l));
+        }
         let failures = judge(&run, ops);
         if !failures.is_empty() {
             report.push(format!(

@@ -73,6 +73,33 @@ def hits_summary(body):
     }
 
 
+def agg_summary(body):
+    aggs = body.get("aggregations", {})
+    hits = hits_summary(body)
+    return {
+        "total": hits["total"],
+        "hit_count": len(hits["ids"]),
+        "users": [[b.get("key"), b.get("doc_count")] for b in aggs.get("users", {}).get("buckets", [])],
+        "sum_n": aggs.get("sum_n", {}).get("value"),
+        "raw": json.dumps(body, default=str),
+    }
+
+
+def ordered_hits(body):
+    """Hits in the order returned, with the source keys each carried."""
+    hits = body.get("hits", {})
+    total = hits.get("total")
+    if isinstance(total, dict):
+        total = total.get("value")
+    docs = hits.get("hits", [])
+    return {
+        "total": total,
+        "ids": [h.get("_id") for h in docs],
+        "source_keys": sorted({k for h in docs for k in (h.get("_source") or {})}),
+        "raw": json.dumps(body, default=str),
+    }
+
+
 class Runner:
     def __init__(self):
         self.failed = False

@@ -6,7 +6,7 @@ the output; AUTH=basic uses basic_auth=(secret, "token"), AUTH=apikey uses api_k
 import elasticsearch
 from elasticsearch import Elasticsearch
 
-from common import Runner, body_of, emit, env, hits_summary
+from common import Runner, agg_summary, body_of, emit, env, hits_summary, ordered_hits
 
 url = env("ESGATE_URL")
 auth = env("AUTH")
@@ -83,6 +83,31 @@ def field_caps():
     }
 
 
+def aggs():
+    body = body_of(
+        client.search(
+            index=index,
+            size=0,
+            aggs={"users": {"terms": {"field": "user"}}, "sum_n": {"sum": {"field": "n"}}},
+        )
+    )
+    return agg_summary(body)
+
+
+def search_params():
+    body = body_of(
+        client.search(
+            index=index,
+            size=3,
+            from_=2,
+            sort=[{"n": "asc"}],
+            source_includes=["n", "tenant"],
+            track_total_hits=True,
+        )
+    )
+    return ordered_hits(body)
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -90,5 +115,17 @@ r.maybe_run("search", search)
 r.maybe_run("search_other_tenant", search_other_tenant)
 r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
+r.maybe_run("aggs", aggs)
+r.maybe_run("search_params", search_params)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
+r.maybe_refusal(
+    "refused_write",
+    lambda: client.index(index=env("DENIED_INDEX"), id="new", document={"tenant": "a"}),
+)
+r.maybe_refusal(
+    "refused_auth",
+    lambda: Elasticsearch(url, basic_auth=("esg_not_a_real_token", "token"), max_retries=0).count(
+        index=index
+    ),
+)
 r.finish()

@@ -9,7 +9,7 @@ import base64
 import opensearchpy
 from opensearchpy import OpenSearch
 
-from common import Runner, emit, env, hits_summary
+from common import Runner, agg_summary, emit, env, hits_summary, ordered_hits
 
 url = env("ESGATE_URL")
 auth = env("AUTH")
@@ -82,6 +82,26 @@ def field_caps():
     }
 
 
+def aggs():
+    body = client.search(
+        index=index,
+        body={
+            "size": 0,
+            "aggs": {"users": {"terms": {"field": "user"}}, "sum_n": {"sum": {"field": "n"}}},
+        },
+    )
+    return agg_summary(body)
+
+
+def search_params():
+    body = client.search(
+        index=index,
+        body={"size": 3, "from": 2, "sort": [{"n": "asc"}], "track_total_hits": True},
+        params={"_source_includes": "n,tenant"},
+    )
+    return ordered_hits(body)
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -89,5 +109,17 @@ r.maybe_run("search", search)
 r.maybe_run("search_other_tenant", search_other_tenant)
 r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
+r.maybe_run("aggs", aggs)
+r.maybe_run("search_params", search_params)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
+r.maybe_refusal(
+    "refused_write",
+    lambda: client.index(index=env("DENIED_INDEX"), id="new", body={"tenant": "a"}),
+)
+r.maybe_refusal(
+    "refused_auth",
+    lambda: OpenSearch(hosts=[url], http_auth=("esg_not_a_real_token", "token"), max_retries=0).count(
+        index=index
+    ),
+)
 r.finish()
