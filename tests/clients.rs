@@ -345,3 +345,73 @@ async fn opensearch_py_field_caps_shows_only_the_tokens_indices() {
     )
     .await;
 }
+
+const ALL_SETS: [ClientSet; 3] = [ClientSet::Es8, ClientSet::Es9, ClientSet::OpenSearch];
+
+#[test]
+fn every_client_requirement_is_pinned_to_one_version_and_hash() {
+    for set in ALL_SETS {
+        let reqs: Vec<&str> = set
+            .requirements()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert!(reqs.len() >= 3, "{set:?}: {reqs:?}");
+        for line in reqs {
+            let mut parts = line.split_whitespace();
+            let pin = parts.next().unwrap_or_default();
+            let hashes: Vec<&str> = parts.collect();
+            let version = pin.split_once("==").map(|(_, v)| v).unwrap_or_default();
+            assert!(
+                !version.is_empty()
+                    && version
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.'),
+                "{set:?}: {line:?} is not pinned with =="
+            );
+            assert!(
+                !hashes.is_empty()
+                    && hashes
+                        .iter()
+                        .all(
+                            |h| h
+                                .strip_prefix("--hash=sha256:")
+                                .is_some_and(|hex| hex.len() == 64
+                                    && hex.chars().all(|c| c.is_ascii_hexdigit()))
+                        ),
+                "{set:?}: {line:?} has no sha256 hash"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_shell_installer_and_the_harness_share_the_client_venvs() {
+    for set in ALL_SETS {
+        python::python(set);
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join("install-test-clients.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("ESGATE_TEST_CACHE", support::backend::cache_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for set in ALL_SETS {
+        let dir = support::backend::cache_dir().join(set.venv_name());
+        assert!(
+            stdout.contains(&format!("{} already in {}", set.name(), dir.display())),
+            "the script did not reuse {}: {stdout}",
+            dir.display()
+        );
+    }
+}
