@@ -18,6 +18,8 @@ use support::fixture::{self, contains_leak_marker};
 use support::python::{self, ClientSet, ScriptRun};
 
 const INDEX: &str = "logs-*";
+/// The concrete indices behind `INDEX` that the token may read.
+const INDEX_LIST: &str = "logs-a,logs-b";
 
 fn token_a() -> Value {
     json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": [INDEX]})
@@ -64,6 +66,7 @@ async fn run_client(
                 ("INDEX", INDEX),
                 ("DENIED_INDEX", fixture::INDEX_LOGS_B),
                 ("DENIED_ID", "b1"),
+                ("INDEX_LIST", INDEX_LIST),
                 ("OPS", ops.as_str()),
             ],
         )
@@ -109,7 +112,10 @@ fn check_all_of_tenant_a(what: &str, s: &Value, with_hits: bool, failures: &mut 
     }
 }
 
-/// The operations every client performs successfully through esgate today.
+/// The operations every client performs successfully through esgate today. Not here: `q=` URI
+/// search (esgate refuses the parameter), `_resolve/index` (see `with_resolve_index`), field
+/// caps (elasticsearch-py sends `fields` in a body esgate refuses; see the failing tests),
+/// scroll and point in time (not supported by esgate yet).
 const READ_OPS: &[&str] = &[
     "info",
     "count",
@@ -119,10 +125,25 @@ const READ_OPS: &[&str] = &[
     "msearch",
     "aggs",
     "search_params",
+    "ping",
+    "count_no_index",
+    "search_no_index",
+    "search_index_list",
+    "search_lenient",
+    "opaque_id",
+    "get_mapping",
+    "cluster_health",
     "refused_get",
     "refused_write",
     "refused_auth",
 ];
+
+/// `READ_OPS` plus `GET _resolve/index/logs-*`. Not for elasticsearch-py 9.5, which sends
+/// `POST /_resolve/index/{name}` (Elasticsearch 9.2+): esgate refuses that method and noida
+/// (ES 8.15) has no POST handler for it either.
+fn with_resolve_index() -> Vec<&'static str> {
+    [READ_OPS, &["resolve_index"]].concat()
+}
 
 /// Every assertion about one script run of `ops`; returns what was wrong (empty = pass).
 fn judge(run: &ScriptRun, ops: &[&str]) -> Vec<String> {
@@ -196,7 +217,34 @@ fn check_op(op: &str, l: &Value, failures: &mut Vec<String>) {
                 failures.push(format!("info: no version number: {l}"));
             }
         }
-        "count" | "count_query" => {
+        "ping" => {
+            if l["ping"] != json!(true) {
+                failures.push(format!("ping: {l}"));
+            }
+        }
+        "get_mapping" => {
+            if l["indices"] != json!([fixture::INDEX_LOGS_A, fixture::INDEX_LOGS_B]) {
+                failures.push(format!("get_mapping: indices {}", l["indices"]));
+            }
+        }
+        "resolve_index" => {
+            if l["indices"] != json!([fixture::INDEX_LOGS_A, fixture::INDEX_LOGS_B])
+                || l["aliases"] != json!([])
+                || l["data_streams"] != json!([])
+            {
+                failures.push(format!(
+                    "resolve_index: expected logs-a and logs-b only (the alias {} reaches {}): {l}",
+                    fixture::ALIAS_SECRET,
+                    fixture::INDEX_SECRET
+                ));
+            }
+        }
+        "cluster_health" => {
+            if !l["status"].is_string() {
+                failures.push(format!("cluster_health: no status: {l}"));
+            }
+        }
+        "count" | "count_query" | "count_no_index" | "opaque_id" => {
             if l["count"] != json!(fixture::TENANT_A_DOCS) {
                 failures.push(format!(
                     "{op}: expected {}, got {l}",
@@ -204,7 +252,9 @@ fn check_op(op: &str, l: &Value, failures: &mut Vec<String>) {
                 ));
             }
         }
-        "search" => check_all_of_tenant_a("search", l, true, failures),
+        "search" | "search_no_index" | "search_index_list" | "search_lenient" | "search_q" => {
+            check_all_of_tenant_a(op, l, true, failures)
+        }
         "search_other_tenant" => {
             if l["total"] != json!(0) || l["ids"] != json!([]) {
                 failures.push(format!("search_other_tenant: expected 0 hits, got {l}"));
@@ -313,7 +363,13 @@ async fn check_client(backend: &Backend, set: ClientSet, script: &'static str, o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_py_8_reads_exactly_tenant_a_through_esgate() {
     let backend = fixture::seeded_noida();
-    check_client(&backend, ClientSet::Es8, "es_client.py", READ_OPS).await;
+    check_client(
+        &backend,
+        ClientSet::Es8,
+        "es_client.py",
+        &with_resolve_index(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@ operation, and turns the exit status into "did anything unexpected happen".
 
 Environment: ESGATE_URL, TOKEN_ID, TOKEN_SECRET, AUTH (basic | apikey), COMPRESS (1 | 0),
 INDEX (the pattern the token may read, e.g. logs-*), DENIED_INDEX and DENIED_ID (a document the
-token must not read, for the refusal case), OPS (optional: comma-separated operations to run;
+token must not read, for the refusal case), INDEX_LIST (comma-separated concrete indices the
+token may read), OPS (optional: comma-separated operations to run;
 all of them when unset).
 
 Every line is a JSON object with "op". An operation that raises prints
@@ -98,6 +99,14 @@ def ordered_hits(body):
         "source_keys": sorted({k for h in docs for k in (h.get("_source") or {})}),
         "raw": json.dumps(body, default=str),
     }
+
+
+def resolved_summary(body):
+    """Names from a _resolve/index answer, by kind."""
+    return {
+        kind: sorted(item.get("name") for item in body.get(kind, []))
+        for kind in ("indices", "aliases", "data_streams")
+    } | {"raw": json.dumps(body, default=str)}
 
 
 class Runner:

@@ -3,10 +3,21 @@ msearch, field_caps, and one request esgate must refuse. See common.py for the e
 the output; AUTH=basic uses basic_auth=(secret, "token"), AUTH=apikey uses api_key=(id, secret).
 """
 
+import json
+
 import elasticsearch
 from elasticsearch import Elasticsearch
 
-from common import Runner, agg_summary, body_of, emit, env, hits_summary, ordered_hits
+from common import (
+    Runner,
+    agg_summary,
+    body_of,
+    emit,
+    env,
+    hits_summary,
+    ordered_hits,
+    resolved_summary,
+)
 
 url = env("ESGATE_URL")
 auth = env("AUTH")
@@ -108,6 +119,53 @@ def search_params():
     return ordered_hits(body)
 
 
+def ping():
+    return {"ping": client.ping()}
+
+
+def count_no_index():
+    return {"count": body_of(client.count())["count"]}
+
+
+def search_no_index():
+    return hits_summary(body_of(client.search(size=50)))
+
+
+def search_index_list():
+    names = env("INDEX_LIST").split(",")
+    return hits_summary(body_of(client.search(index=names, size=50)))
+
+
+def search_lenient():
+    body = client.search(
+        index=index, size=50, ignore_unavailable=True, allow_no_indices=True, expand_wildcards="open"
+    )
+    return hits_summary(body_of(body))
+
+
+def search_q():
+    return hits_summary(body_of(client.search(index=index, q="message:hello", size=50)))
+
+
+def opaque_id():
+    return {"count": body_of(client.options(opaque_id="esgate-test-1").count(index=index))["count"]}
+
+
+def get_mapping():
+    body = body_of(client.indices.get_mapping(index=index))
+    return {"indices": sorted(body), "raw": json.dumps(body)}
+
+
+def resolve_index():
+    body = body_of(client.indices.resolve_index(name=index))
+    return resolved_summary(body)
+
+
+def cluster_health():
+    body = body_of(client.cluster.health())
+    return {"status": body.get("status"), "raw": json.dumps(body)}
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -117,6 +175,16 @@ r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
 r.maybe_run("aggs", aggs)
 r.maybe_run("search_params", search_params)
+r.maybe_run("ping", ping)
+r.maybe_run("count_no_index", count_no_index)
+r.maybe_run("search_no_index", search_no_index)
+r.maybe_run("search_index_list", search_index_list)
+r.maybe_run("search_lenient", search_lenient)
+r.maybe_run("search_q", search_q)
+r.maybe_run("opaque_id", opaque_id)
+r.maybe_run("get_mapping", get_mapping)
+r.maybe_run("resolve_index", resolve_index)
+r.maybe_run("cluster_health", cluster_health)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
 r.maybe_refusal(
     "refused_write",

@@ -5,11 +5,12 @@ Elasticsearch-style `Authorization: ApiKey base64(id:secret)` header as its user
 """
 
 import base64
+import json
 
 import opensearchpy
 from opensearchpy import OpenSearch
 
-from common import Runner, agg_summary, emit, env, hits_summary, ordered_hits
+from common import Runner, agg_summary, emit, env, hits_summary, ordered_hits, resolved_summary
 
 url = env("ESGATE_URL")
 auth = env("AUTH")
@@ -102,6 +103,55 @@ def search_params():
     return ordered_hits(body)
 
 
+def ping():
+    return {"ping": client.ping()}
+
+
+def count_no_index():
+    return {"count": client.count()["count"]}
+
+
+def search_no_index():
+    return hits_summary(client.search(body={"size": 50}))
+
+
+def search_index_list():
+    return hits_summary(client.search(index=env("INDEX_LIST").split(","), body={"size": 50}))
+
+
+def search_lenient():
+    body = client.search(
+        index=index,
+        body={"size": 50},
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        expand_wildcards="open",
+    )
+    return hits_summary(body)
+
+
+def search_q():
+    return hits_summary(client.search(index=index, q="message:hello", size=50))
+
+
+def opaque_id():
+    return {"count": client.count(index=index, opaque_id="esgate-test-1")["count"]}
+
+
+def get_mapping():
+    body = client.indices.get_mapping(index=index)
+    return {"indices": sorted(body), "raw": json.dumps(body)}
+
+
+def resolve_index():
+    return resolved_summary(client.indices.resolve_index(name=index))
+
+
+def cluster_health():
+    body = client.cluster.health()
+    return {"status": body.get("status"), "raw": json.dumps(body)}
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -111,6 +161,16 @@ r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
 r.maybe_run("aggs", aggs)
 r.maybe_run("search_params", search_params)
+r.maybe_run("ping", ping)
+r.maybe_run("count_no_index", count_no_index)
+r.maybe_run("search_no_index", search_no_index)
+r.maybe_run("search_index_list", search_index_list)
+r.maybe_run("search_lenient", search_lenient)
+r.maybe_run("search_q", search_q)
+r.maybe_run("opaque_id", opaque_id)
+r.maybe_run("get_mapping", get_mapping)
+r.maybe_run("resolve_index", resolve_index)
+r.maybe_run("cluster_health", cluster_health)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
 r.maybe_refusal(
     "refused_write",
