@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the official Python clients used by tests/clients.rs (elasticsearch-py 8,
 # elasticsearch-py 9, opensearch-py 3) into the same cache directory as the test backends, one
-# Python venv per client set, from the pinned, hash-checked lists in tests/clients/requirements-*.txt.
+# Python venv per client set, from the pinned, hash-checked lists in
+# tests/clients/requirements-*.txt.
 #
 #   cache: $ESGATE_TEST_CACHE, else $HOME/.cache/esgate-tests
 #   layout: <cache>/clients-<set>-<first 16 hex of the list's sha256>/ (complete venvs only), so

@@ -80,7 +80,9 @@ def agg_summary(body):
     return {
         "total": hits["total"],
         "hit_count": len(hits["ids"]),
-        "users": [[b.get("key"), b.get("doc_count")] for b in aggs.get("users", {}).get("buckets", [])],
+        "users": [
+            [b.get("key"), b.get("doc_count")] for b in aggs.get("users", {}).get("buckets", [])
+        ],
         "sum_n": aggs.get("sum_n", {}).get("value"),
         "raw": json.dumps(body, default=str),
     }

@@ -138,7 +138,11 @@ def search_index_list():
 
 def search_lenient():
     body = client.search(
-        index=index, size=50, ignore_unavailable=True, allow_no_indices=True, expand_wildcards="open"
+        index=index,
+        size=50,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        expand_wildcards="open",
     )
     return hits_summary(body_of(body))
 

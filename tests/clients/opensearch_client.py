@@ -43,7 +43,8 @@ def count():
 
 
 def count_query():
-    return {"count": client.count(index=index, body={"query": {"match": {"message": "hello"}}})["count"]}
+    body = client.count(index=index, body={"query": {"match": {"message": "hello"}}})
+    return {"count": body["count"]}
 
 
 def search():
@@ -51,7 +52,8 @@ def search():
 
 
 def search_other_tenant():
-    return hits_summary(client.search(index=index, body={"query": {"term": {"tenant": "b"}}, "size": 50}))
+    body = client.search(index=index, body={"query": {"term": {"tenant": "b"}}, "size": 50})
+    return hits_summary(body)
 
 
 def msearch():
@@ -178,8 +180,8 @@ r.maybe_refusal(
 )
 r.maybe_refusal(
     "refused_auth",
-    lambda: OpenSearch(hosts=[url], http_auth=("esg_not_a_real_token", "token"), max_retries=0).count(
-        index=index
-    ),
+    lambda: OpenSearch(
+        hosts=[url], http_auth=("esg_not_a_real_token", "token"), max_retries=0
+    ).count(index=index),
 )
 r.finish()
