@@ -5,7 +5,8 @@ operation, and turns the exit status into "did anything unexpected happen".
 Environment: ESGATE_URL, TOKEN_ID, TOKEN_SECRET, AUTH (basic | apikey), COMPRESS (1 | 0),
 INDEX (the pattern the token may read, e.g. logs-*), DENIED_INDEX and DENIED_ID (a document the
 token must not read, for the refusal case), INDEX_LIST (comma-separated concrete indices the
-token may read), OPS (optional: comma-separated operations to run;
+token may read), REFUSED_ID and REFUSED_SECRET (a revoked or expired token, for refused_token),
+OPS (optional: comma-separated operations to run;
 all of them when unset).
 
 Every line is a JSON object with "op". An operation that raises prints

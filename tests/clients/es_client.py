@@ -195,6 +195,12 @@ r.maybe_refusal(
     lambda: client.index(index=env("DENIED_INDEX"), id="new", document={"tenant": "a"}),
 )
 r.maybe_refusal(
+    "refused_token",
+    lambda: Elasticsearch(
+        url, api_key=(env("REFUSED_ID"), env("REFUSED_SECRET")), max_retries=0
+    ).count(index=index),
+)
+r.maybe_refusal(
     "refused_auth",
     lambda: Elasticsearch(url, basic_auth=("esg_not_a_real_token", "token"), max_retries=0).count(
         index=index

@@ -179,6 +179,12 @@ r.maybe_refusal(
     lambda: client.index(index=env("DENIED_INDEX"), id="new", body={"tenant": "a"}),
 )
 r.maybe_refusal(
+    "refused_token",
+    lambda: OpenSearch(
+        hosts=[url], http_auth=(env("REFUSED_SECRET"), "token"), max_retries=0
+    ).count(index=index),
+)
+r.maybe_refusal(
     "refused_auth",
     lambda: OpenSearch(
         hosts=[url], http_auth=("esg_not_a_real_token", "token"), max_retries=0
