@@ -170,6 +170,20 @@ def cluster_health():
     return {"status": body.get("status"), "raw": json.dumps(body)}
 
 
+def search_common_params():
+    body = client.search(
+        index=index,
+        size=50,
+        request_cache=True,
+        timeout="10s",
+        track_scores=True,
+        rest_total_hits_as_int=False,
+        human=True,
+        preference="_local",
+    )
+    return hits_summary(body_of(body))
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -179,6 +193,7 @@ r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
 r.maybe_run("aggs", aggs)
 r.maybe_run("search_params", search_params)
+r.maybe_run("search_common_params", search_common_params)
 r.maybe_run("ping", ping)
 r.maybe_run("count_no_index", count_no_index)
 r.maybe_run("search_no_index", search_no_index)

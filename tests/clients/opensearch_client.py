@@ -132,6 +132,20 @@ def search_lenient():
     return hits_summary(body)
 
 
+def search_common_params():
+    body = client.search(
+        index=index,
+        body={"size": 50},
+        # No `timeout`: opensearch-py takes it (keyword or params) as its own socket timeout.
+        request_cache=True,
+        track_scores=True,
+        rest_total_hits_as_int=False,
+        human=True,
+        preference="_local",
+    )
+    return hits_summary(body)
+
+
 def search_q():
     return hits_summary(client.search(index=index, q="message:hello", size=50))
 
@@ -163,6 +177,7 @@ r.maybe_run("msearch", msearch)
 r.maybe_run("field_caps", field_caps)
 r.maybe_run("aggs", aggs)
 r.maybe_run("search_params", search_params)
+r.maybe_run("search_common_params", search_common_params)
 r.maybe_run("ping", ping)
 r.maybe_run("count_no_index", count_no_index)
 r.maybe_run("search_no_index", search_no_index)
