@@ -15,4 +15,5 @@ pub mod esgate;
 pub mod faults;
 pub mod fixture;
 pub mod http;
+pub mod python;
 pub mod tls;

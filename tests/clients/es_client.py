@@ -1,0 +1,224 @@
+"""elasticsearch-py (8 or 9, whichever the venv has) through esgate: info, count, search,
+msearch, field_caps, and one request esgate must refuse. See common.py for the environment and
+the output; AUTH=basic uses basic_auth=(secret, "token"), AUTH=apikey uses api_key=(id, secret).
+"""
+
+import json
+
+import elasticsearch
+from elasticsearch import Elasticsearch
+
+from common import (
+    Runner,
+    agg_summary,
+    body_of,
+    emit,
+    env,
+    hits_summary,
+    ordered_hits,
+    resolved_summary,
+)
+
+url = env("ESGATE_URL")
+auth = env("AUTH")
+index = env("INDEX")
+options = {
+    "http_compress": env("COMPRESS") == "1",
+    "request_timeout": 30,
+    # A refusal must surface at once, not after retries.
+    "max_retries": 0,
+}
+if auth == "basic":
+    options["basic_auth"] = (env("TOKEN_SECRET"), "token")
+elif auth == "apikey":
+    options["api_key"] = (env("TOKEN_ID"), env("TOKEN_SECRET"))
+else:
+    raise SystemExit(f"unknown AUTH {auth!r}")
+
+client = Elasticsearch(url, **options)
+emit({"op": "client", "version": elasticsearch.__versionstr__})
+r = Runner()
+
+
+def info():
+    body = body_of(client.info())
+    return {"tagline": body.get("tagline"), "number": body.get("version", {}).get("number")}
+
+
+def count():
+    return {"count": body_of(client.count(index=index))["count"]}
+
+
+def count_query():
+    body = body_of(client.count(index=index, query={"match": {"message": "hello"}}))
+    return {"count": body["count"]}
+
+
+def search():
+    return hits_summary(body_of(client.search(index=index, size=50, query={"match_all": {}})))
+
+
+def search_other_tenant():
+    body = body_of(client.search(index=index, size=50, query={"term": {"tenant": "b"}}))
+    return hits_summary(body)
+
+
+def msearch():
+    body = body_of(
+        client.msearch(
+            searches=[
+                {"index": index},
+                {"query": {"match_all": {}}, "size": 50},
+                {},
+                {"query": {"match": {"message": "hello"}}, "size": 0},
+            ],
+            index=index,
+        )
+    )
+    items = []
+    for item in body.get("responses", []):
+        summary = hits_summary(item) if "hits" in item else {}
+        summary["status"] = item.get("status")
+        summary["error"] = item.get("error")
+        items.append(summary)
+    return {"items": items}
+
+
+def field_caps():
+    body = body_of(client.field_caps(index=index, fields="*"))
+    fields = body.get("fields", {})
+    return {
+        "indices": sorted(body.get("indices", [])),
+        "fields": sorted(f for f in fields if not f.startswith("_")),
+        "tenant_types": sorted(fields.get("tenant", {}).keys()),
+    }
+
+
+def aggs():
+    body = body_of(
+        client.search(
+            index=index,
+            size=0,
+            aggs={"users": {"terms": {"field": "user"}}, "sum_n": {"sum": {"field": "n"}}},
+        )
+    )
+    return agg_summary(body)
+
+
+def search_params():
+    body = body_of(
+        client.search(
+            index=index,
+            size=3,
+            from_=2,
+            sort=[{"n": "asc"}],
+            source_includes=["n", "tenant"],
+            track_total_hits=True,
+        )
+    )
+    return ordered_hits(body)
+
+
+def ping():
+    return {"ping": client.ping()}
+
+
+def count_no_index():
+    return {"count": body_of(client.count())["count"]}
+
+
+def search_no_index():
+    return hits_summary(body_of(client.search(size=50)))
+
+
+def search_index_list():
+    names = env("INDEX_LIST").split(",")
+    return hits_summary(body_of(client.search(index=names, size=50)))
+
+
+def search_lenient():
+    body = client.search(
+        index=index,
+        size=50,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        expand_wildcards="open",
+    )
+    return hits_summary(body_of(body))
+
+
+def search_q():
+    return hits_summary(body_of(client.search(index=index, q="message:hello", size=50)))
+
+
+def opaque_id():
+    return {"count": body_of(client.options(opaque_id="esgate-test-1").count(index=index))["count"]}
+
+
+def get_mapping():
+    body = body_of(client.indices.get_mapping(index=index))
+    return {"indices": sorted(body), "raw": json.dumps(body)}
+
+
+def resolve_index():
+    body = body_of(client.indices.resolve_index(name=index))
+    return resolved_summary(body)
+
+
+def cluster_health():
+    body = body_of(client.cluster.health())
+    return {"status": body.get("status"), "raw": json.dumps(body)}
+
+
+def search_common_params():
+    body = client.search(
+        index=index,
+        size=50,
+        request_cache=True,
+        timeout="10s",
+        track_scores=True,
+        rest_total_hits_as_int=False,
+        human=True,
+        preference="_local",
+    )
+    return hits_summary(body_of(body))
+
+
+r.maybe_run("info", info)
+r.maybe_run("count", count)
+r.maybe_run("count_query", count_query)
+r.maybe_run("search", search)
+r.maybe_run("search_other_tenant", search_other_tenant)
+r.maybe_run("msearch", msearch)
+r.maybe_run("field_caps", field_caps)
+r.maybe_run("aggs", aggs)
+r.maybe_run("search_params", search_params)
+r.maybe_run("search_common_params", search_common_params)
+r.maybe_run("ping", ping)
+r.maybe_run("count_no_index", count_no_index)
+r.maybe_run("search_no_index", search_no_index)
+r.maybe_run("search_index_list", search_index_list)
+r.maybe_run("search_lenient", search_lenient)
+r.maybe_run("search_q", search_q)
+r.maybe_run("opaque_id", opaque_id)
+r.maybe_run("get_mapping", get_mapping)
+r.maybe_run("resolve_index", resolve_index)
+r.maybe_run("cluster_health", cluster_health)
+r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
+r.maybe_refusal(
+    "refused_write",
+    lambda: client.index(index=env("DENIED_INDEX"), id="new", document={"tenant": "a"}),
+)
+r.maybe_refusal(
+    "refused_token",
+    lambda: Elasticsearch(
+        url, api_key=(env("REFUSED_ID"), env("REFUSED_SECRET")), max_retries=0
+    ).count(index=index),
+)
+r.maybe_refusal(
+    "refused_auth",
+    lambda: Elasticsearch(url, basic_auth=("esg_not_a_real_token", "token"), max_retries=0).count(
+        index=index
+    ),
+)
+r.finish()
