@@ -47,6 +47,8 @@ enum Kind {
 const COMMON: &[(&str, Kind)] = &[("pretty", Kind::Bool), ("human", Kind::Bool)];
 
 const INDICES_OPTIONS: &[(&str, Kind)] = &[
+    // Only widens to frozen indices the expression already names (Grafana sends it).
+    ("ignore_throttled", Kind::Bool),
     ("expand_wildcards", Kind::OneOf(&["open"])),
     ("ignore_unavailable", Kind::Bool),
     ("allow_no_indices", Kind::Bool),

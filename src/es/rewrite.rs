@@ -1027,6 +1027,12 @@ fn check_sort(v: &Value) -> Result<(), Rejection> {
 fn check_sort_item(v: &Value) -> Result<(), Rejection> {
     match v {
         Value::String(_) => Ok(()),
+        // Elasticsearch takes several fields in one sort object (Grafana sends
+        // `{"@timestamp": {...}, "_doc": {...}}`); their order is the sort priority, which the
+        // order-preserving JSON map keeps when the body is re-serialised.
+        Value::Object(m) if m.len() > 1 => m
+            .iter()
+            .try_for_each(|(k, spec)| check_sort_item(&serde_json::json!({ k: spec }))),
         Value::Object(_) => {
             let (field, spec) = single_entry(v, "a sort")?;
             if field == "_script" || field == "_geo_distance" {
@@ -1675,5 +1681,27 @@ mod tests {
                 prop_assert!(got.is_err());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod sort_order_tests {
+    use crate::es::body::parse_strict;
+    use crate::es::FilterSet;
+
+    #[test]
+    fn a_sort_object_with_several_fields_keeps_their_priority() {
+        let body = parse_strict(
+            br#"{"sort":{"_doc":{"order":"desc"},"@timestamp":{"order":"desc","unmapped_type":"boolean"}}}"#,
+        )
+        .unwrap();
+        let out = super::search(Some(body), &FilterSet::default()).unwrap();
+        let text = serde_json::to_string(&out["sort"]).unwrap();
+        assert!(
+            text.find("_doc").unwrap() < text.find("@timestamp").unwrap(),
+            "{text}"
+        );
+        let bad = parse_strict(br#"{"sort":{"n":"asc","_script":{"script":"1"}}}"#).unwrap();
+        assert!(super::search(Some(bad), &FilterSet::default()).is_err());
     }
 }
