@@ -348,6 +348,11 @@ grafana_fixture!(
     "resolve_index.json"
 );
 
+grafana_fixture!(
+    metric_pipelines_and_stats_equal_the_filtered_search,
+    "metric_pipelines_stats.json"
+);
+
 #[test]
 fn every_fixture_names_its_source_and_a_complete_request() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/grafana");
