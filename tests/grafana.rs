@@ -233,16 +233,22 @@ fn check_msearch_items(name: &str, auth: &str, fixture: &Value, answer: &Value) 
 /// Replays one fixture through esgate with every credential form Grafana can use and compares
 /// each answer with the direct one.
 async fn replay_fixture(text: &str) {
+    let backend = fixture::seeded_osmem();
+    replay_fixture_on(text, backend.url(), true).await;
+}
+
+/// `replay_fixture` against the backend at `backend_url` (seeded with the security fixture);
+/// the `expect` values are osmem's and are checked only when `check_expect` is set.
+async fn replay_fixture_on(text: &str, backend_url: &str, check_expect: bool) {
     let fixture: Value = serde_json::from_str(text).expect("fixture is JSON");
     let name = fixture["name"]
         .as_str()
         .expect("fixture has a name")
         .to_owned();
-    let backend = fixture::seeded_osmem();
-    let gw = Esgate::start(&[backend.url()], "").await;
+    let gw = Esgate::start(&[backend_url], "").await;
     let (id, secret) = gw.token(tenant_a_token()).await;
 
-    let direct = direct_answer(backend.url(), &fixture).await;
+    let direct = direct_answer(backend_url, &fixture).await;
     let expected = normalise(&fixture, direct.json());
 
     let method = fixture["method"].as_str().expect("fixture has a method");
@@ -287,7 +293,9 @@ async fn replay_fixture(text: &str) {
         }
         let answer = reply.json();
         check_msearch_items(&name, auth_name, &fixture, &answer);
-        check_expectations(&name, auth_name, &fixture, &answer);
+        if check_expect {
+            check_expectations(&name, auth_name, &fixture, &answer);
+        }
         if fixture["compare"] == json!("index_names") {
             assert!(
                 !index_names(&expected).is_empty(),
@@ -352,6 +360,30 @@ grafana_fixture!(
     metric_pipelines_and_stats_equal_the_filtered_search,
     "metric_pipelines_stats.json"
 );
+
+/// The same requests against the Elasticsearch 8 dialect (noida), which is what Grafana's
+/// Elasticsearch data source targets; one backend for all of them (noida has no clones and
+/// none of these requests writes). Equality with the directly filtered answer is checked; the
+/// fixtures' `expect` values are osmem's (noida's query_string differs, e.g. `AND NOT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_hold_on_the_elasticsearch_8_backend_too() {
+    let backend = fixture::seeded_noida();
+    for text in [
+        include_str!("data/grafana/health_check.json"),
+        include_str!("data/grafana/mapping.json"),
+        include_str!("data/grafana/field_caps.json"),
+        include_str!("data/grafana/metric_count_date_histogram.json"),
+        // Left out: metric_terms_avg_percentiles.json and metric_pipelines_stats.json (noida
+        // has no `percentiles` and no pipeline aggregations).
+        include_str!("data/grafana/metric_multi_queries.json"),
+        include_str!("data/grafana/annotations.json"),
+        include_str!("data/grafana/terms_variable.json"),
+        include_str!("data/grafana/logs_volume.json"),
+        include_str!("data/grafana/resolve_index.json"),
+    ] {
+        replay_fixture_on(text, backend.url(), false).await;
+    }
+}
 
 #[test]
 fn every_fixture_names_its_source_and_a_complete_request() {
