@@ -403,6 +403,24 @@ async fn fixtures_hold_on_the_elasticsearch_8_backend_too() {
     }
 }
 
+// The fixtures below fail because of esgate (see the report of branch wip-grafana): a `sort`
+// object with two fields (Grafana's logs, raw data and log context queries), `_cat/indices`,
+// and `ignore_throttled=false` on `_msearch`.
+grafana_fixture!(logs_query_equals_the_filtered_search, "logs.json");
+grafana_fixture!(raw_data_query_equals_the_filtered_search, "raw_data.json");
+grafana_fixture!(
+    log_context_query_equals_the_filtered_search,
+    "logs_context.json"
+);
+grafana_fixture!(
+    cat_indices_lists_only_the_tokens_indices,
+    "cat_indices.json"
+);
+grafana_fixture!(
+    include_frozen_metric_query_equals_the_filtered_search,
+    "metric_include_frozen.json"
+);
+
 #[test]
 fn every_fixture_names_its_source_and_a_complete_request() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/grafana");

@@ -438,3 +438,38 @@ fn wrap_for_tenant_a_keeps_the_query_under_must() {
         json!([{"match_all": {}}])
     );
 }
+
+/// Data view field list as Kibana 8 sends it: `callFieldCapsApi` (data_views server
+/// fetcher/lib/es_api.ts) calls `fieldCaps({index, fields: ['*'], ignore_unavailable: true,
+/// index_filter, expand_wildcards, types, include_empty_fields: true, allow_no_indices: false,
+/// include_unmapped: false})`, and `@elastic/elasticsearch` 8 (src/api/api/field_caps.ts,
+/// acceptedBody = fields, index_filter, runtime_mappings) puts `fields` in a JSON body, so the
+/// request is a POST with `{"fields":["*"]}` (noida: osmem ignores `fields` in the body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_view_fields_in_the_kibana_8_body_form_list_only_the_tokens_indices() {
+    let backend = fixture::seeded_noida();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = gw.token(tenant_a_token()).await;
+    let query = "ignore_unavailable=true&expand_wildcards=open&include_empty_fields=true\
+                 &allow_no_indices=false&include_unmapped=false";
+    let body = json!({"fields": ["*"]});
+    let reply = as_kibana_user(
+        &gw,
+        &secret,
+        "POST",
+        &format!("/logs-*/_field_caps?{query}"),
+        Some(&body),
+    )
+    .await;
+    assert_ok_and_clean("field_caps with fields in the body", &reply);
+    let expected = direct(
+        backend.url(),
+        "POST",
+        &format!("/{DIRECT_INDEX}/_field_caps?{query}"),
+        Some(&body),
+    )
+    .await;
+    let got = normalised(&reply);
+    assert_eq!(got, normalised(&expected));
+    assert_eq!(got["indices"], json!(["logs-a", "logs-b"]), "{got}");
+}
