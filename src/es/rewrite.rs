@@ -50,6 +50,15 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
     }
+    // A sort object with several fields becomes the equivalent list, so the priority does not
+    // depend on how the backend orders an object's keys.
+    if let Some(Value::Object(fields)) = obj
+        .get("sort")
+        .filter(|s| s.as_object().is_some_and(|m| m.len() > 1))
+    {
+        let list = fields.iter().map(|(k, v)| json!({ k: v })).collect();
+        obj.insert("sort".to_string(), Value::Array(list));
+    }
     Ok(Value::Object(obj))
 }
 
