@@ -29,6 +29,8 @@ pub enum ProxyError {
     BodyTooLarge(usize),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("{0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
 }
@@ -58,7 +60,12 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            // The backend refused to resolve the client's index expression (too long, ...).
+            ProxyError::Upstream(U::Resolve(s)) if (400..500).contains(s) => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -78,12 +85,18 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "parsing_exception",
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
             ProxyError::MethodNotAllowed => "method_not_allowed_exception",
+            ProxyError::BodyTimeout => "request_timeout_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
         }
     }
 
     pub fn side(&self) -> Side {
         match self {
+            ProxyError::Upstream(crate::upstream::UpstreamError::Resolve(s))
+                if (400..500).contains(s) =>
+            {
+                Side::Client
+            }
             ProxyError::Upstream(_) => Side::Upstream,
             _ => Side::Client,
         }
@@ -111,6 +124,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::BodyTooLarge(_) => "too_large",
             ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::BodyTimeout => "body_timeout",
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(_) => "backend_unavailable",
         }

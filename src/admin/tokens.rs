@@ -270,6 +270,22 @@ fn check_index_pattern(p: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// An `all` token is relayed unchecked: filters or index patterns on it would be listed but
+/// never enforced, so they are refused rather than silently ignored.
+fn check_all_is_unrestricted(
+    permissions: &BTreeSet<Permission>,
+    has_filters: bool,
+    indices: &[String],
+) -> Result<(), AdminError> {
+    if permissions.contains(&Permission::All) && (has_filters || indices != ["*"]) {
+        return Err(AdminError::field(
+            "permissions",
+            "\"all\" passes requests through unchecked; it cannot be combined with filters or index patterns",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permission>>, AdminError> {
     let Some(items) = input::opt_array(map, "permissions")? else {
         return Ok(None);
@@ -452,6 +468,7 @@ pub(super) async fn create(
     let filters = parse_filters(&map)?.unwrap_or_default();
     let indices = parse_indices(&map)?.unwrap_or_else(|| vec!["*".to_owned()]);
     let permissions = parse_permissions(&map)?.unwrap_or_else(|| [Permission::Read].into());
+    check_all_is_unrestricted(&permissions, !filters.is_empty(), &indices)?;
     let expires_at = match parse_expiry(&map, now)? {
         Expiry::At(t) => Some(t),
         Expiry::Absent | Expiry::Never => None,
@@ -607,6 +624,7 @@ pub(super) async fn update(
                 }
                 t.permissions = perms;
             }
+            check_all_is_unrestricted(&t.permissions, !t.filters.is_empty(), &t.indices)?;
             match (expiry, old.expires_at) {
                 (Expiry::Absent, _) | (Expiry::Never, None) => {}
                 (Expiry::Never, Some(_)) => {
@@ -1204,18 +1222,14 @@ mod tests {
     async fn patch_changes_name_filters_indices_and_permissions() {
         let h = Harness::new();
         let fid = library_filter(&h, "env", "prod").await;
-        let b = token(
-            &h,
-            json!({"name": "a", "filters": [{"field": "t", "value": "1"}]}),
-        )
-        .await;
+        let b = token(&h, json!({"name": "a", "permissions": ["all"]})).await;
         let id = b["id"].as_str().unwrap();
         let path = format!("/tokens/{id}");
         let b = h
             .expect(
                 "PATCH",
                 &path,
-                &json!({"name": "b", "filters": [fid], "indices": ["logs-*"], "permissions": ["all"]})
+                &json!({"name": "b", "filters": [fid], "indices": ["logs-*"], "permissions": ["read"]})
                     .to_string(),
                 200,
             )
@@ -1226,7 +1240,7 @@ mod tests {
             json!([{"id": fid, "field": "env", "value": "prod"}])
         );
         assert_eq!(b["indices"], json!(["logs-*"]));
-        assert_eq!(b["permissions"], json!(["all"]));
+        assert_eq!(b["permissions"], json!(["read"]));
         assert!(b.get("secret").is_none());
         assert_eq!(h.expect("GET", &path, "", 200).await, b);
         let ev = h.events().pop().unwrap();

@@ -83,26 +83,34 @@ pub fn narrow(
         }
     }
     let indices: Vec<String> = indices.into_iter().collect();
-    Ok(match (dropped, kept_names.is_empty()) {
-        (false, _) => Narrowed::AsIs { indices },
-        (true, true) if explicit.is_empty() => Narrowed::Nothing,
-        (true, _) => {
-            // Explicit names that resolved to nothing (missing indices) stay in the list so the
-            // backend answers for them as it would have.
-            let resolved: BTreeSet<&str> = names.iter().map(|n| n.name.as_str()).collect();
-            kept_names.extend(
-                explicit
-                    .iter()
-                    .filter(|e| !resolved.contains(*e))
-                    .map(|e| e.to_string()),
-            );
-            kept_names.sort();
-            kept_names.dedup();
-            Narrowed::Only {
-                names: kept_names,
-                indices,
-            }
-        }
+    // A wildcard or an exclusion is expanded by the backend again when the search runs, and
+    // not necessarily the way `_resolve/index` expanded it (aliases, exclusions, missing
+    // names with ignore_unavailable): never forward one. Forward the concrete indices found
+    // allowed instead, plus explicit names that resolved to nothing (the backend answers for
+    // those as it would have).
+    let expands = expr
+        .split(',')
+        .any(|e| e.contains('*') || e.starts_with('-'));
+    if !dropped && !expands {
+        return Ok(Narrowed::AsIs { indices });
+    }
+    let resolved: BTreeSet<&str> = names.iter().map(|n| n.name.as_str()).collect();
+    let mut forward: Vec<String> = indices.clone();
+    forward.extend(
+        explicit
+            .iter()
+            .filter(|e| !resolved.contains(*e))
+            .map(|e| e.to_string()),
+    );
+    forward.sort();
+    forward.dedup();
+    let _ = kept_names;
+    if forward.is_empty() {
+        return Ok(Narrowed::Nothing);
+    }
+    Ok(Narrowed::Only {
+        names: forward,
+        indices,
     })
 }
 
@@ -131,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wildcard_over_allowed_names_is_forwarded_as_is() {
+    fn a_wildcard_is_never_forwarded_only_the_concrete_indices_allowed() {
         let got = narrow(
             "logs-*",
             &[
@@ -142,12 +150,27 @@ mod tests {
             &logs(),
         )
         .unwrap();
+        let both = vec!["logs-a".to_string(), "logs-b".to_string()];
         assert_eq!(
             got,
-            Narrowed::AsIs {
-                indices: vec!["logs-a".into(), "logs-b".into()]
+            Narrowed::Only {
+                names: both.clone(),
+                indices: both
             }
         );
+        // An exclusion too: the backend may apply it differently from `_resolve/index`.
+        let got = narrow("logs-*,-logs-sa", &[index("logs-a")], &logs()).unwrap();
+        let a = vec!["logs-a".to_string()];
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: a.clone(),
+                indices: a.clone()
+            }
+        );
+        // Explicit names alone are forwarded as they are.
+        let got = narrow("logs-a", &[index("logs-a")], &logs()).unwrap();
+        assert_eq!(got, Narrowed::AsIs { indices: a });
     }
 
     #[test]
@@ -166,7 +189,7 @@ mod tests {
             got,
             Narrowed::Only {
                 names: vec!["logs-a".into(), "logs-b".into()],
-                indices: vec!["logs-a".into(), "logs-b".into()],
+                indices: vec!["logs-a".into(), "logs-b".into()]
             }
         );
     }
@@ -191,10 +214,7 @@ mod tests {
             narrow("s*", &[index("secret")], &logs()).unwrap(),
             Narrowed::Nothing
         );
-        assert_eq!(
-            narrow("logs-*", &[], &logs()).unwrap(),
-            Narrowed::AsIs { indices: vec![] }
-        );
+        assert_eq!(narrow("logs-*", &[], &logs()).unwrap(), Narrowed::Nothing);
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub fn client_ip(
     if !in_cidrs(peer, trusted) {
         return Ok(peer);
     }
+    // Both headers at once: one of them may come from the client, and esgate cannot tell
+    // which one the trusted proxy wrote. Fail closed.
+    if !forwarded_for.is_empty() && !forwarded.is_empty() {
+        return Err(BadForwarding);
+    }
     let entries = if !forwarded_for.is_empty() {
         xff_entries(forwarded_for)?
     } else if !forwarded.is_empty() {
@@ -239,6 +244,32 @@ fn check_port(port: &str) -> Result<(), BadForwarding> {
 }
 
 #[cfg(test)]
+mod both_headers_tests {
+    use super::*;
+
+    #[test]
+    fn both_forwarding_headers_from_a_trusted_peer_are_refused() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(peer, &[b"203.0.113.7"], &[b"for=198.51.100.9"], &trusted),
+            Err(BadForwarding)
+        );
+        // From an untrusted peer both are ignored.
+        let outsider: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            client_ip(
+                outsider,
+                &[b"203.0.113.7"],
+                &[b"for=198.51.100.9"],
+                &trusted
+            ),
+            Ok(outsider)
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::str::FromStr;
 
@@ -355,9 +386,10 @@ mod tests {
 
     #[test]
     fn forwarded_is_used_only_without_xff() {
+        // Both at once is ambiguous: refused (see both_headers_tests).
         assert_eq!(
             check("10.0.0.1", &["198.51.100.1"], &["for=203.0.113.1"], LB),
-            Ok(ip("198.51.100.1"))
+            Err(BadForwarding)
         );
         assert_eq!(
             check("10.0.0.1", &[], &["for=203.0.113.1"], LB),

@@ -233,7 +233,13 @@ async fn enforce(
     } else {
         None
     };
-    let prepared = es::prepare(plan, bytes.as_deref(), &head, &scope)?;
+    let prepared = es::prepare_with_limit(
+        plan,
+        bytes.as_deref(),
+        &head,
+        &scope,
+        app.config.limits.max_body_bytes,
+    )?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     for expr in prepared.to_resolve() {
@@ -294,10 +300,17 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Byt
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ProxyError::BodyTooLarge(limit));
     }
-    read_capped(body, limit).await.map_err(|e| match e {
-        ReadError::TooLarge => ProxyError::BodyTooLarge(limit),
-        ReadError::Broken => ProxyError::BadRequest("the request body could not be read".into()),
-    })
+    // A body announced but never sent must not hold the request forever.
+    let read = tokio::time::timeout(app.config.limits.header_timeout, read_capped(body, limit));
+    match read.await {
+        Err(_) => Err(ProxyError::BodyTimeout),
+        Ok(r) => r.map_err(|e| match e {
+            ReadError::TooLarge => ProxyError::BodyTooLarge(limit),
+            ReadError::Broken => {
+                ProxyError::BadRequest("the request body could not be read".into())
+            }
+        }),
+    }
 }
 
 fn request_id() -> String {

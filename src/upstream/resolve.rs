@@ -86,7 +86,7 @@ impl Resolver {
             }
         }
         let path = format!(
-            "/_resolve/index/{}?expand_wildcards=open",
+            "/_resolve/index/{}?expand_wildcards=open&ignore_unavailable=true",
             utf8_percent_encode(expr, SEGMENT)
         );
         let (status, body) = upstream.get_own(&path, authorization, MAX_RESPONSE).await?;
