@@ -163,6 +163,22 @@ async fn attack_corpus_holds_on_the_elasticsearch_dialect_backend() {
     for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
         let case: Value = serde_json::from_str(line).expect("corpus line is JSON");
         n += 1;
+        // OpenSearch's point-in-time route does not exist on an Elasticsearch-dialect backend;
+        // noida answers it as a plain search, which esgate refuses to relay (502, checked
+        // below) instead of handing out an unfiltered answer.
+        if case["id"] == "REV-PATH-19" {
+            let r = send(
+                "POST",
+                &gw.url("/logs-*/_search/point_in_time?keep_alive=1m"),
+                &[("authorization", &auth)],
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 502, "{}", r.text());
+            assert!(!fixture::contains_leak_marker(&r.body));
+            continue;
+        }
         if let Err(e) = judge(&gw, &auth, &case).await {
             failures.push(e);
         }

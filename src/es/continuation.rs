@@ -68,6 +68,9 @@ pub struct Binding {
 pub struct Seal {
     pub field: &'static str,
     pub kind: IdKind,
+    /// The response is only acceptable with this field (opening a point in time): a backend
+    /// that answered something else, such as a search for an unknown route, is not relayed.
+    pub required: bool,
 }
 
 fn mac(binding: &Binding, kind: IdKind, backend_id: &[u8]) -> [u8; MAC_LEN] {
@@ -128,9 +131,9 @@ struct TopLevelIds {
 /// Replaces the backend id in a successful response body with its sealed form. The body is
 /// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
 /// without the field is returned unchanged.
-pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Vec<u8> {
+pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
     let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
-        return body.to_vec();
+        return (!seal_spec.required).then(|| body.to_vec());
     };
     let backend_id = match seal_spec.field {
         "_scroll_id" => ids.scroll_id,
@@ -139,14 +142,14 @@ pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Vec<u8>
         _ => None,
     };
     let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {
-        return body.to_vec();
+        return (!seal_spec.required).then(|| body.to_vec());
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
     let needle = format!("\"{backend_id}\"");
     let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, &backend_id));
     let text = String::from_utf8_lossy(body);
-    text.replace(&needle, &sealed).into_bytes()
+    Some(text.replace(&needle, &sealed).into_bytes())
 }
 
 #[cfg(test)]

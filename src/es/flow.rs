@@ -168,6 +168,7 @@ pub(super) fn prepare(
                 seal = Some(Seal {
                     field: "pit_id",
                     kind: IdKind::Pit,
+                    required: false,
                 });
                 // The point in time fixes the indices; index options are refused beside it.
                 let mut params = params;
@@ -194,6 +195,7 @@ pub(super) fn prepare(
                 seal = Some(Seal {
                     field: "_scroll_id",
                     kind: IdKind::Scroll,
+                    required: false,
                 });
             }
             let out = rewrite::search(body, &scope.filters)?;
@@ -215,6 +217,7 @@ pub(super) fn prepare(
             seal = Some(Seal {
                 field: "_scroll_id",
                 kind: IdKind::Scroll,
+                required: false,
             });
             (
                 Method::Post,
@@ -259,6 +262,7 @@ pub(super) fn prepare(
             seal = Some(Seal {
                 field,
                 kind: IdKind::Pit,
+                required: true,
             });
             (Method::Post, path, None, resolve)
         }

@@ -193,9 +193,9 @@ async fn seal_response(
     let bytes = read_capped(body, MAX_SEALED_RESPONSE)
         .await
         .map_err(|_| ProxyError::Upstream(UpstreamError::Broken))?;
-    Ok(Bytes::from(es::continuation::seal_response(
-        binding, seal, &bytes,
-    )))
+    es::continuation::seal_response(binding, seal, &bytes)
+        .map(Bytes::from)
+        .ok_or(ProxyError::Upstream(UpstreamError::Unexpected))
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,

@@ -32,6 +32,8 @@ pub enum UpstreamError {
     Timeout,
     #[error("the backend connection failed during the request")]
     Broken,
+    #[error("the backend's answer is not what this request expects")]
+    Unexpected,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
     Resolve(u16),
 }
