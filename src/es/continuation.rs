@@ -210,15 +210,12 @@ mod tests {
     fn responses_keep_their_bytes_except_the_id() {
         let a = binding("tok_a");
         let body = br#"{"_scroll_id":"DXF1ZXJ5QW5kRmV0Y2g=","took":1,"hits":{"total":{"value":12345678901234567890,"relation":"eq"}}}"#;
-        let out = seal_response(
-            &a,
-            Seal {
-                field: "_scroll_id",
-                kind: IdKind::Scroll,
-            },
-            body,
-        );
-        let text = String::from_utf8(out).unwrap();
+        let scroll = Seal {
+            field: "_scroll_id",
+            kind: IdKind::Scroll,
+            required: false,
+        };
+        let text = String::from_utf8(seal_response(&a, scroll, body).unwrap()).unwrap();
         assert!(!text.contains("DXF1ZXJ5QW5kRmV0Y2g="));
         assert!(
             text.contains("12345678901234567890"),
@@ -232,16 +229,13 @@ mod tests {
         );
         // No id, or not JSON: unchanged.
         let plain = br#"{"took":1}"#;
-        assert_eq!(
-            seal_response(
-                &a,
-                Seal {
-                    field: "_scroll_id",
-                    kind: IdKind::Scroll
-                },
-                plain
-            ),
-            plain.to_vec()
-        );
+        assert_eq!(seal_response(&a, scroll, plain), Some(plain.to_vec()));
+        // Opening a point in time must answer with its id, not with anything else.
+        let pit = Seal {
+            field: "pit_id",
+            kind: IdKind::Pit,
+            required: true,
+        };
+        assert_eq!(seal_response(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
     }
 }
