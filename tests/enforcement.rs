@@ -8,148 +8,13 @@
 
 mod support;
 
-use std::io::Write;
-
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use support::corpus::{self, token_a};
 use support::esgate::Esgate;
-use support::fixture::{self, contains_leak_marker, MAX_VISIBLE_COUNT};
+use support::fixture::{self, contains_leak_marker};
 use support::http::{bearer, send};
-
-fn token_a() -> Value {
-    json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": ["logs-*"]})
-}
-
-fn gzip(text: &str) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(text.as_bytes()).unwrap();
-    enc.finish().unwrap()
-}
-
-fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.')
-        .try_fold(v, |v, part| match part.parse::<usize>() {
-            Ok(i) => v.get(i),
-            Err(_) => v.get(part),
-        })
-}
-
-/// The largest count-like number anywhere in a response (security.md's list of keys).
-fn max_count(v: &Value) -> u64 {
-    const KEYS: [&str; 9] = [
-        "count",
-        "doc_count",
-        "bg_count",
-        "value",
-        "doc_freq",
-        "ttf",
-        "sum_doc_freq",
-        "n",
-        "N",
-    ];
-    match v {
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                let own = if KEYS.contains(&k.as_str()) {
-                    v.as_f64().map(|f| f as u64).unwrap_or(0)
-                } else {
-                    0
-                };
-                let total = if k == "total" {
-                    v.as_u64()
-                        .or_else(|| v.get("value").and_then(Value::as_u64))
-                        .unwrap_or(0)
-                } else {
-                    0
-                };
-                own.max(total).max(max_count(v))
-            })
-            .max()
-            .unwrap_or(0),
-        Value::Array(items) => items.iter().map(max_count).max().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-async fn run_case(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
-    let id = case["id"].as_str().unwrap();
-    let method = case["method"].as_str().unwrap();
-    let path = case["path"].as_str().unwrap();
-    let mut headers: Vec<(String, String)> = vec![("authorization".into(), auth.into())];
-    if let Some(h) = case["headers"].as_object() {
-        headers.extend(
-            h.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())),
-        );
-    }
-    let body: Vec<u8> = match &case["body"] {
-        Value::Null => vec![],
-        Value::String(s) => s.clone().into_bytes(),
-        Value::Object(o) if o.contains_key("$gzip") => gzip(o["$gzip"].as_str().unwrap()),
-        other => return Err(format!("{id}: bad body {other}")),
-    };
-    let header_refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let r = send(method, &gw.url(path), &header_refs, body)
-        .await
-        .map_err(|e| format!("{id}: no answer: {e:?}"))?;
-    let status = r.status.as_u16();
-    if status >= 500 {
-        return Err(format!("{id}: {status} {}", r.text()));
-    }
-    match case["verdict"].as_str().unwrap() {
-        "deny" => {
-            let denied = if method == "HEAD" {
-                status != 200
-            } else {
-                (400..500).contains(&status)
-            };
-            if !denied {
-                return Err(format!(
-                    "{id}: expected a denial, got {status} {}",
-                    r.text()
-                ));
-            }
-        }
-        "no_leak" => {
-            if contains_leak_marker(&r.body) {
-                return Err(format!("{id}: leak marker in {}", r.text()));
-            }
-            if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
-                let n = max_count(&v);
-                if n > MAX_VISIBLE_COUNT {
-                    return Err(format!(
-                        "{id}: count {n} exceeds tenant a's {MAX_VISIBLE_COUNT}: {v}"
-                    ));
-                }
-            }
-        }
-        "ok" => {
-            if status != 200 {
-                return Err(format!("{id}: expected 200, got {status} {}", r.text()));
-            }
-            let v = r.json();
-            let got = at_path(&v, case["count_path"].as_str().unwrap())
-                .cloned()
-                .unwrap_or(Value::Null);
-            if got != case["expect_count"] {
-                return Err(format!(
-                    "{id}: {} = {got}, expected {}: {v}",
-                    case["count_path"], case["expect_count"]
-                ));
-            }
-            if contains_leak_marker(&r.body) {
-                return Err(format!("{id}: leak marker in a legitimate answer"));
-            }
-        }
-        other => return Err(format!("{id}: unknown verdict {other}")),
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_corpus_is_denied_or_leak_free() {
@@ -157,21 +22,19 @@ async fn attack_corpus_is_denied_or_leak_free() {
     let gw = Esgate::start(&[backend.url()], "").await;
     let (_, secret) = gw.token(token_a()).await;
     let auth = bearer(&secret);
-    let corpus = include_str!("data/attacks.jsonl");
+    let cases = corpus::cases();
     let mut failures = vec![];
-    let mut n = 0;
-    for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
-        let case: Value = serde_json::from_str(line).expect("corpus line is JSON");
-        n += 1;
-        if let Err(e) = run_case(&gw, &auth, &case).await {
+    for case in &cases {
+        if let Err(e) = corpus::judge(&gw, &auth, case).await {
             failures.push(e);
         }
     }
-    assert!(n > 100, "the corpus is loaded");
+    assert!(cases.len() > 100, "the corpus is loaded");
     assert!(
         failures.is_empty(),
-        "{} of {n} cases failed:\n{}",
+        "{} of {} cases failed:\n{}",
         failures.len(),
+        cases.len(),
         failures.join("\n")
     );
 }

@@ -9,15 +9,12 @@ mod support;
 
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use support::corpus::token_a;
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
 use support::http::{bearer, send, Reply};
-
-fn token_a() -> Value {
-    json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": ["logs-*"]})
-}
 
 async fn get(gw: &Esgate, auth: &str, path: &str) -> Reply {
     send("GET", &gw.url(path), &[("authorization", auth)], Vec::new())

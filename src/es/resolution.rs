@@ -8,9 +8,9 @@
 //! - a wildcard element reaches only the allowed names it matches; others (a foreign index, an
 //!   alias named like an allowed pattern but pointing at a foreign index) are dropped.
 //!
-//! When nothing was dropped the checked expression is forwarded as it is; when something was,
-//! the allowed names are forwarded instead, so the backend cannot expand the wildcard to the
-//! dropped names again.
+//! An expression of explicit names only is forwarded as it is. One with a wildcard or an
+//! exclusion is never forwarded: the backend would expand it again, not necessarily the way
+//! `_resolve/index` did, so the concrete allowed indices are forwarded in its place.
 //!
 //! Invariant: pure; takes the backend's answer as data.
 
@@ -41,7 +41,7 @@ pub struct ResolvedName {
 pub enum Narrowed {
     /// Every name behind the expression is allowed: forward it unchanged.
     AsIs { indices: Vec<String> },
-    /// Some wildcard matches were dropped: forward exactly these names instead.
+    /// The expression expands (or something was dropped): forward exactly these names instead.
     Only {
         names: Vec<String>,
         indices: Vec<String>,
@@ -60,7 +60,6 @@ pub fn narrow(
         .split(',')
         .filter(|e| !e.contains('*') && !e.starts_with('-'))
         .collect();
-    let mut kept_names = vec![];
     let mut indices = BTreeSet::new();
     let mut dropped = false;
     for n in names {
@@ -71,7 +70,6 @@ pub fn narrow(
             }
         };
         if allowed {
-            kept_names.push(n.name.clone());
             indices.extend(n.indices.iter().cloned());
         } else if explicit.contains(n.name.as_str()) {
             return Err(Rejection::forbidden(format!(
@@ -104,7 +102,6 @@ pub fn narrow(
     );
     forward.sort();
     forward.dedup();
-    let _ = kept_names;
     if forward.is_empty() {
         return Ok(Narrowed::Nothing);
     }

@@ -151,10 +151,9 @@ async fn pipeline(
     let mut headers = upstream_request::response_headers(&up.headers);
     let body = match seal {
         Some(seal) if up.status.is_success() => {
-            let binding = es::continuation::Binding {
-                token_id: token.id.clone(),
-                key: Arc::clone(&app.id_key),
-            };
+            // The body is rebuilt with the sealed id: its length changes.
+            headers.remove(header::CONTENT_LENGTH);
+            let binding = id_binding(app, &token);
             crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
         }
         _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
@@ -162,13 +161,18 @@ async fn pipeline(
             |e| -> BoxError { Box::new(e) },
         )),
     };
-    if seal.is_some() {
-        headers.remove(header::CONTENT_LENGTH);
-    }
     let mut out = Response::new(body);
     *out.status_mut() = up.status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// What binds a continuation id to the token that presents it.
+fn id_binding(app: &App, token: &Token) -> es::continuation::Binding {
+    es::continuation::Binding {
+        token_id: token.id.clone(),
+        key: Arc::clone(&app.id_key),
+    }
 }
 
 /// Responses that carry a continuation id are read whole (capped) so the id can be sealed
@@ -214,10 +218,7 @@ async fn enforce(
     let scope = es::Scope {
         filters: es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value))),
         indices: token.indices.clone(),
-        ids: es::continuation::Binding {
-            token_id: token.id.clone(),
-            key: Arc::clone(&app.id_key),
-        },
+        ids: id_binding(app, token),
     };
     let head = es::RequestHead {
         method: parts.method.as_str(),

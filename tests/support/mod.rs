@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod corpus;
 pub mod esgate;
 pub mod faults;
 pub mod fixture;
