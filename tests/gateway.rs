@@ -218,14 +218,7 @@ async fn answers_502_when_no_backend_answers() {
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let (gw, secret) = esgate_with_all_token(&[&url], "").await;
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
     assert!(r.json()["error"]["reason"]
@@ -235,14 +228,7 @@ async fn answers_502_when_no_backend_answers() {
 
     let reset = FaultServer::reset();
     let (gw, secret) = esgate_with_all_token(&[reset.url()], "").await;
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 502);
 }
 
@@ -252,14 +238,7 @@ async fn answers_504_when_the_backend_hangs() {
     let gw = Esgate::start_full(&[hang.url()], "", "request_timeout = \"1s\"", "").await;
     let secret = gw.all_token().await;
     let started = Instant::now();
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -272,14 +251,7 @@ async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
     drop(closed);
     let (gw, secret) = esgate_with_all_token(&[&dead, backend.url()], "").await;
     for _ in 0..6 {
-        let r = send(
-            "GET",
-            &gw.url("/"),
-            &[("authorization", &bearer(&secret))],
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+        let r = gw.get("/", &secret).await;
         assert_eq!(r.status, 200);
     }
     let status = gw.app.upstream.node_status();
@@ -368,27 +340,13 @@ async fn talks_tls_to_an_https_backend_with_a_configured_ca() {
     )
     .await;
     let secret = gw.all_token().await;
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     // Without the CA, the backend's certificate is not trusted: no answer from it.
     let gw = Esgate::start(&[&https], "").await;
     let secret = gw.all_token().await;
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 502);
 }
 
@@ -501,14 +459,7 @@ async fn malformed_http_never_gets_a_5xx() {
         );
     }
     // esgate still serves after all that.
-    let r = send(
-        "GET",
-        &gw.url("/"),
-        &[("authorization", &bearer(&secret))],
-        Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let r = gw.get("/", &secret).await;
     assert_eq!(r.status, 200);
 }
 

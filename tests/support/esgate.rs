@@ -101,6 +101,19 @@ impl Esgate {
         self.task.take().expect("running")
     }
 
+    /// A GET on the data listener with a token secret as Bearer.
+    pub async fn get(&self, path: &str, secret: &str) -> super::http::Reply {
+        let auth = format!("Bearer {secret}");
+        super::http::send(
+            "GET",
+            &self.url(path),
+            &[("authorization", &auth)],
+            Vec::new(),
+        )
+        .await
+        .expect("esgate answers")
+    }
+
     /// Calls the admin API with the admin key.
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let auth = format!("Bearer {ADMIN_KEY}");
