@@ -93,10 +93,7 @@ pub(super) async fn create(
         id,
         json!({"field": out["field"].clone()}),
     );
-    Ok(AdminResponse {
-        status: 201,
-        body: Some(out),
-    })
+    Ok(AdminResponse::created(out))
 }
 
 pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
@@ -104,19 +101,13 @@ pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
     let mut all: Vec<&LibraryFilter> = snap.filters().collect();
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(json!({ "filters": filters })),
-    })
+    Ok(AdminResponse::ok(json!({ "filters": filters })))
 }
 
 pub(super) fn show(ctx: &AdminContext, id: &str) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
     let f = find(&snap, id)?;
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(view(&snap, f)),
-    })
+    Ok(AdminResponse::ok(view(&snap, f)))
 }
 
 pub(super) async fn update(
@@ -170,10 +161,7 @@ pub(super) async fn update(
     if !changed.is_empty() {
         ev.emit(ctx, "filter.update", id, json!({ "changed": changed }));
     }
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(out),
-    })
+    Ok(AdminResponse::ok(out))
 }
 
 pub(super) async fn delete(
@@ -218,10 +206,7 @@ pub(super) async fn delete(
         id,
         json!({ "detached_from": detached }),
     );
-    Ok(AdminResponse {
-        status: 204,
-        body: None,
-    })
+    Ok(AdminResponse::no_content())
 }
 
 #[cfg(test)]

@@ -114,10 +114,7 @@ pub(super) async fn create(
         name,
         json!({"cidrs": out["cidrs"].clone()}),
     );
-    Ok(AdminResponse {
-        status: 201,
-        body: Some(out),
-    })
+    Ok(AdminResponse::created(out))
 }
 
 pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
@@ -125,19 +122,13 @@ pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
     let mut all: Vec<&IpFilter> = snap.ip_filters().collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     let ip_filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(json!({ "ip_filters": ip_filters })),
-    })
+    Ok(AdminResponse::ok(json!({ "ip_filters": ip_filters })))
 }
 
 pub(super) fn show(ctx: &AdminContext, name: &str) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
     let f = find(&snap, name)?;
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(view(&snap, f)),
-    })
+    Ok(AdminResponse::ok(view(&snap, f)))
 }
 
 /// PATCH: only `cidrs` (tightening or widening). Renaming is refused: tokens hold the name.
@@ -177,10 +168,7 @@ pub(super) async fn update(
             json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()}),
         );
     }
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(out),
-    })
+    Ok(AdminResponse::ok(out))
 }
 
 pub(super) async fn delete(
@@ -207,10 +195,7 @@ pub(super) async fn delete(
         })
         .await?;
     ev.emit(ctx, "ip_filter.delete", name, Value::Null);
-    Ok(AdminResponse {
-        status: 204,
-        body: None,
-    })
+    Ok(AdminResponse::no_content())
 }
 
 #[cfg(test)]

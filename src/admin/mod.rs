@@ -65,6 +65,29 @@ pub struct AdminResponse {
     pub body: Option<Value>,
 }
 
+impl AdminResponse {
+    pub fn ok(body: Value) -> AdminResponse {
+        AdminResponse {
+            status: 200,
+            body: Some(body),
+        }
+    }
+
+    pub fn created(body: Value) -> AdminResponse {
+        AdminResponse {
+            status: 201,
+            body: Some(body),
+        }
+    }
+
+    pub fn no_content() -> AdminResponse {
+        AdminResponse {
+            status: 204,
+            body: None,
+        }
+    }
+}
+
 /// What the admin handlers need.
 pub struct AdminContext {
     pub store: Arc<Store>,

@@ -518,10 +518,7 @@ pub(super) async fn create(
         json!({"name": token.name, "permissions": out["permissions"].clone(),
                "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter}),
     );
-    Ok(AdminResponse {
-        status: 201,
-        body: Some(out),
-    })
+    Ok(AdminResponse::created(out))
 }
 
 /// A new secret whose hash no stored token has (a collision would let one secret open two
@@ -565,19 +562,13 @@ pub(super) fn list(
         .take(size)
         .map(|t| view(&ctx.store, &snap, t, now))
         .collect();
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(json!({"tokens": tokens, "total": total})),
-    })
+    Ok(AdminResponse::ok(json!({"tokens": tokens, "total": total})))
 }
 
 pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
     let t = find(&snap, id, now)?;
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(view(&ctx.store, &snap, t, now)),
-    })
+    Ok(AdminResponse::ok(view(&ctx.store, &snap, t, now)))
 }
 
 /// PATCH. Every field is optional; what is given replaces the current value, subject to the
@@ -683,10 +674,7 @@ pub(super) async fn update(
     if !changed.is_empty() {
         ev.emit(ctx, "token.update", id, json!({ "changed": changed }));
     }
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(out),
-    })
+    Ok(AdminResponse::ok(out))
 }
 
 pub(super) async fn reset(
@@ -705,10 +693,9 @@ pub(super) async fn reset(
         })
         .await?;
     ev.emit(ctx, "token.reset", id, Value::Null);
-    Ok(AdminResponse {
-        status: 200,
-        body: Some(json!({"id": id, "secret": secret.expose()})),
-    })
+    Ok(AdminResponse::ok(
+        json!({"id": id, "secret": secret.expose()}),
+    ))
 }
 
 pub(super) async fn delete(
@@ -724,10 +711,7 @@ pub(super) async fn delete(
         })
         .await?;
     ev.emit(ctx, "token.delete", id, Value::Null);
-    Ok(AdminResponse {
-        status: 204,
-        body: None,
-    })
+    Ok(AdminResponse::no_content())
 }
 
 #[cfg(test)]
