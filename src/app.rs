@@ -38,8 +38,9 @@ pub enum StartError {
     },
 }
 
-/// The key continuation ids are sealed with: `id.key` in the store directory, created with
-/// 32 random bytes on first start. Replicas that serve the same clients share this file.
+/// The key continuation ids are sealed with, unless `ids.key_env` names one: `id.key` in the
+/// store directory, created with 32 random bytes on first start. Replicas that serve the same
+/// clients share this file or set the same `ids.key_env`.
 fn load_id_key(dir: &std::path::Path) -> Result<IdKey, StartError> {
     use std::io::Write;
     let path = dir.join("id.key");
@@ -89,7 +90,10 @@ impl App {
             audit,
             metrics: Metrics::default(),
             admin,
-            id_key: Arc::new(load_id_key(&config.store_path)?),
+            id_key: Arc::new(match &config.id_key {
+                Some(k) => IdKey::new(k.0),
+                None => load_id_key(&config.store_path)?,
+            }),
             config,
         })
     }

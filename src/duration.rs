@@ -2,31 +2,44 @@
 
 use std::time::Duration;
 
+/// Why a duration was refused; `Display` is the message shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("the duration is too large (at most 100 years)")]
+    TooLarge,
+}
+
 /// Parses `<positive integer><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-        "a duration needs a unit: ms, s, m, h or d (e.g. 90s, 15m, 24h, 7d)".to_owned()
-    })?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or(DurationError::Malformed(
+        "a duration needs a unit: ms, s, m, h or d (e.g. 90s, 15m, 24h, 7d)",
+    ))?;
     let (digits, unit) = text.split_at(split);
     if digits.is_empty() {
-        return Err("a duration starts with a whole number (e.g. 90s, 15m, 24h, 7d)".into());
+        return Err(DurationError::Malformed(
+            "a duration starts with a whole number (e.g. 90s, 15m, 24h, 7d)",
+        ));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "the number in the duration is too large".to_owned())?;
+    let n: u64 = digits.parse().map_err(|_| DurationError::TooLarge)?;
     let per_unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err("unknown duration unit: use ms, s, m, h or d".into()),
+        _ => {
+            return Err(DurationError::Malformed(
+                "unknown duration unit: use ms, s, m, h or d",
+            ))
+        }
     };
     let ms = n
         .checked_mul(per_unit_ms)
         .filter(|ms| *ms <= 100 * 365 * 86_400_000)
-        .ok_or_else(|| "the duration is too large (at most 100 years)".to_owned())?;
+        .ok_or(DurationError::TooLarge)?;
     Ok(Duration::from_millis(ms))
 }
 

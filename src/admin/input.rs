@@ -305,23 +305,28 @@ pub(crate) fn printable(s: &str) -> bool {
 
 // === durations and timestamps ===
 
+/// Why an API duration was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BadDuration {
+    Malformed,
+    TooLarge,
+}
+
 /// Parses `90s`, `15m`, `24h`, `7d` into seconds. Positive only; no overflow.
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let unit = s.chars().last()?;
-    let digits = &s[..s.len() - unit.len_utf8()];
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+pub(crate) fn parse_duration(s: &str) -> Result<i64, BadDuration> {
+    // One grammar for config and API (`crate::duration`); the API adds: no surrounding
+    // whitespace, whole seconds, more than zero.
+    if s.trim() != s {
+        return Err(BadDuration::Malformed);
     }
-    let n: i64 = digits.parse().ok()?;
-    let mult = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return None,
-    };
-    let secs = n.checked_mul(mult)?;
-    (secs > 0).then_some(secs)
+    let d = crate::duration::parse(s).map_err(|e| match e {
+        crate::duration::DurationError::TooLarge => BadDuration::TooLarge,
+        crate::duration::DurationError::Malformed(_) => BadDuration::Malformed,
+    })?;
+    if d.subsec_nanos() != 0 || d.as_secs() == 0 {
+        return Err(BadDuration::Malformed);
+    }
+    i64::try_from(d.as_secs()).map_err(|_| BadDuration::TooLarge)
 }
 
 /// Formats seconds as the largest exact unit (`7d`, `24h`, `90s`).
@@ -506,12 +511,18 @@ mod tests {
             ("1.5h", None),
             (" 5m", None),
             ("5M", None),
-            ("999999999999d", Some(999_999_999_999 * 86_400)),
+            ("36500d", Some(36_500 * 86_400)),
+            ("36501d", None),
             ("9999999999999d", None),
+            ("99999999999999999999d", None),
+            ("1500ms", None),
+            ("2000ms", Some(2)),
             ("5é", None),
         ];
+        assert_eq!(parse_duration("36501d"), Err(BadDuration::TooLarge));
+        assert_eq!(parse_duration("5w"), Err(BadDuration::Malformed));
         for (input, want) in cases {
-            assert_eq!(parse_duration(input), *want, "{input}");
+            assert_eq!(parse_duration(input).ok(), *want, "{input}");
         }
     }
 

@@ -316,11 +316,14 @@ fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Expiry, AdminError
         (None, None) => return Ok(Expiry::Absent),
         (Some(None), None) | (None, Some(None)) => return Ok(Expiry::Never),
         (Some(Some(d)), None) => {
-            let secs = input::parse_duration(d).ok_or_else(|| {
-                AdminError::field(
+            let secs = input::parse_duration(d).map_err(|e| match e {
+                input::BadDuration::TooLarge => {
+                    AdminError::field("expires_in", "is too far in the future")
+                }
+                input::BadDuration::Malformed => AdminError::field(
                     "expires_in",
                     "must be a positive duration such as 90s, 15m, 24h or 7d",
-                )
+                ),
             })?;
             now.checked_add(secs)
                 .filter(|t| *t <= MAX_TIME)

@@ -64,10 +64,22 @@ pub struct Config {
     pub backend: Backend,
     pub store_path: PathBuf,
     pub admin_key: Option<AdminKey>,
+    /// The id-sealing key from `ids.key_env`; `None`: the key file in the store directory.
+    pub id_key: Option<IdKeyBytes>,
     pub auth: Auth,
     pub policies: Policies,
     pub audit: AuditOutput,
     pub log: Log,
+}
+
+/// 32 key bytes shared by replicas; never printed.
+#[derive(Clone)]
+pub struct IdKeyBytes(pub [u8; 32]);
+
+impl std::fmt::Debug for IdKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdKeyBytes(<redacted>)")
+    }
 }
 
 #[derive(Clone)]

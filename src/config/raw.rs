@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     #[serde(default)]
+    pub ids: RawIds,
+    #[serde(default)]
     pub auth: RawAuth,
     #[serde(default)]
     pub policies: RawPolicies,
@@ -84,6 +86,14 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub key: Option<String>,
+    pub key_env: Option<String>,
+}
+
+/// The key scroll, point-in-time and async ids are sealed with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIds {
+    /// Environment variable holding the key (base64 of 32 bytes); default: `<store>/id.key`.
     pub key_env: Option<String>,
 }
 

@@ -93,6 +93,11 @@ pub fn validate(
     }
 
     let admin_key = v.admin_key(&raw.admin, env);
+    let id_key = raw
+        .ids
+        .key_env
+        .as_deref()
+        .and_then(|name| v.id_key(name, env));
 
     let trusted_proxies = raw
         .auth
@@ -178,6 +183,7 @@ pub fn validate(
             backend,
             store_path,
             admin_key,
+            id_key,
             auth,
             policies,
             audit,
@@ -221,7 +227,7 @@ impl Validator {
             }
             Ok(d) => d,
             Err(e) => {
-                self.issue(path, e);
+                self.issue(path, e.to_string());
                 Duration::from_secs(1)
             }
         }
@@ -583,6 +589,39 @@ impl Validator {
         }
         Some(AdminKey::new(key))
     }
+
+    /// `ids.key_env`: the variable must hold base64 (standard or URL-safe) of exactly 32 bytes.
+    fn id_key(
+        &mut self,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<super::IdKeyBytes> {
+        use base64::Engine;
+        let Some(text) = env(name).filter(|t| !t.trim().is_empty()) else {
+            self.issue(
+                "ids.key_env",
+                format!("environment variable {name} is not set"),
+            );
+            return None;
+        };
+        let text = text.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text));
+        match decoded.ok().and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()) {
+            Some(key) => Some(super::IdKeyBytes(key)),
+            None => {
+                // Never echo the value: it is a secret.
+                self.issue(
+                    "ids.key_env",
+                    format!("environment variable {name} must hold base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)"),
+                );
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -671,6 +710,24 @@ mod tests {
         assert!(c.admin_key.unwrap().matches(b"0123456789abcdef"));
         let issues = check("[admin]\nkey = \"short\"\n").unwrap_err();
         assert_eq!(paths(issues), vec!["admin.key"]);
+    }
+
+    #[test]
+    fn id_key_comes_from_the_named_variable_as_32_base64_bytes() {
+        let raw = || parse("[ids]\nkey_env = \"ID_KEY\"\n").unwrap();
+        let good = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let env = |k: &str| (k == "ID_KEY").then(|| good.to_owned());
+        let c = validate(raw(), &Overrides::default(), &env).unwrap();
+        assert_eq!(c.id_key.map(|k| k.0), Some([1u8; 32]));
+        assert!(check("").unwrap().id_key.is_none());
+        for bad in [None, Some("short"), Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB")] {
+            let env = |k: &str| (k == "ID_KEY").then(|| bad.map(str::to_owned)).flatten();
+            let issues = validate(raw(), &Overrides::default(), &env).unwrap_err();
+            assert_eq!(paths(issues.clone()), vec!["ids.key_env"], "{bad:?}");
+            if let Some(value) = bad {
+                assert!(!issues[0].message.contains(value), "the key is echoed");
+            }
+        }
     }
 
     #[test]
