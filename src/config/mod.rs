@@ -290,6 +290,17 @@ impl Config {
             .into(),
         );
         line(
+            "ids.key",
+            if self.id_key.is_some() {
+                "\"<set from ids.key_env>\"".into()
+            } else {
+                format!(
+                    "{:?}",
+                    self.store_path.join("id.key").display().to_string()
+                )
+            },
+        );
+        line(
             "auth.trusted_proxies",
             format!(
                 "{:?}",
