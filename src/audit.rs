@@ -60,10 +60,11 @@ impl Audit {
             obj.entry("at")
                 .or_insert_with(|| json!(crate::time::rfc3339(crate::time::now())));
         }
-        let mut line = match serde_json::to_vec(&event) {
-            Ok(l) => l,
-            Err(_) => return,
+        let Ok(text) = serde_json::to_string(&event) else {
+            return;
         };
+        // Paths and reasons echo client input; a secret pasted there must not be recorded.
+        let mut line = crate::auth::secret::redact(&text).into_owned().into_bytes();
         line.push(b'\n');
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = sink.write_all(&line).and_then(|()| sink.flush()) {

@@ -14,9 +14,11 @@ pub enum DurationError {
 /// Parses `<positive integer><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or(DurationError::Malformed(
-        "a duration needs a unit: ms, s, m, h or d (e.g. 90s, 15m, 24h, 7d)",
-    ))?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or(DurationError::Malformed(
+            "a duration needs a unit: ms, s, m, h or d (e.g. 90s, 15m, 24h, 7d)",
+        ))?;
     let (digits, unit) = text.split_at(split);
     if digits.is_empty() {
         return Err(DurationError::Malformed(

@@ -429,6 +429,9 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
         .await;
     assert_eq!(get_root(&gw, &bearer(&secret)).await.status, 200);
     assert_eq!(get_root(&gw, &bearer("esg_wrong")).await.status, 401);
+    // A user who pastes the secret into the path (a common copy-paste slip).
+    let pasted = gw.get(&format!("/{secret}/_search"), "esg_wrong").await;
+    assert_eq!(pasted.status, 401);
     let (_, reset) = gw.admin("POST", &format!("/tokens/{id}/reset"), None).await;
     let secret2 = reset["secret"].as_str().unwrap().to_owned();
     // Let the response bodies finish so their events are written.
@@ -458,6 +461,12 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
         .unwrap();
     assert_eq!(denied["decision"], "deny");
     assert!(denied["reason"].is_string());
+    assert!(
+        events
+            .iter()
+            .any(|e| e["path"] == "/esg_[redacted]/_search"),
+        "the pasted secret is recorded redacted: {log}"
+    );
     assert!(events
         .iter()
         .any(|e| e["type"] == "admin" && e["action"] == "token.create"));

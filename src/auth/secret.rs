@@ -139,6 +139,38 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
     Ok(out)
 }
 
+/// `text` with anything that looks like a secret (`esg_`, or its percent-encoded forms, followed
+/// by base62 digits) replaced by `esg_[redacted]`, for records that echo client input such as
+/// paths. Over-redacts rather than under: any length counts, checksum or not.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    const PREFIXES: [&str; 3] = ["esg_", "esg%5f", "esg%5F"];
+    if !PREFIXES.iter().any(|p| text.contains(p)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = PREFIXES
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min_by_key(|(i, _)| *i)
+    {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + prefix.len()..];
+        let digits = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if digits == 0 {
+            out.push_str(prefix);
+        } else {
+            out.push_str("esg_[redacted]");
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +309,30 @@ mod tests {
         assert_eq!(encode_base62(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
         assert_eq!(decode_base62::<4>(b"4gfFC3"), Ok(u32::MAX.to_be_bytes()));
         assert_eq!(decode_base62::<4>(b"4gfFC4"), Err(MalformedSecret));
+    }
+
+    #[test]
+    fn redact_hides_every_secret_like_run_and_keeps_the_rest() {
+        let secret = Secret::generate();
+        let text = secret.expose();
+        let cases = [
+            (
+                format!("/{text}/_search"),
+                "/esg_[redacted]/_search".to_owned(),
+            ),
+            (
+                format!("a esg%5F{} b", &text[4..]),
+                "a esg_[redacted] b".to_owned(),
+            ),
+            (
+                "esg_ plain esg_x".to_owned(),
+                "esg_ plain esg_[redacted]".to_owned(),
+            ),
+            ("/logs-*/_search".to_owned(), "/logs-*/_search".to_owned()),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(&input), want);
+            assert!(!redact(&input).contains(&text[4..]));
+        }
     }
 }

@@ -294,10 +294,7 @@ impl Config {
             if self.id_key.is_some() {
                 "\"<set from ids.key_env>\"".into()
             } else {
-                format!(
-                    "{:?}",
-                    self.store_path.join("id.key").display().to_string()
-                )
+                format!("{:?}", self.store_path.join("id.key").display().to_string())
             },
         );
         line(

@@ -610,7 +610,10 @@ impl Validator {
             .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text));
-        match decoded.ok().and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()) {
+        match decoded
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        {
             Some(key) => Some(super::IdKeyBytes(key)),
             None => {
                 // Never echo the value: it is a secret.
@@ -720,7 +723,11 @@ mod tests {
         let c = validate(raw(), &Overrides::default(), &env).unwrap();
         assert_eq!(c.id_key.map(|k| k.0), Some([1u8; 32]));
         assert!(check("").unwrap().id_key.is_none());
-        for bad in [None, Some("short"), Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB")] {
+        for bad in [
+            None,
+            Some("short"),
+            Some("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"),
+        ] {
             let env = |k: &str| (k == "ID_KEY").then(|| bad.map(str::to_owned)).flatten();
             let issues = validate(raw(), &Overrides::default(), &env).unwrap_err();
             assert_eq!(paths(issues.clone()), vec!["ids.key_env"], "{bad:?}");
