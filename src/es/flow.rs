@@ -21,6 +21,9 @@ use super::{
     RequestHead, Resolution, Scope,
 };
 
+/// Most distinct index expressions in one `_msearch` (Grafana dashboards use a handful).
+const MAX_MSEARCH_EXPRESSIONS: usize = 64;
+
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
 const MAX_FORWARDED_PATH: usize = 3500;
 
@@ -304,6 +307,12 @@ pub(super) fn prepare(
                 if !to_resolve.contains(&joined) {
                     to_resolve.push(joined);
                 }
+            }
+            // Each distinct expression costs a resolve call before anything is forwarded.
+            if to_resolve.len() > MAX_MSEARCH_EXPRESSIONS {
+                return Err(Rejection::bad_request(format!(
+                    "an msearch may name at most {MAX_MSEARCH_EXPRESSIONS} distinct index expressions; split it"
+                )));
             }
             let ndjson = msearch::to_ndjson(&items)?;
             shape = Shape::Msearch(items);
@@ -957,6 +966,27 @@ mod tests {
         let plan = es::plan(&h, &s).unwrap();
         let err = es::prepare_with_limit(plan, Some(br#"{"size":1}"#), &h, &s, 4).unwrap_err();
         assert_eq!(err.kind, RejectKind::TooLarge);
+    }
+
+    #[test]
+    fn msearch_with_too_many_distinct_expressions_is_refused_before_any_resolve() {
+        let mut h = head("POST", "/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let s = scope();
+        let body = |n: usize| {
+            (0..n)
+                .map(|i| format!("{{\"index\":\"logs-{i}\"}}\n{{}}\n"))
+                .collect::<String>()
+        };
+        let at_cap = body(MAX_MSEARCH_EXPRESSIONS);
+        let prepared =
+            es::prepare(es::plan(&h, &s).unwrap(), Some(at_cap.as_bytes()), &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve().len(), MAX_MSEARCH_EXPRESSIONS);
+        let over = body(MAX_MSEARCH_EXPRESSIONS + 1);
+        let err =
+            es::prepare(es::plan(&h, &s).unwrap(), Some(over.as_bytes()), &h, &s).unwrap_err();
+        assert_eq!(err.kind, RejectKind::BadRequest);
+        assert!(err.reason.contains("at most 64"), "{}", err.reason);
     }
 
     #[test]
