@@ -376,14 +376,14 @@ pub(super) fn authorize(
                 indices.extend(found);
                 narrowed.push((expr.clone(), names));
             }
+            // Like Elasticsearch security: wildcards that match nothing the token may read
+            // search nothing (an empty answer); a named index is never dropped by `narrow`, so
+            // the backend still answers 404 for a missing one.
             Narrowed::Nothing => {
-                return Err(Rejection {
-                    kind: RejectKind::NotFound,
-                    reason: format!(
-                        "no index the token may read matches [{}]",
-                        error::printable(expr)
-                    ),
-                })
+                narrowed.push((
+                    expr.clone(),
+                    NO_INDEX.iter().map(|s| s.to_string()).collect(),
+                ));
             }
         }
     }
@@ -423,6 +423,10 @@ pub(super) fn authorize(
         seal,
     ))
 }
+
+/// An expression that matches no index on any cluster (`*` minus `*`), forwarded where a
+/// wildcard reaches nothing the token may read.
+const NO_INDEX: [&str; 2] = ["*", "-*"];
 
 /// A `_field_caps` body: `fields` (a string or a list of strings) and `index_filter` (a query,
 /// checked and wrapped in the token's filters so it cannot probe other tenants' documents).
@@ -779,9 +783,22 @@ mod tests {
         assert_eq!(prepared.to_resolve(), &["logs-*".to_string()]);
         let err = es::authorize(prepared.clone(), &resolution(&[("other", &[])]), &s).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
-        // A wildcard that matches nothing reaches nothing: 404, never an unnamed search.
-        let err = es::authorize(prepared, &resolution(&[("logs-*", &[])]), &s).unwrap_err();
-        assert_eq!(err.kind, RejectKind::NotFound);
+        // A wildcard that matches nothing searches an expression that matches no index (an
+        // empty answer, as Elasticsearch gives), never an unnamed search.
+        let permit = es::authorize(prepared, &resolution(&[("logs-*", &[])]), &s).unwrap();
+        assert_eq!(permit.path, "/*,-*/_search");
+        assert!(permit.indices.is_empty());
+        // A named allowed index that does not exist is forwarded as named (the backend's 404).
+        let h = head("GET", "/logs-gone/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        let permit = es::authorize(prepared, &resolution(&[("logs-gone", &[])]), &s).unwrap();
+        assert_eq!(permit.path, "/logs-gone/_search");
+        // Mixed: the named index is kept, the empty wildcard dropped.
+        let h = head("GET", "/logs-gone,logs-x*/_search", None);
+        let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+        let permit =
+            es::authorize(prepared, &resolution(&[("logs-gone,logs-x*", &[])]), &s).unwrap();
+        assert_eq!(permit.path, "/logs-gone/_search");
     }
 
     #[test]
