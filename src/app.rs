@@ -22,6 +22,8 @@ pub struct App {
     pub admin: AdminContext,
     /// The key scroll and point-in-time ids are sealed with.
     pub id_key: Arc<IdKey>,
+    /// Memory shared by the request bodies being inspected.
+    pub body_budget: crate::body::BodyBudget,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,7 @@ impl App {
             audit,
             metrics: Metrics::default(),
             admin,
+            body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
             id_key: Arc::new(match &config.id_key {
                 Some(k) => IdKey::new(k.0),
                 None => load_id_key(&config.store_path)?,

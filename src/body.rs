@@ -25,6 +25,78 @@ pub fn empty() -> Body {
 pub enum ReadError {
     TooLarge,
     Broken,
+    /// The shared [`BodyBudget`] is spent: other requests hold the memory.
+    Busy,
+}
+
+/// Bytes that request bodies being inspected may hold at once, across every request, so that
+/// many large bodies arriving together cannot exhaust memory (each is also capped on its own).
+/// Counted in KiB; a request's share is returned when its [`BudgetHold`] is dropped.
+#[derive(Clone)]
+pub struct BodyBudget {
+    kib: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// A request's share of the [`BodyBudget`]; released on drop.
+#[derive(Default)]
+pub struct BudgetHold {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> BodyBudget {
+        let kib = (bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        BodyBudget {
+            kib: std::sync::Arc::new(tokio::sync::Semaphore::new(kib)),
+        }
+    }
+
+    /// Takes `len` more bytes for `hold`, without waiting: a spent budget is `Busy` at once
+    /// (waiting would let slow senders pin memory for everyone).
+    fn take(&self, hold: &mut BudgetHold, len: usize) -> Result<(), ReadError> {
+        let kib = u32::try_from(len.div_ceil(1024)).map_err(|_| ReadError::Busy)?;
+        if kib == 0 {
+            return Ok(());
+        }
+        let more = std::sync::Arc::clone(&self.kib)
+            .try_acquire_many_owned(kib)
+            .map_err(|_| ReadError::Busy)?;
+        match &mut hold.permit {
+            Some(p) => p.merge(more),
+            None => hold.permit = Some(more),
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes, charging every chunk to `budget`.
+/// The bytes' share is held until the returned [`BudgetHold`] is dropped.
+pub async fn read_budgeted<B>(
+    body: B,
+    limit: usize,
+    budget: &BodyBudget,
+) -> Result<(Bytes, BudgetHold), ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut hold = BudgetHold::default();
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ReadError::TooLarge)
+            }
+            Err(_) => return Err(ReadError::Broken),
+        };
+        if let Ok(data) = frame.into_data() {
+            budget.take(&mut hold, data.len())?;
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok((out.freeze(), hold))
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
@@ -37,5 +109,28 @@ where
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
         Err(_) => Err(ReadError::Broken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_refuses_bodies_beyond_it_and_is_returned_on_drop() {
+        let budget = BodyBudget::new(8 * 1024);
+        let body = || Full::new(Bytes::from(vec![b'x'; 5 * 1024]));
+        let (bytes, first) = read_budgeted(body(), 1 << 20, &budget).await.unwrap();
+        assert_eq!(bytes.len(), 5 * 1024);
+        assert!(matches!(
+            read_budgeted(body(), 1 << 20, &budget).await,
+            Err(ReadError::Busy)
+        ));
+        drop(first);
+        assert!(read_budgeted(body(), 1 << 20, &budget).await.is_ok());
+        assert!(matches!(
+            read_budgeted(body(), 1024, &budget).await,
+            Err(ReadError::TooLarge)
+        ));
     }
 }

@@ -31,6 +31,8 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    #[error("esgate is inspecting too many request bodies at once; retry later")]
+    Busy,
     #[error("{0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
 }
@@ -61,6 +63,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Busy => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             // The backend refused to resolve the client's index expression (too long, ...).
             ProxyError::Upstream(U::Resolve(s)) if (400..500).contains(s) => {
@@ -86,6 +89,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
             ProxyError::MethodNotAllowed => "method_not_allowed_exception",
             ProxyError::BodyTimeout => "request_timeout_exception",
+            ProxyError::Busy => "es_rejected_execution_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
         }
     }
@@ -125,6 +129,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => "too_large",
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::BodyTimeout => "body_timeout",
+            ProxyError::Busy => "busy",
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(_) => "backend_unavailable",
         }
@@ -146,6 +151,9 @@ impl ProxyError {
                         HeaderValue::from_static(challenge),
                     );
                 }
+            }
+            ProxyError::Busy => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ProxyError::RateLimited(after) => {
                 let secs = after.as_secs().max(1);

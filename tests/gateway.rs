@@ -565,3 +565,69 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
     assert_eq!(h["x-forwarded-proto"], "http");
     let _ = json!({});
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_share_one_memory_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_body_bytes = 65536\nmax_buffered_bytes = 65536\nheader_timeout = \"5s\"",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(json!({"name": "budget", "indices": ["*"]})).await;
+    let auth = bearer(&secret);
+    // A slow client holds 60 KB of the 64 KB budget: its body is half sent.
+    let mut slow = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    let head = format!(
+        "POST /_search HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: 65000\r\n\r\n"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut half = b"{\"query\":{\"match_all\":{}},\"size\":0,\"aggs\":{}".to_vec();
+    half.resize(60_000, b' ');
+    slow.write_all(&half).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another body of 20 KB does not fit beside it: 429 with Retry-After, at once.
+    let mut body = b"{\"size\":0}".to_vec();
+    body.resize(20_000, b' ');
+    let busy = send(
+        "POST",
+        &gw.url("/_search"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert_eq!(busy.header("x-elastic-product"), Some("Elasticsearch"));
+
+    // Once the slow request ends, its share is returned.
+    let mut rest = vec![b' '; 5_000];
+    rest[4_999] = b'}';
+    slow.write_all(&rest).await.unwrap();
+    let mut answer = vec![0u8; 12];
+    slow.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = send(
+        "POST",
+        &gw.url("/_search"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}

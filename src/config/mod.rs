@@ -95,6 +95,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
+    /// The bytes all request bodies being inspected may hold at once.
+    pub max_buffered_bytes: usize,
     pub drain_timeout: Duration,
 }
 
@@ -238,6 +240,10 @@ impl Config {
         line(
             "listen.max_body_bytes",
             self.limits.max_body_bytes.to_string(),
+        );
+        line(
+            "listen.max_buffered_bytes",
+            self.limits.max_buffered_bytes.to_string(),
         );
         line(
             "listen.drain_timeout",

@@ -9,6 +9,8 @@ pub const DEFAULT_BACKEND: &str = "http://127.0.0.1:9200";
 pub const DEFAULT_STORE_PATH: &str = "./data";
 pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
 /// Elasticsearch's own `http.max_content_length` default.
+/// All request bodies being inspected at once: 1 GiB.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
@@ -45,6 +47,7 @@ pub struct RawListen {
     pub header_timeout: Option<String>,
     pub max_header_bytes: Option<u64>,
     pub max_body_bytes: Option<u64>,
+    pub max_buffered_bytes: Option<u64>,
     pub drain_timeout: Option<String>,
     pub tls: Option<RawServerTls>,
 }

@@ -68,12 +68,23 @@ pub fn validate(
             raw.listen.max_body_bytes,
             raw::DEFAULT_MAX_BODY_BYTES,
         ),
+        max_buffered_bytes: v.positive(
+            "listen.max_buffered_bytes",
+            raw.listen.max_buffered_bytes,
+            raw::DEFAULT_MAX_BUFFERED_BYTES,
+        ),
         drain_timeout: v.duration(
             "listen.drain_timeout",
             raw.listen.drain_timeout.as_deref(),
             "30s",
         ),
     };
+    if limits.max_buffered_bytes < limits.max_body_bytes {
+        v.issue(
+            "listen.max_buffered_bytes",
+            "must be at least listen.max_body_bytes, or a body of the largest size could never be read",
+        );
+    }
     if limits.max_header_bytes < 8192 {
         v.issue("listen.max_header_bytes", "must be at least 8192");
     }
@@ -652,6 +663,7 @@ mod tests {
         assert_eq!(c.backend.urls[0].to_string(), "http://127.0.0.1:9200/");
         assert_eq!(c.store_path, PathBuf::from("./data"));
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
         assert!(c.admin_key.is_none());
     }
 

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use crate::app::App;
 use crate::audit::DataEvent;
 use crate::auth::{self, credential};
-use crate::body::{read_capped, Body, BoxError, ReadError};
+use crate::body::{read_budgeted, read_capped, Body, BoxError, BudgetHold, ReadError};
 use crate::error::ProxyError;
 use crate::es;
 use crate::policy::{self, client_ip};
@@ -229,10 +229,12 @@ async fn enforce(
     };
     let plan = es::plan(&head, &scope)?;
     ctx.event.action = Some(plan.action);
-    let bytes = if plan.needs_body() {
-        Some(read_body(app, &parts.headers, body).await?)
+    // The body's share of the memory budget is held until the permit is built.
+    let (bytes, _hold) = if plan.needs_body() {
+        let (bytes, hold) = read_body(app, &parts.headers, body).await?;
+        (Some(bytes), hold)
     } else {
-        None
+        (None, BudgetHold::default())
     };
     let prepared = es::prepare_with_limit(
         plan,
@@ -292,7 +294,11 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
     }
 }
 
-async fn read_body(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<(Bytes, BudgetHold), ProxyError> {
     let limit = app.config.limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -302,7 +308,10 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Byt
         return Err(ProxyError::BodyTooLarge(limit));
     }
     // A body announced but never sent must not hold the request forever.
-    let read = tokio::time::timeout(app.config.limits.header_timeout, read_capped(body, limit));
+    let read = tokio::time::timeout(
+        app.config.limits.header_timeout,
+        read_budgeted(body, limit, &app.body_budget),
+    );
     match read.await {
         Err(_) => Err(ProxyError::BodyTimeout),
         Ok(r) => r.map_err(|e| match e {
@@ -310,6 +319,7 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Incoming) -> Result<Byt
             ReadError::Broken => {
                 ProxyError::BadRequest("the request body could not be read".into())
             }
+            ReadError::Busy => ProxyError::Busy,
         }),
     }
 }
