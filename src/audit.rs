@@ -4,14 +4,29 @@
 //! The schema is versioned (`"v": 1`); add fields, never rename them.
 
 use std::io::Write;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
 use crate::config::AuditOutput;
 
+/// Lines waiting for the writer thread; beyond this, request paths wait (back-pressure rather
+/// than lost records).
+const QUEUE: usize = 16 * 1024;
+
+/// The audit log. Request paths only serialise and enqueue a line; one writer thread owns the
+/// output and flushes whenever the queue runs dry, so no request waits on disk or stdout.
+/// Admin changes wait until their line is flushed (`sync`).
 pub struct Audit {
-    sink: Option<Mutex<Box<dyn Write + Send>>>,
+    queue: Option<SyncSender<Message>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+enum Message {
+    Line(Vec<u8>),
+    /// Flush everything queued before, then answer.
+    Sync(SyncSender<()>),
 }
 
 /// One data request, as the audit log records it.
@@ -34,9 +49,14 @@ pub struct DataEvent {
 
 impl Audit {
     pub fn open(output: &AuditOutput) -> std::io::Result<Audit> {
-        let sink: Option<Box<dyn Write + Send>> = match output {
-            AuditOutput::Off => None,
-            AuditOutput::Stdout => Some(Box::new(std::io::stdout())),
+        let sink: Box<dyn Write + Send> = match output {
+            AuditOutput::Off => {
+                return Ok(Audit {
+                    queue: None,
+                    writer: Mutex::new(None),
+                })
+            }
+            AuditOutput::Stdout => Box::new(std::io::stdout()),
             AuditOutput::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent)?;
@@ -45,16 +65,27 @@ impl Audit {
                     .create(true)
                     .append(true)
                     .open(path)?;
-                Some(Box::new(std::io::LineWriter::new(file)))
+                Box::new(file)
             }
         };
-        Ok(Audit {
-            sink: sink.map(Mutex::new),
-        })
+        Ok(Audit::to_writer(sink))
+    }
+
+    /// An audit log writing to `sink` from its own thread.
+    fn to_writer(sink: Box<dyn Write + Send>) -> Audit {
+        let (tx, rx) = sync_channel(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("esgate-audit".into())
+            .spawn(move || write_lines(rx, std::io::BufWriter::with_capacity(64 * 1024, sink)))
+            .ok();
+        Audit {
+            queue: writer.as_ref().map(|_| tx),
+            writer: Mutex::new(writer),
+        }
     }
 
     pub fn write(&self, mut event: Value) {
-        let Some(sink) = &self.sink else { return };
+        let Some(queue) = &self.queue else { return };
         if let Some(obj) = event.as_object_mut() {
             obj.insert("v".into(), json!(1));
             obj.entry("at")
@@ -66,9 +97,24 @@ impl Audit {
         // Paths and reasons echo client input; a secret pasted there must not be recorded.
         let mut line = crate::auth::secret::redact(&text).into_owned().into_bytes();
         line.push(b'\n');
-        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = sink.write_all(&line).and_then(|()| sink.flush()) {
-            tracing::error!(error = %e, "Cannot write the audit log");
+        match queue.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) => {
+                // Back-pressure: the writer is behind; wait rather than drop a record.
+                let _ = queue.send(m);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("The audit writer has stopped; an audit record is lost");
+            }
+        }
+    }
+
+    /// Waits until every line queued so far is written and flushed.
+    pub fn sync(&self) {
+        let Some(queue) = &self.queue else { return };
+        let (tx, rx) = sync_channel(1);
+        if queue.send(Message::Sync(tx)).is_ok() {
+            let _ = rx.recv();
         }
     }
 
@@ -94,6 +140,110 @@ impl Audit {
 
 impl crate::admin::AuditSink for Audit {
     fn admin_event(&self, event: Value) {
+        // An admin change is answered only once its record is out.
         self.write(event);
+        self.sync();
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer drain it, flush and exit.
+        self.queue = None;
+        let writer = self.writer.get_mut().map(Option::take).unwrap_or(None);
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer thread: writes lines as they come, flushes whenever the queue is empty.
+fn write_lines(rx: Receiver<Message>, mut out: impl Write) {
+    let mut failed = false;
+    let report = |e: std::io::Error, failed: &mut bool| {
+        if !*failed {
+            tracing::error!(error = %e, "Cannot write the audit log");
+        }
+        *failed = true;
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Line(line) => match out.write_all(&line) {
+                    Ok(()) => failed = false,
+                    Err(e) => report(e, &mut failed),
+                },
+                Message::Sync(done) => {
+                    if let Err(e) = out.flush() {
+                        report(e, &mut failed);
+                    }
+                    let _ = done.send(());
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = out.flush() {
+            report(e, &mut failed);
+        }
+    }
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A sink tests can read while the writer thread owns its clone.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(shared: &Shared) -> Vec<Value> {
+        String::from_utf8(shared.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_written_in_order_and_sync_waits_for_them() {
+        let shared = Shared::default();
+        let audit = Audit::to_writer(Box::new(shared.clone()));
+        for i in 0..1000 {
+            audit.write(json!({"type": "request", "n": i}));
+        }
+        audit.sync();
+        let got = lines(&shared);
+        assert_eq!(got.len(), 1000);
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l["n"] == i && l["v"] == 1));
+    }
+
+    #[test]
+    fn admin_events_are_out_when_the_call_returns_and_drop_drains_the_rest() {
+        use crate::admin::AuditSink;
+        let shared = Shared::default();
+        let audit = Audit::to_writer(Box::new(shared.clone()));
+        audit.admin_event(json!({"type": "admin", "action": "token.create"}));
+        assert_eq!(lines(&shared)[0]["action"], "token.create");
+        audit.write(json!({"type": "request", "path": "/esg_abc123/_search"}));
+        drop(audit);
+        let got = lines(&shared);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1]["path"], "/esg_[redacted]/_search");
     }
 }

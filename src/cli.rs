@@ -189,7 +189,8 @@ async fn serve(config: Config) -> ExitCode {
             "No admin key configured (ESGATE_ADMIN_KEY): the admin API refuses every request"
         );
     }
-    crate::server::run(app, data, admin, shutdown_signal()).await;
+    crate::server::run(Arc::clone(&app), data, admin, shutdown_signal()).await;
+    app.audit.sync();
     tracing::info!("esgate stopped");
     ExitCode::SUCCESS
 }
