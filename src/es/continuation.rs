@@ -1,4 +1,5 @@
-//! Continuation ids (scroll ids, point-in-time ids) bound to the token that created them.
+//! Continuation ids (scroll ids, point-in-time ids, async search ids) bound to the token that
+//! created them.
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
 //! `esgc1_<base64url(kind | mac | backend id)>`, where `mac` is an HMAC-SHA256 (truncated to
@@ -45,6 +46,8 @@ pub enum IdKind {
     Scroll,
     /// Elasticsearch `_pit` and OpenSearch `_search/point_in_time` ids.
     Pit,
+    /// Elasticsearch `_async_search` ids (see `async_search`).
+    AsyncSearch,
 }
 
 impl IdKind {
@@ -52,6 +55,7 @@ impl IdKind {
         match self {
             IdKind::Scroll => b's',
             IdKind::Pit => b'p',
+            IdKind::AsyncSearch => b'a',
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
         Rejection::forbidden(match kind {
             IdKind::Scroll => "this scroll id was not issued to this token",
             IdKind::Pit => "this point-in-time id was not issued to this token",
+            IdKind::AsyncSearch => "this async search id was not issued to this token",
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
@@ -132,6 +137,9 @@ struct TopLevelIds {
 /// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
 /// without the field is returned unchanged.
 pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
+    if seal_spec.kind == IdKind::AsyncSearch {
+        return Some(super::async_search::seal_response(binding, body));
+    }
     let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
         return (!seal_spec.required).then(|| body.to_vec());
     };

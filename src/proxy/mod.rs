@@ -150,10 +150,14 @@ async fn pipeline(
     let (up, body) = response.into_parts();
     let mut headers = upstream_request::response_headers(&up.headers);
     let body = match seal {
-        Some(seal) if up.status.is_success() => {
+        // A failed async search still answers with its id (under its error status).
+        Some(seal)
+            if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
+        {
             // The body is rebuilt with the sealed id: its length changes.
             headers.remove(header::CONTENT_LENGTH);
             let binding = id_binding(app, &token);
+            seal_id_headers(&binding, seal, &mut headers);
             crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
         }
         _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
@@ -172,6 +176,31 @@ fn id_binding(app: &App, token: &Token) -> es::continuation::Binding {
     es::continuation::Binding {
         token_id: token.id.clone(),
         key: Arc::clone(&app.id_key),
+    }
+}
+
+/// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
+/// the body's id, or dropped when it cannot be read.
+fn seal_id_headers(
+    binding: &es::continuation::Binding,
+    seal: es::continuation::Seal,
+    headers: &mut HeaderMap,
+) {
+    const ASYNC_ID: &str = "x-elasticsearch-async-id";
+    if seal.kind != es::continuation::IdKind::AsyncSearch {
+        return;
+    }
+    let sealed: Vec<http::HeaderValue> = headers
+        .get_all(ASYNC_ID)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| es::continuation::seal(binding, seal.kind, v))
+        .filter_map(|v| http::HeaderValue::from_str(&v).ok())
+        .collect();
+    headers.remove(ASYNC_ID);
+    for v in sealed {
+        headers.append(ASYNC_ID, v);
     }
 }
 
