@@ -176,13 +176,17 @@ impl ParamSet {
 /// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
 const MAX_ASYNC_WAIT_MS: u64 = 30_000;
 
+/// Elasticsearch's own default: a longer life would let a token keep results (and cluster
+/// storage) around indefinitely (security.md A16).
+const MAX_ASYNC_KEEP_ALIVE_MS: u64 = 5 * 24 * 3_600_000;
+
 const ASYNC_SUBMIT_EXTRA: &[(&str, Kind)] = &[
     (
         "wait_for_completion_timeout",
         Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
     ),
     ("keep_on_completion", Kind::Bool),
-    ("keep_alive", Kind::Time),
+    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
     ("ccs_minimize_roundtrips", Kind::Bool),
 ];
 
@@ -191,7 +195,7 @@ const ASYNC_GET: &[(&str, Kind)] = &[
         "wait_for_completion_timeout",
         Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
     ),
-    ("keep_alive", Kind::Time),
+    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
     ("typed_keys", Kind::Bool),
     ("rest_total_hits_as_int", Kind::Bool),
 ];
@@ -533,6 +537,8 @@ mod tests {
             "wait_for_completion_timeout=31s",
             "wait_for_completion_timeout=1h",
             "wait_for_completion_timeout=-1",
+            "keep_alive=6d",
+            "keep_alive=-1",
             "keep_on_completion=yes",
             "expand_wildcards=all",
             "search_type=dfs_query_then_fetch",
