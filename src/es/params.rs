@@ -573,6 +573,8 @@ mod tests {
             "keep_on_completion=true",
             "expand_wildcards=open",
             "q=x",
+            "keep_alive=3650d",
+            "wait_for_completion_timeout=5m",
         ] {
             assert!(check(Some(q), ParamSet::AsyncGet).is_err(), "{q}");
         }
