@@ -541,3 +541,69 @@ async fn unsafe_submits_are_refused_before_the_backend() {
     }
     assert!(es.requests().is_empty(), "{:?}", es.requests());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_minted_before_the_tokens_filters_changed_no_longer_opens() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b"]);
+    es.script("POST", "/", answer(Some(BACKEND_ID), true, 200));
+    es.script(
+        "GET",
+        "/_async_search/",
+        answer(Some(BACKEND_ID), true, 200),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (s, f) = gw
+        .admin(
+            "POST",
+            "/filters",
+            Some(json!({"field": "tenant", "value": "a"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let fid = f["id"].as_str().expect("filter id").to_owned();
+    let (token_id, a) = gw
+        .token(json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]}))
+        .await;
+    let id = submit(&gw, &a).await.json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let poll = format!("/_async_search/{id}");
+    assert_eq!(
+        raw_call(&gw, &a, "GET", &poll, Value::Null).await.status,
+        200
+    );
+
+    // A library filter the token uses changes: results computed under the old filter stay
+    // out of reach.
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "b"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    es.clear();
+    let r = raw_call(&gw, &a, "GET", &poll, Value::Null).await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.text());
+
+    // So does a change of the token's own filters.
+    let id = submit(&gw, &a).await.json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{token_id}"),
+            Some(json!({"filters": [{"field": "tenant", "value": "c"}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    es.clear();
+    let r = raw_call(&gw, &a, "GET", &format!("/_async_search/{id}"), Value::Null).await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.text());
+    assert!(es.requests_to("GET", "/_async_search/").is_empty());
+}

@@ -63,8 +63,49 @@ impl IdKind {
 /// The token a request is made with, and the key: what binding needs.
 #[derive(Clone, Debug)]
 pub struct Binding {
+    /// The token's id; with [`Binding::scoped`], followed by a digest of its scope.
     pub token_id: String,
     pub key: std::sync::Arc<IdKey>,
+}
+
+impl Binding {
+    /// Binds ids to the token *as it is now*: its id and a digest of its filters and index
+    /// patterns. An id minted before an administrator changed the token's filters or indices
+    /// (or a library filter it uses) no longer opens, so results computed under the old scope
+    /// (a stored async search, an open scroll) cannot be read under the new one.
+    pub fn scoped(
+        token_id: &str,
+        key: std::sync::Arc<IdKey>,
+        filters: &super::FilterSet,
+        indices: &[String],
+    ) -> Binding {
+        use sha2::Digest;
+        let mut d = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            d.update((bytes.len() as u64).to_be_bytes());
+            d.update(bytes);
+        };
+        for (field, values) in &filters.by_field {
+            part(b"f");
+            part(field.as_bytes());
+            for v in values {
+                part(v.as_bytes());
+            }
+        }
+        let mut patterns: Vec<&String> = indices.iter().collect();
+        patterns.sort();
+        patterns.dedup();
+        for p in patterns {
+            part(b"i");
+            part(p.as_bytes());
+        }
+        let digest = d.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Binding {
+            token_id: format!("{token_id}\u{1f}{hex}"),
+            key,
+        }
+    }
 }
 
 /// Which field of a successful response carries an id to seal.
@@ -245,5 +286,66 @@ mod tests {
             required: true,
         };
         assert_eq!(seal_response(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
+    }
+
+    #[test]
+    fn a_scoped_binding_changes_with_the_tokens_filters_and_indices_only() {
+        use crate::es::FilterSet;
+        let key = Arc::new(IdKey::new([7; 32]));
+        let filters = |pairs: &[(&str, &str)]| {
+            FilterSet::new(pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())))
+        };
+        let idx = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = Binding::scoped(
+            "tok_a",
+            key.clone(),
+            &filters(&[("tenant", "a"), ("env", "prod")]),
+            &idx(&["logs-*", "metrics-*"]),
+        );
+        let sealed = seal(&base, IdKind::AsyncSearch, "abc");
+        // The same scope, written in another order: the id still opens.
+        let same = Binding::scoped(
+            "tok_a",
+            key.clone(),
+            &filters(&[("env", "prod"), ("tenant", "a")]),
+            &idx(&["metrics-*", "logs-*", "logs-*"]),
+        );
+        assert_eq!(open(&same, IdKind::AsyncSearch, &sealed).unwrap(), "abc");
+        let changed = [
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("tenant", "b"), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("env", "prod")]),
+                &idx(&["logs-*"]),
+            ),
+            Binding::scoped(
+                "tok_b",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            // No ambiguity between a field and a value.
+            Binding::scoped(
+                "tok_a",
+                key,
+                &filters(&[("tenanta", ""), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+        ];
+        for (i, b) in changed.iter().enumerate() {
+            assert!(open(b, IdKind::AsyncSearch, &sealed).is_err(), "case {i}");
+        }
     }
 }

@@ -156,7 +156,7 @@ async fn pipeline(
         {
             // The body is rebuilt with the sealed id: its length changes.
             headers.remove(header::CONTENT_LENGTH);
-            let binding = id_binding(app, &token);
+            let binding = id_binding(app, &snapshot, &token);
             seal_id_headers(&binding, seal, &mut headers);
             crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
         }
@@ -171,12 +171,19 @@ async fn pipeline(
     Ok(out)
 }
 
-/// What binds a continuation id to the token that presents it.
-fn id_binding(app: &App, token: &Token) -> es::continuation::Binding {
-    es::continuation::Binding {
-        token_id: token.id.clone(),
-        key: Arc::clone(&app.id_key),
-    }
+/// What binds a continuation id to the token that presents it, as its scope is now.
+fn id_binding(app: &App, snapshot: &Snapshot, token: &Token) -> es::continuation::Binding {
+    // A dangling library filter never gets this far (`enforce` refuses it first).
+    let filters = snapshot.resolve_filters(token).unwrap_or_default();
+    scoped_binding(app, token, &filter_set(filters))
+}
+
+fn scoped_binding(app: &App, token: &Token, filters: &es::FilterSet) -> es::continuation::Binding {
+    es::continuation::Binding::scoped(&token.id, Arc::clone(&app.id_key), filters, &token.indices)
+}
+
+fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
+    es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value)))
 }
 
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
@@ -244,10 +251,11 @@ async fn enforce(
     let filters = snapshot
         .resolve_filters(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
+    let filters = filter_set(filters);
     let scope = es::Scope {
-        filters: es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value))),
+        ids: scoped_binding(app, token, &filters),
+        filters,
         indices: token.indices.clone(),
-        ids: id_binding(app, token),
     };
     let head = es::RequestHead {
         method: parts.method.as_str(),
