@@ -3,7 +3,8 @@
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
 //! `esgc1_<base64url(kind | mac | backend id)>`, where `mac` is an HMAC-SHA256 (truncated to
-//! 128 bits) over the kind, the token id and the backend id, under a key only esgate knows.
+//! 128 bits) over the kind, the token id (with [`Binding::scoped`], also a digest of the token's
+//! filters and index patterns) and the backend id, under a key only esgate knows.
 //! A continuation presents the sealed id; esgate recomputes the MAC with the id of the token
 //! that presents it, so another token's id, a forged one or a raw backend id is refused. No
 //! session state is kept, so several replicas sharing the key accept each other's ids.

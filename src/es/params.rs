@@ -176,9 +176,10 @@ impl ParamSet {
 /// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
 const MAX_ASYNC_WAIT_MS: u64 = 30_000;
 
-/// Elasticsearch's own default: a longer life would let a token keep results (and cluster
-/// storage) around indefinitely (security.md A16).
-const MAX_ASYNC_KEEP_ALIVE_MS: u64 = 5 * 24 * 3_600_000;
+/// Kibana's default search session expiration (`data.search.sessions.defaultExpiration`); a
+/// longer life would let a token keep results (and cluster storage) around indefinitely
+/// (security.md A16).
+const MAX_ASYNC_KEEP_ALIVE_MS: u64 = 7 * 24 * 3_600_000;
 
 const ASYNC_SUBMIT_EXTRA: &[(&str, Kind)] = &[
     (
@@ -537,7 +538,8 @@ mod tests {
             "wait_for_completion_timeout=31s",
             "wait_for_completion_timeout=1h",
             "wait_for_completion_timeout=-1",
-            "keep_alive=6d",
+            "keep_alive=8d",
+            "keep_alive=604800001ms",
             "keep_alive=-1",
             "keep_on_completion=yes",
             "expand_wildcards=all",
@@ -549,6 +551,8 @@ mod tests {
                 "{q}"
             );
         }
+        // Kibana's search sessions keep results for 7 days.
+        assert!(check(Some("keep_alive=604800000ms"), ParamSet::AsyncSubmit).is_ok());
         // The async options do not leak into plain search.
         assert!(check(Some("keep_on_completion=true"), ParamSet::Search).is_err());
         assert!(check(Some("scroll=1m"), ParamSet::Search).is_ok());
