@@ -548,4 +548,35 @@ mod tests {
             assert_eq!(err.kind, RejectKind::Forbidden, "{m}");
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever the backend id, the forwarded path is the route's segments plus exactly
+            /// one segment that decodes back to the backend id.
+            #[test]
+            fn any_backend_id_is_forwarded_as_one_segment(backend in "\\PC{1,80}") {
+                let s = scope("tok_a");
+                let sealed = seal(&s.ids, IdKind::AsyncSearch, &backend);
+                let (_, path, _) = by_id(AsyncOp::Status, &sealed, &s).unwrap();
+                let rest = path.strip_prefix("/_async_search/status/").unwrap();
+                prop_assert!(!rest.contains('/') && !rest.contains('?') && !rest.contains('#'));
+                prop_assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-' || b == b'_'));
+                let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().unwrap();
+                prop_assert_eq!(decoded.as_ref(), backend.as_str());
+            }
+
+            /// Arbitrary presented ids are refused unless sealed for this token.
+            #[test]
+            fn arbitrary_presented_ids_never_open(presented in "[A-Za-z0-9_=-]{0,120}") {
+                let s = scope("tok_a");
+                prop_assert!(by_id(AsyncOp::Get, &presented, &s).is_err());
+                let prefixed = format!("esgc1_{presented}");
+                prop_assert!(by_id(AsyncOp::Get, &prefixed, &s).is_err());
+            }
+        }
+    }
 }
