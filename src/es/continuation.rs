@@ -1,8 +1,10 @@
-//! Continuation ids (scroll ids, point-in-time ids) bound to the token that created them.
+//! Continuation ids (scroll ids, point-in-time ids, async search ids) bound to the token that
+//! created them.
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
 //! `esgc1_<base64url(kind | mac | backend id)>`, where `mac` is an HMAC-SHA256 (truncated to
-//! 128 bits) over the kind, the token id and the backend id, under a key only esgate knows.
+//! 128 bits) over the kind, the token id (with [`Binding::scoped`], also a digest of the token's
+//! filters and index patterns) and the backend id, under a key only esgate knows.
 //! A continuation presents the sealed id; esgate recomputes the MAC with the id of the token
 //! that presents it, so another token's id, a forged one or a raw backend id is refused. No
 //! session state is kept, so several replicas sharing the key accept each other's ids.
@@ -45,6 +47,8 @@ pub enum IdKind {
     Scroll,
     /// Elasticsearch `_pit` and OpenSearch `_search/point_in_time` ids.
     Pit,
+    /// Elasticsearch `_async_search` ids (see `async_search`).
+    AsyncSearch,
 }
 
 impl IdKind {
@@ -52,6 +56,7 @@ impl IdKind {
         match self {
             IdKind::Scroll => b's',
             IdKind::Pit => b'p',
+            IdKind::AsyncSearch => b'a',
         }
     }
 }
@@ -59,8 +64,49 @@ impl IdKind {
 /// The token a request is made with, and the key: what binding needs.
 #[derive(Clone, Debug)]
 pub struct Binding {
+    /// The token's id; with [`Binding::scoped`], followed by a digest of its scope.
     pub token_id: String,
     pub key: std::sync::Arc<IdKey>,
+}
+
+impl Binding {
+    /// Binds ids to the token *as it is now*: its id and a digest of its filters and index
+    /// patterns. An id minted before an administrator changed the token's filters or indices
+    /// (or a library filter it uses) no longer opens, so results computed under the old scope
+    /// (a stored async search, an open scroll) cannot be read under the new one.
+    pub fn scoped(
+        token_id: &str,
+        key: std::sync::Arc<IdKey>,
+        filters: &super::FilterSet,
+        indices: &[String],
+    ) -> Binding {
+        use sha2::Digest;
+        let mut d = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            d.update((bytes.len() as u64).to_be_bytes());
+            d.update(bytes);
+        };
+        for (field, values) in &filters.by_field {
+            part(b"f");
+            part(field.as_bytes());
+            for v in values {
+                part(v.as_bytes());
+            }
+        }
+        let mut patterns: Vec<&String> = indices.iter().collect();
+        patterns.sort();
+        patterns.dedup();
+        for p in patterns {
+            part(b"i");
+            part(p.as_bytes());
+        }
+        let digest = d.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Binding {
+            token_id: format!("{token_id}\u{1f}{hex}"),
+            key,
+        }
+    }
 }
 
 /// Which field of a successful response carries an id to seal.
@@ -102,6 +148,7 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
         Rejection::forbidden(match kind {
             IdKind::Scroll => "this scroll id was not issued to this token",
             IdKind::Pit => "this point-in-time id was not issued to this token",
+            IdKind::AsyncSearch => "this async search id was not issued to this token",
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
@@ -132,6 +179,9 @@ struct TopLevelIds {
 /// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
 /// without the field is returned unchanged.
 pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
+    if seal_spec.kind == IdKind::AsyncSearch {
+        return Some(super::async_search::seal_response(binding, body));
+    }
     let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
         return (!seal_spec.required).then(|| body.to_vec());
     };
@@ -237,5 +287,66 @@ mod tests {
             required: true,
         };
         assert_eq!(seal_response(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
+    }
+
+    #[test]
+    fn a_scoped_binding_changes_with_the_tokens_filters_and_indices_only() {
+        use crate::es::FilterSet;
+        let key = Arc::new(IdKey::new([7; 32]));
+        let filters = |pairs: &[(&str, &str)]| {
+            FilterSet::new(pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())))
+        };
+        let idx = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = Binding::scoped(
+            "tok_a",
+            key.clone(),
+            &filters(&[("tenant", "a"), ("env", "prod")]),
+            &idx(&["logs-*", "metrics-*"]),
+        );
+        let sealed = seal(&base, IdKind::AsyncSearch, "abc");
+        // The same scope, written in another order: the id still opens.
+        let same = Binding::scoped(
+            "tok_a",
+            key.clone(),
+            &filters(&[("env", "prod"), ("tenant", "a")]),
+            &idx(&["metrics-*", "logs-*", "logs-*"]),
+        );
+        assert_eq!(open(&same, IdKind::AsyncSearch, &sealed).unwrap(), "abc");
+        let changed = [
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("tenant", "b"), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            Binding::scoped(
+                "tok_a",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("env", "prod")]),
+                &idx(&["logs-*"]),
+            ),
+            Binding::scoped(
+                "tok_b",
+                key.clone(),
+                &filters(&[("tenant", "a"), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+            // No ambiguity between a field and a value.
+            Binding::scoped(
+                "tok_a",
+                key,
+                &filters(&[("tenanta", ""), ("env", "prod")]),
+                &idx(&["logs-*", "metrics-*"]),
+            ),
+        ];
+        for (i, b) in changed.iter().enumerate() {
+            assert!(open(b, IdKind::AsyncSearch, &sealed).is_err(), "case {i}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! substring matching and no default allow. Every route of both endpoint inventories
 //! (`tests/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
+use super::async_search::{self, AsyncOp};
 use super::{params, Method, RejectKind, Rejection};
 
 /// The routes a read token may use.
@@ -41,6 +42,11 @@ pub enum Route {
     OsPitOpen { index: String },
     /// `DELETE /_search/point_in_time` with the (sealed) ids in the body.
     OsPitClose,
+    /// `POST [/{index}]/_async_search`: a search, rewritten like `Search`.
+    AsyncSubmit { index: Option<String> },
+    /// `GET /_async_search/{id}`, `GET /_async_search/status/{id}`,
+    /// `DELETE /_async_search/{id}`: `id` is the (sealed) id as decoded from the path.
+    AsyncById { op: AsyncOp, id: String },
 }
 
 impl Route {
@@ -59,6 +65,8 @@ impl Route {
             Route::ScrollClear => "clear_scroll",
             Route::PitOpen { .. } | Route::OsPitOpen { .. } => "open_pit",
             Route::PitClose | Route::OsPitClose => "close_pit",
+            Route::AsyncSubmit { .. } => async_search::SUBMIT_ACTION,
+            Route::AsyncById { op, .. } => op.action(),
         }
     }
 }
@@ -279,6 +287,22 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
         ["_search", "point_in_time"] if method == Method::Delete => Route::OsPitClose,
         [index, "_pit"] if method == Post && !is_api_root(index) => Route::PitOpen {
             index: decode_value(index)?,
+        },
+        ["_async_search"] if method == Post => Route::AsyncSubmit { index: None },
+        [index, "_async_search"] if method == Post && !is_api_root(index) => Route::AsyncSubmit {
+            index: Some(decode_value(index)?),
+        },
+        ["_async_search", "status", id] if method == Get => Route::AsyncById {
+            op: AsyncOp::Status,
+            id: decode_value(id)?,
+        },
+        ["_async_search", id] if matches!(method, Get | Method::Delete) => Route::AsyncById {
+            op: if method == Get {
+                AsyncOp::Get
+            } else {
+                AsyncOp::Delete
+            },
+            id: decode_value(id)?,
         },
         [index, "_search", "point_in_time"] if method == Post && !is_api_root(index) => {
             Route::OsPitOpen {
@@ -520,6 +544,49 @@ mod tests {
     }
 
     #[test]
+    fn classifies_the_async_search_routes() {
+        use Method::*;
+        let by_id = |op, id: &str| Route::AsyncById {
+            op,
+            id: id.to_string(),
+        };
+        let cases = [
+            (Post, "/_async_search", Route::AsyncSubmit { index: None }),
+            (
+                Post,
+                "/logs-%2A/_async_search/",
+                Route::AsyncSubmit {
+                    index: idx("logs-*"),
+                },
+            ),
+            (
+                Get,
+                "/_async_search/esgc1_abc",
+                by_id(AsyncOp::Get, "esgc1_abc"),
+            ),
+            (
+                Get,
+                "/_async_search/status/esgc1_abc",
+                by_id(AsyncOp::Status, "esgc1_abc"),
+            ),
+            (
+                Delete,
+                "/_async_search/esgc1_abc",
+                by_id(AsyncOp::Delete, "esgc1_abc"),
+            ),
+            // The id is decoded like any path value; opening it decides.
+            (Get, "/_async_search/a%3D", by_id(AsyncOp::Get, "a=")),
+        ];
+        for (m, p, want) in cases {
+            assert_eq!(allowed_route(m, p), Some(want), "{m:?} {p}");
+        }
+        assert_eq!(
+            allowed_route(Post, "/_async_search").map(|r| r.action()),
+            Some("async_search_submit")
+        );
+    }
+
+    #[test]
     fn denies_lookalike_and_normalisation_tricks() {
         use Method::*;
         let cases = [
@@ -553,7 +620,12 @@ mod tests {
             (Post, "/_sql"),
             (Post, "/_query"),
             (Get, "/logs-a/_terms_enum"),
-            (Post, "/_async_search"),
+            (Get, "/_async_search"),
+            (Put, "/logs-a/_async_search"),
+            (Post, "/_async_search/x"),
+            (Get, "/_async_search/x/y"),
+            (Delete, "/_async_search/status/x"),
+            (Get, "/logs-a/_async_search/x"),
             (Get, "/logs-a/_pit"),
             (Get, "/_plugins/_sql"),
         ];
@@ -629,7 +701,7 @@ mod tests {
             Ok(Endpoint::Denied(Denied::Unknown))
         );
         assert_eq!(
-            check(Method::Post, "/logs-a/_async_search"),
+            check(Method::Get, "/logs-a/_async_search"),
             Ok(Endpoint::Denied(Denied::Continuation))
         );
     }
@@ -675,6 +747,31 @@ mod tests {
 
     /// Routes where esgate decides differently from the TSV's proposal, with the reason.
     const ES_OVERRIDES: &[(&str, &str, &str)] = &[
+        (
+            "POST",
+            "/_async_search",
+            "async search submit, rewritten like _search; the id is sealed for this token",
+        ),
+        (
+            "POST",
+            "/{index}/_async_search",
+            "async search submit on checked indices; the id is sealed for this token",
+        ),
+        (
+            "GET",
+            "/_async_search/{id}",
+            "bound: only async search ids sealed for this token",
+        ),
+        (
+            "GET",
+            "/_async_search/status/{id}",
+            "bound: only async search ids sealed for this token",
+        ),
+        (
+            "DELETE",
+            "/_async_search/{id}",
+            "bound: only async search ids sealed for this token",
+        ),
         (
             "POST",
             "/_resolve/index/{name}",

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::async_search;
 use super::body::{self, Media};
 use super::continuation::{self, IdKind, Seal};
 use super::endpoint::{self, Endpoint, Route};
@@ -63,6 +64,11 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
         Route::ScrollClear | Route::PitClose | Route::OsPitClose => ParamSet::NoParams,
+        Route::AsyncSubmit { .. } => ParamSet::AsyncSubmit,
+        Route::AsyncById { op, .. } => match op {
+            async_search::AsyncOp::Get => ParamSet::AsyncGet,
+            async_search::AsyncOp::Status | async_search::AsyncOp::Delete => ParamSet::NoParams,
+        },
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -71,7 +77,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::ScrollNext
         | Route::ScrollClear
         | Route::PitClose
-        | Route::OsPitClose => None,
+        | Route::OsPitClose
+        | Route::AsyncById { .. } => None,
         Route::PitOpen { index } | Route::OsPitOpen { index } => {
             Some(index::parse(Some(index), &scope.indices)?)
         }
@@ -79,7 +86,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::Count { index }
         | Route::Msearch { index }
         | Route::Mapping { index }
-        | Route::FieldCaps { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
+        | Route::FieldCaps { index }
+        | Route::AsyncSubmit { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
     };
     Ok(Plan {
@@ -114,6 +122,9 @@ pub(super) fn prepare(
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
+    // An async search submit is rewritten like a search; only its path and seal differ.
+    let async_submit = matches!(route, Route::AsyncSubmit { .. });
+    let api = async_search::search_api(async_submit);
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
         Route::ClusterHealth => (
@@ -141,7 +152,7 @@ pub(super) fn prepare(
                 None => (Method::Get, path, None, resolve),
             }
         }
-        Route::Search { index: named } => {
+        Route::Search { index: named } | Route::AsyncSubmit { index: named } => {
             let mut body = json_body()?;
             let pit = match body.as_mut() {
                 Some(Value::Object(m)) => m.remove("pit"),
@@ -173,6 +184,9 @@ pub(super) fn prepare(
                     kind: IdKind::Pit,
                     required: false,
                 });
+                if async_submit {
+                    seal = Some(async_search::SEAL);
+                }
                 // The point in time fixes the indices; index options are refused beside it.
                 let mut params = params;
                 params.retain(|(k, _)| {
@@ -185,16 +199,18 @@ pub(super) fn prepare(
                     action,
                     to_resolve: Vec::new(),
                     method: Method::Post,
-                    path: "/_search".to_string(),
+                    path: api.to_string(),
                     shape,
                     query: params,
                     body: Some(json_forward(&out)?),
                     seal,
                 });
             }
-            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            let (sh, path, resolve) = at_path(&expr()?, "/", api);
             shape = sh;
-            if scroll_requested {
+            if async_submit {
+                seal = Some(async_search::SEAL);
+            } else if scroll_requested {
                 seal = Some(Seal {
                     field: "_scroll_id",
                     kind: IdKind::Scroll,
@@ -203,6 +219,11 @@ pub(super) fn prepare(
             }
             let out = rewrite::search(body, &scope.filters)?;
             (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::AsyncById { op, id } => {
+            let (method, path, by_id_seal) = async_search::by_id(op, &id, scope)?;
+            seal = by_id_seal;
+            (method, path, None, Vec::new())
         }
         Route::Count { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_count");

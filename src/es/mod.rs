@@ -15,6 +15,7 @@
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 
+pub mod async_search;
 pub mod body;
 pub mod continuation;
 pub mod endpoint;
@@ -219,6 +220,7 @@ impl Plan {
                 | endpoint::Route::PitClose
                 | endpoint::Route::OsPitOpen { .. }
                 | endpoint::Route::OsPitClose
+                | endpoint::Route::AsyncSubmit { .. }
         )
     }
 }

@@ -28,6 +28,10 @@ pub enum ParamSet {
     PitOpen,
     /// Closing a point in time.
     NoParams,
+    /// Submitting an async search: the search list without `scroll`, plus the async options.
+    AsyncSubmit,
+    /// Polling an async search.
+    AsyncGet,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,8 @@ enum Kind {
     Time,
     /// Exactly one of the listed values.
     OneOf(&'static [&'static str]),
+    /// A time value of at most this many milliseconds (no `-1`).
+    TimeAtMost(u64),
 }
 
 const COMMON: &[(&str, Kind)] = &[("pretty", Kind::Bool), ("human", Kind::Bool)];
@@ -142,9 +148,58 @@ impl ParamSet {
             ParamSet::Scroll => (SCROLL, false),
             ParamSet::PitOpen => (PIT_OPEN, true),
             ParamSet::NoParams => (&[], false),
+            ParamSet::AsyncSubmit => (SEARCH, true),
+            ParamSet::AsyncGet => (ASYNC_GET, false),
+        }
+    }
+
+    /// Parameters a set takes besides its main list (looked up after it).
+    fn extra(self) -> &'static [(&'static str, Kind)] {
+        match self {
+            ParamSet::AsyncSubmit => ASYNC_SUBMIT_EXTRA,
+            _ => &[],
+        }
+    }
+
+    /// Parameters of the main list a set refuses, with the reason.
+    fn refused(self, name: &str) -> Option<&'static str> {
+        match (self, name) {
+            (ParamSet::AsyncSubmit, "scroll") => Some("async search cannot scroll"),
+            (ParamSet::AsyncSubmit, "pre_filter_shard_size") => {
+                Some("async search fixes pre_filter_shard_size")
+            }
+            _ => None,
         }
     }
 }
+
+/// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
+const MAX_ASYNC_WAIT_MS: u64 = 30_000;
+
+/// Kibana's default search session expiration (`data.search.sessions.defaultExpiration`); a
+/// longer life would let a token keep results (and cluster storage) around indefinitely
+/// (security.md A16).
+const MAX_ASYNC_KEEP_ALIVE_MS: u64 = 7 * 24 * 3_600_000;
+
+const ASYNC_SUBMIT_EXTRA: &[(&str, Kind)] = &[
+    (
+        "wait_for_completion_timeout",
+        Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
+    ),
+    ("keep_on_completion", Kind::Bool),
+    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
+    ("ccs_minimize_roundtrips", Kind::Bool),
+];
+
+const ASYNC_GET: &[(&str, Kind)] = &[
+    (
+        "wait_for_completion_timeout",
+        Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
+    ),
+    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
+    ("typed_keys", Kind::Bool),
+    ("rest_total_hits_as_int", Kind::Bool),
+];
 
 /// Splits a raw query string the way Elasticsearch's `RestUtils.decodeQueryString` does and
 /// rejects duplicates and invalid encodings.
@@ -187,8 +242,14 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
     let (specific, takes_indices) = set.lists();
     let mut out = Vec::with_capacity(pairs.len() + 1);
     for (name, value) in pairs {
+        if let Some(why) = set.refused(&name) {
+            return Err(Rejection::forbidden(format!(
+                "query parameter [{name}] is not allowed for this request: {why}"
+            )));
+        }
         let kind = specific
             .iter()
+            .chain(set.extra().iter())
             .chain(COMMON.iter())
             .chain(if takes_indices { INDICES_OPTIONS } else { &[] }.iter())
             .find(|(n, _)| *n == name)
@@ -230,7 +291,29 @@ fn value_ok(kind: Kind, value: &str) -> bool {
                     && value.bytes().next().is_some_and(|b| b.is_ascii_digit()))
         }
         Kind::OneOf(allowed) => allowed.contains(&value),
+        Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
     }
+}
+
+/// An Elasticsearch time value (`200ms`, `1s`, `60000ms`, `1m`) in milliseconds, rounded up;
+/// `None` for anything else (including `-1`).
+fn time_millis(value: &str) -> Option<u128> {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 12 {
+        return None;
+    }
+    let n: u128 = value[..digits].parse().ok()?;
+    let (num, den): (u128, u128) = match &value[digits..] {
+        "nanos" => (1, 1_000_000),
+        "micros" => (1, 1_000),
+        "ms" => (1, 1),
+        "s" => (1_000, 1),
+        "m" => (60_000, 1),
+        "h" => (3_600_000, 1),
+        "d" => (86_400_000, 1),
+        _ => return None,
+    };
+    Some((n * num).div_ceil(den))
 }
 
 /// Strict percent-decoding shared by the query string (`plus_as_space`) and path values (no
@@ -431,5 +514,92 @@ mod tests {
         let err = check(Some("q=LEAKMARKER"), ParamSet::Search).unwrap_err();
         assert!(!err.reason.contains("LEAKMARKER"));
         assert!(err.reason.contains("[q]"));
+    }
+
+    #[test]
+    fn async_submit_takes_kibanas_parameters_and_refuses_scroll() {
+        let kibana = "batched_reduce_size=64&ccs_minimize_roundtrips=true&wait_for_completion_timeout=200ms&keep_on_completion=false&keep_alive=60000ms&ignore_unavailable=true";
+        assert_eq!(
+            check(Some(kibana), ParamSet::AsyncSubmit).unwrap(),
+            pairs(&[
+                ("batched_reduce_size", "64"),
+                ("ccs_minimize_roundtrips", "true"),
+                ("wait_for_completion_timeout", "200ms"),
+                ("keep_on_completion", "false"),
+                ("keep_alive", "60000ms"),
+                ("ignore_unavailable", "true"),
+                ("expand_wildcards", "open"),
+            ])
+        );
+        for q in [
+            "scroll=1m",
+            "pre_filter_shard_size=1",
+            "q=user:bob",
+            "wait_for_completion_timeout=31s",
+            "wait_for_completion_timeout=1h",
+            "wait_for_completion_timeout=-1",
+            "keep_alive=8d",
+            "keep_alive=604800001ms",
+            "keep_alive=-1",
+            "keep_on_completion=yes",
+            "expand_wildcards=all",
+            "search_type=dfs_query_then_fetch",
+        ] {
+            assert_eq!(
+                check(Some(q), ParamSet::AsyncSubmit).unwrap_err().kind,
+                RejectKind::Forbidden,
+                "{q}"
+            );
+        }
+        // Kibana's search sessions keep results for 7 days.
+        assert!(check(Some("keep_alive=604800000ms"), ParamSet::AsyncSubmit).is_ok());
+        // The async options do not leak into plain search.
+        assert!(check(Some("keep_on_completion=true"), ParamSet::Search).is_err());
+        assert!(check(Some("scroll=1m"), ParamSet::Search).is_ok());
+    }
+
+    #[test]
+    fn async_poll_takes_only_wait_keep_alive_and_response_shaping() {
+        assert_eq!(
+            check(
+                Some("wait_for_completion_timeout=100ms&keep_alive=60000ms&typed_keys=true"),
+                ParamSet::AsyncGet
+            )
+            .unwrap(),
+            pairs(&[
+                ("wait_for_completion_timeout", "100ms"),
+                ("keep_alive", "60000ms"),
+                ("typed_keys", "true"),
+            ])
+        );
+        for q in [
+            "size=10",
+            "keep_on_completion=true",
+            "expand_wildcards=open",
+            "q=x",
+            "keep_alive=3650d",
+            "wait_for_completion_timeout=5m",
+        ] {
+            assert!(check(Some(q), ParamSet::AsyncGet).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn time_values_convert_to_milliseconds() {
+        let cases = [
+            ("200ms", Some(200)),
+            ("30s", Some(30_000)),
+            ("1m", Some(60_000)),
+            ("1500000nanos", Some(2)),
+            ("1d", Some(86_400_000)),
+            ("-1", None),
+            ("1", None),
+            ("ms", None),
+            ("1y", None),
+            ("9999999999999s", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(time_millis(v), want, "{v}");
+        }
     }
 }

@@ -150,10 +150,14 @@ async fn pipeline(
     let (up, body) = response.into_parts();
     let mut headers = upstream_request::response_headers(&up.headers);
     let body = match seal {
-        Some(seal) if up.status.is_success() => {
+        // A failed async search still answers with its id (under its error status).
+        Some(seal)
+            if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
+        {
             // The body is rebuilt with the sealed id: its length changes.
             headers.remove(header::CONTENT_LENGTH);
-            let binding = id_binding(app, &token);
+            let binding = id_binding(app, &snapshot, &token);
+            seal_id_headers(&binding, seal, &mut headers);
             crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
         }
         _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
@@ -167,11 +171,43 @@ async fn pipeline(
     Ok(out)
 }
 
-/// What binds a continuation id to the token that presents it.
-fn id_binding(app: &App, token: &Token) -> es::continuation::Binding {
-    es::continuation::Binding {
-        token_id: token.id.clone(),
-        key: Arc::clone(&app.id_key),
+/// What binds a continuation id to the token that presents it, as its scope is now.
+fn id_binding(app: &App, snapshot: &Snapshot, token: &Token) -> es::continuation::Binding {
+    // A dangling library filter never gets this far (`enforce` refuses it first).
+    let filters = snapshot.resolve_filters(token).unwrap_or_default();
+    scoped_binding(app, token, &filter_set(filters))
+}
+
+fn scoped_binding(app: &App, token: &Token, filters: &es::FilterSet) -> es::continuation::Binding {
+    es::continuation::Binding::scoped(&token.id, Arc::clone(&app.id_key), filters, &token.indices)
+}
+
+fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
+    es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value)))
+}
+
+/// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
+/// the body's id, or dropped when it cannot be read.
+fn seal_id_headers(
+    binding: &es::continuation::Binding,
+    seal: es::continuation::Seal,
+    headers: &mut HeaderMap,
+) {
+    const ASYNC_ID: &str = "x-elasticsearch-async-id";
+    if seal.kind != es::continuation::IdKind::AsyncSearch {
+        return;
+    }
+    let sealed: Vec<http::HeaderValue> = headers
+        .get_all(ASYNC_ID)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| es::continuation::seal(binding, seal.kind, v))
+        .filter_map(|v| http::HeaderValue::from_str(&v).ok())
+        .collect();
+    headers.remove(ASYNC_ID);
+    for v in sealed {
+        headers.append(ASYNC_ID, v);
     }
 }
 
@@ -215,10 +251,11 @@ async fn enforce(
     let filters = snapshot
         .resolve_filters(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
+    let filters = filter_set(filters);
     let scope = es::Scope {
-        filters: es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value))),
+        ids: scoped_binding(app, token, &filters),
+        filters,
         indices: token.indices.clone(),
-        ids: id_binding(app, token),
     };
     let head = es::RequestHead {
         method: parts.method.as_str(),
