@@ -141,9 +141,13 @@ async fn pipeline(
             )
         }
         Permission::Read => {
+            let accept = es::media::upstream_accept(
+                header_str(&parts.headers, header::ACCEPT)?,
+                header_str(&parts.headers, header::CONTENT_TYPE)?,
+            )?;
             let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
-            upstream_request::from_permit(permit, &parts.headers, &forwarding)
+            upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
     };
     let response = app.upstream.send(upstream_req).await?;
