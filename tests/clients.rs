@@ -72,6 +72,7 @@ async fn run_client(
             ("DENIED_INDEX", fixture::INDEX_LOGS_B),
             ("DENIED_ID", "b1"),
             ("INDEX_LIST", INDEX_LIST),
+            ("FOREIGN_INDEX", fixture::INDEX_SECRET),
             ("OPS", ops.as_str()),
         ]);
         python::run_script(set, script, &env)
@@ -120,8 +121,9 @@ fn check_all_of_tenant_a(what: &str, s: &Value, with_hits: bool, failures: &mut 
 /// The operations every client performs successfully through esgate today. Not here: `q=` URI
 /// search, `filter_path` and `error_trace` (esgate refuses them by design, security.md I-3),
 /// `_resolve/index` (see `with_resolve_index`), field
-/// caps (elasticsearch-py sends `fields` in a body esgate refuses; see the failing tests),
-/// scroll and point in time (not supported by esgate yet).
+/// caps (elasticsearch-py sends `fields` in a body esgate refuses; see the failing tests).
+/// `scan` is the client's scroll helper (3 hits a page, then clear scroll), `pit` opens a point
+/// in time, pages it with `search_after` and closes it.
 const READ_OPS: &[&str] = &[
     "info",
     "count",
@@ -140,8 +142,12 @@ const READ_OPS: &[&str] = &[
     "opaque_id",
     "get_mapping",
     "cluster_health",
+    "scan",
+    "pit",
     "refused_get",
     "refused_write",
+    "refused_delete",
+    "refused_sql",
     "refused_auth",
 ];
 
@@ -178,12 +184,12 @@ fn judge(run: &ScriptRun, ops: &[&str]) -> Vec<String> {
 }
 
 /// What a user sees when esgate refuses: the status, the client's exception class, an
-/// Elasticsearch `security_exception` and a reason that says what was refused.
+/// Elasticsearch `security_exception` (for 401/403) and a reason that says what was refused.
 fn check_refusal(op: &str, l: &Value, status: u16, exception: &str, failures: &mut Vec<String>) {
     if l["status"] != json!(status) {
         failures.push(format!("{op}: status {} != {status}: {l}", l["status"]));
     }
-    if l["error_type"] != json!("security_exception") {
+    if status != 404 && l["error_type"] != json!("security_exception") {
         failures.push(format!("{op}: error type {}: {l}", l["error_type"]));
     }
     // Actionable: words saying what was refused, not an empty or one-word reason.
@@ -330,7 +336,29 @@ fn check_op(op: &str, l: &Value, failures: &mut Vec<String>) {
                 failures.push(format!("search_params: _source_includes ignored: {l}"));
             }
         }
-        "refused_get" | "refused_write" => {
+        "scan" => check_all_of_tenant_a(op, l, true, failures),
+        "pit" => {
+            check_all_of_tenant_a(op, l, true, failures);
+            let mut a = tenant_a_docs();
+            a.sort_by_key(|d| d.source["n"].as_u64());
+            let by_n: Vec<Value> = a.iter().map(|d| json!(d.id)).collect();
+            if l["ordered_ids"] != Value::Array(by_n) {
+                failures.push(format!("pit: pages out of order or incomplete: {l}"));
+            }
+            // 10 documents, 3 a page: search_after really paged.
+            if l["pages"] != json!(4) {
+                failures.push(format!("pit: {} pages instead of 4: {l}", l["pages"]));
+            }
+            if l["closed"] != json!(true) {
+                failures.push(format!("pit: not closed: {l}"));
+            }
+        }
+        // SQL over an index outside the token's patterns: refused whether esgate knows SQL
+        // (the index is not the token's: 403, or 404 like a search on it) or not (403).
+        "refused_sql" if l["status"] == json!(404) => {
+            check_refusal(op, l, 404, "NotFoundError", failures)
+        }
+        "refused_get" | "refused_write" | "refused_delete" | "refused_sql" => {
             check_refusal(op, l, 403, "AuthorizationException", failures)
         }
         "refused_auth" => check_refusal(op, l, 401, "AuthenticationException", failures),
@@ -489,6 +517,38 @@ async fn revoked_and_expired_tokens_reach_the_user_as_clear_errors() {
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n\n"));
+}
+
+/// A refusal that leaves the request body unread tells an HTTP/1.1 client to close the
+/// connection, so a pooling client (urllib3, elasticsearch-py with `http_compress=False`) never
+/// reuses a connection the server is about to drop and sees the refusal instead of a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_an_unread_body_closes_the_connection() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = support::http::bearer(&secret);
+    let refused = support::http::send(
+        "PUT",
+        &gw.url("/logs-b/_doc/new"),
+        &[("authorization", auth.as_str())],
+        r#"{"tenant":"a"}"#,
+    )
+    .await
+    .expect("esgate answers");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.header("connection"), Some("close"));
+    // Without a body the connection stays reusable.
+    let refused = support::http::send(
+        "DELETE",
+        &gw.url("/logs-b/_doc/b1"),
+        &[("authorization", auth.as_str())],
+        "",
+    )
+    .await
+    .expect("esgate answers");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.header("connection"), None);
 }
 
 const ALL_SETS: [ClientSet; 3] = [ClientSet::Es8, ClientSet::Es9, ClientSet::OpenSearch];
