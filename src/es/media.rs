@@ -165,6 +165,17 @@ pub fn upstream_content_type(client_content_type: Option<&str>, family: Family) 
     }
 }
 
+/// The `format` URL parameter, for a route whose response esgate reads or shapes (`_cat/*` with
+/// `format=json`): only JSON is allowed, anything else is 406 like an unreadable `Accept`.
+/// Routes that do not list `format` in their parameter allow-list refuse it there.
+pub fn check_format_param(format: Option<&str>) -> Result<(), Rejection> {
+    match format {
+        None => Ok(()),
+        Some(f) if f.eq_ignore_ascii_case("json") => Ok(()),
+        Some(_) => Err(not_acceptable("format must be json")),
+    }
+}
+
 fn not_acceptable(why: &str) -> Rejection {
     Rejection {
         kind: RejectKind::NotAcceptable,
@@ -306,6 +317,20 @@ mod tests {
             let err = upstream_accept(Some(accept), None).unwrap_err();
             assert_eq!(err.kind, RejectKind::NotAcceptable, "{accept}");
             assert!(err.reason.contains("application/json"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn format_param_allows_only_json() {
+        assert_eq!(check_format_param(None), Ok(()));
+        assert_eq!(check_format_param(Some("json")), Ok(()));
+        assert_eq!(check_format_param(Some("JSON")), Ok(()));
+        for f in ["yaml", "cbor", "smile", "txt", "csv", ""] {
+            assert_eq!(
+                check_format_param(Some(f)).map_err(|e| e.kind),
+                Err(RejectKind::NotAcceptable),
+                "{f}"
+            );
         }
     }
 
