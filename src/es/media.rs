@@ -138,13 +138,12 @@ pub fn upstream_accept(
             continue;
         }
         match parse(element) {
-            Parsed::Json(m) if m.family == Family::Json => {
-                chosen = chosen.or(Some(m));
-            }
-            Parsed::Json(_) => {
-                return Err(not_acceptable(
-                    "Accept: an NDJSON response is not something Elasticsearch sends",
-                ))
+            // Elasticsearch answers NDJSON requests in JSON: an NDJSON Accept means JSON.
+            Parsed::Json(m) => {
+                chosen = chosen.or(Some(JsonMedia {
+                    family: Family::Json,
+                    compat: m.compat,
+                }));
             }
             Parsed::Anything => {}
             Parsed::Refused(why) => return Err(not_acceptable(why)),
@@ -287,6 +286,11 @@ mod tests {
                 Some("application/vnd.elasticsearch+json; compatible-with=8"),
                 json(Some(8)),
             ),
+            (
+                Some("application/vnd.elasticsearch+x-ndjson; compatible-with=9"),
+                None,
+                json(Some(9)),
+            ),
             // The first JSON element wins.
             (
                 Some("text/html, application/vnd.elasticsearch+json; compatible-with=8, application/json"),
@@ -312,7 +316,6 @@ mod tests {
             "application/json, application/yaml;q=0.1",
             "application/vnd.elasticsearch+json; compatible-with=5",
             "application/vnd.elasticsearch+smile; compatible-with=8",
-            "application/x-ndjson",
         ] {
             let err = upstream_accept(Some(accept), None).unwrap_err();
             assert_eq!(err.kind, RejectKind::NotAcceptable, "{accept}");
