@@ -323,6 +323,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn upstream_media_is_always_a_header_esgate_can_read(
+            accept in "[ -~]{0,80}",
+            content_type in "[ -~]{0,80}",
+        ) {
+            if let Ok(m) = upstream_accept(Some(&accept), Some(&content_type)) {
+                let value = m.header_value();
+                proptest::prop_assert!(http::HeaderValue::from_str(&value).is_ok());
+                proptest::prop_assert_eq!(m.family, Family::Json);
+                proptest::prop_assert_eq!(parse(&value), Parsed::Json(m));
+            }
+            let ct = upstream_content_type(Some(&content_type), Family::Ndjson);
+            proptest::prop_assert_eq!(parse(&ct.header_value()), Parsed::Json(ct));
+        }
+    }
+
     #[test]
     fn format_param_allows_only_json() {
         assert_eq!(check_format_param(None), Ok(()));
