@@ -5,10 +5,15 @@
 //!
 //! Invariant checked: whatever the media type, a `read` token's answer holds exactly tenant a's
 //! data. Pass-through is proven with the two backends' known difference (backend.md): noida
-//! accepts the compat types, osmem answers them 406, so osmem's 406 shows esgate forwarded them.
+//! accepts the compat types, osmem answers them 406, so osmem's 406 shows esgate forwarded them;
+//! a recording backend shows the exact upstream `Accept`/`Content-Type` pairs (both versioned
+//! or neither, as Elasticsearch requires).
 
 mod support;
 
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use support::corpus::token_a;
@@ -227,4 +232,142 @@ async fn esgates_own_errors_are_json_a_compatible_client_can_read() {
     .expect("esgate answers");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["version"]["number"].is_string(), "{}", r.text());
+}
+
+/// The media headers of every data request a backend received: (path, accept, content-type).
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A backend that records the media headers of each request and answers `_resolve/index` with
+/// `logs-a` and `logs-b`, everything else `{}`.
+async fn recording_backend() -> (String, Seen) {
+    use hyper::service::service_fn;
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = Arc::clone(&log);
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let log = Arc::clone(&log);
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let _ = body.collect().await;
+                    let header = |name| {
+                        parts
+                            .headers
+                            .get(name)
+                            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let path = parts.uri.path().to_owned();
+                    let answer = if path.starts_with("/_resolve/index/") {
+                        r#"{"indices":[{"name":"logs-a"},{"name":"logs-b"}],"aliases":[],"data_streams":[]}"#
+                    } else {
+                        log.lock().unwrap().push((
+                            path,
+                            header(http::header::ACCEPT),
+                            header(http::header::CONTENT_TYPE),
+                        ));
+                        "{}"
+                    };
+                    let mut r = http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(answer.as_bytes()),
+                    ));
+                    r.headers_mut().insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+            );
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_media_headers_carry_the_clients_compatible_version_on_both_sides() {
+    const COMPAT9_JSON: &str = "application/vnd.elasticsearch+json; compatible-with=9";
+    let (url, seen) = recording_backend().await;
+    let gw = Esgate::start(&[&url], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    // (method, path, accept, content-type, body) → (upstream accept, upstream content-type)
+    let cases: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+        (
+            "POST",
+            "/logs-*/_search",
+            "",
+            "",
+            r#"{"size":1}"#,
+            "application/json",
+            "application/json",
+        ),
+        (
+            "POST",
+            "/logs-*/_search",
+            COMPAT8_JSON,
+            COMPAT8_JSON,
+            r#"{"size":1}"#,
+            COMPAT8_JSON,
+            COMPAT8_JSON,
+        ),
+        // A compatible Accept alone: the body esgate builds is versioned the same way.
+        (
+            "GET",
+            "/logs-*/_search",
+            COMPAT9_JSON,
+            "",
+            "",
+            COMPAT9_JSON,
+            COMPAT9_JSON,
+        ),
+        // A compatible Content-Type alone: Accept follows it.
+        (
+            "POST",
+            "/logs-*/_count",
+            "*/*",
+            COMPAT8_JSON,
+            r#"{"query":{"match_all":{}}}"#,
+            COMPAT8_JSON,
+            COMPAT8_JSON,
+        ),
+        // msearch as compatible JSON goes up as compatible NDJSON.
+        (
+            "POST",
+            "/_msearch",
+            COMPAT8_JSON,
+            COMPAT8_JSON,
+            "{\"index\":\"logs-*\"}\n{}\n",
+            COMPAT8_JSON,
+            COMPAT8_NDJSON,
+        ),
+    ];
+    for (method, path, accept, ct, body, up_accept, up_ct) in cases {
+        seen.lock().unwrap().clear();
+        let mut headers = vec![("authorization", auth.as_str())];
+        if !accept.is_empty() {
+            headers.push(("accept", accept));
+        }
+        if !ct.is_empty() {
+            headers.push(("content-type", ct));
+        }
+        let r = send(method, &gw.url(path), &headers, body.to_string())
+            .await
+            .expect("esgate answers");
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "{method} {path}: {got:?}");
+        assert_eq!(
+            (got[0].1.as_str(), got[0].2.as_str()),
+            (*up_accept, *up_ct),
+            "{method} {path} accept={accept:?} content-type={ct:?}"
+        );
+    }
 }

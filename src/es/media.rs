@@ -156,11 +156,17 @@ pub fn upstream_accept(
 }
 
 /// The `Content-Type` to send upstream with a body of `family` built by esgate: the client's
-/// compatible version kept when it declared one, plain otherwise.
-pub fn upstream_content_type(client_content_type: Option<&str>, family: Family) -> JsonMedia {
+/// compatible version when it declared one, else the version of the upstream `accept` (a body
+/// esgate built for a bodiless request: Elasticsearch wants both headers versioned or neither),
+/// plain otherwise.
+pub fn upstream_content_type(
+    client_content_type: Option<&str>,
+    accept: JsonMedia,
+    family: Family,
+) -> JsonMedia {
     JsonMedia {
         family,
-        compat: compat_of(client_content_type),
+        compat: compat_of(client_content_type).or(accept.compat),
     }
 }
 
@@ -335,7 +341,7 @@ mod tests {
                 proptest::prop_assert_eq!(m.family, Family::Json);
                 proptest::prop_assert_eq!(parse(&value), Parsed::Json(m));
             }
-            let ct = upstream_content_type(Some(&content_type), Family::Ndjson);
+            let ct = upstream_content_type(Some(&content_type), JsonMedia::JSON, Family::Ndjson);
             proptest::prop_assert_eq!(parse(&ct.header_value()), Parsed::Json(ct));
         }
     }
@@ -356,31 +362,47 @@ mod tests {
 
     #[test]
     fn upstream_content_type_follows_the_clients_version_and_esgates_family() {
+        let plain = JsonMedia::JSON;
         let cases = [
-            (None, Family::Json, "application/json"),
+            (None, plain, Family::Json, "application/json"),
             (
                 Some("application/json"),
+                plain,
                 Family::Ndjson,
                 "application/x-ndjson",
             ),
             (
                 Some("application/vnd.elasticsearch+x-ndjson; compatible-with=8"),
+                json(Some(8)),
                 Family::Ndjson,
                 "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
             ),
             // msearch sent as compatible JSON is forwarded as compatible NDJSON.
             (
                 Some("application/vnd.elasticsearch+json; compatible-with=9"),
+                plain,
                 Family::Ndjson,
                 "application/vnd.elasticsearch+x-ndjson; compatible-with=9",
             ),
-            (Some("application/yaml"), Family::Json, "application/json"),
+            // A bodiless compatible request that esgate gives a body: versioned like Accept.
+            (
+                None,
+                json(Some(8)),
+                Family::Json,
+                "application/vnd.elasticsearch+json; compatible-with=8",
+            ),
+            (
+                Some("application/yaml"),
+                plain,
+                Family::Json,
+                "application/json",
+            ),
         ];
-        for (ct, family, want) in cases {
+        for (ct, accept, family, want) in cases {
             assert_eq!(
-                upstream_content_type(ct, family).header_value(),
+                upstream_content_type(ct, accept, family).header_value(),
                 want,
-                "{ct:?}"
+                "{ct:?} {accept:?}"
             );
         }
     }

@@ -72,7 +72,8 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
 
 /// The upstream request for a checked request. `accept` is what `es::media::upstream_accept`
 /// chose for the client's `Accept` (JSON, in the client's compatible version if it asked for
-/// one); the body's `Content-Type` keeps the compatible version of the client's.
+/// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
+/// `accept`'s when the client sent none.
 pub fn from_permit(
     permit: Permit,
     accept: JsonMedia,
@@ -121,7 +122,7 @@ pub fn from_permit(
             let client_ct = client
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            let ct = media::upstream_content_type(client_ct, family).header_value();
+            let ct = media::upstream_content_type(client_ct, accept, family).header_value();
             if let Ok(v) = HeaderValue::from_str(&ct) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
