@@ -156,9 +156,9 @@ pub fn upstream_accept(
 }
 
 /// The `Content-Type` to send upstream with a body of `family` built by esgate: the client's
-/// compatible version when it declared one, else the version of the upstream `accept` (a body
-/// esgate built for a bodiless request: Elasticsearch wants both headers versioned or neither),
-/// plain otherwise.
+/// compatible version when it declared a Content-Type, or the version of the upstream `accept`
+/// when it declared none (a body esgate built for a bodiless request: Elasticsearch wants both
+/// headers versioned or neither).
 pub fn upstream_content_type(
     client_content_type: Option<&str>,
     accept: JsonMedia,
@@ -166,7 +166,10 @@ pub fn upstream_content_type(
 ) -> JsonMedia {
     JsonMedia {
         family,
-        compat: compat_of(client_content_type).or(accept.compat),
+        compat: match client_content_type {
+            Some(ct) => compat_of(Some(ct)),
+            None => accept.compat,
+        },
     }
 }
 
