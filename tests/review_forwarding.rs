@@ -178,7 +178,11 @@ async fn hostile_headers_never_reach_the_backend_for_a_read_token() {
         s.headers["authorization"],
         support::http::basic("esgate", PASS)
     );
-    assert_eq!(s.headers["accept"], "application/json");
+    // The compatible version is passed through, rebuilt by esgate (es::media).
+    assert_eq!(
+        s.headers["accept"],
+        "application/vnd.elasticsearch+json; compatible-with=7"
+    );
     assert_eq!(s.headers["x-forwarded-for"], "127.0.0.1");
     assert_ne!(s.headers["x-opaque-id"], "forged-id");
     assert_eq!(s.headers["content-type"], "application/json");

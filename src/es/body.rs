@@ -2,7 +2,7 @@
 //!
 //! Invariant: a body reaches the rewriter only as a `serde_json::Value` that came from bytes
 //! that were declared `application/json` (or NDJSON for `_msearch`, including the
-//! `vnd.elasticsearch` compatible forms for versions 8 and 9), UTF-8 (no BOM, no other charset),
+//! `vnd.elasticsearch` compatible forms for versions 7, 8 and 9), UTF-8 (no BOM, no other charset),
 //! optionally gzip/deflate-compressed with the decoded size capped, and parsed without comments,
 //! duplicate keys (at any depth), trailing data or nesting deeper than [`MAX_DEPTH`]. Anything
 //! else is 415/413/400; nothing is guessed.
@@ -60,7 +60,14 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
         let value = value.trim().trim_matches('"').to_ascii_lowercase();
         match name.as_str() {
             "charset" if value == "utf-8" || value == "utf8" => {}
-            "compatible-with" if is_vnd && (value == "8" || value == "9") => compat_seen = true,
+            "compatible-with"
+                if is_vnd
+                    && super::media::COMPAT_VERSIONS
+                        .iter()
+                        .any(|v| v.to_string() == value) =>
+            {
+                compat_seen = true
+            }
             _ => return Err(unsupported("this Content-Type is not supported")),
         }
     }
@@ -299,6 +306,9 @@ mod tests {
             "Application/JSON;charset=utf-8",
             "application/vnd.elasticsearch+json; compatible-with=8",
             "application/vnd.elasticsearch+json;compatible-with=9",
+            // REST compatibility with 7 is passed through too: routes and bodies are rebuilt
+            // by esgate, so typed routes (ENC-29, ENC-30) stay unknown and refused.
+            "application/vnd.elasticsearch+json; compatible-with=7",
         ] {
             assert_eq!(check_content_type(Some(ct), Media::Json), Ok(()), "{ct}");
         }
@@ -323,9 +333,9 @@ mod tests {
             (Some("application/smile"), Media::Json), // ENC-11
             (Some("application/json; charset=utf-16"), Media::Json), // ENC-12
             (
-                Some("application/vnd.elasticsearch+json; compatible-with=7"),
+                Some("application/vnd.elasticsearch+json; compatible-with=6"),
                 Media::Json,
-            ), // ENC-31
+            ),
             (Some("application/vnd.elasticsearch+json"), Media::Json),
             (Some("text/plain"), Media::Json),
             (Some("application/x-ndjson"), Media::Json),

@@ -21,6 +21,7 @@ pub mod continuation;
 pub mod endpoint;
 pub mod error;
 pub mod index;
+pub mod media;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
@@ -108,6 +109,8 @@ pub enum RejectKind {
     MethodNotAllowed,
     /// 404: no index the token may read matches the expression.
     NotFound,
+    /// 406: an `Accept` esgate cannot read the answer in (see `media`).
+    NotAcceptable,
 }
 
 /// A request esgate refuses. `reason` is for the client: it never echoes request content.

@@ -58,6 +58,10 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             ..DataEvent::default()
         },
     };
+    // A refusal may leave the request body unread, and then the connection cannot carry
+    // another request: say so, or a pooling client reuses it and sees a reset instead of the
+    // refusal's reason.
+    let close_on_error = req.version() <= http::Version::HTTP_11 && !req.body().is_end_stream();
     let (response, outcome) = match pipeline(&app, conn, req, &mut ctx).await {
         Ok(response) => (response, "allowed"),
         Err(e) => {
@@ -65,7 +69,13 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             if e.side() == crate::error::Side::Upstream {
                 tracing::warn!(request_id = %ctx.event.request_id, error = %e, "Backend failure");
             }
-            (e.into_response(), e.code())
+            let mut response = e.into_response();
+            if close_on_error {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            (response, e.code())
         }
     };
     ctx.event.status = response.status().as_u16();
@@ -141,9 +151,13 @@ async fn pipeline(
             )
         }
         Permission::Read => {
+            let accept = es::media::upstream_accept(
+                header_str(&parts.headers, header::ACCEPT)?,
+                header_str(&parts.headers, header::CONTENT_TYPE)?,
+            )?;
             let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
-            upstream_request::from_permit(permit, &parts.headers, &forwarding)
+            upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
     };
     let response = app.upstream.send(upstream_req).await?;

@@ -13,6 +13,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::es::media::{self, Family, JsonMedia};
 use crate::es::Permit;
 use crate::proxy::hygiene::is_hop_by_hop;
 use crate::upstream::{UpstreamBody, UpstreamRequest};
@@ -69,8 +70,16 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     );
 }
 
-/// The upstream request for a checked request.
-pub fn from_permit(permit: Permit, client: &HeaderMap, f: &Forwarding<'_>) -> UpstreamRequest {
+/// The upstream request for a checked request. `accept` is what `es::media::upstream_accept`
+/// chose for the client's `Accept` (JSON, in the client's compatible version if it asked for
+/// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
+/// `accept`'s when the client sent none.
+pub fn from_permit(
+    permit: Permit,
+    accept: JsonMedia,
+    client: &HeaderMap,
+    f: &Forwarding<'_>,
+) -> UpstreamRequest {
     let mut path_and_query = permit.path.clone();
     for (i, (k, v)) in permit.query.iter().enumerate() {
         path_and_query.push(if i == 0 { '?' } else { '&' });
@@ -80,7 +89,9 @@ pub fn from_permit(permit: Permit, client: &HeaderMap, f: &Forwarding<'_>) -> Up
     }
     let mut headers = HeaderMap::new();
     common_headers(&mut headers, f);
-    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&accept.header_value()) {
+        headers.insert(header::ACCEPT, v);
+    }
     if let Ok(v) = HeaderValue::from_str(f.request_id) {
         headers.insert("x-opaque-id", v);
     }
@@ -103,10 +114,18 @@ pub fn from_permit(permit: Permit, client: &HeaderMap, f: &Forwarding<'_>) -> Up
     }
     let body = match permit.body {
         Some(b) => {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(b.content_type),
-            );
+            let family = if b.content_type == "application/x-ndjson" {
+                Family::Ndjson
+            } else {
+                Family::Json
+            };
+            let client_ct = client
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let ct = media::upstream_content_type(client_ct, accept, family).header_value();
+            if let Ok(v) = HeaderValue::from_str(&ct) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
             UpstreamBody::Full(Bytes::from(b.bytes))
         }
         None => UpstreamBody::Empty,

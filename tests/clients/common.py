@@ -5,7 +5,8 @@ operation, and turns the exit status into "did anything unexpected happen".
 Environment: ESGATE_URL, TOKEN_ID, TOKEN_SECRET, AUTH (basic | apikey), COMPRESS (1 | 0),
 INDEX (the pattern the token may read, e.g. logs-*), DENIED_INDEX and DENIED_ID (a document the
 token must not read, for the refusal case), INDEX_LIST (comma-separated concrete indices the
-token may read), REFUSED_ID and REFUSED_SECRET (a revoked or expired token, for refused_token),
+token may read), FOREIGN_INDEX (an index outside the token's patterns, for refused_sql),
+REFUSED_ID and REFUSED_SECRET (a revoked or expired token, for refused_token),
 OPS (optional: comma-separated operations to run;
 all of them when unset).
 
@@ -73,6 +74,37 @@ def hits_summary(body):
         "tenants": sorted({(h.get("_source") or {}).get("tenant") for h in docs}),
         "raw": json.dumps(body, default=str),
     }
+
+
+def docs_summary(hits):
+    """hits_summary for a list of hits gathered over several pages (scan, point in time)."""
+    return {
+        "total": len(hits),
+        "ids": sorted(h.get("_id") for h in hits),
+        "indices": sorted({h.get("_index") for h in hits}),
+        "tenants": sorted({(h.get("_source") or {}).get("tenant") for h in hits}),
+        "raw": json.dumps(hits, default=str),
+    }
+
+
+def page_through(search, first_body, size=3, max_pages=20):
+    """Pages a point in time with search_after, sorted by n: search(body) -> response.
+    Returns (hits in order, pages with hits, the last pit id the backend returned)."""
+    hits, pages, after, pit_id = [], 0, None, first_body["pit"]["id"]
+    while pages < max_pages:
+        body = dict(first_body, size=size, sort=[{"n": "asc"}])
+        body["pit"] = dict(first_body["pit"], id=pit_id)
+        if after is not None:
+            body["search_after"] = after
+        resp = search(body)
+        page = resp.get("hits", {}).get("hits", [])
+        pit_id = resp.get("pit_id", pit_id)
+        if not page:
+            break
+        pages += 1
+        hits.extend(page)
+        after = page[-1].get("sort")
+    return hits, pages, pit_id
 
 
 def agg_summary(body):

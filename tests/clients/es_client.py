@@ -6,16 +6,18 @@ the output; AUTH=basic uses basic_auth=(secret, "token"), AUTH=apikey uses api_k
 import json
 
 import elasticsearch
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from common import (
     Runner,
     agg_summary,
     body_of,
+    docs_summary,
     emit,
     env,
     hits_summary,
     ordered_hits,
+    page_through,
     resolved_summary,
 )
 
@@ -184,6 +186,31 @@ def search_common_params():
     return hits_summary(body_of(body))
 
 
+def scan():
+    """helpers.scan: a scroll of 3 hits a page, then clear_scroll."""
+    hits = list(
+        helpers.scan(client, index=index, query={"query": {"match_all": {}}}, size=3, scroll="1m")
+    )
+    return docs_summary(hits)
+
+
+def pit():
+    """open_point_in_time, search(pit=...) paged with search_after, close_point_in_time."""
+    pit_id = body_of(client.open_point_in_time(index=index, keep_alive="1m"))["id"]
+
+    def search(body):
+        return body_of(client.search(**body))
+
+    first = {"pit": {"id": pit_id, "keep_alive": "1m"}, "query": {"match_all": {}}}
+    hits, pages, last_id = page_through(search, first)
+    closed = body_of(client.close_point_in_time(id=last_id))
+    return docs_summary(hits) | {
+        "ordered_ids": [h.get("_id") for h in hits],
+        "pages": pages,
+        "closed": closed.get("succeeded"),
+    }
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -204,10 +231,19 @@ r.maybe_run("opaque_id", opaque_id)
 r.maybe_run("get_mapping", get_mapping)
 r.maybe_run("resolve_index", resolve_index)
 r.maybe_run("cluster_health", cluster_health)
+r.maybe_run("scan", scan)
+r.maybe_run("pit", pit)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
 r.maybe_refusal(
     "refused_write",
     lambda: client.index(index=env("DENIED_INDEX"), id="new", document={"tenant": "a"}),
+)
+r.maybe_refusal(
+    "refused_delete", lambda: client.delete(index=env("DENIED_INDEX"), id=env("DENIED_ID"))
+)
+r.maybe_refusal(
+    "refused_sql",
+    lambda: client.sql.query(query=f'SELECT * FROM "{env("FOREIGN_INDEX")}"'),
 )
 r.maybe_refusal(
     "refused_token",

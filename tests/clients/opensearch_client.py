@@ -8,9 +8,19 @@ import base64
 import json
 
 import opensearchpy
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, helpers
 
-from common import Runner, agg_summary, emit, env, hits_summary, ordered_hits, resolved_summary
+from common import (
+    Runner,
+    agg_summary,
+    docs_summary,
+    emit,
+    env,
+    hits_summary,
+    ordered_hits,
+    page_through,
+    resolved_summary,
+)
 
 url = env("ESGATE_URL")
 auth = env("AUTH")
@@ -168,6 +178,32 @@ def cluster_health():
     return {"status": body.get("status"), "raw": json.dumps(body)}
 
 
+def scan():
+    """helpers.scan: a scroll of 3 hits a page, then clear_scroll."""
+    hits = list(
+        helpers.scan(client, index=index, query={"query": {"match_all": {}}}, size=3, scroll="1m")
+    )
+    return docs_summary(hits)
+
+
+def pit():
+    """create_pit, search with pit paged by search_after, delete_pit (OpenSearch's
+    _search/point_in_time routes)."""
+    pit_id = client.create_pit(index=index, keep_alive="1m")["pit_id"]
+
+    def search(body):
+        return client.search(body=body)
+
+    first = {"pit": {"id": pit_id, "keep_alive": "1m"}, "query": {"match_all": {}}}
+    hits, pages, last_id = page_through(search, first)
+    deleted = client.delete_pit(body={"pit_id": [last_id]})
+    return docs_summary(hits) | {
+        "ordered_ids": [h.get("_id") for h in hits],
+        "pages": pages,
+        "closed": all(p.get("successful") for p in deleted.get("pits", [{}])),
+    }
+
+
 r.maybe_run("info", info)
 r.maybe_run("count", count)
 r.maybe_run("count_query", count_query)
@@ -188,10 +224,19 @@ r.maybe_run("opaque_id", opaque_id)
 r.maybe_run("get_mapping", get_mapping)
 r.maybe_run("resolve_index", resolve_index)
 r.maybe_run("cluster_health", cluster_health)
+r.maybe_run("scan", scan)
+r.maybe_run("pit", pit)
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
 r.maybe_refusal(
     "refused_write",
     lambda: client.index(index=env("DENIED_INDEX"), id="new", body={"tenant": "a"}),
+)
+r.maybe_refusal(
+    "refused_delete", lambda: client.delete(index=env("DENIED_INDEX"), id=env("DENIED_ID"))
+)
+r.maybe_refusal(
+    "refused_sql",
+    lambda: client.plugins.sql.query(body={"query": f"SELECT * FROM {env('FOREIGN_INDEX')}"}),
 )
 r.maybe_refusal(
     "refused_token",
