@@ -17,8 +17,8 @@ use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
 use super::{
-    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
-    RequestHead, Resolution, Scope,
+    error, knn_search, msearch, rewrite, uri_search, validate_query, ForwardBody, Method, Permit,
+    Plan, Prepared, RejectKind, Rejection, RequestHead, Resolution, Scope,
 };
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
@@ -60,6 +60,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
         Route::ScrollClear | Route::PitClose | Route::OsPitClose => ParamSet::NoParams,
+        Route::ValidateQuery { .. } => ParamSet::ValidateQuery,
+        Route::KnnSearch { .. } => ParamSet::KnnSearch,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -78,6 +80,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::Mapping { index }
         | Route::FieldCaps { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
+        Route::ValidateQuery { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
+        Route::KnnSearch { index } => Some(index::parse(Some(index), &scope.indices)?),
     };
     Ok(Plan {
         action: route.action(),
@@ -108,6 +112,9 @@ pub(super) fn prepare(
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
+    // `q` and its companions leave the parameters and become the body query.
+    let mut params = params;
+    let uri_query = uri_search::take(&mut params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
@@ -139,7 +146,7 @@ pub(super) fn prepare(
             }
         }
         Route::Search { index: named } => {
-            let mut body = json_body()?;
+            let mut body = uri_search::merge(json_body()?, uri_query)?;
             let pit = match body.as_mut() {
                 Some(Value::Object(m)) => m.remove("pit"),
                 _ => None,
@@ -204,7 +211,20 @@ pub(super) fn prepare(
         Route::Count { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_count");
             shape = sh;
-            let out = rewrite::count(json_body()?, &scope.filters)?;
+            let out = rewrite::count(uri_search::merge(json_body()?, uri_query)?, &scope.filters)?;
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::ValidateQuery { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_validate/query");
+            shape = sh;
+            let out = validate_query::body(json_body()?, uri_query, &scope.filters)?;
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::KnnSearch { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            shape = sh;
+            let search = knn_search::to_search(json_body()?)?;
+            let out = rewrite::search(Some(search), &scope.filters)?;
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::ScrollNext => {
@@ -794,27 +814,9 @@ mod tests {
             (
                 "POST",
                 "/logs-*/_search",
-                Some("q=user:bob*"),
-                RejectKind::Forbidden,
-            ), // ENC-01
-            (
-                "POST",
-                "/logs-*/_search",
-                Some("size=1;q=x"),
-                RejectKind::Forbidden,
-            ), // ENC-04
-            (
-                "POST",
-                "/logs-*/_search",
                 Some("q=a&q=b"),
                 RejectKind::BadRequest,
             ), // ENC-05
-            (
-                "GET",
-                "/logs-*/_count",
-                Some("q=*:*"),
-                RejectKind::Forbidden,
-            ), // ENC-03
             (
                 "GET",
                 "/logs-*/_search",

@@ -19,11 +19,15 @@ pub mod body;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod hidden;
 pub mod index;
+pub mod knn_search;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
 pub mod rewrite;
+pub mod uri_search;
+pub mod validate_query;
 
 mod flow;
 
@@ -219,6 +223,8 @@ impl Plan {
                 | endpoint::Route::PitClose
                 | endpoint::Route::OsPitOpen { .. }
                 | endpoint::Route::OsPitClose
+                | endpoint::Route::ValidateQuery { .. }
+                | endpoint::Route::KnnSearch { .. }
         )
     }
 }
