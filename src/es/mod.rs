@@ -25,6 +25,7 @@ pub mod knn_search;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
+pub mod retriever;
 pub mod rewrite;
 pub mod uri_search;
 pub mod validate_query;
