@@ -31,6 +31,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Bounded so that a client cannot grow the cache without limit with distinct expressions.
 const MAX_ENTRIES: usize = 10_000;
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Alias targets asked about in one `_resolve/index` request (index names are at most 255 bytes).
+const TARGETS_PER_LOOKUP: usize = 10;
 
 pub struct Resolver {
     ttl: Duration,
@@ -92,9 +94,10 @@ impl Resolver {
         }
         let mut concrete = fetch(upstream, authorization, expr).await?;
         let unknown = undescribed_alias_targets(&concrete);
-        if !unknown.is_empty() {
-            let targets = fetch(upstream, authorization, &unknown.join(",")).await?;
-            concrete.extend(hidden_targets(&unknown, targets));
+        // In slices, so that an alias over many indices does not make an over-long request line.
+        for chunk in unknown.chunks(TARGETS_PER_LOOKUP) {
+            let targets = fetch(upstream, authorization, &chunk.join(",")).await?;
+            concrete.extend(hidden_targets(chunk, targets));
         }
         let concrete = Arc::new(concrete);
         if self.cache.len() >= MAX_ENTRIES {
