@@ -1,12 +1,14 @@
 //! Index resolution: the concrete indices behind an index expression, asked of the backend
-//! with `GET /_resolve/index/{expr}?expand_wildcards=open,hidden`, cached briefly.
+//! with `GET /_resolve/index/{expr}?expand_wildcards=open`, cached briefly.
 //!
 //! This is the one I/O step whose result feeds an access decision; the result is passed to
 //! `es::authorize` as data. Aliases and data streams are expanded to their indices so that an
-//! alias named like an allowed pattern cannot open a foreign index. Hidden indices are asked
-//! for and reported as `NameKind::HiddenIndex` so that `es::resolution` can drop or refuse
-//! them (`es::hidden`); an index an alias points at that the answer does not describe is looked
-//! up once more, and one the backend still does not describe is reported hidden.
+//! alias named like an allowed pattern cannot open a foreign index. Wildcards are expanded to
+//! open, non-hidden names only (Elasticsearch adds hidden dot-names for a wildcard starting
+//! with a dot; `es::index` lets only dot patterns reach those). A name the answer marks hidden
+//! (named explicitly) is reported as `NameKind::HiddenIndex` so that `es::resolution` refuses
+//! it (`es::hidden`); an index an alias points at that the answer does not describe is looked
+//! up by name, and one the backend still does not describe is reported hidden.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -112,14 +114,14 @@ impl Resolver {
     }
 }
 
-/// One `_resolve/index` round trip, hidden indices included.
+/// One `_resolve/index` round trip (wildcards: open, non-hidden names).
 async fn fetch(
     upstream: &Upstream,
     authorization: Option<&http::HeaderValue>,
     expr: &str,
 ) -> Result<Vec<ResolvedName>, UpstreamError> {
     let path = format!(
-        "/_resolve/index/{}?expand_wildcards=open,hidden&ignore_unavailable=true",
+        "/_resolve/index/{}?expand_wildcards=open&ignore_unavailable=true",
         utf8_percent_encode(expr, SEGMENT)
     );
     let (status, body) = upstream.get_own(&path, authorization, MAX_RESPONSE).await?;
