@@ -4,9 +4,9 @@
 //! Invariant: only the retriever types whose every document source can be filtered are
 //! accepted, recursively: `standard` (its `query` is wrapped like a search query: a missing
 //! query becomes the wrapped `match_all`), `knn` (the token's clauses lead its `filter`, as for a
-//! top-level `knn`), and `rrf` (a fusion of child retrievers, each rewritten). Every key is on
-//! an allow-list and every query is checked by `rewrite::check_query`. Other types (`rule`,
-//! `pinned`, `text_similarity_reranker`, `linear`, ...) are refused, as is a `query` or `knn`
+//! top-level `knn`), `rrf` and `linear` (fusions of child retrievers, each rewritten). Every
+//! key is on an allow-list and every query is checked by `rewrite::check_query`. Other types
+//! (`rule`, `pinned`, `text_similarity_reranker`, `rescorer`, ...) are refused, as is a `query` or `knn`
 //! beside a `retriever` (Elasticsearch refuses the combination; esgate never has to guess which
 //! one runs).
 
@@ -60,6 +60,7 @@ pub fn rewrite(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
         "standard" => standard(body, filters)?,
         "knn" => knn(body, filters)?,
         "rrf" => rrf(body, filters)?,
+        "linear" => linear(body, filters)?,
         other => {
             return Err(Rejection::forbidden(format!(
                 "retriever type [{}] is not allowed for this token",
@@ -156,6 +157,69 @@ fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
     Ok(out)
 }
 
+/// `linear`: `retrievers` is a list of `{"retriever": ..., "weight": n, "normalizer": "..."}`.
+fn linear(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Value>, Rejection> {
+    let mut out = Map::new();
+    let mut children = None;
+    for (k, v) in body {
+        match k.as_str() {
+            "retrievers" => match v {
+                Value::Array(items) if !items.is_empty() => {
+                    let rewritten = items
+                        .iter()
+                        .map(|i| linear_child(i, filters))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    children = Some(Value::Array(rewritten));
+                }
+                _ => {
+                    return Err(Rejection::bad_request(
+                        "[retrievers] must be a non-empty list",
+                    ))
+                }
+            },
+            "rank_window_size" if v.is_u64() => {
+                out.insert(k.clone(), v.clone());
+            }
+            "filter" => {
+                check_queries(v)?;
+                out.insert(k.clone(), v.clone());
+            }
+            "_name" if v.is_string() => {
+                out.insert(k.clone(), v.clone());
+            }
+            _ => return Err(key_not_allowed(k, "linear")),
+        }
+    }
+    let children = children.ok_or_else(|| Rejection::bad_request("[linear] needs [retrievers]"))?;
+    out.insert("retrievers".into(), children);
+    Ok(out)
+}
+
+fn linear_child(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
+    let Value::Object(m) = v else {
+        return Err(Rejection::bad_request(
+            "[linear] retrievers must be objects",
+        ));
+    };
+    let mut out = Map::new();
+    let mut child = None;
+    for (k, v) in m {
+        match k.as_str() {
+            "retriever" => child = Some(rewrite(v, filters)?),
+            "weight" if v.is_number() => {
+                out.insert(k.clone(), v.clone());
+            }
+            "normalizer" if v.is_string() => {
+                out.insert(k.clone(), v.clone());
+            }
+            _ => return Err(key_not_allowed(k, "linear")),
+        }
+    }
+    let child = child.ok_or_else(|| Rejection::bad_request("[linear] needs [retriever]"))?;
+    out.insert("retriever".into(), child);
+    Ok(Value::Object(out))
+}
+
 /// A query or a list of queries.
 fn check_queries(v: &Value) -> Result<(), Rejection> {
     match v {
@@ -222,6 +286,44 @@ mod tests {
     }
 
     #[test]
+    fn linear_children_are_rewritten_with_their_weights() {
+        let r = json!({"linear": {"rank_window_size": 5, "retrievers": [
+            {"retriever": {"standard": {"query": {"term": {"user": "x"}}}}, "weight": 2, "normalizer": "minmax"},
+            {"retriever": {"knn": knn_leaf()}, "weight": 0.5}
+        ]}});
+        let out = rewrite(&r, &tenant()).unwrap();
+        let kids = &out["linear"]["retrievers"];
+        assert_eq!(
+            kids[0],
+            json!({"retriever": {"standard": {"query": {"bool": {"filter": [clause()],
+                "must": [{"term": {"user": "x"}}]}}}}, "weight": 2, "normalizer": "minmax"})
+        );
+        assert_eq!(kids[1]["retriever"]["knn"]["filter"], json!([clause()]));
+        assert_eq!(kids[1]["weight"], 0.5);
+        for bad in [
+            json!({"linear": {"retrievers": [{"retriever": {"pinned": {}}}]}}),
+            json!({"linear": {"retrievers": [{"retriever": {"standard": {}}, "query": {}}]}}),
+        ] {
+            assert_eq!(
+                rewrite(&bad, &tenant()).unwrap_err().kind,
+                RejectKind::Forbidden,
+                "{bad}"
+            );
+        }
+        for bad in [
+            json!({"linear": {"retrievers": [{"weight": 1}]}}),
+            json!({"linear": {"retrievers": [1]}}),
+            json!({"linear": {}}),
+        ] {
+            assert_eq!(
+                rewrite(&bad, &tenant()).unwrap_err().kind,
+                RejectKind::BadRequest,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn in_a_body_the_retriever_is_rewritten_and_cannot_sit_beside_a_query() {
         let mut body = json!({"retriever": {"knn": knn_leaf()}, "size": 3});
         let m = body.as_object_mut().unwrap();
@@ -253,7 +355,7 @@ mod tests {
             json!({"rule": {"retriever": {"standard": {}}, "ruleset_ids": ["x"], "match_criteria": {}}}),
             json!({"pinned": {"ids": ["b1"], "retriever": {"standard": {}}}}),
             json!({"text_similarity_reranker": {"retriever": {"standard": {}}, "field": "m", "inference_text": "x"}}),
-            json!({"linear": {"retrievers": []}}),
+            json!({"rescorer": {"retriever": {"standard": {}}, "rescore": {}}}),
             json!({"standard": {"sort": ["n"]}}),
             json!({"standard": {"query": {"wrapper": {"query": "e30="}}}}),
             json!({"standard": {"filter": {"terms": {"user": {"index": "logs-b", "id": "b1", "path": "user"}}}}}),
