@@ -7,7 +7,7 @@
 //! Invariant: a URI-search parameter never reaches the backend as a parameter. `q` becomes the
 //! body `query` (never beside one: `q` with a body `query` is a 400, where Elasticsearch would
 //! silently let `q` win); a companion without `q` is a 400 (Elasticsearch refuses it too);
-//! values are checked (booleans, `AND`/`OR`) and never echoed in a reason.
+//! values are checked (booleans, `AND`/`OR`, bracket nesting of `q`) and never echoed in a reason.
 
 use serde_json::{Map, Value};
 
@@ -22,6 +22,10 @@ pub const PARAMS: &[&str] = &[
     "lenient",
     "default_operator",
 ];
+
+/// Deepest `(`/`[`/`{` nesting accepted in `q` (CVE-2023-31419: a deeply nested query string
+/// overflowed the stack of Elasticsearch's query parser).
+const MAX_NESTING: usize = 32;
 
 /// Removes the URI-search parameters from `params` (the checked, decoded query-string pairs)
 /// and returns the `query_string` query they describe, or `None` when there is no `q`.
@@ -49,6 +53,11 @@ pub fn take(params: &mut Vec<(String, String)>) -> Result<Option<Value>, Rejecti
         }
         return Ok(None);
     };
+    if nesting(q) > MAX_NESTING {
+        return Err(Rejection::bad_request(
+            "query parameter [q] is nested too deeply",
+        ));
+    }
     let mut qs = Map::new();
     qs.insert("query".into(), Value::String(q.to_string()));
     if let Some(df) = get("df") {
@@ -101,6 +110,23 @@ pub fn merge(body: Option<Value>, uri_query: Option<Value>) -> Result<Option<Val
     }
     obj.insert("query".into(), query);
     Ok(Some(Value::Object(obj)))
+}
+
+/// The deepest bracket nesting in a query string (escaped brackets count too: an upper bound).
+fn nesting(q: &str) -> usize {
+    let mut depth: usize = 0;
+    let mut max = 0;
+    for c in q.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Elasticsearch's `paramAsBoolean`: empty means true.
@@ -182,11 +208,26 @@ mod tests {
             &[("q", "x"), ("default_operator", "XOR")],
             &[("q", "x"), ("lenient", "yes")],
             &[("q", "x"), ("analyze_wildcard", "1")],
+            &[("q", &"(".repeat(MAX_NESTING + 1))],
         ];
         for input in cases {
             let err = take(&mut pairs(input)).unwrap_err();
             assert_eq!(err.kind, RejectKind::BadRequest, "{input:?}");
         }
+    }
+
+    #[test]
+    fn nesting_counts_the_deepest_bracket_level() {
+        for (q, want) in [
+            ("a", 0),
+            ("(a OR b) AND (c)", 1),
+            ("((a)) [1 TO 2]", 2),
+            (")))(((", 3),
+        ] {
+            assert_eq!(nesting(q), want, "{q}");
+        }
+        let deep = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(take(&mut pairs(&[("q", &deep)])).unwrap().is_some());
     }
 
     #[test]
