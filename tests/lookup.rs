@@ -424,6 +424,9 @@ async fn hidden_indices(b: &Backend) {
             "/logs-*/_search?expand_wildcards=open,hidden",
             "/logs-h/_validate/query",
             "/logs-h/_mapping",
+            "/logs-ha/_field_caps?fields=*",
+            "/_resolve/index/logs-h",
+            "/_resolve/index/logs-ha",
         ] {
             let r = call(&gw, secret, "GET", path, None).await;
             assert!(
