@@ -17,9 +17,10 @@ use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
 use super::{
-    error, knn_search, msearch, rewrite, uri_search, validate_query, ForwardBody, Method, Permit,
-    Plan, Prepared, RejectKind, Rejection, RequestHead, Resolution, Scope,
+    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
+    RequestHead, Resolution, Scope,
 };
+use super::{knn_search, uri_search, validate_query};
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
 const MAX_FORWARDED_PATH: usize = 3500;
