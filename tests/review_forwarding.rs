@@ -225,6 +225,21 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "",
             "/logs-a,logs-b/_search?expand_wildcards=open",
         ),
+        // URI search becomes the (wrapped) body query and leaves the parameters.
+        (
+            "GET",
+            "/logs-*/_search?size=1;q=user:bob*&df=user",
+            "",
+            "",
+            "/logs-a,logs-b/_search?size=1&expand_wildcards=open",
+        ),
+        (
+            "GET",
+            "/_validate/query?q=x&explain=true",
+            "",
+            "",
+            "/logs-a,logs-b/_validate/query?explain=true&expand_wildcards=open",
+        ),
         // msearch goes to the root path whatever the client's path index was.
         (
             "POST",
@@ -274,8 +289,14 @@ async fn refused_requests_never_reach_the_backend() {
     let (gw, secret, log) = setup().await;
     let auth = bearer(&secret);
     let cases: &[(&str, &str, &str)] = &[
-        ("GET", "/logs-*/_search?q=user:bob*", ""),
-        ("GET", "/logs-*/_search?size=1;q=x", ""),
+        // `q` is translated into the body; a companion alone or beside a body query is not.
+        ("GET", "/logs-*/_search?df=user", ""),
+        (
+            "POST",
+            "/logs-*/_search?q=x",
+            r#"{"query":{"match_all":{}}}"#,
+        ),
+        ("GET", "/logs-*/_validate/query?rewrite=true", ""),
         ("GET", "/secret/_search", ""),
         ("GET", "/logs-a,secret/_count", ""),
         ("GET", "/logs-a%2F..%2Fsecret/_search", ""),

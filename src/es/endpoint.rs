@@ -47,6 +47,10 @@ pub enum Route {
     /// `GET /_async_search/{id}`, `GET /_async_search/status/{id}`,
     /// `DELETE /_async_search/{id}`: `id` is the (sealed) id as decoded from the path.
     AsyncById { op: AsyncOp, id: String },
+    /// `GET|POST [/{index}]/_validate/query`.
+    ValidateQuery { index: Option<String> },
+    /// `GET|POST /{index}/_knn_search` (Elasticsearch 8, deprecated): forwarded as a search.
+    KnnSearch { index: String },
 }
 
 impl Route {
@@ -67,6 +71,8 @@ impl Route {
             Route::PitClose | Route::OsPitClose => "close_pit",
             Route::AsyncSubmit { .. } => async_search::SUBMIT_ACTION,
             Route::AsyncById { op, .. } => op.action(),
+            Route::ValidateQuery { .. } => "validate_query",
+            Route::KnnSearch { .. } => "knn_search",
         }
     }
 }
@@ -309,6 +315,15 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
                 index: decode_value(index)?,
             }
         }
+        ["_validate", "query"] if get_or_post => Route::ValidateQuery { index: None },
+        [index, "_validate", "query"] if get_or_post && !is_api_root(index) => {
+            Route::ValidateQuery {
+                index: Some(decode_value(index)?),
+            }
+        }
+        [index, "_knn_search"] if get_or_post && !is_api_root(index) => Route::KnnSearch {
+            index: decode_value(index)?,
+        },
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
             match *api {
@@ -824,6 +839,16 @@ mod tests {
             "/_mapping",
             "mapping defaults to the token's patterns",
         ),
+        (
+            "POST",
+            "/{index}/_validate/query",
+            "query wrapped in the token's filters; rewrite and all_shards refused",
+        ),
+        (
+            "POST",
+            "/_validate/query",
+            "validate_query defaults to the token's patterns",
+        ),
     ];
 
     const OS_OVERRIDES: &[(&str, &str, &str)] = &[
@@ -861,6 +886,11 @@ mod tests {
         ),
         ("GET", "/index/_mapping", "mapping on checked indices"),
         ("GET", "/_cluster/health", "cluster-level health only"),
+        (
+            "POST",
+            "/index/_validate/query",
+            "query wrapped in the token's filters; rewrite and all_shards refused",
+        ),
     ];
 
     fn instantiate_es(template: &str) -> String {

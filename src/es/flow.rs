@@ -21,6 +21,7 @@ use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
 };
+use super::{knn_search, uri_search, validate_query};
 
 /// Most distinct index expressions in one `_msearch` (Grafana dashboards use a handful).
 const MAX_MSEARCH_EXPRESSIONS: usize = 64;
@@ -69,6 +70,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
             async_search::AsyncOp::Get => ParamSet::AsyncGet,
             async_search::AsyncOp::Status | async_search::AsyncOp::Delete => ParamSet::NoParams,
         },
+        Route::ValidateQuery { .. } => ParamSet::ValidateQuery,
+        Route::KnnSearch { .. } => ParamSet::KnnSearch,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -89,6 +92,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::FieldCaps { index }
         | Route::AsyncSubmit { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
+        Route::ValidateQuery { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
+        Route::KnnSearch { index } => Some(index::parse(Some(index), &scope.indices)?),
     };
     Ok(Plan {
         action: route.action(),
@@ -119,6 +124,9 @@ pub(super) fn prepare(
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
+    // `q` and its companions leave the parameters and become the body query.
+    let mut params = params;
+    let uri_query = uri_search::take(&mut params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
@@ -153,7 +161,7 @@ pub(super) fn prepare(
             }
         }
         Route::Search { index: named } | Route::AsyncSubmit { index: named } => {
-            let mut body = json_body()?;
+            let mut body = uri_search::merge(json_body()?, uri_query)?;
             let pit = match body.as_mut() {
                 Some(Value::Object(m)) => m.remove("pit"),
                 _ => None,
@@ -228,7 +236,20 @@ pub(super) fn prepare(
         Route::Count { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_count");
             shape = sh;
-            let out = rewrite::count(json_body()?, &scope.filters)?;
+            let out = rewrite::count(uri_search::merge(json_body()?, uri_query)?, &scope.filters)?;
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::ValidateQuery { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_validate/query");
+            shape = sh;
+            let out = validate_query::body(json_body()?, uri_query, &scope.filters)?;
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::KnnSearch { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            shape = sh;
+            let search = knn_search::to_search(json_body()?)?;
+            let out = rewrite::search(Some(search), &scope.filters)?;
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::ScrollNext => {
@@ -841,27 +862,9 @@ mod tests {
             (
                 "POST",
                 "/logs-*/_search",
-                Some("q=user:bob*"),
-                RejectKind::Forbidden,
-            ), // ENC-01
-            (
-                "POST",
-                "/logs-*/_search",
-                Some("size=1;q=x"),
-                RejectKind::Forbidden,
-            ), // ENC-04
-            (
-                "POST",
-                "/logs-*/_search",
                 Some("q=a&q=b"),
                 RejectKind::BadRequest,
             ), // ENC-05
-            (
-                "GET",
-                "/logs-*/_count",
-                Some("q=*:*"),
-                RejectKind::Forbidden,
-            ), // ENC-03
             (
                 "GET",
                 "/logs-*/_search",

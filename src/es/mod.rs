@@ -20,12 +20,17 @@ pub mod body;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod hidden;
 pub mod index;
+pub mod knn_search;
 pub mod media;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
+pub mod retriever;
 pub mod rewrite;
+pub mod uri_search;
+pub mod validate_query;
 
 mod flow;
 
@@ -224,6 +229,8 @@ impl Plan {
                 | endpoint::Route::OsPitOpen { .. }
                 | endpoint::Route::OsPitClose
                 | endpoint::Route::AsyncSubmit { .. }
+                | endpoint::Route::ValidateQuery { .. }
+                | endpoint::Route::KnnSearch { .. }
         )
     }
 }

@@ -32,6 +32,10 @@ pub enum ParamSet {
     AsyncSubmit,
     /// Polling an async search.
     AsyncGet,
+    /// `_validate/query`.
+    ValidateQuery,
+    /// The deprecated `_knn_search` (forwarded as a search).
+    KnnSearch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +63,26 @@ const INDICES_OPTIONS: &[(&str, Kind)] = &[
     ("ignore_unavailable", Kind::Bool),
     ("allow_no_indices", Kind::Bool),
 ];
+
+// URI search: translated into the body by `uri_search` and never forwarded as parameters.
+const URI_SEARCH: &[(&str, Kind)] = &[
+    ("q", Kind::Text),
+    ("df", Kind::Text),
+    ("analyzer", Kind::Text),
+    ("analyze_wildcard", Kind::Text),
+    ("lenient", Kind::Text),
+    ("default_operator", Kind::Text),
+];
+
+// `rewrite=true` expands multi-term queries against the whole index and `all_shards=true`
+// explains each shard's rewritten query: both show other tenants' terms.
+const VALIDATE_QUERY: &[(&str, Kind)] = &[
+    ("explain", Kind::Bool),
+    ("rewrite", Kind::OneOf(&["false"])),
+    ("all_shards", Kind::OneOf(&["false"])),
+];
+
+const KNN_SEARCH: &[(&str, Kind)] = &[("routing", Kind::Text)];
 
 const SEARCH: &[(&str, Kind)] = &[
     ("size", Kind::Uint),
@@ -150,6 +174,8 @@ impl ParamSet {
             ParamSet::NoParams => (&[], false),
             ParamSet::AsyncSubmit => (SEARCH, true),
             ParamSet::AsyncGet => (ASYNC_GET, false),
+            ParamSet::ValidateQuery => (VALIDATE_QUERY, true),
+            ParamSet::KnnSearch => (KNN_SEARCH, false),
         }
     }
 
@@ -170,6 +196,14 @@ impl ParamSet {
             }
             _ => None,
         }
+    }
+
+    /// Whether the route takes URI search (`q` and its companions, see `uri_search`).
+    fn takes_uri_search(self) -> bool {
+        matches!(
+            self,
+            ParamSet::Search | ParamSet::Count | ParamSet::ValidateQuery
+        )
     }
 }
 
@@ -251,6 +285,14 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
             .iter()
             .chain(set.extra().iter())
             .chain(COMMON.iter())
+            .chain(
+                if set.takes_uri_search() {
+                    URI_SEARCH
+                } else {
+                    &[]
+                }
+                .iter(),
+            )
             .chain(if takes_indices { INDICES_OPTIONS } else { &[] }.iter())
             .find(|(n, _)| *n == name)
             .map(|(_, k)| *k);
@@ -413,14 +455,8 @@ mod tests {
 
     #[test]
     fn search_denies_query_overriding_and_leaking_parameters() {
+        // `q` and its companions are taken (and translated) by `uri_search`.
         let denied = [
-            "q=user:bob*",        // ENC-01
-            "size=1;q=user:bob*", // ENC-04
-            "df=user",
-            "analyzer=x",
-            "default_operator=AND",
-            "lenient=true",
-            "analyze_wildcard=true",
             "source=%7B%7D&source_content_type=application/json", // ENC-06
             "suggest_field=message&suggest_text=x",               // ENC-07
             "explain=true",
@@ -493,25 +529,51 @@ mod tests {
     }
 
     #[test]
-    fn count_denies_uri_query_parameters() {
-        for q in [
-            "q=*:*",
-            "df=x",
-            "analyzer=x",
-            "lenient=true",
-            "default_operator=or",
+    fn uri_search_parameters_pass_only_where_they_are_translated() {
+        let q = "q=*:*&df=x&analyzer=x&lenient=true&default_operator=or&analyze_wildcard=true";
+        for set in [ParamSet::Search, ParamSet::Count, ParamSet::ValidateQuery] {
+            let got = check(Some(q), set).unwrap();
+            assert_eq!(got.len(), 7, "{set:?}: {got:?}");
+        }
+        for set in [
+            ParamSet::Mapping,
+            ParamSet::FieldCaps,
+            ParamSet::Msearch,
+            ParamSet::KnnSearch,
+            ParamSet::PitOpen,
         ] {
             assert_eq!(
-                check(Some(q), ParamSet::Count).unwrap_err().kind,
+                check(Some("q=x"), set).unwrap_err().kind,
                 RejectKind::Forbidden,
-                "{q}"
+                "{set:?}"
             );
         }
     }
 
     #[test]
+    fn validate_query_refuses_rewrite_and_all_shards() {
+        assert_eq!(
+            check(
+                Some("explain=true&rewrite=false&all_shards=false"),
+                ParamSet::ValidateQuery
+            )
+            .unwrap(),
+            pairs(&[
+                ("explain", "true"),
+                ("rewrite", "false"),
+                ("all_shards", "false"),
+                ("expand_wildcards", "open")
+            ])
+        );
+        for q in ["rewrite=true", "rewrite", "all_shards=true", "all_shards"] {
+            let err = check(Some(q), ParamSet::ValidateQuery).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
+        }
+    }
+
+    #[test]
     fn error_does_not_echo_the_value() {
-        let err = check(Some("q=LEAKMARKER"), ParamSet::Search).unwrap_err();
+        let err = check(Some("q=LEAKMARKER"), ParamSet::Mapping).unwrap_err();
         assert!(!err.reason.contains("LEAKMARKER"));
         assert!(err.reason.contains("[q]"));
     }

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use super::hidden;
 use super::index::concrete_allowed;
 use super::Rejection;
 
@@ -25,6 +26,9 @@ pub enum NameKind {
     Index,
     Alias,
     DataStream,
+    /// An index the backend reports as hidden (see `es::hidden`). Also used for an index an
+    /// alias points at whose attributes the backend did not report (treated as hidden).
+    HiddenIndex,
 }
 
 /// One name behind an expression, with the concrete indices it stands for.
@@ -62,10 +66,24 @@ pub fn narrow(
         .collect();
     let mut indices = BTreeSet::new();
     let mut dropped = false;
+    let hidden_names: BTreeSet<&str> = names
+        .iter()
+        .filter(|n| n.kind == NameKind::HiddenIndex)
+        .map(|n| n.name.as_str())
+        .collect();
     for n in names {
         let allowed = match n.kind {
             NameKind::Index => concrete_allowed(&n.name, patterns),
-            NameKind::Alias | NameKind::DataStream => {
+            NameKind::HiddenIndex => {
+                concrete_allowed(&n.name, patterns) && hidden::allows(&n.name, patterns)
+            }
+            NameKind::Alias => {
+                !n.indices.is_empty()
+                    && n.indices
+                        .iter()
+                        .all(|i| hidden::alias_target_allowed(i, &hidden_names, patterns))
+            }
+            NameKind::DataStream => {
                 !n.indices.is_empty() && n.indices.iter().all(|i| concrete_allowed(i, patterns))
             }
         };
@@ -222,6 +240,76 @@ mod tests {
             Narrowed::Only {
                 names: vec!["logs-a".into(), "logs-new".into()],
                 indices: vec!["logs-a".into()]
+            }
+        );
+    }
+
+    fn hidden(name: &str) -> ResolvedName {
+        ResolvedName {
+            name: name.into(),
+            kind: NameKind::HiddenIndex,
+            indices: vec![name.into()],
+        }
+    }
+
+    #[test]
+    fn hidden_indices_are_reached_only_through_patterns_that_name_them() {
+        // A wildcard drops them.
+        let got = narrow("logs-*", &[index("logs-a"), hidden("logs-h")], &logs()).unwrap();
+        let a = vec!["logs-a".to_string()];
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: a.clone(),
+                indices: a
+            }
+        );
+        assert_eq!(
+            narrow("logs-h*", &[hidden("logs-h")], &logs()).unwrap(),
+            Narrowed::Nothing
+        );
+        // Named explicitly, or through an alias, they are refused.
+        assert!(narrow("logs-h", &[hidden("logs-h")], &logs()).is_err());
+        assert!(narrow(
+            "logs-ha",
+            &[alias("logs-ha", &["logs-h"]), hidden("logs-h")],
+            &logs()
+        )
+        .is_err());
+        // A wildcard matching that alias drops it too.
+        let got = narrow(
+            "logs-*",
+            &[
+                index("logs-a"),
+                alias("logs-ha", &["logs-h"]),
+                hidden("logs-h"),
+            ],
+            &logs(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: vec!["logs-a".into()],
+                indices: vec!["logs-a".into()]
+            }
+        );
+        // A token whose pattern names them reaches them, wildcards included.
+        let alerts = vec![".alerts-*".to_string()];
+        let got = narrow(".alerts-*", &[hidden(".alerts-x")], &alerts).unwrap();
+        let x = vec![".alerts-x".to_string()];
+        assert_eq!(
+            got,
+            Narrowed::Only {
+                names: x.clone(),
+                indices: x.clone()
+            }
+        );
+        let exact = vec!["logs-*".to_string(), "logs-h".to_string()];
+        assert_eq!(
+            narrow("logs-h", &[hidden("logs-h")], &exact).unwrap(),
+            Narrowed::AsIs {
+                indices: vec!["logs-h".into()]
             }
         );
     }

@@ -4,9 +4,9 @@
 //! allow-list (top-level keys, query types, aggregation types and their parameters), nothing on
 //! the deny-list appears anywhere (`global`, `significant_*`, `min_doc_count: 0` on terms-like
 //! aggregations, scripts, runtime mappings, remote-fetch queries, `wrapper`, join queries,
-//! suggesters, `profile`/`explain`, retrievers, …), and the token's filter clauses sit in a
-//! fresh outer `bool.filter` around the user's query (or `match_all`) and in every top-level
-//! `knn` element's `filter`. The user's own `bool` is never merged into. Rejections name keys,
+//! suggesters, `profile`/`explain`, …), and the token's filter clauses sit in a
+//! fresh outer `bool.filter` around the user's query (or `match_all`), in every top-level
+//! `knn` element's `filter`, and in every leaf of a `retriever` (see `retriever`). The user's own `bool` is never merged into. Rejections name keys,
 //! never values.
 
 use serde_json::{json, Map, Value};
@@ -34,6 +34,9 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     for (key, value) in &obj {
         check_top_level(key, value)?;
+    }
+    if super::retriever::rewrite_in_body(&mut obj, filters)? {
+        return Ok(Value::Object(obj));
     }
     let knn_only = !obj.contains_key("query")
         && match obj.get("knn") {
@@ -782,10 +785,10 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
             _ => check_rescore(v),
         },
         "stats" => strings(v, key),
-        "retriever" | "sub_searches" | "rank" | "pit" | "runtime_mappings" | "script_fields"
-        | "suggest" | "indices_boost" | "ext" | "search_pipeline" | "derived" | "scroll" => {
-            Err(feature(key))
-        }
+        // Checked and filtered by `retriever::rewrite_in_body`.
+        "retriever" => Ok(()),
+        "sub_searches" | "rank" | "pit" | "runtime_mappings" | "script_fields" | "suggest"
+        | "indices_boost" | "ext" | "search_pipeline" | "derived" | "scroll" => Err(feature(key)),
         _ => Err(key_not_allowed(key)),
     }
 }
@@ -1439,7 +1442,7 @@ mod tests {
             json!({"aggs":{"s":{"significant_terms":{"field":"env"}}}}), // BODY-05
             json!({"aggs":{"s":{"significant_text":{"field":"m"}}}}),    // BODY-07
             json!({"suggest":{"s":{"text":"x","term":{"field":"m"}}}}),  // BODY-08
-            json!({"retriever":{"standard":{"query":{"match_all":{}}}}}), // BODY-13
+            json!({"retriever":{"pinned":{"ids":["b1"],"retriever":{"standard":{}}}}}), // BODY-13
             json!({"query":{"pinned":{"ids":["b1"],"organic":{"match_none":{}}}}}), // BODY-16
             json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{}}}), // BODY-18
             json!({"runtime_mappings":{"tenant":{"type":"keyword","script":"emit('a')"}}}), // BODY-20

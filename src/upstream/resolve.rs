@@ -3,7 +3,12 @@
 //!
 //! This is the one I/O step whose result feeds an access decision; the result is passed to
 //! `es::authorize` as data. Aliases and data streams are expanded to their indices so that an
-//! alias named like an allowed pattern cannot open a foreign index.
+//! alias named like an allowed pattern cannot open a foreign index. Wildcards are expanded to
+//! open, non-hidden names only (Elasticsearch adds hidden dot-names for a wildcard starting
+//! with a dot; `es::index` lets only dot patterns reach those). A name the answer marks hidden
+//! (named explicitly) is reported as `NameKind::HiddenIndex` so that `es::resolution` refuses
+//! it (`es::hidden`); an index an alias points at that the answer does not describe is looked
+//! up by name, and one the backend still does not describe is reported hidden.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,6 +33,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Bounded so that a client cannot grow the cache without limit with distinct expressions.
 const MAX_ENTRIES: usize = 10_000;
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Alias targets asked about in one `_resolve/index` request (index names are at most 255 bytes).
+const TARGETS_PER_LOOKUP: usize = 10;
 
 pub struct Resolver {
     ttl: Duration,
@@ -47,6 +54,8 @@ struct ResolveResponse {
 #[derive(Deserialize)]
 struct ResolvedIndex {
     name: String,
+    #[serde(default)]
+    attributes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,17 +94,13 @@ impl Resolver {
                 return Ok(Arc::clone(&hit.1));
             }
         }
-        let path = format!(
-            "/_resolve/index/{}?expand_wildcards=open&ignore_unavailable=true",
-            utf8_percent_encode(expr, SEGMENT)
-        );
-        let (status, body) = upstream.get_own(&path, authorization, MAX_RESPONSE).await?;
-        let concrete = match status {
-            200 => parse(&body).ok_or(UpstreamError::Resolve(status))?,
-            // A concrete name that does not exist: nothing behind it.
-            404 => vec![],
-            other => return Err(UpstreamError::Resolve(other)),
-        };
+        let mut concrete = fetch(upstream, authorization, expr).await?;
+        let unknown = undescribed_alias_targets(&concrete);
+        // In slices, so that an alias over many indices does not make an over-long request line.
+        for chunk in unknown.chunks(TARGETS_PER_LOOKUP) {
+            let targets = fetch(upstream, authorization, &chunk.join(",")).await?;
+            concrete.extend(hidden_targets(chunk, targets));
+        }
         let concrete = Arc::new(concrete);
         if self.cache.len() >= MAX_ENTRIES {
             self.cache
@@ -107,6 +112,63 @@ impl Resolver {
         }
         Ok(concrete)
     }
+}
+
+/// One `_resolve/index` round trip (wildcards: open, non-hidden names).
+async fn fetch(
+    upstream: &Upstream,
+    authorization: Option<&http::HeaderValue>,
+    expr: &str,
+) -> Result<Vec<ResolvedName>, UpstreamError> {
+    let path = format!(
+        "/_resolve/index/{}?expand_wildcards=open&ignore_unavailable=true",
+        utf8_percent_encode(expr, SEGMENT)
+    );
+    let (status, body) = upstream.get_own(&path, authorization, MAX_RESPONSE).await?;
+    match status {
+        200 => parse(&body).ok_or(UpstreamError::Resolve(status)),
+        // A concrete name that does not exist: nothing behind it.
+        404 => Ok(vec![]),
+        other => Err(UpstreamError::Resolve(other)),
+    }
+}
+
+/// Indices aliases point at that the answer does not list as indices (their hidden attribute
+/// is unknown), sorted.
+fn undescribed_alias_targets(names: &[ResolvedName]) -> Vec<String> {
+    let described: BTreeSet<&str> = names
+        .iter()
+        .filter(|n| matches!(n.kind, NameKind::Index | NameKind::HiddenIndex))
+        .map(|n| n.name.as_str())
+        .collect();
+    names
+        .iter()
+        .filter(|n| n.kind == NameKind::Alias)
+        .flat_map(|n| n.indices.iter())
+        .filter(|i| !described.contains(i.as_str()))
+        .cloned()
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect()
+}
+
+/// From the answer about `unknown` alias targets: those that are hidden, or that the backend
+/// did not describe at all (unknown is treated as hidden), as `HiddenIndex` names.
+fn hidden_targets(unknown: &[String], answer: Vec<ResolvedName>) -> Vec<ResolvedName> {
+    let visible: BTreeSet<&str> = answer
+        .iter()
+        .filter(|n| n.kind == NameKind::Index)
+        .map(|n| n.name.as_str())
+        .collect();
+    unknown
+        .iter()
+        .filter(|i| !visible.contains(i.as_str()))
+        .map(|i| ResolvedName {
+            name: i.clone(),
+            kind: NameKind::HiddenIndex,
+            indices: vec![i.clone()],
+        })
+        .collect()
 }
 
 /// The names in a `_resolve/index` answer: indices, aliases with their indices, data streams
@@ -122,8 +184,12 @@ fn parse(body: &[u8]) -> Option<Vec<ResolvedName>> {
         .into_iter()
         .map(|i| ResolvedName {
             indices: vec![i.name.clone()],
+            kind: if i.attributes.iter().any(|a| a == "hidden") {
+                NameKind::HiddenIndex
+            } else {
+                NameKind::Index
+            },
             name: i.name,
-            kind: NameKind::Index,
         })
         .collect();
     out.extend(r.aliases.into_iter().map(|a| ResolvedName {
@@ -171,6 +237,51 @@ mod tests {
                 ("ds", NameKind::DataStream, vec![".ds-ds-1"]),
             ]
         );
+    }
+
+    #[test]
+    fn hidden_indices_are_reported_as_such() {
+        let body = br#"{"indices":[{"name":"logs-a","attributes":["open"]},
+            {"name":"logs-h","aliases":["logs-ha"],"attributes":["hidden","open"]}],
+            "aliases":[{"name":"logs-ha","indices":["logs-h"]}],"data_streams":[]}"#;
+        let kinds: Vec<(String, NameKind)> = parse(body)
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.name, n.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("logs-a".to_string(), NameKind::Index),
+                ("logs-h".to_string(), NameKind::HiddenIndex),
+                ("logs-ha".to_string(), NameKind::Alias),
+            ]
+        );
+    }
+
+    #[test]
+    fn alias_targets_not_described_are_looked_up_and_unknown_ones_count_as_hidden() {
+        let first = parse(
+            br#"{"indices":[{"name":"logs-a","attributes":["open"]}],
+            "aliases":[{"name":"logs-x","indices":["logs-a","logs-h","gone"]},
+                       {"name":"logs-y","indices":["other"]}]}"#,
+        )
+        .unwrap();
+        let unknown = undescribed_alias_targets(&first);
+        assert_eq!(unknown, vec!["gone", "logs-h", "other"]);
+        let answer = parse(
+            br#"{"indices":[{"name":"logs-h","attributes":["hidden","open"]},
+            {"name":"other","attributes":["open"]}]}"#,
+        )
+        .unwrap();
+        let hidden: Vec<String> = hidden_targets(&unknown, answer)
+            .into_iter()
+            .map(|n| {
+                assert_eq!(n.kind, NameKind::HiddenIndex);
+                n.name
+            })
+            .collect();
+        assert_eq!(hidden, vec!["gone", "logs-h"]);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! `GET|POST [/{index}]/_validate/query`: the body (`query` only, or `?q=`) is checked like a
+//! count's and wrapped in the token's filters, so an explanation describes the filtered query.
+//!
+//! Invariant: what could show terms from outside the token's filters is refused before this
+//! module runs (in `params`): `rewrite=true` (multi-term queries are expanded against the
+//! whole index, other tenants' terms included) and `all_shards=true` (one rewritten
+//! explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
+//! which holds only the request's own values and the token's filter. Query types that read
+//! other documents while being parsed (terms lookup, `more_like_this` with documents, ...) are
+//! refused by `rewrite::check_query` as for a search.
+
+use serde_json::Value;
+
+use super::{rewrite, uri_search, FilterSet, Rejection};
+
+/// The body to forward: `{"query": wrap(query or match_all)}`.
+pub fn body(
+    body: Option<Value>,
+    uri_query: Option<Value>,
+    filters: &FilterSet,
+) -> Result<Value, Rejection> {
+    rewrite::count(uri_search::merge(body, uri_query)?, filters)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use crate::es::resolution::{NameKind, ResolvedName};
+    use crate::es::{self, FilterSet, Method, RejectKind, RequestHead, Resolution, Scope};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+            ids: crate::es::continuation::Binding {
+                token_id: "tok_test".into(),
+                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
+            },
+        }
+    }
+
+    /// Plan, prepare and authorize with every expression resolving to `logs-a`.
+    pub(crate) fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<es::Permit, es::Rejection> {
+        let s = scope();
+        let h = RequestHead {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            content_encoding: None,
+        };
+        let prepared = es::prepare(es::plan(&h, &s)?, body.map(str::as_bytes), &h, &s)?;
+        let names: BTreeMap<String, Vec<ResolvedName>> = prepared
+            .to_resolve()
+            .iter()
+            .map(|e| {
+                (
+                    e.clone(),
+                    vec![ResolvedName {
+                        name: "logs-a".into(),
+                        kind: NameKind::Index,
+                        indices: vec!["logs-a".into()],
+                    }],
+                )
+            })
+            .collect();
+        es::authorize(prepared, &Resolution { names }, &s)
+    }
+
+    fn json_body(p: &es::Permit) -> serde_json::Value {
+        serde_json::from_slice(&p.body.as_ref().expect("body").bytes).expect("json")
+    }
+
+    fn tenant() -> serde_json::Value {
+        json!([{"term": {"tenant": {"value": "a"}}}])
+    }
+
+    #[test]
+    fn validate_query_forwards_the_wrapped_query_with_explain() {
+        for (method, path, query, body, inner) in [
+            (
+                "GET",
+                "/_validate/query",
+                Some("explain=true"),
+                None,
+                json!({"match_all": {}}),
+            ),
+            (
+                "POST",
+                "/logs-a/_validate/query",
+                Some("explain"),
+                Some(r#"{"query":{"term":{"user":"x"}}}"#),
+                json!({"term": {"user": "x"}}),
+            ),
+            (
+                "GET",
+                "/logs-*/_validate/query",
+                Some("q=user:x&df=user&explain=true"),
+                None,
+                json!({"query_string": {"query": "user:x", "default_field": "user"}}),
+            ),
+        ] {
+            let p = run(method, path, query, body).unwrap();
+            assert_eq!(p.action, "validate_query");
+            assert_eq!(p.method, Method::Post);
+            assert_eq!(p.path, "/logs-a/_validate/query", "{path}");
+            let b = json_body(&p);
+            assert_eq!(b["query"]["bool"]["filter"], tenant(), "{path}");
+            assert_eq!(b["query"]["bool"]["must"], json!([inner]), "{path}");
+            assert!(
+                !p.query.iter().any(|(k, _)| k == "q" || k == "df"),
+                "{:?}",
+                p.query
+            );
+        }
+    }
+
+    #[test]
+    fn validate_query_refuses_what_shows_foreign_terms_and_other_body_keys() {
+        let cases: &[(&str, Option<&str>, Option<&str>, RejectKind)] = &[
+            (
+                "/logs-a/_validate/query",
+                Some("rewrite=true"),
+                None,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_validate/query",
+                Some("all_shards=true"),
+                None,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_validate/query",
+                None,
+                Some(r#"{"query":{"terms":{"user":{"index":"secret","id":"s1","path":"user"}}}}"#),
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_validate/query",
+                None,
+                Some(r#"{"query":{"match_all":{}},"aggs":{}}"#),
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_validate/query",
+                Some("q=x"),
+                Some(r#"{"query":{"match_all":{}}}"#),
+                RejectKind::BadRequest,
+            ),
+            (
+                "/logs-a/_validate/query",
+                Some("df=x"),
+                None,
+                RejectKind::BadRequest,
+            ),
+            ("/secret/_validate/query", None, None, RejectKind::Forbidden),
+            (
+                "/logs-a/_validate/schema",
+                None,
+                None,
+                RejectKind::Forbidden,
+            ),
+        ];
+        for (path, query, body, kind) in cases {
+            let err = run("POST", path, *query, *body).unwrap_err();
+            assert_eq!(err.kind, *kind, "{path} {query:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn uri_search_becomes_the_wrapped_body_query_on_search_and_count() {
+        let want = json!([{"query_string": {"query": "user:bob*", "default_field": "user",
+            "default_operator": "AND", "lenient": true}}]);
+        for path in [
+            "/_search",
+            "/logs-a/_search",
+            "/logs-*/_count",
+            "/_all/_count",
+        ] {
+            for method in ["GET", "POST"] {
+                let p = run(
+                    method,
+                    path,
+                    Some("q=user:bob*;df=user&default_operator=AND&lenient=true"),
+                    None,
+                )
+                .unwrap();
+                let b = json_body(&p);
+                assert_eq!(b["query"]["bool"]["filter"], tenant(), "{method} {path}");
+                assert_eq!(b["query"]["bool"]["must"], want, "{method} {path}");
+                let names: Vec<&str> = p.query.iter().map(|(k, _)| k.as_str()).collect();
+                assert!(
+                    names.iter().all(|k| !super::uri_search::PARAMS.contains(k)),
+                    "{names:?}"
+                );
+            }
+        }
+        // Other body keys stay beside the translated query.
+        let p = run(
+            "POST",
+            "/logs-a/_search",
+            Some("q=x"),
+            Some(r#"{"size":0}"#),
+        )
+        .unwrap();
+        assert_eq!(json_body(&p)["size"], 0);
+    }
+
+    #[test]
+    fn uri_search_refuses_a_second_query_and_lone_companions() {
+        for (path, q, body) in [
+            (
+                "/logs-a/_search",
+                "q=x",
+                Some(r#"{"query":{"match_all":{}}}"#),
+            ),
+            (
+                "/logs-a/_count",
+                "q=x",
+                Some(r#"{"query":{"match_all":{}}}"#),
+            ),
+            ("/logs-a/_search", "df=user", None),
+            ("/logs-a/_count", "analyzer=standard", None),
+            ("/logs-a/_search", "q=x&default_operator=NOT", None),
+        ] {
+            let err = run("POST", path, Some(q), body).unwrap_err();
+            assert_eq!(err.kind, RejectKind::BadRequest, "{path} {q}");
+        }
+        // Routes without URI search still refuse `q`.
+        for path in ["/logs-a/_mapping", "/logs-a/_field_caps"] {
+            let err = run("GET", path, Some("q=x"), None).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{path}");
+        }
+    }
+}
