@@ -300,7 +300,8 @@ async fn value_suggestions_by_terms_aggregation_equal_the_filtered_search() {
 /// Discover's single-document view: its buildSearchBody (use_es_doc_search.ts) asks for one
 /// id in one index with stored_fields ['*'], script_fields {}, version, _source, runtime_mappings {} and
 /// fields [{field: '*', include_unmapped: true}]. Kibana 8 submits it through the data
-/// plugin (an `_async_search`, not supported by esgate yet); the same body through `_search`
+/// plugin (an `_async_search`: neither backend implements it, see tests/async_search.rs); the
+/// same body through `_search`
 /// must find the user's own document and not another tenant's (noida: osmem has no
 /// runtime_mappings for the direct comparison).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +370,8 @@ async fn data_view_fields_in_the_query_string_form_list_only_the_tokens_indices(
 /// `*` with include_unmapped, script_fields {}, stored_fields ['*'], runtime_mappings {},
 /// _source false, the time range in bool.filter, highlight with Kibana's tags and
 /// fragment_size 2147483647; es_search_strategy.ts adds ignore_unavailable=true and the shard
-/// timeout). Kibana 8 submits these through `_async_search` (not supported by esgate yet);
+/// timeout). Kibana 8 submits these through `_async_search` (no backend here implements it;
+/// tests/async_search.rs covers esgate's side);
 /// the `es` strategy sends the same body to `_search`, as here (noida: osmem has no
 /// runtime_mappings for the direct comparison).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
