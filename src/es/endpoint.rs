@@ -41,6 +41,12 @@ pub enum Route {
     OsPitOpen { index: String },
     /// `DELETE /_search/point_in_time` with the (sealed) ids in the body.
     OsPitClose,
+    /// `GET|POST /{index}/_terms_enum`, answered from a filtered terms aggregation.
+    TermsEnum { index: String },
+    /// `GET /_cat/indices[/{index}]`, rendered by esgate with the token's indices only.
+    CatIndices { index: Option<String> },
+    /// `GET|POST /{index}/_explain/{id}`, with the query wrapped in the token's filters.
+    Explain { index: String, id: String },
 }
 
 impl Route {
@@ -59,6 +65,9 @@ impl Route {
             Route::ScrollClear => "clear_scroll",
             Route::PitOpen { .. } | Route::OsPitOpen { .. } => "open_pit",
             Route::PitClose | Route::OsPitClose => "close_pit",
+            Route::TermsEnum { .. } => "terms_enum",
+            Route::CatIndices { .. } => "cat_indices",
+            Route::Explain { .. } => "explain",
         }
     }
 }
@@ -285,6 +294,17 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
                 index: decode_value(index)?,
             }
         }
+        ["_cat", "indices"] if method == Get => Route::CatIndices { index: None },
+        ["_cat", "indices", index] if method == Get => Route::CatIndices {
+            index: Some(decode_value(index)?),
+        },
+        [index, "_terms_enum"] if get_or_post && !is_api_root(index) => Route::TermsEnum {
+            index: decode_value(index)?,
+        },
+        [index, "_explain", id] if get_or_post && !is_api_root(index) => Route::Explain {
+            index: decode_value(index)?,
+            id: decode_value(id)?,
+        },
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
             match *api {
@@ -549,10 +569,8 @@ mod tests {
             (Get, "/_resolve/cluster/logs-a"),
             (Head, "/_search"),
             (Delete, "/"),
-            (Get, "/_cat/indices"),
             (Post, "/_sql"),
             (Post, "/_query"),
-            (Get, "/logs-a/_terms_enum"),
             (Post, "/_async_search"),
             (Get, "/logs-a/_pit"),
             (Get, "/_plugins/_sql"),
@@ -727,6 +745,26 @@ mod tests {
             "/_mapping",
             "mapping defaults to the token's patterns",
         ),
+        (
+            "POST",
+            "/{index}/_terms_enum",
+            "answered from a terms aggregation with the token's filters (transform)",
+        ),
+        (
+            "GET",
+            "/_cat/indices",
+            "the token's indices only; counting columns removed for filtered tokens",
+        ),
+        (
+            "GET",
+            "/_cat/indices/{index}",
+            "the narrowed expression only; counting columns removed for filtered tokens",
+        ),
+        (
+            "POST",
+            "/{index}/_explain/{id}",
+            "query wrapped in the token's filters; unmatched answers like missing",
+        ),
     ];
 
     const OS_OVERRIDES: &[(&str, &str, &str)] = &[
@@ -764,6 +802,11 @@ mod tests {
         ),
         ("GET", "/index/_mapping", "mapping on checked indices"),
         ("GET", "/_cluster/health", "cluster-level health only"),
+        (
+            "GET",
+            "/_cat/indices/index",
+            "the narrowed expression only; counting columns removed for filtered tokens",
+        ),
     ];
 
     fn instantiate_es(template: &str) -> String {

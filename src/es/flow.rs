@@ -16,6 +16,8 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
+use super::transform::Transform;
+use super::{cat_indices, explain, terms_enum};
 use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
@@ -60,6 +62,9 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
         Route::ScrollClear | Route::PitClose | Route::OsPitClose => ParamSet::NoParams,
+        Route::TermsEnum { .. } => ParamSet::TermsEnum,
+        Route::CatIndices { .. } => ParamSet::CatIndices,
+        Route::Explain { .. } => ParamSet::Explain,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -78,6 +83,10 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::Mapping { index }
         | Route::FieldCaps { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
+        Route::TermsEnum { index } | Route::Explain { index, .. } => {
+            Some(index::parse(Some(index), &scope.indices)?)
+        }
+        Route::CatIndices { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
     };
     Ok(Plan {
         action: route.action(),
@@ -99,7 +108,7 @@ pub(super) fn prepare(
         action,
         route,
         method,
-        params,
+        mut params,
         index,
     } = plan;
     let expr = || {
@@ -110,6 +119,7 @@ pub(super) fn prepare(
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
     let mut shape = Shape::Fixed;
     let mut seal = None;
+    let mut transform = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
@@ -187,6 +197,7 @@ pub(super) fn prepare(
                     query: params,
                     body: Some(json_forward(&out)?),
                     seal,
+                    transform: None,
                 });
             }
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
@@ -287,6 +298,39 @@ pub(super) fn prepare(
                 Vec::new(),
             )
         }
+        Route::TermsEnum { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            shape = sh;
+            let (out, answer) = terms_enum::search_body(json_body()?, &scope.filters)?;
+            transform = Some(Transform::TermsEnum(answer));
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::CatIndices { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/_cat/indices/", "");
+            shape = sh;
+            let (forward, table) = cat_indices::plan(&params, !scope.filters.is_empty())?;
+            params = forward;
+            transform = Some(Transform::CatIndices(table));
+            (Method::Get, path, None, resolve)
+        }
+        Route::Explain { id, .. } => {
+            // One concrete index (or an alias of one): a wildcard would be narrowed to a list.
+            let e = expr()?;
+            let [name] = e.elements() else {
+                return Err(Rejection::bad_request("explain takes exactly one index"));
+            };
+            if name.contains('*') {
+                return Err(Rejection::bad_request("explain takes exactly one index"));
+            }
+            let out = explain::body(json_body()?, &scope.filters)?;
+            transform = Some(Transform::Explain);
+            (
+                Method::Post,
+                explain::path(name, &id)?,
+                Some(json_forward(&out)?),
+                vec![name.clone()],
+            )
+        }
         Route::Msearch { .. } => {
             let path_index: Option<Expression> = index.clone();
             let Some(raw) = raw_body.filter(|b| !b.is_empty()) else {
@@ -327,6 +371,7 @@ pub(super) fn prepare(
         query: params,
         body,
         seal,
+        transform,
     })
 }
 
@@ -344,6 +389,7 @@ pub(super) fn authorize(
         query,
         mut body,
         seal,
+        transform,
     } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
@@ -404,7 +450,7 @@ pub(super) fn authorize(
             }
         }
     }
-    Ok(Permit::new(
+    let mut permit = Permit::new(
         action,
         method,
         path,
@@ -412,7 +458,9 @@ pub(super) fn authorize(
         body,
         indices.into_iter().collect(),
         seal,
-    ))
+    );
+    permit.transform = transform;
+    Ok(permit)
 }
 
 /// A `_field_caps` body: `fields` (a string or a list of strings) and `index_filter` (a query,

@@ -16,14 +16,18 @@
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 
 pub mod body;
+pub mod cat_indices;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod explain;
 pub mod index;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
 pub mod rewrite;
+pub mod terms_enum;
+pub mod transform;
 
 mod flow;
 
@@ -190,6 +194,8 @@ pub struct Permit {
     pub indices: Vec<String>,
     /// A continuation id in the successful response to seal before it reaches the client.
     pub seal: Option<continuation::Seal>,
+    /// How esgate rewrites the backend's response before the client sees it.
+    pub transform: Option<transform::Transform>,
     _sealed: (),
 }
 
@@ -219,6 +225,8 @@ impl Plan {
                 | endpoint::Route::PitClose
                 | endpoint::Route::OsPitOpen { .. }
                 | endpoint::Route::OsPitClose
+                | endpoint::Route::TermsEnum { .. }
+                | endpoint::Route::Explain { .. }
         )
     }
 }
@@ -235,6 +243,7 @@ pub struct Prepared {
     query: Vec<(String, String)>,
     body: Option<ForwardBody>,
     seal: Option<continuation::Seal>,
+    transform: Option<transform::Transform>,
 }
 
 impl Prepared {
@@ -301,6 +310,7 @@ impl Permit {
             body,
             indices,
             seal,
+            transform: None,
             _sealed: (),
         }
     }

@@ -8,6 +8,7 @@
 //! backend only as an `es::Permit`.
 
 pub mod hygiene;
+mod transformed;
 pub mod upstream_request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -124,6 +125,7 @@ async fn pipeline(
     };
     let (parts, body) = req.into_parts();
     let mut seal = None;
+    let mut transform = None;
     let upstream_req = match token.permission() {
         Permission::All => {
             ctx.event.action = Some("pass_through");
@@ -141,14 +143,18 @@ async fn pipeline(
             )
         }
         Permission::Read => {
-            let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            let mut permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
+            transform = permit.transform.take();
             upstream_request::from_permit(permit, &parts.headers, &forwarding)
         }
     };
     let response = app.upstream.send(upstream_req).await?;
     let (up, body) = response.into_parts();
     let mut headers = upstream_request::response_headers(&up.headers);
+    if let Some(t) = transform {
+        return transformed::respond(&t, up.status, &up.headers, headers, body).await;
+    }
     let body = match seal {
         Some(seal) if up.status.is_success() => {
             // The body is rebuilt with the sealed id: its length changes.
