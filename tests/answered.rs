@@ -52,11 +52,13 @@ async fn add_users(backend: &str) {
     assert_eq!(r.json()["errors"], json!(false), "{}", r.text());
 }
 
+/// Requests ask for gzip like Grafana and Kibana do: a transformed answer is read (and so
+/// asked for) unencoded, and reaches the client as plain JSON or text.
 async fn post(gw: &Esgate, auth: &str, path: &str, body: Value) -> Reply {
     send(
         "POST",
         &gw.url(path),
-        &[("authorization", auth)],
+        &[("authorization", auth), ("accept-encoding", "gzip")],
         body.to_string(),
     )
     .await
@@ -64,9 +66,14 @@ async fn post(gw: &Esgate, auth: &str, path: &str, body: Value) -> Reply {
 }
 
 async fn get(gw: &Esgate, auth: &str, path: &str) -> Reply {
-    send("GET", &gw.url(path), &[("authorization", auth)], Vec::new())
-        .await
-        .expect("esgate answers")
+    send(
+        "GET",
+        &gw.url(path),
+        &[("authorization", auth), ("accept-encoding", "gzip")],
+        Vec::new(),
+    )
+    .await
+    .expect("esgate answers")
 }
 
 /// Tenant a's `user` values matching `clauses`, straight from the backend: a terms

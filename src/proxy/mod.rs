@@ -143,9 +143,9 @@ async fn pipeline(
             )
         }
         Permission::Read => {
-            let mut permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
-            transform = permit.transform.take();
+            transform = permit.transform.clone();
             upstream_request::from_permit(permit, &parts.headers, &forwarding)
         }
     };
