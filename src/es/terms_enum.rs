@@ -62,10 +62,10 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
             ("field", Value::String(f)) if valid_field(&f) => field = Some(f),
             ("string", Value::String(s)) if s.chars().count() <= MAX_STRING => prefix = s,
             ("size", Value::Number(n)) => match n.as_u64() {
-                Some(n) if n <= MAX_SIZE => size = n,
+                Some(n) if (1..=MAX_SIZE).contains(&n) => size = n,
                 _ => {
                     return Err(Rejection::bad_request(format!(
-                        "[size] must be an integer between 0 and {MAX_SIZE}"
+                        "[size] must be an integer between 1 and {MAX_SIZE}"
                     )))
                 }
             },
@@ -287,6 +287,30 @@ mod tests {
     }
 
     #[test]
+    fn kibana_value_suggestions_body_is_accepted() {
+        // Kibana's unified search (autocomplete/terms_enum.ts): filters and a `_tier` terms
+        // clause in `index_filter`, no size.
+        let body = json!({
+            "field": "user.keyword",
+            "string": "al",
+            "index_filter": {"bool": {"must": [
+                {"range": {"@timestamp": {"gte": "2024-01-01T00:00:00.000Z", "format": "strict_date_optional_time"}}},
+                {"terms": {"_tier": ["data_hot", "data_warm", "data_content", "data_cold"]}},
+            ]}},
+        });
+        let (out, spec) = search_body(Some(body.clone()), &tenant_a()).unwrap();
+        assert_eq!(spec.size, DEFAULT_SIZE);
+        assert_eq!(
+            out["query"]["bool"]["must"][0]["bool"]["filter"][0],
+            body["index_filter"]
+        );
+        assert_eq!(
+            out["query"]["bool"]["filter"],
+            json!([{"term": {"tenant": {"value": "a"}}}])
+        );
+    }
+
+    #[test]
     fn defaults_and_optional_clauses() {
         let (out, spec) = search_body(Some(json!({"field": "user"})), &tenant_a()).unwrap();
         assert_eq!(out["aggs"]["terms_enum"]["terms"]["size"], json!(10));
@@ -329,6 +353,8 @@ mod tests {
             (Some(json!({"field": 3})), "[field]"),
             (Some(json!({"field": "u", "size": -1})), "[size]"),
             (Some(json!({"field": "u", "size": 10001})), "[size]"),
+            (Some(json!({"field": "u", "size": 0})), "[size]"),
+            (Some(json!({"field": "u", "size": 1.5})), "[size]"),
             (Some(json!({"field": "u", "timeout": "soon"})), "[timeout]"),
             (
                 Some(json!({"field": "u", "case_insensitive": "yes"})),
