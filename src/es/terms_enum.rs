@@ -430,4 +430,65 @@ mod tests {
         assert!(!has_prefix("b", "bo", true));
         assert!(has_prefix("anything", "", false));
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever the backend's buckets, the answer holds only keys that start with the
+            /// prefix and sort after `search_after`, at most `size` of them, in bucket order.
+            #[test]
+            fn answers_never_hold_keys_outside_the_request(
+                keys in prop::collection::vec("[a-cA-C.]{0,4}", 0..20),
+                prefix in "[a-cA-C.]{0,2}",
+                case_insensitive in any::<bool>(),
+                search_after in prop::option::of("[a-c]{0,3}"),
+                size in 1u64..8,
+            ) {
+                let spec = Answer { prefix: prefix.clone(), case_insensitive, search_after: search_after.clone(), size };
+                let buckets: Vec<Value> = keys.iter().map(|k| json!({"key": k, "doc_count": 1})).collect();
+                let response = json!({"_shards": {"failed": 0}, "timed_out": false,
+                    "aggregations": {"terms_enum": {"buckets": buckets}}});
+                let out = answer(&spec, &response).expect("an answer");
+                let terms = out["terms"].as_array().expect("terms");
+                prop_assert!(terms.len() as u64 <= size);
+                let mut last = 0;
+                for t in terms {
+                    let t = t.as_str().expect("a string");
+                    prop_assert!(has_prefix(t, &prefix, case_insensitive));
+                    if let Some(a) = &search_after {
+                        prop_assert!(t > a.as_str());
+                    }
+                    let pos = keys[last..].iter().position(|k| k == t).expect("from a bucket");
+                    last += pos + 1;
+                }
+            }
+
+            /// Whatever the accepted body, the forwarded query is the token's filters around
+            /// the request's clauses, and the aggregation reads only the requested field.
+            #[test]
+            fn forwarded_search_always_carries_the_token_filters(
+                field in "[a-z_.]{1,12}",
+                string in ".{0,8}",
+                case_insensitive in any::<bool>(),
+                search_after in prop::option::of(".{0,8}"),
+            ) {
+                let mut body = json!({"field": field, "string": string, "case_insensitive": case_insensitive});
+                if let Some(a) = &search_after {
+                    body["search_after"] = json!(a);
+                }
+                let (out, _) = search_body(Some(body), &tenant_a()).expect("accepted");
+                prop_assert_eq!(
+                    &out["query"]["bool"]["filter"],
+                    &json!([{"term": {"tenant": {"value": "a"}}}])
+                );
+                prop_assert_eq!(&out["size"], &json!(0));
+                prop_assert_eq!(&out["aggs"]["terms_enum"]["terms"]["field"], &json!(field));
+                let keys: Vec<&String> = out.as_object().expect("object").keys().collect();
+                prop_assert!(keys.iter().all(|k| ["size", "timeout", "query", "aggs"].contains(&k.as_str())));
+            }
+        }
+    }
 }
