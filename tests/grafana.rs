@@ -405,6 +405,7 @@ async fn fixtures_hold_on_the_elasticsearch_8_backend_too() {
         include_str!("data/grafana/terms_variable.json"),
         include_str!("data/grafana/logs_volume.json"),
         include_str!("data/grafana/resolve_index.json"),
+        include_str!("data/grafana/cat_indices.json"),
     ] {
         replay_fixture_on(text, backend.url(), false).await;
     }
@@ -418,7 +419,10 @@ grafana_fixture!(
     log_context_query_equals_the_filtered_search,
     "logs_context.json"
 );
-// Not replayed yet: `cat_indices.json` (esgate does not answer `_cat/indices` yet).
+grafana_fixture!(
+    cat_indices_lists_only_the_tokens_indices,
+    "cat_indices.json"
+);
 grafana_fixture!(
     include_frozen_metric_query_equals_the_filtered_search,
     "metric_include_frozen.json"

@@ -313,7 +313,7 @@ async fn refused_requests_never_reach_the_backend() {
         ),
         ("GET", "/logs-b/_doc/b1", ""),
         ("POST", "/_sql", r#"{"query":"SELECT * FROM secret"}"#),
-        ("GET", "/_cat/indices", ""),
+        ("GET", "/_cat/indices?h=index,docs.count", ""),
         ("POST", "/_search/scroll", r#"{"scroll_id":"x"}"#),
     ];
     for (method, path, body) in cases {

@@ -51,6 +51,12 @@ pub enum Route {
     ValidateQuery { index: Option<String> },
     /// `GET|POST /{index}/_knn_search` (Elasticsearch 8, deprecated): forwarded as a search.
     KnnSearch { index: String },
+    /// `GET|POST /{index}/_terms_enum`, answered from a filtered terms aggregation.
+    TermsEnum { index: String },
+    /// `GET /_cat/indices[/{index}]`, rendered by esgate with the token's indices only.
+    CatIndices { index: Option<String> },
+    /// `GET|POST /{index}/_explain/{id}`, with the query wrapped in the token's filters.
+    Explain { index: String, id: String },
 }
 
 impl Route {
@@ -73,6 +79,9 @@ impl Route {
             Route::AsyncById { op, .. } => op.action(),
             Route::ValidateQuery { .. } => "validate_query",
             Route::KnnSearch { .. } => "knn_search",
+            Route::TermsEnum { .. } => "terms_enum",
+            Route::CatIndices { .. } => "cat_indices",
+            Route::Explain { .. } => "explain",
         }
     }
 }
@@ -323,6 +332,17 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
         }
         [index, "_knn_search"] if get_or_post && !is_api_root(index) => Route::KnnSearch {
             index: decode_value(index)?,
+        },
+        ["_cat", "indices"] if method == Get => Route::CatIndices { index: None },
+        ["_cat", "indices", index] if method == Get => Route::CatIndices {
+            index: Some(decode_value(index)?),
+        },
+        [index, "_terms_enum"] if get_or_post && !is_api_root(index) => Route::TermsEnum {
+            index: decode_value(index)?,
+        },
+        [index, "_explain", id] if get_or_post && !is_api_root(index) => Route::Explain {
+            index: decode_value(index)?,
+            id: decode_value(id)?,
         },
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
@@ -631,10 +651,8 @@ mod tests {
             (Get, "/_resolve/cluster/logs-a"),
             (Head, "/_search"),
             (Delete, "/"),
-            (Get, "/_cat/indices"),
             (Post, "/_sql"),
             (Post, "/_query"),
-            (Get, "/logs-a/_terms_enum"),
             (Get, "/_async_search"),
             (Put, "/logs-a/_async_search"),
             (Post, "/_async_search/x"),
@@ -849,6 +867,26 @@ mod tests {
             "/_validate/query",
             "validate_query defaults to the token's patterns",
         ),
+        (
+            "POST",
+            "/{index}/_terms_enum",
+            "answered from a terms aggregation with the token's filters (transform)",
+        ),
+        (
+            "GET",
+            "/_cat/indices",
+            "the token's indices only; counting columns removed for filtered tokens",
+        ),
+        (
+            "GET",
+            "/_cat/indices/{index}",
+            "the narrowed expression only; counting columns removed for filtered tokens",
+        ),
+        (
+            "POST",
+            "/{index}/_explain/{id}",
+            "query wrapped in the token's filters; unmatched answers like missing",
+        ),
     ];
 
     const OS_OVERRIDES: &[(&str, &str, &str)] = &[
@@ -890,6 +928,11 @@ mod tests {
             "POST",
             "/index/_validate/query",
             "query wrapped in the token's filters; rewrite and all_shards refused",
+        ),
+        (
+            "GET",
+            "/_cat/indices/index",
+            "the narrowed expression only; counting columns removed for filtered tokens",
         ),
     ];
 

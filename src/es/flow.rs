@@ -17,6 +17,8 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
+use super::transform::Transform;
+use super::{cat_indices, explain, terms_enum};
 use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
@@ -72,6 +74,9 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         },
         Route::ValidateQuery { .. } => ParamSet::ValidateQuery,
         Route::KnnSearch { .. } => ParamSet::KnnSearch,
+        Route::TermsEnum { .. } => ParamSet::TermsEnum,
+        Route::CatIndices { .. } => ParamSet::CatIndices,
+        Route::Explain { .. } => ParamSet::Explain,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -94,6 +99,10 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
         Route::ValidateQuery { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::KnnSearch { index } => Some(index::parse(Some(index), &scope.indices)?),
+        Route::TermsEnum { index } | Route::Explain { index, .. } => {
+            Some(index::parse(Some(index), &scope.indices)?)
+        }
+        Route::CatIndices { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
     };
     Ok(Plan {
         action: route.action(),
@@ -129,6 +138,7 @@ pub(super) fn prepare(
     let uri_query = uri_search::take(&mut params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
+    let mut transform = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     // An async search submit is rewritten like a search; only its path and seal differ.
     let async_submit = matches!(route, Route::AsyncSubmit { .. });
@@ -212,6 +222,7 @@ pub(super) fn prepare(
                     query: params,
                     body: Some(json_forward(&out)?),
                     seal,
+                    transform: None,
                 });
             }
             let (sh, path, resolve) = at_path(&expr()?, "/", api);
@@ -332,6 +343,39 @@ pub(super) fn prepare(
                 Vec::new(),
             )
         }
+        Route::TermsEnum { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
+            shape = sh;
+            let (out, answer) = terms_enum::search_body(json_body()?, &scope.filters)?;
+            transform = Some(Transform::TermsEnum(answer));
+            (Method::Post, path, Some(json_forward(&out)?), resolve)
+        }
+        Route::CatIndices { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/_cat/indices/", "");
+            shape = sh;
+            let (forward, table) = cat_indices::plan(&params, !scope.filters.is_empty())?;
+            params = forward;
+            transform = Some(Transform::CatIndices(table));
+            (Method::Get, path, None, resolve)
+        }
+        Route::Explain { id, .. } => {
+            // One concrete index (or an alias of one): a wildcard would be narrowed to a list.
+            let e = expr()?;
+            let [name] = e.elements() else {
+                return Err(Rejection::bad_request("explain takes exactly one index"));
+            };
+            if name.contains('*') {
+                return Err(Rejection::bad_request("explain takes exactly one index"));
+            }
+            let out = explain::body(json_body()?, &scope.filters)?;
+            transform = Some(Transform::Explain);
+            (
+                Method::Post,
+                explain::path(name, &id)?,
+                Some(json_forward(&out)?),
+                vec![name.clone()],
+            )
+        }
         Route::Msearch { .. } => {
             let path_index: Option<Expression> = index.clone();
             let Some(raw) = raw_body.filter(|b| !b.is_empty()) else {
@@ -378,6 +422,7 @@ pub(super) fn prepare(
         query: params,
         body,
         seal,
+        transform,
     })
 }
 
@@ -395,6 +440,7 @@ pub(super) fn authorize(
         query,
         mut body,
         seal,
+        transform,
     } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
@@ -455,7 +501,7 @@ pub(super) fn authorize(
             }
         }
     }
-    Ok(Permit::new(
+    let mut permit = Permit::new(
         action,
         method,
         path,
@@ -463,7 +509,9 @@ pub(super) fn authorize(
         body,
         indices.into_iter().collect(),
         seal,
-    ))
+    );
+    permit.transform = transform;
+    Ok(permit)
 }
 
 /// An expression that matches no index on any cluster (`*` minus `*`), forwarded where a

@@ -17,9 +17,11 @@
 
 pub mod async_search;
 pub mod body;
+pub mod cat_indices;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod explain;
 pub mod hidden;
 pub mod index;
 pub mod knn_search;
@@ -29,6 +31,8 @@ pub mod params;
 pub mod resolution;
 pub mod retriever;
 pub mod rewrite;
+pub mod terms_enum;
+pub mod transform;
 pub mod uri_search;
 pub mod validate_query;
 
@@ -199,6 +203,8 @@ pub struct Permit {
     pub indices: Vec<String>,
     /// A continuation id in the successful response to seal before it reaches the client.
     pub seal: Option<continuation::Seal>,
+    /// How esgate rewrites the backend's response before the client sees it.
+    pub transform: Option<transform::Transform>,
     _sealed: (),
 }
 
@@ -231,6 +237,8 @@ impl Plan {
                 | endpoint::Route::AsyncSubmit { .. }
                 | endpoint::Route::ValidateQuery { .. }
                 | endpoint::Route::KnnSearch { .. }
+                | endpoint::Route::TermsEnum { .. }
+                | endpoint::Route::Explain { .. }
         )
     }
 }
@@ -247,6 +255,7 @@ pub struct Prepared {
     query: Vec<(String, String)>,
     body: Option<ForwardBody>,
     seal: Option<continuation::Seal>,
+    transform: Option<transform::Transform>,
 }
 
 impl Prepared {
@@ -313,6 +322,7 @@ impl Permit {
             body,
             indices,
             seal,
+            transform: None,
             _sealed: (),
         }
     }

@@ -36,6 +36,12 @@ pub enum ParamSet {
     ValidateQuery,
     /// The deprecated `_knn_search` (forwarded as a search).
     KnnSearch,
+    /// `_terms_enum`: everything is in the body.
+    TermsEnum,
+    /// `_cat/indices`: rendering parameters, interpreted by `cat_indices`.
+    CatIndices,
+    /// `_explain`: response shaping only (no `q`, `df`, `analyzer`...).
+    Explain,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +158,25 @@ const FIELD_CAPS: &[(&str, Kind)] = &[
     ("include_empty_fields", Kind::Bool),
 ];
 
+const CAT_INDICES: &[(&str, Kind)] = &[
+    ("format", Kind::Text),
+    ("h", Kind::Text),
+    ("s", Kind::Text),
+    ("v", Kind::Bool),
+    ("bytes", Kind::Text),
+    ("local", Kind::Bool),
+    ("master_timeout", Kind::Time),
+];
+
+const EXPLAIN: &[(&str, Kind)] = &[
+    ("_source", Kind::Text),
+    ("_source_includes", Kind::Text),
+    ("_source_excludes", Kind::Text),
+    ("stored_fields", Kind::Text),
+    ("routing", Kind::Text),
+    ("preference", Kind::Text),
+];
+
 // No `timeout`: a wait longer than esgate's backend timeout would turn into a 504.
 const CLUSTER_HEALTH: &[(&str, Kind)] = &[
     ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
@@ -176,6 +201,9 @@ impl ParamSet {
             ParamSet::AsyncGet => (ASYNC_GET, false),
             ParamSet::ValidateQuery => (VALIDATE_QUERY, true),
             ParamSet::KnnSearch => (KNN_SEARCH, false),
+            ParamSet::TermsEnum => (&[], true),
+            ParamSet::CatIndices => (CAT_INDICES, false),
+            ParamSet::Explain => (EXPLAIN, false),
         }
     }
 

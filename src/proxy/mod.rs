@@ -8,6 +8,7 @@
 //! backend only as an `es::Permit`.
 
 pub mod hygiene;
+mod transformed;
 pub mod upstream_request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -134,6 +135,7 @@ async fn pipeline(
     };
     let (parts, body) = req.into_parts();
     let mut seal = None;
+    let mut transform = None;
     let upstream_req = match token.permission() {
         Permission::All => {
             ctx.event.action = Some("pass_through");
@@ -157,12 +159,16 @@ async fn pipeline(
             )?;
             let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
+            transform = permit.transform.clone();
             upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
     };
     let response = app.upstream.send(upstream_req).await?;
     let (up, body) = response.into_parts();
     let mut headers = upstream_request::response_headers(&up.headers);
+    if let Some(t) = transform {
+        return transformed::respond(&t, up.status, &up.headers, headers, body).await;
+    }
     let body = match seal {
         // A failed async search still answers with its id (under its error status).
         Some(seal)

@@ -1,0 +1,53 @@
+//! Answers built from the backend's response by an `es::transform::Transform` (`_terms_enum`,
+//! `_cat/indices`, `_explain`): the upstream body is read whole (capped; esgate asked for
+//! identity encoding), transformed, and sent with its own length and content type.
+//!
+//! Invariant: a transformed route's upstream body never reaches the client untransformed; an
+//! encoded, oversized or unexpected answer is a 502.
+
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::{read_capped, Body};
+use crate::error::ProxyError;
+use crate::es::transform::{self, Transform};
+use crate::upstream::UpstreamError;
+
+/// These answers are small (a page of terms, one row per index, one explanation).
+const MAX_TRANSFORMED_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// The client's response for the backend's `status`, `upstream` headers and `body`; `headers`
+/// are the relayed response headers.
+pub(super) async fn respond(
+    t: &Transform,
+    status: StatusCode,
+    upstream: &HeaderMap,
+    mut headers: HeaderMap,
+    body: Incoming,
+) -> Result<Response<Body>, ProxyError> {
+    if upstream
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+    {
+        return Err(ProxyError::Upstream(UpstreamError::Broken));
+    }
+    let bytes = read_capped(body, MAX_TRANSFORMED_RESPONSE)
+        .await
+        .map_err(|_| ProxyError::Upstream(UpstreamError::Broken))?;
+    let (out_status, out) = transform::apply(t, status.as_u16(), &bytes)
+        .map_err(|_| ProxyError::Upstream(UpstreamError::Unexpected))?;
+    let out_status = StatusCode::from_u16(out_status).map_err(|_| UpstreamError::Unexpected)?;
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
+    // A backend error passed unchanged keeps its own content type.
+    if status.is_success() || out != bytes {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(transform::content_type(t, out_status.as_u16())),
+        );
+    }
+    let mut response = Response::new(crate::body::full(out));
+    *response.status_mut() = out_status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
