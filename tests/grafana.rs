@@ -414,7 +414,10 @@ async fn fixtures_hold_on_the_elasticsearch_8_backend_too() {
 // indices" adds `ignore_throttled=false` to `_msearch`.
 grafana_fixture!(logs_query_equals_the_filtered_search, "logs.json");
 grafana_fixture!(raw_data_query_equals_the_filtered_search, "raw_data.json");
-grafana_fixture!(log_context_query_equals_the_filtered_search, "logs_context.json");
+grafana_fixture!(
+    log_context_query_equals_the_filtered_search,
+    "logs_context.json"
+);
 // Not replayed yet: `cat_indices.json` (esgate does not answer `_cat/indices` yet).
 grafana_fixture!(
     include_frozen_metric_query_equals_the_filtered_search,

@@ -45,6 +45,8 @@ pub enum IdKind {
     Scroll,
     /// Elasticsearch `_pit` and OpenSearch `_search/point_in_time` ids.
     Pit,
+    /// Elasticsearch SQL cursors (they embed the next page's query: never accept a foreign one).
+    SqlCursor,
 }
 
 impl IdKind {
@@ -52,6 +54,7 @@ impl IdKind {
         match self {
             IdKind::Scroll => b's',
             IdKind::Pit => b'p',
+            IdKind::SqlCursor => b'c',
         }
     }
 }
@@ -102,6 +105,7 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
         Rejection::forbidden(match kind {
             IdKind::Scroll => "this scroll id was not issued to this token",
             IdKind::Pit => "this point-in-time id was not issued to this token",
+            IdKind::SqlCursor => "this SQL cursor was not issued to this token",
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
@@ -126,6 +130,7 @@ struct TopLevelIds {
     scroll_id: Option<String>,
     id: Option<String>,
     pit_id: Option<String>,
+    cursor: Option<String>,
 }
 
 /// Replaces the backend id in a successful response body with its sealed form. The body is
@@ -139,6 +144,7 @@ pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<
         "_scroll_id" => ids.scroll_id,
         "id" => ids.id,
         "pit_id" => ids.pit_id,
+        "cursor" => ids.cursor,
         _ => None,
     };
     let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {

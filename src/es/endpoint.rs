@@ -41,6 +41,14 @@ pub enum Route {
     OsPitOpen { index: String },
     /// `DELETE /_search/point_in_time` with the (sealed) ids in the body.
     OsPitClose,
+    /// `POST /_query` (ES|QL): the indices are in the query text.
+    Esql,
+    /// `GET|POST /_sql`: a query (the table is in its text) or a sealed cursor.
+    Sql,
+    /// `POST /_sql/close` with a sealed cursor.
+    SqlClose,
+    /// `GET|POST /{index}/_eql/search`.
+    Eql { index: String },
 }
 
 impl Route {
@@ -59,6 +67,10 @@ impl Route {
             Route::ScrollClear => "clear_scroll",
             Route::PitOpen { .. } | Route::OsPitOpen { .. } => "open_pit",
             Route::PitClose | Route::OsPitClose => "close_pit",
+            Route::Esql => "esql",
+            Route::Sql => "sql",
+            Route::SqlClose => "sql_close",
+            Route::Eql { .. } => "eql",
         }
     }
 }
@@ -285,6 +297,12 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
                 index: decode_value(index)?,
             }
         }
+        ["_query"] if method == Post => Route::Esql,
+        ["_sql"] if get_or_post => Route::Sql,
+        ["_sql", "close"] if method == Post => Route::SqlClose,
+        [index, "_eql", "search"] if get_or_post && !is_api_root(index) => Route::Eql {
+            index: decode_value(index)?,
+        },
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
             match *api {
@@ -550,8 +568,8 @@ mod tests {
             (Head, "/_search"),
             (Delete, "/"),
             (Get, "/_cat/indices"),
-            (Post, "/_sql"),
-            (Post, "/_query"),
+            (Post, "/_sql/translate"),
+            (Post, "/_query/async"),
             (Get, "/logs-a/_terms_enum"),
             (Post, "/_async_search"),
             (Get, "/logs-a/_pit"),
@@ -636,7 +654,7 @@ mod tests {
 
     #[test]
     fn denied_reason_names_the_action_family() {
-        let Ok(Endpoint::Denied(d)) = check(Method::Post, "/_sql") else {
+        let Ok(Endpoint::Denied(d)) = check(Method::Post, "/_sql/translate") else {
             panic!("_sql not denied");
         };
         assert_eq!(d, Denied::Sql);
@@ -726,6 +744,22 @@ mod tests {
             "GET",
             "/_mapping",
             "mapping defaults to the token's patterns",
+        ),
+        (
+            "POST",
+            "/_query",
+            "ES|QL: one checked FROM, allow-listed commands, filter wrapped (es::esql)",
+        ),
+        (
+            "POST",
+            "/_sql",
+            "SQL: one checked table, filter wrapped, cursors sealed (es::sql)",
+        ),
+        ("POST", "/_sql/close", "bound: only own sealed SQL cursors"),
+        (
+            "POST",
+            "/{index}/_eql/search",
+            "EQL on checked path indices, filter wrapped, synchronous only",
         ),
     ];
 

@@ -17,8 +17,8 @@ use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
 use super::{
-    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
-    RequestHead, Resolution, Scope,
+    error, msearch, querylang, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind,
+    Rejection, RequestHead, Resolution, Scope,
 };
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
@@ -37,6 +37,8 @@ pub(super) enum Shape {
     },
     /// An msearch body: the items, re-rendered with narrowed header indices.
     Msearch(Vec<msearch::Item>),
+    /// A query-language body whose query text names the indices (ES|QL, SQL).
+    QueryText(querylang::QueryText),
 }
 
 const JSON: &str = "application/json";
@@ -60,6 +62,10 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
         Route::ScrollClear | Route::PitClose | Route::OsPitClose => ParamSet::NoParams,
+        Route::Esql => ParamSet::Esql,
+        Route::Sql => ParamSet::Sql,
+        Route::SqlClose => ParamSet::NoParams,
+        Route::Eql { .. } => ParamSet::Eql,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -68,7 +74,11 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::ScrollNext
         | Route::ScrollClear
         | Route::PitClose
-        | Route::OsPitClose => None,
+        | Route::OsPitClose
+        | Route::Esql
+        | Route::Sql
+        | Route::SqlClose => None,
+        Route::Eql { index } => Some(index::parse(Some(index), &scope.indices)?),
         Route::PitOpen { index } | Route::OsPitOpen { index } => {
             Some(index::parse(Some(index), &scope.indices)?)
         }
@@ -287,6 +297,39 @@ pub(super) fn prepare(
                 Vec::new(),
             )
         }
+        Route::Esql => {
+            let checked = querylang::esql(json_body()?, scope)?;
+            let body = checked.body()?;
+            let resolve = vec![checked.expression.joined()];
+            shape = Shape::QueryText(checked.text);
+            (Method::Post, "/_query".to_string(), Some(body), resolve)
+        }
+        Route::Sql => {
+            seal = Some(querylang::SQL_CURSOR_SEAL);
+            match querylang::sql(json_body()?, scope)? {
+                querylang::SqlRequest::Query(checked) => {
+                    let body = checked.body()?;
+                    let resolve = vec![checked.expression.joined()];
+                    shape = Shape::QueryText(checked.text);
+                    (Method::Post, "/_sql".to_string(), Some(body), resolve)
+                }
+                querylang::SqlRequest::Next(body) => {
+                    (Method::Post, "/_sql".to_string(), Some(body), Vec::new())
+                }
+            }
+        }
+        Route::SqlClose => (
+            Method::Post,
+            "/_sql/close".to_string(),
+            Some(querylang::sql_close(json_body()?, scope)?),
+            Vec::new(),
+        ),
+        Route::Eql { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_eql/search");
+            shape = sh;
+            let body = querylang::eql(json_body()?, &scope.filters)?;
+            (Method::Post, path, Some(body), resolve)
+        }
         Route::Msearch { .. } => {
             let path_index: Option<Expression> = index.clone();
             let Some(raw) = raw_body.filter(|b| !b.is_empty()) else {
@@ -402,6 +445,7 @@ pub(super) fn authorize(
                     content_type: NDJSON,
                 });
             }
+            Shape::QueryText(text) => body = Some(text.forward(&narrowed[0].1)?),
         }
     }
     Ok(Permit::new(
@@ -828,7 +872,7 @@ mod tests {
                 RejectKind::Forbidden,
             ), // IDX-13
             ("GET", "/logs-a/_doc/a1", None, RejectKind::Forbidden), // EP-01
-            ("POST", "/_sql", None, RejectKind::Forbidden),          // EP-23
+            ("POST", "/_sql/translate", None, RejectKind::Forbidden), // EP-23
             (
                 "GET",
                 "/_cluster/health",

@@ -19,13 +19,16 @@ pub mod body;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod esql;
 pub mod index;
 pub mod msearch;
 pub mod params;
 pub mod resolution;
 pub mod rewrite;
+pub mod sql;
 
 mod flow;
+mod querylang;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -219,6 +222,10 @@ impl Plan {
                 | endpoint::Route::PitClose
                 | endpoint::Route::OsPitOpen { .. }
                 | endpoint::Route::OsPitClose
+                | endpoint::Route::Esql
+                | endpoint::Route::Sql
+                | endpoint::Route::SqlClose
+                | endpoint::Route::Eql { .. }
         )
     }
 }

@@ -28,6 +28,12 @@ pub enum ParamSet {
     PitOpen,
     /// Closing a point in time.
     NoParams,
+    /// ES|QL `_query`.
+    Esql,
+    /// SQL `_sql`: `format=json` is forced so a cursor always travels in the body.
+    Sql,
+    /// EQL `_eql/search` (synchronous only).
+    Eql,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +128,20 @@ const FIELD_CAPS: &[(&str, Kind)] = &[
     ("include_empty_fields", Kind::Bool),
 ];
 
+const ESQL: &[(&str, Kind)] = &[
+    ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
+    ("delimiter", Kind::Text),
+    ("drop_null_columns", Kind::Bool),
+    ("allow_partial_results", Kind::Bool),
+];
+
+const SQL: &[(&str, Kind)] = &[("format", Kind::OneOf(&["json"]))];
+
+const EQL: &[(&str, Kind)] = &[
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_sequence_results", Kind::Bool),
+];
+
 // No `timeout`: a wait longer than esgate's backend timeout would turn into a 504.
 const CLUSTER_HEALTH: &[(&str, Kind)] = &[
     ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
@@ -142,6 +162,9 @@ impl ParamSet {
             ParamSet::Scroll => (SCROLL, false),
             ParamSet::PitOpen => (PIT_OPEN, true),
             ParamSet::NoParams => (&[], false),
+            ParamSet::Esql => (ESQL, false),
+            ParamSet::Sql => (SQL, false),
+            ParamSet::Eql => (EQL, true),
         }
     }
 }
@@ -211,6 +234,9 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
     }
     if takes_indices {
         out.push(("expand_wildcards".to_string(), "open".to_string()));
+    }
+    if set == ParamSet::Sql && !out.iter().any(|(k, _)| k == "format") {
+        out.push(("format".to_string(), "json".to_string()));
     }
     Ok(out)
 }
