@@ -504,3 +504,237 @@ mod tests {
         assert!(sql_close(Some(json!({"cursor": sealed, "x": 1})), &a).is_err());
     }
 }
+
+/// The three steps end to end for the query-language routes (plan → prepare → authorize).
+#[cfg(test)]
+mod route_tests {
+    use serde_json::{json, Value};
+
+    use crate::es::continuation::{self, Binding, IdKey, IdKind};
+    use crate::es::resolution::{NameKind, ResolvedName};
+    use crate::es::{self, FilterSet, RejectKind, RequestHead, Resolution, Scope};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+            ids: Binding {
+                token_id: "tok_a".into(),
+                key: std::sync::Arc::new(IdKey::new([5; 32])),
+            },
+        }
+    }
+
+    /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
+    fn fixture(expr: &str) -> Vec<ResolvedName> {
+        let name = |n: &str, kind, idx: &[&str]| ResolvedName {
+            name: n.into(),
+            kind,
+            indices: idx.iter().map(|s| s.to_string()).collect(),
+        };
+        let all = vec![
+            name("logs-a", NameKind::Index, &["logs-a"]),
+            name("logs-b", NameKind::Index, &["logs-b"]),
+            name("logs-sa", NameKind::Alias, &["secret"]),
+        ];
+        if expr.contains('*') {
+            all
+        } else {
+            all.into_iter()
+                .filter(|n| expr.split(',').any(|e| e == n.name))
+                .collect()
+        }
+    }
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Value,
+    ) -> Result<es::Permit, es::Rejection> {
+        let s = scope();
+        let h = RequestHead {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            content_encoding: None,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let plan = es::plan(&h, &s)?;
+        assert!(plan.needs_body(), "{path}");
+        let prepared = es::prepare(plan, Some(&bytes), &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(e.clone(), fixture(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    fn body(p: &es::Permit) -> Value {
+        serde_json::from_slice(&p.body.as_ref().expect("a body").bytes).unwrap()
+    }
+
+    fn token_filter(inner: Value) -> Value {
+        json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
+    }
+
+    #[test]
+    fn esql_wildcards_are_narrowed_in_the_query_text() {
+        let p = run(
+            "POST",
+            "/_query",
+            Some("format=csv"),
+            json!({"query": "FROM logs-* METADATA _index | STATS c = COUNT(*) BY _index"}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "esql");
+        assert_eq!(p.path, "/_query");
+        assert_eq!(p.query, vec![("format".to_string(), "csv".to_string())]);
+        assert_eq!(p.indices, vec!["logs-a", "logs-b"]);
+        assert_eq!(
+            body(&p),
+            json!({
+                "query": "FROM  logs-a, logs-b  METADATA _index | STATS c = COUNT(*) BY _index",
+                "filter": token_filter(json!({"match_all": {}}))
+            })
+        );
+        assert!(p.seal.is_none());
+    }
+
+    #[test]
+    fn explicit_names_pass_as_checked_and_foreign_ones_are_refused() {
+        let p = run("POST", "/_query", None, json!({"query": "from logs-a"})).unwrap();
+        assert_eq!(body(&p)["query"], "from  logs-a ");
+        for q in ["FROM logs-sa", "FROM logs-a, logs-sa", "FROM secret"] {
+            let err = run("POST", "/_query", None, json!({ "query": q })).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
+            // The alias's foreign target is never named.
+            if q.contains("logs-sa") {
+                assert!(!err.reason.contains("secret"), "{q}: {}", err.reason);
+            }
+        }
+        let err = run(
+            "POST",
+            "/_sql",
+            None,
+            json!({"query": "SELECT * FROM logs-sa"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn sql_forwards_json_format_a_quoted_table_and_seals_the_cursor() {
+        let p = run(
+            "GET",
+            "/_sql",
+            None,
+            json!({"query": "SELECT user FROM \"logs-*\" WHERE a = 'x'", "fetch_size": 5,
+                   "filter": {"range": {"n": {"gte": 1}}}}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "sql");
+        assert_eq!(p.method, es::Method::Post);
+        assert_eq!(p.path, "/_sql");
+        assert_eq!(p.query, vec![("format".to_string(), "json".to_string())]);
+        assert_eq!(
+            body(&p),
+            json!({
+                "query": "SELECT user FROM  \"logs-a,logs-b\"  WHERE a = 'x'",
+                "fetch_size": 5,
+                "filter": token_filter(json!({"range": {"n": {"gte": 1}}}))
+            })
+        );
+        let seal = p.seal.expect("the cursor is sealed");
+        assert_eq!((seal.field, seal.kind), ("cursor", IdKind::SqlCursor));
+        // The answer's cursor comes back sealed, and the next page opens it.
+        let s = scope();
+        let answer = br#"{"columns":[],"rows":[],"cursor":"c2Vydg=="}"#;
+        let sealed_answer = continuation::seal_response(&s.ids, seal, answer).unwrap();
+        let v: Value = serde_json::from_slice(&sealed_answer).unwrap();
+        let cursor = v["cursor"].as_str().unwrap().to_string();
+        assert_ne!(cursor, "c2Vydg==");
+        let next = run("POST", "/_sql", None, json!({ "cursor": cursor })).unwrap();
+        assert_eq!(body(&next), json!({"cursor": "c2Vydg=="}));
+        assert_eq!(next.query, vec![("format".to_string(), "json".to_string())]);
+        assert!(next.indices.is_empty());
+        let close = run("POST", "/_sql/close", None, json!({ "cursor": cursor })).unwrap();
+        assert_eq!(close.path, "/_sql/close");
+        assert_eq!(body(&close), json!({"cursor": "c2Vydg=="}));
+        assert!(close.seal.is_none());
+    }
+
+    #[test]
+    fn eql_uses_the_path_index_and_the_wrapped_filter() {
+        let p = run(
+            "POST",
+            "/logs-*/_eql/search",
+            None,
+            json!({"query": "process where true", "size": 3}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "eql");
+        assert_eq!(p.path, "/logs-a,logs-b/_eql/search");
+        assert_eq!(
+            p.query,
+            vec![("expand_wildcards".to_string(), "open".to_string())]
+        );
+        assert_eq!(
+            body(&p),
+            json!({"query": "process where true", "size": 3,
+                   "filter": token_filter(json!({"match_all": {}}))})
+        );
+        let err = run(
+            "POST",
+            "/secret/_eql/search",
+            None,
+            json!({"query": "any where true"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn async_variants_and_state_parameters_are_refused() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("POST", "/_query/async", None),
+            ("GET", "/_query/async/abc", None),
+            ("GET", "/_query/queries", None),
+            ("POST", "/_sql/async", None),
+            ("GET", "/_sql/async/abc", None),
+            ("POST", "/_sql/translate", None),
+            ("GET", "/_eql/search/abc", None),
+            ("GET", "/_eql/search/status/abc", None),
+            ("DELETE", "/_eql/search/abc", None),
+            (
+                "POST",
+                "/logs-a/_eql/search",
+                Some("wait_for_completion_timeout=1s"),
+            ),
+            (
+                "POST",
+                "/logs-a/_eql/search",
+                Some("keep_on_completion=true"),
+            ),
+            ("POST", "/logs-a/_eql/search", Some("keep_alive=1m")),
+            ("POST", "/logs-a/_eql/search", Some("expand_wildcards=all")),
+            ("POST", "/_sql", Some("format=txt")),
+            ("POST", "/_sql", Some("format=csv")),
+            ("POST", "/_query", Some("format=cbor")),
+            ("GET", "/_query", None),
+            ("POST", "/_sql", Some("delimiter=%3B")),
+        ];
+        for (m, p, q) in cases {
+            let h = RequestHead {
+                method: m,
+                path: p,
+                query: *q,
+                content_type: Some("application/json"),
+                content_encoding: None,
+            };
+            let err = es::plan(&h, &scope()).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{m} {p} {q:?}");
+        }
+    }
+}
