@@ -1,5 +1,6 @@
 //! Shared harness for the integration tests: real backends (`backend`), the security fixture
-//! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`) and TLS
+//! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
+//! recording fake Elasticsearch for APIs no real backend implements (`recording`) and TLS
 //! material (`tls`). Used as `mod support;` from each test file.
 //!
 //! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
@@ -17,4 +18,5 @@ pub mod faults;
 pub mod fixture;
 pub mod http;
 pub mod python;
+pub mod recording;
 pub mod tls;
