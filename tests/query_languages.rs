@@ -304,3 +304,42 @@ async fn eql_searches_only_the_token_indices_with_the_wrapped_filter() {
         })
     );
 }
+
+/// The corpus's query-language cases are refused by esgate itself (the real backends would
+/// refuse them anyway, having no such APIs): here the backend answers everything with 200,
+/// and none of them may reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_query_language_cases_are_refused_before_the_backend() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("*", "/", 200, json!({"rows": [], "values": [], "hits": {}}));
+    // As in the real fixture, logs-sa is an alias named like the token's pattern that points
+    // at the foreign index.
+    es.script_json(
+        "GET",
+        "/_resolve/index/logs-sa",
+        200,
+        json!({"indices": [], "aliases": [{"name": "logs-sa", "indices": ["secret"]}], "data_streams": []}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    let cases: Vec<Value> = support::corpus::cases()
+        .into_iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("QL-")))
+        .collect();
+    assert_eq!(cases.len(), 20);
+    for case in &cases {
+        assert_eq!(case["verdict"], "deny", "{case}");
+        let body: Value = serde_json::from_str(case["body"].as_str().expect("body")).expect("json");
+        let method = case["method"].as_str().expect("method");
+        let path = case["path"].as_str().expect("path");
+        let (status, v) = call(&gw, &a, method, path, body, &[]).await;
+        assert_eq!(status, 403, "{}: {v}", case["id"]);
+    }
+    let reached: Vec<_> = es
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/_resolve/index/"))
+        .collect();
+    assert!(reached.is_empty(), "{reached:?}");
+}
