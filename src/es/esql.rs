@@ -7,9 +7,10 @@
 //! processing commands that read nothing but the rows flowing in (no `ENRICH`, `LOOKUP JOIN`,
 //! `FORK`, `TS`, `ROW`, `SHOW`, subqueries or unknown commands), and nothing the lexer cannot
 //! classify the way Elasticsearch's lexer does (strings with their escapes, triple-quoted
-//! strings, backquoted identifiers, `//` and nested `/* */` comments, case-insensitive
+//! strings, backquoted identifiers, `//` and `/* */` comments, case-insensitive
 //! keywords). Anything ambiguous (a non-ASCII character outside a string, an unterminated
-//! string or comment, a comment glued to a name, a `|` inside brackets) is refused. The
+//! string or comment, a nested comment, a comment glued to a name, a `|` inside brackets) is
+//! refused. The
 //! forwarded text differs from the client's only in the source list, rendered by esgate.
 
 use super::Rejection;
@@ -238,30 +239,28 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
     Ok(toks)
 }
 
-/// The index after a `//` or (nested) `/* */` comment starting at `i`.
+/// The index after a `//` or `/* */` comment starting at `i`.
 fn skip_comment(b: &[u8], i: usize) -> Result<usize, Rejection> {
     if b.get(i + 1) == Some(&b'/') {
+        // A line comment ends at the first line break, `\r` included (as in the grammar).
         let mut j = i + 2;
-        while j < b.len() && b[j] != b'\n' {
+        while j < b.len() && !matches!(b[j], b'\n' | b'\r') {
             j += 1;
         }
         return Ok(j);
     }
-    let mut depth = 0usize;
-    let mut j = i;
+    // A block comment ends at the first `*/`. Elasticsearch's grammar nests block comments,
+    // a reading that differs from the flat one only when a `/*` occurs inside: refused, so
+    // both readings agree on every accepted query.
+    let mut j = i + 2;
     while j + 1 < b.len() {
-        if b[j] == b'/' && b[j + 1] == b'*' {
-            depth += 1;
-            j += 2;
-        } else if b[j] == b'*' && b[j + 1] == b'/' {
-            depth -= 1;
-            j += 2;
-            if depth == 0 {
-                return Ok(j);
-            }
-        } else {
-            j += 1;
+        if b[j] == b'*' && b[j + 1] == b'/' {
+            return Ok(j + 2);
         }
+        if b[j] == b'/' && b[j + 1] == b'*' {
+            return Err(refuse("nested comments are not allowed"));
+        }
+        j += 1;
     }
     Err(refuse("unterminated comment"))
 }
@@ -477,6 +476,7 @@ mod tests {
                 "/* hi */ FROM // c\n logs-a | WHERE a == \"| ENRICH x\"",
                 &["logs-a"],
             ),
+            ("/*/ FROM secret */ FROM logs-a", &["logs-a"]),
             (
                 "FROM logs-a | WHERE msg == \"from secret\" | EVAL x = `from`",
                 &["logs-a"],
@@ -558,11 +558,27 @@ mod tests {
     }
 
     #[test]
-    fn a_nested_comment_hides_nothing_it_closes_properly() {
-        // `/* a /* b */ c */` is one comment: the pipe after it is real.
-        let q = parse("FROM logs-a /* a /* b */ c */ | LIMIT 1").unwrap();
-        assert_eq!(q.sources, names(&["logs-a"]));
-        assert!(parse("FROM logs-a /* a /* b */ c */ | ENRICH p").is_err());
+    fn comments_that_two_readings_could_end_differently_are_refused() {
+        // Nested or flat, `/* a /* b */ c */` ends in different places: refused either way,
+        // including the shape where the flat reading would expose an ENRICH.
+        for q in [
+            "FROM logs-a /* a /* b */ c */ | LIMIT 1",
+            "FROM logs-a | EVAL x = 1 /* /* */ | ENRICH p | EVAL s = \"*/ \"",
+        ] {
+            assert!(parse(q).is_err(), "{q}");
+        }
+        // A line comment ends at a lone `\r` too: what follows it is code.
+        assert!(parse("FROM logs-a // c\r| ENRICH p").is_err());
+        assert_eq!(
+            parse("FROM logs-a // c\r| LIMIT 1").unwrap().sources,
+            names(&["logs-a"])
+        );
+        assert_eq!(
+            parse("FROM logs-a /* | ENRICH p // */ | LIMIT 1")
+                .unwrap()
+                .sources,
+            names(&["logs-a"])
+        );
     }
 
     #[test]

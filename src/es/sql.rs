@@ -6,9 +6,10 @@
 //! operation, no catalog prefix, no `FROZEN`, no ODBC escapes (`{...}`), no `;`, and none of
 //! the statements that list other indices (`SHOW`, `DESCRIBE`, `SYS`). The lexer follows
 //! Elasticsearch SQL's rules: `'...'` strings with `''`, `"..."` and `` `...` `` identifiers
-//! with doubled quotes, `--` line comments and nested `/* */` comments, case-insensitive
-//! keywords; non-ASCII characters outside strings and identifiers, unterminated strings or
-//! comments are refused. The table is always forwarded as a double-quoted identifier holding
+//! with doubled quotes, `--` line comments (ending at `\r` or `\n`) and `/* */` comments,
+//! case-insensitive keywords; non-ASCII characters outside strings and identifiers, unterminated
+//! strings or comments and nested comments (read differently by a nesting and a flat lexer)
+//! are refused. The table is always forwarded as a double-quoted identifier holding
 //! the checked comma list, so Elasticsearch reads exactly the names esgate checked.
 
 use super::Rejection;
@@ -159,27 +160,25 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
 
 fn skip_comment(b: &[u8], i: usize) -> Result<usize, Rejection> {
     if b[i] == b'-' {
+        // A line comment ends at the first line break, `\r` included (as in the grammar).
         let mut j = i + 2;
-        while j < b.len() && b[j] != b'\n' {
+        while j < b.len() && !matches!(b[j], b'\n' | b'\r') {
             j += 1;
         }
         return Ok(j);
     }
-    let mut depth = 0usize;
-    let mut j = i;
+    // A block comment ends at the first `*/`. Elasticsearch's grammar nests block comments,
+    // a reading that differs from the flat one only when a `/*` occurs inside: refused, so
+    // both readings agree on every accepted query.
+    let mut j = i + 2;
     while j + 1 < b.len() {
-        if b[j] == b'/' && b[j + 1] == b'*' {
-            depth += 1;
-            j += 2;
-        } else if b[j] == b'*' && b[j + 1] == b'/' {
-            depth -= 1;
-            j += 2;
-            if depth == 0 {
-                return Ok(j);
-            }
-        } else {
-            j += 1;
+        if b[j] == b'*' && b[j + 1] == b'/' {
+            return Ok(j + 2);
         }
+        if b[j] == b'/' && b[j + 1] == b'*' {
+            return Err(refuse("nested comments are not allowed"));
+        }
+        j += 1;
     }
     Err(refuse("unterminated comment"))
 }
@@ -329,10 +328,8 @@ mod tests {
             ("SELECT * FROM \"we\"\"ird\"", "we\"ird"),
             ("SELECT 'FROM secret' AS s, \"from\" FROM logs-a", "logs-a"),
             ("SELECT a -- FROM secret\nFROM logs-a", "logs-a"),
-            (
-                "SELECT a /* FROM /* nested */ secret */ FROM logs-a",
-                "logs-a",
-            ),
+            ("SELECT a /* FROM secret */ FROM logs-a", "logs-a"),
+            ("SELECT a /*/ FROM secret */ FROM logs-a", "logs-a"),
             (
                 "SELECT COUNT(*) FROM logs-a GROUP BY user HAVING COUNT(*) > 1",
                 "logs-a",
@@ -388,6 +385,9 @@ mod tests {
             "SELECT * FROM logs-a /* unterminated",
             "SELECT * FROM logs-a /* a /* b */ FROM secret",
             "SELECT * FROM logs-a-- glued\n, secret",
+            "SELECT a /* FROM /* nested */ secret */ FROM logs-a",
+            "SELECT * FROM logs-a -- c\r, secret",
+            "SELECT * FROM logs-a -- c\rUNION SELECT * FROM secret",
             "SELECT * FR\u{d6}M logs-a",
             "SELECT * \u{FF26}ROM secret",
             "SELECT *\u{00A0}FROM logs-a",
