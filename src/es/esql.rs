@@ -614,4 +614,70 @@ mod tests {
             .is_ok_and(|s| s.contains("\"a//b\"")));
         assert!(q.render(&[]).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::parse;
+
+        fn fragments() -> impl Strategy<Value = String> {
+            let f = prop::sample::select(vec![
+                "FROM",
+                "from",
+                " ",
+                "logs-a",
+                "secret",
+                ",",
+                "|",
+                "ENRICH p",
+                "LIMIT 1",
+                "WHERE",
+                "\"",
+                "\"\"\"",
+                "`",
+                "/*",
+                "*/",
+                "//",
+                "\n",
+                "\r",
+                "(",
+                ")",
+                "[",
+                "METADATA",
+                "_id",
+                "\\",
+                "\u{e9}",
+                "x:y",
+                "*",
+                "=",
+                "from secret",
+            ]);
+            let tail = prop::collection::vec(f, 0..14).prop_map(|v| v.concat());
+            // Half start like an accepted query, so the round trip is exercised often.
+            (any::<bool>(), tail).prop_map(|(valid_start, t)| {
+                if valid_start {
+                    format!("FROM logs-a {t}")
+                } else {
+                    t
+                }
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Nothing panics; an accepted query rendered with its own sources parses back to
+            /// exactly those sources (rendering never adds or hides a source).
+            #[test]
+            fn accepted_queries_round_trip(q in fragments()) {
+                if let Ok(parsed) = parse(&q) {
+                    if let Ok(text) = parsed.render(&parsed.sources) {
+                        let again = parse(&text);
+                        prop_assert!(again.is_ok(), "{q:?} -> {text:?}: {again:?}");
+                        prop_assert_eq!(&again.unwrap().sources, &parsed.sources);
+                    }
+                }
+            }
+        }
+    }
 }

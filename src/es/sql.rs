@@ -421,4 +421,71 @@ mod tests {
         assert!(q.render(&["a,b".to_string()]).is_err());
         assert!(q.render(&[]).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::parse;
+
+        fn fragments() -> impl Strategy<Value = String> {
+            let f = prop::sample::select(vec![
+                "SELECT",
+                "select",
+                " ",
+                "*",
+                "FROM",
+                "from",
+                "logs-a",
+                "secret",
+                ",",
+                "'",
+                "\"",
+                "`",
+                "--",
+                "/*",
+                "*/",
+                "\n",
+                "\r",
+                "(",
+                ")",
+                "WHERE a = 1",
+                "x",
+                "AS",
+                "UNION",
+                "\u{e9}",
+                ";",
+                "{",
+                "LIMIT 1",
+                "''",
+                "\"\"",
+            ]);
+            let tail = prop::collection::vec(f, 0..14).prop_map(|v| v.concat());
+            // Half start like an accepted query, so the round trip is exercised often.
+            (any::<bool>(), tail).prop_map(|(valid_start, t)| {
+                if valid_start {
+                    format!("SELECT * FROM logs-a {t}")
+                } else {
+                    t
+                }
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Nothing panics; an accepted query rendered with its own table (split on commas)
+            /// parses back to exactly that table.
+            #[test]
+            fn accepted_queries_round_trip(q in fragments()) {
+                if let Ok(parsed) = parse(&q) {
+                    let names: Vec<String> = parsed.table.split(',').map(str::to_string).collect();
+                    if let Ok(text) = parsed.render(&names) {
+                        let again = parse(&text);
+                        prop_assert!(again.is_ok(), "{q:?} -> {text:?}: {again:?}");
+                        prop_assert_eq!(&again.unwrap().table, &parsed.table);
+                    }
+                }
+            }
+        }
+    }
 }
