@@ -17,8 +17,8 @@ use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
 use super::{
-    error, msearch, querylang, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind,
-    Rejection, RequestHead, Resolution, Scope,
+    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
+    RequestHead, Resolution, Scope,
 };
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
@@ -38,7 +38,7 @@ pub(super) enum Shape {
     /// An msearch body: the items, re-rendered with narrowed header indices.
     Msearch(Vec<msearch::Item>),
     /// A query-language body whose query text names the indices (ES|QL, SQL).
-    QueryText(querylang::QueryText),
+    QueryText(super::querylang::QueryText),
 }
 
 const JSON: &str = "application/json";
@@ -298,22 +298,22 @@ pub(super) fn prepare(
             )
         }
         Route::Esql => {
-            let checked = querylang::esql(json_body()?, scope)?;
+            let checked = super::querylang::esql(json_body()?, scope)?;
             let body = checked.body()?;
             let resolve = vec![checked.expression.joined()];
             shape = Shape::QueryText(checked.text);
             (Method::Post, "/_query".to_string(), Some(body), resolve)
         }
         Route::Sql => {
-            seal = Some(querylang::SQL_CURSOR_SEAL);
-            match querylang::sql(json_body()?, scope)? {
-                querylang::SqlRequest::Query(checked) => {
+            seal = Some(super::querylang::SQL_CURSOR_SEAL);
+            match super::querylang::sql(json_body()?, scope)? {
+                super::querylang::SqlRequest::Query(checked) => {
                     let body = checked.body()?;
                     let resolve = vec![checked.expression.joined()];
                     shape = Shape::QueryText(checked.text);
                     (Method::Post, "/_sql".to_string(), Some(body), resolve)
                 }
-                querylang::SqlRequest::Next(body) => {
+                super::querylang::SqlRequest::Next(body) => {
                     (Method::Post, "/_sql".to_string(), Some(body), Vec::new())
                 }
             }
@@ -321,13 +321,13 @@ pub(super) fn prepare(
         Route::SqlClose => (
             Method::Post,
             "/_sql/close".to_string(),
-            Some(querylang::sql_close(json_body()?, scope)?),
+            Some(super::querylang::sql_close(json_body()?, scope)?),
             Vec::new(),
         ),
         Route::Eql { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_eql/search");
             shape = sh;
-            let body = querylang::eql(json_body()?, &scope.filters)?;
+            let body = super::querylang::eql(json_body()?, &scope.filters)?;
             (Method::Post, path, Some(body), resolve)
         }
         Route::Msearch { .. } => {
