@@ -74,10 +74,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::ScrollNext
         | Route::ScrollClear
         | Route::PitClose
-        | Route::OsPitClose
-        | Route::Esql
-        | Route::Sql
-        | Route::SqlClose => None,
+        | Route::OsPitClose => None,
+        Route::Esql | Route::Sql | Route::SqlClose => None,
         Route::Eql { index } => Some(index::parse(Some(index), &scope.indices)?),
         Route::PitOpen { index } | Route::OsPitOpen { index } => {
             Some(index::parse(Some(index), &scope.indices)?)
