@@ -201,7 +201,8 @@ async fn esgates_own_errors_are_json_a_compatible_client_can_read() {
     let cases = [
         ("DELETE", "/logs-a/_doc/a1", good.as_str(), 403),
         ("GET", "/logs-b/_doc/b1", good.as_str(), 403),
-        ("POST", "/_sql", good.as_str(), 403),
+        ("POST", "/_sql/translate", good.as_str(), 403),
+        ("POST", "/_sql", good.as_str(), 400),
         ("GET", "/logs-*/_count", bad.as_str(), 401),
     ];
     for (method, path, auth, status) in cases {

@@ -49,6 +49,8 @@ pub enum IdKind {
     Pit,
     /// Elasticsearch `_async_search` ids (see `async_search`).
     AsyncSearch,
+    /// Elasticsearch SQL cursors (they embed the next page's query: never accept a foreign one).
+    SqlCursor,
 }
 
 impl IdKind {
@@ -57,6 +59,7 @@ impl IdKind {
             IdKind::Scroll => b's',
             IdKind::Pit => b'p',
             IdKind::AsyncSearch => b'a',
+            IdKind::SqlCursor => b'c',
         }
     }
 }
@@ -149,6 +152,7 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
             IdKind::Scroll => "this scroll id was not issued to this token",
             IdKind::Pit => "this point-in-time id was not issued to this token",
             IdKind::AsyncSearch => "this async search id was not issued to this token",
+            IdKind::SqlCursor => "this SQL cursor was not issued to this token",
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
@@ -173,6 +177,7 @@ struct TopLevelIds {
     scroll_id: Option<String>,
     id: Option<String>,
     pit_id: Option<String>,
+    cursor: Option<String>,
 }
 
 /// Replaces the backend id in a successful response body with its sealed form. The body is
@@ -189,6 +194,7 @@ pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<
         "_scroll_id" => ids.scroll_id,
         "id" => ids.id,
         "pit_id" => ids.pit_id,
+        "cursor" => ids.cursor,
         _ => None,
     };
     let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {

@@ -57,6 +57,14 @@ pub enum Route {
     CatIndices { index: Option<String> },
     /// `GET|POST /{index}/_explain/{id}`, with the query wrapped in the token's filters.
     Explain { index: String, id: String },
+    /// `POST /_query` (ES|QL): the indices are in the query text.
+    Esql,
+    /// `GET|POST /_sql`: a query (the table is in its text) or a sealed cursor.
+    Sql,
+    /// `POST /_sql/close` with a sealed cursor.
+    SqlClose,
+    /// `GET|POST /{index}/_eql/search`.
+    Eql { index: String },
 }
 
 impl Route {
@@ -82,6 +90,10 @@ impl Route {
             Route::TermsEnum { .. } => "terms_enum",
             Route::CatIndices { .. } => "cat_indices",
             Route::Explain { .. } => "explain",
+            Route::Esql => "esql",
+            Route::Sql => "sql",
+            Route::SqlClose => "sql_close",
+            Route::Eql { .. } => "eql",
         }
     }
 }
@@ -343,6 +355,12 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
         [index, "_explain", id] if get_or_post && !is_api_root(index) => Route::Explain {
             index: decode_value(index)?,
             id: decode_value(id)?,
+        },
+        ["_query"] if method == Post => Route::Esql,
+        ["_sql"] if get_or_post => Route::Sql,
+        ["_sql", "close"] if method == Post => Route::SqlClose,
+        [index, "_eql", "search"] if get_or_post && !is_api_root(index) => Route::Eql {
+            index: decode_value(index)?,
         },
         [index, api] if !is_api_root(index) => {
             let index = Some(decode_value(index)?);
@@ -651,14 +669,14 @@ mod tests {
             (Get, "/_resolve/cluster/logs-a"),
             (Head, "/_search"),
             (Delete, "/"),
-            (Post, "/_sql"),
-            (Post, "/_query"),
             (Get, "/_async_search"),
             (Put, "/logs-a/_async_search"),
             (Post, "/_async_search/x"),
             (Get, "/_async_search/x/y"),
             (Delete, "/_async_search/status/x"),
             (Get, "/logs-a/_async_search/x"),
+            (Post, "/_sql/translate"),
+            (Post, "/_query/async"),
             (Get, "/logs-a/_pit"),
             (Get, "/_plugins/_sql"),
         ];
@@ -741,7 +759,7 @@ mod tests {
 
     #[test]
     fn denied_reason_names_the_action_family() {
-        let Ok(Endpoint::Denied(d)) = check(Method::Post, "/_sql") else {
+        let Ok(Endpoint::Denied(d)) = check(Method::Post, "/_sql/translate") else {
             panic!("_sql not denied");
         };
         assert_eq!(d, Denied::Sql);
@@ -886,6 +904,22 @@ mod tests {
             "POST",
             "/{index}/_explain/{id}",
             "query wrapped in the token's filters; unmatched answers like missing",
+        ),
+        (
+            "POST",
+            "/_query",
+            "ES|QL: one checked FROM, allow-listed commands, filter wrapped (es::esql)",
+        ),
+        (
+            "POST",
+            "/_sql",
+            "SQL: one checked table, filter wrapped, cursors sealed (es::sql)",
+        ),
+        ("POST", "/_sql/close", "bound: only own sealed SQL cursors"),
+        (
+            "POST",
+            "/{index}/_eql/search",
+            "EQL on checked path indices, filter wrapped, synchronous only",
         ),
     ];
 

@@ -44,6 +44,8 @@ pub(super) enum Shape {
     },
     /// An msearch body: the items, re-rendered with narrowed header indices.
     Msearch(Vec<msearch::Item>),
+    /// A query-language body whose query text names the indices (ES|QL, SQL).
+    QueryText(super::querylang::QueryText),
 }
 
 const JSON: &str = "application/json";
@@ -77,6 +79,10 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::TermsEnum { .. } => ParamSet::TermsEnum,
         Route::CatIndices { .. } => ParamSet::CatIndices,
         Route::Explain { .. } => ParamSet::Explain,
+        Route::Esql => ParamSet::Esql,
+        Route::Sql => ParamSet::Sql,
+        Route::SqlClose => ParamSet::NoParams,
+        Route::Eql { .. } => ParamSet::Eql,
     };
     let params = params::check(head.query, set)?;
     let index = match &route {
@@ -87,6 +93,8 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::PitClose
         | Route::OsPitClose
         | Route::AsyncById { .. } => None,
+        Route::Esql | Route::Sql | Route::SqlClose => None,
+        Route::Eql { index } => Some(index::parse(Some(index), &scope.indices)?),
         Route::PitOpen { index } | Route::OsPitOpen { index } => {
             Some(index::parse(Some(index), &scope.indices)?)
         }
@@ -376,6 +384,39 @@ pub(super) fn prepare(
                 vec![name.clone()],
             )
         }
+        Route::Esql => {
+            let checked = super::querylang::esql(json_body()?, scope)?;
+            let body = checked.body()?;
+            let resolve = vec![checked.expression.joined()];
+            shape = Shape::QueryText(checked.text);
+            (Method::Post, "/_query".to_string(), Some(body), resolve)
+        }
+        Route::Sql => {
+            seal = Some(super::querylang::SQL_CURSOR_SEAL);
+            match super::querylang::sql(json_body()?, scope)? {
+                super::querylang::SqlRequest::Query(checked) => {
+                    let body = checked.body()?;
+                    let resolve = vec![checked.expression.joined()];
+                    shape = Shape::QueryText(checked.text);
+                    (Method::Post, "/_sql".to_string(), Some(body), resolve)
+                }
+                super::querylang::SqlRequest::Next(body) => {
+                    (Method::Post, "/_sql".to_string(), Some(body), Vec::new())
+                }
+            }
+        }
+        Route::SqlClose => (
+            Method::Post,
+            "/_sql/close".to_string(),
+            Some(super::querylang::sql_close(json_body()?, scope)?),
+            Vec::new(),
+        ),
+        Route::Eql { .. } => {
+            let (sh, path, resolve) = at_path(&expr()?, "/", "/_eql/search");
+            shape = sh;
+            let body = super::querylang::eql(json_body()?, &scope.filters)?;
+            (Method::Post, path, Some(body), resolve)
+        }
         Route::Msearch { .. } => {
             let path_index: Option<Expression> = index.clone();
             let Some(raw) = raw_body.filter(|b| !b.is_empty()) else {
@@ -467,6 +508,16 @@ pub(super) fn authorize(
             // Like Elasticsearch security: wildcards that match nothing the token may read
             // search nothing (an empty answer); a named index is never dropped by `narrow`, so
             // the backend still answers 404 for a missing one.
+            // A query language's FROM has its own pattern grammar: never rely on `-*` there.
+            Narrowed::Nothing if matches!(shape, Shape::QueryText(_)) => {
+                return Err(Rejection {
+                    kind: RejectKind::NotFound,
+                    reason: format!(
+                        "no index the token may read matches [{}]",
+                        error::printable(expr)
+                    ),
+                });
+            }
             Narrowed::Nothing => {
                 narrowed.push((
                     expr.clone(),
@@ -499,6 +550,7 @@ pub(super) fn authorize(
                     content_type: NDJSON,
                 });
             }
+            Shape::QueryText(text) => body = Some(text.forward(&narrowed[0].1)?),
         }
     }
     let mut permit = Permit::new(
@@ -926,7 +978,7 @@ mod tests {
                 RejectKind::Forbidden,
             ), // IDX-13
             ("GET", "/logs-a/_doc/a1", None, RejectKind::Forbidden), // EP-01
-            ("POST", "/_sql", None, RejectKind::Forbidden),          // EP-23
+            ("POST", "/_sql/translate", None, RejectKind::Forbidden), // EP-23
             (
                 "GET",
                 "/_cluster/health",

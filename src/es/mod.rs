@@ -21,6 +21,7 @@ pub mod cat_indices;
 pub mod continuation;
 pub mod endpoint;
 pub mod error;
+pub mod esql;
 pub mod explain;
 pub mod hidden;
 pub mod index;
@@ -31,12 +32,14 @@ pub mod params;
 pub mod resolution;
 pub mod retriever;
 pub mod rewrite;
+pub mod sql;
 pub mod terms_enum;
 pub mod transform;
 pub mod uri_search;
 pub mod validate_query;
 
 mod flow;
+mod querylang;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -239,6 +242,10 @@ impl Plan {
                 | endpoint::Route::KnnSearch { .. }
                 | endpoint::Route::TermsEnum { .. }
                 | endpoint::Route::Explain { .. }
+                | endpoint::Route::Esql
+                | endpoint::Route::Sql
+                | endpoint::Route::SqlClose
+                | endpoint::Route::Eql { .. }
         )
     }
 }

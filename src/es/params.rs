@@ -42,6 +42,12 @@ pub enum ParamSet {
     CatIndices,
     /// `_explain`: response shaping only (no `q`, `df`, `analyzer`...).
     Explain,
+    /// ES|QL `_query`.
+    Esql,
+    /// SQL `_sql`: `format=json` is forced so a cursor always travels in the body.
+    Sql,
+    /// EQL `_eql/search` (synchronous only).
+    Eql,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +183,20 @@ const EXPLAIN: &[(&str, Kind)] = &[
     ("preference", Kind::Text),
 ];
 
+const ESQL: &[(&str, Kind)] = &[
+    ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
+    ("delimiter", Kind::Text),
+    ("drop_null_columns", Kind::Bool),
+    ("allow_partial_results", Kind::Bool),
+];
+
+const SQL: &[(&str, Kind)] = &[("format", Kind::OneOf(&["json"]))];
+
+const EQL: &[(&str, Kind)] = &[
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_sequence_results", Kind::Bool),
+];
+
 // No `timeout`: a wait longer than esgate's backend timeout would turn into a 504.
 const CLUSTER_HEALTH: &[(&str, Kind)] = &[
     ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
@@ -204,6 +224,9 @@ impl ParamSet {
             ParamSet::TermsEnum => (&[], true),
             ParamSet::CatIndices => (CAT_INDICES, false),
             ParamSet::Explain => (EXPLAIN, false),
+            ParamSet::Esql => (ESQL, false),
+            ParamSet::Sql => (SQL, false),
+            ParamSet::Eql => (EQL, true),
         }
     }
 
@@ -342,6 +365,9 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
     }
     if takes_indices {
         out.push(("expand_wildcards".to_string(), "open".to_string()));
+    }
+    if set == ParamSet::Sql && !out.iter().any(|(k, _)| k == "format") {
+        out.push(("format".to_string(), "json".to_string()));
     }
     Ok(out)
 }

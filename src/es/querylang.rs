@@ -1,0 +1,774 @@
+//! The query-language endpoints: ES|QL `POST /_query`, SQL `POST /_sql` (with its cursor
+//! follow-ups and `POST /_sql/close`) and EQL `POST /{index}/_eql/search`.
+//!
+//! Invariant: every forwarded body is built here from allow-listed keys only; its `filter`
+//! is always present and is `bool{filter: [token filters], must: [client filter or
+//! match_all]}`; the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
+//! index expression (later by the allowed concrete names, see [`QueryText::forward`]); nothing
+//! that creates server-side state esgate cannot bind (async variants, `keep_on_completion`,
+//! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
+//! cursors reach the backend only when sealed for the presenting token.
+
+use serde_json::{Map, Value};
+
+use super::continuation::{self, IdKind, Seal};
+use super::error::printable;
+use super::index::{self, Expression};
+use super::{esql, rewrite, sql, FilterSet, ForwardBody, Rejection, Scope};
+
+/// Where a SQL response carries its next-page cursor, sealed before the client sees it.
+pub(super) const SQL_CURSOR_SEAL: Seal = Seal {
+    field: "cursor",
+    kind: IdKind::SqlCursor,
+    required: false,
+};
+
+/// A query-language body waiting for its source list: the checked body and the query text.
+#[derive(Clone, Debug)]
+pub(super) struct QueryText {
+    body: Map<String, Value>,
+    text: Text,
+}
+
+#[derive(Clone, Debug)]
+enum Text {
+    Esql(esql::Query),
+    Sql(sql::Query),
+}
+
+impl QueryText {
+    /// The body to forward with `names` as the query's source list.
+    pub(super) fn forward(&self, names: &[String]) -> Result<ForwardBody, Rejection> {
+        let query = match &self.text {
+            Text::Esql(q) => q.render(names)?,
+            Text::Sql(q) => q.render(names)?,
+        };
+        let mut body = self.body.clone();
+        body.insert("query".into(), Value::String(query));
+        let bytes = serde_json::to_vec(&Value::Object(body))
+            .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
+        Ok(ForwardBody {
+            bytes,
+            content_type: "application/json",
+        })
+    }
+}
+
+/// A checked query-language request: the index expression it reads and its text.
+#[derive(Clone, Debug)]
+pub(super) struct Checked {
+    pub expression: Expression,
+    pub text: QueryText,
+}
+
+impl Checked {
+    /// The body for the expression as checked (before resolution narrows it).
+    pub(super) fn body(&self) -> Result<ForwardBody, Rejection> {
+        self.text.forward(self.expression.elements())
+    }
+}
+
+/// What a `POST /_sql` asks for.
+#[derive(Clone, Debug)]
+pub(super) enum SqlRequest {
+    /// A new query.
+    Query(Checked),
+    /// The next page of an earlier query: the body with the backend's cursor.
+    Next(ForwardBody),
+}
+
+/// How a body value is checked.
+#[derive(Clone, Copy)]
+enum Expect {
+    Bool,
+    Uint,
+    Text,
+    Time,
+    Params,
+}
+
+const ESQL_KEYS: &[(&str, Expect)] = &[
+    ("columnar", Expect::Bool),
+    ("locale", Expect::Text),
+    ("params", Expect::Params),
+    ("include_ccs_metadata", Expect::Bool),
+];
+
+const SQL_KEYS: &[(&str, Expect)] = &[
+    ("fetch_size", Expect::Uint),
+    ("columnar", Expect::Bool),
+    ("time_zone", Expect::Text),
+    ("field_multi_value_leniency", Expect::Bool),
+    ("allow_partial_search_results", Expect::Bool),
+    ("page_timeout", Expect::Time),
+    ("request_timeout", Expect::Time),
+    ("params", Expect::Params),
+];
+
+const SQL_CURSOR_KEYS: &[(&str, Expect)] = &[
+    ("columnar", Expect::Bool),
+    ("page_timeout", Expect::Time),
+    ("request_timeout", Expect::Time),
+];
+
+const EQL_KEYS: &[(&str, Expect)] = &[
+    ("query", Expect::Text),
+    ("size", Expect::Uint),
+    ("fetch_size", Expect::Uint),
+    ("event_category_field", Expect::Text),
+    ("timestamp_field", Expect::Text),
+    ("tiebreaker_field", Expect::Text),
+    ("result_position", Expect::Text),
+    ("allow_partial_search_results", Expect::Bool),
+    ("allow_partial_sequence_results", Expect::Bool),
+    ("max_samples_per_key", Expect::Uint),
+];
+
+/// `POST /_query`: the ES|QL text must read only a checked source; `filter` is wrapped.
+pub(super) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Rejection> {
+    let mut m = object(body)?;
+    let text = take_query(&mut m)?;
+    let parsed = esql::parse(&text)?;
+    let expression = index::parse(Some(&parsed.sources.join(",")), &scope.indices)?;
+    let out = checked_keys(m, ESQL_KEYS, &scope.filters)?;
+    Ok(Checked {
+        expression,
+        text: QueryText {
+            body: out,
+            text: Text::Esql(parsed),
+        },
+    })
+}
+
+/// `POST /_sql`: a new query (one checked table, `filter` wrapped) or a sealed cursor.
+pub(super) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Rejection> {
+    let mut m = object(body)?;
+    if let Some(cursor) = m.remove("cursor") {
+        if m.contains_key("query") {
+            return Err(Rejection::bad_request(
+                "a SQL request takes either [query] or [cursor]",
+            ));
+        }
+        let mut out = checked_values(m, SQL_CURSOR_KEYS)?;
+        out.insert("cursor".into(), Value::String(open_cursor(&cursor, scope)?));
+        return Ok(SqlRequest::Next(json(out)?));
+    }
+    let text = take_query(&mut m)?;
+    let parsed = sql::parse(&text)?;
+    let expression = index::parse(Some(&parsed.table), &scope.indices)?;
+    let out = checked_keys(m, SQL_KEYS, &scope.filters)?;
+    Ok(SqlRequest::Query(Checked {
+        expression,
+        text: QueryText {
+            body: out,
+            text: Text::Sql(parsed),
+        },
+    }))
+}
+
+/// `POST /_sql/close`: only a cursor sealed for this token.
+pub(super) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBody, Rejection> {
+    let mut m = object(body)?;
+    let Some(cursor) = m.remove("cursor") else {
+        return Err(Rejection::bad_request(
+            "closing a SQL cursor needs [cursor]",
+        ));
+    };
+    if let Some(k) = m.keys().next() {
+        return Err(key_not_allowed(k));
+    }
+    let mut out = Map::new();
+    out.insert("cursor".into(), Value::String(open_cursor(&cursor, scope)?));
+    json(out)
+}
+
+/// `POST /{index}/_eql/search`: the index comes from the path; `filter` is wrapped.
+pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBody, Rejection> {
+    let m = object(body)?;
+    if !m.get("query").is_some_and(Value::is_string) {
+        return Err(Rejection::bad_request(
+            "an EQL search needs a [query] string",
+        ));
+    }
+    if let Some(Value::Array(fields)) = m.get("fields") {
+        // `fields` entries are names or {field, format} objects: checked, then kept.
+        for f in fields {
+            let ok = match f {
+                Value::String(_) => true,
+                Value::Object(o) => o.iter().all(|(k, v)| {
+                    (k == "field" || k == "format" || k == "include_unmapped")
+                        && (v.is_string() || v.is_boolean())
+                }),
+                _ => false,
+            };
+            if !ok {
+                return Err(Rejection::bad_request(
+                    "[fields] entries must be field names",
+                ));
+            }
+        }
+    }
+    let mut m = m;
+    let fields = m.remove("fields");
+    let mut out = checked_keys(m, EQL_KEYS, filters)?;
+    if let Some(f) = fields {
+        if !f.is_array() {
+            return Err(Rejection::bad_request("[fields] must be a list"));
+        }
+        out.insert("fields".into(), f);
+    }
+    json(out)
+}
+
+fn object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
+    match body {
+        Some(Value::Object(m)) => Ok(m),
+        None => Err(Rejection::bad_request("this request needs a JSON body")),
+        Some(_) => Err(Rejection::bad_request("request body must be a JSON object")),
+    }
+}
+
+fn take_query(m: &mut Map<String, Value>) -> Result<String, Rejection> {
+    match m.remove("query") {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(Rejection::bad_request("the request needs a [query] string")),
+    }
+}
+
+/// The allowed keys with checked values, and the token's filters wrapped around `filter`.
+fn checked_keys(
+    mut m: Map<String, Value>,
+    allowed: &[(&str, Expect)],
+    filters: &FilterSet,
+) -> Result<Map<String, Value>, Rejection> {
+    let filter = m.remove("filter");
+    if let Some(f) = &filter {
+        rewrite::check_query(f)?;
+    }
+    let mut out = checked_values(m, allowed)?;
+    out.insert("filter".into(), rewrite::wrap(filter, filters));
+    Ok(out)
+}
+
+fn checked_values(
+    m: Map<String, Value>,
+    allowed: &[(&str, Expect)],
+) -> Result<Map<String, Value>, Rejection> {
+    let mut out = Map::new();
+    for (k, v) in m {
+        let Some((_, expect)) = allowed.iter().find(|(name, _)| *name == k) else {
+            return Err(key_not_allowed(&k));
+        };
+        if !value_ok(*expect, &v) {
+            return Err(Rejection::bad_request(format!(
+                "body key [{}] has a value that is not allowed",
+                printable(&k)
+            )));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn value_ok(expect: Expect, v: &Value) -> bool {
+    match expect {
+        Expect::Bool => v.is_boolean(),
+        Expect::Uint => v.as_u64().is_some(),
+        Expect::Text => v.as_str().is_some_and(|s| !s.chars().any(char::is_control)),
+        Expect::Time => v.as_str().is_some_and(is_time),
+        Expect::Params => params_ok(v),
+    }
+}
+
+/// Query parameters are values only: a list of scalars, of single-entry `{name: scalar}`
+/// objects (ES|QL named parameters) or of `{type, value}` objects (SQL typed parameters).
+/// Identifier and pattern parameters are refused.
+fn params_ok(v: &Value) -> bool {
+    let scalar = |v: &Value| !(v.is_array() || v.is_object());
+    let Value::Array(items) = v else {
+        return false;
+    };
+    items.iter().all(|item| match item {
+        Value::Object(o) if o.len() == 1 => o.values().all(scalar),
+        Value::Object(o) => {
+            o.len() == 2
+                && o.get("type").is_some_and(Value::is_string)
+                && o.get("value").is_some_and(scalar)
+        }
+        other => scalar(other),
+    })
+}
+
+/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`).
+fn is_time(s: &str) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && digits <= 10
+        && matches!(
+            &s[digits..],
+            "nanos" | "micros" | "ms" | "s" | "m" | "h" | "d"
+        )
+}
+
+fn open_cursor(v: &Value, scope: &Scope) -> Result<String, Rejection> {
+    match v {
+        Value::String(s) => continuation::open(&scope.ids, IdKind::SqlCursor, s),
+        _ => Err(Rejection::bad_request("[cursor] must be a string")),
+    }
+}
+
+fn json(m: Map<String, Value>) -> Result<ForwardBody, Rejection> {
+    let bytes = serde_json::to_vec(&Value::Object(m))
+        .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
+    Ok(ForwardBody {
+        bytes,
+        content_type: "application/json",
+    })
+}
+
+fn key_not_allowed(key: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "body key [{}] is not allowed for this token",
+        printable(key)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::continuation::{Binding, IdKey};
+    use crate::es::RejectKind;
+
+    fn scope(token: &str) -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+            ids: Binding {
+                token_id: token.into(),
+                key: Arc::new(IdKey::new([3; 32])),
+            },
+        }
+    }
+
+    fn wrapped(inner: Value) -> Value {
+        json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
+    }
+
+    fn parsed(b: &ForwardBody) -> Value {
+        serde_json::from_slice(&b.bytes).unwrap()
+    }
+
+    #[test]
+    fn esql_body_gets_the_wrapped_filter_and_the_checked_source() {
+        let c = esql(
+            Some(json!({
+                "query": "FROM logs-* | LIMIT 1",
+                "filter": {"term": {"user": "bob"}},
+                "columnar": true,
+                "params": [1, "x", {"n": 2}]
+            })),
+            &scope("t"),
+        )
+        .unwrap();
+        assert_eq!(c.expression.joined(), "logs-*");
+        let out = parsed(&c.body().unwrap());
+        assert_eq!(
+            out,
+            json!({
+                "query": "FROM  logs-*  | LIMIT 1",
+                "filter": wrapped(json!({"term": {"user": "bob"}})),
+                "columnar": true,
+                "params": [1, "x", {"n": 2}]
+            })
+        );
+        let narrowed = parsed(&c.text.forward(&["logs-a".into(), "logs-b".into()]).unwrap());
+        assert_eq!(narrowed["query"], "FROM  logs-a, logs-b  | LIMIT 1");
+        assert_eq!(
+            narrowed["filter"],
+            wrapped(json!({"term": {"user": "bob"}}))
+        );
+    }
+
+    #[test]
+    fn a_missing_filter_becomes_the_token_filter() {
+        let c = esql(Some(json!({"query": "FROM logs-a"})), &scope("t")).unwrap();
+        assert_eq!(
+            parsed(&c.body().unwrap())["filter"],
+            wrapped(json!({"match_all": {}}))
+        );
+        let s = match sql(Some(json!({"query": "SELECT * FROM logs-a"})), &scope("t")).unwrap() {
+            SqlRequest::Query(c) => c,
+            SqlRequest::Next(_) => panic!("not a cursor"),
+        };
+        let out = parsed(&s.body().unwrap());
+        assert_eq!(out["filter"], wrapped(json!({"match_all": {}})));
+        assert_eq!(out["query"], "SELECT * FROM  \"logs-a\" ");
+        let e = parsed(
+            &eql(
+                Some(json!({"query": "any where true"})),
+                &scope("t").filters,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            e,
+            json!({"query": "any where true", "filter": wrapped(json!({"match_all": {}}))})
+        );
+    }
+
+    #[test]
+    fn state_profiles_tables_and_runtime_mappings_are_refused() {
+        let s = scope("t");
+        let esql_cases = [
+            json!({"query": "FROM logs-a", "profile": true}),
+            json!({"query": "FROM logs-a", "tables": {"t": {}}}),
+            json!({"query": "FROM logs-a", "runtime_mappings": {}}),
+            json!({"query": "FROM logs-a", "keep_on_completion": true}),
+            json!({"query": "FROM logs-a", "wait_for_completion_timeout": "1s"}),
+            json!({"query": "FROM logs-a", "filter": {"script": {"script": "1"}}}),
+            json!({"query": "FROM logs-a", "params": [{"x": {"identifier": "f"}}]}),
+            json!({"query": "FROM secret"}),
+            json!({"query": "FROM logs-a:x"}),
+            json!({"query": "FROM logs-a::failures"}),
+            json!({"query": "FROM remote:logs-a"}),
+            json!({"query": "FROM <logs-{now/d}>"}),
+            json!({"query": "FROM .security"}),
+            json!({"query": "FROM logs-a | ENRICH p"}),
+            json!({"query": 1}),
+            json!({}),
+        ];
+        for b in esql_cases {
+            assert!(esql(Some(b.clone()), &s).is_err(), "{b}");
+        }
+        let sql_cases = [
+            json!({"query": "SELECT * FROM logs-a", "runtime_mappings": {}}),
+            json!({"query": "SELECT * FROM logs-a", "keep_on_completion": true}),
+            json!({"query": "SELECT * FROM logs-a", "wait_for_completion_timeout": "1s"}),
+            json!({"query": "SELECT * FROM logs-a", "keep_alive": "1m"}),
+            json!({"query": "SELECT * FROM logs-a", "catalog": "remote"}),
+            json!({"query": "SELECT * FROM logs-a", "mode": "jdbc"}),
+            json!({"query": "SELECT * FROM logs-a", "binary_format": true}),
+            json!({"query": "SELECT * FROM logs-a", "index_using_frozen": true}),
+            json!({"query": "SELECT * FROM logs-a", "page_timeout": "forever"}),
+            json!({"query": "SELECT * FROM secret"}),
+            json!({"query": "SELECT * FROM \"logs-a,secret\""}),
+            json!({"query": "SELECT * FROM \"remote:logs-a\""}),
+            json!({"query": "SHOW TABLES"}),
+            json!({"query": "SELECT * FROM logs-a", "cursor": "x"}),
+            json!({"cursor": "raw-backend-cursor"}),
+        ];
+        for b in sql_cases {
+            assert!(sql(Some(b.clone()), &s).is_err(), "{b}");
+        }
+        let eql_cases = [
+            json!({"query": "any where true", "runtime_mappings": {}}),
+            json!({"query": "any where true", "keep_on_completion": true}),
+            json!({"query": "any where true", "wait_for_completion_timeout": "1s"}),
+            json!({"query": "any where true", "keep_alive": "1m"}),
+            json!({"query": "any where true", "filter": {"global": {}}}),
+            json!({"query": "any where true", "fields": [{"field": {"x": 1}}]}),
+            json!({"size": 1}),
+        ];
+        for b in eql_cases {
+            assert!(eql(Some(b.clone()), &s.filters).is_err(), "{b}");
+        }
+    }
+
+    #[test]
+    fn sql_cursors_open_only_for_the_token_they_were_sealed_for() {
+        let a = scope("tok_a");
+        let sealed = continuation::seal(&a.ids, IdKind::SqlCursor, "c2VydmVyLWN1cnNvcg==");
+        let next = match sql(Some(json!({"cursor": sealed, "columnar": false})), &a).unwrap() {
+            SqlRequest::Next(b) => parsed(&b),
+            SqlRequest::Query(_) => panic!("a cursor is not a query"),
+        };
+        assert_eq!(
+            next,
+            json!({"cursor": "c2VydmVyLWN1cnNvcg==", "columnar": false})
+        );
+        assert_eq!(
+            parsed(&sql_close(Some(json!({"cursor": sealed})), &a).unwrap()),
+            json!({"cursor": "c2VydmVyLWN1cnNvcg=="})
+        );
+        let b = scope("tok_b");
+        let err = sql(Some(json!({"cursor": sealed})), &b).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        assert!(sql_close(Some(json!({"cursor": sealed})), &b).is_err());
+        // A scroll id sealed for the same token is not a cursor.
+        let scroll = continuation::seal(&a.ids, IdKind::Scroll, "c2VydmVyLWN1cnNvcg==");
+        assert!(sql(Some(json!({"cursor": scroll})), &a).is_err());
+        assert!(sql_close(Some(json!({"cursor": sealed, "x": 1})), &a).is_err());
+    }
+}
+
+/// The three steps end to end for the query-language routes (plan → prepare → authorize).
+#[cfg(test)]
+mod route_tests {
+    use serde_json::{json, Value};
+
+    use crate::es::continuation::{self, Binding, IdKey, IdKind};
+    use crate::es::resolution::{NameKind, ResolvedName};
+    use crate::es::{self, FilterSet, RejectKind, RequestHead, Resolution, Scope};
+
+    fn scope() -> Scope {
+        Scope {
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            indices: vec!["logs-*".to_string()],
+            ids: Binding {
+                token_id: "tok_a".into(),
+                key: std::sync::Arc::new(IdKey::new([5; 32])),
+            },
+        }
+    }
+
+    /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
+    fn fixture(expr: &str) -> Vec<ResolvedName> {
+        let name = |n: &str, kind, idx: &[&str]| ResolvedName {
+            name: n.into(),
+            kind,
+            indices: idx.iter().map(|s| s.to_string()).collect(),
+        };
+        let all = vec![
+            name("logs-a", NameKind::Index, &["logs-a"]),
+            name("logs-b", NameKind::Index, &["logs-b"]),
+            name("logs-sa", NameKind::Alias, &["secret"]),
+        ];
+        if expr.contains('*') {
+            all
+        } else {
+            all.into_iter()
+                .filter(|n| expr.split(',').any(|e| e == n.name))
+                .collect()
+        }
+    }
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Value,
+    ) -> Result<es::Permit, es::Rejection> {
+        let s = scope();
+        let h = RequestHead {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            content_encoding: None,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let plan = es::plan(&h, &s)?;
+        assert!(plan.needs_body(), "{path}");
+        let prepared = es::prepare(plan, Some(&bytes), &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(e.clone(), fixture(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    fn body(p: &es::Permit) -> Value {
+        serde_json::from_slice(&p.body.as_ref().expect("a body").bytes).unwrap()
+    }
+
+    fn token_filter(inner: Value) -> Value {
+        json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
+    }
+
+    #[test]
+    fn esql_wildcards_are_narrowed_in_the_query_text() {
+        let p = run(
+            "POST",
+            "/_query",
+            Some("format=csv"),
+            json!({"query": "FROM logs-* METADATA _index | STATS c = COUNT(*) BY _index"}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "esql");
+        assert_eq!(p.path, "/_query");
+        assert_eq!(p.query, vec![("format".to_string(), "csv".to_string())]);
+        assert_eq!(p.indices, vec!["logs-a", "logs-b"]);
+        assert_eq!(
+            body(&p),
+            json!({
+                "query": "FROM  logs-a, logs-b  METADATA _index | STATS c = COUNT(*) BY _index",
+                "filter": token_filter(json!({"match_all": {}}))
+            })
+        );
+        assert!(p.seal.is_none());
+    }
+
+    #[test]
+    fn a_source_wildcard_reaching_nothing_allowed_is_refused_never_rewritten_to_an_exclusion() {
+        // Search paths get `*,-*` (an empty answer) in this case; a query language's FROM
+        // grammar is not relied on for exclusions, so the request is refused instead.
+        let s = scope();
+        for (path, query) in [
+            ("/_query", "FROM logs-s* | LIMIT 1"),
+            ("/_sql", "SELECT * FROM \"logs-s*\""),
+        ] {
+            let h = RequestHead {
+                method: "POST",
+                path,
+                query: None,
+                content_type: Some("application/json"),
+                content_encoding: None,
+            };
+            let bytes = serde_json::to_vec(&json!({ "query": query })).unwrap();
+            let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(&bytes), &h, &s).unwrap();
+            let mut r = Resolution::default();
+            for e in prepared.to_resolve() {
+                r.names.insert(
+                    e.clone(),
+                    vec![ResolvedName {
+                        name: "logs-sa".into(),
+                        kind: NameKind::Alias,
+                        indices: vec!["secret".into()],
+                    }],
+                );
+            }
+            let err = es::authorize(prepared, &r, &s).unwrap_err();
+            assert_eq!(err.kind, RejectKind::NotFound, "{query}");
+        }
+    }
+
+    #[test]
+    fn explicit_names_pass_as_checked_and_foreign_ones_are_refused() {
+        let p = run("POST", "/_query", None, json!({"query": "from logs-a"})).unwrap();
+        assert_eq!(body(&p)["query"], "from  logs-a ");
+        for q in ["FROM logs-sa", "FROM logs-a, logs-sa", "FROM secret"] {
+            let err = run("POST", "/_query", None, json!({ "query": q })).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
+            // The alias's foreign target is never named.
+            if q.contains("logs-sa") {
+                assert!(!err.reason.contains("secret"), "{q}: {}", err.reason);
+            }
+        }
+        let err = run(
+            "POST",
+            "/_sql",
+            None,
+            json!({"query": "SELECT * FROM logs-sa"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn sql_forwards_json_format_a_quoted_table_and_seals_the_cursor() {
+        let p = run(
+            "GET",
+            "/_sql",
+            None,
+            json!({"query": "SELECT user FROM \"logs-*\" WHERE a = 'x'", "fetch_size": 5,
+                   "filter": {"range": {"n": {"gte": 1}}}}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "sql");
+        assert_eq!(p.method, es::Method::Post);
+        assert_eq!(p.path, "/_sql");
+        assert_eq!(p.query, vec![("format".to_string(), "json".to_string())]);
+        assert_eq!(
+            body(&p),
+            json!({
+                "query": "SELECT user FROM  \"logs-a,logs-b\"  WHERE a = 'x'",
+                "fetch_size": 5,
+                "filter": token_filter(json!({"range": {"n": {"gte": 1}}}))
+            })
+        );
+        let seal = p.seal.expect("the cursor is sealed");
+        assert_eq!((seal.field, seal.kind), ("cursor", IdKind::SqlCursor));
+        // The answer's cursor comes back sealed, and the next page opens it.
+        let s = scope();
+        let answer = br#"{"columns":[],"rows":[],"cursor":"c2Vydg=="}"#;
+        let sealed_answer = continuation::seal_response(&s.ids, seal, answer).unwrap();
+        let v: Value = serde_json::from_slice(&sealed_answer).unwrap();
+        let cursor = v["cursor"].as_str().unwrap().to_string();
+        assert_ne!(cursor, "c2Vydg==");
+        let next = run("POST", "/_sql", None, json!({ "cursor": cursor })).unwrap();
+        assert_eq!(body(&next), json!({"cursor": "c2Vydg=="}));
+        assert_eq!(next.query, vec![("format".to_string(), "json".to_string())]);
+        assert!(next.indices.is_empty());
+        let close = run("POST", "/_sql/close", None, json!({ "cursor": cursor })).unwrap();
+        assert_eq!(close.path, "/_sql/close");
+        assert_eq!(body(&close), json!({"cursor": "c2Vydg=="}));
+        assert!(close.seal.is_none());
+    }
+
+    #[test]
+    fn eql_uses_the_path_index_and_the_wrapped_filter() {
+        let p = run(
+            "POST",
+            "/logs-*/_eql/search",
+            None,
+            json!({"query": "process where true", "size": 3}),
+        )
+        .unwrap();
+        assert_eq!(p.action, "eql");
+        assert_eq!(p.path, "/logs-a,logs-b/_eql/search");
+        assert_eq!(
+            p.query,
+            vec![("expand_wildcards".to_string(), "open".to_string())]
+        );
+        assert_eq!(
+            body(&p),
+            json!({"query": "process where true", "size": 3,
+                   "filter": token_filter(json!({"match_all": {}}))})
+        );
+        let err = run(
+            "POST",
+            "/secret/_eql/search",
+            None,
+            json!({"query": "any where true"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+    }
+
+    #[test]
+    fn async_variants_and_state_parameters_are_refused() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("POST", "/_query/async", None),
+            ("GET", "/_query/async/abc", None),
+            ("GET", "/_query/queries", None),
+            ("POST", "/_sql/async", None),
+            ("GET", "/_sql/async/abc", None),
+            ("POST", "/_sql/translate", None),
+            ("GET", "/_eql/search/abc", None),
+            ("GET", "/_eql/search/status/abc", None),
+            ("DELETE", "/_eql/search/abc", None),
+            (
+                "POST",
+                "/logs-a/_eql/search",
+                Some("wait_for_completion_timeout=1s"),
+            ),
+            (
+                "POST",
+                "/logs-a/_eql/search",
+                Some("keep_on_completion=true"),
+            ),
+            ("POST", "/logs-a/_eql/search", Some("keep_alive=1m")),
+            ("POST", "/logs-a/_eql/search", Some("expand_wildcards=all")),
+            ("POST", "/_sql", Some("format=txt")),
+            ("POST", "/_sql", Some("format=csv")),
+            ("POST", "/_query", Some("format=cbor")),
+            ("GET", "/_query", None),
+            ("POST", "/_sql", Some("delimiter=%3B")),
+        ];
+        for (m, p, q) in cases {
+            let h = RequestHead {
+                method: m,
+                path: p,
+                query: *q,
+                content_type: Some("application/json"),
+                content_encoding: None,
+            };
+            let err = es::plan(&h, &scope()).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{m} {p} {q:?}");
+        }
+    }
+}
