@@ -13,7 +13,7 @@
 //! refused. The
 //! forwarded text differs from the client's only in the source list, rendered by esgate.
 
-use super::Rejection;
+use super::{lexing, Rejection};
 
 /// Processing commands that only transform the rows produced by the source command.
 const ALLOWED_COMMANDS: &[&str] = &[
@@ -173,7 +173,7 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
                 i = end;
             }
             b'`' => {
-                let end = backquoted_end(b, i)?;
+                let end = lexing::doubled_quote_end(b, i, b'`').map_err(refuse)?;
                 toks.push(Tok {
                     kind: Kind::Quoted,
                     start: i,
@@ -242,27 +242,9 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
 /// The index after a `//` or `/* */` comment starting at `i`.
 fn skip_comment(b: &[u8], i: usize) -> Result<usize, Rejection> {
     if b.get(i + 1) == Some(&b'/') {
-        // A line comment ends at the first line break, `\r` included (as in the grammar).
-        let mut j = i + 2;
-        while j < b.len() && !matches!(b[j], b'\n' | b'\r') {
-            j += 1;
-        }
-        return Ok(j);
+        return Ok(lexing::line_comment_end(b, i));
     }
-    // A block comment ends at the first `*/`. Elasticsearch's grammar nests block comments,
-    // a reading that differs from the flat one only when a `/*` occurs inside: refused, so
-    // both readings agree on every accepted query.
-    let mut j = i + 2;
-    while j + 1 < b.len() {
-        if b[j] == b'*' && b[j + 1] == b'/' {
-            return Ok(j + 2);
-        }
-        if b[j] == b'/' && b[j + 1] == b'*' {
-            return Err(refuse("nested comments are not allowed"));
-        }
-        j += 1;
-    }
-    Err(refuse("unterminated comment"))
+    lexing::block_comment_end(b, i).map_err(refuse)
 }
 
 /// The index after the string starting at `i` (`"..."` with `\t \n \r \" \\` escapes and no
@@ -300,22 +282,6 @@ fn string_end(b: &[u8], i: usize) -> Result<usize, Rejection> {
         }
     }
     Err(refuse("unterminated string"))
-}
-
-/// The index after the backquoted identifier starting at `i` (``` `` ``` is an escaped quote).
-fn backquoted_end(b: &[u8], i: usize) -> Result<usize, Rejection> {
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == b'`' {
-            if b.get(j + 1) == Some(&b'`') {
-                j += 2;
-                continue;
-            }
-            return Ok(j + 1);
-        }
-        j += 1;
-    }
-    Err(refuse("unterminated quoted identifier"))
 }
 
 /// The index names of one source token: a bare word or a string without escapes.

@@ -26,6 +26,7 @@ pub mod explain;
 pub mod hidden;
 pub mod index;
 pub mod knn_search;
+mod lexing;
 pub mod media;
 pub mod msearch;
 pub mod params;

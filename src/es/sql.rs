@@ -12,7 +12,7 @@
 //! are refused. The table is always forwarded as a double-quoted identifier holding
 //! the checked comma list, so Elasticsearch reads exactly the names esgate checked.
 
-use super::Rejection;
+use super::{lexing, Rejection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -117,7 +117,7 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
         match c {
             b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'\'' | b'"' | b'`' => {
-                let end = quoted_end(b, i, c)?;
+                let end = lexing::doubled_quote_end(b, i, c).map_err(refuse)?;
                 toks.push(Tok {
                     kind: if c == b'\'' { Kind::Str } else { Kind::Quoted },
                     start: i,
@@ -158,45 +158,12 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
     Ok(toks)
 }
 
+/// The index after a `--` or `/* */` comment starting at `i`.
 fn skip_comment(b: &[u8], i: usize) -> Result<usize, Rejection> {
     if b[i] == b'-' {
-        // A line comment ends at the first line break, `\r` included (as in the grammar).
-        let mut j = i + 2;
-        while j < b.len() && !matches!(b[j], b'\n' | b'\r') {
-            j += 1;
-        }
-        return Ok(j);
+        return Ok(lexing::line_comment_end(b, i));
     }
-    // A block comment ends at the first `*/`. Elasticsearch's grammar nests block comments,
-    // a reading that differs from the flat one only when a `/*` occurs inside: refused, so
-    // both readings agree on every accepted query.
-    let mut j = i + 2;
-    while j + 1 < b.len() {
-        if b[j] == b'*' && b[j + 1] == b'/' {
-            return Ok(j + 2);
-        }
-        if b[j] == b'/' && b[j + 1] == b'*' {
-            return Err(refuse("nested comments are not allowed"));
-        }
-        j += 1;
-    }
-    Err(refuse("unterminated comment"))
-}
-
-/// The end of a quoted token opened by `q` at `i`; a doubled `q` is an escaped quote.
-fn quoted_end(b: &[u8], i: usize, q: u8) -> Result<usize, Rejection> {
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == q {
-            if b.get(j + 1) == Some(&q) {
-                j += 2;
-                continue;
-            }
-            return Ok(j + 1);
-        }
-        j += 1;
-    }
-    Err(refuse("unterminated string or quoted identifier"))
+    lexing::block_comment_end(b, i).map_err(refuse)
 }
 
 fn lower(text: &str, t: &Tok) -> Option<String> {
