@@ -647,7 +647,7 @@ fn continuation_object(
     for (k, val) in m {
         match val {
             Value::String(s) if k == id_key => id = Some(s.clone()),
-            Value::String(s) if time_keys.contains(&k.as_str()) && is_time(s) => {
+            Value::String(s) if time_keys.contains(&k.as_str()) && params::is_time_value(s) => {
                 rest.insert(k.clone(), val.clone());
             }
             _ => {
@@ -692,17 +692,6 @@ fn continuation_ids(
         .into_iter()
         .map(|s| continuation::open(&scope.ids, kind, s))
         .collect()
-}
-
-/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`).
-fn is_time(s: &str) -> bool {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && digits <= 10
-        && matches!(
-            &s[digits..],
-            "nanos" | "micros" | "ms" | "s" | "m" | "h" | "d"
-        )
 }
 
 fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {

@@ -379,16 +379,16 @@ fn value_ok(kind: Kind, value: &str) -> bool {
         Kind::Uint => {
             !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit())
         }
-        Kind::Time => {
-            value == "-1"
-                || (!value.is_empty()
-                    && value.len() <= 16
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric())
-                    && value.bytes().next().is_some_and(|b| b.is_ascii_digit()))
-        }
+        Kind::Time => value == "-1" || is_time_value(value),
         Kind::OneOf(allowed) => allowed.contains(&value),
         Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
     }
+}
+
+/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`); the one rule for
+/// parameters and for time values in bodies.
+pub(crate) fn is_time_value(value: &str) -> bool {
+    time_millis(value).is_some()
 }
 
 /// An Elasticsearch time value (`200ms`, `1s`, `60000ms`, `1m`) in milliseconds, rounded up;

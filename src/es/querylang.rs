@@ -275,7 +275,7 @@ fn value_ok(expect: Expect, v: &Value) -> bool {
         Expect::Bool => v.is_boolean(),
         Expect::Uint => v.as_u64().is_some(),
         Expect::Text => v.as_str().is_some_and(|s| !s.chars().any(char::is_control)),
-        Expect::Time => v.as_str().is_some_and(is_time),
+        Expect::Time => v.as_str().is_some_and(super::params::is_time_value),
         Expect::Params => params_ok(v),
     }
 }
@@ -297,17 +297,6 @@ fn params_ok(v: &Value) -> bool {
         }
         other => scalar(other),
     })
-}
-
-/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`).
-fn is_time(s: &str) -> bool {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && digits <= 10
-        && matches!(
-            &s[digits..],
-            "nanos" | "micros" | "ms" | "s" | "m" | "h" | "d"
-        )
 }
 
 fn open_cursor(v: &Value, scope: &Scope) -> Result<String, Rejection> {

@@ -120,7 +120,15 @@ fn knn(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
     Ok(out)
 }
 
-fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Value>, Rejection> {
+/// A compound retriever (`rrf`, `linear`): its children rewritten by `child`, its own
+/// `filter` checked, the numeric options in `numbers` and `_name` kept; nothing else.
+fn compound(
+    ty: &str,
+    body: &Map<String, Value>,
+    filters: &FilterSet,
+    numbers: &[&str],
+    child: fn(&Value, &FilterSet) -> Result<Value, Rejection>,
+) -> Result<Map<String, Value>, Rejection> {
     let mut out = Map::new();
     let mut children = None;
     for (k, v) in body {
@@ -129,7 +137,7 @@ fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
                 Value::Array(items) if !items.is_empty() => {
                     let rewritten = items
                         .iter()
-                        .map(|i| rewrite(i, filters))
+                        .map(|i| child(i, filters))
                         .collect::<Result<Vec<_>, _>>()?;
                     children = Some(Value::Array(rewritten));
                 }
@@ -139,7 +147,7 @@ fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
                     ))
                 }
             },
-            "rank_constant" | "rank_window_size" if v.is_u64() => {
+            key if numbers.contains(&key) && v.is_u64() => {
                 out.insert(k.clone(), v.clone());
             }
             "filter" => {
@@ -149,50 +157,28 @@ fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
             "_name" if v.is_string() => {
                 out.insert(k.clone(), v.clone());
             }
-            _ => return Err(key_not_allowed(k, "rrf")),
+            _ => return Err(key_not_allowed(k, ty)),
         }
     }
-    let children = children.ok_or_else(|| Rejection::bad_request("[rrf] needs [retrievers]"))?;
+    let children =
+        children.ok_or_else(|| Rejection::bad_request(format!("[{ty}] needs [retrievers]")))?;
     out.insert("retrievers".into(), children);
     Ok(out)
 }
 
+fn rrf(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Value>, Rejection> {
+    compound(
+        "rrf",
+        body,
+        filters,
+        &["rank_constant", "rank_window_size"],
+        rewrite,
+    )
+}
+
 /// `linear`: `retrievers` is a list of `{"retriever": ..., "weight": n, "normalizer": "..."}`.
 fn linear(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Value>, Rejection> {
-    let mut out = Map::new();
-    let mut children = None;
-    for (k, v) in body {
-        match k.as_str() {
-            "retrievers" => match v {
-                Value::Array(items) if !items.is_empty() => {
-                    let rewritten = items
-                        .iter()
-                        .map(|i| linear_child(i, filters))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    children = Some(Value::Array(rewritten));
-                }
-                _ => {
-                    return Err(Rejection::bad_request(
-                        "[retrievers] must be a non-empty list",
-                    ))
-                }
-            },
-            "rank_window_size" if v.is_u64() => {
-                out.insert(k.clone(), v.clone());
-            }
-            "filter" => {
-                check_queries(v)?;
-                out.insert(k.clone(), v.clone());
-            }
-            "_name" if v.is_string() => {
-                out.insert(k.clone(), v.clone());
-            }
-            _ => return Err(key_not_allowed(k, "linear")),
-        }
-    }
-    let children = children.ok_or_else(|| Rejection::bad_request("[linear] needs [retrievers]"))?;
-    out.insert("retrievers".into(), children);
-    Ok(out)
+    compound("linear", body, filters, &["rank_window_size"], linear_child)
 }
 
 fn linear_child(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {

@@ -69,7 +69,7 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
                     )))
                 }
             },
-            ("timeout", Value::String(t)) if is_time(&t) => timeout = Some(t),
+            ("timeout", Value::String(t)) if super::params::is_time_value(&t) => timeout = Some(t),
             ("case_insensitive", Value::Bool(b)) => case_insensitive = b,
             ("index_filter", q) => {
                 rewrite::check_query(&q)?;
@@ -182,17 +182,6 @@ pub fn answer(spec: &Answer, response: &Value) -> Option<Value> {
 /// terms aggregation takes one concrete field).
 fn valid_field(f: &str) -> bool {
     !f.is_empty() && f.len() <= 512 && !f.chars().any(|c| c.is_control() || c == '*')
-}
-
-/// An Elasticsearch time value: digits then a unit (`30s`, `1m`, `500ms`).
-fn is_time(s: &str) -> bool {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && digits <= 10
-        && matches!(
-            &s[digits..],
-            "nanos" | "micros" | "ms" | "s" | "m" | "h" | "d"
-        )
 }
 
 /// One character's case variants when it has exactly one lower and one upper form.
