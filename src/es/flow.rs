@@ -711,18 +711,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::{self, FilterSet};
+    use crate::es;
 
-    fn scope() -> Scope {
-        Scope {
-            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-            indices: vec!["logs-*".to_string()],
-            ids: crate::es::continuation::Binding {
-                token_id: "tok_test".into(),
-                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
-            },
-        }
-    }
+    use crate::es::testing::scope;
 
     fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
         RequestHead {
@@ -1427,18 +1418,9 @@ mod narrowing_tests {
     use serde_json::Value;
 
     use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, FilterSet, RejectKind, RequestHead, Resolution, Scope};
+    use crate::es::{self, RejectKind, RequestHead, Resolution};
 
-    fn scope() -> Scope {
-        Scope {
-            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-            indices: vec!["logs-*".to_string()],
-            ids: crate::es::continuation::Binding {
-                token_id: "tok_test".into(),
-                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
-            },
-        }
-    }
+    use crate::es::testing::scope;
 
     fn name(name: &str, kind: NameKind, indices: &[&str]) -> ResolvedName {
         ResolvedName {

@@ -35,6 +35,8 @@ pub mod retriever;
 pub mod rewrite;
 pub mod sql;
 pub mod terms_enum;
+#[cfg(test)]
+mod testing;
 pub mod transform;
 pub mod uri_search;
 pub mod validate_query;

@@ -499,20 +499,11 @@ mod tests {
 mod route_tests {
     use serde_json::{json, Value};
 
-    use crate::es::continuation::{self, Binding, IdKey, IdKind};
+    use crate::es::continuation::{self, IdKind};
     use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, FilterSet, RejectKind, RequestHead, Resolution, Scope};
+    use crate::es::{self, RejectKind, RequestHead, Resolution};
 
-    fn scope() -> Scope {
-        Scope {
-            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-            indices: vec!["logs-*".to_string()],
-            ids: Binding {
-                token_id: "tok_a".into(),
-                key: std::sync::Arc::new(IdKey::new([5; 32])),
-            },
-        }
-    }
+    use crate::es::testing::scope;
 
     /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
     fn fixture(expr: &str) -> Vec<ResolvedName> {

@@ -29,18 +29,9 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, FilterSet, Method, RejectKind, RequestHead, Resolution, Scope};
+    use crate::es::{self, Method, RejectKind, RequestHead, Resolution};
 
-    fn scope() -> Scope {
-        Scope {
-            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-            indices: vec!["logs-*".to_string()],
-            ids: crate::es::continuation::Binding {
-                token_id: "tok_test".into(),
-                key: std::sync::Arc::new(crate::es::continuation::IdKey::new([1; 32])),
-            },
-        }
-    }
+    use crate::es::testing::scope;
 
     /// Plan, prepare and authorize with every expression resolving to `logs-a`.
     pub(crate) fn run(
