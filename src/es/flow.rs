@@ -715,15 +715,7 @@ mod tests {
 
     use crate::es::testing::scope;
 
-    fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
-        RequestHead {
-            method,
-            path,
-            query,
-            content_type: Some("application/json"),
-            content_encoding: None,
-        }
-    }
+    use crate::es::testing::head;
 
     fn as_indices(concrete: Vec<String>) -> Vec<es::resolution::ResolvedName> {
         concrete
@@ -1417,34 +1409,11 @@ mod field_caps_tests {
 mod narrowing_tests {
     use serde_json::Value;
 
-    use crate::es::resolution::{NameKind, ResolvedName};
     use crate::es::{self, RejectKind, RequestHead, Resolution};
 
     use crate::es::testing::scope;
 
-    fn name(name: &str, kind: NameKind, indices: &[&str]) -> ResolvedName {
-        ResolvedName {
-            name: name.into(),
-            kind,
-            indices: indices.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
-    fn fixture(expr: &str) -> Vec<ResolvedName> {
-        let all = vec![
-            name("logs-a", NameKind::Index, &["logs-a"]),
-            name("logs-b", NameKind::Index, &["logs-b"]),
-            name("logs-sa", NameKind::Alias, &["secret"]),
-        ];
-        if expr.contains('*') {
-            all
-        } else {
-            all.into_iter()
-                .filter(|n| expr.split(',').any(|e| e == n.name))
-                .collect()
-        }
-    }
+    use crate::es::testing::cluster as fixture;
 
     fn run(
         method: &str,

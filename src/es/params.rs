@@ -468,11 +468,7 @@ mod tests {
     use super::*;
     use crate::es::RejectKind;
 
-    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
+    use crate::es::testing::pairs;
 
     #[test]
     fn splits_like_elasticsearch() {

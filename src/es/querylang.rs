@@ -505,26 +505,7 @@ mod route_tests {
 
     use crate::es::testing::scope;
 
-    /// The fixture's cluster: logs-a, logs-b and an alias logs-sa → secret.
-    fn fixture(expr: &str) -> Vec<ResolvedName> {
-        let name = |n: &str, kind, idx: &[&str]| ResolvedName {
-            name: n.into(),
-            kind,
-            indices: idx.iter().map(|s| s.to_string()).collect(),
-        };
-        let all = vec![
-            name("logs-a", NameKind::Index, &["logs-a"]),
-            name("logs-b", NameKind::Index, &["logs-b"]),
-            name("logs-sa", NameKind::Alias, &["secret"]),
-        ];
-        if expr.contains('*') {
-            all
-        } else {
-            all.into_iter()
-                .filter(|n| expr.split(',').any(|e| e == n.name))
-                .collect()
-        }
-    }
+    use crate::es::testing::cluster as fixture;
 
     fn run(
         method: &str,

@@ -1,7 +1,9 @@
-//! Test fixtures shared by the unit tests of `es/`: the scope of tenant `a` on `logs-*`.
+//! Test fixtures shared by the unit tests of `es/`: the scope of tenant `a` on `logs-*`, a
+//! JSON request head, the fixture cluster's resolution and parameter pairs.
 
 use super::continuation::{Binding, IdKey};
-use super::{FilterSet, Scope};
+use super::resolution::{NameKind, ResolvedName};
+use super::{FilterSet, RequestHead, Scope};
 
 /// Tenant `a` (`tenant: a`) on `logs-*`, token `tok_test`, a fixed sealing key.
 pub(crate) fn scope() -> Scope {
@@ -13,4 +15,44 @@ pub(crate) fn scope() -> Scope {
             key: std::sync::Arc::new(IdKey::new([1; 32])),
         },
     }
+}
+
+/// A request head with a JSON content type.
+pub(crate) fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
+    RequestHead {
+        method,
+        path,
+        query,
+        content_type: Some("application/json"),
+        content_encoding: None,
+    }
+}
+
+/// What the fixture cluster resolves `expr` to: `logs-a`, `logs-b` and the alias `logs-sa`
+/// (pointing at the foreign `secret`) for any wildcard, the names listed otherwise.
+pub(crate) fn cluster(expr: &str) -> Vec<ResolvedName> {
+    let name = |n: &str, kind, idx: &[&str]| ResolvedName {
+        name: n.into(),
+        kind,
+        indices: idx.iter().map(|s| s.to_string()).collect(),
+    };
+    let all = vec![
+        name("logs-a", NameKind::Index, &["logs-a"]),
+        name("logs-b", NameKind::Index, &["logs-b"]),
+        name("logs-sa", NameKind::Alias, &["secret"]),
+    ];
+    if expr.contains('*') {
+        all
+    } else {
+        all.into_iter()
+            .filter(|n| expr.split(',').any(|e| e == n.name))
+            .collect()
+    }
+}
+
+/// Owned `(key, value)` pairs.
+pub(crate) fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }

@@ -198,15 +198,7 @@ mod route_tests {
         }
     }
 
-    fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestHead<'a> {
-        RequestHead {
-            method,
-            path,
-            query,
-            content_type: Some("application/json"),
-            content_encoding: None,
-        }
-    }
+    use crate::es::testing::head;
 
     /// A wildcard resolves to `logs-a`, `logs-b` and the foreign alias `logs-sa` (-> `secret`);
     /// a name to itself, `logs-sa` to that alias.

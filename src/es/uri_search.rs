@@ -147,11 +147,7 @@ mod tests {
     use super::*;
     use crate::es::RejectKind;
 
-    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
+    use crate::es::testing::pairs;
 
     #[test]
     fn q_and_companions_become_a_query_string_query_and_leave_the_parameters() {
