@@ -18,7 +18,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+use super::local_server::LocalServer;
 
 /// Size of each generated chunk of the `huge` body.
 const CHUNK: usize = 64 * 1024;
@@ -29,8 +30,7 @@ pub struct FaultServer {
     url: String,
     accepted: Arc<AtomicU64>,
     body_bytes_sent: Arc<AtomicU64>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LocalServer,
 }
 
 #[derive(Clone, Copy)]
@@ -86,55 +86,19 @@ impl FaultServer {
     }
 }
 
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 fn start(fault: Fault) -> FaultServer {
-    let std_listener =
-        std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 works in tests");
-    std_listener
-        .set_nonblocking(true)
-        .expect("a listener can be made non-blocking");
-    let addr = std_listener
-        .local_addr()
-        .expect("a bound listener has an address");
     let accepted = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = oneshot::channel();
-    let thread = {
-        let accepted = accepted.clone();
-        let sent = sent.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread tokio runtime can always be built in tests");
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(std_listener)
-                    .expect("a non-blocking std listener converts to tokio");
-                tokio::select! {
-                    _ = rx => {}
-                    _ = accept_loop(listener, fault, accepted, sent) => {}
-                }
-            });
-            // Dropping the runtime here cancels every connection task and closes its socket.
-        })
+    let server = {
+        let (accepted, sent) = (accepted.clone(), sent.clone());
+        LocalServer::start(move |listener| accept_loop(listener, fault, accepted, sent))
     };
     FaultServer {
-        addr,
-        url: format!("http://{addr}"),
+        addr: server.addr,
+        url: server.url(),
         accepted,
         body_bytes_sent: sent,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        _server: server,
     }
 }
 

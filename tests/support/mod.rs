@@ -1,7 +1,7 @@
 //! Shared harness for the integration tests: real backends (`backend`), the security fixture
 //! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
-//! recording fake Elasticsearch for APIs no real backend implements (`recording`) and TLS
-//! material (`tls`). Used as `mod support;` from each test file.
+//! recording fake Elasticsearch for APIs no real backend implements (`recording`), the thread
+//! server both fakes run on (`local_server`) and TLS material (`tls`). Used as `mod support;` from each test file.
 //!
 //! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
 //! the repository (caches live in `$ESGATE_TEST_CACHE` or `$HOME/.cache/esgate-tests`, scratch
@@ -17,6 +17,7 @@ pub mod esgate;
 pub mod faults;
 pub mod fixture;
 pub mod http;
+pub mod local_server;
 pub mod python;
 pub mod recording;
 pub mod tls;

@@ -20,7 +20,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+
+use super::local_server::LocalServer;
 
 /// One request as the fake received it.
 #[derive(Clone, Debug)]
@@ -117,8 +118,7 @@ pub struct Recording {
     pub addr: SocketAddr,
     url: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LocalServer,
 }
 
 // === impl Recording ===
@@ -126,39 +126,14 @@ pub struct Recording {
 impl Recording {
     /// Starts an empty fake: every request gets a 404 until answers are scripted.
     pub fn start() -> Recording {
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 works in tests");
-        std_listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = std_listener
-            .local_addr()
-            .expect("a bound listener has an address");
         let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = oneshot::channel();
-        let thread = {
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread tokio runtime can always be built in tests");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(std_listener)
-                        .expect("a non-blocking std listener converts to tokio");
-                    tokio::select! {
-                        _ = rx => {}
-                        _ = accept_loop(listener, state) => {}
-                    }
-                });
-            })
-        };
+        let shared = Arc::clone(&state);
+        let server = LocalServer::start(move |listener| accept_loop(listener, shared));
         Recording {
-            addr,
-            url: format!("http://{addr}"),
+            addr: server.addr,
+            url: server.url(),
             state,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -237,17 +212,6 @@ impl Recording {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Recording {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
