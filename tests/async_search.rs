@@ -9,7 +9,7 @@ mod support;
 use serde_json::{json, Value};
 
 use support::esgate::Esgate;
-use support::http::{bearer, send, Reply};
+use support::http::Reply;
 use support::recording::{Answer, Recorded, Recording};
 
 /// An async search id as Elasticsearch mints it (URL-safe base64 with padding).
@@ -22,38 +22,15 @@ const BACKEND_ID_IN_PATH: &str =
 const KIBANA_SUBMIT: &str = "batched_reduce_size=64&ccs_minimize_roundtrips=true&wait_for_completion_timeout=200ms&keep_on_completion=false&keep_alive=60000ms&ignore_unavailable=true";
 
 async fn raw_call(gw: &Esgate, secret: &str, method: &str, path: &str, body: Value) -> Reply {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).expect("json")
-    };
-    send(
-        method,
-        &gw.url(path),
-        &[
-            ("authorization", &bearer(secret)),
-            ("content-type", "application/json"),
-        ],
-        bytes,
-    )
-    .await
-    .expect("esgate answers")
+    gw.call_raw(secret, method, path, body, &[]).await
 }
 
 async fn call(gw: &Esgate, secret: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = raw_call(gw, secret, method, path, body).await;
-    let v = if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    };
-    (r.status.as_u16(), v)
+    gw.call(secret, method, path, body, &[]).await
 }
 
 async fn tenant(gw: &Esgate, name: &str) -> String {
-    gw.token(json!({"name": name, "indices": ["logs-*"], "filters": [{"field": "tenant", "value": name}]}))
-        .await
-        .1
+    gw.tenant_token(name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

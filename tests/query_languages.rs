@@ -9,7 +9,6 @@ mod support;
 use serde_json::{json, Value};
 
 use support::esgate::Esgate;
-use support::http::{bearer, send};
 use support::recording::{Answer, Recording};
 
 async fn call(
@@ -20,32 +19,11 @@ async fn call(
     body: Value,
     extra: &[(&str, &str)],
 ) -> (u16, Value) {
-    let auth = bearer(secret);
-    let mut headers = vec![
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    headers.extend_from_slice(extra);
-    let r = send(
-        method,
-        &gw.url(path),
-        &headers,
-        serde_json::to_vec(&body).expect("json"),
-    )
-    .await
-    .expect("esgate answers");
-    let v = if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    };
-    (r.status.as_u16(), v)
+    gw.call(secret, method, path, body, extra).await
 }
 
 async fn tenant(gw: &Esgate, name: &str) -> String {
-    gw.token(json!({"name": name, "indices": ["logs-*"], "filters": [{"field": "tenant", "value": name}]}))
-        .await
-        .1
+    gw.tenant_token(name).await
 }
 
 fn token_filter(tenant: &str, inner: Value) -> Value {

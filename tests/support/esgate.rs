@@ -146,6 +146,57 @@ impl Esgate {
         )
     }
 
+    /// A JSON request on the data listener with a token secret as Bearer (`Value::Null`: no
+    /// body) plus `extra` headers; returns the reply.
+    pub async fn call_raw(
+        &self,
+        secret: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+        extra: &[(&str, &str)],
+    ) -> super::http::Reply {
+        let auth = format!("Bearer {secret}");
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).expect("json")
+        };
+        super::http::send(method, &self.url(path), &headers, bytes)
+            .await
+            .expect("esgate answers")
+    }
+
+    /// Like `call_raw`; returns the status and the JSON answer (`Null` when empty).
+    pub async fn call(
+        &self,
+        secret: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let r = self.call_raw(secret, method, path, body, extra).await;
+        let v = if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        };
+        (r.status.as_u16(), v)
+    }
+
+    /// A `read` token on `logs-*` filtered to `tenant: <name>`; returns its secret.
+    pub async fn tenant_token(&self, name: &str) -> String {
+        self.token(json!({"name": name, "indices": ["logs-*"], "filters": [{"field": "tenant", "value": name}]}))
+            .await
+            .1
+    }
+
     /// A pass-through (`all`) token's secret.
     pub async fn all_token(&self) -> String {
         self.token(json!({"name": "all", "permissions": ["all"]}))
