@@ -1,11 +1,14 @@
 //! Kibana through esgate, as request sequences: the internal user (an `all` token) starting up
 //! and writing its saved objects, and an end user (a tenant-a `read` token, sent the way Kibana
 //! forwards a logged-in user's credentials: `Basic user:secret`) creating a data view, asking
-//! for value suggestions and opening a document. Requests carry the media types and headers of
-//! Kibana's `@elastic/elasticsearch` 8 client; each test's comment names the Kibana source of the
-//! request shape.
+//! for value suggestions and opening a document; and an end user signing in through Kibana's
+//! `http` provider (Bearer and ApiKey), whose `_security/_authenticate` and `_has_privileges`
+//! esgate answers itself (`data/kibana/end_user_http_provider.json`). Requests carry the media
+//! types and headers of Kibana's `@elastic/elasticsearch` 8 client; each test's comment (or
+//! fixture step) names the Kibana source of the request shape.
 //!
-//! Invariant: an end-user answer passes only if it equals the backend's answer to the same
+//! Invariant: an answer esgate makes itself passes only if it equals the fixture's expected
+//! answer exactly; a data answer passes only if it equals the backend's answer to the same
 //! request sent directly with the tenant filter applied by hand (the query wrapped as
 //! `bool{filter:[term tenant a], must:[query]}`, the index `logs-*` replaced by the concrete
 //! `logs-a,logs-b`), after removing `took`, `_shards`, scores and `_clusters`; the internal
