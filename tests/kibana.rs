@@ -505,7 +505,7 @@ async fn http_provider_sequence(backend_url: &str) {
     let steps = plan["steps"].as_array().unwrap();
     assert!(steps.len() >= 5, "the sign-in plan is loaded");
     let gw = Esgate::start(&[backend_url], "").await;
-    let user = tenant_a_token()["name"].as_str().unwrap().to_owned();
+    let name = tenant_a_token()["name"].as_str().unwrap().to_owned();
     let (id, secret) = gw.token(tenant_a_token()).await;
     for auth in [bearer(&secret), api_key(&id, &secret)] {
         let scheme = auth.split(' ').next().unwrap().to_owned();
@@ -535,8 +535,13 @@ async fn http_provider_sequence(backend_url: &str) {
                 Some("Elasticsearch"),
                 "{what}: Kibana's client needs the product header"
             );
-            let expected: Value =
-                serde_json::from_str(&step["expect"].to_string().replace("{user}", &user)).unwrap();
+            let expected: Value = serde_json::from_str(
+                &step["expect"]
+                    .to_string()
+                    .replace("{user}", &id)
+                    .replace("{name}", &name),
+            )
+            .unwrap();
             assert_eq!(reply.json(), expected, "{what}");
             assert!(
                 !reply.text().contains(&secret),

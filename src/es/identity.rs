@@ -6,8 +6,8 @@
 //! still denies every `_security` route, and the proxy asks [`route`] first, for `read` tokens
 //! only (an `all` token's request is relayed to the cluster as it is).
 //!
-//! Invariants: pure; an answer is built only from the presenting token's own name and index
-//! patterns (never its secret, id, filters or anything about other tokens); index privileges
+//! Invariants: pure; an answer is built only from the presenting token's own id, name and
+//! index patterns (never its secret, filters or anything about other tokens); index privileges
 //! are answered truthfully for the token's patterns (`read` and `view_index_metadata` on names
 //! its patterns cover, false for every other privilege and every cluster privilege); Kibana
 //! application privileges (`kibana-*` applications) are true only for the actions of a
@@ -21,6 +21,10 @@
 //! Saved objects are Kibana's, not the tenant's: every read token can read those in every
 //! space (the resource is not checked), so tenants must not put their terms in shared saved
 //! objects, or each tenant gets its own Kibana.
+//!
+//! The user name is the token's id, not its name: token names need not be unique, and Kibana
+//! keys what a user owns (CSV reports, search sessions) by user name, so two tokens sharing a
+//! name would read each other's reports. The name is the `full_name` Kibana displays.
 
 use serde_json::{json, Map, Value};
 
@@ -75,7 +79,9 @@ pub fn check_query(query: Option<&str>) -> Result<(), Rejection> {
 /// Who the token is, as far as these answers tell.
 #[derive(Clone, Copy, Debug)]
 pub struct Identity<'a> {
-    /// The token's name (its user name in Kibana).
+    /// The token's id (its unique user name in Kibana; not a secret).
+    pub id: &'a str,
+    /// The token's name (the full name Kibana displays).
     pub name: &'a str,
     /// The token's allowed index patterns.
     pub indices: &'a [String],
@@ -84,12 +90,13 @@ pub struct Identity<'a> {
 /// The realm every esgate token authenticates in.
 const REALM: &str = "esgate";
 
-/// `GET /_security/_authenticate` for a `read` token: the token's name as user name, no roles.
+/// `GET /_security/_authenticate` for a `read` token: the token's id as user name, its name as
+/// full name, no roles.
 pub fn authenticate(who: Identity<'_>) -> Value {
     json!({
-        "username": who.name,
+        "username": who.id,
         "roles": [],
-        "full_name": null,
+        "full_name": who.name,
         "email": null,
         "metadata": {},
         "enabled": true,
@@ -168,7 +175,7 @@ pub fn has_privileges(who: Identity<'_>, body: Option<&Value>) -> Result<Value, 
         }
     }
     Ok(json!({
-        "username": who.name,
+        "username": who.id,
         "has_all_requested": all,
         "cluster": cluster,
         "index": index,
@@ -379,6 +386,7 @@ mod tests {
 
     fn who(p: &[String]) -> Identity<'_> {
         Identity {
+            id: "tok_a",
             name: "tenant-a",
             indices: p,
         }
@@ -424,13 +432,13 @@ mod tests {
     }
 
     #[test]
-    fn authenticate_names_the_token_with_no_roles_in_the_esgate_realm() {
+    fn authenticate_names_the_token_by_id_with_no_roles_in_the_esgate_realm() {
         let p = patterns();
         let got = authenticate(who(&p));
         assert_eq!(
             got,
             json!({
-                "username": "tenant-a", "roles": [], "full_name": null, "email": null,
+                "username": "tok_a", "roles": [], "full_name": "tenant-a", "email": null,
                 "metadata": {}, "enabled": true,
                 "authentication_realm": {"name": "esgate", "type": "esgate"},
                 "lookup_realm": {"name": "esgate", "type": "esgate"},
@@ -533,7 +541,7 @@ mod tests {
         assert_eq!(
             got,
             json!({
-                "username": "tenant-a",
+                "username": "tok_a",
                 "has_all_requested": false,
                 "cluster": {},
                 "index": {

@@ -27,6 +27,7 @@ pub(super) async fn respond(
 ) -> Result<Response<Body>, ProxyError> {
     es::identity::check_query(parts.uri.query())?;
     let who = es::identity::Identity {
+        id: &token.id,
         name: &token.name,
         indices: &token.indices,
     };
