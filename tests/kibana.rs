@@ -614,3 +614,38 @@ async fn http_provider_sign_in_and_search_on_noida() {
     let backend = fixture::seeded_noida();
     http_provider_sequence(backend.url()).await;
 }
+
+/// esgate answers the two security APIs without the cluster: with a dead backend they still
+/// answer, while a search (which needs the cluster) fails with 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_answers_need_no_cluster() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = format!("http://127.0.0.1:{port}");
+    let gw = Esgate::start(&[dead.as_str()], "").await;
+    let (id, secret) = gw.token(tenant_a_token()).await;
+    let auth = bearer(&secret);
+    let headers = [("authorization", auth.as_str())];
+    let reply = send("GET", &gw.url("/_security/_authenticate"), &headers, "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["username"], json!(id));
+    let body = json!({"index": [{"names": ["logs-a"], "privileges": ["read"]}]});
+    let reply = send(
+        "POST",
+        &gw.url("/_security/user/_has_privileges"),
+        &headers,
+        body.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["has_all_requested"], json!(true));
+    let reply = send("GET", &gw.url("/_search"), &headers, "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 502, "{}", reply.text());
+}
