@@ -235,7 +235,8 @@ const READ_FEATURES: &[&str] = &[
 ];
 
 /// Saved object types such a user reads (data views, saved searches and queries, dashboards,
-/// visualizations, Lens, maps, links, tags, annotations, advanced settings, short URLs).
+/// visualizations, Lens, maps, links, tags, annotations, advanced settings, short URLs, the
+/// telemetry opt-in every feature privilege reads).
 const READ_SAVED_OBJECTS: &[&str] = &[
     "index-pattern",
     "search",
@@ -250,6 +251,7 @@ const READ_SAVED_OBJECTS: &[&str] = &[
     "config",
     "config-global",
     "url",
+    "telemetry",
 ];
 
 /// Saved object operations that only read.
@@ -473,6 +475,8 @@ mod tests {
             ("saved_object:dashboard/update", false),
             ("saved_object:search/share_to_space", false),
             ("saved_object:alert/get", false),
+            ("saved_object:telemetry/get", true),
+            ("saved_object:telemetry/update", false),
             ("saved_object:space/get", false),
             ("api:generateReport", true),
             ("api:downloadCsv", true),
