@@ -1,11 +1,14 @@
 //! Kibana through esgate, as request sequences: the internal user (an `all` token) starting up
 //! and writing its saved objects, and an end user (a tenant-a `read` token, sent the way Kibana
 //! forwards a logged-in user's credentials: `Basic user:secret`) creating a data view, asking
-//! for value suggestions and opening a document. Requests carry the media types and headers of
-//! Kibana's `@elastic/elasticsearch` 8 client; each test's comment names the Kibana source of the
-//! request shape.
+//! for value suggestions and opening a document; and an end user signing in through Kibana's
+//! `http` provider (Bearer and ApiKey), whose `_security/_authenticate` and `_has_privileges`
+//! esgate answers itself (`data/kibana/end_user_http_provider.json`). Requests carry the media
+//! types and headers of Kibana's `@elastic/elasticsearch` 8 client; each test's comment (or
+//! fixture step) names the Kibana source of the request shape.
 //!
-//! Invariant: an end-user answer passes only if it equals the backend's answer to the same
+//! Invariant: an answer esgate makes itself passes only if it equals the fixture's expected
+//! answer exactly; a data answer passes only if it equals the backend's answer to the same
 //! request sent directly with the tenant filter applied by hand (the query wrapped as
 //! `bool{filter:[term tenant a], must:[query]}`, the index `logs-*` replaced by the concrete
 //! `logs-a,logs-b`), after removing `took`, `_shards`, scores and `_clusters`; the internal
@@ -17,7 +20,7 @@ use serde_json::{json, Value};
 
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
-use support::http::{basic, send, Reply};
+use support::http::{api_key, basic, bearer, send, Reply};
 
 const DIRECT_INDEX: &str = "logs-a,logs-b";
 /// What `@elastic/elasticsearch` 8 sends as `accept` and, with a body, as `content-type`.
@@ -487,4 +490,162 @@ async fn data_view_fields_in_the_kibana_8_body_form_list_only_the_tokens_indices
     let got = normalised(&reply);
     assert_eq!(got, normalised(&expected));
     assert_eq!(got["indices"], json!(["logs-a", "logs-b"]), "{got}");
+}
+
+/// Kibana's `http` authentication provider (`xpack.security.authc.http`, schemes `apikey` and
+/// `bearer`): every Kibana request carries the end user's `read` token as `Authorization:
+/// Bearer <secret>` or `ApiKey base64(<id>:<secret>)`, and Kibana sends Elasticsearch
+/// `_security/_authenticate` and `_security/user/_has_privileges` with it
+/// (`data/kibana/end_user_http_provider.json` names the Kibana source of each request). esgate
+/// answers both itself: the token's name, read-only Kibana actions, truthful index privileges.
+/// Then the same header searches and sees only the tenant's documents.
+async fn http_provider_sequence(backend_url: &str) {
+    let plan: Value =
+        serde_json::from_str(include_str!("data/kibana/end_user_http_provider.json")).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    assert!(steps.len() >= 5, "the sign-in plan is loaded");
+    let gw = Esgate::start(&[backend_url], "").await;
+    let name = tenant_a_token()["name"].as_str().unwrap().to_owned();
+    let (id, secret) = gw.token(tenant_a_token()).await;
+    for auth in [bearer(&secret), api_key(&id, &secret)] {
+        let scheme = auth.split(' ').next().unwrap().to_owned();
+        for step in steps {
+            let method = step["method"].as_str().unwrap();
+            let path = step["path"].as_str().unwrap();
+            let what = format!("{scheme} {method} {path} ({})", step["source"]);
+            let mut headers = vec![
+                ("authorization", auth.as_str()),
+                ("accept", ES8_MEDIA),
+                ("x-elastic-product-origin", "kibana"),
+                ("user-agent", "Kibana/8.15.3"),
+            ];
+            let body = match &step["body"] {
+                Value::Null => String::new(),
+                b => {
+                    headers.push(("content-type", ES8_MEDIA));
+                    b.to_string()
+                }
+            };
+            let reply = send(method, &gw.url(path), &headers, body)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: esgate does not answer: {e}"));
+            assert_ok_and_clean(&what, &reply);
+            assert_eq!(
+                reply.header("x-elastic-product"),
+                Some("Elasticsearch"),
+                "{what}: Kibana's client needs the product header"
+            );
+            let expected: Value = serde_json::from_str(
+                &step["expect"]
+                    .to_string()
+                    .replace("{user}", &id)
+                    .replace("{name}", &name),
+            )
+            .unwrap();
+            assert_eq!(reply.json(), expected, "{what}");
+            assert!(
+                !reply.text().contains(&secret),
+                "{what}: the secret is echoed"
+            );
+        }
+        // Discover's searches go out with the same header: only tenant a's documents.
+        let query = json!({"query": {"match_all": {}}});
+        let reply = send(
+            "POST",
+            &gw.url("/logs-*/_count"),
+            &[("authorization", auth.as_str())],
+            query.to_string(),
+        )
+        .await
+        .unwrap();
+        assert_ok_and_clean(&format!("{scheme} count"), &reply);
+        let expected = direct(
+            backend_url,
+            "POST",
+            &format!("/{DIRECT_INDEX}/_count"),
+            Some(&json!({"query": wrap_for_tenant_a(query.get("query"))})),
+        )
+        .await;
+        assert_eq!(
+            reply.json()["count"],
+            expected.json()["count"],
+            "{scheme} count"
+        );
+        assert!(
+            reply.json()["count"].as_u64().unwrap() > 0,
+            "the tenant has documents"
+        );
+    }
+    // A wrong secret fails Kibana's authentication (401), never esgate's answer.
+    let reply = send(
+        "GET",
+        &gw.url("/_security/_authenticate"),
+        &[("authorization", &bearer("not-a-token"))],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    // Kibana's internal user (`all`) is relayed to the cluster, not answered by esgate.
+    let all = gw.all_token().await;
+    let reply = send(
+        "GET",
+        &gw.url("/_security/_authenticate"),
+        &[("authorization", &bearer(&all))],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(
+        !reply.text().contains("\"esgate\""),
+        "an all token's _authenticate must be the cluster's: {}",
+        reply.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_provider_sign_in_and_search_on_osmem() {
+    let backend = fixture::seeded_osmem();
+    http_provider_sequence(backend.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_provider_sign_in_and_search_on_noida() {
+    let backend = fixture::seeded_noida();
+    http_provider_sequence(backend.url()).await;
+}
+
+/// esgate answers the two security APIs without the cluster: with a dead backend they still
+/// answer, while a search (which needs the cluster) fails with 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_answers_need_no_cluster() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = format!("http://127.0.0.1:{port}");
+    let gw = Esgate::start(&[dead.as_str()], "").await;
+    let (id, secret) = gw.token(tenant_a_token()).await;
+    let auth = bearer(&secret);
+    let headers = [("authorization", auth.as_str())];
+    let reply = send("GET", &gw.url("/_security/_authenticate"), &headers, "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["username"], json!(id));
+    let body = json!({"index": [{"names": ["logs-a"], "privileges": ["read"]}]});
+    let reply = send(
+        "POST",
+        &gw.url("/_security/user/_has_privileges"),
+        &headers,
+        body.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["has_all_requested"], json!(true));
+    let reply = send("GET", &gw.url("/_search"), &headers, "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 502, "{}", reply.text());
 }

@@ -371,6 +371,15 @@ fn kibana_snippet_names_the_keys_kibana_reads_and_agrees_with_the_compose_stack(
         str_at("elasticsearch.serviceAccountToken").as_deref(),
         Some("${ESGATE_KIBANA_TOKEN}")
     );
+    // End users: the `http` provider with the schemes esgate reads (Bearer, ApiKey).
+    assert_eq!(k["xpack.security.authc.http.enabled"].as_bool(), Some(true));
+    let schemes: Vec<&str> = k["xpack.security.authc.http.schemes"]
+        .as_sequence()
+        .map(|s| s.iter().filter_map(Yaml::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(schemes, ["apikey", "bearer"], "{k:?}");
+    // CSV export for users without roles: Kibana 8's reporting by feature privileges.
+    assert_eq!(k["xpack.reporting.roles.enabled"].as_bool(), Some(false));
     // Kibana refuses both a username/password and a service account token.
     assert!(k["elasticsearch.username"].is_null() && k["elasticsearch.password"].is_null());
     // docker-compose.yml sets the same through Kibana's environment-variable form.

@@ -24,6 +24,7 @@ pub mod error;
 pub mod esql;
 pub mod explain;
 pub mod hidden;
+pub mod identity;
 pub mod index;
 pub mod knn_search;
 mod lexing;

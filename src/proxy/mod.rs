@@ -8,6 +8,7 @@
 //! backend only as an `es::Permit`.
 
 pub mod hygiene;
+mod identity;
 mod transformed;
 pub mod upstream_request;
 
@@ -157,6 +158,10 @@ async fn pipeline(
                 header_str(&parts.headers, header::ACCEPT)?,
                 header_str(&parts.headers, header::CONTENT_TYPE)?,
             )?;
+            if let Some(route) = es::identity::route(parts.method.as_str(), parts.uri.path()) {
+                ctx.event.action = Some(route.action());
+                return identity::respond(app, &token, route, &parts, body).await;
+            }
             let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal;
             transform = permit.transform.clone();
