@@ -1,93 +1,114 @@
-//! `_explain` with the token's filters wrapped around the query (security.md A3), and an
-//! answer that cannot tell a document outside the filters from a missing one.
+//! `_explain` answered from a search on the one document, with the token's filters (security.md
+//! A3), so that a document outside the filters cannot be told from a missing one.
 //!
-//! The request takes one explicit index (or an alias of one index) and a document id; the body
-//! may hold only `query` (checked like `_count`'s), which is wrapped in the token's filters, so
-//! a document outside them never matches. Elasticsearch answers a missing document with
-//! `404 {"_index","_id","matched":false}` and a present, unmatched one with `200` plus an
-//! explanation of why it did not match (which names the failing filter clause). [`answer`]
-//! turns both into the same `404 {"_index","_id","matched":false}`, built by esgate so the key
-//! order is the same too. A matched document keeps `get` (it is inside the filters) and its
-//! score, but the explanation tree is cut to its top level: the details hold index-wide term
-//! statistics (`n`, `N`: documents containing a term, over every tenant; security.md B15/H1).
-//! The query parameters `q`, `df`, `analyzer`... (a query built from the URL) are refused.
+//! Elasticsearch's own `_explain` looks the document up before it builds the query: a query
+//! that fails to build (a prefix on a number, a bad date) fails only when the document exists,
+//! an existence oracle for any id (found in review). So esgate never forwards `_explain`: it
+//! sends `POST /{index}/_search` with `size: 1`, `explain: true` and the query
+//! `bool{filter: [ids: [id]], must: [<the client's query wrapped in the token's filters>]}`,
+//! which builds the query on every shard whatever the id. [`answer`] turns a hit into the
+//! explain answer (`matched: true`) and no hit into exactly what Elasticsearch answers for a
+//! missing document, `404 {"_index","_id","matched":false}`. A matched answer keeps the score
+//! and, when asked for with `_source*`/`stored_fields`, the document as `get`; its explanation
+//! is cut to the top level (the details hold index-wide term statistics over every tenant,
+//! security.md B15/H1). The query parameters `q`, `df`, `analyzer`... are refused.
 //!
-//! Invariant: an answer with `matched: false` never carries `explanation` or `get`, and its
-//! status and shape do not depend on whether the document exists.
+//! Invariant: an answer with `matched: false` carries nothing but the requested index and id,
+//! and neither its status nor its shape depends on whether the document exists.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
 use super::{rewrite, FilterSet, Rejection};
 
-/// Path components: everything but unreserved characters is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// The longest document id Elasticsearch accepts, in bytes.
 const MAX_ID: usize = 512;
 
-/// The forwarded path for one checked index name and a (decoded) document id.
-pub fn path(index: &str, id: &str) -> Result<String, Rejection> {
-    if id.is_empty() || id.len() > MAX_ID {
-        return Err(Rejection::bad_request(
-            "a document id must be 1 to 512 bytes long",
-        ));
+/// What the answer needs to know about the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// The index as the client named it (a missing document is reported under it).
+    pub index: String,
+    pub id: String,
+    /// `_source*` or `stored_fields` was asked for: a matched answer carries `get`.
+    pub want_get: bool,
+}
+
+impl Lookup {
+    pub fn new(index: &str, id: &str, params: &[(String, String)]) -> Result<Lookup, Rejection> {
+        if id.is_empty() || id.len() > MAX_ID {
+            return Err(Rejection::bad_request(
+                "a document id must be 1 to 512 bytes long",
+            ));
+        }
+        let want_get = params.iter().any(|(k, v)| match k.as_str() {
+            "_source" => v != "false",
+            "_source_includes" | "_source_excludes" | "stored_fields" => true,
+            _ => false,
+        });
+        Ok(Lookup {
+            index: index.to_string(),
+            id: id.to_string(),
+            want_get,
+        })
     }
-    Ok(format!(
-        "/{index}/_explain/{}",
-        utf8_percent_encode(id, SEGMENT)
-    ))
 }
 
-/// The body to forward: `{"query": wrap(query or match_all)}`.
-pub fn body(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
-    rewrite::count(body, filters)
+/// The search to forward: the document by id, under the wrapped query, explained.
+pub fn search_body(
+    body: Option<Value>,
+    filters: &FilterSet,
+    lookup: &Lookup,
+) -> Result<Value, Rejection> {
+    let wrapped = rewrite::count(body, filters)?;
+    Ok(json!({
+        "size": 1,
+        "explain": true,
+        "track_total_hits": false,
+        "query": {"bool": {
+            "filter": [{"ids": {"values": [lookup.id]}}],
+            "must": [wrapped["query"]],
+        }},
+    }))
 }
 
-/// The client's answer for the backend's `(status, body)`: `None` when a success does not
-/// have the shape of an explain answer. Errors other than a missing document pass unchanged.
-pub fn answer(status: u16, response: &Value) -> Option<(u16, Value)> {
-    let matched = response.get("matched").and_then(Value::as_bool);
-    let is_answer = response.get("_id").is_some_and(Value::is_string)
-        && response.get("_index").is_some_and(Value::is_string);
-    match (status, matched) {
-        (200, Some(true)) if is_answer => Some((200, matched_answer(response))),
-        (200 | 404, Some(false)) if is_answer => Some((
+/// The client's answer for the backend's `(status, body)` to that search: `None` when a
+/// success does not have the shape of a search answer. Errors pass unchanged (they come from
+/// building the query, the same for every id).
+pub fn answer(lookup: &Lookup, status: u16, response: &Value) -> Option<(u16, Value)> {
+    if !(200..300).contains(&status) {
+        return Some((status, response.clone()));
+    }
+    let hits = response.pointer("/hits/hits")?.as_array()?;
+    let Some(hit) = hits.first() else {
+        return Some((
             404,
-            json!({
-                "_index": response["_index"],
-                "_id": response["_id"],
-                "matched": false,
-            }),
-        )),
-        (200..=299, _) => None,
-        _ => Some((status, response.clone())),
-    }
-}
-
-fn matched_answer(response: &Value) -> Value {
+            json!({"_index": lookup.index, "_id": lookup.id, "matched": false}),
+        ));
+    };
     let mut out = Map::new();
-    out.insert("_index".into(), response["_index"].clone());
-    out.insert("_id".into(), response["_id"].clone());
+    out.insert("_index".into(), hit.get("_index")?.clone());
+    out.insert("_id".into(), hit.get("_id")?.clone());
     out.insert("matched".into(), Value::Bool(true));
-    if let Some(e) = response.get("explanation") {
-        out.insert(
-            "explanation".into(),
-            json!({
-                "value": e.get("value").cloned().unwrap_or(Value::Null),
-                "description": e.get("description").cloned().unwrap_or(Value::Null),
-                "details": [],
-            }),
-        );
+    let e = hit.get("_explanation")?;
+    out.insert(
+        "explanation".into(),
+        json!({
+            "value": e.get("value").cloned().unwrap_or(Value::Null),
+            "description": e.get("description").cloned().unwrap_or(Value::Null),
+            "details": [],
+        }),
+    );
+    if lookup.want_get {
+        let mut get = Map::new();
+        get.insert("found".into(), Value::Bool(true));
+        for key in ["_source", "fields"] {
+            if let Some(v) = hit.get(key) {
+                get.insert(key.into(), v.clone());
+            }
+        }
+        out.insert("get".into(), Value::Object(get));
     }
-    if let Some(g) = response.get("get") {
-        out.insert("get".into(), g.clone());
-    }
-    Value::Object(out)
+    Some((200, Value::Object(out)))
 }
 
 #[cfg(test)]
@@ -98,88 +119,85 @@ mod tests {
         FilterSet::new([("tenant".to_string(), "a".to_string())])
     }
 
-    #[test]
-    fn query_is_wrapped_and_other_keys_refused() {
-        assert_eq!(
-            body(None, &tenant_a()).unwrap(),
-            json!({"query": {"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}],
-                                      "must": [{"match_all": {}}]}}})
-        );
-        assert_eq!(
-            body(Some(json!({"query": {"term": {"user": "x"}}})), &tenant_a()).unwrap()["query"]
-                ["bool"]["must"],
-            json!([{"term": {"user": "x"}}])
-        );
-        assert!(body(
-            Some(json!({"query": {"match_all": {}}, "_source": true})),
-            &tenant_a()
-        )
-        .is_err());
-        assert!(body(
-            Some(json!({"query": {"wrapper": {"query": "e30="}}})),
-            &tenant_a()
-        )
-        .is_err());
+    fn lookup(want_get: bool) -> Lookup {
+        Lookup {
+            index: "logs-a".into(),
+            id: "b2".into(),
+            want_get,
+        }
     }
 
     #[test]
-    fn ids_are_encoded_into_one_path_segment() {
-        assert_eq!(path("logs-a", "a1").unwrap(), "/logs-a/_explain/a1");
+    fn the_search_finds_the_id_under_the_wrapped_query_and_other_keys_are_refused() {
+        let l = lookup(false);
         assert_eq!(
-            path("logs-a", "../x/_search?y#").unwrap(),
-            "/logs-a/_explain/..%2Fx%2F_search%3Fy%23"
+            search_body(Some(json!({"query": {"term": {"user": "x"}}})), &tenant_a(), &l).unwrap(),
+            json!({"size": 1, "explain": true, "track_total_hits": false,
+                "query": {"bool": {"filter": [{"ids": {"values": ["b2"]}}],
+                    "must": [{"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}],
+                                       "must": [{"term": {"user": "x"}}]}}]}}})
         );
-        assert!(path("logs-a", "").is_err());
-        assert!(path("logs-a", &"x".repeat(513)).is_err());
+        for bad in [
+            json!({"query": {"match_all": {}}, "_source": true}),
+            json!({"query": {"wrapper": {"query": "e30="}}}),
+        ] {
+            assert!(search_body(Some(bad), &tenant_a(), &l).is_err());
+        }
     }
 
     #[test]
-    fn unmatched_and_missing_documents_get_the_same_answer() {
-        let unmatched = json!({"_id": "b2", "_index": "logs-a", "matched": false,
-            "explanation": {"description": "ConstantScore(tenant:a) doesn't match id 1",
-                            "details": [], "value": 0.0}});
-        let missing = json!({"_index": "logs-a", "_id": "b2", "matched": false});
-        let a = answer(200, &unmatched).unwrap();
-        let b = answer(404, &missing).unwrap();
+    fn ids_are_checked_and_get_is_wanted_only_when_asked() {
+        let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert!(Lookup::new("logs-a", "", &[]).is_err());
+        assert!(Lookup::new("logs-a", &"x".repeat(513), &[]).is_err());
+        assert!(!Lookup::new("logs-a", "a1", &[]).unwrap().want_get);
+        assert!(!Lookup::new("logs-a", "a1", &p("_source", "false")).unwrap().want_get);
+        assert!(Lookup::new("logs-a", "a1", &p("_source", "true")).unwrap().want_get);
+        assert!(Lookup::new("logs-a", "a1", &p("stored_fields", "n")).unwrap().want_get);
+    }
+
+    #[test]
+    fn no_hit_is_exactly_the_missing_document_answer() {
+        let empty = json!({"took": 1, "hits": {"hits": []}});
         assert_eq!(
-            a,
+            answer(&lookup(true), 200, &empty).unwrap(),
             (
                 404,
                 json!({"_index": "logs-a", "_id": "b2", "matched": false})
             )
         );
-        assert_eq!(
-            serde_json::to_vec(&a.1).unwrap(),
-            serde_json::to_vec(&b.1).unwrap()
-        );
-        assert_eq!(a.0, b.0);
     }
 
     #[test]
-    fn matched_documents_keep_get_and_lose_the_statistics() {
-        let r = json!({"_index": "logs-a", "_id": "a1", "matched": true,
-            "explanation": {"value": 0.18, "description": "weight(message:hello in 0)",
+    fn a_hit_keeps_score_and_asked_get_and_loses_the_statistics() {
+        let r = json!({"hits": {"hits": [{"_index": "logs-a", "_id": "a1", "_score": 0.18,
+            "_source": {"tenant": "a"},
+            "_explanation": {"value": 0.18, "description": "sum of:",
                 "details": [{"description": "n, number of documents containing term",
-                             "value": 2, "details": []}]},
-            "get": {"found": true, "_source": {"tenant": "a"}}});
+                             "value": 2, "details": []}]}}]}});
+        let mut l = lookup(true);
+        l.id = "a1".into();
         assert_eq!(
-            answer(200, &r).unwrap(),
+            answer(&l, 200, &r).unwrap(),
             (
                 200,
                 json!({"_index": "logs-a", "_id": "a1", "matched": true,
-                    "explanation": {"value": 0.18, "description": "weight(message:hello in 0)",
-                                    "details": []},
+                    "explanation": {"value": 0.18, "description": "sum of:", "details": []},
                     "get": {"found": true, "_source": {"tenant": "a"}}})
             )
         );
+        l.want_get = false;
+        assert!(answer(&l, 200, &r).unwrap().1.get("get").is_none());
     }
 
     #[test]
-    fn other_errors_pass_and_odd_successes_are_refused() {
-        let err = json!({"error": {"type": "index_not_found_exception"}, "status": 404});
-        assert_eq!(answer(404, &err), Some((404, err.clone())));
-        assert_eq!(answer(400, &err), Some((400, err)));
-        assert_eq!(answer(200, &json!({"matched": true})), None);
-        assert_eq!(answer(200, &json!({"hits": {}})), None);
+    fn errors_pass_and_odd_successes_are_refused() {
+        let err = json!({"error": {"type": "query_shard_exception"}, "status": 400});
+        assert_eq!(answer(&lookup(false), 400, &err), Some((400, err)));
+        assert_eq!(answer(&lookup(false), 200, &json!({"matched": true})), None);
+        assert_eq!(
+            answer(&lookup(false), 200, &json!({"hits": {"hits": [{"_id": "x"}]}})),
+            None
+        );
     }
 }

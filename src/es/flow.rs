@@ -375,11 +375,12 @@ pub(super) fn prepare(
             if name.contains('*') {
                 return Err(Rejection::bad_request("explain takes exactly one index"));
             }
-            let out = explain::body(json_body()?, &scope.filters)?;
-            transform = Some(Transform::Explain);
+            let lookup = explain::Lookup::new(name, &id, &params)?;
+            let out = explain::search_body(json_body()?, &scope.filters, &lookup)?;
+            transform = Some(Transform::Explain(lookup));
             (
                 Method::Post,
-                explain::path(name, &id)?,
+                format!("/{name}/_search"),
                 Some(json_forward(&out)?),
                 vec![name.clone()],
             )

@@ -21,8 +21,9 @@ pub enum Transform {
     TermsEnum(terms_enum::Answer),
     /// `_cat/indices?format=json` rows are rendered with the token's columns.
     CatIndices(cat_indices::Table),
-    /// An unmatched document answers like a missing one; explanations lose their statistics.
-    Explain,
+    /// `_explain`, asked as a search on the id: no hit answers like a missing document, a hit
+    /// becomes the explain answer without statistics.
+    Explain(explain::Lookup),
 }
 
 /// The backend answered a success that does not have the shape the route expects.
@@ -38,7 +39,7 @@ pub const TEXT: &str = "text/plain; charset=UTF-8";
 pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
     let success = (200..300).contains(&status);
     match t {
-        Transform::Explain => {
+        Transform::Explain(lookup) => {
             let Ok(v) = serde_json::from_slice::<Value>(body) else {
                 return if success {
                     Err(TransformError)
@@ -46,7 +47,7 @@ pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), 
                     Ok((status, body.to_vec()))
                 };
             };
-            let (status, out) = explain::answer(status, &v).ok_or(TransformError)?;
+            let (status, out) = explain::answer(lookup, status, &v).ok_or(TransformError)?;
             Ok((
                 status,
                 serde_json::to_vec(&out).map_err(|_| TransformError)?,
@@ -120,23 +121,31 @@ mod tests {
         );
     }
 
+    fn lookup() -> explain::Lookup {
+        explain::Lookup {
+            index: "logs-a".into(),
+            id: "x".into(),
+            want_get: false,
+        }
+    }
+
     #[test]
-    fn backend_errors_pass_unchanged_except_explain_misses() {
+    fn backend_errors_pass_unchanged_and_explain_misses_answer_like_missing() {
         let err = br#"{"error":{"type":"x"},"status":400}"#;
         for t in [
             Transform::TermsEnum(spec()),
-            Transform::Explain,
+            Transform::Explain(lookup()),
             Transform::CatIndices(cat_indices::plan(&[], true).unwrap().1),
         ] {
             assert_eq!(apply(&t, 400, err).unwrap(), (400, err.to_vec()), "{t:?}");
             assert_eq!(content_type(&t, 400), JSON);
         }
         assert_eq!(
-            apply(&Transform::Explain, 502, b"not json").unwrap(),
+            apply(&Transform::Explain(lookup()), 502, b"not json").unwrap(),
             (502, b"not json".to_vec())
         );
-        let miss = br#"{"_id":"x","_index":"logs-a","matched":false}"#;
-        let (status, out) = apply(&Transform::Explain, 404, miss).unwrap();
+        let miss = br#"{"hits":{"hits":[]}}"#;
+        let (status, out) = apply(&Transform::Explain(lookup()), 200, miss).unwrap();
         assert_eq!(status, 404);
         assert_eq!(
             parsed(&out),
@@ -147,7 +156,7 @@ mod tests {
     #[test]
     fn successes_of_the_wrong_shape_are_errors() {
         let cat = Transform::CatIndices(cat_indices::plan(&[], true).unwrap().1);
-        for t in [Transform::TermsEnum(spec()), Transform::Explain, cat] {
+        for t in [Transform::TermsEnum(spec()), Transform::Explain(lookup()), cat] {
             assert_eq!(apply(&t, 200, b"<html>"), Err(TransformError), "{t:?}");
             assert_eq!(apply(&t, 200, b"{\"x\":1}"), Err(TransformError), "{t:?}");
         }
@@ -391,16 +400,25 @@ mod route_tests {
         .unwrap();
         assert_eq!(p.action, "explain");
         assert_eq!(p.method, Method::Post);
-        assert_eq!(p.path, "/logs-a/_explain/a%2F1");
+        assert_eq!(p.path, "/logs-a/_search");
         assert_eq!(p.query, vec![("_source".to_string(), "true".to_string())]);
         assert_eq!(
             body_of(&p),
-            json!({"query": {"bool": {
-                "filter": [{"term": {"tenant": {"value": "a"}}}],
-                "must": [{"match": {"message": "hello"}}],
-            }}})
+            json!({"size": 1, "explain": true, "track_total_hits": false,
+                "query": {"bool": {"filter": [{"ids": {"values": ["a/1"]}}],
+                    "must": [{"bool": {
+                        "filter": [{"term": {"tenant": {"value": "a"}}}],
+                        "must": [{"match": {"message": "hello"}}],
+                    }}]}}})
         );
-        assert_eq!(p.transform, Some(Transform::Explain));
+        assert_eq!(
+            p.transform,
+            Some(Transform::Explain(explain::Lookup {
+                index: "logs-a".into(),
+                id: "a/1".into(),
+                want_get: true,
+            }))
+        );
         for (path, query) in [
             ("/logs-*/_explain/a1", None),
             ("/logs-a,logs-b/_explain/a1", None),
