@@ -393,7 +393,12 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         match t.kind {
             Kind::Pipe if depth > 0 => return Err(refuse("| inside brackets")),
             Kind::Pipe => expect_command = true,
-            Kind::Open => depth += 1,
+            Kind::Open => {
+                depth += 1;
+                if depth > lexing::MAX_DEPTH {
+                    return Err(refuse("brackets are nested too deeply"));
+                }
+            }
             Kind::Close => {
                 depth = depth
                     .checked_sub(1)

@@ -131,7 +131,12 @@ mod tests {
     fn the_search_finds_the_id_under_the_wrapped_query_and_other_keys_are_refused() {
         let l = lookup(false);
         assert_eq!(
-            search_body(Some(json!({"query": {"term": {"user": "x"}}})), &tenant_a(), &l).unwrap(),
+            search_body(
+                Some(json!({"query": {"term": {"user": "x"}}})),
+                &tenant_a(),
+                &l
+            )
+            .unwrap(),
             json!({"size": 1, "explain": true, "track_total_hits": false,
                 "query": {"bool": {"filter": [{"ids": {"values": ["b2"]}}],
                     "must": [{"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}],
@@ -151,9 +156,21 @@ mod tests {
         assert!(Lookup::new("logs-a", "", &[]).is_err());
         assert!(Lookup::new("logs-a", &"x".repeat(513), &[]).is_err());
         assert!(!Lookup::new("logs-a", "a1", &[]).unwrap().want_get);
-        assert!(!Lookup::new("logs-a", "a1", &p("_source", "false")).unwrap().want_get);
-        assert!(Lookup::new("logs-a", "a1", &p("_source", "true")).unwrap().want_get);
-        assert!(Lookup::new("logs-a", "a1", &p("stored_fields", "n")).unwrap().want_get);
+        assert!(
+            !Lookup::new("logs-a", "a1", &p("_source", "false"))
+                .unwrap()
+                .want_get
+        );
+        assert!(
+            Lookup::new("logs-a", "a1", &p("_source", "true"))
+                .unwrap()
+                .want_get
+        );
+        assert!(
+            Lookup::new("logs-a", "a1", &p("stored_fields", "n"))
+                .unwrap()
+                .want_get
+        );
     }
 
     #[test]
@@ -196,7 +213,11 @@ mod tests {
         assert_eq!(answer(&lookup(false), 400, &err), Some((400, err)));
         assert_eq!(answer(&lookup(false), 200, &json!({"matched": true})), None);
         assert_eq!(
-            answer(&lookup(false), 200, &json!({"hits": {"hits": [{"_id": "x"}]}})),
+            answer(
+                &lookup(false),
+                200,
+                &json!({"hits": {"hits": [{"_id": "x"}]}})
+            ),
             None
         );
     }

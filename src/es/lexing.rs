@@ -5,6 +5,10 @@
 //! in different places (a `/*` inside a block comment: ES nests them), the text is refused, so
 //! every accepted query is read the same way by esgate and by Elasticsearch.
 
+/// Deepest bracket nesting accepted in query text (the parsers behind are recursive; see
+/// CVE-2023-31419 for what deep nesting did to one of them).
+pub(super) const MAX_DEPTH: usize = 32;
+
 /// Why a token could not be read; each language turns it into its own refusal.
 pub(super) type Refused = &'static str;
 

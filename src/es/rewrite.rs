@@ -200,7 +200,6 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 "value",
                 "flags",
                 "case_insensitive",
-                "max_determinized_states",
                 "rewrite",
                 "boost",
                 "_name",
@@ -309,7 +308,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 "_name",
             ],
         ),
-        "query_string" => flat(
+        "query_string" => flat_text_query(
             body,
             &[
                 "query",
@@ -326,7 +325,6 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 "fuzzy_prefix_length",
                 "fuzzy_transpositions",
                 "lenient",
-                "max_determinized_states",
                 "minimum_should_match",
                 "phrase_slop",
                 "quote_field_suffix",
@@ -340,7 +338,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 "escape",
             ],
         ),
-        "simple_query_string" => flat(
+        "simple_query_string" => flat_text_query(
             body,
             &[
                 "query",
@@ -1177,6 +1175,18 @@ fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
+/// `?q=` may be (CVE-2023-31419: deep nesting overflowed the backend's parser stack).
+fn flat_text_query(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+    flat(v, allowed)?;
+    match v.get("query") {
+        Some(Value::String(q)) if super::uri_search::too_deep(q) => Err(Rejection::bad_request(
+            "the query string is nested too deeply",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
@@ -1320,6 +1330,24 @@ mod tests {
 
     fn tenant_a() -> FilterSet {
         FilterSet::new([("tenant".to_string(), "a".to_string())])
+    }
+
+    #[test]
+    fn text_queries_are_nested_no_deeper_than_uri_search_and_keep_the_regex_guard() {
+        let nested = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        for ty in ["query_string", "simple_query_string"] {
+            let ok = json!({"query": {ty: {"query": nested(32)}}});
+            assert!(search(Some(ok), &tenant_a()).is_ok(), "{ty}");
+            let deep = json!({"query": {ty: {"query": nested(200)}}});
+            let err = search(Some(deep), &tenant_a()).unwrap_err();
+            assert_eq!(err.kind, RejectKind::BadRequest, "{ty}");
+        }
+        for q in [
+            json!({"query_string": {"query": "a", "max_determinized_states": 100000000}}),
+            json!({"regexp": {"user": {"value": "a.*", "max_determinized_states": 100000000}}}),
+        ] {
+            assert!(search(Some(json!({ "query": q })), &tenant_a()).is_err());
+        }
     }
 
     fn tenant_clause() -> Value {

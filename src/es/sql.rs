@@ -170,6 +170,21 @@ fn lower(text: &str, t: &Tok) -> Option<String> {
     (t.kind == Kind::Word).then(|| text[t.start..t.end].to_ascii_lowercase())
 }
 
+/// A table alias: a plain identifier (`[A-Za-z_][A-Za-z0-9_@]*`) or a quoted one.
+fn is_alias(text: &str, t: &Tok) -> bool {
+    match t.kind {
+        Kind::Quoted => true,
+        Kind::Word => {
+            let w = text[t.start..t.end].as_bytes();
+            w.first()
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+                && w.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@'))
+        }
+        _ => false,
+    }
+}
+
 /// The table named by one token: a bare word or a quoted identifier (doubled quotes undone).
 fn table_text(text: &str, t: &Tok) -> Result<String, Rejection> {
     let raw = &text[t.start..t.end];
@@ -184,6 +199,9 @@ fn table_text(text: &str, t: &Tok) -> Result<String, Rejection> {
     };
     if table.is_empty() {
         return Err(refuse("the table name is empty"));
+    }
+    if table.contains(':') {
+        return Err(refuse("catalogs and remote clusters are not allowed"));
     }
     Ok(table)
 }
@@ -205,7 +223,12 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     let mut from_at: Option<usize> = None;
     for (n, t) in toks.iter().enumerate() {
         match t.kind {
-            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b'(') => {
+                depth += 1;
+                if depth > lexing::MAX_DEPTH {
+                    return Err(refuse("brackets are nested too deeply"));
+                }
+            }
             Kind::Punct(b')') => {
                 depth = depth
                     .checked_sub(1)
@@ -213,6 +236,17 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
             }
             Kind::Punct(b'{' | b'}') => return Err(refuse("escape sequences are not allowed")),
             Kind::Punct(b';') => return Err(refuse("only one statement is allowed")),
+            // A quoted name is still a function name when a bracket follows: `"USER"()`.
+            Kind::Quoted if toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'(')) => {
+                let raw = &text[t.start..t.end];
+                let name = raw[1..raw.len() - 1].to_ascii_lowercase();
+                if REFUSED_FUNCTIONS.contains(&name.as_str()) {
+                    return Err(refuse(&format!(
+                        "function [{}] is not allowed",
+                        name.to_uppercase()
+                    )));
+                }
+            }
             Kind::Word => {
                 let w = text[t.start..t.end].to_ascii_lowercase();
                 if w == "select" && n > 0 {
@@ -250,16 +284,24 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     };
     let table = table_text(text, table_tok)?;
     // What may follow the table: an optional alias, then the end or a clause.
+    // The table token must stand alone: `"logs-a":secret` reads as catalog `logs-a`, table
+    // `secret` in Elasticsearch SQL.
+    if toks
+        .get(from_at + 2)
+        .is_some_and(|t| t.start == table_tok.end)
+    {
+        return Err(refuse("the table must be followed by a space or a clause"));
+    }
     let mut i = from_at + 2;
     if toks.get(i).and_then(|t| lower(text, t)).as_deref() == Some("as") {
         i += 1;
-        match toks.get(i).map(|t| t.kind) {
-            Some(Kind::Word | Kind::Quoted) => i += 1,
+        match toks.get(i) {
+            Some(t) if is_alias(text, t) => i += 1,
             _ => return Err(refuse("AS must be followed by an alias")),
         }
     } else if let Some(t) = toks.get(i) {
         let is_clause = lower(text, t).is_some_and(|w| CLAUSES.contains(&w.as_str()));
-        if !is_clause && matches!(t.kind, Kind::Word | Kind::Quoted) {
+        if !is_clause && is_alias(text, t) {
             i += 1; // an alias without AS
         }
     }
@@ -327,6 +369,15 @@ mod tests {
             "SYS COLUMNS",
             "SELECT 1",
             "SELECT DATABASE() FROM logs-a",
+            "SELECT \"USER\"() AS u FROM logs-a",
+            "SELECT `user`() FROM logs-a",
+            "SELECT \"DATABASE\" () FROM logs-a",
+            "SELECT * FROM \"logs-a\":secret",
+            "SELECT * FROM \"logs-a\" :secret",
+            "SELECT * FROM logs-a:secret",
+            "SELECT * FROM \"cluster:logs-a\"",
+            "SELECT * FROM logs-a AS -x",
+            "SELECT ((((((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))))))) FROM logs-a",
             "SELECT USER () FROM logs-a",
             "EXPLAIN SELECT * FROM logs-a",
             "WITH x AS (SELECT 1) SELECT * FROM x",

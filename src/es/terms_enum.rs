@@ -142,9 +142,18 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
 /// Reshapes a successful search response into `_terms_enum`'s answer. `None` when the
 /// response lacks the aggregation (the backend answered something else).
 pub fn answer(spec: &Answer, response: &Value) -> Option<Value> {
-    let buckets = response
-        .pointer(&format!("/aggregations/{AGG}/buckets"))?
-        .as_array()?;
+    // A search over no shard (a wildcard that reached no index) has no aggregations at all
+    // on Elasticsearch: no terms, not a malformed answer.
+    let no_shards = response.pointer("/_shards/total").and_then(Value::as_u64) == Some(0)
+        && response.get("aggregations").is_none();
+    let none = Vec::new();
+    let buckets = if no_shards {
+        &none
+    } else {
+        response
+            .pointer(&format!("/aggregations/{AGG}/buckets"))?
+            .as_array()?
+    };
     let mut terms = Vec::with_capacity(buckets.len());
     for b in buckets {
         let key = match (b.get("key_as_string"), b.get("key")) {
@@ -409,6 +418,14 @@ mod tests {
             "aggregations": {"terms_enum": {"buckets": []}}});
         assert_eq!(answer(&spec, &failed).unwrap()["complete"], json!(false));
         assert_eq!(answer(&spec, &json!({"hits": {}})), None);
+        // No shard searched (a wildcard that reached no index): no terms, complete.
+        let nothing = json!({"_shards": {"total": 0, "failed": 0}, "hits": {"hits": []}});
+        assert_eq!(
+            answer(&spec, &nothing),
+            Some(json!({"_shards": {"total": 0, "failed": 0}, "terms": [], "complete": true}))
+        );
+        let shards_but_no_aggs = json!({"_shards": {"total": 2, "failed": 0}});
+        assert_eq!(answer(&spec, &shards_but_no_aggs), None);
     }
 
     #[test]

@@ -156,7 +156,11 @@ mod tests {
     #[test]
     fn successes_of_the_wrong_shape_are_errors() {
         let cat = Transform::CatIndices(cat_indices::plan(&[], true).unwrap().1);
-        for t in [Transform::TermsEnum(spec()), Transform::Explain(lookup()), cat] {
+        for t in [
+            Transform::TermsEnum(spec()),
+            Transform::Explain(lookup()),
+            cat,
+        ] {
             assert_eq!(apply(&t, 200, b"<html>"), Err(TransformError), "{t:?}");
             assert_eq!(apply(&t, 200, b"{\"x\":1}"), Err(TransformError), "{t:?}");
         }
@@ -405,11 +409,11 @@ mod route_tests {
         assert_eq!(
             body_of(&p),
             json!({"size": 1, "explain": true, "track_total_hits": false,
-                "query": {"bool": {"filter": [{"ids": {"values": ["a/1"]}}],
-                    "must": [{"bool": {
-                        "filter": [{"term": {"tenant": {"value": "a"}}}],
-                        "must": [{"match": {"message": "hello"}}],
-                    }}]}}})
+            "query": {"bool": {"filter": [{"ids": {"values": ["a/1"]}}],
+                "must": [{"bool": {
+                    "filter": [{"term": {"tenant": {"value": "a"}}}],
+                    "must": [{"match": {"message": "hello"}}],
+                }}]}}})
         );
         assert_eq!(
             p.transform,

@@ -53,7 +53,7 @@ pub fn take(params: &mut Vec<(String, String)>) -> Result<Option<Value>, Rejecti
         }
         return Ok(None);
     };
-    if nesting(q) > MAX_NESTING {
+    if too_deep(q) {
         return Err(Rejection::bad_request(
             "query parameter [q] is nested too deeply",
         ));
@@ -110,6 +110,12 @@ pub fn merge(body: Option<Value>, uri_query: Option<Value>) -> Result<Option<Val
     }
     obj.insert("query".into(), query);
     Ok(Some(Value::Object(obj)))
+}
+
+/// Whether a query string (from `?q=` or a body `query_string`) nests brackets deeper than
+/// Elasticsearch's parser can be trusted with.
+pub(crate) fn too_deep(q: &str) -> bool {
+    nesting(q) > MAX_NESTING
 }
 
 /// The deepest bracket nesting in a query string (escaped brackets count too: an upper bound).

@@ -1,5 +1,5 @@
-//! Security review findings that esgate gets wrong today, each proven against a real backend.
-//! Every test here fails until the finding is fixed (see the review report for the fixes).
+//! First security review's findings, each proven against a real backend, kept as regression
+//! tests now that they are fixed.
 //!
 //! Invariant: each test asserts what the promise requires (a `read` token for tenant `a` on
 //! `logs-*` never sees `secret`, the foreign index behind the alias `logs-sa`, nor its name or

@@ -1,6 +1,6 @@
-//! Second security review (the routes added on day two): findings esgate gets wrong today, each
-//! proven against a real backend or, for SQL, against the recording fake (neither backend has
-//! `_sql`). Every test here fails until its finding is fixed; see the review report for fixes.
+//! Second security review (the routes added on day two): the findings, each proven against a
+//! real backend or, for SQL, against the recording fake (neither backend has `_sql`), kept as
+//! regression tests now that they are fixed.
 //!
 //! Invariant: each test asserts what the promise requires (a `read` token for tenant `a` on
 //! `logs-*` learns nothing about documents outside its filters, and client input never causes
