@@ -175,7 +175,7 @@ fn is_alias(text: &str, t: &Tok) -> bool {
     match t.kind {
         Kind::Quoted => true,
         Kind::Word => {
-            let w = text[t.start..t.end].as_bytes();
+            let w = &text.as_bytes()[t.start..t.end];
             w.first()
                 .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
                 && w.iter()
