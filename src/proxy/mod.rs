@@ -170,7 +170,8 @@ async fn pipeline(
     };
     let response = app.upstream.send(upstream_req).await?;
     let (up, body) = response.into_parts();
-    let mut headers = upstream_request::response_headers(&up.headers);
+    let enforced = token.permission() != Permission::All;
+    let mut headers = upstream_request::response_headers(&up.headers, enforced);
     if let Some(t) = transform {
         return transformed::respond(&t, up.status, &up.headers, headers, body).await;
     }

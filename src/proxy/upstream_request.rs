@@ -177,10 +177,29 @@ pub fn pass_through(
 
 /// Response headers relayed to the client: everything but hop-by-hop headers, and always
 /// `X-Elastic-Product: Elasticsearch` (official clients and Kibana require it).
-pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+/// Response headers relayed to a `read` token: what describes the body, the client's own
+/// request id, and the async search headers (the id is sealed by the proxy). Anything else a
+/// backend adds (`Warning` texts naming indices, `Set-Cookie`, `WWW-Authenticate`, SQL's
+/// `Cursor`...) could carry what the token must not see, so it is dropped.
+const ENFORCED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "x-opaque-id",
+    "x-elasticsearch-async-id",
+    "x-elasticsearch-async-is-running",
+];
+
+/// The response headers to relay: hop-by-hop headers never; for an enforced (`read`) token
+/// only [`ENFORCED_RESPONSE_HEADERS`]; always `X-Elastic-Product: Elasticsearch`.
+pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len() + 1);
     for (name, value) in upstream {
-        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
+        let relayed = if enforced {
+            ENFORCED_RESPONSE_HEADERS.contains(&name.as_str())
+        } else {
+            !is_hop_by_hop(name)
+        };
+        if relayed && name != header::CONTENT_LENGTH {
             out.append(name.clone(), value.clone());
         }
     }
@@ -207,10 +226,19 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("close"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        let out = response_headers(&h);
-        assert!(out.get("connection").is_none());
-        assert!(out.get("transfer-encoding").is_none());
-        assert_eq!(out["content-type"], "application/json");
-        assert_eq!(out["x-elastic-product"], "Elasticsearch");
+        h.insert("warning", HeaderValue::from_static("299 Elasticsearch \"[.secret]\""));
+        h.insert("set-cookie", HeaderValue::from_static("s=1"));
+        h.insert("x-opaque-id", HeaderValue::from_static("mine"));
+        for enforced in [false, true] {
+            let out = response_headers(&h, enforced);
+            assert!(out.get("connection").is_none());
+            assert!(out.get("transfer-encoding").is_none());
+            assert_eq!(out["content-type"], "application/json");
+            assert_eq!(out["x-opaque-id"], "mine");
+            assert_eq!(out["x-elastic-product"], "Elasticsearch");
+            // A pass-through token sees the backend's other headers; a read token does not.
+            assert_eq!(out.get("warning").is_some(), !enforced);
+            assert_eq!(out.get("set-cookie").is_some(), !enforced);
+        }
     }
 }
