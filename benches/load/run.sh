@@ -3,7 +3,8 @@
 # `apt-get install wrk nginx-light`). Three ways to reach the same fake backend (nginx serving
 # canned Elasticsearch answers, so the backend is never the bottleneck):
 #   direct   wrk -> backend
-#   nginx    wrk -> nginx with auth_basic (the yardstick: "as fast as nginx doing basic auth")
+#   nginx    wrk -> nginx with auth_basic (the yardstick: "as fast as nginx doing basic auth"),
+#            with an htpasswd's default apr1 hash and with a {PLAIN} password (nginx's cheapest)
 #   esgate   wrk -> esgate (authenticate a Bearer token, classify, rewrite the search body with
 #            the token's filter, resolve indices (cached), forward) -> backend
 # Usage: benches/load/run.sh [seconds] [connections]
@@ -41,8 +42,9 @@ http {
 NGINX
 
 # nginx with basic auth in front of the same backend.
-printf 'user:%s\n' "$(openssl passwd -apr1 secret)" > "$WORK/htpasswd"
-chmod 644 "$WORK/htpasswd"
+printf 'user:%s\n' "$(openssl passwd -apr1 secret)" > "$WORK/htpasswd"       # htpasswd's default
+printf 'user:{PLAIN}secret\n' > "$WORK/htpasswd-plain"                           # nginx's cheapest
+chmod 644 "$WORK/htpasswd" "$WORK/htpasswd-plain"
 cat > "$WORK/auth.conf" <<NGINX
 worker_processes 1;
 error_log $WORK/auth.err;
@@ -56,6 +58,17 @@ http {
     location / {
       auth_basic "es";
       auth_basic_user_file $WORK/htpasswd;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+      proxy_pass http://backend;
+    }
+  }
+  server {
+    listen 127.0.0.1:19504;
+    location / {
+      auth_basic "es";
+      auth_basic_user_file $WORK/htpasswd-plain;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "";
@@ -81,7 +94,12 @@ output = "off"
 [log]
 level = "warn"
 TOML
-"$BIN" serve --config "$WORK/esgate.toml" &
+# ESGATE_PERF=FILE records a CPU profile of esgate while the load runs (perf report -i FILE).
+if [ -n "${ESGATE_PERF:-}" ]; then
+  perf record -q -F 1999 -e cpu-clock -o "$ESGATE_PERF" -- "$BIN" serve --config "$WORK/esgate.toml" &
+else
+  "$BIN" serve --config "$WORK/esgate.toml" &
+fi
 for _ in $(seq 50); do curl -sf http://127.0.0.1:19503/health >/dev/null && break; sleep 0.1; done
 SECRET=$(curl -sf -X POST http://127.0.0.1:19503/tokens \
   -H "authorization: Bearer $ESGATE_ADMIN_KEY" -H 'content-type: application/json' \
@@ -99,13 +117,19 @@ LUA
 }
 run() { # name url auth
   lua "$3" > "$WORK/$1.lua"
-  printf '%-8s ' "$1"
+  printf '%-12s ' "$1"
   wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/$1.lua" "$2" \
     | awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
            END {printf "%10s req/s   p50 %8s   p99 %8s   non-2xx %s\n", rps, p50, p99, (bad==""?0:bad)}'
 }
-for u in "19500 " "19501 Basic $(printf user:secret | base64)" "19502 Bearer $SECRET"; do set -- $u; curl -s -o /dev/null -w "check $1: %{http_code}\n" -X POST -H "content-type: application/json" ${2:+-H "authorization: $2 $3"} -d "$BODY" "http://127.0.0.1:$1/logs-*/_search"; done
+BASIC="Basic $(printf user:secret | base64)"
+for port in 19501 19504; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -H "authorization: $BASIC" -d "$BODY" "http://127.0.0.1:$port/logs-*/_search")
+  [ "$code" = 200 ] || { echo "nginx on $port answers $code" >&2; exit 1; }
+done
 echo "loopback, ${SECS}s, ${CONNS} connections, 1 wrk thread; search body of ${#BODY} bytes"
 run direct "http://127.0.0.1:19500/logs-*/_search" ""
-run nginx  "http://127.0.0.1:19501/logs-*/_search" "Basic $(printf 'user:secret' | base64)"
+run nginx-apr1  "http://127.0.0.1:19501/logs-*/_search" "$BASIC"
+run nginx-plain "http://127.0.0.1:19504/logs-*/_search" "$BASIC"
 run esgate "http://127.0.0.1:19502/logs-*/_search" "Bearer $SECRET"
