@@ -38,13 +38,28 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     if super::retriever::rewrite_in_body(&mut obj, filters)? {
         return Ok(Value::Object(obj));
     }
+    let hybrid = obj.contains_key("sub_searches");
+    if let Some(Value::Array(subs)) = obj.get_mut("sub_searches") {
+        // Each sub-search is a query of its own: each gets the token's filters.
+        for sub in subs.iter_mut() {
+            if let Some(m) = sub.as_object_mut() {
+                let q = m.remove("query");
+                m.insert("query".to_string(), wrap(q, filters));
+            }
+        }
+    }
+    if hybrid && obj.contains_key("query") {
+        return Err(Rejection::bad_request(
+            "[sub_searches] cannot be used together with [query]",
+        ));
+    }
     let knn_only = !obj.contains_key("query")
         && match obj.get("knn") {
             Some(Value::Array(items)) => !items.is_empty(),
             Some(Value::Object(_)) => true,
             _ => false,
         };
-    if !knn_only {
+    if !knn_only && !hybrid {
         // With only `knn`, adding a query would OR every tenant document into the kNN hits
         // (security.md B6); the kNN filters below carry the token clauses instead.
         let query = obj.remove("query");
@@ -785,10 +800,49 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
         "stats" => strings(v, key),
         // Checked and filtered by `retriever::rewrite_in_body`.
         "retriever" => Ok(()),
-        "sub_searches" | "rank" | "pit" | "runtime_mappings" | "script_fields" | "suggest"
-        | "indices_boost" | "ext" | "search_pipeline" | "derived" | "scroll" => Err(feature(key)),
+        "sub_searches" => check_sub_searches(v),
+        "rank" => check_rank(v),
+        "pit" | "runtime_mappings" | "script_fields" | "suggest" | "indices_boost" | "ext"
+        | "search_pipeline" | "derived" | "scroll" => Err(feature(key)),
         _ => Err(key_not_allowed(key)),
     }
+}
+
+/// `sub_searches` (Elasticsearch 8.8+ hybrid search): a non-empty list of `{"query": ...}`.
+fn check_sub_searches(v: &Value) -> Result<(), Rejection> {
+    let Value::Array(items) = v else {
+        return Err(Rejection::bad_request("[sub_searches] must be a list"));
+    };
+    if items.is_empty() {
+        return Err(Rejection::bad_request("[sub_searches] must not be empty"));
+    }
+    for item in items {
+        let m = object(item, "sub_searches")?;
+        for (k, q) in m {
+            match k.as_str() {
+                "query" => check_query(q)?,
+                _ => return Err(key_not_allowed(k)),
+            }
+        }
+        if !m.contains_key("query") {
+            return Err(Rejection::bad_request(
+                "each of [sub_searches] needs [query]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `rank`: reciprocal rank fusion with its numeric options only.
+fn check_rank(v: &Value) -> Result<(), Rejection> {
+    let m = object(v, "rank")?;
+    for (k, val) in m {
+        match k.as_str() {
+            "rrf" => flat(val, &["window_size", "rank_window_size", "rank_constant"])?,
+            _ => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
 }
 
 fn check_knn(v: &Value) -> Result<(), Rejection> {
@@ -1461,6 +1515,27 @@ mod tests {
     }
 
     #[test]
+    fn every_sub_search_gets_the_filters() {
+        let body = json!({"sub_searches": [{"query": {"match": {"m": "x"}}}, {"query": {"term": {"u": "y"}}}],
+            "rank": {"rrf": {"rank_window_size": 50}}});
+        let out = search(Some(body), &tenant_a()).unwrap();
+        assert_eq!(
+            out["sub_searches"],
+            json!([
+                {"query": {"bool": {"filter": [tenant_clause()], "must": [{"match": {"m": "x"}}]}}},
+                {"query": {"bool": {"filter": [tenant_clause()], "must": [{"term": {"u": "y"}}]}}},
+            ])
+        );
+        assert!(
+            out.get("query").is_none(),
+            "no top-level query beside sub_searches: {out}"
+        );
+        let both =
+            json!({"query": {"match_all": {}}, "sub_searches": [{"query": {"match_all": {}}}]});
+        assert!(search(Some(both), &tenant_a()).is_err());
+    }
+
+    #[test]
     fn denies_features_that_escape_the_filter() {
         let cases = [
             json!({"aggs":{"all":{"global":{},"aggs":{"u":{"terms":{"field":"user"}}}}}}), // BODY-01
@@ -1472,7 +1547,8 @@ mod tests {
             json!({"suggest":{"s":{"text":"x","term":{"field":"m"}}}}),  // BODY-08
             json!({"retriever":{"pinned":{"ids":["b1"],"retriever":{"standard":{}}}}}), // BODY-13
             json!({"query":{"pinned":{"ids":["b1"],"organic":{"match_none":{}}}}}), // BODY-16
-            json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{}}}), // BODY-18
+            json!({"sub_searches":[{"query":{"match_all":{}}, "knn": {}}]}),
+            json!({"sub_searches":[{"query":{"match_all":{}}}],"rank":{"rrf":{"x":{}}}}),
             json!({"runtime_mappings":{"tenant":{"type":"keyword","script":"emit('a')"}}}), // BODY-20
             json!({"query":{"terms":{"user":{"index":"logs-b","id":"b1","path":"user"}}}}), // BODY-24
             json!({"query":{"more_like_this":{"like":[{"_index":"logs-b","_id":"b1"}]}}}), // BODY-26

@@ -226,7 +226,10 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("close"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        h.insert("warning", HeaderValue::from_static("299 Elasticsearch \"[.secret]\""));
+        h.insert(
+            "warning",
+            HeaderValue::from_static("299 Elasticsearch \"[.secret]\""),
+        );
         h.insert("set-cookie", HeaderValue::from_static("s=1"));
         h.insert("x-opaque-id", HeaderValue::from_static("mine"));
         for enforced in [false, true] {
