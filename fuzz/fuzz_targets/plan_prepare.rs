@@ -86,9 +86,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut resolution = Resolution::default();
     for expr in prepared.to_resolve() {
-        resolution
-            .concrete
-            .insert(expr.clone(), vec!["logs-a".to_string()]);
+        resolution.names.insert(
+            expr.clone(),
+            vec![es::resolution::ResolvedName {
+                name: "logs-a".to_string(),
+                kind: es::resolution::NameKind::Index,
+                indices: vec!["logs-a".to_string()],
+            }],
+        );
     }
     let Ok(permit) = es::authorize(prepared, &resolution, &scope) else {
         return;
