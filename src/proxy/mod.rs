@@ -237,6 +237,9 @@ fn seal_id_headers(
     }
 }
 
+/// Index resolutions one request may have in flight at once.
+const RESOLVE_CONCURRENCY: usize = 8;
+
 /// Responses that carry a continuation id are read whole (capped) so the id can be sealed
 /// before the client sees it.
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
@@ -308,17 +311,33 @@ async fn enforce(
     )?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
-    for expr in prepared.to_resolve() {
-        let names = app
-            .upstream
-            .resolver
-            .resolve(&app.upstream, authorization, expr, Instant::now())
-            .await?;
-        resolution.names.insert(expr.clone(), names.to_vec());
+    // An msearch may name several expressions: resolve them a few at a time, not one by one.
+    for chunk in prepared.to_resolve().chunks(RESOLVE_CONCURRENCY) {
+        let lookups = chunk
+            .iter()
+            .map(|expr| resolve_one(app, authorization, expr));
+        for found in futures_util::future::join_all(lookups).await {
+            let (expr, names) = found?;
+            resolution.names.insert(expr, names);
+        }
     }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();
     Ok(permit)
+}
+
+/// The names behind one index expression, from the resolver (cached).
+async fn resolve_one(
+    app: &App,
+    authorization: Option<&http::HeaderValue>,
+    expr: &str,
+) -> Result<(String, Vec<es::resolution::ResolvedName>), ProxyError> {
+    let names = app
+        .upstream
+        .resolver
+        .resolve(&app.upstream, authorization, expr, Instant::now())
+        .await?;
+    Ok((expr.to_string(), names.to_vec()))
 }
 
 fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, ProxyError> {
