@@ -357,3 +357,69 @@ async fn has_privileges_refuses_what_it_cannot_read() {
     }
     assert!(es.requests().is_empty(), "{:?}", es.requests());
 }
+
+/// `_explain` through paths that name several indices or a wildcard, and ids that need
+/// escaping: a tenant-b document (`b1` in `logs-b`, `b2` in `logs-a`) answers exactly like a
+/// missing id (status, body but for the id, headers but for the length), and no answer carries
+/// a foreign marker.
+async fn explain_paths_and_ids_cannot_tell_foreign_from_missing(backend: &str) {
+    let gw = Esgate::start(&[backend], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let shape = |r: &Reply| {
+        let mut v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("_id");
+        }
+        let mut headers: Vec<String> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "date"))
+            .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        headers.sort();
+        (r.status.as_u16(), v, headers)
+    };
+    let bodies = [
+        None,
+        json_body(json!({"query": {"match_all": {}}})),
+        json_body(json!({"query": {"ids": {"values": ["b1", "b2", "a1"]}}})),
+        json_body(json!({"query": {"bool": {"must_not": [{"term": {"tenant": "a"}}]}}})),
+    ];
+    for index in ["logs-a", "logs-b", "logs-*", "logs-a,logs-b", "_all", "*"] {
+        for (foreign, missing) in [
+            ("b1", "zz1"),
+            ("b2", "zz2"),
+            ("b%31", "zz%31"),
+            ("%62%32", "%7A%7A%32"),
+        ] {
+            for body in &bodies {
+                let method = if body.is_some() { "POST" } else { "GET" };
+                let path = |id: &str| format!("/{index}/_explain/{id}?_source=true");
+                let f = call(&gw, &auth, method, &path(foreign), body.clone()).await;
+                let m = call(&gw, &auth, method, &path(missing), body.clone()).await;
+                assert!(f.status.as_u16() < 500, "{}: {}", path(foreign), f.text());
+                assert_eq!(
+                    shape(&f),
+                    shape(&m),
+                    "{} vs {}",
+                    path(foreign),
+                    path(missing)
+                );
+                assert!(leaks(&f.body).is_none(), "{}: {}", path(foreign), f.text());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_paths_and_ids_cannot_tell_foreign_from_missing_osmem() {
+    let backend = fixture::seeded_osmem();
+    explain_paths_and_ids_cannot_tell_foreign_from_missing(backend.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_paths_and_ids_cannot_tell_foreign_from_missing_noida() {
+    let backend = fixture::seeded_noida();
+    explain_paths_and_ids_cannot_tell_foreign_from_missing(backend.url()).await;
+}
