@@ -35,7 +35,13 @@ async fn call(
         .expect("esgate answers")
 }
 
-fn json_body(v: Value) -> Option<(&'static str, String)> {
+/// A request body: its content type and text.
+type Body = Option<(&'static str, String)>;
+
+/// One request of a sweep: which token (`a` or `none`), method, path, body.
+type Case = (&'static str, &'static str, &'static str, Body);
+
+fn json_body(v: Value) -> Body {
     Some(("application/json", v.to_string()))
 }
 
@@ -81,7 +87,7 @@ async fn wildcards_reaching_nothing_answer_nothing(backend: &str, opensearch: bo
         )
         .await;
     let ndjson = |h: &str| Some(("application/x-ndjson", format!("{h}\n{{}}\n")));
-    let cases: Vec<(&str, &str, &str, Option<(&str, String)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("a", "GET", "/logs-zz*/_search", None),
         ("a", "GET", "/logs-zz*/_search?allow_no_indices=false", None),
         (
