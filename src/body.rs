@@ -41,6 +41,8 @@ pub struct BodyBudget {
 #[derive(Default)]
 pub struct BudgetHold {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// KiB held: bytes read so far, rounded up once (not once per chunk).
+    kib: u32,
 }
 
 impl BodyBudget {
@@ -51,20 +53,22 @@ impl BodyBudget {
         }
     }
 
-    /// Takes `len` more bytes for `hold`, without waiting: a spent budget is `Busy` at once
-    /// (waiting would let slow senders pin memory for everyone).
-    fn take(&self, hold: &mut BudgetHold, len: usize) -> Result<(), ReadError> {
-        let kib = u32::try_from(len.div_ceil(1024)).map_err(|_| ReadError::Busy)?;
-        if kib == 0 {
+    /// Grows `hold` to cover `total` bytes (whole KiB), without waiting: a spent budget is
+    /// `Busy` at once (waiting would let slow senders pin memory for everyone).
+    fn cover(&self, hold: &mut BudgetHold, total: usize) -> Result<(), ReadError> {
+        let needed = u32::try_from(total.div_ceil(1024)).map_err(|_| ReadError::Busy)?;
+        let more = needed.saturating_sub(hold.kib);
+        if more == 0 {
             return Ok(());
         }
-        let more = std::sync::Arc::clone(&self.kib)
-            .try_acquire_many_owned(kib)
+        let permit = std::sync::Arc::clone(&self.kib)
+            .try_acquire_many_owned(more)
             .map_err(|_| ReadError::Busy)?;
         match &mut hold.permit {
-            Some(p) => p.merge(more),
-            None => hold.permit = Some(more),
+            Some(p) => p.merge(permit),
+            None => hold.permit = Some(permit),
         }
+        hold.kib = needed;
         Ok(())
     }
 }
@@ -92,8 +96,8 @@ where
             Err(_) => return Err(ReadError::Broken),
         };
         if let Ok(data) = frame.into_data() {
-            budget.take(&mut hold, data.len())?;
             out.extend_from_slice(&data);
+            budget.cover(&mut hold, out.len())?;
         }
     }
     Ok((out.freeze(), hold))
@@ -132,5 +136,18 @@ mod tests {
             read_budgeted(body(), 1024, &budget).await,
             Err(ReadError::TooLarge)
         ));
+    }
+
+    #[tokio::test]
+    async fn the_budget_counts_bytes_not_chunks() {
+        let budget = BodyBudget::new(4 * 1024);
+        // 3000 one-byte chunks: 3 KiB of the 4, not 3000 KiB.
+        let chunks = (0..3000).map(|_| {
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"x")))
+        });
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+        let (bytes, hold) = read_budgeted(body, 1 << 20, &budget).await.unwrap();
+        assert_eq!(bytes.len(), 3000);
+        assert_eq!(hold.kib, 3);
     }
 }

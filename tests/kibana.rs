@@ -615,8 +615,9 @@ async fn http_provider_sign_in_and_search_on_noida() {
     http_provider_sequence(backend.url()).await;
 }
 
-/// esgate answers the two security APIs without the cluster: with a dead backend they still
-/// answer, while a search (which needs the cluster) fails with 502.
+/// esgate answers the two security APIs itself: with a dead backend they still answer (a
+/// literal index name, which needs a resolution to be answered truthfully, is then `false`),
+/// while a search (which needs the cluster) fails with 502.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_answers_need_no_cluster() {
     let port = {
@@ -634,6 +635,19 @@ async fn security_answers_need_no_cluster() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["username"], json!(id));
     let body = json!({"index": [{"names": ["logs-a"], "privileges": ["read"]}]});
+    let reply = send(
+        "POST",
+        &gw.url("/_security/user/_has_privileges"),
+        &headers,
+        body.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["has_all_requested"], json!(false));
+    assert_eq!(reply.json()["index"]["logs-a"]["read"], json!(false));
+    // A pattern is answered by name (a search on it is narrowed, never refused).
+    let body = json!({"index": [{"names": ["logs-*"], "privileges": ["read"]}]});
     let reply = send(
         "POST",
         &gw.url("/_security/user/_has_privileges"),

@@ -106,8 +106,43 @@ pub fn authenticate(who: Identity<'_>) -> Value {
     })
 }
 
-/// `_has_privileges` for a `read` token. `body` is the decoded request body (required).
-pub fn has_privileges(who: Identity<'_>, body: Option<&Value>) -> Result<Value, Rejection> {
+/// The distinct literal index names a `_has_privileges` body asks about whose answer would be
+/// `true` by name alone: the caller checks what is behind them (an alias to a foreign index, a
+/// hidden index: a search naming them is refused) and passes the refused ones to
+/// [`has_privileges`]. Wildcard names are answered by name: a search on one is narrowed to what
+/// the token may read, never refused. At most `max` names (the first).
+pub fn names_to_check(who: Identity<'_>, body: Option<&Value>, max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let entries = body
+        .and_then(|b| b.get("index").or_else(|| b.get("indices")))
+        .and_then(Value::as_array);
+    for entry in entries.into_iter().flatten() {
+        let names = match entry.get("names") {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for name in names {
+            if out.len() < max
+                && !name.contains('*')
+                && name_covered(who.indices, name)
+                && !out.iter().any(|o| o == name)
+            {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `_has_privileges` for a `read` token. `body` is the decoded request body (required);
+/// `refused` holds index names that match the token's patterns by name but reach something
+/// esgate refuses (see [`names_to_check`]): those are answered `false`.
+pub fn has_privileges(
+    who: Identity<'_>,
+    body: Option<&Value>,
+    refused: &std::collections::BTreeSet<String>,
+) -> Result<Value, Rejection> {
     let Some(body) = body else {
         return Err(Rejection::bad_request(
             "_has_privileges needs a request body",
@@ -137,7 +172,8 @@ pub fn has_privileges(who: Identity<'_>, body: Option<&Value>) -> Result<Value, 
                             .entry(name.clone())
                             .or_insert_with(|| Value::Object(Map::new()));
                         for privilege in &privileges {
-                            let granted = index_privilege_granted(who.indices, &name, privilege);
+                            let granted = index_privilege_granted(who.indices, &name, privilege)
+                                && !refused.contains(&name);
                             all &= granted;
                             if let Value::Object(m) = slot {
                                 m.insert(privilege.clone(), Value::Bool(granted));
@@ -193,13 +229,16 @@ pub fn index_privilege_granted(patterns: &[String], name: &str, privilege: &str)
 
 /// Whether every index `name` (a literal or a `*` pattern) may match is covered by one of the
 /// patterns. Conservative: a wildcard name is covered only by the same pattern, by `*`, or by a
-/// `prefix*` pattern it starts with; exclusions, date math and remote names never are.
+/// `prefix*` pattern it starts with; exclusions, date math, remote names, `/regex/` names and
+/// `?` wildcards never are.
 fn name_covered(patterns: &[String], name: &str) -> bool {
     if name.is_empty()
         || name.starts_with('-')
         || name.starts_with('<')
+        || name.starts_with('/')
         || name.contains(':')
         || name.contains(',')
+        || name.contains('?')
     {
         return false;
     }
@@ -537,7 +576,7 @@ mod tests {
                 "privileges": ["version:8.15.3", "login:", "ui:discover/show", "saved_object:dashboard/create"],
             }],
         });
-        let got = has_privileges(who(&p), Some(&body)).unwrap();
+        let got = has_privileges(who(&p), Some(&body), &Default::default()).unwrap();
         let granted = json!({
             "version:8.15.3": true, "login:": true, "ui:discover/show": true,
             "saved_object:dashboard/create": false,
@@ -568,7 +607,7 @@ mod tests {
             "index": [{"names": "logs-a", "privileges": ["read"], "allow_restricted_indices": false}],
             "application": [{"application": "kibana-.kibana", "resources": ["*"], "privileges": ["login:"]}],
         });
-        let got = has_privileges(who(&p), Some(&body)).unwrap();
+        let got = has_privileges(who(&p), Some(&body), &Default::default()).unwrap();
         assert_eq!(got["has_all_requested"], json!(true));
         assert_eq!(got["index"], json!({"logs-a": {"read": true}}));
         assert_eq!(
@@ -584,7 +623,7 @@ mod tests {
             "cluster": ["monitor", "manage_security"],
             "application": [{"application": "other-app", "resources": ["*"], "privileges": ["login:"]}],
         });
-        let got = has_privileges(who(&p), Some(&body)).unwrap();
+        let got = has_privileges(who(&p), Some(&body), &Default::default()).unwrap();
         assert_eq!(got["has_all_requested"], json!(false));
         assert_eq!(
             got["cluster"],
@@ -613,10 +652,10 @@ mod tests {
             json!({"application": [{"application": "a", "resources": [], "privileges": [], "x": 1}]}),
         ];
         for body in bodies {
-            let e = has_privileges(who(&p), Some(&body)).unwrap_err();
+            let e = has_privileges(who(&p), Some(&body), &Default::default()).unwrap_err();
             assert_eq!(e.kind, RejectKind::BadRequest, "{body}");
         }
-        let e = has_privileges(who(&p), None).unwrap_err();
+        let e = has_privileges(who(&p), None, &Default::default()).unwrap_err();
         assert_eq!(e.kind, RejectKind::BadRequest);
     }
 
@@ -624,7 +663,9 @@ mod tests {
     fn answers_never_mention_the_filters_or_other_patterns_than_asked() {
         let p = patterns();
         let body = json!({"index": [{"names": ["logs-a"], "privileges": ["read"]}]});
-        let got = has_privileges(who(&p), Some(&body)).unwrap().to_string();
+        let got = has_privileges(who(&p), Some(&body), &Default::default())
+            .unwrap()
+            .to_string();
         assert!(!got.contains("metrics-a"), "{got}");
         let got = authenticate(who(&p)).to_string();
         assert!(!got.contains("logs-"), "{got}");

@@ -54,6 +54,44 @@ pub enum Narrowed {
     Nothing,
 }
 
+/// The hidden indices among the resolved names.
+fn hidden_names(names: &[ResolvedName]) -> BTreeSet<&str> {
+    names
+        .iter()
+        .filter(|n| n.kind == NameKind::HiddenIndex)
+        .map(|n| n.name.as_str())
+        .collect()
+}
+
+/// Whether one resolved name may be read with `patterns` (an alias or data stream only when
+/// every index behind it may).
+fn name_allowed(n: &ResolvedName, hidden_names: &BTreeSet<&str>, patterns: &[String]) -> bool {
+    match n.kind {
+        NameKind::Index => concrete_allowed(&n.name, patterns),
+        NameKind::HiddenIndex => {
+            concrete_allowed(&n.name, patterns) && hidden::allows(&n.name, patterns)
+        }
+        NameKind::Alias => {
+            !n.indices.is_empty()
+                && n.indices
+                    .iter()
+                    .all(|i| hidden::alias_target_allowed(i, hidden_names, patterns))
+        }
+        NameKind::DataStream => {
+            !n.indices.is_empty() && n.indices.iter().all(|i| concrete_allowed(i, patterns))
+        }
+    }
+}
+
+/// Whether every name behind an expression may be read (nothing would be refused or dropped):
+/// what a truthful "read" privilege on that expression means.
+pub fn every_name_allowed(names: &[ResolvedName], patterns: &[String]) -> bool {
+    let hidden_names = hidden_names(names);
+    names
+        .iter()
+        .all(|n| name_allowed(n, &hidden_names, patterns))
+}
+
 /// Decides what `expr` (a comma list as esgate would forward it) may reach.
 pub fn narrow(
     expr: &str,
@@ -66,28 +104,9 @@ pub fn narrow(
         .collect();
     let mut indices = BTreeSet::new();
     let mut dropped = false;
-    let hidden_names: BTreeSet<&str> = names
-        .iter()
-        .filter(|n| n.kind == NameKind::HiddenIndex)
-        .map(|n| n.name.as_str())
-        .collect();
+    let hidden_names = hidden_names(names);
     for n in names {
-        let allowed = match n.kind {
-            NameKind::Index => concrete_allowed(&n.name, patterns),
-            NameKind::HiddenIndex => {
-                concrete_allowed(&n.name, patterns) && hidden::allows(&n.name, patterns)
-            }
-            NameKind::Alias => {
-                !n.indices.is_empty()
-                    && n.indices
-                        .iter()
-                        .all(|i| hidden::alias_target_allowed(i, &hidden_names, patterns))
-            }
-            NameKind::DataStream => {
-                !n.indices.is_empty() && n.indices.iter().all(|i| concrete_allowed(i, patterns))
-            }
-        };
-        if allowed {
+        if name_allowed(n, &hidden_names, patterns) {
             indices.extend(n.indices.iter().cloned());
         } else if explicit.contains(n.name.as_str()) {
             return Err(Rejection::forbidden(format!(

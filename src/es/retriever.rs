@@ -16,7 +16,7 @@ use super::error::printable;
 use super::{rewrite, FilterSet, Rejection};
 
 /// Keys of a search body that cannot stand beside a `retriever`.
-const NOT_BESIDE: &[&str] = &["query", "knn"];
+const NOT_BESIDE: &[&str] = &["query", "knn", "sub_searches", "rank"];
 
 /// Checks and rewrites the body's `retriever` (if any) in place.
 pub fn rewrite_in_body(

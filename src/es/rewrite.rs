@@ -68,6 +68,11 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
     }
+    // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers)
+    // get the token's clauses too.
+    for value in obj.values_mut() {
+        filter_knn_queries(value, filters);
+    }
     // A sort object with several fields becomes the equivalent list, so the priority does not
     // depend on how the backend orders an object's keys.
     if let Some(Value::Object(fields)) = obj
@@ -98,12 +103,69 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
 /// The outer wrapper: `{"bool":{"filter":[<token clauses>],"must":[<query or match_all>]}}`;
 /// without token filters `{"bool":{"must":[...]}}`.
 pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
-    let inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
+    let mut inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
+    filter_knn_queries(&mut inner, filters);
     if filters.is_empty() {
         json!({ "bool": { "must": [inner] } })
     } else {
         json!({ "bool": { "filter": filters.clauses(), "must": [inner] } })
     }
+}
+
+/// Puts the token's clauses into the `filter` of every kNN search anywhere under `v` (a `knn`
+/// query inside `bool`, `post_filter`, a `filter` aggregation, `rescore`, a retriever...).
+/// A kNN search picks its nearest candidates *before* any sibling filter applies, so a filter
+/// beside it would still let other tenants' vectors decide what is found (and counted). A kNN
+/// object whose `filter` list already holds every token clause is left as it is.
+pub fn filter_knn_queries(v: &mut Value, filters: &FilterSet) {
+    if filters.is_empty() {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if k == "knn" {
+                    if let Value::Array(items) = &mut *child {
+                        for i in items.iter_mut().filter(|i| is_knn_search(i)) {
+                            add_token_clauses(i, filters);
+                        }
+                    } else if is_knn_search(child) {
+                        add_token_clauses(child, filters);
+                    }
+                }
+                filter_knn_queries(child, filters);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| filter_knn_queries(i, filters)),
+        _ => {}
+    }
+}
+
+/// A kNN search object: a vector field and a query vector (or a builder of one).
+fn is_knn_search(v: &Value) -> bool {
+    v.get("field").is_some_and(Value::is_string)
+        && (v.get("query_vector").is_some() || v.get("query_vector_builder").is_some())
+}
+
+fn add_token_clauses(knn: &mut Value, filters: &FilterSet) {
+    let Value::Object(m) = knn else { return };
+    let clauses = filters.clauses();
+    let present = match m.get("filter") {
+        Some(Value::Array(existing)) => clauses.iter().all(|c| existing.contains(c)),
+        _ => false,
+    };
+    if present {
+        return;
+    }
+    let mut all = clauses;
+    match m.remove("filter") {
+        None => {}
+        Some(Value::Array(existing)) => all.extend(existing),
+        Some(other) => all.push(other),
+    }
+    m.insert("filter".to_string(), Value::Array(all));
 }
 
 /// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
@@ -1512,6 +1574,35 @@ mod tests {
             let got = search(Some(b.clone()), &tenant_a());
             assert!(got.is_ok(), "{b}: {got:?}");
         }
+    }
+
+    #[test]
+    fn every_knn_search_in_the_body_gets_the_token_clauses() {
+        let knn = json!({"knn": {"field": "v", "query_vector": [1.0, 2.0], "num_candidates": 5}});
+        let filtered = json!({"knn": {"field": "v", "query_vector": [1.0, 2.0], "num_candidates": 5,
+            "filter": [tenant_clause()]}});
+        let body = json!({
+            "query": {"bool": {"should": [knn.clone()]}},
+            "post_filter": knn.clone(),
+            "aggs": {"f": {"filter": knn.clone()}},
+        });
+        let out = search(Some(body), &tenant_a()).unwrap();
+        assert_eq!(
+            out["query"]["bool"]["must"][0]["bool"]["should"][0],
+            filtered
+        );
+        assert_eq!(out["post_filter"], filtered);
+        assert_eq!(out["aggs"]["f"]["filter"], filtered);
+        // Counting goes through the same wrapper.
+        let c = count(Some(json!({"query": knn})), &tenant_a()).unwrap();
+        assert_eq!(c["query"]["bool"]["must"][0], filtered);
+        // Already filtered (the top-level kNN): not filtered twice.
+        let top = search(
+            Some(json!({"knn": {"field": "v", "query_vector": [1.0], "k": 1}})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert_eq!(top["knn"]["filter"], json!([tenant_clause()]));
     }
 
     #[test]

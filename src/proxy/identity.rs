@@ -3,7 +3,11 @@
 //! query string, reads and decodes the body (capped, strict JSON) when the route takes one, and
 //! writes the JSON answer with `X-Elastic-Product: Elasticsearch`.
 //!
-//! Invariant: no backend request is made; the answer is built from the presenting token only.
+//! Invariant: the only backend requests are index resolutions (cached, as for searches) of the
+//! names a `_has_privileges` body asks about, so that "read" is answered as esgate would
+//! decide a search; when the backend cannot answer, those names are answered `false`.
+
+use std::collections::BTreeSet;
 
 use http::request::Parts;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -15,7 +19,38 @@ use crate::error::ProxyError;
 use crate::es::{self, identity::SelfRoute};
 use crate::store::model::Token;
 
-use super::{header_str, read_body};
+use super::{header_str, read_body, resolve_one};
+
+/// Index names checked through the backend per `_has_privileges` request; the rest are `false`.
+const MAX_CHECKED_NAMES: usize = 32;
+
+/// The names a `_has_privileges` body asks about that match the token's patterns by name but
+/// reach something esgate would refuse or drop (an alias to a foreign index, a hidden index),
+/// or that cannot be checked now.
+async fn refused_names(
+    app: &App,
+    who: es::identity::Identity<'_>,
+    body: Option<&serde_json::Value>,
+) -> BTreeSet<String> {
+    let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
+    let mut refused = BTreeSet::new();
+    let mut names = es::identity::names_to_check(who, body, 10_000);
+    if names.len() > MAX_CHECKED_NAMES {
+        refused.extend(names.split_off(MAX_CHECKED_NAMES));
+    }
+    let lookups = names.iter().map(|n| resolve_one(app, authorization, n));
+    for (name, found) in names
+        .iter()
+        .zip(futures_util::future::join_all(lookups).await)
+    {
+        let allowed = found
+            .is_ok_and(|(_, resolved)| es::resolution::every_name_allowed(&resolved, who.indices));
+        if !allowed {
+            refused.insert(name.clone());
+        }
+    }
+    refused
+}
 
 /// Answers `route` for `token`.
 pub(super) async fn respond(
@@ -41,7 +76,8 @@ pub(super) async fn respond(
                 header_str(&parts.headers, header::CONTENT_ENCODING)?,
                 app.config.limits.max_body_bytes,
             )?;
-            es::identity::has_privileges(who, decoded.as_ref())?
+            let refused = refused_names(app, who, decoded.as_ref()).await;
+            es::identity::has_privileges(who, decoded.as_ref(), &refused)?
         }
     };
     let mut response = Response::new(crate::body::full(answer.to_string()));

@@ -1,5 +1,5 @@
-//! Third security review: each finding proven by a test that fails today (kept in the commit
-//! "review: failing cases"; once fixed, rename the file `review3_findings.rs`).
+//! Third security review: each finding proven by a test that failed before its fix, kept as
+//! regression tests.
 //!
 //! - A `knn` query inside `query` (or `_count`) gets the token's filters only as a sibling
 //!   `bool.filter`, which Elasticsearch applies after the vector search (a post-filter): the
