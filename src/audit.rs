@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 
 use crate::config::AuditOutput;
 
-/// Lines waiting for the writer thread; beyond this, request paths wait (back-pressure rather
-/// than lost records).
-const QUEUE: usize = 16 * 1024;
+/// Lines waiting for the writer thread. When the output stalls (a full pipe, a slow disk) and
+/// the queue is full, data-request records are dropped and counted rather than blocking the
+/// runtime's worker threads, which would freeze every request.
+const QUEUE: usize = 64 * 1024;
 
 /// The audit log. Request paths only serialise and enqueue a line; one writer thread owns the
 /// output and flushes whenever the queue runs dry, so no request waits on disk or stdout.
@@ -21,6 +22,7 @@ const QUEUE: usize = 16 * 1024;
 pub struct Audit {
     queue: Option<SyncSender<Message>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 enum Message {
@@ -54,6 +56,7 @@ impl Audit {
                 return Ok(Audit {
                     queue: None,
                     writer: Mutex::new(None),
+                    dropped: Default::default(),
                 })
             }
             AuditOutput::Stdout => Box::new(std::io::stdout()),
@@ -81,32 +84,44 @@ impl Audit {
         Audit {
             queue: writer.as_ref().map(|_| tx),
             writer: Mutex::new(writer),
+            dropped: Default::default(),
         }
     }
 
-    pub fn write(&self, mut event: Value) {
+    /// Data-request records dropped because the output stalled (exported as a metric).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queues a record; when the queue is full, waits for room only if `wait` (admin changes,
+    /// which are rare and must be recorded), else drops and counts it.
+    fn enqueue(&self, event: Value, wait: bool) {
         let Some(queue) = &self.queue else { return };
-        if let Some(obj) = event.as_object_mut() {
-            obj.insert("v".into(), json!(1));
-            obj.entry("at")
-                .or_insert_with(|| json!(crate::time::rfc3339(crate::time::now())));
-        }
-        let Ok(text) = serde_json::to_string(&event) else {
-            return;
-        };
-        // Paths and reasons echo client input; a secret pasted there must not be recorded.
-        let mut line = crate::auth::secret::redact(&text).into_owned().into_bytes();
-        line.push(b'\n');
+        let Some(line) = line(event) else { return };
         match queue.try_send(Message::Line(line)) {
             Ok(()) => {}
-            Err(TrySendError::Full(m)) => {
-                // Back-pressure: the writer is behind; wait rather than drop a record.
+            Err(TrySendError::Full(m)) if wait => {
                 let _ = queue.send(m);
+            }
+            Err(TrySendError::Full(_)) => {
+                let n = self
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n % 10_000 == 0 {
+                    tracing::error!(
+                        dropped = n + 1,
+                        "The audit output is stalled; request records are being dropped"
+                    );
+                }
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!("The audit writer has stopped; an audit record is lost");
             }
         }
+    }
+
+    pub fn write(&self, event: Value) {
+        self.enqueue(event, false);
     }
 
     /// Waits until every line queued so far is written and flushed.
@@ -141,9 +156,23 @@ impl Audit {
 impl crate::admin::AuditSink for Audit {
     fn admin_event(&self, event: Value) {
         // An admin change is answered only once its record is out.
-        self.write(event);
+        self.enqueue(event, true);
         self.sync();
     }
+}
+
+/// One JSON line: the record with its schema version and time, secret-like text redacted
+/// (paths and reasons echo client input; a secret pasted there must not be recorded).
+fn line(mut event: Value) -> Option<Vec<u8>> {
+    if let Some(obj) = event.as_object_mut() {
+        obj.insert("v".into(), json!(1));
+        obj.entry("at")
+            .or_insert_with(|| json!(crate::time::rfc3339(crate::time::now())));
+    }
+    let text = serde_json::to_string(&event).ok()?;
+    let mut line = crate::auth::secret::redact(&text).into_owned().into_bytes();
+    line.push(b'\n');
+    Some(line)
 }
 
 impl Drop for Audit {
@@ -245,5 +274,42 @@ mod tests {
         let got = lines(&shared);
         assert_eq!(got.len(), 2);
         assert_eq!(got[1]["path"], "/esg_[redacted]/_search");
+    }
+
+    /// A sink that blocks every write until released (a stalled pipe).
+    struct Stalled(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (lock, cv) = &*self.0;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_drops_request_records_instead_of_blocking() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let audit = Audit::to_writer(Box::new(Stalled(Arc::clone(&gate))));
+        let started = std::time::Instant::now();
+        // More than the queue plus what the writer buffers before its output blocks.
+        for i in 0..2 * QUEUE {
+            audit.write(json!({"type": "request", "n": i}));
+        }
+        let elapsed = started.elapsed();
+        let dropped = audit.dropped();
+        // Open the gate before asserting: dropping the audit log joins its writer.
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        drop(audit);
+        assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+        assert!(dropped >= (QUEUE / 2) as u64, "dropped {dropped}");
     }
 }

@@ -31,10 +31,14 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             };
         }
         (&Method::GET, "/metrics") => {
-            let text = app.metrics.render(
+            let mut text = app.metrics.render(
                 &app.upstream.node_status(),
                 app.store.snapshot().tokens().count(),
             );
+            text.push_str(&format!(
+                "# HELP esgate_audit_dropped_total Request audit records dropped while the audit output stalled.\n# TYPE esgate_audit_dropped_total counter\nesgate_audit_dropped_total {}\n",
+                app.audit.dropped()
+            ));
             let mut r = Response::new(full(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
