@@ -107,7 +107,7 @@ impl Audit {
                 let n = self
                     .dropped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n % 10_000 == 0 {
+                if n.is_multiple_of(10_000) {
                     tracing::error!(
                         dropped = n + 1,
                         "The audit output is stalled; request records are being dropped"
