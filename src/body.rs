@@ -35,6 +35,7 @@ pub enum ReadError {
 #[derive(Clone)]
 pub struct BodyBudget {
     kib: std::sync::Arc<tokio::sync::Semaphore>,
+    total_kib: usize,
 }
 
 /// A request's share of the [`BodyBudget`]; released on drop.
@@ -50,7 +51,38 @@ impl BodyBudget {
         let kib = (bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         BodyBudget {
             kib: std::sync::Arc::new(tokio::sync::Semaphore::new(kib)),
+            total_kib: kib,
         }
+    }
+
+    /// Grows `hold` to cover `total` bytes, waiting up to `patience` for others to release
+    /// theirs; an answer larger than the whole budget is `TooLarge`.
+    async fn cover_waiting(
+        &self,
+        hold: &mut BudgetHold,
+        total: usize,
+        patience: std::time::Duration,
+    ) -> Result<(), ReadError> {
+        let needed = total.div_ceil(1024);
+        if needed > self.total_kib {
+            return Err(ReadError::TooLarge);
+        }
+        let needed = u32::try_from(needed).map_err(|_| ReadError::TooLarge)?;
+        let more = needed.saturating_sub(hold.kib);
+        if more == 0 {
+            return Ok(());
+        }
+        let acquire = std::sync::Arc::clone(&self.kib).acquire_many_owned(more);
+        let permit = tokio::time::timeout(patience, acquire)
+            .await
+            .map_err(|_| ReadError::Busy)?
+            .map_err(|_| ReadError::Busy)?;
+        match &mut hold.permit {
+            Some(p) => p.merge(permit),
+            None => hold.permit = Some(permit),
+        }
+        hold.kib = needed;
+        Ok(())
     }
 
     /// Grows `hold` to cover `total` bytes (whole KiB), without waiting: a spent budget is
@@ -73,12 +105,56 @@ impl BodyBudget {
     }
 }
 
-/// Reads a whole body, refusing more than `limit` bytes, charging every chunk to `budget`.
-/// The bytes' share is held until the returned [`BudgetHold`] is dropped.
+/// Reads a whole body, refusing more than `limit` bytes (small bodies outside the budget: the
+/// admin API's, esgate's own backend lookups).
+pub async fn read_capped<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+        Err(_) => Err(ReadError::Broken),
+    }
+}
+
+/// Reads a whole backend answer esgate must rewrite (sealed ids, transformed routes), capped at
+/// `limit` and charged to `budget` like request bodies; as the backend has already done the
+/// work, it waits up to `patience` for room instead of failing at once.
+pub async fn read_answer_budgeted<B>(
+    body: B,
+    limit: usize,
+    budget: &BodyBudget,
+    patience: std::time::Duration,
+) -> Result<(Bytes, BudgetHold), ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    read_charged(body, limit, budget, Some(patience)).await
+}
+
+/// Reads a whole body, refusing more than `limit` bytes, charging every chunk to `budget`
+/// without waiting. The bytes' share is held until the returned [`BudgetHold`] is dropped.
 pub async fn read_budgeted<B>(
     body: B,
     limit: usize,
     budget: &BodyBudget,
+) -> Result<(Bytes, BudgetHold), ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    read_charged(body, limit, budget, None).await
+}
+
+/// The read loop of both: `patience` `None` = a spent budget fails at once.
+async fn read_charged<B>(
+    body: B,
+    limit: usize,
+    budget: &BodyBudget,
+    patience: Option<std::time::Duration>,
 ) -> Result<(Bytes, BudgetHold), ReadError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -97,23 +173,13 @@ where
         };
         if let Ok(data) = frame.into_data() {
             out.extend_from_slice(&data);
-            budget.cover(&mut hold, out.len())?;
+            match patience {
+                None => budget.cover(&mut hold, out.len())?,
+                Some(p) => budget.cover_waiting(&mut hold, out.len(), p).await?,
+            }
         }
     }
     Ok((out.freeze(), hold))
-}
-
-/// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read_capped<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
-        Err(_) => Err(ReadError::Broken),
-    }
 }
 
 #[cfg(test)]
@@ -134,6 +200,34 @@ mod tests {
         assert!(read_budgeted(body(), 1 << 20, &budget).await.is_ok());
         assert!(matches!(
             read_budgeted(body(), 1024, &budget).await,
+            Err(ReadError::TooLarge)
+        ));
+    }
+
+    #[tokio::test]
+    async fn answers_wait_for_room_and_never_exceed_the_whole_budget() {
+        let budget = BodyBudget::new(8 * 1024);
+        let patience = std::time::Duration::from_secs(5);
+        let body = |n: usize| Full::new(Bytes::from(vec![b'x'; n]));
+        let (_, first) = read_budgeted(body(6 * 1024), 1 << 20, &budget)
+            .await
+            .unwrap();
+        // Does not fit now: waits until the first is released.
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                read_answer_budgeted(body(4 * 1024), 1 << 20, &budget, patience)
+                    .await
+                    .map(|(b, _)| b.len())
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        assert_eq!(waiting.await.unwrap().unwrap(), 4 * 1024);
+        // Larger than the whole budget: refused at once, never waited for.
+        assert!(matches!(
+            read_answer_budgeted(body(9 * 1024), 1 << 20, &budget, patience).await,
             Err(ReadError::TooLarge)
         ));
     }

@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use crate::app::App;
 use crate::audit::DataEvent;
 use crate::auth::{self, credential};
-use crate::body::{read_budgeted, read_capped, Body, BoxError, BudgetHold, ReadError};
+use crate::body::{read_budgeted, Body, BoxError, BudgetHold, ReadError};
 use crate::error::ProxyError;
 use crate::es;
 use crate::policy::{self, client_ip};
@@ -173,7 +173,7 @@ async fn pipeline(
     let enforced = token.permission() != Permission::All;
     let mut headers = upstream_request::response_headers(&up.headers, enforced);
     if let Some(t) = transform {
-        return transformed::respond(&t, up.status, &up.headers, headers, body).await;
+        return transformed::respond(app, &t, up.status, &up.headers, headers, body).await;
     }
     let body = match seal {
         // A failed async search still answers with its id (under its error status).
@@ -184,7 +184,7 @@ async fn pipeline(
             headers.remove(header::CONTENT_LENGTH);
             let binding = id_binding(app, &snapshot, &token);
             seal_id_headers(&binding, seal, &mut headers);
-            crate::body::full(seal_response(&binding, seal, &up.headers, body).await?)
+            crate::body::full(seal_response(app, &binding, seal, &up.headers, body).await?)
         }
         _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
             body,
@@ -245,26 +245,45 @@ const RESOLVE_CONCURRENCY: usize = 8;
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 
 async fn seal_response(
+    app: &App,
     binding: &es::continuation::Binding,
     seal: es::continuation::Seal,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, ProxyError> {
+    let (bytes, _hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
+    es::continuation::seal_response(binding, seal, &bytes)
+        .map(Bytes::from)
+        .ok_or(ProxyError::Upstream(
+            crate::upstream::UpstreamError::Unexpected,
+        ))
+}
+
+/// How long an answer esgate must read whole waits for room in the body budget.
+const ANSWER_BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a backend answer esgate must rewrite: identity-encoded only (esgate asked for it;
+/// anything else cannot be inspected, and relaying it could hand out what should have been
+/// rewritten), capped, and within the shared body budget.
+async fn read_answer(
+    app: &App,
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<(Bytes, BudgetHold), ProxyError> {
     use crate::upstream::UpstreamError;
-    // esgate asks for identity encoding on these requests; anything else cannot be inspected,
-    // and relaying it could hand out an unsealed id.
     if headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() != b"identity")
     {
         return Err(ProxyError::Upstream(UpstreamError::Broken));
     }
-    let bytes = read_capped(body, MAX_SEALED_RESPONSE)
+    crate::body::read_answer_budgeted(body, limit, &app.body_budget, ANSWER_BUDGET_PATIENCE)
         .await
-        .map_err(|_| ProxyError::Upstream(UpstreamError::Broken))?;
-    es::continuation::seal_response(binding, seal, &bytes)
-        .map(Bytes::from)
-        .ok_or(ProxyError::Upstream(UpstreamError::Unexpected))
+        .map_err(|e| match e {
+            ReadError::Busy => ProxyError::Busy,
+            ReadError::TooLarge | ReadError::Broken => ProxyError::Upstream(UpstreamError::Broken),
+        })
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,

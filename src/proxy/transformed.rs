@@ -8,7 +8,8 @@
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::body::{read_capped, Body};
+use crate::app::App;
+use crate::body::Body;
 use crate::error::ProxyError;
 use crate::es::transform::{self, Transform};
 use crate::upstream::UpstreamError;
@@ -19,21 +20,14 @@ const MAX_TRANSFORMED_RESPONSE: usize = 16 * 1024 * 1024;
 /// The client's response for the backend's `status`, `upstream` headers and `body`; `headers`
 /// are the relayed response headers.
 pub(super) async fn respond(
+    app: &App,
     t: &Transform,
     status: StatusCode,
     upstream: &HeaderMap,
     mut headers: HeaderMap,
     body: Incoming,
 ) -> Result<Response<Body>, ProxyError> {
-    if upstream
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity")
-    {
-        return Err(ProxyError::Upstream(UpstreamError::Broken));
-    }
-    let bytes = read_capped(body, MAX_TRANSFORMED_RESPONSE)
-        .await
-        .map_err(|_| ProxyError::Upstream(UpstreamError::Broken))?;
+    let (bytes, _hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
     let (out_status, out) = transform::apply(t, status.as_u16(), &bytes)
         .map_err(|_| ProxyError::Upstream(UpstreamError::Unexpected))?;
     let out_status = StatusCode::from_u16(out_status).map_err(|_| UpstreamError::Unexpected)?;
