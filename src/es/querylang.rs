@@ -514,13 +514,7 @@ mod route_tests {
         body: Value,
     ) -> Result<es::Permit, es::Rejection> {
         let s = scope();
-        let h = RequestHead {
-            method,
-            path,
-            query,
-            content_type: Some("application/json"),
-            content_encoding: None,
-        };
+        let h = crate::es::testing::head(method, path, query);
         let bytes = serde_json::to_vec(&body).unwrap();
         let plan = es::plan(&h, &s)?;
         assert!(plan.needs_body(), "{path}");

@@ -29,7 +29,7 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, Method, RejectKind, RequestHead, Resolution};
+    use crate::es::{self, Method, RejectKind, Resolution};
 
     use crate::es::testing::scope;
 
@@ -41,13 +41,7 @@ pub(crate) mod tests {
         body: Option<&str>,
     ) -> Result<es::Permit, es::Rejection> {
         let s = scope();
-        let h = RequestHead {
-            method,
-            path,
-            query,
-            content_type: Some("application/json"),
-            content_encoding: None,
-        };
+        let h = crate::es::testing::head(method, path, query);
         let prepared = es::prepare(es::plan(&h, &s)?, body.map(str::as_bytes), &h, &s)?;
         let names: BTreeMap<String, Vec<ResolvedName>> = prepared
             .to_resolve()
