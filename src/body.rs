@@ -55,47 +55,39 @@ impl BodyBudget {
         }
     }
 
-    /// Grows `hold` to cover `total` bytes, waiting up to `patience` for others to release
-    /// theirs; an answer larger than the whole budget is `TooLarge`.
-    async fn cover_waiting(
+    /// Grows `hold` to cover `total` bytes (whole KiB). Without `patience` a spent budget is
+    /// `Busy` at once (waiting would let slow senders pin memory for everyone); with it, waits
+    /// that long for others to release theirs, and an answer larger than the whole budget (it
+    /// could never fit) is `TooLarge`.
+    async fn cover(
         &self,
         hold: &mut BudgetHold,
         total: usize,
-        patience: std::time::Duration,
+        patience: Option<std::time::Duration>,
     ) -> Result<(), ReadError> {
         let needed = total.div_ceil(1024);
-        if needed > self.total_kib {
-            return Err(ReadError::TooLarge);
+        let never_fits = || match patience {
+            Some(_) => ReadError::TooLarge,
+            None => ReadError::Busy,
+        };
+        if patience.is_some() && needed > self.total_kib {
+            return Err(never_fits());
         }
-        let needed = u32::try_from(needed).map_err(|_| ReadError::TooLarge)?;
+        let needed = u32::try_from(needed).map_err(|_| never_fits())?;
         let more = needed.saturating_sub(hold.kib);
         if more == 0 {
             return Ok(());
         }
-        let acquire = std::sync::Arc::clone(&self.kib).acquire_many_owned(more);
-        let permit = tokio::time::timeout(patience, acquire)
-            .await
-            .map_err(|_| ReadError::Busy)?
-            .map_err(|_| ReadError::Busy)?;
-        match &mut hold.permit {
-            Some(p) => p.merge(permit),
-            None => hold.permit = Some(permit),
-        }
-        hold.kib = needed;
-        Ok(())
-    }
-
-    /// Grows `hold` to cover `total` bytes (whole KiB), without waiting: a spent budget is
-    /// `Busy` at once (waiting would let slow senders pin memory for everyone).
-    fn cover(&self, hold: &mut BudgetHold, total: usize) -> Result<(), ReadError> {
-        let needed = u32::try_from(total.div_ceil(1024)).map_err(|_| ReadError::Busy)?;
-        let more = needed.saturating_sub(hold.kib);
-        if more == 0 {
-            return Ok(());
-        }
-        let permit = std::sync::Arc::clone(&self.kib)
-            .try_acquire_many_owned(more)
-            .map_err(|_| ReadError::Busy)?;
+        let kib = std::sync::Arc::clone(&self.kib);
+        let permit = match patience {
+            None => kib
+                .try_acquire_many_owned(more)
+                .map_err(|_| ReadError::Busy)?,
+            Some(p) => tokio::time::timeout(p, kib.acquire_many_owned(more))
+                .await
+                .map_err(|_| ReadError::Busy)?
+                .map_err(|_| ReadError::Busy)?,
+        };
         match &mut hold.permit {
             Some(p) => p.merge(permit),
             None => hold.permit = Some(permit),
@@ -173,10 +165,7 @@ where
         };
         if let Ok(data) = frame.into_data() {
             out.extend_from_slice(&data);
-            match patience {
-                None => budget.cover(&mut hold, out.len())?,
-                Some(p) => budget.cover_waiting(&mut hold, out.len(), p).await?,
-            }
+            budget.cover(&mut hold, out.len(), patience).await?;
         }
     }
     Ok((out.freeze(), hold))
