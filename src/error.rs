@@ -176,11 +176,18 @@ pub fn error_response(
     reason: &str,
     extra: impl FnOnce(&mut http::HeaderMap),
 ) -> Response<Body> {
-    let mut response = Response::new(full(crate::es::error::body(
-        status.as_u16(),
-        es_type,
-        reason,
-    )));
+    let mut response = json_response(
+        status,
+        crate::es::error::body(status.as_u16(), es_type, reason),
+    );
+    extra(response.headers_mut());
+    response
+}
+
+/// A JSON answer esgate writes itself, with the headers every Elasticsearch answer carries
+/// (`Content-Type` JSON, `X-Elastic-Product: Elasticsearch`).
+pub fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -191,7 +198,6 @@ pub fn error_response(
         "x-elastic-product",
         HeaderValue::from_static("Elasticsearch"),
     );
-    extra(headers);
     response
 }
 

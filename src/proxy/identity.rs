@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use http::request::Parts;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::App;
@@ -80,16 +80,8 @@ pub(super) async fn respond(
             es::identity::has_privileges(who, decoded.as_ref(), &refused)?
         }
     };
-    let mut response = Response::new(crate::body::full(answer.to_string()));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    headers.insert(
-        "x-elastic-product",
-        HeaderValue::from_static("Elasticsearch"),
-    );
-    Ok(response)
+    Ok(crate::error::json_response(
+        StatusCode::OK,
+        answer.to_string(),
+    ))
 }
