@@ -139,16 +139,11 @@ pub(super) async fn update(
             }
             f.field = fv.field;
             f.value = fv.value;
-            let mut changed: Vec<&str> = Vec::new();
-            for (name, differs) in [
+            let changed = input::changed_fields(&[
                 ("description", f.description != old.description),
                 ("field", f.field != old.field),
                 ("value", f.value != old.value),
-            ] {
-                if differs {
-                    changed.push(name);
-                }
-            }
+            ]);
             let out = view(snap, &f);
             let changes = if changed.is_empty() {
                 vec![]

@@ -298,6 +298,16 @@ pub(crate) fn opt_array<'a>(
     }
 }
 
+/// The names of the fields an update changed, from `(name, differs)` pairs, in order (for the
+/// audit record of a PATCH).
+pub(crate) fn changed_fields(fields: &[(&'static str, bool)]) -> Vec<&'static str> {
+    fields
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 /// True when the text has no control characters (keeps logs and terminals clean).
 pub(crate) fn printable(s: &str) -> bool {
     !s.chars().any(char::is_control)

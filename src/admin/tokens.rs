@@ -598,7 +598,6 @@ pub(super) async fn update(
         .update(|snap| {
             let old = find(snap, id, now)?;
             let mut t = old.clone();
-            let mut changed: Vec<&str> = Vec::new();
             if let Some(name) = name {
                 t.name = name;
             }
@@ -653,18 +652,14 @@ pub(super) async fn update(
                     t.ip_filter = Some(new.to_owned());
                 }
             }
-            for (field, differs) in [
+            let changed = input::changed_fields(&[
                 ("name", t.name != old.name),
                 ("filters", t.filters != old.filters),
                 ("indices", t.indices != old.indices),
                 ("permissions", t.permissions != old.permissions),
                 ("expires_at", t.expires_at != old.expires_at),
                 ("ip_filter", t.ip_filter != old.ip_filter),
-            ] {
-                if differs {
-                    changed.push(field);
-                }
-            }
+            ]);
             let out = view(&ctx.store, snap, &t, now);
             let changes = if changed.is_empty() {
                 vec![]
