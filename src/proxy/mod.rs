@@ -135,6 +135,7 @@ async fn pipeline(
         request_id: &request_id,
     };
     let (parts, body) = req.into_parts();
+    // A continuation id to seal in the answer, with the binding the request was checked under.
     let mut seal = None;
     let mut transform = None;
     let upstream_req = match token.permission() {
@@ -162,8 +163,8 @@ async fn pipeline(
                 ctx.event.action = Some(route.action());
                 return identity::respond(app, &token, route, &parts, body).await;
             }
-            let permit = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
-            seal = permit.seal;
+            let (permit, binding) = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            seal = permit.seal.map(|s| (s, binding));
             transform = permit.transform.clone();
             upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
@@ -177,12 +178,11 @@ async fn pipeline(
     }
     let body = match seal {
         // A failed async search still answers with its id (under its error status).
-        Some(seal)
+        Some((seal, binding))
             if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
         {
             // The body is rebuilt with the sealed id: its length changes.
             headers.remove(header::CONTENT_LENGTH);
-            let binding = id_binding(app, &snapshot, &token);
             seal_id_headers(&binding, seal, &mut headers);
             crate::body::full(seal_response(app, &binding, seal, &up.headers, body).await?)
         }
@@ -198,12 +198,6 @@ async fn pipeline(
 }
 
 /// What binds a continuation id to the token that presents it, as its scope is now.
-fn id_binding(app: &App, snapshot: &Snapshot, token: &Token) -> es::continuation::Binding {
-    // A dangling library filter never gets this far (`enforce` refuses it first).
-    let filters = snapshot.resolve_filters(token).unwrap_or_default();
-    scoped_binding(app, token, &filter_set(filters))
-}
-
 fn scoped_binding(app: &App, token: &Token, filters: &es::FilterSet) -> es::continuation::Binding {
     es::continuation::Binding::scoped(&token.id, Arc::clone(&app.id_key), filters, &token.indices)
 }
@@ -287,7 +281,8 @@ async fn read_answer(
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
-/// authorize. Returns the permit the upstream request is built from.
+/// authorize. Returns the permit the upstream request is built from, and the binding its
+/// continuation ids were checked under (answers seal theirs with it).
 async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
@@ -295,7 +290,7 @@ async fn enforce(
     parts: &Parts,
     body: Incoming,
     ctx: &mut RequestCtx,
-) -> Result<es::Permit, ProxyError> {
+) -> Result<(es::Permit, es::continuation::Binding), ProxyError> {
     let filters = snapshot
         .resolve_filters(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
@@ -342,7 +337,7 @@ async fn enforce(
     }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();
-    Ok(permit)
+    Ok((permit, scope.ids))
 }
 
 /// The names behind one index expression, from the resolver (cached).
