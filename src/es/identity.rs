@@ -113,22 +113,19 @@ pub fn authenticate(who: Identity<'_>) -> Value {
 /// the token may read, never refused. At most `max` names (the first).
 pub fn names_to_check(who: Identity<'_>, body: Option<&Value>, max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let entries = body
-        .and_then(|b| b.get("index").or_else(|| b.get("indices")))
-        .and_then(Value::as_array);
-    for entry in entries.into_iter().flatten() {
-        let names = match entry.get("names") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
+    // Both spellings, as `has_privileges` reads both; a malformed entry is refused there.
+    let entries = ["index", "indices"]
+        .into_iter()
+        .filter_map(|key| body.and_then(|b| b.get(key)).and_then(Value::as_array))
+        .flatten();
+    for (names, _) in entries.filter_map(|e| index_entry(e).ok()) {
         for name in names {
             if out.len() < max
                 && !name.contains('*')
-                && name_covered(who.indices, name)
-                && !out.iter().any(|o| o == name)
+                && name_covered(who.indices, &name)
+                && !out.contains(&name)
             {
-                out.push(name.to_string());
+                out.push(name);
             }
         }
     }
@@ -423,6 +420,20 @@ mod tests {
 
     fn patterns() -> Vec<String> {
         vec!["logs-*".to_string(), "metrics-a".to_string()]
+    }
+
+    #[test]
+    fn names_to_check_reads_both_spellings_and_only_literal_covered_names() {
+        let p = patterns();
+        let body = json!({
+            "index": [{"names": ["logs-a", "logs-*", "secret"], "privileges": ["read"]}],
+            "indices": [{"names": "logs-sa", "privileges": ["read"]}],
+        });
+        assert_eq!(
+            names_to_check(who(&p), Some(&body), 10),
+            ["logs-a", "logs-sa"]
+        );
+        assert_eq!(names_to_check(who(&p), Some(&body), 1), ["logs-a"]);
     }
 
     fn who(p: &[String]) -> Identity<'_> {
