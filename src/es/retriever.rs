@@ -108,15 +108,7 @@ fn knn(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
     as_query.insert("knn".into(), Value::Object(body.clone()));
     rewrite::check_query(&Value::Object(as_query))?;
     let mut out = body.clone();
-    let mut clauses = filters.clauses();
-    match out.remove("filter") {
-        None => {}
-        Some(Value::Array(existing)) => clauses.extend(existing),
-        Some(other) => clauses.push(other),
-    }
-    if !clauses.is_empty() {
-        out.insert("filter".into(), Value::Array(clauses));
-    }
+    rewrite::prepend_clauses(&mut out, filters.clauses());
     Ok(out)
 }
 

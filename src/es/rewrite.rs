@@ -152,20 +152,25 @@ fn is_knn_search(v: &Value) -> bool {
 fn add_token_clauses(knn: &mut Value, filters: &FilterSet) {
     let Value::Object(m) = knn else { return };
     let clauses = filters.clauses();
-    let present = match m.get("filter") {
-        Some(Value::Array(existing)) => clauses.iter().all(|c| existing.contains(c)),
-        _ => false,
-    };
-    if present {
-        return;
+    if let Some(Value::Array(existing)) = m.get("filter") {
+        if clauses.iter().all(|c| existing.contains(c)) {
+            return;
+        }
     }
-    let mut all = clauses;
+    prepend_clauses(m, clauses);
+}
+
+/// A kNN search's `filter` becomes `[<clauses>, <the existing filter(s)>]` (nothing when
+/// both are empty).
+pub(crate) fn prepend_clauses(m: &mut serde_json::Map<String, Value>, mut clauses: Vec<Value>) {
     match m.remove("filter") {
         None => {}
-        Some(Value::Array(existing)) => all.extend(existing),
-        Some(other) => all.push(other),
+        Some(Value::Array(existing)) => clauses.extend(existing),
+        Some(other) => clauses.push(other),
     }
-    m.insert("filter".to_string(), Value::Array(all));
+    if !clauses.is_empty() {
+        m.insert("filter".to_string(), Value::Array(clauses));
+    }
 }
 
 /// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
@@ -936,15 +941,7 @@ fn inject_knn_one(knn: &mut Value, filters: &FilterSet) -> Result<(), Rejection>
     let Value::Object(m) = knn else {
         return Err(Rejection::bad_request("[knn] must be an object"));
     };
-    let mut clauses = filters.clauses();
-    match m.remove("filter") {
-        None => {}
-        Some(Value::Array(existing)) => clauses.extend(existing),
-        Some(other) => clauses.push(other),
-    }
-    if !clauses.is_empty() {
-        m.insert("filter".to_string(), Value::Array(clauses));
-    }
+    prepend_clauses(m, filters.clauses());
     Ok(())
 }
 
