@@ -45,6 +45,21 @@ NGINX
 printf 'user:%s\n' "$(openssl passwd -apr1 secret)" > "$WORK/htpasswd"       # htpasswd's default
 printf 'user:{PLAIN}secret\n' > "$WORK/htpasswd-plain"                           # nginx's cheapest
 chmod 644 "$WORK/htpasswd" "$WORK/htpasswd-plain"
+auth_server() { # port htpasswd-file
+  cat <<NGINX
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      auth_basic "es";
+      auth_basic_user_file $2;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+      proxy_pass http://backend;
+    }
+  }
+NGINX
+}
 cat > "$WORK/auth.conf" <<NGINX
 worker_processes 1;
 error_log $WORK/auth.err;
@@ -53,28 +68,8 @@ events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend { server 127.0.0.1:19500; keepalive 64; }
-  server {
-    listen 127.0.0.1:19501;
-    location / {
-      auth_basic "es";
-      auth_basic_user_file $WORK/htpasswd;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-      proxy_pass http://backend;
-    }
-  }
-  server {
-    listen 127.0.0.1:19504;
-    location / {
-      auth_basic "es";
-      auth_basic_user_file $WORK/htpasswd-plain;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-      proxy_pass http://backend;
-    }
-  }
+$(auth_server 19501 "$WORK/htpasswd")
+$(auth_server 19504 "$WORK/htpasswd-plain")
 }
 NGINX
 nginx -c "$WORK/backend.conf" -g 'daemon off;' &
