@@ -875,7 +875,7 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
             .map(str::to_owned)
             .unwrap_or_else(|| format!("request failed with HTTP {status}"));
         let reason = if status == 401 && opts.admin_key.is_none() {
-            format!("{reason} (ESGATE_ADMIN_KEY is not set)")
+            format!("{reason} (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE)")
         } else {
             reason
         };
@@ -1646,7 +1646,7 @@ mod tests {
                 .expect_err("401");
             assert_eq!(
                 err.to_string(),
-                "missing or wrong admin key (ESGATE_ADMIN_KEY is not set) (HTTP 401)"
+                "missing or wrong admin key (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE) (HTTP 401)"
             );
         }
 

@@ -47,13 +47,26 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
-    /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY.
+    /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
+    /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
     #[command(flatten)]
     Client(crate::admin_client::ClientCmd),
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// The admin key esgate generated on its first start when none was configured: the file named
+/// by `ESGATE_ADMIN_KEY_FILE`, else `admin.key` in the default store directory.
+fn admin_key_from_file() -> Option<String> {
+    let path = env("ESGATE_ADMIN_KEY_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(config::DEFAULT_STORE_PATH).join(crate::app::ADMIN_KEY_FILE));
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
 }
 
 fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -85,7 +98,7 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => {
             let opts = crate::admin_client::ClientOpts::new(
                 env("ESGATE_ADMIN_URL"),
-                env("ESGATE_ADMIN_KEY"),
+                env("ESGATE_ADMIN_KEY").or_else(admin_key_from_file),
             );
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
@@ -184,9 +197,10 @@ async fn serve(config: Config) -> ExitCode {
         admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         "esgate is serving"
     );
-    if app.config.admin_key.is_none() {
-        tracing::warn!(
-            "No admin key configured (ESGATE_ADMIN_KEY): the admin API refuses every request"
+    if let Some(file) = &app.admin_key_file {
+        tracing::info!(
+            file = %file.display(),
+            "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too"
         );
     }
     crate::server::run(Arc::clone(&app), data, admin, shutdown_signal()).await;

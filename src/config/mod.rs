@@ -174,6 +174,9 @@ pub struct Log {
 
 /// The default config file, used when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/esgate.toml";
+pub use raw::DEFAULT_STORE_PATH;
+/// The shortest admin key accepted (configured or read from the generated key file).
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
 
 /// Reads (if a path is given) and validates the configuration.
 pub fn load(

@@ -594,7 +594,7 @@ impl Validator {
             // Default: the environment variable of the spec, optional.
             (None, None) => env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty()),
         }?;
-        if key.len() < 16 {
+        if key.len() < super::MIN_ADMIN_KEY_LEN {
             self.issue("admin.key", "must be at least 16 characters");
             return None;
         }
