@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 
 fn repo() -> PathBuf {
@@ -451,4 +452,168 @@ fn url_hosts_finds_every_url() {
         ]
     );
     assert!(url_hosts("no url here").is_empty());
+}
+
+/// The `setup` service's permission lines, run on a copy of the certificate layout it makes:
+/// esgate's user (uid 10001, not in group 0, as in the Dockerfile) must read the CA
+/// certificate and no private key. Needs root (chown, setpriv), as in CI.
+#[test]
+fn setup_leaves_the_ca_readable_by_esgates_user_and_no_private_key() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        eprintln!("skipped: needs root to chown and to switch users");
+        return;
+    }
+    let doc = compose();
+    let script = services(&doc)["setup"]["command"]
+        .as_sequence()
+        .and_then(|c| c.last())
+        .and_then(Yaml::as_str)
+        .expect("setup has a bash -c script")
+        .to_owned();
+    let from = script.find("chown -R").expect("the script sets owners");
+    let to = script
+        .find("echo certificates ready")
+        .expect("the script ends");
+    let permissions = &script[from..to];
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let certs = root.path().join("certs");
+    for file in [
+        "ca/ca.crt",
+        "ca/ca.key",
+        "elasticsearch/elasticsearch.crt",
+        "elasticsearch/elasticsearch.key",
+    ] {
+        let path = certs.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, file).unwrap();
+    }
+    // Only the volume's own modes matter: the temp dir above it is opened to everyone.
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let ran = Command::new("bash")
+        .args(["-ec", permissions])
+        .current_dir(&certs)
+        .status()
+        .expect("bash runs");
+    assert!(ran.success());
+    let readable = |file: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=10001", "--regid=10001", "--clear-groups", "cat"])
+            .arg(certs.join(file))
+            .output()
+            .expect("setpriv runs")
+            .status
+            .success()
+    };
+    assert!(readable("ca/ca.crt"), "esgate cannot read the CA");
+    for key in ["ca/ca.key", "elasticsearch/elasticsearch.key"] {
+        assert!(!readable(key), "esgate's user can read {key}");
+    }
+}
+
+/// `deploy/kubernetes/grafana-sidecar.yaml`: esgate next to Grafana, probed on its admin
+/// listener, the admin key from a Secret, its config valid, Grafana pointed at esgate.
+#[test]
+fn kubernetes_sidecar_example_is_wired_and_its_config_is_valid() {
+    let text = read("deploy/kubernetes/grafana-sidecar.yaml");
+    let docs: Vec<Yaml> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Yaml::deserialize(d).expect("each document is YAML"))
+        .collect();
+    let of_kind = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} is in the manifest"))
+    };
+    let pod = &of_kind("Deployment", "grafana")["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_sequence().expect("containers");
+    let esgate = containers
+        .iter()
+        .find(|c| c["name"] == "esgate")
+        .expect("an esgate container");
+    let config_text = of_kind("ConfigMap", "esgate-config")["data"]["esgate.toml"]
+        .as_str()
+        .expect("the config is text")
+        .to_owned();
+    let config: toml::Table = config_text.parse().expect("the config is TOML");
+    let admin_port = config["listen"]["admin"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse::<u64>().ok())
+        .expect("an admin port");
+    let port_named = |name: &str| {
+        esgate["ports"]
+            .as_sequence()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .and_then(|p| p["containerPort"].as_u64())
+    };
+    assert_eq!(port_named("admin"), Some(admin_port));
+    for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/ready")] {
+        assert_eq!(esgate[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(esgate[probe]["httpGet"]["port"], "admin", "{probe}");
+    }
+    let env = esgate["env"].as_sequence().expect("env");
+    let admin_key = env
+        .iter()
+        .find(|e| e["name"] == config["admin"]["key_env"].as_str().unwrap())
+        .expect("the admin key variable is set");
+    assert!(
+        admin_key["valueFrom"]["secretKeyRef"]["name"].is_string()
+            && admin_key.get("value").is_none(),
+        "the admin key comes from a Secret"
+    );
+    assert_eq!(esgate["securityContext"]["runAsUser"], 10001);
+    // Every mount path the config names is mounted.
+    let mounts: Vec<&str> = esgate["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    for path in [
+        config["store"]["path"].as_str().unwrap(),
+        "/etc/esgate/esgate.toml",
+    ] {
+        assert!(mounts.contains(&path), "{path} is not mounted: {mounts:?}");
+    }
+    let ca = config["backend"]["ca_file"].as_str().unwrap();
+    assert!(
+        mounts.iter().any(|m| ca.starts_with(m)),
+        "{ca} is not mounted"
+    );
+    // Grafana's data source goes to esgate's data listener over the pod's loopback.
+    let datasources = of_kind("ConfigMap", "grafana-datasources")["data"]["esgate.yml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ds: Yaml = serde_yaml::from_str(&datasources).unwrap();
+    let data = config["listen"]["data"].as_str().unwrap();
+    assert_eq!(ds["datasources"][0]["url"], format!("http://{data}"));
+
+    // The config passes check-config once its in-pod paths point at real files.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = support::tls::TlsFiles::generate();
+    let mut runnable = config.clone();
+    runnable["backend"]["ca_file"] = tls.ca_cert.to_string_lossy().into_owned().into();
+    runnable["store"]["path"] = dir
+        .path()
+        .join("store")
+        .to_string_lossy()
+        .into_owned()
+        .into();
+    let path = dir.path().join("esgate.toml");
+    std::fs::write(&path, toml::to_string(&runnable).unwrap()).unwrap();
+    let out = check_config(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -418,11 +418,34 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// A scratch directory named for this process (`esgate-test-<what>-<pid>-…`). Backends kept in
+/// statics are never dropped, so their directories outlive the test binary: each new one first
+/// removes those whose process has gone.
 fn scratch_dir(what: &str) -> tempfile::TempDir {
+    remove_stale_scratch_dirs();
     tempfile::Builder::new()
-        .prefix(&format!("esgate-test-{what}-"))
+        .prefix(&format!("esgate-test-{what}-{}-", std::process::id()))
         .tempdir()
         .expect("the system temp dir is writable in tests")
+}
+
+fn remove_stale_scratch_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("esgate-test-") else {
+            continue;
+        };
+        // `<what>-<pid>-<random>`; directories of the older naming have no pid: left alone.
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 fn free_port() -> u16 {
