@@ -154,8 +154,19 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
         .ok()
 }
 
+/// The configured level, with rustls held to errors unless the configuration names it: rustls
+/// warns on every TLS handshake of a client that connects by IP address (an IP in SNI), which
+/// would put a line per connection in the log.
+fn log_directives(level: &str) -> String {
+    if level.contains("rustls") {
+        level.to_owned()
+    } else {
+        format!("{level},rustls=error")
+    }
+}
+
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -207,6 +218,19 @@ async fn serve(config: Config) -> ExitCode {
     app.audit.sync();
     tracing::info!("esgate stopped");
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rustls_is_held_to_errors_unless_configured() {
+        assert_eq!(super::log_directives("info"), "info,rustls=error");
+        assert_eq!(
+            super::log_directives("debug,rustls=debug"),
+            "debug,rustls=debug"
+        );
+        assert!(tracing_subscriber::EnvFilter::try_new(super::log_directives("warn")).is_ok());
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# The pinned load benchmark (issue 10): the proxy under test alone on CPU 0; wrk and a canned
+# nginx backend on CPU 1, so the proxy's own CPU cost per request shows (the older run.sh puts
+# everything on both cores, which hides it). Compares, on the same canned backend:
+#   direct   wrk -> backend
+#   nginx    wrk -> nginx (auth_basic with a {PLAIN} password, its cheapest) -> backend
+#   esgate   wrk -> esgate (authenticate, check, rewrite with the token's filter, forward)
+# Scenarios: small GET search, 2 KB Kibana-style POST search, 200 KB POST search, latency at
+# one connection (GET and POST), a 10 MB streamed answer (MB/s and peak RSS above idle), TLS in
+# front, an `all` token relay, and audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU
+# microseconds per request (the proxy's utime+stime from /proc over the run) and the ratios.
+# Medians of RUNS runs. Loopback only; every process it starts is stopped on exit.
+#
+# Needs: wrk, nginx-light, openssl (`apt-get install wrk nginx-light openssl`; installed when
+# missing and running as root), 2 cores.
+# Usage: benches/load/pinned.sh [SECONDS=5] [RUNS=3] [CONNECTIONS=50]
+#   ESGATE_BENCH_WRITE=1 also rewrites the table in BENCHMARKS.md.
+#   ESGATE_PERF=FILE records a CPU profile of esgate in the 2 KB POST scenario.
+set -euo pipefail
+SECS=${1:-5}
+RUNS=${2:-3}
+CONNS=${3:-50}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "needs wrk and nginx-light" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light openssl >/dev/null
+fi
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 cores" >&2; exit 1; }
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
+BIN="$ROOT/target/release/esgate"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || COMMIT="$COMMIT+changes"
+
+# --- bodies and canned answers --------------------------------------------------------------
+SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
+python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+# A Kibana Discover-style search (~2 KB): time range, KQL as bool/should, sort, fields,
+# highlight, a date histogram.
+kibana = {
+  "track_total_hits": True, "size": 500,
+  "sort": [{"@timestamp": {"order": "desc", "format": "strict_date_optional_time", "unmapped_type": "boolean"}}],
+  "fields": [{"field": "*", "include_unmapped": "true"}, {"field": "@timestamp", "format": "strict_date_optional_time"}],
+  "version": True, "script_fields": {}, "stored_fields": ["*"], "runtime_mappings": {},
+  "_source": False,
+  "query": {"bool": {"must": [], "filter": [
+      {"bool": {"should": [{"match_phrase": {"service.name": "checkout"}}], "minimum_should_match": 1}},
+      {"bool": {"should": [{"match": {"log.level": "error"}}, {"match": {"log.level": "warn"}}], "minimum_should_match": 1}},
+      {"range": {"@timestamp": {"format": "strict_date_optional_time", "gte": "2026-11-01T00:00:00.000Z", "lte": "2026-11-02T00:00:00.000Z"}}}],
+    "should": [], "must_not": [{"match_phrase": {"http.request.method": "OPTIONS"}}]}},
+  "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "time_zone": "UTC", "min_doc_count": 1}}},
+  "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647},
+}
+while len(json.dumps(kibana)) < 2000:
+    kibana["query"]["bool"]["filter"][0]["bool"]["should"].append({"match_phrase": {"service.name": "service-%d" % len(kibana["query"]["bool"]["filter"][0]["bool"]["should"])}})
+open(work + "/post2k.json", "w").write(json.dumps(kibana))
+# ~200 KB: a long list of exact values (a dashboard filter pasted from a spreadsheet).
+big = {"size": 10, "query": {"bool": {"filter": [{"terms": {"user.id": ["user-%06d" % i for i in range(14000)]}},
+       {"range": {"@timestamp": {"gte": "now-1d"}}}]}}}
+open(work + "/post200k.json", "w").write(json.dumps(big))
+# A 10 MB answer: many hits.
+hit = {"_index": "big", "_id": "x", "_score": 1.0, "_source": {"tenant": "a", "message": "m" * 900}}
+hits = [dict(hit, _id=str(i)) for i in range(10 * 1024 * 1024 // 1000)]
+open(work + "/answer10m.json", "w").write(json.dumps({"took": 1, "timed_out": False, "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}))
+PY
+printf '%s' "$SMALL_ANSWER" > "$WORK/answer.json"
+
+# --- TLS material (self-signed, loopback) ---------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+
+# --- the canned backend, on CPU 1 -------------------------------------------------------------
+cat > "$WORK/backend.conf" <<NGINX
+worker_processes 1;
+error_log $WORK/backend.err;
+pid $WORK/backend.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  client_max_body_size 10m;
+  server {
+    listen 127.0.0.1:19600 backlog=4096;
+    add_header X-Elastic-Product Elasticsearch always;
+    location /_resolve/index/ {
+      return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]},{"name":"big","attributes":["open"]}],"aliases":[],"data_streams":[]}';
+    }
+    # A static file answers GET only; esgate forwards a search with its rewritten body.
+    # (error_page turns the POST into a GET of the file).
+    location /big/ { root $WORK; rewrite ^ /answer10m.json break; error_page 405 =200 /answer10m.json; }
+    location = /answer10m.json { root $WORK; }
+    # nginx answers 405 to POST on a static file: the small answer is a static return.
+    location / { return 200 '$SMALL_ANSWER'; }
+  }
+}
+NGINX
+taskset -c 1 nginx -c "$WORK/backend.conf" -g 'daemon off;' &
+PIDS+=($!)
+
+# --- nginx with auth_basic ({PLAIN}), started on CPU 0 when measured ------------------------
+printf 'user:{PLAIN}secret\n' > "$WORK/htpasswd"
+chmod 644 "$WORK/htpasswd"
+cat > "$WORK/auth.conf" <<NGINX
+worker_processes 1;
+error_log $WORK/auth.err;
+pid $WORK/auth.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_max_body_size 10m;
+  client_body_buffer_size 1m;
+  upstream backend { server 127.0.0.1:19600; keepalive 128; }
+  server {
+    listen 127.0.0.1:19601 backlog=4096;
+    listen 127.0.0.1:19611 ssl backlog=4096;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    location / {
+      auth_basic "es";
+      auth_basic_user_file $WORK/htpasswd;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+      proxy_buffering off;
+      proxy_pass http://backend;
+    }
+  }
+}
+NGINX
+
+ADMIN_KEY=load-test-admin-key-0123456789
+esgate_config() { # audit(off|file) tls(yes|no)
+  local tls=""
+  [ "$2" = yes ] && tls=$'[listen.tls]\ncert_file = "'"$WORK/cert.pem"$'"\nkey_file = "'"$WORK/key.pem"'"'
+  local audit='output = "off"'
+  [ "$1" = file ] && audit="output = \"file\""$'\n'"path = \"$WORK/audit.jsonl\""
+  cat <<TOML
+[listen]
+data = "127.0.0.1:19602"
+admin = "127.0.0.1:19603"
+max_connections = 4096
+$tls
+[backend]
+urls = ["http://127.0.0.1:19600"]
+[store]
+path = "$WORK/store"
+[admin]
+key = "$ADMIN_KEY"
+[audit]
+$audit
+[log]
+level = "error"
+TOML
+}
+
+PROXY_PID=""
+start_proxy() { # esgate AUDIT TLS | nginx
+  if [ "$1" = nginx ]; then
+    taskset -c 0 nginx -c "$WORK/auth.conf" -g 'daemon off;' &
+    PROXY_PID=$!
+    PIDS+=($!)
+    for _ in $(seq 50); do [ -s "$WORK/auth.pid" ] && curl -s -o /dev/null http://127.0.0.1:19601/ && break; sleep 0.1; done
+    return
+  fi
+  esgate_config "$2" "$3" > "$WORK/esgate.toml"
+  taskset -c 0 "$BIN" serve --config "$WORK/esgate.toml" &
+  PROXY_PID=$!
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:19603/health >/dev/null && break; sleep 0.1; done
+}
+stop_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+  rm -f "$WORK/auth.pid"
+  PROXY_PID=""
+}
+
+# CPU ticks (utime + stime) of a process and its children threads/workers.
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+rss_kib() { # VmRSS of a process and its children
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+lua_for() { # method bodyfile authorization
+  {
+    echo "wrk.method = \"$1\""
+    [ -n "$2" ] && printf 'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["content-type"] = "application/json"\n' "$2"
+    [ -n "$3" ] && echo "wrk.headers[\"authorization\"] = \"$3\""
+  } > "$WORK/req.lua"
+}
+
+# One wrk run on CPU 1; prints "rps p50_us p99_us cpu_us_per_req peak_rss_kib" (cpu/rss of PID
+# when given).
+one_run() { # url method bodyfile auth conns pid
+  lua_for "$2" "$3" "$4"
+  local before after idle peak=0 out reqs
+  [ -n "$6" ] && before=$(cpu_ticks "$6") && idle=$(rss_kib "$6")
+  ( while :; do [ -n "$6" ] && r=$(rss_kib "$6") && echo "$r"; sleep 0.05; done ) > "$WORK/rss.log" &
+  local sampler=$!
+  out=$(taskset -c 1 wrk -t1 -c"$5" -d"${SECS}s" --latency -s "$WORK/req.lua" "$1" 2>&1)
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers from $1: $out" >&2; exit 1; fi
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '/^ +50%/ {print $2}' <<<"$out")
+  p99=$(awk '/^ +99%/ {print $2}' <<<"$out")
+  local cpu=0
+  if [ -n "$6" ]; then
+    after=$(cpu_ticks "$6")
+    cpu=$(python3 -c "print(round(($after - $before) / $HZ * 1e6 / max($reqs, 1), 1))")
+    peak=$(sort -n "$WORK/rss.log" | tail -1)
+    peak=$(( ${peak:-0} - idle ))
+  fi
+  echo "$rps $(to_us "$p50") $(to_us "$p99") $cpu $peak"
+}
+to_us() { # wrk latency (e.g. 1.23ms, 850.00us, 1.2s) -> microseconds
+  python3 -c "
+import re,sys
+m=re.match(r'([0-9.]+)(us|ms|s)', '$1')
+print(round(float(m.group(1))*{'us':1,'ms':1e3,'s':1e6}[m.group(2)]) if m else 0)"
+}
+median_run() { # same args as one_run; prints the run with the median req/s
+  local i
+  for i in $(seq "$RUNS"); do one_run "$@"; done | sort -n -k1,1 | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+
+# --- token ----------------------------------------------------------------------------------
+token() { # token-fields-json -> secret (esgate must be running)
+  curl -sS -X POST http://127.0.0.1:19603/tokens -H "authorization: Bearer $ADMIN_KEY" \
+    -H 'content-type: application/json' -d "{\"name\":\"load-$RANDOM\",$1}" \
+    | python3 -c 'import json,sys
+t = sys.stdin.read()
+try:
+    print(json.loads(t)["secret"])
+except Exception:
+    sys.exit("cannot create a token: " + t)'
+}
+BASIC="Basic $(printf user:secret | base64)"
+
+declare -A R
+measure() { # key url method body auth conns pid
+  R[$1]=$(median_run "$2" "$3" "$4" "$5" "$6" "$7")
+  printf '%-28s %s\n' "$1" "${R[$1]}" >&2
+}
+scenarios() { # prefix base-url auth pid
+  measure "$1.get" "$2/logs-a/_search" GET "" "$3" "$CONNS" "$4"
+  measure "$1.post2k" "$2/logs-a/_search" POST "$WORK/post2k.json" "$3" "$CONNS" "$4"
+  measure "$1.post200k" "$2/logs-a/_search" POST "$WORK/post200k.json" "$3" "$CONNS" "$4"
+  measure "$1.lat.get" "$2/logs-a/_search" GET "" "$3" 1 "$4"
+  measure "$1.lat.post" "$2/logs-a/_search" POST "$WORK/post2k.json" "$3" 1 "$4"
+  measure "$1.big" "$2/big/_search" GET "" "$3" 4 "$4"
+}
+
+echo "pinned layout: proxy on CPU 0; wrk (1 thread) and the canned backend on CPU 1;" \
+  "${SECS}s per run, median of $RUNS, $CONNS connections (latency: 1; 10 MB: 4); commit $COMMIT" >&2
+
+[ -n "${SKIP_BASE:-}" ] || scenarios direct http://127.0.0.1:19600 "" ""
+
+start_proxy nginx
+scenarios nginx http://127.0.0.1:19601 "$BASIC" "$PROXY_PID"
+measure nginx.tls "https://127.0.0.1:19611/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
+stop_proxy
+
+start_proxy esgate file no
+SECRET=$(token '"indices":["logs-*","big"],"filters":[{"field":"tenant","value":"a"}]')
+ALL=$(token '"permissions":["all"]')
+if [ -n "${ESGATE_PERF:-}" ]; then
+  perf record -q -F 1999 -g -p "$PROXY_PID" -o "$ESGATE_PERF" -- sleep "$SECS" &
+  PERF=$!
+  one_run http://127.0.0.1:19602/logs-a/_search POST "$WORK/post2k.json" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >/dev/null
+  wait "$PERF" || true
+fi
+scenarios esgate http://127.0.0.1:19602 "Bearer $SECRET" "$PROXY_PID"
+stop_proxy
+start_proxy esgate off no
+measure esgate.noaudit.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
+measure esgate.all.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $ALL" "$CONNS" "$PROXY_PID"
+stop_proxy
+start_proxy esgate file yes
+measure esgate.tls "https://127.0.0.1:19602/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
+stop_proxy
+
+# --- the table ------------------------------------------------------------------------------
+python3 - "$COMMIT" "$SECS" "$RUNS" "$CONNS" > "$WORK/table.md" <<PY
+import sys
+commit, secs, runs, conns = sys.argv[1:]
+R = {}
+for line in """$(for k in "${!R[@]}"; do echo "$k ${R[$k]}"; done)""".strip().splitlines():
+    k, *v = line.split()
+    R[k] = [float(x) for x in v]
+def rps(k): return R[k][0]
+def cpu(k): return R[k][3]
+def ratio(a, b): return "%.2f" % (rps(a) / rps(b)) if rps(b) else "-"
+rows = [
+  ("small GET search, req/s", "get"),
+  ("2 KB Kibana-style POST search, req/s", "post2k"),
+  ("200 KB POST search, req/s", "post200k"),
+]
+print("Measured on commit %s: %s s per run, median of %s runs, %s connections; proxy alone on CPU 0, wrk and the canned backend on CPU 1 (\`benches/load/pinned.sh\`)." % (commit, secs, runs, conns))
+print()
+print("| scenario | direct | nginx + auth_basic | esgate | esgate / nginx |")
+print("| --- | --- | --- | --- | --- |")
+for name, k in rows:
+    print("| %s | %.0f | %.0f | %.0f | **%s** |" % (name, rps("direct."+k), rps("nginx."+k), rps("esgate."+k), ratio("esgate."+k, "nginx."+k)))
+for name, k in rows:
+    print("| %s, proxy CPU us per request | - | %.1f | %.1f | %.2fx |" % (name.replace(", req/s", ""), cpu("nginx."+k), cpu("esgate."+k), cpu("esgate."+k) / max(cpu("nginx."+k), 0.1)))
+for name, k in [("GET", "lat.get"), ("2 KB POST", "lat.post")]:
+    d, n, e = R["direct."+k], R["nginx."+k], R["esgate."+k]
+    print("| latency added at 1 connection, %s, p50 / p99 us | %d / %d (base) | +%d / +%d | +%d / +%d | |" % (name, d[1], d[2], n[1]-d[1], n[2]-d[2], e[1]-d[1], e[2]-d[2]))
+mb = 10 * 1024 * 1024 / 1e6
+print("| 10 MB streamed answer, MB/s (4 connections) | %.0f | %.0f | %.0f | **%s** |" % (rps("direct.big")*mb, rps("nginx.big")*mb, rps("esgate.big")*mb, ratio("esgate.big", "nginx.big")))
+print("| 10 MB, peak RSS above idle, MiB | - | %.1f | %.1f | |" % (R["nginx.big"][4]/1024, R["esgate.big"][4]/1024))
+print("| TLS in front, small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.tls"), rps("esgate.tls"), ratio("esgate.tls", "nginx.tls")))
+print("| \`all\` token relay (audit off), small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.get"), rps("esgate.all.get"), ratio("esgate.all.get", "nginx.get")))
+print("| audit to a file vs off, small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.get"), rps("esgate.noaudit.get"), rps("esgate.get") / rps("esgate.noaudit.get")))
+PY
+cat "$WORK/table.md"
+if [ -n "${ESGATE_BENCH_WRITE:-}" ]; then
+  python3 - "$ROOT/BENCHMARKS.md" "$WORK/table.md" <<'PY'
+import sys
+path, table = sys.argv[1], open(sys.argv[2]).read()
+begin, end = "<!-- pinned:begin -->", "<!-- pinned:end -->"
+text = open(path).read()
+a, b = text.index(begin) + len(begin), text.index(end)
+open(path, "w").write(text[:a] + "\n" + table + text[b:])
+PY
+fi
