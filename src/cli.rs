@@ -220,19 +220,6 @@ async fn serve(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rustls_is_held_to_errors_unless_configured() {
-        assert_eq!(super::log_directives("info"), "info,rustls=error");
-        assert_eq!(
-            super::log_directives("debug,rustls=debug"),
-            "debug,rustls=debug"
-        );
-        assert!(tracing_subscriber::EnvFilter::try_new(super::log_directives("warn")).is_ok());
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -251,5 +238,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rustls_is_held_to_errors_unless_configured() {
+        assert_eq!(super::log_directives("info"), "info,rustls=error");
+        assert_eq!(
+            super::log_directives("debug,rustls=debug"),
+            "debug,rustls=debug"
+        );
+        assert!(tracing_subscriber::EnvFilter::try_new(super::log_directives("warn")).is_ok());
     }
 }
