@@ -7,7 +7,6 @@
 //! duplicate keys (at any depth), trailing data or nesting deeper than [`MAX_DEPTH`]. Anything
 //! else is 415/413/400; nothing is guessed.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 
@@ -266,13 +265,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
             return Err(serde::de::Error::custom(TOO_DEEP));
         }
         let mut out = Map::new();
-        let mut seen: HashSet<String> = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(serde::de::Error::custom(DUPLICATE));
-            }
             let value = map.next_value_seed(StrictSeed { depth })?;
-            out.insert(key, value);
+            // One lookup both finds a duplicate and inserts (no second set of cloned keys).
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(serde::de::Error::custom(DUPLICATE));
+                }
+            }
         }
         Ok(Value::Object(out))
     }
