@@ -226,6 +226,34 @@ async fn sequence_numbers_count_foreign_writes_and_are_refused_on_osmem() {
     sequence_numbers_are_a_channel_and_refused(&backend).await;
 }
 
+/// The aggregation form (osmem aggregates `_seq_no`; noida answers null): a `max` over the
+/// tenant's own documents moves by two when one foreign write sits between its two writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seq_no_aggregation_over_own_documents_moves_with_foreign_writes() {
+    let backend = fixture::seeded_osmem();
+    let base = backend.url();
+    let body = json!({"size": 0, "query": {"term": {"tenant": "a"}},
+        "aggs": {"m": {"max": {"field": "_seq_no"}}}});
+    let max = || async {
+        let r = request(&format!("{base}/logs-a/_search"), "POST", &body).await;
+        let v = r.json();
+        v["aggregations"]["m"]["value"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no max: {v}"))
+    };
+    write(base, "x1", "a", 1).await;
+    let before = max().await;
+    write(base, "x2", "b", 2).await;
+    write(base, "x3", "a", 3).await;
+    assert_eq!(max().await - before, 2.0, "the foreign write is counted");
+    let gw = Esgate::start(&[base], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let r = gw
+        .call_raw(&secret, "POST", "/logs-a/_search", body.clone(), &[])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_count_foreign_writes_and_are_refused_on_noida() {
     let backend = fixture::seeded_noida();

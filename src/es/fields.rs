@@ -203,28 +203,31 @@ pub(crate) fn check_query_node(ty: &str, body: &Value) -> Result<(), Rejection> 
 }
 
 /// The field references in `query_string` text (Lucene classic syntax): every `name:` before
-/// an unescaped colon, with escapes removed (`\_seq\_no:1` names `_seq_no`), and the field
-/// after `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular
-/// expression is read as a field reference too.
+/// an unescaped colon, with escapes resolved as Lucene resolves them in field names
+/// (`\_seq\_no:1` and `\u005fseq_no:1` both name `_seq_no`), and the field after
+/// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
+/// is read as a field reference too; a malformed `\u` escape is a 400.
 pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
     let mut token = String::new();
     let mut exists_next = false;
     let mut chars = text.chars();
-    let end_token = |token: &mut String, exists_next: &mut bool| -> Result<(), Rejection> {
-        if *exists_next && !token.is_empty() {
-            *exists_next = false;
-            check(token, Position::Data)?;
-        }
-        token.clear();
-        Ok(())
-    };
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(escaped) = chars.next() {
-                    token.push(escaped);
+            '\\' => match chars.next() {
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let decoded = u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == 4)
+                        .and_then(char::from_u32)
+                        .ok_or_else(|| {
+                            Rejection::bad_request("the query string has a malformed \\u escape")
+                        })?;
+                    token.push(decoded);
                 }
-            }
+                Some(escaped) => token.push(escaped),
+                None => {}
+            },
             '"' => {
                 end_token(&mut token, &mut exists_next)?;
                 while let Some(q) = chars.next() {
@@ -245,16 +248,26 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
-            c if c.is_whitespace() || "()[]{}^~+-!&|/".contains(c) && token.is_empty() => {
-                end_token(&mut token, &mut exists_next)?;
-            }
             c if c.is_whitespace() || "()[]{}^~/".contains(c) => {
                 end_token(&mut token, &mut exists_next)?;
             }
+            // Operators in front of a term are not part of it.
+            c if token.is_empty() && "+-!&|".contains(c) => {}
             c => token.push(c),
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// Ends the current token of [`check_query_text`]: the field named after `_exists_:` is
+/// checked like any other.
+fn end_token(token: &mut String, exists_next: &mut bool) -> Result<(), Rejection> {
+    if *exists_next && !token.is_empty() {
+        *exists_next = false;
+        check(token, Position::Data)?;
+    }
+    token.clear();
+    Ok(())
 }
 
 /// One sort clause's field (`"f"`, `{"f": ...}`); `nested.path` is checked by the caller.
@@ -477,6 +490,13 @@ mod tests {
             ("query_string", json!({"query": "(_primary_term:1)"})),
             ("query_string", json!({"query": "_exists_:_seq_no"})),
             ("query_string", json!({"query": "_s*:1"})),
+            ("query_string", json!({"query": "\\u005fseq_no:1"})),
+            (
+                "query_string",
+                json!({"query": "x:1 OR +\\u005Fprimary\\u005fterm:1"}),
+            ),
+            ("query_string", json!({"query": "\\u00zz:1"})),
+            ("query_string", json!({"query": "_exists_: _seq_no"})),
             (
                 "nested",
                 json!({"path": "_seq_no", "query": {"match_all": {}}}),
