@@ -191,7 +191,10 @@ fn date_interval(m: &Map<String, Value>) -> Result<f64, Rejection> {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
         "fixed_interval" => v.as_str().and_then(fixed_ms),
         _ => match v {
-            Value::String(s) => calendar_ms(s).or_else(|| fixed_ms(s)),
+            // The deprecated `interval` also takes milliseconds without a unit.
+            Value::String(s) => calendar_ms(s)
+                .or_else(|| fixed_ms(s))
+                .or_else(|| s.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| n as f64)),
             other => number_of(other).filter(|f| *f >= 1.0),
         },
     };
@@ -491,6 +494,11 @@ mod tests {
             (
                 "date_histogram",
                 json!({"field": "t", "interval": 60000}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": "60000"}),
                 true,
             ),
             (
