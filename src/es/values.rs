@@ -333,6 +333,10 @@ const MULTI_VALUE: &[(&str, Option<&[&str]>)] = &[
     ),
     ("percentiles", None),
     ("percentile_ranks", None),
+    (
+        "boxplot",
+        Some(&["min", "max", "q1", "q2", "q3", "lower", "upper"]),
+    ),
 ];
 
 /// `order` of a bucketing aggregation: an object or a list of objects, each key one of
@@ -417,6 +421,27 @@ fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejec
         }
         if SINGLE_VALUE.contains(&ty) {
             if key.is_some_and(|k| k != "value") {
+                return Err(unknown());
+            }
+        } else if ty == "top_metrics" {
+            // `tm[field]` names one of its metrics; `tm` alone when it has just one.
+            let metrics: Vec<&str> = match def.get(ty).and_then(|b| b.get("metrics")) {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|m| m.get("field").and_then(Value::as_str))
+                    .collect(),
+                Some(one) => one
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            };
+            let ok = match key {
+                Some(k) => metrics.contains(&k),
+                None => metrics.len() == 1,
+            };
+            if !ok {
                 return Err(unknown());
             }
         } else if let Some((_, keys)) = MULTI_VALUE.iter().find(|(t, _)| *t == ty) {
@@ -721,6 +746,9 @@ mod tests {
             "f": {"filter": {"term": {"u": "x"}}, "aggs": {"a": {"avg": {"field": "n"}}}},
             "t": {"terms": {"field": "u"}},
             "d": {"derivative": {"buckets_path": "m"}},
+            "tm": {"top_metrics": {"metrics": [{"field": "n"}, {"field": "x"}], "sort": ["n"]}},
+            "one": {"top_metrics": {"metrics": {"field": "n"}, "sort": ["n"]}},
+            "b": {"boxplot": {"field": "n"}},
         });
         let cases = [
             (json!({"_count": "desc"}), true),
@@ -734,6 +762,12 @@ mod tests {
             (json!({"f>a": "asc"}), true),
             (json!({"f": "asc"}), true),
             (json!({"f._count": "asc"}), true),
+            (json!({"tm[x]": "asc"}), true),
+            (json!({"one": "asc"}), true),
+            (json!({"b.q3": "asc"}), true),
+            (json!({"tm": "asc"}), false),
+            (json!({"tm[y]": "asc"}), false),
+            (json!({"b": "asc"}), false),
             (json!({"nope": "asc"}), false),
             (json!({"s": "asc"}), false),
             (json!({"s.nope": "asc"}), false),
