@@ -144,6 +144,7 @@ pub(super) fn prepare(
     // `q` and its companions leave the parameters and become the body query.
     let mut params = params;
     let uri_query = uri_search::take(&mut params)?;
+    super::fields::check_params(&params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let mut transform = None;
@@ -232,6 +233,14 @@ pub(super) fn prepare(
                     seal,
                     transform: None,
                 });
+            }
+            // Elasticsearch refuses a slice outside a scroll or a point in time, OpenSearch
+            // fails every shard (a 500): esgate answers 400 itself.
+            let sliced = body.as_ref().is_some_and(|b| b.get("slice").is_some());
+            if sliced && (async_submit || !scroll_requested) {
+                return Err(Rejection::bad_request(
+                    "[slice] is only allowed with a scroll or a point in time",
+                ));
             }
             let (sh, path, resolve) = at_path(&expr()?, "/", api);
             shape = sh;
@@ -863,6 +872,93 @@ mod tests {
                 "expand_wildcards"
             ]
         );
+    }
+
+    /// Issues #8.2/#17.3 and #17.5: URI parameters naming internal counters, and `slice`
+    /// without a scroll or a point in time, never reach the backend.
+    #[test]
+    fn internal_counter_parameters_and_unscrolled_slices_are_refused() {
+        let cases = [
+            (
+                "/logs-a/_search",
+                "sort=_seq_no:desc",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "sort=n,_primary_term",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "docvalue_fields=_seq_no",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "stored_fields=_primary_term",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "seq_no_primary_term=true",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "seq_no_primary_term",
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_search",
+                "q=_seq_no:%5B0%20TO%205%5D",
+                RejectKind::Forbidden,
+            ),
+            ("/logs-a/_search", "q=x&df=_seq_no", RejectKind::Forbidden),
+            ("/logs-a/_count", "q=_primary_term:1", RejectKind::Forbidden),
+            (
+                "/logs-a/_search",
+                "docvalue_fields=_source",
+                RejectKind::BadRequest,
+            ),
+        ];
+        for (path, q, want) in cases {
+            let got = run(&head("GET", path, Some(q)), None, logs);
+            assert_eq!(got.map(|_| ()).map_err(|r| r.kind), Err(want), "{path}?{q}");
+        }
+        for q in [
+            "sort=_doc",
+            "sort=@timestamp:desc,_doc:asc",
+            "seq_no_primary_term=false",
+        ] {
+            assert!(
+                run(&head("GET", "/logs-a/_search", Some(q)), None, logs).is_ok(),
+                "{q}"
+            );
+        }
+        let slice = br#"{"slice": {"id": 0, "max": 2}}"#;
+        for (path, q) in [("/logs-a/_search", None), ("/logs-a/_async_search", None)] {
+            let got = run(&head("POST", path, q), Some(slice), logs);
+            assert_eq!(
+                got.map(|_| ()).map_err(|r| r.kind),
+                Err(RejectKind::BadRequest),
+                "{path}"
+            );
+        }
+        let ms = b"{}\n{\"slice\": {\"id\": 0, \"max\": 2}}\n";
+        let mut h = head("POST", "/logs-a/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let got = run(&h, Some(ms), logs);
+        assert_eq!(
+            got.map(|_| ()).map_err(|r| r.kind),
+            Err(RejectKind::BadRequest)
+        );
+        let scrolled = run(
+            &head("POST", "/logs-a/_search", Some("scroll=1m")),
+            Some(slice),
+            logs,
+        );
+        assert!(scrolled.is_ok(), "{scrolled:?}");
     }
 
     #[test]

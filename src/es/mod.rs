@@ -23,6 +23,7 @@ pub mod endpoint;
 pub mod error;
 pub mod esql;
 pub mod explain;
+pub(crate) mod fields;
 pub mod hidden;
 pub mod identity;
 pub mod index;
@@ -41,6 +42,7 @@ mod testing;
 pub mod transform;
 pub mod uri_search;
 pub mod validate_query;
+pub(crate) mod values;
 
 mod flow;
 mod querylang;

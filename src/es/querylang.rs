@@ -208,6 +208,19 @@ pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
             }
         }
     }
+    // The fields it names follow the rule of every field position (no internal counters).
+    if let Some(f) = m.get("fields") {
+        super::fields::check_list(f, super::fields::Position::Data)?;
+    }
+    for key in [
+        "event_category_field",
+        "timestamp_field",
+        "tiebreaker_field",
+    ] {
+        if let Some(Value::String(f)) = m.get(key) {
+            super::fields::check(f, super::fields::Position::Data)?;
+        }
+    }
     let mut m = m;
     let fields = m.remove("fields");
     let mut out = checked_keys(m, EQL_KEYS, filters)?;
@@ -460,6 +473,10 @@ mod tests {
             json!({"query": "any where true", "keep_alive": "1m"}),
             json!({"query": "any where true", "filter": {"global": {}}}),
             json!({"query": "any where true", "fields": [{"field": {"x": 1}}]}),
+            json!({"query": "any where true", "fields": ["_seq_no"]}),
+            json!({"query": "any where true", "fields": [{"field": "_primary_term"}]}),
+            json!({"query": "any where true", "tiebreaker_field": "_seq_no"}),
+            json!({"query": "any where true", "timestamp_field": "_doc"}),
             json!({"size": 1}),
         ];
         for b in eql_cases {

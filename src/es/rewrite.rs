@@ -12,7 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use super::error::printable;
-use super::{FilterSet, Rejection};
+use super::fields::{self, Position};
+use super::{values, FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
 pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
@@ -176,6 +177,7 @@ pub(crate) fn prepend_clauses(m: &mut serde_json::Map<String, Value>, mut clause
 /// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
 pub fn check_query(v: &Value) -> Result<(), Rejection> {
     let (ty, body) = single_entry(v, "a query")?;
+    fields::check_query_node(ty, body)?;
     match ty {
         "bool" => {
             let m = object(body, ty)?;
@@ -558,6 +560,8 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
                 _ => {
                     types += 1;
                     check_agg_type(k, val)?;
+                    fields::check_agg(k, val)?;
+                    values::check_agg(k, val, def)?;
                 }
             }
         }
@@ -753,7 +757,7 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
                 match k.as_str() {
                     "metrics" => inert(val)?,
                     "size" => scalar(val, k)?,
-                    "sort" => check_sort(val)?,
+                    "sort" => check_sort(val, SortAt::Hits)?,
                     _ => return Err(key_not_allowed(k)),
                 }
             }
@@ -774,7 +778,7 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             let m = object(body, ty)?;
             for (k, val) in m {
                 match k.as_str() {
-                    "sort" => check_sort(val)?,
+                    "sort" => check_sort(val, SortAt::Buckets)?,
                     "from" | "size" | "gap_policy" => scalar(val, k)?,
                     _ => return Err(key_not_allowed(k)),
                 }
@@ -842,15 +846,16 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
             _ => uint(v, key),
         },
         "min_score" => number(v, key),
-        "version" | "seq_no_primary_term" | "track_scores" => boolean(v, key),
+        "version" | "track_scores" => boolean(v, key),
+        "seq_no_primary_term" => no_seq_no_primary_term(v),
         "explain" | "profile" => match v {
             Value::Bool(false) => Ok(()),
             _ => Err(feature(key)),
         },
         "_source" => check_source(v),
         "fields" | "docvalue_fields" => check_fields(v, key),
-        "stored_fields" => strings(v, key),
-        "sort" => check_sort(v),
+        "stored_fields" => check_stored_fields(v, key),
+        "sort" => check_sort(v, SortAt::TopLevel),
         "search_after" => array_of(v, key, |x| scalar(x, key)),
         "aggs" | "aggregations" => check_aggs(v),
         "highlight" => check_highlight(v),
@@ -859,7 +864,10 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
             Value::Array(items) => items.iter().try_for_each(|i| check_knn(i).map(|_| ())),
             _ => check_knn(v).map(|_| ()),
         },
-        "slice" => flat(v, &["id", "max", "field"]),
+        "slice" => {
+            flat(v, &["id", "max", "field"])?;
+            values::check_slice(v)
+        }
         "rescore" => match v {
             Value::Array(items) => items.iter().try_for_each(check_rescore),
             _ => check_rescore(v),
@@ -953,7 +961,10 @@ fn check_function_score(body: &Value) -> Result<(), Rejection> {
             "functions" => array_of(val, k, check_score_function)?,
             "boost" | "boost_mode" | "score_mode" | "max_boost" | "min_score" | "_name"
             | "weight" => scalar(val, k)?,
-            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => inert(val)?,
+            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
+                inert(val)?;
+                fields::check_score_function(k, val)?;
+            }
             "script_score" => return Err(feature(k)),
             _ => return Err(key_not_allowed(k)),
         }
@@ -967,7 +978,10 @@ fn check_score_function(v: &Value) -> Result<(), Rejection> {
         match k.as_str() {
             "filter" => check_query(val)?,
             "weight" => scalar(val, k)?,
-            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => inert(val)?,
+            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
+                inert(val)?;
+                fields::check_score_function(k, val)?;
+            }
             "script_score" => return Err(feature(k)),
             _ => return Err(key_not_allowed(k)),
         }
@@ -1027,17 +1041,23 @@ fn check_hits_options(v: &Value, extra: &[&str]) -> Result<(), Rejection> {
     for (k, val) in m {
         let key = k.as_str();
         match key {
-            "sort" => check_sort(val)?,
+            "sort" => check_sort(val, SortAt::Hits)?,
             "_source" => check_source(val)?,
             "fields" | "docvalue_fields" => check_fields(val, key)?,
-            "stored_fields" => strings(val, key)?,
+            "stored_fields" => check_stored_fields(val, key)?,
             "highlight" => check_highlight(val)?,
-            "version" | "seq_no_primary_term" | "track_scores" => boolean(val, key)?,
+            "version" | "track_scores" => boolean(val, key)?,
+            "seq_no_primary_term" => no_seq_no_primary_term(val)?,
             "explain" => match val {
                 Value::Bool(false) => {}
                 _ => return Err(feature(key)),
             },
-            "collapse" if extra.contains(&"collapse") => flat(val, &["field"])?,
+            "collapse" if extra.contains(&"collapse") => {
+                flat(val, &["field"])?;
+                if let Some(Value::String(f)) = val.get("field") {
+                    fields::check(f, Position::Data)?;
+                }
+            }
             "name" if extra.contains(&"name") => string(val, key)?,
             "from" | "size" if extra.contains(&key) => uint(val, key)?,
             "script_fields" => return Err(feature(key)),
@@ -1110,7 +1130,12 @@ fn check_collapse(v: &Value) -> Result<(), Rejection> {
     let m = object(v, "collapse")?;
     for (k, val) in m {
         match k.as_str() {
-            "field" => string(val, k)?,
+            "field" => {
+                string(val, k)?;
+                if let Value::String(f) = val {
+                    fields::check(f, Position::Data)?;
+                }
+            }
             "max_concurrent_group_searches" => uint(val, k)?,
             "inner_hits" => check_inner_hits(val)?,
             _ => return Err(key_not_allowed(k)),
@@ -1140,27 +1165,50 @@ fn check_rescore(v: &Value) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_sort(v: &Value) -> Result<(), Rejection> {
+/// Which sort a `sort` list is: it decides which metadata fields it may name (see `fields`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SortAt {
+    /// The top-level sort of a search body: its `_doc`/`_shard_doc` values are sealed.
+    TopLevel,
+    /// `top_hits`, `inner_hits`, `top_metrics`: documents, no seal.
+    Hits,
+    /// `bucket_sort`: bucket paths (`_key`, `_count` or a sub-aggregation), not fields.
+    Buckets,
+}
+
+fn check_sort(v: &Value, at: SortAt) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(check_sort_item),
-        _ => check_sort_item(v),
+        Value::Array(items) => items.iter().try_for_each(|i| check_sort_item(i, at)),
+        _ => check_sort_item(v, at),
     }
 }
 
-fn check_sort_item(v: &Value) -> Result<(), Rejection> {
+fn check_sort_field(field: &str, at: SortAt) -> Result<(), Rejection> {
+    match at {
+        SortAt::TopLevel => fields::check_sort_field(field, true),
+        SortAt::Hits => fields::check_sort_field(field, false),
+        SortAt::Buckets if field.starts_with('_') && !matches!(field, "_key" | "_count") => Err(
+            Rejection::bad_request("[bucket_sort] sorts by [_key], [_count] or a sub-aggregation"),
+        ),
+        SortAt::Buckets => Ok(()),
+    }
+}
+
+fn check_sort_item(v: &Value, at: SortAt) -> Result<(), Rejection> {
     match v {
-        Value::String(_) => Ok(()),
+        Value::String(field) => check_sort_field(field, at),
         // Elasticsearch takes several fields in one sort object (Grafana sends
         // `{"@timestamp": {...}, "_doc": {...}}`); their order is the sort priority, which the
         // order-preserving JSON map keeps when the body is re-serialised.
         Value::Object(m) if m.len() > 1 => m
             .iter()
-            .try_for_each(|(k, spec)| check_sort_item(&serde_json::json!({ k: spec }))),
+            .try_for_each(|(k, spec)| check_sort_item(&serde_json::json!({ k: spec }), at)),
         Value::Object(_) => {
             let (field, spec) = single_entry(v, "a sort")?;
             if field == "_script" || field == "_geo_distance" {
                 return Err(feature(field));
             }
+            check_sort_field(field, at)?;
             match spec {
                 Value::String(_) => Ok(()),
                 Value::Object(m) => {
@@ -1189,7 +1237,13 @@ fn check_sort_nested(v: &Value) -> Result<(), Rejection> {
     let m = object(v, "nested")?;
     for (k, val) in m {
         match k.as_str() {
-            "path" | "max_children" => scalar(val, k)?,
+            "path" => {
+                scalar(val, k)?;
+                if let Value::String(p) = val {
+                    fields::check(p, Position::Data)?;
+                }
+            }
+            "max_children" => scalar(val, k)?,
             "filter" => check_query(val)?,
             "nested" => check_sort_nested(val)?,
             _ => return Err(key_not_allowed(k)),
@@ -1222,7 +1276,22 @@ fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
         _ => Err(Rejection::bad_request(format!(
             "[{key}] has an invalid value"
         ))),
-    })
+    })?;
+    fields::check_list(v, Position::Data)
+}
+
+fn check_stored_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+    strings(v, key)?;
+    fields::check_list(v, Position::StoredFields)
+}
+
+/// `seq_no_primary_term`: only `false` (sequence numbers count every write to the shard).
+fn no_seq_no_primary_term(v: &Value) -> Result<(), Rejection> {
+    boolean(v, "seq_no_primary_term")?;
+    match v {
+        Value::Bool(true) => Err(fields::seq_no_primary_term()),
+        _ => Ok(()),
+    }
 }
 
 // ---- small shape helpers ------------------------------------------------------------------
@@ -1677,6 +1746,122 @@ mod tests {
         for c in cases {
             let got = search(Some(c.clone()), &tenant_a());
             assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{c}");
+        }
+    }
+
+    /// Issues #8.2 and #17.3: `_seq_no`, `_primary_term` and the doc-id sorts in every field
+    /// position of a search body (the rule itself is tested in `fields`).
+    #[test]
+    fn internal_counters_are_refused_in_every_field_position() {
+        let th = |opts: Value| json!({"aggs": {"t": {"terms": {"field": "u"}, "aggs": {"h": {"top_hits": opts}}}}});
+        let ih = |opts: Value| json!({"query": {"nested": {"path": "p", "query": {"match_all": {}}, "inner_hits": opts}}});
+        let cases = [
+            json!({"sort": ["_seq_no"]}),
+            json!({"sort": [{"_primary_term": "desc"}]}),
+            json!({"sort": {"@timestamp": "desc", "_seq_no": "asc"}}),
+            json!({"sort": [{"n": {"nested": {"path": "_seq_no"}}}]}),
+            json!({"docvalue_fields": ["_seq_no"]}),
+            json!({"docvalue_fields": [{"field": "_primary_term"}]}),
+            json!({"fields": ["_seq_no"]}),
+            json!({"stored_fields": ["_seq_no"]}),
+            json!({"seq_no_primary_term": true}),
+            json!({"collapse": {"field": "_seq_no"}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "sort": ["_doc"]}}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "sort": [{"_shard_doc": "asc"}]}}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "collapse": {"field": "_seq_no"}}}}),
+            th(json!({"sort": ["_doc"]})),
+            th(json!({"sort": [{"_seq_no": "desc"}]})),
+            th(json!({"seq_no_primary_term": true})),
+            th(json!({"docvalue_fields": ["_seq_no"]})),
+            ih(json!({"sort": ["_doc"]})),
+            ih(json!({"seq_no_primary_term": true})),
+            ih(json!({"stored_fields": ["_primary_term"]})),
+            json!({"aggs": {"t": {"terms": {"field": "_seq_no"}}}}),
+            json!({"aggs": {"t": {"terms": {"field": "_doc"}}}}),
+            json!({"aggs": {"h": {"histogram": {"field": "_seq_no", "interval": 1}}}}),
+            json!({"aggs": {"r": {"range": {"field": "_seq_no", "ranges": [{"to": 5}]}}}}),
+            json!({"aggs": {"m": {"max": {"field": "_seq_no"}}}}),
+            json!({"aggs": {"m": {"cardinality": {"field": "_primary_term"}}}}),
+            json!({"aggs": {"c": {"composite": {"sources": [{"s": {"terms": {"field": "_seq_no"}}}]}}}}),
+            json!({"aggs": {"m": {"top_metrics": {"metrics": {"field": "n"}, "sort": ["_doc"]}}}}),
+            json!({"aggs": {"m": {"top_metrics": {"metrics": {"field": "_seq_no"}, "sort": ["n"]}}}}),
+            json!({"query": {"range": {"_seq_no": {"gte": 0}}}}),
+            json!({"query": {"bool": {"filter": [{"term": {"_primary_term": 1}}]}}}),
+            json!({"query": {"exists": {"field": "_seq_no"}}}),
+            json!({"query": {"query_string": {"query": "_seq_no:[0 TO 9]"}}}),
+            json!({"post_filter": {"range": {"_seq_no": {"lt": 3}}}}),
+            json!({"aggs": {"f": {"filter": {"range": {"_seq_no": {"lt": 3}}}}}}),
+            json!({"query": {"function_score": {"random_score": {"seed": 1, "field": "_seq_no"}}}}),
+            json!({"query": {"function_score": {"random_score": {}}}}),
+            json!({"query": {"function_score": {"functions": [{"field_value_factor": {"field": "_seq_no"}}]}}}),
+            json!({"query": {"function_score": {"functions": [{"gauss": {"_seq_no": {"origin": 0, "scale": 1}}}]}}}),
+            json!({"query": {"function_score": {"functions": [{"random_score": {"seed": 3}}]}}}),
+        ];
+        for c in cases {
+            let got = search(Some(c.clone()), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{c}");
+        }
+        // `fields: ["_source"]` answered 500 upstream: a 400 here.
+        for c in [
+            json!({"fields": ["_source"]}),
+            json!({"docvalue_fields": ["_source"]}),
+        ] {
+            let got = search(Some(c.clone()), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::BadRequest), "{c}");
+        }
+        // What carries the token's own data stays allowed; `_doc` in the top-level sort is
+        // sealed on the way back (the point-in-time tiebreaker handling).
+        for ok in [
+            json!({"sort": [{"@timestamp": "desc"}, "_doc", "_score", {"_shard_doc": "asc"}]}),
+            json!({"seq_no_primary_term": false, "version": true}),
+            json!({"stored_fields": ["*"], "fields": [{"field": "*", "include_unmapped": true}]}),
+            json!({"stored_fields": "_none_", "docvalue_fields": ["@timestamp", "_id"]}),
+            json!({"aggs": {"i": {"terms": {"field": "_index", "order": {"_key": "asc"}}}}}),
+            json!({"query": {"term": {"_index": "logs-a"}}, "collapse": {"field": "_id"}}),
+            json!({"aggs": {"t": {"terms": {"field": "u"}, "aggs": {"h": {"top_hits": {"sort": ["_score", "n"], "version": true}}}}}}),
+            json!({"query": {"function_score": {"random_score": {"seed": 1, "field": "_id"}}}}),
+        ] {
+            assert!(search(Some(ok.clone()), &tenant_a()).is_ok(), "{ok}");
+        }
+    }
+
+    /// Issue #17.5: values that ended in a 5xx upstream are 400s here, wherever the
+    /// aggregation sits.
+    #[test]
+    fn nonsense_values_are_bad_requests() {
+        let under =
+            |agg: Value| json!({"aggs": {"f": {"filter": {"match_all": {}}, "aggs": {"x": agg}}}});
+        let cases = [
+            json!({"date_histogram": {"field": "@timestamp", "fixed_interval": "0ms"}}),
+            json!({"date_histogram": {"field": "@timestamp", "interval": 0}}),
+            json!({"histogram": {"field": "n", "interval": 0}}),
+            json!({"composite": {"size": 0, "sources": [{"u": {"terms": {"field": "user"}}}]}}),
+            json!({"sampler": {"shard_size": 10}}),
+            json!({"terms": {"field": "user", "order": {"nope": "asc"}}}),
+            json!({"terms": {"field": "user", "size": 100000000}}),
+            json!({"histogram": {"field": "n", "interval": 1, "extended_bounds": {"min": 0, "max": 100000000}}}),
+        ];
+        for agg in cases {
+            for body in [json!({"aggs": {"x": agg.clone()}}), under(agg.clone())] {
+                let got = search(Some(body.clone()), &tenant_a());
+                assert_eq!(
+                    got.map_err(|r| r.kind),
+                    Err(RejectKind::BadRequest),
+                    "{body}"
+                );
+            }
+        }
+        for slice in [
+            json!({"id": 0, "max": 1}),
+            json!({"id": 3, "max": 2}),
+            json!({"max": 2}),
+        ] {
+            let got = search(Some(json!({ "slice": slice })), &tenant_a());
+            assert_eq!(
+                got.map_err(|r| r.kind),
+                Err(RejectKind::BadRequest),
+                "{slice}"
+            );
         }
     }
 

@@ -94,6 +94,8 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
     let Some(field) = field else {
         return Err(Rejection::bad_request("terms enum needs [field]"));
     };
+    // Its terms come from a terms aggregation: the same field rule as any aggregation's.
+    super::fields::check(&field, super::fields::Position::Data)?;
     let mut clauses: Vec<Value> = Vec::new();
     if let Some(q) = index_filter {
         clauses.push(q);
@@ -349,6 +351,7 @@ mod tests {
             (Some(json!({"string": "a"})), "needs [field]"),
             (Some(json!({"field": "*"})), "[field]"),
             (Some(json!({"field": 3})), "[field]"),
+            (Some(json!({"field": "_seq_no"})), "[_seq_no]"),
             (Some(json!({"field": "u", "size": -1})), "[size]"),
             (Some(json!({"field": "u", "size": 10001})), "[size]"),
             (Some(json!({"field": "u", "size": 0})), "[size]"),
@@ -476,7 +479,7 @@ mod tests {
             /// the request's clauses, and the aggregation reads only the requested field.
             #[test]
             fn forwarded_search_always_carries_the_token_filters(
-                field in "[a-z_.]{1,12}",
+                field in "[a-z][a-z_.]{0,11}",
                 string in ".{0,8}",
                 case_insensitive in any::<bool>(),
                 search_after in prop::option::of(".{0,8}"),

@@ -1,0 +1,611 @@
+//! Which field names a `read` token may name, and where (issues #8.2 and #17.3).
+//!
+//! Elasticsearch keeps per-shard counters beside every document: `_seq_no` (one more for every
+//! write to the shard), `_primary_term`, and the Lucene doc id behind `_doc` and `_shard_doc`.
+//! They count every document of the shard, other tenants' included, so reading them through a
+//! token's own documents (a sort, a docvalue field, an aggregation, a range query, a scoring
+//! function, `seq_no_primary_term`) tells how many foreign writes happened between two of its
+//! documents. The rule is therefore deny by default for metadata fields, the names starting
+//! with `_`, in every position that names a field (queries, aggregation `field`s, sorts
+//! anywhere, `fields`, `docvalue_fields`, `stored_fields`, collapse, scoring functions, URI
+//! `sort`/`docvalue_fields`/`stored_fields`):
+//!
+//! - allowed everywhere, because they carry only the document's own data: `_id`, `_index`,
+//!   `_routing`, `_ignored` (names of the document's own ignored fields), `_tier` (the tier of
+//!   an index the token may read) and `_version` (already in every hit with `version: true`,
+//!   which Kibana sends; it counts writes to that one id only);
+//! - `_score` in sorts only (a sort by relevance, no counter);
+//! - `_doc` and `_shard_doc` only in the top-level `sort` of a search (body, msearch, async
+//!   search, URI `?sort=`), where the answer's sort values are sealed before they leave esgate
+//!   (the point-in-time tiebreaker handling): not in `top_hits`, `inner_hits`, aggregations or
+//!   anywhere else, where no seal applies;
+//! - `_none_` in `stored_fields` only (it turns stored fields off);
+//! - `_count`, `_key`, `_term` only as aggregation `order` keys (checked by `values`);
+//! - `_source` is not a field at all: naming it where a field goes is a 400 (Elasticsearch
+//!   answers `fields: ["_source"]` with a 500);
+//! - everything else starting with `_` (`_seq_no`, `_primary_term`, `_field_names`,
+//!   `_doc_count`, `_nested_path`, `_tsid`, future metadata fields, and user fields whose name
+//!   starts with `_`) is refused.
+//!
+//! Wildcard patterns (`*` is Elasticsearch's only wildcard in field names): `*` alone is
+//! allowed (Elasticsearch and both test backends leave metadata fields out of it; Kibana and
+//! Grafana send it); a pattern is allowed when it cannot match a name starting with `_`: it
+//! starts with another character, or starts with `*` and contains a `.` (metadata names have
+//! no dots). Anything else (`_s*`, `*no`) is refused.
+//!
+//! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
+
+use serde_json::Value;
+
+use super::error::printable;
+use super::Rejection;
+
+/// Where a field name appears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// Queries, aggregation fields, `fields`/`docvalue_fields`, collapse, scoring functions.
+    Data,
+    /// `stored_fields`: also `_none_`.
+    StoredFields,
+    /// A sort that is not the top-level one (`top_hits`, `inner_hits`, `top_metrics`,
+    /// `collapse.inner_hits`): also `_score`.
+    Sort,
+    /// The top-level sort of a search body or the URI `sort`: also `_score`, `_doc` and
+    /// `_shard_doc`, whose values are sealed in the answer.
+    TopLevelSort,
+}
+
+/// Metadata fields that carry only the document's own data.
+const OWN_DATA: &[&str] = &["_id", "_index", "_routing", "_ignored", "_tier", "_version"];
+
+/// Metadata names a reason may name (a fixed vocabulary, not client data).
+const KNOWN_METADATA: &[&str] = &[
+    "_id",
+    "_index",
+    "_routing",
+    "_ignored",
+    "_tier",
+    "_version",
+    "_score",
+    "_doc",
+    "_shard_doc",
+    "_none_",
+    "_source",
+    "_seq_no",
+    "_primary_term",
+    "_field_names",
+    "_doc_count",
+    "_nested_path",
+    "_data_stream_timestamp",
+    "_tsid",
+    "_feature",
+    "_size",
+    "_type",
+    "_uid",
+    "_parent",
+    "_all",
+    "_count",
+    "_key",
+    "_term",
+    "_exists_",
+];
+
+/// Checks one field name (or pattern) in `pos`.
+pub(crate) fn check(name: &str, pos: Position) -> Result<(), Rejection> {
+    if name.contains('*') {
+        return check_pattern(name);
+    }
+    if !name.starts_with('_') {
+        return Ok(());
+    }
+    let allowed = OWN_DATA.contains(&name)
+        || match pos {
+            Position::Data => false,
+            Position::StoredFields => name == "_none_",
+            Position::Sort => name == "_score",
+            Position::TopLevelSort => matches!(name, "_score" | "_doc" | "_shard_doc"),
+        };
+    if allowed {
+        return Ok(());
+    }
+    if name == "_source" {
+        return Err(Rejection::bad_request(
+            "[_source] is not a field: use the [_source] option to fetch it",
+        ));
+    }
+    Err(Rejection::forbidden(format!(
+        "{} may not be read by this token here (internal and metadata fields other than \
+         _id, _index, _routing, _ignored, _tier and _version are refused)",
+        describe(name)
+    )))
+}
+
+/// `name^boost` as in `multi_match`/`query_string` field lists: the name is checked.
+pub(crate) fn check_boosted(name: &str, pos: Position) -> Result<(), Rejection> {
+    let bare = name.rsplit_once('^').map_or(name, |(n, _)| n);
+    check(bare, pos)
+}
+
+fn check_pattern(pattern: &str) -> Result<(), Rejection> {
+    let could_match_metadata = pattern != "*"
+        && (pattern.starts_with('_') || (pattern.starts_with('*') && !pattern.contains('.')));
+    if could_match_metadata {
+        return Err(Rejection::forbidden(
+            "a field pattern that can match metadata fields (names starting with _) is not \
+             allowed for this token",
+        ));
+    }
+    Ok(())
+}
+
+/// How a refused name is shown: the metadata vocabulary by name, anything else generically.
+fn describe(name: &str) -> String {
+    if KNOWN_METADATA.contains(&name) {
+        format!("[{}]", printable(name))
+    } else {
+        "a field whose name starts with [_]".to_string()
+    }
+}
+
+/// A string or a list of strings naming fields (`docvalue_fields`, `stored_fields`, `fields`
+/// given as names); objects in a list are read for their `field`.
+pub(crate) fn check_list(v: &Value, pos: Position) -> Result<(), Rejection> {
+    match v {
+        Value::String(s) => check(s, pos),
+        Value::Array(items) => items.iter().try_for_each(|i| match i {
+            Value::String(s) => check(s, pos),
+            Value::Object(m) => match m.get("field") {
+                Some(Value::String(s)) => check(s, pos),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The field names one query object names directly (not its sub-queries, which
+/// `rewrite::check_query` visits on its own): keys of field-keyed queries (`term`, `range`,
+/// `match`, `geo_distance`, ...), the values of `field`, `default_field`, `path` and `fields`,
+/// and the field references inside `query_string` text.
+pub(crate) fn check_query_node(ty: &str, body: &Value) -> Result<(), Rejection> {
+    let Value::Object(m) = body else {
+        return Ok(());
+    };
+    for (k, v) in m {
+        match k.as_str() {
+            "_name" => {}
+            "field" | "default_field" | "path" => {
+                if let Value::String(s) = v {
+                    check(s, Position::Data)?;
+                }
+            }
+            "fields" => match v {
+                Value::String(s) => check_boosted(s, Position::Data)?,
+                Value::Array(items) => {
+                    for s in items.iter().filter_map(Value::as_str) {
+                        check_boosted(s, Position::Data)?;
+                    }
+                }
+                _ => {}
+            },
+            // Any other key: a parameter (never starting with `_`, never with `*`) or the
+            // field of a field-keyed query.
+            other => check(other, Position::Data)?,
+        }
+    }
+    if ty == "query_string" {
+        if let Some(Value::String(text)) = m.get("query") {
+            check_query_text(text)?;
+        }
+    }
+    Ok(())
+}
+
+/// The field references in `query_string` text (Lucene classic syntax): every `name:` before
+/// an unescaped colon, with escapes resolved as Lucene resolves them in field names
+/// (`\_seq\_no:1` and `\u005fseq_no:1` both name `_seq_no`), and the field after
+/// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
+/// is read as a field reference too; a malformed `\u` escape is a 400.
+pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
+    let mut token = String::new();
+    let mut exists_next = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let decoded = u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == 4)
+                        .and_then(char::from_u32)
+                        .ok_or_else(|| {
+                            Rejection::bad_request("the query string has a malformed \\u escape")
+                        })?;
+                    token.push(decoded);
+                }
+                Some(escaped) => token.push(escaped),
+                None => {}
+            },
+            '"' => {
+                end_token(&mut token, &mut exists_next)?;
+                while let Some(q) = chars.next() {
+                    match q {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            ':' => {
+                if token == "_exists_" {
+                    exists_next = true;
+                } else if !token.is_empty() {
+                    check(&token, Position::Data)?;
+                }
+                token.clear();
+            }
+            c if c.is_whitespace() || "()[]{}^~/".contains(c) => {
+                end_token(&mut token, &mut exists_next)?;
+            }
+            // Operators in front of a term are not part of it.
+            c if token.is_empty() && "+-!&|".contains(c) => {}
+            c => token.push(c),
+        }
+    }
+    end_token(&mut token, &mut exists_next)
+}
+
+/// Ends the current token of [`check_query_text`]: the field named after `_exists_:` is
+/// checked like any other.
+fn end_token(token: &mut String, exists_next: &mut bool) -> Result<(), Rejection> {
+    if *exists_next && !token.is_empty() {
+        *exists_next = false;
+        check(token, Position::Data)?;
+    }
+    token.clear();
+    Ok(())
+}
+
+/// One sort clause's field (`"f"`, `{"f": ...}`); `nested.path` is checked by the caller.
+pub(crate) fn check_sort_field(field: &str, top_level: bool) -> Result<(), Rejection> {
+    let pos = if top_level {
+        Position::TopLevelSort
+    } else {
+        Position::Sort
+    };
+    check(field, pos)
+}
+
+/// The fields an aggregation reads: `field` (every value-source aggregation), the `field`s of
+/// `multi_terms` terms, `weighted_avg` value and weight, `top_metrics` metrics, composite
+/// sources, and the `path` of `nested`/`reverse_nested`.
+pub(crate) fn check_agg(ty: &str, body: &Value) -> Result<(), Rejection> {
+    let Value::Object(m) = body else {
+        return Ok(());
+    };
+    let field_of = |v: &Value| -> Result<(), Rejection> {
+        match v.get("field") {
+            Some(Value::String(s)) => check(s, Position::Data),
+            _ => Ok(()),
+        }
+    };
+    field_of(body)?;
+    if let Some(Value::String(p)) = m.get("path") {
+        check(p, Position::Data)?;
+    }
+    match ty {
+        "multi_terms" => {
+            if let Some(Value::Array(terms)) = m.get("terms") {
+                terms.iter().try_for_each(field_of)?;
+            }
+        }
+        "weighted_avg" => {
+            for k in ["value", "weight"] {
+                if let Some(v) = m.get(k) {
+                    field_of(v)?;
+                }
+            }
+        }
+        "top_metrics" => match m.get("metrics") {
+            Some(Value::Array(items)) => items.iter().try_for_each(field_of)?,
+            Some(one) => field_of(one)?,
+            None => {}
+        },
+        "composite" => {
+            if let Some(Value::Array(sources)) = m.get("sources") {
+                for source in sources {
+                    for def in source.as_object().into_iter().flat_map(|s| s.values()) {
+                        for body in def.as_object().into_iter().flat_map(|d| d.values()) {
+                            field_of(body)?;
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A script-free scoring function of `function_score` (`field_value_factor`, `random_score`,
+/// decay functions): the fields it reads. `random_score` must name its `field`: without one,
+/// Elasticsearch hashes Lucene doc ids (which count other tenants' documents) into the score.
+pub(crate) fn check_score_function(ty: &str, body: &Value) -> Result<(), Rejection> {
+    let Value::Object(m) = body else {
+        return Ok(());
+    };
+    match ty {
+        "field_value_factor" => {
+            if let Some(Value::String(f)) = m.get("field") {
+                check(f, Position::Data)?;
+            }
+        }
+        "random_score" => match m.get("field") {
+            Some(Value::String(f)) => check(f, Position::Data)?,
+            _ => {
+                return Err(Rejection::forbidden(
+                    "[random_score] needs a [field] for this token (without one it scores by \
+                     internal document ids)",
+                ))
+            }
+        },
+        "gauss" | "linear" | "exp" => {
+            for k in m.keys().filter(|k| *k != "multi_value_mode") {
+                check(k, Position::Data)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The query-string parameters that name fields or ask for internal counters (`sort`,
+/// `docvalue_fields`, `stored_fields`, `seq_no_primary_term`), on any route that takes them.
+pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), Rejection> {
+    for (k, v) in params {
+        match k.as_str() {
+            "sort" => {
+                for item in v.split(',').filter(|s| !s.is_empty()) {
+                    let field = item.rsplit_once(':').map_or(item, |(f, _)| f);
+                    check(field, Position::TopLevelSort)?;
+                }
+            }
+            "docvalue_fields" => v
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .try_for_each(|f| check(f, Position::Data))?,
+            "stored_fields" => v
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .try_for_each(|f| check(f, Position::StoredFields))?,
+            "seq_no_primary_term" if v != "false" => return Err(seq_no_primary_term()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `seq_no_primary_term: true` (body, `top_hits`, `inner_hits`, URI) is refused.
+pub(crate) fn seq_no_primary_term() -> Rejection {
+    Rejection::forbidden(
+        "[seq_no_primary_term] is not allowed for this token (sequence numbers count other \
+         tenants' writes)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::RejectKind;
+
+    fn kind(r: Result<(), Rejection>) -> Option<RejectKind> {
+        r.err().map(|e| e.kind)
+    }
+
+    #[test]
+    fn metadata_fields_by_position() {
+        use Position::*;
+        let f = Some(RejectKind::Forbidden);
+        let b = Some(RejectKind::BadRequest);
+        let cases: &[(&str, Position, Option<RejectKind>)] = &[
+            ("user", Data, None),
+            ("@timestamp", Data, None),
+            ("user.keyword", Sort, None),
+            ("_id", Data, None),
+            ("_index", Data, None),
+            ("_routing", Sort, None),
+            ("_ignored", Data, None),
+            ("_tier", Data, None),
+            ("_version", Sort, None),
+            ("_seq_no", Data, f),
+            ("_seq_no", Sort, f),
+            ("_seq_no", TopLevelSort, f),
+            ("_seq_no", StoredFields, f),
+            ("_primary_term", Data, f),
+            ("_primary_term", TopLevelSort, f),
+            ("_doc", TopLevelSort, None),
+            ("_shard_doc", TopLevelSort, None),
+            ("_doc", Sort, f),
+            ("_shard_doc", Sort, f),
+            ("_doc", Data, f),
+            ("_score", Sort, None),
+            ("_score", TopLevelSort, None),
+            ("_score", Data, f),
+            ("_none_", StoredFields, None),
+            ("_none_", Data, f),
+            ("_source", Data, b),
+            ("_source", StoredFields, b),
+            ("_source", TopLevelSort, b),
+            ("_field_names", Data, f),
+            ("_doc_count", Data, f),
+            ("_count", Data, f),
+            ("_key", Sort, f),
+            ("_mine", Data, f),
+            ("_", Data, f),
+            ("*", Data, None),
+            ("*", StoredFields, None),
+            ("user*", Data, None),
+            ("*.keyword", Data, None),
+            ("_s*", Data, f),
+            ("_*", StoredFields, f),
+            ("*no", Data, f),
+            ("**", Data, f),
+        ];
+        for (name, pos, want) in cases {
+            assert_eq!(kind(check(name, *pos)), *want, "{name} {pos:?}");
+        }
+    }
+
+    #[test]
+    fn reasons_name_only_the_metadata_vocabulary() {
+        let e = check("_seq_no", Position::Data).unwrap_err();
+        assert!(e.reason.contains("[_seq_no]"), "{}", e.reason);
+        let e = check("_LEAKVALUE", Position::Data).unwrap_err();
+        assert!(!e.reason.contains("LEAKVALUE"), "{}", e.reason);
+    }
+
+    #[test]
+    fn query_nodes_check_keys_field_values_and_text() {
+        let bad = [
+            ("range", json!({"_seq_no": {"gte": 1}})),
+            ("term", json!({"_primary_term": 1})),
+            ("exists", json!({"field": "_seq_no"})),
+            ("exists", json!({"field": "_s*"})),
+            (
+                "multi_match",
+                json!({"query": "1", "fields": ["m", "_seq_no^2"]}),
+            ),
+            (
+                "query_string",
+                json!({"query": "1", "default_field": "_seq_no"}),
+            ),
+            ("query_string", json!({"query": "_seq_no:[0 TO 5]"})),
+            ("query_string", json!({"query": "a AND \\_seq\\_no:1"})),
+            ("query_string", json!({"query": "(_primary_term:1)"})),
+            ("query_string", json!({"query": "_exists_:_seq_no"})),
+            ("query_string", json!({"query": "_s*:1"})),
+            ("query_string", json!({"query": "\\u005fseq_no:1"})),
+            (
+                "query_string",
+                json!({"query": "x:1 OR +\\u005Fprimary\\u005fterm:1"}),
+            ),
+            ("query_string", json!({"query": "\\u00zz:1"})),
+            ("query_string", json!({"query": "_exists_: _seq_no"})),
+            (
+                "nested",
+                json!({"path": "_seq_no", "query": {"match_all": {}}}),
+            ),
+            (
+                "geo_distance",
+                json!({"_seq_no": [0, 0], "distance": "1km"}),
+            ),
+        ];
+        for (ty, body) in bad {
+            assert!(check_query_node(ty, &body).is_err(), "{ty} {body}");
+        }
+        let good = [
+            ("term", json!({"_index": "logs-a", "_name": "x"})),
+            ("ids", json!({"values": ["a1"]})),
+            ("match", json!({"message": {"query": "_seq_no"}})),
+            (
+                "query_string",
+                json!({"query": "message:\"_seq_no: 1\" AND user:alice"}),
+            ),
+            (
+                "query_string",
+                json!({"query": "_exists_:user AND _index:logs-a"}),
+            ),
+            (
+                "query_string",
+                json!({"query": "a-b:c OR x:(y z)", "fields": ["*"]}),
+            ),
+            (
+                "multi_match",
+                json!({"query": "x", "fields": ["message^3", "user"]}),
+            ),
+            ("simple_query_string", json!({"query": "_seq_no:1"})),
+        ];
+        for (ty, body) in good {
+            assert!(check_query_node(ty, &body).is_ok(), "{ty} {body}");
+        }
+    }
+
+    #[test]
+    fn aggregation_fields_and_score_functions() {
+        let bad = [
+            ("terms", json!({"field": "_seq_no"})),
+            ("max", json!({"field": "_primary_term"})),
+            ("histogram", json!({"field": "_seq_no", "interval": 1})),
+            (
+                "multi_terms",
+                json!({"terms": [{"field": "u"}, {"field": "_seq_no"}]}),
+            ),
+            (
+                "weighted_avg",
+                json!({"value": {"field": "_seq_no"}, "weight": {"field": "n"}}),
+            ),
+            ("top_metrics", json!({"metrics": {"field": "_seq_no"}})),
+            (
+                "composite",
+                json!({"sources": [{"s": {"terms": {"field": "_seq_no"}}}]}),
+            ),
+            ("terms", json!({"field": "_doc"})),
+            ("terms", json!({"field": "_shard_doc"})),
+        ];
+        for (ty, body) in bad {
+            assert!(check_agg(ty, &body).is_err(), "{ty} {body}");
+        }
+        assert!(check_agg("terms", &json!({"field": "_index"})).is_ok());
+        for (ty, body, ok) in [
+            (
+                "random_score",
+                json!({"seed": 1, "field": "_seq_no"}),
+                false,
+            ),
+            ("random_score", json!({"seed": 1}), false),
+            ("random_score", json!({}), false),
+            ("random_score", json!({"seed": 1, "field": "_id"}), true),
+            ("field_value_factor", json!({"field": "_seq_no"}), false),
+            ("field_value_factor", json!({"field": "n"}), true),
+            (
+                "gauss",
+                json!({"_seq_no": {"origin": 0, "scale": 1}}),
+                false,
+            ),
+            (
+                "exp",
+                json!({"n": {"origin": 0, "scale": 1}, "multi_value_mode": "min"}),
+                true,
+            ),
+        ] {
+            assert_eq!(check_score_function(ty, &body).is_ok(), ok, "{ty} {body}");
+        }
+    }
+
+    #[test]
+    fn uri_parameters() {
+        let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        for (k, v, ok) in [
+            ("sort", "@timestamp:desc,_doc", true),
+            ("sort", "_seq_no:asc", false),
+            ("sort", "n,_primary_term", false),
+            ("docvalue_fields", "@timestamp,_seq_no", false),
+            ("docvalue_fields", "@timestamp", true),
+            ("stored_fields", "_none_", true),
+            ("stored_fields", "*", true),
+            ("stored_fields", "_seq_no", false),
+            ("seq_no_primary_term", "true", false),
+            ("seq_no_primary_term", "", false),
+            ("seq_no_primary_term", "false", true),
+            ("q", "_seq_no:1", true), // the query is checked once it is a body query
+        ] {
+            assert_eq!(check_params(&p(k, v)).is_ok(), ok, "{k}={v}");
+        }
+    }
+}

@@ -1,0 +1,813 @@
+//! Value checks for search bodies (issue #17.5): what `rewrite` lets through by key must also
+//! make sense by value, so that nonsense gets a 400 from esgate instead of reaching the cluster,
+//! where a zero interval, a composite `size: 0`, a sampler without sub-aggregations, an order
+//! by a path that names nothing or a bucket explosion ended in a 5xx (or took a node down).
+//!
+//! Checked here: histogram and date-histogram intervals (present, parseable, > 0, calendar
+//! units from Elasticsearch's list), bucket counts computable from `extended_bounds` /
+//! `hard_bounds` and the interval (at most [`MAX_BUCKETS`], Elasticsearch's and OpenSearch's
+//! `search.max_buckets`), sizes of bucketing aggregations (1..=[`MAX_BUCKETS`]), the sub-aggregation
+//! that `sampler` and `diversified_sampler` need, `order` paths (`_count`, `_key`, `_term`, or
+//! a path through existing single-bucket sub-aggregations ending at a metric or single-bucket
+//! one), and `slice` (`0 <= id < max`, `2 <= max <= 1024`).
+//!
+//! Invariant: pure; reasons name keys, never values. Bucket counts that depend on the data
+//! (a tiny interval without bounds) cannot be computed here; the backend's own bucket limit
+//! answers those (a 4xx/5xx relayed as an Elasticsearch error).
+
+use serde_json::{Map, Value};
+
+use super::Rejection;
+
+/// Most buckets one aggregation may ask for (`search.max_buckets`: 65535 on OpenSearch,
+/// 65536 on Elasticsearch; the smaller of the two).
+pub(crate) const MAX_BUCKETS: u64 = 65_535;
+
+/// Most slices of one scroll (`index.max_slices_per_scroll`'s default).
+const MAX_SLICES: u64 = 1024;
+
+/// Checks the values of aggregation `ty` with parameters `body`; `def` is the aggregation's
+/// definition (for its sub-aggregations).
+pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Result<(), Rejection> {
+    let Value::Object(m) = body else {
+        return Ok(());
+    };
+    let subs = sub_aggs(def);
+    match ty {
+        "terms" | "multi_terms" => {
+            sizes(m, &["size", "shard_size"])?;
+            optional_uint(m, "shard_min_doc_count")?;
+            check_order(m, subs, &["_count", "_key", "_term"])?;
+        }
+        "histogram" => {
+            let interval = positive_number(m.get("interval"), "interval")?;
+            for bounds in ["extended_bounds", "hard_bounds"] {
+                bucket_count(m.get(bounds), bounds, interval)?;
+            }
+            check_order(m, subs, &["_count", "_key"])?;
+        }
+        "date_histogram" => {
+            let interval_ms = date_interval(m)?;
+            for bounds in ["extended_bounds", "hard_bounds"] {
+                bucket_count(m.get(bounds), bounds, interval_ms)?;
+            }
+            check_order(m, subs, &["_count", "_key"])?;
+        }
+        "auto_date_histogram" => {
+            sizes(m, &["buckets"])?;
+            if let Some(v) = m.get("minimum_interval") {
+                let ok = v.as_str().is_some_and(|s| {
+                    ["second", "minute", "hour", "day", "month", "year"].contains(&s)
+                });
+                if !ok {
+                    return Err(bad(
+                        "[minimum_interval] must be one of second, minute, hour, day, month, year",
+                    ));
+                }
+            }
+        }
+        "composite" => {
+            sizes(m, &["size"])?;
+            match m.get("sources") {
+                Some(Value::Array(sources)) if !sources.is_empty() => {
+                    sources.iter().try_for_each(composite_source)?
+                }
+                _ => return Err(bad("[composite] needs a non-empty [sources] list")),
+            }
+        }
+        "rare_terms" => {
+            if let Some(v) = m.get("max_doc_count") {
+                match uint_of(v) {
+                    Some(n) if (1..=100).contains(&n) => {}
+                    _ => return Err(bad("[max_doc_count] must be between 1 and 100")),
+                }
+            }
+        }
+        "sampler" | "diversified_sampler" => {
+            sizes(m, &["shard_size", "max_docs_per_value"])?;
+            if subs.is_none_or(Map::is_empty) {
+                return Err(bad(&format!("[{ty}] needs a sub-aggregation")));
+            }
+        }
+        "geohash_grid" | "geotile_grid" => {
+            sizes(m, &["size", "shard_size"])?;
+            let max = if ty == "geohash_grid" { 12 } else { 29 };
+            if let Some(v @ Value::Number(_)) = m.get("precision") {
+                let min = if ty == "geohash_grid" { 1 } else { 0 };
+                if !uint_of(v).is_some_and(|p| (min..=max).contains(&p)) {
+                    return Err(bad("[precision] is out of range"));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `slice`: `id` and `max` present, `0 <= id < max`, `2 <= max <= 1024`.
+pub(crate) fn check_slice(v: &Value) -> Result<(), Rejection> {
+    let id = v.get("id").and_then(Value::as_u64);
+    let max = v.get("max").and_then(Value::as_u64);
+    match (id, max) {
+        (Some(id), Some(max)) if (2..=MAX_SLICES).contains(&max) && id < max => Ok(()),
+        _ => Err(bad(
+            "[slice] needs [id] and [max] with 0 <= id < max and 2 <= max <= 1024",
+        )),
+    }
+}
+
+fn sub_aggs(def: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    def.get("aggs")
+        .or_else(|| def.get("aggregations"))
+        .and_then(Value::as_object)
+}
+
+/// A non-negative integer, also as a numeric string (Grafana sends some numbers as strings).
+fn uint_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|f: &f64| f.is_finite())
+}
+
+fn bad(reason: &str) -> Rejection {
+    Rejection::bad_request(reason.to_string())
+}
+
+/// Each of `keys` that is present: an integer in 1..=MAX_BUCKETS.
+fn sizes(m: &Map<String, Value>, keys: &[&str]) -> Result<(), Rejection> {
+    for key in keys {
+        if let Some(v) = m.get(*key) {
+            if !uint_of(v).is_some_and(|n| (1..=MAX_BUCKETS).contains(&n)) {
+                return Err(bad(&format!(
+                    "[{key}] must be an integer between 1 and {MAX_BUCKETS}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn optional_uint(m: &Map<String, Value>, key: &str) -> Result<(), Rejection> {
+    match m.get(key) {
+        Some(v) if uint_of(v).is_none() => {
+            Err(bad(&format!("[{key}] must be a non-negative integer")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn positive_number(v: Option<&Value>, key: &str) -> Result<f64, Rejection> {
+    match v.and_then(number_of) {
+        Some(f) if f > 0.0 => Ok(f),
+        _ => Err(bad(&format!("[{key}] must be a number greater than 0"))),
+    }
+}
+
+/// The shortest length in milliseconds of one interval of a date histogram (exactly one of
+/// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
+fn date_interval(m: &Map<String, Value>) -> Result<f64, Rejection> {
+    let given: Vec<&str> = ["calendar_interval", "fixed_interval", "interval"]
+        .into_iter()
+        .filter(|k| m.contains_key(*k))
+        .collect();
+    let [key] = given.as_slice() else {
+        return Err(bad(
+            "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
+        ));
+    };
+    let v = &m[*key];
+    let parsed = match *key {
+        "calendar_interval" => v.as_str().and_then(calendar_ms),
+        "fixed_interval" => v.as_str().and_then(fixed_ms),
+        _ => match v {
+            // The deprecated `interval` also takes milliseconds without a unit.
+            Value::String(s) => calendar_ms(s)
+                .or_else(|| fixed_ms(s))
+                .or_else(|| s.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| n as f64)),
+            other => number_of(other).filter(|f| *f >= 1.0),
+        },
+    };
+    parsed.ok_or_else(|| {
+        bad(&format!(
+            "[{key}] must be a calendar unit or a positive time value of at least 1ms"
+        ))
+    })
+}
+
+const HOUR_MS: f64 = 3_600_000.0;
+const DAY_MS: f64 = 24.0 * HOUR_MS;
+
+/// A calendar interval's shortest length (a day can have 23 hours).
+fn calendar_ms(s: &str) -> Option<f64> {
+    Some(match s {
+        "minute" | "1m" => 60_000.0,
+        "hour" | "1h" => HOUR_MS,
+        "day" | "1d" => DAY_MS - HOUR_MS,
+        "week" | "1w" => 7.0 * DAY_MS - HOUR_MS,
+        "month" | "1M" => 28.0 * DAY_MS - HOUR_MS,
+        "quarter" | "1q" => 89.0 * DAY_MS - HOUR_MS,
+        "year" | "1y" => 365.0 * DAY_MS - HOUR_MS,
+        _ => return None,
+    })
+}
+
+/// A fixed interval (`<integer><unit>`, units `nanos` to `d`) in milliseconds, at least 1.
+fn fixed_ms(s: &str) -> Option<f64> {
+    let digits = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(digits);
+    let n: f64 = n.parse::<u64>().ok()? as f64;
+    let ms = n * match unit {
+        "nanos" => 1e-6,
+        "micros" => 1e-3,
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" => 60_000.0,
+        "h" => HOUR_MS,
+        "d" => DAY_MS,
+        _ => return None,
+    };
+    (ms >= 1.0).then_some(ms)
+}
+
+/// `{"min": a, "max": b}`: when both are numbers, `a <= b` and at most MAX_BUCKETS intervals.
+/// Date strings (`now-1d`) cannot be computed here and pass.
+fn bucket_count(bounds: Option<&Value>, key: &str, interval: f64) -> Result<(), Rejection> {
+    let Some(bounds) = bounds else {
+        return Ok(());
+    };
+    let Value::Object(b) = bounds else {
+        return Err(bad(&format!("[{key}] must be an object")));
+    };
+    let (Some(min), Some(max)) = (
+        b.get("min").and_then(number_of),
+        b.get("max").and_then(number_of),
+    ) else {
+        return Ok(());
+    };
+    if min > max {
+        return Err(bad(&format!("[{key}.min] must not be above [{key}.max]")));
+    }
+    if (max - min) / interval + 1.0 > MAX_BUCKETS as f64 {
+        return Err(bad(&format!(
+            "[{key}] with this interval asks for more than {MAX_BUCKETS} buckets"
+        )));
+    }
+    Ok(())
+}
+
+fn composite_source(v: &Value) -> Result<(), Rejection> {
+    for def in v.as_object().into_iter().flat_map(|s| s.values()) {
+        for (ty, body) in def.as_object().into_iter().flatten() {
+            let Value::Object(m) = body else { continue };
+            match ty.as_str() {
+                "histogram" => {
+                    positive_number(m.get("interval"), "interval")?;
+                }
+                "date_histogram" => {
+                    date_interval(m)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Single-bucket aggregations: a sort path may go through them.
+const SINGLE_BUCKET: &[&str] = &[
+    "filter",
+    "nested",
+    "reverse_nested",
+    "missing",
+    "sampler",
+    "diversified_sampler",
+];
+/// Metric aggregations with one value (`name` or `name.value`).
+const SINGLE_VALUE: &[&str] = &[
+    "avg",
+    "sum",
+    "min",
+    "max",
+    "value_count",
+    "cardinality",
+    "median_absolute_deviation",
+    "weighted_avg",
+];
+/// Metric aggregations with several values (`name.key` or `name[key]`), and their keys
+/// (`None`: a percentile, any number).
+const MULTI_VALUE: &[(&str, Option<&[&str]>)] = &[
+    ("stats", Some(&["count", "min", "max", "avg", "sum"])),
+    (
+        "extended_stats",
+        Some(&[
+            "count",
+            "min",
+            "max",
+            "avg",
+            "sum",
+            "sum_of_squares",
+            "variance",
+            "variance_population",
+            "variance_sampling",
+            "std_deviation",
+            "std_deviation_population",
+            "std_deviation_sampling",
+            "std_upper",
+            "std_lower",
+            "std_upper_population",
+            "std_lower_population",
+            "std_upper_sampling",
+            "std_lower_sampling",
+        ]),
+    ),
+    ("percentiles", None),
+    ("percentile_ranks", None),
+    (
+        "boxplot",
+        Some(&["min", "max", "q1", "q2", "q3", "lower", "upper"]),
+    ),
+];
+
+/// `order` of a bucketing aggregation: an object or a list of objects, each key one of
+/// `special` or a path to a sub-aggregation, each value `asc` or `desc`.
+fn check_order(
+    m: &Map<String, Value>,
+    subs: Option<&Map<String, Value>>,
+    special: &[&str],
+) -> Result<(), Rejection> {
+    let Some(order) = m.get("order") else {
+        return Ok(());
+    };
+    let items: Vec<&Value> = match order {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    for item in items {
+        let Value::Object(entries) = item else {
+            return Err(bad("[order] must be an object or a list of objects"));
+        };
+        for (path, dir) in entries {
+            let dir_ok = dir
+                .as_str()
+                .is_some_and(|d| d.eq_ignore_ascii_case("asc") || d.eq_ignore_ascii_case("desc"));
+            if !dir_ok {
+                return Err(bad("[order] directions must be [asc] or [desc]"));
+            }
+            if special.contains(&path.as_str()) {
+                continue;
+            }
+            if path.starts_with('_') {
+                return Err(bad(
+                    "[order] sorts by [_count], [_key] or a sub-aggregation path",
+                ));
+            }
+            order_path(path, subs)?;
+        }
+    }
+    Ok(())
+}
+
+/// A path `a>b>c.key` (or `c[key]`): every element but the last a single-bucket
+/// sub-aggregation, the last a metric (with a valid key) or a single-bucket one.
+fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejection> {
+    let unknown =
+        || bad("[order] names a path that is not a metric or single-bucket sub-aggregation");
+    let elements: Vec<&str> = path.split('>').collect();
+    let mut current = subs;
+    for (i, element) in elements.iter().enumerate() {
+        let last = i + 1 == elements.len();
+        let aggs = current.ok_or_else(unknown)?;
+        // `name[key]`, `name.key` (names may hold dots: the whole element is tried first).
+        let (name, key) = if let Some(stripped) = element.strip_suffix(']') {
+            let (n, k) = stripped.split_once('[').ok_or_else(unknown)?;
+            (n, Some(k))
+        } else if aggs.contains_key(*element) {
+            (*element, None)
+        } else {
+            match element.rsplit_once('.') {
+                Some((n, k)) => (n, Some(k)),
+                None => (*element, None),
+            }
+        };
+        let def = aggs
+            .get(name)
+            .and_then(Value::as_object)
+            .ok_or_else(unknown)?;
+        let ty = def
+            .keys()
+            .find(|k| !matches!(k.as_str(), "aggs" | "aggregations" | "meta"))
+            .map(String::as_str)
+            .ok_or_else(unknown)?;
+        if SINGLE_BUCKET.contains(&ty) {
+            if key.is_some_and(|k| !matches!(k, "_count" | "doc_count")) {
+                return Err(unknown());
+            }
+            current = sub_aggs(def);
+            continue;
+        }
+        if !last {
+            return Err(unknown());
+        }
+        if SINGLE_VALUE.contains(&ty) {
+            if key.is_some_and(|k| k != "value") {
+                return Err(unknown());
+            }
+        } else if ty == "top_metrics" {
+            // `tm[field]` names one of its metrics; `tm` alone when it has just one.
+            let metrics: Vec<&str> = match def.get(ty).and_then(|b| b.get("metrics")) {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|m| m.get("field").and_then(Value::as_str))
+                    .collect(),
+                Some(one) => one
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            };
+            let ok = match key {
+                Some(k) => metrics.contains(&k),
+                None => metrics.len() == 1,
+            };
+            if !ok {
+                return Err(unknown());
+            }
+        } else if let Some((_, keys)) = MULTI_VALUE.iter().find(|(t, _)| *t == ty) {
+            let ok = match (key, keys) {
+                (Some(k), Some(keys)) => keys.contains(&k),
+                (Some(k), None) => k.parse::<f64>().is_ok_and(f64::is_finite),
+                (None, _) => false,
+            };
+            if !ok {
+                return Err(unknown());
+            }
+        } else {
+            return Err(unknown());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::RejectKind;
+
+    /// Checks `{"a": {<ty>: body, "aggs": subs}}`'s values.
+    fn check(ty: &str, body: Value, subs: Option<Value>) -> Result<(), Rejection> {
+        let mut def = Map::new();
+        def.insert(ty.to_string(), body.clone());
+        if let Some(s) = subs {
+            def.insert("aggs".into(), s);
+        }
+        check_agg(ty, &body, &def)
+    }
+
+    #[test]
+    fn intervals_must_be_present_parseable_and_positive() {
+        let cases = [
+            ("histogram", json!({"field": "n", "interval": 4}), true),
+            ("histogram", json!({"field": "n", "interval": "2.5"}), true),
+            ("histogram", json!({"field": "n", "interval": 0}), false),
+            ("histogram", json!({"field": "n", "interval": -1}), false),
+            ("histogram", json!({"field": "n", "interval": "x"}), false),
+            ("histogram", json!({"field": "n"}), false),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "86400000ms"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "30s"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "calendar_interval": "1M"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "calendar_interval": "week"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": "1d"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": "45m"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": 60000}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": "60000"}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "0ms"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "0s"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "10nanos"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "1M"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "-1d"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "calendar_interval": "2d"}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": 0}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "interval": "0"}),
+                false,
+            ),
+            ("date_histogram", json!({"field": "t"}), false),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "1d", "calendar_interval": "1d"}),
+                false,
+            ),
+            (
+                "auto_date_histogram",
+                json!({"field": "t", "buckets": 10}),
+                true,
+            ),
+            (
+                "auto_date_histogram",
+                json!({"field": "t", "buckets": 0}),
+                false,
+            ),
+            (
+                "auto_date_histogram",
+                json!({"field": "t", "minimum_interval": "week"}),
+                false,
+            ),
+        ];
+        for (ty, body, ok) in cases {
+            let got = check(ty, body.clone(), None);
+            assert_eq!(got.is_ok(), ok, "{ty} {body}");
+            if let Err(e) = got {
+                assert_eq!(e.kind, RejectKind::BadRequest, "{ty} {body}");
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_explosions_from_bounds_are_refused() {
+        let cases = [
+            // Grafana's dashboards: 10 days in 1-day or 1-hour buckets.
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "3600000ms", "min_doc_count": 0,
+                    "extended_bounds": {"min": 1704067200000u64, "max": 1704931199999u64}}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "1ms",
+                    "extended_bounds": {"min": 0, "max": 1704931199999u64}}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "calendar_interval": "minute",
+                    "extended_bounds": {"min": 0, "max": 1704931199999u64}}),
+                false,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "calendar_interval": "year",
+                    "extended_bounds": {"min": 0, "max": 1704931199999u64}}),
+                true,
+            ),
+            (
+                "date_histogram",
+                json!({"field": "t", "fixed_interval": "1s",
+                    "extended_bounds": {"min": "now-1y", "max": "now"}}),
+                true,
+            ),
+            (
+                "histogram",
+                json!({"field": "n", "interval": 1, "extended_bounds": {"min": 0, "max": 100000000}}),
+                false,
+            ),
+            (
+                "histogram",
+                json!({"field": "n", "interval": 1, "hard_bounds": {"min": 0, "max": 100000000}}),
+                false,
+            ),
+            (
+                "histogram",
+                json!({"field": "n", "interval": 1, "extended_bounds": {"min": 0, "max": 65534}}),
+                true,
+            ),
+            (
+                "histogram",
+                json!({"field": "n", "interval": 1, "extended_bounds": {"min": 10, "max": 0}}),
+                false,
+            ),
+        ];
+        for (ty, body, ok) in cases {
+            assert_eq!(check(ty, body.clone(), None).is_ok(), ok, "{ty} {body}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let cases = [
+            ("terms", json!({"field": "u", "size": 500}), true),
+            ("terms", json!({"field": "u", "size": "10"}), true),
+            ("terms", json!({"field": "u", "size": 0}), false),
+            ("terms", json!({"field": "u", "size": 100000000}), false),
+            ("terms", json!({"field": "u", "shard_size": 0}), false),
+            ("terms", json!({"field": "u", "shard_size": 1000000}), false),
+            ("terms", json!({"field": "u", "shard_size": 100}), true),
+            (
+                "terms",
+                json!({"field": "u", "shard_min_doc_count": -1}),
+                false,
+            ),
+            ("multi_terms", json!({"terms": [], "size": 0}), false),
+            (
+                "composite",
+                json!({"size": 0, "sources": [{"u": {"terms": {"field": "u"}}}]}),
+                false,
+            ),
+            (
+                "composite",
+                json!({"size": 10, "sources": [{"u": {"terms": {"field": "u"}}}]}),
+                true,
+            ),
+            ("composite", json!({"size": 10, "sources": []}), false),
+            ("composite", json!({"size": 10}), false),
+            (
+                "composite",
+                json!({"sources": [{"h": {"histogram": {"field": "n", "interval": 0}}}]}),
+                false,
+            ),
+            (
+                "composite",
+                json!({"sources": [{"d": {"date_histogram": {"field": "t", "fixed_interval": "0s"}}}]}),
+                false,
+            ),
+            (
+                "rare_terms",
+                json!({"field": "u", "max_doc_count": 1}),
+                true,
+            ),
+            (
+                "rare_terms",
+                json!({"field": "u", "max_doc_count": 0}),
+                false,
+            ),
+            (
+                "rare_terms",
+                json!({"field": "u", "max_doc_count": 1000}),
+                false,
+            ),
+            (
+                "geotile_grid",
+                json!({"field": "g", "precision": 30}),
+                false,
+            ),
+            (
+                "geohash_grid",
+                json!({"field": "g", "precision": 5, "size": 10}),
+                true,
+            ),
+        ];
+        for (ty, body, ok) in cases {
+            assert_eq!(check(ty, body.clone(), None).is_ok(), ok, "{ty} {body}");
+        }
+    }
+
+    #[test]
+    fn samplers_need_a_sub_aggregation() {
+        let sub = json!({"u": {"terms": {"field": "u"}}});
+        assert!(check("sampler", json!({"shard_size": 10}), Some(sub.clone())).is_ok());
+        assert!(check("sampler", json!({"shard_size": 10}), None).is_err());
+        assert!(check("sampler", json!({}), Some(json!({}))).is_err());
+        assert!(check("sampler", json!({"shard_size": 0}), Some(sub.clone())).is_err());
+        assert!(check("diversified_sampler", json!({"field": "u"}), Some(sub)).is_ok());
+        assert!(check("diversified_sampler", json!({"field": "u"}), None).is_err());
+    }
+
+    #[test]
+    fn order_paths_name_existing_metric_or_single_bucket_sub_aggregations() {
+        let subs = json!({
+            "m": {"max": {"field": "n"}},
+            "s": {"stats": {"field": "n"}},
+            "p": {"percentiles": {"field": "n"}},
+            "f": {"filter": {"term": {"u": "x"}}, "aggs": {"a": {"avg": {"field": "n"}}}},
+            "t": {"terms": {"field": "u"}},
+            "d": {"derivative": {"buckets_path": "m"}},
+            "tm": {"top_metrics": {"metrics": [{"field": "n"}, {"field": "x"}], "sort": ["n"]}},
+            "one": {"top_metrics": {"metrics": {"field": "n"}, "sort": ["n"]}},
+            "b": {"boxplot": {"field": "n"}},
+        });
+        let cases = [
+            (json!({"_count": "desc"}), true),
+            (json!({"_key": "asc"}), true),
+            (json!({"_term": "asc"}), true),
+            (json!([{"m": "desc"}, {"_key": "asc"}]), true),
+            (json!({"m.value": "desc"}), true),
+            (json!({"s.avg": "asc"}), true),
+            (json!({"s[max]": "asc"}), true),
+            (json!({"p.99": "asc"}), true),
+            (json!({"f>a": "asc"}), true),
+            (json!({"f": "asc"}), true),
+            (json!({"f._count": "asc"}), true),
+            (json!({"tm[x]": "asc"}), true),
+            (json!({"one": "asc"}), true),
+            (json!({"b.q3": "asc"}), true),
+            (json!({"tm": "asc"}), false),
+            (json!({"tm[y]": "asc"}), false),
+            (json!({"b": "asc"}), false),
+            (json!({"nope": "asc"}), false),
+            (json!({"s": "asc"}), false),
+            (json!({"s.nope": "asc"}), false),
+            (json!({"m.nope": "asc"}), false),
+            (json!({"t": "asc"}), false),
+            (json!({"t>m": "asc"}), false),
+            (json!({"d": "asc"}), false),
+            (json!({"f>nope": "asc"}), false),
+            (json!({"_seq_no": "asc"}), false),
+            (json!({"_doc": "asc"}), false),
+            (json!({"m": "sideways"}), false),
+            (json!("m"), false),
+        ];
+        for (order, ok) in cases {
+            let body = json!({"field": "u", "order": order.clone()});
+            assert_eq!(
+                check("terms", body, Some(subs.clone())).is_ok(),
+                ok,
+                "{order}"
+            );
+        }
+        // Without sub-aggregations only the special keys remain; histograms have no `_term`.
+        assert!(check("terms", json!({"field": "u", "order": {"m": "asc"}}), None).is_err());
+        let h = json!({"field": "n", "interval": 1, "order": {"_term": "asc"}});
+        assert!(check("histogram", h, None).is_err());
+    }
+
+    #[test]
+    fn slices_are_well_formed() {
+        for (v, ok) in [
+            (json!({"id": 0, "max": 2}), true),
+            (json!({"id": 1, "max": 2, "field": "n"}), true),
+            (json!({"id": 2, "max": 2}), false),
+            (json!({"id": 0, "max": 1}), false),
+            (json!({"id": 0, "max": 0}), false),
+            (json!({"id": 0, "max": 5000}), false),
+            (json!({"max": 2}), false),
+            (json!({"id": -1, "max": 2}), false),
+        ] {
+            assert_eq!(check_slice(&v).is_ok(), ok, "{v}");
+        }
+    }
+}
