@@ -123,17 +123,21 @@ pub enum TokenCmd {
         /// Only tokens whose name contains this (case-insensitive).
         #[arg(long)]
         name: Option<String>,
+        /// Skip this many tokens (paging; with --size).
         #[arg(long)]
         from: Option<usize>,
         /// Page size (default 100, at most 10000).
         #[arg(long)]
         size: Option<usize>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Show one token.
     Show {
+        /// The token id (`tok_…`), as `token list` shows it.
         id: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
@@ -141,16 +145,22 @@ pub enum TokenCmd {
     Update(TokenUpdateArgs),
     /// Replace a token's secret; the old one stops working at once.
     Reset {
+        /// The token id (`tok_…`), as `token list` shows it.
         id: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Delete a token; its secret stops working at once.
-    Delete { id: String },
+    Delete {
+        /// The token id (`tok_…`), as `token list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct TokenCreateArgs {
+    /// A name for people (unique is wise; shown in lists and the audit log).
     #[arg(long)]
     pub name: String,
     /// An inline filter `field=value` (repeatable; same field = any of, different fields = all of).
@@ -174,18 +184,22 @@ pub struct TokenCreateArgs {
     /// Name of an IP filter.
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct TokenUpdateArgs {
+    /// The token id (`tok_…`), as `token list` shows it.
     pub id: String,
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
     /// Replaces all filters (with any --filter-id given too).
     #[arg(long = "filter", value_name = "FIELD=VALUE")]
     pub filters: Vec<String>,
+    /// A filter from the library, by id (repeatable; replaces all filters, with any --filter given too).
     #[arg(long = "filter-id", value_name = "ID")]
     pub filter_ids: Vec<String>,
     /// Remove every filter.
@@ -197,12 +211,16 @@ pub struct TokenUpdateArgs {
     /// Replaces the permissions.
     #[arg(long = "permission", value_name = "PERMISSION")]
     pub permissions: Vec<String>,
+    /// A new lifetime from now (90s, 15m, 24h, 7d); it may only shorten the expiry.
     #[arg(long, conflicts_with = "expires_at")]
     pub expires_in: Option<String>,
+    /// A new expiry as RFC 3339 UTC; it may only shorten the expiry.
     #[arg(long)]
     pub expires_at: Option<String>,
+    /// Name of an IP filter to set (only where the token has none; it cannot be removed).
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
 }
@@ -212,38 +230,53 @@ pub struct TokenUpdateArgs {
 pub enum FilterCmd {
     /// Add a filter to the library.
     Create {
+        /// The document field the filter matches exactly (e.g. `tenant`).
         #[arg(long)]
         field: String,
+        /// The value the field must have (e.g. `acme`).
         #[arg(long)]
         value: String,
+        /// What the filter is for, shown in lists.
         #[arg(long)]
         description: Option<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
+    /// List the library's filters and how many tokens use each.
     List {
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
+    /// Show one filter.
     Show {
+        /// The filter id (`flt_…`), as `filter list` shows it.
         id: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Change a filter; every token using it is affected at once.
     Update {
+        /// The filter id (`flt_…`), as `filter list` shows it.
         id: String,
+        /// A new field (every token using the filter changes at once).
         #[arg(long)]
         field: Option<String>,
+        /// A new value (every token using the filter changes at once).
         #[arg(long)]
         value: Option<String>,
+        /// What the filter is for, shown in lists.
         #[arg(long)]
         description: Option<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Delete a filter (refused while tokens use it, unless --detach).
     Delete {
+        /// The filter id (`flt_…`), as `filter list` shows it.
         id: String,
         /// Also remove it from the tokens that use it (they then see more).
         #[arg(long)]
@@ -254,34 +287,48 @@ pub enum FilterCmd {
 /// `esgate ip-filter ...`
 #[derive(Debug, Clone, Subcommand)]
 pub enum IpFilterCmd {
+    /// Create a named IP filter.
     Create {
+        /// The IP filter's name.
         #[arg(long)]
         name: String,
         /// A CIDR or address (repeatable, at least one).
         #[arg(long = "cidr", value_name = "CIDR", required = true)]
         cidrs: Vec<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
+    /// List the named IP filters.
     List {
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
+    /// Show one IP filter.
     Show {
+        /// The IP filter's name.
         name: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Replace the CIDRs (every token using the filter is affected at once).
     Update {
+        /// The IP filter's name.
         name: String,
+        /// A CIDR or address (repeatable, at least one).
         #[arg(long = "cidr", value_name = "CIDR", required = true)]
         cidrs: Vec<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// Delete an IP filter (refused while tokens use it).
-    Delete { name: String },
+    Delete {
+        /// The IP filter's name.
+        name: String,
+    },
 }
 
 /// Runs a `token` command; returns the text to print on stdout.

@@ -43,9 +43,18 @@ pub enum Command {
     },
     /// Validate the configuration and print the effective values (secrets redacted).
     CheckConfig {
+        /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `esgate completions bash > /etc/bash_completion.d/esgate`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `esgate man | man -l -`.
+    Man,
     /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
     /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
     /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
@@ -84,6 +93,26 @@ fn load(path: Option<PathBuf>, overrides: &Overrides) -> Result<Config, ConfigEr
 pub fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "esgate", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let cmd = <Args as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(cmd).render(&mut out) {
+                Ok(()) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&out);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("esgate: cannot render the man page: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::CheckConfig { config } => match load(config, &Overrides::default()) {
             Ok(c) => {
                 print!("{}", c.describe());
@@ -243,6 +272,58 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    /// Every command, subcommand, flag and argument says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{here} {}", sub.get_name()));
+                }
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(
+            &<super::Args as clap::CommandFactory>::command(),
+            "",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_man_page_and_completions_cover_the_commands() {
+        let mut man = Vec::new();
+        clap_mangen::Man::new(<super::Args as clap::CommandFactory>::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH esgate"),
+            "{man}"
+        );
+        for word in ["serve", "check\\-config", "token"] {
+            assert!(man.contains(word), "{word} missing from the man page");
+        }
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut <super::Args as clap::CommandFactory>::command(),
+            "esgate",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(bash.contains("ip-filter") && bash.contains("--expires-in"));
+    }
+
     #[test]
     fn rustls_is_held_to_errors_unless_configured() {
         assert_eq!(super::log_directives("info"), "info,rustls=error");
