@@ -17,8 +17,9 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
+use super::shaping::Shaping;
 use super::transform::Transform;
-use super::{cat_indices, explain, terms_enum};
+use super::{cat_indices, cluster_health, explain, terms_enum};
 use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
@@ -35,8 +36,11 @@ const MAX_FORWARDED_PATH: usize = 3500;
 /// narrowed list of names in its place.
 #[derive(Clone, Debug)]
 pub(super) enum Shape {
-    /// No index expression (root, cluster health).
+    /// No index expression (root).
     Fixed,
+    /// The path is `before` + the concrete indices allowed behind the expression (`*,-*` when
+    /// none), even when the expression needs no narrowing.
+    ConcreteIndices { before: &'static str },
     /// The path is `before` + expression + `after`.
     Path {
         before: &'static str,
@@ -49,6 +53,7 @@ pub(super) enum Shape {
 }
 
 const JSON: &str = "application/json";
+const HEALTH: &str = "/_cluster/health/";
 const NDJSON: &str = "application/x-ndjson";
 
 pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
@@ -64,7 +69,7 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::Msearch { .. } => ParamSet::Msearch,
         Route::Mapping { .. } => ParamSet::Mapping,
         Route::FieldCaps { .. } => ParamSet::FieldCaps,
-        Route::ClusterHealth => ParamSet::ClusterHealth,
+        Route::ClusterHealth { .. } => ParamSet::ClusterHealth,
         Route::ResolveIndex { .. } => ParamSet::ResolveIndex,
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
@@ -87,7 +92,6 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     let params = params::check(head.query, set)?;
     let index = match &route {
         Route::Root
-        | Route::ClusterHealth
         | Route::ScrollNext
         | Route::ScrollClear
         | Route::PitClose
@@ -103,6 +107,7 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::Msearch { index }
         | Route::Mapping { index }
         | Route::FieldCaps { index }
+        | Route::ClusterHealth { index }
         | Route::AsyncSubmit { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
         Route::ValidateQuery { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
@@ -141,8 +146,10 @@ pub(super) fn prepare(
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
-    // `q` and its companions leave the parameters and become the body query.
+    // `q` and its companions leave the parameters and become the body query; the response
+    // shaping ones are placed by `authorize` (forwarded or applied by esgate).
     let mut params = params;
+    let shaping = Shaping::take(&mut params)?;
     let uri_query = uri_search::take(&mut params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
@@ -153,12 +160,18 @@ pub(super) fn prepare(
     let api = async_search::search_api(async_submit);
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
-        Route::ClusterHealth => (
-            Method::Get,
-            "/_cluster/health".to_string(),
-            None,
-            Vec::new(),
-        ),
+        Route::ClusterHealth { index: named } => {
+            let (sh, path, resolve) = at_path(&expr()?, HEALTH, "");
+            // Without a path index, the token's concrete indices: never a literal pattern that
+            // names no index (health would be red for it).
+            shape = match named {
+                Some(_) => sh,
+                None => Shape::ConcreteIndices { before: HEALTH },
+            };
+            params = cluster_health::forwarded_params(&params);
+            transform = Some(Transform::ClusterHealth);
+            (Method::Get, path, None, resolve)
+        }
         Route::Mapping { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_mapping");
             shape = sh;
@@ -172,7 +185,7 @@ pub(super) fn prepare(
         Route::FieldCaps { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_field_caps");
             shape = sh;
-            let body = field_caps_body(json_body()?, &scope.filters)?;
+            let body = field_caps_body(json_body()?)?;
             match body {
                 Some(b) => (Method::Post, path, Some(json_forward(&b)?), resolve),
                 None => (Method::Get, path, None, resolve),
@@ -231,6 +244,7 @@ pub(super) fn prepare(
                     body: Some(json_forward(&out)?),
                     seal,
                     transform: None,
+                    shaping,
                 });
             }
             let (sh, path, resolve) = at_path(&expr()?, "/", api);
@@ -465,6 +479,7 @@ pub(super) fn prepare(
         body,
         seal,
         transform,
+        shaping,
     })
 }
 
@@ -483,6 +498,7 @@ pub(super) fn authorize(
         mut body,
         seal,
         transform,
+        shaping,
     } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
@@ -527,9 +543,22 @@ pub(super) fn authorize(
             }
         }
     }
+    if let Shape::ConcreteIndices { before } = &shape {
+        let names: Vec<&str> = if indices.is_empty() {
+            NO_INDEX.to_vec()
+        } else {
+            indices.iter().map(String::as_str).collect()
+        };
+        path = format!("{before}{}", names.join(","));
+        if path.len() > MAX_FORWARDED_PATH {
+            return Err(Rejection::forbidden(
+                "the token's indices are too many to forward; name fewer indices",
+            ));
+        }
+    }
     if !narrowed.is_empty() {
         match shape {
-            Shape::Fixed => {}
+            Shape::Fixed | Shape::ConcreteIndices { .. } => {}
             Shape::Path { before, after } => {
                 let names = &narrowed[0].1;
                 path = format!("{before}{}{after}", names.join(","));
@@ -564,6 +593,7 @@ pub(super) fn authorize(
         seal,
     );
     permit.transform = transform;
+    permit.place_shaping(shaping);
     Ok(permit)
 }
 
@@ -571,13 +601,10 @@ pub(super) fn authorize(
 /// wildcard reaches nothing the token may read.
 const NO_INDEX: [&str; 2] = ["*", "-*"];
 
-/// A `_field_caps` body: `fields` (a string or a list of strings) and `index_filter` (a query,
-/// checked and wrapped in the token's filters so it cannot probe other tenants' documents).
-/// Anything else is refused. `None` when there is nothing to forward.
-fn field_caps_body(
-    body: Option<Value>,
-    filters: &super::FilterSet,
-) -> Result<Option<Value>, Rejection> {
+/// A `_field_caps` body: `fields` (a string or a list of strings) and an empty
+/// `runtime_mappings`. `index_filter` and anything else is refused. `None` when there is
+/// nothing to forward.
+fn field_caps_body(body: Option<Value>) -> Result<Option<Value>, Rejection> {
     let m = match body {
         None => return Ok(None),
         Some(Value::Object(m)) if m.is_empty() => return Ok(None),
@@ -593,9 +620,14 @@ fn field_caps_body(
             ("fields", Value::Array(items)) if items.iter().all(Value::is_string) => {
                 out.insert(k, Value::Array(items));
             }
-            ("index_filter", q) => {
-                rewrite::check_query(&q)?;
-                out.insert(k, rewrite::wrap(Some(q), filters));
+            // Elasticsearch decides `index_filter` per shard from index-wide statistics (a
+            // range against the min/max of a field over every document), before any term
+            // clause of the token's filters is evaluated: which indices are listed would tell
+            // whether other tenants' documents hold values in a range (issue #8.4).
+            ("index_filter", _) => {
+                return Err(Rejection::forbidden(
+                    "body key [index_filter] is not allowed for this token: field_caps decides it from index-wide values, including other tenants' documents",
+                ))
             }
             // Kibana sends an empty one; a non-empty one could shadow a filtered field.
             ("runtime_mappings", Value::Object(r)) if r.is_empty() => {}
@@ -983,12 +1015,6 @@ mod tests {
             (
                 "GET",
                 "/logs-a/_search",
-                Some("filter_path=hits.hits._source"),
-                RejectKind::Forbidden,
-            ), // ENC-33
-            (
-                "GET",
-                "/logs-a/_search",
                 Some("error_trace=true"),
                 RejectKind::Forbidden,
             ), // ENC-36
@@ -1194,8 +1220,16 @@ mod tests {
                 "/_cluster/health",
                 Some("wait_for_status=yellow"),
                 "cluster_health",
-                "/_cluster/health",
-                &[],
+                "/_cluster/health/logs-*",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/_cluster/health/logs-a",
+                None,
+                "cluster_health",
+                "/_cluster/health/logs-a",
+                &["logs-a"],
             ),
             ("HEAD", "/", None, "root", "/", &[]),
             ("GET", "/", None, "root", "/", &[]),
@@ -1382,27 +1416,28 @@ mod field_caps_tests {
     use serde_json::{json, Value};
 
     use super::field_caps_body;
-    use crate::es::FilterSet;
+    use crate::es::RejectKind;
 
     #[test]
-    fn fields_pass_and_index_filter_is_wrapped_in_the_token_filters() {
-        let filters = FilterSet::new([("tenant".to_string(), "a".to_string())]);
-        let out = field_caps_body(
-            Some(json!({"fields": "*", "index_filter": {"term": {"user": "bob"}}})),
-            &filters,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(out["fields"], "*");
-        assert_eq!(
-            out["index_filter"],
-            json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [{"term": {"user": "bob"}}]}})
-        );
-        assert_eq!(
-            field_caps_body(Some(json!({})), &filters).unwrap(),
-            None::<Value>
-        );
-        assert!(field_caps_body(Some(json!({"fields": 1})), &filters).is_err());
+    fn fields_pass_and_index_filter_is_refused_in_every_form() {
+        let out = field_caps_body(Some(json!({"fields": "*", "runtime_mappings": {}})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"fields": "*"}));
+        assert_eq!(field_caps_body(Some(json!({}))).unwrap(), None::<Value>);
+        assert!(field_caps_body(Some(json!({"fields": 1}))).is_err());
+        // Issue #8.4: decided from index-wide min/max values, whatever the query.
+        for filter in [
+            json!({"range": {"n": {"gte": 5}}}),
+            json!({"match_all": {}}),
+            json!({"term": {"tenant": "a"}}),
+            json!(null),
+        ] {
+            let err =
+                field_caps_body(Some(json!({"fields": "*", "index_filter": filter}))).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{filter}");
+            assert!(err.reason.contains("[index_filter]"), "{}", err.reason);
+        }
     }
 }
 
