@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::async_search;
 use super::body::{self, Media};
 use super::continuation::{self, IdKind, Seal};
+use super::dialect::{Dialect, DialectRoute};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
@@ -154,6 +155,7 @@ pub(super) fn prepare(
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let mut transform = None;
+    let dialect_route = dialect_route(&route);
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     // An async search submit is rewritten like a search; only its path and seal differ.
     let async_submit = matches!(route, Route::AsyncSubmit { .. });
@@ -245,6 +247,7 @@ pub(super) fn prepare(
                     seal,
                     transform: None,
                     shaping,
+                    dialect_route: None,
                 });
             }
             let (sh, path, resolve) = at_path(&expr()?, "/", api);
@@ -480,6 +483,7 @@ pub(super) fn prepare(
         seal,
         transform,
         shaping,
+        dialect_route,
     })
 }
 
@@ -499,7 +503,12 @@ pub(super) fn authorize(
         seal,
         transform,
         shaping,
+        dialect_route,
     } = prepared;
+    // Before anything else: the other dialect's form must never reach the backend.
+    if let Some(route) = dialect_route {
+        route.check(resolution.dialect)?;
+    }
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
     let mut narrowed: Vec<(String, Vec<String>)> = Vec::new();
@@ -595,6 +604,26 @@ pub(super) fn authorize(
     permit.transform = transform;
     permit.place_shaping(shaping);
     Ok(permit)
+}
+
+/// The point-in-time routes exist in one dialect each (see `dialect`).
+fn dialect_route(route: &Route) -> Option<DialectRoute> {
+    let (dialect, method, template) = match route {
+        Route::PitOpen { .. } => (Dialect::Elasticsearch, "POST", "/{index}/_pit"),
+        Route::PitClose => (Dialect::Elasticsearch, "DELETE", "/_pit"),
+        Route::OsPitOpen { .. } => (
+            Dialect::OpenSearch,
+            "POST",
+            "/{index}/_search/point_in_time",
+        ),
+        Route::OsPitClose => (Dialect::OpenSearch, "DELETE", "/_search/point_in_time"),
+        _ => return None,
+    };
+    Some(DialectRoute {
+        dialect,
+        method,
+        template,
+    })
 }
 
 /// An expression that matches no index on any cluster (`*` minus `*`), forwarded where a
@@ -772,6 +801,7 @@ mod tests {
                     )
                 })
                 .collect::<BTreeMap<_, _>>(),
+            dialect: None,
         }
     }
 
@@ -1406,6 +1436,137 @@ mod tests {
                     }
                     _ => prop_assert!(permit.body.is_none()),
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod dialect_and_shaping_tests {
+    use serde_json::json;
+
+    use crate::es::continuation::{self, IdKind};
+    use crate::es::dialect::Dialect;
+    use crate::es::testing::{head, scope};
+    use crate::es::{self, Permit, RejectKind, Rejection, Resolution};
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Option<&[u8]>,
+        dialect: Option<Dialect>,
+    ) -> Result<Permit, Rejection> {
+        let s = scope();
+        let h = head(method, path, query);
+        let plan = es::plan(&h, &s)?;
+        let prepared = es::prepare(plan, body, &h, &s)?;
+        let mut r = Resolution {
+            dialect: if prepared.needs_dialect() {
+                dialect
+            } else {
+                None
+            },
+            ..Resolution::default()
+        };
+        for e in prepared.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                vec![es::resolution::ResolvedName {
+                    name: "logs-a".into(),
+                    kind: es::resolution::NameKind::Index,
+                    indices: vec!["logs-a".into()],
+                }],
+            );
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    /// Issue #8.6: each dialect's point-in-time form goes only to a backend of that dialect;
+    /// the other form is answered like a route the backend does not have, an unknown dialect
+    /// refuses both.
+    #[test]
+    fn point_in_time_forms_are_forwarded_only_to_their_dialect() {
+        let sealed = continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let es_close = serde_json::to_vec(&json!({ "id": sealed })).unwrap();
+        let os_close = serde_json::to_vec(&json!({ "pit_id": [sealed] })).unwrap();
+        let cases: [(&str, &str, Option<&[u8]>, Dialect); 4] = [
+            ("POST", "/logs-a/_pit", None, Dialect::Elasticsearch),
+            ("DELETE", "/_pit", Some(&es_close), Dialect::Elasticsearch),
+            (
+                "POST",
+                "/logs-a/_search/point_in_time",
+                None,
+                Dialect::OpenSearch,
+            ),
+            (
+                "DELETE",
+                "/_search/point_in_time",
+                Some(&os_close),
+                Dialect::OpenSearch,
+            ),
+        ];
+        for (method, path, body, own) in cases {
+            let q = (method == "POST").then_some("keep_alive=1m");
+            let other = match own {
+                Dialect::Elasticsearch => Dialect::OpenSearch,
+                Dialect::OpenSearch => Dialect::Elasticsearch,
+            };
+            let permit = run(method, path, q, body, Some(own))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.action.contains("pit"), "{method} {path}");
+            let refused = run(method, path, q, body, Some(other)).unwrap_err();
+            assert_eq!(refused.kind, RejectKind::BadRequest, "{method} {path}");
+            assert!(
+                refused.reason.starts_with("no handler found for uri"),
+                "{}",
+                refused.reason
+            );
+            let unknown = run(method, path, q, body, None).unwrap_err();
+            assert_eq!(unknown.kind, RejectKind::Forbidden, "{method} {path}");
+        }
+        // A search with a point in time has one form in both dialects: no dialect needed.
+        let search = serde_json::to_vec(&json!({"pit": {"id": sealed}})).unwrap();
+        let h = head("POST", "/_search", None);
+        let plan = es::plan(&h, &scope()).unwrap();
+        let prepared = es::prepare(plan, Some(&search), &h, &scope()).unwrap();
+        assert!(!prepared.needs_dialect());
+    }
+
+    /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
+    /// final answer (never forwarded) on answers esgate reads whole.
+    #[test]
+    fn response_shaping_is_forwarded_or_applied_by_esgate_never_both() {
+        let shaping = "filter_path=hits.hits._source&pretty=true&human=true&error_trace=false";
+        let streamed = run("GET", "/logs-a/_search", Some(shaping), None, None).unwrap();
+        assert!(!streamed.reads_answer_whole());
+        assert!(streamed.shaping.is_none());
+        let names: Vec<&str> = streamed.query.iter().map(|(k, _)| k.as_str()).collect();
+        for k in ["filter_path", "pretty", "human"] {
+            assert!(names.contains(&k), "{k} forwarded: {names:?}");
+        }
+        assert!(!names.contains(&"error_trace"), "{names:?}");
+
+        let read_whole = [
+            ("GET", "/logs-a/_search", "scroll=1m&"),
+            ("POST", "/logs-a/_pit", "keep_alive=1m&"),
+            ("GET", "/_cluster/health", ""),
+            ("POST", "/logs-a/_terms_enum", ""),
+            ("GET", "/_cat/indices", "format=json&"),
+        ];
+        for (method, path, extra) in read_whole {
+            let q = format!("{extra}{shaping}");
+            let body: Option<&[u8]> = (method == "POST" && path.ends_with("_terms_enum"))
+                .then_some(br#"{"field":"user"}"#.as_slice());
+            let permit = run(method, path, Some(&q), body, Some(Dialect::Elasticsearch))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.reads_answer_whole(), "{method} {path}");
+            assert!(permit.shaping.is_some(), "{method} {path}");
+            for (k, _) in &permit.query {
+                assert!(
+                    !["filter_path", "pretty", "human", "error_trace"].contains(&k.as_str()),
+                    "{method} {path}: {k} forwarded on an answer esgate reads whole"
+                );
             }
         }
     }

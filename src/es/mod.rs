@@ -20,6 +20,7 @@ pub mod body;
 pub mod cat_indices;
 pub mod cluster_health;
 pub mod continuation;
+pub mod dialect;
 pub mod endpoint;
 pub mod error;
 pub mod esql;
@@ -164,6 +165,8 @@ pub struct Resolution {
     /// Expression (as in [`Prepared::to_resolve`]) → the names behind it.
     /// An expression that matches nothing maps to an empty list.
     pub names: BTreeMap<String, Vec<resolution::ResolvedName>>,
+    /// The backend's dialect, filled when [`Prepared::needs_dialect`] (`None`: unknown).
+    pub dialect: Option<dialect::Dialect>,
 }
 
 /// The HTTP method of a permitted upstream request.
@@ -275,6 +278,8 @@ pub struct Prepared {
     transform: Option<transform::Transform>,
     /// The response-shaping parameters, taken out of `query` (see `shaping`).
     shaping: shaping::Shaping,
+    /// A route of one dialect only: forwarded only to a backend of that dialect.
+    dialect_route: Option<dialect::DialectRoute>,
 }
 
 impl Prepared {
@@ -282,6 +287,11 @@ impl Prepared {
     /// header, without duplicates) the proxy must resolve before [`authorize`].
     pub fn to_resolve(&self) -> &[String] {
         &self.to_resolve
+    }
+
+    /// Whether [`authorize`] needs the backend's dialect in [`Resolution::dialect`].
+    pub fn needs_dialect(&self) -> bool {
+        self.dialect_route.is_some()
     }
 }
 

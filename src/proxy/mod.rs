@@ -366,6 +366,10 @@ async fn enforce(
             resolution.names.insert(expr, names);
         }
     }
+    // A route of one dialect only (point in time) needs the backend's (cached after once).
+    if prepared.needs_dialect() {
+        resolution.dialect = app.upstream.dialect(authorization).await?;
+    }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();
     Ok((permit, scope.ids))
