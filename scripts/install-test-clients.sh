@@ -73,6 +73,4 @@ install_node() {
 for set in "${SETS[@]}"; do
   install_one "$set"
 done
-if [ "${ESGATE_SKIP_NODE_CLIENT:-}" != 1 ]; then
-  install_node
-fi
+install_node
