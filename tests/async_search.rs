@@ -89,7 +89,10 @@ async fn setup() -> (Recording, Esgate, String, String) {
     // The banner esgate reads the dialect from before it forwards a point-in-time route.
     es.script_fn("GET", "/", |r| {
         let (status, body) = if r.path == "/" {
-            (200, json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}))
+            (
+                200,
+                json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}),
+            )
         } else {
             (404, json!({"error": "nothing scripted", "status": 404}))
         };
@@ -335,7 +338,10 @@ async fn the_kibana_sequence_submit_poll_poll_delete() {
     // The banner esgate reads the dialect from before it forwards a point-in-time route.
     es.script_fn("GET", "/", |r| {
         let (status, body) = if r.path == "/" {
-            (200, json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}))
+            (
+                200,
+                json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}),
+            )
         } else {
             (404, json!({"error": "nothing scripted", "status": 404}))
         };
