@@ -51,7 +51,24 @@ fn ns(page: &Value) -> Vec<u64> {
 
 async fn shaping_holds(backend: &Backend) {
     let gw = Esgate::start(&[backend.url()], "").await;
-    let (_, secret) = gw.token(tenant_a()).await;
+    let (id, secret) = gw.token(tenant_a()).await;
+
+    // esgate's own answers (Kibana's `_authenticate`): esgate applies it.
+    let (s, v) = call(
+        &gw,
+        &secret,
+        "GET",
+        "/_security/_authenticate?filter_path=username,authentication_realm.name",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (
+            200,
+            json!({"username": id, "authentication_realm": {"name": "esgate"}})
+        )
+    );
 
     // Streamed: the backend filters.
     let (s, v) = call(
