@@ -96,12 +96,16 @@ impl FilterPath {
 
     /// The parts of `value` the filters keep (`{}` when nothing is kept).
     pub fn apply(&self, value: Value) -> Value {
-        let inclusion = if self.include.is_empty() {
+        let including = closure(&self.include, start(&self.include));
+        let inclusion = if self.include.is_empty() || any_final(&self.include, &including) {
             Inclusion::All
         } else {
-            Inclusion::Partial(closure(&self.include, start(&self.include)))
+            Inclusion::Partial(including)
         };
         let excluding = closure(&self.exclude, start(&self.exclude));
+        if any_final(&self.exclude, &excluding) {
+            return Value::Object(Map::new());
+        }
         self.walk(value, &inclusion, &excluding)
             .unwrap_or_else(|| Value::Object(Map::new()))
     }
@@ -295,6 +299,9 @@ mod tests {
             filtered("a.b", json!({"a": [1, {"b": 2}, {"c": 3}]})),
             json!({"a": [{"b": 2}]})
         );
+        // Excluding everything (at the root too) keeps nothing.
+        assert_eq!(filtered("-**", search()), json!({}));
+        assert_eq!(filtered("**", json!(5)), json!(5));
         // Exclusions alone keep containers that end up empty.
         assert_eq!(filtered("-a.b", json!({"a": {"b": 1}})), json!({"a": {}}));
     }
@@ -342,6 +349,61 @@ mod tests {
                 p.iter().all(|pv| it.any(|wv| is_part_of(pv, wv)))
             }
             _ => part == whole,
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<i64>().prop_map(Value::from),
+                "[a-c]{0,2}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-c]{1,2}|a\\.b", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn filter() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just("c*".to_string()),
+                Just("*".to_string()),
+                Just("**".to_string()),
+            ];
+            let path =
+                (any::<bool>(), prop::collection::vec(segment, 1..4)).prop_map(|(neg, segs)| {
+                    format!("{}{}", if neg { "-" } else { "" }, segs.join("."))
+                });
+            prop::collection::vec(path, 1..4).prop_map(|f| f.join(","))
+        }
+
+        proptest! {
+            /// Whatever the filter, the answer is a part of the input: nothing added or changed.
+            #[test]
+            fn filtering_only_removes(v in json(), f in filter()) {
+                let parsed = FilterPath::parse(&f).unwrap().unwrap();
+                let out = parsed.apply(v.clone());
+                // `{}` is the answer when nothing is kept (even of a scalar root).
+                let nothing = Value::Object(Map::new());
+                prop_assert!(out == nothing || is_part_of(&out, &v), "{} on {} gave {}", f, v, out);
+            }
+
+            /// `**` keeps everything.
+            #[test]
+            fn any_depth_alone_is_the_identity(v in json()) {
+                let all = FilterPath::parse("**").unwrap().unwrap();
+                prop_assert_eq!(all.apply(v.clone()), v);
+            }
         }
     }
 

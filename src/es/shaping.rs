@@ -27,6 +27,11 @@ pub struct Shaping {
     pretty: bool,
 }
 
+/// Largest answer esgate shapes itself: parsing a JSON answer into a tree takes several times
+/// its size in memory, and the client chooses to ask for it. A larger answer is sent unshaped
+/// (shaping only ever removes parts, so the client gets more than it asked, never less).
+pub const MAX_SHAPED_ANSWER: usize = 32 * 1024 * 1024;
+
 /// The shaping parameters (all on `params::COMMON`, so every route takes them).
 const NAMES: [&str; 4] = ["filter_path", "pretty", "human", "error_trace"];
 
@@ -64,10 +69,14 @@ impl Shaping {
     }
 
     /// The answer shaped as asked: filtered, then pretty-printed. `None` when the body is not
-    /// JSON (a `_cat` text table): it is then left as it is, as Elasticsearch does.
+    /// JSON (a `_cat` text table: left as it is, as Elasticsearch does) or larger than
+    /// [`MAX_SHAPED_ANSWER`] (left as it is).
     pub fn apply(&self, body: &[u8]) -> Option<Vec<u8>> {
         if self.is_identity() {
             return Some(body.to_vec());
+        }
+        if body.len() > MAX_SHAPED_ANSWER {
+            return None;
         }
         let mut value: Value = serde_json::from_slice(body).ok()?;
         if let Some(filter) = &self.filter_path {
@@ -132,6 +141,10 @@ mod tests {
             json!({"_scroll_id": "esgc1_x", "hits": {"hits": [{"_source": {"a": 1}}]}})
         );
         assert_eq!(s.apply(b"green logs-a\n"), None);
+        let mut huge = b"{\"a\":\"".to_vec();
+        huge.resize(MAX_SHAPED_ANSWER + 1, b'x');
+        huge.extend_from_slice(b"\"}");
+        assert_eq!(s.apply(&huge), None, "too large to parse: sent as it is");
 
         let mut p = params(&[("pretty", "true")]);
         let pretty = Shaping::take(&mut p).unwrap();
