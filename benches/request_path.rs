@@ -94,7 +94,10 @@ fn resolution_for(exprs: &[String]) -> Resolution {
                 .collect(),
         );
     }
-    Resolution { names }
+    Resolution {
+        names,
+        dialect: None,
+    }
 }
 
 fn check_and_rewrite(c: &mut Criterion) {

@@ -86,6 +86,18 @@ fn answer(id: Option<&str>, running: bool, status: u16) -> Answer {
 async fn setup() -> (Recording, Esgate, String, String) {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    // The banner esgate reads the dialect from before it forwards a point-in-time route.
+    es.script_fn("GET", "/", |r| {
+        let (status, body) = if r.path == "/" {
+            (
+                200,
+                json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}),
+            )
+        } else {
+            (404, json!({"error": "nothing scripted", "status": 404}))
+        };
+        support::recording::Answer::json(status, body)
+    });
     es.script("POST", "/", answer(Some(BACKEND_ID), true, 200));
     es.script(
         "GET",
@@ -323,6 +335,18 @@ async fn foreign_forged_raw_and_other_kind_ids_never_reach_the_backend() {
 async fn the_kibana_sequence_submit_poll_poll_delete() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    // The banner esgate reads the dialect from before it forwards a point-in-time route.
+    es.script_fn("GET", "/", |r| {
+        let (status, body) = if r.path == "/" {
+            (
+                200,
+                json!({"version": {"number": "8.15.3"}, "tagline": "You Know, for Search"}),
+            )
+        } else {
+            (404, json!({"error": "nothing scripted", "status": 404}))
+        };
+        support::recording::Answer::json(status, body)
+    });
     es.script("POST", "/", answer(Some(BACKEND_ID), true, 200));
     // The first poll finds it still running, the second finished (the stored result keeps
     // its id).

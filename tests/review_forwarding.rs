@@ -207,7 +207,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/logs-a%2Clogs-b/_search/?size=%35&pretty",
             "",
             "",
-            "/logs-a,logs-b/_search?size=5&pretty=&expand_wildcards=open",
+            "/logs-a,logs-b/_search?size=5&expand_wildcards=open&pretty=",
         ),
         // `+` in a value is a space for ES; esgate decodes and re-encodes it.
         (

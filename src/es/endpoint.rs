@@ -26,8 +26,8 @@ pub enum Route {
     Mapping { index: Option<String> },
     /// `GET|POST [/{index}]/_field_caps`.
     FieldCaps { index: Option<String> },
-    /// `GET /_cluster/health`.
-    ClusterHealth,
+    /// `GET /_cluster/health[/{index}]`: the token's indices only, answered by `cluster_health`.
+    ClusterHealth { index: Option<String> },
     /// `GET /_resolve/index/{name}`.
     ResolveIndex { name: String },
     /// `GET|POST /_search/scroll` with the (sealed) scroll id in the body.
@@ -77,7 +77,7 @@ impl Route {
             Route::Msearch { .. } => "msearch",
             Route::Mapping { .. } => "mapping",
             Route::FieldCaps { .. } => "field_caps",
-            Route::ClusterHealth => "cluster_health",
+            Route::ClusterHealth { .. } => "cluster_health",
             Route::ResolveIndex { .. } => "resolve_index",
             Route::ScrollNext => "scroll",
             Route::ScrollClear => "clear_scroll",
@@ -303,7 +303,10 @@ fn allowed(method: Method, segs: &[&str]) -> Result<Option<Route>, Rejection> {
         ["_msearch"] if get_or_post => Route::Msearch { index: None },
         ["_mapping"] if method == Get => Route::Mapping { index: None },
         ["_field_caps"] if get_or_post => Route::FieldCaps { index: None },
-        ["_cluster", "health"] if method == Get => Route::ClusterHealth,
+        ["_cluster", "health"] if method == Get => Route::ClusterHealth { index: None },
+        ["_cluster", "health", index] if method == Get => Route::ClusterHealth {
+            index: Some(decode_value(index)?),
+        },
         // elasticsearch-py 9 sends POST; it is forwarded as a GET.
         ["_resolve", "index", name] if get_or_post => Route::ResolveIndex {
             name: decode_value(name)?,
@@ -582,7 +585,18 @@ mod tests {
                     index: idx("logs-a"),
                 },
             ),
-            (Get, "/_cluster/health", Route::ClusterHealth),
+            (
+                Get,
+                "/_cluster/health",
+                Route::ClusterHealth { index: None },
+            ),
+            (
+                Get,
+                "/_cluster/health/logs-*",
+                Route::ClusterHealth {
+                    index: idx("logs-*"),
+                },
+            ),
             (
                 Get,
                 "/_resolve/index/logs-%2A",
@@ -664,7 +678,6 @@ mod tests {
             (Delete, "/logs-a/_search"),
             (Put, "/logs-a/_mapping"),
             (Get, "/_mapping/field/x"),
-            (Get, "/_cluster/health/logs-a"),
             (Get, "/_cluster/state"),
             (Get, "/_resolve/cluster/logs-a"),
             (Head, "/_search"),
@@ -863,7 +876,12 @@ mod tests {
         (
             "GET",
             "/_cluster/health",
-            "cluster-level health only (level=cluster), clients probe it",
+            "the token's indices only (level=cluster, never a wait), clients probe it",
+        ),
+        (
+            "GET",
+            "/_cluster/health/{index}",
+            "health of the checked, narrowed indices (level=cluster, never a wait)",
         ),
         (
             "GET",
@@ -957,7 +975,12 @@ mod tests {
             "field_caps on checked indices",
         ),
         ("GET", "/index/_mapping", "mapping on checked indices"),
-        ("GET", "/_cluster/health", "cluster-level health only"),
+        ("GET", "/_cluster/health", "the token's indices only"),
+        (
+            "GET",
+            "/_cluster/health/index",
+            "health of the checked, narrowed indices",
+        ),
         (
             "POST",
             "/index/_validate/query",

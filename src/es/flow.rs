@@ -13,12 +13,14 @@ use serde_json::Value;
 use super::async_search;
 use super::body::{self, Media};
 use super::continuation::{self, IdKind, Seal};
+use super::dialect::{Dialect, DialectRoute};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
+use super::shaping::Shaping;
 use super::transform::Transform;
-use super::{cat_indices, explain, terms_enum};
+use super::{cat_indices, cluster_health, explain, terms_enum};
 use super::{
     error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
     RequestHead, Resolution, Scope,
@@ -35,8 +37,11 @@ const MAX_FORWARDED_PATH: usize = 3500;
 /// narrowed list of names in its place.
 #[derive(Clone, Debug)]
 pub(super) enum Shape {
-    /// No index expression (root, cluster health).
+    /// No index expression (root).
     Fixed,
+    /// The path is `before` + the concrete indices allowed behind the expression (`*,-*` when
+    /// none), even when the expression needs no narrowing.
+    ConcreteIndices { before: &'static str },
     /// The path is `before` + expression + `after`.
     Path {
         before: &'static str,
@@ -49,6 +54,7 @@ pub(super) enum Shape {
 }
 
 const JSON: &str = "application/json";
+const HEALTH: &str = "/_cluster/health/";
 const NDJSON: &str = "application/x-ndjson";
 
 pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
@@ -64,7 +70,7 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         Route::Msearch { .. } => ParamSet::Msearch,
         Route::Mapping { .. } => ParamSet::Mapping,
         Route::FieldCaps { .. } => ParamSet::FieldCaps,
-        Route::ClusterHealth => ParamSet::ClusterHealth,
+        Route::ClusterHealth { .. } => ParamSet::ClusterHealth,
         Route::ResolveIndex { .. } => ParamSet::ResolveIndex,
         Route::ScrollNext => ParamSet::Scroll,
         Route::PitOpen { .. } | Route::OsPitOpen { .. } => ParamSet::PitOpen,
@@ -87,7 +93,6 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     let params = params::check(head.query, set)?;
     let index = match &route {
         Route::Root
-        | Route::ClusterHealth
         | Route::ScrollNext
         | Route::ScrollClear
         | Route::PitClose
@@ -103,6 +108,7 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         | Route::Msearch { index }
         | Route::Mapping { index }
         | Route::FieldCaps { index }
+        | Route::ClusterHealth { index }
         | Route::AsyncSubmit { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
         Route::ResolveIndex { name } => Some(index::parse(Some(name), &scope.indices)?),
         Route::ValidateQuery { index } => Some(index::parse(index.as_deref(), &scope.indices)?),
@@ -141,25 +147,34 @@ pub(super) fn prepare(
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     };
     let json_body = || body::decode_json(raw_body, head.content_type, head.content_encoding, max);
-    // `q` and its companions leave the parameters and become the body query.
+    // `q` and its companions leave the parameters and become the body query; the response
+    // shaping ones are placed by `authorize` (forwarded or applied by esgate).
     let mut params = params;
+    let shaping = Shaping::take(&mut params)?;
     let uri_query = uri_search::take(&mut params)?;
     super::fields::check_params(&params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let mut transform = None;
+    let dialect_route = dialect_route(&route);
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     // An async search submit is rewritten like a search; only its path and seal differ.
     let async_submit = matches!(route, Route::AsyncSubmit { .. });
     let api = async_search::search_api(async_submit);
     let (method, path, body, to_resolve) = match route {
         Route::Root => (method, "/".to_string(), None, Vec::new()),
-        Route::ClusterHealth => (
-            Method::Get,
-            "/_cluster/health".to_string(),
-            None,
-            Vec::new(),
-        ),
+        Route::ClusterHealth { index: named } => {
+            let (sh, path, resolve) = at_path(&expr()?, HEALTH, "");
+            // Without a path index, the token's concrete indices: never a literal pattern that
+            // names no index (health would be red for it).
+            shape = match named {
+                Some(_) => sh,
+                None => Shape::ConcreteIndices { before: HEALTH },
+            };
+            params = cluster_health::forwarded_params(&params);
+            transform = Some(Transform::ClusterHealth);
+            (Method::Get, path, None, resolve)
+        }
         Route::Mapping { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_mapping");
             shape = sh;
@@ -173,7 +188,7 @@ pub(super) fn prepare(
         Route::FieldCaps { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_field_caps");
             shape = sh;
-            let body = field_caps_body(json_body()?, &scope.filters)?;
+            let body = field_caps_body(json_body()?)?;
             match body {
                 Some(b) => (Method::Post, path, Some(json_forward(&b)?), resolve),
                 None => (Method::Get, path, None, resolve),
@@ -232,6 +247,8 @@ pub(super) fn prepare(
                     body: Some(json_forward(&out)?),
                     seal,
                     transform: None,
+                    shaping,
+                    dialect_route: None,
                 });
             }
             // Elasticsearch refuses a slice outside a scroll or a point in time, OpenSearch
@@ -474,6 +491,8 @@ pub(super) fn prepare(
         body,
         seal,
         transform,
+        shaping,
+        dialect_route,
     })
 }
 
@@ -492,7 +511,13 @@ pub(super) fn authorize(
         mut body,
         seal,
         transform,
+        shaping,
+        dialect_route,
     } = prepared;
+    // Before anything else: the other dialect's form must never reach the backend.
+    if let Some(route) = dialect_route {
+        route.check(resolution.dialect)?;
+    }
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
     let mut narrowed: Vec<(String, Vec<String>)> = Vec::new();
@@ -536,9 +561,22 @@ pub(super) fn authorize(
             }
         }
     }
+    if let Shape::ConcreteIndices { before } = &shape {
+        let names: Vec<&str> = if indices.is_empty() {
+            NO_INDEX.to_vec()
+        } else {
+            indices.iter().map(String::as_str).collect()
+        };
+        path = format!("{before}{}", names.join(","));
+        if path.len() > MAX_FORWARDED_PATH {
+            return Err(Rejection::forbidden(
+                "the token's indices are too many to forward; name fewer indices",
+            ));
+        }
+    }
     if !narrowed.is_empty() {
         match shape {
-            Shape::Fixed => {}
+            Shape::Fixed | Shape::ConcreteIndices { .. } => {}
             Shape::Path { before, after } => {
                 let names = &narrowed[0].1;
                 path = format!("{before}{}{after}", names.join(","));
@@ -573,20 +611,38 @@ pub(super) fn authorize(
         seal,
     );
     permit.transform = transform;
+    permit.place_shaping(shaping);
     Ok(permit)
+}
+
+/// The point-in-time routes exist in one dialect each (see `dialect`).
+fn dialect_route(route: &Route) -> Option<DialectRoute> {
+    let (dialect, method, template) = match route {
+        Route::PitOpen { .. } => (Dialect::Elasticsearch, "POST", "/{index}/_pit"),
+        Route::PitClose => (Dialect::Elasticsearch, "DELETE", "/_pit"),
+        Route::OsPitOpen { .. } => (
+            Dialect::OpenSearch,
+            "POST",
+            "/{index}/_search/point_in_time",
+        ),
+        Route::OsPitClose => (Dialect::OpenSearch, "DELETE", "/_search/point_in_time"),
+        _ => return None,
+    };
+    Some(DialectRoute {
+        dialect,
+        method,
+        template,
+    })
 }
 
 /// An expression that matches no index on any cluster (`*` minus `*`), forwarded where a
 /// wildcard reaches nothing the token may read.
 const NO_INDEX: [&str; 2] = ["*", "-*"];
 
-/// A `_field_caps` body: `fields` (a string or a list of strings) and `index_filter` (a query,
-/// checked and wrapped in the token's filters so it cannot probe other tenants' documents).
-/// Anything else is refused. `None` when there is nothing to forward.
-fn field_caps_body(
-    body: Option<Value>,
-    filters: &super::FilterSet,
-) -> Result<Option<Value>, Rejection> {
+/// A `_field_caps` body: `fields` (a string or a list of strings) and an empty
+/// `runtime_mappings`. `index_filter` and anything else is refused. `None` when there is
+/// nothing to forward.
+fn field_caps_body(body: Option<Value>) -> Result<Option<Value>, Rejection> {
     let m = match body {
         None => return Ok(None),
         Some(Value::Object(m)) if m.is_empty() => return Ok(None),
@@ -602,9 +658,14 @@ fn field_caps_body(
             ("fields", Value::Array(items)) if items.iter().all(Value::is_string) => {
                 out.insert(k, Value::Array(items));
             }
-            ("index_filter", q) => {
-                rewrite::check_query(&q)?;
-                out.insert(k, rewrite::wrap(Some(q), filters));
+            // Elasticsearch decides `index_filter` per shard from index-wide statistics (a
+            // range against the min/max of a field over every document), before any term
+            // clause of the token's filters is evaluated: which indices are listed would tell
+            // whether other tenants' documents hold values in a range (issue #8.4).
+            ("index_filter", _) => {
+                return Err(Rejection::forbidden(
+                    "body key [index_filter] is not allowed for this token: field_caps decides it from index-wide values, including other tenants' documents",
+                ))
             }
             // Kibana sends an empty one; a non-empty one could shadow a filtered field.
             ("runtime_mappings", Value::Object(r)) if r.is_empty() => {}
@@ -749,6 +810,7 @@ mod tests {
                     )
                 })
                 .collect::<BTreeMap<_, _>>(),
+            dialect: None,
         }
     }
 
@@ -1079,12 +1141,6 @@ mod tests {
             (
                 "GET",
                 "/logs-a/_search",
-                Some("filter_path=hits.hits._source"),
-                RejectKind::Forbidden,
-            ), // ENC-33
-            (
-                "GET",
-                "/logs-a/_search",
                 Some("error_trace=true"),
                 RejectKind::Forbidden,
             ), // ENC-36
@@ -1290,8 +1346,16 @@ mod tests {
                 "/_cluster/health",
                 Some("wait_for_status=yellow"),
                 "cluster_health",
-                "/_cluster/health",
-                &[],
+                "/_cluster/health/logs-*",
+                &["logs-*"],
+            ),
+            (
+                "GET",
+                "/_cluster/health/logs-a",
+                None,
+                "cluster_health",
+                "/_cluster/health/logs-a",
+                &["logs-a"],
             ),
             ("HEAD", "/", None, "root", "/", &[]),
             ("GET", "/", None, "root", "/", &[]),
@@ -1474,31 +1538,163 @@ mod tests {
 }
 
 #[cfg(test)]
+mod dialect_and_shaping_tests {
+    use serde_json::json;
+
+    use crate::es::continuation::{self, IdKind};
+    use crate::es::dialect::Dialect;
+    use crate::es::testing::{head, scope};
+    use crate::es::{self, Permit, RejectKind, Rejection, Resolution};
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Option<&[u8]>,
+        dialect: Option<Dialect>,
+    ) -> Result<Permit, Rejection> {
+        let s = scope();
+        let h = head(method, path, query);
+        let plan = es::plan(&h, &s)?;
+        let prepared = es::prepare(plan, body, &h, &s)?;
+        let mut r = Resolution {
+            dialect: if prepared.needs_dialect() {
+                dialect
+            } else {
+                None
+            },
+            ..Resolution::default()
+        };
+        for e in prepared.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                vec![es::resolution::ResolvedName {
+                    name: "logs-a".into(),
+                    kind: es::resolution::NameKind::Index,
+                    indices: vec!["logs-a".into()],
+                }],
+            );
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    /// Issue #8.6: each dialect's point-in-time form goes only to a backend of that dialect;
+    /// the other form is answered like a route the backend does not have, an unknown dialect
+    /// refuses both.
+    #[test]
+    fn point_in_time_forms_are_forwarded_only_to_their_dialect() {
+        let sealed = continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let es_close = serde_json::to_vec(&json!({ "id": sealed })).unwrap();
+        let os_close = serde_json::to_vec(&json!({ "pit_id": [sealed] })).unwrap();
+        let cases: [(&str, &str, Option<&[u8]>, Dialect); 4] = [
+            ("POST", "/logs-a/_pit", None, Dialect::Elasticsearch),
+            ("DELETE", "/_pit", Some(&es_close), Dialect::Elasticsearch),
+            (
+                "POST",
+                "/logs-a/_search/point_in_time",
+                None,
+                Dialect::OpenSearch,
+            ),
+            (
+                "DELETE",
+                "/_search/point_in_time",
+                Some(&os_close),
+                Dialect::OpenSearch,
+            ),
+        ];
+        for (method, path, body, own) in cases {
+            let q = (method == "POST").then_some("keep_alive=1m");
+            let other = match own {
+                Dialect::Elasticsearch => Dialect::OpenSearch,
+                Dialect::OpenSearch => Dialect::Elasticsearch,
+            };
+            let permit = run(method, path, q, body, Some(own))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.action.contains("pit"), "{method} {path}");
+            let refused = run(method, path, q, body, Some(other)).unwrap_err();
+            assert_eq!(refused.kind, RejectKind::BadRequest, "{method} {path}");
+            assert!(
+                refused.reason.starts_with("no handler found for uri"),
+                "{}",
+                refused.reason
+            );
+            let unknown = run(method, path, q, body, None).unwrap_err();
+            assert_eq!(unknown.kind, RejectKind::Forbidden, "{method} {path}");
+        }
+        // A search with a point in time has one form in both dialects: no dialect needed.
+        let search = serde_json::to_vec(&json!({"pit": {"id": sealed}})).unwrap();
+        let h = head("POST", "/_search", None);
+        let plan = es::plan(&h, &scope()).unwrap();
+        let prepared = es::prepare(plan, Some(&search), &h, &scope()).unwrap();
+        assert!(!prepared.needs_dialect());
+    }
+
+    /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
+    /// final answer (never forwarded) on answers esgate reads whole.
+    #[test]
+    fn response_shaping_is_forwarded_or_applied_by_esgate_never_both() {
+        let shaping = "filter_path=hits.hits._source&pretty=true&human=true&error_trace=false";
+        let streamed = run("GET", "/logs-a/_search", Some(shaping), None, None).unwrap();
+        assert!(!streamed.reads_answer_whole());
+        assert!(streamed.shaping.is_none());
+        let names: Vec<&str> = streamed.query.iter().map(|(k, _)| k.as_str()).collect();
+        for k in ["filter_path", "pretty", "human"] {
+            assert!(names.contains(&k), "{k} forwarded: {names:?}");
+        }
+        assert!(!names.contains(&"error_trace"), "{names:?}");
+
+        let read_whole = [
+            ("GET", "/logs-a/_search", "scroll=1m&"),
+            ("POST", "/logs-a/_pit", "keep_alive=1m&"),
+            ("GET", "/_cluster/health", ""),
+            ("POST", "/logs-a/_terms_enum", ""),
+            ("GET", "/_cat/indices", "format=json&"),
+        ];
+        for (method, path, extra) in read_whole {
+            let q = format!("{extra}{shaping}");
+            let body: Option<&[u8]> = (method == "POST" && path.ends_with("_terms_enum"))
+                .then_some(br#"{"field":"user"}"#.as_slice());
+            let permit = run(method, path, Some(&q), body, Some(Dialect::Elasticsearch))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.reads_answer_whole(), "{method} {path}");
+            assert!(permit.shaping.is_some(), "{method} {path}");
+            for (k, _) in &permit.query {
+                assert!(
+                    !["filter_path", "pretty", "human", "error_trace"].contains(&k.as_str()),
+                    "{method} {path}: {k} forwarded on an answer esgate reads whole"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod field_caps_tests {
     use serde_json::{json, Value};
 
     use super::field_caps_body;
-    use crate::es::FilterSet;
+    use crate::es::RejectKind;
 
     #[test]
-    fn fields_pass_and_index_filter_is_wrapped_in_the_token_filters() {
-        let filters = FilterSet::new([("tenant".to_string(), "a".to_string())]);
-        let out = field_caps_body(
-            Some(json!({"fields": "*", "index_filter": {"term": {"user": "bob"}}})),
-            &filters,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(out["fields"], "*");
-        assert_eq!(
-            out["index_filter"],
-            json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [{"term": {"user": "bob"}}]}})
-        );
-        assert_eq!(
-            field_caps_body(Some(json!({})), &filters).unwrap(),
-            None::<Value>
-        );
-        assert!(field_caps_body(Some(json!({"fields": 1})), &filters).is_err());
+    fn fields_pass_and_index_filter_is_refused_in_every_form() {
+        let out = field_caps_body(Some(json!({"fields": "*", "runtime_mappings": {}})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"fields": "*"}));
+        assert_eq!(field_caps_body(Some(json!({}))).unwrap(), None::<Value>);
+        assert!(field_caps_body(Some(json!({"fields": 1}))).is_err());
+        // Issue #8.4: decided from index-wide min/max values, whatever the query.
+        for filter in [
+            json!({"range": {"n": {"gte": 5}}}),
+            json!({"match_all": {}}),
+            json!({"term": {"tenant": "a"}}),
+            json!(null),
+        ] {
+            let err =
+                field_caps_body(Some(json!({"fields": "*", "index_filter": filter}))).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{filter}");
+            assert!(err.reason.contains("[index_filter]"), "{}", err.reason);
+        }
     }
 }
 

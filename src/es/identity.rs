@@ -66,14 +66,17 @@ pub fn route(method: &str, raw_path: &str) -> Option<SelfRoute> {
     }
 }
 
-/// These answers take no query parameters (Kibana's client sends none).
-pub fn check_query(query: Option<&str>) -> Result<(), Rejection> {
-    match query {
-        None | Some("") => Ok(()),
-        Some(_) => Err(Rejection::forbidden(
+/// These answers take only the response-shaping parameters (`filter_path`, `pretty`,
+/// `human`, `error_trace=false`), which esgate applies to its own answer (see `shaping`).
+pub fn check_query(query: Option<&str>) -> Result<super::shaping::Shaping, Rejection> {
+    let mut params = super::params::check(query, super::params::ParamSet::NoParams)?;
+    let shaping = super::shaping::Shaping::take(&mut params)?;
+    if !params.is_empty() {
+        return Err(Rejection::forbidden(
             "this security API takes no query parameters through esgate",
-        )),
+        ));
     }
+    Ok(shaping)
 }
 
 /// Who the token is, as far as these answers tell.
@@ -476,11 +479,20 @@ mod tests {
     }
 
     #[test]
-    fn query_parameters_are_refused() {
-        assert!(check_query(None).is_ok());
-        assert!(check_query(Some("")).is_ok());
-        let e = check_query(Some("pretty")).unwrap_err();
-        assert_eq!(e.kind, RejectKind::Forbidden);
+    fn query_parameters_are_refused_but_response_shaping() {
+        assert!(check_query(None).unwrap().is_identity());
+        assert!(check_query(Some("")).unwrap().is_identity());
+        let shaping = check_query(Some("filter_path=username&pretty")).unwrap();
+        assert_eq!(
+            shaping
+                .apply(br#"{"username":"tok_a","roles":[]}"#)
+                .unwrap(),
+            b"{\n  \"username\": \"tok_a\"\n}"
+        );
+        for q in ["format=yaml", "error_trace=true", "username=x"] {
+            let e = check_query(Some(q)).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{q}");
+        }
     }
 
     #[test]

@@ -18,12 +18,15 @@
 pub mod async_search;
 pub mod body;
 pub mod cat_indices;
+pub mod cluster_health;
 pub mod continuation;
+pub mod dialect;
 pub mod endpoint;
 pub mod error;
 pub mod esql;
 pub mod explain;
 pub(crate) mod fields;
+pub mod filter_path;
 pub mod hidden;
 pub mod identity;
 pub mod index;
@@ -35,6 +38,7 @@ pub mod params;
 pub mod resolution;
 pub mod retriever;
 pub mod rewrite;
+pub mod shaping;
 pub mod sql;
 pub mod terms_enum;
 #[cfg(test)]
@@ -163,6 +167,8 @@ pub struct Resolution {
     /// Expression (as in [`Prepared::to_resolve`]) → the names behind it.
     /// An expression that matches nothing maps to an empty list.
     pub names: BTreeMap<String, Vec<resolution::ResolvedName>>,
+    /// The backend's dialect, filled when [`Prepared::needs_dialect`] (`None`: unknown).
+    pub dialect: Option<dialect::Dialect>,
 }
 
 /// The HTTP method of a permitted upstream request.
@@ -214,6 +220,9 @@ pub struct Permit {
     pub seal: Option<continuation::Seal>,
     /// How esgate rewrites the backend's response before the client sees it.
     pub transform: Option<transform::Transform>,
+    /// Response shaping (`filter_path`, `pretty`) esgate applies to its final answer, last:
+    /// set only when [`Permit::reads_answer_whole`] (otherwise it is in `query`, forwarded).
+    pub shaping: Option<shaping::Shaping>,
     _sealed: (),
 }
 
@@ -269,6 +278,10 @@ pub struct Prepared {
     body: Option<ForwardBody>,
     seal: Option<continuation::Seal>,
     transform: Option<transform::Transform>,
+    /// The response-shaping parameters, taken out of `query` (see `shaping`).
+    shaping: shaping::Shaping,
+    /// A route of one dialect only: forwarded only to a backend of that dialect.
+    dialect_route: Option<dialect::DialectRoute>,
 }
 
 impl Prepared {
@@ -276,6 +289,11 @@ impl Prepared {
     /// header, without duplicates) the proxy must resolve before [`authorize`].
     pub fn to_resolve(&self) -> &[String] {
         &self.to_resolve
+    }
+
+    /// Whether [`authorize`] needs the backend's dialect in [`Resolution::dialect`].
+    pub fn needs_dialect(&self) -> bool {
+        self.dialect_route.is_some()
     }
 }
 
@@ -336,7 +354,28 @@ impl Permit {
             indices,
             seal,
             transform: None,
+            shaping: None,
             _sealed: (),
+        }
+    }
+
+    /// Whether esgate reads the backend's answer whole and rewrites it (a continuation id to
+    /// seal, a transform) instead of streaming it untouched. The one decision of where
+    /// response shaping happens: such an answer must reach esgate unshaped (a `filter_path`
+    /// could strip what esgate seals or checks), and esgate shapes its own final answer.
+    /// Any new step that reads answers whole must be a condition here.
+    pub fn reads_answer_whole(&self) -> bool {
+        self.seal.is_some() || self.transform.is_some()
+    }
+
+    /// Puts the response shaping where [`reads_answer_whole`](Self::reads_answer_whole) says:
+    /// forwarded with the query, or kept for esgate's final answer.
+    fn place_shaping(&mut self, shaping: shaping::Shaping) {
+        if self.reads_answer_whole() {
+            self.shaping = (!shaping.is_identity()).then_some(shaping);
+        } else {
+            self.query.extend(shaping.forwarded().iter().cloned());
+            self.shaping = None;
         }
     }
 }

@@ -66,7 +66,14 @@ enum Kind {
     TimeAtMost(u64),
 }
 
-const COMMON: &[(&str, Kind)] = &[("pretty", Kind::Bool), ("human", Kind::Bool)];
+// Response shaping, taken out by `shaping` (forwarded or applied by esgate, never both).
+// `error_trace=true` would add the backend's stack traces to errors: only the default is taken.
+const COMMON: &[(&str, Kind)] = &[
+    ("pretty", Kind::Bool),
+    ("human", Kind::Bool),
+    ("filter_path", Kind::Text),
+    ("error_trace", Kind::OneOf(&["false"])),
+];
 
 const INDICES_OPTIONS: &[(&str, Kind)] = &[
     // Only widens to frozen indices the expression already names (Grafana sends it).
@@ -197,10 +204,12 @@ const EQL: &[(&str, Kind)] = &[
     ("allow_partial_sequence_results", Kind::Bool),
 ];
 
-// No `timeout`: a wait longer than esgate's backend timeout would turn into a 504.
+// Never a wait: `cluster_health` forwards `timeout=0s` in place of `timeout`, so a
+// `wait_for_status` is checked once; the other `wait_for_*` are refused.
 const CLUSTER_HEALTH: &[(&str, Kind)] = &[
     ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
     ("level", Kind::OneOf(&["cluster"])),
+    ("timeout", Kind::Time),
 ];
 
 impl ParamSet {
@@ -515,7 +524,6 @@ mod tests {
             "expand_wildcards=all",
             "expand_wildcards=open,hidden", // IDX-13
             "error_trace=true",
-            "filter_path=hits",
             "format=yaml",
             "search_pipeline=p",
             "ccs_minimize_roundtrips=false",
@@ -556,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_health_takes_only_its_two_parameters() {
+    fn cluster_health_takes_only_its_three_parameters() {
         assert_eq!(
             check(
                 Some("wait_for_status=yellow&level=cluster"),
@@ -565,9 +573,14 @@ mod tests {
             .unwrap(),
             pairs(&[("wait_for_status", "yellow"), ("level", "cluster")])
         );
-        // A wait could outlast esgate's backend timeout (a 504 from client input).
-        assert!(check(Some("timeout=30s"), ParamSet::ClusterHealth).is_err());
+        // Accepted but never forwarded: `cluster_health` forwards `timeout=0s` (never a wait).
+        assert!(check(Some("timeout=30s"), ParamSet::ClusterHealth).is_ok());
         for q in [
+            "wait_for_nodes=1",
+            "wait_for_active_shards=all",
+            "wait_for_events=languid",
+            "wait_for_no_relocating_shards=true",
+            "wait_for_no_initializing_shards=true",
             "level=indices",
             "level=shards",
             "wait_for_status=blue",

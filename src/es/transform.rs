@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use super::{cat_indices, explain, terms_enum};
+use super::{cat_indices, cluster_health, explain, terms_enum};
 
 /// How the backend's answer is turned into the client's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub enum Transform {
     /// `_explain`, asked as a search on the id: no hit answers like a missing document, a hit
     /// becomes the explain answer without statistics.
     Explain(explain::Lookup),
+    /// `_cluster/health` on the token's indices: the view's counts only (`cluster_health`).
+    ClusterHealth,
 }
 
 /// The backend answered a success that does not have the shape the route expects.
@@ -53,7 +55,17 @@ pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), 
                 serde_json::to_vec(&out).map_err(|_| TransformError)?,
             ))
         }
+        // 408: a `wait_for_status` that was not met (checked once, never waited for).
+        Transform::ClusterHealth if success || status == 408 => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            let out = cluster_health::view(&v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
         _ if !success => Ok((status, body.to_vec())),
+        Transform::ClusterHealth => Err(TransformError),
         Transform::TermsEnum(spec) => {
             let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
             let out = terms_enum::answer(spec, &v).ok_or(TransformError)?;

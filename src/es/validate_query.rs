@@ -57,7 +57,14 @@ pub(crate) mod tests {
                 )
             })
             .collect();
-        es::authorize(prepared, &Resolution { names }, &s)
+        es::authorize(
+            prepared,
+            &Resolution {
+                names,
+                dialect: None,
+            },
+            &s,
+        )
     }
 
     fn json_body(p: &es::Permit) -> serde_json::Value {

@@ -60,7 +60,7 @@ pub(super) async fn respond(
     parts: &Parts,
     body: Incoming,
 ) -> Result<Response<Body>, ProxyError> {
-    es::identity::check_query(parts.uri.query())?;
+    let shaping = es::identity::check_query(parts.uri.query())?;
     let who = es::identity::Identity {
         id: &token.id,
         name: &token.name,
@@ -80,8 +80,10 @@ pub(super) async fn respond(
             es::identity::has_privileges(who, decoded.as_ref(), &refused)?
         }
     };
-    Ok(crate::error::json_response(
-        StatusCode::OK,
-        answer.to_string(),
-    ))
+    // esgate's own answer: the client's response shaping applies to it directly.
+    let text = answer.to_string();
+    let bytes = shaping
+        .apply(text.as_bytes())
+        .unwrap_or_else(|| text.into_bytes());
+    Ok(crate::error::json_response(StatusCode::OK, bytes))
 }

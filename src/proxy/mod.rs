@@ -138,6 +138,7 @@ async fn pipeline(
     // A continuation id to seal in the answer, with the binding the request was checked under.
     let mut seal = None;
     let mut transform = None;
+    let mut shaping = None;
     let upstream_req = match token.permission() {
         Permission::All => {
             ctx.event.action = Some("pass_through");
@@ -166,6 +167,7 @@ async fn pipeline(
             let (permit, binding) = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
             seal = permit.seal.map(|s| (s, binding));
             transform = permit.transform.clone();
+            shaping = permit.shaping.clone();
             upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
     };
@@ -174,27 +176,56 @@ async fn pipeline(
     let enforced = token.permission() != Permission::All;
     let mut headers = upstream_request::response_headers(&up.headers, enforced);
     if let Some(t) = transform {
-        return transformed::respond(app, &t, up.status, &up.headers, headers, body).await;
+        let (status, headers, bytes) =
+            transformed::respond(app, &t, up.status, &up.headers, headers, body).await?;
+        return Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes));
     }
-    let body = match seal {
+    match seal {
         // A failed async search still answers with its id (under its error status).
         Some((seal, binding))
             if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
         {
-            // The body is rebuilt with the sealed id: its length changes.
-            headers.remove(header::CONTENT_LENGTH);
             seal_id_headers(&binding, seal, &mut headers);
-            crate::body::full(seal_response(app, &binding, seal, &up.headers, body).await?)
+            let bytes = seal_response(app, &binding, seal, &up.headers, body).await?;
+            Ok(finish_read_whole(
+                shaping.as_ref(),
+                up.status,
+                headers,
+                bytes,
+            ))
         }
-        _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
-            body,
-            |e| -> BoxError { Box::new(e) },
-        )),
+        _ => {
+            let body = http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
+                body,
+                |e| -> BoxError { Box::new(e) },
+            ));
+            let mut out = Response::new(body);
+            *out.status_mut() = up.status;
+            *out.headers_mut() = headers;
+            Ok(out)
+        }
+    }
+}
+
+/// The last step of every answer esgate read whole and rewrote (sealed ids, transforms): the
+/// client's response shaping (`filter_path`, `pretty`, see `es::shaping`) is applied here, after
+/// every esgate step, so it can only remove parts of esgate's final answer, never what esgate
+/// seals or checks. The body is rebuilt, so its length is recomputed.
+fn finish_read_whole(
+    shaping: Option<&es::shaping::Shaping>,
+    status: http::StatusCode,
+    mut headers: HeaderMap,
+    bytes: Bytes,
+) -> Response<Body> {
+    headers.remove(header::CONTENT_LENGTH);
+    let bytes = match shaping.and_then(|s| s.apply(&bytes)) {
+        Some(shaped) => Bytes::from(shaped),
+        None => bytes,
     };
-    let mut out = Response::new(body);
-    *out.status_mut() = up.status;
+    let mut out = Response::new(crate::body::full(bytes));
+    *out.status_mut() = status;
     *out.headers_mut() = headers;
-    Ok(out)
+    out
 }
 
 /// What binds a continuation id to the token that presents it, as its scope is now.
@@ -334,6 +365,10 @@ async fn enforce(
             let (expr, names) = found?;
             resolution.names.insert(expr, names);
         }
+    }
+    // A route of one dialect only (point in time) needs the backend's (cached after once).
+    if prepared.needs_dialect() {
+        resolution.dialect = app.upstream.dialect(authorization).await?;
     }
     let permit = es::authorize(prepared, &resolution, &scope)?;
     ctx.event.indices = permit.indices.clone();

@@ -5,11 +5,11 @@
 //! Invariant: a transformed route's upstream body never reaches the client untransformed; an
 //! encoded, oversized or unexpected answer is a 502.
 
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::App;
-use crate::body::Body;
 use crate::error::ProxyError;
 use crate::es::transform::{self, Transform};
 use crate::upstream::UpstreamError;
@@ -17,8 +17,8 @@ use crate::upstream::UpstreamError;
 /// These answers are small (a page of terms, one row per index, one explanation).
 const MAX_TRANSFORMED_RESPONSE: usize = 16 * 1024 * 1024;
 
-/// The client's response for the backend's `status`, `upstream` headers and `body`; `headers`
-/// are the relayed response headers.
+/// The client's status, headers and body for the backend's `status`, `upstream` headers and
+/// `body`; `headers` are the relayed response headers (the caller finishes the response).
 pub(super) async fn respond(
     app: &App,
     t: &Transform,
@@ -26,7 +26,7 @@ pub(super) async fn respond(
     upstream: &HeaderMap,
     mut headers: HeaderMap,
     body: Incoming,
-) -> Result<Response<Body>, ProxyError> {
+) -> Result<(StatusCode, HeaderMap, Bytes), ProxyError> {
     let (bytes, _hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
     let (out_status, out) = transform::apply(t, status.as_u16(), &bytes)
         .map_err(|_| ProxyError::Upstream(UpstreamError::Unexpected))?;
@@ -40,8 +40,5 @@ pub(super) async fn respond(
             HeaderValue::from_static(transform::content_type(t, out_status.as_u16())),
         );
     }
-    let mut response = Response::new(crate::body::full(out));
-    *response.status_mut() = out_status;
-    *response.headers_mut() = headers;
-    Ok(response)
+    Ok((out_status, headers, Bytes::from(out)))
 }

@@ -7,6 +7,7 @@
 //!   and its body is esgate's own buffered bytes.
 //! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
 
+pub mod dialect;
 pub mod resolve;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -72,6 +73,8 @@ pub struct Upstream {
     cooldown: Duration,
     epoch: Instant,
     pub(crate) resolver: resolve::Resolver,
+    /// The backend's REST dialect, once known (`dialect.rs`).
+    dialect: dialect::DialectCache,
 }
 
 /// Per-node health, for `/ready` and metrics.
@@ -120,6 +123,7 @@ impl Upstream {
             cooldown: config.unhealthy_cooldown,
             epoch: Instant::now(),
             resolver: resolve::Resolver::new(config.resolve_cache_ttl),
+            dialect: dialect::DialectCache::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Shared harness for the integration tests: real backends (`backend`), the security fixture
 //! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
-//! recording fake Elasticsearch for APIs no real backend implements (`recording`), the thread
+//! recording fake Elasticsearch for APIs no real backend implements (`recording`), the official
+//! clients (`python`, `node`), the thread
 //! server both fakes run on (`local_server`) and TLS material (`tls`). Used as `mod support;` from each test file.
 //!
 //! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
@@ -18,6 +19,7 @@ pub mod faults;
 pub mod fixture;
 pub mod http;
 pub mod local_server;
+pub mod node;
 pub mod python;
 pub mod recording;
 pub mod tls;

@@ -212,12 +212,17 @@ pub fn run_script(set: ClientSet, script: &str, env: &[(&str, &str)]) -> ScriptR
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdin(Stdio::null());
+    run_command(cmd, &format!("{} {}", python.display(), path.display()))
+}
+
+/// Runs a prepared client command (`what` names it in a panic), capturing its output and
+/// killing it after `SCRIPT_TIMEOUT`; every stdout line that is a JSON object is collected.
+pub fn run_command(mut cmd: Command, what: &str) -> ScriptRun {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {} {}: {e}", python.display(), path.display()));
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let mut stdout = child.stdout.take().expect("stdout was piped");
     let mut stderr = child.stderr.take().expect("stderr was piped");
     let out_thread = std::thread::spawn(move || {
