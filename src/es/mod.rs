@@ -22,6 +22,7 @@ pub mod continuation;
 pub mod endpoint;
 pub mod error;
 pub mod esql;
+pub(crate) mod expansion;
 pub mod explain;
 pub mod hidden;
 pub mod identity;
