@@ -79,17 +79,57 @@ fn no_fuzziness(v: &Value) -> bool {
     }
 }
 
+/// Elasticsearch's metadata fields (and a few internal ones) a field pattern could reach.
+const METADATA_FIELDS: &[&str] = &[
+    "_id",
+    "_routing",
+    "_source",
+    "_ignored",
+    "_ignored_source",
+    "_seq_no",
+    "_primary_term",
+    "_version",
+    "_tier",
+    "_field_names",
+    "_nested_path",
+    "_data_stream_timestamp",
+    "_doc_count",
+    "_feature",
+    "_index_mode",
+    "_tsid",
+    "_ts_routing_hash",
+    "_size",
+    "_inference_fields",
+];
+
 /// Whether a field name or pattern (with an optional `^boost`) may reach a metadata field such
-/// as `_id`, whose terms are every document's, tenant or not. `_index` is exempt (its value is
-/// the index name, and the token's indices are checked anyway); `*` alone is exempt
-/// (Elasticsearch leaves metadata fields out of an all-fields pattern); any other pattern
-/// starting with a wildcard could match `_id`.
+/// as `_id`, whose terms are every document's, tenant or not. Any name starting with `_` may
+/// (except `_index`: its value is the index name, and the token's indices are checked anyway);
+/// a `*` pattern may when it matches a metadata field's name, except `*` alone (Elasticsearch
+/// leaves metadata fields out of an all-fields pattern).
 pub(crate) fn may_be_metadata(field: &str) -> bool {
     let name = field.split('^').next().unwrap_or(field).trim();
     if name == "_index" || name == "*" {
         return false;
     }
-    name.starts_with('_') || name.starts_with('*') || name.starts_with('?')
+    name.starts_with('_')
+        || (name.contains('*') && METADATA_FIELDS.iter().any(|m| simple_match(name, m)))
+}
+
+/// Elasticsearch's `Regex.simpleMatch`: `*` matches any run of characters, nothing else is
+/// special.
+fn simple_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            let Some(rest) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| simple_match(tail, &rest[i..]))
+        }
+    }
 }
 
 /// What the text of a query-string-like query does.
@@ -134,7 +174,9 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c.is_whitespace() {
+        // Lucene's whitespace only: any other space is a term character to its parser (so a
+        // `~` after it is a fuzzy term, not a phrase's slop).
+        if matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{3000}') {
             in_term = false;
             i += 1;
             continue;
@@ -375,10 +417,21 @@ mod tests {
 
     #[test]
     fn metadata_fields_and_patterns_that_could_reach_them() {
-        for f in ["_id", "_id^2", "_routing", "_*", "*id", "?id", "*.keyword"] {
+        for f in [
+            "_id", "_id^2", "_routing", "_*", "*id", "*d^3", "*_*", "_foo", "*eq*",
+        ] {
             assert!(may_be_metadata(f), "{f}");
         }
-        for f in ["user", "*", "_index", "message^3", "user.*", "a*"] {
+        for f in [
+            "user",
+            "*",
+            "_index",
+            "message^3",
+            "user.*",
+            "a*",
+            "*.keyword",
+            "?id",
+        ] {
             assert!(!may_be_metadata(f), "{f}");
         }
     }
@@ -397,6 +450,8 @@ mod tests {
             "~1",
             "/ab/~1",
             "[a TO b]~",
+            "\"a b\"\u{a0}~1",
+            "\"a b\"\u{2003}~1",
         ];
         for q in fuzzy {
             assert!(read_text(q, Syntax::Classic).unwrap().fuzzy, "{q}");
@@ -471,6 +526,7 @@ mod tests {
             ("\\_id:a*", &[][..]),
             ("a*", &["_id"][..]),
             ("a*", &["user", "*id"][..]),
+            ("a*", &["*_*"][..]),
             ("_seq_no:[0 TO 5]", &[][..]),
         ] {
             assert_eq!(
@@ -481,5 +537,36 @@ mod tests {
         }
         assert!(check_text("a*", Syntax::Simple, &["_id"]).is_err());
         assert!(check_text("a*", Syntax::Simple, &["user"]).is_ok());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::{read_text, Syntax};
+
+        fn fragments() -> impl Strategy<Value = String> {
+            let f = prop::sample::select(vec![
+                "a", "_id", ":", "~", "~2", "\"", "\\", " ", "\u{a0}", "*", "?", "/", "[", "]",
+                "{", "}", "^2", "(", ")", "-", "+", "&&", "TO", "\u{e9}", ">", "<",
+            ]);
+            prop::collection::vec(f, 0..16).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// Nothing panics, and a `~` right after a term character (outside quotes and
+            /// regexps, which these fragments never open before it) is always fuzzy.
+            #[test]
+            fn reading_never_panics_and_finds_glued_tildes(q in fragments()) {
+                for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                    let _ = read_text(&q, syntax);
+                    let glued = format!("x~ {q}");
+                    if let Ok(r) = read_text(&glued, syntax) {
+                        prop_assert!(r.fuzzy, "{glued:?}");
+                    }
+                }
+            }
+        }
     }
 }
