@@ -4,9 +4,13 @@
 //! allow-list (top-level keys, query types, aggregation types and their parameters), nothing on
 //! the deny-list appears anywhere (`global`, `significant_*`, `min_doc_count: 0` on terms-like
 //! aggregations, scripts, runtime mappings, remote-fetch queries, `wrapper`, join queries,
-//! suggesters, `profile`/`explain`, …), and the token's filter clauses sit in a
-//! fresh outer `bool.filter` around the user's query (or `match_all`), in every top-level
-//! `knn` element's `filter`, and in every leaf of a `retriever` (see `retriever`). The user's own `bool` is never merged into. Rejections name keys,
+//! suggesters, `profile`/`explain`, …, and whatever lets index-wide term statistics or scores
+//! decide a match set or a count: `more_like_this`, fuzzy and prefix expansion, expanding
+//! rewrites, expansions over metadata fields, `min_score`, samplers; see `expansion`), and the
+//! token's filter clauses sit in a fresh outer `bool.filter` around the user's query (or
+//! `match_all`), in every top-level `knn` element's `filter`, in every leaf of a `retriever`
+//! (see `retriever`), and in the `filter` of every kNN search anywhere else in the body, with
+//! or without a retriever. The user's own `bool` is never merged into. Rejections name keys,
 //! never values.
 
 use serde_json::{json, Map, Value};
