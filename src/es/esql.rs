@@ -437,7 +437,21 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
-        if let Some(name) = word(text, Some(t)).map(str::to_ascii_lowercase) {
+        let raw = &text[t.start..t.end];
+        // An identifier parameter (`??name`) could name a function or a metadata field that
+        // the checks below never see.
+        if t.kind == Kind::Word && raw.starts_with("??") {
+            return Err(refuse("identifier parameters are not allowed"));
+        }
+        let name = match t.kind {
+            Kind::Word => Some(raw.to_ascii_lowercase()),
+            Kind::Quoted if call => Some(raw.trim_matches('`').to_ascii_lowercase()),
+            _ => None,
+        };
+        if call && raw.starts_with('?') {
+            return Err(refuse("a function name cannot be a parameter"));
+        }
+        if let Some(name) = name {
             if call && name == "knn" {
                 return Err(refuse(
                     "KNN picks its candidates before the token's filters apply",
@@ -770,6 +784,10 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE `_id` NOT RLIKE \"b.*\"",
             "FROM logs-a METADATA _id | WHERE STARTS_WITH(_id, \"b\")",
             "FROM logs-a | WHERE MATCH(user, \"bob\", {\"fuzziness\" 1})",
+            "FROM logs-a | WHERE `qstr`(\"user:bob~\")",
+            "FROM logs-a | WHERE ?f(\"user:bob~\")",
+            "FROM logs-a METADATA _id | WHERE ??f LIKE \"b*\"",
+            "FROM logs-a | KEEP ??f",
         ];
         for q in cases {
             let r = parse(q);

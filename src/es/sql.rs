@@ -329,7 +329,12 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
 /// expansion, no expanding rewrite, no expansion on metadata fields.
 fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
-        let Some(name) = lower(text, t) else { continue };
+        // A quoted name is still a function name when a bracket follows: `"QUERY"(...)`.
+        let name = match t.kind {
+            Kind::Word => text[t.start..t.end].to_ascii_lowercase(),
+            Kind::Quoted => text[t.start + 1..t.end - 1].to_ascii_lowercase(),
+            _ => continue,
+        };
         let is_query = name == "query";
         if !(is_query || name == "match")
             || toks.get(n + 1).map(|t| t.kind) != Some(Kind::Punct(b'('))
@@ -534,6 +539,8 @@ mod tests {
             "SELECT * FROM logs-a WHERE QUERY('_id:b*')",
             "SELECT * FROM logs-a WHERE QUERY('b*', 'default_field=_id')",
             "SELECT * FROM logs-a WHERE QUERY('it''s~')",
+            "SELECT * FROM logs-a WHERE \"QUERY\"('user:bob~')",
+            "SELECT * FROM logs-a WHERE `match`(user, 'bob', 'fuzziness=1')",
         ] {
             assert!(parse(q).is_err(), "{q} was accepted");
         }
