@@ -250,7 +250,23 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        "term" => field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true),
+        "term" => {
+            field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true)?;
+            // Case-insensitive matching expands the term over the field's dictionary.
+            let insensitive = |v: &Value| v.get("case_insensitive").is_some_and(|c| c != false);
+            if object(body, ty)?.iter().any(|(f, v)| {
+                f != "boost"
+                    && f != "_name"
+                    && insensitive(v)
+                    && super::expansion::may_be_metadata(f)
+            }) {
+                return Err(Rejection::forbidden(
+                    "case-insensitive term queries on metadata fields are not allowed for this \
+                     token",
+                ));
+            }
+            Ok(())
+        }
         "terms" => check_terms_query(body),
         "range" => field_leaf(
             body,
@@ -1655,6 +1671,7 @@ mod tests {
             json!({"prefix":{"_id":"b"}}),
             json!({"wildcard":{"_id":{"value":"b*"}}}),
             json!({"regexp":{"_routing":"b.*"}}),
+            json!({"term":{"_id":{"value":"B1","case_insensitive":true}}}),
             json!({"query_string":{"query":"user:bob~"}}),
             json!({"query_string":{"query":"bob~1","default_field":"user"}}),
             json!({"query_string":{"query":"user:bob","fuzziness":"AUTO"}}),
@@ -1720,6 +1737,8 @@ mod tests {
             json!({"regexp":{"user":"b.*"}}),
             json!({"prefix":{"_index":"logs"}}),
             json!({"term":{"_id":"a1"}}),
+            json!({"term":{"_id":{"value":"a1","case_insensitive":false}}}),
+            json!({"term":{"user":{"value":"Alice","case_insensitive":true}}}),
             json!({"ids":{"values":["a1"]}}),
             json!({"query_string":{"query":"user:b* AND message:\"hello world\"~2"}}),
             json!({"query_string":{"query":"_id:a1 OR _exists_:user","rewrite":"constant_score"}}),
