@@ -3,11 +3,12 @@
 //!
 //! - Differentials: each request a tenant-a token may send (fuzzy terms, phrase prefixes,
 //!   `more_like_this`, expanding rewrites, `min_score` in the body, in `function_score` and in
-//!   `_count?min_score=`, `?q=` fuzzy terms with the default 50 expansions) must answer exactly
-//!   the same before and after other tenants' documents are written. Before the fix every one
-//!   of them but the `top_terms_1` rewrites changed on at least one backend (tenant a's count
-//!   fell from 10 to 5, or to 0); those two are refused by the same rule (both backends happen
-//!   to keep tenant a's term on that tie).
+//!   `_count?min_score=`, `?q=` fuzzy terms with the default 50 expansions, a `sampler` of the
+//!   best-scoring documents) must answer exactly the same before and after other tenants'
+//!   documents are written. Before the fix every one of them but the `top_terms_1` rewrites
+//!   changed on at least one backend (tenant a's count fell from 10 to 5 or 0, the sampled
+//!   document changed); those two are refused by the same rule (both backends happen to keep
+//!   tenant a's term on that tie).
 //! - Safe forms keep working with the token's own counts (constant-score prefixes and
 //!   wildcards, exact `match`, phrase slop in query strings).
 //! - kNN beside a retriever (noida, the ES-8 dialect with kNN and retrievers): a kNN search in
@@ -39,8 +40,9 @@ async fn call(url: &str, auth: Option<&str>, method: &str, body: Option<&Value>)
     send(method, url, &headers, bytes).await.expect("answers")
 }
 
-/// What tenant a sees of an answer: the status, a count, the total hits and the hit ids.
-fn seen(r: &Reply) -> (u16, Value, Value, Vec<String>) {
+/// What tenant a sees of an answer: the status, a count, the total hits, the hit ids and the
+/// aggregations.
+fn seen(r: &Reply) -> (u16, Value, Value, Vec<String>, Value) {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let mut ids: Vec<String> = v["hits"]["hits"]
         .as_array()
@@ -56,6 +58,7 @@ fn seen(r: &Reply) -> (u16, Value, Value, Vec<String>) {
         v["count"].clone(),
         v["hits"]["total"]["value"].clone(),
         ids,
+        v["aggregations"].clone(),
     )
 }
 
@@ -63,7 +66,9 @@ fn seen(r: &Reply) -> (u16, Value, Value, Vec<String>) {
 /// `alicex` and closer to it than tenant a's `alice` (so they fill the default 50 fuzzy
 /// expansions), `alib` (sorts before `alice` for a one-term prefix rewrite), `frobnicate`
 /// (sorts before `from` for a one-term phrase prefix) and the word `a` in every message (its
-/// document frequency rises, so `more_like_this` drops it and BM25 scores fall).
+/// document frequency rises, so `more_like_this` drops it and BM25 scores fall); in `logs-s`,
+/// three documents with `xylo` (its scores fall below `zither`'s, so a sampler of the best
+/// document picks the other tenant-a document).
 fn foreign_bulk() -> String {
     let mut users: Vec<String> = ('a'..='z').map(|c| format!("alice{c}")).collect();
     users.extend(('a'..='z').map(|c| format!("alicex{c}")));
@@ -80,7 +85,36 @@ fn foreign_bulk() -> String {
         );
         bulk.push('\n');
     }
+    for n in 0..3 {
+        bulk.push_str(&json!({"index": {"_index": "logs-s", "_id": format!("fs{n}")}}).to_string());
+        bulk.push('\n');
+        bulk.push_str(&json!({"tenant": "b", "message": "xylo", "n": 9}).to_string());
+        bulk.push('\n');
+    }
     bulk
+}
+
+/// `logs-s`: two tenant-a documents whose scores for `xylo zither` tie until other tenants'
+/// documents change the terms' document frequencies.
+async fn write_sampled_index(base: &str) {
+    let r = call(
+        &format!("{base}/logs-s"),
+        None,
+        "PUT",
+        Some(&json!({"settings": {"number_of_shards": 1}, "mappings": fixture::mappings()})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (id, message, n) in [("sa1", "xylo", 1), ("sa2", "zither", 2)] {
+        let r = call(
+            &format!("{base}/logs-s/_doc/{id}?refresh=true"),
+            None,
+            "PUT",
+            Some(&json!({"tenant": "a", "message": message, "n": n})),
+        )
+        .await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
 }
 
 async fn write_foreign_documents(base: &str) {
@@ -176,12 +210,21 @@ fn statistics_requests(threshold: f64) -> Vec<(&'static str, String, Option<Valu
             format!("{count}?q=message:a&min_score={threshold}"),
             None,
         ),
+        (
+            "POST",
+            "/logs-s/_search".into(),
+            Some(
+                json!({"size": 0, "query": {"match": {"message": "xylo zither"}},
+                "aggs": {"s": {"sampler": {"shard_size": 1}, "aggs": {"t": {"terms": {"field": "n"}}}}}}),
+            ),
+        ),
     ]
 }
 
 /// Runs the differential on one backend: every request answers the same before and after the
 /// foreign documents are written, and the safe forms keep answering tenant a's own counts.
 async fn answers_do_not_move_with_foreign_terms(base: &str) {
+    write_sampled_index(base).await;
     let gw = Esgate::start(&[base], "").await;
     let (_, secret) = gw.token(token_a()).await;
     let auth = bearer(&secret);
