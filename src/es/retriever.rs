@@ -312,6 +312,42 @@ mod tests {
     }
 
     #[test]
+    fn knn_searches_in_retriever_filters_get_the_token_clauses_and_min_score_is_refused() {
+        // Issue 8.3 and 17.2.
+        let knn = json!({"knn": knn_leaf()});
+        let mut filtered = knn_leaf();
+        filtered["filter"] = json!([clause()]);
+        let filtered = json!({ "knn": filtered });
+        let r = json!({"linear": {"retrievers": [
+            {"retriever": {"standard": {"filter": [knn.clone()]}}, "weight": 1},
+            {"retriever": {"knn": {"field": "v", "query_vector": [1.0], "k": 1,
+                "num_candidates": 1, "filter": knn.clone()}}},
+        ], "filter": knn.clone()}});
+        let out = rewrite(&r, &tenant()).unwrap();
+        let kids = &out["linear"]["retrievers"];
+        assert_eq!(
+            kids[0]["retriever"]["standard"]["filter"],
+            json!([filtered.clone()])
+        );
+        assert_eq!(
+            kids[1]["retriever"]["knn"]["filter"],
+            json!([clause(), filtered.clone()])
+        );
+        assert_eq!(out["linear"]["filter"], filtered);
+        for bad in [
+            json!({"standard": {"min_score": 0.5}}),
+            json!({"rrf": {"retrievers": [{"standard": {"min_score": 1}}]}}),
+            json!({"rrf": {"retrievers": [{"standard": {}}], "min_score": 1}}),
+        ] {
+            assert_eq!(
+                rewrite(&bad, &tenant()).unwrap_err().kind,
+                RejectKind::Forbidden,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn in_a_body_the_retriever_is_rewritten_and_cannot_sit_beside_a_query() {
         let mut body = json!({"retriever": {"knn": knn_leaf()}, "size": 3});
         let m = body.as_object_mut().unwrap();
