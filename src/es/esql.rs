@@ -460,10 +460,11 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
             if call && FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
                 check_full_text_call(text, &name, &toks[n + 2..])?;
             }
-            if call && (name == "starts_with" || name == "ends_with") {
-                if toks.get(n + 2).is_some_and(|a| names_metadata(text, a)) {
-                    return Err(metadata_pattern());
-                }
+            if call
+                && (name == "starts_with" || name == "ends_with")
+                && toks.get(n + 2).is_some_and(|a| names_metadata(text, a))
+            {
+                return Err(metadata_pattern());
             }
         }
         if names_metadata(text, t) {
