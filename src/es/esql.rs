@@ -621,11 +621,10 @@ fn literal(raw: &str) -> Value {
 
 /// The content of a string token (`"..."` with its escapes undone, or `"""..."""` as is).
 fn unquote(raw: &str) -> String {
-    if let Some(inner) = raw
-        .strip_prefix("\"\"\"")
-        .and_then(|r| r.trim_end_matches('"').get(..))
-    {
-        return inner.to_string();
+    // Triple-quoted: everything between the first and the last three quotes (up to two more
+    // quotes before the end belong to the content).
+    if raw.len() >= 6 && raw.starts_with("\"\"\"") && raw.ends_with("\"\"\"") {
+        return raw[3..raw.len() - 3].to_string();
     }
     let inner = raw
         .strip_prefix('"')

@@ -242,9 +242,11 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 i = j + 1;
             }
             '~' => {
-                if prev != Prev::Phrase {
+                // Only a phrase's slop is exact; KQL has no slop, so any `~` there is refused.
+                if prev != Prev::Phrase || syntax == Syntax::Kql {
                     out.fuzzy = true;
                 }
+                prev = Prev::Nothing;
                 i += 1;
                 while chars
                     .get(i)
@@ -279,30 +281,10 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 i = j + 1;
             }
             '[' | '{' => {
-                let mut j = i + 1;
-                loop {
-                    match chars.get(j) {
-                        None => return Err(unterminated("range")),
-                        Some('\\') => j += 2,
-                        Some('"') => {
-                            j += 1;
-                            while let Some(d) = chars.get(j) {
-                                match d {
-                                    '\\' => j += 2,
-                                    '"' => break,
-                                    _ => j += 1,
-                                }
-                            }
-                            j += 1;
-                        }
-                        Some(']' | '}') => break,
-                        Some(_) => j += 1,
-                    }
-                }
+                i = range_end(&chars, i + 1)?;
                 out.expands = true;
                 term.clear();
                 prev = Prev::Nothing;
-                i = j + 1;
             }
             _ => {
                 term.clear();
@@ -312,6 +294,47 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
         }
     }
     Ok(out)
+}
+
+/// The index after the range whose body starts at `j` (just after `[` or `{`), read like
+/// Lucene's range lexer: whitespace between tokens; each token is the longer of a "goop" (up to
+/// a space, `]` or `}`, backslashes literal) and, from a `"`, a quoted bound (`\"` escaped);
+/// the first `]` or `}` between tokens ends it.
+fn range_end(chars: &[char], mut j: usize) -> Result<usize, Rejection> {
+    loop {
+        match chars.get(j) {
+            None => return Err(unterminated("range")),
+            Some(']' | '}') => return Ok(j + 1),
+            Some(' ' | '\t' | '\n' | '\r' | '\u{3000}') => j += 1,
+            Some(first) => {
+                let mut goop = j;
+                while chars
+                    .get(goop)
+                    .is_some_and(|d| !matches!(d, ' ' | ']' | '}'))
+                {
+                    goop += 1;
+                }
+                let mut quoted = j;
+                if *first == '"' {
+                    let mut k = j + 1;
+                    while let Some(d) = chars.get(k) {
+                        if *d == '"' {
+                            // Content must not be empty; an unescaped quote must end it, an
+                            // escaped one may (the longest reading wins).
+                            if k > j + 1 {
+                                quoted = k + 1;
+                            }
+                            if k == j + 1 || chars[k - 1] != '\\' {
+                                break;
+                            }
+                        }
+                        k += 1;
+                    }
+                }
+                j = goop.max(quoted);
+            }
+        }
+    }
 }
 
 fn unterminated(what: &str) -> Rejection {
@@ -450,6 +473,11 @@ mod tests {
             "~1",
             "/ab/~1",
             "[a TO b]~",
+            // Backslashes are literal in a range: the range ends at the first `]`.
+            "[a TO b\\] user:bob~1 [c TO d]",
+            // A quoted bound is shorter than the goop around it: the goop wins.
+            "[x TO \"ab\"c\"d] user:bob~1 [p TO \"q\"]",
+            "\"a b\"~2 ~3",
             "\"a b\"\u{a0}~1",
             "\"a b\"\u{2003}~1",
         ];
@@ -466,6 +494,8 @@ mod tests {
             "a* OR b?c",
             "/a~b/",
             "[a TO b~]",
+            "[\"a ] b\" TO c~]",
+            "[\"a\\\" ]~\" TO c]",
             "\"quote \\\" inside\"~2",
         ];
         for q in exact {
@@ -504,6 +534,7 @@ mod tests {
     fn simple_and_kql_text() {
         assert!(read_text("bob~2", Syntax::Simple).unwrap().fuzzy);
         assert!(!read_text("\"a b\"~2", Syntax::Simple).unwrap().fuzzy);
+        assert!(read_text("\"a b\"~2", Syntax::Kql).unwrap().fuzzy);
         assert!(read_text("bo*", Syntax::Simple).unwrap().expands);
         // `?`, `/` and `[` are plain characters in simple_query_string.
         let r = read_text("a?b /x [y", Syntax::Simple).unwrap();

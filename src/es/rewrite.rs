@@ -1302,6 +1302,14 @@ fn flat_text_query(
         Some(Value::String(q)) if super::uri_search::too_deep(q) => Err(Rejection::bad_request(
             "the query string is nested too deeply",
         )),
+        // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
+        // differently: with flags, any `~` counts as a fuzzy term.
+        Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
+            Err(Rejection::forbidden(
+                "fuzzy terms (`~` after a term) are not allowed for this token, and with \
+                 [flags] every `~` counts as one",
+            ))
+        }
         Some(Value::String(q)) => super::expansion::check_text(q, syntax, &targets),
         _ => Ok(()),
     }
@@ -1685,6 +1693,8 @@ mod tests {
             json!({"simple_query_string":{"query":"bob~2","fields":["user"]}}),
             json!({"simple_query_string":{"query":"b*","fields":["_id"]}}),
             json!({"simple_query_string":{"query":"bob","fuzzy_max_expansions":1}}),
+            json!({"simple_query_string":{"query":"\"a\\\" b~2 \"","flags":"PHRASE|FUZZY"}}),
+            json!({"simple_query_string":{"query":"\"a b\"~2","flags":"FUZZY"}}),
         ]
     }
 
@@ -1745,6 +1755,7 @@ mod tests {
             json!({"query_string":{"query":"bo?","default_field":"user","fuzziness":0}}),
             json!({"query_string":{"query":"*","fields":["*"]}}),
             json!({"simple_query_string":{"query":"\"a b\"~2 | bo*","fields":["user","m^2"]}}),
+            json!({"simple_query_string":{"query":"a b","flags":"AND|OR"}}),
             json!({"match_phrase":{"m":{"query":"hello world","slop":2}}}),
             json!({"combined_fields":{"query":"hello","fields":["m"]}}),
         ];
