@@ -540,11 +540,18 @@ fn check_full_text_call(text: &str, name: &str, rest: &[Tok]) -> Result<(), Reje
         } else {
             Syntax::Kql
         };
-        let targets: Vec<&str> = options
-            .get("default_field")
-            .map(|v| v.as_str().unwrap_or("_"))
-            .into_iter()
-            .collect();
+        // The fields the text searches; one that cannot be read counts as a metadata field.
+        let mut targets: Vec<&str> = Vec::new();
+        for key in ["default_field", "fields"] {
+            match options.get(key) {
+                None => {}
+                Some(Value::String(f)) => targets.push(f),
+                Some(Value::Array(items)) => {
+                    targets.extend(items.iter().map(|f| f.as_str().unwrap_or("_")));
+                }
+                Some(_) => targets.push("_"),
+            }
+        }
         expansion::check_text(&query, syntax, &targets)?;
     }
     Ok(())
@@ -578,7 +585,9 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
                 Kind::Str => Value::String(unquote(&text[t.start..t.end])),
                 Kind::Word => literal(&text[t.start..t.end]),
                 Kind::Open => {
-                    // A list or a nested map: skipped to its end, not a checkable literal.
+                    // A list of strings is kept (field lists); anything else nested is skipped
+                    // to its end and is not a checkable literal.
+                    let start = i;
                     let mut depth = 1usize;
                     while depth > 0 {
                         match inner.get(i).map(|t| t.kind) {
@@ -589,7 +598,22 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
                         }
                         i += 1;
                     }
-                    Value::Null
+                    let items = &inner[start..i - 1];
+                    let strings = items
+                        .iter()
+                        .enumerate()
+                        .all(|(n, t)| t.kind == if n % 2 == 0 { Kind::Str } else { Kind::Comma });
+                    if &text[t.start..t.end] == "[" && strings {
+                        Value::Array(
+                            items
+                                .iter()
+                                .filter(|t| t.kind == Kind::Str)
+                                .map(|t| Value::String(unquote(&text[t.start..t.end])))
+                                .collect(),
+                        )
+                    } else {
+                        Value::Null
+                    }
                 }
                 _ => return Err(bad()),
             }
@@ -698,6 +722,10 @@ mod tests {
                 "FROM logs-a METADATA _id | WHERE _id == \"a1\" AND user LIKE \"b*\"",
                 &["logs-a"],
             ),
+            (
+                "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"m\"]})",
+                &["logs-a"],
+            ),
         ];
         for (q, want) in cases {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -777,6 +805,8 @@ mod tests {
             "FROM logs-a | WHERE QSTR(\"b*\", {\"rewrite\": \"top_terms_1\"})",
             "FROM logs-a | WHERE QSTR(\"_id:b*\")",
             "FROM logs-a | WHERE QSTR(\"b*\", {\"default_field\": \"_id\"})",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"_id\"]})",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"default_field\": ?f})",
             "FROM logs-a | WHERE QSTR(?q)",
             "FROM logs-a | WHERE KQL(\"_id: b*\")",
             "FROM logs-a | WHERE KNN(v, [1, 2])",
