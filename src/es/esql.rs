@@ -602,13 +602,13 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
                     let strings = items
                         .iter()
                         .enumerate()
-                        .all(|(n, t)| t.kind == if n % 2 == 0 { Kind::Str } else { Kind::Comma });
+                        .all(|(n, x)| x.kind == if n % 2 == 0 { Kind::Str } else { Kind::Comma });
                     if &text[t.start..t.end] == "[" && strings {
                         Value::Array(
                             items
                                 .iter()
-                                .filter(|t| t.kind == Kind::Str)
-                                .map(|t| Value::String(unquote(&text[t.start..t.end])))
+                                .filter(|x| x.kind == Kind::Str)
+                                .map(|x| Value::String(unquote(&text[x.start..x.end])))
                                 .collect(),
                         )
                     } else {
