@@ -13,7 +13,14 @@
 //! refused. The
 //! forwarded text differs from the client's only in the source list, rendered by esgate.
 
+use serde_json::{Map, Value};
+
+use super::expansion::{self, Syntax};
 use super::{lexing, Rejection};
+
+/// Full-text functions whose options (a `{...}` map) and query text are checked like the
+/// query DSL's (`expansion`): no fuzzy or prefix expansion, no expanding rewrite.
+const FULL_TEXT_FUNCTIONS: &[&str] = &["match", "match_phrase", "multi_match", "qstr", "kql"];
 
 /// Processing commands that only transform the rows produced by the source command.
 const ALLOWED_COMMANDS: &[&str] = &[
@@ -416,11 +423,253 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     if depth != 0 {
         return Err(refuse("unbalanced brackets"));
     }
+    check_expansions(text, &toks[i..])?;
     Ok(Query {
         sources,
         before: text[..src_start].to_string(),
         after: text[src_end..].to_string(),
     })
+}
+
+/// Full-text functions, `KNN` and pattern matches on metadata fields (see `expansion`): their
+/// match set must not depend on what other tenants' documents hold.
+fn check_expansions(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+    for (n, t) in toks.iter().enumerate() {
+        let next = toks.get(n + 1);
+        let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
+        let raw = &text[t.start..t.end];
+        // An identifier parameter (`??name`) could name a function or a metadata field that
+        // the checks below never see.
+        if t.kind == Kind::Word && raw.starts_with("??") {
+            return Err(refuse("identifier parameters are not allowed"));
+        }
+        let name = match t.kind {
+            Kind::Word => Some(raw.to_ascii_lowercase()),
+            Kind::Quoted if call => Some(raw.trim_matches('`').to_ascii_lowercase()),
+            _ => None,
+        };
+        if call && raw.starts_with('?') {
+            return Err(refuse("a function name cannot be a parameter"));
+        }
+        if let Some(name) = name {
+            if call && name == "knn" {
+                return Err(refuse(
+                    "KNN picks its candidates before the token's filters apply",
+                ));
+            }
+            if call && FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
+                check_full_text_call(text, &name, &toks[n + 2..])?;
+            }
+            if call
+                && (name == "starts_with" || name == "ends_with")
+                && toks.get(n + 2).is_some_and(|a| names_metadata(text, a))
+            {
+                return Err(metadata_pattern());
+            }
+        }
+        if names_metadata(text, t) {
+            let mut k = n + 1;
+            if word(text, toks.get(k)).is_some_and(|w| w.eq_ignore_ascii_case("not")) {
+                k += 1;
+            }
+            if word(text, toks.get(k))
+                .is_some_and(|w| w.eq_ignore_ascii_case("like") || w.eq_ignore_ascii_case("rlike"))
+            {
+                return Err(metadata_pattern());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn metadata_pattern() -> Rejection {
+    refuse("pattern matches on metadata fields are not allowed")
+}
+
+/// Whether a token names a field that may be a metadata field (`_id`, `` `_id` ``).
+fn names_metadata(text: &str, t: &Tok) -> bool {
+    let raw = &text[t.start..t.end];
+    let name = match t.kind {
+        Kind::Word => raw,
+        Kind::Quoted => raw.trim_matches('`'),
+        _ => return false,
+    };
+    name.starts_with('_') && expansion::may_be_metadata(name)
+}
+
+/// The arguments of a full-text call starting just after its `(`: every option map checked,
+/// and the query text of `QSTR`/`KQL` (which must be a string literal, not a parameter) read
+/// for fuzzy terms and metadata expansions.
+fn check_full_text_call(text: &str, name: &str, rest: &[Tok]) -> Result<(), Rejection> {
+    // The argument tokens up to the matching `)`, split at top-level commas.
+    let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
+    let mut depth = 0usize;
+    for t in rest {
+        match t.kind {
+            Kind::Open => depth += 1,
+            Kind::Close if depth == 0 => break,
+            Kind::Close => depth -= 1,
+            Kind::Comma if depth == 0 => {
+                args.push(Vec::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = args.last_mut() {
+            last.push(*t);
+        }
+    }
+    let mut options = Map::new();
+    for arg in &args {
+        if arg.first().is_some_and(|t| &text[t.start..t.end] == "{") {
+            options.extend(option_map(text, arg)?);
+        }
+    }
+    expansion::options(&options)?;
+    if name == "qstr" || name == "kql" {
+        let query = match args.first().map(Vec::as_slice) {
+            Some([t]) if t.kind == Kind::Str => unquote(&text[t.start..t.end]),
+            _ => {
+                return Err(refuse(
+                    "QSTR and KQL take their query as one string literal",
+                ))
+            }
+        };
+        let syntax = if name == "qstr" {
+            Syntax::Classic
+        } else {
+            Syntax::Kql
+        };
+        // The fields the text searches; one that cannot be read counts as a metadata field.
+        let mut targets: Vec<&str> = Vec::new();
+        for key in ["default_field", "fields"] {
+            match options.get(key) {
+                None => {}
+                Some(Value::String(f)) => targets.push(f),
+                Some(Value::Array(items)) => {
+                    targets.extend(items.iter().map(|f| f.as_str().unwrap_or("_")));
+                }
+                Some(_) => targets.push("_"),
+            }
+        }
+        expansion::check_text(&query, syntax, &targets)?;
+    }
+    Ok(())
+}
+
+/// An option map `{"key": value, ...}` (its tokens, braces included). A value that is not a
+/// literal (a parameter, a list) becomes `null`, which the checks treat as not allowed.
+fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection> {
+    let bad = || refuse("an option map must list \"key\": value pairs");
+    let inner = match toks {
+        [_, inner @ .., last] if &text[last.start..last.end] == "}" => inner,
+        _ => return Err(bad()),
+    };
+    let mut out = Map::new();
+    let mut i = 0;
+    while i < inner.len() {
+        let key = match inner[i] {
+            t if t.kind == Kind::Str => unquote(&text[t.start..t.end]),
+            _ => return Err(bad()),
+        };
+        i += 1;
+        let colon = word(text, inner.get(i)).ok_or_else(bad)?;
+        let rest = colon.strip_prefix(':').ok_or_else(bad)?;
+        i += 1;
+        let value = if !rest.is_empty() {
+            literal(rest)
+        } else {
+            let t = inner.get(i).ok_or_else(bad)?;
+            i += 1;
+            match t.kind {
+                Kind::Str => Value::String(unquote(&text[t.start..t.end])),
+                Kind::Word => literal(&text[t.start..t.end]),
+                Kind::Open => {
+                    // A list of strings is kept (field lists); anything else nested is skipped
+                    // to its end and is not a checkable literal.
+                    let start = i;
+                    let mut depth = 1usize;
+                    while depth > 0 {
+                        match inner.get(i).map(|t| t.kind) {
+                            Some(Kind::Open) => depth += 1,
+                            Some(Kind::Close) => depth -= 1,
+                            Some(_) => {}
+                            None => return Err(bad()),
+                        }
+                        i += 1;
+                    }
+                    let items = &inner[start..i - 1];
+                    let strings = items
+                        .iter()
+                        .enumerate()
+                        .all(|(n, x)| x.kind == if n % 2 == 0 { Kind::Str } else { Kind::Comma });
+                    if &text[t.start..t.end] == "[" && strings {
+                        Value::Array(
+                            items
+                                .iter()
+                                .filter(|x| x.kind == Kind::Str)
+                                .map(|x| Value::String(unquote(&text[x.start..x.end])))
+                                .collect(),
+                        )
+                    } else {
+                        Value::Null
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        };
+        out.insert(key, value);
+        match inner.get(i).map(|t| t.kind) {
+            None => {}
+            Some(Kind::Comma) => i += 1,
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// An unquoted literal: a number or a boolean; anything else (a parameter) is `null`.
+fn literal(raw: &str) -> Value {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Value::from(n);
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        return Value::from(f);
+    }
+    match raw.to_ascii_lowercase().as_str() {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::Null,
+    }
+}
+
+/// The content of a string token (`"..."` with its escapes undone, or `"""..."""` as is).
+fn unquote(raw: &str) -> String {
+    // Triple-quoted: everything between the first and the last three quotes (up to two more
+    // quotes before the end belong to the content).
+    if raw.len() >= 6 && raw.starts_with("\"\"\"") && raw.ends_with("\"\"\"") {
+        return raw[3..raw.len() - 3].to_string();
+    }
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -462,7 +711,19 @@ mod tests {
             ),
             ("FrOm logs-a | LiMiT 5", &["logs-a"]),
             (
-                "FROM logs-a | WHERE MATCH(msg, \"x\", {\"fuzziness\": 1})",
+                "FROM logs-a | WHERE MATCH(msg, \"x\", {\"fuzziness\": 0, \"operator\": \"AND\"})",
+                &["logs-a"],
+            ),
+            (
+                "FROM logs-a | WHERE QSTR(\"user:bo* AND \\\"a b\\\"~2\") AND KQL(\"user: x\")",
+                &["logs-a"],
+            ),
+            (
+                "FROM logs-a METADATA _id | WHERE _id == \"a1\" AND user LIKE \"b*\"",
+                &["logs-a"],
+            ),
+            (
+                "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"m\"]})",
                 &["logs-a"],
             ),
         ];
@@ -525,6 +786,42 @@ mod tests {
                 crate::es::RejectKind::Forbidden,
                 "{q:?}"
             );
+        }
+    }
+
+    #[test]
+    fn full_text_expansions_knn_and_metadata_patterns_are_refused() {
+        // Issue 17.1: the same options and syntax as in the query DSL.
+        let cases = [
+            "FROM logs-a | WHERE MATCH(user, \"bob\", {\"fuzziness\": 1})",
+            "FROM logs-a | WHERE MATCH(user, \"bob\", {\"fuzziness\":\"AUTO\"})",
+            "FROM logs-a | WHERE MATCH(user, \"bob\", {\"fuzziness\": ?f})",
+            "FROM logs-a | WHERE MATCH(user, \"bob\", {\"max_expansions\": 1})",
+            "FROM logs-a | WHERE match(user, \"bob\", {\"fuzzy_rewrite\": \"top_terms_1\"})",
+            "FROM logs-a | WHERE MULTI_MATCH(\"he\", m, {\"type\": \"phrase_prefix\"})",
+            "FROM logs-a | WHERE QSTR(\"user:bob~\")",
+            "FROM logs-a | WHERE QSTR(\"\"\"user:bob~1\"\"\")",
+            "FROM logs-a | WHERE QSTR(\"bob\", {\"fuzzy_max_expansions\": 1})",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"rewrite\": \"top_terms_1\"})",
+            "FROM logs-a | WHERE QSTR(\"_id:b*\")",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"default_field\": \"_id\"})",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"_id\"]})",
+            "FROM logs-a | WHERE QSTR(\"b*\", {\"default_field\": ?f})",
+            "FROM logs-a | WHERE QSTR(?q)",
+            "FROM logs-a | WHERE KQL(\"_id: b*\")",
+            "FROM logs-a | WHERE KNN(v, [1, 2])",
+            "FROM logs-a METADATA _id | WHERE _id LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE `_id` NOT RLIKE \"b.*\"",
+            "FROM logs-a METADATA _id | WHERE STARTS_WITH(_id, \"b\")",
+            "FROM logs-a | WHERE MATCH(user, \"bob\", {\"fuzziness\" 1})",
+            "FROM logs-a | WHERE `qstr`(\"user:bob~\")",
+            "FROM logs-a | WHERE ?f(\"user:bob~\")",
+            "FROM logs-a METADATA _id | WHERE ??f LIKE \"b*\"",
+            "FROM logs-a | KEEP ??f",
+        ];
+        for q in cases {
+            let r = parse(q);
+            assert!(r.is_err(), "{q:?} was accepted as {r:?}");
         }
     }
 

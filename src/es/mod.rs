@@ -24,6 +24,7 @@ pub mod dialect;
 pub mod endpoint;
 pub mod error;
 pub mod esql;
+pub(crate) mod expansion;
 pub mod explain;
 pub(crate) mod fields;
 pub mod filter_path;

@@ -145,8 +145,9 @@ const PIT_OPEN: &[(&str, Kind)] = &[
     ("allow_partial_pit_creation", Kind::Bool),
 ];
 
+// No `min_score`: scores carry index-wide statistics, a threshold on them would make the count
+// depend on other tenants' documents (see `expansion`).
 const COUNT: &[(&str, Kind)] = &[
-    ("min_score", Kind::Text),
     ("preference", Kind::Text),
     ("routing", Kind::Text),
     ("terminate_after", Kind::Uint),
@@ -610,6 +611,34 @@ mod tests {
                 RejectKind::Forbidden,
                 "{set:?}"
             );
+        }
+    }
+
+    #[test]
+    fn score_thresholds_and_expansion_options_are_never_parameters() {
+        // Issue 17: `min_score` turns index-wide scores into counts; the URI search companions
+        // that would configure fuzzy or multi-term expansion are not accepted either.
+        for set in [
+            ParamSet::Search,
+            ParamSet::Count,
+            ParamSet::ValidateQuery,
+            ParamSet::AsyncSubmit,
+            ParamSet::Msearch,
+        ] {
+            for q in [
+                "min_score=1",
+                "q=x&fuzzy_max_expansions=1",
+                "q=x&fuzzy_rewrite=top_terms_1",
+                "q=x&fuzziness=2",
+                "q=x&rewrite=top_terms_1",
+                "q=x&fuzzy_prefix_length=0",
+            ] {
+                assert_eq!(
+                    check(Some(q), set).unwrap_err().kind,
+                    RejectKind::Forbidden,
+                    "{set:?} {q}"
+                );
+            }
         }
     }
 

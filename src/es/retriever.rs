@@ -5,7 +5,9 @@
 //! accepted, recursively: `standard` (its `query` is wrapped like a search query: a missing
 //! query becomes the wrapped `match_all`), `knn` (the token's clauses lead its `filter`, as for a
 //! top-level `knn`), `rrf` and `linear` (fusions of child retrievers, each rewritten). Every
-//! key is on an allow-list and every query is checked by `rewrite::check_query`. Other types
+//! key is on an allow-list and every query is checked by `rewrite::check_query`; every kNN
+//! search inside a retriever's `filter` gets the token's clauses in its own filter, and
+//! `min_score` is refused (scores carry index-wide statistics). Other types
 //! (`rule`, `pinned`, `text_similarity_reranker`, `rescorer`, ...) are refused, as is a `query` or `knn`
 //! beside a `retriever` (Elasticsearch refuses the combination; esgate never has to guess which
 //! one runs).
@@ -86,12 +88,11 @@ fn standard(
                 query = Some(v.clone());
             }
             "filter" => {
-                check_queries(v)?;
-                out.insert(k.clone(), v.clone());
+                out.insert(k.clone(), filter(v, filters)?);
             }
-            "min_score" if v.is_number() => {
-                out.insert(k.clone(), v.clone());
-            }
+            // Scores carry index-wide statistics: a threshold would make counts depend on
+            // other tenants' documents.
+            "min_score" => return Err(super::expansion::score_threshold(k)),
             "_name" if v.is_string() => {
                 out.insert(k.clone(), v.clone());
             }
@@ -109,11 +110,16 @@ fn knn(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
     rewrite::check_query(&Value::Object(as_query))?;
     let mut out = body.clone();
     rewrite::prepend_clauses(&mut out, filters.clauses());
+    // A kNN query inside the filter picks its own candidates: it gets the clauses too.
+    if let Some(f) = out.get_mut("filter") {
+        rewrite::filter_knn_queries(f, filters);
+    }
     Ok(out)
 }
 
 /// A compound retriever (`rrf`, `linear`): its children rewritten by `child`, its own
-/// `filter` checked, the numeric options in `numbers` and `_name` kept; nothing else.
+/// `filter` checked (kNN searches inside it filtered), the numeric options in `numbers` and
+/// `_name` kept; nothing else.
 fn compound(
     ty: &str,
     body: &Map<String, Value>,
@@ -143,8 +149,7 @@ fn compound(
                 out.insert(k.clone(), v.clone());
             }
             "filter" => {
-                check_queries(v)?;
-                out.insert(k.clone(), v.clone());
+                out.insert(k.clone(), filter(v, filters)?);
             }
             "_name" if v.is_string() => {
                 out.insert(k.clone(), v.clone());
@@ -198,12 +203,17 @@ fn linear_child(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
     Ok(Value::Object(out))
 }
 
-/// A query or a list of queries.
-fn check_queries(v: &Value) -> Result<(), Rejection> {
+/// A retriever's `filter` (a query or a list of queries), checked, with the token's clauses
+/// in every kNN search inside it: a kNN query picks its nearest candidates before any sibling
+/// filter applies, so other tenants' vectors would otherwise take its slots.
+fn filter(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(rewrite::check_query),
-        one => rewrite::check_query(one),
+        Value::Array(items) => items.iter().try_for_each(rewrite::check_query)?,
+        one => rewrite::check_query(one)?,
     }
+    let mut out = v.clone();
+    rewrite::filter_knn_queries(&mut out, filters);
+    Ok(out)
 }
 
 fn key_not_allowed(key: &str, ty: &str) -> Rejection {
@@ -296,6 +306,42 @@ mod tests {
             assert_eq!(
                 rewrite(&bad, &tenant()).unwrap_err().kind,
                 RejectKind::BadRequest,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn knn_searches_in_retriever_filters_get_the_token_clauses_and_min_score_is_refused() {
+        // Issue 8.3 and 17.2.
+        let knn = json!({"knn": knn_leaf()});
+        let mut filtered = knn_leaf();
+        filtered["filter"] = json!([clause()]);
+        let filtered = json!({ "knn": filtered });
+        let r = json!({"linear": {"retrievers": [
+            {"retriever": {"standard": {"filter": [knn.clone()]}}, "weight": 1},
+            {"retriever": {"knn": {"field": "v", "query_vector": [1.0], "k": 1,
+                "num_candidates": 1, "filter": knn.clone()}}},
+        ], "filter": knn.clone()}});
+        let out = rewrite(&r, &tenant()).unwrap();
+        let kids = &out["linear"]["retrievers"];
+        assert_eq!(
+            kids[0]["retriever"]["standard"]["filter"],
+            json!([filtered.clone()])
+        );
+        assert_eq!(
+            kids[1]["retriever"]["knn"]["filter"],
+            json!([clause(), filtered.clone()])
+        );
+        assert_eq!(out["linear"]["filter"], filtered);
+        for bad in [
+            json!({"standard": {"min_score": 0.5}}),
+            json!({"rrf": {"retrievers": [{"standard": {"min_score": 1}}]}}),
+            json!({"rrf": {"retrievers": [{"standard": {}}], "min_score": 1}}),
+        ] {
+            assert_eq!(
+                rewrite(&bad, &tenant()).unwrap_err().kind,
+                RejectKind::Forbidden,
                 "{bad}"
             );
         }

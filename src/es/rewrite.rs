@@ -4,9 +4,13 @@
 //! allow-list (top-level keys, query types, aggregation types and their parameters), nothing on
 //! the deny-list appears anywhere (`global`, `significant_*`, `min_doc_count: 0` on terms-like
 //! aggregations, scripts, runtime mappings, remote-fetch queries, `wrapper`, join queries,
-//! suggesters, `profile`/`explain`, …), and the token's filter clauses sit in a
-//! fresh outer `bool.filter` around the user's query (or `match_all`), in every top-level
-//! `knn` element's `filter`, and in every leaf of a `retriever` (see `retriever`). The user's own `bool` is never merged into. Rejections name keys,
+//! suggesters, `profile`/`explain`, …, and whatever lets index-wide term statistics or scores
+//! decide a match set or a count: `more_like_this`, fuzzy and prefix expansion, expanding
+//! rewrites, expansions over metadata fields, `min_score`, samplers; see `expansion`), and the
+//! token's filter clauses sit in a fresh outer `bool.filter` around the user's query (or
+//! `match_all`), in every top-level `knn` element's `filter`, in every leaf of a `retriever`
+//! (see `retriever`), and in the `filter` of every kNN search anywhere else in the body, with
+//! or without a retriever. The user's own `bool` is never merged into. Rejections name keys,
 //! never values.
 
 use serde_json::{json, Map, Value};
@@ -36,9 +40,31 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     for (key, value) in &obj {
         check_top_level(key, value)?;
     }
-    if super::retriever::rewrite_in_body(&mut obj, filters)? {
-        return Ok(Value::Object(obj));
+    // With a retriever, the retriever selects the documents (its leaves filtered by
+    // `retriever`); without one, the query, sub-searches and top-level kNN do.
+    if !super::retriever::rewrite_in_body(&mut obj, filters)? {
+        wrap_entry_points(&mut obj, filters)?;
     }
+    // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers
+    // and their filters) get the token's clauses too, whatever the body's shape.
+    for value in obj.values_mut() {
+        filter_knn_queries(value, filters);
+    }
+    // A sort object with several fields becomes the equivalent list, so the priority does not
+    // depend on how the backend orders an object's keys.
+    if let Some(Value::Object(fields)) = obj
+        .get("sort")
+        .filter(|s| s.as_object().is_some_and(|m| m.len() > 1))
+    {
+        let list = fields.iter().map(|(k, v)| json!({ k: v })).collect();
+        obj.insert("sort".to_string(), Value::Array(list));
+    }
+    Ok(Value::Object(obj))
+}
+
+/// The token's filters around a retriever-less body's entry points: every sub-search, the
+/// query (unless the body is kNN-only) and every top-level kNN.
+fn wrap_entry_points(obj: &mut Map<String, Value>, filters: &FilterSet) -> Result<(), Rejection> {
     let hybrid = obj.contains_key("sub_searches");
     if let Some(Value::Array(subs)) = obj.get_mut("sub_searches") {
         // Each sub-search is a query of its own: each gets the token's filters.
@@ -69,21 +95,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
     }
-    // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers)
-    // get the token's clauses too.
-    for value in obj.values_mut() {
-        filter_knn_queries(value, filters);
-    }
-    // A sort object with several fields becomes the equivalent list, so the priority does not
-    // depend on how the backend orders an object's keys.
-    if let Some(Value::Object(fields)) = obj
-        .get("sort")
-        .filter(|s| s.as_object().is_some_and(|m| m.len() > 1))
-    {
-        let list = fields.iter().map(|(k, v)| json!({ k: v })).collect();
-        obj.insert("sort".to_string(), Value::Array(list));
-    }
-    Ok(Value::Object(obj))
+    Ok(())
 }
 
 /// Validates a `_count` body (`query` only) and returns `{"query": wrap(...)}`.
@@ -240,7 +252,23 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        "term" => field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true),
+        "term" => {
+            field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true)?;
+            // Case-insensitive matching expands the term over the field's dictionary.
+            let insensitive = |v: &Value| v.get("case_insensitive").is_some_and(|c| c != false);
+            if object(body, ty)?.iter().any(|(f, v)| {
+                f != "boost"
+                    && f != "_name"
+                    && insensitive(v)
+                    && super::expansion::may_be_metadata(f)
+            }) {
+                return Err(Rejection::forbidden(
+                    "case-insensitive term queries on metadata fields are not allowed for this \
+                     token",
+                ));
+            }
+            Ok(())
+        }
         "terms" => check_terms_query(body),
         "range" => field_leaf(
             body,
@@ -261,69 +289,78 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             ],
             false,
         ),
-        "prefix" => field_leaf(
-            body,
-            &["value", "boost", "rewrite", "case_insensitive", "_name"],
-            true,
-        ),
-        "wildcard" => field_leaf(
-            body,
-            &[
-                "value",
-                "wildcard",
-                "boost",
-                "rewrite",
-                "case_insensitive",
-                "_name",
-            ],
-            true,
-        ),
-        "regexp" => field_leaf(
-            body,
-            &[
-                "value",
-                "flags",
-                "case_insensitive",
-                "rewrite",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
-        "fuzzy" => field_leaf(
-            body,
-            &[
-                "value",
-                "fuzziness",
-                "max_expansions",
-                "prefix_length",
-                "transpositions",
-                "rewrite",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
-        "match" => field_leaf(
-            body,
-            &[
-                "query",
-                "operator",
-                "minimum_should_match",
-                "analyzer",
-                "fuzziness",
-                "prefix_length",
-                "max_expansions",
-                "fuzzy_transpositions",
-                "fuzzy_rewrite",
-                "lenient",
-                "zero_terms_query",
-                "auto_generate_synonyms_phrase_query",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
+        "prefix" => {
+            field_leaf(
+                body,
+                &["value", "boost", "rewrite", "case_insensitive", "_name"],
+                true,
+            )?;
+            multi_term_leaf(body)
+        }
+        "wildcard" => {
+            field_leaf(
+                body,
+                &[
+                    "value",
+                    "wildcard",
+                    "boost",
+                    "rewrite",
+                    "case_insensitive",
+                    "_name",
+                ],
+                true,
+            )?;
+            multi_term_leaf(body)
+        }
+        "regexp" => {
+            field_leaf(
+                body,
+                &[
+                    "value",
+                    "flags",
+                    "case_insensitive",
+                    "rewrite",
+                    "boost",
+                    "_name",
+                ],
+                true,
+            )?;
+            multi_term_leaf(body)
+        }
+        // Each picks terms (or keeps or drops them) by what the whole shard holds: fuzzy
+        // expansion and phrase prefixes keep `max_expansions` terms of the shard dictionary,
+        // `more_like_this` keeps terms by their index-wide document frequency, `common` splits
+        // terms by it, `intervals` and `span_multi` expand with a fixed limit.
+        "fuzzy"
+        | "match_phrase_prefix"
+        | "match_bool_prefix"
+        | "more_like_this"
+        | "common"
+        | "intervals"
+        | "span_multi" => Err(super::expansion::statistics(ty)),
+        "match" => {
+            field_leaf(
+                body,
+                &[
+                    "query",
+                    "operator",
+                    "minimum_should_match",
+                    "analyzer",
+                    "fuzziness",
+                    "prefix_length",
+                    "max_expansions",
+                    "fuzzy_transpositions",
+                    "fuzzy_rewrite",
+                    "lenient",
+                    "zero_terms_query",
+                    "auto_generate_synonyms_phrase_query",
+                    "boost",
+                    "_name",
+                ],
+                true,
+            )?;
+            field_options(body)
+        }
         "match_phrase" => field_leaf(
             body,
             &[
@@ -336,64 +373,38 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             ],
             true,
         ),
-        "match_phrase_prefix" => field_leaf(
-            body,
-            &[
-                "query",
-                "analyzer",
-                "slop",
-                "max_expansions",
-                "zero_terms_query",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
-        "match_bool_prefix" => field_leaf(
-            body,
-            &[
-                "query",
-                "analyzer",
-                "operator",
-                "minimum_should_match",
-                "fuzziness",
-                "prefix_length",
-                "max_expansions",
-                "fuzzy_transpositions",
-                "fuzzy_rewrite",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
         "exists" => flat(body, &["field", "boost", "_name"]),
         "ids" => flat(body, &["values", "boost", "_name"]),
         "match_all" | "match_none" => flat(body, &["boost", "_name"]),
-        "multi_match" => flat(
-            body,
-            &[
-                "query",
-                "fields",
-                "type",
-                "operator",
-                "minimum_should_match",
-                "analyzer",
-                "boost",
-                "fuzziness",
-                "prefix_length",
-                "max_expansions",
-                "lenient",
-                "slop",
-                "tie_breaker",
-                "zero_terms_query",
-                "auto_generate_synonyms_phrase_query",
-                "fuzzy_transpositions",
-                "fuzzy_rewrite",
-                "_name",
-            ],
-        ),
+        "multi_match" => {
+            flat(
+                body,
+                &[
+                    "query",
+                    "fields",
+                    "type",
+                    "operator",
+                    "minimum_should_match",
+                    "analyzer",
+                    "boost",
+                    "fuzziness",
+                    "prefix_length",
+                    "max_expansions",
+                    "lenient",
+                    "slop",
+                    "tie_breaker",
+                    "zero_terms_query",
+                    "auto_generate_synonyms_phrase_query",
+                    "fuzzy_transpositions",
+                    "fuzzy_rewrite",
+                    "_name",
+                ],
+            )?;
+            super::expansion::options(object(body, ty)?)
+        }
         "query_string" => flat_text_query(
             body,
+            super::expansion::Syntax::Classic,
             &[
                 "query",
                 "default_field",
@@ -424,6 +435,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         ),
         "simple_query_string" => flat_text_query(
             body,
+            super::expansion::Syntax::Simple,
             &[
                 "query",
                 "fields",
@@ -505,30 +517,6 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
             }
             exactly_one_field(fields)
         }
-        "more_like_this" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "like" | "unlike" => mlt_like(val)?,
-                    "fields" | "stop_words" => strings(val, k)?,
-                    "min_term_freq"
-                    | "max_query_terms"
-                    | "min_doc_freq"
-                    | "max_doc_freq"
-                    | "min_word_length"
-                    | "max_word_length"
-                    | "analyzer"
-                    | "minimum_should_match"
-                    | "boost_terms"
-                    | "include"
-                    | "boost"
-                    | "_name"
-                    | "fail_on_unsupported_field" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
         "knn" => check_knn(body).map(|_| ()),
         "script" | "script_score" | "percolate" | "wrapper" | "has_child" | "has_parent"
         | "parent_id" | "pinned" | "rule" | "terms_set" | "template" | "semantic"
@@ -557,6 +545,9 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
             match k.as_str() {
                 "aggs" | "aggregations" => check_aggs(val)?,
                 "meta" => inert(val)?,
+                // The top documents by score per shard: which are sampled, and so every
+                // count below, depends on index-wide term statistics.
+                "sampler" | "diversified_sampler" => return Err(super::expansion::statistics(k)),
                 _ => {
                     types += 1;
                     check_agg_type(k, val)?;
@@ -713,16 +704,6 @@ fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        "sampler" => params(body, &["shard_size"]),
-        "diversified_sampler" => params(
-            body,
-            &[
-                "shard_size",
-                "field",
-                "max_docs_per_value",
-                "execution_hint",
-            ],
-        ),
         "geohash_grid" | "geotile_grid" => params(
             body,
             &["field", "precision", "bounds", "size", "shard_size"],
@@ -845,7 +826,7 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
             Value::Bool(_) => Ok(()),
             _ => uint(v, key),
         },
-        "min_score" => number(v, key),
+        "min_score" => Err(super::expansion::score_threshold(key)),
         "version" | "track_scores" => boolean(v, key),
         "seq_no_primary_term" => no_seq_no_primary_term(v),
         "explain" | "profile" => match v {
@@ -959,8 +940,10 @@ fn check_function_score(body: &Value) -> Result<(), Rejection> {
         match k.as_str() {
             "query" | "filter" => check_query(val)?,
             "functions" => array_of(val, k, check_score_function)?,
-            "boost" | "boost_mode" | "score_mode" | "max_boost" | "min_score" | "_name"
-            | "weight" => scalar(val, k)?,
+            "boost" | "boost_mode" | "score_mode" | "max_boost" | "_name" | "weight" => {
+                scalar(val, k)?
+            }
+            "min_score" => return Err(super::expansion::score_threshold(k)),
             "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
                 inert(val)?;
                 fields::check_score_function(k, val)?;
@@ -1006,22 +989,6 @@ fn check_terms_query(body: &Value) -> Result<(), Rejection> {
         }
     }
     exactly_one_field(fields)
-}
-
-fn mlt_like(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        Value::Array(items) => items.iter().try_for_each(mlt_like_item),
-        Value::Object(_) => Err(feature("more_like_this document references")),
-        _ => Err(Rejection::bad_request("[like] must be text")),
-    }
-}
-
-fn mlt_like_item(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        _ => Err(feature("more_like_this document references")),
-    }
 }
 
 fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
@@ -1359,12 +1326,50 @@ fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
 
 /// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
 /// `?q=` may be (CVE-2023-31419: deep nesting overflowed the backend's parser stack).
-fn flat_text_query(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+///
+/// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
+/// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
+/// `default_field`, `fields` or the text).
+fn flat_text_query(
+    v: &Value,
+    syntax: super::expansion::Syntax,
+    allowed: &[&str],
+) -> Result<(), Rejection> {
     flat(v, allowed)?;
-    match v.get("query") {
+    let m = object(v, "query")?;
+    super::expansion::options(m)?;
+    let mut targets: Vec<&str> = Vec::new();
+    if let Some(f) = m.get("default_field") {
+        targets.push(
+            f.as_str()
+                .ok_or_else(|| Rejection::bad_request("[default_field] must be a string"))?,
+        );
+    }
+    match m.get("fields") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for f in items {
+                targets.push(
+                    f.as_str()
+                        .ok_or_else(|| Rejection::bad_request("[fields] must be strings"))?,
+                );
+            }
+        }
+        Some(_) => return Err(Rejection::bad_request("[fields] must be a list")),
+    }
+    match m.get("query") {
         Some(Value::String(q)) if super::uri_search::too_deep(q) => Err(Rejection::bad_request(
             "the query string is nested too deeply",
         )),
+        // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
+        // differently: with flags, any `~` counts as a fuzzy term.
+        Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
+            Err(Rejection::forbidden(
+                "fuzzy terms (`~` after a term) are not allowed for this token, and with \
+                 [flags] every `~` counts as one",
+            ))
+        }
+        Some(Value::String(q)) => super::expansion::check_text(q, syntax, &targets),
         _ => Ok(()),
     }
 }
@@ -1400,6 +1405,39 @@ fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejec
         }
     }
     exactly_one_field(fields)
+}
+
+/// A multi-term leaf (`prefix`, `wildcard`, `regexp`): never on a field that may be a metadata
+/// field (`_id`'s terms are every document's), and only a rewrite that keeps every matching
+/// term (`expansion`).
+fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    for (field, val) in m {
+        if field == "boost" || field == "_name" {
+            continue;
+        }
+        if super::expansion::may_be_metadata(field) {
+            return Err(Rejection::forbidden(
+                "wildcard, prefix and regexp queries on metadata fields are not allowed for \
+                 this token",
+            ));
+        }
+        if let Value::Object(inner) = val {
+            super::expansion::options(inner)?;
+        }
+    }
+    Ok(())
+}
+
+/// The per-field options of a full-text leaf (`match`): no fuzzy expansion (`expansion`).
+fn field_options(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    for val in m.values() {
+        if let Value::Object(inner) = val {
+            super::expansion::options(inner)?;
+        }
+    }
+    Ok(())
 }
 
 fn exactly_one_field(n: usize) -> Result<(), Rejection> {
@@ -1632,7 +1670,7 @@ mod tests {
             json!({"query":{"nested":{"path":"p","query":{"term":{"p.x":1}},"inner_hits":{"size":1}}},"collapse":{"field":"user","inner_hits":{"name":"last","size":1,"sort":[{"t":"desc"}]}}}),
             json!({"post_filter":{"term":{"x":1}},"rescore":{"window_size":10,"query":{"rescore_query":{"match":{"m":"x"}}}},"explain":false,"profile":false}),
             json!({"aggs":{"f":{"filters":{"filters":{"a":{"term":{"x":1}}}}},"g":{"filter":{"exists":{"field":"x"}},"aggs":{"t":{"top_hits":{"size":1,"_source":false}}}}}}),
-            json!({"query":{"more_like_this":{"fields":["m"],"like":["some text"],"min_term_freq":1}}}),
+            json!({"query":{"match":{"m":{"query":"some text","fuzziness":0,"operator":"and"}}}}),
             json!({"query":{"terms":{"user":["a","b"],"boost":1.0}},"search_after":[1,"x"],"fields":["a",{"field":"b","format":"x"}]}),
             json!({"query":{"function_score":{"query":{"match_all":{}},"functions":[{"filter":{"term":{"x":1}},"weight":2}]}}}),
         ];
@@ -1669,6 +1707,181 @@ mod tests {
         )
         .unwrap();
         assert_eq!(top["knn"]["filter"], json!([tenant_clause()]));
+    }
+
+    /// Issue 8.1 / 17.1: queries whose match set depends on what the whole shard holds
+    /// (index-wide document frequencies, the first N terms of an expansion), in every position
+    /// a query can take.
+    fn statistics_dependent_queries() -> Vec<Value> {
+        vec![
+            json!({"more_like_this":{"fields":["m"],"like":["some text"],"min_term_freq":1}}),
+            json!({"more_like_this":{"fields":["m"],"like":"x","unlike":"y","max_doc_freq":2}}),
+            json!({"common":{"m":{"query":"a b","cutoff_frequency":0.001}}}),
+            json!({"match":{"m":{"query":"a b","cutoff_frequency":0.001}}}),
+            json!({"intervals":{"m":{"prefix":{"prefix":"ab"}}}}),
+            json!({"span_multi":{"match":{"prefix":{"user":"b"}}}}),
+            json!({"fuzzy":{"user":"bob"}}),
+            json!({"fuzzy":{"user":{"value":"bob","fuzziness":0}}}),
+            json!({"match":{"user":{"query":"bob","fuzziness":"AUTO"}}}),
+            json!({"match":{"user":{"query":"bob","fuzziness":1}}}),
+            json!({"match":{"user":{"query":"bob","max_expansions":1}}}),
+            json!({"match":{"user":{"query":"bob","fuzziness":0,"fuzzy_rewrite":"top_terms_1"}}}),
+            json!({"match_phrase_prefix":{"m":"hello fro"}}),
+            json!({"match_bool_prefix":{"m":"hello fro"}}),
+            json!({"multi_match":{"query":"bob","fields":["user"],"fuzziness":2}}),
+            json!({"multi_match":{"query":"he","fields":["m"],"type":"phrase_prefix"}}),
+            json!({"multi_match":{"query":"he","fields":["m"],"type":"bool_prefix"}}),
+            json!({"multi_match":{"query":"he","fields":["m"],"max_expansions":3}}),
+            json!({"prefix":{"user":{"value":"b","rewrite":"top_terms_1"}}}),
+            json!({"wildcard":{"user":{"value":"b*","rewrite":"scoring_boolean"}}}),
+            json!({"regexp":{"user":{"value":"b.*","rewrite":"constant_score_boolean"}}}),
+            json!({"prefix":{"_id":"b"}}),
+            json!({"wildcard":{"_id":{"value":"b*"}}}),
+            json!({"regexp":{"_routing":"b.*"}}),
+            json!({"term":{"_id":{"value":"B1","case_insensitive":true}}}),
+            json!({"query_string":{"query":"user:bob~"}}),
+            json!({"query_string":{"query":"bob~1","default_field":"user"}}),
+            json!({"query_string":{"query":"user:bob","fuzziness":"AUTO"}}),
+            json!({"query_string":{"query":"user:b*","rewrite":"top_terms_1"}}),
+            json!({"query_string":{"query":"user:bob","fuzzy_max_expansions":1}}),
+            json!({"query_string":{"query":"user:bob","fuzzy_rewrite":"top_terms_boost_1"}}),
+            json!({"query_string":{"query":"he","type":"phrase_prefix","fields":["m"]}}),
+            json!({"query_string":{"query":"_id:b*"}}),
+            json!({"query_string":{"query":"b*","default_field":"_id"}}),
+            json!({"query_string":{"query":"/b.*/","fields":["user","_id"]}}),
+            json!({"simple_query_string":{"query":"bob~2","fields":["user"]}}),
+            json!({"simple_query_string":{"query":"b*","fields":["_id"]}}),
+            json!({"simple_query_string":{"query":"bob","fuzzy_max_expansions":1}}),
+            json!({"simple_query_string":{"query":"\"a\\\" b~2 \"","flags":"PHRASE|FUZZY"}}),
+            json!({"simple_query_string":{"query":"\"a b\"~2","flags":"FUZZY"}}),
+        ]
+    }
+
+    /// Every position a query can take in a search body.
+    fn in_every_position(q: &Value) -> Vec<Value> {
+        vec![
+            json!({"query": q}),
+            json!({"query": {"bool": {"should": [{"match_all": {}}, {"nested": {"path": "p", "query": q}}]}}}),
+            json!({"post_filter": q}),
+            json!({"aggs": {"f": {"filter": q}}}),
+            json!({"aggs": {"f": {"filters": {"filters": {"x": q}}}}}),
+            json!({"query": {"function_score": {"query": q}}}),
+            json!({"query": {"function_score": {"functions": [{"filter": q, "weight": 2}]}}}),
+            json!({"highlight": {"fields": {"m": {}}, "highlight_query": q}}),
+            json!({"rescore": {"query": {"rescore_query": q}}}),
+            json!({"knn": {"field": "v", "query_vector": [1.0], "k": 1, "num_candidates": 1, "filter": q}}),
+            json!({"retriever": {"standard": {"query": q}}}),
+            json!({"retriever": {"standard": {"filter": q}}}),
+            json!({"retriever": {"rrf": {"retrievers": [{"standard": {}}], "filter": q}}}),
+            json!({"sub_searches": [{"query": q}], "rank": {"rrf": {}}}),
+        ]
+    }
+
+    #[test]
+    fn queries_whose_matches_depend_on_the_whole_shard_are_refused_everywhere() {
+        for q in statistics_dependent_queries() {
+            for body in in_every_position(&q) {
+                let got = search(Some(body.clone()), &tenant_a());
+                assert_eq!(
+                    got.map_err(|r| r.kind),
+                    Err(RejectKind::Forbidden),
+                    "{body}"
+                );
+            }
+            let got = count(Some(json!({ "query": q })), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{q}");
+        }
+    }
+
+    #[test]
+    fn exact_full_text_and_constant_score_multi_term_queries_pass() {
+        let allowed = [
+            json!({"match":{"user":{"query":"bob","fuzziness":0,"prefix_length":1}}}),
+            json!({"match":{"user":{"query":"bob","fuzziness":"0","fuzzy_transpositions":true}}}),
+            json!({"match":{"m":"hello world"}}),
+            json!({"multi_match":{"query":"bob","fields":["user","_id"],"type":"best_fields"}}),
+            json!({"prefix":{"user":{"value":"b","rewrite":"constant_score"}}}),
+            json!({"prefix":{"user":"b"}}),
+            json!({"wildcard":{"user":{"value":"b*","rewrite":"constant_score_blended","case_insensitive":true}}}),
+            json!({"regexp":{"user":"b.*"}}),
+            json!({"prefix":{"_index":"logs"}}),
+            json!({"term":{"_id":"a1"}}),
+            json!({"term":{"_id":{"value":"a1","case_insensitive":false}}}),
+            json!({"term":{"user":{"value":"Alice","case_insensitive":true}}}),
+            json!({"ids":{"values":["a1"]}}),
+            json!({"query_string":{"query":"user:b* AND message:\"hello world\"~2"}}),
+            json!({"query_string":{"query":"_id:a1 OR _exists_:user","rewrite":"constant_score"}}),
+            json!({"query_string":{"query":"bo?","default_field":"user","fuzziness":0}}),
+            json!({"query_string":{"query":"*","fields":["*"]}}),
+            json!({"simple_query_string":{"query":"\"a b\"~2 | bo*","fields":["user","m^2"]}}),
+            json!({"simple_query_string":{"query":"a b","flags":"AND|OR"}}),
+            json!({"match_phrase":{"m":{"query":"hello world","slop":2}}}),
+            json!({"combined_fields":{"query":"hello","fields":["m"]}}),
+        ];
+        for q in allowed {
+            let got = search(Some(json!({ "query": q.clone() })), &tenant_a());
+            assert!(got.is_ok(), "{q}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn score_thresholds_and_score_samplers_are_refused() {
+        // Issue 17.2: scores carry index-wide statistics; a threshold or a top-by-score
+        // sample turns them into counts.
+        let bodies = [
+            json!({"min_score": 0.5}),
+            json!({"min_score": 0}),
+            json!({"query": {"function_score": {"query": {"match": {"m": "x"}}, "min_score": 1}}}),
+            json!({"aggs": {"f": {"filter": {"function_score": {"min_score": 1}}}}}),
+            json!({"post_filter": {"function_score": {"min_score": 1}}}),
+            json!({"retriever": {"standard": {"query": {"match": {"m": "x"}}, "min_score": 1}}}),
+            json!({"retriever": {"rrf": {"retrievers": [{"standard": {"min_score": 1}}]}}}),
+            json!({"aggs": {"s": {"sampler": {"shard_size": 1}, "aggs": {"t": {"terms": {"field": "u"}}}}}}),
+            json!({"aggs": {"t": {"terms": {"field": "u"}, "aggs": {"s": {"diversified_sampler": {"field": "u"}}}}}}),
+        ];
+        for b in bodies {
+            let got = search(Some(b.clone()), &tenant_a());
+            assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{b}");
+        }
+        let c = count(
+            Some(json!({"query": {"function_score": {"min_score": 1}}})),
+            &tenant_a(),
+        );
+        assert_eq!(c.map_err(|r| r.kind), Err(RejectKind::Forbidden));
+    }
+
+    #[test]
+    fn every_knn_search_beside_or_inside_a_retriever_gets_the_token_clauses() {
+        // Issue 8.3: with a retriever, kNN searches in the retriever's filters and elsewhere in
+        // the body were forwarded without the token's clauses.
+        let knn = json!({"knn": {"field": "v", "query_vector": [1.0, 2.0], "num_candidates": 5}});
+        let filtered = json!({"knn": {"field": "v", "query_vector": [1.0, 2.0], "num_candidates": 5,
+            "filter": [tenant_clause()]}});
+        let body = json!({
+            "retriever": {"rrf": {"retrievers": [
+                {"standard": {"query": knn.clone(), "filter": knn.clone()}},
+                {"standard": {"filter": [{"match_all": {}}, knn.clone()]}},
+                {"knn": {"field": "v", "query_vector": [1.0, 2.0], "k": 1, "num_candidates": 5,
+                    "filter": {"bool": {"must": [knn.clone()]}}}},
+            ], "filter": knn.clone()}},
+            "post_filter": knn.clone(),
+            "aggs": {"f": {"filter": knn.clone()}},
+        });
+        let out = search(Some(body), &tenant_a()).unwrap();
+        let kids = &out["retriever"]["rrf"]["retrievers"];
+        assert_eq!(
+            kids[0]["standard"]["query"]["bool"]["must"][0], filtered,
+            "{out}"
+        );
+        assert_eq!(kids[0]["standard"]["filter"], filtered);
+        assert_eq!(kids[1]["standard"]["filter"][1], filtered);
+        assert_eq!(
+            kids[2]["knn"]["filter"],
+            json!([tenant_clause(), {"bool": {"must": [filtered.clone()]}}])
+        );
+        assert_eq!(out["retriever"]["rrf"]["filter"], filtered);
+        assert_eq!(out["post_filter"], filtered);
+        assert_eq!(out["aggs"]["f"]["filter"], filtered);
     }
 
     #[test]
@@ -1836,7 +2049,6 @@ mod tests {
             json!({"date_histogram": {"field": "@timestamp", "interval": 0}}),
             json!({"histogram": {"field": "n", "interval": 0}}),
             json!({"composite": {"size": 0, "sources": [{"u": {"terms": {"field": "user"}}}]}}),
-            json!({"sampler": {"shard_size": 10}}),
             json!({"terms": {"field": "user", "order": {"nope": "asc"}}}),
             json!({"terms": {"field": "user", "size": 100000000}}),
             json!({"histogram": {"field": "n", "interval": 1, "extended_bounds": {"min": 0, "max": 100000000}}}),

@@ -12,6 +12,9 @@
 //! are refused. The table is always forwarded as a double-quoted identifier holding
 //! the checked comma list, so Elasticsearch reads exactly the names esgate checked.
 
+use serde_json::{Map, Value};
+
+use super::expansion::{self, Syntax};
 use super::{lexing, Rejection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +279,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     if depth != 0 {
         return Err(refuse("unbalanced brackets"));
     }
+    check_full_text(text, &toks)?;
     let Some(from_at) = from_at else {
         return Err(refuse("the query must read one table with FROM"));
     };
@@ -317,6 +321,91 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         before: text[..table_tok.start].to_string(),
         after: text[table_tok.end..].to_string(),
     })
+}
+
+/// `MATCH(field, text[, options])` and `QUERY(text[, options])`: their options (a string
+/// literal `"key=value;..."`, never a parameter) and the query text of `QUERY` (Lucene syntax,
+/// a string literal) are checked like the query DSL's (`expansion`): no fuzzy or prefix
+/// expansion, no expanding rewrite, no expansion on metadata fields.
+fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+    for (n, t) in toks.iter().enumerate() {
+        // A quoted name is still a function name when a bracket follows: `"QUERY"(...)`.
+        let name = match t.kind {
+            Kind::Word => text[t.start..t.end].to_ascii_lowercase(),
+            Kind::Quoted => text[t.start + 1..t.end - 1].to_ascii_lowercase(),
+            _ => continue,
+        };
+        let is_query = name == "query";
+        if !(is_query || name == "match")
+            || toks.get(n + 1).map(|t| t.kind) != Some(Kind::Punct(b'('))
+        {
+            continue;
+        }
+        // The argument tokens up to the matching `)`, split at top-level commas.
+        let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
+        let mut depth = 0usize;
+        for a in &toks[n + 2..] {
+            match a.kind {
+                Kind::Punct(b'(') => depth += 1,
+                Kind::Punct(b')') if depth == 0 => break,
+                Kind::Punct(b')') => depth -= 1,
+                Kind::Punct(b',') if depth == 0 => {
+                    args.push(Vec::new());
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(last) = args.last_mut() {
+                last.push(*a);
+            }
+        }
+        let literal = |arg: Option<&Vec<Tok>>| match arg.map(Vec::as_slice) {
+            Some([t]) if t.kind == Kind::Str => Ok(string_value(&text[t.start..t.end])),
+            _ => Err(refuse(
+                "the query text and options of MATCH and QUERY must be string literals",
+            )),
+        };
+        let options_at = if is_query { 1 } else { 2 };
+        let options = match args.get(options_at) {
+            None => Map::new(),
+            Some(_) => parse_options(&literal(args.get(options_at))?)?,
+        };
+        expansion::options(&options)?;
+        if is_query {
+            let query = literal(args.first())?;
+            let targets: Vec<&str> = options
+                .get("default_field")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect();
+            expansion::check_text(&query, Syntax::Classic, &targets)?;
+        }
+    }
+    Ok(())
+}
+
+/// The content of a `'...'` string literal (doubled quotes undone).
+fn string_value(raw: &str) -> String {
+    raw.get(1..raw.len().saturating_sub(1))
+        .unwrap_or_default()
+        .replace("''", "'")
+}
+
+/// `key=value;key=value` as Elasticsearch SQL reads full-text options (keys lower-cased).
+fn parse_options(s: &str) -> Result<Map<String, Value>, Rejection> {
+    let mut out = Map::new();
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(Rejection::bad_request(
+                "full-text options must be key=value pairs",
+            ));
+        };
+        out.insert(
+            k.trim().to_ascii_lowercase(),
+            Value::String(v.trim().to_string()),
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -420,6 +509,40 @@ mod tests {
                 crate::es::RejectKind::Forbidden,
                 "{q:?}"
             );
+        }
+    }
+
+    #[test]
+    fn full_text_functions_take_no_expanding_options_or_fuzzy_text() {
+        // Issue 17.1: MATCH()/QUERY() options and QUERY() text like the query DSL's.
+        for q in [
+            "SELECT * FROM logs-a WHERE MATCH(message, 'hello')",
+            "SELECT * FROM logs-a WHERE MATCH(message, 'hello', 'operator=and;fuzziness=0')",
+            "SELECT * FROM logs-a WHERE QUERY('user:bo* AND \"a b\"~2')",
+            "SELECT * FROM logs-a WHERE QUERY('b*', 'default_field=user;rewrite=constant_score')",
+            "SELECT query FROM logs-a",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        for q in [
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'fuzziness=AUTO')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'operator=or; Fuzziness = 2')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'max_expansions=1')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'fuzzy_rewrite=top_terms_1')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', ?)",
+            "SELECT * FROM logs-a WHERE match('user^2,m', 'he', 'type=phrase_prefix')",
+            "SELECT * FROM logs-a WHERE QUERY('user:bob~')",
+            "SELECT * FROM logs-a WHERE QUERY('user:bob~1 OR x')",
+            "SELECT * FROM logs-a WHERE QUERY(?)",
+            "SELECT * FROM logs-a WHERE QUERY('bob', 'fuzzy_max_expansions=1')",
+            "SELECT * FROM logs-a WHERE QUERY('b*', 'rewrite=top_terms_1')",
+            "SELECT * FROM logs-a WHERE QUERY('_id:b*')",
+            "SELECT * FROM logs-a WHERE QUERY('b*', 'default_field=_id')",
+            "SELECT * FROM logs-a WHERE QUERY('it''s~')",
+            "SELECT * FROM logs-a WHERE \"QUERY\"('user:bob~')",
+            "SELECT * FROM logs-a WHERE `match`(user, 'bob', 'fuzziness=1')",
+        ] {
+            assert!(parse(q).is_err(), "{q} was accepted");
         }
     }
 

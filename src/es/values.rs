@@ -1,13 +1,13 @@
 //! Value checks for search bodies (issue #17.5): what `rewrite` lets through by key must also
 //! make sense by value, so that nonsense gets a 400 from esgate instead of reaching the cluster,
-//! where a zero interval, a composite `size: 0`, a sampler without sub-aggregations, an order
-//! by a path that names nothing or a bucket explosion ended in a 5xx (or took a node down).
+//! where a zero interval, a composite `size: 0`, an order by a path that names nothing or a
+//! bucket explosion ended in a 5xx (or took a node down). (Samplers, which also crashed without
+//! a sub-aggregation, are refused outright: they pick documents by score, see `expansion`.)
 //!
 //! Checked here: histogram and date-histogram intervals (present, parseable, > 0, calendar
 //! units from Elasticsearch's list), bucket counts computable from `extended_bounds` /
 //! `hard_bounds` and the interval (at most [`MAX_BUCKETS`], Elasticsearch's and OpenSearch's
-//! `search.max_buckets`), sizes of bucketing aggregations (1..=[`MAX_BUCKETS`]), the sub-aggregation
-//! that `sampler` and `diversified_sampler` need, `order` paths (`_count`, `_key`, `_term`, or
+//! `search.max_buckets`), sizes of bucketing aggregations (1..=[`MAX_BUCKETS`]), `order` paths (`_count`, `_key`, `_term`, or
 //! a path through existing single-bucket sub-aggregations ending at a metric or single-bucket
 //! one), and `slice` (`0 <= id < max`, `2 <= max <= 1024`).
 //!
@@ -81,12 +81,6 @@ pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Res
                     Some(n) if (1..=100).contains(&n) => {}
                     _ => return Err(bad("[max_doc_count] must be between 1 and 100")),
                 }
-            }
-        }
-        "sampler" | "diversified_sampler" => {
-            sizes(m, &["shard_size", "max_docs_per_value"])?;
-            if subs.is_none_or(Map::is_empty) {
-                return Err(bad(&format!("[{ty}] needs a sub-aggregation")));
             }
         }
         "geohash_grid" | "geotile_grid" => {
@@ -285,14 +279,7 @@ fn composite_source(v: &Value) -> Result<(), Rejection> {
 }
 
 /// Single-bucket aggregations: a sort path may go through them.
-const SINGLE_BUCKET: &[&str] = &[
-    "filter",
-    "nested",
-    "reverse_nested",
-    "missing",
-    "sampler",
-    "diversified_sampler",
-];
+const SINGLE_BUCKET: &[&str] = &["filter", "nested", "reverse_nested", "missing"];
 /// Metric aggregations with one value (`name` or `name.value`).
 const SINGLE_VALUE: &[&str] = &[
     "avg",
@@ -724,17 +711,6 @@ mod tests {
         for (ty, body, ok) in cases {
             assert_eq!(check(ty, body.clone(), None).is_ok(), ok, "{ty} {body}");
         }
-    }
-
-    #[test]
-    fn samplers_need_a_sub_aggregation() {
-        let sub = json!({"u": {"terms": {"field": "u"}}});
-        assert!(check("sampler", json!({"shard_size": 10}), Some(sub.clone())).is_ok());
-        assert!(check("sampler", json!({"shard_size": 10}), None).is_err());
-        assert!(check("sampler", json!({}), Some(json!({}))).is_err());
-        assert!(check("sampler", json!({"shard_size": 0}), Some(sub.clone())).is_err());
-        assert!(check("diversified_sampler", json!({"field": "u"}), Some(sub)).is_ok());
-        assert!(check("diversified_sampler", json!({"field": "u"}), None).is_err());
     }
 
     #[test]

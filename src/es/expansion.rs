@@ -1,0 +1,603 @@
+//! Term expansion and score thresholds: which multi-term, fuzzy and relevance options a `read`
+//! token may use, in the query DSL (`rewrite.rs`), query text (`query_string`,
+//! `simple_query_string`, ES|QL `QSTR`/`KQL`, SQL `QUERY()`) and the option lists of ES|QL and
+//! SQL full-text functions (`esql.rs`, `sql.rs`).
+//!
+//! Why: Elasticsearch expands fuzzy terms, phrase prefixes and `top_terms_N` rewrites by picking
+//! at most N terms from the whole shard dictionary *before* the token's filter applies, so other
+//! tenants' terms push the token's own terms out and counts change with foreign data (an
+//! existence oracle for any term, `_id` included, with a small `max_expansions`). Scores
+//! (BM25) use index-wide statistics too, so a score threshold turns them into counts.
+//!
+//! Invariant: what passes has a match set that depends only on the token's own documents:
+//! no fuzziness (absent, `0` or `"0"` only), no `max_expansions`/`fuzzy_max_expansions`, multi-term
+//! rewrites only `constant_score`/`constant_score_blended` (every matching term, no clause
+//! limit that could fail), no `phrase_prefix`/`bool_prefix` types, no `~` after a term in query
+//! text (`"phrase"~N` proximity is fine), and no expansion at all (prefix, wildcard, regexp,
+//! range, fuzzy) where a target field may be a metadata field such as `_id`. Reasons name keys,
+//! never values.
+
+use serde_json::{Map, Value};
+
+use super::error::printable;
+use super::Rejection;
+
+/// The multi-term rewrite methods whose match set is every matching term, without a limit
+/// (`top_terms_N` keeps N terms of the whole shard; the `*_boolean` ones fail past the clause
+/// limit, which is an oracle too).
+const SAFE_REWRITES: &[&str] = &["constant_score", "constant_score_blended"];
+
+/// Multi-field query types that expand the last term as a prefix over the shard dictionary.
+const EXPANDING_TYPES: &[&str] = &["phrase_prefix", "bool_prefix"];
+
+/// Checks one option of a full-text or multi-term query (a DSL parameter, an ES|QL option map
+/// entry, a SQL option). `Value::Null` stands for a value that is not a literal (a parameter).
+pub(crate) fn option(key: &str, value: &Value) -> Result<(), Rejection> {
+    match key {
+        "fuzziness" if !no_fuzziness(value) => Err(refused(
+            key,
+            "fuzzy expansion picks its terms from other tenants' documents too",
+        )),
+        "max_expansions" | "fuzzy_max_expansions" => Err(refused(
+            key,
+            "term expansion picks its terms from other tenants' documents too",
+        )),
+        "rewrite" | "fuzzy_rewrite"
+            if !value.as_str().is_some_and(|s| SAFE_REWRITES.contains(&s)) =>
+        {
+            Err(refused(
+                key,
+                "only constant_score and constant_score_blended rewrites are allowed",
+            ))
+        }
+        "type"
+            if value.is_null()
+                || value.as_str().is_some_and(|s| {
+                    EXPANDING_TYPES.contains(&s.to_ascii_lowercase().as_str())
+                }) =>
+        {
+            Err(refused(
+                key,
+                "prefix query types expand over other tenants' terms",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks every entry of an options object (see [`option`]).
+pub(crate) fn options(m: &Map<String, Value>) -> Result<(), Rejection> {
+    m.iter().try_for_each(|(k, v)| option(k, v))
+}
+
+/// Whether a fuzziness value means "exact" (`0` or `"0"`).
+fn no_fuzziness(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.trim() == "0",
+        _ => false,
+    }
+}
+
+/// Elasticsearch's metadata fields (and a few internal ones) a field pattern could reach.
+const METADATA_FIELDS: &[&str] = &[
+    "_id",
+    "_routing",
+    "_source",
+    "_ignored",
+    "_ignored_source",
+    "_seq_no",
+    "_primary_term",
+    "_version",
+    "_tier",
+    "_field_names",
+    "_nested_path",
+    "_data_stream_timestamp",
+    "_doc_count",
+    "_feature",
+    "_index_mode",
+    "_tsid",
+    "_ts_routing_hash",
+    "_size",
+    "_inference_fields",
+];
+
+/// Whether a field name or pattern (with an optional `^boost`) may reach a metadata field such
+/// as `_id`, whose terms are every document's, tenant or not. Any name starting with `_` may
+/// (except `_index`: its value is the index name, and the token's indices are checked anyway);
+/// a `*` pattern may when it matches a metadata field's name, except `*` alone (Elasticsearch
+/// leaves metadata fields out of an all-fields pattern).
+pub(crate) fn may_be_metadata(field: &str) -> bool {
+    let name = field.split('^').next().unwrap_or(field).trim();
+    if name == "_index" || name == "*" {
+        return false;
+    }
+    name.starts_with('_')
+        || (name.contains('*') && METADATA_FIELDS.iter().any(|m| simple_match(name, m)))
+}
+
+/// Elasticsearch's `Regex.simpleMatch`: `*` matches any run of characters, nothing else is
+/// special.
+fn simple_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            let Some(rest) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| simple_match(tail, &rest[i..]))
+        }
+    }
+}
+
+/// What the text of a query-string-like query does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TextQuery {
+    /// A `~` after a term (a fuzzy term), or one the lexer cannot place.
+    pub fuzzy: bool,
+    /// A multi-term construct: wildcard, prefix, regexp, range.
+    pub expands: bool,
+    /// Field names written in the text (`field:`), escapes removed.
+    pub fields: Vec<String>,
+}
+
+/// The query-text grammars read here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Syntax {
+    /// Lucene's classic syntax: `query_string`, `?q=`, ES|QL `QSTR`, SQL `QUERY()`.
+    Classic,
+    /// `simple_query_string`: no fields, regexps or ranges in the text.
+    Simple,
+    /// Kibana's KQL (ES|QL `KQL`): fields, wildcards, no fuzzy terms or regexps.
+    Kql,
+}
+
+/// Reads query text the way Lucene's query parsers split it (conservatively: anything the
+/// reader cannot place counts as fuzzy or expanding, so it is refused where that matters).
+pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejection> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Prev {
+        Nothing,
+        Term,
+        Phrase,
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let classic = syntax == Syntax::Classic;
+    let mut out = TextQuery::default();
+    let mut prev = Prev::Nothing;
+    // The current term, or the last one when only whitespace followed it (`user :x` names a
+    // field too: the parsers skip whitespace between tokens).
+    let mut term = String::new();
+    let mut in_term = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        // Lucene's whitespace only: any other space is a term character to its parser (so a
+        // `~` after it is a fuzzy term, not a phrase's slop).
+        if matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{3000}') {
+            in_term = false;
+            i += 1;
+            continue;
+        }
+        let term_char = match c {
+            '\\' | '*' | '?' => true,
+            '"' | '~' | '^' | '(' | ')' => false,
+            ':' => syntax == Syntax::Simple,
+            '<' | '>' => syntax == Syntax::Simple,
+            '/' | '[' | ']' | '{' | '}' | '!' => !classic,
+            // Operators at the start of a term, term characters inside one (`a-b`).
+            '+' | '-' | '|' | '&' => in_term,
+            _ => true,
+        };
+        if term_char {
+            if !in_term {
+                term.clear();
+                in_term = true;
+            }
+            match c {
+                '\\' => {
+                    if let Some(next) = chars.get(i + 1) {
+                        term.push(*next);
+                    }
+                    i += 2;
+                }
+                _ => {
+                    if c == '*' || (c == '?' && syntax != Syntax::Simple) {
+                        out.expands = true;
+                    }
+                    term.push(c);
+                    i += 1;
+                }
+            }
+            prev = Prev::Term;
+            continue;
+        }
+        in_term = false;
+        match c {
+            ':' | '<' | '>' => {
+                // `field:`, and the ranges `field:>x` and (KQL) `field > x`.
+                if !term.is_empty() {
+                    out.fields.push(std::mem::take(&mut term));
+                }
+                if c != ':' {
+                    out.expands = true;
+                }
+                prev = Prev::Nothing;
+                i += 1;
+            }
+            '"' => {
+                let mut j = i + 1;
+                loop {
+                    match chars.get(j) {
+                        None => return Err(unterminated("phrase")),
+                        Some('\\') => j += 2,
+                        Some('"') => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                term.clear();
+                prev = Prev::Phrase;
+                i = j + 1;
+            }
+            '~' => {
+                // Only a phrase's slop is exact; KQL has no slop, so any `~` there is refused.
+                if prev != Prev::Phrase || syntax == Syntax::Kql {
+                    out.fuzzy = true;
+                }
+                prev = Prev::Nothing;
+                i += 1;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+                {
+                    i += 1;
+                }
+            }
+            '^' => {
+                // A boost keeps what came before it (`"a b"^2~3` is still a phrase's slop).
+                i += 1;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+                {
+                    i += 1;
+                }
+            }
+            '/' => {
+                let mut j = i + 1;
+                loop {
+                    match chars.get(j) {
+                        None => return Err(unterminated("regular expression")),
+                        Some('\\') if chars.get(j + 1) == Some(&'/') => j += 2,
+                        Some('/') => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                out.expands = true;
+                term.clear();
+                prev = Prev::Term;
+                i = j + 1;
+            }
+            '[' | '{' => {
+                i = range_end(&chars, i + 1)?;
+                out.expands = true;
+                term.clear();
+                prev = Prev::Nothing;
+            }
+            _ => {
+                term.clear();
+                prev = Prev::Nothing;
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index after the range whose body starts at `j` (just after `[` or `{`), read like
+/// Lucene's range lexer: whitespace between tokens; each token is the longer of a "goop" (up to
+/// a space, `]` or `}`, backslashes literal) and, from a `"`, a quoted bound (`\"` escaped);
+/// the first `]` or `}` between tokens ends it.
+fn range_end(chars: &[char], mut j: usize) -> Result<usize, Rejection> {
+    loop {
+        match chars.get(j) {
+            None => return Err(unterminated("range")),
+            Some(']' | '}') => return Ok(j + 1),
+            Some(' ' | '\t' | '\n' | '\r' | '\u{3000}') => j += 1,
+            Some(first) => {
+                let mut goop = j;
+                while chars
+                    .get(goop)
+                    .is_some_and(|d| !matches!(d, ' ' | ']' | '}'))
+                {
+                    goop += 1;
+                }
+                let mut quoted = j;
+                if *first == '"' {
+                    let mut k = j + 1;
+                    while let Some(d) = chars.get(k) {
+                        if *d == '"' {
+                            // Content must not be empty; an unescaped quote must end it, an
+                            // escaped one may (the longest reading wins).
+                            if k > j + 1 {
+                                quoted = k + 1;
+                            }
+                            if k == j + 1 || chars[k - 1] != '\\' {
+                                break;
+                            }
+                        }
+                        k += 1;
+                    }
+                }
+                j = goop.max(quoted);
+            }
+        }
+    }
+}
+
+fn unterminated(what: &str) -> Rejection {
+    Rejection::bad_request(format!("the query text has an unterminated {what}"))
+}
+
+/// Checks query text and the fields it targets: no fuzzy terms, and no expansion where a field
+/// (written in the text, or among `targets`: `default_field`, `fields`) may be a metadata field.
+pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
+    let read = read_text(text, syntax)?;
+    if read.fuzzy {
+        return Err(Rejection::forbidden(
+            "fuzzy terms (`~` after a term) are not allowed for this token: fuzzy expansion \
+             picks its terms from other tenants' documents too",
+        ));
+    }
+    let metadata = targets.iter().any(|f| may_be_metadata(f))
+        || read
+            .fields
+            .iter()
+            .any(|f| f != "_exists_" && may_be_metadata(f));
+    if read.expands && metadata {
+        return Err(Rejection::forbidden(
+            "wildcard, prefix, regexp and range terms on metadata fields are not allowed for \
+             this token",
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of a score threshold (`min_score` anywhere).
+pub(crate) fn score_threshold(key: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token: scores depend on other tenants' documents, so a \
+         threshold on them would make counts depend on them too",
+        printable(key)
+    ))
+}
+
+/// The refusal of a query or aggregation whose match set depends on index-wide statistics.
+pub(crate) fn statistics(name: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token: what it matches depends on terms or statistics of \
+         documents outside the token's filters",
+        printable(name)
+    ))
+}
+
+fn refused(key: &str, why: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token: {why}",
+        printable(key)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::es::RejectKind;
+
+    #[test]
+    fn options_allow_only_exact_matching_and_constant_score_rewrites() {
+        let ok = [
+            ("fuzziness", json!(0)),
+            ("fuzziness", json!("0")),
+            ("fuzziness", json!(0.0)),
+            ("rewrite", json!("constant_score")),
+            ("fuzzy_rewrite", json!("constant_score_blended")),
+            ("type", json!("best_fields")),
+            ("type", json!("phrase")),
+            ("operator", json!("and")),
+            ("prefix_length", json!(2)),
+        ];
+        for (k, v) in ok {
+            assert!(option(k, &v).is_ok(), "{k} {v}");
+        }
+        let refused = [
+            ("fuzziness", json!(1)),
+            ("fuzziness", json!("AUTO")),
+            ("fuzziness", json!("1")),
+            ("fuzziness", Value::Null),
+            ("max_expansions", json!(50)),
+            ("fuzzy_max_expansions", json!(1)),
+            ("rewrite", json!("top_terms_1")),
+            ("rewrite", json!("top_terms_boost_3")),
+            ("rewrite", json!("top_terms_blended_freqs_2")),
+            ("rewrite", json!("scoring_boolean")),
+            ("rewrite", json!("constant_score_boolean")),
+            ("rewrite", Value::Null),
+            ("fuzzy_rewrite", json!("top_terms_2")),
+            ("type", json!("phrase_prefix")),
+            ("type", json!("BOOL_PREFIX")),
+            ("type", Value::Null),
+        ];
+        for (k, v) in refused {
+            let err = option(k, &v).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{k} {v}");
+            assert!(!err.reason.contains("top_terms"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn metadata_fields_and_patterns_that_could_reach_them() {
+        for f in [
+            "_id", "_id^2", "_routing", "_*", "*id", "*d^3", "*_*", "_foo", "*eq*",
+        ] {
+            assert!(may_be_metadata(f), "{f}");
+        }
+        for f in [
+            "user",
+            "*",
+            "_index",
+            "message^3",
+            "user.*",
+            "a*",
+            "*.keyword",
+            "?id",
+        ] {
+            assert!(!may_be_metadata(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn classic_text_fuzzy_terms_are_found_and_phrase_slop_is_not() {
+        let fuzzy = [
+            "bob~",
+            "bob~1",
+            "user:bob~0.5",
+            "a AND b~2",
+            "bob ~2",
+            "bob^2~1",
+            "(x OR y~)",
+            "x-y~",
+            "~1",
+            "/ab/~1",
+            "[a TO b]~",
+            // Backslashes are literal in a range: the range ends at the first `]`.
+            "[a TO b\\] user:bob~1 [c TO d]",
+            // A quoted bound is shorter than the goop around it: the goop wins.
+            "[x TO \"ab\"c\"d] user:bob~1 [p TO \"q\"]",
+            "\"a b\"~2 ~3",
+            "\"a b\"\u{a0}~1",
+            "\"a b\"\u{2003}~1",
+        ];
+        for q in fuzzy {
+            assert!(read_text(q, Syntax::Classic).unwrap().fuzzy, "{q}");
+        }
+        let exact = [
+            "\"hello world\"~2",
+            "\"a b\" ~3",
+            "\"a b\"^2~3",
+            "bob\\~1",
+            "user:\"x~1\"",
+            "hello world",
+            "a* OR b?c",
+            "/a~b/",
+            "[a TO b~]",
+            "[\"a ] b\" TO c~]",
+            "[\"a\\\" ]~\" TO c]",
+            "\"quote \\\" inside\"~2",
+        ];
+        for q in exact {
+            assert!(!read_text(q, Syntax::Classic).unwrap().fuzzy, "{q}");
+        }
+    }
+
+    #[test]
+    fn classic_text_expansions_and_fields() {
+        let r = read_text("user:bo* AND _id:a1 AND \\_routing:x", Syntax::Classic).unwrap();
+        assert!(r.expands);
+        assert_eq!(r.fields, vec!["user", "_id", "_routing"]);
+        for q in [
+            "a*",
+            "a?c",
+            "/re/",
+            "n:[1 TO 5]",
+            "n:{1 TO 5}",
+            "x:(a OR b*)",
+        ] {
+            assert!(read_text(q, Syntax::Classic).unwrap().expands, "{q}");
+        }
+        for q in ["hello", "\"a*b\"", "a\\*", "_exists_:user"] {
+            assert!(!read_text(q, Syntax::Classic).unwrap().expands, "{q}");
+        }
+        for q in ["\"open", "/open", "[1 TO 2"] {
+            assert_eq!(
+                read_text(q, Syntax::Classic).unwrap_err().kind,
+                RejectKind::BadRequest,
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn simple_and_kql_text() {
+        assert!(read_text("bob~2", Syntax::Simple).unwrap().fuzzy);
+        assert!(!read_text("\"a b\"~2", Syntax::Simple).unwrap().fuzzy);
+        assert!(read_text("\"a b\"~2", Syntax::Kql).unwrap().fuzzy);
+        assert!(read_text("bo*", Syntax::Simple).unwrap().expands);
+        // `?`, `/` and `[` are plain characters in simple_query_string.
+        let r = read_text("a?b /x [y", Syntax::Simple).unwrap();
+        assert!(!r.expands && !r.fuzzy && r.fields.is_empty(), "{r:?}");
+        let r = read_text("_id: a* and user: x", Syntax::Kql).unwrap();
+        assert!(r.expands);
+        assert_eq!(r.fields, vec!["_id", "user"]);
+    }
+
+    #[test]
+    fn check_text_refuses_fuzzy_terms_and_metadata_expansions() {
+        assert!(check_text("user:bo* AND \"a b\"~2", Syntax::Classic, &[]).is_ok());
+        assert!(check_text("_id:a1 OR _exists_:user", Syntax::Classic, &[]).is_ok());
+        assert!(check_text("_exists_:user AND bo*", Syntax::Classic, &[]).is_ok());
+        assert!(check_text("_index:logs-* AND bo*", Syntax::Classic, &[]).is_ok());
+        for (q, targets) in [
+            ("user:bob~", &[][..]),
+            ("_id:a*", &[][..]),
+            ("_id:/a.*/", &[][..]),
+            ("\\_id:a*", &[][..]),
+            ("a*", &["_id"][..]),
+            ("a*", &["user", "*id"][..]),
+            ("a*", &["*_*"][..]),
+            ("_seq_no:[0 TO 5]", &[][..]),
+        ] {
+            assert_eq!(
+                check_text(q, Syntax::Classic, targets).unwrap_err().kind,
+                RejectKind::Forbidden,
+                "{q} {targets:?}"
+            );
+        }
+        assert!(check_text("a*", Syntax::Simple, &["_id"]).is_err());
+        assert!(check_text("a*", Syntax::Simple, &["user"]).is_ok());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::{read_text, Syntax};
+
+        fn fragments() -> impl Strategy<Value = String> {
+            let f = prop::sample::select(vec![
+                "a", "_id", ":", "~", "~2", "\"", "\\", " ", "\u{a0}", "*", "?", "/", "[", "]",
+                "{", "}", "^2", "(", ")", "-", "+", "&&", "TO", "\u{e9}", ">", "<",
+            ]);
+            prop::collection::vec(f, 0..16).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// Nothing panics, and a `~` right after a term character (outside quotes and
+            /// regexps, which these fragments never open before it) is always fuzzy.
+            #[test]
+            fn reading_never_panics_and_finds_glued_tildes(q in fragments()) {
+                for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                    let _ = read_text(&q, syntax);
+                    let glued = format!("x~ {q}");
+                    if let Ok(r) = read_text(&glued, syntax) {
+                        prop_assert!(r.fuzzy, "{glued:?}");
+                    }
+                }
+            }
+        }
+    }
+}
