@@ -17,6 +17,7 @@ use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
+use super::ordinals::{self, SortSeal};
 use super::transform::Transform;
 use super::{cat_indices, explain, terms_enum};
 use super::{
@@ -147,6 +148,7 @@ pub(super) fn prepare(
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let mut transform = None;
+    let mut sort_seal = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     // An async search submit is rewritten like a search; only its path and seal differ.
     let async_submit = matches!(route, Route::AsyncSubmit { .. });
@@ -179,7 +181,8 @@ pub(super) fn prepare(
             }
         }
         Route::Search { index: named } | Route::AsyncSubmit { index: named } => {
-            let mut body = uri_search::merge(json_body()?, uri_query)?;
+            let body = uri_search::merge(json_body()?, uri_query)?;
+            let mut body = ordinals::take_uri_sort(&mut params, body)?;
             let pit = match body.as_mut() {
                 Some(Value::Object(m)) => m.remove("pit"),
                 _ => None,
@@ -199,6 +202,13 @@ pub(super) fn prepare(
                 let pit = continuation_object(&pit, "pit", "id", &["keep_alive"])?;
                 let backend_id = continuation::open(&scope.ids, IdKind::Pit, &pit.id)?;
                 let mut out = rewrite::search(body, &scope.filters)?;
+                let positions = ordinals::prepare(
+                    &mut out,
+                    ordinals::Mode::Pit {
+                        backend_id: &backend_id,
+                    },
+                    &scope.ids,
+                )?;
                 let mut pit_out = serde_json::Map::new();
                 pit_out.insert("id".into(), Value::String(backend_id));
                 pit_out.extend(pit.rest);
@@ -213,6 +223,13 @@ pub(super) fn prepare(
                 if async_submit {
                     seal = Some(async_search::SEAL);
                 }
+                let sort_seal = positions.map(|p| {
+                    if async_submit {
+                        SortSeal::Async(p)
+                    } else {
+                        SortSeal::Search(p)
+                    }
+                });
                 // The point in time fixes the indices; index options are refused beside it.
                 let mut params = params;
                 params.retain(|(k, _)| {
@@ -231,9 +248,11 @@ pub(super) fn prepare(
                     body: Some(json_forward(&out)?),
                     seal,
                     transform: None,
+                    ordinals: sort_seal,
                 });
             }
-            let (sh, path, resolve) = at_path(&expr()?, "/", api);
+            let e = expr()?;
+            let (sh, path, resolve) = at_path(&e, "/", api);
             shape = sh;
             if async_submit {
                 seal = Some(async_search::SEAL);
@@ -244,12 +263,28 @@ pub(super) fn prepare(
                     required: false,
                 });
             }
-            let out = rewrite::search(body, &scope.filters)?;
+            let mut out = rewrite::search(body, &scope.filters)?;
+            let joined = e.joined();
+            let mode = if scroll_requested {
+                ordinals::Mode::Scroll
+            } else {
+                ordinals::Mode::Plain {
+                    expression: &joined,
+                }
+            };
+            sort_seal = ordinals::prepare(&mut out, mode, &scope.ids)?.map(|p| {
+                if async_submit {
+                    SortSeal::Async(p)
+                } else {
+                    SortSeal::Search(p)
+                }
+            });
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::AsyncById { op, id } => {
-            let (method, path, by_id_seal) = async_search::by_id(op, &id, scope)?;
+            let (method, path, by_id_seal, positions) = async_search::by_id(op, &id, scope)?;
             seal = by_id_seal;
+            sort_seal = positions.map(SortSeal::Async);
             (method, path, None, Vec::new())
         }
         Route::Count { .. } => {
@@ -427,8 +462,19 @@ pub(super) fn prepare(
                 body::check_content_type(head.content_type, Media::Json)?;
             }
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
-            let items =
+            let mut items =
                 msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
+            let mut positions = Vec::with_capacity(items.len());
+            for item in &mut items {
+                let joined = item.index.joined();
+                let mode = ordinals::Mode::Plain {
+                    expression: &joined,
+                };
+                positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
+            }
+            if positions.iter().any(Option::is_some) {
+                sort_seal = Some(SortSeal::Msearch(positions));
+            }
             let mut to_resolve: Vec<String> = Vec::new();
             for item in &items {
                 let joined = item.index.joined();
@@ -465,6 +511,7 @@ pub(super) fn prepare(
         body,
         seal,
         transform,
+        ordinals: sort_seal,
     })
 }
 
@@ -483,6 +530,7 @@ pub(super) fn authorize(
         mut body,
         seal,
         transform,
+        ordinals: sort_seal,
     } = prepared;
     let mut indices: BTreeSet<String> = BTreeSet::new();
     // Expression → the allowed names to forward instead, where a wildcard was narrowed.
@@ -564,6 +612,7 @@ pub(super) fn authorize(
         seal,
     );
     permit.transform = transform;
+    permit.ordinals = sort_seal;
     Ok(permit)
 }
 
@@ -857,12 +906,65 @@ mod tests {
                 "stored_fields",
                 "docvalue_fields",
                 "_source",
-                "sort",
                 "typed_keys",
                 "rest_total_hits_as_int",
                 "expand_wildcards"
             ]
         );
+        // `?sort=` travels in the body, where its doc-id positions are known (see `ordinals`).
+        assert_eq!(body_json(&p)["sort"], json!([{"t": {"order": "desc"}}]));
+        assert!(p.ordinals.is_none());
+    }
+
+    #[test]
+    fn doc_id_sorts_are_sealed_in_searches_msearches_and_async_searches() {
+        let p = run(
+            &head("GET", "/logs-a/_search", Some("sort=_doc:desc")),
+            None,
+            logs,
+        )
+        .unwrap();
+        assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
+        assert!(matches!(p.ordinals, Some(es::ordinals::SortSeal::Search(_))));
+        let mut h = head("POST", "/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
+        let p = run(&h, Some(body), logs).unwrap();
+        match p.ordinals {
+            Some(es::ordinals::SortSeal::Msearch(items)) => {
+                assert_eq!(items.len(), 2);
+                assert!(items[0].is_none() && items[1].is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut h = head("POST", "/logs-a/_async_search", None);
+        h.content_type = Some("application/json");
+        let p = run(&h, Some(br#"{"sort":["_doc"]}"#), logs).unwrap();
+        assert!(matches!(p.ordinals, Some(es::ordinals::SortSeal::Async(_))));
+        // A scan's sort is dropped; any other doc-id sort under scroll is refused.
+        let p = run(
+            &head("POST", "/logs-a/_search", Some("scroll=1m")),
+            Some(br#"{"sort":"_doc"}"#),
+            logs,
+        )
+        .unwrap();
+        assert_eq!(body_json(&p).get("sort"), None);
+        assert!(p.ordinals.is_none());
+        let err = run(
+            &head("POST", "/logs-a/_search", Some("scroll=1m&sort=t:desc,_doc")),
+            None,
+            logs,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        // A raw doc id in search_after is refused.
+        let err = run(
+            &head("POST", "/logs-a/_search", None),
+            Some(br#"{"sort":["t","_doc"],"search_after":[1,5]}"#),
+            logs,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
     }
 
     #[test]

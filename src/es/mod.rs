@@ -30,6 +30,7 @@ pub mod knn_search;
 mod lexing;
 pub mod media;
 pub mod msearch;
+pub mod ordinals;
 pub mod params;
 pub mod resolution;
 pub mod retriever;
@@ -212,6 +213,8 @@ pub struct Permit {
     pub seal: Option<continuation::Seal>,
     /// How esgate rewrites the backend's response before the client sees it.
     pub transform: Option<transform::Transform>,
+    /// Where the answer's doc-id sort values are, to seal before the client sees them.
+    pub ordinals: Option<ordinals::SortSeal>,
     _sealed: (),
 }
 
@@ -267,6 +270,7 @@ pub struct Prepared {
     body: Option<ForwardBody>,
     seal: Option<continuation::Seal>,
     transform: Option<transform::Transform>,
+    ordinals: Option<ordinals::SortSeal>,
 }
 
 impl Prepared {
@@ -334,6 +338,7 @@ impl Permit {
             indices,
             seal,
             transform: None,
+            ordinals: None,
             _sealed: (),
         }
     }

@@ -135,8 +135,9 @@ async fn pipeline(
         request_id: &request_id,
     };
     let (parts, body) = req.into_parts();
-    // A continuation id to seal in the answer, with the binding the request was checked under.
-    let mut seal = None;
+    // What to seal in the answer (a continuation id, doc-id sort values), with the binding the
+    // request was checked under.
+    let mut sealing: Option<Sealing> = None;
     let mut transform = None;
     let upstream_req = match token.permission() {
         Permission::All => {
@@ -164,7 +165,13 @@ async fn pipeline(
                 return identity::respond(app, &token, route, &parts, body).await;
             }
             let (permit, binding) = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
-            seal = permit.seal.map(|s| (s, binding));
+            if permit.seal.is_some() || permit.ordinals.is_some() {
+                sealing = Some(Sealing {
+                    id: permit.seal,
+                    sort: permit.ordinals.clone(),
+                    binding,
+                });
+            }
             transform = permit.transform.clone();
             upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
         }
@@ -176,15 +183,22 @@ async fn pipeline(
     if let Some(t) = transform {
         return transformed::respond(app, &t, up.status, &up.headers, headers, body).await;
     }
-    let body = match seal {
-        // A failed async search still answers with its id (under its error status).
-        Some((seal, binding))
-            if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
-        {
-            // The body is rebuilt with the sealed id: its length changes.
+    let success = up.status.is_success();
+    // A failed async search still answers with its id (under its error status).
+    let sealing = sealing.map(|mut s| {
+        s.id = s
+            .id
+            .filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
+        s
+    });
+    let body = match sealing {
+        Some(s) if s.id.is_some() || s.sort.is_some() => {
+            // The body is rebuilt with the sealed values: its length changes.
             headers.remove(header::CONTENT_LENGTH);
-            seal_id_headers(&binding, seal, &mut headers);
-            crate::body::full(seal_response(app, &binding, seal, &up.headers, body).await?)
+            if let Some(id) = s.id {
+                seal_id_headers(&s.binding, id, s.sort.as_ref(), &mut headers);
+            }
+            crate::body::full(seal_response(app, &s, success, &up.headers, body).await?)
         }
         _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
             body,
@@ -195,6 +209,16 @@ async fn pipeline(
     *out.status_mut() = up.status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// What an answer gets sealed with before the client sees it.
+struct Sealing {
+    /// A continuation id in the answer.
+    id: Option<es::continuation::Seal>,
+    /// Doc-id sort values in the answer's hits.
+    sort: Option<es::ordinals::SortSeal>,
+    /// The token binding the request was checked under.
+    binding: es::continuation::Binding,
 }
 
 /// What binds a continuation id to the token that presents it, as its scope is now.
@@ -211,6 +235,7 @@ fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
 fn seal_id_headers(
     binding: &es::continuation::Binding,
     seal: es::continuation::Seal,
+    sort: Option<&es::ordinals::SortSeal>,
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
@@ -222,7 +247,13 @@ fn seal_id_headers(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
-        .map(|v| es::continuation::seal(binding, seal.kind, v))
+        .map(|v| {
+            es::async_search::seal_id(
+                binding,
+                v,
+                sort.and_then(es::ordinals::SortSeal::async_positions),
+            )
+        })
         .filter_map(|v| http::HeaderValue::from_str(&v).ok())
         .collect();
     headers.remove(ASYNC_ID);
@@ -234,23 +265,27 @@ fn seal_id_headers(
 /// Index resolutions one request may have in flight at once.
 const RESOLVE_CONCURRENCY: usize = 8;
 
-/// Responses that carry a continuation id are read whole (capped) so the id can be sealed
-/// before the client sees it.
+/// Responses that carry a continuation id or doc-id sort values are read whole (capped) so
+/// they can be sealed before the client sees them.
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 
 async fn seal_response(
     app: &App,
-    binding: &es::continuation::Binding,
-    seal: es::continuation::Seal,
+    sealing: &Sealing,
+    success: bool,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, ProxyError> {
     let (bytes, _hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    es::continuation::seal_response(binding, seal, &bytes)
-        .map(Bytes::from)
-        .ok_or(ProxyError::Upstream(
-            crate::upstream::UpstreamError::Unexpected,
-        ))
+    es::ordinals::seal_search_answer(
+        &sealing.binding,
+        sealing.id,
+        sealing.sort.as_ref(),
+        success,
+        &bytes,
+    )
+    .map(Bytes::from)
+    .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))
 }
 
 /// How long an answer esgate must read whole waits for room in the body budget.
