@@ -171,8 +171,7 @@ fn pit_search(flavor: Flavor, pit: &str, size: usize, after: Option<&Value>) -> 
         Flavor::Noida => json!([{"n": "asc"}]),
         Flavor::Osmem => json!([{"n": "asc"}, "_shard_doc"]),
     };
-    let mut body =
-        json!({"pit": {"id": pit, "keep_alive": "1m"}, "size": size, "sort": sort});
+    let mut body = json!({"pit": {"id": pit, "keep_alive": "1m"}, "size": size, "sort": sort});
     if let Some(a) = after {
         body["search_after"] = a.clone();
     }
@@ -198,7 +197,13 @@ async fn client_view(flavor: Flavor, foreign: usize) -> (Vec<Value>, Vec<Value>)
     let mut direct = Vec::new();
     let search = json!({"size": 10, "sort": kibana_sort()});
     let (s, v) = gw
-        .call(&a, "POST", &format!("/{INDEX}/_search"), search.clone(), &[])
+        .call(
+            &a,
+            "POST",
+            &format!("/{INDEX}/_search"),
+            search.clone(),
+            &[],
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_sealed_at("body _doc sort", &v, 1);
@@ -250,7 +255,13 @@ async fn client_view(flavor: Flavor, foreign: usize) -> (Vec<Value>, Vec<Value>)
 
     let pit = open_pit(&gw, &a, flavor).await;
     let (s, v) = gw
-        .call(&a, "POST", "/_search", pit_search(flavor, &pit, 10, None), &[])
+        .call(
+            &a,
+            "POST",
+            "/_search",
+            pit_search(flavor, &pit, 10, None),
+            &[],
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let sorts = assert_sealed_at("point in time", &v, 1);
@@ -267,7 +278,10 @@ async fn differential(flavor: Flavor) {
         "the backend's own doc ids must differ, or this comparison proves nothing"
     );
     for (i, (c, m)) in clean.iter().zip(&mixed).enumerate() {
-        assert_eq!(c, m, "search {i}: foreign documents change what the client sees");
+        assert_eq!(
+            c, m,
+            "search {i}: foreign documents change what the client sees"
+        );
     }
 }
 
@@ -288,7 +302,13 @@ async fn paging(flavor: Flavor) {
     let (gw, a) = gateway(&backend).await;
     let path = format!("/{INDEX}/_search");
     let (s, all) = gw
-        .call(&a, "POST", &path, json!({"size": 10, "sort": kibana_sort()}), &[])
+        .call(
+            &a,
+            "POST",
+            &path,
+            json!({"size": 10, "sort": kibana_sort()}),
+            &[],
+        )
         .await;
     assert_eq!(s, 200, "{all}");
     let expected = ids(&all);
@@ -313,7 +333,8 @@ async fn paging(flavor: Flavor) {
 
     // Grafana: a logs query, then the context after one of its rows (ascending, search_after =
     // the row's sort values), and the same with Grafana's sentinel.
-    let header = json!({"index": INDEX, "ignore_unavailable": true, "search_type": "query_then_fetch"});
+    let header =
+        json!({"index": INDEX, "ignore_unavailable": true, "search_type": "query_then_fetch"});
     let (s, logs) = ndjson(&gw, &a, &[header.clone(), grafana_body("desc", 500)]).await;
     assert_eq!(s, 200, "{logs}");
     let rows = hits(&logs["responses"][0]);
@@ -373,7 +394,13 @@ async fn refusals(flavor: Flavor) {
         .await;
     let path = format!("/{INDEX}/_search");
     let (s, v) = gw
-        .call(&a, "POST", &path, json!({"size": 1, "sort": kibana_sort()}), &[])
+        .call(
+            &a,
+            "POST",
+            &path,
+            json!({"size": 1, "sort": kibana_sort()}),
+            &[],
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let sort = hits(&v)[0]["sort"].clone();
@@ -389,7 +416,12 @@ async fn refusals(flavor: Flavor) {
         ("doc id 0", &a, path.clone(), json!([ts, 0])),
         ("a tampered value", &a, path.clone(), json!([ts, tampered])),
         ("another token", &other, path.clone(), json!([ts, sealed])),
-        ("another index expression", &a, "/ord*/_search".to_string(), json!([ts, sealed])),
+        (
+            "another index expression",
+            &a,
+            "/ord*/_search".to_string(),
+            json!([ts, sealed]),
+        ),
     ] {
         let (s, v) = gw.call(secret, "POST", &p, refused(after), &[]).await;
         assert_eq!(s, 403, "{what}: {v}");
@@ -404,27 +436,57 @@ async fn refusals(flavor: Flavor) {
     // Under a point in time: a raw tiebreaker is refused.
     let pit = open_pit(&gw, &a, flavor).await;
     let (s, v) = gw
-        .call(&a, "POST", "/_search", pit_search(flavor, &pit, 2, Some(&json!([1, 27]))), &[])
+        .call(
+            &a,
+            "POST",
+            "/_search",
+            pit_search(flavor, &pit, 2, Some(&json!([1, 27]))),
+            &[],
+        )
         .await;
     assert_eq!(s, 403, "{v}");
 
     // Slices: a point in time needs a document field; no slice outside scroll or PIT.
     let (s, v) = gw
-        .call(&a, "POST", "/_search", json!({"pit": {"id": pit}, "slice": {"id": 0, "max": 2}}), &[])
+        .call(
+            &a,
+            "POST",
+            "/_search",
+            json!({"pit": {"id": pit}, "slice": {"id": 0, "max": 2}}),
+            &[],
+        )
         .await;
     assert_eq!(s, 403, "{v}");
     let (s, v) = gw
-        .call(&a, "POST", &path, json!({"slice": {"id": 0, "max": 2, "field": "n"}}), &[])
+        .call(
+            &a,
+            "POST",
+            &path,
+            json!({"slice": {"id": 0, "max": 2, "field": "n"}}),
+            &[],
+        )
         .await;
     assert_eq!(s, 400, "{v}");
     let (s, v) = gw
-        .call(&a, "POST", "/_search", json!({"pit": {"id": pit}, "slice": {"id": 0, "max": 2, "field": "n"}}), &[])
+        .call(
+            &a,
+            "POST",
+            "/_search",
+            json!({"pit": {"id": pit}, "slice": {"id": 0, "max": 2, "field": "n"}}),
+            &[],
+        )
         .await;
     assert_eq!(s, 200, "{v}");
 
     // Scroll: a doc-id sort other than the scan helpers' is refused.
     let (s, v) = gw
-        .call(&a, "POST", &format!("{path}?scroll=1m"), json!({"sort": kibana_sort()}), &[])
+        .call(
+            &a,
+            "POST",
+            &format!("{path}?scroll=1m"),
+            json!({"sort": kibana_sort()}),
+            &[],
+        )
         .await;
     assert_eq!(s, 403, "{v}");
 }
@@ -462,7 +524,13 @@ async fn scan(flavor: Flavor) {
         );
         let id = page["_scroll_id"].as_str().unwrap().to_owned();
         let (s, next) = gw
-            .call(&a, "POST", "/_search/scroll", json!({"scroll": "1m", "scroll_id": id}), &[])
+            .call(
+                &a,
+                "POST",
+                "/_search/scroll",
+                json!({"scroll": "1m", "scroll_id": id}),
+                &[],
+            )
             .await;
         assert_eq!(s, 200, "{next}");
         if hits(&next).is_empty() {
@@ -483,4 +551,88 @@ async fn scan_still_works_without_doc_ids_on_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_still_works_without_doc_ids_on_noida() {
     scan(Flavor::Noida).await;
+}
+
+/// An async search answer (running, with an id) whose hits carry `[timestamp, doc id]` sorts.
+fn async_answer(doc_ids: &[u64]) -> support::recording::Answer {
+    let hits: Vec<Value> = doc_ids
+        .iter()
+        .map(|d| {
+            json!({"_index": "logs-a", "_id": format!("a{d}"), "_score": null,
+                        "sort": [1704412800000_u64, d]})
+        })
+        .collect();
+    support::recording::Answer::json(
+        200,
+        json!({"id": "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFE=", "is_partial": true, "is_running": true,
+               "response": {"took": 1, "timed_out": false,
+                            "hits": {"total": {"value": 2, "relation": "eq"}, "hits": hits}}}),
+    )
+    .with_header(
+        "x-elasticsearch-async-id",
+        "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFE=",
+    )
+}
+
+/// Kibana's Discover submits through `_async_search` with a `_doc` tiebreaker (no test backend
+/// implements async search: the recording fake answers): the submit's and every poll's hits
+/// carry sealed doc ids, because the sealed async id carries the positions to its polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_search_submit_and_polls_seal_doc_ids() {
+    use support::recording::Recording;
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b"]);
+    es.script("POST", "/", async_answer(&[17, 4]));
+    es.script("GET", "/_async_search/", async_answer(&[29]));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = gw.tenant_token("a").await;
+    let body = json!({"size": 500, "sort": kibana_sort(), "query": {"match_all": {}}});
+    let r = gw
+        .call_raw(
+            &a,
+            "POST",
+            "/logs-*/_async_search?wait_for_completion_timeout=200ms",
+            body,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let sorts: Vec<Value> = v["response"]["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["sort"].clone())
+        .collect();
+    assert_eq!(sorts.len(), 2);
+    for s in &sorts {
+        assert_eq!(s[0], json!(1704412800000_u64));
+        assert!(s[1].as_str().unwrap().starts_with(SEALED), "{s}");
+    }
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.header("x-elasticsearch-async-id"), Some(id.as_str()));
+    for poll_id in [
+        id.clone(),
+        r.header("x-elasticsearch-async-id").unwrap().to_owned(),
+    ] {
+        let p = gw
+            .call_raw(
+                &a,
+                "GET",
+                &format!("/_async_search/{poll_id}"),
+                Value::Null,
+                &[],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.text());
+        let pv = p.json();
+        let s = &pv["response"]["hits"]["hits"][0]["sort"];
+        assert!(s[1].as_str().unwrap().starts_with(SEALED), "{pv}");
+        assert!(!p.text().contains(",29]"), "{}", p.text());
+    }
+    // The poll reached the backend with the backend id.
+    let polls = es.requests_to("GET", "/_async_search/");
+    assert!(polls
+        .iter()
+        .all(|p| p.path == "/_async_search/FmRldE8zREVEUzA2ZVpUeGs2ejJFUFE%3D"));
 }

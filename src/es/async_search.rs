@@ -76,9 +76,8 @@ pub(super) fn by_id(
     scope: &Scope,
 ) -> Result<(Method, String, Option<Seal>, Option<Positions>), Rejection> {
     let opened = continuation::open(&scope.ids, IdKind::AsyncSearch, sealed)?;
-    let (positions, backend_id) = split_payload(&opened).ok_or_else(|| {
-        Rejection::forbidden("this async search id was not issued to this token")
-    })?;
+    let (positions, backend_id) = split_payload(&opened)
+        .ok_or_else(|| Rejection::forbidden("this async search id was not issued to this token"))?;
     if backend_id.is_empty() {
         return Err(Rejection::forbidden(
             "this async search id was not issued to this token",

@@ -15,9 +15,9 @@ use super::body::{self, Media};
 use super::continuation::{self, IdKind, Seal};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
+use super::ordinals::{self, SortSeal};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
-use super::ordinals::{self, SortSeal};
 use super::transform::Transform;
 use super::{cat_indices, explain, terms_enum};
 use super::{
@@ -925,7 +925,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
-        assert!(matches!(p.ordinals, Some(es::ordinals::SortSeal::Search(_))));
+        assert!(matches!(
+            p.ordinals,
+            Some(es::ordinals::SortSeal::Search(_))
+        ));
         let mut h = head("POST", "/_msearch", None);
         h.content_type = Some("application/x-ndjson");
         let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
@@ -951,7 +954,11 @@ mod tests {
         assert_eq!(body_json(&p).get("sort"), None);
         assert!(p.ordinals.is_none());
         let err = run(
-            &head("POST", "/logs-a/_search", Some("scroll=1m&sort=t:desc,_doc")),
+            &head(
+                "POST",
+                "/logs-a/_search",
+                Some("scroll=1m&sort=t:desc,_doc"),
+            ),
             None,
             logs,
         )

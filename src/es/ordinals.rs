@@ -1,4 +1,4 @@
-//! Lucene doc ids in top-level sort values (security.md B23; issues 8 and 17).
+//! Lucene doc ids in top-level sort values (issue 8 item 2, issue 17 item 4).
 //!
 //! A hit's `sort` value for `_doc`, for `_shard_doc` under a point in time, and for the
 //! `_shard_doc` tiebreaker Elasticsearch adds to every sorted search with a point in time is the
@@ -56,13 +56,7 @@ const ORDINAL_FIELDS: &[&str] = &["_doc", "_shard_doc", "_seq_no", "_primary_ter
 /// `search_after` numbers that lie below or above every doc id, sequence number and
 /// `_shard_doc` value, so that paging from them reveals nothing. `0` is not one of them: it is
 /// a doc id, and "after doc 0" tells whether a document is the first of its shard.
-const SENTINELS: &[i64] = &[
-    -1,
-    i32::MIN as i64,
-    i32::MAX as i64,
-    i64::MIN,
-    i64::MAX,
-];
+const SENTINELS: &[i64] = &[-1, i32::MIN as i64, i32::MAX as i64, i64::MIN, i64::MAX];
 
 const PREFIX: &str = "esgo1_";
 const NONCE_LEN: usize = 12;
@@ -421,11 +415,7 @@ fn context_digest(kind: &[u8], what: &str) -> [u8; 16] {
 }
 
 /// A `search_after` value at an ordinal position: a sealed value (opened) or a sentinel.
-fn open_search_after(
-    v: &Value,
-    context: &[u8; 16],
-    binding: &Binding,
-) -> Result<Value, Rejection> {
+fn open_search_after(v: &Value, context: &[u8; 16], binding: &Binding) -> Result<Value, Rejection> {
     match v {
         Value::String(s) => open_value(binding, context, s),
         Value::Number(n) if n.as_i64().is_some_and(|n| SENTINELS.contains(&n)) => Ok(v.clone()),
@@ -667,7 +657,11 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            assert_eq!(explicit_and_tail(body.clone(), PLAIN), (want, None), "{body}");
+            assert_eq!(
+                explicit_and_tail(body.clone(), PLAIN),
+                (want, None),
+                "{body}"
+            );
         }
         for body in [json!({}), json!({"sort": ["n", "_score", "_id"]})] {
             assert_eq!(prepared(body.clone(), PLAIN).unwrap().1, None, "{body}");
@@ -728,7 +722,11 @@ mod tests {
             assert!(prepared(body.clone(), mode).is_ok(), "{body}");
         }
         let refused = [
-            (json!({"slice": {"id": 0, "max": 2}}), pit, RejectKind::Forbidden),
+            (
+                json!({"slice": {"id": 0, "max": 2}}),
+                pit,
+                RejectKind::Forbidden,
+            ),
             (
                 json!({"slice": {"id": 0, "max": 2, "field": "_doc"}}),
                 pit,
@@ -746,7 +744,11 @@ mod tests {
             ),
         ];
         for (body, mode, kind) in refused {
-            assert_eq!(prepared(body.clone(), mode).unwrap_err().kind, kind, "{body}");
+            assert_eq!(
+                prepared(body.clone(), mode).unwrap_err().kind,
+                kind,
+                "{body}"
+            );
         }
     }
 
@@ -841,8 +843,7 @@ mod tests {
         .unwrap();
         assert_eq!(body["search_after"], json!([1704412800000_u64, 42]));
         for s in SENTINELS {
-            let (body, _) =
-                prepared(json!({"sort": sort, "search_after": [1, s]}), PLAIN).unwrap();
+            let (body, _) = prepared(json!({"sort": sort, "search_after": [1, s]}), PLAIN).unwrap();
             assert_eq!(body["search_after"][1], json!(s));
         }
         let other_token = seal_value(&binding("tok_b"), &ctx, "42").unwrap();
@@ -871,25 +872,34 @@ mod tests {
         let pit = Mode::Pit { backend_id: "p1" };
         let (_, p) = prepared(json!({"sort": ["n"]}), pit).unwrap();
         let sealed = seal_value(&b, &p.unwrap().context, "8589934593").unwrap();
-        let (body, _) =
-            prepared(json!({"sort": ["n"], "search_after": [3, sealed]}), pit).unwrap();
+        let (body, _) = prepared(json!({"sort": ["n"], "search_after": [3, sealed]}), pit).unwrap();
         assert_eq!(body["search_after"], json!([3, 8589934593_u64]));
         let err = prepared(json!({"sort": ["n"], "search_after": [3, 7]}), pit).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
         // A value sealed under another point in time does not open.
         let other_pit = Mode::Pit { backend_id: "p2" };
         let sealed = seal_value(&b, &context_digest(b"pit", "p1"), "1").unwrap();
-        assert!(prepared(json!({"sort": ["n"], "search_after": [3, sealed]}), other_pit).is_err());
+        assert!(prepared(
+            json!({"sort": ["n"], "search_after": [3, sealed]}),
+            other_pit
+        )
+        .is_err());
     }
 
     #[test]
     fn msearch_and_async_answers_are_sealed_where_their_searches_sort_on_ordinals() {
         let b = binding("tok_a");
-        let p = |e| prepared(json!({"sort": ["n", "_doc"]}), Mode::Plain { expression: e })
+        let p = |e| {
+            prepared(
+                json!({"sort": ["n", "_doc"]}),
+                Mode::Plain { expression: e },
+            )
             .unwrap()
-            .1;
+            .1
+        };
         let item = answer(&["[1,5]"]);
-        let body = format!(r#"{{"responses":[{item},{item},{{"error":{{"type":"x"}},"status":400}}]}}"#);
+        let body =
+            format!(r#"{{"responses":[{item},{item},{{"error":{{"type":"x"}},"status":400}}]}}"#);
         let spec = SortSeal::Msearch(vec![p("logs-*"), None, p("logs-a")]);
         let v: Value =
             serde_json::from_slice(&seal_answer(&b, &spec, true, body.as_bytes()).unwrap())
@@ -921,7 +931,11 @@ mod tests {
             tail_from: None,
             context: [0; 16],
         });
-        for body in [&b"not json"[..], b"[1]", br#"{"hits":{"hits":[{"sort":1}]}}"#] {
+        for body in [
+            &b"not json"[..],
+            b"[1]",
+            br#"{"hits":{"hits":[{"sort":1}]}}"#,
+        ] {
             assert!(seal_answer(&b, &spec, true, body).is_err());
         }
         let err = br#"{"error":{"type":"x"},"status":400}"#;

@@ -186,9 +186,8 @@ async fn pipeline(
     let success = up.status.is_success();
     // A failed async search still answers with its id (under its error status).
     let sealing = sealing.map(|mut s| {
-        s.id = s
-            .id
-            .filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
+        s.id =
+            s.id.filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
         s
     });
     let body = match sealing {
