@@ -468,27 +468,23 @@ fn check_slice(slice: Option<&Value>, mode: Mode<'_>) -> Result<(), Rejection> {
     let Some(slice) = slice else {
         return Ok(());
     };
-    match mode {
-        Mode::Scroll => Ok(()),
-        Mode::Plain { .. } => Err(Rejection::bad_request(
+    let counter = |f: &str| ORDINAL_FIELDS.contains(&f) || f == "_version";
+    match (mode, slice.get("field")) {
+        (Mode::Plain { .. }, _) => Err(Rejection::bad_request(
             "[slice] can only be used with scroll or a point in time",
         )),
-        Mode::Pit { .. } => match slice.get("field") {
-            Some(Value::String(f))
-                if !f.is_empty()
-                    && !ORDINAL_FIELDS.contains(&f.as_str())
-                    && f != "_version" =>
-            {
-                Ok(())
-            }
-            Some(Value::String(f)) => Err(Rejection::forbidden(format!(
-                "[slice] over [{}] is not allowed for this token",
-                printable(f)
-            ))),
-            _ => Err(Rejection::forbidden(
-                "[slice] with a point in time needs a [field] for this token (without one it splits by doc ids that count other tenants' documents)",
-            )),
-        },
+        // A slice is the hash of the field's value modulo `max`: over a counter, many slicings
+        // would rebuild the counter.
+        (_, Some(Value::String(f))) if counter(f) => Err(Rejection::forbidden(format!(
+            "[slice] over [{}] is not allowed for this token",
+            printable(f)
+        ))),
+        // Without a field a scroll slices by shard or by `_id` hash.
+        (Mode::Scroll, _) => Ok(()),
+        (Mode::Pit { .. }, Some(Value::String(f))) if !f.is_empty() => Ok(()),
+        (Mode::Pit { .. }, _) => Err(Rejection::forbidden(
+            "[slice] with a point in time needs a [field] for this token (without one it splits by doc ids that count other tenants' documents)",
+        )),
     }
 }
 
@@ -741,6 +737,16 @@ mod tests {
                 json!({"slice": {"id": 0, "max": 2, "field": "n"}}),
                 PLAIN,
                 RejectKind::BadRequest,
+            ),
+            (
+                json!({"slice": {"id": 0, "max": 7, "field": "_seq_no"}}),
+                Mode::Scroll,
+                RejectKind::Forbidden,
+            ),
+            (
+                json!({"slice": {"id": 0, "max": 7, "field": "_doc"}}),
+                Mode::Scroll,
+                RejectKind::Forbidden,
             ),
         ];
         for (body, mode, kind) in refused {
