@@ -427,6 +427,22 @@ async fn refusals(flavor: Flavor) {
         assert_eq!(s, 403, "{what}: {v}");
         assert!(!v.to_string().contains(&sealed), "{what}: {v}");
     }
+    // A doc id first in the sort would bound every shard: refused even sealed.
+    let (s, v) = gw
+        .call(&a, "POST", &path, json!({"sort": ["_doc"], "size": 1}), &[])
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let first = hits(&v)[0]["sort"].clone();
+    let (s, v) = gw
+        .call(
+            &a,
+            "POST",
+            &path,
+            json!({"sort": ["_doc"], "search_after": first}),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
     // The same value, by its own token on the same indices, is accepted.
     let (s, v) = gw
         .call(&a, "POST", &path, refused(json!([ts, sealed])), &[])

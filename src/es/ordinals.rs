@@ -251,6 +251,13 @@ pub(super) fn prepare(
         }
         Mode::Pit { backend_id } => context_digest(b"pit", backend_id),
     };
+    // Each shard compares a `search_after` doc id with its own doc ids (`_shard_doc` compares
+    // the shard first): a doc id first in the sort would be a bound on every shard, other
+    // indices' included, and the hits past it a count.
+    let leading_counter = keys
+        .first()
+        .filter(|k| **k != "_shard_doc" && ORDINAL_FIELDS.contains(k))
+        .map(|k| k.to_string());
     let tail_from = matches!(mode, Mode::Pit { .. }).then_some(keys.len());
     if explicit.is_empty() && tail_from.is_none() {
         return Ok(None);
@@ -261,6 +268,11 @@ pub(super) fn prepare(
         context,
     };
     if let Some(Value::Array(after)) = m.get_mut("search_after") {
+        if let Some(first) = leading_counter {
+            return Err(Rejection::forbidden(format!(
+                "search_after on a sort that starts with [{first}] is not allowed for this token; sort on a field first, or page a point in time"
+            )));
+        }
         for (i, v) in after.iter_mut().enumerate() {
             if positions.covers(i) {
                 *v = open_search_after(v, &positions.context, binding)?;
@@ -882,6 +894,20 @@ mod tests {
         assert_eq!(body["search_after"], json!([3, 8589934593_u64]));
         let err = prepared(json!({"sort": ["n"], "search_after": [3, 7]}), pit).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
+        // A doc id first in the sort cannot bound a search_after (it would bound every shard).
+        let sealed = seal_value(&b, &ctx, "3").unwrap();
+        for sort in [json!(["_doc"]), json!([{"_seq_no": "asc"}, "n"])] {
+            let err =
+                prepared(json!({"sort": sort, "search_after": [sealed, 1]}), PLAIN).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{sort}");
+        }
+        let (_, p) = prepared(json!({"sort": ["_shard_doc"]}), pit).unwrap();
+        let sealed = seal_value(&b, &p.unwrap().context, "5").unwrap();
+        assert!(prepared(
+            json!({"sort": ["_shard_doc"], "search_after": [sealed]}),
+            pit
+        )
+        .is_ok());
         // A value sealed under another point in time does not open.
         let other_pit = Mode::Pit { backend_id: "p2" };
         let sealed = seal_value(&b, &context_digest(b"pit", "p1"), "1").unwrap();
