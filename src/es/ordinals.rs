@@ -268,6 +268,7 @@ pub(super) fn prepare(
         context,
     };
     if let Some(Value::Array(after)) = m.get_mut("search_after") {
+        let keys = Keys::of(binding);
         if let Some(first) = leading_counter {
             return Err(Rejection::forbidden(format!(
                 "search_after on a sort that starts with [{first}] is not allowed for this token; sort on a field first, or page a point in time"
@@ -275,7 +276,7 @@ pub(super) fn prepare(
         }
         for (i, v) in after.iter_mut().enumerate() {
             if positions.covers(i) {
-                *v = open_search_after(v, &positions.context, binding)?;
+                *v = open_search_after(&keys, v, &positions.context, binding)?;
             }
         }
     }
@@ -328,8 +329,33 @@ pub fn seal_search_answer(
 #[error("the backend's answer to a search sorted on doc ids cannot be read")]
 pub struct AnswerError;
 
+/// The two keys of sealed sort values, derived from the id key (once per request or answer).
+struct Keys {
+    enc: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl Keys {
+    fn of(binding: &Binding) -> Keys {
+        Keys {
+            enc: binding.key.derive("ordinal sort values: encryption"),
+            mac: binding.key.derive("ordinal sort values: authentication"),
+        }
+    }
+}
+
 /// Seals one sort value (its JSON text) for `binding` in `context`.
+#[cfg(test)]
 fn seal_value(binding: &Binding, context: &[u8; 16], raw: &str) -> Result<String, AnswerError> {
+    seal_with(&Keys::of(binding), binding, context, raw)
+}
+
+fn seal_with(
+    keys: &Keys,
+    binding: &Binding,
+    context: &[u8; 16],
+    raw: &str,
+) -> Result<String, AnswerError> {
     if raw.len() > MAX_VALUE_LEN {
         return Err(AnswerError);
     }
@@ -337,9 +363,8 @@ fn seal_value(binding: &Binding, context: &[u8; 16], raw: &str) -> Result<String
     let mut data = raw.as_bytes().to_vec();
     data.resize(padded_len, b' ');
     let nonce: [u8; NONCE_LEN] = rand::random();
-    let (enc, mac_key) = keys(binding);
-    xor_keystream(&enc, &nonce, &mut data);
-    let tag = tag(&mac_key, binding, context, &nonce, &data);
+    xor_keystream(&keys.enc, &nonce, &mut data);
+    let tag = tag(&keys.mac, binding, context, &nonce, &data);
     let mut out = Vec::with_capacity(NONCE_LEN + data.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&data);
@@ -348,7 +373,17 @@ fn seal_value(binding: &Binding, context: &[u8; 16], raw: &str) -> Result<String
 }
 
 /// Opens a sealed value presented by `binding` in `context`.
+#[cfg(test)]
 fn open_value(binding: &Binding, context: &[u8; 16], sealed: &str) -> Result<Value, Rejection> {
+    open_with(&Keys::of(binding), binding, context, sealed)
+}
+
+fn open_with(
+    keys: &Keys,
+    binding: &Binding,
+    context: &[u8; 16],
+    sealed: &str,
+) -> Result<Value, Rejection> {
     let refused = || {
         Rejection::forbidden(
             "a search_after value at a doc id sort position was not issued to this token for these indices",
@@ -367,21 +402,13 @@ fn open_value(binding: &Binding, context: &[u8; 16], sealed: &str) -> Result<Val
     let (nonce, rest) = raw.split_at(NONCE_LEN);
     let (data, given) = rest.split_at(rest.len() - TAG_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| refused())?;
-    let (enc, mac_key) = keys(binding);
-    let expected = tag(&mac_key, binding, context, &nonce, data);
+    let expected = tag(&keys.mac, binding, context, &nonce, data);
     if !bool::from(expected.ct_eq(given)) {
         return Err(refused());
     }
     let mut plain = data.to_vec();
-    xor_keystream(&enc, &nonce, &mut plain);
+    xor_keystream(&keys.enc, &nonce, &mut plain);
     serde_json::from_slice(&plain).map_err(|_| refused())
-}
-
-fn keys(binding: &Binding) -> ([u8; 32], [u8; 32]) {
-    (
-        binding.key.derive("ordinal sort values: encryption"),
-        binding.key.derive("ordinal sort values: authentication"),
-    )
 }
 
 fn xor_keystream(key: &[u8; 32], nonce: &[u8; NONCE_LEN], data: &mut [u8]) {
@@ -427,9 +454,14 @@ fn context_digest(kind: &[u8], what: &str) -> [u8; 16] {
 }
 
 /// A `search_after` value at an ordinal position: a sealed value (opened) or a sentinel.
-fn open_search_after(v: &Value, context: &[u8; 16], binding: &Binding) -> Result<Value, Rejection> {
+fn open_search_after(
+    keys: &Keys,
+    v: &Value,
+    context: &[u8; 16],
+    binding: &Binding,
+) -> Result<Value, Rejection> {
     match v {
-        Value::String(s) => open_value(binding, context, s),
+        Value::String(s) => open_with(keys, binding, context, s),
         Value::Number(n) if n.as_i64().is_some_and(|n| SENTINELS.contains(&n)) => Ok(v.clone()),
         _ => Err(Rejection::forbidden(
             "search_after at a doc id sort position ([_doc], [_shard_doc], the point-in-time tiebreaker) takes only the values esgate returned",
@@ -538,15 +570,19 @@ type Edit = (usize, usize, String);
 fn spans(binding: &Binding, spec: &SortSeal, body: &[u8]) -> Result<Vec<Edit>, AnswerError> {
     let text = std::str::from_utf8(body).map_err(|_| AnswerError)?;
     let mut edits = Vec::new();
+    let keys = Keys::of(binding);
+    let mut seal_hits = |answer: &SearchAnswer<'_>, p: &Positions| {
+        collect(&keys, binding, text, answer, p, &mut edits)
+    };
     match spec {
         SortSeal::Search(p) => {
             let a: SearchAnswer = serde_json::from_str(text).map_err(|_| AnswerError)?;
-            collect(binding, text, &a, p, &mut edits)?;
+            seal_hits(&a, p)?;
         }
         SortSeal::Async(p) => {
             let a: AsyncAnswer = serde_json::from_str(text).map_err(|_| AnswerError)?;
             if let Some(r) = &a.response {
-                collect(binding, text, r, p, &mut edits)?;
+                seal_hits(r, p)?;
             }
         }
         SortSeal::Msearch(items) => {
@@ -557,7 +593,7 @@ fn spans(binding: &Binding, spec: &SortSeal, body: &[u8]) -> Result<Vec<Edit>, A
             }
             for (r, p) in responses.iter().zip(items) {
                 if let Some(p) = p {
-                    collect(binding, text, r, p, &mut edits)?;
+                    seal_hits(r, p)?;
                 }
             }
         }
@@ -566,6 +602,7 @@ fn spans(binding: &Binding, spec: &SortSeal, body: &[u8]) -> Result<Vec<Edit>, A
 }
 
 fn collect(
+    keys: &Keys,
     binding: &Binding,
     text: &str,
     answer: &SearchAnswer<'_>,
@@ -587,7 +624,7 @@ fn collect(
             if text.get(start..end) != Some(value) {
                 return Err(AnswerError);
             }
-            let sealed = seal_value(binding, &p.context, value)?;
+            let sealed = seal_with(keys, binding, &p.context, value)?;
             edits.push((start, end, format!("\"{sealed}\"")));
         }
     }
