@@ -19,8 +19,9 @@
 //! padded to a fixed length (so its length says nothing about its size), encrypted with a
 //! keystream of HMAC-SHA256 blocks over a random nonce, and authenticated (encrypt-then-MAC)
 //! with an HMAC over the token binding (token id and scope digest, as continuation ids), the
-//! search's context (the index expression as forwarded, or the point in time's backend id)
-//! and the ciphertext. Both keys are derived from the id-sealing key. A value is therefore
+//! search's context (the index expression as written, or the point in time's backend id),
+//! the sort key the value belongs to (a `_shard_doc` long opened where `_doc` expects an int
+//! would come back in the backend's parse error) and the ciphertext. Both keys are derived from the id-sealing key. A value is therefore
 //! unlinkable between answers, opens only for the token that received it, and only in a search
 //! over the same indices or point in time: a doc id from one index used as a bound in another
 //! (say, an index holding only the token's own documents) would turn it back into a count.
@@ -52,6 +53,8 @@ use super::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
 const ORDINAL_FIELDS: &[&str] = &["_doc", "_shard_doc", "_seq_no", "_primary_term"];
+/// `_shard_doc` in `ORDINAL_FIELDS`: the point-in-time tiebreaker.
+const SHARD_DOC: u8 = 1;
 
 /// `search_after` numbers that lie below or above every doc id, sequence number and
 /// `_shard_doc` value, so that paging from them reveals nothing. `0` is not one of them: it is
@@ -71,8 +74,9 @@ const MAX_SORT_KEYS: usize = 64;
 /// Where a search's ordinal sort values sit, and the context their sealed forms are bound to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Positions {
-    /// Indices into a hit's `sort` array of explicit ordinal keys, ascending.
-    explicit: Vec<usize>,
+    /// Indices into a hit's `sort` array of explicit ordinal keys, ascending, each with its
+    /// key (an index into `ORDINAL_FIELDS`).
+    explicit: Vec<(usize, u8)>,
     /// With a point in time: every value from this index on (the implicit tiebreaker).
     tail_from: Option<usize>,
     /// Digest of the index expression or the point in time the search runs on.
@@ -80,14 +84,25 @@ pub struct Positions {
 }
 
 impl Positions {
-    fn covers(&self, i: usize) -> bool {
-        self.explicit.binary_search(&i).is_ok() || self.tail_from.is_some_and(|t| i >= t)
+    /// The key whose value sits at `i` when it is an ordinal (the implicit tiebreaker is
+    /// `_shard_doc`). A sealed value is bound to it: a `_shard_doc` value (shard and doc id in
+    /// one long) opened at a `_doc` position would not even parse, and the backend's error
+    /// would show it.
+    fn label(&self, i: usize) -> Option<u8> {
+        match self.explicit.binary_search_by_key(&i, |e| e.0) {
+            Ok(at) => Some(self.explicit[at].1),
+            Err(_) => self.tail_from.filter(|t| i >= *t).map(|_| SHARD_DOC),
+        }
     }
 
     /// A compact text form, carried inside a sealed async search id (which authenticates it).
     pub(crate) fn encode(&self) -> String {
         let hex: String = self.context.iter().map(|b| format!("{b:02x}")).collect();
-        let explicit: Vec<String> = self.explicit.iter().map(usize::to_string).collect();
+        let explicit: Vec<String> = self
+            .explicit
+            .iter()
+            .map(|(i, k)| format!("{i}:{k}"))
+            .collect();
         let tail = self.tail_from.map(|t| t.to_string()).unwrap_or_default();
         format!("{hex},{},{tail}", explicit.join("."))
     }
@@ -108,7 +123,15 @@ impl Positions {
         } else {
             explicit
                 .split('.')
-                .map(|p| p.parse::<usize>().ok().filter(|n| *n < MAX_SORT_KEYS))
+                .map(|p| {
+                    let (i, k) = p.split_once(':')?;
+                    let i = i.parse::<usize>().ok().filter(|n| *n < MAX_SORT_KEYS)?;
+                    let k = k
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|k| usize::from(*k) < ORDINAL_FIELDS.len())?;
+                    Some((i, k))
+                })
                 .collect::<Option<Vec<_>>>()?
         };
         let tail_from = if tail.is_empty() {
@@ -221,11 +244,13 @@ pub(super) fn prepare(
             "a sort may have at most {MAX_SORT_KEYS} keys"
         )));
     }
-    let explicit: Vec<usize> = keys
+    let explicit: Vec<(usize, u8)> = keys
         .iter()
         .enumerate()
-        .filter(|(_, k)| ORDINAL_FIELDS.contains(k))
-        .map(|(i, _)| i)
+        .filter_map(|(i, k)| {
+            let at = ORDINAL_FIELDS.iter().position(|f| f == k)?;
+            Some((i, u8::try_from(at).ok()?))
+        })
         .collect();
     let context = match mode {
         Mode::Scroll => {
@@ -238,7 +263,7 @@ pub(super) fn prepare(
             }
             return Err(Rejection::forbidden(format!(
                 "sorting on [{}] is not allowed with scroll for this token (its values count other tenants' documents); use a point in time",
-                keys[explicit[0]]
+                keys[explicit[0].0]
             )));
         }
         Mode::Plain { expression } => {
@@ -275,8 +300,8 @@ pub(super) fn prepare(
             )));
         }
         for (i, v) in after.iter_mut().enumerate() {
-            if positions.covers(i) {
-                *v = open_search_after(&keys, v, &positions.context, binding)?;
+            if let Some(label) = positions.label(i) {
+                *v = open_search_after(&keys, v, &positions.context, label, binding)?;
             }
         }
     }
@@ -346,14 +371,20 @@ impl Keys {
 
 /// Seals one sort value (its JSON text) for `binding` in `context`.
 #[cfg(test)]
-fn seal_value(binding: &Binding, context: &[u8; 16], raw: &str) -> Result<String, AnswerError> {
-    seal_with(&Keys::of(binding), binding, context, raw)
+fn seal_value(
+    binding: &Binding,
+    context: &[u8; 16],
+    label: u8,
+    raw: &str,
+) -> Result<String, AnswerError> {
+    seal_with(&Keys::of(binding), binding, context, label, raw)
 }
 
 fn seal_with(
     keys: &Keys,
     binding: &Binding,
     context: &[u8; 16],
+    label: u8,
     raw: &str,
 ) -> Result<String, AnswerError> {
     if raw.len() > MAX_VALUE_LEN {
@@ -364,7 +395,7 @@ fn seal_with(
     data.resize(padded_len, b' ');
     let nonce: [u8; NONCE_LEN] = rand::random();
     xor_keystream(&keys.enc, &nonce, &mut data);
-    let tag = tag(&keys.mac, binding, context, &nonce, &data);
+    let tag = tag(&keys.mac, binding, context, label, &nonce, &data);
     let mut out = Vec::with_capacity(NONCE_LEN + data.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&data);
@@ -374,14 +405,20 @@ fn seal_with(
 
 /// Opens a sealed value presented by `binding` in `context`.
 #[cfg(test)]
-fn open_value(binding: &Binding, context: &[u8; 16], sealed: &str) -> Result<Value, Rejection> {
-    open_with(&Keys::of(binding), binding, context, sealed)
+fn open_value(
+    binding: &Binding,
+    context: &[u8; 16],
+    label: u8,
+    sealed: &str,
+) -> Result<Value, Rejection> {
+    open_with(&Keys::of(binding), binding, context, label, sealed)
 }
 
 fn open_with(
     keys: &Keys,
     binding: &Binding,
     context: &[u8; 16],
+    label: u8,
     sealed: &str,
 ) -> Result<Value, Rejection> {
     let refused = || {
@@ -402,7 +439,7 @@ fn open_with(
     let (nonce, rest) = raw.split_at(NONCE_LEN);
     let (data, given) = rest.split_at(rest.len() - TAG_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| refused())?;
-    let expected = tag(&keys.mac, binding, context, &nonce, data);
+    let expected = tag(&keys.mac, binding, context, label, &nonce, data);
     if !bool::from(expected.ct_eq(given)) {
         return Err(refused());
     }
@@ -427,6 +464,7 @@ fn tag(
     key: &[u8; 32],
     binding: &Binding,
     context: &[u8; 16],
+    label: u8,
     nonce: &[u8; NONCE_LEN],
     data: &[u8],
 ) -> [u8; TAG_LEN] {
@@ -434,6 +472,7 @@ fn tag(
     m.update(&(binding.token_id.len() as u32).to_be_bytes());
     m.update(binding.token_id.as_bytes());
     m.update(context);
+    m.update(&[label]);
     m.update(nonce);
     m.update(data);
     let full = m.finalize().into_bytes();
@@ -458,10 +497,11 @@ fn open_search_after(
     keys: &Keys,
     v: &Value,
     context: &[u8; 16],
+    label: u8,
     binding: &Binding,
 ) -> Result<Value, Rejection> {
     match v {
-        Value::String(s) => open_with(keys, binding, context, s),
+        Value::String(s) => open_with(keys, binding, context, label, s),
         Value::Number(n) if n.as_i64().is_some_and(|n| SENTINELS.contains(&n)) => Ok(v.clone()),
         _ => Err(Rejection::forbidden(
             "search_after at a doc id sort position ([_doc], [_shard_doc], the point-in-time tiebreaker) takes only the values esgate returned",
@@ -612,9 +652,9 @@ fn collect(
     let hits = answer.hits.as_ref().and_then(|h| h.hits.as_ref());
     for hit in hits.into_iter().flatten() {
         for (i, raw) in hit.sort.iter().flatten().enumerate() {
-            if !p.covers(i) {
+            let Some(label) = p.label(i) else {
                 continue;
-            }
+            };
             let value = raw.get();
             // The raw value borrows from `text`: its place is its address relative to it.
             let start = (value.as_ptr() as usize)
@@ -624,7 +664,7 @@ fn collect(
             if text.get(start..end) != Some(value) {
                 return Err(AnswerError);
             }
-            let sealed = seal_with(keys, binding, &p.context, value)?;
+            let sealed = seal_with(keys, binding, &p.context, label, value)?;
             edits.push((start, end, format!("\"{sealed}\"")));
         }
     }
@@ -678,7 +718,7 @@ mod tests {
 
     fn explicit_and_tail(body: Value, mode: Mode<'_>) -> (Vec<usize>, Option<usize>) {
         let p = prepared(body, mode).unwrap().1.expect("positions");
-        (p.explicit, p.tail_from)
+        (p.explicit.iter().map(|e| e.0).collect(), p.tail_from)
     }
 
     #[test]
@@ -877,10 +917,10 @@ mod tests {
         // Each opens for this token and context to the backend's value.
         let want = [json!(17), json!(4), json!(2147483648_u64)];
         for (s, want) in sealed.iter().zip(want) {
-            assert_eq!(open_value(&b, &p.context, s).unwrap(), want);
+            assert_eq!(open_value(&b, &p.context, 0, s).unwrap(), want);
         }
         // Sealing the same value twice gives unlinkable strings.
-        let again = seal_value(&b, &p.context, "17").unwrap();
+        let again = seal_value(&b, &p.context, 0, "17").unwrap();
         assert_ne!(again, sealed[0]);
     }
 
@@ -890,7 +930,7 @@ mod tests {
         let sort = json!([{"@timestamp": "asc"}, {"_doc": "asc"}]);
         let (_, p) = prepared(json!({ "sort": sort }), PLAIN).unwrap();
         let ctx = p.unwrap().context;
-        let sealed = seal_value(&b, &ctx, "42").unwrap();
+        let sealed = seal_value(&b, &ctx, 0, "42").unwrap();
         let (body, _) = prepared(
             json!({"sort": sort, "search_after": [1704412800000_u64, sealed]}),
             PLAIN,
@@ -901,8 +941,10 @@ mod tests {
             let (body, _) = prepared(json!({"sort": sort, "search_after": [1, s]}), PLAIN).unwrap();
             assert_eq!(body["search_after"][1], json!(s));
         }
-        let other_token = seal_value(&binding("tok_b"), &ctx, "42").unwrap();
-        let other_context = seal_value(&b, &context_digest(b"indices", "logs-a"), "42").unwrap();
+        let other_token = seal_value(&binding("tok_b"), &ctx, 0, "42").unwrap();
+        // A `_shard_doc` value at a `_doc` position (the backend would echo it in an error).
+        let other_key = seal_value(&b, &ctx, SHARD_DOC, "42").unwrap();
+        let other_context = seal_value(&b, &context_digest(b"indices", "logs-a"), 0, "42").unwrap();
         let mut tampered = sealed.clone().into_bytes();
         let last = tampered.len() - 3;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
@@ -916,6 +958,7 @@ mod tests {
             json!(null),
             json!(other_token),
             json!(other_context),
+            json!(other_key),
             json!(tampered),
             json!("esgo1_"),
         ] {
@@ -926,20 +969,20 @@ mod tests {
         // A point in time's tiebreaker position.
         let pit = Mode::Pit { backend_id: "p1" };
         let (_, p) = prepared(json!({"sort": ["n"]}), pit).unwrap();
-        let sealed = seal_value(&b, &p.unwrap().context, "8589934593").unwrap();
+        let sealed = seal_value(&b, &p.unwrap().context, SHARD_DOC, "8589934593").unwrap();
         let (body, _) = prepared(json!({"sort": ["n"], "search_after": [3, sealed]}), pit).unwrap();
         assert_eq!(body["search_after"], json!([3, 8589934593_u64]));
         let err = prepared(json!({"sort": ["n"], "search_after": [3, 7]}), pit).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
         // A doc id first in the sort cannot bound a search_after (it would bound every shard).
-        let sealed = seal_value(&b, &ctx, "3").unwrap();
+        let sealed = seal_value(&b, &ctx, 0, "3").unwrap();
         for sort in [json!(["_doc"]), json!([{"_seq_no": "asc"}, "n"])] {
             let err =
                 prepared(json!({"sort": sort, "search_after": [sealed, 1]}), PLAIN).unwrap_err();
             assert_eq!(err.kind, RejectKind::Forbidden, "{sort}");
         }
         let (_, p) = prepared(json!({"sort": ["_shard_doc"]}), pit).unwrap();
-        let sealed = seal_value(&b, &p.unwrap().context, "5").unwrap();
+        let sealed = seal_value(&b, &p.unwrap().context, SHARD_DOC, "5").unwrap();
         assert!(prepared(
             json!({"sort": ["_shard_doc"], "search_after": [sealed]}),
             pit
@@ -947,7 +990,7 @@ mod tests {
         .is_ok());
         // A value sealed under another point in time does not open.
         let other_pit = Mode::Pit { backend_id: "p2" };
-        let sealed = seal_value(&b, &context_digest(b"pit", "p1"), "1").unwrap();
+        let sealed = seal_value(&b, &context_digest(b"pit", "p1"), SHARD_DOC, "1").unwrap();
         assert!(prepared(
             json!({"sort": ["n"], "search_after": [3, sealed]}),
             other_pit
@@ -996,7 +1039,7 @@ mod tests {
     fn unreadable_answers_are_errors_unless_they_are_errors_without_sort_values() {
         let b = binding("tok_a");
         let spec = SortSeal::Search(Positions {
-            explicit: vec![0],
+            explicit: vec![(0, 0)],
             tail_from: None,
             context: [0; 16],
         });
@@ -1018,7 +1061,7 @@ mod tests {
     #[test]
     fn positions_survive_their_text_form_and_nothing_else_decodes() {
         let p = Positions {
-            explicit: vec![1, 3],
+            explicit: vec![(1, 0), (3, 2)],
             tail_from: Some(4),
             context: [0xab; 16],
         };
