@@ -21,15 +21,17 @@
 //! with an HMAC over the token binding (token id and scope digest, as continuation ids), the
 //! search's context (the index expression as written, or the point in time's backend id),
 //! the sort key the value belongs to (a `_shard_doc` long opened where `_doc` expects an int
-//! would come back in the backend's parse error) and the ciphertext. Both keys are derived from the id-sealing key. A value is therefore
-//! unlinkable between answers, opens only for the token that received it, and only in a search
-//! over the same indices or point in time: a doc id from one index used as a bound in another
-//! (say, an index holding only the token's own documents) would turn it back into a count.
+//! would come back in the backend's parse error) and the ciphertext. Both keys are derived
+//! from the id-sealing key. A value is therefore unlinkable between answers, opens only for the
+//! token that received it, and only in a search over the same indices or point in time: a doc
+//! id from one index used as a bound in another (say, an index holding only the token's own
+//! documents) would turn it back into a count. For the same reason a `search_after` on a sort
+//! that *starts* with a doc id is refused: each shard compares the bound with its own doc ids.
 //!
 //! Under scroll the answers of later pages come from `_search/scroll`, which does not repeat the
 //! sort: a lone ascending `_doc` sort (what the Python clients' `scan` helpers send) is dropped
-//! (the order without it is the same, constant score then doc id, and every hit is still
-//! returned once), any other ordinal sort is refused. A `slice` over a point in time without a
+//! (every hit is still returned once; a constant-score query keeps its doc-id order, a scoring
+//! one comes by score), any other ordinal sort is refused. A `slice` over a point in time without a
 //! `field` splits by doc-id ranges of the whole shard and is refused; a `slice` without scroll
 //! or point in time is malformed.
 //!
