@@ -972,6 +972,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
+        // A point in time (search and async search): the tiebreaker past the sort is sealed,
+        // and a raw tiebreaker in search_after is refused.
+        let pit = crate::es::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        for (path, async_search) in [("/_search", false), ("/_async_search", true)] {
+            let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
+            let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
+            assert_eq!(body_json(&p)["pit"]["id"], json!("backend-pit"));
+            match (&p.ordinals, async_search) {
+                (Some(es::ordinals::SortSeal::Async(_)), true)
+                | (Some(es::ordinals::SortSeal::Search(_)), false) => {}
+                (other, _) => panic!("{path}: {other:?}"),
+            }
+            let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}], "search_after": [1, 9]});
+            let err = run(
+                &head("POST", path, None),
+                Some(body.to_string().as_bytes()),
+                logs,
+            )
+            .unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{path}");
+        }
     }
 
     #[test]
