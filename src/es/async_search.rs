@@ -15,6 +15,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::continuation::{self, Binding, IdKind, Seal};
+use super::ordinals::Positions;
 use super::{Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
@@ -73,14 +74,16 @@ pub(super) fn by_id(
     op: AsyncOp,
     sealed: &str,
     scope: &Scope,
-) -> Result<(Method, String, Option<Seal>), Rejection> {
-    let backend_id = continuation::open(&scope.ids, IdKind::AsyncSearch, sealed)?;
+) -> Result<(Method, String, Option<Seal>, Option<Positions>), Rejection> {
+    let opened = continuation::open(&scope.ids, IdKind::AsyncSearch, sealed)?;
+    let (positions, backend_id) = split_payload(&opened)
+        .ok_or_else(|| Rejection::forbidden("this async search id was not issued to this token"))?;
     if backend_id.is_empty() {
         return Err(Rejection::forbidden(
             "this async search id was not issued to this token",
         ));
     }
-    let encoded = utf8_percent_encode(&backend_id, ID_SEGMENT).to_string();
+    let encoded = utf8_percent_encode(backend_id, ID_SEGMENT).to_string();
     let (method, path, seal) = match op {
         AsyncOp::Get => (Method::Get, format!("/_async_search/{encoded}"), Some(SEAL)),
         AsyncOp::Status => (
@@ -93,7 +96,31 @@ pub(super) fn by_id(
     if path.len() > MAX_FORWARDED_PATH {
         return Err(Rejection::forbidden("the async search id is too long"));
     }
-    Ok((method, path, seal))
+    // Only a poll's answer carries hits whose ordinal sort values must be sealed.
+    let positions = positions.filter(|_| op == AsyncOp::Get);
+    Ok((method, path, seal, positions))
+}
+
+/// Marks a sealed async search payload that carries the ordinal sort positions of its search
+/// (see `ordinals`) before the backend id: backend ids never contain this character.
+const POSITIONS_MARK: char = '\u{1}';
+
+/// The sealed form of an async search id, carrying `positions` to the polls of its search.
+pub fn seal_id(binding: &Binding, backend_id: &str, positions: Option<&Positions>) -> String {
+    let payload = match positions {
+        None => backend_id.to_string(),
+        Some(p) => format!("{POSITIONS_MARK}{}{POSITIONS_MARK}{backend_id}", p.encode()),
+    };
+    continuation::seal(binding, IdKind::AsyncSearch, &payload)
+}
+
+/// An opened async search payload: the positions it carries, if any, and the backend id.
+fn split_payload(opened: &str) -> Option<(Option<Positions>, &str)> {
+    let Some(rest) = opened.strip_prefix(POSITIONS_MARK) else {
+        return Some((None, opened));
+    };
+    let (encoded, backend_id) = rest.split_once(POSITIONS_MARK)?;
+    Some((Some(Positions::decode(encoded)?), backend_id))
 }
 
 /// Seals the ids in an async search answer (any status: a failed search answers with its error
@@ -102,6 +129,20 @@ pub(super) fn by_id(
 /// can be replaced textually (numbers keep their precision); otherwise the body is
 /// re-serialised with the sealed ids. A body that is not JSON is returned unchanged.
 pub fn seal_response(binding: &Binding, body: &[u8]) -> Vec<u8> {
+    seal_response_with(binding, body, None)
+}
+
+/// [`seal_response`] for an async search whose answers carry ordinal sort values at
+/// `positions`: its id carries them to the polls.
+pub fn seal_response_with(
+    binding: &Binding,
+    body: &[u8],
+    positions: Option<&Positions>,
+) -> Vec<u8> {
+    let seal_one = |kind: IdKind, id: &str| match kind {
+        IdKind::AsyncSearch => seal_id(binding, id, positions),
+        _ => continuation::seal(binding, kind, id),
+    };
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
         return body.to_vec();
     };
@@ -114,7 +155,7 @@ pub fn seal_response(binding: &Binding, body: &[u8]) -> Vec<u8> {
         // An id without JSON escapes appears verbatim in quotes; it is a random, unguessable
         // value, so every occurrence is this id.
         let needle = format!("\"{backend_id}\"");
-        let sealed = format!("\"{}\"", continuation::seal(binding, *kind, backend_id));
+        let sealed = format!("\"{}\"", seal_one(*kind, backend_id));
         text = text.replace(&needle, &sealed);
     }
     let replaced_all = serde_json::from_str::<Value>(&text)
@@ -126,7 +167,7 @@ pub fn seal_response(binding: &Binding, body: &[u8]) -> Vec<u8> {
     // The backend escaped something in an id: rebuild the body instead.
     let mut v = parsed;
     for (kind, backend_id) in ids {
-        let sealed = Value::String(continuation::seal(binding, kind, &backend_id));
+        let sealed = Value::String(seal_one(kind, &backend_id));
         match kind {
             IdKind::AsyncSearch => {
                 if let Some(slot) = v.get_mut("id") {
@@ -223,7 +264,7 @@ mod tests {
         for (op, method, path, seal_spec) in cases {
             assert_eq!(
                 by_id(op, &sealed, &s).unwrap(),
-                (method, path, seal_spec),
+                (method, path, seal_spec, None),
                 "{op:?}"
             );
         }
@@ -561,7 +602,7 @@ mod tests {
             fn any_backend_id_is_forwarded_as_one_segment(backend in "\\PC{1,80}") {
                 let s = scope("tok_a");
                 let sealed = seal(&s.ids, IdKind::AsyncSearch, &backend);
-                let (_, path, _) = by_id(AsyncOp::Status, &sealed, &s).unwrap();
+                let (_, path, _, _) = by_id(AsyncOp::Status, &sealed, &s).unwrap();
                 let rest = path.strip_prefix("/_async_search/status/").unwrap();
                 prop_assert!(!rest.contains('/') && !rest.contains('?') && !rest.contains('#'));
                 prop_assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-' || b == b'_'));

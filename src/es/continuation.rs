@@ -33,6 +33,16 @@ impl IdKey {
     pub fn new(bytes: [u8; 32]) -> IdKey {
         IdKey(bytes)
     }
+
+    /// A key for another purpose (`label` names it), derived so that no two uses of the id key
+    /// share a key: HMAC-SHA256 of the label under this key.
+    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        m.update(b"esgate derived key\x00");
+        m.update(label.as_bytes());
+        m.finalize().into_bytes().into()
+    }
 }
 
 impl std::fmt::Debug for IdKey {

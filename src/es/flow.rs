@@ -16,6 +16,7 @@ use super::continuation::{self, IdKind, Seal};
 use super::dialect::{Dialect, DialectRoute};
 use super::endpoint::{self, Endpoint, Route};
 use super::index::{self, Expression};
+use super::ordinals::{self, SortSeal};
 use super::params::{self, ParamSet};
 use super::resolution::{self, Narrowed};
 use super::shaping::Shaping;
@@ -157,6 +158,7 @@ pub(super) fn prepare(
     let mut seal = None;
     let mut transform = None;
     let dialect_route = dialect_route(&route);
+    let mut sort_seal = None;
     let scroll_requested = params.iter().any(|(k, _)| k == "scroll");
     // An async search submit is rewritten like a search; only its path and seal differ.
     let async_submit = matches!(route, Route::AsyncSubmit { .. });
@@ -195,7 +197,8 @@ pub(super) fn prepare(
             }
         }
         Route::Search { index: named } | Route::AsyncSubmit { index: named } => {
-            let mut body = uri_search::merge(json_body()?, uri_query)?;
+            let body = uri_search::merge(json_body()?, uri_query)?;
+            let mut body = ordinals::take_uri_sort(&mut params, body)?;
             let pit = match body.as_mut() {
                 Some(Value::Object(m)) => m.remove("pit"),
                 _ => None,
@@ -215,6 +218,13 @@ pub(super) fn prepare(
                 let pit = continuation_object(&pit, "pit", "id", &["keep_alive"])?;
                 let backend_id = continuation::open(&scope.ids, IdKind::Pit, &pit.id)?;
                 let mut out = rewrite::search(body, &scope.filters)?;
+                let positions = ordinals::prepare(
+                    &mut out,
+                    ordinals::Mode::Pit {
+                        backend_id: &backend_id,
+                    },
+                    &scope.ids,
+                )?;
                 let mut pit_out = serde_json::Map::new();
                 pit_out.insert("id".into(), Value::String(backend_id));
                 pit_out.extend(pit.rest);
@@ -229,6 +239,13 @@ pub(super) fn prepare(
                 if async_submit {
                     seal = Some(async_search::SEAL);
                 }
+                let sort_seal = positions.map(|p| {
+                    if async_submit {
+                        SortSeal::Async(p)
+                    } else {
+                        SortSeal::Search(p)
+                    }
+                });
                 // The point in time fixes the indices; index options are refused beside it.
                 let mut params = params;
                 params.retain(|(k, _)| {
@@ -249,17 +266,11 @@ pub(super) fn prepare(
                     transform: None,
                     shaping,
                     dialect_route: None,
+                    ordinals: sort_seal,
                 });
             }
-            // Elasticsearch refuses a slice outside a scroll or a point in time, OpenSearch
-            // fails every shard (a 500): esgate answers 400 itself.
-            let sliced = body.as_ref().is_some_and(|b| b.get("slice").is_some());
-            if sliced && (async_submit || !scroll_requested) {
-                return Err(Rejection::bad_request(
-                    "[slice] is only allowed with a scroll or a point in time",
-                ));
-            }
-            let (sh, path, resolve) = at_path(&expr()?, "/", api);
+            let e = expr()?;
+            let (sh, path, resolve) = at_path(&e, "/", api);
             shape = sh;
             if async_submit {
                 seal = Some(async_search::SEAL);
@@ -270,12 +281,28 @@ pub(super) fn prepare(
                     required: false,
                 });
             }
-            let out = rewrite::search(body, &scope.filters)?;
+            let mut out = rewrite::search(body, &scope.filters)?;
+            let joined = e.joined();
+            let mode = if scroll_requested {
+                ordinals::Mode::Scroll
+            } else {
+                ordinals::Mode::Plain {
+                    expression: &joined,
+                }
+            };
+            sort_seal = ordinals::prepare(&mut out, mode, &scope.ids)?.map(|p| {
+                if async_submit {
+                    SortSeal::Async(p)
+                } else {
+                    SortSeal::Search(p)
+                }
+            });
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::AsyncById { op, id } => {
-            let (method, path, by_id_seal) = async_search::by_id(op, &id, scope)?;
+            let (method, path, by_id_seal, positions) = async_search::by_id(op, &id, scope)?;
             seal = by_id_seal;
+            sort_seal = positions.map(SortSeal::Async);
             (method, path, None, Vec::new())
         }
         Route::Count { .. } => {
@@ -453,8 +480,19 @@ pub(super) fn prepare(
                 body::check_content_type(head.content_type, Media::Json)?;
             }
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
-            let items =
+            let mut items =
                 msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
+            let mut positions = Vec::with_capacity(items.len());
+            for item in &mut items {
+                let joined = item.index.joined();
+                let mode = ordinals::Mode::Plain {
+                    expression: &joined,
+                };
+                positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
+            }
+            if positions.iter().any(Option::is_some) {
+                sort_seal = Some(SortSeal::Msearch(positions));
+            }
             let mut to_resolve: Vec<String> = Vec::new();
             for item in &items {
                 let joined = item.index.joined();
@@ -493,6 +531,7 @@ pub(super) fn prepare(
         transform,
         shaping,
         dialect_route,
+        ordinals: sort_seal,
     })
 }
 
@@ -513,6 +552,7 @@ pub(super) fn authorize(
         transform,
         shaping,
         dialect_route,
+        ordinals: sort_seal,
     } = prepared;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -611,6 +651,8 @@ pub(super) fn authorize(
         seal,
     );
     permit.transform = transform;
+    permit.ordinals = sort_seal;
+    // Last: where the shaping goes depends on whether esgate reads the answer whole.
     permit.place_shaping(shaping);
     Ok(permit)
 }
@@ -928,12 +970,93 @@ mod tests {
                 "stored_fields",
                 "docvalue_fields",
                 "_source",
-                "sort",
                 "typed_keys",
                 "rest_total_hits_as_int",
                 "expand_wildcards"
             ]
         );
+        // `?sort=` travels in the body, where its doc-id positions are known (see `ordinals`).
+        assert_eq!(body_json(&p)["sort"], json!([{"t": {"order": "desc"}}]));
+        assert!(p.ordinals.is_none());
+    }
+
+    #[test]
+    fn doc_id_sorts_are_sealed_in_searches_msearches_and_async_searches() {
+        let p = run(
+            &head("GET", "/logs-a/_search", Some("sort=_doc:desc")),
+            None,
+            logs,
+        )
+        .unwrap();
+        assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
+        assert!(matches!(
+            p.ordinals,
+            Some(es::ordinals::SortSeal::Search(_))
+        ));
+        let mut h = head("POST", "/_msearch", None);
+        h.content_type = Some("application/x-ndjson");
+        let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
+        let p = run(&h, Some(body), logs).unwrap();
+        match p.ordinals {
+            Some(es::ordinals::SortSeal::Msearch(items)) => {
+                assert_eq!(items.len(), 2);
+                assert!(items[0].is_none() && items[1].is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut h = head("POST", "/logs-a/_async_search", None);
+        h.content_type = Some("application/json");
+        let p = run(&h, Some(br#"{"sort":["_doc"]}"#), logs).unwrap();
+        assert!(matches!(p.ordinals, Some(es::ordinals::SortSeal::Async(_))));
+        // A scan's sort is dropped; any other doc-id sort under scroll is refused.
+        let p = run(
+            &head("POST", "/logs-a/_search", Some("scroll=1m")),
+            Some(br#"{"sort":"_doc"}"#),
+            logs,
+        )
+        .unwrap();
+        assert_eq!(body_json(&p).get("sort"), None);
+        assert!(p.ordinals.is_none());
+        let err = run(
+            &head(
+                "POST",
+                "/logs-a/_search",
+                Some("scroll=1m&sort=t:desc,_doc"),
+            ),
+            None,
+            logs,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        // A raw doc id in search_after is refused.
+        let err = run(
+            &head("POST", "/logs-a/_search", None),
+            Some(br#"{"sort":["t","_doc"],"search_after":[1,5]}"#),
+            logs,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        // A point in time (search and async search): the tiebreaker past the sort is sealed,
+        // and a raw tiebreaker in search_after is refused.
+        let pit = crate::es::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        for (path, async_search) in [("/_search", false), ("/_async_search", true)] {
+            let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
+            let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
+            assert_eq!(body_json(&p)["pit"]["id"], json!("backend-pit"));
+            match (&p.ordinals, async_search) {
+                (Some(es::ordinals::SortSeal::Async(_)), true)
+                | (Some(es::ordinals::SortSeal::Search(_)), false) => {}
+                (other, _) => panic!("{path}: {other:?}"),
+            }
+            let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}], "search_after": [1, 9]});
+            let err = run(
+                &head("POST", path, None),
+                Some(body.to_string().as_bytes()),
+                logs,
+            )
+            .unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{path}");
+        }
     }
 
     /// Issues #8.2/#17.3 and #17.5: URI parameters naming internal counters, and `slice`

@@ -35,6 +35,7 @@ pub mod knn_search;
 mod lexing;
 pub mod media;
 pub mod msearch;
+pub mod ordinals;
 pub mod params;
 pub mod resolution;
 pub mod retriever;
@@ -224,6 +225,8 @@ pub struct Permit {
     /// Response shaping (`filter_path`, `pretty`) esgate applies to its final answer, last:
     /// set only when [`Permit::reads_answer_whole`] (otherwise it is in `query`, forwarded).
     pub shaping: Option<shaping::Shaping>,
+    /// Where the answer's doc-id sort values are, to seal before the client sees them.
+    pub ordinals: Option<ordinals::SortSeal>,
     _sealed: (),
 }
 
@@ -283,6 +286,7 @@ pub struct Prepared {
     shaping: shaping::Shaping,
     /// A route of one dialect only: forwarded only to a backend of that dialect.
     dialect_route: Option<dialect::DialectRoute>,
+    ordinals: Option<ordinals::SortSeal>,
 }
 
 impl Prepared {
@@ -356,6 +360,7 @@ impl Permit {
             seal,
             transform: None,
             shaping: None,
+            ordinals: None,
             _sealed: (),
         }
     }
@@ -366,7 +371,7 @@ impl Permit {
     /// could strip what esgate seals or checks), and esgate shapes its own final answer.
     /// Any new step that reads answers whole must be a condition here.
     pub fn reads_answer_whole(&self) -> bool {
-        self.seal.is_some() || self.transform.is_some()
+        self.seal.is_some() || self.transform.is_some() || self.ordinals.is_some()
     }
 
     /// Puts the response shaping where [`reads_answer_whole`](Self::reads_answer_whole) says:

@@ -135,8 +135,9 @@ async fn pipeline(
         request_id: &request_id,
     };
     let (parts, body) = req.into_parts();
-    // A continuation id to seal in the answer, with the binding the request was checked under.
-    let mut seal = None;
+    // What to seal in the answer (a continuation id, doc-id sort values), with the binding the
+    // request was checked under.
+    let mut sealing: Option<Sealing> = None;
     let mut transform = None;
     let mut shaping = None;
     let upstream_req = match token.permission() {
@@ -165,7 +166,13 @@ async fn pipeline(
                 return identity::respond(app, &token, route, &parts, body).await;
             }
             let (permit, binding) = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
-            seal = permit.seal.map(|s| (s, binding));
+            if permit.seal.is_some() || permit.ordinals.is_some() {
+                sealing = Some(Sealing {
+                    id: permit.seal,
+                    sort: permit.ordinals.clone(),
+                    binding,
+                });
+            }
             transform = permit.transform.clone();
             shaping = permit.shaping.clone();
             upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
@@ -180,13 +187,19 @@ async fn pipeline(
             transformed::respond(app, &t, up.status, &up.headers, headers, body).await?;
         return Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes));
     }
-    match seal {
-        // A failed async search still answers with its id (under its error status).
-        Some((seal, binding))
-            if up.status.is_success() || seal.kind == es::continuation::IdKind::AsyncSearch =>
-        {
-            seal_id_headers(&binding, seal, &mut headers);
-            let bytes = seal_response(app, &binding, seal, &up.headers, body).await?;
+    let success = up.status.is_success();
+    // A failed async search still answers with its id (under its error status).
+    let sealing = sealing.map(|mut s| {
+        s.id =
+            s.id.filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
+        s
+    });
+    match sealing {
+        Some(s) if s.id.is_some() || s.sort.is_some() => {
+            if let Some(id) = s.id {
+                seal_id_headers(&s.binding, id, s.sort.as_ref(), &mut headers);
+            }
+            let bytes = seal_response(app, &s, success, &up.headers, body).await?;
             Ok(finish_read_whole(
                 shaping.as_ref(),
                 up.status,
@@ -228,6 +241,16 @@ fn finish_read_whole(
     out
 }
 
+/// What an answer gets sealed with before the client sees it.
+struct Sealing {
+    /// A continuation id in the answer.
+    id: Option<es::continuation::Seal>,
+    /// Doc-id sort values in the answer's hits.
+    sort: Option<es::ordinals::SortSeal>,
+    /// The token binding the request was checked under.
+    binding: es::continuation::Binding,
+}
+
 /// What binds a continuation id to the token that presents it, as its scope is now.
 fn scoped_binding(app: &App, token: &Token, filters: &es::FilterSet) -> es::continuation::Binding {
     es::continuation::Binding::scoped(&token.id, Arc::clone(&app.id_key), filters, &token.indices)
@@ -242,6 +265,7 @@ fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
 fn seal_id_headers(
     binding: &es::continuation::Binding,
     seal: es::continuation::Seal,
+    sort: Option<&es::ordinals::SortSeal>,
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
@@ -253,7 +277,13 @@ fn seal_id_headers(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
-        .map(|v| es::continuation::seal(binding, seal.kind, v))
+        .map(|v| {
+            es::async_search::seal_id(
+                binding,
+                v,
+                sort.and_then(es::ordinals::SortSeal::async_positions),
+            )
+        })
         .filter_map(|v| http::HeaderValue::from_str(&v).ok())
         .collect();
     headers.remove(ASYNC_ID);
@@ -265,23 +295,27 @@ fn seal_id_headers(
 /// Index resolutions one request may have in flight at once.
 const RESOLVE_CONCURRENCY: usize = 8;
 
-/// Responses that carry a continuation id are read whole (capped) so the id can be sealed
-/// before the client sees it.
+/// Responses that carry a continuation id or doc-id sort values are read whole (capped) so
+/// they can be sealed before the client sees them.
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 
 async fn seal_response(
     app: &App,
-    binding: &es::continuation::Binding,
-    seal: es::continuation::Seal,
+    sealing: &Sealing,
+    success: bool,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, ProxyError> {
     let (bytes, _hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    es::continuation::seal_response(binding, seal, &bytes)
-        .map(Bytes::from)
-        .ok_or(ProxyError::Upstream(
-            crate::upstream::UpstreamError::Unexpected,
-        ))
+    es::ordinals::seal_search_answer(
+        &sealing.binding,
+        sealing.id,
+        sealing.sort.as_ref(),
+        success,
+        &bytes,
+    )
+    .map(Bytes::from)
+    .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))
 }
 
 /// How long an answer esgate must read whole waits for room in the body budget.
