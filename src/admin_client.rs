@@ -914,7 +914,19 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Sends the call and renders the answer.
 pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliError> {
-    let (status, body) = send(opts, call.method, &call.path, call.body.as_ref()).await?;
+    let (status, body, admin_challenge) =
+        send(opts, call.method, &call.path, call.body.as_ref()).await?;
+    if status == 401 && !admin_challenge {
+        // Only the admin listener challenges with its own realm; a 401 without it comes from
+        // esgate's data listener (or Elasticsearch itself), which knows no admin key.
+        return Err(CliError::Api {
+            status,
+            reason: format!(
+                "{} answered, but not as esgate's admin API: ESGATE_ADMIN_URL must name the admin listener (default http://127.0.0.1:9202), not the data listener (default 9201) or the cluster",
+                opts.url.trim_end_matches('/')
+            ),
+        });
+    }
     if !(200..300).contains(&status) {
         let reason = body
             .as_ref()
@@ -961,12 +973,15 @@ fn connector(https: bool) -> Result<Connector, String> {
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The realm of the admin listener's `WWW-Authenticate` challenge (`server::admin`).
+pub const ADMIN_REALM: &str = "esgate-admin";
+
 async fn send(
     opts: &ClientOpts,
     method: &str,
     path: &str,
     body: Option<&Value>,
-) -> Result<(u16, Option<Value>), CliError> {
+) -> Result<(u16, Option<Value>, bool), CliError> {
     let base = opts.url.trim_end_matches('/');
     let uri: http::Uri = format!("{base}{path}")
         .parse()
@@ -1018,23 +1033,28 @@ async fn send(
             .await
             .map_err(|e| transport(chain(&e)))?;
         let status = resp.status().as_u16();
+        let admin_challenge = resp
+            .headers()
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains(ADMIN_REALM)));
         let collected = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
             .map_err(|e| transport(format!("reading the answer: {e}")))?
             .to_bytes();
-        Ok::<_, CliError>((status, collected))
+        Ok::<_, CliError>((status, collected, admin_challenge))
     };
-    let (status, bytes) = tokio::time::timeout(opts.timeout, exchange)
+    let (status, bytes, admin_challenge) = tokio::time::timeout(opts.timeout, exchange)
         .await
         .map_err(|_| transport(format!("no answer within {}s", opts.timeout.as_secs())))??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok((status, None));
+        return Ok((status, None, admin_challenge));
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) => Ok((status, Some(v))),
+        Ok(v) => Ok((status, Some(v), admin_challenge)),
         // A non-JSON error page still yields a useful status-based message.
-        Err(_) if !(200..300).contains(&status) => Ok((status, None)),
+        Err(_) if !(200..300).contains(&status) => Ok((status, None, admin_challenge)),
         Err(e) => Err(CliError::BadResponse(format!("not JSON: {e}"))),
     }
 }
@@ -1571,6 +1591,15 @@ mod tests {
                                 let mut out = http::Response::new(Full::new(Bytes::from(bytes)));
                                 *out.status_mut() = http::StatusCode::from_u16(resp.status)
                                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                                if resp.status == 401 {
+                                    // As the admin listener challenges (server::admin).
+                                    out.headers_mut().insert(
+                                        http::header::WWW_AUTHENTICATE,
+                                        http::HeaderValue::from_static(
+                                            "Bearer realm=\"esgate-admin\"",
+                                        ),
+                                    );
+                                }
                                 Ok(out)
                             }
                         });

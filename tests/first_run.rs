@@ -11,6 +11,7 @@ use std::time::Duration;
 struct Running {
     child: Child,
     admin: String,
+    data: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -48,20 +49,22 @@ fn serve(dir: &std::path::Path) -> Running {
             sink.lock().unwrap().push_str(&line);
             sink.lock().unwrap().push('\n');
             if line.contains("esgate is serving") {
-                let admin = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("admin=").map(str::to_owned))
-                    .unwrap_or_default();
-                let _ = tx.send(admin);
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
+                        .unwrap_or_default()
+                };
+                let _ = tx.send((field("admin"), field("data")));
             }
         }
     });
-    let admin = rx
+    let (admin, data) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("esgate reports its addresses");
     Running {
         child,
         admin: format!("http://{admin}"),
+        data: format!("http://{data}"),
         log,
     }
 }
@@ -123,6 +126,15 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
     let listed = cli(dir.path(), &running.admin, &["token", "list"]);
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stdout).contains("first"));
+
+    // Pointed at the data listener by mistake, the CLI says so.
+    let wrong = cli(dir.path(), &running.data, &["token", "list"]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("not as esgate's admin API") && err.contains("data listener"),
+        "{err}"
+    );
 
     // Elsewhere (no data/admin.key) the CLI says what is missing.
     let other = tempfile::tempdir().unwrap();
