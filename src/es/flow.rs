@@ -1171,6 +1171,28 @@ mod tests {
         assert!(ok.is_ok());
     }
 
+    /// A wildcard the token's patterns cannot reach resolves to foreign indices only: the
+    /// permit searches no index (`*,-*`), never the foreign ones.
+    #[test]
+    fn unreachable_wildcards_search_nothing() {
+        let secret = |_: &str| vec!["secret".to_string(), ".security-7".to_string()];
+        for path in ["/s*/_search", "/sec*,.secur*/_count"] {
+            let p = run(&head("GET", path, None), None, secret).unwrap();
+            assert!(p.path.starts_with("/*,-*/"), "{path}: {}", p.path);
+            assert!(p.indices.is_empty(), "{path}");
+        }
+        // Beside an allowed index only the allowed one remains.
+        let mixed = |e: &str| {
+            if e.starts_with("logs") {
+                vec!["logs-a".to_string()]
+            } else {
+                vec!["secret".to_string()]
+            }
+        };
+        let p = run(&head("GET", "/logs-a,sec*/_search", None), None, mixed).unwrap();
+        assert_eq!(p.path, "/logs-a/_search");
+    }
+
     #[test]
     fn authorize_refuses_an_expression_missing_from_the_resolution() {
         let s = scope();

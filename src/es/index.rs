@@ -92,13 +92,11 @@ pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, R
             continue;
         }
         if part.contains('*') {
+            // A wildcard the token's patterns cannot reach is kept: the resolution narrows it
+            // to the allowed indices it matches, none, so it searches nothing (an empty
+            // answer, as Elasticsearch's security answers a wildcard over indices a user may
+            // not read) instead of telling the token which wildcards exist.
             seen_wildcard = true;
-            let reachable = patterns
-                .iter()
-                .any(|p| dot_rule(p, part) && globs_overlap(part, p));
-            if !reachable {
-                return Err(not_allowed(part));
-            }
         } else if !patterns.iter().any(|p| pattern_allows(p, part)) {
             return Err(not_allowed(part));
         }
@@ -309,14 +307,28 @@ mod tests {
         }
     }
 
+    /// IDX-09, IDX-12, IDX-14: a wildcard the patterns cannot reach is kept for the resolution,
+    /// which narrows it to the allowed indices it matches (none): an empty answer, like
+    /// Elasticsearch's own security, rather than a refusal that tells wildcards apart.
+    #[test]
+    fn unreachable_wildcards_are_left_to_the_resolution() {
+        let p = pats(&["logs-*"]);
+        for (input, want) in [
+            ("s*", &["s*"][..]),
+            ("logs-*,secret*", &["logs-*", "secret*"][..]),
+            (".security*", &[".security*"][..]),
+        ] {
+            let got = parse(Some(input), &p).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(got.elements(), want, "{input:?}");
+        }
+    }
+
     #[test]
     fn rejects_foreign_and_malformed_expressions_before_resolution() {
         let p = pats(&["logs-*"]);
         let cases = [
             "secret",                // IDX-01 literal foreign name
             "logs-a,secret",         // IDX-02
-            "s*",                    // IDX-09 wildcard that cannot reach an allowed index
-            "logs-*,secret*",        // IDX-12
             "logs-*,-logs-a,secret", // IDX-34
             "-logs-a",               // exclusion without a wildcard before it
             "logs-*:secret",         // IDX-23 remote
@@ -332,7 +344,6 @@ mod tests {
             "logs-a/../secret", // IDX-29 decoded slash
             "_all,logs-a",
             "_internal",
-            ".security*", // IDX-14 (no pattern starts with a dot)
             "logs-a,,logs-b",
             "logs-a,",
             "ｌｏｇｓ-a", // IDX-38 full-width letters
@@ -421,7 +432,8 @@ mod tests {
         assert!(concrete_allowed("logs-a", &star));
         assert!(concrete_allowed(".ds-logs-app-2024.01.31-000001", &star));
         assert!(parse(Some(".security-7"), &star).is_err());
-        assert!(parse(Some(".secur*"), &star).is_err());
+        // A wildcard is narrowed by the resolution, where `concrete_allowed` keeps no dot index.
+        assert!(parse(Some(".secur*"), &star).is_ok());
         let dot = pats(&[".kibana-tenant-a*"]);
         assert!(concrete_allowed(".kibana-tenant-a-1", &dot));
         assert!(parse(Some(".kibana-tenant-a-1"), &dot).is_ok());
