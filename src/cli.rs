@@ -156,6 +156,13 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    match crate::server::descriptors::prepare(&config.limits) {
+        Ok(limit) => tracing::debug!(limit = ?limit, "Open-files limit"),
+        Err(message) => {
+            eprintln!("esgate: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let data_addr = config.data_listen;
     let admin_addr = config.admin_listen;
     let app = match crate::app::App::build(config) {

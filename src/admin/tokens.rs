@@ -1026,6 +1026,7 @@ mod tests {
             require_ip_filter: true,
             require_filters: true,
             allow_permission_updates: false,
+            allow_open_ip_filters: false,
         };
         let h = Harness::with_policies(strict);
         ip_filter(&h, "office").await;

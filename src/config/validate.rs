@@ -53,10 +53,30 @@ pub fn validate(
             raw.listen.max_connections,
             raw::DEFAULT_MAX_CONNECTIONS,
         ),
+        admin_max_connections: v.positive(
+            "listen.admin_max_connections",
+            raw.listen.admin_max_connections,
+            raw::DEFAULT_ADMIN_MAX_CONNECTIONS,
+        ),
         header_timeout: v.duration(
             "listen.header_timeout",
             raw.listen.header_timeout.as_deref(),
-            "30s",
+            raw::DEFAULT_HEADER_TIMEOUT,
+        ),
+        idle_timeout: v.duration(
+            "listen.idle_timeout",
+            raw.listen.idle_timeout.as_deref(),
+            raw::DEFAULT_IDLE_TIMEOUT,
+        ),
+        h2_keep_alive_interval: v.duration(
+            "listen.h2_keep_alive_interval",
+            raw.listen.h2_keep_alive_interval.as_deref(),
+            raw::DEFAULT_H2_KEEP_ALIVE_INTERVAL,
+        ),
+        h2_keep_alive_timeout: v.duration(
+            "listen.h2_keep_alive_timeout",
+            raw.listen.h2_keep_alive_timeout.as_deref(),
+            raw::DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
         ),
         max_header_bytes: v.positive(
             "listen.max_header_bytes",
@@ -134,6 +154,11 @@ pub fn validate(
             raw.auth.failure_window.as_deref(),
             "60s",
         ),
+        max_tracked_addresses: v.positive(
+            "auth.max_tracked_addresses",
+            raw.auth.max_tracked_addresses,
+            raw::DEFAULT_MAX_TRACKED_ADDRESSES,
+        ),
     };
 
     let policies = Policies {
@@ -146,6 +171,7 @@ pub fn validate(
         require_ip_filter: raw.policies.require_ip_filter.unwrap_or(false),
         require_filters: raw.policies.require_filters.unwrap_or(false),
         allow_permission_updates: raw.policies.allow_permission_updates.unwrap_or(true),
+        allow_open_ip_filters: raw.policies.allow_open_ip_filters.unwrap_or(true),
     };
 
     let audit = match (
@@ -477,6 +503,16 @@ impl Validator {
                 "backend.request_timeout",
                 raw.request_timeout.as_deref(),
                 "60s",
+            ),
+            body_idle_timeout: self.duration(
+                "backend.body_idle_timeout",
+                raw.body_idle_timeout.as_deref(),
+                raw::DEFAULT_BODY_IDLE_TIMEOUT,
+            ),
+            answer_timeout: self.duration(
+                "backend.answer_timeout",
+                raw.answer_timeout.as_deref(),
+                raw::DEFAULT_ANSWER_TIMEOUT,
             ),
             pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
             unhealthy_cooldown: self.duration(

@@ -106,13 +106,16 @@ async fn pipeline(
     ctx.event.client = client_ip.to_string();
 
     let now = crate::time::now();
-    app.limiter
-        .check(client_ip, ctx.started)
-        .map_err(|r| ProxyError::RateLimited(r.0))?;
     let snapshot = app.store.snapshot();
+    // The credential first: a valid one is never refused because of others' failures from the
+    // same address. Only wrong or malformed credentials count; none at all (probes) does not.
     let token = match authenticate(&snapshot, req.headers()) {
         Ok(t) => t,
+        Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
+            app.limiter
+                .check(client_ip, ctx.started)
+                .map_err(|r| ProxyError::RateLimited(r.0))?;
             app.limiter.record_failure(client_ip, ctx.started);
             return Err(e.into());
         }

@@ -1108,7 +1108,11 @@ mod tests {
                     (ends[complete - 1] as u64).min(cut as u64)
                 }
             );
-            assert_eq!(scan.missing_newline, ends.contains(&(cut + 1)), "cut at {cut}");
+            assert_eq!(
+                scan.missing_newline,
+                ends.contains(&(cut + 1)),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -1275,7 +1279,10 @@ mod tests {
             assert_eq!(loaded, vec![put("a", 1)]);
         }
         let text = fs::read_to_string(dir.join(SNAPSHOT)).expect("read");
-        assert!(text.starts_with("{\"version\":2,\"seq\":4,\"sha256\":"), "{text}");
+        assert!(
+            text.starts_with("{\"version\":2,\"seq\":4,\"sha256\":"),
+            "{text}"
+        );
         let (_s, loaded) = open_loaded(dir);
         assert_eq!(loaded, vec![put("a", 1)]);
     }
