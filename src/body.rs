@@ -20,11 +20,18 @@ pub fn empty() -> Body {
         .boxed()
 }
 
+/// A backend answer's body sent nothing for its idle timeout (see `upstream::AnswerBody`).
+#[derive(Debug, thiserror::Error)]
+#[error("the backend stopped sending its answer")]
+pub struct Stalled;
+
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum ReadError {
     TooLarge,
     Broken,
+    /// The sender stopped sending ([`Stalled`]).
+    Stalled,
     /// The shared [`BodyBudget`] is spent: other requests hold the memory.
     Busy,
 }
@@ -107,6 +114,7 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+        Err(e) if e.is::<Stalled>() => Err(ReadError::Stalled),
         Err(_) => Err(ReadError::Broken),
     }
 }
@@ -153,14 +161,28 @@ where
     B::Error: Into<BoxError>,
 {
     let mut hold = BudgetHold::default();
+    // A body that announces its length (within the limit) is charged and allocated once: no
+    // doubling reallocations, which held up to three times a large answer at once.
+    let declared = body
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
+    let mut out = match declared {
+        Some(n) if n > limit => return Err(ReadError::TooLarge),
+        Some(n) => {
+            budget.cover(&mut hold, n, patience).await?;
+            bytes::BytesMut::with_capacity(n)
+        }
+        None => bytes::BytesMut::new(),
+    };
     let mut body = std::pin::pin!(Limited::new(body, limit));
-    let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(ReadError::TooLarge)
             }
+            Err(e) if e.is::<Stalled>() => return Err(ReadError::Stalled),
             Err(_) => return Err(ReadError::Broken),
         };
         if let Ok(data) = frame.into_data() {
