@@ -1,12 +1,12 @@
-//! What keeps a client connection honest: `Tracked` notes when bytes arrive, the service notes
-//! when requests start and when their answers are done, and `Watchdog` decides when a
-//! connection that makes no progress must close.
+//! What keeps a client connection honest: the service notes when requests start and when their
+//! answers are done, and `Watchdog` decides when a connection that makes no progress must close.
 //!
 //! Rules (issue #9 item 1): a connection must start its first request within the header
 //! timeout of its start (a socket that sends nothing, or only an HTTP/2 preface or SETTINGS,
 //! is closed; hyper's HTTP/1 header timer only starts after the HTTP/1-vs-HTTP/2 detection);
-//! afterwards, a connection with no request in flight that receives nothing for the idle
-//! timeout is closed (an HTTP/2 client that answers PINGs but never sends a request again).
+//! afterwards, a connection with no request in flight and none started or finished for the
+//! idle timeout is closed. Progress is counted in requests, not bytes: an HTTP/2 client that
+//! answers PINGs or sends SETTINGS and WINDOW_UPDATE frames forever, but no request, is idle.
 //! A request in flight is never cut by these timers: the backend's own timeouts bound it.
 
 use std::pin::Pin;
@@ -18,7 +18,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::body::{Body, BoxError};
@@ -26,10 +25,8 @@ use crate::body::{Body, BoxError};
 /// What one connection has done, shared by its I/O, its service and its watchdog.
 pub(super) struct Activity {
     origin: Instant,
-    /// Milliseconds since `origin` of the last read that returned bytes.
-    last_read_ms: AtomicU64,
-    /// Milliseconds since `origin` when the last answer was done.
-    last_done_ms: AtomicU64,
+    /// Milliseconds since `origin` when the last request started or its answer was done.
+    last_ms: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicUsize,
 }
@@ -43,6 +40,7 @@ impl Activity {
     pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
 }
@@ -65,7 +63,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let a = &self.0;
-        a.last_done_ms.store(a.now_ms(), Ordering::Relaxed);
+        a.last_ms.store(a.now_ms(), Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -115,8 +113,7 @@ impl Watchdog {
         Watchdog {
             activity: Arc::new(Activity {
                 origin: Instant::now(),
-                last_read_ms: AtomicU64::new(0),
-                last_done_ms: AtomicU64::new(0),
+                last_ms: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
             }),
@@ -138,10 +135,7 @@ impl Watchdog {
                 now_ms,
                 requests: a.requests.load(Ordering::Relaxed),
                 in_flight: a.in_flight.load(Ordering::Relaxed),
-                last_ms: a
-                    .last_read_ms
-                    .load(Ordering::Relaxed)
-                    .max(a.last_done_ms.load(Ordering::Relaxed)),
+                last_ms: a.last_ms.load(Ordering::Relaxed),
             };
             match decide(&state, self.first_request, self.idle) {
                 Ok(expired) => return expired,
@@ -156,7 +150,7 @@ struct State {
     now_ms: u64,
     requests: u64,
     in_flight: usize,
-    /// The later of the last read and the last answer done, in ms since the start.
+    /// When the last request started or was done, in ms since the start.
     last_ms: u64,
 }
 
@@ -177,64 +171,6 @@ fn decide(s: &State, first_request: Duration, idle: Duration) -> Result<Expired,
     match deadline.checked_sub(s.now_ms) {
         Some(left) if left > 0 => Err(Duration::from_millis(left)),
         _ => Ok(Expired::Idle),
-    }
-}
-
-/// A connection's I/O that notes when bytes arrive.
-pub(super) struct Tracked<I> {
-    inner: I,
-    activity: Arc<Activity>,
-}
-
-impl<I> Tracked<I> {
-    pub(super) fn new(inner: I, activity: Arc<Activity>) -> Tracked<I> {
-        Tracked { inner, activity }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let now = self.activity.now_ms();
-            self.activity.last_read_ms.store(now, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -266,7 +202,7 @@ mod tests {
             (state(9_000, 0, 0, 0), Ok(Expired::NoRequest)),
             // A request in flight is never cut here.
             (state(60_000, 1, 1, 0), Err(IDLE)),
-            // Idle: nothing in flight, nothing received since the last answer.
+            // Idle: nothing in flight, no request started or done for the idle timeout.
             (state(5_000, 1, 0, 1_000), Err(ms(6_000))),
             (state(11_000, 1, 0, 1_000), Ok(Expired::Idle)),
             (state(11_000, 3, 0, 4_000), Err(ms(3_000))),

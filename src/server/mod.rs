@@ -7,7 +7,7 @@
 //! `header_timeout` of the connection (or of its handshake), before and whatever the
 //! HTTP/1-vs-HTTP/2 detection; HTTP/1 headers (`header_timeout`, hyper's own timer); HTTP/2
 //! PINGs unanswered for `h2_keep_alive_timeout`; and a connection with no request in flight
-//! that receives nothing for `idle_timeout` (`connection::Watchdog`).
+//! and none started or done for `idle_timeout` (`connection::Watchdog`).
 //!
 //! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin`.
 
@@ -156,7 +156,7 @@ where
         .keep_alive_timeout(limits.h2_keep_alive_timeout)
         .max_header_list_size(limits.max_header_bytes as u32);
     let watchdog = connection::Watchdog::new(limits.header_timeout, limits.idle_timeout);
-    let io = TokioIo::new(connection::Tracked::new(io, watchdog.activity()));
+    let io = TokioIo::new(io);
     let service_app = Arc::clone(&app);
     let activity = watchdog.activity();
     let service = service_fn(move |req| {
