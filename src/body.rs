@@ -161,20 +161,21 @@ where
     B::Error: Into<BoxError>,
 {
     let mut hold = BudgetHold::default();
-    // A body that announces its length (within the limit) is charged and allocated once: no
-    // doubling reallocations, which held up to three times a large answer at once.
     let declared = body
         .size_hint()
         .exact()
         .and_then(|n| usize::try_from(n).ok());
-    let mut out = match declared {
-        Some(n) if n > limit => return Err(ReadError::TooLarge),
-        Some(n) => {
-            budget.cover(&mut hold, n, patience).await?;
-            bytes::BytesMut::with_capacity(n)
-        }
-        None => bytes::BytesMut::new(),
-    };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ReadError::TooLarge);
+    }
+    if let Some(n) = declared {
+        budget.cover(&mut hold, n, patience).await?;
+    }
+    // The chunks are kept as they arrive and joined once at the end, into one allocation of
+    // the exact size: growing one buffer by doubling held up to three times a large answer at
+    // once, and a body refused for its size never needs the join.
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
     let mut body = std::pin::pin!(Limited::new(body, limit));
     while let Some(frame) = body.frame().await {
         let frame = match frame {
@@ -186,11 +187,23 @@ where
             Err(_) => return Err(ReadError::Broken),
         };
         if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
-            budget.cover(&mut hold, out.len(), patience).await?;
+            total += data.len();
+            chunks.push(data);
+            budget.cover(&mut hold, total, patience).await?;
         }
     }
-    Ok((out.freeze(), hold))
+    let bytes = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut joined = Vec::with_capacity(total);
+            for chunk in chunks.drain(..) {
+                joined.extend_from_slice(&chunk);
+            }
+            Bytes::from(joined)
+        }
+    };
+    Ok((bytes, hold))
 }
 
 #[cfg(test)]

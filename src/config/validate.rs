@@ -704,6 +704,39 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_states_the_defaults() {
+        let example = check(include_str!("../../config/esgate.toml")).expect("valid");
+        assert_eq!(example.describe(), check("").unwrap().describe());
+        let c = check("").unwrap();
+        assert_eq!(c.limits.admin_max_connections, 256);
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.backend.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.backend.answer_timeout, Duration::from_secs(120));
+        assert_eq!(c.auth.max_tracked_addresses, 100_000);
+        assert!(c.policies.allow_open_ip_filters);
+    }
+
+    #[test]
+    fn reliability_settings_are_checked() {
+        let issues = check(
+            "[listen]\nadmin_max_connections = 0\nidle_timeout = \"0s\"\n\
+             h2_keep_alive_interval = \"x\"\n[backend]\nanswer_timeout = \"0s\"\n\
+             [auth]\nmax_tracked_addresses = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            paths(issues),
+            vec![
+                "listen.admin_max_connections",
+                "listen.idle_timeout",
+                "listen.h2_keep_alive_interval",
+                "backend.answer_timeout",
+                "auth.max_tracked_addresses",
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_their_path() {
         let err = parse("[listen]\ndata = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
         assert!(err.contains("bogus"), "{err}");
