@@ -707,6 +707,93 @@ async fn the_failure_limiter_never_refuses_valid_credentials_ignores_probes_and_
     assert!(gw.app.limiter.tracked() <= 8);
 }
 
+/// A kB value from `/proc/<pid>/status`.
+fn proc_status_kb(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("the key is there")
+}
+
+/// Item 7: one 300 MB scroll answer (over the 256 MB cap for answers esgate reads whole)
+/// pushed the binary's RSS to 740 MB (a buffer grown by doubling). The real binary, in front
+/// of a backend sending 300 MB without a length: 502, and the peak stays near the cap.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_read_whole_keeps_memory_near_its_cap() {
+    const CAP_KB: u64 = 256 * 1024;
+    let backend = FaultServer::huge_answer(300 * 1024 * 1024);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--backend", backend.url(), "--store"])
+        .arg(dir.path().join("store"))
+        .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("esgate starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("esgate is serving") {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
+                        .unwrap_or_default()
+                };
+                let _ = tx.send((field("data"), field("admin")));
+            }
+        }
+    });
+    let (data, admin) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("esgate reports its addresses");
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let created = send(
+        "POST",
+        &format!("http://{admin}/tokens"),
+        &[("authorization", &auth)],
+        serde_json::to_vec(&json!({"name": "a", "indices": ["logs-*"],
+            "filters": [{"field": "tenant", "value": "a"}]}))
+        .expect("json"),
+    )
+    .await
+    .expect("admin answers");
+    let secret = created.json()["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let before = proc_status_kb(child.id(), "VmRSS:");
+    let token = format!("Bearer {secret}");
+    let r = send_with_timeout(
+        "POST",
+        &format!("http://{data}/logs-a/_search?scroll=1m"),
+        &[("authorization", &token)],
+        b"{}".to_vec(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("esgate answers");
+    let peak = proc_status_kb(child.id(), "VmHWM:");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_es_error(&r.body, 502);
+    assert!(
+        peak < before + CAP_KB + CAP_KB / 4,
+        "peak RSS {peak} kB (before {before} kB) for a {CAP_KB} kB cap"
+    );
+}
+
 /// Item 7: `esgate token list | head` panicked on the broken pipe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_list_into_a_closed_pipe_exits_cleanly() {

@@ -59,6 +59,9 @@ enum Fault {
         content_type: &'static str,
         body: Bytes,
     },
+    HugeAnswer {
+        len: u64,
+    },
 }
 
 // === impl FaultServer ===
@@ -122,6 +125,12 @@ impl FaultServer {
             content_type,
             body: Bytes::from_static(body.as_bytes()),
         })
+    }
+
+    /// Like `huge_chunked` (no `content-length`), but answering `_resolve/index` lookups
+    /// properly, so a `read` token's scroll gets its huge answer.
+    pub fn huge_answer(len: u64) -> FaultServer {
+        start(Fault::HugeAnswer { len })
     }
 
     /// Base URL without a trailing slash.
@@ -302,6 +311,20 @@ async fn scripted(stream: TcpStream, fault: Fault) {
                             let byte: &'static [u8] = if n == 0 { b"{\"pad\":\"" } else { b"x" };
                             Some((Ok(Frame::data(Bytes::from_static(byte))), n + 1))
                         }));
+                    json(200, body.boxed(), None)
+                }
+                Fault::HugeAnswer { len } => {
+                    let body = StreamBody::new(futures_util::stream::unfold(
+                        0u64,
+                        move |offset| async move {
+                            if offset >= len {
+                                return None;
+                            }
+                            let n = (len - offset).min(CHUNK as u64);
+                            let chunk = huge_chunk(len, offset, n);
+                            Some((Ok(Frame::data(chunk)), offset + n))
+                        },
+                    ));
                     json(200, body.boxed(), None)
                 }
                 Fault::Answer {
