@@ -72,3 +72,30 @@ fn current() -> (Option<u64>, Option<u64>) {
 fn raise(_hard: Option<u64>) -> std::io::Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_listeners_and_the_reserve_are_counted() {
+        let limits = Limits {
+            max_connections: 10_000,
+            admin_max_connections: 256,
+            header_timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+            h2_keep_alive_interval: std::time::Duration::from_secs(1),
+            h2_keep_alive_timeout: std::time::Duration::from_secs(1),
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1,
+            max_buffered_bytes: 1,
+            drain_timeout: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(needed(&limits), 10_000 + 256 + RESERVED_DESCRIPTORS);
+        let huge = Limits {
+            max_connections: usize::MAX,
+            ..limits
+        };
+        assert_eq!(needed(&huge), u64::MAX);
+    }
+}
