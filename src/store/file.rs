@@ -1252,7 +1252,7 @@ mod tests {
                 let mut bad = good.clone();
                 bad[pos] ^= 1 << bit;
                 fs::write(dir.join(SNAPSHOT), &bad).expect("write");
-                let mut s = open(dir);
+                let mut s = open_retrying(dir);
                 assert!(
                     s.load().is_err(),
                     "flip of bit {bit} at byte {pos} was accepted"
@@ -1262,6 +1262,18 @@ mod tests {
         fs::write(dir.join(SNAPSHOT), &good).expect("write");
         let (_s, loaded) = open_loaded(dir);
         assert_eq!(state_of(&loaded), vec![put("a", 1), put("b", 2)]);
+    }
+
+    /// Other tests in this binary fork child processes: for the instant between fork and exec
+    /// a child shares the open lock file, so thousands of reopens may see it held briefly.
+    fn open_retrying(dir: &Path) -> FileStore {
+        for _ in 0..100 {
+            match FileStore::open(dir) {
+                Ok(s) => return s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        open(dir)
     }
 
     #[test]
