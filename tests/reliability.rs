@@ -226,8 +226,14 @@ async fn admin_writes_whose_client_hangs_up_are_in_memory_exactly_when_on_disk()
         )
     });
     futures_util::future::join_all(creates).await;
-    // Let every write that started finish (each is an fsync).
+    // Let every write that started finish (each is an fsync), then queue behind the last one:
+    // the writer lock is held until a write is published.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    gw.app
+        .store
+        .update(|_| Ok::<_, esgate::store::StoreError>((vec![], ())))
+        .await
+        .expect("a write that changes nothing");
 
     let snapshot = gw.app.store.snapshot();
     let on_disk = journal(&gw);
