@@ -16,7 +16,10 @@ pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub upstream: Arc<Upstream>,
+    /// Authentication failures on the data listener...
     pub limiter: FailureLimiter,
+    /// ...and, counted separately, on the admin listener.
+    pub admin_limiter: FailureLimiter,
     pub audit: Arc<Audit>,
     pub metrics: Metrics,
     pub admin: AdminContext,
@@ -139,7 +142,16 @@ impl App {
         Ok(App {
             admin_key_file,
             upstream: Arc::new(Upstream::new(&config.backend)),
-            limiter: FailureLimiter::new(config.auth.max_failures, config.auth.failure_window),
+            limiter: FailureLimiter::with_max_entries(
+                config.auth.max_failures,
+                config.auth.failure_window,
+                config.auth.max_tracked_addresses,
+            ),
+            admin_limiter: FailureLimiter::with_max_entries(
+                config.auth.max_failures,
+                config.auth.failure_window,
+                config.auth.max_tracked_addresses,
+            ),
             store,
             audit,
             metrics: Metrics::default(),

@@ -20,11 +20,18 @@ pub fn empty() -> Body {
         .boxed()
 }
 
+/// A backend answer's body sent nothing for its idle timeout (see `upstream::AnswerBody`).
+#[derive(Debug, thiserror::Error)]
+#[error("the backend stopped sending its answer")]
+pub struct Stalled;
+
 /// Why a body could not be read.
 #[derive(Debug)]
 pub enum ReadError {
     TooLarge,
     Broken,
+    /// The sender stopped sending ([`Stalled`]).
+    Stalled,
     /// The shared [`BodyBudget`] is spent: other requests hold the memory.
     Busy,
 }
@@ -107,6 +114,7 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+        Err(e) if e.is::<Stalled>() => Err(ReadError::Stalled),
         Err(_) => Err(ReadError::Broken),
     }
 }
@@ -141,6 +149,9 @@ where
     read_charged(body, limit, budget, None).await
 }
 
+/// Bodies read whole are copied into blocks of this size.
+const READ_BLOCK: usize = 1024 * 1024;
+
 /// The read loop of both: `patience` `None` = a spent budget fails at once.
 async fn read_charged<B>(
     body: B,
@@ -153,22 +164,66 @@ where
     B::Error: Into<BoxError>,
 {
     let mut hold = BudgetHold::default();
+    let declared = body
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    if let Some(n) = declared {
+        budget.cover(&mut hold, n, patience).await?;
+        // Announced: one allocation of the exact size, nothing to join.
+        blocks.push(Vec::with_capacity(n));
+    }
+    // Copied into blocks of our own as they arrive, joined once at the end into one allocation
+    // of the exact size. Growing one buffer by doubling held up to three times a large answer at
+    // once, and keeping the received chunks would pin the transport's larger read buffers they
+    // are slices of; a body refused for its size never needs the join. Blocks grow with the
+    // body up to `READ_BLOCK`, so small bodies stay small allocations.
+    let mut total = 0usize;
     let mut body = std::pin::pin!(Limited::new(body, limit));
-    let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(ReadError::TooLarge)
             }
+            Err(e) if e.is::<Stalled>() => return Err(ReadError::Stalled),
             Err(_) => return Err(ReadError::Broken),
         };
         if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
-            budget.cover(&mut hold, out.len(), patience).await?;
+            total += data.len();
+            budget.cover(&mut hold, total, patience).await?;
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let block = match blocks.last_mut() {
+                    Some(b) if b.len() < b.capacity() => b,
+                    _ => {
+                        let size = rest.len().max(total).clamp(1, READ_BLOCK);
+                        blocks.push(Vec::with_capacity(size));
+                        blocks.last_mut().expect("just pushed")
+                    }
+                };
+                let n = rest.len().min(block.capacity() - block.len());
+                block.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+            }
         }
     }
-    Ok((out.freeze(), hold))
+    let bytes = match blocks.len() {
+        0 => Bytes::new(),
+        1 => Bytes::from(blocks.pop().unwrap_or_default()),
+        _ => {
+            let mut joined = Vec::with_capacity(total);
+            for block in blocks.drain(..) {
+                joined.extend_from_slice(&block);
+            }
+            Bytes::from(joined)
+        }
+    };
+    Ok((bytes, hold))
 }
 
 #[cfg(test)]
@@ -232,5 +287,27 @@ mod tests {
         let (bytes, hold) = read_budgeted(body, 1 << 20, &budget).await.unwrap();
         assert_eq!(bytes.len(), 3000);
         assert_eq!(hold.kib, 3);
+    }
+
+    #[tokio::test]
+    async fn bodies_across_many_blocks_come_back_whole_and_in_order() {
+        let budget = BodyBudget::new(64 * 1024 * 1024);
+        let chunks: Vec<Bytes> = (0..40u8)
+            .map(|i| Bytes::from(vec![i; 77 * 1024 + usize::from(i)]))
+            .collect();
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::convert::Infallible>(http_body::Frame::data(c)));
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let (bytes, _hold) = read_budgeted(body, 1 << 30, &budget).await.unwrap();
+        assert_eq!(bytes.len(), expected.len());
+        assert!(bytes[..] == expected[..]);
+        // Announced and over the limit: refused before a byte is read.
+        let big = Full::new(Bytes::from(vec![b'x'; 4096]));
+        assert!(matches!(
+            read_budgeted(big, 1024, &budget).await,
+            Err(ReadError::TooLarge)
+        ));
     }
 }

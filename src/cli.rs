@@ -114,11 +114,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::CheckConfig { config } => match load(config, &Overrides::default()) {
-            Ok(c) => {
-                print!("{}", c.describe());
-                println!("# configuration is valid");
-                ExitCode::SUCCESS
-            }
+            Ok(c) => write_stdout(&format!("{}# configuration is valid\n", c.describe())),
             Err(e) => {
                 eprintln!("esgate: {e}");
                 ExitCode::from(1)
@@ -133,12 +129,11 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             match runtime.block_on(crate::admin_client::run(cmd, &opts)) {
-                Ok(text) => {
-                    print!("{text}");
+                Ok(mut text) => {
                     if !text.is_empty() && !text.ends_with('\n') {
-                        println!();
+                        text.push('\n');
                     }
-                    ExitCode::SUCCESS
+                    write_stdout(&text)
                 }
                 Err(e) => {
                     eprintln!("esgate: {e}");
@@ -171,6 +166,21 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             runtime.block_on(serve(config))
+        }
+    }
+}
+
+/// Writes a command's output. A reader that stops early (`esgate token list | head`) closes
+/// the pipe: that ends the output quietly instead of panicking like `print!` does.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("esgate: cannot write the output: {e}");
+            ExitCode::from(1)
         }
     }
 }
@@ -209,6 +219,13 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    match crate::server::descriptors::prepare(&config.limits) {
+        Ok(limit) => tracing::debug!(limit = ?limit, "Open-files limit"),
+        Err(message) => {
+            eprintln!("esgate: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let data_addr = config.data_listen;
     let admin_addr = config.admin_listen;
     let app = match crate::app::App::build(config) {

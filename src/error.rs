@@ -66,6 +66,9 @@ impl ProxyError {
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Busy => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(U::Failed { status, .. }) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             // The backend refused to resolve the client's index expression (too long, ...).
             ProxyError::Upstream(U::Resolve(s)) if (400..500).contains(s) => {
                 StatusCode::BAD_REQUEST
@@ -74,8 +77,12 @@ impl ProxyError {
         }
     }
 
-    fn es_type(&self) -> &'static str {
+    fn es_type(&self) -> &str {
         match self {
+            ProxyError::Upstream(crate::upstream::UpstreamError::Failed {
+                es_type: Some(t),
+                ..
+            }) => t,
             ProxyError::Auth(_) | ProxyError::Policy(_) => "security_exception",
             ProxyError::RateLimited(_) => "security_exception",
             ProxyError::Rejected(r) => match r.kind {
@@ -134,6 +141,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => "body_timeout",
             ProxyError::Busy => "busy",
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
+            ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(_) => "backend_unavailable",
         }
     }

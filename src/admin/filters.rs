@@ -39,10 +39,7 @@ fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminEr
         ));
     }
     if !input::printable(d) {
-        return Err(AdminError::field(
-            "description",
-            "must not contain control characters",
-        ));
+        return Err(AdminError::field("description", input::NOT_PRINTABLE));
     }
     Ok(Some(d.to_owned()))
 }

@@ -308,9 +308,31 @@ pub(crate) fn changed_fields(fields: &[(&'static str, bool)]) -> Vec<&'static st
         .collect()
 }
 
-/// True when the text has no control characters (keeps logs and terminals clean).
+/// What [`printable`] refuses, for error messages.
+pub(crate) const NOT_PRINTABLE: &str = "must not contain control, bidi or zero-width characters";
+
+/// True when the text has no control characters (C0, DEL, C1: NUL, ESC, newlines), no bidi
+/// controls (which make a name read differently from what it is: `U+202A..U+202E`,
+/// `U+2066..U+2069`, `U+200E`, `U+200F`, `U+061C`) and no invisible characters (zero-width
+/// spaces and joiners, word joiner and invisible operators, BOM, soft hyphen, line and
+/// paragraph separators). Names and filter values are shown in listings, logs and terminals,
+/// and compared by eye: two that look the same must be the same.
 pub(crate) fn printable(s: &str) -> bool {
-    !s.chars().any(char::is_control)
+    !s.chars().any(|c| c.is_control() || is_invisible_or_bidi(c))
+}
+
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 // === durations and timestamps ===
@@ -468,6 +490,39 @@ mod tests {
             let e = parse_object(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad:?}");
             assert_eq!(e.kind, "parse_exception");
+        }
+    }
+
+    #[test]
+    fn printable_refuses_control_bidi_and_invisible_characters() {
+        for good in [
+            "tenant a",
+            "Équipe",
+            "日本語",
+            "a-b_c.d",
+            "x\u{00A0}y",
+            "שלום",
+        ] {
+            assert!(printable(good), "{good:?}");
+        }
+        for bad in [
+            "a\u{0}b",       // NUL
+            "a\u{1b}[31m",   // ESC
+            "a\nb",          // newline
+            "a\u{7f}",       // DEL
+            "a\u{85}",       // C1 next line
+            "a\u{202E}gpj",  // right-to-left override
+            "a\u{2066}b",    // left-to-right isolate
+            "a\u{200F}",     // right-to-left mark
+            "a\u{061C}",     // Arabic letter mark
+            "ad\u{200B}min", // zero-width space
+            "a\u{200D}b",    // zero-width joiner
+            "a\u{2060}b",    // word joiner
+            "\u{FEFF}a",     // BOM
+            "a\u{00AD}b",    // soft hyphen
+            "a\u{2028}b",    // line separator
+        ] {
+            assert!(!printable(bad), "{bad:?}");
         }
     }
 

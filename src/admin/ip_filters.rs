@@ -69,6 +69,35 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
+/// Whether a list holds a CIDR that allows every address of its family (`0.0.0.0/0`, `::/0`):
+/// attached to a token, such a filter lifts its restriction entirely.
+fn allows_everything(cidrs: &[IpNet]) -> bool {
+    cidrs.iter().any(|n| n.prefix_len() == 0)
+}
+
+/// `policies.allow_open_ip_filters = false` refuses such lists (409, naming the policy).
+fn check_open(ctx: &AdminContext, cidrs: Option<&[IpNet]>) -> Result<bool, AdminError> {
+    let open = cidrs.is_some_and(allows_everything);
+    if open && !ctx.policies.allow_open_ip_filters {
+        return Err(AdminError::policy(
+            "allow_open_ip_filters",
+            "an IP filter must not allow every address (0.0.0.0/0, ::/0)",
+        ));
+    }
+    Ok(open)
+}
+
+/// An IP filter that now allows every address is announced loudly: a warning in the log, and
+/// `allows_every_address` with the tokens it lifts in the audit event.
+fn warn_open(action: &str, name: &str, used_by: &Value) {
+    tracing::warn!(
+        action,
+        ip_filter = name,
+        tokens = %used_by,
+        "IP filter now allows every address: the tokens using it have no address restriction"
+    );
+}
+
 fn find<'a>(snap: &'a Snapshot, name: &str) -> Result<&'a IpFilter, AdminError> {
     snap.ip_filter(name)
         .ok_or_else(|| AdminError::not_found("IP filter"))
@@ -90,6 +119,7 @@ pub(super) async fn create(
         ));
     }
     let cidrs = parse_cidrs(&map)?.ok_or_else(|| AdminError::field("cidrs", "is required"))?;
+    let open = check_open(ctx, Some(&cidrs))?;
     let now = ev.now;
     let out = ctx
         .store
@@ -108,12 +138,12 @@ pub(super) async fn create(
             Ok((vec![Change::PutIpFilter { ip_filter }], out))
         })
         .await?;
-    ev.emit(
-        ctx,
-        "ip_filter.create",
-        name,
-        json!({"cidrs": out["cidrs"].clone()}),
-    );
+    let mut extra = json!({"cidrs": out["cidrs"].clone()});
+    if open {
+        warn_open("ip_filter.create", name, &out["used_by"]);
+        extra["allows_every_address"] = Value::Bool(true);
+    }
+    ev.emit(ctx, "ip_filter.create", name, extra);
     Ok(AdminResponse::created(out))
 }
 
@@ -141,6 +171,7 @@ pub(super) async fn update(
     let map = input::parse_object(body)?;
     input::reject_unknown(&map, &["cidrs"], &["name", "created_at", "used_by"])?;
     let cidrs = parse_cidrs(&map)?;
+    let open = check_open(ctx, cidrs.as_deref())?;
     let (out, old_cidrs) = ctx
         .store
         .update(|snap| {
@@ -161,12 +192,13 @@ pub(super) async fn update(
         })
         .await?;
     if let Some(old) = old_cidrs {
-        ev.emit(
-            ctx,
-            "ip_filter.update",
-            name,
-            json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()}),
-        );
+        let mut extra = json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()});
+        if open {
+            warn_open("ip_filter.update", name, &out["used_by"]);
+            extra["allows_every_address"] = Value::Bool(true);
+            extra["tokens_unrestricted"] = out["used_by"].clone();
+        }
+        ev.emit(ctx, "ip_filter.update", name, extra);
     }
     Ok(AdminResponse::ok(out))
 }
@@ -378,5 +410,85 @@ mod tests {
         h.expect("GET", "/ip-filters/office", "", 404).await;
         h.expect("DELETE", "/ip-filters/office", "", 404).await;
         assert_eq!(h.events().pop().unwrap()["action"], "ip_filter.delete");
+    }
+
+    /// Issue #9 item 7: PATCHing an IP filter to `0.0.0.0/0` silently lifted every token's
+    /// address restriction. It is audited loudly, and a policy can forbid it.
+    #[tokio::test]
+    async fn opening_an_ip_filter_to_every_address_is_audited_and_can_be_forbidden() {
+        let h = Harness::new();
+        h.expect(
+            "POST",
+            "/ip-filters",
+            r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+            201,
+        )
+        .await;
+        let t = h
+            .expect(
+                "POST",
+                "/tokens",
+                r#"{"name":"t","ip_filter":"office"}"#,
+                201,
+            )
+            .await;
+        for open in ["0.0.0.0/0", "::/0"] {
+            h.expect(
+                "PATCH",
+                "/ip-filters/office",
+                &json!({"cidrs": ["10.0.0.0/8", open]}).to_string(),
+                200,
+            )
+            .await;
+            let ev = h.events().pop().unwrap();
+            assert_eq!(ev["action"], "ip_filter.update");
+            assert_eq!(ev["allows_every_address"], true, "{open}");
+            assert_eq!(ev["tokens_unrestricted"], json!([t["id"]]));
+            h.expect(
+                "PATCH",
+                "/ip-filters/office",
+                r#"{"cidrs":["10.0.0.0/8"]}"#,
+                200,
+            )
+            .await;
+            assert!(h
+                .events()
+                .pop()
+                .unwrap()
+                .get("allows_every_address")
+                .is_none());
+        }
+
+        let strict = Harness::with_policies(crate::admin::Policies {
+            allow_open_ip_filters: false,
+            ..crate::admin::Policies::default()
+        });
+        strict
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+                201,
+            )
+            .await;
+        for body in [r#"{"cidrs":["0.0.0.0/0"]}"#, r#"{"cidrs":["::1","::/0"]}"#] {
+            let b = strict
+                .expect("PATCH", "/ip-filters/office", body, 400)
+                .await;
+            assert!(reason(&b).contains("allow_open_ip_filters"), "{b}");
+        }
+        let b = strict
+            .expect(
+                "POST",
+                "/ip-filters",
+                r#"{"name":"any","cidrs":["0.0.0.0/0"]}"#,
+                400,
+            )
+            .await;
+        assert!(reason(&b).contains("allow_open_ip_filters"), "{b}");
+        assert_eq!(
+            strict.expect("GET", "/ip-filters/office", "", 200).await["cidrs"],
+            json!(["10.0.0.0/8"])
+        );
     }
 }

@@ -105,6 +105,9 @@ pub struct Policies {
     pub require_filters: bool,
     /// When false, `permissions` cannot be changed after creation (409).
     pub allow_permission_updates: bool,
+    /// When false, an IP filter cannot hold a CIDR that allows every address (`0.0.0.0/0`,
+    /// `::/0`): 409. Either way, such a filter is audited loudly.
+    pub allow_open_ip_filters: bool,
 }
 
 impl Default for Policies {
@@ -116,6 +119,7 @@ impl Default for Policies {
             require_ip_filter: false,
             require_filters: false,
             allow_permission_updates: true,
+            allow_open_ip_filters: true,
         }
     }
 }

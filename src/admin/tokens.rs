@@ -114,10 +114,7 @@ fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
         ));
     }
     if !input::printable(name) {
-        return Err(AdminError::field(
-            "name",
-            "must not contain control characters",
-        ));
+        return Err(AdminError::field("name", input::NOT_PRINTABLE));
     }
     Ok(Some(name.to_owned()))
 }
@@ -146,10 +143,7 @@ pub(crate) fn check_field_value(
         ));
     }
     if !input::printable(field) {
-        return Err(AdminError::field(
-            field_path,
-            "must not contain control characters",
-        ));
+        return Err(AdminError::field(field_path, input::NOT_PRINTABLE));
     }
     if value.is_empty() {
         return Err(AdminError::field(value_path, "must not be empty"));
@@ -159,6 +153,9 @@ pub(crate) fn check_field_value(
             value_path,
             &format!("must be at most {MAX_VALUE_CHARS} characters"),
         ));
+    }
+    if !input::printable(value) {
+        return Err(AdminError::field(value_path, input::NOT_PRINTABLE));
     }
     Ok(FieldValue {
         field: field.clone(),
@@ -831,7 +828,11 @@ mod tests {
             (json!({"name": ""}), "field [name] must not be empty"),
             (json!({"name": "  "}), "field [name] must not be empty"),
             (json!({"name": long}), "field [name] must be at most 200 characters"),
-            (json!({"name": "a\u{7}"}), "field [name] must not contain control characters"),
+            (json!({"name": "a\u{7}"}), "field [name] must not contain control, bidi or zero-width characters"),
+            (json!({"name": "a\u{202E}b"}), "field [name] must not contain control, bidi or zero-width characters"),
+            (json!({"name": "ad\u{200B}min"}), "field [name] must not contain control, bidi or zero-width characters"),
+            (json!({"name": "a", "filters": [{"field": "t", "value": "a\u{0}"}]}), "field [filters[0].value] must not contain control, bidi or zero-width characters"),
+            (json!({"name": "a", "filters": [{"field": "t", "value": "\u{1b}[2J"}]}), "field [filters[0].value] must not contain control, bidi or zero-width characters"),
             (json!({"name": 5}), "field [name] must be a string"),
             (json!({"name": "a", "colour": 1}), "field [colour] is unknown"),
             (json!({"name": "a", "secret": "esg_x"}), "field [secret] is unknown"),
@@ -1026,6 +1027,7 @@ mod tests {
             require_ip_filter: true,
             require_filters: true,
             allow_permission_updates: false,
+            allow_open_ip_filters: false,
         };
         let h = Harness::with_policies(strict);
         ip_filter(&h, "office").await;

@@ -3,9 +3,17 @@
 //! `max_failures` times within `window` is refused for one `window` from the failure that
 //! tripped the limit.
 //!
-//! Invariants: pure in time (every `Instant` is an argument); memory is bounded: at most about
-//! `max_entries` addresses are tracked, and when the map is full new addresses are not tracked
-//! (after one attempt to sweep stale entries) rather than growing it. Never panics.
+//! How callers use it (issue #9 item 3): the credential is checked *first* (a constant-time hash
+//! lookup), and a valid one is never refused because of failures from its address (behind a
+//! shared NAT one stale dashboard would otherwise lock everyone out); only a failed attempt from
+//! a locked address gets 429 instead of 401. Only wrong or malformed credentials count, never a
+//! request without any (probes). Each listener has its own limiter.
+//!
+//! Invariants: pure in time (every `Instant` is an argument); memory is bounded: at most
+//! `max_entries` addresses are tracked, and when the map is full (after one attempt to sweep
+//! stale entries) a new address evicts an entry that is not locked (or the one whose lock ends
+//! soonest), so filling the table from many addresses never stops new addresses from being
+//! limited. Never panics.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
@@ -86,7 +94,7 @@ impl FailureLimiter {
             return;
         }
         if self.entries.len() >= self.max_entries && !self.make_room(now) {
-            return;
+            self.evict_one(now);
         }
         let mut entry = self.entries.entry(key).or_insert(Entry {
             window_start: now,
@@ -158,6 +166,30 @@ impl FailureLimiter {
         self.entries.len() < self.max_entries
     }
 }
+
+impl FailureLimiter {
+    /// The map is full of current entries: drops one to make room for a new address. Looks at
+    /// a bounded sample (filling the table is what an attacker does, so the sample is mostly
+    /// theirs) and drops an unlocked entry with the oldest window, or else the lock ending
+    /// soonest.
+    fn evict_one(&self, now: Instant) {
+        let victim = self
+            .entries
+            .iter()
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|e| {
+                let remaining = self.lock_remaining(e.value(), now);
+                (remaining.is_some(), remaining, e.value().window_start)
+            })
+            .map(|e| *e.key());
+        if let Some(key) = victim {
+            self.entries.remove(&key);
+        }
+    }
+}
+
+/// Entries looked at to choose one to evict from a full map.
+const EVICTION_SAMPLE: usize = 64;
 
 /// Time from `earlier` to `now`; zero if `now` is before `earlier`.
 fn elapsed(earlier: Instant, now: Instant) -> Duration {
@@ -278,26 +310,37 @@ mod tests {
         assert_eq!(l.tracked(), 0);
     }
 
+    /// Issue #9 item 3: about `max_entries` distinct addresses used to disable limiting for
+    /// every new address. A full map now evicts an unlocked entry instead.
     #[test]
-    fn full_map_refuses_new_addresses_but_keeps_counting_known_ones() {
+    fn full_map_still_limits_new_addresses_and_keeps_locks() {
         let l = FailureLimiter::with_max_entries(2, W, 3);
         let t0 = Instant::now();
-        for last in 1..=3 {
+        // One locked address, then the map filled by others.
+        l.record_failure(ip("192.0.2.1"), t0);
+        l.record_failure(ip("192.0.2.1"), t0);
+        for last in 2..=3 {
             l.record_failure(ip(&format!("192.0.2.{last}")), t0);
         }
         assert_eq!(l.tracked(), 3);
-        l.record_failure(ip("192.0.2.99"), t0 + Duration::from_secs(1));
-        l.record_failure(ip("192.0.2.99"), t0 + Duration::from_secs(1));
-        assert_eq!(l.tracked(), 3);
-        assert_eq!(
-            l.check(ip("192.0.2.99"), t0 + Duration::from_secs(1)),
-            Ok(())
-        );
-        // Known addresses are still counted and locked.
-        l.record_failure(ip("192.0.2.1"), t0 + Duration::from_secs(2));
-        assert!(l
-            .check(ip("192.0.2.1"), t0 + Duration::from_secs(2))
-            .is_err());
+        // Many new addresses: each is tracked and limited; the table stays bounded.
+        for last in 10..200 {
+            let a = ip(&format!("198.51.100.{last}"));
+            let t = t0 + Duration::from_secs(1);
+            l.record_failure(a, t);
+            l.record_failure(a, t);
+            assert!(l.check(a, t).is_err(), "{a} not limited");
+            assert!(l.tracked() <= 3);
+        }
+        // The locked address stayed locked while unlocked entries were evicted first... until
+        // only locked entries are left, then the lock ending soonest goes.
+        let fresh = FailureLimiter::with_max_entries(2, W, 2);
+        fresh.record_failure(ip("192.0.2.1"), t0);
+        fresh.record_failure(ip("192.0.2.1"), t0);
+        fresh.record_failure(ip("192.0.2.2"), t0);
+        fresh.record_failure(ip("192.0.2.3"), t0 + Duration::from_secs(1));
+        assert!(fresh.check(ip("192.0.2.1"), t0).is_err());
+        assert_eq!(fresh.tracked(), 2);
         // Once old entries are stale, a full map makes room by sweeping.
         let later = t0 + Duration::from_secs(200);
         l.record_failure(ip("192.0.2.99"), later);

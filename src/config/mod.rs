@@ -91,8 +91,17 @@ pub struct ServerTls {
 
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Connections the data listener serves at once.
     pub max_connections: usize,
+    /// Connections the admin listener serves at once.
+    pub admin_max_connections: usize,
+    /// A request's headers must arrive within this long; a new connection must start its first
+    /// request within it (a client that sends nothing, or only an HTTP/2 preface, is closed).
     pub header_timeout: Duration,
+    /// A connection with no request in flight that receives nothing for this long is closed.
+    pub idle_timeout: Duration,
+    pub h2_keep_alive_interval: Duration,
+    pub h2_keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     /// The bytes all request bodies being inspected may hold at once.
@@ -107,7 +116,12 @@ pub struct Backend {
     pub authorization: Option<BackendAuthorization>,
     pub tls: Arc<rustls::ClientConfig>,
     pub connect_timeout: Duration,
+    /// The backend's response headers must arrive within this long.
     pub request_timeout: Duration,
+    /// A streamed answer's body may pause at most this long between chunks.
+    pub body_idle_timeout: Duration,
+    /// An answer esgate reads whole (to seal ids or transform it) must arrive within this long.
+    pub answer_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub unhealthy_cooldown: Duration,
     pub resolve_cache_ttl: Duration,
@@ -154,6 +168,8 @@ pub struct Auth {
     pub trusted_proxies: Vec<IpNet>,
     pub max_failures: u32,
     pub failure_window: Duration,
+    /// Addresses each listener's failure limiter tracks.
+    pub max_tracked_addresses: usize,
 }
 
 /// The token policies are the admin API's own type: config only fills them in.
@@ -233,8 +249,24 @@ impl Config {
             self.limits.max_connections.to_string(),
         );
         line(
+            "listen.admin_max_connections",
+            self.limits.admin_max_connections.to_string(),
+        );
+        line(
             "listen.header_timeout",
             format!("\"{:?}\"", self.limits.header_timeout),
+        );
+        line(
+            "listen.idle_timeout",
+            format!("\"{:?}\"", self.limits.idle_timeout),
+        );
+        line(
+            "listen.h2_keep_alive_interval",
+            format!("\"{:?}\"", self.limits.h2_keep_alive_interval),
+        );
+        line(
+            "listen.h2_keep_alive_timeout",
+            format!("\"{:?}\"", self.limits.h2_keep_alive_timeout),
         );
         line(
             "listen.max_header_bytes",
@@ -282,6 +314,14 @@ impl Config {
             format!("\"{:?}\"", self.backend.request_timeout),
         );
         line(
+            "backend.body_idle_timeout",
+            format!("\"{:?}\"", self.backend.body_idle_timeout),
+        );
+        line(
+            "backend.answer_timeout",
+            format!("\"{:?}\"", self.backend.answer_timeout),
+        );
+        line(
             "backend.pool_idle_timeout",
             format!("\"{:?}\"", self.backend.pool_idle_timeout),
         );
@@ -321,6 +361,10 @@ impl Config {
         line(
             "auth.failure_window",
             format!("\"{:?}\"", self.auth.failure_window),
+        );
+        line(
+            "auth.max_tracked_addresses",
+            self.auth.max_tracked_addresses.to_string(),
         );
         line("policies", format!("{:?}", self.policies));
         line("audit", format!("{:?}", self.audit));

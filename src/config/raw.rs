@@ -14,6 +14,21 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// The admin listener serves operators and probes: a few connections.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: u64 = 256;
+pub const DEFAULT_HEADER_TIMEOUT: &str = "30s";
+/// A connection with no request in flight and nothing received for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+/// HTTP/2: a PING after this long without a frame from the client...
+pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: &str = "30s";
+/// ...which must be answered within this long.
+pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: &str = "20s";
+/// A streamed backend answer that sends nothing for this long is cut off.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: &str = "60s";
+/// Answers esgate reads whole (scroll, `_terms_enum`, ...) must arrive within this long.
+pub const DEFAULT_ANSWER_TIMEOUT: &str = "120s";
+/// Addresses the authentication failure limiter tracks per listener.
+pub const DEFAULT_MAX_TRACKED_ADDRESSES: u64 = 100_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +59,11 @@ pub struct RawListen {
     pub data: Option<String>,
     pub admin: Option<String>,
     pub max_connections: Option<u64>,
+    pub admin_max_connections: Option<u64>,
     pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub h2_keep_alive_interval: Option<String>,
+    pub h2_keep_alive_timeout: Option<String>,
     pub max_header_bytes: Option<u64>,
     pub max_body_bytes: Option<u64>,
     pub max_buffered_bytes: Option<u64>,
@@ -74,6 +93,8 @@ pub struct RawBackend {
     pub client_key_file: Option<String>,
     pub connect_timeout: Option<String>,
     pub request_timeout: Option<String>,
+    pub body_idle_timeout: Option<String>,
+    pub answer_timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
     pub unhealthy_cooldown: Option<String>,
     pub resolve_cache_ttl: Option<String>,
@@ -106,6 +127,7 @@ pub struct RawAuth {
     pub trusted_proxies: Option<Vec<String>>,
     pub max_failures: Option<u32>,
     pub failure_window: Option<String>,
+    pub max_tracked_addresses: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +138,7 @@ pub struct RawPolicies {
     pub require_ip_filter: Option<bool>,
     pub require_filters: Option<bool>,
     pub allow_permission_updates: Option<bool>,
+    pub allow_open_ip_filters: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,10 +53,30 @@ pub fn validate(
             raw.listen.max_connections,
             raw::DEFAULT_MAX_CONNECTIONS,
         ),
+        admin_max_connections: v.positive(
+            "listen.admin_max_connections",
+            raw.listen.admin_max_connections,
+            raw::DEFAULT_ADMIN_MAX_CONNECTIONS,
+        ),
         header_timeout: v.duration(
             "listen.header_timeout",
             raw.listen.header_timeout.as_deref(),
-            "30s",
+            raw::DEFAULT_HEADER_TIMEOUT,
+        ),
+        idle_timeout: v.duration(
+            "listen.idle_timeout",
+            raw.listen.idle_timeout.as_deref(),
+            raw::DEFAULT_IDLE_TIMEOUT,
+        ),
+        h2_keep_alive_interval: v.duration(
+            "listen.h2_keep_alive_interval",
+            raw.listen.h2_keep_alive_interval.as_deref(),
+            raw::DEFAULT_H2_KEEP_ALIVE_INTERVAL,
+        ),
+        h2_keep_alive_timeout: v.duration(
+            "listen.h2_keep_alive_timeout",
+            raw.listen.h2_keep_alive_timeout.as_deref(),
+            raw::DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
         ),
         max_header_bytes: v.positive(
             "listen.max_header_bytes",
@@ -134,6 +154,11 @@ pub fn validate(
             raw.auth.failure_window.as_deref(),
             "60s",
         ),
+        max_tracked_addresses: v.positive(
+            "auth.max_tracked_addresses",
+            raw.auth.max_tracked_addresses,
+            raw::DEFAULT_MAX_TRACKED_ADDRESSES,
+        ),
     };
 
     let policies = Policies {
@@ -146,6 +171,7 @@ pub fn validate(
         require_ip_filter: raw.policies.require_ip_filter.unwrap_or(false),
         require_filters: raw.policies.require_filters.unwrap_or(false),
         allow_permission_updates: raw.policies.allow_permission_updates.unwrap_or(true),
+        allow_open_ip_filters: raw.policies.allow_open_ip_filters.unwrap_or(true),
     };
 
     let audit = match (
@@ -478,6 +504,16 @@ impl Validator {
                 raw.request_timeout.as_deref(),
                 "60s",
             ),
+            body_idle_timeout: self.duration(
+                "backend.body_idle_timeout",
+                raw.body_idle_timeout.as_deref(),
+                raw::DEFAULT_BODY_IDLE_TIMEOUT,
+            ),
+            answer_timeout: self.duration(
+                "backend.answer_timeout",
+                raw.answer_timeout.as_deref(),
+                raw::DEFAULT_ANSWER_TIMEOUT,
+            ),
             pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
             unhealthy_cooldown: self.duration(
                 "backend.unhealthy_cooldown",
@@ -665,6 +701,39 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
         assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_states_the_defaults() {
+        let example = check(include_str!("../../config/esgate.toml")).expect("valid");
+        assert_eq!(example.describe(), check("").unwrap().describe());
+        let c = check("").unwrap();
+        assert_eq!(c.limits.admin_max_connections, 256);
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.backend.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.backend.answer_timeout, Duration::from_secs(120));
+        assert_eq!(c.auth.max_tracked_addresses, 100_000);
+        assert!(c.policies.allow_open_ip_filters);
+    }
+
+    #[test]
+    fn reliability_settings_are_checked() {
+        let issues = check(
+            "[listen]\nadmin_max_connections = 0\nidle_timeout = \"0s\"\n\
+             h2_keep_alive_interval = \"x\"\n[backend]\nanswer_timeout = \"0s\"\n\
+             [auth]\nmax_tracked_addresses = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            paths(issues),
+            vec![
+                "listen.admin_max_connections",
+                "listen.idle_timeout",
+                "listen.h2_keep_alive_interval",
+                "backend.answer_timeout",
+                "auth.max_tracked_addresses",
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::es;
 use crate::policy::{self, client_ip};
 use crate::store::model::{Permission, Token};
 use crate::store::Snapshot;
+use crate::upstream::AnswerBody;
 use upstream_request::Forwarding;
 
 /// What the server knows about the connection a request came on.
@@ -106,13 +107,16 @@ async fn pipeline(
     ctx.event.client = client_ip.to_string();
 
     let now = crate::time::now();
-    app.limiter
-        .check(client_ip, ctx.started)
-        .map_err(|r| ProxyError::RateLimited(r.0))?;
     let snapshot = app.store.snapshot();
+    // The credential first: a valid one is never refused because of others' failures from the
+    // same address. Only wrong or malformed credentials count; none at all (probes) does not.
     let token = match authenticate(&snapshot, req.headers()) {
         Ok(t) => t,
+        Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
+            app.limiter
+                .check(client_ip, ctx.started)
+                .map_err(|r| ProxyError::RateLimited(r.0))?;
             app.limiter.record_failure(client_ip, ctx.started);
             return Err(e.into());
         }
@@ -181,6 +185,9 @@ async fn pipeline(
     let response = app.upstream.send(upstream_req).await?;
     let (up, body) = response.into_parts();
     let enforced = token.permission() != Permission::All;
+    if up.status.is_server_error() {
+        return backend_failure(app, enforced, up, body).await;
+    }
     let mut headers = upstream_request::response_headers(&up.headers, enforced);
     if let Some(t) = transform {
         let (status, headers, bytes) =
@@ -208,10 +215,7 @@ async fn pipeline(
             ))
         }
         _ => {
-            let body = http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
-                body,
-                |e| -> BoxError { Box::new(e) },
-            ));
+            let body = http_body_util::BodyExt::boxed(body);
             let mut out = Response::new(body);
             *out.status_mut() = up.status;
             *out.headers_mut() = headers;
@@ -249,6 +253,43 @@ struct Sealing {
     sort: Option<es::ordinals::SortSeal>,
     /// The token binding the request was checked under.
     binding: es::continuation::Binding,
+}
+
+/// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
+const MAX_BACKEND_ERROR: usize = 64 * 1024;
+
+/// A backend server error (5xx) is answered as an Elasticsearch error, never relayed raw: for a
+/// `read` token always as esgate's own error (the status and, when it is a plain identifier,
+/// the backend's error type; its reason may quote what the token must not see); for an `all`
+/// token the backend's own Elasticsearch error is relayed, but anything else (a proxy's HTML
+/// 502 page, a truncated answer) becomes esgate's error too.
+async fn backend_failure(
+    app: &App,
+    enforced: bool,
+    up: http::response::Parts,
+    body: AnswerBody,
+) -> Result<Response<Body>, ProxyError> {
+    let read = crate::body::read_capped(body, MAX_BACKEND_ERROR);
+    let bytes = match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
+        Ok(Ok(bytes)) => Some(bytes),
+        _ => None,
+    };
+    let es_type = bytes.as_deref().and_then(es::error::backend_error_type);
+    match (enforced, es_type, bytes) {
+        (false, Some(_), Some(bytes)) => {
+            let headers = upstream_request::response_headers(&up.headers, false);
+            let mut out = Response::new(crate::body::full(bytes));
+            *out.status_mut() = up.status;
+            *out.headers_mut() = headers;
+            Ok(out)
+        }
+        (_, es_type, _) => Err(ProxyError::Upstream(
+            crate::upstream::UpstreamError::Failed {
+                status: up.status.as_u16(),
+                es_type: es_type.flatten(),
+            },
+        )),
+    }
 }
 
 /// What binds a continuation id to the token that presents it, as its scope is now.
@@ -304,18 +345,22 @@ async fn seal_response(
     sealing: &Sealing,
     success: bool,
     headers: &HeaderMap,
-    body: Incoming,
+    body: AnswerBody,
 ) -> Result<Bytes, ProxyError> {
-    let (bytes, _hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    es::ordinals::seal_search_answer(
+    let (bytes, hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
+    let sealed = es::ordinals::seal_search_answer(
         &sealing.binding,
         sealing.id,
         sealing.sort.as_ref(),
         success,
         &bytes,
-    )
-    .map(Bytes::from)
-    .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))
+    );
+    // The answer is released before the sealed copy is sent.
+    drop(bytes);
+    drop(hold);
+    sealed
+        .map(Bytes::from)
+        .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))
 }
 
 /// How long an answer esgate must read whole waits for room in the body budget.
@@ -323,11 +368,12 @@ const ANSWER_BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_se
 
 /// Reads a backend answer esgate must rewrite: identity-encoded only (esgate asked for it;
 /// anything else cannot be inspected, and relaying it could hand out what should have been
-/// rewritten), capped, and within the shared body budget.
+/// rewritten), capped (an answer that announces more is refused before a byte is read), within
+/// the shared body budget, and whole within `backend.answer_timeout` (504 otherwise).
 async fn read_answer(
     app: &App,
     headers: &HeaderMap,
-    body: Incoming,
+    body: AnswerBody,
     limit: usize,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
     use crate::upstream::UpstreamError;
@@ -337,12 +383,22 @@ async fn read_answer(
     {
         return Err(ProxyError::Upstream(UpstreamError::Broken));
     }
-    crate::body::read_answer_budgeted(body, limit, &app.body_budget, ANSWER_BUDGET_PATIENCE)
-        .await
-        .map_err(|e| match e {
+    if http_body::Body::size_hint(&body)
+        .exact()
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(ProxyError::Upstream(UpstreamError::Broken));
+    }
+    let read =
+        crate::body::read_answer_budgeted(body, limit, &app.body_budget, ANSWER_BUDGET_PATIENCE);
+    match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
+        Err(_) => Err(ProxyError::Upstream(UpstreamError::Timeout)),
+        Ok(read) => read.map_err(|e| match e {
             ReadError::Busy => ProxyError::Busy,
+            ReadError::Stalled => ProxyError::Upstream(UpstreamError::Timeout),
             ReadError::TooLarge | ReadError::Broken => ProxyError::Upstream(UpstreamError::Broken),
-        })
+        }),
+    }
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
@@ -485,6 +541,7 @@ async fn read_body(
                 ProxyError::BadRequest("the request body could not be read".into())
             }
             ReadError::Busy => ProxyError::Busy,
+            ReadError::Stalled => ProxyError::BodyTimeout,
         }),
     }
 }

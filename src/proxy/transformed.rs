@@ -7,12 +7,11 @@
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::es::transform::{self, Transform};
-use crate::upstream::UpstreamError;
+use crate::upstream::{AnswerBody, UpstreamError};
 
 /// These answers are small (a page of terms, one row per index, one explanation).
 const MAX_TRANSFORMED_RESPONSE: usize = 16 * 1024 * 1024;
@@ -25,7 +24,7 @@ pub(super) async fn respond(
     status: StatusCode,
     upstream: &HeaderMap,
     mut headers: HeaderMap,
-    body: Incoming,
+    body: AnswerBody,
 ) -> Result<(StatusCode, HeaderMap, Bytes), ProxyError> {
     let (bytes, _hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
     let (out_status, out) = transform::apply(t, status.as_u16(), &bytes)

@@ -1,5 +1,9 @@
-//! The admin listener's HTTP side: probes and metrics without a key, everything else behind
-//! the admin key (Bearer, compared in constant time), then `admin::handle`.
+//! The admin listener's HTTP side: probes and metrics without a key (`GET` or `HEAD`), everything
+//! else behind the admin key (Bearer, compared in constant time), then `admin::handle`.
+//!
+//! The key is checked before the failure limiter, so the correct key is never refused because
+//! of other clients' failures; probes never count as failures. `admin::handle` runs in a task of
+//! its own: a client that hangs up cannot stop a change between the store and the audit log.
 
 use std::sync::Arc;
 
@@ -17,9 +21,10 @@ const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
-        (&Method::GET, "/ready") => {
+    let probe = req.method() == Method::GET || req.method() == Method::HEAD;
+    match (probe, path.as_str()) {
+        (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
+        (true, "/ready") => {
             let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
             return if crate::upstream::ready(&app.upstream, auth).await {
                 json_response(200, Some(json!({"status": "ready"})))
@@ -30,7 +35,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 )
             };
         }
-        (&Method::GET, "/metrics") => {
+        (true, "/metrics") => {
             let mut text = app.metrics.render(
                 &app.upstream.node_status(),
                 app.store.snapshot().tokens().count(),
@@ -51,20 +56,6 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
 
     let ip = crate::policy::client_ip::canonical(conn.peer.ip());
     let started = std::time::Instant::now();
-    if let Err(retry) = app.limiter.check(ip, started) {
-        let mut r = json_response(
-            429,
-            Some(error_json(
-                429,
-                "too_many_requests",
-                "too many failed attempts; retry later",
-            )),
-        );
-        if let Ok(v) = HeaderValue::from_str(&retry.0.as_secs().max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
-    }
     let Some(key) = &app.config.admin_key else {
         return json_response(
             401,
@@ -82,7 +73,24 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     if req.headers().get_all(header::AUTHORIZATION).iter().count() != 1
         || !presented.is_some_and(|p| key.matches(p))
     {
-        app.limiter.record_failure(ip, started);
+        if let Err(retry) = app.admin_limiter.check(ip, started) {
+            let mut r = json_response(
+                429,
+                Some(error_json(
+                    429,
+                    "too_many_requests",
+                    "too many failed attempts; retry later",
+                )),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry.0.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        // A request without any credential (a monitor, a browser) is not a guess.
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            app.admin_limiter.record_failure(ip, started);
+        }
         let mut r = json_response(
             401,
             Some(error_json(
@@ -112,19 +120,37 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             )
         }
     };
-    let AdminResponse { status, body } = crate::admin::handle(
-        &app.admin,
-        AdminRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            body: &body,
-            client: ip,
-        },
-        crate::time::now(),
-    )
-    .await;
-    json_response(status, body)
+    // Its own task: once started, the change, its audit line and the answer are made whatever
+    // the client does (it may hang up during the fsync).
+    let task_app = Arc::clone(&app);
+    let handled = tokio::spawn(async move {
+        crate::admin::handle(
+            &task_app.admin,
+            AdminRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                body: &body,
+                client: ip,
+            },
+            crate::time::now(),
+        )
+        .await
+    });
+    match handled.await {
+        Ok(AdminResponse { status, body }) => json_response(status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "Admin request task failed");
+            json_response(
+                500,
+                Some(error_json(
+                    500,
+                    "store_exception",
+                    "the admin request failed",
+                )),
+            )
+        }
+    }
 }
 
 fn error_json(status: u16, kind: &str, reason: &str) -> serde_json::Value {

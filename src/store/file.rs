@@ -6,18 +6,22 @@
 //! - `journal.log`: append-only, one record per line,
 //!   `<crc32 hex> <seq> <json array of Change>\n`, where the CRC32 covers `<seq> <json>`. One
 //!   record per `append` call (all its changes, atomically), `fdatasync`ed before `append` returns.
-//! - `snapshot.json`: `{"version":1,"seq":N,"changes":[...]}`, the whole state as `Put*` changes
-//!   (and one `LastUsed`) up to record `N`; replaced atomically (tmp file, fsync, rename, fsync
+//! - `snapshot.json`: `{"version":2,"seq":N,"sha256":"<hex>","changes":[...]}`, the whole state
+//!   as `Put*` changes (and one `LastUsed`) up to record `N`, where the SHA-256 covers
+//!   `<N> <changes as written>` and is verified on load (version 1, written before snapshots
+//!   were checksummed, is still read and rewritten as version 2 at once); replaced atomically (tmp file, fsync, rename, fsync
 //!   of the directory). After a snapshot is durable the journal is truncated; journal records
 //!   with `seq <= N` are skipped on load, so a crash between the rename and the truncation is
 //!   harmless.
 //!
 //! Invariant: a change for which `append` returned `Ok` survives a crash (`kill -9`, power loss
 //! with honest disks) at any moment. Loading accepts exactly the artefacts a crash can leave (a
-//! torn or garbled *last* journal line, which is cut off, and a stale snapshot tmp file, which is
+//! torn last write: the beginning of a record without its newline, which is cut off; a complete
+//! last record lacking only its newline, which is kept; a stale snapshot tmp file, which is
 //! removed) and refuses everything else with [`StoreError::Corrupt`] rather than dropping data:
-//! a bad record followed by good ones, a gap or jump in the sequence numbers, a journal that
-//! continues a snapshot that is missing, an unreadable snapshot. If an append fails midway, the
+//! any complete record (the last one included) failing its checksum, a gap or jump in the
+//! sequence numbers, a journal that continues a snapshot that is missing, a snapshot that is
+//! unreadable or fails its checksum. If an append fails midway, the
 //! journal is cut back to its previous length so it stays well-formed; if even that fails, the
 //! store refuses further appends. Nothing secret is ever logged (records hold only hashes anyway,
 //! and error reasons never quote record content).
@@ -34,7 +38,9 @@ const JOURNAL: &str = "journal.log";
 const SNAPSHOT: &str = "snapshot.json";
 const SNAPSHOT_TMP: &str = "snapshot.json.tmp";
 const LOCK: &str = "lock";
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
+/// Snapshots written before they carried a checksum.
+const SNAPSHOT_VERSION_UNCHECKED: u32 = 1;
 
 /// Compact when the journal holds this many records...
 pub const DEFAULT_COMPACT_RECORDS: u64 = 1000;
@@ -71,16 +77,36 @@ pub struct FileStore {
 struct SnapshotOut<'a> {
     version: u32,
     seq: u64,
-    changes: &'a [Change],
+    sha256: String,
+    changes: &'a serde_json::value::RawValue,
 }
 
-/// `snapshot.json` as read.
+/// `snapshot.json` as read: the changes stay raw until their checksum is verified.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SnapshotIn {
+struct SnapshotFile<'a> {
     version: u32,
     seq: u64,
+    sha256: Option<String>,
+    #[serde(borrow)]
+    changes: &'a serde_json::value::RawValue,
+}
+
+/// A verified snapshot.
+struct SnapshotIn {
+    seq: u64,
     changes: Vec<Change>,
+    /// Written before snapshots were checksummed: rewrite it.
+    unchecked: bool,
+}
+
+/// The snapshot checksum: SHA-256 of `<seq> <changes as written>`, lowercase hex.
+fn snapshot_checksum(seq: u64, changes: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{seq} ").as_bytes());
+    h.update(changes.as_bytes());
+    format!("{:x}", h.finalize())
 }
 
 impl FileStore {
@@ -158,12 +184,15 @@ impl FileStore {
     pub fn compact(&mut self) -> Result<(), StoreError> {
         let journal = self.journal.as_mut().ok_or_else(|| not_loaded(&self.dir))?;
         let changes = state_changes(&self.state);
+        let encode_err = |e| io_err(&self.dir.join(SNAPSHOT), io::Error::other(e));
+        let changes = serde_json::value::to_raw_value(&changes).map_err(encode_err)?;
         let body = serde_json::to_vec(&SnapshotOut {
             version: SNAPSHOT_VERSION,
             seq: self.last_seq,
+            sha256: snapshot_checksum(self.last_seq, changes.get()),
             changes: &changes,
         })
-        .map_err(|e| io_err(&self.dir.join(SNAPSHOT), io::Error::other(e)))?;
+        .map_err(encode_err)?;
 
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let written = (|| {
@@ -206,23 +235,44 @@ impl FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path, e)),
         };
-        let snap: SnapshotIn = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        let corrupt = |reason: String| StoreError::Corrupt {
             path: path.display().to_string(),
             record: 0,
-            reason: format!(
+            reason,
+        };
+        let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(|e| {
+            corrupt(format!(
                 "unreadable snapshot (line {}, column {})",
                 e.line(),
                 e.column()
-            ),
+            ))
         })?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(StoreError::Corrupt {
-                path: path.display().to_string(),
-                record: 0,
-                reason: format!("unsupported snapshot version {}", snap.version),
-            });
-        }
-        Ok(Some(snap))
+        let unchecked = match (file.version, file.sha256.as_deref()) {
+            (SNAPSHOT_VERSION, Some(sum)) => {
+                if sum != snapshot_checksum(file.seq, file.changes.get()) {
+                    return Err(corrupt(
+                        "snapshot fails its checksum (the file was altered or damaged); \
+                         restore it from a backup"
+                            .into(),
+                    ));
+                }
+                false
+            }
+            (SNAPSHOT_VERSION, None) => return Err(corrupt("snapshot has no checksum".into())),
+            (SNAPSHOT_VERSION_UNCHECKED, None) => true,
+            (v, _) => return Err(corrupt(format!("unsupported snapshot version {v}"))),
+        };
+        let changes: Vec<Change> = serde_json::from_str(file.changes.get()).map_err(|e| {
+            corrupt(format!(
+                "unreadable snapshot changes (column {})",
+                e.column()
+            ))
+        })?;
+        Ok(Some(SnapshotIn {
+            seq: file.seq,
+            changes,
+            unchecked,
+        }))
     }
 
     fn maybe_compact(&mut self) {
@@ -283,18 +333,28 @@ impl Persistence for FileStore {
                 record,
                 reason,
             })?;
-        if scan.valid_len < data.len() as u64 {
+        let mut valid_len = scan.valid_len;
+        if valid_len < data.len() as u64 {
             tracing::warn!(
                 path = %journal_path.display(),
-                dropped_bytes = data.len() as u64 - scan.valid_len,
-                "store journal: dropped an incomplete last record left by a crash"
+                dropped_bytes = data.len() as u64 - valid_len,
+                "store journal: dropped a torn last write (never acknowledged) left by a crash"
             );
             journal
-                .set_len(scan.valid_len)
+                .set_len(valid_len)
                 .and_then(|()| journal.sync_all())
                 .map_err(|e| io_err(&journal_path, e))?;
+        } else if scan.missing_newline {
+            // A complete record whose newline was never written: keep it, and end its line so
+            // the next record starts on its own.
+            journal
+                .write_all(b"\n")
+                .and_then(|()| journal.sync_all())
+                .map_err(|e| io_err(&journal_path, e))?;
+            valid_len += 1;
         }
 
+        let unchecked = snapshot.as_ref().is_some_and(|s| s.unchecked);
         let mut changes = snapshot.map(|s| s.changes).unwrap_or_default();
         changes.extend(scan.changes);
         let mut state = Snapshot::default();
@@ -304,10 +364,17 @@ impl Persistence for FileStore {
         self.state = state;
         self.last_seq = scan.last_seq.max(snapshot_seq);
         self.journal_records = scan.records;
-        self.journal_len = scan.valid_len;
+        self.journal_len = valid_len;
         self.journal = Some(journal);
         self.poisoned = false;
         self.compact_retry_at = 0;
+        if unchecked {
+            tracing::warn!(
+                path = %self.dir.join(SNAPSHOT).display(),
+                "store snapshot has no checksum (written by an older esgate); rewriting it"
+            );
+            self.compact()?;
+        }
         self.maybe_compact();
         Ok(changes)
     }
@@ -399,33 +466,100 @@ struct Scan {
     changes: Vec<Change>,
     /// Well-formed records kept in the file (skipped ones included).
     records: u64,
-    /// Length of the well-formed prefix; anything after it is a crash artefact.
+    /// Length of the well-formed prefix; anything after it is a torn last write.
     valid_len: u64,
     last_seq: u64,
+    /// The last record is complete but its newline was never written: load adds it.
+    missing_newline: bool,
+}
+
+/// What the bytes after the last newline (or a last line) are.
+#[derive(Debug, PartialEq)]
+enum Tail {
+    /// A complete, valid record.
+    Complete(u64, Vec<Change>),
+    /// The beginning of a record whose write never finished (possibly followed by the zeros
+    /// some filesystems leave in a block allocated before its data): safe to drop, it was never
+    /// acknowledged.
+    Torn,
+    /// Complete but damaged: it may have been acknowledged, so it must not be dropped.
+    Corrupt(String),
+}
+
+/// Classifies the bytes after the journal's last newline. Only a strict prefix of a
+/// well-formed record (then only zeros) is torn; a record whose JSON is whole but that fails its
+/// checksum, or any other shape, is corrupt.
+fn classify_tail(tail: &[u8]) -> Tail {
+    if let Ok((seq, changes)) = decode_record(tail) {
+        return Tail::Complete(seq, changes);
+    }
+    let written = match tail.iter().rposition(|&b| b != 0) {
+        Some(last) => &tail[..=last],
+        None => return Tail::Torn,
+    };
+    if is_record_prefix(written) {
+        Tail::Torn
+    } else {
+        Tail::Corrupt("the last record is complete but fails its checksum or format".to_owned())
+    }
+}
+
+/// Whether `bytes` can be the beginning (not the whole) of `<crc32 hex> <seq> <json>`.
+fn is_record_prefix(bytes: &[u8]) -> bool {
+    let crc_len = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        .count();
+    if crc_len < 8 {
+        return crc_len == bytes.len();
+    }
+    let rest = &bytes[8..];
+    let Some(rest) = rest.strip_prefix(b" ") else {
+        return rest.is_empty();
+    };
+    let seq_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let Some(json) = rest[seq_len..].strip_prefix(b" ") else {
+        return rest.len() == seq_len;
+    };
+    // A prefix of valid JSON fails only with "unexpected end of input".
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(_) => false,
+        Err(e) => e.is_eof(),
+    }
 }
 
 /// Validates the journal. Err is `(record number, reason)` for corruption.
+///
+/// Only a torn last write may be dropped: every line that ends with a newline was written
+/// whole, so it must decode (a flipped bit in an acknowledged last record stops the start
+/// instead of silently undoing it), and bytes after the last newline are kept when they form a
+/// complete record (only the newline is missing), dropped when they are the beginning of one,
+/// and refused otherwise.
 fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
     let mut scan = Scan {
         changes: Vec::new(),
         records: 0,
         valid_len: 0,
         last_seq: 0,
+        missing_newline: false,
     };
     let mut prev_seq: Option<u64> = None;
     let mut pos = 0usize;
     while pos < data.len() {
         let record = scan.records + 1;
-        let Some(nl) = data[pos..].iter().position(|&b| b == b'\n') else {
-            // No newline: a record torn by a crash. It is necessarily the last thing written.
-            break;
-        };
-        let end = pos + nl;
-        let is_last = end + 1 == data.len();
-        let (seq, changes) = match decode_record(&data[pos..end]) {
-            Ok(r) => r,
-            Err(_) if is_last => break, // garbled last line: crash artefact
-            Err(reason) => return Err((record, reason)),
+        let (seq, changes, next) = match data[pos..].iter().position(|&b| b == b'\n') {
+            Some(nl) => match decode_record(&data[pos..pos + nl]) {
+                Ok((seq, changes)) => (seq, changes, pos + nl + 1),
+                Err(reason) => return Err((record, reason)),
+            },
+            None => match classify_tail(&data[pos..]) {
+                Tail::Complete(seq, changes) => {
+                    scan.missing_newline = true;
+                    (seq, changes, data.len())
+                }
+                Tail::Torn => break,
+                Tail::Corrupt(reason) => return Err((record, reason)),
+            },
         };
         match prev_seq {
             Some(p) if seq != p + 1 => {
@@ -452,7 +586,7 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
         prev_seq = Some(seq);
         scan.last_seq = seq;
         scan.records = record;
-        pos = end + 1;
+        pos = next;
         scan.valid_len = pos as u64;
     }
     Ok(scan)
@@ -728,7 +862,7 @@ mod tests {
         }
         let snap: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.join(SNAPSHOT)).expect("snapshot")).expect("json");
-        assert_eq!(snap["version"], 1);
+        assert_eq!(snap["version"], 2);
         assert_eq!(snap["seq"], 20);
         assert_eq!(String::from_utf8_lossy(&journal(dir)).lines().count(), 5);
         let (_s, loaded) = open_loaded(dir);
@@ -800,16 +934,14 @@ mod tests {
         let next = encode_record(3, &[put("c", 3)]).expect("encode");
         let torn_tails: Vec<Vec<u8>> = vec![
             next[..next.len() / 2].to_vec(), // half a record
-            next[..next.len() - 1].to_vec(), // all but the newline
+            next[..next.len() - 2].to_vec(), // all but the closing bracket and newline
+            next[..5].to_vec(),              // part of the checksum
             vec![0u8; 40],                   // zero-filled tail
-            b"00000000 3 [{\"op\":\"delete_token\",\"id\":\"a\"}]\n".to_vec(), // bad CRC
             {
-                let mut v = next.clone();
-                let i = v.len() - 5;
-                v[i] ^= 0x20; // garbled JSON, CRC no longer matches
+                let mut v = next[..next.len() / 2].to_vec();
+                v.extend_from_slice(&[0u8; 100]); // written prefix, then a zeroed block
                 v
             },
-            b"\n".to_vec(), // empty last line
         ];
         for tail in torn_tails {
             let mut data = good.clone();
@@ -824,6 +956,123 @@ mod tests {
             let (_s, loaded) = open_loaded(dir);
             assert_eq!(loaded, vec![put("a", 1), put("b", 2), put("c", 3)]);
             write_journal(dir, &good);
+        }
+    }
+
+    /// Issue #9 item 4: a complete last record that fails its checksum may have been
+    /// acknowledged (a DELETE): dropping it would undo it. The start stops instead.
+    #[test]
+    fn complete_last_record_failing_its_checksum_stops_the_load() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+        }
+        let good = journal(dir);
+        let last_start = good[..good.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let corrupt_tails: Vec<(&str, Vec<u8>)> = vec![
+            ("flipped bit in the JSON", {
+                let mut v = good.clone();
+                v[good.len() - 6] ^= 0x01;
+                v
+            }),
+            ("flipped bit in the checksum", {
+                let mut v = good.clone();
+                v[last_start + 2] ^= 0x01;
+                v
+            }),
+            ("flipped bit, newline missing", {
+                let mut v = good[..good.len() - 1].to_vec();
+                v[good.len() - 6] ^= 0x01;
+                v
+            }),
+            ("empty last line", {
+                let mut v = good.clone();
+                v.push(b'\n');
+                v
+            }),
+            ("garbage without newline", {
+                let mut v = good.clone();
+                v.extend_from_slice(b"hello");
+                v
+            }),
+        ];
+        for (name, data) in corrupt_tails {
+            write_journal(dir, &data);
+            let mut s = open(dir);
+            match s.load() {
+                Err(StoreError::Corrupt { reason, .. }) => assert!(!reason.is_empty()),
+                Err(e) => panic!("{name}: wrong error {e}"),
+                Ok(c) => panic!("{name}: loaded {} changes", c.len()),
+            }
+            assert_eq!(journal(dir), data, "{name}: the file is left alone");
+        }
+    }
+
+    #[test]
+    fn complete_last_record_lacking_only_its_newline_is_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+        }
+        let good = journal(dir);
+        write_journal(dir, &good[..good.len() - 1]);
+        {
+            let (mut s, loaded) = open_loaded(dir);
+            assert_eq!(
+                loaded,
+                vec![put("a", 1), Change::DeleteToken { id: "a".into() }]
+            );
+            assert_eq!(journal(dir), good, "the newline is added back");
+            append(&mut s, &[put("b", 2)]);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(loaded.len(), 3);
+    }
+
+    #[test]
+    fn tails_are_classified_as_complete_torn_or_corrupt() {
+        let rec = encode_record(7, &[put("a", 1)]).expect("encode");
+        let line = &rec[..rec.len() - 1];
+        let flipped = |i: usize| {
+            let mut v = line.to_vec();
+            v[i] ^= 0x01;
+            v
+        };
+        assert!(matches!(classify_tail(line), Tail::Complete(7, _)));
+        for torn in [
+            &b""[..],
+            &line[..3],
+            &line[..8],
+            &line[..9],
+            &line[..11],
+            &line[..12],
+            &line[..line.len() - 1],
+            &[0u8; 16][..],
+        ] {
+            assert_eq!(classify_tail(torn), Tail::Torn, "{torn:?}");
+        }
+        for corrupt in [
+            flipped(line.len() - 3),
+            flipped(0),
+            flipped(10),
+            b"xyz".to_vec(),
+            b"0000000 1 []".to_vec(),
+            [&line[..20], &b"\0\0junk"[..]].concat(),
+        ] {
+            assert!(
+                matches!(classify_tail(&corrupt), Tail::Corrupt(_)),
+                "{}",
+                String::from_utf8_lossy(&corrupt)
+            );
         }
     }
 
@@ -844,7 +1093,8 @@ mod tests {
             ends.push(data.len());
         }
         for cut in 0..=data.len() {
-            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            // A record cut just before its newline is complete (kept); any earlier cut is torn.
+            let complete = ends.iter().filter(|&&e| e - 1 <= cut).count();
             let scan = match scan_journal(&data[..cut], 0) {
                 Ok(s) => s,
                 Err(e) => panic!("cut at {cut}: {e:?}"),
@@ -855,8 +1105,13 @@ mod tests {
                 if complete == 0 {
                     0
                 } else {
-                    ends[complete - 1] as u64
+                    (ends[complete - 1] as u64).min(cut as u64)
                 }
+            );
+            assert_eq!(
+                scan.missing_newline,
+                ends.contains(&(cut + 1)),
+                "cut at {cut}"
             );
         }
     }
@@ -965,6 +1220,7 @@ mod tests {
         let dir = tmp.path();
         for body in [
             &b"{\"version\":1,\"seq\":3,\"changes\":["[..],
+            b"{\"version\":3,\"seq\":3,\"changes\":[]}",
             b"{\"version\":2,\"seq\":3,\"changes\":[]}",
             b"{\"version\":1,\"seq\":3,\"changes\":[],\"extra\":1}",
             b"",
@@ -977,6 +1233,70 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    /// Issue #9 item 5: one flipped bit in the snapshot moved a token to another tenant's
+    /// documents. Every single-bit change of the file is refused.
+    #[test]
+    fn any_flipped_bit_in_the_snapshot_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1), put("b", 2)]);
+            s.compact().expect("compact");
+        }
+        let good = fs::read(dir.join(SNAPSHOT)).expect("read");
+        for pos in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[pos] ^= 1 << bit;
+                fs::write(dir.join(SNAPSHOT), &bad).expect("write");
+                let mut s = open_retrying(dir);
+                assert!(
+                    s.load().is_err(),
+                    "flip of bit {bit} at byte {pos} was accepted"
+                );
+            }
+        }
+        fs::write(dir.join(SNAPSHOT), &good).expect("write");
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), vec![put("a", 1), put("b", 2)]);
+    }
+
+    /// Other tests in this binary fork child processes: for the instant between fork and exec
+    /// a child shares the open lock file, so thousands of reopens may see it held briefly.
+    fn open_retrying(dir: &Path) -> FileStore {
+        for _ in 0..100 {
+            match FileStore::open(dir) {
+                Ok(s) => return s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        open(dir)
+    }
+
+    #[test]
+    fn unchecked_version_1_snapshot_is_read_and_rewritten_with_a_checksum() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let changes = serde_json::to_string(&[put("a", 1)]).expect("encode");
+        fs::write(
+            dir.join(SNAPSHOT),
+            format!("{{\"version\":1,\"seq\":4,\"changes\":{changes}}}"),
+        )
+        .expect("write");
+        {
+            let (_s, loaded) = open_loaded(dir);
+            assert_eq!(loaded, vec![put("a", 1)]);
+        }
+        let text = fs::read_to_string(dir.join(SNAPSHOT)).expect("read");
+        assert!(
+            text.starts_with("{\"version\":2,\"seq\":4,\"sha256\":"),
+            "{text}"
+        );
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(loaded, vec![put("a", 1)]);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Invariants:
 //! - Writers are serialised (one `tokio::sync::Mutex`); a change is persisted (fsync) *before* it
 //!   becomes visible and before the admin API answers 2xx.
+//! - A write, once planned, runs to completion (persist, then publish) in its own task, whatever
+//!   happens to the caller: a client that hangs up during the fsync cannot leave a change on
+//!   disk but missing from memory (a revoked token authenticating until the next restart).
 //! - Readers never block on writers: they load an `Arc<Snapshot>` from an `ArcSwap`.
 //! - Lookups by secret hash are O(1) (a `HashMap` in the snapshot).
 //! - `last_used_at` is kept in memory and persisted in batches by [`Store::flush_last_used`].
@@ -232,11 +235,19 @@ impl Snapshot {
     }
 }
 
+fn task_failed(e: &tokio::task::JoinError) -> StoreError {
+    StoreError::Io {
+        path: "<writer task>".into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 /// The store: the current snapshot plus the serialised writer.
 pub struct Store {
-    current: ArcSwap<Snapshot>,
-    /// Serialises writers. Held across the whole write, fsync included.
-    writer: tokio::sync::Mutex<()>,
+    /// Shared with the write task, which publishes even when its caller is gone.
+    current: Arc<ArcSwap<Snapshot>>,
+    /// Serialises writers. Held across the whole write, fsync and publish included.
+    writer: Arc<tokio::sync::Mutex<()>>,
     persistence: Arc<std::sync::Mutex<Box<dyn Persistence>>>,
     /// Last-used times not yet persisted (token id → time).
     last_used: DashMap<String, UnixTime>,
@@ -250,8 +261,8 @@ impl Store {
             snapshot.apply(&change);
         }
         Ok(Store {
-            current: ArcSwap::from_pointee(snapshot),
-            writer: tokio::sync::Mutex::new(()),
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
             persistence: Arc::new(std::sync::Mutex::new(persistence)),
             last_used: DashMap::new(),
         })
@@ -265,34 +276,41 @@ impl Store {
     /// Runs one serialised write. `plan` sees the current snapshot and returns the changes to
     /// make (possibly none) and a value for the caller, or an error that aborts the write.
     /// The changes are durable and visible when this returns `Ok`.
+    ///
+    /// Cancellation-safe: once `plan` returned changes, persisting and publishing them run in a
+    /// task of their own, so dropping this future (a client hanging up) cannot leave a change
+    /// durable but unpublished. Dropped before `plan` ran, nothing is written.
     pub async fn update<T, E, F>(&self, plan: F) -> Result<T, E>
     where
         F: FnOnce(&Snapshot) -> Result<(Vec<Change>, T), E>,
         E: From<StoreError>,
     {
-        let _writer = self.writer.lock().await;
+        let writer = Arc::clone(&self.writer).lock_owned().await;
         let current = self.current.load_full();
         let (changes, value) = plan(&current)?;
         if changes.is_empty() {
             return Ok(value);
         }
-        // fsync is blocking I/O: keep it off the async workers. The writer lock is held across
-        // it, which is what serialises writers.
         let persistence = Arc::clone(&self.persistence);
-        let changes = tokio::task::spawn_blocking(move || {
-            let mut p = persistence.lock().unwrap_or_else(|e| e.into_inner());
-            p.append(&changes).map(|()| changes)
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            path: "<writer task>".into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
-        let mut next = (*current).clone();
-        for change in &changes {
-            next.apply(change);
-        }
-        self.current.store(Arc::new(next));
+        let published = Arc::clone(&self.current);
+        let write = tokio::spawn(async move {
+            // The writer lock moves into the task: the next writer waits for the publish.
+            let _writer = writer;
+            // fsync is blocking I/O: keep it off the async workers.
+            let changes = tokio::task::spawn_blocking(move || {
+                let mut p = persistence.lock().unwrap_or_else(|e| e.into_inner());
+                p.append(&changes).map(|()| changes)
+            })
+            .await
+            .map_err(|e| task_failed(&e))??;
+            let mut next = (*current).clone();
+            for change in &changes {
+                next.apply(change);
+            }
+            published.store(Arc::new(next));
+            Ok::<(), StoreError>(())
+        });
+        write.await.map_err(|e| task_failed(&e))??;
         Ok(value)
     }
 

@@ -6,6 +6,10 @@
 //! - A request is retried on another node only when no byte of it was sent (connect failure)
 //!   and its body is esgate's own buffered bytes.
 //! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
+//! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
+//!   body by `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
+//!   (`_resolve/index`, `/ready`) as a whole by `request_timeout`; answers esgate reads whole
+//!   by `answer_timeout` (`proxy`).
 
 pub mod dialect;
 pub mod resolve;
@@ -37,6 +41,13 @@ pub enum UpstreamError {
     Unexpected,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
     Resolve(u16),
+    /// The backend answered with a server error (5xx); its answer is not relayed as is (see
+    /// `proxy`). The type is the backend's error type when it is a plain identifier.
+    #[error("the backend failed to process the request (status {status})")]
+    Failed {
+        status: u16,
+        es_type: Option<String>,
+    },
 }
 
 /// The body of an upstream request.
@@ -57,6 +68,56 @@ pub struct UpstreamRequest {
     pub(crate) body: UpstreamBody,
 }
 
+/// A backend answer's body that fails with [`crate::body::Stalled`] when the backend sends
+/// nothing for the idle timeout (a backend that stalls after its headers would otherwise hold
+/// the client's request forever).
+pub struct AnswerBody {
+    inner: Incoming,
+    idle: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl AnswerBody {
+    fn new(inner: Incoming, idle: Duration) -> AnswerBody {
+        AnswerBody {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match std::future::Future::poll(self.timer.as_mut(), cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(crate::body::Stalled)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 struct Node {
     base: Uri,
     label: String,
@@ -70,6 +131,7 @@ pub struct Upstream {
     next: AtomicUsize,
     client: Client<HttpsConnector<HttpConnector>, Body>,
     request_timeout: Duration,
+    body_idle_timeout: Duration,
     cooldown: Duration,
     epoch: Instant,
     pub(crate) resolver: resolve::Resolver,
@@ -120,6 +182,7 @@ impl Upstream {
             next: AtomicUsize::new(0),
             client,
             request_timeout: config.request_timeout,
+            body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
             epoch: Instant::now(),
             resolver: resolve::Resolver::new(config.resolve_cache_ttl),
@@ -182,7 +245,7 @@ impl Upstream {
     pub async fn send(
         &self,
         request: UpstreamRequest,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
             path_and_query,
@@ -217,7 +280,8 @@ impl Upstream {
                 Err(_) => return Err(UpstreamError::Timeout),
                 Ok(Ok(response)) => {
                     self.mark_up(idx);
-                    return Ok(response);
+                    let idle = self.body_idle_timeout;
+                    return Ok(response.map(|b| AnswerBody::new(b, idle)));
                 }
                 Ok(Err(e)) if e.is_connect() => {
                     self.mark_down(idx);
@@ -245,7 +309,8 @@ impl Upstream {
             .ok()
     }
 
-    /// A GET of esgate's own (resolution, readiness) with the backend credential.
+    /// A GET of esgate's own (resolution, readiness) with the backend credential; the whole
+    /// exchange, body included, within `request_timeout`.
     pub(crate) async fn get_own(
         &self,
         path_and_query: &str,
@@ -260,19 +325,27 @@ impl Upstream {
         if let Some(a) = authorization {
             headers.insert(http::header::AUTHORIZATION, a.clone());
         }
-        let response = self
-            .send(UpstreamRequest {
-                method: Method::GET,
-                path_and_query: path_and_query.to_owned(),
-                headers,
-                body: UpstreamBody::Empty,
-            })
-            .await?;
-        let status = response.status().as_u16();
-        let body = crate::body::read_capped(response.into_body(), cap)
+        let exchange = async {
+            let response = self
+                .send(UpstreamRequest {
+                    method: Method::GET,
+                    path_and_query: path_and_query.to_owned(),
+                    headers,
+                    body: UpstreamBody::Empty,
+                })
+                .await?;
+            let status = response.status().as_u16();
+            let body = crate::body::read_capped(response.into_body(), cap)
+                .await
+                .map_err(|e| match e {
+                    crate::body::ReadError::Stalled => UpstreamError::Timeout,
+                    _ => UpstreamError::Broken,
+                })?;
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.request_timeout, exchange)
             .await
-            .map_err(|_| UpstreamError::Broken)?;
-        Ok((status, body))
+            .map_err(|_| UpstreamError::Timeout)?
     }
 }
 

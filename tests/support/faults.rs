@@ -1,7 +1,12 @@
 //! In-process fault-injection backends, each on 127.0.0.1:0: `hang` (accepts, reads, never
-//! answers), `reset` (resets every connection once the request arrives) and `huge` (answers every
+//! answers), `reset` (resets every connection once the request arrives), `huge` (answers every
 //! request with a 200 whose body of N bytes is generated on the fly, for bounded-memory
-//! streaming tests). These are the only fake servers allowed besides the recording fake ES.
+//! streaming tests), `stall` (headers and the start of a body, then nothing), `drip` (a body
+//! that never ends, one byte at a time) and `answer` (a fixed status, content type and body,
+//! such as a proxy's HTML 502 page). `stall`, `drip` and `answer` answer `_resolve/index`
+//! lookups properly (every name resolves to itself, an open index), so a `read` token's request
+//! gets as far as its real backend request. These are the only fake servers allowed besides the
+//! recording fake ES.
 //!
 //! Invariant: each server runs on its own thread and runtime, independent of the test's runtime
 //! flavour, and stops (closing every connection) when its `FaultServer` handle is dropped.
@@ -33,11 +38,30 @@ pub struct FaultServer {
     _server: LocalServer,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Fault {
     Hang,
     Reset,
-    Huge { len: u64, chunked: bool },
+    Huge {
+        len: u64,
+        chunked: bool,
+    },
+    Stall {
+        sent: &'static [u8],
+        len: u64,
+        resolve_too: bool,
+    },
+    Drip {
+        every: std::time::Duration,
+    },
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    HugeAnswer {
+        len: u64,
+    },
 }
 
 // === impl FaultServer ===
@@ -67,6 +91,46 @@ impl FaultServer {
     /// encoding, so a reader cannot size a buffer from the headers.
     pub fn huge_chunked(len: u64) -> FaultServer {
         start(Fault::Huge { len, chunked: true })
+    }
+
+    /// Answers `200` announcing `len` bytes of JSON, sends `sent`, then nothing more (the
+    /// connection stays open).
+    pub fn stall(sent: &'static [u8], len: u64) -> FaultServer {
+        start(Fault::Stall {
+            sent,
+            len,
+            resolve_too: false,
+        })
+    }
+
+    /// Like `stall`, for `_resolve/index` lookups too (and `GET /`).
+    pub fn stall_everything(sent: &'static [u8], len: u64) -> FaultServer {
+        start(Fault::Stall {
+            sent,
+            len,
+            resolve_too: true,
+        })
+    }
+
+    /// Answers `200` with a chunked JSON body that sends one byte every `every` and never ends.
+    pub fn drip(every: std::time::Duration) -> FaultServer {
+        start(Fault::Drip { every })
+    }
+
+    /// Answers every request (but `_resolve/index` lookups) with `status`, `content_type` and
+    /// `body`.
+    pub fn answer(status: u16, content_type: &'static str, body: &'static str) -> FaultServer {
+        start(Fault::Answer {
+            status,
+            content_type,
+            body: Bytes::from_static(body.as_bytes()),
+        })
+    }
+
+    /// Like `huge_chunked` (no `content-length`), but answering `_resolve/index` lookups
+    /// properly, so a `read` token's scroll gets its huge answer.
+    pub fn huge_answer(len: u64) -> FaultServer {
+        start(Fault::HugeAnswer { len })
     }
 
     /// Base URL without a trailing slash.
@@ -114,11 +178,13 @@ async fn accept_loop(
         };
         accepted.fetch_add(1, Ordering::SeqCst);
         let sent = sent.clone();
+        let fault = fault.clone();
         tokio::spawn(async move {
             match fault {
                 Fault::Hang => hang(stream).await,
                 Fault::Reset => reset(stream).await,
                 Fault::Huge { len, chunked } => huge(stream, len, chunked, sent).await,
+                other => scripted(stream, other).await,
             }
         });
     }
@@ -169,6 +235,110 @@ async fn huge(stream: TcpStream, len: u64, chunked: bool, sent: Arc<AtomicU64>) 
             }
             let resp = resp.body(body).expect("a static response is always valid");
             Ok::<_, Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+type Boxed = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// `stall`, `drip` and `answer`: `_resolve/index/<names>` answered properly, the rest faulty.
+async fn scripted(stream: TcpStream, fault: Fault) {
+    use http_body_util::BodyExt;
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let fault = fault.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let json = |status: u16, body: Boxed, len: Option<u64>| {
+                let mut r = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .header("x-elastic-product", "Elasticsearch");
+                if let Some(len) = len {
+                    r = r.header("content-length", len.to_string());
+                }
+                r.body(body).expect("a static response is always valid")
+            };
+            let stall_resolve = matches!(
+                fault,
+                Fault::Stall {
+                    resolve_too: true,
+                    ..
+                }
+            );
+            if let Some(names) = path
+                .strip_prefix("/_resolve/index/")
+                .filter(|_| !stall_resolve)
+            {
+                let indices: Vec<serde_json::Value> = names
+                    .split(',')
+                    .filter(|n| !n.contains('*'))
+                    .map(|n| serde_json::json!({"name": n, "attributes": ["open"]}))
+                    .collect();
+                let body =
+                    serde_json::json!({"indices": indices, "aliases": [], "data_streams": []});
+                let bytes = Bytes::from(body.to_string());
+                let len = bytes.len() as u64;
+                return Ok::<_, Infallible>(json(
+                    200,
+                    http_body_util::Full::new(bytes).boxed(),
+                    Some(len),
+                ));
+            }
+            let response = match fault {
+                Fault::Stall { sent, len, .. } => {
+                    let body = StreamBody::new(futures_util::stream::unfold(
+                        true,
+                        move |first| async move {
+                            if first {
+                                Some((Ok(Frame::data(Bytes::from_static(sent))), false))
+                            } else {
+                                std::future::pending::<()>().await;
+                                None
+                            }
+                        },
+                    ));
+                    json(200, body.boxed(), Some(len))
+                }
+                Fault::Drip { every } => {
+                    let body =
+                        StreamBody::new(futures_util::stream::unfold(0u64, move |n| async move {
+                            if n > 0 {
+                                tokio::time::sleep(every).await;
+                            }
+                            let byte: &'static [u8] = if n == 0 { b"{\"pad\":\"" } else { b"x" };
+                            Some((Ok(Frame::data(Bytes::from_static(byte))), n + 1))
+                        }));
+                    json(200, body.boxed(), None)
+                }
+                Fault::HugeAnswer { len } => {
+                    let body = StreamBody::new(futures_util::stream::unfold(
+                        0u64,
+                        move |offset| async move {
+                            if offset >= len {
+                                return None;
+                            }
+                            let n = (len - offset).min(CHUNK as u64);
+                            let chunk = huge_chunk(len, offset, n);
+                            Some((Ok(Frame::data(chunk)), offset + n))
+                        },
+                    ));
+                    json(200, body.boxed(), None)
+                }
+                Fault::Answer {
+                    status,
+                    content_type,
+                    body,
+                } => http::Response::builder()
+                    .status(status)
+                    .header("content-type", content_type)
+                    .body(http_body_util::Full::new(body).boxed())
+                    .expect("a static response is always valid"),
+                _ => unreachable!("scripted faults only"),
+            };
+            Ok::<_, Infallible>(response)
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()

@@ -1,0 +1,222 @@
+//! What keeps a client connection honest: the service notes when requests start and when their
+//! answers are done, and `Watchdog` decides when a connection that makes no progress must close.
+//!
+//! Rules (issue #9 item 1): a connection must start its first request within the header
+//! timeout of its start (a socket that sends nothing, or only an HTTP/2 preface or SETTINGS,
+//! is closed; hyper's HTTP/1 header timer only starts after the HTTP/1-vs-HTTP/2 detection);
+//! afterwards, a connection with no request in flight and none started or finished for the
+//! idle timeout is closed. Progress is counted in requests, not bytes: an HTTP/2 client that
+//! answers PINGs or sends SETTINGS and WINDOW_UPDATE frames forever, but no request, is idle.
+//! A request in flight is never cut by these timers: the backend's own timeouts bound it.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Instant;
+
+use crate::body::{Body, BoxError};
+
+/// What one connection has done, shared by its I/O, its service and its watchdog.
+pub(super) struct Activity {
+    origin: Instant,
+    /// Milliseconds since `origin` when the last request started or its answer was done.
+    last_ms: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request started; it counts as in flight until the returned guard is dropped.
+    pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+}
+
+/// One request in flight; dropping it ends it.
+pub(super) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// Keeps the request in flight until `response`'s body is sent (or dropped).
+    pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Body> {
+        response.map(|inner| {
+            http_body_util::BodyExt::boxed(Guarded {
+                inner,
+                _in_flight: self,
+            })
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.last_ms.store(a.now_ms(), Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Guarded {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Why a connection must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expired {
+    /// No request started within the header timeout of the connection's start.
+    NoRequest,
+    /// Nothing in flight and nothing received for the idle timeout.
+    Idle,
+}
+
+pub(super) struct Watchdog {
+    activity: Arc<Activity>,
+    first_request: Duration,
+    idle: Duration,
+}
+
+impl Watchdog {
+    pub(super) fn new(first_request: Duration, idle: Duration) -> Watchdog {
+        Watchdog {
+            activity: Arc::new(Activity {
+                origin: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+            }),
+            first_request,
+            idle,
+        }
+    }
+
+    pub(super) fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
+    }
+
+    /// Resolves when the connection must close, and says why.
+    pub(super) async fn expired(&self) -> Expired {
+        let a = &self.activity;
+        loop {
+            let now_ms = a.now_ms();
+            let state = State {
+                now_ms,
+                requests: a.requests.load(Ordering::Relaxed),
+                in_flight: a.in_flight.load(Ordering::Relaxed),
+                last_ms: a.last_ms.load(Ordering::Relaxed),
+            };
+            match decide(&state, self.first_request, self.idle) {
+                Ok(expired) => return expired,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+/// A connection's state as the watchdog sees it.
+struct State {
+    now_ms: u64,
+    requests: u64,
+    in_flight: usize,
+    /// When the last request started or was done, in ms since the start.
+    last_ms: u64,
+}
+
+/// The watchdog's rule, pure: expired, or how long to wait before looking again.
+fn decide(s: &State, first_request: Duration, idle: Duration) -> Result<Expired, Duration> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if s.requests == 0 {
+        let deadline = ms(first_request);
+        return match deadline.checked_sub(s.now_ms) {
+            Some(left) if left > 0 => Err(Duration::from_millis(left)),
+            _ => Ok(Expired::NoRequest),
+        };
+    }
+    if s.in_flight > 0 {
+        return Err(idle);
+    }
+    let deadline = s.last_ms.saturating_add(ms(idle));
+    match deadline.checked_sub(s.now_ms) {
+        Some(left) if left > 0 => Err(Duration::from_millis(left)),
+        _ => Ok(Expired::Idle),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: Duration = Duration::from_secs(3);
+    const IDLE: Duration = Duration::from_secs(10);
+
+    fn state(now_ms: u64, requests: u64, in_flight: usize, last_ms: u64) -> State {
+        State {
+            now_ms,
+            requests,
+            in_flight,
+            last_ms,
+        }
+    }
+
+    #[test]
+    fn the_watchdog_closes_connections_that_make_no_progress() {
+        let ms = Duration::from_millis;
+        let cases = [
+            // No request yet: the first one must start within the header timeout, whatever
+            // was received (an HTTP/2 preface, SETTINGS, one byte at a time).
+            (state(0, 0, 0, 0), Err(FIRST)),
+            (state(2_000, 0, 0, 1_999), Err(ms(1_000))),
+            (state(3_000, 0, 0, 2_999), Ok(Expired::NoRequest)),
+            (state(9_000, 0, 0, 0), Ok(Expired::NoRequest)),
+            // A request in flight is never cut here.
+            (state(60_000, 1, 1, 0), Err(IDLE)),
+            // Idle: nothing in flight, no request started or done for the idle timeout.
+            (state(5_000, 1, 0, 1_000), Err(ms(6_000))),
+            (state(11_000, 1, 0, 1_000), Ok(Expired::Idle)),
+            (state(11_000, 3, 0, 4_000), Err(ms(3_000))),
+        ];
+        for (s, expected) in cases {
+            assert_eq!(
+                decide(&s, FIRST, IDLE),
+                expected,
+                "now {} requests {} in flight {} last {}",
+                s.now_ms,
+                s.requests,
+                s.in_flight,
+                s.last_ms
+            );
+        }
+    }
+}
