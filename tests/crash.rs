@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,59 +10,17 @@ use bytes::Bytes;
 use serde_json::json;
 
 use support::backend::Backend;
+use support::binary::{self, Served};
 use support::esgate::ADMIN_KEY;
 use support::http::{bearer, send};
 
-struct Running {
-    child: Child,
-    data: String,
-    admin: String,
-}
-
-/// Starts `esgate serve` on ports chosen by the OS and reads them from its start-up log line.
-fn start(backend: &str, store: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_esgate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--backend",
-            backend,
-            "--store",
-        ])
-        .arg(store)
-        .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
-        .current_dir(store.parent().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("esgate starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && line.contains("esgate is serving") {
-                let field = |name: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
-                        .unwrap_or_default()
-                };
-                let _ = tx.send((field("data"), field("admin")));
-                sent = true;
-            }
-        }
-    });
-    let (data, admin) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("esgate reports its addresses");
-    Running {
-        child,
-        data: format!("http://{data}"),
-        admin: format!("http://{admin}"),
-    }
+/// Starts `esgate serve` on the store, from its parent directory.
+fn start(backend: &str, store: &std::path::Path) -> Served {
+    binary::serve(&["--backend", backend, "--store"], |cmd| {
+        cmd.arg(store)
+            .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+            .current_dir(store.parent().unwrap());
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

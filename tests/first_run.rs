@@ -3,70 +3,19 @@
 //! CLI, started from the same directory without `ESGATE_ADMIN_KEY`, reads that file; a restart
 //! keeps the same key.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod support;
 
-struct Running {
-    child: Child,
-    admin: String,
-    data: String,
-    log: Arc<Mutex<String>>,
-}
+use std::process::Command;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::binary::{self, Served};
 
 /// `esgate serve` with its defaults (store `./data`), from `dir`, without an admin key.
-fn serve(dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_esgate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--backend", "http://127.0.0.1:9"])
-        .env_remove("ESGATE_ADMIN_KEY")
-        .env_remove("ESGATE_ADMIN_KEY_FILE")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("esgate starts");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
-            if line.contains("esgate is serving") {
-                let field = |name: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
-                        .unwrap_or_default()
-                };
-                let _ = tx.send((field("admin"), field("data")));
-            }
-        }
-    });
-    let (admin, data) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("esgate reports its addresses");
-    Running {
-        child,
-        admin: format!("http://{admin}"),
-        data: format!("http://{data}"),
-        log,
-    }
+fn serve(dir: &std::path::Path) -> Served {
+    binary::serve(&["--backend", "http://127.0.0.1:9"], |cmd| {
+        cmd.env_remove("ESGATE_ADMIN_KEY")
+            .env_remove("ESGATE_ADMIN_KEY_FILE")
+            .current_dir(dir);
+    })
 }
 
 /// The CLI from `dir`, as the README calls it: only `ESGATE_ADMIN_URL` set.

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use support::binary;
 use support::esgate::{Esgate, ADMIN_KEY};
 use support::faults::FaultServer;
 use support::http::{send, send_with_timeout};
@@ -731,38 +732,12 @@ async fn an_oversized_answer_read_whole_keeps_memory_near_its_cap() {
     const CAP_KB: u64 = 256 * 1024;
     let backend = FaultServer::huge_answer(300 * 1024 * 1024);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_esgate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--backend", backend.url(), "--store"])
-        .arg(dir.path().join("store"))
-        .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("esgate starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("esgate is serving") {
-                let field = |name: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
-                        .unwrap_or_default()
-                };
-                let _ = tx.send((field("data"), field("admin")));
-            }
-        }
+    let served = binary::serve(&["--backend", backend.url(), "--store"], |cmd| {
+        cmd.arg(dir.path().join("store"))
+            .env("ESGATE_ADMIN_KEY", ADMIN_KEY);
     });
-    let (data, admin) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("esgate reports its addresses");
+    let data = served.data.trim_start_matches("http://").to_owned();
+    let admin = served.admin.trim_start_matches("http://").to_owned();
     let auth = format!("Bearer {ADMIN_KEY}");
     let created = send(
         "POST",
@@ -778,7 +753,7 @@ async fn an_oversized_answer_read_whole_keeps_memory_near_its_cap() {
         .as_str()
         .expect("secret")
         .to_owned();
-    let before = proc_status_kb(child.id(), "VmRSS:");
+    let before = proc_status_kb(served.child.id(), "VmRSS:");
     let token = format!("Bearer {secret}");
     let r = send_with_timeout(
         "POST",
@@ -789,9 +764,8 @@ async fn an_oversized_answer_read_whole_keeps_memory_near_its_cap() {
     )
     .await
     .expect("esgate answers");
-    let peak = proc_status_kb(child.id(), "VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak = proc_status_kb(served.child.id(), "VmHWM:");
+    drop(served);
     assert_eq!(r.status, 502, "{}", r.text());
     assert_es_error(&r.body, 502);
     assert!(

@@ -1,4 +1,5 @@
-//! Shared harness for the integration tests: real backends (`backend`), the security fixture
+//! Shared harness for the integration tests: real backends (`backend`), the real binary as a
+//! child process (`binary`), the security fixture
 //! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
 //! recording fake Elasticsearch for APIs no real backend implements (`recording`), the official
 //! clients (`python`, `node`), the thread
@@ -13,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod binary;
 pub mod corpus;
 pub mod esgate;
 pub mod faults;
