@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pinned load benchmark (issue 10): the proxy under test alone on CPU 0; wrk and a canned
-# nginx backend on CPU 1, so the proxy's own CPU cost per request shows (the older run.sh puts
-# everything on both cores, which hides it). Compares, on the same canned backend:
+# nginx backend on CPU 1, so the proxy's own CPU cost per request shows (a layout sharing both
+# cores between them hides it). Compares, on the same canned backend:
 #   direct   wrk -> backend
 #   nginx    wrk -> nginx (auth_basic with a {PLAIN} password, its cheapest) -> backend
 #   esgate   wrk -> esgate (authenticate, check, rewrite with the token's filter, forward)
