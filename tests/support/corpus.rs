@@ -1,7 +1,7 @@
 //! The attack corpus (`tests/data/attacks.jsonl`) and how a case is judged. esgate runs in
 //! front of a recording relay (`support::relay`) so that the judge sees what reached the backend:
 //!
-//! - `deny`: esgate's own refusal: a 4xx (for HEAD: a 4xx without body) and nothing but esgate's
+//! - `deny`: esgate's own refusal: a 4xx (HEAD included) and nothing but esgate's
 //!   own lookups (`GET /`, `GET /_resolve/index/...`) reached the backend. A backend's 400/404
 //!   after esgate forwarded the request is not a denial: it proves only that the backend did not
 //!   understand what esgate let through (issue #15 item 10).
