@@ -96,6 +96,13 @@ pub fn max_count(v: &Value) -> u64 {
     }
 }
 
+/// `{"error":{"type":..,"reason":..},"status":status}`: the shape of esgate's refusals.
+fn is_error_body(body: &[u8], status: u16) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        v["status"] == status && v["error"]["type"].is_string() && v["error"]["reason"].is_string()
+    })
+}
+
 /// A case's body: none, the string as is, or `{"$gzip": text}` compressed.
 fn body_bytes(id: &str, body: &Value) -> Result<Vec<u8>, String> {
     match body {
@@ -182,6 +189,15 @@ pub async fn judge(
                     r.text(),
                     shown()
                 ));
+            }
+            if !r.body.is_empty() && !is_error_body(&r.body, status) {
+                return Err(format!(
+                    "{id}: a refusal in Elasticsearch's error shape expected: {}",
+                    r.text()
+                ));
+            }
+            if contains_leak_marker(&r.body) {
+                return Err(format!("{id}: leak marker in the refusal {}", r.text()));
             }
         }
         Some("no_leak") => {
