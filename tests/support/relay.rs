@@ -5,8 +5,9 @@
 //! refusal (nothing but esgate's own lookups reached the backend) from the backend's refusal of
 //! a request esgate forwarded (issue #15 item 10).
 //!
-//! esgate's own lookups are `GET /` (the dialect and readiness) and `GET /_resolve/index/...`
-//! (index resolution before a forward); everything else it sends is a forwarded request.
+//! esgate's own lookups are `GET /` (the dialect and readiness) and
+//! `GET /_resolve/index/{expr}?expand_wildcards=open&ignore_unavailable=true` (index resolution
+//! before a forward); everything else it sends is a forwarded request.
 //!
 //! Invariant: the relay never decides anything (it only passes on and records); it stops with
 //! its `Recording` when dropped.
@@ -30,12 +31,17 @@ pub struct Passed {
 }
 
 impl Passed {
-    /// Whether this is one of esgate's own lookups rather than a forwarded client request.
+    /// Whether this is one of esgate's own lookups rather than a forwarded client request:
+    /// exactly the forms `upstream::dialect`/`upstream::ready` and `upstream::resolve` send
+    /// (a client's `GET /` or `_resolve/index` with other parameters counts as forwarded).
     pub fn is_lookup(&self) -> bool {
         self.method == "GET"
+            && self.body.is_empty()
             && (self.target == "/"
-                || self.target.starts_with("/?")
-                || self.target.starts_with("/_resolve/index/"))
+                || (self.target.starts_with("/_resolve/index/")
+                    && self
+                        .target
+                        .ends_with("?expand_wildcards=open&ignore_unavailable=true")))
     }
 }
 
