@@ -1,8 +1,8 @@
 //! Security review: the attack corpus (`tests/data/attacks.jsonl`) replayed against the second
 //! backend, noida-db, which speaks the Elasticsearch 8 dialect (top-level kNN, `_pit`, Painless,
 //! 404 from `_resolve/index` for missing names), so that a case proven harmless on osmem is not
-//! an osmem artefact. Verdicts as in security.md's last section, judged by
-//! `support::corpus` as in `tests/enforcement.rs`.
+//! an osmem artefact. Verdicts judged by `support::corpus` as in `tests/enforcement.rs`, esgate
+//! behind a recording relay so that a `deny` is proven to be esgate's own refusal.
 //!
 //! Invariant: the corpus file is shared with `enforcement.rs`; nothing here changes it.
 
