@@ -2,9 +2,10 @@
 //! markers, a foreign index `secret`, an alias `logs-sa` → `secret`).
 //!
 //! `attack_corpus_is_denied_or_leak_free` replays `tests/data/attacks.jsonl` with a token for
-//! tenant `a` on `logs-*` and judges each case as security.md's last section says:
-//! `deny` = 4xx; `no_leak` = not 5xx, no marker, no count above what tenant a may see;
-//! `ok` = 200 and the value at `count_path` equals `expect_count`.
+//! tenant `a` on `logs-*`, esgate in front of a recording relay, and judges each case as
+//! `support::corpus` says: `deny` = esgate's own 4xx with nothing forwarded to the backend;
+//! `no_leak` = a 2xx or esgate's own refusal, no marker, no count above what tenant a may see;
+//! `ok` = 200 and the value at `count_path` equals `expect_count`; a backend error fails any case.
 
 mod support;
 
@@ -15,17 +16,19 @@ use support::corpus::{self, token_a};
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
 use support::http::{bearer, send};
+use support::relay::Relay;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_corpus_is_denied_or_leak_free() {
     let backend = fixture::seeded_osmem();
-    let gw = Esgate::start(&[backend.url()], "").await;
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
     let (_, secret) = gw.token(token_a()).await;
     let auth = bearer(&secret);
     let cases = corpus::cases();
     let mut failures = vec![];
     for case in &cases {
-        if let Err(e) = corpus::judge(&gw, &auth, case).await {
+        if let Err(e) = corpus::judge(&gw, &relay, "osmem", &auth, case).await {
             failures.push(e);
         }
     }

@@ -1,7 +1,25 @@
-//! The attack corpus (`tests/data/attacks.jsonl`) and how a case is judged, as security.md's
-//! last section says: `deny` = 4xx (for HEAD: not 200); `no_leak` = not 5xx, no leak marker,
-//! no count above what tenant a may see; `ok` = 200 and the value at `count_path` equals
-//! `expect_count`. 5xx fails every case.
+//! The attack corpus (`tests/data/attacks.jsonl`) and how a case is judged. esgate runs in
+//! front of a recording relay (`support::relay`) so that the judge sees what reached the backend:
+//!
+//! - `deny`: esgate's own refusal: a 4xx (HEAD included) and nothing but esgate's
+//!   own lookups (`GET /`, `GET /_resolve/index/...`) reached the backend. A backend's 400/404
+//!   after esgate forwarded the request is not a denial: it proves only that the backend did not
+//!   understand what esgate let through (issue #15 item 10).
+//! - `ok`: 200, the value at `count_path` equals `expect_count` and every `expect` entry (dot
+//!   path -> JSON value, `null` for "absent") holds, no leak marker.
+//! - `absent`: a document outside the token's filters answers exactly like a missing one: 404
+//!   with nothing but `_index`, `_id` and `found`/`matched: false` (esgate's filtered lookup
+//!   reaches the backend; that is the translation, not a pass-through).
+//! - `no_leak` (only where the legitimate answer varies, e.g. by backend or an opaque id): a 2xx
+//!   or esgate's own refusal (as for `deny`), no leak marker, no count above what tenant a may
+//!   see.
+//!
+//! Every verdict fails on a 5xx and on any forwarded request the backend answered with an error
+//! (>= 400): the backend's refusal never counts as esgate's. The one exception is explicit:
+//! `backend_refuses: ["osmem"|"noida"]` names test backends that cannot run what esgate
+//! correctly forwards (a feature they lack); on those the judge checks what was forwarded
+//! (every forwarded body carries the token's filter) and that the 4xx is passed on without a
+//! leak marker, and fails once the backend stops refusing.
 //!
 //! Shared by the replays against each backend (`tests/enforcement.rs` on osmem,
 //! `tests/review_noida_corpus.rs` on noida).
@@ -13,6 +31,7 @@ use serde_json::{json, Value};
 use super::esgate::Esgate;
 use super::fixture::{contains_leak_marker, MAX_VISIBLE_COUNT};
 use super::http::send;
+use super::relay::{Passed, Relay};
 
 pub const CORPUS: &str = include_str!("../data/attacks.jsonl");
 
@@ -77,6 +96,13 @@ pub fn max_count(v: &Value) -> u64 {
     }
 }
 
+/// `{"error":{"type":..,"reason":..},"status":status}`: the shape of esgate's refusals.
+fn is_error_body(body: &[u8], status: u16) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        v["status"] == status && v["error"]["type"].is_string() && v["error"]["reason"].is_string()
+    })
+}
+
 /// A case's body: none, the string as is, or `{"$gzip": text}` compressed.
 fn body_bytes(id: &str, body: &Value) -> Result<Vec<u8>, String> {
     match body {
@@ -94,8 +120,18 @@ fn body_bytes(id: &str, body: &Value) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Sends one case through esgate with `auth` and judges the answer.
-pub async fn judge(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> {
+/// The token's filter as esgate writes it into every forwarded search body.
+const TENANT_A_FILTER: &str = r#"{"term":{"tenant":{"value":"a"}}}"#;
+
+/// Sends one case through esgate (whose backend is `relay` in front of the backend called
+/// `backend`, "osmem" or "noida") with `auth` and judges the answer.
+pub async fn judge(
+    gw: &Esgate,
+    relay: &Relay,
+    backend: &str,
+    auth: &str,
+    case: &Value,
+) -> Result<(), String> {
     let id = case["id"].as_str().ok_or("case without id")?;
     let method = case["method"].as_str().ok_or(format!("{id}: no method"))?;
     let path = case["path"].as_str().ok_or(format!("{id}: no path"))?;
@@ -110,28 +146,69 @@ pub async fn judge(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> 
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    relay.take();
     let r = send(method, &gw.url(path), &refs, body)
         .await
         .map_err(|e| format!("{id}: no answer: {e:?}"))?;
+    let forwarded: Vec<Passed> = relay
+        .take()
+        .into_iter()
+        .filter(|p| !p.is_lookup())
+        .collect();
+    let shown = || {
+        forwarded
+            .iter()
+            .map(|p| format!("{} {} -> {}", p.method, p.target, p.status))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let status = r.status.as_u16();
     if status >= 500 {
         return Err(format!("{id}: {status} {}", r.text()));
     }
+    let backend_refused = forwarded.iter().any(|p| p.status >= 400);
+    let expected_refusal = case["backend_refuses"]
+        .as_array()
+        .is_some_and(|names| names.iter().any(|n| n == backend));
+    if expected_refusal {
+        return judge_backend_refusal(id, &r.body, status, &forwarded, backend_refused, shown());
+    }
+    if backend_refused {
+        return Err(format!(
+            "{id}: the backend refused what esgate forwarded [{}]; client got {status} {}",
+            shown(),
+            r.text()
+        ));
+    }
+    let own_refusal = (400..500).contains(&status) && forwarded.is_empty();
     match case["verdict"].as_str() {
         Some("deny") => {
-            let denied = if method == "HEAD" {
-                status != 200
-            } else {
-                (400..500).contains(&status)
-            };
-            if !denied {
+            if !own_refusal {
                 return Err(format!(
-                    "{id}: expected a denial, got {status} {}",
+                    "{id}: expected esgate's own refusal, got {status} {} (forwarded: [{}])",
+                    r.text(),
+                    shown()
+                ));
+            }
+            if !r.body.is_empty() && !is_error_body(&r.body, status) {
+                return Err(format!(
+                    "{id}: a refusal in Elasticsearch's error shape expected: {}",
                     r.text()
                 ));
             }
+            if contains_leak_marker(&r.body) {
+                return Err(format!("{id}: leak marker in the refusal {}", r.text()));
+            }
         }
         Some("no_leak") => {
+            if !((200..300).contains(&status) || own_refusal) {
+                return Err(format!(
+                    "{id}: expected a 2xx or esgate's own refusal, got {status} {} \
+                     (forwarded: [{}])",
+                    r.text(),
+                    shown()
+                ));
+            }
             if contains_leak_marker(&r.body) {
                 return Err(format!("{id}: leak marker in {}", r.text()));
             }
@@ -149,19 +226,79 @@ pub async fn judge(gw: &Esgate, auth: &str, case: &Value) -> Result<(), String> 
                 return Err(format!("{id}: expected 200, got {status} {}", r.text()));
             }
             let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{id}: {e}"))?;
-            let cp = case["count_path"].as_str().unwrap_or_default();
-            let got = at_path(&v, cp).cloned().unwrap_or(Value::Null);
-            if got != case["expect_count"] {
-                return Err(format!(
-                    "{id}: {cp} = {got}, expected {}: {v}",
-                    case["expect_count"]
-                ));
+            let mut expected: Vec<(&str, &Value)> = vec![];
+            if let Some(cp) = case["count_path"].as_str() {
+                expected.push((cp, &case["expect_count"]));
+            }
+            if let Some(more) = case["expect"].as_object() {
+                expected.extend(more.iter().map(|(k, v)| (k.as_str(), v)));
+            }
+            if expected.is_empty() {
+                return Err(format!("{id}: an ok case needs count_path or expect"));
+            }
+            for (path, want) in expected {
+                let got = at_path(&v, path).cloned().unwrap_or(Value::Null);
+                if &got != want {
+                    return Err(format!("{id}: {path} = {got}, expected {want}: {v}"));
+                }
             }
             if contains_leak_marker(&r.body) {
                 return Err(format!("{id}: leak marker in a legitimate answer"));
             }
         }
+        Some("absent") => {
+            // A document outside the token's filters: the same 404 a missing id gets, from the
+            // filtered lookup esgate runs (nothing but `_index`, `_id` and `found`/`matched`).
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            let shape_ok = v.as_object().is_some_and(|o| {
+                o.keys()
+                    .all(|k| matches!(k.as_str(), "_index" | "_id" | "found" | "matched"))
+                    && (o.get("found") == Some(&Value::Bool(false))
+                        || o.get("matched") == Some(&Value::Bool(false)))
+            });
+            if status != 404 || !shape_ok {
+                return Err(format!(
+                    "{id}: expected the 404 of a missing document, got {status} {}",
+                    r.text()
+                ));
+            }
+        }
         other => return Err(format!("{id}: unknown verdict {other:?}")),
+    }
+    Ok(())
+}
+
+/// A case the named backend cannot run (`backend_refuses`: a feature the test backend lacks,
+/// such as retrievers on OpenSearch or a kNN search without a vector field): esgate forwarded
+/// it, so what is proven is what esgate forwarded, not the backend's answer. Every forwarded
+/// body carries the token's filter, the backend's 4xx is passed on (never a 5xx) without a leak
+/// marker. If the backend stops refusing, the case must be judged by its verdict again.
+fn judge_backend_refusal(
+    id: &str,
+    body: &[u8],
+    status: u16,
+    forwarded: &[Passed],
+    backend_refused: bool,
+    shown: String,
+) -> Result<(), String> {
+    if !backend_refused || !(400..500).contains(&status) {
+        return Err(format!(
+            "{id}: backend_refuses names this backend, but it answered {status} \
+             (forwarded: [{shown}]); judge the case by its verdict"
+        ));
+    }
+    for p in forwarded.iter().filter(|p| !p.body.is_empty()) {
+        if !String::from_utf8_lossy(&p.body).contains(TENANT_A_FILTER) {
+            return Err(format!(
+                "{id}: forwarded without the token's filter: {} {} {}",
+                p.method,
+                p.target,
+                String::from_utf8_lossy(&p.body)
+            ));
+        }
+    }
+    if contains_leak_marker(body) {
+        return Err(format!("{id}: leak marker in the backend's refusal"));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
 //! recording fake Elasticsearch for APIs no real backend implements (`recording`), the official
 //! clients (`python`, `node`), the thread
-//! server both fakes run on (`local_server`) and TLS material (`tls`). Used as `mod support;` from each test file.
+//! server both fakes run on (`local_server`) and TLS material (`tls`). A recording relay in front of a real backend (`relay`). Used as `mod support;` from each test file.
 //!
 //! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
 //! the repository (caches live in `$ESGATE_TEST_CACHE` or `$HOME/.cache/esgate-tests`, scratch
@@ -24,4 +24,5 @@ pub mod local_server;
 pub mod node;
 pub mod python;
 pub mod recording;
+pub mod relay;
 pub mod tls;

@@ -1,0 +1,104 @@
+//! A recording relay in front of a real backend: esgate talks to the relay, the relay passes
+//! every request on to the backend unchanged (method, raw path and query, body, `content-type`
+//! and `accept`) and returns the backend's status, `content-type` and body. It remembers each
+//! request esgate sent and the status the backend answered, so a test can tell esgate's own
+//! refusal (nothing but esgate's own lookups reached the backend) from the backend's refusal of
+//! a request esgate forwarded (issue #15 item 10).
+//!
+//! esgate's own lookups are `GET /` (the dialect and readiness) and
+//! `GET /_resolve/index/{expr}?expand_wildcards=open&ignore_unavailable=true` (index resolution
+//! before a forward); everything else it sends is a forwarded request.
+//!
+//! Invariant: the relay never decides anything (it only passes on and records); it stops with
+//! its `Recording` when dropped.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::http::send_blocking;
+use super::recording::{Answer, Recording};
+
+/// One request the relay passed on, with the backend's answer status.
+#[derive(Clone, Debug)]
+pub struct Passed {
+    pub method: String,
+    /// The raw path and query, as esgate sent them.
+    pub target: String,
+    /// The body esgate sent.
+    pub body: bytes::Bytes,
+    pub status: u16,
+}
+
+impl Passed {
+    /// Whether this is one of esgate's own lookups rather than a forwarded client request:
+    /// exactly the forms `upstream::dialect`/`upstream::ready` and `upstream::resolve` send
+    /// (a client's `GET /` or `_resolve/index` with other parameters counts as forwarded).
+    pub fn is_lookup(&self) -> bool {
+        self.method == "GET"
+            && self.body.is_empty()
+            && (self.target == "/"
+                || (self.target.starts_with("/_resolve/index/")
+                    && self
+                        .target
+                        .ends_with("?expand_wildcards=open&ignore_unavailable=true")))
+    }
+}
+
+/// A running relay; dropping it stops it.
+pub struct Relay {
+    recording: Recording,
+    passed: Arc<Mutex<Vec<Passed>>>,
+}
+
+impl Relay {
+    /// Starts a relay to `backend_url` (no trailing slash).
+    pub fn to(backend_url: &str) -> Relay {
+        let recording = Recording::start();
+        let passed: Arc<Mutex<Vec<Passed>>> = Arc::default();
+        let log = Arc::clone(&passed);
+        let base = backend_url.to_owned();
+        recording.script_fn("*", "/", move |r| {
+            let target = match &r.query {
+                Some(q) => format!("{}?{q}", r.path),
+                None => r.path.clone(),
+            };
+            let headers: Vec<(&str, &str)> = ["content-type", "accept"]
+                .into_iter()
+                .filter_map(|k| r.header(k).map(|v| (k, v)))
+                .collect();
+            let url = format!("{base}{target}");
+            let answer = match send_blocking(&r.method, &url, &headers, r.body.clone()) {
+                Ok(reply) => Answer {
+                    status: reply.status.as_u16(),
+                    headers: reply
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| vec![("content-type".to_owned(), v.to_owned())])
+                        .unwrap_or_default(),
+                    body: reply.body,
+                },
+                Err(e) => Answer::json(599, json!({"relay": format!("{e:?}")})),
+            };
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(Passed {
+                method: r.method.clone(),
+                target,
+                body: r.body.clone(),
+                status: answer.status,
+            });
+            answer
+        });
+        Relay { recording, passed }
+    }
+
+    /// The relay's base URL, to give esgate as its backend.
+    pub fn url(&self) -> &str {
+        self.recording.url()
+    }
+
+    /// Every request passed on since the last `take`, oldest first; forgets them.
+    pub fn take(&self) -> Vec<Passed> {
+        std::mem::take(&mut *self.passed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
