@@ -11,7 +11,8 @@
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
 //!
-//! Endpoints (the contract is `shared/spec/interface.md`; what is marked + extends it):
+//! Endpoints (documented in `docs/admin-api.md` and `docs/openapi.yaml`; what is marked + extends
+//! the original shared interface spec):
 //! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
 //!   (name: case-insensitive substring; sorted by `created_at`, then id); `GET|PATCH|DELETE
 //!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}`.
