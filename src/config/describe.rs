@@ -25,15 +25,15 @@ fn path(p: &Path) -> String {
 /// `duration::parse` reads back to the same value.
 pub(crate) fn duration(d: Duration) -> String {
     let ms = d.as_millis();
-    let text = if ms == 0 || ms % 1000 != 0 {
+    let text = if ms == 0 || !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         let s = ms / 1000;
         match s {
-            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+            s if s.is_multiple_of(3_600) => format!("{}h", s / 3_600),
             // Below ten minutes seconds read better ("60s", "120s", as the example config).
-            s if s % 60 == 0 && s >= 600 => format!("{}m", s / 60),
+            s if s.is_multiple_of(60) && s >= 600 => format!("{}m", s / 60),
             s => format!("{s}s"),
         }
     };
