@@ -124,6 +124,74 @@ fn printed_configuration_is_toml_that_check_config_prints_back_unchanged() {
     assert!(deploy.contains("username = \"elastic\""), "{deploy}");
 }
 
+/// Every kind of setting that is not a plain value prints back too: TLS files, a client
+/// certificate, secrets from the environment, the id key variable, an audit file, policies.
+#[test]
+fn files_and_secret_sources_print_back_as_a_fixed_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = support::tls::TlsFiles::generate();
+    let (cert, key, ca) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+        tls.ca_cert.display().to_string(),
+    );
+    let config = format!(
+        "[listen]\ndata = \"127.0.0.1:19201\"\n[listen.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+         handshake_timeout = \"1500ms\"\n\
+         [backend]\nurls = [\"https://a:9200/\", \"https://b:9243\"]\napi_key_env = \"ES_PASSWORD\"\n\
+         ca_file = {ca:?}\nclient_cert_file = {cert:?}\nclient_key_file = {key:?}\n\
+         [ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"\n\
+         [auth]\ntrusted_proxies = [\"10.1.2.3\", \"fd00::/8\"]\n\
+         [policies]\nmax_lifetime = \"90d\"\nrequire_expiry = true\nallow_open_ip_filters = false\n\
+         [audit]\noutput = \"file\"\npath = {:?}\n[log]\nformat = \"json\"\n",
+        dir.path().join("audit.jsonl").display().to_string()
+    );
+    let path = dir.path().join("full.toml");
+    std::fs::write(&path, config).unwrap();
+    // ids.key_env must name a variable holding base64 of 32 bytes.
+    let id_key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let run = |config: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_esgate"))
+            .arg("check-config")
+            .arg(config)
+            .current_dir(dir.path())
+            .env("ES_PASSWORD", ES_PASSWORD)
+            .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+            .env("CHECK_CONFIG_ID_KEY", id_key)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in [ES_PASSWORD, ADMIN_KEY, id_key] {
+            assert!(!stdout.contains(secret), "a secret is printed");
+        }
+        stdout
+    };
+    let printed = run(&path);
+    for expected in [
+        "[listen.tls]",
+        &format!("key_file = {key:?}"),
+        "handshake_timeout = \"1500ms\"",
+        "urls = [\"https://a:9200\", \"https://b:9243\"]",
+        "api_key_env = \"ES_PASSWORD\"",
+        &format!("client_key_file = {key:?}"),
+        "[ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"",
+        "trusted_proxies = [\"10.1.2.3/32\", \"fd00::/8\"]",
+        "max_lifetime = \"90d\"",
+        "output = \"file\"",
+        "format = \"json\"",
+    ] {
+        assert!(printed.contains(expected), "{expected} missing:\n{printed}");
+    }
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed).unwrap();
+    assert_eq!(run(&again), printed, "not a fixed point");
+}
+
 #[test]
 fn the_path_is_accepted_positionally_and_as_an_option() {
     let dir = tempfile::tempdir().unwrap();

@@ -143,6 +143,7 @@ impl Checker {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (u16, Value) {
+        let sent: Option<Value> = body.as_deref().and_then(|b| serde_json::from_slice(b).ok());
         let mut headers = vec![];
         if let Some(a) = authorization {
             headers.push(("authorization", a));
@@ -203,6 +204,21 @@ impl Checker {
                 reply.body.is_empty(),
                 "{what}: undocumented body {}",
                 reply.text()
+            );
+        }
+        // A request the server accepted matches the documented request body.
+        if let (true, Some(sent)) = ((200..300).contains(&status), &sent) {
+            let schema = operation["requestBody"]["content"]["application/json"]["schema"].clone();
+            assert!(
+                !schema.is_null(),
+                "{what}: a body was accepted but none is documented"
+            );
+            let mut errors = vec![];
+            validate(&self.doc, &schema, sent, "request", &mut errors);
+            assert!(
+                errors.is_empty(),
+                "{what}: an accepted request does not match the documented request body:\n  {}",
+                errors.join("\n  ")
             );
         }
         self.exercised
