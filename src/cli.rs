@@ -23,7 +23,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy and the admin API.
+    /// Run the proxy and the admin API. Exits 2 on a bad configuration (as `check-config`
+    /// does), 1 when it cannot start otherwise, 0 after a SIGTERM/SIGINT drain.
     Serve {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
         #[arg(long)]
@@ -41,11 +42,16 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
-    /// Validate the configuration and print the effective values (secrets redacted).
+    /// Validate the configuration and print the effective values as TOML that `serve`
+    /// accepts (every setting, defaults included; secrets as their *_env names or redacted).
+    /// Exits 2 on a bad configuration, like `serve`.
     CheckConfig {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "path")]
         config: Option<PathBuf>,
+        /// The config file, as a positional argument (the same as --config PATH).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
     /// `esgate completions bash > /etc/bash_completion.d/esgate`.
@@ -61,6 +67,10 @@ pub enum Command {
     #[command(flatten)]
     Client(crate::admin_client::ClientCmd),
 }
+
+/// The exit code of `serve` and `check-config` for a configuration that cannot be read or is
+/// invalid (one rule for both; any other failure to start is 1).
+pub const BAD_CONFIG: u8 = 2;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -113,11 +123,12 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => match load(config, &Overrides::default()) {
-            Ok(c) => write_stdout(&format!("{}# configuration is valid\n", c.describe())),
+        Command::CheckConfig { config, path } => match load(config.or(path), &Overrides::default())
+        {
+            Ok(c) => write_stdout(&format!("{}\n# configuration is valid\n", c.describe())),
             Err(e) => {
                 eprintln!("esgate: {e}");
-                ExitCode::from(1)
+                ExitCode::from(BAD_CONFIG)
             }
         },
         Command::Client(cmd) => {
@@ -158,7 +169,7 @@ pub fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("esgate: {e}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(BAD_CONFIG);
                 }
             };
             init_logging(&config);

@@ -11,7 +11,8 @@
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
 //!
-//! Endpoints (the contract is `shared/spec/interface.md`; what is marked + extends it):
+//! Endpoints (documented in `docs/admin-api.md` and `docs/openapi.yaml`; what is marked + extends
+//! the original shared interface spec):
 //! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
 //!   (name: case-insensitive substring; sorted by `created_at`, then id); `GET|PATCH|DELETE
 //!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}`.
@@ -128,6 +129,28 @@ impl Default for Policies {
 pub trait AuditSink: Send + Sync {
     fn admin_event(&self, event: Value);
 }
+
+/// Every route [`handle`] serves, as (method, path template), in the order of `dispatch`.
+/// `docs/openapi.yaml` documents exactly these plus the server's probes (`tests/openapi.rs`);
+/// `every_listed_route_is_served_and_no_other` holds `dispatch` to this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/tokens"),
+    ("GET", "/tokens"),
+    ("GET", "/tokens/{id}"),
+    ("PATCH", "/tokens/{id}"),
+    ("DELETE", "/tokens/{id}"),
+    ("POST", "/tokens/{id}/reset"),
+    ("POST", "/filters"),
+    ("GET", "/filters"),
+    ("GET", "/filters/{id}"),
+    ("PATCH", "/filters/{id}"),
+    ("DELETE", "/filters/{id}"),
+    ("POST", "/ip-filters"),
+    ("GET", "/ip-filters"),
+    ("GET", "/ip-filters/{name}"),
+    ("PATCH", "/ip-filters/{name}"),
+    ("DELETE", "/ip-filters/{name}"),
+];
 
 /// The admin resources, by path shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,6 +469,30 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    /// `ROUTES` is what `dispatch` serves: a listed method and path is routed (any answer but
+    /// 405 or the unknown-endpoint 404), every other method on those paths is 405.
+    #[tokio::test]
+    async fn every_listed_route_is_served_and_no_other() {
+        let h = Harness::new();
+        let templates: std::collections::BTreeSet<&str> = ROUTES.iter().map(|r| r.1).collect();
+        for template in templates {
+            let path = template.replace("{id}", "x_1").replace("{name}", "x-1");
+            for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+                let r = h.call(method, &path, "").await;
+                let body = r.body.clone().unwrap_or_default();
+                if ROUTES.contains(&(method, template)) {
+                    assert_ne!(r.status, 405, "{method} {path}: {body}");
+                    assert!(
+                        !reason(&body).contains("admin endpoint"),
+                        "{method} {path}: {body}"
+                    );
+                } else {
+                    assert_eq!(r.status, 405, "{method} {path}: {body}");
+                }
+            }
+        }
+    }
 
     use super::testing::*;
     use super::*;

@@ -5,6 +5,7 @@
 //! Invariant: a `Config` is only built by [`validate`]; nothing after start-up re-checks it.
 //! Environment variables are read through the `env` function passed in, never directly.
 
+mod describe;
 pub mod raw;
 mod validate;
 
@@ -70,6 +71,38 @@ pub struct Config {
     pub policies: Policies,
     pub audit: AuditOutput,
     pub log: Log,
+    /// Where the values that are not kept above came from (file names, secret sources), so
+    /// `check-config` can print the configuration back without holding a secret.
+    pub sources: Sources,
+}
+
+/// Where a secret came from. The value itself is never kept here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SecretSource {
+    #[default]
+    Unset,
+    /// Written in the config file (printed back as [`REDACTED`]).
+    Inline,
+    /// Read from the named environment variable (the name is printed back).
+    Env(String),
+}
+
+/// The placeholder `check-config` prints for a secret written in the file. It is refused as a
+/// secret value, so a printed configuration never runs with a well-known key.
+pub const REDACTED: &str = "<redacted>";
+
+/// The configuration's inputs that the checked values above do not keep.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    pub backend_username: Option<String>,
+    pub backend_password: SecretSource,
+    pub backend_api_key: SecretSource,
+    pub backend_ca_file: Option<PathBuf>,
+    pub backend_client_cert_file: Option<PathBuf>,
+    pub backend_client_key_file: Option<PathBuf>,
+    /// `admin.key` / `admin.key_env`, or the default `ESGATE_ADMIN_KEY` when it was set.
+    pub admin_key: SecretSource,
+    pub ids_key_env: Option<String>,
 }
 
 /// 32 key bytes shared by replicas; never printed.
@@ -87,6 +120,7 @@ pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     pub handshake_timeout: Duration,
     pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Clone, Debug)]
@@ -224,160 +258,5 @@ pub fn parse(text: &str) -> Result<raw::RawConfig, String> {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
-    }
-}
-
-impl Config {
-    /// The effective configuration as TOML-like text for `check-config`, secrets redacted.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        let mut line = |k: &str, v: String| out.push_str(&format!("{k} = {v}\n"));
-        line("listen.data", format!("{:?}", self.data_listen.to_string()));
-        line(
-            "listen.admin",
-            format!("{:?}", self.admin_listen.to_string()),
-        );
-        line(
-            "listen.tls",
-            match &self.server_tls {
-                Some(t) => format!("{:?}", t.cert_file.display().to_string()),
-                None => "\"off\"".into(),
-            },
-        );
-        line(
-            "listen.max_connections",
-            self.limits.max_connections.to_string(),
-        );
-        line(
-            "listen.admin_max_connections",
-            self.limits.admin_max_connections.to_string(),
-        );
-        line(
-            "listen.header_timeout",
-            format!("\"{:?}\"", self.limits.header_timeout),
-        );
-        line(
-            "listen.idle_timeout",
-            format!("\"{:?}\"", self.limits.idle_timeout),
-        );
-        line(
-            "listen.h2_keep_alive_interval",
-            format!("\"{:?}\"", self.limits.h2_keep_alive_interval),
-        );
-        line(
-            "listen.h2_keep_alive_timeout",
-            format!("\"{:?}\"", self.limits.h2_keep_alive_timeout),
-        );
-        line(
-            "listen.max_header_bytes",
-            self.limits.max_header_bytes.to_string(),
-        );
-        line(
-            "listen.max_body_bytes",
-            self.limits.max_body_bytes.to_string(),
-        );
-        line(
-            "listen.max_buffered_bytes",
-            self.limits.max_buffered_bytes.to_string(),
-        );
-        line(
-            "listen.drain_timeout",
-            format!("\"{:?}\"", self.limits.drain_timeout),
-        );
-        line(
-            "backend.urls",
-            format!(
-                "[{}]",
-                self.backend
-                    .urls
-                    .iter()
-                    .map(|u| format!("{:?}", u.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        line(
-            "backend.credentials",
-            if self.backend.authorization.is_some() {
-                "\"<set>\""
-            } else {
-                "\"none\""
-            }
-            .into(),
-        );
-        line(
-            "backend.connect_timeout",
-            format!("\"{:?}\"", self.backend.connect_timeout),
-        );
-        line(
-            "backend.request_timeout",
-            format!("\"{:?}\"", self.backend.request_timeout),
-        );
-        line(
-            "backend.body_idle_timeout",
-            format!("\"{:?}\"", self.backend.body_idle_timeout),
-        );
-        line(
-            "backend.answer_timeout",
-            format!("\"{:?}\"", self.backend.answer_timeout),
-        );
-        line(
-            "backend.pool_idle_timeout",
-            format!("\"{:?}\"", self.backend.pool_idle_timeout),
-        );
-        line(
-            "store.path",
-            format!("{:?}", self.store_path.display().to_string()),
-        );
-        line(
-            "admin.key",
-            if self.admin_key.is_some() {
-                "\"<set>\""
-            } else {
-                "\"<unset: admin API refuses every request>\""
-            }
-            .into(),
-        );
-        line(
-            "ids.key",
-            if self.id_key.is_some() {
-                "\"<set from ids.key_env>\"".into()
-            } else {
-                format!("{:?}", self.store_path.join("id.key").display().to_string())
-            },
-        );
-        line(
-            "auth.trusted_proxies",
-            format!(
-                "{:?}",
-                self.auth
-                    .trusted_proxies
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-            ),
-        );
-        line("auth.max_failures", self.auth.max_failures.to_string());
-        line(
-            "auth.failure_window",
-            format!("\"{:?}\"", self.auth.failure_window),
-        );
-        line(
-            "auth.max_tracked_addresses",
-            self.auth.max_tracked_addresses.to_string(),
-        );
-        line("policies", format!("{:?}", self.policies));
-        line("audit", format!("{:?}", self.audit));
-        line("log.level", format!("{:?}", self.log.level));
-        line(
-            "log.format",
-            if self.log.json {
-                "\"json\""
-            } else {
-                "\"text\""
-            }
-            .into(),
-        );
-        out
     }
 }

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::raw::{self, RawConfig};
 use super::{
     AdminKey, AuditOutput, Auth, Backend, BackendAuthorization, Config, ConfigIssue, Limits, Log,
-    Overrides, Policies, ServerTls,
+    Overrides, Policies, SecretSource, ServerTls, Sources, REDACTED,
 };
 use crate::duration;
 
@@ -211,6 +211,22 @@ pub fn validate(
         }
     };
 
+    let sources = Sources {
+        backend_username: raw.backend.username.clone(),
+        backend_password: secret_source(&raw.backend.password, &raw.backend.password_env),
+        backend_api_key: secret_source(&raw.backend.api_key, &raw.backend.api_key_env),
+        backend_ca_file: raw.backend.ca_file.as_ref().map(PathBuf::from),
+        backend_client_cert_file: raw.backend.client_cert_file.as_ref().map(PathBuf::from),
+        backend_client_key_file: raw.backend.client_key_file.as_ref().map(PathBuf::from),
+        admin_key: match secret_source(&raw.admin.key, &raw.admin.key_env) {
+            SecretSource::Unset if admin_key.is_some() => {
+                SecretSource::Env(raw::DEFAULT_ADMIN_KEY_ENV.to_owned())
+            }
+            source => source,
+        },
+        ids_key_env: raw.ids.key_env.clone(),
+    };
+
     match (v.issues.is_empty(), data_listen, admin_listen, backend) {
         (true, Some(data_listen), Some(admin_listen), Some(backend)) => Ok(Config {
             data_listen,
@@ -225,9 +241,26 @@ pub fn validate(
             policies,
             audit,
             log: Log { level, json },
+            sources,
         }),
         _ => Err(v.issues),
     }
+}
+
+/// Where a secret set either inline or through an environment variable came from.
+fn secret_source(inline: &Option<String>, env_name: &Option<String>) -> SecretSource {
+    match (inline, env_name) {
+        (_, Some(name)) => SecretSource::Env(name.clone()),
+        (Some(_), None) => SecretSource::Inline,
+        (None, None) => SecretSource::Unset,
+    }
+}
+
+/// The message for a secret that is `check-config`'s placeholder instead of a real value.
+fn redacted_message(path: &str) -> String {
+    format!(
+        "is {REDACTED:?}, the placeholder check-config prints for a secret: put the real value here or name an environment variable with {path}_env"
+    )
 }
 
 struct Validator {
@@ -310,6 +343,10 @@ impl Validator {
                 self.issue(path, format!("set either {path} or {env_path}, not both"));
                 None
             }
+            (Some(v), None) if v == REDACTED => {
+                self.issue(path, redacted_message(path));
+                None
+            }
             (Some(v), None) => Some(v.to_owned()),
             (None, Some(name)) => match env(name) {
                 Some(v) if !v.is_empty() => Some(v),
@@ -348,6 +385,7 @@ impl Validator {
                     config: Arc::new(config),
                     handshake_timeout,
                     cert_file: cert_file.into(),
+                    key_file: key_file.into(),
                 })
             }
             Err(e) => {
@@ -614,6 +652,10 @@ impl Validator {
                     "admin.key",
                     "set either admin.key or admin.key_env, not both",
                 );
+                None
+            }
+            (Some(k), None) if k == REDACTED => {
+                self.issue("admin.key", redacted_message("admin.key"));
                 None
             }
             (Some(k), None) => Some(k.clone()),
