@@ -14,7 +14,10 @@ use crate::config::{self, Config, ConfigError, Overrides};
 #[command(
     name = "esgate",
     version,
-    about = "Authenticating, filter-injecting reverse proxy for Elasticsearch"
+    about = "Authenticating, filter-injecting reverse proxy for Elasticsearch",
+    after_help = "The token, filter and ip-filter commands talk to the admin API at ESGATE_ADMIN_URL \
+(default http://127.0.0.1:9202) with the key in ESGATE_ADMIN_KEY (default: the key esgate \
+generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE)."
 )]
 pub struct Args {
     #[command(subcommand)]
