@@ -108,18 +108,15 @@ pub fn main() -> ExitCode {
     match args.command {
         Command::Completions { shell } => {
             let mut cmd = <Args as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "esgate", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "esgate", &mut out);
+            write_stdout(&String::from_utf8_lossy(&out))
         }
         Command::Man => {
             let cmd = <Args as clap::CommandFactory>::command();
             let mut out = Vec::new();
             match clap_mangen::Man::new(cmd).render(&mut out) {
-                Ok(()) => {
-                    use std::io::Write;
-                    let _ = std::io::stdout().write_all(&out);
-                    ExitCode::SUCCESS
-                }
+                Ok(()) => write_stdout(&String::from_utf8_lossy(&out)),
                 Err(e) => {
                     eprintln!("esgate: cannot render the man page: {e}");
                     ExitCode::from(1)
