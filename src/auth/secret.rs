@@ -119,7 +119,7 @@ fn encode_base62(bytes: &[u8], len: usize) -> String {
 /// Computed in 32-bit limbs (`N` is a multiple of 4): the same result as byte by byte, with a
 /// quarter of the steps (this runs on every request that carries a secret).
 fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
-    const { assert!(N % 4 == 0 && N <= 32) };
+    const { assert!(N.is_multiple_of(4) && N <= 32) };
     // Little-endian limbs: limbs[0] holds the least significant 32 bits.
     let mut limbs = [0u32; 8];
     let used = N / 4;
