@@ -116,8 +116,13 @@ fn encode_base62(bytes: &[u8], len: usize) -> String {
 }
 
 /// Base62 digits to an `N`-byte big-endian number; refuses non-alphabet bytes and overflow.
+/// Computed in 32-bit limbs (`N` is a multiple of 4): the same result as byte by byte, with a
+/// quarter of the steps (this runs on every request that carries a secret).
 fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
-    let mut out = [0u8; N];
+    const { assert!(N.is_multiple_of(4) && N <= 32) };
+    // Little-endian limbs: limbs[0] holds the least significant 32 bits.
+    let mut limbs = [0u32; 8];
+    let used = N / 4;
     for &d in digits {
         let value = match d {
             b'0'..=b'9' => d - b'0',
@@ -125,16 +130,20 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
             b'a'..=b'z' => d - b'a' + 36,
             _ => return Err(MalformedSecret),
         };
-        // out = out * 62 + value
-        let mut carry = u32::from(value);
-        for byte in out.iter_mut().rev() {
-            let acc = u32::from(*byte) * 62 + carry;
-            *byte = (acc & 0xff) as u8;
-            carry = acc >> 8;
+        // limbs = limbs * 62 + value
+        let mut carry = u64::from(value);
+        for limb in limbs[..used].iter_mut() {
+            let acc = u64::from(*limb) * 62 + carry;
+            *limb = acc as u32;
+            carry = acc >> 32;
         }
         if carry != 0 {
             return Err(MalformedSecret);
         }
+    }
+    let mut out = [0u8; N];
+    for (chunk, limb) in out.rchunks_exact_mut(4).zip(&limbs[..used]) {
+        chunk.copy_from_slice(&limb.to_be_bytes());
     }
     Ok(out)
 }
@@ -309,6 +318,57 @@ mod tests {
         assert_eq!(encode_base62(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
         assert_eq!(decode_base62::<4>(b"4gfFC3"), Ok(u32::MAX.to_be_bytes()));
         assert_eq!(decode_base62::<4>(b"4gfFC4"), Err(MalformedSecret));
+    }
+
+    /// The byte-by-byte decoding the limb version replaced (issue 10): both must agree on
+    /// every input, overflow and foreign bytes included.
+    fn decode_bytewise<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
+        let mut out = [0u8; N];
+        for &d in digits {
+            let value = match d {
+                b'0'..=b'9' => d - b'0',
+                b'A'..=b'Z' => d - b'A' + 10,
+                b'a'..=b'z' => d - b'a' + 36,
+                _ => return Err(MalformedSecret),
+            };
+            let mut carry = u32::from(value);
+            for byte in out.iter_mut().rev() {
+                let acc = u32::from(*byte) * 62 + carry;
+                *byte = (acc & 0xff) as u8;
+                carry = acc >> 8;
+            }
+            if carry != 0 {
+                return Err(MalformedSecret);
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn limb_decoding_agrees_with_bytewise_decoding() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            b"z".repeat(BODY_LEN),
+            b"0".repeat(BODY_LEN),
+            b"z".repeat(6),
+            b"4gfFC3".to_vec(),
+            b"4gfFC4".to_vec(),
+            b"0000-0".to_vec(),
+            Vec::new(),
+        ];
+        for _ in 0..2000 {
+            let mut r = [0u8; 64];
+            OsRng.fill_bytes(&mut r);
+            let len = usize::from(r[0]) % 50;
+            let text: Vec<u8> = r[1..=len]
+                .iter()
+                .map(|b| ALPHABET[usize::from(*b) % 62])
+                .collect();
+            inputs.push(text);
+        }
+        for i in &inputs {
+            assert_eq!(decode_base62::<32>(i), decode_bytewise::<32>(i), "{i:?}");
+            assert_eq!(decode_base62::<4>(i), decode_bytewise::<4>(i), "{i:?}");
+        }
     }
 
     #[test]

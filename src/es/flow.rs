@@ -48,8 +48,9 @@ pub(super) enum Shape {
         before: &'static str,
         after: &'static str,
     },
-    /// An msearch body: the items, re-rendered with narrowed header indices.
-    Msearch(Vec<msearch::Item>),
+    /// An msearch body: the items (their bodies already serialised, in the same order),
+    /// re-rendered with narrowed header indices.
+    Msearch(Vec<msearch::Item>, Vec<Vec<u8>>),
     /// A query-language body whose query text names the indices (ES|QL, SQL).
     QueryText(super::querylang::QueryText),
 }
@@ -297,7 +298,13 @@ pub(super) fn prepare(
                     SortSeal::Search(p)
                 }
             });
-            (Method::Post, path, Some(json_forward(&out)?), resolve)
+            let capacity = raw_body.map_or(0, <[u8]>::len) + 512;
+            (
+                Method::Post,
+                path,
+                Some(json_forward_sized(&out, capacity)?),
+                resolve,
+            )
         }
         Route::AsyncById { op, id } => {
             let (method, path, by_id_seal, positions) = async_search::by_id(op, &id, scope)?;
@@ -506,8 +513,13 @@ pub(super) fn prepare(
                     "an msearch may name at most {MAX_MSEARCH_EXPRESSIONS} distinct index expressions; split it"
                 )));
             }
-            let ndjson = msearch::to_ndjson(&items)?;
-            shape = Shape::Msearch(items);
+            let bodies = msearch::render_bodies(&items)?;
+            let ndjson = msearch::to_ndjson_with(&items, &bodies)?;
+            // The trees are not needed past here: the serialised bodies are reused.
+            for item in &mut items {
+                item.body = Value::Null;
+            }
+            shape = Shape::Msearch(items, bodies);
             (
                 Method::Post,
                 "/_msearch".to_string(),
@@ -626,7 +638,7 @@ pub(super) fn authorize(
                     ));
                 }
             }
-            Shape::Msearch(mut items) => {
+            Shape::Msearch(mut items, bodies) => {
                 for item in &mut items {
                     let joined = item.index.joined();
                     if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
@@ -634,7 +646,7 @@ pub(super) fn authorize(
                     }
                 }
                 body = Some(ForwardBody {
-                    bytes: msearch::to_ndjson(&items)?,
+                    bytes: msearch::to_ndjson_with(&items, &bodies)?,
                     content_type: NDJSON,
                 });
             }
@@ -808,7 +820,15 @@ fn continuation_ids(
 }
 
 fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
-    let bytes = serde_json::to_vec(v)
+    json_forward_sized(v, 128)
+}
+
+/// [`json_forward`] into a buffer of `capacity` bytes to start with: a rewritten search is
+/// about as long as the client's body plus the token's clauses, so sizing the buffer from it
+/// saves the copies of growing it by doubling (issue 10).
+fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBody, Rejection> {
+    let mut bytes = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut bytes, v)
         .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
     Ok(ForwardBody {
         bytes,

@@ -94,8 +94,31 @@ pub fn rewrite(
 
 /// Serialises the items as NDJSON (final newline included).
 pub fn to_ndjson(items: &[Item]) -> Result<Vec<u8>, Rejection> {
-    let mut out = Vec::new();
-    for item in items {
+    to_ndjson_with(items, &render_bodies(items)?)
+}
+
+/// Each item's body serialised, once: the forwarded NDJSON is built twice when the header
+/// indices are narrowed (`prepare`, then `authorize`), the bodies are the same both times
+/// (issue 10: serialising them again was a fifth of an msearch's cost).
+pub fn render_bodies(items: &[Item]) -> Result<Vec<Vec<u8>>, Rejection> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::to_vec(&item.body)
+                .map_err(|_| Rejection::bad_request("msearch body could not be serialised"))
+        })
+        .collect()
+}
+
+/// [`to_ndjson`] with the bodies already serialised by [`render_bodies`] (one per item).
+pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rejection> {
+    if items.len() != bodies.len() {
+        return Err(Rejection::bad_request(
+            "msearch body could not be serialised",
+        ));
+    }
+    let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 128).sum());
+    for (item, body) in items.iter().zip(bodies) {
         let mut header = item.header.clone();
         header.insert(
             "index".to_string(),
@@ -115,8 +138,7 @@ pub fn to_ndjson(items: &[Item]) -> Result<Vec<u8>, Rejection> {
         serde_json::to_writer(&mut out, &Value::Object(header))
             .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
         out.push(b'\n');
-        serde_json::to_writer(&mut out, &item.body)
-            .map_err(|_| Rejection::bad_request("msearch body could not be serialised"))?;
+        out.extend_from_slice(body);
         out.push(b'\n');
     }
     Ok(out)

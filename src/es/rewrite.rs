@@ -71,7 +71,7 @@ fn wrap_entry_points(obj: &mut Map<String, Value>, filters: &FilterSet) -> Resul
         for sub in subs.iter_mut() {
             if let Some(m) = sub.as_object_mut() {
                 let q = m.remove("query");
-                m.insert("query".to_string(), wrap(q, filters));
+                m.insert("query".to_string(), wrap_unwalked(q, filters));
             }
         }
     }
@@ -90,7 +90,7 @@ fn wrap_entry_points(obj: &mut Map<String, Value>, filters: &FilterSet) -> Resul
         // With only `knn`, adding a query would OR every tenant document into the kNN hits
         // (security.md B6); the kNN filters below carry the token clauses instead.
         let query = obj.remove("query");
-        obj.insert("query".to_string(), wrap(query, filters));
+        obj.insert("query".to_string(), wrap_unwalked(query, filters));
     }
     if let Some(knn) = obj.get_mut("knn") {
         inject_knn(knn, filters)?;
@@ -118,6 +118,19 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
 pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
     let mut inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
     filter_knn_queries(&mut inner, filters);
+    wrap_walked(inner, filters)
+}
+
+/// [`wrap`] without walking the query for kNN searches: only for [`search`], which walks the
+/// whole body (the wrapped queries included) right after.
+fn wrap_unwalked(query: Option<Value>, filters: &FilterSet) -> Value {
+    wrap_walked(query.unwrap_or_else(|| json!({ "match_all": {} })), filters)
+}
+
+/// [`wrap`] of a query whose kNN searches are (or, in [`search`], will be) filtered already:
+/// `search` walks the whole body once afterwards, so walking each query first too doubled the
+/// work on large bodies (issue 10).
+fn wrap_walked(inner: Value, filters: &FilterSet) -> Value {
     if filters.is_empty() {
         json!({ "bool": { "must": [inner] } })
     } else {
