@@ -115,6 +115,16 @@ fn encode_base62(bytes: &[u8], len: usize) -> String {
     digits.into_iter().map(char::from).collect()
 }
 
+/// The value of one base62 digit (`0-9`, `A-Z`, `a-z`), or `None` for any other byte.
+fn base62_digit(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'A'..=b'Z' => Some(d - b'A' + 10),
+        b'a'..=b'z' => Some(d - b'a' + 36),
+        _ => None,
+    }
+}
+
 /// Base62 digits to an `N`-byte big-endian number; refuses non-alphabet bytes and overflow.
 /// Computed in 32-bit limbs (`N` is a multiple of 4): the same result as byte by byte, with a
 /// quarter of the steps (this runs on every request that carries a secret).
@@ -124,12 +134,7 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
     let mut limbs = [0u32; 8];
     let used = N / 4;
     for &d in digits {
-        let value = match d {
-            b'0'..=b'9' => d - b'0',
-            b'A'..=b'Z' => d - b'A' + 10,
-            b'a'..=b'z' => d - b'a' + 36,
-            _ => return Err(MalformedSecret),
-        };
+        let value = base62_digit(d).ok_or(MalformedSecret)?;
         // limbs = limbs * 62 + value
         let mut carry = u64::from(value);
         for limb in limbs[..used].iter_mut() {
@@ -325,12 +330,7 @@ mod tests {
     fn decode_bytewise<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
         let mut out = [0u8; N];
         for &d in digits {
-            let value = match d {
-                b'0'..=b'9' => d - b'0',
-                b'A'..=b'Z' => d - b'A' + 10,
-                b'a'..=b'z' => d - b'a' + 36,
-                _ => return Err(MalformedSecret),
-            };
+            let value = base62_digit(d).ok_or(MalformedSecret)?;
             let mut carry = u32::from(value);
             for byte in out.iter_mut().rev() {
                 let acc = u32::from(*byte) * 62 + carry;
