@@ -212,6 +212,18 @@ pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
     if let Some(f) = m.get("fields") {
         super::fields::check_list(f, super::fields::Position::Data)?;
     }
+    // The query text is not parsed: every identifier-like run in it that starts with `_`
+    // (bare, backtick-quoted or even inside a string) is checked as a field name, so that no
+    // condition reads an internal counter such as `_seq_no` (a string value starting with an
+    // unknown `_` name is refused too: over-refusal, never a leak).
+    if let Some(Value::String(text)) = m.get("query") {
+        let identifier = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@');
+        for run in text.split(|c: char| !identifier(c)) {
+            if run.starts_with('_') {
+                super::fields::check(run, super::fields::Position::Data)?;
+            }
+        }
+    }
     for key in [
         "event_category_field",
         "timestamp_field",
@@ -669,6 +681,28 @@ mod route_tests {
         assert_eq!(close.path, "/_sql/close");
         assert_eq!(body(&close), json!({"cursor": "c2Vydg=="}));
         assert!(close.seal.is_none());
+    }
+
+    #[test]
+    fn eql_query_text_never_names_an_internal_counter() {
+        use crate::es::querylang::eql;
+        let f = scope().filters;
+        for bad in [
+            "any where _seq_no > 5",
+            "any where `_seq_no` > 5",
+            "process where _primary_term == 1",
+            "any where _doc < 10",
+            "sequence [any where _seq_no > 1] [any where true]",
+        ] {
+            assert!(eql(Some(json!({"query": bad})), &f).is_err(), "{bad}");
+        }
+        for ok in [
+            "any where true",
+            "process where _id == \"x\"",
+            "any where _index == \"logs-a\"",
+        ] {
+            assert!(eql(Some(json!({"query": ok})), &f).is_ok(), "{ok}");
+        }
     }
 
     #[test]
