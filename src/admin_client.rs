@@ -973,9 +973,6 @@ fn connector(https: bool) -> Result<Connector, String> {
 
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The realm of the admin listener's `WWW-Authenticate` challenge (`server::admin`).
-pub const ADMIN_REALM: &str = "esgate-admin";
-
 async fn send(
     opts: &ClientOpts,
     method: &str,
@@ -1037,7 +1034,7 @@ async fn send(
             .headers()
             .get_all(http::header::WWW_AUTHENTICATE)
             .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains(ADMIN_REALM)));
+            .any(|v| v == crate::server::admin::ADMIN_CHALLENGE);
         let collected = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -1596,7 +1593,7 @@ mod tests {
                                     out.headers_mut().insert(
                                         http::header::WWW_AUTHENTICATE,
                                         http::HeaderValue::from_static(
-                                            "Bearer realm=\"esgate-admin\"",
+                                            crate::server::admin::ADMIN_CHALLENGE,
                                         ),
                                     );
                                 }

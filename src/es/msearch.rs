@@ -76,12 +76,6 @@ pub fn rewrite(
         if !body.is_object() {
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
         }
-        // An msearch item can neither scroll nor carry a point in time.
-        if body.get("slice").is_some() {
-            return Err(Rejection::bad_request(
-                "[slice] is only allowed with a scroll or a point in time",
-            ));
-        }
         let body = rewrite::search(Some(body), filters)?;
         items.push(Item {
             index,

@@ -16,6 +16,10 @@ use crate::app::App;
 use crate::body::{full, read_capped, Body};
 use crate::proxy::ConnInfo;
 
+/// The admin listener's `WWW-Authenticate` challenge. Only this listener sends it, so a client
+/// that gets a 401 without it knows it reached something else (the CLI says so).
+pub const ADMIN_CHALLENGE: &str = "Bearer realm=\"esgate-admin\"";
+
 /// Admin request bodies are small JSON objects.
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
@@ -101,7 +105,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"esgate-admin\""),
+            HeaderValue::from_static(ADMIN_CHALLENGE),
         );
         return r;
     }
