@@ -106,30 +106,18 @@ const METADATA_FIELDS: &[&str] = &[
 /// as `_id`, whose terms are every document's, tenant or not. Any name starting with `_` may
 /// (except `_index`: its value is the index name, and the token's indices are checked anyway);
 /// a `*` pattern may when it matches a metadata field's name, except `*` alone (Elasticsearch
-/// leaves metadata fields out of an all-fields pattern).
+/// leaves metadata fields out of an all-fields pattern). Patterns match like Elasticsearch's
+/// `Regex.simpleMatch`, `*` only: `index::glob_match`.
 pub(crate) fn may_be_metadata(field: &str) -> bool {
     let name = field.split('^').next().unwrap_or(field).trim();
     if name == "_index" || name == "*" {
         return false;
     }
     name.starts_with('_')
-        || (name.contains('*') && METADATA_FIELDS.iter().any(|m| simple_match(name, m)))
-}
-
-/// Elasticsearch's `Regex.simpleMatch`: `*` matches any run of characters, nothing else is
-/// special.
-fn simple_match(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            let Some(rest) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len())
-                .filter(|i| rest.is_char_boundary(*i))
-                .any(|i| simple_match(tail, &rest[i..]))
-        }
-    }
+        || (name.contains('*')
+            && METADATA_FIELDS
+                .iter()
+                .any(|m| super::index::glob_match(name, m)))
 }
 
 /// What the text of a query-string-like query does.
