@@ -296,6 +296,22 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("esgate-tests")
 }
 
+/// Takes the exclusive install lock of `cache` (creating the directory), the same `flock` the
+/// shell installers take with flock(1); held until the returned file is dropped. Every install
+/// into the cache (backends, Python and Node clients) happens under it.
+pub fn lock_cache(cache: &Path) -> Result<File, String> {
+    std::fs::create_dir_all(cache)
+        .map_err(|e| format!("cannot create the cache dir {}: {e}", cache.display()))?;
+    let lock_path = cache.join("install.lock");
+    let lock = File::create(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    // File::lock is flock(2) on Linux.
+    #[allow(clippy::incompatible_msrv)]
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    Ok(lock)
+}
+
 /// Path of the package's native binary, installing the package first if needed. The result is
 /// memoised per process; installation is serialised across processes by the lock file.
 pub fn installed_binary(pkg: &'static Package) -> PathBuf {
@@ -322,15 +338,7 @@ pub fn install(pkg: &Package, cache: &Path) -> Result<PathBuf, String> {
     if let Some(bin) = find_binary(&final_dir, pkg) {
         return Ok(bin);
     }
-    std::fs::create_dir_all(cache)
-        .map_err(|e| format!("cannot create the cache dir {}: {e}", cache.display()))?;
-    let lock_path = cache.join("install.lock");
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    // File::lock is flock(2) on Linux, the same lock the shell installer takes with flock(1).
-    #[allow(clippy::incompatible_msrv)]
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let _lock = lock_cache(cache)?;
     // Another process may have finished the install while this one waited for the lock.
     if let Some(bin) = find_binary(&final_dir, pkg) {
         return Ok(bin);

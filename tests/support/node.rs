@@ -7,7 +7,6 @@
 //! Invariants: as `python.rs`: the install takes the shared `install.lock`, is built in a temp
 //! dir and renamed into place (never visible half-finished), and a script run is bounded in time.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -42,14 +41,7 @@ fn install(cache: &Path) -> Result<PathBuf, String> {
     if installed(&modules) {
         return Ok(modules);
     }
-    std::fs::create_dir_all(cache)
-        .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
-    let lock_path = cache.join("install.lock");
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    #[allow(clippy::incompatible_msrv)]
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let _lock = super::backend::lock_cache(cache)?;
     if installed(&modules) {
         return Ok(modules);
     }

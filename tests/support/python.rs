@@ -10,7 +10,6 @@
 //! then renamed into place. A script run is bounded in time and killed when it overruns.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,14 +91,7 @@ pub fn install(set: ClientSet, cache: &Path) -> Result<PathBuf, String> {
     if python_of(&final_dir).exists() {
         return Ok(python_of(&final_dir));
     }
-    std::fs::create_dir_all(cache)
-        .map_err(|e| format!("cannot create the cache dir {}: {e}", cache.display()))?;
-    let lock_path = cache.join("install.lock");
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    #[allow(clippy::incompatible_msrv)]
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let _lock = super::backend::lock_cache(cache)?;
     // Another process may have finished the install while this one waited for the lock.
     if python_of(&final_dir).exists() {
         return Ok(python_of(&final_dir));
