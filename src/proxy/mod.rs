@@ -214,13 +214,11 @@ async fn pipeline(
                 bytes,
             ))
         }
-        _ => {
-            let body = http_body_util::BodyExt::boxed(body);
-            let mut out = Response::new(body);
-            *out.status_mut() = up.status;
-            *out.headers_mut() = headers;
-            Ok(out)
-        }
+        _ => Ok(answer(
+            up.status,
+            headers,
+            http_body_util::BodyExt::boxed(body),
+        )),
     }
 }
 
@@ -239,7 +237,12 @@ fn finish_read_whole(
         Some(shaped) => Bytes::from(shaped),
         None => bytes,
     };
-    let mut out = Response::new(crate::body::full(bytes));
+    answer(status, headers, crate::body::full(bytes))
+}
+
+/// A response with the status, headers and body esgate decided on.
+fn answer(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
@@ -278,10 +281,7 @@ async fn backend_failure(
     match (enforced, es_type, bytes) {
         (false, Some(_), Some(bytes)) => {
             let headers = upstream_request::response_headers(&up.headers, false);
-            let mut out = Response::new(crate::body::full(bytes));
-            *out.status_mut() = up.status;
-            *out.headers_mut() = headers;
-            Ok(out)
+            Ok(answer(up.status, headers, crate::body::full(bytes)))
         }
         (_, es_type, _) => Err(ProxyError::Upstream(
             crate::upstream::UpstreamError::Failed {
