@@ -27,6 +27,8 @@ pub struct App {
     pub id_key: Arc<IdKey>,
     /// Memory shared by the request bodies being inspected.
     pub body_budget: crate::body::BodyBudget,
+    /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
+    pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
     pub admin_key_file: Option<std::path::PathBuf>,
 }
@@ -124,7 +126,7 @@ const ID_KEY_FILE: &str = "id.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
 impl App {
-    pub fn build(mut config: Config) -> Result<App, StartError> {
+    pub fn build(config: Config) -> Result<App, StartError> {
         let store = Arc::new(Store::open(Box::new(FileStore::open(&config.store_path)?))?);
         let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
         let admin = AdminContext {
@@ -132,14 +134,15 @@ impl App {
             policies: config.policies.clone(),
             audit: audit.clone(),
         };
-        let admin_key_file = match config.admin_key {
-            Some(_) => None,
-            None => {
-                config.admin_key = Some(load_admin_key(&config.store_path)?);
-                Some(config.store_path.join(ADMIN_KEY_FILE))
-            }
+        let (admin_key, admin_key_file) = match &config.admin_key {
+            Some(key) => (key.clone(), None),
+            None => (
+                load_admin_key(&config.store_path)?,
+                Some(config.store_path.join(ADMIN_KEY_FILE)),
+            ),
         };
         Ok(App {
+            admin_key,
             admin_key_file,
             upstream: Arc::new(Upstream::new(&config.backend)),
             limiter: FailureLimiter::with_max_entries(
