@@ -185,6 +185,17 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 in_term = true;
             }
             match c {
+                // The classic parser decodes `\uXXXX` (so `\u005fid:` names `_id`), the same
+                // way `fields::check_query_text` reads field names; the others take the next
+                // character as it is.
+                '\\' if classic => {
+                    let rest: String = chars[i + 1..].iter().take(5).collect();
+                    let mut after = rest.chars();
+                    if let Some(escaped) = super::fields::unescape(&mut after)? {
+                        term.push(escaped);
+                    }
+                    i += 1 + rest.chars().count() - after.count();
+                }
                 '\\' => {
                     if let Some(next) = chars.get(i + 1) {
                         term.push(*next);
@@ -493,6 +504,12 @@ mod tests {
 
     #[test]
     fn classic_text_expansions_and_fields() {
+        // A `\u` escape names the field it spells, as Lucene decodes it.
+        let r = read_text("\\u005fid:a*", Syntax::Classic).unwrap();
+        assert_eq!(r.fields, ["_id"]);
+        assert!(r.expands);
+        assert!(check_text("\\u005fid:a*", Syntax::Classic, &[]).is_err());
+        assert!(read_text("a\\u00", Syntax::Classic).is_err());
         let r = read_text("user:bo* AND _id:a1 AND \\_routing:x", Syntax::Classic).unwrap();
         assert!(r.expands);
         assert_eq!(r.fields, vec!["user", "_id", "_routing"]);

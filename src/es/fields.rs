@@ -213,21 +213,11 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => match chars.next() {
-                Some('u') => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    let decoded = u32::from_str_radix(&hex, 16)
-                        .ok()
-                        .filter(|_| hex.len() == 4)
-                        .and_then(char::from_u32)
-                        .ok_or_else(|| {
-                            Rejection::bad_request("the query string has a malformed \\u escape")
-                        })?;
-                    token.push(decoded);
+            '\\' => {
+                if let Some(escaped) = unescape(&mut chars)? {
+                    token.push(escaped);
                 }
-                Some(escaped) => token.push(escaped),
-                None => {}
-            },
+            }
             '"' => {
                 end_token(&mut token, &mut exists_next)?;
                 while let Some(q) = chars.next() {
@@ -257,6 +247,27 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// The character a backslash escape in Lucene query text stands for, `chars` just after the
+/// backslash: `\uXXXX` is decoded (Lucene resolves it in terms and field names, so
+/// `\u005fid` is `_id`), any other character stands for itself; `None` at the end of the text.
+/// A malformed `\u` escape is a 400.
+pub(crate) fn unescape(chars: &mut std::str::Chars<'_>) -> Result<Option<char>, Rejection> {
+    match chars.next() {
+        Some('u') => {
+            let hex: String = chars.by_ref().take(4).collect();
+            u32::from_str_radix(&hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 4)
+                .and_then(char::from_u32)
+                .map(Some)
+                .ok_or_else(|| {
+                    Rejection::bad_request("the query string has a malformed \\u escape")
+                })
+        }
+        other => Ok(other),
+    }
 }
 
 /// Ends the current token of [`check_query_text`]: the field named after `_exists_:` is
