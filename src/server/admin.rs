@@ -35,7 +35,11 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             } else {
                 json_response(
                     503,
-                    Some(error_json(503, "not_ready", "no backend node answers")),
+                    Some(crate::es::error::value(
+                        503,
+                        "not_ready",
+                        "no backend node answers",
+                    )),
                 )
             };
         }
@@ -71,9 +75,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         if let Err(retry) = app.admin_limiter.check(ip, started) {
             let mut r = json_response(
                 429,
-                Some(error_json(
+                Some(crate::es::error::value(
                     429,
-                    "too_many_requests",
+                    "security_exception",
                     "too many failed attempts; retry later",
                 )),
             );
@@ -88,7 +92,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         }
         let mut r = json_response(
             401,
-            Some(error_json(
+            Some(crate::es::error::value(
                 401,
                 "security_exception",
                 "missing or wrong admin key",
@@ -107,9 +111,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         Err(_) => {
             return json_response(
                 413,
-                Some(error_json(
+                Some(crate::es::error::value(
                     413,
-                    "content_too_long",
+                    "content_too_long_exception",
                     "admin request body too large",
                 )),
             )
@@ -138,7 +142,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             tracing::error!(error = %e, "Admin request task failed");
             json_response(
                 500,
-                Some(error_json(
+                Some(crate::es::error::value(
                     500,
                     "store_exception",
                     "the admin request failed",
@@ -146,10 +150,6 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             )
         }
     }
-}
-
-fn error_json(status: u16, kind: &str, reason: &str) -> serde_json::Value {
-    json!({"error": {"type": kind, "reason": reason}, "status": status})
 }
 
 fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body> {

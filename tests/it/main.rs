@@ -1,0 +1,43 @@
+//! esgate's integration tests, one binary organised by subject. Each module starts what it needs
+//! itself: real backends (osmem, noida), the real `esgate` binary or an in-process server, real
+//! clients (curl, the official Python and Node clients). `support` is the shared harness.
+//!
+//! Run one subject with `cargo test --test it <module>::`, e.g. `cargo test --test it ordinals::`.
+
+mod support;
+
+mod answered;
+mod async_search;
+mod backend_smoke;
+mod check_config;
+mod clients;
+mod compose;
+mod continuation;
+mod corpus_judge;
+mod crash;
+mod docs;
+mod enforcement;
+mod first_run;
+mod gateway;
+mod grafana;
+mod internal_fields;
+mod kibana;
+mod lookup;
+mod media_types;
+mod node_client;
+mod openapi;
+mod ordinals;
+mod query_languages;
+mod readme;
+mod reliability;
+mod response_shaping;
+mod review2_findings;
+mod review2_surfaces;
+mod review3_findings;
+mod review3_surfaces;
+mod review_findings;
+mod review_forwarding;
+mod review_noida_corpus;
+mod route_scope;
+mod term_statistics;
+mod tokens;
