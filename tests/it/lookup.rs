@@ -15,6 +15,8 @@ use support::corpus::token_a;
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
 use support::http::{bearer, send, Reply};
+use support::http::{hit_ids, send_json};
+use support::recording::Recording;
 
 async fn call(gw: &Esgate, secret: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
@@ -196,18 +198,6 @@ async fn seed_vectors(b: &Backend) {
     backend(b, "POST", "/_bulk?refresh=true", Value::String(bulk)).await;
 }
 
-fn ids(r: &Reply) -> Vec<String> {
-    let v = r.json();
-    let mut out: Vec<String> = v["hits"]["hits"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no hits: {v}"))
-        .iter()
-        .map(|h| h["_id"].as_str().unwrap_or_default().to_string())
-        .collect();
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
     let b = Backend::noida();
@@ -244,7 +234,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(ids(&r), all, "{}", r.text());
+    assert_eq!(hit_ids(&r), all, "{}", r.text());
     assert!(!contains_leak_marker(&r.body));
     // With the request's own filter too (kept beside the token's).
     let r = call(
@@ -256,7 +246,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(ids(&r), all, "{}", r.text());
+    assert_eq!(hit_ids(&r), all, "{}", r.text());
     // A request filter that would select tenant b selects nothing.
     let r = call(
         &gw,
@@ -267,7 +257,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(ids(&r).is_empty(), "{}", r.text());
+    assert!(hit_ids(&r).is_empty(), "{}", r.text());
 
     // Top-level `knn` in `_search`: an object and a list.
     for body in [
@@ -278,7 +268,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
         let r = call(&gw, &a, "POST", "/vec-a/_search", Some(body.clone())).await;
         assert_eq!(r.status, 200, "{body}: {}", r.text());
         assert!(!contains_leak_marker(&r.body), "{body}: {}", r.text());
-        let got = ids(&r);
+        let got = hit_ids(&r);
         assert!(got.iter().all(|id| all.contains(id)), "{body}: {got:?}");
     }
     // Retrievers: every kNN and standard leaf is filtered (nested `rrf` is refused by this
@@ -294,7 +284,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
         let r = call(&gw, &a, "POST", "/vec-a/_search", Some(body.clone())).await;
         assert_eq!(r.status, 200, "{body}: {}", r.text());
         assert!(!contains_leak_marker(&r.body), "{body}: {}", r.text());
-        assert_eq!(ids(&r), all, "{body}: {}", r.text());
+        assert_eq!(hit_ids(&r), all, "{body}: {}", r.text());
     }
     // A retriever type that cannot be filtered, or a query beside a retriever, is refused.
     for (body, status) in [
@@ -493,4 +483,116 @@ async fn hidden_indices_are_reached_only_by_tokens_that_name_them_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_indices_are_reached_only_by_tokens_that_name_them_noida() {
     hidden_indices(&fixture::seeded_noida()).await;
+}
+
+/// `logs-vec`: one tenant-a vector at the origin, one tenant-b vector far away. A tenant-a
+/// kNN query aimed at the tenant-b vector must answer exactly what it answers once the
+/// tenant-b document is gone: its result may not depend on other tenants' documents.
+/// (found by the third security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_knn_query_answers_the_same_whatever_other_tenants_vectors_are() {
+    let backend = fixture::seeded_noida();
+    let base = backend.url();
+    let r = send_json(
+        "PUT",
+        &format!("{base}/logs-vec"),
+        None,
+        &json!({"mappings": {"properties": {"tenant": {"type": "keyword"},
+            "v": {"type": "dense_vector", "dims": 2, "index": true, "similarity": "l2_norm"}}}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (id, tenant, v) in [("va", "a", [0.0, 0.0]), ("vb", "b", [10.0, 10.0])] {
+        let r = send_json(
+            "PUT",
+            &format!("{base}/logs-vec/_doc/{id}?refresh=true"),
+            None,
+            &json!({"tenant": tenant, "v": v}),
+        )
+        .await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    let gw = Esgate::start(&[base], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let knn = json!({"knn": {"field": "v", "query_vector": [10.0, 10.0], "num_candidates": 1}});
+    let asks = [
+        ("/logs-vec/_search", json!({"size": 10, "query": knn})),
+        (
+            "/logs-vec/_search",
+            json!({"size": 10, "query": {"bool": {"should": [knn]}}}),
+        ),
+        ("/logs-vec/_count", json!({"query": knn})),
+    ];
+    // What tenant a sees of each answer: the hit ids and a count.
+    let seen = |r: &Reply| (hit_ids(r), r.json()["count"].clone());
+    let mut before = Vec::new();
+    for (path, body) in &asks {
+        let r = send_json("POST", &gw.url(path), Some(&auth), body).await;
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.text());
+        before.push(seen(&r));
+    }
+    // The tenant-b document goes away; nothing tenant a may see changed.
+    let r = send(
+        "DELETE",
+        &format!("{base}/logs-vec/_doc/vb?refresh=true"),
+        &[],
+        Vec::new(),
+    )
+    .await
+    .expect("backend answers");
+    assert!(r.status.is_success(), "{}", r.text());
+    let mut changed = Vec::new();
+    for ((path, body), was) in asks.iter().zip(before) {
+        let r = send_json("POST", &gw.url(path), Some(&auth), body).await;
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.text());
+        let now = seen(&r);
+        if now != was {
+            changed.push(format!("{path} {body}: {was:?} became {now:?}"));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "tenant a's answers changed when a tenant-b vector was deleted:\n{}",
+        changed.join("\n")
+    );
+}
+
+/// Every sub-search that reaches the backend carries the token's filters, whatever sits
+/// beside it (here a `retriever`, which makes esgate skip the `sub_searches` wrapping).
+/// (found by the third security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_searches_beside_a_retriever_are_never_forwarded_unfiltered() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json(
+        "POST",
+        "/logs-a/_search",
+        200,
+        json!({"took": 1, "timed_out": false, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let body = json!({
+        "retriever": {"standard": {"query": {"match_all": {}}}},
+        "sub_searches": [{"query": {"term": {"tenant": "b"}}}],
+    });
+    let r = send_json("POST", &gw.url("/logs-a/_search"), Some(&auth), &body).await;
+    for sent in es.requests_to("POST", "/logs-a/_search") {
+        let v = sent.json();
+        for sub in v["sub_searches"].as_array().into_iter().flatten() {
+            assert_eq!(
+                sub["query"]["bool"]["filter"],
+                json!([{"term": {"tenant": {"value": "a"}}}]),
+                "a sub-search reached the backend without the token's filters: {v}"
+            );
+        }
+    }
+    assert!(
+        r.status.is_client_error(),
+        "expected a refusal, got {} {}",
+        r.status,
+        r.text()
+    );
 }

@@ -8,7 +8,9 @@ use crate::support;
 
 use serde_json::{json, Value};
 
+use support::corpus::token_a;
 use support::esgate::Esgate;
+use support::http::bearer;
 use support::recording::{Answer, Recording};
 
 async fn call(
@@ -320,4 +322,180 @@ async fn corpus_query_language_cases_are_refused_before_the_backend() {
         .filter(|r| !r.path.starts_with("/_resolve/index/"))
         .collect();
     assert!(reached.is_empty(), "{reached:?}");
+}
+
+/// Elasticsearch SQL's grammar takes any identifier as a function name, quoted ones included
+/// (`functionName: LEFT | RIGHT | identifier`), so `"USER"()` calls `USER()` (the backend
+/// principal esgate runs as) and `` `DATABASE`() `` the cluster name: the refusal of these
+/// functions only looks at bare words.
+/// (found by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_functions_refused_by_name_are_refused_when_quoted_too() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut forwarded = Vec::new();
+    for q in [
+        "SELECT USER() AS u FROM logs-a",
+        "SELECT \"USER\"() AS u FROM logs-a",
+        "SELECT `user`() AS u FROM logs-a",
+        "SELECT \"DATABASE\"() AS d FROM logs-a",
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
+        if r.status != 403 || !es.requests_to("POST", "/_sql").is_empty() {
+            forwarded.push(format!("{q} -> {} {}", r.status, r.text()));
+        }
+    }
+    assert!(
+        forwarded.is_empty(),
+        "service-account and cluster functions reached the backend:\n{}",
+        forwarded.join("\n")
+    );
+}
+
+/// Elasticsearch SQL's `tableIdentifier` is `(catalog=identifier ':')? name`: in
+/// `FROM "logs-a":secret` the checked name `logs-a` is the *catalog* (a cluster) and `secret`
+/// the table. esgate checks `logs-a` and takes `:secret` for an alias, so the text it forwards
+/// names a table it never checked (with a remote cluster alias, or the local cluster's name as
+/// catalog, that table is read).
+/// (found by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_catalog_separator_after_the_table_is_refused() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut forwarded = Vec::new();
+    for q in [
+        "SELECT * FROM \"logs-a\":secret",
+        "SELECT * FROM logs-a :secret",
+        "SELECT * FROM `logs-a`:secret WHERE tenant = 'b'",
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
+        for sent in es.requests_to("POST", "/_sql") {
+            forwarded.push(format!(
+                "{q} -> {} forwarded as {}",
+                r.status,
+                sent.json()["query"]
+            ));
+        }
+    }
+    assert!(
+        forwarded.is_empty(),
+        "SQL texts whose table is not the checked name reached the backend:\n{}",
+        forwarded.join("\n")
+    );
+}
+
+/// ES|QL and SQL texts that read (or could be read by Elasticsearch as reading) something
+/// besides the checked source are refused before anything reaches the backend.
+/// (a property checked by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_language_differentials_are_refused_before_the_backend() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let esql = [
+        // A source glued to what Elasticsearch's FROM lexer splits on (`:` `=` `[` `]`).
+        "FROM logs-a:secret",
+        "FROM logs-a=secret",
+        "FROM logs-a[secret]",
+        "FROM logs-a::failures",
+        // Subqueries, the deprecated bracket METADATA, a second source command.
+        "FROM logs-a, (FROM secret | LIMIT 1)",
+        "FROM logs-a [METADATA _index]",
+        "FROM logs-a | LIMIT 1 | FROM secret",
+        "FROM logs-a | WHERE true | from secret",
+        // Comments and strings: nested, unterminated, glued to a name, a newline in a string.
+        "FROM logs-a /* /* */ FROM secret */",
+        "FROM logs-a /* unterminated",
+        "FROM logs-a// c\n, secret",
+        "FROM logs-a | WHERE x == \"a\nb\" | ENRICH p",
+        "FROM logs-a | WHERE x == \"\\q\"",
+        // Unicode outside strings, a | inside brackets, commands off the allow-list.
+        "FROM logs-a | WHERE x\u{2028}== 1",
+        "FROM logs-a | EVAL x = (1 | LOOKUP JOIN secret ON tenant)",
+        "FROM logs-a | LOOKUP JOIN secret ON tenant",
+        "FROM logs-a | ENRICH secret-policy ON user",
+        "FROM logs-a | INLINESTATS c = COUNT(*)",
+        "FROM logs-a | CHANGE_POINT n",
+        "FROM logs-a | SAMPLE 0.5",
+        "FROM logs-a | RERANK \"x\" ON message",
+        "ROW x = 1",
+        "SHOW INFO",
+        "FROM ?idx",
+        "FROM `secret`",
+        "FROM \"logs-a\\\",secret\"",
+        "FROM \"logs-a,secret\"",
+        "FROM logs-a METADATA _index, secret",
+    ];
+    for q in esql {
+        es.clear();
+        let r = gw
+            .json_as(&auth, "POST", "/_query", Some(&json!({ "query": q })))
+            .await;
+        assert!(
+            (400..500).contains(&r.status.as_u16()),
+            "{q:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            es.requests_to("POST", "/_query").is_empty(),
+            "{q:?} was forwarded"
+        );
+    }
+    let sql = [
+        "SELECT * FROM logs-a, secret",
+        "SELECT * FROM logs-a JOIN secret ON a = b",
+        "SELECT * FROM logs-a UNION SELECT * FROM secret",
+        "SELECT * FROM (SELECT * FROM secret) s",
+        "SELECT * FROM logs-a WHERE x IN (SELECT y FROM secret)",
+        "SELECT * FROM logs-a WHERE x = 1; SELECT * FROM secret",
+        "SELECT * FROM \"logs-a\"\",\"\"secret\"",
+        "SELECT * FROM `secret`",
+        "SELECT * FROM remote:logs-a",
+        "SELECT * FROM \"remote:logs-a\"",
+        "SELECT * FROM logs-a -- \r FROM secret",
+        "SELECT * FROM logs-a /* /* */ FROM secret */",
+        "SELECT *FROM secret",
+        "SELECT * FROM FROZEN logs-a",
+        "SELECT * FROM logs-a s1 secret",
+        "SELECT {fn USER()} FROM logs-a",
+        "SELECT DATABASE() FROM logs-a",
+        "SELECT user () FROM logs-a",
+        "SELECT * FROM logs-a WHERE x = '\u{2028}' OR y\u{00a0}= 1",
+        "SHOW TABLES",
+        "DESCRIBE logs-a",
+        "SYS COLUMNS TABLE LIKE 'secret'",
+        "EXPLAIN SELECT * FROM secret",
+        "WITH s AS (SELECT * FROM secret) SELECT * FROM s",
+    ];
+    for q in sql {
+        es.clear();
+        let r = gw
+            .json_as(&auth, "POST", "/_sql", Some(&json!({ "query": q })))
+            .await;
+        assert!(
+            (400..500).contains(&r.status.as_u16()),
+            "{q:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            es.requests_to("POST", "/_sql").is_empty(),
+            "{q:?} was forwarded"
+        );
+    }
 }

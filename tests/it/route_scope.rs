@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use support::backend::Backend;
+use support::corpus::token_a;
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
 use support::http::{bearer, send, send_blocking};
@@ -363,4 +364,22 @@ async fn the_other_dialects_point_in_time_is_a_client_error_not_a_5xx() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.json().get("hits").is_none(), "{}", r.text());
+}
+
+/// Finding 8 (low): `_cluster/health` takes any `wait_for_status` and `timeout`, so a client
+/// can make the backend hold the request past esgate's `backend.request_timeout` and get a 504
+/// (a 5xx from client input, and a connection held on both sides).
+/// (found by the first security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_health_waits_cannot_outlast_the_backend_timeout() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start_full(&[backend.url()], "", "request_timeout = \"2s\"", "").await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    // The fixture cluster is yellow (replicas unassigned), so a wait for green times out.
+    let path = "/_cluster/health?wait_for_status=green&timeout=6s";
+    let r = gw.get_as(&auth, path).await;
+    // Answered (not refused, issue #15 item 10): the health API's own answer for an unmet
+    // wait, 408 with `timed_out: true`, instead of holding the request.
+    assert_eq!(r.status, 408, "{path}: {}", r.text());
+    assert_eq!(r.json()["timed_out"], true, "{path}: {}", r.text());
 }

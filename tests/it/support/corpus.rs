@@ -22,7 +22,7 @@
 //! leak marker, and fails once the backend stops refusing.
 //!
 //! Shared by the replays against each backend (`tests/it/enforcement.rs` on osmem,
-//! `tests/it/review_noida_corpus.rs` on noida).
+//! `enforcement::attack_corpus_holds_on_the_elasticsearch_dialect_backend` on noida).
 
 use std::io::Write;
 

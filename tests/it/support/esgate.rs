@@ -114,6 +114,50 @@ impl Esgate {
         .expect("esgate answers")
     }
 
+    /// A request on the data listener with `auth` as the whole `Authorization` value and an
+    /// optional body given as (content type, text).
+    pub async fn send_as(
+        &self,
+        auth: &str,
+        method: &str,
+        path: &str,
+        body: Option<(&str, String)>,
+    ) -> super::http::Reply {
+        let mut headers = vec![("authorization", auth)];
+        let bytes = match &body {
+            Some((content_type, text)) => {
+                headers.push(("content-type", content_type));
+                text.clone().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        super::http::send(method, &self.url(path), &headers, bytes)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: esgate does not answer: {e:?}"))
+    }
+
+    /// [`Esgate::send_as`] with an optional JSON body.
+    pub async fn json_as(
+        &self,
+        auth: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> super::http::Reply {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        self.send_as(auth, method, path, body).await
+    }
+
+    /// A GET on the data listener with `auth` as the whole `Authorization` value.
+    pub async fn get_as(&self, auth: &str, path: &str) -> super::http::Reply {
+        self.send_as(auth, "GET", path, None).await
+    }
+
+    /// A JSON POST on the data listener with `auth` as the whole `Authorization` value.
+    pub async fn post_as(&self, auth: &str, path: &str, body: &Value) -> super::http::Reply {
+        self.json_as(auth, "POST", path, Some(body)).await
+    }
+
     /// Calls the admin API with the admin key.
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let auth = format!("Bearer {ADMIN_KEY}");

@@ -218,3 +218,56 @@ fn expect_ok(step: &str, result: Result<http::Reply, http::SendError>) -> http::
         Err(e) => panic!("fixture {step} failed: {e}"),
     }
 }
+
+/// Names only tenant a's token may never see in an answer: the foreign index, the alias that
+/// points at it, and the foreign documents' markers.
+pub fn leaks(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    if contains_leak_marker(body) {
+        return Some("a leak marker".into());
+    }
+    for name in [INDEX_SECRET, ALIAS_SECRET] {
+        if text.contains(&format!("\"{name}\"")) || text.contains(&format!(" {name} ")) {
+            return Some(format!("the index name {name}"));
+        }
+    }
+    if let Ok(mut v) = serde_json::from_slice::<Value>(body) {
+        // How many shards answered is not a count of documents.
+        if let Some(m) = v.as_object_mut() {
+            m.remove("_shards");
+        }
+        let n = super::corpus::max_count(&v);
+        if n > 0 {
+            return Some(format!("a count of {n} where nothing may be reached"));
+        }
+    }
+    None
+}
+
+/// A legitimate request answered (200: a refusal is over-refusal, issue #15 item 10), with no
+/// marker of `secret` or tenant b and nothing naming `secret`.
+pub fn assert_no_foreign_data(path: &str, r: &http::Reply) {
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    assert!(
+        !contains_leak_marker(&r.body),
+        "{path}: leak marker in {}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains(INDEX_SECRET),
+        "{path}: the foreign index name appears in {}",
+        r.text()
+    );
+}
+
+/// A legitimate count answered with exactly what tenant a sees (`expected`): not a refusal
+/// (over-refusal, issue #15 item 10), not more (a leak), not less (a wrong narrowing).
+pub fn assert_tenant_a_count(path: &str, r: &http::Reply, expected: u64) {
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    assert_eq!(
+        r.json()["count"].as_u64(),
+        Some(expected),
+        "{path}: tenant a sees {expected} here: {}",
+        r.text()
+    );
+}

@@ -121,6 +121,48 @@ pub async fn send(
     send_with_timeout(method, url, headers, body, DEFAULT_TIMEOUT).await
 }
 
+/// A JSON request to any URL (esgate or a backend directly), with an optional whole
+/// `Authorization` value; panics when nothing answers.
+pub async fn send_json(
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: &serde_json::Value,
+) -> Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = auth {
+        headers.push(("authorization", a));
+    }
+    send(method, url, &headers, body.to_string().into_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: no answer: {e:?}"))
+}
+
+/// The `_id`s of a search answer's hits, sorted.
+pub fn hit_ids(r: &Reply) -> Vec<String> {
+    let v = r.json();
+    let mut out: Vec<String> = v["hits"]["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .filter_map(|h| h["_id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// A request body: its content type and text.
+pub type Body = Option<(&'static str, String)>;
+
+/// One request of a sweep: which token (`a` or `none`), method, path, body.
+pub type Case = (&'static str, &'static str, &'static str, Body);
+
+pub fn json_body(v: serde_json::Value) -> Body {
+    Some(("application/json", v.to_string()))
+}
+
 /// `send` with an explicit time limit for the whole exchange.
 pub async fn send_with_timeout(
     method: &str,

@@ -1,4 +1,8 @@
-//! Security review: what a `read` token's request looks like when it reaches the backend.
+//! What crosses esgate for a `read` token: the request as it reaches the backend, and the
+//! answer as it reaches the client (JSON, with allow-listed headers only).
+//!
+//! Requests (from the first security review): what a `read` token's request looks like when it
+//! reaches the backend.
 //! A recording backend stands in for Elasticsearch and keeps every request esgate sends; the
 //! tests send hostile requests through esgate and check the recorded ones: only esgate's own
 //! headers, a canonical path and query, and a body esgate built with the filter wrapped around
@@ -15,7 +19,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
+use support::corpus::token_a;
 use support::esgate::Esgate;
+use support::fixture::{self, leaks};
 use support::http::{bearer, send};
 
 const PASS: &str = "backend-password-for-review";
@@ -337,4 +343,130 @@ async fn refused_requests_never_reach_the_backend() {
         seen.is_empty(),
         "refused requests reached the backend: {seen:?}"
     );
+}
+
+/// Whatever a read token puts in `Accept` or `format`, its answer is JSON (or `_cat`'s text
+/// table) or a refusal, never YAML, CBOR or Smile esgate could not have checked; and every
+/// answer, success or error, carries only the allow-listed headers (both backends add CORS
+/// headers, which must not reach the client).
+/// (a property checked by the third security review)
+async fn answers_are_json_with_allow_listed_headers(backend: &str) {
+    let gw = Esgate::start(&[backend], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    const ALLOWED: [&str; 8] = [
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "x-elastic-product",
+        "x-opaque-id",
+        "date",
+        "connection",
+        "transfer-encoding",
+    ];
+    let accepts = [
+        "application/yaml",
+        "APPLICATION/YAML",
+        "application/x-yaml",
+        "application/cbor",
+        "application/smile",
+        "application/x-jackson-smile",
+        "application/vnd.elasticsearch+yaml; compatible-with=8",
+        "application/vnd.elasticsearch+cbor; compatible-with=8",
+        "application/json, application/yaml",
+        "application/yaml;q=0.1, application/json",
+        "text/plain",
+        "*/*",
+        "application/*",
+        "text/csv",
+        " application/json ; charset=utf-8",
+    ];
+    let paths = [
+        "/logs-a/_search?size=1",
+        "/logs-a/_search?size=1&format=yaml",
+        "/logs-a/_search?size=1&format=cbor",
+        "/logs-*/_count",
+        "/_cat/indices?format=yaml",
+        "/_cat/indices?format=smile",
+        "/_cat/indices",
+        "/logs-a/_mapping",
+        "/secret/_search",
+        "/logs-zz/_search",
+        "/logs-a/_explain/a1",
+        "/logs-a/_search?scroll=1m&size=1",
+    ];
+    let mut failures = Vec::new();
+    let mut answered = 0;
+    for accept in accepts {
+        for path in paths {
+            let r = send(
+                "GET",
+                &gw.url(path),
+                &[("authorization", &auth), ("accept", accept)],
+                Vec::new(),
+            )
+            .await
+            .expect("esgate answers");
+            let status = r.status.as_u16();
+            let at = format!("{accept} {path}: {status}");
+            if status >= 500 {
+                failures.push(format!("{at} {}", r.text()));
+                continue;
+            }
+            if status == 200 {
+                answered += 1;
+            }
+            // An accept that names no format esgate refuses is answered on a legitimate read,
+            // never refused (over-refusal, issue #15 item 10). Lists naming YAML next to JSON
+            // are refused by design (es::media: any unreadable element is 406).
+            let json_accept = [
+                "*/*",
+                "application/*",
+                "text/plain",
+                "text/csv",
+                " application/json ; charset=utf-8",
+            ]
+            .contains(&accept);
+            let legitimate = !path.contains("format=")
+                && !path.starts_with("/secret/")
+                && !path.starts_with("/logs-zz/");
+            if json_accept && legitimate && status != 200 {
+                failures.push(format!("{at} refused: {}", r.text()));
+            }
+            let text_table = path.starts_with("/_cat/") && status == 200;
+            if !text_table
+                && !r.body.is_empty()
+                && serde_json::from_slice::<Value>(&r.body).is_err()
+            {
+                failures.push(format!("{at} not JSON: {:?}", r.text()));
+            }
+            let ct = r.header("content-type").unwrap_or("");
+            if ["yaml", "cbor", "smile"].iter().any(|m| ct.contains(m)) {
+                failures.push(format!("{at} content-type {ct}"));
+            }
+            for (name, _) in r.headers.iter() {
+                if !ALLOWED.contains(&name.as_str()) {
+                    failures.push(format!("{at} header {name}"));
+                }
+            }
+            if let Some(what) = leaks(&r.body).filter(|w| !w.starts_with("a count")) {
+                failures.push(format!("{at} {what}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The JSON-compatible accepts were answered, not all refused.
+    assert!(answered >= 5 * 6, "only {answered} answers were 200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_json_with_allow_listed_headers_osmem() {
+    let backend = fixture::seeded_osmem();
+    answers_are_json_with_allow_listed_headers(backend.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_json_with_allow_listed_headers_noida() {
+    let backend = fixture::seeded_noida();
+    answers_are_json_with_allow_listed_headers(backend.url()).await;
 }
