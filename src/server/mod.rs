@@ -9,11 +9,13 @@
 //! PINGs unanswered for `h2_keep_alive_timeout`; and a connection with no request in flight
 //! and none started or done for `idle_timeout` (`connection::Watchdog`).
 //!
-//! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin`.
+//! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin` (which
+//! hands `/ui/` to `server::ui`, the admin web page's embedded files).
 
 pub mod admin;
 mod connection;
 pub mod descriptors;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
