@@ -369,22 +369,31 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         .token(json!({"name": "viewer-b", "indices": ["logs-*"], "expires_in": "7d",
                       "filters": [{"field": "tenant", "value": "b"}]}))
         .await;
+    let (short_id, _) = gw
+        .token(json!({"name": "short-lived", "expires_in": "1s"}))
+        .await;
+    let short_expiry = Instant::now() + Duration::from_millis(1100);
 
     let ui = Ui::open(&gw).await;
 
-    // Sign in: a wrong key says so and is not kept.
-    ui.sign_in("not-the-key").await;
+    // Sign in, by keyboard (Enter submits): a wrong key says so and is not kept.
+    let key = ui.field(VIEW, "Admin key").await;
+    key.send_keys("not-the-key\u{E007}").await.unwrap();
     let msg = ui.message("sign-in-error").await;
     assert!(msg.to_lowercase().contains("wrong admin key"), "{msg}");
     assert_eq!(
         ui.js("return sessionStorage.length + localStorage.length").await,
         json!(0)
     );
+    tokio::time::sleep_until(short_expiry.into()).await;
     ui.sign_in(ADMIN_KEY).await;
     let row = ui.token_row(&b_id).await;
     for text in ["viewer-b", "tenant: b", "logs-*", "read", "in 7 days", "any address", "never"] {
         assert!(row.contains(text), "{text} not in {row:?}");
     }
+    // An expired token is marked, and still listed (the API keeps it five minutes).
+    let row = ui.token_row(&short_id).await;
+    assert!(row.contains("expired"), "{row:?}");
     // The key: in sessionStorage only; no cookie, nothing in localStorage or the URL.
     let storage = ui
         .js("return [sessionStorage.getItem('esgate.adminKey'), localStorage.length, document.cookie]")
