@@ -189,7 +189,10 @@ impl Ui {
             .await
             .expect("attr")
             .unwrap_or_else(|| panic!("label {label} has no for="));
-        self.c.find(Locator::Id(&id)).await.expect("labelled control")
+        self.c
+            .find(Locator::Id(&id))
+            .await
+            .expect("labelled control")
     }
 
     async fn fill(&self, scope: &str, label: &str, text: &str) {
@@ -291,7 +294,10 @@ async fn search(gw: &Esgate, auth: &str) -> (u16, Value) {
     let r = send(
         "POST",
         &gw.url("/logs-*/_search"),
-        &[("authorization", auth), ("content-type", "application/json")],
+        &[
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ],
         json!({"size": 100, "query": {"match_all": {}}}).to_string(),
     )
     .await
@@ -319,16 +325,26 @@ async fn the_page_is_served_without_a_key_with_strict_headers() {
         assert_eq!(r.header("content-type"), Some(content_type), "{path}");
         let csp = r.header("content-security-policy").expect("CSP");
         assert!(!csp.contains("unsafe"), "{csp}");
-        for directive in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
             assert!(csp.contains(directive), "{path}: {csp}");
         }
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
     }
     // The page is public, the API behind it is not.
-    let r = send("GET", &gw.admin_url("/tokens"), &[], "").await.unwrap();
+    let r = send("GET", &gw.admin_url("/tokens"), &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status.as_u16(), 401);
     let r = send("GET", &gw.admin_url("/ui"), &[], "").await.unwrap();
     assert_eq!(r.status.as_u16(), 308);
@@ -366,8 +382,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         .await;
     assert_eq!(s, 201, "{v}");
     let (b_id, b_secret) = gw
-        .token(json!({"name": "viewer-b", "indices": ["logs-*"], "expires_in": "7d",
-                      "filters": [{"field": "tenant", "value": "b"}]}))
+        .token(
+            json!({"name": "viewer-b", "indices": ["logs-*"], "expires_in": "7d",
+                      "filters": [{"field": "tenant", "value": "b"}]}),
+        )
         .await;
     let (short_id, _) = gw
         .token(json!({"name": "short-lived", "expires_in": "1s"}))
@@ -375,6 +393,8 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     let short_expiry = Instant::now() + Duration::from_millis(1100);
 
     let ui = Ui::open(&gw).await;
+    // Every CSP violation from here on is recorded (the page must cause none).
+    ui.js("window.violations = []; document.addEventListener('securitypolicyviolation', e => window.violations.push(e.violatedDirective)); return true").await;
 
     // Sign in, by keyboard (Enter submits): a wrong key says so and is not kept.
     let key = ui.field(VIEW, "Admin key").await;
@@ -382,13 +402,22 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     let msg = ui.message("sign-in-error").await;
     assert!(msg.to_lowercase().contains("wrong admin key"), "{msg}");
     assert_eq!(
-        ui.js("return sessionStorage.length + localStorage.length").await,
+        ui.js("return sessionStorage.length + localStorage.length")
+            .await,
         json!(0)
     );
     tokio::time::sleep_until(short_expiry.into()).await;
     ui.sign_in(ADMIN_KEY).await;
     let row = ui.token_row(&b_id).await;
-    for text in ["viewer-b", "tenant: b", "logs-*", "read", "in 7 days", "any address", "never"] {
+    for text in [
+        "viewer-b",
+        "tenant: b",
+        "logs-*",
+        "read",
+        "in 7 days",
+        "any address",
+        "never",
+    ] {
         assert!(row.contains(text), "{text} not in {row:?}");
     }
     // An expired token is marked, and still listed (the API keeps it five minutes).
@@ -400,7 +429,13 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         .await;
     assert_eq!(storage, json!([ADMIN_KEY, 0, ""]));
     assert!(ui.c.get_all_cookies().await.unwrap().is_empty());
-    assert!(!ui.c.current_url().await.unwrap().as_str().contains(ADMIN_KEY));
+    assert!(!ui
+        .c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains(ADMIN_KEY));
 
     // New token: a library filter, an inline filter, indices, expiry, IP filter.
     ui.click(VIEW, "New token").await;
@@ -432,8 +467,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         .unwrap()
         .to_owned();
     let usage: Vec<String> = serde_json::from_value(
-        ui.js("return [...document.querySelectorAll('#secret-usage code')].map(c => c.textContent)")
-            .await,
+        ui.js(
+            "return [...document.querySelectorAll('#secret-usage code')].map(c => c.textContent)",
+        )
+        .await,
     )
     .unwrap();
     assert_eq!(
@@ -478,7 +515,16 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     )
     .await;
     let row = ui.token_row(&id).await;
-    for text in ["acme-a", "Tenant A", "user: alice", "logs-*", "read", "in 12 hours", " UTC", "loopback"] {
+    for text in [
+        "acme-a",
+        "Tenant A",
+        "user: alice",
+        "logs-*",
+        "read",
+        "in 12 hours",
+        " UTC",
+        "loopback",
+    ] {
         assert!(row.contains(text), "{text} not in {row:?}");
     }
     ui.screenshot("admin-ui-tokens.png").await;
@@ -521,7 +567,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.fill(DIALOG, "Indices", "LOGS").await;
     ui.click(DIALOG, "Create token").await;
     let msg = ui.message("t-indices-error").await;
-    assert!(msg.contains("400") && msg.contains("indices[0]") && msg.contains("lowercase"), "{msg}");
+    assert!(
+        msg.contains("400") && msg.contains("indices[0]") && msg.contains("lowercase"),
+        "{msg}"
+    );
     ui.fill(DIALOG, "Expires in", "soon").await;
     ui.fill(DIALOG, "Indices", "logs-*").await;
     ui.click(DIALOG, "Create token").await;
@@ -551,7 +600,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.click(DIALOG, "Save changes").await;
     ui.wait_dialog_closed().await;
     let row = ui.token_row(&id).await;
-    assert!(row.contains("acme-a2") && row.contains("in 30 minutes"), "{row:?}");
+    assert!(
+        row.contains("acme-a2") && row.contains("in 30 minutes"),
+        "{row:?}"
+    );
     let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
     assert_eq!(view["name"], "acme-a2");
     assert_eq!(view["ip_filter"], "loopback");
@@ -561,7 +613,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     )
     .unwrap();
     let left = expires - time::OffsetDateTime::now_utc();
-    assert!(left <= time::Duration::minutes(30) && left > time::Duration::minutes(25), "{left}");
+    assert!(
+        left <= time::Duration::minutes(30) && left > time::Duration::minutes(25),
+        "{left}"
+    );
 
     // Edit filters: drop the inline one, keep the library one.
     ui.row_button("data-token-id", &id, "Edit").await;
@@ -570,12 +625,19 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.click(DIALOG, "Save changes").await;
     ui.wait_dialog_closed().await;
     let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
-    assert_eq!(view["filters"], json!([{"id": lib_id, "field": "tenant", "value": "a"}]));
+    assert_eq!(
+        view["filters"],
+        json!([{"id": lib_id, "field": "tenant", "value": "a"}])
+    );
 
     // Reset secret asks first; then the old secret stops working and the new one works.
     ui.row_button("data-token-id", &id, "Reset secret").await;
     assert!(ui.dialog_open().await);
-    assert_eq!(search(&gw, &http::bearer(&secret)).await.0, 200, "not reset before Confirm");
+    assert_eq!(
+        search(&gw, &http::bearer(&secret)).await.0,
+        200,
+        "not reset before Confirm"
+    );
     ui.click(DIALOG, "Confirm").await;
     let fresh = ui
         .until(
@@ -591,7 +653,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     assert_eq!(search(&gw, &http::bearer(&secret)).await.0, 401);
     let (status, v) = search(&gw, &http::bearer(&fresh)).await;
     assert_eq!(status, 200, "{v}");
-    assert!(tenants(&v).iter().all(|t| t == "a") && !tenants(&v).is_empty(), "{v}");
+    assert!(
+        tenants(&v).iter().all(|t| t == "a") && !tenants(&v).is_empty(),
+        "{v}"
+    );
 
     // Delete asks first: Cancel keeps the token, Confirm deletes it.
     ui.row_button("data-token-id", &b_id, "Delete").await;
@@ -599,7 +664,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     assert!(title.contains("viewer-b"), "{title}");
     ui.click(DIALOG, "Cancel").await;
     ui.wait_dialog_closed().await;
-    assert_eq!(gw.admin("GET", &format!("/tokens/{b_id}"), None).await.0, 200);
+    assert_eq!(
+        gw.admin("GET", &format!("/tokens/{b_id}"), None).await.0,
+        200
+    );
     ui.row_button("data-token-id", &b_id, "Delete").await;
     ui.click(DIALOG, "Confirm").await;
     ui.wait_dialog_closed().await;
@@ -608,8 +676,24 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         &format!("return document.querySelector('tr[data-token-id=\"{b_id}\"]') === null"),
     )
     .await;
-    assert_eq!(gw.admin("GET", &format!("/tokens/{b_id}"), None).await.0, 404);
+    assert_eq!(
+        gw.admin("GET", &format!("/tokens/{b_id}"), None).await.0,
+        404
+    );
     assert_eq!(search(&gw, &http::bearer(&b_secret)).await.0, 401);
+
+    // The page caused no CSP violation in all of the above, and the browser does enforce the
+    // policy: an inline script added to the page does not run.
+    assert_eq!(ui.js("return window.violations").await, json!([]));
+    let ran = ui
+        .js("window.inlineRan = false; const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.head.append(s); return window.inlineRan")
+        .await;
+    assert_eq!(ran, json!(false));
+    ui.until(
+        "the violation report",
+        "return window.violations.length === 1",
+    )
+    .await;
 
     // Sign out clears the key; a reload asks for it again.
     ui.click("//header", "Sign out").await;
@@ -618,7 +702,8 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         json!([null, false])
     );
     ui.c.goto(&ui.base).await.unwrap();
-    ui.find("//section[@id='sign-in-view' and not(@hidden)]").await;
+    ui.find("//section[@id='sign-in-view' and not(@hidden)]")
+        .await;
     ui.close().await;
     gw.stop().await;
 }
@@ -629,11 +714,14 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     let backend = fixture::seeded_osmem();
-    let gw = Esgate::start(&[backend.url()], "").await;
+    let gw = Esgate::start(&[backend.url()], "[policies]\nrequire_expiry = true\n").await;
     for n in 1..=104 {
-        gw.token(json!({"name": format!("bulk-{n:03}")})).await;
+        gw.token(json!({"name": format!("bulk-{n:03}"), "expires_in": "7d"}))
+            .await;
     }
-    let (special, _) = gw.token(json!({"name": "Special-One"})).await;
+    let (special, _) = gw
+        .token(json!({"name": "Special-One", "expires_in": "7d"}))
+        .await;
 
     let ui = Ui::open(&gw).await;
     ui.sign_in(ADMIN_KEY).await;
@@ -701,10 +789,15 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     let fid = filters["filters"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(filters["filters"][0]["value"], "b");
     let (tid, tsecret) = gw
-        .token(json!({"name": "uses-b", "indices": ["logs-*"], "filters": [fid]}))
+        .token(
+            json!({"name": "uses-b", "indices": ["logs-*"], "filters": [fid], "expires_in": "1d"}),
+        )
         .await;
     let (_, v) = search(&gw, &http::bearer(&tsecret)).await;
-    assert!(tenants(&v).iter().all(|t| t == "b") && !tenants(&v).is_empty(), "{v}");
+    assert!(
+        tenants(&v).iter().all(|t| t == "b") && !tenants(&v).is_empty(),
+        "{v}"
+    );
     ui.click("//nav", "Filters").await;
     let row = ui
         .until(
@@ -717,12 +810,18 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     // Edit warns that it applies at once, naming the token; it does.
     ui.row_button("data-filter-id", &fid, "Edit").await;
     let warning = ui.message("filter-warning").await;
-    assert!(warning.contains("at once") && warning.contains("uses-b"), "{warning}");
+    assert!(
+        warning.contains("at once") && warning.contains("uses-b"),
+        "{warning}"
+    );
     ui.fill(DIALOG, "Value", "a").await;
     ui.click(DIALOG, "Save filter").await;
     ui.wait_dialog_closed().await;
     let (_, v) = search(&gw, &http::bearer(&tsecret)).await;
-    assert!(tenants(&v).iter().all(|t| t == "a") && !tenants(&v).is_empty(), "{v}");
+    assert!(
+        tenants(&v).iter().all(|t| t == "a") && !tenants(&v).is_empty(),
+        "{v}"
+    );
 
     // Delete names the tokens; without detaching, the API's 409 is shown; detached, it goes.
     ui.row_button("data-filter-id", &fid, "Delete").await;
@@ -731,7 +830,10 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     ui.click(DIALOG, "Confirm").await;
     let msg = ui.message("confirm-error").await;
     assert!(msg.contains("409"), "{msg}");
-    assert_eq!(gw.admin("GET", &format!("/filters/{fid}"), None).await.0, 200);
+    assert_eq!(
+        gw.admin("GET", &format!("/filters/{fid}"), None).await.0,
+        200
+    );
     ui.find(&format!("{DIALOG}//label[normalize-space(.)='Also remove it from these tokens (they then see more)']"))
         .await
         .click()
@@ -739,10 +841,17 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
         .unwrap();
     ui.click(DIALOG, "Confirm").await;
     ui.wait_dialog_closed().await;
-    assert_eq!(gw.admin("GET", &format!("/filters/{fid}"), None).await.0, 404);
+    assert_eq!(
+        gw.admin("GET", &format!("/filters/{fid}"), None).await.0,
+        404
+    );
     let (_, view) = gw.admin("GET", &format!("/tokens/{tid}"), None).await;
     assert_eq!(view["filters"], json!([]));
-    ui.until("the empty library", "return !document.getElementById('filters-empty').hidden").await;
+    ui.until(
+        "the empty library",
+        "return !document.getElementById('filters-empty').hidden",
+    )
+    .await;
 
     // IP filters: add (a bad CIDR first), in use refused, unused deleted.
     ui.click("//nav", "IP filters").await;
@@ -766,9 +875,16 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
             "const r = document.querySelector('tr[data-ip-filter=\"office\"]'); return r && r.innerText;",
         )
         .await;
-    assert!(row.as_str().unwrap().contains("10.0.0.0/8, 192.0.2.1/32"), "{row}");
+    assert!(
+        row.as_str().unwrap().contains("10.0.0.0/8, 192.0.2.1/32"),
+        "{row}"
+    );
     let (s, v) = gw
-        .admin("PATCH", &format!("/tokens/{tid}"), Some(json!({"ip_filter": "office"})))
+        .admin(
+            "PATCH",
+            &format!("/tokens/{tid}"),
+            Some(json!({"ip_filter": "office"})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     ui.click("//nav", "IP filters").await;
@@ -785,6 +901,18 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     ui.click(DIALOG, "Cancel").await;
     ui.wait_dialog_closed().await;
     assert_eq!(gw.admin("GET", "/ip-filters/office", None).await.0, 200);
+    // Editing its CIDRs warns that the change applies at once to the token using it.
+    ui.row_button("data-ip-filter", "office", "Edit").await;
+    let warning = ui.message("ip-warning").await;
+    assert!(
+        warning.contains("at once") && warning.contains("uses-b"),
+        "{warning}"
+    );
+    ui.fill(DIALOG, "CIDRs", "10.0.0.0/8").await;
+    ui.click(DIALOG, "Save IP filter").await;
+    ui.wait_dialog_closed().await;
+    let (_, office) = gw.admin("GET", "/ip-filters/office", None).await;
+    assert_eq!(office["cidrs"], json!(["10.0.0.0/8"]));
     ui.row_button("data-ip-filter", "spare", "Delete").await;
     ui.click(DIALOG, "Confirm").await;
     ui.wait_dialog_closed().await;
@@ -801,9 +929,19 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     ui.token_row(&tid).await;
     ui.row_button("data-token-id", &tid, "Edit").await;
     assert_eq!(
-        ui.js("return document.getElementById('t-ip-field').hidden").await,
+        ui.js("return document.getElementById('t-ip-field').hidden")
+            .await,
         json!(true)
     );
+    ui.click(DIALOG, "Cancel").await;
+    ui.wait_dialog_closed().await;
+
+    // A policy the API enforces is shown next to the field it concerns.
+    ui.click(VIEW, "New token").await;
+    ui.fill(DIALOG, "Name", "forever").await;
+    ui.click(DIALOG, "Create token").await;
+    let msg = ui.message("t-expires-error").await;
+    assert!(msg.contains("require_expiry"), "{msg}");
     ui.click(DIALOG, "Cancel").await;
     ui.close().await;
     gw.stop().await;
