@@ -169,14 +169,20 @@ impl Ui {
             .unwrap_or_else(|e| panic!("{xpath}: {e}"))
     }
 
-    /// The button named `name` (its visible text) within `scope`, clicked.
+    /// The button named `name` (its visible text) within `scope`, clicked. The page re-renders
+    /// its tables after each change, so a button found just before may be replaced: find again.
     async fn click(&self, scope: &str, name: &str) {
-        let b = self
-            .find(&format!("{scope}//button[normalize-space(.)='{name}']"))
-            .await;
-        b.click()
-            .await
-            .unwrap_or_else(|e| panic!("click {name}: {e}"));
+        let xpath = format!("{scope}//button[normalize-space(.)='{name}']");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.find(&xpath).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {name}: {e}"),
+            }
+        }
     }
 
     /// The control whose `<label>` reads `label`, within `scope`.
@@ -599,11 +605,11 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.fill(DIALOG, "Expires in", "30m").await;
     ui.click(DIALOG, "Save changes").await;
     ui.wait_dialog_closed().await;
-    let row = ui.token_row(&id).await;
-    assert!(
-        row.contains("acme-a2") && row.contains("in 30 minutes"),
-        "{row:?}"
-    );
+    ui.until(
+        "the edited row",
+        &format!("const r = document.querySelector('tr[data-token-id=\"{id}\"]'); return r && r.innerText.includes('acme-a2') && r.innerText.includes('in 30 minutes');"),
+    )
+    .await;
     let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
     assert_eq!(view["name"], "acme-a2");
     assert_eq!(view["ip_filter"], "loopback");

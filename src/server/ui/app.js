@@ -367,7 +367,9 @@
     return el(
       "tr",
       { "data-token-id": t.id, class: t.expired ? "is-expired" : "" },
-      el("td", { class: "name" }, el("span", { class: "name-text" }, t.name), el("br"), el("code", { class: "muted small" }, t.id)),
+      el("td", { class: "name" },
+        el("span", { class: "name-text", id: "name-" + t.id }, t.name), el("br"),
+        el("code", { class: "muted small", title: "created " + absolute(t.created_at) }, t.id)),
       el("td", {}, filterNodes(t.filters || [])),
       el("td", {}, (t.indices || []).join(", ")),
       el("td", {}, (t.permissions || []).join(", ")),
@@ -377,10 +379,11 @@
       el(
         "td",
         { class: "row-actions" },
-        el("button", { type: "button", click: () => openTokenForm(t) }, "Edit"),
-        el("button", { type: "button", click: () => confirmRotate(t) }, "Rotate"),
-        el("button", { type: "button", click: () => confirmReset(t) }, "Reset secret"),
-        el("button", { type: "button", class: "danger-text", click: () => confirmDelete(t) }, "Delete"),
+        // Each button's description is the token's name (screen readers: "Edit, acme").
+        el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => openTokenForm(t) }, "Edit"),
+        el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => confirmRotate(t) }, "Rotate"),
+        el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => confirmReset(t) }, "Reset secret"),
+        el("button", { type: "button", class: "danger-text", "aria-describedby": "name-" + t.id, click: () => confirmDelete(t) }, "Delete"),
       ),
     );
   }
