@@ -358,7 +358,11 @@
   function tokenRow(t) {
     let expiry;
     if (!t.expires_at) expiry = el("span", { class: "muted", text: "never" });
-    else if (t.expired) expiry = el("span", {}, el("span", { class: "badge expired", text: "expired" }), el("br"), timeNode(t.expires_at, false));
+    else if (t.expired) {
+      expiry = el("time", { datetime: t.expires_at },
+        el("span", { class: "badge expired", text: "expired" }), el("br"),
+        el("span", { class: "muted small", text: absolute(t.expires_at) }));
+    }
     else expiry = timeNode(t.expires_at, true);
     const ip = t.ip_filter
       ? el("span", { title: (t.ip_cidrs || []).join(", ") }, t.ip_filter)
