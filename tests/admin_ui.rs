@@ -355,6 +355,9 @@ async fn the_page_is_served_without_a_key_with_strict_headers() {
     let r = send("GET", &gw.admin_url("/ui"), &[], "").await.unwrap();
     assert_eq!(r.status.as_u16(), 308);
     assert_eq!(r.header("location"), Some("/ui/"));
+    let r = send("HEAD", &gw.admin_url("/ui/"), &[], "").await.unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(r.body.is_empty());
     let r = send("POST", &gw.admin_url("/ui/"), &[], "").await.unwrap();
     assert_eq!(r.status.as_u16(), 405);
     // The data listener does not serve it.
