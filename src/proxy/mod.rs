@@ -110,7 +110,7 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let token = match authenticate(&snapshot, req.headers()) {
+    let token = match authenticate(&snapshot, req.headers(), now) {
         Ok(t) => t,
         Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
@@ -495,14 +495,18 @@ fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr
         .map_err(|e| ProxyError::BadRequest(e.to_string()))
 }
 
-fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Arc<Token>, auth::AuthError> {
+fn authenticate(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Arc<Token>, auth::AuthError> {
     let values: Vec<&[u8]> = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(|v| v.as_bytes())
         .collect();
     let credential = credential::parse(&values)?;
-    auth::authenticate(snapshot, &credential)
+    auth::authenticate(snapshot, &credential, now)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ProxyError> {
