@@ -88,6 +88,7 @@ fn scope() -> Scope {
             token_id: "tok_bench".into(),
             key: Arc::new(IdKey::new([3; 32])),
         },
+        guard: Default::default(),
     }
 }
 

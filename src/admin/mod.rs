@@ -113,6 +113,8 @@ pub struct Policies {
     /// When false, an IP filter cannot hold a CIDR that allows every address (`0.0.0.0/0`,
     /// `::/0`): 409. Either way, such a filter is audited loudly.
     pub allow_open_ip_filters: bool,
+    /// `[policies.limits]`: the limits of every token that does not set its own.
+    pub limits: crate::store::model::TokenLimits,
 }
 
 impl Default for Policies {
@@ -125,6 +127,7 @@ impl Default for Policies {
             require_filters: false,
             allow_permission_updates: true,
             allow_open_ip_filters: true,
+            limits: Default::default(),
         }
     }
 }

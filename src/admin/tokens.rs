@@ -1147,6 +1147,7 @@ mod tests {
             require_filters: true,
             allow_permission_updates: false,
             allow_open_ip_filters: false,
+            limits: Default::default(),
         };
         let h = Harness::with_policies(strict);
         ip_filter(&h, "office").await;
