@@ -220,7 +220,7 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Periodic work: persisting last-used times, deleting tokens expired for more than five
-/// minutes, forgetting old authentication failures.
+/// minutes, forgetting old authentication failures and the limiter state of resting tokens.
 async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
@@ -240,5 +240,9 @@ async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
+        // Rate and concurrency state of deleted or resting tokens.
+        let snapshot = app.store.snapshot();
+        app.throttle
+            .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
     }
 }
