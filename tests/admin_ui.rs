@@ -959,7 +959,6 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
 /// "Rotate" asks first, with the overlap; the new secret works at once (filters applied) and the
 /// previous one keeps working during the overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs POST /tokens/{id}/rotate from #13"]
 async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
     let backend = fixture::seeded_noida();
     let gw = Esgate::start(&[backend.url()], "").await;
