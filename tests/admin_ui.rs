@@ -985,6 +985,13 @@ async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
     assert!(extra.contains("previous secret works until"), "{extra}");
     ui.click(DIALOG, "Done").await;
     ui.wait_dialog_closed().await;
+    let row = ui
+        .until(
+            "the overlap in the list",
+            &format!("const r = document.querySelector('tr[data-token-id=\"{id}\"]'); return r && r.innerText.includes('previous secret works until') && r.innerText;"),
+        )
+        .await;
+    assert!(row.as_str().unwrap().contains("rotating"), "{row}");
     for secret in [&fresh, &old] {
         let (status, v) = search(&gw, &http::bearer(secret)).await;
         assert_eq!(status, 200, "{v}");

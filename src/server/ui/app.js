@@ -373,7 +373,10 @@
       { "data-token-id": t.id, class: t.expired ? "is-expired" : "" },
       el("td", { class: "name" },
         el("span", { class: "name-text", id: "name-" + t.id }, t.name), el("br"),
-        el("code", { class: "muted small", title: "created " + absolute(t.created_at) }, t.id)),
+        el("code", { class: "muted small", title: "created " + absolute(t.created_at) }, t.id),
+        t.previous_secret_expires_at && new Date(t.previous_secret_expires_at).getTime() > Date.now()
+          ? el("span", { class: "overlap small" }, el("br"), "previous secret works until " + absolute(t.previous_secret_expires_at))
+          : null),
       el("td", {}, filterNodes(t.filters || [])),
       el("td", {}, (t.indices || []).join(", ")),
       el("td", {}, (t.permissions || []).join(", ")),
