@@ -888,14 +888,20 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
         row.as_str().unwrap().contains("10.0.0.0/8, 192.0.2.1/32"),
         "{row}"
     );
-    let (s, v) = gw
-        .admin(
-            "PATCH",
-            &format!("/tokens/{tid}"),
-            Some(json!({"ip_filter": "office"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    // A token without an IP filter can be given one in "Edit".
+    ui.click("//nav", "Tokens").await;
+    ui.fill(VIEW, "Filter tokens", "uses-b").await;
+    ui.until(
+        "uses-b alone",
+        "const rows = document.querySelectorAll('#tokens-table tbody tr'); return rows.length === 1 && rows[0].innerText.includes('uses-b');",
+    )
+    .await;
+    ui.row_button("data-token-id", &tid, "Edit").await;
+    ui.choose(DIALOG, "IP filter", "office").await;
+    ui.click(DIALOG, "Save changes").await;
+    ui.wait_dialog_closed().await;
+    let (_, view) = gw.admin("GET", &format!("/tokens/{tid}"), None).await;
+    assert_eq!(view["ip_filter"], "office");
     ui.click("//nav", "IP filters").await;
     ui.until(
         "office used by uses-b",
@@ -934,8 +940,11 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
 
     // In the token form, the token with an IP filter cannot lose it: no control is offered.
     ui.click("//nav", "Tokens").await;
-    ui.fill(VIEW, "Filter tokens", "uses-b").await;
-    ui.token_row(&tid).await;
+    ui.until(
+        "uses-b with its IP filter",
+        &format!("const r = document.querySelector('tr[data-token-id=\"{tid}\"]'); return r && r.innerText.includes('office');"),
+    )
+    .await;
     ui.row_button("data-token-id", &tid, "Edit").await;
     assert_eq!(
         ui.js("return document.getElementById('t-ip-field').hidden")
