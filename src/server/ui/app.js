@@ -926,11 +926,11 @@
       clearSecret();
       $("secret-dialog").close();
     });
-    $("secret-dialog").addEventListener("close", clearSecret);
-    $("confirm-form").addEventListener("submit", submitConfirm);
-    $("confirm-dialog").addEventListener("close", () => {
-      state.confirmAction = null;
+    // Esc closes a dialog too: the secret leaves the page however its dialog is closed.
+    $("secret-dialog").addEventListener("close", () => {
+      if (!$("secret-dialog").open) clearSecret();
     });
+    $("confirm-form").addEventListener("submit", submitConfirm);
     $("add-filter").addEventListener("click", () => openFilterForm(null));
     $("filter-form").addEventListener("submit", submitFilter);
     $("add-ip-filter").addEventListener("click", () => openIpForm(null));
