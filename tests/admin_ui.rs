@@ -984,7 +984,8 @@ async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
     let gw = Esgate::start(&[backend.url()], "").await;
     let (id, old) = gw
         .token(json!({"name": "rotating", "indices": ["logs-*"],
-                      "filters": [{"field": "tenant", "value": "a"}]}))
+                      "filters": [{"field": "tenant", "value": "a"}],
+                      "limits": {"max_size": 500}}))
         .await;
     let ui = Ui::open(&gw).await;
     ui.sign_in(ADMIN_KEY).await;
@@ -1012,6 +1013,7 @@ async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
         )
         .await;
     assert!(row.as_str().unwrap().contains("rotating"), "{row}");
+    assert!(row.as_str().unwrap().contains("max size: 500"), "{row}");
     for secret in [&fresh, &old] {
         let (status, v) = search(&gw, &http::bearer(secret)).await;
         assert_eq!(status, 200, "{v}");

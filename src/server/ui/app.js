@@ -355,6 +355,12 @@
     $("page-next").disabled = last >= state.total;
   }
 
+  // Per-token limits (rate, concurrency, search cost), when the server has and the token sets any.
+  function limitNodes(limits) {
+    if (!limits || typeof limits !== "object") return [];
+    return Object.entries(limits).map(([k, v]) => el("span", { class: "limit small" }, el("br"), k.replace(/_/g, " ") + ": " + String(v)));
+  }
+
   function tokenRow(t) {
     let expiry;
     if (!t.expires_at) expiry = el("span", { class: "muted", text: "never" });
@@ -379,7 +385,7 @@
           : null),
       el("td", {}, filterNodes(t.filters || [])),
       el("td", {}, (t.indices || []).join(", ")),
-      el("td", {}, (t.permissions || []).join(", ")),
+      el("td", {}, (t.permissions || []).join(", "), limitNodes(t.limits)),
       el("td", {}, expiry),
       el("td", {}, ip),
       el("td", {}, used),
