@@ -51,6 +51,8 @@ fn store_with_tokens(n: usize) -> (Store, Secret) {
                 created_at: 0,
                 expires_at: None,
                 ip_filter: None,
+                previous_secret: None,
+                limits: Default::default(),
             },
         });
         last = Some(secret);
@@ -71,7 +73,7 @@ fn authenticate(c: &mut Criterion) {
                 b.iter(|| {
                     let snapshot = store.snapshot();
                     let cred = credential::parse(&[black_box(header.as_bytes())]).expect("parses");
-                    auth::authenticate(&snapshot, &cred).expect("known")
+                    auth::authenticate(&snapshot, &cred, 0).expect("known")
                 })
             },
         );
@@ -86,6 +88,7 @@ fn scope() -> Scope {
             token_id: "tok_bench".into(),
             key: Arc::new(IdKey::new([3; 32])),
         },
+        guard: Default::default(),
     }
 }
 

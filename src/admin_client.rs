@@ -8,7 +8,7 @@
 //!
 //! Invariant: the admin key is never printed (its `Debug` is redacted, the request header is
 //! marked sensitive, and error messages name only the host and port of the URL). A token secret
-//! is printed only for `token create` and `token reset`, whose whole purpose is to show it.
+//! is printed only for `token create`, `token reset` and `token rotate`, whose whole purpose is to show it.
 
 use std::fmt;
 use std::time::Duration;
@@ -143,6 +143,18 @@ pub enum TokenCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Replace a token's secret, keeping the old one working for an overlap (re-key clients
+    /// without downtime). Rotating again ends an earlier overlap at once; `0s` is a reset.
+    Rotate {
+        /// The token id (`tok_…`), as `token list` shows it.
+        id: String,
+        /// How long the old secret keeps working: 0s to 7d (default 1h).
+        #[arg(long, value_name = "DURATION")]
+        overlap: Option<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a token; its secret stops working at once.
     Delete {
         /// The token id (`tok_…`), as `token list` shows it.
@@ -176,6 +188,11 @@ pub struct TokenCreateArgs {
     /// Name of an IP filter.
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// A limit `key=value` (repeatable): requests_per_second, burst, max_concurrent,
+    /// max_size, max_buckets (integers), search_timeout (e.g. 30s). Unset ones use the
+    /// `[policies.limits]` defaults.
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    pub limits: Vec<String>,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -212,6 +229,13 @@ pub struct TokenUpdateArgs {
     /// Name of an IP filter to set (only where the token has none; it cannot be removed).
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// Replaces all the token's limits with these `key=value` ones (repeatable; see
+    /// `token create --limit`).
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    pub limits: Vec<String>,
+    /// Remove the token's own limits (the `[policies.limits]` defaults apply).
+    #[arg(long, conflicts_with = "limits")]
+    pub clear_limits: bool,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -358,6 +382,7 @@ pub enum Render {
     Token,
     TokenCreated,
     TokenReset,
+    TokenRotated,
     FilterList,
     Filter,
     IpFilterList,
@@ -427,7 +452,35 @@ pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
     if let Some(n) = &a.ip_filter {
         body.insert("ip_filter".into(), n.clone().into());
     }
+    if !a.limits.is_empty() {
+        body.insert("limits".into(), limits_json(&a.limits)?);
+    }
     Ok(Value::Object(body))
+}
+
+/// `--limit key=value` flags as the API's `limits` object: numbers for the counts, the
+/// duration text for `search_timeout` (the API checks keys and ranges).
+fn limits_json(pairs: &[String]) -> Result<Value, CliError> {
+    let mut out = Map::new();
+    for pair in pairs {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!(
+                "--limit {pair}: expected KEY=VALUE, e.g. max_size=1000"
+            ))
+        })?;
+        let value = if k == "search_timeout" {
+            Value::String(v.to_owned())
+        } else {
+            let n: u64 = v.parse().map_err(|_| {
+                CliError::Usage(format!("--limit {k}: the value must be a whole number"))
+            })?;
+            Value::from(n)
+        };
+        if out.insert(k.to_owned(), value).is_some() {
+            return Err(CliError::Usage(format!("--limit {k} is given twice")));
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 /// The PATCH body for `token update`; at least one change is required.
@@ -459,10 +512,16 @@ pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
     if let Some(n) = &a.ip_filter {
         body.insert("ip_filter".into(), n.clone().into());
     }
+    if a.clear_limits {
+        body.insert("limits".into(), Value::Null);
+    } else if !a.limits.is_empty() {
+        body.insert("limits".into(), limits_json(&a.limits)?);
+    }
     if body.is_empty() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --filter, --filter-id, \
-             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter"
+             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter, \
+             --limit, --clear-limits"
                 .to_owned(),
         ));
     }
@@ -522,6 +581,12 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             path: format!("/tokens/{}/reset", seg(&id)),
             body: None,
             render: pick(json, Render::TokenReset),
+        },
+        TokenCmd::Rotate { id, overlap, json } => ApiCall {
+            method: "POST",
+            path: format!("/tokens/{}/rotate", seg(&id)),
+            body: overlap.map(|o| json!({ "overlap": o })),
+            render: pick(json, Render::TokenRotated),
         },
         TokenCmd::Delete { id } => ApiCall {
             method: "DELETE",
@@ -670,6 +735,20 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
             out.push_str("\n(the old secret no longer works; the new one is shown only this once)");
             out
         }
+        Render::TokenRotated => {
+            let v = need()?;
+            let until = match &v["previous_secret_expires_at"] {
+                Value::Null => "no longer works".to_owned(),
+                t => format!("works until {}", text(t)),
+            };
+            let mut out = key_values(&[
+                ("id", text(&v["id"])),
+                ("secret", text(&v["secret"])),
+                ("old secret", until),
+            ]);
+            out.push_str("\n(the new secret is shown only this once)");
+            out
+        }
         Render::FilterList => {
             let rows = items(need()?, "filters")?
                 .iter()
@@ -796,7 +875,7 @@ fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
         Value::Null => "none".to_owned(),
         n => format!("{} ({})", text(n), list_or(&t["ip_cidrs"], "-")),
     };
-    vec![
+    let mut lines = vec![
         ("id", text(&t["id"])),
         ("name", text(&t["name"])),
         ("filters", filters_text(&t["filters"])),
@@ -806,7 +885,19 @@ fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
         ("expires", expires_text(t)),
         ("ip filter", ip),
         ("last used", last_used_text(t)),
-    ]
+    ];
+    if let Value::String(until) = &t["previous_secret_expires_at"] {
+        lines.push(("old secret until", until.clone()));
+    }
+    if let Some(l) = t["limits"].as_object().filter(|l| !l.is_empty()) {
+        let text = l
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(("limits", text));
+    }
+    lines
 }
 
 /// The token list as an aligned table, with a paging note when the page is partial.
@@ -1200,6 +1291,56 @@ mod tests {
     }
 
     #[test]
+    fn token_rotate_and_limit_flags_map_to_their_bodies() {
+        let c = call(&["token", "rotate", "tok_1", "--overlap", "2h"]);
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            ("POST", "/tokens/tok_1/rotate")
+        );
+        assert_eq!(c.body, Some(json!({"overlap": "2h"})));
+        assert_eq!(c.render, Render::TokenRotated);
+        let c = call(&["token", "rotate", "tok_1", "--json"]);
+        assert_eq!((c.body, c.render), (None, Render::Json));
+        let c = call(&[
+            "token",
+            "create",
+            "--name",
+            "a",
+            "--limit",
+            "max_size=100",
+            "--limit",
+            "search_timeout=5s",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(json!({"name": "a", "limits": {"max_size": 100, "search_timeout": "5s"}}))
+        );
+        let c = call(&["token", "update", "tok_1", "--limit", "burst=3"]);
+        assert_eq!(c.body, Some(json!({"limits": {"burst": 3}})));
+        let c = call(&["token", "update", "tok_1", "--clear-limits"]);
+        assert_eq!(c.body, Some(json!({"limits": null})));
+        for bad in ["max_size", "max_size=x", "max_size=-1"] {
+            let Ok(Top::Token(cmd)) = parse(&["token", "update", "t", "--limit", bad]) else {
+                panic!("clap accepts the raw string");
+            };
+            assert!(matches!(token_call(cmd), Err(CliError::Usage(_))), "{bad}");
+        }
+        let rotated = render(
+            &Render::TokenRotated,
+            Some(&json!({"id": "tok_1", "secret": "s3cr3t",
+                         "previous_secret_expires_at": "2026-01-01T01:00:00Z"})),
+        )
+        .unwrap();
+        assert!(rotated.contains("s3cr3t") && rotated.contains("works until 2026-01-01T01:00:00Z"));
+        let shown = key_values(&token_lines(&json!({"id": "tok_1",
+            "previous_secret_expires_at": "2026-01-01T01:00:00Z",
+            "limits": {"max_size": 10, "search_timeout": "5s"}})));
+        assert!(
+            shown.contains("old secret until") && shown.contains("max_size=10, search_timeout=5s")
+        );
+    }
+
+    #[test]
     fn other_token_commands_map_to_paths_with_encoded_ids() {
         let cases: &[(&[&str], &str, &str)] = &[
             (&["token", "list"], "GET", "/tokens"),
@@ -1220,6 +1361,11 @@ mod tests {
             (&["token", "show", "tok_1"], "GET", "/tokens/tok_1"),
             (&["token", "show", "../x"], "GET", "/tokens/%2E%2E%2Fx"),
             (&["token", "reset", "tok_1"], "POST", "/tokens/tok_1/reset"),
+            (
+                &["token", "rotate", "tok_1"],
+                "POST",
+                "/tokens/tok_1/rotate",
+            ),
             (&["token", "delete", "tok_1"], "DELETE", "/tokens/tok_1"),
             (&["filter", "list"], "GET", "/filters"),
             (&["filter", "show", "flt_1"], "GET", "/filters/flt_1"),
@@ -1640,6 +1786,7 @@ mod tests {
                     expires_in: Some("1h".into()),
                     expires_at: None,
                     ip_filter: Some("office".into()),
+                    limits: vec![],
                     json: true,
                 }),
                 &o,

@@ -27,6 +27,8 @@ pub struct App {
     pub id_key: Arc<IdKey>,
     /// Memory shared by the request bodies being inspected.
     pub body_budget: crate::body::BodyBudget,
+    /// Per-token request rate and concurrency (`limits`).
+    pub throttle: crate::throttle::Throttle,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
@@ -157,6 +159,7 @@ impl App {
             ),
             store,
             audit,
+            throttle: crate::throttle::Throttle::new(),
             metrics: Metrics::default(),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),

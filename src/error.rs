@@ -33,6 +33,9 @@ pub enum ProxyError {
     BodyTimeout,
     #[error("esgate is inspecting too many request bodies at once; retry later")]
     Busy,
+    /// Over the token's `requests_per_second`/`burst` or `max_concurrent`.
+    #[error("{0}")]
+    TokenLimited(#[from] crate::throttle::Limited),
     #[error("{0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
 }
@@ -64,7 +67,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Busy | ProxyError::TokenLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(U::Failed { status, .. }) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -98,7 +101,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
             ProxyError::MethodNotAllowed => "method_not_allowed_exception",
             ProxyError::BodyTimeout => "request_timeout_exception",
-            ProxyError::Busy => "es_rejected_execution_exception",
+            ProxyError::Busy | ProxyError::TokenLimited(_) => "es_rejected_execution_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
         }
     }
@@ -140,6 +143,10 @@ impl ProxyError {
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::BodyTimeout => "body_timeout",
             ProxyError::Busy => "busy",
+            ProxyError::TokenLimited(crate::throttle::Limited::Rate { .. }) => "token_rate_limited",
+            ProxyError::TokenLimited(crate::throttle::Limited::Concurrency { .. }) => {
+                "token_concurrency_limited"
+            }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(_) => "backend_unavailable",
@@ -165,6 +172,11 @@ impl ProxyError {
             }
             ProxyError::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ProxyError::TokenLimited(limited) => {
+                if let Ok(v) = HeaderValue::from_str(&limited.retry_after_secs().to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
             }
             ProxyError::RateLimited(after) => {
                 let secs = after.as_secs().max(1);

@@ -20,5 +20,6 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod upstream;

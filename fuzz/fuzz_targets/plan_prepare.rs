@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
             token_id: "tok_fuzz".into(),
             key: std::sync::Arc::new(esgate::es::continuation::IdKey::new([1; 32])),
         },
+        guard: Default::default(),
     };
     let head = RequestHead {
         method,

@@ -7,7 +7,7 @@
 //! - Every check that depends on stored state (ids exist, names are free, nothing references
 //!   what is deleted) runs inside one `Store::update`, so it holds when the change is written.
 //! - A change is durable before the answer is 2xx; exactly one audit event per change.
-//! - A token secret appears only in the create and reset answers: never in a view, an error,
+//! - A token secret appears only in the create, reset and rotate answers: never in a view, an error,
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
 //!
@@ -15,9 +15,12 @@
 //! the original shared interface spec):
 //! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
 //!   (name: case-insensitive substring; sorted by `created_at`, then id); `GET|PATCH|DELETE
-//!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}`.
+//!   /tokens/{id}`; `POST /tokens/{id}/reset` → `{"id","secret"}` (immediate: the previous
+//!   secret too stops at once); `POST /tokens/{id}/rotate {"overlap"}` →
+//!   `{"id","secret","previous_secret_expires_at"}` (the old secret works until then).
 //! - Token view: `id, name, filters, indices, permissions, created_at, expires_at, ip_filter,
-//!   last_used_at`, + `expired` (bool) and + `ip_cidrs` (the IP filter's CIDRs, `[]` if none).
+//!   last_used_at`, + `expired` (bool), + `ip_cidrs` (the IP filter's CIDRs, `[]` if none),
+//!   `previous_secret_expires_at` and `limits` (the token's own).
 //! - `POST|GET /filters`, `GET|PATCH|DELETE /filters/{id}[?detach=true]`; the view has + `used_by`
 //!   (token ids) and + `created_at`. Detaching widens the affected tokens, so under
 //!   `require_filters` it is refused (409) when a token would be left without a filter.
@@ -32,6 +35,7 @@
 mod filters;
 mod input;
 mod ip_filters;
+pub mod limits;
 mod tokens;
 
 use std::net::IpAddr;
@@ -109,6 +113,8 @@ pub struct Policies {
     /// When false, an IP filter cannot hold a CIDR that allows every address (`0.0.0.0/0`,
     /// `::/0`): 409. Either way, such a filter is audited loudly.
     pub allow_open_ip_filters: bool,
+    /// `[policies.limits]`: the limits of every token that does not set its own.
+    pub limits: crate::store::model::TokenLimits,
 }
 
 impl Default for Policies {
@@ -121,6 +127,7 @@ impl Default for Policies {
             require_filters: false,
             allow_permission_updates: true,
             allow_open_ip_filters: true,
+            limits: Default::default(),
         }
     }
 }
@@ -140,6 +147,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/tokens/{id}"),
     ("DELETE", "/tokens/{id}"),
     ("POST", "/tokens/{id}/reset"),
+    ("POST", "/tokens/{id}/rotate"),
     ("POST", "/filters"),
     ("GET", "/filters"),
     ("GET", "/filters/{id}"),
@@ -158,6 +166,7 @@ enum Route<'a> {
     Tokens,
     Token(&'a str),
     TokenReset(&'a str),
+    TokenRotate(&'a str),
     Filters,
     Filter(&'a str),
     IpFilters,
@@ -213,6 +222,10 @@ async fn dispatch(
             no_query()?;
             input::expect_no_body(req.body)?;
             tokens::reset(ctx, &ev, id).await
+        }
+        (Route::TokenRotate(id), "POST") => {
+            no_query()?;
+            tokens::rotate(ctx, &ev, id, req.body).await
         }
         (Route::Filters, "POST") => {
             no_query()?;
@@ -278,6 +291,7 @@ fn route(path: &str) -> Option<Route<'_>> {
         ["tokens"] => Some(Route::Tokens),
         ["tokens", id] if key(id) => Some(Route::Token(id)),
         ["tokens", id, "reset"] if key(id) => Some(Route::TokenReset(id)),
+        ["tokens", id, "rotate"] if key(id) => Some(Route::TokenRotate(id)),
         ["filters"] => Some(Route::Filters),
         ["filters", id] if key(id) => Some(Route::Filter(id)),
         ["ip-filters"] => Some(Route::IpFilters),

@@ -1,7 +1,7 @@
 //! `/tokens`: create, list, show, update, reset, delete, and the sweep of expired tokens.
 //!
-//! Invariants: a secret is generated here and leaves only in the create and reset answers (the
-//! store keeps its hash); an update can only narrow what a token may do in time and place (an
+//! Invariants: a secret is generated here and leaves only in the create, reset and rotate
+//! answers (the store keeps its hash; during a rotation's overlap also the previous one's); an update can only narrow what a token may do in time and place (an
 //! expiry cannot be extended or removed, an IP filter cannot be replaced or removed); policies
 //! are checked on every create and update; expired tokens are listed for [`EXPIRED_GRACE`]
 //! seconds and then hidden and swept.
@@ -11,10 +11,11 @@ use std::collections::BTreeSet;
 use serde_json::{json, Map, Value};
 
 use crate::auth::secret::Secret;
-use crate::store::model::{FieldValue, FilterRef, Permission, Token, UnixTime};
+use crate::store::model::{FieldValue, FilterRef, Permission, PreviousSecret, Token, UnixTime};
 use crate::store::{Change, Snapshot, Store, StoreError};
 
 use super::input::{self, AdminError, MAX_TIME};
+use super::limits;
 use super::{random_id, AdminContext, AdminResponse, EventBase, Policies};
 
 /// How long an expired token stays listed before it is hidden and deleted.
@@ -37,6 +38,7 @@ const CREATE_FIELDS: &[&str] = &[
     "expires_in",
     "expires_at",
     "ip_filter",
+    "limits",
 ];
 /// Fields of the token view that a PATCH cannot set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -46,10 +48,18 @@ const READ_ONLY_FIELDS: &[&str] = &[
     "expired",
     "ip_cidrs",
     "last_used_at",
+    "previous_secret_expires_at",
 ];
 
-/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, in one durable change.
-/// Returns how many were deleted. The server calls this every few seconds.
+/// Longest overlap of a rotation: the previous secret works at most this long (seconds).
+pub const MAX_OVERLAP: i64 = 7 * 86_400;
+/// The overlap when a rotation names none.
+const DEFAULT_OVERLAP: i64 = 3_600;
+
+/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, and forgets previous
+/// secrets whose rotation overlap has ended (they no longer authenticate anyway), in one
+/// durable change. Returns how many tokens were deleted. The server calls this every few
+/// seconds.
 pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError> {
     store
         .update(|snap| {
@@ -63,9 +73,21 @@ pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError>
             if n > 0 {
                 tracing::info!(count = n, "Sweeping tokens expired for more than 5 minutes");
             }
+            let mut ended: Vec<Token> = snap
+                .tokens()
+                .filter(|t| visible(t, now))
+                .filter(|t| t.previous_secret.is_some() && t.previous_secret_at(now).is_none())
+                .map(|t| {
+                    let mut t = (**t).clone();
+                    t.previous_secret = None;
+                    t
+                })
+                .collect();
+            ended.sort_by(|a, b| a.id.cmp(&b.id));
             let changes = ids
                 .into_iter()
                 .map(|id| Change::DeleteToken { id })
+                .chain(ended.into_iter().map(|token| Change::PutToken { token }))
                 .collect();
             Ok::<_, StoreError>((changes, n))
         })
@@ -451,6 +473,9 @@ fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
         "ip_filter": t.ip_filter,
         "ip_cidrs": ip_cidrs,
         "last_used_at": input::time_value(store.last_used(snap, &t.id)),
+        "previous_secret_expires_at":
+            input::time_value(t.previous_secret_at(now).map(|p| p.expires_at)),
+        "limits": limits::view(&t.limits),
     })
 }
 
@@ -476,6 +501,10 @@ pub(super) async fn create(
     let ip_filter = input::nullable_str(&map, "ip_filter")?
         .flatten()
         .map(str::to_owned);
+    let limits = match map.get("limits") {
+        Some(v) => limits::parse(v, "limits")?,
+        None => Default::default(),
+    };
 
     let (out, token) = ctx
         .store
@@ -497,6 +526,8 @@ pub(super) async fn create(
                 created_at: now,
                 expires_at,
                 ip_filter,
+                previous_secret: None,
+                limits,
             };
             check_filters_policy(&ctx.policies, &token)?;
             check_expiry_policy(&ctx.policies, &token, now)?;
@@ -516,7 +547,8 @@ pub(super) async fn create(
         "token.create",
         &token.id,
         json!({"name": token.name, "permissions": out["permissions"].clone(),
-               "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter}),
+               "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter,
+               "limits": out["limits"].clone()}),
     );
     Ok(AdminResponse::created(out))
 }
@@ -589,6 +621,10 @@ pub(super) async fn update(
     let permissions = parse_permissions(&map)?;
     let expiry = parse_expiry(&map, now)?;
     let ip_filter = input::nullable_str(&map, "ip_filter")?;
+    let new_limits = map
+        .get("limits")
+        .map(|v| limits::parse(v, "limits"))
+        .transpose()?;
 
     let (out, changed) = ctx
         .store
@@ -649,6 +685,9 @@ pub(super) async fn update(
                     t.ip_filter = Some(new.to_owned());
                 }
             }
+            if let Some(l) = new_limits {
+                t.limits = l;
+            }
             let changed = input::changed_fields(&[
                 ("name", t.name != old.name),
                 ("filters", t.filters != old.filters),
@@ -656,6 +695,7 @@ pub(super) async fn update(
                 ("permissions", t.permissions != old.permissions),
                 ("expires_at", t.expires_at != old.expires_at),
                 ("ip_filter", t.ip_filter != old.ip_filter),
+                ("limits", t.limits != old.limits),
             ]);
             let out = view(&ctx.store, snap, &t, now);
             let changes = if changed.is_empty() {
@@ -684,6 +724,8 @@ pub(super) async fn reset(
             let mut t = find(snap, id, now)?.clone();
             let (secret, hash) = fresh_secret(snap)?;
             t.secret_hash = hash;
+            // Immediate: a previous secret still in its rotation overlap stops too.
+            t.previous_secret = None;
             Ok::<_, AdminError>((vec![Change::PutToken { token: t }], secret))
         })
         .await?;
@@ -691,6 +733,83 @@ pub(super) async fn reset(
     Ok(AdminResponse::ok(
         json!({"id": id, "secret": secret.expose()}),
     ))
+}
+
+/// `overlap`: a duration in whole seconds from `0s` (a reset) to 7 days.
+fn parse_overlap(body: &[u8]) -> Result<i64, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_OVERLAP);
+    }
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, &["overlap"], &[])?;
+    let Some(text) = input::opt_str(&map, "overlap")? else {
+        return Ok(DEFAULT_OVERLAP);
+    };
+    let malformed = || {
+        AdminError::field(
+            "overlap",
+            "must be a duration in whole seconds such as 0s, 90s, 15m, 1h or 7d",
+        )
+    };
+    if text.trim() != text {
+        return Err(malformed());
+    }
+    let d = crate::duration::parse(text).map_err(|e| match e {
+        crate::duration::DurationError::TooLarge => {
+            AdminError::field("overlap", "must be at most 7d")
+        }
+        crate::duration::DurationError::Malformed(_) => malformed(),
+    })?;
+    if d.subsec_nanos() != 0 {
+        return Err(malformed());
+    }
+    match i64::try_from(d.as_secs()) {
+        Ok(secs) if secs <= MAX_OVERLAP => Ok(secs),
+        _ => Err(AdminError::field("overlap", "must be at most 7d")),
+    }
+}
+
+/// A new secret; the current one becomes the previous secret and keeps working for `overlap`
+/// (so a client can be re-keyed without downtime). A previous secret still in its overlap is
+/// dropped at once: at most two secrets open a token. `0s` is a reset.
+pub(super) async fn rotate(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let overlap = parse_overlap(body)?;
+    let (secret, previous) = ctx
+        .store
+        .update(|snap| {
+            let mut t = find(snap, id, now)?.clone();
+            let (secret, hash) = fresh_secret(snap)?;
+            // Never beyond the token's own expiry (it stops working then anyway).
+            let until = now
+                .saturating_add(overlap)
+                .min(t.expires_at.unwrap_or(i64::MAX));
+            t.previous_secret = (overlap > 0 && until > now).then_some(PreviousSecret {
+                hash: t.secret_hash,
+                expires_at: until,
+            });
+            t.secret_hash = hash;
+            let previous = t.previous_secret.map(|p| p.expires_at);
+            Ok::<_, AdminError>((vec![Change::PutToken { token: t }], (secret, previous)))
+        })
+        .await?;
+    let expires = input::time_value(previous);
+    ev.emit(
+        ctx,
+        "token.rotate",
+        id,
+        json!({"overlap_seconds": overlap, "previous_secret_expires_at": expires.clone()}),
+    );
+    Ok(AdminResponse::ok(json!({
+        "id": id,
+        "secret": secret.expose(),
+        "previous_secret_expires_at": expires,
+    })))
 }
 
 pub(super) async fn delete(
@@ -1028,6 +1147,7 @@ mod tests {
             require_filters: true,
             allow_permission_updates: false,
             allow_open_ip_filters: false,
+            limits: Default::default(),
         };
         let h = Harness::with_policies(strict);
         ip_filter(&h, "office").await;
@@ -1486,5 +1606,173 @@ mod tests {
         let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
         let all = json!([b, h.expect("GET", "/tokens", "", 200).await, h.events()]);
         assert!(!all.to_string().contains(&hex));
+    }
+
+    /// Who a secret opens at the harness's `now`, through the request path's lookup.
+    fn opens(h: &Harness, secret: &str) -> Option<String> {
+        let parsed = Secret::parse(secret).expect("a generated secret parses");
+        h.ctx
+            .store
+            .snapshot()
+            .token_by_secret(&parsed.hash(), h.now)
+            .map(|t| t.id.clone())
+    }
+
+    #[tokio::test]
+    async fn rotate_keeps_the_previous_secret_for_the_overlap_only() {
+        let mut h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let first = b["secret"].as_str().unwrap().to_owned();
+        let r = h
+            .expect(
+                "POST",
+                &format!("/tokens/{id}/rotate"),
+                r#"{"overlap":"1h"}"#,
+                200,
+            )
+            .await;
+        let second = r["secret"].as_str().unwrap().to_owned();
+        assert_ne!(second, first);
+        assert_eq!(r["id"], id.as_str());
+        assert_eq!(r["previous_secret_expires_at"], "2026-01-01T01:00:00Z");
+        let shown = h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+        assert_eq!(shown["previous_secret_expires_at"], "2026-01-01T01:00:00Z");
+        assert_eq!(opens(&h, &first), Some(id.clone()));
+        assert_eq!(opens(&h, &second), Some(id.clone()));
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["action"], "token.rotate");
+        assert_eq!(ev["overlap_seconds"], 3600);
+        assert!(!ev.to_string().contains(&second) && !ev.to_string().contains(&first));
+
+        // At the end of the overlap the first secret stops; the view says nothing more.
+        h.now += 3600;
+        assert_eq!(opens(&h, &first), None);
+        assert_eq!(opens(&h, &second), Some(id.clone()));
+        let shown = h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+        assert_eq!(shown["previous_secret_expires_at"], Value::Null);
+        // The sweep forgets it durably.
+        sweep_expired(&h.ctx.store, h.now).await.unwrap();
+        let snap = h.ctx.store.snapshot();
+        assert_eq!(snap.token(&id).unwrap().previous_secret, None);
+        assert!(snap
+            .token_by_hash(&Secret::parse(&first).unwrap().hash())
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn rotating_again_ends_the_older_overlap_and_reset_or_delete_end_it_too() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let rotate = |body: &'static str| {
+            let path = format!("/tokens/{id}/rotate");
+            let h = &h;
+            async move { h.expect("POST", &path, body, 200).await }
+        };
+        let s1 = b["secret"].as_str().unwrap().to_owned();
+        let s2 = rotate(r#"{"overlap":"1h"}"#).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let s3 = rotate(r#"{"overlap":"2h"}"#).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // At most two secrets: the first stopped at the second rotation.
+        assert_eq!(opens(&h, &s1), None);
+        assert_eq!(opens(&h, &s2), Some(id.clone()));
+        assert_eq!(opens(&h, &s3), Some(id.clone()));
+        // Reset is immediate for both.
+        let s4 = h
+            .expect("POST", &format!("/tokens/{id}/reset"), "", 200)
+            .await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(opens(&h, &s2), None);
+        assert_eq!(opens(&h, &s3), None);
+        assert_eq!(opens(&h, &s4), Some(id.clone()));
+        // `0s` behaves like reset.
+        let r = rotate(r#"{"overlap":"0s"}"#).await;
+        assert_eq!(r["previous_secret_expires_at"], Value::Null);
+        let s5 = r["secret"].as_str().unwrap().to_owned();
+        assert_eq!(opens(&h, &s4), None);
+        assert_eq!(opens(&h, &s5), Some(id.clone()));
+        // Delete kills both.
+        let s6 = rotate(r#"{"overlap":"1h"}"#).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(opens(&h, &s5), Some(id.clone()));
+        h.expect("DELETE", &format!("/tokens/{id}"), "", 204).await;
+        assert_eq!(opens(&h, &s5), None);
+        assert_eq!(opens(&h, &s6), None);
+    }
+
+    #[tokio::test]
+    async fn rotate_overlaps_are_checked_and_capped_by_the_token_expiry() {
+        let h = Harness::new();
+        let b = token(&h, json!({"name": "a", "expires_in": "30m"})).await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        let path = format!("/tokens/{id}/rotate");
+        for bad in [
+            r#"{"overlap":"8d"}"#,
+            r#"{"overlap":"7d1s"}"#,
+            r#"{"overlap":"604801s"}"#,
+            r#"{"overlap":"1500ms"}"#,
+            r#"{"overlap":"-1h"}"#,
+            r#"{"overlap":1}"#,
+            r#"{"overlap":"1h","x":1}"#,
+            r#"[]"#,
+        ] {
+            let r = h.call("POST", &path, bad).await;
+            assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+        }
+        // No change was made by the refusals.
+        assert_eq!(h.events().len(), 1);
+        // The default overlap is one hour, but never past the token's own expiry.
+        let r = h.expect("POST", &path, "", 200).await;
+        assert_eq!(r["previous_secret_expires_at"], "2026-01-01T00:30:00Z");
+        let r = h.expect("POST", &path, r#"{"overlap":"7d"}"#, 200).await;
+        assert_eq!(r["previous_secret_expires_at"], "2026-01-01T00:30:00Z");
+        h.expect("POST", "/tokens/tok_missing/rotate", "", 404)
+            .await;
+        h.expect("GET", &path, "", 405).await;
+    }
+
+    #[tokio::test]
+    async fn limits_are_created_shown_patched_and_cleared() {
+        let h = Harness::new();
+        let b = token(
+            &h,
+            json!({"name": "a", "limits": {"max_size": 100, "search_timeout": "5s"}}),
+        )
+        .await;
+        let id = b["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            b["limits"],
+            json!({"max_size": 100, "search_timeout": "5s"})
+        );
+        let path = format!("/tokens/{id}");
+        let r = h
+            .expect(
+                "PATCH",
+                &path,
+                r#"{"limits":{"requests_per_second":5,"burst":10}}"#,
+                200,
+            )
+            .await;
+        assert_eq!(r["limits"], json!({"requests_per_second": 5, "burst": 10}));
+        assert_eq!(h.events().pop().unwrap()["changed"], json!(["limits"]));
+        let stored = h.ctx.store.snapshot().token(&id).unwrap().limits;
+        assert_eq!(stored.requests_per_second, Some(5));
+        assert_eq!(stored.max_size, None);
+        let r = h.expect("PATCH", &path, r#"{"limits":null}"#, 200).await;
+        assert_eq!(r["limits"], json!({}));
+        h.expect("PATCH", &path, r#"{"limits":{"max_size":0}}"#, 400)
+            .await;
+        h.expect("POST", "/tokens", r#"{"name":"b","limits":{"x":1}}"#, 400)
+            .await;
     }
 }

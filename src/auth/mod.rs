@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use crate::store::model::Token;
+use crate::store::model::{Token, UnixTime};
 use crate::store::Snapshot;
 use credential::Credential;
 
@@ -29,14 +29,19 @@ pub enum AuthError {
 ///
 /// The lookup is by SHA-256 of the secret (256 random bits, so a hash-table probe leaks nothing
 /// useful); for `ApiKey` the presented id must also equal the token's id, compared in constant
-/// time. Every failure is the same `Unknown`, so callers cannot tell which part was wrong.
-pub fn authenticate(snapshot: &Snapshot, credential: &Credential) -> Result<Arc<Token>, AuthError> {
+/// time. A token's previous secret opens it only until its rotation's overlap ends (`now`, Unix
+/// seconds). Every failure is the same `Unknown`, so callers cannot tell which part was wrong.
+pub fn authenticate(
+    snapshot: &Snapshot,
+    credential: &Credential,
+    now: UnixTime,
+) -> Result<Arc<Token>, AuthError> {
     let (secret, claimed_id) = match credential {
         Credential::Secret(secret) => (secret, None),
         Credential::ApiKey { id, secret } => (secret, Some(id)),
     };
     let token = snapshot
-        .token_by_hash(&secret.hash())
+        .token_by_secret(&secret.hash(), now)
         .ok_or(AuthError::Unknown)?;
     if let Some(id) = claimed_id {
         if !bool::from(token.id.as_bytes().ct_eq(id.as_bytes())) {
@@ -78,6 +83,8 @@ mod tests {
             created_at: 0,
             expires_at: None,
             ip_filter: None,
+            previous_secret: None,
+            limits: Default::default(),
         }
     }
 
@@ -141,7 +148,7 @@ mod tests {
             ),
         ];
         for (credential, expected) in cases {
-            let got = authenticate(&snap, &credential).map(|t| t.id.clone());
+            let got = authenticate(&snap, &credential, 0).map(|t| t.id.clone());
             assert_eq!(got, expected.map(str::to_owned), "{credential:?}");
         }
     }
@@ -155,7 +162,7 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        assert!(authenticate(&store.snapshot(), &Credential::Secret(old.clone())).is_ok());
+        assert!(authenticate(&store.snapshot(), &Credential::Secret(old.clone()), 0).is_ok());
         let reset = token("a", &new);
         store
             .update(|_| Ok::<_, StoreError>((vec![Change::PutToken { token: reset }], ())))
@@ -164,18 +171,82 @@ mod tests {
             .expect("update");
         let snap = store.snapshot();
         assert_eq!(
-            authenticate(&snap, &Credential::Secret(old.clone())).map(|t| t.id.clone()),
+            authenticate(&snap, &Credential::Secret(old.clone()), 0).map(|t| t.id.clone()),
             Err(AuthError::Unknown)
         );
-        assert!(authenticate(&snap, &Credential::Secret(new.clone())).is_ok());
+        assert!(authenticate(&snap, &Credential::Secret(new.clone()), 0).is_ok());
         store
             .update(|_| Ok::<_, StoreError>((vec![Change::DeleteToken { id: "a".into() }], ())))
             .await
             .map_err(|e| e.to_string())
             .expect("update");
         assert_eq!(
-            authenticate(&store.snapshot(), &Credential::Secret(new)).map(|t| t.id.clone()),
+            authenticate(&store.snapshot(), &Credential::Secret(new), 0).map(|t| t.id.clone()),
             Err(AuthError::Unknown)
         );
+    }
+
+    #[tokio::test]
+    async fn a_previous_secret_opens_the_token_only_during_its_overlap() {
+        let (old, new, older) = (Secret::generate(), Secret::generate(), Secret::generate());
+        let mut t = token("a", &new);
+        t.previous_secret = Some(crate::store::model::PreviousSecret {
+            hash: old.hash(),
+            expires_at: 100,
+        });
+        let store = match Store::open(Box::new(MemoryPersistence(vec![Change::PutToken {
+            token: t.clone(),
+        }]))) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let snap = store.snapshot();
+        let id = |s: &Secret, now| {
+            authenticate(&snap, &Credential::Secret(s.clone()), now).map(|t| t.id.clone())
+        };
+        for (secret, now, expected) in [
+            (&new, 0, Ok("a")),
+            (&new, 1_000, Ok("a")),
+            (&old, 0, Ok("a")),
+            (&old, 99, Ok("a")),
+            (&old, 100, Err(AuthError::Unknown)),
+            (&old, 1_000, Err(AuthError::Unknown)),
+            (&older, 0, Err(AuthError::Unknown)),
+        ] {
+            assert_eq!(id(secret, now), expected.map(str::to_owned), "at {now}");
+        }
+        // A second rotation replaces the previous secret: the older one stops at once.
+        let mut again = token("a", &older);
+        again.previous_secret = Some(crate::store::model::PreviousSecret {
+            hash: new.hash(),
+            expires_at: 100,
+        });
+        store
+            .update(|_| Ok::<_, StoreError>((vec![Change::PutToken { token: again }], ())))
+            .await
+            .map_err(|e| e.to_string())
+            .expect("update");
+        let snap = store.snapshot();
+        for (secret, expected) in [
+            (&older, Ok("a")),
+            (&new, Ok("a")),
+            (&old, Err(AuthError::Unknown)),
+        ] {
+            let got = authenticate(&snap, &Credential::Secret(secret.clone()), 0);
+            assert_eq!(got.map(|t| t.id.clone()), expected.map(str::to_owned));
+        }
+        assert!(
+            snap.token_by_hash(&old.hash()).is_none(),
+            "old hash left the index"
+        );
+        // Delete removes both.
+        store
+            .update(|_| Ok::<_, StoreError>((vec![Change::DeleteToken { id: "a".into() }], ())))
+            .await
+            .map_err(|e| e.to_string())
+            .expect("update");
+        let snap = store.snapshot();
+        assert!(snap.token_by_hash(&new.hash()).is_none());
+        assert!(snap.token_by_hash(&older.hash()).is_none());
     }
 }

@@ -184,6 +184,13 @@ impl Config {
         o.key("require_filters", p.require_filters);
         o.key("allow_permission_updates", p.allow_permission_updates);
         o.key("allow_open_ip_filters", p.allow_open_ip_filters);
+        if !p.limits.is_empty() {
+            o.section("policies.limits");
+            let view = crate::admin::limits::view(&p.limits);
+            for (k, v) in view.as_object().into_iter().flatten() {
+                o.key(k, v);
+            }
+        }
 
         o.section("audit");
         match &self.audit {
@@ -249,6 +256,7 @@ mod tests {
             "[backend]\nurls = [\"http://a:9200/\", \"https://b:9243\"]\nusername = \"u\"\npassword_env = \"ES_PW\"\n\
              [admin]\nkey_env = \"ADMIN\"\n[auth]\ntrusted_proxies = [\"10.1.2.3\", \"fd00::/8\"]\n\
              [policies]\nmax_lifetime = \"90d\"\nallow_open_ip_filters = false\n\
+             [policies.limits]\nrequests_per_second = 50\nmax_size = 1000\nsearch_timeout = \"1500ms\"\n\
              [audit]\noutput = \"file\"\npath = \"/var/log/a \\\"b\\\".jsonl\"\n\
              [log]\nlevel = \"info,esgate=debug\"\nformat = \"json\"\n\
              [listen]\nheader_timeout = \"1500ms\"\n",

@@ -149,6 +149,20 @@ pub struct RawPolicies {
     pub require_filters: Option<bool>,
     pub allow_permission_updates: Option<bool>,
     pub allow_open_ip_filters: Option<bool>,
+    /// `[policies.limits]`: the per-token limits of every token that does not set its own.
+    pub limits: Option<RawLimits>,
+}
+
+/// The keys of a token's `limits` (see `admin::limits`), checked by the same parser.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub requests_per_second: Option<u64>,
+    pub burst: Option<u64>,
+    pub max_concurrent: Option<u64>,
+    pub max_size: Option<u64>,
+    pub max_buckets: Option<u64>,
+    pub search_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

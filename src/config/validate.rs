@@ -172,6 +172,21 @@ pub fn validate(
         require_filters: raw.policies.require_filters.unwrap_or(false),
         allow_permission_updates: raw.policies.allow_permission_updates.unwrap_or(true),
         allow_open_ip_filters: raw.policies.allow_open_ip_filters.unwrap_or(true),
+        limits: match &raw.policies.limits {
+            None => Default::default(),
+            // One parser for the admin API's `limits` and these defaults.
+            Some(l) => match serde_json::to_value(l)
+                .map_err(|e| e.to_string())
+                .and_then(|j| {
+                    crate::admin::limits::parse(&j, "policies.limits").map_err(|e| e.reason)
+                }) {
+                Ok(l) => l,
+                Err(reason) => {
+                    v.issue("policies.limits", reason);
+                    Default::default()
+                }
+            },
+        },
     };
 
     let audit = match (
@@ -756,6 +771,35 @@ mod tests {
         assert_eq!(c.backend.answer_timeout, Duration::from_secs(120));
         assert_eq!(c.auth.max_tracked_addresses, 100_000);
         assert!(c.policies.allow_open_ip_filters);
+    }
+
+    #[test]
+    fn policy_limits_are_the_token_limits_with_the_same_checks() {
+        let c = check(
+            "[policies.limits]\nrequests_per_second = 50\nburst = 100\nmax_concurrent = 10\n\
+             max_size = 1000\nmax_buckets = 10000\nsearch_timeout = \"30s\"\n",
+        )
+        .unwrap();
+        let l = c.policies.limits;
+        assert_eq!(
+            (l.requests_per_second, l.burst, l.max_concurrent),
+            (Some(50), Some(100), Some(10))
+        );
+        assert_eq!(
+            (l.max_size, l.max_buckets, l.search_timeout_ms),
+            (Some(1000), Some(10_000), Some(30_000))
+        );
+        assert!(check("").unwrap().policies.limits.is_empty());
+        for bad in [
+            "max_size = 0",
+            "search_timeout = \"0s\"",
+            "search_timeout = \"2d\"",
+            "requests_per_second = 5000000",
+        ] {
+            let issues = check(&format!("[policies.limits]\n{bad}\n")).unwrap_err();
+            assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");
+        }
+        assert!(parse("[policies.limits]\nrate = 1\n").is_err());
     }
 
     #[test]

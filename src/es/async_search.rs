@@ -233,6 +233,7 @@ mod tests {
             filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
             indices: vec!["logs-*".to_string()],
             ids: binding(token),
+            guard: Default::default(),
         }
     }
 

@@ -219,6 +219,7 @@ pub(super) fn prepare(
                 let pit = continuation_object(&pit, "pit", "id", &["keep_alive"])?;
                 let backend_id = continuation::open(&scope.ids, IdKind::Pit, &pit.id)?;
                 let mut out = rewrite::search(body, &scope.filters)?;
+                scope.guard.search(&mut out, &mut params)?;
                 let positions = ordinals::prepare(
                     &mut out,
                     ordinals::Mode::Pit {
@@ -283,6 +284,7 @@ pub(super) fn prepare(
                 });
             }
             let mut out = rewrite::search(body, &scope.filters)?;
+            scope.guard.search(&mut out, &mut params)?;
             let joined = e.joined();
             let mode = if scroll_requested {
                 ordinals::Mode::Scroll
@@ -328,7 +330,8 @@ pub(super) fn prepare(
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
             shape = sh;
             let search = knn_search::to_search(json_body()?)?;
-            let out = rewrite::search(Some(search), &scope.filters)?;
+            let mut out = rewrite::search(Some(search), &scope.filters)?;
+            scope.guard.search(&mut out, &mut Vec::new())?;
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
         Route::ScrollNext => {
@@ -414,7 +417,8 @@ pub(super) fn prepare(
         Route::TermsEnum { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_search");
             shape = sh;
-            let (out, answer) = terms_enum::search_body(json_body()?, &scope.filters)?;
+            let (mut out, answer) = terms_enum::search_body(json_body()?, &scope.filters)?;
+            scope.guard.search(&mut out, &mut Vec::new())?;
             transform = Some(Transform::TermsEnum(answer));
             (Method::Post, path, Some(json_forward(&out)?), resolve)
         }
@@ -489,6 +493,9 @@ pub(super) fn prepare(
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
             let mut items =
                 msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
+            for item in &mut items {
+                scope.guard.search(&mut item.body, &mut Vec::new())?;
+            }
             let mut positions = Vec::with_capacity(items.len());
             for item in &mut items {
                 let joined = item.index.joined();
@@ -1923,5 +1930,247 @@ mod narrowing_tests {
         let err = run("GET", "/logs-sa/_search", "application/json", None).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);
         assert!(!err.reason.contains("secret"));
+    }
+}
+
+/// The cost guards (`cost`) in every form a search can take through `plan` → `prepare` →
+/// `authorize` (issue 13).
+#[cfg(test)]
+mod cost_guards {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::es;
+    use crate::es::cost::CostGuard;
+    use crate::es::testing::{head, scope};
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Result<Permit, Rejection> {
+        let mut s = scope();
+        s.guard = CostGuard {
+            max_size: Some(100),
+            max_buckets: Some(50),
+            timeout_ms: Some(2_000),
+        };
+        let mut h = head(method, path, query);
+        h.content_type = Some(content_type);
+        let plan = es::plan(&h, &s)?;
+        let body = (!body.is_empty()).then_some(body.as_bytes());
+        let prepared = es::prepare(plan, body, &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                vec![es::resolution::ResolvedName {
+                    name: "logs-a".into(),
+                    indices: vec!["logs-a".into()],
+                    kind: es::resolution::NameKind::Index,
+                }],
+            );
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    const JSON: &str = "application/json";
+    const ND: &str = "application/x-ndjson";
+
+    #[test]
+    fn every_search_form_is_guarded() {
+        let over_size = r#"{"size": 101}"#;
+        let over_buckets =
+            r#"{"size": 0, "aggs": {"t": {"terms": {"field": "user", "size": 51}}}}"#;
+        let msearch = |body: &str| format!("{{\"index\":\"logs-*\"}}\n{body}\n");
+        let knn = |k: u32| {
+            format!(
+                r#"{{"knn": {{"field": "v", "query_vector": [1.0], "k": {k}, "num_candidates": {k}}}}}"#
+            )
+        };
+        let cases: Vec<(&str, &str, Option<&str>, &str, String, &str)> = vec![
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("size=101"),
+                JSON,
+                String::new(),
+                "size 101",
+            ),
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("from=95"),
+                JSON,
+                String::new(),
+                "from + size 105",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                None,
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("scroll=1m"),
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                None,
+                JSON,
+                over_buckets.into(),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                Some("size=101"),
+                JSON,
+                String::new(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                over_buckets.into(),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/_msearch",
+                None,
+                ND,
+                msearch(over_size),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/_msearch",
+                None,
+                ND,
+                msearch(over_buckets),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/logs-*/_knn_search",
+                None,
+                JSON,
+                knn(101),
+                "101 exceeds this token's max_size 100",
+            ),
+            (
+                "POST",
+                "/logs-a/_terms_enum",
+                None,
+                JSON,
+                r#"{"field": "user", "size": 51}"#.into(),
+                "max_buckets 50",
+            ),
+        ];
+        for (method, path, query, ct, body, reason) in cases {
+            let e = run(method, path, query, ct, &body)
+                .expect_err(&format!("{method} {path} {query:?} {body} passed"));
+            assert_eq!(e.kind, RejectKind::BadRequest, "{path}: {e:?}");
+            assert!(e.reason.contains(reason), "{path} {body}: {}", e.reason);
+        }
+        // Within the limits every form passes.
+        for (method, path, query, ct, body) in [
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("size=100"),
+                JSON,
+                String::new(),
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("scroll=1m"),
+                JSON,
+                r#"{"size": 100}"#.to_owned(),
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                r#"{"size": 100}"#.to_owned(),
+            ),
+            ("POST", "/_msearch", None, ND, msearch(r#"{"size": 100}"#)),
+            ("POST", "/logs-*/_knn_search", None, JSON, knn(100)),
+            (
+                "POST",
+                "/logs-a/_terms_enum",
+                None,
+                JSON,
+                r#"{"field": "user", "size": 50}"#.to_owned(),
+            ),
+        ] {
+            let p = run(method, path, query, ct, &body);
+            assert!(p.is_ok(), "{method} {path} {body}: {p:?}");
+        }
+    }
+
+    fn body_of(p: &Permit) -> Vec<Value> {
+        let b = p.body.as_ref().expect("a body");
+        b.bytes
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn search_timeout_reaches_every_search_form_once() {
+        let p = run("GET", "/logs-*/_search", Some("timeout=1h"), JSON, "").unwrap();
+        assert!(p.query.iter().all(|(k, _)| k != "timeout"), "{:?}", p.query);
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
+        let p = run(
+            "POST",
+            "/logs-*/_search",
+            None,
+            JSON,
+            r#"{"timeout": "500ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("500ms"));
+        let p = run("POST", "/logs-*/_async_search", None, JSON, "{}").unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
+        let nd = "{\"index\":\"logs-*\"}\n{\"timeout\":\"1m\"}\n{}\n{}\n";
+        let p = run("POST", "/_msearch", None, ND, nd).unwrap();
+        let lines = body_of(&p);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1]["timeout"], json!("2000ms"));
+        assert_eq!(lines[3]["timeout"], json!("2000ms"));
+        let p = run(
+            "POST",
+            "/logs-a/_terms_enum",
+            None,
+            JSON,
+            r#"{"field": "user", "timeout": "10s"}"#,
+        )
+        .unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
     }
 }

@@ -20,6 +20,7 @@ pub mod body;
 pub mod cat_indices;
 pub mod cluster_health;
 pub mod continuation;
+pub mod cost;
 pub mod dialect;
 pub mod endpoint;
 pub mod error;
@@ -105,6 +106,8 @@ pub struct Scope {
     pub indices: Vec<String>,
     /// The token's id and the key its scroll and point-in-time ids are sealed with.
     pub ids: continuation::Binding,
+    /// The token's cost limits on every search it sends (`cost`).
+    pub guard: cost::CostGuard,
 }
 
 /// The parts of a request head that decisions depend on. `path` is the raw request path as

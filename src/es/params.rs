@@ -403,7 +403,7 @@ pub(crate) fn is_time_value(value: &str) -> bool {
 
 /// An Elasticsearch time value (`200ms`, `1s`, `60000ms`, `1m`) in milliseconds, rounded up;
 /// `None` for anything else (including `-1`).
-fn time_millis(value: &str) -> Option<u128> {
+pub(crate) fn time_millis(value: &str) -> Option<u128> {
     let digits = value.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 || digits > 12 {
         return None;

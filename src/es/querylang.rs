@@ -365,6 +365,7 @@ mod tests {
                 token_id: token.into(),
                 key: Arc::new(IdKey::new([3; 32])),
             },
+            guard: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub(crate) fn scope() -> Scope {
             token_id: "tok_test".into(),
             key: std::sync::Arc::new(IdKey::new([1; 32])),
         },
+        guard: Default::default(),
     }
 }
 

@@ -220,6 +220,7 @@ mod route_tests {
                 token_id: "tok_test".into(),
                 key: std::sync::Arc::new(es::continuation::IdKey::new([1; 32])),
             },
+            guard: Default::default(),
         }
     }
 

@@ -117,7 +117,7 @@ fn sub_aggs(def: &Map<String, Value>) -> Option<&Map<String, Value>> {
 }
 
 /// A non-negative integer, also as a numeric string (Grafana sends some numbers as strings).
-fn uint_of(v: &Value) -> Option<u64> {
+pub(crate) fn uint_of(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
@@ -258,6 +258,32 @@ fn bucket_count(bounds: Option<&Value>, key: &str, interval: f64) -> Result<(), 
         )));
     }
     Ok(())
+}
+
+/// How many buckets a `histogram` or `date_histogram` returns when its bounds make that
+/// computable: `hard_bounds` cap the count, `extended_bounds` force at least that many (the
+/// shortest calendar units, so never fewer than the backend makes). `None`: it depends on the
+/// data (no numeric bounds), or the aggregation is not one of the two.
+pub(crate) fn histogram_buckets(ty: &str, m: &Map<String, Value>) -> Option<u64> {
+    let interval = match ty {
+        "histogram" => m.get("interval").and_then(number_of).filter(|i| *i > 0.0)?,
+        "date_histogram" => date_interval(m).ok()?,
+        _ => return None,
+    };
+    let count = |key: &str| -> Option<u64> {
+        let b = m.get(key)?.as_object()?;
+        let (min, max) = (number_of(b.get("min")?)?, number_of(b.get("max")?)?);
+        if min > max {
+            return None;
+        }
+        let n = ((max - min) / interval).floor() + 1.0;
+        Some(if n >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            n as u64
+        })
+    };
+    count("hard_bounds").or_else(|| count("extended_bounds"))
 }
 
 fn composite_source(v: &Value) -> Result<(), Rejection> {

@@ -70,6 +70,8 @@ mod tests {
             created_at: 0,
             expires_at,
             ip_filter: ip_filter.map(str::to_owned),
+            previous_secret: None,
+            limits: Default::default(),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct ConnInfo {
 struct RequestCtx {
     started: Instant,
     event: DataEvent,
+    /// A `max_concurrent` slot of the token, released when the answer is done.
+    slot: Option<crate::throttle::Slot>,
 }
 
 /// Handles one data request. Never fails: errors become Elasticsearch-style responses.
@@ -60,6 +62,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             path: req.uri().path().chars().take(512).collect(),
             ..DataEvent::default()
         },
+        slot: None,
     };
     // A refusal may leave the request body unread, and then the connection cannot carry
     // another request: say so, or a pooling client reuses it and sees a reset instead of the
@@ -110,7 +113,7 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let token = match authenticate(&snapshot, req.headers()) {
+    let token = match authenticate(&snapshot, req.headers(), now) {
         Ok(t) => t,
         Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
@@ -129,6 +132,11 @@ async fn pipeline(
         .as_deref()
         .and_then(|name| snapshot.ip_filter(name));
     policy::check(&token, ip_filter, client_ip, now)?;
+    // The token's own limits, each unset one from `[policies.limits]`.
+    let limits = token.limits.or(&app.config.policies.limits);
+    // The concurrency slot lives as long as the request's context: until its answer's body
+    // is fully sent or dropped.
+    ctx.slot = app.throttle.admit(&token.id, &limits, ctx.started)?;
     app.store.touch(&token.id, now);
 
     let request_id = ctx.event.request_id.clone();
@@ -169,7 +177,13 @@ async fn pipeline(
                 ctx.event.action = Some(route.action());
                 return identity::respond(app, &token, route, &parts, body).await;
             }
-            let (permit, binding) = enforce(app, &snapshot, &token, &parts, body, ctx).await?;
+            let guard = es::cost::CostGuard {
+                max_size: limits.max_size,
+                max_buckets: limits.max_buckets,
+                timeout_ms: limits.search_timeout_ms,
+            };
+            let (permit, binding) =
+                enforce(app, &snapshot, &token, guard, &parts, body, ctx).await?;
             if permit.seal.is_some() || permit.ordinals.is_some() {
                 sealing = Some(Sealing {
                     id: permit.seal,
@@ -408,6 +422,7 @@ async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
     token: &Token,
+    guard: es::cost::CostGuard,
     parts: &Parts,
     body: Incoming,
     ctx: &mut RequestCtx,
@@ -418,6 +433,7 @@ async fn enforce(
     let filters = filter_set(filters);
     let scope = es::Scope {
         ids: scoped_binding(app, token, &filters),
+        guard,
         filters,
         indices: token.indices.clone(),
     };
@@ -495,14 +511,18 @@ fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr
         .map_err(|e| ProxyError::BadRequest(e.to_string()))
 }
 
-fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Arc<Token>, auth::AuthError> {
+fn authenticate(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Arc<Token>, auth::AuthError> {
     let values: Vec<&[u8]> = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(|v| v.as_bytes())
         .collect();
     let credential = credential::parse(&values)?;
-    auth::authenticate(snapshot, &credential)
+    auth::authenticate(snapshot, &credential, now)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ProxyError> {

@@ -1,5 +1,6 @@
-//! The admin listener's HTTP side: probes and metrics without a key (`GET` or `HEAD`), everything
-//! else behind the admin key (Bearer, compared in constant time), then `admin::handle`.
+//! The admin listener's HTTP side: probes and metrics without a key (`GET` or `HEAD`), the admin
+//! web page's static files under `/ui/` without a key (`server::ui`: the page sends the key the
+//! user types with each API call), everything else behind the admin key (Bearer, compared in constant time), then `admin::handle`.
 //!
 //! The key is checked before the failure limiter, so the correct key is never refused because
 //! of other clients' failures; probes never count as failures. `admin::handle` runs in a task of
@@ -25,6 +26,9 @@ const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if super::ui::is_ui_path(&path) {
+        return super::ui::serve(req.method(), &path);
+    }
     let probe = req.method() == Method::GET || req.method() == Method::HEAD;
     match (probe, path.as_str()) {
         (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),

@@ -9,11 +9,13 @@
 //! PINGs unanswered for `h2_keep_alive_timeout`; and a connection with no request in flight
 //! and none started or done for `idle_timeout` (`connection::Watchdog`).
 //!
-//! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin`.
+//! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin` (which
+//! hands `/ui/` to `server::ui`, the admin web page's embedded files).
 
 pub mod admin;
 mod connection;
 pub mod descriptors;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -218,7 +220,7 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Periodic work: persisting last-used times, deleting tokens expired for more than five
-/// minutes, forgetting old authentication failures.
+/// minutes, forgetting old authentication failures and the limiter state of resting tokens.
 async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
@@ -238,5 +240,9 @@ async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
+        // Rate and concurrency state of deleted or resting tokens.
+        let snapshot = app.store.snapshot();
+        app.throttle
+            .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
     }
 }

@@ -727,6 +727,8 @@ mod tests {
             created_at: 1_700_000_000,
             expires_at: None,
             ip_filter: None,
+            previous_secret: None,
+            limits: Default::default(),
         }
     }
 
@@ -772,6 +774,65 @@ mod tests {
 
     fn write_journal(dir: &Path, data: &[u8]) {
         fs::write(dir.join(JOURNAL), data).expect("write journal");
+    }
+
+    /// A journal and a snapshot written before rotation and limits existed (token records
+    /// without `previous_secret` and `limits`) load unchanged; a rotated token with limits
+    /// survives a reopen and a compaction, its previous secret still indexed.
+    #[test]
+    fn records_without_the_rotation_and_limit_fields_load_and_new_ones_round_trip() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let hash = "11".repeat(32);
+        let old_token = format!(
+            r#"{{"id":"old","name":"old","secret_hash":"{hash}","filters":[],"indices":["*"],"permissions":["read"],"created_at":1,"expires_at":null,"ip_filter":null}}"#
+        );
+        let body = format!(r#"1 [{{"op":"put_token","token":{old_token}}}]"#);
+        let line = format!(
+            "{:08x} {body}
+",
+            crc32fast::hash(body.as_bytes())
+        );
+        {
+            let _s = open(&dir);
+        }
+        write_journal(&dir, line.as_bytes());
+        let (mut s, changes) = open_loaded(&dir);
+        let mut expected = token("old", 0x11);
+        expected.name = "old".into();
+        expected.indices = vec!["*".into()];
+        expected.created_at = 1;
+        assert_eq!(changes, vec![Change::PutToken { token: expected }]);
+        let mut rotated = token("new", 2);
+        rotated.previous_secret = Some(crate::store::model::PreviousSecret {
+            hash: SecretHash([3; 32]),
+            expires_at: 5_000,
+        });
+        rotated.limits.max_size = Some(10);
+        rotated.limits.search_timeout_ms = Some(1_500);
+        append(
+            &mut s,
+            &[Change::PutToken {
+                token: rotated.clone(),
+            }],
+        );
+        s.compact().expect("compaction");
+        drop(s);
+        let (_s, changes) = open_loaded(&dir);
+        let mut snap = Snapshot::default();
+        for c in &changes {
+            snap.apply(c);
+        }
+        assert_eq!(**snap.token("new").unwrap(), rotated);
+        assert_eq!(snap.token_by_hash(&SecretHash([3; 32])).unwrap().id, "new");
+        assert_eq!(
+            snap.token_by_secret(&SecretHash([3; 32]), 4_999)
+                .unwrap()
+                .id,
+            "new"
+        );
+        assert!(snap.token_by_secret(&SecretHash([3; 32]), 5_000).is_none());
+        assert_eq!(snap.token("old").unwrap().limits, Default::default());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   happens to the caller: a client that hangs up during the fsync cannot leave a change on
 //!   disk but missing from memory (a revoked token authenticating until the next restart).
 //! - Readers never block on writers: they load an `Arc<Snapshot>` from an `ArcSwap`.
-//! - Lookups by secret hash are O(1) (a `HashMap` in the snapshot).
+//! - Lookups by secret hash are O(1) (a `HashMap` in the snapshot, holding both the current
+//!   and, during a rotation's overlap, the previous secret of a token).
 //! - `last_used_at` is kept in memory and persisted in batches by [`Store::flush_last_used`].
 //!
 //! A second persistence (token documents in the Elasticsearch cluster itself, for several
@@ -111,8 +112,16 @@ impl Snapshot {
         self.tokens.get(id)
     }
 
+    /// The token holding `hash` as its current or previous secret (expired or not): for
+    /// uniqueness checks. Authentication uses [`Snapshot::token_by_secret`].
     pub fn token_by_hash(&self, hash: &SecretHash) -> Option<&Arc<Token>> {
         self.by_hash.get(hash).and_then(|id| self.tokens.get(id))
+    }
+
+    /// The token `hash` opens at `now`: its current secret, or its previous one while the
+    /// rotation's overlap lasts. One hash-table probe either way.
+    pub fn token_by_secret(&self, hash: &SecretHash, now: UnixTime) -> Option<&Arc<Token>> {
+        self.token_by_hash(hash).filter(|t| t.accepts(hash, now))
     }
 
     pub fn tokens(&self) -> impl Iterator<Item = &Arc<Token>> {
@@ -200,14 +209,23 @@ impl Snapshot {
             Change::PutToken { token } => {
                 if let Some(old) = self.tokens.get(&token.id) {
                     self.by_hash.remove(&old.secret_hash);
+                    if let Some(p) = &old.previous_secret {
+                        self.by_hash.remove(&p.hash);
+                    }
                 }
                 self.by_hash.insert(token.secret_hash, token.id.clone());
+                if let Some(p) = &token.previous_secret {
+                    self.by_hash.insert(p.hash, token.id.clone());
+                }
                 self.tokens
                     .insert(token.id.clone(), Arc::new(token.clone()));
             }
             Change::DeleteToken { id } => {
                 if let Some(old) = self.tokens.remove(id) {
                     self.by_hash.remove(&old.secret_hash);
+                    if let Some(p) = &old.previous_secret {
+                        self.by_hash.remove(&p.hash);
+                    }
                 }
                 self.last_used.remove(id);
             }

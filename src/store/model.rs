@@ -79,11 +79,77 @@ pub struct Token {
     pub expires_at: Option<UnixTime>,
     /// Name of a named IP filter.
     pub ip_filter: Option<String>,
+    /// The secret before the last rotation, valid until its `expires_at` (a rotation with
+    /// overlap). Records written before rotation existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+    /// The token's own limits (each unset one falls back to the `[policies]` default).
+    /// Records written before limits existed have none.
+    #[serde(default, skip_serializing_if = "TokenLimits::is_empty")]
+    pub limits: TokenLimits,
+}
+
+/// A rotated-out secret that keeps working until `expires_at` (exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub hash: SecretHash,
+    pub expires_at: UnixTime,
+}
+
+/// Per-token limits: request rate, concurrency, and the cost guards on every search. `None`:
+/// not set on the token (the `[policies]` default applies, if any).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_buckets: Option<u64>,
+    /// Milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_timeout_ms: Option<u64>,
+}
+
+impl TokenLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == TokenLimits::default()
+    }
+
+    /// Each limit the token does not set, taken from `defaults`.
+    pub fn or(&self, defaults: &TokenLimits) -> TokenLimits {
+        TokenLimits {
+            requests_per_second: self.requests_per_second.or(defaults.requests_per_second),
+            burst: self.burst.or(defaults.burst),
+            max_concurrent: self.max_concurrent.or(defaults.max_concurrent),
+            max_size: self.max_size.or(defaults.max_size),
+            max_buckets: self.max_buckets.or(defaults.max_buckets),
+            search_timeout_ms: self.search_timeout_ms.or(defaults.search_timeout_ms),
+        }
+    }
 }
 
 impl Token {
     pub fn is_expired(&self, now: UnixTime) -> bool {
         matches!(self.expires_at, Some(exp) if now >= exp)
+    }
+
+    /// The previous secret, while its overlap lasts.
+    pub fn previous_secret_at(&self, now: UnixTime) -> Option<&PreviousSecret> {
+        self.previous_secret.as_ref().filter(|p| now < p.expires_at)
+    }
+
+    /// Whether `hash` opens this token at `now`: the current secret, or the previous one
+    /// during its overlap.
+    pub fn accepts(&self, hash: &SecretHash, now: UnixTime) -> bool {
+        self.secret_hash == *hash
+            || self
+                .previous_secret_at(now)
+                .is_some_and(|p| p.hash == *hash)
     }
 
     /// The strongest permission the token holds.

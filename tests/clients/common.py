@@ -1,5 +1,5 @@
-"""Shared by the client scripts in this directory (run by tests/clients.rs through
-tests/support/python.rs): reads the environment, runs named operations, prints one JSON line per
+"""Shared by the client scripts in this directory (run by tests/it/clients.rs through
+tests/it/support/python.rs): reads the environment, runs named operations, prints one JSON line per
 operation, and turns the exit status into "did anything unexpected happen".
 
 Environment: ESGATE_URL, TOKEN_ID, TOKEN_SECRET, AUTH (basic | apikey), COMPRESS (1 | 0),

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin_ui;
 mod answered;
 mod async_search;
 mod backend_smoke;
@@ -36,6 +37,7 @@ mod readme;
 mod reliability;
 mod request_bodies;
 mod response_shaping;
+mod rotation;
 mod route_scope;
 mod term_statistics;
 mod tokens;

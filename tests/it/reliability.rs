@@ -299,7 +299,7 @@ fn app_on(store: &Path) -> Result<esgate::app::App, String> {
 fn authenticates(app: &esgate::app::App, secret: &str) -> bool {
     let credential = esgate::auth::credential::parse(&[format!("Bearer {secret}").as_bytes()])
         .expect("a well-formed credential");
-    esgate::auth::authenticate(&app.store.snapshot(), &credential).is_ok()
+    esgate::auth::authenticate(&app.store.snapshot(), &credential, esgate::time::now()).is_ok()
 }
 
 /// Item 4: one flipped bit in an acknowledged DELETE (the last record) made esgate drop it as

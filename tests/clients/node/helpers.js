@@ -1,4 +1,4 @@
-// The official Elasticsearch Node client's helpers through esgate (run by tests/node_client.rs):
+// The official Elasticsearch Node client's helpers through esgate (run by tests/it/node_client.rs):
 // `helpers.search` (adds `filter_path=hits.hits._source`) and
 // `helpers.scrollDocuments` / `helpers.scrollSearch` (add `filter_path` with `_scroll_id`, then
 // scroll and clear the scroll), plus a plain search with `filter_path` and a point in time opened

@@ -33,6 +33,24 @@ impl Esgate {
     /// Like `start`, with extra keys for the `[listen]` and `[backend]` sections.
     pub async fn start_full(backends: &[&str], listen: &str, backend: &str, extra: &str) -> Esgate {
         let store_dir = tempfile::tempdir().expect("temp dir");
+        Esgate::start_on(store_dir, backends, listen, backend, extra).await
+    }
+
+    /// Stops this esgate and starts a new one on the same store (a restart), with `extra`.
+    pub async fn restart(mut self, backends: &[&str], extra: &str) -> Esgate {
+        let dir = std::mem::replace(&mut self.store_dir, tempfile::tempdir().expect("temp dir"));
+        self.stop().await;
+        Esgate::start_on(dir, backends, "", "", extra).await
+    }
+
+    /// Like `start_full`, on an existing store directory (its `store` subdirectory).
+    pub async fn start_on(
+        store_dir: tempfile::TempDir,
+        backends: &[&str],
+        listen: &str,
+        backend: &str,
+        extra: &str,
+    ) -> Esgate {
         let urls: Vec<String> = backends.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
             "[listen]\ndata = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{listen}\n\

@@ -1,0 +1,184 @@
+//! Per-token limits as the admin API and the config write them (`limits` in token bodies,
+//! `[policies.limits]` for the defaults): one parser and one view, so both accept exactly the
+//! same keys and ranges.
+//!
+//! ```json
+//! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
+//!  "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"}
+//! ```
+//! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
+
+use serde_json::{json, Map, Value};
+
+use crate::store::model::TokenLimits;
+
+use super::input::AdminError;
+
+/// The keys of a `limits` object, in the order the view shows them.
+pub const KEYS: &[&str] = &[
+    "requests_per_second",
+    "burst",
+    "max_concurrent",
+    "max_size",
+    "max_buckets",
+    "search_timeout",
+];
+
+/// Largest accepted value of each numeric limit (far above anything useful; keeps the
+/// arithmetic of the limiter and the cost guards in range).
+const MAX_RATE: u64 = 1_000_000;
+const MAX_CONCURRENT: u64 = 1_000_000;
+const MAX_HITS: u64 = 1_000_000_000;
+/// Longest `search_timeout`: one day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// Parses a `limits` value (`null`: none). `path` prefixes field names in errors
+/// (`limits` in the API, `policies.limits` in the config).
+pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
+    let map = match v {
+        Value::Null => return Ok(TokenLimits::default()),
+        Value::Object(m) => m,
+        _ => return Err(AdminError::field(path, "must be an object")),
+    };
+    if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(AdminError::field(&format!("{path}.{k}"), "is unknown"));
+    }
+    let int = |key: &str, max: u64| -> Result<Option<u64>, AdminError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(AdminError::field(
+                    &format!("{path}.{key}"),
+                    &format!("must be an integer between 1 and {max}"),
+                )),
+            },
+        }
+    };
+    let small = |key: &str, max: u64| -> Result<Option<u32>, AdminError> {
+        Ok(int(key, max)?.and_then(|n| u32::try_from(n).ok()))
+    };
+    let search_timeout_ms = match map.get("search_timeout") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(timeout(v).ok_or_else(|| {
+            AdminError::field(
+                &format!("{path}.search_timeout"),
+                "must be a duration between 1ms and 1d, such as 500ms, 30s or 2m",
+            )
+        })?),
+    };
+    Ok(TokenLimits {
+        requests_per_second: small("requests_per_second", MAX_RATE)?,
+        burst: small("burst", MAX_RATE)?,
+        max_concurrent: small("max_concurrent", MAX_CONCURRENT)?,
+        max_size: int("max_size", MAX_HITS)?,
+        max_buckets: int("max_buckets", MAX_HITS)?,
+        search_timeout_ms,
+    })
+}
+
+fn timeout(v: &Value) -> Option<u64> {
+    let text = v.as_str()?;
+    if text.trim() != text {
+        return None;
+    }
+    let d = crate::duration::parse(text).ok()?;
+    let ms = u64::try_from(d.as_millis()).ok()?;
+    (1..=MAX_TIMEOUT_MS).contains(&ms).then_some(ms)
+}
+
+/// A timeout in milliseconds as the API writes it (`30s`, `1500ms`).
+pub fn format_timeout(ms: u64) -> String {
+    if ms % 1_000 != 0 {
+        format!("{ms}ms")
+    } else {
+        super::input::format_duration(ms / 1_000)
+    }
+}
+
+/// The limits as the API shows them: only the ones set.
+pub fn view(l: &TokenLimits) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v);
+        }
+    };
+    put(
+        "requests_per_second",
+        l.requests_per_second.map(|n| json!(n)),
+    );
+    put("burst", l.burst.map(|n| json!(n)));
+    put("max_concurrent", l.max_concurrent.map(|n| json!(n)));
+    put("max_size", l.max_size.map(|n| json!(n)));
+    put("max_buckets", l.max_buckets.map(|n| json!(n)));
+    put(
+        "search_timeout",
+        l.search_timeout_ms.map(|ms| json!(format_timeout(ms))),
+    );
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_and_views_back() {
+        let body = json!({"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
+                          "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
+        let l = parse(&body, "limits").unwrap();
+        assert_eq!(
+            l,
+            TokenLimits {
+                requests_per_second: Some(50),
+                burst: Some(100),
+                max_concurrent: Some(10),
+                max_size: Some(1000),
+                max_buckets: Some(10000),
+                search_timeout_ms: Some(30_000),
+            }
+        );
+        assert_eq!(view(&l), body);
+        assert_eq!(
+            parse(&Value::Null, "limits").unwrap(),
+            TokenLimits::default()
+        );
+        assert_eq!(parse(&json!({}), "limits").unwrap(), TokenLimits::default());
+        assert_eq!(
+            view(&parse(&json!({"search_timeout": "1500ms", "max_size": null}), "l").unwrap()),
+            json!({"search_timeout": "1500ms"})
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_the_field() {
+        for (body, field) in [
+            (json!([]), "limits"),
+            (json!({"rate": 1}), "limits.rate"),
+            (
+                json!({"requests_per_second": 0}),
+                "limits.requests_per_second",
+            ),
+            (
+                json!({"requests_per_second": -1}),
+                "limits.requests_per_second",
+            ),
+            (json!({"burst": 1.5}), "limits.burst"),
+            (json!({"max_concurrent": "3"}), "limits.max_concurrent"),
+            (json!({"max_size": 0}), "limits.max_size"),
+            (
+                json!({"max_buckets": 10_000_000_000u64}),
+                "limits.max_buckets",
+            ),
+            (json!({"search_timeout": "0s"}), "limits.search_timeout"),
+            (json!({"search_timeout": "2d"}), "limits.search_timeout"),
+            (json!({"search_timeout": 30}), "limits.search_timeout"),
+            (json!({"search_timeout": " 30s"}), "limits.search_timeout"),
+        ] {
+            let e = parse(&body, "limits").unwrap_err();
+            let text = format!("{:?}", e.into_response());
+            assert!(text.contains(field), "{body}: {text}");
+        }
+    }
+}
