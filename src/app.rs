@@ -157,7 +157,10 @@ impl App {
             ),
             store,
             audit,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(
+                config.backend.request_timeout,
+                config.metrics.max_token_series,
+            ),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
             id_key: Arc::new(match &config.id_key {

@@ -201,6 +201,12 @@ impl Config {
             "format",
             quoted(if self.log.json { "json" } else { "text" }),
         );
+
+        o.section("metrics");
+        o.key(
+            "max_token_series",
+            self.metrics.max_token_series.to_string(),
+        );
         o.0
     }
 }
@@ -340,6 +346,7 @@ mod tests {
             ),
             ("audit", &["output"][..]),
             ("log", &["level", "format"][..]),
+            ("metrics", &["max_token_series"][..]),
         ] {
             for key in keys {
                 assert!(

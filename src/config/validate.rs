@@ -211,6 +211,20 @@ pub fn validate(
         }
     };
 
+    let max_token_series = raw
+        .metrics
+        .max_token_series
+        .unwrap_or(raw::DEFAULT_MAX_TOKEN_SERIES);
+    if max_token_series > 100_000 {
+        v.issue(
+            "metrics.max_token_series",
+            "must be at most 100000 (each token id is a series on every scrape)",
+        );
+    }
+    let metrics = crate::config::MetricsConfig {
+        max_token_series: usize::try_from(max_token_series).unwrap_or(usize::MAX),
+    };
+
     let sources = Sources {
         backend_username: raw.backend.username.clone(),
         backend_password: secret_source(&raw.backend.password, &raw.backend.password_env),
@@ -241,6 +255,7 @@ pub fn validate(
             policies,
             audit,
             log: Log { level, json },
+            metrics,
             sources,
         }),
         _ => Err(v.issues),
