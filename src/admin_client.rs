@@ -566,7 +566,8 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             content_type,
             client_ip,
         } => {
-            let mut request = json!({"token": id, "method": method.to_ascii_uppercase(), "path": path});
+            let mut request =
+                json!({"token": id, "method": method.to_ascii_uppercase(), "path": path});
             if let Some(b) = body {
                 // JSON is sent as JSON; anything else (NDJSON, query text) as text.
                 request["body"] = serde_json::from_str::<Value>(&b).unwrap_or(Value::String(b));
@@ -1206,8 +1207,10 @@ mod tests {
         assert_eq!(c.render, Render::Json);
         assert_eq!(
             c.body,
-            Some(json!({"token": "tok_1", "method": "POST", "path": "/logs-*/_search?size=5",
-                        "body": {"query": {"match_all": {}}}}))
+            Some(
+                json!({"token": "tok_1", "method": "POST", "path": "/logs-*/_search?size=5",
+                        "body": {"query": {"match_all": {}}}})
+            )
         );
         let c = call(&[
             "token",
@@ -1223,9 +1226,11 @@ mod tests {
         ]);
         assert_eq!(
             c.body,
-            Some(json!({"token": "tok_1", "method": "POST", "path": "/_msearch",
+            Some(
+                json!({"token": "tok_1", "method": "POST", "path": "/_msearch",
                         "body": "{}\n{}\n", "headers": {"content-type": "application/x-ndjson"},
-                        "client_ip": "10.0.0.1"}))
+                        "client_ip": "10.0.0.1"})
+            )
         );
         let c = call(&["token", "explain", "tok_1", "GET", "/logs-*/_count"]);
         assert_eq!(

@@ -196,15 +196,15 @@ impl App {
         );
         needs(
             config.limits.max_connections != old.limits.max_connections,
-            "limits.max_connections",
+            "listen.max_connections",
         );
         needs(
             config.limits.admin_max_connections != old.limits.admin_max_connections,
-            "limits.admin_max_connections",
+            "listen.admin_max_connections",
         );
         needs(
             config.limits.max_buffered_bytes != old.limits.max_buffered_bytes,
-            "limits.max_buffered_bytes",
+            "listen.max_buffered_bytes",
         );
         needs(
             config.auth.max_failures != old.auth.max_failures

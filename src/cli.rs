@@ -28,6 +28,9 @@ pub struct Args {
 pub enum Command {
     /// Run the proxy and the admin API. Exits 2 on a bad configuration (as `check-config`
     /// does), 1 when it cannot start otherwise, 0 after a SIGTERM/SIGINT drain.
+    ///
+    /// SIGHUP re-reads the config file and its TLS files and reopens the audit file; a bad
+    /// file is refused (logged) and the running configuration stays.
     Serve {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
         #[arg(long)]
@@ -316,9 +319,10 @@ async fn reload_on_hangup(
         tracing::info!("SIGHUP: reloading the configuration");
         // One log line, whatever the error: its lines joined.
         let one_line = |e: String| e.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-        match reread().map_err(|e| one_line(e.to_string())).and_then(|config| {
-            live.reload(config).map_err(|e| one_line(e.to_string()))
-        }) {
+        match reread()
+            .map_err(|e| one_line(e.to_string()))
+            .and_then(|config| live.reload(config).map_err(|e| one_line(e.to_string())))
+        {
             Err(e) => tracing::error!(
                 error = %e,
                 "Reload refused; the running configuration stays in force"

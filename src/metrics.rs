@@ -480,7 +480,13 @@ mod tests {
         m.rejected(Rejected::RateLimited);
         m.rejected(Rejected::Guard);
         let text = m.render(&scrape());
-        assert!(text.contains(r#"esgate_rejected_total{reason="rate_limited"} 2"#), "{text}");
-        assert!(text.contains(r#"esgate_rejected_total{reason="guard"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"esgate_rejected_total{reason="rate_limited"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"esgate_rejected_total{reason="guard"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -123,7 +123,11 @@ async fn explain_matches_the_forwarded_request(name: &str, backend: &Backend) {
             let reply = send(c.method, &gw.url(c.path), &headers, body_bytes(&c.body))
                 .await
                 .unwrap();
-            let forwarded: Vec<_> = relay.take().into_iter().filter(|p| !p.is_lookup()).collect();
+            let forwarded: Vec<_> = relay
+                .take()
+                .into_iter()
+                .filter(|p| !p.is_lookup())
+                .collect();
             match answer["decision"].as_str() {
                 Some("allow") => {
                     assert_eq!(forwarded.len(), 1, "{what}: {answer} / {forwarded:?}");
@@ -168,7 +172,9 @@ async fn explain_matches_the_forwarded_request(name: &str, backend: &Backend) {
     let c = &cases()[0];
     let answer = explain(&gw, &read_id, c, None).await;
     assert!(
-        answer["upstream"]["body"].to_string().contains("\"tenant\""),
+        answer["upstream"]["body"]
+            .to_string()
+            .contains("\"tenant\""),
         "{answer}"
     );
     gw.stop().await;
@@ -221,16 +227,30 @@ async fn the_ip_filter_is_checked_only_with_a_client_ip() {
 async fn malformed_explain_requests_are_refused() {
     let backend = Backend::osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
-    let (id, secret) = gw
-        .token(json!({"name": "t", "indices": ["logs-*"]}))
-        .await;
+    let (id, secret) = gw.token(json!({"name": "t", "indices": ["logs-*"]})).await;
     for (body, status, needle) in [
         (json!({"token": id, "method": "GET"}), 400, "path"),
-        (json!({"token": id, "method": "GET", "path": "/", "extra": 1}), 400, "extra"),
-        (json!({"token": id, "method": "GET", "path": "/", "headers": {"authorization": "Bearer x"}}), 400, "authorization"),
-        (json!({"token": "tok_nope", "method": "GET", "path": "/"}), 404, "tok_nope"),
+        (
+            json!({"token": id, "method": "GET", "path": "/", "extra": 1}),
+            400,
+            "extra",
+        ),
+        (
+            json!({"token": id, "method": "GET", "path": "/", "headers": {"authorization": "Bearer x"}}),
+            400,
+            "authorization",
+        ),
+        (
+            json!({"token": "tok_nope", "method": "GET", "path": "/"}),
+            404,
+            "tok_nope",
+        ),
         // A secret given as the token id is never echoed.
-        (json!({"token": secret, "method": "GET", "path": "/"}), 404, "not found"),
+        (
+            json!({"token": secret, "method": "GET", "path": "/"}),
+            404,
+            "not found",
+        ),
     ] {
         let (got, v) = gw.admin("POST", "/explain", Some(body.clone())).await;
         assert_eq!(got, status, "{body}: {v}");

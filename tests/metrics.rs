@@ -115,7 +115,11 @@ async fn the_exposition_parses_and_counts_what_happened() {
     let row = |token: &str, decision: &str, status: &str| {
         get(
             requests,
-            &[("token_id", token), ("decision", decision), ("status", status)],
+            &[
+                ("token_id", token),
+                ("decision", decision),
+                ("status", status),
+            ],
         )
     };
     assert_eq!(row(&a_id, "allow", "2xx"), 2.0);

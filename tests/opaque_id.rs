@@ -19,7 +19,10 @@ async fn opaque_ids_name_the_token(backend: &Backend) {
     let audit = dir.path().join("audit.jsonl");
     let gw = Esgate::start(
         &[relay.url()],
-        &format!("[audit]\noutput = \"file\"\npath = {:?}\n", audit.display().to_string()),
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            audit.display().to_string()
+        ),
     )
     .await;
     let (read_id, read_secret) = gw
@@ -41,14 +44,21 @@ async fn opaque_ids_name_the_token(backend: &Backend) {
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
-            let forwarded: Vec<_> = relay.take().into_iter().filter(|p| !p.is_lookup()).collect();
+            let forwarded: Vec<_> = relay
+                .take()
+                .into_iter()
+                .filter(|p| !p.is_lookup())
+                .collect();
             assert_eq!(forwarded.len(), 1, "{forwarded:?}");
             let opaque = forwarded[0].opaque_id.clone().expect("X-Opaque-Id sent");
             let request_id = opaque
                 .strip_prefix(&format!("esgate:{id}:"))
                 .unwrap_or_else(|| panic!("{opaque} does not name {id}"));
             assert_eq!(request_id.len(), 16, "{opaque}");
-            assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit()), "{opaque}");
+            assert!(
+                request_id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{opaque}"
+            );
             assert!(!opaque.contains("someoneelse"), "{opaque}");
             seen.push((id.clone(), request_id.to_owned()));
         }

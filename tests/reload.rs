@@ -71,7 +71,10 @@ fn hangup(served: &Served, n: usize) -> String {
         if outcomes >= n {
             return log;
         }
-        assert!(Instant::now() < deadline, "no reload outcome in the log:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no reload outcome in the log:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -115,7 +118,10 @@ async fn get_on(
     path: &str,
     secret: &str,
 ) -> (u16, Bytes) {
-    sender.ready().await.expect("the kept-alive connection is open");
+    sender
+        .ready()
+        .await
+        .expect("the kept-alive connection is open");
     let req = http::Request::get(path)
         .header("host", "esgate")
         .header("authorization", bearer(secret))
@@ -156,11 +162,21 @@ async fn reload_under_load_keeps_connections_and_applies_the_new_config() {
         let (url, auth) = (format!("{}/logs-*/_count", served.data), bearer(&secret));
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match send("GET", &url, &[("authorization", auth.as_str())], Bytes::new()).await {
+                match send(
+                    "GET",
+                    &url,
+                    &[("authorization", auth.as_str())],
+                    Bytes::new(),
+                )
+                .await
+                {
                     Ok(r) if r.status == 200 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(r) => failed.lock().unwrap().push(format!("{} {}", r.status, r.text())),
+                    Ok(r) => failed
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {}", r.status, r.text())),
                     Err(e) => failed.lock().unwrap().push(format!("{e:?}")),
                 }
             }
@@ -183,7 +199,10 @@ async fn reload_under_load_keeps_connections_and_applies_the_new_config() {
         t.await.unwrap();
     }
     let failed = failed.lock().unwrap().clone();
-    assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "requests failed during reloads: {failed:?}"
+    );
     assert!(ok.load(Ordering::Relaxed) > 0);
 
     // The kept-alive connection still serves, and the new policy is in force.
@@ -259,7 +278,10 @@ async fn the_audit_file_is_reopened_after_a_rename() {
         .unwrap_or_default()
         .contains("/before-rotation")
     {
-        assert!(Instant::now() < deadline, "the first line was never written");
+        assert!(
+            Instant::now() < deadline,
+            "the first line was never written"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     std::fs::rename(&s.audit, &rotated).unwrap();
@@ -276,7 +298,10 @@ async fn the_audit_file_is_reopened_after_a_rename() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let old = std::fs::read_to_string(&rotated).unwrap();
-    assert!(old.contains("/before-rotation") && !old.contains("/after-rotation"), "{old}");
+    assert!(
+        old.contains("/before-rotation") && !old.contains("/after-rotation"),
+        "{old}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

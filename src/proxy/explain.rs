@@ -64,12 +64,9 @@ pub enum ExplainError {
 /// `{"decision": "deny", "status": ..., "reason": ...}`.
 pub async fn explain(app: &Arc<App>, req: ExplainRequest) -> Result<Value, ExplainError> {
     let snapshot = app.store.snapshot();
-    let token = snapshot
-        .token(&req.token)
-        .cloned()
-        .ok_or_else(|| {
-            ExplainError::UnknownToken(crate::admin::display_name(&req.token).to_owned())
-        })?;
+    let token = snapshot.token(&req.token).cloned().ok_or_else(|| {
+        ExplainError::UnknownToken(crate::admin::display_name(&req.token).to_owned())
+    })?;
     let (client_request, body) = build_request(&req)?;
     let mut ctx = RequestCtx::new(DataEvent {
         request_id: super::request_id(),
@@ -143,8 +140,11 @@ fn build_request(req: &ExplainRequest) -> Result<(Request<()>, ClientBody), Expl
     for (name, value) in &req.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("headers: '{name}' is not a header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| bad(format!("headers: the value of '{name}' is not a header value")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            bad(format!(
+                "headers: the value of '{name}' is not a header value"
+            ))
+        })?;
         if name == header::AUTHORIZATION {
             return Err(bad(
                 "headers: the token is named by 'token'; do not send 'authorization'".into(),
@@ -215,7 +215,10 @@ mod tests {
         assert!(matches!(body, ClientBody::Whole(b) if &b[..] == br#"{"size":1}"#));
         let (r, _) = build_request(&req(
             Some(json!({})),
-            &[("content-type", "application/vnd.elasticsearch+json; compatible-with=8")],
+            &[(
+                "content-type",
+                "application/vnd.elasticsearch+json; compatible-with=8",
+            )],
         ))
         .unwrap();
         assert_eq!(
@@ -257,7 +260,10 @@ mod tests {
         let json_ct = HeaderValue::from_static("application/json");
         let nd = HeaderValue::from_static("application/x-ndjson");
         assert_eq!(
-            body_view(Some(&json_ct), &UpstreamBody::Full(Bytes::from("{\"a\":1}"))),
+            body_view(
+                Some(&json_ct),
+                &UpstreamBody::Full(Bytes::from("{\"a\":1}"))
+            ),
             json!({"a": 1})
         );
         assert_eq!(

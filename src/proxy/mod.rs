@@ -332,12 +332,7 @@ pub(crate) async fn decide(
             let transform = permit.transform.clone();
             let shaping = permit.shaping.clone();
             Ok(Decided::Forward(Forward {
-                request: upstream_request::from_permit(
-                    permit,
-                    accept,
-                    &parts.headers,
-                    forwarding,
-                ),
+                request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
                 sealing,
                 transform,
                 shaping,

@@ -212,11 +212,19 @@ async fn explain(app: &Arc<App>, method: &Method, body: &[u8]) -> Response<Body>
         Ok(answer) => json_response(200, Some(answer)),
         Err(e @ ExplainError::BadInput(_)) => json_response(
             400,
-            Some(error_json(400, "illegal_argument_exception", &e.to_string())),
+            Some(error_json(
+                400,
+                "illegal_argument_exception",
+                &e.to_string(),
+            )),
         ),
         Err(e @ ExplainError::UnknownToken(_)) => json_response(
             404,
-            Some(error_json(404, "resource_not_found_exception", &e.to_string())),
+            Some(error_json(
+                404,
+                "resource_not_found_exception",
+                &e.to_string(),
+            )),
         ),
     }
 }
