@@ -267,3 +267,26 @@ async fn malformed_explain_requests_are_refused() {
     assert_eq!(got, 405);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_esgate_answers_itself_forward_nothing() {
+    let backend = Backend::osmem();
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (id, _) = gw
+        .token(json!({"name": "t", "indices": ["logs-*"]}))
+        .await;
+    let c = Case {
+        method: "GET",
+        path: "/_security/_authenticate",
+        content_type: None,
+        body: Value::Null,
+    };
+    relay.take();
+    let answer = explain(&gw, &id, &c, None).await;
+    assert_eq!(answer["decision"], "allow", "{answer}");
+    assert_eq!(answer["answered_by"], "esgate", "{answer}");
+    assert!(answer["upstream"].is_null(), "{answer}");
+    assert!(relay.take().iter().all(|p| p.is_lookup()));
+    gw.stop().await;
+}

@@ -246,4 +246,28 @@ mod tests {
             assert_eq!(out.get("set-cookie").is_some(), !enforced);
         }
     }
+
+    #[test]
+    fn the_opaque_id_is_esgates_and_a_clients_is_never_relayed() {
+        let f = Forwarding {
+            authorization: None,
+            client_ip: "10.0.0.1".parse().unwrap(),
+            tls: false,
+            opaque_id: "esgate:tok_a:0123456789abcdef",
+        };
+        let mut client = HeaderMap::new();
+        client.insert("x-opaque-id", HeaderValue::from_static("esgate:tok_b:1"));
+        client.insert("x-custom", HeaderValue::from_static("kept"));
+        let relayed = pass_through(
+            Method::GET,
+            "/logs/_search",
+            &client,
+            ClientBody::Whole(Bytes::new()),
+            &f,
+        );
+        let ids: Vec<_> = relayed.headers.get_all("x-opaque-id").iter().collect();
+        assert_eq!(ids, ["esgate:tok_a:0123456789abcdef"]);
+        assert_eq!(relayed.headers["x-custom"], "kept");
+        assert!(matches!(relayed.body, UpstreamBody::Empty));
+    }
 }
