@@ -273,9 +273,7 @@ async fn routes_esgate_answers_itself_forward_nothing() {
     let backend = Backend::osmem();
     let relay = Relay::to(backend.url());
     let gw = Esgate::start(&[relay.url()], "").await;
-    let (id, _) = gw
-        .token(json!({"name": "t", "indices": ["logs-*"]}))
-        .await;
+    let (id, _) = gw.token(json!({"name": "t", "indices": ["logs-*"]})).await;
     let c = Case {
         method: "GET",
         path: "/_security/_authenticate",

@@ -3,7 +3,8 @@
 //! show), for `read` and `all` tokens alike; a client's own `X-Opaque-Id` never reaches the
 //! backend, so no client can make its requests look like another token's; the request id is
 //! the audit line's `request_id`. Checked through a recording relay in front of the real
-//! backend, on both backends.
+//! backend, on both backends. And on the real binary: a log line written while a request runs
+//! (a backend failure) carries the request's span with its id and token id, never the secret.
 
 mod support;
 
@@ -91,4 +92,78 @@ async fn opaque_ids_name_the_token_on_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opaque_ids_name_the_token_on_noida() {
     opaque_ids_name_the_token(&support::fixture::seeded_noida()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_of_a_request_carry_its_id_and_token() {
+    use support::esgate::ADMIN_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let config = dir.path().join("esgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            audit.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    // A backend that refuses connections: the request fails and esgate logs it.
+    let served = support::binary::serve(
+        &[
+            "--config",
+            &config,
+            "--backend",
+            "http://127.0.0.1:9",
+            "--store",
+        ],
+        |cmd| {
+            cmd.arg(dir.path().join("store"))
+                .env("ESGATE_ADMIN_KEY", ADMIN_KEY);
+        },
+    );
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let created = send(
+        "POST",
+        &format!("{}/tokens", served.admin),
+        &[("authorization", &auth)],
+        serde_json::to_vec(&json!({"name": "a", "permissions": ["all"]})).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let v = created.json();
+    let (id, secret) = (v["id"].as_str().unwrap(), v["secret"].as_str().unwrap());
+    let r = send(
+        "GET",
+        &format!("{}/logs/_search", served.data),
+        &[("authorization", &bearer(secret))],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_server_error(), "{}", r.status);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (line, request_id) = loop {
+        let log = served.log.lock().unwrap().clone();
+        let audit_text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let request_id = audit_text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["type"] == "request" && l["token_id"] == id)
+            .and_then(|l| l["request_id"].as_str().map(str::to_owned));
+        if let (Some(line), Some(request_id)) = (
+            log.lines().find(|l| l.contains("Backend failure")),
+            request_id,
+        ) {
+            break (line.to_owned(), request_id);
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(line.contains(&format!("id={request_id}")), "{line}");
+    assert!(line.contains(&format!("token={id}")), "{line}");
+    let log = served.log.lock().unwrap().clone();
+    assert!(!log.contains(secret), "{log}");
 }

@@ -157,7 +157,7 @@ async fn pipeline(
             return Err(e.into());
         }
     };
-    tracing::Span::current().record("token", token.id.as_str());
+    tracing::Span::current().record("token", tracing::field::display(&token.id));
     ctx.event.token_id = Some(token.id.clone());
     ctx.event.token_name = Some(token.name.clone());
 
