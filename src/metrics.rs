@@ -52,6 +52,14 @@ pub enum Rejected {
 }
 
 impl Rejected {
+    const ALL: [Rejected; 5] = [
+        Rejected::RateLimited,
+        Rejected::Concurrency,
+        Rejected::Guard,
+        Rejected::Busy,
+        Rejected::AuthFailures,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Rejected::RateLimited => "rate_limited",
@@ -123,6 +131,11 @@ impl Metrics {
                 .filter(move |b| *b < limit)
                 .chain((limit > 0.0).then_some(limit))
         };
+        let rejected: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
+        // Every reason is exposed from the start (at 0), so a rate over it is never empty.
+        for why in Rejected::ALL {
+            rejected.get_or_create(&[("reason", why.label())]);
+        }
         Metrics {
             requests: Arc::new(TokenRequests {
                 max: max_token_series,
@@ -131,7 +144,7 @@ impl Metrics {
                 none: Counts::default(),
             }),
             decisions: Family::default(),
-            rejected: Family::default(),
+            rejected,
             duration: Histogram::new(buckets()),
             own_duration: Histogram::new(buckets()),
             backend_duration: Histogram::new(buckets()),

@@ -173,5 +173,8 @@ async fn the_exposition_parses_and_counts_what_happened() {
         1.0
     );
     assert_eq!(get("esgate_audit_dropped_total", &[]), 0.0);
+    for reason in ["rate_limited", "concurrency", "guard", "busy", "auth_failures"] {
+        assert_eq!(get("esgate_rejected_total", &[("reason", reason)]), 0.0);
+    }
     gw.stop().await;
 }
