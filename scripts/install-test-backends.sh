@@ -5,7 +5,7 @@
 #   cache: $ESGATE_TEST_CACHE, else $HOME/.cache/esgate-tests
 #   layout: <cache>/osmem-server-0.1.6/ and <cache>/noida-db-0.2.3/ (complete venvs only)
 #
-# Safe to run concurrently with itself and with the Rust harness (tests/support/backend.rs): both
+# Safe to run concurrently with itself and with the Rust harness (tests/it/support/backend.rs): both
 # take an exclusive flock(2) on <cache>/install.lock, install into <cache>/tmp-* and rename the
 # finished venv into place, so a half-finished install is never visible under its final name.
 # The hashes are those of the linux x86_64 wheels; on another platform pip refuses to install.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the official Python clients used by tests/clients.rs (elasticsearch-py 8,
-# elasticsearch-py 9, opensearch-py 3, and the Prometheus client whose parser tests/metrics.rs uses) into the same cache directory as the test backends, one
+# Installs the official Python clients used by tests/it/clients.rs (elasticsearch-py 8,
+# elasticsearch-py 9, opensearch-py 3; and the Prometheus client whose parser tests/it/metrics.rs
+# uses) into the same cache directory as the test backends, one
 # Python venv per client set, from the pinned, hash-checked lists in
-# tests/clients/requirements-*.txt; and the official Node client used by tests/node_client.rs
+# tests/clients/requirements-*.txt; and the official Node client used by tests/it/node_client.rs
 # (@elastic/elasticsearch 8.15.3) with `npm ci` from tests/clients/node/package-lock.json (pinned
 # versions, sha512 integrity checked by npm, no install scripts run).
 #
@@ -12,7 +13,7 @@
 #           <cache>/clients-node-<first 16 hex of package-lock.json's sha256>/node_modules
 #
 # Safe to run concurrently with itself, with install-test-backends.sh and with the Rust harness
-# (tests/support/python.rs): all take an exclusive flock(2) on <cache>/install.lock, install into
+# (tests/it/support/python.rs): all take an exclusive flock(2) on <cache>/install.lock, install into
 # <cache>/tmp-* and rename the finished venv into place. The hashes are those of pure-Python
 # wheels; python-dateutil 4 needs Python >= 3.11.
 set -euo pipefail

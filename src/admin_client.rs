@@ -62,14 +62,6 @@ impl ClientOpts {
             timeout: Duration::from_secs(30),
         }
     }
-
-    /// Reads `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY`.
-    pub fn from_env() -> ClientOpts {
-        ClientOpts::new(
-            std::env::var("ESGATE_ADMIN_URL").ok(),
-            std::env::var("ESGATE_ADMIN_KEY").ok(),
-        )
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -134,7 +134,7 @@ impl Metrics {
         let rejected: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
         // Every reason is exposed from the start (at 0), so a rate over it is never empty.
         for why in Rejected::ALL {
-            rejected.get_or_create(&[("reason", why.label())]);
+            drop(rejected.get_or_create(&[("reason", why.label())]));
         }
         Metrics {
             requests: Arc::new(TokenRequests {

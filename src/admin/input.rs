@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{json, Map, Number, Value};
+use serde_json::{Map, Number, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -48,7 +48,7 @@ impl AdminError {
     pub(crate) fn parse(reason: impl Into<String>) -> AdminError {
         AdminError {
             status: 400,
-            kind: "parse_exception",
+            kind: "parsing_exception",
             reason: reason.into(),
         }
     }
@@ -101,10 +101,11 @@ impl AdminError {
     pub(crate) fn into_response(self) -> AdminResponse {
         AdminResponse {
             status: self.status,
-            body: Some(json!({
-                "error": { "type": self.kind, "reason": self.reason },
-                "status": self.status,
-            })),
+            body: Some(crate::es::error::value(
+                self.status,
+                self.kind,
+                &self.reason,
+            )),
         }
     }
 }
@@ -466,6 +467,7 @@ pub(crate) fn query_usize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parse_object_accepts_objects_and_rejects_everything_else() {
@@ -489,7 +491,7 @@ mod tests {
         ] {
             let e = parse_object(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad:?}");
-            assert_eq!(e.kind, "parse_exception");
+            assert_eq!(e.kind, "parsing_exception");
         }
     }
 
@@ -527,12 +529,14 @@ mod tests {
     }
 
     #[test]
-    fn errors_have_the_admin_shape() {
+    fn errors_have_the_elasticsearch_shape() {
         let r = AdminError::field("filters[1]", "is unknown").into_response();
         assert_eq!(r.status, 400);
+        let reason = "field [filters[1]] is unknown";
         assert_eq!(
             r.body.unwrap(),
-            json!({"error":{"type":"illegal_argument_exception","reason":"field [filters[1]] is unknown"},"status":400})
+            json!({"error":{"root_cause":[{"type":"illegal_argument_exception","reason":reason}],
+                "type":"illegal_argument_exception","reason":reason},"status":400})
         );
     }
 

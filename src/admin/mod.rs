@@ -144,7 +144,7 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// Every route [`handle`] serves, as (method, path template), in the order of `dispatch`.
-/// `docs/openapi.yaml` documents exactly these plus the server's probes (`tests/openapi.rs`);
+/// `docs/openapi.yaml` documents exactly these plus the server's probes (`tests/it/openapi.rs`);
 /// `every_listed_route_is_served_and_no_other` holds `dispatch` to this list.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/tokens"),

@@ -991,7 +991,7 @@ mod tests {
             "{nope}",
         ] {
             let b = h.expect("POST", "/tokens", body, 400).await;
-            assert_eq!(b["error"]["type"], "parse_exception", "{body}");
+            assert_eq!(b["error"]["type"], "parsing_exception", "{body}");
         }
     }
 

@@ -8,9 +8,9 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9202";
 pub const DEFAULT_BACKEND: &str = "http://127.0.0.1:9200";
 pub const DEFAULT_STORE_PATH: &str = "./data";
 pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
-/// Elasticsearch's own `http.max_content_length` default.
 /// All request bodies being inspected at once: 1 GiB.
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
+/// Elasticsearch's own `http.max_content_length` default.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
@@ -29,6 +29,16 @@ pub const DEFAULT_BODY_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_ANSWER_TIMEOUT: &str = "120s";
 /// Addresses the authentication failure limiter tracks per listener.
 pub const DEFAULT_MAX_TRACKED_ADDRESSES: u64 = 100_000;
+/// Failed authentications an address may make within the failure window.
+pub const DEFAULT_MAX_FAILURES: u32 = 20;
+pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
+pub const DEFAULT_FAILURE_WINDOW: &str = "60s";
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: &str = "10s";
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
+pub const DEFAULT_POOL_IDLE_TIMEOUT: &str = "20s";
+pub const DEFAULT_UNHEALTHY_COOLDOWN: &str = "10s";
+pub const DEFAULT_RESOLVE_CACHE_TTL: &str = "5s";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -96,7 +96,7 @@ pub fn validate(
         drain_timeout: v.duration(
             "listen.drain_timeout",
             raw.listen.drain_timeout.as_deref(),
-            "30s",
+            raw::DEFAULT_DRAIN_TIMEOUT,
         ),
     };
     if limits.max_buffered_bytes < limits.max_body_bytes {
@@ -147,12 +147,12 @@ pub fn validate(
                 1
             }
             Some(n) => n,
-            None => 20,
+            None => raw::DEFAULT_MAX_FAILURES,
         },
         failure_window: v.duration(
             "auth.failure_window",
             raw.auth.failure_window.as_deref(),
-            "60s",
+            raw::DEFAULT_FAILURE_WINDOW,
         ),
         max_tracked_addresses: v.positive(
             "auth.max_tracked_addresses",
@@ -378,7 +378,7 @@ impl Validator {
         let handshake_timeout = self.duration(
             "listen.tls.handshake_timeout",
             raw.handshake_timeout.as_deref(),
-            "10s",
+            raw::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
         );
         let (Some(cert_file), Some(key_file)) = (&raw.cert_file, &raw.key_file) else {
             self.issue("listen.tls", "needs both cert_file and key_file");
@@ -550,12 +550,12 @@ impl Validator {
             connect_timeout: self.duration(
                 "backend.connect_timeout",
                 raw.connect_timeout.as_deref(),
-                "5s",
+                raw::DEFAULT_CONNECT_TIMEOUT,
             ),
             request_timeout: self.duration(
                 "backend.request_timeout",
                 raw.request_timeout.as_deref(),
-                "60s",
+                raw::DEFAULT_REQUEST_TIMEOUT,
             ),
             body_idle_timeout: self.duration(
                 "backend.body_idle_timeout",
@@ -571,18 +571,22 @@ impl Validator {
             unhealthy_cooldown: self.duration(
                 "backend.unhealthy_cooldown",
                 raw.unhealthy_cooldown.as_deref(),
-                "10s",
+                raw::DEFAULT_UNHEALTHY_COOLDOWN,
             ),
             resolve_cache_ttl: self.duration(
                 "backend.resolve_cache_ttl",
                 raw.resolve_cache_ttl.as_deref(),
-                "5s",
+                raw::DEFAULT_RESOLVE_CACHE_TTL,
             ),
         })
     }
 
     fn pool_idle(&mut self, text: Option<&str>) -> Duration {
-        let d = self.duration("backend.pool_idle_timeout", text, "20s");
+        let d = self.duration(
+            "backend.pool_idle_timeout",
+            text,
+            raw::DEFAULT_POOL_IDLE_TIMEOUT,
+        );
         // Some backends close idle keep-alive connections after ~30 s; a pooled connection must
         // be dropped before that or the next request races the close.
         if d >= Duration::from_secs(30) {

@@ -1,20 +1,25 @@
-//! The only writer of Elasticsearch-style error bodies:
+//! The only writer of Elasticsearch-style error bodies, for the data listener and the admin
+//! listener alike:
 //! `{"error":{"root_cause":[{"type":T,"reason":R}],"type":T,"reason":R},"status":N}`, and of
 //! the one sanitiser for request-derived names (keys, parameter names) shown in reasons.
 
 use serde_json::json;
 
-/// Serialises an Elasticsearch-style error body. `reason` must not echo request content.
-pub fn body(status: u16, es_type: &str, reason: &str) -> Vec<u8> {
-    let v = json!({
+/// An Elasticsearch-style error body. `reason` must not echo request content.
+pub fn value(status: u16, es_type: &str, reason: &str) -> serde_json::Value {
+    json!({
         "error": {
             "root_cause": [{ "type": es_type, "reason": reason }],
             "type": es_type,
             "reason": reason,
         },
         "status": status,
-    });
-    serde_json::to_vec(&v).expect("a JSON value serialises")
+    })
+}
+
+/// [`value`], serialised.
+pub fn body(status: u16, es_type: &str, reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&value(status, es_type, reason)).expect("a JSON value serialises")
 }
 
 /// A request-derived name (body key, parameter name) made safe to show in a reason: printable

@@ -35,7 +35,11 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             } else {
                 json_response(
                     503,
-                    Some(error_json(503, "not_ready", "no backend node answers")),
+                    Some(crate::es::error::value(
+                        503,
+                        "not_ready",
+                        "no backend node answers",
+                    )),
                 )
             };
         }
@@ -64,9 +68,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         if let Err(retry) = app.admin_limiter.check(ip, started) {
             let mut r = json_response(
                 429,
-                Some(error_json(
+                Some(crate::es::error::value(
                     429,
-                    "too_many_requests",
+                    "security_exception",
                     "too many failed attempts; retry later",
                 )),
             );
@@ -81,7 +85,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         }
         let mut r = json_response(
             401,
-            Some(error_json(
+            Some(crate::es::error::value(
                 401,
                 "security_exception",
                 "missing or wrong admin key",
@@ -100,9 +104,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         Err(_) => {
             return json_response(
                 413,
-                Some(error_json(
+                Some(crate::es::error::value(
                     413,
-                    "content_too_long",
+                    "content_too_long_exception",
                     "admin request body too large",
                 )),
             )
@@ -134,7 +138,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             tracing::error!(error = %e, "Admin request task failed");
             json_response(
                 500,
-                Some(error_json(
+                Some(crate::es::error::value(
                     500,
                     "store_exception",
                     "the admin request failed",
@@ -182,20 +186,18 @@ const EXPLAIN: &str = "/explain";
 /// `POST /explain`: the decision and the upstream request for a token's request
 /// (`proxy::explain`). Nothing changes, so nothing is audited.
 async fn explain(app: &Arc<App>, method: &Method, body: &[u8]) -> Response<Body> {
+    use crate::admin::AdminError;
     use crate::proxy::explain::{ExplainError, ExplainRequest};
+    let answer = |e: AdminError| {
+        let r = e.into_response();
+        json_response(r.status, r.body)
+    };
     if method != Method::POST {
-        return json_response(
-            405,
-            Some(error_json(
-                405,
-                "method_not_allowed_exception",
-                "this method is not allowed on this admin endpoint",
-            )),
-        );
+        return answer(AdminError::method_not_allowed());
     }
     let request = crate::admin::parse_object(body, ExplainRequest::FIELDS).and_then(|map| {
         serde_json::from_value::<ExplainRequest>(Value::Object(map)).map_err(|_| {
-            crate::admin::AdminError::bad_request(
+            AdminError::bad_request(
                 "explain request: expected token, method and path (strings), headers (an object \
                  of strings), body (JSON, or a string) and client_ip (an IP address)",
             )
@@ -203,34 +205,15 @@ async fn explain(app: &Arc<App>, method: &Method, body: &[u8]) -> Response<Body>
     });
     let request = match request {
         Ok(r) => r,
-        Err(e) => {
-            let r = e.into_response();
-            return json_response(r.status, r.body);
-        }
+        Err(e) => return answer(e),
     };
     match crate::proxy::explain::explain(app, request).await {
-        Ok(answer) => json_response(200, Some(answer)),
-        Err(e @ ExplainError::BadInput(_)) => json_response(
-            400,
-            Some(error_json(
-                400,
-                "illegal_argument_exception",
-                &e.to_string(),
-            )),
-        ),
-        Err(e @ ExplainError::UnknownToken(_)) => json_response(
-            404,
-            Some(error_json(
-                404,
-                "resource_not_found_exception",
-                &e.to_string(),
-            )),
-        ),
+        Ok(decision) => json_response(200, Some(decision)),
+        Err(ExplainError::BadInput(reason)) => answer(AdminError::bad_request(reason)),
+        Err(ExplainError::UnknownToken(id)) => {
+            answer(AdminError::not_found(&format!("token '{id}'")))
+        }
     }
-}
-
-fn error_json(status: u16, kind: &str, reason: &str) -> serde_json::Value {
-    json!({"error": {"type": kind, "reason": reason}, "status": status})
 }
 
 fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body> {

@@ -1,6 +1,6 @@
 """Parses esgate's /metrics with the Prometheus project's own text-format parser and prints
 every sample as one JSON line: {"op": "sample", "family", "type", "name", "labels", "value"}.
-The exposition is fetched from METRICS_URL. Used by tests/metrics.rs."""
+The exposition is fetched from METRICS_URL. Used by tests/it/metrics.rs."""
 
 import json
 import os

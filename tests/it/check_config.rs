@@ -1,0 +1,252 @@
+//! `esgate check-config` prints the effective configuration as TOML that `serve` accepts
+//! (issue #15, item 6): for the built-in defaults, `config/esgate.toml` and
+//! `deploy/esgate.toml`, the printed text parses as TOML, feeding it back to `check-config`
+//! succeeds and prints the same text (a fixed point), every setting is there and no secret is.
+//! The path is accepted as a positional argument as well as `--config`, and a bad
+//! configuration exits 2 from `check-config` and `serve` alike.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ES_PASSWORD: &str = "check-config-test-es-password-5d1e";
+const ADMIN_KEY: &str = "check-config-test-admin-key-8c2a";
+
+/// Runs `esgate <args>` in `cwd` with the secrets of the deploy config in its environment.
+fn esgate(cwd: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .env("ES_PASSWORD", ES_PASSWORD)
+        .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+        .output()
+        .expect("the esgate binary runs")
+}
+
+fn check(cwd: &Path, config: Option<&Path>) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["check-config".as_ref()];
+    if let Some(config) = config {
+        args.push(config.as_os_str());
+    }
+    let out = esgate(cwd, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check-config {config:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for secret in [ES_PASSWORD, ADMIN_KEY] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "check-config printed a secret"
+        );
+    }
+    stdout
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `deploy/esgate.toml` with its in-container paths (the CA file, the store) pointing at real
+/// files, as tests/it/compose.rs does.
+fn runnable_deploy_config(dir: &Path, tls: &support::tls::TlsFiles) -> PathBuf {
+    let text = std::fs::read_to_string(repo("deploy/esgate.toml")).unwrap();
+    let mut config: toml::Table = toml::from_str(&text).unwrap();
+    config["backend"].as_table_mut().unwrap().insert(
+        "ca_file".into(),
+        tls.ca_cert.to_string_lossy().into_owned().into(),
+    );
+    config["store"].as_table_mut().unwrap().insert(
+        "path".into(),
+        dir.join("store").to_string_lossy().into_owned().into(),
+    );
+    let path = dir.join("deploy.toml");
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+/// The printed text is TOML with every section, and checking it again prints the same text.
+fn assert_fixed_point(dir: &Path, name: &str, printed: &str) {
+    let table: toml::Table = toml::from_str(printed)
+        .unwrap_or_else(|e| panic!("{name}: the printed config is not TOML: {e}\n{printed}"));
+    for section in [
+        "listen", "backend", "store", "admin", "ids", "auth", "policies", "audit", "log",
+    ] {
+        assert!(table.contains_key(section), "{name}: no [{section}]");
+    }
+    assert!(
+        !printed.contains("Some(") && !printed.contains("None") && !printed.contains(" { "),
+        "{name}: Rust debug output:\n{printed}"
+    );
+    let again = dir.join(format!("{name}.printed.toml"));
+    std::fs::write(&again, printed).unwrap();
+    let reprinted = check(dir, Some(&again));
+    assert_eq!(printed, reprinted, "{name}: not a fixed point");
+}
+
+#[test]
+fn printed_configuration_is_toml_that_check_config_prints_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = support::tls::TlsFiles::generate();
+
+    // Built-in defaults: no config/esgate.toml in the working directory.
+    let defaults = check(dir.path(), None);
+    assert_fixed_point(dir.path(), "defaults", &defaults);
+    for setting in [
+        "idle_timeout = ",
+        "admin_max_connections = 256",
+        "body_idle_timeout = ",
+        "answer_timeout = ",
+        "unhealthy_cooldown = ",
+        "resolve_cache_ttl = ",
+        "max_tracked_addresses = 100000",
+        "allow_open_ip_filters = true",
+        "[admin]\nkey_env = \"ESGATE_ADMIN_KEY\"",
+    ] {
+        assert!(defaults.contains(setting), "{setting} missing:\n{defaults}");
+    }
+
+    let example = check(dir.path(), Some(&repo("config/esgate.toml")));
+    assert_fixed_point(dir.path(), "example", &example);
+    // The example states the defaults: the same effective configuration.
+    assert_eq!(example, defaults);
+
+    let deploy = check(dir.path(), Some(&runnable_deploy_config(dir.path(), &tls)));
+    assert_fixed_point(dir.path(), "deploy", &deploy);
+    assert!(
+        deploy.contains("password_env = \"ES_PASSWORD\""),
+        "{deploy}"
+    );
+    assert!(deploy.contains("username = \"elastic\""), "{deploy}");
+}
+
+/// Every kind of setting that is not a plain value prints back too: TLS files, a client
+/// certificate, secrets from the environment, the id key variable, an audit file, policies.
+#[test]
+fn files_and_secret_sources_print_back_as_a_fixed_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = support::tls::TlsFiles::generate();
+    let (cert, key, ca) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+        tls.ca_cert.display().to_string(),
+    );
+    let config = format!(
+        "[listen]\ndata = \"127.0.0.1:19201\"\n[listen.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+         handshake_timeout = \"1500ms\"\n\
+         [backend]\nurls = [\"https://a:9200/\", \"https://b:9243\"]\napi_key_env = \"ES_PASSWORD\"\n\
+         ca_file = {ca:?}\nclient_cert_file = {cert:?}\nclient_key_file = {key:?}\n\
+         [ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"\n\
+         [auth]\ntrusted_proxies = [\"10.1.2.3\", \"fd00::/8\"]\n\
+         [policies]\nmax_lifetime = \"90d\"\nrequire_expiry = true\nallow_open_ip_filters = false\n\
+         [audit]\noutput = \"file\"\npath = {:?}\n[log]\nformat = \"json\"\n",
+        dir.path().join("audit.jsonl").display().to_string()
+    );
+    let path = dir.path().join("full.toml");
+    std::fs::write(&path, config).unwrap();
+    // ids.key_env must name a variable holding base64 of 32 bytes.
+    let id_key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let run = |config: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_esgate"))
+            .arg("check-config")
+            .arg(config)
+            .current_dir(dir.path())
+            .env("ES_PASSWORD", ES_PASSWORD)
+            .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+            .env("CHECK_CONFIG_ID_KEY", id_key)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in [ES_PASSWORD, ADMIN_KEY, id_key] {
+            assert!(!stdout.contains(secret), "a secret is printed");
+        }
+        stdout
+    };
+    let printed = run(&path);
+    for expected in [
+        "[listen.tls]",
+        &format!("key_file = {key:?}"),
+        "handshake_timeout = \"1500ms\"",
+        "urls = [\"https://a:9200\", \"https://b:9243\"]",
+        "api_key_env = \"ES_PASSWORD\"",
+        &format!("client_key_file = {key:?}"),
+        "[ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"",
+        "trusted_proxies = [\"10.1.2.3/32\", \"fd00::/8\"]",
+        "max_lifetime = \"90d\"",
+        "output = \"file\"",
+        "format = \"json\"",
+    ] {
+        assert!(printed.contains(expected), "{expected} missing:\n{printed}");
+    }
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed).unwrap();
+    assert_eq!(run(&again), printed, "not a fixed point");
+}
+
+#[test]
+fn the_path_is_accepted_positionally_and_as_an_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[listen]\ndata = \"127.0.0.1:19201\"\n").unwrap();
+    let positional = check(dir.path(), Some(&config));
+    let out = esgate(
+        dir.path(),
+        &[
+            "check-config".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), positional);
+    assert!(
+        positional.contains("data = \"127.0.0.1:19201\""),
+        "{positional}"
+    );
+    // Both at once is a usage error, not a silent choice.
+    let out = esgate(
+        dir.path(),
+        &[
+            "check-config".as_ref(),
+            config.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    assert!(!out.status.success());
+}
+
+/// One exit-code rule: an unreadable, malformed or invalid configuration exits 2 from
+/// `check-config` and from `serve`.
+#[test]
+fn a_bad_configuration_exits_2_from_check_config_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("invalid.toml");
+    std::fs::write(&invalid, "[listen]\ndata = \"nope\"\n").unwrap();
+    let malformed = dir.path().join("malformed.toml");
+    std::fs::write(&malformed, "[listen]\nbogus = 1\n").unwrap();
+    let missing = dir.path().join("missing.toml");
+    for config in [&invalid, &malformed, &missing] {
+        for command in ["check-config", "serve"] {
+            let out = esgate(
+                dir.path(),
+                &[command.as_ref(), "--config".as_ref(), config.as_os_str()],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} {config:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Scroll and point-in-time ids are bound to the token that created them: a continuation,
+//! clear or close with another token's id, a raw backend id or a forged one is refused, and
+//! every page carries only the token's documents. OpenSearch point in time runs on osmem,
+//! Elasticsearch `_pit` on noida.
+
+use crate::support;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use support::esgate::Esgate;
+use support::fixture::{self, contains_leak_marker};
+use support::http::{bearer, send};
+
+async fn call(gw: &Esgate, secret: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    let r = send(
+        method,
+        &gw.url(path),
+        &[("authorization", &bearer(secret))],
+        bytes,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !contains_leak_marker(&r.body),
+        "{method} {path}: {}",
+        r.text()
+    );
+    let v = if r.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    };
+    (r.status.as_u16(), v)
+}
+
+async fn two_tenants(gw: &Esgate) -> (String, String) {
+    let a = gw
+        .token(json!({"name": "a", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
+        .await
+        .1;
+    let b = gw
+        .token(json!({"name": "b", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "b"}]}))
+        .await
+        .1;
+    (a, b)
+}
+
+fn tenants_of(hits: &Value) -> Vec<String> {
+    hits["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_source"]["tenant"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scroll_ids_are_sealed_bound_and_pages_hold_only_the_tenant() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (a, b) = two_tenants(&gw).await;
+
+    let (s, first) = call(
+        &gw,
+        &a,
+        "POST",
+        "/logs-*/_search?scroll=1m&size=3",
+        json!({"sort": ["n"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{first}");
+    let mut id = first["_scroll_id"].as_str().unwrap().to_owned();
+    assert!(
+        id.starts_with("esgc1_"),
+        "the backend's id is never handed out: {id}"
+    );
+    let mut seen = tenants_of(&first);
+
+    // Tenant b cannot continue, clear or even probe tenant a's scroll.
+    let (s, _) = call(
+        &gw,
+        &b,
+        "POST",
+        "/_search/scroll",
+        json!({"scroll": "1m", "scroll_id": id}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = call(
+        &gw,
+        &b,
+        "DELETE",
+        "/_search/scroll",
+        json!({"scroll_id": [id]}),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    loop {
+        let (s, page) = call(
+            &gw,
+            &a,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll": "1m", "scroll_id": id}),
+        )
+        .await;
+        assert_eq!(s, 200, "{page}");
+        let tenants = tenants_of(&page);
+        if tenants.is_empty() {
+            break;
+        }
+        seen.extend(tenants);
+        id = page["_scroll_id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("esgc1_"));
+        assert!(seen.len() <= 20, "runaway scroll");
+    }
+    assert_eq!(seen.len() as u64, fixture::TENANT_A_DOCS);
+    assert!(seen.iter().all(|t| t == "a"));
+
+    let (s, v) = call(
+        &gw,
+        &a,
+        "DELETE",
+        "/_search/scroll",
+        json!({"scroll_id": [id]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // A raw backend scroll id, taken straight from the backend, is refused.
+    let direct = send(
+        "POST",
+        &format!("{}/logs-b/_search?scroll=1m&size=1", backend.url()),
+        &[],
+        "{}".to_owned(),
+    )
+    .await
+    .unwrap()
+    .json();
+    let raw = direct["_scroll_id"].as_str().unwrap();
+    let (s, _) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_search/scroll",
+        json!({"scroll": "1m", "scroll_id": raw}),
+    )
+    .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensearch_point_in_time_is_bound_and_filtered() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (a, b) = two_tenants(&gw).await;
+    let (s, opened) = call(
+        &gw,
+        &a,
+        "POST",
+        "/logs-*/_search/point_in_time?keep_alive=1m",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = opened["pit_id"].as_str().unwrap().to_owned();
+    assert!(pit.starts_with("esgc1_"));
+
+    let body = json!({"size": 50, "pit": {"id": pit, "keep_alive": "1m"}});
+    let (s, page) = call(&gw, &a, "POST", "/_search", body.clone()).await;
+    assert_eq!(s, 200, "{page}");
+    let tenants = tenants_of(&page);
+    assert_eq!(tenants.len() as u64, fixture::TENANT_A_DOCS);
+    assert!(tenants.iter().all(|t| t == "a"));
+    if let Some(next) = page["pit_id"].as_str() {
+        assert!(
+            next.starts_with("esgc1_"),
+            "a returned pit id is sealed too"
+        );
+    }
+
+    let (s, _) = call(&gw, &b, "POST", "/_search", body.clone()).await;
+    assert_eq!(s, 403, "tenant b cannot use tenant a's point in time");
+    let (s, _) = call(&gw, &a, "POST", "/logs-a/_search", body).await;
+    assert_eq!(s, 400, "a point in time search names no index");
+    let (s, _) = call(
+        &gw,
+        &b,
+        "DELETE",
+        "/_search/point_in_time",
+        json!({"pit_id": [pit]}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, v) = call(
+        &gw,
+        &a,
+        "DELETE",
+        "/_search/point_in_time",
+        json!({"pit_id": [pit]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_point_in_time_is_bound_and_filtered() {
+    let backend = fixture::seeded_noida();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (a, b) = two_tenants(&gw).await;
+    let (s, opened) = call(&gw, &a, "POST", "/logs-*/_pit?keep_alive=1m", Value::Null).await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = opened["id"].as_str().unwrap().to_owned();
+    assert!(pit.starts_with("esgc1_"));
+    let body = json!({"size": 50, "pit": {"id": pit, "keep_alive": "1m"}, "sort": [{"n": "asc"}]});
+    let (s, page) = call(&gw, &a, "POST", "/_search", body.clone()).await;
+    assert_eq!(s, 200, "{page}");
+    let tenants = tenants_of(&page);
+    assert_eq!(tenants.len() as u64, fixture::TENANT_A_DOCS);
+    assert!(tenants.iter().all(|t| t == "a"));
+    assert!(page["pit_id"]
+        .as_str()
+        .is_none_or(|p| p.starts_with("esgc1_")));
+    let (s, _) = call(&gw, &b, "POST", "/_search", body).await;
+    assert_eq!(s, 403);
+    let (s, _) = call(&gw, &b, "DELETE", "/_pit", json!({"id": pit})).await;
+    assert_eq!(s, 403);
+    let (s, v) = call(&gw, &a, "DELETE", "/_pit", json!({"id": pit})).await;
+    assert_eq!(s, 200, "{v}");
+    let _ = Bytes::new();
+}

@@ -1,0 +1,94 @@
+//! The README's first run, as a newcomer types it (issue 15): `esgate serve` with no admin key
+//! generates one into `data/admin.key` (mode 0600) and says where, never the key itself; the
+//! CLI, started from the same directory without `ESGATE_ADMIN_KEY`, reads that file; a restart
+//! keeps the same key.
+
+use crate::support;
+
+use std::process::Command;
+
+use support::binary::{self, Served};
+
+/// `esgate serve` with its defaults (store `./data`), from `dir`, without an admin key.
+fn serve(dir: &std::path::Path) -> Served {
+    binary::serve(&["--backend", "http://127.0.0.1:9"], |cmd| {
+        cmd.env_remove("ESGATE_ADMIN_KEY")
+            .env_remove("ESGATE_ADMIN_KEY_FILE")
+            .current_dir(dir);
+    })
+}
+
+/// The CLI from `dir`, as the README calls it: only `ESGATE_ADMIN_URL` set.
+fn cli(dir: &std::path::Path, admin: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(args)
+        .env("ESGATE_ADMIN_URL", admin)
+        .env_remove("ESGATE_ADMIN_KEY")
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(dir)
+        .output()
+        .expect("the CLI runs")
+}
+
+#[test]
+fn the_first_run_works_as_written_without_choosing_an_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(dir.path());
+    let key_file = dir.path().join("data").join("admin.key");
+    let key = std::fs::read_to_string(&key_file).expect("the key file exists");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let created = cli(
+        dir.path(),
+        &running.admin,
+        &[
+            "token",
+            "create",
+            "--name",
+            "first",
+            "--filter",
+            "tenant=acme",
+        ],
+    );
+    let out = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(out.contains("esg_"), "the secret is shown once: {out}");
+    let log = running.log.lock().unwrap().clone();
+    assert!(
+        log.contains("admin.key"),
+        "the log says where the key is: {log}"
+    );
+    assert!(!log.contains(key.trim()), "the key reached the log");
+    drop(running);
+
+    // A restart keeps the key: the same CLI call still works.
+    let running = serve(dir.path());
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    let listed = cli(dir.path(), &running.admin, &["token", "list"]);
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("first"));
+
+    // Pointed at the data listener by mistake, the CLI says so.
+    let wrong = cli(dir.path(), &running.data, &["token", "list"]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("not as esgate's admin API") && err.contains("data listener"),
+        "{err}"
+    );
+
+    // Elsewhere (no data/admin.key) the CLI says what is missing.
+    let other = tempfile::tempdir().unwrap();
+    let refused = cli(other.path(), &running.admin, &["token", "list"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("ESGATE_ADMIN_KEY"), "{err}");
+}

@@ -1,0 +1,633 @@
+//! The gateway foundation against a real backend (osmem) and fault-injecting fakes:
+//! pass-through, streaming, failover, timeouts, TLS in and out, graceful shutdown, malformed
+//! HTTP, and the admin listener's probes.
+
+use crate::support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use support::backend::Backend;
+use support::esgate::Esgate;
+use support::faults::FaultServer;
+use support::http::{basic, bearer, send};
+
+const PASS: &str = "esgate-test";
+
+async fn esgate_with_all_token(backends: &[&str], extra: &str) -> (Esgate, String) {
+    let gw = Esgate::start(backends, extra).await;
+    let secret = gw.all_token().await;
+    (gw, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_every_request_without_credentials() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/_search"),
+        ("HEAD", "/logs-a"),
+        ("DELETE", "/logs-a"),
+    ] {
+        let r = send(method, &gw.url(path), &[], Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "{method} {path}");
+        assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
+        let challenges: Vec<_> = r.headers.get_all("www-authenticate").iter().collect();
+        assert_eq!(challenges.len(), 3);
+        if method != "HEAD" {
+            assert_eq!(r.json()["error"]["type"], "security_exception");
+        }
+    }
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[("authorization", &bearer("esg_nonsense"))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_through_get_post_head_with_and_without_bodies() {
+    let backend = Backend::osmem();
+    let (gw, secret) = esgate_with_all_token(&[backend.url()], "").await;
+    let auth = bearer(&secret);
+    let h = [("authorization", auth.as_str())];
+
+    let r = send("GET", &gw.url("/"), &h, Bytes::new()).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.json()["version"]["number"].is_string());
+
+    let r = send(
+        "PUT",
+        &gw.url("/pt-index/_doc/1?refresh=true"),
+        &h,
+        r#"{"msg":"hello"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+
+    let r = send(
+        "POST",
+        &gw.url("/pt-index/_search"),
+        &h,
+        r#"{"query":{"match":{"msg":"hello"}}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["hits"]["hits"][0]["_id"], "1");
+
+    let r = send("GET", &gw.url("/pt-index/_count"), &h, Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.json()["count"], 1);
+
+    let r = send("HEAD", &gw.url("/pt-index"), &h, Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = send("HEAD", &gw.url("/no-such-index"), &h, Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    // The basic-auth forms authenticate the same token.
+    for value in [basic(&secret, "token"), basic("anyone", &secret)] {
+        let r = send(
+            "GET",
+            &gw.url("/pt-index/_count"),
+            &[("authorization", &value)],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.json()["count"], 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_chunked_and_gzip_request_bodies() {
+    use std::io::Write;
+    let backend = Backend::osmem();
+    let (gw, secret) = esgate_with_all_token(&[backend.url()], "").await;
+    let auth = bearer(&secret);
+    let r = send(
+        "PUT",
+        &gw.url("/gz/_doc/1?refresh=true"),
+        &[("authorization", &auth)],
+        r#"{"k":"v"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success());
+
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(br#"{"query":{"term":{"k":"v"}}}"#).unwrap();
+    let gz = enc.finish().unwrap();
+    let r = send(
+        "POST",
+        &gw.url("/gz/_search"),
+        &[
+            ("authorization", &auth),
+            ("content-encoding", "gzip"),
+            ("content-type", "application/json"),
+        ],
+        gz,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["hits"]["hits"][0]["_id"], "1");
+
+    // A chunked body, written by hand on a raw connection.
+    let body = br#"{"query":{"term":{"k":"v"}}}"#;
+    let (a, b) = body.split_at(10);
+    let req = format!(
+        "POST /gz/_count HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        a.len(),
+        std::str::from_utf8(a).unwrap(),
+        b.len(),
+        std::str::from_utf8(b).unwrap()
+    );
+    let out = support::http::raw(gw.data_addr, req.as_bytes()).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"count\":1"), "{text}");
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_a_one_gigabyte_response_with_flat_memory() {
+    const LEN: u64 = 1 << 30;
+    let huge = FaultServer::huge(LEN);
+    let (gw, secret) = esgate_with_all_token(&[huge.url()], "").await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let req = http::Request::get(gw.url("/big/_search"))
+        .header("authorization", bearer(&secret))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let before = rss_kib();
+    let response = client.request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut total: u64 = 0;
+    let mut peak = before;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            total += data.len() as u64;
+            if total % (64 << 20) < data.len() as u64 {
+                peak = peak.max(rss_kib());
+            }
+        }
+    }
+    assert_eq!(total, LEN);
+    // The whole process (backend fake, esgate and client) grows by far less than the body.
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 128,
+        "memory grew by {grown_mib} MiB while streaming 1 GiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_502_when_no_backend_answers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (gw, secret) = esgate_with_all_token(&[&url], "").await;
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
+    assert!(r.json()["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no backend node"));
+
+    let reset = FaultServer::reset();
+    let (gw, secret) = esgate_with_all_token(&[reset.url()], "").await;
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_504_when_the_backend_hangs() {
+    let hang = FaultServer::hang();
+    let gw = Esgate::start_full(&[hang.url()], "", "request_timeout = \"1s\"", "").await;
+    let secret = gw.all_token().await;
+    let started = Instant::now();
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
+    let backend = Backend::osmem();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (gw, secret) = esgate_with_all_token(&[&dead, backend.url()], "").await;
+    for _ in 0..6 {
+        let r = gw.get("/", &secret).await;
+        assert_eq!(r.status, 200);
+    }
+    let status = gw.app.upstream.node_status();
+    assert!(!status[0].healthy, "the dead node is cooling down");
+    // Round-robin would have picked the dead node three times; the cool-down skips it.
+    assert_eq!(status[0].failures, 1);
+    assert!(status[1].healthy);
+
+    let m = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert!(
+        m.text()
+            .contains(&format!("esgate_backend_up{{node=\"{dead}\"}} 0")),
+        "{}",
+        m.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_to_clients() {
+    let backend = Backend::osmem();
+    let tls = support::tls::TlsFiles::generate();
+    let listen = format!(
+        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\nhandshake_timeout = \"2s\"",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    // The [listen.tls] table must come after the [listen] keys, so it goes in `extra`.
+    let gw = Esgate::start(&[backend.url()], &listen).await;
+    let secret = gw.all_token().await;
+    let url = format!("https://localhost:{}/", gw.data_addr.port());
+    let r = support::http::send_https(
+        &tls.ca_cert,
+        "GET",
+        &url,
+        &[("authorization", &bearer(&secret))],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.json()["version"].is_object());
+
+    // Plain HTTP on the TLS port gets no answer that looks like success.
+    let out = support::http::raw_with_timeout(
+        gw.data_addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
+}
+
+/// A TLS-terminating relay in front of a plain backend: an https backend for esgate to use.
+async fn tls_relay(tls: &support::tls::TlsFiles, to: std::net::SocketAddr) -> std::net::SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talks_tls_to_an_https_backend_with_a_configured_ca() {
+    let backend = Backend::osmem();
+    let tls = support::tls::TlsFiles::generate();
+    let relay = tls_relay(&tls, backend.addr).await;
+    let https = format!("https://localhost:{}", relay.port());
+    let gw = Esgate::start_full(
+        &[&https],
+        "",
+        &format!("ca_file = {:?}", tls.ca_cert.display().to_string()),
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Without the CA, the backend's certificate is not trusted: no answer from it.
+    let gw = Esgate::start(&[&https], "").await;
+    let secret = gw.all_token().await;
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 502);
+}
+
+/// A small in-process backend for fault injection: every request gets `answer`'s response
+/// (after it has seen the request head).
+async fn fake_backend<F>(answer: F) -> String
+where
+    F: Fn(
+            http::HeaderMap,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = &'static [u8]> + Send>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let body = answer(req.headers().clone());
+                    async move {
+                        let mut r = http::Response::new(http_body_util::Full::new(
+                            Bytes::from_static(body.await),
+                        ));
+                        r.headers_mut()
+                            .insert("content-type", "application/json".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A backend that answers after a delay: for requests that are in flight at shutdown.
+async fn slow_backend(delay: Duration) -> String {
+    fake_backend(move |_| {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            &b"{\"slow\":true}"[..]
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_a_request_in_flight_on_shutdown() {
+    let url = slow_backend(Duration::from_millis(1500)).await;
+    let (mut gw, secret) = esgate_with_all_token(&[&url], "").await;
+    let target = gw.url("/slow");
+    let auth = bearer(&secret);
+    let in_flight = tokio::spawn(async move {
+        send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addr = gw.data_addr;
+    let server = gw.begin_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No new connections once shutdown has begun.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["slow"], true);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_never_gets_a_5xx() {
+    let backend = Backend::osmem();
+    let (gw, secret) = esgate_with_all_token(&[backend.url()], "").await;
+    let auth = format!("Authorization: Bearer {secret}\r\n");
+    let cases: Vec<Vec<u8>> = vec![
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+        format!("POST /x/_search HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").into_bytes(),
+        format!("POST /x/_search HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 4\r\nContent-Length: 5\r\n\r\n{{}}  ").into_bytes(),
+        format!("GET http://169.254.169.254/ HTTP/1.1\r\nHost: x\r\n{auth}\r\n").into_bytes(),
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{auth}Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n").into_bytes(),
+        format!("CONNECT 127.0.0.1:9200 HTTP/1.1\r\nHost: x\r\n{auth}\r\n").into_bytes(),
+        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024)).into_bytes(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+    ];
+    for case in cases {
+        let out =
+            support::http::raw_with_timeout(gw.data_addr, &case, Duration::from_secs(3)).await;
+        let text = String::from_utf8_lossy(&out);
+        let status: u16 = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(
+            status < 500,
+            "{} → {}",
+            String::from_utf8_lossy(&case[..case.len().min(60)]),
+            text
+        );
+        assert!(
+            status != 200,
+            "{} was accepted",
+            String::from_utf8_lossy(&case[..case.len().min(60)])
+        );
+    }
+    // esgate still serves after all that.
+    let r = gw.get("/", &secret).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_answers_probes_and_metrics() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let _ = send("GET", &gw.url("/"), &[], Bytes::new()).await.unwrap();
+    let r = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    for line in [
+        "esgate_requests_total{token_id=\"none\",decision=\"deny\",status=\"4xx\"} 1",
+        "esgate_decisions_total{action=\"none\",outcome=\"auth_missing\"} 1",
+    ] {
+        assert!(r.text().contains(line), "{line}: {}", r.text());
+    }
+    // Everything else needs the admin key.
+    let r = send("GET", &gw.admin_url("/tokens"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    let r = send(
+        "GET",
+        &gw.admin_url("/tokens"),
+        &[("authorization", "Bearer wrong-key-wrong-key")],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gw = Esgate::start(&[&dead], "").await;
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503);
+    let r = send("GET", &gw.admin_url("/health"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// A backend that records the headers it receives: shows what esgate sends upstream.
+async fn header_capture() -> (String, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(vec![]));
+    let record = Arc::clone(&seen);
+    let url = fake_backend(move |headers| {
+        record.lock().unwrap().push(headers);
+        Box::pin(async { &b"{}"[..] })
+    })
+    .await;
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_sees_esgates_credentials_never_the_clients() {
+    let (url, seen) = header_capture().await;
+    let gw = Esgate::start_full(
+        &[&url],
+        "",
+        &format!("username = \"esgate\"\npassword = {PASS:?}"),
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let r = send(
+        "GET",
+        &gw.url("/"),
+        &[
+            ("authorization", &bearer(&secret)),
+            ("es-security-runas-user", "elastic"),
+            ("es-secondary-authorization", "Basic eDp5"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("connection", "x-drop-me"),
+            ("x-drop-me", "1"),
+        ],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-elastic-product"), Some("Elasticsearch"));
+    let seen = seen.lock().unwrap();
+    let h = &seen[0];
+    assert_eq!(h["authorization"], basic("esgate", PASS));
+    assert!(h.get("es-security-runas-user").is_none());
+    assert!(h.get("es-secondary-authorization").is_none());
+    assert!(h.get("x-drop-me").is_none());
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    let _ = json!({});
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_share_one_memory_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_body_bytes = 65536\nmax_buffered_bytes = 65536\nheader_timeout = \"5s\"",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(json!({"name": "budget", "indices": ["*"]})).await;
+    let auth = bearer(&secret);
+    // A slow client holds 60 KB of the 64 KB budget: its body is half sent.
+    let mut slow = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    let head = format!(
+        "POST /_search HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: 65000\r\n\r\n"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut half = b"{\"query\":{\"match_all\":{}},\"size\":0,\"aggs\":{}".to_vec();
+    half.resize(60_000, b' ');
+    slow.write_all(&half).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another body of 20 KB does not fit beside it: 429 with Retry-After, at once.
+    let mut body = b"{\"size\":0}".to_vec();
+    body.resize(20_000, b' ');
+    let busy = send(
+        "POST",
+        &gw.url("/_search"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert_eq!(busy.header("x-elastic-product"), Some("Elasticsearch"));
+
+    // Once the slow request ends, its share is returned.
+    let mut rest = vec![b' '; 5_000];
+    rest[4_999] = b'}';
+    slow.write_all(&rest).await.unwrap();
+    let mut answer = vec![0u8; 12];
+    slow.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = send(
+        "POST",
+        &gw.url("/_search"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from(body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}

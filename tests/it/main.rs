@@ -1,0 +1,45 @@
+//! esgate's integration tests, one binary organised by subject. Each module starts what it needs
+//! itself: real backends (osmem, noida), the real `esgate` binary or an in-process server, real
+//! clients (curl, the official Python and Node clients). `support` is the shared harness.
+//!
+//! Run one subject with `cargo test --test it <module>::`, e.g. `cargo test --test it ordinals::`.
+
+mod support;
+
+mod answered;
+mod async_search;
+mod backend_smoke;
+mod check_config;
+mod client_address;
+mod clients;
+mod compose;
+mod continuation;
+mod corpus_judge;
+mod crash;
+mod docs;
+mod enforcement;
+mod explain;
+mod first_run;
+mod forwarding;
+mod gateway;
+mod grafana;
+mod identity;
+mod indices;
+mod internal_fields;
+mod kibana;
+mod lookup;
+mod media_types;
+mod metrics;
+mod node_client;
+mod opaque_id;
+mod openapi;
+mod ordinals;
+mod query_languages;
+mod readme;
+mod reliability;
+mod reload;
+mod request_bodies;
+mod response_shaping;
+mod route_scope;
+mod term_statistics;
+mod tokens;

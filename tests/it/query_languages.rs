@@ -1,0 +1,501 @@
+//! ES|QL `_query`, SQL `_sql` (with cursors) and EQL `_eql/search` through esgate, against the
+//! recording fake backend (`support::recording`; neither osmem nor noida implements these
+//! APIs): the forwarded query text names only the token's concrete indices, the forwarded
+//! `filter` is the token's filters around the client's, SQL cursors are sealed for the token
+//! that ran the query, and refused requests never reach the backend.
+
+use crate::support;
+
+use serde_json::{json, Value};
+
+use support::corpus::token_a;
+use support::esgate::Esgate;
+use support::http::bearer;
+use support::recording::{Answer, Recording};
+
+async fn call(
+    gw: &Esgate,
+    secret: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    gw.call(secret, method, path, body, extra).await
+}
+
+async fn tenant(gw: &Esgate, name: &str) -> String {
+    gw.tenant_token(name).await
+}
+
+fn token_filter(tenant: &str, inner: Value) -> Value {
+    json!({"bool": {"filter": [{"term": {"tenant": {"value": tenant}}}], "must": [inner]}})
+}
+
+async fn setup() -> (Recording, Esgate, String) {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    (es, gw, a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esql_reaches_the_backend_with_the_narrowed_from_and_the_wrapped_filter() {
+    let (es, gw, a) = setup().await;
+    let answer = json!({"columns": [{"name": "c", "type": "long"}], "values": [[2]]});
+    es.script_json("POST", "/_query", 200, answer.clone());
+
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_query?format=json",
+        json!({
+            "query": "FROM logs-* /* FROM secret */ | WHERE msg == \"| ENRICH x\" | STATS c = COUNT(*)",
+            "filter": {"term": {"user": "bob"}}
+        }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, answer);
+    let sent = es.requests_to("*", "/_query");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].method, "POST");
+    assert_eq!(sent[0].params(), vec![("format".into(), "json".into())]);
+    assert_eq!(
+        sent[0].json(),
+        json!({
+            "query": "FROM  logs-a, logs-b  /* FROM secret */ | WHERE msg == \"| ENRICH x\" | STATS c = COUNT(*)",
+            "filter": token_filter("a", json!({"term": {"user": "bob"}}))
+        })
+    );
+    assert!(sent[0].header("authorization").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_queries_never_reach_the_backend() {
+    let (es, gw, a) = setup().await;
+    es.script_json("*", "/_query", 200, json!({"values": []}));
+    es.script_json("*", "/_sql", 200, json!({"rows": []}));
+    es.script_json("*", "/secret", 200, json!({"hits": {}}));
+    let cases: &[(&str, &str, Value)] = &[
+        ("POST", "/_query", json!({"query": "FROM secret"})),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a | ENRICH users ON user"}),
+        ),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a | LOOKUP JOIN secret ON id"}),
+        ),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a // c\n, secret"}),
+        ),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a, remote:secret"}),
+        ),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a", "profile": true}),
+        ),
+        (
+            "POST",
+            "/_query",
+            json!({"query": "FROM logs-a", "tables": {}}),
+        ),
+        ("POST", "/_query/async", json!({"query": "FROM logs-a"})),
+        ("POST", "/_sql", json!({"query": "SELECT * FROM secret"})),
+        ("POST", "/_sql", json!({"query": "SHOW TABLES"})),
+        (
+            "POST",
+            "/_sql",
+            json!({"query": "SELECT * FROM (SELECT * FROM secret)"}),
+        ),
+        (
+            "POST",
+            "/_sql",
+            json!({"query": "SELECT * FROM logs-a", "keep_on_completion": true}),
+        ),
+        (
+            "POST",
+            "/_sql",
+            json!({"query": "SELECT * FROM logs-a", "runtime_mappings": {}}),
+        ),
+        ("POST", "/_sql", json!({"cursor": "raw-backend-cursor"})),
+        (
+            "POST",
+            "/_sql/close",
+            json!({"cursor": "raw-backend-cursor"}),
+        ),
+        (
+            "POST",
+            "/_sql/async",
+            json!({"query": "SELECT * FROM logs-a"}),
+        ),
+        (
+            "POST",
+            "/_sql/translate",
+            json!({"query": "SELECT * FROM logs-a"}),
+        ),
+        (
+            "POST",
+            "/secret/_eql/search",
+            json!({"query": "any where true"}),
+        ),
+        (
+            "POST",
+            "/logs-a/_eql/search?wait_for_completion_timeout=1s",
+            json!({"query": "any where true"}),
+        ),
+        (
+            "POST",
+            "/logs-a/_eql/search",
+            json!({"query": "any where true", "keep_on_completion": true}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, v) = call(&gw, &a, method, path, body.clone(), &[]).await;
+        assert_eq!(status, 403, "{method} {path} {body}: {v}");
+        assert_eq!(v["status"], 403, "{v}");
+        assert!(v["error"]["reason"].is_string(), "{v}");
+    }
+    assert!(
+        es.requests().is_empty(),
+        "refused requests reached the backend: {:?}",
+        es.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_cursor_is_sealed_for_the_token_that_ran_the_query() {
+    let (es, gw, a) = setup().await;
+    let b = tenant(&gw, "b").await;
+    es.script_fn("POST", "/_sql", |r| {
+        let body = r.json();
+        if body.get("cursor").is_some() {
+            Answer::json(200, json!({"rows": [[2]]}))
+        } else {
+            Answer::json(200, json!({"columns": [{"name": "n"}], "rows": [[1]], "cursor": "YmFja2VuZC1jdXJzb3I="}))
+        }
+    });
+    es.script_json("POST", "/_sql/close", 200, json!({"succeeded": true}));
+
+    // The client asks for text; esgate forwards JSON so the cursor stays in the body.
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_sql",
+        json!({"query": "SELECT n FROM \"logs-*\" WHERE n > 0", "fetch_size": 1}),
+        &[("accept", "text/plain")],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let cursor = v["cursor"].as_str().expect("a cursor").to_string();
+    assert!(cursor.starts_with("esgc1_"), "{cursor}");
+    assert_eq!(v["rows"], json!([[1]]));
+    let sent = es.requests_to("POST", "/_sql");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/_sql");
+    assert_eq!(sent[0].params(), vec![("format".into(), "json".into())]);
+    assert_eq!(
+        sent[0].json(),
+        json!({
+            "query": "SELECT n FROM  \"logs-a,logs-b\"  WHERE n > 0",
+            "fetch_size": 1,
+            "filter": token_filter("a", json!({"match_all": {}}))
+        })
+    );
+    es.clear();
+
+    // Another token cannot continue or close it.
+    for path in ["/_sql", "/_sql/close"] {
+        let (status, v) = call(&gw, &b, "POST", path, json!({ "cursor": cursor }), &[]).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
+    assert!(es.requests().is_empty(), "{:?}", es.requests());
+
+    // Its own token can: the backend sees its own cursor.
+    let (status, v) = call(&gw, &a, "POST", "/_sql", json!({ "cursor": cursor }), &[]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!({"rows": [[2]]}));
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_sql/close",
+        json!({ "cursor": cursor }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = es.requests();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].path, "/_sql");
+    assert_eq!(sent[0].json(), json!({"cursor": "YmFja2VuZC1jdXJzb3I="}));
+    assert_eq!(sent[1].path, "/_sql/close");
+    assert_eq!(sent[1].json(), json!({"cursor": "YmFja2VuZC1jdXJzb3I="}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eql_searches_only_the_token_indices_with_the_wrapped_filter() {
+    let (es, gw, a) = setup().await;
+    let answer = json!({"is_partial": false, "hits": {"total": {"value": 1, "relation": "eq"}, "events": []}});
+    es.script_json("POST", "/", 200, answer.clone());
+
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/logs-*/_eql/search",
+        json!({"query": "process where true", "size": 2, "filter": {"range": {"n": {"gte": 1}}}}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, answer);
+    let sent: Vec<_> = es
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/_resolve"))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].method, "POST");
+    assert_eq!(sent[0].path, "/logs-a,logs-b/_eql/search");
+    assert_eq!(
+        sent[0].params(),
+        vec![("expand_wildcards".into(), "open".into())]
+    );
+    assert_eq!(
+        sent[0].json(),
+        json!({
+            "query": "process where true",
+            "size": 2,
+            "filter": token_filter("a", json!({"range": {"n": {"gte": 1}}}))
+        })
+    );
+}
+
+/// The corpus's query-language cases are refused by esgate itself (the real backends would
+/// refuse them anyway, having no such APIs): here the backend answers everything with 200,
+/// and none of them may reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_query_language_cases_are_refused_before_the_backend() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("*", "/", 200, json!({"rows": [], "values": [], "hits": {}}));
+    // As in the real fixture, logs-sa is an alias named like the token's pattern that points
+    // at the foreign index.
+    es.script_json(
+        "GET",
+        "/_resolve/index/logs-sa",
+        200,
+        json!({"indices": [], "aliases": [{"name": "logs-sa", "indices": ["secret"]}], "data_streams": []}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    let cases: Vec<Value> = support::corpus::cases()
+        .into_iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("QL-")))
+        .collect();
+    assert_eq!(cases.len(), 20);
+    for case in &cases {
+        assert_eq!(case["verdict"], "deny", "{case}");
+        let body: Value = serde_json::from_str(case["body"].as_str().expect("body")).expect("json");
+        let method = case["method"].as_str().expect("method");
+        let path = case["path"].as_str().expect("path");
+        let (status, v) = call(&gw, &a, method, path, body, &[]).await;
+        assert_eq!(status, 403, "{}: {v}", case["id"]);
+    }
+    let reached: Vec<_> = es
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/_resolve/index/"))
+        .collect();
+    assert!(reached.is_empty(), "{reached:?}");
+}
+
+/// Elasticsearch SQL's grammar takes any identifier as a function name, quoted ones included
+/// (`functionName: LEFT | RIGHT | identifier`), so `"USER"()` calls `USER()` (the backend
+/// principal esgate runs as) and `` `DATABASE`() `` the cluster name: the refusal of these
+/// functions only looks at bare words.
+/// (found by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_functions_refused_by_name_are_refused_when_quoted_too() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut forwarded = Vec::new();
+    for q in [
+        "SELECT USER() AS u FROM logs-a",
+        "SELECT \"USER\"() AS u FROM logs-a",
+        "SELECT `user`() AS u FROM logs-a",
+        "SELECT \"DATABASE\"() AS d FROM logs-a",
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
+        if r.status != 403 || !es.requests_to("POST", "/_sql").is_empty() {
+            forwarded.push(format!("{q} -> {} {}", r.status, r.text()));
+        }
+    }
+    assert!(
+        forwarded.is_empty(),
+        "service-account and cluster functions reached the backend:\n{}",
+        forwarded.join("\n")
+    );
+}
+
+/// Elasticsearch SQL's `tableIdentifier` is `(catalog=identifier ':')? name`: in
+/// `FROM "logs-a":secret` the checked name `logs-a` is the *catalog* (a cluster) and `secret`
+/// the table. esgate checks `logs-a` and takes `:secret` for an alias, so the text it forwards
+/// names a table it never checked (with a remote cluster alias, or the local cluster's name as
+/// catalog, that table is read).
+/// (found by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_catalog_separator_after_the_table_is_refused() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut forwarded = Vec::new();
+    for q in [
+        "SELECT * FROM \"logs-a\":secret",
+        "SELECT * FROM logs-a :secret",
+        "SELECT * FROM `logs-a`:secret WHERE tenant = 'b'",
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
+        for sent in es.requests_to("POST", "/_sql") {
+            forwarded.push(format!(
+                "{q} -> {} forwarded as {}",
+                r.status,
+                sent.json()["query"]
+            ));
+        }
+    }
+    assert!(
+        forwarded.is_empty(),
+        "SQL texts whose table is not the checked name reached the backend:\n{}",
+        forwarded.join("\n")
+    );
+}
+
+/// ES|QL and SQL texts that read (or could be read by Elasticsearch as reading) something
+/// besides the checked source are refused before anything reaches the backend.
+/// (a property checked by the second security review)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_language_differentials_are_refused_before_the_backend() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let esql = [
+        // A source glued to what Elasticsearch's FROM lexer splits on (`:` `=` `[` `]`).
+        "FROM logs-a:secret",
+        "FROM logs-a=secret",
+        "FROM logs-a[secret]",
+        "FROM logs-a::failures",
+        // Subqueries, the deprecated bracket METADATA, a second source command.
+        "FROM logs-a, (FROM secret | LIMIT 1)",
+        "FROM logs-a [METADATA _index]",
+        "FROM logs-a | LIMIT 1 | FROM secret",
+        "FROM logs-a | WHERE true | from secret",
+        // Comments and strings: nested, unterminated, glued to a name, a newline in a string.
+        "FROM logs-a /* /* */ FROM secret */",
+        "FROM logs-a /* unterminated",
+        "FROM logs-a// c\n, secret",
+        "FROM logs-a | WHERE x == \"a\nb\" | ENRICH p",
+        "FROM logs-a | WHERE x == \"\\q\"",
+        // Unicode outside strings, a | inside brackets, commands off the allow-list.
+        "FROM logs-a | WHERE x\u{2028}== 1",
+        "FROM logs-a | EVAL x = (1 | LOOKUP JOIN secret ON tenant)",
+        "FROM logs-a | LOOKUP JOIN secret ON tenant",
+        "FROM logs-a | ENRICH secret-policy ON user",
+        "FROM logs-a | INLINESTATS c = COUNT(*)",
+        "FROM logs-a | CHANGE_POINT n",
+        "FROM logs-a | SAMPLE 0.5",
+        "FROM logs-a | RERANK \"x\" ON message",
+        "ROW x = 1",
+        "SHOW INFO",
+        "FROM ?idx",
+        "FROM `secret`",
+        "FROM \"logs-a\\\",secret\"",
+        "FROM \"logs-a,secret\"",
+        "FROM logs-a METADATA _index, secret",
+    ];
+    for q in esql {
+        es.clear();
+        let r = gw
+            .json_as(&auth, "POST", "/_query", Some(&json!({ "query": q })))
+            .await;
+        assert!(
+            (400..500).contains(&r.status.as_u16()),
+            "{q:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            es.requests_to("POST", "/_query").is_empty(),
+            "{q:?} was forwarded"
+        );
+    }
+    let sql = [
+        "SELECT * FROM logs-a, secret",
+        "SELECT * FROM logs-a JOIN secret ON a = b",
+        "SELECT * FROM logs-a UNION SELECT * FROM secret",
+        "SELECT * FROM (SELECT * FROM secret) s",
+        "SELECT * FROM logs-a WHERE x IN (SELECT y FROM secret)",
+        "SELECT * FROM logs-a WHERE x = 1; SELECT * FROM secret",
+        "SELECT * FROM \"logs-a\"\",\"\"secret\"",
+        "SELECT * FROM `secret`",
+        "SELECT * FROM remote:logs-a",
+        "SELECT * FROM \"remote:logs-a\"",
+        "SELECT * FROM logs-a -- \r FROM secret",
+        "SELECT * FROM logs-a /* /* */ FROM secret */",
+        "SELECT *FROM secret",
+        "SELECT * FROM FROZEN logs-a",
+        "SELECT * FROM logs-a s1 secret",
+        "SELECT {fn USER()} FROM logs-a",
+        "SELECT DATABASE() FROM logs-a",
+        "SELECT user () FROM logs-a",
+        "SELECT * FROM logs-a WHERE x = '\u{2028}' OR y\u{00a0}= 1",
+        "SHOW TABLES",
+        "DESCRIBE logs-a",
+        "SYS COLUMNS TABLE LIKE 'secret'",
+        "EXPLAIN SELECT * FROM secret",
+        "WITH s AS (SELECT * FROM secret) SELECT * FROM s",
+    ];
+    for q in sql {
+        es.clear();
+        let r = gw
+            .json_as(&auth, "POST", "/_sql", Some(&json!({ "query": q })))
+            .await;
+        assert!(
+            (400..500).contains(&r.status.as_u16()),
+            "{q:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            es.requests_to("POST", "/_sql").is_empty(),
+            "{q:?} was forwarded"
+        );
+    }
+}

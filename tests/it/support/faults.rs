@@ -1,0 +1,365 @@
+//! In-process fault-injection backends, each on 127.0.0.1:0: `hang` (accepts, reads, never
+//! answers), `reset` (resets every connection once the request arrives), `huge` (answers every
+//! request with a 200 whose body of N bytes is generated on the fly, for bounded-memory
+//! streaming tests), `stall` (headers and the start of a body, then nothing), `drip` (a body
+//! that never ends, one byte at a time) and `answer` (a fixed status, content type and body,
+//! such as a proxy's HTML 502 page). `stall`, `drip` and `answer` answer `_resolve/index`
+//! lookups properly (every name resolves to itself, an open index), so a `read` token's request
+//! gets as far as its real backend request. These are the only fake servers allowed besides the
+//! recording fake ES.
+//!
+//! Invariant: each server runs on its own thread and runtime, independent of the test's runtime
+//! flavour, and stops (closing every connection) when its `FaultServer` handle is dropped.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::local_server::LocalServer;
+
+/// Size of each generated chunk of the `huge` body.
+const CHUNK: usize = 64 * 1024;
+
+/// A running fault server; dropping it stops the server.
+pub struct FaultServer {
+    url: String,
+    accepted: Arc<AtomicU64>,
+    body_bytes_sent: Arc<AtomicU64>,
+    _server: LocalServer,
+}
+
+#[derive(Clone)]
+enum Fault {
+    Hang,
+    Reset,
+    Huge {
+        len: u64,
+        chunked: bool,
+    },
+    Stall {
+        sent: &'static [u8],
+        len: u64,
+        resolve_too: bool,
+    },
+    Drip {
+        every: std::time::Duration,
+    },
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    HugeAnswer {
+        len: u64,
+    },
+}
+
+// === impl FaultServer ===
+
+impl FaultServer {
+    /// Accepts connections and reads requests but never answers.
+    pub fn hang() -> FaultServer {
+        start(Fault::Hang)
+    }
+
+    /// Resets each connection (TCP RST) as soon as request bytes arrive.
+    pub fn reset() -> FaultServer {
+        start(Fault::Reset)
+    }
+
+    /// Answers every request with `200`, `content-type: application/json` and a JSON body of
+    /// exactly `len` bytes (`{"pad":"xxx…"}`, or plain `x`s below 10 bytes), produced in 64 KiB
+    /// chunks as the client reads, so memory stays flat on both sides unless a reader buffers.
+    pub fn huge(len: u64) -> FaultServer {
+        start(Fault::Huge {
+            len,
+            chunked: false,
+        })
+    }
+
+    /// Like `huge`, but without `content-length`: the body goes out with chunked transfer
+    /// encoding, so a reader cannot size a buffer from the headers.
+    pub fn huge_chunked(len: u64) -> FaultServer {
+        start(Fault::Huge { len, chunked: true })
+    }
+
+    /// Answers `200` announcing `len` bytes of JSON, sends `sent`, then nothing more (the
+    /// connection stays open).
+    pub fn stall(sent: &'static [u8], len: u64) -> FaultServer {
+        start(Fault::Stall {
+            sent,
+            len,
+            resolve_too: false,
+        })
+    }
+
+    /// Like `stall`, for `_resolve/index` lookups too (and `GET /`).
+    pub fn stall_everything(sent: &'static [u8], len: u64) -> FaultServer {
+        start(Fault::Stall {
+            sent,
+            len,
+            resolve_too: true,
+        })
+    }
+
+    /// Answers `200` with a chunked JSON body that sends one byte every `every` and never ends.
+    pub fn drip(every: std::time::Duration) -> FaultServer {
+        start(Fault::Drip { every })
+    }
+
+    /// Answers every request (but `_resolve/index` lookups) with `status`, `content_type` and
+    /// `body`.
+    pub fn answer(status: u16, content_type: &'static str, body: &'static str) -> FaultServer {
+        start(Fault::Answer {
+            status,
+            content_type,
+            body: Bytes::from_static(body.as_bytes()),
+        })
+    }
+
+    /// Like `huge_chunked` (no `content-length`), but answering `_resolve/index` lookups
+    /// properly, so a `read` token's scroll gets its huge answer.
+    pub fn huge_answer(len: u64) -> FaultServer {
+        start(Fault::HugeAnswer { len })
+    }
+
+    /// Base URL without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes the `huge` server has handed to the connection so far (all responses). A
+    /// client that stops reading makes this stall well below the body length.
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.body_bytes_sent.load(Ordering::SeqCst)
+    }
+}
+
+fn start(fault: Fault) -> FaultServer {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let server = {
+        let (accepted, sent) = (accepted.clone(), sent.clone());
+        LocalServer::start(move |listener| accept_loop(listener, fault, accepted, sent))
+    };
+    FaultServer {
+        url: server.url(),
+        accepted,
+        body_bytes_sent: sent,
+        _server: server,
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    fault: Fault,
+    accepted: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        let sent = sent.clone();
+        let fault = fault.clone();
+        tokio::spawn(async move {
+            match fault {
+                Fault::Hang => hang(stream).await,
+                Fault::Reset => reset(stream).await,
+                Fault::Huge { len, chunked } => huge(stream, len, chunked, sent).await,
+                other => scripted(stream, other).await,
+            }
+        });
+    }
+}
+
+async fn hang(mut stream: TcpStream) {
+    let mut buf = [0u8; 4096];
+    // Keep reading so the client never blocks on a full send buffer; never write anything.
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            // The client half-closed; hold the socket open anyway until shutdown.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn reset(stream: TcpStream) {
+    // Closing a socket whose receive buffer still holds unread data makes Linux send RST instead
+    // of FIN, so waiting until the request bytes arrive and then dropping the socket unread
+    // resets the connection.
+    let mut probe = [0u8; 1];
+    let _ = stream.peek(&mut probe).await;
+    drop(stream);
+}
+
+async fn huge(stream: TcpStream, len: u64, chunked: bool, sent: Arc<AtomicU64>) {
+    let service = service_fn(move |_req| {
+        let sent = sent.clone();
+        async move {
+            let body = StreamBody::new(futures_util::stream::unfold(0u64, move |offset| {
+                let sent = sent.clone();
+                async move {
+                    if offset >= len {
+                        return None;
+                    }
+                    let n = (len - offset).min(CHUNK as u64);
+                    let chunk = huge_chunk(len, offset, n);
+                    sent.fetch_add(n, Ordering::SeqCst);
+                    Some((Ok::<_, Infallible>(Frame::data(chunk)), offset + n))
+                }
+            }));
+            let mut resp = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("x-elastic-product", "Elasticsearch");
+            if !chunked {
+                resp = resp.header("content-length", len.to_string());
+            }
+            let resp = resp.body(body).expect("a static response is always valid");
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+type Boxed = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// `stall`, `drip` and `answer`: `_resolve/index/<names>` answered properly, the rest faulty.
+async fn scripted(stream: TcpStream, fault: Fault) {
+    use http_body_util::BodyExt;
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let fault = fault.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let json = |status: u16, body: Boxed, len: Option<u64>| {
+                let mut r = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .header("x-elastic-product", "Elasticsearch");
+                if let Some(len) = len {
+                    r = r.header("content-length", len.to_string());
+                }
+                r.body(body).expect("a static response is always valid")
+            };
+            let stall_resolve = matches!(
+                fault,
+                Fault::Stall {
+                    resolve_too: true,
+                    ..
+                }
+            );
+            if let Some(names) = path
+                .strip_prefix("/_resolve/index/")
+                .filter(|_| !stall_resolve)
+            {
+                let indices: Vec<serde_json::Value> = names
+                    .split(',')
+                    .filter(|n| !n.contains('*'))
+                    .map(|n| serde_json::json!({"name": n, "attributes": ["open"]}))
+                    .collect();
+                let body =
+                    serde_json::json!({"indices": indices, "aliases": [], "data_streams": []});
+                let bytes = Bytes::from(body.to_string());
+                let len = bytes.len() as u64;
+                return Ok::<_, Infallible>(json(
+                    200,
+                    http_body_util::Full::new(bytes).boxed(),
+                    Some(len),
+                ));
+            }
+            let response = match fault {
+                Fault::Stall { sent, len, .. } => {
+                    let body = StreamBody::new(futures_util::stream::unfold(
+                        true,
+                        move |first| async move {
+                            if first {
+                                Some((Ok(Frame::data(Bytes::from_static(sent))), false))
+                            } else {
+                                std::future::pending::<()>().await;
+                                None
+                            }
+                        },
+                    ));
+                    json(200, body.boxed(), Some(len))
+                }
+                Fault::Drip { every } => {
+                    let body =
+                        StreamBody::new(futures_util::stream::unfold(0u64, move |n| async move {
+                            if n > 0 {
+                                tokio::time::sleep(every).await;
+                            }
+                            let byte: &'static [u8] = if n == 0 { b"{\"pad\":\"" } else { b"x" };
+                            Some((Ok(Frame::data(Bytes::from_static(byte))), n + 1))
+                        }));
+                    json(200, body.boxed(), None)
+                }
+                Fault::HugeAnswer { len } => {
+                    let body = StreamBody::new(futures_util::stream::unfold(
+                        0u64,
+                        move |offset| async move {
+                            if offset >= len {
+                                return None;
+                            }
+                            let n = (len - offset).min(CHUNK as u64);
+                            let chunk = huge_chunk(len, offset, n);
+                            Some((Ok(Frame::data(chunk)), offset + n))
+                        },
+                    ));
+                    json(200, body.boxed(), None)
+                }
+                Fault::Answer {
+                    status,
+                    content_type,
+                    body,
+                } => http::Response::builder()
+                    .status(status)
+                    .header("content-type", content_type)
+                    .body(http_body_util::Full::new(body).boxed())
+                    .expect("a static response is always valid"),
+                _ => unreachable!("scripted faults only"),
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Bytes `offset..offset + n` of the `huge` body of total length `len`.
+fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
+    const HEAD: &[u8] = b"{\"pad\":\"";
+    const TAIL: &[u8] = b"\"}";
+    let frame = (HEAD.len() + TAIL.len()) as u64;
+    let mut out = Vec::with_capacity(n as usize);
+    for pos in offset..offset + n {
+        let byte = if len < frame + 1 {
+            b'x'
+        } else if pos < HEAD.len() as u64 {
+            HEAD[pos as usize]
+        } else if pos >= len - TAIL.len() as u64 {
+            TAIL[(pos - (len - TAIL.len() as u64)) as usize]
+        } else {
+            b'x'
+        };
+        out.push(byte);
+    }
+    Bytes::from(out)
+}
