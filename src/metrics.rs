@@ -98,6 +98,9 @@ pub struct Scrape<'a> {
     pub tokens_expiring_7d: usize,
     pub store_bytes: Option<u64>,
     pub audit_dropped: u64,
+    /// Whether a token id still exists: the series of deleted tokens are dropped at scrape,
+    /// so their places under `max_token_series` go to new tokens.
+    pub token_exists: &'a dyn Fn(&str) -> bool,
 }
 
 pub struct Metrics {
@@ -179,6 +182,9 @@ impl Metrics {
 
     /// The exposition: Prometheus text format 0.0.4.
     pub fn render(&self, state: &Scrape<'_>) -> String {
+        self.requests
+            .by_token
+            .retain(|id, _| (state.token_exists)(id));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Arc::clone(&self.requests)));
         registry.register(
@@ -436,7 +442,35 @@ mod tests {
             tokens_expiring_7d: 1,
             store_bytes: Some(4096),
             audit_dropped: 0,
+            token_exists: &|_| true,
         }
+    }
+
+    #[test]
+    fn deleted_tokens_give_their_places_to_new_ones() {
+        let m = Metrics::new(Duration::from_secs(30), 1);
+        m.record(&finished(Some("tok_gone"), "allowed", 200));
+        m.record(&finished(Some("tok_new"), "allowed", 200));
+        let gone = Scrape {
+            token_exists: &|id| id != "tok_gone",
+            ..scrape()
+        };
+        let text = m.render(&gone);
+        assert!(!text.contains("tok_gone"), "{text}");
+        m.record(&finished(Some("tok_new"), "allowed", 200));
+        let text = m.render(&gone);
+        assert!(
+            text.contains(
+                r#"esgate_requests_total{token_id="tok_new",decision="allow",status="2xx"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"esgate_requests_total{token_id="other",decision="allow",status="2xx"} 1"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

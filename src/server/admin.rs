@@ -163,6 +163,7 @@ fn scrape(app: &App) -> String {
         tokens_expiring_7d: expiring,
         store_bytes: store_bytes(&app.config.store_path),
         audit_dropped: app.audit.dropped(),
+        token_exists: &|id| snapshot.token(id).is_some(),
     })
 }
 
