@@ -241,5 +241,37 @@ fn dashboard_bodies(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, dashboard_bodies, check_and_rewrite, authenticate);
+/// What every finished request adds to the metrics (issue 13): the per-token counter (a known
+/// token, and one past the cap), the decision counter, three histograms, two byte counters.
+fn metrics_record(c: &mut Criterion) {
+    use esgate::metrics::{Finished, Metrics};
+    use std::time::Duration;
+    let metrics = Metrics::new(Duration::from_secs(30), 1);
+    let finished = |token_id| Finished {
+        token_id,
+        action: "search",
+        outcome: "allowed",
+        status: 200,
+        total: Duration::from_micros(1800),
+        backend: Some(Duration::from_micros(1500)),
+        own: Duration::from_micros(250),
+        bytes_in: 120,
+        bytes_out: 4096,
+    };
+    metrics.record(&finished(Some("tok_first")));
+    c.bench_function("metrics_record_known_token", |b| {
+        b.iter(|| metrics.record(black_box(&finished(Some("tok_first")))))
+    });
+    c.bench_function("metrics_record_past_the_cap", |b| {
+        b.iter(|| metrics.record(black_box(&finished(Some("tok_other")))))
+    });
+}
+
+criterion_group!(
+    benches,
+    dashboard_bodies,
+    check_and_rewrite,
+    authenticate,
+    metrics_record
+);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the official Python clients used by tests/it/clients.rs (elasticsearch-py 8,
-# elasticsearch-py 9, opensearch-py 3) into the same cache directory as the test backends, one
+# elasticsearch-py 9, opensearch-py 3; and the Prometheus client whose parser tests/it/metrics.rs
+# uses) into the same cache directory as the test backends, one
 # Python venv per client set, from the pinned, hash-checked lists in
 # tests/clients/requirements-*.txt; and the official Node client used by tests/it/node_client.rs
 # (@elastic/elasticsearch 8.15.3) with `npm ci` from tests/clients/node/package-lock.json (pinned
@@ -21,7 +22,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REQS="$HERE/../tests/clients"
 CACHE="${ESGATE_TEST_CACHE:-${HOME:?HOME or ESGATE_TEST_CACHE must be set}/.cache/esgate-tests}"
 PYTHON="${PYTHON:-python3}"
-SETS=(es8 es9 opensearch)
+SETS=(es8 es9 opensearch metrics)
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/install.lock"

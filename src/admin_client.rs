@@ -160,6 +160,27 @@ pub enum TokenCmd {
         /// The token id (`tok_…`), as `token list` shows it.
         id: String,
     },
+    /// Show what esgate would do with a request for this token (allow or deny, and exactly what
+    /// the backend would receive), without sending it: only index resolution reaches the
+    /// cluster. Prints the admin API's JSON answer.
+    Explain {
+        /// The token id (`tok_…`), as `token list` shows it.
+        id: String,
+        /// The request's method (GET, POST...).
+        method: String,
+        /// The request's path and query, as a client sends it (`/logs-*/_search?size=5`).
+        path: String,
+        /// The request body: JSON (sent as `application/json` unless --content-type says
+        /// otherwise) or any other text (NDJSON for `_msearch`, with --content-type).
+        body: Option<String>,
+        /// The request's Content-Type.
+        #[arg(long = "content-type", value_name = "TYPE")]
+        content_type: Option<String>,
+        /// The client address to check the token's IP filter with (without it the IP filter
+        /// is not checked, and the answer says so).
+        #[arg(long = "client-ip", value_name = "IP")]
+        client_ip: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -594,6 +615,33 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             body: None,
             render: Render::Message(format!("deleted token {id}")),
         },
+        TokenCmd::Explain {
+            id,
+            method,
+            path,
+            body,
+            content_type,
+            client_ip,
+        } => {
+            let mut request =
+                json!({"token": id, "method": method.to_ascii_uppercase(), "path": path});
+            if let Some(b) = body {
+                // JSON is sent as JSON; anything else (NDJSON, query text) as text.
+                request["body"] = serde_json::from_str::<Value>(&b).unwrap_or(Value::String(b));
+            }
+            if let Some(ct) = content_type {
+                request["headers"] = json!({"content-type": ct});
+            }
+            if let Some(ip) = client_ip {
+                request["client_ip"] = Value::String(ip);
+            }
+            ApiCall {
+                method: "POST",
+                path: "/explain".into(),
+                body: Some(request),
+                render: Render::Json,
+            }
+        }
     })
 }
 
@@ -1226,6 +1274,52 @@ mod tests {
             Some(json!({"name": "b", "expires_at": "2026-01-31T12:00:00Z"}))
         );
         assert_eq!(c.render, Render::Json);
+    }
+
+    #[test]
+    fn token_explain_maps_to_the_explain_body() {
+        let c = call(&[
+            "token",
+            "explain",
+            "tok_1",
+            "post",
+            "/logs-*/_search?size=5",
+            r#"{"query":{"match_all":{}}}"#,
+        ]);
+        assert_eq!((c.method, c.path.as_str()), ("POST", "/explain"));
+        assert_eq!(c.render, Render::Json);
+        assert_eq!(
+            c.body,
+            Some(
+                json!({"token": "tok_1", "method": "POST", "path": "/logs-*/_search?size=5",
+                        "body": {"query": {"match_all": {}}}})
+            )
+        );
+        let c = call(&[
+            "token",
+            "explain",
+            "tok_1",
+            "POST",
+            "/_msearch",
+            "{}\n{}\n",
+            "--content-type",
+            "application/x-ndjson",
+            "--client-ip",
+            "10.0.0.1",
+        ]);
+        assert_eq!(
+            c.body,
+            Some(
+                json!({"token": "tok_1", "method": "POST", "path": "/_msearch",
+                        "body": "{}\n{}\n", "headers": {"content-type": "application/x-ndjson"},
+                        "client_ip": "10.0.0.1"})
+            )
+        );
+        let c = call(&["token", "explain", "tok_1", "GET", "/logs-*/_count"]);
+        assert_eq!(
+            c.body,
+            Some(json!({"token": "tok_1", "method": "GET", "path": "/logs-*/_count"}))
+        );
     }
 
     #[test]

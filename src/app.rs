@@ -17,18 +17,18 @@ pub struct App {
     pub store: Arc<Store>,
     pub upstream: Arc<Upstream>,
     /// Authentication failures on the data listener...
-    pub limiter: FailureLimiter,
+    pub limiter: Arc<FailureLimiter>,
     /// ...and, counted separately, on the admin listener.
-    pub admin_limiter: FailureLimiter,
+    pub admin_limiter: Arc<FailureLimiter>,
     pub audit: Arc<Audit>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub admin: AdminContext,
     /// The key scroll and point-in-time ids are sealed with.
     pub id_key: Arc<IdKey>,
     /// Memory shared by the request bodies being inspected.
     pub body_budget: crate::body::BodyBudget,
     /// Per-token request rate and concurrency (`limits`).
-    pub throttle: crate::throttle::Throttle,
+    pub throttle: Arc<crate::throttle::Throttle>,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
@@ -147,20 +147,23 @@ impl App {
             admin_key,
             admin_key_file,
             upstream: Arc::new(Upstream::new(&config.backend)),
-            limiter: FailureLimiter::with_max_entries(
+            limiter: Arc::new(FailureLimiter::with_max_entries(
                 config.auth.max_failures,
                 config.auth.failure_window,
                 config.auth.max_tracked_addresses,
-            ),
-            admin_limiter: FailureLimiter::with_max_entries(
+            )),
+            admin_limiter: Arc::new(FailureLimiter::with_max_entries(
                 config.auth.max_failures,
                 config.auth.failure_window,
                 config.auth.max_tracked_addresses,
-            ),
+            )),
             store,
             audit,
-            throttle: crate::throttle::Throttle::new(),
-            metrics: Metrics::default(),
+            throttle: Arc::new(crate::throttle::Throttle::new()),
+            metrics: Arc::new(Metrics::new(
+                config.backend.request_timeout,
+                config.metrics.max_token_series,
+            )),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
             id_key: Arc::new(match &config.id_key {
@@ -169,6 +172,124 @@ impl App {
             }),
             config,
         })
+    }
+}
+
+impl App {
+    /// The `App` for a reloaded `config` (SIGHUP): the backend pool (new URLs, timeouts, TLS
+    /// material), the audit output (reopened: log rotation), policies, limits read per request,
+    /// trusted proxies and the admin key come from `config`; the store, the id-sealing key,
+    /// the failure limiters, the metrics and the body budget carry over, with their state. The
+    /// second value names each setting that changed but only takes effect after a restart.
+    pub fn reloaded(&self, config: Config) -> Result<(App, Vec<String>), StartError> {
+        let old = &self.config;
+        let mut restart = Vec::new();
+        let mut needs = |changed: bool, key: &str| {
+            if changed {
+                restart.push(key.to_owned());
+            }
+        };
+        needs(config.data_listen != old.data_listen, "listen.data");
+        needs(config.admin_listen != old.admin_listen, "listen.admin");
+        needs(config.store_path != old.store_path, "store.path");
+        needs(
+            config.sources.ids_key_env != old.sources.ids_key_env
+                || config.id_key.as_ref().map(|k| k.0) != old.id_key.as_ref().map(|k| k.0),
+            "ids.key_env",
+        );
+        needs(
+            config.limits.max_connections != old.limits.max_connections,
+            "listen.max_connections",
+        );
+        needs(
+            config.limits.admin_max_connections != old.limits.admin_max_connections,
+            "listen.admin_max_connections",
+        );
+        needs(
+            config.limits.max_buffered_bytes != old.limits.max_buffered_bytes,
+            "listen.max_buffered_bytes",
+        );
+        needs(
+            config.auth.max_failures != old.auth.max_failures
+                || config.auth.failure_window != old.auth.failure_window
+                || config.auth.max_tracked_addresses != old.auth.max_tracked_addresses,
+            "auth.max_failures, auth.failure_window, auth.max_tracked_addresses",
+        );
+        needs(config.metrics != old.metrics, "metrics.max_token_series");
+        needs(
+            config.log.level != old.log.level || config.log.json != old.log.json,
+            "log",
+        );
+        // Reopen the audit output first: when it cannot be opened, nothing changes.
+        let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
+        let (admin_key, admin_key_file) = match &config.admin_key {
+            Some(key) => (key.clone(), None),
+            None if self.admin_key_file.is_some() => {
+                (self.admin_key.clone(), self.admin_key_file.clone())
+            }
+            None => (
+                load_admin_key(&self.config.store_path)?,
+                Some(self.config.store_path.join(ADMIN_KEY_FILE)),
+            ),
+        };
+        let mut config = config;
+        // What cannot change keeps its running value, so the App says what it serves.
+        config.data_listen = old.data_listen;
+        config.admin_listen = old.admin_listen;
+        config.store_path = old.store_path.clone();
+        config.id_key = old.id_key.clone();
+        config.metrics = old.metrics.clone();
+        config.log = old.log.clone();
+        Ok((
+            App {
+                admin: AdminContext {
+                    store: Arc::clone(&self.store),
+                    policies: config.policies.clone(),
+                    audit: audit.clone(),
+                },
+                upstream: Arc::new(Upstream::new(&config.backend)),
+                store: Arc::clone(&self.store),
+                limiter: Arc::clone(&self.limiter),
+                admin_limiter: Arc::clone(&self.admin_limiter),
+                audit,
+                metrics: Arc::clone(&self.metrics),
+                id_key: Arc::clone(&self.id_key),
+                body_budget: self.body_budget.clone(),
+                throttle: Arc::clone(&self.throttle),
+                admin_key,
+                admin_key_file,
+                config,
+            },
+            restart,
+        ))
+    }
+}
+
+/// The serving `App` behind a handle that a reload swaps. Each request loads it once and keeps
+/// that `App` to its end, so requests in flight finish with the configuration they started
+/// with, and the next request on a kept-alive connection gets the new one.
+pub struct Live {
+    current: arc_swap::ArcSwap<App>,
+}
+
+impl Live {
+    pub fn new(app: Arc<App>) -> Live {
+        Live {
+            current: arc_swap::ArcSwap::new(app),
+        }
+    }
+
+    /// The `App` serving now.
+    pub fn load(&self) -> Arc<App> {
+        self.current.load_full()
+    }
+
+    /// Replaces the serving `App` with one built from `config` (see [`App::reloaded`]); returns
+    /// the settings that need a restart. On error the running `App` stays.
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, StartError> {
+        let (app, restart) = self.load().reloaded(config)?;
+        self.current.store(Arc::new(app));
+        Ok(restart)
     }
 }
 

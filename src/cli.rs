@@ -28,6 +28,9 @@ pub struct Args {
 pub enum Command {
     /// Run the proxy and the admin API. Exits 2 on a bad configuration (as `check-config`
     /// does), 1 when it cannot start otherwise, 0 after a SIGTERM/SIGINT drain.
+    ///
+    /// SIGHUP re-reads the config file and its TLS files and reopens the audit file; a bad
+    /// file is refused (logged) and the running configuration stays.
     Serve {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
         #[arg(long)]
@@ -165,7 +168,8 @@ pub fn main() -> ExitCode {
                 backends,
                 store: store.map(|p| p.display().to_string()),
             };
-            let config = match load(config, &overrides) {
+            let path = config_path(config);
+            let config = match config::load(path.as_deref(), &overrides, &env) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("esgate: {e}");
@@ -176,7 +180,9 @@ pub fn main() -> ExitCode {
             let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
                 return ExitCode::from(1);
             };
-            runtime.block_on(serve(config))
+            // SIGHUP reads the same file with the same overrides.
+            let reread = move || config::load(path.as_deref(), &overrides, &env);
+            runtime.block_on(serve(config, reread))
         }
     }
 }
@@ -229,7 +235,19 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(
+    config: Config,
+    reread: impl Fn() -> Result<Config, ConfigError> + Send + 'static,
+) -> ExitCode {
+    // Installed first: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    let hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot listen for SIGHUP; reload is unavailable");
+            None
+        }
+    };
     match crate::server::descriptors::prepare(&config.limits) {
         Ok(limit) => tracing::debug!(limit = ?limit, "Open-files limit"),
         Err(message) => {
@@ -271,10 +289,55 @@ async fn serve(config: Config) -> ExitCode {
             "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too"
         );
     }
-    crate::server::run(Arc::clone(&app), data, admin, shutdown_signal()).await;
-    app.audit.sync();
+    let live = Arc::new(crate::app::Live::new(Arc::clone(&app)));
+    drop(app);
+    #[cfg(unix)]
+    let reloader = hangups.map(|s| tokio::spawn(reload_on_hangup(s, Arc::clone(&live), reread)));
+    #[cfg(not(unix))]
+    drop(reread);
+    crate::server::run_live(Arc::clone(&live), data, admin, shutdown_signal()).await;
+    #[cfg(unix)]
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    live.load().audit.sync();
     tracing::info!("esgate stopped");
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: re-reads the configuration (and the TLS files it names) and swaps the serving `App`
+/// (`app::Live::reload`: the audit file reopened, the backend pool rebuilt). A configuration
+/// that does not validate is refused with its reasons, and the running one stays; settings
+/// that need a restart are named in the log.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    live: Arc<crate::app::Live>,
+    reread: impl Fn() -> Result<Config, ConfigError>,
+) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        // One log line, whatever the error: its lines joined.
+        let one_line = |e: String| e.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        match reread()
+            .map_err(|e| one_line(e.to_string()))
+            .and_then(|config| live.reload(config).map_err(|e| one_line(e.to_string())))
+        {
+            Err(e) => tracing::error!(
+                error = %e,
+                "Reload refused; the running configuration stays in force"
+            ),
+            Ok(restart) => {
+                if !restart.is_empty() {
+                    tracing::warn!(
+                        settings = %restart.join("; "),
+                        "Reload: these settings changed but take effect only after a restart; their running values stay"
+                    );
+                }
+                tracing::info!("Configuration reloaded");
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -49,6 +49,19 @@ use serde_json::{Map, Value};
 use crate::store::Store;
 
 pub use input::AdminError;
+
+/// A body for a route served outside `dispatch` (`POST /explain`, which needs the whole `App`):
+/// one strict JSON object (duplicate keys refused) with only `allowed` keys.
+pub fn parse_object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, AdminError> {
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, allowed, &[])?;
+    Ok(map)
+}
+
+/// A client-given name as an answer may show it (never something that looks like a secret).
+pub fn display_name(name: &str) -> &str {
+    input::display_field(name)
+}
 pub use tokens::sweep_expired;
 
 /// One admin request, already authenticated by the server.
@@ -159,6 +172,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/ip-filters/{name}"),
     ("DELETE", "/ip-filters/{name}"),
 ];
+
+/// Admin routes served by `server::admin` itself rather than `dispatch`, because they need the
+/// whole `App` (the data path and the upstream): `POST /explain`.
+pub const APP_ROUTES: &[(&str, &str)] = &[("POST", "/explain")];
 
 /// The admin resources, by path shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -208,6 +208,12 @@ impl Config {
             "format",
             quoted(if self.log.json { "json" } else { "text" }),
         );
+
+        o.section("metrics");
+        o.key(
+            "max_token_series",
+            self.metrics.max_token_series.to_string(),
+        );
         o.0
     }
 }
@@ -348,6 +354,7 @@ mod tests {
             ),
             ("audit", &["output"][..]),
             ("log", &["level", "format"][..]),
+            ("metrics", &["max_token_series"][..]),
         ] {
             for key in keys {
                 assert!(

@@ -71,6 +71,7 @@ pub struct Config {
     pub policies: Policies,
     pub audit: AuditOutput,
     pub log: Log,
+    pub metrics: MetricsConfig,
     /// Where the values that are not kept above came from (file names, secret sources), so
     /// `check-config` can print the configuration back without holding a secret.
     pub sources: Sources,
@@ -214,6 +215,12 @@ pub enum AuditOutput {
     Off,
     Stdout,
     File(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Token ids `esgate_requests_total` labels; the rest count under `token_id="other"`.
+    pub max_token_series: usize,
 }
 
 #[derive(Clone, Debug)]

@@ -61,6 +61,8 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +173,15 @@ pub struct RawAudit {
     /// `stdout`, `file` or `off`.
     pub output: Option<String>,
     pub path: Option<String>,
+}
+
+/// Token ids `esgate_requests_total` labels before the rest count under `token_id="other"`.
+pub const DEFAULT_MAX_TOKEN_SERIES: u64 = 1000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub max_token_series: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

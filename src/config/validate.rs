@@ -226,6 +226,20 @@ pub fn validate(
         }
     };
 
+    let max_token_series = raw
+        .metrics
+        .max_token_series
+        .unwrap_or(raw::DEFAULT_MAX_TOKEN_SERIES);
+    if max_token_series > 100_000 {
+        v.issue(
+            "metrics.max_token_series",
+            "must be at most 100000 (each token id is a series on every scrape)",
+        );
+    }
+    let metrics = crate::config::MetricsConfig {
+        max_token_series: usize::try_from(max_token_series).unwrap_or(usize::MAX),
+    };
+
     let sources = Sources {
         backend_username: raw.backend.username.clone(),
         backend_password: secret_source(&raw.backend.password, &raw.backend.password_env),
@@ -256,6 +270,7 @@ pub fn validate(
             policies,
             audit,
             log: Log { level, json },
+            metrics,
             sources,
         }),
         _ => Err(v.issues),
@@ -582,7 +597,11 @@ impl Validator {
     }
 
     fn pool_idle(&mut self, text: Option<&str>) -> Duration {
-        let d = self.duration("backend.pool_idle_timeout", text, raw::DEFAULT_POOL_IDLE_TIMEOUT);
+        let d = self.duration(
+            "backend.pool_idle_timeout",
+            text,
+            raw::DEFAULT_POOL_IDLE_TIMEOUT,
+        );
         // Some backends close idle keep-alive connections after ~30 s; a pooled connection must
         // be dropped before that or the next request races the close.
         if d >= Duration::from_secs(30) {

@@ -30,6 +30,17 @@ pub fn check(
     client_ip: IpAddr,
     now: UnixTime,
 ) -> Result<(), Denied> {
+    check_address(token, ip_filter, Some(client_ip), now)
+}
+
+/// [`check`], where `client_ip` may be unknown (`POST /explain` without a `client_ip`): then
+/// everything but the address match is checked (expiry, a missing IP filter still denies).
+pub fn check_address(
+    token: &Token,
+    ip_filter: Option<&IpFilter>,
+    client_ip: Option<IpAddr>,
+    now: UnixTime,
+) -> Result<(), Denied> {
     if token.is_expired(now) {
         return Err(Denied::Expired);
     }
@@ -46,8 +57,10 @@ pub fn check(
         }
         (_, filter) => filter,
     };
-    match filter {
-        Some(filter) if !client_ip::in_cidrs(client_ip, &filter.cidrs) => Err(Denied::IpNotAllowed),
+    match (filter, client_ip) {
+        (Some(filter), Some(ip)) if !client_ip::in_cidrs(ip, &filter.cidrs) => {
+            Err(Denied::IpNotAllowed)
+        }
         _ => Ok(()),
     }
 }

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 
 use http::request::Parts;
 use http::{header, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::body::Body;
@@ -58,7 +57,7 @@ pub(super) async fn respond(
     token: &Token,
     route: SelfRoute,
     parts: &Parts,
-    body: Incoming,
+    body: super::ClientBody,
 ) -> Result<Response<Body>, ProxyError> {
     let shaping = es::identity::check_query(parts.uri.query())?;
     let who = es::identity::Identity {

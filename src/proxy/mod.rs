@@ -7,6 +7,7 @@
 //! authenticated on its own (never per connection); an enforced token's request reaches the
 //! backend only as an `es::Permit`.
 
+pub mod explain;
 pub mod hygiene;
 mod identity;
 mod transformed;
@@ -23,6 +24,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::audit::DataEvent;
@@ -30,6 +32,7 @@ use crate::auth::{self, credential};
 use crate::body::{read_budgeted, Body, BoxError, BudgetHold, ReadError};
 use crate::error::ProxyError;
 use crate::es;
+use crate::metrics::{Finished, Rejected};
 use crate::policy::{self, client_ip};
 use crate::store::model::{Permission, Token};
 use crate::store::Snapshot;
@@ -44,36 +47,69 @@ pub struct ConnInfo {
 }
 
 /// What the audit log and metrics learn while a request goes through the phases.
-struct RequestCtx {
-    started: Instant,
-    event: DataEvent,
+pub(crate) struct RequestCtx {
+    pub(crate) started: Instant,
+    pub(crate) event: DataEvent,
     /// A `max_concurrent` slot of the token, released when the answer is done.
-    slot: Option<crate::throttle::Slot>,
+    pub(crate) slot: Option<crate::throttle::Slot>,
+    /// How long the backend took to answer the forwarded request's head.
+    pub(crate) backend: Option<std::time::Duration>,
+    /// esgate's own time: request head to answer head, less `backend`.
+    pub(crate) own: std::time::Duration,
+    /// Request body bytes: read by esgate, or announced by a relayed request.
+    pub(crate) bytes_in: u64,
+}
+
+impl RequestCtx {
+    pub(crate) fn new(event: DataEvent) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            event,
+            slot: None,
+            backend: None,
+            own: std::time::Duration::ZERO,
+            bytes_in: 0,
+        }
+    }
 }
 
 /// Handles one data request. Never fails: errors become Elasticsearch-style responses.
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
-    let mut ctx = RequestCtx {
-        started: Instant::now(),
-        event: DataEvent {
-            request_id: request_id(),
-            client: conn.peer.ip().to_string(),
-            method: req.method().to_string(),
-            path: req.uri().path().chars().take(512).collect(),
-            ..DataEvent::default()
-        },
-        slot: None,
-    };
+    let mut ctx = RequestCtx::new(DataEvent {
+        request_id: request_id(),
+        client: conn.peer.ip().to_string(),
+        method: req.method().to_string(),
+        path: req.uri().path().chars().take(512).collect(),
+        ..DataEvent::default()
+    });
     // A refusal may leave the request body unread, and then the connection cannot carry
     // another request: say so, or a pooling client reuses it and sees a reset instead of the
     // refusal's reason.
     let close_on_error = req.version() <= http::Version::HTTP_11 && !req.body().is_end_stream();
-    let (response, outcome) = match pipeline(&app, conn, req, &mut ctx).await {
+    // Every log line of the request carries its id (and, once known, its token id).
+    let span = tracing::info_span!(
+        "request",
+        id = %ctx.event.request_id,
+        token = tracing::field::Empty
+    );
+    let piped = pipeline(&app, conn, req, &mut ctx)
+        .instrument(span.clone())
+        .await;
+    ctx.own = ctx
+        .started
+        .elapsed()
+        .saturating_sub(ctx.backend.unwrap_or_default());
+    let (response, outcome) = match piped {
         Ok(response) => (response, "allowed"),
         Err(e) => {
             ctx.event.reason = Some(e.to_string());
+            match e {
+                ProxyError::RateLimited(_) => app.metrics.rejected(Rejected::AuthFailures),
+                ProxyError::Busy => app.metrics.rejected(Rejected::Busy),
+                _ => {}
+            }
             if e.side() == crate::error::Side::Upstream {
-                tracing::warn!(request_id = %ctx.event.request_id, error = %e, "Backend failure");
+                span.in_scope(|| tracing::warn!(error = %e, "Backend failure"));
             }
             let mut response = e.into_response();
             if close_on_error {
@@ -124,6 +160,7 @@ async fn pipeline(
             return Err(e.into());
         }
     };
+    tracing::Span::current().record("token", tracing::field::display(&token.id));
     ctx.event.token_id = Some(token.id.clone());
     ctx.event.token_name = Some(token.name.clone());
 
@@ -139,64 +176,44 @@ async fn pipeline(
     ctx.slot = app.throttle.admit(&token.id, &limits, ctx.started)?;
     app.store.touch(&token.id, now);
 
-    let request_id = ctx.event.request_id.clone();
+    let opaque_id = opaque_id(&token.id, &ctx.event.request_id);
     let forwarding = Forwarding {
         authorization: app.config.backend.authorization.as_ref().map(|a| &a.0),
         client_ip,
         tls: conn.tls,
-        request_id: &request_id,
+        opaque_id: &opaque_id,
     };
     let (parts, body) = req.into_parts();
-    // What to seal in the answer (a continuation id, doc-id sort values), with the binding the
-    // request was checked under.
-    let mut sealing: Option<Sealing> = None;
-    let mut transform = None;
-    let mut shaping = None;
-    let upstream_req = match token.permission() {
-        Permission::All => {
-            ctx.event.action = Some("pass_through");
-            let pq = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            upstream_request::pass_through(
-                parts.method.clone(),
-                pq,
-                &parts.headers,
-                body,
-                &forwarding,
-            )
-        }
-        Permission::Read => {
-            let accept = es::media::upstream_accept(
-                header_str(&parts.headers, header::ACCEPT)?,
-                header_str(&parts.headers, header::CONTENT_TYPE)?,
-            )?;
-            if let Some(route) = es::identity::route(parts.method.as_str(), parts.uri.path()) {
-                ctx.event.action = Some(route.action());
-                return identity::respond(app, &token, route, &parts, body).await;
-            }
-            let guard = es::cost::CostGuard {
-                max_size: limits.max_size,
-                max_buckets: limits.max_buckets,
-                timeout_ms: limits.search_timeout_ms,
-            };
-            let (permit, binding) =
-                enforce(app, &snapshot, &token, guard, &parts, body, ctx).await?;
-            if permit.seal.is_some() || permit.ordinals.is_some() {
-                sealing = Some(Sealing {
-                    id: permit.seal,
-                    sort: permit.ordinals.clone(),
-                    binding,
-                });
-            }
-            transform = permit.transform.clone();
-            shaping = permit.shaping.clone();
-            upstream_request::from_permit(permit, accept, &parts.headers, &forwarding)
+    ctx.bytes_in = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let Forward {
+        request: upstream_req,
+        sealing,
+        transform,
+        shaping,
+    } = match decide(
+        app,
+        &snapshot,
+        &token,
+        &parts,
+        ClientBody::Stream(body),
+        &forwarding,
+        ctx,
+    )
+    .await?
+    {
+        Decided::Forward(forward) => forward,
+        Decided::Local(route, body) => {
+            return identity::respond(app, &token, route, &parts, body).await
         }
     };
-    let response = app.upstream.send(upstream_req).await?;
+    let sent = Instant::now();
+    let response = app.upstream.send(upstream_req).await;
+    ctx.backend = Some(sent.elapsed());
+    let response = response?;
     let (up, body) = response.into_parts();
     let enforced = token.permission() != Permission::All;
     if up.status.is_server_error() {
@@ -234,6 +251,120 @@ async fn pipeline(
             http_body_util::BodyExt::boxed(body),
         )),
     }
+}
+
+/// A client request's body: the connection's stream (a real request), or bytes given whole
+/// (`POST /explain`). Both go through the same reads, caps and checks.
+pub enum ClientBody {
+    Stream(Incoming),
+    Whole(Bytes),
+}
+
+impl ClientBody {
+    pub(crate) fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Stream(b) => b.is_end_stream(),
+            ClientBody::Whole(b) => b.is_empty(),
+        }
+    }
+}
+
+/// What esgate does with an authenticated, policy-checked request.
+// Returned once per request and moved once: copying the large variant costs less than the
+// allocation a `Box` would add to every request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decided {
+    /// esgate answers it itself (`_security/_authenticate`, `_has_privileges` for `read`
+    /// tokens): nothing is forwarded.
+    Local(es::identity::SelfRoute, ClientBody),
+    /// The request to send upstream, and what to do with its answer.
+    Forward(Forward),
+}
+
+/// The upstream request for a client request, with what its answer needs.
+pub(crate) struct Forward {
+    pub(crate) request: crate::upstream::UpstreamRequest,
+    /// What to seal in the answer (a continuation id, doc-id sort values), with the binding
+    /// the request was checked under.
+    sealing: Option<Sealing>,
+    transform: Option<es::transform::Transform>,
+    shaping: Option<es::shaping::Shaping>,
+}
+
+/// The one decision for a token's request, shared by the data path and `POST /explain`: for an
+/// `all` token the cleaned relay, for a `read` token plan → body → prepare → resolve →
+/// authorize and the upstream request built from the permit. Sends nothing upstream but index
+/// resolutions (and the dialect lookup for point-in-time routes).
+pub(crate) async fn decide(
+    app: &Arc<App>,
+    snapshot: &Snapshot,
+    token: &Token,
+    parts: &Parts,
+    body: ClientBody,
+    forwarding: &Forwarding<'_>,
+    ctx: &mut RequestCtx,
+) -> Result<Decided, ProxyError> {
+    match token.permission() {
+        Permission::All => {
+            ctx.event.action = Some("pass_through");
+            let pq = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            Ok(Decided::Forward(Forward {
+                request: upstream_request::pass_through(
+                    parts.method.clone(),
+                    pq,
+                    &parts.headers,
+                    body,
+                    forwarding,
+                ),
+                sealing: None,
+                transform: None,
+                shaping: None,
+            }))
+        }
+        Permission::Read => {
+            let accept = es::media::upstream_accept(
+                header_str(&parts.headers, header::ACCEPT)?,
+                header_str(&parts.headers, header::CONTENT_TYPE)?,
+            )?;
+            if let Some(route) = es::identity::route(parts.method.as_str(), parts.uri.path()) {
+                ctx.event.action = Some(route.action());
+                return Ok(Decided::Local(route, body));
+            }
+            // The token's query cost guards, each unset one from `[policies.limits]`.
+            let limits = token.limits.or(&app.config.policies.limits);
+            let guard = es::cost::CostGuard {
+                max_size: limits.max_size,
+                max_buckets: limits.max_buckets,
+                timeout_ms: limits.search_timeout_ms,
+            };
+            let (permit, binding) =
+                enforce(app, snapshot, token, guard, parts, body, ctx).await?;
+            let sealing = (permit.seal.is_some() || permit.ordinals.is_some()).then(|| Sealing {
+                id: permit.seal,
+                sort: permit.ordinals.clone(),
+                binding,
+            });
+            let transform = permit.transform.clone();
+            let shaping = permit.shaping.clone();
+            Ok(Decided::Forward(Forward {
+                request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
+                sealing,
+                transform,
+                shaping,
+            }))
+        }
+    }
+}
+
+/// The `X-Opaque-Id` esgate sends upstream: `esgate:<token id>:<request id>`, so the cluster's
+/// slow log and tasks API point back to the token and the audit line. A client's own
+/// `X-Opaque-Id` is never relayed (it could name another token).
+pub(crate) fn opaque_id(token_id: &str, request_id: &str) -> String {
+    format!("esgate:{token_id}:{request_id}")
 }
 
 /// The last step of every answer esgate read whole and rewrote (sealed ids, transforms): the
@@ -424,7 +555,7 @@ async fn enforce(
     token: &Token,
     guard: es::cost::CostGuard,
     parts: &Parts,
-    body: Incoming,
+    body: ClientBody,
     ctx: &mut RequestCtx,
 ) -> Result<(es::Permit, es::continuation::Binding), ProxyError> {
     let filters = snapshot
@@ -449,6 +580,7 @@ async fn enforce(
     // The body's share of the memory budget is held until the permit is built.
     let (bytes, _hold) = if plan.needs_body() {
         let (bytes, hold) = read_body(app, &parts.headers, body).await?;
+        ctx.bytes_in = bytes.len() as u64;
         (Some(bytes), hold)
     } else {
         (None, BudgetHold::default())
@@ -538,9 +670,16 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
 async fn read_body(
     app: &App,
     headers: &HeaderMap,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
     let limit = app.config.limits.max_body_bytes;
+    let body = match body {
+        ClientBody::Stream(body) => body,
+        ClientBody::Whole(bytes) if bytes.len() > limit => {
+            return Err(ProxyError::BodyTooLarge(limit))
+        }
+        ClientBody::Whole(bytes) => return Ok((bytes, BudgetHold::default())),
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -566,7 +705,7 @@ async fn read_body(
     }
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
@@ -607,11 +746,20 @@ impl HttpBody for AuditedBody {
 impl Drop for AuditedBody {
     fn drop(&mut self) {
         if let Some((mut ctx, outcome, app)) = self.done.take() {
-            let ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+            let total = ctx.started.elapsed();
             ctx.event.bytes = self.bytes;
-            ctx.event.duration_ms = ms;
-            app.metrics
-                .record(ctx.event.action.unwrap_or("none"), outcome, ms, self.bytes);
+            ctx.event.duration_ms = total.as_secs_f64() * 1000.0;
+            app.metrics.record(&Finished {
+                token_id: ctx.event.token_id.as_deref(),
+                action: ctx.event.action.unwrap_or("none"),
+                outcome,
+                status: ctx.event.status,
+                total,
+                backend: ctx.backend,
+                own: ctx.own,
+                bytes_in: ctx.bytes_in,
+                bytes_out: self.bytes,
+            });
             app.audit.data(&ctx.event);
         }
     }

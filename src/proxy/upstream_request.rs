@@ -10,12 +10,12 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
-use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::es::media::{self, Family, JsonMedia};
 use crate::es::Permit;
 use crate::proxy::hygiene::is_hop_by_hop;
+use crate::proxy::ClientBody;
 use crate::upstream::{UpstreamBody, UpstreamRequest};
 
 /// Query components: everything but unreserved characters and a few ES list separators is
@@ -33,7 +33,8 @@ pub struct Forwarding<'a> {
     pub authorization: Option<&'a HeaderValue>,
     pub client_ip: IpAddr,
     pub tls: bool,
-    pub request_id: &'a str,
+    /// Sent as `X-Opaque-Id` (`proxy::opaque_id`): the cluster's slow log names the token.
+    pub opaque_id: &'a str,
 }
 
 /// Headers esgate refuses to relay even for pass-through tokens: they change identity or
@@ -54,6 +55,7 @@ fn never_relayed(name: &HeaderName) -> bool {
                 | "x-forwarded-host"
                 | "x-real-ip"
                 | "cookie"
+                | "x-opaque-id"
         )
 }
 
@@ -68,6 +70,9 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
         "x-forwarded-proto",
         HeaderValue::from_static(if f.tls { "https" } else { "http" }),
     );
+    if let Ok(v) = HeaderValue::from_str(f.opaque_id) {
+        headers.insert("x-opaque-id", v);
+    }
 }
 
 /// The upstream request for a checked request. `accept` is what `es::media::upstream_accept`
@@ -91,9 +96,6 @@ pub fn from_permit(
     common_headers(&mut headers, f);
     if let Ok(v) = HeaderValue::from_str(&accept.header_value()) {
         headers.insert(header::ACCEPT, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(f.request_id) {
-        headers.insert("x-opaque-id", v);
     }
     // Response compression is harmless; pass the client's wish when it is a plain one, except
     // where esgate must read the response to seal a continuation id in it.
@@ -143,7 +145,7 @@ pub fn pass_through(
     method: Method,
     path_and_query: &str,
     client: &HeaderMap,
-    body: Incoming,
+    body: ClientBody,
     f: &Forwarding<'_>,
 ) -> UpstreamRequest {
     let mut headers = HeaderMap::new();
@@ -162,10 +164,10 @@ pub fn pass_through(
         headers.append(name.clone(), value.clone());
     }
     common_headers(&mut headers, f);
-    let body = if http_body::Body::is_end_stream(&body) {
-        UpstreamBody::Empty
-    } else {
-        UpstreamBody::Stream(body)
+    let body = match body {
+        _ if body.is_end_stream() => UpstreamBody::Empty,
+        ClientBody::Stream(body) => UpstreamBody::Stream(body),
+        ClientBody::Whole(bytes) => UpstreamBody::Full(bytes),
     };
     UpstreamRequest {
         method,
@@ -243,5 +245,29 @@ mod tests {
             assert_eq!(out.get("warning").is_some(), !enforced);
             assert_eq!(out.get("set-cookie").is_some(), !enforced);
         }
+    }
+
+    #[test]
+    fn the_opaque_id_is_esgates_and_a_clients_is_never_relayed() {
+        let f = Forwarding {
+            authorization: None,
+            client_ip: "10.0.0.1".parse().unwrap(),
+            tls: false,
+            opaque_id: "esgate:tok_a:0123456789abcdef",
+        };
+        let mut client = HeaderMap::new();
+        client.insert("x-opaque-id", HeaderValue::from_static("esgate:tok_b:1"));
+        client.insert("x-custom", HeaderValue::from_static("kept"));
+        let relayed = pass_through(
+            Method::GET,
+            "/logs/_search",
+            &client,
+            ClientBody::Whole(Bytes::new()),
+            &f,
+        );
+        let ids: Vec<_> = relayed.headers.get_all("x-opaque-id").iter().collect();
+        assert_eq!(ids, ["esgate:tok_a:0123456789abcdef"]);
+        assert_eq!(relayed.headers["x-custom"], "kept");
+        assert!(matches!(relayed.body, UpstreamBody::Empty));
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::admin::{AdminRequest, AdminResponse};
 use crate::app::App;
@@ -48,14 +48,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             };
         }
         (true, "/metrics") => {
-            let mut text = app.metrics.render(
-                &app.upstream.node_status(),
-                app.store.snapshot().tokens().count(),
-            );
-            text.push_str(&format!(
-                "# HELP esgate_audit_dropped_total Request audit records dropped while the audit output stalled.\n# TYPE esgate_audit_dropped_total counter\nesgate_audit_dropped_total {}\n",
-                app.audit.dropped()
-            ));
+            let text = scrape(&app);
             let mut r = Response::new(full(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -123,6 +116,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             )
         }
     };
+    if parts.uri.path() == EXPLAIN {
+        return explain(&app, &parts.method, &body).await;
+    }
     // Its own task: once started, the change, its audit line and the answer are made whatever
     // the client does (it may hang up during the fsync).
     let task_app = Arc::clone(&app);
@@ -152,6 +148,75 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                     "the admin request failed",
                 )),
             )
+        }
+    }
+}
+
+/// The metrics exposition, with the state gauges read now.
+fn scrape(app: &App) -> String {
+    let snapshot = app.store.snapshot();
+    let now = crate::time::now();
+    let week = now.saturating_add(7 * 24 * 3600);
+    let expiring = snapshot
+        .tokens()
+        .filter(|t| t.expires_at.is_some_and(|e| e > now && e <= week))
+        .count();
+    app.metrics.render(&crate::metrics::Scrape {
+        nodes: &app.upstream.node_status(),
+        tokens: snapshot.tokens().count(),
+        tokens_expiring_7d: expiring,
+        store_bytes: store_bytes(&app.config.store_path),
+        audit_dropped: app.audit.dropped(),
+        token_exists: &|id| snapshot.token(id).is_some(),
+    })
+}
+
+/// The size of the store directory's files (not recursive).
+fn store_bytes(dir: &std::path::Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+    )
+}
+
+/// The admin route served here rather than in `admin::dispatch`: it needs the whole `App` (the
+/// data path's decision, index resolution through the upstream).
+const EXPLAIN: &str = "/explain";
+
+/// `POST /explain`: the decision and the upstream request for a token's request
+/// (`proxy::explain`). Nothing changes, so nothing is audited.
+async fn explain(app: &Arc<App>, method: &Method, body: &[u8]) -> Response<Body> {
+    use crate::admin::AdminError;
+    use crate::proxy::explain::{ExplainError, ExplainRequest};
+    let answer = |e: AdminError| {
+        let r = e.into_response();
+        json_response(r.status, r.body)
+    };
+    if method != Method::POST {
+        return answer(AdminError::method_not_allowed());
+    }
+    let request = crate::admin::parse_object(body, ExplainRequest::FIELDS).and_then(|map| {
+        serde_json::from_value::<ExplainRequest>(Value::Object(map)).map_err(|_| {
+            AdminError::bad_request(
+                "explain request: expected token, method and path (strings), headers (an object \
+                 of strings), body (JSON, or a string) and client_ip (an IP address)",
+            )
+        })
+    });
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return answer(e),
+    };
+    match crate::proxy::explain::explain(app, request).await {
+        Ok(decision) => json_response(200, Some(decision)),
+        Err(ExplainError::BadInput(reason)) => answer(AdminError::bad_request(reason)),
+        Err(ExplainError::UnknownToken(id)) => {
+            answer(AdminError::not_found(&format!("token '{id}'")))
         }
     }
 }

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::config::ServerTls;
 use crate::proxy::{self, ConnInfo};
 
@@ -46,20 +46,25 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_live(Arc::new(Live::new(app)), data, admin, shutdown).await
+}
+
+/// [`run`] with the `App` behind a reload handle: each connection reads the TLS material and
+/// connection settings from the `App` current when it is accepted, each request the `App`
+/// current when it starts (`Live::load`).
+pub async fn run_live(
+    live: Arc<Live>,
+    data: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a clone of `open`; when all are gone, the drain is over.
     let (open, mut drained) = mpsc::channel::<()>(1);
-    let chores = tokio::spawn(chores(Arc::clone(&app), stop_rx.clone()));
+    let chores = tokio::spawn(chores(Arc::clone(&live), stop_rx.clone()));
     tokio::join!(
-        accept_loop(
-            &app,
-            data,
-            app.config.server_tls.clone(),
-            Role::Data,
-            stop_rx.clone(),
-            open.clone(),
-        ),
-        accept_loop(&app, admin, None, Role::Admin, stop_rx, open),
+        accept_loop(&live, data, Role::Data, stop_rx.clone(), open.clone()),
+        accept_loop(&live, admin, Role::Admin, stop_rx, open),
         async {
             shutdown.await;
             tracing::info!("Shutting down: no new connections, draining in-flight requests");
@@ -67,6 +72,7 @@ pub async fn run(
         },
     );
     let _ = chores.await;
+    let app = live.load();
     if tokio::time::timeout(app.config.limits.drain_timeout, drained.recv())
         .await
         .is_err()
@@ -79,21 +85,20 @@ pub async fn run(
 }
 
 async fn accept_loop(
-    app: &Arc<App>,
+    live: &Arc<Live>,
     listener: TcpListener,
-    tls: Option<ServerTls>,
     role: Role,
     mut stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
 ) {
-    let max = match role {
-        Role::Data => app.config.limits.max_connections,
-        Role::Admin => app.config.limits.admin_max_connections,
+    let max = {
+        let app = live.load();
+        match role {
+            Role::Data => app.config.limits.max_connections,
+            Role::Admin => app.config.limits.admin_max_connections,
+        }
     };
     let slots = Arc::new(Semaphore::new(max));
-    let acceptor = tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -112,8 +117,15 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(app);
-        let acceptor = acceptor.clone();
+        // The TLS material is the current App's (a reload may have replaced the certificate).
+        let tls: Option<ServerTls> = match role {
+            Role::Data => live.load().config.server_tls.clone(),
+            Role::Admin => None,
+        };
+        let acceptor = tls
+            .as_ref()
+            .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
+        let live = Arc::clone(live);
         let handshake_timeout = tls.as_ref().map(|t| t.handshake_timeout);
         let open = open.clone();
         let stop = stop.clone();
@@ -127,24 +139,32 @@ async fn accept_loop(
             match (acceptor, handshake_timeout) {
                 (Some(acceptor), Some(limit)) => {
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve(app, tls_stream, info, role, stop).await,
+                        Ok(Ok(tls_stream)) => serve(live, tls_stream, info, role, stop).await,
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
                         }
                         Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                     }
                 }
-                _ => serve(app, stream, info, role, stop).await,
+                _ => serve(live, stream, info, role, stop).await,
             }
         });
     }
 }
 
-async fn serve<I>(app: Arc<App>, io: I, info: ConnInfo, role: Role, mut stop: watch::Receiver<bool>)
-where
+async fn serve<I>(
+    live: Arc<Live>,
+    io: I,
+    info: ConnInfo,
+    role: Role,
+    mut stop: watch::Receiver<bool>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = &app.config.limits;
+    // Connection settings are those current when the connection is accepted (not the App
+    // itself: a long kept-alive connection must not hold a replaced App).
+    let limits = live.load().config.limits.clone();
+    let limits = &limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -159,10 +179,10 @@ where
         .max_header_list_size(limits.max_header_bytes as u32);
     let watchdog = connection::Watchdog::new(limits.header_timeout, limits.idle_timeout);
     let io = TokioIo::new(io);
-    let service_app = Arc::clone(&app);
     let activity = watchdog.activity();
     let service = service_fn(move |req| {
-        let app = Arc::clone(&service_app);
+        // Once per request: the whole request runs on the App current when it started.
+        let app = live.load();
         let in_flight = activity.request_started();
         async move {
             let response = match role {
@@ -221,7 +241,7 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 
 /// Periodic work: persisting last-used times, deleting tokens expired for more than five
 /// minutes, forgetting old authentication failures and the limiter state of resting tokens.
-async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
     loop {
@@ -230,6 +250,7 @@ async fn chores(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         n += 1;
+        let app = live.load();
         if let Err(e) = crate::admin::sweep_expired(&app.store, crate::time::now()).await {
             tracing::error!(error = %e, "Cannot delete expired tokens");
         }

@@ -480,12 +480,12 @@ async fn admin_listener_answers_probes_and_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    assert!(
-        r.text()
-            .contains("esgate_requests_total{action=\"none\",outcome=\"auth_missing\"} 1"),
-        "{}",
-        r.text()
-    );
+    for line in [
+        "esgate_requests_total{token_id=\"none\",decision=\"deny\",status=\"4xx\"} 1",
+        "esgate_decisions_total{action=\"none\",outcome=\"auth_missing\"} 1",
+    ] {
+        assert!(r.text().contains(line), "{line}: {}", r.text());
+    }
     // Everything else needs the admin key.
     let r = send("GET", &gw.admin_url("/tokens"), &[], Bytes::new())
         .await

@@ -700,6 +700,74 @@ async fn every_documented_operation_answers_as_documented() {
     )
     .await;
 
+    // Explain: allowed, denied, malformed, unknown token, too large.
+    let (status, created) = c
+        .call(
+            &gw,
+            "POST",
+            "/tokens",
+            "/tokens",
+            Some(json!({"name": "explained", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let explained = created["id"].as_str().unwrap().to_owned();
+    let allowed = c
+        .expect(
+            &gw,
+            "POST",
+            "/explain",
+            "/explain",
+            Some(
+                json!({"token": explained, "method": "POST", "path": "/logs-*/_search?size=5",
+                        "body": {"query": {"match_all": {}}}}),
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(allowed["decision"], "allow", "{allowed}");
+    let denied = c
+        .expect(
+            &gw,
+            "POST",
+            "/explain",
+            "/explain",
+            Some(json!({"token": explained, "method": "GET", "path": "/secret/_search"})),
+            200,
+        )
+        .await;
+    assert_eq!(denied["decision"], "deny", "{denied}");
+    c.expect(
+        &gw,
+        "POST",
+        "/explain",
+        "/explain",
+        Some(json!({"token": explained, "method": "GET"})),
+        400,
+    )
+    .await;
+    c.expect(
+        &gw,
+        "POST",
+        "/explain",
+        "/explain",
+        Some(json!({"token": "tok_none", "method": "GET", "path": "/"})),
+        404,
+    )
+    .await;
+    let key = format!("Bearer {ADMIN_KEY}");
+    let (status, _) = c
+        .call_as(
+            &gw,
+            Some(&key),
+            "POST",
+            "/explain",
+            "/explain",
+            Some(vec![b' '; 2 * 1024 * 1024]),
+        )
+        .await;
+    assert_eq!(status, 413);
+
     // The probes, without the admin key.
     for probe in PROBES {
         for method in ["GET", "HEAD"] {
@@ -763,6 +831,7 @@ async fn every_route_the_server_answers_is_documented() {
     let documented = operations(&doc);
     let mut served: BTreeSet<(String, String)> = esgate::admin::ROUTES
         .iter()
+        .chain(esgate::admin::APP_ROUTES)
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     for probe in PROBES {

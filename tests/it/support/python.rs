@@ -1,5 +1,6 @@
 //! The official Python clients for tests (`tests/it/clients.rs`): one venv per client set
-//! (elasticsearch-py 8, elasticsearch-py 9, opensearch-py 3) under the backends' cache dir,
+//! (elasticsearch-py 8, elasticsearch-py 9, opensearch-py 3; the Prometheus client's parser)
+//! under the backends' cache dir,
 //! installed on first use from `tests/clients/requirements-<set>.txt`, and a runner for the
 //! scripts in `tests/clients/` that returns the JSON lines they print.
 //!
@@ -38,6 +39,8 @@ pub enum ClientSet {
     Es9,
     /// opensearch-py 3.0.
     OpenSearch,
+    /// The Prometheus Python client, for its exposition parser (`tests/it/metrics.rs`).
+    Metrics,
 }
 
 // === impl ClientSet ===
@@ -49,6 +52,7 @@ impl ClientSet {
             ClientSet::Es8 => "es8",
             ClientSet::Es9 => "es9",
             ClientSet::OpenSearch => "opensearch",
+            ClientSet::Metrics => "metrics",
         }
     }
 
@@ -59,6 +63,7 @@ impl ClientSet {
             ClientSet::Es8 => include_str!("../../clients/requirements-es8.txt"),
             ClientSet::Es9 => include_str!("../../clients/requirements-es9.txt"),
             ClientSet::OpenSearch => include_str!("../../clients/requirements-opensearch.txt"),
+            ClientSet::Metrics => include_str!("../../clients/requirements-metrics.txt"),
         }
     }
 

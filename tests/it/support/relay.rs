@@ -28,6 +28,8 @@ pub struct Passed {
     /// The body esgate sent.
     pub body: bytes::Bytes,
     pub status: u16,
+    /// The `X-Opaque-Id` esgate sent, if any.
+    pub opaque_id: Option<String>,
 }
 
 impl Passed {
@@ -86,6 +88,7 @@ impl Relay {
                 target,
                 body: r.body.clone(),
                 status: answer.status,
+                opaque_id: r.header("x-opaque-id").map(str::to_owned),
             });
             answer
         });
