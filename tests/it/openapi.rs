@@ -878,7 +878,6 @@ async fn every_route_the_server_answers_is_documented() {
         "/tokens/x_1/links",
         "/tokens/x_1/reset/x",
         "/links/x_1",
-        "/explain",
         "/store",
         "/filters/x_1/tokens",
         "/ip-filters/x-1/cidrs",
