@@ -448,6 +448,11 @@ async fn guards_on(backend: &Backend) {
         let (status, body) = send_form(&gw, &secret, &f).await;
         assert_eq!(status, 400, "{}: {body}", f.name);
         assert!(reason(&body).contains(f.refused), "{}: {body}", f.name);
+        assert_eq!(
+            body["error"]["type"], "illegal_argument_exception",
+            "{}",
+            f.name
+        );
         let forwarded: Vec<_> = relay
             .take()
             .into_iter()
