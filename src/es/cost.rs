@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn max_size_holds_in_every_place_a_search_asks_for_hits() {
         let g = guard(Some(100), None, None);
-        let cases: Vec<(Value, Vec<(&str, &str)>, Option<&str>)> = vec![
+        type Case<'a> = (Value, Vec<(&'a str, &'a str)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (json!({}), vec![], None),
             (json!({"size": 100}), vec![], None),
             (

@@ -1992,7 +1992,8 @@ mod cost_guards {
                 r#"{{"knn": {{"field": "v", "query_vector": [1.0], "k": {k}, "num_candidates": {k}}}}}"#
             )
         };
-        let cases: Vec<(&str, &str, Option<&str>, &str, String, &str)> = vec![
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, String, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 "GET",
                 "/logs-*/_search",
