@@ -247,6 +247,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn token_limits_answer_429_with_retry_after_and_cost_guards_400() {
+        use crate::throttle::Limited;
+        let rate = ProxyError::TokenLimited(Limited::Rate {
+            rate: 5,
+            burst: 10,
+            retry_after: Duration::from_millis(2_500),
+        });
+        assert_eq!(rate.code(), "token_rate_limited");
+        let r = rate.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "3");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+        let busy = ProxyError::TokenLimited(Limited::Concurrency { max: 2 });
+        assert_eq!(busy.code(), "token_concurrency_limited");
+        assert_eq!(busy.into_response().headers()["retry-after"], "1");
+        let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));
+        assert_eq!((over.status().as_u16(), over.code()), (400, "over_limit"));
+        let v = body_json(over.into_response()).await;
+        assert_eq!(v["error"]["type"], "illegal_argument_exception");
+    }
+
+    #[tokio::test]
     async fn statuses_follow_the_table() {
         use crate::upstream::UpstreamError;
         assert_eq!(ProxyError::Policy(Denied::Expired).status(), 403);

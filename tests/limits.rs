@@ -321,7 +321,7 @@ fn over_limit_forms() -> Vec<Form> {
         path: "/_msearch",
         ndjson: true,
         body: json!([{"index": "logs-*"}, {"size": 1}, {"index": "logs-*"}, {"size": 6}]),
-        refused: "size 6 exceeds",
+        refused: "msearch search 2: size 6 exceeds",
         both: true,
     });
     forms.push(Form {

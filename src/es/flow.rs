@@ -495,8 +495,14 @@ pub(super) fn prepare(
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
             let mut items =
                 msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
-            for item in &mut items {
-                scope.guard.search(&mut item.body, &mut Vec::new())?;
+            for (i, item) in items.iter_mut().enumerate() {
+                scope
+                    .guard
+                    .search(&mut item.body, &mut Vec::new())
+                    .map_err(|mut r| {
+                        r.reason = format!("msearch search {}: {}", i + 1, r.reason);
+                        r
+                    })?;
             }
             let mut positions = Vec::with_capacity(items.len());
             for item in &mut items {
