@@ -112,9 +112,7 @@ impl CostGuard {
         }
         Ok(())
     }
-}
 
-impl CostGuard {
     /// An EQL search: its `size` (events or sequences returned, 10 when absent) against
     /// `max_size`. (SQL pages through `fetch_size` and ES|QL limits in its text: not capped.)
     pub fn eql(&self, body: Option<&Value>) -> Result<(), Rejection> {
