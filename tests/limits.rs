@@ -5,9 +5,10 @@
 //!   `Retry-After` and `es_rejected_execution_exception`, and the slot of a streaming answer is
 //!   held until the client stops reading;
 //! - `max_size` and `max_buckets` hold in every form a search can take (URI parameters, body,
-//!   scroll, msearch lines, kNN, retrievers, sub-searches, `top_hits`, `inner_hits`,
-//!   histograms, sub-aggregations): a 400 naming the limit, and nothing but esgate's own
-//!   lookups reaches the backend; within the limits the same searches are answered;
+//!   scroll, msearch lines, async search, point in time, kNN, retrievers, sub-searches,
+//!   `top_hits`, `inner_hits`, histograms, sub-aggregations): a 400 naming the limit, and
+//!   nothing but esgate's own lookups reaches the backend; within the limits the same searches
+//!   are answered, and a scroll's later pages keep the first page's size;
 //! - `search_timeout` is what the backend receives as the search's `timeout`;
 //! - limits are PATCHable and `[policies.limits]` gives the defaults a token's own override.
 
@@ -471,6 +472,66 @@ async fn guards_on(backend: &Backend) {
             assert!(hits.len() <= 5, "{}", f.name);
         }
     }
+
+    // A point in time (each backend's own form) and a scroll: the search that opens or uses
+    // them is guarded; scroll pages keep the first page's size.
+    let mut pit_id = None;
+    for (path, field) in [
+        ("/logs-*/_pit?keep_alive=1m", "id"),
+        ("/logs-*/_search/point_in_time?keep_alive=1m", "pit_id"),
+    ] {
+        let (status, body) = gw.call(&secret, "POST", path, Value::Null, &[]).await;
+        if status == 200 {
+            pit_id = body[field].as_str().map(str::to_owned);
+        }
+    }
+    let pit_id = pit_id.expect("one point-in-time form works");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search",
+            json!({"size": 6, "pit": {"id": pit_id}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(reason(&body).contains("size 6 exceeds"), "{body}");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search",
+            json!({"size": 5, "pit": {"id": pit_id}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, first) = gw
+        .call(
+            &secret,
+            "POST",
+            "/logs-*/_search?scroll=1m",
+            json!({"size": 4}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, page) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let n = page["hits"]["hits"].as_array().map_or(0, Vec::len);
+    assert!(
+        (1..=4).contains(&n),
+        "a scroll page keeps the first size: {n}"
+    );
 
     // search_timeout: what the backend receives, for a search with a longer URI timeout, a
     // search with a shorter body timeout, and each msearch line.
