@@ -62,6 +62,7 @@ impl ProxyError {
                 RejectKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
                 RejectKind::NotFound => StatusCode::NOT_FOUND,
                 RejectKind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+                RejectKind::OverLimit => StatusCode::BAD_REQUEST,
             },
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +97,7 @@ impl ProxyError {
                 RejectKind::MethodNotAllowed => "method_not_allowed_exception",
                 RejectKind::NotFound => "index_not_found_exception",
                 RejectKind::NotAcceptable => "media_type_header_exception",
+                RejectKind::OverLimit => "illegal_argument_exception",
             },
             ProxyError::BadRequest(_) => "parsing_exception",
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
@@ -137,6 +139,7 @@ impl ProxyError {
                 RejectKind::MethodNotAllowed => "method_not_allowed",
                 RejectKind::NotFound => "no_index",
                 RejectKind::NotAcceptable => "not_acceptable",
+                RejectKind::OverLimit => "over_limit",
             },
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::BodyTooLarge(_) => "too_large",
@@ -241,6 +244,29 @@ mod tests {
         let v = body_json(r).await;
         assert_eq!(v["error"]["type"], "security_exception");
         assert_eq!(v["status"], 401);
+    }
+
+    #[tokio::test]
+    async fn token_limits_answer_429_with_retry_after_and_cost_guards_400() {
+        use crate::throttle::Limited;
+        let rate = ProxyError::TokenLimited(Limited::Rate {
+            rate: 5,
+            burst: 10,
+            retry_after: Duration::from_millis(2_500),
+        });
+        assert_eq!(rate.code(), "token_rate_limited");
+        let r = rate.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "3");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+        let busy = ProxyError::TokenLimited(Limited::Concurrency { max: 2 });
+        assert_eq!(busy.code(), "token_concurrency_limited");
+        assert_eq!(busy.into_response().headers()["retry-after"], "1");
+        let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));
+        assert_eq!((over.status().as_u16(), over.code()), (400, "over_limit"));
+        let v = body_json(over.into_response()).await;
+        assert_eq!(v["error"]["type"], "illegal_argument_exception");
     }
 
     #[tokio::test]

@@ -89,7 +89,7 @@ fn timeout(v: &Value) -> Option<u64> {
 
 /// A timeout in milliseconds as the API writes it (`30s`, `1500ms`).
 pub fn format_timeout(ms: u64) -> String {
-    if ms % 1_000 != 0 {
+    if !ms.is_multiple_of(1_000) {
         format!("{ms}ms")
     } else {
         super::input::format_duration(ms / 1_000)

@@ -789,12 +789,14 @@ pub(super) async fn rotate(
             let until = now
                 .saturating_add(overlap)
                 .min(t.expires_at.unwrap_or(i64::MAX));
-            t.previous_secret = (overlap > 0 && until > now).then_some(PreviousSecret {
-                hash: t.secret_hash,
-                expires_at: until,
+            t.previous_secret = (overlap > 0 && until > now).then(|| {
+                Box::new(PreviousSecret {
+                    hash: t.secret_hash,
+                    expires_at: until,
+                })
             });
             t.secret_hash = hash;
-            let previous = t.previous_secret.map(|p| p.expires_at);
+            let previous = t.previous_secret.as_ref().map(|p| p.expires_at);
             Ok::<_, AdminError>((vec![Change::PutToken { token: t }], (secret, previous)))
         })
         .await?;

@@ -190,10 +190,10 @@ mod tests {
     async fn a_previous_secret_opens_the_token_only_during_its_overlap() {
         let (old, new, older) = (Secret::generate(), Secret::generate(), Secret::generate());
         let mut t = token("a", &new);
-        t.previous_secret = Some(crate::store::model::PreviousSecret {
+        t.previous_secret = Some(Box::new(crate::store::model::PreviousSecret {
             hash: old.hash(),
             expires_at: 100,
-        });
+        }));
         let store = match Store::open(Box::new(MemoryPersistence(vec![Change::PutToken {
             token: t.clone(),
         }]))) {
@@ -217,10 +217,10 @@ mod tests {
         }
         // A second rotation replaces the previous secret: the older one stops at once.
         let mut again = token("a", &older);
-        again.previous_secret = Some(crate::store::model::PreviousSecret {
+        again.previous_secret = Some(Box::new(crate::store::model::PreviousSecret {
             hash: new.hash(),
             expires_at: 100,
-        });
+        }));
         store
             .update(|_| Ok::<_, StoreError>((vec![Change::PutToken { token: again }], ())))
             .await

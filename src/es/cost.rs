@@ -21,7 +21,8 @@
 //! - `search_timeout` becomes the body's `timeout`, replacing a longer (or absent) client
 //!   timeout; the URI `timeout` parameter is folded into it (so the backend sees one).
 //!
-//! Invariant: pure; a refusal is a 400 naming the limit and the number asked for.
+//! Invariant: pure; a refusal is a 400 (`RejectKind::OverLimit`, audited as `over_limit`)
+//! naming the limit and the number asked for.
 
 use serde_json::{Map, Value};
 
@@ -93,7 +94,7 @@ impl CostGuard {
             let aggs = m.get("aggs").or_else(|| m.get("aggregations"));
             let n = aggs.map_or(0, |a| buckets(a, 0));
             if n > max {
-                return Err(Rejection::bad_request(format!(
+                return Err(Rejection::over_limit(format!(
                     "aggregations able to return {n} buckets exceed this token's max_buckets {max}"
                 )));
             }
@@ -111,18 +112,33 @@ impl CostGuard {
         }
         Ok(())
     }
+
+    /// An EQL search: its `size` (events or sequences returned, 10 when absent) against
+    /// `max_size`. (SQL pages through `fetch_size` and ES|QL limits in its text: not capped.)
+    pub fn eql(&self, body: Option<&Value>) -> Result<(), Rejection> {
+        match self.max_size {
+            None => Ok(()),
+            Some(max) => {
+                let size = body
+                    .and_then(|b| b.get("size"))
+                    .and_then(uint_of)
+                    .unwrap_or(DEFAULT_SIZE);
+                hits("size", 0, size, max)
+            }
+        }
+    }
 }
 
 /// `from + size` (and `size` alone) against `max_size`; `what` names the size's place.
 fn hits(what: &str, from: u64, size: u64, max: u64) -> Result<(), Rejection> {
     if size > max {
-        return Err(Rejection::bad_request(format!(
+        return Err(Rejection::over_limit(format!(
             "{what} {size} exceeds this token's max_size {max}"
         )));
     }
     let total = from.saturating_add(size);
     if total > max {
-        return Err(Rejection::bad_request(format!(
+        return Err(Rejection::over_limit(format!(
             "from + {what} {total} exceeds this token's max_size {max}"
         )));
     }
@@ -132,7 +148,7 @@ fn hits(what: &str, from: u64, size: u64, max: u64) -> Result<(), Rejection> {
 /// A size-like number (kNN `k`, `rank_window_size`) against `max_size`, when present.
 fn size_like(v: Option<&Value>, key: &str, max: u64) -> Result<(), Rejection> {
     match v.and_then(uint_of) {
-        Some(n) if n > max => Err(Rejection::bad_request(format!(
+        Some(n) if n > max => Err(Rejection::over_limit(format!(
             "{key} {n} exceeds this token's max_size {max}"
         ))),
         _ => Ok(()),
@@ -297,7 +313,8 @@ mod tests {
     #[test]
     fn max_size_holds_in_every_place_a_search_asks_for_hits() {
         let g = guard(Some(100), None, None);
-        let cases: Vec<(Value, Vec<(&str, &str)>, Option<&str>)> = vec![
+        type Case<'a> = (Value, Vec<(&'a str, &'a str)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (json!({}), vec![], None),
             (json!({"size": 100}), vec![], None),
             (

@@ -479,7 +479,9 @@ pub(super) fn prepare(
         Route::Eql { .. } => {
             let (sh, path, resolve) = at_path(&expr()?, "/", "/_eql/search");
             shape = sh;
-            let body = super::querylang::eql(json_body()?, &scope.filters)?;
+            let body = json_body()?;
+            scope.guard.eql(body.as_ref())?;
+            let body = super::querylang::eql(body, &scope.filters)?;
             (Method::Post, path, Some(body), resolve)
         }
         Route::Msearch { .. } => {
@@ -493,8 +495,14 @@ pub(super) fn prepare(
             let bytes = body::decode_content(raw, head.content_encoding, max)?;
             let mut items =
                 msearch::rewrite(&bytes, path_index.as_ref(), &scope.indices, &scope.filters)?;
-            for item in &mut items {
-                scope.guard.search(&mut item.body, &mut Vec::new())?;
+            for (i, item) in items.iter_mut().enumerate() {
+                scope
+                    .guard
+                    .search(&mut item.body, &mut Vec::new())
+                    .map_err(|mut r| {
+                        r.reason = format!("msearch search {}: {}", i + 1, r.reason);
+                        r
+                    })?;
             }
             let mut positions = Vec::with_capacity(items.len());
             for item in &mut items {
@@ -1990,7 +1998,8 @@ mod cost_guards {
                 r#"{{"knn": {{"field": "v", "query_vector": [1.0], "k": {k}, "num_candidates": {k}}}}}"#
             )
         };
-        let cases: Vec<(&str, &str, Option<&str>, &str, String, &str)> = vec![
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, String, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 "GET",
                 "/logs-*/_search",
@@ -2087,11 +2096,19 @@ mod cost_guards {
                 r#"{"field": "user", "size": 51}"#.into(),
                 "max_buckets 50",
             ),
+            (
+                "POST",
+                "/logs-*/_eql/search",
+                None,
+                JSON,
+                r#"{"query": "any where true", "size": 101}"#.into(),
+                "size 101",
+            ),
         ];
         for (method, path, query, ct, body, reason) in cases {
             let e = run(method, path, query, ct, &body)
                 .expect_err(&format!("{method} {path} {query:?} {body} passed"));
-            assert_eq!(e.kind, RejectKind::BadRequest, "{path}: {e:?}");
+            assert_eq!(e.kind, RejectKind::OverLimit, "{path}: {e:?}");
             assert!(e.reason.contains(reason), "{path} {body}: {}", e.reason);
         }
         // Within the limits every form passes.
@@ -2125,6 +2142,13 @@ mod cost_guards {
                 None,
                 JSON,
                 r#"{"field": "user", "size": 50}"#.to_owned(),
+            ),
+            (
+                "POST",
+                "/logs-*/_eql/search",
+                None,
+                JSON,
+                r#"{"query": "any where true"}"#.to_owned(),
             ),
         ] {
             let p = run(method, path, query, ct, &body);

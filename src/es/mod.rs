@@ -138,6 +138,9 @@ pub enum RejectKind {
     NotFound,
     /// 406: an `Accept` esgate cannot read the answer in (see `media`).
     NotAcceptable,
+    /// 400: a search over one of the token's cost limits (`cost`), told apart for the audit
+    /// log and metrics.
+    OverLimit,
 }
 
 /// A request esgate refuses. `reason` is for the client: it never echoes request content.
@@ -159,6 +162,13 @@ impl Rejection {
     pub fn bad_request(reason: impl Into<String>) -> Rejection {
         Rejection {
             kind: RejectKind::BadRequest,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn over_limit(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            kind: RejectKind::OverLimit,
             reason: reason.into(),
         }
     }

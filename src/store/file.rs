@@ -804,10 +804,10 @@ mod tests {
         expected.created_at = 1;
         assert_eq!(changes, vec![Change::PutToken { token: expected }]);
         let mut rotated = token("new", 2);
-        rotated.previous_secret = Some(crate::store::model::PreviousSecret {
+        rotated.previous_secret = Some(Box::new(crate::store::model::PreviousSecret {
             hash: SecretHash([3; 32]),
             expires_at: 5_000,
-        });
+        }));
         rotated.limits.max_size = Some(10);
         rotated.limits.search_timeout_ms = Some(1_500);
         append(

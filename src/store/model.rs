@@ -80,9 +80,10 @@ pub struct Token {
     /// Name of a named IP filter.
     pub ip_filter: Option<String>,
     /// The secret before the last rotation, valid until its `expires_at` (a rotation with
-    /// overlap). Records written before rotation existed have none.
+    /// overlap). Records written before rotation existed have none. Boxed: most tokens have
+    /// none, and every store change carries a whole token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_secret: Option<PreviousSecret>,
+    pub previous_secret: Option<Box<PreviousSecret>>,
     /// The token's own limits (each unset one falls back to the `[policies]` default).
     /// Records written before limits existed have none.
     #[serde(default, skip_serializing_if = "TokenLimits::is_empty")]
@@ -140,7 +141,9 @@ impl Token {
 
     /// The previous secret, while its overlap lasts.
     pub fn previous_secret_at(&self, now: UnixTime) -> Option<&PreviousSecret> {
-        self.previous_secret.as_ref().filter(|p| now < p.expires_at)
+        self.previous_secret
+            .as_deref()
+            .filter(|p| now < p.expires_at)
     }
 
     /// Whether `hash` opens this token at `now`: the current secret, or the previous one

@@ -28,6 +28,7 @@ mod identity;
 mod indices;
 mod internal_fields;
 mod kibana;
+mod limits;
 mod lookup;
 mod media_types;
 mod metrics;

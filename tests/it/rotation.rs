@@ -59,6 +59,16 @@ async fn overlap_on(backend: &Backend) {
     );
     assert_eq!(count(&gw, &s1).await, 200, "the previous secret works");
     assert_eq!(count(&gw, &s2).await, 200, "the new secret works");
+    // In the API key form too (the token id with the previous secret).
+    let r = support::http::send(
+        "POST",
+        &gw.url("/logs-*/_count"),
+        &[("authorization", &support::http::api_key(&id, &s1))],
+        Vec::new(),
+    )
+    .await
+    .expect("esgate answers");
+    assert_eq!(r.status, 200, "{}", r.text());
     tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert_eq!(count(&gw, &s1).await, 401, "the overlap is over");
     assert_eq!(count(&gw, &s2).await, 200);

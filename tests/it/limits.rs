@@ -1,0 +1,665 @@
+//! Per-token limits and cost guards (issue 13, "Day-2 operations"), end to end against the
+//! real backends (osmem and noida), through a recording relay where what the backend receives
+//! matters:
+//! - a rate over `requests_per_second`/`burst` and requests over `max_concurrent` are 429 with
+//!   `Retry-After` and `es_rejected_execution_exception`, and the slot of a streaming answer is
+//!   held until the client stops reading;
+//! - `max_size` and `max_buckets` hold in every form a search can take (URI parameters, body,
+//!   scroll, msearch lines, async search, point in time, kNN, retrievers, sub-searches,
+//!   `top_hits`, `inner_hits`, histograms, sub-aggregations): a 400 naming the limit, and
+//!   nothing but esgate's own lookups reaches the backend; within the limits the same searches
+//!   are answered, and a scroll's later pages keep the first page's size;
+//! - `search_timeout` is what the backend receives as the search's `timeout`;
+//! - limits are PATCHable and `[policies.limits]` gives the defaults a token's own override.
+
+use crate::support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::backend::Backend;
+use support::esgate::Esgate;
+use support::faults::FaultServer;
+use support::fixture;
+use support::relay::Relay;
+
+fn reason(v: &Value) -> String {
+    v["error"]["reason"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn tenant_a(gw: &Esgate, limits: Value) -> (String, String) {
+    gw.token(json!({"name": "limited", "indices": ["logs-*"],
+                    "filters": [{"field": "tenant", "value": "a"}], "limits": limits}))
+        .await
+}
+
+/// Over the rate: 429, `Retry-After`, `es_rejected_execution_exception`; the bucket refills.
+async fn rate_on(backend: &Backend) {
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = tenant_a(&gw, json!({"requests_per_second": 1, "burst": 2})).await;
+    let (_, other) = tenant_a(&gw, json!({})).await;
+    let search = |s: String| {
+        let gw = &gw;
+        async move {
+            gw.call_raw(&s, "POST", "/logs-*/_search", json!({"size": 1}), &[])
+                .await
+        }
+    };
+    for i in 0..2 {
+        assert_eq!(
+            search(secret.clone()).await.status,
+            200,
+            "burst request {i}"
+        );
+    }
+    let refused = search(secret.clone()).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let body = refused.json();
+    assert_eq!(
+        body["error"]["type"], "es_rejected_execution_exception",
+        "{body}"
+    );
+    assert!(reason(&body).contains("rate limit"), "{body}");
+    // Another token is not affected.
+    assert_eq!(search(other.clone()).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        search(secret.clone()).await.status,
+        200,
+        "the bucket refilled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_is_429_with_retry_after_on_osmem() {
+    rate_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_is_429_with_retry_after_on_noida() {
+    rate_on(&fixture::seeded_noida()).await;
+}
+
+/// Sends a search on a raw connection and returns the stream once the answer's status line
+/// is in (the body keeps dripping); the status code.
+async fn open_streaming_search(gw: &Esgate, secret: &str) -> (tokio::net::TcpStream, u16) {
+    let mut s = tokio::net::TcpStream::connect(gw.data_addr)
+        .await
+        .expect("connects");
+    let req = format!(
+        "GET /logs-a/_search HTTP/1.1\r\nHost: esgate\r\nAuthorization: Bearer {secret}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("writes");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.expect("reads");
+            assert!(n > 0, "closed before the answer's head");
+            head.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the answer's head arrives");
+    let text = String::from_utf8_lossy(&head);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    (s, status)
+}
+
+/// `max_concurrent`: a request whose answer is still streaming holds its slot; another one is
+/// 429 at once; when the client goes away the slot is free again. (A fault backend that drips
+/// its answer forever holds the request open; no real backend answers that slowly.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_answer_holds_its_concurrency_slot_until_the_client_leaves() {
+    let backend = FaultServer::drip(Duration::from_millis(50));
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = tenant_a(&gw, json!({"max_concurrent": 1})).await;
+    let (first, status) = open_streaming_search(&gw, &secret).await;
+    assert_eq!(status, 200);
+    let refused = gw
+        .call_raw(&secret, "GET", "/logs-a/_search", Value::Null, &[])
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let body = refused.json();
+    assert_eq!(body["error"]["type"], "es_rejected_execution_exception");
+    assert!(reason(&body).contains("max_concurrent"), "{body}");
+    // The client leaves: esgate notices at the next dripped byte and drops the answer.
+    drop(first);
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (s, st) = open_streaming_search(&gw, &secret).await;
+        drop(s);
+        status = st;
+        if st == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "the slot was released");
+}
+
+/// One search form: method, path with query, content type, body.
+struct Form {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    ndjson: bool,
+    body: Value,
+    /// Text the refusal must contain.
+    refused: &'static str,
+    /// The backend answers it (false: a feature it lacks; only the refusal is checked).
+    both: bool,
+}
+
+fn form(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: Value,
+    refused: &'static str,
+) -> Form {
+    Form {
+        name,
+        method,
+        path,
+        ndjson: false,
+        body,
+        refused,
+        both: true,
+    }
+}
+
+/// Every place a search can ask for more than `max_size` 5 hits or `max_buckets` 20 buckets.
+fn over_limit_forms() -> Vec<Form> {
+    let knn = json!({"field": "v", "query_vector": [1.0, 0.0], "k": 6, "num_candidates": 6});
+    let mut forms = vec![
+        form(
+            "uri size",
+            "GET",
+            "/logs-*/_search?size=6",
+            Value::Null,
+            "size 6 exceeds this token's max_size 5",
+        ),
+        form(
+            "uri from",
+            "GET",
+            "/logs-*/_search?size=5&from=1",
+            Value::Null,
+            "from + size 6 exceeds this token's max_size 5",
+        ),
+        form(
+            "default size",
+            "GET",
+            "/logs-*/_search?from=0",
+            Value::Null,
+            "size 10 exceeds",
+        ),
+        form(
+            "body size",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 6}),
+            "size 6 exceeds",
+        ),
+        form(
+            "body from",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 3, "from": 3}),
+            "from + size 6",
+        ),
+        form(
+            "uri beats body",
+            "POST",
+            "/logs-*/_search?size=6",
+            json!({"size": 1}),
+            "size 6 exceeds",
+        ),
+        form(
+            "scroll",
+            "POST",
+            "/logs-*/_search?scroll=1m",
+            json!({"size": 6}),
+            "size 6 exceeds",
+        ),
+        form(
+            "terms",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"u": {"terms": {"field": "user", "size": 21}}}}),
+            "able to return 21 buckets exceed this token's max_buckets 20",
+        ),
+        form(
+            "nested terms",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"t": {"terms": {"field": "tenant", "size": 2}, "aggs": {"u": {"terms": {"field": "user", "size": 10}}}}}}),
+            "able to return 22 buckets",
+        ),
+        form(
+            "histogram",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"h": {"histogram": {"field": "n", "interval": 1, "extended_bounds": {"min": 0, "max": 20}}}}}),
+            "able to return 21 buckets",
+        ),
+        form(
+            "date histogram",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "hard_bounds": {"min": 0, "max": 72_000_000}}}}}),
+            "able to return 21 buckets",
+        ),
+        form(
+            "composite",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"c": {"composite": {"size": 21, "sources": [{"u": {"terms": {"field": "user"}}}]}}}}),
+            "able to return 21 buckets",
+        ),
+        form(
+            "top_hits",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"t": {"terms": {"field": "tenant"}, "aggs": {"h": {"top_hits": {"size": 6}}}}}}),
+            "top_hits size 6",
+        ),
+        form(
+            "collapse inner_hits",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "collapse": {"field": "user", "inner_hits": {"name": "x", "size": 6}}}),
+            "inner_hits size 6",
+        ),
+        form(
+            "sub_searches",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 6, "sub_searches": [{"query": {"match_all": {}}}], "rank": {"rrf": {}}}),
+            "size 6 exceeds",
+        ),
+        form(
+            "rank window",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "sub_searches": [{"query": {"match_all": {}}}, {"query": {"term": {"user": "x"}}}], "rank": {"rrf": {"rank_window_size": 6}}}),
+            "rank_window_size 6",
+        ),
+        form(
+            "retriever knn",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "retriever": {"knn": knn.clone()}}),
+            "knn k 6",
+        ),
+        form(
+            "retriever rrf",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "retriever": {"rrf": {"retrievers": [{"standard": {"query": {"match_all": {}}}}], "rank_window_size": 6}}}),
+            "rank_window_size 6",
+        ),
+        form(
+            "top-level knn",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "knn": knn}),
+            "knn k 6",
+        ),
+    ];
+    forms.push(Form {
+        name: "msearch line",
+        method: "POST",
+        path: "/_msearch",
+        ndjson: true,
+        body: json!([{"index": "logs-*"}, {"size": 1}, {"index": "logs-*"}, {"size": 6}]),
+        refused: "msearch search 2: size 6 exceeds",
+        both: true,
+    });
+    forms.push(Form {
+        name: "msearch aggs",
+        method: "POST",
+        path: "/logs-*/_msearch",
+        ndjson: true,
+        body: json!([{}, {"size": 0, "aggs": {"u": {"terms": {"field": "user", "size": 21}}}}]),
+        refused: "max_buckets 20",
+        both: true,
+    });
+    forms.push(Form {
+        name: "async search",
+        method: "POST",
+        path: "/logs-*/_async_search?size=6",
+        ndjson: false,
+        body: Value::Null,
+        refused: "size 6 exceeds",
+        both: false,
+    });
+    forms
+}
+
+/// The same forms within the limits (the backend answers them, where it has the feature).
+fn within_limit_forms() -> Vec<Form> {
+    vec![
+        form("uri size", "GET", "/logs-*/_search?size=5", Value::Null, ""),
+        form(
+            "uri from",
+            "GET",
+            "/logs-*/_search?size=4&from=1",
+            Value::Null,
+            "",
+        ),
+        form(
+            "body size",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 2, "from": 3}),
+            "",
+        ),
+        form(
+            "scroll",
+            "POST",
+            "/logs-*/_search?scroll=1m",
+            json!({"size": 5}),
+            "",
+        ),
+        form(
+            "terms",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"u": {"terms": {"field": "user", "size": 20}}}}),
+            "",
+        ),
+        form(
+            "nested terms",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"t": {"terms": {"field": "tenant", "size": 2}, "aggs": {"u": {"terms": {"field": "user", "size": 9}}}}}}),
+            "",
+        ),
+        form(
+            "histogram",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"h": {"histogram": {"field": "n", "interval": 1, "extended_bounds": {"min": 1, "max": 20}}}}}),
+            "",
+        ),
+        form(
+            "top_hits",
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0, "aggs": {"t": {"terms": {"field": "tenant", "size": 2}, "aggs": {"h": {"top_hits": {"size": 5}}}}}}),
+            "",
+        ),
+        form(
+            "count",
+            "POST",
+            "/logs-*/_count",
+            json!({"query": {"match_all": {}}}),
+            "",
+        ),
+    ]
+}
+
+async fn send_form(gw: &Esgate, secret: &str, f: &Form) -> (u16, Value) {
+    if f.ndjson {
+        let mut text = String::new();
+        for line in f.body.as_array().expect("msearch lines") {
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        let auth = format!("Bearer {secret}");
+        let r = support::http::send(
+            f.method,
+            &gw.url(f.path),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            text.into_bytes(),
+        )
+        .await
+        .expect("esgate answers");
+        (r.status.as_u16(), r.json())
+    } else {
+        gw.call(secret, f.method, f.path, f.body.clone(), &[]).await
+    }
+}
+
+/// Every guard in every form: a 400 naming the limit, nothing but lookups reaching the
+/// backend; within the limits, answers. Then `search_timeout` as the backend receives it.
+async fn guards_on(backend: &Backend) {
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (_, secret) = tenant_a(
+        &gw,
+        json!({"max_size": 5, "max_buckets": 20, "search_timeout": "1500ms"}),
+    )
+    .await;
+    for f in over_limit_forms() {
+        relay.take();
+        let (status, body) = send_form(&gw, &secret, &f).await;
+        assert_eq!(status, 400, "{}: {body}", f.name);
+        assert!(reason(&body).contains(f.refused), "{}: {body}", f.name);
+        assert_eq!(
+            body["error"]["type"], "illegal_argument_exception",
+            "{}",
+            f.name
+        );
+        let forwarded: Vec<_> = relay
+            .take()
+            .into_iter()
+            .filter(|p| !p.is_lookup())
+            .collect();
+        assert!(
+            forwarded.is_empty(),
+            "{}: reached the backend: {forwarded:?}",
+            f.name
+        );
+    }
+    for f in within_limit_forms().into_iter().filter(|f| f.both) {
+        let (status, body) = send_form(&gw, &secret, &f).await;
+        assert_eq!(status, 200, "{}: {body}", f.name);
+        if let Some(hits) = body["hits"]["hits"].as_array() {
+            assert!(hits.len() <= 5, "{}", f.name);
+        }
+    }
+
+    // A point in time (each backend's own form) and a scroll: the search that opens or uses
+    // them is guarded; scroll pages keep the first page's size.
+    let mut pit_id = None;
+    for (path, field) in [
+        ("/logs-*/_pit?keep_alive=1m", "id"),
+        ("/logs-*/_search/point_in_time?keep_alive=1m", "pit_id"),
+    ] {
+        let (status, body) = gw.call(&secret, "POST", path, Value::Null, &[]).await;
+        if status == 200 {
+            pit_id = body[field].as_str().map(str::to_owned);
+        }
+    }
+    let pit_id = pit_id.expect("one point-in-time form works");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search",
+            json!({"size": 6, "pit": {"id": pit_id}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(reason(&body).contains("size 6 exceeds"), "{body}");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search",
+            json!({"size": 5, "pit": {"id": pit_id}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, first) = gw
+        .call(
+            &secret,
+            "POST",
+            "/logs-*/_search?scroll=1m",
+            json!({"size": 4}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, page) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let n = page["hits"]["hits"].as_array().map_or(0, Vec::len);
+    assert!(
+        (1..=4).contains(&n),
+        "a scroll page keeps the first size: {n}"
+    );
+
+    // search_timeout: what the backend receives, for a search with a longer URI timeout, a
+    // search with a shorter body timeout, and each msearch line.
+    relay.take();
+    let (status, _) = gw
+        .call(
+            &secret,
+            "POST",
+            "/logs-*/_search?timeout=1h",
+            json!({"size": 1}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = gw
+        .call(
+            &secret,
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 1, "timeout": "200ms"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let msearch = Form {
+        name: "msearch timeout",
+        method: "POST",
+        path: "/_msearch",
+        ndjson: true,
+        body: json!([{"index": "logs-*"}, {"size": 1, "timeout": "1m"}, {"index": "logs-a"}, {"size": 1}]),
+        refused: "",
+        both: true,
+    };
+    assert_eq!(send_form(&gw, &secret, &msearch).await.0, 200);
+    let sent: Vec<_> = relay
+        .take()
+        .into_iter()
+        .filter(|p| !p.is_lookup())
+        .collect();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(!sent[0].target.contains("timeout"), "{}", sent[0].target);
+    let first: Value = serde_json::from_slice(&sent[0].body).expect("json");
+    assert_eq!(first["timeout"], "1500ms");
+    let second: Value = serde_json::from_slice(&sent[1].body).expect("json");
+    assert_eq!(second["timeout"], "200ms");
+    let lines: Vec<Value> = sent[2]
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect();
+    assert_eq!(lines[1]["timeout"], "1500ms");
+    assert_eq!(lines[3]["timeout"], "1500ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_guard_holds_in_every_search_form_on_osmem() {
+    guards_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_guard_holds_in_every_search_form_on_noida() {
+    guards_on(&fixture::seeded_noida()).await;
+}
+
+/// `[policies.limits]` gives every token its defaults; a token's own limit overrides one;
+/// a PATCH changes them at once, and clearing them falls back to the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_defaults_apply_and_limits_are_patchable() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "[policies.limits]\nmax_size = 3\n").await;
+    let (id, secret) = tenant_a(&gw, json!({})).await;
+    let search = |size: u64| {
+        let (gw, secret) = (&gw, secret.clone());
+        async move {
+            gw.call(
+                &secret,
+                "POST",
+                "/logs-*/_search",
+                json!({ "size": size }),
+                &[],
+            )
+            .await
+        }
+    };
+    assert_eq!(search(3).await.0, 200);
+    let (status, body) = search(4).await;
+    assert_eq!(status, 400);
+    assert!(reason(&body).contains("max_size 3"), "{body}");
+    // The token's own limit overrides the default.
+    let (status, view) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {"max_size": 8}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["limits"], json!({"max_size": 8}));
+    assert_eq!(search(8).await.0, 200);
+    assert!(reason(&search(9).await.1).contains("max_size 8"));
+    // Cleared: the default again.
+    let (status, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(reason(&search(4).await.1).contains("max_size 3"));
+    // A bad limit is refused, naming the field.
+    let (status, body) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {"burst": 0}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(reason(&body).contains("limits.burst"), "{body}");
+    // A rate limit set by PATCH applies to the next request.
+    gw.admin(
+        "PATCH",
+        &format!("/tokens/{id}"),
+        Some(json!({"limits": {"requests_per_second": 1, "burst": 1}})),
+    )
+    .await;
+    assert_eq!(search(1).await.0, 200);
+    assert_eq!(search(1).await.0, 429);
+}
