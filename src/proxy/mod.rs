@@ -106,6 +106,15 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             match e {
                 ProxyError::RateLimited(_) => app.metrics.rejected(Rejected::AuthFailures),
                 ProxyError::Busy => app.metrics.rejected(Rejected::Busy),
+                ProxyError::TokenLimited(crate::throttle::Limited::Rate { .. }) => {
+                    app.metrics.rejected(Rejected::RateLimited)
+                }
+                ProxyError::TokenLimited(crate::throttle::Limited::Concurrency { .. }) => {
+                    app.metrics.rejected(Rejected::Concurrency)
+                }
+                ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
+                    app.metrics.rejected(Rejected::Guard)
+                }
                 _ => {}
             }
             if e.side() == crate::error::Side::Upstream {
@@ -341,8 +350,7 @@ pub(crate) async fn decide(
                 max_buckets: limits.max_buckets,
                 timeout_ms: limits.search_timeout_ms,
             };
-            let (permit, binding) =
-                enforce(app, snapshot, token, guard, parts, body, ctx).await?;
+            let (permit, binding) = enforce(app, snapshot, token, guard, parts, body, ctx).await?;
             let sealing = (permit.seal.is_some() || permit.ordinals.is_some()).then(|| Sealing {
                 id: permit.seal,
                 sort: permit.ordinals.clone(),

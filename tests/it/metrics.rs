@@ -26,6 +26,64 @@ fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .and_then(|s| s["value"].as_f64())
 }
 
+/// `/metrics` as the Prometheus project's parser reads it: one JSON value per sample.
+async fn parsed(gw: &Esgate) -> Vec<Value> {
+    let url = gw.admin_url("/metrics");
+    let run = tokio::task::spawn_blocking(move || {
+        python::run_script(
+            ClientSet::Metrics,
+            "parse_metrics.py",
+            &[("METRICS_URL", url.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(run.success, "{run}");
+    assert!(
+        run.op("content_type")["value"]
+            .as_str()
+            .is_some_and(|ct| ct.starts_with("text/plain; version=0.0.4")),
+        "{run}"
+    );
+    run.lines
+        .iter()
+        .filter(|l| l["op"] == "sample")
+        .cloned()
+        .collect()
+}
+
+/// Requests refused by a token's own limits are counted by reason: over its rate, over its
+/// cost guards (issue #13, "rate-limited and guard-refused requests").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_limit_refusals_are_counted_by_reason() {
+    let backend = support::fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, slow) = gw
+        .token(json!({"name": "slow", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}],
+            "limits": {"requests_per_second": 1, "burst": 1}}))
+        .await;
+    let (_, small) = gw
+        .token(json!({"name": "small", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}],
+            "limits": {"max_size": 5}}))
+        .await;
+    let mut statuses = Vec::new();
+    for (secret, path) in [
+        (&slow, "/logs-*/_search?size=1"),
+        (&slow, "/logs-*/_search?size=1"),
+        (&small, "/logs-*/_search?size=100"),
+        (&small, "/logs-*/_search?size=2"),
+    ] {
+        statuses.push(gw.get_as(&bearer(secret), path).await.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 429, 400, 200]);
+    let samples = parsed(&gw).await;
+    let rejected = |reason: &str| sample(&samples, "esgate_rejected_total", &[("reason", reason)]);
+    assert_eq!(rejected("rate_limited"), Some(1.0));
+    assert_eq!(rejected("guard"), Some(1.0));
+    assert_eq!(rejected("concurrency"), Some(0.0));
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exposition_parses_and_counts_what_happened() {
     let backend = support::fixture::seeded_osmem();
@@ -85,31 +143,9 @@ async fn the_exposition_parses_and_counts_what_happened() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let url = gw.admin_url("/metrics");
-    let run = tokio::task::spawn_blocking(move || {
-        python::run_script(
-            ClientSet::Metrics,
-            "parse_metrics.py",
-            &[("METRICS_URL", url.as_str())],
-        )
-    })
-    .await
-    .unwrap();
-    assert!(run.success, "{run}");
-    assert!(
-        run.op("content_type")["value"]
-            .as_str()
-            .is_some_and(|ct| ct.starts_with("text/plain; version=0.0.4")),
-        "{run}"
-    );
-    let samples: Vec<Value> = run
-        .lines
-        .iter()
-        .filter(|l| l["op"] == "sample")
-        .cloned()
-        .collect();
+    let samples = parsed(&gw).await;
     let get = |name: &str, labels: &[(&str, &str)]| {
-        sample(&samples, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}: {run}"))
+        sample(&samples, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
     };
     let requests = "esgate_requests_total";
     let row = |token: &str, decision: &str, status: &str| {
@@ -157,11 +193,7 @@ async fn the_exposition_parses_and_counts_what_happened() {
     assert_eq!(bounds.last(), Some(&20.0), "{bounds:?}");
     assert_eq!(get("esgate_request_bytes_total", &[]), bytes_in as f64);
     assert!(get("esgate_response_bytes_total", &[]) > 0.0);
-    assert_eq!(
-        get("esgate_backend_up", &[("node", backend.url())]),
-        1.0,
-        "{run}"
-    );
+    assert_eq!(get("esgate_backend_up", &[("node", backend.url())]), 1.0);
     assert_eq!(get("esgate_tokens", &[]), 3.0);
     assert_eq!(get("esgate_tokens_expiring_7d", &[]), 1.0);
     assert!(get("esgate_store_bytes", &[]) > 0.0);
