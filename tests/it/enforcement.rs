@@ -303,11 +303,7 @@ async fn attack_corpus_holds_on_the_elasticsearch_dialect_backend() {
             .unwrap();
             assert_eq!(r.status, 400, "{}", r.text());
             assert!(!fixture::contains_leak_marker(&r.body));
-            let forwarded: Vec<_> = relay
-                .take()
-                .into_iter()
-                .filter(|p| !p.is_lookup())
-                .collect();
+            let forwarded: Vec<_> = relay.take_forwarded();
             assert!(
                 forwarded.is_empty(),
                 "REV-PATH-19 reached noida: {forwarded:?}"

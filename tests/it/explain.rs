@@ -123,11 +123,7 @@ async fn explain_matches_the_forwarded_request(name: &str, backend: &Backend) {
             let reply = send(c.method, &gw.url(c.path), &headers, body_bytes(&c.body))
                 .await
                 .unwrap();
-            let forwarded: Vec<_> = relay
-                .take()
-                .into_iter()
-                .filter(|p| !p.is_lookup())
-                .collect();
+            let forwarded: Vec<_> = relay.take_forwarded();
             match answer["decision"].as_str() {
                 Some("allow") => {
                     assert_eq!(forwarded.len(), 1, "{what}: {answer} / {forwarded:?}");

@@ -45,11 +45,7 @@ async fn opaque_ids_name_the_token(backend: &Backend) {
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
-            let forwarded: Vec<_> = relay
-                .take()
-                .into_iter()
-                .filter(|p| !p.is_lookup())
-                .collect();
+            let forwarded: Vec<_> = relay.take_forwarded();
             assert_eq!(forwarded.len(), 1, "{forwarded:?}");
             let opaque = forwarded[0].opaque_id.clone().expect("X-Opaque-Id sent");
             let request_id = opaque

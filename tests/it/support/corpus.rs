@@ -150,11 +150,7 @@ pub async fn judge(
     let r = send(method, &gw.url(path), &refs, body)
         .await
         .map_err(|e| format!("{id}: no answer: {e:?}"))?;
-    let forwarded: Vec<Passed> = relay
-        .take()
-        .into_iter()
-        .filter(|p| !p.is_lookup())
-        .collect();
+    let forwarded: Vec<Passed> = relay.take_forwarded();
     let shown = || {
         forwarded
             .iter()

@@ -104,4 +104,10 @@ impl Relay {
     pub fn take(&self) -> Vec<Passed> {
         std::mem::take(&mut *self.passed.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Takes what passed, without esgate's own lookups (`GET /`, `_resolve/index`): the
+    /// requests esgate forwarded for its client.
+    pub fn take_forwarded(&self) -> Vec<Passed> {
+        self.take().into_iter().filter(|p| !p.is_lookup()).collect()
+    }
 }
