@@ -142,6 +142,24 @@ impl Config {
 
         o.section("store");
         o.key("path", path(&self.store_path));
+        match &self.store {
+            crate::config::StoreKind::File => o.key("kind", quoted("file")),
+            crate::config::StoreKind::Elasticsearch {
+                index,
+                urls,
+                poll_interval,
+            } => {
+                o.key("kind", quoted("elasticsearch"));
+                o.key("index", quoted(index));
+                if urls.is_empty() {
+                    o.comment("store.urls is not set: the store lives in the [backend] cluster");
+                } else {
+                    let list: Vec<String> = urls.iter().map(|u| quoted(&u.to_string())).collect();
+                    o.key("urls", format!("[{}]", list.join(", ")));
+                }
+                o.key("poll_interval", duration(*poll_interval));
+            }
+        }
 
         o.section("admin");
         match &s.admin_key {
@@ -318,7 +336,7 @@ mod tests {
                     "resolve_cache_ttl",
                 ][..],
             ),
-            ("store", &["path"][..]),
+            ("store", &["path", "kind"][..]),
             (
                 "auth",
                 &[

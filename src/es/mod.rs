@@ -41,6 +41,7 @@ pub mod resolution;
 pub mod retriever;
 pub mod rewrite;
 pub mod shaping;
+pub mod store_guard;
 pub mod sql;
 pub mod terms_enum;
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
-use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::es::media::{self, Family, JsonMedia};
@@ -143,7 +142,7 @@ pub fn pass_through(
     method: Method,
     path_and_query: &str,
     client: &HeaderMap,
-    body: Incoming,
+    body: UpstreamBody,
     f: &Forwarding<'_>,
 ) -> UpstreamRequest {
     let mut headers = HeaderMap::new();
@@ -162,11 +161,6 @@ pub fn pass_through(
         headers.append(name.clone(), value.clone());
     }
     common_headers(&mut headers, f);
-    let body = if http_body::Body::is_end_stream(&body) {
-        UpstreamBody::Empty
-    } else {
-        UpstreamBody::Stream(body)
-    };
     UpstreamRequest {
         method,
         path_and_query: path_and_query.to_owned(),

@@ -30,6 +30,18 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
         (true, "/ready") => {
             let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
+            // The cluster store away: authentication still works from the last good copy, but
+            // admin writes do not, and the copy may be getting stale.
+            if let Some(reason) = app.store.cluster().and_then(|c| c.down_reason()) {
+                return json_response(
+                    503,
+                    Some(error_json(
+                        503,
+                        "not_ready",
+                        &format!("the token store cluster is unavailable ({reason}); serving authentication from the last good copy"),
+                    )),
+                );
+            }
             return if crate::upstream::ready(&app.upstream, auth).await {
                 json_response(200, Some(json!({"status": "ready"})))
             } else {
@@ -44,6 +56,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 &app.upstream.node_status(),
                 app.store.snapshot().tokens().count(),
             );
+            if let Some(c) = app.store.cluster() {
+                text.push_str(&store_metrics(c));
+            }
             text.push_str(&format!(
                 "# HELP esgate_audit_dropped_total Request audit records dropped while the audit output stalled.\n# TYPE esgate_audit_dropped_total counter\nesgate_audit_dropped_total {}\n",
                 app.audit.dropped()
@@ -166,4 +181,33 @@ fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body>
         );
     }
     r
+}
+
+/// The cluster store's state for `/metrics`: whether it answers (and why not), polls, failures,
+/// records picked up and skipped, write conflicts.
+fn store_metrics(c: &crate::store::cluster::ClusterStore) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let down = c.down_reason();
+    let reason = down
+        .as_deref()
+        .map(|r| r.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " "))
+        .unwrap_or_default();
+    let st = &c.stats;
+    let (max_seq, _) = c.positions();
+    format!(
+        "# HELP esgate_store_up Whether the token store cluster answers (0: serving from the last good copy; reason says why).\n# TYPE esgate_store_up gauge\nesgate_store_up{{reason=\"{reason}\"}} {}\n\
+# HELP esgate_store_polls_total Change polls of the token store cluster.\n# TYPE esgate_store_polls_total counter\nesgate_store_polls_total {}\n\
+# HELP esgate_store_poll_failures_total Change polls that failed (cluster unreachable or erroring).\n# TYPE esgate_store_poll_failures_total counter\nesgate_store_poll_failures_total {}\n\
+# HELP esgate_store_records_applied_total Records changed by other replicas and picked up.\n# TYPE esgate_store_records_applied_total counter\nesgate_store_records_applied_total {}\n\
+# HELP esgate_store_records_skipped_total Store documents skipped as corrupt.\n# TYPE esgate_store_records_skipped_total counter\nesgate_store_records_skipped_total {}\n\
+# HELP esgate_store_conflicts_total Writes that met a concurrent change through another replica (then re-planned).\n# TYPE esgate_store_conflicts_total counter\nesgate_store_conflicts_total {}\n\
+# HELP esgate_store_sequence The highest store change sequence this replica has seen.\n# TYPE esgate_store_sequence gauge\nesgate_store_sequence {}\n",
+        u8::from(down.is_none()),
+        st.polls.load(Relaxed),
+        st.poll_failures.load(Relaxed),
+        st.records_applied.load(Relaxed),
+        st.records_skipped.load(Relaxed),
+        st.conflicts.load(Relaxed),
+        max_seq,
+    )
 }

@@ -48,6 +48,7 @@ pub async fn run(
     // Every connection task holds a clone of `open`; when all are gone, the drain is over.
     let (open, mut drained) = mpsc::channel::<()>(1);
     let chores = tokio::spawn(chores(Arc::clone(&app), stop_rx.clone()));
+    let poller = tokio::spawn(poll_store(Arc::clone(&app), stop_rx.clone()));
     tokio::join!(
         accept_loop(
             &app,
@@ -65,6 +66,7 @@ pub async fn run(
         },
     );
     let _ = chores.await;
+    let _ = poller.await;
     if tokio::time::timeout(app.config.limits.drain_timeout, drained.recv())
         .await
         .is_err()
@@ -214,6 +216,28 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The cluster store's change poll (`store.poll_interval`): other replicas' changes become
+/// visible here within one interval. While the cluster is away, the last good copy keeps
+/// serving and the poll keeps trying; it catches up when the cluster answers again.
+async fn poll_store(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let crate::config::StoreKind::Elasticsearch { poll_interval, .. } = app.config.store else {
+        return;
+    };
+    let mut tick = tokio::time::interval(poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app.store.poll().await {
+            Ok(n) if n > 0 => tracing::debug!(changes = n, "Picked up token store changes"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
+        }
     }
 }
 
