@@ -41,7 +41,7 @@ struct Replicas {
 fn write_config(dir: &Path, name: &str, backend: &str, store: &str) -> PathBuf {
     let path = dir.join(name);
     let text = format!(
-        "[backend]\nurls = [{backend:?}]\n\n[store]\npath = {:?}\n{store}\n\n[admin]\nkey = {ADMIN_KEY:?}\n\n[audit]\noutput = \"off\"\n",
+        "[backend]\nurls = [{backend:?}]\n\n[store]\npath = {:?}\n{store}\n\n[admin]\nkey = {ADMIN_KEY:?}\n\n[auth]\nmax_failures = 1000000\n\n[audit]\noutput = \"off\"\n",
         dir.join(format!("{name}.data")).display().to_string(),
     );
     std::fs::write(&path, text).unwrap();
