@@ -239,38 +239,40 @@ async fn concurrent_patches_lose_nothing(backend: Backend) {
         admin(rs.get(1), "GET", &format!("/tokens/{id}"), None).await.0 == 200
     })
     .await;
-    let rounds = 12;
-    // Replica 0 renames, replica 1 shortens the expiry, at the same time, on one token.
-    let a = async {
-        let mut last = None;
-        for i in 0..rounds {
-            let (s, _) = admin(rs.get(0), "PATCH", &format!("/tokens/{id}"), Some(json!({"name": format!("name-{i}")}))).await;
-            assert!(s == 200 || s == 409, "{s}");
-            if s == 200 {
-                last = Some(format!("name-{i}"));
+    let rounds = 20;
+    // Four series on one token at once, two through each replica: each field's last
+    // acknowledged value must survive every other series' writes.
+    let series = |replica: usize, field: &'static str| {
+        let rs = &rs;
+        let id = id.clone();
+        async move {
+            let mut last: Option<Value> = None;
+            for i in 0..rounds {
+                let value = match field {
+                    "name" => json!(format!("name-{i}")),
+                    "indices" => json!([format!("logs-{i}-*"), "logs-*"]),
+                    "filters" => json!([{"field": "env", "value": format!("v{i}")}]),
+                    _ => json!(time_text(far - 1000 * (i as i64 + 1))),
+                };
+                let (s, v) = admin(rs.get(replica), "PATCH", &format!("/tokens/{id}"), Some(json!({ field: value }))).await;
+                assert!(s == 200 || s == 409, "{field}: {s} {v}");
+                if s == 200 {
+                    last = Some(v[field].clone());
+                }
             }
+            (field, last.expect("some change of each series was acknowledged"))
         }
-        last
     };
-    let b = async {
-        let mut last = None;
-        for i in 0..rounds {
-            let at = far - 1000 * (i as i64 + 1);
-            let when = time_text(at);
-            let (s, v) = admin(rs.get(1), "PATCH", &format!("/tokens/{id}"), Some(json!({"expires_at": when}))).await;
-            assert!(s == 200 || s == 409, "{s} {v}");
-            if s == 200 {
-                last = Some(v["expires_at"].as_str().unwrap().to_owned());
-            }
-        }
-        last
-    };
-    let (name, expiry) = tokio::join!(a, b);
-    let (name, expiry) = (name.expect("some rename was acknowledged"), expiry.expect("some expiry change was acknowledged"));
+    let (a, b, c, d) = tokio::join!(
+        series(0, "name"),
+        series(0, "indices"),
+        series(1, "expires_at"),
+        series(1, "filters"),
+    );
     for i in 0..2 {
-        within(PROPAGATION, "both series' last acknowledged values", || async {
+        within(PROPAGATION, "every series' last acknowledged value", || async {
             let (_, t) = admin(rs.get(i), "GET", &format!("/tokens/{id}"), None).await;
-            t["name"] == json!(name) && t["expires_at"] == json!(expiry)
+            [&a, &b, &c, &d].iter().all(|(field, want)| &t[*field] == want)
         })
         .await;
     }
