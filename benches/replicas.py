@@ -68,11 +68,13 @@ def serve(esgate, cfg):
     p = subprocess.Popen([esgate, "serve", "--config", cfg, "--listen", "127.0.0.1:0",
                           "--admin-listen", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
+    seen = []
     for line in p.stderr:
+        seen.append(line)
         m = re.search(r"esgate is serving data=(\S+) admin=(\S+)", line)
         if m:
             return p, f"http://{m.group(1)}", f"http://{m.group(2)}", time.monotonic() - started
-    raise SystemExit("esgate did not start")
+    raise SystemExit("esgate did not start:\n" + "".join(seen))
 
 
 def rss_mib(pid):

@@ -42,6 +42,10 @@ use crate::upstream::Upstream;
 /// How long after a `seq` was seen a poll still re-reads from below it (writes claimed before
 /// and indexed after a poll).
 pub const SETTLE: Duration = Duration::from_secs(5);
+/// Every this many polls, the settle window is re-read (writes indexed late or partly).
+const WINDOW_EVERY: u32 = 4;
+/// At start, how many change sequences before the last one loaded are re-read in the window.
+const IN_FLIGHT_SEQS: u64 = 4;
 /// The mapping version esgate writes in `_meta.esgate_store`.
 const MAPPING_VERSION: u64 = 1;
 /// Records per search page (load and poll) and per bulk request (import).
@@ -75,8 +79,11 @@ struct Sync {
     max_seq: u64,
     /// `(when, max_seq)` after each poll, oldest first, for the poll floor.
     seen: VecDeque<(Instant, u64)>,
-    /// Polls ask for `seq > floor`.
+    /// The settle window `floor < seq <= max_seq` is re-read by every
+    /// [`WINDOW_EVERY`]th poll; polls in between ask only for `seq > max_seq`.
     floor: u64,
+    /// Polls since the window was last re-read.
+    since_window: u32,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -487,41 +494,75 @@ impl ClusterStore {
         let mut skipped = vec![];
         let mut versions = HashMap::new();
         let mut max_seq = 0;
-        let mut after: Option<Value> = None;
-        loop {
-            let hits = self
-                .page(json!({"match_all": {}}), json!([{"key": "asc"}]), after.take())
-                .await?;
-            let n = hits.len();
-            for hit in &hits {
-                let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
-                let source = hit.get("_source").unwrap_or(&Value::Null);
-                match decode(id, source) {
-                    Err(Foreign(reason)) => {
-                        return Err(StoreError::Foreign(format!(
-                            "the index '{}' holds a document esgate did not write ({reason}); nothing was loaded",
-                            self.index
-                        )))
+        // One scroll in index order: every page costs the same, whatever the store's size.
+        let mut scroll_id: Option<String> = None;
+        let result = async {
+            loop {
+                let (status, answer) = match &scroll_id {
+                    None => {
+                        let body = json!({
+                            "query": {"match_all": {}},
+                            "sort": ["_doc"],
+                            "size": PAGE,
+                            "seq_no_primary_term": true,
+                        });
+                        let path = format!("/{}/_search?scroll=1m", enc(&self.index));
+                        self.json(Method::POST, &path, &body).await?
                     }
-                    Ok(None) => skipped.push(id.to_owned()),
-                    Ok(Some(Decoded::Change(c))) => {
-                        if let Some(v) = hit_version(hit) {
-                            versions.insert(id.to_owned(), v);
+                    Some(id) => {
+                        let body = json!({"scroll": "1m", "scroll_id": id});
+                        self.json(Method::POST, "/_search/scroll", &body).await?
+                    }
+                };
+                if status != 200 {
+                    return Err(Self::unexpected("the store load", status));
+                }
+                scroll_id = answer
+                    .get("_scroll_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let hits = answer
+                    .pointer("/hits/hits")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if hits.is_empty() {
+                    return Ok(());
+                }
+                for hit in &hits {
+                    let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
+                    let source = hit.get("_source").unwrap_or(&Value::Null);
+                    match decode(id, source) {
+                        Err(Foreign(reason)) => {
+                            return Err(StoreError::Foreign(format!(
+                                "the index '{}' holds a document esgate did not write ({reason}); nothing was loaded",
+                                self.index
+                            )))
                         }
-                        max_seq = max_seq.max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
-                        changes.push(c);
+                        Ok(None) => skipped.push(id.to_owned()),
+                        Ok(Some(Decoded::Change(c))) => {
+                            if let Some(v) = hit_version(hit) {
+                                versions.insert(id.to_owned(), v);
+                            }
+                            max_seq = max_seq
+                                .max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
+                            changes.push(c);
+                        }
+                        Ok(Some(Decoded::Counter | Decoded::IdKey)) => {}
                     }
-                    Ok(Some(Decoded::Counter | Decoded::IdKey)) => {}
+                }
+                if scroll_id.is_none() {
+                    return Ok(());
                 }
             }
-            if n < PAGE {
-                break;
-            }
-            after = hits.last().and_then(|h| h.get("sort")).cloned();
-            if after.is_none() {
-                break;
-            }
         }
+        .await;
+        if let Some(id) = scroll_id {
+            let _ = self
+                .json(Method::DELETE, "/_search/scroll", &json!({ "scroll_id": id }))
+                .await;
+        }
+        result?;
         for id in &skipped {
             tracing::error!(index = %self.index, document = %id, "Token store document is corrupt (its record does not decode); skipped");
             self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
@@ -531,12 +572,14 @@ impl ClusterStore {
         changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
         let mut s = self.sync();
         s.versions = versions;
-        // Writes claimed before the load but indexed after it are re-read by the first polls.
-        s.max_seq = max_seq.max(counter.value);
-        s.floor = max_seq.min(counter.value.saturating_sub(32));
+        s.max_seq = max_seq;
+        // Writes claimed shortly before the load may have been indexed only partly (or not
+        // at all) when it read them: the polls of the next SETTLE re-read the last few.
+        s.floor = max_seq.min(counter.value).saturating_sub(IN_FLIGHT_SEQS);
         s.seen.clear();
-        let max = s.max_seq;
-        s.seen.push_back((Instant::now(), max));
+        let floor = s.floor;
+        s.seen.push_back((Instant::now(), floor));
+        s.since_window = 0;
         Ok(Loaded { changes, skipped })
     }
 
@@ -570,11 +613,37 @@ impl ClusterStore {
     }
 
     async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
-        let floor = self.sync().floor;
-        let query = json!({"bool": {
-            "filter": [{"range": {"seq": {"gt": floor}}}],
-            "must_not": [{"terms": {"kind": ["counter", "id_key"]}}]
-        }});
+        let (floor, max_seq, window) = {
+            let mut s = self.sync();
+            s.since_window += 1;
+            let window = s.since_window >= WINDOW_EVERY && s.floor < s.max_seq;
+            if window {
+                s.since_window = 0;
+            }
+            (s.floor, s.max_seq, window)
+        };
+        let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
+        // New records (every poll); and, every few polls, the settle window again: records of
+        // writes that became visible late or in parts. Last-used times are not re-read there
+        // (a missed one is rewritten by the next flush), so a large flush is read once.
+        let query = if window {
+            json!({"bool": {
+                "should": [
+                    {"range": {"seq": {"gt": max_seq}}},
+                    {"bool": {
+                        "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
+                        "must_not": [{"term": {"kind": "last_used"}}]
+                    }}
+                ],
+                "minimum_should_match": 1,
+                "must_not": [not_ours]
+            }})
+        } else {
+            json!({"bool": {
+                "filter": [{"range": {"seq": {"gt": max_seq}}}],
+                "must_not": [not_ours]
+            }})
+        };
         let mut out = vec![];
         let mut after = None;
         loop {
