@@ -72,6 +72,8 @@ def serve(esgate, cfg):
     for line in p.stderr:
         seen.append(line)
         m = re.search(r"esgate is serving data=(\S+) admin=(\S+)", line)
+        if "Loaded the token store" in line:
+            print("#", line.strip()[-160:], file=sys.stderr)
         if m:
             return p, f"http://{m.group(1)}", f"http://{m.group(2)}", time.monotonic() - started
     raise SystemExit("esgate did not start:\n" + "".join(seen))

@@ -844,32 +844,20 @@ impl ClusterStore {
         }
     }
 
-    /// Writes every change as is (no optimistic concurrency: `store import`), under one `seq`.
+    /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
+    /// documents claims a change sequence of its own, so running replicas pick every page up
+    /// as it lands, however long the import takes.
     pub async fn import(&self, changes: &[Change]) -> Result<usize, StoreError> {
-        let counter = self.counter().await?;
-        let seq = counter.value + 1;
-        let claim = format!(
-            "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
-            enc(&self.index),
-            counter.version.seq_no,
-            counter.version.primary_term
-        );
-        let body = json!({"kind": "counter", "key": "counter", "seq": seq});
-        let (s, _) = self.json(Method::PUT, &claim, &body).await?;
-        if s == 409 {
-            return Err(StoreError::Conflict);
-        }
-        if !(200..300).contains(&s) {
-            return Err(Self::unexpected("the counter claim", s));
-        }
         let mut docs = vec![];
         for c in changes {
-            docs.extend(documents(c, seq)?);
+            docs.extend(documents(c, 0)?);
         }
         let n = docs.len();
-        for chunk in docs.chunks(PAGE) {
+        for chunk in docs.chunks_mut(PAGE) {
+            let seq = self.claim_any().await?;
             let mut lines = String::new();
-            for (id, source) in chunk {
+            for (id, source) in chunk.iter_mut() {
+                source["seq"] = json!(seq);
                 lines.push_str(&json!({"index": {"_index": self.index, "_id": id}}).to_string());
                 lines.push('\n');
                 lines.push_str(&source.to_string());
@@ -887,6 +875,30 @@ impl ClusterStore {
             }
         }
         Ok(n)
+    }
+
+    /// Claims the next change sequence whatever the state (import), retrying while replicas
+    /// claim at the same time.
+    async fn claim_any(&self) -> Result<u64, StoreError> {
+        for attempt in 0..50u64 {
+            let counter = self.counter().await?;
+            let seq = counter.value + 1;
+            let claim = format!(
+                "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
+                enc(&self.index),
+                counter.version.seq_no,
+                counter.version.primary_term
+            );
+            let body = json!({"kind": "counter", "key": "counter", "seq": seq});
+            match self.json(Method::PUT, &claim, &body).await? {
+                (s, _) if (200..300).contains(&s) => return Ok(seq),
+                (409, _) => {
+                    tokio::time::sleep(Duration::from_millis(10 + attempt * 5)).await;
+                }
+                (s, _) => return Err(Self::unexpected("the counter claim", s)),
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     /// The highest `seq` seen and the poll floor (tests, metrics).

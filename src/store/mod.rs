@@ -307,10 +307,21 @@ impl Store {
     /// The cluster store: creates its index when missing, loads every record (refusing an
     /// index that is not esgate's).
     pub async fn open_cluster(cluster: Arc<cluster::ClusterStore>) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
         cluster.prepare_index(true).await?;
         let loaded = cluster.load().await?;
+        let read = started.elapsed();
+        let snapshot = build(&loaded.changes);
+        tracing::info!(
+            index = %cluster.index(),
+            records = loaded.changes.len(),
+            skipped = loaded.skipped.len(),
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "Loaded the token store from the cluster"
+        );
         Ok(Store {
-            current: Arc::new(ArcSwap::from_pointee(build(&loaded.changes))),
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             backend: Backend::Cluster(cluster),
             last_used: DashMap::new(),
