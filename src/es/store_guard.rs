@@ -8,8 +8,12 @@
 //! - An `all` token is passed through, so its request itself is read: [`request_reaches`]
 //!   refuses any name or dot wildcard in the path, query or body (JSON strings and keys,
 //!   decoded, split at anything that cannot be part of an index expression) that the store
-//!   index matches, and any `expand_wildcards` that opens hidden indices to `*`/`_all`. A
-//!   body that is not JSON or NDJSON (or is compressed) cannot be read and is refused.
+//!   index matches, any `expand_wildcards` that opens hidden indices to `*`/`_all`, date math
+//!   whose format could spell a dot name, and alias changes over wildcards. A body that is not
+//!   JSON or NDJSON (or is compressed) cannot be read and is refused. An `all` token is as
+//!   strong as esgate's backend credential: cluster administration (security, snapshot APIs)
+//!   has ways around any proxy check; keep the store in another cluster (`store.urls`) when
+//!   `all` tokens go to parties that must not reach it.
 
 use serde_json::Value;
 
@@ -35,8 +39,19 @@ pub fn request_reaches(
             .decode_utf8_lossy()
             .into_owned()
     };
-    if text_reaches(store, &decode(path)) {
+    let path = decode(path);
+    if text_reaches(store, &path) {
         return Some("the path names esgate's token store index");
+    }
+    // Alias actions may expand `*`/`_all` to hidden indices: an alias over the store index
+    // would then open it to plain searches.
+    let aliases = path.contains("/_alias");
+    if aliases
+        && path
+            .split(['/', ','])
+            .any(|seg| seg.contains('*') || seg == "_all")
+    {
+        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
     }
     if let Some(q) = query {
         for pair in q.split('&') {
@@ -70,9 +85,28 @@ pub fn request_reaches(
             }
         }
     }
-    values
-        .iter()
-        .find_map(|v| value_reaches(store, v))
+    if aliases && values.iter().any(wildcard_index) {
+        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+    }
+    values.iter().find_map(|v| value_reaches(store, v))
+}
+
+/// Whether an `index`/`indices` value anywhere in `v` holds a wildcard or `_all`.
+fn wildcard_index(v: &Value) -> bool {
+    fn wild(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.split(',').any(|p| p.contains('*') || p.trim() == "_all"),
+            Value::Array(items) => items.iter().any(wild),
+            _ => false,
+        }
+    }
+    match v {
+        Value::Array(items) => items.iter().any(wildcard_index),
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (matches!(k.as_str(), "index" | "indices") && wild(v)) || wildcard_index(v)
+        }),
+        _ => false,
+    }
 }
 
 fn value_reaches(store: &str, v: &Value) -> Option<&'static str> {
@@ -114,6 +148,19 @@ fn text_reaches(store: &str, text: &str) -> bool {
     let lower = text.to_lowercase();
     if lower.contains(store) {
         return true;
+    }
+    // Date math (`<static{date_math{format}}>`) can spell a dot name through its format (a
+    // quoted literal): refuse any whose static part does not fix a first character other
+    // than a dot.
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if let Some(j) = rest.find('{') {
+            let prefix = &rest[..j];
+            if !prefix.contains('>') && (prefix.is_empty() || prefix.starts_with('.')) {
+                return true;
+            }
+        }
     }
     lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '*' | '-' | '_' | '?')))
@@ -174,6 +221,13 @@ mod tests {
             ("/x/_doc", None, "\x00\x01binary"),
             ("/_search", None, "not json at all"),
             ("/_search", Some("index=remote:.esg*"), ""),
+            ("/%3C.esg%7Bnow%7B'ate'%7D%7D%3E/_search", None, ""),
+            ("/%3C%7Bnow%7B'.esgate'%7D%7D%3E/_search", None, ""),
+            ("/_msearch", None, "{\"index\":\"<.esg{now{'ate'}}>\"}\n{}\n"),
+            ("/*/_alias/peek", None, ""),
+            ("/_all/_aliases/peek", None, ""),
+            ("/_aliases", None, r#"{"actions":[{"add":{"index":"*","alias":"peek"}}]}"#),
+            ("/_aliases", None, r#"{"actions":[{"add":{"indices":["logs","_all"],"alias":"p"}}]}"#),
         ];
         for (path, query, body) in reach {
             assert!(
@@ -188,6 +242,9 @@ mod tests {
             ("/.kibana*/_search", None, ""),
             ("/_bulk", None, "{\"index\":{\"_index\":\"logs\"}}\n{\"a\":1}\n"),
             ("/", None, ""),
+            ("/%3Clogs-%7Bnow%2Fd%7D%3E/_search", None, ""),
+            ("/_aliases", None, r#"{"actions":[{"add":{"index":"logs-1","alias":"logs"}}]}"#),
+            ("/_search", None, r#"{"query":{"query_string":{"query":"a < b"}}}"#),
         ];
         for (path, query, body) in fine {
             assert!(

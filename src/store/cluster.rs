@@ -84,6 +84,8 @@ struct Sync {
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,
+    /// A counter value above every record seen, and since when (an abandoned claim).
+    abandoned: Option<(u64, Instant)>,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -172,7 +174,7 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
         )));
     }
     let deleted = obj.get("deleted").and_then(Value::as_bool).unwrap_or(false);
-    let record = obj.get("record").cloned().unwrap_or(Value::Null);
+    let record = obj.get("record").unwrap_or(&Value::Null);
     let name = match (kind, id.split_once(':')) {
         ("counter", None) if id == "counter" => return Ok(Some(Decoded::Counter)),
         ("id_key", None) if id == "id_key" => return Ok(Some(Decoded::IdKey)),
@@ -188,15 +190,15 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
         ("filter", true) => Change::DeleteFilter { id: name },
         ("ip_filter", true) => Change::DeleteIpFilter { name },
         ("last_used", true) => return Ok(None),
-        ("token", false) => match serde_json::from_value::<Token>(record) {
+        ("token", false) => match <Token as serde::Deserialize>::deserialize(record) {
             Ok(token) if token.id == name => Change::PutToken { token },
             _ => return Ok(None),
         },
-        ("filter", false) => match serde_json::from_value::<LibraryFilter>(record) {
+        ("filter", false) => match <LibraryFilter as serde::Deserialize>::deserialize(record) {
             Ok(filter) if filter.id == name => Change::PutFilter { filter },
             _ => return Ok(None),
         },
-        ("ip_filter", false) => match serde_json::from_value::<IpFilter>(record) {
+        ("ip_filter", false) => match <IpFilter as serde::Deserialize>::deserialize(record) {
             Ok(ip_filter) if ip_filter.name == name => Change::PutIpFilter { ip_filter },
             _ => return Ok(None),
         },
@@ -254,6 +256,14 @@ fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreErr
             .map(|(id, t)| put("last_used", id, json!({ "at": t })))
             .collect(),
     })
+}
+
+/// The hits of a search answer, moved out of it.
+fn take_hits(answer: &mut Value) -> Vec<Value> {
+    match answer.pointer_mut("/hits/hits") {
+        Some(Value::Array(hits)) => std::mem::take(hits),
+        _ => vec![],
+    }
 }
 
 fn hit_version(hit: &Value) -> Option<Version> {
@@ -475,15 +485,11 @@ impl ClusterStore {
             body["search_after"] = a;
         }
         let path = format!("/{}/_search", enc(&self.index));
-        let (status, answer) = self.json(Method::POST, &path, &body).await?;
+        let (status, mut answer) = self.json(Method::POST, &path, &body).await?;
         if status != 200 {
             return Err(Self::unexpected("a store search", status));
         }
-        Ok(answer
-            .pointer("/hits/hits")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default())
+        Ok(take_hits(&mut answer))
     }
 
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
@@ -498,7 +504,7 @@ impl ClusterStore {
         let mut scroll_id: Option<String> = None;
         let result = async {
             loop {
-                let (status, answer) = match &scroll_id {
+                let (status, mut answer) = match &scroll_id {
                     None => {
                         let body = json!({
                             "query": {"match_all": {}},
@@ -521,11 +527,7 @@ impl ClusterStore {
                     .get("_scroll_id")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let hits = answer
-                    .pointer("/hits/hits")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                let hits = take_hits(&mut answer);
                 if hits.is_empty() {
                     return Ok(());
                 }
@@ -622,6 +624,30 @@ impl ClusterStore {
             }
             (s.floor, s.max_seq, window)
         };
+        if !window {
+            // Nothing claimed since the last record seen: one GET by id, whatever the size of
+            // the store (the idle poll).
+            let counter = self.counter().await?;
+            let now = Instant::now();
+            let mut s = self.sync();
+            if counter.value <= s.max_seq {
+                s.abandoned = None;
+                drop(s);
+                self.settle(now);
+                return Ok(vec![]);
+            }
+            // A claim whose records never appear (its writer died between the claim and the
+            // write) stops counting once it is older than SETTLE.
+            match s.abandoned {
+                Some((value, since)) if value == counter.value => {
+                    if now.duration_since(since) >= SETTLE {
+                        s.max_seq = s.max_seq.max(value);
+                        s.abandoned = None;
+                    }
+                }
+                _ => s.abandoned = Some((counter.value, now)),
+            }
+        }
         let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
         // New records (every poll); and, every few polls, the settle window again: records of
         // writes that became visible late or in parts. Last-used times are not re-read there
@@ -664,7 +690,12 @@ impl ClusterStore {
                 break;
             }
         }
-        let now = Instant::now();
+        self.settle(Instant::now());
+        Ok(out)
+    }
+
+    /// Records the highest `seq` seen now and moves the floor to what was seen SETTLE ago.
+    fn settle(&self, now: Instant) {
         let mut s = self.sync();
         let max = s.max_seq;
         s.seen.push_back((now, max));
@@ -680,7 +711,6 @@ impl ClusterStore {
                 s.floor = s.floor.max(m);
             }
         }
-        Ok(out)
     }
 
     /// A polled hit as a change, when it is newer than what this replica holds.
