@@ -55,7 +55,12 @@ fn cluster_store(index: &str) -> String {
 impl Replicas {
     fn start(backend_url: &str, n: usize) -> Replicas {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), "esgate.toml", backend_url, &cluster_store(INDEX));
+        let config = write_config(
+            dir.path(),
+            "esgate.toml",
+            backend_url,
+            &cluster_store(INDEX),
+        );
         let mut r = Replicas {
             dir,
             config,
@@ -163,7 +168,13 @@ async fn changes_reach_every_replica_within_a_second(backend: Backend) {
         .await;
     }
     // PATCH on replica 1 (indices narrowed so the search is refused): seen everywhere.
-    let (s, v) = admin(rs.get(1), "PATCH", &format!("/tokens/{id}"), Some(json!({"indices": ["other-*"]}))).await;
+    let (s, v) = admin(
+        rs.get(1),
+        "PATCH",
+        &format!("/tokens/{id}"),
+        Some(json!({"indices": ["other-*"]})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     for i in [0, 2] {
         within(PROPAGATION, "patched indices", || async {
@@ -171,7 +182,13 @@ async fn changes_reach_every_replica_within_a_second(backend: Backend) {
         })
         .await;
     }
-    let (s, _) = admin(rs.get(2), "PATCH", &format!("/tokens/{id}"), Some(json!({"indices": ["logs-*"]}))).await;
+    let (s, _) = admin(
+        rs.get(2),
+        "PATCH",
+        &format!("/tokens/{id}"),
+        Some(json!({"indices": ["logs-*"]})),
+    )
+    .await;
     assert_eq!(s, 200);
     // Reset on replica 2: the old secret stops, the new one works, everywhere.
     let (s, v) = admin(rs.get(2), "POST", &format!("/tokens/{id}/reset"), None).await;
@@ -194,7 +211,13 @@ async fn changes_reach_every_replica_within_a_second(backend: Backend) {
         .await;
     }
     // Library filters and IP filters propagate, and their rules hold across replicas.
-    let (s, f) = admin(rs.get(0), "POST", "/filters", Some(json!({"description": "d", "field": "env", "value": "test"}))).await;
+    let (s, f) = admin(
+        rs.get(0),
+        "POST",
+        "/filters",
+        Some(json!({"description": "d", "field": "env", "value": "test"})),
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
     let fid = f["id"].as_str().unwrap().to_owned();
     within(PROPAGATION, "library filter", || async {
@@ -203,9 +226,16 @@ async fn changes_reach_every_replica_within_a_second(backend: Backend) {
             .is_some_and(|a| a.len() == 1)
     })
     .await;
-    let (tid, _) = create(rs.get(1), json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]})).await;
+    let (tid, _) = create(
+        rs.get(1),
+        json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]}),
+    )
+    .await;
     let (s, v) = admin(rs.get(2), "DELETE", &format!("/filters/{fid}"), None).await;
-    assert_eq!(s, 409, "a filter in use through another replica cannot be deleted: {v}");
+    assert_eq!(
+        s, 409,
+        "a filter in use through another replica cannot be deleted: {v}"
+    );
     let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{tid}"), None).await;
     assert_eq!(s, 204);
     let (s, _) = admin(rs.get(2), "DELETE", &format!("/filters/{fid}"), None).await;
@@ -236,7 +266,10 @@ async fn concurrent_patches_lose_nothing(backend: Backend) {
     body["expires_in"] = json!("365d");
     let (id, _) = create(rs.get(0), body).await;
     within(PROPAGATION, "token on replica 1", || async {
-        admin(rs.get(1), "GET", &format!("/tokens/{id}"), None).await.0 == 200
+        admin(rs.get(1), "GET", &format!("/tokens/{id}"), None)
+            .await
+            .0
+            == 200
     })
     .await;
     let rounds = 20;
@@ -254,13 +287,22 @@ async fn concurrent_patches_lose_nothing(backend: Backend) {
                     "filters" => json!([{"field": "env", "value": format!("v{i}")}]),
                     _ => json!(time_text(far - 1000 * (i as i64 + 1))),
                 };
-                let (s, v) = admin(rs.get(replica), "PATCH", &format!("/tokens/{id}"), Some(json!({ field: value }))).await;
+                let (s, v) = admin(
+                    rs.get(replica),
+                    "PATCH",
+                    &format!("/tokens/{id}"),
+                    Some(json!({ field: value })),
+                )
+                .await;
                 assert!(s == 200 || s == 409, "{field}: {s} {v}");
                 if s == 200 {
                     last = Some(v[field].clone());
                 }
             }
-            (field, last.expect("some change of each series was acknowledged"))
+            (
+                field,
+                last.expect("some change of each series was acknowledged"),
+            )
         }
     };
     let (a, b, c, d) = tokio::join!(
@@ -270,10 +312,16 @@ async fn concurrent_patches_lose_nothing(backend: Backend) {
         series(1, "filters"),
     );
     for i in 0..2 {
-        within(PROPAGATION, "every series' last acknowledged value", || async {
-            let (_, t) = admin(rs.get(i), "GET", &format!("/tokens/{id}"), None).await;
-            [&a, &b, &c, &d].iter().all(|(field, want)| &t[*field] == want)
-        })
+        within(
+            PROPAGATION,
+            "every series' last acknowledged value",
+            || async {
+                let (_, t) = admin(rs.get(i), "GET", &format!("/tokens/{id}"), None).await;
+                [&a, &b, &c, &d]
+                    .iter()
+                    .all(|(field, want)| &t[*field] == want)
+            },
+        )
         .await;
     }
 }
@@ -317,10 +365,18 @@ async fn scroll_crosses_replicas_and_a_killed_replica_restarts(backend: Backend)
     let mut rs = Replicas::start(backend.url(), 3);
     let (_, secret) = create(rs.get(0), read_token("s")).await;
     within(PROPAGATION, "token everywhere", || async {
-        search_status(rs.get(1), &secret).await == 200 && search_status(rs.get(2), &secret).await == 200
+        search_status(rs.get(1), &secret).await == 200
+            && search_status(rs.get(2), &secret).await == 200
     })
     .await;
-    let (s, first) = data(rs.get(0), &secret, "GET", "/logs-r/_search?scroll=1m&size=1", "").await;
+    let (s, first) = data(
+        rs.get(0),
+        &secret,
+        "GET",
+        "/logs-r/_search?scroll=1m&size=1",
+        "",
+    )
+    .await;
     assert_eq!(s, 200, "{first}");
     let first: Value = serde_json::from_str(&first).unwrap();
     let mut id = first["_scroll_id"].as_str().unwrap().to_owned();
@@ -379,7 +435,9 @@ impl Forwarder {
         let up2 = Arc::clone(&up);
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
                 if !up2.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -387,7 +445,9 @@ impl Forwarder {
                 let mut cut = gen_rx.clone();
                 cut.borrow_and_update();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = cut.changed() => {}
@@ -424,34 +484,64 @@ async fn outage_keeps_authentication_and_refuses_writes(backend: Backend) {
 
     fwd.cut();
     for i in 0..2 {
-        within(Duration::from_secs(5), "/ready says the store is away", || async {
-            let r = send("GET", &format!("{}/ready", rs.get(i).admin), &[], "").await.unwrap();
-            r.status.as_u16() == 503 && r.text().contains("store")
-        })
+        within(
+            Duration::from_secs(5),
+            "/ready says the store is away",
+            || async {
+                let r = send("GET", &format!("{}/ready", rs.get(i).admin), &[], "")
+                    .await
+                    .unwrap();
+                r.status.as_u16() == 503 && r.text().contains("store")
+            },
+        )
         .await;
     }
     let started = Instant::now();
     let (s, v) = admin(rs.get(1), "POST", "/tokens", Some(read_token("during"))).await;
     assert_eq!(s, 503, "{v}");
-    assert!(started.elapsed() < Duration::from_secs(5), "503 within seconds");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "503 within seconds"
+    );
     let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{id}"), None).await;
     assert_eq!(s, 503);
     // Authentication is still served from the last good copy: the known token passes it (the
     // backend is away, so the request itself fails upstream), an unknown one does not.
     for i in 0..2 {
         let s = search_status(rs.get(i), &secret).await;
-        assert!(s != 401 && s != 403, "replica {i} still authenticates the token: {s}");
-        let (s, text) = data(rs.get(i), "esg_unknownunknownunknownunknownunknownunknown01", "GET", "/logs-r/_search", "").await;
+        assert!(
+            s != 401 && s != 403,
+            "replica {i} still authenticates the token: {s}"
+        );
+        let (s, text) = data(
+            rs.get(i),
+            "esg_unknownunknownunknownunknownunknownunknown01",
+            "GET",
+            "/logs-r/_search",
+            "",
+        )
+        .await;
         assert_eq!(s, 401, "{text}");
     }
-    let metrics = send("GET", &format!("{}/metrics", rs.get(0).admin), &[], "").await.unwrap().text();
+    let metrics = send("GET", &format!("{}/metrics", rs.get(0).admin), &[], "")
+        .await
+        .unwrap()
+        .text();
     assert!(metrics.contains("esgate_store_up{reason=\""), "{metrics}");
-    assert!(!metrics.contains("esgate_store_up{reason=\"\"} 1"), "{metrics}");
+    assert!(
+        !metrics.contains("esgate_store_up{reason=\"\"} 1"),
+        "{metrics}"
+    );
 
     fwd.restore();
     for i in 0..2 {
         within(Duration::from_secs(10), "ready again", || async {
-            send("GET", &format!("{}/ready", rs.get(i).admin), &[], "").await.unwrap().status.as_u16() == 200
+            send("GET", &format!("{}/ready", rs.get(i).admin), &[], "")
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+                == 200
         })
         .await;
     }
@@ -505,9 +595,21 @@ fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String
 async fn export_import_round_trip(backend: Backend) {
     seed(backend.url()).await;
     let rs = Replicas::start(backend.url(), 1);
-    let (s, _) = admin(rs.get(0), "POST", "/ip-filters", Some(json!({"name": "office", "cidrs": ["127.0.0.0/8"]}))).await;
+    let (s, _) = admin(
+        rs.get(0),
+        "POST",
+        "/ip-filters",
+        Some(json!({"name": "office", "cidrs": ["127.0.0.0/8"]})),
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, f) = admin(rs.get(0), "POST", "/filters", Some(json!({"description": "d", "field": "env", "value": "test"}))).await;
+    let (s, f) = admin(
+        rs.get(0),
+        "POST",
+        "/filters",
+        Some(json!({"description": "d", "field": "env", "value": "test"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let fid = f["id"].as_str().unwrap().to_owned();
     let (_, secret) = create(rs.get(0), json!({"name": "x", "indices": ["logs-*"], "filters": [fid], "ip_filter": "office", "expires_in": "30d"})).await;
@@ -527,7 +629,12 @@ async fn export_import_round_trip(backend: Backend) {
     let (ok, from_file, err) = store_cli(&["export"], &file_cfg, None);
     assert!(ok, "{err}");
     assert_eq!(from_file, from_cluster);
-    let other_cfg = write_config(rs.dir.path(), "other.toml", backend.url(), &cluster_store(".esgate-other"));
+    let other_cfg = write_config(
+        rs.dir.path(),
+        "other.toml",
+        backend.url(),
+        &cluster_store(".esgate-other"),
+    );
     let (ok, _, err) = store_cli(&["import"], &other_cfg, Some(&from_file));
     assert!(ok, "{err}");
     let (ok, again, err) = store_cli(&["export"], &other_cfg, None);
@@ -537,7 +644,11 @@ async fn export_import_round_trip(backend: Backend) {
     let other = serve(&["--config", other_cfg.to_str().unwrap()], |_| {});
     assert_eq!(search_status(&other, &secret).await, 200);
     // A broken export is refused and changes nothing.
-    let (ok, _, err) = store_cli(&["import"], &other_cfg, Some("{\"esgate_store_export\":1,\"changes\":[{\"op\":\"delete_token\",\"id\":\"x\"}]}"));
+    let (ok, _, err) = store_cli(
+        &["import"],
+        &other_cfg,
+        Some("{\"esgate_store_export\":1,\"changes\":[{\"op\":\"delete_token\",\"id\":\"x\"}]}"),
+    );
     assert!(!ok && err.contains("records only"), "{err}");
 }
 
@@ -559,8 +670,16 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
     let r = rs.get(0);
     let (_, read) = create(r, read_token("r")).await;
     let (_, all) = create(r, json!({"name": "all", "permissions": ["all"]})).await;
-    let (_, dots) = create(r, json!({"name": "dots", "indices": [".*"], "filters": [{"field": "env", "value": "test"}]})).await;
-    assert_eq!(search_status(r, &all).await, 200, "an all token works on other indices");
+    let (_, dots) = create(
+        r,
+        json!({"name": "dots", "indices": [".*"], "filters": [{"field": "env", "value": "test"}]}),
+    )
+    .await;
+    assert_eq!(
+        search_status(r, &all).await,
+        200,
+        "an all token works on other indices"
+    );
     let ndjson = format!("{{\"index\":\"{INDEX}\"}}\n{{}}\n");
     let attempts: Vec<(&str, String, String)> = vec![
         ("GET", format!("/{INDEX}/_search"), String::new()),
@@ -568,18 +687,54 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
         ("GET", "/.*/_search".into(), String::new()),
         ("GET", "/.es*/_search".into(), String::new()),
         ("GET", "/_search?expand_wildcards=all".into(), String::new()),
-        ("GET", "/*/_search?expand_wildcards=hidden,open".into(), String::new()),
-        ("GET", "/_all/_search?expand_wildcards=all".into(), String::new()),
-        ("GET", "/_cat/indices?expand_wildcards=all".into(), String::new()),
+        (
+            "GET",
+            "/*/_search?expand_wildcards=hidden,open".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_all/_search?expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_cat/indices?expand_wildcards=all".into(),
+            String::new(),
+        ),
         ("GET", format!("/_cat/indices/{INDEX}"), String::new()),
-        ("GET", "/_field_caps?fields=*&expand_wildcards=all".into(), String::new()),
-        ("GET", "/_resolve/index/*?expand_wildcards=all".into(), String::new()),
+        (
+            "GET",
+            "/_field_caps?fields=*&expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_resolve/index/*?expand_wildcards=all".into(),
+            String::new(),
+        ),
         ("POST", "/_msearch".into(), ndjson),
-        ("POST", "/_mget".into(), json!({"docs": [{"_index": INDEX, "_id": "counter"}]}).to_string()),
-        ("POST", "/_aliases".into(), json!({"actions": [{"add": {"index": ".es*", "alias": "peek"}}]}).to_string()),
-        ("POST", "/_reindex".into(), json!({"source": {"index": INDEX}, "dest": {"index": "copy"}}).to_string()),
+        (
+            "POST",
+            "/_mget".into(),
+            json!({"docs": [{"_index": INDEX, "_id": "counter"}]}).to_string(),
+        ),
+        (
+            "POST",
+            "/_aliases".into(),
+            json!({"actions": [{"add": {"index": ".es*", "alias": "peek"}}]}).to_string(),
+        ),
+        (
+            "POST",
+            "/_reindex".into(),
+            json!({"source": {"index": INDEX}, "dest": {"index": "copy"}}).to_string(),
+        ),
         ("DELETE", format!("/{INDEX}"), String::new()),
-        ("PUT", format!("/{INDEX}/_doc/token:evil"), json!({"kind": "token"}).to_string()),
+        (
+            "PUT",
+            format!("/{INDEX}/_doc/token:evil"),
+            json!({"kind": "token"}).to_string(),
+        ),
     ];
     for (method, path, body) in &attempts {
         // The all token is passed through, so its request is refused as a whole.
@@ -592,12 +747,20 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
             !text.contains("\"kind\"") && !text.contains("\"seq\"") && !text.contains("\"record\""),
             "read token: {method} {path}: {text}"
         );
-        assert!(s >= 400 || !text.contains(INDEX), "read token: {method} {path}: {text}");
+        assert!(
+            s >= 400 || !text.contains(INDEX),
+            "read token: {method} {path}: {text}"
+        );
         let (s, text) = data(r, &dots, method, path, body).await;
         assert_eq!(s, 403, "token with .*: {method} {path}: {text}");
     }
     // Wildcards a read token may use do not list it either.
-    for path in ["/_cat/indices?format=json", "/*/_search", "/_all/_search", "/_resolve/index/*"] {
+    for path in [
+        "/_cat/indices?format=json",
+        "/*/_search",
+        "/_all/_search",
+        "/_resolve/index/*",
+    ] {
         let (_, text) = data(r, &read, "GET", path, "").await;
         assert!(!text.contains(INDEX), "{path}: {text}");
     }
@@ -621,7 +784,14 @@ async fn noida_no_token_reaches_the_store_index() {
 
 fn start_fails(config: &Path) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_esgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(config)
         .output()
         .unwrap();
@@ -633,9 +803,21 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
     let url = backend.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     // An index with a mapping esgate did not make.
-    let r = send("PUT", &format!("{url}/.esgate-foreign"), &[], json!({"mappings": {"properties": {"x": {"type": "keyword"}}}}).to_string()).await.unwrap();
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-foreign"),
+        &[],
+        json!({"mappings": {"properties": {"x": {"type": "keyword"}}}}).to_string(),
+    )
+    .await
+    .unwrap();
     assert!(r.status.is_success(), "{}", r.text());
-    let cfg = write_config(dir.path(), "foreign.toml", &url, &cluster_store(".esgate-foreign"));
+    let cfg = write_config(
+        dir.path(),
+        "foreign.toml",
+        &url,
+        &cluster_store(".esgate-foreign"),
+    );
     let err = start_fails(&cfg);
     assert!(err.contains("not an esgate token store"), "{err}");
 
@@ -660,7 +842,11 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
     assert!(r.status.is_success(), "{}", r.text());
     seed(&url).await;
     let second = serve(&["--config", cfg.to_str().unwrap()], |_| {});
-    assert_eq!(search_status(&second, &secret).await, 200, "the other records load");
+    assert_eq!(
+        search_status(&second, &secret).await,
+        200,
+        "the other records load"
+    );
     let (_, list) = admin(&second, "GET", "/tokens", None).await;
     assert_eq!(list["total"], json!(1), "{list}");
     assert!(second.log.lock().unwrap().contains("corrupt"));

@@ -270,6 +270,8 @@ mod tests {
              [audit]\noutput = \"file\"\npath = \"/var/log/a \\\"b\\\".jsonl\"\n\
              [log]\nlevel = \"info,esgate=debug\"\nformat = \"json\"\n\
              [listen]\nheader_timeout = \"1500ms\"\n",
+            "[store]\nkind = \"elasticsearch\"\n[admin]\nkey_env = \"ADMIN\"\n",
+            "[store]\nkind = \"elasticsearch\"\nindex = \".tokens\"\nurls = [\"https://s:9200\"]\npoll_interval = \"250ms\"\n[admin]\nkey_env = \"ADMIN\"\n",
         ] {
             let first = described(toml);
             let again = described(&first);

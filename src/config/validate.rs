@@ -486,7 +486,9 @@ impl Validator {
                     && index.starts_with('.')
                     && index != ".."
                     && index.bytes().skip(1).all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || matches!(b, b'-' | b'_' | b'.')
                     });
                 if !plain {
                     self.issue(
@@ -520,7 +522,9 @@ impl Validator {
                     raw.poll_interval.as_deref(),
                     raw::DEFAULT_STORE_POLL_INTERVAL,
                 );
-                if poll_interval > Duration::from_secs(1) || poll_interval < Duration::from_millis(50) {
+                if poll_interval > Duration::from_secs(1)
+                    || poll_interval < Duration::from_millis(50)
+                {
                     self.issue(
                         "store.poll_interval",
                         "must be between 50ms and 1s (changes must reach every replica within a second)",
@@ -833,6 +837,50 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
         assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn the_cluster_store_settings_are_checked() {
+        let key = "[admin]\nkey = \"0123456789abcdef0\"\n";
+        let c = check(&format!("[store]\nkind = \"elasticsearch\"\n{key}")).unwrap();
+        assert_eq!(
+            c.store,
+            StoreKind::Elasticsearch {
+                index: ".esgate".into(),
+                urls: vec![],
+                poll_interval: Duration::from_millis(500),
+            }
+        );
+        assert_eq!(check("").unwrap().store, StoreKind::File);
+        let cases: &[(&str, &[&str])] = &[
+            ("[store]\nkind = \"elasticsearch\"\n", &["admin.key"]),
+            ("[store]\nkind = \"cassandra\"\n", &["store.kind"]),
+            ("[store]\nindex = \".x\"\n", &["store.index"]),
+            (
+                "[store]\npoll_interval = \"1s\"\nurls = []\n",
+                &["store.urls", "store.poll_interval"],
+            ),
+        ];
+        for (toml, want) in cases {
+            let mut got = paths(check(toml).unwrap_err());
+            got.sort();
+            let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{toml}");
+        }
+        for (setting, path) in [
+            ("index = \"esgate\"", "store.index"),
+            ("index = \".ESGATE\"", "store.index"),
+            ("index = \".a*\"", "store.index"),
+            ("index = \".a,b\"", "store.index"),
+            ("urls = [\"ftp://x\"]", "store.urls[0]"),
+            ("urls = []", "store.urls"),
+            ("poll_interval = \"2s\"", "store.poll_interval"),
+            ("poll_interval = \"10ms\"", "store.poll_interval"),
+        ] {
+            let toml = format!("[store]\nkind = \"elasticsearch\"\n{setting}\n{key}");
+            assert_eq!(paths(check(&toml).unwrap_err()), vec![path], "{setting}");
+        }
     }
 
     #[test]

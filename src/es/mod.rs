@@ -41,8 +41,8 @@ pub mod resolution;
 pub mod retriever;
 pub mod rewrite;
 pub mod shaping;
-pub mod store_guard;
 pub mod sql;
+pub mod store_guard;
 pub mod terms_enum;
 #[cfg(test)]
 mod testing;

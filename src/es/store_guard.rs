@@ -61,7 +61,9 @@ pub fn request_reaches(
                 return Some("the query names esgate's token store index");
             }
             if k == "expand_wildcards" && opens_hidden(&v) {
-                return Some("expand_wildcards may not open hidden indices (esgate's token store is one)");
+                return Some(
+                    "expand_wildcards may not open hidden indices (esgate's token store is one)",
+                );
             }
         }
     }
@@ -73,7 +75,9 @@ pub fn request_reaches(
         Ok(v) => values.push(v),
         Err(_) => {
             let Ok(text) = std::str::from_utf8(body) else {
-                return Some("the body is not JSON, so it cannot be checked for esgate's token store index");
+                return Some(
+                    "the body is not JSON, so it cannot be checked for esgate's token store index",
+                );
             };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 match serde_json::from_str::<Value>(line) {
@@ -209,25 +213,61 @@ mod tests {
             ("/_search", Some("expand_wildcards=all"), ""),
             ("/*/_search", Some("expand_wildcards=open,hidden"), ""),
             ("/_cat/indices", Some("index=.esgate"), ""),
-            ("/_mget", None, r#"{"docs":[{"_index":".esgate","_id":"token:a"}]}"#),
-            ("/_mget", None, r#"{"docs":[{"_index":"\u002eesgate","_id":"a"}]}"#),
-            ("/_bulk", None, "{\"index\":{\"_index\":\".esgate\"}}\n{\"a\":1}\n"),
+            (
+                "/_mget",
+                None,
+                r#"{"docs":[{"_index":".esgate","_id":"token:a"}]}"#,
+            ),
+            (
+                "/_mget",
+                None,
+                r#"{"docs":[{"_index":"\u002eesgate","_id":"a"}]}"#,
+            ),
+            (
+                "/_bulk",
+                None,
+                "{\"index\":{\"_index\":\".esgate\"}}\n{\"a\":1}\n",
+            ),
             ("/_msearch", None, "{\"index\":\".e*\"}\n{}\n"),
-            ("/_aliases", None, r#"{"actions":[{"add":{"index":".es*","alias":"x"}}]}"#),
-            ("/_reindex", None, r#"{"source":{"index":".esgate"},"dest":{"index":"copy"}}"#),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":".es*","alias":"x"}}]}"#,
+            ),
+            (
+                "/_reindex",
+                None,
+                r#"{"source":{"index":".esgate"},"dest":{"index":"copy"}}"#,
+            ),
             ("/_sql", None, r#"{"query":"SELECT * FROM \".esgate\""}"#),
             ("/_query", None, r#"{"query":"FROM .es* | LIMIT 10"}"#),
-            ("/_search", None, r#"{"query":{"match_all":{}},"expand_wildcards":"all"}"#),
+            (
+                "/_search",
+                None,
+                r#"{"query":{"match_all":{}},"expand_wildcards":"all"}"#,
+            ),
             ("/x/_doc", None, "\x00\x01binary"),
             ("/_search", None, "not json at all"),
             ("/_search", Some("index=remote:.esg*"), ""),
             ("/%3C.esg%7Bnow%7B'ate'%7D%7D%3E/_search", None, ""),
             ("/%3C%7Bnow%7B'.esgate'%7D%7D%3E/_search", None, ""),
-            ("/_msearch", None, "{\"index\":\"<.esg{now{'ate'}}>\"}\n{}\n"),
+            (
+                "/_msearch",
+                None,
+                "{\"index\":\"<.esg{now{'ate'}}>\"}\n{}\n",
+            ),
             ("/*/_alias/peek", None, ""),
             ("/_all/_aliases/peek", None, ""),
-            ("/_aliases", None, r#"{"actions":[{"add":{"index":"*","alias":"peek"}}]}"#),
-            ("/_aliases", None, r#"{"actions":[{"add":{"indices":["logs","_all"],"alias":"p"}}]}"#),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":"*","alias":"peek"}}]}"#,
+            ),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"indices":["logs","_all"],"alias":"p"}}]}"#,
+            ),
         ];
         for (path, query, body) in reach {
             assert!(
@@ -236,15 +276,31 @@ mod tests {
             );
         }
         let fine: &[(&str, Option<&str>, &str)] = &[
-            ("/logs-*/_search", None, r#"{"query":{"match":{"msg":"esgate is great"}}}"#),
+            (
+                "/logs-*/_search",
+                None,
+                r#"{"query":{"match":{"msg":"esgate is great"}}}"#,
+            ),
             ("/_search", Some("expand_wildcards=open"), ""),
             ("/.kibana/_search", None, ""),
             ("/.kibana*/_search", None, ""),
-            ("/_bulk", None, "{\"index\":{\"_index\":\"logs\"}}\n{\"a\":1}\n"),
+            (
+                "/_bulk",
+                None,
+                "{\"index\":{\"_index\":\"logs\"}}\n{\"a\":1}\n",
+            ),
             ("/", None, ""),
             ("/%3Clogs-%7Bnow%2Fd%7D%3E/_search", None, ""),
-            ("/_aliases", None, r#"{"actions":[{"add":{"index":"logs-1","alias":"logs"}}]}"#),
-            ("/_search", None, r#"{"query":{"query_string":{"query":"a < b"}}}"#),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":"logs-1","alias":"logs"}}]}"#,
+            ),
+            (
+                "/_search",
+                None,
+                r#"{"query":{"query_string":{"query":"a < b"}}}"#,
+            ),
         ];
         for (path, query, body) in fine {
             assert!(

@@ -190,7 +190,11 @@ fn store_metrics(c: &crate::store::cluster::ClusterStore) -> String {
     let down = c.down_reason();
     let reason = down
         .as_deref()
-        .map(|r| r.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " "))
+        .map(|r| {
+            r.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', " ")
+        })
         .unwrap_or_default();
     let st = &c.stats;
     let (max_seq, _) = c.positions();

@@ -17,10 +17,13 @@
 //!   store re-plans on the latest state (`Store::update`), so no acknowledged change is lost and
 //!   cross-record rules (filter in use, IP filter in use) are checked on the latest state.
 //! - Writes use `refresh=true`: once acknowledged they are visible to every replica's poll.
-//! - The change poll asks only for documents whose `seq` is above a floor (the highest `seq` seen
-//!   at least [`SETTLE`] ago, so a write claimed earlier but indexed a little later is still
-//!   seen): its cost depends on the recent write rate, not on the number of tokens. A record is
+//! - The change poll costs the same whatever the number of tokens: when nothing changed it is one
+//!   GET of the `counter` document; when the counter moved, one search for records whose `seq`
+//!   is above the highest seen. Every [`WINDOW_EVERY`]th poll also re-reads the settle window
+//!   (`seq` above the highest seen at least [`SETTLE`] ago, last-used times excepted), so a
+//!   write whose records became visible late or in parts is still picked up. A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
+//! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
 //!   skipped, the others load.
@@ -164,7 +167,9 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
         .keys()
         .find(|k| !matches!(k.as_str(), "kind" | "key" | "seq" | "deleted" | "record"))
     {
-        return Err(Foreign(format!("document '{id}' has a field '{k}' esgate does not write")));
+        return Err(Foreign(format!(
+            "document '{id}' has a field '{k}' esgate does not write"
+        )));
     }
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let key = obj.get("key").and_then(Value::as_str).unwrap_or("");
@@ -242,7 +247,11 @@ fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreErr
         }
         Change::DeleteToken { id } => vec![tomb("token", id)],
         Change::PutFilter { filter } => {
-            vec![put("filter", &filter.id, ser(serde_json::to_value(filter))?)]
+            vec![put(
+                "filter",
+                &filter.id,
+                ser(serde_json::to_value(filter))?,
+            )]
         }
         Change::DeleteFilter { id } => vec![tomb("filter", id)],
         Change::PutIpFilter { ip_filter } => vec![put(
@@ -312,7 +321,9 @@ impl ClusterStore {
     fn set_down(&self, reason: Option<String>) {
         let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
         match (&*d, &reason) {
-            (None, Some(r)) => tracing::warn!(reason = %r, "Token store cluster unavailable: serving from the last good copy; admin writes are refused"),
+            (None, Some(r)) => {
+                tracing::warn!(reason = %r, "Token store cluster unavailable: serving from the last good copy; admin writes are refused")
+            }
             (Some(_), None) => tracing::info!("Token store cluster available again"),
             _ => {}
         }
@@ -342,8 +353,9 @@ impl ClusterStore {
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|_| StoreError::Unavailable("the store cluster answered non-JSON".into()))?
+            serde_json::from_slice(&bytes).map_err(|_| {
+                StoreError::Unavailable("the store cluster answered non-JSON".into())
+            })?
         };
         Ok((status, value))
     }
@@ -418,7 +430,10 @@ impl ClusterStore {
         }
         if create {
             let body = json!({"kind": "counter", "key": "counter", "seq": 0});
-            let path = format!("/{}/_doc/counter?op_type=create&refresh=true", enc(&self.index));
+            let path = format!(
+                "/{}/_doc/counter?op_type=create&refresh=true",
+                enc(&self.index)
+            );
             let (status, _) = self.json(Method::PUT, &path, &body).await?;
             if !(200..300).contains(&status) && status != 409 {
                 return Err(Self::unexpected("the counter creation", status));
@@ -445,7 +460,9 @@ impl ClusterStore {
                 }
                 for (i, b) in key.iter_mut().enumerate() {
                     *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| {
-                        StoreError::Foreign("the store's id_key document is not a 32-byte key".into())
+                        StoreError::Foreign(
+                            "the store's id_key document is not a 32-byte key".into(),
+                        )
                     })?;
                 }
                 return Ok(key);
@@ -561,7 +578,11 @@ impl ClusterStore {
         .await;
         if let Some(id) = scroll_id {
             let _ = self
-                .json(Method::DELETE, "/_search/scroll", &json!({ "scroll_id": id }))
+                .json(
+                    Method::DELETE,
+                    "/_search/scroll",
+                    &json!({ "scroll_id": id }),
+                )
                 .await;
         }
         result?;
@@ -591,7 +612,10 @@ impl ClusterStore {
         if status != 200 {
             return Err(Self::unexpected("the counter lookup", status));
         }
-        match (doc.pointer("/_source/seq").and_then(Value::as_u64), hit_version(&doc)) {
+        match (
+            doc.pointer("/_source/seq").and_then(Value::as_u64),
+            hit_version(&doc),
+        ) {
             (Some(value), Some(version)) => Ok(Counter { value, version }),
             _ => Err(StoreError::Foreign(
                 "the store's counter document is not esgate's".into(),
@@ -674,7 +698,11 @@ impl ClusterStore {
         let mut after = None;
         loop {
             let hits = self
-                .page(query.clone(), json!([{"seq": "asc"}, {"key": "asc"}]), after.take())
+                .page(
+                    query.clone(),
+                    json!([{"seq": "asc"}, {"key": "asc"}]),
+                    after.take(),
+                )
                 .await?;
             let n = hits.len();
             for hit in &hits {
@@ -835,9 +863,15 @@ impl ClusterStore {
         let mut other = None;
         {
             let mut s = self.sync();
-            for ((i, id), item) in owners.iter().zip(items.iter().chain(std::iter::repeat(&Value::Null))) {
+            for ((i, id), item) in owners
+                .iter()
+                .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
+            {
                 let result = item.as_object().and_then(|o| o.values().next());
-                let st = result.and_then(|r| r.get("status")).and_then(Value::as_u64).unwrap_or(0);
+                let st = result
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 match result.and_then(hit_version) {
                     Some(v) if (200..300).contains(&st) => {
                         s.versions.insert(id.clone(), v);
@@ -956,10 +990,19 @@ mod tests {
             Ok(Some(Decoded::Change(Change::PutFilter { .. })))
         ));
         let cases = [
-            ("filter:f1", json!({"kind": "filter", "key": "filter:f1", "seq": 1, "extra": 1})),
-            ("filter:f1", json!({"kind": "filter", "key": "filter:f2", "seq": 1})),
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f1", "seq": 1, "extra": 1}),
+            ),
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f2", "seq": 1}),
+            ),
             ("x", json!({"kind": "x", "key": "x", "seq": 1})),
-            ("token:a", json!({"kind": "filter", "key": "token:a", "seq": 1})),
+            (
+                "token:a",
+                json!({"kind": "filter", "key": "token:a", "seq": 1}),
+            ),
             ("token:a", json!({"kind": "token", "key": "token:a"})),
             ("token:a", json!("text")),
         ];
@@ -967,10 +1010,19 @@ mod tests {
             assert!(decode(id, &source).is_err(), "{id} {source}");
         }
         let corrupt = [
-            ("token:a", json!({"kind": "token", "key": "token:a", "seq": 1, "record": {"id": "a"}})),
-            ("filter:f1", json!({"kind": "filter", "key": "filter:f1", "seq": 1,
-                "record": {"id": "other", "description": "d", "field": "env", "value": "x", "created_at": 1}})),
-            ("last_used:a", json!({"kind": "last_used", "key": "last_used:a", "seq": 1, "record": {}})),
+            (
+                "token:a",
+                json!({"kind": "token", "key": "token:a", "seq": 1, "record": {"id": "a"}}),
+            ),
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f1", "seq": 1,
+                "record": {"id": "other", "description": "d", "field": "env", "value": "x", "created_at": 1}}),
+            ),
+            (
+                "last_used:a",
+                json!({"kind": "last_used", "key": "last_used:a", "seq": 1, "record": {}}),
+            ),
         ];
         for (id, source) in corrupt {
             assert!(matches!(decode(id, &source), Ok(None)), "{id}");
@@ -1003,7 +1055,9 @@ mod tests {
             Change::PutToken { token },
             Change::DeleteToken { id: "tok_b".into() },
             Change::DeleteFilter { id: "f".into() },
-            Change::DeleteIpFilter { name: "office".into() },
+            Change::DeleteIpFilter {
+                name: "office".into(),
+            },
             Change::LastUsed {
                 times: vec![("tok_a".into(), 5)],
             },

@@ -57,7 +57,10 @@ pub fn parse(text: &str) -> Result<Vec<Change>, String> {
         }
         if let Some(name) = &t.ip_filter {
             if state.ip_filter(name).is_none() {
-                return Err(format!("token '{}' names a missing IP filter '{name}'", t.id));
+                return Err(format!(
+                    "token '{}' names a missing IP filter '{name}'",
+                    t.id
+                ));
             }
         }
     }
