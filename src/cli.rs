@@ -325,71 +325,6 @@ async fn shutdown_signal() {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// Every command, subcommand, flag and argument says what it is in `--help`.
-    #[test]
-    fn every_command_and_argument_has_help() {
-        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            let here = format!("{path} {}", cmd.get_name());
-            for arg in cmd.get_arguments() {
-                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
-                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
-                    missing.push(format!("{here} {}", arg.get_id()));
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                if sub.get_name() != "help" && sub.get_about().is_none() {
-                    missing.push(format!("{here} {}", sub.get_name()));
-                }
-                walk(sub, &here, missing);
-            }
-        }
-        let mut missing = vec![];
-        walk(
-            &<super::Args as clap::CommandFactory>::command(),
-            "",
-            &mut missing,
-        );
-        assert!(missing.is_empty(), "without help text: {missing:#?}");
-    }
-
-    #[test]
-    fn the_man_page_and_completions_cover_the_commands() {
-        let mut man = Vec::new();
-        clap_mangen::Man::new(<super::Args as clap::CommandFactory>::command())
-            .render(&mut man)
-            .unwrap();
-        let man = String::from_utf8(man).unwrap();
-        assert!(
-            man.starts_with(".ie") || man.contains(".TH esgate"),
-            "{man}"
-        );
-        for word in ["serve", "check\\-config", "token"] {
-            assert!(man.contains(word), "{word} missing from the man page");
-        }
-        let mut bash = Vec::new();
-        clap_complete::generate(
-            clap_complete::Shell::Bash,
-            &mut <super::Args as clap::CommandFactory>::command(),
-            "esgate",
-            &mut bash,
-        );
-        let bash = String::from_utf8(bash).unwrap();
-        assert!(bash.contains("ip-filter") && bash.contains("--expires-in"));
-    }
-
-    #[test]
-    fn rustls_is_held_to_errors_unless_configured() {
-        assert_eq!(super::log_directives("info"), "info,rustls=error");
-        assert_eq!(
-            super::log_directives("debug,rustls=debug"),
-            "debug,rustls=debug"
-        );
-        assert!(tracing_subscriber::EnvFilter::try_new(super::log_directives("warn")).is_ok());
-    }
-}
-
 /// `esgate store export|import`.
 fn store_command(command: StoreCommand) -> ExitCode {
     use crate::store::{cluster::ClusterStore, exchange, file::FileStore, Persistence, Snapshot};
@@ -463,5 +398,70 @@ fn store_command(command: StoreCommand) -> ExitCode {
             eprintln!("esgate: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command, subcommand, flag and argument says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{here} {}", sub.get_name()));
+                }
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(
+            &<super::Args as clap::CommandFactory>::command(),
+            "",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_man_page_and_completions_cover_the_commands() {
+        let mut man = Vec::new();
+        clap_mangen::Man::new(<super::Args as clap::CommandFactory>::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH esgate"),
+            "{man}"
+        );
+        for word in ["serve", "check\\-config", "token"] {
+            assert!(man.contains(word), "{word} missing from the man page");
+        }
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut <super::Args as clap::CommandFactory>::command(),
+            "esgate",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(bash.contains("ip-filter") && bash.contains("--expires-in"));
+    }
+
+    #[test]
+    fn rustls_is_held_to_errors_unless_configured() {
+        assert_eq!(super::log_directives("info"), "info,rustls=error");
+        assert_eq!(
+            super::log_directives("debug,rustls=debug"),
+            "debug,rustls=debug"
+        );
+        assert!(tracing_subscriber::EnvFilter::try_new(super::log_directives("warn")).is_ok());
     }
 }
