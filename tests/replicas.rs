@@ -850,6 +850,49 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
     let (_, list) = admin(&second, "GET", "/tokens", None).await;
     assert_eq!(list["total"], json!(1), "{list}");
     assert!(second.log.lock().unwrap().contains("corrupt"));
+
+    // At run time: a corrupt record and a record with a forged, huge sequence number written
+    // straight into the index are skipped or bounded; changes keep flowing to other replicas,
+    // also after the settle window (5 s).
+    let third = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    for (id, doc) in [
+        (
+            "token:forged",
+            json!({"kind": "token", "key": "token:forged", "seq": 999_999, "record": {"id": "forged"}}),
+        ),
+        (
+            "last_used:nobody",
+            json!({"kind": "last_used", "key": "last_used:nobody", "seq": 999_999, "record": {"at": 1}}),
+        ),
+    ] {
+        let r = send(
+            "PUT",
+            &format!("{url}/.esgate-ok/_doc/{id}?refresh=true"),
+            &[],
+            doc.to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    let (_, first_after) = create(&second, read_token("after forged")).await;
+    within(
+        PROPAGATION,
+        "a change after the forged documents",
+        || async { search_status(&third, &first_after).await == 200 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, later) = create(&second, read_token("later still")).await;
+    within(PROPAGATION, "a change after the settle window", || async {
+        search_status(&third, &later).await == 200
+    })
+    .await;
+    assert!(
+        third.log.lock().unwrap().contains("token:forged"),
+        "the corrupt record is reported"
+    );
+    drop(third);
     drop(second);
     let r = send(
         "PUT",

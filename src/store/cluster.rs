@@ -87,6 +87,9 @@ struct Sync {
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,
+    /// The highest counter value read: no record's `seq` may raise `max_seq` above it (a
+    /// document with a forged, huge `seq` would otherwise hide every later change).
+    counter_seen: u64,
     /// A counter value above every record seen, and since when (an abandoned claim).
     abandoned: Option<(u64, Instant)>,
 }
@@ -595,10 +598,11 @@ impl ClusterStore {
         changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
         let mut s = self.sync();
         s.versions = versions;
-        s.max_seq = max_seq;
+        s.counter_seen = counter.value;
+        s.max_seq = max_seq.min(counter.value);
         // Writes claimed shortly before the load may have been indexed only partly (or not
         // at all) when it read them: the polls of the next SETTLE re-read the last few.
-        s.floor = max_seq.min(counter.value).saturating_sub(IN_FLIGHT_SEQS);
+        s.floor = s.max_seq.saturating_sub(IN_FLIGHT_SEQS);
         s.seen.clear();
         let floor = s.floor;
         s.seen.push_back((Instant::now(), floor));
@@ -654,6 +658,7 @@ impl ClusterStore {
             let counter = self.counter().await?;
             let now = Instant::now();
             let mut s = self.sync();
+            s.counter_seen = s.counter_seen.max(counter.value);
             if counter.value <= s.max_seq {
                 s.abandoned = None;
                 drop(s);
@@ -748,8 +753,9 @@ impl ClusterStore {
         let version = hit_version(hit)?;
         let seq = source.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let mut s = self.sync();
-        s.max_seq = s.max_seq.max(seq);
+        let bounded = seq.min(s.counter_seen);
         if s.versions.get(id).is_some_and(|held| *held >= version) {
+            s.max_seq = s.max_seq.max(bounded);
             return None;
         }
         s.versions.insert(id.to_owned(), version);
@@ -757,6 +763,8 @@ impl ClusterStore {
         match decode(id, source) {
             Ok(Some(Decoded::Change(c))) => {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
+                let mut s = self.sync();
+                s.max_seq = s.max_seq.max(bounded);
                 Some(c)
             }
             Ok(Some(_)) => None,
@@ -776,6 +784,10 @@ impl ClusterStore {
             return Err(StoreError::Unavailable(reason));
         }
         let counter = self.counter().await?;
+        {
+            let mut s = self.sync();
+            s.counter_seen = s.counter_seen.max(counter.value);
+        }
         let mut changes = self.poll().await?;
         let deadline = Instant::now() + IN_FLIGHT_WAIT;
         while self.sync().max_seq < counter.value && Instant::now() < deadline {
@@ -887,6 +899,7 @@ impl ClusterStore {
                 }
             }
             s.max_seq = s.max_seq.max(seq);
+            s.counter_seen = s.counter_seen.max(seq);
         }
         if !conflict && other.is_none() {
             return Ok(());
