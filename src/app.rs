@@ -5,9 +5,10 @@ use std::sync::Arc;
 use crate::admin::AdminContext;
 use crate::audit::Audit;
 use crate::auth::limiter::FailureLimiter;
-use crate::config::{AdminKey, Config};
+use crate::config::{AdminKey, Config, StoreKind};
 use crate::es::continuation::IdKey;
 use crate::metrics::Metrics;
+use crate::store::cluster::ClusterStore;
 use crate::store::file::FileStore;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
@@ -128,8 +129,41 @@ const ID_KEY_FILE: &str = "id.key";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
 impl App {
+    /// Builds the application with the configured store: the file store at once, the cluster
+    /// store after creating or checking its index and loading every record.
+    pub async fn start(config: Config) -> Result<App, StartError> {
+        match &config.store {
+            StoreKind::File => App::build(config),
+            StoreKind::Elasticsearch { index, urls, .. } => {
+                let cluster = Arc::new(ClusterStore::new(&config.backend, urls, index));
+                let store = Store::open_cluster(Arc::clone(&cluster)).await?;
+                // Shared through the store, so an id minted by one replica opens on another.
+                let id_key = match &config.id_key {
+                    Some(k) => IdKey::new(k.0),
+                    None => IdKey::new(cluster.id_key().await?),
+                };
+                App::assemble(config, Arc::new(store), id_key)
+            }
+        }
+    }
+
+    /// Builds the application with the file store (`store.kind = "file"`); the cluster store
+    /// needs [`App::start`].
     pub fn build(config: Config) -> Result<App, StartError> {
+        if config.store != StoreKind::File {
+            return Err(StartError::Store(StoreError::Foreign(
+                "the cluster store is opened by App::start".into(),
+            )));
+        }
         let store = Arc::new(Store::open(Box::new(FileStore::open(&config.store_path)?))?);
+        let id_key = match &config.id_key {
+            Some(k) => IdKey::new(k.0),
+            None => load_id_key(&config.store_path)?,
+        };
+        App::assemble(config, store, id_key)
+    }
+
+    fn assemble(config: Config, store: Arc<Store>, id_key: IdKey) -> Result<App, StartError> {
         let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
         let admin = AdminContext {
             store: Arc::clone(&store),
@@ -166,10 +200,7 @@ impl App {
             )),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
-            id_key: Arc::new(match &config.id_key {
-                Some(k) => IdKey::new(k.0),
-                None => load_id_key(&config.store_path)?,
-            }),
+            id_key: Arc::new(id_key),
             config,
         })
     }

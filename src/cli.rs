@@ -67,11 +67,37 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `esgate man | man -l -`.
     Man,
+    /// The token store itself (not through a running esgate): `export` writes the whole store
+    /// as JSON to stdout (secrets stay hashed), `import` loads such a file from stdin into the
+    /// configured store; lossless between the file and the cluster store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
     /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
     /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
     #[command(flatten)]
     Client(crate::admin_client::ClientCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Write the whole configured store (tokens, library filters, IP filters, last-used times;
+    /// secrets as SHA-256 hashes) as JSON to stdout. The file store must not be in use by a
+    /// running esgate (its lock); the cluster store may be.
+    Export {
+        /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Load an export (stdin) into the configured store: every record in it is written (added
+    /// or replaced); records not in it are kept. Running replicas pick the records up.
+    Import {
+        /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The exit code of `serve` and `check-config` for a configuration that cannot be read or is
@@ -134,6 +160,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(BAD_CONFIG)
             }
         },
+        Command::Store { command } => store_command(command),
         Command::Client(cmd) => {
             let opts = crate::admin_client::ClientOpts::new(
                 env("ESGATE_ADMIN_URL"),
@@ -257,7 +284,7 @@ async fn serve(
     }
     let data_addr = config.data_listen;
     let admin_addr = config.admin_listen;
-    let app = match crate::app::App::build(config) {
+    let app = match crate::app::App::start(config).await {
         Ok(a) => Arc::new(a),
         Err(e) => {
             eprintln!("esgate: {e}");
@@ -358,6 +385,82 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// `esgate store export|import`.
+fn store_command(command: StoreCommand) -> ExitCode {
+    use crate::store::{cluster::ClusterStore, exchange, file::FileStore, Persistence, Snapshot};
+    let (config, import) = match command {
+        StoreCommand::Export { config } => (config, false),
+        StoreCommand::Import { config } => (config, true),
+    };
+    let config = match load(config, &Overrides::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("esgate: {e}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let input = if import {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("esgate: cannot read the export from stdin: {e}");
+            return ExitCode::from(1);
+        }
+        match exchange::parse(&text) {
+            Ok(changes) => Some(changes),
+            Err(e) => {
+                eprintln!("esgate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let result: Result<String, crate::store::StoreError> = match &config.store {
+        config::StoreKind::File => (|| {
+            let mut store = FileStore::open(&config.store_path)?;
+            let loaded = store.load()?;
+            match &input {
+                Some(changes) => {
+                    store.append(changes)?;
+                    Ok(format!("imported {} records\n", changes.len()))
+                }
+                None => Ok(exchange::export(&Snapshot::from_changes(&loaded))),
+            }
+        })(),
+        config::StoreKind::Elasticsearch { index, urls, .. } => {
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+                return ExitCode::from(1);
+            };
+            runtime.block_on(async {
+                let cluster = ClusterStore::new(&config.backend, urls, index);
+                match &input {
+                    Some(changes) => {
+                        cluster.prepare_index(true).await?;
+                        let n = cluster.import(changes).await?;
+                        Ok(format!("imported {n} documents\n"))
+                    }
+                    None => {
+                        cluster.prepare_index(false).await?;
+                        let loaded = cluster.load().await?;
+                        Ok(exchange::export(&Snapshot::from_changes(&loaded.changes)))
+                    }
+                }
+            })
+        }
+    };
+    match result {
+        Ok(text) if import => {
+            eprint!("esgate: {text}");
+            ExitCode::SUCCESS
+        }
+        Ok(text) => write_stdout(&text),
+        Err(e) => {
+            eprintln!("esgate: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -98,9 +98,25 @@ pub struct Scrape<'a> {
     pub tokens_expiring_7d: usize,
     pub store_bytes: Option<u64>,
     pub audit_dropped: u64,
+    /// The cluster store's state (`[store] kind = "elasticsearch"`), `None` for the file store.
+    pub cluster: Option<ClusterStore>,
     /// Whether a token id still exists: the series of deleted tokens are dropped at scrape,
     /// so their places under `max_token_series` go to new tokens.
     pub token_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// What a replica knows of the token store in the cluster, at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterStore {
+    /// Why the cluster does not answer (the replica serves its last good copy); `None`: it does.
+    pub down: Option<String>,
+    pub polls: u64,
+    pub poll_failures: u64,
+    pub records_applied: u64,
+    pub records_skipped: u64,
+    pub conflicts: u64,
+    /// The highest change sequence this replica has seen.
+    pub sequence: u64,
 }
 
 pub struct Metrics {
@@ -334,6 +350,7 @@ struct StateRows {
     tokens_expiring_7d: usize,
     store_bytes: Option<u64>,
     audit_dropped: u64,
+    cluster: Option<ClusterStore>,
 }
 
 impl From<&Scrape<'_>> for StateRows {
@@ -348,6 +365,7 @@ impl From<&Scrape<'_>> for StateRows {
             tokens_expiring_7d: s.tokens_expiring_7d,
             store_bytes: s.store_bytes,
             audit_dropped: s.audit_dropped,
+            cluster: s.cluster.clone(),
         }
     }
 }
@@ -413,7 +431,55 @@ impl Collector for StateRows {
             None,
             MetricType::Counter,
         )?;
-        ConstCounter::new(self.audit_dropped).encode(dropped)
+        ConstCounter::new(self.audit_dropped).encode(dropped)?;
+        if let Some(c) = &self.cluster {
+            let mut up = encoder.encode_descriptor(
+                "esgate_store_up",
+                "Whether the token store cluster answers (0: serving from the last good copy; reason says why)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let reason = c.down.as_deref().unwrap_or("");
+            ConstGauge::new(i64::from(c.down.is_none()))
+                .encode(up.encode_family(&[("reason", reason)])?)?;
+            for (name, help, n) in [
+                (
+                    "esgate_store_polls",
+                    "Change polls of the token store cluster",
+                    c.polls,
+                ),
+                (
+                    "esgate_store_poll_failures",
+                    "Change polls that failed (cluster unreachable or erroring)",
+                    c.poll_failures,
+                ),
+                (
+                    "esgate_store_records_applied",
+                    "Records changed by other replicas and picked up",
+                    c.records_applied,
+                ),
+                (
+                    "esgate_store_records_skipped",
+                    "Store documents skipped as corrupt",
+                    c.records_skipped,
+                ),
+                (
+                    "esgate_store_conflicts",
+                    "Writes that met a concurrent change through another replica (then re-planned)",
+                    c.conflicts,
+                ),
+            ] {
+                let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                ConstCounter::new(n).encode(metric)?;
+            }
+            gauge(
+                &mut encoder,
+                "esgate_store_sequence",
+                "The highest store change sequence this replica has seen",
+                saturating(c.sequence),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -442,6 +508,7 @@ mod tests {
             tokens_expiring_7d: 1,
             store_bytes: Some(4096),
             audit_dropped: 0,
+            cluster: None,
             token_exists: &|_| true,
         }
     }

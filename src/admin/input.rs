@@ -118,9 +118,27 @@ impl fmt::Display for AdminError {
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> AdminError {
-        // The store error names files; it goes to the log, the client gets a fixed phrase.
-        tracing::error!(error = %e, "Admin change could not be persisted");
-        AdminError::internal("the change could not be made durable; nothing was changed")
+        match e {
+            // The cluster store cannot be reached: the change was not made (503, retry later).
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "Admin change refused: the token store is unavailable");
+                AdminError {
+                    status: 503,
+                    kind: "unavailable_exception",
+                    reason: "the token store cluster is unavailable; nothing was changed, retry later"
+                        .into(),
+                }
+            }
+            // Other replicas kept changing the same records: retried, then given up.
+            StoreError::Conflict => AdminError::conflict(
+                "the record was changed concurrently through another replica; nothing was changed, retry",
+            ),
+            _ => {
+                // The store error names files; it goes to the log, the client gets a fixed phrase.
+                tracing::error!(error = %e, "Admin change could not be persisted");
+                AdminError::internal("the change could not be made durable; nothing was changed")
+            }
+        }
     }
 }
 

@@ -142,6 +142,24 @@ impl Config {
 
         o.section("store");
         o.key("path", path(&self.store_path));
+        match &self.store {
+            crate::config::StoreKind::File => o.key("kind", quoted("file")),
+            crate::config::StoreKind::Elasticsearch {
+                index,
+                urls,
+                poll_interval,
+            } => {
+                o.key("kind", quoted("elasticsearch"));
+                o.key("index", quoted(index));
+                if urls.is_empty() {
+                    o.comment("store.urls is not set: the store lives in the [backend] cluster");
+                } else {
+                    let list: Vec<String> = urls.iter().map(|u| quoted(&u.to_string())).collect();
+                    o.key("urls", format!("[{}]", list.join(", ")));
+                }
+                o.key("poll_interval", duration(*poll_interval));
+            }
+        }
 
         o.section("admin");
         match &s.admin_key {
@@ -266,6 +284,8 @@ mod tests {
              [audit]\noutput = \"file\"\npath = \"/var/log/a \\\"b\\\".jsonl\"\n\
              [log]\nlevel = \"info,esgate=debug\"\nformat = \"json\"\n\
              [listen]\nheader_timeout = \"1500ms\"\n",
+            "[store]\nkind = \"elasticsearch\"\n[admin]\nkey_env = \"ADMIN\"\n",
+            "[store]\nkind = \"elasticsearch\"\nindex = \".tokens\"\nurls = [\"https://s:9200\"]\npoll_interval = \"250ms\"\n[admin]\nkey_env = \"ADMIN\"\n",
         ] {
             let first = described(toml);
             let again = described(&first);
@@ -332,7 +352,7 @@ mod tests {
                     "resolve_cache_ttl",
                 ][..],
             ),
-            ("store", &["path"][..]),
+            ("store", &["path", "kind"][..]),
             (
                 "auth",
                 &[

@@ -64,6 +64,8 @@ pub struct Config {
     pub limits: Limits,
     pub backend: Backend,
     pub store_path: PathBuf,
+    /// Which token store: the file store under `store_path`, or the cluster store.
+    pub store: StoreKind,
     pub admin_key: Option<AdminKey>,
     /// The id-sealing key from `ids.key_env`; `None`: the key file in the store directory.
     pub id_key: Option<IdKeyBytes>,
@@ -75,6 +77,31 @@ pub struct Config {
     /// Where the values that are not kept above came from (file names, secret sources), so
     /// `check-config` can print the configuration back without holding a secret.
     pub sources: Sources,
+}
+
+/// `[store] kind`: where tokens, filters and IP filters live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded file store under `store.path` (one process).
+    File,
+    /// Documents in a hidden index of a cluster, shared by any number of replicas.
+    Elasticsearch {
+        /// The index name (starts with `.`; no token may reach it).
+        index: String,
+        /// Nodes of another cluster; empty: the `[backend]` nodes.
+        urls: Vec<Uri>,
+        poll_interval: Duration,
+    },
+}
+
+impl StoreKind {
+    /// The cluster store's index, when that is the kind.
+    pub fn index(&self) -> Option<&str> {
+        match self {
+            StoreKind::File => None,
+            StoreKind::Elasticsearch { index, .. } => Some(index),
+        }
+    }
 }
 
 /// Where a secret came from. The value itself is never kept here.

@@ -7,6 +7,10 @@ pub const DEFAULT_DATA_LISTEN: &str = "127.0.0.1:9201";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9202";
 pub const DEFAULT_BACKEND: &str = "http://127.0.0.1:9200";
 pub const DEFAULT_STORE_PATH: &str = "./data";
+/// The cluster store's index (`store.kind = "elasticsearch"`).
+pub const DEFAULT_STORE_INDEX: &str = ".esgate";
+/// How often a replica picks up other replicas' changes.
+pub const DEFAULT_STORE_POLL_INTERVAL: &str = "500ms";
 pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
 /// All request bodies being inspected at once: 1 GiB.
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
@@ -116,6 +120,11 @@ pub struct RawBackend {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<String>,
+    /// `file` (default) or `elasticsearch`.
+    pub kind: Option<String>,
+    pub index: Option<String>,
+    pub urls: Option<Vec<String>>,
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

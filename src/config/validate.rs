@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::raw::{self, RawConfig};
 use super::{
     AdminKey, AuditOutput, Auth, Backend, BackendAuthorization, Config, ConfigIssue, Limits, Log,
-    Overrides, Policies, SecretSource, ServerTls, Sources, REDACTED,
+    Overrides, Policies, SecretSource, ServerTls, Sources, StoreKind, REDACTED,
 };
 use crate::duration;
 
@@ -123,7 +123,15 @@ pub fn validate(
         v.issue("store.path", "must not be empty");
     }
 
+    let store = v.store_kind(&raw.store);
+
     let admin_key = v.admin_key(&raw.admin, env);
+    if store != StoreKind::File && admin_key.is_none() {
+        v.issue(
+            "admin.key",
+            "is required with store.kind = \"elasticsearch\" (set admin.key_env or ESGATE_ADMIN_KEY): replicas must share one admin key",
+        );
+    }
     let id_key = raw
         .ids
         .key_env
@@ -264,6 +272,7 @@ pub fn validate(
             limits,
             backend,
             store_path,
+            store,
             admin_key,
             id_key,
             auth,
@@ -475,6 +484,91 @@ impl Validator {
             Err(e) => {
                 self.issue(path, format!("{file} is not valid PEM: {e}"));
                 None
+            }
+        }
+    }
+
+    /// `[store]`: the kind, and for the cluster store its index, nodes and poll interval.
+    fn store_kind(&mut self, raw: &raw::RawStore) -> StoreKind {
+        let cluster_only = [
+            ("store.index", raw.index.is_some()),
+            ("store.urls", raw.urls.is_some()),
+            ("store.poll_interval", raw.poll_interval.is_some()),
+        ];
+        match raw.kind.as_deref().unwrap_or("file") {
+            "file" => {
+                for (key, set) in cluster_only {
+                    if set {
+                        self.issue(key, "is only used when store.kind is \"elasticsearch\"");
+                    }
+                }
+                StoreKind::File
+            }
+            "elasticsearch" => {
+                let index = raw
+                    .index
+                    .clone()
+                    .unwrap_or_else(|| raw::DEFAULT_STORE_INDEX.to_owned());
+                // A dot name: no `*` pattern reaches it; lowercase and plain: a valid index name
+                // that no expression can read as a pattern, date math or list.
+                let plain = index.len() >= 2
+                    && index.len() <= 200
+                    && index.starts_with('.')
+                    && index != ".."
+                    && index.bytes().skip(1).all(|b| {
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || matches!(b, b'-' | b'_' | b'.')
+                    });
+                if !plain {
+                    self.issue(
+                        "store.index",
+                        "must start with '.' and hold only lowercase letters, digits, '-', '_' and '.' (at most 200 characters)",
+                    );
+                }
+                let mut urls = vec![];
+                for (i, text) in raw.urls.iter().flatten().enumerate() {
+                    match text.parse::<Uri>() {
+                        Ok(u)
+                            if matches!(u.scheme_str(), Some("http" | "https"))
+                                && u.host().is_some()
+                                && matches!(u.path(), "" | "/")
+                                && u.query().is_none()
+                                && !u.authority().is_some_and(|a| a.as_str().contains('@')) =>
+                        {
+                            urls.push(u)
+                        }
+                        _ => self.issue(
+                            &format!("store.urls[{i}]"),
+                            "must be an http:// or https:// URL with a host and no path, query or credentials",
+                        ),
+                    }
+                }
+                if raw.urls.as_ref().is_some_and(|u| u.is_empty()) {
+                    self.issue("store.urls", "needs at least one URL when set");
+                }
+                let poll_interval = self.duration(
+                    "store.poll_interval",
+                    raw.poll_interval.as_deref(),
+                    raw::DEFAULT_STORE_POLL_INTERVAL,
+                );
+                if poll_interval > Duration::from_secs(1)
+                    || poll_interval < Duration::from_millis(50)
+                {
+                    self.issue(
+                        "store.poll_interval",
+                        "must be between 50ms and 1s (changes must reach every replica within a second)",
+                    );
+                }
+                StoreKind::Elasticsearch {
+                    index,
+                    urls,
+                    poll_interval,
+                }
+            }
+            _ => {
+                self.issue("store.kind", "must be \"file\" or \"elasticsearch\"");
+                StoreKind::File
             }
         }
     }
@@ -777,6 +871,50 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
         assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn the_cluster_store_settings_are_checked() {
+        let key = "[admin]\nkey = \"0123456789abcdef0\"\n";
+        let c = check(&format!("[store]\nkind = \"elasticsearch\"\n{key}")).unwrap();
+        assert_eq!(
+            c.store,
+            StoreKind::Elasticsearch {
+                index: ".esgate".into(),
+                urls: vec![],
+                poll_interval: Duration::from_millis(500),
+            }
+        );
+        assert_eq!(check("").unwrap().store, StoreKind::File);
+        let cases: &[(&str, &[&str])] = &[
+            ("[store]\nkind = \"elasticsearch\"\n", &["admin.key"]),
+            ("[store]\nkind = \"cassandra\"\n", &["store.kind"]),
+            ("[store]\nindex = \".x\"\n", &["store.index"]),
+            (
+                "[store]\npoll_interval = \"1s\"\nurls = []\n",
+                &["store.urls", "store.poll_interval"],
+            ),
+        ];
+        for (toml, want) in cases {
+            let mut got = paths(check(toml).unwrap_err());
+            got.sort();
+            let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{toml}");
+        }
+        for (setting, path) in [
+            ("index = \"esgate\"", "store.index"),
+            ("index = \".ESGATE\"", "store.index"),
+            ("index = \".a*\"", "store.index"),
+            ("index = \".a,b\"", "store.index"),
+            ("urls = [\"ftp://x\"]", "store.urls[0]"),
+            ("urls = []", "store.urls"),
+            ("poll_interval = \"2s\"", "store.poll_interval"),
+            ("poll_interval = \"10ms\"", "store.poll_interval"),
+        ] {
+            let toml = format!("[store]\nkind = \"elasticsearch\"\n{setting}\n{key}");
+            assert_eq!(paths(check(&toml).unwrap_err()), vec![path], "{setting}");
+        }
     }
 
     #[test]

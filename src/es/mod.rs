@@ -43,6 +43,7 @@ pub mod retriever;
 pub mod rewrite;
 pub mod shaping;
 pub mod sql;
+pub mod store_guard;
 pub mod terms_enum;
 #[cfg(test)]
 mod testing;

@@ -321,6 +321,11 @@ pub(crate) async fn decide(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
+            let body = match guarded_store(app) {
+                // The token store lives in this cluster: read the request before relaying it.
+                Some(store) => ClientBody::Whole(check_store_reach(app, store, parts, body).await?),
+                None => body,
+            };
             Ok(Decided::Forward(Forward {
                 request: upstream_request::pass_through(
                     parts.method.clone(),
@@ -335,6 +340,15 @@ pub(crate) async fn decide(
             }))
         }
         Permission::Read => {
+            if let Some(store) = guarded_store(app) {
+                if let Some(p) = es::store_guard::token_reaches(&token.indices, store) {
+                    return Err(es::Rejection::forbidden(format!(
+                        "the token's index pattern [{}] reaches esgate's token store index, which no token may read; narrow the pattern",
+                        es::error::printable(p)
+                    ))
+                    .into());
+                }
+            }
             let accept = es::media::upstream_accept(
                 header_str(&parts.headers, header::ACCEPT)?,
                 header_str(&parts.headers, header::CONTENT_TYPE)?,
@@ -710,6 +724,48 @@ async fn read_body(
             ReadError::Busy => ProxyError::Busy,
             ReadError::Stalled => ProxyError::BodyTimeout,
         }),
+    }
+}
+
+/// An `all` token's request read whole and checked against esgate's token store index (which
+/// lives in the backend cluster): its path, query and body may not reach it.
+async fn check_store_reach(
+    app: &App,
+    store: &str,
+    parts: &Parts,
+    body: ClientBody,
+) -> Result<Bytes, ProxyError> {
+    let bytes = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        read_body(app, &parts.headers, body).await?.0
+    };
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    let why = if encoded && !bytes.is_empty() {
+        Some("a compressed body cannot be checked for esgate's token store index")
+    } else {
+        es::store_guard::request_reaches(store, parts.uri.path(), parts.uri.query(), &bytes)
+    };
+    match why {
+        Some(why) => Err(es::Rejection::forbidden(format!(
+            "esgate's token store index is not reachable through esgate: {why}"
+        ))
+        .into()),
+        None => Ok(bytes),
+    }
+}
+
+/// The store index an `all` token's requests are checked against: the cluster store's, when it
+/// lives in the backend cluster (`store.urls` unset).
+fn guarded_store(app: &App) -> Option<&str> {
+    match &app.config.store {
+        crate::config::StoreKind::Elasticsearch { index, urls, .. } if urls.is_empty() => {
+            Some(index)
+        }
+        _ => None,
     }
 }
 

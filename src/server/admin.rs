@@ -34,6 +34,18 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
         (true, "/ready") => {
             let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
+            // The cluster store away: authentication still works from the last good copy, but
+            // admin writes do not, and the copy may be getting stale.
+            if let Some(reason) = app.store.cluster().and_then(|c| c.down_reason()) {
+                return json_response(
+                    503,
+                    Some(crate::es::error::value(
+                        503,
+                        "not_ready",
+                        &format!("the token store cluster is unavailable ({reason}); serving authentication from the last good copy"),
+                    )),
+                );
+            }
             return if crate::upstream::ready(&app.upstream, auth).await {
                 json_response(200, Some(json!({"status": "ready"})))
             } else {
@@ -167,6 +179,7 @@ fn scrape(app: &App) -> String {
         tokens_expiring_7d: expiring,
         store_bytes: store_bytes(&app.config.store_path),
         audit_dropped: app.audit.dropped(),
+        cluster: app.store.cluster().map(|c| cluster_state(c)),
         token_exists: &|id| snapshot.token(id).is_some(),
     })
 }
@@ -235,4 +248,19 @@ fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body>
         );
     }
     r
+}
+
+/// The cluster store's counters for `/metrics`.
+fn cluster_state(c: &crate::store::cluster::ClusterStore) -> crate::metrics::ClusterStore {
+    use std::sync::atomic::Ordering::Relaxed;
+    let st = &c.stats;
+    crate::metrics::ClusterStore {
+        down: c.down_reason(),
+        polls: st.polls.load(Relaxed),
+        poll_failures: st.poll_failures.load(Relaxed),
+        records_applied: st.records_applied.load(Relaxed),
+        records_skipped: st.records_skipped.load(Relaxed),
+        conflicts: st.conflicts.load(Relaxed),
+        sequence: c.positions().0,
+    }
 }

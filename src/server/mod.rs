@@ -62,6 +62,7 @@ pub async fn run_live(
     // Every connection task holds a clone of `open`; when all are gone, the drain is over.
     let (open, mut drained) = mpsc::channel::<()>(1);
     let chores = tokio::spawn(chores(Arc::clone(&live), stop_rx.clone()));
+    let poller = tokio::spawn(poll_store(Arc::clone(&live), stop_rx.clone()));
     tokio::join!(
         accept_loop(&live, data, Role::Data, stop_rx.clone(), open.clone()),
         accept_loop(&live, admin, Role::Admin, stop_rx, open),
@@ -72,6 +73,7 @@ pub async fn run_live(
         },
     );
     let _ = chores.await;
+    let _ = poller.await;
     let app = live.load();
     if tokio::time::timeout(app.config.limits.drain_timeout, drained.recv())
         .await
@@ -236,6 +238,30 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The cluster store's change poll (`store.poll_interval`): other replicas' changes become
+/// visible here within one interval. While the cluster is away, the last good copy keeps
+/// serving and the poll keeps trying; it catches up when the cluster answers again.
+async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
+    // The store is restart-only: a reload keeps its kind and interval.
+    let crate::config::StoreKind::Elasticsearch { poll_interval, .. } = live.load().config.store
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match live.load().store.poll().await {
+            Ok(n) if n > 0 => tracing::debug!(changes = n, "Picked up token store changes"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
+        }
     }
 }
 

@@ -594,7 +594,7 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
 
 /// The state as a minimal list of changes that rebuilds it: IP filters, library filters,
 /// tokens (each sorted by key, for a deterministic file), then one `LastUsed`.
-fn state_changes(state: &Snapshot) -> Vec<Change> {
+pub(crate) fn state_changes(state: &Snapshot) -> Vec<Change> {
     let mut ip_filters: Vec<_> = state.ip_filters.values().cloned().collect();
     ip_filters.sort_by(|a, b| a.name.cmp(&b.name));
     let mut filters: Vec<_> = state.filters.values().cloned().collect();

@@ -12,9 +12,14 @@
 //!   and, during a rotation's overlap, the previous secret of a token).
 //! - `last_used_at` is kept in memory and persisted in batches by [`Store::flush_last_used`].
 //!
-//! A second persistence (token documents in the Elasticsearch cluster itself, for several
-//! replicas) only needs to implement [`Persistence`].
+//! Two kinds of store sit behind this one interface ([`Backend`]): the embedded file store
+//! (`file.rs`, one process) and the cluster store (`cluster.rs`, `[store] kind =
+//! "elasticsearch"`, any number of replicas). With the cluster store, a write first catches up
+//! with the cluster and is re-planned on the latest state when another replica changed a record
+//! first (optimistic concurrency); other replicas' changes arrive through [`Store::poll`].
 
+pub mod cluster;
+pub mod exchange;
 pub mod file;
 pub mod model;
 
@@ -70,6 +75,15 @@ pub enum StoreError {
         record: u64,
         reason: String,
     },
+    /// The cluster store cannot be reached (or answers errors): nothing was changed.
+    #[error("token store cluster unavailable: {0}")]
+    Unavailable(String),
+    /// Another replica changed the same records at the same time, again and again.
+    #[error("the store records were changed concurrently by another replica")]
+    Conflict,
+    /// The cluster store holds something esgate did not write (refused at start).
+    #[error("token store refused: {0}")]
+    Foreign(String),
 }
 
 /// Where changes are made durable. `load` is called once at start; `append` for every write,
@@ -108,6 +122,15 @@ pub struct DanglingReference {
 }
 
 impl Snapshot {
+    /// The state a list of changes builds (a load, an import).
+    pub fn from_changes(changes: &[Change]) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for change in changes {
+            snapshot.apply(change);
+        }
+        snapshot
+    }
+
     pub fn token(&self, id: &str) -> Option<&Arc<Token>> {
         self.tokens.get(id)
     }
@@ -245,7 +268,9 @@ impl Snapshot {
             Change::LastUsed { times } => {
                 for (id, t) in times {
                     if self.tokens.contains_key(id) {
-                        self.last_used.insert(id.clone(), *t);
+                        // Replicas flush their own times: the later one wins.
+                        let merged = cluster::merge_last_used(self.last_used.get(id).copied(), *t);
+                        self.last_used.insert(id.clone(), merged);
                     }
                 }
             }
@@ -260,30 +285,73 @@ fn task_failed(e: &tokio::task::JoinError) -> StoreError {
     }
 }
 
+/// Where a [`Store`] makes its changes durable.
+enum Backend {
+    File(Arc<std::sync::Mutex<Box<dyn Persistence>>>),
+    Cluster(Arc<cluster::ClusterStore>),
+}
+
+/// How many times a write is re-planned after other replicas changed its records first.
+const MAX_CONFLICT_RETRIES: u32 = 8;
+
 /// The store: the current snapshot plus the serialised writer.
 pub struct Store {
     /// Shared with the write task, which publishes even when its caller is gone.
     current: Arc<ArcSwap<Snapshot>>,
-    /// Serialises writers. Held across the whole write, fsync and publish included.
+    /// Serialises writers (and, for the cluster store, the change poll). Held across the whole
+    /// write, fsync and publish included.
     writer: Arc<tokio::sync::Mutex<()>>,
-    persistence: Arc<std::sync::Mutex<Box<dyn Persistence>>>,
+    backend: Backend,
     /// Last-used times not yet persisted (token id → time).
     last_used: DashMap<String, UnixTime>,
+}
+
+fn build(changes: &[Change]) -> Snapshot {
+    Snapshot::from_changes(changes)
 }
 
 impl Store {
     /// Loads every change from `persistence` and builds the first snapshot.
     pub fn open(mut persistence: Box<dyn Persistence>) -> Result<Store, StoreError> {
-        let mut snapshot = Snapshot::default();
-        for change in persistence.load()? {
-            snapshot.apply(&change);
-        }
+        let snapshot = build(&persistence.load()?);
         Ok(Store {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
-            persistence: Arc::new(std::sync::Mutex::new(persistence)),
+            backend: Backend::File(Arc::new(std::sync::Mutex::new(persistence))),
             last_used: DashMap::new(),
         })
+    }
+
+    /// The cluster store: creates its index when missing, loads every record (refusing an
+    /// index that is not esgate's).
+    pub async fn open_cluster(cluster: Arc<cluster::ClusterStore>) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
+        cluster.prepare_index(true).await?;
+        let loaded = cluster.load().await?;
+        let read = started.elapsed();
+        let snapshot = build(&loaded.changes);
+        tracing::info!(
+            index = %cluster.index(),
+            records = loaded.changes.len(),
+            skipped = loaded.skipped.len(),
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "Loaded the token store from the cluster"
+        );
+        Ok(Store {
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            backend: Backend::Cluster(cluster),
+            last_used: DashMap::new(),
+        })
+    }
+
+    /// The cluster store, when this store is one.
+    pub fn cluster(&self) -> Option<&Arc<cluster::ClusterStore>> {
+        match &self.backend {
+            Backend::Cluster(c) => Some(c),
+            Backend::File(_) => None,
+        }
     }
 
     /// The current snapshot. Cheap; never blocks on writers.
@@ -291,25 +359,53 @@ impl Store {
         self.current.load_full()
     }
 
+    fn publish(current: &ArcSwap<Snapshot>, base: &Snapshot, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut next = base.clone();
+        for change in changes {
+            next.apply(change);
+        }
+        current.store(Arc::new(next));
+    }
+
+    /// Picks up changes other replicas made (cluster store; nothing to do for the file store).
+    /// Runs under the writer lock, so a write never plans on a state older than a poll's.
+    pub async fn poll(&self) -> Result<usize, StoreError> {
+        let Backend::Cluster(cluster) = &self.backend else {
+            return Ok(0);
+        };
+        let _writer = self.writer.lock().await;
+        let changes = cluster.poll().await?;
+        Self::publish(&self.current, &self.current.load_full(), &changes);
+        Ok(changes.len())
+    }
+
     /// Runs one serialised write. `plan` sees the current snapshot and returns the changes to
     /// make (possibly none) and a value for the caller, or an error that aborts the write.
-    /// The changes are durable and visible when this returns `Ok`.
+    /// The changes are durable and visible when this returns `Ok`. With the cluster store,
+    /// `plan` runs again (on the latest state) when another replica changed a record first;
+    /// after [`MAX_CONFLICT_RETRIES`] the write fails with [`StoreError::Conflict`].
     ///
     /// Cancellation-safe: once `plan` returned changes, persisting and publishing them run in a
     /// task of their own, so dropping this future (a client hanging up) cannot leave a change
     /// durable but unpublished. Dropped before `plan` ran, nothing is written.
     pub async fn update<T, E, F>(&self, plan: F) -> Result<T, E>
     where
-        F: FnOnce(&Snapshot) -> Result<(Vec<Change>, T), E>,
+        F: FnOnce(&Snapshot) -> Result<(Vec<Change>, T), E> + Clone,
         E: From<StoreError>,
     {
+        let persistence = match &self.backend {
+            Backend::File(p) => Arc::clone(p),
+            Backend::Cluster(c) => return self.update_cluster(Arc::clone(c), plan).await,
+        };
         let writer = Arc::clone(&self.writer).lock_owned().await;
         let current = self.current.load_full();
         let (changes, value) = plan(&current)?;
         if changes.is_empty() {
             return Ok(value);
         }
-        let persistence = Arc::clone(&self.persistence);
         let published = Arc::clone(&self.current);
         let write = tokio::spawn(async move {
             // The writer lock moves into the task: the next writer waits for the publish.
@@ -321,15 +417,62 @@ impl Store {
             })
             .await
             .map_err(|e| task_failed(&e))??;
-            let mut next = (*current).clone();
-            for change in &changes {
-                next.apply(change);
-            }
-            published.store(Arc::new(next));
+            Self::publish(&published, &current, &changes);
             Ok::<(), StoreError>(())
         });
         write.await.map_err(|e| task_failed(&e))??;
         Ok(value)
+    }
+
+    async fn update_cluster<T, E, F>(
+        &self,
+        cluster: Arc<cluster::ClusterStore>,
+        plan: F,
+    ) -> Result<T, E>
+    where
+        F: FnOnce(&Snapshot) -> Result<(Vec<Change>, T), E> + Clone,
+        E: From<StoreError>,
+    {
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        let mut attempt = 0;
+        loop {
+            let (counter, polled) = cluster.catch_up().await?;
+            Self::publish(&self.current, &self.current.load_full(), &polled);
+            let current = self.current.load_full();
+            let (changes, value) = (plan.clone())(&current)?;
+            if changes.is_empty() {
+                return Ok(value);
+            }
+            let published = Arc::clone(&self.current);
+            let c = Arc::clone(&cluster);
+            // As for the file store: the write and its publish finish even if the caller goes;
+            // the writer lock travels with them and comes back for a retry.
+            let write = tokio::spawn(async move {
+                let result = c.commit(counter, &changes).await;
+                match result {
+                    Ok(()) => {
+                        Self::publish(&published, &current, &changes);
+                        (writer, Ok(()))
+                    }
+                    Err((written, e)) => {
+                        Self::publish(&published, &current, &written);
+                        (writer, Err(e))
+                    }
+                }
+            });
+            let (back, result) = write.await.map_err(|e| task_failed(&e))?;
+            writer = back;
+            match result {
+                Ok(()) => return Ok(value),
+                Err(StoreError::Conflict) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    // Replicas racing on one record: spread their retries.
+                    let jitter = rand::random::<u64>() % (20 * u64::from(attempt));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Records that a token was used. In memory only; see [`Store::flush_last_used`].

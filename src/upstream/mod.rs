@@ -317,7 +317,32 @@ impl Upstream {
         authorization: Option<&http::HeaderValue>,
         cap: usize,
     ) -> Result<(u16, Bytes), UpstreamError> {
+        self.own_request(Method::GET, path_and_query, authorization, None, cap)
+            .await
+    }
+
+    /// A request of esgate's own (the cluster token store, `store::cluster`) with a JSON or
+    /// NDJSON body; the whole exchange, body included, within `request_timeout`. Never goes
+    /// through the data listener.
+    pub(crate) async fn own_request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        authorization: Option<&http::HeaderValue>,
+        body: Option<(&'static str, Bytes)>,
+        cap: usize,
+    ) -> Result<(u16, Bytes), UpstreamError> {
         let mut headers = HeaderMap::new();
+        let body = match body {
+            Some((content_type, bytes)) => {
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                UpstreamBody::Full(bytes)
+            }
+            None => UpstreamBody::Empty,
+        };
         headers.insert(
             http::header::ACCEPT,
             http::HeaderValue::from_static("application/json"),
@@ -328,10 +353,10 @@ impl Upstream {
         let exchange = async {
             let response = self
                 .send(UpstreamRequest {
-                    method: Method::GET,
+                    method,
                     path_and_query: path_and_query.to_owned(),
                     headers,
-                    body: UpstreamBody::Empty,
+                    body,
                 })
                 .await?;
             let status = response.status().as_u16();

@@ -40,6 +40,7 @@ mod query_languages;
 mod readme;
 mod reliability;
 mod reload;
+mod replicas;
 mod request_bodies;
 mod response_shaping;
 mod rotation;

@@ -1,0 +1,312 @@
+//! esgate's own token store index (`[store] kind = "elasticsearch"`, issue #12) is out of reach
+//! of every token, `all` included. Pure.
+//!
+//! - A `read` token reaches an index only through its own patterns (every concrete index and
+//!   alias target is checked against them, `resolution.rs`), so a token with a pattern that
+//!   allows the store index (its name, `.*`, `.e*`...) is refused outright: [`token_reaches`].
+//!   The store index starts with `.` (config validation), so `*` never allows it (dot rule).
+//! - An `all` token is passed through, so its request itself is read: [`request_reaches`]
+//!   refuses any name or dot wildcard in the path, query or body (JSON strings and keys,
+//!   decoded, split at anything that cannot be part of an index expression) that the store
+//!   index matches, any `expand_wildcards` that opens hidden indices to `*`/`_all`, date math
+//!   whose format could spell a dot name, and alias changes over wildcards. A body that is not
+//!   JSON or NDJSON (or is compressed) cannot be read and is refused. An `all` token is as
+//!   strong as esgate's backend credential: cluster administration (security, snapshot APIs)
+//!   has ways around any proxy check; keep the store in another cluster (`store.urls`) when
+//!   `all` tokens go to parties that must not reach it.
+
+use serde_json::Value;
+
+use super::index::{glob_match, pattern_allows};
+
+/// The token pattern that allows the store index, if any.
+pub fn token_reaches<'a>(patterns: &'a [String], store: &str) -> Option<&'a str> {
+    patterns
+        .iter()
+        .find(|p| pattern_allows(p, store))
+        .map(String::as_str)
+}
+
+/// Why an `all` token's request may reach the store index, if it may.
+pub fn request_reaches(
+    store: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<&'static str> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let path = decode(path);
+    if text_reaches(store, &path) {
+        return Some("the path names esgate's token store index");
+    }
+    // Alias actions may expand `*`/`_all` to hidden indices: an alias over the store index
+    // would then open it to plain searches.
+    let aliases = path.contains("/_alias");
+    if aliases
+        && path
+            .split(['/', ','])
+            .any(|seg| seg.contains('*') || seg == "_all")
+    {
+        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+    }
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
+            if text_reaches(store, &k) || text_reaches(store, &v) {
+                return Some("the query names esgate's token store index");
+            }
+            if k == "expand_wildcards" && opens_hidden(&v) {
+                return Some(
+                    "expand_wildcards may not open hidden indices (esgate's token store is one)",
+                );
+            }
+        }
+    }
+    if body.is_empty() {
+        return None;
+    }
+    let mut values = vec![];
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => values.push(v),
+        Err(_) => {
+            let Ok(text) = std::str::from_utf8(body) else {
+                return Some(
+                    "the body is not JSON, so it cannot be checked for esgate's token store index",
+                );
+            };
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                match serde_json::from_str::<Value>(line) {
+                    Ok(v) => values.push(v),
+                    Err(_) => {
+                        return Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index")
+                    }
+                }
+            }
+        }
+    }
+    if aliases && values.iter().any(wildcard_index) {
+        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+    }
+    values.iter().find_map(|v| value_reaches(store, v))
+}
+
+/// Whether an `index`/`indices` value anywhere in `v` holds a wildcard or `_all`.
+fn wildcard_index(v: &Value) -> bool {
+    fn wild(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.split(',').any(|p| p.contains('*') || p.trim() == "_all"),
+            Value::Array(items) => items.iter().any(wild),
+            _ => false,
+        }
+    }
+    match v {
+        Value::Array(items) => items.iter().any(wildcard_index),
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (matches!(k.as_str(), "index" | "indices") && wild(v)) || wildcard_index(v)
+        }),
+        _ => false,
+    }
+}
+
+fn value_reaches(store: &str, v: &Value) -> Option<&'static str> {
+    match v {
+        Value::String(s) => {
+            text_reaches(store, s).then_some("the body names esgate's token store index")
+        }
+        Value::Array(items) => items.iter().find_map(|i| value_reaches(store, i)),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if text_reaches(store, k) {
+                return Some("the body names esgate's token store index");
+            }
+            if k == "expand_wildcards" {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if opens_hidden(&text) {
+                    return Some(
+                        "expand_wildcards may not open hidden indices (esgate's token store is one)",
+                    );
+                }
+            }
+            value_reaches(store, v)
+        }),
+        _ => None,
+    }
+}
+
+fn opens_hidden(v: &str) -> bool {
+    let v = v.to_ascii_lowercase();
+    v.contains("all") || v.contains("hidden")
+}
+
+/// Whether a text holds a word that names the store index or is a dot wildcard matching it.
+/// Words are split at anything an index expression cannot contain, after lowercasing (index
+/// names are lowercase; a cluster refuses others, so nothing is lost by folding).
+fn text_reaches(store: &str, text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if lower.contains(store) {
+        return true;
+    }
+    // Date math (`<static{date_math{format}}>`) can spell a dot name through its format (a
+    // quoted literal): refuse any whose static part does not fix a first character other
+    // than a dot.
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if let Some(j) = rest.find('{') {
+            let prefix = &rest[..j];
+            if !prefix.contains('>') && (prefix.is_empty() || prefix.starts_with('.')) {
+                return true;
+            }
+        }
+    }
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '*' | '-' | '_' | '?')))
+        .filter(|w| w.starts_with('.') || w.starts_with('*') || w.contains(":."))
+        .any(|w| {
+            // `cluster:.esg*` (cross-cluster) names the same shape; `?` is not a wildcard in
+            // index expressions but may be in query languages: read it as `*`.
+            let w = w.rsplit(':').next().unwrap_or(w).replace('?', "*");
+            w.starts_with('.') && w.contains('*') && glob_match(&w, store)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: &str = ".esgate";
+
+    #[test]
+    fn read_token_patterns_that_allow_the_store_are_found() {
+        let cases: &[(&[&str], bool)] = &[
+            (&["*"], false),
+            (&["logs-*"], false),
+            (&[".*"], true),
+            (&[".e*"], true),
+            (&[".esgate"], true),
+            (&[".esgate*"], true),
+            (&[".kibana*"], false),
+            (&["logs-*", ".es*"], true),
+        ];
+        for (p, want) in cases {
+            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            assert_eq!(token_reaches(&p, STORE).is_some(), *want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn all_token_requests_naming_the_store_are_found() {
+        let reach: &[(&str, Option<&str>, &str)] = &[
+            ("/.esgate/_search", None, ""),
+            ("/%2Eesgate/_search", None, ""),
+            ("/.ESGATE/_doc/x", None, ""),
+            ("/.*/_search", None, ""),
+            ("/.e*,logs/_search", None, ""),
+            ("/logs,.es*/_search", None, ""),
+            ("/_search", Some("expand_wildcards=all"), ""),
+            ("/*/_search", Some("expand_wildcards=open,hidden"), ""),
+            ("/_cat/indices", Some("index=.esgate"), ""),
+            (
+                "/_mget",
+                None,
+                r#"{"docs":[{"_index":".esgate","_id":"token:a"}]}"#,
+            ),
+            (
+                "/_mget",
+                None,
+                r#"{"docs":[{"_index":"\u002eesgate","_id":"a"}]}"#,
+            ),
+            (
+                "/_bulk",
+                None,
+                "{\"index\":{\"_index\":\".esgate\"}}\n{\"a\":1}\n",
+            ),
+            ("/_msearch", None, "{\"index\":\".e*\"}\n{}\n"),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":".es*","alias":"x"}}]}"#,
+            ),
+            (
+                "/_reindex",
+                None,
+                r#"{"source":{"index":".esgate"},"dest":{"index":"copy"}}"#,
+            ),
+            ("/_sql", None, r#"{"query":"SELECT * FROM \".esgate\""}"#),
+            ("/_query", None, r#"{"query":"FROM .es* | LIMIT 10"}"#),
+            (
+                "/_search",
+                None,
+                r#"{"query":{"match_all":{}},"expand_wildcards":"all"}"#,
+            ),
+            ("/x/_doc", None, "\x00\x01binary"),
+            ("/_search", None, "not json at all"),
+            ("/_search", Some("index=remote:.esg*"), ""),
+            ("/%3C.esg%7Bnow%7B'ate'%7D%7D%3E/_search", None, ""),
+            ("/%3C%7Bnow%7B'.esgate'%7D%7D%3E/_search", None, ""),
+            (
+                "/_msearch",
+                None,
+                "{\"index\":\"<.esg{now{'ate'}}>\"}\n{}\n",
+            ),
+            ("/*/_alias/peek", None, ""),
+            ("/_all/_aliases/peek", None, ""),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":"*","alias":"peek"}}]}"#,
+            ),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"indices":["logs","_all"],"alias":"p"}}]}"#,
+            ),
+        ];
+        for (path, query, body) in reach {
+            assert!(
+                request_reaches(STORE, path, *query, body.as_bytes()).is_some(),
+                "{path} {query:?} {body}"
+            );
+        }
+        let fine: &[(&str, Option<&str>, &str)] = &[
+            (
+                "/logs-*/_search",
+                None,
+                r#"{"query":{"match":{"msg":"esgate is great"}}}"#,
+            ),
+            ("/_search", Some("expand_wildcards=open"), ""),
+            ("/.kibana/_search", None, ""),
+            ("/.kibana*/_search", None, ""),
+            (
+                "/_bulk",
+                None,
+                "{\"index\":{\"_index\":\"logs\"}}\n{\"a\":1}\n",
+            ),
+            ("/", None, ""),
+            ("/%3Clogs-%7Bnow%2Fd%7D%3E/_search", None, ""),
+            (
+                "/_aliases",
+                None,
+                r#"{"actions":[{"add":{"index":"logs-1","alias":"logs"}}]}"#,
+            ),
+            (
+                "/_search",
+                None,
+                r#"{"query":{"query_string":{"query":"a < b"}}}"#,
+            ),
+        ];
+        for (path, query, body) in fine {
+            assert!(
+                request_reaches(STORE, path, *query, body.as_bytes()).is_none(),
+                "{path} {query:?} {body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,1104 @@
+//! The cluster token store (`[store] kind = "elasticsearch"`, issue #12): tokens, library
+//! filters, IP filters, last-used times and the id-sealing key as documents of one hidden index
+//! in the backend cluster (or another one), shared by any number of esgate replicas.
+//!
+//! Layout: one index `<store.index>` (hidden, one shard, `dynamic: strict`) whose documents are
+//! `{"kind", "key", "seq", "deleted"?, "record"?}`: `key` is the document id
+//! (`token:<id>`, `filter:<id>`, `ip_filter:<name>`, `last_used:<token id>`, `counter`,
+//! `id_key`), `record` the same serde record the file store persists (`model::Token`, ...; an
+//! object mapped `enabled: false`, so fields added to the records flow through without a
+//! mapping change), `deleted` a tombstone (deletes must be seen by the change poll).
+//!
+//! Invariants:
+//! - Every write claims the next number of the `counter` document with optimistic concurrency
+//!   (`if_seq_no`/`if_primary_term`), after catching up with the cluster, and writes its records
+//!   with that `seq`, each with optimistic concurrency on the version this replica last saw: a
+//!   concurrent change through another replica makes the write fail with a conflict and the
+//!   store re-plans on the latest state (`Store::update`), so no acknowledged change is lost and
+//!   cross-record rules (filter in use, IP filter in use) are checked on the latest state.
+//! - Writes use `refresh=true`: once acknowledged they are visible to every replica's poll.
+//! - The change poll costs the same whatever the number of tokens: when nothing changed it is one
+//!   GET of the `counter` document; when the counter moved, one search for records whose `seq`
+//!   is above the highest seen. Every [`WINDOW_EVERY`]th poll also re-reads the settle window
+//!   (`seq` above the highest seen at least [`SETTLE`] ago, last-used times excepted), so a
+//!   write whose records became visible late or in parts is still picked up. A record is
+//!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
+//! - The full load (start, `store export`) is one scroll in index order.
+//! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
+//!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
+//!   skipped, the others load.
+//! - Nothing secret is logged (records hold secret hashes only; errors never quote records).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+
+use super::model::{IpFilter, LibraryFilter, Token, UnixTime};
+use super::{Change, StoreError};
+use crate::upstream::Upstream;
+
+/// How long after a `seq` was seen a poll still re-reads from below it (writes claimed before
+/// and indexed after a poll).
+pub const SETTLE: Duration = Duration::from_secs(5);
+/// Every this many polls, the settle window is re-read (writes indexed late or partly).
+const WINDOW_EVERY: u32 = 4;
+/// At start, how many change sequences before the last one loaded are re-read in the window.
+const IN_FLIGHT_SEQS: u64 = 4;
+/// The mapping version esgate writes in `_meta.esgate_store`.
+const MAPPING_VERSION: u64 = 1;
+/// Records per search page (load and poll) and per bulk request (import).
+const PAGE: usize = 1000;
+/// Largest answer esgate reads from the store cluster.
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+/// How long a write waits for records of a claimed `seq` it has not seen yet.
+const IN_FLIGHT_WAIT: Duration = Duration::from_millis(300);
+/// How long a store request may take; beyond it the cluster is unavailable (admin writes 503).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A document's version as the cluster reports it; newer compares greater.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Version {
+    primary_term: u64,
+    seq_no: u64,
+}
+
+/// The `counter` document as last read.
+#[derive(Clone, Copy, Debug)]
+pub struct Counter {
+    value: u64,
+    version: Version,
+}
+
+#[derive(Default)]
+struct Sync {
+    /// Versions of every record document seen (tombstones included), by document id.
+    versions: HashMap<String, Version>,
+    /// Highest `seq` of any record seen.
+    max_seq: u64,
+    /// `(when, max_seq)` after each poll, oldest first, for the poll floor.
+    seen: VecDeque<(Instant, u64)>,
+    /// The settle window `floor < seq <= max_seq` is re-read by every
+    /// [`WINDOW_EVERY`]th poll; polls in between ask only for `seq > max_seq`.
+    floor: u64,
+    /// Polls since the window was last re-read.
+    since_window: u32,
+    /// The highest counter value read: no record's `seq` may raise `max_seq` above it (a
+    /// document with a forged, huge `seq` would otherwise hide every later change).
+    counter_seen: u64,
+    /// A counter value above every record seen, and since when (an abandoned claim).
+    abandoned: Option<(u64, Instant)>,
+}
+
+/// Counters for `/metrics` and `/ready`.
+#[derive(Default)]
+pub struct ClusterStats {
+    pub polls: AtomicU64,
+    pub poll_failures: AtomicU64,
+    pub records_applied: AtomicU64,
+    pub records_skipped: AtomicU64,
+    pub conflicts: AtomicU64,
+}
+
+pub struct ClusterStore {
+    http: Upstream,
+    authorization: Option<http::HeaderValue>,
+    index: String,
+    sync: Mutex<Sync>,
+    /// `None` while the cluster answers; else why it does not.
+    down: Mutex<Option<String>>,
+    pub stats: ClusterStats,
+}
+
+/// What a store document decodes to.
+// Decoded once per document and consumed at once: boxing the change would only add an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    Change(Change),
+    Counter,
+    IdKey,
+}
+
+/// A store document that is not esgate's.
+struct Foreign(String);
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+/// The mapping esgate creates; a different one is refused at start.
+fn mapping() -> Value {
+    json!({
+        "dynamic": "strict",
+        "_meta": {"esgate_store": MAPPING_VERSION},
+        "properties": {
+            "kind": {"type": "keyword"},
+            "key": {"type": "keyword"},
+            "seq": {"type": "long"},
+            "deleted": {"type": "boolean"},
+            "record": {"type": "object", "enabled": false}
+        }
+    })
+}
+
+/// Whether a mapping the cluster reports is esgate's (backends differ in key order and in
+/// spelling `enabled` before or after `type`, so compare parsed values).
+fn mapping_is_ours(found: &Value) -> bool {
+    let want = mapping();
+    found.get("dynamic").and_then(Value::as_str) == Some("strict")
+        && found.pointer("/_meta/esgate_store").and_then(Value::as_u64) == Some(MAPPING_VERSION)
+        && found.get("properties") == want.get("properties")
+}
+
+fn doc_id(kind: &str, name: &str) -> String {
+    format!("{kind}:{name}")
+}
+
+fn enc(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Decodes one search hit or GET answer (`_id`, `_source`). `Err(Foreign)`: not esgate's;
+/// `Ok(None)`: esgate's layout but a record that does not decode (corrupt: skipped).
+fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
+    let obj = source
+        .as_object()
+        .ok_or_else(|| Foreign(format!("document '{id}' is not an object")))?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "kind" | "key" | "seq" | "deleted" | "record"))
+    {
+        return Err(Foreign(format!(
+            "document '{id}' has a field '{k}' esgate does not write"
+        )));
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let key = obj.get("key").and_then(Value::as_str).unwrap_or("");
+    if key != id || obj.get("seq").and_then(Value::as_u64).is_none() {
+        return Err(Foreign(format!(
+            "document '{id}' lacks esgate's key and sequence number"
+        )));
+    }
+    let deleted = obj.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+    let record = obj.get("record").unwrap_or(&Value::Null);
+    let name = match (kind, id.split_once(':')) {
+        ("counter", None) if id == "counter" => return Ok(Some(Decoded::Counter)),
+        ("id_key", None) if id == "id_key" => return Ok(Some(Decoded::IdKey)),
+        (k, Some((prefix, name))) if k == prefix => name.to_owned(),
+        _ => {
+            return Err(Foreign(format!(
+                "document '{id}' has a kind esgate does not know"
+            )))
+        }
+    };
+    let change = match (kind, deleted) {
+        ("token", true) => Change::DeleteToken { id: name },
+        ("filter", true) => Change::DeleteFilter { id: name },
+        ("ip_filter", true) => Change::DeleteIpFilter { name },
+        ("last_used", true) => return Ok(None),
+        ("token", false) => match <Token as serde::Deserialize>::deserialize(record) {
+            Ok(token) if token.id == name => Change::PutToken { token },
+            _ => return Ok(None),
+        },
+        ("filter", false) => match <LibraryFilter as serde::Deserialize>::deserialize(record) {
+            Ok(filter) if filter.id == name => Change::PutFilter { filter },
+            _ => return Ok(None),
+        },
+        ("ip_filter", false) => match <IpFilter as serde::Deserialize>::deserialize(record) {
+            Ok(ip_filter) if ip_filter.name == name => Change::PutIpFilter { ip_filter },
+            _ => return Ok(None),
+        },
+        ("last_used", false) => match record.get("at").and_then(Value::as_i64) {
+            Some(t) => Change::LastUsed {
+                times: vec![(name, t)],
+            },
+            None => return Ok(None),
+        },
+        _ => {
+            return Err(Foreign(format!(
+                "document '{id}' has a kind esgate does not know"
+            )))
+        }
+    };
+    Ok(Some(Decoded::Change(change)))
+}
+
+/// The documents one change writes: `(doc id, source)`.
+fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreError> {
+    let put = |kind: &str, name: &str, record: Value| {
+        let id = doc_id(kind, name);
+        (
+            id.clone(),
+            json!({"kind": kind, "key": id, "seq": seq, "record": record}),
+        )
+    };
+    let tomb = |kind: &str, name: &str| {
+        let id = doc_id(kind, name);
+        (
+            id.clone(),
+            json!({"kind": kind, "key": id, "seq": seq, "deleted": true}),
+        )
+    };
+    let ser = |v: Result<Value, serde_json::Error>| {
+        v.map_err(|e| StoreError::Unavailable(format!("cannot encode a record: {e}")))
+    };
+    Ok(match change {
+        Change::PutToken { token } => {
+            vec![put("token", &token.id, ser(serde_json::to_value(token))?)]
+        }
+        Change::DeleteToken { id } => vec![tomb("token", id)],
+        Change::PutFilter { filter } => {
+            vec![put(
+                "filter",
+                &filter.id,
+                ser(serde_json::to_value(filter))?,
+            )]
+        }
+        Change::DeleteFilter { id } => vec![tomb("filter", id)],
+        Change::PutIpFilter { ip_filter } => vec![put(
+            "ip_filter",
+            &ip_filter.name,
+            ser(serde_json::to_value(ip_filter))?,
+        )],
+        Change::DeleteIpFilter { name } => vec![tomb("ip_filter", name)],
+        Change::LastUsed { times } => times
+            .iter()
+            .map(|(id, t)| put("last_used", id, json!({ "at": t })))
+            .collect(),
+    })
+}
+
+/// The hits of a search answer, moved out of it.
+fn take_hits(answer: &mut Value) -> Vec<Value> {
+    match answer.pointer_mut("/hits/hits") {
+        Some(Value::Array(hits)) => std::mem::take(hits),
+        _ => vec![],
+    }
+}
+
+fn hit_version(hit: &Value) -> Option<Version> {
+    Some(Version {
+        primary_term: hit.get("_primary_term")?.as_u64()?,
+        seq_no: hit.get("_seq_no")?.as_u64()?,
+    })
+}
+
+/// What a load found: the changes that rebuild the state, and the records skipped as corrupt.
+pub struct Loaded {
+    pub changes: Vec<Change>,
+    pub skipped: Vec<String>,
+}
+
+impl ClusterStore {
+    /// A client for the store cluster: `backend` with its nodes replaced by `urls` (when given)
+    /// and esgate's own short timeouts.
+    pub fn new(backend: &crate::config::Backend, urls: &[http::Uri], index: &str) -> ClusterStore {
+        let mut config = backend.clone();
+        if !urls.is_empty() {
+            config.urls = urls.to_vec();
+        }
+        config.request_timeout = config.request_timeout.min(REQUEST_TIMEOUT);
+        config.connect_timeout = config.connect_timeout.min(REQUEST_TIMEOUT);
+        config.unhealthy_cooldown = config.unhealthy_cooldown.min(Duration::from_secs(1));
+        ClusterStore {
+            http: Upstream::new(&config),
+            authorization: backend.authorization.as_ref().map(|a| a.0.clone()),
+            index: index.to_owned(),
+            sync: Mutex::new(Sync::default()),
+            down: Mutex::new(None),
+            stats: ClusterStats::default(),
+        }
+    }
+
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
+    /// `None` while the cluster answers; else the reason it does not.
+    pub fn down_reason(&self) -> Option<String> {
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_down(&self, reason: Option<String>) {
+        let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match (&*d, &reason) {
+            (None, Some(r)) => {
+                tracing::warn!(reason = %r, "Token store cluster unavailable: serving from the last good copy; admin writes are refused")
+            }
+            (Some(_), None) => tracing::info!("Token store cluster available again"),
+            _ => {}
+        }
+        *d = reason;
+    }
+
+    fn sync(&self) -> std::sync::MutexGuard<'_, Sync> {
+        self.sync.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<(u16, Value), StoreError> {
+        let (status, bytes) = self
+            .http
+            .own_request(method, path, self.authorization.as_ref(), body, MAX_ANSWER)
+            .await
+            .map_err(|e| unavailable("the store cluster", e))?;
+        if status >= 500 {
+            return Err(StoreError::Unavailable(format!(
+                "the store cluster answered status {status}"
+            )));
+        }
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|_| {
+                StoreError::Unavailable("the store cluster answered non-JSON".into())
+            })?
+        };
+        Ok((status, value))
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), StoreError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        self.request(method, path, Some(("application/json", bytes)))
+            .await
+    }
+
+    fn unexpected(what: &str, status: u16) -> StoreError {
+        StoreError::Unavailable(format!(
+            "the store cluster answered {what} with status {status}"
+        ))
+    }
+
+    /// Creates the index (hidden, strict mapping) and the counter document when missing, and
+    /// refuses an index whose mapping is not esgate's. `create`: false for tools that must not
+    /// create anything (export).
+    pub async fn prepare_index(&self, create: bool) -> Result<(), StoreError> {
+        let path = format!("/{}", enc(&self.index));
+        let (status, found) = self.request(Method::GET, &path, None).await?;
+        match status {
+            200 => {
+                // An alias or another name may answer: take the one entry.
+                let entry = found.as_object().and_then(|o| {
+                    if o.len() == 1 {
+                        o.values().next()
+                    } else {
+                        None
+                    }
+                });
+                let concrete = found
+                    .as_object()
+                    .is_some_and(|o| o.contains_key(&self.index));
+                let m = entry.and_then(|e| e.get("mappings"));
+                if !concrete || !m.is_some_and(mapping_is_ours) {
+                    return Err(StoreError::Foreign(format!(
+                        "the index '{}' exists but is not an esgate token store (its mapping differs from the one esgate creates); choose another store.index or remove it",
+                        self.index
+                    )));
+                }
+            }
+            404 if create => {
+                let body = json!({
+                    "settings": {"index": {"hidden": true, "number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+                    "mappings": mapping(),
+                });
+                let (status, answer) = self.json(Method::PUT, &path, &body).await?;
+                let raced = answer.pointer("/error/type").and_then(Value::as_str)
+                    == Some("resource_already_exists_exception");
+                if !(200..300).contains(&status) && !raced {
+                    return Err(Self::unexpected("the index creation", status));
+                }
+                if raced {
+                    return Box::pin(self.prepare_index(false)).await;
+                }
+                tracing::info!(index = %self.index, "Created the token store index");
+            }
+            404 => {
+                return Err(StoreError::Foreign(format!(
+                    "the token store index '{}' does not exist",
+                    self.index
+                )))
+            }
+            s => return Err(Self::unexpected("the index lookup", s)),
+        }
+        if create {
+            let body = json!({"kind": "counter", "key": "counter", "seq": 0});
+            let path = format!(
+                "/{}/_doc/counter?op_type=create&refresh=true",
+                enc(&self.index)
+            );
+            let (status, _) = self.json(Method::PUT, &path, &body).await?;
+            if !(200..300).contains(&status) && status != 409 {
+                return Err(Self::unexpected("the counter creation", status));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shared id-sealing key: read, or created once (the first replica wins a race).
+    pub async fn id_key(&self) -> Result<[u8; 32], StoreError> {
+        let path = format!("/{}/_doc/id_key", enc(&self.index));
+        for _ in 0..3 {
+            let (status, doc) = self.request(Method::GET, &path, None).await?;
+            if status == 200 && doc.get("found") == Some(&Value::Bool(true)) {
+                let hex = doc
+                    .pointer("/_source/record/key")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let mut key = [0u8; 32];
+                if hex.len() != 64 {
+                    return Err(StoreError::Foreign(
+                        "the store's id_key document is not a 32-byte key".into(),
+                    ));
+                }
+                for (i, b) in key.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| {
+                        StoreError::Foreign(
+                            "the store's id_key document is not a 32-byte key".into(),
+                        )
+                    })?;
+                }
+                return Ok(key);
+            }
+            let key: [u8; 32] = rand::random();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let body = json!({"kind": "id_key", "key": "id_key", "seq": 0, "record": {"key": hex}});
+            let create = format!("{path}?op_type=create&refresh=true");
+            let (status, _) = self.json(Method::PUT, &create, &body).await?;
+            if (200..300).contains(&status) {
+                return Ok(key);
+            }
+            if status != 409 {
+                return Err(Self::unexpected("the id key creation", status));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the store's id key could not be read".into(),
+        ))
+    }
+
+    /// One page of records sorted by `(seq, key)` or `key`, after `after`.
+    async fn page(
+        &self,
+        query: Value,
+        sort: Value,
+        after: Option<Value>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut body = json!({
+            "query": query,
+            "sort": sort,
+            "size": PAGE,
+            "seq_no_primary_term": true,
+            "track_total_hits": false,
+        });
+        if let Some(a) = after {
+            body["search_after"] = a;
+        }
+        let path = format!("/{}/_search", enc(&self.index));
+        let (status, mut answer) = self.json(Method::POST, &path, &body).await?;
+        if status != 200 {
+            return Err(Self::unexpected("a store search", status));
+        }
+        Ok(take_hits(&mut answer))
+    }
+
+    /// Reads the whole store (at start, and for `store export`). A foreign document stops the
+    /// load; a corrupt record is skipped and named in [`Loaded::skipped`].
+    pub async fn load(&self) -> Result<Loaded, StoreError> {
+        let counter = self.counter().await?;
+        let mut changes = vec![];
+        let mut skipped = vec![];
+        let mut versions = HashMap::new();
+        let mut max_seq = 0;
+        // One scroll in index order: every page costs the same, whatever the store's size.
+        let mut scroll_id: Option<String> = None;
+        let result = async {
+            loop {
+                let (status, mut answer) = match &scroll_id {
+                    None => {
+                        let body = json!({
+                            "query": {"match_all": {}},
+                            "sort": ["_doc"],
+                            "size": PAGE,
+                            "seq_no_primary_term": true,
+                        });
+                        let path = format!("/{}/_search?scroll=1m", enc(&self.index));
+                        self.json(Method::POST, &path, &body).await?
+                    }
+                    Some(id) => {
+                        let body = json!({"scroll": "1m", "scroll_id": id});
+                        self.json(Method::POST, "/_search/scroll", &body).await?
+                    }
+                };
+                if status != 200 {
+                    return Err(Self::unexpected("the store load", status));
+                }
+                scroll_id = answer
+                    .get("_scroll_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let hits = take_hits(&mut answer);
+                if hits.is_empty() {
+                    return Ok(());
+                }
+                for hit in &hits {
+                    let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
+                    let source = hit.get("_source").unwrap_or(&Value::Null);
+                    match decode(id, source) {
+                        Err(Foreign(reason)) => {
+                            return Err(StoreError::Foreign(format!(
+                                "the index '{}' holds a document esgate did not write ({reason}); nothing was loaded",
+                                self.index
+                            )))
+                        }
+                        Ok(None) => skipped.push(id.to_owned()),
+                        Ok(Some(Decoded::Change(c))) => {
+                            if let Some(v) = hit_version(hit) {
+                                versions.insert(id.to_owned(), v);
+                            }
+                            max_seq = max_seq
+                                .max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
+                            changes.push(c);
+                        }
+                        Ok(Some(Decoded::Counter | Decoded::IdKey)) => {}
+                    }
+                }
+                if scroll_id.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        if let Some(id) = scroll_id {
+            let _ = self
+                .json(
+                    Method::DELETE,
+                    "/_search/scroll",
+                    &json!({ "scroll_id": id }),
+                )
+                .await;
+        }
+        result?;
+        for id in &skipped {
+            tracing::error!(index = %self.index, document = %id, "Token store document is corrupt (its record does not decode); skipped");
+            self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        // Puts before deletes is irrelevant (one document per record), but last-used times
+        // must follow their tokens.
+        changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
+        let mut s = self.sync();
+        s.versions = versions;
+        s.counter_seen = counter.value;
+        s.max_seq = max_seq.min(counter.value);
+        // Writes claimed shortly before the load may have been indexed only partly (or not
+        // at all) when it read them: the polls of the next SETTLE re-read the last few.
+        s.floor = s.max_seq.saturating_sub(IN_FLIGHT_SEQS);
+        s.seen.clear();
+        let floor = s.floor;
+        s.seen.push_back((Instant::now(), floor));
+        s.since_window = 0;
+        Ok(Loaded { changes, skipped })
+    }
+
+    async fn counter(&self) -> Result<Counter, StoreError> {
+        let path = format!("/{}/_doc/counter", enc(&self.index));
+        let (status, doc) = self.request(Method::GET, &path, None).await?;
+        if status != 200 {
+            return Err(Self::unexpected("the counter lookup", status));
+        }
+        match (
+            doc.pointer("/_source/seq").and_then(Value::as_u64),
+            hit_version(&doc),
+        ) {
+            (Some(value), Some(version)) => Ok(Counter { value, version }),
+            _ => Err(StoreError::Foreign(
+                "the store's counter document is not esgate's".into(),
+            )),
+        }
+    }
+
+    /// Records changed through other replicas since the last poll, as changes to apply (in
+    /// `seq` order; only versions newer than those held).
+    pub async fn poll(&self) -> Result<Vec<Change>, StoreError> {
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let result = self.poll_inner().await;
+        match &result {
+            Ok(_) => self.set_down(None),
+            Err(e) => {
+                self.stats.poll_failures.fetch_add(1, Ordering::Relaxed);
+                self.set_down(Some(e.to_string()));
+            }
+        }
+        result
+    }
+
+    async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
+        let (floor, max_seq, window) = {
+            let mut s = self.sync();
+            s.since_window += 1;
+            let window = s.since_window >= WINDOW_EVERY && s.floor < s.max_seq;
+            if window {
+                s.since_window = 0;
+            }
+            (s.floor, s.max_seq, window)
+        };
+        if !window {
+            // Nothing claimed since the last record seen: one GET by id, whatever the size of
+            // the store (the idle poll).
+            let counter = self.counter().await?;
+            let now = Instant::now();
+            let mut s = self.sync();
+            s.counter_seen = s.counter_seen.max(counter.value);
+            if counter.value <= s.max_seq {
+                s.abandoned = None;
+                drop(s);
+                self.settle(now);
+                return Ok(vec![]);
+            }
+            // A claim whose records never appear (its writer died between the claim and the
+            // write) stops counting once it is older than SETTLE.
+            match s.abandoned {
+                Some((value, since)) if value == counter.value => {
+                    if now.duration_since(since) >= SETTLE {
+                        s.max_seq = s.max_seq.max(value);
+                        s.abandoned = None;
+                    }
+                }
+                _ => s.abandoned = Some((counter.value, now)),
+            }
+        }
+        let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
+        // New records (every poll); and, every few polls, the settle window again: records of
+        // writes that became visible late or in parts. Last-used times are not re-read there
+        // (a missed one is rewritten by the next flush), so a large flush is read once.
+        let query = if window {
+            json!({"bool": {
+                "should": [
+                    {"range": {"seq": {"gt": max_seq}}},
+                    {"bool": {
+                        "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
+                        "must_not": [{"term": {"kind": "last_used"}}]
+                    }}
+                ],
+                "minimum_should_match": 1,
+                "must_not": [not_ours]
+            }})
+        } else {
+            json!({"bool": {
+                "filter": [{"range": {"seq": {"gt": max_seq}}}],
+                "must_not": [not_ours]
+            }})
+        };
+        let mut out = vec![];
+        let mut after = None;
+        loop {
+            let hits = self
+                .page(
+                    query.clone(),
+                    json!([{"seq": "asc"}, {"key": "asc"}]),
+                    after.take(),
+                )
+                .await?;
+            let n = hits.len();
+            for hit in &hits {
+                if let Some(c) = self.accept(hit) {
+                    out.push(c);
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+            after = hits.last().and_then(|h| h.get("sort")).cloned();
+            if after.is_none() {
+                break;
+            }
+        }
+        self.settle(Instant::now());
+        Ok(out)
+    }
+
+    /// Records the highest `seq` seen now and moves the floor to what was seen SETTLE ago.
+    fn settle(&self, now: Instant) {
+        let mut s = self.sync();
+        let max = s.max_seq;
+        s.seen.push_back((now, max));
+        while s
+            .seen
+            .get(1)
+            .is_some_and(|(t, _)| now.duration_since(*t) >= SETTLE)
+        {
+            s.seen.pop_front();
+        }
+        if let Some(&(t, m)) = s.seen.front() {
+            if now.duration_since(t) >= SETTLE {
+                s.floor = s.floor.max(m);
+            }
+        }
+    }
+
+    /// A polled hit as a change, when it is newer than what this replica holds.
+    fn accept(&self, hit: &Value) -> Option<Change> {
+        let id = hit.get("_id").and_then(Value::as_str)?;
+        let source = hit.get("_source")?;
+        let version = hit_version(hit)?;
+        let seq = source.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let mut s = self.sync();
+        let bounded = seq.min(s.counter_seen);
+        if s.versions.get(id).is_some_and(|held| *held >= version) {
+            s.max_seq = s.max_seq.max(bounded);
+            return None;
+        }
+        s.versions.insert(id.to_owned(), version);
+        drop(s);
+        match decode(id, source) {
+            Ok(Some(Decoded::Change(c))) => {
+                self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
+                let mut s = self.sync();
+                s.max_seq = s.max_seq.max(bounded);
+                Some(c)
+            }
+            Ok(Some(_)) => None,
+            Ok(None) | Err(_) => {
+                tracing::error!(index = %self.index, document = %id, "Token store document is corrupt or not esgate's; skipped");
+                self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Before planning a write: the latest counter, and every change up to it (waiting briefly
+    /// for records of a `seq` claimed by another replica but not indexed yet).
+    pub async fn catch_up(&self) -> Result<(Counter, Vec<Change>), StoreError> {
+        if let Some(reason) = self.down_reason() {
+            // Fail fast while the poller knows the cluster is away; it retries on its own.
+            return Err(StoreError::Unavailable(reason));
+        }
+        let counter = self.counter().await?;
+        {
+            let mut s = self.sync();
+            s.counter_seen = s.counter_seen.max(counter.value);
+        }
+        let mut changes = self.poll().await?;
+        let deadline = Instant::now() + IN_FLIGHT_WAIT;
+        while self.sync().max_seq < counter.value && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            changes.extend(self.poll().await?);
+        }
+        Ok((counter, changes))
+    }
+
+    /// Writes `changes` under the next `seq` (see the module invariants). Returns the changes
+    /// that were written (all of them on `Ok`); `Err(Conflict)` when another replica changed
+    /// the counter or one of the records first, with what was written before the conflict.
+    pub async fn commit(
+        &self,
+        counter: Counter,
+        changes: &[Change],
+    ) -> Result<(), (Vec<Change>, StoreError)> {
+        let seq = counter.value + 1;
+        let claim = format!(
+            "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
+            enc(&self.index),
+            counter.version.seq_no,
+            counter.version.primary_term
+        );
+        let body = json!({"kind": "counter", "key": "counter", "seq": seq});
+        match self.json(Method::PUT, &claim, &body).await {
+            Ok((s, _)) if (200..300).contains(&s) => {}
+            Ok((409, _)) => {
+                self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                return Err((vec![], StoreError::Conflict));
+            }
+            Ok((s, _)) => return Err((vec![], Self::unexpected("the counter claim", s))),
+            Err(e) => return Err((vec![], e)),
+        }
+        let mut lines = String::new();
+        let mut owners = vec![];
+        for (i, change) in changes.iter().enumerate() {
+            let docs = documents(change, seq).map_err(|e| (vec![], e))?;
+            for (id, source) in docs {
+                let mut meta = json!({"_index": self.index, "_id": id});
+                if !matches!(change, Change::LastUsed { .. }) {
+                    match self.sync().versions.get(&id) {
+                        Some(v) => {
+                            meta["if_seq_no"] = json!(v.seq_no);
+                            meta["if_primary_term"] = json!(v.primary_term);
+                        }
+                        None => {
+                            lines.push_str(&json!({ "create": meta }).to_string());
+                            lines.push('\n');
+                            lines.push_str(&source.to_string());
+                            lines.push('\n');
+                            owners.push((i, id));
+                            continue;
+                        }
+                    }
+                }
+                lines.push_str(&json!({ "index": meta }).to_string());
+                lines.push('\n');
+                lines.push_str(&source.to_string());
+                lines.push('\n');
+                owners.push((i, id));
+            }
+        }
+        let answer = self
+            .request(
+                Method::POST,
+                "/_bulk?refresh=true",
+                Some(("application/x-ndjson", Bytes::from(lines))),
+            )
+            .await;
+        let (status, answer) = match answer {
+            Ok(a) => a,
+            Err(e) => return Err((vec![], e)),
+        };
+        if status != 200 {
+            return Err((vec![], Self::unexpected("a store write", status)));
+        }
+        let items = answer
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut failed = vec![false; changes.len()];
+        let mut conflict = false;
+        let mut other = None;
+        {
+            let mut s = self.sync();
+            for ((i, id), item) in owners
+                .iter()
+                .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
+            {
+                let result = item.as_object().and_then(|o| o.values().next());
+                let st = result
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                match result.and_then(hit_version) {
+                    Some(v) if (200..300).contains(&st) => {
+                        s.versions.insert(id.clone(), v);
+                    }
+                    _ => {
+                        failed[*i] = true;
+                        if st == 409 {
+                            conflict = true;
+                        } else {
+                            other = Some(st);
+                        }
+                    }
+                }
+            }
+            s.max_seq = s.max_seq.max(seq);
+            s.counter_seen = s.counter_seen.max(seq);
+        }
+        if !conflict && other.is_none() {
+            return Ok(());
+        }
+        let written: Vec<Change> = changes
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| !**f)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if conflict {
+            self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+            Err((written, StoreError::Conflict))
+        } else {
+            Err((
+                written,
+                Self::unexpected("a store write item", other.unwrap_or(0) as u16),
+            ))
+        }
+    }
+
+    /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
+    /// documents claims a change sequence of its own, so running replicas pick every page up
+    /// as it lands, however long the import takes.
+    pub async fn import(&self, changes: &[Change]) -> Result<usize, StoreError> {
+        let mut docs = vec![];
+        for c in changes {
+            docs.extend(documents(c, 0)?);
+        }
+        let n = docs.len();
+        for chunk in docs.chunks_mut(PAGE) {
+            let seq = self.claim_any().await?;
+            let mut lines = String::new();
+            for (id, source) in chunk.iter_mut() {
+                source["seq"] = json!(seq);
+                lines.push_str(&json!({"index": {"_index": self.index, "_id": id}}).to_string());
+                lines.push('\n');
+                lines.push_str(&source.to_string());
+                lines.push('\n');
+            }
+            let (status, answer) = self
+                .request(
+                    Method::POST,
+                    "/_bulk?refresh=true",
+                    Some(("application/x-ndjson", Bytes::from(lines))),
+                )
+                .await?;
+            if status != 200 || answer.get("errors") == Some(&Value::Bool(true)) {
+                return Err(Self::unexpected("an import write", status));
+            }
+        }
+        Ok(n)
+    }
+
+    /// Claims the next change sequence whatever the state (import), retrying while replicas
+    /// claim at the same time.
+    async fn claim_any(&self) -> Result<u64, StoreError> {
+        for attempt in 0..50u64 {
+            let counter = self.counter().await?;
+            let seq = counter.value + 1;
+            let claim = format!(
+                "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
+                enc(&self.index),
+                counter.version.seq_no,
+                counter.version.primary_term
+            );
+            let body = json!({"kind": "counter", "key": "counter", "seq": seq});
+            match self.json(Method::PUT, &claim, &body).await? {
+                (s, _) if (200..300).contains(&s) => return Ok(seq),
+                (409, _) => {
+                    tokio::time::sleep(Duration::from_millis(10 + attempt * 5)).await;
+                }
+                (s, _) => return Err(Self::unexpected("the counter claim", s)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// The highest `seq` seen and the poll floor (tests, metrics).
+    pub fn positions(&self) -> (u64, u64) {
+        let s = self.sync();
+        (s.max_seq, s.floor)
+    }
+}
+
+/// When a record was last used, merged: the later time wins.
+pub fn merge_last_used(a: Option<UnixTime>, b: UnixTime) -> UnixTime {
+    a.map_or(b, |a| a.max(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_esgate_did_not_write_are_foreign_and_bad_records_corrupt() {
+        let ok = json!({"kind": "filter", "key": "filter:f1", "seq": 3,
+            "record": {"id": "f1", "description": "d", "field": "env", "value": "x", "created_at": 1}});
+        assert!(matches!(
+            decode("filter:f1", &ok),
+            Ok(Some(Decoded::Change(Change::PutFilter { .. })))
+        ));
+        let cases = [
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f1", "seq": 1, "extra": 1}),
+            ),
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f2", "seq": 1}),
+            ),
+            ("x", json!({"kind": "x", "key": "x", "seq": 1})),
+            (
+                "token:a",
+                json!({"kind": "filter", "key": "token:a", "seq": 1}),
+            ),
+            ("token:a", json!({"kind": "token", "key": "token:a"})),
+            ("token:a", json!("text")),
+        ];
+        for (id, source) in cases {
+            assert!(decode(id, &source).is_err(), "{id} {source}");
+        }
+        let corrupt = [
+            (
+                "token:a",
+                json!({"kind": "token", "key": "token:a", "seq": 1, "record": {"id": "a"}}),
+            ),
+            (
+                "filter:f1",
+                json!({"kind": "filter", "key": "filter:f1", "seq": 1,
+                "record": {"id": "other", "description": "d", "field": "env", "value": "x", "created_at": 1}}),
+            ),
+            (
+                "last_used:a",
+                json!({"kind": "last_used", "key": "last_used:a", "seq": 1, "record": {}}),
+            ),
+        ];
+        for (id, source) in corrupt {
+            assert!(matches!(decode(id, &source), Ok(None)), "{id}");
+        }
+        let tomb = json!({"kind": "token", "key": "token:a", "seq": 9, "deleted": true});
+        assert!(matches!(
+            decode("token:a", &tomb),
+            Ok(Some(Decoded::Change(Change::DeleteToken { id }))) if id == "a"
+        ));
+    }
+
+    #[test]
+    fn every_change_round_trips_through_its_documents() {
+        use crate::store::model::{FieldValue, FilterRef, Permission, SecretHash};
+        let token = Token {
+            id: "tok_a".into(),
+            name: "n".into(),
+            secret_hash: SecretHash([7; 32]),
+            filters: vec![FilterRef::Inline(FieldValue {
+                field: "env".into(),
+                value: "x".into(),
+            })],
+            indices: vec!["logs-*".into()],
+            permissions: [Permission::Read].into(),
+            created_at: 1,
+            expires_at: Some(2),
+            ip_filter: None,
+            previous_secret: None,
+            limits: Default::default(),
+        };
+        let changes = [
+            Change::PutToken { token },
+            Change::DeleteToken { id: "tok_b".into() },
+            Change::DeleteFilter { id: "f".into() },
+            Change::DeleteIpFilter {
+                name: "office".into(),
+            },
+            Change::LastUsed {
+                times: vec![("tok_a".into(), 5)],
+            },
+        ];
+        for c in changes {
+            for (id, source) in documents(&c, 4).unwrap() {
+                match decode(&id, &source) {
+                    Ok(Some(Decoded::Change(back))) => assert_eq!(back, c),
+                    _ => panic!("{id} did not decode"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_esgates_mapping_is_accepted() {
+        assert!(mapping_is_ours(&mapping()));
+        let mut other = mapping();
+        other["dynamic"] = json!(true);
+        assert!(!mapping_is_ours(&other));
+        let mut other = mapping();
+        other["properties"]["record"] = json!({"type": "object"});
+        assert!(!mapping_is_ours(&other));
+        assert!(!mapping_is_ours(&json!({"properties": {}})));
+    }
+}

@@ -1,0 +1,918 @@
+//! Several replicas, one token store in the cluster (issue #12): three real `esgate serve`
+//! processes with `[store] kind = "elasticsearch"` on one real backend (osmem and noida).
+//! Proves: a token created on one replica authenticates on the others within 1 s; PATCH, reset
+//! and delete reach every replica within 1 s; concurrent PATCHes through two replicas lose no
+//! acknowledged change; a scroll started on one replica continues on another (shared sealing
+//! key); a replica killed with SIGKILL restarts with everything; with the cluster unreachable,
+//! replicas keep authenticating from their last good copy while `/ready` and admin writes answer
+//! 503, and they catch up when it returns; `store export`/`import` round-trip losslessly between
+//! the cluster and the file store; no token, `all` included, reaches the store index; a store
+//! index esgate did not make is refused at start and a corrupt record is skipped.
+//!
+//! The cluster outage is a partition: the replicas reach the backend through a TCP forwarder
+//! that the test cuts (connections refused, open ones closed) and restores; the backends keep
+//! no state across a real restart on a new port that a partition would not also test.
+
+use crate::support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use support::backend::Backend;
+use support::binary::{serve, Served};
+use support::http::{bearer, send};
+
+const ADMIN_KEY: &str = "replicas-admin-key-0123456789";
+const INDEX: &str = ".esgate-test";
+/// The contract: a change acknowledged by one replica is enforced by every replica within this.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+struct Replicas {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    served: Vec<Option<Served>>,
+}
+
+fn write_config(dir: &Path, name: &str, backend: &str, store: &str) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "[backend]\nurls = [{backend:?}]\n\n[store]\npath = {:?}\n{store}\n\n[admin]\nkey = {ADMIN_KEY:?}\n\n[auth]\nmax_failures = 1000000\n\n[audit]\noutput = \"off\"\n",
+        dir.join(format!("{name}.data")).display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cluster_store(index: &str) -> String {
+    format!("kind = \"elasticsearch\"\nindex = {index:?}\npoll_interval = \"500ms\"")
+}
+
+impl Replicas {
+    fn start(backend_url: &str, n: usize) -> Replicas {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            dir.path(),
+            "esgate.toml",
+            backend_url,
+            &cluster_store(INDEX),
+        );
+        let mut r = Replicas {
+            dir,
+            config,
+            served: vec![],
+        };
+        for _ in 0..n {
+            let s = r.spawn();
+            r.served.push(Some(s));
+        }
+        r
+    }
+
+    fn spawn(&self) -> Served {
+        serve(&["--config", self.config.to_str().unwrap()], |_| {})
+    }
+
+    fn get(&self, i: usize) -> &Served {
+        self.served[i].as_ref().expect("replica is running")
+    }
+}
+
+async fn admin(r: &Served, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let reply = send(
+        method,
+        &format!("{}{path}", r.admin),
+        &[("authorization", &bearer(ADMIN_KEY))],
+        bytes,
+    )
+    .await
+    .unwrap();
+    let v = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    (reply.status.as_u16(), v)
+}
+
+async fn data(r: &Served, secret: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let reply = send(
+        method,
+        &format!("{}{path}", r.data),
+        &[("authorization", &bearer(secret))],
+        body.to_owned(),
+    )
+    .await
+    .unwrap();
+    (reply.status.as_u16(), reply.text())
+}
+
+async fn search_status(r: &Served, secret: &str) -> u16 {
+    data(r, secret, "GET", "/logs-r/_search", "").await.0
+}
+
+/// Waits until `check` holds, at most `limit`; returns how long it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn seed(backend_url: &str) {
+    for i in 0..5 {
+        let r = send(
+            "PUT",
+            &format!("{backend_url}/logs-r/_doc/{i}?refresh=true"),
+            &[],
+            json!({"env": "test", "n": i}).to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+}
+
+async fn create(r: &Served, body: Value) -> (String, String) {
+    let (status, v) = admin(r, "POST", "/tokens", Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn read_token(name: &str) -> Value {
+    json!({"name": name, "indices": ["logs-*"], "filters": [{"field": "env", "value": "test"}]})
+}
+
+// === create, PATCH, reset, delete ===
+
+async fn changes_reach_every_replica_within_a_second(backend: Backend) {
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 3);
+    let (id, secret) = create(rs.get(0), read_token("a")).await;
+    for i in 1..3 {
+        within(PROPAGATION, "created token authenticates", || async {
+            search_status(rs.get(i), &secret).await == 200
+        })
+        .await;
+    }
+    // PATCH on replica 1 (indices narrowed so the search is refused): seen everywhere.
+    let (s, v) = admin(
+        rs.get(1),
+        "PATCH",
+        &format!("/tokens/{id}"),
+        Some(json!({"indices": ["other-*"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for i in [0, 2] {
+        within(PROPAGATION, "patched indices", || async {
+            search_status(rs.get(i), &secret).await == 403
+        })
+        .await;
+    }
+    let (s, _) = admin(
+        rs.get(2),
+        "PATCH",
+        &format!("/tokens/{id}"),
+        Some(json!({"indices": ["logs-*"]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Reset on replica 2: the old secret stops, the new one works, everywhere.
+    let (s, v) = admin(rs.get(2), "POST", &format!("/tokens/{id}/reset"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let fresh = v["secret"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        within(PROPAGATION, "reset secret", || async {
+            search_status(rs.get(i), &secret).await == 401
+                && search_status(rs.get(i), &fresh).await == 200
+        })
+        .await;
+    }
+    // Delete on replica 0: refused everywhere.
+    let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    for i in 0..3 {
+        within(PROPAGATION, "deleted token", || async {
+            search_status(rs.get(i), &fresh).await == 401
+        })
+        .await;
+    }
+    // Library filters and IP filters propagate, and their rules hold across replicas.
+    let (s, f) = admin(
+        rs.get(0),
+        "POST",
+        "/filters",
+        Some(json!({"description": "d", "field": "env", "value": "test"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let fid = f["id"].as_str().unwrap().to_owned();
+    within(PROPAGATION, "library filter", || async {
+        admin(rs.get(1), "GET", "/filters", None).await.1["filters"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let (tid, _) = create(
+        rs.get(1),
+        json!({"name": "lib", "indices": ["logs-*"], "filters": [fid]}),
+    )
+    .await;
+    let (s, v) = admin(rs.get(2), "DELETE", &format!("/filters/{fid}"), None).await;
+    assert_eq!(
+        s, 409,
+        "a filter in use through another replica cannot be deleted: {v}"
+    );
+    let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{tid}"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = admin(rs.get(2), "DELETE", &format!("/filters/{fid}"), None).await;
+    assert_eq!(s, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_changes_reach_every_replica_within_a_second() {
+    changes_reach_every_replica_within_a_second(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_changes_reach_every_replica_within_a_second() {
+    changes_reach_every_replica_within_a_second(Backend::noida()).await;
+}
+
+// === concurrent PATCHes ===
+
+async fn concurrent_patches_lose_nothing(backend: Backend) {
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 2);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let far = now + 300 * 86_400;
+    let mut body = read_token("c");
+    body["expires_in"] = json!("365d");
+    let (id, _) = create(rs.get(0), body).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        admin(rs.get(1), "GET", &format!("/tokens/{id}"), None)
+            .await
+            .0
+            == 200
+    })
+    .await;
+    let rounds = 20;
+    // Four series on one token at once, two through each replica: each field's last
+    // acknowledged value must survive every other series' writes.
+    let series = |replica: usize, field: &'static str| {
+        let rs = &rs;
+        let id = id.clone();
+        async move {
+            let mut last: Option<Value> = None;
+            for i in 0..rounds {
+                let value = match field {
+                    "name" => json!(format!("name-{i}")),
+                    "indices" => json!([format!("logs-{i}-*"), "logs-*"]),
+                    "filters" => json!([{"field": "env", "value": format!("v{i}")}]),
+                    _ => json!(time_text(far - 1000 * (i as i64 + 1))),
+                };
+                let (s, v) = admin(
+                    rs.get(replica),
+                    "PATCH",
+                    &format!("/tokens/{id}"),
+                    Some(json!({ field: value })),
+                )
+                .await;
+                assert!(s == 200 || s == 409, "{field}: {s} {v}");
+                if s == 200 {
+                    last = Some(v[field].clone());
+                }
+            }
+            (
+                field,
+                last.expect("some change of each series was acknowledged"),
+            )
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        series(0, "name"),
+        series(0, "indices"),
+        series(1, "expires_at"),
+        series(1, "filters"),
+    );
+    for i in 0..2 {
+        within(
+            PROPAGATION,
+            "every series' last acknowledged value",
+            || async {
+                let (_, t) = admin(rs.get(i), "GET", &format!("/tokens/{id}"), None).await;
+                [&a, &b, &c, &d]
+                    .iter()
+                    .all(|(field, want)| &t[*field] == want)
+            },
+        )
+        .await;
+    }
+}
+
+fn time_text(t: i64) -> String {
+    // Seconds since the epoch as RFC 3339 UTC (days from the civil calendar algorithm).
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_concurrent_patches_through_two_replicas_lose_nothing() {
+    concurrent_patches_lose_nothing(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_concurrent_patches_through_two_replicas_lose_nothing() {
+    concurrent_patches_lose_nothing(Backend::noida()).await;
+}
+
+// === scroll across replicas, SIGKILL and restart ===
+
+async fn scroll_crosses_replicas_and_a_killed_replica_restarts(backend: Backend) {
+    seed(backend.url()).await;
+    let mut rs = Replicas::start(backend.url(), 3);
+    let (_, secret) = create(rs.get(0), read_token("s")).await;
+    within(PROPAGATION, "token everywhere", || async {
+        search_status(rs.get(1), &secret).await == 200
+            && search_status(rs.get(2), &secret).await == 200
+    })
+    .await;
+    let (s, first) = data(
+        rs.get(0),
+        &secret,
+        "GET",
+        "/logs-r/_search?scroll=1m&size=1",
+        "",
+    )
+    .await;
+    assert_eq!(s, 200, "{first}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let mut id = first["_scroll_id"].as_str().unwrap().to_owned();
+    for i in [1, 2] {
+        let body = json!({"scroll": "1m", "scroll_id": id}).to_string();
+        let (s, page) = data(rs.get(i), &secret, "POST", "/_search/scroll", &body).await;
+        assert_eq!(s, 200, "replica {i} continues the scroll: {page}");
+        let page: Value = serde_json::from_str(&page).unwrap();
+        assert_eq!(page["hits"]["hits"].as_array().unwrap().len(), 1, "{page}");
+        id = page["_scroll_id"].as_str().unwrap().to_owned();
+    }
+
+    // SIGKILL replica 2; change things meanwhile; the restarted replica has them all.
+    let mut killed = rs.served[2].take().unwrap();
+    killed.child.kill().unwrap();
+    let _ = killed.child.wait();
+    drop(killed);
+    let (_, later) = create(rs.get(1), read_token("later")).await;
+    let restarted = rs.spawn();
+    assert_eq!(search_status(&restarted, &secret).await, 200);
+    assert_eq!(search_status(&restarted, &later).await, 200);
+    rs.served[2] = Some(restarted);
+    let (_, again) = create(rs.get(2), read_token("again")).await;
+    within(PROPAGATION, "created on the restarted replica", || async {
+        search_status(rs.get(0), &again).await == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_scroll_crosses_replicas_and_a_killed_replica_restarts() {
+    scroll_crosses_replicas_and_a_killed_replica_restarts(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_scroll_crosses_replicas_and_a_killed_replica_restarts() {
+    scroll_crosses_replicas_and_a_killed_replica_restarts(Backend::noida()).await;
+}
+
+// === cluster outage ===
+
+/// A TCP forwarder the test can cut and restore.
+struct Forwarder {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Forwarder {
+    async fn start(target: SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let gen_rx = generation.subscribe();
+        let up2 = Arc::clone(&up);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = gen_rx.clone();
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Forwarder {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn outage_keeps_authentication_and_refuses_writes(backend: Backend) {
+    seed(backend.url()).await;
+    let fwd = Forwarder::start(backend.addr).await;
+    let rs = Replicas::start(&format!("http://{}", fwd.addr), 2);
+    let (id, secret) = create(rs.get(0), read_token("o")).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        search_status(rs.get(1), &secret).await == 200
+    })
+    .await;
+
+    fwd.cut();
+    for i in 0..2 {
+        within(
+            Duration::from_secs(5),
+            "/ready says the store is away",
+            || async {
+                let r = send("GET", &format!("{}/ready", rs.get(i).admin), &[], "")
+                    .await
+                    .unwrap();
+                r.status.as_u16() == 503 && r.text().contains("store")
+            },
+        )
+        .await;
+    }
+    let started = Instant::now();
+    let (s, v) = admin(rs.get(1), "POST", "/tokens", Some(read_token("during"))).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "503 within seconds"
+    );
+    let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 503);
+    // Authentication is still served from the last good copy: the known token passes it (the
+    // backend is away, so the request itself fails upstream), an unknown one does not.
+    for i in 0..2 {
+        let s = search_status(rs.get(i), &secret).await;
+        assert!(
+            s != 401 && s != 403,
+            "replica {i} still authenticates the token: {s}"
+        );
+        let (s, text) = data(
+            rs.get(i),
+            "esg_unknownunknownunknownunknownunknownunknown01",
+            "GET",
+            "/logs-r/_search",
+            "",
+        )
+        .await;
+        assert_eq!(s, 401, "{text}");
+    }
+    let metrics = send("GET", &format!("{}/metrics", rs.get(0).admin), &[], "")
+        .await
+        .unwrap()
+        .text();
+    assert!(metrics.contains("esgate_store_up{reason=\""), "{metrics}");
+    assert!(
+        !metrics.contains("esgate_store_up{reason=\"\"} 1"),
+        "{metrics}"
+    );
+
+    fwd.restore();
+    for i in 0..2 {
+        within(Duration::from_secs(10), "ready again", || async {
+            send("GET", &format!("{}/ready", rs.get(i).admin), &[], "")
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+                == 200
+        })
+        .await;
+    }
+    // Caught up: changes flow again both ways.
+    let (_, after) = create(rs.get(1), read_token("after")).await;
+    within(PROPAGATION, "created after the outage", || async {
+        search_status(rs.get(0), &after).await == 200
+    })
+    .await;
+    let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    within(PROPAGATION, "deleted after the outage", || async {
+        search_status(rs.get(1), &secret).await == 401
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_outage_keeps_authentication_and_refuses_writes() {
+    outage_keeps_authentication_and_refuses_writes(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_outage_keeps_authentication_and_refuses_writes() {
+    outage_keeps_authentication_and_refuses_writes(Backend::noida()).await;
+}
+
+// === export / import ===
+
+fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_esgate"));
+    cmd.arg("store").args(args).arg("--config").arg(config);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn export_import_round_trip(backend: Backend) {
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 1);
+    let (s, _) = admin(
+        rs.get(0),
+        "POST",
+        "/ip-filters",
+        Some(json!({"name": "office", "cidrs": ["127.0.0.0/8"]})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, f) = admin(
+        rs.get(0),
+        "POST",
+        "/filters",
+        Some(json!({"description": "d", "field": "env", "value": "test"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let fid = f["id"].as_str().unwrap().to_owned();
+    let (_, secret) = create(rs.get(0), json!({"name": "x", "indices": ["logs-*"], "filters": [fid], "ip_filter": "office", "expires_in": "30d"})).await;
+    create(rs.get(0), read_token("y")).await;
+    assert_eq!(search_status(rs.get(0), &secret).await, 200);
+
+    let (ok, from_cluster, err) = store_cli(&["export"], &rs.config, None);
+    assert!(ok, "{err}");
+    assert!(!from_cluster.contains(&secret), "secrets stay hashed");
+    let v: Value = serde_json::from_str(&from_cluster).unwrap();
+    assert_eq!(v["changes"].as_array().unwrap().len(), 4, "{v}");
+
+    // cluster -> file -> cluster (another index), each export identical.
+    let file_cfg = write_config(rs.dir.path(), "file.toml", backend.url(), "kind = \"file\"");
+    let (ok, _, err) = store_cli(&["import"], &file_cfg, Some(&from_cluster));
+    assert!(ok, "{err}");
+    let (ok, from_file, err) = store_cli(&["export"], &file_cfg, None);
+    assert!(ok, "{err}");
+    assert_eq!(from_file, from_cluster);
+    let other_cfg = write_config(
+        rs.dir.path(),
+        "other.toml",
+        backend.url(),
+        &cluster_store(".esgate-other"),
+    );
+    let (ok, _, err) = store_cli(&["import"], &other_cfg, Some(&from_file));
+    assert!(ok, "{err}");
+    let (ok, again, err) = store_cli(&["export"], &other_cfg, None);
+    assert!(ok, "{err}");
+    assert_eq!(again, from_cluster);
+    // The imported store serves the same secret.
+    let other = serve(&["--config", other_cfg.to_str().unwrap()], |_| {});
+    assert_eq!(search_status(&other, &secret).await, 200);
+    // A broken export is refused and changes nothing.
+    let (ok, _, err) = store_cli(
+        &["import"],
+        &other_cfg,
+        Some("{\"esgate_store_export\":1,\"changes\":[{\"op\":\"delete_token\",\"id\":\"x\"}]}"),
+    );
+    assert!(!ok && err.contains("records only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_export_import_round_trip() {
+    export_import_round_trip(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_export_import_round_trip() {
+    export_import_round_trip(Backend::noida()).await;
+}
+
+// === the store index is out of reach ===
+
+async fn no_token_reaches_the_store_index(backend: Backend) {
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 1);
+    let r = rs.get(0);
+    let (_, read) = create(r, read_token("r")).await;
+    let (_, all) = create(r, json!({"name": "all", "permissions": ["all"]})).await;
+    let (_, dots) = create(
+        r,
+        json!({"name": "dots", "indices": [".*"], "filters": [{"field": "env", "value": "test"}]}),
+    )
+    .await;
+    assert_eq!(
+        search_status(r, &all).await,
+        200,
+        "an all token works on other indices"
+    );
+    let ndjson = format!("{{\"index\":\"{INDEX}\"}}\n{{}}\n");
+    let attempts: Vec<(&str, String, String)> = vec![
+        ("GET", format!("/{INDEX}/_search"), String::new()),
+        ("GET", format!("/{INDEX}/_doc/counter"), String::new()),
+        ("GET", "/.*/_search".into(), String::new()),
+        ("GET", "/.es*/_search".into(), String::new()),
+        ("GET", "/_search?expand_wildcards=all".into(), String::new()),
+        (
+            "GET",
+            "/*/_search?expand_wildcards=hidden,open".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_all/_search?expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_cat/indices?expand_wildcards=all".into(),
+            String::new(),
+        ),
+        ("GET", format!("/_cat/indices/{INDEX}"), String::new()),
+        (
+            "GET",
+            "/_field_caps?fields=*&expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/_resolve/index/*?expand_wildcards=all".into(),
+            String::new(),
+        ),
+        ("POST", "/_msearch".into(), ndjson),
+        (
+            "POST",
+            "/_mget".into(),
+            json!({"docs": [{"_index": INDEX, "_id": "counter"}]}).to_string(),
+        ),
+        (
+            "POST",
+            "/_aliases".into(),
+            json!({"actions": [{"add": {"index": ".es*", "alias": "peek"}}]}).to_string(),
+        ),
+        (
+            "POST",
+            "/_reindex".into(),
+            json!({"source": {"index": INDEX}, "dest": {"index": "copy"}}).to_string(),
+        ),
+        ("DELETE", format!("/{INDEX}"), String::new()),
+        (
+            "PUT",
+            format!("/{INDEX}/_doc/token:evil"),
+            json!({"kind": "token"}).to_string(),
+        ),
+    ];
+    for (method, path, body) in &attempts {
+        // The all token is passed through, so its request is refused as a whole.
+        let (s, text) = data(r, &all, method, path, body).await;
+        assert_eq!(s, 403, "all token: {method} {path}: {text}");
+        // A read token whose patterns cannot reach the store gets whatever its patterns allow
+        // (often an empty answer), never a store document; one whose patterns could is refused.
+        let (s, text) = data(r, &read, method, path, body).await;
+        assert!(
+            !text.contains("\"kind\"") && !text.contains("\"seq\"") && !text.contains("\"record\""),
+            "read token: {method} {path}: {text}"
+        );
+        assert!(
+            s >= 400 || !text.contains(INDEX),
+            "read token: {method} {path}: {text}"
+        );
+        let (s, text) = data(r, &dots, method, path, body).await;
+        assert_eq!(s, 403, "token with .*: {method} {path}: {text}");
+    }
+    // Wildcards a read token may use do not list it either.
+    for path in [
+        "/_cat/indices?format=json",
+        "/*/_search",
+        "/_all/_search",
+        "/_resolve/index/*",
+    ] {
+        let (_, text) = data(r, &read, "GET", path, "").await;
+        assert!(!text.contains(INDEX), "{path}: {text}");
+    }
+    // The store is intact and still works.
+    let (s, _) = admin(r, "GET", "/tokens", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(search_status(r, &read).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_no_token_reaches_the_store_index() {
+    no_token_reaches_the_store_index(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_no_token_reaches_the_store_index() {
+    no_token_reaches_the_store_index(Backend::noida()).await;
+}
+
+// === bad input at start ===
+
+fn start_fails(config: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "esgate must refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backend) {
+    let url = backend.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    // An index with a mapping esgate did not make.
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-foreign"),
+        &[],
+        json!({"mappings": {"properties": {"x": {"type": "keyword"}}}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let cfg = write_config(
+        dir.path(),
+        "foreign.toml",
+        &url,
+        &cluster_store(".esgate-foreign"),
+    );
+    let err = start_fails(&cfg);
+    assert!(err.contains("not an esgate token store"), "{err}");
+
+    // esgate's index with a document esgate did not write: refused, nothing loaded.
+    let cfg = write_config(dir.path(), "ok.toml", &url, &cluster_store(".esgate-ok"));
+    let first = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    let (_, secret) = create(&first, read_token("kept")).await;
+    let (_, broken_id) = {
+        let (id, s) = create(&first, read_token("broken")).await;
+        (s, id)
+    };
+    drop(first);
+    // A corrupt record (esgate's layout, a record that does not decode): skipped, others load.
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-ok/_doc/token:{broken_id}?refresh=true"),
+        &[],
+        json!({"kind": "token", "key": format!("token:{broken_id}"), "seq": 999, "record": {"id": broken_id}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    seed(&url).await;
+    let second = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    assert_eq!(
+        search_status(&second, &secret).await,
+        200,
+        "the other records load"
+    );
+    let (_, list) = admin(&second, "GET", "/tokens", None).await;
+    assert_eq!(list["total"], json!(1), "{list}");
+    assert!(second.log.lock().unwrap().contains("corrupt"));
+
+    // At run time: a corrupt record and a record with a forged, huge sequence number written
+    // straight into the index are skipped or bounded; changes keep flowing to other replicas,
+    // also after the settle window (5 s).
+    let third = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    for (id, doc) in [
+        (
+            "token:forged",
+            json!({"kind": "token", "key": "token:forged", "seq": 999_999, "record": {"id": "forged"}}),
+        ),
+        (
+            "last_used:nobody",
+            json!({"kind": "last_used", "key": "last_used:nobody", "seq": 999_999, "record": {"at": 1}}),
+        ),
+    ] {
+        let r = send(
+            "PUT",
+            &format!("{url}/.esgate-ok/_doc/{id}?refresh=true"),
+            &[],
+            doc.to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    let (_, first_after) = create(&second, read_token("after forged")).await;
+    within(
+        PROPAGATION,
+        "a change after the forged documents",
+        || async { search_status(&third, &first_after).await == 200 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, later) = create(&second, read_token("later still")).await;
+    within(PROPAGATION, "a change after the settle window", || async {
+        search_status(&third, &later).await == 200
+    })
+    .await;
+    assert!(
+        third.log.lock().unwrap().contains("token:forged"),
+        "the corrupt record is reported"
+    );
+    drop(third);
+    drop(second);
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-ok/_doc/stranger?refresh=true"),
+        &[],
+        json!({"kind": "token", "key": "stranger", "seq": 1}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let err = start_fails(&cfg);
+    assert!(err.contains("did not write"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_foreign_indices_are_refused_and_corrupt_records_skipped() {
+    foreign_indices_are_refused_and_corrupt_records_skipped(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_foreign_indices_are_refused_and_corrupt_records_skipped() {
+    foreign_indices_are_refused_and_corrupt_records_skipped(Backend::noida()).await;
+}
