@@ -133,6 +133,7 @@ impl App {
             store: Arc::clone(&store),
             policies: config.policies.clone(),
             audit: audit.clone(),
+            kibana_public_url: config.kibana.as_ref().map(|k| k.public_url.clone()),
         };
         let (admin_key, admin_key_file) = match &config.admin_key {
             Some(key) => (key.clone(), None),

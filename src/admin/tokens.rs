@@ -37,6 +37,7 @@ const CREATE_FIELDS: &[&str] = &[
     "expires_in",
     "expires_at",
     "ip_filter",
+    "kibana_spaces",
 ];
 /// Fields of the token view that a PATCH cannot set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -81,7 +82,7 @@ fn visible(t: &Token, now: i64) -> bool {
     }
 }
 
-fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
+pub(super) fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
     snap.token(id)
         .map(|t| &**t)
         .filter(|t| visible(t, now))
@@ -283,6 +284,36 @@ fn check_all_is_unrestricted(
     Ok(())
 }
 
+/// `kibana_spaces`: Kibana space ids (`[a-z0-9_-]`), at most 100.
+fn parse_kibana_spaces(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+    let Some(items) = input::opt_array(map, "kibana_spaces")? else {
+        return Ok(None);
+    };
+    if items.len() > 100 {
+        return Err(AdminError::field(
+            "kibana_spaces",
+            "must have at most 100 entries",
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(s) if crate::kibana::path::valid_space(s) => {
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_owned());
+                }
+            }
+            _ => {
+                return Err(AdminError::field(
+                    &format!("kibana_spaces[{i}]"),
+                    "must be a Kibana space id (lowercase letters, digits, _ and -)",
+                ))
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permission>>, AdminError> {
     let Some(items) = input::opt_array(map, "permissions")? else {
         return Ok(None);
@@ -450,6 +481,7 @@ fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
         "expired": t.is_expired(now),
         "ip_filter": t.ip_filter,
         "ip_cidrs": ip_cidrs,
+        "kibana_spaces": t.kibana_spaces,
         "last_used_at": input::time_value(store.last_used(snap, &t.id)),
     })
 }
@@ -476,6 +508,8 @@ pub(super) async fn create(
     let ip_filter = input::nullable_str(&map, "ip_filter")?
         .flatten()
         .map(str::to_owned);
+    let kibana_spaces =
+        parse_kibana_spaces(&map)?.unwrap_or_else(crate::store::model::default_kibana_spaces);
 
     let (out, token) = ctx
         .store
@@ -497,6 +531,7 @@ pub(super) async fn create(
                 created_at: now,
                 expires_at,
                 ip_filter,
+                kibana_spaces,
             };
             check_filters_policy(&ctx.policies, &token)?;
             check_expiry_policy(&ctx.policies, &token, now)?;
@@ -589,6 +624,7 @@ pub(super) async fn update(
     let permissions = parse_permissions(&map)?;
     let expiry = parse_expiry(&map, now)?;
     let ip_filter = input::nullable_str(&map, "ip_filter")?;
+    let kibana_spaces = parse_kibana_spaces(&map)?;
 
     let (out, changed) = ctx
         .store
@@ -605,6 +641,9 @@ pub(super) async fn update(
             }
             if let Some(indices) = indices {
                 t.indices = indices;
+            }
+            if let Some(spaces) = kibana_spaces {
+                t.kibana_spaces = spaces;
             }
             if let Some(perms) = permissions {
                 if perms != old.permissions && !ctx.policies.allow_permission_updates {
@@ -656,6 +695,7 @@ pub(super) async fn update(
                 ("permissions", t.permissions != old.permissions),
                 ("expires_at", t.expires_at != old.expires_at),
                 ("ip_filter", t.ip_filter != old.ip_filter),
+                ("kibana_spaces", t.kibana_spaces != old.kibana_spaces),
             ]);
             let out = view(&ctx.store, snap, &t, now);
             let changes = if changed.is_empty() {
@@ -699,13 +739,27 @@ pub(super) async fn delete(
     id: &str,
 ) -> Result<AdminResponse, AdminError> {
     let now = ev.now;
-    ctx.store
+    let links = ctx
+        .store
         .update(|snap| {
             find(snap, id, now)?;
-            Ok::<_, AdminError>((vec![Change::DeleteToken { id: id.to_owned() }], ()))
+            // Its links go in the same durable change (a store that keeps links apart from
+            // tokens sees them deleted too).
+            let links: Vec<String> = snap.links_of(id).iter().map(|l| l.id.clone()).collect();
+            let mut changes: Vec<Change> = links
+                .iter()
+                .map(|l| Change::DeleteLink { id: l.clone() })
+                .collect();
+            changes.push(Change::DeleteToken { id: id.to_owned() });
+            Ok::<_, AdminError>((changes, links))
         })
         .await?;
-    ev.emit(ctx, "token.delete", id, Value::Null);
+    let extra = if links.is_empty() {
+        Value::Null
+    } else {
+        json!({ "links": links })
+    };
+    ev.emit(ctx, "token.delete", id, extra);
     Ok(AdminResponse::no_content())
 }
 

@@ -78,6 +78,7 @@ mod tests {
             created_at: 0,
             expires_at: None,
             ip_filter: None,
+            kibana_spaces: vec!["default".into()],
         }
     }
 

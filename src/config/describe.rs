@@ -201,6 +201,13 @@ impl Config {
             "format",
             quoted(if self.log.json { "json" } else { "text" }),
         );
+
+        if let Some(k) = &self.kibana {
+            o.section("kibana");
+            o.key("url", quoted(k.url.to_string().trim_end_matches('/')));
+            o.key("listen", quoted(&k.listen.to_string()));
+            o.key("public_url", quoted(&k.public_url));
+        }
         o.0
     }
 }

@@ -71,6 +71,8 @@ pub struct Config {
     pub policies: Policies,
     pub audit: AuditOutput,
     pub log: Log,
+    /// `[kibana]`: the share-link front (`crate::kibana`).
+    pub kibana: Option<KibanaFront>,
     /// Where the values that are not kept above came from (file names, secret sources), so
     /// `check-config` can print the configuration back without holding a secret.
     pub sources: Sources,
@@ -214,6 +216,18 @@ pub enum AuditOutput {
     Off,
     Stdout,
     File(PathBuf),
+}
+
+/// `[kibana]`, validated.
+#[derive(Clone, Debug)]
+pub struct KibanaFront {
+    /// Kibana's base URL (`http://` or `https://`, no path beyond `/`).
+    pub url: Uri,
+    pub listen: SocketAddr,
+    /// What recipients open, without a trailing slash (`https://dash.example.com`).
+    pub public_url: String,
+    /// `public_url` is https: the session cookie is `Secure`.
+    pub secure: bool,
 }
 
 #[derive(Clone, Debug)]

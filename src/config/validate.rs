@@ -211,6 +211,8 @@ pub fn validate(
         }
     };
 
+    let kibana = raw.kibana.as_ref().and_then(|k| v.kibana(k, data_listen, admin_listen));
+
     let sources = Sources {
         backend_username: raw.backend.username.clone(),
         backend_password: secret_source(&raw.backend.password, &raw.backend.password_env),
@@ -241,6 +243,7 @@ pub fn validate(
             policies,
             audit,
             log: Log { level, json },
+            kibana,
             sources,
         }),
         _ => Err(v.issues),
@@ -563,6 +566,65 @@ impl Validator {
                 raw.resolve_cache_ttl.as_deref(),
                 "5s",
             ),
+        })
+    }
+
+    /// `[kibana]`: every key required; URLs absolute http(s) without credentials, query or
+    /// fragment; the listener apart from the other two.
+    fn kibana(
+        &mut self,
+        raw: &raw::RawKibana,
+        data: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) -> Option<crate::config::KibanaFront> {
+        let before = self.issues.len();
+        let mut base_url = |path: &str, text: Option<&str>| -> Option<(Uri, bool)> {
+            let Some(text) = text else {
+                self.issue(path, "is required in [kibana]");
+                return None;
+            };
+            let uri: Option<Uri> = text.parse().ok();
+            let ok = uri.as_ref().filter(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    && u.query().is_none()
+                    && matches!(u.path(), "" | "/")
+                    && !text.contains('#')
+            });
+            match ok {
+                Some(u) => Some((u.clone(), u.scheme_str() == Some("https"))),
+                None => {
+                    self.issue(
+                        path,
+                        "must be an http:// or https:// URL with a host and no path, query or credentials",
+                    );
+                    None
+                }
+            }
+        };
+        let url = base_url("kibana.url", raw.url.as_deref());
+        let public = base_url("kibana.public_url", raw.public_url.as_deref());
+        let listen = match raw.listen.as_deref() {
+            Some(l) => self.addr("kibana.listen", l),
+            None => {
+                self.issue("kibana.listen", "is required in [kibana]");
+                None
+            }
+        };
+        if let Some(l) = listen {
+            if l.port() != 0 && (Some(l) == data || Some(l) == admin) {
+                self.issue("kibana.listen", "must differ from listen.data and listen.admin");
+            }
+        }
+        if self.issues.len() != before {
+            return None;
+        }
+        let ((url, _), (public, secure), listen) = (url?, public?, listen?);
+        Some(crate::config::KibanaFront {
+            url,
+            listen,
+            public_url: public.to_string().trim_end_matches('/').to_owned(),
+            secure,
         })
     }
 

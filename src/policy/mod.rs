@@ -70,6 +70,7 @@ mod tests {
             created_at: 0,
             expires_at,
             ip_filter: ip_filter.map(str::to_owned),
+            kibana_spaces: vec!["default".into()],
         }
     }
 

@@ -1,0 +1,2 @@
+//! Share links' Kibana half (issue #16): link paths ([`path`]).
+pub mod path;
