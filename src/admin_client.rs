@@ -101,6 +101,9 @@ pub enum ClientCmd {
     /// Manage named IP filters through the admin API.
     #[command(subcommand, name = "ip-filter")]
     IpFilter(IpFilterCmd),
+    /// Manage share links (a Kibana path opened as a token, no account needed).
+    #[command(subcommand)]
+    Link(LinkCmd),
 }
 
 /// Runs any client command; returns the text to print on stdout. On `Err`, print the error
@@ -110,6 +113,7 @@ pub async fn run(cmd: ClientCmd, opts: &ClientOpts) -> Result<String, CliError> 
         ClientCmd::Token(c) => run_token(c, opts).await,
         ClientCmd::Filter(c) => run_filter(c, opts).await,
         ClientCmd::IpFilter(c) => run_ip_filter(c, opts).await,
+        ClientCmd::Link(c) => execute(opts, link_call(c)).await,
     }
 }
 
@@ -184,6 +188,9 @@ pub struct TokenCreateArgs {
     /// Name of an IP filter.
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// A Kibana space whose saved objects the token may read (repeatable; default `default`).
+    #[arg(long = "kibana-space", value_name = "SPACE")]
+    pub kibana_spaces: Vec<String>,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -220,6 +227,9 @@ pub struct TokenUpdateArgs {
     /// Name of an IP filter to set (only where the token has none; it cannot be removed).
     #[arg(long)]
     pub ip_filter: Option<String>,
+    /// Replaces the Kibana spaces (repeatable).
+    #[arg(long = "kibana-space", value_name = "SPACE")]
+    pub kibana_spaces: Vec<String>,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -331,6 +341,86 @@ pub enum IpFilterCmd {
     },
 }
 
+/// `esgate link ...` (share links: see docs/admin-api.md, "Share links").
+#[derive(Debug, Clone, Subcommand)]
+pub enum LinkCmd {
+    /// Create a share link for a token and print its URL.
+    Create {
+        /// The token id (`tok_…`); a read token.
+        #[arg(long)]
+        token: String,
+        /// The Kibana path, e.g. `/app/dashboards#/view/<dashboard id>` (or `/s/<space>/app/...`).
+        #[arg(long)]
+        path: String,
+        /// Snapshot start (RFC 3339 UTC); with --to. Without both the link is live.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Snapshot end (RFC 3339 UTC); with --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Lifetime: 90s, 15m, 24h, 7d (never past the token's expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a token's share links.
+    List {
+        /// The token id (`tok_…`).
+        #[arg(long)]
+        token: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a share link; it stops working at once.
+    Delete {
+        /// The link id (`lnk_…`).
+        id: String,
+    },
+}
+
+pub fn link_call(cmd: LinkCmd) -> ApiCall {
+    match cmd {
+        LinkCmd::Create {
+            token,
+            path,
+            from,
+            to,
+            expires_in,
+            json,
+        } => {
+            let mut body = Map::new();
+            body.insert("path".into(), path.into());
+            if let (Some(from), Some(to)) = (from, to) {
+                body.insert("time".into(), json!({"from": from, "to": to}));
+            }
+            if let Some(d) = expires_in {
+                body.insert("expires_in".into(), d.into());
+            }
+            ApiCall {
+                method: "POST",
+                path: format!("/tokens/{}/links", seg(&token)),
+                body: Some(Value::Object(body)),
+                render: pick(json, Render::Link),
+            }
+        }
+        LinkCmd::List { token, json } => ApiCall {
+            method: "GET",
+            path: format!("/tokens/{}/links", seg(&token)),
+            body: None,
+            render: pick(json, Render::LinkList),
+        },
+        LinkCmd::Delete { id } => ApiCall {
+            method: "DELETE",
+            path: format!("/links/{}", seg(&id)),
+            body: None,
+            render: Render::Message(format!("deleted link {id}")),
+        },
+    }
+}
+
 /// Runs a `token` command; returns the text to print on stdout.
 pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliError> {
     execute(opts, token_call(cmd)?).await
@@ -370,6 +460,8 @@ pub enum Render {
     Filter,
     IpFilterList,
     IpFilter,
+    LinkList,
+    Link,
     /// A fixed message (204 answers).
     Message(String),
 }
@@ -435,6 +527,9 @@ pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
     if let Some(n) = &a.ip_filter {
         body.insert("ip_filter".into(), n.clone().into());
     }
+    if !a.kibana_spaces.is_empty() {
+        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
+    }
     Ok(Value::Object(body))
 }
 
@@ -467,10 +562,13 @@ pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
     if let Some(n) = &a.ip_filter {
         body.insert("ip_filter".into(), n.clone().into());
     }
+    if !a.kibana_spaces.is_empty() {
+        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
+    }
     if body.is_empty() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --filter, --filter-id, \
-             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter"
+             --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter, --kibana-space"
                 .to_owned(),
         ));
     }
@@ -725,6 +823,35 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
                 table(&["NAME", "CIDRS", "TOKENS"], &rows)
             }
         }
+        Render::LinkList => {
+            let rows = items(need()?, "links")?
+                .iter()
+                .map(|l| {
+                    vec![
+                        text(&l["id"]),
+                        link_time(&l["time"]),
+                        text(&l["expires_at"]),
+                        text(&l["url"]),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no links".into()
+            } else {
+                table(&["ID", "TIME", "EXPIRES", "URL"], &rows)
+            }
+        }
+        Render::Link => {
+            let l = need()?;
+            key_values(&[
+                ("id", text(&l["id"])),
+                ("url", text(&l["url"])),
+                ("token", text(&l["token_id"])),
+                ("path", text(&l["path"])),
+                ("time", link_time(&l["time"])),
+                ("expires", text(&l["expires_at"])),
+            ])
+        }
         Render::IpFilter => {
             let f = need()?;
             key_values(&[
@@ -735,6 +862,14 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
             ])
         }
     })
+}
+
+/// A link's time: `live` or `FROM..TO`.
+fn link_time(t: &Value) -> String {
+    match t {
+        Value::Object(_) => format!("{}..{}", text(&t["from"]), text(&t["to"])),
+        _ => "live".into(),
+    }
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, CliError> {
@@ -804,7 +939,7 @@ fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
         Value::Null => "none".to_owned(),
         n => format!("{} ({})", text(n), list_or(&t["ip_cidrs"], "-")),
     };
-    vec![
+    let mut lines = vec![
         ("id", text(&t["id"])),
         ("name", text(&t["name"])),
         ("filters", filters_text(&t["filters"])),
@@ -813,8 +948,12 @@ fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
         ("created", text(&t["created_at"])),
         ("expires", expires_text(t)),
         ("ip filter", ip),
-        ("last used", last_used_text(t)),
-    ]
+    ];
+    if t.get("kibana_spaces").is_some() {
+        lines.push(("spaces", list_or(&t["kibana_spaces"], "none")));
+    }
+    lines.push(("last used", last_used_text(t)));
+    lines
 }
 
 /// The token list as an aligned table, with a paging note when the page is partial.
@@ -1092,6 +1231,7 @@ mod tests {
             Top::Token(c) => token_call(c).expect("valid token command"),
             Top::Filter(c) => filter_call(c).expect("valid filter command"),
             Top::IpFilter(c) => ip_filter_call(c),
+            Top::Link(c) => link_call(c),
         }
     }
 
@@ -1487,6 +1627,38 @@ mod tests {
         assert!(out.ends_with("used by: no tokens"), "{out}");
     }
 
+    /// `esgate link create|list|delete` (issue #16) map to the links endpoints.
+    #[test]
+    fn link_commands_map_to_the_links_endpoints() {
+        let c = call(&[
+            "link", "create", "--token", "tok_1", "--path", "/app/dashboards#/view/d",
+            "--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z", "--expires-in", "7d",
+        ]);
+        assert_eq!((c.method, c.path.as_str()), ("POST", "/tokens/tok_1/links"));
+        assert_eq!(
+            c.body,
+            Some(json!({"path": "/app/dashboards#/view/d",
+                        "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+                        "expires_in": "7d"}))
+        );
+        let c = call(&["link", "create", "--token", "tok_1", "--path", "/app/x"]);
+        assert_eq!(c.body, Some(json!({"path": "/app/x"})));
+        assert!(parse(&["link", "create", "--token", "t", "--path", "/app/x", "--from", "x"]).is_err());
+        let c = call(&["link", "list", "--token", "tok_1"]);
+        assert_eq!((c.method, c.path.as_str()), ("GET", "/tokens/tok_1/links"));
+        let c = call(&["link", "delete", "lnk_ab"]);
+        assert_eq!((c.method, c.path.as_str()), ("DELETE", "/links/lnk_ab"));
+        let c = call(&["token", "update", "tok_1", "--kibana-space", "acme"]);
+        assert_eq!(c.body, Some(json!({"kibana_spaces": ["acme"]})));
+        let out = render(
+            &Render::LinkList,
+            Some(&json!({"links": [{"id": "lnk_1", "time": null, "expires_at": null,
+                                    "url": "https://d/s/lnk_1"}]})),
+        )
+        .expect("renders");
+        assert!(out.contains("lnk_1  live  -        https://d/s/lnk_1"), "{out}");
+    }
+
     #[test]
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
@@ -1648,6 +1820,7 @@ mod tests {
                     expires_in: Some("1h".into()),
                     expires_at: None,
                     ip_filter: Some("office".into()),
+                    kibana_spaces: vec![],
                     json: true,
                 }),
                 &o,

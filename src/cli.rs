@@ -15,7 +15,7 @@ use crate::config::{self, Config, ConfigError, Overrides};
     name = "esgate",
     version,
     about = "Authenticating, filter-injecting reverse proxy for Elasticsearch",
-    after_help = "The token, filter and ip-filter commands talk to the admin API at ESGATE_ADMIN_URL \
+    after_help = "The token, filter, ip-filter and link commands talk to the admin API at ESGATE_ADMIN_URL \
 (default http://127.0.0.1:9202) with the key in ESGATE_ADMIN_KEY (default: the key esgate \
 generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE)."
 )]
@@ -64,7 +64,7 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `esgate man | man -l -`.
     Man,
-    /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
+    /// Admin API client commands (token, filter, ip-filter, link), using ESGATE_ADMIN_URL
     /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
     /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
     #[command(flatten)]
