@@ -1631,8 +1631,18 @@ mod tests {
     #[test]
     fn link_commands_map_to_the_links_endpoints() {
         let c = call(&[
-            "link", "create", "--token", "tok_1", "--path", "/app/dashboards#/view/d",
-            "--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z", "--expires-in", "7d",
+            "link",
+            "create",
+            "--token",
+            "tok_1",
+            "--path",
+            "/app/dashboards#/view/d",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+            "--expires-in",
+            "7d",
         ]);
         assert_eq!((c.method, c.path.as_str()), ("POST", "/tokens/tok_1/links"));
         assert_eq!(
@@ -1643,7 +1653,9 @@ mod tests {
         );
         let c = call(&["link", "create", "--token", "tok_1", "--path", "/app/x"]);
         assert_eq!(c.body, Some(json!({"path": "/app/x"})));
-        assert!(parse(&["link", "create", "--token", "t", "--path", "/app/x", "--from", "x"]).is_err());
+        assert!(
+            parse(&["link", "create", "--token", "t", "--path", "/app/x", "--from", "x"]).is_err()
+        );
         let c = call(&["link", "list", "--token", "tok_1"]);
         assert_eq!((c.method, c.path.as_str()), ("GET", "/tokens/tok_1/links"));
         let c = call(&["link", "delete", "lnk_ab"]);
@@ -1652,11 +1664,16 @@ mod tests {
         assert_eq!(c.body, Some(json!({"kibana_spaces": ["acme"]})));
         let out = render(
             &Render::LinkList,
-            Some(&json!({"links": [{"id": "lnk_1", "time": null, "expires_at": null,
-                                    "url": "https://d/s/lnk_1"}]})),
+            Some(
+                &json!({"links": [{"id": "lnk_1", "time": null, "expires_at": null,
+                                    "url": "https://d/s/lnk_1"}]}),
+            ),
         )
         .expect("renders");
-        assert!(out.contains("lnk_1  live  -        https://d/s/lnk_1"), "{out}");
+        assert!(
+            out.contains("lnk_1  live  -        https://d/s/lnk_1"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct App {
     pub admin: AdminContext,
     /// The key scroll and point-in-time ids are sealed with.
     pub id_key: Arc<IdKey>,
+    /// The Kibana front for share links (`[kibana]`), if configured.
+    pub kibana_front: Option<Arc<crate::kibana::front::Front>>,
     /// Memory shared by the request bodies being inspected.
     pub body_budget: crate::body::BodyBudget,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
@@ -142,7 +144,19 @@ impl App {
                 Some(config.store_path.join(ADMIN_KEY_FILE)),
             ),
         };
+        let id_key = Arc::new(match &config.id_key {
+            Some(k) => IdKey::new(k.0),
+            None => load_id_key(&config.store_path)?,
+        });
+        let kibana_front = config.kibana.as_ref().map(|k| {
+            Arc::new(crate::kibana::front::Front::new(
+                k,
+                Arc::clone(&config.backend.tls),
+                &id_key,
+            ))
+        });
         Ok(App {
+            kibana_front,
             admin_key,
             admin_key_file,
             upstream: Arc::new(Upstream::new(&config.backend)),
@@ -161,10 +175,7 @@ impl App {
             metrics: Metrics::default(),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
-            id_key: Arc::new(match &config.id_key {
-                Some(k) => IdKey::new(k.0),
-                None => load_id_key(&config.store_path)?,
-            }),
+            id_key,
             config,
         })
     }

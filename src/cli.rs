@@ -260,6 +260,19 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let front = match app.config.kibana.as_ref().map(|k| k.listen) {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(kibana_front = %addr, "Share links: the Kibana front is serving");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("esgate: cannot listen on {addr} (kibana.listen): {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     tracing::info!(
         data = %data.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -271,7 +284,7 @@ async fn serve(config: Config) -> ExitCode {
             "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too"
         );
     }
-    crate::server::run(Arc::clone(&app), data, admin, shutdown_signal()).await;
+    crate::server::run_with_front(Arc::clone(&app), data, admin, front, shutdown_signal()).await;
     app.audit.sync();
     tracing::info!("esgate stopped");
     ExitCode::SUCCESS

@@ -55,7 +55,12 @@ fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError>
     let obj = match map.get("time") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,
-        Some(_) => return Err(AdminError::field("time", "must be an object {\"from\",\"to\"}")),
+        Some(_) => {
+            return Err(AdminError::field(
+                "time",
+                "must be an object {\"from\",\"to\"}",
+            ))
+        }
     };
     if let Some(k) = obj.keys().find(|k| *k != "from" && *k != "to") {
         return Err(AdminError::field(&format!("time.{k}"), "is unknown"));
@@ -215,9 +220,7 @@ pub(super) fn list(
 
 pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
-    let l = snap
-        .link(id)
-        .ok_or_else(|| AdminError::not_found("link"))?;
+    let l = snap.link(id).ok_or_else(|| AdminError::not_found("link"))?;
     Ok(AdminResponse::ok(view(ctx, l, now)))
 }
 
@@ -260,7 +263,12 @@ mod tests {
                           "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
                           "expires_in": "30d"});
         let l = h
-            .expect("POST", &format!("/tokens/{t}/links"), &body.to_string(), 201)
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                &body.to_string(),
+                201,
+            )
             .await;
         let id = l["id"].as_str().expect("id");
         assert!(id.starts_with("lnk_") && id.len() == 36);
@@ -269,7 +277,9 @@ mod tests {
         // Never past the token's expiry: 30d asked, the token ends in 7d.
         assert_eq!(l["expires_at"], input::format_time(T0 + 7 * 86400));
         assert_eq!(l["time"]["from"], "2026-11-01T00:00:00Z");
-        let listed = h.expect("GET", &format!("/tokens/{t}/links"), "", 200).await;
+        let listed = h
+            .expect("GET", &format!("/tokens/{t}/links"), "", 200)
+            .await;
         assert_eq!(listed["links"].as_array().map(Vec::len), Some(1));
         h.expect("GET", &format!("/links/{id}"), "", 200).await;
         h.expect("DELETE", &format!("/links/{id}"), "", 204).await;
@@ -277,7 +287,10 @@ mod tests {
         h.expect("DELETE", &format!("/links/{id}"), "", 404).await;
         let actions: Vec<Value> = h.events().iter().map(|e| e["action"].clone()).collect();
         assert!(actions.contains(&json!("link.create")) && actions.contains(&json!("link.delete")));
-        let create = h.events().into_iter().find(|e| e["action"] == "link.create");
+        let create = h
+            .events()
+            .into_iter()
+            .find(|e| e["action"] == "link.create");
         assert_eq!(create.expect("event")["target"], id);
     }
 
@@ -301,7 +314,10 @@ mod tests {
             .durable()
             .iter()
             .any(|c| matches!(c, Change::DeleteLink { id: d } if *d == id)));
-        let del = h.events().into_iter().find(|e| e["action"] == "token.delete");
+        let del = h
+            .events()
+            .into_iter()
+            .find(|e| e["action"] == "token.delete");
         assert_eq!(del.expect("event")["links"], json!([id]));
     }
 
@@ -316,22 +332,57 @@ mod tests {
             (r#"{"path":"https://evil.example/app/x"}"#, 400, "path"),
             (r#"{"path":"//evil.example"}"#, 400, "path"),
             (r#"{"path":"/app/x","x":1}"#, 400, "x"),
-            (r#"{"path":"/app/x","time":{"from":"2026-11-02T00:00:00Z","to":"2026-11-01T00:00:00Z"}}"#, 400, "time.to"),
-            (r#"{"path":"/app/x","time":{"from":"yesterday","to":"2026-11-01T00:00:00Z"}}"#, 400, "time.from"),
-            (r#"{"path":"/app/x","time":{"from":"2026-11-01T00:00:00Z"}}"#, 400, "time.to"),
-            (r#"{"path":"/app/x","expires_in":"soon"}"#, 400, "expires_in"),
-            (r#"{"path":"/s/other/app/dashboards"}"#, 400, "kibana_spaces"),
+            (
+                r#"{"path":"/app/x","time":{"from":"2026-11-02T00:00:00Z","to":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.to",
+            ),
+            (
+                r#"{"path":"/app/x","time":{"from":"yesterday","to":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.from",
+            ),
+            (
+                r#"{"path":"/app/x","time":{"from":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.to",
+            ),
+            (
+                r#"{"path":"/app/x","expires_in":"soon"}"#,
+                400,
+                "expires_in",
+            ),
+            (
+                r#"{"path":"/s/other/app/dashboards"}"#,
+                400,
+                "kibana_spaces",
+            ),
         ];
         for (body, status, names) in cases {
             let b = h.expect("POST", &path, body, *status).await;
             assert!(reason(&b).contains(names), "{body}: {b}");
         }
-        h.expect("POST", &path, r#"{"path":"/s/acme/app/dashboards#/view/x"}"#, 201)
-            .await;
-        h.expect("POST", &format!("/tokens/{all}/links"), r#"{"path":"/app/x"}"#, 409)
-            .await;
-        h.expect("POST", "/tokens/tok_nope/links", r#"{"path":"/app/x"}"#, 404)
-            .await;
+        h.expect(
+            "POST",
+            &path,
+            r#"{"path":"/s/acme/app/dashboards#/view/x"}"#,
+            201,
+        )
+        .await;
+        h.expect(
+            "POST",
+            &format!("/tokens/{all}/links"),
+            r#"{"path":"/app/x"}"#,
+            409,
+        )
+        .await;
+        h.expect(
+            "POST",
+            "/tokens/tok_nope/links",
+            r#"{"path":"/app/x"}"#,
+            404,
+        )
+        .await;
         h.expect("GET", "/tokens/tok_nope/links", "", 404).await;
     }
 
@@ -342,10 +393,19 @@ mod tests {
         assert_eq!(b["kibana_spaces"], json!(["default"]));
         let id = b["id"].as_str().expect("id");
         let p = h
-            .expect("PATCH", &format!("/tokens/{id}"), r#"{"kibana_spaces":["acme"]}"#, 200)
+            .expect(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                r#"{"kibana_spaces":["acme"]}"#,
+                200,
+            )
             .await;
         assert_eq!(p["kibana_spaces"], json!(["acme"]));
-        for bad in [r#"{"kibana_spaces":["Acme"]}"#, r#"{"kibana_spaces":"acme"}"#, r#"{"kibana_spaces":[""]}"#] {
+        for bad in [
+            r#"{"kibana_spaces":["Acme"]}"#,
+            r#"{"kibana_spaces":"acme"}"#,
+            r#"{"kibana_spaces":[""]}"#,
+        ] {
             h.expect("PATCH", &format!("/tokens/{id}"), bad, 400).await;
         }
     }
@@ -356,7 +416,12 @@ mod tests {
         h.ctx.kibana_public_url = None;
         let t = token(&h, r#"{"name":"a"}"#).await;
         let b = h
-            .expect("POST", &format!("/tokens/{t}/links"), r#"{"path":"/app/x"}"#, 409)
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/x"}"#,
+                409,
+            )
             .await;
         assert!(reason(&b).contains("[kibana]"));
     }

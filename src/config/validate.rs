@@ -211,7 +211,10 @@ pub fn validate(
         }
     };
 
-    let kibana = raw.kibana.as_ref().and_then(|k| v.kibana(k, data_listen, admin_listen));
+    let kibana = raw
+        .kibana
+        .as_ref()
+        .and_then(|k| v.kibana(k, data_listen, admin_listen));
 
     let sources = Sources {
         backend_username: raw.backend.username.clone(),
@@ -613,7 +616,10 @@ impl Validator {
         };
         if let Some(l) = listen {
             if l.port() != 0 && (Some(l) == data || Some(l) == admin) {
-                self.issue("kibana.listen", "must differ from listen.data and listen.admin");
+                self.issue(
+                    "kibana.listen",
+                    "must differ from listen.data and listen.admin",
+                );
             }
         }
         if self.issues.len() != before {

@@ -27,9 +27,8 @@ pub fn check(path: &str) -> Result<(), &'static str> {
     if path.contains("//") {
         return Err("must not contain //");
     }
-    let space = space_of(path).ok_or(
-        "must be a Kibana app path: /app/... or /s/<space>/app/... (never a URL)",
-    )?;
+    let space = space_of(path)
+        .ok_or("must be a Kibana app path: /app/... or /s/<space>/app/... (never a URL)")?;
     if !valid_space(space) {
         return Err("names a space that is not a Kibana space id ([a-z0-9_-])");
     }

@@ -34,6 +34,8 @@ use crate::proxy::{self, ConnInfo};
 enum Role {
     Data,
     Admin,
+    /// The Kibana front for share links (`crate::kibana::front`).
+    Kibana,
 }
 
 /// Serves both listeners until `shutdown` resolves, then drains in-flight requests (for at
@@ -42,6 +44,17 @@ pub async fn run(
     app: Arc<App>,
     data: TcpListener,
     admin: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_with_front(app, data, admin, None, shutdown).await
+}
+
+/// [`run`], with the Kibana front's listener (`[kibana] listen`) when one is configured.
+pub async fn run_with_front(
+    app: Arc<App>,
+    data: TcpListener,
+    admin: TcpListener,
+    front: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -57,7 +70,19 @@ pub async fn run(
             stop_rx.clone(),
             open.clone(),
         ),
-        accept_loop(&app, admin, None, Role::Admin, stop_rx, open),
+        accept_loop(
+            &app,
+            admin,
+            None,
+            Role::Admin,
+            stop_rx.clone(),
+            open.clone()
+        ),
+        async {
+            if let Some(front) = front {
+                accept_loop(&app, front, None, Role::Kibana, stop_rx, open).await
+            }
+        },
         async {
             shutdown.await;
             tracing::info!("Shutting down: no new connections, draining in-flight requests");
@@ -85,7 +110,7 @@ async fn accept_loop(
     open: mpsc::Sender<()>,
 ) {
     let max = match role {
-        Role::Data => app.config.limits.max_connections,
+        Role::Data | Role::Kibana => app.config.limits.max_connections,
         Role::Admin => app.config.limits.admin_max_connections,
     };
     let slots = Arc::new(Semaphore::new(max));
@@ -166,6 +191,7 @@ where
             let response = match role {
                 Role::Data => proxy::handle(app, info, req).await,
                 Role::Admin => admin::handle(app, info, req).await,
+                Role::Kibana => crate::kibana::front::handle(app, info, req).await,
             };
             // The request counts as in flight until its answer's body is done.
             Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response))

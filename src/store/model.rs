@@ -113,7 +113,10 @@ pub fn secret_generation(hash: &SecretHash) -> String {
     let mut h = Sha256::new();
     h.update(b"esgate secret generation\x00");
     h.update(hash.0);
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A share link: a random id that opens one Kibana path as its token (see `crate::kibana`).
