@@ -37,5 +37,6 @@ mod reliability;
 mod request_bodies;
 mod response_shaping;
 mod route_scope;
+mod share_links;
 mod term_statistics;
 mod tokens;
