@@ -19,7 +19,8 @@ const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
 /// Most links one token may have (each is a row in every listing and snapshot).
 pub const MAX_LINKS_PER_TOKEN: usize = 1000;
 
-/// A fresh link id: `lnk_` + 32 hex digits of 128 bits from the OS generator.
+/// A fresh link id: `lnk_` + 32 hex digits of 128 bits from `rand`'s thread-local CSPRNG
+/// (ChaCha, seeded by the OS).
 pub(crate) fn new_link_id() -> String {
     let bytes: [u8; 16] = rand::random();
     let mut id = String::with_capacity(36);

@@ -281,6 +281,9 @@ async fn serve(
     req: Request<Incoming>,
     event: &mut DataEvent,
 ) -> Result<Response<Body>, Refusal> {
+    // The same HTTP hygiene as the data listener (no CONNECT/TRACE, absolute-form targets,
+    // upgrades, ambiguous framing).
+    crate::proxy::hygiene::check(&req).map_err(|e| Refusal::new(e.status(), e.to_string()))?;
     let recipient = recipient_address(app, conn, req.headers())?;
     event.client = recipient.to_string();
     let now = crate::time::now();

@@ -27,9 +27,10 @@ use crate::store::Snapshot;
 /// The link credential's prefix (after `Bearer `).
 pub const CREDENTIAL_PREFIX: &str = "esgl1_";
 const COOKIE_PREFIX: &str = "esgs1_";
-/// How long a minted link credential is valid: enough for Kibana to use it for the request it
-/// came with (a long search included), short enough that a leaked one dies soon.
-pub const CREDENTIAL_TTL: i64 = 300;
+/// How long a minted link credential is valid: Kibana uses it only for the Elasticsearch
+/// requests of the one recipient request it came with (checked when each starts), so a minute
+/// is ample, and a leaked one dies soon.
+pub const CREDENTIAL_TTL: i64 = 60;
 /// A session lasts at most this long (then the recipient opens the link again).
 pub const SESSION_TTL: i64 = 12 * 3600;
 const MAX_SEALED_LEN: usize = 1024;

@@ -712,3 +712,73 @@ async fn the_tokens_ip_filter_applies_to_recipients() {
     assert!(cookie.is_none());
     assert!(r.text().contains("IP filter"), "{}", r.text());
 }
+
+/// Kibana's `http`-provider sign-in sequence (`tests/data/kibana/end_user_http_provider.json`:
+/// `_authenticate` and the `_has_privileges` calls of Kibana 8.15, each naming its source) sent
+/// with the link credential the front handed Kibana: esgate answers exactly as for the token
+/// itself (the user is the link's token; other spaces closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_sign_in_sequence_with_a_link_credential_is_answered_as_the_token() {
+    let plan: Value =
+        serde_json::from_str(include_str!("../data/kibana/end_user_http_provider.json")).unwrap();
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, secret) = token(&gw, "a", json!({"name": "kibana-user-tenant-a"})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+    let auth = last_credential(&kibana);
+    const ES8_MEDIA: &str = "application/vnd.elasticsearch+json; compatible-with=8";
+    for step in plan["steps"].as_array().unwrap() {
+        let method = step["method"].as_str().unwrap();
+        let path = step["path"].as_str().unwrap();
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("accept", ES8_MEDIA),
+            ("x-elastic-product-origin", "kibana"),
+        ];
+        let body = match &step["body"] {
+            Value::Null => String::new(),
+            b => {
+                headers.push(("content-type", ES8_MEDIA));
+                b.to_string()
+            }
+        };
+        let r = send(method, &gw.url(path), &headers, body).await.unwrap();
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        let expected: Value = serde_json::from_str(
+            &step["expect"]
+                .to_string()
+                .replace("{user}", &id)
+                .replace("{name}", "kibana-user-tenant-a"),
+        )
+        .unwrap();
+        assert_eq!(r.json(), expected, "{method} {path} ({})", step["source"]);
+        assert!(!r.text().contains(&secret));
+    }
+}
+
+/// The front applies the data listener's HTTP hygiene.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_refuses_what_the_data_listener_refuses_on_the_wire() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let r = front_req(&gw, "TRACE", "/app/dashboards", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, 405);
+    let r = front_req(
+        &gw,
+        "GET",
+        "/app/dashboards",
+        &[("cookie", &cookie), ("upgrade", "websocket")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(kibana.requests().is_empty());
+}
