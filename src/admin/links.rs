@@ -412,6 +412,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_links_are_listed_for_the_grace_period_then_swept() {
+        let mut h = Harness::new();
+        let t = token(&h, r#"{"name":"a"}"#).await;
+        let l = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/x","expires_in":"60s"}"#,
+                201,
+            )
+            .await;
+        let id = l["id"].as_str().expect("id").to_owned();
+        h.now += 61;
+        let b = h.expect("GET", &format!("/links/{id}"), "", 200).await;
+        assert_eq!(b["expired"], true);
+        let swept = super::super::sweep_expired(&h.ctx.store, h.now).await;
+        assert_eq!(swept.ok(), Some(0));
+        h.expect("GET", &format!("/links/{id}"), "", 200).await;
+        h.now += super::super::tokens::EXPIRED_GRACE;
+        super::super::sweep_expired(&h.ctx.store, h.now)
+            .await
+            .expect("sweep");
+        h.expect("GET", &format!("/links/{id}"), "", 404).await;
+        h.expect("GET", &format!("/tokens/{t}"), "", 200).await;
+    }
+
+    #[tokio::test]
     async fn without_a_kibana_front_links_cannot_be_made() {
         let mut h = Harness::new();
         h.ctx.kibana_public_url = None;

@@ -49,7 +49,8 @@ const READ_ONLY_FIELDS: &[&str] = &[
     "last_used_at",
 ];
 
-/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, in one durable change.
+/// Deletes tokens (and share links) expired for more than [`EXPIRED_GRACE`] seconds, in one
+/// durable change.
 /// Returns how many were deleted. The server calls this every few seconds.
 pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError> {
     store
@@ -64,10 +65,21 @@ pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError>
             if n > 0 {
                 tracing::info!(count = n, "Sweeping tokens expired for more than 5 minutes");
             }
-            let changes = ids
-                .into_iter()
-                .map(|id| Change::DeleteToken { id })
+            // Share links expired as long go too (a token's links go with it anyway).
+            let mut links: Vec<String> = snap
+                .links()
+                .filter(|l| {
+                    matches!(l.expires_at, Some(exp) if now.saturating_sub(exp) > EXPIRED_GRACE)
+                        && !ids.contains(&l.token_id)
+                })
+                .map(|l| l.id.clone())
                 .collect();
+            links.sort();
+            let mut changes: Vec<Change> = links
+                .into_iter()
+                .map(|id| Change::DeleteLink { id })
+                .collect();
+            changes.extend(ids.into_iter().map(|id| Change::DeleteToken { id }));
             Ok::<_, StoreError>((changes, n))
         })
         .await

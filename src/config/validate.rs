@@ -801,6 +801,61 @@ mod tests {
         issues.into_iter().map(|i| i.path).collect()
     }
 
+    /// `[kibana]` (issue #16): every key required, URLs plain http(s) bases, the listener apart.
+    #[test]
+    fn kibana_front_settings_are_checked() {
+        let ok = check(
+            "[kibana]\nurl = \"http://kibana:5601\"\nlisten = \"0.0.0.0:5602\"\n\
+             public_url = \"https://dash.example.com/\"\n",
+        )
+        .expect("valid");
+        let k = ok.kibana.expect("front");
+        assert_eq!(k.public_url, "https://dash.example.com");
+        assert!(k.secure);
+        assert_eq!(k.listen.port(), 5602);
+        let cases: &[(&str, &str)] = &[
+            (
+                "url = \"http://k:5601\"\nlisten = \"0.0.0.0:5602\"",
+                "kibana.public_url",
+            ),
+            (
+                "public_url = \"https://d\"\nlisten = \"0.0.0.0:5602\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d\"",
+                "kibana.listen",
+            ),
+            (
+                "url = \"ftp://k\"\npublic_url = \"https://d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k/base\"\npublic_url = \"https://d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://u:p@d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.public_url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d?x=1\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.public_url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d\"\nlisten = \"127.0.0.1:9201\"",
+                "kibana.listen",
+            ),
+        ];
+        for (body, path) in cases {
+            let issues = check(&format!("[kibana]\n{body}\n")).map(|_| ()).err();
+            let found = issues.map(paths).unwrap_or_default();
+            assert!(found.iter().any(|p| p.contains(path)), "{body}: {found:?}");
+        }
+        // Unknown keys are refused when the file is read.
+        assert!(parse("[kibana]\nx = 1\n").is_err());
+    }
+
     #[test]
     fn empty_config_gives_the_documented_defaults() {
         let c = check("").unwrap();
