@@ -51,6 +51,7 @@ fn store_with_tokens(n: usize) -> (Store, Secret) {
                 created_at: 0,
                 expires_at: None,
                 ip_filter: None,
+                kibana_spaces: vec!["default".into()],
             },
         });
         last = Some(secret);
