@@ -267,6 +267,18 @@ fn recipient_address(app: &App, conn: ConnInfo, headers: &HeaderMap) -> Result<I
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
+/// A `Location` on Kibana's own base URL, as a path on the front (`None`: leave it).
+fn relative_location(kibana_base: &str, location: &str) -> Option<String> {
+    let base = kibana_base.trim_end_matches('/');
+    let rest = location.strip_prefix(base)?;
+    match rest.chars().next() {
+        None => Some("/".to_owned()),
+        Some('/') if !rest.starts_with("//") => Some(rest.to_owned()),
+        Some('?' | '#') => Some(format!("/{rest}")),
+        _ => None,
+    }
+}
+
 /// `/s/<link id>`: the id if the path is exactly a link URL.
 fn link_path(path: &str) -> Option<&str> {
     let id = path.strip_prefix("/s/")?;
@@ -484,6 +496,66 @@ async fn forward(
     for name in DROP_RESPONSE {
         aparts.headers.remove(*name);
     }
+    // A redirect to Kibana's own address would take the recipient past the front.
+    let relative = aparts
+        .headers
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| relative_location(&base, l));
+    if let Some(path) = relative {
+        match HeaderValue::from_str(&path) {
+            Ok(v) => {
+                aparts.headers.insert(header::LOCATION, v);
+            }
+            Err(_) => {
+                aparts.headers.remove(header::LOCATION);
+            }
+        }
+    }
     let body: Body = abody.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     Ok(Response::from_parts(aparts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kibana_redirects_to_itself_become_front_paths() {
+        let base = "http://kibana:5601/";
+        let cases = [
+            (
+                "http://kibana:5601/app/dashboards#/list",
+                Some("/app/dashboards#/list"),
+            ),
+            ("http://kibana:5601", Some("/")),
+            ("http://kibana:5601?x", Some("/?x")),
+            ("http://kibana:56010/app", None),
+            ("http://kibana:5601//evil", None),
+            ("/app/dashboards", None),
+            ("https://elsewhere/app", None),
+        ];
+        for (location, want) in cases {
+            assert_eq!(
+                relative_location(base, location).as_deref(),
+                want,
+                "{location}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_exact_link_paths_open_links() {
+        let id = format!("lnk_{}", "0a".repeat(16));
+        assert_eq!(link_path(&format!("/s/{id}")), Some(id.as_str()));
+        for p in [
+            format!("/s/{id}/"),
+            format!("/s/{id}x"),
+            "/s/lnk_zz".to_owned(),
+            format!("/s/{id}/app/dashboards"),
+            "/s/acme/app/x".to_owned(),
+        ] {
+            assert_eq!(link_path(&p), None, "{p}");
+        }
+    }
 }

@@ -782,3 +782,35 @@ async fn the_front_refuses_what_the_data_listener_refuses_on_the_wire() {
     assert_eq!(r.status, 400);
     assert!(kibana.requests().is_empty());
 }
+
+/// Kibana redirecting to its own address (its `server.publicBaseUrl`, or the URL the front
+/// uses) does not take the recipient past the front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_redirects_to_itself_stay_on_the_front() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let own = format!("{}/app/dashboards#/list", kibana.url());
+    kibana.script(
+        "GET",
+        "/app/dashboards/redirect",
+        Answer {
+            status: 302,
+            headers: vec![("location".into(), own)],
+            body: "".into(),
+        },
+    );
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let r = front_req(
+        &gw,
+        "GET",
+        "/app/dashboards/redirect",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/app/dashboards#/list"));
+}
