@@ -259,6 +259,7 @@ mod tests {
              [audit]\noutput = \"file\"\npath = \"/var/log/a \\\"b\\\".jsonl\"\n\
              [log]\nlevel = \"info,esgate=debug\"\nformat = \"json\"\n\
              [listen]\nheader_timeout = \"1500ms\"\n",
+            "[kibana]\nurl = \"http://kibana:5601\"\nlisten = \"0.0.0.0:5602\"\npublic_url = \"https://dash.example.com/\"\n",
         ] {
             let first = described(toml);
             let again = described(&first);
