@@ -67,8 +67,9 @@ const DROP_REQUEST: &[&str] = &[
     "x-real-ip",
 ];
 
-/// Response headers never passed to the recipient: hop-by-hop, Kibana's cookies, and framing
-/// rules (the front sets its own).
+/// Response headers never passed to the recipient: hop-by-hop, Kibana's cookies, framing rules
+/// (the front sets its own) and authentication challenges (a recipient is never asked for a
+/// password).
 const DROP_RESPONSE: &[&str] = &[
     "connection",
     "keep-alive",
@@ -79,6 +80,7 @@ const DROP_RESPONSE: &[&str] = &[
     "upgrade",
     "set-cookie",
     "x-frame-options",
+    "www-authenticate",
 ];
 
 /// The front's state: Kibana's address, the HTTP client, the keys.

@@ -38,6 +38,7 @@ fn fake_kibana() -> Recording {
                 ("content-type".into(), "text/html".into()),
                 ("set-cookie".into(), "sid=kibana-session; Path=/".into()),
                 ("x-frame-options".into(), "ALLOWALL".into()),
+                ("www-authenticate".into(), "Basic realm=\"kibana\"".into()),
             ],
             body: "<html>kibana</html>".into(),
         },
@@ -226,8 +227,10 @@ async fn a_links_credential_searches_with_its_tokens_filters_only() {
             let auth = last_credential(&kibana);
             assert!(auth.starts_with("Bearer esgl1_"), "{auth}");
             assert!(!auth.contains(&secret));
-            // Kibana's Set-Cookie does not reach the recipient; its framing rule is replaced.
+            // Kibana's Set-Cookie and challenges do not reach the recipient; its framing rule
+            // is replaced.
             assert!(r.header("set-cookie").is_none());
+            assert!(r.header("www-authenticate").is_none());
             assert_eq!(r.header("x-frame-options"), Some("SAMEORIGIN"));
 
             let s = search_as(&gw, &auth).await;
