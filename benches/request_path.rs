@@ -53,6 +53,7 @@ fn store_with_tokens(n: usize) -> (Store, Secret) {
                 ip_filter: None,
                 previous_secret: None,
                 limits: Default::default(),
+                kibana_spaces: vec!["default".into()],
             },
         });
         last = Some(secret);

@@ -93,6 +93,9 @@ pub enum ClientCmd {
     /// Manage named IP filters through the admin API.
     #[command(subcommand, name = "ip-filter")]
     IpFilter(IpFilterCmd),
+    /// Manage share links (a Kibana path opened as a token, no account needed).
+    #[command(subcommand)]
+    Link(LinkCmd),
 }
 
 /// Runs any client command; returns the text to print on stdout. On `Err`, print the error
@@ -102,6 +105,7 @@ pub async fn run(cmd: ClientCmd, opts: &ClientOpts) -> Result<String, CliError> 
         ClientCmd::Token(c) => run_token(c, opts).await,
         ClientCmd::Filter(c) => run_filter(c, opts).await,
         ClientCmd::IpFilter(c) => run_ip_filter(c, opts).await,
+        ClientCmd::Link(c) => execute(opts, link_call(c)).await,
     }
 }
 
@@ -214,6 +218,9 @@ pub struct TokenCreateArgs {
     /// `[policies.limits]` defaults.
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
+    /// A Kibana space whose saved objects the token may read (repeatable; default `default`).
+    #[arg(long = "kibana-space", value_name = "SPACE")]
+    pub kibana_spaces: Vec<String>,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -257,6 +264,9 @@ pub struct TokenUpdateArgs {
     /// Remove the token's own limits (the `[policies.limits]` defaults apply).
     #[arg(long, conflicts_with = "limits")]
     pub clear_limits: bool,
+    /// Replaces the Kibana spaces (repeatable).
+    #[arg(long = "kibana-space", value_name = "SPACE")]
+    pub kibana_spaces: Vec<String>,
     /// Print the admin API's JSON answer instead of text (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -368,6 +378,86 @@ pub enum IpFilterCmd {
     },
 }
 
+/// `esgate link ...` (share links: see docs/admin-api.md, "Share links").
+#[derive(Debug, Clone, Subcommand)]
+pub enum LinkCmd {
+    /// Create a share link for a token and print its URL.
+    Create {
+        /// The token id (`tok_…`); a read token.
+        #[arg(long)]
+        token: String,
+        /// The Kibana path, e.g. `/app/dashboards#/view/<dashboard id>` (or `/s/<space>/app/...`).
+        #[arg(long)]
+        path: String,
+        /// Snapshot start (RFC 3339 UTC); with --to. Without both the link is live.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Snapshot end (RFC 3339 UTC); with --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Lifetime: 90s, 15m, 24h, 7d (never past the token's expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Print the admin API's JSON answer instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a token's share links.
+    List {
+        /// The token id (`tok_…`).
+        #[arg(long)]
+        token: String,
+        /// Print the admin API's JSON answer instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a share link; it stops working at once.
+    Delete {
+        /// The link id (`lnk_…`).
+        id: String,
+    },
+}
+
+pub fn link_call(cmd: LinkCmd) -> ApiCall {
+    match cmd {
+        LinkCmd::Create {
+            token,
+            path,
+            from,
+            to,
+            expires_in,
+            json,
+        } => {
+            let mut body = Map::new();
+            body.insert("path".into(), path.into());
+            if let (Some(from), Some(to)) = (from, to) {
+                body.insert("time".into(), json!({"from": from, "to": to}));
+            }
+            if let Some(d) = expires_in {
+                body.insert("expires_in".into(), d.into());
+            }
+            ApiCall {
+                method: "POST",
+                path: format!("/tokens/{}/links", seg(&token)),
+                body: Some(Value::Object(body)),
+                render: pick(json, Render::Link),
+            }
+        }
+        LinkCmd::List { token, json } => ApiCall {
+            method: "GET",
+            path: format!("/tokens/{}/links", seg(&token)),
+            body: None,
+            render: pick(json, Render::LinkList),
+        },
+        LinkCmd::Delete { id } => ApiCall {
+            method: "DELETE",
+            path: format!("/links/{}", seg(&id)),
+            body: None,
+            render: Render::Message(format!("deleted link {id}")),
+        },
+    }
+}
+
 /// Runs a `token` command; returns the text to print on stdout.
 pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliError> {
     execute(opts, token_call(cmd)?).await
@@ -408,6 +498,8 @@ pub enum Render {
     Filter,
     IpFilterList,
     IpFilter,
+    LinkList,
+    Link,
     /// A fixed message (204 answers).
     Message(String),
 }
@@ -476,6 +568,9 @@ pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
     if !a.limits.is_empty() {
         body.insert("limits".into(), limits_json(&a.limits)?);
     }
+    if !a.kibana_spaces.is_empty() {
+        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
+    }
     Ok(Value::Object(body))
 }
 
@@ -538,11 +633,14 @@ pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
     } else if !a.limits.is_empty() {
         body.insert("limits".into(), limits_json(&a.limits)?);
     }
+    if !a.kibana_spaces.is_empty() {
+        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
+    }
     if body.is_empty() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --filter, --filter-id, \
              --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter, \
-             --limit, --clear-limits"
+             --limit, --clear-limits, --kibana-space"
                 .to_owned(),
         ));
     }
@@ -844,6 +942,35 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
                 table(&["NAME", "CIDRS", "TOKENS"], &rows)
             }
         }
+        Render::LinkList => {
+            let rows = items(need()?, "links")?
+                .iter()
+                .map(|l| {
+                    vec![
+                        text(&l["id"]),
+                        link_time(&l["time"]),
+                        text(&l["expires_at"]),
+                        text(&l["url"]),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                "no links".into()
+            } else {
+                table(&["ID", "TIME", "EXPIRES", "URL"], &rows)
+            }
+        }
+        Render::Link => {
+            let l = need()?;
+            key_values(&[
+                ("id", text(&l["id"])),
+                ("url", text(&l["url"])),
+                ("token", text(&l["token_id"])),
+                ("path", text(&l["path"])),
+                ("time", link_time(&l["time"])),
+                ("expires", text(&l["expires_at"])),
+            ])
+        }
         Render::IpFilter => {
             let f = need()?;
             key_values(&[
@@ -854,6 +981,14 @@ pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
             ])
         }
     })
+}
+
+/// A link's time: `live` or `FROM..TO`.
+fn link_time(t: &Value) -> String {
+    match t {
+        Value::Object(_) => format!("{}..{}", text(&t["from"]), text(&t["to"])),
+        _ => "live".into(),
+    }
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, CliError> {
@@ -944,6 +1079,9 @@ fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
             .collect::<Vec<_>>()
             .join(", ");
         lines.push(("limits", text));
+    }
+    if t.get("kibana_spaces").is_some() {
+        lines.push(("spaces", list_or(&t["kibana_spaces"], "none")));
     }
     lines
 }
@@ -1223,6 +1361,7 @@ mod tests {
             Top::Token(c) => token_call(c).expect("valid token command"),
             Top::Filter(c) => filter_call(c).expect("valid filter command"),
             Top::IpFilter(c) => ip_filter_call(c),
+            Top::Link(c) => link_call(c),
         }
     }
 
@@ -1719,6 +1858,55 @@ mod tests {
         assert!(out.ends_with("used by: no tokens"), "{out}");
     }
 
+    /// `esgate link create|list|delete` (issue #16) map to the links endpoints.
+    #[test]
+    fn link_commands_map_to_the_links_endpoints() {
+        let c = call(&[
+            "link",
+            "create",
+            "--token",
+            "tok_1",
+            "--path",
+            "/app/dashboards#/view/d",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+            "--expires-in",
+            "7d",
+        ]);
+        assert_eq!((c.method, c.path.as_str()), ("POST", "/tokens/tok_1/links"));
+        assert_eq!(
+            c.body,
+            Some(json!({"path": "/app/dashboards#/view/d",
+                        "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+                        "expires_in": "7d"}))
+        );
+        let c = call(&["link", "create", "--token", "tok_1", "--path", "/app/x"]);
+        assert_eq!(c.body, Some(json!({"path": "/app/x"})));
+        assert!(
+            parse(&["link", "create", "--token", "t", "--path", "/app/x", "--from", "x"]).is_err()
+        );
+        let c = call(&["link", "list", "--token", "tok_1"]);
+        assert_eq!((c.method, c.path.as_str()), ("GET", "/tokens/tok_1/links"));
+        let c = call(&["link", "delete", "lnk_ab"]);
+        assert_eq!((c.method, c.path.as_str()), ("DELETE", "/links/lnk_ab"));
+        let c = call(&["token", "update", "tok_1", "--kibana-space", "acme"]);
+        assert_eq!(c.body, Some(json!({"kibana_spaces": ["acme"]})));
+        let out = render(
+            &Render::LinkList,
+            Some(
+                &json!({"links": [{"id": "lnk_1", "time": null, "expires_at": null,
+                                    "url": "https://d/s/lnk_1"}]}),
+            ),
+        )
+        .expect("renders");
+        assert!(
+            out.contains("lnk_1  live  -        https://d/s/lnk_1"),
+            "{out}"
+        );
+    }
+
     #[test]
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
@@ -1881,6 +2069,7 @@ mod tests {
                     expires_at: None,
                     ip_filter: Some("office".into()),
                     limits: vec![],
+                    kibana_spaces: vec![],
                     json: true,
                 }),
                 &o,

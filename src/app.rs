@@ -26,6 +26,8 @@ pub struct App {
     pub admin: AdminContext,
     /// The key scroll and point-in-time ids are sealed with.
     pub id_key: Arc<IdKey>,
+    /// The Kibana front for share links (`[kibana]`), if configured.
+    pub kibana_front: Option<Arc<crate::kibana::front::Front>>,
     /// Memory shared by the request bodies being inspected.
     pub body_budget: crate::body::BodyBudget,
     /// Per-token request rate and concurrency (`limits`).
@@ -169,6 +171,7 @@ impl App {
             store: Arc::clone(&store),
             policies: config.policies.clone(),
             audit: audit.clone(),
+            kibana_public_url: config.kibana.as_ref().map(|k| k.public_url.clone()),
         };
         let (admin_key, admin_key_file) = match &config.admin_key {
             Some(key) => (key.clone(), None),
@@ -177,7 +180,16 @@ impl App {
                 Some(config.store_path.join(ADMIN_KEY_FILE)),
             ),
         };
+        let id_key = Arc::new(id_key);
+        let kibana_front = config.kibana.as_ref().map(|k| {
+            Arc::new(crate::kibana::front::Front::new(
+                k,
+                Arc::clone(&config.backend.tls),
+                &id_key,
+            ))
+        });
         Ok(App {
+            kibana_front,
             admin_key,
             admin_key_file,
             upstream: Arc::new(Upstream::new(&config.backend)),
@@ -200,7 +212,7 @@ impl App {
             )),
             admin,
             body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
-            id_key: Arc::new(id_key),
+            id_key,
             config,
         })
     }
@@ -223,6 +235,8 @@ impl App {
         needs(config.data_listen != old.data_listen, "listen.data");
         needs(config.admin_listen != old.admin_listen, "listen.admin");
         needs(config.store_path != old.store_path, "store.path");
+        needs(config.store != old.store, "store");
+        needs(config.kibana != old.kibana, "kibana");
         needs(
             config.sources.ids_key_env != old.sources.ids_key_env
                 || config.id_key.as_ref().map(|k| k.0) != old.id_key.as_ref().map(|k| k.0),
@@ -268,6 +282,8 @@ impl App {
         config.data_listen = old.data_listen;
         config.admin_listen = old.admin_listen;
         config.store_path = old.store_path.clone();
+        config.store = old.store.clone();
+        config.kibana = old.kibana.clone();
         config.id_key = old.id_key.clone();
         config.metrics = old.metrics.clone();
         config.log = old.log.clone();
@@ -277,7 +293,9 @@ impl App {
                     store: Arc::clone(&self.store),
                     policies: config.policies.clone(),
                     audit: audit.clone(),
+                    kibana_public_url: self.admin.kibana_public_url.clone(),
                 },
+                kibana_front: self.kibana_front.clone(),
                 upstream: Arc::new(Upstream::new(&config.backend)),
                 store: Arc::clone(&self.store),
                 limiter: Arc::clone(&self.limiter),

@@ -71,6 +71,9 @@ pub struct DataEvent {
     pub reason: Option<String>,
     pub bytes: u64,
     pub duration_ms: f64,
+    /// The share link the request came through (the Kibana front, or its link credential on
+    /// the data listener), issue #16.
+    pub link_id: Option<String>,
 }
 
 /// A data request's line, serialised straight from borrowed fields (no `Value` tree).
@@ -89,6 +92,8 @@ struct RequestRecord<'a> {
     status: u16,
     decision: &'static str,
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_id: Option<&'a str>,
     bytes: u64,
     duration_ms: f64,
     v: u8,
@@ -224,6 +229,7 @@ impl Audit {
             status: e.status,
             decision: e.decision,
             reason: e.reason.as_deref(),
+            link_id: e.link_id.as_deref(),
             bytes: e.bytes,
             duration_ms: (e.duration_ms * 1000.0).round() / 1000.0,
             v: 1,

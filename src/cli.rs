@@ -15,7 +15,7 @@ use crate::config::{self, Config, ConfigError, Overrides};
     name = "esgate",
     version,
     about = "Authenticating, filter-injecting reverse proxy for Elasticsearch",
-    after_help = "The token, filter and ip-filter commands talk to the admin API at ESGATE_ADMIN_URL \
+    after_help = "The token, filter, ip-filter and link commands talk to the admin API at ESGATE_ADMIN_URL \
 (default http://127.0.0.1:9202) with the key in ESGATE_ADMIN_KEY (default: the key esgate \
 generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE)."
 )]
@@ -74,7 +74,7 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Admin API client commands (token, filter, ip-filter), using ESGATE_ADMIN_URL
+    /// Admin API client commands (token, filter, ip-filter, link), using ESGATE_ADMIN_URL
     /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
     /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
     #[command(flatten)]
@@ -305,6 +305,19 @@ async fn serve(
             return ExitCode::from(1);
         }
     };
+    let front = match app.config.kibana.as_ref().map(|k| k.listen) {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(kibana_front = %addr, "Share links: the Kibana front is serving");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("esgate: cannot listen on {addr} (kibana.listen): {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     tracing::info!(
         data = %data.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -322,7 +335,7 @@ async fn serve(
     let reloader = hangups.map(|s| tokio::spawn(reload_on_hangup(s, Arc::clone(&live), reread)));
     #[cfg(not(unix))]
     drop(reread);
-    crate::server::run_live(Arc::clone(&live), data, admin, shutdown_signal()).await;
+    crate::server::run_live(Arc::clone(&live), data, admin, front, shutdown_signal()).await;
     #[cfg(unix)]
     if let Some(r) = reloader {
         r.abort();

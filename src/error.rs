@@ -131,6 +131,7 @@ impl ProxyError {
             ProxyError::Policy(Denied::Expired) => "expired",
             ProxyError::Policy(Denied::IpNotAllowed) => "ip_not_allowed",
             ProxyError::Policy(Denied::Dangling(_)) => "token_incomplete",
+            ProxyError::Policy(Denied::Link(_)) => "link_invalid",
             ProxyError::Rejected(r) => match r.kind {
                 RejectKind::Forbidden => "forbidden",
                 RejectKind::BadRequest => "bad_request",

@@ -15,6 +15,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod es;
+pub mod kibana;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -26,6 +26,7 @@
 //!   `require_filters` it is refused (409) when a token would be left without a filter.
 //! - `POST|GET /ip-filters`, `GET|PATCH|DELETE /ip-filters/{name}` (+ GET one and PATCH
 //!   `cidrs`, tightening or widening; renaming is refused); the view has + `used_by`.
+//! - + `POST|GET /tokens/{id}/links`, `GET|DELETE /links/{id}`: share links (`links`).
 //! - Errors: 400 `illegal_argument_exception` / `parse_exception`, 404
 //!   `resource_not_found_exception`, + 405 `method_not_allowed_exception`, 409
 //!   `illegal_state_exception` (rules, in-use) / `resource_already_exists_exception`
@@ -36,6 +37,7 @@ mod filters;
 mod input;
 mod ip_filters;
 pub mod limits;
+mod links;
 mod tokens;
 
 use std::net::IpAddr;
@@ -111,6 +113,8 @@ pub struct AdminContext {
     pub store: Arc<Store>,
     pub policies: Policies,
     pub audit: Arc<dyn AuditSink>,
+    /// `[kibana] public_url`: where share links point. `None`: no Kibana front, no links.
+    pub kibana_public_url: Option<String>,
 }
 
 /// Token policies, checked on create and update. A refusal names the policy.
@@ -161,6 +165,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/tokens/{id}"),
     ("POST", "/tokens/{id}/reset"),
     ("POST", "/tokens/{id}/rotate"),
+    ("POST", "/tokens/{id}/links"),
+    ("GET", "/tokens/{id}/links"),
+    ("GET", "/links/{id}"),
+    ("DELETE", "/links/{id}"),
     ("POST", "/filters"),
     ("GET", "/filters"),
     ("GET", "/filters/{id}"),
@@ -184,6 +192,8 @@ enum Route<'a> {
     Token(&'a str),
     TokenReset(&'a str),
     TokenRotate(&'a str),
+    TokenLinks(&'a str),
+    Link(&'a str),
     Filters,
     Filter(&'a str),
     IpFilters,
@@ -204,7 +214,7 @@ async fn dispatch(
     now: i64,
 ) -> Result<AdminResponse, AdminError> {
     let route = route(req.path).ok_or_else(|| {
-        AdminError::not_found("admin endpoint (see /tokens, /filters, /ip-filters)")
+        AdminError::not_found("admin endpoint (see /tokens, /links, /filters, /ip-filters)")
     })?;
     let ev = EventBase {
         client: req.client,
@@ -243,6 +253,25 @@ async fn dispatch(
         (Route::TokenRotate(id), "POST") => {
             no_query()?;
             tokens::rotate(ctx, &ev, id, req.body).await
+        }
+        (Route::TokenLinks(id), "POST") => {
+            no_query()?;
+            links::create(ctx, &ev, id, req.body).await
+        }
+        (Route::TokenLinks(id), "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            links::list(ctx, id, now)
+        }
+        (Route::Link(id), "GET") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            links::show(ctx, id, now)
+        }
+        (Route::Link(id), "DELETE") => {
+            no_query()?;
+            input::expect_no_body(req.body)?;
+            links::delete(ctx, &ev, id).await
         }
         (Route::Filters, "POST") => {
             no_query()?;
@@ -309,6 +338,8 @@ fn route(path: &str) -> Option<Route<'_>> {
         ["tokens", id] if key(id) => Some(Route::Token(id)),
         ["tokens", id, "reset"] if key(id) => Some(Route::TokenReset(id)),
         ["tokens", id, "rotate"] if key(id) => Some(Route::TokenRotate(id)),
+        ["tokens", id, "links"] if key(id) => Some(Route::TokenLinks(id)),
+        ["links", id] if key(id) => Some(Route::Link(id)),
         ["filters"] => Some(Route::Filters),
         ["filters", id] if key(id) => Some(Route::Filter(id)),
         ["ip-filters"] => Some(Route::IpFilters),
@@ -430,6 +461,7 @@ pub(crate) mod testing {
                     store: Arc::new(store),
                     policies,
                     audit: audit.clone(),
+                    kibana_public_url: Some("https://dash.example.com".into()),
                 },
                 persistence,
                 audit,

@@ -39,6 +39,7 @@ const CREATE_FIELDS: &[&str] = &[
     "expires_at",
     "ip_filter",
     "limits",
+    "kibana_spaces",
 ];
 /// Fields of the token view that a PATCH cannot set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -56,10 +57,10 @@ pub const MAX_OVERLAP: i64 = 7 * 86_400;
 /// The overlap when a rotation names none.
 const DEFAULT_OVERLAP: i64 = 3_600;
 
-/// Deletes tokens expired for more than [`EXPIRED_GRACE`] seconds, and forgets previous
-/// secrets whose rotation overlap has ended (they no longer authenticate anyway), in one
-/// durable change. Returns how many tokens were deleted. The server calls this every few
-/// seconds.
+/// Deletes tokens (and share links) expired for more than [`EXPIRED_GRACE`] seconds, and
+/// forgets previous secrets whose rotation overlap has ended (they no longer authenticate
+/// anyway), in one durable change. Returns how many tokens were deleted. The server calls this
+/// every few seconds.
 pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError> {
     store
         .update(|snap| {
@@ -84,11 +85,22 @@ pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize, StoreError>
                 })
                 .collect();
             ended.sort_by(|a, b| a.id.cmp(&b.id));
-            let changes = ids
-                .into_iter()
-                .map(|id| Change::DeleteToken { id })
-                .chain(ended.into_iter().map(|token| Change::PutToken { token }))
+            // Share links expired as long go too (a token's links go with it anyway).
+            let mut links: Vec<String> = snap
+                .links()
+                .filter(|l| {
+                    matches!(l.expires_at, Some(exp) if now.saturating_sub(exp) > EXPIRED_GRACE)
+                        && !ids.contains(&l.token_id)
+                })
+                .map(|l| l.id.clone())
                 .collect();
+            links.sort();
+            let mut changes: Vec<Change> = links
+                .into_iter()
+                .map(|id| Change::DeleteLink { id })
+                .collect();
+            changes.extend(ids.into_iter().map(|id| Change::DeleteToken { id }));
+            changes.extend(ended.into_iter().map(|token| Change::PutToken { token }));
             Ok::<_, StoreError>((changes, n))
         })
         .await
@@ -103,7 +115,7 @@ fn visible(t: &Token, now: i64) -> bool {
     }
 }
 
-fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
+pub(super) fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
     snap.token(id)
         .map(|t| &**t)
         .filter(|t| visible(t, now))
@@ -305,6 +317,36 @@ fn check_all_is_unrestricted(
     Ok(())
 }
 
+/// `kibana_spaces`: Kibana space ids (`[a-z0-9_-]`), at most 100.
+fn parse_kibana_spaces(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+    let Some(items) = input::opt_array(map, "kibana_spaces")? else {
+        return Ok(None);
+    };
+    if items.len() > 100 {
+        return Err(AdminError::field(
+            "kibana_spaces",
+            "must have at most 100 entries",
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(s) if crate::kibana::path::valid_space(s) => {
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_owned());
+                }
+            }
+            _ => {
+                return Err(AdminError::field(
+                    &format!("kibana_spaces[{i}]"),
+                    "must be a Kibana space id (lowercase letters, digits, _ and -)",
+                ))
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permission>>, AdminError> {
     let Some(items) = input::opt_array(map, "permissions")? else {
         return Ok(None);
@@ -472,6 +514,7 @@ fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
         "expired": t.is_expired(now),
         "ip_filter": t.ip_filter,
         "ip_cidrs": ip_cidrs,
+        "kibana_spaces": t.kibana_spaces,
         "last_used_at": input::time_value(store.last_used(snap, &t.id)),
         "previous_secret_expires_at":
             input::time_value(t.previous_secret_at(now).map(|p| p.expires_at)),
@@ -505,6 +548,8 @@ pub(super) async fn create(
         Some(v) => limits::parse(v, "limits")?,
         None => Default::default(),
     };
+    let kibana_spaces =
+        parse_kibana_spaces(&map)?.unwrap_or_else(crate::store::model::default_kibana_spaces);
 
     let (out, token) = ctx
         .store
@@ -528,6 +573,7 @@ pub(super) async fn create(
                 ip_filter,
                 previous_secret: None,
                 limits,
+                kibana_spaces,
             };
             check_filters_policy(&ctx.policies, &token)?;
             check_expiry_policy(&ctx.policies, &token, now)?;
@@ -625,6 +671,7 @@ pub(super) async fn update(
         .get("limits")
         .map(|v| limits::parse(v, "limits"))
         .transpose()?;
+    let kibana_spaces = parse_kibana_spaces(&map)?;
 
     let (out, changed) = ctx
         .store
@@ -641,6 +688,9 @@ pub(super) async fn update(
             }
             if let Some(indices) = indices {
                 t.indices = indices;
+            }
+            if let Some(spaces) = kibana_spaces {
+                t.kibana_spaces = spaces;
             }
             if let Some(perms) = permissions {
                 if perms != old.permissions && !ctx.policies.allow_permission_updates {
@@ -696,6 +746,7 @@ pub(super) async fn update(
                 ("expires_at", t.expires_at != old.expires_at),
                 ("ip_filter", t.ip_filter != old.ip_filter),
                 ("limits", t.limits != old.limits),
+                ("kibana_spaces", t.kibana_spaces != old.kibana_spaces),
             ]);
             let out = view(&ctx.store, snap, &t, now);
             let changes = if changed.is_empty() {
@@ -797,7 +848,20 @@ pub(super) async fn rotate(
             });
             t.secret_hash = hash;
             let previous = t.previous_secret.as_ref().map(|p| p.expires_at);
-            Ok::<_, AdminError>((vec![Change::PutToken { token: t }], (secret, previous)))
+            // A rotation re-keys clients without downtime: the token's share links are
+            // re-stamped with the new secret's generation and keep working (a reset ends them).
+            let generation = crate::store::model::secret_generation(&hash);
+            let mut changes: Vec<Change> = snap
+                .links_of(id)
+                .into_iter()
+                .map(|l| {
+                    let mut link = (**l).clone();
+                    link.secret_generation = generation.clone();
+                    Change::PutLink { link }
+                })
+                .collect();
+            changes.insert(0, Change::PutToken { token: t });
+            Ok::<_, AdminError>((changes, (secret, previous)))
         })
         .await?;
     let expires = input::time_value(previous);
@@ -820,13 +884,27 @@ pub(super) async fn delete(
     id: &str,
 ) -> Result<AdminResponse, AdminError> {
     let now = ev.now;
-    ctx.store
+    let links = ctx
+        .store
         .update(|snap| {
             find(snap, id, now)?;
-            Ok::<_, AdminError>((vec![Change::DeleteToken { id: id.to_owned() }], ()))
+            // Its links go in the same durable change (a store that keeps links apart from
+            // tokens sees them deleted too).
+            let links: Vec<String> = snap.links_of(id).iter().map(|l| l.id.clone()).collect();
+            let mut changes: Vec<Change> = links
+                .iter()
+                .map(|l| Change::DeleteLink { id: l.clone() })
+                .collect();
+            changes.push(Change::DeleteToken { id: id.to_owned() });
+            Ok::<_, AdminError>((changes, links))
         })
         .await?;
-    ev.emit(ctx, "token.delete", id, Value::Null);
+    let extra = if links.is_empty() {
+        Value::Null
+    } else {
+        json!({ "links": links })
+    };
+    ev.emit(ctx, "token.delete", id, extra);
     Ok(AdminResponse::no_content())
 }
 

@@ -85,6 +85,7 @@ mod tests {
             ip_filter: None,
             previous_secret: None,
             limits: Default::default(),
+            kibana_spaces: vec!["default".into()],
         }
     }
 

@@ -232,6 +232,12 @@ impl Config {
             "max_token_series",
             self.metrics.max_token_series.to_string(),
         );
+        if let Some(k) = &self.kibana {
+            o.section("kibana");
+            o.key("url", quoted(k.url.to_string().trim_end_matches('/')));
+            o.key("listen", quoted(&k.listen.to_string()));
+            o.key("public_url", quoted(&k.public_url));
+        }
         o.0
     }
 }
@@ -286,6 +292,7 @@ mod tests {
              [listen]\nheader_timeout = \"1500ms\"\n",
             "[store]\nkind = \"elasticsearch\"\n[admin]\nkey_env = \"ADMIN\"\n",
             "[store]\nkind = \"elasticsearch\"\nindex = \".tokens\"\nurls = [\"https://s:9200\"]\npoll_interval = \"250ms\"\n[admin]\nkey_env = \"ADMIN\"\n",
+            "[kibana]\nurl = \"http://kibana:5601\"\nlisten = \"0.0.0.0:5602\"\npublic_url = \"https://dash.example.com/\"\n",
         ] {
             let first = described(toml);
             let again = described(&first);

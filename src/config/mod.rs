@@ -74,6 +74,8 @@ pub struct Config {
     pub audit: AuditOutput,
     pub log: Log,
     pub metrics: MetricsConfig,
+    /// `[kibana]`: the share-link front (`crate::kibana`).
+    pub kibana: Option<KibanaFront>,
     /// Where the values that are not kept above came from (file names, secret sources), so
     /// `check-config` can print the configuration back without holding a secret.
     pub sources: Sources,
@@ -248,6 +250,18 @@ pub enum AuditOutput {
 pub struct MetricsConfig {
     /// Token ids `esgate_requests_total` labels; the rest count under `token_id="other"`.
     pub max_token_series: usize,
+}
+
+/// `[kibana]`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KibanaFront {
+    /// Kibana's base URL (`http://` or `https://`, no path beyond `/`).
+    pub url: Uri,
+    pub listen: SocketAddr,
+    /// What recipients open, without a trailing slash (`https://dash.example.com`).
+    pub public_url: String,
+    /// `public_url` is https: the session cookie is `Secure`.
+    pub secure: bool,
 }
 
 #[derive(Clone, Debug)]

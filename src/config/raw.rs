@@ -67,6 +67,16 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// The Kibana front for share links; absent: no front, no links.
+    pub kibana: Option<RawKibana>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKibana {
+    pub url: Option<String>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

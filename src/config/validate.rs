@@ -247,6 +247,10 @@ pub fn validate(
     let metrics = crate::config::MetricsConfig {
         max_token_series: usize::try_from(max_token_series).unwrap_or(usize::MAX),
     };
+    let kibana = raw
+        .kibana
+        .as_ref()
+        .and_then(|k| v.kibana(k, data_listen, admin_listen));
 
     let sources = Sources {
         backend_username: raw.backend.username.clone(),
@@ -280,6 +284,7 @@ pub fn validate(
             audit,
             log: Log { level, json },
             metrics,
+            kibana,
             sources,
         }),
         _ => Err(v.issues),
@@ -690,6 +695,68 @@ impl Validator {
         })
     }
 
+    /// `[kibana]`: every key required; URLs absolute http(s) without credentials, query or
+    /// fragment; the listener apart from the other two.
+    fn kibana(
+        &mut self,
+        raw: &raw::RawKibana,
+        data: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) -> Option<crate::config::KibanaFront> {
+        let before = self.issues.len();
+        let mut base_url = |path: &str, text: Option<&str>| -> Option<(Uri, bool)> {
+            let Some(text) = text else {
+                self.issue(path, "is required in [kibana]");
+                return None;
+            };
+            let uri: Option<Uri> = text.parse().ok();
+            let ok = uri.as_ref().filter(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    && u.query().is_none()
+                    && matches!(u.path(), "" | "/")
+                    && !text.contains('#')
+            });
+            match ok {
+                Some(u) => Some((u.clone(), u.scheme_str() == Some("https"))),
+                None => {
+                    self.issue(
+                        path,
+                        "must be an http:// or https:// URL with a host and no path, query or credentials",
+                    );
+                    None
+                }
+            }
+        };
+        let url = base_url("kibana.url", raw.url.as_deref());
+        let public = base_url("kibana.public_url", raw.public_url.as_deref());
+        let listen = match raw.listen.as_deref() {
+            Some(l) => self.addr("kibana.listen", l),
+            None => {
+                self.issue("kibana.listen", "is required in [kibana]");
+                None
+            }
+        };
+        if let Some(l) = listen {
+            if l.port() != 0 && (Some(l) == data || Some(l) == admin) {
+                self.issue(
+                    "kibana.listen",
+                    "must differ from listen.data and listen.admin",
+                );
+            }
+        }
+        if self.issues.len() != before {
+            return None;
+        }
+        let ((url, _), (public, secure), listen) = (url?, public?, listen?);
+        Some(crate::config::KibanaFront {
+            url,
+            listen,
+            public_url: public.to_string().trim_end_matches('/').to_owned(),
+            secure,
+        })
+    }
+
     fn pool_idle(&mut self, text: Option<&str>) -> Duration {
         let d = self.duration(
             "backend.pool_idle_timeout",
@@ -859,6 +926,61 @@ mod tests {
 
     fn paths(issues: Vec<ConfigIssue>) -> Vec<String> {
         issues.into_iter().map(|i| i.path).collect()
+    }
+
+    /// `[kibana]` (issue #16): every key required, URLs plain http(s) bases, the listener apart.
+    #[test]
+    fn kibana_front_settings_are_checked() {
+        let ok = check(
+            "[kibana]\nurl = \"http://kibana:5601\"\nlisten = \"0.0.0.0:5602\"\n\
+             public_url = \"https://dash.example.com/\"\n",
+        )
+        .expect("valid");
+        let k = ok.kibana.expect("front");
+        assert_eq!(k.public_url, "https://dash.example.com");
+        assert!(k.secure);
+        assert_eq!(k.listen.port(), 5602);
+        let cases: &[(&str, &str)] = &[
+            (
+                "url = \"http://k:5601\"\nlisten = \"0.0.0.0:5602\"",
+                "kibana.public_url",
+            ),
+            (
+                "public_url = \"https://d\"\nlisten = \"0.0.0.0:5602\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d\"",
+                "kibana.listen",
+            ),
+            (
+                "url = \"ftp://k\"\npublic_url = \"https://d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k/base\"\npublic_url = \"https://d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://u:p@d\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.public_url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d?x=1\"\nlisten = \"0.0.0.0:1\"",
+                "kibana.public_url",
+            ),
+            (
+                "url = \"http://k\"\npublic_url = \"https://d\"\nlisten = \"127.0.0.1:9201\"",
+                "kibana.listen",
+            ),
+        ];
+        for (body, path) in cases {
+            let issues = check(&format!("[kibana]\n{body}\n")).map(|_| ()).err();
+            let found = issues.map(paths).unwrap_or_default();
+            assert!(found.iter().any(|p| p.contains(path)), "{body}: {found:?}");
+        }
+        // Unknown keys are refused when the file is read.
+        assert!(parse("[kibana]\nx = 1\n").is_err());
     }
 
     #[test]

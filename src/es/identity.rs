@@ -18,9 +18,9 @@
 //! every `api:` route with its own internal user once `_has_privileges` says yes, so a yes is a
 //! grant. A read token's user may view data views, saved searches, dashboards, visualizations
 //! and Lens objects, run Discover and export CSV; it may not save, delete, share or manage.
-//! Saved objects are Kibana's, not the tenant's: every read token can read those in every
-//! space (the resource is not checked), so tenants must not put their terms in shared saved
-//! objects, or each tenant gets its own Kibana.
+//! Saved objects are Kibana's, not the tenant's: a read token reads those of its
+//! `kibana_spaces` only (Kibana actions are granted on `space:<id>` resources of those spaces;
+//! on `*` only `login:` and `version:`), so each tenant's saved objects belong in its own space.
 //!
 //! The user name is the token's id, not its name: token names need not be unique, and Kibana
 //! keys what a user owns (CSV reports, search sessions) by user name, so two tokens sharing a
@@ -88,6 +88,9 @@ pub struct Identity<'a> {
     pub name: &'a str,
     /// The token's allowed index patterns.
     pub indices: &'a [String],
+    /// The Kibana spaces the token may read (issue #16): Kibana actions are granted only on
+    /// `space:<id>` resources of these (and `login:`/`version:` on `*`).
+    pub kibana_spaces: &'a [String],
 }
 
 /// The realm every esgate token authenticates in.
@@ -192,7 +195,9 @@ pub fn has_privileges(
                     for resource in resources {
                         let mut granted_here = Map::new();
                         for privilege in &privileges {
-                            let granted = kibana && kibana_action_granted(privilege);
+                            let granted = kibana
+                                && kibana_action_granted(privilege)
+                                && resource_granted(who.kibana_spaces, &resource, privilege);
                             all &= granted;
                             granted_here.insert(privilege.clone(), Value::Bool(granted));
                         }
@@ -217,6 +222,16 @@ pub fn has_privileges(
         "index": index,
         "application": application,
     }))
+}
+
+/// Whether a Kibana action may be granted on `resource`: a space the token has
+/// (`space:<id>`), or, for signing in only (`login:`, `version:`), every space (`*`). Saved
+/// objects, apps and capabilities of other spaces stay closed (issue #16).
+fn resource_granted(spaces: &[String], resource: &str, action: &str) -> bool {
+    match resource.strip_prefix("space:") {
+        Some(space) => spaces.iter().any(|s| s == space),
+        None => resource == "*" && (action == "login:" || action.starts_with("version:")),
+    }
 }
 
 /// Index privileges a read token holds on the names its patterns cover.
@@ -444,6 +459,7 @@ mod tests {
             id: "tok_a",
             name: "tenant-a",
             indices: p,
+            kibana_spaces: &SPACES,
         }
     }
 
@@ -586,6 +602,43 @@ mod tests {
         assert!(index_privilege_granted(&star, "anything-*", "read"));
         assert!(!index_privilege_granted(&star, ".security*", "read"));
         assert!(!index_privilege_granted(&star, ".security", "read"));
+    }
+
+    static SPACES: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| vec!["default".into(), "b".into()]);
+
+    /// Kibana privileges hold only in the token's spaces (issue #16): `login:` on `*` is
+    /// granted (signing in), everything else on `*` or on another space is not.
+    #[test]
+    fn kibana_privileges_are_granted_only_in_the_tokens_spaces() {
+        let p = patterns();
+        let spaces = vec!["acme".to_owned()];
+        let who = Identity {
+            id: "tok_a",
+            name: "a",
+            indices: &p,
+            kibana_spaces: &spaces,
+        };
+        let body = json!({"applications": [{
+            "application": "kibana-.kibana",
+            "resources": ["space:acme", "space:default", "*"],
+            "privileges": ["login:", "ui:dashboard/show", "saved_object:dashboard/get"],
+        }]});
+        let got = has_privileges(who, Some(&body), &Default::default()).unwrap();
+        let app = &got["application"]["kibana-.kibana"];
+        assert_eq!(
+            app["space:acme"],
+            json!({"login:": true, "ui:dashboard/show": true, "saved_object:dashboard/get": true})
+        );
+        assert_eq!(
+            app["space:default"],
+            json!({"login:": false, "ui:dashboard/show": false, "saved_object:dashboard/get": false})
+        );
+        assert_eq!(
+            app["*"],
+            json!({"login:": true, "ui:dashboard/show": false, "saved_object:dashboard/get": false})
+        );
+        assert_eq!(got["has_all_requested"], false);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum Denied {
     IpNotAllowed,
     #[error("token configuration is incomplete: {0}")]
     Dangling(String),
+    /// A share link (or its session or credential) that no longer opens anything.
+    #[error("share link is not valid: {0}")]
+    Link(&'static str),
 }
 
 /// Checks expiry and the IP filter. `ip_filter` is the token's named filter, looked up by the
@@ -85,6 +88,7 @@ mod tests {
             ip_filter: ip_filter.map(str::to_owned),
             previous_secret: None,
             limits: Default::default(),
+            kibana_spaces: vec!["default".into()],
         }
     }
 

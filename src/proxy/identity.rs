@@ -64,6 +64,7 @@ pub(super) async fn respond(
         id: &token.id,
         name: &token.name,
         indices: &token.indices,
+        kibana_spaces: &token.kibana_spaces,
     };
     let answer = match route {
         SelfRoute::Authenticate => es::identity::authenticate(who),

@@ -158,7 +158,12 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let token = match authenticate(&snapshot, req.headers(), now) {
+    let authenticated = match link_credential(req.headers()) {
+        // A share link's credential (minted by the Kibana front for one recipient request).
+        Some(text) => authenticate_link(app, &snapshot, text, now),
+        None => authenticate(&snapshot, req.headers(), now),
+    };
+    let token = match authenticated {
         Ok(t) => t,
         Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
@@ -173,11 +178,34 @@ async fn pipeline(
     ctx.event.token_id = Some(token.id.clone());
     ctx.event.token_name = Some(token.name.clone());
 
-    let ip_filter = token
-        .ip_filter
-        .as_deref()
-        .and_then(|name| snapshot.ip_filter(name));
-    policy::check(&token, ip_filter, client_ip, now)?;
+    match link_credential(req.headers()) {
+        Some(text) => {
+            // The link, its token and the recipient's address, as the front checked them,
+            // again now: a deleted link or a reset token stops Kibana's next query.
+            let claims = crate::kibana::session::open_credential(
+                &crate::kibana::credential_key(&app.id_key),
+                text,
+                now,
+            )
+            .ok_or(auth::AuthError::Unknown)?;
+            ctx.event.link_id = Some(claims.link_id.clone());
+            let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
+            crate::kibana::session::check_link(
+                &snapshot,
+                &claims.link_id,
+                Some(&claims),
+                recipient,
+                now,
+            )?;
+        }
+        None => {
+            let ip_filter = token
+                .ip_filter
+                .as_deref()
+                .and_then(|name| snapshot.ip_filter(name));
+            policy::check(&token, ip_filter, client_ip, now)?;
+        }
+    }
     // The token's own limits, each unset one from `[policies.limits]`.
     let limits = token.limits.or(&app.config.policies.limits);
     // The concurrency slot lives as long as the request's context: until its answer's body
@@ -663,6 +691,36 @@ fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr
     client_ip::client_ip(peer, &xff, &fwd, &app.config.auth.trusted_proxies)
         .map(client_ip::canonical)
         .map_err(|e| ProxyError::BadRequest(e.to_string()))
+}
+
+/// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is
+/// its one `Authorization` header.
+fn link_credential(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => crate::kibana::session::credential_in(v.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A link credential's token: the seal must verify under esgate's key and be unexpired, and
+/// name the token it was minted for (the link checks follow in `pipeline`).
+fn authenticate_link(
+    app: &App,
+    snapshot: &Snapshot,
+    text: &str,
+    now: i64,
+) -> Result<Arc<Token>, auth::AuthError> {
+    let claims = crate::kibana::session::open_credential(
+        &crate::kibana::credential_key(&app.id_key),
+        text,
+        now,
+    )
+    .ok_or(auth::AuthError::Unknown)?;
+    snapshot
+        .token(&claims.token_id)
+        .cloned()
+        .ok_or(auth::AuthError::Unknown)
 }
 
 fn authenticate(

@@ -36,6 +36,8 @@ use crate::proxy::{self, ConnInfo};
 enum Role {
     Data,
     Admin,
+    /// The Kibana front for share links (`crate::kibana::front`).
+    Kibana,
 }
 
 /// Serves both listeners until `shutdown` resolves, then drains in-flight requests (for at
@@ -46,16 +48,18 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    run_live(Arc::new(Live::new(app)), data, admin, shutdown).await
+    run_live(Arc::new(Live::new(app)), data, admin, None, shutdown).await
 }
 
-/// [`run`] with the `App` behind a reload handle: each connection reads the TLS material and
+/// [`run`] with the `App` behind a reload handle (each connection reads the TLS material and
 /// connection settings from the `App` current when it is accepted, each request the `App`
-/// current when it starts (`Live::load`).
+/// current when it starts: `Live::load`), and the Kibana front's listener (`[kibana] listen`)
+/// when one is configured.
 pub async fn run_live(
     live: Arc<Live>,
     data: TcpListener,
     admin: TcpListener,
+    front: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -65,7 +69,12 @@ pub async fn run_live(
     let poller = tokio::spawn(poll_store(Arc::clone(&live), stop_rx.clone()));
     tokio::join!(
         accept_loop(&live, data, Role::Data, stop_rx.clone(), open.clone()),
-        accept_loop(&live, admin, Role::Admin, stop_rx, open),
+        accept_loop(&live, admin, Role::Admin, stop_rx.clone(), open.clone()),
+        async {
+            if let Some(front) = front {
+                accept_loop(&live, front, Role::Kibana, stop_rx, open).await
+            }
+        },
         async {
             shutdown.await;
             tracing::info!("Shutting down: no new connections, draining in-flight requests");
@@ -96,7 +105,7 @@ async fn accept_loop(
     let max = {
         let app = live.load();
         match role {
-            Role::Data => app.config.limits.max_connections,
+            Role::Data | Role::Kibana => app.config.limits.max_connections,
             Role::Admin => app.config.limits.admin_max_connections,
         }
     };
@@ -122,7 +131,7 @@ async fn accept_loop(
         // The TLS material is the current App's (a reload may have replaced the certificate).
         let tls: Option<ServerTls> = match role {
             Role::Data => live.load().config.server_tls.clone(),
-            Role::Admin => None,
+            Role::Admin | Role::Kibana => None,
         };
         let acceptor = tls
             .as_ref()
@@ -190,6 +199,7 @@ async fn serve<I>(
             let response = match role {
                 Role::Data => proxy::handle(app, info, req).await,
                 Role::Admin => admin::handle(app, info, req).await,
+                Role::Kibana => crate::kibana::front::handle(app, info, req).await,
             };
             // The request counts as in flight until its answer's body is done.
             Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response))

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
 
-use super::model::{IpFilter, LibraryFilter, Token, UnixTime};
+use super::model::{IpFilter, LibraryFilter, Link, Token, UnixTime};
 use super::{Change, StoreError};
 use crate::upstream::Upstream;
 
@@ -200,6 +200,7 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
         ("token", true) => Change::DeleteToken { id: name },
         ("filter", true) => Change::DeleteFilter { id: name },
         ("ip_filter", true) => Change::DeleteIpFilter { name },
+        ("link", true) => Change::DeleteLink { id: name },
         ("last_used", true) => return Ok(None),
         ("token", false) => match <Token as serde::Deserialize>::deserialize(record) {
             Ok(token) if token.id == name => Change::PutToken { token },
@@ -211,6 +212,10 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
         },
         ("ip_filter", false) => match <IpFilter as serde::Deserialize>::deserialize(record) {
             Ok(ip_filter) if ip_filter.name == name => Change::PutIpFilter { ip_filter },
+            _ => return Ok(None),
+        },
+        ("link", false) => match <Link as serde::Deserialize>::deserialize(record) {
+            Ok(link) if link.id == name => Change::PutLink { link },
             _ => return Ok(None),
         },
         ("last_used", false) => match record.get("at").and_then(Value::as_i64) {
@@ -252,6 +257,10 @@ fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreErr
             vec![put("token", &token.id, ser(serde_json::to_value(token))?)]
         }
         Change::DeleteToken { id } => vec![tomb("token", id)],
+        Change::PutLink { link } => {
+            vec![put("link", &link.id, ser(serde_json::to_value(link))?)]
+        }
+        Change::DeleteLink { id } => vec![tomb("link", id)],
         Change::PutFilter { filter } => {
             vec![put(
                 "filter",
@@ -1068,6 +1077,7 @@ mod tests {
             ip_filter: None,
             previous_secret: None,
             limits: Default::default(),
+            kibana_spaces: vec!["default".into()],
         };
         let changes = [
             Change::PutToken { token },

@@ -47,8 +47,19 @@ pub fn parse(text: &str) -> Result<Vec<Change>, String> {
             Change::PutToken { .. }
             | Change::PutFilter { .. }
             | Change::PutIpFilter { .. }
+            | Change::PutLink { .. }
             | Change::LastUsed { .. } => state.apply(c),
             _ => return Err("an export holds records only (no deletes)".into()),
+        }
+    }
+    for c in &doc.changes {
+        if let Change::PutLink { link } = c {
+            if state.token(&link.token_id).is_none() {
+                return Err(format!(
+                    "link '{}' names a missing token '{}' (tokens come before their links)",
+                    link.id, link.token_id
+                ));
+            }
         }
     }
     for t in state.tokens() {
@@ -106,6 +117,7 @@ mod tests {
                     ip_filter: Some("office".into()),
                     previous_secret: None,
                     limits: Default::default(),
+                    kibana_spaces: vec!["default".into()],
                 },
             },
             Change::LastUsed {

@@ -593,7 +593,7 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
 }
 
 /// The state as a minimal list of changes that rebuilds it: IP filters, library filters,
-/// tokens (each sorted by key, for a deterministic file), then one `LastUsed`.
+/// tokens, share links (each sorted by key, for a deterministic file), then one `LastUsed`.
 pub(crate) fn state_changes(state: &Snapshot) -> Vec<Change> {
     let mut ip_filters: Vec<_> = state.ip_filters.values().cloned().collect();
     ip_filters.sort_by(|a, b| a.name.cmp(&b.name));
@@ -607,8 +607,11 @@ pub(crate) fn state_changes(state: &Snapshot) -> Vec<Change> {
         .map(|(id, t)| (id.clone(), *t))
         .collect();
     times.sort();
+    let mut links: Vec<_> = state.links.values().map(|l| (**l).clone()).collect();
+    links.sort_by(|a, b| a.id.cmp(&b.id));
 
-    let mut out = Vec::with_capacity(ip_filters.len() + filters.len() + tokens.len() + 1);
+    let mut out =
+        Vec::with_capacity(ip_filters.len() + filters.len() + tokens.len() + links.len() + 1);
     out.extend(
         ip_filters
             .into_iter()
@@ -620,6 +623,7 @@ pub(crate) fn state_changes(state: &Snapshot) -> Vec<Change> {
             .map(|filter| Change::PutFilter { filter }),
     );
     out.extend(tokens.into_iter().map(|token| Change::PutToken { token }));
+    out.extend(links.into_iter().map(|link| Change::PutLink { link }));
     if !times.is_empty() {
         out.push(Change::LastUsed { times });
     }
@@ -729,6 +733,7 @@ mod tests {
             ip_filter: None,
             previous_secret: None,
             limits: Default::default(),
+            kibana_spaces: vec!["default".into()],
         }
     }
 
@@ -833,6 +838,52 @@ mod tests {
         );
         assert!(snap.token_by_secret(&SecretHash([3; 32]), 5_000).is_none());
         assert_eq!(snap.token("old").unwrap().limits, Default::default());
+    }
+
+    fn link(id: &str, token: &str) -> Change {
+        Change::PutLink {
+            link: crate::store::model::Link {
+                id: id.into(),
+                token_id: token.into(),
+                path: "/app/dashboards#/view/d1".into(),
+                time: Some(crate::store::model::TimeRange {
+                    from: "2026-11-01T00:00:00Z".into(),
+                    to: "2026-11-02T00:00:00Z".into(),
+                }),
+                created_at: 5,
+                expires_at: Some(99),
+                secret_generation: "00112233aabbccdd".into(),
+            },
+        }
+    }
+
+    /// Share links (issue #16) survive a compaction and a reopen; a token's deletion takes its
+    /// links with it, in the journal and in the snapshot written after.
+    #[test]
+    fn links_survive_compaction_and_die_with_their_token() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        {
+            let (mut s, _) = open_loaded(&dir);
+            append(&mut s, &[put("a", 1), put("b", 2)]);
+            append(&mut s, &[link("lnk_1", "a"), link("lnk_2", "b")]);
+            append(&mut s, &[Change::DeleteToken { id: "b".into() }]);
+            s.compact().expect("compact");
+        }
+        let (_s, loaded) = open_loaded(&dir);
+        assert_eq!(state_of(&loaded), vec![put("a", 1), link("lnk_1", "a")]);
+    }
+
+    /// A token record written before `kibana_spaces` existed loads with `["default"]`.
+    #[test]
+    fn tokens_written_before_kibana_spaces_load_with_the_default_space() {
+        let mut v = serde_json::to_value(put("a", 1)).expect("serialise");
+        v["token"]
+            .as_object_mut()
+            .expect("token object")
+            .remove("kibana_spaces");
+        let c: Change = serde_json::from_value(v).expect("old record loads");
+        assert_eq!(c, put("a", 1));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use model::{FieldValue, FilterRef, IpFilter, LibraryFilter, SecretHash, Token, UnixTime};
+use model::{FieldValue, FilterRef, IpFilter, LibraryFilter, Link, SecretHash, Token, UnixTime};
 
 /// One durable change. Changes are whole records (put or delete), so replaying one twice is
 /// harmless.
@@ -54,6 +54,13 @@ pub enum Change {
     },
     DeleteIpFilter {
         name: String,
+    },
+    /// A share link (`crate::kibana`). Deleting its token deletes it too.
+    PutLink {
+        link: Link,
+    },
+    DeleteLink {
+        id: String,
     },
     /// A batch of last-used times (token id → time).
     LastUsed {
@@ -101,6 +108,7 @@ pub struct Snapshot {
     filters: HashMap<String, LibraryFilter>,
     ip_filters: HashMap<String, IpFilter>,
     last_used: HashMap<String, UnixTime>,
+    links: HashMap<String, Arc<Link>>,
 }
 
 /// A token's filters with library references resolved.
@@ -165,6 +173,25 @@ impl Snapshot {
 
     pub fn ip_filters(&self) -> impl Iterator<Item = &IpFilter> {
         self.ip_filters.values()
+    }
+
+    pub fn link(&self, id: &str) -> Option<&Arc<Link>> {
+        self.links.get(id)
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = &Arc<Link>> {
+        self.links.values()
+    }
+
+    /// A token's links, oldest first.
+    pub fn links_of(&self, token_id: &str) -> Vec<&Arc<Link>> {
+        let mut out: Vec<&Arc<Link>> = self
+            .links
+            .values()
+            .filter(|l| l.token_id == token_id)
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
     }
 
     /// The persisted last-used time (the in-memory one in [`Store`] may be newer).
@@ -251,6 +278,17 @@ impl Snapshot {
                     }
                 }
                 self.last_used.remove(id);
+                // A token's links die with it, whatever deleted it (the API, the sweep).
+                self.links.retain(|_, l| l.token_id != *id);
+            }
+            Change::PutLink { link } => {
+                // A link of a token that is gone is never stored (replaying an old journal).
+                if self.tokens.contains_key(&link.token_id) {
+                    self.links.insert(link.id.clone(), Arc::new(link.clone()));
+                }
+            }
+            Change::DeleteLink { id } => {
+                self.links.remove(id);
             }
             Change::PutFilter { filter } => {
                 self.filters.insert(filter.id.clone(), filter.clone());

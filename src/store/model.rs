@@ -88,6 +88,11 @@ pub struct Token {
     /// Records written before limits existed have none.
     #[serde(default, skip_serializing_if = "TokenLimits::is_empty")]
     pub limits: TokenLimits,
+    /// The Kibana spaces whose saved objects the token may read (`_has_privileges` grants
+    /// Kibana application privileges only on `space:<id>` for these). Records written before
+    /// the field existed load as `["default"]`.
+    #[serde(default = "default_kibana_spaces")]
+    pub kibana_spaces: Vec<String>,
 }
 
 /// A rotated-out secret that keeps working until `expires_at` (exclusive).
@@ -134,6 +139,11 @@ impl TokenLimits {
     }
 }
 
+/// The Kibana spaces of a token that names none.
+pub fn default_kibana_spaces() -> Vec<String> {
+    vec!["default".to_owned()]
+}
+
 impl Token {
     pub fn is_expired(&self, now: UnixTime) -> bool {
         matches!(self.expires_at, Some(exp) if now >= exp)
@@ -163,6 +173,49 @@ impl Token {
             Permission::Read
         }
     }
+}
+
+/// The generation of a token's secret: a digest of its secret hash (never the hash itself), so
+/// a share link made before a reset (a new secret, a new generation) stops working.
+pub fn secret_generation(hash: &SecretHash) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"esgate secret generation\x00");
+    h.update(hash.0);
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A share link: a random id that opens one Kibana path as its token (see `crate::kibana`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// `lnk_` + 32 lowercase hex digits (128 random bits); the whole credential of the URL.
+    pub id: String,
+    pub token_id: String,
+    /// A Kibana app path (`/app/...` or `/s/<space>/app/...`), checked on create.
+    pub path: String,
+    /// A snapshot's fixed time range; `None` = live (the saved object's own range).
+    pub time: Option<TimeRange>,
+    pub created_at: UnixTime,
+    /// Never past the token's expiry.
+    pub expires_at: Option<UnixTime>,
+    /// [`secret_generation`] of the token when the link was made.
+    pub secret_generation: String,
+}
+
+impl Link {
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        matches!(self.expires_at, Some(exp) if now >= exp)
+    }
+}
+
+/// An absolute time range (RFC 3339 UTC timestamps as given).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub from: String,
+    pub to: String,
 }
 
 /// An entry of the filter library, shared by many tokens.

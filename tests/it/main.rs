@@ -45,5 +45,6 @@ mod request_bodies;
 mod response_shaping;
 mod rotation;
 mod route_scope;
+mod share_links;
 mod term_statistics;
 mod tokens;

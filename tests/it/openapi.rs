@@ -262,7 +262,12 @@ impl Checker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_as_documented() {
     let backend = Backend::osmem();
-    let gw = Esgate::start(&[backend.url()], "").await;
+    // With a Kibana front, so share links can be made (issue #16).
+    let gw = Esgate::start(
+        &[backend.url()],
+        "[kibana]\nurl = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://dash.example.com\"\n",
+    )
+    .await;
     let mut c = Checker {
         doc: document(),
         exercised: BTreeSet::new(),
@@ -627,6 +632,90 @@ async fn every_documented_operation_answers_as_documented() {
     )
     .await;
 
+    // Share links (issue #16).
+    let links_path = format!("{tpath}/links");
+    let created = c
+        .expect(
+            &gw,
+            "POST",
+            "/tokens/{id}/links",
+            &links_path,
+            Some(json!({"path": "/app/dashboards#/view/d1",
+                        "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+                        "expires_in": "7d"})),
+            201,
+        )
+        .await;
+    let lpath = format!("/links/{}", created["id"].as_str().expect("link id"));
+    for (body, status) in [
+        (json!({"path": "https://evil.example/"}), 400),
+        (json!({"path": "/app/x", "x": 1}), 400),
+    ] {
+        c.expect(
+            &gw,
+            "POST",
+            "/tokens/{id}/links",
+            &links_path,
+            Some(body),
+            status,
+        )
+        .await;
+    }
+    c.expect(
+        &gw,
+        "POST",
+        "/tokens/{id}/links",
+        "/tokens/tok_nope/links",
+        Some(json!({"path": "/app/x"})),
+        404,
+    )
+    .await;
+    c.expect(&gw, "GET", "/tokens/{id}/links", &links_path, None, 200)
+        .await;
+    c.expect(
+        &gw,
+        "GET",
+        "/tokens/{id}/links",
+        "/tokens/tok_nope/links",
+        None,
+        404,
+    )
+    .await;
+    c.expect(
+        &gw,
+        "GET",
+        "/tokens/{id}/links",
+        &format!("{links_path}?x=1"),
+        None,
+        400,
+    )
+    .await;
+    c.expect(&gw, "GET", "/links/{id}", &lpath, None, 200).await;
+    c.expect(&gw, "GET", "/links/{id}", "/links/lnk_nope", None, 404)
+        .await;
+    c.expect(
+        &gw,
+        "GET",
+        "/links/{id}",
+        &format!("{lpath}?x=1"),
+        None,
+        400,
+    )
+    .await;
+    c.expect(
+        &gw,
+        "DELETE",
+        "/links/{id}",
+        &format!("{lpath}?x=1"),
+        None,
+        400,
+    )
+    .await;
+    c.expect(&gw, "DELETE", "/links/{id}", &lpath, None, 204)
+        .await;
+    c.expect(&gw, "DELETE", "/links/{id}", &lpath, None, 404)
+        .await;
+
     // Deleting what is in use is refused; then everything is deleted.
     c.expect(&gw, "DELETE", "/filters/{id}", &fpath, None, 409)
         .await;
@@ -875,9 +964,9 @@ async fn every_route_the_server_answers_is_documented() {
     for path in [
         "/",
         "/tokens/",
-        "/tokens/x_1/links",
         "/tokens/x_1/reset/x",
-        "/links/x_1",
+        "/tokens/x_1/links/x",
+        "/links",
         "/store",
         "/filters/x_1/tokens",
         "/ip-filters/x-1/cidrs",

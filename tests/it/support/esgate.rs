@@ -17,6 +17,8 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub struct Esgate {
     pub data_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The Kibana front's address, when the config has a `[kibana]` section.
+    pub front_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -79,13 +81,29 @@ impl Esgate {
             .expect("bind");
         let data_addr = data.local_addr().expect("addr");
         let admin_addr = admin.local_addr().expect("addr");
+        let front = match app.config.kibana {
+            Some(_) => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind"),
+            ),
+            None => None,
+        };
+        let front_addr = front.as_ref().map(|l| l.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(esgate::server::run(Arc::clone(&app), data, admin, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(esgate::server::run_live(
+            Arc::new(esgate::app::Live::new(Arc::clone(&app))),
+            data,
+            admin,
+            front,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Esgate {
             data_addr,
             admin_addr,
+            front_addr,
             app,
             stop: Some(tx),
             task: Some(task),

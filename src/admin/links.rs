@@ -1,0 +1,490 @@
+//! Share links (issue #16): `POST|GET /tokens/{id}/links`, `GET|DELETE /links/{id}`.
+//!
+//! A link opens one Kibana path as its token through the Kibana front (`crate::kibana`). Its
+//! id is the whole credential of its URL: 128 random bits. Invariants: a link belongs to a
+//! live `read` token and lies in one of the token's `kibana_spaces`; its expiry is never past
+//! the token's (a later one is cut to the token's); it records the token's secret generation,
+//! so a reset ends it; deleting the token deletes its links (in the same durable change).
+
+use serde_json::{json, Map, Value};
+
+use crate::kibana::path;
+use crate::store::model::{secret_generation, Link, Permission, TimeRange, Token};
+use crate::store::{Change, Snapshot};
+
+use super::input::{self, AdminError, MAX_TIME};
+use super::{AdminContext, AdminResponse, EventBase};
+
+const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
+/// Most links one token may have (each is a row in every listing and snapshot).
+pub const MAX_LINKS_PER_TOKEN: usize = 1000;
+
+/// A fresh link id: `lnk_` + 32 hex digits of 128 bits from `rand`'s thread-local CSPRNG
+/// (ChaCha, seeded by the OS).
+pub(crate) fn new_link_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let mut id = String::with_capacity(36);
+    id.push_str("lnk_");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The link's URL on the Kibana front.
+fn url(ctx: &AdminContext, id: &str) -> Value {
+    match &ctx.kibana_public_url {
+        Some(base) => Value::String(format!("{}/s/{id}", base.trim_end_matches('/'))),
+        None => Value::Null,
+    }
+}
+
+pub(crate) fn view(ctx: &AdminContext, l: &Link, now: i64) -> Value {
+    json!({
+        "id": l.id,
+        "token_id": l.token_id,
+        "url": url(ctx, &l.id),
+        "path": l.path,
+        "time": l.time.as_ref().map(|t| json!({"from": t.from, "to": t.to})),
+        "created_at": input::format_time(l.created_at),
+        "expires_at": input::time_value(l.expires_at),
+        "expired": l.is_expired(now),
+    })
+}
+
+fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError> {
+    let obj = match map.get("time") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(AdminError::field(
+                "time",
+                "must be an object {\"from\",\"to\"}",
+            ))
+        }
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "from" && *k != "to") {
+        return Err(AdminError::field(&format!("time.{k}"), "is unknown"));
+    }
+    let at = |k: &str| -> Result<(String, i64), AdminError> {
+        let field = format!("time.{k}");
+        let s = obj
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| AdminError::field(&field, "is required (an RFC 3339 timestamp)"))?;
+        let t = input::parse_rfc3339_utc(s).ok_or_else(|| {
+            AdminError::field(
+                &field,
+                "must be an RFC 3339 timestamp in UTC, such as 2026-11-01T00:00:00Z",
+            )
+        })?;
+        Ok((input::format_time(t), t))
+    };
+    let (from, f) = at("from")?;
+    let (to, t) = at("to")?;
+    if f >= t {
+        return Err(AdminError::field("time.to", "must be after time.from"));
+    }
+    Ok(Some(TimeRange { from, to }))
+}
+
+fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Option<i64>, AdminError> {
+    let rel = input::opt_str(map, "expires_in")?;
+    let abs = input::opt_str(map, "expires_at")?;
+    match (rel, abs) {
+        (Some(_), Some(_)) => Err(AdminError::bad_request(
+            "fields [expires_in] and [expires_at] cannot both be given",
+        )),
+        (None, None) => Ok(None),
+        (Some(d), None) => {
+            let secs = input::parse_duration(d).map_err(|_| {
+                AdminError::field(
+                    "expires_in",
+                    "must be a positive duration such as 90s, 15m, 24h or 7d",
+                )
+            })?;
+            now.checked_add(secs)
+                .filter(|t| *t <= MAX_TIME)
+                .map(Some)
+                .ok_or_else(|| AdminError::field("expires_in", "is too far in the future"))
+        }
+        (None, Some(ts)) => {
+            let t = input::parse_rfc3339_utc(ts).ok_or_else(|| {
+                AdminError::field(
+                    "expires_at",
+                    "must be an RFC 3339 timestamp in UTC, such as 2026-01-31T12:00:00Z",
+                )
+            })?;
+            if t <= now {
+                return Err(AdminError::field("expires_at", "must be in the future"));
+            }
+            Ok(Some(t.min(MAX_TIME)))
+        }
+    }
+}
+
+/// The token a link may be made for: visible, unexpired, `read`.
+fn linkable<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
+    let t = super::tokens::find(snap, id, now)?;
+    if t.is_expired(now) {
+        return Err(AdminError::conflict("the token has expired"));
+    }
+    if t.permission() != Permission::Read {
+        return Err(AdminError::conflict(
+            "share links are for read tokens (an \"all\" token is passed through unchecked)",
+        ));
+    }
+    Ok(t)
+}
+
+pub(super) async fn create(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    token_id: &str,
+    body: &[u8],
+) -> Result<AdminResponse, AdminError> {
+    let now = ev.now;
+    let map = input::parse_object(body)?;
+    input::reject_unknown(&map, CREATE_FIELDS, &[])?;
+    let link_path = input::opt_str(&map, "path")?
+        .ok_or_else(|| AdminError::field("path", "is required"))?
+        .to_owned();
+    path::check(&link_path).map_err(|why| AdminError::field("path", why))?;
+    let time = parse_time(&map)?;
+    let asked = parse_expiry(&map, now)?;
+    if ctx.kibana_public_url.is_none() {
+        return Err(AdminError::conflict(
+            "share links need the Kibana front: set [kibana] url, listen and public_url",
+        ));
+    }
+    let link = ctx
+        .store
+        .update(|snap| {
+            let token = linkable(snap, token_id, now)?;
+            let space = path::space_of(&link_path).unwrap_or("default");
+            if !token.kibana_spaces.iter().any(|s| s == space) {
+                return Err(AdminError::field(
+                    "path",
+                    "lies in a Kibana space that is not in the token's kibana_spaces",
+                ));
+            }
+            if snap.links_of(token_id).len() >= MAX_LINKS_PER_TOKEN {
+                return Err(AdminError::conflict(format!(
+                    "a token has at most {MAX_LINKS_PER_TOKEN} links"
+                )));
+            }
+            let expires_at = match (asked, token.expires_at) {
+                (Some(a), Some(t)) => Some(a.min(t)),
+                (a, t) => a.or(t),
+            };
+            let mut id = new_link_id();
+            while snap.link(&id).is_some() {
+                id = new_link_id();
+            }
+            let link = Link {
+                id,
+                token_id: token.id.clone(),
+                path: link_path,
+                time,
+                created_at: now,
+                expires_at,
+                secret_generation: secret_generation(&token.secret_hash),
+            };
+            Ok::<_, AdminError>((vec![Change::PutLink { link: link.clone() }], link))
+        })
+        .await?;
+    ev.emit(
+        ctx,
+        "link.create",
+        &link.id,
+        json!({"token_id": link.token_id, "path": link.path,
+               "snapshot": link.time.is_some(),
+               "expires_at": input::time_value(link.expires_at)}),
+    );
+    Ok(AdminResponse::created(view(ctx, &link, now)))
+}
+
+pub(super) fn list(
+    ctx: &AdminContext,
+    token_id: &str,
+    now: i64,
+) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    super::tokens::find(&snap, token_id, now)?;
+    let links: Vec<Value> = snap
+        .links_of(token_id)
+        .into_iter()
+        .map(|l| view(ctx, l, now))
+        .collect();
+    Ok(AdminResponse::ok(json!({ "links": links })))
+}
+
+pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
+    let snap = ctx.store.snapshot();
+    let l = snap.link(id).ok_or_else(|| AdminError::not_found("link"))?;
+    Ok(AdminResponse::ok(view(ctx, l, now)))
+}
+
+pub(super) async fn delete(
+    ctx: &AdminContext,
+    ev: &EventBase,
+    id: &str,
+) -> Result<AdminResponse, AdminError> {
+    let token_id = ctx
+        .store
+        .update(|snap| {
+            let l = snap.link(id).ok_or_else(|| AdminError::not_found("link"))?;
+            Ok::<_, AdminError>((
+                vec![Change::DeleteLink { id: id.to_owned() }],
+                l.token_id.clone(),
+            ))
+        })
+        .await?;
+    ev.emit(ctx, "link.delete", id, json!({ "token_id": token_id }));
+    Ok(AdminResponse::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::*;
+    use super::*;
+
+    async fn token(h: &Harness, body: &str) -> String {
+        let b = h.expect("POST", "/tokens", body, 201).await;
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    #[tokio::test]
+    async fn links_are_created_listed_shown_and_deleted_with_audit() {
+        let h = Harness::new();
+        let t = token(&h, r#"{"name":"a","expires_in":"7d"}"#).await;
+        let body = json!({"path": "/app/dashboards#/view/d1",
+                          "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+                          "expires_in": "30d"});
+        let l = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                &body.to_string(),
+                201,
+            )
+            .await;
+        let id = l["id"].as_str().expect("id");
+        assert!(id.starts_with("lnk_") && id.len() == 36);
+        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(l["url"], format!("https://dash.example.com/s/{id}"));
+        // Never past the token's expiry: 30d asked, the token ends in 7d.
+        assert_eq!(l["expires_at"], input::format_time(T0 + 7 * 86400));
+        assert_eq!(l["time"]["from"], "2026-11-01T00:00:00Z");
+        let listed = h
+            .expect("GET", &format!("/tokens/{t}/links"), "", 200)
+            .await;
+        assert_eq!(listed["links"].as_array().map(Vec::len), Some(1));
+        h.expect("GET", &format!("/links/{id}"), "", 200).await;
+        h.expect("DELETE", &format!("/links/{id}"), "", 204).await;
+        h.expect("GET", &format!("/links/{id}"), "", 404).await;
+        h.expect("DELETE", &format!("/links/{id}"), "", 404).await;
+        let actions: Vec<Value> = h.events().iter().map(|e| e["action"].clone()).collect();
+        assert!(actions.contains(&json!("link.create")) && actions.contains(&json!("link.delete")));
+        let create = h
+            .events()
+            .into_iter()
+            .find(|e| e["action"] == "link.create");
+        assert_eq!(create.expect("event")["target"], id);
+    }
+
+    /// A rotation keeps the token's links working (re-keying without downtime); a reset ends
+    /// them.
+    #[tokio::test]
+    async fn links_survive_a_rotation_but_not_a_reset() {
+        let h = Harness::new();
+        let t = token(&h, r#"{"name":"a"}"#).await;
+        let l = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/dashboards#/view/d1"}"#,
+                201,
+            )
+            .await;
+        let id = l["id"].as_str().expect("id").to_owned();
+        let recipient = std::net::IpAddr::from([10, 0, 0, 1]);
+        let check = || {
+            crate::kibana::session::check_link(&h.ctx.store.snapshot(), &id, None, recipient, T0)
+                .is_ok()
+        };
+        assert!(check());
+        h.expect(
+            "POST",
+            &format!("/tokens/{t}/rotate"),
+            r#"{"overlap":"1h"}"#,
+            200,
+        )
+        .await;
+        assert!(check(), "a rotation ended the link");
+        h.expect("POST", &format!("/tokens/{t}/reset"), "", 200)
+            .await;
+        assert!(!check(), "a reset left the link working");
+    }
+
+    #[tokio::test]
+    async fn deleting_the_token_deletes_its_links_durably() {
+        let h = Harness::new();
+        let t = token(&h, r#"{"name":"a"}"#).await;
+        let l = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/dashboards#/view/d1"}"#,
+                201,
+            )
+            .await;
+        let id = l["id"].as_str().expect("id").to_owned();
+        assert_eq!(l["expires_at"], Value::Null);
+        h.expect("DELETE", &format!("/tokens/{t}"), "", 204).await;
+        h.expect("GET", &format!("/links/{id}"), "", 404).await;
+        assert!(h
+            .durable()
+            .iter()
+            .any(|c| matches!(c, Change::DeleteLink { id: d } if *d == id)));
+        let del = h
+            .events()
+            .into_iter()
+            .find(|e| e["action"] == "token.delete");
+        assert_eq!(del.expect("event")["links"], json!([id]));
+    }
+
+    #[tokio::test]
+    async fn bad_link_requests_are_refused_naming_the_field() {
+        let h = Harness::new();
+        let t = token(&h, r#"{"name":"a","kibana_spaces":["default","acme"]}"#).await;
+        let all = token(&h, r#"{"name":"b","permissions":["all"]}"#).await;
+        let path = format!("/tokens/{t}/links");
+        let cases: &[(&str, u16, &str)] = &[
+            (r#"{}"#, 400, "path"),
+            (r#"{"path":"https://evil.example/app/x"}"#, 400, "path"),
+            (r#"{"path":"//evil.example"}"#, 400, "path"),
+            (r#"{"path":"/app/x","x":1}"#, 400, "x"),
+            (
+                r#"{"path":"/app/x","time":{"from":"2026-11-02T00:00:00Z","to":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.to",
+            ),
+            (
+                r#"{"path":"/app/x","time":{"from":"yesterday","to":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.from",
+            ),
+            (
+                r#"{"path":"/app/x","time":{"from":"2026-11-01T00:00:00Z"}}"#,
+                400,
+                "time.to",
+            ),
+            (
+                r#"{"path":"/app/x","expires_in":"soon"}"#,
+                400,
+                "expires_in",
+            ),
+            (
+                r#"{"path":"/s/other/app/dashboards"}"#,
+                400,
+                "kibana_spaces",
+            ),
+        ];
+        for (body, status, names) in cases {
+            let b = h.expect("POST", &path, body, *status).await;
+            assert!(reason(&b).contains(names), "{body}: {b}");
+        }
+        h.expect(
+            "POST",
+            &path,
+            r#"{"path":"/s/acme/app/dashboards#/view/x"}"#,
+            201,
+        )
+        .await;
+        h.expect(
+            "POST",
+            &format!("/tokens/{all}/links"),
+            r#"{"path":"/app/x"}"#,
+            409,
+        )
+        .await;
+        h.expect(
+            "POST",
+            "/tokens/tok_nope/links",
+            r#"{"path":"/app/x"}"#,
+            404,
+        )
+        .await;
+        h.expect("GET", "/tokens/tok_nope/links", "", 404).await;
+    }
+
+    #[tokio::test]
+    async fn kibana_spaces_default_patch_and_view() {
+        let h = Harness::new();
+        let b = h.expect("POST", "/tokens", r#"{"name":"a"}"#, 201).await;
+        assert_eq!(b["kibana_spaces"], json!(["default"]));
+        let id = b["id"].as_str().expect("id");
+        let p = h
+            .expect(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                r#"{"kibana_spaces":["acme"]}"#,
+                200,
+            )
+            .await;
+        assert_eq!(p["kibana_spaces"], json!(["acme"]));
+        for bad in [
+            r#"{"kibana_spaces":["Acme"]}"#,
+            r#"{"kibana_spaces":"acme"}"#,
+            r#"{"kibana_spaces":[""]}"#,
+        ] {
+            h.expect("PATCH", &format!("/tokens/{id}"), bad, 400).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_links_are_listed_for_the_grace_period_then_swept() {
+        let mut h = Harness::new();
+        let t = token(&h, r#"{"name":"a"}"#).await;
+        let l = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/x","expires_in":"60s"}"#,
+                201,
+            )
+            .await;
+        let id = l["id"].as_str().expect("id").to_owned();
+        h.now += 61;
+        let b = h.expect("GET", &format!("/links/{id}"), "", 200).await;
+        assert_eq!(b["expired"], true);
+        let swept = super::super::sweep_expired(&h.ctx.store, h.now).await;
+        assert_eq!(swept.ok(), Some(0));
+        h.expect("GET", &format!("/links/{id}"), "", 200).await;
+        h.now += super::super::tokens::EXPIRED_GRACE;
+        super::super::sweep_expired(&h.ctx.store, h.now)
+            .await
+            .expect("sweep");
+        h.expect("GET", &format!("/links/{id}"), "", 404).await;
+        h.expect("GET", &format!("/tokens/{t}"), "", 200).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_kibana_front_links_cannot_be_made() {
+        let mut h = Harness::new();
+        h.ctx.kibana_public_url = None;
+        let t = token(&h, r#"{"name":"a"}"#).await;
+        let b = h
+            .expect(
+                "POST",
+                &format!("/tokens/{t}/links"),
+                r#"{"path":"/app/x"}"#,
+                409,
+            )
+            .await;
+        assert!(reason(&b).contains("[kibana]"));
+    }
+}

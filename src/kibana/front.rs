@@ -1,0 +1,563 @@
+//! The Kibana front: the listener share-link recipients open (`[kibana] listen`).
+//!
+//! `GET /s/<link id>` checks the link ([`session::check_link`], the recipient's address against
+//! the token's IP filter included), sets the session cookie and redirects (303) to the link's
+//! Kibana path with `embed=true` (and the snapshot's `_g` time). Every other request must carry
+//! that cookie; it is checked again against the store (link and token alive, same secret
+//! generation), then against what viewing needs ([`routes::classify`]), then, for the
+//! read-only POSTs, against cross-site use (Kibana's `kbn-xsrf`/`x-elastic-internal-origin`
+//! header, a same-origin `Origin` and `Sec-Fetch-Site`). Only then is it proxied to Kibana, with
+//! the recipient's cookies and credentials removed and a fresh link credential as
+//! `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
+//! which accepts it as the link's token (filters, indices, spaces) after the same store checks.
+//!
+//! Every answer carries anti-framing headers (`X-Frame-Options: DENY`, CSP
+//! `frame-ancestors 'none'`); app pages (Kibana's embed mode) may be framed by the front's own
+//! origin only. Kibana's `Set-Cookie` never reaches the recipient. One audit record per request
+//! names the link.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::path::redirect_target;
+use super::routes::{self, Verdict};
+use super::session::{self, Claims, SealKey};
+use crate::app::App;
+use crate::audit::DataEvent;
+use crate::body::{self, Body, BoxError};
+use crate::config::KibanaFront;
+use crate::es::continuation::IdKey;
+use crate::policy::{client_ip, Denied};
+use crate::proxy::ConnInfo;
+
+/// The session cookie's name; `__Host-` (HTTPS only: Secure, Path=/, no Domain) when the public
+/// URL is https, so no other site or subdomain can set or shadow it.
+const COOKIE: &str = "esgate_link";
+const HOST_COOKIE: &str = "__Host-esgate_link";
+
+/// Request headers never passed to Kibana: hop-by-hop, credentials and cookies (the front
+/// supplies the credential), and addresses a client could forge.
+const DROP_REQUEST: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "authorization",
+    "cookie",
+    "es-client-authentication",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Response headers never passed to the recipient: hop-by-hop, Kibana's cookies, framing rules
+/// (the front sets its own) and authentication challenges (a recipient is never asked for a
+/// password).
+const DROP_RESPONSE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "set-cookie",
+    "x-frame-options",
+    "www-authenticate",
+];
+
+/// The front's state: Kibana's address, the HTTP client, the keys.
+pub struct Front {
+    kibana: Uri,
+    secure: bool,
+    /// `scheme://host[:port]` of the public URL, for the `Origin` check.
+    public_origin: String,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    cookie_key: SealKey,
+    credential_key: SealKey,
+}
+
+impl Front {
+    pub fn new(config: &KibanaFront, tls: Arc<rustls::ClientConfig>, id_key: &IdKey) -> Front {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Front {
+            kibana: config.url.clone(),
+            secure: config.secure,
+            public_origin: config.public_url.trim_end_matches('/').to_owned(),
+            client,
+            cookie_key: super::cookie_key(id_key),
+            credential_key: super::credential_key(id_key),
+        }
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            HOST_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    fn cookie(&self, value: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.cookie_name()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("esgate_link=; Max-Age=0"))
+    }
+}
+
+/// Handles one request on the Kibana front. Never fails: refusals are short text pages.
+pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let mut event = DataEvent {
+        request_id: format!("{:016x}", rand::random::<u64>()),
+        client: conn.peer.ip().to_string(),
+        method: req.method().to_string(),
+        path: req.uri().path().chars().take(512).collect(),
+        ..DataEvent::default()
+    };
+    let mut response = match app.kibana_front.as_deref() {
+        Some(front) => match serve(&app, front, conn, req, &mut event).await {
+            Ok(r) => r,
+            Err(refusal) => {
+                event.reason = Some(refusal.reason.clone());
+                refusal.into_response(front)
+            }
+        },
+        None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),
+    };
+    protect(&mut response, &event);
+    event.status = response.status().as_u16();
+    event.decision = if response.status().is_success() || response.status().is_redirection() {
+        "allow"
+    } else {
+        "deny"
+    };
+    event.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    app.audit.data(&event);
+    response
+}
+
+/// A refusal: status, the reason shown (never a value), whether the session cookie is cleared.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+    clear_cookie: bool,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+            clear_cookie: false,
+        }
+    }
+
+    fn ending_session(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            clear_cookie: true,
+            ..Refusal::new(status, reason)
+        }
+    }
+
+    fn into_response(self, front: &Front) -> Response<Body> {
+        let mut r = text(self.status, &self.reason);
+        if self.clear_cookie {
+            r.headers_mut()
+                .insert(header::SET_COOKIE, front.cookie("", 0));
+        }
+        r
+    }
+}
+
+impl From<Denied> for Refusal {
+    fn from(d: Denied) -> Refusal {
+        let status = match d {
+            Denied::Link(r) if r.starts_with("the link does not exist") => StatusCode::NOT_FOUND,
+            _ => StatusCode::FORBIDDEN,
+        };
+        Refusal::ending_session(status, d.to_string())
+    }
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(body::full(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Anti-framing and hygiene headers on every answer; app pages may be framed by this origin.
+fn protect(response: &mut Response<Body>, event: &DataEvent) {
+    let app_page = event.reason.is_none()
+        && event.method == "GET"
+        && matches!(
+            routes::split_space(&event.path).1.split('/').nth(1),
+            Some("app")
+        )
+        && response.status().is_success();
+    let h = response.headers_mut();
+    let (xfo, ancestors) = if app_page {
+        ("SAMEORIGIN", "frame-ancestors 'self'")
+    } else {
+        ("DENY", "frame-ancestors 'none'")
+    };
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static(xfo));
+    h.append(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(ancestors),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+fn recipient_address(app: &App, conn: ConnInfo, headers: &HeaderMap) -> Result<IpAddr, Refusal> {
+    let xff: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let fwd: Vec<&[u8]> = headers
+        .get_all("forwarded")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    client_ip::client_ip(conn.peer.ip(), &xff, &fwd, &app.config.auth.trusted_proxies)
+        .map(client_ip::canonical)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// A `Location` on Kibana's own base URL, as a path on the front (`None`: leave it).
+fn relative_location(kibana_base: &str, location: &str) -> Option<String> {
+    let base = kibana_base.trim_end_matches('/');
+    let rest = location.strip_prefix(base)?;
+    match rest.chars().next() {
+        None => Some("/".to_owned()),
+        Some('/') if !rest.starts_with("//") => Some(rest.to_owned()),
+        Some('?' | '#') => Some(format!("/{rest}")),
+        _ => None,
+    }
+}
+
+/// `/s/<link id>`: the id if the path is exactly a link URL.
+fn link_path(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/s/")?;
+    let hex = id.strip_prefix("lnk_")?;
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+async fn serve(
+    app: &Arc<App>,
+    front: &Front,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    event: &mut DataEvent,
+) -> Result<Response<Body>, Refusal> {
+    // The same HTTP hygiene as the data listener (no CONNECT/TRACE, absolute-form targets,
+    // upgrades, ambiguous framing).
+    crate::proxy::hygiene::check(&req).map_err(|e| Refusal::new(e.status(), e.to_string()))?;
+    let recipient = recipient_address(app, conn, req.headers())?;
+    event.client = recipient.to_string();
+    let now = crate::time::now();
+    let snapshot = app.store.snapshot();
+
+    if let Some(link_id) = link_path(req.uri().path()) {
+        event.link_id = Some(link_id.to_owned());
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a share link is opened with GET",
+            ));
+        }
+        // Guessing link ids counts as failed authentication (and is slowed the same way).
+        let tick = Instant::now();
+        if app.limiter.check(recipient, tick).is_err() {
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed attempts from this address; try again later",
+            ));
+        }
+        let (link, token) = session::check_link(&snapshot, link_id, None, recipient, now)
+            .inspect_err(|d| {
+                if matches!(d, Denied::Link(r) if r.starts_with("the link does not exist")) {
+                    app.limiter.record_failure(recipient, tick);
+                }
+            })?;
+        event.token_id = Some(token.id.clone());
+        event.token_name = Some(token.name.clone());
+        let expires_at = [
+            Some(now + session::SESSION_TTL),
+            link.expires_at,
+            token.expires_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + session::SESSION_TTL);
+        let cookie = session::seal_cookie(&front.cookie_key, &link, &token, expires_at);
+        let target = redirect_target(&link.path, link.time.as_ref());
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        let h = r.headers_mut();
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_str(&target)
+                .map_err(|_| Refusal::new(StatusCode::FORBIDDEN, "the link's path is not valid"))?,
+        );
+        h.insert(header::SET_COOKIE, front.cookie(&cookie, expires_at - now));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        app.store.touch(&token.id, now);
+        return Ok(r);
+    }
+
+    // Every other request: a session.
+    let claims = session_of(front, req.headers(), now)?;
+    event.link_id = Some(claims.link_id.clone());
+    let (_link, token) =
+        session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
+    event.token_id = Some(token.id.clone());
+    event.token_name = Some(token.name.clone());
+
+    let verdict = routes::classify(
+        req.method().as_str(),
+        req.uri().path(),
+        &token.kibana_spaces,
+    );
+    match verdict {
+        Verdict::Refuse(why) => return Err(Refusal::new(StatusCode::FORBIDDEN, why)),
+        Verdict::ReadPost => check_cross_site(front, req.headers())?,
+        Verdict::Read | Verdict::AppPage => {}
+    }
+    app.store.touch(&token.id, now);
+    let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
+    forward(app, front, req, &credential, recipient).await
+}
+
+/// The session cookie's claims; refusals end the session (a tampered or expired cookie).
+fn session_of(front: &Front, headers: &HeaderMap, now: i64) -> Result<Claims, Refusal> {
+    let name = front.cookie_name();
+    let mut found = None;
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k == name {
+                    if found.is_some() {
+                        return Err(Refusal::ending_session(
+                            StatusCode::UNAUTHORIZED,
+                            "more than one share-link session cookie",
+                        ));
+                    }
+                    found = Some(v.to_owned());
+                }
+            }
+        }
+    }
+    let Some(value) = found else {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "no share-link session: open the share link you were sent",
+        ));
+    };
+    session::open_cookie(&front.cookie_key, &value, now).ok_or_else(|| {
+        Refusal::ending_session(
+            StatusCode::UNAUTHORIZED,
+            "the share-link session is not valid or has ended: open the share link again",
+        )
+    })
+}
+
+/// Read-only POSTs only from Kibana's own pages: Kibana's XSRF header present (a cross-site
+/// form cannot set it), the `Origin`, when sent, the front's own, and no cross-site fetch.
+fn check_cross_site(front: &Front, headers: &HeaderMap) -> Result<(), Refusal> {
+    if !headers.contains_key("kbn-xsrf") && !headers.contains_key("x-elastic-internal-origin") {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "the request lacks Kibana's kbn-xsrf or x-elastic-internal-origin header",
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.as_bytes() != front.public_origin.as_bytes() {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the request comes from another origin",
+            ));
+        }
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the request comes from another site",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn forward(
+    app: &App,
+    front: &Front,
+    req: Request<Incoming>,
+    credential: &str,
+    recipient: IpAddr,
+) -> Result<Response<Body>, Refusal> {
+    let (parts, incoming) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let base = front.kibana.to_string();
+    let uri: Uri = format!("{}{}", base.trim_end_matches('/'), path_and_query)
+        .parse()
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if !DROP_REQUEST.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {credential}"))
+            .map_err(|_| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "credential"))?,
+    );
+    if let Ok(v) = HeaderValue::from_str(&recipient.to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    let body: Body = incoming.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = parts.method.clone();
+    *upstream.uri_mut() = uri;
+    *upstream.headers_mut() = headers;
+    let sent = tokio::time::timeout(
+        app.config.backend.request_timeout,
+        front.client.request(upstream),
+    )
+    .await;
+    let answer = match sent {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Kibana is unreachable");
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "Kibana is unreachable",
+            ));
+        }
+        Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Kibana did not answer in time",
+            ))
+        }
+    };
+    let (mut aparts, abody) = answer.into_parts();
+    for name in DROP_RESPONSE {
+        aparts.headers.remove(*name);
+    }
+    // A redirect to Kibana's own address would take the recipient past the front.
+    let relative = aparts
+        .headers
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| relative_location(&base, l));
+    if let Some(path) = relative {
+        match HeaderValue::from_str(&path) {
+            Ok(v) => {
+                aparts.headers.insert(header::LOCATION, v);
+            }
+            Err(_) => {
+                aparts.headers.remove(header::LOCATION);
+            }
+        }
+    }
+    let body: Body = abody.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    Ok(Response::from_parts(aparts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kibana_redirects_to_itself_become_front_paths() {
+        let base = "http://kibana:5601/";
+        let cases = [
+            (
+                "http://kibana:5601/app/dashboards#/list",
+                Some("/app/dashboards#/list"),
+            ),
+            ("http://kibana:5601", Some("/")),
+            ("http://kibana:5601?x", Some("/?x")),
+            ("http://kibana:56010/app", None),
+            ("http://kibana:5601//evil", None),
+            ("/app/dashboards", None),
+            ("https://elsewhere/app", None),
+        ];
+        for (location, want) in cases {
+            assert_eq!(
+                relative_location(base, location).as_deref(),
+                want,
+                "{location}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_exact_link_paths_open_links() {
+        let id = format!("lnk_{}", "0a".repeat(16));
+        assert_eq!(link_path(&format!("/s/{id}")), Some(id.as_str()));
+        for p in [
+            format!("/s/{id}/"),
+            format!("/s/{id}x"),
+            "/s/lnk_zz".to_owned(),
+            format!("/s/{id}/app/dashboards"),
+            "/s/acme/app/x".to_owned(),
+        ] {
+            assert_eq!(link_path(&p), None, "{p}");
+        }
+    }
+}

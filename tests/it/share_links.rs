@@ -1,0 +1,819 @@
+//! Share links (issue #16): a link opens a Kibana path as its token, through esgate's Kibana
+//! front, for a recipient with no account. No Kibana can run here, so Kibana is a recording
+//! fake (it records what the front passes: paths, headers, cookies) and Kibana's half of the
+//! data path is played by hand: Kibana's `http` provider forwards the `Authorization` header
+//! the front gave it to Elasticsearch (esgate's data listener, in front of a real, seeded
+//! backend), so the tests send exactly that header with Kibana's own request shapes
+//! (`tests/data/kibana/end_user_http_provider.json`, Kibana 8.15).
+//!
+//! What is proved: the session cookie is sealed, HttpOnly, SameSite and carries no secret;
+//! the redirect is the link's path with `embed=true` and the snapshot's `_g` time; a link's
+//! credential searches with its token's filters (a link of token A never yields token B's
+//! data); revocation (link deleted, token deleted or reset) stops the front and the credential
+//! at the next request; tampered, foreign and expired cookies and credentials are refused;
+//! ids are 128-bit; no open redirect; viewers cannot write (CSRF included); anti-framing
+//! headers; audit records name the link; `_has_privileges` answers per the token's spaces.
+
+use crate::support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use support::esgate::Esgate;
+use support::fixture::{self, contains_leak_marker};
+use support::http::{send, Reply};
+use support::recording::{Answer, Recording};
+
+/// A fake Kibana answering every request with a small page.
+fn fake_kibana() -> Recording {
+    let k = Recording::start();
+    k.script(
+        "*",
+        "/",
+        Answer {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/html".into()),
+                ("set-cookie".into(), "sid=kibana-session; Path=/".into()),
+                ("x-frame-options".into(), "ALLOWALL".into()),
+                ("www-authenticate".into(), "Basic realm=\"kibana\"".into()),
+            ],
+            body: "<html>kibana</html>".into(),
+        },
+    );
+    k
+}
+
+async fn start(backend: &str, kibana: &Recording, extra: &str) -> Esgate {
+    Esgate::start(
+        &[backend],
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n{extra}",
+            kibana.url()
+        ),
+    )
+    .await
+}
+
+fn front(gw: &Esgate, path: &str) -> String {
+    let addr: SocketAddr = gw.front_addr.expect("the front is listening");
+    format!("http://{addr}{path}")
+}
+
+async fn token(gw: &Esgate, tenant: &str, extra: Value) -> (String, String) {
+    let mut body = json!({
+        "name": format!("tenant-{tenant}"),
+        "filters": [{"field": "tenant", "value": tenant}],
+        "indices": ["logs-*"],
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    gw.token(body).await
+}
+
+async fn link(gw: &Esgate, token_id: &str, body: Value) -> Value {
+    let (status, v) = gw
+        .admin("POST", &format!("/tokens/{token_id}/links"), Some(body))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    v
+}
+
+/// Opens a link on the front; returns the reply and the session cookie (`name=value`).
+async fn open(gw: &Esgate, link: &Value) -> (Reply, Option<String>) {
+    let id = link["id"].as_str().expect("id");
+    let r = send("GET", &front(gw, &format!("/s/{id}")), &[], Vec::new())
+        .await
+        .expect("the front answers");
+    let cookie = r
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .map(str::to_owned);
+    (r, cookie)
+}
+
+async fn front_req(gw: &Esgate, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let body = if method == "POST" { "{}" } else { "" };
+    send(method, &front(gw, path), headers, body.as_bytes().to_vec())
+        .await
+        .expect("the front answers")
+}
+
+/// The link credential the fake Kibana last received.
+fn last_credential(kibana: &Recording) -> String {
+    let r = kibana.requests();
+    let last = r.last().expect("Kibana received a request");
+    last.header("authorization")
+        .expect("an Authorization header")
+        .to_owned()
+}
+
+async fn search_as(gw: &Esgate, auth: &str) -> Reply {
+    gw.send_as(
+        auth,
+        "POST",
+        "/logs-*/_search?size=100",
+        Some((
+            "application/json",
+            json!({"query": {"match_all": {}}}).to_string(),
+        )),
+    )
+    .await
+}
+
+fn tenants(r: &Reply) -> Vec<String> {
+    let v = r.json();
+    v["hits"]["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .map(|h| h["_source"]["tenant"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_link_sets_a_sealed_session_and_redirects_to_the_embed_path() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, secret) = token(&gw, "a", json!({"expires_in": "7d"})).await;
+    let l = link(
+        &gw,
+        &id,
+        json!({"path": "/app/dashboards#/view/d1",
+               "time": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+               "expires_in": "30d"}),
+    )
+    .await;
+    let lid = l["id"].as_str().unwrap();
+    assert_eq!(l["url"], format!("http://dash.test/s/{lid}"));
+    let (r, cookie) = open(&gw, &l).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some("/app/dashboards#/view/d1?embed=true&_g=(time:(from:'2026-11-01T00:00:00Z',to:'2026-11-02T00:00:00Z'))")
+    );
+    let set = r.header("set-cookie").expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain-http public URL: {set}");
+    assert!(
+        !set.contains(&secret) && !set.contains(&secret[4..]),
+        "{set}"
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(cookie.is_some());
+    // A live link: no `_g`.
+    let live = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (r, _) = open(&gw, &live).await;
+    assert_eq!(
+        r.header("location"),
+        Some("/app/dashboards#/view/d1?embed=true")
+    );
+    // Nothing reached Kibana yet.
+    assert!(kibana.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_and_host_bound_behind_https() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = Esgate::start(
+        &[backend.url()],
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (r, _) = open(&gw, &l).await;
+    let set = r.header("set-cookie").expect("cookie");
+    assert!(
+        set.starts_with("__Host-esgate_link=") && set.contains("; Secure"),
+        "{set}"
+    );
+}
+
+/// The data half, on both dialects: the credential the front hands Kibana searches as the
+/// link's token only; token B's link never yields token A's documents (nor the reverse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_links_credential_searches_with_its_tokens_filters_only() {
+    for backend in [fixture::seeded_osmem(), fixture::seeded_noida()] {
+        let kibana = fake_kibana();
+        let gw = start(backend.url(), &kibana, "").await;
+        for tenant in ["a", "b"] {
+            let (id, secret) = token(&gw, tenant, json!({})).await;
+            let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+            let (_, cookie) = open(&gw, &l).await;
+            let cookie = cookie.expect("cookie");
+            kibana.clear();
+            let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let got = kibana.requests();
+            let seen = &got[0];
+            // No cookie, no recipient credential, the recipient's address as X-Forwarded-For.
+            assert!(seen.header("cookie").is_none(), "{:?}", seen.headers);
+            assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+            let auth = last_credential(&kibana);
+            assert!(auth.starts_with("Bearer esgl1_"), "{auth}");
+            assert!(!auth.contains(&secret));
+            // Kibana's Set-Cookie and challenges do not reach the recipient; its framing rule
+            // is replaced.
+            assert!(r.header("set-cookie").is_none());
+            assert!(r.header("www-authenticate").is_none());
+            assert_eq!(r.header("x-frame-options"), Some("SAMEORIGIN"));
+
+            let s = search_as(&gw, &auth).await;
+            assert_eq!(s.status, 200, "{}", s.text());
+            let t = tenants(&s);
+            assert_eq!(t.len() as u64, fixture::TENANT_A_DOCS, "{}", s.text());
+            assert!(t.iter().all(|x| x == tenant), "{tenant}: {t:?}");
+            if tenant == "a" {
+                assert!(!contains_leak_marker(&s.body));
+            }
+            // Kibana's own first call with the credential (security/authentication).
+            let who = gw
+                .send_as(&auth, "GET", "/_security/_authenticate", None)
+                .await;
+            assert_eq!(who.status, 200, "{}", who.text());
+            assert_eq!(who.json()["username"], id.as_str());
+            // A changed credential is not one.
+            let mut forged = auth.clone().into_bytes();
+            let n = forged.len() - 3;
+            forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged).unwrap();
+            assert_eq!(search_as(&gw, &forged).await.status, 401);
+        }
+    }
+}
+
+/// Revocation: deleting the link, deleting the token or resetting its secret stops the
+/// session at the front and the credential Kibana holds, at the next request (well within 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_stops_sessions_and_credentials_at_once() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    for how in ["delete link", "delete token", "reset token"] {
+        let (id, _) = token(&gw, "a", json!({})).await;
+        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+        let lid = l["id"].as_str().unwrap().to_owned();
+        let (_, cookie) = open(&gw, &l).await;
+        let cookie = cookie.expect("cookie");
+        let ok = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+        assert_eq!(ok.status, 200);
+        let auth = last_credential(&kibana);
+        assert_eq!(search_as(&gw, &auth).await.status, 200);
+        let (status, _) = match how {
+            "delete link" => gw.admin("DELETE", &format!("/links/{lid}"), None).await,
+            "delete token" => gw.admin("DELETE", &format!("/tokens/{id}"), None).await,
+            _ => gw.admin("POST", &format!("/tokens/{id}/reset"), None).await,
+        };
+        assert!(status == 200 || status == 204, "{how}: {status}");
+        let started = std::time::Instant::now();
+        let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+        assert!(
+            r.status == 403 || r.status == 404,
+            "{how}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            r.header("set-cookie")
+                .is_some_and(|c| c.contains("Max-Age=0")),
+            "{how}: the refused session's cookie is cleared"
+        );
+        let s = search_as(&gw, &auth).await;
+        assert!(s.status == 403 || s.status == 401, "{how}: {}", s.text());
+        let (again, _) = open(&gw, &l).await;
+        assert!(
+            again.status == 403 || again.status == 404,
+            "{how}: {}",
+            again.status
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_foreign_missing_and_expired_sessions_are_refused() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let other = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    // Tampered: every position of the value changed once (a sample).
+    let (name, value) = cookie.split_once('=').unwrap();
+    for i in (0..value.len()).step_by(7) {
+        let mut b = value.as_bytes().to_vec();
+        b[i] = if b[i] == b'x' { b'y' } else { b'x' };
+        let t = format!("{name}={}", String::from_utf8(b).unwrap());
+        let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &t)]).await;
+        assert_eq!(r.status, 401, "{t}");
+    }
+    // Another esgate (another key) does not accept it.
+    let (oid, _) = token(&other, "a", json!({})).await;
+    let _ = link(&other, &oid, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let r = send(
+        "GET",
+        &front(&other, "/app/dashboards"),
+        &[("cookie", &cookie)],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+    // No cookie.
+    assert_eq!(
+        front_req(&gw, "GET", "/app/dashboards", &[]).await.status,
+        401
+    );
+    // Two session cookies.
+    let two = format!("{cookie}; {cookie}");
+    assert_eq!(
+        front_req(&gw, "GET", "/app/dashboards", &[("cookie", &two)])
+            .await
+            .status,
+        401
+    );
+    // An expired link ends its session.
+    let short = link(
+        &gw,
+        &id,
+        json!({"path": "/app/dashboards#/view/d1", "expires_in": "1s"}),
+    )
+    .await;
+    let (_, c) = open(&gw, &short).await;
+    let c = c.expect("cookie");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &c)]).await;
+    assert!(r.status == 401 || r.status == 403, "{}", r.status);
+    let (r, _) = open(&gw, &short).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Unknown and malformed link ids: no redirect, no cookie.
+    for path in [
+        "/s/lnk_00000000000000000000000000000000",
+        "/s/lnk_xyz",
+        "/s/https:%2F%2Fevil.example",
+    ] {
+        let r = front_req(&gw, "GET", path, &[]).await;
+        assert!(r.header("location").is_none(), "{path}");
+        assert!(r.status == 404 || r.status == 401, "{path}: {}", r.status);
+    }
+    assert!(kibana.requests().is_empty(), "nothing reached Kibana");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_ids_are_128_bit_random_and_paths_are_never_urls() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+        let lid = l["id"].as_str().unwrap().to_owned();
+        let hex = lid.strip_prefix("lnk_").expect("prefix");
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{lid}"
+        );
+        ids.insert(lid);
+    }
+    assert_eq!(ids.len(), 50);
+    let (status, listed) = gw.admin("GET", &format!("/tokens/{id}/links"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["links"].as_array().map(Vec::len), Some(50));
+    for bad in [
+        "https://evil.example/app/dashboards",
+        "//evil.example/app/dashboards",
+        "/\\evil.example/app",
+        "/app//evil.example",
+        "javascript:alert(1)",
+        "/app/../api/saved_objects/_find",
+        "/app/%2e%2e/api",
+        "/api/status",
+        "/app/x\r\nLocation: https://evil.example",
+        "app/dashboards",
+        "",
+    ] {
+        let (status, v) = gw
+            .admin(
+                "POST",
+                &format!("/tokens/{id}/links"),
+                Some(json!({"path": bad})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad:?}: {v}");
+        assert!(
+            v["error"]["reason"].as_str().unwrap_or("").contains("path"),
+            "{v}"
+        );
+    }
+}
+
+/// Viewers: reads pass; writes, management routes, other apps and cross-site POSTs do not,
+/// and none of them reaches Kibana.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_sessions_cannot_write_or_manage() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let xsrf = [("cookie", cookie.as_str()), ("kbn-xsrf", "true")];
+    for (method, path) in [
+        ("GET", "/app/dashboards"),
+        ("GET", "/internal/security/me"),
+        ("GET", "/api/status"),
+        ("POST", "/internal/bsearch"),
+        ("POST", "/api/core/capabilities"),
+        ("POST", "/api/saved_objects/_bulk_get"),
+        ("POST", "/api/content_management/rpc/get"),
+    ] {
+        let r = front_req(&gw, method, path, &xsrf).await;
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+    }
+    kibana.clear();
+    for (method, path) in [
+        ("POST", "/api/saved_objects/dashboard/d2"),
+        ("PUT", "/api/saved_objects/dashboard/d1"),
+        ("DELETE", "/api/saved_objects/dashboard/d1"),
+        ("POST", "/api/saved_objects/_import"),
+        ("POST", "/api/content_management/rpc/create"),
+        ("POST", "/api/content_management/rpc/update"),
+        ("POST", "/api/content_management/rpc/delete"),
+        ("POST", "/api/console/proxy?path=_search&method=POST"),
+        ("POST", "/internal/kibana/settings"),
+        ("POST", "/api/spaces/space"),
+        ("PUT", "/api/security/role/r"),
+        ("GET", "/app/management"),
+        ("GET", "/app/dev_tools"),
+        ("GET", "/"),
+        ("GET", "/api/security/role"),
+    ] {
+        let r = front_req(&gw, method, path, &xsrf).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+    }
+    // CSRF: a read-only POST without Kibana's header, from another origin or site.
+    for headers in [
+        vec![("cookie", cookie.as_str())],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("kbn-xsrf", "1"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("kbn-xsrf", "1"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    ] {
+        let r = front_req(&gw, "POST", "/internal/bsearch", &headers).await;
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+    }
+    assert!(kibana.requests().is_empty(), "{:?}", kibana.requests());
+    // The front's own origin and Kibana's internal-origin header are accepted.
+    let r = front_req(
+        &gw,
+        "POST",
+        "/internal/bsearch",
+        &[
+            ("cookie", &cookie),
+            ("x-elastic-internal-origin", "Kibana"),
+            ("origin", "http://dash.test"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_front_answer_carries_anti_framing_headers() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let ancestors = |r: &Reply| -> Vec<String> {
+        r.headers
+            .get_all("content-security-policy")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    for (path, headers, xfo, fa) in [
+        (
+            "/api/status",
+            vec![("cookie", cookie.as_str())],
+            "DENY",
+            "frame-ancestors 'none'",
+        ),
+        (
+            "/bundles/x.js",
+            vec![("cookie", cookie.as_str())],
+            "DENY",
+            "frame-ancestors 'none'",
+        ),
+        (
+            "/app/management",
+            vec![("cookie", cookie.as_str())],
+            "DENY",
+            "frame-ancestors 'none'",
+        ),
+        ("/app/dashboards", vec![], "DENY", "frame-ancestors 'none'"),
+        (
+            "/app/dashboards",
+            vec![("cookie", cookie.as_str())],
+            "SAMEORIGIN",
+            "frame-ancestors 'self'",
+        ),
+    ] {
+        let r = front_req(&gw, "GET", path, &headers).await;
+        assert_eq!(r.header("x-frame-options"), Some(xfo), "{path}");
+        assert!(
+            ancestors(&r).iter().any(|c| c == fa),
+            "{path}: {:?}",
+            ancestors(&r)
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_name_the_link_and_admin_changes_are_audited() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let gw = start(
+        backend.url(),
+        &kibana,
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            path.display().to_string()
+        ),
+    )
+    .await;
+    let (id, secret) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let lid = l["id"].as_str().unwrap().to_owned();
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+    front_req(&gw, "GET", "/app/management", &[("cookie", &cookie)]).await;
+    let auth = last_credential(&kibana);
+    search_as(&gw, &auth).await;
+    gw.admin("DELETE", &format!("/links/{lid}"), None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.app.audit.sync();
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(!log.contains(&secret));
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let with_link: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["link_id"] == lid.as_str())
+        .collect();
+    // The open, the page, the refused management page, the search on the data listener.
+    assert!(with_link.len() >= 4, "{with_link:?}");
+    assert!(with_link
+        .iter()
+        .any(|e| e["status"] == 303 && e["token_id"] == id.as_str()));
+    assert!(with_link
+        .iter()
+        .any(|e| e["status"] == 403 && e["decision"] == "deny"));
+    assert!(with_link
+        .iter()
+        .any(|e| e["path"] == "/logs-*/_search" && e["status"] == 200));
+    for action in ["link.create", "link.delete"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["action"] == action && e["target"] == lid.as_str()),
+            "{action}"
+        );
+    }
+}
+
+/// Spaces: a token's links lie in its spaces, its sessions stay there, and Kibana's own
+/// `_has_privileges` calls with the link credential are answered per space (the request of
+/// `x-pack/plugins/spaces/server/spaces_client/secure_spaces_client_wrapper.ts`, 8.15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_links_token_reads_only_its_kibana_spaces() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({"kibana_spaces": ["acme"]})).await;
+    let (status, v) = gw
+        .admin(
+            "POST",
+            &format!("/tokens/{id}/links"),
+            Some(json!({"path": "/app/dashboards#/view/d1"})),
+        )
+        .await;
+    assert_eq!(status, 400, "the default space is not the token's: {v}");
+    let l = link(&gw, &id, json!({"path": "/s/acme/app/dashboards#/view/d1"})).await;
+    let (r, cookie) = open(&gw, &l).await;
+    assert_eq!(
+        r.header("location"),
+        Some("/s/acme/app/dashboards#/view/d1?embed=true")
+    );
+    let cookie = cookie.expect("cookie");
+    let c = [("cookie", cookie.as_str()), ("kbn-xsrf", "true")];
+    assert_eq!(
+        front_req(&gw, "GET", "/s/acme/app/dashboards", &c)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        front_req(&gw, "POST", "/s/acme/internal/bsearch", &c)
+            .await
+            .status,
+        200
+    );
+    for (m, p) in [
+        ("GET", "/app/dashboards"),
+        ("POST", "/internal/bsearch"),
+        ("GET", "/s/other/app/dashboards"),
+        ("POST", "/s/other/api/saved_objects/_bulk_get"),
+    ] {
+        assert_eq!(front_req(&gw, m, p, &c).await.status, 403, "{m} {p}");
+    }
+    let auth = last_credential(&kibana);
+    let body = json!({"index": [], "applications": [{"application": "kibana-.kibana",
+        "resources": ["space:acme", "space:default"],
+        "privileges": ["version:8.15.3", "login:", "saved_object:dashboard/get"]}]});
+    let r = gw
+        .send_as(
+            &auth,
+            "POST",
+            "/_security/user/_has_privileges",
+            Some(("application/json", body.to_string())),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let app = &r.json()["application"]["kibana-.kibana"];
+    assert_eq!(app["space:acme"]["saved_object:dashboard/get"], true);
+    assert_eq!(app["space:default"]["saved_object:dashboard/get"], false);
+    assert_eq!(app["space:default"]["login:"], false);
+    // Taking the space away from the token stops the link.
+    let (status, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"kibana_spaces": ["default"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        front_req(&gw, "GET", "/s/acme/app/dashboards", &c)
+            .await
+            .status,
+        403
+    );
+}
+
+/// The token's IP filter applies to the recipient (at the front, and to the credential).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tokens_ip_filter_applies_to_recipients() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (s, _) = gw
+        .admin(
+            "POST",
+            "/ip-filters",
+            Some(json!({"name": "office", "cidrs": ["10.0.0.0/8"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (id, _) = token(&gw, "a", json!({"ip_filter": "office"})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (r, cookie) = open(&gw, &l).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(cookie.is_none());
+    assert!(r.text().contains("IP filter"), "{}", r.text());
+}
+
+/// Kibana's `http`-provider sign-in sequence (`tests/data/kibana/end_user_http_provider.json`:
+/// `_authenticate` and the `_has_privileges` calls of Kibana 8.15, each naming its source) sent
+/// with the link credential the front handed Kibana: esgate answers exactly as for the token
+/// itself (the user is the link's token; other spaces closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_sign_in_sequence_with_a_link_credential_is_answered_as_the_token() {
+    let plan: Value =
+        serde_json::from_str(include_str!("../data/kibana/end_user_http_provider.json")).unwrap();
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, secret) = token(&gw, "a", json!({"name": "kibana-user-tenant-a"})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+    let auth = last_credential(&kibana);
+    const ES8_MEDIA: &str = "application/vnd.elasticsearch+json; compatible-with=8";
+    for step in plan["steps"].as_array().unwrap() {
+        let method = step["method"].as_str().unwrap();
+        let path = step["path"].as_str().unwrap();
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("accept", ES8_MEDIA),
+            ("x-elastic-product-origin", "kibana"),
+        ];
+        let body = match &step["body"] {
+            Value::Null => String::new(),
+            b => {
+                headers.push(("content-type", ES8_MEDIA));
+                b.to_string()
+            }
+        };
+        let r = send(method, &gw.url(path), &headers, body).await.unwrap();
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        let expected: Value = serde_json::from_str(
+            &step["expect"]
+                .to_string()
+                .replace("{user}", &id)
+                .replace("{name}", "kibana-user-tenant-a"),
+        )
+        .unwrap();
+        assert_eq!(r.json(), expected, "{method} {path} ({})", step["source"]);
+        assert!(!r.text().contains(&secret));
+    }
+}
+
+/// The front applies the data listener's HTTP hygiene.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_refuses_what_the_data_listener_refuses_on_the_wire() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let r = front_req(&gw, "TRACE", "/app/dashboards", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, 405);
+    let r = front_req(
+        &gw,
+        "GET",
+        "/app/dashboards",
+        &[("cookie", &cookie), ("upgrade", "websocket")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(kibana.requests().is_empty());
+}
+
+/// Kibana redirecting to its own address (its `server.publicBaseUrl`, or the URL the front
+/// uses) does not take the recipient past the front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_redirects_to_itself_stay_on_the_front() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let own = format!("{}/app/dashboards#/list", kibana.url());
+    kibana.script(
+        "GET",
+        "/app/dashboards/redirect",
+        Answer {
+            status: 302,
+            headers: vec![("location".into(), own)],
+            body: "".into(),
+        },
+    );
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let r = front_req(
+        &gw,
+        "GET",
+        "/app/dashboards/redirect",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/app/dashboards#/list"));
+}
