@@ -6,8 +6,6 @@
 //! Invariant: the client's `Authorization` never reaches the backend; esgate's own backend
 //! credential is the only one sent.
 
-use std::net::IpAddr;
-
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use hyper::body::Incoming;
@@ -31,7 +29,8 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// What every upstream request carries besides its own content.
 pub struct Forwarding<'a> {
     pub authorization: Option<&'a HeaderValue>,
-    pub client_ip: IpAddr,
+    /// The client address as text (formatted once per request, for the audit record too).
+    pub client_ip: &'a str,
     pub tls: bool,
     pub request_id: &'a str,
 }
@@ -57,15 +56,21 @@ fn never_relayed(name: &HeaderName) -> bool {
         )
 }
 
+// Header names as constants: a `&str` name is parsed and checked again at every insert.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_OPAQUE_ID: HeaderName = HeaderName::from_static("x-opaque-id");
+const X_ELASTIC_PRODUCT: HeaderName = HeaderName::from_static("x-elastic-product");
+
 fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if let Some(a) = f.authorization {
         headers.insert(header::AUTHORIZATION, a.clone());
     }
-    if let Ok(v) = HeaderValue::from_str(&f.client_ip.to_string()) {
-        headers.insert("x-forwarded-for", v);
+    if let Ok(v) = HeaderValue::from_str(f.client_ip) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if f.tls { "https" } else { "http" }),
     );
 }
@@ -93,7 +98,7 @@ pub fn from_permit(
         headers.insert(header::ACCEPT, v);
     }
     if let Ok(v) = HeaderValue::from_str(f.request_id) {
-        headers.insert("x-opaque-id", v);
+        headers.insert(X_OPAQUE_ID, v);
     }
     // Response compression is harmless; pass the client's wish when it is a plain one, except
     // where esgate must read the response to seal a continuation id in it.
@@ -209,10 +214,7 @@ pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
             out.insert(header::CONTENT_LENGTH, cl.clone());
         }
     }
-    out.insert(
-        "x-elastic-product",
-        HeaderValue::from_static("Elasticsearch"),
-    );
+    out.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
     out
 }
 
