@@ -74,9 +74,12 @@ pub async fn explain(app: &Arc<App>, req: ExplainRequest) -> Result<Value, Expla
     });
     let client_ip = req.client_ip.map(crate::policy::client_ip::canonical);
     let opaque_id = super::opaque_id(&token.id, &ctx.event.request_id);
+    let client_text = client_ip
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        .to_string();
     let forwarding = Forwarding {
         authorization: app.config.backend.authorization.as_ref().map(|a| &a.0),
-        client_ip: client_ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        client_ip: &client_text,
         tls: false,
         opaque_id: &opaque_id,
     };

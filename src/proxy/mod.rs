@@ -152,7 +152,11 @@ async fn pipeline(
 ) -> Result<Response<Body>, ProxyError> {
     hygiene::check(&req)?;
     let client_ip = client_address(app, conn.peer.ip(), req.headers())?;
-    ctx.event.client = client_ip.to_string();
+    // The record starts with the peer's address, already formatted: only a forwarded address
+    // is formatted again (issue 10: formatting addresses was 3% of a relayed request).
+    if client_ip != conn.peer.ip() {
+        ctx.event.client = client_ip.to_string();
+    }
 
     let now = crate::time::now();
     let snapshot = app.store.snapshot();
@@ -214,9 +218,10 @@ async fn pipeline(
     app.store.touch(&token.id, now);
 
     let opaque_id = opaque_id(&token.id, &ctx.event.request_id);
+    let client_text = ctx.event.client.clone();
     let forwarding = Forwarding {
         authorization: app.config.backend.authorization.as_ref().map(|a| &a.0),
-        client_ip,
+        client_ip: &client_text,
         tls: conn.tls,
         opaque_id: &opaque_id,
     };
@@ -677,14 +682,17 @@ async fn resolve_one(
     Ok((expr.to_string(), names.to_vec()))
 }
 
+/// A constant name: a `&str` name is parsed again at every lookup.
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+
 fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, ProxyError> {
     let xff: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .map(|v| v.as_bytes())
         .collect();
     let fwd: Vec<&[u8]> = headers
-        .get_all("forwarded")
+        .get_all(header::FORWARDED)
         .iter()
         .map(|v| v.as_bytes())
         .collect();

@@ -6,8 +6,6 @@
 //! Invariant: the client's `Authorization` never reaches the backend; esgate's own backend
 //! credential is the only one sent.
 
-use std::net::IpAddr;
-
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -31,7 +29,8 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// What every upstream request carries besides its own content.
 pub struct Forwarding<'a> {
     pub authorization: Option<&'a HeaderValue>,
-    pub client_ip: IpAddr,
+    /// The client address as text (formatted once per request, for the audit record too).
+    pub client_ip: &'a str,
     pub tls: bool,
     /// Sent as `X-Opaque-Id` (`proxy::opaque_id`): the cluster's slow log names the token.
     pub opaque_id: &'a str,
@@ -59,19 +58,25 @@ fn never_relayed(name: &HeaderName) -> bool {
         )
 }
 
+// Header names as constants: a `&str` name is parsed and checked again at every insert.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_OPAQUE_ID: HeaderName = HeaderName::from_static("x-opaque-id");
+const X_ELASTIC_PRODUCT: HeaderName = HeaderName::from_static("x-elastic-product");
+
 fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if let Some(a) = f.authorization {
         headers.insert(header::AUTHORIZATION, a.clone());
     }
-    if let Ok(v) = HeaderValue::from_str(&f.client_ip.to_string()) {
-        headers.insert("x-forwarded-for", v);
+    if let Ok(v) = HeaderValue::from_str(f.client_ip) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if f.tls { "https" } else { "http" }),
     );
     if let Ok(v) = HeaderValue::from_str(f.opaque_id) {
-        headers.insert("x-opaque-id", v);
+        headers.insert(X_OPAQUE_ID, v);
     }
 }
 
@@ -211,10 +216,7 @@ pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
             out.insert(header::CONTENT_LENGTH, cl.clone());
         }
     }
-    out.insert(
-        "x-elastic-product",
-        HeaderValue::from_static("Elasticsearch"),
-    );
+    out.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
     out
 }
 

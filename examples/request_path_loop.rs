@@ -1,0 +1,80 @@
+//! Issue 10 goal 6 as a plain loop, for instruction counts (repeatable on a busy machine, where
+//! criterion's wall-clock times are not): plan, prepare and authorize one of the dashboard
+//! bodies of `benches/request_path.rs` a fixed number of times.
+//!
+//! ```text
+//! cargo build --release --example request_path_loop
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
+//!     target/release/examples/request_path_loop kibana 1000
+//! ```
+//! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
+//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use esgate::es::continuation::{Binding, IdKey};
+use esgate::es::resolution::{NameKind, ResolvedName};
+use esgate::es::{self, FilterSet, RequestHead, Resolution, Scope};
+
+#[path = "../benches/support/shapes.rs"]
+mod shapes;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_else(|| "kibana".into());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let (body, path, content_type) = match case.as_str() {
+        "kibana" => (shapes::kibana_2k(), "/logs-a/_search", "application/json"),
+        "terms" => (shapes::terms_200k(), "/logs-a/_search", "application/json"),
+        "msearch" => (shapes::msearch_20(), "/_msearch", "application/x-ndjson"),
+        other => panic!("unknown case {other}: kibana, terms or msearch"),
+    };
+    let scope = Scope {
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        indices: vec!["logs-*".to_string()],
+        ids: Binding {
+            token_id: "tok_bench".into(),
+            key: Arc::new(IdKey::new([3; 32])),
+        },
+    };
+    let head = RequestHead {
+        method: "POST",
+        path,
+        query: None,
+        content_type: Some(content_type),
+        content_encoding: None,
+    };
+    let mut forwarded = 0usize;
+    for _ in 0..n {
+        let plan = es::plan(&head, &scope).expect("plan");
+        let prepared =
+            es::prepare(plan, Some(black_box(&body[..])), &head, &scope).expect("prepare");
+        let mut names = BTreeMap::new();
+        for e in prepared.to_resolve() {
+            names.insert(
+                e.clone(),
+                ["logs-a", "logs-b"]
+                    .iter()
+                    .map(|n| ResolvedName {
+                        name: n.to_string(),
+                        kind: NameKind::Index,
+                        indices: vec![n.to_string()],
+                    })
+                    .collect(),
+            );
+        }
+        let resolution = Resolution {
+            names,
+            dialect: None,
+        };
+        let permit = es::authorize(prepared, &resolution, &scope).expect("permit");
+        black_box(permit);
+        forwarded += 1;
+    }
+    println!("{case}: {n} iterations, {forwarded} permits");
+}
