@@ -5,20 +5,18 @@
 //! Run: `cargo bench --bench request_path`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use esgate::auth::{self, credential, secret::Secret};
-use esgate::es::continuation::{Binding, IdKey};
 use esgate::es::resolution::{NameKind, ResolvedName};
-use esgate::es::{self, FilterSet, RequestHead, Resolution, Scope};
+use esgate::es::{self, RequestHead, Resolution};
 use esgate::store::model::{FieldValue, FilterRef, Permission, Token};
 use esgate::store::{Change, Persistence, Store, StoreError};
 
 #[path = "support/shapes.rs"]
 mod shapes;
-use shapes::{kibana_2k, msearch_20, terms_200k};
+use shapes::{kibana_2k, msearch_20, scope, terms_200k};
 
 /// The allocator the esgate binary runs with: allocation is a large share of the work measured.
 #[global_allocator]
@@ -81,18 +79,6 @@ fn authenticate(c: &mut Criterion) {
                 })
             },
         );
-    }
-}
-
-fn scope() -> Scope {
-    Scope {
-        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-        indices: vec!["logs-*".to_string()],
-        ids: Binding {
-            token_id: "tok_bench".into(),
-            key: Arc::new(IdKey::new([3; 32])),
-        },
-        guard: Default::default(),
     }
 }
 

@@ -12,11 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 
-use esgate::es::continuation::{Binding, IdKey};
 use esgate::es::resolution::{NameKind, ResolvedName};
-use esgate::es::{self, FilterSet, RequestHead, Resolution, Scope};
+use esgate::es::{self, RequestHead, Resolution};
 
 #[path = "../benches/support/shapes.rs"]
 mod shapes;
@@ -34,14 +32,7 @@ fn main() {
         "msearch" => (shapes::msearch_20(), "/_msearch", "application/x-ndjson"),
         other => panic!("unknown case {other}: kibana, terms or msearch"),
     };
-    let scope = Scope {
-        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
-        indices: vec!["logs-*".to_string()],
-        ids: Binding {
-            token_id: "tok_bench".into(),
-            key: Arc::new(IdKey::new([3; 32])),
-        },
-    };
+    let scope = shapes::scope();
     let head = RequestHead {
         method: "POST",
         path,

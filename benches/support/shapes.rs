@@ -1,7 +1,24 @@
 //! Request bodies shaped like Kibana's and Grafana's (issue 10 goal 6), shared by the criterion
 //! bench (`request_path.rs`) and the instruction-count loop (`examples/request_path_loop.rs`, under callgrind).
 
+use std::sync::Arc;
+
+use esgate::es::continuation::{Binding, IdKey};
+use esgate::es::{FilterSet, Scope};
 use serde_json::json;
+
+/// A `read` token filtered to `tenant: a` on `logs-*`, no limits.
+pub fn scope() -> Scope {
+    Scope {
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        indices: vec!["logs-*".to_string()],
+        ids: Binding {
+            token_id: "tok_bench".into(),
+            key: Arc::new(IdKey::new([3; 32])),
+        },
+        guard: Default::default(),
+    }
+}
 
 /// A Kibana Discover search of about 2 KB (the shape `benches/load/pinned.sh` sends): time
 /// range, KQL as `bool`/`should`, sort, fields, highlight, a date histogram.
