@@ -4,19 +4,16 @@
 //!
 //! Run: `cargo bench --bench request_path`.
 
-use std::collections::BTreeMap;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use esgate::auth::{self, credential, secret::Secret};
-use esgate::es::resolution::{NameKind, ResolvedName};
-use esgate::es::{self, RequestHead, Resolution};
+use esgate::es::{self, RequestHead};
 use esgate::store::model::{FieldValue, FilterRef, Permission, Token};
 use esgate::store::{Change, Persistence, Store, StoreError};
 
 #[path = "support/shapes.rs"]
 mod shapes;
-use shapes::{kibana_2k, msearch_20, scope, terms_200k};
+use shapes::{kibana_2k, msearch_20, resolution_for, scope, terms_200k};
 
 /// The allocator the esgate binary runs with: allocation is a large share of the work measured.
 #[global_allocator]
@@ -79,27 +76,6 @@ fn authenticate(c: &mut Criterion) {
                 })
             },
         );
-    }
-}
-
-fn resolution_for(exprs: &[String]) -> Resolution {
-    let mut names = BTreeMap::new();
-    for e in exprs {
-        names.insert(
-            e.clone(),
-            ["logs-a", "logs-b"]
-                .iter()
-                .map(|n| ResolvedName {
-                    name: n.to_string(),
-                    kind: NameKind::Index,
-                    indices: vec![n.to_string()],
-                })
-                .collect(),
-        );
-    }
-    Resolution {
-        names,
-        dialect: None,
     }
 }
 

@@ -10,11 +10,9 @@
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
 //! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use esgate::es::resolution::{NameKind, ResolvedName};
-use esgate::es::{self, RequestHead, Resolution};
+use esgate::es::{self, RequestHead};
 
 #[path = "../benches/support/shapes.rs"]
 mod shapes;
@@ -45,24 +43,7 @@ fn main() {
         let plan = es::plan(&head, &scope).expect("plan");
         let prepared =
             es::prepare(plan, Some(black_box(&body[..])), &head, &scope).expect("prepare");
-        let mut names = BTreeMap::new();
-        for e in prepared.to_resolve() {
-            names.insert(
-                e.clone(),
-                ["logs-a", "logs-b"]
-                    .iter()
-                    .map(|n| ResolvedName {
-                        name: n.to_string(),
-                        kind: NameKind::Index,
-                        indices: vec![n.to_string()],
-                    })
-                    .collect(),
-            );
-        }
-        let resolution = Resolution {
-            names,
-            dialect: None,
-        };
+        let resolution = shapes::resolution_for(prepared.to_resolve());
         let permit = es::authorize(prepared, &resolution, &scope).expect("permit");
         black_box(permit);
         forwarded += 1;

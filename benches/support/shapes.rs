@@ -3,9 +3,34 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use esgate::es::continuation::{Binding, IdKey};
-use esgate::es::{FilterSet, Scope};
+use esgate::es::resolution::{NameKind, ResolvedName};
+use esgate::es::{FilterSet, Resolution, Scope};
 use serde_json::json;
+
+/// Every index expression resolved to `logs-a` and `logs-b`.
+pub fn resolution_for(exprs: &[String]) -> Resolution {
+    let mut names = BTreeMap::new();
+    for e in exprs {
+        names.insert(
+            e.clone(),
+            ["logs-a", "logs-b"]
+                .iter()
+                .map(|n| ResolvedName {
+                    name: n.to_string(),
+                    kind: NameKind::Index,
+                    indices: vec![n.to_string()],
+                })
+                .collect(),
+        );
+    }
+    Resolution {
+        names,
+        dialect: None,
+    }
+}
 
 /// A `read` token filtered to `tenant: a` on `logs-*`, no limits.
 pub fn scope() -> Scope {

@@ -531,24 +531,13 @@ impl Validator {
                         "must start with '.' and hold only lowercase letters, digits, '-', '_' and '.' (at most 200 characters)",
                     );
                 }
-                let mut urls = vec![];
-                for (i, text) in raw.urls.iter().flatten().enumerate() {
-                    match text.parse::<Uri>() {
-                        Ok(u)
-                            if matches!(u.scheme_str(), Some("http" | "https"))
-                                && u.host().is_some()
-                                && matches!(u.path(), "" | "/")
-                                && u.query().is_none()
-                                && !u.authority().is_some_and(|a| a.as_str().contains('@')) =>
-                        {
-                            urls.push(u)
-                        }
-                        _ => self.issue(
-                            &format!("store.urls[{i}]"),
-                            "must be an http:// or https:// URL with a host and no path, query or credentials",
-                        ),
-                    }
-                }
+                let urls: Vec<Uri> = raw
+                    .urls
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .filter_map(|(i, text)| self.node_url(&format!("store.urls[{i}]"), text))
+                    .collect();
                 if raw.urls.as_ref().is_some_and(|u| u.is_empty()) {
                     self.issue("store.urls", "needs at least one URL when set");
                 }
@@ -594,25 +583,11 @@ impl Validator {
         if texts.is_empty() {
             self.issue("backend.urls", "needs at least one URL");
         }
-        let mut urls = vec![];
-        for (i, text) in texts.iter().enumerate() {
-            let path = format!("backend.urls[{i}]");
-            match text.parse::<Uri>() {
-                Ok(u)
-                    if matches!(u.scheme_str(), Some("http" | "https"))
-                        && u.host().is_some()
-                        && matches!(u.path(), "" | "/")
-                        && u.query().is_none()
-                        && !u.authority().is_some_and(|a| a.as_str().contains('@')) =>
-                {
-                    urls.push(u)
-                }
-                _ => self.issue(
-                    &path,
-                    "must be an http:// or https:// URL with a host and no path, query or credentials",
-                ),
-            }
-        }
+        let urls: Vec<Uri> = texts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| self.node_url(&format!("backend.urls[{i}]"), text))
+            .collect();
 
         let password = self.secret_value(
             "backend.password",
@@ -755,6 +730,28 @@ impl Validator {
             public_url: public.to_string().trim_end_matches('/').to_owned(),
             secure,
         })
+    }
+
+    /// A cluster node's base URL: http or https, a host, no path, query or credentials.
+    fn node_url(&mut self, path: &str, text: &str) -> Option<Uri> {
+        match text.parse::<Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && matches!(u.path(), "" | "/")
+                    && u.query().is_none()
+                    && !u.authority().is_some_and(|a| a.as_str().contains('@')) =>
+            {
+                Some(u)
+            }
+            _ => {
+                self.issue(
+                    path,
+                    "must be an http:// or https:// URL with a host and no path, query or credentials",
+                );
+                None
+            }
+        }
     }
 
     fn pool_idle(&mut self, text: Option<&str>) -> Duration {
