@@ -12,7 +12,7 @@ use crate::kibana::path;
 use crate::store::model::{secret_generation, Link, Permission, TimeRange, Token};
 use crate::store::{Change, Snapshot};
 
-use super::input::{self, AdminError, MAX_TIME};
+use super::input::{self, AdminError};
 use super::{AdminContext, AdminResponse, EventBase};
 
 const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
@@ -88,39 +88,13 @@ fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError>
     Ok(Some(TimeRange { from, to }))
 }
 
+/// A link's own expiry, in the token's grammar (`expires_in` or `expires_at`; null or absent:
+/// none, so the link ends with its token).
 fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Option<i64>, AdminError> {
-    let rel = input::opt_str(map, "expires_in")?;
-    let abs = input::opt_str(map, "expires_at")?;
-    match (rel, abs) {
-        (Some(_), Some(_)) => Err(AdminError::bad_request(
-            "fields [expires_in] and [expires_at] cannot both be given",
-        )),
-        (None, None) => Ok(None),
-        (Some(d), None) => {
-            let secs = input::parse_duration(d).map_err(|_| {
-                AdminError::field(
-                    "expires_in",
-                    "must be a positive duration such as 90s, 15m, 24h or 7d",
-                )
-            })?;
-            now.checked_add(secs)
-                .filter(|t| *t <= MAX_TIME)
-                .map(Some)
-                .ok_or_else(|| AdminError::field("expires_in", "is too far in the future"))
-        }
-        (None, Some(ts)) => {
-            let t = input::parse_rfc3339_utc(ts).ok_or_else(|| {
-                AdminError::field(
-                    "expires_at",
-                    "must be an RFC 3339 timestamp in UTC, such as 2026-01-31T12:00:00Z",
-                )
-            })?;
-            if t <= now {
-                return Err(AdminError::field("expires_at", "must be in the future"));
-            }
-            Ok(Some(t.min(MAX_TIME)))
-        }
-    }
+    Ok(match super::tokens::parse_expiry(map, now)? {
+        super::tokens::Expiry::At(t) => Some(t),
+        super::tokens::Expiry::Absent | super::tokens::Expiry::Never => None,
+    })
 }
 
 /// The token a link may be made for: visible, unexpired, `read`.

@@ -126,7 +126,7 @@ pub(super) fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Tok
 
 /// What a body says about the expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expiry {
+pub(super) enum Expiry {
     /// Neither field given.
     Absent,
     /// `null`: no expiry (a removal on update).
@@ -365,7 +365,7 @@ fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permiss
 }
 
 /// `expires_in` / `expires_at` (at most one). `null` in either means "no expiry".
-fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Expiry, AdminError> {
+pub(super) fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Expiry, AdminError> {
     let rel = input::nullable_str(map, "expires_in")?;
     let abs = input::nullable_str(map, "expires_at")?;
     let at = match (rel, abs) {
