@@ -448,7 +448,7 @@ mod tests {
         assert_eq!(p.action, "async_search_submit");
         assert_eq!(p.method, Method::Post);
         assert_eq!(p.path, "/logs-a,logs-b/_async_search");
-        assert_eq!(p.seal, Some(SEAL));
+        assert_eq!(p.answer.seal(), Some(SEAL));
         assert!(p
             .query
             .contains(&("keep_on_completion".into(), "false".into())));
@@ -502,7 +502,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.path, "/_async_search");
-        assert_eq!(p.seal, Some(SEAL));
+        assert_eq!(p.answer.seal(), Some(SEAL));
         let sent: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
         assert_eq!(sent["pit"], json!({"id": "cGl0MQ==", "keep_alive": "1m"}));
         assert_eq!(sent["query"]["bool"]["filter"], filter());

@@ -23,8 +23,8 @@ use super::shaping::Shaping;
 use super::transform::Transform;
 use super::{cat_indices, cluster_health, explain, terms_enum};
 use super::{
-    error, msearch, rewrite, ForwardBody, Method, Permit, Plan, Prepared, RejectKind, Rejection,
-    RequestHead, Resolution, Scope,
+    error, msearch, rewrite, Answer, ForwardBody, Method, Permit, Plan, Prepared, RejectKind,
+    Rejection, RequestHead, Resolution, Scope,
 };
 use super::{knn_search, uri_search, validate_query};
 
@@ -668,20 +668,17 @@ pub(super) fn authorize(
             Shape::QueryText(text) => body = Some(text.forward(&narrowed[0].1)?),
         }
     }
-    let mut permit = Permit::new(
+    let mut query = query;
+    let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
+    Ok(Permit::new(
         action,
         method,
         path,
         query,
         body,
         indices.into_iter().collect(),
-        seal,
-    );
-    permit.transform = transform;
-    permit.ordinals = sort_seal;
-    // Last: where the shaping goes depends on whether esgate reads the answer whole.
-    permit.place_shaping(shaping);
-    Ok(permit)
+        answer,
+    ))
 }
 
 /// The point-in-time routes exist in one dialect each (see `dialect`).
@@ -1012,7 +1009,7 @@ mod tests {
         );
         // `?sort=` travels in the body, where its doc-id positions are known (see `ordinals`).
         assert_eq!(body_json(&p)["sort"], json!([{"t": {"order": "desc"}}]));
-        assert!(p.ordinals.is_none());
+        assert!(p.answer.sort_seal().is_none());
     }
 
     #[test]
@@ -1025,14 +1022,14 @@ mod tests {
         .unwrap();
         assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
         assert!(matches!(
-            p.ordinals,
+            p.answer.sort_seal(),
             Some(es::ordinals::SortSeal::Search(_))
         ));
         let mut h = head("POST", "/_msearch", None);
         h.content_type = Some("application/x-ndjson");
         let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
         let p = run(&h, Some(body), logs).unwrap();
-        match p.ordinals {
+        match p.answer.sort_seal() {
             Some(es::ordinals::SortSeal::Msearch(items)) => {
                 assert_eq!(items.len(), 2);
                 assert!(items[0].is_none() && items[1].is_some());
@@ -1042,7 +1039,10 @@ mod tests {
         let mut h = head("POST", "/logs-a/_async_search", None);
         h.content_type = Some("application/json");
         let p = run(&h, Some(br#"{"sort":["_doc"]}"#), logs).unwrap();
-        assert!(matches!(p.ordinals, Some(es::ordinals::SortSeal::Async(_))));
+        assert!(matches!(
+            p.answer.sort_seal(),
+            Some(es::ordinals::SortSeal::Async(_))
+        ));
         // A scan's sort is dropped; any other doc-id sort under scroll is refused.
         let p = run(
             &head("POST", "/logs-a/_search", Some("scroll=1m")),
@@ -1051,7 +1051,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body_json(&p).get("sort"), None);
-        assert!(p.ordinals.is_none());
+        assert!(p.answer.sort_seal().is_none());
         let err = run(
             &head(
                 "POST",
@@ -1078,7 +1078,7 @@ mod tests {
             let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
             let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
             assert_eq!(body_json(&p)["pit"]["id"], json!("backend-pit"));
-            match (&p.ordinals, async_search) {
+            match (p.answer.sort_seal(), async_search) {
                 (Some(es::ordinals::SortSeal::Async(_)), true)
                 | (Some(es::ordinals::SortSeal::Search(_)), false) => {}
                 (other, _) => panic!("{path}: {other:?}"),
@@ -1815,8 +1815,8 @@ mod dialect_and_shaping_tests {
     fn response_shaping_is_forwarded_or_applied_by_esgate_never_both() {
         let shaping = "filter_path=hits.hits._source&pretty=true&human=true&error_trace=false";
         let streamed = run("GET", "/logs-a/_search", Some(shaping), None, None).unwrap();
-        assert!(!streamed.reads_answer_whole());
-        assert!(streamed.shaping.is_none());
+        assert!(!streamed.answer.reads_whole());
+        assert!(streamed.answer.shaping().is_none());
         let names: Vec<&str> = streamed.query.iter().map(|(k, _)| k.as_str()).collect();
         for k in ["filter_path", "pretty", "human"] {
             assert!(names.contains(&k), "{k} forwarded: {names:?}");
@@ -1836,8 +1836,8 @@ mod dialect_and_shaping_tests {
                 .then_some(br#"{"field":"user"}"#.as_slice());
             let permit = run(method, path, Some(&q), body, Some(Dialect::Elasticsearch))
                 .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-            assert!(permit.reads_answer_whole(), "{method} {path}");
-            assert!(permit.shaping.is_some(), "{method} {path}");
+            assert!(permit.answer.reads_whole(), "{method} {path}");
+            assert!(permit.answer.shaping().is_some(), "{method} {path}");
             for (k, _) in &permit.query {
                 assert!(
                     !["filter_path", "pretty", "human", "error_trace"].contains(&k.as_str()),

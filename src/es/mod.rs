@@ -232,16 +232,105 @@ pub struct Permit {
     pub body: Option<ForwardBody>,
     /// Indices the request reaches (for the audit log).
     pub indices: Vec<String>,
-    /// A continuation id in the successful response to seal before it reaches the client.
-    pub seal: Option<continuation::Seal>,
-    /// How esgate rewrites the backend's response before the client sees it.
-    pub transform: Option<transform::Transform>,
-    /// Response shaping (`filter_path`, `pretty`) esgate applies to its final answer, last:
-    /// set only when [`Permit::reads_answer_whole`] (otherwise it is in `query`, forwarded).
-    pub shaping: Option<shaping::Shaping>,
-    /// Where the answer's doc-id sort values are, to seal before the client sees them.
-    pub ordinals: Option<ordinals::SortSeal>,
+    /// What esgate does with the backend's answer.
+    pub answer: Answer,
     _sealed: (),
+}
+
+/// What esgate does with the backend's answer to a permitted request. One decision, made by
+/// [`authorize`], which also says where response shaping (`filter_path`, `pretty`) happens: an
+/// answer esgate reads whole must reach it unshaped (a `filter_path` could strip what esgate
+/// seals or checks), so esgate shapes its own final answer, last. Any new step that reads
+/// answers whole is a new variant here.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// Streamed to the client untouched; the client's shaping is forwarded in the query.
+    Stream,
+    /// Read whole to seal what it carries before the client sees it: a continuation id (in a
+    /// successful answer, or any async search answer) and doc-id sort values. At least one.
+    Seal {
+        id: Option<continuation::Seal>,
+        sort: Option<ordinals::SortSeal>,
+        shaping: Option<shaping::Shaping>,
+    },
+    /// Read whole and rebuilt by esgate (`_terms_enum`, `_cat/indices`, `_explain`, cluster
+    /// health).
+    Transform {
+        transform: transform::Transform,
+        shaping: Option<shaping::Shaping>,
+    },
+}
+
+impl Answer {
+    /// The answer for what `prepare` found, with the response shaping placed: pushed into the
+    /// forwarded `query` for a streamed answer, kept for esgate's final answer otherwise.
+    fn decide(
+        id: Option<continuation::Seal>,
+        sort: Option<ordinals::SortSeal>,
+        transform: Option<transform::Transform>,
+        shaping: shaping::Shaping,
+        query: &mut Vec<(String, String)>,
+    ) -> Result<Answer, Rejection> {
+        let kept = (!shaping.is_identity()).then_some(shaping.clone());
+        Ok(match (transform, id, sort) {
+            (None, None, None) => {
+                query.extend(shaping.forwarded().iter().cloned());
+                Answer::Stream
+            }
+            (Some(transform), None, None) => Answer::Transform {
+                transform,
+                shaping: kept,
+            },
+            (None, id, sort) => Answer::Seal {
+                id,
+                sort,
+                shaping: kept,
+            },
+            // No route both rebuilds and seals its answer: refuse rather than drop a seal.
+            (Some(_), _, _) => {
+                return Err(Rejection::forbidden(
+                    "esgate cannot both rebuild and seal this answer",
+                ))
+            }
+        })
+    }
+
+    /// Whether esgate reads the backend's answer whole instead of streaming it untouched.
+    pub fn reads_whole(&self) -> bool {
+        !matches!(self, Answer::Stream)
+    }
+
+    /// The response shaping esgate applies to its final answer (only when it reads it whole).
+    pub fn shaping(&self) -> Option<&shaping::Shaping> {
+        match self {
+            Answer::Stream => None,
+            Answer::Seal { shaping, .. } | Answer::Transform { shaping, .. } => shaping.as_ref(),
+        }
+    }
+
+    /// The continuation id to seal, if any.
+    pub fn seal(&self) -> Option<continuation::Seal> {
+        match self {
+            Answer::Seal { id, .. } => *id,
+            _ => None,
+        }
+    }
+
+    /// The doc-id sort values to seal, if any.
+    pub fn sort_seal(&self) -> Option<&ordinals::SortSeal> {
+        match self {
+            Answer::Seal { sort, .. } => sort.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The transform that rebuilds the answer, if any.
+    pub fn transform(&self) -> Option<&transform::Transform> {
+        match self {
+            Answer::Transform { transform, .. } => Some(transform),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of [`plan`]: what the request is and whether [`prepare`] needs its body.
@@ -362,7 +451,7 @@ impl Permit {
         query: Vec<(String, String)>,
         body: Option<ForwardBody>,
         indices: Vec<String>,
-        seal: Option<continuation::Seal>,
+        answer: Answer,
     ) -> Permit {
         Permit {
             action,
@@ -371,31 +460,8 @@ impl Permit {
             query,
             body,
             indices,
-            seal,
-            transform: None,
-            shaping: None,
-            ordinals: None,
+            answer,
             _sealed: (),
-        }
-    }
-
-    /// Whether esgate reads the backend's answer whole and rewrites it (a continuation id to
-    /// seal, a transform) instead of streaming it untouched. The one decision of where
-    /// response shaping happens: such an answer must reach esgate unshaped (a `filter_path`
-    /// could strip what esgate seals or checks), and esgate shapes its own final answer.
-    /// Any new step that reads answers whole must be a condition here.
-    pub fn reads_answer_whole(&self) -> bool {
-        self.seal.is_some() || self.transform.is_some() || self.ordinals.is_some()
-    }
-
-    /// Puts the response shaping where [`reads_answer_whole`](Self::reads_answer_whole) says:
-    /// forwarded with the query, or kept for esgate's final answer.
-    fn place_shaping(&mut self, shaping: shaping::Shaping) {
-        if self.reads_answer_whole() {
-            self.shaping = (!shaping.is_identity()).then_some(shaping);
-        } else {
-            self.query.extend(shaping.forwarded().iter().cloned());
-            self.shaping = None;
         }
     }
 }

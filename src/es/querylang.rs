@@ -584,7 +584,7 @@ mod route_tests {
                 "filter": token_filter(json!({"match_all": {}}))
             })
         );
-        assert!(p.seal.is_none());
+        assert!(p.answer.seal().is_none());
     }
 
     #[test]
@@ -665,7 +665,7 @@ mod route_tests {
                 "filter": token_filter(json!({"range": {"n": {"gte": 1}}}))
             })
         );
-        let seal = p.seal.expect("the cursor is sealed");
+        let seal = p.answer.seal().expect("the cursor is sealed");
         assert_eq!((seal.field, seal.kind), ("cursor", IdKind::SqlCursor));
         // The answer's cursor comes back sealed, and the next page opens it.
         let s = scope();
@@ -681,7 +681,7 @@ mod route_tests {
         let close = run("POST", "/_sql/close", None, json!({ "cursor": cursor })).unwrap();
         assert_eq!(close.path, "/_sql/close");
         assert_eq!(body(&close), json!({"cursor": "c2Vydg=="}));
-        assert!(close.seal.is_none());
+        assert!(close.answer.seal().is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the Node client's `helpers.search` and `helpers.scrollDocuments` add `filter_path`).
 //! `error_trace=false` (the default) is accepted and dropped.
 //!
-//! Where they apply depends on how esgate relays the answer ([`super::Permit::reads_answer_whole`]):
+//! Where they apply depends on how esgate relays the answer ([`super::Answer`]):
 //! - an answer streamed untouched: they are forwarded, the backend applies them;
 //! - an answer esgate reads whole (a sealed id, a transform): they are never forwarded (a
 //!   `filter_path` could strip the id esgate must seal or the parts a transform checks) and

@@ -337,8 +337,11 @@ mod route_tests {
             body["query"]["bool"]["filter"],
             json!([{"term": {"tenant": {"value": "a"}}}])
         );
-        assert!(matches!(p.transform, Some(Transform::TermsEnum(_))));
-        assert!(p.seal.is_none());
+        assert!(matches!(
+            p.answer.transform(),
+            Some(Transform::TermsEnum(_))
+        ));
+        assert!(p.answer.seal().is_none());
     }
 
     #[test]
@@ -381,7 +384,10 @@ mod route_tests {
             ]
         );
         assert!(p.body.is_none());
-        assert!(matches!(p.transform, Some(Transform::CatIndices(_))));
+        assert!(matches!(
+            p.answer.transform(),
+            Some(Transform::CatIndices(_))
+        ));
         let p = run(
             &head("GET", "/_cat/indices/logs-a", Some("h=index,dc")),
             None,
@@ -429,8 +435,8 @@ mod route_tests {
                 }}]}}})
         );
         assert_eq!(
-            p.transform,
-            Some(Transform::Explain(explain::Lookup {
+            p.answer.transform(),
+            Some(&Transform::Explain(explain::Lookup {
                 index: "logs-a".into(),
                 id: "a/1".into(),
                 want_get: true,

@@ -233,9 +233,7 @@ async fn pipeline(
         .unwrap_or(0);
     let Forward {
         request: upstream_req,
-        sealing,
-        transform,
-        shaping,
+        handling,
     } = match decide(
         app,
         &snapshot,
@@ -262,24 +260,33 @@ async fn pipeline(
         return backend_failure(app, enforced, up, body).await;
     }
     let mut headers = upstream_request::response_headers(&up.headers, enforced);
-    if let Some(t) = transform {
-        let (status, headers, bytes) =
-            transformed::respond(app, &t, up.status, &up.headers, headers, body).await?;
-        return Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes));
-    }
     let success = up.status.is_success();
-    // A failed async search still answers with its id (under its error status).
-    let sealing = sealing.map(|mut s| {
-        s.id =
-            s.id.filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
-        s
-    });
-    match sealing {
-        Some(s) if s.id.is_some() || s.sort.is_some() => {
-            if let Some(id) = s.id {
-                seal_id_headers(&s.binding, id, s.sort.as_ref(), &mut headers);
+    match handling {
+        Handling::Transform { transform, shaping } => {
+            let (status, headers, bytes) =
+                transformed::respond(app, &transform, up.status, &up.headers, headers, body)
+                    .await?;
+            Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes))
+        }
+        Handling::Seal {
+            mut sealing,
+            shaping,
+        } => {
+            // A failed async search still answers with its id (under its error status).
+            sealing.id = sealing
+                .id
+                .filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
+            if sealing.id.is_none() && sealing.sort.is_none() {
+                return Ok(answer(
+                    up.status,
+                    headers,
+                    http_body_util::BodyExt::boxed(body),
+                ));
             }
-            let bytes = seal_response(app, &s, success, &up.headers, body).await?;
+            if let Some(id) = sealing.id {
+                seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
+            }
+            let bytes = seal_response(app, &sealing, success, &up.headers, body).await?;
             Ok(finish_read_whole(
                 shaping.as_ref(),
                 up.status,
@@ -287,7 +294,7 @@ async fn pipeline(
                 bytes,
             ))
         }
-        _ => Ok(answer(
+        Handling::Stream => Ok(answer(
             up.status,
             headers,
             http_body_util::BodyExt::boxed(body),
@@ -326,11 +333,37 @@ pub(crate) enum Decided {
 /// The upstream request for a client request, with what its answer needs.
 pub(crate) struct Forward {
     pub(crate) request: crate::upstream::UpstreamRequest,
-    /// What to seal in the answer (a continuation id, doc-id sort values), with the binding
-    /// the request was checked under.
-    sealing: Option<Sealing>,
-    transform: Option<es::transform::Transform>,
-    shaping: Option<es::shaping::Shaping>,
+    /// What esgate does with the answer.
+    handling: Handling,
+}
+
+/// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
+/// was checked under, for sealing.
+enum Handling {
+    Stream,
+    Seal {
+        sealing: Sealing,
+        shaping: Option<es::shaping::Shaping>,
+    },
+    Transform {
+        transform: es::transform::Transform,
+        shaping: Option<es::shaping::Shaping>,
+    },
+}
+
+impl Handling {
+    fn new(answer: es::Answer, binding: es::continuation::Binding) -> Handling {
+        match answer {
+            es::Answer::Stream => Handling::Stream,
+            es::Answer::Seal { id, sort, shaping } => Handling::Seal {
+                sealing: Sealing { id, sort, binding },
+                shaping,
+            },
+            es::Answer::Transform { transform, shaping } => {
+                Handling::Transform { transform, shaping }
+            }
+        }
+    }
 }
 
 /// The one decision for a token's request, shared by the data path and `POST /explain`: for an
@@ -367,9 +400,7 @@ pub(crate) async fn decide(
                     body,
                     forwarding,
                 ),
-                sealing: None,
-                transform: None,
-                shaping: None,
+                handling: Handling::Stream,
             }))
         }
         Permission::Read => {
@@ -398,18 +429,10 @@ pub(crate) async fn decide(
                 timeout_ms: limits.search_timeout_ms,
             };
             let (permit, binding) = enforce(app, snapshot, token, guard, parts, body, ctx).await?;
-            let sealing = (permit.seal.is_some() || permit.ordinals.is_some()).then(|| Sealing {
-                id: permit.seal,
-                sort: permit.ordinals.clone(),
-                binding,
-            });
-            let transform = permit.transform.clone();
-            let shaping = permit.shaping.clone();
+            let handling = Handling::new(permit.answer.clone(), binding);
             Ok(Decided::Forward(Forward {
                 request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
-                sealing,
-                transform,
-                shaping,
+                handling,
             }))
         }
     }

@@ -104,9 +104,9 @@ pub fn from_permit(
     }
     // Response compression is harmless; pass the client's wish when it is a plain one, except
     // where esgate must read the response to seal a continuation id in it.
-    let accept_encoding = client.get(header::ACCEPT_ENCODING).filter(|_| {
-        permit.seal.is_none() && permit.transform.is_none() && permit.ordinals.is_none()
-    });
+    let accept_encoding = client
+        .get(header::ACCEPT_ENCODING)
+        .filter(|_| !permit.answer.reads_whole());
     if let Some(ae) = accept_encoding {
         if ae.to_str().is_ok_and(|s| {
             s.split(',').all(|p| {
