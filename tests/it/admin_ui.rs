@@ -11,10 +11,11 @@
 //! each asking first; the "Filters" and "IP filters" views (a change applies at once, deletes
 //! name the tokens using what they delete, in-use IP filters are refused with the API's 409);
 //! every API error shown in words next to its cause; and the page's security headers (CSP
-//! without `unsafe-inline`, `X-Frame-Options: DENY`).
+//! without `unsafe-inline`, `X-Frame-Options: DENY`). "Share link" (issue #16) on a read token:
+//! live and snapshot links created, listed with the URL the API gives, copied and deleted.
 //!
-//! `ESGATE_UI_SCREENSHOTS=1` also saves the list and the create dialog to `docs/img/` (the
-//! README shows them). Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
+//! `ESGATE_UI_SCREENSHOTS=1` also saves the list, the create dialog and a token's share links
+//! to `docs/img/` (the README shows them). Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`, installed by `.ci/run`).
 
 use crate::support;
@@ -1127,7 +1128,9 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     // The URL shown is the one recipients open: on the front it redirects to the path.
     let front = gw.front_addr.expect("the Kibana front listens");
     let on_front = live_url.replace("http://dash.test", &format!("http://{front}"));
-    let r = send("GET", &on_front, &[], "").await.expect("the front answers");
+    let r = send("GET", &on_front, &[], "")
+        .await
+        .expect("the front answers");
     assert_eq!(r.status.as_u16(), 303, "{}", r.text());
     assert_eq!(
         r.header("location"),
@@ -1140,11 +1143,15 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
         .await
         .unwrap();
     let copied = ui.message("links-copied").await;
-    assert!(copied.contains("Link copied") || copied.contains("Copying failed"), "{copied}");
+    assert!(
+        copied.contains("Link copied") || copied.contains("Copying failed"),
+        "{copied}"
+    );
 
     // A snapshot: a range ending before it starts is refused next to the range; then made.
     // (datetime-local inputs are set by script: their typed form depends on the locale.)
-    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d2").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d2")
+        .await;
     ui.js("document.getElementById('l-from').value = '2026-11-02T00:00'; document.getElementById('l-to').value = '2026-11-01T00:00'; return true").await;
     ui.click(DIALOG, "Create link").await;
     let msg = ui.message("l-time-error").await;
@@ -1179,6 +1186,8 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
             && row.contains("2026-11-02 06:30:15 UTC"),
         "{row}"
     );
+
+    ui.screenshot("admin-ui-share-links.png").await;
 
     // A path written like HTML (the API accepts it: printable ASCII, no space) is text.
     let xss = "/app/dashboards#/view/<img/src=x/onerror=window.pwned=1>";
@@ -1230,7 +1239,9 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
         404
     );
     assert_eq!(links_of(&gw, &id).await.len(), 2);
-    let r = send("GET", &on_front, &[], "").await.expect("the front answers");
+    let r = send("GET", &on_front, &[], "")
+        .await
+        .expect("the front answers");
     assert_ne!(r.status.as_u16(), 303, "a deleted link still opens");
 
     // An expired token: the API's 409 is shown at the form's foot.
@@ -1238,7 +1249,8 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     ui.wait_dialog_closed().await;
     tokio::time::sleep(gone_at.saturating_duration_since(Instant::now())).await;
     ui.row_button("data-token-id", &gone_id, "Share link").await;
-    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1")
+        .await;
     ui.click(DIALOG, "Create link").await;
     let msg = ui.message("l-error").await;
     assert!(msg.contains("409") && msg.contains("expired"), "{msg}");
@@ -1252,7 +1264,8 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     ui.c.goto(&bare.admin_url("/ui/")).await.unwrap();
     ui.sign_in(ADMIN_KEY).await;
     ui.row_button("data-token-id", &bare_id, "Share link").await;
-    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1")
+        .await;
     ui.click(DIALOG, "Create link").await;
     let msg = ui.message("l-error").await;
     assert!(msg.contains("409") && msg.contains("[kibana]"), "{msg}");
