@@ -11,10 +11,11 @@
 //! each asking first; the "Filters" and "IP filters" views (a change applies at once, deletes
 //! name the tokens using what they delete, in-use IP filters are refused with the API's 409);
 //! every API error shown in words next to its cause; and the page's security headers (CSP
-//! without `unsafe-inline`, `X-Frame-Options: DENY`).
+//! without `unsafe-inline`, `X-Frame-Options: DENY`). "Share link" (issue #16) on a read token:
+//! live and snapshot links created, listed with the URL the API gives, copied and deleted.
 //!
-//! `ESGATE_UI_SCREENSHOTS=1` also saves the list and the create dialog to `docs/img/` (the
-//! README shows them). Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
+//! `ESGATE_UI_SCREENSHOTS=1` also saves the list, the create dialog and a token's share links
+//! to `docs/img/` (the README shows them). Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`, installed by `.ci/run`).
 
 use crate::support;
@@ -1021,5 +1022,255 @@ async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
         assert!(tenants(&v).iter().all(|t| t == "a"), "{v}");
     }
     ui.close().await;
+    gw.stop().await;
+}
+
+/// The links of `token_id` as the admin API lists them.
+async fn links_of(gw: &Esgate, token_id: &str) -> Vec<Value> {
+    let (status, v) = gw
+        .admin("GET", &format!("/tokens/{token_id}/links"), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["links"].as_array().expect("links").clone()
+}
+
+/// The value of the "New link" field once it shows a URL other than `before`.
+async fn new_link_url(ui: &Ui, before: &str) -> String {
+    ui.until(
+        "the new link's URL",
+        &format!("const v = document.getElementById('link-new-url').value; return !document.getElementById('link-new').hidden && v !== '{before}' && v;"),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+/// "Share link" (issue #16) per read token: the dialog lists the token's links and creates live
+/// and snapshot ones; the URL shown is the one the admin API lists (and it opens on the Kibana
+/// front); errors appear next to their field (a bad path, a snapshot ending before it starts)
+/// or at the form's foot (409: an expired token, no Kibana front configured); a path written
+/// like HTML is shown as text; "Delete" asks first and the link is gone (404). One browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
+    let backend = fixture::seeded_osmem();
+    // Opening `/s/<id>` answers from esgate alone, so Kibana's address is never dialled.
+    let gw = Esgate::start(
+        &[backend.url()],
+        "[kibana]\nurl = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+    )
+    .await;
+    let (id, _) = gw
+        .token(json!({"name": "dash-viewer", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}], "expires_in": "7d"}))
+        .await;
+    let (all_id, _) = gw
+        .token(json!({"name": "pass-through", "permissions": ["all"]}))
+        .await;
+    let (gone_id, _) = gw
+        .token(json!({"name": "ends-soon", "expires_in": "1s"}))
+        .await;
+    let gone_at = Instant::now() + Duration::from_millis(1100);
+
+    let ui = Ui::open(&gw).await;
+    ui.js("window.violations = []; document.addEventListener('securitypolicyviolation', e => window.violations.push(e.violatedDirective)); return true").await;
+    ui.sign_in(ADMIN_KEY).await;
+    // Only read tokens offer it (an `all` token is passed through unchecked).
+    assert!(ui.token_row(&id).await.contains("Share link"));
+    assert!(!ui.token_row(&all_id).await.contains("Share link"));
+
+    ui.row_button("data-token-id", &id, "Share link").await;
+    let title = ui.message("links-title").await;
+    assert_eq!(title, "Share links of dash-viewer");
+    ui.message("links-empty").await;
+    // The keyboard starts in the form.
+    assert_eq!(
+        ui.js("return document.activeElement.id").await,
+        json!("l-path")
+    );
+
+    // A URL is not a Kibana path: the API's 400 is shown next to "Kibana path".
+    ui.fill(DIALOG, "Kibana path", "https://evil.example/app/x")
+        .await;
+    ui.click(DIALOG, "Create link").await;
+    let msg = ui.message("l-path-error").await;
+    assert!(msg.contains("400") && msg.contains("path"), "{msg}");
+    assert!(links_of(&gw, &id).await.is_empty());
+
+    // A live link (no snapshot), created with the keyboard (Enter in the form).
+    ui.fill(DIALOG, "Expires in", "7d").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1\u{E007}")
+        .await;
+    let live_url = new_link_url(&ui, "").await;
+    let listed = links_of(&gw, &id).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let live = listed[0].clone();
+    assert_eq!(live["url"], json!(live_url));
+    assert_eq!(live["path"], "/app/dashboards#/view/d1");
+    assert_eq!(live["time"], Value::Null);
+    assert!(live["expires_at"].is_string(), "{live}");
+    assert!(
+        ui.js("return document.getElementById('l-path-error').hidden")
+            .await
+            .as_bool()
+            .unwrap(),
+        "the old error is cleared"
+    );
+    let live_id = live["id"].as_str().unwrap().to_owned();
+    let row = ui
+        .until(
+            "the live link's row",
+            &format!("const r = document.querySelector('tr[data-link-id=\"{live_id}\"]'); return r && r.innerText;"),
+        )
+        .await;
+    let row = row.as_str().unwrap();
+    assert!(row.contains("live") && row.contains(&live_url), "{row}");
+    // The URL shown is the one recipients open: on the front it redirects to the path.
+    let front = gw.front_addr.expect("the Kibana front listens");
+    let on_front = live_url.replace("http://dash.test", &format!("http://{front}"));
+    let r = send("GET", &on_front, &[], "")
+        .await
+        .expect("the front answers");
+    assert_eq!(r.status.as_u16(), 303, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some("/app/dashboards#/view/d1?embed=true")
+    );
+    // "Copy" copies it (or says how to).
+    ui.find("//button[@id='link-new-copy']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let copied = ui.message("links-copied").await;
+    assert!(
+        copied.contains("Link copied") || copied.contains("Copying failed"),
+        "{copied}"
+    );
+
+    // A snapshot: a range ending before it starts is refused next to the range; then made.
+    // (datetime-local inputs are set by script: their typed form depends on the locale.)
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d2")
+        .await;
+    ui.js("document.getElementById('l-from').value = '2026-11-02T00:00'; document.getElementById('l-to').value = '2026-11-01T00:00'; return true").await;
+    ui.click(DIALOG, "Create link").await;
+    let msg = ui.message("l-time-error").await;
+    assert!(msg.contains("400") && msg.contains("time.to"), "{msg}");
+    assert_eq!(links_of(&gw, &id).await.len(), 1);
+    ui.js("document.getElementById('l-from').value = '2026-11-01T00:00'; document.getElementById('l-to').value = '2026-11-02T06:30:15'; return true").await;
+    ui.click(DIALOG, "Create link").await;
+    let snap_url = new_link_url(&ui, &live_url).await;
+    let listed = links_of(&gw, &id).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let snap = listed
+        .iter()
+        .find(|l| l["url"] == json!(snap_url))
+        .unwrap_or_else(|| panic!("{snap_url} not in {listed:?}"))
+        .clone();
+    assert_eq!(snap["path"], "/app/dashboards#/view/d2");
+    assert_eq!(
+        snap["time"],
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T06:30:15Z"})
+    );
+    let snap_id = snap["id"].as_str().unwrap().to_owned();
+    let row = ui
+        .until(
+            "the snapshot's row",
+            &format!("const r = document.querySelector('tr[data-link-id=\"{snap_id}\"]'); return r && r.innerText;"),
+        )
+        .await;
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("snapshot")
+            && row.contains("2026-11-01 00:00 UTC")
+            && row.contains("2026-11-02 06:30:15 UTC"),
+        "{row}"
+    );
+
+    ui.screenshot("admin-ui-share-links.png").await;
+
+    // A path written like HTML (the API accepts it: printable ASCII, no space) is text.
+    let xss = "/app/dashboards#/view/<img/src=x/onerror=window.pwned=1>";
+    ui.fill(DIALOG, "Kibana path", xss).await;
+    ui.click(DIALOG, "Create link").await;
+    new_link_url(&ui, &snap_url).await;
+    let xss_link = links_of(&gw, &id)
+        .await
+        .into_iter()
+        .find(|l| l["path"] == xss)
+        .expect("the API kept the path as given");
+    let xss_id = xss_link["id"].as_str().unwrap();
+    let cell = ui
+        .until(
+            "the HTML-like path",
+            &format!("const r = document.querySelector('tr[data-link-id=\"{xss_id}\"] td.path'); return r && r.textContent;"),
+        )
+        .await;
+    assert_eq!(cell, json!(xss));
+    assert_eq!(
+        ui.js("return [document.querySelectorAll('img').length, window.pwned === undefined]")
+            .await,
+        json!([0, true])
+    );
+
+    // Delete asks first: Cancel keeps the link, Confirm deletes it (404 on the API after).
+    ui.row_button("data-link-id", &live_id, "Delete").await;
+    let list = ui.message("confirm-list").await;
+    assert!(list.contains("/app/dashboards#/view/d1"), "{list}");
+    ui.click(DIALOG, "Cancel").await;
+    ui.until(
+        "the confirmation to close",
+        "return !document.getElementById('confirm-dialog').open && document.getElementById('links-dialog').open",
+    )
+    .await;
+    assert_eq!(
+        gw.admin("GET", &format!("/links/{live_id}"), None).await.0,
+        200
+    );
+    ui.row_button("data-link-id", &live_id, "Delete").await;
+    ui.click(DIALOG, "Confirm").await;
+    ui.until(
+        "the live link's row to go",
+        &format!("return !document.getElementById('confirm-dialog').open && document.querySelector('tr[data-link-id=\"{live_id}\"]') === null"),
+    )
+    .await;
+    assert_eq!(
+        gw.admin("GET", &format!("/links/{live_id}"), None).await.0,
+        404
+    );
+    assert_eq!(links_of(&gw, &id).await.len(), 2);
+    let r = send("GET", &on_front, &[], "")
+        .await
+        .expect("the front answers");
+    assert_ne!(r.status.as_u16(), 303, "a deleted link still opens");
+
+    // An expired token: the API's 409 is shown at the form's foot.
+    ui.click(DIALOG, "Close").await;
+    ui.wait_dialog_closed().await;
+    tokio::time::sleep(gone_at.saturating_duration_since(Instant::now())).await;
+    ui.row_button("data-token-id", &gone_id, "Share link").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1")
+        .await;
+    ui.click(DIALOG, "Create link").await;
+    let msg = ui.message("l-error").await;
+    assert!(msg.contains("409") && msg.contains("expired"), "{msg}");
+    assert_eq!(ui.js("return window.violations").await, json!([]));
+    ui.click(DIALOG, "Close").await;
+    ui.wait_dialog_closed().await;
+
+    // Without a Kibana front (no `[kibana]`), creating says so (409, naming the section).
+    let bare = Esgate::start(&[backend.url()], "").await;
+    let (bare_id, _) = bare.token(json!({"name": "no-front"})).await;
+    ui.c.goto(&bare.admin_url("/ui/")).await.unwrap();
+    ui.sign_in(ADMIN_KEY).await;
+    ui.row_button("data-token-id", &bare_id, "Share link").await;
+    ui.fill(DIALOG, "Kibana path", "/app/dashboards#/view/d1")
+        .await;
+    ui.click(DIALOG, "Create link").await;
+    let msg = ui.message("l-error").await;
+    assert!(msg.contains("409") && msg.contains("[kibana]"), "{msg}");
+    assert!(links_of(&bare, &bare_id).await.is_empty());
+    ui.close().await;
+    bare.stop().await;
     gw.stop().await;
 }

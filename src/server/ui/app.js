@@ -27,6 +27,8 @@
     confirmAction: null,
     filterEditing: null,
     ipEditing: null,
+    linkToken: null,
+    linkSeq: 0,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -394,6 +396,10 @@
         { class: "row-actions" },
         // Each button's description is the token's name (screen readers: "Edit, acme").
         el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => openTokenForm(t) }, "Edit"),
+        // Share links are for read tokens (the API refuses them for an `all` token).
+        (t.permissions || []).includes("read")
+          ? el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => openLinks(t) }, "Share link")
+          : null,
         el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => confirmRotate(t) }, "Rotate"),
         el("button", { type: "button", "aria-describedby": "name-" + t.id, click: () => confirmReset(t) }, "Reset secret"),
         el("button", { type: "button", class: "danger-text", "aria-describedby": "name-" + t.id, click: () => confirmDelete(t) }, "Delete"),
@@ -592,7 +598,8 @@
     $("secret-copied").textContent = "";
   }
 
-  async function copyText(text, what) {
+  // Copies `text`, saying so in the status line `statusId` (inside the open dialog `host`).
+  async function copyText(text, what, statusId, host) {
     let done = false;
     try {
       if (navigator.clipboard && window.isSecureContext) {
@@ -605,7 +612,7 @@
     if (!done) {
       const area = el("textarea", { class: "offscreen", readonly: true });
       area.value = text;
-      $("secret-dialog").append(area);
+      $(host || "secret-dialog").append(area);
       area.select();
       try {
         done = document.execCommand("copy");
@@ -614,7 +621,7 @@
       }
       area.remove();
     }
-    $("secret-copied").textContent = done ? what + " copied." : "Copying failed: select the text and copy it by hand.";
+    $(statusId || "secret-copied").textContent = done ? what + " copied." : "Copying failed: select the text and copy it by hand.";
   }
 
   function showSecret(id, secret, name, extra) {
@@ -711,6 +718,156 @@
         await api("DELETE", "/tokens/" + enc(t.id));
         $("confirm-dialog").close();
         loadTokens();
+      });
+  }
+
+  // === share links (a token's Kibana links) ===
+
+  const LINK_FIELDS = {
+    path: { input: "l-path", error: "l-path-error" },
+    "time.from": { input: "l-from", error: "l-time-error" },
+    "time.to": { input: "l-to", error: "l-time-error" },
+    time: { input: null, error: "l-time-error" },
+    expires_in: { input: "l-expires", error: "l-expires-error" },
+  };
+
+  // Shows a link API error next to the field its reason names (`field [time.to] ...`), or at
+  // the form's foot (a 409: an `all` or expired token, no Kibana front configured).
+  function showLinkError(err) {
+    const reason = err instanceof ApiError ? err.reason || "" : "";
+    const m = /field \[([A-Za-z_.]+)\]/.exec(reason);
+    const target = m ? LINK_FIELDS[m[1]] || LINK_FIELDS[m[1].split(".")[0]] : null;
+    if (target) {
+      setMessage(target.error, describe(err));
+      if (target.input) $(target.input).setAttribute("aria-invalid", "true");
+    } else {
+      setMessage("l-error", describe(err));
+    }
+  }
+
+  // A `datetime-local` value read as UTC, as the API takes it ("" stays "").
+  function utcFromInput(value) {
+    if (!value) return "";
+    return (value.length === 16 ? value + ":00" : value) + "Z";
+  }
+
+  // An RFC 3339 time as "2026-11-01 00:00 UTC" (seconds only when not zero).
+  function utcText(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const s = d.toISOString().slice(0, 19).replace("T", " ");
+    return (s.endsWith(":00") ? s.slice(0, 16) : s) + " UTC";
+  }
+
+  function openLinks(t) {
+    state.linkToken = t;
+    $("links-title").textContent = "Share links of " + t.name;
+    const form = $("link-form");
+    form.reset();
+    clearErrors(form);
+    setMessage("links-error", "");
+    $("links-copied").textContent = "";
+    $("link-new-url").value = "";
+    show($("link-new"), false);
+    $("links-table").tBodies[0].replaceChildren();
+    show($("links-empty"), false);
+    $("links-dialog").showModal();
+    $("l-path").focus();
+    loadLinks();
+  }
+
+  async function loadLinks() {
+    const t = state.linkToken;
+    if (!t) return;
+    const seq = ++state.linkSeq;
+    try {
+      const data = await api("GET", "/tokens/" + enc(t.id) + "/links");
+      if (seq !== state.linkSeq) return;
+      setMessage("links-error", "");
+      const links = data.links || [];
+      $("links-table").tBodies[0].replaceChildren(...links.map(linkRow));
+      show($("links-empty"), links.length === 0);
+    } catch (e) {
+      if (seq === state.linkSeq) setMessage("links-error", describe(e));
+    }
+  }
+
+  function linkRow(l) {
+    const time = l.time
+      ? el("span", {}, "snapshot", el("br"), el("span", { class: "small" }, utcText(l.time.from) + " – " + utcText(l.time.to)))
+      : el("span", {}, "live");
+    let expiry;
+    if (!l.expires_at) expiry = el("span", { class: "muted", text: "never" });
+    else if (l.expired) {
+      expiry = el("time", { datetime: l.expires_at },
+        el("span", { class: "badge expired", text: "expired" }), el("br"),
+        el("span", { class: "muted small", text: absolute(l.expires_at) }));
+    } else expiry = timeNode(l.expires_at, true);
+    const pathId = "link-path-" + l.id;
+    let url;
+    if (l.url) {
+      url = el("span", {}, el("code", { class: "link-url" }, l.url),
+        el("button", { type: "button", "aria-label": "Copy the link to " + l.path, click: () => copyText(l.url, "Link", "links-copied", "links-dialog") }, "Copy"));
+    } else {
+      url = el("span", { class: "muted", text: "no Kibana front configured" });
+    }
+    return el(
+      "tr",
+      { "data-link-id": l.id },
+      el("td", { class: "path" }, el("code", { id: pathId }, l.path)),
+      el("td", {}, time),
+      el("td", {}, expiry),
+      el("td", { class: "url" }, url),
+      el("td", { class: "row-actions" },
+        el("button", { type: "button", class: "danger-text", "aria-describedby": pathId, click: () => confirmLinkDelete(l) }, "Delete")),
+    );
+  }
+
+  async function submitLink(ev) {
+    ev.preventDefault();
+    const form = $("link-form");
+    clearErrors(form);
+    const t = state.linkToken;
+    if (!t) return;
+    const body = { path: $("l-path").value.trim() };
+    const from = utcFromInput($("l-from").value);
+    const to = utcFromInput($("l-to").value);
+    // Both empty: live. One alone is sent as is, and the API names the missing one.
+    if (from || to) {
+      body.time = {};
+      if (from) body.time.from = from;
+      if (to) body.time.to = to;
+    }
+    const expires = $("l-expires").value.trim();
+    if (expires) body.expires_in = expires;
+    const button = $("l-submit");
+    button.disabled = true;
+    try {
+      const created = await api("POST", "/tokens/" + enc(t.id) + "/links", body);
+      form.reset();
+      $("links-copied").textContent = "";
+      $("link-new-url").value = created.url || "";
+      show($("link-new"), true);
+      $("link-new-copy").focus();
+      loadLinks();
+    } catch (e) {
+      showLinkError(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function confirmLinkDelete(l) {
+    askFirst("Delete this share link?",
+      "Whoever has it can no longer open it, from their next request on.",
+      null, [l.path + (l.url ? " (" + l.url + ")" : "")], async () => {
+        await api("DELETE", "/links/" + enc(l.id));
+        $("confirm-dialog").close();
+        if ($("link-new-url").value === l.url) {
+          $("link-new-url").value = "";
+          show($("link-new"), false);
+        }
+        loadLinks();
       });
   }
 
@@ -937,6 +1094,12 @@
       if (!$("secret-dialog").open) clearSecret();
     });
     $("confirm-form").addEventListener("submit", submitConfirm);
+    $("link-form").addEventListener("submit", submitLink);
+    $("link-new-copy").addEventListener("click", () => copyText($("link-new-url").value, "Link", "links-copied", "links-dialog"));
+    $("links-dialog").addEventListener("close", () => {
+      state.linkToken = null;
+      state.linkSeq++;
+    });
     $("add-filter").addEventListener("click", () => openFilterForm(null));
     $("filter-form").addEventListener("submit", submitFilter);
     $("add-ip-filter").addEventListener("click", () => openIpForm(null));
