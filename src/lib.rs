@@ -14,7 +14,9 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;
-pub mod es;
+/// The Elasticsearch knowledge, a crate of its own (`crates/es`) so that the compiler keeps its
+/// promise: pure, no I/O, no clock, nothing of the rest of esgate.
+pub use esgate_es as es;
 pub mod kibana;
 pub mod metrics;
 pub mod policy;

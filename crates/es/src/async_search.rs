@@ -216,8 +216,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::continuation::{open, seal, IdKey};
-    use crate::es::{FilterSet, RejectKind};
+    use crate::continuation::{open, seal, IdKey};
+    use crate::{FilterSet, RejectKind};
 
     const BACKEND_ID: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
 
@@ -382,12 +382,8 @@ mod tests {
 
     // === the whole flow (plan → prepare → authorize) ===
 
-    fn head<'a>(
-        method: &'a str,
-        path: &'a str,
-        query: Option<&'a str>,
-    ) -> crate::es::RequestHead<'a> {
-        crate::es::RequestHead {
+    fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> crate::RequestHead<'a> {
+        crate::RequestHead {
             method,
             path,
             query,
@@ -399,24 +395,24 @@ mod tests {
     /// Runs the three steps; every expression resolves to `logs-a`, `logs-b` and `secret`.
     fn run(
         s: &Scope,
-        h: &crate::es::RequestHead<'_>,
+        h: &crate::RequestHead<'_>,
         body: Option<&[u8]>,
-    ) -> Result<crate::es::Permit, Rejection> {
-        let plan = crate::es::plan(h, s)?;
-        let prepared = crate::es::prepare(plan, body, h, s)?;
-        let mut r = crate::es::Resolution::default();
+    ) -> Result<crate::Permit, Rejection> {
+        let plan = crate::plan(h, s)?;
+        let prepared = crate::prepare(plan, body, h, s)?;
+        let mut r = crate::Resolution::default();
         for e in prepared.to_resolve() {
             let names = ["logs-a", "logs-b", "secret"]
                 .iter()
-                .map(|n| crate::es::resolution::ResolvedName {
+                .map(|n| crate::resolution::ResolvedName {
                     name: n.to_string(),
                     indices: vec![n.to_string()],
-                    kind: crate::es::resolution::NameKind::Index,
+                    kind: crate::resolution::NameKind::Index,
                 })
                 .collect();
             r.names.insert(e.clone(), names);
         }
-        crate::es::authorize(prepared, &r, s)
+        crate::authorize(prepared, &r, s)
     }
 
     fn filter() -> Value {

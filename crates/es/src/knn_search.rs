@@ -77,7 +77,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::{rewrite, FilterSet, RejectKind};
+    use crate::{rewrite, FilterSet, RejectKind};
 
     fn knn() -> Value {
         json!({"field": "v", "query_vector": [1.0, 0.0], "k": 3, "num_candidates": 10})
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_route_is_forwarded_as_a_filtered_search_on_the_checked_index() {
-        use crate::es::validate_query::tests::run;
+        use crate::validate_query::tests::run;
         let body = r#"{"knn":{"field":"v","query_vector":[1,0],"k":2,"num_candidates":5}}"#;
         for method in ["GET", "POST"] {
             let p = run(method, "/logs-*/_knn_search", Some("routing=r"), Some(body)).unwrap();

@@ -280,7 +280,7 @@ fn backing_stream_name(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn pats(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()

@@ -476,9 +476,9 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
-    use crate::es::testing::pairs;
+    use crate::testing::pairs;
 
     #[test]
     fn splits_like_elasticsearch() {

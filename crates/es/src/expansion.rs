@@ -394,7 +394,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     #[test]
     fn options_allow_only_exact_matching_and_constant_score_rewrites() {

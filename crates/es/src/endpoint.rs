@@ -6,7 +6,7 @@
 //! segments, `.`/`..`, control characters and non-ASCII bytes are rejected. The result is one
 //! of a closed set of allowed [`Route`]s or a named [`Denied`] category; there is no
 //! substring matching and no default allow. Every route of both endpoint inventories
-//! (`tests/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
+//! (`crates/es/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
 use super::async_search::{self, AsyncOp};
 use super::{params, Method, RejectKind, Rejection};
@@ -783,7 +783,7 @@ mod tests {
     }
 
     fn read_tsv(name: &str) -> Vec<Vec<String>> {
-        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         text.lines()
             .skip(1)

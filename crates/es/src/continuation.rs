@@ -36,7 +36,7 @@ impl IdKey {
 
     /// A key for another purpose (`label` names it), derived so that no two uses of the id key
     /// share a key: HMAC-SHA256 of the label under this key.
-    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+    pub fn derive(&self, label: &str) -> [u8; 32] {
         let mut m =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         m.update(b"esgate derived key\x00");
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_scoped_binding_changes_with_the_tokens_filters_and_indices_only() {
-        use crate::es::FilterSet;
+        use crate::FilterSet;
         let key = Arc::new(IdKey::new([7; 32]));
         let filters = |pairs: &[(&str, &str)]| {
             FilterSet::new(pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())))

@@ -151,9 +151,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
-    use crate::es::testing::pairs;
+    use crate::testing::pairs;
 
     #[test]
     fn q_and_companions_become_a_query_string_query_and_leave_the_parameters() {

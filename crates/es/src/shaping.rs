@@ -161,7 +161,7 @@ mod tests {
         let mut p = params(&[("filter_path", "a..b")]);
         assert_eq!(
             Shaping::take(&mut p).unwrap_err().kind,
-            crate::es::RejectKind::BadRequest
+            crate::RejectKind::BadRequest
         );
     }
 }

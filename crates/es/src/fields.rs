@@ -413,7 +413,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn kind(r: Result<(), Rejection>) -> Option<RejectKind> {
         r.err().map(|e| e.kind)

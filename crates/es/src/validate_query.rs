@@ -28,10 +28,10 @@ pub(crate) mod tests {
 
     use serde_json::json;
 
-    use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, Method, RejectKind, Resolution};
+    use crate::resolution::{NameKind, ResolvedName};
+    use crate::{self as es, Method, RejectKind, Resolution};
 
-    use crate::es::testing::scope;
+    use crate::testing::scope;
 
     /// Plan, prepare and authorize with every expression resolving to `logs-a`.
     pub(crate) fn run(
@@ -41,7 +41,7 @@ pub(crate) mod tests {
         body: Option<&str>,
     ) -> Result<es::Permit, es::Rejection> {
         let s = scope();
-        let h = crate::es::testing::head(method, path, query);
+        let h = crate::testing::head(method, path, query);
         let prepared = es::prepare(es::plan(&h, &s)?, body.map(str::as_bytes), &h, &s)?;
         let names: BTreeMap<String, Vec<ResolvedName>> = prepared
             .to_resolve()

@@ -434,7 +434,7 @@ fn application_entry(entry: &Value) -> Result<(String, Vec<String>, Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn patterns() -> Vec<String> {
         vec!["logs-*".to_string(), "metrics-a".to_string()]

@@ -228,7 +228,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn tenant() -> FilterSet {
         FilterSet::new([("tenant".to_string(), "a".to_string())])

@@ -206,7 +206,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn pats() -> Vec<String> {
         vec!["logs-*".to_string()]

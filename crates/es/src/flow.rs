@@ -856,11 +856,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es;
+    use crate as es;
 
-    use crate::es::testing::scope;
+    use crate::testing::scope;
 
-    use crate::es::testing::head;
+    use crate::testing::head;
 
     fn as_indices(concrete: Vec<String>) -> Vec<es::resolution::ResolvedName> {
         concrete
@@ -1073,7 +1073,7 @@ mod tests {
         assert_eq!(err.kind, RejectKind::Forbidden);
         // A point in time (search and async search): the tiebreaker past the sort is sealed,
         // and a raw tiebreaker in search_after is refused.
-        let pit = crate::es::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let pit = crate::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
         for (path, async_search) in [("/_search", false), ("/_async_search", true)] {
             let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
             let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
@@ -1721,10 +1721,10 @@ mod tests {
 mod dialect_and_shaping_tests {
     use serde_json::json;
 
-    use crate::es::continuation::{self, IdKind};
-    use crate::es::dialect::Dialect;
-    use crate::es::testing::{head, scope};
-    use crate::es::{self, Permit, RejectKind, Rejection, Resolution};
+    use crate::continuation::{self, IdKind};
+    use crate::dialect::Dialect;
+    use crate::testing::{head, scope};
+    use crate::{self as es, Permit, RejectKind, Rejection, Resolution};
 
     fn run(
         method: &str,
@@ -1853,7 +1853,7 @@ mod field_caps_tests {
     use serde_json::{json, Value};
 
     use super::field_caps_body;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     #[test]
     fn fields_pass_and_index_filter_is_refused_in_every_form() {
@@ -1882,11 +1882,11 @@ mod field_caps_tests {
 mod narrowing_tests {
     use serde_json::Value;
 
-    use crate::es::{self, RejectKind, RequestHead, Resolution};
+    use crate::{self as es, RejectKind, RequestHead, Resolution};
 
-    use crate::es::testing::scope;
+    use crate::testing::scope;
 
-    use crate::es::testing::cluster as fixture;
+    use crate::testing::cluster as fixture;
 
     fn run(
         method: &str,
@@ -1948,9 +1948,9 @@ mod cost_guards {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::es;
-    use crate::es::cost::CostGuard;
-    use crate::es::testing::{head, scope};
+    use crate as es;
+    use crate::cost::CostGuard;
+    use crate::testing::{head, scope};
 
     fn run(
         method: &str,

@@ -1571,7 +1571,7 @@ fn feature(name: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     fn tenant_a() -> FilterSet {
         FilterSet::new([("tenant".to_string(), "a".to_string())])
@@ -2312,8 +2312,8 @@ mod tests {
 
 #[cfg(test)]
 mod sort_order_tests {
-    use crate::es::body::parse_strict;
-    use crate::es::FilterSet;
+    use crate::body::parse_strict;
+    use crate::FilterSet;
 
     #[test]
     fn a_sort_object_with_several_fields_keeps_their_priority() {

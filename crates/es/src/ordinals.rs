@@ -162,7 +162,7 @@ pub enum SortSeal {
 
 impl SortSeal {
     /// The positions an async search id must carry to its polls.
-    pub(crate) fn async_positions(&self) -> Option<&Positions> {
+    pub fn async_positions(&self) -> Option<&Positions> {
         match self {
             SortSeal::Async(p) => Some(p),
             _ => None,
@@ -698,8 +698,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::es::continuation::IdKey;
-    use crate::es::RejectKind;
+    use crate::continuation::IdKey;
+    use crate::RejectKind;
 
     fn binding(token: &str) -> Binding {
         Binding {

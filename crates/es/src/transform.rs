@@ -203,9 +203,9 @@ mod route_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::endpoint::{self, Endpoint, Route};
-    use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, FilterSet, Method, Permit, Rejection, RequestHead, Resolution, Scope};
+    use crate::endpoint::{self, Endpoint, Route};
+    use crate::resolution::{NameKind, ResolvedName};
+    use crate::{self as es, FilterSet, Method, Permit, Rejection, RequestHead, Resolution, Scope};
 
     fn scope(filtered: bool) -> Scope {
         let filters = if filtered {
@@ -224,7 +224,7 @@ mod route_tests {
         }
     }
 
-    use crate::es::testing::head;
+    use crate::testing::head;
 
     /// A wildcard resolves to `logs-a`, `logs-b` and the foreign alias `logs-sa` (-> `secret`);
     /// a name to itself, `logs-sa` to that alias.

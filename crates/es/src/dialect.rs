@@ -62,7 +62,7 @@ impl DialectRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     #[test]
     fn the_root_answer_names_the_dialect() {

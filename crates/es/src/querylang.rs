@@ -354,8 +354,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::continuation::{Binding, IdKey};
-    use crate::es::RejectKind;
+    use crate::continuation::{Binding, IdKey};
+    use crate::RejectKind;
 
     fn scope(token: &str) -> Scope {
         Scope {
@@ -529,13 +529,13 @@ mod tests {
 mod route_tests {
     use serde_json::{json, Value};
 
-    use crate::es::continuation::{self, IdKind};
-    use crate::es::resolution::{NameKind, ResolvedName};
-    use crate::es::{self, RejectKind, RequestHead, Resolution};
+    use crate::continuation::{self, IdKind};
+    use crate::resolution::{NameKind, ResolvedName};
+    use crate::{self as es, RejectKind, RequestHead, Resolution};
 
-    use crate::es::testing::scope;
+    use crate::testing::scope;
 
-    use crate::es::testing::cluster as fixture;
+    use crate::testing::cluster as fixture;
 
     fn run(
         method: &str,
@@ -544,7 +544,7 @@ mod route_tests {
         body: Value,
     ) -> Result<es::Permit, es::Rejection> {
         let s = scope();
-        let h = crate::es::testing::head(method, path, query);
+        let h = crate::testing::head(method, path, query);
         let bytes = serde_json::to_vec(&body).unwrap();
         let plan = es::plan(&h, &s)?;
         assert!(plan.needs_body(), "{path}");
@@ -686,7 +686,7 @@ mod route_tests {
 
     #[test]
     fn eql_query_text_never_names_an_internal_counter() {
-        use crate::es::querylang::eql;
+        use crate::querylang::eql;
         let f = scope().filters;
         for bad in [
             "any where _seq_no > 5",

@@ -781,11 +781,7 @@ mod tests {
         for q in cases {
             let r = parse(q);
             assert!(r.is_err(), "{q:?} was accepted as {r:?}");
-            assert_eq!(
-                r.unwrap_err().kind,
-                crate::es::RejectKind::Forbidden,
-                "{q:?}"
-            );
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q:?}");
         }
     }
 

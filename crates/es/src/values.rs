@@ -478,7 +478,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::es::RejectKind;
+    use crate::RejectKind;
 
     /// Checks `{"a": {<ty>: body, "aggs": subs}}`'s values.
     fn check(ty: &str, body: Value, subs: Option<Value>) -> Result<(), Rejection> {
