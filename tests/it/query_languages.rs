@@ -499,3 +499,59 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         );
     }
 }
+
+/// A token's `max_size` (issue 13) holds in the query languages too: ES|QL answers get a
+/// `LIMIT` of the token's own, last and on its own line; a SQL page over it is refused before
+/// the backend, and a page left unsaid is set to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_size_caps_esql_rows_and_sql_pages() {
+    let (es, gw, _) = setup().await;
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let (_, small) = gw
+        .token(json!({"name": "small", "indices": ["logs-*"],
+            "filters": [{"field": "tenant", "value": "a"}], "limits": {"max_size": 5}}))
+        .await;
+    let (status, v) = call(
+        &gw,
+        &small,
+        "POST",
+        "/_query",
+        json!({"query": "FROM logs-* | LIMIT 10000 // every row"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = es.requests_to("POST", "/_query");
+    let query = sent[0].json()["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(query.ends_with("\n| LIMIT 5"), "{query}");
+
+    let (status, v) = call(
+        &gw,
+        &small,
+        "POST",
+        "/_sql",
+        json!({"query": "SELECT tenant FROM \"logs-*\"", "fetch_size": 50}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("max_size 5")));
+    assert!(es.requests_to("POST", "/_sql").is_empty());
+    let (status, v) = call(
+        &gw,
+        &small,
+        "POST",
+        "/_sql",
+        json!({"query": "SELECT tenant FROM \"logs-*\""}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(es.requests_to("POST", "/_sql")[0].json()["fetch_size"], 5);
+}

@@ -113,8 +113,27 @@ impl CostGuard {
         Ok(())
     }
 
+    /// A SQL query's page, `fetch_size` (1000 when absent), against `max_size`: over it is
+    /// refused; when absent the page is set to at most `max_size` rows. (ES|QL gets a `LIMIT`
+    /// appended by `querylang`.)
+    pub fn sql(&self, body: &mut Map<String, Value>) -> Result<(), Rejection> {
+        let Some(max) = self.max_size else {
+            return Ok(());
+        };
+        match body.get("fetch_size").and_then(uint_of) {
+            Some(n) => hits("fetch_size", 0, n, max),
+            None => {
+                body.insert(
+                    "fetch_size".into(),
+                    Value::from(max.min(SQL_DEFAULT_FETCH_SIZE)),
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// An EQL search: its `size` (events or sequences returned, 10 when absent) against
-    /// `max_size`. (SQL pages through `fetch_size` and ES|QL limits in its text: not capped.)
+    /// `max_size`.
     pub fn eql(&self, body: Option<&Value>) -> Result<(), Rejection> {
         match self.max_size {
             None => Ok(()),
@@ -128,6 +147,9 @@ impl CostGuard {
         }
     }
 }
+
+/// Elasticsearch SQL's page size when a query names none.
+const SQL_DEFAULT_FETCH_SIZE: u64 = 1000;
 
 /// `from + size` (and `size` alone) against `max_size`; `what` names the size's place.
 fn hits(what: &str, from: u64, size: u64, max: u64) -> Result<(), Rejection> {

@@ -28,6 +28,9 @@ pub(super) const SQL_CURSOR_SEAL: Seal = Seal {
 pub(super) struct QueryText {
     body: Map<String, Value>,
     text: Text,
+    /// ES|QL: a `LIMIT` appended last (the token's `max_size`), so the answer never holds more
+    /// rows whatever the query's own limits.
+    limit: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -39,10 +42,14 @@ enum Text {
 impl QueryText {
     /// The body to forward with `names` as the query's source list.
     pub(super) fn forward(&self, names: &[String]) -> Result<ForwardBody, Rejection> {
-        let query = match &self.text {
+        let mut query = match &self.text {
             Text::Esql(q) => q.render(names)?,
             Text::Sql(q) => q.render(names)?,
         };
+        if let Some(n) = self.limit {
+            // On a line of its own: a trailing `//` comment cannot swallow it.
+            query.push_str(&format!("\n| LIMIT {n}"));
+        }
         let mut body = self.body.clone();
         body.insert("query".into(), Value::String(query));
         let bytes = serde_json::to_vec(&Value::Object(body))
@@ -136,6 +143,7 @@ pub(super) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Reject
         text: QueryText {
             body: out,
             text: Text::Esql(parsed),
+            limit: scope.guard.max_size,
         },
     })
 }
@@ -156,12 +164,14 @@ pub(super) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
     let text = take_query(&mut m)?;
     let parsed = sql::parse(&text)?;
     let expression = index::parse(Some(&parsed.table), &scope.indices)?;
-    let out = checked_keys(m, SQL_KEYS, &scope.filters)?;
+    let mut out = checked_keys(m, SQL_KEYS, &scope.filters)?;
+    scope.guard.sql(&mut out)?;
     Ok(SqlRequest::Query(Checked {
         expression,
         text: QueryText {
             body: out,
             text: Text::Sql(parsed),
+            limit: None,
         },
     }))
 }
@@ -375,6 +385,42 @@ mod tests {
 
     fn parsed(b: &ForwardBody) -> Value {
         serde_json::from_slice(&b.bytes).unwrap()
+    }
+
+    /// The token's `max_size` (issue 13): ES|QL gets a `LIMIT` of its own, last, on its own
+    /// line (a trailing `//` comment cannot hide it); SQL's page is capped or refused.
+    #[test]
+    fn max_size_limits_esql_rows_and_sql_pages() {
+        let mut limited = scope("t");
+        limited.guard.max_size = Some(5);
+        let c = esql(
+            Some(json!({"query": "FROM logs-* | LIMIT 10000 // all of it"})),
+            &limited,
+        )
+        .unwrap();
+        let q = parsed(&c.body().unwrap())["query"].clone();
+        assert!(q.as_str().unwrap().ends_with("\n| LIMIT 5"), "{q}");
+        let q = parsed(&c.text.forward(&["logs-a".into()]).unwrap())["query"].clone();
+        assert!(q.as_str().unwrap().ends_with("\n| LIMIT 5"), "{q}");
+        let unlimited = esql(Some(json!({"query": "FROM logs-*"})), &scope("t")).unwrap();
+        assert!(!parsed(&unlimited.body().unwrap())["query"]
+            .as_str()
+            .unwrap()
+            .contains("LIMIT"));
+
+        let page = |body: Value| match sql(Some(body), &limited) {
+            Ok(SqlRequest::Query(c)) => Ok(parsed(&c.body().unwrap())["fetch_size"].clone()),
+            Ok(SqlRequest::Next(_)) => panic!("not a cursor"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(page(json!({"query": "SELECT a FROM logs-a"})).unwrap(), 5);
+        assert_eq!(
+            page(json!({"query": "SELECT a FROM logs-a", "fetch_size": 3})).unwrap(),
+            3
+        );
+        let e = page(json!({"query": "SELECT a FROM logs-a", "fetch_size": 50})).unwrap_err();
+        assert_eq!(e.kind, RejectKind::OverLimit);
+        assert!(e.reason.contains("max_size 5"), "{}", e.reason);
     }
 
     #[test]
