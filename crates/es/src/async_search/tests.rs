@@ -1,0 +1,405 @@
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::continuation::{open, seal, IdKey};
+use crate::{FilterSet, RejectKind};
+
+const BACKEND_ID: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
+
+fn binding(token: &str) -> Binding {
+    Binding {
+        token_id: token.into(),
+        key: Arc::new(IdKey::new([3; 32])),
+    }
+}
+
+fn scope(token: &str) -> Scope {
+    Scope {
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        indices: vec!["logs-*".to_string()],
+        ids: binding(token),
+        guard: Default::default(),
+    }
+}
+
+#[test]
+fn poll_status_and_delete_forward_the_backend_id_encoded_in_one_segment() {
+    let s = scope("tok_a");
+    let sealed = seal(&s.ids, IdKind::AsyncSearch, BACKEND_ID);
+    let encoded = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc%3D";
+    let cases = [
+        (
+            AsyncOp::Get,
+            Method::Get,
+            format!("/_async_search/{encoded}"),
+            Some(SEAL),
+        ),
+        (
+            AsyncOp::Status,
+            Method::Get,
+            format!("/_async_search/status/{encoded}"),
+            Some(SEAL),
+        ),
+        (
+            AsyncOp::Delete,
+            Method::Delete,
+            format!("/_async_search/{encoded}"),
+            None,
+        ),
+    ];
+    for (op, method, path, seal_spec) in cases {
+        assert_eq!(
+            by_id(op, &sealed, &s).unwrap(),
+            (method, path, seal_spec, None),
+            "{op:?}"
+        );
+    }
+}
+
+#[test]
+fn backend_ids_with_path_characters_stay_inside_their_segment() {
+    let s = scope("tok_a");
+    for (backend, want) in [
+        ("../_search", "/_async_search/%2E%2E%2F_search"),
+        ("a?b#c d", "/_async_search/a%3Fb%23c%20d"),
+        (".", "/_async_search/%2E"),
+    ] {
+        let sealed = seal(&s.ids, IdKind::AsyncSearch, backend);
+        assert_eq!(by_id(AsyncOp::Get, &sealed, &s).unwrap().1, want);
+    }
+}
+
+#[test]
+fn foreign_forged_raw_and_other_kind_ids_are_refused() {
+    let s = scope("tok_a");
+    let other_token = seal(&binding("tok_b"), IdKind::AsyncSearch, BACKEND_ID);
+    let scroll = seal(&s.ids, IdKind::Scroll, BACKEND_ID);
+    let pit = seal(&s.ids, IdKind::Pit, BACKEND_ID);
+    let mut forged = seal(&s.ids, IdKind::AsyncSearch, BACKEND_ID);
+    forged.push('A');
+    let empty = seal(&s.ids, IdKind::AsyncSearch, "");
+    for bad in [
+        other_token.as_str(),
+        scroll.as_str(),
+        pit.as_str(),
+        forged.as_str(),
+        BACKEND_ID,
+        "",
+        "esgc1_",
+        empty.as_str(),
+    ] {
+        for op in [AsyncOp::Get, AsyncOp::Status, AsyncOp::Delete] {
+            let err = by_id(op, bad, &s).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{op:?} {bad:.30}");
+            assert!(!err.reason.contains(BACKEND_ID));
+        }
+    }
+}
+
+#[test]
+fn a_sealed_async_id_is_safe_in_a_url_path() {
+    let sealed = seal(&binding("tok_a"), IdKind::AsyncSearch, BACKEND_ID);
+    assert!(sealed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+}
+
+#[test]
+fn answers_get_their_ids_sealed_and_keep_everything_else() {
+    let a = binding("tok_a");
+    let body = format!(
+        r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"response":{{"took":3,"pit_id":"cGl0MQ==","hits":{{"total":{{"value":12345678901234567890,"relation":"eq"}},"hits":[]}}}}}}"#
+    );
+    let out = String::from_utf8(seal_response(&a, body.as_bytes())).unwrap();
+    assert!(!out.contains(BACKEND_ID), "{out}");
+    assert!(!out.contains("cGl0MQ=="), "{out}");
+    assert!(
+        out.contains("12345678901234567890"),
+        "numbers keep their bytes"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).unwrap(),
+        BACKEND_ID
+    );
+    assert_eq!(
+        open(&a, IdKind::Pit, v["response"]["pit_id"].as_str().unwrap()).unwrap(),
+        "cGl0MQ=="
+    );
+    assert_eq!(v["is_running"], json!(true));
+}
+
+#[test]
+fn escaped_ids_are_sealed_by_rebuilding_the_body() {
+    let a = binding("tok_a");
+    // `\u0041` is `A`: the text form differs from the parsed id.
+    let body = br#"{"id":"\u0041bc","is_running":false}"#;
+    let v: Value = serde_json::from_slice(&seal_response(&a, body)).unwrap();
+    assert_eq!(
+        open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).unwrap(),
+        "Abc"
+    );
+    assert_eq!(v["is_running"], json!(false));
+}
+
+#[test]
+fn answers_without_ids_or_not_json_are_unchanged() {
+    let a = binding("tok_a");
+    for body in [
+        &br#"{"is_running":false,"response":{"hits":{"hits":[]}}}"#[..],
+        br#"{"acknowledged":true}"#,
+        br#"{"id":""}"#,
+        b"not json",
+    ] {
+        assert_eq!(seal_response(&a, body), body.to_vec());
+    }
+}
+
+#[test]
+fn the_continuation_seal_dispatches_async_answers_here() {
+    let a = binding("tok_a");
+    let body = format!(r#"{{"id":"{BACKEND_ID}","response":{{"pit_id":"cGl0"}}}}"#);
+    let out = continuation::seal_response(&a, SEAL, body.as_bytes()).unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert!(open(&a, IdKind::Pit, v["response"]["pit_id"].as_str().unwrap()).is_ok());
+    assert!(open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).is_ok());
+}
+
+// === the whole flow (plan → prepare → authorize) ===
+
+fn head<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> crate::RequestHead<'a> {
+    crate::RequestHead {
+        method,
+        path,
+        query,
+        content_type: Some("application/json"),
+        content_encoding: None,
+    }
+}
+
+/// Runs the three steps; every expression resolves to `logs-a`, `logs-b` and `secret`.
+fn run(
+    s: &Scope,
+    h: &crate::RequestHead<'_>,
+    body: Option<&[u8]>,
+) -> Result<crate::Permit, Rejection> {
+    let plan = crate::plan(h, s)?;
+    let prepared = crate::prepare(plan, body, h, s)?;
+    let mut r = crate::Resolution::default();
+    for e in prepared.to_resolve() {
+        let names = ["logs-a", "logs-b", "secret"]
+            .iter()
+            .map(|n| crate::resolution::ResolvedName {
+                name: n.to_string(),
+                indices: vec![n.to_string()],
+                kind: crate::resolution::NameKind::Index,
+            })
+            .collect();
+        r.names.insert(e.clone(), names);
+    }
+    crate::authorize(prepared, &r, s)
+}
+
+fn filter() -> Value {
+    json!([{"term": {"tenant": {"value": "a"}}}])
+}
+
+#[test]
+fn kibanas_submit_is_rewritten_like_a_search_on_the_tokens_indices() {
+    let s = scope("tok_a");
+    let q = "batched_reduce_size=64&ccs_minimize_roundtrips=true&wait_for_completion_timeout=200ms&keep_on_completion=false&keep_alive=60000ms&ignore_unavailable=true";
+    let body = json!({
+        "size": 500,
+        "sort": [{"@timestamp": {"order": "desc", "unmapped_type": "boolean"}}],
+        "fields": [{"field": "*", "include_unmapped": "true"}],
+        "track_total_hits": true,
+        "runtime_mappings": {},
+        "_source": false,
+        "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-15m", "format": "strict_date_optional_time"}}}]}},
+        "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30s", "min_doc_count": 1}}},
+        "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647}
+    });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let p = run(
+        &s,
+        &head("POST", "/logs-*/_async_search", Some(q)),
+        Some(&bytes),
+    )
+    .unwrap();
+    assert_eq!(p.action, "async_search_submit");
+    assert_eq!(p.method, Method::Post);
+    assert_eq!(p.path, "/logs-a,logs-b/_async_search");
+    assert_eq!(p.answer.seal(), Some(SEAL));
+    assert!(p
+        .query
+        .contains(&("keep_on_completion".into(), "false".into())));
+    assert!(p
+        .query
+        .contains(&("expand_wildcards".into(), "open".into())));
+    let sent: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
+    assert_eq!(sent["query"]["bool"]["filter"], filter());
+    assert_eq!(sent["query"]["bool"]["must"], json!([body["query"]]));
+    assert_eq!(sent["aggs"], body["aggs"]);
+}
+
+#[test]
+fn submit_without_index_or_body_searches_the_tokens_patterns_with_the_filter() {
+    let s = scope("tok_a");
+    let p = run(&s, &head("POST", "/_async_search", None), None).unwrap();
+    assert_eq!(p.path, "/logs-a,logs-b/_async_search");
+    let sent: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
+    assert_eq!(sent["query"]["bool"]["filter"], filter());
+}
+
+#[test]
+fn submit_refuses_what_search_refuses_and_foreign_indices() {
+    let s = scope("tok_a");
+    let cases: [(&str, Option<&str>, &[u8]); 4] = [
+        (
+            "/logs-a/_async_search",
+            None,
+            br#"{"aggs":{"all":{"global":{}}}}"#,
+        ),
+        ("/secret/_async_search", None, b"{}"),
+        ("/logs-a/_async_search", Some("scroll=1m"), b"{}"),
+        ("/logs-a/_async_search", Some("q=tenant:b"), b"{}"),
+    ];
+    for (path, q, body) in cases {
+        let err = run(&s, &head("POST", path, q), Some(body)).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden, "{path} {q:?}");
+    }
+}
+
+#[test]
+fn submit_on_a_point_in_time_opens_the_tokens_pit_id() {
+    let s = scope("tok_a");
+    let own = seal(&s.ids, IdKind::Pit, "cGl0MQ==");
+    let body =
+        serde_json::to_vec(&json!({"pit": {"id": own, "keep_alive": "1m"}, "size": 10})).unwrap();
+    let p = run(
+        &s,
+        &head("POST", "/_async_search", Some("keep_alive=1m")),
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(p.path, "/_async_search");
+    assert_eq!(p.answer.seal(), Some(SEAL));
+    let sent: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
+    assert_eq!(sent["pit"], json!({"id": "cGl0MQ==", "keep_alive": "1m"}));
+    assert_eq!(sent["query"]["bool"]["filter"], filter());
+
+    let foreign = seal(&binding("tok_b"), IdKind::Pit, "cGl0MQ==");
+    let body = serde_json::to_vec(&json!({"pit": {"id": foreign}})).unwrap();
+    let err = run(&s, &head("POST", "/_async_search", None), Some(&body)).unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    let body = serde_json::to_vec(&json!({"pit": {"id": own}})).unwrap();
+    let err = run(
+        &s,
+        &head("POST", "/logs-a/_async_search", None),
+        Some(&body),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.kind,
+        RejectKind::BadRequest,
+        "a pit names its own indices"
+    );
+}
+
+#[test]
+fn poll_status_and_delete_through_the_flow_reach_only_the_backend_id() {
+    let s = scope("tok_a");
+    let sealed = seal(&s.ids, IdKind::AsyncSearch, "abc=");
+    let cases = [
+        (
+            "GET",
+            format!("/_async_search/{sealed}"),
+            Some("wait_for_completion_timeout=100ms&keep_alive=60000ms"),
+            "async_search_get",
+            Method::Get,
+            "/_async_search/abc%3D",
+        ),
+        (
+            "GET",
+            format!("/_async_search/status/{sealed}"),
+            None,
+            "async_search_status",
+            Method::Get,
+            "/_async_search/status/abc%3D",
+        ),
+        (
+            "DELETE",
+            format!("/_async_search/{sealed}"),
+            None,
+            "async_search_delete",
+            Method::Delete,
+            "/_async_search/abc%3D",
+        ),
+    ];
+    for (m, path, q, action, method, forwarded) in cases {
+        let p = run(&s, &head(m, &path, q), None).unwrap();
+        assert_eq!(
+            (p.action, p.method, p.path.as_str()),
+            (action, method, forwarded)
+        );
+        assert!(p.body.is_none());
+        assert!(p.indices.is_empty());
+    }
+    let p = run(
+        &s,
+        &head(
+            "GET",
+            &format!("/_async_search/{sealed}"),
+            Some("keep_alive=1m"),
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(p.query, vec![("keep_alive".to_string(), "1m".to_string())]);
+    // Parameters the poll does not take are refused before the id is even opened.
+    let err = run(
+        &s,
+        &head("GET", &format!("/_async_search/{sealed}"), Some("size=1")),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    let other = seal(&binding("tok_b"), IdKind::AsyncSearch, "abc=");
+    for m in ["GET", "DELETE"] {
+        let err = run(&s, &head(m, &format!("/_async_search/{other}"), None), None).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden, "{m}");
+    }
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the backend id, the forwarded path is the route's segments plus exactly
+        /// one segment that decodes back to the backend id.
+        #[test]
+        fn any_backend_id_is_forwarded_as_one_segment(backend in "\\PC{1,80}") {
+            let s = scope("tok_a");
+            let sealed = seal(&s.ids, IdKind::AsyncSearch, &backend);
+            let (_, path, _, _) = by_id(AsyncOp::Status, &sealed, &s).unwrap();
+            let rest = path.strip_prefix("/_async_search/status/").unwrap();
+            prop_assert!(!rest.contains('/') && !rest.contains('?') && !rest.contains('#'));
+            prop_assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-' || b == b'_'));
+            let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().unwrap();
+            prop_assert_eq!(decoded.as_ref(), backend.as_str());
+        }
+
+        /// Arbitrary presented ids are refused unless sealed for this token.
+        #[test]
+        fn arbitrary_presented_ids_never_open(presented in "[A-Za-z0-9_=-]{0,120}") {
+            let s = scope("tok_a");
+            prop_assert!(by_id(AsyncOp::Get, &presented, &s).is_err());
+            let prefixed = format!("esgc1_{presented}");
+            prop_assert!(by_id(AsyncOp::Get, &prefixed, &s).is_err());
+        }
+    }
+}

@@ -1,0 +1,187 @@
+use super::*;
+
+fn index(name: &str) -> ResolvedName {
+    ResolvedName {
+        name: name.into(),
+        kind: NameKind::Index,
+        indices: vec![name.into()],
+    }
+}
+
+fn alias(name: &str, to: &[&str]) -> ResolvedName {
+    ResolvedName {
+        name: name.into(),
+        kind: NameKind::Alias,
+        indices: to.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn logs() -> Vec<String> {
+    vec!["logs-*".into()]
+}
+
+#[test]
+fn a_wildcard_is_never_forwarded_only_the_concrete_indices_allowed() {
+    let got = narrow(
+        "logs-*",
+        &[
+            index("logs-a"),
+            index("logs-b"),
+            alias("logs-all", &["logs-a"]),
+        ],
+        &logs(),
+    )
+    .unwrap();
+    let both = vec!["logs-a".to_string(), "logs-b".to_string()];
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: both.clone(),
+            indices: both
+        }
+    );
+    // An exclusion too: the backend may apply it differently from `_resolve/index`.
+    let got = narrow("logs-*,-logs-sa", &[index("logs-a")], &logs()).unwrap();
+    let a = vec!["logs-a".to_string()];
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: a.clone(),
+            indices: a.clone()
+        }
+    );
+    // Explicit names alone are forwarded as they are.
+    let got = narrow("logs-a", &[index("logs-a")], &logs()).unwrap();
+    assert_eq!(got, Narrowed::AsIs { indices: a });
+}
+
+#[test]
+fn a_foreign_alias_matched_by_a_wildcard_is_dropped() {
+    let got = narrow(
+        "logs-*",
+        &[
+            index("logs-a"),
+            index("logs-b"),
+            alias("logs-sa", &["secret"]),
+        ],
+        &logs(),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: vec!["logs-a".into(), "logs-b".into()],
+            indices: vec!["logs-a".into(), "logs-b".into()]
+        }
+    );
+}
+
+#[test]
+fn an_explicit_foreign_name_is_refused() {
+    for (expr, names) in [
+        ("logs-sa", vec![alias("logs-sa", &["secret"])]),
+        ("logs-a,secret", vec![index("logs-a"), index("secret")]),
+        (
+            "logs-mixed",
+            vec![alias("logs-mixed", &["logs-a", "secret"])],
+        ),
+    ] {
+        assert!(narrow(expr, &names, &logs()).is_err(), "{expr}");
+    }
+}
+
+#[test]
+fn a_wildcard_that_reaches_only_foreign_names_reaches_nothing() {
+    assert_eq!(
+        narrow("s*", &[index("secret")], &logs()).unwrap(),
+        Narrowed::Nothing
+    );
+    assert_eq!(narrow("logs-*", &[], &logs()).unwrap(), Narrowed::Nothing);
+}
+
+#[test]
+fn missing_explicit_names_stay_when_a_wildcard_is_narrowed() {
+    let got = narrow("logs-new,l*", &[index("logs-a"), index("lib")], &logs()).unwrap();
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: vec!["logs-a".into(), "logs-new".into()],
+            indices: vec!["logs-a".into()]
+        }
+    );
+}
+
+fn hidden(name: &str) -> ResolvedName {
+    ResolvedName {
+        name: name.into(),
+        kind: NameKind::HiddenIndex,
+        indices: vec![name.into()],
+    }
+}
+
+#[test]
+fn hidden_indices_are_reached_only_through_patterns_that_name_them() {
+    // A wildcard drops them.
+    let got = narrow("logs-*", &[index("logs-a"), hidden("logs-h")], &logs()).unwrap();
+    let a = vec!["logs-a".to_string()];
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: a.clone(),
+            indices: a
+        }
+    );
+    assert_eq!(
+        narrow("logs-h*", &[hidden("logs-h")], &logs()).unwrap(),
+        Narrowed::Nothing
+    );
+    // Named explicitly, or through an alias, they are refused.
+    assert!(narrow("logs-h", &[hidden("logs-h")], &logs()).is_err());
+    assert!(narrow(
+        "logs-ha",
+        &[alias("logs-ha", &["logs-h"]), hidden("logs-h")],
+        &logs()
+    )
+    .is_err());
+    // A wildcard matching that alias drops it too.
+    let got = narrow(
+        "logs-*",
+        &[
+            index("logs-a"),
+            alias("logs-ha", &["logs-h"]),
+            hidden("logs-h"),
+        ],
+        &logs(),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: vec!["logs-a".into()],
+            indices: vec!["logs-a".into()]
+        }
+    );
+    // A token whose pattern names them reaches them, wildcards included.
+    let alerts = vec![".alerts-*".to_string()];
+    let got = narrow(".alerts-*", &[hidden(".alerts-x")], &alerts).unwrap();
+    let x = vec![".alerts-x".to_string()];
+    assert_eq!(
+        got,
+        Narrowed::Only {
+            names: x.clone(),
+            indices: x.clone()
+        }
+    );
+    let exact = vec!["logs-*".to_string(), "logs-h".to_string()];
+    assert_eq!(
+        narrow("logs-h", &[hidden("logs-h")], &exact).unwrap(),
+        Narrowed::AsIs {
+            indices: vec!["logs-h".into()]
+        }
+    );
+}
+
+#[test]
+fn an_alias_with_no_indices_is_not_allowed() {
+    assert!(narrow("logs-empty", &[alias("logs-empty", &[])], &logs()).is_err());
+}

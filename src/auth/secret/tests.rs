@@ -1,0 +1,208 @@
+use super::*;
+
+#[test]
+fn generated_secret_round_trips_through_parse() {
+    for _ in 0..50 {
+        let s = Secret::generate();
+        assert_eq!(s.expose().len(), SECRET_LEN);
+        assert!(s.expose().starts_with("esg_"));
+        let parsed = Secret::parse(s.expose()).expect("generated secret parses");
+        assert_eq!(parsed, s);
+        assert_eq!(parsed.hash(), s.hash());
+    }
+}
+
+#[test]
+fn extreme_random_values_round_trip() {
+    for random in [[0u8; 32], [0xff; 32], [0x80; 32]] {
+        let s = Secret::from_random(random);
+        assert_eq!(s.expose().len(), SECRET_LEN);
+        assert!(Secret::parse(s.expose()).is_ok(), "{random:?}");
+        let body = &s.expose().as_bytes()[PREFIX.len()..PREFIX.len() + BODY_LEN];
+        assert_eq!(decode_base62::<32>(body), Ok(random));
+    }
+}
+
+#[test]
+fn two_generated_secrets_differ() {
+    let a = Secret::generate();
+    let b = Secret::generate();
+    assert_ne!(a.expose(), b.expose());
+    assert_ne!(a.hash(), b.hash());
+}
+
+#[test]
+fn every_single_character_mutation_is_rejected() {
+    let s = Secret::generate();
+    let text = s.expose().as_bytes().to_vec();
+    let mut replacements: Vec<u8> = ALPHABET.to_vec();
+    replacements.extend_from_slice(b"_-+/=. \0\x7f~");
+    let mut tried = 0;
+    for i in 0..text.len() {
+        for &r in &replacements {
+            if r == text[i] {
+                continue;
+            }
+            let mut m = text.clone();
+            m[i] = r;
+            let m = String::from_utf8(m).expect("ascii");
+            assert_eq!(
+                Secret::parse(&m),
+                Err(MalformedSecret),
+                "mutation at {i}: {m}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 3000);
+}
+
+#[test]
+fn wrong_prefix_is_rejected_even_with_valid_body() {
+    let s = Secret::generate();
+    let rest = &s.expose()[PREFIX.len()..];
+    for prefix in ["ESG_", "esg-", "abc_", "esgx"] {
+        assert_eq!(
+            Secret::parse(&format!("{prefix}{rest}")),
+            Err(MalformedSecret)
+        );
+    }
+}
+
+#[test]
+fn wrong_length_is_rejected() {
+    let s = Secret::generate();
+    let t = s.expose();
+    let cases = [
+        String::new(),
+        "esg_".to_owned(),
+        t[..t.len() - 1].to_owned(),
+        format!("{t}0"),
+        format!("0{t}"),
+        format!("{t} "),
+        format!(" {t}"),
+        format!("{t}{t}"),
+    ];
+    for case in cases {
+        assert_eq!(Secret::parse(&case), Err(MalformedSecret), "{case:?}");
+    }
+}
+
+#[test]
+fn non_ascii_of_the_right_byte_length_is_rejected_without_panic() {
+    let s = Secret::generate();
+    let t = s.expose();
+    // Replace two ASCII bytes at the body/checksum boundary by one two-byte character.
+    let cut = PREFIX.len() + BODY_LEN - 1;
+    let m = format!("{}é{}", &t[..cut], &t[cut + 2..]);
+    assert_eq!(m.len(), SECRET_LEN);
+    assert_eq!(Secret::parse(&m), Err(MalformedSecret));
+}
+
+#[test]
+fn body_above_256_bits_is_rejected() {
+    // 43 'z' digits exceed 2^256 - 1; give it a correct checksum so only overflow rejects it.
+    let body = "z".repeat(BODY_LEN);
+    let checksum = encode_base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), 6);
+    let text = format!("{PREFIX}{body}{checksum}");
+    assert_eq!(text.len(), SECRET_LEN);
+    assert_eq!(Secret::parse(&text), Err(MalformedSecret));
+}
+
+#[test]
+fn debug_and_display_do_not_show_the_secret() {
+    let s = Secret::generate();
+    let body = &s.expose()[PREFIX.len()..];
+    for shown in [format!("{s:?}"), format!("{s}"), format!("{:?}", Some(&s))] {
+        assert!(!shown.contains(body), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+}
+
+#[test]
+fn hash_is_sha256_of_the_text() {
+    let s = Secret::generate();
+    let expected: [u8; 32] = Sha256::digest(s.expose().as_bytes()).into();
+    assert_eq!(s.hash().0, expected);
+}
+
+#[test]
+fn base62_encoding_matches_known_values() {
+    assert_eq!(encode_base62(&[0, 0, 0, 0], 6), "000000");
+    assert_eq!(encode_base62(&[0, 0, 0, 61], 6), "00000z");
+    assert_eq!(encode_base62(&[0, 0, 0, 62], 6), "000010");
+    assert_eq!(encode_base62(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
+    assert_eq!(decode_base62::<4>(b"4gfFC3"), Ok(u32::MAX.to_be_bytes()));
+    assert_eq!(decode_base62::<4>(b"4gfFC4"), Err(MalformedSecret));
+}
+
+/// The byte-by-byte decoding the limb version replaced (issue 10): both must agree on
+/// every input, overflow and foreign bytes included.
+fn decode_bytewise<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
+    let mut out = [0u8; N];
+    for &d in digits {
+        let value = base62_digit(d).ok_or(MalformedSecret)?;
+        let mut carry = u32::from(value);
+        for byte in out.iter_mut().rev() {
+            let acc = u32::from(*byte) * 62 + carry;
+            *byte = (acc & 0xff) as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return Err(MalformedSecret);
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn limb_decoding_agrees_with_bytewise_decoding() {
+    let mut inputs: Vec<Vec<u8>> = vec![
+        b"z".repeat(BODY_LEN),
+        b"0".repeat(BODY_LEN),
+        b"z".repeat(6),
+        b"4gfFC3".to_vec(),
+        b"4gfFC4".to_vec(),
+        b"0000-0".to_vec(),
+        Vec::new(),
+    ];
+    for _ in 0..2000 {
+        let mut r = [0u8; 64];
+        OsRng.fill_bytes(&mut r);
+        let len = usize::from(r[0]) % 50;
+        let text: Vec<u8> = r[1..=len]
+            .iter()
+            .map(|b| ALPHABET[usize::from(*b) % 62])
+            .collect();
+        inputs.push(text);
+    }
+    for i in &inputs {
+        assert_eq!(decode_base62::<32>(i), decode_bytewise::<32>(i), "{i:?}");
+        assert_eq!(decode_base62::<4>(i), decode_bytewise::<4>(i), "{i:?}");
+    }
+}
+
+#[test]
+fn redact_hides_every_secret_like_run_and_keeps_the_rest() {
+    let secret = Secret::generate();
+    let text = secret.expose();
+    let cases = [
+        (
+            format!("/{text}/_search"),
+            "/esg_[redacted]/_search".to_owned(),
+        ),
+        (
+            format!("a esg%5F{} b", &text[4..]),
+            "a esg_[redacted] b".to_owned(),
+        ),
+        (
+            "esg_ plain esg_x".to_owned(),
+            "esg_ plain esg_[redacted]".to_owned(),
+        ),
+        ("/logs-*/_search".to_owned(), "/logs-*/_search".to_owned()),
+    ];
+    for (input, want) in cases {
+        assert_eq!(redact(&input), want);
+        assert!(!redact(&input).contains(&text[4..]));
+    }
+}
