@@ -818,14 +818,7 @@ impl ClusterStore {
         changes: &[Change],
     ) -> Result<(), (Vec<Change>, StoreError)> {
         let seq = counter.value + 1;
-        let claim = format!(
-            "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
-            enc(&self.index),
-            counter.version.seq_no,
-            counter.version.primary_term
-        );
-        let body = json!({"kind": "counter", "key": "counter", "seq": seq});
-        match self.json(Method::PUT, &claim, &body).await {
+        match self.claim(&counter).await {
             Ok((s, _)) if (200..300).contains(&s) => {}
             Ok((409, _)) => {
                 self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -966,21 +959,26 @@ impl ClusterStore {
         Ok(n)
     }
 
+    /// Writes `counter.value + 1` over the counter document if it is still at `counter`'s
+    /// version (409 when another replica claimed first); the status and answer.
+    async fn claim(&self, counter: &Counter) -> Result<(u16, Value), StoreError> {
+        let path = format!(
+            "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
+            enc(&self.index),
+            counter.version.seq_no,
+            counter.version.primary_term
+        );
+        let body = json!({"kind": "counter", "key": "counter", "seq": counter.value + 1});
+        self.json(Method::PUT, &path, &body).await
+    }
+
     /// Claims the next change sequence whatever the state (import), retrying while replicas
     /// claim at the same time.
     async fn claim_any(&self) -> Result<u64, StoreError> {
         for attempt in 0..50u64 {
             let counter = self.counter().await?;
-            let seq = counter.value + 1;
-            let claim = format!(
-                "/{}/_doc/counter?if_seq_no={}&if_primary_term={}",
-                enc(&self.index),
-                counter.version.seq_no,
-                counter.version.primary_term
-            );
-            let body = json!({"kind": "counter", "key": "counter", "seq": seq});
-            match self.json(Method::PUT, &claim, &body).await? {
-                (s, _) if (200..300).contains(&s) => return Ok(seq),
+            match self.claim(&counter).await? {
+                (s, _) if (200..300).contains(&s) => return Ok(counter.value + 1),
                 (409, _) => {
                     tokio::time::sleep(Duration::from_millis(10 + attempt * 5)).await;
                 }
