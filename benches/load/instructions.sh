@@ -77,6 +77,7 @@ VG=$!
 PIDS+=($VG)
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$APORT/health" >/dev/null && break; sleep 0.1; done
 
+python3 "$ROOT/benches/load/bodies.py" "$WORK"
 python3 - "$WORK" "$DPORT" "$APORT" "$ADMIN_KEY" "$N" "$VG" <<'PY'
 import http.client, json, subprocess, sys, time, glob, os
 work, dport, aport, admin, n, vg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
@@ -90,26 +91,8 @@ def token(fields):
 read = token({"indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]})
 everything = token({"permissions": ["all"]})
 
-kibana = {
-  "track_total_hits": True, "size": 500,
-  "sort": [{"@timestamp": {"order": "desc", "format": "strict_date_optional_time", "unmapped_type": "boolean"}}],
-  "fields": [{"field": "*", "include_unmapped": "true"}, {"field": "@timestamp", "format": "strict_date_optional_time"}],
-  "version": True, "script_fields": {}, "stored_fields": ["*"], "runtime_mappings": {},
-  "_source": False,
-  "query": {"bool": {"must": [], "filter": [
-      {"bool": {"should": [{"match_phrase": {"service.name": "checkout"}}], "minimum_should_match": 1}},
-      {"bool": {"should": [{"match": {"log.level": "error"}}, {"match": {"log.level": "warn"}}], "minimum_should_match": 1}},
-      {"range": {"@timestamp": {"format": "strict_date_optional_time", "gte": "2026-11-01T00:00:00.000Z", "lte": "2026-11-02T00:00:00.000Z"}}}],
-    "should": [], "must_not": [{"match_phrase": {"http.request.method": "OPTIONS"}}]}},
-  "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "time_zone": "UTC", "min_doc_count": 1}}},
-  "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647},
-}
-while len(json.dumps(kibana)) < 2000:
-    s = kibana["query"]["bool"]["filter"][0]["bool"]["should"]
-    s.append({"match_phrase": {"service.name": "service-%d" % len(s)}})
-post2k = json.dumps(kibana).encode()
-post200k = json.dumps({"size": 10, "query": {"bool": {"filter": [{"terms": {"user.id": ["user-%06d" % i for i in range(14000)]}},
-       {"range": {"@timestamp": {"gte": "now-1d"}}}]}}}).encode()
+post2k = open(work + "/post2k.json", "rb").read()
+post200k = open(work + "/post200k.json", "rb").read()
 
 def run(secret, method, body, count):
     c = http.client.HTTPConnection("127.0.0.1", dport)

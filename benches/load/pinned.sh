@@ -44,32 +44,10 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # --- bodies and canned answers --------------------------------------------------------------
 SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
+python3 "$ROOT/benches/load/bodies.py" "$WORK"
 python3 - "$WORK" <<'PY'
 import json, sys
 work = sys.argv[1]
-# A Kibana Discover-style search (~2 KB): time range, KQL as bool/should, sort, fields,
-# highlight, a date histogram.
-kibana = {
-  "track_total_hits": True, "size": 500,
-  "sort": [{"@timestamp": {"order": "desc", "format": "strict_date_optional_time", "unmapped_type": "boolean"}}],
-  "fields": [{"field": "*", "include_unmapped": "true"}, {"field": "@timestamp", "format": "strict_date_optional_time"}],
-  "version": True, "script_fields": {}, "stored_fields": ["*"], "runtime_mappings": {},
-  "_source": False,
-  "query": {"bool": {"must": [], "filter": [
-      {"bool": {"should": [{"match_phrase": {"service.name": "checkout"}}], "minimum_should_match": 1}},
-      {"bool": {"should": [{"match": {"log.level": "error"}}, {"match": {"log.level": "warn"}}], "minimum_should_match": 1}},
-      {"range": {"@timestamp": {"format": "strict_date_optional_time", "gte": "2026-11-01T00:00:00.000Z", "lte": "2026-11-02T00:00:00.000Z"}}}],
-    "should": [], "must_not": [{"match_phrase": {"http.request.method": "OPTIONS"}}]}},
-  "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "time_zone": "UTC", "min_doc_count": 1}}},
-  "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647},
-}
-while len(json.dumps(kibana)) < 2000:
-    kibana["query"]["bool"]["filter"][0]["bool"]["should"].append({"match_phrase": {"service.name": "service-%d" % len(kibana["query"]["bool"]["filter"][0]["bool"]["should"])}})
-open(work + "/post2k.json", "w").write(json.dumps(kibana))
-# ~200 KB: a long list of exact values (a dashboard filter pasted from a spreadsheet).
-big = {"size": 10, "query": {"bool": {"filter": [{"terms": {"user.id": ["user-%06d" % i for i in range(14000)]}},
-       {"range": {"@timestamp": {"gte": "now-1d"}}}]}}}
-open(work + "/post200k.json", "w").write(json.dumps(big))
 # A 10 MB answer: many hits.
 hit = {"_index": "big", "_id": "x", "_score": 1.0, "_source": {"tenant": "a", "message": "m" * 900}}
 hits = [dict(hit, _id=str(i)) for i in range(10 * 1024 * 1024 // 1000)]
