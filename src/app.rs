@@ -6,7 +6,7 @@ use crate::admin::AdminContext;
 use crate::audit::Audit;
 use crate::auth::limiter::FailureLimiter;
 use crate::config::{AdminKey, Config, StoreKind};
-use crate::es::continuation::IdKey;
+use crate::es::ids::continuation::IdKey;
 use crate::metrics::Metrics;
 use crate::store::cluster::ClusterStore;
 use crate::store::file::FileStore;

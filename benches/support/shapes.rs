@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use esgate::es::continuation::{Binding, IdKey};
-use esgate::es::resolution::{NameKind, ResolvedName};
+use esgate::es::ids::continuation::{Binding, IdKey};
+use esgate::es::indices::resolution::{NameKind, ResolvedName};
 use esgate::es::{FilterSet, Resolution, Scope};
 use serde_json::json;
 

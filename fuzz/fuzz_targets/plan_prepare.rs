@@ -66,9 +66,9 @@ fuzz_target!(|data: &[u8]| {
             ("env".to_string(), "test".to_string()),
         ]),
         indices: vec!["logs-*".to_string(), "metrics-a".to_string()],
-        ids: esgate::es::continuation::Binding {
+        ids: esgate::es::ids::continuation::Binding {
             token_id: "tok_fuzz".into(),
-            key: std::sync::Arc::new(esgate::es::continuation::IdKey::new([1; 32])),
+            key: std::sync::Arc::new(esgate::es::ids::continuation::IdKey::new([1; 32])),
         },
         guard: Default::default(),
     };
@@ -89,9 +89,9 @@ fuzz_target!(|data: &[u8]| {
     for expr in prepared.to_resolve() {
         resolution.names.insert(
             expr.clone(),
-            vec![es::resolution::ResolvedName {
+            vec![es::indices::resolution::ResolvedName {
                 name: "logs-a".to_string(),
-                kind: es::resolution::NameKind::Index,
+                kind: es::indices::resolution::NameKind::Index,
                 indices: vec!["logs-a".to_string()],
             }],
         );

@@ -36,7 +36,7 @@ use crate::app::App;
 use crate::audit::DataEvent;
 use crate::body::{self, Body, BoxError};
 use crate::config::KibanaFront;
-use crate::es::continuation::IdKey;
+use crate::es::ids::continuation::IdKey;
 use crate::policy::{client_ip, Denied};
 use crate::proxy::ConnInfo;
 

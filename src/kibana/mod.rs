@@ -6,7 +6,7 @@ pub mod path;
 pub mod routes;
 pub mod session;
 
-use crate::es::continuation::IdKey;
+use crate::es::ids::continuation::IdKey;
 
 /// The key session cookies are sealed with.
 pub fn cookie_key(id_key: &IdKey) -> session::SealKey {

@@ -42,8 +42,9 @@ async fn refused_names(
         .iter()
         .zip(futures_util::future::join_all(lookups).await)
     {
-        let allowed = found
-            .is_ok_and(|(_, resolved)| es::resolution::every_name_allowed(&resolved, who.indices));
+        let allowed = found.is_ok_and(|(_, resolved)| {
+            es::indices::resolution::every_name_allowed(&resolved, who.indices)
+        });
         if !allowed {
             refused.insert(name.clone());
         }
@@ -70,7 +71,7 @@ pub(super) async fn respond(
         SelfRoute::Authenticate => es::identity::authenticate(who),
         SelfRoute::HasPrivileges => {
             let (bytes, _hold) = read_body(app, &parts.headers, body).await?;
-            let decoded = es::body::decode_json(
+            let decoded = es::request::body::decode_json(
                 Some(&bytes),
                 header_str(&parts.headers, header::CONTENT_TYPE)?,
                 header_str(&parts.headers, header::CONTENT_ENCODING)?,

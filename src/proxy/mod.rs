@@ -275,7 +275,7 @@ async fn pipeline(
             // A failed async search still answers with its id (under its error status).
             sealing.id = sealing
                 .id
-                .filter(|id| success || id.kind == es::continuation::IdKind::AsyncSearch);
+                .filter(|id| success || id.kind == es::ids::continuation::IdKind::AsyncSearch);
             if sealing.id.is_none() && sealing.sort.is_none() {
                 return Ok(answer(
                     up.status,
@@ -343,16 +343,16 @@ enum Handling {
     Stream,
     Seal {
         sealing: Sealing,
-        shaping: Option<es::shaping::Shaping>,
+        shaping: Option<es::answers::shaping::Shaping>,
     },
     Transform {
-        transform: es::transform::Transform,
-        shaping: Option<es::shaping::Shaping>,
+        transform: es::answers::transform::Transform,
+        shaping: Option<es::answers::shaping::Shaping>,
     },
 }
 
 impl Handling {
-    fn new(answer: es::Answer, binding: es::continuation::Binding) -> Handling {
+    fn new(answer: es::Answer, binding: es::ids::continuation::Binding) -> Handling {
         match answer {
             es::Answer::Stream => Handling::Stream,
             es::Answer::Seal { id, sort, shaping } => Handling::Seal {
@@ -405,7 +405,7 @@ pub(crate) async fn decide(
         }
         Permission::Read => {
             if let Some(store) = guarded_store(app) {
-                if let Some(p) = es::store_guard::token_reaches(&token.indices, store) {
+                if let Some(p) = es::indices::store_guard::token_reaches(&token.indices, store) {
                     return Err(es::Rejection::forbidden(format!(
                         "the token's index pattern [{}] reaches esgate's token store index, which no token may read; narrow the pattern",
                         es::error::printable(p)
@@ -413,7 +413,7 @@ pub(crate) async fn decide(
                     .into());
                 }
             }
-            let accept = es::media::upstream_accept(
+            let accept = es::request::media::upstream_accept(
                 header_str(&parts.headers, header::ACCEPT)?,
                 header_str(&parts.headers, header::CONTENT_TYPE)?,
             )?;
@@ -423,7 +423,7 @@ pub(crate) async fn decide(
             }
             // The token's query cost guards, each unset one from `[policies.limits]`.
             let limits = token.limits.or(&app.config.policies.limits);
-            let guard = es::cost::CostGuard {
+            let guard = es::dsl::cost::CostGuard {
                 max_size: limits.max_size,
                 max_buckets: limits.max_buckets,
                 timeout_ms: limits.search_timeout_ms,
@@ -446,11 +446,11 @@ pub(crate) fn opaque_id(token_id: &str, request_id: &str) -> String {
 }
 
 /// The last step of every answer esgate read whole and rewrote (sealed ids, transforms): the
-/// client's response shaping (`filter_path`, `pretty`, see `es::shaping`) is applied here, after
+/// client's response shaping (`filter_path`, `pretty`, see `es::answers::shaping`) is applied here, after
 /// every esgate step, so it can only remove parts of esgate's final answer, never what esgate
 /// seals or checks. The body is rebuilt, so its length is recomputed.
 fn finish_read_whole(
-    shaping: Option<&es::shaping::Shaping>,
+    shaping: Option<&es::answers::shaping::Shaping>,
     status: http::StatusCode,
     mut headers: HeaderMap,
     bytes: Bytes,
@@ -474,11 +474,11 @@ fn answer(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response<
 /// What an answer gets sealed with before the client sees it.
 struct Sealing {
     /// A continuation id in the answer.
-    id: Option<es::continuation::Seal>,
+    id: Option<es::ids::continuation::Seal>,
     /// Doc-id sort values in the answer's hits.
-    sort: Option<es::ordinals::SortSeal>,
+    sort: Option<es::ids::ordinals::SortSeal>,
     /// The token binding the request was checked under.
-    binding: es::continuation::Binding,
+    binding: es::ids::continuation::Binding,
 }
 
 /// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
@@ -516,8 +516,17 @@ async fn backend_failure(
 }
 
 /// What binds a continuation id to the token that presents it, as its scope is now.
-fn scoped_binding(app: &App, token: &Token, filters: &es::FilterSet) -> es::continuation::Binding {
-    es::continuation::Binding::scoped(&token.id, Arc::clone(&app.id_key), filters, &token.indices)
+fn scoped_binding(
+    app: &App,
+    token: &Token,
+    filters: &es::FilterSet,
+) -> es::ids::continuation::Binding {
+    es::ids::continuation::Binding::scoped(
+        &token.id,
+        Arc::clone(&app.id_key),
+        filters,
+        &token.indices,
+    )
 }
 
 fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
@@ -527,13 +536,13 @@ fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
 /// the body's id, or dropped when it cannot be read.
 fn seal_id_headers(
-    binding: &es::continuation::Binding,
-    seal: es::continuation::Seal,
-    sort: Option<&es::ordinals::SortSeal>,
+    binding: &es::ids::continuation::Binding,
+    seal: es::ids::continuation::Seal,
+    sort: Option<&es::ids::ordinals::SortSeal>,
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
-    if seal.kind != es::continuation::IdKind::AsyncSearch {
+    if seal.kind != es::ids::continuation::IdKind::AsyncSearch {
         return;
     }
     let sealed: Vec<http::HeaderValue> = headers
@@ -545,7 +554,7 @@ fn seal_id_headers(
             es::async_search::seal_id(
                 binding,
                 v,
-                sort.and_then(es::ordinals::SortSeal::async_positions),
+                sort.and_then(es::ids::ordinals::SortSeal::async_positions),
             )
         })
         .filter_map(|v| http::HeaderValue::from_str(&v).ok())
@@ -571,7 +580,7 @@ async fn seal_response(
     body: AnswerBody,
 ) -> Result<Bytes, ProxyError> {
     let (bytes, hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    let sealed = es::ordinals::seal_search_answer(
+    let sealed = es::ids::ordinals::seal_search_answer(
         &sealing.binding,
         sealing.id,
         sealing.sort.as_ref(),
@@ -631,11 +640,11 @@ async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
     token: &Token,
-    guard: es::cost::CostGuard,
+    guard: es::dsl::cost::CostGuard,
     parts: &Parts,
     body: ClientBody,
     ctx: &mut RequestCtx,
-) -> Result<(es::Permit, es::continuation::Binding), ProxyError> {
+) -> Result<(es::Permit, es::ids::continuation::Binding), ProxyError> {
     let filters = snapshot
         .resolve_filters(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
@@ -696,7 +705,7 @@ async fn resolve_one(
     app: &App,
     authorization: Option<&http::HeaderValue>,
     expr: &str,
-) -> Result<(String, Vec<es::resolution::ResolvedName>), ProxyError> {
+) -> Result<(String, Vec<es::indices::resolution::ResolvedName>), ProxyError> {
     let names = app
         .upstream
         .resolver
@@ -836,7 +845,12 @@ async fn check_store_reach(
     let why = if encoded && !bytes.is_empty() {
         Some("a compressed body cannot be checked for esgate's token store index")
     } else {
-        es::store_guard::request_reaches(store, parts.uri.path(), parts.uri.query(), &bytes)
+        es::indices::store_guard::request_reaches(
+            store,
+            parts.uri.path(),
+            parts.uri.query(),
+            &bytes,
+        )
     };
     match why {
         Some(why) => Err(es::Rejection::forbidden(format!(

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::es::media::{self, Family, JsonMedia};
+use crate::es::request::media::{self, Family, JsonMedia};
 use crate::es::Permit;
 use crate::proxy::hygiene::is_hop_by_hop;
 use crate::proxy::ClientBody;
@@ -80,7 +80,7 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     }
 }
 
-/// The upstream request for a checked request. `accept` is what `es::media::upstream_accept`
+/// The upstream request for a checked request. `accept` is what `es::request::media::upstream_accept`
 /// chose for the client's `Accept` (JSON, in the client's compatible version if it asked for
 /// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
 /// `accept`'s when the client sent none.

@@ -1,4 +1,4 @@
-//! The backend's REST dialect (`es::dialect`), learned from its `GET /` answer the first time a
+//! The backend's REST dialect (`es::request::dialect`), learned from its `GET /` answer the first time a
 //! request needs it, and kept for the life of the process once known (every node of one
 //! cluster speaks the same dialect).
 //!
@@ -8,7 +8,7 @@
 use tokio::sync::OnceCell;
 
 use super::{Upstream, UpstreamError};
-use crate::es::dialect::{self, Dialect};
+use crate::es::request::dialect::{self, Dialect};
 
 /// Largest `GET /` answer read (the banner is a few hundred bytes).
 const MAX_ROOT_ANSWER: usize = 64 * 1024;

@@ -5,9 +5,9 @@
 //! `es::authorize` as data. Aliases and data streams are expanded to their indices so that an
 //! alias named like an allowed pattern cannot open a foreign index. Wildcards are expanded to
 //! open, non-hidden names only (Elasticsearch adds hidden dot-names for a wildcard starting
-//! with a dot; `es::index` lets only dot patterns reach those). A name the answer marks hidden
-//! (named explicitly) is reported as `NameKind::HiddenIndex` so that `es::resolution` refuses
-//! it (`es::hidden`); an index an alias points at that the answer does not describe is looked
+//! with a dot; `es::indices::index` lets only dot patterns reach those). A name the answer marks hidden
+//! (named explicitly) is reported as `NameKind::HiddenIndex` so that `es::indices::resolution` refuses
+//! it (`es::indices::hidden`); an index an alias points at that the answer does not describe is looked
 //! up by name, and one the backend still does not describe is reported hidden.
 
 use std::collections::BTreeSet;
@@ -19,7 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use super::{Upstream, UpstreamError};
-use crate::es::resolution::{NameKind, ResolvedName};
+use crate::es::indices::resolution::{NameKind, ResolvedName};
 
 /// Characters left as they are in an index expression path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC

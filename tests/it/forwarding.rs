@@ -184,7 +184,7 @@ async fn hostile_headers_never_reach_the_backend_for_a_read_token() {
         s.headers["authorization"],
         support::http::basic("esgate", PASS)
     );
-    // The compatible version is passed through, rebuilt by esgate (es::media).
+    // The compatible version is passed through, rebuilt by esgate (es::request::media).
     assert_eq!(
         s.headers["accept"],
         "application/vnd.elasticsearch+json; compatible-with=7"
@@ -418,7 +418,7 @@ async fn answers_are_json_with_allow_listed_headers(backend: &str) {
             }
             // An accept that names no format esgate refuses is answered on a legitimate read,
             // never refused (over-refusal, issue #15 item 10). Lists naming YAML next to JSON
-            // are refused by design (es::media: any unreadable element is 406).
+            // are refused by design (es::request::media: any unreadable element is 406).
             let json_accept = [
                 "*/*",
                 "application/*",

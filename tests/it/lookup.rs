@@ -272,7 +272,7 @@ async fn knn_never_returns_a_foreign_nearest_neighbour_noida() {
         assert!(got.iter().all(|id| all.contains(id)), "{body}: {got:?}");
     }
     // Retrievers: every kNN and standard leaf is filtered (nested `rrf` is refused by this
-    // backend; the unit tests of `es::retriever` cover nesting).
+    // backend; the unit tests of `es::dsl::retriever` cover nesting).
     for body in [
         json!({"retriever": {"knn": knn}}),
         json!({"retriever": {"rrf": {"retrievers": [

@@ -1,4 +1,4 @@
-//! Media types through esgate end to end (`es::media`): Elasticsearch's REST-compatibility
+//! Media types through esgate end to end (`es::request::media`): Elasticsearch's REST-compatibility
 //! types (`application/vnd.elasticsearch+json; compatible-with=N`, `+x-ndjson`) are understood
 //! and passed through to the backend; an `Accept` esgate could not read (YAML, CBOR, Smile) is
 //! refused with 406; esgate's own answers stay plain JSON that compat clients can read.

@@ -14,9 +14,9 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use super::continuation::{self, Binding, IdKind, Seal};
-use super::ordinals::Positions;
-use super::{Method, Rejection, Scope};
+use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::ordinals::Positions;
+use crate::{Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
 /// search runs, or with `keep_on_completion=true`), sealed for the token.
@@ -59,7 +59,7 @@ impl AsyncOp {
 pub const SUBMIT_ACTION: &str = "async_search_submit";
 
 /// The path suffix a search-like route is forwarded to.
-pub(super) fn search_api(async_submit: bool) -> &'static str {
+pub(crate) fn search_api(async_submit: bool) -> &'static str {
     if async_submit {
         "/_async_search"
     } else {
@@ -70,7 +70,7 @@ pub(super) fn search_api(async_submit: bool) -> &'static str {
 /// The upstream request for a poll, status or delete presenting `sealed` (the id as decoded
 /// from the request path): its method, its path with the backend id, and the seal for its
 /// answer. Another token's id, another kind of id, a forged or a raw backend id is refused.
-pub(super) fn by_id(
+pub(crate) fn by_id(
     op: AsyncOp,
     sealed: &str,
     scope: &Scope,

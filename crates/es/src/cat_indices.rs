@@ -23,8 +23,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::Rejection;
 
 /// A known column: its canonical name, its aliases, whether it reveals document counts or
 /// sizes, and whether it is right-aligned in the text table.

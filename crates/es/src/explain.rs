@@ -18,7 +18,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{rewrite, FilterSet, Rejection};
+use crate::{dsl::rewrite, FilterSet, Rejection};
 
 /// The longest document id Elasticsearch accepts, in bytes.
 const MAX_ID: usize = 512;

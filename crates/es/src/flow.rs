@@ -1,4 +1,4 @@
-//! The three steps behind [`super::plan`], [`super::prepare`] and [`super::authorize`]:
+//! The three steps behind [`crate::plan`], [`crate::prepare`] and [`crate::authorize`]:
 //! classification, body rewrite, and the concrete-index check that issues the `Permit`.
 //!
 //! Invariant: every allowed route is handled by an explicit `match` arm (no wildcard), the
@@ -10,23 +10,23 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::async_search;
-use super::body::{self, Media};
-use super::continuation::{self, IdKind, Seal};
-use super::dialect::{Dialect, DialectRoute};
-use super::endpoint::{self, Endpoint, Route};
-use super::index::{self, Expression};
-use super::ordinals::{self, SortSeal};
-use super::params::{self, ParamSet};
-use super::resolution::{self, Narrowed};
-use super::shaping::Shaping;
-use super::transform::Transform;
-use super::{cat_indices, cluster_health, explain, terms_enum};
-use super::{
-    error, msearch, rewrite, Answer, ForwardBody, Method, Permit, Plan, Prepared, RejectKind,
+use crate::answers::shaping::Shaping;
+use crate::answers::transform::Transform;
+use crate::async_search;
+use crate::ids::continuation::{self, IdKind, Seal};
+use crate::ids::ordinals::{self, SortSeal};
+use crate::indices::index::{self, Expression};
+use crate::indices::resolution::{self, Narrowed};
+use crate::request::body::{self, Media};
+use crate::request::dialect::{Dialect, DialectRoute};
+use crate::request::endpoint::{self, Endpoint, Route};
+use crate::request::params::{self, ParamSet};
+use crate::{cat_indices, cluster_health, explain, terms_enum};
+use crate::{
+    dsl::rewrite, error, msearch, Answer, ForwardBody, Method, Permit, Plan, Prepared, RejectKind,
     Rejection, RequestHead, Resolution, Scope,
 };
-use super::{knn_search, uri_search, validate_query};
+use crate::{knn_search, querylang::uri_search, validate_query};
 
 /// Most distinct index expressions in one `_msearch` (Grafana dashboards use a handful).
 const MAX_MSEARCH_EXPRESSIONS: usize = 64;
@@ -37,7 +37,7 @@ const MAX_FORWARDED_PATH: usize = 3500;
 /// Where the index expression sits in the forwarded request, so that `authorize` can put a
 /// narrowed list of names in its place.
 #[derive(Clone, Debug)]
-pub(super) enum Shape {
+pub(crate) enum Shape {
     /// No index expression (root).
     Fixed,
     /// The path is `before` + the concrete indices allowed behind the expression (`*,-*` when
@@ -52,14 +52,14 @@ pub(super) enum Shape {
     /// re-rendered with narrowed header indices.
     Msearch(Vec<msearch::Item>, Vec<Vec<u8>>),
     /// A query-language body whose query text names the indices (ES|QL, SQL).
-    QueryText(super::querylang::QueryText),
+    QueryText(crate::querylang::QueryText),
 }
 
 const JSON: &str = "application/json";
 const HEALTH: &str = "/_cluster/health/";
 const NDJSON: &str = "application/x-ndjson";
 
-pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
+pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Rejection> {
     let method = endpoint::parse_method(head.method)?;
     let route = match endpoint::classify(method, head.path)? {
         Endpoint::Allowed(route) => route,
@@ -129,7 +129,7 @@ pub(super) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     })
 }
 
-pub(super) fn prepare(
+pub(crate) fn prepare(
     plan: Plan,
     raw_body: Option<&[u8]>,
     head: &RequestHead<'_>,
@@ -154,7 +154,7 @@ pub(super) fn prepare(
     let mut params = params;
     let shaping = Shaping::take(&mut params)?;
     let uri_query = uri_search::take(&mut params)?;
-    super::fields::check_params(&params)?;
+    crate::dsl::fields::check_params(&params)?;
     let mut shape = Shape::Fixed;
     let mut seal = None;
     let mut transform = None;
@@ -450,22 +450,22 @@ pub(super) fn prepare(
             )
         }
         Route::Esql => {
-            let checked = super::querylang::esql(json_body()?, scope)?;
+            let checked = crate::querylang::esql(json_body()?, scope)?;
             let body = checked.body()?;
             let resolve = vec![checked.expression.joined()];
             shape = Shape::QueryText(checked.text);
             (Method::Post, "/_query".to_string(), Some(body), resolve)
         }
         Route::Sql => {
-            seal = Some(super::querylang::SQL_CURSOR_SEAL);
-            match super::querylang::sql(json_body()?, scope)? {
-                super::querylang::SqlRequest::Query(checked) => {
+            seal = Some(crate::querylang::SQL_CURSOR_SEAL);
+            match crate::querylang::sql(json_body()?, scope)? {
+                crate::querylang::SqlRequest::Query(checked) => {
                     let body = checked.body()?;
                     let resolve = vec![checked.expression.joined()];
                     shape = Shape::QueryText(checked.text);
                     (Method::Post, "/_sql".to_string(), Some(body), resolve)
                 }
-                super::querylang::SqlRequest::Next(body) => {
+                crate::querylang::SqlRequest::Next(body) => {
                     (Method::Post, "/_sql".to_string(), Some(body), Vec::new())
                 }
             }
@@ -473,7 +473,7 @@ pub(super) fn prepare(
         Route::SqlClose => (
             Method::Post,
             "/_sql/close".to_string(),
-            Some(super::querylang::sql_close(json_body()?, scope)?),
+            Some(crate::querylang::sql_close(json_body()?, scope)?),
             Vec::new(),
         ),
         Route::Eql { .. } => {
@@ -481,7 +481,7 @@ pub(super) fn prepare(
             shape = sh;
             let body = json_body()?;
             scope.guard.eql(body.as_ref())?;
-            let body = super::querylang::eql(body, &scope.filters)?;
+            let body = crate::querylang::eql(body, &scope.filters)?;
             (Method::Post, path, Some(body), resolve)
         }
         Route::Msearch { .. } => {
@@ -562,7 +562,7 @@ pub(super) fn prepare(
     })
 }
 
-pub(super) fn authorize(
+pub(crate) fn authorize(
     prepared: Prepared,
     resolution: &Resolution,
     scope: &Scope,
@@ -862,13 +862,13 @@ mod tests {
 
     use crate::testing::head;
 
-    fn as_indices(concrete: Vec<String>) -> Vec<es::resolution::ResolvedName> {
+    fn as_indices(concrete: Vec<String>) -> Vec<es::indices::resolution::ResolvedName> {
         concrete
             .into_iter()
-            .map(|n| es::resolution::ResolvedName {
+            .map(|n| es::indices::resolution::ResolvedName {
                 indices: vec![n.clone()],
                 name: n,
-                kind: es::resolution::NameKind::Index,
+                kind: es::indices::resolution::NameKind::Index,
             })
             .collect()
     }
@@ -1023,14 +1023,14 @@ mod tests {
         assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
         assert!(matches!(
             p.answer.sort_seal(),
-            Some(es::ordinals::SortSeal::Search(_))
+            Some(es::ids::ordinals::SortSeal::Search(_))
         ));
         let mut h = head("POST", "/_msearch", None);
         h.content_type = Some("application/x-ndjson");
         let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
         let p = run(&h, Some(body), logs).unwrap();
         match p.answer.sort_seal() {
-            Some(es::ordinals::SortSeal::Msearch(items)) => {
+            Some(es::ids::ordinals::SortSeal::Msearch(items)) => {
                 assert_eq!(items.len(), 2);
                 assert!(items[0].is_none() && items[1].is_some());
             }
@@ -1041,7 +1041,7 @@ mod tests {
         let p = run(&h, Some(br#"{"sort":["_doc"]}"#), logs).unwrap();
         assert!(matches!(
             p.answer.sort_seal(),
-            Some(es::ordinals::SortSeal::Async(_))
+            Some(es::ids::ordinals::SortSeal::Async(_))
         ));
         // A scan's sort is dropped; any other doc-id sort under scroll is refused.
         let p = run(
@@ -1073,14 +1073,14 @@ mod tests {
         assert_eq!(err.kind, RejectKind::Forbidden);
         // A point in time (search and async search): the tiebreaker past the sort is sealed,
         // and a raw tiebreaker in search_after is refused.
-        let pit = crate::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let pit = crate::ids::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
         for (path, async_search) in [("/_search", false), ("/_async_search", true)] {
             let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
             let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
             assert_eq!(body_json(&p)["pit"]["id"], json!("backend-pit"));
             match (p.answer.sort_seal(), async_search) {
-                (Some(es::ordinals::SortSeal::Async(_)), true)
-                | (Some(es::ordinals::SortSeal::Search(_)), false) => {}
+                (Some(es::ids::ordinals::SortSeal::Async(_)), true)
+                | (Some(es::ids::ordinals::SortSeal::Search(_)), false) => {}
                 (other, _) => panic!("{path}: {other:?}"),
             }
             let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}], "search_after": [1, 9]});
@@ -1190,9 +1190,9 @@ mod tests {
         let mut r = Resolution::default();
         r.names.insert(
             "logs-sa".into(),
-            vec![es::resolution::ResolvedName {
+            vec![es::indices::resolution::ResolvedName {
                 name: "logs-sa".into(),
-                kind: es::resolution::NameKind::Alias,
+                kind: es::indices::resolution::NameKind::Alias,
                 indices: vec!["secret".into()],
             }],
         );
@@ -1721,8 +1721,8 @@ mod tests {
 mod dialect_and_shaping_tests {
     use serde_json::json;
 
-    use crate::continuation::{self, IdKind};
-    use crate::dialect::Dialect;
+    use crate::ids::continuation::{self, IdKind};
+    use crate::request::dialect::Dialect;
     use crate::testing::{head, scope};
     use crate::{self as es, Permit, RejectKind, Rejection, Resolution};
 
@@ -1748,9 +1748,9 @@ mod dialect_and_shaping_tests {
         for e in prepared.to_resolve() {
             r.names.insert(
                 e.clone(),
-                vec![es::resolution::ResolvedName {
+                vec![es::indices::resolution::ResolvedName {
                     name: "logs-a".into(),
-                    kind: es::resolution::NameKind::Index,
+                    kind: es::indices::resolution::NameKind::Index,
                     indices: vec!["logs-a".into()],
                 }],
             );
@@ -1949,7 +1949,7 @@ mod cost_guards {
 
     use super::*;
     use crate as es;
-    use crate::cost::CostGuard;
+    use crate::dsl::cost::CostGuard;
     use crate::testing::{head, scope};
 
     fn run(
@@ -1974,10 +1974,10 @@ mod cost_guards {
         for e in prepared.to_resolve() {
             r.names.insert(
                 e.clone(),
-                vec![es::resolution::ResolvedName {
+                vec![es::indices::resolution::ResolvedName {
                     name: "logs-a".into(),
                     indices: vec!["logs-a".into()],
-                    kind: es::resolution::NameKind::Index,
+                    kind: es::indices::resolution::NameKind::Index,
                 }],
             );
         }

@@ -28,8 +28,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::index::pattern_allows;
-use super::Rejection;
+use crate::indices::index::pattern_allows;
+use crate::Rejection;
 
 /// A route esgate answers without the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +68,10 @@ pub fn route(method: &str, raw_path: &str) -> Option<SelfRoute> {
 
 /// These answers take only the response-shaping parameters (`filter_path`, `pretty`,
 /// `human`, `error_trace=false`), which esgate applies to its own answer (see `shaping`).
-pub fn check_query(query: Option<&str>) -> Result<super::shaping::Shaping, Rejection> {
-    let mut params = super::params::check(query, super::params::ParamSet::NoParams)?;
-    let shaping = super::shaping::Shaping::take(&mut params)?;
+pub fn check_query(query: Option<&str>) -> Result<crate::answers::shaping::Shaping, Rejection> {
+    let mut params =
+        crate::request::params::check(query, crate::request::params::ParamSet::NoParams)?;
+    let shaping = crate::answers::shaping::Shaping::take(&mut params)?;
     if !params.is_empty() {
         return Err(Rejection::forbidden(
             "this security API takes no query parameters through esgate",

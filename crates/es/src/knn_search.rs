@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::Rejection;
 
 const KNN_KEYS: &[&str] = &["field", "query_vector", "k", "num_candidates"];
 const SHAPING_KEYS: &[&str] = &["_source", "fields", "docvalue_fields", "stored_fields"];

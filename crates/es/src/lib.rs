@@ -15,49 +15,38 @@
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 
+pub mod answers;
+pub mod dsl;
+pub mod error;
+pub mod ids;
+pub mod indices;
+pub mod querylang;
+pub mod request;
+
 pub mod async_search;
-pub mod body;
 pub mod cat_indices;
 pub mod cluster_health;
-pub mod continuation;
-pub mod cost;
-pub mod dialect;
-pub mod endpoint;
-pub mod error;
-pub mod esql;
-pub(crate) mod expansion;
 pub mod explain;
-pub(crate) mod fields;
-pub mod filter_path;
-pub mod hidden;
 pub mod identity;
-pub mod index;
 pub mod knn_search;
-mod lexing;
-pub mod media;
 pub mod msearch;
-pub mod ordinals;
-pub mod params;
-pub mod resolution;
-pub mod retriever;
-pub mod rewrite;
-pub mod shaping;
-pub mod sql;
-pub mod store_guard;
 pub mod terms_enum;
+pub mod validate_query;
+
 #[cfg(test)]
 mod testing;
-pub mod transform;
-pub mod uri_search;
-pub mod validate_query;
-pub(crate) mod values;
 
 mod flow;
-mod querylang;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
+
+use answers::{shaping, transform};
+use dsl::cost;
+use ids::{continuation, ordinals};
+use indices::{index, resolution};
+use request::{dialect, endpoint};
 
 /// A token's mandatory filters: field → accepted values. Same field = any of the values;
 /// different fields = all of them.
@@ -419,7 +408,7 @@ pub fn prepare(
     head: &RequestHead<'_>,
     scope: &Scope,
 ) -> Result<Prepared, Rejection> {
-    flow::prepare(plan, body, head, scope, body::MAX_DECODED_BODY)
+    flow::prepare(plan, body, head, scope, request::body::MAX_DECODED_BODY)
 }
 
 /// [`prepare`] with an explicit cap on the decoded body size (413 when over).

@@ -9,8 +9,8 @@
 
 use serde_json::{Map, Value};
 
-use super::index::{self, Expression};
-use super::{body, error, rewrite, FilterSet, Rejection};
+use crate::indices::index::{self, Expression};
+use crate::{dsl::rewrite, error, request::body, FilterSet, Rejection};
 
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]

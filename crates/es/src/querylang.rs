@@ -9,15 +9,20 @@
 //! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
 //! cursors reach the backend only when sealed for the presenting token.
 
+pub mod esql;
+mod lexing;
+pub mod sql;
+pub mod uri_search;
+
 use serde_json::{Map, Value};
 
-use super::continuation::{self, IdKind, Seal};
-use super::error::printable;
-use super::index::{self, Expression};
-use super::{esql, rewrite, sql, FilterSet, ForwardBody, Rejection, Scope};
+use crate::error::printable;
+use crate::ids::continuation::{self, IdKind, Seal};
+use crate::indices::index::{self, Expression};
+use crate::{dsl::rewrite, FilterSet, ForwardBody, Rejection, Scope};
 
 /// Where a SQL response carries its next-page cursor, sealed before the client sees it.
-pub(super) const SQL_CURSOR_SEAL: Seal = Seal {
+pub(crate) const SQL_CURSOR_SEAL: Seal = Seal {
     field: "cursor",
     kind: IdKind::SqlCursor,
     required: false,
@@ -25,7 +30,7 @@ pub(super) const SQL_CURSOR_SEAL: Seal = Seal {
 
 /// A query-language body waiting for its source list: the checked body and the query text.
 #[derive(Clone, Debug)]
-pub(super) struct QueryText {
+pub(crate) struct QueryText {
     body: Map<String, Value>,
     text: Text,
     /// ES|QL: a `LIMIT` appended last (the token's `max_size`), so the answer never holds more
@@ -41,7 +46,7 @@ enum Text {
 
 impl QueryText {
     /// The body to forward with `names` as the query's source list.
-    pub(super) fn forward(&self, names: &[String]) -> Result<ForwardBody, Rejection> {
+    pub(crate) fn forward(&self, names: &[String]) -> Result<ForwardBody, Rejection> {
         let mut query = match &self.text {
             Text::Esql(q) => q.render(names)?,
             Text::Sql(q) => q.render(names)?,
@@ -63,21 +68,21 @@ impl QueryText {
 
 /// A checked query-language request: the index expression it reads and its text.
 #[derive(Clone, Debug)]
-pub(super) struct Checked {
+pub(crate) struct Checked {
     pub expression: Expression,
     pub text: QueryText,
 }
 
 impl Checked {
     /// The body for the expression as checked (before resolution narrows it).
-    pub(super) fn body(&self) -> Result<ForwardBody, Rejection> {
+    pub(crate) fn body(&self) -> Result<ForwardBody, Rejection> {
         self.text.forward(self.expression.elements())
     }
 }
 
 /// What a `POST /_sql` asks for.
 #[derive(Clone, Debug)]
-pub(super) enum SqlRequest {
+pub(crate) enum SqlRequest {
     /// A new query.
     Query(Checked),
     /// The next page of an earlier query: the body with the backend's cursor.
@@ -132,7 +137,7 @@ const EQL_KEYS: &[(&str, Expect)] = &[
 ];
 
 /// `POST /_query`: the ES|QL text must read only a checked source; `filter` is wrapped.
-pub(super) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Rejection> {
+pub(crate) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Rejection> {
     let mut m = object(body)?;
     let text = take_query(&mut m)?;
     let parsed = esql::parse(&text)?;
@@ -149,7 +154,7 @@ pub(super) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Reject
 }
 
 /// `POST /_sql`: a new query (one checked table, `filter` wrapped) or a sealed cursor.
-pub(super) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Rejection> {
+pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Rejection> {
     let mut m = object(body)?;
     if let Some(cursor) = m.remove("cursor") {
         if m.contains_key("query") {
@@ -177,7 +182,7 @@ pub(super) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
 }
 
 /// `POST /_sql/close`: only a cursor sealed for this token.
-pub(super) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBody, Rejection> {
+pub(crate) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBody, Rejection> {
     let mut m = object(body)?;
     let Some(cursor) = m.remove("cursor") else {
         return Err(Rejection::bad_request(
@@ -193,7 +198,7 @@ pub(super) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBod
 }
 
 /// `POST /{index}/_eql/search`: the index comes from the path; `filter` is wrapped.
-pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBody, Rejection> {
+pub(crate) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBody, Rejection> {
     let m = object(body)?;
     if !m.get("query").is_some_and(Value::is_string) {
         return Err(Rejection::bad_request(
@@ -220,7 +225,7 @@ pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
     }
     // The fields it names follow the rule of every field position (no internal counters).
     if let Some(f) = m.get("fields") {
-        super::fields::check_list(f, super::fields::Position::Data)?;
+        crate::dsl::fields::check_list(f, crate::dsl::fields::Position::Data)?;
     }
     // The query text is not parsed: every identifier-like run in it that starts with `_`
     // (bare, backtick-quoted or even inside a string) is checked as a field name, so that no
@@ -230,7 +235,7 @@ pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
         let identifier = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@');
         for run in text.split(|c: char| !identifier(c)) {
             if run.starts_with('_') {
-                super::fields::check(run, super::fields::Position::Data)?;
+                crate::dsl::fields::check(run, crate::dsl::fields::Position::Data)?;
             }
         }
     }
@@ -240,7 +245,7 @@ pub(super) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
         "tiebreaker_field",
     ] {
         if let Some(Value::String(f)) = m.get(key) {
-            super::fields::check(f, super::fields::Position::Data)?;
+            crate::dsl::fields::check(f, crate::dsl::fields::Position::Data)?;
         }
     }
     let mut m = m;
@@ -310,7 +315,9 @@ fn value_ok(expect: Expect, v: &Value) -> bool {
         Expect::Bool => v.is_boolean(),
         Expect::Uint => v.as_u64().is_some(),
         Expect::Text => v.as_str().is_some_and(|s| !s.chars().any(char::is_control)),
-        Expect::Time => v.as_str().is_some_and(super::params::is_time_value),
+        Expect::Time => v
+            .as_str()
+            .is_some_and(crate::request::params::is_time_value),
         Expect::Params => params_ok(v),
     }
 }
@@ -364,7 +371,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::continuation::{Binding, IdKey};
+    use crate::ids::continuation::{Binding, IdKey};
     use crate::RejectKind;
 
     fn scope(token: &str) -> Scope {
@@ -575,8 +582,8 @@ mod tests {
 mod route_tests {
     use serde_json::{json, Value};
 
-    use crate::continuation::{self, IdKind};
-    use crate::resolution::{NameKind, ResolvedName};
+    use crate::ids::continuation::{self, IdKind};
+    use crate::indices::resolution::{NameKind, ResolvedName};
     use crate::{self as es, RejectKind, RequestHead, Resolution};
 
     use crate::testing::scope;

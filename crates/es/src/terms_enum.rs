@@ -16,8 +16,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::error::printable;
-use super::{rewrite, FilterSet, Rejection};
+use crate::error::printable;
+use crate::{dsl::rewrite, FilterSet, Rejection};
 
 /// The aggregation's name in the forwarded search.
 const AGG: &str = "terms_enum";
@@ -69,7 +69,9 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
                     )))
                 }
             },
-            ("timeout", Value::String(t)) if super::params::is_time_value(&t) => timeout = Some(t),
+            ("timeout", Value::String(t)) if crate::request::params::is_time_value(&t) => {
+                timeout = Some(t)
+            }
             ("case_insensitive", Value::Bool(b)) => case_insensitive = b,
             ("index_filter", q) => {
                 rewrite::check_query(&q)?;
@@ -95,7 +97,7 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
         return Err(Rejection::bad_request("terms enum needs [field]"));
     };
     // Its terms come from a terms aggregation: the same field rule as any aggregation's.
-    super::fields::check(&field, super::fields::Position::Data)?;
+    crate::dsl::fields::check(&field, crate::dsl::fields::Position::Data)?;
     let mut clauses: Vec<Value> = Vec::new();
     if let Some(q) = index_filter {
         clauses.push(q);

@@ -1,9 +1,9 @@
 //! Test fixtures shared by the unit tests of `es/`: the scope of tenant `a` on `logs-*`, a
 //! JSON request head, the fixture cluster's resolution and parameter pairs.
 
-use super::continuation::{Binding, IdKey};
-use super::resolution::{NameKind, ResolvedName};
-use super::{FilterSet, RequestHead, Scope};
+use crate::ids::continuation::{Binding, IdKey};
+use crate::indices::resolution::{NameKind, ResolvedName};
+use crate::{FilterSet, RequestHead, Scope};
 
 /// Tenant `a` (`tenant: a`) on `logs-*`, token `tok_test`, a fixed sealing key.
 pub(crate) fn scope() -> Scope {

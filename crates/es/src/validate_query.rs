@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::{rewrite, uri_search, FilterSet, Rejection};
+use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Rejection};
 
 /// The body to forward: `{"query": wrap(query or match_all)}`.
 pub fn body(
@@ -28,7 +28,7 @@ pub(crate) mod tests {
 
     use serde_json::json;
 
-    use crate::resolution::{NameKind, ResolvedName};
+    use crate::indices::resolution::{NameKind, ResolvedName};
     use crate::{self as es, Method, RejectKind, Resolution};
 
     use crate::testing::scope;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::continuation::{open, seal, IdKey};
+use crate::ids::continuation::{open, seal, IdKey};
 use crate::{FilterSet, RejectKind};
 
 const BACKEND_ID: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
@@ -191,10 +191,10 @@ fn run(
     for e in prepared.to_resolve() {
         let names = ["logs-a", "logs-b", "secret"]
             .iter()
-            .map(|n| crate::resolution::ResolvedName {
+            .map(|n| crate::indices::resolution::ResolvedName {
                 name: n.to_string(),
                 indices: vec![n.to_string()],
-                kind: crate::resolution::NameKind::Index,
+                kind: crate::indices::resolution::NameKind::Index,
             })
             .collect();
         r.names.insert(e.clone(), names);

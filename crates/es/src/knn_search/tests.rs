@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::{rewrite, FilterSet, RejectKind};
+use crate::{dsl::rewrite, FilterSet, RejectKind};
 
 fn knn() -> Value {
     json!({"field": "v", "query_vector": [1.0, 0.0], "k": 3, "num_candidates": 10})

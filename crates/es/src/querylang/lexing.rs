@@ -7,14 +7,14 @@
 
 /// Deepest bracket nesting accepted in query text (the parsers behind are recursive; see
 /// CVE-2023-31419 for what deep nesting did to one of them).
-pub(super) const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// Why a token could not be read; each language turns it into its own refusal.
-pub(super) type Refused = &'static str;
+pub(crate) type Refused = &'static str;
 
 /// The end of a line comment whose two-byte opener (`//` or `--`) starts at `i`: the first
 /// line break, `\r` included (as in both grammars).
-pub(super) fn line_comment_end(b: &[u8], i: usize) -> usize {
+pub(crate) fn line_comment_end(b: &[u8], i: usize) -> usize {
     let mut j = i + 2;
     while j < b.len() && !matches!(b[j], b'\n' | b'\r') {
         j += 1;
@@ -23,7 +23,7 @@ pub(super) fn line_comment_end(b: &[u8], i: usize) -> usize {
 }
 
 /// The end of the `/* */` comment starting at `i`. A nested `/*` is refused.
-pub(super) fn block_comment_end(b: &[u8], i: usize) -> Result<usize, Refused> {
+pub(crate) fn block_comment_end(b: &[u8], i: usize) -> Result<usize, Refused> {
     let mut j = i + 2;
     while j + 1 < b.len() {
         if b[j] == b'*' && b[j + 1] == b'/' {
@@ -38,7 +38,7 @@ pub(super) fn block_comment_end(b: &[u8], i: usize) -> Result<usize, Refused> {
 }
 
 /// The end of a token quoted by `q` starting at `i`, where a doubled `q` is an escaped quote.
-pub(super) fn doubled_quote_end(b: &[u8], i: usize, q: u8) -> Result<usize, Refused> {
+pub(crate) fn doubled_quote_end(b: &[u8], i: usize, q: u8) -> Result<usize, Refused> {
     let mut j = i + 1;
     while j < b.len() {
         if b[j] == q {

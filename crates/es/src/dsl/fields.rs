@@ -37,8 +37,8 @@
 
 use serde_json::Value;
 
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::Rejection;
 
 /// Where a field name appears.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,9 +26,9 @@
 
 use serde_json::{Map, Value};
 
-use super::params::time_millis;
-use super::values::{histogram_buckets, uint_of};
-use super::Rejection;
+use crate::dsl::values::{histogram_buckets, uint_of};
+use crate::request::params::time_millis;
+use crate::Rejection;
 
 /// `size` when a search gives none (Elasticsearch's default).
 const DEFAULT_SIZE: u64 = 10;

@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value};
 
-use super::error::printable;
-use super::{rewrite, FilterSet, Rejection};
+use crate::error::printable;
+use crate::{dsl::rewrite, FilterSet, Rejection};
 
 /// Keys of a search body that cannot stand beside a `retriever`.
 const NOT_BESIDE: &[&str] = &["query", "knn", "sub_searches", "rank"];
@@ -92,7 +92,7 @@ fn standard(
             }
             // Scores carry index-wide statistics: a threshold would make counts depend on
             // other tenants' documents.
-            "min_score" => return Err(super::expansion::score_threshold(k)),
+            "min_score" => return Err(crate::dsl::expansion::score_threshold(k)),
             "_name" if v.is_string() => {
                 out.insert(k.clone(), v.clone());
             }

@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use super::{cat_indices, cluster_health, explain, terms_enum};
+use crate::{cat_indices, cluster_health, explain, terms_enum};
 
 /// How the backend's answer is turned into the client's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,8 +203,8 @@ mod route_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::endpoint::{self, Endpoint, Route};
-    use crate::resolution::{NameKind, ResolvedName};
+    use crate::indices::resolution::{NameKind, ResolvedName};
+    use crate::request::endpoint::{self, Endpoint, Route};
     use crate::{self as es, FilterSet, Method, Permit, Rejection, RequestHead, Resolution, Scope};
 
     fn scope(filtered: bool) -> Scope {
@@ -216,9 +216,9 @@ mod route_tests {
         Scope {
             filters,
             indices: vec!["logs-*".to_string()],
-            ids: es::continuation::Binding {
+            ids: es::ids::continuation::Binding {
                 token_id: "tok_test".into(),
-                key: std::sync::Arc::new(es::continuation::IdKey::new([1; 32])),
+                key: std::sync::Arc::new(es::ids::continuation::IdKey::new([1; 32])),
             },
             guard: Default::default(),
         }

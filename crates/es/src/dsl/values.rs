@@ -17,7 +17,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Rejection;
+use crate::Rejection;
 
 /// Most buckets one aggregation may ask for (`search.max_buckets`: 65535 on OpenSearch,
 /// 65536 on Elasticsearch; the smaller of the two).

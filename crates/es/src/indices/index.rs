@@ -8,7 +8,7 @@
 //! unusual characters are rejected before anything is resolved, so a foreign name never costs a
 //! backend round trip (no existence oracle). Concrete names are matched with `*` globs only.
 
-use super::Rejection;
+use crate::Rejection;
 
 /// A checked index expression: the elements as they will be forwarded.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -413,12 +413,12 @@ const ES_OVERRIDES: &[(&str, &str, &str)] = &[
     (
         "POST",
         "/_query",
-        "ES|QL: one checked FROM, allow-listed commands, filter wrapped (es::esql)",
+        "ES|QL: one checked FROM, allow-listed commands, filter wrapped (es::querylang::esql)",
     ),
     (
         "POST",
         "/_sql",
-        "SQL: one checked table, filter wrapped, cursors sealed (es::sql)",
+        "SQL: one checked table, filter wrapped, cursors sealed (es::querylang::sql)",
     ),
     ("POST", "/_sql/close", "bound: only own sealed SQL cursors"),
     (

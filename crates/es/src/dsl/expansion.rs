@@ -19,8 +19,8 @@
 
 use serde_json::{Map, Value};
 
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::Rejection;
 
 /// The multi-term rewrite methods whose match set is every matching term, without a limit
 /// (`top_terms_N` keeps N terms of the whole shard; the `*_boolean` ones fail past the clause
@@ -117,7 +117,7 @@ pub(crate) fn may_be_metadata(field: &str) -> bool {
         || (name.contains('*')
             && METADATA_FIELDS
                 .iter()
-                .any(|m| super::index::glob_match(name, m)))
+                .any(|m| crate::indices::index::glob_match(name, m)))
 }
 
 /// What the text of a query-string-like query does.
@@ -191,7 +191,7 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 '\\' if classic => {
                     let rest: String = chars[i + 1..].iter().take(5).collect();
                     let mut after = rest.chars();
-                    if let Some(escaped) = super::fields::unescape(&mut after)? {
+                    if let Some(escaped) = crate::dsl::fields::unescape(&mut after)? {
                         term.push(escaped);
                     }
                     i += 1 + rest.chars().count() - after.count();

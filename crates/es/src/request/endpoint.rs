@@ -8,8 +8,8 @@
 //! substring matching and no default allow. Every route of both endpoint inventories
 //! (`crates/es/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
-use super::async_search::{self, AsyncOp};
-use super::{params, Method, RejectKind, Rejection};
+use crate::async_search::{self, AsyncOp};
+use crate::{request::params, Method, RejectKind, Rejection};
 
 /// The routes a read token may use.
 #[derive(Clone, Debug, PartialEq, Eq)]

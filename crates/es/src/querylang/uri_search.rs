@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Rejection;
+use crate::Rejection;
 
 /// The URI-search parameters, in the order Elasticsearch reads them.
 pub const PARAMS: &[&str] = &[

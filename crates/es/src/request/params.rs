@@ -8,8 +8,8 @@
 //! output is the exact parameter list forwarded, in canonical order, with
 //! `expand_wildcards=open` added on every route that takes it.
 
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::Rejection;
 
 /// Which parameter list applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

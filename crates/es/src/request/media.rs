@@ -8,7 +8,7 @@
 //! CBOR, Smile, or any other `vnd.elasticsearch+` form) or an unknown compatible version is
 //! refused with 406 before anything is sent.
 
-use super::{RejectKind, Rejection};
+use crate::{RejectKind, Rejection};
 
 /// REST-compatibility versions esgate passes through: what Elasticsearch 8 and 9 accept
 /// (`compatible-with` their own major or the one before).

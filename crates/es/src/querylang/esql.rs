@@ -15,8 +15,8 @@
 
 use serde_json::{Map, Value};
 
-use super::expansion::{self, Syntax};
-use super::{lexing, Rejection};
+use crate::dsl::expansion::{self, Syntax};
+use crate::{querylang::lexing, Rejection};
 
 /// Full-text functions whose options (a `{...}` map) and query text are checked like the
 /// query DSL's (`expansion`): no fuzzy or prefix expansion, no expanding rewrite.

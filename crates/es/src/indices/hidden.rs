@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use super::index::{concrete_allowed, pattern_allows};
+use crate::indices::index::{concrete_allowed, pattern_allows};
 
 /// Whether the hidden index `name` is covered by a pattern that names hidden indices on
 /// purpose (its exact name, or a dot pattern).

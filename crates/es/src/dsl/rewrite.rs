@@ -15,9 +15,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::error::printable;
-use super::fields::{self, Position};
-use super::{values, FilterSet, Rejection};
+use crate::dsl::fields::{self, Position};
+use crate::error::printable;
+use crate::{dsl::values, FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
 pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
@@ -42,7 +42,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
-    if !super::retriever::rewrite_in_body(&mut obj, filters)? {
+    if !crate::dsl::retriever::rewrite_in_body(&mut obj, filters)? {
         wrap_entry_points(&mut obj, filters)?;
     }
     // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers
@@ -285,7 +285,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                 f != "boost"
                     && f != "_name"
                     && insensitive(v)
-                    && super::expansion::may_be_metadata(f)
+                    && crate::dsl::expansion::may_be_metadata(f)
             }) {
                 return Err(Rejection::forbidden(
                     "case-insensitive term queries on metadata fields are not allowed for this \
@@ -362,7 +362,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         | "more_like_this"
         | "common"
         | "intervals"
-        | "span_multi" => Err(super::expansion::statistics(ty)),
+        | "span_multi" => Err(crate::dsl::expansion::statistics(ty)),
         "match" => {
             field_leaf(
                 body,
@@ -425,11 +425,11 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
                     "_name",
                 ],
             )?;
-            super::expansion::options(object(body, ty)?)
+            crate::dsl::expansion::options(object(body, ty)?)
         }
         "query_string" => flat_text_query(
             body,
-            super::expansion::Syntax::Classic,
+            crate::dsl::expansion::Syntax::Classic,
             &[
                 "query",
                 "default_field",
@@ -460,7 +460,7 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
         ),
         "simple_query_string" => flat_text_query(
             body,
-            super::expansion::Syntax::Simple,
+            crate::dsl::expansion::Syntax::Simple,
             &[
                 "query",
                 "fields",
@@ -572,7 +572,9 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
                 "meta" => inert(val)?,
                 // The top documents by score per shard: which are sampled, and so every
                 // count below, depends on index-wide term statistics.
-                "sampler" | "diversified_sampler" => return Err(super::expansion::statistics(k)),
+                "sampler" | "diversified_sampler" => {
+                    return Err(crate::dsl::expansion::statistics(k))
+                }
                 _ => {
                     types += 1;
                     check_agg_type(k, val)?;
@@ -851,7 +853,7 @@ fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
             Value::Bool(_) => Ok(()),
             _ => uint(v, key),
         },
-        "min_score" => Err(super::expansion::score_threshold(key)),
+        "min_score" => Err(crate::dsl::expansion::score_threshold(key)),
         "version" | "track_scores" => boolean(v, key),
         "seq_no_primary_term" => no_seq_no_primary_term(v),
         "explain" | "profile" => match v {
@@ -968,7 +970,7 @@ fn check_function_score(body: &Value) -> Result<(), Rejection> {
             "boost" | "boost_mode" | "score_mode" | "max_boost" | "_name" | "weight" => {
                 scalar(val, k)?
             }
-            "min_score" => return Err(super::expansion::score_threshold(k)),
+            "min_score" => return Err(crate::dsl::expansion::score_threshold(k)),
             "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
                 inert(val)?;
                 fields::check_score_function(k, val)?;
@@ -1357,12 +1359,12 @@ fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
 /// `default_field`, `fields` or the text).
 fn flat_text_query(
     v: &Value,
-    syntax: super::expansion::Syntax,
+    syntax: crate::dsl::expansion::Syntax,
     allowed: &[&str],
 ) -> Result<(), Rejection> {
     flat(v, allowed)?;
     let m = object(v, "query")?;
-    super::expansion::options(m)?;
+    crate::dsl::expansion::options(m)?;
     let mut targets: Vec<&str> = Vec::new();
     if let Some(f) = m.get("default_field") {
         targets.push(
@@ -1383,9 +1385,9 @@ fn flat_text_query(
         Some(_) => return Err(Rejection::bad_request("[fields] must be a list")),
     }
     match m.get("query") {
-        Some(Value::String(q)) if super::uri_search::too_deep(q) => Err(Rejection::bad_request(
-            "the query string is nested too deeply",
-        )),
+        Some(Value::String(q)) if crate::querylang::uri_search::too_deep(q) => Err(
+            Rejection::bad_request("the query string is nested too deeply"),
+        ),
         // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
         // differently: with flags, any `~` counts as a fuzzy term.
         Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
@@ -1394,7 +1396,7 @@ fn flat_text_query(
                  [flags] every `~` counts as one",
             ))
         }
-        Some(Value::String(q)) => super::expansion::check_text(q, syntax, &targets),
+        Some(Value::String(q)) => crate::dsl::expansion::check_text(q, syntax, &targets),
         _ => Ok(()),
     }
 }
@@ -1441,14 +1443,14 @@ fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
         if field == "boost" || field == "_name" {
             continue;
         }
-        if super::expansion::may_be_metadata(field) {
+        if crate::dsl::expansion::may_be_metadata(field) {
             return Err(Rejection::forbidden(
                 "wildcard, prefix and regexp queries on metadata fields are not allowed for \
                  this token",
             ));
         }
         if let Value::Object(inner) = val {
-            super::expansion::options(inner)?;
+            crate::dsl::expansion::options(inner)?;
         }
     }
     Ok(())
@@ -1459,7 +1461,7 @@ fn field_options(body: &Value) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     for val in m.values() {
         if let Value::Object(inner) = val {
-            super::expansion::options(inner)?;
+            crate::dsl::expansion::options(inner)?;
         }
     }
     Ok(())
@@ -2312,7 +2314,7 @@ mod tests {
 
 #[cfg(test)]
 mod sort_order_tests {
-    use crate::body::parse_strict;
+    use crate::request::body::parse_strict;
     use crate::FilterSet;
 
     #[test]

@@ -13,7 +13,7 @@ use std::io::Read;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use super::{RejectKind, Rejection};
+use crate::{RejectKind, Rejection};
 
 /// Default cap on the decoded (decompressed) body size.
 pub const MAX_DECODED_BODY: usize = 100 * 1024 * 1024;
@@ -61,7 +61,7 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
             "charset" if value == "utf-8" || value == "utf8" => {}
             "compatible-with"
                 if is_vnd
-                    && super::media::COMPAT_VERSIONS
+                    && crate::request::media::COMPAT_VERSIONS
                         .iter()
                         .any(|v| v.to_string() == value) =>
             {

@@ -49,9 +49,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::continuation::{self, Binding, IdKind, Seal};
-use super::error::printable;
-use super::Rejection;
+use crate::error::printable;
+use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
 const ORDINAL_FIELDS: &[&str] = &["_doc", "_shard_doc", "_seq_no", "_primary_term"];
@@ -172,7 +172,7 @@ impl SortSeal {
 
 /// How the search is continued, which decides what its ordinal sorts may be.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Mode<'a> {
+pub(crate) enum Mode<'a> {
     /// A plain search (or msearch item, async search) over this index expression.
     Plain { expression: &'a str },
     /// A search that opens a scroll.
@@ -184,7 +184,7 @@ pub(super) enum Mode<'a> {
 /// Moves a `?sort=` parameter into the body (`field` or `field:asc|desc`, comma separated, as
 /// Elasticsearch reads it), so that the sort positions are known exactly; a sort in both places
 /// is a 400 (backends disagree on which wins).
-pub(super) fn take_uri_sort(
+pub(crate) fn take_uri_sort(
     params: &mut Vec<(String, String)>,
     body: Option<Value>,
 ) -> Result<Option<Value>, Rejection> {
@@ -231,7 +231,7 @@ pub(super) fn take_uri_sort(
 /// Checks a rewritten search body's sort, `slice` and `search_after` for the way it is
 /// continued, opens the sealed `search_after` values at ordinal positions, and returns where the
 /// answer's ordinal sort values will be (`None`: nowhere).
-pub(super) fn prepare(
+pub(crate) fn prepare(
     body: &mut Value,
     mode: Mode<'_>,
     binding: &Binding,
@@ -337,7 +337,7 @@ pub fn seal_search_answer(
     body: &[u8],
 ) -> Result<Vec<u8>, AnswerError> {
     let with_id = match id_seal {
-        Some(s) if s.kind == IdKind::AsyncSearch => super::async_search::seal_response_with(
+        Some(s) if s.kind == IdKind::AsyncSearch => crate::async_search::seal_response_with(
             binding,
             body,
             sort.and_then(SortSeal::async_positions),
@@ -698,7 +698,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::continuation::IdKey;
+    use crate::ids::continuation::IdKey;
     use crate::RejectKind;
 
     fn binding(token: &str) -> Binding {

@@ -16,9 +16,9 @@
 
 use std::collections::BTreeSet;
 
-use super::hidden;
-use super::index::concrete_allowed;
-use super::Rejection;
+use crate::indices::hidden;
+use crate::indices::index::concrete_allowed;
+use crate::Rejection;
 
 /// What kind of name the backend resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum NameKind {
     Index,
     Alias,
     DataStream,
-    /// An index the backend reports as hidden (see `es::hidden`). Also used for an index an
+    /// An index the backend reports as hidden (see `indices::hidden`). Also used for an index an
     /// alias points at whose attributes the backend did not report (treated as hidden).
     HiddenIndex,
 }

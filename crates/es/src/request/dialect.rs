@@ -4,7 +4,7 @@
 //! backend of the other dialect may treat such a request as something else (the Elasticsearch 8
 //! dialect runs `/{index}/_search/point_in_time` as an unfiltered search). esgate forwards a
 //! dialect's own form only to a backend known to speak it (issue #8.6): the proxy learns the
-//! dialect once from the backend's `GET /` and passes it in with the [`super::Resolution`];
+//! dialect once from the backend's `GET /` and passes it in with the [`crate::Resolution`];
 //! the other dialect's form is answered like Elasticsearch answers a route it does not have
 //! (400, no handler), and an unknown dialect refuses both (fail closed).
 //!
@@ -44,15 +44,15 @@ pub struct DialectRoute {
 
 impl DialectRoute {
     /// Whether the route may be forwarded to a backend of `backend` dialect.
-    pub fn check(&self, backend: Option<Dialect>) -> Result<(), super::Rejection> {
+    pub fn check(&self, backend: Option<Dialect>) -> Result<(), crate::Rejection> {
         match backend {
             Some(d) if d == self.dialect => Ok(()),
             // What Elasticsearch (and OpenSearch) answer for a route they do not have.
-            Some(_) => Err(super::Rejection::bad_request(format!(
+            Some(_) => Err(crate::Rejection::bad_request(format!(
                 "no handler found for uri [{}] and method [{}]",
                 self.template, self.method
             ))),
-            None => Err(super::Rejection::forbidden(
+            None => Err(crate::Rejection::forbidden(
                 "point in time is refused: the backend's dialect (Elasticsearch or OpenSearch) is not known",
             )),
         }

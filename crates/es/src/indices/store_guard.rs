@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use super::index::{glob_match, pattern_allows};
+use crate::indices::index::{glob_match, pattern_allows};
 
 /// The token pattern that allows the store index, if any.
 pub fn token_reaches<'a>(patterns: &'a [String], store: &str) -> Option<&'a str> {

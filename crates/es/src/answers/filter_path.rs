@@ -20,8 +20,8 @@
 
 use serde_json::{Map, Value};
 
-use super::index::glob_match;
-use super::Rejection;
+use crate::indices::index::glob_match;
+use crate::Rejection;
 
 /// Most filters one `filter_path` may list.
 const MAX_FILTERS: usize = 64;

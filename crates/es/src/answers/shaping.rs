@@ -3,7 +3,7 @@
 //! the Node client's `helpers.search` and `helpers.scrollDocuments` add `filter_path`).
 //! `error_trace=false` (the default) is accepted and dropped.
 //!
-//! Where they apply depends on how esgate relays the answer ([`super::Answer`]):
+//! Where they apply depends on how esgate relays the answer ([`crate::Answer`]):
 //! - an answer streamed untouched: they are forwarded, the backend applies them;
 //! - an answer esgate reads whole (a sealed id, a transform): they are never forwarded (a
 //!   `filter_path` could strip the id esgate must seal or the parts a transform checks) and
@@ -15,8 +15,8 @@
 
 use serde_json::Value;
 
-use super::filter_path::FilterPath;
-use super::Rejection;
+use crate::answers::filter_path::FilterPath;
+use crate::Rejection;
 
 /// The response-shaping parameters of one request, taken out of its query string.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

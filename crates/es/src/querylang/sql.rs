@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value};
 
-use super::expansion::{self, Syntax};
-use super::{lexing, Rejection};
+use crate::dsl::expansion::{self, Syntax};
+use crate::{querylang::lexing, Rejection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::Rejection;
+use crate::Rejection;
 
 const PREFIX: &str = "esgc1_";
 const MAC_LEN: usize = 16;
@@ -90,7 +90,7 @@ impl Binding {
     pub fn scoped(
         token_id: &str,
         key: std::sync::Arc<IdKey>,
-        filters: &super::FilterSet,
+        filters: &crate::FilterSet,
         indices: &[String],
     ) -> Binding {
         use sha2::Digest;
@@ -204,7 +204,7 @@ struct TopLevelIds {
 /// without the field is returned unchanged.
 pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
     if seal_spec.kind == IdKind::AsyncSearch {
-        return Some(super::async_search::seal_response(binding, body));
+        return Some(crate::async_search::seal_response(binding, body));
     }
     let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
         return (!seal_spec.required).then(|| body.to_vec());
