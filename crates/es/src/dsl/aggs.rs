@@ -342,3 +342,23 @@ fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
         )),
     }
 }
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::dsl::query::assert_each_key_once;
+
+    #[test]
+    fn tables_name_each_key_once() {
+        for (name, table) in [
+            ("MULTI_TERMS", MULTI_TERMS),
+            ("FILTERS", FILTERS),
+            ("COMPOSITE", COMPOSITE),
+            ("TOP_METRICS", TOP_METRICS),
+            ("BUCKET_SORT", BUCKET_SORT),
+            ("AGG_TYPES", AGG_TYPES),
+        ] {
+            assert_each_key_once(name, table);
+        }
+    }
+}

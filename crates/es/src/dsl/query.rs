@@ -349,9 +349,16 @@ const RANK_FEATURE: &[&str] = &[
     "_name",
 ];
 
-/// Every query type: its slot (the value under `{"<type>": ...}`), or its refusal.
+/// Every query type (each in one group only: `tables_name_each_key_once`): its slot (the value under `{"<type>": ...}`), or its refusal.
 const QUERY_TYPES: Table = &[
+    // The types dashboards send most come first (the lookup is a scan).
     (&["bool"], Slot::Object("bool", BOOL)),
+    (&["range"], Slot::Check(range_query)),
+    (&["match_phrase"], Slot::Check(match_phrase_query)),
+    (&["match"], Slot::Check(match_query)),
+    (&["term"], Slot::Check(term_query)),
+    (&["terms"], Slot::Check(terms_query)),
+    (&["exists"], Slot::Flat(&["field", "boost", "_name"])),
     (&["boosting"], Slot::Object("boosting", BOOSTING)),
     (
         &["constant_score"],
@@ -363,9 +370,6 @@ const QUERY_TYPES: Table = &[
         Slot::Object("function_score", FUNCTION_SCORE),
     ),
     (&["nested"], Slot::Object("nested", NESTED)),
-    (&["term"], Slot::Check(term_query)),
-    (&["terms"], Slot::Check(terms_query)),
-    (&["range"], Slot::Check(range_query)),
     (&["prefix"], Slot::Check(prefix_query)),
     (&["wildcard"], Slot::Check(wildcard_query)),
     (&["regexp"], Slot::Check(regexp_query)),
@@ -385,9 +389,6 @@ const QUERY_TYPES: Table = &[
         ],
         Slot::Statistics,
     ),
-    (&["match"], Slot::Check(match_query)),
-    (&["match_phrase"], Slot::Check(match_phrase_query)),
-    (&["exists"], Slot::Flat(&["field", "boost", "_name"])),
     (&["ids"], Slot::Flat(&["values", "boost", "_name"])),
     (
         &["match_all", "match_none"],
@@ -1204,4 +1205,46 @@ pub(crate) fn feature(name: &str) -> Rejection {
         "[{}] is not allowed for this token",
         printable(name)
     ))
+}
+
+/// Each key in at most one group of a table (the first group would win silently).
+#[cfg(test)]
+pub(crate) fn assert_each_key_once(name: &str, table: Table) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (keys, _) in table {
+        for k in *keys {
+            assert!(seen.insert(*k), "{name}: [{k}] in two groups");
+        }
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn tables_name_each_key_once() {
+        for (name, table) in [
+            ("BOOL", BOOL),
+            ("BOOSTING", BOOSTING),
+            ("CONSTANT_SCORE", CONSTANT_SCORE),
+            ("DIS_MAX", DIS_MAX),
+            ("NESTED", NESTED),
+            ("FUNCTION_SCORE", FUNCTION_SCORE),
+            ("SCORE_FUNCTION", SCORE_FUNCTION),
+            ("KNN", KNN),
+            ("GEO_SHAPE_FIELD", GEO_SHAPE_FIELD),
+            ("QUERY_TYPES", QUERY_TYPES),
+            ("TOP_HITS", TOP_HITS),
+            ("INNER_HITS", INNER_HITS),
+            ("HIGHLIGHT", HIGHLIGHT),
+            ("HIGHLIGHT_FIELD", HIGHLIGHT_FIELD),
+            ("COLLAPSE", COLLAPSE),
+            ("SORT_OPTIONS", SORT_OPTIONS),
+            ("SORT_NESTED", SORT_NESTED),
+            ("SOURCE", SOURCE),
+        ] {
+            assert_each_key_once(name, table);
+        }
+    }
 }

@@ -274,6 +274,25 @@ fn into_object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
 }
 
 #[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::dsl::query::assert_each_key_once;
+
+    #[test]
+    fn tables_name_each_key_once() {
+        for (name, table) in [
+            ("TOP_LEVEL", TOP_LEVEL),
+            ("RANK", RANK),
+            ("RESCORE", RESCORE),
+            ("RESCORE_QUERY", RESCORE_QUERY),
+            ("SUB_SEARCH", SUB_SEARCH),
+        ] {
+            assert_each_key_once(name, table);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::RejectKind;
