@@ -404,22 +404,23 @@ impl<'a> Parser<'a> {
 /// The index of the first byte at or after `from` that is a quote, a backslash or a control
 /// character (or the end), eight bytes at a time: string contents are most of a body's bytes.
 fn skip_plain(s: &[u8], mut from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Some byte of `x` is zero / below 0x20 (exact for the first such byte; only whether
-    // there is one is used).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     while let Some(chunk) = s.get(from..from + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let special = zero(w ^ (ONES * u64::from(b'"')))
-            | zero(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
-        if special != 0 {
-            break;
+        if let Some(at) = first_special(u64::from_le_bytes(word)) {
+            return from + at;
         }
         from += 8;
+    }
+    let tail = s.len().saturating_sub(from);
+    if tail > 0 && s.len() >= 8 {
+        // The last eight bytes, the ones already scanned shifted out (their places become
+        // zero bytes above the end, which count as control characters: the scan stops at the
+        // end at the latest).
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[s.len() - 8..]);
+        let w = u64::from_le_bytes(word) >> (8 * (8 - tail));
+        return from + first_special(w).map_or(tail, |at| at.min(tail));
     }
     while let Some(&b) = s.get(from) {
         if b == b'"' || b == b'\\' || b < 0x20 {
@@ -428,6 +429,19 @@ fn skip_plain(s: &[u8], mut from: usize) -> usize {
         from += 1;
     }
     from
+}
+
+/// The position of the first quote, backslash or control character in a little-endian word.
+fn first_special(w: u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` that is zero. Above the lowest such byte a borrow can
+    // mark others too, but the lowest mark is always exact, and only it is used.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let special = zero(w ^ (ONES * u64::from(b'"')))
+        | zero(w ^ (ONES * u64::from(b'\\')))
+        | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+    (special != 0).then(|| (special.trailing_zeros() / 8) as usize)
 }
 
 /// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text).

@@ -243,3 +243,38 @@ fn strings_without_escapes_borrow_the_body() {
     assert_eq!(node.get("size").and_then(Node::as_u64), Some(10));
     assert_eq!(Node::from_value(&node.to_value()), node);
 }
+
+#[test]
+fn the_word_scan_stops_where_a_byte_scan_does() {
+    let naive = |s: &[u8], from: usize| {
+        (from..s.len())
+            .find(|&i| s[i] == b'"' || s[i] == b'\\' || s[i] < 0x20)
+            .unwrap_or(s.len())
+    };
+    let alphabet = b"aZ09 \"\\\x00\x01\x1f\x20\x7f\x80\xc3\xa9\xff!#";
+    let mut state = 0x1234_5678_9abc_def1u64;
+    for _ in 0..100_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 40) as usize;
+        // Mostly plain bytes, a special one now and then, at any offset of a word.
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| {
+                let r = state.rotate_left(i as u32 * 7) ^ (i as u64 * 0x9e37_79b9);
+                if r % 9 == 0 {
+                    alphabet[(r >> 8) as usize % alphabet.len()]
+                } else {
+                    b'a' + (r % 26) as u8
+                }
+            })
+            .collect();
+        for from in 0..=len {
+            assert_eq!(
+                skip_plain(&bytes, from),
+                naive(&bytes, from),
+                "{bytes:?} {from}"
+            );
+        }
+    }
+}
