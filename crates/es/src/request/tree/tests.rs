@@ -262,7 +262,7 @@ fn the_word_scan_stops_where_a_byte_scan_does() {
         let bytes: Vec<u8> = (0..len)
             .map(|i| {
                 let r = state.rotate_left(i as u32 * 7) ^ (i as u64 * 0x9e37_79b9);
-                if r % 9 == 0 {
+                if r.is_multiple_of(9) {
                     alphabet[(r >> 8) as usize % alphabet.len()]
                 } else {
                     b'a' + (r % 26) as u8
