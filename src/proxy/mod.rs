@@ -515,24 +515,6 @@ async fn backend_failure(
     }
 }
 
-/// What binds a continuation id to the token that presents it, as its scope is now.
-fn scoped_binding(
-    app: &App,
-    token: &Token,
-    filters: &es::FilterSet,
-) -> es::ids::continuation::Binding {
-    es::ids::continuation::Binding::scoped(
-        &token.id,
-        Arc::clone(&app.id_key),
-        filters,
-        &token.indices,
-    )
-}
-
-fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
-    es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value)))
-}
-
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
 /// the body's id, or dropped when it cannot be read.
 fn seal_id_headers(
@@ -645,14 +627,16 @@ async fn enforce(
     body: ClientBody,
     ctx: &mut RequestCtx,
 ) -> Result<(es::Permit, es::ids::continuation::Binding), ProxyError> {
-    let filters = snapshot
-        .resolve_filters(token)
+    let derived = snapshot
+        .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
-    let filters = filter_set(filters);
     let scope = es::Scope {
-        ids: scoped_binding(app, token, &filters),
+        ids: es::ids::continuation::Binding {
+            token_id: derived.bound_id.clone(),
+            key: Arc::clone(&app.id_key),
+        },
         guard,
-        filters,
+        filters: derived.filters.clone(),
         indices: token.indices.clone(),
     };
     let head = es::RequestHead {
