@@ -105,11 +105,18 @@ async fn secrets_are_shown_once_reset_and_delete_take_effect_at_once() {
 async fn expired_tokens_are_refused_with_403_and_stay_listed_as_expired() {
     let backend = Backend::osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
+    // Expiry is kept in whole seconds, so a token made to last 4 s ends 3 to 4 s after it
+    // was created; the first request must be sent well before (a loaded CI machine can take
+    // over a second, which made a 1 s expiry flaky) and the second after the end.
+    let created = std::time::Instant::now();
     let (id, secret) = gw
-        .token(json!({"name": "short", "permissions": ["all"], "expires_in": "1s"}))
+        .token(json!({"name": "short", "permissions": ["all"], "expires_in": "4s"}))
         .await;
-    assert_eq!(get_root(&gw, &bearer(&secret)).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let first = get_root(&gw, &bearer(&secret)).await.status;
+    if created.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(first, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(5100).saturating_sub(created.elapsed())).await;
     let r = get_root(&gw, &bearer(&secret)).await;
     assert_eq!(r.status, 403);
     assert!(reason(&r.json()).contains("expired"), "{}", r.text());
