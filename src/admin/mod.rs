@@ -33,6 +33,7 @@
 //!   (duplicate IP filter name), 500 `store_exception` (nothing was changed).
 //! - A PATCH that changes nothing answers 200 and writes and audits nothing.
 
+pub mod api;
 mod filters;
 mod input;
 mod ip_filters;

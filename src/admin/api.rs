@@ -1,0 +1,4 @@
+//! The admin API's JSON shapes.
+
+#[cfg(test)]
+mod tests;
