@@ -45,6 +45,8 @@ async fn transcript() -> String {
     );
     let t = s!("POST", "/tokens", &body);
     let tid = t["id"].as_str().unwrap_or_default().to_owned();
+    // Distinct creation times: lists are sorted by creation time, then by (random) id.
+    h.now += 1;
     s!("POST", "/tokens", r#"{"name":"plain"}"#);
     h.ctx.store.touch(&tid, T0 + 5);
     h.now += 10;
@@ -60,6 +62,7 @@ async fn transcript() -> String {
         r#"{"path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}"#
     );
     let lid = l["id"].as_str().unwrap_or_default().to_owned();
+    h.now += 1;
     s!("POST", format!("/tokens/{tid}/links"), r#"{"path":"/s/acme/app/y","expires_in":"1h"}"#);
     s!("GET", format!("/tokens/{tid}/links"), "");
     s!("GET", format!("/links/{lid}"), "");
@@ -119,17 +122,17 @@ const WANT: &str = r#"
 POST /ip-filters -> 201 {"name":"office","cidrs":["10.0.0.0/8","::1/128"],"created_at":"2026-01-01T00:00:00Z","used_by":[]}
 POST /filters -> 201 {"id":"flt_0","description":"d","field":"env","value":"test","created_at":"2026-01-01T00:00:00Z","used_by":[]}
 POST /tokens -> 201 {"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":null,"previous_secret_expires_at":null,"limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"},"secret":"SECRET0"}
-POST /tokens -> 201 {"id":"tok_2","name":"plain","filters":[],"indices":["*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":null,"expired":false,"ip_filter":null,"ip_cidrs":[],"kibana_spaces":["default"],"last_used_at":null,"previous_secret_expires_at":null,"limits":{},"secret":"SECRET1"}
-POST /tokens/tok_1/rotate -> 200 {"id":"tok_1","secret":"SECRET2","previous_secret_expires_at":"2026-01-01T01:00:10Z"}
-GET /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:10Z","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}
-GET /tokens?name=ac -> 200 {"tokens":[{"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:10Z","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}],"total":1}
-GET /tokens?size=1&from=1 -> 200 {"tokens":[{"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:10Z","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}],"total":2}
-PATCH /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme2","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:10Z","limits":{}}
-PATCH /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme2","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:10Z","limits":{}}
-POST /tokens/tok_1/links -> 201 {"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:10Z","expires_at":"2026-01-08T00:00:00Z","expired":false}
-POST /tokens/tok_1/links -> 201 {"id":"lnk_4","token_id":"tok_1","url":"https://dash.example.com/s/lnk_4","path":"/s/acme/app/y","time":null,"created_at":"2026-01-01T00:00:10Z","expires_at":"2026-01-01T01:00:10Z","expired":false}
-GET /tokens/tok_1/links -> 200 {"links":[{"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:10Z","expires_at":"2026-01-08T00:00:00Z","expired":false},{"id":"lnk_4","token_id":"tok_1","url":"https://dash.example.com/s/lnk_4","path":"/s/acme/app/y","time":null,"created_at":"2026-01-01T00:00:10Z","expires_at":"2026-01-01T01:00:10Z","expired":false}]}
-GET /links/lnk_3 -> 200 {"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:10Z","expires_at":"2026-01-08T00:00:00Z","expired":false}
+POST /tokens -> 201 {"id":"tok_2","name":"plain","filters":[],"indices":["*"],"permissions":["read"],"created_at":"2026-01-01T00:00:01Z","expires_at":null,"expired":false,"ip_filter":null,"ip_cidrs":[],"kibana_spaces":["default"],"last_used_at":null,"previous_secret_expires_at":null,"limits":{},"secret":"SECRET1"}
+POST /tokens/tok_1/rotate -> 200 {"id":"tok_1","secret":"SECRET2","previous_secret_expires_at":"2026-01-01T01:00:11Z"}
+GET /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:11Z","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}
+GET /tokens?name=ac -> 200 {"tokens":[{"id":"tok_1","name":"acme","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:11Z","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}],"total":1}
+GET /tokens?size=1&from=1 -> 200 {"tokens":[{"id":"tok_2","name":"plain","filters":[],"indices":["*"],"permissions":["read"],"created_at":"2026-01-01T00:00:01Z","expires_at":null,"expired":false,"ip_filter":null,"ip_cidrs":[],"kibana_spaces":["default"],"last_used_at":null,"previous_secret_expires_at":null,"limits":{}}],"total":2}
+PATCH /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme2","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:11Z","limits":{}}
+PATCH /tokens/tok_1 -> 200 {"id":"tok_1","name":"acme2","filters":[{"field":"tenant","value":"a"},{"id":"flt_0","field":"env","value":"test"}],"indices":["logs-*"],"permissions":["read"],"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-08T00:00:00Z","expired":false,"ip_filter":"office","ip_cidrs":["10.0.0.0/8","::1/128"],"kibana_spaces":["default","acme"],"last_used_at":"2026-01-01T00:00:05Z","previous_secret_expires_at":"2026-01-01T01:00:11Z","limits":{}}
+POST /tokens/tok_1/links -> 201 {"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:11Z","expires_at":"2026-01-08T00:00:00Z","expired":false}
+POST /tokens/tok_1/links -> 201 {"id":"lnk_4","token_id":"tok_1","url":"https://dash.example.com/s/lnk_4","path":"/s/acme/app/y","time":null,"created_at":"2026-01-01T00:00:12Z","expires_at":"2026-01-01T01:00:12Z","expired":false}
+GET /tokens/tok_1/links -> 200 {"links":[{"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:11Z","expires_at":"2026-01-08T00:00:00Z","expired":false},{"id":"lnk_4","token_id":"tok_1","url":"https://dash.example.com/s/lnk_4","path":"/s/acme/app/y","time":null,"created_at":"2026-01-01T00:00:12Z","expires_at":"2026-01-01T01:00:12Z","expired":false}]}
+GET /links/lnk_3 -> 200 {"id":"lnk_3","token_id":"tok_1","url":"https://dash.example.com/s/lnk_3","path":"/app/x","time":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"},"created_at":"2026-01-01T00:00:11Z","expires_at":"2026-01-08T00:00:00Z","expired":false}
 DELETE /links/lnk_3 -> 204 
 GET /filters -> 200 {"filters":[{"id":"flt_0","description":"d","field":"env","value":"test","created_at":"2026-01-01T00:00:00Z","used_by":["tok_1"]}]}
 GET /filters/flt_0 -> 200 {"id":"flt_0","description":"d","field":"env","value":"test","created_at":"2026-01-01T00:00:00Z","used_by":["tok_1"]}
@@ -148,15 +151,15 @@ DELETE /ip-filters/nope -> 404 {"error":{"root_cause":[{"type":"resource_not_fou
 event {"type":"admin","action":"ip_filter.create","target":"office","at":"2026-01-01T00:00:00Z","client":"192.0.2.7","cidrs":["10.0.0.0/8","::1/128"]}
 event {"type":"admin","action":"filter.create","target":"flt_0","at":"2026-01-01T00:00:00Z","client":"192.0.2.7","field":"env"}
 event {"type":"admin","action":"token.create","target":"tok_1","at":"2026-01-01T00:00:00Z","client":"192.0.2.7","name":"acme","permissions":["read"],"expires_at":"2026-01-08T00:00:00Z","ip_filter":"office","limits":{"burst":5,"max_size":100,"search_timeout":"1500ms"}}
-event {"type":"admin","action":"token.create","target":"tok_2","at":"2026-01-01T00:00:00Z","client":"192.0.2.7","name":"plain","permissions":["read"],"expires_at":null,"ip_filter":null,"limits":{}}
-event {"type":"admin","action":"token.rotate","target":"tok_1","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","overlap_seconds":3600,"previous_secret_expires_at":"2026-01-01T01:00:10Z"}
-event {"type":"admin","action":"token.update","target":"tok_1","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","changed":["name","limits"]}
-event {"type":"admin","action":"link.create","target":"lnk_3","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","token_id":"tok_1","path":"/app/x","snapshot":true,"expires_at":"2026-01-08T00:00:00Z"}
-event {"type":"admin","action":"link.create","target":"lnk_4","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","token_id":"tok_1","path":"/s/acme/app/y","snapshot":false,"expires_at":"2026-01-01T01:00:10Z"}
-event {"type":"admin","action":"link.delete","target":"lnk_3","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","token_id":"tok_1"}
-event {"type":"admin","action":"filter.update","target":"flt_0","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","changed":["value"]}
-event {"type":"admin","action":"ip_filter.update","target":"office","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","old_cidrs":["10.0.0.0/8","::1/128"],"cidrs":["0.0.0.0/0"],"allows_every_address":true,"tokens_unrestricted":["tok_1"]}
-event {"type":"admin","action":"token.reset","target":"tok_1","at":"2026-01-01T00:00:10Z","client":"192.0.2.7"}
-event {"type":"admin","action":"filter.delete","target":"flt_0","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","detached_from":["tok_1"]}
-event {"type":"admin","action":"token.delete","target":"tok_1","at":"2026-01-01T00:00:10Z","client":"192.0.2.7","links":["lnk_4"]}
+event {"type":"admin","action":"token.create","target":"tok_2","at":"2026-01-01T00:00:01Z","client":"192.0.2.7","name":"plain","permissions":["read"],"expires_at":null,"ip_filter":null,"limits":{}}
+event {"type":"admin","action":"token.rotate","target":"tok_1","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","overlap_seconds":3600,"previous_secret_expires_at":"2026-01-01T01:00:11Z"}
+event {"type":"admin","action":"token.update","target":"tok_1","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","changed":["name","limits"]}
+event {"type":"admin","action":"link.create","target":"lnk_3","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","token_id":"tok_1","path":"/app/x","snapshot":true,"expires_at":"2026-01-08T00:00:00Z"}
+event {"type":"admin","action":"link.create","target":"lnk_4","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1","path":"/s/acme/app/y","snapshot":false,"expires_at":"2026-01-01T01:00:12Z"}
+event {"type":"admin","action":"link.delete","target":"lnk_3","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1"}
+event {"type":"admin","action":"filter.update","target":"flt_0","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","changed":["value"]}
+event {"type":"admin","action":"ip_filter.update","target":"office","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","old_cidrs":["10.0.0.0/8","::1/128"],"cidrs":["0.0.0.0/0"],"allows_every_address":true,"tokens_unrestricted":["tok_1"]}
+event {"type":"admin","action":"token.reset","target":"tok_1","at":"2026-01-01T00:00:12Z","client":"192.0.2.7"}
+event {"type":"admin","action":"filter.delete","target":"flt_0","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","detached_from":["tok_1"]}
+event {"type":"admin","action":"token.delete","target":"tok_1","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","links":["lnk_4"]}
 "#;
