@@ -39,6 +39,7 @@ mod input;
 mod ip_filters;
 pub mod limits;
 mod links;
+mod resource;
 mod tokens;
 
 use std::net::IpAddr;
@@ -235,7 +236,7 @@ async fn dispatch(
         (Route::Token(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            tokens::show(ctx, id, now)
+            resource::show::<tokens::Tokens>(ctx, id, now)
         }
         (Route::Token(id), "PATCH") => {
             no_query()?;
@@ -267,7 +268,7 @@ async fn dispatch(
         (Route::Link(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            links::show(ctx, id, now)
+            resource::show::<links::Links>(ctx, id, now)
         }
         (Route::Link(id), "DELETE") => {
             no_query()?;
@@ -286,7 +287,7 @@ async fn dispatch(
         (Route::Filter(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            filters::show(ctx, id)
+            resource::show::<filters::Filters>(ctx, id, now)
         }
         (Route::Filter(id), "PATCH") => {
             no_query()?;
@@ -308,7 +309,7 @@ async fn dispatch(
         (Route::IpFilter(name), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            ip_filters::show(ctx, name)
+            resource::show::<ip_filters::IpFilters>(ctx, name, now)
         }
         (Route::IpFilter(name), "PATCH") => {
             no_query()?;

@@ -35,8 +35,16 @@ async fn transcript() -> String {
             step(&h, &mut lines, &mut secrets, $m, &$p, $b).await
         };
     }
-    s!("POST", "/ip-filters", r#"{"name":"office","cidrs":["10.0.0.0/8","::1"]}"#);
-    let f = s!("POST", "/filters", r#"{"field":"env","value":"test","description":"d"}"#);
+    s!(
+        "POST",
+        "/ip-filters",
+        r#"{"name":"office","cidrs":["10.0.0.0/8","::1"]}"#
+    );
+    let f = s!(
+        "POST",
+        "/filters",
+        r#"{"field":"env","value":"test","description":"d"}"#
+    );
     let fid = f["id"].as_str().unwrap_or_default().to_owned();
     let body = format!(
         r#"{{"name":"acme","filters":[{{"field":"tenant","value":"a"}},"{fid}"],"indices":["logs-*"],
@@ -50,11 +58,19 @@ async fn transcript() -> String {
     s!("POST", "/tokens", r#"{"name":"plain"}"#);
     h.ctx.store.touch(&tid, T0 + 5);
     h.now += 10;
-    s!("POST", format!("/tokens/{tid}/rotate"), r#"{"overlap":"1h"}"#);
+    s!(
+        "POST",
+        format!("/tokens/{tid}/rotate"),
+        r#"{"overlap":"1h"}"#
+    );
     s!("GET", format!("/tokens/{tid}"), "");
     s!("GET", "/tokens?name=ac", "");
     s!("GET", "/tokens?size=1&from=1", "");
-    s!("PATCH", format!("/tokens/{tid}"), r#"{"name":"acme2","limits":null}"#);
+    s!(
+        "PATCH",
+        format!("/tokens/{tid}"),
+        r#"{"name":"acme2","limits":null}"#
+    );
     s!("PATCH", format!("/tokens/{tid}"), r#"{"name":"acme2"}"#);
     let l = s!(
         "POST",
@@ -63,7 +79,11 @@ async fn transcript() -> String {
     );
     let lid = l["id"].as_str().unwrap_or_default().to_owned();
     h.now += 1;
-    s!("POST", format!("/tokens/{tid}/links"), r#"{"path":"/s/acme/app/y","expires_in":"1h"}"#);
+    s!(
+        "POST",
+        format!("/tokens/{tid}/links"),
+        r#"{"path":"/s/acme/app/y","expires_in":"1h"}"#
+    );
     s!("GET", format!("/tokens/{tid}/links"), "");
     s!("GET", format!("/links/{lid}"), "");
     s!("DELETE", format!("/links/{lid}"), "");
@@ -79,7 +99,11 @@ async fn transcript() -> String {
     s!("DELETE", format!("/filters/{fid}?detach=true"), "");
     s!("DELETE", format!("/tokens/{tid}"), "");
     s!("GET", format!("/tokens/{tid}"), "");
-    s!("POST", "/ip-filters", r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#);
+    s!(
+        "POST",
+        "/ip-filters",
+        r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#
+    );
     s!("DELETE", "/ip-filters/nope", "");
     for e in h.events() {
         lines.push(format!("event {e}"));
