@@ -531,6 +531,21 @@ mod tests {
         assert!(bash.contains("ip-filter") && bash.contains("--expires-in"));
     }
 
+    /// `--json` belongs to the admin client groups (one `global` flag each, issue #11): it
+    /// parses before or after their subcommands, and is refused where it means nothing.
+    #[test]
+    fn json_is_global_to_the_client_commands_only() {
+        use clap::Parser;
+        let parses = |args: &[&str]| super::Args::try_parse_from(args).is_ok();
+        assert!(parses(&["esgate", "token", "list", "--json"]));
+        assert!(parses(&["esgate", "ip-filter", "--json", "show", "office"]));
+        assert!(parses(&[
+            "esgate", "link", "list", "--token", "t", "--json"
+        ]));
+        assert!(!parses(&["esgate", "serve", "--json"]));
+        assert!(!parses(&["esgate", "check-config", "--json"]));
+    }
+
     #[test]
     fn rustls_is_held_to_errors_unless_configured() {
         assert_eq!(super::log_directives("info"), "info,rustls=error");
