@@ -111,8 +111,8 @@ pub enum ClientCmd {
 pub struct Group<C: Subcommand> {
     #[command(subcommand)]
     pub command: C,
-    /// Print the admin API's JSON answer instead of text (for scripts). Commands that get no
-    /// answer body (delete) print their message either way.
+    /// Print the admin API's JSON answer instead of text (for scripts).
+    // Commands that get no answer body (delete) print their message either way.
     #[arg(long, global = true)]
     pub json: bool,
 }
