@@ -18,6 +18,8 @@ use super::tokens::check_field_value;
 use super::{random_id, AdminContext, AdminResponse, EventBase};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
+/// The fields of a create or PATCH body (`api::FilterRequest`).
+pub(super) const FIELDS: &[&str] = &["description", "field", "value"];
 
 /// The filter library as an admin resource.
 pub(super) struct Filters;
@@ -70,7 +72,7 @@ pub(super) async fn create(
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(&map, &["description", "field", "value"], &[])?;
+    input::reject_unknown(&map, FIELDS, &[])?;
     let description = parse_description(&map)?.unwrap_or_default();
     if !map.contains_key("field") {
         return Err(AdminError::field("field", "is required"));
@@ -117,11 +119,7 @@ pub(super) async fn update(
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(
-        &map,
-        &["description", "field", "value"],
-        &["id", "created_at", "used_by"],
-    )?;
+    input::reject_unknown(&map, FIELDS, &["id", "created_at", "used_by"])?;
     let description = parse_description(&map)?;
     // Check field and value through the same rules as on create, substituting what is absent.
     let field = map.get("field").cloned();

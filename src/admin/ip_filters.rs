@@ -18,6 +18,8 @@ use super::resource::{self, answer, find, Resource};
 use super::{AdminContext, AdminResponse, EventBase};
 
 const MAX_CIDRS: usize = 1024;
+/// The fields of a create body (`api::IpFilterRequest`; a PATCH takes only `cidrs`).
+pub(super) const CREATE_FIELDS: &[&str] = &["name", "cidrs"];
 
 /// Named IP filters as an admin resource.
 pub(super) struct IpFilters;
@@ -127,7 +129,7 @@ pub(super) async fn create(
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(&map, &["name", "cidrs"], &[])?;
+    input::reject_unknown(&map, CREATE_FIELDS, &[])?;
     let name =
         input::opt_str(&map, "name")?.ok_or_else(|| AdminError::field("name", "is required"))?;
     if !valid_name(name) {

@@ -18,7 +18,8 @@ use super::resource::{self, answer, find, Resource};
 use super::tokens::Tokens;
 use super::{AdminContext, AdminResponse, EventBase};
 
-const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
+/// The fields of a create body (`api::LinkRequest`).
+pub(super) const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
 /// Most links one token may have (each is a row in every listing and snapshot).
 pub const MAX_LINKS_PER_TOKEN: usize = 1000;
 

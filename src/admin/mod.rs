@@ -88,20 +88,6 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
-    pub fn ok(body: Value) -> AdminResponse {
-        AdminResponse {
-            status: 200,
-            body: Some(body),
-        }
-    }
-
-    pub fn created(body: Value) -> AdminResponse {
-        AdminResponse {
-            status: 201,
-            body: Some(body),
-        }
-    }
-
     pub fn no_content() -> AdminResponse {
         AdminResponse {
             status: 204,

@@ -32,7 +32,8 @@ const MAX_INDEX_BYTES: usize = 255;
 const DEFAULT_SIZE: usize = 100;
 const MAX_SIZE: usize = 10_000;
 
-const CREATE_FIELDS: &[&str] = &[
+/// The fields of a create or PATCH body (`api::TokenRequest`).
+pub(super) const CREATE_FIELDS: &[&str] = &[
     "name",
     "filters",
     "indices",

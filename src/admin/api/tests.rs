@@ -3,7 +3,12 @@
 //! ids and secrets are replaced by placeholders; everything else (keys, their order, nulls,
 //! numbers) must stay as it is.
 
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
 use super::super::testing::*;
+use super::*;
 
 /// Runs the session; returns one line per answer, then one per audit event.
 async fn transcript() -> String {
@@ -140,6 +145,158 @@ async fn the_wire_json_is_unchanged() {
         }
         panic!("line count differs:\n{got}");
     }
+}
+
+/// The request types the CLI sends name exactly the fields the server accepts (the server
+/// parses bodies field by field, so the two lists are held together here).
+#[test]
+fn request_types_name_exactly_the_fields_the_server_accepts() {
+    fn keys<T: serde::Serialize>(v: &T) -> BTreeSet<String> {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+            .unwrap_or_default()
+    }
+    fn names(fields: &[&str]) -> BTreeSet<String> {
+        fields.iter().map(|f| (*f).to_owned()).collect()
+    }
+    let s = || Some(String::new());
+    let token = TokenRequest {
+        name: s(),
+        filters: Some(vec![]),
+        indices: Some(vec![]),
+        permissions: Some(vec![]),
+        expires_in: s(),
+        expires_at: s(),
+        ip_filter: s(),
+        limits: Some(json!({})),
+        kibana_spaces: Some(vec![]),
+    };
+    assert_eq!(keys(&token), names(super::super::tokens::CREATE_FIELDS));
+    let filter = FilterRequest {
+        field: s(),
+        value: s(),
+        description: s(),
+    };
+    assert_eq!(keys(&filter), names(super::super::filters::FIELDS));
+    let ip_filter = IpFilterRequest {
+        name: s(),
+        cidrs: vec![],
+    };
+    assert_eq!(
+        keys(&ip_filter),
+        names(super::super::ip_filters::CREATE_FIELDS)
+    );
+    let link = LinkRequest {
+        path: String::new(),
+        time: Some(TimeRange::default()),
+        expires_in: s(),
+        expires_at: s(),
+    };
+    assert_eq!(keys(&link), names(super::super::links::CREATE_FIELDS));
+    assert_eq!(keys(&RotateRequest { overlap: s() }), names(&["overlap"]));
+}
+
+/// Requests built from the types are accepted, and the answers read back as the view types:
+/// the CLI's side of the contract against the server's.
+#[tokio::test]
+async fn requests_built_from_the_types_are_accepted_and_answers_read_back() {
+    fn body<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+    let h = Harness::new();
+    let ipf = IpFilterRequest {
+        name: Some("office".into()),
+        cidrs: vec!["10.0.0.0/8".into()],
+    };
+    let b = h.expect("POST", "/ip-filters", &body(&ipf), 201).await;
+    let ipf: IpFilter = serde_json::from_value(b).expect("an IP filter view");
+    assert_eq!(ipf.cidrs, ["10.0.0.0/8"]);
+    let filter = FilterRequest {
+        field: Some("env".into()),
+        value: Some("test".into()),
+        description: Some("d".into()),
+    };
+    let b = h.expect("POST", "/filters", &body(&filter), 201).await;
+    let filter: Filter = serde_json::from_value(b).expect("a filter view");
+    let token = TokenRequest {
+        name: Some("acme".into()),
+        filters: Some(vec![
+            FilterSpec::Inline {
+                field: "tenant".into(),
+                value: "a".into(),
+            },
+            FilterSpec::Library(filter.id.clone()),
+        ]),
+        indices: Some(vec!["logs-*".into()]),
+        permissions: Some(vec!["read".into()]),
+        expires_in: Some("1d".into()),
+        expires_at: None,
+        ip_filter: Some("office".into()),
+        limits: Some(json!({"max_size": 10})),
+        kibana_spaces: Some(vec!["default".into()]),
+    };
+    let b = h.expect("POST", "/tokens", &body(&token), 201).await;
+    let created: TokenCreated = serde_json::from_value(b).expect("a created token");
+    assert!(!created.secret.is_empty());
+    assert_eq!(created.token.limits.max_size, Some(10));
+    assert_eq!(
+        created.token.filters[1].id.as_deref(),
+        Some(filter.id.as_str())
+    );
+    let id = created.token.id.clone();
+    let b = h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+    let shown: Token = serde_json::from_value(b.clone()).expect("a token view");
+    assert_eq!(shown, created.token);
+    assert!(b.get("secret").is_none(), "a view never carries the secret");
+    let rotate = RotateRequest {
+        overlap: Some("1h".into()),
+    };
+    let b = h
+        .expect("POST", &format!("/tokens/{id}/rotate"), &body(&rotate), 200)
+        .await;
+    let rotated: SecretRotated = serde_json::from_value(b).expect("a rotation");
+    assert!(rotated.previous_secret_expires_at.is_some());
+    let link = LinkRequest {
+        path: "/app/x".into(),
+        time: None,
+        expires_in: None,
+        expires_at: None,
+    };
+    let b = h
+        .expect("POST", &format!("/tokens/{id}/links"), &body(&link), 201)
+        .await;
+    let link: Link = serde_json::from_value(b).expect("a link view");
+    assert_eq!(link.token_id, id);
+    let b = h.expect("GET", "/tokens", "", 200).await;
+    let page: TokenPage = serde_json::from_value(b).expect("a token page");
+    assert_eq!((page.total, page.tokens[0].id.as_str()), (1, id.as_str()));
+}
+
+/// A library filter the store no longer has shows as such (the API never leaves one; the view
+/// type still writes the documented shape).
+#[test]
+fn a_missing_library_filter_is_shown_as_missing() {
+    let f = TokenFilter {
+        id: Some("flt_x".into()),
+        field: None,
+        value: None,
+        missing: true,
+    };
+    assert_eq!(
+        serde_json::to_string(&f).ok().as_deref(),
+        Some(r#"{"id":"flt_x","field":null,"value":null,"missing":true}"#)
+    );
+    let inline = TokenFilter {
+        id: None,
+        field: Some("t".into()),
+        value: Some("a".into()),
+        missing: false,
+    };
+    assert_eq!(
+        serde_json::to_string(&inline).ok().as_deref(),
+        Some(r#"{"field":"t","value":"a"}"#)
+    );
 }
 
 const WANT: &str = r#"
