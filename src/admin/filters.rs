@@ -157,29 +157,29 @@ pub(super) async fn delete(
     let q = input::parse_query(query, &["detach"])?;
     let detach = input::query_bool(&q, "detach")?;
     resource::delete::<Filters, _>(ctx, ev, id, |snap, _| {
-            let users = snap.tokens_using_filter(id);
-            if !detach {
-                resource::refuse_in_use(
-                    "filter",
-                    &users,
-                    "detach it from them first or use ?detach=true",
-                )?;
+        let users = snap.tokens_using_filter(id);
+        if !detach {
+            resource::refuse_in_use(
+                "filter",
+                &users,
+                "detach it from them first or use ?detach=true",
+            )?;
+        }
+        let mut changes = Vec::with_capacity(users.len() + 1);
+        for tid in &users {
+            let Some(t) = snap.token(tid) else { continue };
+            let mut t: Token = (**t).clone();
+            t.filters
+                .retain(|f| !matches!(f, FilterRef::Library(fid) if fid == id));
+            if ctx.policies.require_filters && t.filters.is_empty() {
+                return Err(AdminError::conflict(format!(
+                    "policy require_filters: detaching would leave token [{tid}] without any filter"
+                )));
             }
-            let mut changes = Vec::with_capacity(users.len() + 1);
-            for tid in &users {
-                let Some(t) = snap.token(tid) else { continue };
-                let mut t: Token = (**t).clone();
-                t.filters
-                    .retain(|f| !matches!(f, FilterRef::Library(fid) if fid == id));
-                if ctx.policies.require_filters && t.filters.is_empty() {
-                    return Err(AdminError::conflict(format!(
-                        "policy require_filters: detaching would leave token [{tid}] without any filter"
-                    )));
-                }
-                changes.push(Change::PutToken { token: t });
-            }
-            changes.push(Change::DeleteFilter { id: id.to_owned() });
-            Ok((changes, json!({ "detached_from": users })))
+            changes.push(Change::PutToken { token: t });
+        }
+        changes.push(Change::DeleteFilter { id: id.to_owned() });
+        Ok((changes, json!({ "detached_from": users })))
     })
     .await
 }

@@ -11,6 +11,10 @@
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
 //!
+//! The JSON shapes are the types of [`api`] (shared with the CLI and the tests); the steps every
+//! resource shares (find or 404, show, PATCH, DELETE, their audit, the in-use 409) are
+//! `resource.rs`.
+//!
 //! Endpoints (documented in `docs/admin-api.md` and `docs/openapi.yaml`; what is marked + extends
 //! the original shared interface spec):
 //! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
