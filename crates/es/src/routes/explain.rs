@@ -18,7 +18,37 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{dsl::rewrite, FilterSet, Rejection};
+use super::transform::Transform;
+use super::{Request, Spec, Upstream};
+use crate::request::params::ParamSet;
+use crate::{dsl::rewrite, FilterSet, Method, Rejection};
+
+pub(crate) const EXPLAIN: Spec = Spec {
+    action: "explain",
+    params: ParamSet::Explain,
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// Forwarded as a `_search` on the one index the path names, its answer rebuilt by [`answer`].
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    // One concrete index (or an alias of one): a wildcard would be narrowed to a list.
+    let [name] = req.index()?.elements() else {
+        return Err(Rejection::bad_request("explain takes exactly one index"));
+    };
+    if name.contains('*') {
+        return Err(Rejection::bad_request("explain takes exactly one index"));
+    }
+    let name = name.clone();
+    let lookup = Lookup::new(&name, req.path_id()?, &req.params)?;
+    let out = search_body(req.json_body()?, &req.scope.filters, &lookup)?;
+    let mut up = Upstream::fixed(Method::Post, format!("/{name}/_search")).json(&out)?;
+    up.to_resolve = vec![name];
+    up.transform = Some(Transform::Explain(lookup));
+    Ok(up)
+}
 
 /// The longest document id Elasticsearch accepts, in bytes.
 const MAX_ID: usize = 512;

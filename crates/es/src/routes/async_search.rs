@@ -1,8 +1,8 @@
 //! Elasticsearch async search (`_async_search`) for `read` tokens, with ids bound to the token.
 //!
 //! A submit (`POST [/{index}]/_async_search`) is rewritten exactly like `_search` (the token's
-//! filters injected, indices narrowed, the `pit` form without an index) by `flow`; this module
-//! owns what is particular to async search: the id routes (poll `GET /_async_search/{id}`,
+//! filters injected, indices narrowed, the `pit` form without an index) by `search::rewrite`
+//! in its own `Form`; this module owns what is particular to async search: the id routes (poll `GET /_async_search/{id}`,
 //! `GET /_async_search/status/{id}`, `DELETE /_async_search/{id}`) and sealing the ids that
 //! answers carry (`id`, and the `response.pit_id` of a search on a point in time).
 //!
@@ -14,8 +14,11 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
+use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
 use crate::ids::continuation::{self, Binding, IdKind, Seal};
-use crate::ids::ordinals::Positions;
+use crate::ids::ordinals::{Positions, SortSeal};
+use crate::request::endpoint::AsyncOp;
+use crate::request::params::ParamSet;
 use crate::{Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
@@ -26,46 +29,65 @@ pub const SEAL: Seal = Seal {
     required: false,
 };
 
-/// Longest path esgate forwards (as in `flow`): ES refuses request lines over 4 KiB.
-const MAX_FORWARDED_PATH: usize = 3500;
+pub(crate) const SUBMIT: Spec = Spec {
+    action: "async_search_submit",
+    params: ParamSet::AsyncSubmit,
+    index: true,
+    body: true,
+    dialect: None,
+    prepare: submit,
+};
+
+pub(crate) const GET: Spec = Spec {
+    action: "async_search_get",
+    params: ParamSet::AsyncGet,
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Get),
+};
+
+pub(crate) const STATUS: Spec = Spec {
+    action: "async_search_status",
+    params: ParamSet::NoParams,
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Status),
+};
+
+pub(crate) const DELETE: Spec = Spec {
+    action: "async_search_delete",
+    params: ParamSet::NoParams,
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Delete),
+};
+
+/// A submit is rewritten like a search; only its path and the id its answers carry differ.
+const SUBMIT_FORM: search::Form = search::Form {
+    api: "/_async_search",
+    id: Some(SEAL),
+    sort: SortSeal::Async,
+};
+
+fn submit(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    search::rewrite(req, &SUBMIT_FORM)
+}
+
+/// A poll, status or delete on the id the path names ([`by_id`]).
+fn on_id(req: &mut Request<'_>, op: AsyncOp) -> Result<Upstream, Rejection> {
+    let (method, path, seal, positions) = by_id(op, req.path_id()?, req.scope)?;
+    let mut up = Upstream::fixed(method, path);
+    up.seal = seal;
+    up.sort_seal = positions.map(SortSeal::Async);
+    Ok(up)
+}
 
 /// Everything but ASCII letters, digits, `-` and `_` is percent-encoded in a forwarded id, so
 /// that a backend id can never be read as `/`, `.`/`..`, a query or a fragment.
 const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
-
-/// The three operations on an existing async search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AsyncOp {
-    /// `GET /_async_search/{id}`: the (partial or final) results.
-    Get,
-    /// `GET /_async_search/status/{id}`: progress without results.
-    Status,
-    /// `DELETE /_async_search/{id}`.
-    Delete,
-}
-
-impl AsyncOp {
-    /// The action name used in permits, audit records and metrics.
-    pub fn action(self) -> &'static str {
-        match self {
-            AsyncOp::Get => "async_search_get",
-            AsyncOp::Status => "async_search_status",
-            AsyncOp::Delete => "async_search_delete",
-        }
-    }
-}
-
-/// The action name of a submit.
-pub const SUBMIT_ACTION: &str = "async_search_submit";
-
-/// The path suffix a search-like route is forwarded to.
-pub(crate) fn search_api(async_submit: bool) -> &'static str {
-    if async_submit {
-        "/_async_search"
-    } else {
-        "/_search"
-    }
-}
 
 /// The upstream request for a poll, status or delete presenting `sealed` (the id as decoded
 /// from the request path): its method, its path with the backend id, and the seal for its

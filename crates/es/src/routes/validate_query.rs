@@ -11,7 +11,27 @@
 
 use serde_json::Value;
 
-use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Rejection};
+use super::{Request, Spec, Upstream};
+use crate::request::params::ParamSet;
+use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Method, Rejection};
+
+pub(crate) const VALIDATE_QUERY: Spec = Spec {
+    action: "validate_query",
+    params: ParamSet::ValidateQuery,
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_validate/query");
+    up.json(&body(
+        req.json_body()?,
+        req.uri_query.take(),
+        &req.scope.filters,
+    )?)
+}
 
 /// The body to forward: `{"query": wrap(query or match_all)}`.
 pub fn body(
