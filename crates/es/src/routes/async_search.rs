@@ -18,7 +18,7 @@ use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
 use crate::ids::continuation::{self, Binding, IdKind, Seal};
 use crate::ids::ordinals::{Positions, SortSeal};
 use crate::request::endpoint::AsyncOp;
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
@@ -29,9 +29,43 @@ pub const SEAL: Seal = Seal {
     required: false,
 };
 
+/// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
+const MAX_WAIT_MS: u64 = 30_000;
+
+/// Kibana's default search session expiration (`data.search.sessions.defaultExpiration`); a
+/// longer life would let a token keep results (and cluster storage) around indefinitely
+/// (security.md A16).
+const MAX_KEEP_ALIVE_MS: u64 = 7 * 24 * 3_600_000;
+
+/// A submit takes the search parameters but `scroll` and `pre_filter_shard_size`, and these.
+const SUBMIT_EXTRA: &[(&str, Kind)] = &[
+    ("wait_for_completion_timeout", Kind::TimeAtMost(MAX_WAIT_MS)),
+    ("keep_on_completion", Kind::Bool),
+    ("keep_alive", Kind::TimeAtMost(MAX_KEEP_ALIVE_MS)),
+    ("ccs_minimize_roundtrips", Kind::Bool),
+];
+
+const SUBMIT_REFUSED: &[(&str, &str)] = &[
+    ("scroll", "async search cannot scroll"),
+    (
+        "pre_filter_shard_size",
+        "async search fixes pre_filter_shard_size",
+    ),
+];
+
+const GET_PARAMS: &[(&str, Kind)] = &[
+    ("wait_for_completion_timeout", Kind::TimeAtMost(MAX_WAIT_MS)),
+    ("keep_alive", Kind::TimeAtMost(MAX_KEEP_ALIVE_MS)),
+    ("typed_keys", Kind::Bool),
+    ("rest_total_hits_as_int", Kind::Bool),
+];
+
 pub(crate) const SUBMIT: Spec = Spec {
     action: "async_search_submit",
-    params: ParamSet::AsyncSubmit,
+    params: ParamSet::own(search::SEARCH_PARAMS)
+        .extra(SUBMIT_EXTRA)
+        .refusing(SUBMIT_REFUSED)
+        .indices_options(),
     index: true,
     body: true,
     dialect: None,
@@ -40,7 +74,7 @@ pub(crate) const SUBMIT: Spec = Spec {
 
 pub(crate) const GET: Spec = Spec {
     action: "async_search_get",
-    params: ParamSet::AsyncGet,
+    params: ParamSet::own(GET_PARAMS),
     index: false,
     body: false,
     dialect: None,
@@ -49,7 +83,7 @@ pub(crate) const GET: Spec = Spec {
 
 pub(crate) const STATUS: Spec = Spec {
     action: "async_search_status",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: false,
     dialect: None,
@@ -58,7 +92,7 @@ pub(crate) const STATUS: Spec = Spec {
 
 pub(crate) const DELETE: Spec = Spec {
     action: "async_search_delete",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: false,
     dialect: None,

@@ -26,12 +26,23 @@ use serde_json::{Map, Value};
 use super::transform::Transform;
 use super::{Request, Spec, Upstream};
 use crate::error::printable;
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
+
+/// Rendering parameters, interpreted by [`plan`].
+const PARAMS: &[(&str, Kind)] = &[
+    ("format", Kind::Text),
+    ("h", Kind::Text),
+    ("s", Kind::Text),
+    ("v", Kind::Bool),
+    ("bytes", Kind::Text),
+    ("local", Kind::Bool),
+    ("master_timeout", Kind::Time),
+];
 
 pub(crate) const CAT_INDICES: Spec = Spec {
     action: "cat_indices",
-    params: ParamSet::CatIndices,
+    params: ParamSet::own(PARAMS),
     index: true,
     body: false,
     dialect: None,

@@ -22,12 +22,20 @@ use serde_json::{Map, Value};
 
 use super::transform::Transform;
 use super::{Request, Shape, Spec, Upstream};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
+
+// Never a wait: `timeout=0s` is forwarded in place of `timeout` ([`forwarded_params`]), so a
+// `wait_for_status` is checked once; the other `wait_for_*` are refused.
+const PARAMS: &[(&str, Kind)] = &[
+    ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
+    ("level", Kind::OneOf(&["cluster"])),
+    ("timeout", Kind::Time),
+];
 
 pub(crate) const CLUSTER_HEALTH: Spec = Spec {
     action: "cluster_health",
-    params: ParamSet::ClusterHealth,
+    params: ParamSet::own(PARAMS),
     index: true,
     body: false,
     dialect: None,

@@ -20,12 +20,22 @@ use serde_json::{json, Map, Value};
 
 use super::transform::Transform;
 use super::{Request, Spec, Upstream};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{dsl::rewrite, FilterSet, Method, Rejection};
+
+/// Response shaping only (no `q`, `df`, `analyzer`...).
+const PARAMS: &[(&str, Kind)] = &[
+    ("_source", Kind::Text),
+    ("_source_includes", Kind::Text),
+    ("_source_excludes", Kind::Text),
+    ("stored_fields", Kind::Text),
+    ("routing", Kind::Text),
+    ("preference", Kind::Text),
+];
 
 pub(crate) const EXPLAIN: Spec = Spec {
     action: "explain",
-    params: ParamSet::Explain,
+    params: ParamSet::own(PARAMS),
     index: true,
     body: true,
     dialect: None,

@@ -8,12 +8,20 @@
 use serde_json::Value;
 
 use super::{Request, Spec, Upstream};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{error, Method, Rejection};
+
+const PARAMS: &[(&str, Kind)] = &[
+    ("fields", Kind::Text),
+    ("include_unmapped", Kind::Bool),
+    ("filters", Kind::Text),
+    ("types", Kind::Text),
+    ("include_empty_fields", Kind::Bool),
+];
 
 pub(crate) const FIELD_CAPS: Spec = Spec {
     action: "field_caps",
-    params: ParamSet::FieldCaps,
+    params: ParamSet::own(PARAMS).indices_options(),
     index: true,
     body: true,
     dialect: None,

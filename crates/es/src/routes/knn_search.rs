@@ -14,15 +14,17 @@ use serde_json::{Map, Value};
 use super::{Request, Spec, Upstream};
 use crate::dsl::rewrite;
 use crate::error::printable;
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
 
 const KNN_KEYS: &[&str] = &["field", "query_vector", "k", "num_candidates"];
 const SHAPING_KEYS: &[&str] = &["_source", "fields", "docvalue_fields", "stored_fields"];
 
+const PARAMS: &[(&str, Kind)] = &[("routing", Kind::Text)];
+
 pub(crate) const KNN_SEARCH: Spec = Spec {
     action: "knn_search",
-    params: ParamSet::KnnSearch,
+    params: ParamSet::own(PARAMS),
     index: true,
     body: true,
     dialect: None,

@@ -6,12 +6,14 @@
 //! (`authorize`), so a mapping or a resolved name is only ever one of an allowed index.
 
 use super::{Request, Spec, Upstream};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
+
+const MAPPING_PARAMS: &[(&str, Kind)] = &[("local", Kind::Bool), ("master_timeout", Kind::Time)];
 
 pub(crate) const ROOT: Spec = Spec {
     action: "root",
-    params: ParamSet::Root,
+    params: ParamSet::NONE,
     index: false,
     body: false,
     dialect: None,
@@ -20,7 +22,7 @@ pub(crate) const ROOT: Spec = Spec {
 
 pub(crate) const MAPPING: Spec = Spec {
     action: "mapping",
-    params: ParamSet::Mapping,
+    params: ParamSet::own(MAPPING_PARAMS).indices_options(),
     index: true,
     body: false,
     dialect: None,
@@ -29,7 +31,7 @@ pub(crate) const MAPPING: Spec = Spec {
 
 pub(crate) const RESOLVE_INDEX: Spec = Spec {
     action: "resolve_index",
-    params: ParamSet::ResolveIndex,
+    params: ParamSet::NONE.indices_options(),
     index: true,
     body: false,
     dialect: None,

@@ -13,12 +13,21 @@ use super::{Request, Shape, Spec, Upstream};
 use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
 use crate::request::body::{self, Media};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
+
+const PARAMS: &[(&str, Kind)] = &[
+    ("max_concurrent_searches", Kind::Uint),
+    ("max_concurrent_shard_requests", Kind::Uint),
+    ("pre_filter_shard_size", Kind::Uint),
+    ("rest_total_hits_as_int", Kind::Bool),
+    ("typed_keys", Kind::Bool),
+    ("search_type", Kind::OneOf(&["query_then_fetch"])),
+];
 
 pub(crate) const MSEARCH: Spec = Spec {
     action: "msearch",
-    params: ParamSet::Msearch,
+    params: ParamSet::own(PARAMS).indices_options(),
     index: true,
     body: true,
     dialect: None,

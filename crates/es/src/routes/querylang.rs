@@ -9,12 +9,28 @@
 
 use super::{Request, Shape, Spec, Upstream};
 use crate::querylang::{self as ql, SqlRequest, SQL_CURSOR_SEAL};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
+
+const ESQL_PARAMS: &[(&str, Kind)] = &[
+    ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
+    ("delimiter", Kind::Text),
+    ("drop_null_columns", Kind::Bool),
+    ("allow_partial_results", Kind::Bool),
+];
+
+/// `format=json` only (and forced), so a cursor always travels in the body.
+const SQL_PARAMS: &[(&str, Kind)] = &[("format", Kind::OneOf(&["json"]))];
+
+/// Synchronous EQL only.
+const EQL_PARAMS: &[(&str, Kind)] = &[
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_sequence_results", Kind::Bool),
+];
 
 pub(crate) const ESQL: Spec = Spec {
     action: "esql",
-    params: ParamSet::Esql,
+    params: ParamSet::own(ESQL_PARAMS),
     index: false,
     body: true,
     dialect: None,
@@ -23,7 +39,7 @@ pub(crate) const ESQL: Spec = Spec {
 
 pub(crate) const SQL: Spec = Spec {
     action: "sql",
-    params: ParamSet::Sql,
+    params: ParamSet::own(SQL_PARAMS).default("format", "json"),
     index: false,
     body: true,
     dialect: None,
@@ -32,7 +48,7 @@ pub(crate) const SQL: Spec = Spec {
 
 pub(crate) const SQL_CLOSE: Spec = Spec {
     action: "sql_close",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: true,
     dialect: None,
@@ -41,7 +57,7 @@ pub(crate) const SQL_CLOSE: Spec = Spec {
 
 pub(crate) const EQL: Spec = Spec {
     action: "eql",
-    params: ParamSet::Eql,
+    params: ParamSet::own(EQL_PARAMS).indices_options(),
     index: true,
     body: true,
     dialect: None,

@@ -13,12 +13,26 @@ use serde_json::{json, Map, Value};
 use super::{Request, Spec, Upstream};
 use crate::ids::continuation::{self, IdKind, Seal};
 use crate::request::dialect::{Dialect, DialectRoute};
-use crate::request::params::{self, ParamSet};
+use crate::request::params::{self, Kind, ParamSet};
 use crate::{error, Method, Rejection, Scope};
+
+const SCROLL_PARAMS: &[(&str, Kind)] = &[
+    ("scroll", Kind::Time),
+    ("rest_total_hits_as_int", Kind::Bool),
+    ("typed_keys", Kind::Bool),
+];
+
+const OPEN_PIT_PARAMS: &[(&str, Kind)] = &[
+    ("keep_alive", Kind::Time),
+    ("preference", Kind::Text),
+    ("routing", Kind::Text),
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_pit_creation", Kind::Bool),
+];
 
 pub(crate) const SCROLL: Spec = Spec {
     action: "scroll",
-    params: ParamSet::Scroll,
+    params: ParamSet::own(SCROLL_PARAMS),
     index: false,
     body: true,
     dialect: None,
@@ -27,7 +41,7 @@ pub(crate) const SCROLL: Spec = Spec {
 
 pub(crate) const CLEAR_SCROLL: Spec = Spec {
     action: "clear_scroll",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: true,
     dialect: None,
@@ -36,7 +50,7 @@ pub(crate) const CLEAR_SCROLL: Spec = Spec {
 
 pub(crate) const OPEN_PIT: Spec = Spec {
     action: "open_pit",
-    params: ParamSet::PitOpen,
+    params: ParamSet::own(OPEN_PIT_PARAMS).indices_options(),
     index: true,
     body: true,
     dialect: Some(DialectRoute {
@@ -49,7 +63,7 @@ pub(crate) const OPEN_PIT: Spec = Spec {
 
 pub(crate) const CLOSE_PIT: Spec = Spec {
     action: "close_pit",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: true,
     dialect: Some(DialectRoute {
@@ -62,7 +76,7 @@ pub(crate) const CLOSE_PIT: Spec = Spec {
 
 pub(crate) const OS_OPEN_PIT: Spec = Spec {
     action: "open_pit",
-    params: ParamSet::PitOpen,
+    params: ParamSet::own(OPEN_PIT_PARAMS).indices_options(),
     index: true,
     body: true,
     dialect: Some(DialectRoute {
@@ -75,7 +89,7 @@ pub(crate) const OS_OPEN_PIT: Spec = Spec {
 
 pub(crate) const OS_CLOSE_PIT: Spec = Spec {
     action: "close_pit",
-    params: ParamSet::NoParams,
+    params: ParamSet::NONE,
     index: false,
     body: true,
     dialect: Some(DialectRoute {

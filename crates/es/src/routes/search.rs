@@ -15,12 +15,49 @@ use crate::dsl::rewrite;
 use crate::ids::continuation::{self, IdKind, Seal};
 use crate::ids::ordinals::{self, Positions, SortSeal};
 use crate::querylang::uri_search;
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
+
+/// The parameters of `_search` (and of an async search submit, see `async_search`).
+pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
+    ("size", Kind::Uint),
+    ("from", Kind::Uint),
+    ("track_total_hits", Kind::Text),
+    ("timeout", Kind::Time),
+    ("allow_partial_search_results", Kind::Bool),
+    ("pre_filter_shard_size", Kind::Uint),
+    ("typed_keys", Kind::Bool),
+    ("rest_total_hits_as_int", Kind::Bool),
+    ("search_type", Kind::OneOf(&["query_then_fetch"])),
+    ("batched_reduce_size", Kind::Uint),
+    ("max_concurrent_shard_requests", Kind::Uint),
+    ("request_cache", Kind::Bool),
+    ("preference", Kind::Text),
+    ("routing", Kind::Text),
+    ("terminate_after", Kind::Uint),
+    ("track_scores", Kind::Bool),
+    ("version", Kind::Bool),
+    ("seq_no_primary_term", Kind::Bool),
+    ("_source", Kind::Text),
+    ("_source_includes", Kind::Text),
+    ("_source_excludes", Kind::Text),
+    ("stored_fields", Kind::Text),
+    ("docvalue_fields", Kind::Text),
+    ("sort", Kind::Text),
+    ("scroll", Kind::Time),
+];
+
+// No `min_score`: scores carry index-wide statistics, a threshold on them would make the count
+// depend on other tenants' documents (see `expansion`).
+const COUNT_PARAMS: &[(&str, Kind)] = &[
+    ("preference", Kind::Text),
+    ("routing", Kind::Text),
+    ("terminate_after", Kind::Uint),
+];
 
 pub(crate) const SEARCH: Spec = Spec {
     action: "search",
-    params: ParamSet::Search,
+    params: ParamSet::own(SEARCH_PARAMS).indices_options().uri_search(),
     index: true,
     body: true,
     dialect: None,
@@ -29,7 +66,7 @@ pub(crate) const SEARCH: Spec = Spec {
 
 pub(crate) const COUNT: Spec = Spec {
     action: "count",
-    params: ParamSet::Count,
+    params: ParamSet::own(COUNT_PARAMS).indices_options().uri_search(),
     index: true,
     body: true,
     dialect: None,

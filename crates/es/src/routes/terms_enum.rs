@@ -35,7 +35,7 @@ const MAX_STRING: usize = 1024;
 
 pub(crate) const TERMS_ENUM: Spec = Spec {
     action: "terms_enum",
-    params: ParamSet::TermsEnum,
+    params: ParamSet::NONE.indices_options(),
     index: true,
     body: true,
     dialect: None,

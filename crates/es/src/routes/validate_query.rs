@@ -12,12 +12,20 @@
 use serde_json::Value;
 
 use super::{Request, Spec, Upstream};
-use crate::request::params::ParamSet;
+use crate::request::params::{Kind, ParamSet};
 use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Method, Rejection};
+
+// `rewrite=true` expands multi-term queries against the whole index and `all_shards=true`
+// explains each shard's rewritten query: both show other tenants' terms.
+const PARAMS: &[(&str, Kind)] = &[
+    ("explain", Kind::Bool),
+    ("rewrite", Kind::OneOf(&["false"])),
+    ("all_shards", Kind::OneOf(&["false"])),
+];
 
 pub(crate) const VALIDATE_QUERY: Spec = Spec {
     action: "validate_query",
-    params: ParamSet::ValidateQuery,
+    params: ParamSet::own(PARAMS).indices_options().uri_search(),
     index: true,
     body: true,
     dialect: None,
