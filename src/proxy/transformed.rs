@@ -1,6 +1,6 @@
-//! Answers built from the backend's response by an `es::routes::transform::Transform` (`_terms_enum`,
-//! `_cat/indices`, `_explain`): the upstream body is read whole (capped; esgate asked for
-//! identity encoding), transformed, and sent with its own length and content type.
+//! Answers built from the backend's response by an `es::routes::transform::Transform`
+//! (`_terms_enum`, `_cat/indices`, `_explain`): the upstream body is read whole (capped; esgate
+//! asked for identity encoding), transformed, and sent with its own length and content type.
 //!
 //! Invariant: a transformed route's upstream body never reaches the client untransformed; an
 //! encoded, oversized or unexpected answer is a 502.

@@ -36,9 +36,10 @@ pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     };
     let spec = routes::spec(&route);
     let params = params::check(head.query, spec.params)?;
-    let index = match spec.index {
-        true => Some(index::parse(route.path_index(), &scope.indices)?),
-        false => None,
+    let index = if spec.index {
+        Some(index::parse(route.path_index(), &scope.indices)?)
+    } else {
+        None
     };
     Ok(Plan {
         action: spec.action,

@@ -2,9 +2,10 @@
 //!
 //! A submit (`POST [/{index}]/_async_search`) is rewritten exactly like `_search` (the token's
 //! filters injected, indices narrowed, the `pit` form without an index) by `search::rewrite`
-//! in its own `Form`; this module owns what is particular to async search: the id routes (poll `GET /_async_search/{id}`,
-//! `GET /_async_search/status/{id}`, `DELETE /_async_search/{id}`) and sealing the ids that
-//! answers carry (`id`, and the `response.pit_id` of a search on a point in time).
+//! in its own `Form`; this module owns what is particular to async search: its parameters,
+//! the id routes (poll `GET /_async_search/{id}`, `GET /_async_search/status/{id}`, `DELETE
+//! /_async_search/{id}`) and sealing the ids that answers carry (`id`, and the
+//! `response.pit_id` of a search on a point in time; `routes::seal_answer` dispatches here).
 //!
 //! Invariant: pure. A poll, status or delete reaches the backend only with an id sealed for the
 //! presenting token as an async search id (`continuation::open`); the forwarded path is built

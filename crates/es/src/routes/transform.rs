@@ -1,6 +1,8 @@
 //! Response transforms: routes esgate answers by rewriting the backend's response, not only
 //! the request (`_terms_enum` from a filtered terms aggregation, `_cat/indices` rendered by
-//! esgate, `_explain` with unmatched documents made indistinguishable from missing ones).
+//! esgate, `_explain` with unmatched documents made indistinguishable from missing ones, the
+//! token's view of `_cluster/health`). A route's `prepare` names its transform; the work of
+//! each is in its route's module, this only dispatches.
 //!
 //! A [`Transform`] travels in the `Permit`; the proxy reads the upstream body whole (capped,
 //! identity encoding asked for) and calls [`apply`]. Backend errors (non-2xx) pass unchanged

@@ -1,10 +1,10 @@
 //! `GET|POST [/{index}]/_validate/query`: the body (`query` only, or `?q=`) is checked like a
 //! count's and wrapped in the token's filters, so an explanation describes the filtered query.
 //!
-//! Invariant: what could show terms from outside the token's filters is refused before this
-//! module runs (in `params`): `rewrite=true` (multi-term queries are expanded against the
-//! whole index, other tenants' terms included) and `all_shards=true` (one rewritten
-//! explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
+//! Invariant: what could show terms from outside the token's filters is refused by the
+//! route's parameter list, before its body is read: `rewrite=true` (multi-term queries are
+//! expanded against the whole index, other tenants' terms included) and `all_shards=true` (one
+//! rewritten explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
 //! which holds only the request's own values and the token's filter. Query types that read
 //! other documents while being parsed (terms lookup, `more_like_this` with documents, ...) are
 //! refused by `rewrite::check_query` as for a search.
