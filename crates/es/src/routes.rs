@@ -304,3 +304,136 @@ pub fn seal_answer(
         None => Ok(with_id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spec;
+    use crate::request::endpoint::{classify, Endpoint};
+    use crate::Method::{self, Delete, Get, Head, Post};
+
+    /// Issue #11: the table gives every route the action, body and index handling it had when
+    /// they were spread over `endpoint`, `flow` and `Plan::needs_body` (one row per route).
+    #[test]
+    fn every_route_has_its_row() {
+        // (method, path, action, reads the body, takes an index expression, one dialect only)
+        let rows: &[(Method, &str, &str, bool, bool, bool)] = &[
+            (Get, "/", "root", false, false, false),
+            (Head, "/", "root", false, false, false),
+            (Get, "/_search", "search", true, true, false),
+            (Post, "/logs-a/_search", "search", true, true, false),
+            (Get, "/logs-a/_count", "count", true, true, false),
+            (Post, "/_msearch", "msearch", true, true, false),
+            (Get, "/logs-a/_mapping", "mapping", false, true, false),
+            (Post, "/_field_caps", "field_caps", true, true, false),
+            (
+                Get,
+                "/_cluster/health",
+                "cluster_health",
+                false,
+                true,
+                false,
+            ),
+            (
+                Get,
+                "/_cluster/health/logs-a",
+                "cluster_health",
+                false,
+                true,
+                false,
+            ),
+            (
+                Get,
+                "/_resolve/index/logs-*",
+                "resolve_index",
+                false,
+                true,
+                false,
+            ),
+            (Post, "/_search/scroll", "scroll", true, false, false),
+            (
+                Delete,
+                "/_search/scroll",
+                "clear_scroll",
+                true,
+                false,
+                false,
+            ),
+            (Post, "/logs-a/_pit", "open_pit", true, true, true),
+            (Delete, "/_pit", "close_pit", true, false, true),
+            (
+                Post,
+                "/logs-a/_search/point_in_time",
+                "open_pit",
+                true,
+                true,
+                true,
+            ),
+            (
+                Delete,
+                "/_search/point_in_time",
+                "close_pit",
+                true,
+                false,
+                true,
+            ),
+            (
+                Post,
+                "/logs-a/_async_search",
+                "async_search_submit",
+                true,
+                true,
+                false,
+            ),
+            (
+                Get,
+                "/_async_search/x",
+                "async_search_get",
+                false,
+                false,
+                false,
+            ),
+            (
+                Get,
+                "/_async_search/status/x",
+                "async_search_status",
+                false,
+                false,
+                false,
+            ),
+            (
+                Delete,
+                "/_async_search/x",
+                "async_search_delete",
+                false,
+                false,
+                false,
+            ),
+            (
+                Post,
+                "/_validate/query",
+                "validate_query",
+                true,
+                true,
+                false,
+            ),
+            (Post, "/logs-a/_knn_search", "knn_search", true, true, false),
+            (Post, "/logs-a/_terms_enum", "terms_enum", true, true, false),
+            (Get, "/_cat/indices", "cat_indices", false, true, false),
+            (Get, "/logs-a/_explain/1", "explain", true, true, false),
+            (Post, "/_query", "esql", true, false, false),
+            (Post, "/_sql", "sql", true, false, false),
+            (Post, "/_sql/close", "sql_close", true, false, false),
+            (Post, "/logs-a/_eql/search", "eql", true, true, false),
+        ];
+        for &(method, path, action, body, index, dialect) in rows {
+            let Ok(Endpoint::Allowed(route)) = classify(method, path) else {
+                panic!("{method:?} {path} is not an allowed route");
+            };
+            let s = spec(&route);
+            assert_eq!(s.action, action, "{method:?} {path}");
+            assert_eq!(s.body, body, "{method:?} {path}: body");
+            assert_eq!(s.index, index, "{method:?} {path}: index");
+            assert_eq!(s.dialect.is_some(), dialect, "{method:?} {path}: dialect");
+        }
+    }
+}
