@@ -4,8 +4,7 @@
 //! parameters, whether it takes an index expression and a body, how the body is checked and
 //! rewritten into the upstream request, and how the backend's answer is handled (ids sealed,
 //! doc-id sort values sealed, or the answer rebuilt by a [`Transform`]). Each family declares
-//! one [`Spec`] per route; [`spec`] is the table that names the `Spec` of every
-//! [`Route`]. The generic steps in `flow` (plan, prepare, authorize) drive the table and know
+//! one `Spec` per route; `spec` is the table that names the `Spec` of every [`Route`]. The generic steps in `flow` (plan, prepare, authorize) drive the table and know
 //! no route by name.
 //!
 //! | family | routes |
@@ -25,15 +24,15 @@
 //! | [`metadata`] | `GET /`, `_mapping`, `_resolve/index` |
 //! | [`identity`] | `_security/_authenticate`, `_security/user/_has_privileges`, answered by esgate without the backend (the proxy asks [`identity::route`] before the table) |
 //!
-//! Adding a route: its [`Route`] variant and path in `request::endpoint` (what the path says),
-//! its parameter list in `request::params`, a `Spec` const and its `prepare` function in its
-//! family's module (what esgate does with it), and one row in [`spec`]; the compiler refuses a
-//! variant without a row.
+//! Adding a route: its [`Route`] variant and path in `request::endpoint` (what the path says);
+//! then, in its family's module, its parameter list, its `Spec` const and its `prepare`
+//! function (what esgate does with it); and one row in `spec`. The compiler refuses a variant
+//! without a row.
 //!
 //! Invariant: a `prepare` builds the forwarded path from checked values only and the
 //! forwarded body itself (never the client's bytes); it names every index expression the
-//! request reaches in [`Upstream::to_resolve`], with its [`Shape`], so that `authorize` can
-//! check and narrow it.
+//! request reaches in `Upstream::to_resolve`, with its `Shape`, so that `authorize` can check
+//! and narrow it.
 
 pub mod async_search;
 pub mod cat_indices;

@@ -5,7 +5,7 @@
 //!
 //! Invariant: a scroll or point-in-time id reaches the backend only when it was sealed for the
 //! presenting token (`continuation::open`), and every id an answer carries is sealed before
-//! the client sees it (the `Seal` of the route's [`Upstream`]). The forwarded bodies are built
+//! the client sees it (the `Seal` of the route's `Upstream`). The forwarded bodies are built
 //! here from the opened ids and allow-listed time values.
 
 use serde_json::{json, Map, Value};

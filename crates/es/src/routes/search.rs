@@ -2,7 +2,7 @@
 //! the token's filters (`rewrite`), the cost limits applied (`cost`), and doc-id sort values
 //! sealed (`ordinals`). A search may scroll (its answer's `_scroll_id` is sealed) or run on a
 //! point in time given in the body (`pit`, sealed; then it names no index). An async search
-//! submit is rewritten by [`rewrite`] too, in its own [`Form`] (see `async_search`).
+//! submit is rewritten by `rewrite` too, in its own `Form` (see `async_search`).
 //!
 //! Invariant: the forwarded body is the rewriter's output, never the client's bytes; a search
 //! on a point in time reaches the backend only with a point-in-time id sealed for the token.
