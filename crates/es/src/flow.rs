@@ -19,7 +19,8 @@ use crate::request::endpoint::{self, Endpoint};
 use crate::request::params;
 use crate::routes::{self, msearch, Request, Shape, MAX_FORWARDED_PATH};
 use crate::{
-    error, Answer, Permit, Plan, Prepared, RejectKind, Rejection, RequestHead, Resolution, Scope,
+    error, Answer, ForwardBody, Permit, Plan, Prepared, RejectKind, Rejection, RequestHead,
+    Resolution, Scope,
 };
 
 /// An expression that matches no index on any cluster (`*` minus `*`), forwarded where a
@@ -125,10 +126,35 @@ pub(crate) fn authorize(
     if let Some(route) = dialect_route {
         route.check(resolution.dialect)?;
     }
+    let (indices, narrowed) = reach(&to_resolve, &shape, resolution, scope)?;
+    place(shape, &indices, &narrowed, &mut path, &mut body)?;
+    let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
+    Ok(Permit::new(
+        action,
+        method,
+        path,
+        query,
+        body,
+        indices.into_iter().collect(),
+        answer,
+    ))
+}
+
+/// Expression → the allowed names to forward in its place.
+type Narrowings = Vec<(String, Vec<String>)>;
+
+/// The concrete indices every expression reaches, all allowed for the token, and the
+/// expressions that must be narrowed to the allowed names (a wildcard that also matches
+/// others, or nothing the token may read).
+fn reach(
+    to_resolve: &[String],
+    shape: &Shape,
+    resolution: &Resolution,
+    scope: &Scope,
+) -> Result<(BTreeSet<String>, Narrowings), Rejection> {
     let mut indices: BTreeSet<String> = BTreeSet::new();
-    // Expression → the allowed names to forward instead, where a wildcard was narrowed.
-    let mut narrowed: Vec<(String, Vec<String>)> = Vec::new();
-    for expr in &to_resolve {
+    let mut narrowed: Narrowings = Vec::new();
+    for expr in to_resolve {
         let Some(names) = resolution.names.get(expr) else {
             return Err(Rejection::forbidden("index expression was not resolved"));
         };
@@ -168,53 +194,58 @@ pub(crate) fn authorize(
             }
         }
     }
+    Ok((indices, narrowed))
+}
+
+/// Puts the allowed names where the request's `shape` says its expressions are: the concrete
+/// `indices` for a `ConcreteIndices` path, the `narrowed` names in a path, in msearch headers
+/// or in a query text.
+fn place(
+    shape: Shape,
+    indices: &BTreeSet<String>,
+    narrowed: &Narrowings,
+    path: &mut String,
+    body: &mut Option<ForwardBody>,
+) -> Result<(), Rejection> {
     if let Shape::ConcreteIndices { before } = &shape {
         let names: Vec<&str> = if indices.is_empty() {
             NO_INDEX.to_vec()
         } else {
             indices.iter().map(String::as_str).collect()
         };
-        path = format!("{before}{}", names.join(","));
+        *path = format!("{before}{}", names.join(","));
         if path.len() > MAX_FORWARDED_PATH {
             return Err(Rejection::forbidden(
                 "the token's indices are too many to forward; name fewer indices",
             ));
         }
     }
-    if !narrowed.is_empty() {
-        match shape {
-            Shape::Fixed | Shape::ConcreteIndices { .. } => {}
-            Shape::Path { before, after } => {
-                let names = &narrowed[0].1;
-                path = format!("{before}{}{after}", names.join(","));
-                if path.len() > MAX_FORWARDED_PATH {
-                    return Err(Rejection::forbidden(
-                        "the index expression matches too many indices to forward; name fewer indices or a narrower pattern",
-                    ));
-                }
-            }
-            Shape::Msearch(mut items, bodies) => {
-                for item in &mut items {
-                    let joined = item.index.joined();
-                    if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
-                        item.index = Expression::from_names(names.clone());
-                    }
-                }
-                body = Some(msearch::forward_body(&items, &bodies)?);
-            }
-            Shape::QueryText(text) => body = Some(text.forward(&narrowed[0].1)?),
-        }
+    if narrowed.is_empty() {
+        return Ok(());
     }
-    let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
-    Ok(Permit::new(
-        action,
-        method,
-        path,
-        query,
-        body,
-        indices.into_iter().collect(),
-        answer,
-    ))
+    match shape {
+        Shape::Fixed | Shape::ConcreteIndices { .. } => {}
+        Shape::Path { before, after } => {
+            let names = &narrowed[0].1;
+            *path = format!("{before}{}{after}", names.join(","));
+            if path.len() > MAX_FORWARDED_PATH {
+                return Err(Rejection::forbidden(
+                    "the index expression matches too many indices to forward; name fewer indices or a narrower pattern",
+                ));
+            }
+        }
+        Shape::Msearch(mut items, bodies) => {
+            for item in &mut items {
+                let joined = item.index.joined();
+                if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
+                    item.index = Expression::from_names(names.clone());
+                }
+            }
+            *body = Some(msearch::forward_body(&items, &bodies)?);
+        }
+        Shape::QueryText(text) => *body = Some(text.forward(&narrowed[0].1)?),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
