@@ -346,7 +346,7 @@ enum Handling {
         shaping: Option<es::answers::shaping::Shaping>,
     },
     Transform {
-        transform: es::routes::transform::Transform,
+        transform: es::routes::Transform,
         shaping: Option<es::answers::shaping::Shaping>,
     },
 }

@@ -48,7 +48,7 @@ use dsl::cost;
 use ids::{continuation, ordinals};
 use indices::{index, resolution};
 use request::dialect;
-use routes::transform;
+use routes::Transform;
 
 /// A token's mandatory filters: field → accepted values. Same field = any of the values;
 /// different fields = all of them.
@@ -247,7 +247,7 @@ pub enum Answer {
     /// Read whole and rebuilt by esgate (`_terms_enum`, `_cat/indices`, `_explain`, cluster
     /// health).
     Transform {
-        transform: transform::Transform,
+        transform: Transform,
         shaping: Option<shaping::Shaping>,
     },
 }
@@ -258,7 +258,7 @@ impl Answer {
     fn decide(
         id: Option<continuation::Seal>,
         sort: Option<ordinals::SortSeal>,
-        transform: Option<transform::Transform>,
+        transform: Option<Transform>,
         shaping: shaping::Shaping,
         query: &mut Vec<(String, String)>,
     ) -> Result<Answer, Rejection> {
@@ -316,7 +316,7 @@ impl Answer {
     }
 
     /// The transform that rebuilds the answer, if any.
-    pub fn transform(&self) -> Option<&transform::Transform> {
+    pub fn transform(&self) -> Option<&Transform> {
         match self {
             Answer::Transform { transform, .. } => Some(transform),
             _ => None,

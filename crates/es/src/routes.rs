@@ -4,8 +4,10 @@
 //! parameters, whether it takes an index expression and a body, how the body is checked and
 //! rewritten into the upstream request, and how the backend's answer is handled (ids sealed,
 //! doc-id sort values sealed, or the answer rebuilt by a [`Transform`]). Each family declares
-//! one `Spec` per route; `spec` is the table that names the `Spec` of every [`Route`]. The generic steps in `flow` (plan, prepare, authorize) drive the table and know
-//! no route by name.
+//! one `Spec` per route; `spec` is the table that names the `Spec` of every [`Route`]. The
+//! generic steps in `flow` (plan, prepare, authorize) drive the table and know no route by
+//! name. The answers come back here too: [`seal_answer`] and [`apply`] dispatch to the route's
+//! module.
 //!
 //! | family | routes |
 //! | --- | --- |
@@ -47,7 +49,6 @@ pub mod querylang;
 pub mod scroll_pit;
 pub mod search;
 pub mod terms_enum;
-pub mod transform;
 pub mod validate_query;
 
 use serde_json::Value;
@@ -61,12 +62,11 @@ use crate::request::endpoint::{AsyncOp, Route};
 use crate::request::params::ParamSet;
 use crate::{ForwardBody, Method, Rejection, RequestHead, Scope};
 
-use transform::Transform;
-
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
 pub(crate) const MAX_FORWARDED_PATH: usize = 3500;
 
-const JSON: &str = "application/json";
+/// The content type of a forwarded JSON body.
+const JSON_BODY: &str = "application/json";
 
 /// Everything esgate knows about one route, declared by its family's module.
 #[derive(Debug)]
@@ -274,9 +274,27 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
         .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
     Ok(ForwardBody {
         bytes,
-        content_type: JSON,
+        content_type: JSON_BODY,
     })
 }
+
+// === Answers esgate reads whole ===
+//
+// A route's `prepare` says how its answer is handled (`Upstream::seal`, `sort_seal`,
+// `transform`; `Answer::decide` makes it one `es::Answer`), and the proxy calls back here:
+// `seal_answer` for what must be sealed, `apply` for what esgate rebuilds. Both only dispatch to
+// the route's module.
+//
+// Response transforms: routes esgate answers by rewriting the backend's response, not only the
+// request (`_terms_enum` from a filtered terms aggregation, `_cat/indices` rendered by esgate,
+// `_explain` with unmatched documents made indistinguishable from missing ones, the token's
+// view of `_cluster/health`). The proxy reads the upstream body whole (capped, identity
+// encoding asked for) and calls `apply`. Backend errors (non-2xx) pass unchanged unless the
+// route says otherwise (`_explain` turns its 404 into esgate's own body).
+//
+// Invariant: a successful backend answer that does not have the expected shape is an error
+// (the proxy answers 502), never relayed as is: relaying it could hand the client what the
+// transform or the seal exists to remove.
 
 /// Seals everything a search-like answer carries for `binding` (an `Answer::Seal`): the
 /// continuation id `id_seal` (a scroll, point-in-time, SQL cursor or async search id; an async
@@ -304,135 +322,88 @@ pub fn seal_answer(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::spec;
-    use crate::request::endpoint::{classify, Endpoint};
-    use crate::Method::{self, Delete, Get, Head, Post};
+/// How the backend's answer is turned into the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// A `_search` answer becomes `{"_shards","terms","complete"}`.
+    TermsEnum(terms_enum::Answer),
+    /// `_cat/indices?format=json` rows are rendered with the token's columns.
+    CatIndices(cat_indices::Table),
+    /// `_explain`, asked as a search on the id: no hit answers like a missing document, a hit
+    /// becomes the explain answer without statistics.
+    Explain(explain::Lookup),
+    /// `_cluster/health` on the token's indices: the view's counts only (`cluster_health`).
+    ClusterHealth,
+}
 
-    /// Issue #11: the table gives every route the action, body and index handling it had when
-    /// they were spread over `endpoint`, `flow` and `Plan::needs_body` (one row per route).
-    #[test]
-    fn every_route_has_its_row() {
-        // (method, path, action, reads the body, takes an index expression, one dialect only)
-        let rows: &[(Method, &str, &str, bool, bool, bool)] = &[
-            (Get, "/", "root", false, false, false),
-            (Head, "/", "root", false, false, false),
-            (Get, "/_search", "search", true, true, false),
-            (Post, "/logs-a/_search", "search", true, true, false),
-            (Get, "/logs-a/_count", "count", true, true, false),
-            (Post, "/_msearch", "msearch", true, true, false),
-            (Get, "/logs-a/_mapping", "mapping", false, true, false),
-            (Post, "/_field_caps", "field_caps", true, true, false),
-            (
-                Get,
-                "/_cluster/health",
-                "cluster_health",
-                false,
-                true,
-                false,
-            ),
-            (
-                Get,
-                "/_cluster/health/logs-a",
-                "cluster_health",
-                false,
-                true,
-                false,
-            ),
-            (
-                Get,
-                "/_resolve/index/logs-*",
-                "resolve_index",
-                false,
-                true,
-                false,
-            ),
-            (Post, "/_search/scroll", "scroll", true, false, false),
-            (
-                Delete,
-                "/_search/scroll",
-                "clear_scroll",
-                true,
-                false,
-                false,
-            ),
-            (Post, "/logs-a/_pit", "open_pit", true, true, true),
-            (Delete, "/_pit", "close_pit", true, false, true),
-            (
-                Post,
-                "/logs-a/_search/point_in_time",
-                "open_pit",
-                true,
-                true,
-                true,
-            ),
-            (
-                Delete,
-                "/_search/point_in_time",
-                "close_pit",
-                true,
-                false,
-                true,
-            ),
-            (
-                Post,
-                "/logs-a/_async_search",
-                "async_search_submit",
-                true,
-                true,
-                false,
-            ),
-            (
-                Get,
-                "/_async_search/x",
-                "async_search_get",
-                false,
-                false,
-                false,
-            ),
-            (
-                Get,
-                "/_async_search/status/x",
-                "async_search_status",
-                false,
-                false,
-                false,
-            ),
-            (
-                Delete,
-                "/_async_search/x",
-                "async_search_delete",
-                false,
-                false,
-                false,
-            ),
-            (
-                Post,
-                "/_validate/query",
-                "validate_query",
-                true,
-                true,
-                false,
-            ),
-            (Post, "/logs-a/_knn_search", "knn_search", true, true, false),
-            (Post, "/logs-a/_terms_enum", "terms_enum", true, true, false),
-            (Get, "/_cat/indices", "cat_indices", false, true, false),
-            (Get, "/logs-a/_explain/1", "explain", true, true, false),
-            (Post, "/_query", "esql", true, false, false),
-            (Post, "/_sql", "sql", true, false, false),
-            (Post, "/_sql/close", "sql_close", true, false, false),
-            (Post, "/logs-a/_eql/search", "eql", true, true, false),
-        ];
-        for &(method, path, action, body, index, dialect) in rows {
-            let Ok(Endpoint::Allowed(route)) = classify(method, path) else {
-                panic!("{method:?} {path} is not an allowed route");
+/// The backend answered a success that does not have the shape the route expects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the backend's answer to a transformed request does not have the expected shape")]
+pub struct TransformError;
+
+/// The content types of a transformed answer.
+pub const JSON: &str = "application/json; charset=UTF-8";
+pub const TEXT: &str = "text/plain; charset=UTF-8";
+
+/// Turns the backend's `(status, body)` into the client's.
+pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
+    let success = (200..300).contains(&status);
+    match t {
+        Transform::Explain(lookup) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return if success {
+                    Err(TransformError)
+                } else {
+                    Ok((status, body.to_vec()))
+                };
             };
-            let s = spec(&route);
-            assert_eq!(s.action, action, "{method:?} {path}");
-            assert_eq!(s.body, body, "{method:?} {path}: body");
-            assert_eq!(s.index, index, "{method:?} {path}: index");
-            assert_eq!(s.dialect.is_some(), dialect, "{method:?} {path}: dialect");
+            let (status, out) = explain::answer(lookup, status, &v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        // 408: a `wait_for_status` that was not met (checked once, never waited for).
+        Transform::ClusterHealth if success || status == 408 => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            let out = cluster_health::view(&v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        _ if !success => Ok((status, body.to_vec())),
+        Transform::ClusterHealth => Err(TransformError),
+        Transform::TermsEnum(spec) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            let out = terms_enum::answer(spec, &v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        Transform::CatIndices(table) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            Ok((
+                status,
+                cat_indices::render(table, &v).ok_or(TransformError)?,
+            ))
         }
     }
 }
+
+/// The content type of what [`apply`] returned for `status`: text only for a successful
+/// `_cat` text table (errors stay the backend's JSON).
+pub fn content_type(t: &Transform, status: u16) -> &'static str {
+    match t {
+        Transform::CatIndices(table)
+            if (200..300).contains(&status) && table.format() == cat_indices::Format::Text =>
+        {
+            TEXT
+        }
+        _ => JSON,
+    }
+}
+
+#[cfg(test)]
+mod tests;

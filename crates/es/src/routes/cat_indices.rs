@@ -23,8 +23,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use super::transform::Transform;
-use super::{Request, Spec, Upstream};
+use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
 use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};

@@ -20,8 +20,7 @@
 
 use serde_json::{Map, Value};
 
-use super::transform::Transform;
-use super::{Request, Shape, Spec, Upstream};
+use super::{Request, Shape, Spec, Transform, Upstream};
 use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
 

@@ -18,8 +18,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::transform::Transform;
-use super::{Request, Spec, Upstream};
+use super::{Request, Spec, Transform, Upstream};
 use crate::request::params::{Kind, ParamSet};
 use crate::{dsl::rewrite, FilterSet, Method, Rejection};
 

@@ -16,8 +16,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::transform::Transform;
-use super::{Request, Spec, Upstream};
+use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
 use crate::request::params::ParamSet;
 use crate::{dsl::rewrite, FilterSet, Method, Rejection};
