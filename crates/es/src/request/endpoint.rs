@@ -10,7 +10,8 @@
 
 use crate::{request::params, Method, RejectKind, Rejection};
 
-/// The routes a read token may use.
+/// The routes a read token may use: what the path says. What esgate does with each (its
+/// parameters, body, rewrite and answer) is its row in the route table, `routes::spec`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET|HEAD /`.

@@ -1,5 +1,7 @@
 //! `_msearch` NDJSON (security.md E8, C7): strict line framing, header allow-list, per-header
-//! index checks and a rewrite of every body like `_search`.
+//! index checks and a rewrite of every body like `_search`, each within the token's cost
+//! limits, its doc-id sort values sealed per search; at most 64 distinct index expressions
+//! (each is one resolve call), narrowed in their headers by `authorize`.
 //!
 //! Invariant: the forwarded NDJSON is built here from parsed values: one header and one body per
 //! search, every header carrying an explicit, checked `index` array and `expand_wildcards:
