@@ -50,7 +50,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::printable;
-use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::continuation::Binding;
 use crate::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
@@ -325,31 +325,6 @@ pub fn seal_answer(
         Ok(edits) => Ok(splice(body, edits)),
         Err(_) if !success && !contains(body, b"\"sort\"") => Ok(body.to_vec()),
         Err(e) => Err(e),
-    }
-}
-
-/// Seals everything a search-like answer carries for `binding`: the continuation id `id_seal`
-/// (a scroll, point-in-time or async search id; an async search id also carries the ordinal
-/// positions to its polls) and the ordinal sort values of `sort`.
-pub fn seal_search_answer(
-    binding: &Binding,
-    id_seal: Option<Seal>,
-    sort: Option<&SortSeal>,
-    success: bool,
-    body: &[u8],
-) -> Result<Vec<u8>, AnswerError> {
-    let with_id = match id_seal {
-        Some(s) if s.kind == IdKind::AsyncSearch => crate::async_search::seal_response_with(
-            binding,
-            body,
-            sort.and_then(SortSeal::async_positions),
-        ),
-        Some(s) if success => continuation::seal_response(binding, s, body).ok_or(AnswerError)?,
-        _ => body.to_vec(),
-    };
-    match sort {
-        Some(spec) => seal_answer(binding, spec, success, &with_id),
-        None => Ok(with_id),
     }
 }
 
