@@ -5,7 +5,7 @@
 //! accepted, recursively: `standard` (its `query` is wrapped like a search query: a missing
 //! query becomes the wrapped `match_all`), `knn` (the token's clauses lead its `filter`, as for a
 //! top-level `knn`), `rrf` and `linear` (fusions of child retrievers, each rewritten). Every
-//! key is on an allow-list and every query is checked by `rewrite::check_query`; every kNN
+//! key is on an allow-list and every query is checked by `query::check_query`; every kNN
 //! search inside a retriever's `filter` gets the token's clauses in its own filter, and
 //! `min_score` is refused (scores carry index-wide statistics). Other types
 //! (`rule`, `pinned`, `text_similarity_reranker`, `rescorer`, ...) are refused, as is a `query` or `knn`
@@ -14,8 +14,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::dsl::query;
 use crate::error::printable;
-use crate::{dsl::rewrite, FilterSet, Rejection};
+use crate::{FilterSet, Rejection};
 
 /// Keys of a search body that cannot stand beside a `retriever`.
 const NOT_BESIDE: &[&str] = &["query", "knn", "sub_searches", "rank"];
@@ -84,7 +85,7 @@ fn standard(
     for (k, v) in body {
         match k.as_str() {
             "query" => {
-                rewrite::check_query(v)?;
+                query::check_query(v)?;
                 query = Some(v.clone());
             }
             "filter" => {
@@ -99,7 +100,7 @@ fn standard(
             _ => return Err(key_not_allowed(k, "standard")),
         }
     }
-    out.insert("query".into(), rewrite::wrap(query, filters));
+    out.insert("query".into(), query::wrap(query, filters));
     Ok(out)
 }
 
@@ -107,12 +108,12 @@ fn knn(body: &Map<String, Value>, filters: &FilterSet) -> Result<Map<String, Val
     // The same keys as a top-level kNN search, checked by the query checker's `knn` arm.
     let mut as_query = Map::new();
     as_query.insert("knn".into(), Value::Object(body.clone()));
-    rewrite::check_query(&Value::Object(as_query))?;
+    query::check_query(&Value::Object(as_query))?;
     let mut out = body.clone();
-    rewrite::prepend_clauses(&mut out, filters.clauses());
+    query::prepend_clauses(&mut out, filters.clauses());
     // A kNN query inside the filter picks its own candidates: it gets the clauses too.
     if let Some(f) = out.get_mut("filter") {
-        rewrite::filter_knn_queries(f, filters);
+        query::filter_knn_queries(f, filters);
     }
     Ok(out)
 }
@@ -208,11 +209,11 @@ fn linear_child(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
 /// filter applies, so other tenants' vectors would otherwise take its slots.
 fn filter(v: &Value, filters: &FilterSet) -> Result<Value, Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(rewrite::check_query)?,
-        one => rewrite::check_query(one)?,
+        Value::Array(items) => items.iter().try_for_each(query::check_query)?,
+        one => query::check_query(one)?,
     }
     let mut out = v.clone();
-    rewrite::filter_knn_queries(&mut out, filters);
+    query::filter_knn_queries(&mut out, filters);
     Ok(out)
 }
 

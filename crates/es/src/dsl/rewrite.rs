@@ -1,23 +1,35 @@
 //! Search and count body validation and filter injection (security.md I-4, I-5, B1–B22).
 //!
 //! Invariant: a body leaves this module only if every key on the way down is on an
-//! allow-list (top-level keys, query types, aggregation types and their parameters), nothing on
-//! the deny-list appears anywhere (`global`, `significant_*`, `min_doc_count: 0` on terms-like
-//! aggregations, scripts, runtime mappings, remote-fetch queries, `wrapper`, join queries,
-//! suggesters, `profile`/`explain`, …, and whatever lets index-wide term statistics or scores
-//! decide a match set or a count: `more_like_this`, fuzzy and prefix expansion, expanding
-//! rewrites, expansions over metadata fields, `min_score`, samplers; see `expansion`), and the
-//! token's filter clauses sit in a fresh outer `bool.filter` around the user's query (or
-//! `match_all`), in every top-level `knn` element's `filter`, in every leaf of a `retriever`
-//! (see `retriever`), and in the `filter` of every kNN search anywhere else in the body, with
-//! or without a retriever. The user's own `bool` is never merged into. Rejections name keys,
-//! never values.
+//! allow-list (top-level keys here, query types in `query`, aggregation types in `aggs`, and
+//! their parameters), nothing on the deny-list appears anywhere (`global`, `significant_*`,
+//! `min_doc_count: 0` on terms-like aggregations, scripts, runtime mappings, remote-fetch
+//! queries, `wrapper`, join queries, suggesters, `profile`/`explain`, …, and whatever lets
+//! index-wide term statistics or scores decide a match set or a count: `more_like_this`, fuzzy
+//! and prefix expansion, expanding rewrites, expansions over metadata fields, `min_score`,
+//! samplers; see `expansion`), and the token's filter clauses sit in a fresh outer
+//! `bool.filter` around the user's query (or `match_all`), in every top-level `knn` element's
+//! `filter`, in every leaf of a `retriever` (see `retriever`), and in the `filter` of every kNN
+//! search anywhere else in the body, with or without a retriever. The user's own `bool` is
+//! never merged into. Rejections name keys, never values.
+//!
+//! Layering: `query` (the query checker, the filter wrapper) is the leaf; `aggs` and
+//! `retriever` build on it; this module orchestrates a whole body on top of all three.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+// The unit tests below (`use super::*`) build their bodies with it.
+#[cfg(test)]
+use serde_json::json;
 
-use crate::dsl::fields::{self, Position};
-use crate::error::printable;
-use crate::{dsl::values, FilterSet, Rejection};
+pub use crate::dsl::aggs::check_aggs;
+use crate::dsl::query::{
+    array_of, check_collapse, check_fields, check_highlight, check_knn, check_source,
+    check_stored_fields, flat, keyed, no_seq_no_primary_term, only_false, prepend_clauses, scalar,
+    single, slot_of, uint, wrap_unwalked, Slot, SortAt, Table,
+};
+pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
+use crate::dsl::{retriever, values};
+use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
 pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejection> {
@@ -28,7 +40,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         ));
     }
     // Grafana and Kibana send these empty; an empty object is a no-op, so it is dropped
-    // rather than forwarded. Anything non-empty is denied by `check_top_level`.
+    // rather than forwarded. Anything non-empty is denied by `TOP_LEVEL`.
     for key in ["runtime_mappings", "script_fields"] {
         if obj
             .get(key)
@@ -38,11 +50,14 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         }
     }
     for (key, value) in &obj {
-        check_top_level(key, value)?;
+        match slot_of(TOP_LEVEL, key) {
+            Some(slot) => slot.check(value, key)?,
+            None => return Err(crate::dsl::query::key_not_allowed(key)),
+        }
     }
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
-    if !crate::dsl::retriever::rewrite_in_body(&mut obj, filters)? {
+    if !retriever::rewrite_in_body(&mut obj, filters)? {
         wrap_entry_points(&mut obj, filters)?;
     }
     // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers
@@ -103,7 +118,7 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
     let mut obj = into_object(body)?;
     for key in obj.keys() {
         if key != "query" {
-            return Err(key_not_allowed(key));
+            return Err(crate::dsl::query::key_not_allowed(key));
         }
     }
     let query = obj.remove("query");
@@ -113,786 +128,109 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
     Ok(single("query", wrap(query, filters)))
 }
 
-/// The outer wrapper: `{"bool":{"filter":[<token clauses>],"must":[<query or match_all>]}}`;
-/// without token filters `{"bool":{"must":[...]}}`.
-pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
-    let mut inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
-    filter_knn_queries(&mut inner, filters);
-    wrap_walked(inner, filters)
-}
+/// The keys of a search body and what each takes.
+const TOP_LEVEL: Table = &[
+    (&["query", "post_filter"], Slot::Query),
+    (&["size", "from", "terminate_after"], Slot::Uint),
+    (&["timeout"], Slot::Str),
+    (&["track_total_hits"], Slot::Check(track_total_hits)),
+    (&["min_score"], Slot::ScoreThreshold),
+    (&["version", "track_scores"], Slot::Bool),
+    (
+        &["seq_no_primary_term"],
+        Slot::Check(no_seq_no_primary_term),
+    ),
+    (&["explain", "profile"], Slot::Check(only_false)),
+    (&["_source"], Slot::Check(check_source)),
+    (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
+    (&["stored_fields"], Slot::Check(check_stored_fields)),
+    (&["sort"], Slot::Sort(SortAt::TopLevel)),
+    (&["search_after"], Slot::Check(search_after)),
+    (&["aggs", "aggregations"], Slot::Check(aggregations)),
+    (&["highlight"], Slot::Check(check_highlight)),
+    (&["collapse"], Slot::Check(check_collapse)),
+    (&["knn"], Slot::Check(top_level_knn)),
+    (&["slice"], Slot::Check(slice)),
+    (&["rescore"], Slot::Check(rescores)),
+    (&["stats"], Slot::Strings),
+    // Checked and filtered by `retriever::rewrite_in_body`.
+    (&["retriever"], Slot::Check(checked_by_retriever)),
+    (&["sub_searches"], Slot::Check(check_sub_searches)),
+    (&["rank"], Slot::Object("rank", RANK)),
+    (
+        &[
+            "pit",
+            "runtime_mappings",
+            "script_fields",
+            "suggest",
+            "indices_boost",
+            "ext",
+            "search_pipeline",
+            "derived",
+            "scroll",
+        ],
+        Slot::Feature,
+    ),
+];
 
-/// [`wrap`] without walking the query for kNN searches: only for [`search`], which walks the
-/// whole body (the wrapped queries included) right after.
-fn wrap_unwalked(query: Option<Value>, filters: &FilterSet) -> Value {
-    wrap_walked(query.unwrap_or_else(|| json!({ "match_all": {} })), filters)
-}
+/// `rank`: reciprocal rank fusion with its numeric options only.
+const RANK: Table = &[(
+    &["rrf"],
+    Slot::Flat(&["window_size", "rank_window_size", "rank_constant"]),
+)];
+const RESCORE: Table = &[
+    (&["window_size"], Slot::Uint),
+    (&["query"], Slot::Object("rescore query", RESCORE_QUERY)),
+];
+const RESCORE_QUERY: Table = &[
+    (&["rescore_query"], Slot::Query),
+    (
+        &["query_weight", "rescore_query_weight", "score_mode"],
+        Slot::Scalar,
+    ),
+];
+const SUB_SEARCH: Table = &[(&["query"], Slot::Query)];
 
-/// [`wrap`] of a query whose kNN searches are (or, in [`search`], will be) filtered already:
-/// `search` walks the whole body once afterwards, so walking each query first too doubled the
-/// work on large bodies (issue 10).
-///
-/// Built by moving `inner` into place: `json!` would copy an interpolated value through
-/// `serde_json::to_value` (the whole query serialised into a new tree and the old one dropped:
-/// a quarter of a 2 KB search's cost, issue 10).
-fn wrap_walked(inner: Value, filters: &FilterSet) -> Value {
-    let mut bool_query = Map::with_capacity(2);
-    if !filters.is_empty() {
-        bool_query.insert("filter".to_string(), Value::Array(filters.clauses()));
-    }
-    bool_query.insert("must".to_string(), Value::Array(vec![inner]));
-    single("bool", Value::Object(bool_query))
-}
-
-/// `{"<key>": <value>}`, moving `value` in (`json!` would copy it, see [`wrap_walked`]).
-pub(crate) fn single(key: &str, value: Value) -> Value {
-    let mut m = Map::with_capacity(1);
-    m.insert(key.to_string(), value);
-    Value::Object(m)
-}
-
-/// Puts the token's clauses into the `filter` of every kNN search anywhere under `v` (a `knn`
-/// query inside `bool`, `post_filter`, a `filter` aggregation, `rescore`, a retriever...).
-/// A kNN search picks its nearest candidates *before* any sibling filter applies, so a filter
-/// beside it would still let other tenants' vectors decide what is found (and counted). A kNN
-/// object whose `filter` list already holds every token clause is left as it is.
-pub fn filter_knn_queries(v: &mut Value, filters: &FilterSet) {
-    if filters.is_empty() {
-        return;
-    }
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m.iter_mut() {
-                if k == "knn" {
-                    if let Value::Array(items) = &mut *child {
-                        for i in items.iter_mut().filter(|i| is_knn_search(i)) {
-                            add_token_clauses(i, filters);
-                        }
-                    } else if is_knn_search(child) {
-                        add_token_clauses(child, filters);
-                    }
-                }
-                filter_knn_queries(child, filters);
-            }
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|i| filter_knn_queries(i, filters)),
-        _ => {}
-    }
-}
-
-/// A kNN search object: a vector field and a query vector (or a builder of one).
-fn is_knn_search(v: &Value) -> bool {
-    v.get("field").is_some_and(Value::is_string)
-        && (v.get("query_vector").is_some() || v.get("query_vector_builder").is_some())
-}
-
-fn add_token_clauses(knn: &mut Value, filters: &FilterSet) {
-    let Value::Object(m) = knn else { return };
-    let clauses = filters.clauses();
-    if let Some(Value::Array(existing)) = m.get("filter") {
-        if clauses.iter().all(|c| existing.contains(c)) {
-            return;
-        }
-    }
-    prepend_clauses(m, clauses);
-}
-
-/// A kNN search's `filter` becomes `[<clauses>, <the existing filter(s)>]` (nothing when
-/// both are empty).
-pub(crate) fn prepend_clauses(m: &mut serde_json::Map<String, Value>, mut clauses: Vec<Value>) {
-    match m.remove("filter") {
-        None => {}
-        Some(Value::Array(existing)) => clauses.extend(existing),
-        Some(other) => clauses.push(other),
-    }
-    if !clauses.is_empty() {
-        m.insert("filter".to_string(), Value::Array(clauses));
-    }
-}
-
-/// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
-pub fn check_query(v: &Value) -> Result<(), Rejection> {
-    let (ty, body) = single_entry(v, "a query")?;
-    fields::check_query_node(ty, body)?;
-    match ty {
-        "bool" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "must" | "should" | "filter" | "must_not" => query_or_queries(val)?,
-                    "minimum_should_match" | "boost" | "_name" | "adjust_pure_negative" => {
-                        scalar(val, k)?
-                    }
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "boosting" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "positive" | "negative" => check_query(val)?,
-                    "negative_boost" | "boost" | "_name" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "constant_score" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "filter" => check_query(val)?,
-                    "boost" | "_name" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "dis_max" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "queries" => array_of(val, k, check_query)?,
-                    "tie_breaker" | "boost" | "_name" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "function_score" => check_function_score(body),
-        "nested" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "query" => check_query(val)?,
-                    "path" | "score_mode" | "ignore_unmapped" | "boost" | "_name" => {
-                        scalar(val, k)?
-                    }
-                    "inner_hits" => check_inner_hits(val)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "term" => {
-            field_leaf(body, &["value", "boost", "case_insensitive", "_name"], true)?;
-            // Case-insensitive matching expands the term over the field's dictionary.
-            let insensitive = |v: &Value| v.get("case_insensitive").is_some_and(|c| c != false);
-            if object(body, ty)?.iter().any(|(f, v)| {
-                f != "boost"
-                    && f != "_name"
-                    && insensitive(v)
-                    && crate::dsl::expansion::may_be_metadata(f)
-            }) {
-                return Err(Rejection::forbidden(
-                    "case-insensitive term queries on metadata fields are not allowed for this \
-                     token",
-                ));
-            }
-            Ok(())
-        }
-        "terms" => check_terms_query(body),
-        "range" => field_leaf(
-            body,
-            &[
-                "gt",
-                "gte",
-                "lt",
-                "lte",
-                "from",
-                "to",
-                "include_lower",
-                "include_upper",
-                "format",
-                "time_zone",
-                "relation",
-                "boost",
-                "_name",
-            ],
-            false,
-        ),
-        "prefix" => {
-            field_leaf(
-                body,
-                &["value", "boost", "rewrite", "case_insensitive", "_name"],
-                true,
-            )?;
-            multi_term_leaf(body)
-        }
-        "wildcard" => {
-            field_leaf(
-                body,
-                &[
-                    "value",
-                    "wildcard",
-                    "boost",
-                    "rewrite",
-                    "case_insensitive",
-                    "_name",
-                ],
-                true,
-            )?;
-            multi_term_leaf(body)
-        }
-        "regexp" => {
-            field_leaf(
-                body,
-                &[
-                    "value",
-                    "flags",
-                    "case_insensitive",
-                    "rewrite",
-                    "boost",
-                    "_name",
-                ],
-                true,
-            )?;
-            multi_term_leaf(body)
-        }
-        // Each picks terms (or keeps or drops them) by what the whole shard holds: fuzzy
-        // expansion and phrase prefixes keep `max_expansions` terms of the shard dictionary,
-        // `more_like_this` keeps terms by their index-wide document frequency, `common` splits
-        // terms by it, `intervals` and `span_multi` expand with a fixed limit.
-        "fuzzy"
-        | "match_phrase_prefix"
-        | "match_bool_prefix"
-        | "more_like_this"
-        | "common"
-        | "intervals"
-        | "span_multi" => Err(crate::dsl::expansion::statistics(ty)),
-        "match" => {
-            field_leaf(
-                body,
-                &[
-                    "query",
-                    "operator",
-                    "minimum_should_match",
-                    "analyzer",
-                    "fuzziness",
-                    "prefix_length",
-                    "max_expansions",
-                    "fuzzy_transpositions",
-                    "fuzzy_rewrite",
-                    "lenient",
-                    "zero_terms_query",
-                    "auto_generate_synonyms_phrase_query",
-                    "boost",
-                    "_name",
-                ],
-                true,
-            )?;
-            field_options(body)
-        }
-        "match_phrase" => field_leaf(
-            body,
-            &[
-                "query",
-                "analyzer",
-                "slop",
-                "zero_terms_query",
-                "boost",
-                "_name",
-            ],
-            true,
-        ),
-        "exists" => flat(body, &["field", "boost", "_name"]),
-        "ids" => flat(body, &["values", "boost", "_name"]),
-        "match_all" | "match_none" => flat(body, &["boost", "_name"]),
-        "multi_match" => {
-            flat(
-                body,
-                &[
-                    "query",
-                    "fields",
-                    "type",
-                    "operator",
-                    "minimum_should_match",
-                    "analyzer",
-                    "boost",
-                    "fuzziness",
-                    "prefix_length",
-                    "max_expansions",
-                    "lenient",
-                    "slop",
-                    "tie_breaker",
-                    "zero_terms_query",
-                    "auto_generate_synonyms_phrase_query",
-                    "fuzzy_transpositions",
-                    "fuzzy_rewrite",
-                    "_name",
-                ],
-            )?;
-            crate::dsl::expansion::options(object(body, ty)?)
-        }
-        "query_string" => flat_text_query(
-            body,
-            crate::dsl::expansion::Syntax::Classic,
-            &[
-                "query",
-                "default_field",
-                "fields",
-                "default_operator",
-                "analyzer",
-                "quote_analyzer",
-                "allow_leading_wildcard",
-                "analyze_wildcard",
-                "enable_position_increments",
-                "fuzziness",
-                "fuzzy_max_expansions",
-                "fuzzy_prefix_length",
-                "fuzzy_transpositions",
-                "lenient",
-                "minimum_should_match",
-                "phrase_slop",
-                "quote_field_suffix",
-                "rewrite",
-                "time_zone",
-                "boost",
-                "_name",
-                "auto_generate_synonyms_phrase_query",
-                "type",
-                "tie_breaker",
-                "escape",
-            ],
-        ),
-        "simple_query_string" => flat_text_query(
-            body,
-            crate::dsl::expansion::Syntax::Simple,
-            &[
-                "query",
-                "fields",
-                "default_operator",
-                "analyzer",
-                "flags",
-                "fuzzy_max_expansions",
-                "fuzzy_prefix_length",
-                "fuzzy_transpositions",
-                "lenient",
-                "minimum_should_match",
-                "quote_field_suffix",
-                "analyze_wildcard",
-                "auto_generate_synonyms_phrase_query",
-                "boost",
-                "_name",
-            ],
-        ),
-        "combined_fields" => flat(
-            body,
-            &[
-                "query",
-                "fields",
-                "operator",
-                "minimum_should_match",
-                "zero_terms_query",
-                "auto_generate_synonyms_phrase_query",
-                "boost",
-                "_name",
-            ],
-        ),
-        "distance_feature" => flat(body, &["field", "origin", "pivot", "boost", "_name"]),
-        "rank_feature" => flat(
-            body,
-            &[
-                "field",
-                "saturation",
-                "log",
-                "sigmoid",
-                "linear",
-                "boost",
-                "_name",
-            ],
-        ),
-        "geo_distance" | "geo_bounding_box" => {
-            let m = object(body, ty)?;
-            let mut fields = 0;
-            for (k, val) in m {
-                match k.as_str() {
-                    "distance" | "distance_type" | "validation_method" | "ignore_unmapped"
-                    | "boost" | "_name" | "type" => scalar(val, k)?,
-                    _ => {
-                        fields += 1;
-                        inert(val)?;
-                    }
-                }
-            }
-            exactly_one_field(fields)
-        }
-        "geo_shape" | "shape" => {
-            let m = object(body, ty)?;
-            let mut fields = 0;
-            for (k, val) in m {
-                match k.as_str() {
-                    "ignore_unmapped" | "boost" | "_name" => scalar(val, k)?,
-                    _ => {
-                        fields += 1;
-                        let inner = object(val, ty)?;
-                        for (ik, iv) in inner {
-                            match ik.as_str() {
-                                "shape" => inert(iv)?,
-                                "relation" => scalar(iv, ik)?,
-                                "indexed_shape" => return Err(feature("indexed_shape")),
-                                _ => return Err(key_not_allowed(ik)),
-                            }
-                        }
-                    }
-                }
-            }
-            exactly_one_field(fields)
-        }
-        "knn" => check_knn(body).map(|_| ()),
-        "script" | "script_score" | "percolate" | "wrapper" | "has_child" | "has_parent"
-        | "parent_id" | "pinned" | "rule" | "terms_set" | "template" | "semantic"
-        | "sparse_vector" | "text_expansion" | "weighted_tokens" | "hybrid" | "neural" => {
-            Err(feature(ty))
-        }
-        _ => Err(Rejection::forbidden(format!(
-            "query type [{}] is not allowed for this token",
-            printable(ty)
-        ))),
-    }
-}
-
-/// Checks an aggregations object (`{"<name>": {"<type>": {...}, "aggs": {...}}}`).
-pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "aggs")?;
-    for agg in m.values() {
-        let def = object(agg, "aggs")?;
-        if def.contains_key("aggs") && def.contains_key("aggregations") {
-            return Err(Rejection::bad_request(
-                "aggregation has both [aggs] and [aggregations]",
-            ));
-        }
-        let mut types = 0;
-        for (k, val) in def {
-            match k.as_str() {
-                "aggs" | "aggregations" => check_aggs(val)?,
-                "meta" => inert(val)?,
-                // The top documents by score per shard: which are sampled, and so every
-                // count below, depends on index-wide term statistics.
-                "sampler" | "diversified_sampler" => {
-                    return Err(crate::dsl::expansion::statistics(k))
-                }
-                _ => {
-                    types += 1;
-                    check_agg_type(k, val)?;
-                    fields::check_agg(k, val)?;
-                    values::check_agg(k, val, def)?;
-                }
-            }
-        }
-        if types != 1 {
-            return Err(Rejection::bad_request(
-                "an aggregation needs exactly one type",
-            ));
-        }
-    }
+fn checked_by_retriever(_: &Value, _: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-const TERMS_PARAMS: &[&str] = &[
-    "field",
-    "size",
-    "shard_size",
-    "min_doc_count",
-    "shard_min_doc_count",
-    "order",
-    "include",
-    "exclude",
-    "missing",
-    "execution_hint",
-    "collect_mode",
-    "show_term_doc_count_error",
-    "value_type",
-    "format",
-];
-const HISTOGRAM_PARAMS: &[&str] = &[
-    "field",
-    "interval",
-    "min_doc_count",
-    "extended_bounds",
-    "hard_bounds",
-    "offset",
-    "order",
-    "keyed",
-    "missing",
-    "format",
-];
-const DATE_HISTOGRAM_PARAMS: &[&str] = &[
-    "field",
-    "calendar_interval",
-    "fixed_interval",
-    "interval",
-    "min_doc_count",
-    "extended_bounds",
-    "hard_bounds",
-    "offset",
-    "order",
-    "keyed",
-    "missing",
-    "format",
-    "time_zone",
-];
-const METRIC_PARAMS: &[&str] = &["field", "missing", "format"];
-const BUCKET_PIPELINE_PARAMS: &[&str] = &[
-    "buckets_path",
-    "gap_policy",
-    "format",
-    "percents",
-    "sigma",
-    "keyed",
-];
-
-fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
-    match ty {
-        "terms" => {
-            params(body, TERMS_PARAMS)?;
-            min_doc_count_positive(body)
-        }
-        "multi_terms" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "terms" => array_of(val, k, |t| flat(t, &["field", "missing"]))?,
-                    "size"
-                    | "shard_size"
-                    | "min_doc_count"
-                    | "shard_min_doc_count"
-                    | "order"
-                    | "show_term_doc_count_error"
-                    | "collect_mode" => inert(val)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            min_doc_count_positive(body)
-        }
-        "rare_terms" => params(
-            body,
-            &[
-                "field",
-                "max_doc_count",
-                "precision",
-                "include",
-                "exclude",
-                "missing",
-            ],
-        ),
-        "histogram" => params(body, HISTOGRAM_PARAMS),
-        "date_histogram" => params(body, DATE_HISTOGRAM_PARAMS),
-        "auto_date_histogram" => params(
-            body,
-            &[
-                "field",
-                "buckets",
-                "format",
-                "time_zone",
-                "minimum_interval",
-                "missing",
-            ],
-        ),
-        "range" | "ip_range" => params(body, &["field", "ranges", "keyed", "format", "missing"]),
-        "date_range" => params(
-            body,
-            &["field", "ranges", "keyed", "format", "missing", "time_zone"],
-        ),
-        "missing" => params(body, &["field"]),
-        "nested" | "reverse_nested" => params(body, &["path"]),
-        "filter" => check_query(body),
-        "filters" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "filters" => match val {
-                        Value::Array(items) => items.iter().try_for_each(check_query)?,
-                        Value::Object(named) => named.values().try_for_each(check_query)?,
-                        _ => {
-                            return Err(Rejection::bad_request(
-                                "[filters] must be an object or array",
-                            ))
-                        }
-                    },
-                    "other_bucket" | "other_bucket_key" | "keyed" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "composite" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "sources" => array_of(val, k, check_composite_source)?,
-                    "size" => scalar(val, k)?,
-                    "after" => inert(val)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "geohash_grid" | "geotile_grid" => params(
-            body,
-            &["field", "precision", "bounds", "size", "shard_size"],
-        ),
-        "avg" | "sum" | "min" | "max" | "value_count" | "stats" => params(body, METRIC_PARAMS),
-        "extended_stats" => params(body, &["field", "missing", "format", "sigma"]),
-        "median_absolute_deviation" | "boxplot" => {
-            params(body, &["field", "missing", "format", "compression"])
-        }
-        "cardinality" => params(
-            body,
-            &["field", "precision_threshold", "missing", "execution_hint"],
-        ),
-        "percentiles" => params(
-            body,
-            &[
-                "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
-            ],
-        ),
-        "percentile_ranks" => params(
-            body,
-            &[
-                "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
-            ],
-        ),
-        "weighted_avg" => params(body, &["value", "weight", "format", "value_type"]),
-        "geo_bounds" => params(body, &["field", "wrap_longitude"]),
-        "geo_centroid" => params(body, &["field"]),
-        "top_metrics" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "metrics" => inert(val)?,
-                    "size" => scalar(val, k)?,
-                    "sort" => check_sort(val, SortAt::Hits)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "top_hits" => check_hits_options(body, &["from", "size"]),
-        "avg_bucket"
-        | "sum_bucket"
-        | "min_bucket"
-        | "max_bucket"
-        | "stats_bucket"
-        | "extended_stats_bucket"
-        | "percentiles_bucket" => params(body, BUCKET_PIPELINE_PARAMS),
-        "derivative" => params(body, &["buckets_path", "gap_policy", "format", "unit"]),
-        "cumulative_sum" | "cumulative_cardinality" => params(body, &["buckets_path", "format"]),
-        "serial_diff" => params(body, &["buckets_path", "lag", "gap_policy", "format"]),
-        "bucket_sort" => {
-            let m = object(body, ty)?;
-            for (k, val) in m {
-                match k.as_str() {
-                    "sort" => check_sort(val, SortAt::Buckets)?,
-                    "from" | "size" | "gap_policy" => scalar(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        "global" | "significant_terms" | "significant_text" | "children" | "parent"
-        | "scripted_metric" | "bucket_script" | "bucket_selector" | "moving_fn"
-        | "sampler_random" | "random_sampler" | "categorize_text" | "frequent_item_sets" => {
-            Err(feature(ty))
-        }
-        _ => Err(Rejection::forbidden(format!(
-            "aggregation type [{}] is not allowed for this token",
-            printable(ty)
-        ))),
+fn track_total_hits(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::Bool(_) => Ok(()),
+        _ => uint(v, key),
     }
 }
 
-fn check_composite_source(v: &Value) -> Result<(), Rejection> {
-    let (_name, def) = single_entry(v, "a composite source")?;
-    let (ty, body) = single_entry(def, "a composite source")?;
-    let allowed: &[&str] = &[
-        "field",
-        "missing_bucket",
-        "missing_order",
-        "order",
-        "value_type",
-        "interval",
-        "calendar_interval",
-        "fixed_interval",
-        "time_zone",
-        "format",
-        "offset",
-        "precision",
-        "bounds",
-    ];
-    match ty {
-        "terms" | "histogram" | "date_histogram" | "geotile_grid" => params(body, allowed),
-        _ => Err(Rejection::forbidden(format!(
-            "aggregation type [{}] is not allowed for this token",
-            printable(ty)
-        ))),
+fn search_after(v: &Value, key: &str) -> Result<(), Rejection> {
+    array_of(v, key, |x| scalar(x, key))
+}
+
+fn aggregations(v: &Value, _key: &str) -> Result<(), Rejection> {
+    check_aggs(v)
+}
+
+fn top_level_knn(v: &Value, _key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_knn),
+        _ => check_knn(v),
     }
 }
 
-fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
-    match body.get("min_doc_count") {
-        None => Ok(()),
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
-        // Some clients (Grafana) send numbers as strings.
-        Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => Ok(()),
-        Some(_) => Err(Rejection::forbidden(
-            "[min_doc_count] below 1 is not allowed on terms aggregations for this token",
-        )),
-    }
+fn slice(v: &Value, _key: &str) -> Result<(), Rejection> {
+    flat(v, &["id", "max", "field"])?;
+    values::check_slice(v)
 }
 
-fn check_top_level(key: &str, v: &Value) -> Result<(), Rejection> {
-    match key {
-        "query" | "post_filter" => check_query(v),
-        "size" | "from" | "terminate_after" => uint(v, key),
-        "timeout" => string(v, key),
-        "track_total_hits" => match v {
-            Value::Bool(_) => Ok(()),
-            _ => uint(v, key),
-        },
-        "min_score" => Err(crate::dsl::expansion::score_threshold(key)),
-        "version" | "track_scores" => boolean(v, key),
-        "seq_no_primary_term" => no_seq_no_primary_term(v),
-        "explain" | "profile" => match v {
-            Value::Bool(false) => Ok(()),
-            _ => Err(feature(key)),
-        },
-        "_source" => check_source(v),
-        "fields" | "docvalue_fields" => check_fields(v, key),
-        "stored_fields" => check_stored_fields(v, key),
-        "sort" => check_sort(v, SortAt::TopLevel),
-        "search_after" => array_of(v, key, |x| scalar(x, key)),
-        "aggs" | "aggregations" => check_aggs(v),
-        "highlight" => check_highlight(v),
-        "collapse" => check_collapse(v),
-        "knn" => match v {
-            Value::Array(items) => items.iter().try_for_each(|i| check_knn(i).map(|_| ())),
-            _ => check_knn(v).map(|_| ()),
-        },
-        "slice" => {
-            flat(v, &["id", "max", "field"])?;
-            values::check_slice(v)
-        }
-        "rescore" => match v {
-            Value::Array(items) => items.iter().try_for_each(check_rescore),
-            _ => check_rescore(v),
-        },
-        "stats" => strings(v, key),
-        // Checked and filtered by `retriever::rewrite_in_body`.
-        "retriever" => Ok(()),
-        "sub_searches" => check_sub_searches(v),
-        "rank" => check_rank(v),
-        "pit" | "runtime_mappings" | "script_fields" | "suggest" | "indices_boost" | "ext"
-        | "search_pipeline" | "derived" | "scroll" => Err(feature(key)),
-        _ => Err(key_not_allowed(key)),
+fn rescores(v: &Value, _key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(|i| keyed(i, "rescore", RESCORE)),
+        _ => keyed(v, "rescore", RESCORE),
     }
 }
 
 /// `sub_searches` (Elasticsearch 8.8+ hybrid search): a non-empty list of `{"query": ...}`.
-fn check_sub_searches(v: &Value) -> Result<(), Rejection> {
+fn check_sub_searches(v: &Value, _key: &str) -> Result<(), Rejection> {
     let Value::Array(items) = v else {
         return Err(Rejection::bad_request("[sub_searches] must be a list"));
     };
@@ -900,45 +238,11 @@ fn check_sub_searches(v: &Value) -> Result<(), Rejection> {
         return Err(Rejection::bad_request("[sub_searches] must not be empty"));
     }
     for item in items {
-        let m = object(item, "sub_searches")?;
-        for (k, q) in m {
-            match k.as_str() {
-                "query" => check_query(q)?,
-                _ => return Err(key_not_allowed(k)),
-            }
-        }
-        if !m.contains_key("query") {
+        keyed(item, "sub_searches", SUB_SEARCH)?;
+        if item.get("query").is_none() {
             return Err(Rejection::bad_request(
                 "each of [sub_searches] needs [query]",
             ));
-        }
-    }
-    Ok(())
-}
-
-/// `rank`: reciprocal rank fusion with its numeric options only.
-fn check_rank(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "rank")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "rrf" => flat(val, &["window_size", "rank_window_size", "rank_constant"])?,
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_knn(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "knn")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "field" | "k" | "num_candidates" | "similarity" | "boost" | "_name" => scalar(val, k)?,
-            "query_vector" => array_of(val, k, |x| number(x, k))?,
-            "filter" => query_or_queries(val)?,
-            "inner_hits" => check_inner_hits(val)?,
-            "rescore_vector" => flat(val, &["oversample"])?,
-            "query_vector_builder" => return Err(feature(k)),
-            _ => return Err(key_not_allowed(k)),
         }
     }
     Ok(())
@@ -961,335 +265,6 @@ fn inject_knn_one(knn: &mut Value, filters: &FilterSet) -> Result<(), Rejection>
     Ok(())
 }
 
-fn check_function_score(body: &Value) -> Result<(), Rejection> {
-    let m = object(body, "function_score")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "query" | "filter" => check_query(val)?,
-            "functions" => array_of(val, k, check_score_function)?,
-            "boost" | "boost_mode" | "score_mode" | "max_boost" | "_name" | "weight" => {
-                scalar(val, k)?
-            }
-            "min_score" => return Err(crate::dsl::expansion::score_threshold(k)),
-            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
-                inert(val)?;
-                fields::check_score_function(k, val)?;
-            }
-            "script_score" => return Err(feature(k)),
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_score_function(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "functions")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "filter" => check_query(val)?,
-            "weight" => scalar(val, k)?,
-            "field_value_factor" | "random_score" | "gauss" | "linear" | "exp" => {
-                inert(val)?;
-                fields::check_score_function(k, val)?;
-            }
-            "script_score" => return Err(feature(k)),
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_terms_query(body: &Value) -> Result<(), Rejection> {
-    let m = object(body, "terms")?;
-    let mut fields = 0;
-    for (k, val) in m {
-        match k.as_str() {
-            "boost" | "_name" => scalar(val, k)?,
-            _ => {
-                fields += 1;
-                match val {
-                    Value::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
-                    Value::Object(_) => return Err(feature("terms lookup")),
-                    _ => return Err(Rejection::bad_request("[terms] values must be an array")),
-                }
-            }
-        }
-    }
-    exactly_one_field(fields)
-}
-
-fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|i| check_hits_options(i, INNER_HITS_EXTRA)),
-        _ => check_hits_options(v, INNER_HITS_EXTRA),
-    }
-}
-
-const INNER_HITS_EXTRA: &[&str] = &["name", "from", "size", "collapse"];
-
-/// `top_hits` and `inner_hits` options: the per-hit retrieval keys plus `extra`.
-fn check_hits_options(v: &Value, extra: &[&str]) -> Result<(), Rejection> {
-    let m = object(v, "hits options")?;
-    for (k, val) in m {
-        let key = k.as_str();
-        match key {
-            "sort" => check_sort(val, SortAt::Hits)?,
-            "_source" => check_source(val)?,
-            "fields" | "docvalue_fields" => check_fields(val, key)?,
-            "stored_fields" => check_stored_fields(val, key)?,
-            "highlight" => check_highlight(val)?,
-            "version" | "track_scores" => boolean(val, key)?,
-            "seq_no_primary_term" => no_seq_no_primary_term(val)?,
-            "explain" => match val {
-                Value::Bool(false) => {}
-                _ => return Err(feature(key)),
-            },
-            "collapse" if extra.contains(&"collapse") => {
-                flat(val, &["field"])?;
-                if let Some(Value::String(f)) = val.get("field") {
-                    fields::check(f, Position::Data)?;
-                }
-            }
-            "name" if extra.contains(&"name") => string(val, key)?,
-            "from" | "size" if extra.contains(&key) => uint(val, key)?,
-            "script_fields" => return Err(feature(key)),
-            _ => return Err(key_not_allowed(key)),
-        }
-    }
-    Ok(())
-}
-
-const HIGHLIGHT_OPTIONS: &[&str] = &[
-    "pre_tags",
-    "post_tags",
-    "type",
-    "fragment_size",
-    "number_of_fragments",
-    "order",
-    "require_field_match",
-    "boundary_chars",
-    "boundary_max_scan",
-    "boundary_scanner",
-    "boundary_scanner_locale",
-    "encoder",
-    "no_match_size",
-    "tags_schema",
-    "max_analyzed_offset",
-    "fragmenter",
-    "phrase_limit",
-    "matched_fields",
-    "force_source",
-    "fragment_offset",
-];
-
-fn check_highlight(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "highlight")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "fields" => match val {
-                Value::Object(fields) => fields.values().try_for_each(check_highlight_field)?,
-                Value::Array(items) => items.iter().try_for_each(|item| {
-                    let (_f, opts) = single_entry(item, "a highlight field")?;
-                    check_highlight_field(opts)
-                })?,
-                _ => {
-                    return Err(Rejection::bad_request(
-                        "[highlight.fields] must be an object or array",
-                    ))
-                }
-            },
-            "highlight_query" => check_query(val)?,
-            other if HIGHLIGHT_OPTIONS.contains(&other) => inert(val)?,
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_highlight_field(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "highlight field")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "highlight_query" => check_query(val)?,
-            other if HIGHLIGHT_OPTIONS.contains(&other) => inert(val)?,
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_collapse(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "collapse")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "field" => {
-                string(val, k)?;
-                if let Value::String(f) = val {
-                    fields::check(f, Position::Data)?;
-                }
-            }
-            "max_concurrent_group_searches" => uint(val, k)?,
-            "inner_hits" => check_inner_hits(val)?,
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_rescore(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "rescore")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "window_size" => uint(val, k)?,
-            "query" => {
-                let q = object(val, "rescore query")?;
-                for (qk, qv) in q {
-                    match qk.as_str() {
-                        "rescore_query" => check_query(qv)?,
-                        "query_weight" | "rescore_query_weight" | "score_mode" => scalar(qv, qk)?,
-                        _ => return Err(key_not_allowed(qk)),
-                    }
-                }
-            }
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-/// Which sort a `sort` list is: it decides which metadata fields it may name (see `fields`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SortAt {
-    /// The top-level sort of a search body: its `_doc`/`_shard_doc` values are sealed.
-    TopLevel,
-    /// `top_hits`, `inner_hits`, `top_metrics`: documents, no seal.
-    Hits,
-    /// `bucket_sort`: bucket paths (`_key`, `_count` or a sub-aggregation), not fields.
-    Buckets,
-}
-
-fn check_sort(v: &Value, at: SortAt) -> Result<(), Rejection> {
-    match v {
-        Value::Array(items) => items.iter().try_for_each(|i| check_sort_item(i, at)),
-        _ => check_sort_item(v, at),
-    }
-}
-
-fn check_sort_field(field: &str, at: SortAt) -> Result<(), Rejection> {
-    match at {
-        SortAt::TopLevel => fields::check_sort_field(field, true),
-        SortAt::Hits => fields::check_sort_field(field, false),
-        SortAt::Buckets if field.starts_with('_') && !matches!(field, "_key" | "_count") => Err(
-            Rejection::bad_request("[bucket_sort] sorts by [_key], [_count] or a sub-aggregation"),
-        ),
-        SortAt::Buckets => Ok(()),
-    }
-}
-
-fn check_sort_item(v: &Value, at: SortAt) -> Result<(), Rejection> {
-    match v {
-        Value::String(field) => check_sort_field(field, at),
-        // Elasticsearch takes several fields in one sort object (Grafana sends
-        // `{"@timestamp": {...}, "_doc": {...}}`); their order is the sort priority, which the
-        // order-preserving JSON map keeps when the body is re-serialised.
-        Value::Object(m) if m.len() > 1 => m
-            .iter()
-            .try_for_each(|(k, spec)| check_sort_item(&single(k, spec.clone()), at)),
-        Value::Object(_) => {
-            let (field, spec) = single_entry(v, "a sort")?;
-            if field == "_script" || field == "_geo_distance" {
-                return Err(feature(field));
-            }
-            check_sort_field(field, at)?;
-            match spec {
-                Value::String(_) => Ok(()),
-                Value::Object(m) => {
-                    for (k, val) in m {
-                        match k.as_str() {
-                            "order" | "mode" | "missing" | "unmapped_type" | "numeric_type"
-                            | "format" => scalar(val, k)?,
-                            "nested" => check_sort_nested(val)?,
-                            _ => return Err(key_not_allowed(k)),
-                        }
-                    }
-                    Ok(())
-                }
-                _ => Err(Rejection::bad_request(
-                    "a sort must be a string or an object",
-                )),
-            }
-        }
-        _ => Err(Rejection::bad_request(
-            "a sort must be a string or an object",
-        )),
-    }
-}
-
-fn check_sort_nested(v: &Value) -> Result<(), Rejection> {
-    let m = object(v, "nested")?;
-    for (k, val) in m {
-        match k.as_str() {
-            "path" => {
-                scalar(val, k)?;
-                if let Value::String(p) = val {
-                    fields::check(p, Position::Data)?;
-                }
-            }
-            "max_children" => scalar(val, k)?,
-            "filter" => check_query(val)?,
-            "nested" => check_sort_nested(val)?,
-            _ => return Err(key_not_allowed(k)),
-        }
-    }
-    Ok(())
-}
-
-fn check_source(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::Bool(_) | Value::String(_) => Ok(()),
-        Value::Array(_) => strings(v, "_source"),
-        Value::Object(m) => {
-            for (k, val) in m {
-                match k.as_str() {
-                    "includes" | "include" | "excludes" | "exclude" => strings(val, k)?,
-                    _ => return Err(key_not_allowed(k)),
-                }
-            }
-            Ok(())
-        }
-        _ => Err(Rejection::bad_request("[_source] has an invalid value")),
-    }
-}
-
-fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
-    array_of(v, key, |item| match item {
-        Value::String(_) => Ok(()),
-        Value::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
-        _ => Err(Rejection::bad_request(format!(
-            "[{key}] has an invalid value"
-        ))),
-    })?;
-    fields::check_list(v, Position::Data)
-}
-
-fn check_stored_fields(v: &Value, key: &str) -> Result<(), Rejection> {
-    strings(v, key)?;
-    fields::check_list(v, Position::StoredFields)
-}
-
-/// `seq_no_primary_term`: only `false` (sequence numbers count every write to the shard).
-fn no_seq_no_primary_term(v: &Value) -> Result<(), Rejection> {
-    boolean(v, "seq_no_primary_term")?;
-    match v {
-        Value::Bool(true) => Err(fields::seq_no_primary_term()),
-        _ => Ok(()),
-    }
-}
-
-// ---- small shape helpers ------------------------------------------------------------------
-
 fn into_object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
     match body {
         None => Ok(Map::new()),
@@ -1298,276 +273,23 @@ fn into_object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
     }
 }
 
-/// `{"<key>": <value>}` with exactly one entry.
-fn single_entry<'a>(v: &'a Value, what: &str) -> Result<(&'a str, &'a Value), Rejection> {
-    match v {
-        Value::Object(m) if m.len() == 1 => match m.iter().next() {
-            Some((k, val)) => Ok((k.as_str(), val)),
-            None => Err(Rejection::bad_request(format!(
-                "{what} must have exactly one key"
-            ))),
-        },
-        _ => Err(Rejection::bad_request(format!(
-            "{what} must be an object with exactly one key"
-        ))),
-    }
-}
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::dsl::query::assert_each_key_once;
 
-fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Rejection> {
-    v.as_object()
-        .ok_or_else(|| Rejection::bad_request(format!("[{}] must be an object", printable(what))))
-}
-
-fn query_or_queries(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::Array(items) => items.iter().try_for_each(check_query),
-        _ => check_query(v),
-    }
-}
-
-fn array_of(
-    v: &Value,
-    key: &str,
-    each: impl Fn(&Value) -> Result<(), Rejection>,
-) -> Result<(), Rejection> {
-    match v {
-        Value::Array(items) => items.iter().try_for_each(each),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be an array",
-            printable(key)
-        ))),
-    }
-}
-
-/// An object whose keys are all in `allowed` and whose values are inert.
-fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
-    let m = object(v, "parameters")?;
-    for (k, val) in m {
-        if !allowed.contains(&k.as_str()) {
-            return Err(key_not_allowed(k));
-        }
-        inert(val)?;
-    }
-    Ok(())
-}
-
-/// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
-/// `?q=` may be (CVE-2023-31419: deep nesting overflowed the backend's parser stack).
-///
-/// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
-/// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
-/// `default_field`, `fields` or the text).
-fn flat_text_query(
-    v: &Value,
-    syntax: crate::dsl::expansion::Syntax,
-    allowed: &[&str],
-) -> Result<(), Rejection> {
-    flat(v, allowed)?;
-    let m = object(v, "query")?;
-    crate::dsl::expansion::options(m)?;
-    let mut targets: Vec<&str> = Vec::new();
-    if let Some(f) = m.get("default_field") {
-        targets.push(
-            f.as_str()
-                .ok_or_else(|| Rejection::bad_request("[default_field] must be a string"))?,
-        );
-    }
-    match m.get("fields") {
-        None => {}
-        Some(Value::Array(items)) => {
-            for f in items {
-                targets.push(
-                    f.as_str()
-                        .ok_or_else(|| Rejection::bad_request("[fields] must be strings"))?,
-                );
-            }
-        }
-        Some(_) => return Err(Rejection::bad_request("[fields] must be a list")),
-    }
-    match m.get("query") {
-        Some(Value::String(q)) if crate::querylang::uri_search::too_deep(q) => Err(
-            Rejection::bad_request("the query string is nested too deeply"),
-        ),
-        // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
-        // differently: with flags, any `~` counts as a fuzzy term.
-        Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
-            Err(Rejection::forbidden(
-                "fuzzy terms (`~` after a term) are not allowed for this token, and with \
-                 [flags] every `~` counts as one",
-            ))
-        }
-        Some(Value::String(q)) => crate::dsl::expansion::check_text(q, syntax, &targets),
-        _ => Ok(()),
-    }
-}
-
-fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
-    if let Some(m) = body.as_object() {
-        if m.contains_key("script") {
-            return Err(feature("script"));
+    #[test]
+    fn tables_name_each_key_once() {
+        for (name, table) in [
+            ("TOP_LEVEL", TOP_LEVEL),
+            ("RANK", RANK),
+            ("RESCORE", RESCORE),
+            ("RESCORE_QUERY", RESCORE_QUERY),
+            ("SUB_SEARCH", SUB_SEARCH),
+        ] {
+            assert_each_key_once(name, table);
         }
     }
-    flat(body, allowed)
-}
-
-/// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
-fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
-    let m = object(body, "query")?;
-    let mut fields = 0;
-    for (k, val) in m {
-        match k.as_str() {
-            "boost" | "_name" => scalar(val, k)?,
-            _ => {
-                fields += 1;
-                match val {
-                    Value::Object(_) => flat(val, inner)?,
-                    _ if scalar_ok => scalar(val, k)?,
-                    _ => {
-                        return Err(Rejection::bad_request(
-                            "query field parameters must be an object",
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    exactly_one_field(fields)
-}
-
-/// A multi-term leaf (`prefix`, `wildcard`, `regexp`): never on a field that may be a metadata
-/// field (`_id`'s terms are every document's), and only a rewrite that keeps every matching
-/// term (`expansion`).
-fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
-    let m = object(body, "query")?;
-    for (field, val) in m {
-        if field == "boost" || field == "_name" {
-            continue;
-        }
-        if crate::dsl::expansion::may_be_metadata(field) {
-            return Err(Rejection::forbidden(
-                "wildcard, prefix and regexp queries on metadata fields are not allowed for \
-                 this token",
-            ));
-        }
-        if let Value::Object(inner) = val {
-            crate::dsl::expansion::options(inner)?;
-        }
-    }
-    Ok(())
-}
-
-/// The per-field options of a full-text leaf (`match`): no fuzzy expansion (`expansion`).
-fn field_options(body: &Value) -> Result<(), Rejection> {
-    let m = object(body, "query")?;
-    for val in m.values() {
-        if let Value::Object(inner) = val {
-            crate::dsl::expansion::options(inner)?;
-        }
-    }
-    Ok(())
-}
-
-fn exactly_one_field(n: usize) -> Result<(), Rejection> {
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request("query must name exactly one field"))
-    }
-}
-
-/// Plain data: scalars, arrays and objects without a `script` key anywhere.
-fn inert(v: &Value) -> Result<(), Rejection> {
-    match v {
-        Value::Array(items) => items.iter().try_for_each(inert),
-        Value::Object(m) => {
-            for (k, val) in m {
-                if k == "script" || k == "_index" || k == "_id" {
-                    return Err(feature(k));
-                }
-                inert(val)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be a single value",
-            printable(key)
-        ))),
-    }
-}
-
-fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be strings",
-            printable(key)
-        ))),
-    }
-}
-
-fn string(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be a string",
-            printable(key)
-        ))),
-    }
-}
-
-fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_u64() {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request(format!(
-            "[{}] must be a non-negative integer",
-            printable(key)
-        )))
-    }
-}
-
-fn number(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_number() {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request(format!(
-            "[{}] must be a number",
-            printable(key)
-        )))
-    }
-}
-
-fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_boolean() {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request(format!(
-            "[{}] must be true or false",
-            printable(key)
-        )))
-    }
-}
-
-fn key_not_allowed(key: &str) -> Rejection {
-    Rejection::forbidden(format!(
-        "body key [{}] is not allowed for this token",
-        printable(key)
-    ))
-}
-
-fn feature(name: &str) -> Rejection {
-    Rejection::forbidden(format!(
-        "[{}] is not allowed for this token",
-        printable(name)
-    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,1250 @@
+//! The query language a token may use, as tables: which keys each query type, each option
+//! object and each sub-object takes, and what each key's value must be ([`Slot`]). One walker
+//! ([`keyed`]) applies a table; whatever is not a plain key/slot list (field-keyed leaves,
+//! geo queries, case-insensitive terms, the text-query guards) is code beside it.
+//!
+//! Also the leaves both `rewrite` (search and count bodies) and `retriever` build on: the
+//! filter wrapper ([`wrap`]), the kNN filter injection ([`filter_knn_queries`],
+//! [`prepend_clauses`]). Nothing here imports `rewrite` or `retriever`.
+//!
+//! Invariant: a query passes [`check_query`] only if every key on the way down is in a table
+//! (or an explicit code path), nothing on the deny-list appears (scripts, joins, remote
+//! fetches, `wrapper`, term-statistics expansions: see `expansion`), and field names pass
+//! `fields`. Rejections name keys, never values.
+
+use serde_json::{json, Map, Value};
+
+use super::expansion;
+use super::fields::{self, Position};
+use crate::error::printable;
+use crate::{FilterSet, Rejection};
+
+// ---- tables ------------------------------------------------------------------------------------
+
+/// What the value under one allow-listed key must be.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot {
+    /// One query.
+    Query,
+    /// One query or a list of queries.
+    Queries,
+    /// A list of queries.
+    QueryList,
+    /// A string, number, boolean or null.
+    Scalar,
+    /// Plain data (no `script`, `_index` or `_id` key anywhere).
+    Inert,
+    /// A non-negative integer.
+    Uint,
+    /// A string.
+    Str,
+    /// A string or a list of strings.
+    Strings,
+    /// `true` or `false`.
+    Bool,
+    /// A list of numbers.
+    Numbers,
+    /// `inner_hits`: one options object or a list of them.
+    InnerHits,
+    /// A sort (one or a list) at the given place.
+    Sort(SortAt),
+    /// An object whose keys are all in the list, with inert values.
+    Flat(&'static [&'static str]),
+    /// [`Slot::Flat`] without a `script` key (aggregation parameters).
+    Params(&'static [&'static str]),
+    /// An object (named in messages as the `&str`) checked against a table.
+    Object(&'static str, Table),
+    /// A score function (`field_value_factor`, `gauss`, ...): inert, fields checked.
+    ScoreFunction,
+    /// Refused: a feature this token may not use.
+    Feature,
+    /// Refused: a score threshold (scores carry index-wide statistics).
+    ScoreThreshold,
+    /// Refused: picks terms by index-wide statistics.
+    Statistics,
+    /// Anything else: code, given the value and its key.
+    Check(fn(&Value, &str) -> Result<(), Rejection>),
+}
+
+/// Groups of keys and the slot their values fill; a key in no group is not allowed.
+pub(crate) type Table = &'static [(&'static [&'static str], Slot)];
+
+impl Slot {
+    pub(crate) fn check(self, v: &Value, key: &str) -> Result<(), Rejection> {
+        match self {
+            Slot::Query => check_query(v),
+            Slot::Queries => query_or_queries(v),
+            Slot::QueryList => array_of(v, key, check_query),
+            Slot::Scalar => scalar(v, key),
+            Slot::Inert => inert(v),
+            Slot::Uint => uint(v, key),
+            Slot::Str => string(v, key),
+            Slot::Strings => strings(v, key),
+            Slot::Bool => boolean(v, key),
+            Slot::Numbers => array_of(v, key, |x| number(x, key)),
+            Slot::InnerHits => check_inner_hits(v),
+            Slot::Sort(at) => check_sort(v, at),
+            Slot::Flat(allowed) => flat(v, allowed),
+            Slot::Params(allowed) => params(v, allowed),
+            Slot::Object(what, table) => keyed(v, what, table),
+            Slot::ScoreFunction => {
+                inert(v)?;
+                fields::check_score_function(key, v)
+            }
+            Slot::Feature => Err(feature(key)),
+            Slot::ScoreThreshold => Err(expansion::score_threshold(key)),
+            Slot::Statistics => Err(expansion::statistics(key)),
+            Slot::Check(f) => f(v, key),
+        }
+    }
+}
+
+/// The slot of `key` in `table`, if it is allowed there.
+pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
+    table
+        .iter()
+        .find(|(keys, _)| keys.contains(&key))
+        .map(|(_, slot)| *slot)
+}
+
+/// An object (named `what` if it is not one) whose every key is in `table`, each value checked
+/// by its slot.
+pub(crate) fn keyed(v: &Value, what: &str, table: Table) -> Result<(), Rejection> {
+    let m = object(v, what)?;
+    for (k, val) in m {
+        match slot_of(table, k) {
+            Some(slot) => slot.check(val, k)?,
+            None => return Err(key_not_allowed(k)),
+        }
+    }
+    Ok(())
+}
+
+const BOOL: Table = &[
+    (&["must", "should", "filter", "must_not"], Slot::Queries),
+    (
+        &[
+            "minimum_should_match",
+            "boost",
+            "_name",
+            "adjust_pure_negative",
+        ],
+        Slot::Scalar,
+    ),
+];
+const BOOSTING: Table = &[
+    (&["positive", "negative"], Slot::Query),
+    (&["negative_boost", "boost", "_name"], Slot::Scalar),
+];
+const CONSTANT_SCORE: Table = &[
+    (&["filter"], Slot::Query),
+    (&["boost", "_name"], Slot::Scalar),
+];
+const DIS_MAX: Table = &[
+    (&["queries"], Slot::QueryList),
+    (&["tie_breaker", "boost", "_name"], Slot::Scalar),
+];
+const NESTED: Table = &[
+    (&["query"], Slot::Query),
+    (
+        &["path", "score_mode", "ignore_unmapped", "boost", "_name"],
+        Slot::Scalar,
+    ),
+    (&["inner_hits"], Slot::InnerHits),
+];
+const SCORE_FUNCTIONS: &[&str] = &[
+    "field_value_factor",
+    "random_score",
+    "gauss",
+    "linear",
+    "exp",
+];
+const FUNCTION_SCORE: Table = &[
+    (&["query", "filter"], Slot::Query),
+    (&["functions"], Slot::Check(score_functions)),
+    (
+        &[
+            "boost",
+            "boost_mode",
+            "score_mode",
+            "max_boost",
+            "_name",
+            "weight",
+        ],
+        Slot::Scalar,
+    ),
+    (&["min_score"], Slot::ScoreThreshold),
+    (SCORE_FUNCTIONS, Slot::ScoreFunction),
+    (&["script_score"], Slot::Feature),
+];
+const SCORE_FUNCTION: Table = &[
+    (&["filter"], Slot::Query),
+    (&["weight"], Slot::Scalar),
+    (SCORE_FUNCTIONS, Slot::ScoreFunction),
+    (&["script_score"], Slot::Feature),
+];
+const KNN: Table = &[
+    (
+        &[
+            "field",
+            "k",
+            "num_candidates",
+            "similarity",
+            "boost",
+            "_name",
+        ],
+        Slot::Scalar,
+    ),
+    (&["query_vector"], Slot::Numbers),
+    (&["filter"], Slot::Queries),
+    (&["inner_hits"], Slot::InnerHits),
+    (&["rescore_vector"], Slot::Flat(&["oversample"])),
+    (&["query_vector_builder"], Slot::Feature),
+];
+const GEO_SHAPE_FIELD: Table = &[
+    (&["shape"], Slot::Inert),
+    (&["relation"], Slot::Scalar),
+    (&["indexed_shape"], Slot::Feature),
+];
+
+/// The per-field options of each field-keyed leaf (`{"<field>": {<options>}}`).
+const RANGE_OPTIONS: &[&str] = &[
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "from",
+    "to",
+    "include_lower",
+    "include_upper",
+    "format",
+    "time_zone",
+    "relation",
+    "boost",
+    "_name",
+];
+const TERM_OPTIONS: &[&str] = &["value", "boost", "case_insensitive", "_name"];
+const PREFIX_OPTIONS: &[&str] = &["value", "boost", "rewrite", "case_insensitive", "_name"];
+const WILDCARD_OPTIONS: &[&str] = &[
+    "value",
+    "wildcard",
+    "boost",
+    "rewrite",
+    "case_insensitive",
+    "_name",
+];
+const REGEXP_OPTIONS: &[&str] = &[
+    "value",
+    "flags",
+    "case_insensitive",
+    "rewrite",
+    "boost",
+    "_name",
+];
+const MATCH_OPTIONS: &[&str] = &[
+    "query",
+    "operator",
+    "minimum_should_match",
+    "analyzer",
+    "fuzziness",
+    "prefix_length",
+    "max_expansions",
+    "fuzzy_transpositions",
+    "fuzzy_rewrite",
+    "lenient",
+    "zero_terms_query",
+    "auto_generate_synonyms_phrase_query",
+    "boost",
+    "_name",
+];
+const MATCH_PHRASE_OPTIONS: &[&str] = &[
+    "query",
+    "analyzer",
+    "slop",
+    "zero_terms_query",
+    "boost",
+    "_name",
+];
+const MULTI_MATCH: &[&str] = &[
+    "query",
+    "fields",
+    "type",
+    "operator",
+    "minimum_should_match",
+    "analyzer",
+    "boost",
+    "fuzziness",
+    "prefix_length",
+    "max_expansions",
+    "lenient",
+    "slop",
+    "tie_breaker",
+    "zero_terms_query",
+    "auto_generate_synonyms_phrase_query",
+    "fuzzy_transpositions",
+    "fuzzy_rewrite",
+    "_name",
+];
+const QUERY_STRING: &[&str] = &[
+    "query",
+    "default_field",
+    "fields",
+    "default_operator",
+    "analyzer",
+    "quote_analyzer",
+    "allow_leading_wildcard",
+    "analyze_wildcard",
+    "enable_position_increments",
+    "fuzziness",
+    "fuzzy_max_expansions",
+    "fuzzy_prefix_length",
+    "fuzzy_transpositions",
+    "lenient",
+    "minimum_should_match",
+    "phrase_slop",
+    "quote_field_suffix",
+    "rewrite",
+    "time_zone",
+    "boost",
+    "_name",
+    "auto_generate_synonyms_phrase_query",
+    "type",
+    "tie_breaker",
+    "escape",
+];
+const SIMPLE_QUERY_STRING: &[&str] = &[
+    "query",
+    "fields",
+    "default_operator",
+    "analyzer",
+    "flags",
+    "fuzzy_max_expansions",
+    "fuzzy_prefix_length",
+    "fuzzy_transpositions",
+    "lenient",
+    "minimum_should_match",
+    "quote_field_suffix",
+    "analyze_wildcard",
+    "auto_generate_synonyms_phrase_query",
+    "boost",
+    "_name",
+];
+const COMBINED_FIELDS: &[&str] = &[
+    "query",
+    "fields",
+    "operator",
+    "minimum_should_match",
+    "zero_terms_query",
+    "auto_generate_synonyms_phrase_query",
+    "boost",
+    "_name",
+];
+const RANK_FEATURE: &[&str] = &[
+    "field",
+    "saturation",
+    "log",
+    "sigmoid",
+    "linear",
+    "boost",
+    "_name",
+];
+
+/// Every query type (each in one group only: `tables_name_each_key_once`): its slot (the value under `{"<type>": ...}`), or its refusal.
+const QUERY_TYPES: Table = &[
+    // The types dashboards send most come first (the lookup is a scan).
+    (&["bool"], Slot::Object("bool", BOOL)),
+    (&["range"], Slot::Check(range_query)),
+    (&["match_phrase"], Slot::Check(match_phrase_query)),
+    (&["match"], Slot::Check(match_query)),
+    (&["term"], Slot::Check(term_query)),
+    (&["terms"], Slot::Check(terms_query)),
+    (&["exists"], Slot::Flat(&["field", "boost", "_name"])),
+    (&["boosting"], Slot::Object("boosting", BOOSTING)),
+    (
+        &["constant_score"],
+        Slot::Object("constant_score", CONSTANT_SCORE),
+    ),
+    (&["dis_max"], Slot::Object("dis_max", DIS_MAX)),
+    (
+        &["function_score"],
+        Slot::Object("function_score", FUNCTION_SCORE),
+    ),
+    (&["nested"], Slot::Object("nested", NESTED)),
+    (&["prefix"], Slot::Check(prefix_query)),
+    (&["wildcard"], Slot::Check(wildcard_query)),
+    (&["regexp"], Slot::Check(regexp_query)),
+    // Each picks terms (or keeps or drops them) by what the whole shard holds: fuzzy
+    // expansion and phrase prefixes keep `max_expansions` terms of the shard dictionary,
+    // `more_like_this` keeps terms by their index-wide document frequency, `common` splits
+    // terms by it, `intervals` and `span_multi` expand with a fixed limit.
+    (
+        &[
+            "fuzzy",
+            "match_phrase_prefix",
+            "match_bool_prefix",
+            "more_like_this",
+            "common",
+            "intervals",
+            "span_multi",
+        ],
+        Slot::Statistics,
+    ),
+    (&["ids"], Slot::Flat(&["values", "boost", "_name"])),
+    (
+        &["match_all", "match_none"],
+        Slot::Flat(&["boost", "_name"]),
+    ),
+    (&["multi_match"], Slot::Check(multi_match_query)),
+    (&["query_string"], Slot::Check(query_string_query)),
+    (
+        &["simple_query_string"],
+        Slot::Check(simple_query_string_query),
+    ),
+    (&["combined_fields"], Slot::Flat(COMBINED_FIELDS)),
+    (
+        &["distance_feature"],
+        Slot::Flat(&["field", "origin", "pivot", "boost", "_name"]),
+    ),
+    (&["rank_feature"], Slot::Flat(RANK_FEATURE)),
+    (
+        &["geo_distance", "geo_bounding_box"],
+        Slot::Check(geo_point_query),
+    ),
+    (&["geo_shape", "shape"], Slot::Check(geo_shape_query)),
+    (&["knn"], Slot::Object("knn", KNN)),
+    (
+        &[
+            "script",
+            "script_score",
+            "percolate",
+            "wrapper",
+            "has_child",
+            "has_parent",
+            "parent_id",
+            "pinned",
+            "rule",
+            "terms_set",
+            "template",
+            "semantic",
+            "sparse_vector",
+            "text_expansion",
+            "weighted_tokens",
+            "hybrid",
+            "neural",
+        ],
+        Slot::Feature,
+    ),
+];
+
+/// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
+pub fn check_query(v: &Value) -> Result<(), Rejection> {
+    let (ty, body) = single_entry(v, "a query")?;
+    fields::check_query_node(ty, body)?;
+    match slot_of(QUERY_TYPES, ty) {
+        Some(slot) => slot.check(body, ty),
+        None => Err(Rejection::forbidden(format!(
+            "query type [{}] is not allowed for this token",
+            printable(ty)
+        ))),
+    }
+}
+
+// ---- query types that are more than a key list --------------------------------------------------
+
+fn term_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, TERM_OPTIONS, true)?;
+    // Case-insensitive matching expands the term over the field's dictionary.
+    let insensitive = |v: &Value| v.get("case_insensitive").is_some_and(|c| c != false);
+    if object(body, ty)?.iter().any(|(f, v)| {
+        f != "boost" && f != "_name" && insensitive(v) && expansion::may_be_metadata(f)
+    }) {
+        return Err(Rejection::forbidden(
+            "case-insensitive term queries on metadata fields are not allowed for this \
+             token",
+        ));
+    }
+    Ok(())
+}
+
+fn terms_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    let m = object(body, "terms")?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "boost" | "_name" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                match val {
+                    Value::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
+                    Value::Object(_) => return Err(feature("terms lookup")),
+                    _ => return Err(Rejection::bad_request("[terms] values must be an array")),
+                }
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+fn range_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, RANGE_OPTIONS, false)
+}
+
+fn prefix_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, PREFIX_OPTIONS, true)?;
+    multi_term_leaf(body)
+}
+
+fn wildcard_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, WILDCARD_OPTIONS, true)?;
+    multi_term_leaf(body)
+}
+
+fn regexp_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, REGEXP_OPTIONS, true)?;
+    multi_term_leaf(body)
+}
+
+fn match_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, MATCH_OPTIONS, true)?;
+    field_options(body)
+}
+
+fn match_phrase_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, MATCH_PHRASE_OPTIONS, true)
+}
+
+fn multi_match_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+    flat(body, MULTI_MATCH)?;
+    expansion::options(object(body, ty)?)
+}
+
+fn query_string_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    flat_text_query(body, expansion::Syntax::Classic, QUERY_STRING)
+}
+
+fn simple_query_string_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+    flat_text_query(body, expansion::Syntax::Simple, SIMPLE_QUERY_STRING)
+}
+
+/// `geo_distance`, `geo_bounding_box`: options beside exactly one field (inert point data).
+fn geo_point_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+    let m = object(body, ty)?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "distance" | "distance_type" | "validation_method" | "ignore_unmapped" | "boost"
+            | "_name" | "type" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                inert(val)?;
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+/// `geo_shape`, `shape`: options beside exactly one field, whose object is a [`GEO_SHAPE_FIELD`].
+fn geo_shape_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+    let m = object(body, ty)?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "ignore_unmapped" | "boost" | "_name" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                keyed(val, ty, GEO_SHAPE_FIELD)?;
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+fn score_functions(v: &Value, key: &str) -> Result<(), Rejection> {
+    array_of(v, key, |f| keyed(f, "functions", SCORE_FUNCTION))
+}
+
+// ---- options shared by queries, aggregations and search bodies ---------------------------------
+
+/// `top_hits` options: the per-hit retrieval keys plus `from` and `size`.
+pub(crate) const TOP_HITS: Table = &[
+    (&["sort"], Slot::Sort(SortAt::Hits)),
+    (&["_source"], Slot::Check(check_source)),
+    (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
+    (&["stored_fields"], Slot::Check(check_stored_fields)),
+    (&["highlight"], Slot::Check(check_highlight)),
+    (&["version", "track_scores"], Slot::Bool),
+    (
+        &["seq_no_primary_term"],
+        Slot::Check(no_seq_no_primary_term),
+    ),
+    (&["explain"], Slot::Check(only_false)),
+    (&["from", "size"], Slot::Uint),
+    (&["script_fields"], Slot::Feature),
+];
+/// `inner_hits` options: the per-hit retrieval keys plus `name`, `from`, `size`, `collapse`.
+const INNER_HITS: Table = &[
+    (&["sort"], Slot::Sort(SortAt::Hits)),
+    (&["_source"], Slot::Check(check_source)),
+    (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
+    (&["stored_fields"], Slot::Check(check_stored_fields)),
+    (&["highlight"], Slot::Check(check_highlight)),
+    (&["version", "track_scores"], Slot::Bool),
+    (
+        &["seq_no_primary_term"],
+        Slot::Check(no_seq_no_primary_term),
+    ),
+    (&["explain"], Slot::Check(only_false)),
+    (&["collapse"], Slot::Check(inner_collapse)),
+    (&["name"], Slot::Str),
+    (&["from", "size"], Slot::Uint),
+    (&["script_fields"], Slot::Feature),
+];
+
+/// A kNN search object (top-level `knn` or a `knn` query).
+pub(crate) fn check_knn(v: &Value) -> Result<(), Rejection> {
+    keyed(v, "knn", KNN)
+}
+
+fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| keyed(i, "hits options", INNER_HITS)),
+        _ => keyed(v, "hits options", INNER_HITS),
+    }
+}
+
+/// `collapse` inside `inner_hits`: a data field only.
+fn inner_collapse(v: &Value, _key: &str) -> Result<(), Rejection> {
+    flat(v, &["field"])?;
+    if let Some(Value::String(f)) = v.get("field") {
+        fields::check(f, Position::Data)?;
+    }
+    Ok(())
+}
+
+/// `explain`: only `false` (an explanation shows index-wide term statistics).
+pub(crate) fn only_false(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::Bool(false) => Ok(()),
+        _ => Err(feature(key)),
+    }
+}
+
+const HIGHLIGHT_OPTIONS: &[&str] = &[
+    "pre_tags",
+    "post_tags",
+    "type",
+    "fragment_size",
+    "number_of_fragments",
+    "order",
+    "require_field_match",
+    "boundary_chars",
+    "boundary_max_scan",
+    "boundary_scanner",
+    "boundary_scanner_locale",
+    "encoder",
+    "no_match_size",
+    "tags_schema",
+    "max_analyzed_offset",
+    "fragmenter",
+    "phrase_limit",
+    "matched_fields",
+    "force_source",
+    "fragment_offset",
+];
+const HIGHLIGHT: Table = &[
+    (&["fields"], Slot::Check(highlight_fields)),
+    (&["highlight_query"], Slot::Query),
+    (HIGHLIGHT_OPTIONS, Slot::Inert),
+];
+const HIGHLIGHT_FIELD: Table = &[
+    (&["highlight_query"], Slot::Query),
+    (HIGHLIGHT_OPTIONS, Slot::Inert),
+];
+
+pub(crate) fn check_highlight(v: &Value, _key: &str) -> Result<(), Rejection> {
+    keyed(v, "highlight", HIGHLIGHT)
+}
+
+fn highlight_fields(v: &Value, _key: &str) -> Result<(), Rejection> {
+    let field = |opts: &Value| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
+    match v {
+        Value::Object(fields) => fields.values().try_for_each(field),
+        Value::Array(items) => items.iter().try_for_each(|item| {
+            let (_f, opts) = single_entry(item, "a highlight field")?;
+            field(opts)
+        }),
+        _ => Err(Rejection::bad_request(
+            "[highlight.fields] must be an object or array",
+        )),
+    }
+}
+
+const COLLAPSE: Table = &[
+    (&["field"], Slot::Check(collapse_field)),
+    (&["max_concurrent_group_searches"], Slot::Uint),
+    (&["inner_hits"], Slot::InnerHits),
+];
+
+pub(crate) fn check_collapse(v: &Value, _key: &str) -> Result<(), Rejection> {
+    keyed(v, "collapse", COLLAPSE)
+}
+
+fn collapse_field(v: &Value, key: &str) -> Result<(), Rejection> {
+    string(v, key)?;
+    if let Value::String(f) = v {
+        fields::check(f, Position::Data)?;
+    }
+    Ok(())
+}
+
+/// Which sort a `sort` list is: it decides which metadata fields it may name (see `fields`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SortAt {
+    /// The top-level sort of a search body: its `_doc`/`_shard_doc` values are sealed.
+    TopLevel,
+    /// `top_hits`, `inner_hits`, `top_metrics`: documents, no seal.
+    Hits,
+    /// `bucket_sort`: bucket paths (`_key`, `_count` or a sub-aggregation), not fields.
+    Buckets,
+}
+
+const SORT_OPTIONS: Table = &[
+    (
+        &[
+            "order",
+            "mode",
+            "missing",
+            "unmapped_type",
+            "numeric_type",
+            "format",
+        ],
+        Slot::Scalar,
+    ),
+    (&["nested"], Slot::Check(sort_nested)),
+];
+const SORT_NESTED: Table = &[
+    (&["path"], Slot::Check(nested_path)),
+    (&["max_children"], Slot::Scalar),
+    (&["filter"], Slot::Query),
+    (&["nested"], Slot::Check(sort_nested)),
+];
+
+pub(crate) fn check_sort(v: &Value, at: SortAt) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(|i| check_sort_item(i, at)),
+        _ => check_sort_item(v, at),
+    }
+}
+
+fn check_sort_field(field: &str, at: SortAt) -> Result<(), Rejection> {
+    match at {
+        SortAt::TopLevel => fields::check_sort_field(field, true),
+        SortAt::Hits => fields::check_sort_field(field, false),
+        SortAt::Buckets if field.starts_with('_') && !matches!(field, "_key" | "_count") => Err(
+            Rejection::bad_request("[bucket_sort] sorts by [_key], [_count] or a sub-aggregation"),
+        ),
+        SortAt::Buckets => Ok(()),
+    }
+}
+
+fn check_sort_item(v: &Value, at: SortAt) -> Result<(), Rejection> {
+    match v {
+        Value::String(field) => check_sort_field(field, at),
+        // Elasticsearch takes several fields in one sort object (Grafana sends
+        // `{"@timestamp": {...}, "_doc": {...}}`); their order is the sort priority, which the
+        // order-preserving JSON map keeps when the body is re-serialised.
+        Value::Object(m) if m.len() > 1 => m
+            .iter()
+            .try_for_each(|(k, spec)| check_sort_item(&single(k, spec.clone()), at)),
+        Value::Object(_) => {
+            let (field, spec) = single_entry(v, "a sort")?;
+            if field == "_script" || field == "_geo_distance" {
+                return Err(feature(field));
+            }
+            check_sort_field(field, at)?;
+            match spec {
+                Value::String(_) => Ok(()),
+                Value::Object(_) => keyed(spec, "a sort", SORT_OPTIONS),
+                _ => Err(Rejection::bad_request(
+                    "a sort must be a string or an object",
+                )),
+            }
+        }
+        _ => Err(Rejection::bad_request(
+            "a sort must be a string or an object",
+        )),
+    }
+}
+
+fn sort_nested(v: &Value, _key: &str) -> Result<(), Rejection> {
+    keyed(v, "nested", SORT_NESTED)
+}
+
+fn nested_path(v: &Value, key: &str) -> Result<(), Rejection> {
+    scalar(v, key)?;
+    if let Value::String(p) = v {
+        fields::check(p, Position::Data)?;
+    }
+    Ok(())
+}
+
+const SOURCE: Table = &[(
+    &["includes", "include", "excludes", "exclude"],
+    Slot::Strings,
+)];
+
+pub(crate) fn check_source(v: &Value, _key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::Bool(_) | Value::String(_) => Ok(()),
+        Value::Array(_) => strings(v, "_source"),
+        Value::Object(_) => keyed(v, "_source", SOURCE),
+        _ => Err(Rejection::bad_request("[_source] has an invalid value")),
+    }
+}
+
+pub(crate) fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+    array_of(v, key, |item| match item {
+        Value::String(_) => Ok(()),
+        Value::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
+        _ => Err(Rejection::bad_request(format!(
+            "[{key}] has an invalid value"
+        ))),
+    })?;
+    fields::check_list(v, Position::Data)
+}
+
+pub(crate) fn check_stored_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+    strings(v, key)?;
+    fields::check_list(v, Position::StoredFields)
+}
+
+/// `seq_no_primary_term`: only `false` (sequence numbers count every write to the shard).
+pub(crate) fn no_seq_no_primary_term(v: &Value, _key: &str) -> Result<(), Rejection> {
+    boolean(v, "seq_no_primary_term")?;
+    match v {
+        Value::Bool(true) => Err(fields::seq_no_primary_term()),
+        _ => Ok(()),
+    }
+}
+
+// ---- filter injection -----------------------------------------------------------------------------
+
+/// The outer wrapper: `{"bool":{"filter":[<token clauses>],"must":[<query or match_all>]}}`;
+/// without token filters `{"bool":{"must":[...]}}`.
+pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
+    let mut inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
+    filter_knn_queries(&mut inner, filters);
+    wrap_walked(inner, filters)
+}
+
+/// [`wrap`] without walking the query for kNN searches: only for `rewrite::search`, which
+/// walks the whole body (the wrapped queries included) right after.
+pub(crate) fn wrap_unwalked(query: Option<Value>, filters: &FilterSet) -> Value {
+    wrap_walked(query.unwrap_or_else(|| json!({ "match_all": {} })), filters)
+}
+
+/// [`wrap`] of a query whose kNN searches are (or, in `rewrite::search`, will be) filtered
+/// already: `search` walks the whole body once afterwards, so walking each query first too
+/// doubled the work on large bodies (issue 10).
+///
+/// Built by moving `inner` into place: `json!` would copy an interpolated value through
+/// `serde_json::to_value` (the whole query serialised into a new tree and the old one dropped:
+/// a quarter of a 2 KB search's cost, issue 10).
+fn wrap_walked(inner: Value, filters: &FilterSet) -> Value {
+    let mut bool_query = Map::with_capacity(2);
+    if !filters.is_empty() {
+        bool_query.insert("filter".to_string(), Value::Array(filters.clauses()));
+    }
+    bool_query.insert("must".to_string(), Value::Array(vec![inner]));
+    single("bool", Value::Object(bool_query))
+}
+
+/// `{"<key>": <value>}`, moving `value` in (`json!` would copy it, see [`wrap_walked`]).
+pub(crate) fn single(key: &str, value: Value) -> Value {
+    let mut m = Map::with_capacity(1);
+    m.insert(key.to_string(), value);
+    Value::Object(m)
+}
+
+/// Puts the token's clauses into the `filter` of every kNN search anywhere under `v` (a `knn`
+/// query inside `bool`, `post_filter`, a `filter` aggregation, `rescore`, a retriever...).
+/// A kNN search picks its nearest candidates *before* any sibling filter applies, so a filter
+/// beside it would still let other tenants' vectors decide what is found (and counted). A kNN
+/// object whose `filter` list already holds every token clause is left as it is.
+pub fn filter_knn_queries(v: &mut Value, filters: &FilterSet) {
+    if filters.is_empty() {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if k == "knn" {
+                    if let Value::Array(items) = &mut *child {
+                        for i in items.iter_mut().filter(|i| is_knn_search(i)) {
+                            add_token_clauses(i, filters);
+                        }
+                    } else if is_knn_search(child) {
+                        add_token_clauses(child, filters);
+                    }
+                }
+                filter_knn_queries(child, filters);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| filter_knn_queries(i, filters)),
+        _ => {}
+    }
+}
+
+/// A kNN search object: a vector field and a query vector (or a builder of one).
+fn is_knn_search(v: &Value) -> bool {
+    v.get("field").is_some_and(Value::is_string)
+        && (v.get("query_vector").is_some() || v.get("query_vector_builder").is_some())
+}
+
+fn add_token_clauses(knn: &mut Value, filters: &FilterSet) {
+    let Value::Object(m) = knn else { return };
+    let clauses = filters.clauses();
+    if let Some(Value::Array(existing)) = m.get("filter") {
+        if clauses.iter().all(|c| existing.contains(c)) {
+            return;
+        }
+    }
+    prepend_clauses(m, clauses);
+}
+
+/// A kNN search's `filter` becomes `[<clauses>, <the existing filter(s)>]` (nothing when
+/// both are empty).
+pub(crate) fn prepend_clauses(m: &mut Map<String, Value>, mut clauses: Vec<Value>) {
+    match m.remove("filter") {
+        None => {}
+        Some(Value::Array(existing)) => clauses.extend(existing),
+        Some(other) => clauses.push(other),
+    }
+    if !clauses.is_empty() {
+        m.insert("filter".to_string(), Value::Array(clauses));
+    }
+}
+
+// ---- small shape helpers --------------------------------------------------------------------------
+
+/// `{"<key>": <value>}` with exactly one entry.
+pub(crate) fn single_entry<'a>(
+    v: &'a Value,
+    what: &str,
+) -> Result<(&'a str, &'a Value), Rejection> {
+    match v {
+        Value::Object(m) if m.len() == 1 => match m.iter().next() {
+            Some((k, val)) => Ok((k.as_str(), val)),
+            None => Err(Rejection::bad_request(format!(
+                "{what} must have exactly one key"
+            ))),
+        },
+        _ => Err(Rejection::bad_request(format!(
+            "{what} must be an object with exactly one key"
+        ))),
+    }
+}
+
+pub(crate) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Rejection> {
+    v.as_object()
+        .ok_or_else(|| Rejection::bad_request(format!("[{}] must be an object", printable(what))))
+}
+
+fn query_or_queries(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_query),
+        _ => check_query(v),
+    }
+}
+
+pub(crate) fn array_of(
+    v: &Value,
+    key: &str,
+    each: impl Fn(&Value) -> Result<(), Rejection>,
+) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(each),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be an array",
+            printable(key)
+        ))),
+    }
+}
+
+/// An object whose keys are all in `allowed` and whose values are inert.
+pub(crate) fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+    let m = object(v, "parameters")?;
+    for (k, val) in m {
+        if !allowed.contains(&k.as_str()) {
+            return Err(key_not_allowed(k));
+        }
+        inert(val)?;
+    }
+    Ok(())
+}
+
+/// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
+/// `?q=` may be (CVE-2023-31419: deep nesting overflowed the backend's parser stack).
+///
+/// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
+/// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
+/// `default_field`, `fields` or the text).
+fn flat_text_query(
+    v: &Value,
+    syntax: expansion::Syntax,
+    allowed: &[&str],
+) -> Result<(), Rejection> {
+    flat(v, allowed)?;
+    let m = object(v, "query")?;
+    expansion::options(m)?;
+    let mut targets: Vec<&str> = Vec::new();
+    if let Some(f) = m.get("default_field") {
+        targets.push(
+            f.as_str()
+                .ok_or_else(|| Rejection::bad_request("[default_field] must be a string"))?,
+        );
+    }
+    match m.get("fields") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for f in items {
+                targets.push(
+                    f.as_str()
+                        .ok_or_else(|| Rejection::bad_request("[fields] must be strings"))?,
+                );
+            }
+        }
+        Some(_) => return Err(Rejection::bad_request("[fields] must be a list")),
+    }
+    match m.get("query") {
+        Some(Value::String(q)) if crate::querylang::uri_search::too_deep(q) => Err(
+            Rejection::bad_request("the query string is nested too deeply"),
+        ),
+        // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
+        // differently: with flags, any `~` counts as a fuzzy term.
+        Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
+            Err(Rejection::forbidden(
+                "fuzzy terms (`~` after a term) are not allowed for this token, and with \
+                 [flags] every `~` counts as one",
+            ))
+        }
+        Some(Value::String(q)) => expansion::check_text(q, syntax, &targets),
+        _ => Ok(()),
+    }
+}
+
+/// Aggregation parameters: [`flat`], and never a `script`.
+pub(crate) fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+    if let Some(m) = body.as_object() {
+        if m.contains_key("script") {
+            return Err(feature("script"));
+        }
+    }
+    flat(body, allowed)
+}
+
+/// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
+fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    let mut fields = 0;
+    for (k, val) in m {
+        match k.as_str() {
+            "boost" | "_name" => scalar(val, k)?,
+            _ => {
+                fields += 1;
+                match val {
+                    Value::Object(_) => flat(val, inner)?,
+                    _ if scalar_ok => scalar(val, k)?,
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "query field parameters must be an object",
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    exactly_one_field(fields)
+}
+
+/// A multi-term leaf (`prefix`, `wildcard`, `regexp`): never on a field that may be a metadata
+/// field (`_id`'s terms are every document's), and only a rewrite that keeps every matching
+/// term (`expansion`).
+fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    for (field, val) in m {
+        if field == "boost" || field == "_name" {
+            continue;
+        }
+        if expansion::may_be_metadata(field) {
+            return Err(Rejection::forbidden(
+                "wildcard, prefix and regexp queries on metadata fields are not allowed for \
+                 this token",
+            ));
+        }
+        if let Value::Object(inner) = val {
+            expansion::options(inner)?;
+        }
+    }
+    Ok(())
+}
+
+/// The per-field options of a full-text leaf (`match`): no fuzzy expansion (`expansion`).
+fn field_options(body: &Value) -> Result<(), Rejection> {
+    let m = object(body, "query")?;
+    for val in m.values() {
+        if let Value::Object(inner) = val {
+            expansion::options(inner)?;
+        }
+    }
+    Ok(())
+}
+
+fn exactly_one_field(n: usize) -> Result<(), Rejection> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request("query must name exactly one field"))
+    }
+}
+
+/// Plain data: scalars, arrays and objects without a `script` key anywhere.
+pub(crate) fn inert(v: &Value) -> Result<(), Rejection> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(inert),
+        Value::Object(m) => {
+            for (k, val) in m {
+                if k == "script" || k == "_index" || k == "_id" {
+                    return Err(feature(k));
+                }
+                inert(val)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a single value",
+            printable(key)
+        ))),
+    }
+}
+
+pub(crate) fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be strings",
+            printable(key)
+        ))),
+    }
+}
+
+pub(crate) fn string(v: &Value, key: &str) -> Result<(), Rejection> {
+    match v {
+        Value::String(_) => Ok(()),
+        _ => Err(Rejection::bad_request(format!(
+            "[{}] must be a string",
+            printable(key)
+        ))),
+    }
+}
+
+pub(crate) fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_u64() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a non-negative integer",
+            printable(key)
+        )))
+    }
+}
+
+fn number(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_number() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be a number",
+            printable(key)
+        )))
+    }
+}
+
+pub(crate) fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
+    if v.is_boolean() {
+        Ok(())
+    } else {
+        Err(Rejection::bad_request(format!(
+            "[{}] must be true or false",
+            printable(key)
+        )))
+    }
+}
+
+pub(crate) fn key_not_allowed(key: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "body key [{}] is not allowed for this token",
+        printable(key)
+    ))
+}
+
+pub(crate) fn feature(name: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "[{}] is not allowed for this token",
+        printable(name)
+    ))
+}
+
+/// Each key in at most one group of a table (the first group would win silently).
+#[cfg(test)]
+pub(crate) fn assert_each_key_once(name: &str, table: Table) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (keys, _) in table {
+        for k in *keys {
+            assert!(seen.insert(*k), "{name}: [{k}] in two groups");
+        }
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn tables_name_each_key_once() {
+        for (name, table) in [
+            ("BOOL", BOOL),
+            ("BOOSTING", BOOSTING),
+            ("CONSTANT_SCORE", CONSTANT_SCORE),
+            ("DIS_MAX", DIS_MAX),
+            ("NESTED", NESTED),
+            ("FUNCTION_SCORE", FUNCTION_SCORE),
+            ("SCORE_FUNCTION", SCORE_FUNCTION),
+            ("KNN", KNN),
+            ("GEO_SHAPE_FIELD", GEO_SHAPE_FIELD),
+            ("QUERY_TYPES", QUERY_TYPES),
+            ("TOP_HITS", TOP_HITS),
+            ("INNER_HITS", INNER_HITS),
+            ("HIGHLIGHT", HIGHLIGHT),
+            ("HIGHLIGHT_FIELD", HIGHLIGHT_FIELD),
+            ("COLLAPSE", COLLAPSE),
+            ("SORT_OPTIONS", SORT_OPTIONS),
+            ("SORT_NESTED", SORT_NESTED),
+            ("SOURCE", SOURCE),
+        ] {
+            assert_each_key_once(name, table);
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! A borrowed strict JSON tree for request bodies (issue 10, goal 6): the same strictness as
+//! [`body::parse_strict`](super::body::parse_strict) without serde_json's owned tree.
+//!
+//! Objects are `Vec`s of entries in body order (linear `get`: search-body objects have a few
+//! keys), strings borrow the body when they hold no escape, numbers are kept as their source
+//! text (checked against JSON's grammar and serde_json's range). Parsing into serde_json's
+//! `preserve_order` tree cost a `String` and a SipHash insert per key and two allocations per
+//! object: about 55% of a 2 KB search's request path, serialising and dropping it another 25%.
+//!
+//! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
+//! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
+//! value) and refuses the others with `parse_strict`'s own reason (the refusal path runs
+//! `parse_strict`: refusals are rare and their messages stay one implementation's). [`write`]
+//! escapes strings as serde_json does; a tree written and read back by serde_json equals the
+//! `Value` `parse_strict` builds from the same body.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{Map, Number, Value};
+
+use super::body::{parse_strict, MAX_DEPTH};
+use crate::Rejection;
+
+/// One JSON value borrowing from the body it was parsed from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node<'a> {
+    Null,
+    Bool(bool),
+    /// A number as its source text (valid JSON grammar, finite as an `f64`).
+    Number(Cow<'a, str>),
+    String(Cow<'a, str>),
+    Array(Vec<Node<'a>>),
+    /// Entries in body order, keys unique.
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl<'a> Node<'a> {
+    /// The value under `key` of an object (linear: search-body objects are small).
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
+        match self {
+            Node::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer literal that fits `u64` (what `Value::is_u64` says of serde_json's parse).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Node::Number(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&[(Cow<'a, str>, Node<'a>)]> {
+        match self {
+            Node::Object(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Node<'a>]> {
+        match self {
+            Node::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The same value as serde_json's tree (numbers read by serde_json from their text).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Number(text) => serde_json::from_str::<Number>(text)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            Node::String(s) => Value::String(s.to_string()),
+            Node::Array(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            Node::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect::<Map<String, Value>>(),
+            ),
+        }
+    }
+
+    /// An owned tree of a serde_json value (the token's filter clauses, built ones).
+    pub fn from_value(v: &Value) -> Node<'static> {
+        match v {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Number(n) => Node::Number(Cow::Owned(n.to_string())),
+            Value::String(s) => Node::String(Cow::Owned(s.clone())),
+            Value::Array(items) => Node::Array(items.iter().map(Node::from_value).collect()),
+            Value::Object(m) => Node::Object(
+                m.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Node::from_value(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Parses one JSON body strictly (see the module invariant).
+pub fn parse(bytes: &[u8]) -> Result<Node<'_>, Rejection> {
+    let parsed = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        None
+    } else {
+        std::str::from_utf8(bytes).ok().and_then(|text| {
+            let mut p = Parser {
+                s: text.as_bytes(),
+                text,
+                i: 0,
+            };
+            let v = p.value(0)?;
+            p.ws();
+            (p.i == p.s.len()).then_some(v)
+        })
+    };
+    parsed.ok_or_else(|| refusal(bytes))
+}
+
+/// `parse_strict`'s reason for a body [`parse`] refused.
+fn refusal(bytes: &[u8]) -> Rejection {
+    match parse_strict(bytes) {
+        Err(e) => e,
+        // Never: both accept the same bodies (the differential tests hold them to it).
+        Ok(_) => Rejection::bad_request("request body is not valid JSON"),
+    }
+}
+
+/// Objects with more keys than this find duplicates through a hash set, not a scan.
+const SCAN_KEYS: usize = 16;
+
+struct Parser<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn literal(&mut self, word: &[u8], node: Node<'a>) -> Option<Node<'a>> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Some(node)
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Node<'a>> {
+        self.ws();
+        match self.peek()? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => {
+                self.i += 1;
+                self.string().map(Node::String)
+            }
+            b't' => self.literal(b"true", Node::Bool(true)),
+            b'f' => self.literal(b"false", Node::Bool(false)),
+            b'n' => self.literal(b"null", Node::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<Node<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        let mut entries: Vec<(Cow<'a, str>, Node<'a>)> = Vec::new();
+        let mut seen: Option<HashSet<Cow<'a, str>>> = None;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(Node::Object(entries));
+        }
+        loop {
+            self.ws();
+            if self.peek()? != b'"' {
+                return None;
+            }
+            self.i += 1;
+            let key = self.string()?;
+            self.ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            let value = self.value(depth)?;
+            // Duplicates are refused where they appear (as serde_json's visitor does), so a
+            // later syntax error never changes which refusal a body gets.
+            match &mut seen {
+                Some(set) => {
+                    if !set.insert(key.clone()) {
+                        return None;
+                    }
+                }
+                None => {
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return None;
+                    }
+                    if entries.len() == SCAN_KEYS {
+                        let mut set: HashSet<Cow<'a, str>> =
+                            entries.iter().map(|(k, _)| k.clone()).collect();
+                        set.insert(key.clone());
+                        seen = Some(set);
+                    }
+                }
+            }
+            entries.push((key, value));
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(Node::Object(entries));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Node<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(Node::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(Node::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The rest of a string after its opening quote: borrowed unless it holds an escape.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.i;
+        self.i = skip_plain(self.s, self.i);
+        loop {
+            match *self.s.get(self.i)? {
+                b'"' => {
+                    let s = self.text.get(start..self.i)?;
+                    self.i += 1;
+                    return Some(Cow::Borrowed(s));
+                }
+                b'\\' => break,
+                0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        let mut out = String::from(self.text.get(start..self.i)?);
+        loop {
+            match *self.s.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    self.i += 1;
+                    let c = match *self.s.get(self.i)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            self.i += 1;
+                            let c = self.unicode_escape()?;
+                            out.push(c);
+                            continue;
+                        }
+                        _ => return None,
+                    };
+                    self.i += 1;
+                    out.push(c);
+                }
+                0..=0x1f => return None,
+                _ => {
+                    // Copy the run up to the next quote or escape in one go.
+                    let run = self.i;
+                    self.i = skip_plain(self.s, self.i + 1);
+                    out.push_str(self.text.get(run..self.i)?);
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.s.get(self.i..self.i + 4)?;
+        let mut n = 0u32;
+        for &d in digits {
+            n = n * 16 + char::from(d).to_digit(16)?;
+        }
+        self.i += 4;
+        Some(n)
+    }
+
+    /// After `\u`: one character, surrogates paired (a lone surrogate is refused, as
+    /// serde_json refuses it in a string).
+    fn unicode_escape(&mut self) -> Option<char> {
+        let n = self.hex4()?;
+        match n {
+            0xDC00..=0xDFFF => None,
+            0xD800..=0xDBFF => {
+                if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                    return None;
+                }
+                self.i += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return None;
+                }
+                char::from_u32(0x10000 + ((n - 0xD800) << 10) + (low - 0xDC00))
+            }
+            _ => char::from_u32(n),
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`.
+    fn number(&mut self) -> Option<Node<'a>> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+            integer = false;
+        }
+        let text = self.text.get(start..self.i)?;
+        // serde_json reads integers beyond i64/u64 and every fraction as an f64 and refuses
+        // one that overflows.
+        let fits = integer && (text.parse::<u64>().is_ok() || text.parse::<i64>().is_ok());
+        if !fits && !text.parse::<f64>().ok()?.is_finite() {
+            return None;
+        }
+        Some(Node::Number(Cow::Borrowed(text)))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+}
+
+/// The index of the first byte at or after `from` that is a quote, a backslash or a control
+/// character (or the end), eight bytes at a time: string contents are most of a body's bytes.
+fn skip_plain(s: &[u8], mut from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `x` is zero / below 0x20 (exact for the first such byte; only whether
+    // there is one is used).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    while let Some(chunk) = s.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let special = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        if special != 0 {
+            break;
+        }
+        from += 8;
+    }
+    while let Some(&b) = s.get(from) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        from += 1;
+    }
+    from
+}
+
+/// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text).
+pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
+    match node {
+        Node::Null => out.extend_from_slice(b"null"),
+        Node::Bool(true) => out.extend_from_slice(b"true"),
+        Node::Bool(false) => out.extend_from_slice(b"false"),
+        Node::Number(text) => out.extend_from_slice(text.as_bytes()),
+        Node::String(s) => write_str(s, out),
+        Node::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write(item, out);
+            }
+            out.push(b']');
+        }
+        Node::Object(entries) => {
+            out.push(b'{');
+            for (n, (k, v)) in entries.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write(v, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// A JSON string as serde_json writes it: `"`, `\` and control characters escaped, nothing
+/// else.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let plain = skip_plain(bytes, 0);
+    if plain == bytes.len() {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(plain) {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! Differential tests: [`parse`] and [`write`] against `body::parse_strict` and serde_json's
+//! writer on the bodies of `tests/data`, hand-picked edge cases and random and mutated inputs
+//! (issue 10: a cheaper parser must accept and refuse exactly what the old one did).
+
+use serde_json::Value;
+
+use super::*;
+
+/// Every JSON text in `tests/data` (whole files, lines, and string values that are JSON).
+fn corpus() -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                out.push(s.clone());
+                out.extend(s.lines().map(str::to_string));
+            }
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(m) => m.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
+    let mut out = Vec::new();
+    for dir in ["", "/grafana", "/kibana"] {
+        let Ok(entries) = std::fs::read_dir(format!("{root}{dir}")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            out.extend(text.lines().map(str::to_string));
+            for doc in std::iter::once(text.as_str()).chain(text.lines()) {
+                if let Ok(v) = serde_json::from_str::<Value>(doc) {
+                    strings(&v, &mut out);
+                }
+            }
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn only_integers(n: &Node<'_>) -> bool {
+    match n {
+        Node::Number(t) => (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()) && t != "-0",
+        Node::Array(items) => items.iter().all(only_integers),
+        Node::Object(entries) => entries.iter().all(|(_, v)| only_integers(v)),
+        _ => true,
+    }
+}
+
+/// The same decision and reason as `parse_strict`; accepted, the same value and, written, the
+/// same value again (the same bytes as serde_json's writer when every number is an integer).
+fn agrees(input: &[u8]) {
+    let shown = String::from_utf8_lossy(input);
+    match (parse(input), parse_strict(input)) {
+        (Ok(node), Ok(value)) => {
+            assert_eq!(node.to_value(), value, "{shown}");
+            let mut out = Vec::new();
+            write(&node, &mut out);
+            let back: Value = serde_json::from_slice(&out).expect("written JSON parses");
+            assert_eq!(back, value, "{shown}");
+            if only_integers(&node) {
+                assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{shown}");
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "{shown}"),
+        (a, b) => panic!("{shown}: tree {a:?}, parse_strict {b:?}"),
+    }
+}
+
+#[test]
+fn edge_cases_agree_with_parse_strict() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep_obj = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+    let many_keys = |n: usize, dup: bool| {
+        let mut keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+        if dup {
+            keys.push("\"k3\":0".into());
+        }
+        format!("{{{}}}", keys.join(","))
+    };
+    let cases: Vec<String> = vec![
+        "{}".into(),
+        "[]".into(),
+        " { \"a\" : [ 1 , 2 ] } \n".into(),
+        "{\"a\":1,\"a\":2}".into(),
+        "{\"a\":{\"b\":1,\"b\":2}}".into(),
+        "{\"a\":1,\"a\":2,\"b\":tru}".into(),
+        "{\"a\":1,\"b\":tru,\"a\":2}".into(),
+        "{\"a\":1} x".into(),
+        "{\"a\":1}{}".into(),
+        "{\"a\":1,}".into(),
+        "[1,]".into(),
+        "[,1]".into(),
+        "{,}".into(),
+        "{\"a\" 1}".into(),
+        "{'a':1}".into(),
+        "{\"a\":1 // c\n}".into(),
+        "/* c */ {}".into(),
+        "".into(),
+        "   ".into(),
+        "nul".into(),
+        "null".into(),
+        "true".into(),
+        "falsey".into(),
+        "\"s\"".into(),
+        "01".into(),
+        "-".into(),
+        "-0".into(),
+        "-0.0".into(),
+        "1.".into(),
+        ".5".into(),
+        "1e".into(),
+        "1e+".into(),
+        "1E5".into(),
+        "1.5e-3".into(),
+        "+1".into(),
+        "1e309".into(),
+        "-1e309".into(),
+        "1e-400".into(),
+        "0e999999".into(),
+        "18446744073709551615".into(),
+        "18446744073709551616".into(),
+        "-9223372036854775808".into(),
+        "-9223372036854775809".into(),
+        format!("1{}", "0".repeat(400)),
+        "[1.7976931348623157e308, 2.2250738585072014e-308, 5e-324, 0.1, 3.14159]".into(),
+        "NaN".into(),
+        "Infinity".into(),
+        "\"a\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\"".into(),
+        "\"\\ud800\"".into(),
+        "\"\\udc00\"".into(),
+        "\"\\ud800\\u0041\"".into(),
+        "\"\\ud800x\"".into(),
+        "\"\\ud800\\n\"".into(),
+        "\"\\u12\"".into(),
+        "\"\\u12g4\"".into(),
+        "\"\\x\"".into(),
+        "\"a\tb\"".into(),
+        "\"a\u{1f}b\"".into(),
+        "\"a\u{7f}b \u{e9} \u{1F600}\"".into(),
+        "\"unterminated".into(),
+        "\"esc\\".into(),
+        "{\"\\u0061\":1,\"a\":2}".into(),
+        "{\"a\\u0000b\":\"\\u0001\\u001f\"}".into(),
+        deep(64),
+        deep(65),
+        deep(200),
+        deep_obj(64),
+        deep_obj(65),
+        format!("{}x", deep(65)),
+        many_keys(16, false),
+        many_keys(17, false),
+        many_keys(100, false),
+        many_keys(16, true),
+        many_keys(100, true),
+    ];
+    for c in &cases {
+        agrees(c.as_bytes());
+    }
+    for raw in [
+        &b"\xef\xbb\xbf{}"[..],
+        b"{\"a\":\"\xff\"}",
+        b"{\"a\":1,\"a\":2,\"b\":\"\xff\"}",
+        b"\xff",
+    ] {
+        agrees(raw);
+    }
+}
+
+#[test]
+fn the_corpus_and_its_mutations_agree_with_parse_strict() {
+    let corpus = corpus();
+    assert!(corpus.len() > 1000, "tests/data read: {}", corpus.len());
+    for text in &corpus {
+        agrees(text.as_bytes());
+    }
+    // Byte mutations of the corpus: deletions, insertions and replacements of the bytes that
+    // matter to JSON's grammar.
+    let alphabet = b"{}[]:,\"\\ 0123456789.eE+-aeflnrstu\t\n\x01\x7f\xc3\xa9\xff";
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let texts: Vec<&String> = corpus.iter().filter(|t| t.len() < 20_000).collect();
+    for round in 0..60_000 {
+        let mut bytes = texts[round % texts.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 2 {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = (next() % bytes.len() as u64) as usize;
+            let b = alphabet[(next() % alphabet.len() as u64) as usize];
+            match next() % 3 {
+                0 => {
+                    bytes.remove(at);
+                }
+                1 => bytes.insert(at, b),
+                _ => bytes[at] = b,
+            }
+        }
+        agrees(&bytes);
+    }
+}
+
+#[test]
+fn random_short_inputs_agree_with_parse_strict() {
+    let alphabet = b"{}[]:,\"\\ 0123456789.eE+-aflnrstu\x01\xc3\xa9";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut s = state;
+        let len = (s % 14) as usize;
+        let mut input = Vec::with_capacity(len);
+        for _ in 0..len {
+            s = s.rotate_left(5) ^ 0x5851_f42d_4c95_7f2d;
+            s = s.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            input.push(alphabet[(s >> 33) as usize % alphabet.len()]);
+        }
+        agrees(&input);
+    }
+}
+
+#[test]
+fn strings_without_escapes_borrow_the_body() {
+    let body = br#"{"query":{"match":{"message":"caf\u00e9 ok"}},"size":10}"#;
+    let node = parse(body).unwrap();
+    let Node::Object(entries) = &node else {
+        panic!("object")
+    };
+    assert!(matches!(entries[0].0, Cow::Borrowed("query")));
+    assert!(matches!(
+        node.get("query").and_then(|q| q.get("match")).and_then(|m| m.get("message")),
+        Some(Node::String(Cow::Owned(s))) if s == "café ok"
+    ));
+    assert_eq!(node.get("size").and_then(Node::as_u64), Some(10));
+    assert_eq!(Node::from_value(&node.to_value()), node);
+}
