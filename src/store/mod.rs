@@ -621,25 +621,12 @@ impl Store {
 
 #[cfg(test)]
 mod scope_tests {
-    use std::collections::BTreeSet;
-
     use super::*;
-    use model::{Permission, SecretHash};
 
     fn token(filters: Vec<FilterRef>) -> Token {
         Token {
-            id: "t1".to_owned(),
-            name: "t1".to_owned(),
-            secret_hash: SecretHash([1; 32]),
             filters,
-            indices: vec!["logs-*".to_owned()],
-            permissions: BTreeSet::from([Permission::Read]),
-            created_at: 1_700_000_000,
-            expires_at: None,
-            ip_filter: None,
-            previous_secret: None,
-            limits: Default::default(),
-            kibana_spaces: vec!["default".into()],
+            ..Token::sample("t1", 1)
         }
     }
 

@@ -413,13 +413,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::pairs as p;
 
     fn rows() -> Value {
         json!([
