@@ -1,8 +1,7 @@
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::*;
-use crate::store::model::{IpFilter, LibraryFilter, Permission, SecretHash, Token};
+use crate::store::model::{IpFilter, LibraryFilter, SecretHash, Token};
 use crate::store::Store;
 
 fn token(id: &str, n: u8) -> Token {
