@@ -1,10 +1,12 @@
 //! The `esgate token|filter|ip-filter` commands: a small client of the admin API.
 //!
-//! Each command maps its flags to one admin API call ([`ApiCall`], pure and unit-tested), sends
-//! it to `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with `Authorization: Bearer
-//! $ESGATE_ADMIN_KEY`, and renders the answer: aligned tables for lists, `key: value` lines for
-//! one item, or the API's JSON with `--json`. A non-2xx answer becomes a [`CliError`] carrying
-//! the API's reason; the caller prints it to stderr and exits 1.
+//! Each command maps its flags to one admin API call ([`ApiCall`], pure and unit-tested; the
+//! request bodies are `admin::api`'s request types), sends it to `ESGATE_ADMIN_URL` (default
+//! `http://127.0.0.1:9202`) with `Authorization: Bearer $ESGATE_ADMIN_KEY`, and renders the
+//! answer: read as its `admin::api` type (the one the server writes), then shown through its
+//! [`Text`] impl as an aligned table for lists or `key: value` lines for one item; or the API's
+//! JSON as it came with `--json`, one flag of each command group ([`Group`]). A non-2xx answer
+//! becomes a [`CliError`] carrying the API's reason; the caller prints it to stderr and exits 1.
 //!
 //! Invariant: the admin key is never printed (its `Debug` is redacted, the request header is
 //! marked sensitive, and error messages name only the host and port of the URL). A token secret
@@ -20,7 +22,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+use crate::admin::api::{
+    self, FilterRequest, FilterSpec, IpFilterRequest, LinkRequest, RotateRequest, TimeRange,
+    TokenRequest,
+};
 
 /// Where the admin API is and how to authenticate to it.
 #[derive(Clone, Debug)]
@@ -80,33 +89,59 @@ pub enum CliError {
 
 // === commands ===
 
-/// The three client command groups, ready to `#[command(flatten)]` into the binary's commands:
-/// `esgate token ...`, `esgate filter ...`, `esgate ip-filter ...`.
+/// The client command groups, ready to `#[command(flatten)]` into the binary's commands:
+/// `esgate token ...`, `esgate filter ...`, `esgate ip-filter ...`, `esgate link ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClientCmd {
     /// Manage API tokens through the admin API.
-    #[command(subcommand)]
-    Token(TokenCmd),
+    Token(Group<TokenCmd>),
     /// Manage the filter library through the admin API.
-    #[command(subcommand)]
-    Filter(FilterCmd),
+    Filter(Group<FilterCmd>),
     /// Manage named IP filters through the admin API.
-    #[command(subcommand, name = "ip-filter")]
-    IpFilter(IpFilterCmd),
+    #[command(name = "ip-filter")]
+    IpFilter(Group<IpFilterCmd>),
     /// Manage share links (a Kibana path opened as a token, no account needed).
+    Link(Group<LinkCmd>),
+}
+
+// A command group and the output flag all of its commands share: `--json` is declared once,
+// `global`, so it is accepted before or after the subcommand (`esgate token list --json`,
+// `esgate token --json list`). No doc comment: clap would take it as the group's about text.
+#[derive(Debug, Clone, Args)]
+pub struct Group<C: Subcommand> {
     #[command(subcommand)]
-    Link(LinkCmd),
+    pub command: C,
+    /// Print the admin API's JSON answer instead of text (for scripts).
+    // Commands that get no answer body (delete) print their message either way.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl<C: Subcommand> Group<C> {
+    /// `command` with text output.
+    pub fn text(command: C) -> Group<C> {
+        Group {
+            command,
+            json: false,
+        }
+    }
 }
 
 /// Runs any client command; returns the text to print on stdout. On `Err`, print the error
 /// to stderr and exit 1.
 pub async fn run(cmd: ClientCmd, opts: &ClientOpts) -> Result<String, CliError> {
-    match cmd {
-        ClientCmd::Token(c) => run_token(c, opts).await,
-        ClientCmd::Filter(c) => run_filter(c, opts).await,
-        ClientCmd::IpFilter(c) => run_ip_filter(c, opts).await,
-        ClientCmd::Link(c) => execute(opts, link_call(c)).await,
-    }
+    execute(opts, client_call(cmd)?).await
+}
+
+/// The admin API call a command makes, with `--json` applied.
+pub fn client_call(cmd: ClientCmd) -> Result<ApiCall, CliError> {
+    let (call, json) = match cmd {
+        ClientCmd::Token(g) => (token_call(g.command)?, g.json),
+        ClientCmd::Filter(g) => (filter_call(g.command)?, g.json),
+        ClientCmd::IpFilter(g) => (ip_filter_call(g.command)?, g.json),
+        ClientCmd::Link(g) => (link_call(g.command)?, g.json),
+    };
+    Ok(if json { call.as_json() } else { call })
 }
 
 /// `esgate token ...`
@@ -125,17 +160,11 @@ pub enum TokenCmd {
         /// Page size (default 100, at most 10000).
         #[arg(long)]
         size: Option<usize>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Show one token.
     Show {
         /// The token id (`tok_…`), as `token list` shows it.
         id: String,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Change a token. Expiry can only be shortened; an IP filter can only be set where none is.
     Update(TokenUpdateArgs),
@@ -143,9 +172,6 @@ pub enum TokenCmd {
     Reset {
         /// The token id (`tok_…`), as `token list` shows it.
         id: String,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Replace a token's secret, keeping the old one working for an overlap (re-key clients
     /// without downtime). Rotating again ends an earlier overlap at once; `0s` is a reset.
@@ -155,9 +181,6 @@ pub enum TokenCmd {
         /// How long the old secret keeps working: 0s to 7d (default 1h).
         #[arg(long, value_name = "DURATION")]
         overlap: Option<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Delete a token; its secret stops working at once.
     Delete {
@@ -221,9 +244,6 @@ pub struct TokenCreateArgs {
     /// A Kibana space whose saved objects the token may read (repeatable; default `default`).
     #[arg(long = "kibana-space", value_name = "SPACE")]
     pub kibana_spaces: Vec<String>,
-    /// Print the admin API's JSON answer instead of text (for scripts).
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -267,9 +287,6 @@ pub struct TokenUpdateArgs {
     /// Replaces the Kibana spaces (repeatable).
     #[arg(long = "kibana-space", value_name = "SPACE")]
     pub kibana_spaces: Vec<String>,
-    /// Print the admin API's JSON answer instead of text (for scripts).
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `esgate filter ...` (the filter library).
@@ -286,23 +303,13 @@ pub enum FilterCmd {
         /// What the filter is for, shown in lists.
         #[arg(long)]
         description: Option<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// List the library's filters and how many tokens use each.
-    List {
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one filter.
     Show {
         /// The filter id (`flt_…`), as `filter list` shows it.
         id: String,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Change a filter; every token using it is affected at once.
     Update {
@@ -317,9 +324,6 @@ pub enum FilterCmd {
         /// What the filter is for, shown in lists.
         #[arg(long)]
         description: Option<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Delete a filter (refused while tokens use it, unless --detach).
     Delete {
@@ -342,23 +346,13 @@ pub enum IpFilterCmd {
         /// A CIDR or address (repeatable, at least one).
         #[arg(long = "cidr", value_name = "CIDR", required = true)]
         cidrs: Vec<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// List the named IP filters.
-    List {
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one IP filter.
     Show {
         /// The IP filter's name.
         name: String,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Replace the CIDRs (every token using the filter is affected at once).
     Update {
@@ -367,9 +361,6 @@ pub enum IpFilterCmd {
         /// A CIDR or address (repeatable, at least one).
         #[arg(long = "cidr", value_name = "CIDR", required = true)]
         cidrs: Vec<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Delete an IP filter (refused while tokens use it).
     Delete {
@@ -398,79 +389,18 @@ pub enum LinkCmd {
         /// Lifetime: 90s, 15m, 24h, 7d (never past the token's expiry).
         #[arg(long)]
         expires_in: Option<String>,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// List a token's share links.
     List {
         /// The token id (`tok_…`).
         #[arg(long)]
         token: String,
-        /// Print the admin API's JSON answer instead of text (for scripts).
-        #[arg(long)]
-        json: bool,
     },
     /// Delete a share link; it stops working at once.
     Delete {
         /// The link id (`lnk_…`).
         id: String,
     },
-}
-
-pub fn link_call(cmd: LinkCmd) -> ApiCall {
-    match cmd {
-        LinkCmd::Create {
-            token,
-            path,
-            from,
-            to,
-            expires_in,
-            json,
-        } => {
-            let mut body = Map::new();
-            body.insert("path".into(), path.into());
-            if let (Some(from), Some(to)) = (from, to) {
-                body.insert("time".into(), json!({"from": from, "to": to}));
-            }
-            if let Some(d) = expires_in {
-                body.insert("expires_in".into(), d.into());
-            }
-            ApiCall {
-                method: "POST",
-                path: format!("/tokens/{}/links", seg(&token)),
-                body: Some(Value::Object(body)),
-                render: pick(json, Render::Link),
-            }
-        }
-        LinkCmd::List { token, json } => ApiCall {
-            method: "GET",
-            path: format!("/tokens/{}/links", seg(&token)),
-            body: None,
-            render: pick(json, Render::LinkList),
-        },
-        LinkCmd::Delete { id } => ApiCall {
-            method: "DELETE",
-            path: format!("/links/{}", seg(&id)),
-            body: None,
-            render: Render::Message(format!("deleted link {id}")),
-        },
-    }
-}
-
-/// Runs a `token` command; returns the text to print on stdout.
-pub async fn run_token(cmd: TokenCmd, opts: &ClientOpts) -> Result<String, CliError> {
-    execute(opts, token_call(cmd)?).await
-}
-
-/// Runs a `filter` command; returns the text to print on stdout.
-pub async fn run_filter(cmd: FilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
-    execute(opts, filter_call(cmd)?).await
-}
-
-/// Runs an `ip-filter` command; returns the text to print on stdout.
-pub async fn run_ip_filter(cmd: IpFilterCmd, opts: &ClientOpts) -> Result<String, CliError> {
-    execute(opts, ip_filter_call(cmd)).await
 }
 
 // === argument → request mapping ===
@@ -485,6 +415,21 @@ pub struct ApiCall {
     pub render: Render,
 }
 
+impl ApiCall {
+    /// The same call, showing the API's JSON (`--json`); a call whose answer has no body keeps
+    /// its message.
+    pub fn as_json(self) -> ApiCall {
+        match self.render {
+            Render::Message(_) => self,
+            _ => ApiCall {
+                render: Render::Json,
+                ..self
+            },
+        }
+    }
+}
+
+/// How an answer is shown; each shape's text is its [`Text`] impl.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Render {
     /// The API's JSON, pretty-printed.
@@ -504,6 +449,109 @@ pub enum Render {
     Message(String),
 }
 
+/// Where one resource lives in the admin API and how its answers are shown: the create, list,
+/// show, update and delete calls of tokens, filters, IP filters and links are built here once.
+struct Resource {
+    /// The collection, e.g. `/tokens`.
+    path: &'static str,
+    /// How a deletion's message names it.
+    noun: &'static str,
+    one: Render,
+    many: Render,
+}
+
+const TOKENS: Resource = Resource {
+    path: "/tokens",
+    noun: "token",
+    one: Render::Token,
+    many: Render::TokenList,
+};
+const FILTERS: Resource = Resource {
+    path: "/filters",
+    noun: "filter",
+    one: Render::Filter,
+    many: Render::FilterList,
+};
+const IP_FILTERS: Resource = Resource {
+    path: "/ip-filters",
+    noun: "IP filter",
+    one: Render::IpFilter,
+    many: Render::IpFilterList,
+};
+const LINKS: Resource = Resource {
+    path: "/links",
+    noun: "link",
+    one: Render::Link,
+    many: Render::LinkList,
+};
+
+impl Resource {
+    fn item(&self, key: &str) -> String {
+        format!("{}/{}", self.path, seg(key))
+    }
+
+    fn create(&self, body: &impl Serialize) -> Result<ApiCall, CliError> {
+        Ok(ApiCall {
+            method: "POST",
+            path: self.path.to_owned(),
+            body: Some(to_body(body)?),
+            render: self.one.clone(),
+        })
+    }
+
+    /// `query`: already encoded `key=value` pairs.
+    fn list(&self, query: &[String]) -> ApiCall {
+        let path = if query.is_empty() {
+            self.path.to_owned()
+        } else {
+            format!("{}?{}", self.path, query.join("&"))
+        };
+        ApiCall {
+            method: "GET",
+            path,
+            body: None,
+            render: self.many.clone(),
+        }
+    }
+
+    fn show(&self, key: &str) -> ApiCall {
+        ApiCall {
+            method: "GET",
+            path: self.item(key),
+            body: None,
+            render: self.one.clone(),
+        }
+    }
+
+    fn update(&self, key: &str, body: &impl Serialize) -> Result<ApiCall, CliError> {
+        Ok(ApiCall {
+            method: "PATCH",
+            path: self.item(key),
+            body: Some(to_body(body)?),
+            render: self.one.clone(),
+        })
+    }
+
+    /// `query`: an already encoded query string, or empty.
+    fn delete(&self, key: &str, query: &str) -> ApiCall {
+        let path = self.item(key);
+        ApiCall {
+            method: "DELETE",
+            path: if query.is_empty() {
+                path
+            } else {
+                format!("{path}?{query}")
+            },
+            body: None,
+            render: Render::Message(format!("deleted {} {key}", self.noun)),
+        }
+    }
+}
+
+fn to_body(body: &impl Serialize) -> Result<Value, CliError> {
+    serde_json::to_value(body).map_err(|e| CliError::Usage(e.to_string()))
+}
+
 /// Path segments: everything but `[A-Za-z0-9_-]` is encoded.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
@@ -511,67 +559,49 @@ fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
-fn pick(json: bool, r: Render) -> Render {
-    if json {
-        Render::Json
-    } else {
-        r
-    }
-}
-
-/// `field=value` → `{"field","value"}` (split at the first `=`).
-fn parse_filter_arg(arg: &str) -> Result<Value, CliError> {
+/// `field=value` → an inline filter (split at the first `=`).
+fn parse_filter_arg(arg: &str) -> Result<FilterSpec, CliError> {
     match arg.split_once('=') {
-        Some((f, v)) if !f.is_empty() && !v.is_empty() => Ok(json!({"field": f, "value": v})),
+        Some((f, v)) if !f.is_empty() && !v.is_empty() => Ok(FilterSpec::Inline {
+            field: f.to_owned(),
+            value: v.to_owned(),
+        }),
         _ => Err(CliError::Usage(
             "--filter takes FIELD=VALUE (both non-empty)".to_owned(),
         )),
     }
 }
 
-fn filters_json(inline: &[String], ids: &[String]) -> Result<Vec<Value>, CliError> {
+/// `--filter` and `--filter-id` flags as the request's `filters` (`None` when neither is given).
+fn filter_specs(inline: &[String], ids: &[String]) -> Result<Option<Vec<FilterSpec>>, CliError> {
     let mut out = inline
         .iter()
         .map(|f| parse_filter_arg(f))
         .collect::<Result<Vec<_>, _>>()?;
-    out.extend(ids.iter().map(|id| Value::String(id.clone())));
-    Ok(out)
+    out.extend(ids.iter().cloned().map(FilterSpec::Library));
+    Ok(non_empty(out))
 }
 
-fn strings(v: &[String]) -> Value {
-    Value::Array(v.iter().cloned().map(Value::String).collect())
+/// A repeatable flag's values, `None` when it was not given.
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
 }
 
 /// The create body for `token create`.
-pub fn token_create_body(a: &TokenCreateArgs) -> Result<Value, CliError> {
-    let mut body = Map::new();
-    body.insert("name".into(), a.name.clone().into());
-    let filters = filters_json(&a.filters, &a.filter_ids)?;
-    if !filters.is_empty() {
-        body.insert("filters".into(), Value::Array(filters));
-    }
-    if !a.indices.is_empty() {
-        body.insert("indices".into(), strings(&a.indices));
-    }
-    if !a.permissions.is_empty() {
-        body.insert("permissions".into(), strings(&a.permissions));
-    }
-    if let Some(d) = &a.expires_in {
-        body.insert("expires_in".into(), d.clone().into());
-    }
-    if let Some(t) = &a.expires_at {
-        body.insert("expires_at".into(), t.clone().into());
-    }
-    if let Some(n) = &a.ip_filter {
-        body.insert("ip_filter".into(), n.clone().into());
-    }
-    if !a.limits.is_empty() {
-        body.insert("limits".into(), limits_json(&a.limits)?);
-    }
-    if !a.kibana_spaces.is_empty() {
-        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
-    }
-    Ok(Value::Object(body))
+pub fn token_create_body(a: &TokenCreateArgs) -> Result<TokenRequest, CliError> {
+    Ok(TokenRequest {
+        name: Some(a.name.clone()),
+        filters: filter_specs(&a.filters, &a.filter_ids)?,
+        indices: non_empty(a.indices.clone()),
+        permissions: non_empty(a.permissions.clone()),
+        expires_in: a.expires_in.clone(),
+        expires_at: a.expires_at.clone(),
+        ip_filter: a.ip_filter.clone(),
+        limits: non_empty(a.limits.clone())
+            .map(|l| limits_json(&l))
+            .transpose()?,
+        kibana_spaces: non_empty(a.kibana_spaces.clone()),
+    })
 }
 
 /// `--limit key=value` flags as the API's `limits` object: numbers for the counts, the
@@ -600,43 +630,29 @@ fn limits_json(pairs: &[String]) -> Result<Value, CliError> {
 }
 
 /// The PATCH body for `token update`; at least one change is required.
-pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
-    let mut body = Map::new();
-    if let Some(n) = &a.name {
-        body.insert("name".into(), n.clone().into());
-    }
-    if a.clear_filters {
-        body.insert("filters".into(), json!([]));
-    } else {
-        let filters = filters_json(&a.filters, &a.filter_ids)?;
-        if !filters.is_empty() {
-            body.insert("filters".into(), Value::Array(filters));
-        }
-    }
-    if !a.indices.is_empty() {
-        body.insert("indices".into(), strings(&a.indices));
-    }
-    if !a.permissions.is_empty() {
-        body.insert("permissions".into(), strings(&a.permissions));
-    }
-    if let Some(d) = &a.expires_in {
-        body.insert("expires_in".into(), d.clone().into());
-    }
-    if let Some(t) = &a.expires_at {
-        body.insert("expires_at".into(), t.clone().into());
-    }
-    if let Some(n) = &a.ip_filter {
-        body.insert("ip_filter".into(), n.clone().into());
-    }
-    if a.clear_limits {
-        body.insert("limits".into(), Value::Null);
-    } else if !a.limits.is_empty() {
-        body.insert("limits".into(), limits_json(&a.limits)?);
-    }
-    if !a.kibana_spaces.is_empty() {
-        body.insert("kibana_spaces".into(), strings(&a.kibana_spaces));
-    }
-    if body.is_empty() {
+pub fn token_update_body(a: &TokenUpdateArgs) -> Result<TokenRequest, CliError> {
+    let body = TokenRequest {
+        name: a.name.clone(),
+        filters: if a.clear_filters {
+            Some(vec![])
+        } else {
+            filter_specs(&a.filters, &a.filter_ids)?
+        },
+        indices: non_empty(a.indices.clone()),
+        permissions: non_empty(a.permissions.clone()),
+        expires_in: a.expires_in.clone(),
+        expires_at: a.expires_at.clone(),
+        ip_filter: a.ip_filter.clone(),
+        limits: if a.clear_limits {
+            Some(Value::Null)
+        } else {
+            non_empty(a.limits.clone())
+                .map(|l| limits_json(&l))
+                .transpose()?
+        },
+        kibana_spaces: non_empty(a.kibana_spaces.clone()),
+    };
+    if body == TokenRequest::default() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --filter, --filter-id, \
              --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter, \
@@ -644,23 +660,16 @@ pub fn token_update_body(a: &TokenUpdateArgs) -> Result<Value, CliError> {
                 .to_owned(),
         ));
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
 pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
     Ok(match cmd {
         TokenCmd::Create(a) => ApiCall {
-            method: "POST",
-            path: "/tokens".into(),
-            body: Some(token_create_body(&a)?),
-            render: pick(a.json, Render::TokenCreated),
+            render: Render::TokenCreated,
+            ..TOKENS.create(&token_create_body(&a)?)?
         },
-        TokenCmd::List {
-            name,
-            from,
-            size,
-            json,
-        } => {
+        TokenCmd::List { name, from, size } => {
             let mut q = Vec::new();
             if let Some(n) = name {
                 q.push(format!("name={}", seg(&n)));
@@ -671,48 +680,25 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             if let Some(s) = size {
                 q.push(format!("size={s}"));
             }
-            let path = if q.is_empty() {
-                "/tokens".to_owned()
-            } else {
-                format!("/tokens?{}", q.join("&"))
-            };
-            ApiCall {
-                method: "GET",
-                path,
-                body: None,
-                render: pick(json, Render::TokenList),
-            }
+            TOKENS.list(&q)
         }
-        TokenCmd::Show { id, json } => ApiCall {
-            method: "GET",
-            path: format!("/tokens/{}", seg(&id)),
-            body: None,
-            render: pick(json, Render::Token),
-        },
-        TokenCmd::Update(a) => ApiCall {
-            method: "PATCH",
-            path: format!("/tokens/{}", seg(&a.id)),
-            body: Some(token_update_body(&a)?),
-            render: pick(a.json, Render::Token),
-        },
-        TokenCmd::Reset { id, json } => ApiCall {
+        TokenCmd::Show { id } => TOKENS.show(&id),
+        TokenCmd::Update(a) => TOKENS.update(&a.id, &token_update_body(&a)?)?,
+        TokenCmd::Reset { id } => ApiCall {
             method: "POST",
-            path: format!("/tokens/{}/reset", seg(&id)),
+            path: format!("{}/reset", TOKENS.item(&id)),
             body: None,
-            render: pick(json, Render::TokenReset),
+            render: Render::TokenReset,
         },
-        TokenCmd::Rotate { id, overlap, json } => ApiCall {
+        TokenCmd::Rotate { id, overlap } => ApiCall {
             method: "POST",
-            path: format!("/tokens/{}/rotate", seg(&id)),
-            body: overlap.map(|o| json!({ "overlap": o })),
-            render: pick(json, Render::TokenRotated),
+            path: format!("{}/rotate", TOKENS.item(&id)),
+            body: overlap
+                .map(|o| to_body(&RotateRequest { overlap: Some(o) }))
+                .transpose()?,
+            render: Render::TokenRotated,
         },
-        TokenCmd::Delete { id } => ApiCall {
-            method: "DELETE",
-            path: format!("/tokens/{}", seg(&id)),
-            body: None,
-            render: Render::Message(format!("deleted token {id}")),
-        },
+        TokenCmd::Delete { id } => TOKENS.delete(&id, ""),
         TokenCmd::Explain {
             id,
             method,
@@ -749,288 +735,356 @@ pub fn filter_call(cmd: FilterCmd) -> Result<ApiCall, CliError> {
             field,
             value,
             description,
-            json,
-        } => {
-            let mut body = json!({"field": field, "value": value});
-            if let Some(d) = description {
-                body["description"] = d.into();
-            }
-            ApiCall {
-                method: "POST",
-                path: "/filters".into(),
-                body: Some(body),
-                render: pick(json, Render::Filter),
-            }
-        }
-        FilterCmd::List { json } => ApiCall {
-            method: "GET",
-            path: "/filters".into(),
-            body: None,
-            render: pick(json, Render::FilterList),
-        },
-        FilterCmd::Show { id, json } => ApiCall {
-            method: "GET",
-            path: format!("/filters/{}", seg(&id)),
-            body: None,
-            render: pick(json, Render::Filter),
-        },
+        } => FILTERS.create(&FilterRequest {
+            field: Some(field),
+            value: Some(value),
+            description,
+        })?,
+        FilterCmd::List => FILTERS.list(&[]),
+        FilterCmd::Show { id } => FILTERS.show(&id),
         FilterCmd::Update {
             id,
             field,
             value,
             description,
-            json,
         } => {
-            let mut body = Map::new();
-            for (k, v) in [
-                ("field", field),
-                ("value", value),
-                ("description", description),
-            ] {
-                if let Some(v) = v {
-                    body.insert(k.into(), v.into());
-                }
-            }
-            if body.is_empty() {
+            let body = FilterRequest {
+                field,
+                value,
+                description,
+            };
+            if body == FilterRequest::default() {
                 return Err(CliError::Usage(
                     "nothing to change: give at least one of --field, --value, --description"
                         .to_owned(),
                 ));
             }
-            ApiCall {
-                method: "PATCH",
-                path: format!("/filters/{}", seg(&id)),
-                body: Some(Value::Object(body)),
-                render: pick(json, Render::Filter),
-            }
+            FILTERS.update(&id, &body)?
         }
-        FilterCmd::Delete { id, detach } => ApiCall {
-            method: "DELETE",
-            path: if detach {
-                format!("/filters/{}?detach=true", seg(&id))
-            } else {
-                format!("/filters/{}", seg(&id))
-            },
-            body: None,
-            render: Render::Message(format!("deleted filter {id}")),
-        },
+        FilterCmd::Delete { id, detach } => {
+            FILTERS.delete(&id, if detach { "detach=true" } else { "" })
+        }
     })
 }
 
-pub fn ip_filter_call(cmd: IpFilterCmd) -> ApiCall {
-    match cmd {
-        IpFilterCmd::Create { name, cidrs, json } => ApiCall {
-            method: "POST",
-            path: "/ip-filters".into(),
-            body: Some(json!({"name": name, "cidrs": cidrs})),
-            render: pick(json, Render::IpFilter),
+pub fn ip_filter_call(cmd: IpFilterCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
+        IpFilterCmd::Create { name, cidrs } => IP_FILTERS.create(&IpFilterRequest {
+            name: Some(name),
+            cidrs,
+        })?,
+        IpFilterCmd::List => IP_FILTERS.list(&[]),
+        IpFilterCmd::Show { name } => IP_FILTERS.show(&name),
+        IpFilterCmd::Update { name, cidrs } => {
+            IP_FILTERS.update(&name, &IpFilterRequest { name: None, cidrs })?
+        }
+        IpFilterCmd::Delete { name } => IP_FILTERS.delete(&name, ""),
+    })
+}
+
+pub fn link_call(cmd: LinkCmd) -> Result<ApiCall, CliError> {
+    Ok(match cmd {
+        LinkCmd::Create {
+            token,
+            path,
+            from,
+            to,
+            expires_in,
+        } => {
+            let body = LinkRequest {
+                path,
+                time: from.zip(to).map(|(from, to)| TimeRange { from, to }),
+                expires_in,
+                expires_at: None,
+            };
+            ApiCall {
+                path: format!("{}/links", TOKENS.item(&token)),
+                ..LINKS.create(&body)?
+            }
+        }
+        LinkCmd::List { token } => ApiCall {
+            path: format!("{}/links", TOKENS.item(&token)),
+            ..LINKS.list(&[])
         },
-        IpFilterCmd::List { json } => ApiCall {
-            method: "GET",
-            path: "/ip-filters".into(),
-            body: None,
-            render: pick(json, Render::IpFilterList),
-        },
-        IpFilterCmd::Show { name, json } => ApiCall {
-            method: "GET",
-            path: format!("/ip-filters/{}", seg(&name)),
-            body: None,
-            render: pick(json, Render::IpFilter),
-        },
-        IpFilterCmd::Update { name, cidrs, json } => ApiCall {
-            method: "PATCH",
-            path: format!("/ip-filters/{}", seg(&name)),
-            body: Some(json!({ "cidrs": cidrs })),
-            render: pick(json, Render::IpFilter),
-        },
-        IpFilterCmd::Delete { name } => ApiCall {
-            method: "DELETE",
-            path: format!("/ip-filters/{}", seg(&name)),
-            body: None,
-            render: Render::Message(format!("deleted IP filter {name}")),
-        },
-    }
+        LinkCmd::Delete { id } => LINKS.delete(&id, ""),
+    })
 }
 
 // === rendering ===
 
-/// Renders a successful answer.
+/// Renders a successful answer: the API's JSON as it came, or its shape's [`Text`].
 pub fn render(how: &Render, body: Option<&Value>) -> Result<String, CliError> {
-    let need = || body.ok_or_else(|| CliError::BadResponse("empty body".into()));
-    Ok(match how {
-        Render::Message(m) => m.clone(),
+    match how {
+        Render::Message(m) => Ok(m.clone()),
         Render::Json => match body {
             Some(v) => {
-                serde_json::to_string_pretty(v).map_err(|e| CliError::BadResponse(e.to_string()))?
+                serde_json::to_string_pretty(v).map_err(|e| CliError::BadResponse(e.to_string()))
             }
-            None => String::new(),
+            None => Ok(String::new()),
         },
-        Render::TokenList => token_table(need()?)?,
-        Render::Token => key_values(&token_lines(need()?)),
-        Render::TokenCreated => {
-            let v = need()?;
-            let mut lines = token_lines(v);
-            lines.push(("secret", text(&v["secret"])));
-            let mut out = key_values(&lines);
-            out.push_str("\n(the secret is shown only this once: store it now)");
-            out
-        }
-        Render::TokenReset => {
-            let v = need()?;
-            let mut out = key_values(&[("id", text(&v["id"])), ("secret", text(&v["secret"]))]);
-            out.push_str("\n(the old secret no longer works; the new one is shown only this once)");
-            out
-        }
-        Render::TokenRotated => {
-            let v = need()?;
-            let until = match &v["previous_secret_expires_at"] {
-                Value::Null => "no longer works".to_owned(),
-                t => format!("works until {}", text(t)),
-            };
-            let mut out = key_values(&[
-                ("id", text(&v["id"])),
-                ("secret", text(&v["secret"])),
-                ("old secret", until),
-            ]);
-            out.push_str("\n(the new secret is shown only this once)");
-            out
-        }
-        Render::FilterList => {
-            let rows = items(need()?, "filters")?
-                .iter()
-                .map(|f| {
-                    vec![
-                        text(&f["id"]),
-                        text(&f["field"]),
-                        text(&f["value"]),
-                        count(&f["used_by"]),
-                        text(&f["description"]),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            if rows.is_empty() {
-                "no filters".into()
-            } else {
-                table(&["ID", "FIELD", "VALUE", "TOKENS", "DESCRIPTION"], &rows)
-            }
-        }
-        Render::Filter => {
-            let f = need()?;
-            key_values(&[
-                ("id", text(&f["id"])),
-                ("field", text(&f["field"])),
-                ("value", text(&f["value"])),
-                ("description", text(&f["description"])),
-                ("created", text(&f["created_at"])),
-                ("used by", list_or(&f["used_by"], "no tokens")),
-            ])
-        }
-        Render::IpFilterList => {
-            let rows = items(need()?, "ip_filters")?
-                .iter()
-                .map(|f| {
-                    vec![
-                        text(&f["name"]),
-                        list_or(&f["cidrs"], "-"),
-                        count(&f["used_by"]),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            if rows.is_empty() {
-                "no IP filters".into()
-            } else {
-                table(&["NAME", "CIDRS", "TOKENS"], &rows)
-            }
-        }
-        Render::LinkList => {
-            let rows = items(need()?, "links")?
-                .iter()
-                .map(|l| {
-                    vec![
-                        text(&l["id"]),
-                        link_time(&l["time"]),
-                        text(&l["expires_at"]),
-                        text(&l["url"]),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            if rows.is_empty() {
-                "no links".into()
-            } else {
-                table(&["ID", "TIME", "EXPIRES", "URL"], &rows)
-            }
-        }
-        Render::Link => {
-            let l = need()?;
-            key_values(&[
-                ("id", text(&l["id"])),
-                ("url", text(&l["url"])),
-                ("token", text(&l["token_id"])),
-                ("path", text(&l["path"])),
-                ("time", link_time(&l["time"])),
-                ("expires", text(&l["expires_at"])),
-            ])
-        }
-        Render::IpFilter => {
-            let f = need()?;
-            key_values(&[
-                ("name", text(&f["name"])),
-                ("cidrs", list_or(&f["cidrs"], "-")),
-                ("created", text(&f["created_at"])),
-                ("used by", list_or(&f["used_by"], "no tokens")),
-            ])
-        }
-    })
-}
-
-/// A link's time: `live` or `FROM..TO`.
-fn link_time(t: &Value) -> String {
-    match t {
-        Value::Object(_) => format!("{}..{}", text(&t["from"]), text(&t["to"])),
-        _ => "live".into(),
+        Render::TokenList => shown::<api::TokenPage>(body),
+        Render::Token => shown::<api::Token>(body),
+        Render::TokenCreated => shown::<api::TokenCreated>(body),
+        Render::TokenReset => shown::<api::SecretReset>(body),
+        Render::TokenRotated => shown::<api::SecretRotated>(body),
+        Render::FilterList => shown::<api::FilterList>(body),
+        Render::Filter => shown::<api::Filter>(body),
+        Render::IpFilterList => shown::<api::IpFilterList>(body),
+        Render::IpFilter => shown::<api::IpFilter>(body),
+        Render::LinkList => shown::<api::LinkList>(body),
+        Render::Link => shown::<api::Link>(body),
     }
 }
 
-fn items<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, CliError> {
-    v[key]
-        .as_array()
-        .ok_or_else(|| CliError::BadResponse(format!("no \"{key}\" array")))
+/// How one answer shape is shown to people.
+pub trait Text: DeserializeOwned {
+    fn text(&self) -> String;
 }
 
-/// A JSON scalar as display text; control characters are replaced so a stored name cannot
-/// drive the terminal.
-fn text(v: &Value) -> String {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    };
+/// One item of a list, as a table row.
+trait Row {
+    const HEADERS: &'static [&'static str];
+    fn row(&self) -> Vec<String>;
+}
+
+/// Reads an answer as `T` (a shape that does not fit is a [`CliError::BadResponse`]) and
+/// shows it.
+fn shown<T: Text>(body: Option<&Value>) -> Result<String, CliError> {
+    let v = body.ok_or_else(|| CliError::BadResponse("empty body".into()))?;
+    let answer = T::deserialize(v).map_err(|e| CliError::BadResponse(e.to_string()))?;
+    Ok(answer.text())
+}
+
+/// A list as an aligned table, or `none` when empty.
+fn rows<T: Row>(items: &[T], none: &str) -> String {
+    if items.is_empty() {
+        return none.into();
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(Row::row).collect();
+    table(T::HEADERS, &rows)
+}
+
+impl Text for api::TokenPage {
+    /// The token table, with a paging note when the page is partial.
+    fn text(&self) -> String {
+        let total = self.total;
+        if self.tokens.is_empty() {
+            return if total == 0 {
+                "no tokens".into()
+            } else {
+                format!("no tokens on this page ({total} in all)")
+            };
+        }
+        let mut out = rows(&self.tokens, "no tokens");
+        if self.tokens.len() < total {
+            out.push_str(&format!(
+                "\n({} of {total} tokens shown; use --from and --size for more)",
+                self.tokens.len()
+            ));
+        }
+        out
+    }
+}
+
+impl Row for api::Token {
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "NAME",
+        "FILTERS",
+        "INDICES",
+        "PERMISSIONS",
+        "EXPIRES",
+        "LAST USED",
+    ];
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            clean(&self.id),
+            clean(&self.name),
+            filters_text(&self.filters),
+            list_or(&self.indices, "-"),
+            list_or(&self.permissions, "-"),
+            expires_text(self),
+            or_never(&self.last_used_at),
+        ]
+    }
+}
+
+impl Text for api::Token {
+    fn text(&self) -> String {
+        key_values(&token_lines(self))
+    }
+}
+
+impl Text for api::TokenCreated {
+    fn text(&self) -> String {
+        let mut lines = token_lines(&self.token);
+        lines.push(("secret", clean(&self.secret)));
+        let mut out = key_values(&lines);
+        out.push_str("\n(the secret is shown only this once: store it now)");
+        out
+    }
+}
+
+impl Text for api::SecretReset {
+    fn text(&self) -> String {
+        let mut out = key_values(&[("id", clean(&self.id)), ("secret", clean(&self.secret))]);
+        out.push_str("\n(the old secret no longer works; the new one is shown only this once)");
+        out
+    }
+}
+
+impl Text for api::SecretRotated {
+    fn text(&self) -> String {
+        let until = match &self.previous_secret_expires_at {
+            None => "no longer works".to_owned(),
+            Some(t) => format!("works until {}", clean(t)),
+        };
+        let mut out = key_values(&[
+            ("id", clean(&self.id)),
+            ("secret", clean(&self.secret)),
+            ("old secret", until),
+        ]);
+        out.push_str("\n(the new secret is shown only this once)");
+        out
+    }
+}
+
+impl Text for api::FilterList {
+    fn text(&self) -> String {
+        rows(&self.filters, "no filters")
+    }
+}
+
+impl Row for api::Filter {
+    const HEADERS: &'static [&'static str] = &["ID", "FIELD", "VALUE", "TOKENS", "DESCRIPTION"];
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            clean(&self.id),
+            clean(&self.field),
+            clean(&self.value),
+            self.used_by.len().to_string(),
+            clean(&self.description),
+        ]
+    }
+}
+
+impl Text for api::Filter {
+    fn text(&self) -> String {
+        key_values(&[
+            ("id", clean(&self.id)),
+            ("field", clean(&self.field)),
+            ("value", clean(&self.value)),
+            ("description", clean(&self.description)),
+            ("created", clean(&self.created_at)),
+            ("used by", list_or(&self.used_by, "no tokens")),
+        ])
+    }
+}
+
+impl Text for api::IpFilterList {
+    fn text(&self) -> String {
+        rows(&self.ip_filters, "no IP filters")
+    }
+}
+
+impl Row for api::IpFilter {
+    const HEADERS: &'static [&'static str] = &["NAME", "CIDRS", "TOKENS"];
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            clean(&self.name),
+            list_or(&self.cidrs, "-"),
+            self.used_by.len().to_string(),
+        ]
+    }
+}
+
+impl Text for api::IpFilter {
+    fn text(&self) -> String {
+        key_values(&[
+            ("name", clean(&self.name)),
+            ("cidrs", list_or(&self.cidrs, "-")),
+            ("created", clean(&self.created_at)),
+            ("used by", list_or(&self.used_by, "no tokens")),
+        ])
+    }
+}
+
+impl Text for api::LinkList {
+    fn text(&self) -> String {
+        rows(&self.links, "no links")
+    }
+}
+
+impl Row for api::Link {
+    const HEADERS: &'static [&'static str] = &["ID", "TIME", "EXPIRES", "URL"];
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            clean(&self.id),
+            link_time(&self.time),
+            or_dash(&self.expires_at),
+            or_dash(&self.url),
+        ]
+    }
+}
+
+impl Text for api::Link {
+    fn text(&self) -> String {
+        key_values(&[
+            ("id", clean(&self.id)),
+            ("url", or_dash(&self.url)),
+            ("token", clean(&self.token_id)),
+            ("path", clean(&self.path)),
+            ("time", link_time(&self.time)),
+            ("expires", or_dash(&self.expires_at)),
+        ])
+    }
+}
+
+/// A link's time: `live` or `FROM..TO`.
+fn link_time(t: &Option<TimeRange>) -> String {
+    match t {
+        Some(t) => format!("{}..{}", clean(&t.from), clean(&t.to)),
+        None => "live".into(),
+    }
+}
+
+/// Display text with control characters replaced, so a stored name cannot drive the terminal.
+fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
-fn list_or(v: &Value, empty: &str) -> String {
-    match v.as_array() {
-        Some(a) if !a.is_empty() => a.iter().map(text).collect::<Vec<_>>().join(", "),
-        _ => empty.into(),
-    }
+fn or_dash(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "-".into(), clean)
 }
 
-fn count(v: &Value) -> String {
-    v.as_array().map_or(0, Vec::len).to_string()
+fn or_never(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "never".into(), clean)
+}
+
+fn list_or(v: &[String], empty: &str) -> String {
+    if v.is_empty() {
+        return empty.into();
+    }
+    v.iter().map(|s| clean(s)).collect::<Vec<_>>().join(", ")
 }
 
 /// `tenant=a, env=test [flt_x]`, or `none`.
-fn filters_text(v: &Value) -> String {
-    let Some(a) = v.as_array().filter(|a| !a.is_empty()) else {
+fn filters_text(filters: &[api::TokenFilter]) -> String {
+    if filters.is_empty() {
         return "none".into();
-    };
-    a.iter()
+    }
+    filters
+        .iter()
         .map(|f| {
-            let fv = format!("{}={}", text(&f["field"]), text(&f["value"]));
-            match f.get("id") {
-                Some(id) => format!("{fv} [{}]", text(id)),
+            let fv = format!("{}={}", or_dash(&f.field), or_dash(&f.value));
+            match &f.id {
+                Some(id) => format!("{fv} [{}]", clean(id)),
                 None => fv,
             }
         })
@@ -1038,98 +1092,44 @@ fn filters_text(v: &Value) -> String {
         .join(", ")
 }
 
-fn expires_text(t: &Value) -> String {
-    match &t["expires_at"] {
-        Value::Null => "never".into(),
-        v if t["expired"] == Value::Bool(true) => format!("{} (expired)", text(v)),
-        v => text(v),
+fn expires_text(t: &api::Token) -> String {
+    match &t.expires_at {
+        None => "never".into(),
+        Some(v) if t.expired => format!("{} (expired)", clean(v)),
+        Some(v) => clean(v),
     }
 }
 
-fn last_used_text(t: &Value) -> String {
-    match &t["last_used_at"] {
-        Value::Null => "never".into(),
-        v => text(v),
-    }
-}
-
-fn token_lines(t: &Value) -> Vec<(&'static str, String)> {
-    let ip = match &t["ip_filter"] {
-        Value::Null => "none".to_owned(),
-        n => format!("{} ({})", text(n), list_or(&t["ip_cidrs"], "-")),
+fn token_lines(t: &api::Token) -> Vec<(&'static str, String)> {
+    let ip = match &t.ip_filter {
+        None => "none".to_owned(),
+        Some(n) => format!("{} ({})", clean(n), list_or(&t.ip_cidrs, "-")),
     };
     let mut lines = vec![
-        ("id", text(&t["id"])),
-        ("name", text(&t["name"])),
-        ("filters", filters_text(&t["filters"])),
-        ("indices", list_or(&t["indices"], "-")),
-        ("permissions", list_or(&t["permissions"], "-")),
-        ("created", text(&t["created_at"])),
+        ("id", clean(&t.id)),
+        ("name", clean(&t.name)),
+        ("filters", filters_text(&t.filters)),
+        ("indices", list_or(&t.indices, "-")),
+        ("permissions", list_or(&t.permissions, "-")),
+        ("created", clean(&t.created_at)),
         ("expires", expires_text(t)),
         ("ip filter", ip),
-        ("last used", last_used_text(t)),
+        ("last used", or_never(&t.last_used_at)),
     ];
-    if let Value::String(until) = &t["previous_secret_expires_at"] {
-        lines.push(("old secret until", until.clone()));
+    if let Some(until) = &t.previous_secret_expires_at {
+        lines.push(("old secret until", clean(until)));
     }
-    if let Some(l) = t["limits"].as_object().filter(|l| !l.is_empty()) {
-        let text = l
+    let limits = t.limits.set();
+    if !limits.is_empty() {
+        let text = limits
             .iter()
-            .map(|(k, v)| format!("{k}={}", text(v)))
+            .map(|(k, v)| format!("{k}={}", clean(v)))
             .collect::<Vec<_>>()
             .join(", ");
         lines.push(("limits", text));
     }
-    if t.get("kibana_spaces").is_some() {
-        lines.push(("spaces", list_or(&t["kibana_spaces"], "none")));
-    }
+    lines.push(("spaces", list_or(&t.kibana_spaces, "none")));
     lines
-}
-
-/// The token list as an aligned table, with a paging note when the page is partial.
-pub fn token_table(v: &Value) -> Result<String, CliError> {
-    let tokens = items(v, "tokens")?;
-    let total = v["total"].as_u64().unwrap_or(tokens.len() as u64);
-    if tokens.is_empty() {
-        return Ok(if total == 0 {
-            "no tokens".into()
-        } else {
-            format!("no tokens on this page ({total} in all)")
-        });
-    }
-    let rows: Vec<Vec<String>> = tokens
-        .iter()
-        .map(|t| {
-            vec![
-                text(&t["id"]),
-                text(&t["name"]),
-                filters_text(&t["filters"]),
-                list_or(&t["indices"], "-"),
-                list_or(&t["permissions"], "-"),
-                expires_text(t),
-                last_used_text(t),
-            ]
-        })
-        .collect();
-    let mut out = table(
-        &[
-            "ID",
-            "NAME",
-            "FILTERS",
-            "INDICES",
-            "PERMISSIONS",
-            "EXPIRES",
-            "LAST USED",
-        ],
-        &rows,
-    );
-    if (tokens.len() as u64) < total {
-        out.push_str(&format!(
-            "\n({} of {total} tokens shown; use --from and --size for more)",
-            tokens.len()
-        ));
-    }
-    Ok(out)
 }
 
 /// Columns padded to the widest cell (in characters), two spaces apart, no trailing spaces.
@@ -1357,12 +1357,7 @@ mod tests {
     }
 
     fn call(args: &[&str]) -> ApiCall {
-        match parse(args).expect("arguments parse") {
-            Top::Token(c) => token_call(c).expect("valid token command"),
-            Top::Filter(c) => filter_call(c).expect("valid filter command"),
-            Top::IpFilter(c) => ip_filter_call(c),
-            Top::Link(c) => link_call(c),
-        }
+        client_call(parse(args).expect("arguments parse")).expect("valid command")
     }
 
     #[test]
@@ -1476,11 +1471,9 @@ mod tests {
         ])
         .is_err());
         for bad in ["tenant", "=a", "tenant="] {
-            let Ok(Top::Token(cmd)) = parse(&["token", "create", "--name", "a", "--filter", bad])
-            else {
-                panic!("clap accepts the raw string");
-            };
-            assert!(matches!(token_call(cmd), Err(CliError::Usage(_))), "{bad}");
+            let cmd = parse(&["token", "create", "--name", "a", "--filter", bad])
+                .expect("clap accepts the raw string");
+            assert!(matches!(client_call(cmd), Err(CliError::Usage(_))), "{bad}");
         }
     }
 
@@ -1516,10 +1509,8 @@ mod tests {
         );
         let c = call(&["token", "update", "tok_1", "--ip-filter", "office"]);
         assert_eq!(c.body, Some(json!({"ip_filter": "office"})));
-        let Ok(Top::Token(cmd)) = parse(&["token", "update", "tok_1"]) else {
-            panic!("parses");
-        };
-        assert!(matches!(token_call(cmd), Err(CliError::Usage(_))));
+        let cmd = parse(&["token", "update", "tok_1"]).expect("parses");
+        assert!(matches!(client_call(cmd), Err(CliError::Usage(_))));
         assert!(parse(&["token", "update", "t", "--clear-filters", "--filter", "a=b"]).is_err());
     }
 
@@ -1553,10 +1544,9 @@ mod tests {
         let c = call(&["token", "update", "tok_1", "--clear-limits"]);
         assert_eq!(c.body, Some(json!({"limits": null})));
         for bad in ["max_size", "max_size=x", "max_size=-1"] {
-            let Ok(Top::Token(cmd)) = parse(&["token", "update", "t", "--limit", bad]) else {
-                panic!("clap accepts the raw string");
-            };
-            assert!(matches!(token_call(cmd), Err(CliError::Usage(_))), "{bad}");
+            let cmd = parse(&["token", "update", "t", "--limit", bad])
+                .expect("clap accepts the raw string");
+            assert!(matches!(client_call(cmd), Err(CliError::Usage(_))), "{bad}");
         }
         let rotated = render(
             &Render::TokenRotated,
@@ -1565,9 +1555,13 @@ mod tests {
         )
         .unwrap();
         assert!(rotated.contains("s3cr3t") && rotated.contains("works until 2026-01-01T01:00:00Z"));
-        let shown = key_values(&token_lines(&json!({"id": "tok_1",
-            "previous_secret_expires_at": "2026-01-01T01:00:00Z",
-            "limits": {"max_size": 10, "search_timeout": "5s"}})));
+        let shown = render(
+            &Render::Token,
+            Some(&json!({"id": "tok_1",
+                "previous_secret_expires_at": "2026-01-01T01:00:00Z",
+                "limits": {"max_size": 10, "search_timeout": "5s"}})),
+        )
+        .unwrap();
         assert!(
             shown.contains("old secret until") && shown.contains("max_size=10, search_timeout=5s")
         );
@@ -1672,10 +1666,8 @@ mod tests {
         ]);
         assert_eq!(c.body, Some(json!({"cidrs": ["10.1.0.0/16"]})));
         assert_eq!(c.render, Render::Json);
-        let Ok(Top::Filter(cmd)) = parse(&["filter", "update", "flt_1"]) else {
-            panic!("parses");
-        };
-        assert!(matches!(filter_call(cmd), Err(CliError::Usage(_))));
+        let cmd = parse(&["filter", "update", "flt_1"]).expect("parses");
+        assert!(matches!(client_call(cmd), Err(CliError::Usage(_))));
         assert!(
             parse(&["ip-filter", "create", "--name", "x"]).is_err(),
             "--cidr is required"
@@ -1716,7 +1708,8 @@ mod tests {
                "filters": [{"field": "tenant", "value": "a"}, {"id": "flt_1", "field": "env", "value": "test"}],
                "indices": ["logs-*", "metrics"], "permissions": ["read"],
                "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-02T00:00:00Z",
-               "expired": false, "ip_filter": null, "ip_cidrs": [], "last_used_at": null})
+               "expired": false, "ip_filter": null, "ip_cidrs": [], "kibana_spaces": ["default"],
+               "last_used_at": null})
     }
 
     #[test]
@@ -1808,7 +1801,8 @@ mod tests {
              created:     2026-01-01T00:00:00Z\n\
              expires:     2026-01-02T00:00:00Z\n\
              ip filter:   office (10.0.0.0/8)\n\
-             last used:   never"
+             last used:   never\n\
+             spaces:      default"
         );
         t["secret"] = json!("esg_s3cr3t");
         let out = render(&Render::TokenCreated, Some(&t)).unwrap();
@@ -1905,6 +1899,56 @@ mod tests {
             out.contains("lnk_1  live  -        https://d/s/lnk_1"),
             "{out}"
         );
+    }
+
+    /// `--json` is one flag of each command group (issue #11), `global`: every invocation that
+    /// had a `--json` of its own still parses and shows the API's JSON, the flag may also come
+    /// before the subcommand, and a delete (no answer body) keeps its message.
+    #[test]
+    fn json_is_one_global_flag_of_each_group() {
+        let shown_as_json: &[&[&str]] = &[
+            &["token", "create", "--name", "a", "--json"],
+            &["token", "list", "--json"],
+            &["token", "show", "tok_1", "--json"],
+            &["token", "update", "tok_1", "--name", "b", "--json"],
+            &["token", "reset", "tok_1", "--json"],
+            &["token", "rotate", "tok_1", "--json"],
+            &["filter", "create", "--field", "f", "--value", "v", "--json"],
+            &["filter", "list", "--json"],
+            &["filter", "show", "flt_1", "--json"],
+            &["filter", "update", "flt_1", "--value", "w", "--json"],
+            &[
+                "ip-filter",
+                "create",
+                "--name",
+                "o",
+                "--cidr",
+                "::1",
+                "--json",
+            ],
+            &["ip-filter", "list", "--json"],
+            &["ip-filter", "show", "o", "--json"],
+            &["ip-filter", "update", "o", "--cidr", "::1", "--json"],
+            &[
+                "link", "create", "--token", "t", "--path", "/app/x", "--json",
+            ],
+            &["link", "list", "--token", "t", "--json"],
+            &["token", "--json", "list"],
+            &["filter", "--json", "show", "flt_1"],
+        ];
+        for args in shown_as_json {
+            assert_eq!(call(args).render, Render::Json, "{args:?}");
+        }
+        assert_eq!(call(&["token", "list"]).render, Render::TokenList);
+        assert_eq!(
+            call(&["token", "explain", "t", "GET", "/x"]).render,
+            Render::Json
+        );
+        assert_eq!(
+            call(&["token", "delete", "tok_1", "--json"]).render,
+            Render::Message("deleted token tok_1".into())
+        );
+        assert!(parse(&["token", "list", "--json", "--json"]).is_err());
     }
 
     #[test]
@@ -2043,12 +2087,11 @@ mod tests {
             let addr = serve(h.clone()).await;
             let o = opts(addr, Some(KEY));
 
-            let out = run_ip_filter(
-                IpFilterCmd::Create {
+            let out = run(
+                ClientCmd::IpFilter(Group::text(IpFilterCmd::Create {
                     name: "office".into(),
                     cidrs: vec!["10.0.0.0/8".into()],
-                    json: false,
-                },
+                })),
                 &o,
             )
             .await
@@ -2058,19 +2101,21 @@ mod tests {
                 "{out}"
             );
 
-            let out = run_token(
-                TokenCmd::Create(TokenCreateArgs {
-                    name: "acme".into(),
-                    filters: vec!["tenant=a".into()],
-                    filter_ids: vec![],
-                    indices: vec![],
-                    permissions: vec![],
-                    expires_in: Some("1h".into()),
-                    expires_at: None,
-                    ip_filter: Some("office".into()),
-                    limits: vec![],
-                    kibana_spaces: vec![],
+            let out = run(
+                ClientCmd::Token(Group {
                     json: true,
+                    command: TokenCmd::Create(TokenCreateArgs {
+                        name: "acme".into(),
+                        filters: vec!["tenant=a".into()],
+                        filter_ids: vec![],
+                        indices: vec![],
+                        permissions: vec![],
+                        expires_in: Some("1h".into()),
+                        expires_at: None,
+                        ip_filter: Some("office".into()),
+                        limits: vec![],
+                        kibana_spaces: vec![],
+                    }),
                 }),
                 &o,
             )
@@ -2081,13 +2126,12 @@ mod tests {
             assert!(created["secret"].is_string());
             assert_eq!(created["ip_cidrs"], json!(["10.0.0.0/8"]));
 
-            let out = run_token(
-                TokenCmd::List {
+            let out = run(
+                ClientCmd::Token(Group::text(TokenCmd::List {
                     name: Some("ac".into()),
                     from: None,
                     size: None,
-                    json: false,
-                },
+                })),
                 &o,
             )
             .await
@@ -2099,10 +2143,10 @@ mod tests {
             assert!(!out.contains(created["secret"].as_str().unwrap_or("?")));
 
             // API refusals become errors carrying the API's reason.
-            let err = run_ip_filter(
-                IpFilterCmd::Delete {
+            let err = run(
+                ClientCmd::IpFilter(Group::text(IpFilterCmd::Delete {
                     name: "office".into(),
-                },
+                })),
                 &o,
             )
             .await
@@ -2114,20 +2158,22 @@ mod tests {
                 } => assert!(reason.contains(&id), "{reason}"),
                 other => panic!("unexpected {other:?}"),
             }
-            let err = run_token(
-                TokenCmd::Show {
+            let err = run(
+                ClientCmd::Token(Group::text(TokenCmd::Show {
                     id: "tok_nope".into(),
-                    json: false,
-                },
+                })),
                 &o,
             )
             .await
             .expect_err("unknown");
             assert_eq!(err.to_string(), "token not found (HTTP 404)");
 
-            let out = run_token(TokenCmd::Delete { id: id.clone() }, &o)
-                .await
-                .expect("deleted");
+            let out = run(
+                ClientCmd::Token(Group::text(TokenCmd::Delete { id: id.clone() })),
+                &o,
+            )
+            .await
+            .expect("deleted");
             assert_eq!(out, format!("deleted token {id}"));
             assert!(h.ctx.store.snapshot().token(&id).is_none());
         }
@@ -2136,9 +2182,12 @@ mod tests {
         async fn missing_admin_key_is_explained() {
             let h = Arc::new(Harness::new());
             let addr = serve(h).await;
-            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, None))
-                .await
-                .expect_err("401");
+            let err = run(
+                ClientCmd::Filter(Group::text(FilterCmd::List)),
+                &opts(addr, None),
+            )
+            .await
+            .expect_err("401");
             assert_eq!(
                 err.to_string(),
                 "missing or wrong admin key (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE) (HTTP 401)"
@@ -2150,13 +2199,16 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let addr = listener.local_addr().expect("addr");
             drop(listener);
-            let err = run_filter(FilterCmd::List { json: false }, &opts(addr, Some(KEY)))
-                .await
-                .expect_err("nothing listens");
+            let err = run(
+                ClientCmd::Filter(Group::text(FilterCmd::List)),
+                &opts(addr, Some(KEY)),
+            )
+            .await
+            .expect_err("nothing listens");
             assert!(matches!(err, CliError::Transport { .. }), "{err:?}");
             let mut o = opts(addr, Some(KEY));
             o.url = "ftp://example.org".into();
-            let err = run_filter(FilterCmd::List { json: false }, &o)
+            let err = run(ClientCmd::Filter(Group::text(FilterCmd::List)), &o)
                 .await
                 .expect_err("bad scheme");
             assert!(matches!(err, CliError::Usage(_)));

@@ -529,6 +529,28 @@ mod tests {
         );
         let bash = String::from_utf8(bash).unwrap();
         assert!(bash.contains("ip-filter") && bash.contains("--expires-in"));
+        // The client groups' one global `--json` is completed on their subcommands too.
+        let token_list_opts = bash
+            .split("esgate__subcmd__token__subcmd__list)")
+            .nth(1)
+            .and_then(|rest| rest.lines().find(|l| l.trim_start().starts_with("opts=")))
+            .unwrap_or_default();
+        assert!(token_list_opts.contains("--json"), "{token_list_opts}");
+    }
+
+    /// `--json` belongs to the admin client groups (one `global` flag each, issue #11): it
+    /// parses before or after their subcommands, and is refused where it means nothing.
+    #[test]
+    fn json_is_global_to_the_client_commands_only() {
+        use clap::Parser;
+        let parses = |args: &[&str]| super::Args::try_parse_from(args).is_ok();
+        assert!(parses(&["esgate", "token", "list", "--json"]));
+        assert!(parses(&["esgate", "ip-filter", "--json", "show", "office"]));
+        assert!(parses(&[
+            "esgate", "link", "list", "--token", "t", "--json"
+        ]));
+        assert!(!parses(&["esgate", "serve", "--json"]));
+        assert!(!parses(&["esgate", "check-config", "--json"]));
     }
 
     #[test]

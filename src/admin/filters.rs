@@ -11,21 +11,43 @@ use serde_json::{json, Map, Value};
 use crate::store::model::{FilterRef, LibraryFilter, Token};
 use crate::store::{Change, Snapshot};
 
+use super::api;
 use super::input::{self, AdminError};
+use super::resource::{self, answer, Patched, Resource};
 use super::tokens::check_field_value;
 use super::{random_id, AdminContext, AdminResponse, EventBase};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
+/// The fields of a create or PATCH body (`api::FilterRequest`).
+pub(super) const FIELDS: &[&str] = &["description", "field", "value"];
 
-fn view(snap: &Snapshot, f: &LibraryFilter) -> Value {
-    json!({
-        "id": f.id,
-        "description": f.description,
-        "field": f.field,
-        "value": f.value,
-        "created_at": input::format_time(f.created_at),
-        "used_by": snap.tokens_using_filter(&f.id),
-    })
+/// The filter library as an admin resource.
+pub(super) struct Filters;
+
+impl Resource for Filters {
+    type Record = LibraryFilter;
+    type View = api::Filter;
+    const NAME: &'static str = "filter";
+    const AUDIT: &'static str = "filter";
+
+    fn get<'s>(snap: &'s Snapshot, id: &str, _now: i64) -> Option<&'s LibraryFilter> {
+        snap.filter(id)
+    }
+
+    fn view(_ctx: &AdminContext, snap: &Snapshot, f: &LibraryFilter, _now: i64) -> api::Filter {
+        view(snap, f)
+    }
+}
+
+fn view(snap: &Snapshot, f: &LibraryFilter) -> api::Filter {
+    api::Filter {
+        id: f.id.clone(),
+        description: f.description.clone(),
+        field: f.field.clone(),
+        value: f.value.clone(),
+        created_at: input::format_time(f.created_at),
+        used_by: snap.tokens_using_filter(&f.id),
+    }
 }
 
 fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
@@ -44,18 +66,13 @@ fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminEr
     Ok(Some(d.to_owned()))
 }
 
-fn find<'a>(snap: &'a Snapshot, id: &str) -> Result<&'a LibraryFilter, AdminError> {
-    snap.filter(id)
-        .ok_or_else(|| AdminError::not_found("filter"))
-}
-
 pub(super) async fn create(
     ctx: &AdminContext,
     ev: &EventBase,
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(&map, &["description", "field", "value"], &[])?;
+    input::reject_unknown(&map, FIELDS, &[])?;
     let description = parse_description(&map)?.unwrap_or_default();
     if !map.contains_key("field") {
         return Err(AdminError::field("field", "is required"));
@@ -83,28 +100,16 @@ pub(super) async fn create(
             Ok::<_, AdminError>((vec![Change::PutFilter { filter }], out))
         })
         .await?;
-    let id = out["id"].as_str().unwrap_or_default();
-    ev.emit(
-        ctx,
-        "filter.create",
-        id,
-        json!({"field": out["field"].clone()}),
-    );
-    Ok(AdminResponse::created(out))
+    ev.emit(ctx, "filter.create", &out.id, json!({"field": out.field}));
+    answer(201, &out)
 }
 
 pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
     let mut all: Vec<&LibraryFilter> = snap.filters().collect();
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
-    Ok(AdminResponse::ok(json!({ "filters": filters })))
-}
-
-pub(super) fn show(ctx: &AdminContext, id: &str) -> Result<AdminResponse, AdminError> {
-    let snap = ctx.store.snapshot();
-    let f = find(&snap, id)?;
-    Ok(AdminResponse::ok(view(&snap, f)))
+    let filters = all.into_iter().map(|f| view(&snap, f)).collect();
+    answer(200, &api::FilterList { filters })
 }
 
 pub(super) async fn update(
@@ -114,46 +119,33 @@ pub(super) async fn update(
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(
-        &map,
-        &["description", "field", "value"],
-        &["id", "created_at", "used_by"],
-    )?;
+    input::reject_unknown(&map, FIELDS, &["id", "created_at", "used_by"])?;
     let description = parse_description(&map)?;
     // Check field and value through the same rules as on create, substituting what is absent.
     let field = map.get("field").cloned();
     let value = map.get("value").cloned();
-    let (out, changed) = ctx
-        .store
-        .update(|snap| {
-            let old = find(snap, id)?;
-            let field = field.unwrap_or_else(|| Value::String(old.field.clone()));
-            let value = value.unwrap_or_else(|| Value::String(old.value.clone()));
-            let fv = check_field_value("field", "value", &field, &value)?;
-            let mut f = old.clone();
-            if let Some(d) = description {
-                f.description = d;
-            }
-            f.field = fv.field;
-            f.value = fv.value;
-            let changed = input::changed_fields(&[
-                ("description", f.description != old.description),
-                ("field", f.field != old.field),
-                ("value", f.value != old.value),
-            ]);
-            let out = view(snap, &f);
-            let changes = if changed.is_empty() {
-                vec![]
-            } else {
-                vec![Change::PutFilter { filter: f }]
-            };
-            Ok::<_, AdminError>((changes, (out, changed)))
+    resource::patch::<Filters, _>(ctx, ev, id, |snap, old| {
+        let field = field.unwrap_or_else(|| Value::String(old.field.clone()));
+        let value = value.unwrap_or_else(|| Value::String(old.value.clone()));
+        let fv = check_field_value("field", "value", &field, &value)?;
+        let mut f = old.clone();
+        if let Some(d) = description {
+            f.description = d;
+        }
+        f.field = fv.field;
+        f.value = fv.value;
+        let changed = input::changed_fields(&[
+            ("description", f.description != old.description),
+            ("field", f.field != old.field),
+            ("value", f.value != old.value),
+        ]);
+        Ok(Patched {
+            view: view(snap, &f),
+            change: Change::PutFilter { filter: f },
+            changed,
         })
-        .await?;
-    if !changed.is_empty() {
-        ev.emit(ctx, "filter.update", id, json!({ "changed": changed }));
-    }
-    Ok(AdminResponse::ok(out))
+    })
+    .await
 }
 
 pub(super) async fn delete(
@@ -164,41 +156,32 @@ pub(super) async fn delete(
 ) -> Result<AdminResponse, AdminError> {
     let q = input::parse_query(query, &["detach"])?;
     let detach = input::query_bool(&q, "detach")?;
-    let detached = ctx
-        .store
-        .update(|snap| {
-            find(snap, id)?;
-            let users = snap.tokens_using_filter(id);
-            if !users.is_empty() && !detach {
+    resource::delete::<Filters, _>(ctx, ev, id, |snap, _| {
+        let users = snap.tokens_using_filter(id);
+        if !detach {
+            resource::refuse_in_use(
+                "filter",
+                &users,
+                "detach it from them first or use ?detach=true",
+            )?;
+        }
+        let mut changes = Vec::with_capacity(users.len() + 1);
+        for tid in &users {
+            let Some(t) = snap.token(tid) else { continue };
+            let mut t: Token = (**t).clone();
+            t.filters
+                .retain(|f| !matches!(f, FilterRef::Library(fid) if fid == id));
+            if ctx.policies.require_filters && t.filters.is_empty() {
                 return Err(AdminError::conflict(format!(
-                    "filter is used by tokens [{}]; detach it from them first or use ?detach=true",
-                    users.join(", ")
+                    "policy require_filters: detaching would leave token [{tid}] without any filter"
                 )));
             }
-            let mut changes = Vec::with_capacity(users.len() + 1);
-            for tid in &users {
-                let Some(t) = snap.token(tid) else { continue };
-                let mut t: Token = (**t).clone();
-                t.filters
-                    .retain(|f| !matches!(f, FilterRef::Library(fid) if fid == id));
-                if ctx.policies.require_filters && t.filters.is_empty() {
-                    return Err(AdminError::conflict(format!(
-                        "policy require_filters: detaching would leave token [{tid}] without any filter"
-                    )));
-                }
-                changes.push(Change::PutToken { token: t });
-            }
-            changes.push(Change::DeleteFilter { id: id.to_owned() });
-            Ok::<_, AdminError>((changes, users))
-        })
-        .await?;
-    ev.emit(
-        ctx,
-        "filter.delete",
-        id,
-        json!({ "detached_from": detached }),
-    );
-    Ok(AdminResponse::no_content())
+            changes.push(Change::PutToken { token: t });
+        }
+        changes.push(Change::DeleteFilter { id: id.to_owned() });
+        Ok((changes, json!({ "detached_from": users })))
+    })
+    .await
 }
 
 #[cfg(test)]

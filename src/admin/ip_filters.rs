@@ -12,19 +12,44 @@ use serde_json::{json, Map, Value};
 use crate::store::model::IpFilter;
 use crate::store::{Change, Snapshot};
 
+use super::api;
 use super::input::{self, AdminError};
+use super::resource::{self, answer, find, Resource};
 use super::{AdminContext, AdminResponse, EventBase};
 
 const MAX_CIDRS: usize = 1024;
+/// The fields of a create body (`api::IpFilterRequest`; a PATCH takes only `cidrs`).
+pub(super) const CREATE_FIELDS: &[&str] = &["name", "cidrs"];
 
-fn view(snap: &Snapshot, f: &IpFilter) -> Value {
-    let cidrs: Vec<String> = f.cidrs.iter().map(ToString::to_string).collect();
-    json!({
-        "name": f.name,
-        "cidrs": cidrs,
-        "created_at": input::format_time(f.created_at),
-        "used_by": snap.tokens_using_ip_filter(&f.name),
-    })
+/// Named IP filters as an admin resource.
+pub(super) struct IpFilters;
+
+impl Resource for IpFilters {
+    type Record = IpFilter;
+    type View = api::IpFilter;
+    const NAME: &'static str = "IP filter";
+    const AUDIT: &'static str = "ip_filter";
+
+    fn get<'s>(snap: &'s Snapshot, name: &str, _now: i64) -> Option<&'s IpFilter> {
+        snap.ip_filter(name)
+    }
+
+    fn view(_ctx: &AdminContext, snap: &Snapshot, f: &IpFilter, _now: i64) -> api::IpFilter {
+        view(snap, f)
+    }
+}
+
+fn view(snap: &Snapshot, f: &IpFilter) -> api::IpFilter {
+    api::IpFilter {
+        name: f.name.clone(),
+        cidrs: cidr_texts(&f.cidrs),
+        created_at: input::format_time(f.created_at),
+        used_by: snap.tokens_using_ip_filter(&f.name),
+    }
+}
+
+fn cidr_texts(cidrs: &[IpNet]) -> Vec<String> {
+    cidrs.iter().map(ToString::to_string).collect()
 }
 
 fn valid_name(name: &str) -> bool {
@@ -89,18 +114,13 @@ fn check_open(ctx: &AdminContext, cidrs: Option<&[IpNet]>) -> Result<bool, Admin
 
 /// An IP filter that now allows every address is announced loudly: a warning in the log, and
 /// `allows_every_address` with the tokens it lifts in the audit event.
-fn warn_open(action: &str, name: &str, used_by: &Value) {
+fn warn_open(action: &str, name: &str, used_by: &[String]) {
     tracing::warn!(
         action,
         ip_filter = name,
-        tokens = %used_by,
+        tokens = %json!(used_by),
         "IP filter now allows every address: the tokens using it have no address restriction"
     );
-}
-
-fn find<'a>(snap: &'a Snapshot, name: &str) -> Result<&'a IpFilter, AdminError> {
-    snap.ip_filter(name)
-        .ok_or_else(|| AdminError::not_found("IP filter"))
 }
 
 pub(super) async fn create(
@@ -109,7 +129,7 @@ pub(super) async fn create(
     body: &[u8],
 ) -> Result<AdminResponse, AdminError> {
     let map = input::parse_object(body)?;
-    input::reject_unknown(&map, &["name", "cidrs"], &[])?;
+    input::reject_unknown(&map, CREATE_FIELDS, &[])?;
     let name =
         input::opt_str(&map, "name")?.ok_or_else(|| AdminError::field("name", "is required"))?;
     if !valid_name(name) {
@@ -138,27 +158,21 @@ pub(super) async fn create(
             Ok((vec![Change::PutIpFilter { ip_filter }], out))
         })
         .await?;
-    let mut extra = json!({"cidrs": out["cidrs"].clone()});
+    let mut extra = json!({"cidrs": out.cidrs});
     if open {
-        warn_open("ip_filter.create", name, &out["used_by"]);
+        warn_open("ip_filter.create", name, &out.used_by);
         extra["allows_every_address"] = Value::Bool(true);
     }
     ev.emit(ctx, "ip_filter.create", name, extra);
-    Ok(AdminResponse::created(out))
+    answer(201, &out)
 }
 
 pub(super) fn list(ctx: &AdminContext) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
     let mut all: Vec<&IpFilter> = snap.ip_filters().collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    let ip_filters: Vec<Value> = all.into_iter().map(|f| view(&snap, f)).collect();
-    Ok(AdminResponse::ok(json!({ "ip_filters": ip_filters })))
-}
-
-pub(super) fn show(ctx: &AdminContext, name: &str) -> Result<AdminResponse, AdminError> {
-    let snap = ctx.store.snapshot();
-    let f = find(&snap, name)?;
-    Ok(AdminResponse::ok(view(&snap, f)))
+    let ip_filters = all.into_iter().map(|f| view(&snap, f)).collect();
+    answer(200, &api::IpFilterList { ip_filters })
 }
 
 /// PATCH: only `cidrs` (tightening or widening). Renaming is refused: tokens hold the name.
@@ -175,13 +189,13 @@ pub(super) async fn update(
     let (out, old_cidrs) = ctx
         .store
         .update(|snap| {
-            let old = find(snap, name)?;
+            let old = find::<IpFilters>(snap, name, ev.now)?;
             let mut f = old.clone();
             if let Some(cidrs) = cidrs {
                 f.cidrs = cidrs;
             }
             let out = view(snap, &f);
-            let old_cidrs: Vec<String> = old.cidrs.iter().map(ToString::to_string).collect();
+            let old_cidrs = cidr_texts(&old.cidrs);
             let changes = if f == *old {
                 vec![]
             } else {
@@ -192,15 +206,15 @@ pub(super) async fn update(
         })
         .await?;
     if let Some(old) = old_cidrs {
-        let mut extra = json!({"old_cidrs": old, "cidrs": out["cidrs"].clone()});
+        let mut extra = json!({"old_cidrs": old, "cidrs": out.cidrs});
         if open {
-            warn_open("ip_filter.update", name, &out["used_by"]);
+            warn_open("ip_filter.update", name, &out.used_by);
             extra["allows_every_address"] = Value::Bool(true);
-            extra["tokens_unrestricted"] = out["used_by"].clone();
+            extra["tokens_unrestricted"] = json!(out.used_by);
         }
         ev.emit(ctx, "ip_filter.update", name, extra);
     }
-    Ok(AdminResponse::ok(out))
+    answer(200, &out)
 }
 
 pub(super) async fn delete(
@@ -208,26 +222,15 @@ pub(super) async fn delete(
     ev: &EventBase,
     name: &str,
 ) -> Result<AdminResponse, AdminError> {
-    ctx.store
-        .update(|snap| {
-            find(snap, name)?;
-            let users = snap.tokens_using_ip_filter(name);
-            if !users.is_empty() {
-                return Err(AdminError::conflict(format!(
-                    "IP filter is used by tokens [{}]; delete those tokens first",
-                    users.join(", ")
-                )));
-            }
-            Ok((
-                vec![Change::DeleteIpFilter {
-                    name: name.to_owned(),
-                }],
-                (),
-            ))
-        })
-        .await?;
-    ev.emit(ctx, "ip_filter.delete", name, Value::Null);
-    Ok(AdminResponse::no_content())
+    resource::delete::<IpFilters, _>(ctx, ev, name, |snap, _| {
+        let users = snap.tokens_using_ip_filter(name);
+        resource::refuse_in_use("IP filter", &users, "delete those tokens first")?;
+        let changes = vec![Change::DeleteIpFilter {
+            name: name.to_owned(),
+        }];
+        Ok((changes, Value::Null))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@
 //! ```
 //! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::store::model::TokenLimits;
 
+use super::api::Limits;
 use super::input::AdminError;
 
 /// The keys of a `limits` object, in the order the view shows them.
@@ -97,30 +98,21 @@ pub fn format_timeout(ms: u64) -> String {
 }
 
 /// The limits as the API shows them: only the ones set.
-pub fn view(l: &TokenLimits) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            m.insert(k.to_owned(), v);
-        }
-    };
-    put(
-        "requests_per_second",
-        l.requests_per_second.map(|n| json!(n)),
-    );
-    put("burst", l.burst.map(|n| json!(n)));
-    put("max_concurrent", l.max_concurrent.map(|n| json!(n)));
-    put("max_size", l.max_size.map(|n| json!(n)));
-    put("max_buckets", l.max_buckets.map(|n| json!(n)));
-    put(
-        "search_timeout",
-        l.search_timeout_ms.map(|ms| json!(format_timeout(ms))),
-    );
-    Value::Object(m)
+pub fn view(l: &TokenLimits) -> Limits {
+    Limits {
+        requests_per_second: l.requests_per_second,
+        burst: l.burst,
+        max_concurrent: l.max_concurrent,
+        max_size: l.max_size,
+        max_buckets: l.max_buckets,
+        search_timeout: l.search_timeout_ms.map(format_timeout),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -139,14 +131,17 @@ mod tests {
                 search_timeout_ms: Some(30_000),
             }
         );
-        assert_eq!(view(&l), body);
+        assert_eq!(serde_json::to_value(view(&l)).unwrap(), body);
         assert_eq!(
             parse(&Value::Null, "limits").unwrap(),
             TokenLimits::default()
         );
         assert_eq!(parse(&json!({}), "limits").unwrap(), TokenLimits::default());
         assert_eq!(
-            view(&parse(&json!({"search_timeout": "1500ms", "max_size": null}), "l").unwrap()),
+            serde_json::to_value(view(
+                &parse(&json!({"search_timeout": "1500ms", "max_size": null}), "l").unwrap()
+            ))
+            .unwrap(),
             json!({"search_timeout": "1500ms"})
         );
     }

@@ -12,10 +12,14 @@ use crate::kibana::path;
 use crate::store::model::{secret_generation, Link, Permission, TimeRange, Token};
 use crate::store::{Change, Snapshot};
 
+use super::api;
 use super::input::{self, AdminError};
+use super::resource::{self, answer, find, Resource};
+use super::tokens::Tokens;
 use super::{AdminContext, AdminResponse, EventBase};
 
-const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
+/// The fields of a create body (`api::LinkRequest`).
+pub(super) const CREATE_FIELDS: &[&str] = &["path", "time", "expires_in", "expires_at"];
 /// Most links one token may have (each is a row in every listing and snapshot).
 pub const MAX_LINKS_PER_TOKEN: usize = 1000;
 
@@ -31,25 +35,44 @@ pub(crate) fn new_link_id() -> String {
     id
 }
 
-/// The link's URL on the Kibana front.
-fn url(ctx: &AdminContext, id: &str) -> Value {
-    match &ctx.kibana_public_url {
-        Some(base) => Value::String(format!("{}/s/{id}", base.trim_end_matches('/'))),
-        None => Value::Null,
+/// Share links as an admin resource.
+pub(super) struct Links;
+
+impl Resource for Links {
+    type Record = Link;
+    type View = api::Link;
+    const NAME: &'static str = "link";
+    const AUDIT: &'static str = "link";
+
+    fn get<'s>(snap: &'s Snapshot, id: &str, _now: i64) -> Option<&'s Link> {
+        snap.link(id).map(|l| &**l)
+    }
+
+    fn view(ctx: &AdminContext, _snap: &Snapshot, l: &Link, now: i64) -> api::Link {
+        view(ctx, l, now)
     }
 }
 
-pub(crate) fn view(ctx: &AdminContext, l: &Link, now: i64) -> Value {
-    json!({
-        "id": l.id,
-        "token_id": l.token_id,
-        "url": url(ctx, &l.id),
-        "path": l.path,
-        "time": l.time.as_ref().map(|t| json!({"from": t.from, "to": t.to})),
-        "created_at": input::format_time(l.created_at),
-        "expires_at": input::time_value(l.expires_at),
-        "expired": l.is_expired(now),
-    })
+/// The link's URL on the Kibana front.
+fn url(ctx: &AdminContext, id: &str) -> Option<String> {
+    let base = ctx.kibana_public_url.as_deref()?;
+    Some(format!("{}/s/{id}", base.trim_end_matches('/')))
+}
+
+pub(crate) fn view(ctx: &AdminContext, l: &Link, now: i64) -> api::Link {
+    api::Link {
+        id: l.id.clone(),
+        token_id: l.token_id.clone(),
+        url: url(ctx, &l.id),
+        path: l.path.clone(),
+        time: l.time.as_ref().map(|t| api::TimeRange {
+            from: t.from.clone(),
+            to: t.to.clone(),
+        }),
+        created_at: input::format_time(l.created_at),
+        expires_at: l.expires_at.map(input::format_time),
+        expired: l.is_expired(now),
+    }
 }
 
 fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError> {
@@ -99,7 +122,7 @@ fn parse_expiry(map: &Map<String, Value>, now: i64) -> Result<Option<i64>, Admin
 
 /// The token a link may be made for: visible, unexpired, `read`.
 fn linkable<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
-    let t = super::tokens::find(snap, id, now)?;
+    let t = find::<Tokens>(snap, id, now)?;
     if t.is_expired(now) {
         return Err(AdminError::conflict("the token has expired"));
     }
@@ -175,7 +198,7 @@ pub(super) async fn create(
                "snapshot": link.time.is_some(),
                "expires_at": input::time_value(link.expires_at)}),
     );
-    Ok(AdminResponse::created(view(ctx, &link, now)))
+    answer(201, &view(ctx, &link, now))
 }
 
 pub(super) fn list(
@@ -184,19 +207,13 @@ pub(super) fn list(
     now: i64,
 ) -> Result<AdminResponse, AdminError> {
     let snap = ctx.store.snapshot();
-    super::tokens::find(&snap, token_id, now)?;
-    let links: Vec<Value> = snap
+    find::<Tokens>(&snap, token_id, now)?;
+    let links = snap
         .links_of(token_id)
         .into_iter()
         .map(|l| view(ctx, l, now))
         .collect();
-    Ok(AdminResponse::ok(json!({ "links": links })))
-}
-
-pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
-    let snap = ctx.store.snapshot();
-    let l = snap.link(id).ok_or_else(|| AdminError::not_found("link"))?;
-    Ok(AdminResponse::ok(view(ctx, l, now)))
+    answer(200, &api::LinkList { links })
 }
 
 pub(super) async fn delete(
@@ -204,18 +221,11 @@ pub(super) async fn delete(
     ev: &EventBase,
     id: &str,
 ) -> Result<AdminResponse, AdminError> {
-    let token_id = ctx
-        .store
-        .update(|snap| {
-            let l = snap.link(id).ok_or_else(|| AdminError::not_found("link"))?;
-            Ok::<_, AdminError>((
-                vec![Change::DeleteLink { id: id.to_owned() }],
-                l.token_id.clone(),
-            ))
-        })
-        .await?;
-    ev.emit(ctx, "link.delete", id, json!({ "token_id": token_id }));
-    Ok(AdminResponse::no_content())
+    resource::delete::<Links, _>(ctx, ev, id, |_, l| {
+        let changes = vec![Change::DeleteLink { id: id.to_owned() }];
+        Ok((changes, json!({ "token_id": l.token_id })))
+    })
+    .await
 }
 
 #[cfg(test)]

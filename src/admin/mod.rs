@@ -11,6 +11,10 @@
 //!   an audit event or a log line. Errors name fields, never echo submitted values.
 //! - Anything not understood (path, method, field, query parameter) is refused, never ignored.
 //!
+//! The JSON shapes are the types of [`api`] (shared with the CLI and the tests); the steps every
+//! resource shares (find or 404, show, PATCH, DELETE, their audit, the in-use 409) are
+//! `resource.rs`.
+//!
 //! Endpoints (documented in `docs/admin-api.md` and `docs/openapi.yaml`; what is marked + extends
 //! the original shared interface spec):
 //! - `POST /tokens` → 201 view + `secret`; `GET /tokens?name=&from=&size=` → `{"tokens","total"}`
@@ -33,11 +37,13 @@
 //!   (duplicate IP filter name), 500 `store_exception` (nothing was changed).
 //! - A PATCH that changes nothing answers 200 and writes and audits nothing.
 
+pub mod api;
 mod filters;
 mod input;
 mod ip_filters;
 pub mod limits;
 mod links;
+mod resource;
 mod tokens;
 
 use std::net::IpAddr;
@@ -86,20 +92,6 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
-    pub fn ok(body: Value) -> AdminResponse {
-        AdminResponse {
-            status: 200,
-            body: Some(body),
-        }
-    }
-
-    pub fn created(body: Value) -> AdminResponse {
-        AdminResponse {
-            status: 201,
-            body: Some(body),
-        }
-    }
-
     pub fn no_content() -> AdminResponse {
         AdminResponse {
             status: 204,
@@ -234,7 +226,7 @@ async fn dispatch(
         (Route::Token(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            tokens::show(ctx, id, now)
+            resource::show::<tokens::Tokens>(ctx, id, now)
         }
         (Route::Token(id), "PATCH") => {
             no_query()?;
@@ -266,7 +258,7 @@ async fn dispatch(
         (Route::Link(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            links::show(ctx, id, now)
+            resource::show::<links::Links>(ctx, id, now)
         }
         (Route::Link(id), "DELETE") => {
             no_query()?;
@@ -285,7 +277,7 @@ async fn dispatch(
         (Route::Filter(id), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            filters::show(ctx, id)
+            resource::show::<filters::Filters>(ctx, id, now)
         }
         (Route::Filter(id), "PATCH") => {
             no_query()?;
@@ -307,7 +299,7 @@ async fn dispatch(
         (Route::IpFilter(name), "GET") => {
             no_query()?;
             input::expect_no_body(req.body)?;
-            ip_filters::show(ctx, name)
+            resource::show::<ip_filters::IpFilters>(ctx, name, now)
         }
         (Route::IpFilter(name), "PATCH") => {
             no_query()?;

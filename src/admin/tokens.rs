@@ -14,8 +14,10 @@ use crate::auth::secret::Secret;
 use crate::store::model::{FieldValue, FilterRef, Permission, PreviousSecret, Token, UnixTime};
 use crate::store::{Change, Snapshot, Store, StoreError};
 
+use super::api;
 use super::input::{self, AdminError, MAX_TIME};
 use super::limits;
+use super::resource::{self, answer, find, Patched, Resource};
 use super::{random_id, AdminContext, AdminResponse, EventBase, Policies};
 
 /// How long an expired token stays listed before it is hidden and deleted.
@@ -30,7 +32,8 @@ const MAX_INDEX_BYTES: usize = 255;
 const DEFAULT_SIZE: usize = 100;
 const MAX_SIZE: usize = 10_000;
 
-const CREATE_FIELDS: &[&str] = &[
+/// The fields of a create or PATCH body (`api::TokenRequest`).
+pub(super) const CREATE_FIELDS: &[&str] = &[
     "name",
     "filters",
     "indices",
@@ -115,11 +118,22 @@ fn visible(t: &Token, now: i64) -> bool {
     }
 }
 
-pub(super) fn find<'a>(snap: &'a Snapshot, id: &str, now: i64) -> Result<&'a Token, AdminError> {
-    snap.token(id)
-        .map(|t| &**t)
-        .filter(|t| visible(t, now))
-        .ok_or_else(|| AdminError::not_found("token"))
+/// Tokens as an admin resource: hidden once expired for longer than the grace period.
+pub(super) struct Tokens;
+
+impl Resource for Tokens {
+    type Record = Token;
+    type View = api::Token;
+    const NAME: &'static str = "token";
+    const AUDIT: &'static str = "token";
+
+    fn get<'s>(snap: &'s Snapshot, id: &str, now: i64) -> Option<&'s Token> {
+        snap.token(id).map(|t| &**t).filter(|t| visible(t, now))
+    }
+
+    fn view(ctx: &AdminContext, snap: &Snapshot, t: &Token, now: i64) -> api::Token {
+        view(&ctx.store, snap, t, now)
+    }
 }
 
 // === input ===
@@ -482,44 +496,63 @@ fn check_ip_policy(p: &Policies, t: &Token) -> Result<(), AdminError> {
 // === view ===
 
 /// The token as the API shows it. Never the hash.
-fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> Value {
-    let filters: Vec<Value> = t
+fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> api::Token {
+    let filters = t
         .filters
         .iter()
         .map(|f| match f {
-            FilterRef::Inline(fv) => json!({"field": fv.field, "value": fv.value}),
+            FilterRef::Inline(fv) => api::TokenFilter {
+                id: None,
+                field: Some(fv.field.clone()),
+                value: Some(fv.value.clone()),
+                missing: false,
+            },
             FilterRef::Library(id) => match snap.filter(id) {
-                Some(lf) => json!({"id": id, "field": lf.field, "value": lf.value}),
+                Some(lf) => api::TokenFilter {
+                    id: Some(id.clone()),
+                    field: Some(lf.field.clone()),
+                    value: Some(lf.value.clone()),
+                    missing: false,
+                },
                 // Cannot happen through this API (deletes check references); the request path
                 // denies such a token, and the view says so.
-                None => json!({"id": id, "field": null, "value": null, "missing": true}),
+                None => api::TokenFilter {
+                    id: Some(id.clone()),
+                    field: None,
+                    value: None,
+                    missing: true,
+                },
             },
         })
         .collect();
-    let ip_cidrs: Vec<String> = t
+    let ip_cidrs = t
         .ip_filter
         .as_deref()
         .and_then(|n| snap.ip_filter(n))
         .map(|f| f.cidrs.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
-    let permissions: Vec<&str> = t.permissions.iter().map(|p| p.as_str()).collect();
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "filters": filters,
-        "indices": t.indices,
-        "permissions": permissions,
-        "created_at": input::format_time(t.created_at),
-        "expires_at": input::time_value(t.expires_at),
-        "expired": t.is_expired(now),
-        "ip_filter": t.ip_filter,
-        "ip_cidrs": ip_cidrs,
-        "kibana_spaces": t.kibana_spaces,
-        "last_used_at": input::time_value(store.last_used(snap, &t.id)),
-        "previous_secret_expires_at":
-            input::time_value(t.previous_secret_at(now).map(|p| p.expires_at)),
-        "limits": limits::view(&t.limits),
-    })
+    api::Token {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        filters,
+        indices: t.indices.clone(),
+        permissions: t
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        created_at: input::format_time(t.created_at),
+        expires_at: t.expires_at.map(input::format_time),
+        expired: t.is_expired(now),
+        ip_filter: t.ip_filter.clone(),
+        ip_cidrs,
+        kibana_spaces: t.kibana_spaces.clone(),
+        last_used_at: store.last_used(snap, &t.id).map(input::format_time),
+        previous_secret_expires_at: t
+            .previous_secret_at(now)
+            .map(|p| input::format_time(p.expires_at)),
+        limits: limits::view(&t.limits),
+    }
 }
 
 // === handlers ===
@@ -578,8 +611,10 @@ pub(super) async fn create(
             check_filters_policy(&ctx.policies, &token)?;
             check_expiry_policy(&ctx.policies, &token, now)?;
             check_ip_policy(&ctx.policies, &token)?;
-            let mut out = view(&ctx.store, snap, &token, now);
-            out["secret"] = Value::String(secret.expose().to_owned());
+            let out = api::TokenCreated {
+                token: view(&ctx.store, snap, &token, now),
+                secret: secret.expose().to_owned(),
+            };
             Ok::<_, AdminError>((
                 vec![Change::PutToken {
                     token: token.clone(),
@@ -588,15 +623,16 @@ pub(super) async fn create(
             ))
         })
         .await?;
+    let shown = &out.token;
     ev.emit(
         ctx,
         "token.create",
         &token.id,
-        json!({"name": token.name, "permissions": out["permissions"].clone(),
-               "expires_at": out["expires_at"].clone(), "ip_filter": token.ip_filter,
-               "limits": out["limits"].clone()}),
+        json!({"name": token.name, "permissions": shown.permissions,
+               "expires_at": shown.expires_at, "ip_filter": token.ip_filter,
+               "limits": shown.limits}),
     );
-    Ok(AdminResponse::created(out))
+    answer(201, &out)
 }
 
 /// A new secret whose hash no stored token has (a collision would let one secret open two
@@ -634,19 +670,13 @@ pub(super) fn list(
         .collect();
     matches.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let total = matches.len();
-    let tokens: Vec<Value> = matches
+    let tokens = matches
         .into_iter()
         .skip(from)
         .take(size)
         .map(|t| view(&ctx.store, &snap, t, now))
         .collect();
-    Ok(AdminResponse::ok(json!({"tokens": tokens, "total": total})))
-}
-
-pub(super) fn show(ctx: &AdminContext, id: &str, now: i64) -> Result<AdminResponse, AdminError> {
-    let snap = ctx.store.snapshot();
-    let t = find(&snap, id, now)?;
-    Ok(AdminResponse::ok(view(&ctx.store, &snap, t, now)))
+    answer(200, &api::TokenPage { tokens, total })
 }
 
 /// PATCH. Every field is optional; what is given replaces the current value, subject to the
@@ -673,94 +703,85 @@ pub(super) async fn update(
         .transpose()?;
     let kibana_spaces = parse_kibana_spaces(&map)?;
 
-    let (out, changed) = ctx
-        .store
-        .update(|snap| {
-            let old = find(snap, id, now)?;
-            let mut t = old.clone();
-            if let Some(name) = name {
-                t.name = name;
+    resource::patch::<Tokens, _>(ctx, ev, id, |snap, old| {
+        let mut t = old.clone();
+        if let Some(name) = name {
+            t.name = name;
+        }
+        if let Some(filters) = filters {
+            check_library_refs(snap, &filters)?;
+            t.filters = filters;
+            check_filters_policy(&ctx.policies, &t)?;
+        }
+        if let Some(indices) = indices {
+            t.indices = indices;
+        }
+        if let Some(spaces) = kibana_spaces {
+            t.kibana_spaces = spaces;
+        }
+        if let Some(perms) = permissions {
+            if perms != old.permissions && !ctx.policies.allow_permission_updates {
+                return Err(AdminError::conflict(
+                    "policy allow_permission_updates: permissions cannot be changed after creation",
+                ));
             }
-            if let Some(filters) = filters {
-                check_library_refs(snap, &filters)?;
-                t.filters = filters;
-                check_filters_policy(&ctx.policies, &t)?;
+            t.permissions = perms;
+        }
+        check_all_is_unrestricted(&t.permissions, !t.filters.is_empty(), &t.indices)?;
+        match (expiry, old.expires_at) {
+            (Expiry::Absent, _) | (Expiry::Never, None) => {}
+            (Expiry::Never, Some(_)) => {
+                return Err(AdminError::conflict(
+                    "an expiry cannot be removed (it may only be shortened)",
+                ))
             }
-            if let Some(indices) = indices {
-                t.indices = indices;
+            (Expiry::At(new), Some(cur)) if new > cur => {
+                return Err(AdminError::conflict(
+                    "an expiry cannot be extended (it may only be shortened)",
+                ))
             }
-            if let Some(spaces) = kibana_spaces {
-                t.kibana_spaces = spaces;
+            (Expiry::At(new), _) => {
+                t.expires_at = Some(new);
+                check_expiry_policy(&ctx.policies, &t, now)?;
             }
-            if let Some(perms) = permissions {
-                if perms != old.permissions && !ctx.policies.allow_permission_updates {
-                    return Err(AdminError::conflict(
-                        "policy allow_permission_updates: permissions cannot be changed after creation",
-                    ));
-                }
-                t.permissions = perms;
+        }
+        match (ip_filter, old.ip_filter.as_deref()) {
+            (None, _) | (Some(None), None) => {}
+            (Some(None), Some(_)) => {
+                return Err(AdminError::conflict(
+                    "an IP filter cannot be removed once set",
+                ))
             }
-            check_all_is_unrestricted(&t.permissions, !t.filters.is_empty(), &t.indices)?;
-            match (expiry, old.expires_at) {
-                (Expiry::Absent, _) | (Expiry::Never, None) => {}
-                (Expiry::Never, Some(_)) => {
-                    return Err(AdminError::conflict(
-                        "an expiry cannot be removed (it may only be shortened)",
-                    ))
-                }
-                (Expiry::At(new), Some(cur)) if new > cur => {
-                    return Err(AdminError::conflict(
-                        "an expiry cannot be extended (it may only be shortened)",
-                    ))
-                }
-                (Expiry::At(new), _) => {
-                    t.expires_at = Some(new);
-                    check_expiry_policy(&ctx.policies, &t, now)?;
-                }
+            (Some(Some(new)), Some(cur)) if new != cur => {
+                return Err(AdminError::conflict(
+                    "an IP filter cannot be replaced once set (change its CIDRs instead)",
+                ))
             }
-            match (ip_filter, old.ip_filter.as_deref()) {
-                (None, _) | (Some(None), None) => {}
-                (Some(None), Some(_)) => {
-                    return Err(AdminError::conflict(
-                        "an IP filter cannot be removed once set",
-                    ))
-                }
-                (Some(Some(new)), Some(cur)) if new != cur => {
-                    return Err(AdminError::conflict(
-                        "an IP filter cannot be replaced once set (change its CIDRs instead)",
-                    ))
-                }
-                (Some(Some(new)), _) => {
-                    check_ip_filter_ref(snap, Some(new))?;
-                    t.ip_filter = Some(new.to_owned());
-                }
+            (Some(Some(new)), _) => {
+                check_ip_filter_ref(snap, Some(new))?;
+                t.ip_filter = Some(new.to_owned());
             }
-            if let Some(l) = new_limits {
-                t.limits = l;
-            }
-            let changed = input::changed_fields(&[
-                ("name", t.name != old.name),
-                ("filters", t.filters != old.filters),
-                ("indices", t.indices != old.indices),
-                ("permissions", t.permissions != old.permissions),
-                ("expires_at", t.expires_at != old.expires_at),
-                ("ip_filter", t.ip_filter != old.ip_filter),
-                ("limits", t.limits != old.limits),
-                ("kibana_spaces", t.kibana_spaces != old.kibana_spaces),
-            ]);
-            let out = view(&ctx.store, snap, &t, now);
-            let changes = if changed.is_empty() {
-                vec![]
-            } else {
-                vec![Change::PutToken { token: t }]
-            };
-            Ok::<_, AdminError>((changes, (out, changed)))
+        }
+        if let Some(l) = new_limits {
+            t.limits = l;
+        }
+        let changed = input::changed_fields(&[
+            ("name", t.name != old.name),
+            ("filters", t.filters != old.filters),
+            ("indices", t.indices != old.indices),
+            ("permissions", t.permissions != old.permissions),
+            ("expires_at", t.expires_at != old.expires_at),
+            ("ip_filter", t.ip_filter != old.ip_filter),
+            ("limits", t.limits != old.limits),
+            ("kibana_spaces", t.kibana_spaces != old.kibana_spaces),
+        ]);
+        Ok(Patched {
+            view: view(&ctx.store, snap, &t, now),
+            change: Change::PutToken { token: t },
+            changed,
         })
-        .await?;
-    if !changed.is_empty() {
-        ev.emit(ctx, "token.update", id, json!({ "changed": changed }));
-    }
-    Ok(AdminResponse::ok(out))
+    })
+    .await
 }
 
 pub(super) async fn reset(
@@ -772,7 +793,7 @@ pub(super) async fn reset(
     let secret = ctx
         .store
         .update(|snap| {
-            let mut t = find(snap, id, now)?.clone();
+            let mut t = find::<Tokens>(snap, id, now)?.clone();
             let (secret, hash) = fresh_secret(snap)?;
             t.secret_hash = hash;
             // Immediate: a previous secret still in its rotation overlap stops too.
@@ -781,9 +802,13 @@ pub(super) async fn reset(
         })
         .await?;
     ev.emit(ctx, "token.reset", id, Value::Null);
-    Ok(AdminResponse::ok(
-        json!({"id": id, "secret": secret.expose()}),
-    ))
+    answer(
+        200,
+        &api::SecretReset {
+            id: id.to_owned(),
+            secret: secret.expose().to_owned(),
+        },
+    )
 }
 
 /// `overlap`: a duration in whole seconds from `0s` (a reset) to 7 days.
@@ -834,7 +859,7 @@ pub(super) async fn rotate(
     let (secret, previous) = ctx
         .store
         .update(|snap| {
-            let mut t = find(snap, id, now)?.clone();
+            let mut t = find::<Tokens>(snap, id, now)?.clone();
             let (secret, hash) = fresh_secret(snap)?;
             // Never beyond the token's own expiry (it stops working then anyway).
             let until = now
@@ -864,18 +889,19 @@ pub(super) async fn rotate(
             Ok::<_, AdminError>((changes, (secret, previous)))
         })
         .await?;
-    let expires = input::time_value(previous);
+    let out = api::SecretRotated {
+        id: id.to_owned(),
+        secret: secret.expose().to_owned(),
+        previous_secret_expires_at: previous.map(input::format_time),
+    };
     ev.emit(
         ctx,
         "token.rotate",
         id,
-        json!({"overlap_seconds": overlap, "previous_secret_expires_at": expires.clone()}),
+        json!({"overlap_seconds": overlap,
+               "previous_secret_expires_at": out.previous_secret_expires_at}),
     );
-    Ok(AdminResponse::ok(json!({
-        "id": id,
-        "secret": secret.expose(),
-        "previous_secret_expires_at": expires,
-    })))
+    answer(200, &out)
 }
 
 pub(super) async fn delete(
@@ -883,29 +909,23 @@ pub(super) async fn delete(
     ev: &EventBase,
     id: &str,
 ) -> Result<AdminResponse, AdminError> {
-    let now = ev.now;
-    let links = ctx
-        .store
-        .update(|snap| {
-            find(snap, id, now)?;
-            // Its links go in the same durable change (a store that keeps links apart from
-            // tokens sees them deleted too).
-            let links: Vec<String> = snap.links_of(id).iter().map(|l| l.id.clone()).collect();
-            let mut changes: Vec<Change> = links
-                .iter()
-                .map(|l| Change::DeleteLink { id: l.clone() })
-                .collect();
-            changes.push(Change::DeleteToken { id: id.to_owned() });
-            Ok::<_, AdminError>((changes, links))
-        })
-        .await?;
-    let extra = if links.is_empty() {
-        Value::Null
-    } else {
-        json!({ "links": links })
-    };
-    ev.emit(ctx, "token.delete", id, extra);
-    Ok(AdminResponse::no_content())
+    resource::delete::<Tokens, _>(ctx, ev, id, |snap, _| {
+        // Its links go in the same durable change (a store that keeps links apart from
+        // tokens sees them deleted too).
+        let links: Vec<String> = snap.links_of(id).iter().map(|l| l.id.clone()).collect();
+        let mut changes: Vec<Change> = links
+            .iter()
+            .map(|l| Change::DeleteLink { id: l.clone() })
+            .collect();
+        changes.push(Change::DeleteToken { id: id.to_owned() });
+        let extra = if links.is_empty() {
+            Value::Null
+        } else {
+            json!({ "links": links })
+        };
+        Ok((changes, extra))
+    })
+    .await
 }
 
 #[cfg(test)]

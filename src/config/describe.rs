@@ -204,7 +204,8 @@ impl Config {
         o.key("allow_open_ip_filters", p.allow_open_ip_filters);
         if !p.limits.is_empty() {
             o.section("policies.limits");
-            let view = crate::admin::limits::view(&p.limits);
+            let view =
+                serde_json::to_value(crate::admin::limits::view(&p.limits)).unwrap_or_default();
             for (k, v) in view.as_object().into_iter().flatten() {
                 o.key(k, v);
             }

@@ -1,5 +1,5 @@
 //! The HTTP side of the security APIs esgate answers itself for `read` tokens
-//! (`es::identity`: `_security/_authenticate` and `_security/user/_has_privileges`): checks the
+//! (`es::routes::identity`: `_security/_authenticate` and `_security/user/_has_privileges`): checks the
 //! query string, reads and decodes the body (capped, strict JSON) when the route takes one, and
 //! writes the JSON answer with `X-Elastic-Product: Elasticsearch`.
 //!
@@ -15,7 +15,7 @@ use http::{header, Response, StatusCode};
 use crate::app::App;
 use crate::body::Body;
 use crate::error::ProxyError;
-use crate::es::{self, identity::SelfRoute};
+use crate::es::{self, routes::identity::SelfRoute};
 use crate::store::model::Token;
 
 use super::{header_str, read_body, resolve_one};
@@ -28,12 +28,12 @@ const MAX_CHECKED_NAMES: usize = 32;
 /// or that cannot be checked now.
 async fn refused_names(
     app: &App,
-    who: es::identity::Identity<'_>,
+    who: es::routes::identity::Identity<'_>,
     body: Option<&serde_json::Value>,
 ) -> BTreeSet<String> {
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     let mut refused = BTreeSet::new();
-    let mut names = es::identity::names_to_check(who, body, 10_000);
+    let mut names = es::routes::identity::names_to_check(who, body, 10_000);
     if names.len() > MAX_CHECKED_NAMES {
         refused.extend(names.split_off(MAX_CHECKED_NAMES));
     }
@@ -60,15 +60,15 @@ pub(super) async fn respond(
     parts: &Parts,
     body: super::ClientBody,
 ) -> Result<Response<Body>, ProxyError> {
-    let shaping = es::identity::check_query(parts.uri.query())?;
-    let who = es::identity::Identity {
+    let shaping = es::routes::identity::check_query(parts.uri.query())?;
+    let who = es::routes::identity::Identity {
         id: &token.id,
         name: &token.name,
         indices: &token.indices,
         kibana_spaces: &token.kibana_spaces,
     };
     let answer = match route {
-        SelfRoute::Authenticate => es::identity::authenticate(who),
+        SelfRoute::Authenticate => es::routes::identity::authenticate(who),
         SelfRoute::HasPrivileges => {
             let (bytes, _hold) = read_body(app, &parts.headers, body).await?;
             let decoded = es::request::body::decode_json(
@@ -78,7 +78,7 @@ pub(super) async fn respond(
                 app.config.limits.max_body_bytes,
             )?;
             let refused = refused_names(app, who, decoded.as_ref()).await;
-            es::identity::has_privileges(who, decoded.as_ref(), &refused)?
+            es::routes::identity::has_privileges(who, decoded.as_ref(), &refused)?
         }
     };
     // esgate's own answer: the client's response shaping applies to it directly.

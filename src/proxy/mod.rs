@@ -325,7 +325,7 @@ impl ClientBody {
 pub(crate) enum Decided {
     /// esgate answers it itself (`_security/_authenticate`, `_has_privileges` for `read`
     /// tokens): nothing is forwarded.
-    Local(es::identity::SelfRoute, ClientBody),
+    Local(es::routes::identity::SelfRoute, ClientBody),
     /// The request to send upstream, and what to do with its answer.
     Forward(Forward),
 }
@@ -346,7 +346,7 @@ enum Handling {
         shaping: Option<es::answers::shaping::Shaping>,
     },
     Transform {
-        transform: es::answers::transform::Transform,
+        transform: es::routes::Transform,
         shaping: Option<es::answers::shaping::Shaping>,
     },
 }
@@ -417,7 +417,9 @@ pub(crate) async fn decide(
                 header_str(&parts.headers, header::ACCEPT)?,
                 header_str(&parts.headers, header::CONTENT_TYPE)?,
             )?;
-            if let Some(route) = es::identity::route(parts.method.as_str(), parts.uri.path()) {
+            if let Some(route) =
+                es::routes::identity::route(parts.method.as_str(), parts.uri.path())
+            {
                 ctx.event.action = Some(route.action());
                 return Ok(Decided::Local(route, body));
             }
@@ -515,24 +517,6 @@ async fn backend_failure(
     }
 }
 
-/// What binds a continuation id to the token that presents it, as its scope is now.
-fn scoped_binding(
-    app: &App,
-    token: &Token,
-    filters: &es::FilterSet,
-) -> es::ids::continuation::Binding {
-    es::ids::continuation::Binding::scoped(
-        &token.id,
-        Arc::clone(&app.id_key),
-        filters,
-        &token.indices,
-    )
-}
-
-fn filter_set(filters: Vec<crate::store::ResolvedFilter>) -> es::FilterSet {
-    es::FilterSet::new(filters.into_iter().map(|f| (f.field, f.value)))
-}
-
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
 /// the body's id, or dropped when it cannot be read.
 fn seal_id_headers(
@@ -551,7 +535,7 @@ fn seal_id_headers(
         .filter_map(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(|v| {
-            es::async_search::seal_id(
+            es::routes::async_search::seal_id(
                 binding,
                 v,
                 sort.and_then(es::ids::ordinals::SortSeal::async_positions),
@@ -580,7 +564,7 @@ async fn seal_response(
     body: AnswerBody,
 ) -> Result<Bytes, ProxyError> {
     let (bytes, hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    let sealed = es::ids::ordinals::seal_search_answer(
+    let sealed = es::routes::seal_answer(
         &sealing.binding,
         sealing.id,
         sealing.sort.as_ref(),
@@ -645,14 +629,16 @@ async fn enforce(
     body: ClientBody,
     ctx: &mut RequestCtx,
 ) -> Result<(es::Permit, es::ids::continuation::Binding), ProxyError> {
-    let filters = snapshot
-        .resolve_filters(token)
+    let derived = snapshot
+        .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
-    let filters = filter_set(filters);
     let scope = es::Scope {
-        ids: scoped_binding(app, token, &filters),
+        ids: es::ids::continuation::Binding {
+            token_id: derived.bound_id.clone(),
+            key: Arc::clone(&app.id_key),
+        },
         guard,
-        filters,
+        filters: derived.filters.clone(),
         indices: token.indices.clone(),
     };
     let head = es::RequestHead {

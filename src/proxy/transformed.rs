@@ -1,6 +1,6 @@
-//! Answers built from the backend's response by an `es::answers::transform::Transform` (`_terms_enum`,
-//! `_cat/indices`, `_explain`): the upstream body is read whole (capped; esgate asked for
-//! identity encoding), transformed, and sent with its own length and content type.
+//! Answers built from the backend's response by an `es::routes::Transform`
+//! (`_terms_enum`, `_cat/indices`, `_explain`): the upstream body is read whole (capped; esgate
+//! asked for identity encoding), transformed, and sent with its own length and content type.
 //!
 //! Invariant: a transformed route's upstream body never reaches the client untransformed; an
 //! encoded, oversized or unexpected answer is a 502.
@@ -10,7 +10,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::app::App;
 use crate::error::ProxyError;
-use crate::es::answers::transform::{self, Transform};
+use crate::es::routes::{self as transform, Transform};
 use crate::upstream::{AnswerBody, UpstreamError};
 
 /// These answers are small (a page of terms, one row per index, one explanation).

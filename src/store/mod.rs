@@ -109,6 +109,30 @@ pub struct Snapshot {
     ip_filters: HashMap<String, IpFilter>,
     last_used: HashMap<String, UnixTime>,
     links: HashMap<String, Arc<Link>>,
+    /// What the request path derives from each token, kept for this snapshot only.
+    scopes: ScopeMemo,
+}
+
+/// What every enforced request of a token needs from the token and the filter library: its
+/// resolved filters and the id its continuation ids are bound to (a SHA-256 digest of filters
+/// and index patterns). Computed once per token and snapshot instead of once per request.
+#[derive(Debug)]
+pub struct TokenScope {
+    pub filters: crate::es::FilterSet,
+    /// [`crate::es::ids::continuation::scoped_id`] of the token in this snapshot.
+    pub bound_id: String,
+}
+
+/// The per-snapshot memo of [`TokenScope`]s. Only the snapshot it was filled from can read it:
+/// a clone starts empty and every change empties it, so a token's new filters (or a library
+/// filter's new value) take effect on the very next request, as without the memo.
+#[derive(Debug, Default)]
+struct ScopeMemo(DashMap<String, (usize, Arc<TokenScope>)>);
+
+impl Clone for ScopeMemo {
+    fn clone(&self) -> ScopeMemo {
+        ScopeMemo::default()
+    }
 }
 
 /// A token's filters with library references resolved.
@@ -226,6 +250,36 @@ impl Snapshot {
             .collect()
     }
 
+    /// The token's [`TokenScope`] in this snapshot. `token` must be this snapshot's own record
+    /// (the memo checks it by address and computes afresh for any other).
+    pub fn scope(&self, token: &Token) -> Result<Arc<TokenScope>, DanglingReference> {
+        // An entry is only made for this snapshot's own record, which lives as long as the
+        // snapshot: an equal address is that record.
+        let address = std::ptr::from_ref(token) as usize;
+        if let Some(entry) = self.scopes.0.get(&token.id) {
+            if entry.0 == address {
+                return Ok(Arc::clone(&entry.1));
+            }
+        }
+        let filters = crate::es::FilterSet::new(
+            self.resolve_filters(token)?
+                .into_iter()
+                .map(|f| (f.field, f.value)),
+        );
+        let bound_id = crate::es::ids::continuation::scoped_id(&token.id, &filters, &token.indices);
+        let scope = Arc::new(TokenScope { filters, bound_id });
+        let own = self
+            .tokens
+            .get(&token.id)
+            .is_some_and(|t| std::ptr::eq(Arc::as_ptr(t), token));
+        if own {
+            self.scopes
+                .0
+                .insert(token.id.clone(), (address, Arc::clone(&scope)));
+        }
+        Ok(scope)
+    }
+
     /// Ids of the tokens that use a library filter.
     pub fn tokens_using_filter(&self, filter_id: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -255,6 +309,7 @@ impl Snapshot {
     }
 
     fn apply(&mut self, change: &Change) {
+        self.scopes.0.clear();
         match change {
             Change::PutToken { token } => {
                 if let Some(old) = self.tokens.get(&token.id) {
@@ -561,5 +616,113 @@ impl Store {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    fn token(filters: Vec<FilterRef>) -> Token {
+        Token {
+            filters,
+            ..Token::sample("t1", 1)
+        }
+    }
+
+    fn library(value: &str) -> Change {
+        Change::PutFilter {
+            filter: LibraryFilter {
+                id: "tenant".to_owned(),
+                description: String::new(),
+                field: "tenant".to_owned(),
+                value: value.to_owned(),
+                created_at: 1_700_000_000,
+            },
+        }
+    }
+
+    fn with_library_token(value: &str) -> Snapshot {
+        Snapshot::from_changes(&[
+            library(value),
+            Change::PutToken {
+                token: token(vec![FilterRef::Library("tenant".to_owned())]),
+            },
+        ])
+    }
+
+    fn expected(filters: &[(&str, &str)], indices: &[String]) -> (String, String) {
+        let set = crate::es::FilterSet::new(
+            filters
+                .iter()
+                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned())),
+        );
+        let bound = crate::es::ids::continuation::scoped_id("t1", &set, indices);
+        (format!("{set:?}"), bound)
+    }
+
+    fn seen(scope: &TokenScope) -> (String, String) {
+        (format!("{:?}", scope.filters), scope.bound_id.clone())
+    }
+
+    #[test]
+    fn a_snapshot_computes_a_tokens_scope_once() {
+        let snapshot = with_library_token("a");
+        let token = Arc::clone(snapshot.token("t1").expect("token"));
+        let first = snapshot.scope(&token).expect("scope");
+        let again = snapshot.scope(&token).expect("scope");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(seen(&first), expected(&[("tenant", "a")], &token.indices));
+    }
+
+    #[test]
+    fn a_library_change_is_seen_by_the_next_snapshot_at_once() {
+        let before = with_library_token("a");
+        let token = Arc::clone(before.token("t1").expect("token"));
+        let old = before.scope(&token).expect("scope");
+        // The store's own way to the next state: a clone of the published snapshot, changed.
+        let mut after = before.clone();
+        after.apply(&library("b"));
+        let token_after = Arc::clone(after.token("t1").expect("token"));
+        let new = after.scope(&token_after).expect("scope");
+        assert_eq!(seen(&new), expected(&[("tenant", "b")], &token.indices));
+        assert_ne!(
+            old.bound_id, new.bound_id,
+            "ids sealed under the old value must not open"
+        );
+        // Changed in place (as `from_changes` and the file store's replay do), too.
+        let mut in_place = with_library_token("a");
+        let token = Arc::clone(in_place.token("t1").expect("token"));
+        in_place.scope(&token).expect("scope");
+        in_place.apply(&library("c"));
+        assert_eq!(
+            seen(&in_place.scope(&token).expect("scope")),
+            expected(&[("tenant", "c")], &token.indices)
+        );
+    }
+
+    #[test]
+    fn a_record_from_elsewhere_is_computed_afresh_and_not_kept() {
+        let snapshot = with_library_token("a");
+        let foreign = token(vec![FilterRef::Inline(FieldValue {
+            field: "tenant".to_owned(),
+            value: "z".to_owned(),
+        })]);
+        let scope = snapshot.scope(&foreign).expect("scope");
+        assert_eq!(seen(&scope), expected(&[("tenant", "z")], &foreign.indices));
+        let own = Arc::clone(snapshot.token("t1").expect("token"));
+        assert_eq!(
+            seen(&snapshot.scope(&own).expect("scope")),
+            expected(&[("tenant", "a")], &own.indices)
+        );
+    }
+
+    #[test]
+    fn a_dangling_library_reference_is_refused() {
+        let snapshot = Snapshot::from_changes(&[Change::PutToken {
+            token: token(vec![FilterRef::Library("gone".to_owned())]),
+        }]);
+        let token = Arc::clone(snapshot.token("t1").expect("token"));
+        assert!(snapshot.scope(&token).is_err());
     }
 }

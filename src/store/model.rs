@@ -95,6 +95,27 @@ pub struct Token {
     pub kibana_spaces: Vec<String>,
 }
 
+#[cfg(test)]
+impl Token {
+    /// A `read` token on `logs-*` without filters, its secret hash `n` repeated (unit tests).
+    pub(crate) fn sample(id: &str, n: u8) -> Token {
+        Token {
+            id: id.to_owned(),
+            name: format!("token {id}"),
+            secret_hash: SecretHash([n; 32]),
+            filters: vec![],
+            indices: vec!["logs-*".to_owned()],
+            permissions: BTreeSet::from([Permission::Read]),
+            created_at: 1_700_000_000,
+            expires_at: None,
+            ip_filter: None,
+            previous_secret: None,
+            limits: Default::default(),
+            kibana_spaces: vec!["default".into()],
+        }
+    }
+}
+
 /// A rotated-out secret that keeps working until `expires_at` (exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviousSecret {

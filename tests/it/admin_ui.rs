@@ -25,6 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use esgate::admin::api;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -508,13 +509,16 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         assert_eq!(v["hits"]["total"]["value"], json!(TENANT_A_DOCS), "{v}");
         assert!(tenants(&v).iter().all(|t| t == "a"), "{v}");
     }
-    let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
-    assert_eq!(view["name"], "acme-a");
-    assert_eq!(view["indices"], json!(["logs-*"]));
-    assert_eq!(view["ip_filter"], "loopback");
+    let view = token_view(&gw, &id).await;
+    assert_eq!(view.name, "acme-a");
+    assert_eq!(view.indices, ["logs-*"]);
+    assert_eq!(view.ip_filter.as_deref(), Some("loopback"));
     assert_eq!(
-        view["filters"],
-        json!([{"field": "user", "value": "alice"}, {"id": lib_id, "field": "tenant", "value": "a"}])
+        filter_triples(&view),
+        [
+            (None, "user", "alice"),
+            (Some(lib_id.as_str()), "tenant", "a")
+        ]
     );
 
     // The list after use: library filter by description, expiry relative and absolute, last used.
@@ -615,8 +619,8 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.click(DIALOG, "Save changes").await;
     let msg = ui.message("t-expires-error").await;
     assert!(msg.contains("409"), "{msg}");
-    let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
-    assert_eq!(view["name"], "acme-a", "a refused PATCH changes nothing");
+    let view = token_view(&gw, &id).await;
+    assert_eq!(view.name, "acme-a", "a refused PATCH changes nothing");
     ui.fill(DIALOG, "Expires in", "30m").await;
     ui.click(DIALOG, "Save changes").await;
     ui.wait_dialog_closed().await;
@@ -625,11 +629,11 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
         &format!("const r = document.querySelector('tr[data-token-id=\"{id}\"]'); return r && r.innerText.includes('acme-a2') && r.innerText.includes('in 30 minutes');"),
     )
     .await;
-    let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
-    assert_eq!(view["name"], "acme-a2");
-    assert_eq!(view["ip_filter"], "loopback");
+    let view = token_view(&gw, &id).await;
+    assert_eq!(view.name, "acme-a2");
+    assert_eq!(view.ip_filter.as_deref(), Some("loopback"));
     let expires = time::OffsetDateTime::parse(
-        view["expires_at"].as_str().unwrap(),
+        view.expires_at.as_deref().unwrap(),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
@@ -645,10 +649,10 @@ async fn tokens_are_created_edited_reset_and_deleted_in_the_browser() {
     ui.fill(DIALOG, "Value", "").await;
     ui.click(DIALOG, "Save changes").await;
     ui.wait_dialog_closed().await;
-    let (_, view) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
+    let view = token_view(&gw, &id).await;
     assert_eq!(
-        view["filters"],
-        json!([{"id": lib_id, "field": "tenant", "value": "a"}])
+        filter_triples(&view),
+        [(Some(lib_id.as_str()), "tenant", "a")]
     );
 
     // Reset secret asks first; then the old secret stops working and the new one works.
@@ -763,12 +767,8 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     .await;
     let second: Vec<String> = serde_json::from_value(ui.js(ROW_IDS).await).unwrap();
     let (_, all) = gw.admin("GET", "/tokens?size=1000", None).await;
-    let mut want: Vec<String> = all["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect();
+    let all: api::TokenPage = serde_json::from_value(all).expect("a token page");
+    let mut want: Vec<String> = all.tokens.into_iter().map(|t| t.id).collect();
     let mut seen = [first, second].concat();
     want.sort();
     seen.sort();
@@ -807,8 +807,9 @@ async fn lists_filters_and_ip_filters_are_managed_in_the_browser() {
     ui.click(DIALOG, "Save filter").await;
     ui.wait_dialog_closed().await;
     let (_, filters) = gw.admin("GET", "/filters", None).await;
-    let fid = filters["filters"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(filters["filters"][0]["value"], "b");
+    let filters: api::FilterList = serde_json::from_value(filters).expect("a filter list");
+    let fid = filters.filters[0].id.clone();
+    assert_eq!(filters.filters[0].value, "b");
     let (tid, tsecret) = gw
         .token(
             json!({"name": "uses-b", "indices": ["logs-*"], "filters": [fid], "expires_in": "1d"}),
@@ -1025,13 +1026,37 @@ async fn rotate_asks_first_and_both_secrets_work_during_the_overlap() {
     gw.stop().await;
 }
 
-/// The links of `token_id` as the admin API lists them.
-async fn links_of(gw: &Esgate, token_id: &str) -> Vec<Value> {
+/// The links of `token_id` as the admin API lists them (read as the shape the server and the
+/// CLI share, `esgate::admin::api`).
+async fn links_of(gw: &Esgate, token_id: &str) -> Vec<api::Link> {
     let (status, v) = gw
         .admin("GET", &format!("/tokens/{token_id}/links"), None)
         .await;
     assert_eq!(status, 200, "{v}");
-    v["links"].as_array().expect("links").clone()
+    serde_json::from_value::<api::LinkList>(v)
+        .expect("a link list")
+        .links
+}
+
+/// A token as the admin API shows it, read as the shared view type.
+async fn token_view(gw: &Esgate, id: &str) -> api::Token {
+    let (status, v) = gw.admin("GET", &format!("/tokens/{id}"), None).await;
+    assert_eq!(status, 200, "{v}");
+    serde_json::from_value(v).expect("a token view")
+}
+
+/// A token's filters as `(library id, field, value)`.
+fn filter_triples(view: &api::Token) -> Vec<(Option<&str>, &str, &str)> {
+    view.filters
+        .iter()
+        .map(|f| {
+            (
+                f.id.as_deref(),
+                f.field.as_deref().unwrap_or("-"),
+                f.value.as_deref().unwrap_or("-"),
+            )
+        })
+        .collect()
 }
 
 /// The value of the "New link" field once it shows a URL other than `before`.
@@ -1105,10 +1130,10 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     let listed = links_of(&gw, &id).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     let live = listed[0].clone();
-    assert_eq!(live["url"], json!(live_url));
-    assert_eq!(live["path"], "/app/dashboards#/view/d1");
-    assert_eq!(live["time"], Value::Null);
-    assert!(live["expires_at"].is_string(), "{live}");
+    assert_eq!(live.url.as_deref(), Some(live_url.as_str()));
+    assert_eq!(live.path, "/app/dashboards#/view/d1");
+    assert_eq!(live.time, None);
+    assert!(live.expires_at.is_some(), "{live:?}");
     assert!(
         ui.js("return document.getElementById('l-path-error').hidden")
             .await
@@ -1116,7 +1141,7 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
             .unwrap(),
         "the old error is cleared"
     );
-    let live_id = live["id"].as_str().unwrap().to_owned();
+    let live_id = live.id.clone();
     let row = ui
         .until(
             "the live link's row",
@@ -1164,15 +1189,18 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     assert_eq!(listed.len(), 2, "{listed:?}");
     let snap = listed
         .iter()
-        .find(|l| l["url"] == json!(snap_url))
+        .find(|l| l.url.as_deref() == Some(snap_url.as_str()))
         .unwrap_or_else(|| panic!("{snap_url} not in {listed:?}"))
         .clone();
-    assert_eq!(snap["path"], "/app/dashboards#/view/d2");
+    assert_eq!(snap.path, "/app/dashboards#/view/d2");
     assert_eq!(
-        snap["time"],
-        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T06:30:15Z"})
+        snap.time,
+        Some(api::TimeRange {
+            from: "2026-11-01T00:00:00Z".into(),
+            to: "2026-11-02T06:30:15Z".into()
+        })
     );
-    let snap_id = snap["id"].as_str().unwrap().to_owned();
+    let snap_id = snap.id.clone();
     let row = ui
         .until(
             "the snapshot's row",
@@ -1197,9 +1225,9 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     let xss_link = links_of(&gw, &id)
         .await
         .into_iter()
-        .find(|l| l["path"] == xss)
+        .find(|l| l.path == xss)
         .expect("the API kept the path as given");
-    let xss_id = xss_link["id"].as_str().unwrap();
+    let xss_id = xss_link.id.as_str();
     let cell = ui
         .until(
             "the HTML-like path",

@@ -21,7 +21,10 @@ The admin client commands (`token`, `filter`, `ip-filter`) call the admin API
 ([admin-api.md](admin-api.md)) at `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with
 the key in `ESGATE_ADMIN_KEY` (default: the key `serve` generated into `./data/admin.key`, or
 the file `ESGATE_ADMIN_KEY_FILE` names). They print text for people, or the admin API's JSON
-with `--json`, and exit 1 on any error (the admin API's reason is printed on stderr).
+with `--json` (one flag of each command group, before or after the subcommand:
+`esgate token list --json`, `esgate token --json list`; a `delete`, which gets no answer body,
+prints its message either way), and exit 1 on any error (the admin API's reason is printed on
+stderr).
 
 Exit codes of `serve` and `check-config`: 0 success (for `serve`: stopped by SIGTERM/SIGINT
 after draining), 2 the configuration cannot be read or is invalid (every problem is listed with

@@ -7,6 +7,7 @@ use crate::support;
 use std::time::Duration;
 
 use bytes::Bytes;
+use esgate::admin::api;
 use serde_json::{json, Value};
 
 use support::backend::Backend;
@@ -105,11 +106,18 @@ async fn secrets_are_shown_once_reset_and_delete_take_effect_at_once() {
 async fn expired_tokens_are_refused_with_403_and_stay_listed_as_expired() {
     let backend = Backend::osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
+    // Expiry is kept in whole seconds, so a token made to last 4 s ends 3 to 4 s after it
+    // was created; the first request must be sent well before (a loaded CI machine can take
+    // over a second, which made a 1 s expiry flaky) and the second after the end.
+    let created = std::time::Instant::now();
     let (id, secret) = gw
-        .token(json!({"name": "short", "permissions": ["all"], "expires_in": "1s"}))
+        .token(json!({"name": "short", "permissions": ["all"], "expires_in": "4s"}))
         .await;
-    assert_eq!(get_root(&gw, &bearer(&secret)).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let first = get_root(&gw, &bearer(&secret)).await.status;
+    if created.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(first, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(5100).saturating_sub(created.elapsed())).await;
     let r = get_root(&gw, &bearer(&secret)).await;
     assert_eq!(r.status, 403);
     assert!(reason(&r.json()).contains("expired"), "{}", r.text());
@@ -555,59 +563,73 @@ async fn the_cli_manages_tokens_filters_and_ip_filters() {
     let gw = Esgate::start(&[backend.url()], "").await;
     let gw = std::sync::Arc::new(gw);
     let g = std::sync::Arc::clone(&gw);
-    let (created, listed, shown, bad, ipf, flt) = tokio::task::spawn_blocking(move || {
-        let ipf = cli(
-            &g,
-            &[
-                "ip-filter",
-                "create",
-                "--name",
-                "office",
-                "--cidr",
-                "10.0.0.0/8",
-            ],
-        );
-        let flt = cli(
-            &g,
-            &[
-                "filter", "create", "--field", "env", "--value", "prod", "--json",
-            ],
-        );
-        let created = cli(
-            &g,
-            &[
-                "token",
-                "create",
-                "--name",
-                "cli-token",
-                "--filter",
-                "tenant=a",
-                "--index",
-                "logs-*",
-                "--expires-in",
-                "1d",
-                "--json",
-            ],
-        );
-        let id = serde_json::from_str::<Value>(&created.1)
-            .map(|v| v["id"].as_str().unwrap_or("").to_owned())
-            .unwrap_or_default();
-        let listed = cli(&g, &["token", "list"]);
-        let shown = cli(&g, &["token", "show", &id]);
-        let bad = cli(
-            &g,
-            &["token", "create", "--name", "x", "--permission", "write"],
-        );
-        (created, listed, shown, bad, ipf, flt)
-    })
-    .await
-    .unwrap();
+    let (created, listed, shown, shown_json, bad, ipf, flt) =
+        tokio::task::spawn_blocking(move || {
+            let ipf = cli(
+                &g,
+                &[
+                    "ip-filter",
+                    "create",
+                    "--name",
+                    "office",
+                    "--cidr",
+                    "10.0.0.0/8",
+                ],
+            );
+            let flt = cli(
+                &g,
+                &[
+                    "filter", "create", "--field", "env", "--value", "prod", "--json",
+                ],
+            );
+            let created = cli(
+                &g,
+                &[
+                    "token",
+                    "create",
+                    "--name",
+                    "cli-token",
+                    "--filter",
+                    "tenant=a",
+                    "--index",
+                    "logs-*",
+                    "--expires-in",
+                    "1d",
+                    "--json",
+                ],
+            );
+            let id = serde_json::from_str::<Value>(&created.1)
+                .map(|v| v["id"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_default();
+            let listed = cli(&g, &["token", "list"]);
+            let shown = cli(&g, &["token", "show", &id]);
+            // `--json` is one flag of the group (issue #11): before the subcommand too.
+            let shown_json = cli(&g, &["token", "--json", "show", &id]);
+            let bad = cli(
+                &g,
+                &["token", "create", "--name", "x", "--permission", "write"],
+            );
+            (created, listed, shown, shown_json, bad, ipf, flt)
+        })
+        .await
+        .unwrap();
     assert!(ipf.0, "{ipf:?}");
     assert!(flt.0, "{flt:?}");
     assert!(created.0, "{created:?}");
-    let v: Value = serde_json::from_str(&created.1).unwrap();
-    let secret = v["secret"].as_str().unwrap();
+    // The CLI's JSON is the API's, in the shapes server and CLI share.
+    let filter: api::Filter = serde_json::from_str(&flt.1).unwrap();
+    assert_eq!(
+        (filter.field.as_str(), filter.value.as_str()),
+        ("env", "prod")
+    );
+    let v: api::TokenCreated = serde_json::from_str(&created.1).unwrap();
+    let secret = v.secret.as_str();
     assert!(secret.starts_with("esg_"));
+    assert_eq!(v.token.indices, ["logs-*"]);
+    assert!(shown_json.0, "{shown_json:?}");
+    let view: api::Token = serde_json::from_str(&shown_json.1).unwrap();
+    assert_eq!(view, v.token);
+    assert!(!shown_json.1.contains(secret));
     assert!(listed.0 && listed.1.contains("cli-token"), "{listed:?}");
     assert!(!listed.1.contains(secret) && !shown.1.contains(secret));
     assert!(shown.0 && shown.1.contains("tenant"), "{shown:?}");

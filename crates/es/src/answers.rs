@@ -1,7 +1,6 @@
-//! Answers esgate reads whole and rebuilds: response transforms (`transform`), the
-//! response-shaping parameters (`shaping`) and Elasticsearch's `filter_path` applied to an answer
-//! (`filter_path`).
+//! Shaping the answers esgate reads whole: the response-shaping parameters (`shaping`) and
+//! Elasticsearch's `filter_path` applied to an answer (`filter_path`). What a route does with its
+//! answer (seal ids, rebuild it) is the route's own, in `routes` (`routes::transform`).
 
 pub mod filter_path;
 pub mod shaping;
-pub mod transform;

@@ -14,6 +14,15 @@
 //!    allow-listed parameters, re-serialised body). Only this function creates a `Permit`.
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
+//!
+//! Layout: the three steps (`flow`) drive one table, [`routes`]: one module per route family,
+//! each declaring what its routes take (parameters, index, body, dialect), how they are
+//! rewritten into the upstream request, and how their answers are handled. Below it, by
+//! concern: [`request`] (what the client sent: route, parameters, body, media types),
+//! [`dsl`] (the query DSL checked and wrapped in the token's filters, cost limits),
+//! [`querylang`] (ES|QL, SQL, EQL, URI search), [`indices`] (expressions, resolution),
+//! [`ids`] (continuation ids and doc-id sort values sealed for the token) and [`answers`]
+//! (response shaping).
 
 pub mod answers;
 pub mod dsl;
@@ -23,15 +32,7 @@ pub mod indices;
 pub mod querylang;
 pub mod request;
 
-pub mod async_search;
-pub mod cat_indices;
-pub mod cluster_health;
-pub mod explain;
-pub mod identity;
-pub mod knn_search;
-pub mod msearch;
-pub mod terms_enum;
-pub mod validate_query;
+pub mod routes;
 
 #[cfg(test)]
 mod testing;
@@ -42,11 +43,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use answers::{shaping, transform};
+use answers::shaping;
 use dsl::cost;
 use ids::{continuation, ordinals};
 use indices::{index, resolution};
-use request::{dialect, endpoint};
+use request::dialect;
+use routes::Transform;
 
 /// A token's mandatory filters: field → accepted values. Same field = any of the values;
 /// different fields = all of them.
@@ -245,7 +247,7 @@ pub enum Answer {
     /// Read whole and rebuilt by esgate (`_terms_enum`, `_cat/indices`, `_explain`, cluster
     /// health).
     Transform {
-        transform: transform::Transform,
+        transform: Transform,
         shaping: Option<shaping::Shaping>,
     },
 }
@@ -256,7 +258,7 @@ impl Answer {
     fn decide(
         id: Option<continuation::Seal>,
         sort: Option<ordinals::SortSeal>,
-        transform: Option<transform::Transform>,
+        transform: Option<Transform>,
         shaping: shaping::Shaping,
         query: &mut Vec<(String, String)>,
     ) -> Result<Answer, Rejection> {
@@ -314,7 +316,7 @@ impl Answer {
     }
 
     /// The transform that rebuilds the answer, if any.
-    pub fn transform(&self) -> Option<&transform::Transform> {
+    pub fn transform(&self) -> Option<&Transform> {
         match self {
             Answer::Transform { transform, .. } => Some(transform),
             _ => None,
@@ -326,38 +328,22 @@ impl Answer {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub action: &'static str,
-    route: endpoint::Route,
+    /// The route's row in the table (`routes::spec`).
+    spec: &'static routes::Spec,
     method: Method,
     params: Vec<(String, String)>,
     /// The checked path expression (or the token's patterns) for routes that take indices.
     index: Option<index::Expression>,
+    /// Whether the path named the index expression.
+    named_index: bool,
+    /// The id the path names (`_explain/{id}`, `_async_search/{id}`).
+    path_id: Option<String>,
 }
 
 impl Plan {
     /// Whether the proxy must read the request body (capped) and pass it to [`prepare`].
     pub fn needs_body(&self) -> bool {
-        matches!(
-            self.route,
-            endpoint::Route::Search { .. }
-                | endpoint::Route::Count { .. }
-                | endpoint::Route::Msearch { .. }
-                | endpoint::Route::FieldCaps { .. }
-                | endpoint::Route::ScrollNext
-                | endpoint::Route::ScrollClear
-                | endpoint::Route::PitOpen { .. }
-                | endpoint::Route::PitClose
-                | endpoint::Route::OsPitOpen { .. }
-                | endpoint::Route::OsPitClose
-                | endpoint::Route::AsyncSubmit { .. }
-                | endpoint::Route::ValidateQuery { .. }
-                | endpoint::Route::KnnSearch { .. }
-                | endpoint::Route::TermsEnum { .. }
-                | endpoint::Route::Explain { .. }
-                | endpoint::Route::Esql
-                | endpoint::Route::Sql
-                | endpoint::Route::SqlClose
-                | endpoint::Route::Eql { .. }
-        )
+        self.spec.body
     }
 }
 
@@ -365,27 +351,22 @@ impl Plan {
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub action: &'static str,
-    to_resolve: Vec<String>,
-    method: Method,
-    path: String,
-    /// How to rebuild the path or body when an expression must be narrowed.
-    shape: flow::Shape,
+    /// The request the route built, with the index expressions to resolve and how its answer
+    /// is handled.
+    upstream: routes::Upstream,
+    /// The parameters to forward.
     query: Vec<(String, String)>,
-    body: Option<ForwardBody>,
-    seal: Option<continuation::Seal>,
-    transform: Option<transform::Transform>,
     /// The response-shaping parameters, taken out of `query` (see `shaping`).
     shaping: shaping::Shaping,
     /// A route of one dialect only: forwarded only to a backend of that dialect.
     dialect_route: Option<dialect::DialectRoute>,
-    ordinals: Option<ordinals::SortSeal>,
 }
 
 impl Prepared {
     /// The index expressions (comma lists exactly as forwarded, one per path or `_msearch`
     /// header, without duplicates) the proxy must resolve before [`authorize`].
     pub fn to_resolve(&self) -> &[String] {
-        &self.to_resolve
+        &self.upstream.to_resolve
     }
 
     /// Whether [`authorize`] needs the backend's dialect in [`Resolution::dialect`].

@@ -1,25 +1,11 @@
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::*;
-use crate::store::model::{IpFilter, LibraryFilter, Permission, SecretHash, Token};
+use crate::store::model::{IpFilter, LibraryFilter, SecretHash, Token};
 use crate::store::Store;
 
 fn token(id: &str, n: u8) -> Token {
-    Token {
-        id: id.to_owned(),
-        name: format!("token {id}"),
-        secret_hash: SecretHash([n; 32]),
-        filters: vec![],
-        indices: vec!["logs-*".to_owned()],
-        permissions: BTreeSet::from([Permission::Read]),
-        created_at: 1_700_000_000,
-        expires_at: None,
-        ip_filter: None,
-        previous_secret: None,
-        limits: Default::default(),
-        kibana_spaces: vec!["default".into()],
-    }
+    Token::sample(id, n)
 }
 
 fn put(id: &str, n: u8) -> Change {

@@ -96,13 +96,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::pairs as params;
 
     #[test]
     fn take_removes_the_shaping_parameters_and_keeps_the_rest() {

@@ -50,7 +50,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::printable;
-use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::continuation::Binding;
 use crate::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
@@ -254,6 +254,8 @@ pub(crate) fn prepare(
             Some((i, u8::try_from(at).ok()?))
         })
         .collect();
+    // What the sealed values are bound to, computed only once a position needs sealing: a
+    // digest per request was a thirtieth of a small search's instructions (issue 10).
     let context = match mode {
         Mode::Scroll => {
             if explicit.is_empty() {
@@ -274,9 +276,9 @@ pub(crate) fn prepare(
                     "[_shard_doc] sorts only a search with a point in time",
                 ));
             }
-            context_digest(b"indices", expression)
+            (b"indices".as_slice(), expression)
         }
-        Mode::Pit { backend_id } => context_digest(b"pit", backend_id),
+        Mode::Pit { backend_id } => (b"pit".as_slice(), backend_id),
     };
     // Each shard compares a `search_after` doc id with its own doc ids (`_shard_doc` compares
     // the shard first): a doc id first in the sort would be a bound on every shard, other
@@ -292,7 +294,7 @@ pub(crate) fn prepare(
     let positions = Positions {
         explicit,
         tail_from,
-        context,
+        context: context_digest(context.0, context.1),
     };
     if let Some(Value::Array(after)) = m.get_mut("search_after") {
         let keys = Keys::of(binding);
@@ -323,31 +325,6 @@ pub fn seal_answer(
         Ok(edits) => Ok(splice(body, edits)),
         Err(_) if !success && !contains(body, b"\"sort\"") => Ok(body.to_vec()),
         Err(e) => Err(e),
-    }
-}
-
-/// Seals everything a search-like answer carries for `binding`: the continuation id `id_seal`
-/// (a scroll, point-in-time or async search id; an async search id also carries the ordinal
-/// positions to its polls) and the ordinal sort values of `sort`.
-pub fn seal_search_answer(
-    binding: &Binding,
-    id_seal: Option<Seal>,
-    sort: Option<&SortSeal>,
-    success: bool,
-    body: &[u8],
-) -> Result<Vec<u8>, AnswerError> {
-    let with_id = match id_seal {
-        Some(s) if s.kind == IdKind::AsyncSearch => crate::async_search::seal_response_with(
-            binding,
-            body,
-            sort.and_then(SortSeal::async_positions),
-        ),
-        Some(s) if success => continuation::seal_response(binding, s, body).ok_or(AnswerError)?,
-        _ => body.to_vec(),
-    };
-    match sort {
-        Some(spec) => seal_answer(binding, spec, success, &with_id),
-        None => Ok(with_id),
     }
 }
 

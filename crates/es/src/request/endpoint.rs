@@ -8,10 +8,10 @@
 //! substring matching and no default allow. Every route of both endpoint inventories
 //! (`crates/es/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
-use crate::async_search::{self, AsyncOp};
 use crate::{request::params, Method, RejectKind, Rejection};
 
-/// The routes a read token may use.
+/// The routes a read token may use: what the path says. What esgate does with each (its
+/// parameters, body, rewrite and answer) is its row in the route table, `routes::spec`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET|HEAD /`.
@@ -68,34 +68,56 @@ pub enum Route {
 }
 
 impl Route {
-    /// The action name used in permits, audit records and errors.
-    pub fn action(&self) -> &'static str {
+    /// The value the path binds to `{index}` (or `{name}`), percent-decoded; `None` when the
+    /// route takes no index or the path names none (the token's patterns stand in).
+    pub fn path_index(&self) -> Option<&str> {
         match self {
-            Route::Root => "root",
-            Route::Search { .. } => "search",
-            Route::Count { .. } => "count",
-            Route::Msearch { .. } => "msearch",
-            Route::Mapping { .. } => "mapping",
-            Route::FieldCaps { .. } => "field_caps",
-            Route::ClusterHealth { .. } => "cluster_health",
-            Route::ResolveIndex { .. } => "resolve_index",
-            Route::ScrollNext => "scroll",
-            Route::ScrollClear => "clear_scroll",
-            Route::PitOpen { .. } | Route::OsPitOpen { .. } => "open_pit",
-            Route::PitClose | Route::OsPitClose => "close_pit",
-            Route::AsyncSubmit { .. } => async_search::SUBMIT_ACTION,
-            Route::AsyncById { op, .. } => op.action(),
-            Route::ValidateQuery { .. } => "validate_query",
-            Route::KnnSearch { .. } => "knn_search",
-            Route::TermsEnum { .. } => "terms_enum",
-            Route::CatIndices { .. } => "cat_indices",
-            Route::Explain { .. } => "explain",
-            Route::Esql => "esql",
-            Route::Sql => "sql",
-            Route::SqlClose => "sql_close",
-            Route::Eql { .. } => "eql",
+            Route::Search { index }
+            | Route::Count { index }
+            | Route::Msearch { index }
+            | Route::Mapping { index }
+            | Route::FieldCaps { index }
+            | Route::ClusterHealth { index }
+            | Route::AsyncSubmit { index }
+            | Route::ValidateQuery { index }
+            | Route::CatIndices { index } => index.as_deref(),
+            Route::PitOpen { index }
+            | Route::OsPitOpen { index }
+            | Route::KnnSearch { index }
+            | Route::TermsEnum { index }
+            | Route::Explain { index, .. }
+            | Route::Eql { index } => Some(index),
+            Route::ResolveIndex { name } => Some(name),
+            Route::Root
+            | Route::ScrollNext
+            | Route::ScrollClear
+            | Route::PitClose
+            | Route::OsPitClose
+            | Route::AsyncById { .. }
+            | Route::Esql
+            | Route::Sql
+            | Route::SqlClose => None,
         }
     }
+
+    /// The id the path names (`_explain/{id}`, `_async_search/{id}`), percent-decoded.
+    pub fn path_id(&self) -> Option<&str> {
+        match self {
+            Route::Explain { id, .. } | Route::AsyncById { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The three operations on an existing async search (`routes::async_search`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsyncOp {
+    /// `GET /_async_search/{id}`: the (partial or final) results.
+    Get,
+    /// `GET /_async_search/status/{id}`: progress without results.
+    Status,
+    /// `DELETE /_async_search/{id}`.
+    Delete,
 }
 
 /// Why a route is denied, by security.md catalogue category.

@@ -1,5 +1,7 @@
 //! Query-string parameters (security.md I-3, E1–E4): split the way Elasticsearch splits them,
-//! then keep only what the route allows.
+//! then keep only what the route allows. Each route's list is declared by its module in
+//! `routes` (a [`ParamSet`] in its `Spec`); the groups every route shares (response shaping,
+//! index options, URI search) and the value rules ([`Kind`]) are here.
 //!
 //! Invariant: the query string is decoded with ES semantics (`&` and `;` separate, `#` ends it,
 //! `+` is a space, percent-decoding) and anything ambiguous is rejected: duplicate names, invalid
@@ -11,47 +13,80 @@
 use crate::error::printable;
 use crate::Rejection;
 
-/// Which parameter list applies.
+/// The query parameters a route takes, declared by its module in `routes` (its `Spec`): its
+/// own list, and which of the shared groups below it takes. Every route takes the
+/// response-shaping parameters (taken out by `shaping`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamSet {
-    Root,
-    Search,
-    Count,
-    Msearch,
-    Mapping,
-    FieldCaps,
-    ClusterHealth,
-    ResolveIndex,
-    /// Scroll continuation and clearing: only `scroll` and response shaping.
-    Scroll,
-    /// Opening a point in time (both dialects).
-    PitOpen,
-    /// Closing a point in time.
-    NoParams,
-    /// Submitting an async search: the search list without `scroll`, plus the async options.
-    AsyncSubmit,
-    /// Polling an async search.
-    AsyncGet,
-    /// `_validate/query`.
-    ValidateQuery,
-    /// The deprecated `_knn_search` (forwarded as a search).
-    KnnSearch,
-    /// `_terms_enum`: everything is in the body.
-    TermsEnum,
-    /// `_cat/indices`: rendering parameters, interpreted by `cat_indices`.
-    CatIndices,
-    /// `_explain`: response shaping only (no `q`, `df`, `analyzer`...).
-    Explain,
-    /// ES|QL `_query`.
-    Esql,
-    /// SQL `_sql`: `format=json` is forced so a cursor always travels in the body.
-    Sql,
-    /// EQL `_eql/search` (synchronous only).
-    Eql,
+pub struct ParamSet {
+    /// The route's own parameters, with the values each takes.
+    own: &'static [(&'static str, Kind)],
+    /// More of its own, looked up after `own` (an async search submit: the search list, then
+    /// the async options).
+    extra: &'static [(&'static str, Kind)],
+    /// Parameters of `own` the route refuses, with the reason.
+    refused: &'static [(&'static str, &'static str)],
+    /// Whether it takes the index options (`expand_wildcards=open` is then always forwarded).
+    indices_options: bool,
+    /// Whether it takes URI search (`q` and its companions, see `uri_search`).
+    uri_search: bool,
+    /// A parameter forwarded when the client did not send it.
+    default: Option<(&'static str, &'static str)>,
 }
 
+impl ParamSet {
+    /// No parameters but response shaping.
+    pub const NONE: ParamSet = ParamSet::own(&[]);
+
+    /// `own` (and response shaping).
+    pub const fn own(own: &'static [(&'static str, Kind)]) -> ParamSet {
+        ParamSet {
+            own,
+            extra: &[],
+            refused: &[],
+            indices_options: false,
+            uri_search: false,
+            default: None,
+        }
+    }
+
+    /// With the index options.
+    pub const fn indices_options(self) -> ParamSet {
+        ParamSet {
+            indices_options: true,
+            ..self
+        }
+    }
+
+    /// With URI search.
+    pub const fn uri_search(self) -> ParamSet {
+        ParamSet {
+            uri_search: true,
+            ..self
+        }
+    }
+
+    /// With `extra`, looked up after the own list.
+    pub const fn extra(self, extra: &'static [(&'static str, Kind)]) -> ParamSet {
+        ParamSet { extra, ..self }
+    }
+
+    /// Refusing these parameters of the own list, with the reason.
+    pub const fn refusing(self, refused: &'static [(&'static str, &'static str)]) -> ParamSet {
+        ParamSet { refused, ..self }
+    }
+
+    /// Forwarding `name=value` when the client did not send `name`.
+    pub const fn default(self, name: &'static str, value: &'static str) -> ParamSet {
+        ParamSet {
+            default: Some((name, value)),
+            ..self
+        }
+    }
+}
+
+/// The values a parameter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     /// Any string value.
     Text,
     /// `true`/`false` (or empty, meaning true).
@@ -93,209 +128,6 @@ const URI_SEARCH: &[(&str, Kind)] = &[
     ("default_operator", Kind::Text),
 ];
 
-// `rewrite=true` expands multi-term queries against the whole index and `all_shards=true`
-// explains each shard's rewritten query: both show other tenants' terms.
-const VALIDATE_QUERY: &[(&str, Kind)] = &[
-    ("explain", Kind::Bool),
-    ("rewrite", Kind::OneOf(&["false"])),
-    ("all_shards", Kind::OneOf(&["false"])),
-];
-
-const KNN_SEARCH: &[(&str, Kind)] = &[("routing", Kind::Text)];
-
-const SEARCH: &[(&str, Kind)] = &[
-    ("size", Kind::Uint),
-    ("from", Kind::Uint),
-    ("track_total_hits", Kind::Text),
-    ("timeout", Kind::Time),
-    ("allow_partial_search_results", Kind::Bool),
-    ("pre_filter_shard_size", Kind::Uint),
-    ("typed_keys", Kind::Bool),
-    ("rest_total_hits_as_int", Kind::Bool),
-    ("search_type", Kind::OneOf(&["query_then_fetch"])),
-    ("batched_reduce_size", Kind::Uint),
-    ("max_concurrent_shard_requests", Kind::Uint),
-    ("request_cache", Kind::Bool),
-    ("preference", Kind::Text),
-    ("routing", Kind::Text),
-    ("terminate_after", Kind::Uint),
-    ("track_scores", Kind::Bool),
-    ("version", Kind::Bool),
-    ("seq_no_primary_term", Kind::Bool),
-    ("_source", Kind::Text),
-    ("_source_includes", Kind::Text),
-    ("_source_excludes", Kind::Text),
-    ("stored_fields", Kind::Text),
-    ("docvalue_fields", Kind::Text),
-    ("sort", Kind::Text),
-    ("scroll", Kind::Time),
-];
-
-const SCROLL: &[(&str, Kind)] = &[
-    ("scroll", Kind::Time),
-    ("rest_total_hits_as_int", Kind::Bool),
-    ("typed_keys", Kind::Bool),
-];
-
-const PIT_OPEN: &[(&str, Kind)] = &[
-    ("keep_alive", Kind::Time),
-    ("preference", Kind::Text),
-    ("routing", Kind::Text),
-    ("allow_partial_search_results", Kind::Bool),
-    ("allow_partial_pit_creation", Kind::Bool),
-];
-
-// No `min_score`: scores carry index-wide statistics, a threshold on them would make the count
-// depend on other tenants' documents (see `expansion`).
-const COUNT: &[(&str, Kind)] = &[
-    ("preference", Kind::Text),
-    ("routing", Kind::Text),
-    ("terminate_after", Kind::Uint),
-];
-
-const MSEARCH: &[(&str, Kind)] = &[
-    ("max_concurrent_searches", Kind::Uint),
-    ("max_concurrent_shard_requests", Kind::Uint),
-    ("pre_filter_shard_size", Kind::Uint),
-    ("rest_total_hits_as_int", Kind::Bool),
-    ("typed_keys", Kind::Bool),
-    ("search_type", Kind::OneOf(&["query_then_fetch"])),
-];
-
-const MAPPING: &[(&str, Kind)] = &[("local", Kind::Bool), ("master_timeout", Kind::Time)];
-
-const FIELD_CAPS: &[(&str, Kind)] = &[
-    ("fields", Kind::Text),
-    ("include_unmapped", Kind::Bool),
-    ("filters", Kind::Text),
-    ("types", Kind::Text),
-    ("include_empty_fields", Kind::Bool),
-];
-
-const CAT_INDICES: &[(&str, Kind)] = &[
-    ("format", Kind::Text),
-    ("h", Kind::Text),
-    ("s", Kind::Text),
-    ("v", Kind::Bool),
-    ("bytes", Kind::Text),
-    ("local", Kind::Bool),
-    ("master_timeout", Kind::Time),
-];
-
-const EXPLAIN: &[(&str, Kind)] = &[
-    ("_source", Kind::Text),
-    ("_source_includes", Kind::Text),
-    ("_source_excludes", Kind::Text),
-    ("stored_fields", Kind::Text),
-    ("routing", Kind::Text),
-    ("preference", Kind::Text),
-];
-
-const ESQL: &[(&str, Kind)] = &[
-    ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
-    ("delimiter", Kind::Text),
-    ("drop_null_columns", Kind::Bool),
-    ("allow_partial_results", Kind::Bool),
-];
-
-const SQL: &[(&str, Kind)] = &[("format", Kind::OneOf(&["json"]))];
-
-const EQL: &[(&str, Kind)] = &[
-    ("allow_partial_search_results", Kind::Bool),
-    ("allow_partial_sequence_results", Kind::Bool),
-];
-
-// Never a wait: `cluster_health` forwards `timeout=0s` in place of `timeout`, so a
-// `wait_for_status` is checked once; the other `wait_for_*` are refused.
-const CLUSTER_HEALTH: &[(&str, Kind)] = &[
-    ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
-    ("level", Kind::OneOf(&["cluster"])),
-    ("timeout", Kind::Time),
-];
-
-impl ParamSet {
-    fn lists(self) -> (&'static [(&'static str, Kind)], bool) {
-        match self {
-            ParamSet::Root => (&[], false),
-            ParamSet::Search => (SEARCH, true),
-            ParamSet::Count => (COUNT, true),
-            ParamSet::Msearch => (MSEARCH, true),
-            ParamSet::Mapping => (MAPPING, true),
-            ParamSet::FieldCaps => (FIELD_CAPS, true),
-            ParamSet::ClusterHealth => (CLUSTER_HEALTH, false),
-            ParamSet::ResolveIndex => (&[], true),
-            ParamSet::Scroll => (SCROLL, false),
-            ParamSet::PitOpen => (PIT_OPEN, true),
-            ParamSet::NoParams => (&[], false),
-            ParamSet::AsyncSubmit => (SEARCH, true),
-            ParamSet::AsyncGet => (ASYNC_GET, false),
-            ParamSet::ValidateQuery => (VALIDATE_QUERY, true),
-            ParamSet::KnnSearch => (KNN_SEARCH, false),
-            ParamSet::TermsEnum => (&[], true),
-            ParamSet::CatIndices => (CAT_INDICES, false),
-            ParamSet::Explain => (EXPLAIN, false),
-            ParamSet::Esql => (ESQL, false),
-            ParamSet::Sql => (SQL, false),
-            ParamSet::Eql => (EQL, true),
-        }
-    }
-
-    /// Parameters a set takes besides its main list (looked up after it).
-    fn extra(self) -> &'static [(&'static str, Kind)] {
-        match self {
-            ParamSet::AsyncSubmit => ASYNC_SUBMIT_EXTRA,
-            _ => &[],
-        }
-    }
-
-    /// Parameters of the main list a set refuses, with the reason.
-    fn refused(self, name: &str) -> Option<&'static str> {
-        match (self, name) {
-            (ParamSet::AsyncSubmit, "scroll") => Some("async search cannot scroll"),
-            (ParamSet::AsyncSubmit, "pre_filter_shard_size") => {
-                Some("async search fixes pre_filter_shard_size")
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether the route takes URI search (`q` and its companions, see `uri_search`).
-    fn takes_uri_search(self) -> bool {
-        matches!(
-            self,
-            ParamSet::Search | ParamSet::Count | ParamSet::ValidateQuery
-        )
-    }
-}
-
-/// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
-const MAX_ASYNC_WAIT_MS: u64 = 30_000;
-
-/// Kibana's default search session expiration (`data.search.sessions.defaultExpiration`); a
-/// longer life would let a token keep results (and cluster storage) around indefinitely
-/// (security.md A16).
-const MAX_ASYNC_KEEP_ALIVE_MS: u64 = 7 * 24 * 3_600_000;
-
-const ASYNC_SUBMIT_EXTRA: &[(&str, Kind)] = &[
-    (
-        "wait_for_completion_timeout",
-        Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
-    ),
-    ("keep_on_completion", Kind::Bool),
-    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
-    ("ccs_minimize_roundtrips", Kind::Bool),
-];
-
-const ASYNC_GET: &[(&str, Kind)] = &[
-    (
-        "wait_for_completion_timeout",
-        Kind::TimeAtMost(MAX_ASYNC_WAIT_MS),
-    ),
-    ("keep_alive", Kind::TimeAtMost(MAX_ASYNC_KEEP_ALIVE_MS)),
-    ("typed_keys", Kind::Bool),
-    ("rest_total_hits_as_int", Kind::Bool),
-];
-
 /// Splits a raw query string the way Elasticsearch's `RestUtils.decodeQueryString` does and
 /// rejects duplicates and invalid encodings.
 pub fn split(query: Option<&str>) -> Result<Vec<(String, String)>, Rejection> {
@@ -334,27 +166,27 @@ pub fn split(query: Option<&str>) -> Result<Vec<(String, String)>, Rejection> {
 /// forward (`expand_wildcards=open` forced where the route takes indices options).
 pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>, Rejection> {
     let pairs = split(query)?;
-    let (specific, takes_indices) = set.lists();
     let mut out = Vec::with_capacity(pairs.len() + 1);
     for (name, value) in pairs {
-        if let Some(why) = set.refused(&name) {
+        if let Some((_, why)) = set.refused.iter().find(|(n, _)| *n == name) {
             return Err(Rejection::forbidden(format!(
                 "query parameter [{name}] is not allowed for this request: {why}"
             )));
         }
-        let kind = specific
+        let kind = set
+            .own
             .iter()
-            .chain(set.extra().iter())
+            .chain(set.extra.iter())
             .chain(COMMON.iter())
+            .chain(if set.uri_search { URI_SEARCH } else { &[] }.iter())
             .chain(
-                if set.takes_uri_search() {
-                    URI_SEARCH
+                if set.indices_options {
+                    INDICES_OPTIONS
                 } else {
                     &[]
                 }
                 .iter(),
             )
-            .chain(if takes_indices { INDICES_OPTIONS } else { &[] }.iter())
             .find(|(n, _)| *n == name)
             .map(|(_, k)| *k);
         let Some(kind) = kind else {
@@ -373,11 +205,13 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
         }
         out.push((name, value));
     }
-    if takes_indices {
+    if set.indices_options {
         out.push(("expand_wildcards".to_string(), "open".to_string()));
     }
-    if set == ParamSet::Sql && !out.iter().any(|(k, _)| k == "format") {
-        out.push(("format".to_string(), "json".to_string()));
+    if let Some((name, value)) = set.default {
+        if !out.iter().any(|(k, _)| k == name) {
+            out.push((name.to_string(), value.to_string()));
+        }
     }
     Ok(out)
 }
@@ -476,7 +310,7 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RejectKind;
+    use crate::{routes, RejectKind};
 
     use crate::testing::pairs;
 
@@ -532,7 +366,7 @@ mod tests {
             "size=abc",
         ];
         for q in denied {
-            let err = check(Some(q), ParamSet::Search).unwrap_err();
+            let err = check(Some(q), routes::search::SEARCH.params).unwrap_err();
             assert!(
                 err.kind == RejectKind::Forbidden || err.kind == RejectKind::BadRequest,
                 "{q}"
@@ -544,7 +378,7 @@ mod tests {
     fn search_keeps_harmless_parameters_and_forces_open_wildcards() {
         let got = check(
             Some("size=10&from=5&track_total_hits=true&pre_filter_shard_size=1&search_type=query_then_fetch&expand_wildcards=open"),
-            ParamSet::Search,
+            routes::search::SEARCH.params,
         )
         .unwrap();
         assert_eq!(
@@ -559,7 +393,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            check(None, ParamSet::Count).unwrap(),
+            check(None, routes::search::COUNT.params).unwrap(),
             pairs(&[("expand_wildcards", "open")])
         );
     }
@@ -569,13 +403,17 @@ mod tests {
         assert_eq!(
             check(
                 Some("wait_for_status=yellow&level=cluster"),
-                ParamSet::ClusterHealth
+                routes::cluster_health::CLUSTER_HEALTH.params
             )
             .unwrap(),
             pairs(&[("wait_for_status", "yellow"), ("level", "cluster")])
         );
         // Accepted but never forwarded: `cluster_health` forwards `timeout=0s` (never a wait).
-        assert!(check(Some("timeout=30s"), ParamSet::ClusterHealth).is_ok());
+        assert!(check(
+            Some("timeout=30s"),
+            routes::cluster_health::CLUSTER_HEALTH.params
+        )
+        .is_ok());
         for q in [
             "wait_for_nodes=1",
             "wait_for_active_shards=all",
@@ -588,28 +426,38 @@ mod tests {
             "expand_wildcards=open",
             "local=true",
         ] {
-            assert!(check(Some(q), ParamSet::ClusterHealth).is_err(), "{q}");
+            assert!(
+                check(Some(q), routes::cluster_health::CLUSTER_HEALTH.params).is_err(),
+                "{q}"
+            );
         }
     }
 
     #[test]
     fn uri_search_parameters_pass_only_where_they_are_translated() {
         let q = "q=*:*&df=x&analyzer=x&lenient=true&default_operator=or&analyze_wildcard=true";
-        for set in [ParamSet::Search, ParamSet::Count, ParamSet::ValidateQuery] {
-            let got = check(Some(q), set).unwrap();
-            assert_eq!(got.len(), 7, "{set:?}: {got:?}");
-        }
-        for set in [
-            ParamSet::Mapping,
-            ParamSet::FieldCaps,
-            ParamSet::Msearch,
-            ParamSet::KnnSearch,
-            ParamSet::PitOpen,
+        for spec in [
+            &routes::search::SEARCH,
+            &routes::search::COUNT,
+            &routes::validate_query::VALIDATE_QUERY,
         ] {
+            let set = spec.params;
+            let got = check(Some(q), set).unwrap();
+            assert_eq!(got.len(), 7, "{}: {got:?}", spec.action);
+        }
+        for spec in [
+            &routes::metadata::MAPPING,
+            &routes::field_caps::FIELD_CAPS,
+            &routes::msearch::MSEARCH,
+            &routes::knn_search::KNN_SEARCH,
+            &routes::scroll_pit::OPEN_PIT,
+        ] {
+            let set = spec.params;
             assert_eq!(
                 check(Some("q=x"), set).unwrap_err().kind,
                 RejectKind::Forbidden,
-                "{set:?}"
+                "{}",
+                spec.action
             );
         }
     }
@@ -618,13 +466,14 @@ mod tests {
     fn score_thresholds_and_expansion_options_are_never_parameters() {
         // Issue 17: `min_score` turns index-wide scores into counts; the URI search companions
         // that would configure fuzzy or multi-term expansion are not accepted either.
-        for set in [
-            ParamSet::Search,
-            ParamSet::Count,
-            ParamSet::ValidateQuery,
-            ParamSet::AsyncSubmit,
-            ParamSet::Msearch,
+        for spec in [
+            &routes::search::SEARCH,
+            &routes::search::COUNT,
+            &routes::validate_query::VALIDATE_QUERY,
+            &routes::async_search::SUBMIT,
+            &routes::msearch::MSEARCH,
         ] {
+            let set = spec.params;
             for q in [
                 "min_score=1",
                 "q=x&fuzzy_max_expansions=1",
@@ -636,7 +485,8 @@ mod tests {
                 assert_eq!(
                     check(Some(q), set).unwrap_err().kind,
                     RejectKind::Forbidden,
-                    "{set:?} {q}"
+                    "{} {q}",
+                    spec.action
                 );
             }
         }
@@ -647,7 +497,7 @@ mod tests {
         assert_eq!(
             check(
                 Some("explain=true&rewrite=false&all_shards=false"),
-                ParamSet::ValidateQuery
+                routes::validate_query::VALIDATE_QUERY.params
             )
             .unwrap(),
             pairs(&[
@@ -658,14 +508,14 @@ mod tests {
             ])
         );
         for q in ["rewrite=true", "rewrite", "all_shards=true", "all_shards"] {
-            let err = check(Some(q), ParamSet::ValidateQuery).unwrap_err();
+            let err = check(Some(q), routes::validate_query::VALIDATE_QUERY.params).unwrap_err();
             assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
         }
     }
 
     #[test]
     fn error_does_not_echo_the_value() {
-        let err = check(Some("q=LEAKMARKER"), ParamSet::Mapping).unwrap_err();
+        let err = check(Some("q=LEAKMARKER"), routes::metadata::MAPPING.params).unwrap_err();
         assert!(!err.reason.contains("LEAKMARKER"));
         assert!(err.reason.contains("[q]"));
     }
@@ -674,7 +524,7 @@ mod tests {
     fn async_submit_takes_kibanas_parameters_and_refuses_scroll() {
         let kibana = "batched_reduce_size=64&ccs_minimize_roundtrips=true&wait_for_completion_timeout=200ms&keep_on_completion=false&keep_alive=60000ms&ignore_unavailable=true";
         assert_eq!(
-            check(Some(kibana), ParamSet::AsyncSubmit).unwrap(),
+            check(Some(kibana), routes::async_search::SUBMIT.params).unwrap(),
             pairs(&[
                 ("batched_reduce_size", "64"),
                 ("ccs_minimize_roundtrips", "true"),
@@ -700,16 +550,26 @@ mod tests {
             "search_type=dfs_query_then_fetch",
         ] {
             assert_eq!(
-                check(Some(q), ParamSet::AsyncSubmit).unwrap_err().kind,
+                check(Some(q), routes::async_search::SUBMIT.params)
+                    .unwrap_err()
+                    .kind,
                 RejectKind::Forbidden,
                 "{q}"
             );
         }
         // Kibana's search sessions keep results for 7 days.
-        assert!(check(Some("keep_alive=604800000ms"), ParamSet::AsyncSubmit).is_ok());
+        assert!(check(
+            Some("keep_alive=604800000ms"),
+            routes::async_search::SUBMIT.params
+        )
+        .is_ok());
         // The async options do not leak into plain search.
-        assert!(check(Some("keep_on_completion=true"), ParamSet::Search).is_err());
-        assert!(check(Some("scroll=1m"), ParamSet::Search).is_ok());
+        assert!(check(
+            Some("keep_on_completion=true"),
+            routes::search::SEARCH.params
+        )
+        .is_err());
+        assert!(check(Some("scroll=1m"), routes::search::SEARCH.params).is_ok());
     }
 
     #[test]
@@ -717,7 +577,7 @@ mod tests {
         assert_eq!(
             check(
                 Some("wait_for_completion_timeout=100ms&keep_alive=60000ms&typed_keys=true"),
-                ParamSet::AsyncGet
+                routes::async_search::GET.params
             )
             .unwrap(),
             pairs(&[
@@ -734,7 +594,10 @@ mod tests {
             "keep_alive=3650d",
             "wait_for_completion_timeout=5m",
         ] {
-            assert!(check(Some(q), ParamSet::AsyncGet).is_err(), "{q}");
+            assert!(
+                check(Some(q), routes::async_search::GET.params).is_err(),
+                "{q}"
+            );
         }
     }
 

@@ -11,11 +11,34 @@
 
 use serde_json::{Map, Value};
 
+use super::{Request, Spec, Upstream};
+use crate::dsl::rewrite;
 use crate::error::printable;
-use crate::Rejection;
+use crate::request::params::{Kind, ParamSet};
+use crate::{Method, Rejection};
 
 const KNN_KEYS: &[&str] = &["field", "query_vector", "k", "num_candidates"];
 const SHAPING_KEYS: &[&str] = &["_source", "fields", "docvalue_fields", "stored_fields"];
+
+const PARAMS: &[(&str, Kind)] = &[("routing", Kind::Text)];
+
+pub(crate) const KNN_SEARCH: Spec = Spec {
+    action: "knn_search",
+    params: ParamSet::own(PARAMS),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// Forwarded as a `_search` on the path's expression, within the token's cost limits.
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_search");
+    let search = to_search(req.json_body()?)?;
+    let mut out = rewrite::search(Some(search), &req.scope.filters)?;
+    req.scope.guard.search(&mut out, &mut Vec::new())?;
+    up.json(&out)
+}
 
 /// Turns a `_knn_search` body into the equivalent `_search` body (not yet checked or filtered:
 /// pass it to `rewrite::search`).

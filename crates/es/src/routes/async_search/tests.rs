@@ -158,13 +158,19 @@ fn answers_without_ids_or_not_json_are_unchanged() {
 }
 
 #[test]
-fn the_continuation_seal_dispatches_async_answers_here() {
+fn the_answer_seal_dispatches_async_answers_here() {
     let a = binding("tok_a");
     let body = format!(r#"{{"id":"{BACKEND_ID}","response":{{"pit_id":"cGl0"}}}}"#);
-    let out = continuation::seal_response(&a, SEAL, body.as_bytes()).unwrap();
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    assert!(open(&a, IdKind::Pit, v["response"]["pit_id"].as_str().unwrap()).is_ok());
-    assert!(open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).is_ok());
+    // Whatever the status: a failed async search still carries its id.
+    for success in [true, false] {
+        let out =
+            crate::routes::seal_answer(&a, Some(SEAL), None, success, body.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert!(open(&a, IdKind::Pit, v["response"]["pit_id"].as_str().unwrap()).is_ok());
+        assert!(open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).is_ok());
+    }
+    // The continuation module does not know async answers (no import cycle): it refuses them.
+    assert_eq!(continuation::seal_response(&a, SEAL, body.as_bytes()), None);
 }
 
 // === the whole flow (plan → prepare → authorize) ===

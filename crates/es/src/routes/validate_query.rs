@@ -1,17 +1,45 @@
 //! `GET|POST [/{index}]/_validate/query`: the body (`query` only, or `?q=`) is checked like a
 //! count's and wrapped in the token's filters, so an explanation describes the filtered query.
 //!
-//! Invariant: what could show terms from outside the token's filters is refused before this
-//! module runs (in `params`): `rewrite=true` (multi-term queries are expanded against the
-//! whole index, other tenants' terms included) and `all_shards=true` (one rewritten
-//! explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
+//! Invariant: what could show terms from outside the token's filters is refused by the
+//! route's parameter list, before its body is read: `rewrite=true` (multi-term queries are
+//! expanded against the whole index, other tenants' terms included) and `all_shards=true` (one
+//! rewritten explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
 //! which holds only the request's own values and the token's filter. Query types that read
 //! other documents while being parsed (terms lookup, `more_like_this` with documents, ...) are
 //! refused by `rewrite::check_query` as for a search.
 
 use serde_json::Value;
 
-use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Rejection};
+use super::{Request, Spec, Upstream};
+use crate::request::params::{Kind, ParamSet};
+use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Method, Rejection};
+
+// `rewrite=true` expands multi-term queries against the whole index and `all_shards=true`
+// explains each shard's rewritten query: both show other tenants' terms.
+const PARAMS: &[(&str, Kind)] = &[
+    ("explain", Kind::Bool),
+    ("rewrite", Kind::OneOf(&["false"])),
+    ("all_shards", Kind::OneOf(&["false"])),
+];
+
+pub(crate) const VALIDATE_QUERY: Spec = Spec {
+    action: "validate_query",
+    params: ParamSet::own(PARAMS).indices_options().uri_search(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_validate/query");
+    up.json(&body(
+        req.json_body()?,
+        req.uri_query.take(),
+        &req.scope.filters,
+    )?)
+}
 
 /// The body to forward: `{"query": wrap(query or match_all)}`.
 pub fn body(

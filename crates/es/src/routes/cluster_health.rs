@@ -20,6 +20,42 @@
 
 use serde_json::{Map, Value};
 
+use super::{Request, Shape, Spec, Transform, Upstream};
+use crate::request::params::{Kind, ParamSet};
+use crate::{Method, Rejection};
+
+// Never a wait: `timeout=0s` is forwarded in place of `timeout` ([`forwarded_params`]), so a
+// `wait_for_status` is checked once; the other `wait_for_*` are refused.
+const PARAMS: &[(&str, Kind)] = &[
+    ("wait_for_status", Kind::OneOf(&["green", "yellow", "red"])),
+    ("level", Kind::OneOf(&["cluster"])),
+    ("timeout", Kind::Time),
+];
+
+pub(crate) const CLUSTER_HEALTH: Spec = Spec {
+    action: "cluster_health",
+    params: ParamSet::own(PARAMS),
+    index: true,
+    body: false,
+    dialect: None,
+    prepare,
+};
+
+const HEALTH: &str = "/_cluster/health/";
+
+/// Forwarded with [`forwarded_params`], its answer rebuilt by [`view`].
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let mut up = Upstream::at_path(Method::Get, req.index()?, HEALTH, "");
+    // Without a path index, the token's concrete indices: never a literal pattern that names no
+    // index (health would be red for it).
+    if !req.named_index {
+        up.shape = Shape::ConcreteIndices { before: HEALTH };
+    }
+    req.params = forwarded_params(&req.params);
+    up.transform = Some(Transform::ClusterHealth);
+    Ok(up)
+}
+
 /// The parameters forwarded upstream, from the checked client parameters: `wait_for_status`
 /// kept, `level=cluster` and `timeout=0s` forced, everything else dropped.
 pub fn forwarded_params(params: &[(String, String)]) -> Vec<(String, String)> {
@@ -92,13 +128,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::pairs as p;
 
     #[test]
     fn waits_are_checked_once_and_the_level_fixed() {

@@ -23,8 +23,40 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
-use crate::Rejection;
+use crate::request::params::{Kind, ParamSet};
+use crate::{Method, Rejection};
+
+/// Rendering parameters, interpreted by [`plan`].
+const PARAMS: &[(&str, Kind)] = &[
+    ("format", Kind::Text),
+    ("h", Kind::Text),
+    ("s", Kind::Text),
+    ("v", Kind::Bool),
+    ("bytes", Kind::Text),
+    ("local", Kind::Bool),
+    ("master_timeout", Kind::Time),
+];
+
+pub(crate) const CAT_INDICES: Spec = Spec {
+    action: "cat_indices",
+    params: ParamSet::own(PARAMS),
+    index: true,
+    body: false,
+    dialect: None,
+    prepare,
+};
+
+/// Forwarded with the backend parameters of [`plan`], its answer rendered by [`render`].
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Get, req.index()?, "/_cat/indices/", "");
+    let (forward, table) = plan(&req.params, !req.scope.filters.is_empty())?;
+    req.params = forward;
+    let mut up = up;
+    up.transform = Some(Transform::CatIndices(table));
+    Ok(up)
+}
 
 /// A known column: its canonical name, its aliases, whether it reveals document counts or
 /// sizes, and whether it is right-aligned in the text table.
@@ -381,13 +413,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::pairs as p;
 
     fn rows() -> Value {
         json!([

@@ -1,5 +1,7 @@
 //! `_msearch` NDJSON (security.md E8, C7): strict line framing, header allow-list, per-header
-//! index checks and a rewrite of every body like `_search`.
+//! index checks and a rewrite of every body like `_search`, each within the token's cost
+//! limits, its doc-id sort values sealed per search; at most 64 distinct index expressions
+//! (each is one resolve call), narrowed in their headers by `authorize`.
 //!
 //! Invariant: the forwarded NDJSON is built here from parsed values: one header and one body per
 //! search, every header carrying an explicit, checked `index` array and `expand_wildcards:
@@ -9,8 +11,101 @@
 
 use serde_json::{Map, Value};
 
+use super::{Request, Shape, Spec, Upstream};
+use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
-use crate::{dsl::rewrite, error, request::body, FilterSet, Rejection};
+use crate::request::body::{self, Media};
+use crate::request::params::{Kind, ParamSet};
+use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
+
+const PARAMS: &[(&str, Kind)] = &[
+    ("max_concurrent_searches", Kind::Uint),
+    ("max_concurrent_shard_requests", Kind::Uint),
+    ("pre_filter_shard_size", Kind::Uint),
+    ("rest_total_hits_as_int", Kind::Bool),
+    ("typed_keys", Kind::Bool),
+    ("search_type", Kind::OneOf(&["query_then_fetch"])),
+];
+
+pub(crate) const MSEARCH: Spec = Spec {
+    action: "msearch",
+    params: ParamSet::own(PARAMS).indices_options(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// Most distinct index expressions in one `_msearch` (Grafana dashboards use a handful).
+pub(crate) const MAX_EXPRESSIONS: usize = 64;
+
+const NDJSON: &str = "application/x-ndjson";
+
+/// Every search rewritten ([`rewrite`]) and limited, doc-id sort values sealed per search, the
+/// distinct header expressions to resolve, the NDJSON forwarded.
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let scope = req.scope;
+    let Some(raw) = req.raw_body.filter(|b| !b.is_empty()) else {
+        return Err(Rejection::bad_request("msearch needs a request body"));
+    };
+    if body::check_content_type(req.head.content_type, Media::Ndjson).is_err() {
+        body::check_content_type(req.head.content_type, Media::Json)?;
+    }
+    let bytes = body::decode_content(raw, req.head.content_encoding, req.max_body)?;
+    let mut items = rewrite(&bytes, req.index.as_ref(), &scope.indices, &scope.filters)?;
+    for (i, item) in items.iter_mut().enumerate() {
+        scope
+            .guard
+            .search(&mut item.body, &mut Vec::new())
+            .map_err(|mut r| {
+                r.reason = format!("msearch search {}: {}", i + 1, r.reason);
+                r
+            })?;
+    }
+    let mut positions = Vec::with_capacity(items.len());
+    for item in &mut items {
+        let joined = item.index.joined();
+        let mode = ordinals::Mode::Plain {
+            expression: &joined,
+        };
+        positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
+    }
+    let mut to_resolve: Vec<String> = Vec::new();
+    for item in &items {
+        let joined = item.index.joined();
+        if !to_resolve.contains(&joined) {
+            to_resolve.push(joined);
+        }
+    }
+    // Each distinct expression costs a resolve call before anything is forwarded.
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return Err(Rejection::bad_request(format!(
+            "an msearch may name at most {MAX_EXPRESSIONS} distinct index expressions; split it"
+        )));
+    }
+    let bodies = render_bodies(&items)?;
+    let forward = forward_body(&items, &bodies)?;
+    // The trees are not needed past here: the serialised bodies are reused.
+    for item in &mut items {
+        item.body = Value::Null;
+    }
+    let mut up = Upstream::fixed(Method::Post, "/_msearch").body(forward);
+    up.to_resolve = to_resolve;
+    up.shape = Shape::Msearch(items, bodies);
+    if positions.iter().any(Option::is_some) {
+        up.sort_seal = Some(SortSeal::Msearch(positions));
+    }
+    Ok(up)
+}
+
+/// The NDJSON body to forward for `items`, whose bodies are already serialised in `bodies`
+/// (also after `authorize` narrowed their headers' indices).
+pub(crate) fn forward_body(items: &[Item], bodies: &[Vec<u8>]) -> Result<ForwardBody, Rejection> {
+    Ok(ForwardBody {
+        bytes: to_ndjson_with(items, bodies)?,
+        content_type: NDJSON,
+    })
+}
 
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]

@@ -87,7 +87,7 @@ fn undocumented_keys_are_forbidden_and_malformed_bodies_are_bad_requests() {
 
 #[test]
 fn the_route_is_forwarded_as_a_filtered_search_on_the_checked_index() {
-    use crate::validate_query::tests::run;
+    use crate::routes::validate_query::tests::run;
     let body = r#"{"knn":{"field":"v","query_vector":[1,0],"k":2,"num_candidates":5}}"#;
     for method in ["GET", "POST"] {
         let p = run(method, "/logs-*/_knn_search", Some("routing=r"), Some(body)).unwrap();

@@ -1,107 +1,138 @@
-//! Response transforms: routes esgate answers by rewriting the backend's response, not only
-//! the request (`_terms_enum` from a filtered terms aggregation, `_cat/indices` rendered by
-//! esgate, `_explain` with unmatched documents made indistinguishable from missing ones).
-//!
-//! A [`Transform`] travels in the `Permit`; the proxy reads the upstream body whole (capped,
-//! identity encoding asked for) and calls [`apply`]. Backend errors (non-2xx) pass unchanged
-//! unless the route says otherwise (`_explain` turns its 404 into esgate's own body).
-//!
-//! Invariant: pure (no I/O). A successful backend answer that does not have the expected shape
-//! is an error (the proxy answers 502), never relayed as is: relaying it could hand the client
-//! what the transform exists to remove.
+use super::spec;
+use crate::request::endpoint::{classify, Endpoint};
+use crate::Method::{self, Delete, Get, Head, Post};
 
-use serde_json::Value;
-
-use crate::{cat_indices, cluster_health, explain, terms_enum};
-
-/// How the backend's answer is turned into the client's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Transform {
-    /// A `_search` answer becomes `{"_shards","terms","complete"}`.
-    TermsEnum(terms_enum::Answer),
-    /// `_cat/indices?format=json` rows are rendered with the token's columns.
-    CatIndices(cat_indices::Table),
-    /// `_explain`, asked as a search on the id: no hit answers like a missing document, a hit
-    /// becomes the explain answer without statistics.
-    Explain(explain::Lookup),
-    /// `_cluster/health` on the token's indices: the view's counts only (`cluster_health`).
-    ClusterHealth,
-}
-
-/// The backend answered a success that does not have the shape the route expects.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the backend's answer to a transformed request does not have the expected shape")]
-pub struct TransformError;
-
-/// The content type of a transformed answer.
-pub const JSON: &str = "application/json; charset=UTF-8";
-pub const TEXT: &str = "text/plain; charset=UTF-8";
-
-/// Turns the backend's `(status, body)` into the client's.
-pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
-    let success = (200..300).contains(&status);
-    match t {
-        Transform::Explain(lookup) => {
-            let Ok(v) = serde_json::from_slice::<Value>(body) else {
-                return if success {
-                    Err(TransformError)
-                } else {
-                    Ok((status, body.to_vec()))
-                };
-            };
-            let (status, out) = explain::answer(lookup, status, &v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
-        }
-        // 408: a `wait_for_status` that was not met (checked once, never waited for).
-        Transform::ClusterHealth if success || status == 408 => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            let out = cluster_health::view(&v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
-        }
-        _ if !success => Ok((status, body.to_vec())),
-        Transform::ClusterHealth => Err(TransformError),
-        Transform::TermsEnum(spec) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            let out = terms_enum::answer(spec, &v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
-        }
-        Transform::CatIndices(table) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            Ok((
-                status,
-                cat_indices::render(table, &v).ok_or(TransformError)?,
-            ))
-        }
+/// Issue #11: the table gives every route the action, body and index handling it had when
+/// they were spread over `endpoint`, `flow` and `Plan::needs_body` (one row per route).
+#[test]
+fn every_route_has_its_row() {
+    // (method, path, action, reads the body, takes an index expression, one dialect only)
+    let rows: &[(Method, &str, &str, bool, bool, bool)] = &[
+        (Get, "/", "root", false, false, false),
+        (Head, "/", "root", false, false, false),
+        (Get, "/_search", "search", true, true, false),
+        (Post, "/logs-a/_search", "search", true, true, false),
+        (Get, "/logs-a/_count", "count", true, true, false),
+        (Post, "/_msearch", "msearch", true, true, false),
+        (Get, "/logs-a/_mapping", "mapping", false, true, false),
+        (Post, "/_field_caps", "field_caps", true, true, false),
+        (
+            Get,
+            "/_cluster/health",
+            "cluster_health",
+            false,
+            true,
+            false,
+        ),
+        (
+            Get,
+            "/_cluster/health/logs-a",
+            "cluster_health",
+            false,
+            true,
+            false,
+        ),
+        (
+            Get,
+            "/_resolve/index/logs-*",
+            "resolve_index",
+            false,
+            true,
+            false,
+        ),
+        (Post, "/_search/scroll", "scroll", true, false, false),
+        (
+            Delete,
+            "/_search/scroll",
+            "clear_scroll",
+            true,
+            false,
+            false,
+        ),
+        (Post, "/logs-a/_pit", "open_pit", true, true, true),
+        (Delete, "/_pit", "close_pit", true, false, true),
+        (
+            Post,
+            "/logs-a/_search/point_in_time",
+            "open_pit",
+            true,
+            true,
+            true,
+        ),
+        (
+            Delete,
+            "/_search/point_in_time",
+            "close_pit",
+            true,
+            false,
+            true,
+        ),
+        (
+            Post,
+            "/logs-a/_async_search",
+            "async_search_submit",
+            true,
+            true,
+            false,
+        ),
+        (
+            Get,
+            "/_async_search/x",
+            "async_search_get",
+            false,
+            false,
+            false,
+        ),
+        (
+            Get,
+            "/_async_search/status/x",
+            "async_search_status",
+            false,
+            false,
+            false,
+        ),
+        (
+            Delete,
+            "/_async_search/x",
+            "async_search_delete",
+            false,
+            false,
+            false,
+        ),
+        (
+            Post,
+            "/_validate/query",
+            "validate_query",
+            true,
+            true,
+            false,
+        ),
+        (Post, "/logs-a/_knn_search", "knn_search", true, true, false),
+        (Post, "/logs-a/_terms_enum", "terms_enum", true, true, false),
+        (Get, "/_cat/indices", "cat_indices", false, true, false),
+        (Get, "/logs-a/_explain/1", "explain", true, true, false),
+        (Post, "/_query", "esql", true, false, false),
+        (Post, "/_sql", "sql", true, false, false),
+        (Post, "/_sql/close", "sql_close", true, false, false),
+        (Post, "/logs-a/_eql/search", "eql", true, true, false),
+    ];
+    for &(method, path, action, body, index, dialect) in rows {
+        let Ok(Endpoint::Allowed(route)) = classify(method, path) else {
+            panic!("{method:?} {path} is not an allowed route");
+        };
+        let s = spec(&route);
+        assert_eq!(s.action, action, "{method:?} {path}");
+        assert_eq!(s.body, body, "{method:?} {path}: body");
+        assert_eq!(s.index, index, "{method:?} {path}: index");
+        assert_eq!(s.dialect.is_some(), dialect, "{method:?} {path}: dialect");
     }
 }
 
-/// The content type of what [`apply`] returned for `status`: text only for a successful
-/// `_cat` text table (errors stay the backend's JSON).
-pub fn content_type(t: &Transform, status: u16) -> &'static str {
-    match t {
-        Transform::CatIndices(table)
-            if (200..300).contains(&status) && table.format() == cat_indices::Format::Text =>
-        {
-            TEXT
-        }
-        _ => JSON,
-    }
-}
-
-#[cfg(test)]
-mod tests {
+/// `apply` and `content_type` on each transform.
+mod transform {
     use serde_json::json;
 
-    use super::*;
+    use crate::routes::*;
 
     fn spec() -> terms_enum::Answer {
         terms_enum::Answer {
@@ -198,13 +229,12 @@ mod tests {
 
 /// The three routes through `plan` → `prepare` → `authorize`: what is forwarded and which
 /// transform the permit carries.
-#[cfg(test)]
-mod route_tests {
+mod transform_routes {
     use serde_json::json;
 
-    use super::*;
     use crate::indices::resolution::{NameKind, ResolvedName};
     use crate::request::endpoint::{self, Endpoint, Route};
+    use crate::routes::*;
     use crate::{self as es, FilterSet, Method, Permit, Rejection, RequestHead, Resolution, Scope};
 
     fn scope(filtered: bool) -> Scope {
@@ -292,7 +322,9 @@ mod route_tests {
         ];
         for (m, p, action) in allowed {
             match endpoint::classify(m, p) {
-                Ok(Endpoint::Allowed(r)) => assert_eq!(r.action(), action, "{p}"),
+                Ok(Endpoint::Allowed(r)) => {
+                    assert_eq!(super::super::spec(&r).action, action, "{p}")
+                }
                 other => panic!("{m:?} {p}: {other:?}"),
             }
         }

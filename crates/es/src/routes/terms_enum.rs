@@ -16,8 +16,10 @@
 
 use serde_json::{json, Map, Value};
 
+use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
-use crate::{dsl::rewrite, FilterSet, Rejection};
+use crate::request::params::ParamSet;
+use crate::{dsl::rewrite, FilterSet, Method, Rejection};
 
 /// The aggregation's name in the forwarded search.
 const AGG: &str = "terms_enum";
@@ -29,6 +31,26 @@ const MAX_SIZE: u64 = 10_000;
 /// The longest `string` and `search_after` esgate accepts (a term is at most 32 KiB in ES,
 /// but a suggestion prefix is short).
 const MAX_STRING: usize = 1024;
+
+pub(crate) const TERMS_ENUM: Spec = Spec {
+    action: "terms_enum",
+    params: ParamSet::NONE.indices_options(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// Forwarded as a `_search` on the path's expression (within the token's cost limits), its
+/// answer rebuilt by [`answer`].
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_search");
+    let (mut out, answer) = search_body(req.json_body()?, &req.scope.filters)?;
+    req.scope.guard.search(&mut out, &mut Vec::new())?;
+    let mut up = up.json(&out)?;
+    up.transform = Some(Transform::TermsEnum(answer));
+    Ok(up)
+}
 
 /// What [`answer`] needs to know about the request to check and reshape the response.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,46 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{dsl::rewrite, FilterSet, Rejection};
+use super::{Request, Spec, Transform, Upstream};
+use crate::request::params::{Kind, ParamSet};
+use crate::{dsl::rewrite, FilterSet, Method, Rejection};
+
+/// Response shaping only (no `q`, `df`, `analyzer`...).
+const PARAMS: &[(&str, Kind)] = &[
+    ("_source", Kind::Text),
+    ("_source_includes", Kind::Text),
+    ("_source_excludes", Kind::Text),
+    ("stored_fields", Kind::Text),
+    ("routing", Kind::Text),
+    ("preference", Kind::Text),
+];
+
+pub(crate) const EXPLAIN: Spec = Spec {
+    action: "explain",
+    params: ParamSet::own(PARAMS),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// Forwarded as a `_search` on the one index the path names, its answer rebuilt by [`answer`].
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    // One concrete index (or an alias of one): a wildcard would be narrowed to a list.
+    let [name] = req.index()?.elements() else {
+        return Err(Rejection::bad_request("explain takes exactly one index"));
+    };
+    if name.contains('*') {
+        return Err(Rejection::bad_request("explain takes exactly one index"));
+    }
+    let name = name.clone();
+    let lookup = Lookup::new(&name, req.path_id()?, &req.params)?;
+    let out = search_body(req.json_body()?, &req.scope.filters, &lookup)?;
+    let mut up = Upstream::fixed(Method::Post, format!("/{name}/_search")).json(&out)?;
+    up.to_resolve = vec![name];
+    up.transform = Some(Transform::Explain(lookup));
+    Ok(up)
+}
 
 /// The longest document id Elasticsearch accepts, in bytes.
 const MAX_ID: usize = 512;

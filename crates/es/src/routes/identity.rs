@@ -69,8 +69,7 @@ pub fn route(method: &str, raw_path: &str) -> Option<SelfRoute> {
 /// These answers take only the response-shaping parameters (`filter_path`, `pretty`,
 /// `human`, `error_trace=false`), which esgate applies to its own answer (see `shaping`).
 pub fn check_query(query: Option<&str>) -> Result<crate::answers::shaping::Shaping, Rejection> {
-    let mut params =
-        crate::request::params::check(query, crate::request::params::ParamSet::NoParams)?;
+    let mut params = crate::request::params::check(query, crate::request::params::ParamSet::NONE)?;
     let shaping = crate::answers::shaping::Shaping::take(&mut params)?;
     if !params.is_empty() {
         return Err(Rejection::forbidden(

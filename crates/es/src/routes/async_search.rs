@@ -1,10 +1,11 @@
 //! Elasticsearch async search (`_async_search`) for `read` tokens, with ids bound to the token.
 //!
 //! A submit (`POST [/{index}]/_async_search`) is rewritten exactly like `_search` (the token's
-//! filters injected, indices narrowed, the `pit` form without an index) by `flow`; this module
-//! owns what is particular to async search: the id routes (poll `GET /_async_search/{id}`,
-//! `GET /_async_search/status/{id}`, `DELETE /_async_search/{id}`) and sealing the ids that
-//! answers carry (`id`, and the `response.pit_id` of a search on a point in time).
+//! filters injected, indices narrowed, the `pit` form without an index) by `search::rewrite`
+//! in its own `Form`; this module owns what is particular to async search: its parameters,
+//! the id routes (poll `GET /_async_search/{id}`, `GET /_async_search/status/{id}`, `DELETE
+//! /_async_search/{id}`) and sealing the ids that answers carry (`id`, and the
+//! `response.pit_id` of a search on a point in time; `routes::seal_answer` dispatches here).
 //!
 //! Invariant: pure. A poll, status or delete reaches the backend only with an id sealed for the
 //! presenting token as an async search id (`continuation::open`); the forwarded path is built
@@ -14,8 +15,11 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
+use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
 use crate::ids::continuation::{self, Binding, IdKind, Seal};
-use crate::ids::ordinals::Positions;
+use crate::ids::ordinals::{Positions, SortSeal};
+use crate::request::endpoint::AsyncOp;
+use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
@@ -26,46 +30,99 @@ pub const SEAL: Seal = Seal {
     required: false,
 };
 
-/// Longest path esgate forwards (as in `flow`): ES refuses request lines over 4 KiB.
-const MAX_FORWARDED_PATH: usize = 3500;
+/// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
+const MAX_WAIT_MS: u64 = 30_000;
+
+/// Kibana's default search session expiration (`data.search.sessions.defaultExpiration`); a
+/// longer life would let a token keep results (and cluster storage) around indefinitely
+/// (security.md A16).
+const MAX_KEEP_ALIVE_MS: u64 = 7 * 24 * 3_600_000;
+
+/// A submit takes the search parameters but `scroll` and `pre_filter_shard_size`, and these.
+const SUBMIT_EXTRA: &[(&str, Kind)] = &[
+    ("wait_for_completion_timeout", Kind::TimeAtMost(MAX_WAIT_MS)),
+    ("keep_on_completion", Kind::Bool),
+    ("keep_alive", Kind::TimeAtMost(MAX_KEEP_ALIVE_MS)),
+    ("ccs_minimize_roundtrips", Kind::Bool),
+];
+
+const SUBMIT_REFUSED: &[(&str, &str)] = &[
+    ("scroll", "async search cannot scroll"),
+    (
+        "pre_filter_shard_size",
+        "async search fixes pre_filter_shard_size",
+    ),
+];
+
+const GET_PARAMS: &[(&str, Kind)] = &[
+    ("wait_for_completion_timeout", Kind::TimeAtMost(MAX_WAIT_MS)),
+    ("keep_alive", Kind::TimeAtMost(MAX_KEEP_ALIVE_MS)),
+    ("typed_keys", Kind::Bool),
+    ("rest_total_hits_as_int", Kind::Bool),
+];
+
+pub(crate) const SUBMIT: Spec = Spec {
+    action: "async_search_submit",
+    params: ParamSet::own(search::SEARCH_PARAMS)
+        .extra(SUBMIT_EXTRA)
+        .refusing(SUBMIT_REFUSED)
+        .indices_options(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare: submit,
+};
+
+pub(crate) const GET: Spec = Spec {
+    action: "async_search_get",
+    params: ParamSet::own(GET_PARAMS),
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Get),
+};
+
+pub(crate) const STATUS: Spec = Spec {
+    action: "async_search_status",
+    params: ParamSet::NONE,
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Status),
+};
+
+pub(crate) const DELETE: Spec = Spec {
+    action: "async_search_delete",
+    params: ParamSet::NONE,
+    index: false,
+    body: false,
+    dialect: None,
+    prepare: |req| on_id(req, AsyncOp::Delete),
+};
+
+/// A submit is rewritten like a search; only its path and the id its answers carry differ.
+const SUBMIT_FORM: search::Form = search::Form {
+    api: "/_async_search",
+    id: Some(SEAL),
+    sort: SortSeal::Async,
+};
+
+fn submit(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    search::rewrite(req, &SUBMIT_FORM)
+}
+
+/// A poll, status or delete on the id the path names ([`by_id`]).
+fn on_id(req: &mut Request<'_>, op: AsyncOp) -> Result<Upstream, Rejection> {
+    let (method, path, seal, positions) = by_id(op, req.path_id()?, req.scope)?;
+    let mut up = Upstream::fixed(method, path);
+    up.seal = seal;
+    up.sort_seal = positions.map(SortSeal::Async);
+    Ok(up)
+}
 
 /// Everything but ASCII letters, digits, `-` and `_` is percent-encoded in a forwarded id, so
 /// that a backend id can never be read as `/`, `.`/`..`, a query or a fragment.
 const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
-
-/// The three operations on an existing async search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AsyncOp {
-    /// `GET /_async_search/{id}`: the (partial or final) results.
-    Get,
-    /// `GET /_async_search/status/{id}`: progress without results.
-    Status,
-    /// `DELETE /_async_search/{id}`.
-    Delete,
-}
-
-impl AsyncOp {
-    /// The action name used in permits, audit records and metrics.
-    pub fn action(self) -> &'static str {
-        match self {
-            AsyncOp::Get => "async_search_get",
-            AsyncOp::Status => "async_search_status",
-            AsyncOp::Delete => "async_search_delete",
-        }
-    }
-}
-
-/// The action name of a submit.
-pub const SUBMIT_ACTION: &str = "async_search_submit";
-
-/// The path suffix a search-like route is forwarded to.
-pub(crate) fn search_api(async_submit: bool) -> &'static str {
-    if async_submit {
-        "/_async_search"
-    } else {
-        "/_search"
-    }
-}
 
 /// The upstream request for a poll, status or delete presenting `sealed` (the id as decoded
 /// from the request path): its method, its path with the backend id, and the seal for its

@@ -1,0 +1,1314 @@
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate as es;
+use crate::ids::continuation::IdKind;
+use crate::routes::msearch::MAX_EXPRESSIONS;
+use crate::{Method, Permit};
+
+use crate::testing::scope;
+
+use crate::testing::head;
+
+fn as_indices(concrete: Vec<String>) -> Vec<es::indices::resolution::ResolvedName> {
+    concrete
+        .into_iter()
+        .map(|n| es::indices::resolution::ResolvedName {
+            indices: vec![n.clone()],
+            name: n,
+            kind: es::indices::resolution::NameKind::Index,
+        })
+        .collect()
+}
+
+fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
+    Resolution {
+        names: pairs
+            .iter()
+            .map(|(e, c)| {
+                (
+                    e.to_string(),
+                    as_indices(c.iter().map(|s| s.to_string()).collect()),
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        dialect: None,
+    }
+}
+
+/// Runs the three steps; `resolve` maps each expression to concrete indices.
+fn run(
+    h: &RequestHead<'_>,
+    body: Option<&[u8]>,
+    resolve: impl Fn(&str) -> Vec<String>,
+) -> Result<Permit, Rejection> {
+    let s = scope();
+    let plan = es::plan(h, &s)?;
+    let prepared = es::prepare(plan, body, h, &s)?;
+    let mut r = Resolution::default();
+    for e in prepared.to_resolve() {
+        r.names.insert(e.clone(), as_indices(resolve(e)));
+    }
+    es::authorize(prepared, &r, &s)
+}
+
+fn logs(_: &str) -> Vec<String> {
+    vec!["logs-a".to_string(), "logs-b".to_string()]
+}
+
+fn body_json(p: &Permit) -> Value {
+    let b = p.body.as_ref().expect("a body");
+    serde_json::from_slice(&b.bytes).expect("json")
+}
+
+fn wrapped_match_all() -> Value {
+    json!({"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[{"match_all":{}}]}})
+}
+
+#[test]
+fn bodiless_search_gets_the_token_patterns_and_the_filter() {
+    // LEGIT / BODY-43 / IDX-08
+    let p = run(&head("GET", "/_search", Some("size=100")), None, logs).unwrap();
+    assert_eq!(p.action, "search");
+    assert_eq!(p.method, Method::Post);
+    assert_eq!(p.path, "/logs-a,logs-b/_search");
+    assert_eq!(
+        p.query,
+        vec![
+            ("size".to_string(), "100".to_string()),
+            ("expand_wildcards".to_string(), "open".to_string())
+        ]
+    );
+    assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+    assert_eq!(
+        p.body.as_ref().map(|b| b.content_type),
+        Some("application/json")
+    );
+    assert_eq!(p.indices, vec!["logs-a".to_string(), "logs-b".to_string()]);
+}
+
+#[test]
+fn get_body_is_rewritten_like_post() {
+    // BODY-44
+    let p = run(
+        &head("GET", "/logs-a/_search", None),
+        Some(br#"{"query":{"term":{"user":"x"}}}"#),
+        |_| vec!["logs-a".to_string()],
+    )
+    .unwrap();
+    assert_eq!(p.path, "/logs-a/_search");
+    assert_eq!(
+        body_json(&p)["query"]["bool"]["must"],
+        json!([{"term":{"user":"x"}}])
+    );
+}
+
+#[test]
+fn count_always_sends_a_wrapped_query() {
+    // A20 / LEGIT-03
+    let p = run(&head("GET", "/logs-*/_count", None), None, logs).unwrap();
+    assert_eq!(p.path, "/logs-a,logs-b/_count");
+    assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
+}
+
+#[test]
+fn compressed_bodies_are_decoded_and_rewritten() {
+    // ENC-13
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(br#"{"aggs":{"all":{"global":{}}}}"#).unwrap();
+    let gz = e.finish().unwrap();
+    let mut h = head("POST", "/logs-a/_search", None);
+    h.content_encoding = Some("gzip");
+    let err = run(&h, Some(&gz), logs).unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+}
+
+#[test]
+fn deflate_bodies_are_decoded_too() {
+    // ENC-14
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(br#"{"query":{"term":{"user":"x"}}}"#).unwrap();
+    let z = e.finish().unwrap();
+    let mut h = head("POST", "/logs-a/_search", None);
+    h.content_encoding = Some("deflate");
+    let p = run(&h, Some(&z), logs).unwrap();
+    assert_eq!(
+        body_json(&p)["query"]["bool"]["must"],
+        json!([{"term":{"user":"x"}}])
+    );
+}
+
+#[test]
+fn response_shaping_and_field_parameters_that_stay_inside_the_filter_are_kept() {
+    // ENC-08: fine once the query is wrapped.
+    let q = "stored_fields=a&docvalue_fields=b&_source=c&sort=t:desc&typed_keys=true&rest_total_hits_as_int=true";
+    let p = run(&head("GET", "/logs-a/_search", Some(q)), None, logs).unwrap();
+    let names: Vec<&str> = p.query.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "stored_fields",
+            "docvalue_fields",
+            "_source",
+            "typed_keys",
+            "rest_total_hits_as_int",
+            "expand_wildcards"
+        ]
+    );
+    // `?sort=` travels in the body, where its doc-id positions are known (see `ordinals`).
+    assert_eq!(body_json(&p)["sort"], json!([{"t": {"order": "desc"}}]));
+    assert!(p.answer.sort_seal().is_none());
+}
+
+#[test]
+fn doc_id_sorts_are_sealed_in_searches_msearches_and_async_searches() {
+    let p = run(
+        &head("GET", "/logs-a/_search", Some("sort=_doc:desc")),
+        None,
+        logs,
+    )
+    .unwrap();
+    assert_eq!(body_json(&p)["sort"], json!([{"_doc": {"order": "desc"}}]));
+    assert!(matches!(
+        p.answer.sort_seal(),
+        Some(es::ids::ordinals::SortSeal::Search(_))
+    ));
+    let mut h = head("POST", "/_msearch", None);
+    h.content_type = Some("application/x-ndjson");
+    let body = b"{}\n{\"sort\":[\"n\"]}\n{}\n{\"sort\":{\"t\":\"desc\",\"_doc\":\"desc\"}}\n";
+    let p = run(&h, Some(body), logs).unwrap();
+    match p.answer.sort_seal() {
+        Some(es::ids::ordinals::SortSeal::Msearch(items)) => {
+            assert_eq!(items.len(), 2);
+            assert!(items[0].is_none() && items[1].is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut h = head("POST", "/logs-a/_async_search", None);
+    h.content_type = Some("application/json");
+    let p = run(&h, Some(br#"{"sort":["_doc"]}"#), logs).unwrap();
+    assert!(matches!(
+        p.answer.sort_seal(),
+        Some(es::ids::ordinals::SortSeal::Async(_))
+    ));
+    // A scan's sort is dropped; any other doc-id sort under scroll is refused.
+    let p = run(
+        &head("POST", "/logs-a/_search", Some("scroll=1m")),
+        Some(br#"{"sort":"_doc"}"#),
+        logs,
+    )
+    .unwrap();
+    assert_eq!(body_json(&p).get("sort"), None);
+    assert!(p.answer.sort_seal().is_none());
+    let err = run(
+        &head(
+            "POST",
+            "/logs-a/_search",
+            Some("scroll=1m&sort=t:desc,_doc"),
+        ),
+        None,
+        logs,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    // A raw doc id in search_after is refused.
+    let err = run(
+        &head("POST", "/logs-a/_search", None),
+        Some(br#"{"sort":["t","_doc"],"search_after":[1,5]}"#),
+        logs,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    // A point in time (search and async search): the tiebreaker past the sort is sealed,
+    // and a raw tiebreaker in search_after is refused.
+    let pit = crate::ids::continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+    for (path, async_search) in [("/_search", false), ("/_async_search", true)] {
+        let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}]}).to_string();
+        let p = run(&head("POST", path, None), Some(body.as_bytes()), logs).unwrap();
+        assert_eq!(body_json(&p)["pit"]["id"], json!("backend-pit"));
+        match (p.answer.sort_seal(), async_search) {
+            (Some(es::ids::ordinals::SortSeal::Async(_)), true)
+            | (Some(es::ids::ordinals::SortSeal::Search(_)), false) => {}
+            (other, _) => panic!("{path}: {other:?}"),
+        }
+        let body = json!({"pit": {"id": pit}, "sort": [{"t": "desc"}], "search_after": [1, 9]});
+        let err = run(
+            &head("POST", path, None),
+            Some(body.to_string().as_bytes()),
+            logs,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden, "{path}");
+    }
+}
+
+/// Issues #8.2/#17.3 and #17.5: URI parameters naming internal counters, and `slice`
+/// without a scroll or a point in time, never reach the backend.
+#[test]
+fn internal_counter_parameters_and_unscrolled_slices_are_refused() {
+    let cases = [
+        (
+            "/logs-a/_search",
+            "sort=_seq_no:desc",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "sort=n,_primary_term",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "docvalue_fields=_seq_no",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "stored_fields=_primary_term",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "seq_no_primary_term=true",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "seq_no_primary_term",
+            RejectKind::Forbidden,
+        ),
+        (
+            "/logs-a/_search",
+            "q=_seq_no:%5B0%20TO%205%5D",
+            RejectKind::Forbidden,
+        ),
+        ("/logs-a/_search", "q=x&df=_seq_no", RejectKind::Forbidden),
+        ("/logs-a/_count", "q=_primary_term:1", RejectKind::Forbidden),
+        (
+            "/logs-a/_search",
+            "docvalue_fields=_source",
+            RejectKind::BadRequest,
+        ),
+    ];
+    for (path, q, want) in cases {
+        let got = run(&head("GET", path, Some(q)), None, logs);
+        assert_eq!(got.map(|_| ()).map_err(|r| r.kind), Err(want), "{path}?{q}");
+    }
+    for q in [
+        "sort=_doc",
+        "sort=@timestamp:desc,_doc:asc",
+        "seq_no_primary_term=false",
+    ] {
+        assert!(
+            run(&head("GET", "/logs-a/_search", Some(q)), None, logs).is_ok(),
+            "{q}"
+        );
+    }
+    let slice = br#"{"slice": {"id": 0, "max": 2}}"#;
+    for (path, q) in [("/logs-a/_search", None), ("/logs-a/_async_search", None)] {
+        let got = run(&head("POST", path, q), Some(slice), logs);
+        assert_eq!(
+            got.map(|_| ()).map_err(|r| r.kind),
+            Err(RejectKind::BadRequest),
+            "{path}"
+        );
+    }
+    let ms = b"{}\n{\"slice\": {\"id\": 0, \"max\": 2}}\n";
+    let mut h = head("POST", "/logs-a/_msearch", None);
+    h.content_type = Some("application/x-ndjson");
+    let got = run(&h, Some(ms), logs);
+    assert_eq!(
+        got.map(|_| ()).map_err(|r| r.kind),
+        Err(RejectKind::BadRequest)
+    );
+    let scrolled = run(
+        &head("POST", "/logs-a/_search", Some("scroll=1m")),
+        Some(slice),
+        logs,
+    );
+    assert!(scrolled.is_ok(), "{scrolled:?}");
+}
+
+#[test]
+fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
+    // IDX-16: alias logs-sa -> secret.
+    let s = scope();
+    let h = head("GET", "/logs-sa/_search", None);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+    let mut r = Resolution::default();
+    r.names.insert(
+        "logs-sa".into(),
+        vec![es::indices::resolution::ResolvedName {
+            name: "logs-sa".into(),
+            kind: es::indices::resolution::NameKind::Alias,
+            indices: vec!["secret".into()],
+        }],
+    );
+    let err = es::authorize(prepared, &r, &s).unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    assert!(!err.reason.contains("secret"), "{}", err.reason);
+    // IDX-17: data-stream backing indices of an allowed stream are fine.
+    let ok = run(&head("GET", "/logs-app/_search", None), None, |_| {
+        vec![".ds-logs-app-2026.01.01-000001".to_string()]
+    });
+    assert!(ok.is_ok());
+}
+
+/// A wildcard the token's patterns cannot reach resolves to foreign indices only: the
+/// permit searches no index (`*,-*`), never the foreign ones.
+#[test]
+fn unreachable_wildcards_search_nothing() {
+    let secret = |_: &str| vec!["secret".to_string(), ".security-7".to_string()];
+    for path in ["/s*/_search", "/sec*,.secur*/_count"] {
+        let p = run(&head("GET", path, None), None, secret).unwrap();
+        assert!(p.path.starts_with("/*,-*/"), "{path}: {}", p.path);
+        assert!(p.indices.is_empty(), "{path}");
+    }
+    // Beside an allowed index only the allowed one remains.
+    let mixed = |e: &str| {
+        if e.starts_with("logs") {
+            vec!["logs-a".to_string()]
+        } else {
+            vec!["secret".to_string()]
+        }
+    };
+    let p = run(&head("GET", "/logs-a,sec*/_search", None), None, mixed).unwrap();
+    assert_eq!(p.path, "/logs-a/_search");
+}
+
+#[test]
+fn authorize_refuses_an_expression_missing_from_the_resolution() {
+    let s = scope();
+    let h = head("GET", "/_search", None);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+    assert_eq!(prepared.to_resolve(), &["logs-*".to_string()]);
+    let err = es::authorize(prepared.clone(), &resolution(&[("other", &[])]), &s).unwrap_err();
+    assert_eq!(err.kind, RejectKind::Forbidden);
+    // A wildcard that matches nothing searches an expression that matches no index (an
+    // empty answer, as Elasticsearch gives), never an unnamed search.
+    let permit = es::authorize(prepared, &resolution(&[("logs-*", &[])]), &s).unwrap();
+    assert_eq!(permit.path, "/*,-*/_search");
+    assert!(permit.indices.is_empty());
+    // A named allowed index that does not exist is forwarded as named (the backend's 404).
+    let h = head("GET", "/logs-gone/_search", None);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+    let permit = es::authorize(prepared, &resolution(&[("logs-gone", &[])]), &s).unwrap();
+    assert_eq!(permit.path, "/logs-gone/_search");
+    // Mixed: the named index is kept, the empty wildcard dropped.
+    let h = head("GET", "/logs-gone,logs-x*/_search", None);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+    let permit = es::authorize(prepared, &resolution(&[("logs-gone,logs-x*", &[])]), &s).unwrap();
+    assert_eq!(permit.path, "/logs-gone/_search");
+}
+
+#[test]
+fn plan_rejects_head_level_attacks() {
+    let cases: &[(&str, &str, Option<&str>, RejectKind)] = &[
+        (
+            "GET",
+            "/logs-a%2Csecret/_search",
+            None,
+            RejectKind::Forbidden,
+        ), // IDX-03
+        (
+            "GET",
+            "/logs-%2A%2Csecret/_search",
+            None,
+            RejectKind::Forbidden,
+        ), // IDX-05
+        ("GET", "/secret/_search", None, RejectKind::Forbidden),
+        (
+            "POST",
+            "/logs-*/_search",
+            Some("q=a&q=b"),
+            RejectKind::BadRequest,
+        ), // ENC-05
+        (
+            "GET",
+            "/logs-*/_search",
+            Some("source=%7B%7D&source_content_type=application/json"),
+            RejectKind::Forbidden,
+        ), // ENC-06
+        (
+            "GET",
+            "/logs-*/_search",
+            Some("expand_wildcards=all"),
+            RejectKind::Forbidden,
+        ), // IDX-13
+        ("GET", "/logs-a/_doc/a1", None, RejectKind::Forbidden), // EP-01
+        ("POST", "/_sql/translate", None, RejectKind::Forbidden), // EP-23
+        (
+            "GET",
+            "/_cluster/health",
+            Some("level=indices"),
+            RejectKind::Forbidden,
+        ),
+        ("GET", "/_resolve/index/secret", None, RejectKind::Forbidden),
+        ("TRACE", "/", None, RejectKind::MethodNotAllowed),
+        ("GET", "//secret/_search", None, RejectKind::BadRequest), // IDX-27
+        ("GET", "/%c0%ae%c0%ae/_search", None, RejectKind::BadRequest), // IDX-39 overlong UTF-8
+        (
+            "GET",
+            "/%3C%7Bnow%7B'secret'%7D%7D%3E/_search",
+            None,
+            RejectKind::Forbidden,
+        ), // IDX-22
+        (
+            "GET",
+            "/logs-a,.security/_search",
+            None,
+            RejectKind::Forbidden,
+        ), // IDX-14
+        (
+            "GET",
+            "/logs-a/_search",
+            Some("format=yaml"),
+            RejectKind::Forbidden,
+        ), // ENC-34
+        (
+            "GET",
+            "/logs-a/_search",
+            Some("error_trace=true"),
+            RejectKind::Forbidden,
+        ), // ENC-36
+    ];
+    let s = scope();
+    for (m, p, q, kind) in cases {
+        let err = es::plan(&head(m, p, *q), &s).unwrap_err();
+        assert_eq!(err.kind, *kind, "{m} {p} {q:?}: {}", err.reason);
+    }
+}
+
+#[test]
+fn wildcard_all_with_exclusions_stays_inside_the_token_patterns() {
+    // IDX-10: `*` becomes the token's patterns, so the exclusion can only narrow them.
+    let s = scope();
+    let h = head("GET", "/*,-logs-*/_search", None);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), None, &h, &s).unwrap();
+    assert_eq!(prepared.to_resolve(), &["logs-*,-logs-*".to_string()]);
+}
+
+#[test]
+fn prepare_rejects_bad_bodies() {
+    let s = scope();
+    let cases: &[(&str, Option<&str>, &[u8], RejectKind)] = &[
+        (
+            "/_search",
+            Some("application/yaml"),
+            b"query: {}",
+            RejectKind::UnsupportedMediaType,
+        ), // ENC-09
+        ("/_search", None, b"{}", RejectKind::UnsupportedMediaType),
+        (
+            "/_search",
+            Some("application/json"),
+            b"null",
+            RejectKind::BadRequest,
+        ), // BODY-45
+        (
+            "/_search",
+            Some("application/json"),
+            br#"{"size":1,"size":2}"#,
+            RejectKind::BadRequest,
+        ), // ENC-18
+        (
+            "/_search",
+            Some("application/json"),
+            br#"{"runtime_mappings":{"tenant":{"type":"keyword"}}}"#,
+            RejectKind::Forbidden,
+        ), // BODY-20
+        (
+            "/_field_caps",
+            Some("application/json"),
+            br#"{"index_filter":{"wrapper":{"query":"e30="}}}"#,
+            RejectKind::Forbidden,
+        ),
+        (
+            "/_field_caps",
+            Some("application/json"),
+            br#"{"runtime_mappings":{"tenant":{"type":"keyword"}}}"#,
+            RejectKind::Forbidden,
+        ),
+        (
+            "/_msearch",
+            Some("application/x-ndjson"),
+            b"{}\n{}",
+            RejectKind::BadRequest,
+        ), // ENC-27
+        (
+            "/_msearch",
+            Some("application/yaml"),
+            b"{}\n{}\n",
+            RejectKind::UnsupportedMediaType,
+        ),
+    ];
+    for (path, ct, body, kind) in cases {
+        let mut h = head("POST", path, None);
+        h.content_type = *ct;
+        let plan = es::plan(&h, &s).unwrap();
+        assert!(plan.needs_body(), "{path}");
+        let err = es::prepare(plan, Some(body), &h, &s).unwrap_err();
+        assert_eq!(err.kind, *kind, "{path} {ct:?}: {}", err.reason);
+    }
+}
+
+#[test]
+fn decoded_body_cap_is_a_parameter() {
+    let s = scope();
+    let h = head("POST", "/_search", None);
+    let plan = es::plan(&h, &s).unwrap();
+    let err = es::prepare_with_limit(plan, Some(br#"{"size":1}"#), &h, &s, 4).unwrap_err();
+    assert_eq!(err.kind, RejectKind::TooLarge);
+}
+
+#[test]
+fn msearch_with_too_many_distinct_expressions_is_refused_before_any_resolve() {
+    let mut h = head("POST", "/_msearch", None);
+    h.content_type = Some("application/x-ndjson");
+    let s = scope();
+    let body = |n: usize| {
+        (0..n)
+            .map(|i| format!("{{\"index\":\"logs-{i}\"}}\n{{}}\n"))
+            .collect::<String>()
+    };
+    let at_cap = body(MAX_EXPRESSIONS);
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(at_cap.as_bytes()), &h, &s).unwrap();
+    assert_eq!(prepared.to_resolve().len(), MAX_EXPRESSIONS);
+    let over = body(MAX_EXPRESSIONS + 1);
+    let err = es::prepare(es::plan(&h, &s).unwrap(), Some(over.as_bytes()), &h, &s).unwrap_err();
+    assert_eq!(err.kind, RejectKind::BadRequest);
+    assert!(err.reason.contains("at most 64"), "{}", err.reason);
+}
+
+#[test]
+fn msearch_forwards_checked_headers_and_resolves_each_expression_once() {
+    let mut h = head("POST", "/logs-a/_msearch", None);
+    h.content_type = Some("application/x-ndjson");
+    let body = b"{}\n{}\n{\"index\":\"logs-b\"}\n{\"size\":1}\n{}\n{\"size\":2}\n";
+    let s = scope();
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(body), &h, &s).unwrap();
+    assert_eq!(
+        prepared.to_resolve(),
+        &["logs-a".to_string(), "logs-b".to_string()]
+    );
+    let permit = es::authorize(
+        prepared,
+        &resolution(&[("logs-a", &["logs-a"]), ("logs-b", &["logs-b"])]),
+        &s,
+    )
+    .unwrap();
+    assert_eq!(permit.action, "msearch");
+    assert_eq!(permit.path, "/_msearch");
+    let b = permit.body.expect("body");
+    assert_eq!(b.content_type, "application/x-ndjson");
+    let lines: Vec<Value> = std::str::from_utf8(&b.bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0]["index"], json!(["logs-a"]));
+    assert_eq!(lines[2]["index"], json!(["logs-b"]));
+    for body in [&lines[1], &lines[3], &lines[5]] {
+        assert_eq!(body["query"], wrapped_match_all());
+    }
+}
+
+#[test]
+fn metadata_routes_forward_checked_expressions_without_a_body() {
+    /// (method, path, query, action, forwarded path, expressions to resolve)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+    );
+    let cases: &[Case] = &[
+        (
+            "GET",
+            "/_mapping",
+            None,
+            "mapping",
+            "/logs-*/_mapping",
+            &["logs-*"],
+        ),
+        (
+            "GET",
+            "/logs-a/_mapping",
+            None,
+            "mapping",
+            "/logs-a/_mapping",
+            &["logs-a"],
+        ),
+        (
+            "GET",
+            "/_field_caps",
+            Some("fields=*"),
+            "field_caps",
+            "/logs-*/_field_caps",
+            &["logs-*"],
+        ),
+        (
+            "POST",
+            "/logs-a/_field_caps",
+            Some("fields=a,b"),
+            "field_caps",
+            "/logs-a/_field_caps",
+            &["logs-a"],
+        ),
+        (
+            "GET",
+            "/_resolve/index/*",
+            None,
+            "resolve_index",
+            "/_resolve/index/logs-*",
+            &["logs-*"],
+        ),
+        (
+            "GET",
+            "/_cluster/health",
+            Some("wait_for_status=yellow"),
+            "cluster_health",
+            "/_cluster/health/logs-*",
+            &["logs-*"],
+        ),
+        (
+            "GET",
+            "/_cluster/health/logs-a",
+            None,
+            "cluster_health",
+            "/_cluster/health/logs-a",
+            &["logs-a"],
+        ),
+        ("HEAD", "/", None, "root", "/", &[]),
+        ("GET", "/", None, "root", "/", &[]),
+    ];
+    let s = scope();
+    for (m, p, q, action, path, resolve) in cases {
+        let h = head(m, p, *q);
+        let plan = es::plan(&h, &s).unwrap_or_else(|e| panic!("{m} {p}: {e}"));
+        assert_eq!(plan.action, *action);
+        let body: Option<&[u8]> = if plan.needs_body() { Some(b"{}") } else { None };
+        let prepared = es::prepare(plan, body, &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), *resolve, "{m} {p}");
+        let permit = run(&h, body, logs).unwrap();
+        // Wildcards are forwarded as the concrete indices resolution found allowed.
+        assert_eq!(
+            permit.path,
+            path.replace("logs-*", "logs-a,logs-b"),
+            "{m} {p}"
+        );
+        assert!(permit.body.is_none(), "{m} {p}");
+    }
+}
+
+#[test]
+fn denied_routes_say_which_action_family() {
+    let err = es::plan(&head("POST", "/logs-a/_search/template", None), &scope()).unwrap_err();
+    assert_eq!(
+        err.reason,
+        "action [templates and scripts] is not allowed for this token"
+    );
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every retrieval entry point of a forwarded search/count body carries the token
+    /// clauses: the outer query wrapper and each top-level kNN element; and at least one
+    /// entry point exists.
+    fn filtered_everywhere(body: &Value, clauses: &[Value]) -> bool {
+        let query_ok = match body.get("query") {
+            None => true,
+            Some(q) => q["bool"]["filter"]
+                .as_array()
+                .is_some_and(|f| f.as_slice() == clauses),
+        };
+        let knn_items: Vec<&Value> = match body.get("knn") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(one) => vec![one],
+        };
+        let knn_ok = knn_items.iter().all(|k| {
+            k["filter"]
+                .as_array()
+                .is_some_and(|f| f.len() >= clauses.len() && f[..clauses.len()] == *clauses)
+        });
+        let has_entry = body.get("query").is_some() || !knn_items.is_empty();
+        query_ok && knn_ok && has_entry
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        let seg = prop::sample::select(vec![
+            "logs-a",
+            "logs-*",
+            "secret",
+            "_all",
+            "*",
+            "_search",
+            "_count",
+            "_msearch",
+            "_mapping",
+            "_field_caps",
+            "_cluster",
+            "health",
+            "_resolve",
+            "index",
+            "%2C",
+            "logs-a%2Csecret",
+            "..",
+            "",
+            "_doc",
+            "%5Fsearch",
+            "-logs-b",
+        ]);
+        let random = prop::collection::vec(seg, 0..4).prop_map(|v| format!("/{}", v.join("/")));
+        let index =
+            prop::sample::select(vec!["", "/logs-a", "/logs-*", "/_all", "/logs-*,-logs-b"]);
+        let api = prop::sample::select(vec!["_search", "_count", "_msearch", "_field_caps"]);
+        let structured = (index, api).prop_map(|(i, a)| format!("{i}/{a}"));
+        prop_oneof![3 => structured, 1 => random]
+    }
+
+    fn query() -> impl Strategy<Value = Option<String>> {
+        let p = prop::sample::select(vec![
+            "size=1",
+            "q=x",
+            "from=2",
+            ";",
+            "&",
+            "expand_wildcards=open",
+            "pretty",
+            "%zz",
+            "+",
+            "search_type=query_then_fetch",
+            "level=cluster",
+        ]);
+        prop_oneof![
+            2 => Just(None),
+            1 => prop::collection::vec(p, 0..4).prop_map(|v| Some(v.concat())),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
+        let whole = prop::sample::select(vec![
+            "",
+            "{}",
+            "{\"query\":{\"term\":{\"tenant\":\"b\"}}}",
+            "{\"size\":0,\"aggs\":{\"x\":{\"terms\":{\"field\":\"f\"}}}}",
+            "{\"knn\":{\"field\":\"v\",\"query_vector\":[1],\"k\":1,\"num_candidates\":1}}",
+            "{}\n{}\n",
+            "{\"index\":\"logs-a\"}\n{\"query\":{\"match_all\":{}}}\n{}\n{\"size\":1}\n",
+        ]);
+        let frag = prop::sample::select(vec![
+            "{}",
+            "{\"query\":{\"match_all\":{}}}",
+            "\n",
+            "{\"index\":\"logs-a\"}",
+            "{\"size\":1}",
+            "[",
+            "}",
+        ]);
+        prop_oneof![
+            1 => Just(None),
+            3 => whole.prop_map(|s| Some(s.as_bytes().to_vec())),
+            1 => prop::collection::vec(frag, 0..5).prop_map(|v| Some(v.concat().into_bytes())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever comes in, nothing panics, and every permitted search, count or msearch
+        /// body carries exactly the token clauses in its outer filter.
+        #[test]
+        fn permits_always_carry_the_filter(
+            method in prop::sample::select(vec!["GET", "POST", "POST", "HEAD", "PUT"]),
+            ct in prop::sample::select(vec!["application/json", "application/x-ndjson"]),
+            p in path(),
+            q in query(),
+            b in body(),
+        ) {
+            let mut h = head(method, &p, q.as_deref());
+            h.content_type = Some(ct);
+            let permit = run(&h, b.as_deref(), logs);
+            let Ok(permit) = permit else { return Ok(()); };
+            let clauses = scope().filters.clauses();
+            match permit.action {
+                "search" | "count" => {
+                    let v = body_json(&permit);
+                    prop_assert!(filtered_everywhere(&v, &clauses), "{}", v);
+                }
+                "msearch" => {
+                    let bytes = permit.body.as_ref().map(|b| b.bytes.clone()).unwrap_or_default();
+                    let text = String::from_utf8(bytes).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        let v: Value = serde_json::from_str(line).unwrap();
+                        if i % 2 == 1 {
+                            prop_assert!(filtered_everywhere(&v, &clauses), "{}", v);
+                        } else {
+                            prop_assert_eq!(&v["expand_wildcards"], &json!("open"));
+                        }
+                    }
+                }
+                _ => prop_assert!(permit.body.is_none()),
+            }
+        }
+    }
+}
+
+mod dialect_and_shaping_tests {
+    use serde_json::json;
+
+    use crate::ids::continuation::{self, IdKind};
+    use crate::request::dialect::Dialect;
+    use crate::testing::{head, scope};
+    use crate::{self as es, Permit, RejectKind, Rejection, Resolution};
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        body: Option<&[u8]>,
+        dialect: Option<Dialect>,
+    ) -> Result<Permit, Rejection> {
+        let s = scope();
+        let h = head(method, path, query);
+        let plan = es::plan(&h, &s)?;
+        let prepared = es::prepare(plan, body, &h, &s)?;
+        let mut r = Resolution {
+            dialect: if prepared.needs_dialect() {
+                dialect
+            } else {
+                None
+            },
+            ..Resolution::default()
+        };
+        for e in prepared.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                vec![es::indices::resolution::ResolvedName {
+                    name: "logs-a".into(),
+                    kind: es::indices::resolution::NameKind::Index,
+                    indices: vec!["logs-a".into()],
+                }],
+            );
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    /// Issue #8.6: each dialect's point-in-time form goes only to a backend of that dialect;
+    /// the other form is answered like a route the backend does not have, an unknown dialect
+    /// refuses both.
+    #[test]
+    fn point_in_time_forms_are_forwarded_only_to_their_dialect() {
+        let sealed = continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let es_close = serde_json::to_vec(&json!({ "id": sealed })).unwrap();
+        let os_close = serde_json::to_vec(&json!({ "pit_id": [sealed] })).unwrap();
+        let cases: [(&str, &str, Option<&[u8]>, Dialect); 4] = [
+            ("POST", "/logs-a/_pit", None, Dialect::Elasticsearch),
+            ("DELETE", "/_pit", Some(&es_close), Dialect::Elasticsearch),
+            (
+                "POST",
+                "/logs-a/_search/point_in_time",
+                None,
+                Dialect::OpenSearch,
+            ),
+            (
+                "DELETE",
+                "/_search/point_in_time",
+                Some(&os_close),
+                Dialect::OpenSearch,
+            ),
+        ];
+        for (method, path, body, own) in cases {
+            let q = (method == "POST").then_some("keep_alive=1m");
+            let other = match own {
+                Dialect::Elasticsearch => Dialect::OpenSearch,
+                Dialect::OpenSearch => Dialect::Elasticsearch,
+            };
+            let permit = run(method, path, q, body, Some(own))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.action.contains("pit"), "{method} {path}");
+            let refused = run(method, path, q, body, Some(other)).unwrap_err();
+            assert_eq!(refused.kind, RejectKind::BadRequest, "{method} {path}");
+            assert!(
+                refused.reason.starts_with("no handler found for uri"),
+                "{}",
+                refused.reason
+            );
+            let unknown = run(method, path, q, body, None).unwrap_err();
+            assert_eq!(unknown.kind, RejectKind::Forbidden, "{method} {path}");
+        }
+        // A search with a point in time has one form in both dialects: no dialect needed.
+        let search = serde_json::to_vec(&json!({"pit": {"id": sealed}})).unwrap();
+        let h = head("POST", "/_search", None);
+        let plan = es::plan(&h, &scope()).unwrap();
+        let prepared = es::prepare(plan, Some(&search), &h, &scope()).unwrap();
+        assert!(!prepared.needs_dialect());
+    }
+
+    /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
+    /// final answer (never forwarded) on answers esgate reads whole.
+    #[test]
+    fn response_shaping_is_forwarded_or_applied_by_esgate_never_both() {
+        let shaping = "filter_path=hits.hits._source&pretty=true&human=true&error_trace=false";
+        let streamed = run("GET", "/logs-a/_search", Some(shaping), None, None).unwrap();
+        assert!(!streamed.answer.reads_whole());
+        assert!(streamed.answer.shaping().is_none());
+        let names: Vec<&str> = streamed.query.iter().map(|(k, _)| k.as_str()).collect();
+        for k in ["filter_path", "pretty", "human"] {
+            assert!(names.contains(&k), "{k} forwarded: {names:?}");
+        }
+        assert!(!names.contains(&"error_trace"), "{names:?}");
+
+        let read_whole = [
+            ("GET", "/logs-a/_search", "scroll=1m&"),
+            ("POST", "/logs-a/_pit", "keep_alive=1m&"),
+            ("GET", "/_cluster/health", ""),
+            ("POST", "/logs-a/_terms_enum", ""),
+            ("GET", "/_cat/indices", "format=json&"),
+        ];
+        for (method, path, extra) in read_whole {
+            let q = format!("{extra}{shaping}");
+            let body: Option<&[u8]> = (method == "POST" && path.ends_with("_terms_enum"))
+                .then_some(br#"{"field":"user"}"#.as_slice());
+            let permit = run(method, path, Some(&q), body, Some(Dialect::Elasticsearch))
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert!(permit.answer.reads_whole(), "{method} {path}");
+            assert!(permit.answer.shaping().is_some(), "{method} {path}");
+            for (k, _) in &permit.query {
+                assert!(
+                    !["filter_path", "pretty", "human", "error_trace"].contains(&k.as_str()),
+                    "{method} {path}: {k} forwarded on an answer esgate reads whole"
+                );
+            }
+        }
+    }
+}
+
+mod narrowing_tests {
+    use serde_json::Value;
+
+    use crate::{self as es, RejectKind, RequestHead, Resolution};
+
+    use crate::testing::scope;
+
+    use crate::testing::cluster as fixture;
+
+    fn run(
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&[u8]>,
+    ) -> Result<es::Permit, es::Rejection> {
+        let s = scope();
+        let h = RequestHead {
+            method,
+            path,
+            query: None,
+            content_type: Some(content_type),
+            content_encoding: None,
+        };
+        let prepared = es::prepare(es::plan(&h, &s)?, body, &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(e.clone(), fixture(e));
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    #[test]
+    fn a_wildcard_that_matches_a_foreign_alias_is_narrowed_to_the_allowed_indices() {
+        let p = run("GET", "/logs-*/_search", "application/json", None).unwrap();
+        assert_eq!(p.path, "/logs-a,logs-b/_search");
+        assert_eq!(p.indices, vec!["logs-a", "logs-b"]);
+        let p = run("GET", "/_count", "application/json", None).unwrap();
+        assert_eq!(p.path, "/logs-a,logs-b/_count");
+    }
+
+    #[test]
+    fn msearch_headers_are_narrowed_too() {
+        let body = b"{\"index\":\"logs-*\"}\n{}\n{\"index\":\"logs-a\"}\n{}\n";
+        let p = run("POST", "/_msearch", "application/x-ndjson", Some(body)).unwrap();
+        let text = String::from_utf8(p.body.unwrap().bytes).unwrap();
+        let headers: Vec<Value> = text
+            .lines()
+            .step_by(2)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(headers[0]["index"], serde_json::json!(["logs-a", "logs-b"]));
+        assert_eq!(headers[1]["index"], serde_json::json!(["logs-a"]));
+    }
+
+    #[test]
+    fn naming_the_foreign_alias_is_refused() {
+        let err = run("GET", "/logs-sa/_search", "application/json", None).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Forbidden);
+        assert!(!err.reason.contains("secret"));
+    }
+}
+
+/// The cost guards (`cost`) in every form a search can take through `plan` → `prepare` →
+/// `authorize` (issue 13).
+mod cost_guards {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate as es;
+    use crate::dsl::cost::CostGuard;
+    use crate::testing::{head, scope};
+
+    fn run(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Result<Permit, Rejection> {
+        let mut s = scope();
+        s.guard = CostGuard {
+            max_size: Some(100),
+            max_buckets: Some(50),
+            timeout_ms: Some(2_000),
+        };
+        let mut h = head(method, path, query);
+        h.content_type = Some(content_type);
+        let plan = es::plan(&h, &s)?;
+        let body = (!body.is_empty()).then_some(body.as_bytes());
+        let prepared = es::prepare(plan, body, &h, &s)?;
+        let mut r = Resolution::default();
+        for e in prepared.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                vec![es::indices::resolution::ResolvedName {
+                    name: "logs-a".into(),
+                    indices: vec!["logs-a".into()],
+                    kind: es::indices::resolution::NameKind::Index,
+                }],
+            );
+        }
+        es::authorize(prepared, &r, &s)
+    }
+
+    const JSON: &str = "application/json";
+    const ND: &str = "application/x-ndjson";
+
+    #[test]
+    fn every_search_form_is_guarded() {
+        let over_size = r#"{"size": 101}"#;
+        let over_buckets =
+            r#"{"size": 0, "aggs": {"t": {"terms": {"field": "user", "size": 51}}}}"#;
+        let msearch = |body: &str| format!("{{\"index\":\"logs-*\"}}\n{body}\n");
+        let knn = |k: u32| {
+            format!(
+                r#"{{"knn": {{"field": "v", "query_vector": [1.0], "k": {k}, "num_candidates": {k}}}}}"#
+            )
+        };
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, String, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("size=101"),
+                JSON,
+                String::new(),
+                "size 101",
+            ),
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("from=95"),
+                JSON,
+                String::new(),
+                "from + size 105",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                None,
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("scroll=1m"),
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                None,
+                JSON,
+                over_buckets.into(),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                over_size.into(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                Some("size=101"),
+                JSON,
+                String::new(),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                over_buckets.into(),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/_msearch",
+                None,
+                ND,
+                msearch(over_size),
+                "size 101",
+            ),
+            (
+                "POST",
+                "/_msearch",
+                None,
+                ND,
+                msearch(over_buckets),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/logs-*/_knn_search",
+                None,
+                JSON,
+                knn(101),
+                "101 exceeds this token's max_size 100",
+            ),
+            (
+                "POST",
+                "/logs-a/_terms_enum",
+                None,
+                JSON,
+                r#"{"field": "user", "size": 51}"#.into(),
+                "max_buckets 50",
+            ),
+            (
+                "POST",
+                "/logs-*/_eql/search",
+                None,
+                JSON,
+                r#"{"query": "any where true", "size": 101}"#.into(),
+                "size 101",
+            ),
+        ];
+        for (method, path, query, ct, body, reason) in cases {
+            let e = run(method, path, query, ct, &body)
+                .expect_err(&format!("{method} {path} {query:?} {body} passed"));
+            assert_eq!(e.kind, RejectKind::OverLimit, "{path}: {e:?}");
+            assert!(e.reason.contains(reason), "{path} {body}: {}", e.reason);
+        }
+        // Within the limits every form passes.
+        for (method, path, query, ct, body) in [
+            (
+                "GET",
+                "/logs-*/_search",
+                Some("size=100"),
+                JSON,
+                String::new(),
+            ),
+            (
+                "POST",
+                "/logs-*/_search",
+                Some("scroll=1m"),
+                JSON,
+                r#"{"size": 100}"#.to_owned(),
+            ),
+            (
+                "POST",
+                "/logs-*/_async_search",
+                None,
+                JSON,
+                r#"{"size": 100}"#.to_owned(),
+            ),
+            ("POST", "/_msearch", None, ND, msearch(r#"{"size": 100}"#)),
+            ("POST", "/logs-*/_knn_search", None, JSON, knn(100)),
+            (
+                "POST",
+                "/logs-a/_terms_enum",
+                None,
+                JSON,
+                r#"{"field": "user", "size": 50}"#.to_owned(),
+            ),
+            (
+                "POST",
+                "/logs-*/_eql/search",
+                None,
+                JSON,
+                r#"{"query": "any where true"}"#.to_owned(),
+            ),
+        ] {
+            let p = run(method, path, query, ct, &body);
+            assert!(p.is_ok(), "{method} {path} {body}: {p:?}");
+        }
+    }
+
+    fn body_of(p: &Permit) -> Vec<Value> {
+        let b = p.body.as_ref().expect("a body");
+        b.bytes
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn search_timeout_reaches_every_search_form_once() {
+        let p = run("GET", "/logs-*/_search", Some("timeout=1h"), JSON, "").unwrap();
+        assert!(p.query.iter().all(|(k, _)| k != "timeout"), "{:?}", p.query);
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
+        let p = run(
+            "POST",
+            "/logs-*/_search",
+            None,
+            JSON,
+            r#"{"timeout": "500ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("500ms"));
+        let p = run("POST", "/logs-*/_async_search", None, JSON, "{}").unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
+        let nd = "{\"index\":\"logs-*\"}\n{\"timeout\":\"1m\"}\n{}\n{}\n";
+        let p = run("POST", "/_msearch", None, ND, nd).unwrap();
+        let lines = body_of(&p);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1]["timeout"], json!("2000ms"));
+        assert_eq!(lines[3]["timeout"], json!("2000ms"));
+        let p = run(
+            "POST",
+            "/logs-a/_terms_enum",
+            None,
+            JSON,
+            r#"{"field": "user", "timeout": "10s"}"#,
+        )
+        .unwrap();
+        assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
+    }
+}

@@ -1,0 +1,409 @@
+//! The route table: every route a `read` token may use, and the one module that handles it.
+//!
+//! A route family is one module here that owns everything esgate knows about it: its query
+//! parameters, whether it takes an index expression and a body, how the body is checked and
+//! rewritten into the upstream request, and how the backend's answer is handled (ids sealed,
+//! doc-id sort values sealed, or the answer rebuilt by a [`Transform`]). Each family declares
+//! one `Spec` per route; `spec` is the table that names the `Spec` of every [`Route`]. The
+//! generic steps in `flow` (plan, prepare, authorize) drive the table and know no route by
+//! name. The answers come back here too: [`seal_answer`] and [`apply`] dispatch to the route's
+//! module.
+//!
+//! | family | routes |
+//! | --- | --- |
+//! | [`search`] | `_search`, `_count` (URI search, a point in time in the body) |
+//! | [`async_search`] | `_async_search` submit, poll, status, delete; its answers' ids |
+//! | [`msearch`] | `_msearch` |
+//! | [`scroll_pit`] | `_search/scroll`, both dialects' point in time open and close |
+//! | [`field_caps`] | `_field_caps` |
+//! | [`terms_enum`] | `_terms_enum`, answered from a filtered aggregation |
+//! | [`cat_indices`] | `_cat/indices`, rendered by esgate |
+//! | [`explain`] | `_explain`, answered from a search on the one document |
+//! | [`validate_query`] | `_validate/query` |
+//! | [`knn_search`] | the deprecated `_knn_search`, forwarded as a search |
+//! | [`querylang`] | ES\|QL `_query`, SQL `_sql` and `_sql/close`, EQL `_eql/search` |
+//! | [`cluster_health`] | `_cluster/health`, the token's view |
+//! | [`metadata`] | `GET /`, `_mapping`, `_resolve/index` |
+//! | [`identity`] | `_security/_authenticate`, `_security/user/_has_privileges`, answered by esgate without the backend (the proxy asks [`identity::route`] before the table) |
+//!
+//! Adding a route: its [`Route`] variant and path in `request::endpoint` (what the path says);
+//! then, in its family's module, its parameter list, its `Spec` const and its `prepare`
+//! function (what esgate does with it); and one row in `spec`. The compiler refuses a variant
+//! without a row.
+//!
+//! Invariant: a `prepare` builds the forwarded path from checked values only and the
+//! forwarded body itself (never the client's bytes); it names every index expression the
+//! request reaches in `Upstream::to_resolve`, with its `Shape`, so that `authorize` can check
+//! and narrow it.
+
+pub mod async_search;
+pub mod cat_indices;
+pub mod cluster_health;
+pub mod explain;
+pub mod field_caps;
+pub mod identity;
+pub mod knn_search;
+pub mod metadata;
+pub mod msearch;
+pub mod querylang;
+pub mod scroll_pit;
+pub mod search;
+pub mod terms_enum;
+pub mod validate_query;
+
+use serde_json::Value;
+
+use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::ordinals::{self, AnswerError, SortSeal};
+use crate::indices::index::Expression;
+use crate::request::body;
+use crate::request::dialect::DialectRoute;
+use crate::request::endpoint::{AsyncOp, Route};
+use crate::request::params::ParamSet;
+use crate::{ForwardBody, Method, Rejection, RequestHead, Scope};
+
+/// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
+pub(crate) const MAX_FORWARDED_PATH: usize = 3500;
+
+/// The content type of a forwarded JSON body.
+const JSON_BODY: &str = "application/json";
+
+/// Everything esgate knows about one route, declared by its family's module.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    /// The action name in permits, audit records, metrics and errors.
+    pub action: &'static str,
+    /// The query parameters the route takes (`params`).
+    pub params: ParamSet,
+    /// Whether the route reaches indices through an expression in its path (the token's
+    /// patterns when the path names none), checked in `plan` and resolved before `authorize`.
+    pub index: bool,
+    /// Whether the proxy must read the request body (capped) for `prepare`.
+    pub body: bool,
+    /// A route of one dialect only: forwarded only to a backend of that dialect.
+    pub dialect: Option<DialectRoute>,
+    /// Builds the upstream request and says how its answer is handled.
+    pub prepare: fn(&mut Request<'_>) -> Result<Upstream, Rejection>,
+}
+
+/// The table: the [`Spec`] of every route a `read` token may use. No wildcard arm: a new
+/// [`Route`] variant does not compile until it has a row here.
+pub(crate) fn spec(route: &Route) -> &'static Spec {
+    match route {
+        Route::Root => &metadata::ROOT,
+        Route::Mapping { .. } => &metadata::MAPPING,
+        Route::ResolveIndex { .. } => &metadata::RESOLVE_INDEX,
+        Route::Search { .. } => &search::SEARCH,
+        Route::Count { .. } => &search::COUNT,
+        Route::Msearch { .. } => &msearch::MSEARCH,
+        Route::FieldCaps { .. } => &field_caps::FIELD_CAPS,
+        Route::ClusterHealth { .. } => &cluster_health::CLUSTER_HEALTH,
+        Route::ScrollNext => &scroll_pit::SCROLL,
+        Route::ScrollClear => &scroll_pit::CLEAR_SCROLL,
+        Route::PitOpen { .. } => &scroll_pit::OPEN_PIT,
+        Route::PitClose => &scroll_pit::CLOSE_PIT,
+        Route::OsPitOpen { .. } => &scroll_pit::OS_OPEN_PIT,
+        Route::OsPitClose => &scroll_pit::OS_CLOSE_PIT,
+        Route::AsyncSubmit { .. } => &async_search::SUBMIT,
+        Route::AsyncById { op, .. } => match op {
+            AsyncOp::Get => &async_search::GET,
+            AsyncOp::Status => &async_search::STATUS,
+            AsyncOp::Delete => &async_search::DELETE,
+        },
+        Route::ValidateQuery { .. } => &validate_query::VALIDATE_QUERY,
+        Route::KnnSearch { .. } => &knn_search::KNN_SEARCH,
+        Route::TermsEnum { .. } => &terms_enum::TERMS_ENUM,
+        Route::CatIndices { .. } => &cat_indices::CAT_INDICES,
+        Route::Explain { .. } => &explain::EXPLAIN,
+        Route::Esql => &querylang::ESQL,
+        Route::Sql => &querylang::SQL,
+        Route::SqlClose => &querylang::SQL_CLOSE,
+        Route::Eql { .. } => &querylang::EQL,
+    }
+}
+
+/// What a route's `prepare` works from: the checked request head and parameters, the token's
+/// scope, and the raw body (decoded on demand, strictly).
+pub(crate) struct Request<'a> {
+    pub head: RequestHead<'a>,
+    /// The client's method (checked by `endpoint::classify` for the route).
+    pub method: Method,
+    pub scope: &'a Scope,
+    /// The checked index expression (for a [`Spec::index`] route): the path's, or the token's
+    /// patterns when the path names none.
+    pub index: Option<Expression>,
+    /// Whether the path named the index expression (rather than the token's patterns).
+    pub named_index: bool,
+    /// The id the path names (`_explain/{id}`, `_async_search/{id}`), percent-decoded.
+    pub path_id: Option<String>,
+    /// The allow-listed parameters to forward (response shaping and URI search taken out); a
+    /// route may replace them.
+    pub params: Vec<(String, String)>,
+    /// `?q=` and its companions as a body query (`uri_search`), for the routes that take it.
+    pub uri_query: Option<Value>,
+    pub raw_body: Option<&'a [u8]>,
+    /// The cap on the decoded body (413 when over).
+    pub max_body: usize,
+}
+
+impl Request<'_> {
+    /// The checked index expression.
+    pub fn index(&self) -> Result<&Expression, Rejection> {
+        self.index
+            .as_ref()
+            .ok_or_else(|| Rejection::forbidden("index expression is missing"))
+    }
+
+    /// The id the path names.
+    pub fn path_id(&self) -> Result<&str, Rejection> {
+        self.path_id
+            .as_deref()
+            .ok_or_else(|| Rejection::forbidden("the path names no id"))
+    }
+
+    /// The body decoded strictly as one JSON value (`None`: no body).
+    pub fn json_body(&self) -> Result<Option<Value>, Rejection> {
+        body::decode_json(
+            self.raw_body,
+            self.head.content_type,
+            self.head.content_encoding,
+            self.max_body,
+        )
+    }
+
+    /// Whether the client asked for a scroll.
+    pub fn scrolls(&self) -> bool {
+        self.params.iter().any(|(k, _)| k == "scroll")
+    }
+}
+
+/// The upstream request a route builds, and what esgate does with the backend's answer.
+#[derive(Clone, Debug)]
+pub(crate) struct Upstream {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<ForwardBody>,
+    /// The index expressions (comma lists exactly as forwarded, without duplicates) that
+    /// `authorize` checks.
+    pub to_resolve: Vec<String>,
+    /// Where those expressions sit in the request, to narrow them.
+    pub shape: Shape,
+    /// The continuation id its answer carries, sealed for the token.
+    pub seal: Option<Seal>,
+    /// The doc-id sort values its answer carries, sealed for the token (`ordinals`).
+    pub sort_seal: Option<SortSeal>,
+    /// How esgate rebuilds its answer.
+    pub transform: Option<Transform>,
+}
+
+impl Upstream {
+    /// A request on a fixed path, with no index expression.
+    pub fn fixed(method: Method, path: impl Into<String>) -> Upstream {
+        Upstream {
+            method,
+            path: path.into(),
+            body: None,
+            to_resolve: Vec::new(),
+            shape: Shape::Fixed,
+            seal: None,
+            sort_seal: None,
+            transform: None,
+        }
+    }
+
+    /// A request on the path `before` + expression + `after`, narrowed by `authorize`.
+    pub fn at_path(
+        method: Method,
+        e: &Expression,
+        before: &'static str,
+        after: &'static str,
+    ) -> Upstream {
+        let joined = e.joined();
+        Upstream {
+            path: format!("{before}{joined}{after}"),
+            to_resolve: vec![joined],
+            shape: Shape::Path { before, after },
+            ..Upstream::fixed(method, String::new())
+        }
+    }
+
+    /// With `body` forwarded.
+    pub fn body(mut self, body: ForwardBody) -> Upstream {
+        self.body = Some(body);
+        self
+    }
+
+    /// With `v` forwarded as a JSON body.
+    pub fn json(self, v: &Value) -> Result<Upstream, Rejection> {
+        Ok(self.body(json_forward(v)?))
+    }
+}
+
+/// Where the index expression sits in the forwarded request, so that `authorize` can put a
+/// narrowed list of names in its place.
+#[derive(Clone, Debug)]
+pub(crate) enum Shape {
+    /// No index expression in the path or body (root, continuations, `_explain`).
+    Fixed,
+    /// The path is `before` + the concrete indices allowed behind the expression (`*,-*` when
+    /// none), even when the expression needs no narrowing.
+    ConcreteIndices { before: &'static str },
+    /// The path is `before` + expression + `after`.
+    Path {
+        before: &'static str,
+        after: &'static str,
+    },
+    /// An msearch body: the items (their bodies already serialised, in the same order),
+    /// re-rendered with narrowed header indices.
+    Msearch(Vec<msearch::Item>, Vec<Vec<u8>>),
+    /// A query-language body whose query text names the indices (ES|QL, SQL).
+    QueryText(crate::querylang::QueryText),
+}
+
+/// `v` as a JSON body to forward.
+pub(crate) fn json_forward(v: &Value) -> Result<ForwardBody, Rejection> {
+    json_forward_sized(v, 128)
+}
+
+/// [`json_forward`] into a buffer of `capacity` bytes to start with: a rewritten search is
+/// about as long as the client's body plus the token's clauses, so sizing the buffer from it
+/// saves the copies of growing it by doubling (issue 10).
+pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBody, Rejection> {
+    let mut bytes = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut bytes, v)
+        .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
+    Ok(ForwardBody {
+        bytes,
+        content_type: JSON_BODY,
+    })
+}
+
+// === Answers esgate reads whole ===
+//
+// A route's `prepare` says how its answer is handled (`Upstream::seal`, `sort_seal`,
+// `transform`; `Answer::decide` makes it one `es::Answer`), and the proxy calls back here:
+// `seal_answer` for what must be sealed, `apply` for what esgate rebuilds. Both only dispatch to
+// the route's module.
+//
+// Response transforms: routes esgate answers by rewriting the backend's response, not only the
+// request (`_terms_enum` from a filtered terms aggregation, `_cat/indices` rendered by esgate,
+// `_explain` with unmatched documents made indistinguishable from missing ones, the token's
+// view of `_cluster/health`). The proxy reads the upstream body whole (capped, identity
+// encoding asked for) and calls `apply`. Backend errors (non-2xx) pass unchanged unless the
+// route says otherwise (`_explain` turns its 404 into esgate's own body).
+//
+// Invariant: a successful backend answer that does not have the expected shape is an error
+// (the proxy answers 502), never relayed as is: relaying it could hand the client what the
+// transform or the seal exists to remove.
+
+/// Seals everything a search-like answer carries for `binding` (an `Answer::Seal`): the
+/// continuation id `id_seal` (a scroll, point-in-time, SQL cursor or async search id; an async
+/// search id also carries the ordinal positions to its polls, see [`async_search`]) and the
+/// ordinal sort values of `sort`.
+pub fn seal_answer(
+    binding: &Binding,
+    id_seal: Option<Seal>,
+    sort: Option<&SortSeal>,
+    success: bool,
+    body: &[u8],
+) -> Result<Vec<u8>, AnswerError> {
+    let with_id = match id_seal {
+        Some(s) if s.kind == IdKind::AsyncSearch => async_search::seal_response_with(
+            binding,
+            body,
+            sort.and_then(SortSeal::async_positions),
+        ),
+        Some(s) if success => continuation::seal_response(binding, s, body).ok_or(AnswerError)?,
+        _ => body.to_vec(),
+    };
+    match sort {
+        Some(spec) => ordinals::seal_answer(binding, spec, success, &with_id),
+        None => Ok(with_id),
+    }
+}
+
+/// How the backend's answer is turned into the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// A `_search` answer becomes `{"_shards","terms","complete"}`.
+    TermsEnum(terms_enum::Answer),
+    /// `_cat/indices?format=json` rows are rendered with the token's columns.
+    CatIndices(cat_indices::Table),
+    /// `_explain`, asked as a search on the id: no hit answers like a missing document, a hit
+    /// becomes the explain answer without statistics.
+    Explain(explain::Lookup),
+    /// `_cluster/health` on the token's indices: the view's counts only (`cluster_health`).
+    ClusterHealth,
+}
+
+/// The backend answered a success that does not have the shape the route expects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the backend's answer to a transformed request does not have the expected shape")]
+pub struct TransformError;
+
+/// The content types of a transformed answer.
+pub const JSON: &str = "application/json; charset=UTF-8";
+pub const TEXT: &str = "text/plain; charset=UTF-8";
+
+/// Turns the backend's `(status, body)` into the client's.
+pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
+    let success = (200..300).contains(&status);
+    match t {
+        Transform::Explain(lookup) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return if success {
+                    Err(TransformError)
+                } else {
+                    Ok((status, body.to_vec()))
+                };
+            };
+            let (status, out) = explain::answer(lookup, status, &v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        // 408: a `wait_for_status` that was not met (checked once, never waited for).
+        Transform::ClusterHealth if success || status == 408 => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            let out = cluster_health::view(&v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        _ if !success => Ok((status, body.to_vec())),
+        Transform::ClusterHealth => Err(TransformError),
+        Transform::TermsEnum(spec) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            let out = terms_enum::answer(spec, &v).ok_or(TransformError)?;
+            Ok((
+                status,
+                serde_json::to_vec(&out).map_err(|_| TransformError)?,
+            ))
+        }
+        Transform::CatIndices(table) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
+            Ok((
+                status,
+                cat_indices::render(table, &v).ok_or(TransformError)?,
+            ))
+        }
+    }
+}
+
+/// The content type of what [`apply`] returned for `status`: text only for a successful
+/// `_cat` text table (errors stay the backend's JSON).
+pub fn content_type(t: &Transform, status: u16) -> &'static str {
+    match t {
+        Transform::CatIndices(table)
+            if (200..300).contains(&status) && table.format() == cat_indices::Format::Text =>
+        {
+            TEXT
+        }
+        _ => JSON,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! `[/{index}]/_field_caps`: which fields the indices have, forwarded with a checked body.
+//!
+//! Invariant: the forwarded body holds only `fields` (a string or a list of strings);
+//! `index_filter` is refused in every form (Elasticsearch decides it from index-wide values,
+//! other tenants' documents included, issue #8.4) and a non-empty `runtime_mappings` could
+//! shadow a filtered field.
+
+use serde_json::Value;
+
+use super::{Request, Spec, Upstream};
+use crate::request::params::{Kind, ParamSet};
+use crate::{error, Method, Rejection};
+
+const PARAMS: &[(&str, Kind)] = &[
+    ("fields", Kind::Text),
+    ("include_unmapped", Kind::Bool),
+    ("filters", Kind::Text),
+    ("types", Kind::Text),
+    ("include_empty_fields", Kind::Bool),
+];
+
+pub(crate) const FIELD_CAPS: Spec = Spec {
+    action: "field_caps",
+    params: ParamSet::own(PARAMS).indices_options(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare,
+};
+
+/// A GET without a body, a POST with the checked one.
+fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let mut up = Upstream::at_path(Method::Get, req.index()?, "/", "/_field_caps");
+    match body(req.json_body()?)? {
+        Some(b) => {
+            up.method = Method::Post;
+            up.json(&b)
+        }
+        None => Ok(up),
+    }
+}
+
+/// A `_field_caps` body: `fields` (a string or a list of strings) and an empty
+/// `runtime_mappings`. `index_filter` and anything else is refused. `None` when there is
+/// nothing to forward.
+fn body(body: Option<Value>) -> Result<Option<Value>, Rejection> {
+    let m = match body {
+        None => return Ok(None),
+        Some(Value::Object(m)) if m.is_empty() => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Rejection::bad_request("request body must be a JSON object")),
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("fields", Value::String(f)) => {
+                out.insert(k, Value::String(f));
+            }
+            ("fields", Value::Array(items)) if items.iter().all(Value::is_string) => {
+                out.insert(k, Value::Array(items));
+            }
+            // Elasticsearch decides `index_filter` per shard from index-wide statistics (a
+            // range against the min/max of a field over every document), before any term
+            // clause of the token's filters is evaluated: which indices are listed would tell
+            // whether other tenants' documents hold values in a range (issue #8.4).
+            ("index_filter", _) => {
+                return Err(Rejection::forbidden(
+                    "body key [index_filter] is not allowed for this token: field_caps decides it from index-wide values, including other tenants' documents",
+                ))
+            }
+            // Kibana sends an empty one; a non-empty one could shadow a filtered field.
+            ("runtime_mappings", Value::Object(r)) if r.is_empty() => {}
+            (key, _) => {
+                return Err(Rejection::forbidden(format!(
+                    "body key [{}] is not allowed for this token",
+                    error::printable(key)
+                )))
+            }
+        }
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::body as field_caps_body;
+    use crate::RejectKind;
+
+    #[test]
+    fn fields_pass_and_index_filter_is_refused_in_every_form() {
+        let out = field_caps_body(Some(json!({"fields": "*", "runtime_mappings": {}})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"fields": "*"}));
+        assert_eq!(field_caps_body(Some(json!({}))).unwrap(), None::<Value>);
+        assert!(field_caps_body(Some(json!({"fields": 1}))).is_err());
+        // Issue #8.4: decided from index-wide min/max values, whatever the query.
+        for filter in [
+            json!({"range": {"n": {"gte": 5}}}),
+            json!({"match_all": {}}),
+            json!({"term": {"tenant": "a"}}),
+            json!(null),
+        ] {
+            let err =
+                field_caps_body(Some(json!({"fields": "*", "index_filter": filter}))).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{filter}");
+            assert!(err.reason.contains("[index_filter]"), "{}", err.reason);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The query-language routes: ES|QL `POST /_query`, SQL `POST /_sql` (a query or a sealed
+//! cursor) and `POST /_sql/close`, EQL `GET|POST /{index}/_eql/search`. The bodies are checked
+//! and rewritten by `querylang`; this module says where they go and how their answers are
+//! handled.
+//!
+//! Invariant: ES|QL and SQL name their indices in the query text, resolved and narrowed in
+//! that text (`Shape::QueryText`); EQL names them in the path. A SQL answer's cursor is sealed
+//! for the token.
+
+use super::{Request, Shape, Spec, Upstream};
+use crate::querylang::{self as ql, SqlRequest, SQL_CURSOR_SEAL};
+use crate::request::params::{Kind, ParamSet};
+use crate::{Method, Rejection};
+
+const ESQL_PARAMS: &[(&str, Kind)] = &[
+    ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
+    ("delimiter", Kind::Text),
+    ("drop_null_columns", Kind::Bool),
+    ("allow_partial_results", Kind::Bool),
+];
+
+/// `format=json` only (and forced), so a cursor always travels in the body.
+const SQL_PARAMS: &[(&str, Kind)] = &[("format", Kind::OneOf(&["json"]))];
+
+/// Synchronous EQL only.
+const EQL_PARAMS: &[(&str, Kind)] = &[
+    ("allow_partial_search_results", Kind::Bool),
+    ("allow_partial_sequence_results", Kind::Bool),
+];
+
+pub(crate) const ESQL: Spec = Spec {
+    action: "esql",
+    params: ParamSet::own(ESQL_PARAMS),
+    index: false,
+    body: true,
+    dialect: None,
+    prepare: esql,
+};
+
+pub(crate) const SQL: Spec = Spec {
+    action: "sql",
+    params: ParamSet::own(SQL_PARAMS).default("format", "json"),
+    index: false,
+    body: true,
+    dialect: None,
+    prepare: sql,
+};
+
+pub(crate) const SQL_CLOSE: Spec = Spec {
+    action: "sql_close",
+    params: ParamSet::NONE,
+    index: false,
+    body: true,
+    dialect: None,
+    prepare: sql_close,
+};
+
+pub(crate) const EQL: Spec = Spec {
+    action: "eql",
+    params: ParamSet::own(EQL_PARAMS).indices_options(),
+    index: true,
+    body: true,
+    dialect: None,
+    prepare: eql,
+};
+
+/// An ES|QL query, its `FROM` the expression to resolve.
+fn esql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let checked = ql::esql(req.json_body()?, req.scope)?;
+    let mut up = Upstream::fixed(Method::Post, "/_query").body(checked.body()?);
+    up.to_resolve = vec![checked.expression.joined()];
+    up.shape = Shape::QueryText(checked.text);
+    Ok(up)
+}
+
+/// A SQL query (its table the expression to resolve) or the next page of a sealed cursor.
+fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let mut up = match ql::sql(req.json_body()?, req.scope)? {
+        SqlRequest::Query(checked) => {
+            let mut up = Upstream::fixed(Method::Post, "/_sql").body(checked.body()?);
+            up.to_resolve = vec![checked.expression.joined()];
+            up.shape = Shape::QueryText(checked.text);
+            up
+        }
+        SqlRequest::Next(body) => Upstream::fixed(Method::Post, "/_sql").body(body),
+    };
+    up.seal = Some(SQL_CURSOR_SEAL);
+    Ok(up)
+}
+
+fn sql_close(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let body = ql::sql_close(req.json_body()?, req.scope)?;
+    Ok(Upstream::fixed(Method::Post, "/_sql/close").body(body))
+}
+
+/// An EQL search on the path's expression, within the token's cost limits.
+fn eql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_eql/search");
+    let body = req.json_body()?;
+    req.scope.guard.eql(body.as_ref())?;
+    Ok(up.body(ql::eql(body, &req.scope.filters)?))
+}
