@@ -1130,64 +1130,44 @@ pub(crate) fn inert(v: &Value) -> Result<(), Rejection> {
 }
 
 pub(crate) fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be a single value",
-            printable(key)
-        ))),
-    }
+    let single = matches!(
+        v,
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null
+    );
+    of_kind(single, key, "a single value")
 }
 
 pub(crate) fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be strings",
-            printable(key)
-        ))),
-    }
+    let strings = match v {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        other => other.is_string(),
+    };
+    of_kind(strings, key, "strings")
 }
 
 pub(crate) fn string(v: &Value, key: &str) -> Result<(), Rejection> {
-    match v {
-        Value::String(_) => Ok(()),
-        _ => Err(Rejection::bad_request(format!(
-            "[{}] must be a string",
-            printable(key)
-        ))),
-    }
+    of_kind(v.is_string(), key, "a string")
 }
 
 pub(crate) fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_u64() {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request(format!(
-            "[{}] must be a non-negative integer",
-            printable(key)
-        )))
-    }
+    of_kind(v.is_u64(), key, "a non-negative integer")
 }
 
 fn number(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_number() {
-        Ok(())
-    } else {
-        Err(Rejection::bad_request(format!(
-            "[{}] must be a number",
-            printable(key)
-        )))
-    }
+    of_kind(v.is_number(), key, "a number")
 }
 
 pub(crate) fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
-    if v.is_boolean() {
+    of_kind(v.is_boolean(), key, "true or false")
+}
+
+/// The one refusal of a value of the wrong kind: `[key] must be <what>` (400).
+fn of_kind(ok: bool, key: &str, what: &str) -> Result<(), Rejection> {
+    if ok {
         Ok(())
     } else {
         Err(Rejection::bad_request(format!(
-            "[{}] must be true or false",
+            "[{}] must be {what}",
             printable(key)
         )))
     }
