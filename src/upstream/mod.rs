@@ -119,7 +119,9 @@ impl http_body::Body for AnswerBody {
 }
 
 struct Node {
-    base: Uri,
+    /// The node's scheme and authority, parsed once (a request's URI is built from them).
+    scheme: Option<http::uri::Scheme>,
+    authority: Option<http::uri::Authority>,
     label: String,
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
     down_until_ms: AtomicU64,
@@ -167,7 +169,8 @@ impl Upstream {
             .urls
             .iter()
             .map(|u| Node {
-                base: u.clone(),
+                scheme: u.scheme().cloned(),
+                authority: u.authority().cloned(),
                 label: format!(
                     "{}://{}",
                     u.scheme_str().unwrap_or("http"),
@@ -258,7 +261,19 @@ impl Upstream {
             UpstreamBody::Stream(s) => (None, Some(s)),
         };
         let mut last = UpstreamError::Unavailable;
-        for idx in self.order() {
+        let order = self.order();
+        // The last attempt takes the head; earlier ones (a retry may follow) copy it.
+        let mut head = Some((headers, path_and_query));
+        for (attempt, &idx) in order.iter().enumerate() {
+            let (headers, path_and_query) = match head.take() {
+                Some(h) if attempt + 1 == order.len() => h,
+                Some(h) => {
+                    let copy = (h.0.clone(), h.1.clone());
+                    head = Some(h);
+                    copy
+                }
+                None => return Err(last),
+            };
             let body = match (&replayable, stream.take()) {
                 (Some(Some(b)), _) => full(b.clone()),
                 (Some(None), _) => empty(),
@@ -268,14 +283,14 @@ impl Upstream {
                 // A streamed body was already handed to a failed attempt.
                 (None, None) => return Err(last),
             };
-            let uri = match self.uri_for(idx, &path_and_query) {
+            let uri = match self.uri_for(idx, path_and_query) {
                 Some(u) => u,
                 None => return Err(UpstreamError::Unavailable),
             };
             let mut req = Request::new(body);
             *req.method_mut() = method.clone();
             *req.uri_mut() = uri;
-            *req.headers_mut() = headers.clone();
+            *req.headers_mut() = headers;
             match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
                 Err(_) => return Err(UpstreamError::Timeout),
                 Ok(Ok(response)) => {
@@ -299,14 +314,16 @@ impl Upstream {
         Err(last)
     }
 
-    fn uri_for(&self, idx: usize, path_and_query: &str) -> Option<Uri> {
-        let base = &self.nodes[idx].base;
-        Uri::builder()
-            .scheme(base.scheme_str()?)
-            .authority(base.authority()?.as_str())
-            .path_and_query(path_and_query)
-            .build()
-            .ok()
+    /// The node's URI for a path and query: its scheme and authority are shared, not parsed
+    /// again; the path and query text becomes the URI's without a copy.
+    fn uri_for(&self, idx: usize, path_and_query: String) -> Option<Uri> {
+        let node = &self.nodes[idx];
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(node.scheme.clone()?);
+        parts.authority = Some(node.authority.clone()?);
+        parts.path_and_query =
+            Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?);
+        Uri::from_parts(parts).ok()
     }
 
     /// A GET of esgate's own (resolution, readiness) with the backend credential; the whole
