@@ -122,6 +122,10 @@ struct Node {
     /// The node's scheme and authority, parsed once (a request's URI is built from them).
     scheme: Option<http::uri::Scheme>,
     authority: Option<http::uri::Authority>,
+    /// The `Host` header of a plain-HTTP node (always HTTP/1), built once: what hyper-util's
+    /// client would format for every request (`host`, `host:port` for a non-default port).
+    /// A TLS node may negotiate HTTP/2, where the client adds none: left to the client.
+    host: Option<http::HeaderValue>,
     label: String,
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
     down_until_ms: AtomicU64,
@@ -171,6 +175,7 @@ impl Upstream {
             .map(|u| Node {
                 scheme: u.scheme().cloned(),
                 authority: u.authority().cloned(),
+                host: plain_http_host(u),
                 label: format!(
                     "{}://{}",
                     u.scheme_str().unwrap_or("http"),
@@ -291,6 +296,9 @@ impl Upstream {
             *req.method_mut() = method.clone();
             *req.uri_mut() = uri;
             *req.headers_mut() = headers;
+            if let Some(host) = &self.nodes[idx].host {
+                req.headers_mut().insert(http::header::HOST, host.clone());
+            }
             match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
                 Err(_) => return Err(UpstreamError::Timeout),
                 Ok(Ok(response)) => {
@@ -391,10 +399,53 @@ impl Upstream {
     }
 }
 
+/// The `Host` header hyper-util's client sets on an HTTP/1 request to `uri` (the URI's host,
+/// with its port unless it is the scheme's default), for a plain `http` URI only.
+fn plain_http_host(uri: &Uri) -> Option<http::HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?;
+    let text = match uri.port() {
+        Some(port) if port.as_u16() != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    http::HeaderValue::from_str(&text).ok()
+}
+
 /// Whether a shared `Upstream` is ready: some node answers `GET /`.
 pub async fn ready(upstream: &Arc<Upstream>, authorization: Option<&http::HeaderValue>) -> bool {
     matches!(
         upstream.get_own("/", authorization, 64 * 1024).await,
         Ok((200, _))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_is_what_the_client_would_set_for_plain_http_nodes() {
+        let cases = [
+            ("http://127.0.0.1:9200", Some("127.0.0.1:9200")),
+            ("http://es.local", Some("es.local")),
+            ("http://es.local:80", Some("es.local")),
+            ("http://es.local:443", Some("es.local:443")),
+            ("http://[::1]:9200", Some("[::1]:9200")),
+            ("http://[::1]", Some("[::1]")),
+            // TLS nodes may speak HTTP/2 (no Host header): the client decides.
+            ("https://es.local:9200", None),
+            ("https://es.local", None),
+        ];
+        for (uri, host) in cases {
+            let uri: Uri = uri.parse().unwrap();
+            let got = plain_http_host(&uri);
+            assert_eq!(
+                got.as_ref().map(|h| h.to_str().unwrap()),
+                host,
+                "{uri}"
+            );
+        }
+    }
 }
