@@ -898,7 +898,16 @@ fn guarded_store(app: &App) -> Option<&str> {
 }
 
 pub(crate) fn request_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    hex16(rand::random::<u64>())
+}
+
+/// 16 lowercase hex digits (`{:016x}`), without `fmt`.
+fn hex16(n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|i| char::from(HEX[((n >> (i * 4)) & 0xf) as usize]))
+        .collect()
 }
 
 /// A response body that counts what it relays and, when it ends or is dropped, writes the
@@ -997,6 +1006,16 @@ mod tests {
             assert_eq!(audit_path(path), kept);
             assert_eq!(audit_path(path), path.chars().take(512).collect::<String>());
         }
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_as_format_wrote_them() {
+        for n in [0, 1, 0xf, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            assert_eq!(hex16(n), format!("{n:016x}"));
+        }
+        let id = request_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[test]
