@@ -20,6 +20,7 @@
 #   ONLY=stream runs only the streamed answers (10 MB, then 1 GB) and prints their rows.
 # Peak RSS above idle: the highest RSS sampled during a run less the RSS just before it.
 #   GB_REQUESTS=N: 1 GB answers per connection (default 1; 4 connections), sent with curl.
+#   ESGATE_BIN=PATH measures that esgate binary instead of building this tree's (A/B runs).
 set -euo pipefail
 SECS=${1:-5}
 RUNS=${2:-3}
@@ -48,8 +49,12 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores" >&2; exit 1; }
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
-BIN="$ROOT/target/release/esgate"
+if [ -n "${ESGATE_BIN:-}" ]; then
+  BIN=$ESGATE_BIN
+else
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
+  BIN="$ROOT/target/release/esgate"
+fi
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || COMMIT="$COMMIT+changes"
 

@@ -6,6 +6,8 @@
 //! - A request is retried on another node only when no byte of it was sent (connect failure)
 //!   and its body is esgate's own buffered bytes.
 //! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
+//! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
+//!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
 //!   body by `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
 //!   (`_resolve/index`, `/ready`) as a whole by `request_timeout`; answers esgate reads whole
@@ -132,6 +134,9 @@ struct Node {
     failures: AtomicU64,
 }
 
+/// The backend connections' read buffer and answer-head limit (see `Upstream::new`).
+const MAX_READ_BUFFER: usize = 64 * 1024;
+
 pub struct Upstream {
     nodes: Vec<Node>,
     next: AtomicUsize,
@@ -168,6 +173,12 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
+            // A streamed answer's chunks are cut from this read buffer; while the client is
+            // slower than the backend, each chunk still queued keeps a whole buffer alive.
+            // hyper's default (about 400 KB) made a 10 MB answer at 4 connections hold 15-20
+            // MiB; 64 KiB holds about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also
+            // bounds a backend answer's head, which nginx caps at 4-8 KB by default.
+            .http1_max_buf_size(MAX_READ_BUFFER)
             .build(https);
         let nodes = config
             .urls
