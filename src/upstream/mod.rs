@@ -452,11 +452,7 @@ mod tests {
         for (uri, host) in cases {
             let uri: Uri = uri.parse().unwrap();
             let got = plain_http_host(&uri);
-            assert_eq!(
-                got.as_ref().map(|h| h.to_str().unwrap()),
-                host,
-                "{uri}"
-            );
+            assert_eq!(got.as_ref().map(|h| h.to_str().unwrap()), host, "{uri}");
         }
     }
 }
