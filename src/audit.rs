@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::AuditOutput;
@@ -76,28 +75,115 @@ pub struct DataEvent {
     pub link_id: Option<String>,
 }
 
-/// A data request's line, serialised straight from borrowed fields (no `Value` tree).
-/// The field order is the line's key order.
-#[derive(Serialize)]
-struct RequestRecord<'a> {
-    r#type: &'static str,
-    request_id: &'a str,
-    token_id: Option<&'a str>,
-    token_name: Option<&'a str>,
-    client: &'a str,
-    method: &'a str,
-    path: &'a str,
-    action: Option<&'static str>,
-    indices: &'a [String],
-    status: u16,
-    decision: &'static str,
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    link_id: Option<&'a str>,
-    bytes: u64,
-    duration_ms: f64,
-    v: u8,
-    at: String,
+/// The keys of a data request's line, in order; each written with its `"`, `:` and the comma
+/// before it (the record's layout is fixed, so nothing is escaped or looked up per request).
+const RECORD_START: &str = "{\"type\":\"request\",\"request_id\":";
+
+/// A data request's line, written field by field into `out` (the same JSON serde_json wrote
+/// for the former `#[derive(Serialize)]` record: compact, these keys in this order, `null` for
+/// a missing value, `link_id` only when set). Strings that need escaping go through
+/// serde_json itself, so the escaping is serde_json's.
+fn write_request_record(out: &mut String, e: &DataEvent, at: &str) {
+    out.push_str(RECORD_START);
+    json_str(out, &e.request_id);
+    out.push_str(",\"token_id\":");
+    json_opt_str(out, e.token_id.as_deref());
+    out.push_str(",\"token_name\":");
+    json_opt_str(out, e.token_name.as_deref());
+    out.push_str(",\"client\":");
+    json_str(out, &e.client);
+    out.push_str(",\"method\":");
+    json_str(out, &e.method);
+    out.push_str(",\"path\":");
+    json_str(out, &e.path);
+    out.push_str(",\"action\":");
+    json_opt_str(out, e.action);
+    out.push_str(",\"indices\":[");
+    for (i, index) in e.indices.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, index);
+    }
+    out.push_str("],\"status\":");
+    json_u64(out, u64::from(e.status));
+    out.push_str(",\"decision\":");
+    json_str(out, e.decision);
+    out.push_str(",\"reason\":");
+    json_opt_str(out, e.reason.as_deref());
+    if let Some(link) = e.link_id.as_deref() {
+        out.push_str(",\"link_id\":");
+        json_str(out, link);
+    }
+    out.push_str(",\"bytes\":");
+    json_u64(out, e.bytes);
+    out.push_str(",\"duration_ms\":");
+    // serde_json's float output (shortest round-trip; `null` when not finite).
+    let duration = (e.duration_ms * 1000.0).round() / 1000.0;
+    match serde_json::to_string(&duration) {
+        Ok(text) => out.push_str(&text),
+        Err(_) => out.push_str("null"),
+    }
+    out.push_str(",\"v\":1,\"at\":");
+    json_str(out, at);
+    out.push('}');
+}
+
+/// A JSON string: copied as is when no byte needs escaping (the common case), else escaped by
+/// serde_json.
+fn json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        match serde_json::to_string(s) {
+            Ok(text) => out.push_str(&text),
+            Err(_) => out.push_str("null"),
+        }
+    }
+}
+
+fn json_opt_str(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// A decimal integer, without `fmt`.
+fn json_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+thread_local! {
+    /// The last second formatted as RFC 3339 on this thread: request lines within one second
+    /// share its text.
+    static AT: std::cell::RefCell<(crate::store::model::UnixTime, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Calls `f` with the RFC 3339 text of `now`, formatted at most once per second and thread.
+fn with_rfc3339<R>(now: crate::store::model::UnixTime, f: impl FnOnce(&str) -> R) -> R {
+    AT.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != now {
+            *cached = (now, crate::time::rfc3339(now));
+        }
+        f(&cached.1)
+    })
 }
 
 impl Audit {
@@ -216,30 +302,15 @@ impl Audit {
         if self.shared.is_none() {
             return;
         }
-        let record = RequestRecord {
-            r#type: "request",
-            request_id: &e.request_id,
-            token_id: e.token_id.as_deref(),
-            token_name: e.token_name.as_deref(),
-            client: &e.client,
-            method: &e.method,
-            path: &e.path,
-            action: e.action,
-            indices: &e.indices,
-            status: e.status,
-            decision: e.decision,
-            reason: e.reason.as_deref(),
-            link_id: e.link_id.as_deref(),
-            bytes: e.bytes,
-            duration_ms: (e.duration_ms * 1000.0).round() / 1000.0,
-            v: 1,
-            at: crate::time::rfc3339(crate::time::now()),
+        let mut text = String::with_capacity(384);
+        with_rfc3339(crate::time::now(), |at| {
+            write_request_record(&mut text, e, at)
+        });
+        let mut line = match crate::auth::secret::redact(&text) {
+            std::borrow::Cow::Borrowed(_) => text.into_bytes(),
+            std::borrow::Cow::Owned(r) => r.into_bytes(),
         };
-        let mut text = Vec::with_capacity(384);
-        if serde_json::to_writer(&mut text, &record).is_err() {
-            return;
-        }
-        let line = finish_line(text);
+        line.push(b'\n');
         self.append(&line, false);
     }
 }
@@ -453,6 +524,120 @@ mod tests {
         assert_eq!(l["duration_ms"], 1.235);
         assert_eq!(l["path"], "/logs/_search?q=esg_[redacted]");
         assert!(l["at"].as_str().is_some_and(|a| a.ends_with('Z')));
+    }
+
+    /// The request record as serde_json wrote it before the hand-written writer (issue 10):
+    /// the derive the line was made with, kept here as the reference.
+    #[derive(serde::Serialize)]
+    struct Reference<'a> {
+        r#type: &'static str,
+        request_id: &'a str,
+        token_id: Option<&'a str>,
+        token_name: Option<&'a str>,
+        client: &'a str,
+        method: &'a str,
+        path: &'a str,
+        action: Option<&'static str>,
+        indices: &'a [String],
+        status: u16,
+        decision: &'static str,
+        reason: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        link_id: Option<&'a str>,
+        bytes: u64,
+        duration_ms: f64,
+        v: u8,
+        at: String,
+    }
+
+    #[test]
+    fn the_request_record_is_byte_for_byte_what_serde_json_wrote() {
+        let plain = DataEvent {
+            request_id: "00ff00ff00ff00ff".into(),
+            client: "127.0.0.1".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            decision: "deny",
+            ..DataEvent::default()
+        };
+        let cases = [
+            plain.clone(),
+            DataEvent {
+                token_id: Some("tok_1".into()),
+                token_name: Some("grafana \"prod\" \\ é ✓ \u{7f}".into()),
+                client: "::1".into(),
+                method: "POST".into(),
+                path: "/a\tb\nc\u{1}\u{1f}\"/_search".into(),
+                action: Some("search"),
+                indices: vec!["logs-a".into(), "we\"ird".into(), String::new()],
+                status: 200,
+                decision: "allow",
+                reason: Some("the [q] parameter\r\n is not allowed".into()),
+                link_id: Some("lnk_9".into()),
+                bytes: u64::MAX,
+                duration_ms: 12.345678,
+                ..plain.clone()
+            },
+            DataEvent {
+                status: 65535,
+                duration_ms: 0.0,
+                ..plain.clone()
+            },
+            DataEvent {
+                duration_ms: f64::NAN,
+                bytes: 10,
+                ..plain.clone()
+            },
+            DataEvent {
+                duration_ms: f64::INFINITY,
+                link_id: Some(String::new()),
+                ..plain.clone()
+            },
+            DataEvent {
+                duration_ms: 1e21,
+                ..plain.clone()
+            },
+            DataEvent {
+                duration_ms: 0.0004,
+                ..plain
+            },
+        ];
+        for e in &cases {
+            let at = "2026-12-05T07:00:00Z";
+            let reference = Reference {
+                r#type: "request",
+                request_id: &e.request_id,
+                token_id: e.token_id.as_deref(),
+                token_name: e.token_name.as_deref(),
+                client: &e.client,
+                method: &e.method,
+                path: &e.path,
+                action: e.action,
+                indices: &e.indices,
+                status: e.status,
+                decision: e.decision,
+                reason: e.reason.as_deref(),
+                link_id: e.link_id.as_deref(),
+                bytes: e.bytes,
+                duration_ms: (e.duration_ms * 1000.0).round() / 1000.0,
+                v: 1,
+                at: at.to_string(),
+            };
+            let mut written = String::new();
+            write_request_record(&mut written, e, at);
+            assert_eq!(written, serde_json::to_string(&reference).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_time_of_a_line_is_formatted_again_when_the_second_changes() {
+        let first = with_rfc3339(1_700_000_000, str::to_owned);
+        assert_eq!(first, crate::time::rfc3339(1_700_000_000));
+        assert_eq!(with_rfc3339(1_700_000_000, str::to_owned), first);
+        assert_eq!(
+            with_rfc3339(1_700_000_001, str::to_owned),
+            crate::time::rfc3339(1_700_000_001)
+        );
     }
 
     /// A sink that blocks every write until released (a stalled pipe).

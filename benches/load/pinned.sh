@@ -6,8 +6,9 @@
 #   nginx    wrk -> nginx (auth_basic with a {PLAIN} password, its cheapest) -> backend
 #   esgate   wrk -> esgate (authenticate, check, rewrite with the token's filter, forward)
 # Scenarios: small GET search, 2 KB Kibana-style POST search, 200 KB POST search, latency at
-# one connection (GET and POST), a 10 MB streamed answer (MB/s and peak RSS above idle), TLS in
-# front, an `all` token relay, and audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU
+# one connection (GET and POST), a 10 MB and a 1 GB streamed answer (MB/s and peak RSS above
+# idle: the memory must stay flat as the answer grows), TLS in front, an `all` token relay, and
+# audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU
 # microseconds per request (the proxy's utime+stime from /proc over the run) and the ratios.
 # Medians of RUNS runs. Loopback only; every process it starts is stopped on exit.
 #
@@ -16,10 +17,21 @@
 # Usage: benches/load/pinned.sh [SECONDS=5] [RUNS=3] [CONNECTIONS=50]
 #   ESGATE_BENCH_WRITE=1 also rewrites the table in BENCHMARKS.md.
 #   ESGATE_PERF=FILE records a CPU profile of esgate in the 2 KB POST scenario.
+#   ONLY=stream runs only the streamed answers (10 MB, then 1 GB) and prints their rows.
+# Peak RSS above idle: the highest RSS sampled during a run less the RSS just before it.
+#   GB_REQUESTS=N: 1 GB answers per connection (default 1; 4 connections), sent with curl.
+#   ESGATE_BIN=PATH measures that esgate binary instead of building this tree's (A/B runs).
 set -euo pipefail
 SECS=${1:-5}
 RUNS=${2:-3}
 CONNS=${3:-50}
+ONLY=${ONLY:-}
+GB_REQUESTS=${GB_REQUESTS:-1}
+case "$ONLY" in "" | stream) ;; *) echo "ONLY must be empty or stream" >&2; exit 1 ;; esac
+if [ -n "$ONLY" ] && [ -n "${ESGATE_BENCH_WRITE:-}" ]; then
+  echo "ESGATE_BENCH_WRITE needs the whole run (no ONLY)" >&2
+  exit 1
+fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
@@ -37,8 +49,12 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores" >&2; exit 1; }
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
-BIN="$ROOT/target/release/esgate"
+if [ -n "${ESGATE_BIN:-}" ]; then
+  BIN=$ESGATE_BIN
+else
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
+  BIN="$ROOT/target/release/esgate"
+fi
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || COMMIT="$COMMIT+changes"
 
@@ -54,6 +70,10 @@ hits = [dict(hit, _id=str(i)) for i in range(10 * 1024 * 1024 // 1000)]
 open(work + "/answer10m.json", "w").write(json.dumps({"took": 1, "timed_out": False, "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}))
 PY
 printf '%s' "$SMALL_ANSWER" > "$WORK/answer.json"
+# A 1 GB answer: a sparse file (no disk blocks; nginx reads zeros), gone with $WORK on exit.
+# Its content is never parsed: a search answer is streamed through.
+GB=$((1024 * 1024 * 1024))
+truncate -s "$GB" "$WORK/answer1g.json"
 
 # --- TLS material (self-signed, loopback) ---------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
@@ -73,12 +93,14 @@ http {
     listen 127.0.0.1:19600 backlog=4096;
     add_header X-Elastic-Product Elasticsearch always;
     location /_resolve/index/ {
-      return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]},{"name":"big","attributes":["open"]}],"aliases":[],"data_streams":[]}';
+      return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]},{"name":"big","attributes":["open"]},{"name":"huge","attributes":["open"]}],"aliases":[],"data_streams":[]}';
     }
     # A static file answers GET only; esgate forwards a search with its rewritten body.
     # (error_page turns the POST into a GET of the file).
     location /big/ { root $WORK; rewrite ^ /answer10m.json break; error_page 405 =200 /answer10m.json; }
     location = /answer10m.json { root $WORK; }
+    location /huge/ { root $WORK; rewrite ^ /answer1g.json break; error_page 405 =200 /answer1g.json; }
+    location = /answer1g.json { root $WORK; }
     # nginx answers 405 to POST on a static file: the small answer is a static return.
     location / { return 200 '$SMALL_ANSWER'; }
   }
@@ -226,6 +248,41 @@ median_run() { # same args as one_run; prints the run with the median req/s
   for i in $(seq "$RUNS"); do one_run "$@"; done | sort -n -k1,1 | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
 }
 
+# One run of 1 GB answers: CONNS curl clients on CPU 1 at once, each fetching GB_REQUESTS
+# answers over one keep-alive connection (a bounded amount: the run stops by itself). wrk
+# counts only the answers done when its time is up, too coarse for a few huge ones. Prints
+# "answers_per_s 0 0 cpu_us_per_answer peak_rss_kib" like one_run (rate over the wall time
+# from the first request to the last byte).
+one_stream() { # url auth conns pid
+  local idle before after peak=0 i t0 t1 n
+  [ -n "$4" ] && before=$(cpu_ticks "$4") && idle=$(rss_kib "$4")
+  ( while :; do [ -n "$4" ] && r=$(rss_kib "$4") && echo "$r"; sleep 0.05; done ) > "$WORK/rss.log" &
+  local sampler=$!
+  local args=(-sS -H "authorization: $2")
+  [ -n "$2" ] || args=(-sS)
+  for i in $(seq "$GB_REQUESTS"); do args+=(-o /dev/null -w '%{http_code} %{size_download}\n' "$1"); done
+  t0=$(date +%s%N)
+  local clients=()
+  for i in $(seq "$3"); do
+    taskset -c 1 curl "${args[@]}" > "$WORK/curl.$i" 2>&1 &
+    clients+=($!)
+  done
+  wait "${clients[@]}" 2>/dev/null || true
+  t1=$(date +%s%N)
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  n=$(cat "$WORK"/curl.* | grep -cx "200 $GB" || true)
+  if [ "$n" != $(($3 * GB_REQUESTS)) ]; then echo "incomplete 1 GB answers from $1: $(cat "$WORK"/curl.*)" >&2; exit 1; fi
+  rm -f "$WORK"/curl.*
+  local cpu=0
+  if [ -n "$4" ]; then
+    after=$(cpu_ticks "$4")
+    cpu=$(python3 -c "print(round(($after - $before) / $HZ * 1e6 / $n, 1))")
+    peak=$(sort -n "$WORK/rss.log" | tail -1)
+    peak=$(( ${peak:-0} - idle ))
+  fi
+  echo "$(python3 -c "print(round($n / (($t1 - $t0) / 1e9), 3))") 0 0 $cpu $peak"
+}
+
 # --- token ----------------------------------------------------------------------------------
 token() { # token-fields-json -> secret (esgate must be running)
   curl -sS -X POST http://127.0.0.1:19603/tokens -H "authorization: Bearer $ADMIN_KEY" \
@@ -251,41 +308,58 @@ scenarios() { # prefix base-url auth pid
   measure "$1.lat.get" "$2/logs-a/_search" GET "" "$3" 1 "$4"
   measure "$1.lat.post" "$2/logs-a/_search" POST "$WORK/post2k.json" "$3" 1 "$4"
   measure "$1.big" "$2/big/_search" GET "" "$3" 4 "$4"
+  measure_gb "$1.huge" "$2/huge/_search" "$3" 4 "$4"
+}
+measure_gb() { # key url auth conns pid
+  R[$1]=$(for _ in $(seq "$RUNS"); do one_stream "$2" "$3" "$4" "$5"; done | sort -n -k1,1 | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')
+  printf '%-28s %s\n' "$1" "${R[$1]}" >&2
+}
+streams() { # prefix base-url auth pid: the streamed answers only (ONLY=stream)
+  # A proxy measured in a whole run has served the other scenarios first: warm it up the same
+  # way, so its idle RSS before the streamed answers is comparable.
+  [ -z "$4" ] || taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "authorization: $3" "$2/logs-a/_search" >/dev/null
+  measure "$1.big" "$2/big/_search" GET "" "$3" 4 "$4"
+  measure_gb "$1.huge" "$2/huge/_search" "$3" 4 "$4"
 }
 
 echo "pinned layout: proxy on CPU 0; wrk (1 thread) and the canned backend on CPU 1;" \
-  "${SECS}s per run, median of $RUNS, $CONNS connections (latency: 1; 10 MB: 4); commit $COMMIT" >&2
+  "${SECS}s per run, median of $RUNS, $CONNS connections (latency: 1; 10 MB and 1 GB: 4);" \
+  "commit $COMMIT" >&2
+RUN=scenarios
+[ -z "$ONLY" ] || RUN=streams
 
-[ -n "${SKIP_BASE:-}" ] || scenarios direct http://127.0.0.1:19600 "" ""
+[ -n "${SKIP_BASE:-}" ] || $RUN direct http://127.0.0.1:19600 "" ""
 
 start_proxy nginx
-scenarios nginx http://127.0.0.1:19601 "$BASIC" "$PROXY_PID"
-measure nginx.tls "https://127.0.0.1:19611/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
+$RUN nginx http://127.0.0.1:19601 "$BASIC" "$PROXY_PID"
+[ -n "$ONLY" ] || measure nginx.tls "https://127.0.0.1:19611/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
 stop_proxy
 
 start_proxy esgate file no
-SECRET=$(token '"indices":["logs-*","big"],"filters":[{"field":"tenant","value":"a"}]')
+SECRET=$(token '"indices":["logs-*","big","huge"],"filters":[{"field":"tenant","value":"a"}]')
 ALL=$(token '"permissions":["all"]')
-if [ -n "${ESGATE_PERF:-}" ]; then
+if [ -n "${ESGATE_PERF:-}" ] && [ -z "$ONLY" ]; then
   perf record -q -F 1999 -g -p "$PROXY_PID" -o "$ESGATE_PERF" -- sleep "$SECS" &
   PERF=$!
   one_run http://127.0.0.1:19602/logs-a/_search POST "$WORK/post2k.json" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >/dev/null
   wait "$PERF" || true
 fi
-scenarios esgate http://127.0.0.1:19602 "Bearer $SECRET" "$PROXY_PID"
+$RUN esgate http://127.0.0.1:19602 "Bearer $SECRET" "$PROXY_PID"
 stop_proxy
-start_proxy esgate off no
-measure esgate.noaudit.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
-measure esgate.all.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $ALL" "$CONNS" "$PROXY_PID"
-stop_proxy
-start_proxy esgate file yes
-measure esgate.tls "https://127.0.0.1:19602/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
-stop_proxy
+if [ -z "$ONLY" ]; then
+  start_proxy esgate off no
+  measure esgate.noaudit.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
+  measure esgate.all.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $ALL" "$CONNS" "$PROXY_PID"
+  stop_proxy
+  start_proxy esgate file yes
+  measure esgate.tls "https://127.0.0.1:19602/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
+  stop_proxy
+fi
 
 # --- the table ------------------------------------------------------------------------------
-python3 - "$COMMIT" "$SECS" "$RUNS" "$CONNS" > "$WORK/table.md" <<PY
+python3 - "$COMMIT" "$SECS" "$RUNS" "$CONNS" "$ONLY" > "$WORK/table.md" <<PY
 import sys
-commit, secs, runs, conns = sys.argv[1:]
+commit, secs, runs, conns, only = sys.argv[1:]
 R = {}
 for line in """$(for k in "${!R[@]}"; do echo "$k ${R[$k]}"; done)""".strip().splitlines():
     k, *v = line.split()
@@ -298,10 +372,20 @@ rows = [
   ("2 KB Kibana-style POST search, req/s", "post2k"),
   ("200 KB POST search, req/s", "post200k"),
 ]
+def streamed():
+    mb = 10 * 1024 * 1024 / 1e6
+    print("| 10 MB streamed answer, MB/s (4 connections) | %.0f | %.0f | %.0f | **%s** |" % (rps("direct.big")*mb, rps("nginx.big")*mb, rps("esgate.big")*mb, ratio("esgate.big", "nginx.big")))
+    print("| 10 MB, peak RSS above idle, MiB | - | %.1f | %.1f | |" % (R["nginx.big"][4]/1024, R["esgate.big"][4]/1024))
+    gb = 1024 * 1024 * 1024 / 1e6
+    print("| 1 GB streamed answer, MB/s (4 connections, curl) | %.0f | %.0f | %.0f | **%s** |" % (rps("direct.huge")*gb, rps("nginx.huge")*gb, rps("esgate.huge")*gb, ratio("esgate.huge", "nginx.huge")))
+    print("| 1 GB, peak RSS above idle, MiB | - | %.1f | %.1f | |" % (R["nginx.huge"][4]/1024, R["esgate.huge"][4]/1024))
 print("Measured on commit %s: %s s per run, median of %s runs, %s connections; proxy alone on CPU 0, wrk and the canned backend on CPU 1 (\`benches/load/pinned.sh\`)." % (commit, secs, runs, conns))
 print()
 print("| scenario | direct | nginx + auth_basic | esgate | esgate / nginx |")
 print("| --- | --- | --- | --- | --- |")
+if only:
+    streamed()
+    sys.exit(0)
 for name, k in rows:
     print("| %s | %.0f | %.0f | %.0f | **%s** |" % (name, rps("direct."+k), rps("nginx."+k), rps("esgate."+k), ratio("esgate."+k, "nginx."+k)))
 for name, k in rows:
@@ -309,9 +393,7 @@ for name, k in rows:
 for name, k in [("GET", "lat.get"), ("2 KB POST", "lat.post")]:
     d, n, e = R["direct."+k], R["nginx."+k], R["esgate."+k]
     print("| latency added at 1 connection, %s, p50 / p99 us | %d / %d (base) | +%d / +%d | +%d / +%d | |" % (name, d[1], d[2], n[1]-d[1], n[2]-d[2], e[1]-d[1], e[2]-d[2]))
-mb = 10 * 1024 * 1024 / 1e6
-print("| 10 MB streamed answer, MB/s (4 connections) | %.0f | %.0f | %.0f | **%s** |" % (rps("direct.big")*mb, rps("nginx.big")*mb, rps("esgate.big")*mb, ratio("esgate.big", "nginx.big")))
-print("| 10 MB, peak RSS above idle, MiB | - | %.1f | %.1f | |" % (R["nginx.big"][4]/1024, R["esgate.big"][4]/1024))
+streamed()
 print("| TLS in front, small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.tls"), rps("esgate.tls"), ratio("esgate.tls", "nginx.tls")))
 print("| \`all\` token relay (audit off), small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.get"), rps("esgate.all.get"), ratio("esgate.all.get", "nginx.get")))
 print("| audit to a file vs off, small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.get"), rps("esgate.noaudit.get"), rps("esgate.get") / rps("esgate.noaudit.get")))

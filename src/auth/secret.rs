@@ -126,19 +126,27 @@ fn base62_digit(d: u8) -> Option<u8> {
 }
 
 /// Base62 digits to an `N`-byte big-endian number; refuses non-alphabet bytes and overflow.
-/// Computed in 32-bit limbs (`N` is a multiple of 4): the same result as byte by byte, with a
-/// quarter of the steps (this runs on every request that carries a secret).
+/// Computed in 32-bit limbs (`N` is a multiple of 4), five digits per step (62^5 < 2^32): the
+/// same result as digit by digit, with a fifth of the steps (this runs on every request that
+/// carries a secret). The value only grows from step to step, so it overflows at some step
+/// exactly when it overflows at the last one: checking at the end of each group of five
+/// refuses exactly what checking after every digit refused.
 fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecret> {
     const { assert!(N.is_multiple_of(4) && N <= 32) };
     // Little-endian limbs: limbs[0] holds the least significant 32 bits.
     let mut limbs = [0u32; 8];
     let used = N / 4;
-    for &d in digits {
-        let value = base62_digit(d).ok_or(MalformedSecret)?;
-        // limbs = limbs * 62 + value
+    for group in digits.chunks(5) {
+        let mut value: u32 = 0;
+        let mut scale: u32 = 1;
+        for &d in group {
+            value = value * 62 + u32::from(base62_digit(d).ok_or(MalformedSecret)?);
+            scale *= 62;
+        }
+        // limbs = limbs * 62^len + value
         let mut carry = u64::from(value);
         for limb in limbs[..used].iter_mut() {
-            let acc = u64::from(*limb) * 62 + carry;
+            let acc = u64::from(*limb) * u64::from(scale) + carry;
             *limb = acc as u32;
             carry = acc >> 32;
         }
@@ -158,7 +166,8 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
 /// paths. Over-redacts rather than under: any length counts, checksum or not.
 pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     const PREFIXES: [&str; 3] = ["esg_", "esg%5f", "esg%5F"];
-    if !PREFIXES.iter().any(|p| text.contains(p)) {
+    // Every prefix starts with `esg`: one search settles most texts (an audit line per request).
+    if !text.contains("esg") || !PREFIXES.iter().any(|p| text.contains(p)) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());

@@ -6,6 +6,8 @@
 //! - A request is retried on another node only when no byte of it was sent (connect failure)
 //!   and its body is esgate's own buffered bytes.
 //! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
+//! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
+//!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
 //!   body by `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
 //!   (`_resolve/index`, `/ready`) as a whole by `request_timeout`; answers esgate reads whole
@@ -119,12 +121,21 @@ impl http_body::Body for AnswerBody {
 }
 
 struct Node {
-    base: Uri,
+    /// The node's scheme and authority, parsed once (a request's URI is built from them).
+    scheme: Option<http::uri::Scheme>,
+    authority: Option<http::uri::Authority>,
+    /// The `Host` header of a plain-HTTP node (always HTTP/1), built once: what hyper-util's
+    /// client would format for every request (`host`, `host:port` for a non-default port).
+    /// A TLS node may negotiate HTTP/2, where the client adds none: left to the client.
+    host: Option<http::HeaderValue>,
     label: String,
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
     down_until_ms: AtomicU64,
     failures: AtomicU64,
 }
+
+/// The backend connections' read buffer and answer-head limit (see `Upstream::new`).
+const MAX_READ_BUFFER: usize = 64 * 1024;
 
 pub struct Upstream {
     nodes: Vec<Node>,
@@ -162,12 +173,20 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
+            // A streamed answer's chunks are cut from this read buffer; while the client is
+            // slower than the backend, each chunk still queued keeps a whole buffer alive.
+            // hyper's default (about 400 KB) made a 10 MB answer at 4 connections hold 15-20
+            // MiB; 64 KiB holds about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also
+            // bounds a backend answer's head, which nginx caps at 4-8 KB by default.
+            .http1_max_buf_size(MAX_READ_BUFFER)
             .build(https);
         let nodes = config
             .urls
             .iter()
             .map(|u| Node {
-                base: u.clone(),
+                scheme: u.scheme().cloned(),
+                authority: u.authority().cloned(),
+                host: plain_http_host(u),
                 label: format!(
                     "{}://{}",
                     u.scheme_str().unwrap_or("http"),
@@ -258,7 +277,19 @@ impl Upstream {
             UpstreamBody::Stream(s) => (None, Some(s)),
         };
         let mut last = UpstreamError::Unavailable;
-        for idx in self.order() {
+        let order = self.order();
+        // The last attempt takes the head; earlier ones (a retry may follow) copy it.
+        let mut head = Some((headers, path_and_query));
+        for (attempt, &idx) in order.iter().enumerate() {
+            let (headers, path_and_query) = match head.take() {
+                Some(h) if attempt + 1 == order.len() => h,
+                Some(h) => {
+                    let copy = (h.0.clone(), h.1.clone());
+                    head = Some(h);
+                    copy
+                }
+                None => return Err(last),
+            };
             let body = match (&replayable, stream.take()) {
                 (Some(Some(b)), _) => full(b.clone()),
                 (Some(None), _) => empty(),
@@ -268,14 +299,17 @@ impl Upstream {
                 // A streamed body was already handed to a failed attempt.
                 (None, None) => return Err(last),
             };
-            let uri = match self.uri_for(idx, &path_and_query) {
+            let uri = match self.uri_for(idx, path_and_query) {
                 Some(u) => u,
                 None => return Err(UpstreamError::Unavailable),
             };
             let mut req = Request::new(body);
             *req.method_mut() = method.clone();
             *req.uri_mut() = uri;
-            *req.headers_mut() = headers.clone();
+            *req.headers_mut() = headers;
+            if let Some(host) = &self.nodes[idx].host {
+                req.headers_mut().insert(http::header::HOST, host.clone());
+            }
             match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
                 Err(_) => return Err(UpstreamError::Timeout),
                 Ok(Ok(response)) => {
@@ -299,14 +333,16 @@ impl Upstream {
         Err(last)
     }
 
-    fn uri_for(&self, idx: usize, path_and_query: &str) -> Option<Uri> {
-        let base = &self.nodes[idx].base;
-        Uri::builder()
-            .scheme(base.scheme_str()?)
-            .authority(base.authority()?.as_str())
-            .path_and_query(path_and_query)
-            .build()
-            .ok()
+    /// The node's URI for a path and query: its scheme and authority are shared, not parsed
+    /// again; the path and query text becomes the URI's without a copy.
+    fn uri_for(&self, idx: usize, path_and_query: String) -> Option<Uri> {
+        let node = &self.nodes[idx];
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(node.scheme.clone()?);
+        parts.authority = Some(node.authority.clone()?);
+        parts.path_and_query =
+            Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?);
+        Uri::from_parts(parts).ok()
     }
 
     /// A GET of esgate's own (resolution, readiness) with the backend credential; the whole
@@ -374,10 +410,49 @@ impl Upstream {
     }
 }
 
+/// The `Host` header hyper-util's client sets on an HTTP/1 request to `uri` (the URI's host,
+/// with its port unless it is the scheme's default), for a plain `http` URI only.
+fn plain_http_host(uri: &Uri) -> Option<http::HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?;
+    let text = match uri.port() {
+        Some(port) if port.as_u16() != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    http::HeaderValue::from_str(&text).ok()
+}
+
 /// Whether a shared `Upstream` is ready: some node answers `GET /`.
 pub async fn ready(upstream: &Arc<Upstream>, authorization: Option<&http::HeaderValue>) -> bool {
     matches!(
         upstream.get_own("/", authorization, 64 * 1024).await,
         Ok((200, _))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_is_what_the_client_would_set_for_plain_http_nodes() {
+        let cases = [
+            ("http://127.0.0.1:9200", Some("127.0.0.1:9200")),
+            ("http://es.local", Some("es.local")),
+            ("http://es.local:80", Some("es.local")),
+            ("http://es.local:443", Some("es.local:443")),
+            ("http://[::1]:9200", Some("[::1]:9200")),
+            ("http://[::1]", Some("[::1]")),
+            // TLS nodes may speak HTTP/2 (no Host header): the client decides.
+            ("https://es.local:9200", None),
+            ("https://es.local", None),
+        ];
+        for (uri, host) in cases {
+            let uri: Uri = uri.parse().unwrap();
+            let got = plain_http_host(&uri);
+            assert_eq!(got.as_ref().map(|h| h.to_str().unwrap()), host, "{uri}");
+        }
+    }
 }

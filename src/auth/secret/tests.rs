@@ -165,6 +165,14 @@ fn limb_decoding_agrees_with_bytewise_decoding() {
         b"4gfFC4".to_vec(),
         b"0000-0".to_vec(),
         Vec::new(),
+        // 2^256 - 1 and 2^256: the last value that fits and the first that does not, as
+        // digits grouped by five (issue 10) see them.
+        b"yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1".to_vec(),
+        b"yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp2".to_vec(),
+        b"0yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp2".to_vec(),
+        b"000004gfFC3".to_vec(),
+        b"4gfFC30".to_vec(),
+        b"4gfF".to_vec(),
     ];
     for _ in 0..2000 {
         let mut r = [0u8; 64];
