@@ -3,7 +3,7 @@
 //! Invariants: a secret is generated here and leaves only in the create, reset and rotate
 //! answers (the store keeps its hash; during a rotation's overlap also the previous one's); an update can only narrow what a token may do in time and place (an
 //! expiry cannot be extended or removed, an IP filter cannot be replaced or removed); policies
-//! are checked on every create and update; expired tokens are listed for [`EXPIRED_GRACE`]
+//! are checked on every create and update; expired tokens are listed for `EXPIRED_GRACE`
 //! seconds and then hidden and swept.
 
 use std::collections::BTreeSet;
@@ -60,7 +60,7 @@ pub const MAX_OVERLAP: i64 = 7 * 86_400;
 /// The overlap when a rotation names none.
 const DEFAULT_OVERLAP: i64 = 3_600;
 
-/// Deletes tokens (and share links) expired for more than [`EXPIRED_GRACE`] seconds, and
+/// Deletes tokens (and share links) expired for more than `EXPIRED_GRACE` seconds, and
 /// forgets previous secrets whose rotation overlap has ended (they no longer authenticate
 /// anyway), in one durable change. Returns how many tokens were deleted. The server calls this
 /// every few seconds.

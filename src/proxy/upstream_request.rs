@@ -197,7 +197,7 @@ const ENFORCED_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 /// The response headers to relay: hop-by-hop headers never; for an enforced (`read`) token
-/// only [`ENFORCED_RESPONSE_HEADERS`]; always `X-Elastic-Product: Elasticsearch`.
+/// only `ENFORCED_RESPONSE_HEADERS`; always `X-Elastic-Product: Elasticsearch`.
 pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len() + 1);
     for (name, value) in upstream {

@@ -3,7 +3,7 @@
 //!
 //! The page is only a client of the admin API: every call it makes carries the admin key the
 //! user typed (kept in the browser's `sessionStorage`), so serving it needs no key and no logic
-//! beyond the files. Invariants: only the files listed in [`asset`] are served (anything else
+//! beyond the files. Invariants: only the files listed in `asset` are served (anything else
 //! under `/ui/` is 404); every answer carries [`SECURITY_HEADERS`] (a CSP without
 //! `unsafe-inline`/`unsafe-eval`, no framing, no referrer, no sniffing, no caching).
 

@@ -19,7 +19,7 @@
 //! - Writes use `refresh=true`: once acknowledged they are visible to every replica's poll.
 //! - The change poll costs the same whatever the number of tokens: when nothing changed it is one
 //!   GET of the `counter` document; when the counter moved, one search for records whose `seq`
-//!   is above the highest seen. Every [`WINDOW_EVERY`]th poll also re-reads the settle window
+//!   is above the highest seen. Every `WINDOW_EVERY`th poll also re-reads the settle window
 //!   (`seq` above the highest seen at least [`SETTLE`] ago, last-used times excepted), so a
 //!   write whose records became visible late or in parts is still picked up. A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
@@ -83,7 +83,7 @@ struct Sync {
     /// `(when, max_seq)` after each poll, oldest first, for the poll floor.
     seen: VecDeque<(Instant, u64)>,
     /// The settle window `floor < seq <= max_seq` is re-read by every
-    /// [`WINDOW_EVERY`]th poll; polls in between ask only for `seq > max_seq`.
+    /// `WINDOW_EVERY`th poll; polls in between ask only for `seq > max_seq`.
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,

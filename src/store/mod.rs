@@ -12,7 +12,7 @@
 //!   and, during a rotation's overlap, the previous secret of a token).
 //! - `last_used_at` is kept in memory and persisted in batches by [`Store::flush_last_used`].
 //!
-//! Two kinds of store sit behind this one interface ([`Backend`]): the embedded file store
+//! Two kinds of store sit behind this one interface (`Backend`): the embedded file store
 //! (`file.rs`, one process) and the cluster store (`cluster.rs`, `[store] kind =
 //! "elasticsearch"`, any number of replicas). With the cluster store, a write first catches up
 //! with the cluster and is re-planned on the latest state when another replica changed a record
@@ -479,7 +479,7 @@ impl Store {
     /// make (possibly none) and a value for the caller, or an error that aborts the write.
     /// The changes are durable and visible when this returns `Ok`. With the cluster store,
     /// `plan` runs again (on the latest state) when another replica changed a record first;
-    /// after [`MAX_CONFLICT_RETRIES`] the write fails with [`StoreError::Conflict`].
+    /// after `MAX_CONFLICT_RETRIES` the write fails with [`StoreError::Conflict`].
     ///
     /// Cancellation-safe: once `plan` returned changes, persisting and publishing them run in a
     /// task of their own, so dropping this future (a client hanging up) cannot leave a change

@@ -1,6 +1,6 @@
 //! Shaping the answers esgate reads whole: the response-shaping parameters (`shaping`) and
 //! Elasticsearch's `filter_path` applied to an answer (`filter_path`). What a route does with its
-//! answer (seal ids, rebuild it) is the route's own, in `routes` (`routes::transform`).
+//! answer (seal ids, rebuild it) is the route's own, in `routes` (`routes::seal_answer`, `routes::apply`).
 
 pub mod filter_path;
 pub mod shaping;

@@ -4,7 +4,7 @@
 //! Invariant: every forwarded body is built here from allow-listed keys only; its `filter`
 //! is always present and is `bool{filter: [token filters], must: [client filter or
 //! match_all]}`; the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
-//! index expression (later by the allowed concrete names, see [`QueryText::forward`]); nothing
+//! index expression (later by the allowed concrete names, see `QueryText::forward`); nothing
 //! that creates server-side state esgate cannot bind (async variants, `keep_on_completion`,
 //! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
 //! cursors reach the backend only when sealed for the presenting token.

@@ -8,7 +8,7 @@
 //! `search_after` can bisect for the same count. `_seq_no` and `_primary_term` count
 //! operations on the shard the same way.
 //!
-//! esgate therefore finds the *ordinal positions* of a search's sort ([`prepare`]), replaces the
+//! esgate therefore finds the *ordinal positions* of a search's sort (`prepare`), replaces the
 //! value at each of them in every answer's `hits.hits[].sort` with an opaque sealed string
 //! ([`seal_answer`]), and takes back in `search_after`, at those positions, only such sealed
 //! values (opened again before forwarding) or extreme sentinels that reveal nothing (below or

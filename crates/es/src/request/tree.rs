@@ -10,7 +10,7 @@
 //! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
 //! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
 //! value) and refuses the others with `parse_strict`'s own reason (the refusal path runs
-//! `parse_strict`: refusals are rare and their messages stay one implementation's). [`write`]
+//! `parse_strict`: refusals are rare and their messages stay one implementation's). [`write()`]
 //! escapes strings as serde_json does; a tree written and read back by serde_json equals the
 //! `Value` `parse_strict` builds from the same body.
 
