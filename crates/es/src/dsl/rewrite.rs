@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use serde_json::json;
 
 pub use crate::dsl::aggs::check_aggs;
+use crate::dsl::json::J;
 use crate::dsl::query::{
     array_of, check_collapse, check_fields, check_highlight, check_knn, check_source,
     check_stored_fields, flat, keyed, no_seq_no_primary_term, only_false, prepend_clauses, scalar,
@@ -51,7 +52,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     for (key, value) in &obj {
         match slot_of(TOP_LEVEL, key) {
-            Some(slot) => slot.check(value, key)?,
+            Some(slot) => slot.check(J::from(value), key)?,
             None => return Err(crate::dsl::query::key_not_allowed(key)),
         }
     }
@@ -191,47 +192,47 @@ const RESCORE_QUERY: Table = &[
 ];
 const SUB_SEARCH: Table = &[(&["query"], Slot::Query)];
 
-fn checked_by_retriever(_: &Value, _: &str) -> Result<(), Rejection> {
+fn checked_by_retriever(_: J<'_>, _: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn track_total_hits(v: &Value, key: &str) -> Result<(), Rejection> {
+fn track_total_hits(v: J<'_>, key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Bool(_) => Ok(()),
+        J::Bool(_) => Ok(()),
         _ => uint(v, key),
     }
 }
 
-fn search_after(v: &Value, key: &str) -> Result<(), Rejection> {
+fn search_after(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |x| scalar(x, key))
 }
 
-fn aggregations(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn aggregations(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     check_aggs(v)
 }
 
-fn top_level_knn(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn top_level_knn(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(check_knn),
+        J::Array(items) => items.iter().try_for_each(check_knn),
         _ => check_knn(v),
     }
 }
 
-fn slice(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn slice(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     flat(v, &["id", "max", "field"])?;
     values::check_slice(v)
 }
 
-fn rescores(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn rescores(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(|i| keyed(i, "rescore", RESCORE)),
+        J::Array(items) => items.iter().try_for_each(|i| keyed(i, "rescore", RESCORE)),
         _ => keyed(v, "rescore", RESCORE),
     }
 }
 
 /// `sub_searches` (Elasticsearch 8.8+ hybrid search): a non-empty list of `{"query": ...}`.
-fn check_sub_searches(v: &Value, _key: &str) -> Result<(), Rejection> {
-    let Value::Array(items) = v else {
+fn check_sub_searches(v: J<'_>, _key: &str) -> Result<(), Rejection> {
+    let J::Array(items) = v else {
         return Err(Rejection::bad_request("[sub_searches] must be a list"));
     };
     if items.is_empty() {
