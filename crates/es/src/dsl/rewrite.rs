@@ -22,6 +22,8 @@ use serde_json::{Map, Value};
 use serde_json::json;
 
 pub use crate::dsl::aggs::check_aggs;
+use std::borrow::Cow;
+
 use crate::dsl::json::J;
 use crate::dsl::query::{
     array_of, check_collapse, check_fields, check_highlight, check_knn, check_source,
@@ -30,6 +32,7 @@ use crate::dsl::query::{
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
+use crate::request::tree::Node;
 use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -76,6 +79,105 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         obj.insert("sort".to_string(), Value::Array(list));
     }
     Ok(Value::Object(obj))
+}
+
+/// [`search`] over the borrowed tree (issue 10, goal 6) for the bodies it covers: the same
+/// checks (the [`J`] view of the same tables and code), then the same edits on the tree.
+///
+/// `Ok(None)` leaves the body to [`search`]: a body that is not an object, or that has a
+/// retriever, sub-searches, a top-level kNN, or a kNN key anywhere once wrapped (the kNN filter
+/// injection has no tree version yet). A refusal here is `search`'s refusal too (the checks are
+/// the same code); callers rerun `search` for its message, so only accepted bodies must match.
+pub(crate) fn search_tree<'a>(
+    body: Node<'a>,
+    filters: &FilterSet,
+    clauses: &[Node<'static>],
+) -> Result<Option<Node<'a>>, Rejection> {
+    let Node::Object(mut obj) = body else {
+        return Ok(None);
+    };
+    let has = |obj: &[(Cow<'a, str>, Node<'a>)], key: &str| obj.iter().any(|(k, _)| k == key);
+    if ["retriever", "sub_searches", "knn"]
+        .iter()
+        .any(|k| has(&obj, k))
+    {
+        return Ok(None);
+    }
+    if has(&obj, "aggs") && has(&obj, "aggregations") {
+        return Err(Rejection::bad_request(
+            "body has both [aggs] and [aggregations]",
+        ));
+    }
+    // As `search`: empty `runtime_mappings` and `script_fields` dropped (serde_json's
+    // `remove` is a swap-remove: the last entry takes the removed one's place).
+    for key in ["runtime_mappings", "script_fields"] {
+        if let Some(i) = obj
+            .iter()
+            .position(|(k, v)| k == key && v.as_object().is_some_and(<[_]>::is_empty))
+        {
+            obj.swap_remove(i);
+        }
+    }
+    for (key, value) in &obj {
+        match slot_of(TOP_LEVEL, key) {
+            Some(slot) => slot.check(J::from(value), key)?,
+            None => return Err(crate::dsl::query::key_not_allowed(key)),
+        }
+    }
+    // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
+    // as `wrap_entry_points` does).
+    let query = obj
+        .iter()
+        .position(|(k, _)| k == "query")
+        .map(|i| obj.swap_remove(i).1);
+    obj.push((Cow::Borrowed("query"), wrap_tree(query, filters, clauses)));
+    let mut out = Node::Object(obj);
+    if !filters.is_empty() && has_key_anywhere(&out, "knn") {
+        return Ok(None);
+    }
+    // A sort object with several fields becomes the equivalent list (as `search`).
+    if let Node::Object(entries) = &mut out {
+        if let Some((_, sort)) = entries.iter_mut().find(|(k, _)| k == "sort") {
+            if let Node::Object(fields) = sort {
+                if fields.len() > 1 {
+                    let list = std::mem::take(fields)
+                        .into_iter()
+                        .map(|(k, v)| Node::Object(vec![(k, v)]))
+                        .collect();
+                    *sort = Node::Array(list);
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `query::wrap_unwalked` on the tree: `{"bool": {"filter": clauses, "must": [query]}}`.
+fn wrap_tree<'a>(
+    query: Option<Node<'a>>,
+    filters: &FilterSet,
+    clauses: &[Node<'static>],
+) -> Node<'a> {
+    let inner = query.unwrap_or_else(|| {
+        Node::Object(vec![(Cow::Borrowed("match_all"), Node::Object(Vec::new()))])
+    });
+    let mut bool_query = Vec::with_capacity(2);
+    if !filters.is_empty() {
+        bool_query.push((Cow::Borrowed("filter"), Node::Array(clauses.to_vec())));
+    }
+    bool_query.push((Cow::Borrowed("must"), Node::Array(vec![inner])));
+    Node::Object(vec![(Cow::Borrowed("bool"), Node::Object(bool_query))])
+}
+
+/// Whether `key` is a key of any object in `v`.
+fn has_key_anywhere(v: &Node<'_>, key: &str) -> bool {
+    match v {
+        Node::Object(entries) => entries
+            .iter()
+            .any(|(k, child)| k == key || has_key_anywhere(child, key)),
+        Node::Array(items) => items.iter().any(|i| has_key_anywhere(i, key)),
+        _ => false,
+    }
 }
 
 /// The token's filters around a retriever-less body's entry points: every sub-search, the
