@@ -277,4 +277,4 @@ fn count(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -15,9 +15,9 @@ use crate::{FilterSet, Prepared, Rejection, Scope};
 
 thread_local! {
     /// Set: `rewrite` skips the tree path (this thread only).
-    pub(super) static SERDE_ONLY: Cell<bool> = const { Cell::new(false) };
+    pub(crate) static SERDE_ONLY: Cell<bool> = const { Cell::new(false) };
     /// How many searches the tree path forwarded on this thread.
-    pub(super) static TREE_TAKEN: Cell<usize> = const { Cell::new(0) };
+    pub(crate) static TREE_TAKEN: Cell<usize> = const { Cell::new(0) };
 }
 
 fn prepare(
@@ -316,4 +316,111 @@ fn tree_matches_serde() {
         let s = &scopes[round % scopes.len()];
         agrees(s, queries[(round / 7) % 2], v.to_string().as_bytes());
     }
+}
+
+fn prepare_msearch(scope: &Scope, ndjson: &[u8], serde_only: bool) -> Result<Prepared, Rejection> {
+    SERDE_ONLY.with(|s| s.set(serde_only));
+    let h = head("POST", "/_msearch", None);
+    let out = es::plan(&h, scope).and_then(|plan| es::prepare(plan, Some(ndjson), &h, scope));
+    SERDE_ONLY.with(|s| s.set(false));
+    out
+}
+
+fn lines(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).expect("a forwarded line is JSON"))
+        .collect()
+}
+
+/// The forwarded NDJSON and the bodies kept for narrowing as values, the rest as text.
+fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
+    let body = p.upstream.body.take().map(|b| lines(&b.bytes));
+    let mut kept = Vec::new();
+    if let crate::routes::Shape::Msearch(_, bodies) = &mut p.upstream.shape {
+        kept = std::mem::take(bodies)
+            .iter()
+            .flat_map(|b| lines(b))
+            .collect();
+    }
+    (body, kept, format!("{p:?}"))
+}
+
+/// Both paths agree on an msearch; true when the tree path forwarded it.
+fn msearch_agrees(scope: &Scope, ndjson: &[u8]) -> bool {
+    let before = TREE_TAKEN.with(Cell::get);
+    let tree = prepare_msearch(scope, ndjson, false);
+    let taken = TREE_TAKEN.with(Cell::get) > before;
+    let serde = prepare_msearch(scope, ndjson, true);
+    let shown = String::from_utf8_lossy(ndjson);
+    match (tree, serde) {
+        (Ok(t), Ok(s)) => assert_eq!(msearch_parts(t), msearch_parts(s), "{shown}"),
+        (Err(t), Err(s)) => assert_eq!(t, s, "{shown}"),
+        (t, s) => panic!(
+            "paths disagree on {shown}: tree {:?}, serde {:?}",
+            t.map(msearch_parts),
+            s.map(msearch_parts)
+        ),
+    }
+    taken
+}
+
+#[test]
+fn msearch_tree_matches_serde() {
+    let scopes = scopes();
+    let headers = [
+        "{}",
+        r#"{"index":"logs-a"}"#,
+        r#"{"index":["logs-a","logs-b"],"preference":"x","ignore_unavailable":true}"#,
+        r#"{"index":"logs-*","search_type":"query_then_fetch"}"#,
+        r#"{"index":"secret"}"#,
+        r#"{"indices":"logs-a"}"#,
+    ];
+    let mut bodies: Vec<String> = corpus()
+        .into_iter()
+        .filter(|b| !b.contains('\n') && !b.contains('\r'))
+        .collect();
+    bodies.extend(picked().iter().map(Value::to_string));
+    bodies.push(r#"{"size": 1E1, "timeout": "1s"}"#.to_string());
+    bodies.push("[]".to_string());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Mostly bodies a search accepts, so that most msearches are accepted as a whole.
+    let good: Vec<&String> = bodies
+        .iter()
+        .filter(|b| prepare(&scope(), None, b.as_bytes(), true).is_ok())
+        .collect();
+    assert!(good.len() > 50, "accepted bodies: {}", good.len());
+    let mut taken = 0;
+    for round in 0..3_000 {
+        let mut ndjson = String::new();
+        for _ in 0..1 + next() % 3 {
+            let h = match next() % 10 {
+                0 => headers[(next() % headers.len() as u64) as usize],
+                _ => headers[(next() % 4) as usize],
+            };
+            let b = match next() % 10 {
+                0 => &bodies[(next() % bodies.len() as u64) as usize],
+                _ => good[(next() % good.len() as u64) as usize],
+            };
+            ndjson.push_str(h);
+            ndjson.push('\n');
+            ndjson.push_str(b);
+            ndjson.push('\n');
+        }
+        if round % 50 == 0 {
+            ndjson.pop();
+        }
+        taken += usize::from(msearch_agrees(
+            &scopes[round % scopes.len()],
+            ndjson.as_bytes(),
+        ));
+    }
+    assert!(taken > 1_000, "tree path taken {taken} times");
 }
