@@ -152,6 +152,33 @@ pub(crate) fn search_tree<'a>(
     Ok(Some(out))
 }
 
+/// [`count`] over the borrowed tree: `{"query": wrap(query)}`. `Ok(None)` leaves the body to
+/// `count`: not an object, or a kNN key in the query (its filter injection has no tree
+/// version yet); refusals are `count`'s (the same check code), callers rerun it for them.
+pub(crate) fn count_tree<'a>(
+    body: Node<'a>,
+    filters: &FilterSet,
+    clauses: &[Node<'static>],
+) -> Result<Option<Node<'a>>, Rejection> {
+    let Node::Object(mut obj) = body else {
+        return Ok(None);
+    };
+    if let Some((key, _)) = obj.iter().find(|(k, _)| k != "query") {
+        return Err(crate::dsl::query::key_not_allowed(key));
+    }
+    let query = obj.pop().map(|(_, q)| q);
+    if let Some(q) = &query {
+        crate::dsl::query::check(J::from(q))?;
+        if !filters.is_empty() && has_key_anywhere(q, "knn") {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Node::Object(vec![(
+        Cow::Borrowed("query"),
+        wrap_tree(query, filters, clauses),
+    )])))
+}
+
 /// `query::wrap_unwalked` on the tree: `{"bool": {"filter": clauses, "must": [query]}}`.
 fn wrap_tree<'a>(
     query: Option<Node<'a>>,

@@ -128,14 +128,8 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     if tests::SERDE_ONLY.with(std::cell::Cell::get) {
         return None;
     }
-    let raw = req.raw_body.filter(|b| !b.is_empty())?;
-    if req.head.content_encoding.is_some()
-        || req.uri_query.is_some()
-        || req.scrolls()
-        || req.params.iter().any(|(k, _)| k == "sort")
-        || body::check_content_type(req.head.content_type, Media::Json).is_err()
-        || raw.len() > req.max_body
-    {
+    let raw = tree_body(req)?;
+    if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
         return None;
     }
     let tree = tree::parse(raw).ok()?;
@@ -143,17 +137,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         return None;
     }
     let scope = req.scope;
-    let clauses: Vec<Node<'static>> = if scope.filters.is_empty() {
-        Vec::new()
-    } else {
-        scope
-            .filters
-            .clauses()
-            .iter()
-            .map(Node::from_value)
-            .collect()
-    };
-    let mut out = rewrite::search_tree(tree, &scope.filters, &clauses).ok()??;
+    let mut out = rewrite::search_tree(tree, &scope.filters, &token_clauses(scope)).ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
         return None;
     }
@@ -269,11 +253,66 @@ fn on_pit(
     Ok(up)
 }
 
-/// `_count`: always a body with the token's filters (`rewrite::count`).
+/// `_count`: always a body with the token's filters (`rewrite::count`; on the request tree
+/// when `count_on_tree` covers the request).
 fn count(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    if let Some(up) = count_on_tree(req) {
+        return Ok(up);
+    }
     let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_count");
     let body = uri_search::merge(req.json_body()?, req.uri_query.take())?;
     up.json(&rewrite::count(body, &req.scope.filters)?)
+}
+
+/// [`count`] on the request tree (as [`on_tree`] for a search): a JSON body without content
+/// encoding or URI search, accepted by `rewrite::count_tree`; `None` for every other count and
+/// every refusal, which [`count`]'s serde path decides.
+fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
+    #[cfg(test)]
+    if tests::SERDE_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    let raw = tree_body(req)?;
+    let tree = tree::parse(raw).ok()?;
+    let scope = req.scope;
+    let out = rewrite::count_tree(tree, &scope.filters, &token_clauses(scope)).ok()??;
+    let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
+    let mut bytes = Vec::with_capacity(raw.len() + 256);
+    tree::write(&out, &mut bytes);
+    #[cfg(test)]
+    tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
+    Some(up.body(ForwardBody {
+        bytes,
+        content_type: JSON_BODY,
+    }))
+}
+
+/// The raw body when the tree path may read it: present, not encoded, JSON, within the cap,
+/// and no URI search to merge (the serde path decides everything else).
+fn tree_body<'r>(req: &Request<'r>) -> Option<&'r [u8]> {
+    let raw = req.raw_body.filter(|b| !b.is_empty())?;
+    if req.head.content_encoding.is_some()
+        || req.uri_query.is_some()
+        || body::check_content_type(req.head.content_type, Media::Json).is_err()
+        || raw.len() > req.max_body
+    {
+        return None;
+    }
+    Some(raw)
+}
+
+/// The token's filter clauses as tree nodes.
+fn token_clauses(scope: &crate::Scope) -> Vec<Node<'static>> {
+    if scope.filters.is_empty() {
+        Vec::new()
+    } else {
+        scope
+            .filters
+            .clauses()
+            .iter()
+            .map(Node::from_value)
+            .collect()
+    }
 }
 
 #[cfg(test)]

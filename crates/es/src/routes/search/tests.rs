@@ -26,8 +26,18 @@ fn prepare(
     body: &[u8],
     serde_only: bool,
 ) -> Result<Prepared, Rejection> {
+    prepare_at("/logs-a/_search", scope, query, body, serde_only)
+}
+
+fn prepare_at(
+    path: &str,
+    scope: &Scope,
+    query: Option<&str>,
+    body: &[u8],
+    serde_only: bool,
+) -> Result<Prepared, Rejection> {
     SERDE_ONLY.with(|s| s.set(serde_only));
-    let h = head("POST", "/logs-a/_search", query);
+    let h = head("POST", path, query);
     let out = es::plan(&h, scope).and_then(|plan| es::prepare(plan, Some(body), &h, scope));
     SERDE_ONLY.with(|s| s.set(false));
     out
@@ -44,18 +54,18 @@ fn parts(mut p: Prepared) -> (Option<Value>, String) {
 }
 
 /// Both paths agree on `body`; (the tree path forwarded it, the search was accepted).
-fn agrees(scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool, bool) {
+fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool, bool) {
     let before = TREE_TAKEN.with(Cell::get);
-    let tree = prepare(scope, query, body, false);
+    let tree = prepare_at(path, scope, query, body, false);
     let taken = TREE_TAKEN.with(Cell::get) > before;
-    let serde = prepare(scope, query, body, true);
+    let serde = prepare_at(path, scope, query, body, true);
     let shown = String::from_utf8_lossy(body);
     let accepted = serde.is_ok();
     match (tree, serde) {
-        (Ok(t), Ok(s)) => assert_eq!(parts(t), parts(s), "{query:?} {shown}"),
-        (Err(t), Err(s)) => assert_eq!(t, s, "{query:?} {shown}"),
+        (Ok(t), Ok(s)) => assert_eq!(parts(t), parts(s), "{path} {query:?} {shown}"),
+        (Err(t), Err(s)) => assert_eq!(t, s, "{path} {query:?} {shown}"),
         (t, s) => panic!(
-            "paths disagree on {query:?} {shown}: tree {:?}, serde {:?}",
+            "paths disagree on {path} {query:?} {shown}: tree {:?}, serde {:?}",
             t.map(parts),
             s.map(parts)
         ),
@@ -162,6 +172,8 @@ fn picked() -> Vec<Value> {
         json!({"highlight": {"fields": {"a": {}}}, "_source": ["a"], "fields": ["b"]}),
         json!({"stored_fields": ["_none_"], "docvalue_fields": [{"field": "t", "format": "x"}]}),
         json!({"query": "x"}),
+        json!({"query": {"bool": {"filter": [{"knn": {"field": "v", "query_vector": [1]}}]}}}),
+        json!({"query": {"match_all": {}}, "size": 1}),
         json!({"explain": false, "profile": true}),
     ]
 }
@@ -279,12 +291,14 @@ fn tree_matches_serde() {
         bodies.push(raw.as_bytes().to_vec());
     }
     let (mut taken, mut accepted) = (0, 0);
-    for s in &scopes {
-        for q in queries {
-            for body in &bodies {
-                let (t, a) = agrees(s, q, body);
-                taken += usize::from(t);
-                accepted += usize::from(a);
+    for path in ["/logs-a/_search", "/logs-a/_count"] {
+        for s in &scopes {
+            for q in queries {
+                for body in &bodies {
+                    let (t, a) = agrees(path, s, q, body);
+                    taken += usize::from(t);
+                    accepted += usize::from(a);
+                }
             }
         }
     }
@@ -314,7 +328,8 @@ fn tree_matches_serde() {
             mutate(&mut v, &mut next);
         }
         let s = &scopes[round % scopes.len()];
-        agrees(s, queries[(round / 7) % 2], v.to_string().as_bytes());
+        let path = ["/logs-a/_search", "/logs-a/_count"][round % 2];
+        agrees(path, s, queries[(round / 7) % 2], v.to_string().as_bytes());
     }
 }
 
