@@ -141,7 +141,7 @@ fn bad(reason: &str) -> Rejection {
 /// Each of `keys` that is present: an integer in 1..=MAX_BUCKETS.
 fn sizes(m: Obj<'_>, keys: &[&str]) -> Result<(), Rejection> {
     for key in keys {
-        if let Some(v) = m.get(*key) {
+        if let Some(v) = m.get(key) {
             if !uint_of(v).is_some_and(|n| (1..=MAX_BUCKETS).contains(&n)) {
                 return Err(bad(&format!(
                     "[{key}] must be an integer between 1 and {MAX_BUCKETS}"
@@ -173,7 +173,7 @@ fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
 fn date_interval(m: Obj<'_>) -> Result<f64, Rejection> {
     let given: Vec<&str> = ["calendar_interval", "fixed_interval", "interval"]
         .into_iter()
-        .filter(|k| m.contains_key(*k))
+        .filter(|k| m.contains_key(k))
         .collect();
     let [key] = given.as_slice() else {
         return Err(bad(
@@ -404,7 +404,7 @@ fn order_path(path: &str, subs: Option<Obj<'_>>) -> Result<(), Rejection> {
         let (name, key) = if let Some(stripped) = element.strip_suffix(']') {
             let (n, k) = stripped.split_once('[').ok_or_else(unknown)?;
             (n, Some(k))
-        } else if aggs.contains_key(*element) {
+        } else if aggs.contains_key(element) {
             (*element, None)
         } else {
             match element.rsplit_once('.') {

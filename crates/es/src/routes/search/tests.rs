@@ -232,7 +232,7 @@ fn leaf(n: u64) -> Value {
 /// One random edit somewhere in `v`: a value replaced, a key added or removed.
 fn mutate(v: &mut Value, next: &mut impl FnMut() -> u64) {
     match v {
-        Value::Object(m) if !m.is_empty() && next() % 3 != 0 => {
+        Value::Object(m) if !m.is_empty() && !next().is_multiple_of(3) => {
             let i = (next() % m.len() as u64) as usize;
             let key = m.keys().nth(i).cloned().unwrap_or_default();
             match next() % 4 {
@@ -255,7 +255,7 @@ fn mutate(v: &mut Value, next: &mut impl FnMut() -> u64) {
             let key = KEYS[(next() % KEYS.len() as u64) as usize];
             m.insert(key.to_string(), leaf(next()));
         }
-        Value::Array(items) if !items.is_empty() && next() % 2 == 0 => {
+        Value::Array(items) if !items.is_empty() && next().is_multiple_of(2) => {
             let i = (next() % items.len() as u64) as usize;
             mutate(&mut items[i], next);
         }
