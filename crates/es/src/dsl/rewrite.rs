@@ -90,6 +90,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
 /// the same code); callers rerun `search` for its message, so only accepted bodies must match.
 pub(crate) fn search_tree<'a>(
     body: Node<'a>,
+    raw: &[u8],
     filters: &FilterSet,
     clauses: &[Node<'static>],
 ) -> Result<Option<Node<'a>>, Rejection> {
@@ -132,7 +133,7 @@ pub(crate) fn search_tree<'a>(
         .map(|i| obj.swap_remove(i).1);
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters, clauses)));
     let mut out = Node::Object(obj);
-    if !filters.is_empty() && has_key_anywhere(&out, "knn") {
+    if !filters.is_empty() && may_hold_knn(raw, clauses) && has_key_anywhere(&out, "knn") {
         return Ok(None);
     }
     // A sort object with several fields becomes the equivalent list (as `search`).
@@ -157,6 +158,7 @@ pub(crate) fn search_tree<'a>(
 /// version yet); refusals are `count`'s (the same check code), callers rerun it for them.
 pub(crate) fn count_tree<'a>(
     body: Node<'a>,
+    raw: &[u8],
     filters: &FilterSet,
     clauses: &[Node<'static>],
 ) -> Result<Option<Node<'a>>, Rejection> {
@@ -169,7 +171,7 @@ pub(crate) fn count_tree<'a>(
     let query = obj.pop().map(|(_, q)| q);
     if let Some(q) = &query {
         crate::dsl::query::check(J::from(q))?;
-        if !filters.is_empty() && has_key_anywhere(q, "knn") {
+        if !filters.is_empty() && may_hold_knn(raw, clauses) && has_key_anywhere(q, "knn") {
             return Ok(None);
         }
     }
@@ -194,6 +196,14 @@ fn wrap_tree<'a>(
     }
     bool_query.push((Cow::Borrowed("must"), Node::Array(vec![inner])));
     Node::Object(vec![(Cow::Borrowed("bool"), Node::Object(bool_query))])
+}
+
+/// Whether the body (its JSON text `raw`) or the token's clauses may hold a `knn` key: false
+/// only when the text has neither `knn` nor a `\u` escape (no key, escaped or not, can then be
+/// `knn`) and no clause has one. A cheap scan of the text in place of a walk of the tree.
+fn may_hold_knn(raw: &[u8], clauses: &[Node<'static>]) -> bool {
+    std::str::from_utf8(raw).map_or(true, |t| t.contains("knn") || t.contains("\\u"))
+        || clauses.iter().any(|c| has_key_anywhere(c, "knn"))
 }
 
 /// Whether `key` is a key of any object in `v`.

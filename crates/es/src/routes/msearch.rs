@@ -90,7 +90,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         if !matches!(tree, Node::Object(_)) {
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
         }
-        match rewrite::search_tree(tree, &scope.filters, &clauses)? {
+        match rewrite::search_tree(tree, line, &scope.filters, &clauses)? {
             Some(out) => {
                 trees.push(out);
                 Ok(Value::Null)

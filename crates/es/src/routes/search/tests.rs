@@ -174,6 +174,7 @@ fn picked() -> Vec<Value> {
         json!({"query": "x"}),
         json!({"query": {"bool": {"filter": [{"knn": {"field": "v", "query_vector": [1]}}]}}}),
         json!({"query": {"match_all": {}}, "size": 1}),
+        json!({"aggs": {"f": {"filter": {"knn": {"field": "v", "query_vector": [1]}}}}}),
         json!({"explain": false, "profile": true}),
     ]
 }
@@ -286,6 +287,8 @@ fn tree_matches_serde() {
         r#""x""#,
         r#"  "#,
         r#"{"a": 1,}"#,
+        r#"{"query": {"bool": {"filter": [{"k\u006en": {"field": "v", "query_vector": [1]}}]}}}"#,
+        r#"{"post_filter": {"\u006bnn": {"field": "v", "query_vector": [1]}}}"#,
         r#"{"size": 1, "size": 2}"#,
     ] {
         bodies.push(raw.as_bytes().to_vec());
