@@ -92,8 +92,8 @@ pub(crate) fn search_tree<'a>(
     body: Node<'a>,
     raw: &[u8],
     filters: &FilterSet,
-    clauses: &[Node<'static>],
 ) -> Result<Option<Node<'a>>, Rejection> {
+    let clauses = filters.clause_nodes();
     let Node::Object(mut obj) = body else {
         return Ok(None);
     };
@@ -160,8 +160,8 @@ pub(crate) fn count_tree<'a>(
     body: Node<'a>,
     raw: &[u8],
     filters: &FilterSet,
-    clauses: &[Node<'static>],
 ) -> Result<Option<Node<'a>>, Rejection> {
+    let clauses = filters.clause_nodes();
     let Node::Object(mut obj) = body else {
         return Ok(None);
     };

@@ -74,23 +74,13 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     {
         return None;
     }
-    let clauses: Vec<Node<'static>> = if scope.filters.is_empty() {
-        Vec::new()
-    } else {
-        scope
-            .filters
-            .clauses()
-            .iter()
-            .map(Node::from_value)
-            .collect()
-    };
     let mut trees = Vec::new();
     let mut items = read_lines(raw, req.index.as_ref(), &scope.indices, |line| {
         let tree = tree::parse(line)?;
         if !matches!(tree, Node::Object(_)) {
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
         }
-        match rewrite::search_tree(tree, line, &scope.filters, &clauses)? {
+        match rewrite::search_tree(tree, line, &scope.filters)? {
             Some(out) => {
                 trees.push(out);
                 Ok(Value::Null)

@@ -137,7 +137,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         return None;
     }
     let scope = req.scope;
-    let mut out = rewrite::search_tree(tree, raw, &scope.filters, &token_clauses(scope)).ok()??;
+    let mut out = rewrite::search_tree(tree, raw, &scope.filters).ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
         return None;
     }
@@ -275,7 +275,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let raw = tree_body(req)?;
     let tree = tree::parse(raw).ok()?;
     let scope = req.scope;
-    let out = rewrite::count_tree(tree, raw, &scope.filters, &token_clauses(scope)).ok()??;
+    let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
     let mut bytes = Vec::with_capacity(raw.len() + 256);
     tree::write(&out, &mut bytes);
@@ -299,20 +299,6 @@ fn tree_body<'r>(req: &Request<'r>) -> Option<&'r [u8]> {
         return None;
     }
     Some(raw)
-}
-
-/// The token's filter clauses as tree nodes.
-fn token_clauses(scope: &crate::Scope) -> Vec<Node<'static>> {
-    if scope.filters.is_empty() {
-        Vec::new()
-    } else {
-        scope
-            .filters
-            .clauses()
-            .iter()
-            .map(Node::from_value)
-            .collect()
-    }
 }
 
 #[cfg(test)]
