@@ -9,6 +9,7 @@ pub(crate) mod aggs;
 pub mod cost;
 pub(crate) mod expansion;
 pub(crate) mod fields;
+pub(crate) mod json;
 pub(crate) mod query;
 pub mod retriever;
 pub mod rewrite;

@@ -55,6 +55,9 @@ use routes::Transform;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilterSet {
     by_field: BTreeMap<String, BTreeSet<String>>,
+    /// [`FilterSet::clauses`] as request-tree nodes, built once (the tree path wraps every
+    /// search with them; issue 10).
+    clause_nodes: Vec<request::tree::Node<'static>>,
 }
 
 impl FilterSet {
@@ -63,7 +66,21 @@ impl FilterSet {
         for (field, value) in pairs {
             by_field.entry(field).or_default().insert(value);
         }
-        FilterSet { by_field }
+        let mut set = FilterSet {
+            by_field,
+            clause_nodes: Vec::new(),
+        };
+        set.clause_nodes = set
+            .clauses()
+            .iter()
+            .map(request::tree::Node::from_value)
+            .collect();
+        set
+    }
+
+    /// [`FilterSet::clauses`] as request-tree nodes.
+    pub(crate) fn clause_nodes(&self) -> &[request::tree::Node<'static>] {
+        &self.clause_nodes
     }
 
     pub fn is_empty(&self) -> bool {

@@ -4,17 +4,18 @@
 //! `min_doc_count` below 1 on terms-like aggregations (a bucket per term of the whole index).
 //! Field names and values are checked by `fields` and `values` beside the key check.
 
-use serde_json::Value;
+use super::json::J;
 
 use super::query::{
-    array_of, check_query, flat, inert, keyed, params, slot_of, Slot, SortAt, Table, TOP_HITS,
+    array_of, check as check_query, flat, inert, keyed, params, slot_of, Slot, SortAt, Table,
+    TOP_HITS,
 };
 use super::{expansion, fields, values};
 use crate::error::printable;
 use crate::Rejection;
 
 /// Checks an aggregations object (`{"<name>": {"<type>": {...}, "aggs": {...}}}`).
-pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
+pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
     let m = super::query::object(v, "aggs")?;
     for agg in m.values() {
         let def = super::query::object(agg, "aggs")?;
@@ -25,7 +26,7 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
         }
         let mut types = 0;
         for (k, val) in def {
-            match k.as_str() {
+            match k {
                 "aggs" | "aggregations" => check_aggs(val)?,
                 "meta" => inert(val)?,
                 // The top documents by score per shard: which are sampled, and so every
@@ -48,7 +49,7 @@ pub fn check_aggs(v: &Value) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_agg_type(ty: &str, body: &Value) -> Result<(), Rejection> {
+fn check_agg_type(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     match slot_of(AGG_TYPES, ty) {
         Some(slot) => slot.check(body, ty),
         None => Err(not_allowed(ty)),
@@ -275,32 +276,32 @@ const AGG_TYPES: Table = &[
     ),
 ];
 
-fn terms_agg(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn terms_agg(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     params(body, TERMS_PARAMS)?;
     min_doc_count_positive(body)
 }
 
-fn multi_terms_agg(body: &Value, ty: &str) -> Result<(), Rejection> {
+fn multi_terms_agg(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     keyed(body, ty, MULTI_TERMS)?;
     min_doc_count_positive(body)
 }
 
-fn multi_terms_sources(v: &Value, key: &str) -> Result<(), Rejection> {
+fn multi_terms_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |t| flat(t, &["field", "missing"]))
 }
 
 /// `filters` of a `filters` aggregation: a list or an object of named queries.
-fn named_filters(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn named_filters(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(check_query),
-        Value::Object(named) => named.values().try_for_each(check_query),
+        J::Array(items) => items.iter().try_for_each(check_query),
+        J::Object(named) => named.values().try_for_each(check_query),
         _ => Err(Rejection::bad_request(
             "[filters] must be an object or array",
         )),
     }
 }
 
-fn composite_sources(v: &Value, key: &str) -> Result<(), Rejection> {
+fn composite_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, check_composite_source)
 }
 
@@ -320,7 +321,7 @@ const COMPOSITE_SOURCE_PARAMS: &[&str] = &[
     "bounds",
 ];
 
-fn check_composite_source(v: &Value) -> Result<(), Rejection> {
+fn check_composite_source(v: J<'_>) -> Result<(), Rejection> {
     let (_name, def) = super::query::single_entry(v, "a composite source")?;
     let (ty, body) = super::query::single_entry(def, "a composite source")?;
     match ty {
@@ -331,12 +332,12 @@ fn check_composite_source(v: &Value) -> Result<(), Rejection> {
     }
 }
 
-fn min_doc_count_positive(body: &Value) -> Result<(), Rejection> {
+fn min_doc_count_positive(body: J<'_>) -> Result<(), Rejection> {
     match body.get("min_doc_count") {
         None => Ok(()),
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        Some(J::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
         // Some clients (Grafana) send numbers as strings.
-        Some(Value::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => Ok(()),
+        Some(J::String(s)) if s.parse::<u64>().is_ok_and(|n| n >= 1) => Ok(()),
         Some(_) => Err(Rejection::forbidden(
             "[min_doc_count] below 1 is not allowed on terms aggregations for this token",
         )),

@@ -26,6 +26,8 @@
 
 use serde_json::{Map, Value};
 
+use super::json::{Obj, J};
+
 use crate::dsl::values::{histogram_buckets, uint_of};
 use crate::request::params::time_millis;
 use crate::Rejection;
@@ -65,6 +67,23 @@ impl CostGuard {
         let Value::Object(m) = body else {
             return Err(Rejection::bad_request("a search body must be an object"));
         };
+        if let Some(timeout) = self.search_checked(Obj::V(m), params)? {
+            m.insert("timeout".into(), Value::String(timeout));
+        }
+        Ok(())
+    }
+
+    /// The read-only half of [`CostGuard::search`], for either body representation: the
+    /// limits checked, the `timeout` parameter taken out of `params`, and the `timeout` the
+    /// body must carry returned (when the token limits it).
+    pub(crate) fn search_checked(
+        &self,
+        m: Obj<'_>,
+        params: &mut Vec<(String, String)>,
+    ) -> Result<Option<String>, Rejection> {
+        if self.is_unlimited() {
+            return Ok(None);
+        }
         if let Some(max) = self.max_size {
             let param = |key: &str| -> Result<Option<u64>, Rejection> {
                 match params.iter().find(|(k, _)| k == key) {
@@ -81,7 +100,7 @@ impl CostGuard {
                 .max(m.get("from").and_then(uint_of))
                 .unwrap_or(0);
             hits("size", from, size, max)?;
-            if let Some(Value::Object(rank)) = m.get("rank") {
+            if let Some(J::Object(rank)) = m.get("rank") {
                 for rrf in rank.values() {
                     for key in ["window_size", "rank_window_size"] {
                         size_like(rrf.get(key), key, max)?;
@@ -99,18 +118,18 @@ impl CostGuard {
                 )));
             }
         }
-        if let Some(limit) = self.timeout_ms {
-            let mut ms = u128::from(limit);
-            if let Some(i) = params.iter().position(|(k, _)| k == "timeout") {
-                let (_, v) = params.remove(i);
-                ms = ms.min(time_millis(&v).unwrap_or(ms));
-            }
-            if let Some(Value::String(t)) = m.get("timeout") {
-                ms = ms.min(time_millis(t).unwrap_or(ms));
-            }
-            m.insert("timeout".into(), Value::String(format!("{}ms", ms.max(1))));
+        let Some(limit) = self.timeout_ms else {
+            return Ok(None);
+        };
+        let mut ms = u128::from(limit);
+        if let Some(i) = params.iter().position(|(k, _)| k == "timeout") {
+            let (_, v) = params.remove(i);
+            ms = ms.min(time_millis(&v).unwrap_or(ms));
         }
-        Ok(())
+        if let Some(J::String(t)) = m.get("timeout") {
+            ms = ms.min(time_millis(t).unwrap_or(ms));
+        }
+        Ok(Some(format!("{}ms", ms.max(1))))
     }
 
     /// A SQL query's page, `fetch_size` (1000 when absent), against `max_size`: over it is
@@ -120,7 +139,7 @@ impl CostGuard {
         let Some(max) = self.max_size else {
             return Ok(());
         };
-        match body.get("fetch_size").and_then(uint_of) {
+        match body.get("fetch_size").map(J::from).and_then(uint_of) {
             Some(n) => hits("fetch_size", 0, n, max),
             None => {
                 body.insert(
@@ -140,6 +159,7 @@ impl CostGuard {
             Some(max) => {
                 let size = body
                     .and_then(|b| b.get("size"))
+                    .map(J::from)
                     .and_then(uint_of)
                     .unwrap_or(DEFAULT_SIZE);
                 hits("size", 0, size, max)
@@ -168,7 +188,7 @@ fn hits(what: &str, from: u64, size: u64, max: u64) -> Result<(), Rejection> {
 }
 
 /// A size-like number (kNN `k`, `rank_window_size`) against `max_size`, when present.
-fn size_like(v: Option<&Value>, key: &str, max: u64) -> Result<(), Rejection> {
+fn size_like(v: Option<J<'_>>, key: &str, max: u64) -> Result<(), Rejection> {
     match v.and_then(uint_of) {
         Some(n) if n > max => Err(Rejection::over_limit(format!(
             "{key} {n} exceeds this token's max_size {max}"
@@ -179,17 +199,17 @@ fn size_like(v: Option<&Value>, key: &str, max: u64) -> Result<(), Rejection> {
 
 /// Hit-returning options anywhere in the body: `inner_hits` and `top_hits` (`from + size`),
 /// kNN searches (`k`, `num_candidates`), retrievers' `rank_window_size`.
-fn walk_hits(v: &Value, max: u64) -> Result<(), Rejection> {
+fn walk_hits(v: J<'_>, max: u64) -> Result<(), Rejection> {
     match v {
-        Value::Object(m) => walk_object(m, max),
-        Value::Array(items) => items.iter().try_for_each(|i| walk_hits(i, max)),
+        J::Object(m) => walk_object(m, max),
+        J::Array(items) => items.iter().try_for_each(|i| walk_hits(i, max)),
         _ => Ok(()),
     }
 }
 
-fn walk_object(m: &Map<String, Value>, max: u64) -> Result<(), Rejection> {
+fn walk_object(m: Obj<'_>, max: u64) -> Result<(), Rejection> {
     for (k, child) in m {
-        match k.as_str() {
+        match k {
             "inner_hits" | "top_hits" => {
                 let what = format!("{k} size");
                 each_object(child, |o| {
@@ -199,7 +219,7 @@ fn walk_object(m: &Map<String, Value>, max: u64) -> Result<(), Rejection> {
                 })?;
             }
             "knn" => each_object(child, |o| {
-                if o.get("field").is_some_and(Value::is_string) {
+                if o.get("field").is_some_and(J::is_string) {
                     size_like(o.get("k"), "knn k", max)?;
                     size_like(o.get("num_candidates"), "knn num_candidates", max)?;
                 }
@@ -214,12 +234,12 @@ fn walk_object(m: &Map<String, Value>, max: u64) -> Result<(), Rejection> {
 }
 
 fn each_object(
-    v: &Value,
-    mut f: impl FnMut(&Map<String, Value>) -> Result<(), Rejection>,
+    v: J<'_>,
+    mut f: impl FnMut(Obj<'_>) -> Result<(), Rejection>,
 ) -> Result<(), Rejection> {
     match v {
-        Value::Object(o) => f(o),
-        Value::Array(items) => items.iter().filter_map(Value::as_object).try_for_each(f),
+        J::Object(o) => f(o),
+        J::Array(items) => items.iter().filter_map(J::as_object).try_for_each(f),
         _ => Ok(()),
     }
 }
@@ -229,17 +249,17 @@ const MAX_DEPTH: usize = 64;
 
 /// The buckets an `aggs` object can return: each aggregation's own buckets, times one plus
 /// what its sub-aggregations return per bucket. Saturating.
-fn buckets(aggs: &Value, depth: usize) -> u64 {
-    let Value::Object(aggs) = aggs else { return 0 };
+fn buckets(aggs: J<'_>, depth: usize) -> u64 {
+    let J::Object(aggs) = aggs else { return 0 };
     if depth > MAX_DEPTH {
         return u64::MAX;
     }
     aggs.values()
-        .filter_map(Value::as_object)
+        .filter_map(J::as_object)
         .map(|def| {
             let own = def
                 .iter()
-                .find(|(k, _)| !matches!(k.as_str(), "aggs" | "aggregations" | "meta"))
+                .find(|(k, _)| !matches!(*k, "aggs" | "aggregations" | "meta"))
                 .map_or(0, |(ty, body)| own_buckets(ty, body));
             let subs = def
                 .get("aggs")
@@ -251,8 +271,8 @@ fn buckets(aggs: &Value, depth: usize) -> u64 {
 }
 
 /// The buckets one aggregation returns per bucket of its parent (0 for metrics and pipelines).
-fn own_buckets(ty: &str, body: &Value) -> u64 {
-    let Value::Object(m) = body else { return 0 };
+fn own_buckets(ty: &str, body: J<'_>) -> u64 {
+    let J::Object(m) = body else { return 0 };
     let size = |key: &str, default: u64| m.get(key).and_then(uint_of).unwrap_or(default);
     match ty {
         "terms" | "multi_terms" | "significant_terms" | "significant_text" => {
@@ -264,15 +284,15 @@ fn own_buckets(ty: &str, body: &Value) -> u64 {
         "histogram" | "date_histogram" => histogram_buckets(ty, m).unwrap_or(1),
         "range" | "ip_range" | "date_range" => m
             .get("ranges")
-            .and_then(Value::as_array)
+            .and_then(J::as_array)
             .map_or(1, |r| r.len() as u64),
         "filters" => {
             let n = match m.get("filters") {
-                Some(Value::Array(items)) => items.len() as u64,
-                Some(Value::Object(named)) => named.len() as u64,
+                Some(J::Array(items)) => items.len() as u64,
+                Some(J::Object(named)) => named.len() as u64,
                 _ => 1,
             };
-            let other = m.get("other_bucket") == Some(&Value::Bool(true))
+            let other = matches!(m.get("other_bucket"), Some(J::Bool(true)))
                 || m.contains_key("other_bucket_key");
             n + u64::from(other)
         }

@@ -17,7 +17,7 @@
 //! range, fuzzy) where a target field may be a metadata field such as `_id`. Reasons name keys,
 //! never values.
 
-use serde_json::{Map, Value};
+use super::json::{Obj, J};
 
 use crate::error::printable;
 use crate::Rejection;
@@ -31,8 +31,8 @@ const SAFE_REWRITES: &[&str] = &["constant_score", "constant_score_blended"];
 const EXPANDING_TYPES: &[&str] = &["phrase_prefix", "bool_prefix"];
 
 /// Checks one option of a full-text or multi-term query (a DSL parameter, an ES|QL option map
-/// entry, a SQL option). `Value::Null` stands for a value that is not a literal (a parameter).
-pub(crate) fn option(key: &str, value: &Value) -> Result<(), Rejection> {
+/// entry, a SQL option). `J::Null` stands for a value that is not a literal (a parameter).
+pub(crate) fn option(key: &str, value: J<'_>) -> Result<(), Rejection> {
     match key {
         "fuzziness" if !no_fuzziness(value) => Err(refused(
             key,
@@ -66,15 +66,20 @@ pub(crate) fn option(key: &str, value: &Value) -> Result<(), Rejection> {
 }
 
 /// Checks every entry of an options object (see [`option`]).
-pub(crate) fn options(m: &Map<String, Value>) -> Result<(), Rejection> {
+/// [`options_of`] of a serde_json object.
+pub(crate) fn options(m: &serde_json::Map<String, serde_json::Value>) -> Result<(), Rejection> {
+    options_of(Obj::V(m))
+}
+
+pub(crate) fn options_of(m: Obj<'_>) -> Result<(), Rejection> {
     m.iter().try_for_each(|(k, v)| option(k, v))
 }
 
 /// Whether a fuzziness value means "exact" (`0` or `"0"`).
-fn no_fuzziness(v: &Value) -> bool {
+fn no_fuzziness(v: J<'_>) -> bool {
     match v {
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.trim() == "0",
+        J::Number(n) => n.as_f64() == Some(0.0),
+        J::String(s) => s.trim() == "0",
         _ => false,
     }
 }
@@ -391,7 +396,7 @@ fn refused(key: &str, why: &str) -> Rejection {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::RejectKind;
@@ -410,7 +415,7 @@ mod tests {
             ("prefix_length", json!(2)),
         ];
         for (k, v) in ok {
-            assert!(option(k, &v).is_ok(), "{k} {v}");
+            assert!(option(k, J::from(&v)).is_ok(), "{k} {v}");
         }
         let refused = [
             ("fuzziness", json!(1)),
@@ -431,7 +436,7 @@ mod tests {
             ("type", Value::Null),
         ];
         for (k, v) in refused {
-            let err = option(k, &v).unwrap_err();
+            let err = option(k, J::from(&v)).unwrap_err();
             assert_eq!(err.kind, RejectKind::Forbidden, "{k} {v}");
             assert!(!err.reason.contains("top_terms"), "{}", err.reason);
         }

@@ -35,7 +35,7 @@
 //!
 //! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
 
-use serde_json::Value;
+use super::json::J;
 
 use crate::error::printable;
 use crate::Rejection;
@@ -149,13 +149,18 @@ fn describe(name: &str) -> String {
 
 /// A string or a list of strings naming fields (`docvalue_fields`, `stored_fields`, `fields`
 /// given as names); objects in a list are read for their `field`.
-pub(crate) fn check_list(v: &Value, pos: Position) -> Result<(), Rejection> {
+/// [`check_list_of`] of a serde_json value.
+pub(crate) fn check_list(v: &serde_json::Value, pos: Position) -> Result<(), Rejection> {
+    check_list_of(J::from(v), pos)
+}
+
+pub(crate) fn check_list_of(v: J<'_>, pos: Position) -> Result<(), Rejection> {
     match v {
-        Value::String(s) => check(s, pos),
-        Value::Array(items) => items.iter().try_for_each(|i| match i {
-            Value::String(s) => check(s, pos),
-            Value::Object(m) => match m.get("field") {
-                Some(Value::String(s)) => check(s, pos),
+        J::String(s) => check(s, pos),
+        J::Array(items) => items.iter().try_for_each(|i| match i {
+            J::String(s) => check(s, pos),
+            J::Object(m) => match m.get("field") {
+                Some(J::String(s)) => check(s, pos),
                 _ => Ok(()),
             },
             _ => Ok(()),
@@ -168,22 +173,22 @@ pub(crate) fn check_list(v: &Value, pos: Position) -> Result<(), Rejection> {
 /// `rewrite::check_query` visits on its own): keys of field-keyed queries (`term`, `range`,
 /// `match`, `geo_distance`, ...), the values of `field`, `default_field`, `path` and `fields`,
 /// and the field references inside `query_string` text.
-pub(crate) fn check_query_node(ty: &str, body: &Value) -> Result<(), Rejection> {
-    let Value::Object(m) = body else {
+pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
+    let J::Object(m) = body else {
         return Ok(());
     };
     for (k, v) in m {
-        match k.as_str() {
+        match k {
             "_name" => {}
             "field" | "default_field" | "path" => {
-                if let Value::String(s) = v {
+                if let J::String(s) = v {
                     check(s, Position::Data)?;
                 }
             }
             "fields" => match v {
-                Value::String(s) => check_boosted(s, Position::Data)?,
-                Value::Array(items) => {
-                    for s in items.iter().filter_map(Value::as_str) {
+                J::String(s) => check_boosted(s, Position::Data)?,
+                J::Array(items) => {
+                    for s in items.iter().filter_map(J::as_str) {
                         check_boosted(s, Position::Data)?;
                     }
                 }
@@ -195,7 +200,7 @@ pub(crate) fn check_query_node(ty: &str, body: &Value) -> Result<(), Rejection> 
         }
     }
     if ty == "query_string" {
-        if let Some(Value::String(text)) = m.get("query") {
+        if let Some(J::String(text)) = m.get("query") {
             check_query_text(text)?;
         }
     }
@@ -294,23 +299,23 @@ pub(crate) fn check_sort_field(field: &str, top_level: bool) -> Result<(), Rejec
 /// The fields an aggregation reads: `field` (every value-source aggregation), the `field`s of
 /// `multi_terms` terms, `weighted_avg` value and weight, `top_metrics` metrics, composite
 /// sources, and the `path` of `nested`/`reverse_nested`.
-pub(crate) fn check_agg(ty: &str, body: &Value) -> Result<(), Rejection> {
-    let Value::Object(m) = body else {
+pub(crate) fn check_agg(ty: &str, body: J<'_>) -> Result<(), Rejection> {
+    let J::Object(m) = body else {
         return Ok(());
     };
-    let field_of = |v: &Value| -> Result<(), Rejection> {
+    let field_of = |v: J<'_>| -> Result<(), Rejection> {
         match v.get("field") {
-            Some(Value::String(s)) => check(s, Position::Data),
+            Some(J::String(s)) => check(s, Position::Data),
             _ => Ok(()),
         }
     };
     field_of(body)?;
-    if let Some(Value::String(p)) = m.get("path") {
+    if let Some(J::String(p)) = m.get("path") {
         check(p, Position::Data)?;
     }
     match ty {
         "multi_terms" => {
-            if let Some(Value::Array(terms)) = m.get("terms") {
+            if let Some(J::Array(terms)) = m.get("terms") {
                 terms.iter().try_for_each(field_of)?;
             }
         }
@@ -322,12 +327,12 @@ pub(crate) fn check_agg(ty: &str, body: &Value) -> Result<(), Rejection> {
             }
         }
         "top_metrics" => match m.get("metrics") {
-            Some(Value::Array(items)) => items.iter().try_for_each(field_of)?,
+            Some(J::Array(items)) => items.iter().try_for_each(field_of)?,
             Some(one) => field_of(one)?,
             None => {}
         },
         "composite" => {
-            if let Some(Value::Array(sources)) = m.get("sources") {
+            if let Some(J::Array(sources)) = m.get("sources") {
                 for source in sources {
                     for def in source.as_object().into_iter().flat_map(|s| s.values()) {
                         for body in def.as_object().into_iter().flat_map(|d| d.values()) {
@@ -345,18 +350,18 @@ pub(crate) fn check_agg(ty: &str, body: &Value) -> Result<(), Rejection> {
 /// A script-free scoring function of `function_score` (`field_value_factor`, `random_score`,
 /// decay functions): the fields it reads. `random_score` must name its `field`: without one,
 /// Elasticsearch hashes Lucene doc ids (which count other tenants' documents) into the score.
-pub(crate) fn check_score_function(ty: &str, body: &Value) -> Result<(), Rejection> {
-    let Value::Object(m) = body else {
+pub(crate) fn check_score_function(ty: &str, body: J<'_>) -> Result<(), Rejection> {
+    let J::Object(m) = body else {
         return Ok(());
     };
     match ty {
         "field_value_factor" => {
-            if let Some(Value::String(f)) = m.get("field") {
+            if let Some(J::String(f)) = m.get("field") {
                 check(f, Position::Data)?;
             }
         }
         "random_score" => match m.get("field") {
-            Some(Value::String(f)) => check(f, Position::Data)?,
+            Some(J::String(f)) => check(f, Position::Data)?,
             _ => {
                 return Err(Rejection::forbidden(
                     "[random_score] needs a [field] for this token (without one it scores by \
@@ -518,7 +523,7 @@ mod tests {
             ),
         ];
         for (ty, body) in bad {
-            assert!(check_query_node(ty, &body).is_err(), "{ty} {body}");
+            assert!(check_query_node(ty, J::from(&body)).is_err(), "{ty} {body}");
         }
         let good = [
             ("term", json!({"_index": "logs-a", "_name": "x"})),
@@ -543,7 +548,7 @@ mod tests {
             ("simple_query_string", json!({"query": "_seq_no:1"})),
         ];
         for (ty, body) in good {
-            assert!(check_query_node(ty, &body).is_ok(), "{ty} {body}");
+            assert!(check_query_node(ty, J::from(&body)).is_ok(), "{ty} {body}");
         }
     }
 
@@ -570,9 +575,9 @@ mod tests {
             ("terms", json!({"field": "_shard_doc"})),
         ];
         for (ty, body) in bad {
-            assert!(check_agg(ty, &body).is_err(), "{ty} {body}");
+            assert!(check_agg(ty, J::from(&body)).is_err(), "{ty} {body}");
         }
-        assert!(check_agg("terms", &json!({"field": "_index"})).is_ok());
+        assert!(check_agg("terms", J::from(&json!({"field": "_index"}))).is_ok());
         for (ty, body, ok) in [
             (
                 "random_score",
@@ -595,7 +600,11 @@ mod tests {
                 true,
             ),
         ] {
-            assert_eq!(check_score_function(ty, &body).is_ok(), ok, "{ty} {body}");
+            assert_eq!(
+                check_score_function(ty, J::from(&body)).is_ok(),
+                ok,
+                "{ty} {body}"
+            );
         }
     }
 

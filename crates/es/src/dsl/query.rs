@@ -7,12 +7,14 @@
 //! filter wrapper ([`wrap`]), the kNN filter injection ([`filter_knn_queries`],
 //! [`prepend_clauses`]). Nothing here imports `rewrite` or `retriever`.
 //!
-//! Invariant: a query passes [`check_query`] only if every key on the way down is in a table
+//! Invariant: a query passes [`check`] only if every key on the way down is in a table
 //! (or an explicit code path), nothing on the deny-list appears (scripts, joins, remote
 //! fetches, `wrapper`, term-statistics expansions: see `expansion`), and field names pass
 //! `fields`. Rejections name keys, never values.
 
 use serde_json::{json, Map, Value};
+
+use super::json::{Obj, J};
 
 use super::expansion;
 use super::fields::{self, Position};
@@ -63,18 +65,18 @@ pub(crate) enum Slot {
     /// Refused: picks terms by index-wide statistics.
     Statistics,
     /// Anything else: code, given the value and its key.
-    Check(fn(&Value, &str) -> Result<(), Rejection>),
+    Check(fn(J<'_>, &str) -> Result<(), Rejection>),
 }
 
 /// Groups of keys and the slot their values fill; a key in no group is not allowed.
 pub(crate) type Table = &'static [(&'static [&'static str], Slot)];
 
 impl Slot {
-    pub(crate) fn check(self, v: &Value, key: &str) -> Result<(), Rejection> {
+    pub(crate) fn check(self, v: J<'_>, key: &str) -> Result<(), Rejection> {
         match self {
-            Slot::Query => check_query(v),
+            Slot::Query => check(v),
             Slot::Queries => query_or_queries(v),
-            Slot::QueryList => array_of(v, key, check_query),
+            Slot::QueryList => array_of(v, key, check),
             Slot::Scalar => scalar(v, key),
             Slot::Inert => inert(v),
             Slot::Uint => uint(v, key),
@@ -109,7 +111,7 @@ pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
 
 /// An object (named `what` if it is not one) whose every key is in `table`, each value checked
 /// by its slot.
-pub(crate) fn keyed(v: &Value, what: &str, table: Table) -> Result<(), Rejection> {
+pub(crate) fn keyed(v: J<'_>, what: &str, table: Table) -> Result<(), Rejection> {
     let m = object(v, what)?;
     for (k, val) in m {
         match slot_of(table, k) {
@@ -437,7 +439,12 @@ const QUERY_TYPES: Table = &[
 ];
 
 /// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
+/// [`check`] of a serde_json value.
 pub fn check_query(v: &Value) -> Result<(), Rejection> {
+    check(J::from(v))
+}
+
+pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
     let (ty, body) = single_entry(v, "a query")?;
     fields::check_query_node(ty, body)?;
     match slot_of(QUERY_TYPES, ty) {
@@ -451,10 +458,13 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
 
 // ---- query types that are more than a key list --------------------------------------------------
 
-fn term_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+fn term_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     field_leaf(body, TERM_OPTIONS, true)?;
     // Case-insensitive matching expands the term over the field's dictionary.
-    let insensitive = |v: &Value| v.get("case_insensitive").is_some_and(|c| c != false);
+    let insensitive = |v: J<'_>| {
+        v.get("case_insensitive")
+            .is_some_and(|c| !matches!(c, J::Bool(false)))
+    };
     if object(body, ty)?.iter().any(|(f, v)| {
         f != "boost" && f != "_name" && insensitive(v) && expansion::may_be_metadata(f)
     }) {
@@ -466,17 +476,17 @@ fn term_query(body: &Value, ty: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn terms_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn terms_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     let m = object(body, "terms")?;
     let mut fields = 0;
     for (k, val) in m {
-        match k.as_str() {
+        match k {
             "boost" | "_name" => scalar(val, k)?,
             _ => {
                 fields += 1;
                 match val {
-                    Value::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
-                    Value::Object(_) => return Err(feature("terms lookup")),
+                    J::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
+                    J::Object(_) => return Err(feature("terms lookup")),
                     _ => return Err(Rejection::bad_request("[terms] values must be an array")),
                 }
             }
@@ -485,53 +495,53 @@ fn terms_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
     exactly_one_field(fields)
 }
 
-fn range_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn range_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, RANGE_OPTIONS, false)
 }
 
-fn prefix_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn prefix_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, PREFIX_OPTIONS, true)?;
     multi_term_leaf(body)
 }
 
-fn wildcard_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn wildcard_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, WILDCARD_OPTIONS, true)?;
     multi_term_leaf(body)
 }
 
-fn regexp_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn regexp_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, REGEXP_OPTIONS, true)?;
     multi_term_leaf(body)
 }
 
-fn match_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn match_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, MATCH_OPTIONS, true)?;
     field_options(body)
 }
 
-fn match_phrase_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn match_phrase_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     field_leaf(body, MATCH_PHRASE_OPTIONS, true)
 }
 
-fn multi_match_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+fn multi_match_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     flat(body, MULTI_MATCH)?;
-    expansion::options(object(body, ty)?)
+    expansion::options_of(object(body, ty)?)
 }
 
-fn query_string_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn query_string_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     flat_text_query(body, expansion::Syntax::Classic, QUERY_STRING)
 }
 
-fn simple_query_string_query(body: &Value, _ty: &str) -> Result<(), Rejection> {
+fn simple_query_string_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     flat_text_query(body, expansion::Syntax::Simple, SIMPLE_QUERY_STRING)
 }
 
 /// `geo_distance`, `geo_bounding_box`: options beside exactly one field (inert point data).
-fn geo_point_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+fn geo_point_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     let m = object(body, ty)?;
     let mut fields = 0;
     for (k, val) in m {
-        match k.as_str() {
+        match k {
             "distance" | "distance_type" | "validation_method" | "ignore_unmapped" | "boost"
             | "_name" | "type" => scalar(val, k)?,
             _ => {
@@ -544,11 +554,11 @@ fn geo_point_query(body: &Value, ty: &str) -> Result<(), Rejection> {
 }
 
 /// `geo_shape`, `shape`: options beside exactly one field, whose object is a [`GEO_SHAPE_FIELD`].
-fn geo_shape_query(body: &Value, ty: &str) -> Result<(), Rejection> {
+fn geo_shape_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     let m = object(body, ty)?;
     let mut fields = 0;
     for (k, val) in m {
-        match k.as_str() {
+        match k {
             "ignore_unmapped" | "boost" | "_name" => scalar(val, k)?,
             _ => {
                 fields += 1;
@@ -559,7 +569,7 @@ fn geo_shape_query(body: &Value, ty: &str) -> Result<(), Rejection> {
     exactly_one_field(fields)
 }
 
-fn score_functions(v: &Value, key: &str) -> Result<(), Rejection> {
+fn score_functions(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |f| keyed(f, "functions", SCORE_FUNCTION))
 }
 
@@ -601,13 +611,13 @@ const INNER_HITS: Table = &[
 ];
 
 /// A kNN search object (top-level `knn` or a `knn` query).
-pub(crate) fn check_knn(v: &Value) -> Result<(), Rejection> {
+pub(crate) fn check_knn(v: J<'_>) -> Result<(), Rejection> {
     keyed(v, "knn", KNN)
 }
 
-fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
+fn check_inner_hits(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items
+        J::Array(items) => items
             .iter()
             .try_for_each(|i| keyed(i, "hits options", INNER_HITS)),
         _ => keyed(v, "hits options", INNER_HITS),
@@ -615,18 +625,18 @@ fn check_inner_hits(v: &Value) -> Result<(), Rejection> {
 }
 
 /// `collapse` inside `inner_hits`: a data field only.
-fn inner_collapse(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn inner_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     flat(v, &["field"])?;
-    if let Some(Value::String(f)) = v.get("field") {
+    if let Some(J::String(f)) = v.get("field") {
         fields::check(f, Position::Data)?;
     }
     Ok(())
 }
 
 /// `explain`: only `false` (an explanation shows index-wide term statistics).
-pub(crate) fn only_false(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn only_false(v: J<'_>, key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Bool(false) => Ok(()),
+        J::Bool(false) => Ok(()),
         _ => Err(feature(key)),
     }
 }
@@ -663,15 +673,15 @@ const HIGHLIGHT_FIELD: Table = &[
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
 
-pub(crate) fn check_highlight(v: &Value, _key: &str) -> Result<(), Rejection> {
+pub(crate) fn check_highlight(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "highlight", HIGHLIGHT)
 }
 
-fn highlight_fields(v: &Value, _key: &str) -> Result<(), Rejection> {
-    let field = |opts: &Value| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
+fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
+    let field = |opts: J<'_>| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
     match v {
-        Value::Object(fields) => fields.values().try_for_each(field),
-        Value::Array(items) => items.iter().try_for_each(|item| {
+        J::Object(fields) => fields.values().try_for_each(field),
+        J::Array(items) => items.iter().try_for_each(|item| {
             let (_f, opts) = single_entry(item, "a highlight field")?;
             field(opts)
         }),
@@ -687,13 +697,13 @@ const COLLAPSE: Table = &[
     (&["inner_hits"], Slot::InnerHits),
 ];
 
-pub(crate) fn check_collapse(v: &Value, _key: &str) -> Result<(), Rejection> {
+pub(crate) fn check_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "collapse", COLLAPSE)
 }
 
-fn collapse_field(v: &Value, key: &str) -> Result<(), Rejection> {
+fn collapse_field(v: J<'_>, key: &str) -> Result<(), Rejection> {
     string(v, key)?;
-    if let Value::String(f) = v {
+    if let J::String(f) = v {
         fields::check(f, Position::Data)?;
     }
     Ok(())
@@ -731,9 +741,9 @@ const SORT_NESTED: Table = &[
     (&["nested"], Slot::Check(sort_nested)),
 ];
 
-pub(crate) fn check_sort(v: &Value, at: SortAt) -> Result<(), Rejection> {
+pub(crate) fn check_sort(v: J<'_>, at: SortAt) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(|i| check_sort_item(i, at)),
+        J::Array(items) => items.iter().try_for_each(|i| check_sort_item(i, at)),
         _ => check_sort_item(v, at),
     }
 }
@@ -749,28 +759,18 @@ fn check_sort_field(field: &str, at: SortAt) -> Result<(), Rejection> {
     }
 }
 
-fn check_sort_item(v: &Value, at: SortAt) -> Result<(), Rejection> {
+fn check_sort_item(v: J<'_>, at: SortAt) -> Result<(), Rejection> {
     match v {
-        Value::String(field) => check_sort_field(field, at),
+        J::String(field) => check_sort_field(field, at),
         // Elasticsearch takes several fields in one sort object (Grafana sends
         // `{"@timestamp": {...}, "_doc": {...}}`); their order is the sort priority, which the
         // order-preserving JSON map keeps when the body is re-serialised.
-        Value::Object(m) if m.len() > 1 => m
+        J::Object(m) if m.len() > 1 => m
             .iter()
-            .try_for_each(|(k, spec)| check_sort_item(&single(k, spec.clone()), at)),
-        Value::Object(_) => {
+            .try_for_each(|(k, spec)| check_sort_entry(k, spec, at)),
+        J::Object(_) => {
             let (field, spec) = single_entry(v, "a sort")?;
-            if field == "_script" || field == "_geo_distance" {
-                return Err(feature(field));
-            }
-            check_sort_field(field, at)?;
-            match spec {
-                Value::String(_) => Ok(()),
-                Value::Object(_) => keyed(spec, "a sort", SORT_OPTIONS),
-                _ => Err(Rejection::bad_request(
-                    "a sort must be a string or an object",
-                )),
-            }
+            check_sort_entry(field, spec, at)
         }
         _ => Err(Rejection::bad_request(
             "a sort must be a string or an object",
@@ -778,13 +778,28 @@ fn check_sort_item(v: &Value, at: SortAt) -> Result<(), Rejection> {
     }
 }
 
-fn sort_nested(v: &Value, _key: &str) -> Result<(), Rejection> {
+/// One `field: spec` of a sort object.
+fn check_sort_entry(field: &str, spec: J<'_>, at: SortAt) -> Result<(), Rejection> {
+    if field == "_script" || field == "_geo_distance" {
+        return Err(feature(field));
+    }
+    check_sort_field(field, at)?;
+    match spec {
+        J::String(_) => Ok(()),
+        J::Object(_) => keyed(spec, "a sort", SORT_OPTIONS),
+        _ => Err(Rejection::bad_request(
+            "a sort must be a string or an object",
+        )),
+    }
+}
+
+fn sort_nested(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "nested", SORT_NESTED)
 }
 
-fn nested_path(v: &Value, key: &str) -> Result<(), Rejection> {
+fn nested_path(v: J<'_>, key: &str) -> Result<(), Rejection> {
     scalar(v, key)?;
-    if let Value::String(p) = v {
+    if let J::String(p) = v {
         fields::check(p, Position::Data)?;
     }
     Ok(())
@@ -795,36 +810,36 @@ const SOURCE: Table = &[(
     Slot::Strings,
 )];
 
-pub(crate) fn check_source(v: &Value, _key: &str) -> Result<(), Rejection> {
+pub(crate) fn check_source(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Bool(_) | Value::String(_) => Ok(()),
-        Value::Array(_) => strings(v, "_source"),
-        Value::Object(_) => keyed(v, "_source", SOURCE),
+        J::Bool(_) | J::String(_) => Ok(()),
+        J::Array(_) => strings(v, "_source"),
+        J::Object(_) => keyed(v, "_source", SOURCE),
         _ => Err(Rejection::bad_request("[_source] has an invalid value")),
     }
 }
 
-pub(crate) fn check_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
-        Value::String(_) => Ok(()),
-        Value::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
+        J::String(_) => Ok(()),
+        J::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
         _ => Err(Rejection::bad_request(format!(
             "[{key}] has an invalid value"
         ))),
     })?;
-    fields::check_list(v, Position::Data)
+    fields::check_list_of(v, Position::Data)
 }
 
-pub(crate) fn check_stored_fields(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn check_stored_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
     strings(v, key)?;
-    fields::check_list(v, Position::StoredFields)
+    fields::check_list_of(v, Position::StoredFields)
 }
 
 /// `seq_no_primary_term`: only `false` (sequence numbers count every write to the shard).
-pub(crate) fn no_seq_no_primary_term(v: &Value, _key: &str) -> Result<(), Rejection> {
+pub(crate) fn no_seq_no_primary_term(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     boolean(v, "seq_no_primary_term")?;
     match v {
-        Value::Bool(true) => Err(fields::seq_no_primary_term()),
+        J::Bool(true) => Err(fields::seq_no_primary_term()),
         _ => Ok(()),
     }
 }
@@ -932,13 +947,10 @@ pub(crate) fn prepend_clauses(m: &mut Map<String, Value>, mut clauses: Vec<Value
 // ---- small shape helpers --------------------------------------------------------------------------
 
 /// `{"<key>": <value>}` with exactly one entry.
-pub(crate) fn single_entry<'a>(
-    v: &'a Value,
-    what: &str,
-) -> Result<(&'a str, &'a Value), Rejection> {
+pub(crate) fn single_entry<'a>(v: J<'a>, what: &str) -> Result<(&'a str, J<'a>), Rejection> {
     match v {
-        Value::Object(m) if m.len() == 1 => match m.iter().next() {
-            Some((k, val)) => Ok((k.as_str(), val)),
+        J::Object(m) if m.len() == 1 => match m.iter().next() {
+            Some((k, val)) => Ok((k, val)),
             None => Err(Rejection::bad_request(format!(
                 "{what} must have exactly one key"
             ))),
@@ -949,25 +961,25 @@ pub(crate) fn single_entry<'a>(
     }
 }
 
-pub(crate) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Rejection> {
+pub(crate) fn object<'a>(v: J<'a>, what: &str) -> Result<Obj<'a>, Rejection> {
     v.as_object()
         .ok_or_else(|| Rejection::bad_request(format!("[{}] must be an object", printable(what))))
 }
 
-fn query_or_queries(v: &Value) -> Result<(), Rejection> {
+fn query_or_queries(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(check_query),
-        _ => check_query(v),
+        J::Array(items) => items.iter().try_for_each(check),
+        _ => check(v),
     }
 }
 
 pub(crate) fn array_of(
-    v: &Value,
+    v: J<'_>,
     key: &str,
-    each: impl Fn(&Value) -> Result<(), Rejection>,
+    each: impl Fn(J<'_>) -> Result<(), Rejection>,
 ) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(each),
+        J::Array(items) => items.iter().try_for_each(each),
         _ => Err(Rejection::bad_request(format!(
             "[{}] must be an array",
             printable(key)
@@ -976,10 +988,10 @@ pub(crate) fn array_of(
 }
 
 /// An object whose keys are all in `allowed` and whose values are inert.
-pub(crate) fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn flat(v: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
     let m = object(v, "parameters")?;
     for (k, val) in m {
-        if !allowed.contains(&k.as_str()) {
+        if !allowed.contains(&k) {
             return Err(key_not_allowed(k));
         }
         inert(val)?;
@@ -993,14 +1005,10 @@ pub(crate) fn flat(v: &Value, allowed: &[&str]) -> Result<(), Rejection> {
 /// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
 /// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
 /// `default_field`, `fields` or the text).
-fn flat_text_query(
-    v: &Value,
-    syntax: expansion::Syntax,
-    allowed: &[&str],
-) -> Result<(), Rejection> {
+fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: &[&str]) -> Result<(), Rejection> {
     flat(v, allowed)?;
     let m = object(v, "query")?;
-    expansion::options(m)?;
+    expansion::options_of(m)?;
     let mut targets: Vec<&str> = Vec::new();
     if let Some(f) = m.get("default_field") {
         targets.push(
@@ -1010,7 +1018,7 @@ fn flat_text_query(
     }
     match m.get("fields") {
         None => {}
-        Some(Value::Array(items)) => {
+        Some(J::Array(items)) => {
             for f in items {
                 targets.push(
                     f.as_str()
@@ -1021,24 +1029,24 @@ fn flat_text_query(
         Some(_) => return Err(Rejection::bad_request("[fields] must be a list")),
     }
     match m.get("query") {
-        Some(Value::String(q)) if crate::querylang::uri_search::too_deep(q) => Err(
+        Some(J::String(q)) if crate::querylang::uri_search::too_deep(q) => Err(
             Rejection::bad_request("the query string is nested too deeply"),
         ),
         // `flags` can turn phrases or escapes off, and then `"a b"~2` or `\"` read
         // differently: with flags, any `~` counts as a fuzzy term.
-        Some(Value::String(q)) if m.contains_key("flags") && q.contains('~') => {
+        Some(J::String(q)) if m.contains_key("flags") && q.contains('~') => {
             Err(Rejection::forbidden(
                 "fuzzy terms (`~` after a term) are not allowed for this token, and with \
                  [flags] every `~` counts as one",
             ))
         }
-        Some(Value::String(q)) => expansion::check_text(q, syntax, &targets),
+        Some(J::String(q)) => expansion::check_text(q, syntax, &targets),
         _ => Ok(()),
     }
 }
 
 /// Aggregation parameters: [`flat`], and never a `script`.
-pub(crate) fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn params(body: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
             return Err(feature("script"));
@@ -1048,16 +1056,16 @@ pub(crate) fn params(body: &Value, allowed: &[&str]) -> Result<(), Rejection> {
 }
 
 /// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
-fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
+fn field_leaf(body: J<'_>, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     let mut fields = 0;
     for (k, val) in m {
-        match k.as_str() {
+        match k {
             "boost" | "_name" => scalar(val, k)?,
             _ => {
                 fields += 1;
                 match val {
-                    Value::Object(_) => flat(val, inner)?,
+                    J::Object(_) => flat(val, inner)?,
                     _ if scalar_ok => scalar(val, k)?,
                     _ => {
                         return Err(Rejection::bad_request(
@@ -1074,7 +1082,7 @@ fn field_leaf(body: &Value, inner: &[&str], scalar_ok: bool) -> Result<(), Rejec
 /// A multi-term leaf (`prefix`, `wildcard`, `regexp`): never on a field that may be a metadata
 /// field (`_id`'s terms are every document's), and only a rewrite that keeps every matching
 /// term (`expansion`).
-fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
+fn multi_term_leaf(body: J<'_>) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     for (field, val) in m {
         if field == "boost" || field == "_name" {
@@ -1086,19 +1094,19 @@ fn multi_term_leaf(body: &Value) -> Result<(), Rejection> {
                  this token",
             ));
         }
-        if let Value::Object(inner) = val {
-            expansion::options(inner)?;
+        if let J::Object(inner) = val {
+            expansion::options_of(inner)?;
         }
     }
     Ok(())
 }
 
 /// The per-field options of a full-text leaf (`match`): no fuzzy expansion (`expansion`).
-fn field_options(body: &Value) -> Result<(), Rejection> {
+fn field_options(body: J<'_>) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     for val in m.values() {
-        if let Value::Object(inner) = val {
-            expansion::options(inner)?;
+        if let J::Object(inner) = val {
+            expansion::options_of(inner)?;
         }
     }
     Ok(())
@@ -1113,10 +1121,10 @@ fn exactly_one_field(n: usize) -> Result<(), Rejection> {
 }
 
 /// Plain data: scalars, arrays and objects without a `script` key anywhere.
-pub(crate) fn inert(v: &Value) -> Result<(), Rejection> {
+pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(inert),
-        Value::Object(m) => {
+        J::Array(items) => items.iter().try_for_each(inert),
+        J::Object(m) => {
             for (k, val) in m {
                 if k == "script" || k == "_index" || k == "_id" {
                     return Err(feature(k));
@@ -1129,35 +1137,32 @@ pub(crate) fn inert(v: &Value) -> Result<(), Rejection> {
     }
 }
 
-pub(crate) fn scalar(v: &Value, key: &str) -> Result<(), Rejection> {
-    let single = matches!(
-        v,
-        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null
-    );
+pub(crate) fn scalar(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    let single = matches!(v, J::String(_) | J::Number(_) | J::Bool(_) | J::Null);
     of_kind(single, key, "a single value")
 }
 
-pub(crate) fn strings(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn strings(v: J<'_>, key: &str) -> Result<(), Rejection> {
     let strings = match v {
-        Value::Array(items) => items.iter().all(Value::is_string),
+        J::Array(items) => items.iter().all(J::is_string),
         other => other.is_string(),
     };
     of_kind(strings, key, "strings")
 }
 
-pub(crate) fn string(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn string(v: J<'_>, key: &str) -> Result<(), Rejection> {
     of_kind(v.is_string(), key, "a string")
 }
 
-pub(crate) fn uint(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn uint(v: J<'_>, key: &str) -> Result<(), Rejection> {
     of_kind(v.is_u64(), key, "a non-negative integer")
 }
 
-fn number(v: &Value, key: &str) -> Result<(), Rejection> {
+fn number(v: J<'_>, key: &str) -> Result<(), Rejection> {
     of_kind(v.is_number(), key, "a number")
 }
 
-pub(crate) fn boolean(v: &Value, key: &str) -> Result<(), Rejection> {
+pub(crate) fn boolean(v: J<'_>, key: &str) -> Result<(), Rejection> {
     of_kind(v.is_boolean(), key, "true or false")
 }
 

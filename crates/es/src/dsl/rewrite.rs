@@ -22,6 +22,9 @@ use serde_json::{Map, Value};
 use serde_json::json;
 
 pub use crate::dsl::aggs::check_aggs;
+use std::borrow::Cow;
+
+use crate::dsl::json::J;
 use crate::dsl::query::{
     array_of, check_collapse, check_fields, check_highlight, check_knn, check_source,
     check_stored_fields, flat, keyed, no_seq_no_primary_term, only_false, prepend_clauses, scalar,
@@ -29,6 +32,7 @@ use crate::dsl::query::{
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
+use crate::request::tree::Node;
 use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -51,7 +55,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     for (key, value) in &obj {
         match slot_of(TOP_LEVEL, key) {
-            Some(slot) => slot.check(value, key)?,
+            Some(slot) => slot.check(J::from(value), key)?,
             None => return Err(crate::dsl::query::key_not_allowed(key)),
         }
     }
@@ -75,6 +79,142 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         obj.insert("sort".to_string(), Value::Array(list));
     }
     Ok(Value::Object(obj))
+}
+
+/// [`search`] over the borrowed tree (issue 10, goal 6) for the bodies it covers: the same
+/// checks (the [`J`] view of the same tables and code), then the same edits on the tree.
+///
+/// `Ok(None)` leaves the body to [`search`]: a body that is not an object, or that has a
+/// retriever, sub-searches, a top-level kNN, or a kNN key anywhere once wrapped (the kNN filter
+/// injection has no tree version yet). A refusal here is `search`'s refusal too (the checks are
+/// the same code); callers rerun `search` for its message, so only accepted bodies must match.
+pub(crate) fn search_tree<'a>(
+    body: Node<'a>,
+    raw: &[u8],
+    filters: &FilterSet,
+) -> Result<Option<Node<'a>>, Rejection> {
+    let clauses = filters.clause_nodes();
+    let Node::Object(mut obj) = body else {
+        return Ok(None);
+    };
+    let has = |obj: &[(Cow<'a, str>, Node<'a>)], key: &str| obj.iter().any(|(k, _)| k == key);
+    if ["retriever", "sub_searches", "knn"]
+        .iter()
+        .any(|k| has(&obj, k))
+    {
+        return Ok(None);
+    }
+    if has(&obj, "aggs") && has(&obj, "aggregations") {
+        return Err(Rejection::bad_request(
+            "body has both [aggs] and [aggregations]",
+        ));
+    }
+    // As `search`: empty `runtime_mappings` and `script_fields` dropped (serde_json's
+    // `remove` is a swap-remove: the last entry takes the removed one's place).
+    for key in ["runtime_mappings", "script_fields"] {
+        if let Some(i) = obj
+            .iter()
+            .position(|(k, v)| k == key && v.as_object().is_some_and(<[_]>::is_empty))
+        {
+            obj.swap_remove(i);
+        }
+    }
+    for (key, value) in &obj {
+        match slot_of(TOP_LEVEL, key) {
+            Some(slot) => slot.check(J::from(value), key)?,
+            None => return Err(crate::dsl::query::key_not_allowed(key)),
+        }
+    }
+    // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
+    // as `wrap_entry_points` does).
+    let query = obj
+        .iter()
+        .position(|(k, _)| k == "query")
+        .map(|i| obj.swap_remove(i).1);
+    obj.push((Cow::Borrowed("query"), wrap_tree(query, filters, clauses)));
+    let mut out = Node::Object(obj);
+    if !filters.is_empty() && may_hold_knn(raw, clauses) && has_key_anywhere(&out, "knn") {
+        return Ok(None);
+    }
+    // A sort object with several fields becomes the equivalent list (as `search`).
+    if let Node::Object(entries) = &mut out {
+        if let Some((_, sort)) = entries.iter_mut().find(|(k, _)| k == "sort") {
+            if let Node::Object(fields) = sort {
+                if fields.len() > 1 {
+                    let list = std::mem::take(fields)
+                        .into_iter()
+                        .map(|(k, v)| Node::Object(vec![(k, v)]))
+                        .collect();
+                    *sort = Node::Array(list);
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// [`count`] over the borrowed tree: `{"query": wrap(query)}`. `Ok(None)` leaves the body to
+/// `count`: not an object, or a kNN key in the query (its filter injection has no tree
+/// version yet); refusals are `count`'s (the same check code), callers rerun it for them.
+pub(crate) fn count_tree<'a>(
+    body: Node<'a>,
+    raw: &[u8],
+    filters: &FilterSet,
+) -> Result<Option<Node<'a>>, Rejection> {
+    let clauses = filters.clause_nodes();
+    let Node::Object(mut obj) = body else {
+        return Ok(None);
+    };
+    if let Some((key, _)) = obj.iter().find(|(k, _)| k != "query") {
+        return Err(crate::dsl::query::key_not_allowed(key));
+    }
+    let query = obj.pop().map(|(_, q)| q);
+    if let Some(q) = &query {
+        crate::dsl::query::check(J::from(q))?;
+        if !filters.is_empty() && may_hold_knn(raw, clauses) && has_key_anywhere(q, "knn") {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Node::Object(vec![(
+        Cow::Borrowed("query"),
+        wrap_tree(query, filters, clauses),
+    )])))
+}
+
+/// `query::wrap_unwalked` on the tree: `{"bool": {"filter": clauses, "must": [query]}}`.
+fn wrap_tree<'a>(
+    query: Option<Node<'a>>,
+    filters: &FilterSet,
+    clauses: &[Node<'static>],
+) -> Node<'a> {
+    let inner = query.unwrap_or_else(|| {
+        Node::Object(vec![(Cow::Borrowed("match_all"), Node::Object(Vec::new()))])
+    });
+    let mut bool_query = Vec::with_capacity(2);
+    if !filters.is_empty() {
+        bool_query.push((Cow::Borrowed("filter"), Node::Array(clauses.to_vec())));
+    }
+    bool_query.push((Cow::Borrowed("must"), Node::Array(vec![inner])));
+    Node::Object(vec![(Cow::Borrowed("bool"), Node::Object(bool_query))])
+}
+
+/// Whether the body (its JSON text `raw`) or the token's clauses may hold a `knn` key: false
+/// only when the text has neither `knn` nor a `\u` escape (no key, escaped or not, can then be
+/// `knn`) and no clause has one. A cheap scan of the text in place of a walk of the tree.
+fn may_hold_knn(raw: &[u8], clauses: &[Node<'static>]) -> bool {
+    std::str::from_utf8(raw).map_or(true, |t| t.contains("knn") || t.contains("\\u"))
+        || clauses.iter().any(|c| has_key_anywhere(c, "knn"))
+}
+
+/// Whether `key` is a key of any object in `v`.
+fn has_key_anywhere(v: &Node<'_>, key: &str) -> bool {
+    match v {
+        Node::Object(entries) => entries
+            .iter()
+            .any(|(k, child)| k == key || has_key_anywhere(child, key)),
+        Node::Array(items) => items.iter().any(|i| has_key_anywhere(i, key)),
+        _ => false,
+    }
 }
 
 /// The token's filters around a retriever-less body's entry points: every sub-search, the
@@ -191,47 +331,47 @@ const RESCORE_QUERY: Table = &[
 ];
 const SUB_SEARCH: Table = &[(&["query"], Slot::Query)];
 
-fn checked_by_retriever(_: &Value, _: &str) -> Result<(), Rejection> {
+fn checked_by_retriever(_: J<'_>, _: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn track_total_hits(v: &Value, key: &str) -> Result<(), Rejection> {
+fn track_total_hits(v: J<'_>, key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Bool(_) => Ok(()),
+        J::Bool(_) => Ok(()),
         _ => uint(v, key),
     }
 }
 
-fn search_after(v: &Value, key: &str) -> Result<(), Rejection> {
+fn search_after(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |x| scalar(x, key))
 }
 
-fn aggregations(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn aggregations(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     check_aggs(v)
 }
 
-fn top_level_knn(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn top_level_knn(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(check_knn),
+        J::Array(items) => items.iter().try_for_each(check_knn),
         _ => check_knn(v),
     }
 }
 
-fn slice(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn slice(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     flat(v, &["id", "max", "field"])?;
     values::check_slice(v)
 }
 
-fn rescores(v: &Value, _key: &str) -> Result<(), Rejection> {
+fn rescores(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     match v {
-        Value::Array(items) => items.iter().try_for_each(|i| keyed(i, "rescore", RESCORE)),
+        J::Array(items) => items.iter().try_for_each(|i| keyed(i, "rescore", RESCORE)),
         _ => keyed(v, "rescore", RESCORE),
     }
 }
 
 /// `sub_searches` (Elasticsearch 8.8+ hybrid search): a non-empty list of `{"query": ...}`.
-fn check_sub_searches(v: &Value, _key: &str) -> Result<(), Rejection> {
-    let Value::Array(items) = v else {
+fn check_sub_searches(v: J<'_>, _key: &str) -> Result<(), Rejection> {
+    let J::Array(items) = v else {
         return Err(Rejection::bad_request("[sub_searches] must be a list"));
     };
     if items.is_empty() {

@@ -15,7 +15,7 @@
 //! (a tiny interval without bounds) cannot be computed here; the backend's own bucket limit
 //! answers those (a 4xx/5xx relayed as an Elasticsearch error).
 
-use serde_json::{Map, Value};
+use super::json::{Obj, J};
 
 use crate::Rejection;
 
@@ -28,8 +28,8 @@ const MAX_SLICES: u64 = 1024;
 
 /// Checks the values of aggregation `ty` with parameters `body`; `def` is the aggregation's
 /// definition (for its sub-aggregations).
-pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Result<(), Rejection> {
-    let Value::Object(m) = body else {
+pub(crate) fn check_agg(ty: &str, body: J<'_>, def: Obj<'_>) -> Result<(), Rejection> {
+    let J::Object(m) = body else {
         return Ok(());
     };
     let subs = sub_aggs(def);
@@ -69,7 +69,7 @@ pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Res
         "composite" => {
             sizes(m, &["size"])?;
             match m.get("sources") {
-                Some(Value::Array(sources)) if !sources.is_empty() => {
+                Some(J::Array(sources)) if !sources.is_empty() => {
                     sources.iter().try_for_each(composite_source)?
                 }
                 _ => return Err(bad("[composite] needs a non-empty [sources] list")),
@@ -86,7 +86,7 @@ pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Res
         "geohash_grid" | "geotile_grid" => {
             sizes(m, &["size", "shard_size"])?;
             let max = if ty == "geohash_grid" { 12 } else { 29 };
-            if let Some(v @ Value::Number(_)) = m.get("precision") {
+            if let Some(v @ J::Number(_)) = m.get("precision") {
                 let min = if ty == "geohash_grid" { 1 } else { 0 };
                 if !uint_of(v).is_some_and(|p| (min..=max).contains(&p)) {
                     return Err(bad("[precision] is out of range"));
@@ -99,9 +99,9 @@ pub(crate) fn check_agg(ty: &str, body: &Value, def: &Map<String, Value>) -> Res
 }
 
 /// `slice`: `id` and `max` present, `0 <= id < max`, `2 <= max <= 1024`.
-pub(crate) fn check_slice(v: &Value) -> Result<(), Rejection> {
-    let id = v.get("id").and_then(Value::as_u64);
-    let max = v.get("max").and_then(Value::as_u64);
+pub(crate) fn check_slice(v: J<'_>) -> Result<(), Rejection> {
+    let id = v.get("id").and_then(J::as_u64);
+    let max = v.get("max").and_then(J::as_u64);
     match (id, max) {
         (Some(id), Some(max)) if (2..=MAX_SLICES).contains(&max) && id < max => Ok(()),
         _ => Err(bad(
@@ -110,25 +110,25 @@ pub(crate) fn check_slice(v: &Value) -> Result<(), Rejection> {
     }
 }
 
-fn sub_aggs(def: &Map<String, Value>) -> Option<&Map<String, Value>> {
+fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
     def.get("aggs")
         .or_else(|| def.get("aggregations"))
-        .and_then(Value::as_object)
+        .and_then(J::as_object)
 }
 
 /// A non-negative integer, also as a numeric string (Grafana sends some numbers as strings).
-pub(crate) fn uint_of(v: &Value) -> Option<u64> {
+pub(crate) fn uint_of(v: J<'_>) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
+        J::Number(n) => n.as_u64(),
+        J::String(s) => s.parse().ok(),
         _ => None,
     }
 }
 
-fn number_of(v: &Value) -> Option<f64> {
+fn number_of(v: J<'_>) -> Option<f64> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
+        J::Number(n) => n.as_f64(),
+        J::String(s) => s.parse().ok(),
         _ => None,
     }
     .filter(|f: &f64| f.is_finite())
@@ -139,9 +139,9 @@ fn bad(reason: &str) -> Rejection {
 }
 
 /// Each of `keys` that is present: an integer in 1..=MAX_BUCKETS.
-fn sizes(m: &Map<String, Value>, keys: &[&str]) -> Result<(), Rejection> {
+fn sizes(m: Obj<'_>, keys: &[&str]) -> Result<(), Rejection> {
     for key in keys {
-        if let Some(v) = m.get(*key) {
+        if let Some(v) = m.get(key) {
             if !uint_of(v).is_some_and(|n| (1..=MAX_BUCKETS).contains(&n)) {
                 return Err(bad(&format!(
                     "[{key}] must be an integer between 1 and {MAX_BUCKETS}"
@@ -152,7 +152,7 @@ fn sizes(m: &Map<String, Value>, keys: &[&str]) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn optional_uint(m: &Map<String, Value>, key: &str) -> Result<(), Rejection> {
+fn optional_uint(m: Obj<'_>, key: &str) -> Result<(), Rejection> {
     match m.get(key) {
         Some(v) if uint_of(v).is_none() => {
             Err(bad(&format!("[{key}] must be a non-negative integer")))
@@ -161,7 +161,7 @@ fn optional_uint(m: &Map<String, Value>, key: &str) -> Result<(), Rejection> {
     }
 }
 
-fn positive_number(v: Option<&Value>, key: &str) -> Result<f64, Rejection> {
+fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
     match v.and_then(number_of) {
         Some(f) if f > 0.0 => Ok(f),
         _ => Err(bad(&format!("[{key}] must be a number greater than 0"))),
@@ -170,23 +170,26 @@ fn positive_number(v: Option<&Value>, key: &str) -> Result<f64, Rejection> {
 
 /// The shortest length in milliseconds of one interval of a date histogram (exactly one of
 /// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
-fn date_interval(m: &Map<String, Value>) -> Result<f64, Rejection> {
+fn date_interval(m: Obj<'_>) -> Result<f64, Rejection> {
     let given: Vec<&str> = ["calendar_interval", "fixed_interval", "interval"]
         .into_iter()
-        .filter(|k| m.contains_key(*k))
+        .filter(|k| m.contains_key(k))
         .collect();
     let [key] = given.as_slice() else {
         return Err(bad(
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
     };
-    let v = &m[*key];
+    // Present: `given` holds the keys `m` has.
+    let Some(v) = m.get(key) else {
+        return Err(bad("a date histogram needs an interval"));
+    };
     let parsed = match *key {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
         "fixed_interval" => v.as_str().and_then(fixed_ms),
         _ => match v {
             // The deprecated `interval` also takes milliseconds without a unit.
-            Value::String(s) => calendar_ms(s)
+            J::String(s) => calendar_ms(s)
                 .or_else(|| fixed_ms(s))
                 .or_else(|| s.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| n as f64)),
             other => number_of(other).filter(|f| *f >= 1.0),
@@ -236,11 +239,11 @@ fn fixed_ms(s: &str) -> Option<f64> {
 
 /// `{"min": a, "max": b}`: when both are numbers, `a <= b` and at most MAX_BUCKETS intervals.
 /// Date strings (`now-1d`) cannot be computed here and pass.
-fn bucket_count(bounds: Option<&Value>, key: &str, interval: f64) -> Result<(), Rejection> {
+fn bucket_count(bounds: Option<J<'_>>, key: &str, interval: f64) -> Result<(), Rejection> {
     let Some(bounds) = bounds else {
         return Ok(());
     };
-    let Value::Object(b) = bounds else {
+    let J::Object(b) = bounds else {
         return Err(bad(&format!("[{key}] must be an object")));
     };
     let (Some(min), Some(max)) = (
@@ -264,7 +267,7 @@ fn bucket_count(bounds: Option<&Value>, key: &str, interval: f64) -> Result<(), 
 /// computable: `hard_bounds` cap the count, `extended_bounds` force at least that many (the
 /// shortest calendar units, so never fewer than the backend makes). `None`: it depends on the
 /// data (no numeric bounds), or the aggregation is not one of the two.
-pub(crate) fn histogram_buckets(ty: &str, m: &Map<String, Value>) -> Option<u64> {
+pub(crate) fn histogram_buckets(ty: &str, m: Obj<'_>) -> Option<u64> {
     let interval = match ty {
         "histogram" => m.get("interval").and_then(number_of).filter(|i| *i > 0.0)?,
         "date_histogram" => date_interval(m).ok()?,
@@ -286,11 +289,11 @@ pub(crate) fn histogram_buckets(ty: &str, m: &Map<String, Value>) -> Option<u64>
     count("hard_bounds").or_else(|| count("extended_bounds"))
 }
 
-fn composite_source(v: &Value) -> Result<(), Rejection> {
+fn composite_source(v: J<'_>) -> Result<(), Rejection> {
     for def in v.as_object().into_iter().flat_map(|s| s.values()) {
         for (ty, body) in def.as_object().into_iter().flatten() {
-            let Value::Object(m) = body else { continue };
-            match ty.as_str() {
+            let J::Object(m) = body else { continue };
+            match ty {
                 "histogram" => {
                     positive_number(m.get("interval"), "interval")?;
                 }
@@ -354,20 +357,16 @@ const MULTI_VALUE: &[(&str, Option<&[&str]>)] = &[
 
 /// `order` of a bucketing aggregation: an object or a list of objects, each key one of
 /// `special` or a path to a sub-aggregation, each value `asc` or `desc`.
-fn check_order(
-    m: &Map<String, Value>,
-    subs: Option<&Map<String, Value>>,
-    special: &[&str],
-) -> Result<(), Rejection> {
+fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<(), Rejection> {
     let Some(order) = m.get("order") else {
         return Ok(());
     };
-    let items: Vec<&Value> = match order {
-        Value::Array(items) => items.iter().collect(),
+    let items: Vec<J<'_>> = match order {
+        J::Array(items) => items.iter().collect(),
         one => vec![one],
     };
     for item in items {
-        let Value::Object(entries) = item else {
+        let J::Object(entries) = item else {
             return Err(bad("[order] must be an object or a list of objects"));
         };
         for (path, dir) in entries {
@@ -377,7 +376,7 @@ fn check_order(
             if !dir_ok {
                 return Err(bad("[order] directions must be [asc] or [desc]"));
             }
-            if special.contains(&path.as_str()) {
+            if special.contains(&path) {
                 continue;
             }
             if path.starts_with('_') {
@@ -393,7 +392,7 @@ fn check_order(
 
 /// A path `a>b>c.key` (or `c[key]`): every element but the last a single-bucket
 /// sub-aggregation, the last a metric (with a valid key) or a single-bucket one.
-fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejection> {
+fn order_path(path: &str, subs: Option<Obj<'_>>) -> Result<(), Rejection> {
     let unknown =
         || bad("[order] names a path that is not a metric or single-bucket sub-aggregation");
     let elements: Vec<&str> = path.split('>').collect();
@@ -405,7 +404,7 @@ fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejec
         let (name, key) = if let Some(stripped) = element.strip_suffix(']') {
             let (n, k) = stripped.split_once('[').ok_or_else(unknown)?;
             (n, Some(k))
-        } else if aggs.contains_key(*element) {
+        } else if aggs.contains_key(element) {
             (*element, None)
         } else {
             match element.rsplit_once('.') {
@@ -413,14 +412,10 @@ fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejec
                 None => (*element, None),
             }
         };
-        let def = aggs
-            .get(name)
-            .and_then(Value::as_object)
-            .ok_or_else(unknown)?;
+        let def = aggs.get(name).and_then(J::as_object).ok_or_else(unknown)?;
         let ty = def
             .keys()
-            .find(|k| !matches!(k.as_str(), "aggs" | "aggregations" | "meta"))
-            .map(String::as_str)
+            .find(|k| !matches!(*k, "aggs" | "aggregations" | "meta"))
             .ok_or_else(unknown)?;
         if SINGLE_BUCKET.contains(&ty) {
             if key.is_some_and(|k| !matches!(k, "_count" | "doc_count")) {
@@ -439,15 +434,11 @@ fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejec
         } else if ty == "top_metrics" {
             // `tm[field]` names one of its metrics; `tm` alone when it has just one.
             let metrics: Vec<&str> = match def.get(ty).and_then(|b| b.get("metrics")) {
-                Some(Value::Array(items)) => items
+                Some(J::Array(items)) => items
                     .iter()
-                    .filter_map(|m| m.get("field").and_then(Value::as_str))
+                    .filter_map(|m| m.get("field").and_then(J::as_str))
                     .collect(),
-                Some(one) => one
-                    .get("field")
-                    .and_then(Value::as_str)
-                    .into_iter()
-                    .collect(),
+                Some(one) => one.get("field").and_then(J::as_str).into_iter().collect(),
                 None => Vec::new(),
             };
             let ok = match key {
@@ -475,7 +466,7 @@ fn order_path(path: &str, subs: Option<&Map<String, Value>>) -> Result<(), Rejec
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
 
     use super::*;
     use crate::RejectKind;
@@ -487,7 +478,7 @@ mod tests {
         if let Some(s) = subs {
             def.insert("aggs".into(), s);
         }
-        check_agg(ty, &body, &def)
+        check_agg(ty, J::from(&body), Obj::V(&def))
     }
 
     #[test]
@@ -809,7 +800,7 @@ mod tests {
             (json!({"max": 2}), false),
             (json!({"id": -1, "max": 2}), false),
         ] {
-            assert_eq!(check_slice(&v).is_ok(), ok, "{v}");
+            assert_eq!(check_slice(J::from(&v)).is_ok(), ok, "{v}");
         }
     }
 }

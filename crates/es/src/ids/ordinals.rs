@@ -49,6 +49,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::dsl::json::J;
 use crate::error::printable;
 use crate::ids::continuation::Binding;
 use crate::Rejection;
@@ -310,6 +311,40 @@ pub(crate) fn prepare(
         }
     }
     Ok(Some(positions))
+}
+
+/// Whether [`prepare`] in [`Mode::Plain`] returns `Ok(None)` for `body` and leaves it as it
+/// is: no `slice`, at most [`MAX_SORT_KEYS`] sort keys and none of them a doc-id field. The
+/// request tree's path (`routes::search`) takes only such bodies and leaves the rest to
+/// `prepare`.
+pub(crate) fn plain_is_noop(body: J<'_>) -> bool {
+    let Some(m) = body.as_object() else {
+        return true;
+    };
+    if m.contains_key("slice") {
+        return false;
+    }
+    let mut keys = 0usize;
+    let mut ordinal = false;
+    let mut item = |v: J<'_>| match v {
+        J::String(s) => {
+            keys += 1;
+            ordinal |= ORDINAL_FIELDS.contains(&s);
+        }
+        J::Object(o) => {
+            for k in o.keys() {
+                keys += 1;
+                ordinal |= ORDINAL_FIELDS.contains(&k);
+            }
+        }
+        _ => {}
+    };
+    match m.get("sort") {
+        Some(J::Array(items)) => items.iter().for_each(&mut item),
+        Some(one) => item(one),
+        None => {}
+    }
+    !ordinal && keys <= MAX_SORT_KEYS
 }
 
 /// Replaces every ordinal sort value of the answer with its sealed form; the rest of the body

@@ -23,7 +23,7 @@ use super::body::{parse_strict, MAX_DEPTH};
 use crate::Rejection;
 
 /// One JSON value borrowing from the body it was parsed from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node<'a> {
     Null,
     Bool(bool),

@@ -9,13 +9,17 @@
 //! (empty lines, CR, a missing final newline, a lone header) is rejected, as are header keys not
 //! on the list (`indices`, camelCase aliases, `ccs_minimize_roundtrips`, ...).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::{Request, Shape, Spec, Upstream};
+use crate::dsl::json::{Obj, J};
 use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
 use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
+use crate::request::tree::{self, Node};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
 
 const PARAMS: &[(&str, Kind)] = &[
@@ -44,6 +48,100 @@ const NDJSON: &str = "application/x-ndjson";
 /// Every search rewritten ([`rewrite`]) and limited, doc-id sort values sealed per search, the
 /// distinct header expressions to resolve, the NDJSON forwarded.
 fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    if let Some(up) = on_tree(req) {
+        return Ok(up);
+    }
+    prepare_serde(req)
+}
+
+/// [`prepare`] on the borrowed request tree (issue 10, goal 6), as `search::on_tree` does for
+/// one search: every body through `rewrite::search_tree`, the cost guard's checks over [`J`],
+/// no doc-id sort anywhere (`ordinals::plain_is_noop`), the bodies written by `tree::write`.
+/// `None` (and `req` as it was) for every other msearch and every refusal: [`prepare_serde`]
+/// decides those. `tree_matches_serde` (tests) holds the two paths to the same answers.
+fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
+    #[cfg(test)]
+    if super::search::tests::SERDE_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    let scope = req.scope;
+    let raw = req.raw_body.filter(|b| !b.is_empty())?;
+    if req.head.content_encoding.is_some() || raw.len() > req.max_body {
+        return None;
+    }
+    if body::check_content_type(req.head.content_type, Media::Ndjson).is_err()
+        && body::check_content_type(req.head.content_type, Media::Json).is_err()
+    {
+        return None;
+    }
+    let mut trees = Vec::new();
+    let mut items = read_lines(raw, req.index.as_ref(), &scope.indices, |line| {
+        let tree = tree::parse(line)?;
+        if !matches!(tree, Node::Object(_)) {
+            return Err(Rejection::bad_request("msearch body must be a JSON object"));
+        }
+        match rewrite::search_tree(tree, line, &scope.filters)? {
+            Some(out) => {
+                trees.push(out);
+                Ok(Value::Null)
+            }
+            // Left to the serde path.
+            None => Err(Rejection::bad_request("msearch body not on the tree path")),
+        }
+    })
+    .ok()?;
+    let mut timeouts = Vec::with_capacity(trees.len());
+    for out in &trees {
+        if !ordinals::plain_is_noop(J::from(out)) {
+            return None;
+        }
+        let Node::Object(entries) = out else {
+            return None;
+        };
+        timeouts.push(
+            scope
+                .guard
+                .search_checked(Obj::N(entries), &mut Vec::new())
+                .ok()?,
+        );
+    }
+    let mut to_resolve: Vec<String> = Vec::new();
+    for item in &items {
+        let joined = item.index.joined();
+        if !to_resolve.contains(&joined) {
+            to_resolve.push(joined);
+        }
+    }
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return None;
+    }
+    let mut bodies = Vec::with_capacity(trees.len());
+    for (mut out, timeout) in trees.into_iter().zip(timeouts) {
+        if let (Node::Object(entries), Some(timeout)) = (&mut out, timeout) {
+            let timeout = Node::String(Cow::Owned(timeout));
+            match entries.iter_mut().find(|(k, _)| k == "timeout") {
+                Some((_, v)) => *v = timeout,
+                None => entries.push((Cow::Borrowed("timeout"), timeout)),
+            }
+        }
+        let mut bytes = Vec::new();
+        tree::write(&out, &mut bytes);
+        bodies.push(bytes);
+    }
+    let forward = forward_body(&items, &bodies).ok()?;
+    for item in &mut items {
+        item.body = Value::Null;
+    }
+    let mut up = Upstream::fixed(Method::Post, "/_msearch").body(forward);
+    up.to_resolve = to_resolve;
+    up.shape = Shape::Msearch(items, bodies);
+    #[cfg(test)]
+    super::search::tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
+    Some(up)
+}
+
+/// [`prepare`] through serde_json's trees: every msearch the tree path leaves to it.
+fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let scope = req.scope;
     let Some(raw) = req.raw_body.filter(|b| !b.is_empty()) else {
         return Err(Rejection::bad_request("msearch needs a request body"));
@@ -123,6 +221,23 @@ pub fn rewrite(
     patterns: &[String],
     filters: &FilterSet,
 ) -> Result<Vec<Item>, Rejection> {
+    read_lines(ndjson, path_index, patterns, |line| {
+        let body = body::parse_strict(line)?;
+        if !body.is_object() {
+            return Err(Rejection::bad_request("msearch body must be a JSON object"));
+        }
+        rewrite::search(Some(body), filters)
+    })
+}
+
+/// The framing and headers of an NDJSON body checked, each body line given to `body` (in
+/// order, after its header is checked).
+fn read_lines<'a>(
+    ndjson: &'a [u8],
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
+) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
         return Err(Rejection::bad_request("msearch needs a request body"));
     }
@@ -167,11 +282,7 @@ pub fn rewrite(
             }
         };
         let (index, header) = check_header(header, path_index, patterns)?;
-        let body = body::parse_strict(body_line)?;
-        if !body.is_object() {
-            return Err(Rejection::bad_request("msearch body must be a JSON object"));
-        }
-        let body = rewrite::search(Some(body), filters)?;
+        let body = body(body_line)?;
         items.push(Item {
             index,
             header,

@@ -7,16 +7,21 @@
 //! Invariant: the forwarded body is the rewriter's output, never the client's bytes; a search
 //! on a point in time reaches the backend only with a point-in-time id sealed for the token.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::scroll_pit::{self, SCROLL_SEAL};
-use super::{json_forward_sized, Request, Spec, Upstream};
+use super::{json_forward_sized, Request, Spec, Upstream, JSON_BODY};
+use crate::dsl::json::{Obj, J};
 use crate::dsl::rewrite;
 use crate::ids::continuation::{self, IdKind, Seal};
 use crate::ids::ordinals::{self, Positions, SortSeal};
 use crate::querylang::uri_search;
+use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
-use crate::{Method, Rejection};
+use crate::request::tree::{self, Node};
+use crate::{ForwardBody, Method, Rejection};
 
 /// The parameters of `_search` (and of an async search submit, see `async_search`).
 pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
@@ -105,6 +110,69 @@ fn search(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 /// A search in `form`: the body (or URI search) rewritten, limited and forwarded to the path's
 /// expression, or to the point in time its body names.
 pub(crate) fn rewrite(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejection> {
+    if let Some(up) = on_tree(req, form) {
+        return Ok(up);
+    }
+    rewrite_serde(req, form)
+}
+
+/// The serde path's work on the borrowed request tree (issue 10, goal 6), for the searches it
+/// covers: a JSON body (no content encoding) that is an object, no URI search, no `sort`
+/// parameter, no scroll, no point in time, and what `rewrite::search_tree` and
+/// `ordinals::plain_is_noop` take. `None` for every other search and for every refusal, and then
+/// `req` is as it was: [`rewrite_serde`] decides those (a refusal's message stays the serde
+/// path's). The checks are the same code over [`J`]; `tree_matches_serde` (tests) holds the
+/// two paths to the same decisions and forwarded bodies.
+fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
+    #[cfg(test)]
+    if tests::SERDE_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    let raw = tree_body(req)?;
+    if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
+        return None;
+    }
+    let tree = tree::parse(raw).ok()?;
+    if tree.get("pit").is_some() {
+        return None;
+    }
+    let scope = req.scope;
+    let mut out = rewrite::search_tree(tree, raw, &scope.filters).ok()??;
+    if !ordinals::plain_is_noop(J::from(&out)) {
+        return None;
+    }
+    if req.index().is_err() {
+        return None;
+    }
+    let Node::Object(entries) = &mut out else {
+        return None;
+    };
+    // Last: its refusals come before it takes `timeout` out of the parameters.
+    if let Some(timeout) = scope
+        .guard
+        .search_checked(Obj::N(entries), &mut req.params)
+        .ok()?
+    {
+        let timeout = Node::String(Cow::Owned(timeout));
+        match entries.iter_mut().find(|(k, _)| k == "timeout") {
+            Some((_, v)) => *v = timeout,
+            None => entries.push((Cow::Borrowed("timeout"), timeout)),
+        }
+    }
+    let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
+    up.seal = form.id;
+    let mut bytes = Vec::with_capacity(raw.len() + 512);
+    tree::write(&out, &mut bytes);
+    #[cfg(test)]
+    tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
+    Some(up.body(ForwardBody {
+        bytes,
+        content_type: JSON_BODY,
+    }))
+}
+
+/// [`rewrite`] through serde_json's tree: every search the tree path leaves to it.
+fn rewrite_serde(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejection> {
     let scope = req.scope;
     let scrolls = req.scrolls();
     let body = uri_search::merge(req.json_body()?, req.uri_query.take())?;
@@ -185,9 +253,53 @@ fn on_pit(
     Ok(up)
 }
 
-/// `_count`: always a body with the token's filters (`rewrite::count`).
+/// `_count`: always a body with the token's filters (`rewrite::count`; on the request tree
+/// when `count_on_tree` covers the request).
 fn count(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
+    if let Some(up) = count_on_tree(req) {
+        return Ok(up);
+    }
     let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_count");
     let body = uri_search::merge(req.json_body()?, req.uri_query.take())?;
     up.json(&rewrite::count(body, &req.scope.filters)?)
 }
+
+/// [`count`] on the request tree (as [`on_tree`] for a search): a JSON body without content
+/// encoding or URI search, accepted by `rewrite::count_tree`; `None` for every other count and
+/// every refusal, which [`count`]'s serde path decides.
+fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
+    #[cfg(test)]
+    if tests::SERDE_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    let raw = tree_body(req)?;
+    let tree = tree::parse(raw).ok()?;
+    let scope = req.scope;
+    let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
+    let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
+    let mut bytes = Vec::with_capacity(raw.len() + 256);
+    tree::write(&out, &mut bytes);
+    #[cfg(test)]
+    tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
+    Some(up.body(ForwardBody {
+        bytes,
+        content_type: JSON_BODY,
+    }))
+}
+
+/// The raw body when the tree path may read it: present, not encoded, JSON, within the cap,
+/// and no URI search to merge (the serde path decides everything else).
+fn tree_body<'r>(req: &Request<'r>) -> Option<&'r [u8]> {
+    let raw = req.raw_body.filter(|b| !b.is_empty())?;
+    if req.head.content_encoding.is_some()
+        || req.uri_query.is_some()
+        || body::check_content_type(req.head.content_type, Media::Json).is_err()
+        || raw.len() > req.max_body
+    {
+        return None;
+    }
+    Some(raw)
+}
+
+#[cfg(test)]
+pub(super) mod tests;

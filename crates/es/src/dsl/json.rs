@@ -1,0 +1,315 @@
+//! One read-only view ([`J`]) of a JSON value held either as serde_json's tree or as the borrowed
+//! request tree (`request::tree::Node`), so the body checks exist once and decide alike for both
+//! representations (issue 10, goal 6: the checks move to the tree without a second copy of any
+//! security rule).
+//!
+//! Invariant: a [`J`] of a `Value` and a [`J`] of the `Node` parsed from the same body answer
+//! every question alike: same kinds, same keys in the same order, same strings, and numbers
+//! read through serde_json's own number parser (`Number::from_str`), so a numeric check sees
+//! exactly the value serde_json would have given it.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Number, Value};
+
+use crate::request::tree::Node;
+
+/// A JSON value, borrowed from either representation. Cheap to copy; match on it like on a
+/// `Value`.
+#[derive(Clone, Copy, Debug)]
+pub enum J<'a> {
+    Null,
+    Bool(bool),
+    Number(Num<'a>),
+    String(&'a str),
+    Array(Arr<'a>),
+    Object(Obj<'a>),
+}
+
+/// A number of either representation.
+#[derive(Clone, Copy, Debug)]
+pub enum Num<'a> {
+    V(&'a Number),
+    /// The number's source text (valid JSON, finite: the tree checked it).
+    N(&'a str),
+}
+
+/// An array of either representation.
+#[derive(Clone, Copy, Debug)]
+pub enum Arr<'a> {
+    V(&'a [Value]),
+    N(&'a [Node<'a>]),
+}
+
+/// An object of either representation (entries in body order).
+#[derive(Clone, Copy, Debug)]
+pub enum Obj<'a> {
+    V(&'a Map<String, Value>),
+    N(&'a [(Cow<'a, str>, Node<'a>)]),
+}
+
+impl<'a> From<&'a Value> for J<'a> {
+    fn from(v: &'a Value) -> J<'a> {
+        match v {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Number(n) => J::Number(Num::V(n)),
+            Value::String(s) => J::String(s),
+            Value::Array(items) => J::Array(Arr::V(items)),
+            Value::Object(m) => J::Object(Obj::V(m)),
+        }
+    }
+}
+
+impl<'a> From<&'a Node<'a>> for J<'a> {
+    fn from(v: &'a Node<'a>) -> J<'a> {
+        match v {
+            Node::Null => J::Null,
+            Node::Bool(b) => J::Bool(*b),
+            Node::Number(text) => J::Number(Num::N(text)),
+            Node::String(s) => J::String(s),
+            Node::Array(items) => J::Array(Arr::N(items)),
+            Node::Object(entries) => J::Object(Obj::N(entries)),
+        }
+    }
+}
+
+impl<'a> J<'a> {
+    /// The value under `key` of an object.
+    pub fn get(self, key: &str) -> Option<J<'a>> {
+        match self {
+            J::Object(m) => m.get(key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            J::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(self) -> Option<u64> {
+        match self {
+            J::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            J::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(self) -> Option<Obj<'a>> {
+        match self {
+            J::Object(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(self) -> Option<Arr<'a>> {
+        match self {
+            J::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn is_string(self) -> bool {
+        matches!(self, J::String(_))
+    }
+
+    pub fn is_number(self) -> bool {
+        matches!(self, J::Number(_))
+    }
+
+    pub fn is_u64(self) -> bool {
+        self.as_u64().is_some()
+    }
+
+    pub fn is_null(self) -> bool {
+        matches!(self, J::Null)
+    }
+
+    pub fn is_boolean(self) -> bool {
+        matches!(self, J::Bool(_))
+    }
+
+    /// The same value as serde_json's tree (for the few checks that build one).
+    pub fn to_value(self) -> Value {
+        match self {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(b),
+            J::Number(n) => n.number().map_or(Value::Null, Value::Number),
+            J::String(s) => Value::String(s.to_string()),
+            J::Array(a) => Value::Array(a.iter().map(J::to_value).collect()),
+            J::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Num<'_> {
+    /// serde_json's number (the tree's text read by serde_json's parser).
+    fn number(self) -> Option<Number> {
+        match self {
+            Num::V(n) => Some(n.clone()),
+            Num::N(text) => text.parse().ok(),
+        }
+    }
+
+    pub fn as_u64(self) -> Option<u64> {
+        match self {
+            Num::V(n) => n.as_u64(),
+            // An integer literal in u64's range is what serde_json reads as a u64; anything
+            // else (a sign, a fraction, an exponent, beyond u64) is not.
+            Num::N(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+            Num::N(_) => None,
+        }
+    }
+
+    pub fn as_i64(self) -> Option<i64> {
+        match self {
+            Num::V(n) => n.as_i64(),
+            Num::N(_) => self.number()?.as_i64(),
+        }
+    }
+
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Num::V(n) => n.as_f64(),
+            Num::N(_) => self.number()?.as_f64(),
+        }
+    }
+}
+
+impl<'a> Arr<'a> {
+    pub fn len(self) -> usize {
+        match self {
+            Arr::V(items) => items.len(),
+            Arr::N(items) => items.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(self) -> ArrIter<'a> {
+        match self {
+            Arr::V(items) => ArrIter::V(items.iter()),
+            Arr::N(items) => ArrIter::N(items.iter()),
+        }
+    }
+}
+
+impl<'a> IntoIterator for Arr<'a> {
+    type Item = J<'a>;
+    type IntoIter = ArrIter<'a>;
+    fn into_iter(self) -> ArrIter<'a> {
+        self.iter()
+    }
+}
+
+/// The items of an [`Arr`].
+pub enum ArrIter<'a> {
+    V(std::slice::Iter<'a, Value>),
+    N(std::slice::Iter<'a, Node<'a>>),
+}
+
+impl<'a> Iterator for ArrIter<'a> {
+    type Item = J<'a>;
+    fn next(&mut self) -> Option<J<'a>> {
+        match self {
+            ArrIter::V(it) => it.next().map(J::from),
+            ArrIter::N(it) => it.next().map(J::from),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ArrIter::V(it) => it.size_hint(),
+            ArrIter::N(it) => it.size_hint(),
+        }
+    }
+}
+
+impl<'a> Obj<'a> {
+    pub fn get(self, key: &str) -> Option<J<'a>> {
+        match self {
+            Obj::V(m) => m.get(key).map(J::from),
+            Obj::N(entries) => entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| J::from(v)),
+        }
+    }
+
+    pub fn contains_key(self, key: &str) -> bool {
+        match self {
+            Obj::V(m) => m.contains_key(key),
+            Obj::N(entries) => entries.iter().any(|(k, _)| k == key),
+        }
+    }
+
+    pub fn len(self) -> usize {
+        match self {
+            Obj::V(m) => m.len(),
+            Obj::N(entries) => entries.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(self) -> ObjIter<'a> {
+        match self {
+            Obj::V(m) => ObjIter::V(m.iter()),
+            Obj::N(entries) => ObjIter::N(entries.iter()),
+        }
+    }
+
+    pub fn keys(self) -> impl Iterator<Item = &'a str> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(self) -> impl Iterator<Item = J<'a>> {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+impl<'a> IntoIterator for Obj<'a> {
+    type Item = (&'a str, J<'a>);
+    type IntoIter = ObjIter<'a>;
+    fn into_iter(self) -> ObjIter<'a> {
+        self.iter()
+    }
+}
+
+/// The entries of an [`Obj`], in body order.
+pub enum ObjIter<'a> {
+    V(serde_json::map::Iter<'a>),
+    N(std::slice::Iter<'a, (Cow<'a, str>, Node<'a>)>),
+}
+
+impl<'a> Iterator for ObjIter<'a> {
+    type Item = (&'a str, J<'a>);
+    fn next(&mut self) -> Option<(&'a str, J<'a>)> {
+        match self {
+            ObjIter::V(it) => it.next().map(|(k, v)| (k.as_str(), J::from(v))),
+            ObjIter::N(it) => it.next().map(|(k, v)| (&**k, J::from(v))),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ObjIter::V(it) => it.size_hint(),
+            ObjIter::N(it) => it.size_hint(),
+        }
+    }
+}

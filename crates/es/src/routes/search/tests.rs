@@ -1,0 +1,444 @@
+//! The request tree's path against the serde path (issue 10, goal 6): for the bodies of
+//! `tests/data`, hand-picked ones and generated mutations, under scopes with and without
+//! filters and cost limits, `_search` must make the same decision either way: the same refusal
+//! (status and message), or the same forwarded request and body (compared as parsed values:
+//! the tree forwards numbers as the client wrote them).
+
+use std::cell::Cell;
+
+use serde_json::{json, Value};
+
+use crate as es;
+use crate::dsl::cost::CostGuard;
+use crate::testing::{head, scope};
+use crate::{FilterSet, Prepared, Rejection, Scope};
+
+thread_local! {
+    /// Set: `rewrite` skips the tree path (this thread only).
+    pub(crate) static SERDE_ONLY: Cell<bool> = const { Cell::new(false) };
+    /// How many searches the tree path forwarded on this thread.
+    pub(crate) static TREE_TAKEN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn prepare(
+    scope: &Scope,
+    query: Option<&str>,
+    body: &[u8],
+    serde_only: bool,
+) -> Result<Prepared, Rejection> {
+    prepare_at("/logs-a/_search", scope, query, body, serde_only)
+}
+
+fn prepare_at(
+    path: &str,
+    scope: &Scope,
+    query: Option<&str>,
+    body: &[u8],
+    serde_only: bool,
+) -> Result<Prepared, Rejection> {
+    SERDE_ONLY.with(|s| s.set(serde_only));
+    let h = head("POST", path, query);
+    let out = es::plan(&h, scope).and_then(|plan| es::prepare(plan, Some(body), &h, scope));
+    SERDE_ONLY.with(|s| s.set(false));
+    out
+}
+
+/// The forwarded body as a value, and the rest of the prepared request as text.
+fn parts(mut p: Prepared) -> (Option<Value>, String) {
+    let body = p
+        .upstream
+        .body
+        .take()
+        .map(|b| serde_json::from_slice::<Value>(&b.bytes).expect("a forwarded body is JSON"));
+    (body, format!("{p:?}"))
+}
+
+/// Both paths agree on `body`; (the tree path forwarded it, the search was accepted).
+fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool, bool) {
+    let before = TREE_TAKEN.with(Cell::get);
+    let tree = prepare_at(path, scope, query, body, false);
+    let taken = TREE_TAKEN.with(Cell::get) > before;
+    let serde = prepare_at(path, scope, query, body, true);
+    let shown = String::from_utf8_lossy(body);
+    let accepted = serde.is_ok();
+    match (tree, serde) {
+        (Ok(t), Ok(s)) => assert_eq!(parts(t), parts(s), "{path} {query:?} {shown}"),
+        (Err(t), Err(s)) => assert_eq!(t, s, "{path} {query:?} {shown}"),
+        (t, s) => panic!(
+            "paths disagree on {path} {query:?} {shown}: tree {:?}, serde {:?}",
+            t.map(parts),
+            s.map(parts)
+        ),
+    }
+    (taken, accepted)
+}
+
+/// Tenant `a` as in `testing::scope`, no filters, and one with every cost limit.
+fn scopes() -> Vec<Scope> {
+    let filtered = scope();
+    let mut open = scope();
+    open.filters = FilterSet::new([]);
+    let mut limited = scope();
+    limited.filters = FilterSet::new([
+        ("tenant".to_string(), "a".to_string()),
+        ("tenant".to_string(), "b".to_string()),
+        ("team".to_string(), "x".to_string()),
+    ]);
+    limited.guard = CostGuard {
+        max_size: Some(100),
+        max_buckets: Some(1000),
+        timeout_ms: Some(5000),
+    };
+    vec![filtered, open, limited]
+}
+
+/// Every JSON object text in `tests/data` (whole files, lines, string values that are JSON).
+fn corpus() -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                out.push(s.clone());
+                out.extend(s.lines().map(str::to_string));
+            }
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(m) => {
+                out.push(v.to_string());
+                m.values().for_each(|i| strings(i, out));
+            }
+            _ => {}
+        }
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
+    let mut out = Vec::new();
+    for dir in ["", "/grafana", "/kibana"] {
+        let Ok(entries) = std::fs::read_dir(format!("{root}{dir}")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            out.extend(text.lines().map(str::to_string));
+            for doc in std::iter::once(text.as_str()).chain(text.lines()) {
+                if let Ok(v) = serde_json::from_str::<Value>(doc) {
+                    strings(&v, &mut out);
+                }
+            }
+        }
+    }
+    out.retain(|t| t.trim_start().starts_with('{'));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Hand-picked bodies: each top-level key, sorts, sizes, timeouts, kNN, slices, doc-id sorts.
+fn picked() -> Vec<Value> {
+    vec![
+        json!({}),
+        json!({"query": {"match_all": {}}}),
+        json!({"size": 0, "aggs": {"a": {"terms": {"field": "f", "size": 5000}}}}),
+        json!({"size": 0, "aggs": {"a": {"terms": {"field": "f"}}}, "aggregations": {}}),
+        json!({"size": 1000, "from": 5}),
+        json!({"size": 10.0}),
+        json!({"size": -1}),
+        json!({"size": 18446744073709551615u64}),
+        json!({"size": 1e2}),
+        json!({"timeout": "1m", "query": {"term": {"f": 1}}}),
+        json!({"timeout": 5}),
+        json!({"sort": {"@timestamp": "desc", "_doc": "asc"}}),
+        json!({"sort": {"@timestamp": {"order": "desc", "unmapped_type": "boolean"}, "x": "asc"}}),
+        json!({"sort": [{"_doc": "asc"}], "search_after": [1]}),
+        json!({"sort": ["_shard_doc"]}),
+        json!({"sort": ["a", "b"], "search_after": [1, "x"]}),
+        json!({"slice": {"id": 0, "max": 2}}),
+        json!({"knn": {"field": "v", "query_vector": [1, 2], "k": 5, "num_candidates": 10}}),
+        json!({"query": {"knn": {"field": "v", "query_vector": [1, 2]}}}),
+        json!({"post_filter": {"knn": {"field": "v", "query_vector": [1.5, 2e3]}}}),
+        json!({"runtime_mappings": {}, "script_fields": {}, "size": 3}),
+        json!({"runtime_mappings": {"x": {"type": "keyword"}}}),
+        json!({"script_fields": {}, "query": {"match_all": {}}, "track_total_hits": true}),
+        json!({"query": {"script": {"script": "1"}}}),
+        json!({"pit": {"id": "x"}}),
+        json!({"retriever": {"standard": {"query": {"match_all": {}}}}}),
+        json!({"sub_searches": [{"query": {"match_all": {}}}]}),
+        json!({"rank": {"rrf": {"rank_window_size": 500}}}),
+        json!({"collapse": {"field": "f", "inner_hits": {"name": "n", "size": 500}}}),
+        json!({"aggs": {"h": {"top_hits": {"size": 500}}}}),
+        json!({"aggs": {"d": {"date_histogram": {"field": "t", "fixed_interval": "1ms", "extended_bounds": {"min": 0, "max": 100000000}}}}}),
+        json!({"query": {"range": {"n": {"gte": 1.0000000000000002, "lt": 12345678901234567890u64}}}}),
+        json!({"query": {"match": {"m": {"query": "x", "fuzziness": 0.0}}}}),
+        json!({"query": {"term": {"_index": {"value": "x", "case_insensitive": true}}}}),
+        json!({"highlight": {"fields": {"a": {}}}, "_source": ["a"], "fields": ["b"]}),
+        json!({"stored_fields": ["_none_"], "docvalue_fields": [{"field": "t", "format": "x"}]}),
+        json!({"query": "x"}),
+        json!({"query": {"bool": {"filter": [{"knn": {"field": "v", "query_vector": [1]}}]}}}),
+        json!({"query": {"match_all": {}}, "size": 1}),
+        json!({"aggs": {"f": {"filter": {"knn": {"field": "v", "query_vector": [1]}}}}}),
+        json!({"explain": false, "profile": true}),
+    ]
+}
+
+/// Keys and values the mutations put anywhere in a body.
+const KEYS: &[&str] = &[
+    "query",
+    "bool",
+    "filter",
+    "must",
+    "term",
+    "terms",
+    "match_all",
+    "knn",
+    "field",
+    "query_vector",
+    "sort",
+    "_doc",
+    "size",
+    "from",
+    "timeout",
+    "script",
+    "_index",
+    "aggs",
+    "top_hits",
+    "inner_hits",
+    "k",
+    "num_candidates",
+    "slice",
+    "retriever",
+    "runtime_mappings",
+    "track_total_hits",
+    "order",
+    "rank_window_size",
+    "search_after",
+    "fuzziness",
+];
+
+fn leaf(n: u64) -> Value {
+    match n % 12 {
+        0 => json!(null),
+        1 => json!(true),
+        2 => json!(7),
+        3 => json!(-2),
+        4 => json!(2.5),
+        5 => json!(100000),
+        6 => json!("x"),
+        7 => json!("_doc"),
+        8 => json!([]),
+        9 => json!({}),
+        10 => json!([1, "a"]),
+        _ => json!({"match_all": {}}),
+    }
+}
+
+/// One random edit somewhere in `v`: a value replaced, a key added or removed.
+fn mutate(v: &mut Value, next: &mut impl FnMut() -> u64) {
+    match v {
+        Value::Object(m) if !m.is_empty() && !next().is_multiple_of(3) => {
+            let i = (next() % m.len() as u64) as usize;
+            let key = m.keys().nth(i).cloned().unwrap_or_default();
+            match next() % 4 {
+                0 => {
+                    m.remove(&key);
+                }
+                1 => {
+                    if let Some(child) = m.get_mut(&key) {
+                        *child = leaf(next());
+                    }
+                }
+                _ => {
+                    if let Some(child) = m.get_mut(&key) {
+                        mutate(child, next);
+                    }
+                }
+            }
+        }
+        Value::Object(m) => {
+            let key = KEYS[(next() % KEYS.len() as u64) as usize];
+            m.insert(key.to_string(), leaf(next()));
+        }
+        Value::Array(items) if !items.is_empty() && next().is_multiple_of(2) => {
+            let i = (next() % items.len() as u64) as usize;
+            mutate(&mut items[i], next);
+        }
+        other => *other = leaf(next()),
+    }
+}
+
+#[test]
+fn tree_matches_serde() {
+    let scopes = scopes();
+    let queries = [
+        None,
+        Some("timeout=2s&size=5"),
+        Some("scroll=1m"),
+        Some("q=x"),
+    ];
+    let mut bodies: Vec<Vec<u8>> = corpus().into_iter().map(String::into_bytes).collect();
+    let corpus_len = bodies.len();
+    assert!(corpus_len > 50, "tests/data read: {corpus_len}");
+    bodies.extend(picked().iter().map(|v| v.to_string().into_bytes()));
+    // Number spellings serde_json would rewrite, and bodies that are not objects.
+    for raw in [
+        r#"{"size": 1E1}"#,
+        r#"{"size": 10, "from": -0}"#,
+        r#"{"query": {"range": {"n": {"gte": 0.10000000000000000555}}}}"#,
+        r#"{"query": {"term": {"s": "\u00e9\n\"q\""}}}"#,
+        r#"[]"#,
+        r#""x""#,
+        r#"  "#,
+        r#"{"a": 1,}"#,
+        r#"{"query": {"bool": {"filter": [{"k\u006en": {"field": "v", "query_vector": [1]}}]}}}"#,
+        r#"{"post_filter": {"\u006bnn": {"field": "v", "query_vector": [1]}}}"#,
+        r#"{"size": 1, "size": 2}"#,
+    ] {
+        bodies.push(raw.as_bytes().to_vec());
+    }
+    let (mut taken, mut accepted) = (0, 0);
+    for path in ["/logs-a/_search", "/logs-a/_count"] {
+        for s in &scopes {
+            for q in queries {
+                for body in &bodies {
+                    let (t, a) = agrees(path, s, q, body);
+                    taken += usize::from(t);
+                    accepted += usize::from(a);
+                }
+            }
+        }
+    }
+    // The tree path is the common one (half the queries leave it to the serde path: scroll and
+    // `q`), not a vacuous comparison.
+    assert!(
+        taken * 3 > accepted,
+        "tree path taken {taken} times of {accepted} accepted"
+    );
+
+    // Generated mutations of every object body.
+    let seeds: Vec<Value> = bodies
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+        .filter(Value::is_object)
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..6_000 {
+        let mut v = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + next() % 3 {
+            mutate(&mut v, &mut next);
+        }
+        let s = &scopes[round % scopes.len()];
+        let path = ["/logs-a/_search", "/logs-a/_count"][round % 2];
+        agrees(path, s, queries[(round / 7) % 2], v.to_string().as_bytes());
+    }
+}
+
+fn prepare_msearch(scope: &Scope, ndjson: &[u8], serde_only: bool) -> Result<Prepared, Rejection> {
+    SERDE_ONLY.with(|s| s.set(serde_only));
+    let h = head("POST", "/_msearch", None);
+    let out = es::plan(&h, scope).and_then(|plan| es::prepare(plan, Some(ndjson), &h, scope));
+    SERDE_ONLY.with(|s| s.set(false));
+    out
+}
+
+fn lines(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).expect("a forwarded line is JSON"))
+        .collect()
+}
+
+/// The forwarded NDJSON and the bodies kept for narrowing as values, the rest as text.
+fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
+    let body = p.upstream.body.take().map(|b| lines(&b.bytes));
+    let mut kept = Vec::new();
+    if let crate::routes::Shape::Msearch(_, bodies) = &mut p.upstream.shape {
+        kept = std::mem::take(bodies)
+            .iter()
+            .flat_map(|b| lines(b))
+            .collect();
+    }
+    (body, kept, format!("{p:?}"))
+}
+
+/// Both paths agree on an msearch; true when the tree path forwarded it.
+fn msearch_agrees(scope: &Scope, ndjson: &[u8]) -> bool {
+    let before = TREE_TAKEN.with(Cell::get);
+    let tree = prepare_msearch(scope, ndjson, false);
+    let taken = TREE_TAKEN.with(Cell::get) > before;
+    let serde = prepare_msearch(scope, ndjson, true);
+    let shown = String::from_utf8_lossy(ndjson);
+    match (tree, serde) {
+        (Ok(t), Ok(s)) => assert_eq!(msearch_parts(t), msearch_parts(s), "{shown}"),
+        (Err(t), Err(s)) => assert_eq!(t, s, "{shown}"),
+        (t, s) => panic!(
+            "paths disagree on {shown}: tree {:?}, serde {:?}",
+            t.map(msearch_parts),
+            s.map(msearch_parts)
+        ),
+    }
+    taken
+}
+
+#[test]
+fn msearch_tree_matches_serde() {
+    let scopes = scopes();
+    let headers = [
+        "{}",
+        r#"{"index":"logs-a"}"#,
+        r#"{"index":["logs-a","logs-b"],"preference":"x","ignore_unavailable":true}"#,
+        r#"{"index":"logs-*","search_type":"query_then_fetch"}"#,
+        r#"{"index":"secret"}"#,
+        r#"{"indices":"logs-a"}"#,
+    ];
+    let mut bodies: Vec<String> = corpus()
+        .into_iter()
+        .filter(|b| !b.contains('\n') && !b.contains('\r'))
+        .collect();
+    bodies.extend(picked().iter().map(Value::to_string));
+    bodies.push(r#"{"size": 1E1, "timeout": "1s"}"#.to_string());
+    bodies.push("[]".to_string());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Mostly bodies a search accepts, so that most msearches are accepted as a whole.
+    let good: Vec<&String> = bodies
+        .iter()
+        .filter(|b| prepare(&scope(), None, b.as_bytes(), true).is_ok())
+        .collect();
+    assert!(good.len() > 50, "accepted bodies: {}", good.len());
+    let mut taken = 0;
+    for round in 0..3_000 {
+        let mut ndjson = String::new();
+        for _ in 0..1 + next() % 3 {
+            let h = match next() % 10 {
+                0 => headers[(next() % headers.len() as u64) as usize],
+                _ => headers[(next() % 4) as usize],
+            };
+            let b = match next() % 10 {
+                0 => &bodies[(next() % bodies.len() as u64) as usize],
+                _ => good[(next() % good.len() as u64) as usize],
+            };
+            ndjson.push_str(h);
+            ndjson.push('\n');
+            ndjson.push_str(b);
+            ndjson.push('\n');
+        }
+        if round % 50 == 0 {
+            ndjson.pop();
+        }
+        taken += usize::from(msearch_agrees(
+            &scopes[round % scopes.len()],
+            ndjson.as_bytes(),
+        ));
+    }
+    assert!(taken > 1_000, "tree path taken {taken} times");
+}
