@@ -442,3 +442,89 @@ fn msearch_tree_matches_serde() {
     }
     assert!(taken > 1_000, "tree path taken {taken} times");
 }
+
+/// Shapes at the tree/serde boundary from the old-versus-new differential review of the tree
+/// path (issue 10): escaped keys (also duplicates of plain ones, in objects past the scan's
+/// key count where duplicates go through a hash set), number spellings serde_json refuses or
+/// rewrites, escapes and surrogates in strings, nesting at the depth limit, a BOM and trailing
+/// data. Both paths must decide each the same way, alone and as an msearch line.
+#[test]
+fn boundary_shapes_match_serde() {
+    let mut bodies: Vec<String> = [
+        r#"{"q\u0075ery": {"match_all": {}}}"#,
+        r#"{"q\u0075ery": {"match_all": {}}, "query": {"term": {"x": 1}}}"#,
+        r#"{"\u005fsource": false, "query": {"match_all": {}}}"#,
+        r#"{"p\u0069t": {"id": "x"}}"#,
+        r#"{"re\u0074riever": {"standard": {}}}"#,
+        r#"{"k\u006en": {"field": "v", "query_vector": [1], "k": 1, "num_candidates": 1}}"#,
+        r#"{"query": {"term": {"x": {"value": "a", "v\u0061lue": "b"}}}}"#,
+        r#"{"si\u007ae": 5000, "query": {"match_all": {}}}"#,
+        r#"{"query": {"range": {"n": {"gte": 1e400}}}}"#,
+        r#"{"query": {"range": {"n": {"gte": 100000000000000000000}}}}"#,
+        r#"{"query": {"range": {"n": {"gte": 18446744073709551616}}}}"#,
+        r#"{"query": {"range": {"n": {"gte": 9007199254740993}}}}"#,
+        r#"{"query": {"range": {"n": {"gte": -0, "lte": 1E+2}}}}"#,
+        r#"{"query": {"range": {"n": {"gte": 01}}}}"#,
+        r#"{"size": 1e2}"#,
+        r#"{"size": 100.0}"#,
+        r#"{"query": {"term": {"x": "\ud800"}}}"#,
+        r#"{"query": {"term": {"x": "\udc00\ud800"}}}"#,
+        r#"{"query": {"term": {"x": "\ud83d\ude00 \u0000 \u2028 \u000a {\"index\":\"secret\"}"}}}"#,
+        r#"{"query": {"term": {"\u000a": "\r\n"}}}"#,
+        "\u{feff}{\"query\": {\"match_all\": {}}}",
+        r#"{"query": {"match_all": {}}} {}"#,
+        " \r\n\t{\"query\": {\"match_all\": {}}}\n ",
+        r#"{"sort": {"_\u0064oc": "asc", "a": "desc"}, "query": {"match_all": {}}}"#,
+        r#"{"sort": {"a": "asc", "b": {"order": "desc"}}, "runtime_mappings": {}, "script_fields": {}}"#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for keys in [16, 17, 40] {
+        for dup in [0, keys - 1] {
+            let mut fields: Vec<String> = (0..keys).map(|i| format!("\"f{i}\": {{}}")).collect();
+            let escaped: String = format!("f{dup}")
+                .chars()
+                .map(|c| format!("\\u{:04x}", u32::from(c)))
+                .collect();
+            fields.push(format!("\"{escaped}\": {{}}"));
+            bodies.push(format!(
+                r#"{{"query": {{"match_all": {{}}}}, "highlight": {{"fields": {{{}}}}}}}"#,
+                fields.join(", ")
+            ));
+        }
+    }
+    for depth in 60..=66 {
+        let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+        bodies.push(format!(
+            r#"{{"query": {{"terms": {{"x": {open}1{close}}}}}}}"#
+        ));
+    }
+    let scopes = scopes();
+    for body in &bodies {
+        for s in &scopes {
+            for path in ["/logs-a/_search", "/logs-a/_count", "/logs-a/_async_search"] {
+                agrees(path, s, None, body.as_bytes());
+            }
+            if !body.contains(['\n', '\r']) {
+                msearch_agrees(s, format!("{{}}\n{body}\n").as_bytes());
+            }
+        }
+    }
+    // An escaped newline in a string stays escaped in the forwarded NDJSON: the line cannot
+    // split into a second, unfiltered search.
+    let line = r#"{"query": {"term": {"x": "a\nb\u000a{}\n{\"query\":{\"match_all\":{}}}"}}}"#;
+    let ndjson = format!("{{}}\n{line}\n");
+    assert!(
+        msearch_agrees(&scope(), ndjson.as_bytes()),
+        "tree path taken"
+    );
+    let p = prepare_msearch(&scope(), ndjson.as_bytes(), false).expect("accepted");
+    let (forwarded, _, _) = msearch_parts(p);
+    let forwarded = forwarded.expect("a body");
+    assert_eq!(forwarded.len(), 2, "{forwarded:?}");
+    assert_eq!(
+        forwarded[1]["query"]["bool"]["filter"],
+        json!([{"term": {"tenant": {"value": "a"}}}])
+    );
+}
