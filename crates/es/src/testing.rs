@@ -4,6 +4,7 @@
 use crate::ids::continuation::{Binding, IdKey};
 use crate::indices::resolution::{NameKind, ResolvedName};
 use crate::{FilterSet, RequestHead, Scope};
+use serde_json::Value;
 
 /// Tenant `a` (`tenant: a`) on `logs-*`, token `tok_test`, a fixed sealing key.
 pub(crate) fn scope() -> Scope {
@@ -56,4 +57,46 @@ pub(crate) fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
+}
+
+/// Every JSON text in `tests/data` (whole files, lines, string values that are JSON, and each
+/// object value written back), sorted and without repeats: the corpus of the differential tests
+/// (`request::tree`, `routes::search`).
+pub(crate) fn corpus_texts() -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                out.push(s.clone());
+                out.extend(s.lines().map(str::to_string));
+            }
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(m) => {
+                out.push(v.to_string());
+                m.values().for_each(|i| strings(i, out));
+            }
+            _ => {}
+        }
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
+    let mut out = Vec::new();
+    for dir in ["", "/grafana", "/kibana"] {
+        let Ok(entries) = std::fs::read_dir(format!("{root}{dir}")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            out.extend(text.lines().map(str::to_string));
+            for doc in std::iter::once(text.as_str()).chain(text.lines()) {
+                if let Ok(v) = serde_json::from_str::<Value>(doc) {
+                    strings(&v, &mut out);
+                }
+            }
+            out.push(text);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

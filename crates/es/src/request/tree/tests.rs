@@ -6,39 +6,8 @@ use serde_json::Value;
 
 use super::*;
 
-/// Every JSON text in `tests/data` (whole files, lines, and string values that are JSON).
 fn corpus() -> Vec<String> {
-    fn strings(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => {
-                out.push(s.clone());
-                out.extend(s.lines().map(str::to_string));
-            }
-            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            Value::Object(m) => m.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data");
-    let mut out = Vec::new();
-    for dir in ["", "/grafana", "/kibana"] {
-        let Ok(entries) = std::fs::read_dir(format!("{root}{dir}")) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else {
-                continue;
-            };
-            out.extend(text.lines().map(str::to_string));
-            for doc in std::iter::once(text.as_str()).chain(text.lines()) {
-                if let Ok(v) = serde_json::from_str::<Value>(doc) {
-                    strings(&v, &mut out);
-                }
-            }
-            out.push(text);
-        }
-    }
-    out
+    crate::testing::corpus_texts()
 }
 
 fn only_integers(n: &Node<'_>) -> bool {
