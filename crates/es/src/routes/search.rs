@@ -161,14 +161,19 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
     up.seal = form.id;
-    let mut bytes = Vec::with_capacity(raw.len() + 512);
-    tree::write(&out, &mut bytes);
+    Some(tree_forward(up, &out, raw.len() + 512))
+}
+
+/// `up` with the tree written as its JSON body.
+fn tree_forward(up: Upstream, out: &Node<'_>, capacity: usize) -> Upstream {
+    let mut bytes = Vec::with_capacity(capacity);
+    tree::write(out, &mut bytes);
     #[cfg(test)]
     tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
-    Some(up.body(ForwardBody {
+    up.body(ForwardBody {
         bytes,
         content_type: JSON_BODY,
-    }))
+    })
 }
 
 /// [`rewrite`] through serde_json's tree: every search the tree path leaves to it.
@@ -277,14 +282,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let scope = req.scope;
     let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
-    let mut bytes = Vec::with_capacity(raw.len() + 256);
-    tree::write(&out, &mut bytes);
-    #[cfg(test)]
-    tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
-    Some(up.body(ForwardBody {
-        bytes,
-        content_type: JSON_BODY,
-    }))
+    Some(tree_forward(up, &out, raw.len() + 256))
 }
 
 /// The raw body when the tree path may read it: present, not encoded, JSON, within the cap,
