@@ -439,7 +439,7 @@ const QUERY_TYPES: Table = &[
 ];
 
 /// Checks one query object (`{"<type>": {...}}`) recursively against the allow-list.
-/// [`check`] of a serde_json value.
+/// `check` of a serde_json value.
 pub fn check_query(v: &Value) -> Result<(), Rejection> {
     check(J::from(v))
 }
