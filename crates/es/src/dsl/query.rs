@@ -114,12 +114,17 @@ pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
 pub(crate) fn keyed(v: J<'_>, what: &str, table: Table) -> Result<(), Rejection> {
     let m = object(v, what)?;
     for (k, val) in m {
-        match slot_of(table, k) {
-            Some(slot) => slot.check(val, k)?,
-            None => return Err(key_not_allowed(k)),
-        }
+        check_key(table, k, val)?;
     }
     Ok(())
+}
+
+/// One key of an object against `table`: its slot's check, or refused when no group names it.
+pub(crate) fn check_key(table: Table, key: &str, value: J<'_>) -> Result<(), Rejection> {
+    match slot_of(table, key) {
+        Some(slot) => slot.check(value, key),
+        None => Err(key_not_allowed(key)),
+    }
 }
 
 const BOOL: Table = &[

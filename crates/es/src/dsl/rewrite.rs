@@ -26,9 +26,9 @@ use std::borrow::Cow;
 
 use crate::dsl::json::J;
 use crate::dsl::query::{
-    array_of, check_collapse, check_fields, check_highlight, check_knn, check_source,
+    array_of, check_collapse, check_fields, check_highlight, check_key, check_knn, check_source,
     check_stored_fields, flat, keyed, no_seq_no_primary_term, only_false, prepend_clauses, scalar,
-    single, slot_of, uint, wrap_unwalked, Slot, SortAt, Table,
+    single, uint, wrap_unwalked, Slot, SortAt, Table,
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
@@ -54,10 +54,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         }
     }
     for (key, value) in &obj {
-        match slot_of(TOP_LEVEL, key) {
-            Some(slot) => slot.check(J::from(value), key)?,
-            None => return Err(crate::dsl::query::key_not_allowed(key)),
-        }
+        check_key(TOP_LEVEL, key, J::from(value))?;
     }
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
@@ -120,10 +117,7 @@ pub(crate) fn search_tree<'a>(
         }
     }
     for (key, value) in &obj {
-        match slot_of(TOP_LEVEL, key) {
-            Some(slot) => slot.check(J::from(value), key)?,
-            None => return Err(crate::dsl::query::key_not_allowed(key)),
-        }
+        check_key(TOP_LEVEL, key, J::from(value))?;
     }
     // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
     // as `wrap_entry_points` does).
