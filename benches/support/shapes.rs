@@ -35,7 +35,7 @@ pub fn resolution_for(exprs: &[String]) -> Resolution {
 /// A `read` token filtered to `tenant: a` on `logs-*`, no limits.
 pub fn scope() -> Scope {
     Scope {
-        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
         indices: vec!["logs-*".to_string()],
         ids: Binding {
             token_id: "tok_bench".into(),

@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             ("tenant".to_string(), "a".to_string()),
             ("env".to_string(), "prod".to_string()),
             ("env".to_string(), "test".to_string()),
-        ]),
+        ]).into(),
         indices: vec!["logs-*".to_string(), "metrics-a".to_string()],
         ids: esgate::es::ids::continuation::Binding {
             token_id: "tok_fuzz".into(),

@@ -679,7 +679,7 @@ async fn enforce(
             key: Arc::clone(&app.id_key),
         },
         guard,
-        filters: derived.filters.clone(),
+        filters: Arc::clone(&derived.filters),
         indices: token.indices.clone(),
     };
     let head = es::RequestHead {

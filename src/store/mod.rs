@@ -118,7 +118,7 @@ pub struct Snapshot {
 /// and index patterns). Computed once per token and snapshot instead of once per request.
 #[derive(Debug)]
 pub struct TokenScope {
-    pub filters: crate::es::FilterSet,
+    pub filters: Arc<crate::es::FilterSet>,
     /// [`crate::es::ids::continuation::scoped_id`] of the token in this snapshot.
     pub bound_id: String,
 }
@@ -267,7 +267,10 @@ impl Snapshot {
                 .map(|f| (f.field, f.value)),
         );
         let bound_id = crate::es::ids::continuation::scoped_id(&token.id, &filters, &token.indices);
-        let scope = Arc::new(TokenScope { filters, bound_id });
+        let scope = Arc::new(TokenScope {
+            filters: Arc::new(filters),
+            bound_id,
+        });
         let own = self
             .tokens
             .get(&token.id)

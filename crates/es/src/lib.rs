@@ -110,7 +110,8 @@ impl FilterSet {
 /// What a token may reach: its filters and its allowed index patterns.
 #[derive(Clone, Debug)]
 pub struct Scope {
-    pub filters: FilterSet,
+    /// Shared: the proxy keeps one per token and store snapshot (`store::Snapshot::scope`).
+    pub filters: std::sync::Arc<FilterSet>,
     /// Allowed index patterns (`*` wildcards). Never empty.
     pub indices: Vec<String>,
     /// The token's id and the key its scroll and point-in-time ids are sealed with.

@@ -376,7 +376,7 @@ mod tests {
 
     fn scope(token: &str) -> Scope {
         Scope {
-            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+            filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
             indices: vec!["logs-*".to_string()],
             ids: Binding {
                 token_id: token.into(),

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// Tenant `a` (`tenant: a`) on `logs-*`, token `tok_test`, a fixed sealing key.
 pub(crate) fn scope() -> Scope {
     Scope {
-        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]),
+        filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
         indices: vec!["logs-*".to_string()],
         ids: Binding {
             token_id: "tok_test".into(),

@@ -244,7 +244,7 @@ mod transform_routes {
             FilterSet::default()
         };
         Scope {
-            filters,
+            filters: filters.into(),
             indices: vec!["logs-*".to_string()],
             ids: es::ids::continuation::Binding {
                 token_id: "tok_test".into(),

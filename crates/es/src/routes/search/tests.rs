@@ -77,13 +77,14 @@ fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool,
 fn scopes() -> Vec<Scope> {
     let filtered = scope();
     let mut open = scope();
-    open.filters = FilterSet::new([]);
+    open.filters = FilterSet::new([]).into();
     let mut limited = scope();
     limited.filters = FilterSet::new([
         ("tenant".to_string(), "a".to_string()),
         ("tenant".to_string(), "b".to_string()),
         ("team".to_string(), "x".to_string()),
-    ]);
+    ])
+    .into();
     limited.guard = CostGuard {
         max_size: Some(100),
         max_buckets: Some(1000),
