@@ -711,6 +711,12 @@ async fn enforce(
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     // An msearch may name several expressions: resolve them a few at a time, not one by one.
     for chunk in prepared.to_resolve().chunks(RESOLVE_CONCURRENCY) {
+        // One expression (most requests): awaited as it is, without `join_all`'s vectors.
+        if let [expr] = chunk {
+            let (expr, names) = resolve_one(app, authorization, expr).await?;
+            resolution.names.insert(expr, names);
+            continue;
+        }
         let lookups = chunk
             .iter()
             .map(|expr| resolve_one(app, authorization, expr));
