@@ -729,8 +729,9 @@ async fn enforce(
     if prepared.needs_dialect() {
         resolution.dialect = app.upstream.dialect(authorization).await?;
     }
-    let permit = es::authorize(prepared, &resolution, &scope)?;
-    ctx.event.indices = permit.indices.clone();
+    let mut permit = es::authorize(prepared, &resolution, &scope)?;
+    // The audit record takes the permit's index list: nothing reads it from the permit later.
+    ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok((permit, scope.ids))
 }
 

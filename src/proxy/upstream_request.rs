@@ -90,7 +90,15 @@ pub fn from_permit(
     client: &HeaderMap,
     f: &Forwarding<'_>,
 ) -> UpstreamRequest {
-    let mut path_and_query = permit.path.clone();
+    // Room for the path and the parameters as they are (encoding rarely adds to them).
+    let room = permit.path.len()
+        + permit
+            .query
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    let mut path_and_query = String::with_capacity(room);
+    path_and_query.push_str(&permit.path);
     for (i, (k, v)) in permit.query.iter().enumerate() {
         path_and_query.push(if i == 0 { '?' } else { '&' });
         path_and_query.extend(utf8_percent_encode(k, QUERY));
@@ -99,7 +107,7 @@ pub fn from_permit(
     }
     let mut headers = HeaderMap::new();
     common_headers(&mut headers, f);
-    if let Ok(v) = HeaderValue::from_str(&accept.header_value()) {
+    if let Some(v) = media_header(accept) {
         headers.insert(header::ACCEPT, v);
     }
     // Response compression is harmless; pass the client's wish when it is a plain one, except
@@ -129,8 +137,7 @@ pub fn from_permit(
             let client_ct = client
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            let ct = media::upstream_content_type(client_ct, accept, family).header_value();
-            if let Ok(v) = HeaderValue::from_str(&ct) {
+            if let Some(v) = media_header(media::upstream_content_type(client_ct, accept, family)) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
             UpstreamBody::Full(Bytes::from(b.bytes))
@@ -142,6 +149,16 @@ pub fn from_permit(
         path_and_query,
         headers,
         body,
+    }
+}
+
+/// A media type's header value ([`JsonMedia::header_value`]); the two plain ones without
+/// formatting or copying (issue 10).
+fn media_header(media: JsonMedia) -> Option<HeaderValue> {
+    match (media.family, media.compat) {
+        (Family::Json, None) => Some(HeaderValue::from_static("application/json")),
+        (Family::Ndjson, None) => Some(HeaderValue::from_static("application/x-ndjson")),
+        _ => HeaderValue::from_maybe_shared(Bytes::from(media.header_value())).ok(),
     }
 }
 
@@ -342,6 +359,19 @@ mod tests {
                     pairs(&into_response_headers(h.clone(), enforced)),
                     pairs(&response_headers(&h, enforced)),
                     "{case:?} enforced {enforced}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn media_headers_are_the_media_types_values() {
+        for family in [Family::Json, Family::Ndjson] {
+            for compat in [None, Some(7), Some(8), Some(9)] {
+                let media = JsonMedia { family, compat };
+                assert_eq!(
+                    media_header(media).unwrap().to_str().unwrap(),
+                    media.header_value()
                 );
             }
         }
