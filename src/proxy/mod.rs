@@ -248,7 +248,7 @@ async fn pipeline(
     {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
-            return identity::respond(app, &token, route, &parts, body).await
+            return Box::pin(identity::respond(app, &token, route, &parts, body)).await
         }
     };
     let sent = Instant::now();
@@ -432,7 +432,10 @@ pub(crate) async fn decide(
                 max_buckets: limits.max_buckets,
                 timeout_ms: limits.search_timeout_ms,
             };
-            let (permit, binding) = enforce(app, snapshot, token, guard, parts, body, ctx).await?;
+            // Boxed: the enforcement's state is most of the request's future, which every
+            // request (a relayed one too) would otherwise copy at each await level (issue 10).
+            let (permit, binding) =
+                Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
             Ok(Decided::Forward(Forward {
                 request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
