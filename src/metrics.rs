@@ -122,6 +122,9 @@ pub struct ClusterStore {
 pub struct Metrics {
     requests: Arc<TokenRequests>,
     decisions: Family<[(&'static str, &'static str); 2], Counter>,
+    /// The `decisions` counters by (action, outcome), looked up without the family's SipHash
+    /// and lock: each is the family's own counter (a `Counter` is a shared handle).
+    decision_counters: DashMap<(&'static str, &'static str), Counter, crate::FastHash>,
     rejected: Family<[(&'static str, &'static str); 1], Counter>,
     duration: Histogram,
     own_duration: Histogram,
@@ -158,11 +161,12 @@ impl Metrics {
         Metrics {
             requests: Arc::new(TokenRequests {
                 max: max_token_series,
-                by_token: DashMap::new(),
+                by_token: DashMap::default(),
                 other: Counts::default(),
                 none: Counts::default(),
             }),
             decisions: Family::default(),
+            decision_counters: DashMap::default(),
             rejected,
             duration: Histogram::new(buckets()),
             own_duration: Histogram::new(buckets()),
@@ -177,9 +181,7 @@ impl Metrics {
         self.requests
             .counts(f.token_id)
             .add(f.outcome == "allowed", f.status);
-        self.decisions
-            .get_or_create(&[("action", f.action), ("outcome", f.outcome)])
-            .inc();
+        self.decision(f.action, f.outcome).inc();
         self.duration.observe(f.total.as_secs_f64());
         self.own_duration.observe(f.own.as_secs_f64());
         if let Some(b) = f.backend {
@@ -187,6 +189,20 @@ impl Metrics {
         }
         self.request_bytes.inc_by(f.bytes_in);
         self.response_bytes.inc_by(f.bytes_out);
+    }
+
+    /// The `decisions` counter of an action and outcome (created in the family once).
+    fn decision(&self, action: &'static str, outcome: &'static str) -> Counter {
+        if let Some(c) = self.decision_counters.get(&(action, outcome)) {
+            return c.clone();
+        }
+        let counter = self
+            .decisions
+            .get_or_create(&[("action", action), ("outcome", outcome)])
+            .clone();
+        self.decision_counters
+            .insert((action, outcome), counter.clone());
+        counter
     }
 
     /// Counts a request refused by a limit (rate, concurrency, cost guard, body budget).
@@ -255,7 +271,7 @@ impl Metrics {
 #[derive(Debug)]
 struct TokenRequests {
     max: usize,
-    by_token: DashMap<Box<str>, Counts>,
+    by_token: DashMap<Box<str>, Counts, crate::FastHash>,
     other: Counts,
     none: Counts,
 }

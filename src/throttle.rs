@@ -71,7 +71,7 @@ impl Drop for Slot {
 #[derive(Debug)]
 pub struct Throttle {
     base: Instant,
-    entries: DashMap<String, Arc<Entry>>,
+    entries: DashMap<String, Arc<Entry>, crate::FastHash>,
 }
 
 impl Default for Throttle {
@@ -84,7 +84,7 @@ impl Throttle {
     pub fn new() -> Throttle {
         Throttle {
             base: Instant::now(),
-            entries: DashMap::new(),
+            entries: DashMap::default(),
         }
     }
 

@@ -62,11 +62,13 @@ impl Secret {
             return Err(MalformedSecret);
         }
         let rest = text.strip_prefix(PREFIX).ok_or(MalformedSecret)?;
-        // Split on bytes so a multi-byte character can never cause a panic; `decode_base62`
-        // refuses anything outside the alphabet. The body must also encode at most 256 bits
-        // (`decode_base62` refuses overflow), so each secret has exactly one spelling.
+        // Split on bytes so a multi-byte character can never cause a panic; both checks
+        // refuse anything outside the alphabet. The body must also encode at most 256 bits, so
+        // each secret has exactly one spelling.
         let (body, checksum) = rest.as_bytes().split_at(BODY_LEN);
-        decode_base62::<32>(body)?;
+        if !body_fits(body) {
+            return Err(MalformedSecret);
+        }
         let checksum_value = decode_base62::<4>(checksum)?;
         if u32::from_be_bytes(checksum_value) != crc32fast::hash(body) {
             return Err(MalformedSecret);
@@ -113,6 +115,20 @@ fn encode_base62(bytes: &[u8], len: usize) -> String {
         *slot = ALPHABET[remainder as usize];
     }
     digits.into_iter().map(char::from).collect()
+}
+
+/// The largest body: 2^256 - 1 in `BODY_LEN` base62 digits (`encode_base62` of 32 `0xff`).
+const MAX_BODY: &[u8; BODY_LEN] = b"yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1";
+
+/// Whether `body` is `BODY_LEN` base62 digits encoding at most 256 bits: what
+/// `decode_base62::<32>` accepts, without the arithmetic (issue 10: the decode was the larger
+/// part of checking a secret on every request). `ALPHABET` is in byte order, so for digit
+/// strings of one length the numeric order is the byte order, and "at most 2^256 - 1" is a
+/// comparison with `MAX_BODY`.
+fn body_fits(body: &[u8]) -> bool {
+    body.len() == BODY_LEN
+        && body.iter().all(|&d| base62_digit(d).is_some())
+        && body <= MAX_BODY.as_slice()
 }
 
 /// The value of one base62 digit (`0-9`, `A-Z`, `a-z`), or `None` for any other byte.

@@ -234,7 +234,7 @@ async fn pipeline(
         .unwrap_or(0);
     let Forward {
         request: upstream_req,
-        handling,
+        mut handling,
     } = match decide(
         app,
         &snapshot,
@@ -248,7 +248,7 @@ async fn pipeline(
     {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
-            return identity::respond(app, &token, route, &parts, body).await
+            return Box::pin(identity::respond(app, &token, route, &parts, body)).await
         }
     };
     let sent = Instant::now();
@@ -260,43 +260,44 @@ async fn pipeline(
     if up.status.is_server_error() {
         return backend_failure(app, enforced, up, body).await;
     }
-    let mut headers = upstream_request::response_headers(&up.headers, enforced);
     let success = up.status.is_success();
+    let status = up.status;
+    if let Handling::Seal { sealing, .. } = &mut handling {
+        // A failed async search still answers with its id (under its error status).
+        sealing.id = sealing
+            .id
+            .filter(|id| success || id.kind == es::ids::continuation::IdKind::AsyncSearch);
+        if sealing.id.is_none() && sealing.sort.is_none() {
+            handling = Handling::Stream;
+        }
+    }
+    // An answer esgate reads whole still needs the backend's headers; a streamed one gives
+    // them up to the client's (made in place).
+    let (mut headers, up_headers) = match handling {
+        Handling::Stream => (
+            upstream_request::into_response_headers(up.headers, enforced),
+            HeaderMap::new(),
+        ),
+        _ => (
+            upstream_request::response_headers(&up.headers, enforced),
+            up.headers,
+        ),
+    };
     match handling {
         Handling::Transform { transform, shaping } => {
             let (status, headers, bytes) =
-                transformed::respond(app, &transform, up.status, &up.headers, headers, body)
-                    .await?;
+                transformed::respond(app, &transform, status, &up_headers, headers, body).await?;
             Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes))
         }
-        Handling::Seal {
-            mut sealing,
-            shaping,
-        } => {
-            // A failed async search still answers with its id (under its error status).
-            sealing.id = sealing
-                .id
-                .filter(|id| success || id.kind == es::ids::continuation::IdKind::AsyncSearch);
-            if sealing.id.is_none() && sealing.sort.is_none() {
-                return Ok(answer(
-                    up.status,
-                    headers,
-                    http_body_util::BodyExt::boxed(body),
-                ));
-            }
+        Handling::Seal { sealing, shaping } => {
             if let Some(id) = sealing.id {
                 seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
             }
-            let bytes = seal_response(app, &sealing, success, &up.headers, body).await?;
-            Ok(finish_read_whole(
-                shaping.as_ref(),
-                up.status,
-                headers,
-                bytes,
-            ))
+            let bytes = seal_response(app, &sealing, success, &up_headers, body).await?;
+            Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes))
         }
         Handling::Stream => Ok(answer(
-            up.status,
+            status,
             headers,
             http_body_util::BodyExt::boxed(body),
         )),
@@ -431,7 +432,10 @@ pub(crate) async fn decide(
                 max_buckets: limits.max_buckets,
                 timeout_ms: limits.search_timeout_ms,
             };
-            let (permit, binding) = enforce(app, snapshot, token, guard, parts, body, ctx).await?;
+            // Boxed: the enforcement's state is most of the request's future, which every
+            // request (a relayed one too) would otherwise copy at each await level (issue 10).
+            let (permit, binding) =
+                Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
             Ok(Decided::Forward(Forward {
                 request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
@@ -710,6 +714,12 @@ async fn enforce(
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     // An msearch may name several expressions: resolve them a few at a time, not one by one.
     for chunk in prepared.to_resolve().chunks(RESOLVE_CONCURRENCY) {
+        // One expression (most requests): awaited as it is, without `join_all`'s vectors.
+        if let [expr] = chunk {
+            let (expr, names) = resolve_one(app, authorization, expr).await?;
+            resolution.names.insert(expr, names);
+            continue;
+        }
         let lookups = chunk
             .iter()
             .map(|expr| resolve_one(app, authorization, expr));
@@ -722,8 +732,9 @@ async fn enforce(
     if prepared.needs_dialect() {
         resolution.dialect = app.upstream.dialect(authorization).await?;
     }
-    let permit = es::authorize(prepared, &resolution, &scope)?;
-    ctx.event.indices = permit.indices.clone();
+    let mut permit = es::authorize(prepared, &resolution, &scope)?;
+    // The audit record takes the permit's index list: nothing reads it from the permit later.
+    ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok((permit, scope.ids))
 }
 
@@ -906,10 +917,11 @@ pub(crate) fn request_id() -> String {
 /// 16 lowercase hex digits (`{:016x}`), without `fmt`.
 fn hex16(n: u64) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..16)
-        .rev()
-        .map(|i| char::from(HEX[((n >> (i * 4)) & 0xf) as usize]))
-        .collect()
+    let mut text = String::with_capacity(16);
+    for i in (0..16).rev() {
+        text.push(char::from(HEX[((n >> (i * 4)) & 0xf) as usize]));
+    }
+    text
 }
 
 /// A response body that counts what it relays and, when it ends or is dropped, writes the

@@ -103,8 +103,10 @@ pub trait Persistence: Send + 'static {
 /// An immutable, consistent view of every token, library filter and IP filter.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    tokens: HashMap<String, Arc<Token>>,
-    by_hash: HashMap<SecretHash, String>,
+    tokens: HashMap<String, Arc<Token>, crate::FastHash>,
+    /// Each token's record under its current secret's digest and, during a rotation's overlap,
+    /// its previous one: the same `Arc` as in `tokens`, so authentication is one probe.
+    by_hash: HashMap<SecretHash, Arc<Token>, crate::FastHash>,
     filters: HashMap<String, LibraryFilter>,
     ip_filters: HashMap<String, IpFilter>,
     last_used: HashMap<String, UnixTime>,
@@ -127,7 +129,7 @@ pub struct TokenScope {
 /// a clone starts empty and every change empties it, so a token's new filters (or a library
 /// filter's new value) take effect on the very next request, as without the memo.
 #[derive(Debug, Default)]
-struct ScopeMemo(DashMap<String, (usize, Arc<TokenScope>)>);
+struct ScopeMemo(DashMap<String, (usize, Arc<TokenScope>), crate::FastHash>);
 
 impl Clone for ScopeMemo {
     fn clone(&self) -> ScopeMemo {
@@ -170,7 +172,7 @@ impl Snapshot {
     /// The token holding `hash` as its current or previous secret (expired or not): for
     /// uniqueness checks. Authentication uses [`Snapshot::token_by_secret`].
     pub fn token_by_hash(&self, hash: &SecretHash) -> Option<&Arc<Token>> {
-        self.by_hash.get(hash).and_then(|id| self.tokens.get(id))
+        self.by_hash.get(hash)
     }
 
     /// The token `hash` opens at `now`: its current secret, or its previous one while the
@@ -321,12 +323,12 @@ impl Snapshot {
                         self.by_hash.remove(&p.hash);
                     }
                 }
-                self.by_hash.insert(token.secret_hash, token.id.clone());
+                let record = Arc::new(token.clone());
+                self.by_hash.insert(token.secret_hash, Arc::clone(&record));
                 if let Some(p) = &token.previous_secret {
-                    self.by_hash.insert(p.hash, token.id.clone());
+                    self.by_hash.insert(p.hash, Arc::clone(&record));
                 }
-                self.tokens
-                    .insert(token.id.clone(), Arc::new(token.clone()));
+                self.tokens.insert(token.id.clone(), record);
             }
             Change::DeleteToken { id } => {
                 if let Some(old) = self.tokens.remove(id) {
@@ -399,7 +401,7 @@ pub struct Store {
     writer: Arc<tokio::sync::Mutex<()>>,
     backend: Backend,
     /// Last-used times not yet persisted (token id → time).
-    last_used: DashMap<String, UnixTime>,
+    last_used: DashMap<String, UnixTime, crate::FastHash>,
 }
 
 fn build(changes: &[Change]) -> Snapshot {
@@ -414,7 +416,7 @@ impl Store {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             backend: Backend::File(Arc::new(std::sync::Mutex::new(persistence))),
-            last_used: DashMap::new(),
+            last_used: DashMap::default(),
         })
     }
 
@@ -438,7 +440,7 @@ impl Store {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             backend: Backend::Cluster(cluster),
-            last_used: DashMap::new(),
+            last_used: DashMap::default(),
         })
     }
 

@@ -76,7 +76,13 @@ pub struct UpstreamRequest {
 pub struct AnswerBody {
     inner: Incoming,
     idle: Duration,
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When the backend must have sent its next frame: the answer's head, or its last frame,
+    /// plus `idle`.
+    deadline: tokio::time::Instant,
+    /// The timer for `deadline`, made the first time the backend keeps the body waiting (an
+    /// answer that arrives with its head never needs one: issue 10, a timer per answer was an
+    /// allocation and a timer-wheel entry per relayed request).
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl AnswerBody {
@@ -84,7 +90,8 @@ impl AnswerBody {
         AnswerBody {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            deadline: tokio::time::Instant::now() + idle,
+            timer: None,
         }
     }
 }
@@ -98,16 +105,30 @@ impl http_body::Body for AnswerBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         use std::task::Poll;
-        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + self.idle;
-                self.timer.as_mut().reset(deadline);
+                this.deadline = tokio::time::Instant::now() + this.idle;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match std::future::Future::poll(self.timer.as_mut(), cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(crate::body::Stalled)))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = match &mut this.timer {
+                    Some(timer) => {
+                        if timer.deadline() != deadline {
+                            timer.as_mut().reset(deadline);
+                        }
+                        timer
+                    }
+                    None => this
+                        .timer
+                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                match std::future::Future::poll(timer.as_mut(), cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(crate::body::Stalled)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

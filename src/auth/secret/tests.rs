@@ -23,6 +23,53 @@ fn extreme_random_values_round_trip() {
     }
 }
 
+/// The body check without arithmetic accepts exactly what the decode accepts: around the
+/// largest body, with every byte outside the alphabet, at every position.
+#[test]
+fn the_body_check_accepts_what_the_decode_accepts() {
+    assert_eq!(
+        MAX_BODY.as_slice(),
+        encode_base62(&[0xff; 32], BODY_LEN).as_bytes()
+    );
+    let mut inputs: Vec<Vec<u8>> = vec![
+        MAX_BODY.to_vec(),
+        vec![b'0'; BODY_LEN],
+        vec![b'z'; BODY_LEN],
+    ];
+    for at in 0..BODY_LEN {
+        for d in (0..=255u8).step_by(1) {
+            let mut near = MAX_BODY.to_vec();
+            near[at] = d;
+            inputs.push(near);
+        }
+    }
+    for _ in 0..5000 {
+        let mut r = [0u8; BODY_LEN];
+        OsRng.fill_bytes(&mut r);
+        // Mostly alphabet digits, mostly near the top of the range.
+        let text: Vec<u8> = r
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match (i, b % 8) {
+                (_, 0) => *b,
+                (i, 1..=4) if i < 3 => MAX_BODY[i],
+                _ => ALPHABET[usize::from(*b) % 62],
+            })
+            .collect();
+        inputs.push(text);
+    }
+    let mut accepted = 0;
+    for i in &inputs {
+        let decoded = decode_base62::<32>(i).is_ok();
+        accepted += usize::from(decoded);
+        assert_eq!(body_fits(i), decoded, "{i:?}");
+    }
+    assert!(
+        accepted > 100 && accepted < inputs.len() - 100,
+        "both outcomes are tried"
+    );
+}
+
 #[test]
 fn two_generated_secrets_differ() {
     let a = Secret::generate();
@@ -185,6 +232,9 @@ fn limb_decoding_agrees_with_bytewise_decoding() {
         inputs.push(text);
     }
     for i in &inputs {
+        if i.len() == BODY_LEN {
+            assert_eq!(body_fits(i), decode_base62::<32>(i).is_ok(), "{i:?}");
+        }
         assert_eq!(decode_base62::<32>(i), decode_bytewise::<32>(i), "{i:?}");
         assert_eq!(decode_base62::<4>(i), decode_bytewise::<4>(i), "{i:?}");
     }
