@@ -243,11 +243,13 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
-            c if c.is_whitespace() || "()[]{}^~/".contains(c) => {
+            c if c.is_whitespace()
+                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+            {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
-            c if token.is_empty() && "+-!&|".contains(c) => {}
+            c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
             c => token.push(c),
         }
     }
