@@ -75,20 +75,26 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut trees = Vec::new();
-    let mut items = read_lines(raw, req.index.as_ref(), &scope.indices, |line| {
-        let tree = tree::parse(line)?;
-        if !matches!(tree, Node::Object(_)) {
-            return Err(Rejection::bad_request("msearch body must be a JSON object"));
-        }
-        match rewrite::search_tree(tree, line, &scope.filters)? {
-            Some(out) => {
-                trees.push(out);
-                Ok(Value::Null)
+    let mut items = read_lines(
+        raw,
+        req.index.as_ref(),
+        &scope.indices,
+        Headers::Tree,
+        |line| {
+            let tree = tree::parse(line)?;
+            if !matches!(tree, Node::Object(_)) {
+                return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
-            // Left to the serde path.
-            None => Err(Rejection::bad_request("msearch body not on the tree path")),
-        }
-    })
+            match rewrite::search_tree(tree, line, &scope.filters)? {
+                Some(out) => {
+                    trees.push(out);
+                    Ok(Value::Null)
+                }
+                // Left to the serde path.
+                None => Err(Rejection::bad_request("msearch body not on the tree path")),
+            }
+        },
+    )
     .ok()?;
     let mut timeouts = Vec::with_capacity(trees.len());
     for out in &trees {
@@ -221,7 +227,7 @@ pub fn rewrite(
     patterns: &[String],
     filters: &FilterSet,
 ) -> Result<Vec<Item>, Rejection> {
-    read_lines(ndjson, path_index, patterns, |line| {
+    read_lines(ndjson, path_index, patterns, Headers::Serde, |line| {
         let body = body::parse_strict(line)?;
         if !body.is_object() {
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
@@ -230,12 +236,23 @@ pub fn rewrite(
     })
 }
 
+/// How [`read_lines`] reads header lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason.
+    Serde,
+    /// [`check_header_tree`] (the tree path): the same acceptance and the same header, any
+    /// refusal left to the serde path for its reason.
+    Tree,
+}
+
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
 /// order, after its header is checked).
 fn read_lines<'a>(
     ndjson: &'a [u8],
     path_index: Option<&Expression>,
     patterns: &[String],
+    headers: Headers,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -259,6 +276,7 @@ fn read_lines<'a>(
         ));
     }
     let mut items = Vec::with_capacity(lines.len() / 2);
+    let mut last_index = None;
     for pair in lines.chunks(2) {
         let (header_line, body_line) = match pair {
             [h, b] => (*h, *b),
@@ -273,15 +291,20 @@ fn read_lines<'a>(
         {
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
-        let header = match body::parse_strict(header_line)? {
-            Value::Object(m) => m,
-            _ => {
-                return Err(Rejection::bad_request(
-                    "msearch header must be a JSON object",
-                ))
+        let (index, header) = match headers {
+            Headers::Serde => {
+                let header = match body::parse_strict(header_line)? {
+                    Value::Object(m) => m,
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "msearch header must be a JSON object",
+                        ))
+                    }
+                };
+                check_header(header, path_index, patterns)?
             }
+            Headers::Tree => check_header_tree(header_line, path_index, patterns, &mut last_index)?,
         };
-        let (index, header) = check_header(header, path_index, patterns)?;
         let body = body(body_line)?;
         items.push(Item {
             index,
@@ -458,6 +481,91 @@ fn check_header(
                 "msearch header index must be a string or an array",
             ))
         }
+    };
+    Ok((index, header))
+}
+
+/// [`check_header`] of a header line read by the request tree (issue 10: serde_json's map and
+/// its hashing were a tenth of a 20-search msearch), for the tree path: it accepts exactly the
+/// lines `parse_strict` and `check_header` accept and gives the same expression and header map
+/// (the same entries in the same order); what it refuses, the serde path refuses too and
+/// words. `header_shapes_match_serde` (tests) holds the two to it.
+///
+/// `last` keeps the previous header's index text and expression: dashboards name the same
+/// index in every header, and `index::parse` depends only on the text and the patterns.
+fn check_header_tree(
+    line: &[u8],
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    last: &mut Option<(String, Expression)>,
+) -> Result<(Expression, Map<String, Value>), Rejection> {
+    let refused = || Rejection::bad_request("msearch header left to the serde path");
+    let Node::Object(mut entries) = tree::parse(line)? else {
+        return Err(refused());
+    };
+    // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
+    // so the remaining entries are checked and kept in the same order.
+    let index_value = entries
+        .iter()
+        .position(|(k, _)| k == "index")
+        .map(|i| entries.swap_remove(i).1);
+    for (k, v) in &entries {
+        let v = J::from(v);
+        let ok = match &**k {
+            "search_type" => v.as_str() == Some("query_then_fetch"),
+            "expand_wildcards" => v.as_str() == Some("open"),
+            "preference" | "routing" => v.is_string(),
+            "request_cache"
+            | "allow_partial_search_results"
+            | "ignore_unavailable"
+            | "allow_no_indices" => v.is_boolean(),
+            _ => false,
+        };
+        if !ok {
+            return Err(refused());
+        }
+    }
+    // Every value left is a string or a boolean: the same `Value` serde_json reads.
+    let mut header = Map::with_capacity(entries.len());
+    for (k, v) in entries {
+        let value = match v {
+            Node::String(s) => Value::String(s.into_owned()),
+            Node::Bool(b) => Value::Bool(b),
+            _ => return Err(refused()),
+        };
+        header.insert(k.into_owned(), value);
+    }
+    let text: Option<Cow<'_, str>> = match &index_value {
+        None => None,
+        // An empty string or array names no index, like a missing key.
+        Some(Node::String(s)) if s.is_empty() => None,
+        Some(Node::Array(a)) if a.is_empty() => None,
+        Some(Node::String(s)) => Some(Cow::Borrowed(&**s)),
+        Some(Node::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Node::String(s) => names.push(&**s),
+                    _ => return Err(refused()),
+                }
+            }
+            Some(Cow::Owned(names.join(",")))
+        }
+        Some(_) => return Err(refused()),
+    };
+    let index = match text {
+        None => match path_index {
+            Some(p) => p.clone(),
+            None => index::default_expression(patterns)?,
+        },
+        Some(text) => match last {
+            Some((t, e)) if *t == *text => e.clone(),
+            _ => {
+                let e = index::parse(Some(&text), patterns)?;
+                *last = Some((text.into_owned(), e.clone()));
+                e
+            }
+        },
     };
     Ok((index, header))
 }
