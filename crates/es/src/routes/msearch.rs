@@ -349,6 +349,56 @@ pub fn render_bodies(items: &[Item]) -> Result<Vec<Vec<u8>>, Rejection> {
 
 /// [`to_ndjson`] with the bodies already serialised by [`render_bodies`] (one per item).
 pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rejection> {
+    ndjson(items, bodies, |item| item.index.elements())
+}
+
+/// [`forward_body`] once `authorize` narrowed expressions (`narrowed`: an expression as
+/// joined, and the names to forward in its place): each header names the names its
+/// expression narrowed to (the first entry for it), or its own. The same bytes as setting
+/// each item's index to those names and calling [`forward_body`], without a copy of the names
+/// per item (issue 10).
+pub(crate) fn forward_narrowed(
+    items: &[Item],
+    bodies: &[Vec<u8>],
+    narrowed: &[(String, Vec<String>)],
+) -> Result<ForwardBody, Rejection> {
+    let bytes = ndjson(items, bodies, |item| {
+        let own = item.index.elements();
+        narrowed
+            .iter()
+            .find(|(e, _)| is_joined(e, own))
+            .map_or(own, |(_, names)| names.as_slice())
+    })?;
+    Ok(ForwardBody {
+        bytes,
+        content_type: NDJSON,
+    })
+}
+
+/// Whether `text == elements.join(",")`, without building the joined string.
+fn is_joined(text: &str, elements: &[String]) -> bool {
+    let mut rest = text;
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix(',') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(e.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The NDJSON of `items` and their serialised `bodies`, each header naming `names_of` its item.
+fn ndjson<'a>(
+    items: &'a [Item],
+    bodies: &[Vec<u8>],
+    names_of: impl Fn(&'a Item) -> &'a [String],
+) -> Result<Vec<u8>, Rejection> {
     if items.len() != bodies.len() {
         return Err(Rejection::bad_request(
             "msearch body could not be serialised",
@@ -356,7 +406,7 @@ pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rej
     }
     let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 128).sum());
     for (item, body) in items.iter().zip(bodies) {
-        write_header(&mut out, item)
+        write_header(&mut out, &item.header, names_of(item))
             .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
         out.push(b'\n');
         out.extend_from_slice(body);
@@ -371,10 +421,14 @@ pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rej
 /// straight from the entries instead of through a cloned map (issue 10: the clone, the two
 /// inserts and the map serialisation were a tenth of a 20-search msearch, done twice).
 /// `header_lines_match_serde` (tests) holds it to the map's bytes.
-fn write_header(out: &mut Vec<u8>, item: &Item) -> serde_json::Result<()> {
+fn write_header(
+    out: &mut Vec<u8>,
+    header: &Map<String, Value>,
+    names: &[String],
+) -> serde_json::Result<()> {
     let write_index = |out: &mut Vec<u8>| -> serde_json::Result<()> {
         out.push(b'[');
-        for (i, name) in item.index.elements().iter().enumerate() {
+        for (i, name) in names.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -385,7 +439,7 @@ fn write_header(out: &mut Vec<u8>, item: &Item) -> serde_json::Result<()> {
     };
     let (mut index_done, mut expand_done) = (false, false);
     out.push(b'{');
-    for (i, (k, v)) in item.header.iter().enumerate() {
+    for (i, (k, v)) in header.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -403,7 +457,7 @@ fn write_header(out: &mut Vec<u8>, item: &Item) -> serde_json::Result<()> {
             _ => serde_json::to_writer(&mut *out, v)?,
         }
     }
-    let mut first = item.header.is_empty();
+    let mut first = header.is_empty();
     if !index_done {
         if !first {
             out.push(b',');
@@ -751,7 +805,7 @@ mod tests {
         });
         for item in &items {
             let mut out = Vec::new();
-            write_header(&mut out, item).unwrap();
+            write_header(&mut out, &item.header, item.index.elements()).unwrap();
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 String::from_utf8(header_by_serde(item)).unwrap()
@@ -764,6 +818,75 @@ mod tests {
             want.extend(b"\n{}\n");
         }
         assert_eq!(to_ndjson_with(&items, &bodies).unwrap(), want);
+    }
+
+    /// `forward_narrowed` forwards the bytes the old narrowing did: each item's index set to
+    /// the names of the first entry for its joined expression, then `forward_body`.
+    #[test]
+    fn narrowed_headers_match_setting_each_index() {
+        let items = run("{\"index\":\"logs-a\"}\n{}\n{}\n{}\n{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}\n{}\n{\"index\":\"logs-b\",\"routing\":\"r\"}\n{}\n{\"index\":\"logs-a\"}\n{}\n").unwrap();
+        let bodies: Vec<Vec<u8>> = items.iter().map(|_| b"{}".to_vec()).collect();
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: Vec<Vec<(String, Vec<String>)>> = vec![
+            vec![],
+            vec![("logs-a".into(), names(&["logs-a"]))],
+            vec![("logs-*".into(), names(&["logs-a", "logs-b"]))],
+            vec![
+                ("logs-a,logs-b".into(), names(&["*", "-*"])),
+                ("logs-a".into(), names(&["x"])),
+                ("logs-a".into(), names(&["y"])),
+                ("logs-b".into(), names(&[])),
+            ],
+        ];
+        for narrowed in cases {
+            let mut old = items.clone();
+            for item in &mut old {
+                let joined = item.index.joined();
+                if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
+                    item.index = Expression::from_names(names.clone());
+                }
+            }
+            let want = forward_body(&old, &bodies).unwrap().bytes;
+            let got = forward_narrowed(&items, &bodies, &narrowed).unwrap().bytes;
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+    }
+
+    /// `is_joined` is the comparison with the joined string it replaces.
+    #[test]
+    fn is_joined_is_join_equality() {
+        let lists: Vec<Vec<String>> = [
+            vec![],
+            vec![""],
+            vec!["a"],
+            vec!["a", "b"],
+            vec!["a,b"],
+            vec!["a", ""],
+            vec!["", "a"],
+            vec!["logs-*", "-logs-b"],
+        ]
+        .iter()
+        .map(|l| l.iter().map(|s| s.to_string()).collect())
+        .collect();
+        for l in &lists {
+            for t in [
+                "",
+                ",",
+                "a",
+                "a,",
+                ",a",
+                "a,b",
+                "a,b,",
+                "ab",
+                "logs-*,-logs-b",
+                "logs-*",
+            ] {
+                assert_eq!(is_joined(t, l), t == l.join(","), "{t:?} {l:?}");
+            }
+        }
     }
 
     /// `split_lines` splits as `split(|b| *b == b'\n')` did, empty pieces included.
