@@ -310,7 +310,7 @@ fn read_chars<C: Ch>(chars: &[C], syntax: Syntax) -> Result<TextQuery, Rejection
                 i = j + 1;
             }
             '[' | '{' => {
-                i = range_end(&chars, i + 1)?;
+                i = range_end(chars, i + 1)?;
                 out.expands = true;
                 term.clear();
                 prev = Prev::Nothing;
