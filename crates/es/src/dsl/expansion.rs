@@ -132,7 +132,8 @@ pub(crate) struct TextQuery {
     pub fuzzy: bool,
     /// A multi-term construct: wildcard, prefix, regexp, range.
     pub expands: bool,
-    /// Field names written in the text (`field:`), escapes removed.
+    /// Field names written in the text (`field:`), escapes removed (`read_text` only;
+    /// `scan_text` hands them to its caller instead).
     pub fields: Vec<String>,
 }
 
@@ -149,14 +150,30 @@ pub(crate) enum Syntax {
 
 /// Reads query text the way Lucene's query parsers split it (conservatively: anything the
 /// reader cannot place counts as fuzzy or expanding, so it is refused where that matters).
+/// The checks use [`scan_text`]; this collects the field names too (tests).
+#[cfg(test)]
 pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejection> {
+    let mut fields = Vec::new();
+    let mut read = scan_text(text, syntax, |f| fields.push(f.to_string()))?;
+    read.fields = fields;
+    Ok(read)
+}
+
+/// `read_text` giving each field name to `on_field` (in order) instead of collecting them:
+/// [`check_text`] only asks whether one may be a metadata field (issue 10: a string per field
+/// and their list were a fifth of a query text's check). `fields` of the result stays empty.
+fn scan_text(
+    text: &str,
+    syntax: Syntax,
+    mut on_field: impl FnMut(&str),
+) -> Result<TextQuery, Rejection> {
     // ASCII text is read from its bytes, each byte its own character (issue 10: collecting the
     // characters of every query text first was a fifth of its check).
     if text.is_ascii() {
-        read_chars(text.as_bytes(), syntax)
+        read_chars(text.as_bytes(), syntax, &mut on_field)
     } else {
         let chars: Vec<char> = text.chars().collect();
-        read_chars(&chars, syntax)
+        read_chars(&chars, syntax, &mut on_field)
     }
 }
 
@@ -179,8 +196,12 @@ impl Ch for u8 {
     }
 }
 
-/// [`read_text`] over the text's characters.
-fn read_chars<C: Ch>(chars: &[C], syntax: Syntax) -> Result<TextQuery, Rejection> {
+/// `scan_text` over the text's characters.
+fn read_chars<C: Ch>(
+    chars: &[C],
+    syntax: Syntax,
+    on_field: &mut impl FnMut(&str),
+) -> Result<TextQuery, Rejection> {
     let at = |j: usize| chars.get(j).map(|c| c.ch());
     #[derive(Clone, Copy, PartialEq, Eq)]
     enum Prev {
@@ -254,7 +275,8 @@ fn read_chars<C: Ch>(chars: &[C], syntax: Syntax) -> Result<TextQuery, Rejection
             ':' | '<' | '>' => {
                 // `field:`, and the ranges `field:>x` and (KQL) `field > x`.
                 if !term.is_empty() {
-                    out.fields.push(std::mem::take(&mut term));
+                    on_field(&term);
+                    term.clear();
                 }
                 if c != ':' {
                     out.expands = true;
@@ -371,18 +393,16 @@ fn unterminated(what: &str) -> Rejection {
 /// Checks query text and the fields it targets: no fuzzy terms, and no expansion where a field
 /// (written in the text, or among `targets`: `default_field`, `fields`) may be a metadata field.
 pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
-    let read = read_text(text, syntax)?;
+    let mut metadata = targets.iter().any(|f| may_be_metadata(f));
+    let read = scan_text(text, syntax, |f| {
+        metadata = metadata || (f != "_exists_" && may_be_metadata(f));
+    })?;
     if read.fuzzy {
         return Err(Rejection::forbidden(
             "fuzzy terms (`~` after a term) are not allowed for this token: fuzzy expansion \
              picks its terms from other tenants' documents too",
         ));
     }
-    let metadata = targets.iter().any(|f| may_be_metadata(f))
-        || read
-            .fields
-            .iter()
-            .any(|f| f != "_exists_" && may_be_metadata(f));
     if read.expands && metadata {
         return Err(Rejection::forbidden(
             "wildcard, prefix, regexp and range terms on metadata fields are not allowed for \
@@ -424,6 +444,16 @@ mod tests {
     use super::*;
     use crate::RejectKind;
 
+    /// `read_chars` and the field names it gives.
+    fn read_with<C: Ch>(
+        chars: &[C],
+        syntax: Syntax,
+    ) -> (Result<TextQuery, Rejection>, Vec<String>) {
+        let mut fields = Vec::new();
+        let read = read_chars(chars, syntax, &mut |f: &str| fields.push(f.to_string()));
+        (read, fields)
+    }
+
     /// ASCII text read from its bytes reads as from its characters (issue 10), for every
     /// syntax and every arrangement of the lexer's special characters.
     #[test]
@@ -440,8 +470,8 @@ mod tests {
                     let chars: Vec<char> = text.chars().collect();
                     for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
                         assert_eq!(
-                            read_chars(text.as_bytes(), syntax),
-                            read_chars(&chars, syntax),
+                            read_with(text.as_bytes(), syntax),
+                            read_with(&chars, syntax),
                             "{text:?} {syntax:?}"
                         );
                     }
