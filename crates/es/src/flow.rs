@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;
-use crate::indices::index::{self, Expression};
+use crate::indices::index;
 use crate::indices::resolution::{self, Narrowed};
 use crate::querylang::uri_search;
 use crate::request::endpoint::{self, Endpoint};
@@ -234,14 +234,8 @@ fn place(
                 ));
             }
         }
-        Shape::Msearch(mut items, bodies) => {
-            for item in &mut items {
-                let joined = item.index.joined();
-                if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
-                    item.index = Expression::from_names(names.clone());
-                }
-            }
-            *body = Some(msearch::forward_body(&items, &bodies)?);
+        Shape::Msearch(items, bodies) => {
+            *body = Some(msearch::forward_narrowed(&items, &bodies, narrowed)?);
         }
         Shape::QueryText(text) => *body = Some(text.forward(&narrowed[0].1)?),
     }

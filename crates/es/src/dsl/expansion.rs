@@ -132,7 +132,8 @@ pub(crate) struct TextQuery {
     pub fuzzy: bool,
     /// A multi-term construct: wildcard, prefix, regexp, range.
     pub expands: bool,
-    /// Field names written in the text (`field:`), escapes removed.
+    /// Field names written in the text (`field:`), escapes removed (`read_text` only;
+    /// `scan_text` hands them to its caller instead).
     pub fields: Vec<String>,
 }
 
@@ -149,14 +150,65 @@ pub(crate) enum Syntax {
 
 /// Reads query text the way Lucene's query parsers split it (conservatively: anything the
 /// reader cannot place counts as fuzzy or expanding, so it is refused where that matters).
+/// The checks use [`scan_text`]; this collects the field names too (tests).
+#[cfg(test)]
 pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejection> {
+    let mut fields = Vec::new();
+    let mut read = scan_text(text, syntax, |f| fields.push(f.to_string()))?;
+    read.fields = fields;
+    Ok(read)
+}
+
+/// `read_text` giving each field name to `on_field` (in order) instead of collecting them:
+/// [`check_text`] only asks whether one may be a metadata field (issue 10: a string per field
+/// and their list were a fifth of a query text's check). `fields` of the result stays empty.
+fn scan_text(
+    text: &str,
+    syntax: Syntax,
+    mut on_field: impl FnMut(&str),
+) -> Result<TextQuery, Rejection> {
+    // ASCII text is read from its bytes, each byte its own character (issue 10: collecting the
+    // characters of every query text first was a fifth of its check).
+    if text.is_ascii() {
+        read_chars(text.as_bytes(), syntax, &mut on_field)
+    } else {
+        let chars: Vec<char> = text.chars().collect();
+        read_chars(&chars, syntax, &mut on_field)
+    }
+}
+
+/// A character of the text [`read_chars`] reads: a `char`, or a byte of ASCII text.
+trait Ch: Copy {
+    fn ch(self) -> char;
+}
+
+impl Ch for char {
+    #[inline]
+    fn ch(self) -> char {
+        self
+    }
+}
+
+impl Ch for u8 {
+    #[inline]
+    fn ch(self) -> char {
+        char::from(self)
+    }
+}
+
+/// `scan_text` over the text's characters.
+fn read_chars<C: Ch>(
+    chars: &[C],
+    syntax: Syntax,
+    on_field: &mut impl FnMut(&str),
+) -> Result<TextQuery, Rejection> {
+    let at = |j: usize| chars.get(j).map(|c| c.ch());
     #[derive(Clone, Copy, PartialEq, Eq)]
     enum Prev {
         Nothing,
         Term,
         Phrase,
     }
-    let chars: Vec<char> = text.chars().collect();
     let classic = syntax == Syntax::Classic;
     let mut out = TextQuery::default();
     let mut prev = Prev::Nothing;
@@ -166,7 +218,7 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
     let mut in_term = false;
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
+        let c = chars[i].ch();
         // Lucene's whitespace only: any other space is a term character to its parser (so a
         // `~` after it is a fuzzy term, not a phrase's slop).
         if matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{3000}') {
@@ -194,7 +246,7 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 // way `fields::check_query_text` reads field names; the others take the next
                 // character as it is.
                 '\\' if classic => {
-                    let rest: String = chars[i + 1..].iter().take(5).collect();
+                    let rest: String = chars[i + 1..].iter().take(5).map(|c| c.ch()).collect();
                     let mut after = rest.chars();
                     if let Some(escaped) = crate::dsl::fields::unescape(&mut after)? {
                         term.push(escaped);
@@ -202,8 +254,8 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                     i += 1 + rest.chars().count() - after.count();
                 }
                 '\\' => {
-                    if let Some(next) = chars.get(i + 1) {
-                        term.push(*next);
+                    if let Some(next) = at(i + 1) {
+                        term.push(next);
                     }
                     i += 2;
                 }
@@ -223,7 +275,8 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
             ':' | '<' | '>' => {
                 // `field:`, and the ranges `field:>x` and (KQL) `field > x`.
                 if !term.is_empty() {
-                    out.fields.push(std::mem::take(&mut term));
+                    on_field(&term);
+                    term.clear();
                 }
                 if c != ':' {
                     out.expands = true;
@@ -234,7 +287,7 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
             '"' => {
                 let mut j = i + 1;
                 loop {
-                    match chars.get(j) {
+                    match at(j) {
                         None => return Err(unterminated("phrase")),
                         Some('\\') => j += 2,
                         Some('"') => break,
@@ -252,29 +305,23 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 }
                 prev = Prev::Nothing;
                 i += 1;
-                while chars
-                    .get(i)
-                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
-                {
+                while at(i).is_some_and(|d| d.is_ascii_digit() || d == '.') {
                     i += 1;
                 }
             }
             '^' => {
                 // A boost keeps what came before it (`"a b"^2~3` is still a phrase's slop).
                 i += 1;
-                while chars
-                    .get(i)
-                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
-                {
+                while at(i).is_some_and(|d| d.is_ascii_digit() || d == '.') {
                     i += 1;
                 }
             }
             '/' => {
                 let mut j = i + 1;
                 loop {
-                    match chars.get(j) {
+                    match at(j) {
                         None => return Err(unterminated("regular expression")),
-                        Some('\\') if chars.get(j + 1) == Some(&'/') => j += 2,
+                        Some('\\') if at(j + 1) == Some('/') => j += 2,
                         Some('/') => break,
                         Some(_) => j += 1,
                     }
@@ -285,7 +332,7 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
                 i = j + 1;
             }
             '[' | '{' => {
-                i = range_end(&chars, i + 1)?;
+                i = range_end(chars, i + 1)?;
                 out.expands = true;
                 term.clear();
                 prev = Prev::Nothing;
@@ -304,31 +351,29 @@ pub(crate) fn read_text(text: &str, syntax: Syntax) -> Result<TextQuery, Rejecti
 /// Lucene's range lexer: whitespace between tokens; each token is the longer of a "goop" (up to
 /// a space, `]` or `}`, backslashes literal) and, from a `"`, a quoted bound (`\"` escaped);
 /// the first `]` or `}` between tokens ends it.
-fn range_end(chars: &[char], mut j: usize) -> Result<usize, Rejection> {
+fn range_end<C: Ch>(chars: &[C], mut j: usize) -> Result<usize, Rejection> {
+    let at = |j: usize| chars.get(j).map(|c| c.ch());
     loop {
-        match chars.get(j) {
+        match at(j) {
             None => return Err(unterminated("range")),
             Some(']' | '}') => return Ok(j + 1),
             Some(' ' | '\t' | '\n' | '\r' | '\u{3000}') => j += 1,
             Some(first) => {
                 let mut goop = j;
-                while chars
-                    .get(goop)
-                    .is_some_and(|d| !matches!(d, ' ' | ']' | '}'))
-                {
+                while at(goop).is_some_and(|d| !matches!(d, ' ' | ']' | '}')) {
                     goop += 1;
                 }
                 let mut quoted = j;
-                if *first == '"' {
+                if first == '"' {
                     let mut k = j + 1;
-                    while let Some(d) = chars.get(k) {
-                        if *d == '"' {
+                    while let Some(d) = at(k) {
+                        if d == '"' {
                             // Content must not be empty; an unescaped quote must end it, an
                             // escaped one may (the longest reading wins).
                             if k > j + 1 {
                                 quoted = k + 1;
                             }
-                            if k == j + 1 || chars[k - 1] != '\\' {
+                            if k == j + 1 || chars[k - 1].ch() != '\\' {
                                 break;
                             }
                         }
@@ -348,18 +393,16 @@ fn unterminated(what: &str) -> Rejection {
 /// Checks query text and the fields it targets: no fuzzy terms, and no expansion where a field
 /// (written in the text, or among `targets`: `default_field`, `fields`) may be a metadata field.
 pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
-    let read = read_text(text, syntax)?;
+    let mut metadata = targets.iter().any(|f| may_be_metadata(f));
+    let read = scan_text(text, syntax, |f| {
+        metadata = metadata || (f != "_exists_" && may_be_metadata(f));
+    })?;
     if read.fuzzy {
         return Err(Rejection::forbidden(
             "fuzzy terms (`~` after a term) are not allowed for this token: fuzzy expansion \
              picks its terms from other tenants' documents too",
         ));
     }
-    let metadata = targets.iter().any(|f| may_be_metadata(f))
-        || read
-            .fields
-            .iter()
-            .any(|f| f != "_exists_" && may_be_metadata(f));
     if read.expands && metadata {
         return Err(Rejection::forbidden(
             "wildcard, prefix, regexp and range terms on metadata fields are not allowed for \
@@ -400,6 +443,42 @@ mod tests {
 
     use super::*;
     use crate::RejectKind;
+
+    /// `read_chars` and the field names it gives.
+    fn read_with<C: Ch>(
+        chars: &[C],
+        syntax: Syntax,
+    ) -> (Result<TextQuery, Rejection>, Vec<String>) {
+        let mut fields = Vec::new();
+        let read = read_chars(chars, syntax, &mut |f: &str| fields.push(f.to_string()));
+        (read, fields)
+    }
+
+    /// ASCII text read from its bytes reads as from its characters (issue 10), for every
+    /// syntax and every arrangement of the lexer's special characters.
+    #[test]
+    fn ascii_text_reads_as_its_characters() {
+        let pieces = [
+            "a", "_id", "\\", "\\u005f", "\\u00", "\\u", "\"", "~", "~2", "^2", "/", "\\/", "[",
+            "]", "{", "}", " ", "\t", "*", "?", ":", "<", ">", "-", "+", "&", "|", "!", "(", ")",
+            "TO", ".5",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}{c}");
+                    let chars: Vec<char> = text.chars().collect();
+                    for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                        assert_eq!(
+                            read_with(text.as_bytes(), syntax),
+                            read_with(&chars, syntax),
+                            "{text:?} {syntax:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn options_allow_only_exact_matching_and_constant_score_rewrites() {

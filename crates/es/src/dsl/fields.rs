@@ -213,7 +213,8 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
 /// is read as a field reference too; a malformed `\u` escape is a 400.
 pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
-    let mut token = String::new();
+    // One allocation: a token is never longer than the text (escapes only shorten).
+    let mut token = String::with_capacity(text.len());
     let mut exists_next = false;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -243,11 +244,13 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
-            c if c.is_whitespace() || "()[]{}^~/".contains(c) => {
+            c if c.is_whitespace()
+                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+            {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
-            c if token.is_empty() && "+-!&|".contains(c) => {}
+            c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
             c => token.push(c),
         }
     }

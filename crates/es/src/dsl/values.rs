@@ -171,20 +171,20 @@ fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
 /// The shortest length in milliseconds of one interval of a date histogram (exactly one of
 /// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
 fn date_interval(m: Obj<'_>) -> Result<f64, Rejection> {
-    let given: Vec<&str> = ["calendar_interval", "fixed_interval", "interval"]
+    // Exactly one given, found without collecting them (issue 10).
+    let mut given = ["calendar_interval", "fixed_interval", "interval"]
         .into_iter()
-        .filter(|k| m.contains_key(k))
-        .collect();
-    let [key] = given.as_slice() else {
+        .filter(|k| m.contains_key(k));
+    let (Some(key), None) = (given.next(), given.next()) else {
         return Err(bad(
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
     };
-    // Present: `given` holds the keys `m` has.
+    // Present: `given` yields the keys `m` has.
     let Some(v) = m.get(key) else {
         return Err(bad("a date histogram needs an interval"));
     };
-    let parsed = match *key {
+    let parsed = match key {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
         "fixed_interval" => v.as_str().and_then(fixed_ms),
         _ => match v {

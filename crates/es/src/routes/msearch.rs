@@ -75,20 +75,26 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut trees = Vec::new();
-    let mut items = read_lines(raw, req.index.as_ref(), &scope.indices, |line| {
-        let tree = tree::parse(line)?;
-        if !matches!(tree, Node::Object(_)) {
-            return Err(Rejection::bad_request("msearch body must be a JSON object"));
-        }
-        match rewrite::search_tree(tree, line, &scope.filters)? {
-            Some(out) => {
-                trees.push(out);
-                Ok(Value::Null)
+    let mut items = read_lines(
+        raw,
+        req.index.as_ref(),
+        &scope.indices,
+        Headers::Tree,
+        |line| {
+            let tree = tree::parse(line)?;
+            if !matches!(tree, Node::Object(_)) {
+                return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
-            // Left to the serde path.
-            None => Err(Rejection::bad_request("msearch body not on the tree path")),
-        }
-    })
+            match rewrite::search_tree(tree, line, &scope.filters)? {
+                Some(out) => {
+                    trees.push(out);
+                    Ok(Value::Null)
+                }
+                // Left to the serde path.
+                None => Err(Rejection::bad_request("msearch body not on the tree path")),
+            }
+        },
+    )
     .ok()?;
     let mut timeouts = Vec::with_capacity(trees.len());
     for out in &trees {
@@ -221,7 +227,7 @@ pub fn rewrite(
     patterns: &[String],
     filters: &FilterSet,
 ) -> Result<Vec<Item>, Rejection> {
-    read_lines(ndjson, path_index, patterns, |line| {
+    read_lines(ndjson, path_index, patterns, Headers::Serde, |line| {
         let body = body::parse_strict(line)?;
         if !body.is_object() {
             return Err(Rejection::bad_request("msearch body must be a JSON object"));
@@ -230,12 +236,23 @@ pub fn rewrite(
     })
 }
 
+/// How [`read_lines`] reads header lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason.
+    Serde,
+    /// [`check_header_tree`] (the tree path): the same acceptance and the same header, any
+    /// refusal left to the serde path for its reason.
+    Tree,
+}
+
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
 /// order, after its header is checked).
 fn read_lines<'a>(
     ndjson: &'a [u8],
     path_index: Option<&Expression>,
     patterns: &[String],
+    headers: Headers,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -246,19 +263,20 @@ fn read_lines<'a>(
             "the msearch request must be terminated by a newline [\\n]",
         ));
     }
-    if ndjson.contains(&b'\r') {
+    if memchr::memchr(b'\r', ndjson).is_some() {
         return Err(Rejection::bad_request(
             "msearch lines must end with \\n only",
         ));
     }
     let content = &ndjson[..ndjson.len() - 1];
-    let lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    let lines = split_lines(content);
     if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
         ));
     }
     let mut items = Vec::with_capacity(lines.len() / 2);
+    let mut last_index = None;
     for pair in lines.chunks(2) {
         let (header_line, body_line) = match pair {
             [h, b] => (*h, *b),
@@ -273,15 +291,20 @@ fn read_lines<'a>(
         {
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
-        let header = match body::parse_strict(header_line)? {
-            Value::Object(m) => m,
-            _ => {
-                return Err(Rejection::bad_request(
-                    "msearch header must be a JSON object",
-                ))
+        let (index, header) = match headers {
+            Headers::Serde => {
+                let header = match body::parse_strict(header_line)? {
+                    Value::Object(m) => m,
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "msearch header must be a JSON object",
+                        ))
+                    }
+                };
+                check_header(header, path_index, patterns)?
             }
+            Headers::Tree => check_header_tree(header_line, path_index, patterns, &mut last_index)?,
         };
-        let (index, header) = check_header(header, path_index, patterns)?;
         let body = body(body_line)?;
         items.push(Item {
             index,
@@ -290,6 +313,20 @@ fn read_lines<'a>(
         });
     }
     Ok(items)
+}
+
+/// `content` split at every `\n`, as `content.split(|b| *b == b'\n')` splits it (the empty
+/// pieces included), the newlines found by a vectorised search (issue 10: the byte-by-byte
+/// split was a twentieth of a 20-search msearch).
+fn split_lines(content: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::with_capacity(64);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', content) {
+        lines.push(&content[start..end]);
+        start = end + 1;
+    }
+    lines.push(&content[start..]);
+    lines
 }
 
 /// Serialises the items as NDJSON (final newline included).
@@ -312,6 +349,56 @@ pub fn render_bodies(items: &[Item]) -> Result<Vec<Vec<u8>>, Rejection> {
 
 /// [`to_ndjson`] with the bodies already serialised by [`render_bodies`] (one per item).
 pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rejection> {
+    ndjson(items, bodies, |item| item.index.elements())
+}
+
+/// [`forward_body`] once `authorize` narrowed expressions (`narrowed`: an expression as
+/// joined, and the names to forward in its place): each header names the names its
+/// expression narrowed to (the first entry for it), or its own. The same bytes as setting
+/// each item's index to those names and calling [`forward_body`], without a copy of the names
+/// per item (issue 10).
+pub(crate) fn forward_narrowed(
+    items: &[Item],
+    bodies: &[Vec<u8>],
+    narrowed: &[(String, Vec<String>)],
+) -> Result<ForwardBody, Rejection> {
+    let bytes = ndjson(items, bodies, |item| {
+        let own = item.index.elements();
+        narrowed
+            .iter()
+            .find(|(e, _)| is_joined(e, own))
+            .map_or(own, |(_, names)| names.as_slice())
+    })?;
+    Ok(ForwardBody {
+        bytes,
+        content_type: NDJSON,
+    })
+}
+
+/// Whether `text == elements.join(",")`, without building the joined string.
+fn is_joined(text: &str, elements: &[String]) -> bool {
+    let mut rest = text;
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix(',') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(e.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The NDJSON of `items` and their serialised `bodies`, each header naming `names_of` its item.
+fn ndjson<'a>(
+    items: &'a [Item],
+    bodies: &[Vec<u8>],
+    names_of: impl Fn(&'a Item) -> &'a [String],
+) -> Result<Vec<u8>, Rejection> {
     if items.len() != bodies.len() {
         return Err(Rejection::bad_request(
             "msearch body could not be serialised",
@@ -319,29 +406,74 @@ pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rej
     }
     let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 128).sum());
     for (item, body) in items.iter().zip(bodies) {
-        let mut header = item.header.clone();
-        header.insert(
-            "index".to_string(),
-            Value::Array(
-                item.index
-                    .elements()
-                    .iter()
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            ),
-        );
-        header.insert(
-            "expand_wildcards".to_string(),
-            Value::String("open".to_string()),
-        );
-        serde_json::to_writer(&mut out, &Value::Object(header))
+        write_header(&mut out, &item.header, names_of(item))
             .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
         out.push(b'\n');
         out.extend_from_slice(body);
         out.push(b'\n');
     }
     Ok(out)
+}
+
+/// One item's header line (without its newline): byte for byte what serde_json writes for
+/// the header with `index` set to the item's names and `expand_wildcards` to `open` (each
+/// replaced in place when the header has it, appended in that order when not), written
+/// straight from the entries instead of through a cloned map (issue 10: the clone, the two
+/// inserts and the map serialisation were a tenth of a 20-search msearch, done twice).
+/// `header_lines_match_serde` (tests) holds it to the map's bytes.
+fn write_header(
+    out: &mut Vec<u8>,
+    header: &Map<String, Value>,
+    names: &[String],
+) -> serde_json::Result<()> {
+    let write_index = |out: &mut Vec<u8>| -> serde_json::Result<()> {
+        out.push(b'[');
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, name.as_str())?;
+        }
+        out.push(b']');
+        Ok(())
+    };
+    let (mut index_done, mut expand_done) = (false, false);
+    out.push(b'{');
+    for (i, (k, v)) in header.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k.as_str())?;
+        out.push(b':');
+        match k.as_str() {
+            "index" => {
+                index_done = true;
+                write_index(out)?;
+            }
+            "expand_wildcards" => {
+                expand_done = true;
+                out.extend_from_slice(b"\"open\"");
+            }
+            _ => serde_json::to_writer(&mut *out, v)?,
+        }
+    }
+    let mut first = header.is_empty();
+    if !index_done {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(b"\"index\":");
+        write_index(out)?;
+    }
+    if !expand_done {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"expand_wildcards\":\"open\"");
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 fn check_header(
@@ -403,6 +535,91 @@ fn check_header(
                 "msearch header index must be a string or an array",
             ))
         }
+    };
+    Ok((index, header))
+}
+
+/// [`check_header`] of a header line read by the request tree (issue 10: serde_json's map and
+/// its hashing were a tenth of a 20-search msearch), for the tree path: it accepts exactly the
+/// lines `parse_strict` and `check_header` accept and gives the same expression and header map
+/// (the same entries in the same order); what it refuses, the serde path refuses too and
+/// words. `header_shapes_match_serde` (tests) holds the two to it.
+///
+/// `last` keeps the previous header's index text and expression: dashboards name the same
+/// index in every header, and `index::parse` depends only on the text and the patterns.
+fn check_header_tree(
+    line: &[u8],
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    last: &mut Option<(String, Expression)>,
+) -> Result<(Expression, Map<String, Value>), Rejection> {
+    let refused = || Rejection::bad_request("msearch header left to the serde path");
+    let Node::Object(mut entries) = tree::parse(line)? else {
+        return Err(refused());
+    };
+    // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
+    // so the remaining entries are checked and kept in the same order.
+    let index_value = entries
+        .iter()
+        .position(|(k, _)| k == "index")
+        .map(|i| entries.swap_remove(i).1);
+    for (k, v) in &entries {
+        let v = J::from(v);
+        let ok = match &**k {
+            "search_type" => v.as_str() == Some("query_then_fetch"),
+            "expand_wildcards" => v.as_str() == Some("open"),
+            "preference" | "routing" => v.is_string(),
+            "request_cache"
+            | "allow_partial_search_results"
+            | "ignore_unavailable"
+            | "allow_no_indices" => v.is_boolean(),
+            _ => false,
+        };
+        if !ok {
+            return Err(refused());
+        }
+    }
+    // Every value left is a string or a boolean: the same `Value` serde_json reads.
+    let mut header = Map::with_capacity(entries.len());
+    for (k, v) in entries {
+        let value = match v {
+            Node::String(s) => Value::String(s.into_owned()),
+            Node::Bool(b) => Value::Bool(b),
+            _ => return Err(refused()),
+        };
+        header.insert(k.into_owned(), value);
+    }
+    let text: Option<Cow<'_, str>> = match &index_value {
+        None => None,
+        // An empty string or array names no index, like a missing key.
+        Some(Node::String(s)) if s.is_empty() => None,
+        Some(Node::Array(a)) if a.is_empty() => None,
+        Some(Node::String(s)) => Some(Cow::Borrowed(&**s)),
+        Some(Node::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Node::String(s) => names.push(&**s),
+                    _ => return Err(refused()),
+                }
+            }
+            Some(Cow::Owned(names.join(",")))
+        }
+        Some(_) => return Err(refused()),
+    };
+    let index = match text {
+        None => match path_index {
+            Some(p) => p.clone(),
+            None => index::default_expression(patterns)?,
+        },
+        Some(text) => match last {
+            Some((t, e)) if *t == *text => e.clone(),
+            _ => {
+                let e = index::parse(Some(&text), patterns)?;
+                *last = Some((text.into_owned(), e.clone()));
+                e
+            }
+        },
     };
     Ok((index, header))
 }
@@ -514,6 +731,180 @@ mod tests {
         for c in cases {
             let err = run(c).unwrap_err();
             assert_eq!(err.kind, RejectKind::Forbidden, "{c:?}");
+        }
+    }
+
+    /// The header line as serde_json wrote it before `write_header` (issue 10): the map
+    /// cloned, `index` and `expand_wildcards` inserted, the map serialised.
+    fn header_by_serde(item: &Item) -> Vec<u8> {
+        let mut header = item.header.clone();
+        header.insert(
+            "index".to_string(),
+            Value::Array(
+                item.index
+                    .elements()
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+        header.insert(
+            "expand_wildcards".to_string(),
+            Value::String("open".to_string()),
+        );
+        serde_json::to_vec(&Value::Object(header)).unwrap()
+    }
+
+    /// `write_header` writes the bytes serde_json wrote, for headers as `rewrite` leaves them
+    /// (every accepted key, escapes, unicode, keys in any order) and for any map an `Item` may
+    /// hold (`index` or `expand_wildcards` already present, other values, escaped keys).
+    #[test]
+    fn header_lines_match_serde() {
+        let lines = [
+            "{}",
+            "{\"index\":\"logs-a\"}",
+            "{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}",
+            "{\"preference\":\"a\\\"b\\\\c\\u0001\\u00e9\u{1F600}\",\"index\":\"logs-a\"}",
+            "{\"expand_wildcards\":\"open\",\"index\":\"logs-a\",\"routing\":\"r\"}",
+            "{\"routing\":\"r\",\"index\":\"logs-a\",\"expand_wildcards\":\"open\"}",
+            "{\"search_type\":\"query_then_fetch\",\"request_cache\":true,\"allow_partial_search_results\":false,\"ignore_unavailable\":true,\"allow_no_indices\":false}",
+            "{\"ignore_unavailable\":true,\"index\":\"logs-*\"}",
+            "{\"index\":\"logs-a,logs-b\",\"ignore_unavailable\":true}",
+            "{\"\\u0070reference\":\"p\",\"index\":[]}",
+            "{\"index\":\"\"}",
+            "{\"index\":\"_all\"}",
+        ];
+        let mut ndjson = String::new();
+        for l in lines {
+            ndjson.push_str(l);
+            ndjson.push_str("\n{}\n");
+        }
+        let mut items = run(&ndjson).unwrap();
+        assert_eq!(items.len(), lines.len());
+        let mut extra = Map::new();
+        extra.insert("a\"\n\u{7f}é".to_string(), json!({"x": [1, 2.5, null]}));
+        extra.insert("index".to_string(), json!("ignored"));
+        extra.insert("n".to_string(), json!(-3));
+        items.push(Item {
+            index: Expression::from_names(vec!["a\"b".into(), "é\\".into()]),
+            header: extra.clone(),
+            body: Value::Null,
+        });
+        extra.shift_remove("index");
+        extra.insert("expand_wildcards".to_string(), json!("all"));
+        items.push(Item {
+            index: Expression::from_names(vec![]),
+            header: extra,
+            body: Value::Null,
+        });
+        items.push(Item {
+            index: Expression::from_names(vec!["*".into(), "-*".into()]),
+            header: Map::new(),
+            body: Value::Null,
+        });
+        for item in &items {
+            let mut out = Vec::new();
+            write_header(&mut out, &item.header, item.index.elements()).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(header_by_serde(item)).unwrap()
+            );
+        }
+        let bodies: Vec<Vec<u8>> = items.iter().map(|_| b"{}".to_vec()).collect();
+        let mut want = Vec::new();
+        for item in &items {
+            want.extend(header_by_serde(item));
+            want.extend(b"\n{}\n");
+        }
+        assert_eq!(to_ndjson_with(&items, &bodies).unwrap(), want);
+    }
+
+    /// `forward_narrowed` forwards the bytes the old narrowing did: each item's index set to
+    /// the names of the first entry for its joined expression, then `forward_body`.
+    #[test]
+    fn narrowed_headers_match_setting_each_index() {
+        let items = run("{\"index\":\"logs-a\"}\n{}\n{}\n{}\n{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}\n{}\n{\"index\":\"logs-b\",\"routing\":\"r\"}\n{}\n{\"index\":\"logs-a\"}\n{}\n").unwrap();
+        let bodies: Vec<Vec<u8>> = items.iter().map(|_| b"{}".to_vec()).collect();
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: Vec<Vec<(String, Vec<String>)>> = vec![
+            vec![],
+            vec![("logs-a".into(), names(&["logs-a"]))],
+            vec![("logs-*".into(), names(&["logs-a", "logs-b"]))],
+            vec![
+                ("logs-a,logs-b".into(), names(&["*", "-*"])),
+                ("logs-a".into(), names(&["x"])),
+                ("logs-a".into(), names(&["y"])),
+                ("logs-b".into(), names(&[])),
+            ],
+        ];
+        for narrowed in cases {
+            let mut old = items.clone();
+            for item in &mut old {
+                let joined = item.index.joined();
+                if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
+                    item.index = Expression::from_names(names.clone());
+                }
+            }
+            let want = forward_body(&old, &bodies).unwrap().bytes;
+            let got = forward_narrowed(&items, &bodies, &narrowed).unwrap().bytes;
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+    }
+
+    /// `is_joined` is the comparison with the joined string it replaces.
+    #[test]
+    fn is_joined_is_join_equality() {
+        let lists: Vec<Vec<String>> = [
+            vec![],
+            vec![""],
+            vec!["a"],
+            vec!["a", "b"],
+            vec!["a,b"],
+            vec!["a", ""],
+            vec!["", "a"],
+            vec!["logs-*", "-logs-b"],
+        ]
+        .iter()
+        .map(|l| l.iter().map(|s| s.to_string()).collect())
+        .collect();
+        for l in &lists {
+            for t in [
+                "",
+                ",",
+                "a",
+                "a,",
+                ",a",
+                "a,b",
+                "a,b,",
+                "ab",
+                "logs-*,-logs-b",
+                "logs-*",
+            ] {
+                assert_eq!(is_joined(t, l), t == l.join(","), "{t:?} {l:?}");
+            }
+        }
+    }
+
+    /// `split_lines` splits as `split(|b| *b == b'\n')` did, empty pieces included.
+    #[test]
+    fn lines_split_as_before() {
+        for text in [
+            "",
+            "\n",
+            "\n\n",
+            "a",
+            "a\n",
+            "\na",
+            "a\nb",
+            "a\n\nb\n",
+            "{}\n{}\n{}",
+        ] {
+            let want: Vec<&[u8]> = text.as_bytes().split(|b| *b == b'\n').collect();
+            assert_eq!(split_lines(text.as_bytes()), want, "{text:?}");
         }
     }
 

@@ -411,6 +411,117 @@ fn msearch_tree_matches_serde() {
     assert!(taken > 1_000, "tree path taken {taken} times");
 }
 
+/// The tree path reads msearch header lines without serde_json (`check_header_tree`, issue
+/// 10): for header shapes at every edge (escaped and duplicate keys, unknown keys and values,
+/// non-object and malformed lines, index forms, the same or another index on the next line)
+/// and framing faults (empty lines, CRLF, no final newline, a lone header), alone and in pairs,
+/// with and without a path index, both paths must make the same decision: the same refusal, or
+/// byte for byte the same forwarded NDJSON and the same prepared request.
+#[test]
+fn header_shapes_match_serde() {
+    let headers = [
+        "{}",
+        " { } ",
+        r#"{"index":"logs-a"}"#,
+        r#"{"index":"logs-b"}"#,
+        r#"{"index":["logs-a","logs-b"]}"#,
+        r#"{"index":"logs-a,logs-b"}"#,
+        r#"{"index":""}"#,
+        r#"{"index":[]}"#,
+        r#"{"index":"_all"}"#,
+        r#"{"index":"*"}"#,
+        r#"{"index":"*,-logs-b"}"#,
+        r#"{"index":"logs-a,-logs-b"}"#,
+        r#"{"index":"logs-a,"}"#,
+        r#"{"index":"logs-*:x"}"#,
+        r#"{"index":"secret"}"#,
+        r#"{"index":1}"#,
+        r#"{"index":[1]}"#,
+        r#"{"index":["logs-a",null]}"#,
+        r#"{"index":{"a":1}}"#,
+        r#"{"index":null}"#,
+        r#"{"ind\u0065x":"logs-a"}"#,
+        r#"{"\u0069ndex":"secret"}"#,
+        r#"{"index":"logs-a","index":"logs-b"}"#,
+        r#"{"index":"logs-a","ind\u0065x":"logs-b"}"#,
+        r#"{"preference":"p","index":"logs-a","routing":"r","ignore_unavailable":true}"#,
+        r#"{"preference":"p","routing":"r","index":"logs-a"}"#,
+        r#"{"index":"logs-a","preference":"p","routing":"r"}"#,
+        r#"{"routing":"r","index":"logs-a","expand_wildcards":"open","preference":"p"}"#,
+        r#"{"preference":"a\"b\\c\u00e9\ud83d\ude00\u0000","index":"logs-a"}"#,
+        r#"{"preference":"\ud800"}"#,
+        r#"{"pr\u0065ference":"x"}"#,
+        r#"{"search_type":"query_then_fetch","request_cache":true,"allow_partial_search_results":false,"ignore_unavailable":true,"allow_no_indices":false}"#,
+        r#"{"search_type":"dfs_query_then_fetch"}"#,
+        r#"{"expand_wildcards":"all"}"#,
+        r#"{"expand_wildcards":"open"}"#,
+        r#"{"preference":1}"#,
+        r#"{"routing":null}"#,
+        r#"{"ignore_unavailable":"true"}"#,
+        r#"{"request_cache":1e400}"#,
+        r#"{"indices":["logs-a"]}"#,
+        r#"{"ignoreUnavailable":true}"#,
+        r#"{"ccs_minimize_roundtrips":false}"#,
+        r#"{"foo":1,"index":"logs-a"}"#,
+        r#"{"index":"logs-a","foo":{"bar":[1,2]}}"#,
+        r#"{"preference":[[[[[[[[[[]]]]]]]]]]}"#,
+        "[]",
+        "null",
+        "1",
+        r#""x""#,
+        "{",
+        "{} {}",
+        r#"{"index":"logs-a"}x"#,
+        "\u{feff}{}",
+        r#"{"index":"logs-a",}"#,
+        r#"{'index':'logs-a'}"#,
+    ];
+    let body = r#"{"query":{"match_all":{}}}"#;
+    let run = |path: &str, ndjson: &[u8], serde_only: bool| {
+        SERDE_ONLY.with(|s| s.set(serde_only));
+        let h = head("POST", path, None);
+        let out =
+            es::plan(&h, &scope()).and_then(|plan| es::prepare(plan, Some(ndjson), &h, &scope()));
+        SERDE_ONLY.with(|s| s.set(false));
+        out.map(|mut p| {
+            let bytes = p.upstream.body.take().map(|b| b.bytes);
+            (bytes, format!("{p:?}"))
+        })
+    };
+    let mut texts: Vec<String> = Vec::new();
+    for a in headers {
+        texts.push(format!("{a}\n{body}\n"));
+        for b in headers {
+            texts.push(format!("{a}\n{body}\n{b}\n{body}\n"));
+        }
+    }
+    for framing in [
+        format!("{}\n{body}", headers[2]),
+        format!("{}\r\n{body}\r\n", headers[2]),
+        format!("\n{}\n{body}\n", headers[2]),
+        format!("{}\n\n{body}\n", headers[2]),
+        format!("{}\n{body}\n{}\n", headers[2], headers[3]),
+        format!("{}\n{body}\n \n{body}\n", headers[2]),
+    ] {
+        texts.push(framing);
+    }
+    let (mut accepted, mut taken) = (0, 0);
+    for path in ["/_msearch", "/logs-b/_msearch"] {
+        for text in &texts {
+            let before = TREE_TAKEN.with(Cell::get);
+            let tree = run(path, text.as_bytes(), false);
+            taken += usize::from(TREE_TAKEN.with(Cell::get) > before);
+            let serde = run(path, text.as_bytes(), true);
+            accepted += usize::from(serde.is_ok());
+            assert_eq!(tree, serde, "{path} {text:?}");
+        }
+    }
+    assert!(
+        accepted > 500 && taken == accepted,
+        "{accepted} accepted, {taken} on the tree"
+    );
+}
+
 /// Shapes at the tree/serde boundary from the old-versus-new differential review of the tree
 /// path (issue 10): escaped keys (also duplicates of plain ones, in objects past the scan's
 /// key count where duplicates go through a hash set), number spellings serde_json refuses or
