@@ -119,8 +119,8 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, Rejection> {
                 s: text.as_bytes(),
                 text,
                 i: 0,
-                items: Vec::new(),
-                entries: Vec::new(),
+                items: Vec::with_capacity(STACK),
+                entries: Vec::with_capacity(STACK),
             };
             let v = p.value(0)?;
             p.ws();
@@ -141,6 +141,9 @@ fn refusal(bytes: &[u8]) -> Rejection {
 
 /// Objects with more keys than this find duplicates through a hash set, not a scan.
 const SCAN_KEYS: usize = 16;
+
+/// The parser's stacks' first size: a search body's open containers rarely hold more.
+const STACK: usize = 32;
 
 /// Arrays longer than this are collected in a `Vec` of their own, not on the parser's stack.
 const LONG: usize = 64;
