@@ -489,18 +489,13 @@ fn first_special(w: u64) -> Option<usize> {
 /// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text).
 pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
     match node {
-        Node::Null => out.extend_from_slice(b"null"),
-        Node::Bool(true) => out.extend_from_slice(b"true"),
-        Node::Bool(false) => out.extend_from_slice(b"false"),
-        Node::Number(text) => out.extend_from_slice(text.as_bytes()),
-        Node::String(s) => write_str(s, out),
         Node::Array(items) => {
             out.push(b'[');
             if let Some((first, rest)) = items.split_first() {
-                write(first, out);
+                write_item(first, out);
                 for item in rest {
                     out.push(b',');
-                    write(item, out);
+                    write_item(item, out);
                 }
             }
             out.push(b']');
@@ -510,16 +505,31 @@ pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
             if let Some(((k, v), rest)) = entries.split_first() {
                 write_str(k, out);
                 out.push(b':');
-                write(v, out);
+                write_item(v, out);
                 for (k, v) in rest {
                     out.push(b',');
                     write_str(k, out);
                     out.push(b':');
-                    write(v, out);
+                    write_item(v, out);
                 }
             }
             out.push(b'}');
         }
+        leaf => write_item(leaf, out),
+    }
+}
+
+/// One value inside a container: a leaf written in place, a container by [`write()`] (no
+/// recursive call per string of a long array).
+#[inline(always)]
+fn write_item(node: &Node<'_>, out: &mut Vec<u8>) {
+    match node {
+        Node::Null => out.extend_from_slice(b"null"),
+        Node::Bool(true) => out.extend_from_slice(b"true"),
+        Node::Bool(false) => out.extend_from_slice(b"false"),
+        Node::Number(text) => out.extend_from_slice(text.as_bytes()),
+        Node::String(s) => write_str(s, out),
+        Node::Array(_) | Node::Object(_) => write(node, out),
     }
 }
 
