@@ -188,6 +188,8 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Inlined into `object` and `array` (which stay calls): no call per string or number.
+    #[inline(always)]
     fn value(&mut self, depth: usize) -> Option<Node<'a>> {
         self.ws();
         match self.peek()? {
