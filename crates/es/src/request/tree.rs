@@ -307,9 +307,22 @@ impl<'a> Parser<'a> {
     }
 
     /// The rest of a string after its opening quote: borrowed unless it holds an escape.
+    /// Inlined: most strings end at the first special byte the word scan finds.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.i;
-        self.i = skip_plain(self.s, self.i);
+        let end = skip_plain(self.s, start);
+        if self.s.get(end) == Some(&b'"') {
+            let s = self.text.get(start..end)?;
+            self.i = end + 1;
+            return Some(Cow::Borrowed(s));
+        }
+        self.i = end;
+        self.string_rest(start)
+    }
+
+    /// `Parser::string` from the first escape or control character (or the end).
+    fn string_rest(&mut self, start: usize) -> Option<Cow<'a, str>> {
         loop {
             match *self.s.get(self.i)? {
                 b'"' => {
