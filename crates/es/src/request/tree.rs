@@ -13,7 +13,9 @@
 //! grows in its own `Vec`, so a 14,000-value `terms` list is not copied twice); a number
 //! without exponent and with at most 300 integer digits is known to be in range without
 //! parsing it; [`write()`] checks and copies strings a word at a time (a fixed-size copy
-//! instead of a scan followed by a `memcpy` call per string).
+//! instead of a scan followed by a `memcpy` call per string); a container's leaves, and a
+//! string's plain path, are parsed and written in place, not by a call each (a call per value
+//! of a 14,000-string array was a tenth of its cost).
 //!
 //! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
 //! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
