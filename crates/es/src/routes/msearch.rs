@@ -75,6 +75,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut trees = Vec::new();
+    // Each body's length: its output buffer's size (the output is the body and the filter).
+    let mut lengths = Vec::new();
     let mut items = read_lines(
         raw,
         req.index.as_ref(),
@@ -88,6 +90,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             match rewrite::search_tree(tree, line, &scope.filters)? {
                 Some(out) => {
                     trees.push(out);
+                    lengths.push(line.len());
                     Ok(Value::Null)
                 }
                 // Left to the serde path.
@@ -122,7 +125,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut bodies = Vec::with_capacity(trees.len());
-    for (mut out, timeout) in trees.into_iter().zip(timeouts) {
+    for ((mut out, timeout), length) in trees.into_iter().zip(timeouts).zip(lengths) {
         if let (Node::Object(entries), Some(timeout)) = (&mut out, timeout) {
             let timeout = Node::String(Cow::Owned(timeout));
             match entries.iter_mut().find(|(k, _)| k == "timeout") {
@@ -130,7 +133,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
                 None => entries.push((Cow::Borrowed("timeout"), timeout)),
             }
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(length + 256);
         tree::write(&out, &mut bytes);
         bodies.push(bytes);
     }

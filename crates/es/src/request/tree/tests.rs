@@ -247,3 +247,144 @@ fn the_word_scan_stops_where_a_byte_scan_does() {
         }
     }
 }
+
+/// `write_str` copies and checks words and a shifted last word: every length around a word,
+/// every special byte at every position, against serde_json's writer.
+#[test]
+fn strings_are_written_as_serde_json_writes_them() {
+    let specials = [
+        "\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}", "\u{7f}", "é", "😀", "/",
+    ];
+    for len in 0..40 {
+        let plain: String = (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let mut cases = vec![plain.clone()];
+        for at in 0..=len {
+            for sp in specials {
+                let mut s = plain.clone();
+                s.insert_str(at, sp);
+                cases.push(s);
+            }
+        }
+        for s in cases {
+            let mut out = b"x".to_vec();
+            write_str(&s, &mut out);
+            assert_eq!(out[1..], serde_json::to_vec(&s).unwrap()[..], "{s:?}");
+            let mut out = Vec::new();
+            write(
+                &Node::Object(vec![(
+                    Cow::Borrowed(s.as_str()),
+                    Node::String(Cow::Borrowed(s.as_str())),
+                )]),
+                &mut out,
+            );
+            assert_eq!(
+                out,
+                serde_json::to_vec(&serde_json::json!({ s.clone(): s })).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+}
+
+/// Strings parsed from bodies with escapes (owned) and without (borrowed) are written back as
+/// serde_json writes the value `parse_strict` reads, keys too.
+#[test]
+fn escaped_strings_round_trip_through_parse_and_write() {
+    for body in [
+        r#"{"a\"b":"c\\d","\u0001":"\u001f\u0000","tab\t":"x\ny","\u00e9\ud83d\ude00":"\/"}"#,
+        r#"{"k":"0123456\"","k2":"01234567\\","k3":"012345678\n"}"#,
+        r#"["\b\f\r","long string with no escape at all, forty bytes","\u0041\u007f"]"#,
+    ] {
+        let node = parse(body.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        write(&node, &mut out);
+        let value = parse_strict(body.as_bytes()).unwrap();
+        assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{body}");
+    }
+}
+
+/// Numbers decided without a parse (no exponent, at most 300 integer digits) and with one, at
+/// the i64/u64/f64 edges.
+#[test]
+fn numbers_at_the_edges_agree_with_parse_strict() {
+    let mut cases: Vec<String> = vec![
+        "-0".into(),
+        "-0.0".into(),
+        "0.000".into(),
+        "1e400".into(),
+        "-1e400".into(),
+        "1E+308".into(),
+        "1.8e308".into(),
+        "1.7976931348623157e308".into(),
+        "1.7976931348623159e308".into(),
+        "-1.7976931348623159e308".into(),
+        "1e-400".into(),
+        "123456789012345678".into(),
+        "1234567890123456789".into(),
+        "12345678901234567890".into(),
+        "-123456789012345678".into(),
+        "-1234567890123456789".into(),
+        "-12345678901234567890".into(),
+        "9223372036854775807".into(),
+        "9223372036854775808".into(),
+        "-9223372036854775808".into(),
+        "-9223372036854775809".into(),
+        "18446744073709551615".into(),
+        "18446744073709551616".into(),
+        "-18446744073709551616".into(),
+    ];
+    for digits in [299, 300, 301, 308, 309, 310, 400] {
+        let int = format!("9{}", "0".repeat(digits - 1));
+        cases.push(int.clone());
+        cases.push(format!("-{int}"));
+        cases.push(format!("{int}.5"));
+        cases.push(format!("-{int}.99999"));
+        cases.push(format!("{int}e0"));
+        cases.push(format!("0.{int}"));
+    }
+    for c in &cases {
+        agrees(c.as_bytes());
+        agrees(format!("{{\"n\":[{c},{c}]}}").as_bytes());
+    }
+}
+
+/// Arrays around the length where they leave the parser's stack, nested in one another and in
+/// objects, and objects with many keys: the same values, the same bytes written.
+#[test]
+fn long_arrays_and_objects_agree_with_parse_strict() {
+    let array = |n: usize, item: &dyn Fn(usize) -> String| {
+        format!("[{}]", (0..n).map(item).collect::<Vec<_>>().join(","))
+    };
+    for n in [
+        0,
+        1,
+        LONG - 1,
+        LONG,
+        LONG + 1,
+        2 * LONG,
+        5 * LONG + 3,
+        14_000,
+    ] {
+        let strings = array(n, &|i| format!("\"user-{i:06}\""));
+        let nested = array(n, &|i| array(i % (LONG + 2), &|j| j.to_string()));
+        let objects = array(n, &|i| {
+            format!("{{\"k{i}\":[{i},{{\"a\":[1,2]}}],\"b\":{i}}}")
+        });
+        let keys = format!(
+            "{{{}}}",
+            (0..n)
+                .map(|i| format!("\"k{i}\":[{i}]"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for body in [strings, nested, objects, keys] {
+            agrees(body.as_bytes());
+            agrees(format!("{{\"outer\":{body},\"after\":[1,2,3]}}").as_bytes());
+            // A refusal deep inside (a duplicate key at the end) after a long array.
+            agrees(format!("{{\"a\":{body},\"b\":{{\"x\":1,\"x\":2}}}}").as_bytes());
+            agrees(format!("[{body},{body},1,]").as_bytes());
+        }
+    }
+}
