@@ -479,6 +479,21 @@ fn write_header(
     Ok(())
 }
 
+/// The header keys a token may send besides `index`, and whether `v` is an allowed value of
+/// `key` (`None`: the key is not allowed at all). Both header readers use it.
+fn header_value_ok(key: &str, v: J<'_>) -> Option<bool> {
+    Some(match key {
+        "search_type" => v.as_str() == Some("query_then_fetch"),
+        "expand_wildcards" => v.as_str() == Some("open"),
+        "preference" | "routing" => v.is_string(),
+        "request_cache"
+        | "allow_partial_search_results"
+        | "ignore_unavailable"
+        | "allow_no_indices" => v.is_boolean(),
+        _ => return None,
+    })
+}
+
 fn check_header(
     mut header: Map<String, Value>,
     path_index: Option<&Expression>,
@@ -486,20 +501,11 @@ fn check_header(
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let index_value = header.remove("index");
     for (k, v) in &header {
-        let ok = match k.as_str() {
-            "search_type" => v.as_str() == Some("query_then_fetch"),
-            "expand_wildcards" => v.as_str() == Some("open"),
-            "preference" | "routing" => v.is_string(),
-            "request_cache"
-            | "allow_partial_search_results"
-            | "ignore_unavailable"
-            | "allow_no_indices" => v.is_boolean(),
-            _ => {
-                return Err(Rejection::forbidden(format!(
-                    "msearch header key [{}] is not allowed for this token",
-                    error::printable(k)
-                )))
-            }
+        let Some(ok) = header_value_ok(k, J::from(v)) else {
+            return Err(Rejection::forbidden(format!(
+                "msearch header key [{}] is not allowed for this token",
+                error::printable(k)
+            )));
         };
         if !ok {
             return Err(Rejection::forbidden(format!(
@@ -567,18 +573,7 @@ fn check_header_tree(
         .position(|(k, _)| k == "index")
         .map(|i| entries.swap_remove(i).1);
     for (k, v) in &entries {
-        let v = J::from(v);
-        let ok = match &**k {
-            "search_type" => v.as_str() == Some("query_then_fetch"),
-            "expand_wildcards" => v.as_str() == Some("open"),
-            "preference" | "routing" => v.is_string(),
-            "request_cache"
-            | "allow_partial_search_results"
-            | "ignore_unavailable"
-            | "allow_no_indices" => v.is_boolean(),
-            _ => false,
-        };
-        if !ok {
+        if header_value_ok(k, J::from(v)) != Some(true) {
             return Err(refused());
         }
     }
