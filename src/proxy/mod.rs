@@ -679,7 +679,7 @@ async fn enforce(
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
     let scope = es::Scope {
         ids: es::ids::continuation::Binding {
-            token_id: derived.bound_id.clone(),
+            token_id: Arc::clone(&derived.bound_id),
             key: Arc::clone(&app.id_key),
         },
         guard,

@@ -121,8 +121,9 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct TokenScope {
     pub filters: Arc<crate::es::FilterSet>,
-    /// [`crate::es::ids::continuation::scoped_id`] of the token in this snapshot.
-    pub bound_id: String,
+    /// [`crate::es::ids::continuation::scoped_id`] of the token in this snapshot (shared with
+    /// every request's binding).
+    pub bound_id: Arc<str>,
 }
 
 /// The per-snapshot memo of [`TokenScope`]s. Only the snapshot it was filled from can read it:
@@ -271,7 +272,7 @@ impl Snapshot {
         let bound_id = crate::es::ids::continuation::scoped_id(&token.id, &filters, &token.indices);
         let scope = Arc::new(TokenScope {
             filters: Arc::new(filters),
-            bound_id,
+            bound_id: bound_id.into(),
         });
         let own = self
             .tokens
@@ -667,7 +668,7 @@ mod scope_tests {
     }
 
     fn seen(scope: &TokenScope) -> (String, String) {
-        (format!("{:?}", scope.filters), scope.bound_id.clone())
+        (format!("{:?}", scope.filters), scope.bound_id.to_string())
     }
 
     #[test]

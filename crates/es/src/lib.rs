@@ -58,6 +58,8 @@ pub struct FilterSet {
     /// [`FilterSet::clauses`] as request-tree nodes, built once (the tree path wraps every
     /// search with them; issue 10).
     clause_nodes: Vec<request::tree::Node<'static>>,
+    /// Whether a `knn` key is anywhere in the clauses (a field named so), built once too.
+    clauses_hold_knn: bool,
 }
 
 impl FilterSet {
@@ -69,13 +71,23 @@ impl FilterSet {
         let mut set = FilterSet {
             by_field,
             clause_nodes: Vec::new(),
+            clauses_hold_knn: false,
         };
         set.clause_nodes = set
             .clauses()
             .iter()
             .map(request::tree::Node::from_value)
             .collect();
+        set.clauses_hold_knn = set
+            .clause_nodes
+            .iter()
+            .any(|c| dsl::rewrite::has_key_anywhere(c, "knn"));
         set
+    }
+
+    /// Whether a `knn` key is anywhere in [`FilterSet::clauses`].
+    pub(crate) fn clauses_hold_knn(&self) -> bool {
+        self.clauses_hold_knn
     }
 
     /// [`FilterSet::clauses`] as request-tree nodes.

@@ -77,8 +77,9 @@ impl IdKind {
 /// The token a request is made with, and the key: what binding needs.
 #[derive(Clone, Debug)]
 pub struct Binding {
-    /// The token's id; with [`Binding::scoped`], followed by a digest of its scope.
-    pub token_id: String,
+    /// The token's id; with [`Binding::scoped`], followed by a digest of its scope. Shared:
+    /// the proxy binds every request of a token to the same id (issue 10: no copy per request).
+    pub token_id: std::sync::Arc<str>,
     pub key: std::sync::Arc<IdKey>,
 }
 
@@ -94,7 +95,7 @@ impl Binding {
         indices: &[String],
     ) -> Binding {
         Binding {
-            token_id: scoped_id(token_id, filters, indices),
+            token_id: scoped_id(token_id, filters, indices).into(),
             key,
         }
     }

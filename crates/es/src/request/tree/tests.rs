@@ -388,3 +388,35 @@ fn long_arrays_and_objects_agree_with_parse_strict() {
         }
     }
 }
+
+/// `reborrow` (the token's clauses in every rewritten body): the same tree, the same bytes
+/// written, and every string and number borrowed from the original.
+#[test]
+fn reborrow_is_the_same_tree_with_borrowed_strings() {
+    fn all_borrowed(n: &Node<'_>) -> bool {
+        match n {
+            Node::Number(t) | Node::String(t) => matches!(t, Cow::Borrowed(_)),
+            Node::Array(items) => items.iter().all(all_borrowed),
+            Node::Object(entries) => entries
+                .iter()
+                .all(|(k, v)| matches!(k, Cow::Borrowed(_)) && all_borrowed(v)),
+            Node::Null | Node::Bool(_) => true,
+        }
+    }
+    for text in corpus().iter().map(String::as_str).chain([
+        r#"{"term":{"tenant":{"value":"a\"b"}}}"#,
+        r#"{"terms":{"f":["x","y\n",1.5e3,null,true,{}]}}"#,
+    ]) {
+        let Ok(parsed) = parse(text.as_bytes()) else {
+            continue;
+        };
+        let owned = Node::from_value(&parsed.to_value());
+        let borrowed = owned.reborrow();
+        assert_eq!(borrowed, owned, "{text}");
+        assert!(all_borrowed(&borrowed), "{text}");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write(&owned, &mut a);
+        write(&borrowed, &mut b);
+        assert_eq!(a, b, "{text}");
+    }
+}
