@@ -607,3 +607,183 @@ fn boundary_shapes_match_serde() {
         json!([{"term": {"tenant": {"value": "a"}}}])
     );
 }
+
+/// Shapes from the old-versus-new differential review of issue 10's cheaper checks (review3:
+/// the tree of b1f0ac7 against the one that skips number parses, builds containers on its
+/// stacks and writes strings by words): whole searches, not only their trees, with numbers of
+/// every length around the parse-free bound where the cost guard and the size, interval and
+/// kNN checks read them; escapes at every offset around a word in the strings the checks
+/// read (field names, values, query text); arrays around the length that leaves the parser's
+/// stack where the checks walk them; plain duplicate keys around the scan's key count; `knn`
+/// spelled with escapes where the kNN walk must still find it; msearch headers repeated and
+/// then changed. Both paths must decide each the same way.
+#[test]
+fn review_shapes_match_serde() {
+    let mut bodies: Vec<String> = Vec::new();
+    let mut numbers: Vec<String> = vec![
+        "0".into(),
+        "-0".into(),
+        "-0.0".into(),
+        "1e2".into(),
+        "1E+2".into(),
+        "100.0".into(),
+        "1e-400".into(),
+        "99999999999999999999".into(),
+        "18446744073709551616".into(),
+        "-9223372036854775809".into(),
+    ];
+    for digits in [18, 19, 20, 21, 299, 300, 301, 308, 309, 310] {
+        let int = format!("1{}", "0".repeat(digits - 1));
+        let nines = "9".repeat(digits);
+        numbers.extend([
+            int.clone(),
+            format!("-{int}"),
+            format!("{nines}.5"),
+            format!("-{nines}.000"),
+            format!("0.{nines}"),
+            format!("{int}e-1"),
+        ]);
+    }
+    for n in &numbers {
+        for template in [
+            r#"{"size": N}"#,
+            r#"{"from": N, "size": 1}"#,
+            r#"{"track_total_hits": N}"#,
+            r#"{"query": {"range": {"n": {"gte": N, "lt": N}}}}"#,
+            r#"{"query": {"terms": {"n": [N, 1, N]}}}"#,
+            r#"{"search_after": [N], "sort": ["n"]}"#,
+            r#"{"aggs": {"a": {"terms": {"field": "f", "size": N}}}}"#,
+            r#"{"aggs": {"h": {"histogram": {"field": "n", "interval": N}}}}"#,
+            r#"{"knn": {"field": "v", "query_vector": [N, 1], "k": N, "num_candidates": N}}"#,
+        ] {
+            bodies.push(template.replace('N', n));
+        }
+    }
+    let escapes = [
+        "\\n",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\u0041",
+        "\\u00e9",
+        "\\ud83d\\ude00",
+    ];
+    for len in [0, 7, 8, 9, 15, 16, 17] {
+        let plain: String = (0..len).map(|i| char::from(b'a' + i as u8)).collect();
+        for at in 0..=len {
+            for e in escapes {
+                let s = format!("{}{e}{}", &plain[..at], &plain[at..]);
+                bodies.push(format!(r#"{{"query": {{"term": {{"{s}": "{s}"}}}}}}"#));
+                bodies.push(format!(
+                    r#"{{"query": {{"query_string": {{"query": "{s}:x AND te{s}*"}}}}}}"#
+                ));
+                bodies.push(format!(r#"{{"_source": ["{s}"], "sort": ["{s}"]}}"#));
+            }
+        }
+    }
+    for n in [63, 64, 65, 66, 1000] {
+        let list = |item: &dyn Fn(usize) -> String| (0..n).map(item).collect::<Vec<_>>().join(", ");
+        let values = list(&|i| format!("\"v{i}\""));
+        let numbers = list(&|i| i.to_string());
+        let filters = list(&|i| format!(r#"{{"term": {{"f{}": "x"}}}}"#, i % 7));
+        let nested = list(&|i| format!("[{i}, [{i}]]"));
+        bodies.extend([
+            format!(r#"{{"query": {{"terms": {{"f": [{values}]}}}}}}"#),
+            format!(r#"{{"query": {{"terms": {{"f": [{numbers}]}}}}}}"#),
+            format!(r#"{{"query": {{"bool": {{"filter": [{filters}]}}}}}}"#),
+            format!(r#"{{"query": {{"bool": {{"should": [{filters}, {{"term": {{"_index": "x"}}}}]}}}}}}"#),
+            format!(r#"{{"_source": [{values}], "docvalue_fields": [{values}]}}"#),
+            format!(r#"{{"search_after": [{numbers}], "sort": ["n"]}}"#),
+            format!(r#"{{"query": {{"terms": {{"f": [{nested}]}}}}}}"#),
+            format!(r#"{{"knn": {{"field": "v", "query_vector": [{numbers}], "k": 1, "num_candidates": 2}}}}"#),
+        ]);
+    }
+    let keys = [
+        "size",
+        "from",
+        "query",
+        "timeout",
+        "track_total_hits",
+        "_source",
+        "sort",
+        "fields",
+        "version",
+        "explain",
+        "stored_fields",
+        "docvalue_fields",
+        "highlight",
+        "post_filter",
+        "min_score",
+        "seq_no_primary_term",
+        "terminate_after",
+        "stats",
+    ];
+    let value = |k: &str| match k {
+        "size" | "from" => "1",
+        "query" | "post_filter" => r#"{"match_all": {}}"#,
+        "timeout" => r#""1s""#,
+        "_source" | "sort" | "fields" | "stored_fields" | "docvalue_fields" | "stats" => "[]",
+        "highlight" => r#"{"fields": {}}"#,
+        "min_score" | "terminate_after" => "1",
+        _ => "true",
+    };
+    for count in [15, 16, 17, 18] {
+        for dup in [0, count - 2, count - 1] {
+            let mut entries: Vec<String> = keys[..count]
+                .iter()
+                .map(|k| format!("\"{k}\": {}", value(k)))
+                .collect();
+            entries.push(format!("\"{}\": {}", keys[dup], value(keys[dup])));
+            bodies.push(format!("{{{}}}", entries.join(", ")));
+        }
+    }
+    let knn = r#"{"field": "v", "query_vector": [1, 2], "k": 1, "num_candidates": 2, "filter": {"term": {"tenant": "b"}}}"#;
+    for spelled in [
+        "k\\u006en",
+        "\\u006bnn",
+        "kn\\u006e",
+        "\\u006B\\u006E\\u006E",
+        "KNN",
+    ] {
+        for place in [
+            r#"{"K": V}"#,
+            r#"{"query": {"K": V}}"#,
+            r#"{"query": {"bool": {"filter": [{"match_all": {}}, {"K": V}]}}}"#,
+            r#"{"query": {"function_score": {"query": {"K": V}}}}"#,
+            r#"{"query": {"nested": {"path": "p", "query": {"K": V}}}}"#,
+            r#"{"query": {"match": {"f": "k€nn"}}, "K": V}"#,
+            r#"{"aggs": {"K": {"filter": {"K": V}}}}"#,
+        ] {
+            bodies.push(place.replace('K', spelled).replace('V', knn));
+        }
+    }
+    let scopes = scopes();
+    for body in &bodies {
+        for s in &scopes {
+            agrees("/logs-a/_search", s, None, body.as_bytes());
+        }
+        msearch_agrees(&scopes[2], format!("{{}}\n{body}\n").as_bytes());
+    }
+    // Repeated headers (the previous line's index expression reused) and then another one,
+    // also one the token may not read, or the same text after a key that refuses the line.
+    let body = r#"{"query":{"match_all":{}}}"#;
+    let headers = [
+        r#"{"index":"logs-a"}"#,
+        r#"{"index":["logs-a"]}"#,
+        r#"{"ind\u0065x":"logs-a"}"#,
+        r#"{"index":"logs-a","preference":"p"}"#,
+        r#"{"index":"secret"}"#,
+        r#"{"index":"logs-a","expand_wildcards":"all"}"#,
+        r#"{"index":"logs-a","index":"logs-a"}"#,
+        r#"{"index":"logs-*"}"#,
+        "{}",
+    ];
+    for a in headers {
+        for b in headers {
+            let text = format!("{a}\n{body}\n{a}\n{body}\n{a}\n{body}\n{b}\n{body}\n{a}\n{body}\n");
+            for s in &scopes {
+                msearch_agrees(s, text.as_bytes());
+            }
+        }
+    }
+}
