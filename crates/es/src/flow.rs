@@ -197,6 +197,32 @@ fn reach(
     Ok((indices, narrowed))
 }
 
+/// Bytes of an index name sent percent-encoded in a path: all but letters, digits, `-`, `_`,
+/// `.` and `*` (the last two for `NO_INDEX`).
+const NAME_IN_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'*');
+
+/// Names as one comma list for a path. Elasticsearch percent-decodes a path parameter before
+/// it splits it at commas, and allows `%` in an index name: a resolved name such as
+/// `logs-x%2Csecret` sent as it is would name `logs-x` and `secret`. Encoded, every name
+/// decodes back to itself and nothing else.
+fn names_in_path<S: AsRef<str>>(names: &[S]) -> String {
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.extend(percent_encoding::utf8_percent_encode(
+            name.as_ref(),
+            NAME_IN_PATH,
+        ));
+    }
+    out
+}
+
 /// Puts the allowed names where the request's `shape` says its expressions are: the concrete
 /// `indices` for a `ConcreteIndices` path, the `narrowed` names in a path, in msearch headers
 /// or in a query text.
@@ -213,7 +239,7 @@ fn place(
         } else {
             indices.iter().map(String::as_str).collect()
         };
-        *path = format!("{before}{}", names.join(","));
+        *path = format!("{before}{}", names_in_path(&names));
         if path.len() > MAX_FORWARDED_PATH {
             return Err(Rejection::forbidden(
                 "the token's indices are too many to forward; name fewer indices",
@@ -227,7 +253,7 @@ fn place(
         Shape::Fixed | Shape::ConcreteIndices { .. } => {}
         Shape::Path { before, after } => {
             let names = &narrowed[0].1;
-            *path = format!("{before}{}{after}", names.join(","));
+            *path = format!("{before}{}{after}", names_in_path(names));
             if path.len() > MAX_FORWARDED_PATH {
                 return Err(Rejection::forbidden(
                     "the index expression matches too many indices to forward; name fewer indices or a narrower pattern",

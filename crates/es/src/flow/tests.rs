@@ -69,6 +69,29 @@ fn wrapped_match_all() -> Value {
 }
 
 #[test]
+fn resolved_names_are_percent_encoded_in_the_forwarded_path() {
+    // Elasticsearch allows `%` in an index name and percent-decodes a path parameter before
+    // it splits it at commas: `logs-x%2Csecret` sent as it is would name `logs-x` and
+    // `secret` (session 6 review). Each name must decode back to itself alone.
+    let odd = |_: &str| vec!["logs-x%2Csecret".to_string(), "logs-é+1".to_string()];
+    let p = run(&head("GET", "/logs-*/_search", None), None, odd).unwrap();
+    assert_eq!(p.path, "/logs-x%252Csecret,logs-%C3%A9%2B1/_search");
+    let p = run(&head("GET", "/_count", None), None, odd).unwrap();
+    assert_eq!(p.path, "/logs-x%252Csecret,logs-%C3%A9%2B1/_count");
+    // Plain names and the empty-resolution pair are unchanged.
+    let p = run(&head("GET", "/logs-*/_search", None), None, logs).unwrap();
+    assert_eq!(p.path, "/logs-a,logs-b/_search");
+    for name in ["logs-x%2Csecret", "logs-é+1", "logs-a", "*", "-*"] {
+        let sent = super::names_in_path(&[name]);
+        assert!(!sent.contains(','), "{sent}");
+        let back = percent_encoding::percent_decode_str(&sent)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(back, name);
+    }
+}
+
+#[test]
 fn bodiless_search_gets_the_token_patterns_and_the_filter() {
     // LEGIT / BODY-43 / IDX-08
     let p = run(&head("GET", "/_search", Some("size=100")), None, logs).unwrap();
