@@ -304,7 +304,7 @@ fn read_lines<'a>(
                         ))
                     }
                 };
-                check_header(header, path_index, patterns)?
+                check_header(header, path_index, patterns, &mut last_index)?
             }
             Headers::Tree => check_header_tree(header_line, path_index, patterns, &mut last_index)?,
         };
@@ -494,10 +494,66 @@ fn header_value_ok(key: &str, v: J<'_>) -> Option<bool> {
     })
 }
 
+/// The index text a header's `index` value names: `None` for a missing key, an empty string
+/// or an empty array (like no key); an array's strings joined with commas.
+fn index_text(value: Option<J<'_>>) -> Result<Option<Cow<'_, str>>, Rejection> {
+    Ok(match value {
+        None => None,
+        Some(J::String("")) => None,
+        Some(J::Array(a)) if a.is_empty() => None,
+        Some(J::String(s)) => Some(Cow::Borrowed(s)),
+        Some(J::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                match item {
+                    J::String(s) => names.push(s),
+                    _ => {
+                        return Err(Rejection::bad_request(
+                            "msearch header index must be strings",
+                        ))
+                    }
+                }
+            }
+            Some(Cow::Owned(names.join(",")))
+        }
+        Some(_) => {
+            return Err(Rejection::bad_request(
+                "msearch header index must be a string or an array",
+            ))
+        }
+    })
+}
+
+/// The expression a header names (`text`), else the path's, else the token's patterns.
+/// `last` keeps the previous header's text and expression: dashboards name the same index in
+/// every header, and `index::parse` depends only on the text and the patterns.
+fn expression(
+    text: Option<Cow<'_, str>>,
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    last: &mut Option<(String, Expression)>,
+) -> Result<Expression, Rejection> {
+    Ok(match text {
+        None => match path_index {
+            Some(p) => p.clone(),
+            None => index::default_expression(patterns)?,
+        },
+        Some(text) => match last {
+            Some((t, e)) if *t == *text => e.clone(),
+            _ => {
+                let e = index::parse(Some(&text), patterns)?;
+                *last = Some((text.into_owned(), e.clone()));
+                e
+            }
+        },
+    })
+}
+
 fn check_header(
     mut header: Map<String, Value>,
     path_index: Option<&Expression>,
     patterns: &[String],
+    last: &mut Option<(String, Expression)>,
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let index_value = header.remove("index");
     for (k, v) in &header {
@@ -513,38 +569,8 @@ fn check_header(
             )));
         }
     }
-    // An empty string or array names no index, like a missing key.
-    let index_value = match index_value {
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::Array(a)) if a.is_empty() => None,
-        other => other,
-    };
-    let index = match index_value {
-        None => match path_index {
-            Some(p) => p.clone(),
-            None => index::default_expression(patterns)?,
-        },
-        Some(Value::String(s)) => index::parse(Some(&s), patterns)?,
-        Some(Value::Array(items)) => {
-            let mut names = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Value::String(s) => names.push(s),
-                    _ => {
-                        return Err(Rejection::bad_request(
-                            "msearch header index must be strings",
-                        ))
-                    }
-                }
-            }
-            index::parse(Some(&names.join(",")), patterns)?
-        }
-        Some(_) => {
-            return Err(Rejection::bad_request(
-                "msearch header index must be a string or an array",
-            ))
-        }
-    };
+    let text = index_text(index_value.as_ref().map(J::from))?;
+    let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }
 
@@ -552,10 +578,7 @@ fn check_header(
 /// its hashing were a tenth of a 20-search msearch), for the tree path: it accepts exactly the
 /// lines `parse_strict` and `check_header` accept and gives the same expression and header map
 /// (the same entries in the same order); what it refuses, the serde path refuses too and
-/// words. `header_shapes_match_serde` (tests) holds the two to it.
-///
-/// `last` keeps the previous header's index text and expression: dashboards name the same
-/// index in every header, and `index::parse` depends only on the text and the patterns.
+/// words. `header_shapes_match_serde` (tests) holds the two to it. `last`: as in `expression`.
 fn check_header_tree(
     line: &[u8],
     path_index: Option<&Expression>,
@@ -587,38 +610,8 @@ fn check_header_tree(
         };
         header.insert(k.into_owned(), value);
     }
-    let text: Option<Cow<'_, str>> = match &index_value {
-        None => None,
-        // An empty string or array names no index, like a missing key.
-        Some(Node::String(s)) if s.is_empty() => None,
-        Some(Node::Array(a)) if a.is_empty() => None,
-        Some(Node::String(s)) => Some(Cow::Borrowed(&**s)),
-        Some(Node::Array(items)) => {
-            let mut names = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Node::String(s) => names.push(&**s),
-                    _ => return Err(refused()),
-                }
-            }
-            Some(Cow::Owned(names.join(",")))
-        }
-        Some(_) => return Err(refused()),
-    };
-    let index = match text {
-        None => match path_index {
-            Some(p) => p.clone(),
-            None => index::default_expression(patterns)?,
-        },
-        Some(text) => match last {
-            Some((t, e)) if *t == *text => e.clone(),
-            _ => {
-                let e = index::parse(Some(&text), patterns)?;
-                *last = Some((text.into_owned(), e.clone()));
-                e
-            }
-        },
-    };
+    let text = index_text(index_value.as_ref().map(J::from))?;
+    let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }
 
