@@ -492,22 +492,28 @@ fn skip_plain(s: &[u8], mut from: usize) -> usize {
         from += 8;
     }
     let tail = s.len().saturating_sub(from);
-    if tail > 0 && s.len() >= 8 {
-        // The last eight bytes, the ones already scanned shifted out (their places become
-        // zero bytes above the end, which count as control characters: the scan stops at the
-        // end at the latest).
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[s.len() - 8..]);
-        let w = u64::from_le_bytes(word) >> (8 * (8 - tail));
-        return from + first_special(w).map_or(tail, |at| at.min(tail));
-    }
-    while let Some(&b) = s.get(from) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        from += 1;
+    if tail > 0 {
+        return from + first_special(tail_word(s, from)).map_or(tail, |at| at.min(tail));
     }
     from
+}
+
+/// The bytes of `s` from `from` to its end (one to seven of them) in the low bytes of a
+/// little-endian word, zeros above: zero bytes count as control characters, so a scan of the
+/// word stops at the end at the latest. Read as the last eight bytes shifted when there are
+/// eight.
+fn tail_word(s: &[u8], from: usize) -> u64 {
+    let tail = s.len() - from;
+    if s.len() >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[s.len() - 8..]);
+        u64::from_le_bytes(word) >> (8 * (8 - tail))
+    } else {
+        s[from..]
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+    }
 }
 
 /// The position of the first quote, backslash or control character in a little-endian word.
@@ -592,18 +598,9 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     }
     let tail = bytes.len() - at;
     if tail > 0 {
-        // The tail in the low bytes, zeros above (which count as specials at positions
-        // `tail` and up: only a lower one is in the string).
-        let w = if bytes.len() >= 8 {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[bytes.len() - 8..]);
-            u64::from_le_bytes(word) >> (8 * (8 - tail))
-        } else {
-            bytes
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
-        };
+        // Zeros above the tail count as specials at positions `tail` and up: only a lower
+        // one is in the string.
+        let w = tail_word(bytes, at);
         if first_special(w).is_some_and(|p| p < tail) {
             return write_escaped(bytes, at, out);
         }
