@@ -36,7 +36,7 @@ pub fn resolution_for(exprs: &[String]) -> Resolution {
 pub fn scope() -> Scope {
     Scope {
         filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
-        indices: vec!["logs-*".to_string()],
+        indices: vec!["logs-*".to_string()].into(),
         ids: Binding {
             token_id: "tok_bench".into(),
             key: Arc::new(IdKey::new([3; 32])),

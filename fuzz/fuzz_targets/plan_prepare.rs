@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
             ("env".to_string(), "prod".to_string()),
             ("env".to_string(), "test".to_string()),
         ]).into(),
-        indices: vec!["logs-*".to_string(), "metrics-a".to_string()],
+        indices: vec!["logs-*".to_string(), "metrics-a".to_string()].into(),
         ids: esgate::es::ids::continuation::Binding {
             token_id: "tok_fuzz".into(),
             key: std::sync::Arc::new(esgate::es::ids::continuation::IdKey::new([1; 32])),

@@ -684,7 +684,7 @@ async fn enforce(
         },
         guard,
         filters: Arc::clone(&derived.filters),
-        indices: token.indices.clone(),
+        indices: Arc::clone(&derived.indices),
     };
     let head = es::RequestHead {
         method: parts.method.as_str(),

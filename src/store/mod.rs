@@ -124,6 +124,8 @@ pub struct TokenScope {
     /// [`crate::es::ids::continuation::scoped_id`] of the token in this snapshot (shared with
     /// every request's binding).
     pub bound_id: Arc<str>,
+    /// The token's index patterns, shared with every request's [`crate::es::Scope`].
+    pub indices: Arc<[String]>,
 }
 
 /// The per-snapshot memo of [`TokenScope`]s. Only the snapshot it was filled from can read it:
@@ -273,6 +275,7 @@ impl Snapshot {
         let scope = Arc::new(TokenScope {
             filters: Arc::new(filters),
             bound_id: bound_id.into(),
+            indices: token.indices.as_slice().into(),
         });
         let own = self
             .tokens

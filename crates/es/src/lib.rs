@@ -124,8 +124,9 @@ impl FilterSet {
 pub struct Scope {
     /// Shared: the proxy keeps one per token and store snapshot (`store::Snapshot::scope`).
     pub filters: std::sync::Arc<FilterSet>,
-    /// Allowed index patterns (`*` wildcards). Never empty.
-    pub indices: Vec<String>,
+    /// Allowed index patterns (`*` wildcards). Never empty. Shared: the proxy keeps one per
+    /// token and store snapshot, so a request does not copy them.
+    pub indices: std::sync::Arc<[String]>,
     /// The token's id and the key its scroll and point-in-time ids are sealed with.
     pub ids: continuation::Binding,
     /// The token's cost limits on every search it sends (`cost`).

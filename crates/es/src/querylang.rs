@@ -377,7 +377,7 @@ mod tests {
     fn scope(token: &str) -> Scope {
         Scope {
             filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
-            indices: vec!["logs-*".to_string()],
+            indices: vec!["logs-*".to_string()].into(),
             ids: Binding {
                 token_id: token.into(),
                 key: Arc::new(IdKey::new([3; 32])),

@@ -10,7 +10,7 @@ use serde_json::Value;
 pub(crate) fn scope() -> Scope {
     Scope {
         filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
-        indices: vec!["logs-*".to_string()],
+        indices: vec!["logs-*".to_string()].into(),
         ids: Binding {
             token_id: "tok_test".into(),
             key: std::sync::Arc::new(IdKey::new([1; 32])),

@@ -245,7 +245,7 @@ mod transform_routes {
         };
         Scope {
             filters: filters.into(),
-            indices: vec!["logs-*".to_string()],
+            indices: vec!["logs-*".to_string()].into(),
             ids: es::ids::continuation::Binding {
                 token_id: "tok_test".into(),
                 key: std::sync::Arc::new(es::ids::continuation::IdKey::new([1; 32])),

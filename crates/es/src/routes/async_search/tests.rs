@@ -18,7 +18,7 @@ fn binding(token: &str) -> Binding {
 fn scope(token: &str) -> Scope {
     Scope {
         filters: FilterSet::new([("tenant".to_string(), "a".to_string())]).into(),
-        indices: vec!["logs-*".to_string()],
+        indices: vec!["logs-*".to_string()].into(),
         ids: binding(token),
         guard: Default::default(),
     }
