@@ -52,6 +52,11 @@ struct Batch {
     /// Someone waits in `sync`: write now rather than at the end of the period.
     urgent: bool,
     closed: bool,
+    /// The writer found nothing pending and sleeps until a line arrives: the next `append`
+    /// wakes it (once), so an idle gateway's writer does not wake every period.
+    asleep: bool,
+    /// Times the writer woke (idle behaviour is tested on it).
+    rounds: u64,
 }
 
 /// One data request, as the audit log records it.
@@ -270,6 +275,10 @@ impl Audit {
             return None;
         }
         batch.pending.extend_from_slice(line);
+        if batch.asleep {
+            batch.asleep = false;
+            shared.wake.notify_one();
+        }
         Some(batch.taken + 1)
     }
 
@@ -373,18 +382,31 @@ impl Drop for Audit {
 }
 
 /// The writer thread: every `BATCH_PERIOD` (or at once when someone waits in `sync`, or on
-/// close) takes the pending lines, writes and flushes them outside the lock.
+/// close) takes the pending lines, writes and flushes them outside the lock. With nothing
+/// pending it sleeps until the next line (issue 10: an idle writer woke 100 times a second).
 fn write_batches(shared: &Shared, mut out: Box<dyn Write + Send>) {
     let mut failed = false;
     let mut spare = Vec::new();
     loop {
         let mut batch = lock(&shared.batch);
+        if batch.pending.is_empty() && !batch.urgent && !batch.closed {
+            batch.asleep = true;
+            while batch.asleep && !batch.urgent && !batch.closed {
+                batch = match shared.wake.wait(batch) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+            }
+            batch.asleep = false;
+        }
+        // A line arrived: gather more for one period before writing them together.
         if !batch.urgent && !batch.closed {
             batch = match shared.wake.wait_timeout(batch, BATCH_PERIOD) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+        batch.rounds += 1;
         batch.urgent = false;
         let closing = batch.closed;
         if batch.pending.is_empty() {
@@ -459,6 +481,36 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, l)| l["n"] == i && l["v"] == 1));
+    }
+
+    #[test]
+    fn an_idle_writer_sleeps_until_the_next_line() {
+        let sink = Sink::default();
+        let audit = Audit::to_writer(Box::new(sink.clone()));
+        let rounds = |audit: &Audit| lock(&audit.shared.as_ref().unwrap().batch).rounds;
+        // Ten periods with nothing to write: the writer does not wake (it woke on every period).
+        std::thread::sleep(BATCH_PERIOD * 10);
+        assert_eq!(rounds(&audit), 0);
+        // A line wakes it and goes out without a sync.
+        audit.write(json!({"type": "request", "n": 1}));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while lines(&sink).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(lines(&sink).len(), 1);
+        // Idle again: at most the round that found nothing more before it slept.
+        let after = rounds(&audit);
+        std::thread::sleep(BATCH_PERIOD * 10);
+        assert!(
+            rounds(&audit) <= after + 1,
+            "{} > {}",
+            rounds(&audit),
+            after + 1
+        );
+        // A second line after the idle spell still goes out.
+        audit.write(json!({"type": "request", "n": 2}));
+        audit.sync();
+        assert_eq!(lines(&sink).len(), 2);
     }
 
     #[test]
