@@ -5,8 +5,9 @@
 //! no request, GET or POST with a body; a client leaving mid-answer closes that backend
 //! connection, and the next request gets its own answer, not the rest of the last one; an idle
 //! connection is not used after `pool_idle_timeout` and esgate closes it; an answer with
-//! `Connection: close` ends its connection. Stalls, resets and TLS backends are covered by
-//! `reliability`, `gateway` and the subjects against the real backends.
+//! `Connection: close` ends its connection; a TLS node named by its IP address is reused too.
+//! Every request line is origin-form and names the node in `Host`. Stalls, resets and the other
+//! TLS cases are covered by `reliability`, `gateway` and the subjects against real backends.
 
 use crate::support;
 
@@ -47,6 +48,7 @@ async fn through(gw: &Esgate, secret: &str, method: &str, path: &str, body: &str
         String::from_utf8_lossy(&r.body)
     );
     let v: Value = serde_json::from_slice(&r.body).expect("the probe answers JSON");
+    // Origin-form: the target as the client sent it, no scheme or authority.
     assert_eq!(v["path"], path, "{method} {path}: another request's answer");
     assert_eq!(v["body"], body.len(), "{method} {path}: body length");
     v
@@ -68,7 +70,8 @@ async fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
 async fn sequential_requests_share_one_backend_connection() {
     let probe = ConnectionProbe::start();
     let (gw, secret) = gateway(&probe, "").await;
-    let first = through(&gw, &secret, "GET", "/a/_search", "").await;
+    let first = through(&gw, &secret, "GET", "/a/_search?size=1", "").await;
+    assert_eq!(first["host"], probe.url().trim_start_matches("http://"));
     let conn = first["conn"].clone();
     let before = probe.accepted();
     for i in 0..10 {
@@ -178,4 +181,66 @@ async fn an_answer_saying_connection_close_ends_its_connection() {
     // A keep-alive answer keeps its connection.
     let kept = through(&gw, &secret, "GET", "/kept", "").await;
     assert_eq!(kept["conn"], next["conn"]);
+}
+
+/// A TLS-terminating relay on 127.0.0.1 in front of `to`: one backend connection per TLS
+/// connection, so the probe's connection numbers are the TLS connections'.
+async fn tls_relay(tls: &support::tls::TlsFiles, to: &str) -> std::net::SocketAddr {
+    let to = to.trim_start_matches("http://").to_owned();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (acceptor, to) = (acceptor.clone(), to.clone());
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_node_named_by_its_ip_address_is_pooled_too() {
+    let probe = ConnectionProbe::start();
+    let tls = support::tls::TlsFiles::generate();
+    let relay = tls_relay(&tls, probe.url()).await;
+    let node = format!("https://{relay}");
+    let gw = Esgate::start_full(
+        &[&node],
+        "",
+        &format!("ca_file = {:?}", tls.ca_cert.display().to_string()),
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let first = through(&gw, &secret, "GET", "/t/_search", "").await;
+    assert_eq!(first["host"], relay.to_string());
+    for i in 0..5 {
+        let v = through(
+            &gw,
+            &secret,
+            "POST",
+            &format!("/t{i}/_search"),
+            r#"{"size":0}"#,
+        )
+        .await;
+        assert_eq!(
+            v["conn"], first["conn"],
+            "request {i} on another connection"
+        );
+    }
+    // A TLS connection the backend drops after answering costs no request either (the first
+    // goes out on the pooled connection, each later one on a new connection).
+    for i in 0..3 {
+        let v = through(&gw, &secret, "GET", &format!("/close-after-{i}"), "").await;
+        if i > 0 {
+            assert_eq!(v["n"], 1);
+        }
+    }
 }

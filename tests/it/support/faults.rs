@@ -368,7 +368,8 @@ fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
 /// A raw HTTP/1.1 backend on TCP (no HTTP library: it can misbehave at the byte level) that
 /// numbers its connections and the requests on each, for the connection-pool tests (issue
 /// #10). Every answer is `200` JSON naming its connection, the request's number on it, its
-/// path and its body length: `{"conn":1,"n":2,"path":"/a","body":0}`. The path chooses the
+/// target, its body length and its `Host`:
+/// `{"conn":1,"n":2,"path":"/a?q","body":0,"host":"127.0.0.1:9"}`. The path chooses the
 /// behaviour:
 /// - `/close-after…`: the socket is closed right after the answer, with no `Connection: close`
 ///   (a backend dropping a keep-alive connection as the next request may come);
@@ -470,12 +471,16 @@ async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
             .nth(1)
             .unwrap_or_default()
             .to_owned();
-        let len: usize = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
+        let header = |name: &str| {
+            head.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let len: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let host = header("host");
         // The body.
         while buf.len() < end + len {
             let mut chunk = [0u8; 4096];
@@ -503,7 +508,9 @@ async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
             }
             continue;
         }
-        let body = serde_json::json!({"conn": conn, "n": n, "path": path, "body": len}).to_string();
+        let body =
+            serde_json::json!({"conn": conn, "n": n, "path": path, "body": len, "host": host})
+                .to_string();
         let close_header = if path.starts_with("/conn-close") {
             "connection: close\r\n"
         } else {
