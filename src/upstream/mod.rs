@@ -14,7 +14,7 @@
 //!   did not close it; an answer its client left unfinished closes its connection.
 //! - Idle pooled connections are never used after `pool_idle_timeout` (under 30 s: backends
 //!   close theirs around then) and are closed soon after; at most
-//!   [`pool::MAX_IDLE_PER_NODE`] are kept per node.
+//!   `pool::MAX_IDLE_PER_NODE` (512) are kept per node.
 //! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
 //!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
