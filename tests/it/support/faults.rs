@@ -395,6 +395,8 @@ struct ProbeState {
     accepted: AtomicU64,
     /// Connection numbers the client closed.
     closed: std::sync::Mutex<Vec<u64>>,
+    /// Connection numbers the probe closed (`/close-after`).
+    hung_up: std::sync::Mutex<Vec<u64>>,
 }
 
 impl ConnectionProbe {
@@ -410,13 +412,11 @@ impl ConnectionProbe {
                     let conn = state.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                     let state = Arc::clone(&state);
                     tokio::spawn(async move {
-                        if probe_connection(stream, conn).await {
-                            state
-                                .closed
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(conn);
-                        }
+                        let list = match probe_connection(stream, conn).await {
+                            true => &state.closed,
+                            false => &state.hung_up,
+                        };
+                        list.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
                     });
                 }
             })
@@ -446,9 +446,19 @@ impl ConnectionProbe {
             .unwrap_or_else(|p| p.into_inner())
             .contains(&conn)
     }
+
+    /// Whether the probe closed connection `conn` itself (its socket is closed once this holds).
+    pub fn hung_up(&self, conn: u64) -> bool {
+        self.state
+            .hung_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&conn)
+    }
 }
 
-/// Serves one connection; true when the client closed it.
+/// Serves one connection; true when the client closed it, false when the probe did (the socket
+/// is dropped before this returns).
 async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
     use tokio::io::AsyncWriteExt;
     let mut buf: Vec<u8> = Vec::new();
