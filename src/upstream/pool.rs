@@ -32,10 +32,11 @@ use tokio::net::TcpStream;
 
 use crate::body::Body;
 
-/// Idle connections kept per node at most. hyper-util kept any number; a burst of 10k
-/// concurrent requests would otherwise leave 10k sockets open on the backend until they expire.
-/// 512 covers esgate's connection limit per core comfortably; beyond it a connection whose
-/// answer ended is closed instead of parked.
+/// Idle connections kept per node at most. hyper-util kept any number: a burst of 10k
+/// concurrent requests (the default `listen.max_connections`) left 10k sockets open on the
+/// backend until they expired. 512 requests in flight at once to one node is far beyond what
+/// its search threads serve; after a larger burst, a connection whose answer ended beyond the
+/// cap is closed instead of parked.
 pub(crate) const MAX_IDLE_PER_NODE: usize = 512;
 
 /// A connection could not be made: name resolution, TCP connect, TLS handshake or their time
