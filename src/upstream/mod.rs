@@ -32,9 +32,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
-use hyper::body::Incoming;
-
 use http_body::Body as _;
+use hyper::body::Incoming;
 
 use crate::body::{empty, full};
 use crate::config;
@@ -111,7 +110,7 @@ impl AnswerBody {
     /// The body ended: its connection may serve the next request.
     fn ended(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.release(true);
+            conn.release();
         }
     }
 }
@@ -354,7 +353,7 @@ impl Upstream {
                         None
                     } else if response.body().is_end_stream() {
                         // No body to wait for.
-                        conn.release(true);
+                        conn.release();
                         None
                     } else {
                         Some(conn)

@@ -224,12 +224,12 @@ impl Pool {
 }
 
 impl Conn {
-    /// The answer on this connection ended completely: the connection is parked for the next
-    /// request if it is still usable, closed otherwise. `keep_alive` is what the answer's head
-    /// said ([`keeps_alive`]).
-    pub(crate) fn release(self, keep_alive: bool) {
+    /// The answer on this connection ended completely, and its head kept the connection alive
+    /// ([`keeps_alive`]): the connection is parked for the next request if it is still usable,
+    /// closed otherwise.
+    pub(crate) fn release(self) {
         let Conn { tx, shared, node } = self;
-        if !keep_alive || tx.is_closed() || shared.idle_timeout.is_zero() {
+        if tx.is_closed() || shared.idle_timeout.is_zero() {
             return;
         }
         if tx.is_ready() {
@@ -467,7 +467,7 @@ mod tests {
         for _ in 0..8 {
             tokio::task::yield_now().await;
         }
-        conn.release(true);
+        conn.release();
         assert_eq!(pool.shared.nodes[0].lock().unwrap().len(), 1);
         (pool, server, count)
     }
@@ -514,7 +514,7 @@ mod tests {
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
-            conn.release(true);
+            conn.release();
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
