@@ -194,6 +194,19 @@ async fn an_answer_saying_connection_close_ends_its_connection() {
     // A keep-alive answer keeps its connection.
     let kept = through(&gw, &secret, "GET", "/kept", "").await;
     assert_eq!(kept["conn"], next["conn"]);
+    // A large answer saying `Connection: close` arrives whole (esgate lets its connection go
+    // as soon as the head says so, not before the body is read).
+    let big = through(&gw, &secret, "GET", "/conn-close-big", "").await;
+    assert_eq!(
+        big["pad"].as_str().map(str::len),
+        Some(support::faults::BIG_PAD)
+    );
+    assert_eq!(big["conn"], kept["conn"]);
+    assert!(
+        eventually(Duration::from_secs(3), || probe
+            .closed_by_client(big["conn"].as_u64().unwrap()))
+        .await
+    );
 }
 
 /// A TLS-terminating relay on 127.0.0.1 in front of `to`: one backend connection per TLS

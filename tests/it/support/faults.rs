@@ -378,6 +378,8 @@ fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
 /// - `/slow…`: an answer announcing `SLOW_LEN` bytes, sent 16 KiB every 5 ms;
 /// - anything else: a keep-alive answer.
 ///
+/// A path containing `big` adds `"pad"`, a string of `BIG_PAD` bytes, to the answer.
+///
 /// Invariant: [`ConnectionProbe::closed_by_client`] counts only connections the client closed
 /// (end of stream or reset while the probe waited for a request or wrote the slow answer),
 /// never ones the probe closed itself.
@@ -389,6 +391,10 @@ pub struct ConnectionProbe {
 
 /// Length of the `/slow` answer.
 pub const SLOW_LEN: usize = 8 * 1024 * 1024;
+
+/// Length of the `pad` string in the answer to a path containing `big` (several reads of the
+/// backend connection's 64 KiB buffer).
+pub const BIG_PAD: usize = 300 * 1024;
 
 #[derive(Default)]
 struct ProbeState {
@@ -518,9 +524,12 @@ async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
             }
             continue;
         }
-        let body =
-            serde_json::json!({"conn": conn, "n": n, "path": path, "body": len, "host": host})
-                .to_string();
+        let mut body =
+            serde_json::json!({"conn": conn, "n": n, "path": path, "body": len, "host": host});
+        if path.contains("big") {
+            body["pad"] = "x".repeat(BIG_PAD).into();
+        }
+        let body = body.to_string();
         let close_header = if path.starts_with("/conn-close") {
             "connection: close\r\n"
         } else {
