@@ -1,11 +1,20 @@
-//! The backend cluster: a pooled HTTP(S) client over several nodes with round-robin, passive
-//! health and a bounded retry; index resolution for access decisions.
+//! The backend cluster: esgate's own pooled HTTP/1.1 client (`pool.rs`, issue 10) over several
+//! nodes with round-robin, passive health and a bounded retry; index resolution for access
+//! decisions.
 //!
 //! Invariants:
-//! - Only an [`UpstreamRequest`] is sent; it is built in `proxy::upstream_request`.
+//! - Only an [`UpstreamRequest`] is sent; it is built in `proxy::upstream_request`. On the wire
+//!   its target is origin-form (path and query) and its `Host` names the node (`host[:port]`,
+//!   the port only when not the scheme's default), for http and https nodes alike.
 //! - A request is retried on another node only when no byte of it was sent (connect failure)
-//!   and its body is esgate's own buffered bytes.
-//! - Idle pooled connections are dropped before 30 s (backends close theirs around then).
+//!   and its body is esgate's own buffered bytes. A request an idle pooled connection gave back
+//!   unsent (the backend closed it at that moment) is sent once more on a new connection to the
+//!   same node, whatever its body. A partly sent request is never sent again.
+//! - A backend connection serves the next request only after its answer ended completely and
+//!   did not close it; an answer its client left unfinished closes its connection.
+//! - Idle pooled connections are never used after `pool_idle_timeout` (under 30 s: backends
+//!   close theirs around then) and are closed soon after; at most
+//!   `pool::MAX_IDLE_PER_NODE` (512) are kept per node.
 //! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
 //!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
@@ -14,6 +23,7 @@
 //!   by `answer_timeout` (`proxy`).
 
 pub mod dialect;
+mod pool;
 pub mod resolve;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,13 +32,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::{empty, full, Body};
+use crate::body::{empty, full};
 use crate::config;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +79,13 @@ pub struct UpstreamRequest {
 
 /// A backend answer's body that fails with [`crate::body::Stalled`] when the backend sends
 /// nothing for the idle timeout (a backend that stalls after its headers would otherwise hold
-/// the client's request forever).
+/// the client's request forever). It holds the answer's connection and returns it to the pool
+/// when the body ends; dropped before its end, it closes the connection.
 pub struct AnswerBody {
     inner: Incoming,
+    /// The connection the answer arrives on, until the body ends (`None` once returned, or
+    /// when the answer closes its connection).
+    conn: Option<pool::Conn>,
     idle: Duration,
     /// When the backend must have sent its next frame: the answer's head, or its last frame,
     /// plus `idle`.
@@ -86,12 +97,30 @@ pub struct AnswerBody {
 }
 
 impl AnswerBody {
-    fn new(inner: Incoming, idle: Duration) -> AnswerBody {
+    fn new(inner: Incoming, conn: Option<pool::Conn>, idle: Duration) -> AnswerBody {
         AnswerBody {
             inner,
+            conn,
             idle,
             deadline: tokio::time::Instant::now() + idle,
             timer: None,
+        }
+    }
+
+    /// The body ended: its connection may serve the next request.
+    fn ended(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.release();
+        }
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        // A reader may stop once the body says it has ended, without asking for the end.
+        // Otherwise the connection is dropped here with the body, and hyper closes it.
+        if self.inner.is_end_stream() {
+            self.ended();
         }
     }
 }
@@ -108,7 +137,13 @@ impl http_body::Body for AnswerBody {
         let this = &mut *self;
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.deadline = tokio::time::Instant::now() + this.idle;
+                match &frame {
+                    None => this.ended(),
+                    Some(Ok(_)) if this.inner.is_end_stream() => this.ended(),
+                    Some(Ok(_)) => this.deadline = tokio::time::Instant::now() + this.idle,
+                    // A broken answer: its connection goes with it.
+                    Some(Err(_)) => this.conn = None,
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -142,12 +177,8 @@ impl http_body::Body for AnswerBody {
 }
 
 struct Node {
-    /// The node's scheme and authority, parsed once (a request's URI is built from them).
-    scheme: Option<http::uri::Scheme>,
-    authority: Option<http::uri::Authority>,
-    /// The `Host` header of a plain-HTTP node (always HTTP/1), built once: what hyper-util's
-    /// client would format for every request (`host`, `host:port` for a non-default port).
-    /// A TLS node may negotiate HTTP/2, where the client adds none: left to the client.
+    /// The node's `Host` header, built once: `host`, or `host:port` for a port other than the
+    /// scheme's default (what hyper-util's client formatted for every HTTP/1 request).
     host: Option<http::HeaderValue>,
     label: String,
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
@@ -161,7 +192,7 @@ const MAX_READ_BUFFER: usize = 64 * 1024;
 pub struct Upstream {
     nodes: Vec<Node>,
     next: AtomicUsize,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    pool: pool::Pool,
     request_timeout: Duration,
     body_idle_timeout: Duration,
     cooldown: Duration,
@@ -180,34 +211,17 @@ pub struct NodeStatus {
 
 impl Upstream {
     pub fn new(config: &config::Backend) -> Upstream {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*config.tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            // A streamed answer's chunks are cut from this read buffer; while the client is
-            // slower than the backend, each chunk still queued keeps a whole buffer alive.
-            // hyper's default (about 400 KB) made a 10 MB answer at 4 connections hold 15-20
-            // MiB; 64 KiB holds about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also
-            // bounds a backend answer's head, which nginx caps at 4-8 KB by default.
-            .http1_max_buf_size(MAX_READ_BUFFER)
-            .build(https);
+        // A streamed answer's chunks are cut from the read buffer; while the client is slower
+        // than the backend, each chunk still queued keeps a whole buffer alive. hyper's default
+        // (about 400 KB) made a 10 MB answer at 4 connections hold 15-20 MiB; 64 KiB holds
+        // about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also bounds a backend
+        // answer's head, which nginx caps at 4-8 KB by default.
+        let pool = pool::Pool::new(config, MAX_READ_BUFFER);
         let nodes = config
             .urls
             .iter()
             .map(|u| Node {
-                scheme: u.scheme().cloned(),
-                authority: u.authority().cloned(),
-                host: plain_http_host(u),
+                host: host_header(u),
                 label: format!(
                     "{}://{}",
                     u.scheme_str().unwrap_or("http"),
@@ -220,7 +234,7 @@ impl Upstream {
         Upstream {
             nodes,
             next: AtomicUsize::new(0),
-            client,
+            pool,
             request_timeout: config.request_timeout,
             body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
@@ -320,50 +334,48 @@ impl Upstream {
                 // A streamed body was already handed to a failed attempt.
                 (None, None) => return Err(last),
             };
-            let uri = match self.uri_for(idx, path_and_query) {
-                Some(u) => u,
-                None => return Err(UpstreamError::Unavailable),
+            let (Some(uri), Some(host)) = (origin_form(path_and_query), &self.nodes[idx].host)
+            else {
+                return Err(UpstreamError::Unavailable);
             };
             let mut req = Request::new(body);
             *req.method_mut() = method.clone();
             *req.uri_mut() = uri;
             *req.headers_mut() = headers;
-            if let Some(host) = &self.nodes[idx].host {
-                req.headers_mut().insert(http::header::HOST, host.clone());
-            }
-            match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+            req.headers_mut().insert(http::header::HOST, host.clone());
+            match tokio::time::timeout(self.request_timeout, self.pool.send(idx, req)).await {
                 Err(_) => return Err(UpstreamError::Timeout),
-                Ok(Ok(response)) => {
+                Ok(Ok((response, conn))) => {
                     self.mark_up(idx);
+                    let keep_alive = pool::keeps_alive(&response);
+                    let conn = if !keep_alive {
+                        // The backend closes this connection after the answer.
+                        None
+                    } else if response.body().is_end_stream() {
+                        // No body to wait for.
+                        conn.release();
+                        None
+                    } else {
+                        Some(conn)
+                    };
                     let idle = self.body_idle_timeout;
-                    return Ok(response.map(|b| AnswerBody::new(b, idle)));
+                    return Ok(response.map(|b| AnswerBody::new(b, conn, idle)));
                 }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(pool::Failure::Connect(e))) => {
+                    tracing::debug!(node = %self.nodes[idx].label, error = %e, "Backend connect failed");
                     self.mark_down(idx);
                     last = UpstreamError::Unavailable;
                     if replayable.is_none() {
                         return Err(last);
                     }
                 }
-                Ok(Err(e)) => {
+                Ok(Err(pool::Failure::Exchange(e))) => {
                     tracing::warn!(node = %self.nodes[idx].label, error = %e, "Backend request failed");
                     return Err(UpstreamError::Broken);
                 }
             }
         }
         Err(last)
-    }
-
-    /// The node's URI for a path and query: its scheme and authority are shared, not parsed
-    /// again; the path and query text becomes the URI's without a copy.
-    fn uri_for(&self, idx: usize, path_and_query: String) -> Option<Uri> {
-        let node = &self.nodes[idx];
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(node.scheme.clone()?);
-        parts.authority = Some(node.authority.clone()?);
-        parts.path_and_query =
-            Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?);
-        Uri::from_parts(parts).ok()
     }
 
     /// A GET of esgate's own (resolution, readiness) with the backend credential; the whole
@@ -431,18 +443,30 @@ impl Upstream {
     }
 }
 
-/// The `Host` header hyper-util's client sets on an HTTP/1 request to `uri` (the URI's host,
-/// with its port unless it is the scheme's default), for a plain `http` URI only.
-fn plain_http_host(uri: &Uri) -> Option<http::HeaderValue> {
-    if uri.scheme_str() != Some("http") {
-        return None;
-    }
+/// The `Host` header of every request to the node at `uri`: the URI's host, with its port
+/// unless it is the scheme's default (80 for http, 443 for https), as hyper-util's client set it.
+fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
     let host = uri.host()?;
-    let text = match uri.port() {
-        Some(port) if port.as_u16() != 80 => format!("{host}:{port}"),
+    let default = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let text = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
         _ => host.to_owned(),
     };
     http::HeaderValue::from_str(&text).ok()
+}
+
+/// The origin-form target (path and query only) of a request line; the text becomes the URI's
+/// without a copy. An empty path is `/`.
+fn origin_form(path_and_query: String) -> Option<Uri> {
+    if path_and_query.is_empty() {
+        return Some(Uri::from_static("/"));
+    }
+    let path = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?;
+    Some(Uri::from(path))
 }
 
 /// Whether a shared `Upstream` is ready: some node answers `GET /`.
@@ -458,22 +482,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_host_header_is_what_the_client_would_set_for_plain_http_nodes() {
+    fn the_host_header_is_what_hyper_util_set_for_every_node() {
         let cases = [
-            ("http://127.0.0.1:9200", Some("127.0.0.1:9200")),
-            ("http://es.local", Some("es.local")),
-            ("http://es.local:80", Some("es.local")),
-            ("http://es.local:443", Some("es.local:443")),
-            ("http://[::1]:9200", Some("[::1]:9200")),
-            ("http://[::1]", Some("[::1]")),
-            // TLS nodes may speak HTTP/2 (no Host header): the client decides.
-            ("https://es.local:9200", None),
-            ("https://es.local", None),
+            ("http://127.0.0.1:9200", "127.0.0.1:9200"),
+            ("http://es.local", "es.local"),
+            ("http://es.local:80", "es.local"),
+            ("http://es.local:443", "es.local:443"),
+            ("http://[::1]:9200", "[::1]:9200"),
+            ("http://[::1]", "[::1]"),
+            ("https://es.local:9200", "es.local:9200"),
+            ("https://es.local", "es.local"),
+            ("https://es.local:443", "es.local"),
+            ("https://es.local:80", "es.local:80"),
+            ("https://[::1]:9243", "[::1]:9243"),
         ];
         for (uri, host) in cases {
             let uri: Uri = uri.parse().unwrap();
-            let got = plain_http_host(&uri);
-            assert_eq!(got.as_ref().map(|h| h.to_str().unwrap()), host, "{uri}");
+            let got = host_header(&uri);
+            assert_eq!(
+                got.as_ref().map(|h| h.to_str().unwrap()),
+                Some(host),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_targets_are_origin_form() {
+        let cases = [
+            ("/", "/"),
+            ("", "/"),
+            ("/logs/_search?size=1", "/logs/_search?size=1"),
+            ("/_cat/indices", "/_cat/indices"),
+        ];
+        for (given, wire) in cases {
+            let uri = origin_form(given.to_owned()).unwrap();
+            assert_eq!(uri.to_string(), wire, "{given:?}");
+            assert!(
+                uri.scheme().is_none() && uri.authority().is_none(),
+                "{given:?}"
+            );
         }
     }
 }

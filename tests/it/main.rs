@@ -9,6 +9,7 @@ mod support;
 mod admin_ui;
 mod answered;
 mod async_search;
+mod backend_pool;
 mod backend_smoke;
 mod check_config;
 mod client_address;

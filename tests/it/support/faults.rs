@@ -5,11 +5,12 @@
 //! that never ends, one byte at a time) and `answer` (a fixed status, content type and body,
 //! such as a proxy's HTML 502 page). `stall`, `drip` and `answer` answer `_resolve/index`
 //! lookups properly (every name resolves to itself, an open index), so a `read` token's request
-//! gets as far as its real backend request. These are the only fake servers allowed besides the
-//! recording fake ES.
+//! gets as far as its real backend request. `ConnectionProbe` is a raw HTTP/1.1 backend that
+//! numbers its connections and can drop them at the byte level (the connection-pool tests,
+//! issue #10). These are the only fake servers allowed besides the recording fake ES.
 //!
 //! Invariant: each server runs on its own thread and runtime, independent of the test's runtime
-//! flavour, and stops (closing every connection) when its `FaultServer` handle is dropped.
+//! flavour, and stops (closing every connection) when its handle is dropped.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -362,4 +363,188 @@ fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
         out.push(byte);
     }
     Bytes::from(out)
+}
+
+/// A raw HTTP/1.1 backend on TCP (no HTTP library: it can misbehave at the byte level) that
+/// numbers its connections and the requests on each, for the connection-pool tests (issue
+/// #10). Every answer is `200` JSON naming its connection, the request's number on it, its
+/// target, its body length and its `Host`:
+/// `{"conn":1,"n":2,"path":"/a?q","body":0,"host":"127.0.0.1:9"}`. The path chooses the
+/// behaviour:
+/// - `/close-after…`: the socket is closed right after the answer, with no `Connection: close`
+///   (a backend dropping a keep-alive connection as the next request may come);
+/// - `/conn-close…`: the answer says `Connection: close`, but the socket stays open until the
+///   client closes it;
+/// - `/slow…`: an answer announcing `SLOW_LEN` bytes, sent 16 KiB every 5 ms;
+/// - anything else: a keep-alive answer.
+///
+/// A path containing `big` adds `"pad"`, a string of `BIG_PAD` bytes, to the answer.
+///
+/// Invariant: [`ConnectionProbe::closed_by_client`] counts only connections the client closed
+/// (end of stream or reset while the probe waited for a request or wrote the slow answer),
+/// never ones the probe closed itself.
+pub struct ConnectionProbe {
+    url: String,
+    state: Arc<ProbeState>,
+    _server: LocalServer,
+}
+
+/// Length of the `/slow` answer.
+pub const SLOW_LEN: usize = 8 * 1024 * 1024;
+
+/// Length of the `pad` string in the answer to a path containing `big` (several reads of the
+/// backend connection's 64 KiB buffer).
+pub const BIG_PAD: usize = 300 * 1024;
+
+#[derive(Default)]
+struct ProbeState {
+    accepted: AtomicU64,
+    /// Connection numbers the client closed.
+    closed: std::sync::Mutex<Vec<u64>>,
+    /// Connection numbers the probe closed (`/close-after`).
+    hung_up: std::sync::Mutex<Vec<u64>>,
+}
+
+impl ConnectionProbe {
+    pub fn start() -> ConnectionProbe {
+        let state = Arc::new(ProbeState::default());
+        let server = {
+            let state = Arc::clone(&state);
+            LocalServer::start(move |listener| async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let conn = state.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                    let state = Arc::clone(&state);
+                    tokio::spawn(async move {
+                        let list = match probe_connection(stream, conn).await {
+                            true => &state.closed,
+                            false => &state.hung_up,
+                        };
+                        list.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+                    });
+                }
+            })
+        };
+        ConnectionProbe {
+            url: server.url(),
+            state,
+            _server: server,
+        }
+    }
+
+    /// Base URL without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Connections accepted so far (numbered from 1).
+    pub fn accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Whether the client closed connection `conn`.
+    pub fn closed_by_client(&self, conn: u64) -> bool {
+        self.state
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&conn)
+    }
+
+    /// Whether the probe closed connection `conn` itself (its socket is closed once this holds).
+    pub fn hung_up(&self, conn: u64) -> bool {
+        self.state
+            .hung_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&conn)
+    }
+}
+
+/// Serves one connection; true when the client closed it, false when the probe did (the socket
+/// is dropped before this returns).
+async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut n = 0u64;
+    loop {
+        // The head.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return true,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let header = |name: &str| {
+            head.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let len: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let host = header("host");
+        // The body.
+        while buf.len() < end + len {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return true,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        buf.drain(..end + len);
+        n += 1;
+        if path.starts_with("/slow") {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 x-elastic-product: Elasticsearch\r\ncontent-length: {SLOW_LEN}\r\n\r\n"
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return true;
+            }
+            let chunk = vec![b' '; 16 * 1024];
+            for _ in 0..SLOW_LEN / chunk.len() {
+                if stream.write_all(&chunk).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            continue;
+        }
+        let mut body =
+            serde_json::json!({"conn": conn, "n": n, "path": path, "body": len, "host": host});
+        if path.contains("big") {
+            body["pad"] = "x".repeat(BIG_PAD).into();
+        }
+        let body = body.to_string();
+        let close_header = if path.starts_with("/conn-close") {
+            "connection: close\r\n"
+        } else {
+            ""
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             x-elastic-product: Elasticsearch\r\n{close_header}content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(answer.as_bytes()).await.is_err() {
+            return true;
+        }
+        if path.starts_with("/close-after") {
+            return false;
+        }
+    }
 }
