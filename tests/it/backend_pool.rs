@@ -209,33 +209,15 @@ async fn an_answer_saying_connection_close_ends_its_connection() {
     );
 }
 
-/// A TLS-terminating relay on 127.0.0.1 in front of `to`: one backend connection per TLS
-/// connection, so the probe's connection numbers are the TLS connections'.
-async fn tls_relay(tls: &support::tls::TlsFiles, to: &str) -> std::net::SocketAddr {
-    let to = to.trim_start_matches("http://").to_owned();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let (acceptor, to) = (acceptor.clone(), to.clone());
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(s).await {
-                    if let Ok(mut plain) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_node_named_by_its_ip_address_is_pooled_too() {
     let probe = ConnectionProbe::start();
     let tls = support::tls::TlsFiles::generate();
-    let relay = tls_relay(&tls, probe.url()).await;
+    let relay = support::tls::relay(
+        &tls,
+        probe.url().trim_start_matches("http://").parse().unwrap(),
+    )
+    .await;
     let node = format!("https://{relay}");
     let gw = Esgate::start_full(
         &[&node],

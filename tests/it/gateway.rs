@@ -306,31 +306,11 @@ async fn serves_tls_to_clients() {
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
 }
 
-/// A TLS-terminating relay in front of a plain backend: an https backend for esgate to use.
-async fn tls_relay(tls: &support::tls::TlsFiles, to: std::net::SocketAddr) -> std::net::SocketAddr {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(s).await {
-                    if let Ok(mut plain) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn talks_tls_to_an_https_backend_with_a_configured_ca() {
     let backend = Backend::osmem();
     let tls = support::tls::TlsFiles::generate();
-    let relay = tls_relay(&tls, backend.addr).await;
+    let relay = support::tls::relay(&tls, backend.addr).await;
     let https = format!("https://localhost:{}", relay.port());
     let gw = Esgate::start_full(
         &[&https],

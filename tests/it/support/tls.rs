@@ -94,3 +94,25 @@ impl TlsFiles {
 fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
+
+/// A TLS-terminating relay on 127.0.0.1 in front of the plain backend at `to`: an https
+/// backend for esgate to use. One backend connection per TLS connection, so a backend's
+/// connection count is the TLS connections'.
+pub async fn relay(tls: &TlsFiles, to: std::net::SocketAddr) -> std::net::SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
