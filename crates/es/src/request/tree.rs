@@ -71,12 +71,12 @@ pub enum Node<'a> {
 #[derive(Clone, Debug)]
 pub struct Container<'a, T> {
     items: Vec<T>,
-    raw: Option<&'a str>,
+    raw: Option<&'a [u8]>,
 }
 
 impl<'a, T> Container<'a, T> {
     /// The container's source text, when [`write()`] copies it (see the type's doc).
-    pub fn raw(&self) -> Option<&'a str> {
+    pub fn raw(&self) -> Option<&'a [u8]> {
         self.raw
     }
 
@@ -330,9 +330,10 @@ impl<'a> Parser<'a> {
     /// The container opened at `start` and just closed (`self.i` past its last byte), with
     /// its source text if nothing in it strayed from the writer's form since `bent` was
     /// counted at its open.
+    #[inline(always)]
     fn close<T>(&self, items: Vec<T>, start: usize, bent: usize) -> Container<'a, T> {
         let raw = if self.bent == bent {
-            self.text.get(start..self.i)
+            self.s.get(start..self.i)
         } else {
             None
         };
@@ -659,7 +660,7 @@ fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
     match node {
         Node::Array(items) => {
             if let (true, Some(raw)) = (SPANS, items.raw) {
-                return out.extend_from_slice(raw.as_bytes());
+                return out.extend_from_slice(raw);
             }
             out.push(b'[');
             if let Some((first, rest)) = items.split_first() {
@@ -673,7 +674,7 @@ fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
         }
         Node::Object(entries) => {
             if let (true, Some(raw)) = (SPANS, entries.raw) {
-                return out.extend_from_slice(raw.as_bytes());
+                return out.extend_from_slice(raw);
             }
             out.push(b'{');
             if let Some(((k, v), rest)) = entries.split_first() {
