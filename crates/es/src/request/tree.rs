@@ -68,7 +68,7 @@ pub enum Node<'a> {
 /// let mut c = esgate_es::request::tree::Container::<u8>::from(vec![1]);
 /// c.iter_mut().for_each(|b| *b = 2);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Container<'a, T> {
     items: Vec<T>,
     raw: Option<&'a [u8]>,
@@ -111,6 +111,14 @@ impl<T> Default for Container<'_, T> {
     /// Empty, no source text.
     fn default() -> Self {
         Vec::new().into()
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Container<'_, T> {
+    /// The items, as the `Vec` they were before containers kept their source text (debug
+    /// output of trees, and of the `FilterSet` holding the token's clauses, is unchanged).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.items.fmt(f)
     }
 }
 
