@@ -568,7 +568,7 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     if let Node::Object(root) = &mut node {
         root.make_mut();
     }
-    assert_eq!(spans(&node)[0], false);
+    assert!(!spans(&node)[0]);
 
     // Untouched subtrees moved into a built container keep their text; the built one has none.
     let Node::Object(root) = parse(body.as_bytes()).unwrap() else {
