@@ -249,7 +249,7 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, Rejection> {
                 s: text.as_bytes(),
                 text,
                 i: 0,
-                bent: 0,
+                bent_at: 0,
                 items: Vec::with_capacity(STACK),
                 entries: Vec::with_capacity(STACK),
             };
@@ -284,10 +284,12 @@ struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
-    /// How many times so far the body strayed from what [`write()`] writes: whitespace
-    /// skipped (a byte each) or a string with an escape. A container whose close finds the
-    /// count it had at its open is written as its source text ([`Container`]).
-    bent: usize,
+    /// Where the body last strayed from what [`write()`] writes (0 if it has not): a
+    /// whitespace byte skipped, or an escape in a string. A container opened at `start` that
+    /// closes with `bent_at <= start` held none, and is written as its source text
+    /// ([`Container`]). A position, not a count: only the container's start is kept while it
+    /// is parsed (a count and a start were twice the instructions).
+    bent_at: usize,
     /// The items of the arrays being parsed, innermost last: an array's items are moved into
     /// a `Vec` of their exact number when it closes (no doubling, no regrowth copies).
     items: Vec<Node<'a>>,
@@ -298,8 +300,8 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.bent_at = self.i;
             self.i += 1;
-            self.bent += 1;
         }
     }
 
@@ -336,11 +338,11 @@ impl<'a> Parser<'a> {
     }
 
     /// The container opened at `start` and just closed (`self.i` past its last byte), with
-    /// its source text if nothing in it strayed from the writer's form since `bent` was
-    /// counted at its open.
+    /// its source text if nothing in it strayed from the writer's form (every such place is
+    /// after `start`).
     #[inline(always)]
-    fn close<T>(&self, items: Vec<T>, start: usize, bent: usize) -> Container<'a, T> {
-        let raw = if self.bent == bent {
+    fn close<T>(&self, items: Vec<T>, start: usize) -> Container<'a, T> {
+        let raw = if self.bent_at <= start {
             self.s.get(start..self.i)
         } else {
             None
@@ -352,12 +354,12 @@ impl<'a> Parser<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let (start, bent) = (self.i, self.bent);
+        let start = self.i;
         self.i += 1;
         self.ws();
         if self.peek()? == b'}' {
             self.i += 1;
-            return Some(Node::Object(self.close(Vec::new(), start, bent)));
+            return Some(Node::Object(self.close(Vec::new(), start)));
         }
         let base = self.entries.len();
         let mut seen: Option<HashSet<Cow<'a, str>>> = None;
@@ -402,7 +404,7 @@ impl<'a> Parser<'a> {
                 b'}' => {
                     self.i += 1;
                     let entries = self.entries.split_off(base);
-                    return Some(Node::Object(self.close(entries, start, bent)));
+                    return Some(Node::Object(self.close(entries, start)));
                 }
                 _ => return None,
             }
@@ -413,12 +415,12 @@ impl<'a> Parser<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let (start, bent) = (self.i, self.bent);
+        let start = self.i;
         self.i += 1;
         self.ws();
         if self.peek()? == b']' {
             self.i += 1;
-            return Some(Node::Array(self.close(Vec::new(), start, bent)));
+            return Some(Node::Array(self.close(Vec::new(), start)));
         }
         let base = self.items.len();
         // A long array grows in its own `Vec` (doubling, as before): copied off the stack
@@ -442,7 +444,7 @@ impl<'a> Parser<'a> {
                 b']' => {
                     self.i += 1;
                     let items = long.unwrap_or_else(|| self.items.split_off(base));
-                    return Some(Node::Array(self.close(items, start, bent)));
+                    return Some(Node::Array(self.close(items, start)));
                 }
                 _ => return None,
             }
@@ -479,7 +481,7 @@ impl<'a> Parser<'a> {
             }
         }
         // Written back, the escapes are spelled as the writer spells them, not as here.
-        self.bent += 1;
+        self.bent_at = self.i;
         let mut out = String::from(self.text.get(start..self.i)?);
         loop {
             match *self.s.get(self.i)? {
