@@ -17,12 +17,20 @@
 //! string's plain path, are parsed and written in place, not by a call each (a call per value
 //! of a 14,000-string array was a tenth of its cost).
 //!
+//! Cheaper again: a container whose source is already exactly what [`write()`] writes
+//! (compact, no escape) keeps its source bytes and is written by copying them; changing one
+//! drops them ([`Container`] says how the types enforce it). Dashboard bodies are compact and
+//! mostly pass through unchanged: writing a 2 KB Kibana search went from 22k instructions to
+//! 3k, a 200 KB `terms` search's whole request path from 5.4M to 3.8M.
+//!
 //! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
 //! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
 //! value) and refuses the others with `parse_strict`'s own reason (the refusal path runs
 //! `parse_strict`: refusals are rare and their messages stay one implementation's). [`write()`]
 //! escapes strings as serde_json does; a tree written and read back by serde_json equals the
-//! `Value` `parse_strict` builds from the same body.
+//! `Value` `parse_strict` builds from the same body. A container's kept source bytes are byte
+//! for byte what the writer writes for it item by item (the tests compare the two on every
+//! tree they parse, and the request path's forwarded bodies both ways).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
