@@ -94,9 +94,12 @@ pub(crate) fn search_tree<'a>(
     raw: &[u8],
     filters: &'a FilterSet,
 ) -> Result<Option<Node<'a>>, Rejection> {
-    let Node::Object(mut obj) = body else {
+    let Node::Object(obj) = body else {
         return Ok(None);
     };
+    // The top level is always changed (at least its query is wrapped): its entries move into
+    // the new object (`Node::object`, no source text), each unchanged one keeping its own.
+    let mut obj = obj.into_vec();
     let has = |obj: &[(Cow<'a, str>, Node<'a>)], key: &str| obj.iter().any(|(k, _)| k == key);
     if ["retriever", "sub_searches", "knn"]
         .iter()
@@ -129,20 +132,21 @@ pub(crate) fn search_tree<'a>(
         .position(|(k, _)| k == "query")
         .map(|i| obj.swap_remove(i).1);
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters)));
-    let mut out = Node::Object(obj);
+    let mut out = Node::object(obj);
     if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(&out, "knn") {
         return Ok(None);
     }
     // A sort object with several fields becomes the equivalent list (as `search`).
     if let Node::Object(entries) = &mut out {
-        if let Some((_, sort)) = entries.iter_mut().find(|(k, _)| k == "sort") {
+        if let Some((_, sort)) = entries.make_mut().iter_mut().find(|(k, _)| k == "sort") {
             if let Node::Object(fields) = sort {
                 if fields.len() > 1 {
                     let list = std::mem::take(fields)
+                        .into_vec()
                         .into_iter()
-                        .map(|(k, v)| Node::Object(vec![(k, v)]))
+                        .map(|(k, v)| Node::object(vec![(k, v)]))
                         .collect();
-                    *sort = Node::Array(list);
+                    *sort = Node::array(list);
                 }
             }
         }
@@ -158,20 +162,20 @@ pub(crate) fn count_tree<'a>(
     raw: &[u8],
     filters: &'a FilterSet,
 ) -> Result<Option<Node<'a>>, Rejection> {
-    let Node::Object(mut obj) = body else {
+    let Node::Object(obj) = body else {
         return Ok(None);
     };
     if let Some((key, _)) = obj.iter().find(|(k, _)| k != "query") {
         return Err(crate::dsl::query::key_not_allowed(key));
     }
-    let query = obj.pop().map(|(_, q)| q);
+    let query = obj.into_vec().pop().map(|(_, q)| q);
     if let Some(q) = &query {
         crate::dsl::query::check(J::from(q))?;
         if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(q, "knn") {
             return Ok(None);
         }
     }
-    Ok(Some(Node::Object(vec![(
+    Ok(Some(Node::object(vec![(
         Cow::Borrowed("query"),
         wrap_tree(query, filters),
     )])))
@@ -182,15 +186,15 @@ pub(crate) fn count_tree<'a>(
 /// the request's tree.
 fn wrap_tree<'a>(query: Option<Node<'a>>, filters: &'a FilterSet) -> Node<'a> {
     let inner = query.unwrap_or_else(|| {
-        Node::Object(vec![(Cow::Borrowed("match_all"), Node::Object(Vec::new()))])
+        Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))])
     });
     let mut bool_query = Vec::with_capacity(2);
     if !filters.is_empty() {
         let clauses = filters.clause_nodes().iter().map(Node::reborrow).collect();
-        bool_query.push((Cow::Borrowed("filter"), Node::Array(clauses)));
+        bool_query.push((Cow::Borrowed("filter"), Node::array(clauses)));
     }
-    bool_query.push((Cow::Borrowed("must"), Node::Array(vec![inner])));
-    Node::Object(vec![(Cow::Borrowed("bool"), Node::Object(bool_query))])
+    bool_query.push((Cow::Borrowed("must"), Node::array(vec![inner])));
+    Node::object(vec![(Cow::Borrowed("bool"), Node::object(bool_query))])
 }
 
 /// Whether the body (its JSON text `raw`) or the token's clauses may hold a `knn` key: false

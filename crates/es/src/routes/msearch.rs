@@ -128,6 +128,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     for ((mut out, timeout), length) in trees.into_iter().zip(timeouts).zip(lengths) {
         if let (Node::Object(entries), Some(timeout)) = (&mut out, timeout) {
             let timeout = Node::String(Cow::Owned(timeout));
+            let entries = entries.make_mut();
             match entries.iter_mut().find(|(k, _)| k == "timeout") {
                 Some((_, v)) => *v = timeout,
                 None => entries.push((Cow::Borrowed("timeout"), timeout)),
@@ -586,9 +587,10 @@ fn check_header_tree(
     last: &mut Option<(String, Expression)>,
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
-    let Node::Object(mut entries) = tree::parse(line)? else {
+    let Node::Object(entries) = tree::parse(line)? else {
         return Err(refused());
     };
+    let mut entries = entries.into_vec();
     // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
     // so the remaining entries are checked and kept in the same order.
     let index_value = entries

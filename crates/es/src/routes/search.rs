@@ -154,6 +154,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         .ok()?
     {
         let timeout = Node::String(Cow::Owned(timeout));
+        let entries = entries.make_mut();
         match entries.iter_mut().find(|(k, _)| k == "timeout") {
             Some((_, v)) => *v = timeout,
             None => entries.push((Cow::Borrowed("timeout"), timeout)),

@@ -2,9 +2,17 @@
 //! writer on the bodies of `tests/data`, hand-picked edge cases and random and mutated inputs
 //! (issue 10: a cheaper parser must accept and refuse exactly what the old one did).
 
+use std::cell::Cell;
+
 use serde_json::Value;
 
 use super::*;
+
+thread_local! {
+    /// Set: [`write()`] ignores containers' source text and writes every item (this thread
+    /// only): the reference the source text is held to, here and in the request-path tests.
+    pub(crate) static SPANS_OFF: Cell<bool> = const { Cell::new(false) };
+}
 
 fn corpus() -> Vec<String> {
     crate::testing::corpus_texts()
@@ -19,13 +27,66 @@ fn only_integers(n: &Node<'_>) -> bool {
     }
 }
 
+/// `node` written item by item, every container's source text ignored.
+fn written_without_spans(node: &Node<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_node::<false>(node, &mut out);
+    out
+}
+
+/// Every container of `node` that kept its source text kept exactly the bytes the writer
+/// writes for it, and [`write()`] writes the same bytes as the writer without source text.
+fn spans_are_what_the_writer_writes(node: &Node<'_>, shown: &str) {
+    fn walk(n: &Node<'_>, shown: &str) {
+        let (raw, children): (_, Vec<&Node<'_>>) = match n {
+            Node::Array(items) => (items.raw(), items.iter().collect()),
+            Node::Object(entries) => (entries.raw(), entries.iter().map(|(_, v)| v).collect()),
+            _ => return,
+        };
+        if let Some(raw) = raw {
+            assert_eq!(
+                String::from_utf8_lossy(raw),
+                String::from_utf8_lossy(&written_without_spans(n)),
+                "{shown}"
+            );
+        }
+        children.into_iter().for_each(|c| walk(c, shown));
+    }
+    walk(node, shown);
+    let mut out = Vec::new();
+    write(node, &mut out);
+    assert_eq!(out, written_without_spans(node), "{shown}");
+}
+
+/// The containers of `node` in pre-order: whether each kept its source text.
+fn spans(node: &Node<'_>) -> Vec<bool> {
+    fn walk(n: &Node<'_>, out: &mut Vec<bool>) {
+        match n {
+            Node::Array(items) => {
+                out.push(items.raw().is_some());
+                items.iter().for_each(|c| walk(c, out));
+            }
+            Node::Object(entries) => {
+                out.push(entries.raw().is_some());
+                entries.iter().for_each(|(_, c)| walk(c, out));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    out
+}
+
 /// The same decision and reason as `parse_strict`; accepted, the same value and, written, the
-/// same value again (the same bytes as serde_json's writer when every number is an integer).
+/// same value again (the same bytes as serde_json's writer when every number is an integer),
+/// whether containers are copied from their source text or not.
 fn agrees(input: &[u8]) {
     let shown = String::from_utf8_lossy(input);
     match (parse(input), parse_strict(input)) {
         (Ok(node), Ok(value)) => {
             assert_eq!(node.to_value(), value, "{shown}");
+            spans_are_what_the_writer_writes(&node, &shown);
             let mut out = Vec::new();
             write(&node, &mut out);
             let back: Value = serde_json::from_slice(&out).expect("written JSON parses");
@@ -273,7 +334,7 @@ fn strings_are_written_as_serde_json_writes_them() {
             assert_eq!(out[1..], serde_json::to_vec(&s).unwrap()[..], "{s:?}");
             let mut out = Vec::new();
             write(
-                &Node::Object(vec![(
+                &Node::object(vec![(
                     Cow::Borrowed(s.as_str()),
                     Node::String(Cow::Borrowed(s.as_str())),
                 )]),
@@ -419,4 +480,118 @@ fn reborrow_is_the_same_tree_with_borrowed_strings() {
         write(&borrowed, &mut b);
         assert_eq!(a, b, "{text}");
     }
+}
+
+/// Which containers keep their source text (issue 10, goal 6): exactly those the writer would
+/// write byte for byte as they came (compact, no escape in any string or key), whatever their
+/// numbers, characters or nesting; written, the same bytes as the writer without source text.
+#[test]
+fn compact_containers_keep_their_source_text() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep_obj = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+    let cases: Vec<(String, Vec<bool>)> = vec![
+        (r#"{"a":[1,{}],"b":"x"}"#.into(), vec![true, true, true]),
+        (r#"{"a":[1, {}],"b":"x"}"#.into(), vec![false, false, true]),
+        (r#"{"a":[1,{ }],"b":"x"}"#.into(), vec![false, false, false]),
+        ("{\"a\":[1,{}]\n}".into(), vec![false, true, true]),
+        ("{\"a\":[1,{}],\t\"b\":[]}".into(), vec![false, true, true, true]),
+        (" \r\n{\"a\":[1,{}]}\n ".into(), vec![true, true, true]),
+        (r#"{"a\n":[1,{}]}"#.into(), vec![false, true, true]),
+        (r#"{"a":["\u00e9"],"b":{}}"#.into(), vec![false, false, true]),
+        (r#"{"a":{"b":"\/"},"c":{"d":"x/y"}}"#.into(), vec![false, false, true]),
+        (r#"{"a":{"b":"\\"},"c":["\""]}"#.into(), vec![false, false, false]),
+        ("{\"a\":[\"é😀\",\"a\u{7f}b\"],\"b\":{\"ü\":\"日本\"}}".into(), vec![true, true, true]),
+        (
+            r#"[1.5e3,-0,1E+2,0.000,-1.7976931348623157e308,5e-324,18446744073709551616,-9223372036854775809,1e-400]"#.into(),
+            vec![true],
+        ),
+        (format!("[{},0.{}]", "9".repeat(300), "9".repeat(400)), vec![true]),
+        ("[true,false,null,\"\",[],{}]".into(), vec![true, true, true]),
+        ("[[[[]]],{\"a\":{\"b\":{}}}]".into(), vec![true; 7]),
+        ("[[[[ ]]],{\"a\":{\"b\":{}}}]".into(), vec![false, false, false, false, true, true, true]),
+        (deep(64), vec![true; 64]),
+        (deep_obj(64), vec![true; 64]),
+        (format!("{}[ ]{}", "[".repeat(63), "]".repeat(63)), vec![false; 64]),
+        ("{}".into(), vec![true]),
+        ("[]".into(), vec![true]),
+        ("{ }".into(), vec![false]),
+        ("\"s\"".into(), vec![]),
+    ];
+    for (body, expected) in &cases {
+        let node = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+        assert_eq!(&spans(&node), expected, "{body}");
+        spans_are_what_the_writer_writes(&node, body);
+        agrees(body.as_bytes());
+        let mut out = Vec::new();
+        write(&node, &mut out);
+        // A compact body is its own canonical form: written back unchanged.
+        if expected.first() == Some(&true) {
+            assert_eq!(String::from_utf8_lossy(&out), body.trim(), "{body}");
+        }
+    }
+}
+
+/// A change deep inside a compact body, made through `make_mut` at every level: every
+/// container above it loses its source text and the edit is written (with a leak, the root's
+/// text would be written and the edit lost); untouched siblings keep theirs, also when moved.
+#[test]
+fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
+    let body = r#"{"a":{"b":[1,{"c":"x","k":[2]}],"d":[2]},"e":{"f":{}}}"#;
+    let mut node = parse(body.as_bytes()).unwrap();
+    assert_eq!(spans(&node), vec![true; 8]);
+    let Node::Object(root) = &mut node else {
+        panic!("object")
+    };
+    let Node::Object(a) = &mut root.make_mut()[0].1 else {
+        panic!("a")
+    };
+    let Node::Array(b) = &mut a.make_mut()[0].1 else {
+        panic!("b")
+    };
+    let Node::Object(c) = &mut b.make_mut()[1] else {
+        panic!("c")
+    };
+    c.make_mut()[0].1 = Node::String(Cow::Borrowed("y"));
+    let mut out = Vec::new();
+    write(&node, &mut out);
+    let edited = r#"{"a":{"b":[1,{"c":"y","k":[2]}],"d":[2]},"e":{"f":{}}}"#;
+    assert_eq!(String::from_utf8_lossy(&out), edited);
+    // root, a, b, c lost their text; k, d, e and f kept it.
+    assert_eq!(
+        spans(&node),
+        vec![false, false, false, false, true, true, true, true]
+    );
+    spans_are_what_the_writer_writes(&node, edited);
+
+    // `make_mut` drops the text even when nothing is changed after all.
+    let mut node = parse(body.as_bytes()).unwrap();
+    if let Node::Object(root) = &mut node {
+        root.make_mut();
+    }
+    assert!(!spans(&node)[0]);
+
+    // Untouched subtrees moved into a built container keep their text; the built one has none.
+    let Node::Object(root) = parse(body.as_bytes()).unwrap() else {
+        panic!("object")
+    };
+    let mut entries = root.into_vec();
+    entries.reverse();
+    let moved = Node::object(vec![(
+        Cow::Borrowed("wrapped"),
+        Node::array(vec![Node::object(entries)]),
+    )]);
+    assert_eq!(spans(&moved), [vec![false; 3], vec![true; 7]].concat());
+    let mut out = Vec::new();
+    write(&moved, &mut out);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        r#"{"wrapped":[{"e":{"f":{}},"a":{"b":[1,{"c":"x","k":[2]}],"d":[2]}}]}"#
+    );
+    spans_are_what_the_writer_writes(&moved, body);
+
+    // `reborrow` keeps the text (the same items); `Default` and `from_value` have none.
+    let node = parse(body.as_bytes()).unwrap();
+    assert_eq!(spans(&node.reborrow()), vec![true; 8]);
+    assert!(Container::<Node<'_>>::default().raw().is_none());
+    assert_eq!(spans(&Node::from_value(&node.to_value())), vec![false; 8]);
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate as es;
 use crate::dsl::cost::CostGuard;
+use crate::request::tree::tests::SPANS_OFF;
 use crate::testing::{head, scope};
 use crate::{FilterSet, Prepared, Rejection, Scope};
 
@@ -53,8 +54,35 @@ fn parts(mut p: Prepared) -> (Option<Value>, String) {
     (body, format!("{p:?}"))
 }
 
-/// Both paths agree on `body`; (the tree path forwarded it, the search was accepted).
+/// The prepared request (forwarded bytes, msearch bodies kept for narrowing, and the rest as
+/// text) with containers written from their source text and without it
+/// (`request::tree`'s `SPANS_OFF`): byte for byte the same (issue 10, goal 6: the backend
+/// sees what the writer writes, whichever way a container is written).
+fn spans_agree(run: impl Fn() -> Result<Prepared, Rejection>, shown: &str) {
+    let bytes = |r: Result<Prepared, Rejection>| {
+        r.map(|mut p| {
+            let body = p.upstream.body.take().map(|b| b.bytes);
+            let kept = match &mut p.upstream.shape {
+                crate::routes::Shape::Msearch(_, bodies) => std::mem::take(bodies),
+                _ => Vec::new(),
+            };
+            (body, kept, format!("{p:?}"))
+        })
+    };
+    let with = bytes(run());
+    SPANS_OFF.with(|s| s.set(true));
+    let without = bytes(run());
+    SPANS_OFF.with(|s| s.set(false));
+    assert_eq!(with, without, "{shown}");
+}
+
+/// Both paths agree on `body`, and the tree path with and without containers' source text
+/// (`spans_agree`); (the tree path forwarded it, the search was accepted).
 fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool, bool) {
+    spans_agree(
+        || prepare_at(path, scope, query, body, false),
+        &String::from_utf8_lossy(body),
+    );
     let before = TREE_TAKEN.with(Cell::get);
     let tree = prepare_at(path, scope, query, body, false);
     let taken = TREE_TAKEN.with(Cell::get) > before;
@@ -333,8 +361,13 @@ fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
     (body, kept, format!("{p:?}"))
 }
 
-/// Both paths agree on an msearch; true when the tree path forwarded it.
+/// Both paths agree on an msearch, and the tree path with and without containers' source
+/// text; true when the tree path forwarded it.
 fn msearch_agrees(scope: &Scope, ndjson: &[u8]) -> bool {
+    spans_agree(
+        || prepare_msearch(scope, ndjson, false),
+        &String::from_utf8_lossy(ndjson),
+    );
     let before = TREE_TAKEN.with(Cell::get);
     let tree = prepare_msearch(scope, ndjson, false);
     let taken = TREE_TAKEN.with(Cell::get) > before;
@@ -477,13 +510,16 @@ fn header_shapes_match_serde() {
         r#"{'index':'logs-a'}"#,
     ];
     let body = r#"{"query":{"match_all":{}}}"#;
-    let run = |path: &str, ndjson: &[u8], serde_only: bool| {
+    let prepared = |path: &str, ndjson: &[u8], serde_only: bool| {
         SERDE_ONLY.with(|s| s.set(serde_only));
         let h = head("POST", path, None);
         let out =
             es::plan(&h, &scope()).and_then(|plan| es::prepare(plan, Some(ndjson), &h, &scope()));
         SERDE_ONLY.with(|s| s.set(false));
-        out.map(|mut p| {
+        out
+    };
+    let run = |path: &str, ndjson: &[u8], serde_only: bool| {
+        prepared(path, ndjson, serde_only).map(|mut p| {
             let bytes = p.upstream.body.take().map(|b| b.bytes);
             (bytes, format!("{p:?}"))
         })
@@ -508,6 +544,7 @@ fn header_shapes_match_serde() {
     let (mut accepted, mut taken) = (0, 0);
     for path in ["/_msearch", "/logs-b/_msearch"] {
         for text in &texts {
+            spans_agree(|| prepared(path, text.as_bytes(), false), text);
             let before = TREE_TAKEN.with(Cell::get);
             let tree = run(path, text.as_bytes(), false);
             taken += usize::from(TREE_TAKEN.with(Cell::get) > before);
@@ -786,4 +823,102 @@ fn review_shapes_match_serde() {
             }
         }
     }
+}
+
+/// Dashboard-shaped compact bodies (Kibana's Discover search, Grafana's msearch refresh, a
+/// pasted `terms` list, a count) and the edits the tree path makes to them (the token's filter
+/// wrapped around the query, empty `runtime_mappings` dropped, a sort object turned into a
+/// list, the cost guard's timeout replaced or added): the forwarded bytes are the same with
+/// containers copied from their source text and without (issue 10, goal 6), the tree path
+/// takes them, and their unchanged subtrees reach the backend as the client wrote them.
+#[test]
+fn dashboard_bodies_forward_the_same_bytes_with_source_text() {
+    let aggs = r#"{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0,"extended_bounds":{"min":1700000000000,"max":1700003600000},"format":"epoch_millis"},"aggs":{"3":{"terms":{"field":"host.name","size":10,"order":{"_count":"desc"}}}}}}"#;
+    let query = r#"{"bool":{"filter":[{"range":{"@timestamp":{"gte":1700000000000,"lte":1700003600000,"format":"epoch_millis"}}},{"query_string":{"query":"service:s1 AND level:error","analyze_wildcard":true}}]}}"#;
+    let highlight = r#"{"pre_tags":["@kibana-highlighted-field@"],"post_tags":["@/kibana-highlighted-field@"],"fields":{"*":{}},"fragment_size":2147483647}"#;
+    let terms: Vec<String> = (0..2000).map(|i| format!("\"user-{i:06}\"")).collect();
+    let terms = format!(r#"{{"terms":{{"user.id":[{}]}}}}"#, terms.join(","));
+    let bodies: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!(r#"{{"size":0,"query":{query},"aggs":{aggs}}}"#),
+            vec![query, aggs],
+        ),
+        (
+            format!(
+                r#"{{"track_total_hits":true,"size":500,"sort":[{{"@timestamp":{{"order":"desc","unmapped_type":"boolean"}}}}],"fields":[{{"field":"*","include_unmapped":"true"}}],"version":true,"script_fields":{{}},"stored_fields":["*"],"runtime_mappings":{{}},"_source":false,"query":{query},"highlight":{highlight},"aggs":{aggs}}}"#
+            ),
+            vec![query, aggs, highlight],
+        ),
+        (
+            format!(r#"{{"size":10,"query":{{"bool":{{"filter":[{terms}]}}}}}}"#),
+            vec![&terms],
+        ),
+        (
+            format!(
+                r#"{{"sort":{{"a":"asc","b":{{"order":"desc"}}}},"query":{query},"aggs":{aggs}}}"#
+            ),
+            vec![query, aggs, r#"{"order":"desc"}"#],
+        ),
+        (
+            format!(r#"{{"timeout":"1s","size":10,"query":{query}}}"#),
+            vec![query],
+        ),
+        (format!(r#"{{"aggs":{aggs}}}"#), vec![aggs]),
+        ("{}".to_string(), vec![]),
+    ];
+    // One stray byte or escape at a container's edge is the only difference from the
+    // writer's form: the container and every one around it are written item by item.
+    let mut bodies = bodies;
+    for stray in [
+        r#"{"size":0,"aggs":{ "a":{"terms":{"field":"f"}}}}"#,
+        r#"{"size":0,"aggs":{"a":{"terms":{"field":"f"} }}}"#,
+        "{\"size\":0,\"aggs\":{\"a\":{\"terms\":{\"field\":\"f\"}}\n}}",
+        r#"{"size":0,"aggs":{"a":{"terms":{"field":"\u0066"}}}}"#,
+        r#"{"size":0,"aggs":{"\u0061":{"terms":{"field":"f"}}}}"#,
+        r#"{"size":0,"aggs":{"a":{"terms":{"field":"f\/"}}}}"#,
+        r#"{"size":0,"query":{"terms":{"f":[ "x","y"]}}}"#,
+        r#"{"size":0,"query":{"terms":{"f":["x","y" ]}}}"#,
+        r#"{"size":0,"query":{"terms":{"f":["x","y\""]}}}"#,
+    ] {
+        bodies.push((stray.to_string(), vec![]));
+    }
+    let scopes = scopes();
+    let mut taken = 0;
+    for (body, kept) in &bodies {
+        for s in &scopes {
+            for path in ["/logs-a/_search", "/logs-a/_async_search"] {
+                let (t, accepted) = agrees(path, s, None, body.as_bytes());
+                // The limited scope refuses the larger aggregations (its bucket limit).
+                assert_eq!(t, accepted, "{path} {body}");
+                if !accepted {
+                    continue;
+                }
+                taken += 1;
+                let p = prepare_at(path, s, None, body.as_bytes(), false).expect("accepted");
+                let sent = String::from_utf8(p.upstream.body.expect("a body").bytes).unwrap();
+                for k in kept {
+                    assert!(sent.contains(k), "{k} in {sent}");
+                }
+            }
+            let ndjson: String = (0..20)
+                .map(|i| {
+                    format!(
+                        "{{\"index\":\"logs-*\",\"ignore_unavailable\":true}}\n{}\n",
+                        body.replace("s1", &format!("s{i}"))
+                    )
+                })
+                .collect();
+            // A raw newline would split the line (the stray-newline body stays a search).
+            let accepted = !body.contains('\n') && prepare(s, None, body.as_bytes(), true).is_ok();
+            assert_eq!(msearch_agrees(s, ndjson.as_bytes()), accepted, "{ndjson}");
+        }
+        let count = format!(r#"{{"query":{query}}}"#);
+        for s in &scopes {
+            assert_eq!(
+                agrees("/logs-a/_count", s, None, count.as_bytes()),
+                (true, true)
+            );
+        }
+    }
+    assert!(taken >= bodies.len() * 4, "{taken} taken");
 }
