@@ -230,6 +230,30 @@ where
 mod tests {
     use super::*;
 
+    /// `proxy::read_body` skips reading a body that has already ended (issue 10): reading one
+    /// gives no bytes and holds nothing, whatever the budget has left, so the skip changes no
+    /// outcome.
+    #[tokio::test]
+    async fn an_ended_body_reads_empty_even_without_budget() {
+        let budget = BodyBudget::new(1024);
+        let (_, spent) = read_budgeted(Full::new(Bytes::from(vec![b'x'; 1024])), 1 << 20, &budget)
+            .await
+            .unwrap();
+        for limit in [0, 1, 1 << 20] {
+            let body = Empty::<Bytes>::new();
+            assert!(http_body::Body::is_end_stream(&body));
+            let (bytes, hold) = read_budgeted(body, limit, &budget).await.unwrap();
+            assert!(bytes.is_empty());
+            assert!(hold.permit.is_none() && hold.kib == 0);
+            let body = Full::new(Bytes::new());
+            assert!(http_body::Body::is_end_stream(&body));
+            let (bytes, hold) = read_budgeted(body, limit, &budget).await.unwrap();
+            assert!(bytes.is_empty());
+            assert!(hold.permit.is_none() && hold.kib == 0);
+        }
+        drop(spent);
+    }
+
     #[tokio::test]
     async fn the_budget_refuses_bodies_beyond_it_and_is_returned_on_drop() {
         let budget = BodyBudget::new(8 * 1024);

@@ -845,6 +845,11 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ProxyError::BodyTooLarge(limit));
     }
+    // No body (a GET search): what reading it would give, without the read, its timer and its
+    // budget charge (issue 10; `body::tests::an_ended_body_reads_empty_even_without_budget`).
+    if body.is_end_stream() {
+        return Ok((Bytes::new(), BudgetHold::default()));
+    }
     // A body announced but never sent must not hold the request forever.
     let read = tokio::time::timeout(
         app.config.limits.header_timeout,

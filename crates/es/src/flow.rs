@@ -8,8 +8,6 @@
 //! client's bytes), and a `Permit` is issued only when every expression in `to_resolve` is
 //! present in the resolution and every concrete index behind it is allowed.
 
-use std::collections::BTreeSet;
-
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;
 use crate::indices::index;
@@ -130,29 +128,23 @@ pub(crate) fn authorize(
     place(shape, &indices, &narrowed, &mut path, &mut body)?;
     let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
     Ok(Permit::new(
-        action,
-        method,
-        path,
-        query,
-        body,
-        indices.into_iter().collect(),
-        answer,
+        action, method, path, query, body, indices, answer,
     ))
 }
 
 /// Expression → the allowed names to forward in its place.
 type Narrowings = Vec<(String, Vec<String>)>;
 
-/// The concrete indices every expression reaches, all allowed for the token, and the
-/// expressions that must be narrowed to the allowed names (a wildcard that also matches
-/// others, or nothing the token may read).
+/// The concrete indices every expression reaches, all allowed for the token (sorted, each
+/// once: a list, not a tree set, issue 10), and the expressions that must be narrowed to the
+/// allowed names (a wildcard that also matches others, or nothing the token may read).
 fn reach(
     to_resolve: &[String],
     shape: &Shape,
     resolution: &Resolution,
     scope: &Scope,
-) -> Result<(BTreeSet<String>, Narrowings), Rejection> {
-    let mut indices: BTreeSet<String> = BTreeSet::new();
+) -> Result<(Vec<String>, Narrowings), Rejection> {
+    let mut indices: Vec<String> = Vec::new();
     let mut narrowed: Narrowings = Vec::new();
     for expr in to_resolve {
         let Some(names) = resolution.names.get(expr) else {
@@ -194,6 +186,8 @@ fn reach(
             }
         }
     }
+    indices.sort_unstable();
+    indices.dedup();
     Ok((indices, narrowed))
 }
 
@@ -228,7 +222,7 @@ fn names_in_path<S: AsRef<str>>(names: &[S]) -> String {
 /// or in a query text.
 fn place(
     shape: Shape,
-    indices: &BTreeSet<String>,
+    indices: &[String],
     narrowed: &Narrowings,
     path: &mut String,
     body: &mut Option<ForwardBody>,

@@ -60,6 +60,8 @@ pub struct FilterSet {
     clause_nodes: Vec<request::tree::Node<'static>>,
     /// Whether a `knn` key is anywhere in the clauses (a field named so), built once too.
     clauses_hold_knn: bool,
+    /// The rewritten search of no body (`routes::search::bodiless`), built once too.
+    empty_search: Option<routes::search::bodiless::EmptySearch>,
 }
 
 impl FilterSet {
@@ -72,6 +74,7 @@ impl FilterSet {
             by_field,
             clause_nodes: Vec::new(),
             clauses_hold_knn: false,
+            empty_search: None,
         };
         set.clause_nodes = set
             .clauses()
@@ -82,7 +85,14 @@ impl FilterSet {
             .clause_nodes
             .iter()
             .any(|c| dsl::rewrite::has_key_anywhere(c, "knn"));
+        // Last: it is built from the set as it is used.
+        set.empty_search = routes::search::bodiless::EmptySearch::of(&set);
         set
+    }
+
+    /// The rewritten search of no body, when built (see `routes::search::bodiless`).
+    pub(crate) fn empty_search(&self) -> Option<&routes::search::bodiless::EmptySearch> {
+        self.empty_search.as_ref()
     }
 
     /// Whether a `knn` key is anywhere in [`FilterSet::clauses`].

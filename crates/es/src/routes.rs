@@ -219,8 +219,13 @@ impl Upstream {
         after: &'static str,
     ) -> Upstream {
         let joined = e.joined();
+        // Pushed, not `format!`ted: one exact allocation, no formatting machinery (issue 10).
+        let mut path = String::with_capacity(before.len() + joined.len() + after.len());
+        path.push_str(before);
+        path.push_str(&joined);
+        path.push_str(after);
         Upstream {
-            path: format!("{before}{joined}{after}"),
+            path,
             to_resolve: vec![joined],
             shape: Shape::Path { before, after },
             ..Upstream::fixed(method, String::new())

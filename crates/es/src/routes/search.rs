@@ -23,6 +23,8 @@ use crate::request::params::{Kind, ParamSet};
 use crate::request::tree::{self, Node};
 use crate::{ForwardBody, Method, Rejection};
 
+pub(crate) mod bodiless;
+
 /// The parameters of `_search` (and of an async search submit, see `async_search`).
 pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
     ("size", Kind::Uint),
@@ -110,6 +112,9 @@ fn search(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 /// A search in `form`: the body (or URI search) rewritten, limited and forwarded to the path's
 /// expression, or to the point in time its body names.
 pub(crate) fn rewrite(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejection> {
+    if let Some(up) = bodiless::rewrite(req, form) {
+        return up;
+    }
     if let Some(up) = on_tree(req, form) {
         return Ok(up);
     }

@@ -185,3 +185,129 @@ fn hidden_indices_are_reached_only_through_patterns_that_name_them() {
 fn an_alias_with_no_indices_is_not_allowed() {
     assert!(narrow("logs-empty", &[alias("logs-empty", &[])], &logs()).is_err());
 }
+
+/// `narrow` before issue 10's change, with tree sets: the reference for
+/// `narrow_matches_the_set_version`.
+fn narrow_with_sets(
+    expr: &str,
+    names: &[ResolvedName],
+    patterns: &[String],
+) -> Result<Narrowed, Rejection> {
+    let explicit: BTreeSet<&str> = expr
+        .split(',')
+        .filter(|e| !e.contains('*') && !e.starts_with('-'))
+        .collect();
+    let mut indices = BTreeSet::new();
+    let mut dropped = false;
+    let hidden_names = hidden_names(names);
+    for n in names {
+        if name_allowed(n, &hidden_names, patterns) {
+            indices.extend(n.indices.iter().cloned());
+        } else if explicit.contains(n.name.as_str()) {
+            return Err(Rejection::forbidden(format!(
+                "index [{}] is not allowed for this token",
+                n.name
+            )));
+        } else {
+            dropped = true;
+        }
+    }
+    let indices: Vec<String> = indices.into_iter().collect();
+    let expands = expr
+        .split(',')
+        .any(|e| e.contains('*') || e.starts_with('-'));
+    if !dropped && !expands {
+        return Ok(Narrowed::AsIs { indices });
+    }
+    let resolved: BTreeSet<&str> = names.iter().map(|n| n.name.as_str()).collect();
+    let mut forward: Vec<String> = indices.clone();
+    forward.extend(
+        explicit
+            .iter()
+            .filter(|e| !resolved.contains(*e))
+            .map(|e| e.to_string()),
+    );
+    forward.sort();
+    forward.dedup();
+    if forward.is_empty() {
+        return Ok(Narrowed::Nothing);
+    }
+    Ok(Narrowed::Only {
+        names: forward,
+        indices,
+    })
+}
+
+/// The list version decides every combination of expressions, resolved names (indices,
+/// hidden ones, aliases, data streams, duplicates, names out of order) and patterns exactly as
+/// the tree-set version did: the same outcome, names and indices in the same order, the same
+/// refusal.
+#[test]
+fn narrow_matches_the_set_version() {
+    let hidden = |name: &str| ResolvedName {
+        name: name.into(),
+        kind: NameKind::HiddenIndex,
+        indices: vec![name.into()],
+    };
+    let stream = |name: &str, to: &[&str]| ResolvedName {
+        name: name.into(),
+        kind: NameKind::DataStream,
+        indices: to.iter().map(|s| s.to_string()).collect(),
+    };
+    let exprs = [
+        "logs-a",
+        "logs-b,logs-a",
+        "logs-a,logs-a",
+        "logs-*",
+        "logs-*,-logs-sa",
+        "logs-a,secret",
+        "secret",
+        "missing",
+        "logs-a,missing",
+        "*",
+        "-*",
+        "logs-x,logs-*",
+        ".hidden-a,logs-a",
+        "logs-all",
+        "logs-ds",
+        "",
+        ",logs-a",
+    ];
+    let resolutions: Vec<Vec<ResolvedName>> = vec![
+        vec![],
+        vec![index("logs-a")],
+        vec![index("logs-b"), index("logs-a")],
+        vec![index("logs-a"), index("logs-a")],
+        vec![index("logs-a"), index("secret")],
+        vec![index("secret"), index("logs-a")],
+        vec![alias("logs-all", &["logs-b", "logs-a"]), index("logs-a")],
+        vec![alias("logs-sa", &["secret"]), index("logs-b")],
+        vec![alias("logs-empty", &[])],
+        vec![hidden(".hidden-a"), index("logs-a")],
+        vec![alias("logs-h", &[".hidden-a"]), hidden(".hidden-a")],
+        vec![stream("logs-ds", &[".ds-logs-ds-1", ".ds-logs-ds-2"])],
+        vec![stream("logs-ds", &["logs-z", "secret"])],
+        vec![index("missing")],
+    ];
+    let patterns: Vec<Vec<String>> = vec![
+        logs(),
+        vec!["logs-a".into()],
+        vec!["logs-*".into(), ".hidden-*".into(), ".ds-logs-*".into()],
+        vec!["*".into()],
+        vec!["secret".into(), "logs-b".into()],
+    ];
+    let mut cases = 0;
+    for expr in exprs {
+        for names in &resolutions {
+            for p in &patterns {
+                assert_eq!(
+                    narrow(expr, names, p),
+                    narrow_with_sets(expr, names, p),
+                    "{expr} {names:?} {p:?}"
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, exprs.len() * resolutions.len() * patterns.len());
+}
