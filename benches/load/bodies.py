@@ -1,6 +1,9 @@
 """The request bodies both load benchmarks send (`pinned.sh`, `instructions.sh`), written as
 `post2k.json` and `post200k.json` into the directory given: shaped like the criterion bench's
-(`benches/support/shapes.rs`).
+(`benches/support/shapes.rs`), and compact, as Kibana (`JSON.stringify`), Grafana and the
+official clients send them. `post2k-spaced.json` is the same search as Python's default
+`json.dumps` spells it (a space after every `,` and `:`), for `instructions.sh`'s row of a body
+that is not in the writer's form (esgate then writes every container item by item).
 
 Usage: python3 benches/load/bodies.py DIR
 """
@@ -24,10 +27,14 @@ kibana = {
   "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "time_zone": "UTC", "min_doc_count": 1}}},
   "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647},
 }
-while len(json.dumps(kibana)) < 2000:
+def compact(value):
+    return json.dumps(value, separators=(",", ":"))
+
+while len(compact(kibana)) < 2000:
     kibana["query"]["bool"]["filter"][0]["bool"]["should"].append({"match_phrase": {"service.name": "service-%d" % len(kibana["query"]["bool"]["filter"][0]["bool"]["should"])}})
-open(work + "/post2k.json", "w").write(json.dumps(kibana))
+open(work + "/post2k.json", "w").write(compact(kibana))
+open(work + "/post2k-spaced.json", "w").write(json.dumps(kibana))
 # ~200 KB: a long list of exact values (a dashboard filter pasted from a spreadsheet).
 big = {"size": 10, "query": {"bool": {"filter": [{"terms": {"user.id": ["user-%06d" % i for i in range(14000)]}},
        {"range": {"@timestamp": {"gte": "now-1d"}}}]}}}
-open(work + "/post200k.json", "w").write(json.dumps(big))
+open(work + "/post200k.json", "w").write(compact(big))

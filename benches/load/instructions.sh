@@ -4,7 +4,8 @@
 # `valgrind --tool=callgrind` in front of a canned nginx backend; a client sends exactly N
 # requests per scenario over one keep-alive connection; the counters are zeroed before and
 # dumped after each scenario (`callgrind_control`), so start-up and warm-up are not counted.
-# Scenarios: small GET search, 2 KB Kibana-style POST, 200 KB POST (filtered `read` token),
+# Scenarios: small GET search, 2 KB Kibana-style POST (compact, and spaced as Python's
+# `json.dumps` writes it), 200 KB POST (filtered `read` token),
 # small GET with an `all` token (relay). Audit to a file (AUDIT=off for none).
 #
 # Needs: valgrind, nginx-light, python3. Loopback only; stops what it starts.
@@ -93,6 +94,7 @@ everything = token({"permissions": ["all"]})
 
 post2k = open(work + "/post2k.json", "rb").read()
 post200k = open(work + "/post200k.json", "rb").read()
+post2k_spaced = open(work + "/post2k-spaced.json", "rb").read()
 
 def run(secret, method, body, count):
     c = http.client.HTTPConnection("127.0.0.1", dport)
@@ -128,6 +130,7 @@ def dumped_instructions(name):
 scenarios = [
     ("small GET, read token", read, "GET", None, n),
     ("2 KB POST, read token", read, "POST", post2k, n),
+    ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n),
     ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1)),
     ("small GET, all token (relay)", everything, "GET", None, n),
 ]
