@@ -450,6 +450,50 @@ fn long_arrays_and_objects_agree_with_parse_strict() {
     }
 }
 
+/// Bodies of at most `SMALL_BODY` bytes start with the small stacks: ones whose open
+/// containers hold more items or entries than those (the stacks grow) parse and write as
+/// `parse_strict` reads them, near the size limit on either side.
+#[test]
+fn small_bodies_that_outgrow_the_small_stacks_agree_with_parse_strict() {
+    let join =
+        |n: usize, item: &dyn Fn(usize) -> String| (0..n).map(item).collect::<Vec<_>>().join(",");
+    for extra in [0, 1, 5, 20] {
+        let items = SMALL_ITEMS + extra;
+        let entries = SMALL_ENTRIES + extra;
+        // Items of arrays open at once: an outer array's items, then an inner array's.
+        let arrays = format!(
+            "[{},[{}]]",
+            join(items, &|i| i.to_string()),
+            join(items, &|i| i.to_string())
+        );
+        // Entries of objects open at once, each object's last value the next object.
+        let mut objects = String::from("1");
+        for depth in 0..3 {
+            objects = format!(
+                "{{{},\"z\":{objects}}}",
+                join(entries, &|i| format!("\"k{depth}_{i}\":{i}"))
+            );
+        }
+        // Both at once, and a refusal (a duplicate key) at the end of the deepest object.
+        let mixed = format!("{{\"a\":{arrays},\"b\":{objects}}}");
+        let refused = format!("{{\"a\":{arrays},\"b\":{{\"x\":1,\"x\":2}}}}");
+        if extra == 0 {
+            // The small stacks are the ones outgrown.
+            assert!(arrays.len() <= SMALL_BODY && objects.len() <= SMALL_BODY);
+        }
+        for body in [arrays, objects, mixed, refused] {
+            agrees(body.as_bytes());
+        }
+    }
+    // Right at the limit and one byte past it (an array of single digits padded by spaces).
+    for len in [SMALL_BODY - 1, SMALL_BODY, SMALL_BODY + 1] {
+        let mut body = format!("[{}]", join(SMALL_ITEMS + 3, &|i| (i % 10).to_string()));
+        body.insert_str(1, &" ".repeat(len - body.len()));
+        assert_eq!(body.len(), len);
+        agrees(body.as_bytes());
+    }
+}
+
 /// `reborrow` (the token's clauses in every rewritten body): the same tree, the same bytes
 /// written, and every string and number borrowed from the original.
 #[test]
