@@ -100,6 +100,18 @@ impl<'a, T> Container<'a, T> {
     }
 }
 
+impl<'a> Container<'a, (Cow<'a, str>, Node<'a>)> {
+    /// An object's `key` set to `value`: in place where the key is, else appended last (as
+    /// serde_json's order-preserving map does). Through [`Container::make_mut`].
+    pub fn set(&mut self, key: &'a str, value: Node<'a>) {
+        let entries = self.make_mut();
+        match entries.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => entries.push((Cow::Borrowed(key), value)),
+        }
+    }
+}
+
 impl<T> From<Vec<T>> for Container<'_, T> {
     /// A built container: no source text.
     fn from(items: Vec<T>) -> Self {

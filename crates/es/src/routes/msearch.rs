@@ -127,12 +127,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let mut bodies = Vec::with_capacity(trees.len());
     for ((mut out, timeout), length) in trees.into_iter().zip(timeouts).zip(lengths) {
         if let (Node::Object(entries), Some(timeout)) = (&mut out, timeout) {
-            let timeout = Node::String(Cow::Owned(timeout));
-            let entries = entries.make_mut();
-            match entries.iter_mut().find(|(k, _)| k == "timeout") {
-                Some((_, v)) => *v = timeout,
-                None => entries.push((Cow::Borrowed("timeout"), timeout)),
-            }
+            entries.set("timeout", Node::String(Cow::Owned(timeout)));
         }
         let mut bytes = Vec::with_capacity(length + 256);
         tree::write(&out, &mut bytes);

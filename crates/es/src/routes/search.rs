@@ -158,12 +158,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         .search_checked(Obj::N(entries), &mut req.params)
         .ok()?
     {
-        let timeout = Node::String(Cow::Owned(timeout));
-        let entries = entries.make_mut();
-        match entries.iter_mut().find(|(k, _)| k == "timeout") {
-            Some((_, v)) => *v = timeout,
-            None => entries.push((Cow::Borrowed("timeout"), timeout)),
-        }
+        entries.set("timeout", Node::String(Cow::Owned(timeout)));
     }
     let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
     up.seal = form.id;
