@@ -93,7 +93,8 @@ fuzz_target!(|data: &[u8]| {
                 name: "logs-a".to_string(),
                 kind: es::indices::resolution::NameKind::Index,
                 indices: vec!["logs-a".to_string()],
-            }],
+            }]
+            .into(),
         );
     }
     let Ok(permit) = es::authorize(prepared, &resolution, &scope) else {

@@ -198,8 +198,10 @@ async fn serve<I>(
         async move {
             let response = match role {
                 Role::Data => proxy::handle(app, info, req).await,
-                Role::Admin => admin::handle(app, info, req).await,
-                Role::Kibana => crate::kibana::front::handle(app, info, req).await,
+                // Boxed: their state is larger than the data path's, and this future is
+                // moved as a whole on every data request (issue 10).
+                Role::Admin => Box::pin(admin::handle(app, info, req)).await,
+                Role::Kibana => Box::pin(crate::kibana::front::handle(app, info, req)).await,
             };
             // The request counts as in flight until its answer's body is done.
             Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response))

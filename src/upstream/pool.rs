@@ -141,7 +141,11 @@ impl Pool {
                 },
             }
         }
-        let mut conn = self.connect(node).await.map_err(Failure::Connect)?;
+        // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
+        // rare with a warm pool; unboxed, every request would copy that state (issue 10).
+        let mut conn = Box::pin(self.connect(node))
+            .await
+            .map_err(Failure::Connect)?;
         match conn.tx.try_send_request(req).await {
             Ok(response) => Ok((response, conn)),
             Err(e) => Err(Failure::Exchange(e.into_error())),

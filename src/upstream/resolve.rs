@@ -38,7 +38,7 @@ const TARGETS_PER_LOOKUP: usize = 10;
 
 pub struct Resolver {
     ttl: Duration,
-    cache: DashMap<String, (Instant, Arc<Vec<ResolvedName>>)>,
+    cache: DashMap<String, (Instant, Arc<[ResolvedName]>)>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +88,7 @@ impl Resolver {
         authorization: Option<&http::HeaderValue>,
         expr: &str,
         now: Instant,
-    ) -> Result<Arc<Vec<ResolvedName>>, UpstreamError> {
+    ) -> Result<Arc<[ResolvedName]>, UpstreamError> {
         if let Some(hit) = self.cache.get(expr) {
             if now.duration_since(hit.0) < self.ttl {
                 return Ok(Arc::clone(&hit.1));
@@ -101,7 +101,7 @@ impl Resolver {
             let targets = fetch(upstream, authorization, &chunk.join(",")).await?;
             concrete.extend(hidden_targets(chunk, targets));
         }
-        let concrete = Arc::new(concrete);
+        let concrete: Arc<[ResolvedName]> = concrete.into();
         if self.cache.len() >= MAX_ENTRIES {
             self.cache
                 .retain(|_, (at, _)| now.duration_since(*at) < self.ttl);

@@ -213,8 +213,9 @@ impl Rejection {
 #[derive(Clone, Debug, Default)]
 pub struct Resolution {
     /// Expression (as in [`Prepared::to_resolve`]) → the names behind it.
-    /// An expression that matches nothing maps to an empty list.
-    pub names: BTreeMap<String, Vec<resolution::ResolvedName>>,
+    /// An expression that matches nothing maps to an empty list. Shared with the resolver's
+    /// cache: a request does not copy the names (issue 10).
+    pub names: BTreeMap<String, std::sync::Arc<[resolution::ResolvedName]>>,
     /// The backend's dialect, filled when [`Prepared::needs_dialect`] (`None`: unknown).
     pub dialect: Option<dialect::Dialect>,
 }

@@ -604,7 +604,7 @@ mod route_tests {
         let prepared = es::prepare(plan, Some(&bytes), &h, &s)?;
         let mut r = Resolution::default();
         for e in prepared.to_resolve() {
-            r.names.insert(e.clone(), fixture(e));
+            r.names.insert(e.clone(), fixture(e).into());
         }
         es::authorize(prepared, &r, &s)
     }
@@ -666,7 +666,8 @@ mod route_tests {
                         name: "logs-sa".into(),
                         kind: NameKind::Alias,
                         indices: vec!["secret".into()],
-                    }],
+                    }]
+                    .into(),
                 );
             }
             let err = es::authorize(prepared, &r, &s).unwrap_err();

@@ -31,7 +31,7 @@ fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
             .map(|(e, c)| {
                 (
                     e.to_string(),
-                    as_indices(c.iter().map(|s| s.to_string()).collect()),
+                    as_indices(c.iter().map(|s| s.to_string()).collect()).into(),
                 )
             })
             .collect::<BTreeMap<_, _>>(),
@@ -50,7 +50,7 @@ fn run(
     let prepared = es::prepare(plan, body, h, &s)?;
     let mut r = Resolution::default();
     for e in prepared.to_resolve() {
-        r.names.insert(e.clone(), as_indices(resolve(e)));
+        r.names.insert(e.clone(), as_indices(resolve(e)).into());
     }
     es::authorize(prepared, &r, &s)
 }
@@ -368,7 +368,8 @@ fn resolution_to_a_foreign_index_is_refused_without_naming_it() {
             name: "logs-sa".into(),
             kind: es::indices::resolution::NameKind::Alias,
             indices: vec!["secret".into()],
-        }],
+        }]
+        .into(),
     );
     let err = es::authorize(prepared, &r, &s).unwrap_err();
     assert_eq!(err.kind, RejectKind::Forbidden);
@@ -921,7 +922,8 @@ mod dialect_and_shaping_tests {
                     name: "logs-a".into(),
                     kind: es::indices::resolution::NameKind::Index,
                     indices: vec!["logs-a".into()],
-                }],
+                }]
+                .into(),
             );
         }
         es::authorize(prepared, &r, &s)
@@ -1043,7 +1045,7 @@ mod narrowing_tests {
         let prepared = es::prepare(es::plan(&h, &s)?, body, &h, &s)?;
         let mut r = Resolution::default();
         for e in prepared.to_resolve() {
-            r.names.insert(e.clone(), fixture(e));
+            r.names.insert(e.clone(), fixture(e).into());
         }
         es::authorize(prepared, &r, &s)
     }
@@ -1115,7 +1117,8 @@ mod cost_guards {
                     name: "logs-a".into(),
                     indices: vec!["logs-a".into()],
                     kind: es::indices::resolution::NameKind::Index,
-                }],
+                }]
+                .into(),
             );
         }
         es::authorize(prepared, &r, &s)

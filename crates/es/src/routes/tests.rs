@@ -264,7 +264,7 @@ mod transform_routes {
         let prepared = es::prepare(plan, body, h, &s)?;
         let mut r = Resolution::default();
         for e in prepared.to_resolve() {
-            let names = e
+            let names: Vec<_> = e
                 .split(',')
                 .flat_map(|el| {
                     if el.contains('*') {
@@ -300,7 +300,7 @@ mod transform_routes {
                     }
                 })
                 .collect();
-            r.names.insert(e.clone(), names);
+            r.names.insert(e.clone(), names.into());
         }
         es::authorize(prepared, &r, &s)
     }

@@ -71,7 +71,7 @@ pub(crate) mod tests {
         let s = scope();
         let h = crate::testing::head(method, path, query);
         let prepared = es::prepare(es::plan(&h, &s)?, body.map(str::as_bytes), &h, &s)?;
-        let names: BTreeMap<String, Vec<ResolvedName>> = prepared
+        let names: BTreeMap<String, std::sync::Arc<[ResolvedName]>> = prepared
             .to_resolve()
             .iter()
             .map(|e| {
@@ -81,7 +81,8 @@ pub(crate) mod tests {
                         name: "logs-a".into(),
                         kind: NameKind::Index,
                         indices: vec!["logs-a".into()],
-                    }],
+                    }]
+                    .into(),
                 )
             })
             .collect();

@@ -195,7 +195,7 @@ fn run(
     let prepared = crate::prepare(plan, body, h, s)?;
     let mut r = crate::Resolution::default();
     for e in prepared.to_resolve() {
-        let names = ["logs-a", "logs-b", "secret"]
+        let names: Vec<_> = ["logs-a", "logs-b", "secret"]
             .iter()
             .map(|n| crate::indices::resolution::ResolvedName {
                 name: n.to_string(),
@@ -203,7 +203,7 @@ fn run(
                 kind: crate::indices::resolution::NameKind::Index,
             })
             .collect();
-        r.names.insert(e.clone(), names);
+        r.names.insert(e.clone(), names.into());
     }
     crate::authorize(prepared, &r, s)
 }
