@@ -74,6 +74,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     {
         return None;
     }
+    // Every line's tree, headers' too: one arena for the request.
+    let arena = tree::Arena::for_body(raw.len());
     let mut trees = Vec::new();
     // Each body's length: its output buffer's size (the output is the body and the filter).
     let mut lengths = Vec::new();
@@ -81,9 +83,9 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         raw,
         req.index.as_ref(),
         &scope.indices,
-        Headers::Tree,
+        Headers::Tree(&arena),
         |line| {
-            let tree = tree::parse(line)?;
+            let tree = tree::parse(line, &arena)?;
             if !matches!(tree, Node::Object(_)) {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
@@ -236,13 +238,13 @@ pub fn rewrite(
 }
 
 /// How [`read_lines`] reads header lines.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Headers {
+#[derive(Clone, Copy)]
+enum Headers<'t> {
     /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason.
     Serde,
     /// [`check_header_tree`] (the tree path): the same acceptance and the same header, any
-    /// refusal left to the serde path for its reason.
-    Tree,
+    /// refusal left to the serde path for its reason. Their trees in the request's arena.
+    Tree(&'t tree::Arena),
 }
 
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
@@ -251,7 +253,7 @@ fn read_lines<'a>(
     ndjson: &'a [u8],
     path_index: Option<&Expression>,
     patterns: &[String],
-    headers: Headers,
+    headers: Headers<'_>,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -302,7 +304,9 @@ fn read_lines<'a>(
                 };
                 check_header(header, path_index, patterns, &mut last_index)?
             }
-            Headers::Tree => check_header_tree(header_line, path_index, patterns, &mut last_index)?,
+            Headers::Tree(arena) => {
+                check_header_tree(header_line, arena, path_index, patterns, &mut last_index)?
+            }
         };
         let body = body(body_line)?;
         items.push(Item {
@@ -577,12 +581,13 @@ fn check_header(
 /// words. `header_shapes_match_serde` (tests) holds the two to it. `last`: as in `expression`.
 fn check_header_tree(
     line: &[u8],
+    arena: &tree::Arena,
     path_index: Option<&Expression>,
     patterns: &[String],
     last: &mut Option<(String, Expression)>,
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
-    let Node::Object(entries) = tree::parse(line)? else {
+    let Node::Object(entries) = tree::parse(line, arena)? else {
         return Err(refused());
     };
     let mut entries = entries.into_vec();
