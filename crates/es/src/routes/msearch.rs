@@ -590,29 +590,37 @@ fn check_header_tree(
     let Node::Object(entries) = tree::parse(line, arena)? else {
         return Err(refused());
     };
-    let mut entries = entries.into_vec();
+    // Read where they are (the header's tree is in the request's arena: copying its entries
+    // out to a `Vec` per header line cost more than it saved).
+    let entries: &[(Cow<'_, str>, Node<'_>)] = &entries;
     // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
     // so the remaining entries are checked and kept in the same order.
-    let index_value = entries
-        .iter()
-        .position(|(k, _)| k == "index")
-        .map(|i| entries.swap_remove(i).1);
-    for (k, v) in &entries {
+    let at = entries.iter().position(|(k, _)| k == "index");
+    let rest: [&[(Cow<'_, str>, Node<'_>)]; 3] = match at {
+        Some(i) if i + 1 < entries.len() => {
+            let last = entries.len() - 1;
+            [&entries[..i], &entries[last..], &entries[i + 1..last]]
+        }
+        Some(i) => [&entries[..i], &[], &[]],
+        None => [entries, &[], &[]],
+    };
+    let rest = || rest.iter().flat_map(|part| part.iter());
+    for (k, v) in rest() {
         if header_value_ok(k, J::from(v)) != Some(true) {
             return Err(refused());
         }
     }
     // Every value left is a string or a boolean: the same `Value` serde_json reads.
-    let mut header = Map::with_capacity(entries.len());
-    for (k, v) in entries {
+    let mut header = Map::with_capacity(entries.len() - usize::from(at.is_some()));
+    for (k, v) in rest() {
         let value = match v {
-            Node::String(s) => Value::String(s.into_owned()),
-            Node::Bool(b) => Value::Bool(b),
+            Node::String(s) => Value::String(s.to_string()),
+            Node::Bool(b) => Value::Bool(*b),
             _ => return Err(refused()),
         };
-        header.insert(k.into_owned(), value);
+        header.insert(k.to_string(), value);
     }
-    let text = index_text(index_value.as_ref().map(J::from))?;
+    let text = index_text(at.map(|i| J::from(&entries[i].1)))?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }
