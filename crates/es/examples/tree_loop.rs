@@ -28,7 +28,8 @@ fn main() {
         let input = black_box(&bytes[..]);
         let out = match how.as_str() {
             "tree" => {
-                let node = tree::parse(input).expect("valid body");
+                let arena = tree::Arena::for_body(input.len());
+                let node = tree::parse(input, &arena).expect("valid body");
                 let mut out = Vec::with_capacity(input.len() + 64);
                 tree::write(&node, &mut out);
                 out

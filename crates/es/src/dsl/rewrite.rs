@@ -502,7 +502,8 @@ mod tests {
         let knn = FilterSet::new([("knn".to_string(), "a".to_string())]);
         assert!(knn.clauses_hold_knn());
         assert!(!tenant_a().clauses_hold_knn());
-        let tree = crate::request::tree::parse(body).unwrap();
+        let arena = crate::request::tree::Arena::default();
+        let tree = crate::request::tree::parse(body, &arena).unwrap();
         assert!(search_tree(tree, body, &knn).unwrap().is_none());
         let two = FilterSet::new([
             ("tenant".to_string(), "a".to_string()),
@@ -510,7 +511,7 @@ mod tests {
             ("team".to_string(), "x".to_string()),
         ]);
         for filters in [tenant_a(), two, FilterSet::default()] {
-            let tree = crate::request::tree::parse(body).unwrap();
+            let tree = crate::request::tree::parse(body, &arena).unwrap();
             let out = search_tree(tree, body, &filters).unwrap().unwrap();
             let mut bytes = Vec::new();
             crate::request::tree::write(&out, &mut bytes);

@@ -74,6 +74,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     {
         return None;
     }
+    // Every line's tree, headers' too: one arena for the request.
+    let arena = tree::Arena::for_body(raw.len());
     let mut trees = Vec::new();
     // Each body's length: its output buffer's size (the output is the body and the filter).
     let mut lengths = Vec::new();
@@ -81,9 +83,9 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         raw,
         req.index.as_ref(),
         &scope.indices,
-        Headers::Tree,
+        Headers::Tree(&arena),
         |line| {
-            let tree = tree::parse(line)?;
+            let tree = tree::parse(line, &arena)?;
             if !matches!(tree, Node::Object(_)) {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
@@ -236,13 +238,13 @@ pub fn rewrite(
 }
 
 /// How [`read_lines`] reads header lines.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Headers {
+#[derive(Clone, Copy)]
+enum Headers<'t> {
     /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason.
     Serde,
     /// [`check_header_tree`] (the tree path): the same acceptance and the same header, any
-    /// refusal left to the serde path for its reason.
-    Tree,
+    /// refusal left to the serde path for its reason. Their trees in the request's arena.
+    Tree(&'t tree::Arena),
 }
 
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
@@ -251,7 +253,7 @@ fn read_lines<'a>(
     ndjson: &'a [u8],
     path_index: Option<&Expression>,
     patterns: &[String],
-    headers: Headers,
+    headers: Headers<'_>,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -302,7 +304,9 @@ fn read_lines<'a>(
                 };
                 check_header(header, path_index, patterns, &mut last_index)?
             }
-            Headers::Tree => check_header_tree(header_line, path_index, patterns, &mut last_index)?,
+            Headers::Tree(arena) => {
+                check_header_tree(header_line, arena, path_index, patterns, &mut last_index)?
+            }
         };
         let body = body(body_line)?;
         items.push(Item {
@@ -577,37 +581,46 @@ fn check_header(
 /// words. `header_shapes_match_serde` (tests) holds the two to it. `last`: as in `expression`.
 fn check_header_tree(
     line: &[u8],
+    arena: &tree::Arena,
     path_index: Option<&Expression>,
     patterns: &[String],
     last: &mut Option<(String, Expression)>,
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
-    let Node::Object(entries) = tree::parse(line)? else {
+    let Node::Object(entries) = tree::parse(line, arena)? else {
         return Err(refused());
     };
-    let mut entries = entries.into_vec();
+    // Read where they are (the header's tree is in the request's arena: copying its entries
+    // out to a `Vec` per header line cost more than it saved).
+    let entries: &[(Cow<'_, str>, Node<'_>)] = &entries;
     // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
     // so the remaining entries are checked and kept in the same order.
-    let index_value = entries
-        .iter()
-        .position(|(k, _)| k == "index")
-        .map(|i| entries.swap_remove(i).1);
-    for (k, v) in &entries {
+    let at = entries.iter().position(|(k, _)| k == "index");
+    let rest: [&[(Cow<'_, str>, Node<'_>)]; 3] = match at {
+        Some(i) if i + 1 < entries.len() => {
+            let last = entries.len() - 1;
+            [&entries[..i], &entries[last..], &entries[i + 1..last]]
+        }
+        Some(i) => [&entries[..i], &[], &[]],
+        None => [entries, &[], &[]],
+    };
+    let rest = || rest.iter().flat_map(|part| part.iter());
+    for (k, v) in rest() {
         if header_value_ok(k, J::from(v)) != Some(true) {
             return Err(refused());
         }
     }
     // Every value left is a string or a boolean: the same `Value` serde_json reads.
-    let mut header = Map::with_capacity(entries.len());
-    for (k, v) in entries {
+    let mut header = Map::with_capacity(entries.len() - usize::from(at.is_some()));
+    for (k, v) in rest() {
         let value = match v {
-            Node::String(s) => Value::String(s.into_owned()),
-            Node::Bool(b) => Value::Bool(b),
+            Node::String(s) => Value::String(s.to_string()),
+            Node::Bool(b) => Value::Bool(*b),
             _ => return Err(refused()),
         };
-        header.insert(k.into_owned(), value);
+        header.insert(k.to_string(), value);
     }
-    let text = index_text(index_value.as_ref().map(J::from))?;
+    let text = index_text(at.map(|i| J::from(&entries[i].1)))?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }

@@ -137,7 +137,8 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
         return None;
     }
-    let tree = tree::parse(raw).ok()?;
+    let arena = tree::Arena::for_body(raw.len());
+    let tree = tree::parse(raw, &arena).ok()?;
     if tree.get("pit").is_some() {
         return None;
     }
@@ -279,7 +280,8 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let raw = tree_body(req)?;
-    let tree = tree::parse(raw).ok()?;
+    let arena = tree::Arena::for_body(raw.len());
+    let tree = tree::parse(raw, &arena).ok()?;
     let scope = req.scope;
     let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");

@@ -83,7 +83,8 @@ fn spans(node: &Node<'_>) -> Vec<bool> {
 /// whether containers are copied from their source text or not.
 fn agrees(input: &[u8]) {
     let shown = String::from_utf8_lossy(input);
-    match (parse(input), parse_strict(input)) {
+    let arena = Arena::for_body(input.len());
+    match (parse(input, &arena), parse_strict(input)) {
         (Ok(node), Ok(value)) => {
             assert_eq!(node.to_value(), value, "{shown}");
             spans_are_what_the_writer_writes(&node, &shown);
@@ -258,17 +259,22 @@ fn random_short_inputs_agree_with_parse_strict() {
     }
 }
 
+/// Strings without escapes borrow the body; escaped ones are unescaped into the arena (and
+/// borrow it: nothing in the arena owns memory).
 #[test]
 fn strings_without_escapes_borrow_the_body() {
     let body = br#"{"query":{"match":{"message":"caf\u00e9 ok"}},"size":10}"#;
-    let node = parse(body).unwrap();
+    let arena = Arena::default();
+    let node = parse(body, &arena).unwrap();
     let Node::Object(entries) = &node else {
         panic!("object")
     };
     assert!(matches!(entries[0].0, Cow::Borrowed("query")));
+    let in_body = |s: &str| body.as_ptr_range().contains(&s.as_ptr());
+    assert!(matches!(entries[0].0, Cow::Borrowed(k) if in_body(k)));
     assert!(matches!(
         node.get("query").and_then(|q| q.get("match")).and_then(|m| m.get("message")),
-        Some(Node::String(Cow::Owned(s))) if s == "café ok"
+        Some(Node::String(Cow::Borrowed(s))) if *s == "café ok" && !in_body(s)
     ));
     assert_eq!(node.get("size").and_then(Node::as_u64), Some(10));
     assert_eq!(Node::from_value(&node.to_value()), node);
@@ -358,7 +364,8 @@ fn escaped_strings_round_trip_through_parse_and_write() {
         r#"{"k":"0123456\"","k2":"01234567\\","k3":"012345678\n"}"#,
         r#"["\b\f\r","long string with no escape at all, forty bytes","\u0041\u007f"]"#,
     ] {
-        let node = parse(body.as_bytes()).unwrap();
+        let arena = Arena::default();
+        let node = parse(body.as_bytes(), &arena).unwrap();
         let mut out = Vec::new();
         write(&node, &mut out);
         let value = parse_strict(body.as_bytes()).unwrap();
@@ -512,7 +519,8 @@ fn reborrow_is_the_same_tree_with_borrowed_strings() {
         r#"{"term":{"tenant":{"value":"a\"b"}}}"#,
         r#"{"terms":{"f":["x","y\n",1.5e3,null,true,{}]}}"#,
     ]) {
-        let Ok(parsed) = parse(text.as_bytes()) else {
+        let arena = Arena::default();
+        let Ok(parsed) = parse(text.as_bytes(), &arena) else {
             continue;
         };
         let owned = Node::from_value(&parsed.to_value());
@@ -562,7 +570,8 @@ fn compact_containers_keep_their_source_text() {
         ("\"s\"".into(), vec![]),
     ];
     for (body, expected) in &cases {
-        let node = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+        let arena = Arena::default();
+        let node = parse(body.as_bytes(), &arena).unwrap_or_else(|e| panic!("{body}: {e:?}"));
         assert_eq!(&spans(&node), expected, "{body}");
         spans_are_what_the_writer_writes(&node, body);
         agrees(body.as_bytes());
@@ -581,7 +590,8 @@ fn compact_containers_keep_their_source_text() {
 #[test]
 fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     let body = r#"{"a":{"b":[1,{"c":"x","k":[2]}],"d":[2]},"e":{"f":{}}}"#;
-    let mut node = parse(body.as_bytes()).unwrap();
+    let arena = Arena::default();
+    let mut node = parse(body.as_bytes(), &arena).unwrap();
     assert_eq!(spans(&node), vec![true; 8]);
     let Node::Object(root) = &mut node else {
         panic!("object")
@@ -608,14 +618,16 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     spans_are_what_the_writer_writes(&node, edited);
 
     // `make_mut` drops the text even when nothing is changed after all.
-    let mut node = parse(body.as_bytes()).unwrap();
+    let arena = Arena::default();
+    let mut node = parse(body.as_bytes(), &arena).unwrap();
     if let Node::Object(root) = &mut node {
         root.make_mut();
     }
     assert!(!spans(&node)[0]);
 
     // Untouched subtrees moved into a built container keep their text; the built one has none.
-    let Node::Object(root) = parse(body.as_bytes()).unwrap() else {
+    let arena = Arena::default();
+    let Node::Object(root) = parse(body.as_bytes(), &arena).unwrap() else {
         panic!("object")
     };
     let mut entries = root.into_vec();
@@ -634,7 +646,8 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     spans_are_what_the_writer_writes(&moved, body);
 
     // `reborrow` keeps the text (the same items); `Default` and `from_value` have none.
-    let node = parse(body.as_bytes()).unwrap();
+    let arena = Arena::default();
+    let node = parse(body.as_bytes(), &arena).unwrap();
     assert_eq!(spans(&node.reborrow()), vec![true; 8]);
     assert!(Container::<Node<'_>>::default().raw().is_none());
     assert_eq!(spans(&Node::from_value(&node.to_value())), vec![false; 8]);

@@ -1,0 +1,117 @@
+//! The request tree's arena leaks nothing (issue 10, goal 6): the arena never runs
+//! destructors, so anything put in it that owned memory would leak. Parsing, changing and
+//! dropping many bodies (escaped strings and keys, long arrays, containers changed through
+//! `make_mut` and `set`, built subtrees put into parsed ones, trees of several bodies sharing
+//! one arena) leaves the heap's live bytes where they were.
+//!
+//! Its own test binary: it counts the heap through its global allocator, which a test running
+//! in parallel would disturb. One test.
+
+use std::alloc::System;
+use std::borrow::Cow;
+
+use esgate_es::request::tree::{self, Arena, Node};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bodies with everything the parser may put in the arena: escaped strings and keys (built in
+/// the arena), arrays past the parser's stack (collected in the arena directly), nesting.
+fn bodies() -> Vec<String> {
+    let long = |n: usize| {
+        (0..n)
+            .map(|i| format!("\"user-{i}\\n\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        r#"{"query":{"bool":{"filter":[{"term":{"a\"b":"c\\d"}},{"match":{"msg":"caf\u00e9"}}]}},"size":10}"#.into(),
+        format!(r#"{{"query":{{"terms":{{"user":[{}]}}}},"aggs":{{"x":{{"terms":{{"field":"f\/g"}}}}}}}}"#, long(5000)),
+        format!(r#"[[{}],{{"k\t":[1,2,{{"\u0041":[]}}]}},"\ud83d\ude00"]"#, long(70)),
+        r#"{"a":{"b":[1,{"c":"x","k":[2]}],"d":[2]},"e":{"f":{}}}"#.into(),
+        r#"{ "spaced" : [ 1 , "two\u0000" , { "three" : null } ] }"#.into(),
+    ]
+}
+
+/// Changes through the public API: containers copied out of the arena (`make_mut`, `set`,
+/// `into_vec`), owned strings and built containers put into them.
+fn edit(node: &mut Node<'_>) {
+    if let Node::Object(entries) = node {
+        entries.set("timeout", Node::String(Cow::Owned("10s".to_string())));
+        for (_, v) in entries.make_mut().iter_mut() {
+            edit(v);
+        }
+        entries.make_mut().push((
+            Cow::Owned("built".to_string()),
+            Node::array(vec![Node::Number(Cow::Owned("1".into()))]),
+        ));
+    } else if let Node::Array(items) = node {
+        if let Some(first) = items.make_mut().first_mut() {
+            edit(first);
+        }
+        items.make_mut().push(Node::String(Cow::Owned("x".into())));
+    }
+}
+
+fn round(bodies: &[String]) -> usize {
+    let mut written = 0;
+    for body in bodies {
+        let arena = Arena::for_body(body.len());
+        let node = tree::parse(body.as_bytes(), &arena).expect("valid body");
+        let mut edited = node.clone();
+        edit(&mut edited);
+        let moved = match node.clone() {
+            Node::Object(entries) => Node::object(entries.into_vec()),
+            other => Node::array(vec![other]),
+        };
+        for n in [&node, &edited, &moved, &edited.reborrow()] {
+            let mut out = Vec::new();
+            tree::write(n, &mut out);
+            written += out.len();
+        }
+    }
+    // Several bodies in one arena (as `_msearch` does), in a small arena that must grow.
+    let arena = Arena::default();
+    let mut trees = Vec::new();
+    for body in bodies {
+        trees.push(tree::parse(body.as_bytes(), &arena).expect("valid body"));
+    }
+    for t in &mut trees {
+        edit(t);
+    }
+    written + trees.len()
+}
+
+#[test]
+fn parsing_changing_and_dropping_trees_leaks_nothing() {
+    let bodies = bodies();
+    // A first round: whatever is allocated once (thread-locals, lazy statics) is allocated.
+    let mut written = round(&bodies);
+    let region = Region::new(GLOBAL);
+    for _ in 0..50 {
+        written += round(&bodies);
+    }
+    let change = region.change();
+    assert!(written > 0);
+    assert!(change.allocations > 1000, "{change:?}");
+    assert_eq!(
+        change.bytes_allocated, change.bytes_deallocated,
+        "{change:?}"
+    );
+    assert_eq!(change.allocations, change.deallocations, "{change:?}");
+
+    // The control: an owned string put in a bump arena (what `Arena` keeps the parser from
+    // doing) is never freed, and the count sees it.
+    let region = Region::new(GLOBAL);
+    {
+        let bump = bumpalo::Bump::with_capacity(256);
+        bump.alloc(String::from("leaked"));
+    }
+    let change = region.change();
+    assert_eq!(
+        change.bytes_allocated - change.bytes_deallocated,
+        "leaked".len(),
+        "{change:?}"
+    );
+}
