@@ -451,6 +451,44 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
 
 pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
     let (ty, body) = single_entry(v, "a query")?;
+    if let Some(decided) = scalar_leaf(ty, body) {
+        return decided;
+    }
+    check_type(ty, body)
+}
+
+/// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
+/// (Kibana's KQL and filter pills send twenty of them in a Discover search), decided in one
+/// look: such a query is allowed exactly when its field name is ([`check_type`] would check the
+/// name, then find one field with a single value and no options). `None` for every other
+/// shape (a key that `check_query_node` or `field_leaf` reads specially, an options object,
+/// several entries), left to [`check_type`]. Issue 10: the general path walked the body twice
+/// and scanned the type table, about 300 instructions a leaf.
+/// `scalar_leaves_decide_as_the_general_check` (tests) compares it with [`check_type`].
+#[inline]
+fn scalar_leaf(ty: &str, body: J<'_>) -> Option<Result<(), Rejection>> {
+    if !matches!(ty, "match_phrase" | "match" | "term") {
+        return None;
+    }
+    let J::Object(m) = body else { return None };
+    if m.len() != 1 {
+        return None;
+    }
+    let (field, value) = m.iter().next()?;
+    let special = matches!(
+        field,
+        "boost" | "_name" | "field" | "default_field" | "path" | "fields"
+    );
+    let single = matches!(value, J::String(_) | J::Number(_) | J::Bool(_) | J::Null);
+    if special || !single {
+        return None;
+    }
+    Some(fields::check(field, Position::Data))
+}
+
+/// One query's type and body (`{"<type>": <body>}` taken apart) against the allow-list: the
+/// field names it holds, then its type's slot.
+fn check_type(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     fields::check_query_node(ty, body)?;
     match slot_of(QUERY_TYPES, ty) {
         Some(slot) => slot.check(body, ty),
@@ -1224,6 +1262,101 @@ pub(crate) fn assert_each_key_once(name: &str, table: Table) {
 #[cfg(test)]
 mod table_tests {
     use super::*;
+
+    /// JSON values of every kind and the shapes the fast paths look at: scalars, empty and
+    /// non-empty containers, options objects (allowed, unknown, scripted, expanding), lists.
+    fn values() -> Vec<Value> {
+        vec![
+            json!("x"),
+            json!(""),
+            // Values read as field names under `field`, `default_field`, `path`, `fields`.
+            json!("_seq_no"),
+            json!("_s*"),
+            json!(["_seq_no"]),
+            json!(1),
+            json!(-1.5),
+            json!(true),
+            json!(null),
+            json!([]),
+            json!(["a", "b"]),
+            json!([{"a": 1}]),
+            json!({}),
+            json!({"query": "x"}),
+            json!({"query": "x", "boost": 2}),
+            json!({"value": "x"}),
+            json!({"value": "x", "case_insensitive": true}),
+            json!({"value": "x", "case_insensitive": false}),
+            json!({"query": "x", "fuzziness": "AUTO"}),
+            json!({"query": "x", "fuzziness": 0}),
+            json!({"query": "x", "slop": 2}),
+            json!({"query": "x", "operator": "and"}),
+            json!({"gte": 1, "lte": 2, "format": "epoch_millis"}),
+            json!({"script": {"source": "1"}}),
+            json!({"unknown": 1}),
+            json!({"index": "other", "id": "1", "path": "p"}),
+            json!({"query": {"nested": 1}}),
+        ]
+    }
+
+    /// Field (or parameter) names: plain, metadata, wildcard, the keys the checks read
+    /// specially, empty.
+    const KEYS: &[&str] = &[
+        "service.name",
+        "@timestamp",
+        "",
+        "_id",
+        "_seq_no",
+        "_source",
+        "_index",
+        "*",
+        "*no",
+        "user*",
+        "_s*",
+        "boost",
+        "_name",
+        "field",
+        "default_field",
+        "path",
+        "fields",
+        "query",
+        "value",
+        "script",
+        "case_insensitive",
+    ];
+
+    /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals
+    /// included, reason and status), over every query type of the table and more, with bodies
+    /// of one and two entries of every key and value above, and bodies that are not objects.
+    #[test]
+    fn scalar_leaves_decide_as_the_general_check() {
+        let mut types: Vec<&str> = QUERY_TYPES.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        types.extend(["unknown", "", "Match", "match_phrase ", "_name"]);
+        let values = values();
+        let mut bodies: Vec<Value> = values.clone();
+        for k in KEYS {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                for k2 in ["boost", "_name", "service.name", "_seq_no", "field"] {
+                    bodies.push(json!({ *k: v, k2: "x" }));
+                }
+            }
+        }
+        let mut decided = 0;
+        for ty in &types {
+            for body in &bodies {
+                let general = check_type(ty, J::from(body));
+                if let Some(fast) = scalar_leaf(ty, J::from(body)) {
+                    decided += 1;
+                    assert_eq!(fast, general, "{ty} {body}");
+                }
+                let q = json!({ *ty: body });
+                assert_eq!(check(J::from(&q)), general, "{q}");
+            }
+        }
+        // The fast path took each scalar value of each key it does not leave alone, for each
+        // of its three types.
+        assert!(decided >= 3 * 6 * 15, "{decided}");
+    }
 
     #[test]
     fn tables_name_each_key_once() {
