@@ -547,8 +547,24 @@ mod tests {
     #[test]
     fn check_skips_only_names_every_position_allows() {
         let pieces = [
-            "", "_", "*", ".", "a", "_id", "_seq_no", "_source", "_doc", "_score", "_none_",
-            "user", "@timestamp", "é", " ", "^2", "_shard_doc", "no",
+            "",
+            "_",
+            "*",
+            ".",
+            "a",
+            "_id",
+            "_seq_no",
+            "_source",
+            "_doc",
+            "_score",
+            "_none_",
+            "user",
+            "@timestamp",
+            "é",
+            " ",
+            "^2",
+            "_shard_doc",
+            "no",
         ];
         let mut n = 0;
         for a in pieces {
@@ -636,9 +652,9 @@ mod tests {
     #[test]
     fn query_text_reads_field_names_as_before() {
         let pieces = [
-            "a", "_id", "_seq_no", "_exists_", ":", "\\", "\\_", "\\u005f", "\\u00", "\\:",
-            "\"", " ", "\u{3000}", "+", "-", "!", "&", "|", "(", ")", "*", "_s*", "^2", "~", "/",
-            "é", "x.y", "_source", "",
+            "a", "_id", "_seq_no", "_exists_", ":", "\\", "\\_", "\\u005f", "\\u00", "\\:", "\"",
+            " ", "\u{3000}", "+", "-", "!", "&", "|", "(", ")", "*", "_s*", "^2", "~", "/", "é",
+            "x.y", "_source", "",
         ];
         let mut n = 0;
         for a in pieces {

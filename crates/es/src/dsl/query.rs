@@ -1350,7 +1350,10 @@ mod table_tests {
     /// of one and two entries of every key and value above, and bodies that are not objects.
     #[test]
     fn scalar_leaves_decide_as_the_general_check() {
-        let mut types: Vec<&str> = QUERY_TYPES.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        let mut types: Vec<&str> = QUERY_TYPES
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
         types.extend(["unknown", "", "Match", "match_phrase ", "_name"]);
         let values = values();
         let mut bodies: Vec<Value> = values.clone();

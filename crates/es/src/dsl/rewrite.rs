@@ -102,7 +102,8 @@ pub(crate) fn search_tree<'a>(
     let mut obj = obj.into_vec();
     // One pass over the top-level keys for what the steps below look for (issue 10: a scan
     // per step, nine in all, each comparing every key). The tree has no duplicate keys.
-    let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) = (false, false, false, false);
+    let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) =
+        (false, false, false, false);
     for (k, v) in &obj {
         match &**k {
             "retriever" | "sub_searches" | "knn" => return Ok(None),
