@@ -361,11 +361,9 @@ fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<()
     let Some(order) = m.get("order") else {
         return Ok(());
     };
-    let items: Vec<J<'_>> = match order {
-        J::Array(items) => items.iter().collect(),
-        one => vec![one],
-    };
-    for item in items {
+    // Each item in turn, without collecting them into a list first (issue 10: an allocation
+    // per terms aggregation).
+    let check_item = |item: J<'_>| -> Result<(), Rejection> {
         let J::Object(entries) = item else {
             return Err(bad("[order] must be an object or a list of objects"));
         };
@@ -386,8 +384,12 @@ fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<()
             }
             order_path(path, subs)?;
         }
+        Ok(())
+    };
+    match order {
+        J::Array(items) => items.iter().try_for_each(check_item),
+        one => check_item(one),
     }
-    Ok(())
 }
 
 /// A path `a>b>c.key` (or `c[key]`): every element but the last a single-bucket
