@@ -1185,7 +1185,17 @@ fn exactly_one_field(n: usize) -> Result<(), Rejection> {
 }
 
 /// Plain data: scalars, arrays and objects without a `script` key anywhere.
+///
+/// Inlined for a scalar (most values it sees), containers walked out of line (issue 10).
+#[inline]
 pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
+    match v {
+        J::Array(_) | J::Object(_) => inert_container(v),
+        _ => Ok(()),
+    }
+}
+
+fn inert_container(v: J<'_>) -> Result<(), Rejection> {
     match v {
         J::Array(items) => items.iter().try_for_each(inert),
         J::Object(m) => {
