@@ -454,7 +454,51 @@ pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
     if let Some(decided) = scalar_leaf(ty, body) {
         return decided;
     }
+    if ty == "bool" {
+        if let Some(decided) = bool_query(body) {
+            return decided;
+        }
+    }
     check_type(ty, body)
+}
+
+/// A `bool` query whose keys are all [`BOOL`]'s, walked with a `match` on each key: what
+/// [`check_type`] decides for it, refusals included, since such keys pass `check_query_node`
+/// (none starts with `_` or `*` but `_name`, which it skips) and `keyed` then checks each
+/// value by its slot, in order, as here. `None` (left to `check_type`, which refuses it as
+/// before) when the body is not an object or holds any other key: known before any value is
+/// checked, so no query is ever walked twice (a walk per fallback would double at each level
+/// of nesting). Issue 10: a Kibana search holds four `bool`s of several keys each; the general
+/// path walked each twice and scanned two tables per key.
+/// `bool_queries_decide_as_the_general_check` (tests).
+fn bool_query(body: J<'_>) -> Option<Result<(), Rejection>> {
+    let J::Object(m) = body else { return None };
+    let known = |k: &str| {
+        matches!(
+            k,
+            "must"
+                | "should"
+                | "filter"
+                | "must_not"
+                | "minimum_should_match"
+                | "boost"
+                | "_name"
+                | "adjust_pure_negative"
+        )
+    };
+    if !m.keys().all(known) {
+        return None;
+    }
+    for (k, v) in m {
+        let checked = match k {
+            "must" | "should" | "filter" | "must_not" => query_or_queries(v),
+            _ => scalar(v, k),
+        };
+        if checked.is_err() {
+            return Some(checked);
+        }
+    }
+    Some(Ok(()))
 }
 
 /// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
@@ -1354,6 +1398,100 @@ mod table_tests {
         "script",
         "case_insensitive",
     ];
+
+    /// [`bool_query`] decides only what [`check_type`] decides for `bool`, and alike:
+    /// bodies of one to three entries of every `bool` key and more (unknown, metadata-like,
+    /// field-like), with queries, lists of queries, refused queries, scalars and objects.
+    #[test]
+    fn bool_queries_decide_as_the_general_check() {
+        let mut keys: Vec<&str> = BOOL.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        // The keys `bool_query` knows by name too, should the table lose one.
+        keys.extend([
+            "must",
+            "should",
+            "filter",
+            "must_not",
+            "minimum_should_match",
+            "boost",
+            "_name",
+            "adjust_pure_negative",
+        ]);
+        keys.extend(["", "_foo", "_seq_no", "*", "query", "must ", "Must", "unknown"]);
+        let values = vec![
+            json!({"match": {"a": "x"}}),
+            json!({"match_phrase": {"_seq_no": "x"}}),
+            json!({"script": {"script": "1"}}),
+            json!({"unknown": {}}),
+            json!({"match_all": {}}),
+            json!({"range": {"a": {"gte": 1}}}),
+            json!({"bool": {"filter": [{"term": {"a": 1}}], "_seq_no": 1}}),
+            json!({"a": 1, "b": 2}),
+            json!([]),
+            json!([{"match": {"a": "x"}}, {"term": {"b": 1}}]),
+            json!([{"match": {"a": "x"}}, {"wrapper": {"query": "e30="}}]),
+            json!([{"match": {"a": "x"}}, 1]),
+            json!("x"),
+            json!(1),
+            json!(true),
+            json!(null),
+            json!({}),
+        ];
+        let mut bodies: Vec<Value> = values.clone();
+        for k in &keys {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                for (k2, v2) in [
+                    ("minimum_should_match", json!(1)),
+                    ("filter", json!({"match_all": {}})),
+                    ("_name", json!({})),
+                    ("boost", json!([1])),
+                    ("unknown", json!(1)),
+                    ("_seq_no", json!(1)),
+                ] {
+                    if k2 != *k {
+                        bodies.push(json!({ *k: v, k2: v2.clone() }));
+                        bodies.push(json!({ k2: v2, *k: v, "should": [] }));
+                    }
+                }
+            }
+        }
+        let mut decided = 0;
+        for body in &bodies {
+            let general = check_type("bool", J::from(body));
+            if let Some(fast) = bool_query(J::from(body)) {
+                decided += 1;
+                assert_eq!(fast, general, "{body}");
+            }
+            let q = json!({ "bool": body });
+            assert_eq!(check(J::from(&q)), general, "{q}");
+        }
+        assert!(decided > 1000, "{decided}");
+    }
+
+    /// Deeply nested `bool`s with a key the fast path leaves to the general one, at every
+    /// level, before or after the nested query, are each walked once: a fallback that re-walked
+    /// would double the work per level (2^200 here). The refusal is the general path's.
+    #[test]
+    fn nested_bools_left_to_the_general_check_are_walked_once() {
+        for unknown_first in [false, true] {
+            let mut q = json!({"match_phrase": {"_seq_no": "x"}});
+            for _ in 0..200 {
+                q = if unknown_first {
+                    json!({"bool": {"zzz": 1, "must": q}})
+                } else {
+                    json!({"bool": {"must": q, "zzz": 1}})
+                };
+            }
+            // On a thread of its own, so that a walk that never ends fails the test.
+            let (done, result) = std::sync::mpsc::channel();
+            std::thread::spawn(move || done.send(check(J::from(&q))));
+            let refused = result
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("a nested query is walked once")
+                .unwrap_err();
+            assert_eq!(refused.kind, crate::RejectKind::Forbidden, "{}", refused.reason);
+        }
+    }
 
     /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals
     /// included, reason and status), over every query type of the table and more, with bodies
