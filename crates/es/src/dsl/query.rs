@@ -906,7 +906,42 @@ pub(crate) fn check_source(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     }
 }
 
+/// `fields`, `docvalue_fields`: a list of names or `{"field", "format", "include_unmapped"}`
+/// objects (every item's shape checked first, then the names).
+///
+/// An accepted list is known in one pass over its items ([`field_item_allowed`]); only a
+/// refused one goes through the two passes, for their refusal (issue 10).
 pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    if let J::Array(items) = v {
+        if items.iter().all(field_item_allowed) {
+            return Ok(());
+        }
+    }
+    check_fields_in_two_passes(v, key)
+}
+
+/// Whether one item of `fields` passes both passes of [`check_fields_in_two_passes`]: a
+/// string naming an allowed field, or an object of the three keys with inert values whose
+/// `field` (when a string) names one. `fields_lists_decide_as_the_two_passes` (tests).
+fn field_item_allowed(item: J<'_>) -> bool {
+    match item {
+        J::String(name) => fields::check(name, Position::Data).is_ok(),
+        J::Object(m) => m.iter().all(|(k, v)| match k {
+            "field" => {
+                inert(v).is_ok()
+                    && match v {
+                        J::String(name) => fields::check(name, Position::Data).is_ok(),
+                        _ => true,
+                    }
+            }
+            "format" | "include_unmapped" => inert(v).is_ok(),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+fn check_fields_in_two_passes(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
         J::String(_) => Ok(()),
         J::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
@@ -1466,6 +1501,52 @@ mod table_tests {
             assert_eq!(check(J::from(&q)), general, "{q}");
         }
         assert!(decided > 1000, "{decided}");
+    }
+
+    /// [`check_fields`] decides as its two passes over lists of one to three items of every
+    /// shape: names (plain, metadata, patterns), objects (allowed, unknown and scripted keys,
+    /// `field` of every kind), other values; and values that are not lists.
+    #[test]
+    fn fields_lists_decide_as_the_two_passes() {
+        let items = vec![
+            json!("a"),
+            json!("*"),
+            json!("_seq_no"),
+            json!("_s*"),
+            json!("_id"),
+            json!(1),
+            json!(null),
+            json!([]),
+            json!({}),
+            json!({"field": "a"}),
+            json!({"field": "_seq_no"}),
+            json!({"field": "*no"}),
+            json!({"field": 1}),
+            json!({"field": ["_seq_no"]}),
+            json!({"field": {"script": 1}}),
+            json!({"field": "a", "format": "x", "include_unmapped": true}),
+            json!({"field": "a", "format": {"script": "x"}}),
+            json!({"format": "x"}),
+            json!({"field": "a", "other": 1}),
+            json!({"script": "x"}),
+        ];
+        let mut lists: Vec<Value> = vec![json!("a"), json!(1), json!({"field": "a"}), json!([])];
+        for a in &items {
+            lists.push(json!([a]));
+            for b in &items {
+                lists.push(json!([a, b]));
+                lists.push(json!([a, "b", b]));
+            }
+        }
+        for list in &lists {
+            for key in ["fields", "docvalue_fields"] {
+                assert_eq!(
+                    check_fields(J::from(list), key),
+                    check_fields_in_two_passes(J::from(list), key),
+                    "{list}"
+                );
+            }
+        }
     }
 
     /// Deeply nested `bool`s with a key the fast path leaves to the general one, at every
