@@ -1451,7 +1451,9 @@ mod table_tests {
             "_name",
             "adjust_pure_negative",
         ]);
-        keys.extend(["", "_foo", "_seq_no", "*", "query", "must ", "Must", "unknown"]);
+        keys.extend([
+            "", "_foo", "_seq_no", "*", "query", "must ", "Must", "unknown",
+        ]);
         let values = vec![
             json!({"match": {"a": "x"}}),
             json!({"match_phrase": {"_seq_no": "x"}}),
@@ -1570,7 +1572,12 @@ mod table_tests {
                 .recv_timeout(std::time::Duration::from_secs(20))
                 .expect("a nested query is walked once")
                 .unwrap_err();
-            assert_eq!(refused.kind, crate::RejectKind::Forbidden, "{}", refused.reason);
+            assert_eq!(
+                refused.kind,
+                crate::RejectKind::Forbidden,
+                "{}",
+                refused.reason
+            );
         }
     }
 
