@@ -113,7 +113,24 @@ const METADATA_FIELDS: &[&str] = &[
 /// a `*` pattern may when it matches a metadata field's name, except `*` alone (Elasticsearch
 /// leaves metadata fields out of an all-fields pattern). Patterns match like Elasticsearch's
 /// `Regex.simpleMatch`, `*` only: `index::glob_match`.
+///
+/// A name starting with an ASCII letter, digit or `@` and holding no `*` cannot: its name part
+/// (before any `^`, trimmed) starts with that character too and holds no `*`. Decided without
+/// splitting or trimming (issue 10: every field named in `query_string` text comes here).
+/// `may_be_metadata_fast_path_decides_as_the_full_test` (tests).
+#[inline]
 pub(crate) fn may_be_metadata(field: &str) -> bool {
+    let bytes = field.as_bytes();
+    let plain_start = bytes
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'@');
+    if plain_start && !bytes.contains(&b'*') {
+        return false;
+    }
+    may_be_metadata_by_name(field)
+}
+
+fn may_be_metadata_by_name(field: &str) -> bool {
     let name = field.split('^').next().unwrap_or(field).trim();
     if name == "_index" || name == "*" {
         return false;
@@ -443,6 +460,24 @@ mod tests {
 
     use super::*;
     use crate::RejectKind;
+
+    /// The fast path of `may_be_metadata` answers as the full test, over names built from
+    /// three pieces each (metadata names, stars, boosts, spaces, Unicode, empty).
+    #[test]
+    fn may_be_metadata_fast_path_decides_as_the_full_test() {
+        let pieces = [
+            "", "_", "*", "^", "^2", " ", "\u{3000}", "\t", "a", "Z", "9", "@", ".", "-", "_id",
+            "_index", "_seq_no", "id", "seq_no", "no", "é", "?",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let f = format!("{a}{b}{c}");
+                    assert_eq!(may_be_metadata(&f), may_be_metadata_by_name(&f), "{f:?}");
+                }
+            }
+        }
+    }
 
     /// `read_chars` and the field names it gives.
     fn read_with<C: Ch>(

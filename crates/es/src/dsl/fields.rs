@@ -91,7 +91,20 @@ const KNOWN_METADATA: &[&str] = &[
 ];
 
 /// Checks one field name (or pattern) in `pos`.
+///
+/// A name that starts with neither `_` nor `*` passes in every position without a scan (issue
+/// 10: the `*` search was a tenth of a 2 KB search's checks): as a plain name it is not a
+/// metadata name, and as a pattern it starts with another character ([`check_pattern`]).
+#[inline]
 pub(crate) fn check(name: &str, pos: Position) -> Result<(), Rejection> {
+    match name.as_bytes().first() {
+        Some(b'_' | b'*') => check_marked(name, pos),
+        _ => Ok(()),
+    }
+}
+
+/// [`check`] of a name starting with `_` or `*`.
+fn check_marked(name: &str, pos: Position) -> Result<(), Rejection> {
     if name.contains('*') {
         return check_pattern(name);
     }
@@ -213,15 +226,17 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
 /// is read as a field reference too; a malformed `\u` escape is a 400.
 pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
-    // One allocation: a token is never longer than the text (escapes only shorten).
-    let mut token = String::with_capacity(text.len());
+    // No allocation unless a token holds an escape (issue 10: a `String` per query text).
+    let mut token = Token::new(text);
     let mut exists_next = false;
     let mut chars = text.chars();
-    while let Some(c) = chars.next() {
+    loop {
+        let at = text.len() - chars.as_str().len();
+        let Some(c) = chars.next() else { break };
         match c {
             '\\' => {
                 if let Some(escaped) = unescape(&mut chars)? {
-                    token.push(escaped);
+                    token.push_decoded(escaped);
                 }
             }
             '"' => {
@@ -237,10 +252,10 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
             }
             ':' => {
-                if token == "_exists_" {
+                if token.as_str() == "_exists_" {
                     exists_next = true;
                 } else if !token.is_empty() {
-                    check(&token, Position::Data)?;
+                    check(token.as_str(), Position::Data)?;
                 }
                 token.clear();
             }
@@ -250,11 +265,80 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
-            c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
-            c => token.push(c),
+            c if matches!(c, '+' | '-' | '!' | '&' | '|') && token.is_empty() => {}
+            c => token.push_at(at, c),
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// The token [`check_query_text`] is reading: a span of the text while it holds no escape
+/// (its characters are then consecutive in the text: whatever is not pushed ends the token,
+/// or is an operator skipped before its first character), else its decoded copy.
+struct Token<'t> {
+    text: &'t str,
+    /// The span (`start..end`, empty when `start == end`) while not `escaped`.
+    start: usize,
+    end: usize,
+    escaped: bool,
+    decoded: String,
+}
+
+impl<'t> Token<'t> {
+    fn new(text: &'t str) -> Token<'t> {
+        Token {
+            text,
+            start: 0,
+            end: 0,
+            escaped: false,
+            decoded: String::new(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        if self.escaped {
+            &self.decoded
+        } else {
+            &self.text[self.start..self.end]
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        if self.escaped {
+            self.decoded.is_empty()
+        } else {
+            self.start == self.end
+        }
+    }
+
+    /// `c`, the text's character at byte `at`, appended.
+    fn push_at(&mut self, at: usize, c: char) {
+        if self.escaped {
+            self.decoded.push(c);
+        } else {
+            if self.start == self.end {
+                self.start = at;
+            }
+            self.end = at + c.len_utf8();
+        }
+    }
+
+    /// A decoded escape appended: from here on the token is a copy.
+    fn push_decoded(&mut self, c: char) {
+        if !self.escaped {
+            self.decoded.clear();
+            self.decoded.push_str(&self.text[self.start..self.end]);
+            self.escaped = true;
+        }
+        self.decoded.push(c);
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.escaped = false;
+        self.decoded.clear();
+    }
 }
 
 /// The character a backslash escape in Lucene query text stands for, `chars` just after the
@@ -280,10 +364,10 @@ pub(crate) fn unescape(chars: &mut std::str::Chars<'_>) -> Result<Option<char>, 
 
 /// Ends the current token of [`check_query_text`]: the field named after `_exists_:` is
 /// checked like any other.
-fn end_token(token: &mut String, exists_next: &mut bool) -> Result<(), Rejection> {
+fn end_token(token: &mut Token<'_>, exists_next: &mut bool) -> Result<(), Rejection> {
     if *exists_next && !token.is_empty() {
         *exists_next = false;
-        check(token, Position::Data)?;
+        check(token.as_str(), Position::Data)?;
     }
     token.clear();
     Ok(())
@@ -425,6 +509,168 @@ mod tests {
 
     fn kind(r: Result<(), Rejection>) -> Option<RejectKind> {
         r.err().map(|e| e.kind)
+    }
+
+    /// `check` as it was before its fast path for names starting with neither `_` nor `*`
+    /// (issue 10): the reference `check_skips_only_names_every_position_allows` compares with.
+    fn check_before_fast_path(name: &str, pos: Position) -> Result<(), Rejection> {
+        if name.contains('*') {
+            return check_pattern(name);
+        }
+        if !name.starts_with('_') {
+            return Ok(());
+        }
+        let allowed = OWN_DATA.contains(&name)
+            || match pos {
+                Position::Data => false,
+                Position::StoredFields => name == "_none_",
+                Position::Sort => name == "_score",
+                Position::TopLevelSort => matches!(name, "_score" | "_doc" | "_shard_doc"),
+            };
+        if allowed {
+            return Ok(());
+        }
+        if name == "_source" {
+            return Err(Rejection::bad_request(
+                "[_source] is not a field: use the [_source] option to fetch it",
+            ));
+        }
+        Err(Rejection::forbidden(format!(
+            "{} may not be read by this token here (internal and metadata fields other than \
+             _id, _index, _routing, _ignored, _tier and _version are refused)",
+            describe(name)
+        )))
+    }
+
+    /// The fast path of `check` decides every name, in every position, as the full check did:
+    /// names built from three pieces each (metadata names, wildcards, dots, plain text, empty).
+    #[test]
+    fn check_skips_only_names_every_position_allows() {
+        let pieces = [
+            "",
+            "_",
+            "*",
+            ".",
+            "a",
+            "_id",
+            "_seq_no",
+            "_source",
+            "_doc",
+            "_score",
+            "_none_",
+            "user",
+            "@timestamp",
+            "é",
+            " ",
+            "^2",
+            "_shard_doc",
+            "no",
+        ];
+        let mut n = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let name = format!("{a}{b}{c}");
+                    for pos in [
+                        Position::Data,
+                        Position::StoredFields,
+                        Position::Sort,
+                        Position::TopLevelSort,
+                    ] {
+                        assert_eq!(
+                            check(&name, pos),
+                            check_before_fast_path(&name, pos),
+                            "{name:?} {pos:?}"
+                        );
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 20_000);
+    }
+
+    /// `check_query_text` as it was with a `String` per text (issue 10): the reference of
+    /// `query_text_reads_field_names_as_before`.
+    fn check_query_text_before(text: &str) -> Result<(), Rejection> {
+        // One allocation: a token is never longer than the text (escapes only shorten).
+        let mut token = String::with_capacity(text.len());
+        let mut exists_next = false;
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(escaped) = unescape(&mut chars)? {
+                        token.push(escaped);
+                    }
+                }
+                '"' => {
+                    end_token_before(&mut token, &mut exists_next)?;
+                    while let Some(q) = chars.next() {
+                        match q {
+                            '\\' => {
+                                chars.next();
+                            }
+                            '"' => break,
+                            _ => {}
+                        }
+                    }
+                }
+                ':' => {
+                    if token == "_exists_" {
+                        exists_next = true;
+                    } else if !token.is_empty() {
+                        check(&token, Position::Data)?;
+                    }
+                    token.clear();
+                }
+                c if c.is_whitespace()
+                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+                {
+                    end_token_before(&mut token, &mut exists_next)?;
+                }
+                // Operators in front of a term are not part of it.
+                c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
+                c => token.push(c),
+            }
+        }
+        end_token_before(&mut token, &mut exists_next)
+    }
+
+    fn end_token_before(token: &mut String, exists_next: &mut bool) -> Result<(), Rejection> {
+        if *exists_next && !token.is_empty() {
+            *exists_next = false;
+            check(token, Position::Data)?;
+        }
+        token.clear();
+        Ok(())
+    }
+
+    /// The span-based token of `check_query_text` reads every text as the copying one did:
+    /// texts of three pieces each (field references, escapes, `_exists_`, quotes, operators,
+    /// separators, Unicode), refusals compared whole.
+    #[test]
+    fn query_text_reads_field_names_as_before() {
+        let pieces = [
+            "a", "_id", "_seq_no", "_exists_", ":", "\\", "\\_", "\\u005f", "\\u00", "\\:", "\"",
+            " ", "\u{3000}", "+", "-", "!", "&", "|", "(", ")", "*", "_s*", "^2", "~", "/", "é",
+            "x.y", "_source", "",
+        ];
+        let mut n = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}{c}");
+                    assert_eq!(
+                        check_query_text(&text),
+                        check_query_text_before(&text),
+                        "{text:?}"
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 20_000);
     }
 
     #[test]

@@ -155,6 +155,25 @@ impl<'a> J<'a> {
     }
 }
 
+/// The value of `text` when it is all ASCII digits and fits a u64 (what `str::parse::<u64>`
+/// gives for such text), in one pass: `None` for anything else (empty, a sign, a fraction, an
+/// exponent, beyond u64).
+#[inline]
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in text.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
+}
+
 impl Num<'_> {
     /// serde_json's number (the tree's text read by serde_json's parser).
     fn number(self) -> Option<Number> {
@@ -169,8 +188,7 @@ impl Num<'_> {
             Num::V(n) => n.as_u64(),
             // An integer literal in u64's range is what serde_json reads as a u64; anything
             // else (a sign, a fraction, an exponent, beyond u64) is not.
-            Num::N(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
-            Num::N(_) => None,
+            Num::N(text) => digits(text),
         }
     }
 
@@ -184,7 +202,13 @@ impl Num<'_> {
     pub fn as_f64(self) -> Option<f64> {
         match self {
             Num::V(n) => n.as_f64(),
-            Num::N(_) => self.number()?.as_f64(),
+            // An integer literal in u64's range is serde_json's u64 (see `as_u64`), and its f64
+            // is that u64's: read without serde_json's parser (issue 10: bounds and intervals of
+            // every date histogram went through it). `as_f64_reads_as_serde_json` (tests).
+            Num::N(_) => match self.as_u64() {
+                Some(n) => Some(n as f64),
+                None => self.number()?.as_f64(),
+            },
         }
     }
 }
@@ -310,6 +334,94 @@ impl<'a> Iterator for ObjIter<'a> {
         match self {
             ObjIter::V(it) => it.size_hint(),
             ObjIter::N(it) => it.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tree's numbers read as serde_json reads the same text: integers (in and beyond
+    /// u64's range, beyond f64's exact integers), negative numbers, fractions, exponents.
+    /// `digits` is the all-digits test and `str::parse::<u64>` it replaced.
+    #[test]
+    fn digits_are_parse_of_digit_text() {
+        for text in [
+            "",
+            "0",
+            "00",
+            "7",
+            "+1",
+            "-1",
+            "1a",
+            "a1",
+            "1.0",
+            "1e3",
+            " 1",
+            "1 ",
+            "١",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "000000000000000000000000001",
+        ] {
+            let old = if text.bytes().all(|b| b.is_ascii_digit()) {
+                text.parse::<u64>().ok()
+            } else {
+                None
+            };
+            assert_eq!(digits(text), old, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn as_f64_reads_as_serde_json() {
+        let mut texts: Vec<String> = [
+            "0",
+            "1",
+            "10",
+            "1700000000000",
+            "9007199254740992",
+            "9007199254740993",
+            "9007199254740995",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "123456789012345678901234567890",
+            "-0",
+            "-1",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "0.5",
+            "1.0",
+            "-1.5",
+            "1e3",
+            "1E-3",
+            "2.5e+10",
+            "1e400",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for shift in 0..64 {
+            let n = 1u64 << shift;
+            for d in [n - 1, n, n + 1, n.wrapping_mul(3) / 2] {
+                texts.push(d.to_string());
+            }
+        }
+        for text in &texts {
+            let Ok(want) = text.parse::<Number>() else {
+                continue;
+            };
+            let got = Num::N(text);
+            assert_eq!(
+                got.as_f64().map(f64::to_bits),
+                want.as_f64().map(f64::to_bits),
+                "{text}"
+            );
+            assert_eq!(got.as_u64(), want.as_u64(), "{text}");
+            assert_eq!(got.as_i64(), want.as_i64(), "{text}");
         }
     }
 }

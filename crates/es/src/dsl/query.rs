@@ -451,6 +451,88 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
 
 pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
     let (ty, body) = single_entry(v, "a query")?;
+    if let Some(decided) = scalar_leaf(ty, body) {
+        return decided;
+    }
+    if ty == "bool" {
+        if let Some(decided) = bool_query(body) {
+            return decided;
+        }
+    }
+    check_type(ty, body)
+}
+
+/// A `bool` query whose keys are all [`BOOL`]'s, walked with a `match` on each key: what
+/// [`check_type`] decides for it, refusals included, since such keys pass `check_query_node`
+/// (none starts with `_` or `*` but `_name`, which it skips) and `keyed` then checks each
+/// value by its slot, in order, as here. `None` (left to `check_type`, which refuses it as
+/// before) when the body is not an object or holds any other key: known before any value is
+/// checked, so no query is ever walked twice (a walk per fallback would double at each level
+/// of nesting). Issue 10: a Kibana search holds four `bool`s of several keys each; the general
+/// path walked each twice and scanned two tables per key.
+/// `bool_queries_decide_as_the_general_check` (tests).
+fn bool_query(body: J<'_>) -> Option<Result<(), Rejection>> {
+    let J::Object(m) = body else { return None };
+    let known = |k: &str| {
+        matches!(
+            k,
+            "must"
+                | "should"
+                | "filter"
+                | "must_not"
+                | "minimum_should_match"
+                | "boost"
+                | "_name"
+                | "adjust_pure_negative"
+        )
+    };
+    if !m.keys().all(known) {
+        return None;
+    }
+    for (k, v) in m {
+        let checked = match k {
+            "must" | "should" | "filter" | "must_not" => query_or_queries(v),
+            _ => scalar(v, k),
+        };
+        if checked.is_err() {
+            return Some(checked);
+        }
+    }
+    Some(Ok(()))
+}
+
+/// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
+/// (Kibana's KQL and filter pills send twenty of them in a Discover search), decided in one
+/// look: such a query is allowed exactly when its field name is ([`check_type`] would check the
+/// name, then find one field with a single value and no options). `None` for every other
+/// shape (a key that `check_query_node` or `field_leaf` reads specially, an options object,
+/// several entries), left to [`check_type`]. Issue 10: the general path walked the body twice
+/// and scanned the type table, about 300 instructions a leaf.
+/// `scalar_leaves_decide_as_the_general_check` (tests) compares it with [`check_type`].
+#[inline]
+fn scalar_leaf(ty: &str, body: J<'_>) -> Option<Result<(), Rejection>> {
+    if !matches!(ty, "match_phrase" | "match" | "term") {
+        return None;
+    }
+    let J::Object(m) = body else { return None };
+    if m.len() != 1 {
+        return None;
+    }
+    let (field, value) = m.iter().next()?;
+    let special = matches!(
+        field,
+        "boost" | "_name" | "field" | "default_field" | "path" | "fields"
+    );
+    let single = matches!(value, J::String(_) | J::Number(_) | J::Bool(_) | J::Null);
+    if special || !single {
+        return None;
+    }
+    Some(fields::check(field, Position::Data))
+}
+
+/// One query's type and body (`{"<type>": <body>}` taken apart) against the allow-list: the
+/// field names it holds, then its type's slot.
+fn check_type(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     fields::check_query_node(ty, body)?;
     match slot_of(QUERY_TYPES, ty) {
         Some(slot) => slot.check(body, ty),
@@ -824,7 +906,42 @@ pub(crate) fn check_source(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     }
 }
 
+/// `fields`, `docvalue_fields`: a list of names or `{"field", "format", "include_unmapped"}`
+/// objects (every item's shape checked first, then the names).
+///
+/// An accepted list is known in one pass over its items ([`field_item_allowed`]); only a
+/// refused one goes through the two passes, for their refusal (issue 10).
 pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    if let J::Array(items) = v {
+        if items.iter().all(field_item_allowed) {
+            return Ok(());
+        }
+    }
+    check_fields_in_two_passes(v, key)
+}
+
+/// Whether one item of `fields` passes both passes of [`check_fields_in_two_passes`]: a
+/// string naming an allowed field, or an object of the three keys with inert values whose
+/// `field` (when a string) names one. `fields_lists_decide_as_the_two_passes` (tests).
+fn field_item_allowed(item: J<'_>) -> bool {
+    match item {
+        J::String(name) => fields::check(name, Position::Data).is_ok(),
+        J::Object(m) => m.iter().all(|(k, v)| match k {
+            "field" => {
+                inert(v).is_ok()
+                    && match v {
+                        J::String(name) => fields::check(name, Position::Data).is_ok(),
+                        _ => true,
+                    }
+            }
+            "format" | "include_unmapped" => inert(v).is_ok(),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+fn check_fields_in_two_passes(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
         J::String(_) => Ok(()),
         J::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
@@ -952,23 +1069,44 @@ pub(crate) fn prepend_clauses(m: &mut Map<String, Value>, mut clauses: Vec<Value
 // ---- small shape helpers --------------------------------------------------------------------------
 
 /// `{"<key>": <value>}` with exactly one entry.
+///
+/// Inlined, with the refusals built out of line: it runs once per query (issue 10).
+#[inline]
 pub(crate) fn single_entry<'a>(v: J<'a>, what: &str) -> Result<(&'a str, J<'a>), Rejection> {
     match v {
         J::Object(m) if m.len() == 1 => match m.iter().next() {
             Some((k, val)) => Ok((k, val)),
-            None => Err(Rejection::bad_request(format!(
-                "{what} must have exactly one key"
-            ))),
+            None => Err(not_one_key(what)),
         },
-        _ => Err(Rejection::bad_request(format!(
-            "{what} must be an object with exactly one key"
-        ))),
+        _ => Err(not_single_entry(what)),
     }
 }
 
+#[cold]
+#[inline(never)]
+fn not_one_key(what: &str) -> Rejection {
+    Rejection::bad_request(format!("{what} must have exactly one key"))
+}
+
+#[cold]
+#[inline(never)]
+fn not_single_entry(what: &str) -> Rejection {
+    Rejection::bad_request(format!("{what} must be an object with exactly one key"))
+}
+
+/// `v` as an object, or the refusal naming `what`. Inlined, the refusal out of line.
+#[inline]
 pub(crate) fn object<'a>(v: J<'a>, what: &str) -> Result<Obj<'a>, Rejection> {
-    v.as_object()
-        .ok_or_else(|| Rejection::bad_request(format!("[{}] must be an object", printable(what))))
+    match v.as_object() {
+        Some(m) => Ok(m),
+        None => Err(not_an_object(what)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_an_object(what: &str) -> Rejection {
+    Rejection::bad_request(format!("[{}] must be an object", printable(what)))
 }
 
 fn query_or_queries(v: J<'_>) -> Result<(), Rejection> {
@@ -1126,7 +1264,17 @@ fn exactly_one_field(n: usize) -> Result<(), Rejection> {
 }
 
 /// Plain data: scalars, arrays and objects without a `script` key anywhere.
+///
+/// Inlined for a scalar (most values it sees), containers walked out of line (issue 10).
+#[inline]
 pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
+    match v {
+        J::Array(_) | J::Object(_) => inert_container(v),
+        _ => Ok(()),
+    }
+}
+
+fn inert_container(v: J<'_>) -> Result<(), Rejection> {
     match v {
         J::Array(items) => items.iter().try_for_each(inert),
         J::Object(m) => {
@@ -1224,6 +1372,251 @@ pub(crate) fn assert_each_key_once(name: &str, table: Table) {
 #[cfg(test)]
 mod table_tests {
     use super::*;
+
+    /// JSON values of every kind and the shapes the fast paths look at: scalars, empty and
+    /// non-empty containers, options objects (allowed, unknown, scripted, expanding), lists.
+    fn values() -> Vec<Value> {
+        vec![
+            json!("x"),
+            json!(""),
+            // Values read as field names under `field`, `default_field`, `path`, `fields`.
+            json!("_seq_no"),
+            json!("_s*"),
+            json!(["_seq_no"]),
+            json!(1),
+            json!(-1.5),
+            json!(true),
+            json!(null),
+            json!([]),
+            json!(["a", "b"]),
+            json!([{"a": 1}]),
+            json!({}),
+            json!({"query": "x"}),
+            json!({"query": "x", "boost": 2}),
+            json!({"value": "x"}),
+            json!({"value": "x", "case_insensitive": true}),
+            json!({"value": "x", "case_insensitive": false}),
+            json!({"query": "x", "fuzziness": "AUTO"}),
+            json!({"query": "x", "fuzziness": 0}),
+            json!({"query": "x", "slop": 2}),
+            json!({"query": "x", "operator": "and"}),
+            json!({"gte": 1, "lte": 2, "format": "epoch_millis"}),
+            json!({"script": {"source": "1"}}),
+            json!({"unknown": 1}),
+            json!({"index": "other", "id": "1", "path": "p"}),
+            json!({"query": {"nested": 1}}),
+        ]
+    }
+
+    /// Field (or parameter) names: plain, metadata, wildcard, the keys the checks read
+    /// specially, empty.
+    const KEYS: &[&str] = &[
+        "service.name",
+        "@timestamp",
+        "",
+        "_id",
+        "_seq_no",
+        "_source",
+        "_index",
+        "*",
+        "*no",
+        "user*",
+        "_s*",
+        "boost",
+        "_name",
+        "field",
+        "default_field",
+        "path",
+        "fields",
+        "query",
+        "value",
+        "script",
+        "case_insensitive",
+    ];
+
+    /// [`bool_query`] decides only what [`check_type`] decides for `bool`, and alike:
+    /// bodies of one to three entries of every `bool` key and more (unknown, metadata-like,
+    /// field-like), with queries, lists of queries, refused queries, scalars and objects.
+    #[test]
+    fn bool_queries_decide_as_the_general_check() {
+        let mut keys: Vec<&str> = BOOL.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        // The keys `bool_query` knows by name too, should the table lose one.
+        keys.extend([
+            "must",
+            "should",
+            "filter",
+            "must_not",
+            "minimum_should_match",
+            "boost",
+            "_name",
+            "adjust_pure_negative",
+        ]);
+        keys.extend([
+            "", "_foo", "_seq_no", "*", "query", "must ", "Must", "unknown",
+        ]);
+        let values = vec![
+            json!({"match": {"a": "x"}}),
+            json!({"match_phrase": {"_seq_no": "x"}}),
+            json!({"script": {"script": "1"}}),
+            json!({"unknown": {}}),
+            json!({"match_all": {}}),
+            json!({"range": {"a": {"gte": 1}}}),
+            json!({"bool": {"filter": [{"term": {"a": 1}}], "_seq_no": 1}}),
+            json!({"a": 1, "b": 2}),
+            json!([]),
+            json!([{"match": {"a": "x"}}, {"term": {"b": 1}}]),
+            json!([{"match": {"a": "x"}}, {"wrapper": {"query": "e30="}}]),
+            json!([{"match": {"a": "x"}}, 1]),
+            json!("x"),
+            json!(1),
+            json!(true),
+            json!(null),
+            json!({}),
+        ];
+        let mut bodies: Vec<Value> = values.clone();
+        for k in &keys {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                for (k2, v2) in [
+                    ("minimum_should_match", json!(1)),
+                    ("filter", json!({"match_all": {}})),
+                    ("_name", json!({})),
+                    ("boost", json!([1])),
+                    ("unknown", json!(1)),
+                    ("_seq_no", json!(1)),
+                ] {
+                    if k2 != *k {
+                        bodies.push(json!({ *k: v, k2: v2.clone() }));
+                        bodies.push(json!({ k2: v2, *k: v, "should": [] }));
+                    }
+                }
+            }
+        }
+        let mut decided = 0;
+        for body in &bodies {
+            let general = check_type("bool", J::from(body));
+            if let Some(fast) = bool_query(J::from(body)) {
+                decided += 1;
+                assert_eq!(fast, general, "{body}");
+            }
+            let q = json!({ "bool": body });
+            assert_eq!(check(J::from(&q)), general, "{q}");
+        }
+        assert!(decided > 1000, "{decided}");
+    }
+
+    /// [`check_fields`] decides as its two passes over lists of one to three items of every
+    /// shape: names (plain, metadata, patterns), objects (allowed, unknown and scripted keys,
+    /// `field` of every kind), other values; and values that are not lists.
+    #[test]
+    fn fields_lists_decide_as_the_two_passes() {
+        let items = vec![
+            json!("a"),
+            json!("*"),
+            json!("_seq_no"),
+            json!("_s*"),
+            json!("_id"),
+            json!(1),
+            json!(null),
+            json!([]),
+            json!({}),
+            json!({"field": "a"}),
+            json!({"field": "_seq_no"}),
+            json!({"field": "*no"}),
+            json!({"field": 1}),
+            json!({"field": ["_seq_no"]}),
+            json!({"field": {"script": 1}}),
+            json!({"field": "a", "format": "x", "include_unmapped": true}),
+            json!({"field": "a", "format": {"script": "x"}}),
+            json!({"format": "x"}),
+            json!({"field": "a", "other": 1}),
+            json!({"script": "x"}),
+        ];
+        let mut lists: Vec<Value> = vec![json!("a"), json!(1), json!({"field": "a"}), json!([])];
+        for a in &items {
+            lists.push(json!([a]));
+            for b in &items {
+                lists.push(json!([a, b]));
+                lists.push(json!([a, "b", b]));
+            }
+        }
+        for list in &lists {
+            for key in ["fields", "docvalue_fields"] {
+                assert_eq!(
+                    check_fields(J::from(list), key),
+                    check_fields_in_two_passes(J::from(list), key),
+                    "{list}"
+                );
+            }
+        }
+    }
+
+    /// Deeply nested `bool`s with a key the fast path leaves to the general one, at every
+    /// level, before or after the nested query, are each walked once: a fallback that re-walked
+    /// would double the work per level (2^200 here). The refusal is the general path's.
+    #[test]
+    fn nested_bools_left_to_the_general_check_are_walked_once() {
+        for unknown_first in [false, true] {
+            let mut q = json!({"match_phrase": {"_seq_no": "x"}});
+            for _ in 0..200 {
+                q = if unknown_first {
+                    json!({"bool": {"zzz": 1, "must": q}})
+                } else {
+                    json!({"bool": {"must": q, "zzz": 1}})
+                };
+            }
+            // On a thread of its own, so that a walk that never ends fails the test.
+            let (done, result) = std::sync::mpsc::channel();
+            std::thread::spawn(move || done.send(check(J::from(&q))));
+            let refused = result
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("a nested query is walked once")
+                .unwrap_err();
+            assert_eq!(
+                refused.kind,
+                crate::RejectKind::Forbidden,
+                "{}",
+                refused.reason
+            );
+        }
+    }
+
+    /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals
+    /// included, reason and status), over every query type of the table and more, with bodies
+    /// of one and two entries of every key and value above, and bodies that are not objects.
+    #[test]
+    fn scalar_leaves_decide_as_the_general_check() {
+        let mut types: Vec<&str> = QUERY_TYPES
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
+        types.extend(["unknown", "", "Match", "match_phrase ", "_name"]);
+        let values = values();
+        let mut bodies: Vec<Value> = values.clone();
+        for k in KEYS {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                for k2 in ["boost", "_name", "service.name", "_seq_no", "field"] {
+                    bodies.push(json!({ *k: v, k2: "x" }));
+                }
+            }
+        }
+        let mut decided = 0;
+        for ty in &types {
+            for body in &bodies {
+                let general = check_type(ty, J::from(body));
+                if let Some(fast) = scalar_leaf(ty, J::from(body)) {
+                    decided += 1;
+                    assert_eq!(fast, general, "{ty} {body}");
+                }
+                let q = json!({ *ty: body });
+                assert_eq!(check(J::from(&q)), general, "{q}");
+            }
+        }
+        // The fast path took each scalar value of each key it does not leave alone, for each
+        // of its three types.
+        assert!(decided >= 3 * 6 * 15, "{decided}");
+    }
 
     #[test]
     fn tables_name_each_key_once() {

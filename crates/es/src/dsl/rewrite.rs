@@ -100,44 +100,56 @@ pub(crate) fn search_tree<'a>(
     // The top level is always changed (at least its query is wrapped): its entries move into
     // the new object (`Node::object`, no source text), each unchanged one keeping its own.
     let mut obj = obj.into_vec();
-    let has = |obj: &[(Cow<'a, str>, Node<'a>)], key: &str| obj.iter().any(|(k, _)| k == key);
-    if ["retriever", "sub_searches", "knn"]
-        .iter()
-        .any(|k| has(&obj, k))
-    {
-        return Ok(None);
+    // One pass over the top-level keys for what the steps below look for (issue 10: a scan
+    // per step, nine in all, each comparing every key). The tree has no duplicate keys.
+    let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) =
+        (false, false, false, false);
+    for (k, v) in &obj {
+        match &**k {
+            "retriever" | "sub_searches" | "knn" => return Ok(None),
+            "aggs" => aggs = true,
+            "aggregations" => aggregations = true,
+            "runtime_mappings" | "script_fields" => {
+                empty_dropped |= v.as_object().is_some_and(<[_]>::is_empty);
+            }
+            "sort" => sort_list = matches!(v, Node::Object(fields) if fields.len() > 1),
+            _ => {}
+        }
     }
-    if has(&obj, "aggs") && has(&obj, "aggregations") {
+    if aggs && aggregations {
         return Err(Rejection::bad_request(
             "body has both [aggs] and [aggregations]",
         ));
     }
     // As `search`: empty `runtime_mappings` and `script_fields` dropped (serde_json's
     // `remove` is a swap-remove: the last entry takes the removed one's place).
-    for key in ["runtime_mappings", "script_fields"] {
-        if let Some(i) = obj
-            .iter()
-            .position(|(k, v)| k == key && v.as_object().is_some_and(<[_]>::is_empty))
-        {
-            obj.swap_remove(i);
+    if empty_dropped {
+        for key in ["runtime_mappings", "script_fields"] {
+            if let Some(i) = obj
+                .iter()
+                .position(|(k, v)| k == key && v.as_object().is_some_and(<[_]>::is_empty))
+            {
+                obj.swap_remove(i);
+            }
         }
     }
-    for (key, value) in &obj {
+    let mut query = None;
+    for (i, (key, value)) in obj.iter().enumerate() {
+        if key == "query" && query.is_none() {
+            query = Some(i);
+        }
         check_key(TOP_LEVEL, key, J::from(value))?;
     }
     // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
     // as `wrap_entry_points` does).
-    let query = obj
-        .iter()
-        .position(|(k, _)| k == "query")
-        .map(|i| obj.swap_remove(i).1);
+    let query = query.map(|i| obj.swap_remove(i).1);
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters)));
     let mut out = Node::object(obj);
     if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(&out, "knn") {
         return Ok(None);
     }
     // A sort object with several fields becomes the equivalent list (as `search`).
-    if let Node::Object(entries) = &mut out {
+    if let (true, Node::Object(entries)) = (sort_list, &mut out) {
         if let Some((_, sort)) = entries.make_mut().iter_mut().find(|(k, _)| k == "sort") {
             if let Node::Object(fields) = sort {
                 if fields.len() > 1 {

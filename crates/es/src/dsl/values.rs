@@ -171,18 +171,20 @@ fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
 /// The shortest length in milliseconds of one interval of a date histogram (exactly one of
 /// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
 fn date_interval(m: Obj<'_>) -> Result<f64, Rejection> {
-    // Exactly one given, found without collecting them (issue 10).
-    let mut given = ["calendar_interval", "fixed_interval", "interval"]
-        .into_iter()
-        .filter(|k| m.contains_key(k));
-    let (Some(key), None) = (given.next(), given.next()) else {
+    // Exactly one given, found in one pass over the parameters (issue 10: a scan for each of
+    // the three, then a fourth for the value). Objects have no duplicate keys.
+    let mut given = None;
+    let mut count = 0;
+    for (k, v) in m {
+        if matches!(k, "calendar_interval" | "fixed_interval" | "interval") {
+            count += 1;
+            given = Some((k, v));
+        }
+    }
+    let (1, Some((key, v))) = (count, given) else {
         return Err(bad(
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
-    };
-    // Present: `given` yields the keys `m` has.
-    let Some(v) = m.get(key) else {
-        return Err(bad("a date histogram needs an interval"));
     };
     let parsed = match key {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
@@ -361,11 +363,9 @@ fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<()
     let Some(order) = m.get("order") else {
         return Ok(());
     };
-    let items: Vec<J<'_>> = match order {
-        J::Array(items) => items.iter().collect(),
-        one => vec![one],
-    };
-    for item in items {
+    // Each item in turn, without collecting them into a list first (issue 10: an allocation
+    // per terms aggregation).
+    let check_item = |item: J<'_>| -> Result<(), Rejection> {
         let J::Object(entries) = item else {
             return Err(bad("[order] must be an object or a list of objects"));
         };
@@ -386,8 +386,12 @@ fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<()
             }
             order_path(path, subs)?;
         }
+        Ok(())
+    };
+    match order {
+        J::Array(items) => items.iter().try_for_each(check_item),
+        one => check_item(one),
     }
-    Ok(())
 }
 
 /// A path `a>b>c.key` (or `c[key]`): every element but the last a single-bucket
