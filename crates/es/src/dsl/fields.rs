@@ -103,7 +103,8 @@ pub(crate) fn check(name: &str, pos: Position) -> Result<(), Rejection> {
     }
 }
 
-/// [`check`] of a name starting with `_` or `*`.
+/// The whole check of any name. [`check`] calls it only for a name starting with `_` or `*`:
+/// every other name passes here too (`check_skips_only_names_every_position_allows`).
 fn check_marked(name: &str, pos: Position) -> Result<(), Rejection> {
     if name.contains('*') {
         return check_pattern(name);
@@ -511,38 +512,7 @@ mod tests {
         r.err().map(|e| e.kind)
     }
 
-    /// `check` as it was before its fast path for names starting with neither `_` nor `*`
-    /// (issue 10): the reference `check_skips_only_names_every_position_allows` compares with.
-    fn check_before_fast_path(name: &str, pos: Position) -> Result<(), Rejection> {
-        if name.contains('*') {
-            return check_pattern(name);
-        }
-        if !name.starts_with('_') {
-            return Ok(());
-        }
-        let allowed = OWN_DATA.contains(&name)
-            || match pos {
-                Position::Data => false,
-                Position::StoredFields => name == "_none_",
-                Position::Sort => name == "_score",
-                Position::TopLevelSort => matches!(name, "_score" | "_doc" | "_shard_doc"),
-            };
-        if allowed {
-            return Ok(());
-        }
-        if name == "_source" {
-            return Err(Rejection::bad_request(
-                "[_source] is not a field: use the [_source] option to fetch it",
-            ));
-        }
-        Err(Rejection::forbidden(format!(
-            "{} may not be read by this token here (internal and metadata fields other than \
-             _id, _index, _routing, _ignored, _tier and _version are refused)",
-            describe(name)
-        )))
-    }
-
-    /// The fast path of `check` decides every name, in every position, as the full check did:
+    /// The fast path of `check` decides every name, in every position, as the whole check does:
     /// names built from three pieces each (metadata names, wildcards, dots, plain text, empty).
     #[test]
     fn check_skips_only_names_every_position_allows() {
@@ -579,7 +549,7 @@ mod tests {
                     ] {
                         assert_eq!(
                             check(&name, pos),
-                            check_before_fast_path(&name, pos),
+                            check_marked(&name, pos),
                             "{name:?} {pos:?}"
                         );
                         n += 1;
