@@ -93,18 +93,30 @@ pub struct Container<'a, T> {
 }
 
 /// Where a container's items live: in the parse's [`Arena`] (never dropped one by one: see
-/// [`Arena`] for why nothing there owns memory), or in a `Vec` of their own (built, or
-/// changed through [`Container::make_mut`]).
+/// [`Arena`] for why nothing there owns memory), in a `Vec` of their own (built, or changed
+/// through [`Container::make_mut`]), or in something that outlives the tree and owns them
+/// ([`Container::shared`]: the token's filter clauses).
 #[derive(Clone)]
 enum Items<'a, T> {
     Parsed(&'a [T]),
     Built(Vec<T>),
+    Shared(&'a [T]),
 }
 
 impl<'a, T> Container<'a, T> {
     /// The container's source text, when [`write()`] copies it (see the type's doc).
     pub fn raw(&self) -> Option<&'a [u8]> {
         self.raw
+    }
+
+    /// A container of items that outlive the tree, as they are: no copy, no source text (the
+    /// token's filter clauses, put in every search of the token: issue 10, their copy was six
+    /// allocations a search). [`Container::make_mut`] copies them out like parsed ones.
+    pub fn shared(items: &'a [T]) -> Self {
+        Container {
+            items: Items::Shared(items),
+            raw: None,
+        }
     }
 }
 
@@ -114,19 +126,21 @@ impl<'a, T: Clone> Container<'a, T> {
     /// copies: a parsed item borrows all it holds).
     pub fn make_mut(&mut self) -> &mut Vec<T> {
         self.raw = None;
-        if let Items::Parsed(items) = self.items {
+        if let Items::Parsed(items) | Items::Shared(items) = self.items {
             self.items = Items::Built(items.to_vec());
         }
         match &mut self.items {
             Items::Built(items) => items,
-            Items::Parsed(_) => unreachable!("a parsed container was just copied out"),
+            Items::Parsed(_) | Items::Shared(_) => {
+                unreachable!("a parsed or shared container was just copied out")
+            }
         }
     }
 
     /// The items, to build something else from them.
     pub fn into_vec(self) -> Vec<T> {
         match self.items {
-            Items::Parsed(items) => items.to_vec(),
+            Items::Parsed(items) | Items::Shared(items) => items.to_vec(),
             Items::Built(items) => items,
         }
     }
@@ -159,7 +173,7 @@ impl<T> std::ops::Deref for Container<'_, T> {
 
     fn deref(&self) -> &[T] {
         match &self.items {
-            Items::Parsed(items) => items,
+            Items::Parsed(items) | Items::Shared(items) => items,
             Items::Built(items) => items,
         }
     }
@@ -266,10 +280,11 @@ impl<'a> Node<'a> {
             Node::Number(text) => Node::Number(Cow::Borrowed(text)),
             Node::String(s) => Node::String(Cow::Borrowed(s)),
             // The same items: the same source text, if any. Parsed items borrow all they
-            // hold already: the same slice.
+            // hold already, shared ones outlive the tree: the same slice.
             Node::Array(items) => Node::Array(Container {
                 items: match &items.items {
                     Items::Parsed(parsed) => Items::Parsed(parsed),
+                    Items::Shared(shared) => Items::Shared(shared),
                     Items::Built(built) => Items::Built(built.iter().map(Node::reborrow).collect()),
                 },
                 raw: items.raw,
@@ -277,6 +292,7 @@ impl<'a> Node<'a> {
             Node::Object(entries) => Node::Object(Container {
                 items: match &entries.items {
                     Items::Parsed(parsed) => Items::Parsed(parsed),
+                    Items::Shared(shared) => Items::Shared(shared),
                     Items::Built(built) => Items::Built(
                         built
                             .iter()

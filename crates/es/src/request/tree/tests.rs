@@ -652,3 +652,38 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     assert!(Container::<Node<'_>>::default().raw().is_none());
     assert_eq!(spans(&Node::from_value(&node.to_value())), vec![false; 8]);
 }
+
+/// A shared container (the token's clauses in every search, issue 10) reads and writes as the
+/// same items built, has no source text, and a change copies the items out: the slice it
+/// borrows is left as it was.
+#[test]
+fn shared_items_write_as_built_ones_and_a_change_copies_them_out() {
+    let owned: Vec<Node<'static>> = vec![
+        Node::object(vec![(
+            Cow::Owned("term".to_string()),
+            Node::object(vec![(
+                Cow::Owned("tenant".to_string()),
+                Node::String(Cow::Owned("a\"b".to_string())),
+            )]),
+        )]),
+        Node::Number(Cow::Owned("12".to_string())),
+    ];
+    let shared = Node::Array(Container::shared(&owned));
+    let built = Node::array(owned.clone());
+    assert_eq!(shared, built);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    write(&shared, &mut a);
+    write(&built, &mut b);
+    assert_eq!(a, b);
+    assert_eq!(a, br#"[{"term":{"tenant":"a\"b"}},12]"#);
+    let Node::Array(mut items) = shared.reborrow() else {
+        unreachable!()
+    };
+    assert_eq!(items.raw(), None);
+    items.make_mut().push(Node::Null);
+    assert_eq!(items.len(), 3);
+    assert_eq!(owned.len(), 2);
+    let mut changed = Vec::new();
+    write(&Node::Array(items), &mut changed);
+    assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},12,null]"#);
+}
