@@ -433,12 +433,13 @@ const SMALL_BODY: usize = 1024;
 const SMALL_ITEMS: usize = 1024 / std::mem::size_of::<Node<'static>>();
 const SMALL_ENTRIES: usize = 1024 / std::mem::size_of::<(Cow<'static, str>, Node<'static>)>();
 
-/// Arrays longer than this are collected in a `Vec` of their own, not on the parser's stack
+/// Arrays longer than this are collected in the arena directly, not on the parser's stack
 /// (the module doc says why).
 const LONG: usize = 64;
 
 struct Parser<'a> {
-    /// Where the containers go ([`Arena`]): written only by [`Parser::store`].
+    /// Where the containers go ([`Arena`]): written only by [`Parser::store`], a long array
+    /// ([`Parser::array`]) and an escaped string ([`Parser::string_rest`]).
     arena: &'a Bump,
     s: &'a [u8],
     text: &'a str,
@@ -450,7 +451,7 @@ struct Parser<'a> {
     /// is parsed (a count and a start were twice the instructions).
     bent_at: usize,
     /// The items of the arrays being parsed, innermost last: an array's items are moved into
-    /// a `Vec` of their exact number when it closes (no doubling, no regrowth copies).
+    /// the arena, their exact number, when it closes (no doubling, no regrowth copies).
     items: Vec<Node<'a>>,
     /// The same for the entries of the objects being parsed.
     entries: Vec<(Cow<'a, str>, Node<'a>)>,
