@@ -1,7 +1,7 @@
 //! One read-only view ([`J`]) of a JSON value held either as serde_json's tree or as the borrowed
-//! request tree (`request::tree::Node`), so the body checks exist once and decide alike for both
-//! representations (issue 10, goal 6: the checks move to the tree without a second copy of any
-//! security rule).
+//! request tree (`request::tree::Node`: built nodes, and parsed containers read in place in the
+//! body's tape), so the body checks exist once and decide alike for every representation
+//! (issue 10, goal 6: the checks move to the tree without a second copy of any security rule).
 //!
 //! Invariant: a [`J`] of a `Value` and a [`J`] of the `Node` parsed from the same body answer
 //! every question alike: same kinds, same keys in the same order, same strings, and numbers
@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
-use crate::request::tree::Node;
+use crate::request::tree::{Item, Node, Parsed, TokenEntries, TokenItems, Tokens};
 
 /// A JSON value, borrowed from either representation. Cheap to copy; match on it like on a
 /// `Value`.
@@ -39,6 +39,8 @@ pub enum Num<'a> {
 pub enum Arr<'a> {
     V(&'a [Value]),
     N(&'a [Node<'a>]),
+    /// A parsed array, read in its tape.
+    T(Tokens<'a>),
 }
 
 /// An object of either representation (entries in body order).
@@ -46,6 +48,8 @@ pub enum Arr<'a> {
 pub enum Obj<'a> {
     V(&'a Map<String, Value>),
     N(&'a [(Cow<'a, str>, Node<'a>)]),
+    /// A parsed object, read in its tape.
+    T(Tokens<'a>),
 }
 
 impl<'a> From<&'a Value> for J<'a> {
@@ -70,6 +74,27 @@ impl<'a> From<&'a Node<'a>> for J<'a> {
             Node::String(s) => J::String(s),
             Node::Array(items) => J::Array(Arr::N(items)),
             Node::Object(entries) => J::Object(Obj::N(entries)),
+            Node::Parsed(p) => J::from(*p),
+        }
+    }
+}
+
+impl<'a> From<Parsed<'a>> for J<'a> {
+    fn from(p: Parsed<'a>) -> J<'a> {
+        J::from(p.tokens().item())
+    }
+}
+
+impl<'a> From<Item<'a>> for J<'a> {
+    #[inline]
+    fn from(item: Item<'a>) -> J<'a> {
+        match item {
+            Item::Null => J::Null,
+            Item::Bool(b) => J::Bool(b),
+            Item::Number(text) => J::Number(Num::N(text)),
+            Item::String(s) => J::String(s),
+            Item::Array(p) => J::Array(Arr::T(p)),
+            Item::Object(p) => J::Object(Obj::T(p)),
         }
     }
 }
@@ -218,6 +243,7 @@ impl<'a> Arr<'a> {
         match self {
             Arr::V(items) => items.len(),
             Arr::N(items) => items.len(),
+            Arr::T(p) => p.len(),
         }
     }
 
@@ -229,6 +255,7 @@ impl<'a> Arr<'a> {
         match self {
             Arr::V(items) => ArrIter::V(items.iter()),
             Arr::N(items) => ArrIter::N(items.iter()),
+            Arr::T(p) => ArrIter::T(p.items()),
         }
     }
 }
@@ -245,6 +272,7 @@ impl<'a> IntoIterator for Arr<'a> {
 pub enum ArrIter<'a> {
     V(std::slice::Iter<'a, Value>),
     N(std::slice::Iter<'a, Node<'a>>),
+    T(TokenItems<'a>),
 }
 
 impl<'a> Iterator for ArrIter<'a> {
@@ -253,12 +281,14 @@ impl<'a> Iterator for ArrIter<'a> {
         match self {
             ArrIter::V(it) => it.next().map(J::from),
             ArrIter::N(it) => it.next().map(J::from),
+            ArrIter::T(it) => it.next().map(J::from),
         }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
             ArrIter::V(it) => it.size_hint(),
             ArrIter::N(it) => it.size_hint(),
+            ArrIter::T(it) => it.size_hint(),
         }
     }
 }
@@ -271,6 +301,14 @@ impl<'a> Obj<'a> {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| J::from(v)),
+            Obj::T(p) => {
+                for (k, v) in p.entries() {
+                    if k == key {
+                        return Some(J::from(v));
+                    }
+                }
+                None
+            }
         }
     }
 
@@ -278,6 +316,7 @@ impl<'a> Obj<'a> {
         match self {
             Obj::V(m) => m.contains_key(key),
             Obj::N(entries) => entries.iter().any(|(k, _)| k == key),
+            Obj::T(p) => p.entries().any(|(k, _)| k == key),
         }
     }
 
@@ -285,6 +324,7 @@ impl<'a> Obj<'a> {
         match self {
             Obj::V(m) => m.len(),
             Obj::N(entries) => entries.len(),
+            Obj::T(p) => p.len(),
         }
     }
 
@@ -296,6 +336,7 @@ impl<'a> Obj<'a> {
         match self {
             Obj::V(m) => ObjIter::V(m.iter()),
             Obj::N(entries) => ObjIter::N(entries.iter()),
+            Obj::T(p) => ObjIter::T(p.entries()),
         }
     }
 
@@ -320,6 +361,7 @@ impl<'a> IntoIterator for Obj<'a> {
 pub enum ObjIter<'a> {
     V(serde_json::map::Iter<'a>),
     N(std::slice::Iter<'a, (Cow<'a, str>, Node<'a>)>),
+    T(TokenEntries<'a>),
 }
 
 impl<'a> Iterator for ObjIter<'a> {
@@ -328,12 +370,14 @@ impl<'a> Iterator for ObjIter<'a> {
         match self {
             ObjIter::V(it) => it.next().map(|(k, v)| (k.as_str(), J::from(v))),
             ObjIter::N(it) => it.next().map(|(k, v)| (&**k, J::from(v))),
+            ObjIter::T(it) => it.next().map(|(k, v)| (k, J::from(v))),
         }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
             ObjIter::V(it) => it.size_hint(),
             ObjIter::N(it) => it.size_hint(),
+            ObjIter::T(it) => it.size_hint(),
         }
     }
 }

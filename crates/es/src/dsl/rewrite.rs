@@ -36,7 +36,7 @@ use crate::dsl::query::{
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
-use crate::request::tree::{Container, Node};
+use crate::request::tree::{Container, Node, Parsed};
 use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -94,12 +94,11 @@ pub(crate) fn search_tree<'a>(
     raw: &[u8],
     filters: &'a FilterSet,
 ) -> Result<Option<Node<'a>>, Rejection> {
-    let Node::Object(obj) = body else {
+    // The top level is always changed (at least its query is wrapped): its entries move into
+    // a built object (`Node::into_entries`), each unchanged one keeping its source text.
+    let Some(mut obj) = body.into_entries() else {
         return Ok(None);
     };
-    // The top level is always changed (at least its query is wrapped): its entries move into
-    // the new object (`Node::object`, no source text), each unchanged one keeping its own.
-    let mut obj = obj.into_vec();
     // One pass over the top-level keys for what the steps below look for (issue 10: a scan
     // per step, nine in all, each comparing every key). The tree has no duplicate keys.
     let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) =
@@ -110,9 +109,9 @@ pub(crate) fn search_tree<'a>(
             "aggs" => aggs = true,
             "aggregations" => aggregations = true,
             "runtime_mappings" | "script_fields" => {
-                empty_dropped |= v.as_object().is_some_and(<[_]>::is_empty);
+                empty_dropped |= v.object_len() == Some(0);
             }
-            "sort" => sort_list = matches!(v, Node::Object(fields) if fields.len() > 1),
+            "sort" => sort_list = v.object_len() > Some(1),
             _ => {}
         }
     }
@@ -127,7 +126,7 @@ pub(crate) fn search_tree<'a>(
         for key in ["runtime_mappings", "script_fields"] {
             if let Some(i) = obj
                 .iter()
-                .position(|(k, v)| k == key && v.as_object().is_some_and(<[_]>::is_empty))
+                .position(|(k, v)| k == key && v.object_len() == Some(0))
             {
                 obj.swap_remove(i);
             }
@@ -151,10 +150,9 @@ pub(crate) fn search_tree<'a>(
     // A sort object with several fields becomes the equivalent list (as `search`).
     if let (true, Node::Object(entries)) = (sort_list, &mut out) {
         if let Some((_, sort)) = entries.make_mut().iter_mut().find(|(k, _)| k == "sort") {
-            if let Node::Object(fields) = sort {
-                if fields.len() > 1 {
-                    let list = std::mem::take(fields)
-                        .into_vec()
+            if sort.object_len() > Some(1) {
+                if let Some(fields) = std::mem::replace(sort, Node::Null).into_entries() {
+                    let list = fields
                         .into_iter()
                         .map(|(k, v)| Node::object(vec![(k, v)]))
                         .collect();
@@ -174,13 +172,13 @@ pub(crate) fn count_tree<'a>(
     raw: &[u8],
     filters: &'a FilterSet,
 ) -> Result<Option<Node<'a>>, Rejection> {
-    let Node::Object(obj) = body else {
+    let Some(mut obj) = body.into_entries() else {
         return Ok(None);
     };
     if let Some((key, _)) = obj.iter().find(|(k, _)| k != "query") {
         return Err(crate::dsl::query::key_not_allowed(key));
     }
-    let query = obj.into_vec().pop().map(|(_, q)| q);
+    let query = obj.pop().map(|(_, q)| q);
     if let Some(q) = &query {
         crate::dsl::query::check(J::from(q))?;
         if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(q, "knn") {
@@ -238,8 +236,16 @@ pub(crate) fn has_key_anywhere(v: &Node<'_>, key: &str) -> bool {
             .iter()
             .any(|(k, child)| k == key || has_key_anywhere(child, key)),
         Node::Array(items) => items.iter().any(|i| has_key_anywhere(i, key)),
+        Node::Parsed(p) => parsed_has_key_anywhere(*p, key),
         _ => false,
     }
+}
+
+/// [`has_key_anywhere`] in a parsed value, read in its tape.
+fn parsed_has_key_anywhere(p: Parsed<'_>, key: &str) -> bool {
+    p.entries()
+        .any(|(k, child)| k == key || parsed_has_key_anywhere(child, key))
+        || p.items().any(|i| parsed_has_key_anywhere(i, key))
 }
 
 /// The token's filters around a retriever-less body's entry points: every sub-search, the

@@ -1,44 +1,40 @@
 //! A borrowed strict JSON tree for request bodies (issue 10, goal 6): the same strictness as
 //! [`body::parse_strict`](super::body::parse_strict) without serde_json's owned tree.
 //!
-//! Objects are slices of entries in body order (linear `get`: search-body objects have a few
-//! keys), strings borrow the body when they hold no escape, numbers are kept as their source
-//! text (checked against JSON's grammar and serde_json's range). Parsing into serde_json's
+//! [`parse`] writes a body as a tape: one small `Copy` token per value and per key, in body
+//! order, in the parse's [`Arena`]. A container's token holds the index past its last item
+//! (its items are skipped in one step), its number of items and its source text's place;
+//! strings borrow the body when they hold no escape and the arena when they do; numbers are
+//! kept as their source text (checked against JSON's grammar and serde_json's range). The
+//! parsed tree is read in place through [`Parsed`]: by the checks (the `J` view of
+//! `dsl::json`), by [`write()`], and by [`Node::open`] for the few containers a request's
+//! rewrite changes (a search body's top level).
+//!
+//! Why a tape (issue 10, measured in instructions and cycles): parsing into serde_json's
 //! `preserve_order` tree cost a `String` and a SipHash insert per key and two allocations per
-//! object: about 55% of a 2 KB search's request path, serialising and dropping it another 25%.
+//! object, about 55% of a 2 KB search's request path. The owned [`Node`] tree that replaced it
+//! moved every value (48 to 72 bytes) from the callee that parsed it to its parent's stack and
+//! then to the arena: about 49k instructions for a 2 KB Kibana search, with store-forwarding
+//! stalls on those moves taking about half the parser's cycles. A token is written once, where
+//! it stays: the same parse is 31k instructions, and the 2 KB search's whole request path went
+//! from 8.9 to 6.7 microseconds (`examples/request_path_loop`, one core).
 //!
-//! Cheaper still (issue 10 goal 6, measured in instructions): an array's items and an object's
-//! entries are pushed on one of the parser's two stacks and moved into the parse's [`Arena`]
-//! when the container closes (their exact number, no doubling); an array past 64 items is
-//! collected in the arena directly, in room estimated from the rest of the body (a
-//! 14,000-value `terms` list is neither copied off the stack nor regrown). The arena is one
-//! allocation for a typical body and one free for the whole tree, where each container was a
-//! `Vec` of its own and the drop walked every node: the 200 KB `terms` search's request path
-//! went from 3.76M instructions to 2.78M, the 2 KB Kibana search's from 90.1k to 87.2k.
-//! Escaped strings are unescaped into the arena too, so everything in it borrows what it
-//! holds ([`Arena`] says why it must); a number
-//! without exponent and with at most 300 integer digits is known to be in range without
-//! parsing it; [`write()`] checks and copies strings a word at a time (a fixed-size copy
-//! instead of a scan followed by a `memcpy` call per string); a container's leaves, and a
-//! string's plain path, are parsed and written in place, not by a call each (a call per value
-//! of a 14,000-string array was a tenth of its cost).
-//!
-//! Cheaper again: a container whose source is already exactly what [`write()`] writes
-//! (compact, no escape) keeps its source bytes and is written by copying them; changing one
-//! drops them ([`Container`] says how the types enforce it). Dashboard bodies are compact and
-//! mostly pass through unchanged: writing a 2 KB Kibana search went from 22k instructions to
-//! 3k, a 200 KB `terms` search's whole request path from 5.4M to 3.8M.
+//! A container whose source is already exactly what [`write()`] writes (compact, no escape)
+//! keeps its source text and is written by copying it; dashboard bodies are compact and mostly
+//! pass through unchanged. A parsed container cannot be changed: [`Node::open`] makes a built
+//! one of its items, and only the built one is changed, so a source text never outlives a
+//! change.
 //!
 //! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
 //! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
-//! value) and refuses the others with `parse_strict`'s own reason (the refusal path runs
-//! `parse_strict`: refusals are rare and their messages stay one implementation's). [`write()`]
-//! escapes strings as serde_json does; a tree written and read back by serde_json equals the
-//! `Value` `parse_strict` builds from the same body. A container's kept source bytes are byte
-//! for byte what the writer writes for it item by item (the tests compare the two on every
-//! tree they parse, and the request path's forwarded bodies both ways). Nothing in the arena
-//! owns memory, since the arena runs no destructors ([`Arena`]; `tests/tree_arena.rs` counts
-//! the heap around parses, changes and drops).
+//! value; a body of 4 GiB or more, far above any body cap, is left to it) and refuses the others
+//! with `parse_strict`'s own reason (the refusal path runs `parse_strict`: refusals are rare
+//! and their messages stay one implementation's). [`write()`] escapes strings as serde_json
+//! does; a tree written and read back by serde_json equals the `Value` `parse_strict` builds
+//! from the same body. A container's kept source text is byte for byte what the writer writes
+//! for it item by item (the tests compare the two on every tree they parse, and the request
+//! path's forwarded bodies both ways). Everything in the arena is `Copy`, so owns no memory
+//! ([`Arena`]; `tests/tree_arena.rs` counts the heap around parses, changes and drops).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -50,97 +46,73 @@ use serde_json::{Map, Number, Value};
 use super::body::{parse_strict, MAX_DEPTH};
 use crate::Rejection;
 
-/// One JSON value borrowing from the body it was parsed from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One JSON value: parsed (borrowing the body and its tape) or built (a request's rewrite, the
+/// token's filter clauses).
+#[derive(Clone, Debug)]
 pub enum Node<'a> {
     Null,
     Bool(bool),
     /// A number as its source text (valid JSON grammar, finite as an `f64`).
     Number(Cow<'a, str>),
     String(Cow<'a, str>),
+    /// A built array (or a parsed one opened to be changed: [`Node::open`]).
     Array(Container<'a, Node<'a>>),
-    /// Entries in body order, keys unique.
+    /// A built object: entries in order, keys unique.
     Object(Container<'a, (Cow<'a, str>, Node<'a>)>),
+    /// An array or object as [`parse`] left it: read in place, written as its source text when
+    /// it kept one. Never a scalar (a parsed scalar is one of the variants above).
+    Parsed(Parsed<'a>),
 }
 
-/// An object's entries or an array's items, and the container's source text when [`write()`]
-/// may copy that text instead of writing the items one by one.
+/// A built object's entries or array's items: in a `Vec` of their own, or in something that
+/// outlives the tree and owns them ([`Container::shared`]: the token's filter clauses).
 ///
-/// The text (`raw`) is kept by [`parse`] only for a container whose source is exactly what the
-/// writer would produce for it: no whitespace between its tokens and no escape in any of its
-/// strings or keys (numbers and literals are written as their source text, plain strings
-/// too). Copying it is therefore byte for byte the writer's output: the backend still receives
-/// esgate's own canonical serialisation (issue 10, goal 6: most of a dashboard's body passes
-/// through unchanged, and writing it was a fifth of the request path).
-///
-/// The text must never outlive a change. The fields are private: the items are read through
-/// `Deref<Target = [T]>`, and the only mutable access, [`Container::make_mut`], drops the
-/// text. A `&mut` to any node inside a container can only be had through its container's
-/// `make_mut`, so every container above a change has lost its text; a container built from a
-/// `Vec` has none. An unchanged subtree moved elsewhere keeps its text, which is still its own.
-///
-/// Equality compares the items only.
+/// Read through `Deref<Target = [T]>`; changed only through [`Container::make_mut`], which
+/// copies shared items out first (they are not the tree's to change).
 ///
 /// ```compile_fail,E0596
-/// // No mutable access through `Deref`: only `make_mut`, which drops the source text.
+/// // No mutable access through `Deref`: only `make_mut`.
 /// let mut c = esgate_es::request::tree::Container::<u8>::from(vec![1]);
 /// c.iter_mut().for_each(|b| *b = 2);
 /// ```
 #[derive(Clone)]
 pub struct Container<'a, T> {
     items: Items<'a, T>,
-    raw: Option<&'a [u8]>,
 }
 
-/// Where a container's items live: in the parse's [`Arena`] (never dropped one by one: see
-/// [`Arena`] for why nothing there owns memory), in a `Vec` of their own (built, or changed
-/// through [`Container::make_mut`]), or in something that outlives the tree and owns them
-/// ([`Container::shared`]: the token's filter clauses).
 #[derive(Clone)]
 enum Items<'a, T> {
-    Parsed(&'a [T]),
     Built(Vec<T>),
     Shared(&'a [T]),
 }
 
 impl<'a, T> Container<'a, T> {
-    /// The container's source text, when [`write()`] copies it (see the type's doc).
-    pub fn raw(&self) -> Option<&'a [u8]> {
-        self.raw
-    }
-
-    /// A container of items that outlive the tree, as they are: no copy, no source text (the
-    /// token's filter clauses, put in every search of the token: issue 10, their copy was six
-    /// allocations a search). [`Container::make_mut`] copies them out like parsed ones.
+    /// A container of items that outlive the tree, as they are: no copy (the token's filter
+    /// clauses, put in every search of the token: issue 10, their copy was six allocations a
+    /// search). [`Container::make_mut`] copies them out.
     pub fn shared(items: &'a [T]) -> Self {
         Container {
             items: Items::Shared(items),
-            raw: None,
         }
     }
 }
 
-impl<'a, T: Clone> Container<'a, T> {
-    /// The items, to change: the source text is dropped (it no longer describes them). A
-    /// parsed container's items are first copied out of the arena into a `Vec` (shallow
-    /// copies: a parsed item borrows all it holds).
+impl<T: Clone> Container<'_, T> {
+    /// The items, to change (shared ones are first copied out into a `Vec`).
     pub fn make_mut(&mut self) -> &mut Vec<T> {
-        self.raw = None;
-        if let Items::Parsed(items) | Items::Shared(items) = self.items {
+        if let Items::Shared(items) = self.items {
             self.items = Items::Built(items.to_vec());
         }
         match &mut self.items {
             Items::Built(items) => items,
-            Items::Parsed(_) | Items::Shared(_) => {
-                unreachable!("a parsed or shared container was just copied out")
-            }
+            Items::Shared(_) => unreachable!("a shared container was just copied out"),
         }
     }
 
     /// The items, to build something else from them.
     pub fn into_vec(self) -> Vec<T> {
         match self.items {
-            Items::Parsed(items) | Items::Shared(items) => items.to_vec(),
+            Items::Shared(items) => items.to_vec(),
             Items::Built(items) => items,
         }
     }
@@ -159,11 +131,9 @@ impl<'a> Container<'a, (Cow<'a, str>, Node<'a>)> {
 }
 
 impl<T> From<Vec<T>> for Container<'_, T> {
-    /// A built container: no source text.
     fn from(items: Vec<T>) -> Self {
         Container {
             items: Items::Built(items),
-            raw: None,
         }
     }
 }
@@ -173,22 +143,20 @@ impl<T> std::ops::Deref for Container<'_, T> {
 
     fn deref(&self) -> &[T] {
         match &self.items {
-            Items::Parsed(items) | Items::Shared(items) => items,
+            Items::Shared(items) => items,
             Items::Built(items) => items,
         }
     }
 }
 
 impl<T> Default for Container<'_, T> {
-    /// Empty, no source text.
     fn default() -> Self {
         Vec::new().into()
     }
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Container<'_, T> {
-    /// The items, as the `Vec` they were before containers kept their source text (debug
-    /// output of trees, and of the `FilterSet` holding the token's clauses, is unchanged).
+    /// The items, as a `Vec` (debug output of the `FilterSet` holding the token's clauses).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         (**self).fmt(f)
     }
@@ -202,21 +170,46 @@ impl<T: PartialEq> PartialEq for Container<'_, T> {
 
 impl<T: Eq> Eq for Container<'_, T> {}
 
+impl PartialEq for Node<'_> {
+    /// The same tree however each side is held (parsed, built, shared): the same kinds, keys
+    /// in the same order, the same strings and number texts. Compared as the writer's
+    /// item-by-item output, which spells each such tree one way (tests, and comparing filter
+    /// sets: never on a request's path).
+    fn eq(&self, other: &Self) -> bool {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_node::<false>(self, &mut a);
+        write_node::<false>(other, &mut b);
+        a == b
+    }
+}
+
+impl Eq for Node<'_> {}
+
 impl<'a> Node<'a> {
-    /// A built object (no source text).
+    /// A built object.
     pub fn object(entries: Vec<(Cow<'a, str>, Node<'a>)>) -> Node<'a> {
         Node::Object(entries.into())
     }
 
-    /// A built array (no source text).
+    /// A built array.
     pub fn array(items: Vec<Node<'a>>) -> Node<'a> {
         Node::Array(items.into())
     }
 
-    /// The value under `key` of an object (linear: search-body objects are small).
-    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
+    /// Whether an object has `key` (linear: search-body objects are small).
+    pub fn contains_key(&self, key: &str) -> bool {
         match self {
-            Node::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Node::Object(entries) => entries.iter().any(|(k, _)| k == key),
+            Node::Parsed(p) => p.entries().any(|(k, _)| k == key),
+            _ => false,
+        }
+    }
+
+    /// An object's number of entries; `None` if it is not an object.
+    pub fn object_len(&self) -> Option<usize> {
+        match self {
+            Node::Object(entries) => Some(entries.len()),
+            Node::Parsed(p) if p.is_object() => Some(p.len()),
             _ => None,
         }
     }
@@ -236,16 +229,29 @@ impl<'a> Node<'a> {
         }
     }
 
-    pub fn as_object(&self) -> Option<&[(Cow<'a, str>, Node<'a>)]> {
-        match self {
-            Node::Object(entries) => Some(entries),
-            _ => None,
+    /// A parsed container made a built one, to be changed: its items read out of the tape one
+    /// level deep (a container among them stays parsed, with its source text). Anything else
+    /// is left as it is.
+    pub fn open(&mut self) {
+        if let Node::Parsed(p) = *self {
+            *self = if p.is_object() {
+                let mut entries = Vec::with_capacity(p.len());
+                entries.extend(p.entries().map(|(k, v)| (Cow::Borrowed(k), v.node())));
+                Node::object(entries)
+            } else {
+                let mut items = Vec::with_capacity(p.len());
+                items.extend(p.items().map(Parsed::node));
+                Node::array(items)
+            };
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Node<'a>]> {
+    /// An object's entries, to build another object from them ([`Node::open`] for a parsed
+    /// one); `None` if it is not an object.
+    pub fn into_entries(mut self) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
+        self.open();
         match self {
-            Node::Array(items) => Some(items),
+            Node::Object(entries) => Some(entries.into_vec()),
             _ => None,
         }
     }
@@ -255,9 +261,7 @@ impl<'a> Node<'a> {
         match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
-            Node::Number(text) => serde_json::from_str::<Number>(text)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            Node::Number(text) => number_value(text),
             Node::String(s) => Value::String(s.to_string()),
             Node::Array(items) => Value::Array(items.iter().map(Node::to_value).collect()),
             Node::Object(entries) => Value::Object(
@@ -266,6 +270,7 @@ impl<'a> Node<'a> {
                     .map(|(k, v)| (k.to_string(), v.to_value()))
                     .collect::<Map<String, Value>>(),
             ),
+            Node::Parsed(p) => p.to_value(),
         }
     }
 
@@ -279,29 +284,19 @@ impl<'a> Node<'a> {
             Node::Bool(b) => Node::Bool(*b),
             Node::Number(text) => Node::Number(Cow::Borrowed(text)),
             Node::String(s) => Node::String(Cow::Borrowed(s)),
-            // The same items: the same source text, if any. Parsed items borrow all they
-            // hold already, shared ones outlive the tree: the same slice.
-            Node::Array(items) => Node::Array(Container {
-                items: match &items.items {
-                    Items::Parsed(parsed) => Items::Parsed(parsed),
-                    Items::Shared(shared) => Items::Shared(shared),
-                    Items::Built(built) => Items::Built(built.iter().map(Node::reborrow).collect()),
-                },
-                raw: items.raw,
+            Node::Array(items) => Node::Array(match &items.items {
+                Items::Shared(shared) => Container::shared(shared),
+                Items::Built(built) => built.iter().map(Node::reborrow).collect::<Vec<_>>().into(),
             }),
-            Node::Object(entries) => Node::Object(Container {
-                items: match &entries.items {
-                    Items::Parsed(parsed) => Items::Parsed(parsed),
-                    Items::Shared(shared) => Items::Shared(shared),
-                    Items::Built(built) => Items::Built(
-                        built
-                            .iter()
-                            .map(|(k, v)| (Cow::Borrowed(&**k), v.reborrow()))
-                            .collect(),
-                    ),
-                },
-                raw: entries.raw,
+            Node::Object(entries) => Node::Object(match &entries.items {
+                Items::Shared(shared) => Container::shared(shared),
+                Items::Built(built) => built
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(&**k), v.reborrow()))
+                    .collect::<Vec<_>>()
+                    .into(),
             }),
+            Node::Parsed(p) => Node::Parsed(*p),
         }
     }
 
@@ -322,23 +317,314 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The memory one or more parses keep their containers' items and escaped strings in (issue
-/// 10, goal 6): one allocation for a typical body (the first chunk is sized from the body's
-/// length), and one free when the arena is dropped, however many containers the tree holds.
+/// serde_json's number of a number's source text.
+fn number_value(text: &str) -> Value {
+    serde_json::from_str::<Number>(text)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// A value of a parsed body, read in place: its tokens in the body's tape, and the body (a
+/// container's source text is a span of it). `Copy`. Obtained from [`parse`] (as
+/// [`Node::Parsed`]) and from a parsed container's items and entries.
+#[derive(Clone, Copy)]
+pub struct Parsed<'a> {
+    body: &'a [u8],
+    toks: Tokens<'a>,
+}
+
+/// A parsed value's tokens, its own first and then its items': what the checks read
+/// (`dsl::json`'s `J`), `Copy`, two words. Never empty.
+#[derive(Clone, Copy)]
+pub struct Tokens<'a>(&'a [Tok<'a>]);
+
+/// One token of a tape. An object's token is followed by its entries, each a key's `String`
+/// token followed by the value's tokens; an array's by its items' tokens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tok<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(&'a str),
+    Array(Span),
+    Object(Span),
+}
+
+impl Tok<'_> {
+    /// The number of tokens of the value this token starts.
+    #[inline(always)]
+    fn size(self) -> usize {
+        match self {
+            Tok::Array(span) | Tok::Object(span) => span.size as usize,
+            _ => 1,
+        }
+    }
+}
+
+/// How many tokens a container has, how many items, and its source text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    /// Its number of tokens, its own included (the next value's token is this far on).
+    size: u32,
+    /// Its number of items (of entries for an object).
+    len: u32,
+    /// Its source text `body[start..start + raw_len]`, when [`write()`] copies it (the body
+    /// strayed nowhere in it from what the writer writes); `raw_len` 0 when not (a container's
+    /// text is at least two bytes).
+    start: u32,
+    raw_len: u32,
+}
+
+/// What a parsed value is: a scalar's value, or a container's tokens.
+#[derive(Clone, Copy)]
+pub enum Item<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(&'a str),
+    Array(Tokens<'a>),
+    Object(Tokens<'a>),
+}
+
+/// What the value whose tokens are `value` (the first is `tok`) is.
+#[inline(always)]
+fn item<'a>(tok: Tok<'a>, value: &'a [Tok<'a>]) -> Item<'a> {
+    match tok {
+        Tok::Null => Item::Null,
+        Tok::Bool(b) => Item::Bool(b),
+        Tok::Number(text) => Item::Number(text),
+        Tok::String(s) => Item::String(s),
+        Tok::Array(_) => Item::Array(Tokens(value)),
+        Tok::Object(_) => Item::Object(Tokens(value)),
+    }
+}
+
+impl<'a> Tokens<'a> {
+    fn head(self) -> Tok<'a> {
+        self.0.first().copied().unwrap_or(Tok::Null)
+    }
+
+    /// The tokens after the value's own: its items' (none for a scalar).
+    fn inside(self) -> &'a [Tok<'a>] {
+        self.0.get(1..).unwrap_or_default()
+    }
+
+    /// What the value is.
+    #[inline]
+    pub fn item(self) -> Item<'a> {
+        item(self.head(), self.0)
+    }
+
+    /// A container's number of items (entries for an object); 0 for a scalar.
+    pub fn len(self) -> usize {
+        match self.head() {
+            Tok::Array(span) | Tok::Object(span) => span.len as usize,
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// An array's items (none for anything else).
+    pub fn items(self) -> TokenItems<'a> {
+        TokenItems {
+            rest: match self.head() {
+                Tok::Array(_) => self.inside(),
+                _ => &[],
+            },
+        }
+    }
+
+    /// An object's entries, in body order (none for anything else).
+    pub fn entries(self) -> TokenEntries<'a> {
+        TokenEntries {
+            rest: match self.head() {
+                Tok::Object(_) => self.inside(),
+                _ => &[],
+            },
+        }
+    }
+}
+
+/// The items of a parsed array ([`Tokens::items`]): a walk over its tokens, a container's in
+/// one step (its token holds its size).
+#[derive(Clone)]
+pub struct TokenItems<'a> {
+    /// The tokens of the items not yet read.
+    rest: &'a [Tok<'a>],
+}
+
+impl<'a> TokenItems<'a> {
+    /// The next item's first token and all its tokens.
+    #[inline(always)]
+    fn step(&mut self) -> Option<(Tok<'a>, &'a [Tok<'a>])> {
+        let tok = *self.rest.first()?;
+        let (value, rest) = self.rest.split_at_checked(tok.size())?;
+        self.rest = rest;
+        Some((tok, value))
+    }
+}
+
+impl<'a> Iterator for TokenItems<'a> {
+    type Item = Item<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Item<'a>> {
+        let (tok, value) = self.step()?;
+        Some(item(tok, value))
+    }
+}
+
+/// The entries of a parsed object ([`Tokens::entries`]): each a key's `String` token and the
+/// value's tokens.
+#[derive(Clone)]
+pub struct TokenEntries<'a> {
+    /// The tokens of the entries not yet read.
+    rest: &'a [Tok<'a>],
+}
+
+impl<'a> TokenEntries<'a> {
+    /// The next entry's key, its value's first token and all its tokens.
+    #[inline(always)]
+    fn step(&mut self) -> Option<(&'a str, Tok<'a>, &'a [Tok<'a>])> {
+        // The parser puts a key's `String` token before every value of an object.
+        let [Tok::String(key), ref rest @ ..] = *self.rest else {
+            return None;
+        };
+        let tok = *rest.first()?;
+        let (value, rest) = rest.split_at_checked(tok.size())?;
+        self.rest = rest;
+        Some((key, tok, value))
+    }
+}
+
+impl<'a> Iterator for TokenEntries<'a> {
+    type Item = (&'a str, Item<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, Item<'a>)> {
+        let (key, tok, value) = self.step()?;
+        Some((key, item(tok, value)))
+    }
+}
+
+impl<'a> Parsed<'a> {
+    /// The value's tokens (what the checks read).
+    pub fn tokens(self) -> Tokens<'a> {
+        self.toks
+    }
+
+    pub fn is_object(self) -> bool {
+        matches!(self.toks.head(), Tok::Object(_))
+    }
+
+    /// A container's number of items (entries for an object); 0 for a scalar.
+    pub fn len(self) -> usize {
+        self.toks.len()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// A container's source text, when [`write()`] copies it (see the module doc).
+    pub fn raw(self) -> Option<&'a [u8]> {
+        match self.toks.head() {
+            Tok::Array(span) | Tok::Object(span) if span.raw_len > 0 => {
+                let start = span.start as usize;
+                self.body.get(start..start + span.raw_len as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// An array's items (none for anything else).
+    pub fn items(self) -> impl Iterator<Item = Parsed<'a>> {
+        let mut items = self.toks.items();
+        std::iter::from_fn(move || {
+            let (_, value) = items.step()?;
+            Some(self.at(value))
+        })
+    }
+
+    /// An object's entries, in body order (none for anything else).
+    pub fn entries(self) -> impl Iterator<Item = (&'a str, Parsed<'a>)> {
+        let mut entries = self.toks.entries();
+        std::iter::from_fn(move || {
+            let (key, _, value) = entries.step()?;
+            Some((key, self.at(value)))
+        })
+    }
+
+    /// The value whose tokens are `toks`, in the same body.
+    fn at(self, toks: &'a [Tok<'a>]) -> Parsed<'a> {
+        Parsed {
+            body: self.body,
+            toks: Tokens(toks),
+        }
+    }
+
+    /// The value as a [`Node`]: a scalar as its variant (borrowing), a container as
+    /// [`Node::Parsed`].
+    pub fn node(self) -> Node<'a> {
+        match self.toks.head() {
+            Tok::Null => Node::Null,
+            Tok::Bool(b) => Node::Bool(b),
+            Tok::Number(text) => Node::Number(Cow::Borrowed(text)),
+            Tok::String(s) => Node::String(Cow::Borrowed(s)),
+            Tok::Array(_) | Tok::Object(_) => Node::Parsed(self),
+        }
+    }
+
+    /// The same value as serde_json's tree.
+    pub fn to_value(self) -> Value {
+        match self.toks.head() {
+            Tok::Null => Value::Null,
+            Tok::Bool(b) => Value::Bool(b),
+            Tok::Number(text) => number_value(text),
+            Tok::String(s) => Value::String(s.to_string()),
+            Tok::Array(_) => Value::Array(self.items().map(Parsed::to_value).collect()),
+            Tok::Object(_) => Value::Object(
+                self.entries()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect::<Map<String, Value>>(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    /// The value's JSON text, as the writer writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = Vec::new();
+        write_parsed::<false>(*self, &mut text);
+        write!(f, "Parsed({})", String::from_utf8_lossy(&text))
+    }
+}
+
+impl std::fmt::Debug for Tokens<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({})", self.0.len())
+    }
+}
+
+/// The memory one or more parses keep their tapes and escaped strings in (issue 10, goal 6):
+/// one allocation for a typical body (the first chunk is sized from the body's length), and
+/// one free when the arena is dropped, however many values the tree holds.
 ///
 /// Nothing is ever dropped in the arena: what is put there must own no memory, or the memory
-/// would leak. Only [`parse`] writes in it (the field is private), and it puts there only
-/// parsed items, which borrow all they hold: strings from the body or from the arena,
-/// containers from the arena (`Parser::store`, checked in debug builds). A container changed
-/// through [`Container::make_mut`] moves its items out to a `Vec` of their own, dropped as
-/// usual. `tests/tree_arena.rs` counts the heap to hold it.
+/// would leak. Only [`parse`] writes in it (the field is private), and everything it puts
+/// there is `Copy` (tokens, the tape, strings), which the compiler holds to owning nothing.
+/// `tests/tree_arena.rs` counts the heap to hold it.
 pub struct Arena {
     bump: Bump,
 }
 
 impl Arena {
-    /// An arena whose first chunk holds the tree of a search body of `len` bytes (a 2 KB
-    /// Kibana search's tree is about four times its length); more chunks are added as needed.
+    /// An arena whose first chunk holds the tape of a search body of `len` bytes (a 2 KB
+    /// Kibana search's tape is under three times its length); more chunks are added as needed.
     pub fn for_body(len: usize) -> Arena {
         Arena {
             bump: Bump::with_capacity(len.min(MAX_FIRST_CHUNK / ARENA_PER_BYTE) * ARENA_PER_BYTE),
@@ -353,67 +639,59 @@ impl Default for Arena {
     }
 }
 
-/// Arena bytes allocated up front per body byte ([`Arena::for_body`]): a 2 KB Kibana search's
-/// tree takes 8.6 KB (4.2 bytes per body byte), the median of the bodies of `tests/data` 2.1.
-const ARENA_PER_BYTE: usize = 5;
+/// Arena bytes allocated up front per body byte ([`Arena::for_body`]): a tape's room is
+/// reserved at a 24-byte token per [`BYTES_PER_TOKEN`] body bytes (three per body byte), escaped strings take the rest.
+const ARENA_PER_BYTE: usize = 4;
 
 /// The largest first chunk: a larger body's arena grows in more chunks as it is used (a body
 /// mostly made of one long string needs little).
 const MAX_FIRST_CHUNK: usize = 4 << 20;
 
-/// Parses one JSON body strictly (see the module invariant), its containers in `arena`.
+/// A tape's first room, in body bytes per token: a token per eight bytes covers search bodies
+/// (a 2 KB Kibana search has one per nine, a `terms` list of ids one per fourteen). A body
+/// with more grows its tape as any vector (a copy per doubling).
+const BYTES_PER_TOKEN: usize = 8;
+
+/// Parses one JSON body strictly (see the module invariant), its tape in `arena`.
 pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena) -> Result<Node<'a>, Rejection> {
-    let parsed = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+    // Token indexes and text offsets are `u32`.
+    let parsed = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || u32::try_from(bytes.len()).is_err() {
         None
     } else {
         std::str::from_utf8(bytes).ok().and_then(|text| {
-            let small = bytes.len() <= SMALL_BODY;
             let mut p = Parser {
                 arena: &arena.bump,
                 s: text.as_bytes(),
                 text,
                 i: 0,
                 bent_at: 0,
-                items: Vec::with_capacity(if small { SMALL_ITEMS } else { STACK }),
-                entries: Vec::with_capacity(if small { SMALL_ENTRIES } else { STACK }),
+                toks: BumpVec::with_capacity_in(bytes.len() / BYTES_PER_TOKEN + 8, &arena.bump),
+                keys: Vec::with_capacity(KEYS),
             };
-            let v = p.value(0)?;
+            p.value(0)?;
             p.ws();
-            (p.i == p.s.len()).then_some(v)
+            if p.i != p.s.len() {
+                return None;
+            }
+            let toks = p.toks.into_bump_slice();
+            Some(
+                Parsed {
+                    body: bytes,
+                    toks: Tokens(toks),
+                }
+                .node(),
+            )
         })
     };
     parsed.ok_or_else(|| refusal(bytes))
-}
-
-/// What the parser puts in the arena, which never drops it: values that own no memory
-/// ([`Arena`]). A parsed node's containers are in the arena already (checked when they were
-/// stored), so one level is enough.
-trait Borrowed {
-    fn borrowed(&self) -> bool;
-}
-
-impl Borrowed for Node<'_> {
-    fn borrowed(&self) -> bool {
-        match self {
-            Node::Null | Node::Bool(_) => true,
-            Node::Number(text) | Node::String(text) => matches!(text, Cow::Borrowed(_)),
-            Node::Array(items) => matches!(items.items, Items::Parsed(_)),
-            Node::Object(entries) => matches!(entries.items, Items::Parsed(_)),
-        }
-    }
-}
-
-impl Borrowed for (Cow<'_, str>, Node<'_>) {
-    fn borrowed(&self) -> bool {
-        matches!(self.0, Cow::Borrowed(_)) && self.1.borrowed()
-    }
 }
 
 /// `parse_strict`'s reason for a body [`parse`] refused.
 fn refusal(bytes: &[u8]) -> Rejection {
     match parse_strict(bytes) {
         Err(e) => e,
-        // Never: both accept the same bodies (the differential tests hold them to it).
+        // Never below 4 GiB: both accept the same bodies (the differential tests hold them to
+        // it).
         Ok(_) => Rejection::bad_request("request body is not valid JSON"),
     }
 }
@@ -421,40 +699,25 @@ fn refusal(bytes: &[u8]) -> Rejection {
 /// Objects with more keys than this find duplicates through a hash set, not a scan.
 const SCAN_KEYS: usize = 16;
 
-/// The parser's stacks' first size: a search body's open containers rarely hold more.
-const STACK: usize = 32;
-
-/// Bodies up to this size (an `_msearch` line, a small search) start with stacks that fit in
-/// 1 KB, the largest block the allocator (mimalloc) hands out on its fast path: two stacks of
-/// [`STACK`] items were 1.5 and 2.3 KB, two slow allocations per parse, eighty per `_msearch`
-/// of twenty searches (issue 10 goal 6). Larger bodies keep [`STACK`] (a 2 KB search grew
-/// smaller stacks, which cost more than it saved). A stack that needs more grows as any `Vec`.
-const SMALL_BODY: usize = 1024;
-const SMALL_ITEMS: usize = 1024 / std::mem::size_of::<Node<'static>>();
-const SMALL_ENTRIES: usize = 1024 / std::mem::size_of::<(Cow<'static, str>, Node<'static>)>();
-
-/// Arrays longer than this are collected in the arena directly, not on the parser's stack
-/// (the module doc says why).
-const LONG: usize = 64;
+/// The key stack's first size: the keys of the objects open at once in a search body.
+const KEYS: usize = 32;
 
 struct Parser<'a> {
-    /// Where the containers go ([`Arena`]): written only by [`Parser::store`], a long array
-    /// ([`Parser::array`]) and an escaped string ([`Parser::string_rest`]).
+    /// Where the tape's room and escaped strings are ([`Arena`]).
     arena: &'a Bump,
     s: &'a [u8],
     text: &'a str,
     i: usize,
     /// Where the body last strayed from what [`write()`] writes (0 if it has not): a
     /// whitespace byte skipped, or an escape in a string. A container opened at `start` that
-    /// closes with `bent_at <= start` held none, and is written as its source text
-    /// ([`Container`]). A position, not a count: only the container's start is kept while it
-    /// is parsed (a count and a start were twice the instructions).
+    /// closes with `bent_at <= start` held none, and is written as its source text. A
+    /// position, not a count: only the container's start is kept while it is parsed.
     bent_at: usize,
-    /// The items of the arrays being parsed, innermost last: an array's items are moved into
-    /// the arena, their exact number, when it closes (no doubling, no regrowth copies).
-    items: Vec<Node<'a>>,
-    /// The same for the entries of the objects being parsed.
-    entries: Vec<(Cow<'a, str>, Node<'a>)>,
+    /// The tape being written.
+    toks: BumpVec<'a, Tok<'a>>,
+    /// The keys of the objects being parsed, innermost last (duplicates are found in the
+    /// innermost object's).
+    keys: Vec<&'a str>,
 }
 
 impl<'a> Parser<'a> {
@@ -469,72 +732,74 @@ impl<'a> Parser<'a> {
         self.s.get(self.i).copied()
     }
 
-    fn literal(&mut self, word: &[u8], node: Node<'a>) -> Option<Node<'a>> {
+    fn literal(&mut self, word: &[u8], tok: Tok<'a>) -> Option<Tok<'a>> {
         if self.s[self.i..].starts_with(word) {
             self.i += word.len();
-            Some(node)
+            Some(tok)
         } else {
             None
         }
     }
 
-    /// Inlined into `object` and `array` (which stay calls): no call per string or number.
+    /// One value's tokens. Inlined into `object` and `array` (which stay calls): no call per
+    /// string or number.
     #[inline(always)]
-    fn value(&mut self, depth: usize) -> Option<Node<'a>> {
+    fn value(&mut self, depth: usize) -> Option<()> {
         self.ws();
-        match self.peek()? {
-            b'{' => self.object(depth + 1),
-            b'[' => self.array(depth + 1),
+        let tok = match self.peek()? {
+            b'{' => return self.object(depth + 1),
+            b'[' => return self.array(depth + 1),
             b'"' => {
                 self.i += 1;
-                self.string().map(Node::String)
+                Tok::String(self.string()?)
             }
-            b't' => self.literal(b"true", Node::Bool(true)),
-            b'f' => self.literal(b"false", Node::Bool(false)),
-            b'n' => self.literal(b"null", Node::Null),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
-        }
-    }
-
-    /// The container opened at `start` and just closed (`self.i` past its last byte), with
-    /// its source text if nothing in it strayed from the writer's form (every such place is
-    /// after `start`).
-    #[inline(always)]
-    fn close<T>(&self, items: &'a [T], start: usize) -> Container<'a, T> {
-        let raw = if self.bent_at <= start {
-            self.s.get(start..self.i)
-        } else {
-            None
+            b't' => self.literal(b"true", Tok::Bool(true))?,
+            b'f' => self.literal(b"false", Tok::Bool(false))?,
+            b'n' => self.literal(b"null", Tok::Null)?,
+            b'-' | b'0'..=b'9' => Tok::Number(self.number()?),
+            _ => return None,
         };
-        Container {
-            items: Items::Parsed(items),
-            raw,
-        }
+        self.toks.push(tok);
+        Some(())
     }
 
-    /// The items `stack[base..]` of a container just closed, moved into the arena: with the
-    /// long arrays' [`Parser::array`] and the escaped strings' [`Parser::string_rest`], the
-    /// only writes in it. What the parser builds borrows all it holds ([`Arena`]).
+    /// A container's token at `at` once it has closed (`self.i` past its last byte): where
+    /// its items end, their number, and its source text if nothing in it strayed from the
+    /// writer's form (every such place is after `start`).
     #[inline(always)]
-    fn store<T: Borrowed>(arena: &'a Bump, stack: &mut Vec<T>, base: usize) -> &'a [T] {
-        debug_assert!(stack[base..].iter().all(Borrowed::borrowed));
-        arena.alloc_slice_fill_iter(stack.drain(base..))
+    fn close(&mut self, at: usize, start: usize, len: u32, kind: fn(Span) -> Tok<'a>) {
+        let raw_len = if self.bent_at <= start {
+            self.i - start
+        } else {
+            0
+        };
+        // Below `u32::MAX`: every token is at least one byte of a body shorter than that.
+        self.toks[at] = kind(Span {
+            size: (self.toks.len() - at) as u32,
+            len,
+            start: start as u32,
+            raw_len: raw_len as u32,
+        });
     }
 
-    fn object(&mut self, depth: usize) -> Option<Node<'a>> {
+    fn object(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         let start = self.i;
+        let at = self.toks.len();
+        // Its token, set when it closes.
+        self.toks.push(Tok::Null);
         self.i += 1;
         self.ws();
         if self.peek()? == b'}' {
             self.i += 1;
-            return Some(Node::Object(self.close(&[], start)));
+            self.close(at, start, 0, Tok::Object);
+            return Some(());
         }
-        let base = self.entries.len();
-        let mut seen: Option<HashSet<Cow<'a, str>>> = None;
+        let base = self.keys.len();
+        let mut seen: Option<HashSet<&'a str>> = None;
+        let mut len = 0;
         loop {
             self.ws();
             if self.peek()? != b'"' {
@@ -547,122 +812,96 @@ impl<'a> Parser<'a> {
                 return None;
             }
             self.i += 1;
-            let value = self.value(depth)?;
-            // Duplicates are refused where they appear (as serde_json's visitor does), so a
-            // later syntax error never changes which refusal a body gets.
             match &mut seen {
                 Some(set) => {
-                    if !set.insert(key.clone()) {
+                    if !set.insert(key) {
                         return None;
                     }
                 }
                 None => {
-                    let entries = &self.entries[base..];
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    let keys = &self.keys[base..];
+                    if keys.contains(&key) {
                         return None;
                     }
-                    if entries.len() == SCAN_KEYS {
-                        let mut set: HashSet<Cow<'a, str>> =
-                            entries.iter().map(|(k, _)| k.clone()).collect();
-                        set.insert(key.clone());
+                    if keys.len() == SCAN_KEYS {
+                        let mut set: HashSet<&'a str> = keys.iter().copied().collect();
+                        set.insert(key);
                         seen = Some(set);
                     }
                 }
             }
-            self.entries.push((key, value));
+            self.keys.push(key);
+            self.toks.push(Tok::String(key));
+            self.value(depth)?;
+            len += 1;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
-                    let entries = Self::store(self.arena, &mut self.entries, base);
-                    return Some(Node::Object(self.close(entries, start)));
+                    self.keys.truncate(base);
+                    self.close(at, start, len, Tok::Object);
+                    return Some(());
                 }
                 _ => return None,
             }
         }
     }
 
-    /// Room for a long array opened at `start` that has [`LONG`] items so far: as many items
-    /// as the rest of the body holds at their width so far, at most [`ARENA_PER_BYTE`] times
-    /// the rest of the body in bytes (the estimate may be far too large when the array ends
-    /// early; the room it does not use is never touched).
-    fn room(&self, start: usize) -> usize {
-        let rest = self.s.len() - self.i;
-        let width = ((self.i - start) / LONG).max(1);
-        LONG + (rest / width).min(rest * ARENA_PER_BYTE / std::mem::size_of::<Node<'_>>()) + 1
-    }
-
-    fn array(&mut self, depth: usize) -> Option<Node<'a>> {
+    fn array(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         let start = self.i;
+        let at = self.toks.len();
+        self.toks.push(Tok::Null);
         self.i += 1;
         self.ws();
         if self.peek()? == b']' {
             self.i += 1;
-            return Some(Node::Array(self.close(&[], start)));
+            self.close(at, start, 0, Tok::Array);
+            return Some(());
         }
-        let base = self.items.len();
-        // A long array is collected in the arena directly, in room for as many items as the
-        // rest of the body holds at the width of its first ones: no copy off the stack, and
-        // (mostly) no regrowth copies.
-        let mut long: Option<BumpVec<'a, Node<'a>>> = None;
+        let mut len = 0;
         loop {
-            let item = self.value(depth)?;
-            if let Some(items) = &mut long {
-                items.push(item);
-            } else {
-                self.items.push(item);
-                if self.items.len() - base == LONG {
-                    let mut items = BumpVec::with_capacity_in(self.room(start), self.arena);
-                    items.extend(self.items.drain(base..));
-                    long = Some(items);
-                }
-            }
+            self.value(depth)?;
+            len += 1;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
-                    let items = match long {
-                        Some(items) => {
-                            debug_assert!(items.iter().all(Borrowed::borrowed));
-                            items.into_bump_slice()
-                        }
-                        None => Self::store(self.arena, &mut self.items, base),
-                    };
-                    return Some(Node::Array(self.close(items, start)));
+                    self.close(at, start, len, Tok::Array);
+                    return Some(());
                 }
                 _ => return None,
             }
         }
     }
 
-    /// The rest of a string after its opening quote: borrowed unless it holds an escape.
-    /// Inlined: most strings end at the first special byte the word scan finds.
+    /// The rest of a string after its opening quote: borrowed from the body unless it holds
+    /// an escape. Inlined: most strings end at the first special byte the word scan finds.
     #[inline(always)]
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
         let end = skip_plain(self.s, start);
         if self.s.get(end) == Some(&b'"') {
             let s = self.text.get(start..end)?;
             self.i = end + 1;
-            return Some(Cow::Borrowed(s));
+            return Some(s);
         }
         self.i = end;
         self.string_rest(start)
     }
 
     /// `Parser::string` from the first escape or control character (or the end).
-    fn string_rest(&mut self, start: usize) -> Option<Cow<'a, str>> {
+    fn string_rest(&mut self, start: usize) -> Option<&'a str> {
         loop {
             match *self.s.get(self.i)? {
                 b'"' => {
                     let s = self.text.get(start..self.i)?;
                     self.i += 1;
-                    return Some(Cow::Borrowed(s));
+                    return Some(s);
                 }
                 b'\\' => break,
                 0..=0x1f => return None,
@@ -677,7 +916,7 @@ impl<'a> Parser<'a> {
             match *self.s.get(self.i)? {
                 b'"' => {
                     self.i += 1;
-                    return Some(Cow::Borrowed(out.into_bump_str()));
+                    return Some(out.into_bump_str());
                 }
                 b'\\' => {
                     self.i += 1;
@@ -744,7 +983,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`.
-    fn number(&mut self) -> Option<Node<'a>> {
+    fn number(&mut self) -> Option<&'a str> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -785,7 +1024,7 @@ impl<'a> Parser<'a> {
                 return None;
             }
         }
-        Some(Node::Number(Cow::Borrowed(text)))
+        Some(text)
     }
 
     fn digits(&mut self) {
@@ -845,7 +1084,7 @@ fn first_special(w: u64) -> Option<usize> {
 }
 
 /// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text). A
-/// container that kept its source text ([`Container`]) is copied: the same bytes.
+/// parsed container that kept its source text is copied: the same bytes.
 pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
     #[cfg(test)]
     if tests::SPANS_OFF.with(std::cell::Cell::get) {
@@ -859,9 +1098,6 @@ pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
 fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
     match node {
         Node::Array(items) => {
-            if let (true, Some(raw)) = (SPANS, items.raw) {
-                return out.extend_from_slice(raw);
-            }
             out.push(b'[');
             if let Some((first, rest)) = items.split_first() {
                 write_item::<SPANS>(first, out);
@@ -873,9 +1109,6 @@ fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Node::Object(entries) => {
-            if let (true, Some(raw)) = (SPANS, entries.raw) {
-                return out.extend_from_slice(raw);
-            }
             out.push(b'{');
             if let Some(((k, v), rest)) = entries.split_first() {
                 write_str(k, out);
@@ -890,6 +1123,7 @@ fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
             }
             out.push(b'}');
         }
+        Node::Parsed(p) => write_parsed::<SPANS>(*p, out),
         leaf => write_item::<SPANS>(leaf, out),
     }
 }
@@ -904,7 +1138,52 @@ fn write_item<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
         Node::Bool(false) => out.extend_from_slice(b"false"),
         Node::Number(text) => out.extend_from_slice(text.as_bytes()),
         Node::String(s) => write_str(s, out),
-        Node::Array(_) | Node::Object(_) => write_node::<SPANS>(node, out),
+        Node::Array(_) | Node::Object(_) | Node::Parsed(_) => write_node::<SPANS>(node, out),
+    }
+}
+
+/// A parsed value: its source text when it kept one (and `SPANS`), else item by item.
+fn write_parsed<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
+    if let (true, Some(raw)) = (SPANS, p.raw()) {
+        return out.extend_from_slice(raw);
+    }
+    match p.toks.head() {
+        Tok::Array(_) => {
+            out.push(b'[');
+            for (n, item) in p.items().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_parsed_item::<SPANS>(item, out);
+            }
+            out.push(b']');
+        }
+        Tok::Object(_) => {
+            out.push(b'{');
+            for (n, (k, v)) in p.entries().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write_parsed_item::<SPANS>(v, out);
+            }
+            out.push(b'}');
+        }
+        _ => write_parsed_item::<SPANS>(p, out),
+    }
+}
+
+/// [`write_item`] for a parsed value.
+#[inline(always)]
+fn write_parsed_item<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
+    match p.toks.head() {
+        Tok::Null => out.extend_from_slice(b"null"),
+        Tok::Bool(true) => out.extend_from_slice(b"true"),
+        Tok::Bool(false) => out.extend_from_slice(b"false"),
+        Tok::Number(text) => out.extend_from_slice(text.as_bytes()),
+        Tok::String(s) => write_str(s, out),
+        Tok::Array(_) | Tok::Object(_) => write_parsed::<SPANS>(p, out),
     }
 }
 

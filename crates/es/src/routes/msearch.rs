@@ -19,7 +19,7 @@ use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
 use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
-use crate::request::tree::{self, Node};
+use crate::request::tree::{self, Node, Parsed};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
 
 const PARAMS: &[(&str, Kind)] = &[
@@ -86,7 +86,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         Headers::Tree(&arena),
         |line| {
             let tree = tree::parse(line, &arena)?;
-            if !matches!(tree, Node::Object(_)) {
+            if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
             match rewrite::search_tree(tree, line, &scope.filters)? {
@@ -587,40 +587,42 @@ fn check_header_tree(
     last: &mut Option<(String, Expression)>,
 ) -> Result<(Expression, Map<String, Value>), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
-    let Node::Object(entries) = tree::parse(line, arena)? else {
+    let Node::Parsed(header) = tree::parse(line, arena)? else {
         return Err(refused());
     };
-    // Read where they are (the header's tree is in the request's arena: copying its entries
-    // out to a `Vec` per header line cost more than it saved).
-    let entries: &[(Cow<'_, str>, Node<'_>)] = &entries;
+    if !header.is_object() {
+        return Err(refused());
+    }
+    // Read in the tape, in place: a header has a few entries, each `Copy`.
+    let entries: Vec<(&str, Parsed<'_>)> = header.entries().collect();
     // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
     // so the remaining entries are checked and kept in the same order.
-    let at = entries.iter().position(|(k, _)| k == "index");
-    let rest: [&[(Cow<'_, str>, Node<'_>)]; 3] = match at {
+    let at = entries.iter().position(|(k, _)| *k == "index");
+    let rest: [&[(&str, Parsed<'_>)]; 3] = match at {
         Some(i) if i + 1 < entries.len() => {
             let last = entries.len() - 1;
             [&entries[..i], &entries[last..], &entries[i + 1..last]]
         }
         Some(i) => [&entries[..i], &[], &[]],
-        None => [entries, &[], &[]],
+        None => [&entries, &[], &[]],
     };
     let rest = || rest.iter().flat_map(|part| part.iter());
     for (k, v) in rest() {
-        if header_value_ok(k, J::from(v)) != Some(true) {
+        if header_value_ok(k, J::from(*v)) != Some(true) {
             return Err(refused());
         }
     }
     // Every value left is a string or a boolean: the same `Value` serde_json reads.
     let mut header = Map::with_capacity(entries.len() - usize::from(at.is_some()));
     for (k, v) in rest() {
-        let value = match v {
-            Node::String(s) => Value::String(s.to_string()),
-            Node::Bool(b) => Value::Bool(*b),
+        let value = match v.tokens().item() {
+            tree::Item::String(s) => Value::String(s.to_string()),
+            tree::Item::Bool(b) => Value::Bool(b),
             _ => return Err(refused()),
         };
         header.insert(k.to_string(), value);
     }
-    let text = index_text(at.map(|i| J::from(&entries[i].1)))?;
+    let text = index_text(at.map(|i| J::from(entries[i].1)))?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }

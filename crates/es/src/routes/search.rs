@@ -139,7 +139,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let arena = tree::Arena::for_body(raw.len());
     let tree = tree::parse(raw, &arena).ok()?;
-    if tree.get("pit").is_some() {
+    if tree.contains_key("pit") {
         return None;
     }
     let scope = req.scope;

@@ -18,11 +18,29 @@ fn corpus() -> Vec<String> {
     crate::testing::corpus_texts()
 }
 
-fn only_integers(n: &Node<'_>) -> bool {
+/// A container's source text (a parsed one's, if it kept it) and its children, however it is
+/// held; `None` for a scalar.
+fn parts<'n>(n: &'n Node<'_>) -> Option<(Option<&'n [u8]>, Vec<Node<'n>>)> {
     match n {
-        Node::Number(t) => (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()) && t != "-0",
-        Node::Array(items) => items.iter().all(only_integers),
-        Node::Object(entries) => entries.iter().all(|(_, v)| only_integers(v)),
+        Node::Array(items) => Some((None, items.iter().map(Node::reborrow).collect())),
+        Node::Object(entries) => Some((None, entries.iter().map(|(_, v)| v.reborrow()).collect())),
+        Node::Parsed(p) if p.is_object() => {
+            Some((p.raw(), p.entries().map(|(_, v)| v.node()).collect()))
+        }
+        Node::Parsed(p) => Some((p.raw(), p.items().map(Parsed::node).collect())),
+        _ => None,
+    }
+}
+
+/// The value under `key` of a parsed object.
+fn get<'a>(p: Parsed<'a>, key: &str) -> Option<Parsed<'a>> {
+    p.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+fn only_integers(n: &Node<'_>) -> bool {
+    match (n, parts(n)) {
+        (Node::Number(t), _) => (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()) && t != "-0",
+        (_, Some((_, children))) => children.iter().all(only_integers),
         _ => true,
     }
 }
@@ -38,10 +56,8 @@ fn written_without_spans(node: &Node<'_>) -> Vec<u8> {
 /// writes for it, and [`write()`] writes the same bytes as the writer without source text.
 fn spans_are_what_the_writer_writes(node: &Node<'_>, shown: &str) {
     fn walk(n: &Node<'_>, shown: &str) {
-        let (raw, children): (_, Vec<&Node<'_>>) = match n {
-            Node::Array(items) => (items.raw(), items.iter().collect()),
-            Node::Object(entries) => (entries.raw(), entries.iter().map(|(_, v)| v).collect()),
-            _ => return,
+        let Some((raw, children)) = parts(n) else {
+            return;
         };
         if let Some(raw) = raw {
             assert_eq!(
@@ -50,7 +66,7 @@ fn spans_are_what_the_writer_writes(node: &Node<'_>, shown: &str) {
                 "{shown}"
             );
         }
-        children.into_iter().for_each(|c| walk(c, shown));
+        children.iter().for_each(|c| walk(c, shown));
     }
     walk(node, shown);
     let mut out = Vec::new();
@@ -61,16 +77,9 @@ fn spans_are_what_the_writer_writes(node: &Node<'_>, shown: &str) {
 /// The containers of `node` in pre-order: whether each kept its source text.
 fn spans(node: &Node<'_>) -> Vec<bool> {
     fn walk(n: &Node<'_>, out: &mut Vec<bool>) {
-        match n {
-            Node::Array(items) => {
-                out.push(items.raw().is_some());
-                items.iter().for_each(|c| walk(c, out));
-            }
-            Node::Object(entries) => {
-                out.push(entries.raw().is_some());
-                entries.iter().for_each(|(_, c)| walk(c, out));
-            }
-            _ => {}
+        if let Some((raw, children)) = parts(n) {
+            out.push(raw.is_some());
+            children.iter().for_each(|c| walk(c, out));
         }
     }
     let mut out = Vec::new();
@@ -266,17 +275,24 @@ fn strings_without_escapes_borrow_the_body() {
     let body = br#"{"query":{"match":{"message":"caf\u00e9 ok"}},"size":10}"#;
     let arena = Arena::default();
     let node = parse(body, &arena).unwrap();
-    let Node::Object(entries) = &node else {
+    let Node::Parsed(root) = node else {
         panic!("object")
     };
-    assert!(matches!(entries[0].0, Cow::Borrowed("query")));
     let in_body = |s: &str| body.as_ptr_range().contains(&s.as_ptr());
-    assert!(matches!(entries[0].0, Cow::Borrowed(k) if in_body(k)));
+    assert!(matches!(root.entries().next(), Some(("query", _))));
+    assert!(matches!(root.entries().next(), Some((k, _)) if in_body(k)));
+    let message = get(root, "query")
+        .and_then(|q| get(q, "match"))
+        .and_then(|m| get(m, "message"))
+        .map(Parsed::node);
     assert!(matches!(
-        node.get("query").and_then(|q| q.get("match")).and_then(|m| m.get("message")),
-        Some(Node::String(Cow::Borrowed(s))) if *s == "café ok" && !in_body(s)
+        message,
+        Some(Node::String(Cow::Borrowed(s))) if s == "café ok" && !in_body(s)
     ));
-    assert_eq!(node.get("size").and_then(Node::as_u64), Some(10));
+    assert_eq!(
+        get(root, "size").map(Parsed::node).and_then(|n| n.as_u64()),
+        Some(10)
+    );
     assert_eq!(Node::from_value(&node.to_value()), node);
 }
 
@@ -418,10 +434,11 @@ fn numbers_at_the_edges_agree_with_parse_strict() {
     }
 }
 
-/// Arrays around the length where they leave the parser's stack, nested in one another and in
-/// objects, and objects with many keys: the same values, the same bytes written.
+/// Arrays around the length where they left the former parser's stack (64), nested in one
+/// another and in objects, and objects with many keys: the same values, the same bytes written.
 #[test]
 fn long_arrays_and_objects_agree_with_parse_strict() {
+    const LONG: usize = 64;
     let array = |n: usize, item: &dyn Fn(usize) -> String| {
         format!("[{}]", (0..n).map(item).collect::<Vec<_>>().join(","))
     };
@@ -457,47 +474,30 @@ fn long_arrays_and_objects_agree_with_parse_strict() {
     }
 }
 
-/// Bodies of at most `SMALL_BODY` bytes start with the small stacks: ones whose open
-/// containers hold more items or entries than those (the stacks grow) parse and write as
-/// `parse_strict` reads them, near the size limit on either side.
+/// Bodies that outgrow the parser's first room: more tokens than the tape's first room (a
+/// token per [`BYTES_PER_TOKEN`] bytes: arrays of one-digit numbers have one per two), with
+/// escaped strings put in the arena between the tape's growths, and more keys open at once than
+/// the key stack's first size ([`KEYS`]): the same values, the same bytes written, the same
+/// refusals.
 #[test]
-fn small_bodies_that_outgrow_the_small_stacks_agree_with_parse_strict() {
+fn bodies_that_outgrow_the_first_room_agree_with_parse_strict() {
     let join =
         |n: usize, item: &dyn Fn(usize) -> String| (0..n).map(item).collect::<Vec<_>>().join(",");
-    for extra in [0, 1, 5, 20] {
-        let items = SMALL_ITEMS + extra;
-        let entries = SMALL_ENTRIES + extra;
-        // Items of arrays open at once: an outer array's items, then an inner array's.
-        let arrays = format!(
-            "[{},[{}]]",
-            join(items, &|i| i.to_string()),
-            join(items, &|i| i.to_string())
-        );
-        // Entries of objects open at once, each object's last value the next object.
+    for n in [1, 7, 8, 9, 100, 5000] {
+        let digits = format!("[{}]", join(n, &|i| (i % 10).to_string()));
+        let escaped = format!("[{}]", join(n, &|i| format!("[{},\"e\\n{i}\"]", i % 10)));
         let mut objects = String::from("1");
         for depth in 0..3 {
             objects = format!(
                 "{{{},\"z\":{objects}}}",
-                join(entries, &|i| format!("\"k{depth}_{i}\":{i}"))
+                join(n.min(KEYS + 5), &|i| format!("\"k{depth}_{i}\":{i}"))
             );
         }
-        // Both at once, and a refusal (a duplicate key) at the end of the deepest object.
-        let mixed = format!("{{\"a\":{arrays},\"b\":{objects}}}");
-        let refused = format!("{{\"a\":{arrays},\"b\":{{\"x\":1,\"x\":2}}}}");
-        if extra == 0 {
-            // The small stacks are the ones outgrown.
-            assert!(arrays.len() <= SMALL_BODY && objects.len() <= SMALL_BODY);
-        }
-        for body in [arrays, objects, mixed, refused] {
+        let mixed = format!("{{\"a\":{digits},\"b\":{objects},\"c\":{escaped}}}");
+        let refused = format!("{{\"a\":{digits},\"b\":{{\"x\":1,\"x\":2}}}}");
+        for body in [digits, escaped, objects, mixed, refused] {
             agrees(body.as_bytes());
         }
-    }
-    // Right at the limit and one byte past it (an array of single digits padded by spaces).
-    for len in [SMALL_BODY - 1, SMALL_BODY, SMALL_BODY + 1] {
-        let mut body = format!("[{}]", join(SMALL_ITEMS + 3, &|i| (i % 10).to_string()));
-        body.insert_str(1, &" ".repeat(len - body.len()));
-        assert_eq!(body.len(), len);
-        agrees(body.as_bytes());
     }
 }
 
@@ -513,6 +513,8 @@ fn reborrow_is_the_same_tree_with_borrowed_strings() {
                 .iter()
                 .all(|(k, v)| matches!(k, Cow::Borrowed(_)) && all_borrowed(v)),
             Node::Null | Node::Bool(_) => true,
+            // A parsed value's strings borrow the body or the arena.
+            Node::Parsed(_) => true,
         }
     }
     for text in corpus().iter().map(String::as_str).chain([
@@ -584,25 +586,30 @@ fn compact_containers_keep_their_source_text() {
     }
 }
 
-/// A change deep inside a compact body, made through `make_mut` at every level: every
-/// container above it loses its source text and the edit is written (with a leak, the root's
-/// text would be written and the edit lost); untouched siblings keep theirs, also when moved.
+/// A change deep inside a compact body, made through `open` at every level: every container
+/// above it becomes a built one without source text and the edit is written (with a leak, the
+/// root's text would be written and the edit lost); untouched siblings keep theirs, also when
+/// moved.
 #[test]
 fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
+    fn opened<'n, 'a>(n: &'n mut Node<'a>) -> &'n mut Node<'a> {
+        n.open();
+        n
+    }
     let body = r#"{"a":{"b":[1,{"c":"x","k":[2]}],"d":[2]},"e":{"f":{}}}"#;
     let arena = Arena::default();
     let mut node = parse(body.as_bytes(), &arena).unwrap();
     assert_eq!(spans(&node), vec![true; 8]);
-    let Node::Object(root) = &mut node else {
+    let Node::Object(root) = opened(&mut node) else {
         panic!("object")
     };
-    let Node::Object(a) = &mut root.make_mut()[0].1 else {
+    let Node::Object(a) = opened(&mut root.make_mut()[0].1) else {
         panic!("a")
     };
-    let Node::Array(b) = &mut a.make_mut()[0].1 else {
+    let Node::Array(b) = opened(&mut a.make_mut()[0].1) else {
         panic!("b")
     };
-    let Node::Object(c) = &mut b.make_mut()[1] else {
+    let Node::Object(c) = opened(&mut b.make_mut()[1]) else {
         panic!("c")
     };
     c.make_mut()[0].1 = Node::String(Cow::Borrowed("y"));
@@ -617,20 +624,18 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     );
     spans_are_what_the_writer_writes(&node, edited);
 
-    // `make_mut` drops the text even when nothing is changed after all.
+    // `open` drops the text even when nothing is changed after all.
     let arena = Arena::default();
     let mut node = parse(body.as_bytes(), &arena).unwrap();
-    if let Node::Object(root) = &mut node {
-        root.make_mut();
-    }
+    node.open();
     assert!(!spans(&node)[0]);
 
     // Untouched subtrees moved into a built container keep their text; the built one has none.
     let arena = Arena::default();
-    let Node::Object(root) = parse(body.as_bytes(), &arena).unwrap() else {
-        panic!("object")
-    };
-    let mut entries = root.into_vec();
+    let mut entries = parse(body.as_bytes(), &arena)
+        .unwrap()
+        .into_entries()
+        .expect("object");
     entries.reverse();
     let moved = Node::object(vec![(
         Cow::Borrowed("wrapped"),
@@ -645,11 +650,10 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     );
     spans_are_what_the_writer_writes(&moved, body);
 
-    // `reborrow` keeps the text (the same items); `Default` and `from_value` have none.
+    // `reborrow` keeps the text (the same items); `from_value` has none.
     let arena = Arena::default();
     let node = parse(body.as_bytes(), &arena).unwrap();
     assert_eq!(spans(&node.reborrow()), vec![true; 8]);
-    assert!(Container::<Node<'_>>::default().raw().is_none());
     assert_eq!(spans(&Node::from_value(&node.to_value())), vec![false; 8]);
 }
 
@@ -679,7 +683,6 @@ fn shared_items_write_as_built_ones_and_a_change_copies_them_out() {
     let Node::Array(mut items) = shared.reborrow() else {
         unreachable!()
     };
-    assert_eq!(items.raw(), None);
     items.make_mut().push(Node::Null);
     assert_eq!(items.len(), 3);
     assert_eq!(owned.len(), 2);
