@@ -690,3 +690,25 @@ fn shared_items_write_as_built_ones_and_a_change_copies_them_out() {
     write(&Node::Array(items), &mut changed);
     assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},12,null]"#);
 }
+
+/// Duplicate keys are refused wherever they are: keys of one length and the same end bytes, a
+/// duplicate after containers (whose keys are not the object's), the same keys in nested
+/// objects (each object its own), and objects around the number of keys past which a set takes
+/// over.
+#[test]
+fn duplicate_keys_are_found_wherever_they_are() {
+    let collide = |i: usize| format!("\"a{i:02}b\"");
+    for n in [1, 2, SCAN_KEYS - 1, SCAN_KEYS, SCAN_KEYS + 1, 40] {
+        let entries: Vec<String> = (0..n)
+            .map(|i| format!("{}:{{\"x\":[{i},{{\"y\":[]}}],\"a00b\":1}}", collide(i)))
+            .collect();
+        let plain = format!("{{{}}}", entries.join(","));
+        agrees(plain.as_bytes());
+        for dup in [0, n / 2, n - 1] {
+            let twice = format!("{{{},{}:2}}", entries.join(","), collide(dup));
+            agrees(twice.as_bytes());
+            let arena = Arena::default();
+            assert!(parse(twice.as_bytes(), &arena).is_err(), "{twice}");
+        }
+    }
+}
