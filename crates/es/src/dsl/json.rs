@@ -147,6 +147,11 @@ impl<'a> J<'a> {
         matches!(self, J::String(_))
     }
 
+    /// A single value: a string, number, boolean or null.
+    pub fn is_scalar(self) -> bool {
+        matches!(self, J::String(_) | J::Number(_) | J::Bool(_) | J::Null)
+    }
+
     pub fn is_number(self) -> bool {
         matches!(self, J::Number(_))
     }
@@ -249,6 +254,24 @@ impl<'a> Arr<'a> {
 
     pub fn is_empty(self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether every item is a single value (a string, number, boolean or null), as
+    /// `iter().all(J::is_scalar)`: a parsed array's counts say it without a walk.
+    pub fn all_scalars(self) -> bool {
+        match self {
+            Arr::T(t) => t.items_all_scalars(),
+            _ => self.iter().all(J::is_scalar),
+        }
+    }
+
+    /// Whether every item is a string, as `iter().all(J::is_string)`: a parsed array's tokens
+    /// are read without making a `J` of each.
+    pub fn all_strings(self) -> bool {
+        match self {
+            Arr::T(t) => t.items_all_strings(),
+            _ => self.iter().all(J::is_string),
+        }
     }
 
     pub fn iter(self) -> ArrIter<'a> {
@@ -385,6 +408,61 @@ impl<'a> Iterator for ObjIter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `all_scalars` and `all_strings` answer as the walks they replace, for serde_json's tree,
+    /// built nodes and parsed arrays (whose counts and tokens answer without a walk), on arrays
+    /// of every kind of item, nested ones and empty ones.
+    #[test]
+    fn array_shortcuts_answer_as_the_walks() {
+        let arrays = [
+            "[]",
+            "[1]",
+            r#"["a"]"#,
+            r#"["a","b\n",""]"#,
+            r#"["a",1]"#,
+            "[null,true,false,1.5e3]",
+            r#"["a",[]]"#,
+            r#"[{}]"#,
+            r#"["a",{"b":"c"},"d"]"#,
+            r#"[[1,2],[3]]"#,
+            r#"["x","y",["z"]]"#,
+        ];
+        for text in arrays {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let arena = crate::request::tree::Arena::default();
+            let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
+            let built = Node::from_value(&value);
+            for j in [J::from(&value), J::from(&parsed), J::from(&built)] {
+                let J::Array(items) = j else {
+                    panic!("{text}: an array")
+                };
+                assert_eq!(
+                    items.all_scalars(),
+                    items.iter().all(J::is_scalar),
+                    "{text}"
+                );
+                assert_eq!(
+                    items.all_strings(),
+                    items.iter().all(J::is_string),
+                    "{text}"
+                );
+            }
+            // Inside an object too (a parsed array's tokens end where its parent's go on).
+            let wrapped = format!(r#"{{"a":{text},"b":["c",{{}}]}}"#);
+            let parsed = crate::request::tree::parse(wrapped.as_bytes(), &arena).unwrap();
+            let items = J::from(&parsed).get("a").and_then(J::as_array).unwrap();
+            assert_eq!(
+                items.all_scalars(),
+                items.iter().all(J::is_scalar),
+                "{wrapped}"
+            );
+            assert_eq!(
+                items.all_strings(),
+                items.iter().all(J::is_string),
+                "{wrapped}"
+            );
+        }
+    }
 
     /// The tree's numbers read as serde_json reads the same text: integers (in and beyond
     /// u64's range, beyond f64's exact integers), negative numbers, fractions, exponents.

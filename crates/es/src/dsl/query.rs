@@ -572,6 +572,7 @@ fn terms_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
             _ => {
                 fields += 1;
                 match val {
+                    J::Array(items) if items.all_scalars() => {}
                     J::Array(items) => items.iter().try_for_each(|x| scalar(x, "terms"))?,
                     J::Object(_) => return Err(feature("terms lookup")),
                     _ => return Err(Rejection::bad_request("[terms] values must be an array")),
@@ -1299,7 +1300,7 @@ pub(crate) fn scalar(v: J<'_>, key: &str) -> Result<(), Rejection> {
 #[inline]
 pub(crate) fn strings(v: J<'_>, key: &str) -> Result<(), Rejection> {
     let strings = match v {
-        J::Array(items) => items.iter().all(J::is_string),
+        J::Array(items) => items.all_strings(),
         other => other.is_string(),
     };
     of_kind(strings, key, "strings")
