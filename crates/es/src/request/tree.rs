@@ -819,15 +819,21 @@ impl<'a> Parser<'a> {
         let mut seen: Option<HashSet<&'a str>> = None;
         let mut len = 0;
         loop {
-            self.ws();
-            if self.peek()? != b'"' {
-                return None;
+            // Each separator is looked at first where a compact body has it, then past any
+            // whitespace.
+            if self.s.get(self.i) != Some(&b'"') {
+                self.ws();
+                if self.peek()? != b'"' {
+                    return None;
+                }
             }
             self.i += 1;
             let key = self.string()?;
-            self.ws();
-            if self.peek()? != b':' {
-                return None;
+            if self.s.get(self.i) != Some(&b':') {
+                self.ws();
+                if self.peek()? != b':' {
+                    return None;
+                }
             }
             self.i += 1;
             match &mut seen {
@@ -852,6 +858,10 @@ impl<'a> Parser<'a> {
             self.toks.push(Tok::String(key));
             self.value(depth)?;
             len += 1;
+            if self.s.get(self.i) == Some(&b',') {
+                self.i += 1;
+                continue;
+            }
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -882,8 +892,20 @@ impl<'a> Parser<'a> {
         }
         let mut len = 0;
         loop {
-            self.value(depth)?;
+            // A string, the usual item of a long array (a `terms` list), and a compact body's
+            // separator right after it, without `value`'s dispatch nor `ws`.
+            if self.s.get(self.i) == Some(&b'"') {
+                self.i += 1;
+                let s = self.string()?;
+                self.toks.push(Tok::String(s));
+            } else {
+                self.value(depth)?;
+            }
             len += 1;
+            if self.s.get(self.i) == Some(&b',') {
+                self.i += 1;
+                continue;
+            }
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
