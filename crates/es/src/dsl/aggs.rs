@@ -7,8 +7,8 @@
 use super::json::J;
 
 use super::query::{
-    array_of, check as check_query, flat, inert, keyed, params, slot_of, Slot, SortAt, Table,
-    TOP_HITS,
+    array_of, check as check_query, flat, inert, keyed, keys, params, slot_of, table, Keys, Slot,
+    SortAt, Table, TOP_HITS,
 };
 use super::{expansion, fields, values};
 use crate::error::printable;
@@ -63,7 +63,7 @@ fn not_allowed(ty: &str) -> Rejection {
     ))
 }
 
-const TERMS_PARAMS: &[&str] = &[
+const TERMS_PARAMS: Keys = keys![
     "field",
     "size",
     "shard_size",
@@ -79,7 +79,7 @@ const TERMS_PARAMS: &[&str] = &[
     "value_type",
     "format",
 ];
-const HISTOGRAM_PARAMS: &[&str] = &[
+const HISTOGRAM_PARAMS: Keys = keys![
     "field",
     "interval",
     "min_doc_count",
@@ -91,7 +91,7 @@ const HISTOGRAM_PARAMS: &[&str] = &[
     "missing",
     "format",
 ];
-const DATE_HISTOGRAM_PARAMS: &[&str] = &[
+const DATE_HISTOGRAM_PARAMS: Keys = keys![
     "field",
     "calendar_interval",
     "fixed_interval",
@@ -106,8 +106,8 @@ const DATE_HISTOGRAM_PARAMS: &[&str] = &[
     "format",
     "time_zone",
 ];
-const METRIC_PARAMS: &[&str] = &["field", "missing", "format"];
-const BUCKET_PIPELINE_PARAMS: &[&str] = &[
+const METRIC_PARAMS: Keys = keys!["field", "missing", "format"];
+const BUCKET_PIPELINE_PARAMS: Keys = keys![
     "buckets_path",
     "gap_policy",
     "format",
@@ -116,7 +116,7 @@ const BUCKET_PIPELINE_PARAMS: &[&str] = &[
     "keyed",
 ];
 
-const MULTI_TERMS: Table = &[
+const MULTI_TERMS: Table = table![
     (&["terms"], Slot::Check(multi_terms_sources)),
     (
         &[
@@ -131,32 +131,32 @@ const MULTI_TERMS: Table = &[
         Slot::Inert,
     ),
 ];
-const FILTERS: Table = &[
+const FILTERS: Table = table![
     (&["filters"], Slot::Check(named_filters)),
     (&["other_bucket", "other_bucket_key", "keyed"], Slot::Scalar),
 ];
-const COMPOSITE: Table = &[
+const COMPOSITE: Table = table![
     (&["sources"], Slot::Check(composite_sources)),
     (&["size"], Slot::Scalar),
     (&["after"], Slot::Inert),
 ];
-const TOP_METRICS: Table = &[
+const TOP_METRICS: Table = table![
     (&["metrics"], Slot::Inert),
     (&["size"], Slot::Scalar),
     (&["sort"], Slot::Sort(SortAt::Hits)),
 ];
-const BUCKET_SORT: Table = &[
+const BUCKET_SORT: Table = table![
     (&["sort"], Slot::Sort(SortAt::Buckets)),
     (&["from", "size", "gap_policy"], Slot::Scalar),
 ];
 
 /// Every aggregation type: its slot (the value under `{"<type>": ...}`), or its refusal.
-const AGG_TYPES: Table = &[
+const AGG_TYPES: Table = table![
     (&["terms"], Slot::Check(terms_agg)),
     (&["multi_terms"], Slot::Check(multi_terms_agg)),
     (
         &["rare_terms"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field",
             "max_doc_count",
             "precision",
@@ -169,7 +169,7 @@ const AGG_TYPES: Table = &[
     (&["date_histogram"], Slot::Params(DATE_HISTOGRAM_PARAMS)),
     (
         &["auto_date_histogram"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field",
             "buckets",
             "format",
@@ -180,20 +180,27 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["range", "ip_range"],
-        Slot::Params(&["field", "ranges", "keyed", "format", "missing"]),
+        Slot::Params(keys!["field", "ranges", "keyed", "format", "missing"]),
     ),
     (
         &["date_range"],
-        Slot::Params(&["field", "ranges", "keyed", "format", "missing", "time_zone"]),
+        Slot::Params(keys![
+            "field",
+            "ranges",
+            "keyed",
+            "format",
+            "missing",
+            "time_zone"
+        ]),
     ),
-    (&["missing"], Slot::Params(&["field"])),
-    (&["nested", "reverse_nested"], Slot::Params(&["path"])),
+    (&["missing"], Slot::Params(keys!["field"])),
+    (&["nested", "reverse_nested"], Slot::Params(keys!["path"])),
     (&["filter"], Slot::Query),
     (&["filters"], Slot::Object("filters", FILTERS)),
     (&["composite"], Slot::Object("composite", COMPOSITE)),
     (
         &["geohash_grid", "geotile_grid"],
-        Slot::Params(&["field", "precision", "bounds", "size", "shard_size"]),
+        Slot::Params(keys!["field", "precision", "bounds", "size", "shard_size"]),
     ),
     (
         &["avg", "sum", "min", "max", "value_count", "stats"],
@@ -201,34 +208,42 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["extended_stats"],
-        Slot::Params(&["field", "missing", "format", "sigma"]),
+        Slot::Params(keys!["field", "missing", "format", "sigma"]),
     ),
     (
         &["median_absolute_deviation", "boxplot"],
-        Slot::Params(&["field", "missing", "format", "compression"]),
+        Slot::Params(keys!["field", "missing", "format", "compression"]),
     ),
     (
         &["cardinality"],
-        Slot::Params(&["field", "precision_threshold", "missing", "execution_hint"]),
+        Slot::Params(keys![
+            "field",
+            "precision_threshold",
+            "missing",
+            "execution_hint"
+        ]),
     ),
     (
         &["percentiles"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
         ]),
     ),
     (
         &["percentile_ranks"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
         ]),
     ),
     (
         &["weighted_avg"],
-        Slot::Params(&["value", "weight", "format", "value_type"]),
+        Slot::Params(keys!["value", "weight", "format", "value_type"]),
     ),
-    (&["geo_bounds"], Slot::Params(&["field", "wrap_longitude"])),
-    (&["geo_centroid"], Slot::Params(&["field"])),
+    (
+        &["geo_bounds"],
+        Slot::Params(keys!["field", "wrap_longitude"])
+    ),
+    (&["geo_centroid"], Slot::Params(keys!["field"])),
     (&["top_metrics"], Slot::Object("top_metrics", TOP_METRICS)),
     (&["top_hits"], Slot::Object("hits options", TOP_HITS)),
     (
@@ -245,15 +260,15 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["derivative"],
-        Slot::Params(&["buckets_path", "gap_policy", "format", "unit"]),
+        Slot::Params(keys!["buckets_path", "gap_policy", "format", "unit"]),
     ),
     (
         &["cumulative_sum", "cumulative_cardinality"],
-        Slot::Params(&["buckets_path", "format"]),
+        Slot::Params(keys!["buckets_path", "format"]),
     ),
     (
         &["serial_diff"],
-        Slot::Params(&["buckets_path", "lag", "gap_policy", "format"]),
+        Slot::Params(keys!["buckets_path", "lag", "gap_policy", "format"]),
     ),
     (&["bucket_sort"], Slot::Object("bucket_sort", BUCKET_SORT)),
     (
@@ -287,7 +302,7 @@ fn multi_terms_agg(body: J<'_>, ty: &str) -> Result<(), Rejection> {
 }
 
 fn multi_terms_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
-    array_of(v, key, |t| flat(t, &["field", "missing"]))
+    array_of(v, key, |t| flat(t, keys!["field", "missing"]))
 }
 
 /// `filters` of a `filters` aggregation: a list or an object of named queries.
@@ -305,7 +320,7 @@ fn composite_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, check_composite_source)
 }
 
-const COMPOSITE_SOURCE_PARAMS: &[&str] = &[
+const COMPOSITE_SOURCE_PARAMS: Keys = keys![
     "field",
     "missing_bucket",
     "missing_order",
@@ -360,6 +375,17 @@ mod table_tests {
             ("AGG_TYPES", AGG_TYPES),
         ] {
             assert_each_key_once(name, table);
+            crate::dsl::query::assert_lookups_are_the_scans(name, table);
+        }
+        for (name, keys) in [
+            ("TERMS_PARAMS", TERMS_PARAMS),
+            ("HISTOGRAM_PARAMS", HISTOGRAM_PARAMS),
+            ("DATE_HISTOGRAM_PARAMS", DATE_HISTOGRAM_PARAMS),
+            ("METRIC_PARAMS", METRIC_PARAMS),
+            ("BUCKET_PIPELINE_PARAMS", BUCKET_PIPELINE_PARAMS),
+            ("COMPOSITE_SOURCE_PARAMS", COMPOSITE_SOURCE_PARAMS),
+        ] {
+            crate::dsl::query::assert_keys_lookup_is_the_scan(name, keys);
         }
     }
 }

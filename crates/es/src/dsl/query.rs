@@ -51,9 +51,9 @@ pub(crate) enum Slot {
     /// A sort (one or a list) at the given place.
     Sort(SortAt),
     /// An object whose keys are all in the list, with inert values.
-    Flat(&'static [&'static str]),
+    Flat(Keys),
     /// [`Slot::Flat`] without a `script` key (aggregation parameters).
-    Params(&'static [&'static str]),
+    Params(Keys),
     /// An object (named in messages as the `&str`) checked against a table.
     Object(&'static str, Table),
     /// A score function (`field_value_factor`, `gauss`, ...): inert, fields checked.
@@ -68,8 +68,78 @@ pub(crate) enum Slot {
     Check(fn(J<'_>, &str) -> Result<(), Rejection>),
 }
 
-/// Groups of keys and the slot their values fill; a key in no group is not allowed.
-pub(crate) type Table = &'static [(&'static [&'static str], Slot)];
+/// Groups of keys and the slot their values fill; a key in no group is not allowed. Written
+/// with [`table!`], which makes the lookup from the same list.
+pub(crate) type Table = &'static TableDef;
+
+/// What [`table!`] makes of a list of groups: the groups, and a lookup written from them.
+pub(crate) struct TableDef {
+    /// The groups, in order (a key in two would be found in the first:
+    /// `tables_name_each_key_once`).
+    pub(crate) groups: &'static [(&'static [&'static str], Slot)],
+    /// The index in `groups` of the first group naming a key: a `match` on the key written by
+    /// [`table!`] from the same list, compiled to a jump on the key's length and a few word
+    /// compares (issue 10: a scan compared the key with every name in turn, with a `memcmp`
+    /// call for each of the same length). Always [`Iterator::position`] over `groups`:
+    /// `assert_lookups_are_the_scans` (tests).
+    pub(crate) find: fn(&str) -> Option<usize>,
+}
+
+/// A list of keys (parameter names), written with [`keys!`]: the names, and a membership test
+/// written from them (a `match`, as [`TableDef::find`]).
+pub(crate) type Keys = &'static KeysDef;
+
+/// See [`Keys`].
+pub(crate) struct KeysDef {
+    pub(crate) names: &'static [&'static str],
+    /// Whether `names` holds a key: always `names.contains(&key)` (`assert_keys_lookup_is_the_scan`).
+    pub(crate) has: fn(&str) -> bool,
+}
+
+/// A [`Keys`] from string literals: `keys!["field", "missing"]`.
+macro_rules! keys {
+    ($($key:literal),+ $(,)?) => {{
+        const KEYS: $crate::dsl::query::Keys = &$crate::dsl::query::KeysDef {
+            names: &[$($key),+],
+            has: |key| matches!(key, $($key)|+),
+        };
+        KEYS
+    }};
+}
+pub(crate) use keys;
+
+/// A [`Table`] from its groups, each `(&["key", ...], slot)` or `(KEYS, slot)` (a [`Keys`]
+/// constant shared by several tables): `table![(&["must", "should"], Slot::Queries), ...]`.
+/// The lookup is a `match` with one arm per group, in order (a [`Keys`] group is an arm
+/// guarded by its membership test).
+macro_rules! table {
+    ($($group:tt),+ $(,)?) => {{
+        const TABLE: $crate::dsl::query::Table = &$crate::dsl::query::TableDef {
+            groups: &[$($crate::dsl::query::table!(@group $group)),+],
+            find: |key| $crate::dsl::query::table!(@find key, 0usize, [$($group)+];),
+        };
+        TABLE
+    }};
+    (@group (&[$($k:literal),+ $(,)?], $slot:expr $(,)?)) => {
+        (&[$($k),+], $slot)
+    };
+    (@group ($list:ident, $slot:expr $(,)?)) => {
+        ($list.names, $slot)
+    };
+    (@find $key:ident, $n:expr, []; $($arms:tt)*) => {
+        match $key {
+            $($arms)*
+            _ => None,
+        }
+    };
+    (@find $key:ident, $n:expr, [(&[$($k:literal),+ $(,)?], $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*]; $($arms)* $($k)|+ => Some($n),)
+    };
+    (@find $key:ident, $n:expr, [($list:ident, $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*]; $($arms)* _ if ($list.has)($key) => Some($n),)
+    };
+}
+pub(crate) use table;
 
 impl Slot {
     pub(crate) fn check(self, v: J<'_>, key: &str) -> Result<(), Rejection> {
@@ -102,11 +172,10 @@ impl Slot {
 }
 
 /// The slot of `key` in `table`, if it is allowed there.
+#[inline]
 pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
-    table
-        .iter()
-        .find(|(keys, _)| keys.contains(&key))
-        .map(|(_, slot)| *slot)
+    let i = (table.find)(key)?;
+    table.groups.get(i).map(|(_, slot)| *slot)
 }
 
 /// An object (named `what` if it is not one) whose every key is in `table`, each value checked
@@ -127,7 +196,7 @@ pub(crate) fn check_key(table: Table, key: &str, value: J<'_>) -> Result<(), Rej
     }
 }
 
-const BOOL: Table = &[
+const BOOL: Table = table![
     (&["must", "should", "filter", "must_not"], Slot::Queries),
     (
         &[
@@ -139,19 +208,19 @@ const BOOL: Table = &[
         Slot::Scalar,
     ),
 ];
-const BOOSTING: Table = &[
+const BOOSTING: Table = table![
     (&["positive", "negative"], Slot::Query),
     (&["negative_boost", "boost", "_name"], Slot::Scalar),
 ];
-const CONSTANT_SCORE: Table = &[
+const CONSTANT_SCORE: Table = table![
     (&["filter"], Slot::Query),
     (&["boost", "_name"], Slot::Scalar),
 ];
-const DIS_MAX: Table = &[
+const DIS_MAX: Table = table![
     (&["queries"], Slot::QueryList),
     (&["tie_breaker", "boost", "_name"], Slot::Scalar),
 ];
-const NESTED: Table = &[
+const NESTED: Table = table![
     (&["query"], Slot::Query),
     (
         &["path", "score_mode", "ignore_unmapped", "boost", "_name"],
@@ -159,14 +228,14 @@ const NESTED: Table = &[
     ),
     (&["inner_hits"], Slot::InnerHits),
 ];
-const SCORE_FUNCTIONS: &[&str] = &[
+const SCORE_FUNCTIONS: Keys = keys![
     "field_value_factor",
     "random_score",
     "gauss",
     "linear",
     "exp",
 ];
-const FUNCTION_SCORE: Table = &[
+const FUNCTION_SCORE: Table = table![
     (&["query", "filter"], Slot::Query),
     (&["functions"], Slot::Check(score_functions)),
     (
@@ -184,13 +253,13 @@ const FUNCTION_SCORE: Table = &[
     (SCORE_FUNCTIONS, Slot::ScoreFunction),
     (&["script_score"], Slot::Feature),
 ];
-const SCORE_FUNCTION: Table = &[
+const SCORE_FUNCTION: Table = table![
     (&["filter"], Slot::Query),
     (&["weight"], Slot::Scalar),
     (SCORE_FUNCTIONS, Slot::ScoreFunction),
     (&["script_score"], Slot::Feature),
 ];
-const KNN: Table = &[
+const KNN: Table = table![
     (
         &[
             "field",
@@ -205,17 +274,17 @@ const KNN: Table = &[
     (&["query_vector"], Slot::Numbers),
     (&["filter"], Slot::Queries),
     (&["inner_hits"], Slot::InnerHits),
-    (&["rescore_vector"], Slot::Flat(&["oversample"])),
+    (&["rescore_vector"], Slot::Flat(keys!["oversample"])),
     (&["query_vector_builder"], Slot::Feature),
 ];
-const GEO_SHAPE_FIELD: Table = &[
+const GEO_SHAPE_FIELD: Table = table![
     (&["shape"], Slot::Inert),
     (&["relation"], Slot::Scalar),
     (&["indexed_shape"], Slot::Feature),
 ];
 
 /// The per-field options of each field-keyed leaf (`{"<field>": {<options>}}`).
-const RANGE_OPTIONS: &[&str] = &[
+const RANGE_OPTIONS: Keys = keys![
     "gt",
     "gte",
     "lt",
@@ -230,9 +299,9 @@ const RANGE_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const TERM_OPTIONS: &[&str] = &["value", "boost", "case_insensitive", "_name"];
-const PREFIX_OPTIONS: &[&str] = &["value", "boost", "rewrite", "case_insensitive", "_name"];
-const WILDCARD_OPTIONS: &[&str] = &[
+const TERM_OPTIONS: Keys = keys!["value", "boost", "case_insensitive", "_name"];
+const PREFIX_OPTIONS: Keys = keys!["value", "boost", "rewrite", "case_insensitive", "_name"];
+const WILDCARD_OPTIONS: Keys = keys![
     "value",
     "wildcard",
     "boost",
@@ -240,7 +309,7 @@ const WILDCARD_OPTIONS: &[&str] = &[
     "case_insensitive",
     "_name",
 ];
-const REGEXP_OPTIONS: &[&str] = &[
+const REGEXP_OPTIONS: Keys = keys![
     "value",
     "flags",
     "case_insensitive",
@@ -248,7 +317,7 @@ const REGEXP_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MATCH_OPTIONS: &[&str] = &[
+const MATCH_OPTIONS: Keys = keys![
     "query",
     "operator",
     "minimum_should_match",
@@ -264,7 +333,7 @@ const MATCH_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MATCH_PHRASE_OPTIONS: &[&str] = &[
+const MATCH_PHRASE_OPTIONS: Keys = keys![
     "query",
     "analyzer",
     "slop",
@@ -272,7 +341,7 @@ const MATCH_PHRASE_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MULTI_MATCH: &[&str] = &[
+const MULTI_MATCH: Keys = keys![
     "query",
     "fields",
     "type",
@@ -292,7 +361,7 @@ const MULTI_MATCH: &[&str] = &[
     "fuzzy_rewrite",
     "_name",
 ];
-const QUERY_STRING: &[&str] = &[
+const QUERY_STRING: Keys = keys![
     "query",
     "default_field",
     "fields",
@@ -319,7 +388,7 @@ const QUERY_STRING: &[&str] = &[
     "tie_breaker",
     "escape",
 ];
-const SIMPLE_QUERY_STRING: &[&str] = &[
+const SIMPLE_QUERY_STRING: Keys = keys![
     "query",
     "fields",
     "default_operator",
@@ -336,7 +405,7 @@ const SIMPLE_QUERY_STRING: &[&str] = &[
     "boost",
     "_name",
 ];
-const COMBINED_FIELDS: &[&str] = &[
+const COMBINED_FIELDS: Keys = keys![
     "query",
     "fields",
     "operator",
@@ -346,7 +415,7 @@ const COMBINED_FIELDS: &[&str] = &[
     "boost",
     "_name",
 ];
-const RANK_FEATURE: &[&str] = &[
+const RANK_FEATURE: Keys = keys![
     "field",
     "saturation",
     "log",
@@ -357,7 +426,7 @@ const RANK_FEATURE: &[&str] = &[
 ];
 
 /// Every query type (each in one group only: `tables_name_each_key_once`): its slot (the value under `{"<type>": ...}`), or its refusal.
-const QUERY_TYPES: Table = &[
+const QUERY_TYPES: Table = table![
     // The types dashboards send most come first (the lookup is a scan).
     (&["bool"], Slot::Object("bool", BOOL)),
     (&["range"], Slot::Check(range_query)),
@@ -365,7 +434,7 @@ const QUERY_TYPES: Table = &[
     (&["match"], Slot::Check(match_query)),
     (&["term"], Slot::Check(term_query)),
     (&["terms"], Slot::Check(terms_query)),
-    (&["exists"], Slot::Flat(&["field", "boost", "_name"])),
+    (&["exists"], Slot::Flat(keys!["field", "boost", "_name"])),
     (&["boosting"], Slot::Object("boosting", BOOSTING)),
     (
         &["constant_score"],
@@ -396,10 +465,10 @@ const QUERY_TYPES: Table = &[
         ],
         Slot::Statistics,
     ),
-    (&["ids"], Slot::Flat(&["values", "boost", "_name"])),
+    (&["ids"], Slot::Flat(keys!["values", "boost", "_name"])),
     (
         &["match_all", "match_none"],
-        Slot::Flat(&["boost", "_name"]),
+        Slot::Flat(keys!["boost", "_name"]),
     ),
     (&["multi_match"], Slot::Check(multi_match_query)),
     (&["query_string"], Slot::Check(query_string_query)),
@@ -410,7 +479,7 @@ const QUERY_TYPES: Table = &[
     (&["combined_fields"], Slot::Flat(COMBINED_FIELDS)),
     (
         &["distance_feature"],
-        Slot::Flat(&["field", "origin", "pivot", "boost", "_name"]),
+        Slot::Flat(keys!["field", "origin", "pivot", "boost", "_name"]),
     ),
     (&["rank_feature"], Slot::Flat(RANK_FEATURE)),
     (
@@ -663,7 +732,7 @@ fn score_functions(v: J<'_>, key: &str) -> Result<(), Rejection> {
 // ---- options shared by queries, aggregations and search bodies ---------------------------------
 
 /// `top_hits` options: the per-hit retrieval keys plus `from` and `size`.
-pub(crate) const TOP_HITS: Table = &[
+pub(crate) const TOP_HITS: Table = table![
     (&["sort"], Slot::Sort(SortAt::Hits)),
     (&["_source"], Slot::Check(check_source)),
     (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
@@ -679,7 +748,7 @@ pub(crate) const TOP_HITS: Table = &[
     (&["script_fields"], Slot::Feature),
 ];
 /// `inner_hits` options: the per-hit retrieval keys plus `name`, `from`, `size`, `collapse`.
-const INNER_HITS: Table = &[
+const INNER_HITS: Table = table![
     (&["sort"], Slot::Sort(SortAt::Hits)),
     (&["_source"], Slot::Check(check_source)),
     (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
@@ -713,7 +782,7 @@ fn check_inner_hits(v: J<'_>) -> Result<(), Rejection> {
 
 /// `collapse` inside `inner_hits`: a data field only.
 fn inner_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
-    flat(v, &["field"])?;
+    flat(v, keys!["field"])?;
     if let Some(J::String(f)) = v.get("field") {
         fields::check(f, Position::Data)?;
     }
@@ -728,7 +797,7 @@ pub(crate) fn only_false(v: J<'_>, key: &str) -> Result<(), Rejection> {
     }
 }
 
-const HIGHLIGHT_OPTIONS: &[&str] = &[
+const HIGHLIGHT_OPTIONS: Keys = keys![
     "pre_tags",
     "post_tags",
     "type",
@@ -750,12 +819,12 @@ const HIGHLIGHT_OPTIONS: &[&str] = &[
     "force_source",
     "fragment_offset",
 ];
-const HIGHLIGHT: Table = &[
+const HIGHLIGHT: Table = table![
     (&["fields"], Slot::Check(highlight_fields)),
     (&["highlight_query"], Slot::Query),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
-const HIGHLIGHT_FIELD: Table = &[
+const HIGHLIGHT_FIELD: Table = table![
     (&["highlight_query"], Slot::Query),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
@@ -778,7 +847,7 @@ fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     }
 }
 
-const COLLAPSE: Table = &[
+const COLLAPSE: Table = table![
     (&["field"], Slot::Check(collapse_field)),
     (&["max_concurrent_group_searches"], Slot::Uint),
     (&["inner_hits"], Slot::InnerHits),
@@ -807,7 +876,7 @@ pub(crate) enum SortAt {
     Buckets,
 }
 
-const SORT_OPTIONS: Table = &[
+const SORT_OPTIONS: Table = table![
     (
         &[
             "order",
@@ -821,7 +890,7 @@ const SORT_OPTIONS: Table = &[
     ),
     (&["nested"], Slot::Check(sort_nested)),
 ];
-const SORT_NESTED: Table = &[
+const SORT_NESTED: Table = table![
     (&["path"], Slot::Check(nested_path)),
     (&["max_children"], Slot::Scalar),
     (&["filter"], Slot::Query),
@@ -892,7 +961,7 @@ fn nested_path(v: J<'_>, key: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-const SOURCE: Table = &[(
+const SOURCE: Table = table![(
     &["includes", "include", "excludes", "exclude"],
     Slot::Strings,
 )];
@@ -944,7 +1013,7 @@ fn field_item_allowed(item: J<'_>) -> bool {
 fn check_fields_in_two_passes(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
         J::String(_) => Ok(()),
-        J::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
+        J::Object(_) => flat(item, keys!["field", "format", "include_unmapped"]),
         _ => Err(Rejection::bad_request(format!(
             "[{key}] has an invalid value"
         ))),
@@ -1131,10 +1200,10 @@ pub(crate) fn array_of(
 }
 
 /// An object whose keys are all in `allowed` and whose values are inert.
-pub(crate) fn flat(v: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn flat(v: J<'_>, allowed: Keys) -> Result<(), Rejection> {
     let m = object(v, "parameters")?;
     for (k, val) in m {
-        if !allowed.contains(&k) {
+        if !(allowed.has)(k) {
             return Err(key_not_allowed(k));
         }
         inert(val)?;
@@ -1148,7 +1217,7 @@ pub(crate) fn flat(v: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
 /// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
 /// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
 /// `default_field`, `fields` or the text).
-fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: &[&str]) -> Result<(), Rejection> {
+fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: Keys) -> Result<(), Rejection> {
     flat(v, allowed)?;
     let m = object(v, "query")?;
     expansion::options_of(m)?;
@@ -1189,7 +1258,7 @@ fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: &[&str]) -> Res
 }
 
 /// Aggregation parameters: [`flat`], and never a `script`.
-pub(crate) fn params(body: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn params(body: J<'_>, allowed: Keys) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
             return Err(feature("script"));
@@ -1199,7 +1268,7 @@ pub(crate) fn params(body: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
 }
 
 /// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
-fn field_leaf(body: J<'_>, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
+fn field_leaf(body: J<'_>, inner: Keys, scalar_ok: bool) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     let mut fields = 0;
     for (k, val) in m {
@@ -1362,9 +1431,74 @@ pub(crate) fn feature(name: &str) -> Rejection {
 #[cfg(test)]
 pub(crate) fn assert_each_key_once(name: &str, table: Table) {
     let mut seen = std::collections::BTreeSet::new();
-    for (keys, _) in table {
+    for (keys, _) in table.groups {
         for k in *keys {
             assert!(seen.insert(*k), "{name}: [{k}] in two groups");
+        }
+    }
+}
+
+/// Keys to look up in a table or key list naming `names`: each name, names near it (a
+/// character more, less or changed, case changed, spaced) and a few others.
+#[cfg(test)]
+fn probes(names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "", "_", "*", "x", "query", "field", "script", "_name", "boost",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for n in names {
+        out.extend([
+            n.to_string(),
+            n.to_uppercase(),
+            format!("{n}x"),
+            format!("x{n}"),
+            format!("{n} "),
+        ]);
+        if let Some((last, _)) = n.char_indices().last() {
+            out.push(n[..last].to_string());
+            out.push(format!("{}X", &n[..last]));
+        }
+    }
+    out
+}
+
+/// [`Keys::has`] is `names.contains`, for every probe near the names.
+#[cfg(test)]
+pub(crate) fn assert_keys_lookup_is_the_scan(name: &str, keys: Keys) {
+    for key in probes(keys.names) {
+        assert_eq!(
+            (keys.has)(&key),
+            keys.names.contains(&key.as_str()),
+            "{name}: [{key}]"
+        );
+    }
+}
+
+/// [`TableDef::find`] finds what a scan of the groups finds (the first group naming the key),
+/// for every probe near the table's names; and so for the tables and key lists in its slots.
+#[cfg(test)]
+pub(crate) fn assert_lookups_are_the_scans(name: &str, table: Table) {
+    let names: Vec<&str> = table
+        .groups
+        .iter()
+        .flat_map(|(k, _)| k.iter().copied())
+        .collect();
+    for key in probes(&names) {
+        let scan = table
+            .groups
+            .iter()
+            .position(|(keys, _)| keys.contains(&key.as_str()));
+        assert_eq!((table.find)(&key), scan, "{name}: [{key}]");
+    }
+    for (keys, slot) in table.groups {
+        match slot {
+            Slot::Object(_, inner) => assert_lookups_are_the_scans(name, inner),
+            Slot::Flat(list) | Slot::Params(list) => {
+                assert_keys_lookup_is_the_scan(&format!("{name}.{}", keys[0]), list)
+            }
+            _ => {}
         }
     }
 }
@@ -1439,7 +1573,11 @@ mod table_tests {
     /// field-like), with queries, lists of queries, refused queries, scalars and objects.
     #[test]
     fn bool_queries_decide_as_the_general_check() {
-        let mut keys: Vec<&str> = BOOL.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        let mut keys: Vec<&str> = BOOL
+            .groups
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
         // The keys `bool_query` knows by name too, should the table lose one.
         keys.extend([
             "must",
@@ -1587,6 +1725,7 @@ mod table_tests {
     #[test]
     fn scalar_leaves_decide_as_the_general_check() {
         let mut types: Vec<&str> = QUERY_TYPES
+            .groups
             .iter()
             .flat_map(|(k, _)| k.iter().copied())
             .collect();
@@ -1641,6 +1780,25 @@ mod table_tests {
             ("SOURCE", SOURCE),
         ] {
             assert_each_key_once(name, table);
+            assert_lookups_are_the_scans(name, table);
+        }
+        for (name, keys) in [
+            ("SCORE_FUNCTIONS", SCORE_FUNCTIONS),
+            ("RANGE_OPTIONS", RANGE_OPTIONS),
+            ("TERM_OPTIONS", TERM_OPTIONS),
+            ("PREFIX_OPTIONS", PREFIX_OPTIONS),
+            ("WILDCARD_OPTIONS", WILDCARD_OPTIONS),
+            ("REGEXP_OPTIONS", REGEXP_OPTIONS),
+            ("MATCH_OPTIONS", MATCH_OPTIONS),
+            ("MATCH_PHRASE_OPTIONS", MATCH_PHRASE_OPTIONS),
+            ("MULTI_MATCH", MULTI_MATCH),
+            ("QUERY_STRING", QUERY_STRING),
+            ("SIMPLE_QUERY_STRING", SIMPLE_QUERY_STRING),
+            ("COMBINED_FIELDS", COMBINED_FIELDS),
+            ("RANK_FEATURE", RANK_FEATURE),
+            ("HIGHLIGHT_OPTIONS", HIGHLIGHT_OPTIONS),
+        ] {
+            assert_keys_lookup_is_the_scan(name, keys);
         }
     }
 }
