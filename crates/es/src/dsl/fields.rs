@@ -36,6 +36,7 @@
 //! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
 
 use super::json::J;
+use super::values::Params;
 
 use crate::error::printable;
 use crate::Rejection;
@@ -391,13 +392,20 @@ pub(crate) fn check_agg(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     let J::Object(m) = body else {
         return Ok(());
     };
+    check_agg_in(ty, m)
+}
+
+/// [`check_agg`] of an object's parameters `m` read through [`Params`].
+pub(crate) fn check_agg_in<'a>(ty: &str, m: impl Params<'a>) -> Result<(), Rejection> {
     let field_of = |v: J<'_>| -> Result<(), Rejection> {
         match v.get("field") {
             Some(J::String(s)) => check(s, Position::Data),
             _ => Ok(()),
         }
     };
-    field_of(body)?;
+    if let Some(J::String(s)) = m.get("field") {
+        check(s, Position::Data)?;
+    }
     if let Some(J::String(p)) = m.get("path") {
         check(p, Position::Data)?;
     }
