@@ -119,16 +119,18 @@ pub(crate) fn too_deep(q: &str) -> bool {
 }
 
 /// The deepest bracket nesting in a query string (escaped brackets count too: an upper bound).
+/// Read from the bytes: the brackets are ASCII, and no byte of a multi-byte character is
+/// (issue 10: decoding each character cost more than the count).
 fn nesting(q: &str) -> usize {
     let mut depth: usize = 0;
     let mut max = 0;
-    for c in q.chars() {
+    for c in q.bytes() {
         match c {
-            '(' | '[' | '{' => {
+            b'(' | b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -215,6 +217,39 @@ mod tests {
         for input in cases {
             let err = take(&mut pairs(input)).unwrap_err();
             assert_eq!(err.kind, RejectKind::BadRequest, "{input:?}");
+        }
+    }
+
+    /// The byte count is the character count it replaced (issue 10), next to multi-byte
+    /// characters and escapes.
+    #[test]
+    fn nesting_of_bytes_is_nesting_of_characters() {
+        let by_chars = |q: &str| {
+            let (mut depth, mut max) = (0usize, 0);
+            for c in q.chars() {
+                match c {
+                    '(' | '[' | '{' => {
+                        depth += 1;
+                        max = max.max(depth);
+                    }
+                    ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            max
+        };
+        let pieces = [
+            "(", ")", "[", "]", "{", "}", "a", "é", "\\(", "\u{ff08}", "\u{3000}", "😀", "",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let q = format!("{a}{b}{c}{d}");
+                        assert_eq!(nesting(&q), by_chars(&q), "{q:?}");
+                    }
+                }
+            }
         }
     }
 
