@@ -528,7 +528,77 @@ pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
             return decided;
         }
     }
+    if text_query_passes(ty, body) {
+        return Ok(());
+    }
     check_type(ty, body)
+}
+
+/// A `query_string` or `simple_query_string` query that [`check_type`] accepts, known in one
+/// pass over its parameters: each allowed, inert, and an allowed option (`flat`,
+/// `expansion::options_of`), the field names and text checked as `check_query_node` and
+/// [`flat_text_query`] check them. `false` for any other query, and for any doubt (a check
+/// that fails, a parameter given twice), left to [`check_type`], which refuses it with its own
+/// reason; such a query has no sub-query, so a second look costs one pass, only when refused.
+/// Issue 10: the general path read a Grafana `query_string` in five passes and four scans.
+/// `text_queries_decide_as_the_general_check` (tests).
+fn text_query_passes(ty: &str, body: J<'_>) -> bool {
+    let (syntax, allowed) = match ty {
+        "query_string" => (expansion::Syntax::Classic, QUERY_STRING),
+        "simple_query_string" => (expansion::Syntax::Simple, SIMPLE_QUERY_STRING),
+        _ => return false,
+    };
+    let J::Object(m) = body else { return false };
+    let (mut query, mut default_field, mut fields, mut flags) = (None, None, None, false);
+    for (k, v) in m {
+        // No allowed parameter but `_name` (which `check_query_node` skips) starts with `_` or
+        // `*`: as names they pass `check_query_node`.
+        if !(allowed.has)(k) || inert(v).is_err() || expansion::option(k, v).is_err() {
+            return false;
+        }
+        let seen = match k {
+            "query" => query.replace(v),
+            "default_field" => default_field.replace(v),
+            "fields" => fields.replace(v),
+            "flags" => {
+                flags = true;
+                None
+            }
+            _ => None,
+        };
+        if seen.is_some() {
+            return false;
+        }
+    }
+    let mut targets: Vec<&str> = Vec::new();
+    match default_field {
+        None => {}
+        Some(J::String(f)) if fields::check(f, Position::Data).is_ok() => targets.push(f),
+        Some(_) => return false,
+    }
+    match fields {
+        None => {}
+        Some(J::Array(items)) => {
+            for f in items {
+                match f {
+                    J::String(f) if fields::check_boosted(f, Position::Data).is_ok() => {
+                        targets.push(f)
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        Some(_) => return false,
+    }
+    match query {
+        Some(J::String(q)) => {
+            (ty != "query_string" || fields::check_query_text(q).is_ok())
+                && !crate::querylang::uri_search::too_deep(q)
+                && !(flags && q.contains('~'))
+                && expansion::check_text(q, syntax, &targets).is_ok()
+        }
+        _ => true,
+    }
 }
 
 /// A `bool` query whose keys are all [`BOOL`]'s, walked with a `match` on each key: what
@@ -1717,6 +1787,87 @@ mod table_tests {
                 refused.reason
             );
         }
+    }
+
+    /// [`text_query_passes`] accepts only what [`check_type`] accepts, and [`check`] decides
+    /// as [`check_type`] (refusals compared whole), for both text query types and others, with
+    /// bodies of one to three parameters: query texts (plain, field references, metadata
+    /// fields, fuzzy terms, wildcards, deep nesting, escapes, not a string), target fields,
+    /// `flags`, options (allowed, expanding), unknown and scripted keys.
+    #[test]
+    fn text_queries_decide_as_the_general_check() {
+        let entries = vec![
+            ("query", json!("service:s1 AND level:error")),
+            ("query", json!("a*")),
+            ("query", json!("_seq_no:1")),
+            ("query", json!("\\_id:a*")),
+            ("query", json!("bob~2")),
+            ("query", json!("\"a b\"~2")),
+            ("query", json!("x:[1 TO 2]")),
+            ("query", json!("(".repeat(40))),
+            ("query", json!("\"open")),
+            ("query", json!("\\u00")),
+            ("query", json!(1)),
+            ("query", json!({"script": "x"})),
+            ("default_field", json!("message")),
+            ("default_field", json!("_id")),
+            ("default_field", json!("_seq_no")),
+            ("default_field", json!(1)),
+            ("fields", json!(["a", "b^2"])),
+            ("fields", json!(["_id^2"])),
+            ("fields", json!(["*no"])),
+            ("fields", json!(["a", 1])),
+            ("fields", json!("a")),
+            ("fields", json!([])),
+            ("flags", json!("ALL")),
+            ("analyze_wildcard", json!(true)),
+            ("fuzziness", json!(0)),
+            ("fuzziness", json!("AUTO")),
+            ("rewrite", json!("constant_score")),
+            ("rewrite", json!("top_terms_1")),
+            ("type", json!("phrase_prefix")),
+            ("type", json!("best_fields")),
+            ("fuzzy_max_expansions", json!(1)),
+            ("_name", json!("n")),
+            ("_name", json!({"script": 1})),
+            ("boost", json!(2)),
+            ("_foo", json!(1)),
+            ("unknown", json!(1)),
+            ("default_operator", json!({"script": "x"})),
+        ];
+        let mut bodies: Vec<Value> = vec![json!({}), json!(1), json!("x"), json!([])];
+        for (i, (k, v)) in entries.iter().enumerate() {
+            bodies.push(json!({ *k: v }));
+            for (j, (k2, v2)) in entries.iter().enumerate().skip(i + 1) {
+                bodies.push(json!({ *k: v, *k2: v2 }));
+                for (k3, v3) in entries.iter().skip(j + 1).step_by(3) {
+                    bodies.push(json!({ *k3: v3, *k: v, *k2: v2 }));
+                }
+            }
+        }
+        let mut accepted = 0;
+        for ty in [
+            "query_string",
+            "simple_query_string",
+            "match",
+            "multi_match",
+        ] {
+            for body in &bodies {
+                let general = check_type(ty, J::from(body));
+                let text_type = matches!(ty, "query_string" | "simple_query_string");
+                // Without a parameter given twice (a serde_json object has none), it takes
+                // every text query the general path accepts.
+                assert_eq!(
+                    text_query_passes(ty, J::from(body)),
+                    text_type && general.is_ok(),
+                    "{ty} {body}"
+                );
+                accepted += usize::from(text_type && general.is_ok());
+                let q = json!({ ty: body });
+                assert_eq!(check(J::from(&q)), general, "{q}");
+            }
+        }
+        assert!(accepted > 500, "{accepted}");
     }
 
     /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals
