@@ -114,8 +114,19 @@ pub fn merge(body: Option<Value>, uri_query: Option<Value>) -> Result<Option<Val
 
 /// Whether a query string (from `?q=` or a body `query_string`) nests brackets deeper than
 /// Elasticsearch's parser can be trusted with.
+///
+/// The nesting is at most the count of opening brackets, which is at most the length: a text
+/// of either at most [`MAX_NESTING`] is not read bracket by bracket (issue 10: most query texts
+/// are shorter than that, and the count is one vectorised pass).
+/// `too_deep_is_nesting_beyond_the_limit` (tests).
 pub(crate) fn too_deep(q: &str) -> bool {
-    nesting(q) > MAX_NESTING
+    q.len() > MAX_NESTING && opening_brackets(q) > MAX_NESTING && nesting(q) > MAX_NESTING
+}
+
+fn opening_brackets(q: &str) -> usize {
+    q.bytes()
+        .filter(|b| matches!(b, b'(' | b'[' | b'{'))
+        .count()
 }
 
 /// The deepest bracket nesting in a query string (escaped brackets count too: an upper bound).
@@ -247,6 +258,26 @@ mod tests {
                     for d in pieces {
                         let q = format!("{a}{b}{c}{d}");
                         assert_eq!(nesting(&q), by_chars(&q), "{q:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shortcuts of `too_deep` (length, count of opening brackets) decide as the nesting
+    /// does, around the limit.
+    #[test]
+    fn too_deep_is_nesting_beyond_the_limit() {
+        for opening in MAX_NESTING - 2..MAX_NESTING + 3 {
+            for closing_between in [0, 1, 2, opening] {
+                for pad in ["", "a", "é", "xxxxxxxx"] {
+                    let between = ")(".repeat(closing_between);
+                    for q in [
+                        format!("{}{between}{pad}", "(".repeat(opening)),
+                        format!("{pad}{}{between}", "[{".repeat(opening / 2)),
+                        format!("{}{pad}", "(a)".repeat(opening)),
+                    ] {
+                        assert_eq!(too_deep(&q), nesting(&q) > MAX_NESTING, "{q:?}");
                     }
                 }
             }
