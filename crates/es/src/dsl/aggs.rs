@@ -496,7 +496,10 @@ mod table_tests {
                 }
             }
         }
-        let subs = json!({"m": {"avg": {"field": "x"}}, "s": {"filter": {"match_all": {}}, "aggs": {"m": {"max": {"field": "y"}}}}});
+        let subs = json!({
+            "m": {"avg": {"field": "x"}},
+            "s": {"filter": {"match_all": {}}, "aggs": {"m": {"max": {"field": "y"}}}},
+        });
         let (mut n, mut accepted) = (0, 0);
         for ty in &types {
             // And bodies of one to three entries that the type's parameter list allows.

@@ -92,7 +92,8 @@ pub(crate) type Keys = &'static KeysDef;
 /// See [`Keys`].
 pub(crate) struct KeysDef {
     pub(crate) names: &'static [&'static str],
-    /// Whether `names` holds a key: always `names.contains(&key)` (`assert_keys_lookup_is_the_scan`).
+    /// Whether `names` holds a key: always `names.contains(&key)`
+    /// (`assert_keys_lookup_is_the_scan`).
     pub(crate) has: fn(&str) -> bool,
 }
 
@@ -132,11 +133,15 @@ macro_rules! table {
             _ => None,
         }
     };
-    (@find $key:ident, $n:expr, [(&[$($k:literal),+ $(,)?], $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
-        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*]; $($arms)* $($k)|+ => Some($n),)
+    (@find $key:ident, $n:expr,
+        [(&[$($k:literal),+ $(,)?], $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*];
+            $($arms)* $($k)|+ => Some($n),)
     };
-    (@find $key:ident, $n:expr, [($list:ident, $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
-        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*]; $($arms)* _ if ($list.has)($key) => Some($n),)
+    (@find $key:ident, $n:expr,
+        [($list:ident, $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*];
+            $($arms)* _ if ($list.has)($key) => Some($n),)
     };
 }
 pub(crate) use table;
