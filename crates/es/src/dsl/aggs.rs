@@ -4,18 +4,25 @@
 //! `min_doc_count` below 1 on terms-like aggregations (a bucket per term of the whole index).
 //! Field names and values are checked by `fields` and `values` beside the key check.
 
-use super::json::J;
+use super::json::{Obj, J};
 
 use super::query::{
-    array_of, check as check_query, flat, inert, keyed, params, slot_of, Slot, SortAt, Table,
-    TOP_HITS,
+    array_of, check as check_query, flat, inert, keyed, keys, object, params, slot_of, table, Keys,
+    Slot, SortAt, Table, TOP_HITS,
 };
+use super::values::Params;
 use super::{expansion, fields, values};
 use crate::error::printable;
 use crate::Rejection;
 
 /// Checks an aggregations object (`{"<name>": {"<type>": {...}, "aggs": {...}}}`).
 pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
+    check_aggs_with(v, true)
+}
+
+/// [`check_aggs`]; `gather` off: every aggregation through the general path (what the one-pass
+/// path is compared with: `aggregations_decide_as_the_general_check`, tests).
+fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
     let m = super::query::object(v, "aggs")?;
     for agg in m.values() {
         let def = super::query::object(agg, "aggs")?;
@@ -27,16 +34,18 @@ pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
         let mut types = 0;
         for (k, val) in def {
             match k {
-                "aggs" | "aggregations" => check_aggs(val)?,
+                "aggs" | "aggregations" => check_aggs_with(val, gather)?,
                 "meta" => inert(val)?,
                 // The top documents by score per shard: which are sampled, and so every
                 // count below, depends on index-wide term statistics.
                 "sampler" | "diversified_sampler" => return Err(expansion::statistics(k)),
                 _ => {
                     types += 1;
-                    check_agg_type(k, val)?;
-                    fields::check_agg(k, val)?;
-                    values::check_agg(k, val, def)?;
+                    if !(gather && checked_in_one_pass(k, val, def)?) {
+                        check_agg_type(k, val)?;
+                        fields::check_agg(k, val)?;
+                        values::check_agg(k, val, def)?;
+                    }
                 }
             }
         }
@@ -47,6 +56,42 @@ pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+/// An aggregation of a type whose slot is a parameter list (`Slot::Params`, and `terms`: its
+/// list, then `min_doc_count`) checked as the general path checks it, its parameters read in
+/// one pass ([`values::Gathered`]) instead of a scan per parameter the checks read (issue 10:
+/// a date histogram's parameters were scanned eight times). `Ok(false)`: not decided here (another
+/// slot, or parameters `params` refuses: a `script`, a key not in the list, a value that is not
+/// inert), left to the general path for its refusal; known before any other check, so none
+/// runs twice. Once the list accepts them, the checks are the general path's own code
+/// (`fields::check_agg_in`, `values::check_agg_in`, [`min_doc_count_positive`]) reading the
+/// gathered values, which read as the object does (`values::Params`).
+fn checked_in_one_pass(ty: &str, body: J<'_>, def: Obj<'_>) -> Result<bool, Rejection> {
+    let (allowed, terms) = match ty {
+        // `terms_agg`, the slot of `terms`.
+        "terms" => (TERMS_PARAMS, true),
+        _ => match slot_of(AGG_TYPES, ty) {
+            Some(Slot::Params(allowed)) => (allowed, false),
+            _ => return Ok(false),
+        },
+    };
+    let J::Object(m) = body else {
+        return Ok(false);
+    };
+    let mut gathered = values::Gathered::default();
+    for (k, v) in m {
+        if k == "script" || !(allowed.has)(k) || inert(v).is_err() {
+            return Ok(false);
+        }
+        gathered.put(k, v);
+    }
+    if terms {
+        min_doc_count_positive(&gathered)?;
+    }
+    fields::check_agg_in(ty, &gathered)?;
+    values::check_agg_in(ty, &gathered, values::sub_aggs(def))?;
+    Ok(true)
 }
 
 fn check_agg_type(ty: &str, body: J<'_>) -> Result<(), Rejection> {
@@ -63,7 +108,7 @@ fn not_allowed(ty: &str) -> Rejection {
     ))
 }
 
-const TERMS_PARAMS: &[&str] = &[
+const TERMS_PARAMS: Keys = keys![
     "field",
     "size",
     "shard_size",
@@ -79,7 +124,7 @@ const TERMS_PARAMS: &[&str] = &[
     "value_type",
     "format",
 ];
-const HISTOGRAM_PARAMS: &[&str] = &[
+const HISTOGRAM_PARAMS: Keys = keys![
     "field",
     "interval",
     "min_doc_count",
@@ -91,7 +136,7 @@ const HISTOGRAM_PARAMS: &[&str] = &[
     "missing",
     "format",
 ];
-const DATE_HISTOGRAM_PARAMS: &[&str] = &[
+const DATE_HISTOGRAM_PARAMS: Keys = keys![
     "field",
     "calendar_interval",
     "fixed_interval",
@@ -106,8 +151,8 @@ const DATE_HISTOGRAM_PARAMS: &[&str] = &[
     "format",
     "time_zone",
 ];
-const METRIC_PARAMS: &[&str] = &["field", "missing", "format"];
-const BUCKET_PIPELINE_PARAMS: &[&str] = &[
+const METRIC_PARAMS: Keys = keys!["field", "missing", "format"];
+const BUCKET_PIPELINE_PARAMS: Keys = keys![
     "buckets_path",
     "gap_policy",
     "format",
@@ -116,7 +161,7 @@ const BUCKET_PIPELINE_PARAMS: &[&str] = &[
     "keyed",
 ];
 
-const MULTI_TERMS: Table = &[
+const MULTI_TERMS: Table = table![
     (&["terms"], Slot::Check(multi_terms_sources)),
     (
         &[
@@ -131,32 +176,32 @@ const MULTI_TERMS: Table = &[
         Slot::Inert,
     ),
 ];
-const FILTERS: Table = &[
+const FILTERS: Table = table![
     (&["filters"], Slot::Check(named_filters)),
     (&["other_bucket", "other_bucket_key", "keyed"], Slot::Scalar),
 ];
-const COMPOSITE: Table = &[
+const COMPOSITE: Table = table![
     (&["sources"], Slot::Check(composite_sources)),
     (&["size"], Slot::Scalar),
     (&["after"], Slot::Inert),
 ];
-const TOP_METRICS: Table = &[
+const TOP_METRICS: Table = table![
     (&["metrics"], Slot::Inert),
     (&["size"], Slot::Scalar),
     (&["sort"], Slot::Sort(SortAt::Hits)),
 ];
-const BUCKET_SORT: Table = &[
+const BUCKET_SORT: Table = table![
     (&["sort"], Slot::Sort(SortAt::Buckets)),
     (&["from", "size", "gap_policy"], Slot::Scalar),
 ];
 
 /// Every aggregation type: its slot (the value under `{"<type>": ...}`), or its refusal.
-const AGG_TYPES: Table = &[
+const AGG_TYPES: Table = table![
     (&["terms"], Slot::Check(terms_agg)),
     (&["multi_terms"], Slot::Check(multi_terms_agg)),
     (
         &["rare_terms"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field",
             "max_doc_count",
             "precision",
@@ -169,7 +214,7 @@ const AGG_TYPES: Table = &[
     (&["date_histogram"], Slot::Params(DATE_HISTOGRAM_PARAMS)),
     (
         &["auto_date_histogram"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field",
             "buckets",
             "format",
@@ -180,20 +225,27 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["range", "ip_range"],
-        Slot::Params(&["field", "ranges", "keyed", "format", "missing"]),
+        Slot::Params(keys!["field", "ranges", "keyed", "format", "missing"]),
     ),
     (
         &["date_range"],
-        Slot::Params(&["field", "ranges", "keyed", "format", "missing", "time_zone"]),
+        Slot::Params(keys![
+            "field",
+            "ranges",
+            "keyed",
+            "format",
+            "missing",
+            "time_zone"
+        ]),
     ),
-    (&["missing"], Slot::Params(&["field"])),
-    (&["nested", "reverse_nested"], Slot::Params(&["path"])),
+    (&["missing"], Slot::Params(keys!["field"])),
+    (&["nested", "reverse_nested"], Slot::Params(keys!["path"])),
     (&["filter"], Slot::Query),
     (&["filters"], Slot::Object("filters", FILTERS)),
     (&["composite"], Slot::Object("composite", COMPOSITE)),
     (
         &["geohash_grid", "geotile_grid"],
-        Slot::Params(&["field", "precision", "bounds", "size", "shard_size"]),
+        Slot::Params(keys!["field", "precision", "bounds", "size", "shard_size"]),
     ),
     (
         &["avg", "sum", "min", "max", "value_count", "stats"],
@@ -201,34 +253,42 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["extended_stats"],
-        Slot::Params(&["field", "missing", "format", "sigma"]),
+        Slot::Params(keys!["field", "missing", "format", "sigma"]),
     ),
     (
         &["median_absolute_deviation", "boxplot"],
-        Slot::Params(&["field", "missing", "format", "compression"]),
+        Slot::Params(keys!["field", "missing", "format", "compression"]),
     ),
     (
         &["cardinality"],
-        Slot::Params(&["field", "precision_threshold", "missing", "execution_hint"]),
+        Slot::Params(keys![
+            "field",
+            "precision_threshold",
+            "missing",
+            "execution_hint"
+        ]),
     ),
     (
         &["percentiles"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field", "percents", "keyed", "tdigest", "hdr", "missing", "format",
         ]),
     ),
     (
         &["percentile_ranks"],
-        Slot::Params(&[
+        Slot::Params(keys![
             "field", "values", "keyed", "tdigest", "hdr", "missing", "format",
         ]),
     ),
     (
         &["weighted_avg"],
-        Slot::Params(&["value", "weight", "format", "value_type"]),
+        Slot::Params(keys!["value", "weight", "format", "value_type"]),
     ),
-    (&["geo_bounds"], Slot::Params(&["field", "wrap_longitude"])),
-    (&["geo_centroid"], Slot::Params(&["field"])),
+    (
+        &["geo_bounds"],
+        Slot::Params(keys!["field", "wrap_longitude"])
+    ),
+    (&["geo_centroid"], Slot::Params(keys!["field"])),
     (&["top_metrics"], Slot::Object("top_metrics", TOP_METRICS)),
     (&["top_hits"], Slot::Object("hits options", TOP_HITS)),
     (
@@ -245,15 +305,15 @@ const AGG_TYPES: Table = &[
     ),
     (
         &["derivative"],
-        Slot::Params(&["buckets_path", "gap_policy", "format", "unit"]),
+        Slot::Params(keys!["buckets_path", "gap_policy", "format", "unit"]),
     ),
     (
         &["cumulative_sum", "cumulative_cardinality"],
-        Slot::Params(&["buckets_path", "format"]),
+        Slot::Params(keys!["buckets_path", "format"]),
     ),
     (
         &["serial_diff"],
-        Slot::Params(&["buckets_path", "lag", "gap_policy", "format"]),
+        Slot::Params(keys!["buckets_path", "lag", "gap_policy", "format"]),
     ),
     (&["bucket_sort"], Slot::Object("bucket_sort", BUCKET_SORT)),
     (
@@ -278,16 +338,16 @@ const AGG_TYPES: Table = &[
 
 fn terms_agg(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     params(body, TERMS_PARAMS)?;
-    min_doc_count_positive(body)
+    min_doc_count_positive(object(body, "parameters")?)
 }
 
 fn multi_terms_agg(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     keyed(body, ty, MULTI_TERMS)?;
-    min_doc_count_positive(body)
+    min_doc_count_positive(object(body, ty)?)
 }
 
 fn multi_terms_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
-    array_of(v, key, |t| flat(t, &["field", "missing"]))
+    array_of(v, key, |t| flat(t, keys!["field", "missing"]))
 }
 
 /// `filters` of a `filters` aggregation: a list or an object of named queries.
@@ -305,7 +365,7 @@ fn composite_sources(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, check_composite_source)
 }
 
-const COMPOSITE_SOURCE_PARAMS: &[&str] = &[
+const COMPOSITE_SOURCE_PARAMS: Keys = keys![
     "field",
     "missing_bucket",
     "missing_order",
@@ -332,7 +392,7 @@ fn check_composite_source(v: J<'_>) -> Result<(), Rejection> {
     }
 }
 
-fn min_doc_count_positive(body: J<'_>) -> Result<(), Rejection> {
+fn min_doc_count_positive<'a>(body: impl Params<'a>) -> Result<(), Rejection> {
     match body.get("min_doc_count") {
         None => Ok(()),
         Some(J::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
@@ -346,8 +406,137 @@ fn min_doc_count_positive(body: J<'_>) -> Result<(), Rejection> {
 
 #[cfg(test)]
 mod table_tests {
+    use serde_json::{json, Map, Value};
+
     use super::*;
     use crate::dsl::query::assert_each_key_once;
+
+    /// Parameter entries of every kind the checks read: each [`values::READ`] key with
+    /// accepted and refused values, keys no list allows, `script`, values that are not inert.
+    fn entries() -> Vec<(&'static str, Value)> {
+        vec![
+            ("field", json!("a")),
+            ("field", json!("_seq_no")),
+            ("field", json!("*no")),
+            ("field", json!(1)),
+            ("field", json!({"script": "x"})),
+            ("path", json!("p")),
+            ("path", json!("_seq_no")),
+            ("size", json!(10)),
+            ("size", json!(0)),
+            ("size", json!("5")),
+            ("shard_size", json!(70000)),
+            ("shard_min_doc_count", json!(-1)),
+            ("shard_min_doc_count", json!("2")),
+            ("min_doc_count", json!(0)),
+            ("min_doc_count", json!(1)),
+            ("min_doc_count", json!("2")),
+            ("min_doc_count", json!("0")),
+            ("order", json!({"_count": "desc"})),
+            ("order", json!({"m": "asc"})),
+            ("order", json!([{"_key": "asc"}, {"s>m.value": "desc"}])),
+            ("order", json!({"_x": "asc"})),
+            ("order", json!({"_count": "up"})),
+            ("order", json!({"nope": "asc"})),
+            ("interval", json!(10)),
+            ("interval", json!("1d")),
+            ("interval", json!(0)),
+            ("calendar_interval", json!("1M")),
+            ("calendar_interval", json!("2d")),
+            ("fixed_interval", json!("30s")),
+            ("fixed_interval", json!("0s")),
+            ("extended_bounds", json!({"min": 0, "max": 100})),
+            ("extended_bounds", json!({"min": 0, "max": 1e12})),
+            ("hard_bounds", json!({"min": 5, "max": 1})),
+            ("hard_bounds", json!(1)),
+            ("buckets", json!(10)),
+            ("buckets", json!(0)),
+            ("minimum_interval", json!("hour")),
+            ("minimum_interval", json!("x")),
+            ("max_doc_count", json!(0)),
+            ("max_doc_count", json!(5)),
+            ("precision", json!(5)),
+            ("precision", json!(40)),
+            ("terms", json!([{"field": "a"}, {"field": "_seq_no"}])),
+            ("value", json!({"field": "_seq_no"})),
+            ("weight", json!({"field": "w"})),
+            ("metrics", json!({"field": "_seq_no"})),
+            ("sources", json!([{"s": {"terms": {"field": "_seq_no"}}}])),
+            ("sources", json!([])),
+            ("script", json!({"source": "1"})),
+            ("unknown", json!(1)),
+            ("format", json!("x")),
+            ("missing", json!({"script": 1})),
+            ("keyed", json!(true)),
+            ("ranges", json!([{"to": 1}])),
+            ("buckets_path", json!("a>b")),
+            ("percents", json!([1])),
+        ]
+    }
+
+    /// [`check_aggs`] (aggregations of a parameter-list type checked in one pass) decides as
+    /// the general path, refusals included, for every aggregation type and more, with
+    /// parameter objects of none, one and two of the entries above, with and without
+    /// sub-aggregations (which `order` paths name), and parameters that are not objects.
+    #[test]
+    fn aggregations_decide_as_the_general_check() {
+        let mut types: Vec<&str> = AGG_TYPES
+            .groups
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
+        types.extend(["unknown", "Terms", ""]);
+        let entries = entries();
+        let mut bodies: Vec<Value> = vec![json!({}), json!(1), json!([]), json!("x")];
+        for (i, (k, v)) in entries.iter().enumerate() {
+            bodies.push(json!({ *k: v }));
+            for (k2, v2) in &entries[i + 1..] {
+                if k2 != k {
+                    bodies.push(json!({ *k: v, *k2: v2 }));
+                }
+            }
+        }
+        let subs = json!({
+            "m": {"avg": {"field": "x"}},
+            "s": {"filter": {"match_all": {}}, "aggs": {"m": {"max": {"field": "y"}}}},
+        });
+        let (mut n, mut accepted) = (0, 0);
+        for ty in &types {
+            // And bodies of one to three entries that the type's parameter list allows.
+            let allowed = match (*ty, slot_of(AGG_TYPES, ty)) {
+                ("terms", _) => Some(TERMS_PARAMS),
+                (_, Some(Slot::Params(keys))) => Some(keys),
+                _ => None,
+            };
+            let own: Vec<&(&str, Value)> = entries
+                .iter()
+                .filter(|(k, _)| allowed.is_some_and(|a| a.names.contains(k)))
+                .collect();
+            let mut typed = Vec::new();
+            for (i, (k, v)) in own.iter().enumerate() {
+                for (j, (k2, v2)) in own.iter().enumerate().skip(i) {
+                    for (k3, v3) in own.iter().skip(j) {
+                        typed.push(json!({ *k3: v3, *k2: v2, *k: v }));
+                    }
+                }
+            }
+            for body in bodies.iter().chain(&typed) {
+                for sub in [None, Some(&subs)] {
+                    let mut def = Map::new();
+                    def.insert(ty.to_string(), body.clone());
+                    if let Some(sub) = sub {
+                        def.insert("aggs".into(), sub.clone());
+                    }
+                    let aggs = json!({ "a": def });
+                    let general = check_aggs_with(J::from(&aggs), false);
+                    accepted += usize::from(general.is_ok());
+                    assert_eq!(check_aggs(J::from(&aggs)), general, "{aggs}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 100_000 && accepted > 4_000, "{n} {accepted}");
+    }
 
     #[test]
     fn tables_name_each_key_once() {
@@ -360,6 +549,17 @@ mod table_tests {
             ("AGG_TYPES", AGG_TYPES),
         ] {
             assert_each_key_once(name, table);
+            crate::dsl::query::assert_lookups_are_the_scans(name, table);
+        }
+        for (name, keys) in [
+            ("TERMS_PARAMS", TERMS_PARAMS),
+            ("HISTOGRAM_PARAMS", HISTOGRAM_PARAMS),
+            ("DATE_HISTOGRAM_PARAMS", DATE_HISTOGRAM_PARAMS),
+            ("METRIC_PARAMS", METRIC_PARAMS),
+            ("BUCKET_PIPELINE_PARAMS", BUCKET_PIPELINE_PARAMS),
+            ("COMPOSITE_SOURCE_PARAMS", COMPOSITE_SOURCE_PARAMS),
+        ] {
+            crate::dsl::query::assert_keys_lookup_is_the_scan(name, keys);
         }
     }
 }

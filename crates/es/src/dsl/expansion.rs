@@ -187,10 +187,10 @@ fn scan_text(
     // ASCII text is read from its bytes, each byte its own character (issue 10: collecting the
     // characters of every query text first was a fifth of its check).
     if text.is_ascii() {
-        read_chars(text.as_bytes(), syntax, &mut on_field)
+        read_chars::<_, true>(text.as_bytes(), syntax, &mut on_field)
     } else {
         let chars: Vec<char> = text.chars().collect();
-        read_chars(&chars, syntax, &mut on_field)
+        read_chars::<_, true>(&chars, syntax, &mut on_field)
     }
 }
 
@@ -213,8 +213,11 @@ impl Ch for u8 {
     }
 }
 
-/// `scan_text` over the text's characters.
-fn read_chars<C: Ch>(
+/// `scan_text` over the text's characters. `PLAIN`: an ASCII letter, digit, `.`, `_` or `@`
+/// (most of any text) taken in one step, as the general steps below take it (not whitespace,
+/// a term character, pushed onto the term); issue 10: each went through every test of the
+/// loop. `PLAIN` off is what it is compared with (`ascii_text_reads_as_its_characters`).
+fn read_chars<C: Ch, const PLAIN: bool>(
     chars: &[C],
     syntax: Syntax,
     on_field: &mut impl FnMut(&str),
@@ -236,6 +239,16 @@ fn read_chars<C: Ch>(
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i].ch();
+        if PLAIN && (c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@')) {
+            if !in_term {
+                term.clear();
+                in_term = true;
+            }
+            term.push(c);
+            prev = Prev::Term;
+            i += 1;
+            continue;
+        }
         // Lucene's whitespace only: any other space is a term character to its parser (so a
         // `~` after it is a fuzzy term, not a phrase's slop).
         if matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{3000}') {
@@ -480,23 +493,24 @@ mod tests {
     }
 
     /// `read_chars` and the field names it gives.
-    fn read_with<C: Ch>(
+    fn read_with<C: Ch, const PLAIN: bool>(
         chars: &[C],
         syntax: Syntax,
     ) -> (Result<TextQuery, Rejection>, Vec<String>) {
         let mut fields = Vec::new();
-        let read = read_chars(chars, syntax, &mut |f: &str| fields.push(f.to_string()));
+        let read = read_chars::<C, PLAIN>(chars, syntax, &mut |f: &str| fields.push(f.to_string()));
         (read, fields)
     }
 
-    /// ASCII text read from its bytes reads as from its characters (issue 10), for every
-    /// syntax and every arrangement of the lexer's special characters.
+    /// ASCII text read from its bytes reads as from its characters (issue 10), and plain
+    /// characters taken in one step read as through the general steps, for every syntax and
+    /// every arrangement of the lexer's special characters and plain ones.
     #[test]
     fn ascii_text_reads_as_its_characters() {
         let pieces = [
             "a", "_id", "\\", "\\u005f", "\\u00", "\\u", "\"", "~", "~2", "^2", "/", "\\/", "[",
             "]", "{", "}", " ", "\t", "*", "?", ":", "<", ">", "-", "+", "&", "|", "!", "(", ")",
-            "TO", ".5",
+            "TO", ".5", "@t", "a_b.c", "9", "é", "\\u00e9", "\\a", "a:", "\\u0061",
         ];
         for a in pieces {
             for b in pieces {
@@ -504,9 +518,23 @@ mod tests {
                     let text = format!("{a}{b}{c}");
                     let chars: Vec<char> = text.chars().collect();
                     for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                        let general = read_with::<_, false>(&chars, syntax);
+                        // Bytes are read only of ASCII text.
+                        if text.is_ascii() {
+                            assert_eq!(
+                                read_with::<_, true>(text.as_bytes(), syntax),
+                                general,
+                                "{text:?} {syntax:?}"
+                            );
+                            assert_eq!(
+                                read_with::<_, false>(text.as_bytes(), syntax),
+                                general,
+                                "{text:?} {syntax:?}"
+                            );
+                        }
                         assert_eq!(
-                            read_with(text.as_bytes(), syntax),
-                            read_with(&chars, syntax),
+                            read_with::<_, true>(&chars, syntax),
+                            general,
                             "{text:?} {syntax:?}"
                         );
                     }

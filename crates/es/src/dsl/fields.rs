@@ -36,6 +36,7 @@
 //! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
 
 use super::json::J;
+use super::values::Params;
 
 use crate::error::printable;
 use crate::Rejection;
@@ -234,6 +235,17 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
     loop {
         let at = text.len() - chars.as_str().len();
         let Some(c) = chars.next() else { break };
+        // An ASCII letter, digit, `.`, `_` or `@` (most of any text) is no case below but the
+        // last: taken first, with the run of such characters after it, as one span (issue 10:
+        // each went through every test). `query_text_reads_field_names_as_before` (tests).
+        if plain(c) {
+            let rest = chars.as_str();
+            let run = rest.bytes().take_while(|b| plain(char::from(*b))).count();
+            // The run is ASCII: `run` is a character boundary.
+            chars = rest[run..].chars();
+            token.push_span(at, at + 1 + run);
+            continue;
+        }
         match c {
             '\\' => {
                 if let Some(escaped) = unescape(&mut chars)? {
@@ -271,6 +283,13 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// An ASCII letter, digit, `.`, `_` or `@`: a character of a name, and nothing else to
+/// [`check_query_text`].
+#[inline]
+fn plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@')
 }
 
 /// The token [`check_query_text`] is reading: a span of the text while it holds no escape
@@ -321,6 +340,18 @@ impl<'t> Token<'t> {
                 self.start = at;
             }
             self.end = at + c.len_utf8();
+        }
+    }
+
+    /// The text's characters at bytes `start..end` appended (each as [`Token::push_at`]).
+    fn push_span(&mut self, start: usize, end: usize) {
+        if self.escaped {
+            self.decoded.push_str(&self.text[start..end]);
+        } else {
+            if self.start == self.end {
+                self.start = start;
+            }
+            self.end = end;
         }
     }
 
@@ -391,13 +422,20 @@ pub(crate) fn check_agg(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     let J::Object(m) = body else {
         return Ok(());
     };
+    check_agg_in(ty, m)
+}
+
+/// [`check_agg`] of an object's parameters `m` read through [`Params`].
+pub(crate) fn check_agg_in<'a>(ty: &str, m: impl Params<'a>) -> Result<(), Rejection> {
     let field_of = |v: J<'_>| -> Result<(), Rejection> {
         match v.get("field") {
             Some(J::String(s)) => check(s, Position::Data),
             _ => Ok(()),
         }
     };
-    field_of(body)?;
+    if let Some(J::String(s)) = m.get("field") {
+        check(s, Position::Data)?;
+    }
     if let Some(J::String(p)) = m.get("path") {
         check(p, Position::Data)?;
     }
@@ -624,7 +662,7 @@ mod tests {
         let pieces = [
             "a", "_id", "_seq_no", "_exists_", ":", "\\", "\\_", "\\u005f", "\\u00", "\\:", "\"",
             " ", "\u{3000}", "+", "-", "!", "&", "|", "(", ")", "*", "_s*", "^2", "~", "/", "é",
-            "x.y", "_source", "",
+            "x.y", "_source", "", "@t", "9", "ab.c_d@9",
         ];
         let mut n = 0;
         for a in pieces {

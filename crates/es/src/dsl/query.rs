@@ -51,9 +51,9 @@ pub(crate) enum Slot {
     /// A sort (one or a list) at the given place.
     Sort(SortAt),
     /// An object whose keys are all in the list, with inert values.
-    Flat(&'static [&'static str]),
+    Flat(Keys),
     /// [`Slot::Flat`] without a `script` key (aggregation parameters).
-    Params(&'static [&'static str]),
+    Params(Keys),
     /// An object (named in messages as the `&str`) checked against a table.
     Object(&'static str, Table),
     /// A score function (`field_value_factor`, `gauss`, ...): inert, fields checked.
@@ -68,8 +68,83 @@ pub(crate) enum Slot {
     Check(fn(J<'_>, &str) -> Result<(), Rejection>),
 }
 
-/// Groups of keys and the slot their values fill; a key in no group is not allowed.
-pub(crate) type Table = &'static [(&'static [&'static str], Slot)];
+/// Groups of keys and the slot their values fill; a key in no group is not allowed. Written
+/// with [`table!`], which makes the lookup from the same list.
+pub(crate) type Table = &'static TableDef;
+
+/// What [`table!`] makes of a list of groups: the groups, and a lookup written from them.
+pub(crate) struct TableDef {
+    /// The groups, in order (a key in two would be found in the first:
+    /// `tables_name_each_key_once`).
+    pub(crate) groups: &'static [(&'static [&'static str], Slot)],
+    /// The index in `groups` of the first group naming a key: a `match` on the key written by
+    /// [`table!`] from the same list, compiled to a jump on the key's length and a few word
+    /// compares (issue 10: a scan compared the key with every name in turn, with a `memcmp`
+    /// call for each of the same length). Always [`Iterator::position`] over `groups`:
+    /// `assert_lookups_are_the_scans` (tests).
+    pub(crate) find: fn(&str) -> Option<usize>,
+}
+
+/// A list of keys (parameter names), written with [`keys!`]: the names, and a membership test
+/// written from them (a `match`, as [`TableDef::find`]).
+pub(crate) type Keys = &'static KeysDef;
+
+/// See [`Keys`].
+pub(crate) struct KeysDef {
+    pub(crate) names: &'static [&'static str],
+    /// Whether `names` holds a key: always `names.contains(&key)`
+    /// (`assert_keys_lookup_is_the_scan`).
+    pub(crate) has: fn(&str) -> bool,
+}
+
+/// A [`Keys`] from string literals: `keys!["field", "missing"]`.
+macro_rules! keys {
+    ($($key:literal),+ $(,)?) => {{
+        const KEYS: $crate::dsl::query::Keys = &$crate::dsl::query::KeysDef {
+            names: &[$($key),+],
+            has: |key| matches!(key, $($key)|+),
+        };
+        KEYS
+    }};
+}
+pub(crate) use keys;
+
+/// A [`Table`] from its groups, each `(&["key", ...], slot)` or `(KEYS, slot)` (a [`Keys`]
+/// constant shared by several tables): `table![(&["must", "should"], Slot::Queries), ...]`.
+/// The lookup is a `match` with one arm per group, in order (a [`Keys`] group is an arm
+/// guarded by its membership test).
+macro_rules! table {
+    ($($group:tt),+ $(,)?) => {{
+        const TABLE: $crate::dsl::query::Table = &$crate::dsl::query::TableDef {
+            groups: &[$($crate::dsl::query::table!(@group $group)),+],
+            find: |key| $crate::dsl::query::table!(@find key, 0usize, [$($group)+];),
+        };
+        TABLE
+    }};
+    (@group (&[$($k:literal),+ $(,)?], $slot:expr $(,)?)) => {
+        (&[$($k),+], $slot)
+    };
+    (@group ($list:ident, $slot:expr $(,)?)) => {
+        ($list.names, $slot)
+    };
+    (@find $key:ident, $n:expr, []; $($arms:tt)*) => {
+        match $key {
+            $($arms)*
+            _ => None,
+        }
+    };
+    (@find $key:ident, $n:expr,
+        [(&[$($k:literal),+ $(,)?], $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*];
+            $($arms)* $($k)|+ => Some($n),)
+    };
+    (@find $key:ident, $n:expr,
+        [($list:ident, $slot:expr $(,)?) $($rest:tt)*]; $($arms:tt)*) => {
+        $crate::dsl::query::table!(@find $key, $n + 1, [$($rest)*];
+            $($arms)* _ if ($list.has)($key) => Some($n),)
+    };
+}
+pub(crate) use table;
 
 impl Slot {
     pub(crate) fn check(self, v: J<'_>, key: &str) -> Result<(), Rejection> {
@@ -102,11 +177,10 @@ impl Slot {
 }
 
 /// The slot of `key` in `table`, if it is allowed there.
+#[inline]
 pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
-    table
-        .iter()
-        .find(|(keys, _)| keys.contains(&key))
-        .map(|(_, slot)| *slot)
+    let i = (table.find)(key)?;
+    table.groups.get(i).map(|(_, slot)| *slot)
 }
 
 /// An object (named `what` if it is not one) whose every key is in `table`, each value checked
@@ -127,7 +201,7 @@ pub(crate) fn check_key(table: Table, key: &str, value: J<'_>) -> Result<(), Rej
     }
 }
 
-const BOOL: Table = &[
+const BOOL: Table = table![
     (&["must", "should", "filter", "must_not"], Slot::Queries),
     (
         &[
@@ -139,19 +213,19 @@ const BOOL: Table = &[
         Slot::Scalar,
     ),
 ];
-const BOOSTING: Table = &[
+const BOOSTING: Table = table![
     (&["positive", "negative"], Slot::Query),
     (&["negative_boost", "boost", "_name"], Slot::Scalar),
 ];
-const CONSTANT_SCORE: Table = &[
+const CONSTANT_SCORE: Table = table![
     (&["filter"], Slot::Query),
     (&["boost", "_name"], Slot::Scalar),
 ];
-const DIS_MAX: Table = &[
+const DIS_MAX: Table = table![
     (&["queries"], Slot::QueryList),
     (&["tie_breaker", "boost", "_name"], Slot::Scalar),
 ];
-const NESTED: Table = &[
+const NESTED: Table = table![
     (&["query"], Slot::Query),
     (
         &["path", "score_mode", "ignore_unmapped", "boost", "_name"],
@@ -159,14 +233,14 @@ const NESTED: Table = &[
     ),
     (&["inner_hits"], Slot::InnerHits),
 ];
-const SCORE_FUNCTIONS: &[&str] = &[
+const SCORE_FUNCTIONS: Keys = keys![
     "field_value_factor",
     "random_score",
     "gauss",
     "linear",
     "exp",
 ];
-const FUNCTION_SCORE: Table = &[
+const FUNCTION_SCORE: Table = table![
     (&["query", "filter"], Slot::Query),
     (&["functions"], Slot::Check(score_functions)),
     (
@@ -184,13 +258,13 @@ const FUNCTION_SCORE: Table = &[
     (SCORE_FUNCTIONS, Slot::ScoreFunction),
     (&["script_score"], Slot::Feature),
 ];
-const SCORE_FUNCTION: Table = &[
+const SCORE_FUNCTION: Table = table![
     (&["filter"], Slot::Query),
     (&["weight"], Slot::Scalar),
     (SCORE_FUNCTIONS, Slot::ScoreFunction),
     (&["script_score"], Slot::Feature),
 ];
-const KNN: Table = &[
+const KNN: Table = table![
     (
         &[
             "field",
@@ -205,17 +279,17 @@ const KNN: Table = &[
     (&["query_vector"], Slot::Numbers),
     (&["filter"], Slot::Queries),
     (&["inner_hits"], Slot::InnerHits),
-    (&["rescore_vector"], Slot::Flat(&["oversample"])),
+    (&["rescore_vector"], Slot::Flat(keys!["oversample"])),
     (&["query_vector_builder"], Slot::Feature),
 ];
-const GEO_SHAPE_FIELD: Table = &[
+const GEO_SHAPE_FIELD: Table = table![
     (&["shape"], Slot::Inert),
     (&["relation"], Slot::Scalar),
     (&["indexed_shape"], Slot::Feature),
 ];
 
 /// The per-field options of each field-keyed leaf (`{"<field>": {<options>}}`).
-const RANGE_OPTIONS: &[&str] = &[
+const RANGE_OPTIONS: Keys = keys![
     "gt",
     "gte",
     "lt",
@@ -230,9 +304,9 @@ const RANGE_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const TERM_OPTIONS: &[&str] = &["value", "boost", "case_insensitive", "_name"];
-const PREFIX_OPTIONS: &[&str] = &["value", "boost", "rewrite", "case_insensitive", "_name"];
-const WILDCARD_OPTIONS: &[&str] = &[
+const TERM_OPTIONS: Keys = keys!["value", "boost", "case_insensitive", "_name"];
+const PREFIX_OPTIONS: Keys = keys!["value", "boost", "rewrite", "case_insensitive", "_name"];
+const WILDCARD_OPTIONS: Keys = keys![
     "value",
     "wildcard",
     "boost",
@@ -240,7 +314,7 @@ const WILDCARD_OPTIONS: &[&str] = &[
     "case_insensitive",
     "_name",
 ];
-const REGEXP_OPTIONS: &[&str] = &[
+const REGEXP_OPTIONS: Keys = keys![
     "value",
     "flags",
     "case_insensitive",
@@ -248,7 +322,7 @@ const REGEXP_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MATCH_OPTIONS: &[&str] = &[
+const MATCH_OPTIONS: Keys = keys![
     "query",
     "operator",
     "minimum_should_match",
@@ -264,7 +338,7 @@ const MATCH_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MATCH_PHRASE_OPTIONS: &[&str] = &[
+const MATCH_PHRASE_OPTIONS: Keys = keys![
     "query",
     "analyzer",
     "slop",
@@ -272,7 +346,7 @@ const MATCH_PHRASE_OPTIONS: &[&str] = &[
     "boost",
     "_name",
 ];
-const MULTI_MATCH: &[&str] = &[
+const MULTI_MATCH: Keys = keys![
     "query",
     "fields",
     "type",
@@ -292,7 +366,7 @@ const MULTI_MATCH: &[&str] = &[
     "fuzzy_rewrite",
     "_name",
 ];
-const QUERY_STRING: &[&str] = &[
+const QUERY_STRING: Keys = keys![
     "query",
     "default_field",
     "fields",
@@ -319,7 +393,7 @@ const QUERY_STRING: &[&str] = &[
     "tie_breaker",
     "escape",
 ];
-const SIMPLE_QUERY_STRING: &[&str] = &[
+const SIMPLE_QUERY_STRING: Keys = keys![
     "query",
     "fields",
     "default_operator",
@@ -336,7 +410,7 @@ const SIMPLE_QUERY_STRING: &[&str] = &[
     "boost",
     "_name",
 ];
-const COMBINED_FIELDS: &[&str] = &[
+const COMBINED_FIELDS: Keys = keys![
     "query",
     "fields",
     "operator",
@@ -346,7 +420,7 @@ const COMBINED_FIELDS: &[&str] = &[
     "boost",
     "_name",
 ];
-const RANK_FEATURE: &[&str] = &[
+const RANK_FEATURE: Keys = keys![
     "field",
     "saturation",
     "log",
@@ -357,7 +431,7 @@ const RANK_FEATURE: &[&str] = &[
 ];
 
 /// Every query type (each in one group only: `tables_name_each_key_once`): its slot (the value under `{"<type>": ...}`), or its refusal.
-const QUERY_TYPES: Table = &[
+const QUERY_TYPES: Table = table![
     // The types dashboards send most come first (the lookup is a scan).
     (&["bool"], Slot::Object("bool", BOOL)),
     (&["range"], Slot::Check(range_query)),
@@ -365,7 +439,7 @@ const QUERY_TYPES: Table = &[
     (&["match"], Slot::Check(match_query)),
     (&["term"], Slot::Check(term_query)),
     (&["terms"], Slot::Check(terms_query)),
-    (&["exists"], Slot::Flat(&["field", "boost", "_name"])),
+    (&["exists"], Slot::Flat(keys!["field", "boost", "_name"])),
     (&["boosting"], Slot::Object("boosting", BOOSTING)),
     (
         &["constant_score"],
@@ -396,10 +470,10 @@ const QUERY_TYPES: Table = &[
         ],
         Slot::Statistics,
     ),
-    (&["ids"], Slot::Flat(&["values", "boost", "_name"])),
+    (&["ids"], Slot::Flat(keys!["values", "boost", "_name"])),
     (
         &["match_all", "match_none"],
-        Slot::Flat(&["boost", "_name"]),
+        Slot::Flat(keys!["boost", "_name"]),
     ),
     (&["multi_match"], Slot::Check(multi_match_query)),
     (&["query_string"], Slot::Check(query_string_query)),
@@ -410,7 +484,7 @@ const QUERY_TYPES: Table = &[
     (&["combined_fields"], Slot::Flat(COMBINED_FIELDS)),
     (
         &["distance_feature"],
-        Slot::Flat(&["field", "origin", "pivot", "boost", "_name"]),
+        Slot::Flat(keys!["field", "origin", "pivot", "boost", "_name"]),
     ),
     (&["rank_feature"], Slot::Flat(RANK_FEATURE)),
     (
@@ -459,7 +533,77 @@ pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
             return decided;
         }
     }
+    if text_query_passes(ty, body) {
+        return Ok(());
+    }
     check_type(ty, body)
+}
+
+/// A `query_string` or `simple_query_string` query that [`check_type`] accepts, known in one
+/// pass over its parameters: each allowed, inert, and an allowed option (`flat`,
+/// `expansion::options_of`), the field names and text checked as `check_query_node` and
+/// [`flat_text_query`] check them. `false` for any other query, and for any doubt (a check
+/// that fails, a parameter given twice), left to [`check_type`], which refuses it with its own
+/// reason; such a query has no sub-query, so a second look costs one pass, only when refused.
+/// Issue 10: the general path read a Grafana `query_string` in five passes and four scans.
+/// `text_queries_decide_as_the_general_check` (tests).
+fn text_query_passes(ty: &str, body: J<'_>) -> bool {
+    let (syntax, allowed) = match ty {
+        "query_string" => (expansion::Syntax::Classic, QUERY_STRING),
+        "simple_query_string" => (expansion::Syntax::Simple, SIMPLE_QUERY_STRING),
+        _ => return false,
+    };
+    let J::Object(m) = body else { return false };
+    let (mut query, mut default_field, mut fields, mut flags) = (None, None, None, false);
+    for (k, v) in m {
+        // No allowed parameter but `_name` (which `check_query_node` skips) starts with `_` or
+        // `*`: as names they pass `check_query_node`.
+        if !(allowed.has)(k) || inert(v).is_err() || expansion::option(k, v).is_err() {
+            return false;
+        }
+        let seen = match k {
+            "query" => query.replace(v),
+            "default_field" => default_field.replace(v),
+            "fields" => fields.replace(v),
+            "flags" => {
+                flags = true;
+                None
+            }
+            _ => None,
+        };
+        if seen.is_some() {
+            return false;
+        }
+    }
+    let mut targets: Vec<&str> = Vec::new();
+    match default_field {
+        None => {}
+        Some(J::String(f)) if fields::check(f, Position::Data).is_ok() => targets.push(f),
+        Some(_) => return false,
+    }
+    match fields {
+        None => {}
+        Some(J::Array(items)) => {
+            for f in items {
+                match f {
+                    J::String(f) if fields::check_boosted(f, Position::Data).is_ok() => {
+                        targets.push(f)
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        Some(_) => return false,
+    }
+    match query {
+        Some(J::String(q)) => {
+            (ty != "query_string" || fields::check_query_text(q).is_ok())
+                && !crate::querylang::uri_search::too_deep(q)
+                && !(flags && q.contains('~'))
+                && expansion::check_text(q, syntax, &targets).is_ok()
+        }
+        _ => true,
+    }
 }
 
 /// A `bool` query whose keys are all [`BOOL`]'s, walked with a `match` on each key: what
@@ -664,7 +808,7 @@ fn score_functions(v: J<'_>, key: &str) -> Result<(), Rejection> {
 // ---- options shared by queries, aggregations and search bodies ---------------------------------
 
 /// `top_hits` options: the per-hit retrieval keys plus `from` and `size`.
-pub(crate) const TOP_HITS: Table = &[
+pub(crate) const TOP_HITS: Table = table![
     (&["sort"], Slot::Sort(SortAt::Hits)),
     (&["_source"], Slot::Check(check_source)),
     (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
@@ -680,7 +824,7 @@ pub(crate) const TOP_HITS: Table = &[
     (&["script_fields"], Slot::Feature),
 ];
 /// `inner_hits` options: the per-hit retrieval keys plus `name`, `from`, `size`, `collapse`.
-const INNER_HITS: Table = &[
+const INNER_HITS: Table = table![
     (&["sort"], Slot::Sort(SortAt::Hits)),
     (&["_source"], Slot::Check(check_source)),
     (&["fields", "docvalue_fields"], Slot::Check(check_fields)),
@@ -714,7 +858,7 @@ fn check_inner_hits(v: J<'_>) -> Result<(), Rejection> {
 
 /// `collapse` inside `inner_hits`: a data field only.
 fn inner_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
-    flat(v, &["field"])?;
+    flat(v, keys!["field"])?;
     if let Some(J::String(f)) = v.get("field") {
         fields::check(f, Position::Data)?;
     }
@@ -729,7 +873,7 @@ pub(crate) fn only_false(v: J<'_>, key: &str) -> Result<(), Rejection> {
     }
 }
 
-const HIGHLIGHT_OPTIONS: &[&str] = &[
+const HIGHLIGHT_OPTIONS: Keys = keys![
     "pre_tags",
     "post_tags",
     "type",
@@ -751,12 +895,12 @@ const HIGHLIGHT_OPTIONS: &[&str] = &[
     "force_source",
     "fragment_offset",
 ];
-const HIGHLIGHT: Table = &[
+const HIGHLIGHT: Table = table![
     (&["fields"], Slot::Check(highlight_fields)),
     (&["highlight_query"], Slot::Query),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
-const HIGHLIGHT_FIELD: Table = &[
+const HIGHLIGHT_FIELD: Table = table![
     (&["highlight_query"], Slot::Query),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
@@ -779,7 +923,7 @@ fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     }
 }
 
-const COLLAPSE: Table = &[
+const COLLAPSE: Table = table![
     (&["field"], Slot::Check(collapse_field)),
     (&["max_concurrent_group_searches"], Slot::Uint),
     (&["inner_hits"], Slot::InnerHits),
@@ -808,7 +952,7 @@ pub(crate) enum SortAt {
     Buckets,
 }
 
-const SORT_OPTIONS: Table = &[
+const SORT_OPTIONS: Table = table![
     (
         &[
             "order",
@@ -822,7 +966,7 @@ const SORT_OPTIONS: Table = &[
     ),
     (&["nested"], Slot::Check(sort_nested)),
 ];
-const SORT_NESTED: Table = &[
+const SORT_NESTED: Table = table![
     (&["path"], Slot::Check(nested_path)),
     (&["max_children"], Slot::Scalar),
     (&["filter"], Slot::Query),
@@ -893,7 +1037,7 @@ fn nested_path(v: J<'_>, key: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-const SOURCE: Table = &[(
+const SOURCE: Table = table![(
     &["includes", "include", "excludes", "exclude"],
     Slot::Strings,
 )];
@@ -945,7 +1089,7 @@ fn field_item_allowed(item: J<'_>) -> bool {
 fn check_fields_in_two_passes(v: J<'_>, key: &str) -> Result<(), Rejection> {
     array_of(v, key, |item| match item {
         J::String(_) => Ok(()),
-        J::Object(_) => flat(item, &["field", "format", "include_unmapped"]),
+        J::Object(_) => flat(item, keys!["field", "format", "include_unmapped"]),
         _ => Err(Rejection::bad_request(format!(
             "[{key}] has an invalid value"
         ))),
@@ -1132,10 +1276,10 @@ pub(crate) fn array_of(
 }
 
 /// An object whose keys are all in `allowed` and whose values are inert.
-pub(crate) fn flat(v: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn flat(v: J<'_>, allowed: Keys) -> Result<(), Rejection> {
     let m = object(v, "parameters")?;
     for (k, val) in m {
-        if !allowed.contains(&k) {
+        if !(allowed.has)(k) {
             return Err(key_not_allowed(k));
         }
         inert(val)?;
@@ -1149,7 +1293,7 @@ pub(crate) fn flat(v: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
 /// Their options and text must not expand terms over the shard (`expansion`): no fuzzy terms,
 /// no expanding rewrites or types, no wildcard, regexp or range on a metadata field (named in
 /// `default_field`, `fields` or the text).
-fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: &[&str]) -> Result<(), Rejection> {
+fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: Keys) -> Result<(), Rejection> {
     flat(v, allowed)?;
     let m = object(v, "query")?;
     expansion::options_of(m)?;
@@ -1190,7 +1334,7 @@ fn flat_text_query(v: J<'_>, syntax: expansion::Syntax, allowed: &[&str]) -> Res
 }
 
 /// Aggregation parameters: [`flat`], and never a `script`.
-pub(crate) fn params(body: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
+pub(crate) fn params(body: J<'_>, allowed: Keys) -> Result<(), Rejection> {
     if let Some(m) = body.as_object() {
         if m.contains_key("script") {
             return Err(feature("script"));
@@ -1200,7 +1344,7 @@ pub(crate) fn params(body: J<'_>, allowed: &[&str]) -> Result<(), Rejection> {
 }
 
 /// `{"<field>": scalar | {<inner params>}}` plus optional `boost`/`_name` beside the field.
-fn field_leaf(body: J<'_>, inner: &[&str], scalar_ok: bool) -> Result<(), Rejection> {
+fn field_leaf(body: J<'_>, inner: Keys, scalar_ok: bool) -> Result<(), Rejection> {
     let m = object(body, "query")?;
     let mut fields = 0;
     for (k, val) in m {
@@ -1363,9 +1507,74 @@ pub(crate) fn feature(name: &str) -> Rejection {
 #[cfg(test)]
 pub(crate) fn assert_each_key_once(name: &str, table: Table) {
     let mut seen = std::collections::BTreeSet::new();
-    for (keys, _) in table {
+    for (keys, _) in table.groups {
         for k in *keys {
             assert!(seen.insert(*k), "{name}: [{k}] in two groups");
+        }
+    }
+}
+
+/// Keys to look up in a table or key list naming `names`: each name, names near it (a
+/// character more, less or changed, case changed, spaced) and a few others.
+#[cfg(test)]
+fn probes(names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "", "_", "*", "x", "query", "field", "script", "_name", "boost",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for n in names {
+        out.extend([
+            n.to_string(),
+            n.to_uppercase(),
+            format!("{n}x"),
+            format!("x{n}"),
+            format!("{n} "),
+        ]);
+        if let Some((last, _)) = n.char_indices().last() {
+            out.push(n[..last].to_string());
+            out.push(format!("{}X", &n[..last]));
+        }
+    }
+    out
+}
+
+/// [`Keys::has`] is `names.contains`, for every probe near the names.
+#[cfg(test)]
+pub(crate) fn assert_keys_lookup_is_the_scan(name: &str, keys: Keys) {
+    for key in probes(keys.names) {
+        assert_eq!(
+            (keys.has)(&key),
+            keys.names.contains(&key.as_str()),
+            "{name}: [{key}]"
+        );
+    }
+}
+
+/// [`TableDef::find`] finds what a scan of the groups finds (the first group naming the key),
+/// for every probe near the table's names; and so for the tables and key lists in its slots.
+#[cfg(test)]
+pub(crate) fn assert_lookups_are_the_scans(name: &str, table: Table) {
+    let names: Vec<&str> = table
+        .groups
+        .iter()
+        .flat_map(|(k, _)| k.iter().copied())
+        .collect();
+    for key in probes(&names) {
+        let scan = table
+            .groups
+            .iter()
+            .position(|(keys, _)| keys.contains(&key.as_str()));
+        assert_eq!((table.find)(&key), scan, "{name}: [{key}]");
+    }
+    for (keys, slot) in table.groups {
+        match slot {
+            Slot::Object(_, inner) => assert_lookups_are_the_scans(name, inner),
+            Slot::Flat(list) | Slot::Params(list) => {
+                assert_keys_lookup_is_the_scan(&format!("{name}.{}", keys[0]), list)
+            }
+            _ => {}
         }
     }
 }
@@ -1440,7 +1649,11 @@ mod table_tests {
     /// field-like), with queries, lists of queries, refused queries, scalars and objects.
     #[test]
     fn bool_queries_decide_as_the_general_check() {
-        let mut keys: Vec<&str> = BOOL.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+        let mut keys: Vec<&str> = BOOL
+            .groups
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
         // The keys `bool_query` knows by name too, should the table lose one.
         keys.extend([
             "must",
@@ -1582,12 +1795,94 @@ mod table_tests {
         }
     }
 
+    /// [`text_query_passes`] accepts only what [`check_type`] accepts, and [`check`] decides
+    /// as [`check_type`] (refusals compared whole), for both text query types and others, with
+    /// bodies of one to three parameters: query texts (plain, field references, metadata
+    /// fields, fuzzy terms, wildcards, deep nesting, escapes, not a string), target fields,
+    /// `flags`, options (allowed, expanding), unknown and scripted keys.
+    #[test]
+    fn text_queries_decide_as_the_general_check() {
+        let entries = vec![
+            ("query", json!("service:s1 AND level:error")),
+            ("query", json!("a*")),
+            ("query", json!("_seq_no:1")),
+            ("query", json!("\\_id:a*")),
+            ("query", json!("bob~2")),
+            ("query", json!("\"a b\"~2")),
+            ("query", json!("x:[1 TO 2]")),
+            ("query", json!("(".repeat(40))),
+            ("query", json!("\"open")),
+            ("query", json!("\\u00")),
+            ("query", json!(1)),
+            ("query", json!({"script": "x"})),
+            ("default_field", json!("message")),
+            ("default_field", json!("_id")),
+            ("default_field", json!("_seq_no")),
+            ("default_field", json!(1)),
+            ("fields", json!(["a", "b^2"])),
+            ("fields", json!(["_id^2"])),
+            ("fields", json!(["*no"])),
+            ("fields", json!(["a", 1])),
+            ("fields", json!("a")),
+            ("fields", json!([])),
+            ("flags", json!("ALL")),
+            ("analyze_wildcard", json!(true)),
+            ("fuzziness", json!(0)),
+            ("fuzziness", json!("AUTO")),
+            ("rewrite", json!("constant_score")),
+            ("rewrite", json!("top_terms_1")),
+            ("type", json!("phrase_prefix")),
+            ("type", json!("best_fields")),
+            ("fuzzy_max_expansions", json!(1)),
+            ("_name", json!("n")),
+            ("_name", json!({"script": 1})),
+            ("boost", json!(2)),
+            ("_foo", json!(1)),
+            ("unknown", json!(1)),
+            ("default_operator", json!({"script": "x"})),
+        ];
+        let mut bodies: Vec<Value> = vec![json!({}), json!(1), json!("x"), json!([])];
+        for (i, (k, v)) in entries.iter().enumerate() {
+            bodies.push(json!({ *k: v }));
+            for (j, (k2, v2)) in entries.iter().enumerate().skip(i + 1) {
+                bodies.push(json!({ *k: v, *k2: v2 }));
+                for (k3, v3) in entries.iter().skip(j + 1).step_by(3) {
+                    bodies.push(json!({ *k3: v3, *k: v, *k2: v2 }));
+                }
+            }
+        }
+        let mut accepted = 0;
+        for ty in [
+            "query_string",
+            "simple_query_string",
+            "match",
+            "multi_match",
+        ] {
+            for body in &bodies {
+                let general = check_type(ty, J::from(body));
+                let text_type = matches!(ty, "query_string" | "simple_query_string");
+                // Without a parameter given twice (a serde_json object has none), it takes
+                // every text query the general path accepts.
+                assert_eq!(
+                    text_query_passes(ty, J::from(body)),
+                    text_type && general.is_ok(),
+                    "{ty} {body}"
+                );
+                accepted += usize::from(text_type && general.is_ok());
+                let q = json!({ ty: body });
+                assert_eq!(check(J::from(&q)), general, "{q}");
+            }
+        }
+        assert!(accepted > 500, "{accepted}");
+    }
+
     /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals
     /// included, reason and status), over every query type of the table and more, with bodies
     /// of one and two entries of every key and value above, and bodies that are not objects.
     #[test]
     fn scalar_leaves_decide_as_the_general_check() {
         let mut types: Vec<&str> = QUERY_TYPES
+            .groups
             .iter()
             .flat_map(|(k, _)| k.iter().copied())
             .collect();
@@ -1642,6 +1937,25 @@ mod table_tests {
             ("SOURCE", SOURCE),
         ] {
             assert_each_key_once(name, table);
+            assert_lookups_are_the_scans(name, table);
+        }
+        for (name, keys) in [
+            ("SCORE_FUNCTIONS", SCORE_FUNCTIONS),
+            ("RANGE_OPTIONS", RANGE_OPTIONS),
+            ("TERM_OPTIONS", TERM_OPTIONS),
+            ("PREFIX_OPTIONS", PREFIX_OPTIONS),
+            ("WILDCARD_OPTIONS", WILDCARD_OPTIONS),
+            ("REGEXP_OPTIONS", REGEXP_OPTIONS),
+            ("MATCH_OPTIONS", MATCH_OPTIONS),
+            ("MATCH_PHRASE_OPTIONS", MATCH_PHRASE_OPTIONS),
+            ("MULTI_MATCH", MULTI_MATCH),
+            ("QUERY_STRING", QUERY_STRING),
+            ("SIMPLE_QUERY_STRING", SIMPLE_QUERY_STRING),
+            ("COMBINED_FIELDS", COMBINED_FIELDS),
+            ("RANK_FEATURE", RANK_FEATURE),
+            ("HIGHLIGHT_OPTIONS", HIGHLIGHT_OPTIONS),
+        ] {
+            assert_keys_lookup_is_the_scan(name, keys);
         }
     }
 }

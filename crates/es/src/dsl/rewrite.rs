@@ -31,8 +31,8 @@ use std::borrow::Cow;
 use crate::dsl::json::J;
 use crate::dsl::query::{
     array_of, check_collapse, check_fields, check_highlight, check_key, check_knn, check_source,
-    check_stored_fields, flat, keyed, no_seq_no_primary_term, only_false, prepend_clauses, scalar,
-    single, uint, wrap_unwalked, Slot, SortAt, Table,
+    check_stored_fields, flat, keyed, keys, no_seq_no_primary_term, only_false, prepend_clauses,
+    scalar, single, table, uint, wrap_unwalked, Slot, SortAt, Table,
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
@@ -300,7 +300,7 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
 }
 
 /// The keys of a search body and what each takes.
-const TOP_LEVEL: Table = &[
+const TOP_LEVEL: Table = table![
     (&["query", "post_filter"], Slot::Query),
     (&["size", "from", "terminate_after"], Slot::Uint),
     (&["timeout"], Slot::Str),
@@ -345,22 +345,22 @@ const TOP_LEVEL: Table = &[
 ];
 
 /// `rank`: reciprocal rank fusion with its numeric options only.
-const RANK: Table = &[(
+const RANK: Table = table![(
     &["rrf"],
-    Slot::Flat(&["window_size", "rank_window_size", "rank_constant"]),
+    Slot::Flat(keys!["window_size", "rank_window_size", "rank_constant"]),
 )];
-const RESCORE: Table = &[
+const RESCORE: Table = table![
     (&["window_size"], Slot::Uint),
     (&["query"], Slot::Object("rescore query", RESCORE_QUERY)),
 ];
-const RESCORE_QUERY: Table = &[
+const RESCORE_QUERY: Table = table![
     (&["rescore_query"], Slot::Query),
     (
         &["query_weight", "rescore_query_weight", "score_mode"],
         Slot::Scalar,
     ),
 ];
-const SUB_SEARCH: Table = &[(&["query"], Slot::Query)];
+const SUB_SEARCH: Table = table![(&["query"], Slot::Query)];
 
 fn checked_by_retriever(_: J<'_>, _: &str) -> Result<(), Rejection> {
     Ok(())
@@ -389,7 +389,7 @@ fn top_level_knn(v: J<'_>, _key: &str) -> Result<(), Rejection> {
 }
 
 fn slice(v: J<'_>, _key: &str) -> Result<(), Rejection> {
-    flat(v, &["id", "max", "field"])?;
+    flat(v, keys!["id", "max", "field"])?;
     values::check_slice(v)
 }
 
@@ -459,6 +459,7 @@ mod table_tests {
             ("SUB_SEARCH", SUB_SEARCH),
         ] {
             assert_each_key_once(name, table);
+            crate::dsl::query::assert_lookups_are_the_scans(name, table);
         }
     }
 }

@@ -26,13 +26,145 @@ pub(crate) const MAX_BUCKETS: u64 = 65_535;
 /// Most slices of one scroll (`index.max_slices_per_scroll`'s default).
 const MAX_SLICES: u64 = 1024;
 
+/// The parameters of an aggregation as the checks read them (`fields::check_agg_in`,
+/// [`check_agg_in`], `aggs`' `min_doc_count` rule): the object itself, or what one pass over it
+/// gathered ([`Gathered`]), read alike (`gathered_parameters_read_as_the_object`, tests).
+pub(crate) trait Params<'a>: Copy {
+    /// The value of the first entry named `key`, one of [`READ`].
+    fn get(self, key: &str) -> Option<J<'a>>;
+    /// How many entries name one of `calendar_interval`, `fixed_interval`, `interval`, and
+    /// the last of them.
+    fn intervals(self) -> (usize, Option<(&'a str, J<'a>)>);
+}
+
+impl<'a> Params<'a> for Obj<'a> {
+    #[inline]
+    fn get(self, key: &str) -> Option<J<'a>> {
+        Obj::get(self, key)
+    }
+
+    fn intervals(self) -> (usize, Option<(&'a str, J<'a>)>) {
+        let mut given = None;
+        let mut count = 0;
+        for (k, v) in self {
+            if matches!(k, "calendar_interval" | "fixed_interval" | "interval") {
+                count += 1;
+                given = Some((k, v));
+            }
+        }
+        (count, given)
+    }
+}
+
+/// Every parameter the aggregation checks read, in [`read_index`]'s order.
+pub(crate) const READ: [&str; 21] = [
+    "field",
+    "path",
+    "terms",
+    "value",
+    "weight",
+    "metrics",
+    "sources",
+    "size",
+    "shard_size",
+    "shard_min_doc_count",
+    "min_doc_count",
+    "order",
+    "interval",
+    "calendar_interval",
+    "fixed_interval",
+    "extended_bounds",
+    "hard_bounds",
+    "buckets",
+    "minimum_interval",
+    "max_doc_count",
+    "precision",
+];
+
+/// The place of `key` in [`READ`] (`read_index_is_the_place_in_read`, tests).
+#[inline(always)]
+fn read_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "field" => 0,
+        "path" => 1,
+        "terms" => 2,
+        "value" => 3,
+        "weight" => 4,
+        "metrics" => 5,
+        "sources" => 6,
+        "size" => 7,
+        "shard_size" => 8,
+        "shard_min_doc_count" => 9,
+        "min_doc_count" => 10,
+        "order" => 11,
+        "interval" => 12,
+        "calendar_interval" => 13,
+        "fixed_interval" => 14,
+        "extended_bounds" => 15,
+        "hard_bounds" => 16,
+        "buckets" => 17,
+        "minimum_interval" => 18,
+        "max_doc_count" => 19,
+        "precision" => 20,
+        _ => return None,
+    })
+}
+
+/// What one pass over an aggregation's parameters gathered for the checks: the first value of
+/// each [`READ`] key, and the interval keys as [`Params::intervals`] counts them. Issue 10: the
+/// checks read a dozen parameters by name, each a scan of the object.
+#[derive(Default)]
+pub(crate) struct Gathered<'a> {
+    values: [Option<J<'a>>; READ.len()],
+    intervals: usize,
+    last_interval: Option<(&'a str, J<'a>)>,
+}
+
+impl<'a> Gathered<'a> {
+    /// Takes one entry, in body order.
+    #[inline]
+    pub(crate) fn put(&mut self, key: &'a str, value: J<'a>) {
+        let Some(i) = read_index(key) else { return };
+        if let Some(slot) = self.values.get_mut(i) {
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        if matches!(i, 12..=14) {
+            self.intervals += 1;
+            self.last_interval = Some((key, value));
+        }
+    }
+}
+
+impl<'a> Params<'a> for &Gathered<'a> {
+    #[inline(always)]
+    fn get(self, key: &str) -> Option<J<'a>> {
+        let i = read_index(key)?;
+        self.values.get(i).copied().flatten()
+    }
+
+    fn intervals(self) -> (usize, Option<(&'a str, J<'a>)>) {
+        (self.intervals, self.last_interval)
+    }
+}
+
 /// Checks the values of aggregation `ty` with parameters `body`; `def` is the aggregation's
 /// definition (for its sub-aggregations).
 pub(crate) fn check_agg(ty: &str, body: J<'_>, def: Obj<'_>) -> Result<(), Rejection> {
     let J::Object(m) = body else {
         return Ok(());
     };
-    let subs = sub_aggs(def);
+    check_agg_in(ty, m, sub_aggs(def))
+}
+
+/// [`check_agg`] of an object's parameters `m` read through [`Params`]; `subs` the
+/// aggregation's sub-aggregations.
+pub(crate) fn check_agg_in<'a>(
+    ty: &str,
+    m: impl Params<'a>,
+    subs: Option<Obj<'_>>,
+) -> Result<(), Rejection> {
     match ty {
         "terms" | "multi_terms" => {
             sizes(m, &["size", "shard_size"])?;
@@ -110,7 +242,7 @@ pub(crate) fn check_slice(v: J<'_>) -> Result<(), Rejection> {
     }
 }
 
-fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
+pub(crate) fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
     def.get("aggs")
         .or_else(|| def.get("aggregations"))
         .and_then(J::as_object)
@@ -139,7 +271,7 @@ fn bad(reason: &str) -> Rejection {
 }
 
 /// Each of `keys` that is present: an integer in 1..=MAX_BUCKETS.
-fn sizes(m: Obj<'_>, keys: &[&str]) -> Result<(), Rejection> {
+fn sizes<'a>(m: impl Params<'a>, keys: &[&str]) -> Result<(), Rejection> {
     for key in keys {
         if let Some(v) = m.get(key) {
             if !uint_of(v).is_some_and(|n| (1..=MAX_BUCKETS).contains(&n)) {
@@ -152,7 +284,7 @@ fn sizes(m: Obj<'_>, keys: &[&str]) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn optional_uint(m: Obj<'_>, key: &str) -> Result<(), Rejection> {
+fn optional_uint<'a>(m: impl Params<'a>, key: &str) -> Result<(), Rejection> {
     match m.get(key) {
         Some(v) if uint_of(v).is_none() => {
             Err(bad(&format!("[{key}] must be a non-negative integer")))
@@ -170,18 +302,10 @@ fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
 
 /// The shortest length in milliseconds of one interval of a date histogram (exactly one of
 /// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
-fn date_interval(m: Obj<'_>) -> Result<f64, Rejection> {
+fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
     // Exactly one given, found in one pass over the parameters (issue 10: a scan for each of
-    // the three, then a fourth for the value). Objects have no duplicate keys.
-    let mut given = None;
-    let mut count = 0;
-    for (k, v) in m {
-        if matches!(k, "calendar_interval" | "fixed_interval" | "interval") {
-            count += 1;
-            given = Some((k, v));
-        }
-    }
-    let (1, Some((key, v))) = (count, given) else {
+    // the three, then a fourth for the value).
+    let (1, Some((key, v))) = m.intervals() else {
         return Err(bad(
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
@@ -359,7 +483,11 @@ const MULTI_VALUE: &[(&str, Option<&[&str]>)] = &[
 
 /// `order` of a bucketing aggregation: an object or a list of objects, each key one of
 /// `special` or a path to a sub-aggregation, each value `asc` or `desc`.
-fn check_order(m: Obj<'_>, subs: Option<Obj<'_>>, special: &[&str]) -> Result<(), Rejection> {
+fn check_order<'a>(
+    m: impl Params<'a>,
+    subs: Option<Obj<'_>>,
+    special: &[&str],
+) -> Result<(), Rejection> {
     let Some(order) = m.get("order") else {
         return Ok(());
     };
@@ -474,6 +602,68 @@ mod tests {
 
     use super::*;
     use crate::RejectKind;
+
+    #[test]
+    fn read_index_is_the_place_in_read() {
+        for (i, key) in READ.iter().enumerate() {
+            assert_eq!(read_index(key), Some(i), "{key}");
+        }
+        for key in ["", "fields", "Field", "size ", "script", "format", "_name"] {
+            assert_eq!(read_index(key), None, "{key}");
+        }
+    }
+
+    /// What [`Gathered`] answers is what the object answers: the first value of each key the
+    /// checks read, and the interval keys' count and last one, for objects of up to three
+    /// entries of those keys and others.
+    #[test]
+    fn gathered_parameters_read_as_the_object() {
+        let mut keys: Vec<&str> = READ.to_vec();
+        keys.extend(["format", "script", "x"]);
+        let values = [json!(1), json!("a"), json!({"min": 1}), json!(null)];
+        let mut objects: Vec<Map<String, Value>> = vec![Map::new()];
+        for a in &keys {
+            for b in &keys {
+                for c in [
+                    "interval",
+                    "fixed_interval",
+                    "calendar_interval",
+                    "field",
+                    "x",
+                ] {
+                    for (i, v) in values.iter().enumerate() {
+                        let mut m = Map::new();
+                        m.insert(a.to_string(), v.clone());
+                        m.insert(b.to_string(), values[(i + 1) % values.len()].clone());
+                        m.insert(c.to_string(), values[(i + 2) % values.len()].clone());
+                        objects.push(m);
+                    }
+                }
+            }
+        }
+        for m in &objects {
+            let obj = Obj::V(m);
+            let mut gathered = Gathered::default();
+            for (k, v) in obj {
+                gathered.put(k, v);
+            }
+            for key in READ {
+                assert_eq!(
+                    Params::get(&gathered, key).map(J::to_value),
+                    Params::get(obj, key).map(J::to_value),
+                    "{key} {m:?}"
+                );
+            }
+            let (n, last) = obj.intervals();
+            let (gn, glast) = (&gathered).intervals();
+            assert_eq!(n, gn, "{m:?}");
+            assert_eq!(
+                last.map(|(k, v)| (k, v.to_value())),
+                glast.map(|(k, v)| (k, v.to_value())),
+                "{m:?}"
+            );
+        }
+    }
 
     /// Checks `{"a": {<ty>: body, "aggs": subs}}`'s values.
     fn check(ty: &str, body: Value, subs: Option<Value>) -> Result<(), Rejection> {

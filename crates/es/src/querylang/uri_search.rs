@@ -114,21 +114,34 @@ pub fn merge(body: Option<Value>, uri_query: Option<Value>) -> Result<Option<Val
 
 /// Whether a query string (from `?q=` or a body `query_string`) nests brackets deeper than
 /// Elasticsearch's parser can be trusted with.
+///
+/// The nesting is at most the count of opening brackets, which is at most the length: a text
+/// of either at most [`MAX_NESTING`] is not read bracket by bracket (issue 10: most query texts
+/// are shorter than that, and the count is one vectorised pass).
+/// `too_deep_is_nesting_beyond_the_limit` (tests).
 pub(crate) fn too_deep(q: &str) -> bool {
-    nesting(q) > MAX_NESTING
+    q.len() > MAX_NESTING && opening_brackets(q) > MAX_NESTING && nesting(q) > MAX_NESTING
+}
+
+fn opening_brackets(q: &str) -> usize {
+    q.bytes()
+        .filter(|b| matches!(b, b'(' | b'[' | b'{'))
+        .count()
 }
 
 /// The deepest bracket nesting in a query string (escaped brackets count too: an upper bound).
+/// Read from the bytes: the brackets are ASCII, and no byte of a multi-byte character is
+/// (issue 10: decoding each character cost more than the count).
 fn nesting(q: &str) -> usize {
     let mut depth: usize = 0;
     let mut max = 0;
-    for c in q.chars() {
+    for c in q.bytes() {
         match c {
-            '(' | '[' | '{' => {
+            b'(' | b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -215,6 +228,59 @@ mod tests {
         for input in cases {
             let err = take(&mut pairs(input)).unwrap_err();
             assert_eq!(err.kind, RejectKind::BadRequest, "{input:?}");
+        }
+    }
+
+    /// The byte count is the character count it replaced (issue 10), next to multi-byte
+    /// characters and escapes.
+    #[test]
+    fn nesting_of_bytes_is_nesting_of_characters() {
+        let by_chars = |q: &str| {
+            let (mut depth, mut max) = (0usize, 0);
+            for c in q.chars() {
+                match c {
+                    '(' | '[' | '{' => {
+                        depth += 1;
+                        max = max.max(depth);
+                    }
+                    ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            max
+        };
+        let pieces = [
+            "(", ")", "[", "]", "{", "}", "a", "é", "\\(", "\u{ff08}", "\u{3000}", "😀", "",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let q = format!("{a}{b}{c}{d}");
+                        assert_eq!(nesting(&q), by_chars(&q), "{q:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shortcuts of `too_deep` (length, count of opening brackets) decide as the nesting
+    /// does, around the limit.
+    #[test]
+    fn too_deep_is_nesting_beyond_the_limit() {
+        for opening in MAX_NESTING - 2..MAX_NESTING + 3 {
+            for closing_between in [0, 1, 2, opening] {
+                for pad in ["", "a", "é", "xxxxxxxx"] {
+                    let between = ")(".repeat(closing_between);
+                    for q in [
+                        format!("{}{between}{pad}", "(".repeat(opening)),
+                        format!("{pad}{}{between}", "[{".repeat(opening / 2)),
+                        format!("{}{pad}", "(a)".repeat(opening)),
+                    ] {
+                        assert_eq!(too_deep(&q), nesting(&q) > MAX_NESTING, "{q:?}");
+                    }
+                }
+            }
         }
     }
 
