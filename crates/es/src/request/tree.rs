@@ -1234,7 +1234,7 @@ fn write_parsed_item<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
 /// shifted, written whole and the surplus truncated): a fixed-size copy is a single store
 /// where a short `memcpy` call, with the separate scan before it, cost twice the whole of this
 /// for the typical key or value of ten-odd bytes.
-fn write_str(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.push(b'"');
     let mut at = 0;

@@ -422,23 +422,23 @@ fn ndjson<'a>(
 /// the header with `index` set to the item's names and `expand_wildcards` to `open` (each
 /// replaced in place when the header has it, appended in that order when not), written
 /// straight from the entries instead of through a cloned map (issue 10: the clone, the two
-/// inserts and the map serialisation were a tenth of a 20-search msearch, done twice).
+/// inserts and the map serialisation were a tenth of a 20-search msearch, done twice), its
+/// strings by the request tree's writer (serde_json's escapes, without its serialiser).
 /// `header_lines_match_serde` (tests) holds it to the map's bytes.
 fn write_header(
     out: &mut Vec<u8>,
     header: &Map<String, Value>,
     names: &[String],
 ) -> serde_json::Result<()> {
-    let write_index = |out: &mut Vec<u8>| -> serde_json::Result<()> {
+    let write_index = |out: &mut Vec<u8>| {
         out.push(b'[');
         for (i, name) in names.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut *out, name.as_str())?;
+            tree::write_str(name, out);
         }
         out.push(b']');
-        Ok(())
     };
     let (mut index_done, mut expand_done) = (false, false);
     out.push(b'{');
@@ -446,18 +446,21 @@ fn write_header(
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut *out, k.as_str())?;
+        tree::write_str(k, out);
         out.push(b':');
         match k.as_str() {
             "index" => {
                 index_done = true;
-                write_index(out)?;
+                write_index(out);
             }
             "expand_wildcards" => {
                 expand_done = true;
                 out.extend_from_slice(b"\"open\"");
             }
-            _ => serde_json::to_writer(&mut *out, v)?,
+            _ => match v {
+                Value::String(s) => tree::write_str(s, out),
+                other => serde_json::to_writer(&mut *out, other)?,
+            },
         }
     }
     let mut first = header.is_empty();
@@ -467,7 +470,7 @@ fn write_header(
         }
         first = false;
         out.extend_from_slice(b"\"index\":");
-        write_index(out)?;
+        write_index(out);
     }
     if !expand_done {
         if !first {
