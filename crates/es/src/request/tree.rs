@@ -1068,10 +1068,30 @@ impl<'a> Parser<'a> {
     }
 
     fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
+        self.i = skip_digits(self.s, self.i);
     }
+}
+
+/// The index of the first byte at or after `from` that is not an ASCII digit (or the end),
+/// eight bytes at a time: epoch-millisecond timestamps, thirteen digits, are most of a
+/// dashboard search's numbers (issue 10).
+fn skip_digits(s: &[u8], mut from: usize) -> usize {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    while let Some(chunk) = s.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // Every byte is 0x30..=0x3F, and stays below 0x40 with 6 added: 0x30..=0x39.
+        if w & HIGH_NIBBLES != ZEROS || (w + 0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
+            break;
+        }
+        from += 8;
+    }
+    while let Some(b'0'..=b'9') = s.get(from) {
+        from += 1;
+    }
+    from
 }
 
 /// The index of the first byte at or after `from` that is a quote, a backslash or a control

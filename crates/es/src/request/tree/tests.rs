@@ -712,3 +712,29 @@ fn duplicate_keys_are_found_wherever_they_are() {
         }
     }
 }
+
+/// The digit scan stops where a byte-by-byte scan does: runs of every length up to past two
+/// words, ended by every byte (the neighbours of the digits, `/` and `:`, high bytes, the end),
+/// from every start.
+#[test]
+fn the_digit_scan_stops_where_a_byte_scan_does() {
+    let naive = |s: &[u8], from: usize| {
+        (from..s.len())
+            .find(|&i| !s[i].is_ascii_digit())
+            .unwrap_or(s.len())
+    };
+    for len in 0..20 {
+        for end in (0..=255u8)
+            .filter(|b| !b.is_ascii_digit())
+            .map(Some)
+            .chain([None])
+        {
+            let mut s: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+            s.extend(end);
+            s.extend_from_slice(b"12345678");
+            for from in 0..s.len() {
+                assert_eq!(skip_digits(&s, from), naive(&s, from), "{s:?} from {from}");
+            }
+        }
+    }
+}
