@@ -87,6 +87,34 @@ fn spans(node: &Node<'_>) -> Vec<bool> {
     out
 }
 
+/// Every container of a parsed value is read whole: its items' tokens are exactly its own
+/// size, and the walk yields exactly its count of items (the checks read the tape and the writer
+/// may copy the source text, so a walk that stopped early would let unchecked text through).
+fn tape_is_whole(t: Tokens<'_>, shown: &str) {
+    let Some(Tok::Array(span) | Tok::Object(span)) = t.0.first().copied() else {
+        return;
+    };
+    assert_eq!(t.0.len(), span.size as usize, "{shown}");
+    let mut seen = 0;
+    if matches!(t.0[0], Tok::Array(_)) {
+        let mut items = t.items();
+        while let Some((_, value)) = items.step() {
+            tape_is_whole(Tokens(value), shown);
+            seen += 1;
+        }
+        assert!(items.rest.is_empty(), "{shown}");
+    } else {
+        let mut entries = t.entries();
+        while let Some((_, _, value)) = entries.step() {
+            tape_is_whole(Tokens(value), shown);
+            seen += 1;
+        }
+        assert!(entries.rest.is_empty(), "{shown}");
+    }
+    assert_eq!(seen, span.len as usize, "{shown}");
+    assert_eq!(seen, t.len(), "{shown}");
+}
+
 /// The same decision and reason as `parse_strict`; accepted, the same value and, written, the
 /// same value again (the same bytes as serde_json's writer when every number is an integer),
 /// whether containers are copied from their source text or not.
@@ -95,6 +123,9 @@ fn agrees(input: &[u8]) {
     let arena = Arena::for_body(input.len());
     match (parse(input, &arena), parse_strict(input)) {
         (Ok(node), Ok(value)) => {
+            if let Node::Parsed(p) = node {
+                tape_is_whole(p.tokens(), &shown);
+            }
             assert_eq!(node.to_value(), value, "{shown}");
             spans_are_what_the_writer_writes(&node, &shown);
             let mut out = Vec::new();
