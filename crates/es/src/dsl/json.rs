@@ -194,6 +194,18 @@ fn digits(text: &str) -> Option<u64> {
         return None;
     }
     let mut n: u64 = 0;
+    // Nineteen digits or fewer never overflow (u64::MAX has twenty): no check per digit
+    // (issue 10: a date histogram's 13-digit bounds were read at 180 instructions each).
+    if text.len() <= 19 {
+        for b in text.bytes() {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(d);
+        }
+        return Some(n);
+    }
     for b in text.bytes() {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
@@ -487,6 +499,12 @@ mod tests {
             "18446744073709551616",
             "99999999999999999999",
             "000000000000000000000000001",
+            "9999999999999999999",
+            "10000000000000000000",
+            "0000000000000000009",
+            "00000000000000000009",
+            "999999999999999999a",
+            "1700000000000",
         ] {
             let old = if text.bytes().all(|b| b.is_ascii_digit()) {
                 text.parse::<u64>().ok()
