@@ -439,6 +439,18 @@ mod tests {
             r#"[[1,2],[3]]"#,
             r#"["x","y",["z"]]"#,
         ];
+        let answers_as_walks = |items: Arr<'_>, shown: &str| {
+            assert_eq!(
+                items.all_scalars(),
+                items.iter().all(J::is_scalar),
+                "{shown}"
+            );
+            assert_eq!(
+                items.all_strings(),
+                items.iter().all(J::is_string),
+                "{shown}"
+            );
+        };
         for text in arrays {
             let value: Value = serde_json::from_str(text).unwrap();
             let arena = crate::request::tree::Arena::default();
@@ -448,31 +460,13 @@ mod tests {
                 let J::Array(items) = j else {
                     panic!("{text}: an array")
                 };
-                assert_eq!(
-                    items.all_scalars(),
-                    items.iter().all(J::is_scalar),
-                    "{text}"
-                );
-                assert_eq!(
-                    items.all_strings(),
-                    items.iter().all(J::is_string),
-                    "{text}"
-                );
+                answers_as_walks(items, text);
             }
             // Inside an object too (a parsed array's tokens end where its parent's go on).
             let wrapped = format!(r#"{{"a":{text},"b":["c",{{}}]}}"#);
             let parsed = crate::request::tree::parse(wrapped.as_bytes(), &arena).unwrap();
             let items = J::from(&parsed).get("a").and_then(J::as_array).unwrap();
-            assert_eq!(
-                items.all_scalars(),
-                items.iter().all(J::is_scalar),
-                "{wrapped}"
-            );
-            assert_eq!(
-                items.all_strings(),
-                items.iter().all(J::is_string),
-                "{wrapped}"
-            );
+            answers_as_walks(items, &wrapped);
         }
     }
 
