@@ -347,6 +347,17 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// The only entry of an object of exactly one, as `iter().next()` when `len() == 1`: a
+    /// parsed object's read in one look at its tokens.
+    #[inline]
+    pub fn only_entry(self) -> Option<(&'a str, J<'a>)> {
+        match self {
+            Obj::T(t) => t.only_entry().map(|(k, v)| (k, J::from(v))),
+            _ if self.len() == 1 => self.iter().next(),
+            _ => None,
+        }
+    }
+
     pub fn contains_key(self, key: &str) -> bool {
         match self {
             Obj::V(m) => m.contains_key(key),
@@ -467,6 +478,42 @@ mod tests {
             let parsed = crate::request::tree::parse(wrapped.as_bytes(), &arena).unwrap();
             let items = J::from(&parsed).get("a").and_then(J::as_array).unwrap();
             answers_as_walks(items, &wrapped);
+        }
+    }
+
+    /// `only_entry` is `iter().next()` of an object of one entry and nothing for others, for
+    /// every representation, the one entry's value of every kind (a container's tokens end
+    /// where the object's do).
+    #[test]
+    fn only_entry_is_the_first_of_one() {
+        let objects = [
+            "{}",
+            r#"{"a":1}"#,
+            r#"{"a":"x"}"#,
+            r#"{"a":[]}"#,
+            r#"{"a":{"b":[1,{"c":2}]}}"#,
+            r#"{"a":null,"b":2}"#,
+            r#"{"a":{"b":1},"c":[]}"#,
+            "[1]",
+            r#""a""#,
+        ];
+        for text in objects {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let arena = crate::request::tree::Arena::default();
+            let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
+            let built = Node::from_value(&value);
+            for j in [J::from(&value), J::from(&parsed), J::from(&built)] {
+                let expected = j
+                    .as_object()
+                    .filter(|m| m.len() == 1)
+                    .and_then(|m| m.iter().next())
+                    .map(|(k, v)| (k, v.to_value()));
+                let got = j
+                    .as_object()
+                    .and_then(Obj::only_entry)
+                    .map(|(k, v)| (k, v.to_value()));
+                assert_eq!(got, expected, "{text}");
+            }
         }
     }
 

@@ -1219,10 +1219,10 @@ pub(crate) fn prepend_clauses(m: &mut Map<String, Value>, mut clauses: Vec<Value
 #[inline]
 pub(crate) fn single_entry<'a>(v: J<'a>, what: &str) -> Result<(&'a str, J<'a>), Rejection> {
     match v {
-        J::Object(m) if m.len() == 1 => match m.iter().next() {
-            Some((k, val)) => Ok((k, val)),
-            None => Err(not_one_key(what)),
-        },
+        J::Object(m) => m.only_entry().ok_or_else(|| match m.len() {
+            1 => not_one_key(what),
+            _ => not_single_entry(what),
+        }),
         _ => Err(not_single_entry(what)),
     }
 }

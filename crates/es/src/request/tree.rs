@@ -445,6 +445,19 @@ impl<'a> Tokens<'a> {
             && self.inside().iter().all(|t| matches!(t, Tok::String(_)))
     }
 
+    /// An object's only entry: `None` for an object of no or several entries, or anything
+    /// else. One look at the tokens (issue 10: a query clause is such an object, read
+    /// through `len`, `entries` and a step of the walk it was three matches on the token).
+    pub fn only_entry(self) -> Option<(&'a str, Item<'a>)> {
+        match self.0 {
+            [Tok::Object(Span { len: 1, .. }), Tok::String(key), rest @ ..] => {
+                let tok = *rest.first()?;
+                Some((key, item(tok, rest.get(..tok.size())?)))
+            }
+            _ => None,
+        }
+    }
+
     /// An array's items (none for anything else).
     pub fn items(self) -> TokenItems<'a> {
         TokenItems {
