@@ -659,10 +659,7 @@ fn scalar_leaf(ty: &str, body: J<'_>) -> Option<Result<(), Rejection>> {
         return None;
     }
     let J::Object(m) = body else { return None };
-    if m.len() != 1 {
-        return None;
-    }
-    let (field, value) = m.iter().next()?;
+    let (field, value) = m.only_entry()?;
     let special = matches!(
         field,
         "boost" | "_name" | "field" | "default_field" | "path" | "fields"
