@@ -235,7 +235,9 @@ impl<'a> Node<'a> {
     pub fn open(&mut self) {
         if let Node::Parsed(p) = *self {
             *self = if p.is_object() {
-                let mut entries = Vec::with_capacity(p.len());
+                // Room for what a search's rewrite adds: a `timeout` (the query is moved, not
+                // added), so no regrowth.
+                let mut entries = Vec::with_capacity(p.len() + 1);
                 entries.extend(p.entries().map(|(k, v)| (Cow::Borrowed(k), v.node())));
                 Node::object(entries)
             } else {
