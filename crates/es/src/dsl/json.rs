@@ -336,14 +336,7 @@ impl<'a> Obj<'a> {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| J::from(v)),
-            Obj::T(p) => {
-                for (k, v) in p.entries() {
-                    if k == key {
-                        return Some(J::from(v));
-                    }
-                }
-                None
-            }
+            Obj::T(p) => p.get(key).map(J::from),
         }
     }
 
@@ -362,7 +355,7 @@ impl<'a> Obj<'a> {
         match self {
             Obj::V(m) => m.contains_key(key),
             Obj::N(entries) => entries.iter().any(|(k, _)| k == key),
-            Obj::T(p) => p.entries().any(|(k, _)| k == key),
+            Obj::T(p) => p.get(key).is_some(),
         }
     }
 

@@ -460,6 +460,19 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    /// The value under `key` of an object (none for anything else): the keys compared as the
+    /// walk goes, only the one found made an [`Item`].
+    #[inline]
+    pub fn get(self, key: &str) -> Option<Item<'a>> {
+        let mut entries = self.entries();
+        while let Some((k, tok, value)) = entries.step() {
+            if k == key {
+                return Some(item(tok, value));
+            }
+        }
+        None
+    }
+
     /// An array's items (none for anything else).
     pub fn items(self) -> TokenItems<'a> {
         TokenItems {
