@@ -242,7 +242,7 @@ pub(crate) fn check_slice(v: J<'_>) -> Result<(), Rejection> {
     }
 }
 
-pub(crate) fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
+fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
     def.get("aggs")
         .or_else(|| def.get("aggregations"))
         .and_then(J::as_object)
