@@ -140,6 +140,9 @@ impl<'a> Gathered<'a> {
 impl<'a> Params<'a> for &Gathered<'a> {
     #[inline(always)]
     fn get(self, key: &str) -> Option<J<'a>> {
+        // A check reading a key not gathered would see it absent: every read is of a constant
+        // in `READ`, which the differential tests (debug builds) hold to this.
+        debug_assert!(read_index(key).is_some(), "[{key}] is not in READ");
         let i = read_index(key)?;
         self.values.get(i).copied().flatten()
     }
