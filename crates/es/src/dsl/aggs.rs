@@ -26,11 +26,22 @@ fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
     let m = super::query::object(v, "aggs")?;
     for agg in m.values() {
         let def = super::query::object(agg, "aggs")?;
-        if def.contains_key("aggs") && def.contains_key("aggregations") {
+        // The sub-aggregations in one pass (issue 10: a scan for each key, then one for the
+        // value): the first `aggs`, else the first `aggregations` (`values::sub_aggs`).
+        let (mut aggs, mut aggregations) = (None, None);
+        for (k, v) in def {
+            match k {
+                "aggs" => _ = aggs.get_or_insert(v),
+                "aggregations" => _ = aggregations.get_or_insert(v),
+                _ => {}
+            }
+        }
+        if aggs.is_some() && aggregations.is_some() {
             return Err(Rejection::bad_request(
                 "aggregation has both [aggs] and [aggregations]",
             ));
         }
+        let subs = aggs.or(aggregations).and_then(J::as_object);
         let mut types = 0;
         for (k, val) in def {
             match k {
@@ -41,7 +52,7 @@ fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
                 "sampler" | "diversified_sampler" => return Err(expansion::statistics(k)),
                 _ => {
                     types += 1;
-                    if !(gather && checked_in_one_pass(k, val, def)?) {
+                    if !(gather && checked_in_one_pass(k, val, subs)?) {
                         check_agg_type(k, val)?;
                         fields::check_agg(k, val)?;
                         values::check_agg(k, val, def)?;
@@ -67,7 +78,7 @@ fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
 /// runs twice. Once the list accepts them, the checks are the general path's own code
 /// (`fields::check_agg_in`, `values::check_agg_in`, [`min_doc_count_positive`]) reading the
 /// gathered values, which read as the object does (`values::Params`).
-fn checked_in_one_pass(ty: &str, body: J<'_>, def: Obj<'_>) -> Result<bool, Rejection> {
+fn checked_in_one_pass(ty: &str, body: J<'_>, subs: Option<Obj<'_>>) -> Result<bool, Rejection> {
     let (allowed, terms) = match ty {
         // `terms_agg`, the slot of `terms`.
         "terms" => (TERMS_PARAMS, true),
@@ -90,7 +101,7 @@ fn checked_in_one_pass(ty: &str, body: J<'_>, def: Obj<'_>) -> Result<bool, Reje
         min_doc_count_positive(&gathered)?;
     }
     fields::check_agg_in(ty, &gathered)?;
-    values::check_agg_in(ty, &gathered, values::sub_aggs(def))?;
+    values::check_agg_in(ty, &gathered, subs)?;
     Ok(true)
 }
 
@@ -521,11 +532,11 @@ mod table_tests {
                 }
             }
             for body in bodies.iter().chain(&typed) {
-                for sub in [None, Some(&subs)] {
+                for sub in [None, Some("aggs"), Some("aggregations")] {
                     let mut def = Map::new();
                     def.insert(ty.to_string(), body.clone());
-                    if let Some(sub) = sub {
-                        def.insert("aggs".into(), sub.clone());
+                    if let Some(key) = sub {
+                        def.insert(key.into(), subs.clone());
                     }
                     let aggs = json!({ "a": def });
                     let general = check_aggs_with(J::from(&aggs), false);

@@ -214,7 +214,7 @@ impl Ch for u8 {
 }
 
 /// `scan_text` over the text's characters. `PLAIN`: an ASCII letter, digit, `.`, `_` or `@`
-/// (most of any text) taken in one step, as the general steps below take it (not whitespace,
+/// (`fields::plain`, most of any text) taken in one step, as the general steps below take it (not whitespace,
 /// a term character, pushed onto the term); issue 10: each went through every test of the
 /// loop. `PLAIN` off is what it is compared with (`ascii_text_reads_as_its_characters`).
 fn read_chars<C: Ch, const PLAIN: bool>(
@@ -239,7 +239,7 @@ fn read_chars<C: Ch, const PLAIN: bool>(
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i].ch();
-        if PLAIN && (c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@')) {
+        if PLAIN && crate::dsl::fields::plain(c) {
             if !in_term {
                 term.clear();
                 in_term = true;

@@ -240,7 +240,7 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
         // each went through every test). `query_text_reads_field_names_as_before` (tests).
         if plain(c) {
             let rest = chars.as_str();
-            let run = rest.bytes().take_while(|b| plain(char::from(*b))).count();
+            let run = rest.bytes().take_while(|b| plain_byte(*b)).count();
             // The run is ASCII: `run` is a character boundary.
             chars = rest[run..].chars();
             token.push_span(at, at + 1 + run);
@@ -286,10 +286,31 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
 }
 
 /// An ASCII letter, digit, `.`, `_` or `@`: a character of a name, and nothing else to
-/// [`check_query_text`].
+/// [`check_query_text`] (nor to `expansion`'s lexer), read from a table (issue 10: the tests
+/// one by one were a fifth of a query text's check).
 #[inline]
-fn plain(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@')
+pub(crate) fn plain(c: char) -> bool {
+    c.is_ascii() && plain_byte(c as u8)
+}
+
+#[inline]
+fn plain_byte(b: u8) -> bool {
+    PLAIN[usize::from(b)]
+}
+
+/// [`plain`] of each byte, from the test itself ([`is_plain`]).
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_plain(b as u8);
+        b += 1;
+    }
+    table
+};
+
+const fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')
 }
 
 /// The token [`check_query_text`] is reading: a span of the text while it holds no escape
@@ -596,6 +617,18 @@ mod tests {
             }
         }
         assert!(n > 20_000);
+    }
+
+    /// The table of [`plain`] is its test, for every byte and characters beyond ASCII.
+    #[test]
+    fn plain_characters_are_the_test() {
+        for c in (0..=0x2FFFu32).filter_map(char::from_u32) {
+            let test = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@');
+            assert_eq!(plain(c), test, "{c:?}");
+        }
+        for b in 0..=255u8 {
+            assert_eq!(plain_byte(b), is_plain(b), "{b}");
+        }
     }
 
     /// `check_query_text` as it was with a `String` per text (issue 10): the reference of

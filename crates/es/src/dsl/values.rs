@@ -140,6 +140,9 @@ impl<'a> Gathered<'a> {
 impl<'a> Params<'a> for &Gathered<'a> {
     #[inline(always)]
     fn get(self, key: &str) -> Option<J<'a>> {
+        // A check reading a key not gathered would see it absent: every read is of a constant
+        // in `READ`, which the differential tests (debug builds) hold to this.
+        debug_assert!(read_index(key).is_some(), "[{key}] is not in READ");
         let i = read_index(key)?;
         self.values.get(i).copied().flatten()
     }
@@ -242,7 +245,7 @@ pub(crate) fn check_slice(v: J<'_>) -> Result<(), Rejection> {
     }
 }
 
-pub(crate) fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
+fn sub_aggs(def: Obj<'_>) -> Option<Obj<'_>> {
     def.get("aggs")
         .or_else(|| def.get("aggregations"))
         .and_then(J::as_object)
