@@ -491,11 +491,7 @@ mod table_tests {
     /// sub-aggregations (which `order` paths name), and parameters that are not objects.
     #[test]
     fn aggregations_decide_as_the_general_check() {
-        let mut types: Vec<&str> = AGG_TYPES
-            .groups
-            .iter()
-            .flat_map(|(k, _)| k.iter().copied())
-            .collect();
+        let mut types: Vec<&str> = AGG_TYPES.names();
         types.extend(["unknown", "Terms", ""]);
         let entries = entries();
         let mut bodies: Vec<Value> = vec![json!({}), json!(1), json!([]), json!("x")];

@@ -425,6 +425,18 @@ impl<'a> Iterator for ObjIter<'a> {
 mod tests {
     use super::*;
 
+    /// `f` given the `J` of `text` in each representation: serde_json's tree, the parsed tape
+    /// and built nodes.
+    fn each_representation(text: &str, f: impl Fn(J<'_>)) {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let arena = crate::request::tree::Arena::default();
+        let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
+        let built = Node::from_value(&value);
+        for j in [J::from(&value), J::from(&parsed), J::from(&built)] {
+            f(j);
+        }
+    }
+
     /// `all_scalars` and `all_strings` answer as the walks they replace, for serde_json's tree,
     /// built nodes and parsed arrays (whose counts and tokens answer without a walk), on arrays
     /// of every kind of item, nested ones and empty ones.
@@ -456,16 +468,13 @@ mod tests {
             );
         };
         for text in arrays {
-            let value: Value = serde_json::from_str(text).unwrap();
-            let arena = crate::request::tree::Arena::default();
-            let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
-            let built = Node::from_value(&value);
-            for j in [J::from(&value), J::from(&parsed), J::from(&built)] {
+            each_representation(text, |j| {
                 let J::Array(items) = j else {
                     panic!("{text}: an array")
                 };
                 answers_as_walks(items, text);
-            }
+            });
+            let arena = crate::request::tree::Arena::default();
             // Inside an object too (a parsed array's tokens end where its parent's go on).
             let wrapped = format!(r#"{{"a":{text},"b":["c",{{}}]}}"#);
             let parsed = crate::request::tree::parse(wrapped.as_bytes(), &arena).unwrap();
@@ -491,11 +500,7 @@ mod tests {
             r#""a""#,
         ];
         for text in objects {
-            let value: Value = serde_json::from_str(text).unwrap();
-            let arena = crate::request::tree::Arena::default();
-            let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
-            let built = Node::from_value(&value);
-            for j in [J::from(&value), J::from(&parsed), J::from(&built)] {
+            each_representation(text, |j| {
                 let expected = j
                     .as_object()
                     .filter(|m| m.len() == 1)
@@ -506,7 +511,7 @@ mod tests {
                     .and_then(Obj::only_entry)
                     .map(|(k, v)| (k, v.to_value()));
                 assert_eq!(got, expected, "{text}");
-            }
+            });
         }
     }
 

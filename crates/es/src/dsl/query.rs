@@ -85,6 +85,17 @@ pub(crate) struct TableDef {
     pub(crate) find: fn(&str) -> Option<usize>,
 }
 
+#[cfg(test)]
+impl TableDef {
+    /// Every key the table names, in order (the tests' probes and bodies).
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        self.groups
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect()
+    }
+}
+
 /// A list of keys (parameter names), written with [`keys!`]: the names, and a membership test
 /// written from them (a `match`, as [`TableDef::find`]).
 pub(crate) type Keys = &'static KeysDef;
@@ -1581,11 +1592,7 @@ pub(crate) fn assert_keys_lookup_is_the_scan(name: &str, keys: Keys) {
 /// for every probe near the table's names; and so for the tables and key lists in its slots.
 #[cfg(test)]
 pub(crate) fn assert_lookups_are_the_scans(name: &str, table: Table) {
-    let names: Vec<&str> = table
-        .groups
-        .iter()
-        .flat_map(|(k, _)| k.iter().copied())
-        .collect();
+    let names: Vec<&str> = table.names();
     for key in probes(&names) {
         let scan = table
             .groups
@@ -1674,11 +1681,7 @@ mod table_tests {
     /// field-like), with queries, lists of queries, refused queries, scalars and objects.
     #[test]
     fn bool_queries_decide_as_the_general_check() {
-        let mut keys: Vec<&str> = BOOL
-            .groups
-            .iter()
-            .flat_map(|(k, _)| k.iter().copied())
-            .collect();
+        let mut keys: Vec<&str> = BOOL.names();
         // The keys `bool_query` knows by name too, should the table lose one.
         keys.extend([
             "must",
@@ -1969,11 +1972,7 @@ mod table_tests {
     /// of one and two entries of every key and value above, and bodies that are not objects.
     #[test]
     fn scalar_leaves_decide_as_the_general_check() {
-        let mut types: Vec<&str> = QUERY_TYPES
-            .groups
-            .iter()
-            .flat_map(|(k, _)| k.iter().copied())
-            .collect();
+        let mut types: Vec<&str> = QUERY_TYPES.names();
         types.extend(["unknown", "", "Match", "match_phrase ", "_name"]);
         let values = values();
         let mut bodies: Vec<Value> = values.clone();
