@@ -1033,9 +1033,19 @@ fn respelled_bodies_decide_as_compact_ones() {
         state ^= state << 17;
         state
     };
+    let headers = [
+        json!({}),
+        json!({"index": "logs-a"}),
+        json!({"index": ["logs-a", "logs-b"], "preference": "p/q", "ignore_unavailable": true}),
+        json!({"index": "secret"}),
+        json!({"index": "logs-a,secret"}),
+        json!({"index": ["logs-*", "-logs-b"], "expand_wildcards": "open"}),
+        json!({"index": "logs-a", "search_type": "dfs_query_then_fetch"}),
+        json!({"routing": "r", "index": "logs-a", "request_cache": false}),
+    ];
     let result =
         |path: &str, s: &Scope, body: &[u8]| prepare_at(path, s, None, body, false).map(parts);
-    let (mut respelled, mut taken, mut accepted) = (0, 0, 0);
+    let (mut respelled, mut taken, mut accepted, mut msearch_taken) = (0, 0, 0, 0);
     // Mostly bodies a search accepts (refusals are compared too, but an accepted body is
     // where a spelling could smuggle something through).
     let good: Vec<&Value> = seeds
@@ -1067,10 +1077,14 @@ fn respelled_bodies_decide_as_compact_ones() {
             result(path, s, compact.as_bytes()),
             "{path} {text}"
         );
-        if round % 4 == 0 {
-            let mut line = String::new();
+        if round % 4 == 1 {
+            // The header respelled too: its keys and index names are what the tree path reads
+            // from the tape (`check_header_tree`).
+            let header = &headers[(next() % headers.len() as u64) as usize];
+            let (mut h, mut line) = (String::new(), String::new());
+            respell(header, &[" ", "\t"], &mut next, &mut h);
             respell(&v, &[" ", "\t"], &mut next, &mut line);
-            msearch_agrees(s, format!("{{}}\n{line}\n").as_bytes());
+            msearch_taken += usize::from(msearch_agrees(s, format!("{h}\n{line}\n").as_bytes()));
         }
     }
     assert!(respelled > 3_500, "respelled {respelled}");
@@ -1078,5 +1092,9 @@ fn respelled_bodies_decide_as_compact_ones() {
     assert!(
         accepted > 1_000 && taken * 2 > accepted,
         "tree path taken {taken} times of {accepted} accepted"
+    );
+    assert!(
+        msearch_taken > 250,
+        "msearch tree path taken {msearch_taken} times"
     );
 }
