@@ -1098,3 +1098,43 @@ fn respelled_bodies_decide_as_compact_ones() {
         "msearch tree path taken {msearch_taken} times"
     );
 }
+
+/// Review9 finding: numbers just below f64::MAX's overflow threshold, which serde_json's parse
+/// finds out of range (the serde path refuses the body, 400) and Rust's exact `f64` parse rounds
+/// to f64::MAX. The tree's parser checked them with the latter, so the tree path forwarded
+/// these searches (the number's text as the client wrote it) where the serde path refuses
+/// them, and its checks read them through serde_json's parse as no number. Both paths must
+/// refuse them, as a search, a count and an msearch line.
+#[test]
+fn numbers_serde_json_finds_out_of_range_are_refused_on_both_paths() {
+    let scopes = scopes();
+    for n in [
+        "1797693134862315807e290",
+        "1.7976931348623158079e308",
+        "-0.1797693134862315708e309",
+        &format!("17976931348623158{}", "0".repeat(292)),
+    ] {
+        for template in [
+            r#"{"query": {"range": {"n": {"gte": N}}}}"#,
+            r#"{"query": {"bool": {"filter": [{"term": {"n": N}}]}}}"#,
+            r#"{"search_after": [N], "sort": ["n"]}"#,
+            r#"{"min_score": N}"#,
+        ] {
+            let body = template.replace('N', n);
+            for s in &scopes {
+                for path in ["/logs-a/_search", "/logs-a/_count"] {
+                    let (taken, accepted) = agrees(path, s, None, body.as_bytes());
+                    assert!(!taken && !accepted, "{path} {body}");
+                }
+                let ndjson = format!("{{}}\n{body}\n");
+                assert!(!msearch_agrees(s, ndjson.as_bytes()), "{body}");
+                let refused = prepare_msearch(s, ndjson.as_bytes(), false).map(|_| ());
+                assert_eq!(
+                    refused.map_err(|r| r.kind),
+                    Err(crate::RejectKind::BadRequest),
+                    "{body}"
+                );
+            }
+        }
+    }
+}
