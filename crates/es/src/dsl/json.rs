@@ -495,7 +495,7 @@ mod tests {
             let n = next();
             match if depth > 4 { n % 6 } else { n % 10 } {
                 0 => Value::Null,
-                1 => Value::Bool(n % 3 == 0),
+                1 => Value::Bool(n.is_multiple_of(3)),
                 2 => serde_json::json!((n % 2001) as i64 - 1000),
                 3 => serde_json::json!(0.5),
                 4 => Value::String(
