@@ -427,7 +427,7 @@ mod tests {
 
     /// `f` given the `J` of `text` in each representation: serde_json's tree, the parsed tape
     /// and built nodes.
-    fn each_representation(text: &str, f: impl Fn(J<'_>)) {
+    fn each_representation(text: &str, mut f: impl FnMut(J<'_>)) {
         let value: Value = serde_json::from_str(text).unwrap();
         let arena = crate::request::tree::Arena::default();
         let parsed = crate::request::tree::parse(text.as_bytes(), &arena).unwrap();
@@ -480,6 +480,96 @@ mod tests {
             let parsed = crate::request::tree::parse(wrapped.as_bytes(), &arena).unwrap();
             let items = J::from(&parsed).get("a").and_then(J::as_array).unwrap();
             answers_as_walks(items, &wrapped);
+        }
+    }
+
+    /// Review of the tape (issue 10, session 9): on random trees (arrays and objects nested in
+    /// each other, empty ones among items, scalars of every kind, keys and strings with
+    /// escapes), every container reached by the walk answers the shortcuts (`all_scalars`,
+    /// `all_strings`, `only_entry`, `get`, `contains_key`, `len`) as the walks they replace, and
+    /// alike in serde_json's tree, the parsed tape and built nodes: a container whose tokens
+    /// ended early or late would answer for its siblings' tokens.
+    #[test]
+    fn shortcuts_answer_as_the_walks_in_every_container() {
+        fn random(next: &mut impl FnMut() -> u64, depth: u32) -> Value {
+            let n = next();
+            match if depth > 4 { n % 6 } else { n % 10 } {
+                0 => Value::Null,
+                1 => Value::Bool(n.is_multiple_of(3)),
+                2 => serde_json::json!((n % 2001) as i64 - 1000),
+                3 => serde_json::json!(0.5),
+                4 => Value::String(
+                    ["", "a", "é\n\"/", "knn", "a\u{1}b"][(n >> 8) as usize % 5].into(),
+                ),
+                5 => Value::String(format!("s{}", n % 7)),
+                6 | 7 => Value::Array((0..next() % 5).map(|_| random(next, depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..next() % 4)
+                        .map(|i| (format!("k{}", (i + next()) % 6), random(next, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        /// Every answer of every container under `j`, in pre-order.
+        fn answers(j: J<'_>, out: &mut Vec<String>) {
+            match j {
+                J::Array(items) => {
+                    let walked: Vec<J<'_>> = items.iter().collect();
+                    assert_eq!(items.len(), walked.len());
+                    assert_eq!(items.all_scalars(), walked.iter().all(|i| i.is_scalar()));
+                    assert_eq!(items.all_strings(), walked.iter().all(|i| i.is_string()));
+                    out.push(format!(
+                        "[{} {} {}",
+                        items.len(),
+                        items.all_scalars(),
+                        items.all_strings()
+                    ));
+                    walked.into_iter().for_each(|i| answers(i, out));
+                }
+                J::Object(m) => {
+                    let walked: Vec<(&str, J<'_>)> = m.iter().collect();
+                    assert_eq!(m.len(), walked.len());
+                    let first = (walked.len() == 1).then(|| (walked[0].0, walked[0].1.to_value()));
+                    let only = m.only_entry().map(|(k, v)| (k, v.to_value()));
+                    assert_eq!(only, first);
+                    for k in ["k0", "k1", "k2", "k3", "k4", "k5", "x"] {
+                        let found = walked
+                            .iter()
+                            .find(|(w, _)| *w == k)
+                            .map(|(_, v)| v.to_value());
+                        assert_eq!(m.get(k).map(J::to_value), found, "{k}");
+                        assert_eq!(m.contains_key(k), found.is_some(), "{k}");
+                    }
+                    out.push(format!("{{{} {:?}", m.len(), only));
+                    walked.into_iter().for_each(|(_, v)| answers(v, out));
+                }
+                other => out.push(format!("{:?}", other.to_value())),
+            }
+        }
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3_000 {
+            let v = random(&mut next, 0);
+            // Some spelled with whitespace and escapes, so that containers lose their source text.
+            let text = if next() % 2 == 0 {
+                v.to_string()
+            } else {
+                serde_json::to_string_pretty(&v)
+                    .unwrap()
+                    .replace('k', "\\u006b")
+            };
+            let mut all = Vec::new();
+            each_representation(&text, |j| {
+                let mut out = Vec::new();
+                answers(j, &mut out);
+                all.push(out);
+            });
+            assert!(all.windows(2).all(|w| w[0] == w[1]), "{text}");
         }
     }
 

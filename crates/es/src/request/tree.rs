@@ -1085,12 +1085,11 @@ impl<'a> Parser<'a> {
         let text = self.text.get(start..self.i)?;
         // serde_json reads integers beyond i64/u64 and every fraction as an f64 and refuses
         // one that overflows. Without an exponent no number of at most 300 integer digits can
-        // (f64::MAX is about 1.8e308): only the others are parsed.
-        if exponent || int_digits > 300 {
-            // With an exponent it is never an integer; without one, beyond u64/i64.
-            if !text.parse::<f64>().ok()?.is_finite() {
-                return None;
-            }
+        // (f64::MAX is about 1.8e308): only the others are parsed, by serde_json's own parser
+        // (not `str::parse::<f64>`: exact, it rounds numbers just below the overflow threshold
+        // to f64::MAX where serde_json finds them out of range; review9).
+        if (exponent || int_digits > 300) && text.parse::<Number>().is_err() {
+            return None;
         }
         Some(text)
     }

@@ -459,6 +459,30 @@ fn numbers_at_the_edges_agree_with_parse_strict() {
         cases.push(format!("{int}e0"));
         cases.push(format!("0.{int}"));
     }
+    // Just below f64::MAX's overflow threshold (f64::MAX plus half an ulp): Rust's exact
+    // parse rounds them to f64::MAX, serde_json's parse (what `parse_strict` refuses by) finds
+    // them out of range. Review9: the tree accepted them (its check was `str::parse::<f64>`),
+    // so the tree path forwarded searches the serde path refuses, and the checks read these
+    // numbers as no number at all (`Num::as_f64`: serde_json's parse).
+    let max = "179769313486231570814527423731704356798070567525844996598917476803157260780028538760589558632766878171540458953514382464234321326889464182768467546703537516986049910576551282076245490090389328944075868508455133942304583236903222948165808559332123348274797826204144723168738177180919299881250404026184124858368";
+    for m in [
+        "1797693134862315807",
+        "1797693134862315808",
+        "17976931348623158079",
+        "1797693134862315708",
+        "17976931348623157",
+        "17976931348623158",
+        max,
+    ] {
+        let e = m.len() - 1;
+        cases.push(format!("{m}e{}", 308 - e as i32));
+        cases.push(format!("{}.{}e308", &m[..1], &m[1..]));
+        cases.push(format!("-0.{m}e309"));
+        if e <= 308 {
+            cases.push(format!("{m}{}", "0".repeat(308 - e)));
+            cases.push(format!("-{m}{}.0", "0".repeat(308 - e)));
+        }
+    }
     for c in &cases {
         agrees(c.as_bytes());
         agrees(format!("{{\"n\":[{c},{c}]}}").as_bytes());
@@ -767,5 +791,57 @@ fn the_digit_scan_stops_where_a_byte_scan_does() {
                 assert_eq!(skip_digits(&s, from), naive(&s, from), "{s:?} from {from}");
             }
         }
+    }
+}
+
+/// Random numbers around f64's overflow and underflow edges (review9): mantissas of 1 to 330
+/// digits, led by the digits of f64::MAX or not, with fractions and exponents that put them
+/// near 1e308 and 1e-324, written several ways. The tree accepts exactly those `parse_strict`
+/// accepts (it once accepted some just below the overflow threshold that serde_json refuses).
+#[test]
+fn random_numbers_near_the_edges_agree_with_parse_strict() {
+    const MAX_DIGITS: &str = "17976931348623157081452742373170435679807056752584499659891747680315726078002853876058955863276687817154045895351438246423432132688946418276846754670353751698604991057655128207624549009038932894407586850845513394230458323690322294816580855933212334827479782620414472316873817718091929988125040402618412485836";
+    let mut state = 0x0005_eed0_fa11_5eed_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = 1 + (next() % 330) as usize;
+        let mut m: String = if next() % 2 == 0 {
+            MAX_DIGITS[..len.min(MAX_DIGITS.len())].to_string()
+        } else {
+            (0..len)
+                .map(|_| char::from(b'0' + (next() % 10) as u8))
+                .collect()
+        };
+        if m.starts_with('0') {
+            m.replace_range(..1, "1");
+        }
+        // A digit changed near the end: just above or below the edge.
+        if next() % 2 == 0 && m.len() > 1 {
+            let at = m.len() - 1 - (next() % m.len().min(4) as u64) as usize;
+            let d = char::from(b'0' + (next() % 10) as u8);
+            m.replace_range(at..at + 1, &d.to_string());
+        }
+        let int = 1 + (next() % m.len() as u64) as usize;
+        let (i, f) = m.split_at(int);
+        let target: i64 = if next() % 4 == 0 { -324 } else { 308 };
+        let e = target - (int as i64 - 1) + (next() % 3) as i64 - 1;
+        let sign = if next() % 2 == 0 { "-" } else { "" };
+        let frac = if f.is_empty() {
+            String::new()
+        } else {
+            format!(".{f}")
+        };
+        let text = match next() % 3 {
+            0 => format!("{sign}{i}{frac}e{e}"),
+            1 => format!("{sign}{i}{frac}E+{e}").replace("+-", "-"),
+            _ if e >= 0 => format!("{sign}{i}{}{frac}", "0".repeat(e as usize)),
+            _ => format!("{sign}{i}{frac}e{e}"),
+        };
+        agrees(text.as_bytes());
     }
 }

@@ -922,3 +922,219 @@ fn dashboard_bodies_forward_the_same_bytes_with_source_text() {
     }
     assert!(taken >= bodies.len() * 4, "{taken} taken");
 }
+
+/// `v` as JSON text spelled another way, as a client may: insignificant whitespace (from `ws`)
+/// between any two tokens, and characters of keys and strings escaped at random (`\uXXXX` in
+/// either case, surrogate pairs beyond the BMP, the short escapes), those that must be escaped
+/// always. Numbers as serde_json writes them.
+fn respell(v: &Value, ws: &[&str], next: &mut impl FnMut() -> u64, out: &mut String) {
+    fn pad(ws: &[&str], next: &mut impl FnMut() -> u64, out: &mut String) {
+        if next().is_multiple_of(3) {
+            out.push_str(ws[(next() % ws.len() as u64) as usize]);
+        }
+    }
+    fn string(s: &str, next: &mut impl FnMut() -> u64, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            let must = matches!(c, '"' | '\\') || u32::from(c) < 0x20;
+            if !must && !next().is_multiple_of(4) {
+                out.push(c);
+                continue;
+            }
+            match (c, next() % 3) {
+                ('"', 0) => out.push_str("\\\""),
+                ('\\', 0) => out.push_str("\\\\"),
+                ('/', 0) => out.push_str("\\/"),
+                ('\n', 0) => out.push_str("\\n"),
+                ('\t', 0) => out.push_str("\\t"),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        if next().is_multiple_of(2) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        } else {
+                            out.push_str(&format!("\\u{u:04X}"));
+                        }
+                    }
+                }
+            }
+        }
+        out.push('"');
+    }
+    pad(ws, next, out);
+    match v {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                respell(item, ws, next, out);
+            }
+            pad(ws, next, out);
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                pad(ws, next, out);
+                string(k, next, out);
+                pad(ws, next, out);
+                out.push(':');
+                respell(item, ws, next, out);
+            }
+            pad(ws, next, out);
+            out.push('}');
+        }
+        Value::String(s) => string(s, next, out),
+        other => out.push_str(&other.to_string()),
+    }
+    pad(ws, next, out);
+}
+
+/// Review of the tape (issue 10, session 9: the parser's tape, containers written from their
+/// source text, the checks reading the tape): a body's spelling never changes what esgate
+/// decides or forwards. The other differential tests generate compact, escape-free bodies
+/// (`Value::to_string`); here every body of `tree_matches_serde`'s seeds and mutations is
+/// respelled with whitespace and escapes at random places, in keys the checks read (`script`,
+/// `knn`, `_index`, `query`...) and in values, so containers lose their source text at every
+/// depth, and some keep it beside ones that lost it. For each: the tree path and the serde path
+/// decide alike on the respelled text, containers copied or not (`agrees`); and the tree path
+/// decides the respelled text exactly as the compact text (the same refusal, or the same
+/// forwarded value and request). Also as an msearch line (no newline in the whitespace).
+#[test]
+fn respelled_bodies_decide_as_compact_ones() {
+    let scopes = scopes();
+    let mut seeds: Vec<Value> = corpus()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(Value::is_object)
+        .collect();
+    seeds.extend(picked());
+    seeds.extend([
+        json!({"query": {"script": {"script": {"source": "true"}}}}),
+        json!({"query": {"bool": {"must": [{"term": {"_index": "secret"}}]}}}),
+        json!({"query": {"bool": {"filter": [{"knn": {"field": "v", "query_vector": [1], "k": 1, "num_candidates": 1}}]}}}),
+        json!({"post_filter": {"knn": {"field": "v", "query_vector": [1], "k": 1, "num_candidates": 1}}}),
+        json!({"aggs": {"a": {"terms": {"field": "tenant", "size": 10}}}, "aggregations": {}}),
+        json!({"runtime_mappings": {}, "script_fields": {}, "sort": {"a": "asc", "b": "desc"}}),
+        json!({"runtime_mappings": {"x": {"type": "keyword", "script": "emit('a')"}}}),
+        json!({"pit": {"id": "x"}, "size": 1}),
+        json!({"query": {"terms": {"f": ["a/b", "é", "😀", "a\"b\\c\n"]}}, "_source": ["a/b"]}),
+        json!({"query": {"match_all": {}}, "suggest": {"s": {"text": "x", "term": {"field": "f"}}}}),
+    ]);
+    let mut state = 0x0bad_5eed_dead_beefu64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let headers = [
+        json!({}),
+        json!({"index": "logs-a"}),
+        json!({"index": ["logs-a", "logs-b"], "preference": "p/q", "ignore_unavailable": true}),
+        json!({"index": "secret"}),
+        json!({"index": "logs-a,secret"}),
+        json!({"index": ["logs-*", "-logs-b"], "expand_wildcards": "open"}),
+        json!({"index": "logs-a", "search_type": "dfs_query_then_fetch"}),
+        json!({"routing": "r", "index": "logs-a", "request_cache": false}),
+    ];
+    let result =
+        |path: &str, s: &Scope, body: &[u8]| prepare_at(path, s, None, body, false).map(parts);
+    let (mut respelled, mut taken, mut accepted, mut msearch_taken) = (0, 0, 0, 0);
+    // Mostly bodies a search accepts (refusals are compared too, but an accepted body is
+    // where a spelling could smuggle something through).
+    let good: Vec<&Value> = seeds
+        .iter()
+        .filter(|v| prepare(&scope(), None, v.to_string().as_bytes(), true).is_ok())
+        .collect();
+    assert!(good.len() > 50, "accepted seeds: {}", good.len());
+    for round in 0..4_000 {
+        let mut v = match round % 4 {
+            0 => seeds[(next() % seeds.len() as u64) as usize].clone(),
+            _ => good[(next() % good.len() as u64) as usize].clone(),
+        };
+        if round % 3 == 0 {
+            for _ in 0..1 + next() % 2 {
+                mutate(&mut v, &mut next);
+            }
+        }
+        let compact = v.to_string();
+        let mut text = String::new();
+        respell(&v, &[" ", "\t", "\n", "\r\n", "  \t"], &mut next, &mut text);
+        respelled += usize::from(text != compact);
+        let s = &scopes[round % scopes.len()];
+        let path = ["/logs-a/_search", "/logs-a/_count"][round % 2];
+        let (t, a) = agrees(path, s, None, text.as_bytes());
+        taken += usize::from(t);
+        accepted += usize::from(a);
+        assert_eq!(
+            result(path, s, text.as_bytes()),
+            result(path, s, compact.as_bytes()),
+            "{path} {text}"
+        );
+        if round % 4 == 1 {
+            // The header respelled too: its keys and index names are what the tree path reads
+            // from the tape (`check_header_tree`).
+            let header = &headers[(next() % headers.len() as u64) as usize];
+            let (mut h, mut line) = (String::new(), String::new());
+            respell(header, &[" ", "\t"], &mut next, &mut h);
+            respell(&v, &[" ", "\t"], &mut next, &mut line);
+            msearch_taken += usize::from(msearch_agrees(s, format!("{h}\n{line}\n").as_bytes()));
+        }
+    }
+    assert!(respelled > 3_500, "respelled {respelled}");
+    // Not a vacuous comparison: most accepted bodies go the tree path.
+    assert!(
+        accepted > 1_000 && taken * 2 > accepted,
+        "tree path taken {taken} times of {accepted} accepted"
+    );
+    assert!(
+        msearch_taken > 250,
+        "msearch tree path taken {msearch_taken} times"
+    );
+}
+
+/// Review9 finding: numbers just below f64::MAX's overflow threshold, which serde_json's parse
+/// finds out of range (the serde path refuses the body, 400) and Rust's exact `f64` parse rounds
+/// to f64::MAX. The tree's parser checked them with the latter, so the tree path forwarded
+/// these searches (the number's text as the client wrote it) where the serde path refuses
+/// them, and its checks read them through serde_json's parse as no number. Both paths must
+/// refuse them, as a search, a count and an msearch line.
+#[test]
+fn numbers_serde_json_finds_out_of_range_are_refused_on_both_paths() {
+    let scopes = scopes();
+    for n in [
+        "1797693134862315807e290",
+        "1.7976931348623158079e308",
+        "-0.1797693134862315708e309",
+        &format!("17976931348623158{}", "0".repeat(292)),
+    ] {
+        for template in [
+            r#"{"query": {"range": {"n": {"gte": N}}}}"#,
+            r#"{"query": {"bool": {"filter": [{"term": {"n": N}}]}}}"#,
+            r#"{"search_after": [N], "sort": ["n"]}"#,
+            r#"{"min_score": N}"#,
+        ] {
+            let body = template.replace('N', n);
+            for s in &scopes {
+                for path in ["/logs-a/_search", "/logs-a/_count"] {
+                    let (taken, accepted) = agrees(path, s, None, body.as_bytes());
+                    assert!(!taken && !accepted, "{path} {body}");
+                }
+                let ndjson = format!("{{}}\n{body}\n");
+                assert!(!msearch_agrees(s, ndjson.as_bytes()), "{body}");
+                let refused = prepare_msearch(s, ndjson.as_bytes(), false).map(|_| ());
+                assert_eq!(
+                    refused.map_err(|r| r.kind),
+                    Err(crate::RejectKind::BadRequest),
+                    "{body}"
+                );
+            }
+        }
+    }
+}
