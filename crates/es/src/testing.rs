@@ -100,3 +100,13 @@ pub(crate) fn corpus_texts() -> Vec<String> {
     out.dedup();
     out
 }
+
+/// A xorshift64 generator from `seed` (not zero): the tests' reproducible random inputs.
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -546,17 +546,11 @@ mod tests {
                 other => out.push(format!("{:?}", other.to_value())),
             }
         }
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x1234_5678_9abc_def1u64);
         for _ in 0..3_000 {
             let v = random(&mut next, 0);
             // Some spelled with whitespace and escapes, so that containers lose their source text.
-            let text = if next() % 2 == 0 {
+            let text = if next().is_multiple_of(2) {
                 v.to_string()
             } else {
                 serde_json::to_string_pretty(&v)

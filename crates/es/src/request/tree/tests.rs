@@ -251,13 +251,7 @@ fn the_corpus_and_its_mutations_agree_with_parse_strict() {
     // Byte mutations of the corpus: deletions, insertions and replacements of the bytes that
     // matter to JSON's grammar.
     let alphabet = b"{}[]:,\"\\ 0123456789.eE+-aeflnrstu\t\n\x01\x7f\xc3\xa9\xff";
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
     let texts: Vec<&String> = corpus.iter().filter(|t| t.len() < 20_000).collect();
     for round in 0..60_000 {
         let mut bytes = texts[round % texts.len()].as_bytes().to_vec();
@@ -801,16 +795,10 @@ fn the_digit_scan_stops_where_a_byte_scan_does() {
 #[test]
 fn random_numbers_near_the_edges_agree_with_parse_strict() {
     const MAX_DIGITS: &str = "17976931348623157081452742373170435679807056752584499659891747680315726078002853876058955863276687817154045895351438246423432132688946418276846754670353751698604991057655128207624549009038932894407586850845513394230458323690322294816580855933212334827479782620414472316873817718091929988125040402618412485836";
-    let mut state = 0x0005_eed0_fa11_5eed_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x0005_eed0_fa11_5eed_u64);
     for _ in 0..20_000 {
         let len = 1 + (next() % 330) as usize;
-        let mut m: String = if next() % 2 == 0 {
+        let mut m: String = if next().is_multiple_of(2) {
             MAX_DIGITS[..len.min(MAX_DIGITS.len())].to_string()
         } else {
             (0..len)
@@ -821,16 +809,16 @@ fn random_numbers_near_the_edges_agree_with_parse_strict() {
             m.replace_range(..1, "1");
         }
         // A digit changed near the end: just above or below the edge.
-        if next() % 2 == 0 && m.len() > 1 {
+        if next().is_multiple_of(2) && m.len() > 1 {
             let at = m.len() - 1 - (next() % m.len().min(4) as u64) as usize;
             let d = char::from(b'0' + (next() % 10) as u8);
             m.replace_range(at..at + 1, &d.to_string());
         }
         let int = 1 + (next() % m.len() as u64) as usize;
         let (i, f) = m.split_at(int);
-        let target: i64 = if next() % 4 == 0 { -324 } else { 308 };
+        let target: i64 = if next().is_multiple_of(4) { -324 } else { 308 };
         let e = target - (int as i64 - 1) + (next() % 3) as i64 - 1;
-        let sign = if next() % 2 == 0 { "-" } else { "" };
+        let sign = if next().is_multiple_of(2) { "-" } else { "" };
         let frac = if f.is_empty() {
             String::new()
         } else {

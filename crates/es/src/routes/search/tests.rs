@@ -314,13 +314,7 @@ fn tree_matches_serde() {
         .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
         .filter(Value::is_object)
         .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15u64);
     for round in 0..6_000 {
         let mut v = seeds[round % seeds.len()].clone();
         for _ in 0..1 + next() % 3 {
@@ -403,13 +397,7 @@ fn msearch_tree_matches_serde() {
     bodies.extend(picked().iter().map(Value::to_string));
     bodies.push(r#"{"size": 1E1, "timeout": "1s"}"#.to_string());
     bodies.push("[]".to_string());
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
     // Mostly bodies a search accepts, so that most msearches are accepted as a whole.
     let good: Vec<&String> = bodies
         .iter()
@@ -1026,13 +1014,7 @@ fn respelled_bodies_decide_as_compact_ones() {
         json!({"query": {"terms": {"f": ["a/b", "é", "😀", "a\"b\\c\n"]}}, "_source": ["a/b"]}),
         json!({"query": {"match_all": {}}, "suggest": {"s": {"text": "x", "term": {"field": "f"}}}}),
     ]);
-    let mut state = 0x0bad_5eed_dead_beefu64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x0bad_5eed_dead_beefu64);
     let headers = [
         json!({}),
         json!({"index": "logs-a"}),
