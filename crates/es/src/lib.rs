@@ -84,7 +84,7 @@ impl FilterSet {
         set.clauses_hold_knn = set
             .clause_nodes
             .iter()
-            .any(|c| dsl::rewrite::has_key_anywhere(c, "knn"));
+            .any(|c| dsl::rewrite::has_key_anywhere(dsl::json::J::from(c), "knn"));
         // Last: it is built from the set as it is used.
         set.empty_search = routes::search::bodiless::EmptySearch::of(&set);
         set

@@ -36,7 +36,7 @@ use crate::dsl::query::{
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
-use crate::request::tree::{Container, Node, Parsed};
+use crate::request::tree::{Container, Node};
 use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -144,7 +144,7 @@ pub(crate) fn search_tree<'a>(
     let query = query.map(|i| obj.swap_remove(i).1);
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters)));
     let mut out = Node::object(obj);
-    if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(&out, "knn") {
+    if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(J::from(&out), "knn") {
         return Ok(None);
     }
     // A sort object with several fields becomes the equivalent list (as `search`).
@@ -181,7 +181,8 @@ pub(crate) fn count_tree<'a>(
     let query = obj.pop().map(|(_, q)| q);
     if let Some(q) = &query {
         crate::dsl::query::check(J::from(q))?;
-        if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(q, "knn") {
+        if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(J::from(q), "knn")
+        {
             return Ok(None);
         }
     }
@@ -229,23 +230,16 @@ fn text_may_hold_knn(raw: &[u8]) -> bool {
     })
 }
 
-/// Whether `key` is a key of any object in `v`.
-pub(crate) fn has_key_anywhere(v: &Node<'_>, key: &str) -> bool {
+/// Whether `key` is a key of any object in `v`, read through [`J`]: built, shared and parsed
+/// containers alike.
+pub(crate) fn has_key_anywhere(v: J<'_>, key: &str) -> bool {
     match v {
-        Node::Object(entries) => entries
+        J::Object(m) => m
             .iter()
             .any(|(k, child)| k == key || has_key_anywhere(child, key)),
-        Node::Array(items) => items.iter().any(|i| has_key_anywhere(i, key)),
-        Node::Parsed(p) => parsed_has_key_anywhere(*p, key),
+        J::Array(items) => items.iter().any(|i| has_key_anywhere(i, key)),
         _ => false,
     }
-}
-
-/// [`has_key_anywhere`] in a parsed value, read in its tape.
-fn parsed_has_key_anywhere(p: Parsed<'_>, key: &str) -> bool {
-    p.entries()
-        .any(|(k, child)| k == key || parsed_has_key_anywhere(child, key))
-        || p.items().any(|i| parsed_has_key_anywhere(i, key))
 }
 
 /// The token's filters around a retriever-less body's entry points: every sub-search, the
