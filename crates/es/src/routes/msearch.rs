@@ -596,28 +596,22 @@ fn check_header_tree(
     if !header.is_object() {
         return Err(refused());
     }
-    // Read in the tape, in place: a header has a few entries, each `Copy`.
-    let entries: Vec<(&str, Parsed<'_>)> = header.entries().collect();
-    // As serde_json's `remove`: a swap-remove (the last entry takes the removed one's place),
-    // so the remaining entries are checked and kept in the same order.
-    let at = entries.iter().position(|(k, _)| *k == "index");
-    let rest: [&[(&str, Parsed<'_>)]; 3] = match at {
-        Some(i) if i + 1 < entries.len() => {
-            let last = entries.len() - 1;
-            [&entries[..i], &entries[last..], &entries[i + 1..last]]
-        }
-        Some(i) => [&entries[..i], &[], &[]],
-        None => [&entries, &[], &[]],
-    };
-    let rest = || rest.iter().flat_map(|part| part.iter());
-    for (k, v) in rest() {
+    // A header has a few entries, each `Copy`: read out of the tape into a `Vec`, the
+    // `index` one removed as serde_json's `remove` does (a swap-remove: the last entry takes
+    // its place), so the others are checked and kept in the same order.
+    let mut entries: Vec<(&str, Parsed<'_>)> = header.entries().collect();
+    let index_value = entries
+        .iter()
+        .position(|(k, _)| *k == "index")
+        .map(|i| entries.swap_remove(i).1);
+    for (k, v) in &entries {
         if header_value_ok(k, J::from(*v)) != Some(true) {
             return Err(refused());
         }
     }
     // Every value left is a string or a boolean: the same `Value` serde_json reads.
-    let mut header = Map::with_capacity(entries.len() - usize::from(at.is_some()));
-    for (k, v) in rest() {
+    let mut header = Map::with_capacity(entries.len());
+    for (k, v) in entries {
         let value = match v.tokens().item() {
             tree::Item::String(s) => Value::String(s.to_string()),
             tree::Item::Bool(b) => Value::Bool(b),
@@ -625,7 +619,7 @@ fn check_header_tree(
         };
         header.insert(k.to_string(), value);
     }
-    let text = index_text(at.map(|i| J::from(entries[i].1)))?;
+    let text = index_text(index_value.map(J::from))?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }
