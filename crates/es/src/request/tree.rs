@@ -429,22 +429,24 @@ impl<'a> Tokens<'a> {
         self.len() == 0
     }
 
-    /// Whether the value is an array whose items are all scalars: one token each (the
-    /// counts say so at once when it has a container with items) and none an empty container
-    /// (one token too). A read of its tokens, no walk (issue 10: a `terms` list of 14,000
-    /// values was checked item by item, through a `J` each).
+    /// Whether the value is an array whose items are all scalars. A read of its tokens, no
+    /// walk (issue 10: a `terms` list of 14,000 values was checked item by item, through a `J`
+    /// each).
     pub fn items_all_scalars(self) -> bool {
-        matches!(self.head(), Tok::Array(span) if span.size == span.len + 1)
-            && !self
-                .inside()
-                .iter()
-                .any(|t| matches!(t, Tok::Array(_) | Tok::Object(_)))
+        self.items_all(|t| !matches!(t, Tok::Array(_) | Tok::Object(_)))
     }
 
-    /// Whether the value is an array whose items are all strings (one token each).
+    /// Whether the value is an array whose items are all strings.
     pub fn items_all_strings(self) -> bool {
+        self.items_all(|t| matches!(t, Tok::String(_)))
+    }
+
+    /// Whether the value is an array whose tokens after its own are each one item that
+    /// `scalar` accepts (`scalar` must refuse containers: an empty one is one token too). The
+    /// counts refuse at once an array with a container of items.
+    fn items_all(self, scalar: fn(&Tok<'a>) -> bool) -> bool {
         matches!(self.head(), Tok::Array(span) if span.size == span.len + 1)
-            && self.inside().iter().all(|t| matches!(t, Tok::String(_)))
+            && self.inside().iter().all(scalar)
     }
 
     /// An object's only entry: `None` for an object of no or several entries, or anything
@@ -662,7 +664,7 @@ impl std::fmt::Debug for Tokens<'_> {
 ///
 /// Nothing is ever dropped in the arena: what is put there must own no memory, or the memory
 /// would leak. Only [`parse`] writes in it (the field is private), and everything it puts
-/// there is `Copy` (tokens, the tape, strings), which the compiler holds to owning nothing.
+/// there is `Copy` (tokens and escaped strings), which the compiler holds to owning nothing.
 /// `tests/tree_arena.rs` counts the heap to hold it.
 pub struct Arena {
     bump: Bump,
@@ -686,7 +688,8 @@ impl Default for Arena {
 }
 
 /// Arena bytes allocated up front per body byte ([`Arena::for_body`]): a tape's room is
-/// reserved at a 24-byte token per [`BYTES_PER_TOKEN`] body bytes (three per body byte), escaped strings take the rest.
+/// reserved at a 24-byte token per [`BYTES_PER_TOKEN`] body bytes (three per body byte);
+/// escaped strings take the rest.
 const ARENA_PER_BYTE: usize = 4;
 
 /// The largest first chunk: a larger body's arena grows in more chunks as it is used (a body
@@ -778,6 +781,19 @@ impl<'a> Parser<'a> {
         self.s.get(self.i).copied()
     }
 
+    /// Past `byte`, looked at first where a compact body has it, then past any whitespace.
+    #[inline(always)]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        if self.s.get(self.i) != Some(&byte) {
+            self.ws();
+            if self.peek()? != byte {
+                return None;
+            }
+        }
+        self.i += 1;
+        Some(())
+    }
+
     fn literal(&mut self, word: &[u8], tok: Tok<'a>) -> Option<Tok<'a>> {
         if self.s[self.i..].starts_with(word) {
             self.i += word.len();
@@ -847,23 +863,9 @@ impl<'a> Parser<'a> {
         let mut seen: Option<HashSet<&'a str>> = None;
         let mut len = 0;
         loop {
-            // Each separator is looked at first where a compact body has it, then past any
-            // whitespace.
-            if self.s.get(self.i) != Some(&b'"') {
-                self.ws();
-                if self.peek()? != b'"' {
-                    return None;
-                }
-            }
-            self.i += 1;
+            self.expect(b'"')?;
             let key = self.string()?;
-            if self.s.get(self.i) != Some(&b':') {
-                self.ws();
-                if self.peek()? != b':' {
-                    return None;
-                }
-            }
-            self.i += 1;
+            self.expect(b':')?;
             match &mut seen {
                 Some(set) => {
                     if !set.insert(key) {
