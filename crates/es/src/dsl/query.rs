@@ -674,15 +674,20 @@ fn scalar_leaf(ty: &str, body: J<'_>) -> Option<Result<(), Rejection>> {
     }
     let J::Object(m) = body else { return None };
     let (field, value) = m.only_entry()?;
-    let special = matches!(
-        field,
-        "boost" | "_name" | "field" | "default_field" | "path" | "fields"
-    );
-    let single = matches!(value, J::String(_) | J::Number(_) | J::Bool(_) | J::Null);
-    if special || !single {
+    if read_specially(field) || !value.is_scalar() {
         return None;
     }
     Some(fields::check(field, Position::Data))
+}
+
+/// A leaf's key that `check_query_node` (`_name`, `field`, `default_field`, `path`, `fields`) or
+/// `field_leaf` (`boost`, `_name`) reads otherwise than as a field: the one-look paths of
+/// [`scalar_leaf`] and [`range_leaf_passes`] leave such a leaf to [`check_type`].
+fn read_specially(key: &str) -> bool {
+    matches!(
+        key,
+        "boost" | "_name" | "field" | "default_field" | "path" | "fields"
+    )
 }
 
 /// The body of `{"range": {"<field>": {<options>}}}` (the time filter of every dashboard
@@ -693,17 +698,10 @@ fn scalar_leaf(ty: &str, body: J<'_>) -> Option<Result<(), Rejection>> {
 /// scanned the type table. `range_leaves_decide_as_the_general_check` (tests).
 fn range_leaf_passes(body: J<'_>) -> bool {
     let J::Object(m) = body else { return false };
-    if m.len() != 1 {
-        return false;
-    }
-    let Some((field, J::Object(options))) = m.iter().next() else {
+    let Some((field, J::Object(options))) = m.only_entry() else {
         return false;
     };
-    let special = matches!(
-        field,
-        "boost" | "_name" | "field" | "default_field" | "path" | "fields"
-    );
-    !special
+    !read_specially(field)
         && fields::check(field, Position::Data).is_ok()
         && options
             .iter()
@@ -1473,8 +1471,7 @@ fn inert_container(v: J<'_>) -> Result<(), Rejection> {
 
 #[inline]
 pub(crate) fn scalar(v: J<'_>, key: &str) -> Result<(), Rejection> {
-    let single = matches!(v, J::String(_) | J::Number(_) | J::Bool(_) | J::Null);
-    of_kind(single, key, "a single value")
+    of_kind(v.is_scalar(), key, "a single value")
 }
 
 #[inline]
