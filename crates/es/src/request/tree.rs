@@ -745,7 +745,8 @@ fn refusal(bytes: &[u8]) -> Rejection {
     }
 }
 
-/// Objects with more keys than this find duplicates through a hash set, not a scan.
+/// Objects with more keys than this find duplicates through a hash set when they close: the
+/// first ones are compared with each other as they come.
 const SCAN_KEYS: usize = 16;
 
 /// The key stack's first size: the keys of the objects open at once in a search body.
@@ -860,29 +861,15 @@ impl<'a> Parser<'a> {
             return Some(());
         }
         let base = self.keys.len();
-        let mut seen: Option<HashSet<&'a str>> = None;
         let mut len = 0;
         loop {
             self.expect(b'"')?;
             let key = self.string()?;
             self.expect(b':')?;
-            match &mut seen {
-                Some(set) => {
-                    if !set.insert(key) {
-                        return None;
-                    }
-                }
-                None => {
-                    let keys = &self.keys[base..];
-                    if keys.contains(&key) {
-                        return None;
-                    }
-                    if keys.len() == SCAN_KEYS {
-                        let mut set: HashSet<&'a str> = keys.iter().copied().collect();
-                        set.insert(key);
-                        seen = Some(set);
-                    }
-                }
+            // The first keys are compared as they come; a larger object's are all looked at
+            // once, when it closes (`distinct`).
+            if len < SCAN_KEYS && self.keys[base..].contains(&key) {
+                return None;
             }
             self.keys.push(key);
             self.toks.push(Tok::String(key));
@@ -897,8 +884,11 @@ impl<'a> Parser<'a> {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
+                    if len > SCAN_KEYS && !distinct(&self.keys[base..]) {
+                        return None;
+                    }
                     self.keys.truncate(base);
-                    self.close(at, start, len, Tok::Object);
+                    self.close(at, start, len as u32, Tok::Object);
                     return Some(());
                 }
                 _ => return None,
@@ -954,8 +944,8 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let end = skip_plain(self.s, start);
-        if self.s.get(end) == Some(&b'"') {
+        let (end, quote) = plain_run(self.s, start);
+        if quote {
             let s = self.text.get(start..end)?;
             self.i = end + 1;
             return Some(s);
@@ -1101,6 +1091,14 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Whether an object's keys are all different: the test of an object with more than
+/// [`SCAN_KEYS`] keys, whose first ones were compared as they came.
+#[cold]
+fn distinct(keys: &[&str]) -> bool {
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.iter().all(|key| seen.insert(*key))
+}
+
 /// The index of the first byte at or after `from` that is not an ASCII digit (or the end),
 /// eight bytes at a time: epoch-millisecond timestamps, thirteen digits, are most of a
 /// dashboard search's numbers (issue 10).
@@ -1125,20 +1123,32 @@ fn skip_digits(s: &[u8], mut from: usize) -> usize {
 
 /// The index of the first byte at or after `from` that is a quote, a backslash or a control
 /// character (or the end), eight bytes at a time: string contents are most of a body's bytes.
-fn skip_plain(s: &[u8], mut from: usize) -> usize {
+fn skip_plain(s: &[u8], from: usize) -> usize {
+    plain_run(s, from).0
+}
+
+/// [`skip_plain`], and whether the byte found is a quote: told by the word the scan already
+/// holds, so a string's end is known without loading that byte again (a load that waited on
+/// the scan's result was the parse's costliest stall, issue 10).
+#[inline(always)]
+fn plain_run(s: &[u8], mut from: usize) -> (usize, bool) {
     while let Some(chunk) = s.get(from..from + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if let Some(at) = first_special(u64::from_le_bytes(word)) {
-            return from + at;
+        if let Some((at, quote)) = first_special(u64::from_le_bytes(word)) {
+            return (from + at, quote);
         }
         from += 8;
     }
     let tail = s.len().saturating_sub(from);
     if tail > 0 {
-        return from + first_special(tail_word(s, from)).map_or(tail, |at| at.min(tail));
+        // Zeros above the tail count as specials (control characters) at `tail` and up.
+        return match first_special(tail_word(s, from)) {
+            Some((at, quote)) if at < tail => (from + at, quote),
+            _ => (from + tail, false),
+        };
     }
-    from
+    (from, false)
 }
 
 /// The bytes of `s` from `from` to its end (one to seven of them) in the low bytes of a
@@ -1159,17 +1169,25 @@ fn tail_word(s: &[u8], from: usize) -> u64 {
     }
 }
 
-/// The position of the first quote, backslash or control character in a little-endian word.
-fn first_special(w: u64) -> Option<usize> {
+/// The position of the first quote, backslash or control character in a little-endian word,
+/// and whether it is a quote.
+#[inline(always)]
+fn first_special(w: u64) -> Option<(usize, bool)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // The high bit of each byte of `x` that is zero. Above the lowest such byte a borrow can
     // mark others too, but the lowest mark is always exact, and only it is used.
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let special = zero(w ^ (ONES * u64::from(b'"')))
-        | zero(w ^ (ONES * u64::from(b'\\')))
-        | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
-    (special != 0).then(|| (special.trailing_zeros() / 8) as usize)
+    let quotes = zero(w ^ (ONES * u64::from(b'"')));
+    let special =
+        quotes | zero(w ^ (ONES * u64::from(b'\\'))) | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+    // The lowest mark of `special` is the lowest of the quotes' or of the others', each
+    // exact; a quote mark there is a quote, since the quotes' inexact marks are all above
+    // their lowest exact one.
+    (special != 0).then(|| {
+        let bit = special.trailing_zeros();
+        ((bit / 8) as usize, quotes >> bit & 1 == 1)
+    })
 }
 
 /// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text). A
@@ -1301,7 +1319,7 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
         // Zeros above the tail count as specials at positions `tail` and up: only a lower
         // one is in the string.
         let w = tail_word(bytes, at);
-        if first_special(w).is_some_and(|p| p < tail) {
+        if first_special(w).is_some_and(|(p, _)| p < tail) {
             return write_escaped(bytes, at, out);
         }
         let end = out.len() + tail;

@@ -321,6 +321,8 @@ fn strings_without_escapes_borrow_the_body() {
     assert_eq!(Node::from_value(&node.to_value()), node);
 }
 
+/// The word scan stops where a byte scan does, and tells a quote from the other specials
+/// (several specials in one word, quotes above others and others above quotes included).
 #[test]
 fn the_word_scan_stops_where_a_byte_scan_does() {
     let naive = |s: &[u8], from: usize| {
@@ -347,9 +349,10 @@ fn the_word_scan_stops_where_a_byte_scan_does() {
             })
             .collect();
         for from in 0..=len {
+            let end = naive(&bytes, from);
             assert_eq!(
-                skip_plain(&bytes, from),
-                naive(&bytes, from),
+                plain_run(&bytes, from),
+                (end, bytes.get(end) == Some(&b'"')),
                 "{bytes:?} {from}"
             );
         }
@@ -753,11 +756,20 @@ fn duplicate_keys_are_found_wherever_they_are() {
             .collect();
         let plain = format!("{{{}}}", entries.join(","));
         agrees(plain.as_bytes());
-        for dup in [0, n / 2, n - 1] {
-            let twice = format!("{{{},{}:2}}", entries.join(","), collide(dup));
-            agrees(twice.as_bytes());
-            let arena = Arena::default();
-            assert!(parse(twice.as_bytes(), &arena).is_err(), "{twice}");
+        // The repeated key at every place around where the comparison as keys come stops
+        // (`SCAN_KEYS`), and at the end, with the first one before it or not yet scanned past.
+        for dup in [0, n / 2, n - 1, SCAN_KEYS - 1, SCAN_KEYS, SCAN_KEYS + 1] {
+            for at in [SCAN_KEYS - 1, SCAN_KEYS, SCAN_KEYS + 1, SCAN_KEYS + 5, n] {
+                if dup >= n || at > n || at <= dup {
+                    continue;
+                }
+                let mut with = entries.clone();
+                with.insert(at, format!("{}:2", collide(dup)));
+                let twice = format!("{{{}}}", with.join(","));
+                agrees(twice.as_bytes());
+                let arena = Arena::default();
+                assert!(parse(twice.as_bytes(), &arena).is_err(), "{twice}");
+            }
         }
     }
 }
