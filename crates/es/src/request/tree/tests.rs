@@ -845,3 +845,46 @@ fn random_numbers_near_the_edges_agree_with_parse_strict() {
         agrees(text.as_bytes());
     }
 }
+
+/// A run of string items (`Parser::strings`) ends where the grammar says, whatever follows a
+/// string: every sequence of up to four items drawn from plain, escaped, control-character and
+/// unterminated strings, other values, and every separator (compact, spaced, missing, doubled,
+/// adjacent quotes), in arrays and at the end of the body, decided and read as `parse_strict`
+/// decides and reads it.
+#[test]
+fn string_runs_in_arrays_agree_with_parse_strict() {
+    let items = [
+        r#""a""#,
+        r#""user-000123""#,
+        r#""""#,
+        r#""long plain string of more than eight bytes""#,
+        r#""a\"b""#,
+        r#""tab\tand \u00e9""#,
+        "\"raw\ttab\"",
+        r#""é😀""#,
+        "1",
+        "null",
+        r#"{"k":"v"}"#,
+        r#"["x","y"]"#,
+        r#""unterminated"#,
+    ];
+    let separators = [",", ", ", " ,", "", ",,", "\n,\n"];
+    let mut rng = crate::testing::xorshift(0x5eed_5713);
+    for _ in 0..20_000 {
+        let n = 1 + (rng() % 4) as usize;
+        let mut body = String::from("[");
+        for k in 0..n {
+            if k > 0 {
+                body.push_str(separators[(rng() % separators.len() as u64) as usize]);
+            }
+            body.push_str(items[(rng() % items.len() as u64) as usize]);
+        }
+        match rng() % 4 {
+            0 => {}
+            1 => body.push_str(",]"),
+            _ => body.push(']'),
+        }
+        agrees(body.as_bytes());
+        agrees(format!("{{\"terms\":{{\"f\":{body}}},\"size\":1}}").as_bytes());
+    }
+}
