@@ -863,9 +863,7 @@ impl<'a> Parser<'a> {
         let base = self.keys.len();
         let mut len = 0;
         loop {
-            self.expect(b'"')?;
-            let key = self.string()?;
-            self.expect(b':')?;
+            let key = self.key()?;
             // The first keys are compared as they come; a larger object's are all looked at
             // once, when it closes (`distinct`).
             if len < SCAN_KEYS && self.keys[base..].contains(&key) {
@@ -933,6 +931,26 @@ impl<'a> Parser<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// An object's key and its colon. A compact body's plain key is read with its place in a
+    /// register (as [`Parser::strings`] reads a run of strings); any other, as a value's string.
+    #[inline(always)]
+    fn key(&mut self) -> Option<&'a str> {
+        let s = self.s;
+        let i = self.i;
+        if s.get(i) == Some(&b'"') {
+            let (end, quote) = plain_run(s, i + 1);
+            if quote && s.get(end + 1) == Some(&b':') {
+                let key = self.text.get(i + 1..end)?;
+                self.i = end + 2;
+                return Some(key);
+            }
+        }
+        self.expect(b'"')?;
+        let key = self.string()?;
+        self.expect(b':')?;
+        Some(key)
     }
 
     /// A run of an array's string items, each right after the comma after the last (a
