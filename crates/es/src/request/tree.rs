@@ -871,7 +871,15 @@ impl<'a> Parser<'a> {
             }
             self.keys.push(key);
             self.toks.push(Tok::String(key));
-            self.value(depth)?;
+            if self.s.get(self.i) == Some(&b'"') {
+                // A string right after the colon, without `value`'s whitespace skip and
+                // dispatch.
+                self.i += 1;
+                let text = self.string()?;
+                self.toks.push(Tok::String(text));
+            } else {
+                self.value(depth)?;
+            }
             len += 1;
             if self.s.get(self.i) == Some(&b',') {
                 self.i += 1;
