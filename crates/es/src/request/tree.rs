@@ -871,14 +871,16 @@ impl<'a> Parser<'a> {
             }
             self.keys.push(key);
             self.toks.push(Tok::String(key));
-            if self.s.get(self.i) == Some(&b'"') {
-                // A string right after the colon, without `value`'s whitespace skip and
-                // dispatch.
-                self.i += 1;
-                let text = self.string()?;
-                self.toks.push(Tok::String(text));
-            } else {
-                self.value(depth)?;
+            // A string or an object right after the colon, without `value`'s whitespace
+            // skip and dispatch.
+            match self.s.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    let text = self.string()?;
+                    self.toks.push(Tok::String(text));
+                }
+                Some(b'{') => self.object(depth + 1)?,
+                _ => self.value(depth)?,
             }
             len += 1;
             if self.s.get(self.i) == Some(&b',') {
