@@ -19,7 +19,7 @@ use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
 use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
-use crate::request::tree::{self, Node, Parsed};
+use crate::request::tree::{self, Node};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
 
 const PARAMS: &[(&str, Kind)] = &[
@@ -118,9 +118,12 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     }
     let mut to_resolve: Vec<String> = Vec::new();
     for item in &items {
-        let joined = item.index.joined();
-        if !to_resolve.contains(&joined) {
-            to_resolve.push(joined);
+        // Compared without joining (issue 10: a `String` per search).
+        if !to_resolve
+            .iter()
+            .any(|e| is_joined(e, item.index.elements()))
+        {
+            to_resolve.push(item.index.joined());
         }
     }
     if to_resolve.len() > MAX_EXPRESSIONS {
@@ -135,11 +138,11 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         tree::write(&out, &mut bytes);
         bodies.push(bytes);
     }
-    let forward = forward_body(&items, &bodies).ok()?;
     for item in &mut items {
         item.body = Value::Null;
     }
-    let mut up = Upstream::fixed(Method::Post, "/_msearch").body(forward);
+    // The NDJSON is written by `authorize` (`forward_narrowed`), once its names are known.
+    let mut up = Upstream::fixed(Method::Post, "/_msearch");
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     #[cfg(test)]
@@ -177,9 +180,12 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     }
     let mut to_resolve: Vec<String> = Vec::new();
     for item in &items {
-        let joined = item.index.joined();
-        if !to_resolve.contains(&joined) {
-            to_resolve.push(joined);
+        // Compared without joining (issue 10: a `String` per search).
+        if !to_resolve
+            .iter()
+            .any(|e| is_joined(e, item.index.elements()))
+        {
+            to_resolve.push(item.index.joined());
         }
     }
     // Each distinct expression costs a resolve call before anything is forwarded.
@@ -189,12 +195,12 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         )));
     }
     let bodies = render_bodies(&items)?;
-    let forward = forward_body(&items, &bodies)?;
     // The trees are not needed past here: the serialised bodies are reused.
     for item in &mut items {
         item.body = Value::Null;
     }
-    let mut up = Upstream::fixed(Method::Post, "/_msearch").body(forward);
+    // As on the tree path, the NDJSON is written by `authorize`.
+    let mut up = Upstream::fixed(Method::Post, "/_msearch");
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     if positions.iter().any(Option::is_some) {
@@ -203,21 +209,135 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     Ok(up)
 }
 
-/// The NDJSON body to forward for `items`, whose bodies are already serialised in `bodies`
-/// (also after `authorize` narrowed their headers' indices).
-pub(crate) fn forward_body(items: &[Item], bodies: &[Vec<u8>]) -> Result<ForwardBody, Rejection> {
-    Ok(ForwardBody {
-        bytes: to_ndjson_with(items, bodies)?,
-        content_type: NDJSON,
-    })
-}
-
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]
 pub struct Item {
     pub index: Expression,
-    pub header: Map<String, Value>,
+    pub header: Header,
     pub body: Value,
+}
+
+/// The header keys a token may send besides `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeaderKey {
+    SearchType,
+    ExpandWildcards,
+    Preference,
+    Routing,
+    RequestCache,
+    AllowPartialSearchResults,
+    IgnoreUnavailable,
+    AllowNoIndices,
+}
+
+impl HeaderKey {
+    const ALL: [HeaderKey; 8] = [
+        HeaderKey::SearchType,
+        HeaderKey::ExpandWildcards,
+        HeaderKey::Preference,
+        HeaderKey::Routing,
+        HeaderKey::RequestCache,
+        HeaderKey::AllowPartialSearchResults,
+        HeaderKey::IgnoreUnavailable,
+        HeaderKey::AllowNoIndices,
+    ];
+
+    /// The allowed key named `key` (`None`: not allowed at all).
+    fn of(key: &str) -> Option<HeaderKey> {
+        Some(match key {
+            "search_type" => HeaderKey::SearchType,
+            "expand_wildcards" => HeaderKey::ExpandWildcards,
+            "preference" => HeaderKey::Preference,
+            "routing" => HeaderKey::Routing,
+            "request_cache" => HeaderKey::RequestCache,
+            "allow_partial_search_results" => HeaderKey::AllowPartialSearchResults,
+            "ignore_unavailable" => HeaderKey::IgnoreUnavailable,
+            "allow_no_indices" => HeaderKey::AllowNoIndices,
+            _ => return None,
+        })
+    }
+
+    /// The key as written in a forwarded header: quoted, with its colon.
+    fn written(self) -> &'static [u8] {
+        match self {
+            HeaderKey::SearchType => b"\"search_type\":",
+            HeaderKey::ExpandWildcards => b"\"expand_wildcards\":",
+            HeaderKey::Preference => b"\"preference\":",
+            HeaderKey::Routing => b"\"routing\":",
+            HeaderKey::RequestCache => b"\"request_cache\":",
+            HeaderKey::AllowPartialSearchResults => b"\"allow_partial_search_results\":",
+            HeaderKey::IgnoreUnavailable => b"\"ignore_unavailable\":",
+            HeaderKey::AllowNoIndices => b"\"allow_no_indices\":",
+        }
+    }
+
+    /// Whether `v` is an allowed value of the key.
+    fn allows(self, v: J<'_>) -> bool {
+        match self {
+            HeaderKey::SearchType => v.as_str() == Some("query_then_fetch"),
+            HeaderKey::ExpandWildcards => v.as_str() == Some("open"),
+            HeaderKey::Preference | HeaderKey::Routing => v.is_string(),
+            HeaderKey::RequestCache
+            | HeaderKey::AllowPartialSearchResults
+            | HeaderKey::IgnoreUnavailable
+            | HeaderKey::AllowNoIndices => v.is_boolean(),
+        }
+    }
+}
+
+/// A checked header's entries besides `index` (the item's expression), in the order they are
+/// forwarded: allowed keys, each once, each with an allowed value. Held without a map (issue
+/// 10: serde_json's map, its hashing and a `String` per key and value were a tenth of a
+/// 20-search msearch): the keys' order packed four bits a key, the booleans a bit a key, the
+/// two free-text values in their own fields (`search_type` and `expand_wildcards` have one
+/// allowed value each).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Each key's place in [`HeaderKey::ALL`] plus one, the first key in the lowest bits; 0
+    /// ends the list.
+    order: u32,
+    /// The boolean keys' values, a bit per place in [`HeaderKey::ALL`].
+    flags: u8,
+    preference: Option<String>,
+    routing: Option<String>,
+}
+
+impl Header {
+    /// `key` added after the others with `v`, which [`HeaderKey::allows`] (a key is added once).
+    fn push(&mut self, key: HeaderKey, v: J<'_>) {
+        let place = key as u32;
+        let len = self.keys().count() as u32;
+        debug_assert!(self.keys().all(|k| k != key) && len < 8);
+        self.order |= (place + 1) << (4 * len);
+        match (key, v) {
+            (HeaderKey::Preference, J::String(s)) => self.preference = Some(s.to_string()),
+            (HeaderKey::Routing, J::String(s)) => self.routing = Some(s.to_string()),
+            (_, J::Bool(true)) => self.flags |= 1 << place,
+            _ => {}
+        }
+    }
+
+    /// The keys, in order.
+    fn keys(&self) -> impl Iterator<Item = HeaderKey> {
+        let mut order = self.order;
+        std::iter::from_fn(move || {
+            let place = (order & 0xf) as usize;
+            order >>= 4;
+            place.checked_sub(1).map(|p| HeaderKey::ALL[p])
+        })
+    }
+
+    /// `key`'s value as written in a forwarded header.
+    fn write_value(&self, key: HeaderKey, out: &mut Vec<u8>) {
+        match key {
+            HeaderKey::SearchType => out.extend_from_slice(b"\"query_then_fetch\""),
+            HeaderKey::ExpandWildcards => out.extend_from_slice(b"\"open\""),
+            HeaderKey::Preference => tree::write_str(self.preference.as_deref().unwrap_or(""), out),
+            HeaderKey::Routing => tree::write_str(self.routing.as_deref().unwrap_or(""), out),
+            _ if self.flags & (1 << key as u32) != 0 => out.extend_from_slice(b"true"),
+            _ => out.extend_from_slice(b"false"),
+        }
+    }
 }
 
 /// Parses, checks and rewrites an NDJSON body. `path_index` is the already checked path
@@ -355,11 +475,12 @@ pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rej
     ndjson(items, bodies, |item| item.index.elements())
 }
 
-/// [`forward_body`] once `authorize` narrowed expressions (`narrowed`: an expression as
-/// joined, and the names to forward in its place): each header names the names its
-/// expression narrowed to (the first entry for it), or its own. The same bytes as setting
-/// each item's index to those names and calling [`forward_body`], without a copy of the names
-/// per item (issue 10).
+/// The NDJSON body to forward for `items`, whose bodies are already serialised in `bodies`,
+/// written by `authorize` once it narrowed expressions (`narrowed`: an expression as joined,
+/// and the names to forward in its place): each header names the names its expression
+/// narrowed to (the first entry for it), or its own. The same bytes as setting each item's
+/// index to those names and calling [`to_ndjson_with`], without a copy of the names per item
+/// (issue 10).
 pub(crate) fn forward_narrowed(
     items: &[Item],
     bodies: &[Vec<u8>],
@@ -409,8 +530,7 @@ fn ndjson<'a>(
     }
     let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 128).sum());
     for (item, body) in items.iter().zip(bodies) {
-        write_header(&mut out, &item.header, names_of(item))
-            .map_err(|_| Rejection::bad_request("msearch header could not be serialised"))?;
+        write_header(&mut out, &item.header, names_of(item));
         out.push(b'\n');
         out.extend_from_slice(body);
         out.push(b'\n');
@@ -418,83 +538,34 @@ fn ndjson<'a>(
     Ok(out)
 }
 
-/// One item's header line (without its newline): byte for byte what serde_json writes for
-/// the header with `index` set to the item's names and `expand_wildcards` to `open` (each
-/// replaced in place when the header has it, appended in that order when not), written
-/// straight from the entries instead of through a cloned map (issue 10: the clone, the two
-/// inserts and the map serialisation were a tenth of a 20-search msearch, done twice), its
-/// strings by the request tree's writer (serde_json's escapes, without its serialiser).
-/// `header_lines_match_serde` (tests) holds it to the map's bytes.
-fn write_header(
-    out: &mut Vec<u8>,
-    header: &Map<String, Value>,
-    names: &[String],
-) -> serde_json::Result<()> {
-    let write_index = |out: &mut Vec<u8>| {
-        out.push(b'[');
-        for (i, name) in names.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            tree::write_str(name, out);
-        }
-        out.push(b']');
-    };
-    let (mut index_done, mut expand_done) = (false, false);
+/// One item's header line (without its newline): byte for byte what serde_json wrote for the
+/// header's map with `index` set to the item's names and `expand_wildcards` to `open` (each
+/// replaced in place when the header has it, appended in that order when not; a checked
+/// header never has `index`), written straight from the entries (issue 10: the map's clone,
+/// two inserts and serialisation were a tenth of a 20-search msearch, done twice), its strings
+/// by the request tree's writer (serde_json's escapes). `header_lines_match_serde` (tests)
+/// holds it to the map's bytes.
+fn write_header(out: &mut Vec<u8>, header: &Header, names: &[String]) {
+    let mut expand_done = false;
     out.push(b'{');
-    for (i, (k, v)) in header.iter().enumerate() {
+    for key in header.keys() {
+        out.extend_from_slice(key.written());
+        header.write_value(key, out);
+        out.push(b',');
+        expand_done |= key == HeaderKey::ExpandWildcards;
+    }
+    out.extend_from_slice(b"\"index\":[");
+    for (i, name) in names.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        tree::write_str(k, out);
-        out.push(b':');
-        match k.as_str() {
-            "index" => {
-                index_done = true;
-                write_index(out);
-            }
-            "expand_wildcards" => {
-                expand_done = true;
-                out.extend_from_slice(b"\"open\"");
-            }
-            _ => match v {
-                Value::String(s) => tree::write_str(s, out),
-                other => serde_json::to_writer(&mut *out, other)?,
-            },
-        }
+        tree::write_str(name, out);
     }
-    let mut first = header.is_empty();
-    if !index_done {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(b"\"index\":");
-        write_index(out);
-    }
+    out.push(b']');
     if !expand_done {
-        if !first {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"expand_wildcards\":\"open\"");
+        out.extend_from_slice(b",\"expand_wildcards\":\"open\"");
     }
     out.push(b'}');
-    Ok(())
-}
-
-/// The header keys a token may send besides `index`, and whether `v` is an allowed value of
-/// `key` (`None`: the key is not allowed at all). Both header readers use it.
-fn header_value_ok(key: &str, v: J<'_>) -> Option<bool> {
-    Some(match key {
-        "search_type" => v.as_str() == Some("query_then_fetch"),
-        "expand_wildcards" => v.as_str() == Some("open"),
-        "preference" | "routing" => v.is_string(),
-        "request_cache"
-        | "allow_partial_search_results"
-        | "ignore_unavailable"
-        | "allow_no_indices" => v.is_boolean(),
-        _ => return None,
-    })
 }
 
 /// The index text a header's `index` value names: `None` for a missing key, an empty string
@@ -553,75 +624,184 @@ fn expression(
 }
 
 fn check_header(
-    mut header: Map<String, Value>,
+    mut map: Map<String, Value>,
     path_index: Option<&Expression>,
     patterns: &[String],
     last: &mut Option<(String, Expression)>,
-) -> Result<(Expression, Map<String, Value>), Rejection> {
-    let index_value = header.remove("index");
-    for (k, v) in &header {
-        let Some(ok) = header_value_ok(k, J::from(v)) else {
+) -> Result<(Expression, Header), Rejection> {
+    let index_value = map.remove("index");
+    let mut header = Header::default();
+    for (k, v) in &map {
+        let Some(key) = HeaderKey::of(k) else {
             return Err(Rejection::forbidden(format!(
                 "msearch header key [{}] is not allowed for this token",
                 error::printable(k)
             )));
         };
-        if !ok {
+        if !key.allows(J::from(v)) {
             return Err(Rejection::forbidden(format!(
                 "msearch header key [{k}] has a value that is not allowed"
             )));
         }
+        header.push(key, J::from(v));
     }
     let text = index_text(index_value.as_ref().map(J::from))?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
 }
 
-/// [`check_header`] of a header line read by the request tree (issue 10: serde_json's map and
+/// Most entries a header line can have and be accepted: each allowed key and `index`, once.
+const MAX_HEADER_ENTRIES: usize = HeaderKey::ALL.len() + 1;
+
+/// A header line's entries, in order, read without a map.
+struct Entries<'a> {
+    items: [(&'a str, J<'a>); MAX_HEADER_ENTRIES],
+    len: usize,
+}
+
+impl<'a> Entries<'a> {
+    fn new() -> Self {
+        Entries {
+            items: [("", J::Null); MAX_HEADER_ENTRIES],
+            len: 0,
+        }
+    }
+
+    /// `false` when full (the line has more entries than an accepted header can have).
+    fn push(&mut self, key: &'a str, value: J<'a>) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (key, value);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// [`check_header`] of a header line read without serde_json (issue 10: serde_json's map and
 /// its hashing were a tenth of a 20-search msearch), for the tree path: it accepts exactly the
-/// lines `parse_strict` and `check_header` accept and gives the same expression and header map
+/// lines `parse_strict` and `check_header` accept and gives the same expression and header
 /// (the same entries in the same order); what it refuses, the serde path refuses too and
-/// words. `header_shapes_match_serde` (tests) holds the two to it. `last`: as in `expression`.
+/// words. A compact line of strings and booleans (what dashboards send) is read by
+/// [`scan_header`], any other by the request tree. `header_shapes_match_serde` and
+/// `scanned_headers_are_what_serde_reads` (tests) hold it to that. `last`: as in `expression`.
 fn check_header_tree(
     line: &[u8],
     arena: &tree::Arena,
     path_index: Option<&Expression>,
     patterns: &[String],
     last: &mut Option<(String, Expression)>,
-) -> Result<(Expression, Map<String, Value>), Rejection> {
+) -> Result<(Expression, Header), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
-    let Node::Parsed(header) = tree::parse(line, arena)? else {
-        return Err(refused());
-    };
-    if !header.is_object() {
-        return Err(refused());
-    }
-    // A header has a few entries, each `Copy`: read out of the tape into a `Vec`, the
-    // `index` one removed as serde_json's `remove` does (a swap-remove: the last entry takes
-    // its place), so the others are checked and kept in the same order.
-    let mut entries: Vec<(&str, Parsed<'_>)> = header.entries().collect();
-    let index_value = entries
-        .iter()
-        .position(|(k, _)| *k == "index")
-        .map(|i| entries.swap_remove(i).1);
-    for (k, v) in &entries {
-        if header_value_ok(k, J::from(*v)) != Some(true) {
+    let mut entries = Entries::new();
+    if !scan_header(line, &mut entries) {
+        entries = Entries::new();
+        let Node::Parsed(parsed) = tree::parse(line, arena)? else {
+            return Err(refused());
+        };
+        if !parsed.is_object() {
             return Err(refused());
         }
+        for (k, v) in parsed.entries() {
+            if !entries.push(k, J::from(v)) {
+                return Err(refused());
+            }
+        }
     }
-    // Every value left is a string or a boolean: the same `Value` serde_json reads.
-    let mut header = Map::with_capacity(entries.len());
-    for (k, v) in entries {
-        let value = match v.tokens().item() {
-            tree::Item::String(s) => Value::String(s.to_string()),
-            tree::Item::Bool(b) => Value::Bool(b),
+    // The `index` entry removed as serde_json's `remove` does (a swap-remove: the last entry
+    // takes its place), so the others are checked and kept in the same order.
+    let items = &mut entries.items[..entries.len];
+    let mut rest = items.len();
+    let mut index_value = None;
+    if let Some(i) = items.iter().position(|(k, _)| *k == "index") {
+        index_value = Some(items[i].1);
+        items.swap(i, rest - 1);
+        rest -= 1;
+    }
+    let mut header = Header::default();
+    for &(k, v) in &items[..rest] {
+        match HeaderKey::of(k) {
+            Some(key) if key.allows(v) => header.push(key, v),
             _ => return Err(refused()),
-        };
-        header.insert(k.to_string(), value);
+        }
     }
-    let text = index_text(index_value.map(J::from))?;
+    let text = index_text(index_value)?;
     let index = expression(text, path_index, patterns, last)?;
     Ok((index, header))
+}
+
+/// A header line read into `entries` when it is compact JSON of the shape dashboards send:
+/// `{}` or `{"key":value,...}` without whitespace, each key plain (no escape) and either an
+/// allowed key or `index` (each once), each value `true`, `false` or a plain string (no escape,
+/// no control character, UTF-8), `index`'s only a string. `false` for every other line (left
+/// to the request tree: `entries` then holds whatever was read). Every line read here is one
+/// `parse_strict` accepts, read into the same keys and values in the same order.
+fn scan_header<'a>(line: &'a [u8], entries: &mut Entries<'a>) -> bool {
+    let Some(inner) = line.strip_prefix(b"{").and_then(|l| l.strip_suffix(b"}")) else {
+        return false;
+    };
+    if inner.is_empty() {
+        return true;
+    }
+    // Keys seen, a bit per allowed key's place and one for `index`.
+    let mut seen = 0u16;
+    let mut rest = inner;
+    loop {
+        let Some((key, after)) = plain_string(rest) else {
+            return false;
+        };
+        let bit = match HeaderKey::of(key) {
+            Some(k) => 1u16 << (k as u32),
+            None if key == "index" => 1 << HeaderKey::ALL.len(),
+            None => return false,
+        };
+        if seen & bit != 0 {
+            return false;
+        }
+        seen |= bit;
+        let Some(after) = after.strip_prefix(b":") else {
+            return false;
+        };
+        let (value, after) = if let Some(a) = after.strip_prefix(b"true") {
+            (J::Bool(true), a)
+        } else if let Some(a) = after.strip_prefix(b"false") {
+            (J::Bool(false), a)
+        } else {
+            match plain_string(after) {
+                Some((s, a)) => (J::String(s), a),
+                None => return false,
+            }
+        };
+        if key == "index" && !matches!(value, J::String(_)) {
+            return false;
+        }
+        if !entries.push(key, value) {
+            return false;
+        }
+        match after.split_first() {
+            None => return true,
+            Some((b',', next)) => rest = next,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// A string at the start of `text` with no escape and no control character, and the text
+/// after it; `None` for anything else (no string there, an escape, a control character, bytes
+/// that are not UTF-8, no closing quote).
+fn plain_string(text: &[u8]) -> Option<(&str, &[u8])> {
+    let body = text.strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', body)?;
+    if body[end] != b'"' {
+        return None;
+    }
+    let s = &body[..end];
+    if s.iter().any(|b| *b < 0x20) {
+        return None;
+    }
+    Some((std::str::from_utf8(s).ok()?, &body[end + 1..]))
 }
 
 #[cfg(test)]
@@ -734,20 +914,17 @@ mod tests {
         }
     }
 
-    /// The header line as serde_json wrote it before `write_header` (issue 10): the map
-    /// cloned, `index` and `expand_wildcards` inserted, the map serialised.
-    fn header_by_serde(item: &Item) -> Vec<u8> {
-        let mut header = item.header.clone();
+    /// The header line as serde_json wrote it before `write_header` (issue 10): the line's
+    /// map as `parse_strict` reads it, `index` removed (a swap-remove), then `index` set to
+    /// `names` and `expand_wildcards` to `open`, the map serialised.
+    fn header_by_serde(line: &str, names: &[String]) -> Vec<u8> {
+        let Value::Object(mut header) = body::parse_strict(line.as_bytes()).unwrap() else {
+            panic!("{line} is an object");
+        };
+        header.remove("index");
         header.insert(
             "index".to_string(),
-            Value::Array(
-                item.index
-                    .elements()
-                    .iter()
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            ),
+            Value::Array(names.iter().cloned().map(Value::String).collect()),
         );
         header.insert(
             "expand_wildcards".to_string(),
@@ -756,9 +933,8 @@ mod tests {
         serde_json::to_vec(&Value::Object(header)).unwrap()
     }
 
-    /// `write_header` writes the bytes serde_json wrote, for headers as `rewrite` leaves them
-    /// (every accepted key, escapes, unicode, keys in any order) and for any map an `Item` may
-    /// hold (`index` or `expand_wildcards` already present, other values, escaped keys).
+    /// `write_header` writes the bytes serde_json wrote, for every accepted key and value,
+    /// escapes, unicode, keys in any order, and any names (escaped ones, none).
     #[test]
     fn header_lines_match_serde() {
         let lines = [
@@ -769,59 +945,131 @@ mod tests {
             "{\"expand_wildcards\":\"open\",\"index\":\"logs-a\",\"routing\":\"r\"}",
             "{\"routing\":\"r\",\"index\":\"logs-a\",\"expand_wildcards\":\"open\"}",
             "{\"search_type\":\"query_then_fetch\",\"request_cache\":true,\"allow_partial_search_results\":false,\"ignore_unavailable\":true,\"allow_no_indices\":false}",
+            "{\"allow_no_indices\":true,\"allow_partial_search_results\":true,\"request_cache\":false,\"ignore_unavailable\":false}",
             "{\"ignore_unavailable\":true,\"index\":\"logs-*\"}",
             "{\"index\":\"logs-a,logs-b\",\"ignore_unavailable\":true}",
             "{\"\\u0070reference\":\"p\",\"index\":[]}",
+            "{\"routing\":\"\",\"preference\":\"\u{7f}\\n\",\"search_type\":\"query_then_fetch\"}",
             "{\"index\":\"\"}",
             "{\"index\":\"_all\"}",
+            " { \"routing\" : \"r\" , \"index\" : \"logs-a\" } ",
         ];
         let mut ndjson = String::new();
         for l in lines {
             ndjson.push_str(l);
             ndjson.push_str("\n{}\n");
         }
-        let mut items = run(&ndjson).unwrap();
+        let items = run(&ndjson).unwrap();
         assert_eq!(items.len(), lines.len());
-        let mut extra = Map::new();
-        extra.insert("a\"\n\u{7f}é".to_string(), json!({"x": [1, 2.5, null]}));
-        extra.insert("index".to_string(), json!("ignored"));
-        extra.insert("n".to_string(), json!(-3));
-        items.push(Item {
-            index: Expression::from_names(vec!["a\"b".into(), "é\\".into()]),
-            header: extra.clone(),
-            body: Value::Null,
-        });
-        extra.shift_remove("index");
-        extra.insert("expand_wildcards".to_string(), json!("all"));
-        items.push(Item {
-            index: Expression::from_names(vec![]),
-            header: extra,
-            body: Value::Null,
-        });
-        items.push(Item {
-            index: Expression::from_names(vec!["*".into(), "-*".into()]),
-            header: Map::new(),
-            body: Value::Null,
-        });
-        for item in &items {
-            let mut out = Vec::new();
-            write_header(&mut out, &item.header, item.index.elements()).unwrap();
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                String::from_utf8(header_by_serde(item)).unwrap()
-            );
-        }
-        let bodies: Vec<Vec<u8>> = items.iter().map(|_| b"{}".to_vec()).collect();
+        let names: Vec<Vec<String>> = vec![
+            vec!["a\"b".into(), "é\\".into()],
+            vec![],
+            vec!["*".into(), "-*".into()],
+            vec!["\u{1}\n".into()],
+        ];
         let mut want = Vec::new();
-        for item in &items {
-            want.extend(header_by_serde(item));
+        for (line, item) in lines.iter().zip(&items) {
+            let own = item.index.elements();
+            for names in std::iter::once(own).chain(names.iter().map(Vec::as_slice)) {
+                let mut out = Vec::new();
+                write_header(&mut out, &item.header, names);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(header_by_serde(line, names)).unwrap(),
+                    "{line}"
+                );
+            }
+            want.extend(header_by_serde(line, own));
             want.extend(b"\n{}\n");
         }
+        let bodies: Vec<Vec<u8>> = items.iter().map(|_| b"{}".to_vec()).collect();
         assert_eq!(to_ndjson_with(&items, &bodies).unwrap(), want);
     }
 
+    /// What `scan_header` read, as serde_json values.
+    fn scanned(line: &[u8]) -> Option<Vec<(String, Value)>> {
+        let mut entries = Entries::new();
+        if !scan_header(line, &mut entries) {
+            return None;
+        }
+        let read = entries.items[..entries.len].iter().map(|(k, v)| {
+            let v = match v {
+                J::String(s) => Value::String(s.to_string()),
+                J::Bool(b) => Value::Bool(*b),
+                other => panic!("scan_header read {other:?}"),
+            };
+            (k.to_string(), v)
+        });
+        Some(read.collect())
+    }
+
+    /// `scan_header` reads only lines `parse_strict` accepts, into the entries serde_json
+    /// reads from them (the same keys and values in the same order): seed lines at every edge
+    /// and random byte edits of them (structural bytes, escapes, control, non-ASCII and
+    /// non-UTF-8 bytes, whitespace).
+    #[test]
+    fn scanned_headers_are_what_serde_reads() {
+        let seeds: [&[u8]; 16] = [
+            b"{}",
+            b"{\"index\":\"logs-*\",\"ignore_unavailable\":true}",
+            b"{\"search_type\":\"query_then_fetch\",\"ignore_unavailable\":false,\"index\":\"a\"}",
+            b"{\"preference\":\"p\",\"routing\":\"r\",\"expand_wildcards\":\"open\",\"request_cache\":true,\"allow_partial_search_results\":false,\"allow_no_indices\":true}",
+            b"{\"routing\":\"\xc3\xa9\xf0\x9f\x98\x80\x7f\"}",
+            b"{\"index\":\"a\",\"index\":\"b\"}",
+            b"{\"routing\":\"a\",\"routing\":\"b\"}",
+            b"{\"preference\":\"a\\\"b\"}",
+            b"{\"index\":[\"a\"]}",
+            b"{\"foo\":true}",
+            b"{\"index\":\"\",\"preference\":\"\"}",
+            b"{\"ignore_unavailable\":null}",
+            b"{\"request_cache\":1}",
+            b"{ \"index\":\"a\"}",
+            b"{\"ind\\u0065x\":\"a\"}",
+            b"{\"index\":\"a\",\"search_type\":\"query_then_fetch\",\"expand_wildcards\":\"open\",\"preference\":\"p\",\"routing\":\"r\",\"request_cache\":true,\"allow_partial_search_results\":true,\"ignore_unavailable\":true,\"allow_no_indices\":true}",
+        ];
+        let alphabet: &[u8] = b"{}[]\":,\\ \ttfrueals0nx\x00\x1f\x7f\xc3\xa9\xff\x80";
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
+        let (mut read, mut tried) = (0, 0);
+        let mut check = |line: &[u8]| {
+            tried += 1;
+            let Some(got) = scanned(line) else {
+                return;
+            };
+            read += 1;
+            let shown = String::from_utf8_lossy(line);
+            let Ok(Value::Object(map)) = body::parse_strict(line) else {
+                panic!("scan_header read {shown}, parse_strict refuses it");
+            };
+            let want: Vec<(String, Value)> = map.into_iter().collect();
+            assert_eq!(got, want, "{shown}");
+        };
+        for seed in seeds {
+            check(seed);
+            for _ in 0..3_000 {
+                let mut line = seed.to_vec();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() % (line.len() as u64 + 1)) as usize;
+                    let b = alphabet[(next() % alphabet.len() as u64) as usize];
+                    match next() % 3 {
+                        0 if at < line.len() => {
+                            line.remove(at);
+                        }
+                        1 if at < line.len() => line[at] = b,
+                        _ => line.insert(at, b),
+                    }
+                }
+                check(&line);
+            }
+        }
+        assert!(read > 500, "{read} of {tried} lines read");
+        // The shapes dashboards send are read here, not by the tree.
+        for line in [&seeds[..5], &seeds[10..11], &seeds[15..]].concat() {
+            assert!(scanned(line).is_some(), "{}", String::from_utf8_lossy(line));
+        }
+    }
+
     /// `forward_narrowed` forwards the bytes the old narrowing did: each item's index set to
-    /// the names of the first entry for its joined expression, then `forward_body`.
+    /// the names of the first entry for its joined expression, then `to_ndjson_with`.
     #[test]
     fn narrowed_headers_match_setting_each_index() {
         let items = run("{\"index\":\"logs-a\"}\n{}\n{}\n{}\n{\"index\":[\"logs-a\",\"logs-b\"],\"preference\":\"x\"}\n{}\n{\"index\":\"logs-b\",\"routing\":\"r\"}\n{}\n{\"index\":\"logs-a\"}\n{}\n").unwrap();
@@ -846,7 +1094,7 @@ mod tests {
                     item.index = Expression::from_names(names.clone());
                 }
             }
-            let want = forward_body(&old, &bodies).unwrap().bytes;
+            let want = to_ndjson_with(&old, &bodies).unwrap();
             let got = forward_narrowed(&items, &bodies, &narrowed).unwrap().bytes;
             assert_eq!(
                 String::from_utf8(got).unwrap(),
