@@ -79,6 +79,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let mut trees = Vec::new();
     // Each body's length: its output buffer's size (the output is the body and the filter).
     let mut lengths = Vec::new();
+    // The top-level entries checked so far: a repeated one is not checked again.
+    let mut accepted = rewrite::Accepted::default();
     let mut items = read_lines(
         raw,
         req.index.as_ref(),
@@ -89,7 +91,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
-            match rewrite::search_tree(tree, line, &scope.filters)? {
+            match rewrite::search_tree(tree, line, &scope.filters, Some(&mut accepted))? {
                 Some(out) => {
                     trees.push(out);
                     lengths.push(line.len());
@@ -1066,6 +1068,75 @@ mod tests {
         for line in [&seeds[..5], &seeds[10..11], &seeds[15..]].concat() {
             assert!(scanned(line).is_some(), "{}", String::from_utf8_lossy(line));
         }
+    }
+
+    /// `rewrite::Accepted` (issue 10): searches that repeat top-level entries are decided as
+    /// when every entry is checked. For sequences of bodies sharing aggregations, queries and
+    /// sorts (accepted and refused ones, the same text under another key, escaped and
+    /// spaced forms), `search_tree` with one `Accepted` over the sequence answers each body
+    /// as with a fresh one: the same refusal, or the same forwarded bytes.
+    #[test]
+    fn repeated_entries_decide_as_when_checked() {
+        let aggs = r#"{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0}}}"#;
+        let refused_aggs = r#"{"2":{"terms":{"field":"host.name","size":10,"min_doc_count":0}}}"#;
+        let global = r#"{"2":{"global":{},"aggs":{"3":{"terms":{"field":"host.name"}}}}}"#;
+        let query = r#"{"bool":{"filter":[{"range":{"@timestamp":{"gte":1700000000000,"lte":1700003600000}}}]}}"#;
+        let refused_query =
+            r#"{"bool":{"filter":[{"wildcard":{"_id":{"value":"a*"}}},{"term":{"x":"y"}}]}}"#;
+        let sort = r#"[{"@timestamp":{"order":"desc","unmapped_type":"boolean"}},"_score"]"#;
+        let bodies: Vec<String> = vec![
+            format!(r#"{{"size":0,"query":{query},"aggs":{aggs}}}"#),
+            format!(r#"{{"aggs":{aggs},"query":{query}}}"#),
+            format!(r#"{{"size":0,"query":{query},"aggs":{refused_aggs}}}"#),
+            format!(r#"{{"size":0,"query":{refused_query},"aggs":{aggs}}}"#),
+            format!(r#"{{"query":{query},"aggs":{global}}}"#),
+            format!(r#"{{"query":{aggs}}}"#),
+            format!(r#"{{"aggs":{query}}}"#),
+            format!(r#"{{"post_filter":{query},"sort":{sort}}}"#),
+            format!(r#"{{"post_filter":{refused_query}}}"#),
+            format!(r#"{{"sort":{sort},"aggregations":{aggs}}}"#),
+            format!(r#"{{"sort":{query}}}"#),
+            format!(r#"{{"aggs" : {aggs} , "size":1}}"#),
+            format!(r#"{{"\u0061ggs":{aggs}}}"#),
+            format!(r#"{{"aggs":{}}}"#, aggs.replace("30s", "\\u0033\\u00300s")),
+            format!(r#"{{"query":{query},"aggs":{aggs},"aggregations":{aggs}}}"#),
+        ];
+        fn decide<'a>(
+            body: &'a str,
+            arena: &'a tree::Arena,
+            filters: &'a FilterSet,
+            accepted: &mut rewrite::Accepted<'a>,
+        ) -> Result<Option<Vec<u8>>, Rejection> {
+            let tree = tree::parse(body.as_bytes(), arena)?;
+            let out = rewrite::search_tree(tree, body.as_bytes(), filters, Some(accepted))?;
+            Ok(out.map(|n| {
+                let mut bytes = Vec::new();
+                tree::write(&n, &mut bytes);
+                bytes
+            }))
+        }
+        let filters = tenant_a();
+        let mut next = crate::testing::xorshift(0x5851_f42d_4c95_7f2d);
+        let (mut refused, mut accepted_n) = (0, 0);
+        for _ in 0..400 {
+            // One arena for the sequence, as for an msearch's lines.
+            let arena = tree::Arena::for_body(4096);
+            let mut shared = rewrite::Accepted::default();
+            for _ in 0..1 + next() % 6 {
+                let body = &bodies[(next() % bodies.len() as u64) as usize];
+                let want = decide(body, &arena, &filters, &mut rewrite::Accepted::default());
+                let got = decide(body, &arena, &filters, &mut shared);
+                assert_eq!(got, want, "{body}");
+                match want {
+                    Ok(_) => accepted_n += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(
+            refused > 100 && accepted_n > 100,
+            "{refused} refused, {accepted_n} accepted"
+        );
     }
 
     /// `forward_narrowed` forwards the bytes the old narrowing did: each item's index set to
