@@ -182,7 +182,8 @@ pub(crate) fn search_tree<'a>(
 /// equal value: only a parsed container that kept its source text (compact, no escape) is
 /// held, with its key (compared as text). Only acceptances are held, so a refusal is made
 /// where and as it was. Small containers (cheaper to check than to look up)
-/// are not held, and at most [`Accepted::MAX`] entries, each looked up by its length first.
+/// are not held, and at most [`Accepted::MAX`] entries ([`Accepted::PER_KEY`] a key), each
+/// looked up by its length first.
 /// `repeated_entries_decide_as_when_checked` (msearch tests) holds it to checking every entry.
 #[derive(Default)]
 pub(crate) struct Accepted<'a> {
@@ -194,6 +195,9 @@ impl<'a> Accepted<'a> {
     const MAX: usize = 32;
     /// Shortest source text held.
     const MIN_LEN: usize = 48;
+    /// Most entries held under one key: a key whose value changes from search to search (a
+    /// query per panel) is looked up in a few texts, not in every earlier search's.
+    const PER_KEY: usize = 4;
 
     /// The entry's key and source text, when it is one [`Accepted`] may hold.
     fn text(key: &Cow<'a, str>, value: &Node<'a>) -> Option<(&'a str, &'a [u8])> {
@@ -223,7 +227,9 @@ impl<'a> Accepted<'a> {
     fn add(&mut self, key: &Cow<'a, str>, value: &Node<'a>) {
         if self.entries.len() < Self::MAX {
             if let Some(entry) = Self::text(key, value) {
-                self.entries.push(entry);
+                if self.entries.iter().filter(|(k, _)| *k == entry.0).count() < Self::PER_KEY {
+                    self.entries.push(entry);
+                }
             }
         }
     }

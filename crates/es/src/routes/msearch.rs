@@ -10,6 +10,7 @@
 //! on the list (`indices`, camelCase aliases, `ccs_minimize_roundtrips`, ...).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -214,7 +215,8 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 /// One checked search of an `_msearch`.
 #[derive(Clone, Debug)]
 pub struct Item {
-    pub index: Expression,
+    /// Shared by the items whose headers name the same text (issue 10: a copy per search).
+    pub index: Arc<Expression>,
     pub header: Header,
     pub body: Value,
 }
@@ -607,18 +609,18 @@ fn expression(
     text: Option<Cow<'_, str>>,
     path_index: Option<&Expression>,
     patterns: &[String],
-    last: &mut Option<(String, Expression)>,
-) -> Result<Expression, Rejection> {
+    last: &mut Option<(String, Arc<Expression>)>,
+) -> Result<Arc<Expression>, Rejection> {
     Ok(match text {
-        None => match path_index {
+        None => Arc::new(match path_index {
             Some(p) => p.clone(),
             None => index::default_expression(patterns)?,
-        },
+        }),
         Some(text) => match last {
-            Some((t, e)) if *t == *text => e.clone(),
+            Some((t, e)) if *t == *text => Arc::clone(e),
             _ => {
-                let e = index::parse(Some(&text), patterns)?;
-                *last = Some((text.into_owned(), e.clone()));
+                let e = Arc::new(index::parse(Some(&text), patterns)?);
+                *last = Some((text.into_owned(), Arc::clone(&e)));
                 e
             }
         },
@@ -629,8 +631,8 @@ fn check_header(
     mut map: Map<String, Value>,
     path_index: Option<&Expression>,
     patterns: &[String],
-    last: &mut Option<(String, Expression)>,
-) -> Result<(Expression, Header), Rejection> {
+    last: &mut Option<(String, Arc<Expression>)>,
+) -> Result<(Arc<Expression>, Header), Rejection> {
     let index_value = map.remove("index");
     let mut header = Header::default();
     for (k, v) in &map {
@@ -694,8 +696,8 @@ fn check_header_tree(
     arena: &tree::Arena,
     path_index: Option<&Expression>,
     patterns: &[String],
-    last: &mut Option<(String, Expression)>,
-) -> Result<(Expression, Header), Rejection> {
+    last: &mut Option<(String, Arc<Expression>)>,
+) -> Result<(Arc<Expression>, Header), Rejection> {
     let refused = || Rejection::bad_request("msearch header left to the serde path");
     let mut entries = Entries::new();
     if !scan_header(line, &mut entries) {
@@ -870,9 +872,9 @@ mod tests {
         let path = index::parse(Some("logs-b"), &pats()).unwrap();
         let body = b"{}\n{}\n{\"index\":\"\"}\n{}\n{\"index\":[]}\n{}\n{\"index\":\"_all\"}\n{}\n";
         let items = rewrite(body, Some(&path), &pats(), &tenant_a()).unwrap();
-        assert_eq!(items[0].index, path);
-        assert_eq!(items[1].index, path);
-        assert_eq!(items[2].index, path);
+        assert_eq!(*items[0].index, path);
+        assert_eq!(*items[1].index, path);
+        assert_eq!(*items[2].index, path);
         assert_eq!(items[3].index.elements(), &["logs-*".to_string()]);
     }
 
@@ -1162,7 +1164,7 @@ mod tests {
             for item in &mut old {
                 let joined = item.index.joined();
                 if let Some((_, names)) = narrowed.iter().find(|(e, _)| *e == joined) {
-                    item.index = Expression::from_names(names.clone());
+                    item.index = Arc::new(Expression::from_names(names.clone()));
                 }
             }
             let want = to_ndjson_with(&old, &bodies).unwrap();
