@@ -77,9 +77,10 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     }
     // Every line's tree, headers' too: one arena for the request.
     let arena = tree::Arena::for_body(raw.len());
-    let mut trees = Vec::new();
+    // Room for a dashboard's searches without regrowing (issue 10).
+    let mut trees = Vec::with_capacity(32);
     // Each body's length: its output buffer's size (the output is the body and the filter).
-    let mut lengths = Vec::new();
+    let mut lengths = Vec::with_capacity(32);
     // The top-level entries checked so far: a repeated one is not checked again.
     let mut accepted = rewrite::Accepted::default();
     let mut items = read_lines(
