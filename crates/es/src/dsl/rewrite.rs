@@ -136,16 +136,17 @@ pub(crate) fn search_tree<'a>(
         }
     }
     let mut query = None;
-    for (i, (key, value)) in obj.iter().enumerate() {
+    for (i, entry) in obj.iter().enumerate() {
+        let (key, value) = entry;
         if key == "query" && query.is_none() {
             query = Some(i);
         }
-        if accepted.as_ref().is_some_and(|a| a.holds(key, value)) {
+        if accepted.as_ref().is_some_and(|a| a.holds(entry)) {
             continue;
         }
         check_key(TOP_LEVEL, key, J::from(value))?;
         if let Some(a) = accepted.as_deref_mut() {
-            a.add(key, value);
+            a.add(entry);
         }
     }
     // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
@@ -200,8 +201,8 @@ impl<'a> Accepted<'a> {
     const PER_KEY: usize = 4;
 
     /// The entry's key and source text, when it is one [`Accepted`] may hold.
-    fn text(key: &Cow<'a, str>, value: &Node<'a>) -> Option<(&'a str, &'a [u8])> {
-        match (key, value) {
+    fn text(entry: &(Cow<'a, str>, Node<'a>)) -> Option<(&'a str, &'a [u8])> {
+        match entry {
             (Cow::Borrowed(k), Node::Parsed(p)) => {
                 let raw = p.raw()?;
                 (raw.len() >= Self::MIN_LEN).then_some((*k, raw))
@@ -211,11 +212,11 @@ impl<'a> Accepted<'a> {
     }
 
     /// Whether the same entry was checked and accepted before.
-    fn holds(&self, key: &Cow<'a, str>, value: &Node<'a>) -> bool {
+    fn holds(&self, entry: &(Cow<'a, str>, Node<'a>)) -> bool {
         if self.entries.is_empty() {
             return false;
         }
-        let Some((key, raw)) = Self::text(key, value) else {
+        let Some((key, raw)) = Self::text(entry) else {
             return false;
         };
         self.entries
@@ -224,9 +225,9 @@ impl<'a> Accepted<'a> {
     }
 
     /// The entry, just checked and accepted.
-    fn add(&mut self, key: &Cow<'a, str>, value: &Node<'a>) {
+    fn add(&mut self, entry: &(Cow<'a, str>, Node<'a>)) {
         if self.entries.len() < Self::MAX {
-            if let Some(entry) = Self::text(key, value) {
+            if let Some(entry) = Self::text(entry) {
                 if self.entries.iter().filter(|(k, _)| *k == entry.0).count() < Self::PER_KEY {
                     self.entries.push(entry);
                 }
