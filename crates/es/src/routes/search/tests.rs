@@ -513,6 +513,12 @@ fn header_shapes_match_serde() {
         // At the edges of `scan_header`'s compact shape (issue 10).
         r#"{"index": "logs-a"}"#,
         r#"{"index":"logs-a" }"#,
+        r#"{"indices":"secret"}"#,
+        r#"{"indices":"logs-a"}"#,
+        r#"{"Index":"logs-a"}"#,
+        r#"{"Index":"secret"}"#,
+        r#"{"index ":"secret"}"#,
+        r#"{"routing ":"r","index":"logs-a"}"#,
         "{\"routing\":\"a\tb\"}",
         "{\"preference\":\"\u{7f}é\u{1F600}\"}",
         r#"{"routing":"a","routing":"b"}"#,
