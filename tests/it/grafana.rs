@@ -418,6 +418,12 @@ grafana_fixture!(
     multi_query_panel_equals_the_filtered_searches,
     "metric_multi_queries.json"
 );
+// Issue 10: the searches of one `_msearch` repeat an aggregation (checked once by esgate:
+// `rewrite::Accepted`); each must still answer as its own filtered search.
+grafana_fixture!(
+    repeated_panel_searches_equal_the_filtered_searches,
+    "metric_repeated_panel.json"
+);
 grafana_fixture!(
     annotation_query_with_index_array_equals_the_filtered_search,
     "annotations.json"
@@ -453,6 +459,7 @@ async fn fixtures_hold_on_the_elasticsearch_8_backend_too() {
         // Left out: metric_terms_avg_percentiles.json and metric_pipelines_stats.json (noida
         // has no `percentiles` and no pipeline aggregations).
         include_str!("../data/grafana/metric_multi_queries.json"),
+        include_str!("../data/grafana/metric_repeated_panel.json"),
         include_str!("../data/grafana/annotations.json"),
         include_str!("../data/grafana/terms_variable.json"),
         include_str!("../data/grafana/logs_volume.json"),

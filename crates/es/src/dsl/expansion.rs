@@ -423,6 +423,9 @@ fn unterminated(what: &str) -> Rejection {
 /// Checks query text and the fields it targets: no fuzzy terms, and no expansion where a field
 /// (written in the text, or among `targets`: `default_field`, `fields`) may be a metadata field.
 pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
+    if names_and_colons(text) {
+        return Ok(());
+    }
     let mut metadata = targets.iter().any(|f| may_be_metadata(f));
     let read = scan_text(text, syntax, |f| {
         metadata = metadata || (f != "_exists_" && may_be_metadata(f));
@@ -440,6 +443,18 @@ pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result
         ));
     }
     Ok(())
+}
+
+/// Whether `text` holds only name characters (`fields::plain`), spaces and colons, like
+/// `service:checkout AND level:error`: every syntax reads such a text as terms and fields,
+/// none fuzzy (no `~`) and none expanding (no `*`, `?`, `/`, bracket, `<` or `>`), and reads
+/// it without a refusal (no quote, escape or bracket to leave unterminated), so [`check_text`]
+/// accepts it whatever its targets, without reading it term by term (issue 10: that read was
+/// a fifth of a dashboard search's query check). `plain_texts_are_accepted_as_when_read`
+/// (tests) holds it to the full read.
+fn names_and_colons(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b == b' ' || b == b':' || crate::dsl::fields::plain_byte(b))
 }
 
 /// The refusal of a score threshold (`min_score` anywhere).
@@ -541,6 +556,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `check_text` without its shortcut for texts of names, spaces and colons.
+    fn check_text_read(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
+        let mut metadata = targets.iter().any(|f| may_be_metadata(f));
+        let read = scan_text(text, syntax, |f| {
+            metadata = metadata || (f != "_exists_" && may_be_metadata(f));
+        })?;
+        if read.fuzzy {
+            return Err(Rejection::forbidden("fuzzy"));
+        }
+        if read.expands && metadata {
+            return Err(Rejection::forbidden("expands"));
+        }
+        Ok(())
+    }
+
+    /// `names_and_colons` texts (issue 10) are exactly texts the full read accepts, for every
+    /// syntax and targets (metadata ones, patterns): every arrangement of three pieces, plain
+    /// or not, and the shortcut taken where it should be.
+    #[test]
+    fn plain_texts_are_accepted_as_when_read() {
+        let pieces = [
+            "a", "_id", "_exists_", ":", " ", "AND", "s1", "a.b@c", "_index", "\\", "*", "?", "~",
+            "~2", "\"", "/", "[", "]", "{", "}", "<", ">", "(", ")", "\t", "-", "+", "!", "é",
+            "\u{3000}", "^2", "TO",
+        ];
+        let targets: [&[&str]; 4] = [&[], &["_id"], &["*"], &["user", "_seq_no^2"]];
+        let mut plain = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}{c}");
+                    let shortcut = names_and_colons(&text);
+                    plain += usize::from(shortcut);
+                    for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                        for t in targets {
+                            let read = check_text_read(&text, syntax, t);
+                            if shortcut {
+                                assert!(read.is_ok(), "{text:?} {syntax:?} {t:?}");
+                            }
+                            assert_eq!(
+                                check_text(&text, syntax, t).is_ok(),
+                                read.is_ok(),
+                                "{text:?} {syntax:?} {t:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(plain >= 1_000, "{plain} plain texts");
+        assert!(names_and_colons("service:s1 AND level:error"));
     }
 
     #[test]

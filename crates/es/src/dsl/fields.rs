@@ -294,7 +294,7 @@ pub(crate) fn plain(c: char) -> bool {
 }
 
 #[inline]
-fn plain_byte(b: u8) -> bool {
+pub(crate) fn plain_byte(b: u8) -> bool {
     PLAIN[usize::from(b)]
 }
 

@@ -89,10 +89,13 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
 /// retriever, sub-searches, a top-level kNN, or a kNN key anywhere once wrapped (the kNN filter
 /// injection has no tree version yet). A refusal here is `search`'s refusal too (the checks are
 /// the same code); callers rerun `search` for its message, so only accepted bodies must match.
+/// `accepted`: the top-level entries the request's earlier searches had accepted (an
+/// `_msearch`'s), not checked again; `None` for a request of one search.
 pub(crate) fn search_tree<'a>(
     body: Node<'a>,
     raw: &[u8],
     filters: &'a FilterSet,
+    mut accepted: Option<&mut Accepted<'a>>,
 ) -> Result<Option<Node<'a>>, Rejection> {
     // The top level is always changed (at least its query is wrapped): its entries move into
     // a built object (`Node::into_entries`), each unchanged one keeping its source text.
@@ -133,11 +136,18 @@ pub(crate) fn search_tree<'a>(
         }
     }
     let mut query = None;
-    for (i, (key, value)) in obj.iter().enumerate() {
+    for (i, entry) in obj.iter().enumerate() {
+        let (key, value) = entry;
         if key == "query" && query.is_none() {
             query = Some(i);
         }
+        if accepted.as_ref().is_some_and(|a| a.holds(entry)) {
+            continue;
+        }
         check_key(TOP_LEVEL, key, J::from(value))?;
+        if let Some(a) = accepted.as_deref_mut() {
+            a.add(entry);
+        }
     }
     // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
     // as `wrap_entry_points` does).
@@ -162,6 +172,68 @@ pub(crate) fn search_tree<'a>(
         }
     }
     Ok(Some(out))
+}
+
+/// Top-level entries of the searches of one request that [`search_tree`] checked and accepted
+/// (`check_key` of [`TOP_LEVEL`]), by key and source text, so that the same entry in a later
+/// search of the request is not checked again (issue 10, goal 6: a dashboard's `_msearch`
+/// repeats its panels' aggregations and time range in every search; a panel repeated per
+/// variable value differs only in its query text). Sound because `check_key` decides from the
+/// key and the value alone (no other part of the body, no state), and equal source text is an
+/// equal value: only a parsed container that kept its source text (compact, no escape) is
+/// held, with its key (compared as text). Only acceptances are held, so a refusal is made
+/// where and as it was. Small containers (cheaper to check than to look up)
+/// are not held, and at most [`Accepted::MAX`] entries ([`Accepted::PER_KEY`] a key), each
+/// looked up by its length first.
+/// `repeated_entries_decide_as_when_checked` (msearch tests) holds it to checking every entry.
+#[derive(Default)]
+pub(crate) struct Accepted<'a> {
+    entries: Vec<(&'a str, &'a [u8])>,
+}
+
+impl<'a> Accepted<'a> {
+    /// Most entries held.
+    const MAX: usize = 32;
+    /// Shortest source text held.
+    const MIN_LEN: usize = 48;
+    /// Most entries held under one key: a key whose value changes from search to search (a
+    /// query per panel) is looked up in a few texts, not in every earlier search's.
+    const PER_KEY: usize = 4;
+
+    /// The entry's key and source text, when it is one [`Accepted`] may hold.
+    fn text(entry: &(Cow<'a, str>, Node<'a>)) -> Option<(&'a str, &'a [u8])> {
+        match entry {
+            (Cow::Borrowed(k), Node::Parsed(p)) => {
+                let raw = p.raw()?;
+                (raw.len() >= Self::MIN_LEN).then_some((*k, raw))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the same entry was checked and accepted before.
+    fn holds(&self, entry: &(Cow<'a, str>, Node<'a>)) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
+        let Some((key, raw)) = Self::text(entry) else {
+            return false;
+        };
+        self.entries
+            .iter()
+            .any(|(k, r)| r.len() == raw.len() && *k == key && *r == raw)
+    }
+
+    /// The entry, just checked and accepted.
+    fn add(&mut self, entry: &(Cow<'a, str>, Node<'a>)) {
+        if self.entries.len() < Self::MAX {
+            if let Some(entry) = Self::text(entry) {
+                if self.entries.iter().filter(|(k, _)| *k == entry.0).count() < Self::PER_KEY {
+                    self.entries.push(entry);
+                }
+            }
+        }
+    }
 }
 
 /// [`count`] over the borrowed tree: `{"query": wrap(query)}`. `Ok(None)` leaves the body to
@@ -518,7 +590,7 @@ mod tests {
         assert!(!tenant_a().clauses_hold_knn());
         let arena = crate::request::tree::Arena::default();
         let tree = crate::request::tree::parse(body, &arena).unwrap();
-        assert!(search_tree(tree, body, &knn).unwrap().is_none());
+        assert!(search_tree(tree, body, &knn, None).unwrap().is_none());
         let two = FilterSet::new([
             ("tenant".to_string(), "a".to_string()),
             ("tenant".to_string(), "b\"c".to_string()),
@@ -526,7 +598,7 @@ mod tests {
         ]);
         for filters in [tenant_a(), two, FilterSet::default()] {
             let tree = crate::request::tree::parse(body, &arena).unwrap();
-            let out = search_tree(tree, body, &filters).unwrap().unwrap();
+            let out = search_tree(tree, body, &filters, None).unwrap().unwrap();
             let mut bytes = Vec::new();
             crate::request::tree::write(&out, &mut bytes);
             let serde = search(Some(serde_json::from_slice(body).unwrap()), &filters).unwrap();

@@ -143,7 +143,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         return None;
     }
     let scope = req.scope;
-    let mut out = rewrite::search_tree(tree, raw, &scope.filters).ok()??;
+    let mut out = rewrite::search_tree(tree, raw, &scope.filters, None).ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
         return None;
     }

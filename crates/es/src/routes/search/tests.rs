@@ -54,6 +54,19 @@ fn parts(mut p: Prepared) -> (Option<Value>, String) {
     (body, format!("{p:?}"))
 }
 
+/// The body `p` forwards when nothing is narrowed: an msearch's NDJSON is written by
+/// `authorize` (`msearch::forward_narrowed`), every other body by `prepare`.
+pub(crate) fn forwarded(p: &mut Prepared) -> Option<Vec<u8>> {
+    match &p.upstream.shape {
+        crate::routes::Shape::Msearch(items, bodies) => Some(
+            crate::routes::msearch::forward_narrowed(items, bodies, &[])
+                .expect("an msearch's NDJSON is written")
+                .bytes,
+        ),
+        _ => p.upstream.body.take().map(|b| b.bytes),
+    }
+}
+
 /// The prepared request (forwarded bytes, msearch bodies kept for narrowing, and the rest as
 /// text) with containers written from their source text and without it
 /// (`request::tree`'s `SPANS_OFF`): byte for byte the same (issue 10, goal 6: the backend
@@ -61,7 +74,7 @@ fn parts(mut p: Prepared) -> (Option<Value>, String) {
 fn spans_agree(run: impl Fn() -> Result<Prepared, Rejection>, shown: &str) {
     let bytes = |r: Result<Prepared, Rejection>| {
         r.map(|mut p| {
-            let body = p.upstream.body.take().map(|b| b.bytes);
+            let body = forwarded(&mut p);
             let kept = match &mut p.upstream.shape {
                 crate::routes::Shape::Msearch(_, bodies) => std::mem::take(bodies),
                 _ => Vec::new(),
@@ -344,7 +357,7 @@ fn lines(bytes: &[u8]) -> Vec<Value> {
 
 /// The forwarded NDJSON and the bodies kept for narrowing as values, the rest as text.
 fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
-    let body = p.upstream.body.take().map(|b| lines(&b.bytes));
+    let body = forwarded(&mut p).map(|b| lines(&b));
     let mut kept = Vec::new();
     if let crate::routes::Shape::Msearch(_, bodies) = &mut p.upstream.shape {
         kept = std::mem::take(bodies)
@@ -432,8 +445,9 @@ fn msearch_tree_matches_serde() {
     assert!(taken > 1_000, "tree path taken {taken} times");
 }
 
-/// The tree path reads msearch header lines without serde_json (`check_header_tree`, issue
-/// 10): for header shapes at every edge (escaped and duplicate keys, unknown keys and values,
+/// The tree path reads msearch header lines without serde_json (`check_header_tree` and its
+/// `scan_header`, issue 10): for header shapes at every edge (escaped and duplicate keys,
+/// whitespace, unknown keys and values,
 /// non-object and malformed lines, index forms, the same or another index on the next line)
 /// and framing faults (empty lines, CRLF, no final newline, a lone header), alone and in pairs,
 /// with and without a path index, both paths must make the same decision: the same refusal, or
@@ -496,6 +510,32 @@ fn header_shapes_match_serde() {
         "\u{feff}{}",
         r#"{"index":"logs-a",}"#,
         r#"{'index':'logs-a'}"#,
+        // At the edges of `scan_header`'s compact shape (issue 10).
+        r#"{"index": "logs-a"}"#,
+        r#"{"index":"logs-a" }"#,
+        r#"{"indices":"secret"}"#,
+        r#"{"indices":"logs-a"}"#,
+        r#"{"Index":"logs-a"}"#,
+        r#"{"Index":"secret"}"#,
+        r#"{"index ":"secret"}"#,
+        r#"{"routing ":"r","index":"logs-a"}"#,
+        "{\"routing\":\"a\tb\"}",
+        "{\"preference\":\"\u{7f}é\u{1F600}\"}",
+        r#"{"routing":"a","routing":"b"}"#,
+        r#"{"ignore_unavailable":true,"ignore_unavailable":false}"#,
+        r#"{"ignore_unavailable":false,"index":"logs-*"}"#,
+        r#"{"ignore_unavailable":truex}"#,
+        r#"{"ignore_unavailable":tru}"#,
+        r#"{"ignore_unavailable":true,}"#,
+        r#"{,}"#,
+        r#"{"index""logs-a"}"#,
+        r#"{"index":"logs-a"}}"#,
+        r#"{"index":"logs-a",,"routing":"r"}"#,
+        r#"{"index":"logs-a","index":["logs-b"]}"#,
+        r#"{"index":["logs-a"],"index":"logs-b"}"#,
+        r#"{"index":"logs-a","search_type":"query_then_fetch","expand_wildcards":"open","preference":"p","routing":"r","request_cache":true,"allow_partial_search_results":true,"ignore_unavailable":true,"allow_no_indices":true}"#,
+        r#"{"index":"logs-a","search_type":"query_then_fetch","expand_wildcards":"open","preference":"p","routing":"r","request_cache":true,"allow_partial_search_results":true,"ignore_unavailable":true,"allow_no_indices":true,"foo":1}"#,
+        r#"{"search_type":"query_then_fetch","expand_wildcards":"open","preference":"p","routing":"r","request_cache":true,"allow_partial_search_results":true,"ignore_unavailable":true,"allow_no_indices":true,"routing":"s","index":"logs-a"}"#,
     ];
     let body = r#"{"query":{"match_all":{}}}"#;
     let prepared = |path: &str, ndjson: &[u8], serde_only: bool| {
@@ -508,7 +548,7 @@ fn header_shapes_match_serde() {
     };
     let run = |path: &str, ndjson: &[u8], serde_only: bool| {
         prepared(path, ndjson, serde_only).map(|mut p| {
-            let bytes = p.upstream.body.take().map(|b| b.bytes);
+            let bytes = forwarded(&mut p);
             (bytes, format!("{p:?}"))
         })
     };
