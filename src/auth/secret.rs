@@ -182,8 +182,11 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
 /// paths. Over-redacts rather than under: any length counts, checksum or not.
 pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     const PREFIXES: [&str; 3] = ["esg_", "esg%5f", "esg%5F"];
-    // Every prefix starts with `esg`: one search settles most texts (an audit line per request).
-    if !text.contains("esg") || !PREFIXES.iter().any(|p| text.contains(p)) {
+    // Every prefix starts with `esg`: one search settles most texts (an audit line per request),
+    // a vectorised one (issue 10: `str::contains` was a tenth of the line's cost).
+    static ESG: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("esg"));
+    if ESG.find(text.as_bytes()).is_none() || !PREFIXES.iter().any(|p| text.contains(p)) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());

@@ -142,7 +142,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     let mut event = DataEvent {
         request_id: format!("{:016x}", rand::random::<u64>()),
         client: conn.peer.ip().to_string(),
-        method: req.method().to_string(),
+        method: crate::audit::method_name(req.method()),
         path: req.uri().path().chars().take(512).collect(),
         ..DataEvent::default()
     };

@@ -78,7 +78,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     let mut ctx = RequestCtx::new(DataEvent {
         request_id: request_id(),
         client: ip_text(conn.peer.ip()),
-        method: req.method().as_str().to_owned(),
+        method: crate::audit::method_name(req.method()),
         path: audit_path(req.uri().path()),
         ..DataEvent::default()
     });
@@ -152,8 +152,8 @@ async fn pipeline(
     req: Request<Incoming>,
     ctx: &mut RequestCtx,
 ) -> Result<Response<Body>, ProxyError> {
-    hygiene::check(&req)?;
-    let client_ip = client_address(app, conn.peer.ip(), req.headers())?;
+    let head = hygiene::check(&req)?;
+    let client_ip = client_address(app, conn.peer.ip(), head.forwarded, req.headers())?;
     // The record starts with the peer's address, already formatted: only a forwarded address
     // is formatted again (issue 10: formatting addresses was 3% of a relayed request).
     if client_ip != conn.peer.ip() {
@@ -164,11 +164,11 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let link = link_credential(req.headers());
+    let link = link_credential(&head);
     let authenticated = match link {
         // A share link's credential (minted by the Kibana front for one recipient request).
         Some(text) => authenticate_link(app, &snapshot, text, now),
-        None => authenticate(&snapshot, req.headers(), now),
+        None => authenticate(&snapshot, &head, req.headers(), now),
     };
     let token = match authenticated {
         Ok(t) => t,
@@ -221,23 +221,22 @@ async fn pipeline(
     app.store.touch(&token.id, now);
 
     let opaque_id = opaque_id(&token.id, &ctx.event.request_id);
-    let client_text = ctx.event.client.clone();
+    // The client's address text leaves the record while the upstream request is built from it
+    // and goes back before anything else can end the request (issue 10: it was copied for
+    // every request). Nothing in `decide` reads the record's address.
+    let client_text = std::mem::take(&mut ctx.event.client);
     let forwarding = Forwarding {
         authorization: app.config.backend.authorization.as_ref().map(|a| &a.0),
         client_ip: &client_text,
         tls: conn.tls,
         opaque_id: &opaque_id,
     };
-    let (parts, body) = req.into_parts();
-    ctx.bytes_in = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
+    ctx.bytes_in = head
+        .content_length
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let Forward {
-        request: upstream_req,
-        mut handling,
-    } = match decide(
+    let (parts, body) = req.into_parts();
+    let decided = decide(
         app,
         &snapshot,
         &token,
@@ -246,8 +245,12 @@ async fn pipeline(
         &forwarding,
         ctx,
     )
-    .await?
-    {
+    .await;
+    ctx.event.client = client_text;
+    let Forward {
+        request: upstream_req,
+        mut handling,
+    } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
             return Box::pin(identity::respond(app, &token, route, &parts, body)).await
@@ -724,9 +727,14 @@ async fn enforce(
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     // An msearch may name several expressions: resolve them a few at a time, not one by one.
     for chunk in prepared.to_resolve().chunks(RESOLVE_CONCURRENCY) {
-        // One expression (most requests): awaited as it is, without `join_all`'s vectors.
+        // One expression (most requests): awaited as it is, without `join_all`'s vectors; a
+        // cached one without the lookup's future, which is boxed (issue 10: it made this
+        // future, copied into its box on every request, several KB larger).
         if let [expr] = chunk {
-            let (expr, names) = resolve_one(app, authorization, expr).await?;
+            let (expr, names) = match app.upstream.resolver.cached(expr, Instant::now()) {
+                Some(names) => (expr.to_string(), names),
+                None => Box::pin(resolve_one(app, authorization, expr)).await?,
+            };
             resolution.names.insert(expr, names);
             continue;
         }
@@ -740,7 +748,7 @@ async fn enforce(
     }
     // A route of one dialect only (point in time) needs the backend's (cached after once).
     if prepared.needs_dialect() {
-        resolution.dialect = app.upstream.dialect(authorization).await?;
+        resolution.dialect = Box::pin(app.upstream.dialect(authorization)).await?;
     }
     let mut permit = es::authorize(prepared, &resolution, &scope)?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
@@ -765,7 +773,20 @@ async fn resolve_one(
 /// A constant name: a `&str` name is parsed again at every lookup.
 const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 
-fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, ProxyError> {
+/// The client's address: the peer's, or the one a trusted proxy forwarded. `forwarded` says
+/// whether the request has a forwarding header at all (`hygiene::Head`): without one, the
+/// headers are not looked up again.
+fn client_address(
+    app: &App,
+    peer: IpAddr,
+    forwarded: bool,
+    headers: &HeaderMap,
+) -> Result<IpAddr, ProxyError> {
+    if !forwarded {
+        return client_ip::client_ip(peer, &[], &[], &app.config.auth.trusted_proxies)
+            .map(client_ip::canonical)
+            .map_err(|e| ProxyError::BadRequest(e.to_string()));
+    }
     let xff: Vec<&[u8]> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
@@ -783,10 +804,9 @@ fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is
 /// its one `Authorization` header.
-fn link_credential(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    match (values.next(), values.next()) {
-        (Some(v), None) => crate::kibana::session::credential_in(v.as_bytes()),
+fn link_credential<'a>(head: &hygiene::Head<'a>) -> Option<&'a str> {
+    match (head.authorization, head.authorizations) {
+        (Some(v), 1) => crate::kibana::session::credential_in(v.as_bytes()),
         _ => None,
     }
 }
@@ -811,17 +831,26 @@ fn authenticate_link(
         .ok_or(auth::AuthError::Unknown)
 }
 
+/// The request's token by its `Authorization` values; the one-value case (nearly every
+/// request) without collecting them again.
 fn authenticate(
     snapshot: &Snapshot,
+    head: &hygiene::Head<'_>,
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Arc<Token>, auth::AuthError> {
-    let values: Vec<&[u8]> = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let credential = credential::parse(&values)?;
+    let credential = match (head.authorization, head.authorizations) {
+        (None, _) => credential::parse(&[])?,
+        (Some(one), 1) => credential::parse(&[one.as_bytes()])?,
+        _ => {
+            let values: Vec<&[u8]> = headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            credential::parse(&values)?
+        }
+    };
     auth::authenticate(snapshot, &credential, now)
 }
 
@@ -925,8 +954,28 @@ fn guarded_store(app: &App) -> Option<&str> {
     }
 }
 
+/// A request's id: 16 hex digits of a 64-bit number that never repeats within a thread
+/// (SplitMix64 over a counter, a bijection) and starts at a random point per thread, so ids of
+/// different threads and runs do not meet either (issue 10: drawing from `thread_rng`, a
+/// ChaCha generator, was about 350 instructions per request). The id names a request in logs,
+/// the audit line and `X-Opaque-Id`; nothing relies on it being unguessable.
 pub(crate) fn request_id() -> String {
-    hex16(rand::random::<u64>())
+    thread_local! {
+        static NEXT: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>());
+    }
+    let n = NEXT.with(|next| {
+        let n = next.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        next.set(n);
+        n
+    });
+    hex16(splitmix64(n))
+}
+
+/// SplitMix64's output function: a bijection of `u64` that spreads a counter's steps.
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// 16 lowercase hex digits (`{:016x}`), without `fmt`.
@@ -1047,6 +1096,16 @@ mod tests {
         assert!(id
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn request_ids_do_not_repeat() {
+        let ids: std::collections::HashSet<String> = (0..100_000).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), 100_000);
+        let other = std::thread::spawn(|| (0..1000).map(|_| request_id()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        assert!(other.iter().all(|id| !ids.contains(id)));
     }
 
     #[test]

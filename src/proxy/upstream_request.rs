@@ -211,7 +211,9 @@ pub fn pass_through(
 /// Response headers relayed to a `read` token: what describes the body, the client's own
 /// request id, and the async search headers (the id is sealed by the proxy). Anything else a
 /// backend adds (`Warning` texts naming indices, `Set-Cookie`, `WWW-Authenticate`, SQL's
-/// `Cursor`...) could carry what the token must not see, so it is dropped.
+/// `Cursor`...) could carry what the token must not see, so it is dropped. [`relayed`] compares
+/// names with these (the tests hold it to this list).
+#[cfg(test)]
 const ENFORCED_RESPONSE_HEADERS: &[&str] = &[
     "content-type",
     "content-encoding",
@@ -220,11 +222,20 @@ const ENFORCED_RESPONSE_HEADERS: &[&str] = &[
     "x-elasticsearch-async-is-running",
 ];
 
+const X_ELASTICSEARCH_ASYNC_ID: HeaderName = HeaderName::from_static("x-elasticsearch-async-id");
+const X_ELASTICSEARCH_ASYNC_IS_RUNNING: HeaderName =
+    HeaderName::from_static("x-elasticsearch-async-is-running");
+
 /// Whether a backend response header is relayed (`Content-Length` aside, see
-/// [`response_headers`]).
+/// [`response_headers`]). `ENFORCED_RESPONSE_HEADERS` compared as names rather than as text
+/// (issue 10; `tests::enforced_response_headers_are_the_list`).
 fn relayed(name: &HeaderName, enforced: bool) -> bool {
     if enforced {
-        ENFORCED_RESPONSE_HEADERS.contains(&name.as_str())
+        *name == header::CONTENT_TYPE
+            || *name == header::CONTENT_ENCODING
+            || *name == X_OPAQUE_ID
+            || *name == X_ELASTICSEARCH_ASYNC_ID
+            || *name == X_ELASTICSEARCH_ASYNC_IS_RUNNING
     } else {
         !is_hop_by_hop(name)
     }
@@ -234,16 +245,19 @@ fn relayed(name: &HeaderName, enforced: bool) -> bool {
 /// only `ENFORCED_RESPONSE_HEADERS`; always `X-Elastic-Product: Elasticsearch`.
 pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    // The lengths are counted in the same pass, not looked up twice afterwards.
+    let (mut length, mut lengths) = (None, 0);
     for (name, value) in upstream {
-        if relayed(name, enforced) && name != header::CONTENT_LENGTH {
+        if name == header::CONTENT_LENGTH {
+            length.get_or_insert(value);
+            lengths += 1;
+        } else if relayed(name, enforced) {
             out.append(name.clone(), value.clone());
         }
     }
     // Keep Content-Length only when it is unambiguous; hyper frames the rest.
-    if let Some(cl) = upstream.get(header::CONTENT_LENGTH) {
-        if upstream.get_all(header::CONTENT_LENGTH).iter().count() == 1 {
-            out.insert(header::CONTENT_LENGTH, cl.clone());
-        }
+    if let (Some(cl), 1) = (length, lengths) {
+        out.insert(header::CONTENT_LENGTH, cl.clone());
     }
     out.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
     out
@@ -259,21 +273,32 @@ pub fn into_response_headers(mut upstream: HeaderMap, enforced: bool) -> HeaderM
     if enforced {
         return response_headers(&upstream, true);
     }
-    let dropped: Vec<HeaderName> = upstream
-        .keys()
-        .filter(|name| !relayed(name, enforced) && *name != header::CONTENT_LENGTH)
-        .cloned()
-        .collect();
-    for name in &dropped {
+    // The names to drop (the first few without a list: a backend sends one or two, such as
+    // `Connection`), and the lengths counted in the same pass rather than looked up (issue 10).
+    let mut few: [Option<HeaderName>; 4] = Default::default();
+    let mut more: Vec<HeaderName> = Vec::new();
+    let mut lengths = 0;
+    let mut dropping = 0;
+    for (name, _) in upstream.iter() {
+        if name == header::CONTENT_LENGTH {
+            lengths += 1;
+        } else if !relayed(name, enforced) {
+            // Each name once: `iter` gives a name once per value.
+            if few.iter().flatten().chain(&more).any(|d| d == name) {
+                continue;
+            }
+            match few.get_mut(dropping) {
+                Some(slot) => *slot = Some(name.clone()),
+                None => more.push(name.clone()),
+            }
+            dropping += 1;
+        }
+    }
+    for name in few.iter().flatten().chain(&more) {
         upstream.remove(name);
     }
     // Keep Content-Length only when it is unambiguous; hyper frames the rest.
-    if upstream
-        .get_all(header::CONTENT_LENGTH)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
+    if lengths > 1 {
         upstream.remove(header::CONTENT_LENGTH);
     }
     upstream.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
@@ -360,6 +385,21 @@ mod tests {
                 ("trailer", "x"),
                 ("proxy-connection", "a"),
             ],
+            // More dropped names than fit the few kept without a list, some twice.
+            &[
+                ("connection", "keep-alive"),
+                ("keep-alive", "timeout=5"),
+                ("content-length", "3"),
+                ("upgrade", "h2c"),
+                ("connection", "close"),
+                ("te", "trailers"),
+                ("server", "nginx"),
+                ("trailer", "x"),
+                ("proxy-connection", "a"),
+                ("transfer-encoding", "chunked"),
+                ("proxy-authenticate", "Basic"),
+                ("keep-alive", "max=1"),
+            ],
         ];
         for case in cases {
             let mut h = HeaderMap::new();
@@ -372,6 +412,80 @@ mod tests {
                     pairs(&response_headers(&h, enforced)),
                     "{case:?} enforced {enforced}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn enforced_response_headers_are_the_list() {
+        for name in crate::proxy::hygiene::tests::SOME_NAMES {
+            let parsed = HeaderName::from_static(name);
+            assert_eq!(
+                relayed(&parsed, true),
+                ENFORCED_RESPONSE_HEADERS.contains(name),
+                "{name}"
+            );
+            assert_eq!(
+                relayed(&parsed, false),
+                !crate::proxy::hygiene::HOP_BY_HOP.contains(name),
+                "{name}"
+            );
+        }
+    }
+
+    /// The response headers as they were made before the one pass (issue 10), compared as
+    /// maps in order.
+    #[test]
+    fn response_headers_are_what_the_lookups_made() {
+        fn reference(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
+            let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+            for (name, value) in upstream {
+                let relayed = if enforced {
+                    ENFORCED_RESPONSE_HEADERS.contains(&name.as_str())
+                } else {
+                    !crate::proxy::hygiene::HOP_BY_HOP.contains(&name.as_str())
+                };
+                if relayed && name != header::CONTENT_LENGTH {
+                    out.append(name.clone(), value.clone());
+                }
+            }
+            if let Some(cl) = upstream.get(header::CONTENT_LENGTH) {
+                if upstream.get_all(header::CONTENT_LENGTH).iter().count() == 1 {
+                    out.insert(header::CONTENT_LENGTH, cl.clone());
+                }
+            }
+            out.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
+            out
+        }
+        fn ordered(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+            h.iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        }
+        let names = crate::proxy::hygiene::tests::SOME_NAMES;
+        for (i, first) in names.iter().enumerate() {
+            for second in &names[i..] {
+                for lengths in 0..3 {
+                    let mut h = HeaderMap::new();
+                    h.append(
+                        HeaderName::from_static(first),
+                        HeaderValue::from_static("1"),
+                    );
+                    for n in 0..lengths {
+                        h.append(header::CONTENT_LENGTH, HeaderValue::from(10 + n));
+                    }
+                    h.append(
+                        HeaderName::from_static(second),
+                        HeaderValue::from_static("2"),
+                    );
+                    for enforced in [false, true] {
+                        assert_eq!(
+                            ordered(&response_headers(&h, enforced)),
+                            ordered(&reference(&h, enforced)),
+                            "{first} {second} {lengths} {enforced}"
+                        );
+                    }
+                }
             }
         }
     }

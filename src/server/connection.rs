@@ -49,13 +49,13 @@ impl Activity {
 pub(super) struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    /// Keeps the request in flight until `response`'s body is sent (or dropped).
-    pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Body> {
-        response.map(|inner| {
-            http_body_util::BodyExt::boxed(Guarded {
-                inner,
-                _in_flight: self,
-            })
+    /// Keeps the request in flight until `response`'s body is sent (or dropped). The guarded
+    /// body is the connection's answer body as it is, not boxed once more (issue 10: an
+    /// allocation and a dynamic call per poll of every answer).
+    pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Guarded> {
+        response.map(|inner| Guarded {
+            inner,
+            _in_flight: self,
         })
     }
 }
@@ -68,7 +68,8 @@ impl Drop for InFlight {
     }
 }
 
-struct Guarded {
+/// An answer's body that keeps its request in flight until it is sent or dropped.
+pub(super) struct Guarded {
     inner: Body,
     _in_flight: InFlight,
 }

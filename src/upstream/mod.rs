@@ -186,6 +186,10 @@ struct Node {
     failures: AtomicU64,
 }
 
+/// A deadline too far to matter (`request_timeout` beyond what an `Instant` can add), as
+/// `tokio::time::timeout` takes it.
+const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365 * 30);
+
 /// The backend connections' read buffer and answer-head limit (see `Upstream::new`).
 const MAX_READ_BUFFER: usize = 64 * 1024;
 
@@ -250,9 +254,18 @@ impl Upstream {
 
     /// Nodes in the order to try: round-robin over healthy nodes first, then those cooling
     /// down (soonest first), so a request is never refused only because every node failed once.
-    fn order(&self) -> Vec<usize> {
+    /// When no node was ever marked down (or all came back), the order is the rotation itself:
+    /// no list is made and the clock is not read (issue 10).
+    fn order(&self) -> Order {
         let n = self.nodes.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        if self
+            .nodes
+            .iter()
+            .all(|node| node.down_until_ms.load(Ordering::Relaxed) == 0)
+        {
+            return Order::Rotation { start, n };
+        }
         let now = self.now_ms();
         let mut healthy = vec![];
         let mut cooling = vec![];
@@ -267,7 +280,7 @@ impl Upstream {
         }
         cooling.sort();
         healthy.extend(cooling.into_iter().map(|(_, i)| i));
-        healthy
+        Order::Listed(healthy)
     }
 
     fn mark_down(&self, idx: usize) {
@@ -315,7 +328,8 @@ impl Upstream {
         let order = self.order();
         // The last attempt takes the head; earlier ones (a retry may follow) copy it.
         let mut head = Some((headers, path_and_query));
-        for (attempt, &idx) in order.iter().enumerate() {
+        for attempt in 0..order.len() {
+            let idx = order.node(attempt);
             let (headers, path_and_query) = match head.take() {
                 Some(h) if attempt + 1 == order.len() => h,
                 Some(h) => {
@@ -343,9 +357,14 @@ impl Upstream {
             *req.uri_mut() = uri;
             *req.headers_mut() = headers;
             req.headers_mut().insert(http::header::HOST, host.clone());
-            match tokio::time::timeout(self.request_timeout, self.pool.send(idx, req)).await {
-                Err(_) => return Err(UpstreamError::Timeout),
-                Ok(Ok((response, conn))) => {
+            // The answer's head within `request_timeout` of this attempt's start.
+            let now = tokio::time::Instant::now();
+            let deadline = now
+                .checked_add(self.request_timeout)
+                .unwrap_or_else(|| now + FAR_FUTURE);
+            match self.pool.send(idx, req, deadline).await {
+                Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
+                Ok((response, conn)) => {
                     self.mark_up(idx);
                     let keep_alive = pool::keeps_alive(&response);
                     let conn = if !keep_alive {
@@ -361,7 +380,7 @@ impl Upstream {
                     let idle = self.body_idle_timeout;
                     return Ok(response.map(|b| AnswerBody::new(b, conn, idle)));
                 }
-                Ok(Err(pool::Failure::Connect(e))) => {
+                Err(pool::Failure::Connect(e)) => {
                     tracing::debug!(node = %self.nodes[idx].label, error = %e, "Backend connect failed");
                     self.mark_down(idx);
                     last = UpstreamError::Unavailable;
@@ -369,7 +388,7 @@ impl Upstream {
                         return Err(last);
                     }
                 }
-                Ok(Err(pool::Failure::Exchange(e))) => {
+                Err(pool::Failure::Exchange(e)) => {
                     tracing::warn!(node = %self.nodes[idx].label, error = %e, "Backend request failed");
                     return Err(UpstreamError::Broken);
                 }
@@ -440,6 +459,33 @@ impl Upstream {
         tokio::time::timeout(self.request_timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout)?
+    }
+}
+
+/// The nodes a request tries, in order ([`Upstream::order`]).
+enum Order {
+    /// Every node is healthy: `n` nodes from `start` on, round the list.
+    Rotation {
+        start: usize,
+        n: usize,
+    },
+    Listed(Vec<usize>),
+}
+
+impl Order {
+    fn len(&self) -> usize {
+        match self {
+            Order::Rotation { n, .. } => *n,
+            Order::Listed(list) => list.len(),
+        }
+    }
+
+    /// The node of the attempt (`attempt < len()`).
+    fn node(&self, attempt: usize) -> usize {
+        match self {
+            Order::Rotation { start, n } => (start + attempt) % n,
+            Order::Listed(list) => list[attempt],
+        }
     }
 }
 

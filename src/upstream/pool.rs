@@ -17,10 +17,16 @@
 //! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`; any
 //!   failure of it is a [`ConnectError`], the only error a request may move to another node
 //!   for.
+//! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
+//!   included, or fails with [`Failure::Timeout`]. The timer is the connection's own, kept with
+//!   it while parked and moved to each request's deadline.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, Uri};
@@ -51,6 +57,28 @@ pub(crate) enum Failure {
     Connect(ConnectError),
     /// The exchange failed after the request was (perhaps partly) written.
     Exchange(hyper::Error),
+    /// No answer head by the request's deadline (connecting included).
+    Timeout,
+}
+
+/// The timer bounding a connection's requests until their answer heads: made with the
+/// connection's first request and kept with the connection (parked with it), each request
+/// moving its deadline. A later deadline only updates the registered timer entry, where a
+/// timer per request was an entry made in and removed from tokio's timer wheel every time
+/// (issue 10: about 1.2k instructions of every request).
+type Timer = Pin<Box<tokio::time::Sleep>>;
+
+/// `f`'s output, or `None` when `timer` fires first (polled after `f`, as `tokio::time::timeout`
+/// polls its delay).
+async fn within<F: Future>(timer: &mut Timer, f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Where and how to connect to one node.
@@ -79,6 +107,7 @@ struct Shared {
 struct Parked {
     tx: http1::SendRequest<Body>,
     since: Instant,
+    timer: Timer,
 }
 
 pub(crate) struct Pool {
@@ -94,6 +123,7 @@ pub(crate) struct Conn {
     tx: http1::SendRequest<Body>,
     shared: Arc<Shared>,
     node: usize,
+    timer: Timer,
 }
 
 impl Pool {
@@ -128,11 +158,14 @@ impl Pool {
         &self,
         node: usize,
         mut req: Request<Body>,
+        deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         if let Some(mut conn) = self.idle(node) {
-            match conn.tx.try_send_request(req).await {
-                Ok(response) => return Ok((response, conn)),
-                Err(mut e) => match e.take_message() {
+            conn.timer.as_mut().reset(deadline);
+            match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
+                None => return Err(Failure::Timeout),
+                Some(Ok(response)) => return Ok((response, conn)),
+                Some(Err(mut e)) => match e.take_message() {
                     Some(unsent) => {
                         tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
                         req = unsent;
@@ -143,12 +176,21 @@ impl Pool {
         }
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
-        let mut conn = Box::pin(self.connect(node))
-            .await
-            .map_err(Failure::Connect)?;
-        match conn.tx.try_send_request(req).await {
-            Ok(response) => Ok((response, conn)),
-            Err(e) => Err(Failure::Exchange(e.into_error())),
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+        let tx = match within(&mut timer, Box::pin(self.connect(node))).await {
+            None => return Err(Failure::Timeout),
+            Some(tx) => tx.map_err(Failure::Connect)?,
+        };
+        let mut conn = Conn {
+            tx,
+            shared: Arc::clone(&self.shared),
+            node,
+            timer,
+        };
+        match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
+            None => Err(Failure::Timeout),
+            Some(Ok(response)) => Ok((response, conn)),
+            Some(Err(e)) => Err(Failure::Exchange(e.into_error())),
         }
     }
 
@@ -171,6 +213,7 @@ impl Pool {
                     tx: parked.tx,
                     shared: Arc::clone(&self.shared),
                     node,
+                    timer: parked.timer,
                 });
             }
         }
@@ -178,7 +221,7 @@ impl Pool {
     }
 
     /// A new connection to `node`, its hyper task spawned.
-    async fn connect(&self, node: usize) -> Result<Conn, ConnectError> {
+    async fn connect(&self, node: usize) -> Result<http1::SendRequest<Body>, ConnectError> {
         let target = self
             .targets
             .get(node)
@@ -202,11 +245,7 @@ impl Pool {
                 )))
             }
         };
-        Ok(Conn {
-            tx,
-            shared: Arc::clone(&self.shared),
-            node,
-        })
+        Ok(tx)
     }
 
     async fn handshake<T>(&self, io: T) -> Result<http1::SendRequest<Body>, ConnectError>
@@ -232,12 +271,17 @@ impl Conn {
     /// ([`keeps_alive`]): the connection is parked for the next request if it is still usable,
     /// closed otherwise.
     pub(crate) fn release(self) {
-        let Conn { tx, shared, node } = self;
+        let Conn {
+            tx,
+            shared,
+            node,
+            timer,
+        } = self;
         if tx.is_closed() || shared.idle_timeout.is_zero() {
             return;
         }
         if tx.is_ready() {
-            park(&shared, node, tx);
+            park(&shared, node, tx, timer);
             return;
         }
         // hyper's connection task has not yet taken up the end of the answer (it runs apart
@@ -246,7 +290,7 @@ impl Conn {
             let mut tx = tx;
             runtime.spawn(async move {
                 if std::future::poll_fn(|cx| tx.poll_ready(cx)).await.is_ok() {
-                    park(&shared, node, tx);
+                    park(&shared, node, tx, timer);
                 }
             });
         }
@@ -271,7 +315,7 @@ pub(crate) fn keeps_alive<B>(response: &Response<B>) -> bool {
     }
 }
 
-fn park(shared: &Arc<Shared>, node: usize, tx: http1::SendRequest<Body>) {
+fn park(shared: &Arc<Shared>, node: usize, tx: http1::SendRequest<Body>, timer: Timer) {
     let Some(list) = shared.nodes.get(node) else {
         return;
     };
@@ -284,6 +328,7 @@ fn park(shared: &Arc<Shared>, node: usize, tx: http1::SendRequest<Body>) {
     list.push(Parked {
         tx,
         since: Instant::now(),
+        timer,
     });
     drop(list);
     if !shared.sweeping.load(Ordering::Relaxed) && !shared.sweeping.swap(true, Ordering::Relaxed) {
@@ -398,6 +443,15 @@ mod tests {
         }
     }
 
+    /// A deadline no test reaches.
+    fn far() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(60)
+    }
+
+    fn soon(millis: u64) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(millis)
+    }
+
     fn get(path: &'static str) -> Request<Body> {
         let mut req = Request::new(crate::body::empty());
         *req.uri_mut() = Uri::from_static(path);
@@ -456,6 +510,7 @@ mod tests {
             tx,
             shared: Arc::clone(&pool.shared),
             node: 0,
+            timer: Box::pin(tokio::time::sleep_until(far())),
         };
         let answer = conn.tx.try_send_request(get("/first"));
         assert!(read_head(&mut server)
@@ -483,7 +538,7 @@ mod tests {
     async fn a_request_an_idle_connection_gave_back_unsent_goes_out_on_a_new_one() {
         let (pool, server, count) = pool_with_parked_pipe().await;
         drop(server);
-        let (answer, _conn) = pool.send(0, get("/second")).await.ok().unwrap();
+        let (answer, _conn) = pool.send(0, get("/second"), far()).await.ok().unwrap();
         let body = answer.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"fresh");
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -493,7 +548,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_request_written_before_the_connection_failed_is_not_sent_again() {
         let (pool, mut server, count) = pool_with_parked_pipe().await;
-        let sending = tokio::spawn(async move { pool.send(0, get("/second")).await.err() });
+        let sending = tokio::spawn(async move { pool.send(0, get("/second"), far()).await.err() });
         assert!(read_head(&mut server)
             .await
             .starts_with("GET /second HTTP/1.1"));
@@ -513,7 +568,7 @@ mod tests {
         config.pool_idle_timeout = Duration::from_millis(100);
         let pool = Pool::new(&config, 64 * 1024);
         for _ in 0..3 {
-            let (answer, conn) = pool.send(0, get("/x")).await.ok().unwrap();
+            let (answer, conn) = pool.send(0, get("/x"), far()).await.ok().unwrap();
             answer.into_body().collect().await.unwrap();
             for _ in 0..8 {
                 tokio::task::yield_now().await;
@@ -522,9 +577,60 @@ mod tests {
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let (answer, _conn) = pool.send(0, get("/x")).await.ok().unwrap();
+        let (answer, _conn) = pool.send(0, get("/x"), far()).await.ok().unwrap();
         answer.into_body().collect().await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    /// The deadline bounds a request on a parked connection (whose timer was made for an
+    /// earlier request) and on a new one, connecting included.
+    #[tokio::test(flavor = "current_thread")]
+    async fn no_answer_head_by_the_deadline_is_a_timeout_on_parked_and_new_connections() {
+        let (pool, mut server, _count) = pool_with_parked_pipe().await;
+        let started = std::time::Instant::now();
+        let sending =
+            tokio::spawn(async move { pool.send(0, get("/second"), soon(100)).await.err() });
+        assert!(read_head(&mut server)
+            .await
+            .starts_with("GET /second HTTP/1.1"));
+        assert!(matches!(sending.await.unwrap(), Some(Failure::Timeout)));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+
+        // A node that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let pool = Pool::new(&backend(&url), 64 * 1024);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            pool.send(0, get("/x"), soon(100)).await.err(),
+            Some(Failure::Timeout)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        held.abort();
+    }
+
+    /// A connection's timer that fired while the connection was parked (its request long
+    /// answered) does not cut the next request: the next deadline is the request's own.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_timer_that_fired_while_parked_does_not_cut_the_next_request() {
+        let (url, count) = tcp_node().await;
+        let pool = Pool::new(&backend(&url), 64 * 1024);
+        for millis in [30, 30, 60_000, 2000] {
+            let (answer, conn) = pool.send(0, get("/x"), soon(millis)).await.ok().unwrap();
+            answer.into_body().collect().await.unwrap();
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            conn.release();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[test]

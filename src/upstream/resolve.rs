@@ -80,6 +80,13 @@ impl Resolver {
         }
     }
 
+    /// The names behind `expr` from the cache, when a resolution younger than the TTL is
+    /// there (what [`Resolver::resolve`] answers without asking the backend).
+    pub fn cached(&self, expr: &str, now: Instant) -> Option<Arc<[ResolvedName]>> {
+        let hit = self.cache.get(expr)?;
+        (now.duration_since(hit.0) < self.ttl).then(|| Arc::clone(&hit.1))
+    }
+
     /// The names behind `expr` (a comma list as esgate would forward it), each with its
     /// concrete indices.
     pub async fn resolve(
@@ -89,10 +96,8 @@ impl Resolver {
         expr: &str,
         now: Instant,
     ) -> Result<Arc<[ResolvedName]>, UpstreamError> {
-        if let Some(hit) = self.cache.get(expr) {
-            if now.duration_since(hit.0) < self.ttl {
-                return Ok(Arc::clone(&hit.1));
-            }
+        if let Some(names) = self.cached(expr, now) {
+            return Ok(names);
         }
         let mut concrete = fetch(upstream, authorization, expr).await?;
         let unknown = undescribed_alias_targets(&concrete);
