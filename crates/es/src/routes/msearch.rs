@@ -1127,6 +1127,113 @@ mod tests {
         }
     }
 
+    /// `check_header_tree` (the tree path's header read, `scan_header` first) decides as
+    /// `parse_strict` and `check_header` do (review10): random header lines of allowed,
+    /// near-miss and escaped keys (`ind\u0065x`, `Index`, `indices`, `index `), string values
+    /// with and without escapes, booleans, numbers, nulls, arrays and objects, with whitespace
+    /// or none, in sequences sharing the previous header's expression (`last`), with and
+    /// without a path index. A line the tree path accepts is one the serde path accepts, with
+    /// the same expression and the same header; a line it refuses, the serde path refuses too.
+    #[test]
+    fn random_header_lines_decide_as_serde() {
+        let keys = [
+            "\"index\"",
+            "\"index\"",
+            "\"ind\\u0065x\"",
+            "\"\\u0069ndex\"",
+            "\"Index\"",
+            "\"indices\"",
+            "\"index \"",
+            "\"inde\"",
+            "\"\"",
+            "\"search_type\"",
+            "\"search\\u005ftype\"",
+            "\"expand_wildcards\"",
+            "\"preference\"",
+            "\"routing\"",
+            "\"request_cache\"",
+            "\"allow_partial_search_results\"",
+            "\"ignore_unavailable\"",
+            "\"allow_no_indices\"",
+            "\"ccs_minimize_roundtrips\"",
+        ];
+        let values = [
+            "\"logs-a\"",
+            "\"logs-b\"",
+            "\"logs-*\"",
+            "\"secret\"",
+            "\"\"",
+            "\"logs-\\u0061\"",
+            "\"logs-a,logs-b\"",
+            "\"a\\\"b\"",
+            "\"\u{e9}\u{1F600}\"",
+            "\"query_then_fetch\"",
+            "\"dfs_query_then_fetch\"",
+            "\"open\"",
+            "\"all\"",
+            "\"\\u006fpen\"",
+            "true",
+            "false",
+            "null",
+            "1",
+            "[]",
+            "[\"logs-a\"]",
+            "[\"logs-a\",\"logs-b\"]",
+            "[\"secret\"]",
+            "[1]",
+            "{}",
+            "{\"index\":\"secret\"}",
+        ];
+        let spaces = ["", "", "", " "];
+        let pats = pats();
+        let path = index::parse(Some("logs-b"), &pats).unwrap();
+        let mut next = crate::testing::xorshift(0x7e57_0f_4ead_e125);
+        let pick = |from: &[&'static str], next: &mut dyn FnMut() -> u64| {
+            from[(next() % from.len() as u64) as usize]
+        };
+        let (mut accepted, mut scanned_n) = (0, 0);
+        for _ in 0..20_000 {
+            let path_index = (next() % 2 == 0).then_some(&path);
+            let (mut last_serde, mut last_tree) = (None, None);
+            for _ in 0..1 + next() % 3 {
+                let mut line = String::from("{");
+                line.push_str(pick(&spaces, &mut next));
+                for k in 0..next() % 5 {
+                    if k > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(pick(&keys, &mut next));
+                    line.push_str(pick(&spaces, &mut next));
+                    line.push(':');
+                    line.push_str(pick(&spaces, &mut next));
+                    line.push_str(pick(&values, &mut next));
+                }
+                line.push('}');
+                let bytes = line.as_bytes();
+                let serde = match body::parse_strict(bytes) {
+                    Ok(Value::Object(map)) => check_header(map, path_index, &pats, &mut last_serde),
+                    Ok(_) => Err(Rejection::bad_request("not an object")),
+                    Err(e) => Err(e),
+                };
+                let arena = tree::Arena::for_body(bytes.len());
+                let tree = check_header_tree(bytes, &arena, path_index, &pats, &mut last_tree);
+                scanned_n += usize::from(scan_header(bytes, &mut Entries::new()));
+                match (tree, serde) {
+                    (Ok((ti, th)), Ok((si, sh))) => {
+                        accepted += 1;
+                        assert_eq!((ti.elements(), &th), (si.elements(), &sh), "{line}");
+                    }
+                    (Err(_), Err(_)) => {}
+                    (t, s) => panic!("{line}: tree {t:?}, serde {s:?}"),
+                }
+            }
+        }
+        assert!(
+            accepted > 2_000 && scanned_n > 2_000,
+            "{accepted} accepted, {scanned_n} scanned"
+        );
+    }
+
     /// `rewrite::Accepted` (issue 10): searches that repeat top-level entries are decided as
     /// when every entry is checked. For sequences of bodies sharing aggregations, queries and
     /// sorts (accepted and refused ones, the same text under another key, escaped and
