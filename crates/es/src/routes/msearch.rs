@@ -1303,6 +1303,119 @@ mod tests {
         );
     }
 
+    /// `rewrite::Accepted` over the corpus (review10): every top-level container of the
+    /// bodies in `tests/data` (compact, as a dashboard sends it), under its own key and under
+    /// the other top-level keys it could be sent as, in random bodies of one to three entries,
+    /// in sequences sharing one `Accepted`: each body is decided as with a fresh one (the same
+    /// refusal, or the same forwarded bytes). What `check_key` of the top level decides must
+    /// depend on the key and the value only for the memo to hold.
+    #[test]
+    fn corpus_entries_repeated_decide_as_when_checked() {
+        let keys = [
+            "query",
+            "aggs",
+            "aggregations",
+            "post_filter",
+            "sort",
+            "_source",
+            "fields",
+            "docvalue_fields",
+            "stored_fields",
+            "highlight",
+            "suggest",
+            "collapse",
+            "rescore",
+            "runtime_mappings",
+            "script_fields",
+            "search_after",
+            "indices_boost",
+            "stats",
+            "ext",
+            "pit",
+            "slice",
+        ];
+        let mut pool: Vec<(String, String)> = Vec::new();
+        for text in crate::testing::corpus_texts() {
+            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            for (k, v) in map {
+                if matches!(v, Value::Object(_) | Value::Array(_)) {
+                    let raw = v.to_string();
+                    if raw.len() >= 48 && raw.len() < 4_000 {
+                        pool.push((k, raw));
+                    }
+                }
+            }
+        }
+        pool.sort();
+        pool.dedup();
+        assert!(pool.len() > 50, "{} entries", pool.len());
+        let filters = tenant_a();
+        let mut next = crate::testing::xorshift(0x0dd_ba11_cafe_f00d);
+        fn decide<'a>(
+            body: &'a str,
+            arena: &'a tree::Arena,
+            filters: &'a FilterSet,
+            accepted: &mut rewrite::Accepted<'a>,
+        ) -> Result<Option<Vec<u8>>, Rejection> {
+            let tree = tree::parse(body.as_bytes(), arena)?;
+            let out = rewrite::search_tree(tree, body.as_bytes(), filters, Some(accepted))?;
+            Ok(out.map(|n| {
+                let mut bytes = Vec::new();
+                tree::write(&n, &mut bytes);
+                bytes
+            }))
+        }
+        let (mut refused, mut accepted_n) = (0, 0);
+        for _ in 0..1_500 {
+            let mut bodies: Vec<String> = Vec::new();
+            for _ in 0..2 + next() % 5 {
+                let mut body = String::from("{");
+                let mut used: Vec<&str> = Vec::new();
+                for _ in 0..1 + next() % 3 {
+                    // Mostly an entry already in the sequence, to be looked up.
+                    let (own, raw) = &pool[(next() % pool.len() as u64) as usize];
+                    let key = match next() % 3 {
+                        0 => keys[(next() % keys.len() as u64) as usize],
+                        _ => own.as_str(),
+                    };
+                    if used.contains(&key) {
+                        continue;
+                    }
+                    used.push(key);
+                    if body.len() > 1 {
+                        body.push(',');
+                    }
+                    body.push_str(&format!("{}:{raw}", Value::String(key.to_string())));
+                }
+                body.push('}');
+                bodies.push(body);
+                // The same entries again, in another body of the sequence.
+                if next() % 2 == 0 {
+                    let again = bodies[(next() % bodies.len() as u64) as usize].clone();
+                    bodies.push(again);
+                }
+            }
+            // One arena for the sequence, as for an msearch's lines.
+            let arena = tree::Arena::for_body(bodies.iter().map(String::len).sum());
+            let mut shared = rewrite::Accepted::default();
+            for body in &bodies {
+                let want = decide(body, &arena, &filters, &mut rewrite::Accepted::default());
+                let got = decide(body, &arena, &filters, &mut shared);
+                assert_eq!(got, want, "{body}");
+                match want {
+                    Ok(_) => accepted_n += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(
+            refused > 500 && accepted_n > 500,
+            "{refused} refused, {accepted_n} accepted"
+        );
+    }
+
     /// `forward_narrowed` forwards the bytes the old narrowing did: each item's index set to
     /// the names of the first entry for its joined expression, then `to_ndjson_with`.
     #[test]
