@@ -1187,13 +1187,13 @@ mod tests {
         let spaces = ["", "", "", " "];
         let pats = pats();
         let path = index::parse(Some("logs-b"), &pats).unwrap();
-        let mut next = crate::testing::xorshift(0x7e57_0f_4ead_e125);
+        let mut next = crate::testing::xorshift(0x7e57_0f4e_ade1_2500);
         let pick = |from: &[&'static str], next: &mut dyn FnMut() -> u64| {
             from[(next() % from.len() as u64) as usize]
         };
         let (mut accepted, mut scanned_n) = (0, 0);
         for _ in 0..20_000 {
-            let path_index = (next() % 2 == 0).then_some(&path);
+            let path_index = (next().is_multiple_of(2)).then_some(&path);
             let (mut last_serde, mut last_tree) = (None, None);
             for _ in 0..1 + next() % 3 {
                 let mut line = String::from("{");
@@ -1392,7 +1392,7 @@ mod tests {
                 body.push('}');
                 bodies.push(body);
                 // The same entries again, in another body of the sequence.
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     let again = bodies[(next() % bodies.len() as u64) as usize].clone();
                     bodies.push(again);
                 }

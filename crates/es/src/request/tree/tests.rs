@@ -941,7 +941,7 @@ fn random_objects_around_the_key_shortcuts_agree_with_parse_strict() {
         from[(next() % from.len() as u64) as usize]
     }
     fn value(next: &mut impl FnMut() -> u64, depth: u32, out: &mut String) {
-        if next() % 100 == 0 {
+        if next().is_multiple_of(100) {
             out.push_str(pick(next, &BAD));
             return;
         }
@@ -974,14 +974,18 @@ fn random_objects_around_the_key_shortcuts_agree_with_parse_strict() {
         for k in 0..n {
             if k > 0 {
                 out.push_str(pick(next, &SPACES));
-                out.push_str(if next() % 200 == 0 { ",," } else { "," });
+                out.push_str(if next().is_multiple_of(200) {
+                    ",,"
+                } else {
+                    ","
+                });
                 out.push_str(pick(next, &SPACES));
             }
             // Past the first keys, mostly distinct ones, so that objects larger than
             // `SCAN_KEYS` are often accepted and a late duplicate is the one fault.
-            if k < 2 || next() % 32 == 0 {
+            if k < 2 || next().is_multiple_of(32) {
                 out.push_str(pick(next, &KEYS));
-            } else if k >= 15 && next() % 6 == 0 {
+            } else if k >= 15 && next().is_multiple_of(6) {
                 // An earlier key again, around where the comparison as keys come stops.
                 let j = next() % k;
                 out.push_str(&format!("\"k{j}\""));
@@ -989,17 +993,21 @@ fn random_objects_around_the_key_shortcuts_agree_with_parse_strict() {
                 out.push_str(&format!("\"k{k}\""));
             }
             out.push_str(pick(next, &SPACES));
-            if next() % 200 != 0 {
+            if !next().is_multiple_of(200) {
                 out.push(':');
             }
             out.push_str(pick(next, &SPACES));
             value(next, depth, out);
-            if next() % 200 == 0 {
+            if next().is_multiple_of(200) {
                 out.push_str(pick(next, &STRINGS));
             }
         }
         out.push_str(pick(next, &SPACES));
-        out.push_str(if next() % 100 == 0 { ",}" } else { "}" });
+        out.push_str(if next().is_multiple_of(100) {
+            ",}"
+        } else {
+            "}"
+        });
     }
     let mut next = crate::testing::xorshift(0xc0ff_ee12_3456_789b);
     let (mut accepted, mut refused) = (0, 0);
