@@ -33,6 +33,7 @@ mod limits;
 mod lookup;
 mod media_types;
 mod metrics;
+mod msearch_shortcuts;
 mod node_client;
 mod opaque_id;
 mod openapi;

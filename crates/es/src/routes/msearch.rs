@@ -1127,6 +1127,113 @@ mod tests {
         }
     }
 
+    /// `check_header_tree` (the tree path's header read, `scan_header` first) decides as
+    /// `parse_strict` and `check_header` do (review10): random header lines of allowed,
+    /// near-miss and escaped keys (`ind\u0065x`, `Index`, `indices`, `index `), string values
+    /// with and without escapes, booleans, numbers, nulls, arrays and objects, with whitespace
+    /// or none, in sequences sharing the previous header's expression (`last`), with and
+    /// without a path index. A line the tree path accepts is one the serde path accepts, with
+    /// the same expression and the same header; a line it refuses, the serde path refuses too.
+    #[test]
+    fn random_header_lines_decide_as_serde() {
+        let keys = [
+            "\"index\"",
+            "\"index\"",
+            "\"ind\\u0065x\"",
+            "\"\\u0069ndex\"",
+            "\"Index\"",
+            "\"indices\"",
+            "\"index \"",
+            "\"inde\"",
+            "\"\"",
+            "\"search_type\"",
+            "\"search\\u005ftype\"",
+            "\"expand_wildcards\"",
+            "\"preference\"",
+            "\"routing\"",
+            "\"request_cache\"",
+            "\"allow_partial_search_results\"",
+            "\"ignore_unavailable\"",
+            "\"allow_no_indices\"",
+            "\"ccs_minimize_roundtrips\"",
+        ];
+        let values = [
+            "\"logs-a\"",
+            "\"logs-b\"",
+            "\"logs-*\"",
+            "\"secret\"",
+            "\"\"",
+            "\"logs-\\u0061\"",
+            "\"logs-a,logs-b\"",
+            "\"a\\\"b\"",
+            "\"\u{e9}\u{1F600}\"",
+            "\"query_then_fetch\"",
+            "\"dfs_query_then_fetch\"",
+            "\"open\"",
+            "\"all\"",
+            "\"\\u006fpen\"",
+            "true",
+            "false",
+            "null",
+            "1",
+            "[]",
+            "[\"logs-a\"]",
+            "[\"logs-a\",\"logs-b\"]",
+            "[\"secret\"]",
+            "[1]",
+            "{}",
+            "{\"index\":\"secret\"}",
+        ];
+        let spaces = ["", "", "", " "];
+        let pats = pats();
+        let path = index::parse(Some("logs-b"), &pats).unwrap();
+        let mut next = crate::testing::xorshift(0x7e57_0f4e_ade1_2500);
+        let pick = |from: &[&'static str], next: &mut dyn FnMut() -> u64| {
+            from[(next() % from.len() as u64) as usize]
+        };
+        let (mut accepted, mut scanned_n) = (0, 0);
+        for _ in 0..20_000 {
+            let path_index = (next().is_multiple_of(2)).then_some(&path);
+            let (mut last_serde, mut last_tree) = (None, None);
+            for _ in 0..1 + next() % 3 {
+                let mut line = String::from("{");
+                line.push_str(pick(&spaces, &mut next));
+                for k in 0..next() % 5 {
+                    if k > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(pick(&keys, &mut next));
+                    line.push_str(pick(&spaces, &mut next));
+                    line.push(':');
+                    line.push_str(pick(&spaces, &mut next));
+                    line.push_str(pick(&values, &mut next));
+                }
+                line.push('}');
+                let bytes = line.as_bytes();
+                let serde = match body::parse_strict(bytes) {
+                    Ok(Value::Object(map)) => check_header(map, path_index, &pats, &mut last_serde),
+                    Ok(_) => Err(Rejection::bad_request("not an object")),
+                    Err(e) => Err(e),
+                };
+                let arena = tree::Arena::for_body(bytes.len());
+                let tree = check_header_tree(bytes, &arena, path_index, &pats, &mut last_tree);
+                scanned_n += usize::from(scan_header(bytes, &mut Entries::new()));
+                match (tree, serde) {
+                    (Ok((ti, th)), Ok((si, sh))) => {
+                        accepted += 1;
+                        assert_eq!((ti.elements(), &th), (si.elements(), &sh), "{line}");
+                    }
+                    (Err(_), Err(_)) => {}
+                    (t, s) => panic!("{line}: tree {t:?}, serde {s:?}"),
+                }
+            }
+        }
+        assert!(
+            accepted > 2_000 && scanned_n > 2_000,
+            "{accepted} accepted, {scanned_n} scanned"
+        );
+    }
+
     /// `rewrite::Accepted` (issue 10): searches that repeat top-level entries are decided as
     /// when every entry is checked. For sequences of bodies sharing aggregations, queries and
     /// sorts (accepted and refused ones, the same text under another key, escaped and
@@ -1192,6 +1299,119 @@ mod tests {
         }
         assert!(
             refused > 100 && accepted_n > 100,
+            "{refused} refused, {accepted_n} accepted"
+        );
+    }
+
+    /// `rewrite::Accepted` over the corpus (review10): every top-level container of the
+    /// bodies in `tests/data` (compact, as a dashboard sends it), under its own key and under
+    /// the other top-level keys it could be sent as, in random bodies of one to three entries,
+    /// in sequences sharing one `Accepted`: each body is decided as with a fresh one (the same
+    /// refusal, or the same forwarded bytes). What `check_key` of the top level decides must
+    /// depend on the key and the value only for the memo to hold.
+    #[test]
+    fn corpus_entries_repeated_decide_as_when_checked() {
+        let keys = [
+            "query",
+            "aggs",
+            "aggregations",
+            "post_filter",
+            "sort",
+            "_source",
+            "fields",
+            "docvalue_fields",
+            "stored_fields",
+            "highlight",
+            "suggest",
+            "collapse",
+            "rescore",
+            "runtime_mappings",
+            "script_fields",
+            "search_after",
+            "indices_boost",
+            "stats",
+            "ext",
+            "pit",
+            "slice",
+        ];
+        let mut pool: Vec<(String, String)> = Vec::new();
+        for text in crate::testing::corpus_texts() {
+            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            for (k, v) in map {
+                if matches!(v, Value::Object(_) | Value::Array(_)) {
+                    let raw = v.to_string();
+                    if raw.len() >= 48 && raw.len() < 4_000 {
+                        pool.push((k, raw));
+                    }
+                }
+            }
+        }
+        pool.sort();
+        pool.dedup();
+        assert!(pool.len() > 50, "{} entries", pool.len());
+        let filters = tenant_a();
+        let mut next = crate::testing::xorshift(0x0dd_ba11_cafe_f00d);
+        fn decide<'a>(
+            body: &'a str,
+            arena: &'a tree::Arena,
+            filters: &'a FilterSet,
+            accepted: &mut rewrite::Accepted<'a>,
+        ) -> Result<Option<Vec<u8>>, Rejection> {
+            let tree = tree::parse(body.as_bytes(), arena)?;
+            let out = rewrite::search_tree(tree, body.as_bytes(), filters, Some(accepted))?;
+            Ok(out.map(|n| {
+                let mut bytes = Vec::new();
+                tree::write(&n, &mut bytes);
+                bytes
+            }))
+        }
+        let (mut refused, mut accepted_n) = (0, 0);
+        for _ in 0..1_500 {
+            let mut bodies: Vec<String> = Vec::new();
+            for _ in 0..2 + next() % 5 {
+                let mut body = String::from("{");
+                let mut used: Vec<&str> = Vec::new();
+                for _ in 0..1 + next() % 3 {
+                    // Mostly an entry already in the sequence, to be looked up.
+                    let (own, raw) = &pool[(next() % pool.len() as u64) as usize];
+                    let key = match next() % 3 {
+                        0 => keys[(next() % keys.len() as u64) as usize],
+                        _ => own.as_str(),
+                    };
+                    if used.contains(&key) {
+                        continue;
+                    }
+                    used.push(key);
+                    if body.len() > 1 {
+                        body.push(',');
+                    }
+                    body.push_str(&format!("{}:{raw}", Value::String(key.to_string())));
+                }
+                body.push('}');
+                bodies.push(body);
+                // The same entries again, in another body of the sequence.
+                if next().is_multiple_of(2) {
+                    let again = bodies[(next() % bodies.len() as u64) as usize].clone();
+                    bodies.push(again);
+                }
+            }
+            // One arena for the sequence, as for an msearch's lines.
+            let arena = tree::Arena::for_body(bodies.iter().map(String::len).sum());
+            let mut shared = rewrite::Accepted::default();
+            for body in &bodies {
+                let want = decide(body, &arena, &filters, &mut rewrite::Accepted::default());
+                let got = decide(body, &arena, &filters, &mut shared);
+                assert_eq!(got, want, "{body}");
+                match want {
+                    Ok(_) => accepted_n += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(
+            refused > 500 && accepted_n > 500,
             "{refused} refused, {accepted_n} accepted"
         );
     }

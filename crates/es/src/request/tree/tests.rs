@@ -888,3 +888,148 @@ fn string_runs_in_arrays_agree_with_parse_strict() {
         agrees(format!("{{\"terms\":{{\"f\":{body}}},\"size\":1}}").as_bytes());
     }
 }
+
+/// Random objects built from the pieces the session-10 shortcuts read (review10): keys plain,
+/// escaped (`\u0061` for `a`, `\/`, a control escape) or spelled at the word scan's edges
+/// (seven, eight and nine bytes), from a small pool so that duplicates, plain and escaped
+/// spellings of one key, come up in objects below, at and past [`SCAN_KEYS`] keys and in
+/// nested ones; whitespace or none around every colon and comma; values right after the colon
+/// (strings at word edges, objects, arrays of string runs, numbers, literals) and malformed
+/// pieces (a missing colon, a doubled comma, a trailing comma, adjacent strings, a raw control
+/// character, an unterminated string at the very end). Each is decided and read as
+/// `parse_strict` decides and reads it. Faults planted by hand fail it: the comparison as keys
+/// come or the check at close stopping a key early, the fast key read not looking for its
+/// colon, a string run not looking for the next quote, the scan's quote flag set wrongly.
+#[test]
+fn random_objects_around_the_key_shortcuts_agree_with_parse_strict() {
+    const KEYS: [&str; 12] = [
+        "\"a\"",
+        "\"\\u0061\"",
+        "\"b\"",
+        "\"\\u0062\"",
+        "\"abcdefg\"",
+        "\"abcdefgh\"",
+        "\"abcdefghi\"",
+        "\"abcdefg\\u0068\"",
+        "\"a/b\"",
+        "\"a\\/b\"",
+        "\"\"",
+        "\"\u{e9}\"",
+    ];
+    const STRINGS: [&str; 7] = [
+        "\"\"",
+        "\"x\"",
+        "\"1234567\"",
+        "\"12345678\"",
+        "\"123456789\"",
+        "\"a\\\"b\"",
+        "\"\\u00e9😀\"",
+    ];
+    /// Each a refusal.
+    const BAD: [&str; 8] = [
+        "\"tab\ttab\"",
+        "\"\\ud800\"",
+        "01",
+        "1e400",
+        "nul",
+        "[\"a\",,\"b\"]",
+        "[\"a\",]",
+        "\"a\"\"b\"",
+    ];
+    const SPACES: [&str; 4] = ["", "", " ", "\n\t"];
+    fn pick<'s>(next: &mut impl FnMut() -> u64, from: &[&'s str]) -> &'s str {
+        from[(next() % from.len() as u64) as usize]
+    }
+    fn value(next: &mut impl FnMut() -> u64, depth: u32, out: &mut String) {
+        if next().is_multiple_of(100) {
+            out.push_str(pick(next, &BAD));
+            return;
+        }
+        match next() % if depth > 2 { 6 } else { 8 } {
+            0..=2 => out.push_str(pick(next, &STRINGS)),
+            3 => out.push_str(pick(next, &["1", "-0", "1.5e3", "true", "false"])),
+            4 => out.push_str("null"),
+            5 => {
+                out.push('[');
+                for k in 0..next() % 4 {
+                    if k > 0 {
+                        out.push_str(pick(next, &[",", ",", ", ", " ,"]));
+                    }
+                    out.push_str(pick(next, &STRINGS));
+                }
+                out.push(']');
+            }
+            _ => object(next, depth + 1, out),
+        }
+    }
+    fn object(next: &mut impl FnMut() -> u64, depth: u32, out: &mut String) {
+        // Nested objects mostly small: a large object is accepted only when all its values are.
+        let n = match next() % if depth > 0 { 8 } else { 4 } {
+            0 => 14 + next() % 6,
+            1 => next() % 20,
+            _ => next() % 4,
+        };
+        out.push('{');
+        out.push_str(pick(next, &SPACES));
+        for k in 0..n {
+            if k > 0 {
+                out.push_str(pick(next, &SPACES));
+                out.push_str(if next().is_multiple_of(200) {
+                    ",,"
+                } else {
+                    ","
+                });
+                out.push_str(pick(next, &SPACES));
+            }
+            // Past the first keys, mostly distinct ones, so that objects larger than
+            // `SCAN_KEYS` are often accepted and a late duplicate is the one fault.
+            if k < 2 || next().is_multiple_of(32) {
+                out.push_str(pick(next, &KEYS));
+            } else if k >= 15 && next().is_multiple_of(6) {
+                // An earlier key again, around where the comparison as keys come stops.
+                let j = next() % k;
+                out.push_str(&format!("\"k{j}\""));
+            } else {
+                out.push_str(&format!("\"k{k}\""));
+            }
+            out.push_str(pick(next, &SPACES));
+            if !next().is_multiple_of(200) {
+                out.push(':');
+            }
+            out.push_str(pick(next, &SPACES));
+            value(next, depth, out);
+            if next().is_multiple_of(200) {
+                out.push_str(pick(next, &STRINGS));
+            }
+        }
+        out.push_str(pick(next, &SPACES));
+        out.push_str(if next().is_multiple_of(100) {
+            ",}"
+        } else {
+            "}"
+        });
+    }
+    let mut next = crate::testing::xorshift(0xc0ff_ee12_3456_789b);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let mut body = String::new();
+        object(&mut next, 0, &mut body);
+        match next() % 8 {
+            0 => {
+                body.pop();
+            }
+            1 => body.push_str("\"ab"),
+            _ => {}
+        }
+        agrees(body.as_bytes());
+        let arena = Arena::for_body(body.len());
+        match parse(body.as_bytes(), &arena) {
+            Ok(_) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        accepted > 3_000 && refused > 3_000,
+        "{accepted} accepted, {refused} refused"
+    );
+}
