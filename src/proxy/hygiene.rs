@@ -331,53 +331,50 @@ pub(crate) mod tests {
     }
 
     /// Names to compare by: every hop-by-hop one, known and unknown names near them.
-    pub(crate) const SOME_NAMES: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "upgrade-insecure-requests",
-        "keep-alive2",
-        "proxy-connectio",
-        "x-proxy-connection",
-        "t",
-        "tee",
-        "trailers",
-        "host",
-        "authorization",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "x-opaque-id",
-        "x-opaque-i",
-        "x-elasticsearch-async-id",
-        "x-elasticsearch-async-is-running",
-        "x-elasticsearch-async-is-runnin",
-        "x-elastic-product",
-        "warning",
-        "set-cookie",
-        "www-authenticate",
-        "server",
-        "date",
-        "accept",
-        "accept-encoding",
-        "forwarded",
-        "x-forwarded-for",
-        "cookie",
-        "es-security-runas-user",
-        "x-custom",
-    ];
+    pub(crate) fn some_names() -> Vec<&'static str> {
+        HOP_BY_HOP
+            .iter()
+            .copied()
+            .chain([
+                "upgrade-insecure-requests",
+                "keep-alive2",
+                "proxy-connectio",
+                "x-proxy-connection",
+                "t",
+                "tee",
+                "trailers",
+                "host",
+                "authorization",
+                "content-length",
+                "content-type",
+                "content-encoding",
+                "x-opaque-id",
+                "x-opaque-i",
+                "x-elasticsearch-async-id",
+                "x-elasticsearch-async-is-running",
+                "x-elasticsearch-async-is-runnin",
+                "x-elastic-product",
+                "warning",
+                "set-cookie",
+                "www-authenticate",
+                "server",
+                "date",
+                "accept",
+                "accept-encoding",
+                "forwarded",
+                "x-forwarded-for",
+                "cookie",
+                "es-security-runas-user",
+                "x-custom",
+            ])
+            .collect()
+    }
 
     #[test]
     fn hop_by_hop_names_are_the_list() {
-        for name in SOME_NAMES {
+        for name in some_names() {
             let parsed = header::HeaderName::from_static(name);
-            assert_eq!(is_hop_by_hop(&parsed), HOP_BY_HOP.contains(name), "{name}");
+            assert_eq!(is_hop_by_hop(&parsed), HOP_BY_HOP.contains(&name), "{name}");
         }
     }
 

@@ -418,16 +418,16 @@ mod tests {
 
     #[test]
     fn enforced_response_headers_are_the_list() {
-        for name in crate::proxy::hygiene::tests::SOME_NAMES {
+        for name in crate::proxy::hygiene::tests::some_names() {
             let parsed = HeaderName::from_static(name);
             assert_eq!(
                 relayed(&parsed, true),
-                ENFORCED_RESPONSE_HEADERS.contains(name),
+                ENFORCED_RESPONSE_HEADERS.contains(&name),
                 "{name}"
             );
             assert_eq!(
                 relayed(&parsed, false),
-                !crate::proxy::hygiene::HOP_BY_HOP.contains(name),
+                !crate::proxy::hygiene::HOP_BY_HOP.contains(&name),
                 "{name}"
             );
         }
@@ -462,7 +462,7 @@ mod tests {
                 .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
                 .collect()
         }
-        let names = crate::proxy::hygiene::tests::SOME_NAMES;
+        let names = crate::proxy::hygiene::tests::some_names();
         for (i, first) in names.iter().enumerate() {
             for second in &names[i..] {
                 for lengths in 0..3 {

@@ -1265,6 +1265,26 @@ mod tests {
             format!(r#"{{"aggs":{}}}"#, aggs.replace("30s", "\\u0033\\u00300s")),
             format!(r#"{{"query":{query},"aggs":{aggs},"aggregations":{aggs}}}"#),
         ];
+        let filters = tenant_a();
+        let mut next = crate::testing::xorshift(0x5851_f42d_4c95_7f2d);
+        let (mut refused, mut accepted_n) = (0, 0);
+        for _ in 0..400 {
+            let sequence: Vec<&str> = (0..1 + next() % 6)
+                .map(|_| bodies[(next() % bodies.len() as u64) as usize].as_str())
+                .collect();
+            let (a, r) = sequence_decides_as_each_alone(&sequence, &filters);
+            (accepted_n, refused) = (accepted_n + a, refused + r);
+        }
+        assert!(
+            refused > 100 && accepted_n > 100,
+            "{refused} refused, {accepted_n} accepted"
+        );
+    }
+
+    /// Each body of `bodies` decided with one `rewrite::Accepted` for the whole sequence (in
+    /// one arena, as an msearch's lines) as with a fresh one: the same refusal, or the same
+    /// forwarded bytes. How many were accepted and refused.
+    fn sequence_decides_as_each_alone(bodies: &[&str], filters: &FilterSet) -> (usize, usize) {
         fn decide<'a>(
             body: &'a str,
             arena: &'a tree::Arena,
@@ -1279,28 +1299,19 @@ mod tests {
                 bytes
             }))
         }
-        let filters = tenant_a();
-        let mut next = crate::testing::xorshift(0x5851_f42d_4c95_7f2d);
-        let (mut refused, mut accepted_n) = (0, 0);
-        for _ in 0..400 {
-            // One arena for the sequence, as for an msearch's lines.
-            let arena = tree::Arena::for_body(4096);
-            let mut shared = rewrite::Accepted::default();
-            for _ in 0..1 + next() % 6 {
-                let body = &bodies[(next() % bodies.len() as u64) as usize];
-                let want = decide(body, &arena, &filters, &mut rewrite::Accepted::default());
-                let got = decide(body, &arena, &filters, &mut shared);
-                assert_eq!(got, want, "{body}");
-                match want {
-                    Ok(_) => accepted_n += 1,
-                    Err(_) => refused += 1,
-                }
+        let arena = tree::Arena::for_body(bodies.iter().map(|b| b.len()).sum());
+        let mut shared = rewrite::Accepted::default();
+        let (mut accepted, mut refused) = (0, 0);
+        for body in bodies {
+            let want = decide(body, &arena, filters, &mut rewrite::Accepted::default());
+            let got = decide(body, &arena, filters, &mut shared);
+            assert_eq!(got, want, "{body}");
+            match want {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
             }
         }
-        assert!(
-            refused > 100 && accepted_n > 100,
-            "{refused} refused, {accepted_n} accepted"
-        );
+        (accepted, refused)
     }
 
     /// `rewrite::Accepted` over the corpus (review10): every top-level container of the
@@ -1353,20 +1364,6 @@ mod tests {
         assert!(pool.len() > 50, "{} entries", pool.len());
         let filters = tenant_a();
         let mut next = crate::testing::xorshift(0x0dd_ba11_cafe_f00d);
-        fn decide<'a>(
-            body: &'a str,
-            arena: &'a tree::Arena,
-            filters: &'a FilterSet,
-            accepted: &mut rewrite::Accepted<'a>,
-        ) -> Result<Option<Vec<u8>>, Rejection> {
-            let tree = tree::parse(body.as_bytes(), arena)?;
-            let out = rewrite::search_tree(tree, body.as_bytes(), filters, Some(accepted))?;
-            Ok(out.map(|n| {
-                let mut bytes = Vec::new();
-                tree::write(&n, &mut bytes);
-                bytes
-            }))
-        }
         let (mut refused, mut accepted_n) = (0, 0);
         for _ in 0..1_500 {
             let mut bodies: Vec<String> = Vec::new();
@@ -1397,18 +1394,9 @@ mod tests {
                     bodies.push(again);
                 }
             }
-            // One arena for the sequence, as for an msearch's lines.
-            let arena = tree::Arena::for_body(bodies.iter().map(String::len).sum());
-            let mut shared = rewrite::Accepted::default();
-            for body in &bodies {
-                let want = decide(body, &arena, &filters, &mut rewrite::Accepted::default());
-                let got = decide(body, &arena, &filters, &mut shared);
-                assert_eq!(got, want, "{body}");
-                match want {
-                    Ok(_) => accepted_n += 1,
-                    Err(_) => refused += 1,
-                }
-            }
+            let sequence: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            let (a, r) = sequence_decides_as_each_alone(&sequence, &filters);
+            (accepted_n, refused) = (accepted_n + a, refused + r);
         }
         assert!(
             refused > 500 && accepted_n > 500,
