@@ -639,7 +639,7 @@ mod tests {
                 client: "127.0.0.1".into(),
                 method: "GET".into(),
                 path: path.clone(),
-                duration_ms: 999_999_999.9996,
+                duration_ms: 999_999_999.999_6,
                 ..DataEvent::default()
             });
         }
