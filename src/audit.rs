@@ -614,6 +614,48 @@ mod tests {
         assert_eq!(got[1]["path"], "/esg_[redacted]/_search");
     }
 
+    /// Issue 10 review: a thread's line buffer is reused. Lines of every size (past the kept
+    /// capacity too), redacted or not, escaped or not, one after the other on one thread: each
+    /// is valid JSON holding its own event's fields and nothing of the previous line's.
+    #[test]
+    fn a_reused_line_buffer_carries_nothing_from_the_line_before() {
+        let sink = Sink::default();
+        let audit = Audit::to_writer(Box::new(sink.clone()));
+        let secret = crate::auth::secret::Secret::generate();
+        let body = secret.expose()[4..].to_owned();
+        let paths = [
+            format!("/{}/_search", "x".repeat(LINE_KEPT * 2)),
+            "/a".to_owned(),
+            format!("/{}/_search", secret.expose()),
+            "/b".to_owned(),
+            format!("/q\\u2028\u{2028}\"{}", "y".repeat(300)),
+            "/".to_owned(),
+            format!("/esg%5f{body}"),
+            "/c".to_owned(),
+        ];
+        for (i, path) in paths.iter().enumerate() {
+            audit.data(&DataEvent {
+                request_id: format!("r{i}"),
+                client: "127.0.0.1".into(),
+                method: "GET".into(),
+                path: path.clone(),
+                duration_ms: 999_999_999.999_6,
+                ..DataEvent::default()
+            });
+        }
+        audit.sync();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains(&body));
+        let got = lines(&sink);
+        assert_eq!(got.len(), paths.len());
+        for (i, (line, path)) in got.iter().zip(&paths).enumerate() {
+            assert_eq!(line["request_id"], format!("r{i}"));
+            let want = crate::auth::secret::redact(path);
+            assert_eq!(line["path"], *want, "{i}");
+            assert_eq!(line["duration_ms"], 1e9);
+        }
+    }
+
     #[test]
     fn request_lines_carry_every_field_and_go_out_without_a_sync() {
         let sink = Sink::default();

@@ -633,6 +633,66 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
+    /// Issue 10 review: the connection's timer bounds only the answer's head. An answer whose
+    /// body streams well past the deadline, on a parked connection whose timer an earlier
+    /// request armed (and on a new one), is read to its end, and the connection is reused.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_streaming_past_the_deadline_is_not_cut() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = Arc::clone(&count);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    loop {
+                        let head = read_head(&mut s).await;
+                        if head.is_empty() {
+                            return;
+                        }
+                        if head.starts_with("GET /quick") {
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nquick";
+                            if s.write_all(answer).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        // The head at once, then ten bytes over 300 ms.
+                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        for _ in 0..10 {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                            if s.write_all(b"x").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let pool = Pool::new(&backend(&url), 64 * 1024);
+        for path in ["/slow", "/quick", "/slow", "/slow"] {
+            let (answer, conn) = pool.send(0, get(path), soon(50)).await.ok().unwrap();
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            let want: &[u8] = if path == "/quick" {
+                b"quick"
+            } else {
+                b"xxxxxxxxxx"
+            };
+            assert_eq!(&body[..], want, "{path}");
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            conn.release();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn targets_come_from_the_node_url() {
         let cases = [

@@ -5,6 +5,9 @@
 //! the audit line's `request_id`. Checked through a recording relay in front of the real
 //! backend, on both backends. And on the real binary: a log line written while a request runs
 //! (a backend failure) carries the request's span with its id and token id, never the secret.
+//! Elasticsearch echoes the id and esgate relays it to the client, a `read` token's too: a client
+//! knows its own request ids, so they must not predict others' (review of issue 10,
+//! `proxy::tests::a_request_id_does_not_predict_the_next_ones`).
 
 use crate::support;
 
@@ -88,6 +91,124 @@ async fn opaque_ids_name_the_token_on_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opaque_ids_name_the_token_on_noida() {
     opaque_ids_name_the_token(&support::fixture::seeded_noida()).await;
+}
+
+/// A `read` token gets its own request's `X-Opaque-Id` back as Elasticsearch echoes it
+/// ("surfaces the X-Opaque-Id value in the response of any request that includes the header";
+/// osmem and noida do not, so a relay in front of them echoes it), so its request ids are known
+/// to it; none of them predicts the others.
+async fn a_read_token_sees_its_own_request_id(backend: &Backend) {
+    let echo = support::recording::Recording::start();
+    let base = backend.url().to_owned();
+    echo.script_fn("*", "/", move |r| {
+        let target = match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        };
+        let headers: Vec<(&str, &str)> = ["content-type", "accept"]
+            .into_iter()
+            .filter_map(|k| r.header(k).map(|v| (k, v)))
+            .collect();
+        let url = format!("{base}{target}");
+        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
+            Ok(reply) => {
+                let mut headers: Vec<(String, String)> = Vec::new();
+                for name in ["content-type"] {
+                    if let Some(v) = reply.header(name) {
+                        headers.push((name.to_owned(), v.to_owned()));
+                    }
+                }
+                if let Some(v) = r.header("x-opaque-id") {
+                    headers.push(("x-opaque-id".to_owned(), v.to_owned()));
+                }
+                support::recording::Answer {
+                    status: reply.status.as_u16(),
+                    headers,
+                    body: reply.body,
+                }
+            }
+            Err(e) => support::recording::Answer::json(599, json!({"relay": format!("{e:?}")})),
+        }
+    });
+    let gw = Esgate::start(&[echo.url()], "").await;
+    let (id, secret) = gw
+        .token(json!({"name": "a", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let auth = bearer(&secret);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let r = send(
+            "GET",
+            &gw.url("/logs-*/_count"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let echoed = r.header("x-opaque-id").expect("X-Opaque-Id echoed");
+        let request_id = echoed
+            .strip_prefix(&format!("esgate:{id}:"))
+            .unwrap_or_else(|| panic!("{echoed} does not name {id}"));
+        ids.push(u64::from_str_radix(request_id, 16).unwrap());
+    }
+    // Ten requests on two worker threads: some share a thread, and with ids from SplitMix64
+    // over a per-thread counter (issue 10) a later one was among the next outputs of an
+    // earlier one's inverted counter.
+    for (i, &seen) in ids.iter().enumerate() {
+        let predicted = splitmix_successors(seen, 1000);
+        for later in &ids[i + 1..] {
+            assert!(
+                !predicted.contains(later),
+                "{later:016x} follows {seen:016x}"
+            );
+        }
+    }
+    gw.stop().await;
+}
+
+/// The `n` ids a per-thread SplitMix64 counter (issue 10's request ids) gives after `id`: its
+/// output function inverted to the counter, stepped, and mixed again.
+fn splitmix_successors(id: u64, n: u64) -> std::collections::HashSet<u64> {
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    const M1: u64 = 0xbf58_476d_1ce4_e5b9;
+    const M2: u64 = 0x94d0_49bb_1331_11eb;
+    fn unshift(y: u64, s: u32) -> u64 {
+        let mut x = y;
+        for _ in 0..64 / s {
+            x = y ^ (x >> s);
+        }
+        x
+    }
+    fn inverse(c: u64) -> u64 {
+        let mut inv = c;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(inv)));
+        }
+        inv
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(M1);
+        z = (z ^ (z >> 27)).wrapping_mul(M2);
+        z ^ (z >> 31)
+    }
+    let z = unshift(id, 31).wrapping_mul(inverse(M2));
+    let z = unshift(z, 27).wrapping_mul(inverse(M1));
+    let counter = unshift(z, 30);
+    assert_eq!(mix(counter), id);
+    (1..=n)
+        .map(|k| mix(counter.wrapping_add(k.wrapping_mul(GAMMA))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_token_sees_its_own_request_id_on_osmem() {
+    a_read_token_sees_its_own_request_id(&support::fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_token_sees_its_own_request_id_on_noida() {
+    a_read_token_sees_its_own_request_id(&support::fixture::seeded_noida()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

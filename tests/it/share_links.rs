@@ -253,6 +253,27 @@ async fn a_links_credential_searches_with_its_tokens_filters_only() {
             forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
             let forged = String::from_utf8(forged).unwrap();
             assert_eq!(search_as(&gw, &forged).await.status, 401);
+            // Two Authorization headers, the link's among them, are refused whatever the other
+            // (issue 10 review: the one pass over the headers counts them, and only a lone
+            // header is read as a link's credential).
+            for other in [auth.clone(), format!("Bearer {secret}"), forged.clone()] {
+                for pair in [[&auth, &other], [&other, &auth]] {
+                    let r = send(
+                        "POST",
+                        &gw.url("/logs-*/_search?size=100"),
+                        &[
+                            ("authorization", pair[0].as_str()),
+                            ("authorization", pair[1].as_str()),
+                            ("content-type", "application/json"),
+                        ],
+                        b"{}".to_vec(),
+                    )
+                    .await
+                    .unwrap();
+                    assert_eq!(r.status, 401, "{}", r.text());
+                    assert!(!contains_leak_marker(&r.body));
+                }
+            }
         }
     }
 }

@@ -264,3 +264,25 @@ fn redact_hides_every_secret_like_run_and_keeps_the_rest() {
         assert!(!redact(&input).contains(&text[4..]));
     }
 }
+
+/// Issue 10 review: the prefix search is memchr's (vectorised, word and block boundaries of its
+/// own): a secret in any of its written forms, at every offset of texts up to a few words long,
+/// behind fillers that start a prefix (`es`, `esg`, `esg%5`) or are multibyte, is hidden.
+#[test]
+fn redact_hides_a_secret_at_every_offset() {
+    let secret = Secret::generate();
+    let body = &secret.expose()[4..];
+    for prefix in ["esg_", "esg%5f", "esg%5F"] {
+        for filler in ["a", "e", "es", "esg", "esg%5", "é", "\u{2028}", "\""] {
+            for offset in 0..=40 {
+                let lead: String = filler.repeat(offset).chars().take(offset).collect();
+                for tail in ["", "/_search", "esg_"] {
+                    let input = format!("{lead}{prefix}{body}{tail}");
+                    let shown = redact(&input);
+                    assert!(!shown.contains(body), "{input:?} -> {shown:?}");
+                    assert!(shown.contains("esg_[redacted]"), "{input:?} -> {shown:?}");
+                }
+            }
+        }
+    }
+}
