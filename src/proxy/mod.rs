@@ -1038,6 +1038,11 @@ impl Drop for AuditedBody {
     }
 }
 
+/// The request ids' predictor the tests hold esgate's ids against (shared with `it::opaque_id`).
+#[cfg(test)]
+#[path = "../../tests/it/support/splitmix.rs"]
+mod splitmix;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1109,45 +1114,13 @@ mod tests {
     /// the counter's next output (nor any of the next thousand).
     #[test]
     fn a_request_id_does_not_predict_the_next_ones() {
-        /// The inverse of `x ^ (x >> s)`.
-        fn unshift(y: u64, s: u32) -> u64 {
-            let mut x = y;
-            for _ in 0..64 / s {
-                x = y ^ (x >> s);
-            }
-            x
-        }
-        /// The multiplicative inverse of an odd number modulo 2^64 (Newton's iteration).
-        fn inverse(c: u64) -> u64 {
-            let mut inv = c;
-            for _ in 0..6 {
-                inv = inv.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(inv)));
-            }
-            inv
-        }
-        /// SplitMix64's output function, as issue 10's ids were made.
-        fn splitmix64(mut z: u64) -> u64 {
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn unmix(z: u64) -> u64 {
-            let z = unshift(z, 31).wrapping_mul(inverse(0x94d0_49bb_1331_11eb));
-            let z = unshift(z, 27).wrapping_mul(inverse(0xbf58_476d_1ce4_e5b9));
-            unshift(z, 30)
-        }
+        use super::splitmix::{mix, successors, unmix};
         for n in [0, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
-            assert_eq!(unmix(splitmix64(n)), n);
+            assert_eq!(unmix(mix(n)), n);
         }
         let seen = u64::from_str_radix(&request_id(), 16).unwrap();
-        let counter = unmix(seen);
-        let predicted: std::collections::HashSet<String> = (1..=1000u64)
-            .map(|k| {
-                hex16(splitmix64(
-                    counter.wrapping_add(k.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                ))
-            })
-            .collect();
+        let predicted: std::collections::HashSet<String> =
+            successors(seen, 1000).into_iter().map(hex16).collect();
         for _ in 0..1000 {
             let next = request_id();
             assert!(!predicted.contains(&next), "{next} was predictable");

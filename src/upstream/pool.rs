@@ -475,21 +475,31 @@ mod tests {
 
     /// A TCP node answering each request with `fresh` on connections it counts.
     async fn tcp_node() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        tcp_node_serving(|mut s| {
+            Box::pin(async move {
+                while !read_head(&mut s).await.is_empty() {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// A TCP node whose connections, counted, are each served by `serve`.
+    async fn tcp_node_serving(
+        serve: fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let accepted = Arc::clone(&count);
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
+            while let Ok((s, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    while !read_head(&mut s).await.is_empty() {
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(serve(s));
             }
         });
         (url, count)
@@ -638,43 +648,37 @@ mod tests {
     /// request armed (and on a new one), is read to its end, and the connection is reused.
     #[tokio::test(flavor = "current_thread")]
     async fn a_body_streaming_past_the_deadline_is_not_cut() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let accepted = Arc::clone(&count);
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    loop {
-                        let head = read_head(&mut s).await;
-                        if head.is_empty() {
+        let (url, count) = tcp_node_serving(|mut s| {
+            Box::pin(async move {
+                loop {
+                    let head = read_head(&mut s).await;
+                    if head.is_empty() {
+                        return;
+                    }
+                    if head.starts_with("GET /quick") {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nquick";
+                        if s.write_all(answer).await.is_err() {
                             return;
                         }
-                        if head.starts_with("GET /quick") {
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nquick";
-                            if s.write_all(answer).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        // The head at once, then ten bytes over 300 ms.
-                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
+                        continue;
+                    }
+                    // The head at once, then ten bytes over 300 ms.
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    for _ in 0..10 {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        if s.write_all(b"x").await.is_err() {
                             return;
-                        }
-                        for _ in 0..10 {
-                            tokio::time::sleep(Duration::from_millis(30)).await;
-                            if s.write_all(b"x").await.is_err() {
-                                return;
-                            }
                         }
                     }
-                });
-            }
-        });
+                }
+            })
+        })
+        .await;
         let pool = Pool::new(&backend(&url), 64 * 1024);
         for path in ["/slow", "/quick", "/slow", "/slow"] {
             let (answer, conn) = pool.send(0, get(path), soon(50)).await.ok().unwrap();

@@ -98,38 +98,7 @@ async fn opaque_ids_name_the_token_on_noida() {
 /// osmem and noida do not, so a relay in front of them echoes it), so its request ids are known
 /// to it; none of them predicts the others.
 async fn a_read_token_sees_its_own_request_id(backend: &Backend) {
-    let echo = support::recording::Recording::start();
-    let base = backend.url().to_owned();
-    echo.script_fn("*", "/", move |r| {
-        let target = match &r.query {
-            Some(q) => format!("{}?{q}", r.path),
-            None => r.path.clone(),
-        };
-        let headers: Vec<(&str, &str)> = ["content-type", "accept"]
-            .into_iter()
-            .filter_map(|k| r.header(k).map(|v| (k, v)))
-            .collect();
-        let url = format!("{base}{target}");
-        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
-            Ok(reply) => {
-                let mut headers: Vec<(String, String)> = Vec::new();
-                for name in ["content-type"] {
-                    if let Some(v) = reply.header(name) {
-                        headers.push((name.to_owned(), v.to_owned()));
-                    }
-                }
-                if let Some(v) = r.header("x-opaque-id") {
-                    headers.push(("x-opaque-id".to_owned(), v.to_owned()));
-                }
-                support::recording::Answer {
-                    status: reply.status.as_u16(),
-                    headers,
-                    body: reply.body,
-                }
-            }
-            Err(e) => support::recording::Answer::json(599, json!({"relay": format!("{e:?}")})),
-        }
-    });
+    let echo = support::relay::Relay::echoing_opaque_id(backend.url());
     let gw = Esgate::start(&[echo.url()], "").await;
     let (id, secret) = gw
         .token(json!({"name": "a", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
@@ -156,7 +125,7 @@ async fn a_read_token_sees_its_own_request_id(backend: &Backend) {
     // over a per-thread counter (issue 10) a later one was among the next outputs of an
     // earlier one's inverted counter.
     for (i, &seen) in ids.iter().enumerate() {
-        let predicted = splitmix_successors(seen, 1000);
+        let predicted = support::splitmix::successors(seen, 1000);
         for later in &ids[i + 1..] {
             assert!(
                 !predicted.contains(later),
@@ -165,40 +134,6 @@ async fn a_read_token_sees_its_own_request_id(backend: &Backend) {
         }
     }
     gw.stop().await;
-}
-
-/// The `n` ids a per-thread SplitMix64 counter (issue 10's request ids) gives after `id`: its
-/// output function inverted to the counter, stepped, and mixed again.
-fn splitmix_successors(id: u64, n: u64) -> std::collections::HashSet<u64> {
-    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-    const M1: u64 = 0xbf58_476d_1ce4_e5b9;
-    const M2: u64 = 0x94d0_49bb_1331_11eb;
-    fn unshift(y: u64, s: u32) -> u64 {
-        let mut x = y;
-        for _ in 0..64 / s {
-            x = y ^ (x >> s);
-        }
-        x
-    }
-    fn inverse(c: u64) -> u64 {
-        let mut inv = c;
-        for _ in 0..6 {
-            inv = inv.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(inv)));
-        }
-        inv
-    }
-    fn mix(mut z: u64) -> u64 {
-        z = (z ^ (z >> 30)).wrapping_mul(M1);
-        z = (z ^ (z >> 27)).wrapping_mul(M2);
-        z ^ (z >> 31)
-    }
-    let z = unshift(id, 31).wrapping_mul(inverse(M2));
-    let z = unshift(z, 27).wrapping_mul(inverse(M1));
-    let counter = unshift(z, 30);
-    assert_eq!(mix(counter), id);
-    (1..=n)
-        .map(|k| mix(counter.wrapping_add(k.wrapping_mul(GAMMA))))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

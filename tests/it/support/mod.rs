@@ -22,4 +22,5 @@ pub mod node;
 pub mod python;
 pub mod recording;
 pub mod relay;
+pub mod splitmix;
 pub mod tls;

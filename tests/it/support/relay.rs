@@ -56,6 +56,17 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay to `backend_url` (no trailing slash).
     pub fn to(backend_url: &str) -> Relay {
+        Relay::start(backend_url, false)
+    }
+
+    /// [`Relay::to`] that also echoes the request's `X-Opaque-Id` in its answer, as
+    /// Elasticsearch does ("surfaces the X-Opaque-Id value in the response of any request that
+    /// includes the header"; osmem and noida do not).
+    pub fn echoing_opaque_id(backend_url: &str) -> Relay {
+        Relay::start(backend_url, true)
+    }
+
+    fn start(backend_url: &str, echo_opaque_id: bool) -> Relay {
         let recording = Recording::start();
         let passed: Arc<Mutex<Vec<Passed>>> = Arc::default();
         let log = Arc::clone(&passed);
@@ -71,16 +82,22 @@ impl Relay {
                 .collect();
             let url = format!("{base}{target}");
             let answer = match send_blocking(&r.method, &url, &headers, r.body.clone()) {
-                Ok(reply) => Answer {
-                    status: reply.status.as_u16(),
-                    headers: reply
+                Ok(reply) => {
+                    let mut headers: Vec<(String, String)> = reply
                         .headers
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())
                         .map(|v| vec![("content-type".to_owned(), v.to_owned())])
-                        .unwrap_or_default(),
-                    body: reply.body,
-                },
+                        .unwrap_or_default();
+                    if let Some(v) = r.header("x-opaque-id").filter(|_| echo_opaque_id) {
+                        headers.push(("x-opaque-id".to_owned(), v.to_owned()));
+                    }
+                    Answer {
+                        status: reply.status.as_u16(),
+                        headers,
+                        body: reply.body,
+                    }
+                }
                 Err(e) => Answer::json(599, json!({"relay": format!("{e:?}")})),
             };
             log.lock().unwrap_or_else(|p| p.into_inner()).push(Passed {
