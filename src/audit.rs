@@ -148,7 +148,7 @@ fn write_request_record(out: &mut String, e: &DataEvent, at: &str) {
 /// A JSON string: copied as is when no byte needs escaping (the common case), else escaped by
 /// serde_json.
 fn json_str(out: &mut String, s: &str) {
-    if needs_escape(s.as_bytes()) {
+    if crate::es::request::tree::needs_escape(s.as_bytes()) {
         match serde_json::to_string(s) {
             Ok(text) => out.push_str(&text),
             Err(_) => out.push_str("null"),
@@ -158,33 +158,6 @@ fn json_str(out: &mut String, s: &str) {
         out.push_str(s);
         out.push('"');
     }
-}
-
-/// Whether a byte of `s` is one serde_json escapes in a string: a control character (below
-/// 0x20), `"` or `\`. Eight bytes at a time (issue 10: the byte loop was a fifth of the
-/// line's cost): a word has a byte below `n` (`n` <= 0x80) when
-/// `(w - n·0x01..) & !w & 0x80..` is not zero, exactly; `"` and `\` are the zero bytes of `w`
-/// xor their repetition.
-fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS != 0;
-    let mut words = s.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_ne_bytes(word);
-        if below(w, 0x20)
-            || below(w ^ (ONES * u64::from(b'"')), 1)
-            || below(w ^ (ONES * u64::from(b'\\')), 1)
-        {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn json_opt_str(out: &mut String, s: Option<&str>) {
@@ -219,7 +192,6 @@ fn json_u64(out: &mut String, mut n: u64) {
 /// 0.0005 away), so that decimal is the shortest round-trip text. Written without `fmt` or a
 /// float formatter (issue 10); larger or odd values go through serde_json.
 fn json_millis(out: &mut String, millis: f64) {
-    let rounded = (millis * 1000.0).round() / 1000.0;
     let micros = (millis * 1000.0).round();
     if (0.0..1e12).contains(&micros) && micros.is_sign_positive() {
         let micros = micros as u64;
@@ -241,7 +213,7 @@ fn json_millis(out: &mut String, millis: f64) {
         }
         return;
     }
-    match serde_json::to_string(&rounded) {
+    match serde_json::to_string(&(micros / 1000.0)) {
         Ok(text) => out.push_str(&text),
         Err(_) => out.push_str("null"),
     }
@@ -814,10 +786,11 @@ mod tests {
         }
     }
 
-    /// The escape check is the byte loop it replaced, for every byte at every place of a word
-    /// and its tail, and for random texts.
+    /// The escape check (the request tree's word scan) is the byte loop it replaced, for every
+    /// byte at every place of a word and its tail, and for random texts.
     #[test]
     fn the_escape_check_is_the_byte_loop() {
+        use crate::es::request::tree::needs_escape;
         fn reference(s: &[u8]) -> bool {
             s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
         }

@@ -1188,6 +1188,13 @@ fn skip_digits(s: &[u8], mut from: usize) -> usize {
     from
 }
 
+/// Whether `s` holds a byte a JSON string must escape (serde_json's escapes, as [`write_str`]
+/// writes them): a quote, a backslash or a control character. The parser's word scan; the
+/// audit log asks it of every string of a request line (issue 10).
+pub fn needs_escape(s: &[u8]) -> bool {
+    skip_plain(s, 0) < s.len()
+}
+
 /// The index of the first byte at or after `from` that is a quote, a backslash or a control
 /// character (or the end), eight bytes at a time: string contents are most of a body's bytes.
 fn skip_plain(s: &[u8], from: usize) -> usize {
