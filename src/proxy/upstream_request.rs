@@ -273,32 +273,22 @@ pub fn into_response_headers(mut upstream: HeaderMap, enforced: bool) -> HeaderM
     if enforced {
         return response_headers(&upstream, true);
     }
-    // The names to drop (the first few without a list: a backend sends one or two, such as
-    // `Connection`), and the lengths counted in the same pass rather than looked up (issue 10).
-    let mut few: [Option<HeaderName>; 4] = Default::default();
-    let mut more: Vec<HeaderName> = Vec::new();
-    let mut lengths = 0;
-    let mut dropping = 0;
-    for (name, _) in upstream.iter() {
-        if name == header::CONTENT_LENGTH {
-            lengths += 1;
-        } else if !relayed(name, enforced) {
-            // Each name once: `iter` gives a name once per value.
-            if few.iter().flatten().chain(&more).any(|d| d == name) {
-                continue;
-            }
-            match few.get_mut(dropping) {
-                Some(slot) => *slot = Some(name.clone()),
-                None => more.push(name.clone()),
-            }
-            dropping += 1;
-        }
-    }
-    for name in few.iter().flatten().chain(&more) {
-        upstream.remove(name);
+    // Each name to drop found and removed in turn (a backend sends one or two, such as
+    // `Connection`): no list of them (issue 10).
+    while let Some(name) = upstream
+        .keys()
+        .find(|n| *n != header::CONTENT_LENGTH && !relayed(n, enforced))
+        .cloned()
+    {
+        upstream.remove(&name);
     }
     // Keep Content-Length only when it is unambiguous; hyper frames the rest.
-    if lengths > 1 {
+    if upstream
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
         upstream.remove(header::CONTENT_LENGTH);
     }
     upstream.insert(X_ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
