@@ -782,21 +782,14 @@ fn client_address(
     forwarded: bool,
     headers: &HeaderMap,
 ) -> Result<IpAddr, ProxyError> {
-    if !forwarded {
-        return client_ip::client_ip(peer, &[], &[], &app.config.auth.trusted_proxies)
-            .map(client_ip::canonical)
-            .map_err(|e| ProxyError::BadRequest(e.to_string()));
-    }
-    let xff: Vec<&[u8]> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let fwd: Vec<&[u8]> = headers
-        .get_all(header::FORWARDED)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+    let values = |name| -> Vec<&[u8]> {
+        if !forwarded {
+            return Vec::new();
+        }
+        headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
+    };
+    let xff = values(X_FORWARDED_FOR);
+    let fwd = values(header::FORWARDED);
     client_ip::client_ip(peer, &xff, &fwd, &app.config.auth.trusted_proxies)
         .map(client_ip::canonical)
         .map_err(|e| ProxyError::BadRequest(e.to_string()))
@@ -839,17 +832,15 @@ fn authenticate(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Arc<Token>, auth::AuthError> {
-    let credential = match (head.authorization, head.authorizations) {
-        (None, _) => credential::parse(&[])?,
-        (Some(one), 1) => credential::parse(&[one.as_bytes()])?,
-        _ => {
-            let values: Vec<&[u8]> = headers
-                .get_all(header::AUTHORIZATION)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
-            credential::parse(&values)?
-        }
+    let credential = if head.authorizations <= 1 {
+        credential::parse(head.authorization.map(|v| v.as_bytes()).as_slice())?
+    } else {
+        let values: Vec<&[u8]> = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        credential::parse(&values)?
     };
     auth::authenticate(snapshot, &credential, now)
 }
