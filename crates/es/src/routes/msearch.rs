@@ -120,16 +120,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
                 .ok()?,
         );
     }
-    let mut to_resolve: Vec<String> = Vec::new();
-    for item in &items {
-        // Compared without joining (issue 10: a `String` per search).
-        if !to_resolve
-            .iter()
-            .any(|e| is_joined(e, item.index.elements()))
-        {
-            to_resolve.push(item.index.joined());
-        }
-    }
+    let to_resolve = distinct_expressions(&items);
     if to_resolve.len() > MAX_EXPRESSIONS {
         return None;
     }
@@ -182,16 +173,7 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         };
         positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
     }
-    let mut to_resolve: Vec<String> = Vec::new();
-    for item in &items {
-        // Compared without joining (issue 10: a `String` per search).
-        if !to_resolve
-            .iter()
-            .any(|e| is_joined(e, item.index.elements()))
-        {
-            to_resolve.push(item.index.joined());
-        }
-    }
+    let to_resolve = distinct_expressions(&items);
     // Each distinct expression costs a resolve call before anything is forwarded.
     if to_resolve.len() > MAX_EXPRESSIONS {
         return Err(Rejection::bad_request(format!(
@@ -247,19 +229,12 @@ impl HeaderKey {
         HeaderKey::AllowNoIndices,
     ];
 
-    /// The allowed key named `key` (`None`: not allowed at all).
-    fn of(key: &str) -> Option<HeaderKey> {
-        Some(match key {
-            "search_type" => HeaderKey::SearchType,
-            "expand_wildcards" => HeaderKey::ExpandWildcards,
-            "preference" => HeaderKey::Preference,
-            "routing" => HeaderKey::Routing,
-            "request_cache" => HeaderKey::RequestCache,
-            "allow_partial_search_results" => HeaderKey::AllowPartialSearchResults,
-            "ignore_unavailable" => HeaderKey::IgnoreUnavailable,
-            "allow_no_indices" => HeaderKey::AllowNoIndices,
-            _ => return None,
-        })
+    /// The allowed key named `key` (`None`: not allowed at all): looked up by [`HeaderKey::name`]
+    /// in [`HeaderKey::ALL`], as bytes (a scanned key is not checked as UTF-8).
+    fn of(key: &[u8]) -> Option<HeaderKey> {
+        HeaderKey::ALL
+            .into_iter()
+            .find(|k| k.name().as_bytes() == key)
     }
 
     /// The key's name.
@@ -518,6 +493,18 @@ pub(crate) fn forward_narrowed(
     })
 }
 
+/// The items' index expressions, each once, as joined text, in the order first named: what
+/// the request resolves. Compared without joining (issue 10: a `String` per search).
+fn distinct_expressions(items: &[Item]) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for item in items {
+        if !distinct.iter().any(|e| is_joined(e, item.index.elements())) {
+            distinct.push(item.index.joined());
+        }
+    }
+    distinct
+}
+
 /// Whether `text == elements.join(",")`, without building the joined string.
 fn is_joined(text: &str, elements: &[String]) -> bool {
     let mut rest = text;
@@ -669,7 +656,7 @@ fn check_header(
     let index_value = map.remove("index");
     let mut header = Header::default();
     for (k, v) in &map {
-        let Some(key) = HeaderKey::of(k) else {
+        let Some(key) = HeaderKey::of(k.as_bytes()) else {
             return Err(Rejection::forbidden(format!(
                 "msearch header key [{}] is not allowed for this token",
                 error::printable(k)
@@ -759,7 +746,7 @@ fn check_header_tree(
     }
     let mut header = Header::default();
     for &(k, v) in &items[..rest] {
-        match HeaderKey::of(k) {
+        match HeaderKey::of(k.as_bytes()) {
             Some(key) if key.allows(v) => header.push(key, v),
             _ => return Err(refused()),
         }
@@ -791,8 +778,8 @@ fn scan_header<'a>(line: &'a [u8], entries: &mut Entries<'a>) -> bool {
         };
         // The key's bytes are its text (no escape): compared as bytes, and named by the
         // list's own string (no UTF-8 check: issue 10, a tenth of reading a header).
-        let (key, bit) = match HeaderKey::ALL.iter().find(|k| k.name().as_bytes() == key) {
-            Some(k) => (k.name(), 1u16 << (*k as u32)),
+        let (key, bit) = match HeaderKey::of(key) {
+            Some(k) => (k.name(), 1u16 << (k as u32)),
             None if key == b"index" => ("index", 1 << HeaderKey::ALL.len()),
             None => return false,
         };
@@ -1037,10 +1024,10 @@ mod tests {
     fn header_keys_name_look_up_and_write_alike() {
         for (place, key) in HeaderKey::ALL.iter().enumerate() {
             assert_eq!(*key as usize, place);
-            assert_eq!(HeaderKey::of(key.name()), Some(*key));
+            assert_eq!(HeaderKey::of(key.name().as_bytes()), Some(*key));
             assert_eq!(key.written(), format!("\"{}\":", key.name()).as_bytes());
         }
-        assert_eq!(HeaderKey::of("index"), None);
+        assert_eq!(HeaderKey::of(b"index"), None);
     }
 
     /// What `scan_header` read, as serde_json values.
