@@ -786,45 +786,6 @@ mod tests {
         }
     }
 
-    /// The escape check (the request tree's word scan) is the byte loop it replaced, for every
-    /// byte at every place of a word and its tail, and for random texts.
-    #[test]
-    fn the_escape_check_is_the_byte_loop() {
-        use crate::es::request::tree::needs_escape;
-        fn reference(s: &[u8]) -> bool {
-            s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        }
-        for len in 0..=19 {
-            for at in 0..len {
-                for b in 0..=255u8 {
-                    for fill in [b'a', 0x7f, 0x80, 0xff, 0x20, 0x1f] {
-                        let mut s = vec![fill; len];
-                        s[at] = b;
-                        assert_eq!(needs_escape(&s), reference(&s), "{s:?}");
-                    }
-                }
-            }
-        }
-        let mut next = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..20_000 {
-            next ^= next << 13;
-            next ^= next >> 7;
-            next ^= next << 17;
-            let len = (next % 40) as usize;
-            let s: Vec<u8> = (0..len)
-                .map(|i| {
-                    let b = (next >> (i % 8 * 8)) as u8;
-                    if next >> 60 == 0 {
-                        b
-                    } else {
-                        b | 0x20
-                    }
-                })
-                .collect();
-            assert_eq!(needs_escape(&s), reference(&s), "{s:?}");
-        }
-    }
-
     /// The duration is written as serde_json wrote the rounded `f64`.
     #[test]
     fn durations_are_written_as_serde_json_wrote_them() {

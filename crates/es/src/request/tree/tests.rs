@@ -321,6 +321,42 @@ fn strings_without_escapes_borrow_the_body() {
     assert_eq!(Node::from_value(&node.to_value()), node);
 }
 
+/// `needs_escape` (the audit log's escape check) is the byte loop the audit log had, for
+/// every byte at every place of a word and its tail, and for random texts.
+#[test]
+fn needs_escape_is_the_byte_loop() {
+    fn reference(s: &[u8]) -> bool {
+        s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    }
+    for len in 0..=19 {
+        for at in 0..len {
+            for b in 0..=255u8 {
+                for fill in [b'a', 0x7f, 0x80, 0xff, 0x20, 0x1f] {
+                    let mut s = vec![fill; len];
+                    s[at] = b;
+                    assert_eq!(needs_escape(&s), reference(&s), "{s:?}");
+                }
+            }
+        }
+    }
+    let mut rng = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..20_000 {
+        let next = rng();
+        let len = (next % 40) as usize;
+        let s: Vec<u8> = (0..len)
+            .map(|i| {
+                let b = (next >> (i % 8 * 8)) as u8;
+                if next >> 60 == 0 {
+                    b
+                } else {
+                    b | 0x20
+                }
+            })
+            .collect();
+        assert_eq!(needs_escape(&s), reference(&s), "{s:?}");
+    }
+}
+
 /// The word scan stops where a byte scan does, and tells a quote from the other specials
 /// (several specials in one word, quotes above others and others above quotes included).
 #[test]
@@ -331,11 +367,9 @@ fn the_word_scan_stops_where_a_byte_scan_does() {
             .unwrap_or(s.len())
     };
     let alphabet = b"aZ09 \"\\\x00\x01\x1f\x20\x7f\x80\xc3\xa9\xff!#";
-    let mut state = 0x1234_5678_9abc_def1u64;
+    let mut rng = crate::testing::xorshift(0x1234_5678_9abc_def1);
     for _ in 0..100_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = rng();
         let len = (state % 40) as usize;
         // Mostly plain bytes, a special one now and then, at any offset of a word.
         let bytes: Vec<u8> = (0..len)
