@@ -1188,7 +1188,7 @@ fn skip_digits(s: &[u8], mut from: usize) -> usize {
     from
 }
 
-/// Whether `s` holds a byte a JSON string must escape (serde_json's escapes, as [`write_str`]
+/// Whether `s` holds a byte a JSON string must escape (serde_json's escapes, as `write_str`
 /// writes them): a quote, a backslash or a control character. The parser's word scan; the
 /// audit log asks it of every string of a request line (issue 10).
 pub fn needs_escape(s: &[u8]) -> bool {
