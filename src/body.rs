@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};
 
+use crate::es::memory::Refused;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response or upstream-request body: either bytes esgate built or a stream it relays.
@@ -62,6 +64,26 @@ impl BodyBudget {
         }
     }
 
+    /// Grows `hold` to cover `total` bytes (whole KiB) at once, for the memory a request's
+    /// checks claim as they parse its body (`es::memory`): `Busy` while others hold the
+    /// budget, `TooLarge` when `total` is more than the whole budget.
+    pub fn try_cover(&self, hold: &mut BudgetHold, total: usize) -> Result<(), Refused> {
+        let needed = total.div_ceil(1024);
+        if needed > self.total_kib {
+            return Err(Refused::TooLarge);
+        }
+        let needed = u32::try_from(needed).map_err(|_| Refused::TooLarge)?;
+        let more = needed.saturating_sub(hold.kib);
+        if more == 0 {
+            return Ok(());
+        }
+        let permit = std::sync::Arc::clone(&self.kib)
+            .try_acquire_many_owned(more)
+            .map_err(|_| Refused::Busy)?;
+        hold.add(permit, needed);
+        Ok(())
+    }
+
     /// Grows `hold` to cover `total` bytes (whole KiB). Without `patience` a spent budget is
     /// `Busy` at once (waiting would let slow senders pin memory for everyone); with it, waits
     /// that long for others to release theirs, and an answer larger than the whole budget (it
@@ -95,12 +117,19 @@ impl BodyBudget {
                 .map_err(|_| ReadError::Busy)?
                 .map_err(|_| ReadError::Busy)?,
         };
-        match &mut hold.permit {
-            Some(p) => p.merge(permit),
-            None => hold.permit = Some(permit),
-        }
-        hold.kib = needed;
+        hold.add(permit, needed);
         Ok(())
+    }
+}
+
+impl BudgetHold {
+    /// `permit` joined to the hold, which now covers `kib` in all.
+    fn add(&mut self, permit: tokio::sync::OwnedSemaphorePermit, kib: u32) {
+        match &mut self.permit {
+            Some(p) => p.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.kib = kib;
     }
 }
 
@@ -252,6 +281,31 @@ mod tests {
             assert!(hold.permit.is_none() && hold.kib == 0);
         }
         drop(spent);
+    }
+
+    /// Session 11: what a body's parse claims (`es::memory`) grows the request's hold at once:
+    /// `Busy` while others hold the budget, `TooLarge` beyond the whole budget, returned with
+    /// the hold.
+    #[test]
+    fn try_cover_grows_a_hold_at_once_or_says_why_not() {
+        let budget = BodyBudget::new(8 * 1024);
+        let mut mine = BudgetHold::default();
+        budget.try_cover(&mut mine, 3 * 1024).unwrap();
+        budget.try_cover(&mut mine, 2 * 1024).unwrap(); // covered already
+        assert_eq!(mine.kib, 3);
+        assert_eq!(
+            budget.try_cover(&mut mine, 8 * 1024 + 1),
+            Err(Refused::TooLarge)
+        );
+        let mut other = BudgetHold::default();
+        budget.try_cover(&mut other, 5 * 1024).unwrap();
+        assert_eq!(budget.try_cover(&mut mine, 4 * 1024), Err(Refused::Busy));
+        assert_eq!(mine.kib, 3, "a refused claim leaves the hold as it was");
+        drop(other);
+        budget.try_cover(&mut mine, 8 * 1024).unwrap();
+        assert_eq!(mine.kib, 8);
+        drop(mine);
+        assert_eq!(budget.kib.available_permits(), 8);
     }
 
     #[tokio::test]

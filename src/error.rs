@@ -63,6 +63,7 @@ impl ProxyError {
                 RejectKind::NotFound => StatusCode::NOT_FOUND,
                 RejectKind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
                 RejectKind::OverLimit => StatusCode::BAD_REQUEST,
+                RejectKind::Busy => StatusCode::TOO_MANY_REQUESTS,
             },
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,6 +99,7 @@ impl ProxyError {
                 RejectKind::NotFound => "index_not_found_exception",
                 RejectKind::NotAcceptable => "media_type_header_exception",
                 RejectKind::OverLimit => "illegal_argument_exception",
+                RejectKind::Busy => "es_rejected_execution_exception",
             },
             ProxyError::BadRequest(_) => "parsing_exception",
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
@@ -141,6 +143,7 @@ impl ProxyError {
                 RejectKind::NotFound => "no_index",
                 RejectKind::NotAcceptable => "not_acceptable",
                 RejectKind::OverLimit => "over_limit",
+                RejectKind::Busy => "busy",
             },
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::BodyTooLarge(_) => "too_large",
@@ -174,7 +177,11 @@ impl ProxyError {
                     );
                 }
             }
-            ProxyError::Busy => {
+            ProxyError::Busy
+            | ProxyError::Rejected(Rejection {
+                kind: RejectKind::Busy,
+                ..
+            }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ProxyError::TokenLimited(limited) => {
@@ -291,5 +298,22 @@ mod tests {
         let r = ProxyError::RateLimited(Duration::from_secs(7)).into_response();
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "7");
+    }
+
+    /// Session 11: the body's checks refused for memory others hold (`es::memory`) answer as a
+    /// spent body budget does: 429 with `Retry-After`.
+    #[test]
+    fn a_busy_rejection_answers_as_the_spent_budget_does() {
+        let busy = ProxyError::Rejected(Rejection {
+            kind: RejectKind::Busy,
+            reason: "busy".into(),
+        });
+        for e in [&busy, &ProxyError::Busy] {
+            let r = e.into_response();
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+            assert_eq!(e.es_type(), "es_rejected_execution_exception");
+            assert_eq!(e.code(), "busy");
+        }
     }
 }

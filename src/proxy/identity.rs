@@ -70,13 +70,19 @@ pub(super) async fn respond(
     let answer = match route {
         SelfRoute::Authenticate => es::routes::identity::authenticate(who),
         SelfRoute::HasPrivileges => {
-            let (bytes, _hold) = read_body(app, &parts.headers, body).await?;
-            let decoded = es::request::body::decode_json(
-                Some(&bytes),
-                header_str(&parts.headers, header::CONTENT_TYPE)?,
-                header_str(&parts.headers, header::CONTENT_ENCODING)?,
-                app.config.limits.max_body_bytes,
-            )?;
+            let (bytes, hold) = read_body(app, &parts.headers, body).await?;
+            let content_type = header_str(&parts.headers, header::CONTENT_TYPE)?;
+            let content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING)?;
+            let (decoded, _hold) = super::metered(app, bytes.len(), hold, |meter| {
+                es::request::body::decode_json(
+                    Some(&bytes),
+                    content_type,
+                    content_encoding,
+                    app.config.limits.max_body_bytes,
+                    meter,
+                )
+            });
+            let decoded = decoded?;
             let refused = refused_names(app, who, decoded.as_ref()).await;
             es::routes::identity::has_privileges(who, decoded.as_ref(), &refused)?
         }

@@ -709,20 +709,25 @@ async fn enforce(
     let plan = es::plan(&head, &scope)?;
     ctx.event.action = Some(plan.action);
     // The body's share of the memory budget is held until the permit is built.
-    let (bytes, _hold) = if plan.needs_body() {
+    let (bytes, hold) = if plan.needs_body() {
         let (bytes, hold) = read_body(app, &parts.headers, body).await?;
         ctx.bytes_in = bytes.len() as u64;
         (Some(bytes), hold)
     } else {
         (None, BudgetHold::default())
     };
-    let prepared = es::prepare_with_limit(
-        plan,
-        bytes.as_deref(),
-        &head,
-        &scope,
-        app.config.limits.max_body_bytes,
-    )?;
+    let raw = bytes.as_ref().map_or(0, Bytes::len);
+    let (prepared, _hold) = metered(app, raw, hold, |meter| {
+        es::prepare_with_limit(
+            plan,
+            bytes.as_deref(),
+            &head,
+            &scope,
+            app.config.limits.max_body_bytes,
+            meter,
+        )
+    });
+    let prepared = prepared?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     // An msearch may name several expressions: resolve them a few at a time, not one by one.
@@ -754,6 +759,26 @@ async fn enforce(
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok((permit, scope.ids))
+}
+
+/// Runs `check` with a meter that claims what a body's decompression and parse hold from the
+/// body budget, on top of the `raw` bytes `hold` already covers (`es::memory`): the hold comes
+/// back grown by those claims.
+pub(super) fn metered<T>(
+    app: &App,
+    raw: usize,
+    hold: BudgetHold,
+    check: impl FnOnce(&es::memory::Meter<'_>) -> T,
+) -> (T, BudgetHold) {
+    let hold = std::cell::RefCell::new(hold);
+    let checked = {
+        let grant = |work: usize| {
+            app.body_budget
+                .try_cover(&mut hold.borrow_mut(), raw.saturating_add(work))
+        };
+        check(&es::memory::Meter::new(&grant))
+    };
+    (checked, hold.into_inner())
 }
 
 /// The names behind one index expression, from the resolver (cached).

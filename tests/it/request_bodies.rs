@@ -128,3 +128,63 @@ async fn the_body_budget_counts_bytes_not_chunks() {
         "a 2 KB chunked body was refused under a 64 KB budget"
     );
 }
+
+/// Session 11 (found by the lead, noted in session 10): the shared body budget counted a body's
+/// raw bytes only, while its checks held many times more: the parsed tape (12 bytes a body
+/// byte for a list of one-digit numbers), serde_json's values (about 70 times), a gzip body's
+/// decoded bytes (a thousand times). One crafted request could hold gigabytes. Now what the
+/// checks hold is charged to the same budget as it grows: a body whose parsed form cannot fit
+/// is refused (413 when it could never fit), a body of the same length that parses into little
+/// is served, and the budget is whole again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_bodys_checks_hold_is_charged_to_the_body_budget() {
+    let backend = fixture::seeded_osmem();
+    let budget = 1 << 20;
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = {budget}\nmax_buffered_bytes = {budget}"),
+        "",
+        "",
+    )
+    .await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    let search = |body: Vec<u8>, gzip: bool| {
+        let gw = &gw;
+        let auth = &auth;
+        async move {
+            let mut headers = vec![("authorization", auth.as_str())];
+            if gzip {
+                headers.push(("content-encoding", "gzip"));
+            }
+            send("POST", &gw.url("/logs-*/_search"), &headers, body)
+                .await
+                .unwrap()
+        }
+    };
+    // 300 KB of one-digit numbers: a tape of 3.6 MB, serde_json's values 21 MB.
+    let numbers = vec!["1"; 150_000].join(",");
+    let dense = format!(r#"{{"size":0,"query":{{"terms":{{"n":[{numbers}]}}}}}}"#);
+    let r = search(dense.clone().into_bytes(), false).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("memory"), "{}", r.text());
+    // The same length as one string: its parse holds little, and it is served.
+    let filler = "x".repeat(dense.len() - 60);
+    let sparse = format!(r#"{{"size":0,"query":{{"match":{{"message":"{filler}"}}}}}}"#);
+    assert!(sparse.len() <= dense.len());
+    let r = search(sparse.into_bytes(), false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // 60 KB of gzip that decodes to 900 KB (under the decoded cap): the decoded bytes and their
+    // parse do not fit the budget beside each other.
+    let spaces = " ".repeat(900_000);
+    let padded = format!(r#"{{"size":0{spaces}}}"#);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(padded.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    assert!(gz.len() < 64 * 1024);
+    let r = search(gz, true).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("memory"), "{}", r.text());
+    // Nothing stays held: a small search is served after the refusals.
+    let r = search(br#"{"size":0}"#.to_vec(), false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -59,6 +59,7 @@ pub(crate) fn prepare(
     head: &RequestHead<'_>,
     scope: &Scope,
     max: usize,
+    meter: &crate::memory::Meter<'_>,
 ) -> Result<Prepared, Rejection> {
     let Plan {
         action,
@@ -85,6 +86,7 @@ pub(crate) fn prepare(
         uri_query,
         raw_body,
         max_body: max,
+        meter,
     };
     let upstream = (spec.prepare)(&mut request)?;
     Ok(Prepared {

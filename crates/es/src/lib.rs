@@ -29,6 +29,7 @@ pub mod dsl;
 pub mod error;
 pub mod ids;
 pub mod indices;
+pub mod memory;
 pub mod querylang;
 pub mod request;
 
@@ -174,6 +175,9 @@ pub enum RejectKind {
     /// 400: a search over one of the token's cost limits (`cost`), told apart for the audit
     /// log and metrics.
     OverLimit,
+    /// 429: the memory to check the body is not free now (the proxy's shared body budget,
+    /// [`memory`]); retry later.
+    Busy,
 }
 
 /// A request esgate refuses. `reason` is for the client: it never echoes request content.
@@ -431,18 +435,28 @@ pub fn prepare(
     head: &RequestHead<'_>,
     scope: &Scope,
 ) -> Result<Prepared, Rejection> {
-    flow::prepare(plan, body, head, scope, request::body::MAX_DECODED_BODY)
+    let meter = memory::Meter::unlimited();
+    flow::prepare(
+        plan,
+        body,
+        head,
+        scope,
+        request::body::MAX_DECODED_BODY,
+        &meter,
+    )
 }
 
-/// [`prepare`] with an explicit cap on the decoded body size (413 when over).
+/// [`prepare`] with an explicit cap on the decoded body size (413 when over) and the memory
+/// its decompression and parse may hold claimed from `meter` ([`memory`]).
 pub fn prepare_with_limit(
     plan: Plan,
     body: Option<&[u8]>,
     head: &RequestHead<'_>,
     scope: &Scope,
     max_decoded_body: usize,
+    meter: &memory::Meter<'_>,
 ) -> Result<Prepared, Rejection> {
-    flow::prepare(plan, body, head, scope, max_decoded_body)
+    flow::prepare(plan, body, head, scope, max_decoded_body, meter)
 }
 
 /// Step 3: check every concrete index behind every expression and issue the [`Permit`].

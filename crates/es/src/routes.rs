@@ -144,6 +144,8 @@ pub(crate) struct Request<'a> {
     pub raw_body: Option<&'a [u8]>,
     /// The cap on the decoded body (413 when over).
     pub max_body: usize,
+    /// Where decoding and parsing the body claim their memory.
+    pub meter: &'a crate::memory::Meter<'a>,
 }
 
 impl Request<'_> {
@@ -168,6 +170,7 @@ impl Request<'_> {
             self.head.content_type,
             self.head.content_encoding,
             self.max_body,
+            self.meter,
         )
     }
 

@@ -5,12 +5,16 @@
 //! into parsed ones, trees of several bodies sharing one arena) leaves the heap's live bytes
 //! where they were.
 //!
+//! And a metered parse claims at least what it allocates (session 11: a body's parsed form is
+//! charged to the body budget, `esgate_es::memory`).
+//!
 //! Its own test binary: it counts the heap through its global allocator, which a test running
-//! in parallel would disturb. One test.
+//! in parallel would disturb. The tests take a lock so that they never run at once.
 
 use std::alloc::System;
 use std::borrow::Cow;
 
+use esgate_es::memory::Meter;
 use esgate_es::request::tree::{self, Arena, Node};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -86,8 +90,12 @@ fn round(bodies: &[String]) -> usize {
     written + trees.len()
 }
 
+/// One test at a time: each counts the whole process's heap.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn parsing_changing_and_dropping_trees_leaks_nothing() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let bodies = bodies();
     // A first round: whatever is allocated once (thread-locals, lazy statics) is allocated.
     let mut written = round(&bodies);
@@ -117,4 +125,59 @@ fn parsing_changing_and_dropping_trees_leaks_nothing() {
         "leaked".len(),
         "{change:?}"
     );
+}
+
+/// Bodies whose parsed form is many times their size: one-digit numbers (a token per two
+/// bytes), empty containers, short keys in wide objects (the key stack and the duplicate check's
+/// hash set), escaped strings.
+fn dense_bodies() -> Vec<String> {
+    let keys = (0..20_000)
+        .map(|i| format!("\"{i}\":0"))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        format!("[{}]", vec!["1"; 200_000].join(",")),
+        format!("[{}]", vec!["[]"; 100_000].join(",")),
+        format!("{{{keys}}}"),
+        format!("[{}]", vec![r#""\n\t""#; 50_000].join(",")),
+        format!("[{}]", vec![r#"{"a":{},"b":[1,2]}"#; 20_000].join(",")),
+    ]
+}
+
+#[test]
+fn a_metered_parse_claims_at_least_what_it_allocates() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let grant_all = |_: usize| Ok(());
+    for body in dense_bodies() {
+        let meter = Meter::new(&grant_all);
+        let region = Region::new(GLOBAL);
+        let (claimed, live) = {
+            let arena = Arena::metered(body.len(), &meter).expect("granted");
+            let node = tree::parse(body.as_bytes(), &arena).expect("valid body");
+            std::hint::black_box(&node);
+            let change = region.change();
+            (
+                meter.used(),
+                change.bytes_allocated - change.bytes_deallocated,
+            )
+        };
+        // What the parse holds (its tape's old rooms included) is claimed, within bumpalo's
+        // bookkeeping per chunk and the key stack's first room. An unclaimed tape (12 bytes a
+        // body byte for the first body) is far outside it.
+        assert!(
+            live <= claimed + 4096,
+            "{} bytes: claimed {claimed}, holds {live}",
+            body.len()
+        );
+        assert!(
+            claimed >= 2 * body.len(),
+            "{} bytes: claimed {claimed}",
+            body.len()
+        );
+        assert_eq!(
+            meter.used(),
+            0,
+            "the arena returns its claims when it drops"
+        );
+    }
 }

@@ -584,7 +584,15 @@ fn decoded_body_cap_is_a_parameter() {
     let s = scope();
     let h = head("POST", "/_search", None);
     let plan = es::plan(&h, &s).unwrap();
-    let err = es::prepare_with_limit(plan, Some(br#"{"size":1}"#), &h, &s, 4).unwrap_err();
+    let err = es::prepare_with_limit(
+        plan,
+        Some(br#"{"size":1}"#),
+        &h,
+        &s,
+        4,
+        &es::memory::Meter::unlimited(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind, RejectKind::TooLarge);
 }
 

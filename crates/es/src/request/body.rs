@@ -13,6 +13,7 @@ use std::io::Read;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use crate::memory::Meter;
 use crate::{RejectKind, Rejection};
 
 /// Default cap on the decoded (decompressed) body size.
@@ -76,11 +77,13 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
     Ok(())
 }
 
-/// Undoes `Content-Encoding` (identity, gzip or deflate) with the decoded size capped at `max`.
+/// Undoes `Content-Encoding` (identity, gzip or deflate) with the decoded size capped at `max`
+/// and claimed from `meter` as it grows.
 pub fn decode_content<'a>(
     body: &'a [u8],
     content_encoding: Option<&str>,
     max: usize,
+    meter: &Meter<'_>,
 ) -> Result<std::borrow::Cow<'a, [u8]>, Rejection> {
     let encoding = content_encoding
         .map(|e| e.trim().to_ascii_lowercase())
@@ -93,40 +96,53 @@ pub fn decode_content<'a>(
             // Not encoded: read in place, not copied.
             return Ok(std::borrow::Cow::Borrowed(body));
         }
-        "gzip" | "x-gzip" => read_capped(flate2::read::GzDecoder::new(body), max)?,
-        "deflate" => match read_capped(flate2::read::ZlibDecoder::new(body), max) {
+        "gzip" | "x-gzip" => read_capped(flate2::read::GzDecoder::new(body), max, meter)?,
+        "deflate" => match read_capped(flate2::read::ZlibDecoder::new(body), max, meter) {
             Ok(v) => v,
-            Err(e) if e.kind == RejectKind::TooLarge => return Err(e),
+            Err(e) if matches!(e.kind, RejectKind::TooLarge | RejectKind::Busy) => return Err(e),
             // Some clients send raw deflate without the zlib wrapper.
-            Err(_) => read_capped(flate2::read::DeflateDecoder::new(body), max)?,
+            Err(_) => read_capped(flate2::read::DeflateDecoder::new(body), max, meter)?,
         },
         _ => return Err(unsupported("this Content-Encoding is not supported")),
     };
     Ok(std::borrow::Cow::Owned(decoded))
 }
 
-/// Decodes the declared encoding, checks the content type and parses one strict JSON value.
-/// `Ok(None)` for a missing or empty body.
+/// Decodes the declared encoding, checks the content type and parses one strict JSON value,
+/// its memory claimed from `meter`. `Ok(None)` for a missing or empty body.
 pub fn decode_json(
     body: Option<&[u8]>,
     content_type: Option<&str>,
     content_encoding: Option<&str>,
     max: usize,
+    meter: &Meter<'_>,
 ) -> Result<Option<Value>, Rejection> {
     let Some(raw) = body.filter(|b| !b.is_empty()) else {
         return Ok(None);
     };
     check_content_type(content_type, Media::Json)?;
-    let bytes = decode_content(raw, content_encoding, max)?;
+    let bytes = decode_content(raw, content_encoding, max, meter)?;
     if bytes.is_empty() {
         return Ok(None);
     }
-    parse_strict(&bytes).map(Some)
+    parse_strict_within(&bytes, meter).map(Some)
 }
 
-/// Parses one JSON value strictly: UTF-8 without BOM, no comments, no duplicate keys at any
-/// depth, depth at most [`MAX_DEPTH`], nothing but whitespace after the value.
+/// [`parse_strict_within`] without a limit on its memory: for tests and tools, never for a
+/// client's body.
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
+    parse_strict_within(bytes, &Meter::unlimited())
+}
+
+/// A serde_json value's memory as claimed from a [`Meter`]: twice the value, for an array's
+/// slot and its growth, or an object's entry with its key and index slot. A string's text (a
+/// key's too) is claimed as it is copied.
+const VALUE_BYTES: usize = 2 * std::mem::size_of::<Value>();
+
+/// Parses one JSON value strictly: UTF-8 without BOM, no comments, no duplicate keys at any
+/// depth, depth at most [`MAX_DEPTH`], nothing but whitespace after the value; its memory
+/// claimed from `meter` before each value is built.
+pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(Rejection::bad_request(
             "request body starts with a byte order mark",
@@ -141,9 +157,9 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
         return Err(Rejection::bad_request("request body is not valid UTF-8"));
     };
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = match (StrictSeed { depth: 0 }).deserialize(&mut de) {
+    let value = match (StrictSeed { depth: 0, meter }).deserialize(&mut de) {
         Ok(v) => v,
-        Err(e) => return Err(json_error(&e)),
+        Err(e) => return Err(json_error(&e, meter)),
     };
     if de.end().is_err() {
         return Err(Rejection::bad_request(
@@ -153,9 +169,11 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
     Ok(value)
 }
 
-fn json_error(e: &serde_json::Error) -> Rejection {
+fn json_error(e: &serde_json::Error, meter: &Meter<'_>) -> Rejection {
     let msg = e.to_string();
-    if msg.starts_with(DUPLICATE) {
+    if let Some(refused) = meter.refusal().filter(|_| msg.starts_with(NO_MEMORY)) {
+        refused
+    } else if msg.starts_with(DUPLICATE) {
         Rejection::bad_request("request body has a duplicate key")
     } else if msg.starts_with(TOO_DEEP) || msg.contains("recursion limit") {
         Rejection::bad_request("request body is nested too deeply")
@@ -170,14 +188,33 @@ fn json_error(e: &serde_json::Error) -> Rejection {
 
 const DUPLICATE: &str = "esgate: duplicate key";
 const TOO_DEEP: &str = "esgate: too deep";
+const NO_MEMORY: &str = "esgate: no memory";
 
-fn read_capped<R: Read>(reader: R, max: usize) -> Result<Vec<u8>, Rejection> {
+/// Decompressed bytes are read in steps of this size, each claimed before it is read.
+const DECODE_STEP: usize = 64 * 1024;
+
+fn read_capped<R: Read>(reader: R, max: usize, meter: &Meter<'_>) -> Result<Vec<u8>, Rejection> {
     let mut out = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|_| Rejection::bad_request("request body could not be decompressed"))?;
+    let mut reader = reader.take(limit);
+    loop {
+        // Room for the next step, claimed first: doubling as a vector grows, exactly.
+        if out.len() == out.capacity() {
+            let more = out.capacity().max(DECODE_STEP);
+            meter.take(more)?;
+            out.reserve_exact(more);
+        }
+        let room = (out.capacity() - out.len()) as u64;
+        match (&mut reader).take(room).read_to_end(&mut out) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => {
+                return Err(Rejection::bad_request(
+                    "request body could not be decompressed",
+                ))
+            }
+        }
+    }
     if out.len() > max {
         return Err(too_large());
     }
@@ -198,24 +235,48 @@ fn unsupported(reason: &str) -> Rejection {
     }
 }
 
-/// Builds a `Value` like serde_json does, but rejects duplicate keys and deep nesting.
-struct StrictSeed {
+/// Builds a `Value` like serde_json does, but rejects duplicate keys and deep nesting, and
+/// claims each value's memory first.
+#[derive(Clone, Copy)]
+struct StrictSeed<'m, 'g> {
     depth: usize,
+    meter: &'m Meter<'g>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
+impl<'de> DeserializeSeed<'de> for StrictSeed<'_, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(StrictVisitor { depth: self.depth })
+        claim(self.meter, VALUE_BYTES)?;
+        deserializer.deserialize_any(StrictVisitor { seed: self })
     }
 }
 
-struct StrictVisitor {
-    depth: usize,
+/// `len` bytes claimed from the meter (serde's error says when it was refused).
+fn claim<E: serde::de::Error>(meter: &Meter<'_>, len: usize) -> Result<(), E> {
+    meter
+        .take(len)
+        .map_err(|_| serde::de::Error::custom(NO_MEMORY))
 }
 
-impl<'de> Visitor<'de> for StrictVisitor {
+/// An object's key, its text claimed from the meter.
+struct KeySeed<'m, 'g>(&'m Meter<'g>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        let key = <String as serde::Deserialize>::deserialize(deserializer)?;
+        claim(self.0, key.capacity())?;
+        Ok(key)
+    }
+}
+
+struct StrictVisitor<'m, 'g> {
+    seed: StrictSeed<'m, 'g>,
+}
+
+impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -240,11 +301,13 @@ impl<'de> Visitor<'de> for StrictVisitor {
             .ok_or_else(|| E::custom("number out of range"))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        claim(self.seed.meter, v.len())?;
         Ok(Value::String(v.to_string()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        claim(self.seed.meter, v.capacity())?;
         Ok(Value::String(v))
     }
 
@@ -257,25 +320,27 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let depth = self.depth + 1;
+        let depth = self.seed.depth + 1;
         if depth > MAX_DEPTH {
             return Err(serde::de::Error::custom(TOO_DEEP));
         }
+        let seed = StrictSeed { depth, ..self.seed };
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictSeed { depth })? {
+        while let Some(v) = seq.next_element_seed(seed)? {
             out.push(v);
         }
         Ok(Value::Array(out))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let depth = self.depth + 1;
+        let depth = self.seed.depth + 1;
         if depth > MAX_DEPTH {
             return Err(serde::de::Error::custom(TOO_DEEP));
         }
+        let seed = StrictSeed { depth, ..self.seed };
         let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(StrictSeed { depth })?;
+        while let Some(key) = map.next_key_seed(KeySeed(self.seed.meter))? {
+            let value = map.next_value_seed(seed)?;
             // One lookup both finds a duplicate and inserts (no second set of cloned keys).
             match out.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => {
@@ -414,7 +479,14 @@ mod tests {
             ("deflate", zlib(body)),
             ("identity", body.to_vec()),
         ] {
-            let got = decode_json(Some(&bytes), Some("application/json"), Some(enc), 1024).unwrap();
+            let got = decode_json(
+                Some(&bytes),
+                Some("application/json"),
+                Some(enc),
+                1024,
+                &Meter::unlimited(),
+            )
+            .unwrap();
             assert_eq!(got, Some(want.clone()), "{enc}");
         }
     }
@@ -422,9 +494,9 @@ mod tests {
     #[test]
     fn caps_the_decoded_size_with_413() {
         let big = vec![b' '; 10_000];
-        let err = decode_content(&gzip(&big), Some("gzip"), 1000).unwrap_err();
+        let err = decode_content(&gzip(&big), Some("gzip"), 1000, &Meter::unlimited()).unwrap_err();
         assert_eq!(err.kind, RejectKind::TooLarge);
-        let err = decode_content(&big, None, 1000).unwrap_err();
+        let err = decode_content(&big, None, 1000, &Meter::unlimited()).unwrap_err();
         assert_eq!(err.kind, RejectKind::TooLarge);
     }
 
@@ -432,13 +504,15 @@ mod tests {
     fn rejects_unknown_encodings_with_415_and_garbage_with_400() {
         for enc in ["br", "zstd", "gzip, gzip", "compress"] {
             assert_eq!(
-                decode_content(b"{}", Some(enc), 100).unwrap_err().kind,
+                decode_content(b"{}", Some(enc), 100, &Meter::unlimited())
+                    .unwrap_err()
+                    .kind,
                 RejectKind::UnsupportedMediaType,
                 "{enc}"
             );
         }
         assert_eq!(
-            decode_content(b"not gzip", Some("gzip"), 100)
+            decode_content(b"not gzip", Some("gzip"), 100, &Meter::unlimited())
                 .unwrap_err()
                 .kind,
             RejectKind::BadRequest
@@ -497,13 +571,74 @@ mod tests {
 
     #[test]
     fn empty_body_means_no_body_and_needs_no_content_type() {
-        assert_eq!(decode_json(None, None, None, 10), Ok(None));
-        assert_eq!(decode_json(Some(b""), None, None, 10), Ok(None));
+        assert_eq!(
+            decode_json(None, None, None, 10, &Meter::unlimited()),
+            Ok(None)
+        );
+        assert_eq!(
+            decode_json(Some(b""), None, None, 10, &Meter::unlimited()),
+            Ok(None)
+        );
     }
 
     #[test]
     fn duplicate_error_does_not_echo_the_key() {
         let err = parse_strict(br#"{"LEAKMARKER":1,"LEAKMARKER":2}"#).unwrap_err();
         assert!(!err.reason.contains("LEAKMARKER"));
+    }
+
+    /// Session 11: serde_json's values are claimed from the meter as they are built, so a body
+    /// of small numbers (144 bytes of values per two body bytes) stops at the budget with the
+    /// meter's reason; the same budget takes a body of the same length that is one string.
+    #[test]
+    fn the_serde_parse_claims_its_values() {
+        use crate::memory::Refused;
+        let dense = format!("[{}]", vec!["1"; 20_000].join(","));
+        let sparse = format!("[\"{}\"]", "x".repeat(dense.len() - 4));
+        let budget = 1 << 20;
+        let grant = |total: usize| {
+            if total <= budget {
+                Ok(())
+            } else {
+                Err(Refused::Busy)
+            }
+        };
+        let meter = Meter::new(&grant);
+        assert!(parse_strict_within(sparse.as_bytes(), &meter).is_ok());
+        let meter = Meter::new(&grant);
+        let err = parse_strict_within(dense.as_bytes(), &meter).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Busy, "{err:?}");
+        assert!(err.reason.contains("memory"), "{err:?}");
+        let meter = Meter::new(&|_| Ok(()));
+        parse_strict_within(dense.as_bytes(), &meter).unwrap();
+        assert!(meter.used() >= 20_001 * std::mem::size_of::<Value>());
+    }
+
+    /// A gzip body's decoded bytes are claimed before they are read: a body inflating past the
+    /// budget stops there (the cap on the decoded size is far above it).
+    #[test]
+    fn decoded_bytes_are_claimed_before_they_are_read() {
+        use crate::memory::Refused;
+        let big = vec![b' '; 4 << 20];
+        let packed = gzip(&big);
+        assert!(packed.len() < 64 * 1024);
+        let budget = 1 << 20;
+        let most = std::cell::Cell::new(0);
+        let grant = |total: usize| {
+            most.set(most.get().max(total));
+            if total <= budget {
+                Ok(())
+            } else {
+                Err(Refused::TooLarge)
+            }
+        };
+        let meter = Meter::new(&grant);
+        let err = decode_content(&packed, Some("gzip"), 100 << 20, &meter).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge, "{err:?}");
+        assert!(meter.used() <= budget);
+        let meter = Meter::new(&|_| Ok(()));
+        let out = decode_content(&packed, Some("gzip"), 100 << 20, &meter).unwrap();
+        assert_eq!(out.len(), big.len());
+        assert!(meter.used() >= big.len());
     }
 }

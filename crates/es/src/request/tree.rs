@@ -51,7 +51,8 @@ use bumpalo::collections::{String as BumpString, Vec as BumpVec};
 use bumpalo::Bump;
 use serde_json::{Map, Number, Value};
 
-use super::body::{parse_strict, MAX_DEPTH};
+use super::body::{parse_strict_within, MAX_DEPTH};
+use crate::memory::Meter;
 use crate::Rejection;
 
 /// One JSON value: parsed (borrowing the body and its tape) or built (a request's rewrite, the
@@ -674,24 +675,118 @@ impl std::fmt::Debug for Tokens<'_> {
 /// would leak. Only [`parse`] writes in it (the field is private), and everything it puts
 /// there is `Copy` (tokens and escaped strings), which the compiler holds to owning nothing.
 /// `tests/tree_arena.rs` counts the heap to hold it.
-pub struct Arena {
+///
+/// A request's arena is [`Arena::metered`]: what its parses allocate is claimed from the
+/// request's [`Meter`] first, and returned when the arena drops ([`crate::memory`]).
+pub struct Arena<'m> {
     bump: Bump,
+    meter: Option<&'m Meter<'m>>,
+    /// Bytes claimed from `meter` for the bump's chunks: before an allocation that needs a new
+    /// chunk, its size; after it, what the bump really holds ([`Arena::settle`]).
+    in_bump: std::cell::Cell<usize>,
+    /// Bytes claimed from `meter` for the parse's memory beside the arena (on the heap).
+    beside: std::cell::Cell<usize>,
 }
 
-impl Arena {
+impl Arena<'static> {
     /// An arena whose first chunk holds the tape of a search body of `len` bytes (a 2 KB
     /// Kibana search's tape is under three times its length); more chunks are added as needed.
-    pub fn for_body(len: usize) -> Arena {
+    /// Its memory is not claimed from anything: for tests and tools, never for a client's body.
+    pub fn for_body(len: usize) -> Arena<'static> {
         Arena {
-            bump: Bump::with_capacity(len.min(MAX_FIRST_CHUNK / ARENA_PER_BYTE) * ARENA_PER_BYTE),
+            bump: Bump::with_capacity(first_chunk(len)),
+            meter: None,
+            in_bump: std::cell::Cell::new(0),
+            beside: std::cell::Cell::new(0),
         }
     }
 }
 
-impl Default for Arena {
-    /// An empty arena: its first chunk is allocated by the first parse that needs one.
+impl<'m> Arena<'m> {
+    /// [`Arena::for_body`] for a request's body, its first chunk and every parse's memory
+    /// claimed from `meter`.
+    pub fn metered(len: usize, meter: &'m Meter<'m>) -> Result<Arena<'m>, Rejection> {
+        let first = first_chunk(len);
+        meter.take(first)?;
+        let arena = Arena {
+            bump: Bump::with_capacity(first),
+            meter: Some(meter),
+            in_bump: std::cell::Cell::new(first),
+            beside: std::cell::Cell::new(0),
+        };
+        arena.settle()?;
+        Ok(arena)
+    }
+
+    /// Claims `bytes` that a parse is about to allocate in the arena, unless they fit in the
+    /// current chunk. [`Arena::settle`] follows the allocation.
+    fn claim(&self, bytes: usize) -> Result<(), Rejection> {
+        if let Some(meter) = self.meter {
+            if bytes > self.bump.chunk_capacity() {
+                meter.take(bytes)?;
+                self.in_bump.set(self.in_bump.get() + bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the bump's claim to what it holds: bumpalo rounds a new chunk up (at least
+    /// doubling the last one), which is claimed here, and a claim it did not use is returned.
+    fn settle(&self) -> Result<(), Rejection> {
+        if let Some(meter) = self.meter {
+            let holds = self.bump.allocated_bytes();
+            let claimed = self.in_bump.get();
+            if holds > claimed {
+                meter.take(holds - claimed)?;
+            } else {
+                meter.give(claimed - holds);
+            }
+            self.in_bump.set(holds);
+        }
+        Ok(())
+    }
+
+    /// Claims `bytes` for what a parse is about to allocate beside the arena (on the heap).
+    fn claim_beside(&self, bytes: usize) -> Result<(), Rejection> {
+        if let Some(meter) = self.meter {
+            meter.take(bytes)?;
+            self.beside.set(self.beside.get() + bytes);
+        }
+        Ok(())
+    }
+
+    /// Returns `bytes` claimed beside the arena for memory a parse has freed.
+    fn release(&self, bytes: usize) {
+        if let Some(meter) = self.meter {
+            meter.give(bytes);
+            self.beside.set(self.beside.get() - bytes);
+        }
+    }
+}
+
+impl Drop for Arena<'_> {
+    fn drop(&mut self) {
+        if let Some(meter) = self.meter {
+            meter.give(self.in_bump.get() + self.beside.get());
+        }
+    }
+}
+
+/// The first chunk's size for a body of `len` bytes.
+fn first_chunk(len: usize) -> usize {
+    len.min(MAX_FIRST_CHUNK / ARENA_PER_BYTE) * ARENA_PER_BYTE
+}
+
+impl Default for Arena<'_> {
+    /// An empty arena, not metered: its first chunk is allocated by the first parse that needs
+    /// one.
     fn default() -> Self {
-        Arena { bump: Bump::new() }
+        Arena {
+            bump: Bump::new(),
+            meter: None,
+            in_bump: std::cell::Cell::new(0),
+            beside: std::cell::Cell::new(0),
+        }
     }
 }
 
@@ -709,43 +804,55 @@ const MAX_FIRST_CHUNK: usize = 4 << 20;
 /// with more grows its tape as any vector (a copy per doubling).
 const BYTES_PER_TOKEN: usize = 8;
 
-/// Parses one JSON body strictly (see the module invariant), its tape in `arena`.
-pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena) -> Result<Node<'a>, Rejection> {
+/// Parses one JSON body strictly (see the module invariant), its tape in `arena`, its memory
+/// claimed from the arena's meter before it is allocated: the tape's first room at the start,
+/// each doubling of the tape when it comes, and at the first escape, room for the escaped
+/// strings (twice the rest of the body, for their growth).
+pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Rejection> {
+    let room = bytes.len() / BYTES_PER_TOKEN + 8;
+    arena.claim(room.saturating_mul(std::mem::size_of::<Tok>()))?;
     // Token indexes and text offsets are `u32`.
-    let parsed = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || u32::try_from(bytes.len()).is_err() {
-        None
-    } else {
-        std::str::from_utf8(bytes).ok().and_then(|text| {
-            let mut p = Parser {
-                arena: &arena.bump,
-                s: text.as_bytes(),
-                text,
-                i: 0,
-                bent_at: 0,
-                toks: BumpVec::with_capacity_in(bytes.len() / BYTES_PER_TOKEN + 8, &arena.bump),
-                keys: Vec::with_capacity(KEYS),
-            };
-            p.value(0)?;
-            p.ws();
-            if p.i != p.s.len() {
-                return None;
-            }
-            let toks = p.toks.into_bump_slice();
-            Some(
-                Parsed {
-                    body: bytes,
-                    toks: Tokens(toks),
-                }
-                .node(),
-            )
-        })
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || u32::try_from(bytes.len()).is_err() {
+        return Err(refusal(bytes, arena));
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(refusal(bytes, arena));
     };
-    parsed.ok_or_else(|| refusal(bytes))
+    let mut p = Parser {
+        arena,
+        refused: None,
+        escapes_claimed: false,
+        s: text.as_bytes(),
+        text,
+        i: 0,
+        bent_at: 0,
+        toks: BumpVec::with_capacity_in(room, &arena.bump),
+        keys: Vec::with_capacity(KEYS),
+    };
+    arena.settle()?;
+    let whole = p.value(0).is_some() && {
+        p.ws();
+        p.i == p.s.len()
+    };
+    // What the escaped strings took is claimed too (or refuses the parse).
+    let settled = arena.settle();
+    if !whole {
+        let no_memory = p.refused.take().or(settled.err());
+        return Err(no_memory.unwrap_or_else(|| refusal(bytes, arena)));
+    }
+    settled?;
+    let toks = p.toks.into_bump_slice();
+    Ok(Parsed {
+        body: bytes,
+        toks: Tokens(toks),
+    }
+    .node())
 }
 
 /// `parse_strict`'s reason for a body [`parse`] refused.
-fn refusal(bytes: &[u8]) -> Rejection {
-    match parse_strict(bytes) {
+fn refusal(bytes: &[u8], arena: &Arena<'_>) -> Rejection {
+    let unlimited = Meter::unlimited();
+    match parse_strict_within(bytes, arena.meter.unwrap_or(&unlimited)) {
         Err(e) => e,
         // Never below 4 GiB: both accept the same bodies (the differential tests hold them to
         // it).
@@ -760,9 +867,18 @@ const SCAN_KEYS: usize = 16;
 /// The key stack's first size: the keys of the objects open at once in a search body.
 const KEYS: usize = 32;
 
+/// An upper bound of a [`distinct`] hash set's bytes per key: a `&str` and a control byte per
+/// bucket, and under two buckets per key.
+const DISTINCT_BYTES_PER_KEY: usize = 2 * (std::mem::size_of::<&str>() + 1);
+
 struct Parser<'a> {
-    /// Where the tape's room and escaped strings are ([`Arena`]).
-    arena: &'a Bump,
+    /// Where the tape's room and escaped strings are ([`Arena`]), and what they are claimed
+    /// from.
+    arena: &'a Arena<'a>,
+    /// Set when a claim was refused (the parse then stops).
+    refused: Option<Rejection>,
+    /// Whether the escaped strings' room is claimed (at the first escape).
+    escapes_claimed: bool,
     s: &'a [u8],
     text: &'a str,
     i: usize,
@@ -830,8 +946,49 @@ impl<'a> Parser<'a> {
             b'-' | b'0'..=b'9' => Tok::Number(self.number()?),
             _ => return None,
         };
+        self.push(tok)
+    }
+
+    /// Puts `tok` on the tape, its room claimed first when the tape is full.
+    #[inline(always)]
+    fn push(&mut self, tok: Tok<'a>) -> Option<()> {
+        if self.toks.len() == self.toks.capacity() {
+            self.grow()?;
+        }
         self.toks.push(tok);
         Some(())
+    }
+
+    /// Doubles the tape's room, claimed first: a body denser than a token per
+    /// `BYTES_PER_TOKEN` bytes (a list of small numbers is one per two).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) -> Option<()> {
+        let more = self.toks.capacity().max(8);
+        self.claim(more.saturating_mul(std::mem::size_of::<Tok>()), false)?;
+        self.toks.reserve_exact(more);
+        if let Err(no_memory) = self.arena.settle() {
+            self.refused = Some(no_memory);
+            return None;
+        }
+        Some(())
+    }
+
+    /// Claims `bytes` in the arena (`beside`: on the heap); a refusal stops the parse with its
+    /// reason.
+    fn claim(&mut self, bytes: usize, beside: bool) -> Option<()> {
+        let claimed = if beside {
+            self.arena.claim_beside(bytes)
+        } else {
+            self.arena.claim(bytes)
+        };
+        match claimed {
+            Ok(()) => Some(()),
+            Err(no_memory) => {
+                self.refused = Some(no_memory);
+                None
+            }
+        }
     }
 
     /// A container's token at `at` once it has closed (`self.i` past its last byte): where
@@ -860,7 +1017,7 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let at = self.toks.len();
         // Its token, set when it closes.
-        self.toks.push(Tok::Null);
+        self.push(Tok::Null)?;
         self.i += 1;
         self.ws();
         if self.peek()? == b'}' {
@@ -877,15 +1034,19 @@ impl<'a> Parser<'a> {
             if len < SCAN_KEYS && self.keys[base..].contains(&key) {
                 return None;
             }
+            if self.keys.len() == self.keys.capacity() {
+                // The key stack's next room (a vector doubles), claimed first.
+                self.claim(self.keys.capacity() * 2 * std::mem::size_of::<&str>(), true)?;
+            }
             self.keys.push(key);
-            self.toks.push(Tok::String(key));
+            self.push(Tok::String(key))?;
             // A string or an object right after the colon, without `value`'s whitespace
             // skip and dispatch.
             match self.s.get(self.i) {
                 Some(b'"') => {
                     self.i += 1;
                     let text = self.string()?;
-                    self.toks.push(Tok::String(text));
+                    self.push(Tok::String(text))?;
                 }
                 Some(b'{') => self.object(depth + 1)?,
                 _ => self.value(depth)?,
@@ -900,8 +1061,15 @@ impl<'a> Parser<'a> {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
-                    if len > SCAN_KEYS && !distinct(&self.keys[base..]) {
-                        return None;
+                    if len > SCAN_KEYS {
+                        // The hash set's room, claimed while it lives.
+                        let set = len * DISTINCT_BYTES_PER_KEY;
+                        self.claim(set, true)?;
+                        let distinct = distinct(&self.keys[base..]);
+                        self.arena.release(set);
+                        if !distinct {
+                            return None;
+                        }
                     }
                     self.keys.truncate(base);
                     self.close(at, start, len as u32, Tok::Object);
@@ -918,7 +1086,7 @@ impl<'a> Parser<'a> {
         }
         let start = self.i;
         let at = self.toks.len();
-        self.toks.push(Tok::Null);
+        self.push(Tok::Null)?;
         self.i += 1;
         self.ws();
         if self.peek()? == b']' {
@@ -995,7 +1163,7 @@ impl<'a> Parser<'a> {
                 i = self.i;
                 text
             };
-            self.toks.push(Tok::String(text));
+            self.push(Tok::String(text))?;
             n += 1;
             if s.get(i) != Some(&b',') || s.get(i + 1) != Some(&b'"') {
                 break;
@@ -1037,8 +1205,14 @@ impl<'a> Parser<'a> {
         }
         // Written back, the escapes are spelled as the writer spells them, not as here.
         self.bent_at = self.i;
+        if !self.escapes_claimed {
+            // Every escaped string from here is at most the rest of the body; twice that
+            // covers their growth as they are built.
+            self.claim(2 * (self.s.len() - start), false)?;
+            self.escapes_claimed = true;
+        }
         // Built in the arena: a string there owns no memory of its own ([`Arena`]).
-        let mut out = BumpString::from_str_in(self.text.get(start..self.i)?, self.arena);
+        let mut out = BumpString::from_str_in(self.text.get(start..self.i)?, &self.arena.bump);
         loop {
             match *self.s.get(self.i)? {
                 b'"' => {

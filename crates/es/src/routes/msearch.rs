@@ -18,6 +18,7 @@ use super::{Request, Shape, Spec, Upstream};
 use crate::dsl::json::{Obj, J};
 use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
+use crate::memory::Meter;
 use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
 use crate::request::tree::{self, Node};
@@ -76,7 +77,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     // Every line's tree, headers' too: one arena for the request.
-    let arena = tree::Arena::for_body(raw.len());
+    let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     // Room for a dashboard's searches without regrowing (issue 10).
     let mut trees = Vec::with_capacity(32);
     // Each body's length: its output buffer's size (the output is the body and the filter).
@@ -154,8 +155,14 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     if body::check_content_type(req.head.content_type, Media::Ndjson).is_err() {
         body::check_content_type(req.head.content_type, Media::Json)?;
     }
-    let bytes = body::decode_content(raw, req.head.content_encoding, req.max_body)?;
-    let mut items = rewrite(&bytes, req.index.as_ref(), &scope.indices, &scope.filters)?;
+    let bytes = body::decode_content(raw, req.head.content_encoding, req.max_body, req.meter)?;
+    let mut items = rewrite(
+        &bytes,
+        req.index.as_ref(),
+        &scope.indices,
+        &scope.filters,
+        req.meter,
+    )?;
     for (i, item) in items.iter_mut().enumerate() {
         scope
             .guard
@@ -335,30 +342,39 @@ impl Header {
 }
 
 /// Parses, checks and rewrites an NDJSON body. `path_index` is the already checked path
-/// expression (used when a header names no index); `patterns` the token's allowed patterns.
+/// expression (used when a header names no index); `patterns` the token's allowed patterns;
+/// the parses' memory claimed from `meter`.
 pub fn rewrite(
     ndjson: &[u8],
     path_index: Option<&Expression>,
     patterns: &[String],
     filters: &FilterSet,
+    meter: &Meter<'_>,
 ) -> Result<Vec<Item>, Rejection> {
-    read_lines(ndjson, path_index, patterns, Headers::Serde, |line| {
-        let body = body::parse_strict(line)?;
-        if !body.is_object() {
-            return Err(Rejection::bad_request("msearch body must be a JSON object"));
-        }
-        rewrite::search(Some(body), filters)
-    })
+    read_lines(
+        ndjson,
+        path_index,
+        patterns,
+        Headers::Serde(meter),
+        |line| {
+            let body = body::parse_strict_within(line, meter)?;
+            if !body.is_object() {
+                return Err(Rejection::bad_request("msearch body must be a JSON object"));
+            }
+            rewrite::search(Some(body), filters)
+        },
+    )
 }
 
 /// How [`read_lines`] reads header lines.
 #[derive(Clone, Copy)]
 enum Headers<'t> {
-    /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason.
-    Serde,
+    /// `parse_strict` and [`check_header`]: the reference, and every refusal's reason. The
+    /// parses' memory claimed from the meter.
+    Serde(&'t Meter<'t>),
     /// [`check_header_tree`] (the tree path): the same acceptance and the same header, any
     /// refusal left to the serde path for its reason. Their trees in the request's arena.
-    Tree(&'t tree::Arena),
+    Tree(&'t tree::Arena<'t>),
 }
 
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
@@ -407,8 +423,8 @@ fn read_lines<'a>(
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
         let (index, header) = match headers {
-            Headers::Serde => {
-                let header = match body::parse_strict(header_line)? {
+            Headers::Serde(meter) => {
+                let header = match body::parse_strict_within(header_line, meter)? {
                     Value::Object(m) => m,
                     _ => {
                         return Err(Rejection::bad_request(
@@ -856,7 +872,13 @@ mod tests {
     }
 
     fn run(s: &str) -> Result<Vec<Item>, Rejection> {
-        rewrite(s.as_bytes(), None, &pats(), &tenant_a())
+        rewrite(
+            s.as_bytes(),
+            None,
+            &pats(),
+            &tenant_a(),
+            &Meter::unlimited(),
+        )
     }
 
     #[test]
@@ -899,7 +921,7 @@ mod tests {
     fn header_without_index_falls_back_to_the_path_index() {
         let path = index::parse(Some("logs-b"), &pats()).unwrap();
         let body = b"{}\n{}\n{\"index\":\"\"}\n{}\n{\"index\":[]}\n{}\n{\"index\":\"_all\"}\n{}\n";
-        let items = rewrite(body, Some(&path), &pats(), &tenant_a()).unwrap();
+        let items = rewrite(body, Some(&path), &pats(), &tenant_a(), &Meter::unlimited()).unwrap();
         assert_eq!(*items[0].index, path);
         assert_eq!(*items[1].index, path);
         assert_eq!(*items[2].index, path);

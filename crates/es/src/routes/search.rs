@@ -137,7 +137,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
         return None;
     }
-    let arena = tree::Arena::for_body(raw.len());
+    let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
     if tree.contains_key("pit") {
         return None;
@@ -280,7 +280,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let raw = tree_body(req)?;
-    let arena = tree::Arena::for_body(raw.len());
+    let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
     let scope = req.scope;
     let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;

@@ -7,6 +7,7 @@ use std::cell::Cell;
 use serde_json::Value;
 
 use super::*;
+use crate::request::body::parse_strict;
 
 thread_local! {
     /// Set: [`write()`] ignores containers' source text and writes every item (this thread
@@ -1065,5 +1066,87 @@ fn random_objects_around_the_key_shortcuts_agree_with_parse_strict() {
     assert!(
         accepted > 3_000 && refused > 3_000,
         "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// Session 11: a request's parse claims its tape from the request's meter, so a body whose
+/// parsed form is many times its size (a token per two bytes) is refused with the meter's
+/// reason once it passes the budget, where a body of the same length parsing into little
+/// (one long string) fits; the arena returns its claims when it drops.
+#[test]
+fn a_metered_parse_stops_at_the_budget_with_the_meters_reason() {
+    use crate::memory::Refused;
+    use crate::RejectKind;
+    let dense = format!("[{}]", vec!["1"; 50_000].join(","));
+    let sparse = format!("[\"{}\"]", "x".repeat(dense.len() - 4));
+    assert_eq!(dense.len(), sparse.len());
+    let budget = 1 << 20;
+    let asked = Cell::new(0);
+    let grant = |total: usize| {
+        asked.set(asked.get().max(total));
+        if total <= budget {
+            Ok(())
+        } else {
+            Err(Refused::TooLarge)
+        }
+    };
+    let meter = Meter::new(&grant);
+    {
+        let arena = Arena::metered(sparse.len(), &meter).unwrap();
+        assert!(parse(sparse.as_bytes(), &arena).is_ok());
+        assert!(meter.used() >= sparse.len() / BYTES_PER_TOKEN * std::mem::size_of::<Tok>());
+    }
+    assert_eq!(meter.used(), 0);
+    {
+        let arena = Arena::metered(dense.len(), &meter).unwrap();
+        let err = parse(dense.as_bytes(), &arena).unwrap_err();
+        assert_eq!(err.kind, RejectKind::TooLarge, "{err:?}");
+        assert!(err.reason.contains("memory"), "{err:?}");
+        assert!(meter.used() <= budget);
+    }
+    assert_eq!(meter.used(), 0);
+    // Granting everything, the dense body parses, its whole tape claimed.
+    let meter = Meter::new(&|_| Ok(()));
+    let arena = Arena::metered(dense.len(), &meter).unwrap();
+    assert!(parse(dense.as_bytes(), &arena).is_ok());
+    assert!(meter.used() >= 50_001 * std::mem::size_of::<Tok>());
+}
+
+/// The key stack and a wide object's duplicate check are claimed beside the arena; the hash
+/// set's claim is returned when the object closes. A busy refusal stays busy.
+#[test]
+fn wide_objects_claim_their_keys_and_a_busy_meter_stays_busy() {
+    use crate::memory::Refused;
+    use crate::RejectKind;
+    let wide = format!(
+        "{{{}}}",
+        (0..5_000)
+            .map(|i| format!("\"k{i}\":1"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let meter = Meter::new(&|_| Ok(()));
+    let claimed = {
+        let arena = Arena::metered(wide.len(), &meter).unwrap();
+        parse(wide.as_bytes(), &arena).unwrap();
+        meter.used()
+    };
+    let tape = 10_001 * std::mem::size_of::<Tok>();
+    let keys = 5_000 * std::mem::size_of::<&str>();
+    assert!(claimed >= tape + keys, "claimed {claimed}");
+    // The first chunk (the tape's first room is in it) and no more.
+    let room = wide.len() * 4 + 1024;
+    let busy = |total: usize| {
+        if total <= room {
+            Ok(())
+        } else {
+            Err(Refused::Busy)
+        }
+    };
+    let meter = Meter::new(&busy);
+    let arena = Arena::metered(wide.len(), &meter).unwrap();
+    assert_eq!(
+        parse(wide.as_bytes(), &arena).unwrap_err().kind,
+        RejectKind::Busy
     );
 }
