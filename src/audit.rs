@@ -379,6 +379,11 @@ impl Audit {
             std::borrow::Cow::Owned(mut redacted) => {
                 redacted.push('\n');
                 self.append(redacted.as_bytes(), false);
+                // The line as written held secret-like text: wiped before the buffer is kept
+                // (zeros; the next line clears it first).
+                let mut wiped = std::mem::take(&mut text).into_bytes();
+                wiped.fill(0);
+                text = String::from_utf8(wiped).unwrap_or_default();
             }
         }
         if text.capacity() <= LINE_KEPT {
@@ -618,8 +623,16 @@ mod tests {
         audit.sync();
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(!text.contains(&body));
+        // Session 11: the buffer a redacted line was written in is kept wiped.
+        audit.data(&DataEvent {
+            path: format!("/{}", secret.expose()),
+            ..DataEvent::default()
+        });
+        let kept = LINE.with(std::cell::Cell::take);
+        assert!(!kept.is_empty() && kept.bytes().all(|b| b == 0), "{kept:?}");
+        audit.sync();
         let got = lines(&sink);
-        assert_eq!(got.len(), paths.len());
+        let got = &got[..paths.len()];
         for (i, (line, path)) in got.iter().zip(&paths).enumerate() {
             assert_eq!(line["request_id"], format!("r{i}"));
             let want = crate::auth::secret::redact(path);

@@ -177,40 +177,80 @@ fn decode_base62<const N: usize>(digits: &[u8]) -> Result<[u8; N], MalformedSecr
     Ok(out)
 }
 
-/// `text` with anything that looks like a secret (`esg_`, or its percent-encoded forms, followed
-/// by base62 digits) replaced by `esg_[redacted]`, for records that echo client input such as
-/// paths. Over-redacts rather than under: any length counts, checksum or not.
+/// `text` with anything that looks like a secret replaced by `esg_[redacted]`, for records
+/// that echo client input such as paths: `esg_` followed by base62 digits, where any of those
+/// characters may be percent-encoded (`%65sg_`, `esg%5F`, `esg_%41...`, either case of hex).
+/// Over-redacts rather than under: any length counts, checksum or not.
 pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
-    const PREFIXES: [&str; 3] = ["esg_", "esg%5f", "esg%5F"];
-    // Every prefix starts with `esg`: one search settles most texts (an audit line per request),
-    // a vectorised one (issue 10: `str::contains` was a tenth of the line's cost).
+    // A text with neither `esg` nor a percent sign holds no secret in any form: one search
+    // settles most texts (an audit line per request), a vectorised one (issue 10:
+    // `str::contains` was a tenth of the line's cost).
     static ESG: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("esg"));
-    if ESG.find(text.as_bytes()).is_none() || !PREFIXES.iter().any(|p| text.contains(p)) {
+    let bytes = text.as_bytes();
+    if ESG.find(bytes).is_none() && memchr::memchr(b'%', bytes).is_none() {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some((at, prefix)) = PREFIXES
-        .iter()
-        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
-        .min_by_key(|(i, _)| *i)
-    {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + prefix.len()..];
-        let digits = after
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        if digits == 0 {
-            out.push_str(prefix);
-        } else {
-            out.push_str("esg_[redacted]");
-        }
-        rest = &after[digits..];
+    let mut out: Option<String> = None;
+    // Copied into `out` up to here.
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(end) = secret_like_at(bytes, at) else {
+            at += 1;
+            continue;
+        };
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        // Both ends are ASCII bytes (a letter, a digit or `%`): character boundaries.
+        out.push_str(&text[copied..at]);
+        out.push_str("esg_[redacted]");
+        copied = end;
+        at = end;
     }
-    out.push_str(rest);
-    std::borrow::Cow::Owned(out)
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
+/// Where a secret-like run starting at `at` ends: `esg_` and at least one base62 digit, each
+/// character as itself or percent-encoded.
+fn secret_like_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut i = at;
+    for want in *b"esg_" {
+        let (c, next) = decoded_at(bytes, i)?;
+        if c != want {
+            return None;
+        }
+        i = next;
+    }
+    let mut digits = 0;
+    while let Some((c, next)) = decoded_at(bytes, i) {
+        if !c.is_ascii_alphanumeric() {
+            break;
+        }
+        digits += 1;
+        i = next;
+    }
+    (digits > 0).then_some(i)
+}
+
+/// The byte at `i` as a URL decoder reads it (`%XX` is one byte), and where the next starts.
+fn decoded_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    match bytes.get(i..)? {
+        [b'%', hi, lo, ..] => {
+            let hex = |d: u8| (d as char).to_digit(16);
+            match (hex(*hi), hex(*lo)) {
+                (Some(h), Some(l)) => Some(((h * 16 + l) as u8, i + 3)),
+                _ => Some((b'%', i + 1)),
+            }
+        }
+        [b, ..] => Some((*b, i + 1)),
+        [] => None,
+    }
 }
 
 #[cfg(test)]

@@ -272,8 +272,18 @@ fn redact_hides_every_secret_like_run_and_keeps_the_rest() {
 fn redact_hides_a_secret_at_every_offset() {
     let secret = Secret::generate();
     let body = &secret.expose()[4..];
-    for prefix in ["esg_", "esg%5f", "esg%5F"] {
-        for filler in ["a", "e", "es", "esg", "esg%5", "é", "\u{2028}", "\""] {
+    for prefix in [
+        "esg_",
+        "esg%5f",
+        "esg%5F",
+        "%65sg_",
+        "e%73g_",
+        "%65%73%67%5F",
+        "es%67%5f",
+    ] {
+        for filler in [
+            "a", "e", "es", "esg", "esg%5", "%6", "%", "é", "\u{2028}", "\"",
+        ] {
             for offset in 0..=40 {
                 let lead: String = filler.repeat(offset).chars().take(offset).collect();
                 for tail in ["", "/_search", "esg_"] {
@@ -284,5 +294,42 @@ fn redact_hides_a_secret_at_every_offset() {
                 }
             }
         }
+    }
+}
+
+/// Session 11 (noted by the issue 10 review): a secret whose other letters are percent-encoded
+/// (`%65sg_`), or whose digits are, was written to the audit log as sent. Any character of
+/// the run may be encoded, in either case of hex; a malformed escape is text.
+#[test]
+fn redact_hides_secrets_with_any_character_percent_encoded() {
+    let secret = Secret::generate();
+    let text = secret.expose();
+    let encode_all = |s: &str| s.bytes().map(|b| format!("%{b:02x}")).collect::<String>();
+    let every_other = |s: &str| {
+        s.bytes()
+            .enumerate()
+            .map(|(i, b)| {
+                if i % 2 == 0 {
+                    format!("%{b:02X}")
+                } else {
+                    (b as char).to_string()
+                }
+            })
+            .collect::<String>()
+    };
+    for form in [
+        encode_all(text),
+        every_other(text),
+        format!("esg_{}", encode_all(&text[4..])),
+    ] {
+        let input = format!("/logs/_search?q={form}&x=1");
+        let shown = redact(&input);
+        assert_eq!(shown, "/logs/_search?q=esg_[redacted]&x=1", "{input}");
+    }
+    // Not secrets: kept as they are.
+    for kept in [
+        "esg_", "%65sg_/x", "%zzesg", "esg%5", "100%", "%e", "esg_%2F",
+    ] {
+        assert_eq!(redact(kept), kept);
     }
 }
