@@ -953,17 +953,17 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn push(&mut self, tok: Tok<'a>) -> Option<()> {
         if self.toks.len() == self.toks.capacity() {
-            self.grow()?;
+            return self.grow_and_push(tok);
         }
         self.toks.push(tok);
         Some(())
     }
 
-    /// Doubles the tape's room, claimed first: a body denser than a token per
-    /// `BYTES_PER_TOKEN` bytes (a list of small numbers is one per two).
+    /// Doubles the tape's room, claimed first, and puts `tok` on it: a body denser than a
+    /// token per `BYTES_PER_TOKEN` bytes (a list of small numbers is one per two).
     #[cold]
     #[inline(never)]
-    fn grow(&mut self) -> Option<()> {
+    fn grow_and_push(&mut self, tok: Tok<'a>) -> Option<()> {
         let more = self.toks.capacity().max(8);
         self.claim(more.saturating_mul(std::mem::size_of::<Tok>()), false)?;
         self.toks.reserve_exact(more);
@@ -971,6 +971,7 @@ impl<'a> Parser<'a> {
             self.refused = Some(no_memory);
             return None;
         }
+        self.toks.push(tok);
         Some(())
     }
 
@@ -1163,7 +1164,11 @@ impl<'a> Parser<'a> {
                 i = self.i;
                 text
             };
-            self.push(Tok::String(text))?;
+            if self.toks.len() == self.toks.capacity() {
+                self.grow_and_push(Tok::String(text))?;
+            } else {
+                self.toks.push(Tok::String(text));
+            }
             n += 1;
             if s.get(i) != Some(&b',') || s.get(i + 1) != Some(&b'"') {
                 break;
