@@ -1201,11 +1201,85 @@ fn skip_plain(s: &[u8], from: usize) -> usize {
     plain_run(s, from).0
 }
 
-/// [`skip_plain`], and whether the byte found is a quote: told by the word the scan already
+/// [`skip_plain`], and whether the byte found is a quote: told by the mask the scan already
 /// holds, so a string's end is known without loading that byte again (a load that waited on
 /// the scan's result was the parse's costliest stall, issue 10).
+///
+/// Sixteen bytes at a time with SSE2 (x86_64's baseline: always there), the last block
+/// read as the text's last sixteen bytes with the ones already looked at shifted out. A
+/// text shorter than a block is scanned in words ([`plain_run_words`]).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn plain_run(s: &[u8], mut from: usize) -> (usize, bool) {
+    while let Some(block) = s.get(from..).and_then(<[u8]>::first_chunk::<16>) {
+        let (special, quotes) = block::specials(block);
+        if special != 0 {
+            let at = special.trailing_zeros();
+            return (from + at as usize, quotes >> at & 1 == 1);
+        }
+        from += 16;
+    }
+    let tail = s.len().saturating_sub(from);
+    if tail == 0 {
+        return (from, false);
+    }
+    match s.last_chunk::<16>() {
+        Some(last) => {
+            // The block's first `16 - tail` bytes are before `from`: shifted out.
+            let (special, quotes) = block::specials(last);
+            let (special, quotes) = (special >> (16 - tail), quotes >> (16 - tail));
+            if special != 0 {
+                let at = special.trailing_zeros();
+                (from + at as usize, quotes >> at & 1 == 1)
+            } else {
+                (s.len(), false)
+            }
+        }
+        None => plain_run_words(s, from),
+    }
+}
+
+/// [`plain_run`] where there is no SSE2: eight bytes at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn plain_run(s: &[u8], from: usize) -> (usize, bool) {
+    plain_run_words(s, from)
+}
+
+/// The quotes, backslashes and control characters of a 16-byte block, with SSE2 through
+/// `safe_arch` (the crate forbids `unsafe`; `core::arch`'s intrinsics are safe to call only
+/// in a `#[target_feature]` function, which is itself unsafe to call from one without).
+#[cfg(target_arch = "x86_64")]
+mod block {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i, sub_saturating_u8_m128i, zeroed_m128i,
+    };
+
+    /// A bit per byte of `block` (bit `i` for byte `i`): set for each byte that is special
+    /// (a quote, a backslash or below 0x20), and, in the second mask, for each quote.
+    #[inline(always)]
+    pub(super) fn specials(block: &[u8; 16]) -> (u32, u32) {
+        let v = load_unaligned_m128i(block);
+        let quotes = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
+        let backslashes = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+        // Below 0x20: zero once 0x1f is taken away, saturating.
+        let controls = cmp_eq_mask_i8_m128i(
+            sub_saturating_u8_m128i(v, set_splat_i8_m128i(0x1f)),
+            zeroed_m128i(),
+        );
+        let special = bitor_m128i(bitor_m128i(quotes, backslashes), controls);
+        (
+            move_mask_i8_m128i(special) as u32,
+            move_mask_i8_m128i(quotes) as u32,
+        )
+    }
+}
+
+/// [`plain_run`] eight bytes at a time, in a word (SWAR): the scan where there is no SSE2, and
+/// of texts shorter than its block.
+#[inline(always)]
+fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
     while let Some(chunk) = s.get(from..from + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
