@@ -23,9 +23,14 @@
 //! stored and reloaded per byte class: a plain key and its colon in one look, a string or
 //! object right after a colon without the value dispatch, and an array's run of
 //! comma-separated strings (a `terms` list) in one loop. The string scan tells a quote from
-//! the other special bytes from the word it already holds. An object's first sixteen keys are
+//! the other special bytes from the mask it already holds. An object's first sixteen keys are
 //! compared as they come; a larger one's are all looked at once when it closes. (Session 10:
 //! the 2 KB parse 31.4k -> 29.5k instructions, the 200 KB `terms` body's 1.86M -> 1.62M.)
+//!
+//! The string scan reads sixteen bytes at a time with SSE2 on x86_64 (its baseline, through
+//! `safe_arch`: this crate has no `unsafe`), eight at a time in a word elsewhere and for texts
+//! shorter than sixteen bytes. (Session 11: the 2 KB parse 29.5k -> 26.5k instructions, the
+//! 200 KB `terms` body's 1.62M -> 1.32M.)
 //!
 //! A container whose source is already exactly what [`write()`] writes (compact, no escape)
 //! keeps its source text and is written by copying it; dashboard bodies are compact and mostly
@@ -1180,7 +1185,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The rest of a string after its opening quote: borrowed from the body unless it holds
-    /// an escape. Inlined: most strings end at the first special byte the word scan finds.
+    /// an escape. Inlined: most strings end at the first special byte the first block holds.
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
@@ -1368,23 +1373,101 @@ fn skip_digits(s: &[u8], mut from: usize) -> usize {
 }
 
 /// Whether `s` holds a byte a JSON string must escape (serde_json's escapes, as `write_str`
-/// writes them): a quote, a backslash or a control character. The parser's word scan; the
+/// writes them): a quote, a backslash or a control character. The parser's string scan; the
 /// audit log asks it of every string of a request line (issue 10).
 pub fn needs_escape(s: &[u8]) -> bool {
     skip_plain(s, 0) < s.len()
 }
 
 /// The index of the first byte at or after `from` that is a quote, a backslash or a control
-/// character (or the end), eight bytes at a time: string contents are most of a body's bytes.
+/// character (or the end), a block at a time ([`plain_run`]): string contents are most of a
+/// body's bytes.
 fn skip_plain(s: &[u8], from: usize) -> usize {
     plain_run(s, from).0
 }
 
-/// [`skip_plain`], and whether the byte found is a quote: told by the word the scan already
+/// [`skip_plain`], and whether the byte found is a quote: told by the mask the scan already
 /// holds, so a string's end is known without loading that byte again (a load that waited on
 /// the scan's result was the parse's costliest stall, issue 10).
+///
+/// Sixteen bytes at a time with SSE2 (x86_64's baseline: always there), the last block
+/// read as the text's last sixteen bytes with the ones already looked at shifted out. A
+/// text shorter than a block is scanned in words ([`plain_run_words`]).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn plain_run(s: &[u8], mut from: usize) -> (usize, bool) {
+    while let Some(block) = s.get(from..).and_then(<[u8]>::first_chunk::<16>) {
+        let (special, quotes) = block::specials(block);
+        if special != 0 {
+            let at = special.trailing_zeros();
+            return (from + at as usize, quotes >> at & 1 == 1);
+        }
+        from += 16;
+    }
+    let tail = s.len().saturating_sub(from);
+    if tail == 0 {
+        return (from, false);
+    }
+    match s.last_chunk::<16>() {
+        Some(last) => {
+            // The block's first `16 - tail` bytes are before `from`: shifted out.
+            let (special, quotes) = block::specials(last);
+            let (special, quotes) = (special >> (16 - tail), quotes >> (16 - tail));
+            if special != 0 {
+                let at = special.trailing_zeros();
+                (from + at as usize, quotes >> at & 1 == 1)
+            } else {
+                (s.len(), false)
+            }
+        }
+        None => plain_run_words(s, from),
+    }
+}
+
+/// [`plain_run`] where there is no SSE2: eight bytes at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn plain_run(s: &[u8], from: usize) -> (usize, bool) {
+    plain_run_words(s, from)
+}
+
+/// The quotes, backslashes and control characters of a 16-byte block, with SSE2 through
+/// `safe_arch`: this crate forbids `unsafe`, and `core::arch`'s intrinsics are safe to call
+/// only in a `#[target_feature]` function, itself unsafe to call from one without (SSE2 being
+/// on for the whole build does not count). A plain loop over the block's bytes is not
+/// vectorised into this: LLVM built its mask a byte at a time, and the 2 KB parse took 53k
+/// instructions instead of 26.5k (issue 10, session 11).
+#[cfg(target_arch = "x86_64")]
+mod block {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i, sub_saturating_u8_m128i, zeroed_m128i,
+    };
+
+    /// A bit per byte of `block` (bit `i` for byte `i`): set for each byte that is special
+    /// (a quote, a backslash or below 0x20), and, in the second mask, for each quote.
+    #[inline(always)]
+    pub(super) fn specials(block: &[u8; 16]) -> (u32, u32) {
+        let v = load_unaligned_m128i(block);
+        let quotes = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
+        let backslashes = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+        // Below 0x20: zero once 0x1f is taken away, saturating.
+        let controls = cmp_eq_mask_i8_m128i(
+            sub_saturating_u8_m128i(v, set_splat_i8_m128i(0x1f)),
+            zeroed_m128i(),
+        );
+        let special = bitor_m128i(bitor_m128i(quotes, backslashes), controls);
+        (
+            move_mask_i8_m128i(special) as u32,
+            move_mask_i8_m128i(quotes) as u32,
+        )
+    }
+}
+
+/// [`plain_run`] eight bytes at a time, in a word (SWAR): the scan where there is no SSE2, and
+/// of texts shorter than its block.
+#[inline(always)]
+fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
     while let Some(chunk) = s.get(from..from + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);

@@ -323,13 +323,13 @@ fn strings_without_escapes_borrow_the_body() {
 }
 
 /// `needs_escape` (the audit log's escape check) is the byte loop the audit log had, for
-/// every byte at every place of a word and its tail, and for random texts.
+/// every byte at every place of a word, of a block and of their tails, and for random texts.
 #[test]
 fn needs_escape_is_the_byte_loop() {
     fn reference(s: &[u8]) -> bool {
         s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
     }
-    for len in 0..=19 {
+    for len in 0..=35 {
         for at in 0..len {
             for b in 0..=255u8 {
                 for fill in [b'a', 0x7f, 0x80, 0xff, 0x20, 0x1f] {
@@ -385,11 +385,88 @@ fn the_word_scan_stops_where_a_byte_scan_does() {
             .collect();
         for from in 0..=len {
             let end = naive(&bytes, from);
-            assert_eq!(
-                plain_run(&bytes, from),
-                (end, bytes.get(end) == Some(&b'"')),
-                "{bytes:?} {from}"
-            );
+            let expected = (end, bytes.get(end) == Some(&b'"'));
+            assert_eq!(plain_run(&bytes, from), expected, "{bytes:?} {from}");
+            assert_eq!(plain_run_words(&bytes, from), expected, "{bytes:?} {from}");
+        }
+    }
+}
+
+/// Where a byte scan from each place of `s` stops, and whether at a quote: the reference
+/// of the block and word scans.
+fn byte_scan_ends(s: &[u8]) -> Vec<(usize, bool)> {
+    let mut ends = vec![(s.len(), false); s.len() + 1];
+    for i in (0..s.len()).rev() {
+        ends[i] = match s[i] {
+            b'"' => (i, true),
+            b'\\' | 0..=0x1f => (i, false),
+            _ => ends[i + 1],
+        };
+    }
+    ends
+}
+
+/// The block scan ([`plain_run`]: SSE2 on x86_64) and the word scan it falls back to
+/// ([`plain_run_words`], the whole scan elsewhere) stop where a byte scan does: texts of 0 to
+/// 64 bytes (within a block and a word of every edge, and past four blocks), each with every
+/// byte value at every position, scanned from every place (the specials and their
+/// neighbours) or from the start, the byte and the end (the other bytes), at every alignment in memory
+/// and with specials right outside the text (a scan must never see them).
+#[test]
+fn the_block_scan_stops_where_a_byte_scan_does() {
+    let mut buffer = [b'"'; 96];
+    for b in 0..=255u8 {
+        // Every place for the specials and their neighbours; for the other bytes, the start,
+        // the byte, the next and the end.
+        let every = b"\x00\x01\n\x1e\x1f !\"#[\\]\x7f\x80\x9f\xa2\xdc\xff".contains(&b);
+        for len in 0..=64usize {
+            for at in 0..len.max(1) {
+                // Every alignment of the text, and of each position within it, comes round.
+                let offset = (len + at + usize::from(b)) % 16;
+                buffer.fill(if b % 2 == 0 { b'"' } else { b'\\' });
+                let s = &mut buffer[offset..offset + len];
+                s.fill(b'a' + (b % 26));
+                if len > 0 {
+                    s[at] = b;
+                }
+                let s = &buffer[offset..offset + len];
+                let ends = byte_scan_ends(s);
+                let check = |from: usize| {
+                    assert_eq!(plain_run(s, from), ends[from], "{s:?} from {from}");
+                    assert_eq!(plain_run_words(s, from), ends[from], "{s:?} from {from}");
+                };
+                if every {
+                    (0..=len).for_each(check);
+                } else {
+                    [0, at, (at + 1).min(len), len].into_iter().for_each(check);
+                }
+            }
+        }
+    }
+}
+
+/// Two specials in one text, each of a quote, a backslash and control characters at the
+/// bottom and top of the range, at every pair of positions of texts across the block and
+/// word edges: the scans find the first and tell whether it is a quote (a quote above
+/// another special, and another above a quote).
+#[test]
+fn the_block_scan_finds_the_first_of_two_specials() {
+    let specials = [b'"', b'\\', 0x00, 0x1f];
+    for len in [15usize, 16, 17, 31, 32, 33, 40] {
+        for first in 0..len {
+            for second in first + 1..len {
+                for x in specials {
+                    for y in specials {
+                        let mut s = vec![b'x'; len];
+                        s[first] = x;
+                        s[second] = y;
+                        for (from, expected) in byte_scan_ends(&s).into_iter().enumerate() {
+                            assert_eq!(plain_run(&s, from), expected, "{s:?} from {from}");
+                            assert_eq!(plain_run_words(&s, from), expected, "{s:?} from {from}");
+                        }
+                    }
+                }
+            }
         }
     }
 }
