@@ -153,7 +153,7 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
     // that cost more than the whole-body check (issue 10). What is refused and why is
     // unchanged: a body that is not UTF-8 never parses (the slice reader refused it too), and
     // its reason is the UTF-8 one whatever else is wrong.
-    let Ok(text) = std::str::from_utf8(bytes) else {
+    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(Rejection::bad_request("request body is not valid UTF-8"));
     };
     let mut de = serde_json::Deserializer::from_str(text);

@@ -820,7 +820,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || u32::try_from(bytes.len()).is_err() {
         return Err(refusal(bytes, arena));
     }
-    let Ok(text) = std::str::from_utf8(bytes) else {
+    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(refusal(bytes, arena));
     };
     let mut p = Parser {
