@@ -113,6 +113,12 @@ impl<'g> Meter<'g> {
     }
 }
 
+/// A grant of at most `bytes` in all, refused with `why` beyond: the proxy's budget, in tests.
+#[cfg(test)]
+pub(crate) fn budget(bytes: usize, why: Refused) -> impl Fn(usize) -> Result<(), Refused> {
+    move |total| if total <= bytes { Ok(()) } else { Err(why) }
+}
+
 fn refusal(why: Refused) -> Rejection {
     match why {
         Refused::Busy => Rejection {

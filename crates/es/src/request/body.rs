@@ -596,13 +596,7 @@ mod tests {
         let dense = format!("[{}]", vec!["1"; 20_000].join(","));
         let sparse = format!("[\"{}\"]", "x".repeat(dense.len() - 4));
         let budget = 1 << 20;
-        let grant = |total: usize| {
-            if total <= budget {
-                Ok(())
-            } else {
-                Err(Refused::Busy)
-            }
-        };
+        let grant = crate::memory::budget(budget, Refused::Busy);
         let meter = Meter::new(&grant);
         assert!(parse_strict_within(sparse.as_bytes(), &meter).is_ok());
         let meter = Meter::new(&grant);
@@ -623,15 +617,7 @@ mod tests {
         let packed = gzip(&big);
         assert!(packed.len() < 64 * 1024);
         let budget = 1 << 20;
-        let most = std::cell::Cell::new(0);
-        let grant = |total: usize| {
-            most.set(most.get().max(total));
-            if total <= budget {
-                Ok(())
-            } else {
-                Err(Refused::TooLarge)
-            }
-        };
+        let grant = crate::memory::budget(budget, Refused::TooLarge);
         let meter = Meter::new(&grant);
         let err = decode_content(&packed, Some("gzip"), 100 << 20, &meter).unwrap_err();
         assert_eq!(err.kind, RejectKind::TooLarge, "{err:?}");

@@ -1158,15 +1158,7 @@ fn a_metered_parse_stops_at_the_budget_with_the_meters_reason() {
     let sparse = format!("[\"{}\"]", "x".repeat(dense.len() - 4));
     assert_eq!(dense.len(), sparse.len());
     let budget = 1 << 20;
-    let asked = Cell::new(0);
-    let grant = |total: usize| {
-        asked.set(asked.get().max(total));
-        if total <= budget {
-            Ok(())
-        } else {
-            Err(Refused::TooLarge)
-        }
-    };
+    let grant = crate::memory::budget(budget, Refused::TooLarge);
     let meter = Meter::new(&grant);
     {
         let arena = Arena::metered(sparse.len(), &meter).unwrap();
@@ -1212,14 +1204,7 @@ fn wide_objects_claim_their_keys_and_a_busy_meter_stays_busy() {
     let keys = 5_000 * std::mem::size_of::<&str>();
     assert!(claimed >= tape + keys, "claimed {claimed}");
     // The first chunk (the tape's first room is in it) and no more.
-    let room = wide.len() * 4 + 1024;
-    let busy = |total: usize| {
-        if total <= room {
-            Ok(())
-        } else {
-            Err(Refused::Busy)
-        }
-    };
+    let busy = crate::memory::budget(wide.len() * 4 + 1024, Refused::Busy);
     let meter = Meter::new(&busy);
     let arena = Arena::metered(wide.len(), &meter).unwrap();
     assert_eq!(
