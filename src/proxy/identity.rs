@@ -13,7 +13,7 @@ use http::request::Parts;
 use http::{header, Response, StatusCode};
 
 use crate::app::App;
-use crate::body::Body;
+use crate::body::{Body, BudgetHold};
 use crate::error::ProxyError;
 use crate::es::{self, routes::identity::SelfRoute};
 use crate::store::model::Token;
@@ -89,8 +89,11 @@ pub(super) async fn respond(
     };
     // esgate's own answer: the client's response shaping applies to it directly.
     let text = answer.to_string();
-    let bytes = shaping
-        .apply(text.as_bytes())
+    let (shaped, _hold) = super::metered(app, text.len(), BudgetHold::default(), |meter| {
+        shaping.apply(text.as_bytes(), meter)
+    });
+    let bytes = shaped
+        .map_err(|_| ProxyError::Busy)?
         .unwrap_or_else(|| text.into_bytes());
     Ok(crate::error::json_response(StatusCode::OK, bytes))
 }

@@ -300,14 +300,14 @@ async fn pipeline(
                 body,
             ))
             .await?;
-            Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes))
+            finish_read_whole(app, shaping.as_ref(), status, headers, bytes)
         }
         Handling::Seal { sealing, shaping } => {
             if let Some(id) = sealing.id {
                 seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
             }
             let bytes = Box::pin(seal_response(app, &sealing, success, &up_headers, body)).await?;
-            Ok(finish_read_whole(shaping.as_ref(), status, headers, bytes))
+            finish_read_whole(app, shaping.as_ref(), status, headers, bytes)
         }
         Handling::Stream => Ok(answer(
             status,
@@ -510,17 +510,24 @@ fn audit_path(path: &str) -> String {
 /// every esgate step, so it can only remove parts of esgate's final answer, never what esgate
 /// seals or checks. The body is rebuilt, so its length is recomputed.
 fn finish_read_whole(
+    app: &App,
     shaping: Option<&es::answers::shaping::Shaping>,
     status: http::StatusCode,
     mut headers: HeaderMap,
     bytes: Bytes,
-) -> Response<Body> {
+) -> Result<Response<Body>, ProxyError> {
     headers.remove(header::CONTENT_LENGTH);
-    let bytes = match shaping.and_then(|s| s.apply(&bytes)) {
-        Some(shaped) => Bytes::from(shaped),
-        None => bytes,
+    let shaped = match shaping {
+        // The answer and its tree are charged to the body budget while it is reshaped.
+        Some(s) => metered(app, bytes.len(), BudgetHold::default(), |meter| {
+            s.apply(&bytes, meter)
+        })
+        .0
+        .map_err(|_| ProxyError::Busy)?,
+        None => None,
     };
-    answer(status, headers, crate::body::full(bytes))
+    let bytes = shaped.map_or(bytes, Bytes::from);
+    Ok(answer(status, headers, crate::body::full(bytes)))
 }
 
 /// A response with the status, headers and body esgate decided on.

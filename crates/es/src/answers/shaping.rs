@@ -13,10 +13,10 @@
 //!
 //! Invariant: pure; [`Shaping::apply`] only removes parts of a JSON answer or re-indents it.
 
-use serde_json::Value;
-
 use crate::answers::filter_path::FilterPath;
-use crate::Rejection;
+use crate::memory::Meter;
+use crate::request::body::parse_answer_within;
+use crate::{RejectKind, Rejection};
 
 /// The response-shaping parameters of one request, taken out of its query string.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,8 +28,9 @@ pub struct Shaping {
 }
 
 /// Largest answer esgate shapes itself: parsing a JSON answer into a tree takes several times
-/// its size in memory, and the client chooses to ask for it. A larger answer is sent unshaped
-/// (shaping only ever removes parts, so the client gets more than it asked, never less).
+/// its size in memory (claimed from the request's meter as it is built), and the client
+/// chooses to ask for it. A larger answer is sent unshaped (shaping only ever removes parts, so
+/// the client gets more than it asked, never less).
 pub const MAX_SHAPED_ANSWER: usize = 32 * 1024 * 1024;
 
 /// The shaping parameters (all on `params::COMMON`, so every route takes them).
@@ -68,17 +69,22 @@ impl Shaping {
         self.filter_path.is_none() && !self.pretty
     }
 
-    /// The answer shaped as asked: filtered, then pretty-printed. `None` when the body is not
-    /// JSON (a `_cat` text table: left as it is, as Elasticsearch does) or larger than
-    /// [`MAX_SHAPED_ANSWER`] (left as it is).
-    pub fn apply(&self, body: &[u8]) -> Option<Vec<u8>> {
+    /// The answer shaped as asked: filtered, then pretty-printed. `Ok(None)` when the body is
+    /// not JSON (a `_cat` text table: left as it is, as Elasticsearch does), larger than
+    /// [`MAX_SHAPED_ANSWER`], or its tree larger than the whole of the memory `meter` grants
+    /// (left as it is); `Err` when that memory is held by others now (`RejectKind::Busy`).
+    pub fn apply(&self, body: &[u8], meter: &Meter<'_>) -> Result<Option<Vec<u8>>, Rejection> {
         if self.is_identity() {
-            return Some(body.to_vec());
+            return Ok(Some(body.to_vec()));
         }
         if body.len() > MAX_SHAPED_ANSWER {
-            return None;
+            return Ok(None);
         }
-        let mut value: Value = serde_json::from_slice(body).ok()?;
+        let mut value = match parse_answer_within(body, meter) {
+            Ok(value) => value,
+            Err(busy) if busy.kind == RejectKind::Busy => return Err(busy),
+            Err(_) => return Ok(None),
+        };
         if let Some(filter) = &self.filter_path {
             value = filter.apply(value);
         }
@@ -87,13 +93,13 @@ impl Shaping {
         } else {
             serde_json::to_vec(&value)
         };
-        out.ok()
+        Ok(out.ok())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::testing::pairs as params;
@@ -128,26 +134,65 @@ mod tests {
         let s = Shaping::take(&mut p).unwrap();
         let body = json!({"_scroll_id": "esgc1_x", "took": 1,
             "hits": {"hits": [{"_id": "1", "_source": {"a": 1}}]}});
-        let out: Value =
-            serde_json::from_slice(&s.apply(&serde_json::to_vec(&body).unwrap()).unwrap()).unwrap();
+        let all = Meter::unlimited();
+        let shaped = s.apply(&serde_json::to_vec(&body).unwrap(), &all);
+        let out: Value = serde_json::from_slice(&shaped.unwrap().unwrap()).unwrap();
         assert_eq!(
             out,
             json!({"_scroll_id": "esgc1_x", "hits": {"hits": [{"_source": {"a": 1}}]}})
         );
-        assert_eq!(s.apply(b"green logs-a\n"), None);
+        assert_eq!(s.apply(b"green logs-a\n", &all), Ok(None));
         let mut huge = b"{\"a\":\"".to_vec();
         huge.resize(MAX_SHAPED_ANSWER + 1, b'x');
         huge.extend_from_slice(b"\"}");
-        assert_eq!(s.apply(&huge), None, "too large to parse: sent as it is");
+        assert_eq!(
+            s.apply(&huge, &all),
+            Ok(None),
+            "too large to parse: sent as it is"
+        );
 
         let mut p = params(&[("pretty", "true")]);
         let pretty = Shaping::take(&mut p).unwrap();
-        assert_eq!(pretty.apply(b"{\"a\":1}").unwrap(), b"{\n  \"a\": 1\n}");
+        assert_eq!(
+            pretty.apply(b"{\"a\":1}", &all).unwrap().unwrap(),
+            b"{\n  \"a\": 1\n}"
+        );
 
         let mut p = params(&[("human", "true")]);
         let human = Shaping::take(&mut p).unwrap();
         assert!(human.is_identity());
-        assert_eq!(human.apply(b"{\"a\": 1}").unwrap(), b"{\"a\": 1}");
+        assert_eq!(
+            human.apply(b"{\"a\": 1}", &all).unwrap().unwrap(),
+            b"{\"a\": 1}"
+        );
+    }
+
+    /// Session 11: the answer's tree is claimed from the meter as it is built. An answer whose
+    /// tree could never fit is sent as it is; one whose tree does not fit now is refused busy;
+    /// the tree's values are serde_json's (a repeated key's last value wins, as before).
+    #[test]
+    fn the_answers_tree_is_claimed_from_the_meter() {
+        use crate::memory::{budget, Refused};
+        let mut p = params(&[("filter_path", "hits.total")]);
+        let s = Shaping::take(&mut p).unwrap();
+        let dense = format!(
+            r#"{{"hits":{{"total":1,"hits":[{{"_source":{{"v":[{}]}}}}]}}}}"#,
+            vec!["0.5"; 50_000].join(",")
+        );
+        let never = budget(1 << 20, Refused::TooLarge);
+        assert_eq!(s.apply(dense.as_bytes(), &Meter::new(&never)), Ok(None));
+        let busy = budget(1 << 20, Refused::Busy);
+        let err = s.apply(dense.as_bytes(), &Meter::new(&busy)).unwrap_err();
+        assert_eq!(err.kind, RejectKind::Busy);
+        let all = Meter::new(&|_| Ok(()));
+        let shaped = s.apply(dense.as_bytes(), &all).unwrap().unwrap();
+        assert_eq!(shaped, br#"{"hits":{"total":1}}"#);
+        assert!(all.used() >= 50_000 * std::mem::size_of::<Value>());
+        let twice = br#"{"hits":{"total":1,"total":2}}"#;
+        assert_eq!(
+            s.apply(twice, &all).unwrap().unwrap(),
+            br#"{"hits":{"total":2}}"#
+        );
     }
 
     #[test]

@@ -157,7 +157,12 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
         return Err(Rejection::bad_request("request body is not valid UTF-8"));
     };
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = match (StrictSeed { depth: 0, meter }).deserialize(&mut de) {
+    let seed = StrictSeed {
+        depth: 0,
+        meter,
+        strict: true,
+    };
+    let value = match seed.deserialize(&mut de) {
         Ok(v) => v,
         Err(e) => return Err(json_error(&e, meter)),
     };
@@ -167,6 +172,26 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
         ));
     }
     Ok(value)
+}
+
+/// Reads a backend's answer into a `Value` as `serde_json::from_slice` does (the same values
+/// and the same failures), its memory claimed from `meter` as it is built: an answer esgate
+/// reshapes (`answers::shaping`) can parse into many times its size. `Err` is the meter's
+/// refusal, or a `BadRequest` for an answer that is not JSON.
+pub fn parse_answer_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
+    let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
+        return Err(Rejection::bad_request("the answer is not valid UTF-8"));
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = StrictSeed {
+        depth: 0,
+        meter,
+        strict: false,
+    };
+    match seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(json_error(&e, meter)),
+    }
 }
 
 fn json_error(e: &serde_json::Error, meter: &Meter<'_>) -> Rejection {
@@ -241,6 +266,10 @@ fn unsupported(reason: &str) -> Rejection {
 struct StrictSeed<'m, 'g> {
     depth: usize,
     meter: &'m Meter<'g>,
+    /// A client's body (duplicate keys and nesting past [`MAX_DEPTH`] refused); otherwise a
+    /// backend's answer, read as serde_json reads a `Value` (a repeated key's last value wins,
+    /// nesting up to serde_json's own limit).
+    strict: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed<'_, '_> {
@@ -321,7 +350,7 @@ impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let depth = self.seed.depth + 1;
-        if depth > MAX_DEPTH {
+        if self.seed.strict && depth > MAX_DEPTH {
             return Err(serde::de::Error::custom(TOO_DEEP));
         }
         let seed = StrictSeed { depth, ..self.seed };
@@ -334,7 +363,7 @@ impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let depth = self.seed.depth + 1;
-        if depth > MAX_DEPTH {
+        if self.seed.strict && depth > MAX_DEPTH {
             return Err(serde::de::Error::custom(TOO_DEEP));
         }
         let seed = StrictSeed { depth, ..self.seed };
@@ -344,6 +373,9 @@ impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
             // One lookup both finds a duplicate and inserts (no second set of cloned keys).
             match out.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(mut slot) if !self.seed.strict => {
                     slot.insert(value);
                 }
                 serde_json::map::Entry::Occupied(_) => {
@@ -626,5 +658,35 @@ mod tests {
         let out = decode_content(&packed, Some("gzip"), 100 << 20, &meter).unwrap();
         assert_eq!(out.len(), big.len());
         assert!(meter.used() >= big.len());
+    }
+
+    /// An answer is read as `serde_json::from_slice` reads it: the same value or a failure on
+    /// the same inputs (repeated keys, deep nesting on both sides of serde_json's limit, escapes,
+    /// numbers, trailing data, a byte order mark, bad UTF-8).
+    #[test]
+    fn answers_read_as_serde_json_reads_them() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let mut cases: Vec<Vec<u8>> = [
+            r#"{"a":1,"a":2,"b":{"c":[1,2.5,-3e2,true,null,"x\u00e9\n"]}}"#,
+            r#"{"took":1,"hits":{"total":{"value":2},"hits":[]}}  "#,
+            r#"{"a":1} x"#,
+            r#"{"a":1,}"#,
+            "\u{feff}{}",
+            r#"[18446744073709551616, 1e400, 0.1]"#,
+            "",
+            "green logs-a\n",
+        ]
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+        cases.extend(
+            [deep(100), deep(127), deep(128), deep(129), deep(200)].map(String::into_bytes),
+        );
+        cases.push(b"{\"a\":\"\xff\"}".to_vec());
+        for c in &cases {
+            let ours = parse_answer_within(c, &Meter::unlimited()).ok();
+            let theirs = serde_json::from_slice::<Value>(c).ok();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(c));
+        }
     }
 }

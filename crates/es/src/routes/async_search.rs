@@ -200,10 +200,12 @@ pub fn seal_response_with(
         IdKind::AsyncSearch => seal_id(binding, id, positions),
         _ => continuation::seal(binding, kind, id),
     };
-    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+    // The ids are read without building the answer's tree (it can be a page of hits up to
+    // 256 MiB, and a tree many times that): only the rebuild below needs one.
+    let Ok(found) = serde_json::from_slice::<Ids>(body) else {
         return body.to_vec();
     };
-    let ids = ids_in(&parsed);
+    let ids = found.list();
     if ids.is_empty() {
         return body.to_vec();
     }
@@ -215,14 +217,16 @@ pub fn seal_response_with(
         let sealed = format!("\"{}\"", seal_one(*kind, backend_id));
         text = text.replace(&needle, &sealed);
     }
-    let replaced_all = serde_json::from_str::<Value>(&text)
-        .map(|v| ids_in(&v).iter().all(|(k, id)| is_sealed(binding, *k, id)))
+    let replaced_all = serde_json::from_str::<Ids>(&text)
+        .map(|f| f.list().iter().all(|(k, id)| is_sealed(binding, *k, id)))
         .unwrap_or(false);
     if replaced_all {
         return text.into_bytes();
     }
     // The backend escaped something in an id: rebuild the body instead.
-    let mut v = parsed;
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
     for (kind, backend_id) in ids {
         let sealed = Value::String(seal_one(kind, &backend_id));
         match kind {
@@ -241,25 +245,127 @@ pub fn seal_response_with(
     serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// The ids to seal in an answer, with their kinds.
-fn ids_in(v: &Value) -> Vec<(IdKind, String)> {
-    let mut out = Vec::new();
-    if let Some(id) = v
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        out.push((IdKind::AsyncSearch, id.to_owned()));
+/// The ids to seal in an async search answer: its `id` and its response's `pit_id`, when they
+/// are non-empty strings (a repeated key's last value counts, as in serde_json's tree). Read
+/// as the answer streams by: everything else is skipped, not built.
+#[derive(Default)]
+struct Ids {
+    id: Option<String>,
+    pit_id: Option<String>,
+}
+
+impl Ids {
+    /// The ids with their kinds.
+    fn list(self) -> Vec<(IdKind, String)> {
+        let id = self.id.map(|id| (IdKind::AsyncSearch, id));
+        let pit = self.pit_id.map(|pit| (IdKind::Pit, pit));
+        [id, pit]
+            .into_iter()
+            .flatten()
+            .filter(|(_, id)| !id.is_empty())
+            .collect()
     }
-    if let Some(pit) = v
-        .get("response")
-        .and_then(|r| r.get("pit_id"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        out.push((IdKind::Pit, pit.to_owned()));
+}
+
+impl<'de> serde::Deserialize<'de> for Ids {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ids, D::Error> {
+        d.deserialize_map(IdsVisitor)
     }
-    out
+}
+
+struct IdsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IdsVisitor {
+    type Value = Ids;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an async search answer")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ids, A::Error> {
+        let mut ids = Ids::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "id" => ids.id = map.next_value_seed(Want::Text)?,
+                "response" => ids.pit_id = map.next_value_seed(Want::PitId)?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// What a value is read for: itself when it is a string (`Text`), or the string of its
+/// `pit_id` member when it is an object (`PitId`). Anything else is skipped: `None`.
+#[derive(Clone, Copy)]
+enum Want {
+    Text,
+    PitId,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Want {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Want {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(matches!(self, Want::Text).then(|| v.to_owned()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<Option<String>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Option<String>, A::Error> {
+        let mut pit = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if matches!(self, Want::PitId) && key == "pit_id" {
+                pit = map.next_value_seed(Want::Text)?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(pit)
+    }
 }
 
 fn is_sealed(binding: &Binding, kind: IdKind, id: &str) -> bool {

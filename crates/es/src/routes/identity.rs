@@ -501,7 +501,11 @@ mod tests {
         let shaping = check_query(Some("filter_path=username&pretty")).unwrap();
         assert_eq!(
             shaping
-                .apply(br#"{"username":"tok_a","roles":[]}"#)
+                .apply(
+                    br#"{"username":"tok_a","roles":[]}"#,
+                    &crate::memory::Meter::unlimited()
+                )
+                .unwrap()
                 .unwrap(),
             b"{\n  \"username\": \"tok_a\"\n}"
         );

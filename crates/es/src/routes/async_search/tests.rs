@@ -409,3 +409,51 @@ mod props {
         }
     }
 }
+
+/// Session 11: the ids of an answer are read as it streams by, without its tree (a page of
+/// hits can be 256 MiB). They are the ids the tree gave (the reference below is the former
+/// reading): a repeated key's last value, strings only, escaped keys, ids anywhere else ignored.
+#[test]
+fn ids_read_in_passing_are_the_ids_of_the_tree() {
+    fn from_tree(v: &Value) -> Vec<(IdKind, String)> {
+        let mut out = Vec::new();
+        if let Some(id) = v
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            out.push((IdKind::AsyncSearch, id.to_owned()));
+        }
+        if let Some(pit) = v
+            .get("response")
+            .and_then(|r| r.get("pit_id"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            out.push((IdKind::Pit, pit.to_owned()));
+        }
+        out
+    }
+    let answers = [
+        r#"{"id":"a","response":{"pit_id":"p","hits":{"hits":[{"id":"x","pit_id":"y"}]}}}"#,
+        r#"{"id":"a","id":"b","response":{"pit_id":"p","pit_id":"q"}}"#,
+        r#"{"id":"a","id":7}"#,
+        r#"{"\u0069d":"esc","response":{"pit\u005fid":"pe"}}"#,
+        r#"{"id":"","response":{"pit_id":""}}"#,
+        r#"{"id":{"id":"nested"},"response":"text"}"#,
+        r#"{"id":["a"],"response":[{"pit_id":"p"}]}"#,
+        r#"{"id":null,"response":null,"is_running":false}"#,
+        r#"{"response":{"pit_id":3.5},"id":true}"#,
+        r#"{"hits":{"id":"deep"}}"#,
+        r#"["id","a"]"#,
+        r#""id""#,
+        r#"{}"#,
+    ];
+    for answer in answers {
+        let tree: Value = serde_json::from_str(answer).unwrap();
+        let passing = serde_json::from_str::<Ids>(answer)
+            .map(Ids::list)
+            .unwrap_or_default();
+        assert_eq!(passing, from_tree(&tree), "{answer}");
+    }
+}
