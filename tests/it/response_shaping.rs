@@ -289,3 +289,43 @@ async fn response_shaping_holds_on_opensearch() {
 async fn response_shaping_holds_on_elasticsearch_8() {
     shaping_holds(&fixture::seeded_noida()).await;
 }
+
+/// Session 11: esgate reshapes an answer it read whole by parsing it into a tree, which can be
+/// many times the answer's size; the tree is now charged to the shared body budget as it is
+/// built. Under a budget the tree cannot fit in, the page is sent as the backend wrote it
+/// (shaping only removes parts: the client gets more than it asked, never less), still with its
+/// id sealed and only the token's documents; with room, the same request is shaped.
+async fn a_reshaped_answers_tree_is_charged_to_the_budget(backend: &Backend) {
+    let path = "/logs-*/_search?scroll=1m&size=10&filter_path=_scroll_id,hits.hits._source.n";
+    let body = json!({"sort": ["n"]});
+    // A budget that holds the page (a few KB) but not its tree.
+    let small = Esgate::start_full(
+        &[backend.url()],
+        "max_body_bytes = 8192\nmax_buffered_bytes = 8192",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = small.token(tenant_a()).await;
+    let (s, page) = call(&small, &secret, "POST", path, body.clone()).await;
+    assert_eq!(s, 200, "{page}");
+    assert!(keys(&page).contains(&"took"), "sent unshaped: {page}");
+    assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
+    assert_eq!(ns(&page), (1..=fixture::TENANT_A_DOCS).collect::<Vec<_>>());
+    // The control: the default budget shapes it.
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let (s, page) = call(&gw, &secret, "POST", path, body).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(keys(&page), ["_scroll_id", "hits"], "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reshaped_answers_tree_is_charged_to_the_budget_on_opensearch() {
+    a_reshaped_answers_tree_is_charged_to_the_budget(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reshaped_answers_tree_is_charged_to_the_budget_on_elasticsearch_8() {
+    a_reshaped_answers_tree_is_charged_to_the_budget(&fixture::seeded_noida()).await;
+}
