@@ -938,10 +938,10 @@ async fn check_store_reach(
     parts: &Parts,
     body: ClientBody,
 ) -> Result<Bytes, ProxyError> {
-    let bytes = if body.is_end_stream() {
-        Bytes::new()
+    let (bytes, hold) = if body.is_end_stream() {
+        (Bytes::new(), BudgetHold::default())
     } else {
-        read_body(app, &parts.headers, body).await?.0
+        read_body(app, &parts.headers, body).await?
     };
     let encoded = parts
         .headers
@@ -950,12 +950,17 @@ async fn check_store_reach(
     let why = if encoded && !bytes.is_empty() {
         Some("a compressed body cannot be checked for esgate's token store index")
     } else {
-        es::indices::store_guard::request_reaches(
-            store,
-            parts.uri.path(),
-            parts.uri.query(),
-            &bytes,
-        )
+        // The body's trees are charged to the budget beside its bytes while it is checked.
+        metered(app, bytes.len(), hold, |meter| {
+            es::indices::store_guard::request_reaches(
+                store,
+                parts.uri.path(),
+                parts.uri.query(),
+                &bytes,
+                meter,
+            )
+        })
+        .0?
     };
     match why {
         Some(why) => Err(es::Rejection::forbidden(format!(

@@ -15,7 +15,7 @@
 
 use crate::answers::filter_path::FilterPath;
 use crate::memory::Meter;
-use crate::request::body::parse_answer_within;
+use crate::request::body::parse_value_within;
 use crate::{RejectKind, Rejection};
 
 /// The response-shaping parameters of one request, taken out of its query string.
@@ -80,7 +80,7 @@ impl Shaping {
         if body.len() > MAX_SHAPED_ANSWER {
             return Ok(None);
         }
-        let mut value = match parse_answer_within(body, meter) {
+        let mut value = match parse_value_within(body, meter) {
             Ok(value) => value,
             Err(busy) if busy.kind == RejectKind::Busy => return Err(busy),
             Err(_) => return Ok(None),

@@ -18,6 +18,9 @@
 use serde_json::Value;
 
 use crate::indices::index::{glob_match, pattern_allows};
+use crate::memory::Meter;
+use crate::request::body::parse_value_within;
+use crate::{RejectKind, Rejection};
 
 /// The token pattern that allows the store index, if any.
 pub fn token_reaches<'a>(patterns: &'a [String], store: &str) -> Option<&'a str> {
@@ -27,13 +30,15 @@ pub fn token_reaches<'a>(patterns: &'a [String], store: &str) -> Option<&'a str>
         .map(String::as_str)
 }
 
-/// Why an `all` token's request may reach the store index, if it may.
+/// Why an `all` token's request may reach the store index, if it may. The body's trees are
+/// claimed from `meter` as they are built (`Err`: its refusal).
 pub fn request_reaches(
     store: &str,
     path: &str,
     query: Option<&str>,
     body: &[u8],
-) -> Option<&'static str> {
+    meter: &Meter<'_>,
+) -> Result<Option<&'static str>, Rejection> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8_lossy()
@@ -41,7 +46,7 @@ pub fn request_reaches(
     };
     let path = decode(path);
     if text_reaches(store, &path) {
-        return Some("the path names esgate's token store index");
+        return Ok(Some("the path names esgate's token store index"));
     }
     // Alias actions may expand `*`/`_all` to hidden indices: an alias over the store index
     // would then open it to plain searches.
@@ -51,48 +56,53 @@ pub fn request_reaches(
             .split(['/', ','])
             .any(|seg| seg.contains('*') || seg == "_all")
     {
-        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+        return Ok(Some("alias changes over wildcards are refused while esgate's token store is in this cluster"));
     }
     if let Some(q) = query {
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let (k, v) = (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
             if text_reaches(store, &k) || text_reaches(store, &v) {
-                return Some("the query names esgate's token store index");
+                return Ok(Some("the query names esgate's token store index"));
             }
             if k == "expand_wildcards" && opens_hidden(&v) {
-                return Some(
+                return Ok(Some(
                     "expand_wildcards may not open hidden indices (esgate's token store is one)",
-                );
+                ));
             }
         }
     }
     if body.is_empty() {
-        return None;
+        return Ok(None);
     }
+    // Read as serde_json reads a `Value`, the trees claimed from the meter (a refusal is the
+    // answer; any other failure means the text is not JSON).
+    let no_memory = |e: &Rejection| matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge);
     let mut values = vec![];
-    match serde_json::from_slice::<Value>(body) {
+    match parse_value_within(body, meter) {
         Ok(v) => values.push(v),
+        Err(e) if no_memory(&e) => return Err(e),
         Err(_) => {
             let Ok(text) = std::str::from_utf8(body) else {
-                return Some(
+                return Ok(Some(
                     "the body is not JSON, so it cannot be checked for esgate's token store index",
-                );
+                ));
             };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                match serde_json::from_str::<Value>(line) {
+                match parse_value_within(line.as_bytes(), meter) {
                     Ok(v) => values.push(v),
+                    Err(e) if no_memory(&e) => return Err(e),
                     Err(_) => {
-                        return Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index")
+                        return Ok(Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index"))
                     }
                 }
             }
         }
     }
     if aliases && values.iter().any(wildcard_index) {
-        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+        return Ok(Some("alias changes over wildcards are refused while esgate's token store is in this cluster"));
     }
-    values.iter().find_map(|v| value_reaches(store, v))
+    Ok(values.iter().find_map(|v| value_reaches(store, v)))
 }
 
 /// Whether an `index`/`indices` value anywhere in `v` holds a wildcard or `_all`.
@@ -183,6 +193,31 @@ mod tests {
 
     const STORE: &str = ".esgate";
 
+    /// Session 11: an `all` token's body is read into trees to look for the store index; they
+    /// are claimed from the meter, so a body of small numbers (and its NDJSON reading) stops
+    /// at the budget with the meter's refusal instead of holding 36 times its size.
+    #[test]
+    fn the_bodys_trees_are_claimed_from_the_meter() {
+        use crate::memory::{budget, Refused};
+        let dense = format!(
+            r#"{{"index":"logs","n":[{}]}}"#,
+            vec!["1"; 50_000].join(",")
+        );
+        let ndjson = format!("{{\"index\":{{}}}}\n{dense}\n");
+        for body in [&dense, &ndjson] {
+            let small = budget(1 << 20, Refused::Busy);
+            let err = request_reaches(STORE, "/_bulk", None, body.as_bytes(), &Meter::new(&small))
+                .unwrap_err();
+            assert_eq!(err.kind, RejectKind::Busy);
+            let all = Meter::new(&|_| Ok(()));
+            assert_eq!(
+                request_reaches(STORE, "/_bulk", None, body.as_bytes(), &all),
+                Ok(None)
+            );
+            assert!(all.used() >= 50_000 * std::mem::size_of::<Value>());
+        }
+    }
+
     #[test]
     fn read_token_patterns_that_allow_the_store_are_found() {
         let cases: &[(&[&str], bool)] = &[
@@ -271,7 +306,9 @@ mod tests {
         ];
         for (path, query, body) in reach {
             assert!(
-                request_reaches(STORE, path, *query, body.as_bytes()).is_some(),
+                request_reaches(STORE, path, *query, body.as_bytes(), &Meter::unlimited())
+                    .unwrap()
+                    .is_some(),
                 "{path} {query:?} {body}"
             );
         }
@@ -304,7 +341,9 @@ mod tests {
         ];
         for (path, query, body) in fine {
             assert!(
-                request_reaches(STORE, path, *query, body.as_bytes()).is_none(),
+                request_reaches(STORE, path, *query, body.as_bytes(), &Meter::unlimited())
+                    .unwrap()
+                    .is_none(),
                 "{path} {query:?} {body}"
             );
         }

@@ -174,11 +174,12 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
     Ok(value)
 }
 
-/// Reads a backend's answer into a `Value` as `serde_json::from_slice` does (the same values
-/// and the same failures), its memory claimed from `meter` as it is built: an answer esgate
-/// reshapes (`answers::shaping`) can parse into many times its size. `Err` is the meter's
-/// refusal, or a `BadRequest` for an answer that is not JSON.
-pub fn parse_answer_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
+/// Reads JSON into a `Value` as `serde_json::from_slice` does (the same values and the same
+/// failures), its memory claimed from `meter` as it is built: a backend's answer esgate
+/// reshapes (`answers::shaping`), an `all` token's body checked for the store index
+/// (`indices::store_guard`); either can parse into many times its size. `Err` is the meter's
+/// refusal, or a `BadRequest` for text that is not JSON.
+pub fn parse_value_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(Rejection::bad_request("the answer is not valid UTF-8"));
     };
@@ -684,7 +685,7 @@ mod tests {
         );
         cases.push(b"{\"a\":\"\xff\"}".to_vec());
         for c in &cases {
-            let ours = parse_answer_within(c, &Meter::unlimited()).ok();
+            let ours = parse_value_within(c, &Meter::unlimited()).ok();
             let theirs = serde_json::from_slice::<Value>(c).ok();
             assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(c));
         }
