@@ -89,6 +89,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         req.index.as_ref(),
         &scope.indices,
         Headers::Tree(&arena),
+        req.meter,
+        item_bytes(&scope.filters),
         |line| {
             let tree = tree::parse(line, &arena)?;
             if tree.object_len().is_none() {
@@ -356,6 +358,8 @@ pub fn rewrite(
         path_index,
         patterns,
         Headers::Serde(meter),
+        meter,
+        item_bytes(filters),
         |line| {
             let body = body::parse_strict_within(line, meter)?;
             if !body.is_object() {
@@ -364,6 +368,18 @@ pub fn rewrite(
             rewrite::search(Some(body), filters)
         },
     )
+}
+
+/// What one search of an msearch holds beyond its lines' parse and text, at most: its
+/// [`Item`], its entries in `on_tree`'s vectors, the wrap of its rewritten tree and its output's
+/// room (256 bytes over the line), serde's rewritten body with the token's clauses built for it
+/// and written out (measured at about four times their text, `FilterSet::clauses_len`: eight
+/// times is claimed). `tests/check_memory.rs` holds the claims to the heap.
+const ITEM_BYTES: usize = 1024;
+
+/// [`ITEM_BYTES`] and the token's clauses: what each search claims beside its lines' length.
+fn item_bytes(filters: &FilterSet) -> usize {
+    ITEM_BYTES.saturating_add(filters.clauses_len().saturating_mul(8))
 }
 
 /// How [`read_lines`] reads header lines.
@@ -384,6 +400,8 @@ fn read_lines<'a>(
     path_index: Option<&Expression>,
     patterns: &[String],
     headers: Headers<'_>,
+    meter: &Meter<'_>,
+    per_item: usize,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -400,7 +418,16 @@ fn read_lines<'a>(
         ));
     }
     let content = &ndjson[..ndjson.len() - 1];
-    let lines = split_lines(content);
+    // The line table and the items, claimed before they are allocated (session 11 review: a
+    // body of `{}` lines is a line per three bytes, 16 bytes of table and an item of some
+    // hundred bytes each, none of it in the parse's claims).
+    let count = memchr::memchr_iter(b'\n', content).count() + 1;
+    meter.take(
+        count
+            .saturating_mul(std::mem::size_of::<&[u8]>())
+            .saturating_add((count / 2).saturating_mul(std::mem::size_of::<Item>())),
+    )?;
+    let lines = split_lines(content, count);
     if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
@@ -422,6 +449,13 @@ fn read_lines<'a>(
         {
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
+        // What the search holds beside its lines' parse (its header's strings and expression,
+        // its rewritten body), claimed before it is built.
+        meter.take(
+            per_item
+                .saturating_add(header_line.len())
+                .saturating_add(body_line.len()),
+        )?;
         let (index, header) = match headers {
             Headers::Serde(meter) => {
                 let header = match body::parse_strict_within(header_line, meter)? {
@@ -451,8 +485,8 @@ fn read_lines<'a>(
 /// `content` split at every `\n`, as `content.split(|b| *b == b'\n')` splits it (the empty
 /// pieces included), the newlines found by a vectorised search (issue 10: the byte-by-byte
 /// split was a twentieth of a 20-search msearch).
-fn split_lines(content: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::with_capacity(64);
+fn split_lines(content: &[u8], count: usize) -> Vec<&[u8]> {
+    let mut lines = Vec::with_capacity(count);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', content) {
         lines.push(&content[start..end]);
@@ -1497,7 +1531,7 @@ mod tests {
             "{}\n{}\n{}",
         ] {
             let want: Vec<&[u8]> = text.as_bytes().split(|b| *b == b'\n').collect();
-            assert_eq!(split_lines(text.as_bytes()), want, "{text:?}");
+            assert_eq!(split_lines(text.as_bytes(), 1), want, "{text:?}");
         }
     }
 

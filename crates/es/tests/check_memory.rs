@@ -1,0 +1,271 @@
+//! What checking a request body holds is claimed from its meter (session 11 review of
+//! `esgate_es::memory`): for crafted bodies on every route that parses one (search on the
+//! tree and serde paths, count, msearch on both paths, the query languages), the heap's peak
+//! while `prepare` runs stays within what the meter was granted (plus a small constant). The
+//! meter's claims were checked for the request tree alone (`tree_arena.rs`); what `prepare`
+//! builds from a body beside the parse (line tables, items, rewritten bodies, serde_json maps)
+//! was not.
+//!
+//! Its own test binary: it counts the heap through its global allocator. The tests take a lock
+//! so that they never run at once.
+
+use std::alloc::System;
+use std::cell::Cell;
+use std::sync::Arc;
+
+use esgate_es::ids::continuation::{Binding, IdKey};
+use esgate_es::memory::{Meter, Refused};
+use esgate_es::{FilterSet, RequestHead, Scope};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn live(region: &Region<'_, System>) -> usize {
+    let c = region.change();
+    (c.bytes_allocated + c.bytes_reallocated.max(0) as usize).saturating_sub(c.bytes_deallocated)
+}
+
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scope() -> Scope {
+    scope_of(&["a"])
+}
+
+/// The scope of a token filtered to `tenants`.
+fn scope_of(tenants: &[&str]) -> Scope {
+    Scope {
+        filters: FilterSet::new(
+            tenants
+                .iter()
+                .map(|t| ("tenant".to_string(), t.to_string())),
+        )
+        .into(),
+        indices: vec!["logs-*".to_string()].into(),
+        ids: Binding {
+            token_id: "tok_test".into(),
+            key: Arc::new(IdKey::new([1; 32])),
+        },
+        guard: Default::default(),
+    }
+}
+
+/// What `prepare` held (at each ask and at its end, the prepared request included) beyond what was live before it, what the meter was granted
+/// at most, and its answer (accepted or the refusal's kind).
+fn measure(
+    scope: &Scope,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    ct: &str,
+    body: &[u8],
+) -> (usize, usize, String) {
+    let head = RequestHead {
+        method,
+        path,
+        query,
+        content_type: Some(ct),
+        content_encoding: None,
+    };
+    let plan = esgate_es::plan(&head, scope).expect("a planned route");
+    let granted = Cell::new(0);
+    let region = Region::new(GLOBAL);
+    // Sampled at every ask (the parse's growth) and at the end, with the prepared request.
+    let peak = Cell::new(0);
+    let grant = |total: usize| {
+        peak.set(peak.get().max(live(&region)));
+        granted.set(granted.get().max(total));
+        Ok::<(), Refused>(())
+    };
+    let meter = Meter::new(&grant);
+    let prepared = esgate_es::prepare_with_limit(plan, Some(body), &head, scope, 1 << 30, &meter);
+    let peak = peak.get().max(live(&region));
+    let answer = match &prepared {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("{:?}: {}", e.kind, e.reason),
+    };
+    drop(prepared);
+    (peak, granted.get(), answer)
+}
+
+/// Room for what is not proportional to the body (fixed tables, the first rooms of vectors).
+const SLACK: usize = 256 * 1024;
+
+fn check(name: &str, method: &str, path: &str, query: Option<&str>, ct: &str, body: &[u8]) {
+    check_in(&scope(), name, method, path, query, ct, body);
+}
+
+fn check_in(
+    scope: &Scope,
+    name: &str,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    ct: &str,
+    body: &[u8],
+) {
+    let (peak, granted, answer) = measure(scope, method, path, query, ct, body);
+    eprintln!(
+        "{name}: body {} B, peak {peak} B ({:.1}x), granted {granted} B, {answer}",
+        body.len(),
+        peak as f64 / body.len() as f64
+    );
+    if peak > granted + SLACK {
+        FAILED.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+            "{name}: {} body bytes held {peak} bytes at the peak, the meter granted {granted} ({answer})",
+            body.len()
+        ));
+    }
+}
+
+static FAILED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn verdict() {
+    let failed = std::mem::take(&mut *FAILED.lock().unwrap_or_else(|e| e.into_inner()));
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+fn ones(n: usize) -> String {
+    vec!["1"; n].join(",")
+}
+
+#[test]
+fn search_bodies_hold_what_they_claim() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 400_000;
+    let dense = format!(r#"{{"size":0,"query":{{"terms":{{"n":[{}]}}}}}}"#, ones(n));
+    let json = "application/json";
+    check(
+        "search tree dense",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        dense.as_bytes(),
+    );
+    // `sort` as a parameter leaves the body to the serde path.
+    check(
+        "search serde dense",
+        "POST",
+        "/logs-a/_search",
+        Some("sort=n"),
+        json,
+        dense.as_bytes(),
+    );
+    let strings = format!(
+        r#"{{"size":0,"query":{{"terms":{{"n":[{}]}}}}}}"#,
+        vec![r#""a""#; n / 2].join(",")
+    );
+    check(
+        "search serde short strings",
+        "POST",
+        "/logs-a/_search",
+        Some("sort=n"),
+        json,
+        strings.as_bytes(),
+    );
+    let keys = (0..n / 4)
+        .map(|i| format!(r#""{i}":0"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let wide = format!(r#"{{"size":0,"query":{{"terms":{{"n":[{{{keys}}}]}}}}}}"#);
+    check(
+        "search serde wide object",
+        "POST",
+        "/logs-a/_search",
+        Some("sort=n"),
+        json,
+        wide.as_bytes(),
+    );
+    check(
+        "search tree wide object",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        wide.as_bytes(),
+    );
+    let nested = format!(
+        r#"{{"size":0,"query":{{"terms":{{"n":[{}]}}}}}}"#,
+        vec!["[[[]]]"; n / 4].join(",")
+    );
+    check(
+        "search serde nested",
+        "POST",
+        "/logs-a/_search",
+        Some("sort=n"),
+        json,
+        nested.as_bytes(),
+    );
+    check(
+        "count tree dense",
+        "POST",
+        "/logs-a/_count",
+        None,
+        json,
+        dense.as_bytes(),
+    );
+    verdict();
+}
+
+#[test]
+fn msearch_bodies_hold_what_they_claim() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let nd = "application/x-ndjson";
+    let tiny = "{}\n{}\n".repeat(100_000);
+    check(
+        "msearch tree tiny items",
+        "POST",
+        "/logs-a/_msearch",
+        None,
+        nd,
+        tiny.as_bytes(),
+    );
+    // A header key the tree path leaves to serde.
+    let serde = "{\"preference\":\"x\"}\n{}\n".repeat(50_000);
+    check(
+        "msearch serde tiny items",
+        "POST",
+        "/logs-a/_msearch",
+        None,
+        nd,
+        serde.as_bytes(),
+    );
+    let dense = format!(
+        "{{}}\n{{\"query\":{{\"terms\":{{\"n\":[{}]}}}}}}\n",
+        ones(200_000)
+    );
+    check(
+        "msearch tree one dense body",
+        "POST",
+        "/logs-a/_msearch",
+        None,
+        nd,
+        dense.as_bytes(),
+    );
+    // A token of many tenants: each search's rewrite holds its clauses (serde builds them for
+    // each search).
+    let names: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+    let many = scope_of(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let tiny = "{}\n{}\n".repeat(5_000);
+    check_in(
+        &many,
+        "msearch tree tiny items, many tenants",
+        "POST",
+        "/logs-a/_msearch",
+        None,
+        nd,
+        tiny.as_bytes(),
+    );
+    let serde = "{\"preference\":\"x\"}\n{}\n".repeat(5_000);
+    check_in(
+        &many,
+        "msearch serde tiny items, many tenants",
+        "POST",
+        "/logs-a/_msearch",
+        None,
+        nd,
+        serde.as_bytes(),
+    );
+    verdict();
+}
