@@ -717,7 +717,7 @@ async fn enforce(
         (None, BudgetHold::default())
     };
     let raw = bytes.as_ref().map_or(0, Bytes::len);
-    let (prepared, _hold) = metered(app, raw, hold, |meter| {
+    let (prepared, hold) = metered(app, raw, hold, |meter| {
         es::prepare_with_limit(
             plan,
             bytes.as_deref(),
@@ -755,7 +755,13 @@ async fn enforce(
     if prepared.needs_dialect() {
         resolution.dialect = Box::pin(app.upstream.dialect(authorization)).await?;
     }
-    let mut permit = es::authorize(prepared, &resolution, &scope)?;
+    // What `authorize` writes (an msearch's NDJSON, each header naming its narrowed names) is
+    // claimed on top of everything the hold covers: the prepared request's bodies are live.
+    let base = hold.bytes();
+    let (permit, _hold) = metered(app, base, hold, |meter| {
+        es::authorize_within(prepared, &resolution, &scope, meter)
+    });
+    let mut permit = permit?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok((permit, scope.ids))

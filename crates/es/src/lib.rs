@@ -475,7 +475,18 @@ pub fn authorize(
     resolution: &Resolution,
     scope: &Scope,
 ) -> Result<Permit, Rejection> {
-    flow::authorize(prepared, resolution, scope)
+    flow::authorize(prepared, resolution, scope, &memory::Meter::unlimited())
+}
+
+/// [`authorize`] with the memory of the body it writes (an msearch's NDJSON, each header
+/// naming its narrowed names) claimed from `meter` before it is allocated ([`memory`]).
+pub fn authorize_within(
+    prepared: Prepared,
+    resolution: &Resolution,
+    scope: &Scope,
+    meter: &memory::Meter<'_>,
+) -> Result<Permit, Rejection> {
+    flow::authorize(prepared, resolution, scope, meter)
 }
 
 impl Permit {

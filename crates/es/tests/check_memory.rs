@@ -269,3 +269,62 @@ fn msearch_bodies_hold_what_they_claim() {
     );
     verdict();
 }
+
+/// An msearch's NDJSON is written by `authorize`, each header naming the names its wildcard
+/// narrowed to: a header of a few bytes becomes the whole list, per search.
+#[test]
+fn msearch_forwarded_bodies_hold_what_they_claim() {
+    use esgate_es::indices::resolution::{NameKind, ResolvedName};
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scope = scope();
+    let body = "{\"index\":\"logs-*\"}\n{}\n".repeat(2_000);
+    let head = RequestHead {
+        method: "POST",
+        path: "/_msearch",
+        query: None,
+        content_type: Some("application/x-ndjson"),
+        content_encoding: None,
+    };
+    let names: Vec<ResolvedName> = (0..500)
+        .map(|i| ResolvedName {
+            name: format!("logs-2026.01.{i:04}"),
+            kind: NameKind::Index,
+            indices: vec![format!("logs-2026.01.{i:04}")],
+        })
+        .collect();
+    let mut resolution = esgate_es::Resolution::default();
+    resolution.names.insert("logs-*".to_string(), names.into());
+    let granted = Cell::new(0);
+    let grant = |total: usize| {
+        granted.set(granted.get().max(total));
+        Ok::<(), Refused>(())
+    };
+    let meter = Meter::new(&grant);
+    let plan = esgate_es::plan(&head, &scope).expect("planned");
+    let prepared =
+        esgate_es::prepare_with_limit(plan, Some(body.as_bytes()), &head, &scope, 1 << 30, &meter)
+            .expect("prepared");
+    let region = Region::new(GLOBAL);
+    // Claimed by a meter of its own, on top of what the prepared request holds.
+    let claimed = Cell::new(0);
+    let grant = |total: usize| {
+        claimed.set(claimed.get().max(total));
+        Ok::<(), Refused>(())
+    };
+    let meter = Meter::new(&grant);
+    let permit =
+        esgate_es::authorize_within(prepared, &resolution, &scope, &meter).expect("permitted");
+    let held = live(&region);
+    let forwarded = permit.body.as_ref().map_or(0, |b| b.bytes.len());
+    eprintln!(
+        "body {} B, forwarded {forwarded} B, authorize holds {held} B, prepare granted {}, authorize {}",
+        body.len(),
+        granted.get(),
+        claimed.get()
+    );
+    let claimed = claimed.get();
+    assert!(
+        held <= claimed + SLACK,
+        "authorize holds {held} B, claimed {claimed} B"
+    );
+}
