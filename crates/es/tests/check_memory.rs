@@ -207,6 +207,51 @@ fn search_bodies_hold_what_they_claim() {
         json,
         dense.as_bytes(),
     );
+    // The query languages: a query's text lexed and parsed into tokens and trees.
+    let list = ones(n / 4);
+    let sql = format!(r#"{{"query":"SELECT a FROM \"logs-a\" WHERE n IN ({list})"}}"#);
+    check("sql in list", "POST", "/_sql", None, json, sql.as_bytes());
+    let sql = format!(
+        r#"{{"query":"SELECT {} FROM \"logs-a\""}}"#,
+        vec!["a"; n / 4].join(",")
+    );
+    check("sql columns", "POST", "/_sql", None, json, sql.as_bytes());
+    let esql = format!(r#"{{"query":"FROM logs-a | WHERE n IN ({list})"}}"#);
+    check(
+        "esql in list",
+        "POST",
+        "/_query",
+        None,
+        json,
+        esql.as_bytes(),
+    );
+    let esql = format!(
+        r#"{{"query":"FROM logs-a | KEEP {}"}}"#,
+        vec!["a"; n / 4].join(",")
+    );
+    check("esql keep", "POST", "/_query", None, json, esql.as_bytes());
+    let parens = format!(
+        r#"{{"query":"FROM logs-a | WHERE {}n{}"}}"#,
+        "(".repeat(n / 8),
+        ")".repeat(n / 8)
+    );
+    check(
+        "esql parens",
+        "POST",
+        "/_query",
+        None,
+        json,
+        parens.as_bytes(),
+    );
+    let eql = format!(r#"{{"query":"any where n in ({list})"}}"#);
+    check(
+        "eql in list",
+        "POST",
+        "/logs-a/_eql/search",
+        None,
+        json,
+        eql.as_bytes(),
+    );
     verdict();
 }
 
