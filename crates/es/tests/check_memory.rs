@@ -477,3 +477,92 @@ fn the_tree_and_serde_claim_at_least_what_they_hold_for_odd_shapes() {
     }
     verdict();
 }
+
+/// The token's clauses go into every place a query runs: a body of many such places (kNN
+/// searches, sub-searches, retrievers) is rewritten with a copy of the clauses in each.
+fn filter_places(scope: &Scope) {
+    let json = "application/json";
+    let knn = format!(
+        r#"{{"knn":[{}]}}"#,
+        vec![r#"{"field":"v","query_vector":[1],"k":1,"num_candidates":1}"#; 2_000].join(",")
+    );
+    check_in(
+        scope,
+        "knn list",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        knn.as_bytes(),
+    );
+    check_in(
+        scope,
+        "knn list serde",
+        "POST",
+        "/logs-a/_search",
+        Some("sort=n"),
+        json,
+        knn.as_bytes(),
+    );
+    let subs = format!(
+        r#"{{"sub_searches":[{}],"rank":{{"rrf":{{}}}}}}"#,
+        vec![r#"{"query":{"match_all":{}}}"#; 2_000].join(",")
+    );
+    check_in(
+        scope,
+        "sub searches",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        subs.as_bytes(),
+    );
+    let rrf = format!(
+        r#"{{"retriever":{{"rrf":{{"retrievers":[{}]}}}}}}"#,
+        vec![r#"{"standard":{}}"#; 2_000].join(",")
+    );
+    check_in(
+        scope,
+        "retrievers",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        rrf.as_bytes(),
+    );
+    let nested_knn = format!(
+        r#"{{"query":{{"bool":{{"should":[{}]}}}}}}"#,
+        vec![r#"{"knn":{"field":"v","query_vector":[1],"k":1}}"#; 2_000].join(",")
+    );
+    check_in(
+        scope,
+        "knn queries",
+        "POST",
+        "/logs-a/_search",
+        None,
+        json,
+        nested_knn.as_bytes(),
+    );
+}
+
+#[test]
+fn filter_places_hold_what_they_claim() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    filter_places(&scope());
+    verdict();
+}
+
+/// OPEN (session 11 review, not fixed): with a token of many filter values (300 here, 2 KB of
+/// clauses), each place's copy of the clauses (serde: built as values; tree: written out) is
+/// not claimed: 64 to 260 times the body. The rewrite (`dsl::rewrite`, `dsl::query`,
+/// `dsl::retriever`) would claim each copy from the request's meter.
+#[test]
+#[ignore = "open finding: filter copies per place are not claimed"]
+fn filter_places_of_a_large_filter_set_hold_what_they_claim() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let names: Vec<String> = (0..300).map(|i| format!("t{i}")).collect();
+    filter_places(&scope_of(
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    verdict();
+}
