@@ -90,7 +90,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         &scope.indices,
         Headers::Tree(&arena),
         req.meter,
-        item_bytes(&scope.filters),
+        &scope.filters,
         |line| {
             let tree = tree::parse(line, &arena)?;
             if tree.object_len().is_none() {
@@ -368,7 +368,7 @@ pub fn rewrite(
         patterns,
         Headers::Serde(meter),
         meter,
-        item_bytes(filters),
+        filters,
         |line| {
             let body = body::parse_strict_within(line, meter)?;
             if !body.is_object() {
@@ -381,15 +381,10 @@ pub fn rewrite(
 
 /// What one search of an msearch holds beyond its lines' parse and text, at most: its
 /// [`Item`], its entries in `on_tree`'s vectors, the wrap of its rewritten tree and its output's
-/// room (256 bytes over the line), serde's rewritten body with the token's clauses built for it
-/// and written out (measured at about four times their text, `FilterSet::clauses_len`: eight
-/// times is claimed). `tests/check_memory.rs` holds the claims to the heap.
+/// room (256 bytes over the line), serde's rewritten body; the copies of the token's clauses
+/// are claimed beside it (`claim_clause_copies`). `tests/check_memory.rs` holds the claims to
+/// the heap.
 const ITEM_BYTES: usize = 1024;
-
-/// [`ITEM_BYTES`] and the token's clauses: what each search claims beside its lines' length.
-fn item_bytes(filters: &FilterSet) -> usize {
-    ITEM_BYTES.saturating_add(filters.clauses_len().saturating_mul(8))
-}
 
 /// How [`read_lines`] reads header lines.
 #[derive(Clone, Copy)]
@@ -410,7 +405,7 @@ fn read_lines<'a>(
     patterns: &[String],
     headers: Headers<'_>,
     meter: &Meter<'_>,
-    per_item: usize,
+    filters: &FilterSet,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -461,9 +456,16 @@ fn read_lines<'a>(
         // What the search holds beside its lines' parse (its header's strings and expression,
         // its rewritten body), claimed before it is built.
         meter.take(
-            per_item
+            ITEM_BYTES
                 .saturating_add(header_line.len())
                 .saturating_add(body_line.len()),
+        )?;
+        // And the copies of the token's clauses its rewrite may make (one per object).
+        super::claim_clause_copies(
+            meter,
+            filters,
+            super::objects_in_text(body_line),
+            super::SERDE_COPY,
         )?;
         let (index, header) = match headers {
             Headers::Serde(meter) => {
