@@ -358,3 +358,20 @@ fn redact_hides_secrets_encoded_more_than_once() {
         assert_eq!(redact(kept), kept);
     }
 }
+
+/// Session 11 review: a line holding no secret is returned as it is, not copied (an audit line
+/// per request: issue 10), with or without percent signs and `esg`.
+#[test]
+fn redact_returns_ordinary_lines_as_they_are() {
+    for line in [
+        r#"{"path":"/logs-*/_search","status":200}"#,
+        r#"{"path":"/logs-%2A/_search","query":"q=a%20b&size=10","status":200}"#,
+        r#"{"agent":"esgate-admin","path":"/esg/_search?q=100%25","x":"%65sg"}"#,
+        r#"{"path":"/esg_/x","y":"%2565sg_","z":"esg%5F"}"#,
+    ] {
+        assert!(
+            matches!(redact(line), std::borrow::Cow::Borrowed(_)),
+            "{line}"
+        );
+    }
+}
