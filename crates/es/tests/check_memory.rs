@@ -564,3 +564,40 @@ fn filter_places_of_a_large_filter_set_hold_what_they_claim() {
     ));
     verdict();
 }
+
+/// The other routes that read a query from the body: their dense bodies hold what they claim.
+#[test]
+fn other_query_routes_hold_what_they_claim() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let json = "application/json";
+    let terms = format!(r#"{{"terms":{{"n":[{}]}}}}"#, ones(200_000));
+    let query = format!(r#"{{"query":{terms}}}"#);
+    let cases = [
+        ("async search", "/logs-a/_async_search", query.clone()),
+        ("validate query", "/logs-a/_validate/query", query.clone()),
+        ("explain", "/logs-a/_explain/1", query.clone()),
+        (
+            "field caps",
+            "/logs-a/_field_caps",
+            format!(r#"{{"index_filter":{terms}}}"#),
+        ),
+        (
+            "terms enum",
+            "/logs-a/_terms_enum",
+            format!(r#"{{"field":"user","index_filter":{terms}}}"#),
+        ),
+        (
+            "knn search",
+            "/logs-a/_knn_search",
+            format!(
+                r#"{{"knn":{{"field":"v","query_vector":[{}],"k":1,"num_candidates":1}}}}"#,
+                ones(200_000)
+            ),
+        ),
+    ];
+    for (name, path, body) in cases {
+        let query = (name == "field caps").then_some("fields=*");
+        check(name, "POST", path, query, json, body.as_bytes());
+    }
+    verdict();
+}
