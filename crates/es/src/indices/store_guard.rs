@@ -70,9 +70,16 @@ pub fn request_reaches(
     if body.is_empty() {
         return None;
     }
-    let mut values = vec![];
+    // Each value is checked as it is parsed, then dropped (session 11 review: an `all` token's
+    // `_bulk` body held every line's tree at once, tens of times its size).
+    let check = |v: &Value| {
+        if aliases && wildcard_index(v) {
+            return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
+        }
+        value_reaches(store, v)
+    };
     match serde_json::from_slice::<Value>(body) {
-        Ok(v) => values.push(v),
+        Ok(v) => check(&v),
         Err(_) => {
             let Ok(text) = std::str::from_utf8(body) else {
                 return Some(
@@ -81,18 +88,19 @@ pub fn request_reaches(
             };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 match serde_json::from_str::<Value>(line) {
-                    Ok(v) => values.push(v),
+                    Ok(v) => {
+                        if let Some(why) = check(&v) {
+                            return Some(why);
+                        }
+                    }
                     Err(_) => {
                         return Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index")
                     }
                 }
             }
+            None
         }
     }
-    if aliases && values.iter().any(wildcard_index) {
-        return Some("alias changes over wildcards are refused while esgate's token store is in this cluster");
-    }
-    values.iter().find_map(|v| value_reaches(store, v))
 }
 
 /// Whether an `index`/`indices` value anywhere in `v` holds a wildcard or `_all`.
