@@ -208,7 +208,7 @@ fn search_bodies_hold_what_they_claim() {
         dense.as_bytes(),
     );
     // The query languages: a query's text lexed and parsed into tokens and trees.
-    let list = ones(n / 4);
+    let list = ones(n);
     let sql = format!(r#"{{"query":"SELECT a FROM \"logs-a\" WHERE n IN ({list})"}}"#);
     check("sql in list", "POST", "/_sql", None, json, sql.as_bytes());
     let sql = format!(

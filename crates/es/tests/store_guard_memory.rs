@@ -22,7 +22,10 @@ fn a_bulk_body_is_checked_a_line_at_a_time() {
     let Some(before) = peak_kib() else {
         return;
     };
-    assert_eq!(request_reaches(".esgate", "/_bulk", None, body.as_bytes()), None);
+    assert_eq!(
+        request_reaches(".esgate", "/_bulk", None, body.as_bytes()),
+        None
+    );
     let grown = peak_kib().unwrap_or(before) - before;
     assert!(
         grown < 32 * 1024,
