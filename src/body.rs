@@ -123,6 +123,11 @@ impl BodyBudget {
 }
 
 impl BudgetHold {
+    /// The bytes the hold covers (whole KiB).
+    pub fn bytes(&self) -> usize {
+        self.kib as usize * 1024
+    }
+
     /// `permit` joined to the hold, which now covers `kib` in all.
     fn add(&mut self, permit: tokio::sync::OwnedSemaphorePermit, kib: u32) {
         match &mut self.permit {

@@ -238,15 +238,25 @@ fn secret_like_at(bytes: &[u8], at: usize) -> Option<usize> {
     (digits > 0).then_some(i)
 }
 
-/// The byte at `i` as a URL decoder reads it (`%XX` is one byte), and where the next starts.
+/// The byte at `i` as URL decoders read it (`%XX` is one byte), and where the next starts. An
+/// encoded percent sign followed by two hex digits is read as the byte they name, however many
+/// times the text was encoded (`%2565` is `e`: session 11 review, a secret encoded twice by a
+/// client or a proxy in front was written as sent, its digits in clear).
 fn decoded_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    let hex = |d: Option<&u8>| d.and_then(|d| (*d as char).to_digit(16));
     match bytes.get(i..)? {
-        [b'%', hi, lo, ..] => {
-            let hex = |d: u8| (d as char).to_digit(16);
-            match (hex(*hi), hex(*lo)) {
-                (Some(h), Some(l)) => Some(((h * 16 + l) as u8, i + 3)),
-                _ => Some((b'%', i + 1)),
+        [b'%', ..] => {
+            let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+                return Some((b'%', i + 1));
+            };
+            let (mut c, mut next) = ((h * 16 + l) as u8, i + 3);
+            while c == b'%' {
+                match (hex(bytes.get(next)), hex(bytes.get(next + 1))) {
+                    (Some(h), Some(l)) => (c, next) = ((h * 16 + l) as u8, next + 2),
+                    _ => break,
+                }
             }
+            Some((c, next))
         }
         [b, ..] => Some((*b, i + 1)),
         [] => None,

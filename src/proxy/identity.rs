@@ -67,13 +67,15 @@ pub(super) async fn respond(
         indices: &token.indices,
         kibana_spaces: &token.kibana_spaces,
     };
+    // The body budget held for `_has_privileges` until its answer is written.
+    let mut _held = None;
     let answer = match route {
         SelfRoute::Authenticate => es::routes::identity::authenticate(who),
         SelfRoute::HasPrivileges => {
             let (bytes, hold) = read_body(app, &parts.headers, body).await?;
             let content_type = header_str(&parts.headers, header::CONTENT_TYPE)?;
             let content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING)?;
-            let (decoded, _hold) = super::metered(app, bytes.len(), hold, |meter| {
+            let (decoded, hold) = super::metered(app, bytes.len(), hold, |meter| {
                 es::request::body::decode_json(
                     Some(&bytes),
                     content_type,
@@ -84,7 +86,13 @@ pub(super) async fn respond(
             });
             let decoded = decoded?;
             let refused = refused_names(app, who, decoded.as_ref()).await;
-            es::routes::identity::has_privileges(who, decoded.as_ref(), &refused)?
+            // The answer (an entry per name and privilege) is claimed on top of the hold.
+            let base = hold.bytes();
+            let (answer, hold) = super::metered(app, base, hold, |meter| {
+                es::routes::identity::has_privileges_within(who, decoded.as_ref(), &refused, meter)
+            });
+            _held = Some(hold);
+            answer?
         }
     };
     // esgate's own answer: the client's response shaping applies to it directly.

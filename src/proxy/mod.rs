@@ -250,6 +250,7 @@ async fn pipeline(
     let Forward {
         request: upstream_req,
         mut handling,
+        hold,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -258,6 +259,8 @@ async fn pipeline(
     };
     let sent = Instant::now();
     let response = app.upstream.send(upstream_req).await;
+    // The forwarded body is sent: its share of the body budget is free again.
+    drop(hold);
     ctx.backend = Some(sent.elapsed());
     let response = response?;
     let (up, body) = response.into_parts();
@@ -350,6 +353,10 @@ pub(crate) struct Forward {
     pub(crate) request: crate::upstream::UpstreamRequest,
     /// What esgate does with the answer.
     handling: Handling,
+    /// The body budget the request's body and what esgate built from it hold, until the
+    /// upstream request is sent (session 11 review: an msearch's forwarded NDJSON can be many
+    /// times the client's body, and was held uncounted for the whole upstream call).
+    hold: BudgetHold,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -402,10 +409,13 @@ pub(crate) async fn decide(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
-            let body = match guarded_store(app) {
+            let (body, hold) = match guarded_store(app) {
                 // The token store lives in this cluster: read the request before relaying it.
-                Some(store) => ClientBody::Whole(check_store_reach(app, store, parts, body).await?),
-                None => body,
+                Some(store) => {
+                    let (bytes, hold) = check_store_reach(app, store, parts, body).await?;
+                    (ClientBody::Whole(bytes), hold)
+                }
+                None => (body, BudgetHold::default()),
             };
             Ok(Decided::Forward(Forward {
                 request: upstream_request::pass_through(
@@ -416,6 +426,7 @@ pub(crate) async fn decide(
                     forwarding,
                 ),
                 handling: Handling::Stream,
+                hold,
             }))
         }
         Permission::Read => {
@@ -447,12 +458,13 @@ pub(crate) async fn decide(
             };
             // Boxed: the enforcement's state is most of the request's future, which every
             // request (a relayed one too) would otherwise copy at each await level (issue 10).
-            let (permit, binding) =
+            let (permit, binding, hold) =
                 Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
             Ok(Decided::Forward(Forward {
                 request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
                 handling,
+                hold,
             }))
         }
     }
@@ -693,7 +705,7 @@ async fn enforce(
     parts: &Parts,
     body: ClientBody,
     ctx: &mut RequestCtx,
-) -> Result<(es::Permit, es::ids::continuation::Binding), ProxyError> {
+) -> Result<(es::Permit, es::ids::continuation::Binding, BudgetHold), ProxyError> {
     let derived = snapshot
         .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
@@ -715,7 +727,7 @@ async fn enforce(
     };
     let plan = es::plan(&head, &scope)?;
     ctx.event.action = Some(plan.action);
-    // The body's share of the memory budget is held until the permit is built.
+    // The body's share of the memory budget is held until the upstream request is sent.
     let (bytes, hold) = if plan.needs_body() {
         let (bytes, hold) = read_body(app, &parts.headers, body).await?;
         ctx.bytes_in = bytes.len() as u64;
@@ -724,7 +736,7 @@ async fn enforce(
         (None, BudgetHold::default())
     };
     let raw = bytes.as_ref().map_or(0, Bytes::len);
-    let (prepared, _hold) = metered(app, raw, hold, |meter| {
+    let (prepared, hold) = metered(app, raw, hold, |meter| {
         es::prepare_with_limit(
             plan,
             bytes.as_deref(),
@@ -762,10 +774,16 @@ async fn enforce(
     if prepared.needs_dialect() {
         resolution.dialect = Box::pin(app.upstream.dialect(authorization)).await?;
     }
-    let mut permit = es::authorize(prepared, &resolution, &scope)?;
+    // What `authorize` writes (an msearch's NDJSON, each header naming its narrowed names) is
+    // claimed on top of everything the hold covers: the prepared request's bodies are live.
+    let base = hold.bytes();
+    let (permit, hold) = metered(app, base, hold, |meter| {
+        es::authorize_within(prepared, &resolution, &scope, meter)
+    });
+    let mut permit = permit?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
-    Ok((permit, scope.ids))
+    Ok((permit, scope.ids, hold))
 }
 
 /// Runs `check` with a meter that claims what a body's decompression and parse hold from the
@@ -937,7 +955,7 @@ async fn check_store_reach(
     store: &str,
     parts: &Parts,
     body: ClientBody,
-) -> Result<Bytes, ProxyError> {
+) -> Result<(Bytes, BudgetHold), ProxyError> {
     let (bytes, hold) = if body.is_end_stream() {
         (Bytes::new(), BudgetHold::default())
     } else {
@@ -947,11 +965,14 @@ async fn check_store_reach(
         .headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() != b"identity");
-    let why = if encoded && !bytes.is_empty() {
-        Some("a compressed body cannot be checked for esgate's token store index")
+    let (why, hold) = if encoded && !bytes.is_empty() {
+        (
+            Some("a compressed body cannot be checked for esgate's token store index"),
+            hold,
+        )
     } else {
         // The body's trees are charged to the budget beside its bytes while it is checked.
-        metered(app, bytes.len(), hold, |meter| {
+        let (why, hold) = metered(app, bytes.len(), hold, |meter| {
             es::indices::store_guard::request_reaches(
                 store,
                 parts.uri.path(),
@@ -959,15 +980,15 @@ async fn check_store_reach(
                 &bytes,
                 meter,
             )
-        })
-        .0?
+        });
+        (why?, hold)
     };
     match why {
         Some(why) => Err(es::Rejection::forbidden(format!(
             "esgate's token store index is not reachable through esgate: {why}"
         ))
         .into()),
-        None => Ok(bytes),
+        None => Ok((bytes, hold)),
     }
 }
 

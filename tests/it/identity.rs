@@ -277,3 +277,58 @@ async fn has_privileges_refuses_what_it_cannot_read() {
         es.requests()
     );
 }
+
+/// Session 11 review: `_has_privileges` answers an entry per resource (or name) and privilege,
+/// so a 25 KB body of a thousand resources by a thousand privileges built a million entries
+/// (some hundred megabytes, uncounted; a 50 KB body, gigabytes). The answer is now claimed
+/// from the body budget as it is built: under an 8 MiB budget that body is refused (413, the
+/// meter's reason), and Kibana's sign-in check (one space, thousands of actions) is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_privileges_answers_are_charged_to_the_body_budget() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_body_bytes = 1048576\nmax_buffered_bytes = 8388608",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let many = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+    let ask = |body: Value| {
+        let gw = &gw;
+        let auth = &auth;
+        async move {
+            send_json(
+                "POST",
+                &gw.url("/_security/user/_has_privileges"),
+                Some(auth),
+                &body,
+            )
+            .await
+        }
+    };
+    let square = json!({"applications": [{
+        "application": "kibana-.kibana",
+        "resources": many("space:", 1000),
+        "privileges": many("ui:x/", 1000),
+    }]});
+    let r = ask(square).await;
+    let text = r.text();
+    assert_eq!(r.status, 413, "{}", &text[..text.len().min(300)]);
+    assert!(text.contains("memory"), "{}", &text[..text.len().min(300)]);
+    let kibana = json!({"applications": [{
+        "application": "kibana-.kibana",
+        "resources": ["space:default"],
+        "privileges": many("saved_object:dashboard/operation-", 4000),
+    }]});
+    let r = ask(kibana).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["application"]["kibana-.kibana"]["space:default"]
+            .as_object()
+            .map(|m| m.len()),
+        Some(4000)
+    );
+}

@@ -188,3 +188,121 @@ async fn what_a_bodys_checks_hold_is_charged_to_the_body_budget() {
     let r = search(br#"{"size":0}"#.to_vec(), false).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Session 11 review: an msearch's searches were charged for their parse only, while each one
+/// holds an item, a line-table entry, the rewrite's wrap and its output (a body of `{}` lines,
+/// three bytes each, held 130 times its size unclaimed; with a token of many tenants, over a
+/// thousand times). Now each search's share is claimed as its header is read: a 12 KB msearch
+/// of 2000 empty searches is refused under a 1 MiB budget (413, the meter's reason) before
+/// anything reaches the backend, and a dashboard's msearch is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_msearchs_searches_are_charged_to_the_body_budget() {
+    for backend in [fixture::seeded_osmem(), fixture::seeded_noida()] {
+        let budget = 1 << 20;
+        let gw = Esgate::start_full(
+            &[backend.url()],
+            &format!("max_body_bytes = {budget}\nmax_buffered_bytes = {budget}"),
+            "",
+            "",
+        )
+        .await;
+        let auth = bearer(&gw.token(token_a()).await.1);
+        let msearch = |body: String| {
+            let gw = &gw;
+            let auth = &auth;
+            async move {
+                let headers = [
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/x-ndjson"),
+                ];
+                send(
+                    "POST",
+                    &gw.url("/logs-*/_msearch"),
+                    &headers,
+                    body.into_bytes(),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let r = msearch("{}\n{}\n".repeat(2_000)).await;
+        let text = r.text();
+        assert_eq!(r.status, 413, "{}", &text[..text.len().min(300)]);
+        assert!(r.text().contains("memory"), "{}", r.text());
+        // A dashboard's twenty searches fit.
+        let dashboard = "{}\n{\"size\":0,\"query\":{\"match_all\":{}}}\n".repeat(20);
+        let r = msearch(dashboard).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["responses"].as_array().map(Vec::len), Some(20));
+    }
+}
+
+/// Session 11 review: the body budget was held until the permit was built, while the body
+/// esgate forwards lives for the whole upstream call, and an msearch's forwarded NDJSON (each
+/// header naming its wildcard's narrowed names) can be hundreds of times the client's body.
+/// Now the hold lasts until the upstream request is sent: under the smallest budget one such
+/// msearch fits (found by doubling), a second one sent while the first waits on the backend is
+/// refused (429), and it is served once the first is answered. A fake backend (answers on
+/// purpose slowly); every path the test takes is esgate's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_body_holds_the_body_budget_until_it_is_sent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    let names: Vec<String> = (0..400).map(|i| format!("logs-2026.01.{i:04}")).collect();
+    es.resolve_indices(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let slow = Arc::new(AtomicBool::new(false));
+    let slow_in = Arc::clone(&slow);
+    es.script_fn("POST", "/_msearch", move |_| {
+        if slow_in.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        Answer::json(200, serde_json::json!({"took": 0, "responses": []}))
+    });
+    // 200 searches of 20 bytes: each forwarded header names the 400 names (8 KB).
+    let body = "{\"index\":\"logs-*\"}\n{}\n".repeat(200);
+    let msearch = |gw: Arc<Esgate>, auth: String, body: String| async move {
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ];
+        send("POST", &gw.url("/_msearch"), &headers, body.into_bytes())
+            .await
+            .unwrap()
+    };
+    let mut budget = 128 * 1024;
+    let (gw, auth) = loop {
+        assert!(budget <= 64 << 20, "the msearch never fit");
+        let gw = Esgate::start_full(
+            &[es.url()],
+            &format!("max_body_bytes = 65536\nmax_buffered_bytes = {budget}"),
+            // The names stay known: the second msearch never waits on the (busy) fake.
+            "resolve_cache_ttl = \"60s\"",
+            "",
+        )
+        .await;
+        let auth = bearer(
+            &gw.token(serde_json::json!({"name": "all-logs", "indices": ["logs-*"]}))
+                .await
+                .1,
+        );
+        let gw = Arc::new(gw);
+        let r = msearch(Arc::clone(&gw), auth.clone(), body.clone()).await;
+        if r.status == 200 {
+            break (gw, auth);
+        }
+        assert_eq!(r.status, 413, "{}", r.text());
+        budget *= 2;
+    };
+    // One msearch fits the budget and two do not (it needed more than half of it).
+    slow.store(true, Ordering::SeqCst);
+    let first = tokio::spawn(msearch(Arc::clone(&gw), auth.clone(), body.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let second = msearch(Arc::clone(&gw), auth.clone(), body.clone()).await;
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert_eq!(first.await.unwrap().status, 200);
+    slow.store(false, Ordering::SeqCst);
+    let again = msearch(Arc::clone(&gw), auth.clone(), body.clone()).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+}

@@ -104,6 +104,7 @@ pub(crate) fn authorize(
     prepared: Prepared,
     resolution: &Resolution,
     scope: &Scope,
+    meter: &crate::memory::Meter<'_>,
 ) -> Result<Permit, Rejection> {
     let Prepared {
         action,
@@ -127,7 +128,7 @@ pub(crate) fn authorize(
         route.check(resolution.dialect)?;
     }
     let (indices, narrowed) = reach(&to_resolve, &shape, resolution, scope)?;
-    place(shape, &indices, &narrowed, &mut path, &mut body)?;
+    place(shape, &indices, &narrowed, &mut path, &mut body, meter)?;
     let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
     Ok(Permit::new(
         action, method, path, query, body, indices, answer,
@@ -228,6 +229,7 @@ fn place(
     narrowed: &Narrowings,
     path: &mut String,
     body: &mut Option<ForwardBody>,
+    meter: &crate::memory::Meter<'_>,
 ) -> Result<(), Rejection> {
     if let Shape::ConcreteIndices { before } = &shape {
         let names: Vec<&str> = if indices.is_empty() {
@@ -246,7 +248,7 @@ fn place(
     // own): `prepare` leaves it unwritten (issue 10: dashboards' wildcard headers are always
     // narrowed, so a body written there was always written again).
     if let Shape::Msearch(items, bodies) = &shape {
-        *body = Some(msearch::forward_narrowed(items, bodies, narrowed)?);
+        *body = Some(msearch::forward_narrowed(items, bodies, narrowed, meter)?);
         return Ok(());
     }
     if narrowed.is_empty() {

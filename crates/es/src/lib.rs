@@ -61,6 +61,9 @@ pub struct FilterSet {
     clause_nodes: Vec<request::tree::Node<'static>>,
     /// Whether a `knn` key is anywhere in the clauses (a field named so), built once too.
     clauses_hold_knn: bool,
+    /// The clauses' length as JSON text, summed: what each search's rewrite adds to it, which
+    /// an msearch claims per search from its meter ([`memory`]).
+    clauses_len: usize,
     /// The rewritten search of no body (`routes::search::bodiless`), built once too.
     empty_search: Option<routes::search::bodiless::EmptySearch>,
 }
@@ -75,8 +78,10 @@ impl FilterSet {
             by_field,
             clause_nodes: Vec::new(),
             clauses_hold_knn: false,
+            clauses_len: 0,
             empty_search: None,
         };
+        set.clauses_len = set.clauses().iter().map(|c| c.to_string().len()).sum();
         set.clause_nodes = set
             .clauses()
             .iter()
@@ -99,6 +104,11 @@ impl FilterSet {
     /// Whether a `knn` key is anywhere in [`FilterSet::clauses`].
     pub(crate) fn clauses_hold_knn(&self) -> bool {
         self.clauses_hold_knn
+    }
+
+    /// [`FilterSet::clauses`]' length as JSON text, summed.
+    pub(crate) fn clauses_len(&self) -> usize {
+        self.clauses_len
     }
 
     /// [`FilterSet::clauses`] as request-tree nodes.
@@ -465,7 +475,18 @@ pub fn authorize(
     resolution: &Resolution,
     scope: &Scope,
 ) -> Result<Permit, Rejection> {
-    flow::authorize(prepared, resolution, scope)
+    flow::authorize(prepared, resolution, scope, &memory::Meter::unlimited())
+}
+
+/// [`authorize`] with the memory of the body it writes (an msearch's NDJSON, each header
+/// naming its narrowed names) claimed from `meter` before it is allocated ([`memory`]).
+pub fn authorize_within(
+    prepared: Prepared,
+    resolution: &Resolution,
+    scope: &Scope,
+    meter: &memory::Meter<'_>,
+) -> Result<Permit, Rejection> {
+    flow::authorize(prepared, resolution, scope, meter)
 }
 
 impl Permit {

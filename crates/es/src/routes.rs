@@ -163,21 +163,67 @@ impl Request<'_> {
             .ok_or_else(|| Rejection::forbidden("the path names no id"))
     }
 
-    /// The body decoded strictly as one JSON value (`None`: no body).
+    /// The body decoded strictly as one JSON value (`None`: no body), and room for the copies
+    /// of the token's clauses its rewrite may make claimed ([`claim_clause_copies`]).
     pub fn json_body(&self) -> Result<Option<Value>, Rejection> {
-        body::decode_json(
+        let body = body::decode_json(
             self.raw_body,
             self.head.content_type,
             self.head.content_encoding,
             self.max_body,
             self.meter,
-        )
+        )?;
+        if let Some(v) = &body {
+            claim_clause_copies(self.meter, &self.scope.filters, objects(v), SERDE_COPY)?;
+        }
+        Ok(body)
     }
 
     /// Whether the client asked for a scroll.
     pub fn scrolls(&self) -> bool {
         self.params.iter().any(|(k, _)| k == "scroll")
     }
+}
+
+/// A serde rewrite's copy of the token's clauses, per byte of their text: built as values and
+/// written out (measured at under twice the text, `tests/check_memory.rs`).
+pub(crate) const SERDE_COPY: usize = 4;
+
+/// A tree rewrite's copy of the token's clauses, per byte of their text: the nodes are shared,
+/// the written text is not (its buffer doubling).
+pub(crate) const TREE_COPY: usize = 2;
+
+/// Claims room for the copies of the token's clauses a rewrite of a body of `objects` objects
+/// may make, `per_byte` bytes per byte of their text each (session 11 review: the clauses go
+/// into every place a query runs, and each place is an object of the body (the body, a kNN
+/// search, a sub-search, a retriever); with a token of 300 filter values, a body of 2000 kNN
+/// searches held 64 times its size and one of 2000 retrievers 260 times, unclaimed). One more
+/// for a body whose places are not all objects of its own.
+pub(crate) fn claim_clause_copies(
+    meter: &crate::memory::Meter<'_>,
+    filters: &crate::FilterSet,
+    objects: usize,
+    per_byte: usize,
+) -> Result<(), Rejection> {
+    if filters.is_empty() {
+        return Ok(());
+    }
+    let copies = objects.saturating_add(1);
+    meter.take(copies.saturating_mul(filters.clauses_len().saturating_mul(per_byte)))
+}
+
+/// The objects in `v`, itself included.
+fn objects(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(objects).sum::<usize>(),
+        Value::Array(items) => items.iter().map(objects).sum(),
+        _ => 0,
+    }
+}
+
+/// The objects a JSON text may hold at most: its `{` bytes.
+pub(crate) fn objects_in_text(text: &[u8]) -> usize {
+    memchr::memchr_iter(b'{', text).count()
 }
 
 /// The upstream request a route builds, and what esgate does with the backend's answer.

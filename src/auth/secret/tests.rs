@@ -333,3 +333,45 @@ fn redact_hides_secrets_with_any_character_percent_encoded() {
         assert_eq!(redact(kept), kept);
     }
 }
+
+/// Session 11 review: a text encoded twice (or more: a client and a proxy in front each
+/// encoding it) reads `%2565` for `e`; such a secret was written as sent, its digits in clear.
+/// A percent sign of its own, encoded or not, stays text.
+#[test]
+fn redact_hides_secrets_encoded_more_than_once() {
+    let secret = Secret::generate();
+    let text = secret.expose();
+    let once = |s: &str| s.bytes().map(|b| format!("%{b:02x}")).collect::<String>();
+    let twice = once(text).replace('%', "%25");
+    let thrice = twice.replace('%', "%25");
+    for form in [
+        format!("%2565sg_{}", &text[4..]),
+        format!("esg%255F{}", &text[4..]),
+        twice,
+        thrice,
+    ] {
+        let input = format!("/logs/_search?q={form}&x=1");
+        let shown = redact(&input);
+        assert_eq!(shown, "/logs/_search?q=esg_[redacted]&x=1", "{input}");
+    }
+    for kept in ["100%25", "%25zz", "%2565sg", "%25%65sg", "a%2525b"] {
+        assert_eq!(redact(kept), kept);
+    }
+}
+
+/// Session 11 review: a line holding no secret is returned as it is, not copied (an audit line
+/// per request: issue 10), with or without percent signs and `esg`.
+#[test]
+fn redact_returns_ordinary_lines_as_they_are() {
+    for line in [
+        r#"{"path":"/logs-*/_search","status":200}"#,
+        r#"{"path":"/logs-%2A/_search","query":"q=a%20b&size=10","status":200}"#,
+        r#"{"agent":"esgate-admin","path":"/esg/_search?q=100%25","x":"%65sg"}"#,
+        r#"{"path":"/esg_/x","y":"%2565sg_","z":"esg%5F"}"#,
+    ] {
+        assert!(
+            matches!(redact(line), std::borrow::Cow::Borrowed(_)),
+            "{line}"
+        );
+    }
+}

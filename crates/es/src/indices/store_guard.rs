@@ -75,34 +75,39 @@ pub fn request_reaches(
     if body.is_empty() {
         return Ok(None);
     }
-    // Read as serde_json reads a `Value`, the trees claimed from the meter (a refusal is the
-    // answer; any other failure means the text is not JSON).
-    let no_memory = |e: &Rejection| matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge);
-    let mut values = vec![];
-    match parse_value_within(body, meter) {
-        Ok(v) => values.push(v),
-        Err(e) if no_memory(&e) => return Err(e),
-        Err(_) => {
-            let Ok(text) = std::str::from_utf8(body) else {
-                return Ok(Some(
-                    "the body is not JSON, so it cannot be checked for esgate's token store index",
-                ));
-            };
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                match parse_value_within(line.as_bytes(), meter) {
-                    Ok(v) => values.push(v),
-                    Err(e) if no_memory(&e) => return Err(e),
-                    Err(_) => {
-                        return Ok(Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index"))
-                    }
-                }
+    // Each value is read as serde_json reads it, its tree claimed from the meter (a refusal is
+    // the answer), checked, then dropped and its claim returned (session 11 review: an `all`
+    // token's `_bulk` body held every line's tree at once, tens of times its size). `None`: the
+    // text is not JSON.
+    let check = |bytes: &[u8]| -> Result<Option<Option<&'static str>>, Rejection> {
+        let before = meter.used();
+        let why = match parse_value_within(bytes, meter) {
+            Ok(v) if aliases && wildcard_index(&v) => Some(Some("alias changes over wildcards are refused while esgate's token store is in this cluster")),
+            Ok(v) => Some(value_reaches(store, &v)),
+            Err(e) if matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge) => return Err(e),
+            Err(_) => None,
+        };
+        meter.give(meter.used() - before);
+        Ok(why)
+    };
+    if let Some(why) = check(body)? {
+        return Ok(why);
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(Some(
+            "the body is not JSON, so it cannot be checked for esgate's token store index",
+        ));
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match check(line.as_bytes())? {
+            Some(None) => {}
+            Some(why) => return Ok(why),
+            None => {
+                return Ok(Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index"))
             }
         }
     }
-    if aliases && values.iter().any(wildcard_index) {
-        return Ok(Some("alias changes over wildcards are refused while esgate's token store is in this cluster"));
-    }
-    Ok(values.iter().find_map(|v| value_reaches(store, v)))
+    Ok(None)
 }
 
 /// Whether an `index`/`indices` value anywhere in `v` holds a wildcard or `_all`.
@@ -195,7 +200,8 @@ mod tests {
 
     /// Session 11: an `all` token's body is read into trees to look for the store index; they
     /// are claimed from the meter, so a body of small numbers (and its NDJSON reading) stops
-    /// at the budget with the meter's refusal instead of holding 36 times its size.
+    /// at the budget with the meter's refusal instead of holding 36 times its size; a value's
+    /// claim is returned once it is checked.
     #[test]
     fn the_bodys_trees_are_claimed_from_the_meter() {
         use crate::memory::{budget, Refused};
@@ -209,12 +215,22 @@ mod tests {
             let err = request_reaches(STORE, "/_bulk", None, body.as_bytes(), &Meter::new(&small))
                 .unwrap_err();
             assert_eq!(err.kind, RejectKind::Busy);
-            let all = Meter::new(&|_| Ok(()));
+            let most = std::cell::Cell::new(0);
+            let record = |total: usize| {
+                most.set(most.get().max(total));
+                Ok(())
+            };
+            let all = Meter::new(&record);
             assert_eq!(
                 request_reaches(STORE, "/_bulk", None, body.as_bytes(), &all),
                 Ok(None)
             );
-            assert!(all.used() >= 50_000 * std::mem::size_of::<Value>());
+            assert!(most.get() >= 50_000 * std::mem::size_of::<Value>());
+            assert_eq!(
+                all.used(),
+                0,
+                "each value's claim is returned once it is checked"
+            );
         }
     }
 

@@ -139,6 +139,15 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
 /// key's too) is claimed as it is copied.
 const VALUE_BYTES: usize = 2 * std::mem::size_of::<Value>();
 
+/// An object's entry beside its value's [`VALUE_BYTES`] (session 11 review: an order-keeping
+/// map's vector of entries, each a hash, a key and a value, grows to twice their number, and
+/// its index table holds about 20 bytes an entry).
+const ENTRY_BYTES: usize = 2 * (8 + std::mem::size_of::<String>()) + 32;
+
+/// A container's first room beyond its first element's claims: a vector's first room is four
+/// values, an object's three entries and its index table.
+const FIRST_ROOM_BYTES: usize = 2 * std::mem::size_of::<Value>() + 64;
+
 /// Parses one JSON value strictly: UTF-8 without BOM, no comments, no duplicate keys at any
 /// depth, depth at most [`MAX_DEPTH`], nothing but whitespace after the value; its memory
 /// claimed from `meter` before each value is built.
@@ -357,6 +366,10 @@ impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
         let seed = StrictSeed { depth, ..self.seed };
         let mut out = Vec::new();
         while let Some(v) = seq.next_element_seed(seed)? {
+            if out.is_empty() {
+                // A vector's first room is four values: more than one element's claim.
+                claim(self.seed.meter, FIRST_ROOM_BYTES)?;
+            }
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -371,6 +384,10 @@ impl<'de> Visitor<'de> for StrictVisitor<'_, '_> {
         let mut out = Map::new();
         while let Some(key) = map.next_key_seed(KeySeed(self.seed.meter))? {
             let value = map.next_value_seed(seed)?;
+            // The entry beside its value: its hash and key in the entries' vector (which grows
+            // to twice the entries), its index slot; a map's first room holds three.
+            let first = if out.is_empty() { FIRST_ROOM_BYTES } else { 0 };
+            claim(self.seed.meter, ENTRY_BYTES + first)?;
             // One lookup both finds a duplicate and inserts (no second set of cloned keys).
             match out.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => {

@@ -28,6 +28,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::memory::Meter;
+
 use crate::indices::index::pattern_allows;
 use crate::Rejection;
 
@@ -146,6 +148,30 @@ pub fn has_privileges(
     body: Option<&Value>,
     refused: &std::collections::BTreeSet<String>,
 ) -> Result<Value, Rejection> {
+    has_privileges_within(who, body, refused, &Meter::unlimited())
+}
+
+/// What one answered privilege holds at most beside its text: its entry in an order-keeping
+/// map (about 250 bytes, the map's growth included), twice (the proxy's response shaping
+/// parses the written answer again).
+const ANSWER_ENTRY_BYTES: usize = 512;
+
+/// An answered privilege's claim: [`ANSWER_ENTRY_BYTES`] and its text three times (the
+/// entry's key, the written answer and its shaped copy).
+fn claim_entry(meter: &Meter<'_>, privilege: &str) -> Result<(), Rejection> {
+    meter.take(ANSWER_ENTRY_BYTES.saturating_add(privilege.len().saturating_mul(3)))
+}
+
+/// [`has_privileges`] with the answer's memory claimed from `meter` before each entry is added
+/// (session 11 review: the answer holds an entry per name (or resource) and privilege, so a
+/// 14 KB body of a thousand names and a thousand privileges built a million entries, and a
+/// 50 KB one some gigabytes).
+pub fn has_privileges_within(
+    who: Identity<'_>,
+    body: Option<&Value>,
+    refused: &std::collections::BTreeSet<String>,
+    meter: &Meter<'_>,
+) -> Result<Value, Rejection> {
     let Some(body) = body else {
         return Err(Rejection::bad_request(
             "_has_privileges needs a request body",
@@ -162,6 +188,7 @@ pub fn has_privileges(
         match key.as_str() {
             "cluster" => {
                 for privilege in strings(value, "cluster")? {
+                    claim_entry(meter, &privilege)?;
                     // A read token holds no cluster privilege.
                     cluster.insert(privilege, Value::Bool(false));
                     all = false;
@@ -175,6 +202,7 @@ pub fn has_privileges(
                             .entry(name.clone())
                             .or_insert_with(|| Value::Object(Map::new()));
                         for privilege in &privileges {
+                            claim_entry(meter, privilege)?;
                             let granted = index_privilege_granted(who.indices, &name, privilege)
                                 && !refused.contains(&name);
                             all &= granted;
@@ -195,6 +223,7 @@ pub fn has_privileges(
                     for resource in resources {
                         let mut granted_here = Map::new();
                         for privilege in &privileges {
+                            claim_entry(meter, privilege)?;
                             let granted = kibana
                                 && kibana_action_granted(privilege)
                                 && resource_granted(who.kibana_spaces, &resource, privilege);
@@ -749,5 +778,50 @@ mod tests {
         assert!(!got.contains("metrics-a"), "{got}");
         let got = authenticate(who(&p)).to_string();
         assert!(!got.contains("logs-"), "{got}");
+    }
+
+    /// Session 11 review: the answer holds an entry per name and privilege (per resource and
+    /// privilege for applications), claimed from the meter as it is built: a thousand names
+    /// by a thousand privileges (a 14 KB body) stops at a budget of a few megabytes with the
+    /// meter's reason, where Kibana's sign-in check (thousands of actions on a space) fits.
+    #[test]
+    fn the_answers_entries_are_claimed_from_the_meter() {
+        use crate::memory::Refused;
+        let p = patterns();
+        let budget = 8 << 20;
+        let grant = |total: usize| {
+            if total <= budget {
+                Ok(())
+            } else {
+                Err(Refused::TooLarge)
+            }
+        };
+        let many =
+            |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+        for key in ["index", "applications"] {
+            let body = if key == "index" {
+                json!({"index": [{"names": many("logs-a", 1000), "privileges": many("p", 1000)}]})
+            } else {
+                json!({"applications": [{
+                    "application": "kibana-.kibana",
+                    "resources": many("space:", 1000),
+                    "privileges": many("ui:x/", 1000),
+                }]})
+            };
+            let meter = Meter::new(&grant);
+            let e = has_privileges_within(who(&p), Some(&body), &Default::default(), &meter)
+                .unwrap_err();
+            assert_eq!(e.kind, RejectKind::TooLarge, "{key}: {e:?}");
+        }
+        let kibana = json!({
+            "index": [{"names": ["logs-a", "logs-b"], "privileges": ["read", "view_index_metadata"]}],
+            "applications": [{
+                "application": "kibana-.kibana",
+                "resources": ["space:default"],
+                "privileges": many("saved_object:dashboard/operation-", 4000),
+            }],
+        });
+        let meter = Meter::new(&grant);
+        has_privileges_within(who(&p), Some(&kibana), &Default::default(), &meter).unwrap();
     }
 }

@@ -89,6 +89,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         req.index.as_ref(),
         &scope.indices,
         Headers::Tree(&arena),
+        req.meter,
+        &scope.filters,
         |line| {
             let tree = tree::parse(line, &arena)?;
             if tree.object_len().is_none() {
@@ -328,6 +330,15 @@ impl Header {
         })
     }
 
+    /// The most [`write_header`] writes for this header beside its `index` value: every key
+    /// with its value (under 64 bytes each), and its strings escaped (six bytes for one at
+    /// most).
+    fn written_bound(&self) -> usize {
+        let strings = self.preference.as_ref().map_or(0, String::len)
+            + self.routing.as_ref().map_or(0, String::len);
+        640usize.saturating_add(strings.saturating_mul(6))
+    }
+
     /// `key`'s value as written in a forwarded header.
     fn write_value(&self, key: HeaderKey, out: &mut Vec<u8>) {
         match key {
@@ -356,6 +367,8 @@ pub fn rewrite(
         path_index,
         patterns,
         Headers::Serde(meter),
+        meter,
+        filters,
         |line| {
             let body = body::parse_strict_within(line, meter)?;
             if !body.is_object() {
@@ -365,6 +378,13 @@ pub fn rewrite(
         },
     )
 }
+
+/// What one search of an msearch holds beyond its lines' parse and text, at most: its
+/// [`Item`], its entries in `on_tree`'s vectors, the wrap of its rewritten tree and its output's
+/// room (256 bytes over the line), serde's rewritten body; the copies of the token's clauses
+/// are claimed beside it (`claim_clause_copies`). `tests/check_memory.rs` holds the claims to
+/// the heap.
+const ITEM_BYTES: usize = 1024;
 
 /// How [`read_lines`] reads header lines.
 #[derive(Clone, Copy)]
@@ -384,6 +404,8 @@ fn read_lines<'a>(
     path_index: Option<&Expression>,
     patterns: &[String],
     headers: Headers<'_>,
+    meter: &Meter<'_>,
+    filters: &FilterSet,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -400,7 +422,16 @@ fn read_lines<'a>(
         ));
     }
     let content = &ndjson[..ndjson.len() - 1];
-    let lines = split_lines(content);
+    // The line table and the items, claimed before they are allocated (session 11 review: a
+    // body of `{}` lines is a line per three bytes, 16 bytes of table and an item of some
+    // hundred bytes each, none of it in the parse's claims).
+    let count = memchr::memchr_iter(b'\n', content).count() + 1;
+    meter.take(
+        count
+            .saturating_mul(std::mem::size_of::<&[u8]>())
+            .saturating_add((count / 2).saturating_mul(std::mem::size_of::<Item>())),
+    )?;
+    let lines = split_lines(content, count);
     if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
@@ -422,6 +453,20 @@ fn read_lines<'a>(
         {
             return Err(Rejection::bad_request("msearch lines must not be empty"));
         }
+        // What the search holds beside its lines' parse (its header's strings and expression,
+        // its rewritten body), claimed before it is built.
+        meter.take(
+            ITEM_BYTES
+                .saturating_add(header_line.len())
+                .saturating_add(body_line.len()),
+        )?;
+        // And the copies of the token's clauses its rewrite may make (one per object).
+        super::claim_clause_copies(
+            meter,
+            filters,
+            super::objects_in_text(body_line),
+            super::SERDE_COPY,
+        )?;
         let (index, header) = match headers {
             Headers::Serde(meter) => {
                 let header = match body::parse_strict_within(header_line, meter)? {
@@ -451,8 +496,8 @@ fn read_lines<'a>(
 /// `content` split at every `\n`, as `content.split(|b| *b == b'\n')` splits it (the empty
 /// pieces included), the newlines found by a vectorised search (issue 10: the byte-by-byte
 /// split was a twentieth of a 20-search msearch).
-fn split_lines(content: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::with_capacity(64);
+fn split_lines(content: &[u8], count: usize) -> Vec<&[u8]> {
+    let mut lines = Vec::with_capacity(count);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', content) {
         lines.push(&content[start..end]);
@@ -482,7 +527,12 @@ pub fn render_bodies(items: &[Item]) -> Result<Vec<Vec<u8>>, Rejection> {
 
 /// [`to_ndjson`] with the bodies already serialised by [`render_bodies`] (one per item).
 pub fn to_ndjson_with(items: &[Item], bodies: &[Vec<u8>]) -> Result<Vec<u8>, Rejection> {
-    ndjson(items, bodies, |item| item.index.elements())
+    ndjson(
+        items,
+        bodies,
+        |item| item.index.elements(),
+        &Meter::unlimited(),
+    )
 }
 
 /// The NDJSON body to forward for `items`, whose bodies are already serialised in `bodies`,
@@ -495,14 +545,20 @@ pub(crate) fn forward_narrowed(
     items: &[Item],
     bodies: &[Vec<u8>],
     narrowed: &[(String, Vec<String>)],
+    meter: &Meter<'_>,
 ) -> Result<ForwardBody, Rejection> {
-    let bytes = ndjson(items, bodies, |item| {
-        let own = item.index.elements();
-        narrowed
-            .iter()
-            .find(|(e, _)| is_joined(e, own))
-            .map_or(own, |(_, names)| names.as_slice())
-    })?;
+    let bytes = ndjson(
+        items,
+        bodies,
+        |item| {
+            let own = item.index.elements();
+            narrowed
+                .iter()
+                .find(|(e, _)| is_joined(e, own))
+                .map_or(own, |(_, names)| names.as_slice())
+        },
+        meter,
+    )?;
     Ok(ForwardBody {
         bytes,
         content_type: NDJSON,
@@ -540,17 +596,25 @@ fn is_joined(text: &str, elements: &[String]) -> bool {
 }
 
 /// The NDJSON of `items` and their serialised `bodies`, each header naming `names_of` its item.
+/// Its room claimed from `meter` before it is allocated (session 11 review: each header names
+/// all the names its wildcard narrowed to, so a body of `{"index":"logs-*"}` searches of 20
+/// bytes each became hundreds of times its size, unclaimed).
 fn ndjson<'a>(
     items: &'a [Item],
     bodies: &[Vec<u8>],
     names_of: impl Fn(&'a Item) -> &'a [String],
+    meter: &Meter<'_>,
 ) -> Result<Vec<u8>, Rejection> {
     if items.len() != bodies.len() {
         return Err(Rejection::bad_request(
             "msearch body could not be serialised",
         ));
     }
-    let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 128).sum());
+    let first = bodies
+        .iter()
+        .fold(0usize, |n, b| n.saturating_add(b.len()).saturating_add(128));
+    meter.take(first)?;
+    let mut out = Vec::with_capacity(first);
     // The `index` array of the names last written, for the next item naming the very same
     // names (the same slice: a dashboard's headers share one expression or one narrowing),
     // written once (issue 10: its strings were a fifth of writing a header).
@@ -560,8 +624,32 @@ fn ndjson<'a>(
         let names = names_of(item);
         if !index_of.is_some_and(|last| std::ptr::eq(last, names)) {
             index.clear();
+            // Each name as a JSON string (`write_str` escapes at most six bytes for one).
+            let text = names.iter().fold(2usize, |n, name| {
+                n.saturating_add(name.len().saturating_mul(6))
+                    .saturating_add(3)
+            });
+            if text > index.capacity() {
+                meter.take(text)?;
+                index.reserve_exact(text);
+            }
             write_index(names, &mut index);
             index_of = Some(names);
+        }
+        let need = item
+            .header
+            .written_bound()
+            .saturating_add(index.len())
+            .saturating_add(body.len())
+            .saturating_add(2);
+        if out.capacity() - out.len() < need {
+            // The next room (twice this one, as a vector grows), claimed first; this one was.
+            let grown = out
+                .capacity()
+                .saturating_mul(2)
+                .max(out.len().saturating_add(need));
+            meter.take(grown)?;
+            out.reserve_exact(grown - out.len());
         }
         write_header(&mut out, &item.header, &index);
         out.push(b'\n');
@@ -1440,7 +1528,9 @@ mod tests {
                 }
             }
             let want = to_ndjson_with(&old, &bodies).unwrap();
-            let got = forward_narrowed(&items, &bodies, &narrowed).unwrap().bytes;
+            let got = forward_narrowed(&items, &bodies, &narrowed, &Meter::unlimited())
+                .unwrap()
+                .bytes;
             assert_eq!(
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(want).unwrap()
@@ -1497,7 +1587,7 @@ mod tests {
             "{}\n{}\n{}",
         ] {
             let want: Vec<&[u8]> = text.as_bytes().split(|b| *b == b'\n').collect();
-            assert_eq!(split_lines(text.as_bytes()), want, "{text:?}");
+            assert_eq!(split_lines(text.as_bytes(), 1), want, "{text:?}");
         }
     }
 

@@ -7,6 +7,8 @@
 //! that text (`Shape::QueryText`); EQL names them in the path. A SQL answer's cursor is sealed
 //! for the token.
 
+use serde_json::Value;
+
 use super::{Request, Shape, Spec, Upstream};
 use crate::querylang::{self as ql, SqlRequest, SQL_CURSOR_SEAL};
 use crate::request::params::{Kind, ParamSet};
@@ -66,7 +68,9 @@ pub(crate) const EQL: Spec = Spec {
 
 /// An ES|QL query, its `FROM` the expression to resolve.
 fn esql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
-    let checked = ql::esql(req.json_body()?, req.scope)?;
+    let body = req.json_body()?;
+    claim_query_copies(req, body.as_ref())?;
+    let checked = ql::esql(body, req.scope)?;
     let mut up = Upstream::fixed(Method::Post, "/_query").body(checked.body()?);
     up.to_resolve = vec![checked.expression.joined()];
     up.shape = Shape::QueryText(checked.text);
@@ -75,7 +79,9 @@ fn esql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 
 /// A SQL query (its table the expression to resolve) or the next page of a sealed cursor.
 fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
-    let mut up = match ql::sql(req.json_body()?, req.scope)? {
+    let body = req.json_body()?;
+    claim_query_copies(req, body.as_ref())?;
+    let mut up = match ql::sql(body, req.scope)? {
         SqlRequest::Query(checked) => {
             let mut up = Upstream::fixed(Method::Post, "/_sql").body(checked.body()?);
             up.to_resolve = vec![checked.expression.joined()];
@@ -86,6 +92,17 @@ fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     };
     up.seal = Some(SQL_CURSOR_SEAL);
     Ok(up)
+}
+
+/// Claims what checking a query's text builds beside the body's value: the checked text and
+/// the forwarded body holding it (session 11 review: three times the body at the peak, the
+/// body's value alone claimed).
+fn claim_query_copies(req: &Request<'_>, body: Option<&Value>) -> Result<(), Rejection> {
+    let len = body
+        .and_then(|b| b.get("query"))
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    req.meter.take(len.saturating_mul(2))
 }
 
 fn sql_close(req: &mut Request<'_>) -> Result<Upstream, Rejection> {

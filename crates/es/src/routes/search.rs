@@ -137,6 +137,8 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
         return None;
     }
+    let objects = super::objects_in_text(raw);
+    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
     if tree.contains_key("pit") {
@@ -280,6 +282,8 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let raw = tree_body(req)?;
+    let objects = super::objects_in_text(raw);
+    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
     let scope = req.scope;

@@ -59,9 +59,14 @@ fn parts(mut p: Prepared) -> (Option<Value>, String) {
 pub(crate) fn forwarded(p: &mut Prepared) -> Option<Vec<u8>> {
     match &p.upstream.shape {
         crate::routes::Shape::Msearch(items, bodies) => Some(
-            crate::routes::msearch::forward_narrowed(items, bodies, &[])
-                .expect("an msearch's NDJSON is written")
-                .bytes,
+            crate::routes::msearch::forward_narrowed(
+                items,
+                bodies,
+                &[],
+                &crate::memory::Meter::unlimited(),
+            )
+            .expect("an msearch's NDJSON is written")
+            .bytes,
         ),
         _ => p.upstream.body.take().map(|b| b.bytes),
     }
