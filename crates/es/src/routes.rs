@@ -213,17 +213,12 @@ pub(crate) fn claim_clause_copies(
 }
 
 /// The objects in `v`, itself included.
-fn objects(v: &Value) -> usize {
+pub(crate) fn objects(v: &Value) -> usize {
     match v {
         Value::Object(m) => 1 + m.values().map(objects).sum::<usize>(),
         Value::Array(items) => items.iter().map(objects).sum(),
         _ => 0,
     }
-}
-
-/// The objects a JSON text may hold at most: its `{` bytes.
-pub(crate) fn objects_in_text(text: &[u8]) -> usize {
-    memchr::memchr_iter(b'{', text).count()
 }
 
 /// The upstream request a route builds, and what esgate does with the backend's answer.

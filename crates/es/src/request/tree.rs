@@ -691,6 +691,8 @@ pub struct Arena<'m> {
     in_bump: std::cell::Cell<usize>,
     /// Bytes claimed from `meter` for the parse's memory beside the arena (on the heap).
     beside: std::cell::Cell<usize>,
+    /// The objects of every body parsed in the arena ([`Arena::objects`]).
+    objects: std::cell::Cell<usize>,
 }
 
 impl Arena<'static> {
@@ -703,6 +705,7 @@ impl Arena<'static> {
             meter: None,
             in_bump: std::cell::Cell::new(0),
             beside: std::cell::Cell::new(0),
+            objects: std::cell::Cell::new(0),
         }
     }
 }
@@ -718,6 +721,7 @@ impl<'m> Arena<'m> {
             meter: Some(meter),
             in_bump: std::cell::Cell::new(first),
             beside: std::cell::Cell::new(0),
+            objects: std::cell::Cell::new(0),
         };
         arena.settle()?;
         Ok(arena)
@@ -760,6 +764,12 @@ impl<'m> Arena<'m> {
         Ok(())
     }
 
+    /// How many objects the bodies parsed in the arena hold: the places a query may run, where
+    /// a rewrite puts a copy of the token's clauses (`routes::claim_clause_copies`).
+    pub fn objects(&self) -> usize {
+        self.objects.get()
+    }
+
     /// Returns `bytes` claimed beside the arena for memory a parse has freed.
     fn release(&self, bytes: usize) {
         if let Some(meter) = self.meter {
@@ -791,6 +801,7 @@ impl Default for Arena<'_> {
             meter: None,
             in_bump: std::cell::Cell::new(0),
             beside: std::cell::Cell::new(0),
+            objects: std::cell::Cell::new(0),
         }
     }
 }
@@ -827,6 +838,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         arena,
         refused: None,
         escapes_claimed: false,
+        objects: 0,
         s: text.as_bytes(),
         text,
         i: 0,
@@ -846,6 +858,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         return Err(no_memory.unwrap_or_else(|| refusal(bytes, arena)));
     }
     settled?;
+    arena.objects.set(arena.objects.get() + p.objects);
     let toks = p.toks.into_bump_slice();
     Ok(Parsed {
         body: bytes,
@@ -884,6 +897,8 @@ struct Parser<'a> {
     refused: Option<Rejection>,
     /// Whether the escaped strings' room is claimed (at the first escape).
     escapes_claimed: bool,
+    /// The objects parsed.
+    objects: usize,
     s: &'a [u8],
     text: &'a str,
     i: usize,
@@ -1020,6 +1035,7 @@ impl<'a> Parser<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
+        self.objects += 1;
         let start = self.i;
         let at = self.toks.len();
         // Its token, set when it closes.

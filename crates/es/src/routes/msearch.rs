@@ -77,7 +77,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     // Every line's tree, headers' too: one arena for the request.
-    let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
+    let meter = req.meter;
+    let arena = tree::Arena::metered(raw.len(), meter).ok()?;
     // Room for a dashboard's searches without regrowing (issue 10).
     let mut trees = Vec::with_capacity(32);
     // Each body's length: its output buffer's size (the output is the body and the filter).
@@ -89,10 +90,13 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         req.index.as_ref(),
         &scope.indices,
         Headers::Tree(&arena),
-        req.meter,
-        &scope.filters,
+        meter,
         |line| {
+            let before = arena.objects();
             let tree = tree::parse(line, &arena)?;
+            // The copies of the token's clauses its rewrite may make (one per object).
+            let objects = arena.objects() - before;
+            super::claim_clause_copies(meter, &scope.filters, objects, super::SERDE_COPY)?;
             if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
@@ -368,9 +372,10 @@ pub fn rewrite(
         patterns,
         Headers::Serde(meter),
         meter,
-        filters,
         |line| {
             let body = body::parse_strict_within(line, meter)?;
+            // The copies of the token's clauses its rewrite may make (one per object).
+            super::claim_clause_copies(meter, filters, super::objects(&body), super::SERDE_COPY)?;
             if !body.is_object() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
@@ -405,7 +410,6 @@ fn read_lines<'a>(
     patterns: &[String],
     headers: Headers<'_>,
     meter: &Meter<'_>,
-    filters: &FilterSet,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
     if ndjson.is_empty() {
@@ -459,13 +463,6 @@ fn read_lines<'a>(
             ITEM_BYTES
                 .saturating_add(header_line.len())
                 .saturating_add(body_line.len()),
-        )?;
-        // And the copies of the token's clauses its rewrite may make (one per object).
-        super::claim_clause_copies(
-            meter,
-            filters,
-            super::objects_in_text(body_line),
-            super::SERDE_COPY,
         )?;
         let (index, header) = match headers {
             Headers::Serde(meter) => {

@@ -137,10 +137,10 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     if req.scrolls() || req.params.iter().any(|(k, _)| k == "sort") {
         return None;
     }
-    let objects = super::objects_in_text(raw);
-    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
+    let objects = arena.objects();
+    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     if tree.contains_key("pit") {
         return None;
     }
@@ -282,10 +282,10 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let raw = tree_body(req)?;
-    let objects = super::objects_in_text(raw);
-    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
+    let objects = arena.objects();
+    super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let scope = req.scope;
     let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
