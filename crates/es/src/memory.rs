@@ -10,7 +10,8 @@
 //! nothing is allocated first.
 //!
 //! The claims are upper bounds of what is allocated (within the allocators' rounding), added
-//! up and never lowered, except an [`crate::request::tree::Arena`]'s, returned when it drops.
+//! up and lowered only where the memory is freed first: an [`crate::request::tree::Arena`]'s
+//! claims when it drops, the store guard's for each value it has checked.
 
 use std::cell::Cell;
 
