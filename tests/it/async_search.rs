@@ -620,7 +620,10 @@ async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
     let body = format!(
         r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{{"took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,"failed":0}},"hits":{{"total":{{"value":1,"relation":"eq"}},"max_score":1.0,"hits":[{{"_index":"logs-a","_id":"1","_score":1.0,"_source":{{"tenant":"a","s":"\ud800"}}}}]}}}}}}"#
     );
-    assert!(serde_json::from_str::<Value>(&body).is_err(), "the tree refuses it");
+    assert!(
+        serde_json::from_str::<Value>(&body).is_err(),
+        "the tree refuses it"
+    );
     es.script(
         "POST",
         "/",
@@ -636,5 +639,8 @@ async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert_no_backend_id(&r);
     assert!(r.text().contains(r#""id":"esgc1_"#), "{}", r.text());
-    assert!(r.text().contains(r#""s":"\ud800""#), "the document keeps its bytes");
+    assert!(
+        r.text().contains(r#""s":"\ud800""#),
+        "the document keeps its bytes"
+    );
 }
