@@ -384,7 +384,64 @@ mod props {
 
     use super::*;
 
+    /// The ids the former tree reading took: `id` and `response.pit_id`, non-empty strings.
+    fn tree_ids(v: &Value) -> Vec<(IdKind, String)> {
+        let id = v.get("id").and_then(Value::as_str);
+        let pit = v.pointer("/response/pit_id").and_then(Value::as_str);
+        [(IdKind::AsyncSearch, id), (IdKind::Pit, pit)]
+            .into_iter()
+            .filter_map(|(k, s)| s.filter(|s| !s.is_empty()).map(|s| (k, s.to_owned())))
+            .collect()
+    }
+
+    /// JSON text of random answers: objects keyed by the names that matter (plain, escaped),
+    /// repeated at will, nested; scalars of every type, some the tree refuses.
+    fn answer_text() -> impl Strategy<Value = String> {
+        let scalar = prop::sample::select(vec![
+            r#""FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEa=""#,
+            r#""cGl0MQ==""#,
+            r#""""#,
+            r#""p\u0051""#,
+            r#""\ud800""#,
+            "1",
+            "-0",
+            "3.5",
+            "1e400",
+            "true",
+            "null",
+        ])
+        .prop_map(str::to_owned);
+        let key = prop::sample::select(vec![
+            "id",
+            "response",
+            "pit_id",
+            "\\u0069d",
+            "pit\\u005fid",
+            "hits",
+            "Id",
+        ]);
+        let object = |key: prop::sample::Select<&'static str>, inner: BoxedStrategy<String>| {
+            prop::collection::vec((key, inner), 0..5).prop_map(|m| {
+                let members: Vec<String> =
+                    m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            })
+        };
+        let inner_key = key.clone();
+        let value = scalar.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                object(inner_key.clone(), inner.boxed()),
+            ]
+        });
+        // Mostly objects at the top, as answers are.
+        prop_oneof![9 => object(key, value.clone().boxed()), 1 => value]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
         /// Whatever the backend id, the forwarded path is the route's segments plus exactly
         /// one segment that decodes back to the backend id.
         #[test]
@@ -397,6 +454,26 @@ mod props {
             prop_assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-' || b == b'_'));
             let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().unwrap();
             prop_assert_eq!(decoded.as_ref(), backend.as_str());
+        }
+
+        /// Session 11 review: the ids read as an answer streams by are the ids its tree gives,
+        /// for answers of random shape (the keys that matter, escaped or repeated, at any depth;
+        /// values of every type, some the tree refuses). Where the tree reads the answer, the
+        /// streaming reading does too, with the same ids; and the sealed answer carries none of
+        /// them raw.
+        #[test]
+        fn ids_in_passing_are_the_trees_for_any_answer(answer in answer_text()) {
+            let a = binding("tok_a");
+            if let Ok(tree) = serde_json::from_str::<Value>(&answer) {
+                let passing = serde_json::from_str::<Ids>(&answer).map(Ids::list);
+                let want = tree_ids(&tree);
+                prop_assert_eq!(passing.unwrap_or_default(), want.clone(), "{}", answer);
+                if let Some(out) = seal_response(&a, answer.as_bytes()) {
+                    let sealed = serde_json::from_slice::<Ids>(&out).map(Ids::list).unwrap_or_default();
+                    prop_assert_eq!(sealed.len(), want.len(), "{}", answer);
+                    prop_assert!(sealed.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{}", answer);
+                }
+            }
         }
 
         /// Arbitrary presented ids are refused unless sealed for this token.
