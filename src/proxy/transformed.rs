@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::app::App;
 use crate::error::ProxyError;
+use crate::es;
 use crate::es::routes::{self as transform, Transform};
 use crate::upstream::{AnswerBody, UpstreamError};
 
@@ -26,8 +27,17 @@ pub(super) async fn respond(
     mut headers: HeaderMap,
     body: AnswerBody,
 ) -> Result<(StatusCode, HeaderMap, Bytes), ProxyError> {
-    let (bytes, _hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
-    let (out_status, out) = transform::apply(t, status.as_u16(), &bytes)
+    let (bytes, hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
+    // The answer's tree is charged to the body budget beside its bytes while it is transformed:
+    // 429 while others hold the budget, 502 (an oversized answer) when it could never fit.
+    let (transformed, _hold) = super::metered(app, bytes.len(), hold, |meter| {
+        transform::apply(t, status.as_u16(), &bytes, meter)
+    });
+    let (out_status, out) = transformed
+        .map_err(|refused| match refused.kind {
+            es::RejectKind::Busy => ProxyError::Busy,
+            _ => ProxyError::Upstream(UpstreamError::Broken),
+        })?
         .map_err(|_| ProxyError::Upstream(UpstreamError::Unexpected))?;
     let out_status = StatusCode::from_u16(out_status).map_err(|_| UpstreamError::Unexpected)?;
     headers.remove(header::CONTENT_LENGTH);

@@ -746,3 +746,40 @@ async fn explain_paths_and_ids_cannot_tell_foreign_from_missing_noida() {
     let backend = fixture::seeded_noida();
     explain_paths_and_ids_cannot_tell_foreign_from_missing(backend.url()).await;
 }
+
+/// Session 11 review (review11b): a transformed answer is parsed into a tree (an `_explain` with
+/// `_source` carries the whole document: a 16 MiB document of small numbers parsed into
+/// gigabytes). That tree is now charged to the shared body budget as it is built: under a
+/// budget that holds the answer's bytes but not its tree, the explain is refused (502, as an
+/// oversized answer) and none of the document is sent; with room, the same request answers.
+async fn a_transformed_answers_tree_is_charged_to_the_budget(backend: &str) {
+    let path = "/logs-a/_explain/a1?_source=true";
+    let query = json!({"query": {"match": {"message": "hello"}}});
+    let small = Esgate::start_full(
+        &[backend],
+        "max_body_bytes = 4096\nmax_buffered_bytes = 4096",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = small.token(token_a()).await;
+    let r = post(&small, &bearer(&secret), path, query.clone()).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.text().contains("_source"), "{}", r.text());
+    // The control: the default budget answers it.
+    let gw = Esgate::start(&[backend], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let r = post(&gw, &bearer(&secret), path, query).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["matched"], json!(true), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transformed_answers_tree_is_charged_to_the_budget_on_opensearch() {
+    a_transformed_answers_tree_is_charged_to_the_budget(fixture::seeded_osmem().url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transformed_answers_tree_is_charged_to_the_budget_on_elasticsearch_8() {
+    a_transformed_answers_tree_is_charged_to_the_budget(fixture::seeded_noida().url()).await;
+}

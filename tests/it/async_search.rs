@@ -608,3 +608,39 @@ async fn an_id_minted_before_the_tokens_filters_changed_no_longer_opens() {
     assert_eq!(r.status.as_u16(), 403, "{}", r.text());
     assert!(es.requests_to("GET", "/_async_search/").is_empty());
 }
+
+/// Session 11 review (review11b): a page of hits can hold a document serde_json's tree refuses
+/// (its `_source` comes back as it was indexed; here a lone surrogate escape). The answer's
+/// ids are read without that tree, so they are still sealed; the former tree reading failed on
+/// such a page and sent the answer unchanged, backend id and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let body = format!(
+        r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{{"took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,"failed":0}},"hits":{{"total":{{"value":1,"relation":"eq"}},"max_score":1.0,"hits":[{{"_index":"logs-a","_id":"1","_score":1.0,"_source":{{"tenant":"a","s":"\ud800"}}}}]}}}}}}"#
+    );
+    assert!(
+        serde_json::from_str::<Value>(&body).is_err(),
+        "the tree refuses it"
+    );
+    es.script(
+        "POST",
+        "/",
+        Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+        },
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    let r = submit(&gw, &a).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_no_backend_id(&r);
+    assert!(r.text().contains(r#""id":"esgc1_"#), "{}", r.text());
+    assert!(
+        r.text().contains(r#""s":"\ud800""#),
+        "the document keeps its bytes"
+    );
+}

@@ -60,7 +60,7 @@ use crate::request::body;
 use crate::request::dialect::DialectRoute;
 use crate::request::endpoint::{AsyncOp, Route};
 use crate::request::params::ParamSet;
-use crate::{ForwardBody, Method, Rejection, RequestHead, Scope};
+use crate::{ForwardBody, Method, RejectKind, Rejection, RequestHead, Scope};
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
 pub(crate) const MAX_FORWARDED_PATH: usize = 3500;
@@ -361,7 +361,8 @@ pub fn seal_answer(
             binding,
             body,
             sort.and_then(SortSeal::async_positions),
-        ),
+        )
+        .ok_or(AnswerError)?,
         Some(s) if success => continuation::seal_response(binding, s, body).ok_or(AnswerError)?,
         _ => body.to_vec(),
     };
@@ -394,51 +395,49 @@ pub struct TransformError;
 pub const JSON: &str = "application/json; charset=UTF-8";
 pub const TEXT: &str = "text/plain; charset=UTF-8";
 
-/// Turns the backend's `(status, body)` into the client's.
-pub fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
+/// Turns the backend's `(status, body)` into the client's. The answer's tree is claimed from
+/// `meter` as it is built (session 11 review: an `_explain` asked with `_source` answers with
+/// the whole document, and a 16 MiB document of small numbers parsed into gigabytes,
+/// unclaimed): the outer `Err` is the meter's refusal.
+pub fn apply(
+    t: &Transform,
+    status: u16,
+    body: &[u8],
+    meter: &crate::memory::Meter<'_>,
+) -> Result<Result<(u16, Vec<u8>), TransformError>, Rejection> {
     let success = (200..300).contains(&status);
-    match t {
+    // The answer's tree, or `None` when it is not JSON.
+    let tree = || match body::parse_value_within(body, meter) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge) => Err(e),
+        Err(_) => Ok(None),
+    };
+    let out = match t {
         Transform::Explain(lookup) => {
-            let Ok(v) = serde_json::from_slice::<Value>(body) else {
-                return if success {
+            let Some(v) = tree()? else {
+                return Ok(if success {
                     Err(TransformError)
                 } else {
                     Ok((status, body.to_vec()))
-                };
+                });
             };
-            let (status, out) = explain::answer(lookup, status, &v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
+            explain::answer(lookup, status, v)
+                .and_then(|(status, out)| Some((status, serde_json::to_vec(&out).ok()?)))
         }
         // 408: a `wait_for_status` that was not met (checked once, never waited for).
-        Transform::ClusterHealth if success || status == 408 => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            let out = cluster_health::view(&v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
-        }
-        _ if !success => Ok((status, body.to_vec())),
-        Transform::ClusterHealth => Err(TransformError),
-        Transform::TermsEnum(spec) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            let out = terms_enum::answer(spec, &v).ok_or(TransformError)?;
-            Ok((
-                status,
-                serde_json::to_vec(&out).map_err(|_| TransformError)?,
-            ))
-        }
-        Transform::CatIndices(table) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| TransformError)?;
-            Ok((
-                status,
-                cat_indices::render(table, &v).ok_or(TransformError)?,
-            ))
-        }
-    }
+        Transform::ClusterHealth if success || status == 408 => tree()?
+            .and_then(|v| cluster_health::view(&v))
+            .and_then(|out| Some((status, serde_json::to_vec(&out).ok()?))),
+        _ if !success => Some((status, body.to_vec())),
+        Transform::ClusterHealth => None,
+        Transform::TermsEnum(spec) => tree()?
+            .and_then(|v| terms_enum::answer(spec, &v))
+            .and_then(|out| Some((status, serde_json::to_vec(&out).ok()?))),
+        Transform::CatIndices(table) => tree()?
+            .and_then(|v| cat_indices::render(table, &v))
+            .map(|out| (status, out)),
+    };
+    Ok(out.ok_or(TransformError))
 }
 
 /// The content type of what [`apply`] returned for `status`: text only for a successful

@@ -185,9 +185,13 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
 
 /// Reads JSON into a `Value` as `serde_json::from_slice` does (the same values and the same
 /// failures), its memory claimed from `meter` as it is built: a backend's answer esgate
-/// reshapes (`answers::shaping`), an `all` token's body checked for the store index
-/// (`indices::store_guard`); either can parse into many times its size. `Err` is the meter's
-/// refusal, or a `BadRequest` for text that is not JSON.
+/// reshapes or transforms (`answers::shaping`, `routes::apply`), an `all` token's body checked
+/// for the store index (`indices::store_guard`); either can parse into many times its size.
+/// `Err` is the meter's refusal, or a `BadRequest` for text that is not JSON. One difference,
+/// on purpose: an object whose first key is serde_json's private raw-value token
+/// (`$serde_json::private::RawValue`, with the `raw_value` feature) is read as the object it
+/// is, as Elasticsearch reads it; serde_json's `Value` reads its string as JSON text instead
+/// (or fails).
 pub fn parse_value_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(Rejection::bad_request("the answer is not valid UTF-8"));
@@ -706,5 +710,20 @@ mod tests {
             let theirs = serde_json::from_slice::<Value>(c).ok();
             assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(c));
         }
+        // The one difference (review11b): serde_json's raw-value token as a first key is a key
+        // here, as it is to Elasticsearch; serde_json's tree reads its string as JSON text.
+        let token = br#"{"$serde_json::private::RawValue":"[1]"}"#;
+        let ours = parse_value_within(token, &Meter::unlimited()).unwrap();
+        assert_eq!(
+            ours,
+            serde_json::json!({"$serde_json::private::RawValue": "[1]"})
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(token).unwrap(),
+            serde_json::json!([1])
+        );
+        let bad = br#"{"$serde_json::private::RawValue":1}"#;
+        assert!(parse_value_within(bad, &Meter::unlimited()).is_ok());
+        assert!(serde_json::from_slice::<Value>(bad).is_err());
     }
 }

@@ -184,8 +184,10 @@ fn split_payload(opened: &str) -> Option<(Option<Positions>, &str)> {
 /// status and still carries its `id`): the top-level `id` as an async search id and
 /// `response.pit_id` as a point-in-time id. The rest of the body keeps its bytes when the ids
 /// can be replaced textually (numbers keep their precision); otherwise the body is
-/// re-serialised with the sealed ids. A body that is not JSON is returned unchanged.
-pub fn seal_response(binding: &Binding, body: &[u8]) -> Vec<u8> {
+/// re-serialised with the sealed ids. A body that is not JSON is returned unchanged. `None`:
+/// the ids could be neither replaced nor rebuilt (the answer must not be sent: it would carry
+/// a backend id).
+pub fn seal_response(binding: &Binding, body: &[u8]) -> Option<Vec<u8>> {
     seal_response_with(binding, body, None)
 }
 
@@ -195,19 +197,22 @@ pub fn seal_response_with(
     binding: &Binding,
     body: &[u8],
     positions: Option<&Positions>,
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let seal_one = |kind: IdKind, id: &str| match kind {
         IdKind::AsyncSearch => seal_id(binding, id, positions),
         _ => continuation::seal(binding, kind, id),
     };
     // The ids are read without building the answer's tree (it can be a page of hits up to
     // 256 MiB, and a tree many times that): only the rebuild below needs one.
+    // Skipped values are not checked as a tree reads them: an answer whose hits hold a
+    // document serde_json's tree refuses (a lone surrogate, 1e400, nesting past 128) still has
+    // its ids read and sealed (session 11 review: the tree reading sent them raw).
     let Ok(found) = serde_json::from_slice::<Ids>(body) else {
-        return body.to_vec();
+        return Some(body.to_vec());
     };
     let ids = found.list();
     if ids.is_empty() {
-        return body.to_vec();
+        return Some(body.to_vec());
     }
     let mut text = String::from_utf8_lossy(body).into_owned();
     for (kind, backend_id) in &ids {
@@ -221,12 +226,11 @@ pub fn seal_response_with(
         .map(|f| f.list().iter().all(|(k, id)| is_sealed(binding, *k, id)))
         .unwrap_or(false);
     if replaced_all {
-        return text.into_bytes();
+        return Some(text.into_bytes());
     }
-    // The backend escaped something in an id: rebuild the body instead.
-    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
+    // The backend escaped something in an id: rebuild the body instead. A body the tree
+    // cannot read is not sent with its backend ids (session 11 review: it was, unchanged).
+    let mut v = serde_json::from_slice::<Value>(body).ok()?;
     for (kind, backend_id) in ids {
         let sealed = Value::String(seal_one(kind, &backend_id));
         match kind {
@@ -242,7 +246,7 @@ pub fn seal_response_with(
             }
         }
     }
-    serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())
+    serde_json::to_vec(&v).ok()
 }
 
 /// The ids to seal in an async search answer: its `id` and its response's `pit_id`, when they

@@ -112,13 +112,14 @@ pub fn search_body(
 
 /// The client's answer for the backend's `(status, body)` to that search: `None` when a
 /// success does not have the shape of a search answer. Errors pass unchanged (they come from
-/// building the query, the same for every id).
-pub fn answer(lookup: &Lookup, status: u16, response: &Value) -> Option<(u16, Value)> {
+/// building the query, the same for every id). The document is moved out of `response`, not
+/// copied (it can be most of a 16 MiB answer).
+pub fn answer(lookup: &Lookup, status: u16, mut response: Value) -> Option<(u16, Value)> {
     if !(200..300).contains(&status) {
-        return Some((status, response.clone()));
+        return Some((status, response));
     }
-    let hits = response.pointer("/hits/hits")?.as_array()?;
-    let Some(hit) = hits.first() else {
+    let hits = response.pointer_mut("/hits/hits")?.as_array_mut()?;
+    let Some(hit) = hits.first_mut() else {
         return Some((
             404,
             json!({"_index": lookup.index, "_id": lookup.id, "matched": false}),
@@ -141,8 +142,8 @@ pub fn answer(lookup: &Lookup, status: u16, response: &Value) -> Option<(u16, Va
         let mut get = Map::new();
         get.insert("found".into(), Value::Bool(true));
         for key in ["_source", "fields"] {
-            if let Some(v) = hit.get(key) {
-                get.insert(key.into(), v.clone());
+            if let Some(v) = hit.get_mut(key) {
+                get.insert(key.into(), v.take());
             }
         }
         out.insert("get".into(), Value::Object(get));
@@ -216,7 +217,7 @@ mod tests {
     fn no_hit_is_exactly_the_missing_document_answer() {
         let empty = json!({"took": 1, "hits": {"hits": []}});
         assert_eq!(
-            answer(&lookup(true), 200, &empty).unwrap(),
+            answer(&lookup(true), 200, empty).unwrap(),
             (
                 404,
                 json!({"_index": "logs-a", "_id": "b2", "matched": false})
@@ -234,7 +235,7 @@ mod tests {
         let mut l = lookup(true);
         l.id = "a1".into();
         assert_eq!(
-            answer(&l, 200, &r).unwrap(),
+            answer(&l, 200, r.clone()).unwrap(),
             (
                 200,
                 json!({"_index": "logs-a", "_id": "a1", "matched": true,
@@ -243,19 +244,19 @@ mod tests {
             )
         );
         l.want_get = false;
-        assert!(answer(&l, 200, &r).unwrap().1.get("get").is_none());
+        assert!(answer(&l, 200, r).unwrap().1.get("get").is_none());
     }
 
     #[test]
     fn errors_pass_and_odd_successes_are_refused() {
         let err = json!({"error": {"type": "query_shard_exception"}, "status": 400});
-        assert_eq!(answer(&lookup(false), 400, &err), Some((400, err)));
-        assert_eq!(answer(&lookup(false), 200, &json!({"matched": true})), None);
+        assert_eq!(answer(&lookup(false), 400, err.clone()), Some((400, err)));
+        assert_eq!(answer(&lookup(false), 200, json!({"matched": true})), None);
         assert_eq!(
             answer(
                 &lookup(false),
                 200,
-                &json!({"hits": {"hits": [{"_id": "x"}]}})
+                json!({"hits": {"hits": [{"_id": "x"}]}})
             ),
             None
         );

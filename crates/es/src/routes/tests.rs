@@ -147,6 +147,50 @@ mod transform {
         serde_json::from_slice(bytes).unwrap()
     }
 
+    /// `routes::apply` with all the memory it asks for.
+    fn apply(t: &Transform, status: u16, body: &[u8]) -> Result<(u16, Vec<u8>), TransformError> {
+        crate::routes::apply(t, status, body, &crate::memory::Meter::unlimited()).unwrap()
+    }
+
+    /// Session 11 review: a transformed answer's tree is claimed from the meter as it is built
+    /// (an `_explain` with `_source` answers with the whole document: a 16 MiB document of
+    /// small numbers parsed into gigabytes, unclaimed). Refused busy or too large by the meter,
+    /// the answer is that refusal, not a transform of part of it nor "not JSON".
+    #[test]
+    fn transformed_answers_trees_are_claimed_from_the_meter() {
+        use crate::memory::{budget, Meter, Refused};
+        use crate::RejectKind;
+        let numbers = vec!["1"; 50_000].join(",");
+        let hit = format!(
+            r#"{{"hits":{{"hits":[{{"_index":"logs-a","_id":"x","_explanation":{{"value":1.0,"description":"d"}},"_source":{{"n":[{numbers}]}}}}]}}}}"#
+        );
+        let terms = format!(
+            r#"{{"aggregations":{{"terms_enum":{{"buckets":[{}]}}}}}}"#,
+            vec![r#"{"key":"a","doc_count":1}"#; 20_000].join(",")
+        );
+        let rows = format!("[{}]", vec![r#"{"index":"a"}"#; 20_000].join(","));
+        let cat = Transform::CatIndices(cat_indices::plan(&[], true).unwrap().1);
+        let cases = [
+            (Transform::Explain(lookup()), hit),
+            (Transform::TermsEnum(spec()), terms),
+            (cat, rows),
+        ];
+        for (t, body) in &cases {
+            for (why, kind) in [
+                (Refused::Busy, RejectKind::Busy),
+                (Refused::TooLarge, RejectKind::TooLarge),
+            ] {
+                let small = budget(1 << 20, why);
+                let refused = crate::routes::apply(t, 200, body.as_bytes(), &Meter::new(&small));
+                assert_eq!(refused.unwrap_err().kind, kind, "{t:?}");
+            }
+            let all = Meter::new(&|_| Ok(()));
+            let done = crate::routes::apply(t, 200, body.as_bytes(), &all).unwrap();
+            assert!(done.is_ok(), "{t:?}");
+            assert!(all.used() > 1 << 20, "{t:?}: {}", all.used());
+        }
+    }
+
     #[test]
     fn terms_enum_search_answer_is_reshaped() {
         let body = json!({"timed_out": false, "_shards": {"total": 1, "failed": 0},

@@ -112,7 +112,7 @@ fn answers_get_their_ids_sealed_and_keep_everything_else() {
     let body = format!(
         r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"response":{{"took":3,"pit_id":"cGl0MQ==","hits":{{"total":{{"value":12345678901234567890,"relation":"eq"}},"hits":[]}}}}}}"#
     );
-    let out = String::from_utf8(seal_response(&a, body.as_bytes())).unwrap();
+    let out = String::from_utf8(seal_response(&a, body.as_bytes()).unwrap()).unwrap();
     assert!(!out.contains(BACKEND_ID), "{out}");
     assert!(!out.contains("cGl0MQ=="), "{out}");
     assert!(
@@ -136,7 +136,7 @@ fn escaped_ids_are_sealed_by_rebuilding_the_body() {
     let a = binding("tok_a");
     // `\u0041` is `A`: the text form differs from the parsed id.
     let body = br#"{"id":"\u0041bc","is_running":false}"#;
-    let v: Value = serde_json::from_slice(&seal_response(&a, body)).unwrap();
+    let v: Value = serde_json::from_slice(&seal_response(&a, body).unwrap()).unwrap();
     assert_eq!(
         open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).unwrap(),
         "Abc"
@@ -153,7 +153,7 @@ fn answers_without_ids_or_not_json_are_unchanged() {
         br#"{"id":""}"#,
         b"not json",
     ] {
-        assert_eq!(seal_response(&a, body), body.to_vec());
+        assert_eq!(seal_response(&a, body), Some(body.to_vec()));
     }
 }
 
@@ -384,7 +384,64 @@ mod props {
 
     use super::*;
 
+    /// The ids the former tree reading took: `id` and `response.pit_id`, non-empty strings.
+    fn tree_ids(v: &Value) -> Vec<(IdKind, String)> {
+        let id = v.get("id").and_then(Value::as_str);
+        let pit = v.pointer("/response/pit_id").and_then(Value::as_str);
+        [(IdKind::AsyncSearch, id), (IdKind::Pit, pit)]
+            .into_iter()
+            .filter_map(|(k, s)| s.filter(|s| !s.is_empty()).map(|s| (k, s.to_owned())))
+            .collect()
+    }
+
+    /// JSON text of random answers: objects keyed by the names that matter (plain, escaped),
+    /// repeated at will, nested; scalars of every type, some the tree refuses.
+    fn answer_text() -> impl Strategy<Value = String> {
+        let scalar = prop::sample::select(vec![
+            r#""FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEa=""#,
+            r#""cGl0MQ==""#,
+            r#""""#,
+            r#""p\u0051""#,
+            r#""\ud800""#,
+            "1",
+            "-0",
+            "3.5",
+            "1e400",
+            "true",
+            "null",
+        ])
+        .prop_map(str::to_owned);
+        let key = prop::sample::select(vec![
+            "id",
+            "response",
+            "pit_id",
+            "\\u0069d",
+            "pit\\u005fid",
+            "hits",
+            "Id",
+        ]);
+        let object = |key: prop::sample::Select<&'static str>, inner: BoxedStrategy<String>| {
+            prop::collection::vec((key, inner), 0..5).prop_map(|m| {
+                let members: Vec<String> =
+                    m.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            })
+        };
+        let inner_key = key.clone();
+        let value = scalar.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                object(inner_key.clone(), inner.boxed()),
+            ]
+        });
+        // Mostly objects at the top, as answers are.
+        prop_oneof![9 => object(key, value.clone().boxed()), 1 => value]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
         /// Whatever the backend id, the forwarded path is the route's segments plus exactly
         /// one segment that decodes back to the backend id.
         #[test]
@@ -397,6 +454,26 @@ mod props {
             prop_assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-' || b == b'_'));
             let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().unwrap();
             prop_assert_eq!(decoded.as_ref(), backend.as_str());
+        }
+
+        /// Session 11 review: the ids read as an answer streams by are the ids its tree gives,
+        /// for answers of random shape (the keys that matter, escaped or repeated, at any depth;
+        /// values of every type, some the tree refuses). Where the tree reads the answer, the
+        /// streaming reading does too, with the same ids; and the sealed answer carries none of
+        /// them raw.
+        #[test]
+        fn ids_in_passing_are_the_trees_for_any_answer(answer in answer_text()) {
+            let a = binding("tok_a");
+            if let Ok(tree) = serde_json::from_str::<Value>(&answer) {
+                let passing = serde_json::from_str::<Ids>(&answer).map(Ids::list);
+                let want = tree_ids(&tree);
+                prop_assert_eq!(passing.unwrap_or_default(), want.clone(), "{}", answer);
+                if let Some(out) = seal_response(&a, answer.as_bytes()) {
+                    let sealed = serde_json::from_slice::<Ids>(&out).map(Ids::list).unwrap_or_default();
+                    prop_assert_eq!(sealed.len(), want.len(), "{}", answer);
+                    prop_assert!(sealed.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{}", answer);
+                }
+            }
         }
 
         /// Arbitrary presented ids are refused unless sealed for this token.
@@ -456,4 +533,57 @@ fn ids_read_in_passing_are_the_ids_of_the_tree() {
             .unwrap_or_default();
         assert_eq!(passing, from_tree(&tree), "{answer}");
     }
+}
+
+/// Session 11 review: a page of hits can hold a document serde_json's tree refuses (its
+/// `_source` is sent back as it was indexed: a lone surrogate escape, a number past f64, nesting
+/// past 128 levels, an object whose first key is serde_json's raw value token, bytes that are
+/// not UTF-8). The ids are read without that tree, so such an answer still has its ids sealed;
+/// the former tree reading failed and sent the answer unchanged, backend ids and all.
+#[test]
+fn ids_beside_documents_the_tree_refuses_are_sealed() {
+    let a = binding("tok_a");
+    let pit = "cGl0MQ==";
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let sources: [&[u8]; 5] = [
+        br#"{"s":"\ud800"}"#,
+        br#"{"n":1e400}"#,
+        deep.as_bytes(),
+        br#"{"$serde_json::private::RawValue":1}"#,
+        b"{\"s\":\"\xff\"}",
+    ];
+    for source in sources {
+        let mut body = format!(
+            r#"{{"id":"{BACKEND_ID}","is_running":false,"response":{{"pit_id":"{pit}","hits":{{"hits":[{{"_id":"1","_source":"#
+        )
+        .into_bytes();
+        body.extend_from_slice(source);
+        body.extend_from_slice(b"}]}}}");
+        assert!(
+            serde_json::from_slice::<Value>(&body).is_err(),
+            "the tree refuses it"
+        );
+        let out = seal_response(&a, &body).expect("sealed");
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains(BACKEND_ID), "{text:.300}");
+        assert!(!text.contains(pit), "{text:.300}");
+        let ids = serde_json::from_slice::<Ids>(&out).unwrap().list();
+        assert_eq!(ids.len(), 2, "{text:.300}");
+        assert!(
+            ids.iter().all(|(k, id)| is_sealed(&a, *k, id)),
+            "{text:.300}"
+        );
+    }
+}
+
+/// Session 11 review: an id the text does not hold verbatim (escaped) is sealed by rebuilding
+/// the answer's tree; when the tree cannot be built either, the answer is refused (`None`,
+/// a 502), never sent with its backend id (it was sent unchanged).
+#[test]
+fn escaped_ids_beside_documents_the_tree_refuses_are_refused() {
+    let a = binding("tok_a");
+    let body = br#"{"id":"\u0041bc","response":{"hits":{"hits":[{"_source":{"s":"\ud800"}}]}}}"#;
+    assert_eq!(seal_response(&a, body), None);
+    let body = br#"{"id":"Abc","response":{"pit_id":"p\u0051","hits":{"hits":[{"_source":{"n":1e400}}]}}}"#;
+    assert_eq!(seal_response(&a, body), None);
 }
