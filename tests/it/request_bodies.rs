@@ -129,6 +129,32 @@ async fn the_body_budget_counts_bytes_not_chunks() {
     );
 }
 
+/// esgate in front of `backend` with `budget` bytes as both the body cap and the body budget,
+/// and the bearer header of a `read` token.
+async fn budgeted(backend: &support::backend::Backend, budget: usize) -> (Esgate, String) {
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = {budget}\nmax_buffered_bytes = {budget}"),
+        "",
+        "",
+    )
+    .await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    (gw, auth)
+}
+
+/// POSTs `body` to `path` with the token's `auth` and one more header.
+async fn post(
+    gw: &Esgate,
+    auth: &str,
+    path: &str,
+    header: (&str, &str),
+    body: Vec<u8>,
+) -> support::http::Reply {
+    let headers = [("authorization", auth), header];
+    send("POST", &gw.url(path), &headers, body).await.unwrap()
+}
+
 /// Session 11 (found by the lead, noted in session 10): the shared body budget counted a body's
 /// raw bytes only, while its checks held many times more: the parsed tape (12 bytes a body
 /// byte for a list of one-digit numbers), serde_json's values (about 70 times), a gzip body's
@@ -139,27 +165,16 @@ async fn the_body_budget_counts_bytes_not_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_bodys_checks_hold_is_charged_to_the_body_budget() {
     let backend = fixture::seeded_osmem();
-    let budget = 1 << 20;
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        &format!("max_body_bytes = {budget}\nmax_buffered_bytes = {budget}"),
-        "",
-        "",
-    )
-    .await;
-    let auth = bearer(&gw.token(token_a()).await.1);
+    let (gw, auth) = budgeted(&backend, 1 << 20).await;
     let search = |body: Vec<u8>, gzip: bool| {
-        let gw = &gw;
-        let auth = &auth;
-        async move {
-            let mut headers = vec![("authorization", auth.as_str())];
-            if gzip {
-                headers.push(("content-encoding", "gzip"));
-            }
-            send("POST", &gw.url("/logs-*/_search"), &headers, body)
-                .await
-                .unwrap()
-        }
+        let encoding = if gzip { "gzip" } else { "identity" };
+        post(
+            &gw,
+            &auth,
+            "/logs-*/_search",
+            ("content-encoding", encoding),
+            body,
+        )
     };
     // 300 KB of one-digit numbers: a tape of 3.6 MB, serde_json's values 21 MB.
     let numbers = vec!["1"; 150_000].join(",");
@@ -198,32 +213,10 @@ async fn what_a_bodys_checks_hold_is_charged_to_the_body_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_msearchs_searches_are_charged_to_the_body_budget() {
     for backend in [fixture::seeded_osmem(), fixture::seeded_noida()] {
-        let budget = 1 << 20;
-        let gw = Esgate::start_full(
-            &[backend.url()],
-            &format!("max_body_bytes = {budget}\nmax_buffered_bytes = {budget}"),
-            "",
-            "",
-        )
-        .await;
-        let auth = bearer(&gw.token(token_a()).await.1);
+        let (gw, auth) = budgeted(&backend, 1 << 20).await;
         let msearch = |body: String| {
-            let gw = &gw;
-            let auth = &auth;
-            async move {
-                let headers = [
-                    ("authorization", auth.as_str()),
-                    ("content-type", "application/x-ndjson"),
-                ];
-                send(
-                    "POST",
-                    &gw.url("/logs-*/_msearch"),
-                    &headers,
-                    body.into_bytes(),
-                )
-                .await
-                .unwrap()
-            }
+            let ndjson = ("content-type", "application/x-ndjson");
+            post(&gw, &auth, "/logs-*/_msearch", ndjson, body.into_bytes())
         };
         let r = msearch("{}\n{}\n".repeat(2_000)).await;
         let text = r.text();

@@ -165,22 +165,30 @@ pub fn parse_strict_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rej
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(Rejection::bad_request("request body is not valid UTF-8"));
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let seed = StrictSeed {
-        depth: 0,
-        meter,
-        strict: true,
-    };
-    let value = match seed.deserialize(&mut de) {
-        Ok(v) => v,
-        Err(e) => return Err(json_error(&e, meter)),
-    };
-    if de.end().is_err() {
+    let (value, end) = read_seeded(text, meter, true).map_err(|e| json_error(&e, meter))?;
+    if end.is_err() {
         return Err(Rejection::bad_request(
             "request body has trailing data after the JSON value",
         ));
     }
     Ok(value)
+}
+
+/// One value of `text` read by a [`StrictSeed`] (`strict` or serde_json's reading), and
+/// whether nothing but whitespace follows it.
+fn read_seeded(
+    text: &str,
+    meter: &Meter<'_>,
+    strict: bool,
+) -> Result<(Value, serde_json::Result<()>), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = StrictSeed {
+        depth: 0,
+        meter,
+        strict,
+    };
+    let value = seed.deserialize(&mut de)?;
+    Ok((value, de.end()))
 }
 
 /// Reads JSON into a `Value` as `serde_json::from_slice` does (the same values and the same
@@ -196,15 +204,9 @@ pub fn parse_value_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Reje
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         return Err(Rejection::bad_request("the answer is not valid UTF-8"));
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let seed = StrictSeed {
-        depth: 0,
-        meter,
-        strict: false,
-    };
-    match seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
-        Ok(v) => Ok(v),
-        Err(e) => Err(json_error(&e, meter)),
+    match read_seeded(text, meter, false) {
+        Ok((value, Ok(()))) => Ok(value),
+        Ok((_, Err(e))) | Err(e) => Err(json_error(&e, meter)),
     }
 }
 
