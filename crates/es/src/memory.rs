@@ -17,8 +17,9 @@ use std::cell::Cell;
 
 use crate::{RejectKind, Rejection};
 
-/// The least a meter asks for: a search body's checks fit in one ask.
-const FIRST_ASK: usize = 64 * 1024;
+/// The least a meter asks for: a 2 KB search body's checks fit in one ask. Kept small: what is
+/// granted stays held until the upstream request is sent, through the backend's whole search.
+const FIRST_ASK: usize = 16 * 1024;
 
 /// Why the proxy would not grant more memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,13 +154,13 @@ mod tests {
             }
         };
         let meter = Meter::new(&grant);
-        meter.take(100).unwrap(); // the first ask: FIRST_ASK
-        meter.take(70_000).unwrap(); // 70_100 > 65_536: twice that
-        meter.take(60_000).unwrap(); // 130_100 <= 131_072: not asked
+        meter.take(100).unwrap(); // the first ask: FIRST_ASK (16 KiB)
+        meter.take(20_000).unwrap(); // 20_100 > 16_384: twice that
+        meter.take(10_000).unwrap(); // 30_100 <= 32_768: not asked
         assert_eq!(*asked.borrow(), [FIRST_ASK, 2 * FIRST_ASK]);
-        meter.give(30_100);
-        assert_eq!(meter.used(), 100_000);
-        meter.take(500_000).unwrap(); // 600_000: more than twice, so the claims
+        meter.give(10_100);
+        assert_eq!(meter.used(), 20_000);
+        meter.take(580_000).unwrap(); // 600_000: more than twice, so the claims
         assert_eq!(asked.borrow()[2..], [600_000]);
         // Doubling past the budget falls back to the claims alone.
         meter.take(100_000).unwrap();
