@@ -113,7 +113,7 @@ fn check_in(
         peak as f64 / body.len() as f64
     );
     if peak > granted + SLACK {
-        FAILED.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+        fail(format!(
             "{name}: {} body bytes held {peak} bytes at the peak, the meter granted {granted} ({answer})",
             body.len()
         ));
@@ -121,6 +121,14 @@ fn check_in(
 }
 
 static FAILED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a case that held more than it claimed; `verdict` fails the test with all of them.
+fn fail(message: String) {
+    FAILED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(message);
+}
 
 fn verdict() {
     let failed = std::mem::take(&mut *FAILED.lock().unwrap_or_else(|e| e.into_inner()));
@@ -453,10 +461,7 @@ fn the_tree_and_serde_claim_at_least_what_they_hold_for_odd_shapes() {
             body.len()
         );
         if held > claimed + 4096 {
-            FAILED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("tree {name}: holds {held}, claimed {claimed}"));
+            fail(format!("tree {name}: holds {held}, claimed {claimed}"));
         }
         let meter = Meter::new(&grant_all);
         let region = Region::new(GLOBAL);
@@ -469,10 +474,7 @@ fn the_tree_and_serde_claim_at_least_what_they_hold_for_odd_shapes() {
             body.len()
         );
         if held > claimed + 4096 {
-            FAILED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("serde {name}: holds {held}, claimed {claimed}"));
+            fail(format!("serde {name}: holds {held}, claimed {claimed}"));
         }
     }
     verdict();
