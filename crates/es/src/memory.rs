@@ -104,6 +104,17 @@ impl<'g> Meter<'g> {
         self.used.set(self.used.get().saturating_sub(bytes));
     }
 
+    /// Makes room in a full `v` for more, claimed first: as much again as it holds (a vector's
+    /// own growth), at least `first` elements.
+    pub fn grow<T>(&self, v: &mut Vec<T>, first: usize) -> Result<(), Rejection> {
+        if v.len() == v.capacity() {
+            let more = v.capacity().max(first);
+            self.take(more.saturating_mul(std::mem::size_of::<T>()))?;
+            v.reserve_exact(more);
+        }
+        Ok(())
+    }
+
     /// Bytes claimed and not returned.
     pub fn used(&self) -> usize {
         self.used.get()

@@ -239,12 +239,8 @@ fn read_capped<R: Read>(reader: R, max: usize, meter: &Meter<'_>) -> Result<Vec<
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     let mut reader = reader.take(limit);
     loop {
-        // Room for the next step, claimed first: doubling as a vector grows, exactly.
-        if out.len() == out.capacity() {
-            let more = out.capacity().max(DECODE_STEP);
-            meter.take(more)?;
-            out.reserve_exact(more);
-        }
+        // Room for the next step, claimed first.
+        meter.grow(&mut out, DECODE_STEP)?;
         let room = (out.capacity() - out.len()) as u64;
         match (&mut reader).take(room).read_to_end(&mut out) {
             Ok(0) => break,

@@ -429,18 +429,13 @@ fn read_lines<'a>(
     // The line table and the items, claimed before they are allocated (session 11 review: a
     // body of `{}` lines is a line per three bytes, 16 bytes of table and an item of some
     // hundred bytes each, none of it in the parse's claims).
-    let count = memchr::memchr_iter(b'\n', content).count() + 1;
-    meter.take(
-        count
-            .saturating_mul(std::mem::size_of::<&[u8]>())
-            .saturating_add((count / 2).saturating_mul(std::mem::size_of::<Item>())),
-    )?;
-    let lines = split_lines(content, count);
+    let lines = split_lines(content, meter)?;
     if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
         ));
     }
+    meter.take((lines.len() / 2).saturating_mul(std::mem::size_of::<Item>()))?;
     let mut items = Vec::with_capacity(lines.len() / 2);
     let mut last_index = None;
     for pair in lines.chunks(2) {
@@ -492,16 +487,17 @@ fn read_lines<'a>(
 
 /// `content` split at every `\n`, as `content.split(|b| *b == b'\n')` splits it (the empty
 /// pieces included), the newlines found by a vectorised search (issue 10: the byte-by-byte
-/// split was a twentieth of a 20-search msearch).
-fn split_lines(content: &[u8], count: usize) -> Vec<&[u8]> {
-    let mut lines = Vec::with_capacity(count);
+/// split was a twentieth of a 20-search msearch). The table's room is claimed from `meter` as
+/// it grows.
+fn split_lines<'c>(content: &'c [u8], meter: &Meter<'_>) -> Result<Vec<&'c [u8]>, Rejection> {
+    let mut lines = Vec::new();
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', content) {
+    for end in memchr::memchr_iter(b'\n', content).chain([content.len()]) {
+        meter.grow(&mut lines, 64)?;
         lines.push(&content[start..end]);
         start = end + 1;
     }
-    lines.push(&content[start..]);
-    lines
+    Ok(lines)
 }
 
 /// Serialises the items as NDJSON (final newline included).
@@ -1584,7 +1580,8 @@ mod tests {
             "{}\n{}\n{}",
         ] {
             let want: Vec<&[u8]> = text.as_bytes().split(|b| *b == b'\n').collect();
-            assert_eq!(split_lines(text.as_bytes(), 1), want, "{text:?}");
+            let got = split_lines(text.as_bytes(), &Meter::unlimited()).unwrap();
+            assert_eq!(got, want, "{text:?}");
         }
     }
 
