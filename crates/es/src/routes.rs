@@ -60,7 +60,7 @@ use crate::request::body;
 use crate::request::dialect::DialectRoute;
 use crate::request::endpoint::{AsyncOp, Route};
 use crate::request::params::ParamSet;
-use crate::{ForwardBody, Method, RejectKind, Rejection, RequestHead, Scope};
+use crate::{ForwardBody, Method, Rejection, RequestHead, Scope};
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
 pub(crate) const MAX_FORWARDED_PATH: usize = 3500;
@@ -407,11 +407,7 @@ pub fn apply(
 ) -> Result<Result<(u16, Vec<u8>), TransformError>, Rejection> {
     let success = (200..300).contains(&status);
     // The answer's tree, or `None` when it is not JSON.
-    let tree = || match body::parse_value_within(body, meter) {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge) => Err(e),
-        Err(_) => Ok(None),
-    };
+    let tree = || body::parse_value_within(body, meter);
     let out = match t {
         Transform::Explain(lookup) => {
             let Some(v) = tree()? else {

@@ -81,9 +81,9 @@ impl Shaping {
             return Ok(None);
         }
         let mut value = match parse_value_within(body, meter) {
-            Ok(value) => value,
+            Ok(Some(value)) => value,
             Err(busy) if busy.kind == RejectKind::Busy => return Err(busy),
-            Err(_) => return Ok(None),
+            Ok(None) | Err(_) => return Ok(None),
         };
         if let Some(filter) = &self.filter_path {
             value = filter.apply(value);

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::indices::index::{glob_match, pattern_allows};
 use crate::memory::Meter;
 use crate::request::body::parse_value_within;
-use crate::{RejectKind, Rejection};
+use crate::Rejection;
 
 /// The token pattern that allows the store index, if any.
 pub fn token_reaches<'a>(patterns: &'a [String], store: &str) -> Option<&'a str> {
@@ -81,11 +81,10 @@ pub fn request_reaches(
     // text is not JSON.
     let check = |bytes: &[u8]| -> Result<Option<Option<&'static str>>, Rejection> {
         let before = meter.used();
-        let why = match parse_value_within(bytes, meter) {
-            Ok(v) if aliases && wildcard_index(&v) => Some(Some("alias changes over wildcards are refused while esgate's token store is in this cluster")),
-            Ok(v) => Some(value_reaches(store, &v)),
-            Err(e) if matches!(e.kind, RejectKind::Busy | RejectKind::TooLarge) => return Err(e),
-            Err(_) => None,
+        let why = match parse_value_within(bytes, meter)? {
+            Some(v) if aliases && wildcard_index(&v) => Some(Some("alias changes over wildcards are refused while esgate's token store is in this cluster")),
+            Some(v) => Some(value_reaches(store, &v)),
+            None => None,
         };
         meter.give(meter.used() - before);
         Ok(why)
@@ -205,6 +204,7 @@ mod tests {
     #[test]
     fn the_bodys_trees_are_claimed_from_the_meter() {
         use crate::memory::{budget, Refused};
+        use crate::RejectKind;
         let dense = format!(
             r#"{{"index":"logs","n":[{}]}}"#,
             vec!["1"; 50_000].join(",")

@@ -195,24 +195,32 @@ fn read_seeded(
 /// failures), its memory claimed from `meter` as it is built: a backend's answer esgate
 /// reshapes or transforms (`answers::shaping`, `routes::apply`), an `all` token's body checked
 /// for the store index (`indices::store_guard`); either can parse into many times its size.
-/// `Err` is the meter's refusal, or a `BadRequest` for text that is not JSON. One difference,
+/// `Ok(None)`: the text is not JSON; `Err`: the meter's refusal. One difference,
 /// on purpose: an object whose first key is serde_json's private raw-value token
 /// (`$serde_json::private::RawValue`, with the `raw_value` feature) is read as the object it
 /// is, as Elasticsearch reads it; serde_json's `Value` reads its string as JSON text instead
 /// (or fails).
-pub fn parse_value_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Value, Rejection> {
+pub fn parse_value_within(bytes: &[u8], meter: &Meter<'_>) -> Result<Option<Value>, Rejection> {
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
-        return Err(Rejection::bad_request("the answer is not valid UTF-8"));
+        return Ok(None);
     };
     match read_seeded(text, meter, false) {
-        Ok((value, Ok(()))) => Ok(value),
-        Ok((_, Err(e))) | Err(e) => Err(json_error(&e, meter)),
+        Ok((value, Ok(()))) => Ok(Some(value)),
+        Ok((_, Err(_))) => Ok(None),
+        Err(e) => no_memory(&e, meter).map_or(Ok(None), Err),
     }
+}
+
+/// The meter's refusal, when it is what stopped the parse.
+fn no_memory(e: &serde_json::Error, meter: &Meter<'_>) -> Option<Rejection> {
+    meter
+        .refusal()
+        .filter(|_| e.to_string().starts_with(NO_MEMORY))
 }
 
 fn json_error(e: &serde_json::Error, meter: &Meter<'_>) -> Rejection {
     let msg = e.to_string();
-    if let Some(refused) = meter.refusal().filter(|_| msg.starts_with(NO_MEMORY)) {
+    if let Some(refused) = no_memory(e, meter) {
         refused
     } else if msg.starts_with(DUPLICATE) {
         Rejection::bad_request("request body has a duplicate key")
@@ -704,14 +712,16 @@ mod tests {
         );
         cases.push(b"{\"a\":\"\xff\"}".to_vec());
         for c in &cases {
-            let ours = parse_value_within(c, &Meter::unlimited()).ok();
+            let ours = parse_value_within(c, &Meter::unlimited()).unwrap();
             let theirs = serde_json::from_slice::<Value>(c).ok();
             assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(c));
         }
         // The one difference (review11b): serde_json's raw-value token as a first key is a key
         // here, as it is to Elasticsearch; serde_json's tree reads its string as JSON text.
         let token = br#"{"$serde_json::private::RawValue":"[1]"}"#;
-        let ours = parse_value_within(token, &Meter::unlimited()).unwrap();
+        let ours = parse_value_within(token, &Meter::unlimited())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             ours,
             serde_json::json!({"$serde_json::private::RawValue": "[1]"})
@@ -721,7 +731,9 @@ mod tests {
             serde_json::json!([1])
         );
         let bad = br#"{"$serde_json::private::RawValue":1}"#;
-        assert!(parse_value_within(bad, &Meter::unlimited()).is_ok());
+        assert!(parse_value_within(bad, &Meter::unlimited())
+            .unwrap()
+            .is_some());
         assert!(serde_json::from_slice::<Value>(bad).is_err());
     }
 }
