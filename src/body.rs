@@ -16,6 +16,55 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// Bytes esgate built in memory (a sealed or rewritten answer, up to 256 MiB), whose share of
+/// the [`BodyBudget`] stays held until they are sent: handed out in slices, so the body (and
+/// with it the hold) is dropped only once the last slice is taken, when the connection has
+/// written all but its own buffer's worth, or when the connection is gone. A client that reads
+/// slowly holds the budget, not memory nobody counts (session 12).
+pub fn held(bytes: Bytes, hold: BudgetHold) -> Body {
+    if hold.kib == 0 {
+        return full(bytes);
+    }
+    Held {
+        rest: bytes,
+        _hold: hold,
+    }
+    .boxed()
+}
+
+/// A slice of a [`held`] body: small enough that the connection asks for the next one only
+/// once it has written most of the last.
+const HELD_SLICE: usize = 64 * 1024;
+
+struct Held {
+    rest: Bytes,
+    _hold: BudgetHold,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let n = self.rest.len().min(HELD_SLICE);
+        std::task::Poll::Ready(match n {
+            0 => None,
+            n => Some(Ok(http_body::Frame::data(self.rest.split_to(n)))),
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
 pub fn empty() -> Body {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
@@ -126,6 +175,22 @@ impl BudgetHold {
     /// The bytes the hold covers (whole KiB).
     pub fn bytes(&self) -> usize {
         self.kib as usize * 1024
+    }
+
+    /// Returns to the budget what the hold covers beyond `bytes` (whole KiB): the memory it
+    /// covered was freed, and what is left is still held.
+    pub fn keep(&mut self, bytes: usize) {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib >= self.kib {
+            return;
+        }
+        if let Some(permit) = &mut self.permit {
+            drop(permit.split((self.kib - kib) as usize));
+        }
+        if kib == 0 {
+            self.permit = None;
+        }
+        self.kib = kib;
     }
 
     /// `permit` joined to the hold, which now covers `kib` in all.
@@ -311,6 +376,43 @@ mod tests {
         assert_eq!(mine.kib, 8);
         drop(mine);
         assert_eq!(budget.kib.available_permits(), 8);
+    }
+
+    /// Session 12: a hold shrinks to what is still in memory (a sealed copy once the answer
+    /// it was made from is freed), and an answer built in memory keeps its share held until
+    /// its last slice is taken (sent), or until it is dropped unsent.
+    #[tokio::test]
+    async fn a_held_answer_keeps_its_share_until_it_is_sent() {
+        let budget = BodyBudget::new(64 * 1024);
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 40 * 1024).unwrap();
+        hold.keep(50 * 1024); // never grows
+        assert_eq!((hold.kib, budget.kib.available_permits()), (40, 24));
+        hold.keep(20 * 1024 - 5);
+        assert_eq!((hold.kib, budget.kib.available_permits()), (20, 44));
+        let answer = Bytes::from(vec![b'x'; 150 * 1024]);
+        let mut body = held(answer.clone(), hold);
+        let mut sent = Vec::new();
+        while !http_body::Body::is_end_stream(&body) {
+            assert_eq!(budget.kib.available_permits(), 44, "held while unsent");
+            let frame = body.frame().await.unwrap().unwrap();
+            sent.extend_from_slice(&frame.into_data().unwrap());
+        }
+        assert_eq!(sent, answer);
+        drop(body);
+        assert_eq!(budget.kib.available_permits(), 64);
+        // Dropped unsent (the client went away): returned too; an empty hold is a plain body.
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 10 * 1024).unwrap();
+        let body = held(Bytes::from_static(b"{}"), hold);
+        assert_eq!(budget.kib.available_permits(), 54);
+        drop(body);
+        assert_eq!(budget.kib.available_permits(), 64);
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 1024).unwrap();
+        hold.keep(0);
+        assert!(hold.permit.is_none());
+        assert_eq!(budget.kib.available_permits(), 64);
     }
 
     #[tokio::test]

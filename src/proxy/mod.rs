@@ -294,7 +294,7 @@ async fn pipeline(
     };
     match handling {
         Handling::Transform { transform, shaping } => {
-            let (status, headers, bytes) = Box::pin(transformed::respond(
+            let (status, headers, bytes, hold) = Box::pin(transformed::respond(
                 app,
                 &transform,
                 status,
@@ -303,14 +303,15 @@ async fn pipeline(
                 body,
             ))
             .await?;
-            finish_read_whole(app, shaping.as_ref(), status, headers, bytes)
+            finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
         Handling::Seal { sealing, shaping } => {
             if let Some(id) = sealing.id {
                 seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
             }
-            let bytes = Box::pin(seal_response(app, &sealing, success, &up_headers, body)).await?;
-            finish_read_whole(app, shaping.as_ref(), status, headers, bytes)
+            let (bytes, hold) =
+                Box::pin(seal_response(app, &sealing, success, &up_headers, body)).await?;
+            finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
         Handling::Stream => Ok(answer(
             status,
@@ -520,26 +521,34 @@ fn audit_path(path: &str) -> String {
 /// The last step of every answer esgate read whole and rewrote (sealed ids, transforms): the
 /// client's response shaping (`filter_path`, `pretty`, see `es::answers::shaping`) is applied here, after
 /// every esgate step, so it can only remove parts of esgate's final answer, never what esgate
-/// seals or checks. The body is rebuilt, so its length is recomputed.
+/// seals or checks. The body is rebuilt, so its length is recomputed. `hold` covers `bytes` in
+/// the body budget, and the answer sent keeps it until it is written.
 fn finish_read_whole(
     app: &App,
     shaping: Option<&es::answers::shaping::Shaping>,
     status: http::StatusCode,
     mut headers: HeaderMap,
     bytes: Bytes,
+    hold: BudgetHold,
 ) -> Result<Response<Body>, ProxyError> {
     headers.remove(header::CONTENT_LENGTH);
-    let shaped = match shaping {
-        // The answer and its tree are charged to the body budget while it is reshaped.
-        Some(s) => metered(app, bytes.len(), BudgetHold::default(), |meter| {
-            s.apply(&bytes, meter)
-        })
-        .0
-        .map_err(|_| ProxyError::Busy)?,
-        None => None,
+    let (bytes, hold) = match shaping {
+        // The answer's tree is charged to the body budget beside it while it is reshaped.
+        Some(s) => {
+            let (shaped, mut hold) =
+                metered(app, bytes.len(), hold, |meter| s.apply(&bytes, meter));
+            match shaped.map_err(|_| ProxyError::Busy)? {
+                Some(shaped) => {
+                    drop(bytes);
+                    hold.keep(shaped.len());
+                    (Bytes::from(shaped), hold)
+                }
+                None => (bytes, hold),
+            }
+        }
+        None => (bytes, hold),
     };
-    let bytes = shaped.map_or(bytes, Bytes::from);
-    Ok(answer(status, headers, crate::body::full(bytes)))
+    Ok(answer(status, headers, crate::body::held(bytes, hold)))
 }
 
 /// A response with the status, headers and body esgate decided on.
@@ -639,21 +648,35 @@ async fn seal_response(
     success: bool,
     headers: &HeaderMap,
     body: AnswerBody,
-) -> Result<Bytes, ProxyError> {
+) -> Result<(Bytes, BudgetHold), ProxyError> {
     let (bytes, hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
-    let sealed = es::routes::seal_answer(
-        &sealing.binding,
-        sealing.id,
-        sealing.sort.as_ref(),
-        success,
-        &bytes,
-    );
-    // The answer is released before the sealed copy is sent.
+    // The copies sealing makes are claimed beside the answer (429 while others hold the
+    // budget, 502 when they could never fit), and the sealed copy stays held until it is sent.
+    let (sealed, mut hold) = metered(app, bytes.len(), hold, |meter| {
+        es::routes::seal_answer(
+            &sealing.binding,
+            sealing.id,
+            sealing.sort.as_ref(),
+            success,
+            &bytes,
+            meter,
+        )
+    });
     drop(bytes);
-    drop(hold);
-    sealed
-        .map(Bytes::from)
-        .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))
+    let sealed = sealed
+        .map_err(answer_refused)?
+        .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))?;
+    hold.keep(sealed.len());
+    Ok((Bytes::from(sealed), hold))
+}
+
+/// The memory an answer's rewrite needs was refused: 429 while others hold the budget, 502
+/// (an answer too large to rewrite) when it could never fit.
+fn answer_refused(refused: es::Rejection) -> ProxyError {
+    match refused.kind {
+        es::RejectKind::Busy => ProxyError::Busy,
+        _ => ProxyError::Upstream(crate::upstream::UpstreamError::Broken),
+    }
 }
 
 /// How long an answer esgate must read whole waits for room in the body budget.

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::app::App;
+use crate::body::BudgetHold;
 use crate::error::ProxyError;
-use crate::es;
 use crate::es::routes::{self as transform, Transform};
 use crate::upstream::{AnswerBody, UpstreamError};
 
@@ -18,7 +18,8 @@ use crate::upstream::{AnswerBody, UpstreamError};
 const MAX_TRANSFORMED_RESPONSE: usize = 16 * 1024 * 1024;
 
 /// The client's status, headers and body for the backend's `status`, `upstream` headers and
-/// `body`; `headers` are the relayed response headers (the caller finishes the response).
+/// `body`; `headers` are the relayed response headers (the caller finishes the response, and
+/// keeps the body's share of the body budget, the returned hold, until it is sent).
 pub(super) async fn respond(
     app: &App,
     t: &Transform,
@@ -26,18 +27,15 @@ pub(super) async fn respond(
     upstream: &HeaderMap,
     mut headers: HeaderMap,
     body: AnswerBody,
-) -> Result<(StatusCode, HeaderMap, Bytes), ProxyError> {
+) -> Result<(StatusCode, HeaderMap, Bytes, BudgetHold), ProxyError> {
     let (bytes, hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
     // The answer's tree is charged to the body budget beside its bytes while it is transformed:
     // 429 while others hold the budget, 502 (an oversized answer) when it could never fit.
-    let (transformed, _hold) = super::metered(app, bytes.len(), hold, |meter| {
+    let (transformed, mut hold) = super::metered(app, bytes.len(), hold, |meter| {
         transform::apply(t, status.as_u16(), &bytes, meter)
     });
     let (out_status, out) = transformed
-        .map_err(|refused| match refused.kind {
-            es::RejectKind::Busy => ProxyError::Busy,
-            _ => ProxyError::Upstream(UpstreamError::Broken),
-        })?
+        .map_err(super::answer_refused)?
         .map_err(|_| ProxyError::Upstream(UpstreamError::Unexpected))?;
     let out_status = StatusCode::from_u16(out_status).map_err(|_| UpstreamError::Unexpected)?;
     headers.remove(header::CONTENT_LENGTH);
@@ -49,5 +47,7 @@ pub(super) async fn respond(
             HeaderValue::from_static(transform::content_type(t, out_status.as_u16())),
         );
     }
-    Ok((out_status, headers, Bytes::from(out)))
+    drop(bytes);
+    hold.keep(out.len());
+    Ok((out_status, headers, Bytes::from(out), hold))
 }

@@ -7,7 +7,14 @@
 //! afterwards, a connection with no request in flight and none started or finished for the
 //! idle timeout is closed. Progress is counted in requests, not bytes: an HTTP/2 client that
 //! answers PINGs or sends SETTINGS and WINDOW_UPDATE frames forever, but no request, is idle.
-//! A request in flight is never cut by these timers: the backend's own timeouts bound it.
+//! A request in flight is not cut by these timers while it waits on the backend (the backend's
+//! own timeouts bound it), but a client that reads nothing of its answer for the idle timeout
+//! (the connection has handed a chunk of it to the socket and is still waiting to write more)
+//! is closed (session 12): an answer esgate built in memory (up to 256 MiB, charged to the
+//! body budget until it is sent) is not held for a client that never reads it, nor is a
+//! backend connection for a streamed one. As nginx's `send_timeout`, this counts time between
+//! writes, not the answer's whole length; it is checked every idle timeout, so it acts
+//! between one and two idle timeouts after the client stopped reading.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +36,9 @@ pub(super) struct Activity {
     last_ms: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicUsize,
+    /// 1 + the milliseconds since `origin` when an answer handed the connection a chunk and was
+    /// not asked for the next one since; 0 when none waits so.
+    unread_ms: AtomicU64,
 }
 
 impl Activity {
@@ -82,7 +92,20 @@ impl HttpBody for Guarded {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let this = &mut *self;
+        let activity = &this._in_flight.0;
+        // Asked for more: the client read what was handed out before.
+        if activity.unread_ms.load(Ordering::Relaxed) != 0 {
+            activity.unread_ms.store(0, Ordering::Relaxed);
+        }
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        // A chunk handed out with more to come: until the connection asks again, it waits for
+        // the client to read (a last chunk ends the body, and the request with it).
+        if matches!(frame, Poll::Ready(Some(Ok(_)))) && !this.inner.is_end_stream() {
+            let now = activity.now_ms().saturating_add(1);
+            activity.unread_ms.store(now, Ordering::Relaxed);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -101,6 +124,8 @@ pub(super) enum Expired {
     NoRequest,
     /// Nothing in flight and nothing received for the idle timeout.
     Idle,
+    /// The client read nothing of an answer for the idle timeout.
+    Unread,
 }
 
 pub(super) struct Watchdog {
@@ -117,6 +142,7 @@ impl Watchdog {
                 last_ms: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
+                unread_ms: AtomicU64::new(0),
             }),
             first_request,
             idle,
@@ -137,6 +163,7 @@ impl Watchdog {
                 requests: a.requests.load(Ordering::Relaxed),
                 in_flight: a.in_flight.load(Ordering::Relaxed),
                 last_ms: a.last_ms.load(Ordering::Relaxed),
+                unread_ms: a.unread_ms.load(Ordering::Relaxed),
             };
             match decide(&state, self.first_request, self.idle) {
                 Ok(expired) => return expired,
@@ -153,6 +180,9 @@ struct State {
     in_flight: usize,
     /// When the last request started or was done, in ms since the start.
     last_ms: u64,
+    /// 1 + when an answer began waiting for the client to read, in ms since the start; 0 if
+    /// none waits.
+    unread_ms: u64,
 }
 
 /// The watchdog's rule, pure: expired, or how long to wait before looking again.
@@ -166,7 +196,13 @@ fn decide(s: &State, first_request: Duration, idle: Duration) -> Result<Expired,
         };
     }
     if s.in_flight > 0 {
-        return Err(idle);
+        let Some(since) = s.unread_ms.checked_sub(1) else {
+            return Err(idle);
+        };
+        return match since.saturating_add(ms(idle)).checked_sub(s.now_ms) {
+            Some(left) if left > 0 => Err(Duration::from_millis(left)),
+            _ => Ok(Expired::Unread),
+        };
     }
     let deadline = s.last_ms.saturating_add(ms(idle));
     match deadline.checked_sub(s.now_ms) {
@@ -188,6 +224,15 @@ mod tests {
             requests,
             in_flight,
             last_ms,
+            unread_ms: 0,
+        }
+    }
+
+    /// `state` with an answer waiting for the client to read since `since` ms.
+    fn unread(now_ms: u64, since: u64) -> State {
+        State {
+            unread_ms: since + 1,
+            ..state(now_ms, 1, 1, 0)
         }
     }
 
@@ -201,8 +246,14 @@ mod tests {
             (state(2_000, 0, 0, 1_999), Err(ms(1_000))),
             (state(3_000, 0, 0, 2_999), Ok(Expired::NoRequest)),
             (state(9_000, 0, 0, 0), Ok(Expired::NoRequest)),
-            // A request in flight is never cut here.
+            // A request in flight waiting on the backend is never cut here.
             (state(60_000, 1, 1, 0), Err(IDLE)),
+            // Session 12: one whose client reads nothing of its answer is, after the idle
+            // timeout.
+            (unread(60_000, 55_000), Err(ms(5_000))),
+            (unread(60_000, 50_001), Err(ms(1))),
+            (unread(60_000, 50_000), Ok(Expired::Unread)),
+            (unread(60_000, 0), Ok(Expired::Unread)),
             // Idle: nothing in flight, no request started or done for the idle timeout.
             (state(5_000, 1, 0, 1_000), Err(ms(6_000))),
             (state(11_000, 1, 0, 1_000), Ok(Expired::Idle)),

@@ -230,6 +230,10 @@ async fn serve<I>(
                         tracing::debug!(peer = %info.peer, "Connection closed: no request in time");
                         return;
                     }
+                    connection::Expired::Unread => {
+                        tracing::debug!(peer = %info.peer, "Connection closed: its answer was not read");
+                        return;
+                    }
                     connection::Expired::Idle => {
                         tracing::debug!(peer = %info.peer, "Connection closed: idle");
                         closing = true;

@@ -7,6 +7,7 @@
 mod support;
 
 mod admin_ui;
+mod answer_memory;
 mod answered;
 mod async_search;
 mod backend_pool;

@@ -724,7 +724,10 @@ mod route_tests {
         // The answer's cursor comes back sealed, and the next page opens it.
         let s = scope();
         let answer = br#"{"columns":[],"rows":[],"cursor":"c2Vydg=="}"#;
-        let sealed_answer = continuation::seal_response(&s.ids, seal, answer).unwrap();
+        let sealed_answer =
+            continuation::seal_response(&s.ids, seal, answer, &crate::memory::Meter::unlimited())
+                .unwrap()
+                .unwrap();
         let v: Value = serde_json::from_slice(&sealed_answer).unwrap();
         let cursor = v["cursor"].as_str().unwrap().to_string();
         assert_ne!(cursor, "c2Vydg==");

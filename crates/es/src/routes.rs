@@ -348,27 +348,45 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
 /// Seals everything a search-like answer carries for `binding` (an `Answer::Seal`): the
 /// continuation id `id_seal` (a scroll, point-in-time, SQL cursor or async search id; an async
 /// search id also carries the ordinal positions to its polls, see [`async_search`]) and the
-/// ordinal sort values of `sort`.
+/// ordinal sort values of `sort`. Every copy of the answer (it can be 256 MiB) is claimed from
+/// `meter` before it is made, and returned once the next one replaces it: the outer `Err` is
+/// the meter's refusal.
 pub fn seal_answer(
     binding: &Binding,
     id_seal: Option<Seal>,
     sort: Option<&SortSeal>,
     success: bool,
     body: &[u8],
-) -> Result<Vec<u8>, AnswerError> {
+    meter: &crate::memory::Meter<'_>,
+) -> Result<Result<Vec<u8>, AnswerError>, Rejection> {
+    // The answer with its id sealed; `None` when it has none to seal (a failed search's
+    // answer carries none, but a failed async search still carries its id).
     let with_id = match id_seal {
         Some(s) if s.kind == IdKind::AsyncSearch => async_search::seal_response_with(
             binding,
             body,
             sort.and_then(SortSeal::async_positions),
-        )
-        .ok_or(AnswerError)?,
-        Some(s) if success => continuation::seal_response(binding, s, body).ok_or(AnswerError)?,
-        _ => body.to_vec(),
+            meter,
+        )?
+        .map(Some),
+        Some(s) if success => continuation::seal_response(binding, s, body, meter)?.map(Some),
+        _ => Some(None),
     };
-    match sort {
-        Some(spec) => ordinals::seal_answer(binding, spec, success, &with_id),
-        None => Ok(with_id),
+    let Some(with_id) = with_id else {
+        return Ok(Err(AnswerError));
+    };
+    match (sort, with_id) {
+        (Some(spec), Some(with_id)) => {
+            let out = ordinals::seal_answer(binding, spec, success, &with_id, meter)?;
+            meter.give(with_id.len());
+            Ok(out)
+        }
+        (Some(spec), None) => ordinals::seal_answer(binding, spec, success, body, meter),
+        (None, Some(with_id)) => Ok(Ok(with_id)),
+        (None, None) => {
+            meter.take(body.len())?;
+            Ok(Ok(body.to_vec()))
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::memory::Meter;
 use crate::Rejection;
 
 const PREFIX: &str = "esgc1_";
@@ -211,14 +212,28 @@ struct TopLevelIds {
 /// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
 /// without the field is returned unchanged. An async search answer is sealed by
 /// `routes::async_search` (through `routes::seal_answer`), never here: asked to, this refuses it.
-pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
+/// The copy is claimed from `meter` before it is made (an answer can be 256 MiB): the outer
+/// `Err` is the meter's refusal.
+pub fn seal_response(
+    binding: &Binding,
+    seal_spec: Seal,
+    body: &[u8],
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
     // An async search answer carries more than one id (and its id the ordinal positions of
     // its search): `routes::async_search` seals it. Refused here rather than half sealed.
     if seal_spec.kind == IdKind::AsyncSearch {
-        return None;
+        return Ok(None);
     }
+    let unchanged = || -> Result<Option<Vec<u8>>, Rejection> {
+        if seal_spec.required {
+            return Ok(None);
+        }
+        meter.take(body.len())?;
+        Ok(Some(body.to_vec()))
+    };
     let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
-        return (!seal_spec.required).then(|| body.to_vec());
+        return unchanged();
     };
     let backend_id = match seal_spec.field {
         "_scroll_id" => ids.scroll_id,
@@ -228,14 +243,36 @@ pub fn seal_response(binding: &Binding, seal_spec: Seal, body: &[u8]) -> Option<
         _ => None,
     };
     let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {
-        return (!seal_spec.required).then(|| body.to_vec());
+        return unchanged();
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
     let needle = format!("\"{backend_id}\"");
     let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, &backend_id));
-    let text = String::from_utf8_lossy(body);
-    Some(text.replace(&needle, &sealed).into_bytes())
+    replace_all(body, needle.as_bytes(), sealed.as_bytes(), meter).map(Some)
+}
+
+/// `text` with every `needle` (left to right, not overlapping, as `str::replace`) replaced by
+/// `with`, in a vector of its exact length claimed from `meter` before it is made.
+pub(crate) fn replace_all(
+    text: &[u8],
+    needle: &[u8],
+    with: &[u8],
+    meter: &Meter<'_>,
+) -> Result<Vec<u8>, Rejection> {
+    let finder = memchr::memmem::Finder::new(needle);
+    let found = finder.find_iter(text).count();
+    let len = (text.len() - found * needle.len()).saturating_add(found.saturating_mul(with.len()));
+    meter.take(len)?;
+    let mut out = Vec::with_capacity(len);
+    let mut at = 0;
+    for start in finder.find_iter(text) {
+        out.extend_from_slice(&text[at..start]);
+        out.extend_from_slice(with);
+        at = start + needle.len();
+    }
+    out.extend_from_slice(&text[at..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -292,6 +329,60 @@ mod tests {
         }
     }
 
+    fn seal_now(binding: &Binding, spec: Seal, body: &[u8]) -> Option<Vec<u8>> {
+        seal_response(binding, spec, body, &Meter::unlimited()).unwrap()
+    }
+
+    /// The sealed copy is made by `replace_all`: what `str::replace` makes, in a vector of
+    /// exactly the length claimed (session 12: the copies of an answer up to 256 MiB were not
+    /// claimed).
+    #[test]
+    fn replace_all_is_str_replace_at_its_claimed_length() {
+        let cases = [
+            ("", "\"a\"", "x"),
+            ("\"a\"", "\"a\"", "\"sealed\""),
+            ("{\"id\":\"a\",\"x\":[\"a\",\"\"a\"\"]}", "\"a\"", "\"zz\""),
+            ("\"a\"\"a\"\"a\"", "\"a\"", ""),
+            ("aaaa", "aa", "b"),
+            ("no match here", "\"id\"", "\"x\""),
+        ];
+        for (text, needle, with) in cases {
+            let meter = Meter::unlimited();
+            let out =
+                replace_all(text.as_bytes(), needle.as_bytes(), with.as_bytes(), &meter).unwrap();
+            assert_eq!(out, text.replace(needle, with).into_bytes(), "{text}");
+            assert_eq!(meter.used(), out.len(), "{text}");
+            assert_eq!(out.capacity(), out.len(), "{text}");
+        }
+    }
+
+    /// A copy the budget cannot cover is refused before it is made.
+    #[test]
+    fn a_sealed_copy_is_claimed_before_it_is_made() {
+        let a = binding("tok_a");
+        let scroll = Seal {
+            field: "_scroll_id",
+            kind: IdKind::Scroll,
+            required: false,
+        };
+        let body = format!(
+            r#"{{"_scroll_id":"DXF1ZXJ5","hits":{{"hits":[{{"_source":{{"m":"{}"}}}}]}}}}"#,
+            "x".repeat(100_000)
+        );
+        for plain in [body.as_str(), r#"{"took":1}"#] {
+            let grant = crate::memory::budget(plain.len() / 2, crate::memory::Refused::Busy);
+            let meter = Meter::new(&grant);
+            let refused = seal_response(&a, scroll, plain.as_bytes(), &meter).unwrap_err();
+            assert_eq!(refused.kind, crate::RejectKind::Busy);
+            let grant = crate::memory::budget(plain.len() + 200, crate::memory::Refused::Busy);
+            let meter = Meter::new(&grant);
+            let out = seal_response(&a, scroll, plain.as_bytes(), &meter)
+                .unwrap()
+                .unwrap();
+            assert!(meter.used() >= out.len());
+        }
+    }
+
     #[test]
     fn responses_keep_their_bytes_except_the_id() {
         let a = binding("tok_a");
@@ -301,7 +392,7 @@ mod tests {
             kind: IdKind::Scroll,
             required: false,
         };
-        let text = String::from_utf8(seal_response(&a, scroll, body).unwrap()).unwrap();
+        let text = String::from_utf8(seal_now(&a, scroll, body).unwrap()).unwrap();
         assert!(!text.contains("DXF1ZXJ5QW5kRmV0Y2g="));
         assert!(
             text.contains("12345678901234567890"),
@@ -315,14 +406,14 @@ mod tests {
         );
         // No id, or not JSON: unchanged.
         let plain = br#"{"took":1}"#;
-        assert_eq!(seal_response(&a, scroll, plain), Some(plain.to_vec()));
+        assert_eq!(seal_now(&a, scroll, plain), Some(plain.to_vec()));
         // Opening a point in time must answer with its id, not with anything else.
         let pit = Seal {
             field: "pit_id",
             kind: IdKind::Pit,
             required: true,
         };
-        assert_eq!(seal_response(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
+        assert_eq!(seal_now(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
     }
 
     /// Issue #11: the async search answer sealing lives above this module (no import cycle);
@@ -336,7 +427,7 @@ mod tests {
             required: false,
         };
         let body = br#"{"id":"FmRpZ","response":{"pit_id":"cGl0"}}"#;
-        assert_eq!(seal_response(&a, spec, body), None);
+        assert_eq!(seal_now(&a, spec, body), None);
     }
 
     #[test]

@@ -52,6 +52,7 @@ use subtle::ConstantTimeEq;
 use crate::dsl::json::J;
 use crate::error::printable;
 use crate::ids::continuation::Binding;
+use crate::memory::Meter;
 use crate::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
@@ -349,17 +350,45 @@ pub(crate) fn plain_is_noop(body: J<'_>) -> bool {
 
 /// Replaces every ordinal sort value of the answer with its sealed form; the rest of the body
 /// keeps its bytes. An answer whose shape cannot be read is an error (the proxy answers 502),
-/// except an error answer that carries no sort values at all.
+/// except an error answer that carries no sort values at all. The edits and the sealed copy are
+/// claimed from `meter` before they are made (the outer `Err` is its refusal); the read of the
+/// hits' sort values (a reference per value) is not: the backend caps a page's hits
+/// (`index.max_result_window`) and the checks cap a search's sort keys.
 pub fn seal_answer(
     binding: &Binding,
     spec: &SortSeal,
     success: bool,
     body: &[u8],
-) -> Result<Vec<u8>, AnswerError> {
-    match spans(binding, spec, body) {
-        Ok(edits) => Ok(splice(body, edits)),
-        Err(_) if !success && !contains(body, b"\"sort\"") => Ok(body.to_vec()),
-        Err(e) => Err(e),
+    meter: &Meter<'_>,
+) -> Result<Result<Vec<u8>, AnswerError>, Rejection> {
+    match spans(binding, spec, body, meter) {
+        Ok(edits) => splice(body, edits, meter).map(Ok),
+        Err(Failed::Memory(refused)) => Err(refused),
+        Err(Failed::Shape) if !success && !contains(body, b"\"sort\"") => {
+            meter.take(body.len())?;
+            Ok(Ok(body.to_vec()))
+        }
+        Err(Failed::Shape) => Ok(Err(AnswerError)),
+    }
+}
+
+/// Why an answer's sort values were not all sealed.
+enum Failed {
+    /// Its shape cannot be read.
+    Shape,
+    /// The meter refused the memory.
+    Memory(Rejection),
+}
+
+impl From<AnswerError> for Failed {
+    fn from(_: AnswerError) -> Failed {
+        Failed::Shape
+    }
+}
+
+impl From<Rejection> for Failed {
+    fn from(refused: Rejection) -> Failed {
+        Failed::Memory(refused)
     }
 }
 
@@ -621,12 +650,17 @@ struct AsyncAnswer<'a> {
 /// (start, end, replacement) byte ranges of the answer, in any order.
 type Edit = (usize, usize, String);
 
-fn spans(binding: &Binding, spec: &SortSeal, body: &[u8]) -> Result<Vec<Edit>, AnswerError> {
-    let text = std::str::from_utf8(body).map_err(|_| AnswerError)?;
+fn spans(
+    binding: &Binding,
+    spec: &SortSeal,
+    body: &[u8],
+    meter: &Meter<'_>,
+) -> Result<Vec<Edit>, Failed> {
+    let text = std::str::from_utf8(body).map_err(|_| Failed::Shape)?;
     let mut edits = Vec::new();
     let keys = Keys::of(binding);
     let mut seal_hits = |answer: &SearchAnswer<'_>, p: &Positions| {
-        collect(&keys, binding, text, answer, p, &mut edits)
+        collect(&keys, binding, text, answer, p, &mut edits, meter)
     };
     match spec {
         SortSeal::Search(p) => {
@@ -643,7 +677,7 @@ fn spans(binding: &Binding, spec: &SortSeal, body: &[u8]) -> Result<Vec<Edit>, A
             let a: MsearchAnswer = serde_json::from_str(text).map_err(|_| AnswerError)?;
             let responses = a.responses.unwrap_or_default();
             if responses.len() > items.len() {
-                return Err(AnswerError);
+                return Err(Failed::Shape);
             }
             for (r, p) in responses.iter().zip(items) {
                 if let Some(p) = p {
@@ -662,7 +696,8 @@ fn collect(
     answer: &SearchAnswer<'_>,
     p: &Positions,
     edits: &mut Vec<Edit>,
-) -> Result<(), AnswerError> {
+    meter: &Meter<'_>,
+) -> Result<(), Failed> {
     let hits = answer.hits.as_ref().and_then(|h| h.hits.as_ref());
     for hit in hits.into_iter().flatten() {
         for (i, raw) in hit.sort.iter().flatten().enumerate() {
@@ -676,20 +711,38 @@ fn collect(
                 .ok_or(AnswerError)?;
             let end = start + value.len();
             if text.get(start..end) != Some(value) {
-                return Err(AnswerError);
+                return Err(Failed::Shape);
             }
-            let sealed = seal_with(keys, binding, &p.context, label, value)?;
-            edits.push((start, end, format!("\"{sealed}\"")));
+            let sealed = format!(
+                "\"{}\"",
+                seal_with(keys, binding, &p.context, label, value)?
+            );
+            meter.grow(edits, 64)?;
+            meter.take(sealed.len())?;
+            edits.push((start, end, sealed));
         }
     }
     Ok(())
 }
 
-fn splice(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
-    edits.sort_by_key(|e| e.0);
-    let mut out = Vec::with_capacity(body.len() + edits.len() * 64);
+/// `body` with the edits made, in a vector of its length claimed from `meter` first; the edits
+/// (their room and their text) are returned to it as they are dropped.
+fn splice(body: &[u8], mut edits: Vec<Edit>, meter: &Meter<'_>) -> Result<Vec<u8>, Rejection> {
+    edits.sort_unstable_by_key(|e| e.0);
+    let mut len = body.len();
     let mut at = 0;
+    for (start, end, with) in &edits {
+        if *start >= at {
+            len = len - (end - start) + with.len();
+            at = *end;
+        }
+    }
+    meter.take(len)?;
+    let mut out = Vec::with_capacity(len);
+    let mut at = 0;
+    meter.give(edits.capacity() * std::mem::size_of::<Edit>());
     for (start, end, with) in edits {
+        meter.give(with.len());
         if start < at {
             continue;
         }
@@ -698,7 +751,7 @@ fn splice(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
         at = end;
     }
     out.extend_from_slice(&body[at..]);
-    out
+    Ok(out)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -712,6 +765,15 @@ mod tests {
     use super::*;
     use crate::ids::continuation::IdKey;
     use crate::RejectKind;
+
+    fn sealed(
+        b: &Binding,
+        spec: &SortSeal,
+        success: bool,
+        body: &[u8],
+    ) -> Result<Vec<u8>, AnswerError> {
+        seal_answer(b, spec, success, body, &Meter::unlimited()).unwrap()
+    }
 
     fn binding(token: &str) -> Binding {
         Binding {
@@ -904,6 +966,31 @@ mod tests {
         )
     }
 
+    /// Session 12: the sealed values and the sealed copy of the answer are claimed before they
+    /// are made, the values returned once written into the copy: what stays claimed is the
+    /// copy. A budget short of them refuses.
+    #[test]
+    fn sealing_sort_values_claims_its_copy_first() {
+        let b = binding("tok_a");
+        let (_, p) = prepared(json!({"sort": [{"_doc": "desc"}]}), PLAIN).unwrap();
+        let spec = SortSeal::Search(p.unwrap());
+        let sorts: Vec<String> = (0..2000).map(|i| format!("[{i}]")).collect();
+        let body = answer(&sorts.iter().map(String::as_str).collect::<Vec<_>>());
+        let meter = Meter::unlimited();
+        let out = seal_answer(&b, &spec, true, body.as_bytes(), &meter)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.len() > 2 * body.len(),
+            "every value became a longer sealed one"
+        );
+        assert_eq!(meter.used(), out.len());
+        let grant = crate::memory::budget(out.len(), crate::memory::Refused::Busy);
+        let meter = Meter::new(&grant);
+        let refused = seal_answer(&b, &spec, true, body.as_bytes(), &meter).unwrap_err();
+        assert_eq!(refused.kind, RejectKind::Busy);
+    }
+
     #[test]
     fn answers_get_ordinal_values_sealed_and_keep_every_other_byte() {
         let b = binding("tok_a");
@@ -914,7 +1001,7 @@ mod tests {
         .unwrap();
         let p = p.unwrap();
         let body = answer(&["[1704412800000,17]", r#"[1.5e3, 4]"#, "[null,2147483648]"]);
-        let out = seal_answer(&b, &SortSeal::Search(p.clone()), true, body.as_bytes()).unwrap();
+        let out = sealed(&b, &SortSeal::Search(p.clone()), true, body.as_bytes()).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("12345678901234567890"), "{text}");
         assert!(text.contains("[1704412800000,\"esgo1_"), "{text}");
@@ -1028,8 +1115,7 @@ mod tests {
             format!(r#"{{"responses":[{item},{item},{{"error":{{"type":"x"}},"status":400}}]}}"#);
         let spec = SortSeal::Msearch(vec![p("logs-*"), None, p("logs-a")]);
         let v: Value =
-            serde_json::from_slice(&seal_answer(&b, &spec, true, body.as_bytes()).unwrap())
-                .unwrap();
+            serde_json::from_slice(&sealed(&b, &spec, true, body.as_bytes()).unwrap()).unwrap();
         assert!(v["responses"][0]["hits"]["hits"][0]["sort"][1]
             .as_str()
             .unwrap()
@@ -1037,12 +1123,11 @@ mod tests {
         assert_eq!(v["responses"][1]["hits"]["hits"][0]["sort"], json!([1, 5]));
         // More answers than searches: not ours to guess.
         let spec = SortSeal::Msearch(vec![p("logs-*")]);
-        assert!(seal_answer(&b, &spec, true, body.as_bytes()).is_err());
+        assert!(sealed(&b, &spec, true, body.as_bytes()).is_err());
         let body = format!(r#"{{"id":"x","is_running":true,"response":{item}}}"#);
         let spec = SortSeal::Async(p("logs-*").unwrap());
         let v: Value =
-            serde_json::from_slice(&seal_answer(&b, &spec, true, body.as_bytes()).unwrap())
-                .unwrap();
+            serde_json::from_slice(&sealed(&b, &spec, true, body.as_bytes()).unwrap()).unwrap();
         assert!(v["response"]["hits"]["hits"][0]["sort"][1]
             .as_str()
             .unwrap()
@@ -1062,12 +1147,12 @@ mod tests {
             b"[1]",
             br#"{"hits":{"hits":[{"sort":1}]}}"#,
         ] {
-            assert!(seal_answer(&b, &spec, true, body).is_err());
+            assert!(sealed(&b, &spec, true, body).is_err());
         }
         let err = br#"{"error":{"type":"x"},"status":400}"#;
-        assert_eq!(seal_answer(&b, &spec, false, err).unwrap(), err.to_vec());
+        assert_eq!(sealed(&b, &spec, false, err).unwrap(), err.to_vec());
         assert_eq!(
-            seal_answer(&b, &spec, false, b"Bad Gateway").unwrap(),
+            sealed(&b, &spec, false, b"Bad Gateway").unwrap(),
             b"Bad Gateway".to_vec()
         );
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
 use crate::ids::continuation::{self, Binding, IdKind, Seal};
 use crate::ids::ordinals::{Positions, SortSeal};
+use crate::memory::Meter;
 use crate::request::endpoint::AsyncOp;
 use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection, Scope};
@@ -184,11 +185,16 @@ fn split_payload(opened: &str) -> Option<(Option<Positions>, &str)> {
 /// status and still carries its `id`): the top-level `id` as an async search id and
 /// `response.pit_id` as a point-in-time id. The rest of the body keeps its bytes when the ids
 /// can be replaced textually (numbers keep their precision); otherwise the body is
-/// re-serialised with the sealed ids. A body that is not JSON is returned unchanged. `None`:
+/// re-serialised with the sealed ids. A body that is not JSON is returned unchanged. `Ok(None)`:
 /// the ids could be neither replaced nor rebuilt (the answer must not be sent: it would carry
-/// a backend id).
-pub fn seal_response(binding: &Binding, body: &[u8]) -> Option<Vec<u8>> {
-    seal_response_with(binding, body, None)
+/// a backend id). Every copy, and the rebuild's tree, is claimed from `meter` before it is
+/// made (an answer can be 256 MiB): `Err` is the meter's refusal.
+pub fn seal_response(
+    binding: &Binding,
+    body: &[u8],
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
+    seal_response_with(binding, body, None, meter)
 }
 
 /// [`seal_response`] for an async search whose answers carry ordinal sort values at
@@ -197,10 +203,15 @@ pub fn seal_response_with(
     binding: &Binding,
     body: &[u8],
     positions: Option<&Positions>,
-) -> Option<Vec<u8>> {
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
     let seal_one = |kind: IdKind, id: &str| match kind {
         IdKind::AsyncSearch => seal_id(binding, id, positions),
         _ => continuation::seal(binding, kind, id),
+    };
+    let unchanged = || -> Result<Option<Vec<u8>>, Rejection> {
+        meter.take(body.len())?;
+        Ok(Some(body.to_vec()))
     };
     // The ids are read without building the answer's tree (it can be a page of hits up to
     // 256 MiB, and a tree many times that): only the rebuild below needs one.
@@ -208,29 +219,39 @@ pub fn seal_response_with(
     // document serde_json's tree refuses (a lone surrogate, 1e400, nesting past 128) still has
     // its ids read and sealed (session 11 review: the tree reading sent them raw).
     let Ok(found) = serde_json::from_slice::<Ids>(body) else {
-        return Some(body.to_vec());
+        return unchanged();
     };
     let ids = found.list();
     if ids.is_empty() {
-        return Some(body.to_vec());
+        return unchanged();
     }
-    let mut text = String::from_utf8_lossy(body).into_owned();
+    // An id without JSON escapes appears verbatim in quotes; it is a random, unguessable
+    // value, so every occurrence is this id. Each copy is returned to the meter once the next
+    // one is made.
+    let mut text: Option<Vec<u8>> = None;
     for (kind, backend_id) in &ids {
-        // An id without JSON escapes appears verbatim in quotes; it is a random, unguessable
-        // value, so every occurrence is this id.
         let needle = format!("\"{backend_id}\"");
         let sealed = format!("\"{}\"", seal_one(*kind, backend_id));
-        text = text.replace(&needle, &sealed);
+        let from = text.as_deref().unwrap_or(body);
+        let next = continuation::replace_all(from, needle.as_bytes(), sealed.as_bytes(), meter)?;
+        if let Some(before) = text.replace(next) {
+            meter.give(before.len());
+        }
     }
-    let replaced_all = serde_json::from_str::<Ids>(&text)
+    let text = text.unwrap_or_default();
+    let replaced_all = serde_json::from_slice::<Ids>(&text)
         .map(|f| f.list().iter().all(|(k, id)| is_sealed(binding, *k, id)))
         .unwrap_or(false);
     if replaced_all {
-        return Some(text.into_bytes());
+        return Ok(Some(text));
     }
+    meter.give(text.len());
+    drop(text);
     // The backend escaped something in an id: rebuild the body instead. A body the tree
     // cannot read is not sent with its backend ids (session 11 review: it was, unchanged).
-    let mut v = serde_json::from_slice::<Value>(body).ok()?;
+    let Some(mut v) = crate::request::body::parse_value_within(body, meter)? else {
+        return Ok(None);
+    };
     for (kind, backend_id) in ids {
         let sealed = Value::String(seal_one(kind, &backend_id));
         match kind {
@@ -246,7 +267,28 @@ pub fn seal_response_with(
             }
         }
     }
-    serde_json::to_vec(&v).ok()
+    // The text is measured first, then written into room of that length claimed first.
+    let mut length = Length(0);
+    if serde_json::to_writer(&mut length, &v).is_err() {
+        return Ok(None);
+    }
+    meter.take(length.0)?;
+    let mut out = Vec::with_capacity(length.0);
+    Ok(serde_json::to_writer(&mut out, &v).ok().map(|()| out))
+}
+
+/// A writer that only counts what it is given.
+struct Length(usize);
+
+impl std::io::Write for Length {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The ids to seal in an async search answer: its `id` and its response's `pit_id`, when they

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::ids::continuation::{open, seal, IdKey};
+use crate::memory::Meter;
 use crate::{FilterSet, RejectKind};
 
 const BACKEND_ID: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
@@ -22,6 +23,10 @@ fn scope(token: &str) -> Scope {
         ids: binding(token),
         guard: Default::default(),
     }
+}
+
+fn sealed(a: &Binding, body: &[u8]) -> Option<Vec<u8>> {
+    seal_response(a, body, &Meter::unlimited()).unwrap()
 }
 
 #[test]
@@ -112,7 +117,7 @@ fn answers_get_their_ids_sealed_and_keep_everything_else() {
     let body = format!(
         r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"response":{{"took":3,"pit_id":"cGl0MQ==","hits":{{"total":{{"value":12345678901234567890,"relation":"eq"}},"hits":[]}}}}}}"#
     );
-    let out = String::from_utf8(seal_response(&a, body.as_bytes()).unwrap()).unwrap();
+    let out = String::from_utf8(sealed(&a, body.as_bytes()).unwrap()).unwrap();
     assert!(!out.contains(BACKEND_ID), "{out}");
     assert!(!out.contains("cGl0MQ=="), "{out}");
     assert!(
@@ -136,7 +141,7 @@ fn escaped_ids_are_sealed_by_rebuilding_the_body() {
     let a = binding("tok_a");
     // `\u0041` is `A`: the text form differs from the parsed id.
     let body = br#"{"id":"\u0041bc","is_running":false}"#;
-    let v: Value = serde_json::from_slice(&seal_response(&a, body).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&sealed(&a, body).unwrap()).unwrap();
     assert_eq!(
         open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).unwrap(),
         "Abc"
@@ -153,7 +158,7 @@ fn answers_without_ids_or_not_json_are_unchanged() {
         br#"{"id":""}"#,
         b"not json",
     ] {
-        assert_eq!(seal_response(&a, body), Some(body.to_vec()));
+        assert_eq!(sealed(&a, body), Some(body.to_vec()));
     }
 }
 
@@ -163,14 +168,25 @@ fn the_answer_seal_dispatches_async_answers_here() {
     let body = format!(r#"{{"id":"{BACKEND_ID}","response":{{"pit_id":"cGl0"}}}}"#);
     // Whatever the status: a failed async search still carries its id.
     for success in [true, false] {
-        let out =
-            crate::routes::seal_answer(&a, Some(SEAL), None, success, body.as_bytes()).unwrap();
+        let out = crate::routes::seal_answer(
+            &a,
+            Some(SEAL),
+            None,
+            success,
+            body.as_bytes(),
+            &Meter::unlimited(),
+        )
+        .unwrap()
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert!(open(&a, IdKind::Pit, v["response"]["pit_id"].as_str().unwrap()).is_ok());
         assert!(open(&a, IdKind::AsyncSearch, v["id"].as_str().unwrap()).is_ok());
     }
     // The continuation module does not know async answers (no import cycle): it refuses them.
-    assert_eq!(continuation::seal_response(&a, SEAL, body.as_bytes()), None);
+    assert_eq!(
+        continuation::seal_response(&a, SEAL, body.as_bytes(), &Meter::unlimited()).unwrap(),
+        None
+    );
 }
 
 // === the whole flow (plan → prepare → authorize) ===
@@ -468,7 +484,7 @@ mod props {
                 let passing = serde_json::from_str::<Ids>(&answer).map(Ids::list);
                 let want = tree_ids(&tree);
                 prop_assert_eq!(passing.unwrap_or_default(), want.clone(), "{}", answer);
-                if let Some(out) = seal_response(&a, answer.as_bytes()) {
+                if let Some(out) = sealed(&a, answer.as_bytes()) {
                     let sealed = serde_json::from_slice::<Ids>(&out).map(Ids::list).unwrap_or_default();
                     prop_assert_eq!(sealed.len(), want.len(), "{}", answer);
                     prop_assert!(sealed.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{}", answer);
@@ -563,7 +579,7 @@ fn ids_beside_documents_the_tree_refuses_are_sealed() {
             serde_json::from_slice::<Value>(&body).is_err(),
             "the tree refuses it"
         );
-        let out = seal_response(&a, &body).expect("sealed");
+        let out = sealed(&a, &body).expect("sealed");
         let text = String::from_utf8_lossy(&out);
         assert!(!text.contains(BACKEND_ID), "{text:.300}");
         assert!(!text.contains(pit), "{text:.300}");
@@ -583,7 +599,43 @@ fn ids_beside_documents_the_tree_refuses_are_sealed() {
 fn escaped_ids_beside_documents_the_tree_refuses_are_refused() {
     let a = binding("tok_a");
     let body = br#"{"id":"\u0041bc","response":{"hits":{"hits":[{"_source":{"s":"\ud800"}}]}}}"#;
-    assert_eq!(seal_response(&a, body), None);
+    assert_eq!(sealed(&a, body), None);
     let body = br#"{"id":"Abc","response":{"pit_id":"p\u0051","hits":{"hits":[{"_source":{"n":1e400}}]}}}"#;
-    assert_eq!(seal_response(&a, body), None);
+    assert_eq!(sealed(&a, body), None);
+}
+
+/// Session 12: the copies sealing makes of an answer (up to 256 MiB) are claimed before they
+/// are made, each returned once the next replaces it: what stays claimed is the sealed answer.
+/// A budget short of two copies refuses; the tree of an answer rebuilt for an escaped id is
+/// claimed too.
+#[test]
+fn sealing_claims_its_copies_first() {
+    use crate::memory::{budget, Refused};
+    let a = binding("tok_a");
+    let ones = vec!["1"; 50_000].join(",");
+    let body = format!(
+        r#"{{"id":"{BACKEND_ID}","response":{{"pit_id":"cGl0","hits":{{"hits":[{{"_source":{{"n":[{ones}]}}}}]}}}}}}"#
+    );
+    let seal = |body: &str, meter: &Meter| {
+        crate::routes::seal_answer(&a, Some(SEAL), None, true, body.as_bytes(), meter)
+    };
+    let meter = Meter::unlimited();
+    let out = seal(&body, &meter).unwrap().unwrap();
+    assert_eq!(meter.used(), out.len());
+    let grant = budget(out.len() + out.len() / 2, Refused::Busy);
+    let refused = seal(&body, &Meter::new(&grant)).unwrap_err();
+    assert_eq!(refused.kind, RejectKind::Busy);
+    // An escaped id: the answer's tree is built, and claimed (a value per two bytes here).
+    let escaped = body.replace(&format!("\"{BACKEND_ID}\""), r#""\u0041bc""#);
+    let meter = Meter::unlimited();
+    let out = seal(&escaped, &meter).unwrap().unwrap();
+    assert!(
+        meter.used() > 5 * out.len(),
+        "{} {}",
+        meter.used(),
+        out.len()
+    );
+    let grant = budget(4 * escaped.len(), Refused::Busy);
+    let refused = seal(&escaped, &Meter::new(&grant)).unwrap_err();
+    assert_eq!(refused.kind, RejectKind::Busy);
 }

@@ -1,0 +1,199 @@
+//! Answers esgate reads whole to rewrite them (sealed scroll, point-in-time and async search
+//! ids, ordinal sort values, transforms, response shaping) are charged to the shared body
+//! budget (`listen.max_buffered_bytes`) for as long as esgate holds them: while they are
+//! sealed (each copy claimed before it is made) and until the rewritten answer is written to
+//! the client. Session 12: a sealed page (up to 256 MiB) was held in memory nobody counted once
+//! its seal was made, for as long as the client took to read it, so clients that read slowly
+//! or not at all could make esgate hold any number of them; and a client that reads nothing
+//! of its answer for the idle timeout is closed (`server::connection`). Real backends (osmem,
+//! noida).
+
+use crate::support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::backend::Backend;
+use support::esgate::Esgate;
+use support::fixture;
+use support::http::{bearer, send};
+
+/// Large tenant-a documents in `logs-big`: a scroll page of all of them is about
+/// `BIG_DOCS` MiB, far more than loopback's socket buffers hold.
+const BIG_DOCS: usize = 24;
+
+async fn seed_big(backend: &Backend) {
+    let base = backend.url();
+    let index = json!({"settings": {"number_of_shards": 1}, "mappings": fixture::mappings()});
+    let r = send("PUT", &format!("{base}/logs-big"), &[], index.to_string())
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let filler = "x".repeat(1 << 20);
+    let mut bulk = String::new();
+    for i in 0..BIG_DOCS {
+        bulk.push_str(
+            &json!({"index": {"_index": "logs-big", "_id": format!("big{i}")}}).to_string(),
+        );
+        bulk.push('\n');
+        bulk.push_str(&json!({"tenant": "a", "n": i, "message": filler}).to_string());
+        bulk.push('\n');
+    }
+    let r = send(
+        "POST",
+        &format!("{base}/_bulk?refresh=true"),
+        &[("content-type", "application/x-ndjson")],
+        bulk,
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(r.json()["errors"], json!(false));
+}
+
+fn tenant_a() -> Value {
+    json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": ["logs-*"]})
+}
+
+const PAGE: &str = "/logs-big/_search?scroll=1m&size=100";
+
+/// Sends the scroll search on a raw connection and reads only the answer's head; returns the
+/// connection and the body's length.
+async fn unread_page(gw: &Esgate, auth: &str) -> (TcpStream, usize) {
+    let mut conn = TcpStream::connect(gw.data_addr).await.unwrap();
+    let request = format!("GET {PAGE} HTTP/1.1\r\nhost: esgate\r\nauthorization: {auth}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            conn.read(&mut byte).await.unwrap(),
+            1,
+            "the head ended early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a sealed page has its length");
+    (conn, length)
+}
+
+/// The page's status and body (`Null` when it is not JSON).
+async fn page_status(gw: &Esgate, auth: &str) -> (u16, Value) {
+    let r = send("GET", &gw.url(PAGE), &[("authorization", auth)], Vec::new())
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status.as_u16(), v)
+}
+
+/// The start of a body for a failed assertion (a page is megabytes).
+fn start(v: &Value) -> String {
+    v.to_string().chars().take(300).collect()
+}
+
+async fn a_sealed_page_is_charged_until_it_is_sent(backend: &Backend) {
+    seed_big(backend).await;
+    // Room for one page and its sealing copy, not for two pages.
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!(
+            "max_body_bytes = 65536\nmax_buffered_bytes = {}",
+            (BIG_DOCS * 5 / 2) << 20
+        ),
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    // A page alone is served (the control).
+    let (status, page) = page_status(&gw, &auth).await;
+    assert_eq!(status, 200, "{}", start(&page));
+    assert_eq!(page["hits"]["hits"].as_array().unwrap().len(), BIG_DOCS);
+    // A client that does not read its page holds its share: a second page is refused while
+    // the first is unread.
+    let (mut slow, length) = unread_page(&gw, &auth).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, refused) = page_status(&gw, &auth).await;
+    assert_eq!(status, 429, "{}", start(&refused));
+    // Read to its end, the first page is whole and sealed; its share is back.
+    let mut body = vec![0u8; length];
+    slow.read_exact(&mut body).await.unwrap();
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
+    assert_eq!(page["hits"]["hits"].as_array().unwrap().len(), BIG_DOCS);
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        let (status, page) = page_status(&gw, &auth).await;
+        if status == 200 {
+            assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
+            served = true;
+            break;
+        }
+        assert_eq!(status, 429);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the read page's share was not returned");
+    // A client that goes away unread returns its share too.
+    let (slow, _) = unread_page(&gw, &auth).await;
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        if page_status(&gw, &auth).await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "an abandoned page's share was not returned");
+    // A client that keeps its connection open and reads nothing is closed after the idle
+    // timeout (its share is returned), while one that waits on the backend is not cut.
+    let quick = Esgate::start_full(
+        &[backend.url()],
+        &format!(
+            "max_body_bytes = 65536\nmax_buffered_bytes = {}\n\
+             idle_timeout = \"1s\"\nheader_timeout = \"1s\"",
+            (BIG_DOCS * 5 / 2) << 20
+        ),
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = quick.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let (mut slow, length) = unread_page(&quick, &auth).await;
+    let started = std::time::Instant::now();
+    let mut served = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if page_status(&quick, &auth).await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served, "an unread page's connection was not closed");
+    // The connection was closed before the page was sent whole.
+    let mut body = Vec::new();
+    let _ = slow.read_to_end(&mut body).await;
+    assert!(body.len() < length, "{} of {length}", body.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_page_is_charged_until_it_is_sent_on_opensearch() {
+    a_sealed_page_is_charged_until_it_is_sent(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_page_is_charged_until_it_is_sent_on_elasticsearch_8() {
+    a_sealed_page_is_charged_until_it_is_sent(&fixture::seeded_noida()).await;
+}
