@@ -154,7 +154,17 @@ pub fn main() -> ExitCode {
         }
         Command::CheckConfig { config, path } => match load(config.or(path), &Overrides::default())
         {
-            Ok(c) => write_stdout(&format!("{}\n# configuration is valid\n", c.describe())),
+            Ok(c) => {
+                let advice: String = c
+                    .advice()
+                    .iter()
+                    .map(|a| format!("# advice: {a}\n"))
+                    .collect();
+                write_stdout(&format!(
+                    "{}\n{advice}# configuration is valid\n",
+                    c.describe()
+                ))
+            }
             Err(e) => {
                 eprintln!("esgate: {e}");
                 ExitCode::from(BAD_CONFIG)
@@ -275,6 +285,7 @@ async fn serve(
             None
         }
     };
+    log_advice(&config);
     match crate::server::descriptors::prepare(&config.limits) {
         Ok(limit) => tracing::debug!(limit = ?limit, "Open-files limit"),
         Err(message) => {
@@ -361,8 +372,10 @@ async fn reload_on_hangup(
         let one_line = |e: String| e.lines().map(str::trim).collect::<Vec<_>>().join(" ");
         match reread()
             .map_err(|e| one_line(e.to_string()))
-            .and_then(|config| live.reload(config).map_err(|e| one_line(e.to_string())))
-        {
+            .and_then(|config| {
+                log_advice(&config);
+                live.reload(config).map_err(|e| one_line(e.to_string()))
+            }) {
             Err(e) => tracing::error!(
                 error = %e,
                 "Reload refused; the running configuration stays in force"
@@ -377,6 +390,13 @@ async fn reload_on_hangup(
                 tracing::info!("Configuration reloaded");
             }
         }
+    }
+}
+
+/// The configuration's advice (`Config::advice`), a warning each.
+fn log_advice(config: &Config) {
+    for a in config.advice() {
+        tracing::warn!(key = %a.path, "Configuration: {}", a.message);
     }
 }
 

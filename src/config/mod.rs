@@ -5,6 +5,7 @@
 //! Invariant: a `Config` is only built by [`validate`]; nothing after start-up re-checks it.
 //! Environment variables are read through the `env` function passed in, never directly.
 
+mod advice;
 mod describe;
 pub mod raw;
 mod validate;

@@ -225,6 +225,29 @@ fn the_path_is_accepted_positionally_and_as_an_option() {
     assert!(!out.status.success());
 }
 
+/// Session 12: a configuration that validates but deserves a second look (a body budget too
+/// small to check a body near the cap) is printed with its advice, and still accepted; the
+/// defaults have none.
+#[test]
+fn check_config_prints_advice_and_accepts_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[listen]\nmax_body_bytes = 1048576\nmax_buffered_bytes = 2097152\n",
+    )
+    .unwrap();
+    let printed = check(dir.path(), Some(&config));
+    assert!(
+        printed.contains("# advice: listen.max_buffered_bytes: is less than 4 times"),
+        "{printed}"
+    );
+    assert!(printed.ends_with("# configuration is valid\n"), "{printed}");
+    std::fs::write(&config, "[listen]\ndata = \"127.0.0.1:19201\"\n").unwrap();
+    let printed = check(dir.path(), Some(&config));
+    assert!(!printed.contains("# advice"), "{printed}");
+}
+
 /// One exit-code rule: an unreadable, malformed or invalid configuration exits 2 from
 /// `check-config` and from `serve`.
 #[test]

@@ -1,0 +1,56 @@
+//! Advice on a configuration that validates but may not do what its writer expects: logged by
+//! `serve` at start-up and on reload, and printed by `check-config`. Pure: it reads the checked
+//! [`Config`] only.
+
+use super::{Config, ConfigIssue};
+
+/// How many times a body's size checking it may hold (its parsed form is about four times a
+/// search body's size; see `listen.max_buffered_bytes` in docs/configuration.md).
+const CHECKING_FACTOR: usize = 4;
+
+impl Config {
+    /// What in this configuration deserves a second look, each with its key.
+    pub fn advice(&self) -> Vec<ConfigIssue> {
+        let mut out = Vec::new();
+        let l = &self.limits;
+        if l.max_buffered_bytes / CHECKING_FACTOR < l.max_body_bytes {
+            out.push(ConfigIssue {
+                path: "listen.max_buffered_bytes".to_string(),
+                message: format!(
+                    "is less than {CHECKING_FACTOR} times listen.max_body_bytes: checking a body holds several times its size, so bodies near listen.max_body_bytes may be refused (413) even when nothing else is in flight"
+                ),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse, validate, Overrides};
+
+    fn advice(listen: &str) -> Vec<String> {
+        let text = format!(
+            "[listen]\n{listen}\n[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[admin]\nkey = \"0123456789abcdef0\"\n"
+        );
+        let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+        config.advice().into_iter().map(|a| a.path).collect()
+    }
+
+    /// Session 12: a budget that validates (at least the body cap) but cannot hold a body near
+    /// the cap while it is checked is named; the defaults and a budget of four caps are not.
+    #[test]
+    fn a_body_budget_too_small_to_check_the_largest_body_is_named() {
+        assert!(advice("").is_empty(), "the defaults");
+        assert!(advice("max_body_bytes = 1048576\nmax_buffered_bytes = 4194304").is_empty());
+        for budget in [1_048_576, 2_097_152, 4_194_303] {
+            assert_eq!(
+                advice(&format!(
+                    "max_body_bytes = 1048576\nmax_buffered_bytes = {budget}"
+                )),
+                ["listen.max_buffered_bytes"],
+                "{budget}"
+            );
+        }
+    }
+}
