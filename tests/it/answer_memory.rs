@@ -197,3 +197,106 @@ async fn a_sealed_page_is_charged_until_it_is_sent_on_opensearch() {
 async fn a_sealed_page_is_charged_until_it_is_sent_on_elasticsearch_8() {
     a_sealed_page_is_charged_until_it_is_sent(&fixture::seeded_noida()).await;
 }
+
+/// Session 12 review: esgate's own `_has_privileges` answer (an entry per name and privilege,
+/// megabytes for some hundred of each) keeps its share of the body budget until it is written.
+/// Before, the share was returned once the answer's text was made, and the text was held for
+/// as long as its client took to read it, counted by nobody.
+async fn a_privileges_answer_is_charged_until_it_is_sent(backend: &Backend) {
+    const PATH: &str = "/_security/user/_has_privileges";
+    // 170 names by 100 privileges of a kilobyte: an answer of about 17 MiB whose building
+    // claims about 60 MiB of the 64 MiB budget (an entry's claim is its text three times and
+    // half a kilobyte), so one fits, and not beside the text of another.
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!(
+            "max_body_bytes = 1048576\nmax_buffered_bytes = {}",
+            64 << 20
+        ),
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let names: Vec<String> = (0..170).map(|i| format!("other-{i}")).collect();
+    let privileges: Vec<String> = (0..100)
+        .map(|i| format!("p{i:03}{}", "x".repeat(1000)))
+        .collect();
+    let body = json!({"index": [{"names": names, "privileges": privileges}]}).to_string();
+    let ask = || async {
+        let r = send(
+            "POST",
+            &gw.url(PATH),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.clone(),
+        )
+        .await
+        .unwrap();
+        (
+            r.status.as_u16(),
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    };
+    // Alone, it is served (the control).
+    let (status, answer) = ask().await;
+    assert_eq!(status, 200, "{}", start(&answer));
+    assert_eq!(answer["index"].as_object().unwrap().len(), names.len());
+    // A client that reads nothing of it holds its share: another is refused meanwhile.
+    let mut slow = TcpStream::connect(gw.data_addr).await.unwrap();
+    let request = format!(
+        "POST {PATH} HTTP/1.1\r\nhost: esgate\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            slow.read(&mut byte).await.unwrap(),
+            1,
+            "the head ended early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the answer has its length");
+    assert!(length > 16 << 20, "{length}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, refused) = ask().await;
+    assert_eq!(status, 429, "{}", start(&refused));
+    // Read to its end, it is whole; its share is back.
+    let mut text = vec![0u8; length];
+    slow.read_exact(&mut text).await.unwrap();
+    let answer: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(answer["index"].as_object().unwrap().len(), names.len());
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        if ask().await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the read answer's share was not returned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileges_answer_is_charged_until_it_is_sent_on_opensearch() {
+    a_privileges_answer_is_charged_until_it_is_sent(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileges_answer_is_charged_until_it_is_sent_on_elasticsearch_8() {
+    a_privileges_answer_is_charged_until_it_is_sent(&fixture::seeded_noida()).await;
+}
