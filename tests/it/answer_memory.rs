@@ -300,3 +300,81 @@ async fn a_privileges_answer_is_charged_until_it_is_sent_on_opensearch() {
 async fn a_privileges_answer_is_charged_until_it_is_sent_on_elasticsearch_8() {
     a_privileges_answer_is_charged_until_it_is_sent(&fixture::seeded_noida()).await;
 }
+
+/// Session 12 review: the unread rule is kept per answer (per HTTP/2 stream). A client that
+/// resets a stream whose answer waited to be read (a browser or Grafana cancelling a query)
+/// while another request of the connection is in flight (here a search whose body is still
+/// being sent) keeps its connection: before, the reset stream's mark stayed behind and the
+/// connection was closed after the idle timeout, with the other request on it.
+async fn a_reset_stream_does_not_cut_its_neighbours(backend: &Backend) {
+    use http_body_util::BodyExt;
+    type Sent = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+    seed_big(backend).await;
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        // A request body may take the header timeout to arrive; the watchdog first looks at
+        // the connection then, and every idle timeout after.
+        "idle_timeout = \"1s\"\nheader_timeout = \"3s\"",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(16 * 1024)
+            .handshake::<_, Sent>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // A page is asked for, its first frame read, and the stream reset.
+    let page = http::Request::get(gw.url(PAGE))
+        .header("authorization", &auth)
+        .body(http_body_util::Empty::new().boxed())
+        .unwrap();
+    let mut page = sender
+        .send_request(page)
+        .await
+        .expect("the page")
+        .into_body();
+    assert!(page.frame().await.unwrap().unwrap().is_data());
+    drop(page);
+    // A search whose body takes more than two idle timeouts to arrive (and is in flight when
+    // the watchdog looks) is answered.
+    let pieces = [
+        "{\"query\":",
+        "{\"match\":",
+        "{\"n\":",
+        "3}}",
+        ",\"size\":0}",
+    ];
+    let slowly = futures_util::stream::unfold(0, move |i| async move {
+        let piece = pieces.get(i)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let frame = http_body::Frame::data(bytes::Bytes::from_static(piece.as_bytes()));
+        Some((Ok(frame), i + 1))
+    });
+    let search = http::Request::post(gw.url("/logs-big/_search"))
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body(http_body_util::StreamBody::new(slowly).boxed())
+        .unwrap();
+    let answer = sender.send_request(search).await.expect("the search");
+    assert_eq!(answer.status(), 200);
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["hits"]["total"]["value"], json!(1), "{v}");
+    assert!(!conn.is_finished(), "the connection was closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_stream_does_not_cut_its_neighbours_on_opensearch() {
+    a_reset_stream_does_not_cut_its_neighbours(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_stream_does_not_cut_its_neighbours_on_elasticsearch_8() {
+    a_reset_stream_does_not_cut_its_neighbours(&fixture::seeded_noida()).await;
+}
