@@ -127,6 +127,22 @@ impl<'g> Meter<'g> {
 }
 
 /// A grant of at most `bytes` in all, refused with `why` beyond: the proxy's budget, in tests.
+
+/// A writer that only counts what it is given: the length of a text to claim before it is
+/// written.
+pub(crate) struct Length(pub(crate) usize);
+
+impl std::io::Write for Length {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn budget(bytes: usize, why: Refused) -> impl Fn(usize) -> Result<(), Refused> {
     move |total| if total <= bytes { Ok(()) } else { Err(why) }
