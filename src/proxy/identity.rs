@@ -103,6 +103,9 @@ pub(super) async fn respond(
     let text = answer.to_string();
     drop(answer);
     hold.keep(text.len());
+    if shaping.is_identity() {
+        return Ok(held_json(text.into_bytes(), hold));
+    }
     let (shaped, mut hold) = super::metered(app, text.len(), hold, |meter| {
         shaping.apply(text.as_bytes(), meter)
     });
@@ -114,7 +117,12 @@ pub(super) async fn respond(
         }
         None => text.into_bytes(),
     };
+    Ok(held_json(bytes, hold))
+}
+
+/// esgate's JSON answer, whose share of the body budget `hold` keeps until it is written.
+fn held_json(bytes: Vec<u8>, hold: BudgetHold) -> Response<Body> {
     let mut response = crate::error::json_response(StatusCode::OK, Vec::new());
     *response.body_mut() = crate::body::held(bytes.into(), hold);
-    Ok(response)
+    response
 }
