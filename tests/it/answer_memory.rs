@@ -378,3 +378,68 @@ async fn a_reset_stream_does_not_cut_its_neighbours_on_opensearch() {
 async fn a_reset_stream_does_not_cut_its_neighbours_on_elasticsearch_8() {
     a_reset_stream_does_not_cut_its_neighbours(&fixture::seeded_noida()).await;
 }
+
+/// Session 12 review: an HTTP/2 stream whose client grants it no window (its answer unread)
+/// is cut after the idle timeout although another stream of the connection is read: before,
+/// every other stream's answer cleared the connection's one mark, so a client asking for
+/// small answers now and then kept a page (and its share of the budget) held forever.
+async fn a_stalled_stream_is_cut_beside_busy_ones(backend: &Backend) {
+    use http_body_util::BodyExt;
+    seed_big(backend).await;
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "idle_timeout = \"1s\"\nheader_timeout = \"1s\"",
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(16 * 1024)
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(
+                stream,
+            ))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // A page is asked for and never read (its stream keeps its 16 KiB window).
+    let page = http::Request::get(gw.url(PAGE))
+        .header("authorization", &auth)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let _page = sender.send_request(page).await.expect("the page");
+    // Small searches are asked and read every 200 ms for up to 8 s.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(8) && !conn.is_finished() {
+        let search = http::Request::get(gw.url("/logs-big/_search?size=0"))
+            .header("authorization", &auth)
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        match sender.send_request(search).await {
+            Ok(answer) => {
+                let _ = answer.into_body().collect().await;
+            }
+            Err(_) => break,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(2), conn).await;
+    assert!(
+        ended.is_ok(),
+        "the stalled stream's connection was not closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_cut_beside_busy_ones_on_opensearch() {
+    a_stalled_stream_is_cut_beside_busy_ones(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_cut_beside_busy_ones_on_elasticsearch_8() {
+    a_stalled_stream_is_cut_beside_busy_ones(&fixture::seeded_noida()).await;
+}
