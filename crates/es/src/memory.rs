@@ -126,8 +126,6 @@ impl<'g> Meter<'g> {
     }
 }
 
-/// A grant of at most `bytes` in all, refused with `why` beyond: the proxy's budget, in tests.
-
 /// A writer that only counts what it is given: the length of a text to claim before it is
 /// written.
 pub(crate) struct Length(pub(crate) usize);
@@ -143,6 +141,7 @@ impl std::io::Write for Length {
     }
 }
 
+/// A grant of at most `bytes` in all, refused with `why` beyond: the proxy's budget, in tests.
 #[cfg(test)]
 pub(crate) fn budget(bytes: usize, why: Refused) -> impl Fn(usize) -> Result<(), Refused> {
     move |total| if total <= bytes { Ok(()) } else { Err(why) }
