@@ -537,13 +537,21 @@ fn finish_read_whole(
         Some(s) => {
             let (shaped, mut hold) =
                 metered(app, bytes.len(), hold, |meter| s.apply(&bytes, meter));
-            match shaped.map_err(|_| ProxyError::Busy)? {
-                Some(shaped) => {
+            match shaped {
+                Ok(Some(shaped)) => {
                     drop(bytes);
                     hold.keep(shaped.len());
                     (Bytes::from(shaped), hold)
                 }
-                None => (bytes, hold),
+                // Not JSON, too large to shape, or no room to shape it now: sent as it is
+                // (shaping only removes parts or re-indents: the client gets more than it
+                // asked, never less). Session 12 review: refused busy, a scroll page was lost
+                // (the backend had moved the scroll past it) for a `filter_path` the Node
+                // client's scroll helpers always send.
+                Ok(None) | Err(_) => {
+                    hold.keep(bytes.len());
+                    (bytes, hold)
+                }
             }
         }
         None => (bytes, hold),

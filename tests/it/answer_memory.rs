@@ -537,3 +537,61 @@ async fn a_scroll_page_waits_for_room_to_be_sealed_on_opensearch() {
 async fn a_scroll_page_waits_for_room_to_be_sealed_on_elasticsearch_8() {
     a_scroll_page_waits_for_room_to_be_sealed(&fixture::seeded_noida()).await;
 }
+
+/// Session 12 review: a sealed answer esgate has no room to reshape now (`filter_path`,
+/// `pretty`) is sent as it is, not refused: refused, a scroll page was lost (the backend had
+/// moved the scroll past it). Here a pretty-printed page of 12 MiB needs its tree and its
+/// text beside it while another client holds an unread 24 MiB page.
+async fn a_scroll_page_without_room_to_reshape_is_sent_as_it_is(backend: &Backend) {
+    seed_big(backend).await;
+    // Room for the unread page and the next one with its sealing copy, not with its tree and
+    // pretty text too.
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = 65536\nmax_buffered_bytes = {}", 50 << 20),
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let open = send(
+        "GET",
+        &gw.url("/logs-big/_search?scroll=1m&size=12&sort=n"),
+        &[("authorization", &auth)],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.status.as_u16(), 200);
+    let first = open.json();
+    assert_eq!(numbers(&first), (0..12).collect::<Vec<_>>());
+    let (_unread, _) = unread_page(&gw, &auth).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
+    let second = send(
+        "POST",
+        &gw.url("/_search/scroll?pretty"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        next,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status.as_u16(), 200, "{}", second.text());
+    let page = second.json();
+    assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
+    assert_eq!(numbers(&page), (12..24).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scroll_page_without_room_to_reshape_is_sent_as_it_is_on_opensearch() {
+    a_scroll_page_without_room_to_reshape_is_sent_as_it_is(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scroll_page_without_room_to_reshape_is_sent_as_it_is_on_elasticsearch_8() {
+    a_scroll_page_without_room_to_reshape_is_sent_as_it_is(&fixture::seeded_noida()).await;
+}
