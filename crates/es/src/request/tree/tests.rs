@@ -1239,7 +1239,7 @@ fn strings_across_block_edges_agree_with_parse_strict() {
         "\\u00",
     ];
     let mut next = crate::testing::xorshift(0x12_b10c_ed6e_5eed_u64);
-    let mut text = |next: &mut dyn FnMut() -> u64| {
+    let text = |next: &mut dyn FnMut() -> u64| {
         let len = (next() % 41) as usize;
         let mut s: String = (0..len)
             .map(|i| char::from(b'a' + (i % 26) as u8))
