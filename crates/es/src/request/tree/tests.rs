@@ -1256,7 +1256,7 @@ fn strings_across_block_edges_agree_with_parse_strict() {
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..40_000 {
         let shift = (next() % 32) as usize;
-        let mut body = if next() % 2 == 0 {
+        let mut body = if next().is_multiple_of(2) {
             format!("{}{{", " ".repeat(shift))
         } else {
             format!("{{\"{}\":0,", "p".repeat(shift))
@@ -1285,11 +1285,11 @@ fn strings_across_block_edges_agree_with_parse_strict() {
                         .collect();
                     body.push_str(&format!("[{}]", items.join(",")));
                 }
-                _ => body.push_str("1"),
+                _ => body.push('1'),
             }
         }
         body.push('}');
-        if next() % 4 == 0 {
+        if next().is_multiple_of(4) {
             let mut cut = (next() % body.len() as u64) as usize;
             while !body.is_char_boundary(cut) {
                 cut -= 1;
