@@ -1308,3 +1308,85 @@ fn strings_across_block_edges_agree_with_parse_strict() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// Review 12: a parse under every budget from below its first claim to past its whole need
+/// either reads the whole tree (the same tree as unmetered) or is refused with the meter's
+/// reason: never a partial tree, never another refusal. Bodies that reach every claim: the
+/// tape's doublings (a dense list), the escaped strings' room (an escape late in the body),
+/// the key stack's growth and a wide object's duplicate set, nested containers; the budget
+/// refuses at each claim in turn.
+#[test]
+fn every_budget_reads_the_whole_tree_or_refuses_with_the_meters_reason() {
+    use crate::memory::Refused;
+    use crate::RejectKind;
+    let wide = format!(
+        "{{{}}}",
+        (0..300)
+            .map(|i| format!("\"k{i}\":{{\"a\":[{i},\"v\\n{i}\"]}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let dense = format!("[{}]", vec!["1"; 3000].join(","));
+    let late_escape = format!("{{\"a\":\"{}\",\"b\":\"x\\u0041\\\"y\"}}", "z".repeat(4000));
+    let deep_keys = format!(
+        "{}1{}",
+        (0..60).map(|i| format!("{{\"d{i}\":")).collect::<String>(),
+        "}".repeat(60)
+    );
+    let bodies = [wide, dense, late_escape, deep_keys];
+    for body in &bodies {
+        let unmetered = Arena::default();
+        let want = parse(body.as_bytes(), &unmetered)
+            .expect("accepted")
+            .to_value();
+        // The arena's first chunk sized for the body (as a request's is), or empty, so that
+        // every allocation of the parse is a claim of its own.
+        for sized_for in [body.len(), 0] {
+            // The most the parse holds claimed at once.
+            let full = {
+                let peak = Cell::new(0);
+                let grant = |total: usize| {
+                    peak.set(peak.get().max(total));
+                    Ok(())
+                };
+                let meter = Meter::new(&grant);
+                let arena = Arena::metered(sized_for, &meter).unwrap();
+                parse(body.as_bytes(), &arena).unwrap();
+                peak.get()
+            };
+            let (mut read, mut refused) = (0, 0);
+            let step = (full / 400).max(1);
+            for budget in (0..full + step).step_by(step) {
+                for why in [Refused::Busy, Refused::TooLarge] {
+                    let grant = crate::memory::budget(budget, why);
+                    let meter = Meter::new(&grant);
+                    let Ok(arena) = Arena::metered(sized_for, &meter) else {
+                        continue;
+                    };
+                    match parse(body.as_bytes(), &arena) {
+                        Ok(node) => {
+                            assert_eq!(node.to_value(), want, "budget {budget}");
+                            // Read only when no claim was refused on the way.
+                            assert!(meter.refusal().is_none(), "budget {budget}");
+                            read += 1;
+                        }
+                        Err(e) => {
+                            let kind = match why {
+                                Refused::Busy => RejectKind::Busy,
+                                Refused::TooLarge => RejectKind::TooLarge,
+                            };
+                            assert_eq!(e.kind, kind, "budget {budget}: {e:?}");
+                            refused += 1;
+                        }
+                    }
+                    drop(arena);
+                    assert_eq!(meter.used(), 0, "budget {budget}: claims returned");
+                }
+            }
+            assert!(read > 0, "{body:.40}: none read");
+            if sized_for == 0 {
+                assert!(refused > 100, "{body:.40}: {refused} refused");
+            }
+        }
+    }
+}
