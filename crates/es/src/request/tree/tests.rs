@@ -1313,8 +1313,8 @@ fn strings_across_block_edges_agree_with_parse_strict() {
 /// either reads the whole tree (the same tree as unmetered) or is refused with the meter's
 /// reason: never a partial tree, never another refusal. Bodies that reach every claim: the
 /// tape's doublings (a dense list), the escaped strings' room (an escape late in the body),
-/// the key stack's growth and a wide object's duplicate set, nested containers; the budget
-/// refuses at each claim in turn.
+/// the key stack's growth and a wide object's duplicate set, nested containers, a run of
+/// array strings; the budget refuses at each claim in turn.
 #[test]
 fn every_budget_reads_the_whole_tree_or_refuses_with_the_meters_reason() {
     use crate::memory::Refused;
@@ -1333,7 +1333,15 @@ fn every_budget_reads_the_whole_tree_or_refuses_with_the_meters_reason() {
         (0..60).map(|i| format!("{{\"d{i}\":")).collect::<String>(),
         "}".repeat(60)
     );
-    let bodies = [wide, dense, late_escape, deep_keys];
+    // A run of array strings grows the tape from inside its own loop.
+    let strings = format!(
+        "{{\"terms\":{{\"f\":[{}]}}}}",
+        (0..3000)
+            .map(|i| format!("\"{}\"", i % 7))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let bodies = [wide, dense, late_escape, deep_keys, strings];
     for body in &bodies {
         let unmetered = Arena::default();
         let want = parse(body.as_bytes(), &unmetered)
