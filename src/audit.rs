@@ -696,6 +696,34 @@ mod tests {
         assert!(l["at"].as_str().is_some_and(|a| a.ends_with('Z')));
     }
 
+    /// Review 12: a secret pasted right after a secret-like run (here a first secret) is not
+    /// in the request line; its digits were written after the first run's redaction.
+    #[test]
+    fn a_secret_after_a_secret_like_run_is_not_in_the_request_line() {
+        let sink = Sink::default();
+        let audit = Audit::to_writer(Box::new(sink.clone()));
+        let (first, second) = (
+            crate::auth::secret::Secret::generate(),
+            crate::auth::secret::Secret::generate(),
+        );
+        audit.data(&DataEvent {
+            request_id: "r1".into(),
+            method: "GET".into(),
+            path: format!("/logs/_search?q={}{}", first.expose(), second.expose()),
+            reason: Some(format!("bad [esg_x{}]", second.expose())),
+            decision: "deny",
+            ..DataEvent::default()
+        });
+        drop(audit);
+        let got = lines(&sink);
+        assert_eq!(got.len(), 1);
+        let text = got[0].to_string();
+        assert!(!text.contains(&second.expose()[4..]), "{text}");
+        assert!(!text.contains(&first.expose()[4..]), "{text}");
+        assert_eq!(got[0]["path"], "/logs/_search?q=esg_[redacted]");
+        assert_eq!(got[0]["reason"], "bad [esg_[redacted]]");
+    }
+
     /// The request record as serde_json wrote it before the hand-written writer (issue 10):
     /// the derive the line was made with, kept here as the reference.
     #[derive(serde::Serialize)]

@@ -31,7 +31,7 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("the request body did not arrive in time")]
     BodyTimeout,
-    #[error("esgate is inspecting too many request bodies at once; retry later")]
+    #[error("esgate holds too many request bodies and answers in memory at once; retry later")]
     Busy,
     /// Over the token's `requests_per_second`/`burst` or `max_concurrent`.
     #[error("{0}")]

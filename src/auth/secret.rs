@@ -216,8 +216,11 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Where a secret-like run starting at `at` ends: `esg_` and at least one base62 digit, each
-/// character as itself or percent-encoded.
+/// Where a secret-like run starting at `at` ends: `esg_` and base62 digits and underscores, at
+/// least one digit, each character as itself or percent-encoded. The underscores belong to
+/// the run so that a secret right after a run that ends in `esg` (`esg_esg_<digits>`, two
+/// secrets pasted together) is inside it: stopped at that `_`, the run left the secret's
+/// digits after it in clear (review 12).
 fn secret_like_at(bytes: &[u8], at: usize) -> Option<usize> {
     let mut i = at;
     for want in *b"esg_" {
@@ -229,10 +232,11 @@ fn secret_like_at(bytes: &[u8], at: usize) -> Option<usize> {
     }
     let mut digits = 0;
     while let Some((c, next)) = decoded_at(bytes, i) {
-        if !c.is_ascii_alphanumeric() {
+        if c.is_ascii_alphanumeric() {
+            digits += 1;
+        } else if c != b'_' {
             break;
         }
-        digits += 1;
         i = next;
     }
     (digits > 0).then_some(i)

@@ -644,3 +644,31 @@ async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
         "the document keeps its bytes"
     );
 }
+
+/// Review 12: an answer that repeats its id keys (`id` twice, `pit_id` twice in `response`)
+/// reaches the client with every value sealed; the earlier values stayed in the text raw (a
+/// reader keeping a repeated key's first value, or a look at the text, saw the backend id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_id_keys_are_all_sealed() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let second = "FmRldE8zSecondIdOfTheSameAnswer=";
+    let body = format!(
+        r#"{{"id":"{BACKEND_ID}","id":"{second}","is_partial":true,"is_running":true,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{{"pit_id":"FmRldE8zPit1","pit_id":"FmRldE8zPit2","took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,"failed":0}},"hits":{{"total":{{"value":0,"relation":"eq"}},"max_score":null,"hits":[]}}}}}}"#
+    );
+    es.script(
+        "POST",
+        "/",
+        Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+        },
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    let r = submit(&gw, &a).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_no_backend_id(&r);
+    assert!(r.text().contains(r#""id":"esgc1_"#), "{}", r.text());
+}

@@ -443,6 +443,12 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
     // A user who pastes the secret into the path (a common copy-paste slip).
     let pasted = gw.get(&format!("/{secret}/_search"), "esg_wrong").await;
     assert_eq!(pasted.status, 401);
+    // Review 12: pasted twice in a row, the second copy's digits were recorded in clear
+    // after the first's redaction (`esg_[redacted]_<digits>`).
+    let twice = gw
+        .get(&format!("/{secret}{secret}/_search"), "esg_wrong")
+        .await;
+    assert_eq!(twice.status, 401);
     let (_, reset) = gw.admin("POST", &format!("/tokens/{id}/reset"), None).await;
     let secret2 = reset["secret"].as_str().unwrap().to_owned();
     // Let the response bodies finish so their events are written.
@@ -451,6 +457,10 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
     assert!(
         !log.contains(&secret) && !log.contains(&secret2),
         "a secret reached the audit log"
+    );
+    assert!(
+        !log.contains(&secret[4..]) && !log.contains(&secret2[4..]),
+        "a secret's digits reached the audit log: {log}"
     );
     assert!(!log.contains(ADMIN_KEY));
     let events: Vec<Value> = log

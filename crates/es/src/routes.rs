@@ -435,7 +435,7 @@ pub fn apply(
         let Some(out) = out else {
             return Ok(None);
         };
-        Ok(written(&out, meter)?.map(|text| (status, text)))
+        Ok(continuation::to_vec_claimed(&out, meter)?.map(|text| (status, text)))
     };
     let out = match t {
         Transform::Explain(lookup) => {
@@ -465,18 +465,6 @@ pub fn apply(
             .map(|out| (status, out)),
     };
     Ok(out.ok_or(TransformError))
-}
-
-/// `v`'s JSON text, in room of its length claimed from `meter` before it is written; `None`
-/// when it cannot be written.
-fn written(v: &Value, meter: &crate::memory::Meter<'_>) -> Result<Option<Vec<u8>>, Rejection> {
-    let mut length = crate::memory::Length(0);
-    if serde_json::to_writer(&mut length, v).is_err() {
-        return Ok(None);
-    }
-    meter.take(length.0)?;
-    let mut out = Vec::with_capacity(length.0);
-    Ok(serde_json::to_writer(&mut out, v).ok().map(|()| out))
 }
 
 /// The content type of what [`apply`] returned for `status`: text only for a successful

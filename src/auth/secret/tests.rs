@@ -375,3 +375,42 @@ fn redact_returns_ordinary_lines_as_they_are() {
         );
     }
 }
+
+/// Review 12: a secret right after a secret-like run (`esg_` and digits ending in `esg`, such
+/// as a second secret pasted after a first, or `esg_esg_` typed twice) was cut at that run's
+/// end: the run was redacted up to the `_` of the secret's own prefix, and the secret's 49
+/// digits were written after it in clear (`esg_[redacted]_<digits>`). The run now takes the
+/// underscores between its digits too.
+#[test]
+fn redact_hides_a_secret_that_follows_a_secret_like_run() {
+    let first = Secret::generate();
+    let secret = Secret::generate();
+    let body = &secret.expose()[4..];
+    for lead in [
+        "esg_".to_owned(),
+        "esg_x".to_owned(),
+        "esg_A%65".to_owned(),
+        "%65sg_1e%73".to_owned(),
+        "esg_a_b_".to_owned(),
+        "/logs/_search?q=esg_x".to_owned(),
+        first.expose().to_owned(),
+    ] {
+        for prefix in ["esg_", "esg%5F", "%65sg_", "esg%255f"] {
+            let input = format!("{lead}{prefix}{body}/_search");
+            let shown = redact(&input);
+            assert!(!shown.contains(body), "{input:?} -> {shown:?}");
+            assert!(
+                !shown.contains(&first.expose()[4..]),
+                "{input:?} -> {shown:?}"
+            );
+            assert!(
+                shown.ends_with("esg_[redacted]/_search"),
+                "{input:?} -> {shown:?}"
+            );
+        }
+    }
+    // Underscores alone after the prefix are not a secret-like run.
+    for kept in ["esg__", "esg_%5F/x", "esg___/_search"] {
+        assert_eq!(redact(kept), kept);
+    }
+}

@@ -199,21 +199,16 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
     String::from_utf8(backend_id.to_vec()).map_err(|_| refused())
 }
 
-#[derive(Deserialize)]
-struct TopLevelIds {
-    #[serde(rename = "_scroll_id")]
-    scroll_id: Option<String>,
-    id: Option<String>,
-    pit_id: Option<String>,
-    cursor: Option<String>,
-}
-
 /// Replaces the backend id in a successful response body with its sealed form. The body is
-/// otherwise left byte for byte as the backend sent it (numbers keep their precision). A body
-/// without the field is returned unchanged. An async search answer is sealed by
-/// `routes::async_search` (through `routes::seal_answer`), never here: asked to, this refuses it.
-/// The copy is claimed from `meter` before it is made (an answer can be 256 MiB): the outer
-/// `Err` is the meter's refusal.
+/// otherwise left byte for byte as the backend sent it (numbers keep their precision) when the
+/// id is found verbatim; an id the backend escaped, or a repeated id key whose values the text
+/// cannot all have replaced, is sealed by rebuilding the body (the tree keeps a repeated key's
+/// last value), and a body the tree cannot read is then refused (`None`) rather than sent with
+/// a backend id (review 12). A body without the field is returned unchanged (`None` when the
+/// seal requires it). An async search answer is sealed by `routes::async_search` (through
+/// `routes::seal_answer`), never here: asked to, this refuses it. Every copy, and a rebuild's
+/// tree, is claimed from `meter` before it is made (an answer can be 256 MiB): the outer `Err`
+/// is the meter's refusal.
 pub fn seal_response(
     binding: &Binding,
     seal_spec: Seal,
@@ -225,31 +220,74 @@ pub fn seal_response(
     if seal_spec.kind == IdKind::AsyncSearch {
         return Ok(None);
     }
-    let unchanged = || -> Result<Option<Vec<u8>>, Rejection> {
+    let unsealed = || -> Result<Option<Vec<u8>>, Rejection> {
         if seal_spec.required {
             return Ok(None);
         }
         meter.take(body.len())?;
         Ok(Some(body.to_vec()))
     };
-    let Ok(ids) = serde_json::from_slice::<TopLevelIds>(body) else {
-        return unchanged();
+    let Ok(found) = read_field(seal_spec.field, body) else {
+        return unsealed();
     };
-    let backend_id = match seal_spec.field {
-        "_scroll_id" => ids.scroll_id,
-        "id" => ids.id,
-        "pit_id" => ids.pit_id,
-        "cursor" => ids.cursor,
-        _ => None,
-    };
-    let Some(backend_id) = backend_id.filter(|i| !i.is_empty()) else {
-        return unchanged();
+    let Some(backend_id) = found.last.filter(|i| !i.is_empty()) else {
+        // No id to seal as the tree reads the answer; an earlier value of a repeated key is
+        // not sent either.
+        if found.every.is_empty() || seal_spec.required {
+            return unsealed();
+        }
+        return rebuilt(body, seal_spec, None, meter);
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
-    let needle = format!("\"{backend_id}\"");
-    let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, &backend_id));
-    replace_all(body, needle.as_bytes(), sealed.as_bytes(), meter).map(Some)
+    // Each copy is returned to the meter once the next one is made.
+    let mut text: Option<Vec<u8>> = None;
+    for id in &found.every {
+        let needle = format!("\"{id}\"");
+        let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, id));
+        let from = text.as_deref().unwrap_or(body);
+        let next = replace_all(from, needle.as_bytes(), sealed.as_bytes(), meter)?;
+        if let Some(before) = text.replace(next) {
+            meter.give(before.len());
+        }
+    }
+    let text = text.unwrap_or_default();
+    let replaced_all = read_field(seal_spec.field, &text).is_ok_and(|f| {
+        f.every
+            .iter()
+            .all(|id| open(binding, seal_spec.kind, id).is_ok())
+    });
+    if replaced_all {
+        return Ok(Some(text));
+    }
+    meter.give(text.len());
+    drop(text);
+    let sealed = seal(binding, seal_spec.kind, &backend_id);
+    rebuilt(body, seal_spec, Some(sealed), meter)
+}
+
+/// The body rebuilt from its tree (a repeated key keeps its last value only), with the id's
+/// place set to `sealed` when there is one; `None` when the tree cannot be built. The tree and
+/// the text are claimed from `meter`.
+fn rebuilt(
+    body: &[u8],
+    seal_spec: Seal,
+    sealed: Option<String>,
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
+    let Some(mut v) = crate::request::body::parse_value_within(body, meter)? else {
+        return Ok(None);
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return Ok(None);
+    };
+    if let Some(sealed) = sealed {
+        obj.insert(
+            seal_spec.field.to_owned(),
+            serde_json::Value::String(sealed),
+        );
+    }
+    to_vec_claimed(&v, meter)
 }
 
 /// `text` with every `needle` (left to right, not overlapping, as `str::replace`) replaced by
@@ -273,6 +311,127 @@ pub(crate) fn replace_all(
     }
     out.extend_from_slice(&text[at..]);
     Ok(out)
+}
+
+/// `v`'s text, measured first and written into room of that length claimed from `meter`
+/// (serde_json's own vector would grow by doubling, past any claim); `None` when it cannot be
+/// written.
+pub(crate) fn to_vec_claimed(
+    v: &serde_json::Value,
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
+    let mut length = crate::memory::Length(0);
+    if serde_json::to_writer(&mut length, v).is_err() {
+        return Ok(None);
+    }
+    meter.take(length.0)?;
+    let mut out = Vec::with_capacity(length.0);
+    Ok(serde_json::to_writer(&mut out, v).ok().map(|()| out))
+}
+
+/// The values at a top-level key of an answer, read as it streams by (nothing else is built
+/// or checked as a tree would check it).
+#[derive(Default)]
+struct FieldValues {
+    /// The key's last value when it is a string (as serde_json's tree reads it).
+    last: Option<String>,
+    /// Every non-empty string value the key had, each once.
+    every: Vec<String>,
+}
+
+/// [`FieldValues`] of `field` in `body`; an error when `body` is not a JSON object.
+fn read_field(field: &'static str, body: &[u8]) -> Result<FieldValues, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut d = serde_json::Deserializer::from_slice(body);
+    let found = FieldSeed(field).deserialize(&mut d)?;
+    d.end()?;
+    Ok(found)
+}
+
+struct FieldSeed(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed {
+    type Value = FieldValues;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<FieldValues, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed {
+    type Value = FieldValues;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an answer object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldValues, A::Error> {
+        let mut found = FieldValues::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                found.last = map.next_value::<StringOrNone>()?.0;
+                if let Some(id) = found.last.as_ref().filter(|id| !id.is_empty()) {
+                    if !found.every.contains(id) {
+                        found.every.push(id.clone());
+                    }
+                }
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A value read as its string, or `None` for any other value (skipped).
+struct StringOrNone(Option<String>);
+
+impl<'de> Deserialize<'de> for StringOrNone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StringOrNone, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StringOrNone;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(Some(v.to_owned())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(None))
+            }
+            fn visit_unit<E>(self) -> Result<StringOrNone, E> {
+                Ok(StringOrNone(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StringOrNone, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(StringOrNone(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StringOrNone, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(StringOrNone(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
@@ -414,6 +573,78 @@ mod tests {
             required: true,
         };
         assert_eq!(seal_now(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
+    }
+
+    /// Review 12: the id was replaced in the text and the answer sent without a look at the
+    /// result. An id the backend escaped (`\u005a` for `Z`) was not found and went out raw; a
+    /// repeated id key failed the typed read and the answer went out unchanged, both ids raw;
+    /// an unrelated top-level key of another type (`"id": 5` beside a `_scroll_id`) did too.
+    /// Every value at the id's place is now sealed, and one the text cannot have replaced is
+    /// sealed by rebuilding the answer (a repeated key keeps its last value, as the tree
+    /// reads it), or the answer is refused.
+    #[test]
+    fn escaped_and_repeated_ids_never_leave_raw() {
+        let a = binding("tok_a");
+        let scroll = Seal {
+            field: "_scroll_id",
+            kind: IdKind::Scroll,
+            required: false,
+        };
+        let pit = Seal {
+            field: "pit_id",
+            kind: IdKind::Pit,
+            required: true,
+        };
+        let cases: [(Seal, &[u8], &[&str]); 6] = [
+            (
+                scroll,
+                br#"{"_scroll_id":"DXF1\u005aXJ5","took":1}"#,
+                &["DXF1ZXJ5"],
+            ),
+            (
+                scroll,
+                br#"{"_scroll_id":"RAWone","_scroll_id":"RAWtwo","took":1}"#,
+                &["RAWone", "RAWtwo"],
+            ),
+            (scroll, br#"{"_scroll_id":"RAWone","id":5}"#, &["RAWone"]),
+            (
+                scroll,
+                br#"{"_scroll_id":"RAW\u006fne","_scroll_id":"RAWtwo"}"#,
+                &["RAWone", "RAWtwo"],
+            ),
+            (pit, br#"{"pit_id":"RAW\/one","_shards":{}}"#, &["RAW/one"]),
+            (
+                pit,
+                br#"{"pit_id":"RAWone","pit_id":"RAWtwo"}"#,
+                &["RAWone", "RAWtwo"],
+            ),
+        ];
+        for (spec, body, raw) in cases {
+            let shown = String::from_utf8_lossy(body);
+            let out = seal_now(&a, spec, body).expect("sealed");
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            let text = String::from_utf8(out).unwrap();
+            let id = v[spec.field].as_str().unwrap_or_default();
+            assert!(open(&a, spec.kind, id).is_ok(), "{shown} -> {text}");
+            for r in raw {
+                assert!(!text.contains(r), "{shown} -> {text}");
+            }
+            // No escaped spelling is left either: every value at the id's place is sealed.
+            assert!(!text.contains("RAW"), "{shown} -> {text}");
+        }
+        // A repeated key whose last value is no id: nothing is sealed, and the earlier value
+        // is not sent (an answer that must carry an id is refused).
+        let body = br#"{"_scroll_id":"RAWone","_scroll_id":5,"took":1}"#;
+        let out = String::from_utf8(seal_now(&a, scroll, body).unwrap()).unwrap();
+        assert!(!out.contains("RAW"), "{out}");
+        assert_eq!(
+            seal_now(&a, pit, br#"{"pit_id":"RAWone","pit_id":null}"#),
+            None
+        );
+        // An escaped id beside something the tree cannot read: refused, not sent raw.
+        let body =
+            br#"{"_scroll_id":"DXF1\u005aXJ5","hits":{"hits":[{"_source":{"s":"\ud800"}}]}}"#;
+        assert_eq!(seal_now(&a, scroll, body), None);
     }
 
     /// Issue #11: the async search answer sealing lives above this module (no import cycle);

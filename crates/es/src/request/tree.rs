@@ -845,9 +845,12 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         p.ws();
         p.i == p.s.len()
     };
-    // What the escaped strings took is claimed too (or refuses the parse).
+    // What the escaped strings took is claimed too (or refuses the parse). A refused claim
+    // refuses the parse even if the value read on past it: a tree is never taken whole when
+    // a claim on the way was refused (review 12: held by structure, not by every caller of
+    // `held` stopping).
     let settled = arena.settle();
-    if !whole {
+    if !whole || p.refused.is_some() {
         let no_memory = p.refused.take().or(settled.err());
         return Err(no_memory.unwrap_or_else(|| refusal(bytes, arena)));
     }

@@ -221,15 +221,18 @@ pub fn seal_response_with(
     let Ok(found) = serde_json::from_slice::<Ids>(body) else {
         return unchanged();
     };
-    let ids = found.list();
-    if ids.is_empty() {
+    // Every string at an id's place, a repeated key's earlier values too (review 12: only
+    // the last, the tree's, was sealed, and the others stayed in the text raw).
+    let every = found.every();
+    if every.is_empty() {
         return unchanged();
     }
+    let ids = found.list();
     // An id without JSON escapes appears verbatim in quotes; it is a random, unguessable
     // value, so every occurrence is this id. Each copy is returned to the meter once the next
     // one is made.
     let mut text: Option<Vec<u8>> = None;
-    for (kind, backend_id) in &ids {
+    for (kind, backend_id) in &every {
         let needle = format!("\"{backend_id}\"");
         let sealed = format!("\"{}\"", seal_one(*kind, backend_id));
         let from = text.as_deref().unwrap_or(body);
@@ -240,15 +243,16 @@ pub fn seal_response_with(
     }
     let text = text.unwrap_or_default();
     let replaced_all = serde_json::from_slice::<Ids>(&text)
-        .map(|f| f.list().iter().all(|(k, id)| is_sealed(binding, *k, id)))
+        .map(|f| f.every().iter().all(|(k, id)| is_sealed(binding, *k, id)))
         .unwrap_or(false);
     if replaced_all {
         return Ok(Some(text));
     }
     meter.give(text.len());
     drop(text);
-    // The backend escaped something in an id: rebuild the body instead. A body the tree
-    // cannot read is not sent with its backend ids (session 11 review: it was, unchanged).
+    // The backend escaped something in an id: rebuild the body instead (its tree keeps one
+    // value per key, the last: the others are gone with the text). A body the tree cannot
+    // read is not sent with its backend ids (session 11 review: it was, unchanged).
     let Some(mut v) = crate::request::body::parse_value_within(body, meter)? else {
         return Ok(None);
     };
@@ -267,23 +271,19 @@ pub fn seal_response_with(
             }
         }
     }
-    // The text is measured first, then written into room of that length claimed first.
-    let mut length = crate::memory::Length(0);
-    if serde_json::to_writer(&mut length, &v).is_err() {
-        return Ok(None);
-    }
-    meter.take(length.0)?;
-    let mut out = Vec::with_capacity(length.0);
-    Ok(serde_json::to_writer(&mut out, &v).ok().map(|()| out))
+    continuation::to_vec_claimed(&v, meter)
 }
 
 /// The ids to seal in an async search answer: its `id` and its response's `pit_id`, when they
-/// are non-empty strings (a repeated key's last value counts, as in serde_json's tree). Read
-/// as the answer streams by: everything else is skipped, not built.
+/// are non-empty strings (a repeated key's last value counts, as in serde_json's tree), and
+/// every string found at those places (a repeated key's earlier values too). Read as the
+/// answer streams by: everything else is skipped, not built.
 #[derive(Default)]
 struct Ids {
     id: Option<String>,
     pit_id: Option<String>,
+    /// Every string at an id's place, in order, the last values' included.
+    seen: Vec<(IdKind, String)>,
 }
 
 impl Ids {
@@ -296,6 +296,18 @@ impl Ids {
             .flatten()
             .filter(|(_, id)| !id.is_empty())
             .collect()
+    }
+
+    /// Every non-empty string found at an id's place, with its kind, each once: what must not
+    /// be left in the answer's text raw.
+    fn every(&self) -> Vec<(IdKind, String)> {
+        let mut every: Vec<(IdKind, String)> = Vec::with_capacity(self.seen.len());
+        for (kind, id) in &self.seen {
+            if !id.is_empty() && !every.iter().any(|(k, i)| k == kind && i == id) {
+                every.push((*kind, id.clone()));
+            }
+        }
+        every
     }
 }
 
@@ -318,8 +330,18 @@ impl<'de> serde::de::Visitor<'de> for IdsVisitor {
         let mut ids = Ids::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
-                "id" => ids.id = map.next_value_seed(Want::Text)?,
-                "response" => ids.pit_id = map.next_value_seed(Want::PitId)?,
+                "id" => {
+                    ids.id = map.next_value_seed(Want::Text)?;
+                    if let Some(id) = &ids.id {
+                        ids.seen.push((IdKind::AsyncSearch, id.clone()));
+                    }
+                }
+                "response" => {
+                    let pits = map.next_value_seed(PitIds)?;
+                    ids.pit_id = pits.last;
+                    ids.seen
+                        .extend(pits.every.into_iter().map(|pit| (IdKind::Pit, pit)));
+                }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -329,12 +351,78 @@ impl<'de> serde::de::Visitor<'de> for IdsVisitor {
     }
 }
 
-/// What a value is read for: itself when it is a string (`Text`), or the string of its
-/// `pit_id` member when it is an object (`PitId`). Anything else is skipped: `None`.
+/// What a value is read for: itself when it is a string. Anything else is skipped: `None`.
 #[derive(Clone, Copy)]
 enum Want {
     Text,
-    PitId,
+}
+
+/// A `response`'s `pit_id` strings: the last value of the key (the tree's: `None` when it is
+/// not a string, or the value is not an object) and every string value the key had.
+struct PitIds;
+
+#[derive(Default)]
+struct Pits {
+    last: Option<String>,
+    every: Vec<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PitIds {
+    type Value = Pits;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Pits, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PitIds {
+    type Value = Pits;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<Pits, E> {
+        Ok(Pits::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Pits, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Pits::default())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Pits, A::Error> {
+        let mut pits = Pits::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "pit_id" {
+                pits.last = map.next_value_seed(Want::Text)?;
+                pits.every.extend(pits.last.clone());
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(pits)
+    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Want {
@@ -353,7 +441,7 @@ impl<'de> serde::de::Visitor<'de> for Want {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
-        Ok(matches!(self, Want::Text).then(|| v.to_owned()))
+        Ok(Some(v.to_owned()))
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
@@ -388,15 +476,11 @@ impl<'de> serde::de::Visitor<'de> for Want {
         self,
         mut map: A,
     ) -> Result<Option<String>, A::Error> {
-        let mut pit = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if matches!(self, Want::PitId) && key == "pit_id" {
-                pit = map.next_value_seed(Want::Text)?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(pit)
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
     }
 }
 

@@ -1212,3 +1212,189 @@ fn wide_objects_claim_their_keys_and_a_busy_meter_stays_busy() {
         RejectKind::Busy
     );
 }
+
+/// Review 12: whole bodies whose strings straddle the scan's block edges, as keys (the plain
+/// key and its colon in one look), values after a colon and runs of array strings: each
+/// string of 0 to 40 bytes with one piece (a quote, a backslash escape, a raw control byte,
+/// a multi-byte character, DEL) at a random place, the body shifted by 0 to 31 bytes of
+/// leading whitespace or a padding key so that every piece meets every block offset, and cut
+/// at random places so that it ends at and around block edges (an unterminated string or
+/// escape at the very end). A key spelled with an escape (`\u0061` for `a`) repeats a plain
+/// one in objects below and past [`SCAN_KEYS`] keys. Decided and read as `parse_strict`
+/// decides and reads them.
+#[test]
+fn strings_across_block_edges_agree_with_parse_strict() {
+    const PIECES: [&str; 12] = [
+        "\"",
+        "\\\"",
+        "\\\\",
+        "\\u0041",
+        "\\ud83d\\ude00",
+        "\\",
+        "\u{1}",
+        "\u{1f}",
+        "é",
+        "😀",
+        "\u{7f}",
+        "\\u00",
+    ];
+    let mut next = crate::testing::xorshift(0x12_b10c_ed6e_5eed_u64);
+    let text = |next: &mut dyn FnMut() -> u64| {
+        let len = (next() % 41) as usize;
+        let mut s: String = (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        // A piece in one string of four: a wide object is then often accepted, so that a
+        // late repeated key is its one fault.
+        if next().is_multiple_of(4) && len > 0 {
+            let at = (next() % len as u64) as usize;
+            let piece = PIECES[(next() % PIECES.len() as u64) as usize];
+            s.replace_range(at..at + 1, piece);
+        }
+        s
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..40_000 {
+        let shift = (next() % 32) as usize;
+        let mut body = if next().is_multiple_of(2) {
+            format!("{}{{", " ".repeat(shift))
+        } else {
+            format!("{{\"{}\":0,", "p".repeat(shift))
+        };
+        let keys = match next() % 4 {
+            0 => 14 + next() % 8,
+            _ => 1 + next() % 4,
+        };
+        for k in 0..keys {
+            if k > 0 {
+                body.push(',');
+            }
+            // The repeated key rare enough that an object's one repetition is often late.
+            match next() % 32 {
+                0 => body.push_str("\"\\u0061\""),
+                1 => body.push_str("\"a\""),
+                2..=9 => body.push_str(&format!("\"{}\"", text(&mut next))),
+                _ => body.push_str(&format!("\"k{k}\"")),
+            }
+            body.push(':');
+            match next() % 3 {
+                0 => body.push_str(&format!("\"{}\"", text(&mut next))),
+                1 => {
+                    let items: Vec<String> = (0..next() % 5)
+                        .map(|_| format!("\"{}\"", text(&mut next)))
+                        .collect();
+                    body.push_str(&format!("[{}]", items.join(",")));
+                }
+                _ => body.push('1'),
+            }
+        }
+        body.push('}');
+        if next().is_multiple_of(4) {
+            let mut cut = (next() % body.len() as u64) as usize;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body.truncate(cut);
+        }
+        agrees(body.as_bytes());
+        let arena = Arena::for_body(body.len());
+        match parse(body.as_bytes(), &arena) {
+            Ok(_) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        accepted > 5_000 && refused > 5_000,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// Review 12: a parse under every budget from below its first claim to past its whole need
+/// either reads the whole tree (the same tree as unmetered) or is refused with the meter's
+/// reason: never a partial tree, never another refusal. Bodies that reach every claim: the
+/// tape's doublings (a dense list), the escaped strings' room (an escape late in the body),
+/// the key stack's growth and a wide object's duplicate set, nested containers, a run of
+/// array strings; the budget refuses at each claim in turn.
+#[test]
+fn every_budget_reads_the_whole_tree_or_refuses_with_the_meters_reason() {
+    use crate::memory::Refused;
+    use crate::RejectKind;
+    let wide = format!(
+        "{{{}}}",
+        (0..300)
+            .map(|i| format!("\"k{i}\":{{\"a\":[{i},\"v\\n{i}\"]}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let dense = format!("[{}]", vec!["1"; 3000].join(","));
+    let late_escape = format!("{{\"a\":\"{}\",\"b\":\"x\\u0041\\\"y\"}}", "z".repeat(4000));
+    let deep_keys = format!(
+        "{}1{}",
+        (0..60).map(|i| format!("{{\"d{i}\":")).collect::<String>(),
+        "}".repeat(60)
+    );
+    // A run of array strings grows the tape from inside its own loop.
+    let strings = format!(
+        "{{\"terms\":{{\"f\":[{}]}}}}",
+        (0..3000)
+            .map(|i| format!("\"{}\"", i % 7))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let bodies = [wide, dense, late_escape, deep_keys, strings];
+    for body in &bodies {
+        let unmetered = Arena::default();
+        let want = parse(body.as_bytes(), &unmetered)
+            .expect("accepted")
+            .to_value();
+        // The arena's first chunk sized for the body (as a request's is), or empty, so that
+        // every allocation of the parse is a claim of its own.
+        for sized_for in [body.len(), 0] {
+            // The most the parse holds claimed at once.
+            let full = {
+                let peak = Cell::new(0);
+                let grant = |total: usize| {
+                    peak.set(peak.get().max(total));
+                    Ok(())
+                };
+                let meter = Meter::new(&grant);
+                let arena = Arena::metered(sized_for, &meter).unwrap();
+                parse(body.as_bytes(), &arena).unwrap();
+                peak.get()
+            };
+            let (mut read, mut refused) = (0, 0);
+            let step = (full / 400).max(1);
+            for budget in (0..full + step).step_by(step) {
+                for why in [Refused::Busy, Refused::TooLarge] {
+                    let grant = crate::memory::budget(budget, why);
+                    let meter = Meter::new(&grant);
+                    let Ok(arena) = Arena::metered(sized_for, &meter) else {
+                        continue;
+                    };
+                    match parse(body.as_bytes(), &arena) {
+                        Ok(node) => {
+                            assert_eq!(node.to_value(), want, "budget {budget}");
+                            // Read only when no claim was refused on the way.
+                            assert!(meter.refusal().is_none(), "budget {budget}");
+                            read += 1;
+                        }
+                        Err(e) => {
+                            let kind = match why {
+                                Refused::Busy => RejectKind::Busy,
+                                Refused::TooLarge => RejectKind::TooLarge,
+                            };
+                            assert_eq!(e.kind, kind, "budget {budget}: {e:?}");
+                            refused += 1;
+                        }
+                    }
+                    drop(arena);
+                    assert_eq!(meter.used(), 0, "budget {budget}: claims returned");
+                }
+            }
+            assert!(read > 0, "{body:.40}: none read");
+            if sized_for == 0 {
+                assert!(refused > 100, "{body:.40}: {refused} refused");
+            }
+        }
+    }
+}

@@ -488,6 +488,9 @@ mod props {
                     let sealed = serde_json::from_slice::<Ids>(&out).map(Ids::list).unwrap_or_default();
                     prop_assert_eq!(sealed.len(), want.len(), "{}", answer);
                     prop_assert!(sealed.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{}", answer);
+                    // Review 12: a repeated key's earlier values too.
+                    let every = serde_json::from_slice::<Ids>(&out).map(|f| f.every()).unwrap_or_default();
+                    prop_assert!(every.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{}", answer);
                 }
             }
         }
@@ -638,4 +641,37 @@ fn sealing_claims_its_copies_first() {
     let grant = budget(4 * escaped.len(), Refused::Busy);
     let refused = seal(&escaped, &Meter::new(&grant)).unwrap_err();
     assert_eq!(refused.kind, RejectKind::Busy);
+}
+
+/// Review 12: an answer whose id places are repeated (`id` twice, `pit_id` twice in a
+/// `response`, `response` twice) has each of their string values sealed, not only the last
+/// one the tree keeps: the earlier ones were left in the text raw (a reader keeping a repeated
+/// key's first value, or any reading of the text, saw the backend id). Escaped, they are
+/// sealed by the rebuild, which keeps one value per key.
+#[test]
+fn every_value_of_a_repeated_id_key_is_sealed() {
+    let a = binding("tok_a");
+    let raw = ["RAWid1", "RAWid2", "RAWpit1", "RAWpit2", "RAWpit3"];
+    for body in [
+        r#"{"id":"RAWid1","id":"RAWid2","is_running":false}"#,
+        r#"{"id":"RAWid1","id":7}"#,
+        r#"{"id":"RAWid1","response":{"pit_id":"RAWpit1","pit_id":"RAWpit2","hits":{}}}"#,
+        r#"{"response":{"pit_id":"RAWpit1"},"id":"RAWid2","response":{"pit_id":"RAWpit3"}}"#,
+        r#"{"response":{"pit_id":"RAWpit1"},"response":{"hits":{}}}"#,
+        r#"{"id":"RAW\u0069d1","id":"RAWid2","response":{"pit_id":"RAWpit1"}}"#,
+        r#"{"id":"RAWid1","id":"RAWid2","response":{"pit_id":"RAW\u0070it1","pit_id":"RAWpit2"}}"#,
+    ] {
+        let out = sealed(&a, body.as_bytes()).expect("sealed");
+        let text = String::from_utf8(out).unwrap();
+        for r in raw {
+            assert!(!text.contains(r), "{body} -> {text}");
+        }
+        // Every value at an id's place (escaped ones decoded) is a sealed id, and the tree's
+        // reading finds as many ids as before.
+        let found = serde_json::from_str::<Ids>(&text).unwrap();
+        let every = found.every();
+        assert!(every.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{text}");
+        let before = serde_json::from_str::<Ids>(body).unwrap().list().len();
+        assert_eq!(found.list().len(), before, "{text}");
+    }
 }
