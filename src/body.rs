@@ -133,6 +133,18 @@ impl BodyBudget {
         Ok(())
     }
 
+    /// Grows `hold` to cover `total` bytes (whole KiB), waiting up to `patience` for others to
+    /// release theirs: `Busy` when they did not, `TooLarge` when `total` could never fit. For
+    /// the memory a backend answer's rewrite will need, once the backend has done its work.
+    pub async fn wait_to_cover(
+        &self,
+        hold: &mut BudgetHold,
+        total: usize,
+        patience: std::time::Duration,
+    ) -> Result<(), ReadError> {
+        self.cover(hold, total, Some(patience)).await
+    }
+
     /// Grows `hold` to cover `total` bytes (whole KiB). Without `patience` a spent budget is
     /// `Busy` at once (waiting would let slow senders pin memory for everyone); with it, waits
     /// that long for others to release theirs, and an answer larger than the whole budget (it

@@ -67,15 +67,18 @@ pub(super) async fn respond(
         indices: &token.indices,
         kibana_spaces: &token.kibana_spaces,
     };
-    // The body budget held for `_has_privileges` until its answer is written.
-    let mut _held = None;
+    // The body budget held for `_has_privileges`: it covers the answer's tree, then its text
+    // until it is written (session 12 review: it was returned once the text was made, and the
+    // text, megabytes for a body of some hundred names and privileges, was held for as long
+    // as its client took to read it, counted by nobody).
+    let mut hold = BudgetHold::default();
     let answer = match route {
         SelfRoute::Authenticate => es::routes::identity::authenticate(who),
         SelfRoute::HasPrivileges => {
-            let (bytes, hold) = read_body(app, &parts.headers, body).await?;
+            let (bytes, read) = read_body(app, &parts.headers, body).await?;
             let content_type = header_str(&parts.headers, header::CONTENT_TYPE)?;
             let content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING)?;
-            let (decoded, hold) = super::metered(app, bytes.len(), hold, |meter| {
+            let (decoded, read) = super::metered(app, bytes.len(), read, |meter| {
                 es::request::body::decode_json(
                     Some(&bytes),
                     content_type,
@@ -86,22 +89,40 @@ pub(super) async fn respond(
             });
             let decoded = decoded?;
             let refused = refused_names(app, who, decoded.as_ref()).await;
-            // The answer (an entry per name and privilege) is claimed on top of the hold.
-            let base = hold.bytes();
-            let (answer, hold) = super::metered(app, base, hold, |meter| {
+            // The answer (an entry per name and privilege, its text included) is claimed on
+            // top of the hold.
+            let base = read.bytes();
+            let (answer, built) = super::metered(app, base, read, |meter| {
                 es::routes::identity::has_privileges_within(who, decoded.as_ref(), &refused, meter)
             });
-            _held = Some(hold);
+            hold = built;
             answer?
         }
     };
     // esgate's own answer: the client's response shaping applies to it directly.
     let text = answer.to_string();
-    let (shaped, _hold) = super::metered(app, text.len(), BudgetHold::default(), |meter| {
+    drop(answer);
+    hold.keep(text.len());
+    if shaping.is_identity() {
+        return Ok(held_json(text.into_bytes(), hold));
+    }
+    let (shaped, mut hold) = super::metered(app, text.len(), hold, |meter| {
         shaping.apply(text.as_bytes(), meter)
     });
-    let bytes = shaped
-        .map_err(|_| ProxyError::Busy)?
-        .unwrap_or_else(|| text.into_bytes());
-    Ok(crate::error::json_response(StatusCode::OK, bytes))
+    let bytes = match shaped.map_err(|_| ProxyError::Busy)? {
+        Some(shaped) => {
+            drop(text);
+            hold.keep(shaped.len());
+            shaped
+        }
+        None => text.into_bytes(),
+    };
+    Ok(held_json(bytes, hold))
+}
+
+/// esgate's JSON answer, whose share of the body budget `hold` keeps until it is written.
+fn held_json(bytes: Vec<u8>, hold: BudgetHold) -> Response<Body> {
+    let mut response = crate::error::json_response(StatusCode::OK, Vec::new());
+    *response.body_mut() = crate::body::held(bytes.into(), hold);
+    response
 }

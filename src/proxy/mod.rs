@@ -537,13 +537,21 @@ fn finish_read_whole(
         Some(s) => {
             let (shaped, mut hold) =
                 metered(app, bytes.len(), hold, |meter| s.apply(&bytes, meter));
-            match shaped.map_err(|_| ProxyError::Busy)? {
-                Some(shaped) => {
+            match shaped {
+                Ok(Some(shaped)) => {
                     drop(bytes);
                     hold.keep(shaped.len());
                     (Bytes::from(shaped), hold)
                 }
-                None => (bytes, hold),
+                // Not JSON, too large to shape, or no room to shape it now: sent as it is
+                // (shaping only removes parts or re-indents: the client gets more than it
+                // asked, never less). Session 12 review: refused busy, a scroll page was lost
+                // (the backend had moved the scroll past it) for a `filter_path` the Node
+                // client's scroll helpers always send.
+                Ok(None) | Err(_) => {
+                    hold.keep(bytes.len());
+                    (bytes, hold)
+                }
             }
         }
         None => (bytes, hold),
@@ -649,7 +657,25 @@ async fn seal_response(
     headers: &HeaderMap,
     body: AnswerBody,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
-    let (bytes, hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
+    let (bytes, mut hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
+    // Room for the copies sealing makes (one per id and per sort seal, at least one: what it
+    // claims from the meter below) is waited for as the answer's was (session 12 review:
+    // refused at once, a scroll page the backend had already moved past was lost, the
+    // client's retry getting the next one). Room that could never fit is left to the claims
+    // below to refuse (502).
+    let copies = (usize::from(sealing.id.is_some()) + usize::from(sealing.sort.is_some())).max(1);
+    let room = bytes
+        .len()
+        .saturating_mul(1 + copies)
+        .saturating_add(SEAL_SLACK);
+    let budget = &app.body_budget;
+    match budget
+        .wait_to_cover(&mut hold, room, ANSWER_BUDGET_PATIENCE)
+        .await
+    {
+        Ok(()) | Err(ReadError::TooLarge) => {}
+        Err(_) => return Err(ProxyError::Busy),
+    }
     // The copies sealing makes are claimed beside the answer (429 while others hold the
     // budget, 502 when they could never fit), and the sealed copy stays held until it is sent.
     let (sealed, mut hold) = metered(app, bytes.len(), hold, |meter| {
@@ -669,6 +695,10 @@ async fn seal_response(
     hold.keep(sealed.len());
     Ok((Bytes::from(sealed), hold))
 }
+
+/// Beyond the answer's copies, what sealing may claim (the sealed ids and sort values are
+/// longer than the backend's) without going back to the budget.
+const SEAL_SLACK: usize = 256 * 1024;
 
 /// The memory an answer's rewrite needs was refused: 429 while others hold the budget, 502
 /// (an answer too large to rewrite) when it could never fit.

@@ -14,11 +14,13 @@
 //! body budget until it is sent) is not held for a client that never reads it, nor is a
 //! backend connection for a streamed one. As nginx's `send_timeout`, this counts time between
 //! writes, not the answer's whole length; it is checked every idle timeout, so it acts
-//! between one and two idle timeouts after the client stopped reading.
+//! between one and two idle timeouts after the client stopped reading. It is kept per answer
+//! (per HTTP/2 stream): a stream whose client grants it no window is cut even while the
+//! connection's other streams are read, and a stream reset by its client leaves nothing behind.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,9 +38,13 @@ pub(super) struct Activity {
     last_ms: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicUsize,
-    /// 1 + the milliseconds since `origin` when an answer handed the connection a chunk and was
-    /// not asked for the next one since; 0 when none waits so.
-    unread_ms: AtomicU64,
+    /// The unread marks of the answers being sent (one per HTTP/2 stream): each is 1 + the
+    /// milliseconds since `origin` when its answer handed the connection a chunk and was not
+    /// asked for the next one since, 0 when it does not wait so. One mark per answer, not one
+    /// per connection (session 12 review): with a shared mark, any stream's poll cleared a
+    /// stalled stream's wait, and a stream reset while it waited left its mark behind to cut
+    /// the connection's other requests.
+    unread: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 impl Activity {
@@ -53,6 +59,18 @@ impl Activity {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
+
+    /// 1 + when the answer that has waited longest for its client to read began waiting; 0
+    /// if none waits.
+    fn oldest_unread(&self) -> u64 {
+        let marks = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+        marks
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed))
+            .filter(|&m| m != 0)
+            .min()
+            .unwrap_or(0)
+    }
 }
 
 /// One request in flight; dropping it ends it.
@@ -63,9 +81,16 @@ impl InFlight {
     /// body is the connection's answer body as it is, not boxed once more (issue 10: an
     /// allocation and a dynamic call per poll of every answer).
     pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Guarded> {
+        let unread = Arc::new(AtomicU64::new(0));
+        self.0
+            .unread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&unread));
         response.map(|inner| Guarded {
             inner,
-            _in_flight: self,
+            unread,
+            in_flight: self,
         })
     }
 }
@@ -81,7 +106,24 @@ impl Drop for InFlight {
 /// An answer's body that keeps its request in flight until it is sent or dropped.
 pub(super) struct Guarded {
     inner: Body,
-    _in_flight: InFlight,
+    /// This answer's mark in [`Activity::unread`].
+    unread: Arc<AtomicU64>,
+    in_flight: InFlight,
+}
+
+impl Drop for Guarded {
+    /// Sent or dropped (an HTTP/2 stream reset by its client): no longer waits to be read.
+    fn drop(&mut self) {
+        let mut marks = self
+            .in_flight
+            .0
+            .unread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = marks.iter().position(|m| Arc::ptr_eq(m, &self.unread)) {
+            marks.swap_remove(i);
+        }
+    }
 }
 
 impl HttpBody for Guarded {
@@ -93,17 +135,16 @@ impl HttpBody for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let activity = &this._in_flight.0;
         // Asked for more: the client read what was handed out before.
-        if activity.unread_ms.load(Ordering::Relaxed) != 0 {
-            activity.unread_ms.store(0, Ordering::Relaxed);
+        if this.unread.load(Ordering::Relaxed) != 0 {
+            this.unread.store(0, Ordering::Relaxed);
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         // A chunk handed out with more to come: until the connection asks again, it waits for
         // the client to read (a last chunk ends the body, and the request with it).
         if matches!(frame, Poll::Ready(Some(Ok(_)))) && !this.inner.is_end_stream() {
-            let now = activity.now_ms().saturating_add(1);
-            activity.unread_ms.store(now, Ordering::Relaxed);
+            let now = this.in_flight.0.now_ms().saturating_add(1);
+            this.unread.store(now, Ordering::Relaxed);
         }
         frame
     }
@@ -142,7 +183,7 @@ impl Watchdog {
                 last_ms: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
-                unread_ms: AtomicU64::new(0),
+                unread: Mutex::new(Vec::new()),
             }),
             first_request,
             idle,
@@ -163,7 +204,7 @@ impl Watchdog {
                 requests: a.requests.load(Ordering::Relaxed),
                 in_flight: a.in_flight.load(Ordering::Relaxed),
                 last_ms: a.last_ms.load(Ordering::Relaxed),
-                unread_ms: a.unread_ms.load(Ordering::Relaxed),
+                unread_ms: a.oldest_unread(),
             };
             match decide(&state, self.first_request, self.idle) {
                 Ok(expired) => return expired,
@@ -180,8 +221,8 @@ struct State {
     in_flight: usize,
     /// When the last request started or was done, in ms since the start.
     last_ms: u64,
-    /// 1 + when an answer began waiting for the client to read, in ms since the start; 0 if
-    /// none waits.
+    /// 1 + when the answer that has waited longest for its client to read began waiting, in
+    /// ms since the start; 0 if none waits.
     unread_ms: u64,
 }
 
@@ -270,5 +311,87 @@ mod tests {
                 s.last_ms
             );
         }
+    }
+
+    /// An answer that always has more to send.
+    fn endless() -> Body {
+        use http_body_util::BodyExt;
+        let chunks = futures_util::stream::repeat_with(|| {
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"chunk")))
+        });
+        http_body_util::StreamBody::new(chunks).boxed()
+    }
+
+    /// An answer of `watchdog`'s connection being sent.
+    fn sending(watchdog: &Watchdog) -> Guarded {
+        let in_flight = watchdog.activity().request_started();
+        in_flight
+            .hold_until_sent(Response::new(endless()))
+            .into_body()
+    }
+
+    async fn poll_once(answer: &mut Guarded) {
+        use http_body_util::BodyExt;
+        let frame = answer.frame().await.unwrap().unwrap();
+        assert!(frame.is_data());
+    }
+
+    /// Session 12 review: the unread rule is per answer (per HTTP/2 stream). A stream reset by
+    /// its client while its answer waited to be read (the body dropped) must not cut the
+    /// connection's other request, which waits on the backend; and a stream whose client
+    /// grants no window must be cut although another stream of the connection is read.
+    /// Before, one mark per connection did both.
+    #[tokio::test]
+    async fn the_unread_rule_is_per_answer() {
+        const IDLE: Duration = Duration::from_millis(200);
+        // A stream's answer handed a chunk, then the stream was reset; another request waits
+        // on the backend (in flight, nothing to send yet).
+        let watchdog = Watchdog::new(FIRST, IDLE);
+        let mut reset = sending(&watchdog);
+        poll_once(&mut reset).await;
+        drop(reset);
+        let _waiting = watchdog.activity().request_started();
+        let verdict = tokio::time::timeout(IDLE * 4, watchdog.expired()).await;
+        assert!(
+            verdict.is_err(),
+            "cut a request waiting on the backend: {verdict:?}"
+        );
+
+        // A stalled stream beside one whose client reads on.
+        let watchdog = Watchdog::new(FIRST, IDLE);
+        let mut stalled = sending(&watchdog);
+        poll_once(&mut stalled).await;
+        let mut read = sending(&watchdog);
+        let reading = async {
+            loop {
+                poll_once(&mut read).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let verdict = tokio::select! {
+            v = tokio::time::timeout(IDLE * 4, watchdog.expired()) => v,
+            _ = reading => unreachable!(),
+        };
+        assert_eq!(verdict.ok(), Some(Expired::Unread));
+
+        // Every answer asked for more within the idle timeout: nothing is cut.
+        let watchdog = Watchdog::new(FIRST, IDLE);
+        let mut one = sending(&watchdog);
+        let mut two = sending(&watchdog);
+        let reading = async {
+            loop {
+                poll_once(&mut one).await;
+                poll_once(&mut two).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let verdict = tokio::select! {
+            v = tokio::time::timeout(IDLE * 4, watchdog.expired()) => v,
+            _ = reading => unreachable!(),
+        };
+        assert!(verdict.is_err(), "cut answers being read: {verdict:?}");
+        // A sent (or dropped) answer leaves no mark behind.
+        drop((one, two));
+        assert!(watchdog.activity().unread.lock().unwrap().is_empty());
     }
 }

@@ -126,6 +126,21 @@ impl<'g> Meter<'g> {
     }
 }
 
+/// A writer that only counts what it is given: the length of a text to claim before it is
+/// written.
+pub(crate) struct Length(pub(crate) usize);
+
+impl std::io::Write for Length {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A grant of at most `bytes` in all, refused with `why` beyond: the proxy's budget, in tests.
 #[cfg(test)]
 pub(crate) fn budget(bytes: usize, why: Refused) -> impl Fn(usize) -> Result<(), Refused> {

@@ -416,7 +416,8 @@ pub const TEXT: &str = "text/plain; charset=UTF-8";
 /// Turns the backend's `(status, body)` into the client's. The answer's tree is claimed from
 /// `meter` as it is built (session 11 review: an `_explain` asked with `_source` answers with
 /// the whole document, and a 16 MiB document of small numbers parsed into gigabytes,
-/// unclaimed): the outer `Err` is the meter's refusal.
+/// unclaimed), and what is written (the answer's text, or the copy of an error answer passed
+/// on) before it is written (session 12 review): the outer `Err` is the meter's refusal.
 pub fn apply(
     t: &Transform,
     status: u16,
@@ -426,27 +427,39 @@ pub fn apply(
     let success = (200..300).contains(&status);
     // The answer's tree, or `None` when it is not JSON.
     let tree = || body::parse_value_within(body, meter);
+    let copy = || -> Result<Vec<u8>, Rejection> {
+        meter.take(body.len())?;
+        Ok(body.to_vec())
+    };
+    let text = |status: u16, out: Option<Value>| -> Result<Option<(u16, Vec<u8>)>, Rejection> {
+        let Some(out) = out else {
+            return Ok(None);
+        };
+        Ok(continuation::to_vec_claimed(&out, meter)?.map(|text| (status, text)))
+    };
     let out = match t {
         Transform::Explain(lookup) => {
             let Some(v) = tree()? else {
                 return Ok(if success {
                     Err(TransformError)
                 } else {
-                    Ok((status, body.to_vec()))
+                    Ok((status, copy()?))
                 });
             };
-            explain::answer(lookup, status, v)
-                .and_then(|(status, out)| Some((status, serde_json::to_vec(&out).ok()?)))
+            match explain::answer(lookup, status, v) {
+                Some((status, out)) => text(status, Some(out))?,
+                None => None,
+            }
         }
         // 408: a `wait_for_status` that was not met (checked once, never waited for).
-        Transform::ClusterHealth if success || status == 408 => tree()?
-            .and_then(|v| cluster_health::view(&v))
-            .and_then(|out| Some((status, serde_json::to_vec(&out).ok()?))),
-        _ if !success => Some((status, body.to_vec())),
+        Transform::ClusterHealth if success || status == 408 => {
+            text(status, tree()?.and_then(|v| cluster_health::view(&v)))?
+        }
+        _ if !success => Some((status, copy()?)),
         Transform::ClusterHealth => None,
-        Transform::TermsEnum(spec) => tree()?
-            .and_then(|v| terms_enum::answer(spec, &v))
-            .and_then(|out| Some((status, serde_json::to_vec(&out).ok()?))),
+        Transform::TermsEnum(spec) => {
+            text(status, tree()?.and_then(|v| terms_enum::answer(spec, &v)))?
+        }
         Transform::CatIndices(table) => tree()?
             .and_then(|v| cat_indices::render(table, &v))
             .map(|out| (status, out)),

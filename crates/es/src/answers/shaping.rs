@@ -75,6 +75,7 @@ impl Shaping {
     /// (left as it is); `Err` when that memory is held by others now (`RejectKind::Busy`).
     pub fn apply(&self, body: &[u8], meter: &Meter<'_>) -> Result<Option<Vec<u8>>, Rejection> {
         if self.is_identity() {
+            meter.take(body.len())?;
             return Ok(Some(body.to_vec()));
         }
         if body.len() > MAX_SHAPED_ANSWER {
@@ -88,12 +89,28 @@ impl Shaping {
         if let Some(filter) = &self.filter_path {
             value = filter.apply(value);
         }
-        let out = if self.pretty {
-            serde_json::to_vec_pretty(&value)
+        // The text is measured, then claimed before it is written (session 12 review:
+        // pretty-printing a nested answer makes it many times larger than its tree); one that
+        // could never fit is sent as it is.
+        let mut length = crate::memory::Length(0);
+        if self.write(&mut length, &value).is_err() {
+            return Ok(None);
+        }
+        match meter.take(length.0) {
+            Ok(()) => {}
+            Err(busy) if busy.kind == RejectKind::Busy => return Err(busy),
+            Err(_) => return Ok(None),
+        }
+        let mut out = Vec::with_capacity(length.0);
+        Ok(self.write(&mut out, &value).ok().map(|()| out))
+    }
+
+    fn write(&self, to: impl std::io::Write, value: &serde_json::Value) -> serde_json::Result<()> {
+        if self.pretty {
+            serde_json::to_writer_pretty(to, value)
         } else {
-            serde_json::to_vec(&value)
-        };
-        Ok(out.ok())
+            serde_json::to_writer(to, value)
+        }
     }
 }
 
@@ -193,6 +210,56 @@ mod tests {
             s.apply(twice, &all).unwrap().unwrap(),
             br#"{"hits":{"total":2}}"#
         );
+    }
+
+    /// Session 12 review: what `apply` writes is claimed before it is written. Pretty-printing
+    /// indents every value of a nested answer on its own line, so an answer of nested arrays
+    /// (a document of a backend) came out a hundred times its size, far beyond its tree's
+    /// claim; it is sent as it is when its text could never fit, refused busy when it does
+    /// not fit now. An answer asked unshaped (`human`) is copied, claimed too.
+    #[test]
+    fn the_shaped_text_is_claimed_before_it_is_written() {
+        use crate::memory::{budget, Refused};
+        let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let body = format!(r#"{{"hits":[{}]}}"#, vec![nested.as_str(); 200].join(","));
+        let mut p = params(&[("pretty", "true")]);
+        let pretty = Shaping::take(&mut p).unwrap();
+        let all = Meter::unlimited();
+        let out = pretty.apply(body.as_bytes(), &all).unwrap().unwrap();
+        assert!(
+            out.len() > 50 * body.len(),
+            "{} of {}",
+            out.len(),
+            body.len()
+        );
+        assert!(
+            all.used() >= out.len(),
+            "{} claimed for {}",
+            all.used(),
+            out.len()
+        );
+        // Room for the tree but not the text.
+        let tree = Meter::unlimited();
+        crate::request::body::parse_value_within(body.as_bytes(), &tree).unwrap();
+        let room = tree.used() + out.len() / 2;
+        let never = budget(room, Refused::TooLarge);
+        let shaped = pretty.apply(body.as_bytes(), &Meter::new(&never));
+        assert_eq!(shaped.map(|out| out.map(|o| o.len())), Ok(None));
+        let busy = budget(room, Refused::Busy);
+        let err = pretty
+            .apply(body.as_bytes(), &Meter::new(&busy))
+            .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Busy);
+        let mut p = params(&[("human", "true")]);
+        let human = Shaping::take(&mut p).unwrap();
+        let all = Meter::unlimited();
+        let copy = human.apply(body.as_bytes(), &all).unwrap().unwrap();
+        assert_eq!(all.used(), copy.len());
+        let busy = budget(body.len() / 2, Refused::Busy);
+        let err = human
+            .apply(body.as_bytes(), &Meter::new(&busy))
+            .unwrap_err();
+        assert_eq!(err.kind, RejectKind::Busy);
     }
 
     #[test]

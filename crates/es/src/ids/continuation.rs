@@ -320,27 +320,13 @@ pub(crate) fn to_vec_claimed(
     v: &serde_json::Value,
     meter: &Meter<'_>,
 ) -> Result<Option<Vec<u8>>, Rejection> {
-    let mut length = Length(0);
+    let mut length = crate::memory::Length(0);
     if serde_json::to_writer(&mut length, v).is_err() {
         return Ok(None);
     }
     meter.take(length.0)?;
     let mut out = Vec::with_capacity(length.0);
     Ok(serde_json::to_writer(&mut out, v).ok().map(|()| out))
-}
-
-/// A writer that only counts what it is given.
-struct Length(usize);
-
-impl std::io::Write for Length {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The values at a top-level key of an answer, read as it streams by (nothing else is built

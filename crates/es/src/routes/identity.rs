@@ -156,7 +156,7 @@ pub fn has_privileges(
 /// parses the written answer again).
 const ANSWER_ENTRY_BYTES: usize = 512;
 
-/// An answered privilege's claim: [`ANSWER_ENTRY_BYTES`] and its text three times (the
+/// An answered privilege's (or name's) claim: [`ANSWER_ENTRY_BYTES`] and its text three times (the
 /// entry's key, the written answer and its shaped copy).
 fn claim_entry(meter: &Meter<'_>, privilege: &str) -> Result<(), Rejection> {
     meter.take(ANSWER_ENTRY_BYTES.saturating_add(privilege.len().saturating_mul(3)))
@@ -198,6 +198,8 @@ pub fn has_privileges_within(
                 for entry in array(value, "index")? {
                     let (names, privileges) = index_entry(entry)?;
                     for name in names {
+                        // The name's own entry, even with no privilege under it.
+                        claim_entry(meter, &name)?;
                         let slot = index
                             .entry(name.clone())
                             .or_insert_with(|| Value::Object(Map::new()));
@@ -221,6 +223,7 @@ pub fn has_privileges_within(
                         .entry(app)
                         .or_insert_with(|| Value::Object(Map::new()));
                     for resource in resources {
+                        claim_entry(meter, &resource)?;
                         let mut granted_here = Map::new();
                         for privilege in &privileges {
                             claim_entry(meter, privilege)?;
@@ -823,5 +826,22 @@ mod tests {
         });
         let meter = Meter::new(&grant);
         has_privileges_within(who(&p), Some(&kibana), &Default::default(), &meter).unwrap();
+        // Session 12 review: a name (or resource) with no privilege still gets its entry in
+        // the answer: a hundred thousand of them (a 1.5 MB body) were built unclaimed.
+        for key in ["index", "applications"] {
+            let body = if key == "index" {
+                json!({"index": [{"names": many("logs-a", 100_000), "privileges": []}]})
+            } else {
+                json!({"applications": [{
+                    "application": "kibana-.kibana",
+                    "resources": many("space:", 100_000),
+                    "privileges": [],
+                }]})
+            };
+            let meter = Meter::new(&grant);
+            let e = has_privileges_within(who(&p), Some(&body), &Default::default(), &meter)
+                .unwrap_err();
+            assert_eq!(e.kind, RejectKind::TooLarge, "{key}: {e:?}");
+        }
     }
 }

@@ -191,6 +191,39 @@ mod transform {
         }
     }
 
+    /// Session 12 review: what a transform writes (its answer's text, or the copy of an
+    /// error answer it passes on) is claimed before it is written; before, only the tree was.
+    #[test]
+    fn transformed_answers_text_is_claimed_before_it_is_written() {
+        use crate::memory::{budget, Meter, Refused};
+        use crate::RejectKind;
+        let error = format!(
+            r#"{{"error":{{"type":"x","reason":"{}"}},"status":404}}"#,
+            "r".repeat(100_000)
+        );
+        let short = budget(error.len() / 2, Refused::Busy);
+        let t = Transform::TermsEnum(spec());
+        let refused = crate::routes::apply(&t, 404, error.as_bytes(), &Meter::new(&short));
+        assert_eq!(refused.unwrap_err().kind, RejectKind::Busy);
+        let terms = format!(
+            r#"{{"aggregations":{{"terms_enum":{{"buckets":[{}]}}}}}}"#,
+            vec![r#"{"key":"a","doc_count":1}"#; 2_000].join(",")
+        );
+        let parsed = Meter::unlimited();
+        crate::request::body::parse_value_within(terms.as_bytes(), &parsed).unwrap();
+        let all = Meter::unlimited();
+        let (_, out) = crate::routes::apply(&t, 200, terms.as_bytes(), &all)
+            .unwrap()
+            .unwrap();
+        assert!(
+            all.used() >= parsed.used() + out.len(),
+            "{} claimed, {} for the tree and {} written",
+            all.used(),
+            parsed.used(),
+            out.len()
+        );
+    }
+
     #[test]
     fn terms_enum_search_answer_is_reshaped() {
         let body = json!({"timed_out": false, "_shards": {"total": 1, "failed": 0},
