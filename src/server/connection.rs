@@ -81,15 +81,9 @@ impl InFlight {
     /// body is the connection's answer body as it is, not boxed once more (issue 10: an
     /// allocation and a dynamic call per poll of every answer).
     pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Guarded> {
-        let unread = Arc::new(AtomicU64::new(0));
-        self.0
-            .unread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::clone(&unread));
         response.map(|inner| Guarded {
             inner,
-            unread,
+            unread: None,
             in_flight: self,
         })
     }
@@ -106,21 +100,25 @@ impl Drop for InFlight {
 /// An answer's body that keeps its request in flight until it is sent or dropped.
 pub(super) struct Guarded {
     inner: Body,
-    /// This answer's mark in [`Activity::unread`].
-    unread: Arc<AtomicU64>,
+    /// This answer's mark in [`Activity::unread`], registered when it first hands out a chunk
+    /// with more to come (most answers are one chunk: no allocation or lock for them).
+    unread: Option<Arc<AtomicU64>>,
     in_flight: InFlight,
 }
 
 impl Drop for Guarded {
     /// Sent or dropped (an HTTP/2 stream reset by its client): no longer waits to be read.
     fn drop(&mut self) {
+        let Some(unread) = &self.unread else {
+            return;
+        };
         let mut marks = self
             .in_flight
             .0
             .unread
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = marks.iter().position(|m| Arc::ptr_eq(m, &self.unread)) {
+        if let Some(i) = marks.iter().position(|m| Arc::ptr_eq(m, unread)) {
             marks.swap_remove(i);
         }
     }
@@ -136,15 +134,29 @@ impl HttpBody for Guarded {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         // Asked for more: the client read what was handed out before.
-        if this.unread.load(Ordering::Relaxed) != 0 {
-            this.unread.store(0, Ordering::Relaxed);
+        if let Some(unread) = &this.unread {
+            if unread.load(Ordering::Relaxed) != 0 {
+                unread.store(0, Ordering::Relaxed);
+            }
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         // A chunk handed out with more to come: until the connection asks again, it waits for
         // the client to read (a last chunk ends the body, and the request with it).
         if matches!(frame, Poll::Ready(Some(Ok(_)))) && !this.inner.is_end_stream() {
-            let now = this.in_flight.0.now_ms().saturating_add(1);
-            this.unread.store(now, Ordering::Relaxed);
+            let activity = &this.in_flight.0;
+            let now = activity.now_ms().saturating_add(1);
+            match &this.unread {
+                Some(unread) => unread.store(now, Ordering::Relaxed),
+                None => {
+                    let unread = Arc::new(AtomicU64::new(now));
+                    activity
+                        .unread
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Arc::clone(&unread));
+                    this.unread = Some(unread);
+                }
+            }
         }
         frame
     }
