@@ -1038,21 +1038,24 @@ impl<'a> Parser<'a> {
         }
         let base = self.keys.len();
         let mut len = 0;
+        // The first key, put on the key stack only when a second comes: most of a search
+        // body's objects have one key, and need no stack.
+        let mut first = "";
         loop {
             let key = self.key()?;
-            // The first keys are compared as they come; a larger object's are all looked at
-            // once, when it closes (`distinct`).
-            if len < SCAN_KEYS && self.keys[base..].contains(&key) {
-                return None;
+            if len == 0 {
+                first = key;
+            } else {
+                if len == 1 {
+                    self.push_key(first)?;
+                }
+                // The first keys are compared as they come; a larger object's are all looked
+                // at once, when it closes (`distinct`).
+                if len < SCAN_KEYS && self.keys[base..].contains(&key) {
+                    return None;
+                }
+                self.push_key(key)?;
             }
-            if self.keys.len() == self.keys.capacity() {
-                // The key stack's next room (a vector doubles), claimed first.
-                self.held(
-                    self.arena
-                        .claim_beside(self.keys.capacity() * 2 * std::mem::size_of::<&str>()),
-                )?;
-            }
-            self.keys.push(key);
             self.push(Tok::String(key))?;
             // A string or an object right after the colon, without `value`'s whitespace
             // skip and dispatch.
@@ -1092,6 +1095,19 @@ impl<'a> Parser<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// Puts `key` on the key stack, its next room (a vector doubles) claimed first.
+    #[inline(always)]
+    fn push_key(&mut self, key: &'a str) -> Option<()> {
+        if self.keys.len() == self.keys.capacity() {
+            self.held(
+                self.arena
+                    .claim_beside(self.keys.capacity() * 2 * std::mem::size_of::<&str>()),
+            )?;
+        }
+        self.keys.push(key);
+        Some(())
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
