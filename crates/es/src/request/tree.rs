@@ -1069,31 +1069,39 @@ impl<'a> Parser<'a> {
                 _ => self.value(depth)?,
             }
             len += 1;
-            if self.s.get(self.i) == Some(&b',') {
-                self.i += 1;
-                continue;
-            }
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
+            // The separator or the close where a compact body has it, else past whitespace.
+            match self.s.get(self.i) {
+                Some(b',') => {
                     self.i += 1;
-                    if len > SCAN_KEYS {
-                        // The hash set's room, claimed while it lives.
-                        let set = len * DISTINCT_BYTES_PER_KEY;
-                        self.held(self.arena.claim_beside(set))?;
-                        let distinct = distinct(&self.keys[base..]);
-                        self.arena.release(set);
-                        if !distinct {
-                            return None;
-                        }
-                    }
-                    self.keys.truncate(base);
-                    self.close(at, start, len as u32, Tok::Object);
-                    return Some(());
+                    continue;
                 }
-                _ => return None,
+                Some(b'}') => {}
+                _ => {
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        b'}' => {}
+                        _ => return None,
+                    }
+                }
             }
+            self.i += 1;
+            if len > SCAN_KEYS {
+                // The hash set's room, claimed while it lives.
+                let set = len * DISTINCT_BYTES_PER_KEY;
+                self.held(self.arena.claim_beside(set))?;
+                let distinct = distinct(&self.keys[base..]);
+                self.arena.release(set);
+                if !distinct {
+                    return None;
+                }
+            }
+            self.keys.truncate(base);
+            self.close(at, start, len as u32, Tok::Object);
+            return Some(());
         }
     }
 
@@ -1132,20 +1140,28 @@ impl<'a> Parser<'a> {
                 self.value(depth)?;
                 len += 1;
             }
-            if self.s.get(self.i) == Some(&b',') {
-                self.i += 1;
-                continue;
-            }
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
+            // The separator or the close where a compact body has it, else past whitespace.
+            match self.s.get(self.i) {
+                Some(b',') => {
                     self.i += 1;
-                    self.close(at, start, len, Tok::Array);
-                    return Some(());
+                    continue;
                 }
-                _ => return None,
+                Some(b']') => {}
+                _ => {
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        b']' => {}
+                        _ => return None,
+                    }
+                }
             }
+            self.i += 1;
+            self.close(at, start, len, Tok::Array);
+            return Some(());
         }
     }
 
