@@ -14,7 +14,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::{Obj, J};
+use super::json::{Arr, Obj, J};
 
 use super::expansion;
 use super::fields::{self, Position};
@@ -535,6 +535,9 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
 }
 
 pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
+    if let Some(decided) = parsed_scalar_leaf(v) {
+        return decided;
+    }
     let (ty, body) = single_entry(v, "a query")?;
     if let Some(decided) = scalar_leaf(ty, body) {
         return decided;
@@ -551,6 +554,30 @@ pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
         return Ok(());
     }
     check_type(ty, body)
+}
+
+/// [`scalar_leaf`]'s decision for a parsed query, made from its tokens in one look
+/// (`Tokens::scalar_leaf`): `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}` whose
+/// field is not read specially is allowed exactly when its field name is. `None` for every other
+/// query, left to the rest of [`check`] (which decides such a leaf alike, through
+/// [`scalar_leaf`]).
+/// Issue 10: the twenty leaves of a Kibana search were each read through two `J` objects and
+/// their entries, about 200 instructions a leaf.
+/// `parsed_scalar_leaves_decide_as_the_general_check` (tests).
+#[inline]
+fn parsed_scalar_leaf(v: J<'_>) -> Option<Result<(), Rejection>> {
+    #[cfg(test)]
+    if table_tests::PARSED_LEAVES_OFF.with(std::cell::Cell::get) {
+        return None;
+    }
+    let J::Object(Obj::T(tokens)) = v else {
+        return None;
+    };
+    let (ty, field) = tokens.scalar_leaf()?;
+    if !matches!(ty, "match_phrase" | "match" | "term") || read_specially(field) {
+        return None;
+    }
+    Some(fields::check(field, Position::Data))
 }
 
 /// A `query_string` or `simple_query_string` query that [`check_type`] accepts, known in one
@@ -1290,6 +1317,8 @@ fn not_an_object(what: &str) -> Rejection {
 
 fn query_or_queries(v: J<'_>) -> Result<(), Rejection> {
     match v {
+        // A parsed list walked on its tokens, not through `ArrIter`'s dispatch (issue 10).
+        J::Array(Arr::T(tokens)) => tokens.items().try_for_each(|item| check(J::from(item))),
         J::Array(items) => items.iter().try_for_each(check),
         _ => check(v),
     }
@@ -1611,6 +1640,12 @@ pub(crate) fn assert_lookups_are_the_scans(name: &str, table: Table) {
 #[cfg(test)]
 mod table_tests {
     use super::*;
+
+    thread_local! {
+        /// Turns [`parsed_scalar_leaf`] off: the tests' reference path.
+        pub(super) static PARSED_LEAVES_OFF: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
 
     /// JSON values of every kind and the shapes the fast paths look at: scalars, empty and
     /// non-empty containers, options objects (allowed, unknown, scripted, expanding), lists.
@@ -1995,6 +2030,62 @@ mod table_tests {
         }
         // The fast path took each scalar value of each key it does not leave alone, for each
         // of its three types.
+        assert!(decided >= 3 * 6 * 15, "{decided}");
+    }
+
+    /// [`parsed_scalar_leaf`] decides only what [`check`] without it decides, and alike (refusals
+    /// included), on parsed queries of every query type and more over bodies of one and two
+    /// entries of every key and value (scalars, containers, empty ones), nested one level
+    /// further, and queries of two types; and [`check`] of the parsed query decides as
+    /// [`check`] of serde_json's tree, alone and in lists of queries.
+    #[test]
+    fn parsed_scalar_leaves_decide_as_the_general_check() {
+        use crate::request::tree;
+        let mut types: Vec<&str> = QUERY_TYPES.names();
+        types.extend(["unknown", "", "Match", "match_phrase ", "_name", "terms"]);
+        let values = values();
+        let mut bodies: Vec<Value> = values.clone();
+        for k in KEYS {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                bodies.push(json!({ *k: { *k: v } }));
+                for k2 in ["boost", "_name", "service.name", "_seq_no", "field"] {
+                    bodies.push(json!({ *k: v, k2: "x" }));
+                }
+            }
+        }
+        let mut queries = Vec::new();
+        for ty in &types {
+            for body in &bodies {
+                queries.push(json!({ *ty: body }));
+            }
+            queries.push(json!({ *ty: {"a": 1}, "match": {"a": 1} }));
+        }
+        let arena = tree::Arena::default();
+        let mut decided = 0;
+        for q in &queries {
+            let text = serde_json::to_vec(q).unwrap();
+            let parsed = tree::parse(&text, &arena).unwrap();
+            PARSED_LEAVES_OFF.with(|off| off.set(true));
+            let general = check(J::from(&parsed));
+            PARSED_LEAVES_OFF.with(|off| off.set(false));
+            if let Some(fast) = parsed_scalar_leaf(J::from(&parsed)) {
+                decided += 1;
+                assert_eq!(fast, general, "{q}");
+            }
+            assert_eq!(check(J::from(&parsed)), general, "{q}");
+            assert_eq!(check(J::from(q)), general, "{q}");
+            // In a list of queries (walked on its tokens), first and last.
+            for list in [
+                json!({"bool": {"filter": [q, {"match": {"a": 1}}]}}),
+                json!({"bool": {"should": [{"term": {"b": "c"}}, q], "must": q}}),
+            ] {
+                let text = serde_json::to_vec(&list).unwrap();
+                let parsed = tree::parse(&text, &arena).unwrap();
+                assert_eq!(check(J::from(&parsed)), check(J::from(&list)), "{list}");
+            }
+        }
+        // Each scalar value of each key not read specially, for each of the three types.
         assert!(decided >= 3 * 6 * 15, "{decided}");
     }
 

@@ -476,6 +476,20 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    /// The two keys of `{"<outer>": {"<inner>": <scalar>}}` (a query leaf such as
+    /// `{"match_phrase": {"service.name": "checkout"}}`), in one look at its five tokens; `None`
+    /// for any other value (issue 10: a Kibana search holds twenty such leaves, each read
+    /// through two `J` objects and their entries).
+    #[inline]
+    pub fn scalar_leaf(self) -> Option<(&'a str, &'a str)> {
+        match self.0 {
+            [Tok::Object(Span { len: 1, .. }), Tok::String(outer), Tok::Object(Span { len: 1, .. }), Tok::String(inner), Tok::Null | Tok::Bool(_) | Tok::Number(_) | Tok::String(_), ..] => {
+                Some((outer, inner))
+            }
+            _ => None,
+        }
+    }
+
     /// The value under `key` of an object (none for anything else): the keys compared as the
     /// walk goes, only the one found made an [`Item`].
     #[inline]
