@@ -14,7 +14,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::{Arr, Obj, J};
+use super::json::{Obj, J};
 
 use super::expansion;
 use super::fields::{self, Position};
@@ -197,11 +197,7 @@ pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
 /// An object (named `what` if it is not one) whose every key is in `table`, each value checked
 /// by its slot.
 pub(crate) fn keyed(v: J<'_>, what: &str, table: Table) -> Result<(), Rejection> {
-    let m = object(v, what)?;
-    for (k, val) in m {
-        check_key(table, k, val)?;
-    }
-    Ok(())
+    object(v, what)?.try_each(|k, val| check_key(table, k, val))
 }
 
 /// One key of an object against `table`: its slot's check, or refused when no group names it.
@@ -671,19 +667,12 @@ fn bool_query(body: J<'_>) -> Option<Result<(), Rejection>> {
                 | "adjust_pure_negative"
         )
     };
-    if !m.keys().all(known) {
-        return None;
-    }
-    for (k, v) in m {
-        let checked = match k {
-            "must" | "should" | "filter" | "must_not" => query_or_queries(v),
-            _ => scalar(v, k),
-        };
-        if checked.is_err() {
-            return Some(checked);
-        }
-    }
-    Some(Ok(()))
+    m.try_each(|k, _| if known(k) { Ok(()) } else { Err(()) })
+        .ok()?;
+    Some(m.try_each(|k, v| match k {
+        "must" | "should" | "filter" | "must_not" => query_or_queries(v),
+        _ => scalar(v, k),
+    }))
 }
 
 /// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
@@ -1317,9 +1306,8 @@ fn not_an_object(what: &str) -> Rejection {
 
 fn query_or_queries(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        // A parsed list walked on its tokens, not through `ArrIter`'s dispatch (issue 10).
-        J::Array(Arr::T(tokens)) => tokens.items().try_for_each(|item| check(J::from(item))),
-        J::Array(items) => items.iter().try_for_each(check),
+        // Walked without `ArrIter`'s dispatch per item (issue 10).
+        J::Array(items) => items.try_each(check),
         _ => check(v),
     }
 }
@@ -1330,7 +1318,7 @@ pub(crate) fn array_of(
     each: impl Fn(J<'_>) -> Result<(), Rejection>,
 ) -> Result<(), Rejection> {
     match v {
-        J::Array(items) => items.iter().try_for_each(each),
+        J::Array(items) => items.try_each(each),
         _ => Err(Rejection::bad_request(format!(
             "[{}] must be an array",
             printable(key)
@@ -1340,14 +1328,12 @@ pub(crate) fn array_of(
 
 /// An object whose keys are all in `allowed` and whose values are inert.
 pub(crate) fn flat(v: J<'_>, allowed: Keys) -> Result<(), Rejection> {
-    let m = object(v, "parameters")?;
-    for (k, val) in m {
+    object(v, "parameters")?.try_each(|k, val| {
         if !(allowed.has)(k) {
             return Err(key_not_allowed(k));
         }
-        inert(val)?;
-    }
-    Ok(())
+        inert(val)
+    })
 }
 
 /// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
@@ -1484,16 +1470,13 @@ pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
 
 fn inert_container(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        J::Array(items) => items.iter().try_for_each(inert),
-        J::Object(m) => {
-            for (k, val) in m {
-                if k == "script" || k == "_index" || k == "_id" {
-                    return Err(feature(k));
-                }
-                inert(val)?;
+        J::Array(items) => items.try_each(inert),
+        J::Object(m) => m.try_each(|k, val| {
+            if k == "script" || k == "_index" || k == "_id" {
+                return Err(feature(k));
             }
-            Ok(())
-        }
+            inert(val)
+        }),
         _ => Ok(()),
     }
 }
