@@ -962,8 +962,8 @@ pub(crate) fn check_highlight(v: J<'_>, _key: &str) -> Result<(), Rejection> {
 fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     let field = |opts: J<'_>| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
     match v {
-        J::Object(fields) => fields.values().try_for_each(field),
-        J::Array(items) => items.iter().try_for_each(|item| {
+        J::Object(fields) => fields.try_each(|_, opts| field(opts)),
+        J::Array(items) => items.try_each(|item| {
             let (_f, opts) = single_entry(item, "a highlight field")?;
             field(opts)
         }),
@@ -1121,17 +1121,26 @@ pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
 fn field_item_allowed(item: J<'_>) -> bool {
     match item {
         J::String(name) => fields::check(name, Position::Data).is_ok(),
-        J::Object(m) => m.iter().all(|(k, v)| match k {
-            "field" => {
-                inert(v).is_ok()
-                    && match v {
-                        J::String(name) => fields::check(name, Position::Data).is_ok(),
-                        _ => true,
+        J::Object(m) => m
+            .try_each(|k, v| {
+                let allowed = match k {
+                    "field" => {
+                        inert(v).is_ok()
+                            && match v {
+                                J::String(name) => fields::check(name, Position::Data).is_ok(),
+                                _ => true,
+                            }
                     }
-            }
-            "format" | "include_unmapped" => inert(v).is_ok(),
-            _ => false,
-        }),
+                    "format" | "include_unmapped" => inert(v).is_ok(),
+                    _ => false,
+                };
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            })
+            .is_ok(),
         _ => false,
     }
 }
