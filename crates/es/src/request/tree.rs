@@ -1166,11 +1166,18 @@ impl<'a> Parser<'a> {
         }
         let mut len = 0;
         loop {
-            if self.s.get(self.i) == Some(&b'"') {
-                len += self.strings()?;
-            } else {
-                self.value(depth)?;
-                len += 1;
+            // A run of strings, or an object (a list of queries), without `value`'s whitespace
+            // skip and dispatch.
+            match self.s.get(self.i) {
+                Some(b'"') => len += self.strings()?,
+                Some(b'{') => {
+                    self.object(depth + 1)?;
+                    len += 1;
+                }
+                _ => {
+                    self.value(depth)?;
+                    len += 1;
+                }
             }
             // The separator or the close where a compact body has it, else past whitespace.
             match self.s.get(self.i) {
