@@ -1721,6 +1721,25 @@ fn write_parsed_item<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.push(b'"');
+    // Four to seven bytes (most keys a search's rewrite writes: `size`, `query`, `filter`):
+    // the first four and the last four, overlapping, checked in one word and written as two
+    // four-byte stores, the second over the first's surplus (the word loop's tail is built a
+    // byte at a time; issue 10).
+    if let (Some(head), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        if bytes.len() < 8 {
+            let word = u64::from(u32::from_le_bytes(*head))
+                | u64::from(u32::from_le_bytes(*last)) << 32;
+            if first_special(word).is_some() {
+                return write_escaped(bytes, 0, out);
+            }
+            let start = out.len();
+            out.extend_from_slice(head);
+            out.truncate(start + bytes.len() - 4);
+            out.extend_from_slice(last);
+            out.push(b'"');
+            return;
+        }
+    }
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
