@@ -1727,14 +1727,30 @@ pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     // byte at a time; issue 10).
     if let (Some(head), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         if bytes.len() < 8 {
-            let word = u64::from(u32::from_le_bytes(*head))
-                | u64::from(u32::from_le_bytes(*last)) << 32;
+            let word =
+                u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*last)) << 32;
             if first_special(word).is_some() {
                 return write_escaped(bytes, 0, out);
             }
             let start = out.len();
             out.extend_from_slice(head);
             out.truncate(start + bytes.len() - 4);
+            out.extend_from_slice(last);
+            out.push(b'"');
+            return;
+        }
+    }
+    // Eight to sixteen bytes (`track_total_hits`): the same with the first and last eight.
+    if let (Some(head), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        if bytes.len() <= 16 {
+            if first_special(u64::from_le_bytes(*head)).is_some()
+                || first_special(u64::from_le_bytes(*last)).is_some()
+            {
+                return write_escaped(bytes, 0, out);
+            }
+            let start = out.len();
+            out.extend_from_slice(head);
+            out.truncate(start + bytes.len() - 8);
             out.extend_from_slice(last);
             out.push(b'"');
             return;
