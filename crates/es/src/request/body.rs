@@ -34,10 +34,6 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
     let Some(ct) = content_type else {
         return Err(unsupported("a request body needs a Content-Type"));
     };
-    let mut parts = ct.split(';');
-    // Compared without case, not lowercased into a `String`: the same test (the names are
-    // lowercase ASCII) without an allocation per request body (issue 10).
-    let essence = parts.next().unwrap_or("").trim();
     let (plain, vnd) = match media {
         Media::Json => ("application/json", "application/vnd.elasticsearch+json"),
         Media::Ndjson => (
@@ -45,6 +41,15 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
             "application/vnd.elasticsearch+x-ndjson",
         ),
     };
+    // The plain type alone (what dashboards send): what the reading below accepts, without the
+    // split (no `;`, nothing to trim, not the vendor type).
+    if ct.eq_ignore_ascii_case(plain) {
+        return Ok(());
+    }
+    let mut parts = ct.split(';');
+    // Compared without case, not lowercased into a `String`: the same test (the names are
+    // lowercase ASCII) without an allocation per request body (issue 10).
+    let essence = parts.next().unwrap_or("").trim();
     let is_vnd = essence.eq_ignore_ascii_case(vnd);
     if !essence.eq_ignore_ascii_case(plain) && !is_vnd {
         return Err(unsupported("this Content-Type is not supported"));
