@@ -23,19 +23,21 @@ pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
 /// [`check_aggs`]; `gather` off: every aggregation through the general path (what the one-pass
 /// path is compared with: `aggregations_decide_as_the_general_check`, tests).
 fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
-    let m = super::query::object(v, "aggs")?;
-    for agg in m.values() {
+    // Entries walked with `try_each`: no dispatch on the representation per entry (issue 10).
+    super::query::object(v, "aggs")?.try_each(|_, agg| {
         let def = super::query::object(agg, "aggs")?;
         // The sub-aggregations in one pass (issue 10: a scan for each key, then one for the
         // value): the first `aggs`, else the first `aggregations` (`values::sub_aggs`).
         let (mut aggs, mut aggregations) = (None, None);
-        for (k, v) in def {
+        def.try_each(|k, v| {
             match k {
                 "aggs" => _ = aggs.get_or_insert(v),
                 "aggregations" => _ = aggregations.get_or_insert(v),
                 _ => {}
             }
-        }
+            Ok::<(), ()>(())
+        })
+        .ok();
         if aggs.is_some() && aggregations.is_some() {
             return Err(Rejection::bad_request(
                 "aggregation has both [aggs] and [aggregations]",
@@ -43,7 +45,7 @@ fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
         }
         let subs = aggs.or(aggregations).and_then(J::as_object);
         let mut types = 0;
-        for (k, val) in def {
+        def.try_each(|k, val| {
             match k {
                 "aggs" | "aggregations" => check_aggs_with(val, gather)?,
                 "meta" => inert(val)?,
@@ -59,14 +61,15 @@ fn check_aggs_with(v: J<'_>, gather: bool) -> Result<(), Rejection> {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         if types != 1 {
             return Err(Rejection::bad_request(
                 "an aggregation needs exactly one type",
             ));
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// An aggregation of a type whose slot is a parameter list (`Slot::Params`, and `terms`: its
@@ -91,11 +94,15 @@ fn checked_in_one_pass(ty: &str, body: J<'_>, subs: Option<Obj<'_>>) -> Result<b
         return Ok(false);
     };
     let mut gathered = values::Gathered::default();
-    for (k, v) in m {
+    let listed = m.try_each(|k, v| {
         if k == "script" || !(allowed.has)(k) || inert(v).is_err() {
-            return Ok(false);
+            return Err(());
         }
         gathered.put(k, v);
+        Ok(())
+    });
+    if listed.is_err() {
+        return Ok(false);
     }
     if terms {
         min_doc_count_positive(&gathered)?;

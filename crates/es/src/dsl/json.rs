@@ -280,6 +280,18 @@ impl<'a> Arr<'a> {
         }
     }
 
+    /// `f` on each item in order, stopping at its first error: the representation matched
+    /// once (as [`Obj::try_each`]).
+    #[inline]
+    pub fn try_each<E>(self, f: impl FnMut(J<'a>) -> Result<(), E>) -> Result<(), E> {
+        let mut f = f;
+        match self {
+            Arr::V(items) => items.iter().try_for_each(|v| f(J::from(v))),
+            Arr::N(items) => items.iter().try_for_each(|v| f(J::from(v))),
+            Arr::T(p) => p.items().try_for_each(|v| f(J::from(v))),
+        }
+    }
+
     pub fn iter(self) -> ArrIter<'a> {
         match self {
             Arr::V(items) => ArrIter::V(items.iter()),
@@ -370,6 +382,18 @@ impl<'a> Obj<'a> {
             Obj::V(m) => ObjIter::V(m.iter()),
             Obj::N(entries) => ObjIter::N(entries.iter()),
             Obj::T(p) => ObjIter::T(p.entries()),
+        }
+    }
+
+    /// `f` on each entry in order, stopping at its first error: the representation matched
+    /// once, each entry then read by its own iterator inline (issue 10: through [`ObjIter`]
+    /// every entry was a call that matched the representation again).
+    #[inline]
+    pub fn try_each<E>(self, mut f: impl FnMut(&'a str, J<'a>) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            Obj::V(m) => m.iter().try_for_each(|(k, v)| f(k, J::from(v))),
+            Obj::N(entries) => entries.iter().try_for_each(|(k, v)| f(k, J::from(v))),
+            Obj::T(p) => p.entries().try_for_each(|(k, v)| f(k, J::from(v))),
         }
     }
 

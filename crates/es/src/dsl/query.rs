@@ -197,11 +197,7 @@ pub(crate) fn slot_of(table: Table, key: &str) -> Option<Slot> {
 /// An object (named `what` if it is not one) whose every key is in `table`, each value checked
 /// by its slot.
 pub(crate) fn keyed(v: J<'_>, what: &str, table: Table) -> Result<(), Rejection> {
-    let m = object(v, what)?;
-    for (k, val) in m {
-        check_key(table, k, val)?;
-    }
-    Ok(())
+    object(v, what)?.try_each(|k, val| check_key(table, k, val))
 }
 
 /// One key of an object against `table`: its slot's check, or refused when no group names it.
@@ -535,6 +531,9 @@ pub fn check_query(v: &Value) -> Result<(), Rejection> {
 }
 
 pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
+    if let Some(decided) = parsed_scalar_leaf(v) {
+        return decided;
+    }
     let (ty, body) = single_entry(v, "a query")?;
     if let Some(decided) = scalar_leaf(ty, body) {
         return decided;
@@ -551,6 +550,30 @@ pub(crate) fn check(v: J<'_>) -> Result<(), Rejection> {
         return Ok(());
     }
     check_type(ty, body)
+}
+
+/// [`scalar_leaf`]'s decision for a parsed query, made from its tokens in one look
+/// (`Tokens::scalar_leaf`): `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}` whose
+/// field is not read specially is allowed exactly when its field name is. `None` for every other
+/// query, left to the rest of [`check`] (which decides such a leaf alike, through
+/// [`scalar_leaf`]).
+/// Issue 10: the twenty leaves of a Kibana search were each read through two `J` objects and
+/// their entries, about 200 instructions a leaf.
+/// `parsed_scalar_leaves_decide_as_the_general_check` (tests).
+#[inline]
+fn parsed_scalar_leaf(v: J<'_>) -> Option<Result<(), Rejection>> {
+    #[cfg(test)]
+    if table_tests::PARSED_LEAVES_OFF.with(std::cell::Cell::get) {
+        return None;
+    }
+    let J::Object(Obj::T(tokens)) = v else {
+        return None;
+    };
+    let (ty, field) = tokens.scalar_leaf()?;
+    if !matches!(ty, "match_phrase" | "match" | "term") || read_specially(field) {
+        return None;
+    }
+    Some(fields::check(field, Position::Data))
 }
 
 /// A `query_string` or `simple_query_string` query that [`check_type`] accepts, known in one
@@ -644,19 +667,12 @@ fn bool_query(body: J<'_>) -> Option<Result<(), Rejection>> {
                 | "adjust_pure_negative"
         )
     };
-    if !m.keys().all(known) {
-        return None;
-    }
-    for (k, v) in m {
-        let checked = match k {
-            "must" | "should" | "filter" | "must_not" => query_or_queries(v),
-            _ => scalar(v, k),
-        };
-        if checked.is_err() {
-            return Some(checked);
-        }
-    }
-    Some(Ok(()))
+    m.try_each(|k, _| if known(k) { Ok(()) } else { Err(()) })
+        .ok()?;
+    Some(m.try_each(|k, v| match k {
+        "must" | "should" | "filter" | "must_not" => query_or_queries(v),
+        _ => scalar(v, k),
+    }))
 }
 
 /// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
@@ -946,8 +962,8 @@ pub(crate) fn check_highlight(v: J<'_>, _key: &str) -> Result<(), Rejection> {
 fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     let field = |opts: J<'_>| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
     match v {
-        J::Object(fields) => fields.values().try_for_each(field),
-        J::Array(items) => items.iter().try_for_each(|item| {
+        J::Object(fields) => fields.try_each(|_, opts| field(opts)),
+        J::Array(items) => items.try_each(|item| {
             let (_f, opts) = single_entry(item, "a highlight field")?;
             field(opts)
         }),
@@ -1105,17 +1121,26 @@ pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
 fn field_item_allowed(item: J<'_>) -> bool {
     match item {
         J::String(name) => fields::check(name, Position::Data).is_ok(),
-        J::Object(m) => m.iter().all(|(k, v)| match k {
-            "field" => {
-                inert(v).is_ok()
-                    && match v {
-                        J::String(name) => fields::check(name, Position::Data).is_ok(),
-                        _ => true,
+        J::Object(m) => m
+            .try_each(|k, v| {
+                let allowed = match k {
+                    "field" => {
+                        inert(v).is_ok()
+                            && match v {
+                                J::String(name) => fields::check(name, Position::Data).is_ok(),
+                                _ => true,
+                            }
                     }
-            }
-            "format" | "include_unmapped" => inert(v).is_ok(),
-            _ => false,
-        }),
+                    "format" | "include_unmapped" => inert(v).is_ok(),
+                    _ => false,
+                };
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            })
+            .is_ok(),
         _ => false,
     }
 }
@@ -1290,7 +1315,8 @@ fn not_an_object(what: &str) -> Rejection {
 
 fn query_or_queries(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        J::Array(items) => items.iter().try_for_each(check),
+        // Walked without `ArrIter`'s dispatch per item (issue 10).
+        J::Array(items) => items.try_each(check),
         _ => check(v),
     }
 }
@@ -1301,7 +1327,7 @@ pub(crate) fn array_of(
     each: impl Fn(J<'_>) -> Result<(), Rejection>,
 ) -> Result<(), Rejection> {
     match v {
-        J::Array(items) => items.iter().try_for_each(each),
+        J::Array(items) => items.try_each(each),
         _ => Err(Rejection::bad_request(format!(
             "[{}] must be an array",
             printable(key)
@@ -1311,14 +1337,12 @@ pub(crate) fn array_of(
 
 /// An object whose keys are all in `allowed` and whose values are inert.
 pub(crate) fn flat(v: J<'_>, allowed: Keys) -> Result<(), Rejection> {
-    let m = object(v, "parameters")?;
-    for (k, val) in m {
+    object(v, "parameters")?.try_each(|k, val| {
         if !(allowed.has)(k) {
             return Err(key_not_allowed(k));
         }
-        inert(val)?;
-    }
-    Ok(())
+        inert(val)
+    })
 }
 
 /// `query_string`/`simple_query_string`: flat parameters, and query text nested no deeper than
@@ -1455,16 +1479,13 @@ pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
 
 fn inert_container(v: J<'_>) -> Result<(), Rejection> {
     match v {
-        J::Array(items) => items.iter().try_for_each(inert),
-        J::Object(m) => {
-            for (k, val) in m {
-                if k == "script" || k == "_index" || k == "_id" {
-                    return Err(feature(k));
-                }
-                inert(val)?;
+        J::Array(items) => items.try_each(inert),
+        J::Object(m) => m.try_each(|k, val| {
+            if k == "script" || k == "_index" || k == "_id" {
+                return Err(feature(k));
             }
-            Ok(())
-        }
+            inert(val)
+        }),
         _ => Ok(()),
     }
 }
@@ -1611,6 +1632,12 @@ pub(crate) fn assert_lookups_are_the_scans(name: &str, table: Table) {
 #[cfg(test)]
 mod table_tests {
     use super::*;
+
+    thread_local! {
+        /// Turns [`parsed_scalar_leaf`] off: the tests' reference path.
+        pub(super) static PARSED_LEAVES_OFF: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
 
     /// JSON values of every kind and the shapes the fast paths look at: scalars, empty and
     /// non-empty containers, options objects (allowed, unknown, scripted, expanding), lists.
@@ -1995,6 +2022,62 @@ mod table_tests {
         }
         // The fast path took each scalar value of each key it does not leave alone, for each
         // of its three types.
+        assert!(decided >= 3 * 6 * 15, "{decided}");
+    }
+
+    /// [`parsed_scalar_leaf`] decides only what [`check`] without it decides, and alike (refusals
+    /// included), on parsed queries of every query type and more over bodies of one and two
+    /// entries of every key and value (scalars, containers, empty ones), nested one level
+    /// further, and queries of two types; and [`check`] of the parsed query decides as
+    /// [`check`] of serde_json's tree, alone and in lists of queries.
+    #[test]
+    fn parsed_scalar_leaves_decide_as_the_general_check() {
+        use crate::request::tree;
+        let mut types: Vec<&str> = QUERY_TYPES.names();
+        types.extend(["unknown", "", "Match", "match_phrase ", "_name", "terms"]);
+        let values = values();
+        let mut bodies: Vec<Value> = values.clone();
+        for k in KEYS {
+            for v in &values {
+                bodies.push(json!({ *k: v }));
+                bodies.push(json!({ *k: { *k: v } }));
+                for k2 in ["boost", "_name", "service.name", "_seq_no", "field"] {
+                    bodies.push(json!({ *k: v, k2: "x" }));
+                }
+            }
+        }
+        let mut queries = Vec::new();
+        for ty in &types {
+            for body in &bodies {
+                queries.push(json!({ *ty: body }));
+            }
+            queries.push(json!({ *ty: {"a": 1}, "match": {"a": 1} }));
+        }
+        let arena = tree::Arena::default();
+        let mut decided = 0;
+        for q in &queries {
+            let text = serde_json::to_vec(q).unwrap();
+            let parsed = tree::parse(&text, &arena).unwrap();
+            PARSED_LEAVES_OFF.with(|off| off.set(true));
+            let general = check(J::from(&parsed));
+            PARSED_LEAVES_OFF.with(|off| off.set(false));
+            if let Some(fast) = parsed_scalar_leaf(J::from(&parsed)) {
+                decided += 1;
+                assert_eq!(fast, general, "{q}");
+            }
+            assert_eq!(check(J::from(&parsed)), general, "{q}");
+            assert_eq!(check(J::from(q)), general, "{q}");
+            // In a list of queries (walked on its tokens), first and last.
+            for list in [
+                json!({"bool": {"filter": [q, {"match": {"a": 1}}]}}),
+                json!({"bool": {"should": [{"term": {"b": "c"}}, q], "must": q}}),
+            ] {
+                let text = serde_json::to_vec(&list).unwrap();
+                let parsed = tree::parse(&text, &arena).unwrap();
+                assert_eq!(check(J::from(&parsed)), check(J::from(&list)), "{list}");
+            }
+        }
+        // Each scalar value of each key not read specially, for each of the three types.
         assert!(decided >= 3 * 6 * 15, "{decided}");
     }
 

@@ -89,11 +89,13 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
 /// retriever, sub-searches, a top-level kNN, or a kNN key anywhere once wrapped (the kNN filter
 /// injection has no tree version yet). A refusal here is `search`'s refusal too (the checks are
 /// the same code); callers rerun `search` for its message, so only accepted bodies must match.
+/// `knn_key`: whether a key of the body may be `knn` (its arena's
+/// [`Arena::has_knn_key`](crate::request::tree::Arena::has_knn_key); `true` is always sound).
 /// `accepted`: the top-level entries the request's earlier searches had accepted (an
 /// `_msearch`'s), not checked again; `None` for a request of one search.
 pub(crate) fn search_tree<'a>(
     body: Node<'a>,
-    raw: &[u8],
+    knn_key: bool,
     filters: &'a FilterSet,
     mut accepted: Option<&mut Accepted<'a>>,
 ) -> Result<Option<Node<'a>>, Rejection> {
@@ -154,7 +156,10 @@ pub(crate) fn search_tree<'a>(
     let query = query.map(|i| obj.swap_remove(i).1);
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters)));
     let mut out = Node::object(obj);
-    if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(J::from(&out), "knn") {
+    if !filters.is_empty()
+        && may_hold_knn(knn_key, filters)
+        && has_key_anywhere(J::from(&out), "knn")
+    {
         return Ok(None);
     }
     // A sort object with several fields becomes the equivalent list (as `search`).
@@ -241,7 +246,7 @@ impl<'a> Accepted<'a> {
 /// version yet); refusals are `count`'s (the same check code), callers rerun it for them.
 pub(crate) fn count_tree<'a>(
     body: Node<'a>,
-    raw: &[u8],
+    knn_key: bool,
     filters: &'a FilterSet,
 ) -> Result<Option<Node<'a>>, Rejection> {
     let Some(mut obj) = body.into_entries() else {
@@ -253,7 +258,9 @@ pub(crate) fn count_tree<'a>(
     let query = obj.pop().map(|(_, q)| q);
     if let Some(q) = &query {
         crate::dsl::query::check(J::from(q))?;
-        if !filters.is_empty() && may_hold_knn(raw, filters) && has_key_anywhere(J::from(q), "knn")
+        if !filters.is_empty()
+            && may_hold_knn(knn_key, filters)
+            && has_key_anywhere(J::from(q), "knn")
         {
             return Ok(None);
         }
@@ -281,25 +288,12 @@ fn wrap_tree<'a>(query: Option<Node<'a>>, filters: &'a FilterSet) -> Node<'a> {
     Node::object(vec![(Cow::Borrowed("bool"), Node::object(bool_query))])
 }
 
-/// Whether the body (its JSON text `raw`) or the token's clauses may hold a `knn` key: false
-/// only when the text has neither `knn` nor a `\u` escape (no key, escaped or not, can then be
-/// `knn`) and no clause has one (known when the [`FilterSet`] is built). A cheap scan of the
-/// text in place of a walk of the tree.
-fn may_hold_knn(raw: &[u8], filters: &FilterSet) -> bool {
-    text_may_hold_knn(raw) || filters.clauses_hold_knn()
-}
-
-/// Whether `raw` holds the bytes `knn` or `\u`: one vectorised pass over the bytes for either
-/// first byte (issue 10: two `str::contains` scans and a UTF-8 check were a third of a 200 KB
-/// body's checks). Sound for any bytes: a key of the parsed tree is either its bytes in the text
-/// or decoded from escapes, and only `\u` can decode to a letter. On UTF-8 text (every body the
-/// tree parsed) it is exactly what `str::contains` finds for these ASCII patterns (no byte of
-/// a multi-byte sequence is ASCII): `knn_scan_matches_str_contains` (tests).
-fn text_may_hold_knn(raw: &[u8]) -> bool {
-    memchr::memchr2_iter(b'k', b'\\', raw).any(|i| match raw[i] {
-        b'k' => raw[i + 1..].starts_with(b"nn"),
-        _ => raw.get(i + 1) == Some(&b'u'),
-    })
+/// Whether the body or the token's clauses may hold a `knn` key: `knn_key` says it of the
+/// body (its parse's [`Arena::has_knn_key`](crate::request::tree::Arena::has_knn_key), exact:
+/// the parser compares every key it reads, decoded), and the [`FilterSet`] knows it of its
+/// clauses since it was built. Spares the walk of the tree for it.
+fn may_hold_knn(knn_key: bool, filters: &FilterSet) -> bool {
+    knn_key || filters.clauses_hold_knn()
 }
 
 /// Whether `key` is a key of any object in `v`, read through [`J`]: built, shared and parsed
@@ -539,44 +533,62 @@ mod tests {
         FilterSet::new([("tenant".to_string(), "a".to_string())])
     }
 
-    /// The byte scan of `may_hold_knn` finds `knn` and `\u` exactly where the two
-    /// `str::contains` it replaced did (issue 10), at every position and next to multi-byte
-    /// characters.
+    /// The parse's `knn` key flag (`Arena::has_knn_key`, which `may_hold_knn` reads in place of
+    /// a scan of the body's text, issue 10) says exactly what a walk of the parsed tree finds
+    /// (`has_key_anywhere`): keys `knn` plain and escaped, at any depth, next to near misses,
+    /// `knn` as a string value, in arrays, and the same for every body of an arena (as an
+    /// msearch's lines share one).
     #[test]
-    fn knn_scan_matches_str_contains() {
-        let old = |t: &str| t.contains("knn") || t.contains("\\u");
-        let pieces = [
-            "",
-            "k",
-            "n",
-            "kn",
+    fn the_parse_knows_knn_keys_as_a_walk_finds_them() {
+        use crate::request::tree;
+        let keys = [
             "knn",
-            "kknn",
-            "knk",
-            "nnk",
-            "\\",
-            "\\u",
-            "\\\\u",
-            "u",
-            "\\n",
-            "é",
-            "ķ",
-            "\u{10000}",
-            "{\"a\":1}",
-            "\"knn\"",
             "k\\u006en",
+            "\\u006bnn",
+            "kn\\u006e",
+            "kn",
+            "knnn",
+            "Knn",
+            "knn ",
+            "k\\nn",
+            "a",
         ];
-        let mut texts = Vec::new();
-        for a in pieces {
-            for b in pieces {
-                for c in pieces {
-                    texts.push(format!("{a}{b}{c}"));
-                }
+        let mut bodies = Vec::new();
+        for k in keys {
+            for other in ["a", "knn", "kn"] {
+                bodies.push(format!(r#"{{"{k}":1}}"#));
+                bodies.push(format!(r#"{{"{other}":"{k}","x":["{k}"]}}"#));
+                bodies.push(format!(r#"{{"{other}":{{"b":[{{"{k}":{{}}}}]}}}}"#));
+                bodies.push(format!(r#"{{"{other}":1, "{k}" : [1]}}"#));
+                bodies.push(format!(r#"[{{"{other}":{{"{k}":null}}}},"{k}"]"#));
+                bodies.push(format!(
+                    r#"{{"q":{{"{other}":2}},"r":[{{"s":{{"{k}":[]}}}}]}}"#
+                ));
             }
         }
-        for t in &texts {
-            assert_eq!(text_may_hold_knn(t.as_bytes()), old(t), "{t:?}");
+        let mut found = 0;
+        for body in &bodies {
+            let arena = tree::Arena::default();
+            let Ok(parsed) = tree::parse(body.as_bytes(), &arena) else {
+                // Only duplicate keys (`{"knn":1,"k\u006en":[1]}`) are refused, as serde's.
+                assert!(crate::request::body::parse_strict(body.as_bytes()).is_err());
+                continue;
+            };
+            let walked = has_key_anywhere(J::from(&parsed), "knn");
+            assert_eq!(arena.has_knn_key(), walked, "{body}");
+            found += usize::from(walked);
         }
+        assert!(
+            found > 20 && found < bodies.len() - 20,
+            "{found} of {}",
+            bodies.len()
+        );
+        // One arena for several bodies knows of any of them.
+        let arena = tree::Arena::default();
+        for body in [r#"{"a":1}"#, r#"{"b":{"knn":1}}"#, r#"{"c":2}"#] {
+            tree::parse(body.as_bytes(), &arena).unwrap();
+        }
+        assert!(arena.has_knn_key());
     }
 
     /// A filter on a field named `knn` puts a `knn` key in every wrapped body: the tree path
@@ -590,7 +602,9 @@ mod tests {
         assert!(!tenant_a().clauses_hold_knn());
         let arena = crate::request::tree::Arena::default();
         let tree = crate::request::tree::parse(body, &arena).unwrap();
-        assert!(search_tree(tree, body, &knn, None).unwrap().is_none());
+        assert!(search_tree(tree, arena.has_knn_key(), &knn, None)
+            .unwrap()
+            .is_none());
         let two = FilterSet::new([
             ("tenant".to_string(), "a".to_string()),
             ("tenant".to_string(), "b\"c".to_string()),
@@ -598,7 +612,9 @@ mod tests {
         ]);
         for filters in [tenant_a(), two, FilterSet::default()] {
             let tree = crate::request::tree::parse(body, &arena).unwrap();
-            let out = search_tree(tree, body, &filters, None).unwrap().unwrap();
+            let out = search_tree(tree, arena.has_knn_key(), &filters, None)
+                .unwrap()
+                .unwrap();
             let mut bytes = Vec::new();
             crate::request::tree::write(&out, &mut bytes);
             let serde = search(Some(serde_json::from_slice(body).unwrap()), &filters).unwrap();

@@ -34,8 +34,6 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
     let Some(ct) = content_type else {
         return Err(unsupported("a request body needs a Content-Type"));
     };
-    let mut parts = ct.split(';');
-    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let (plain, vnd) = match media {
         Media::Json => ("application/json", "application/vnd.elasticsearch+json"),
         Media::Ndjson => (
@@ -43,8 +41,17 @@ pub fn check_content_type(content_type: Option<&str>, media: Media) -> Result<()
             "application/vnd.elasticsearch+x-ndjson",
         ),
     };
-    let is_vnd = essence == vnd;
-    if essence != plain && !is_vnd {
+    // The plain type alone (what dashboards send): what the reading below accepts, without the
+    // split (no `;`, nothing to trim, not the vendor type).
+    if ct.eq_ignore_ascii_case(plain) {
+        return Ok(());
+    }
+    let mut parts = ct.split(';');
+    // Compared without case, not lowercased into a `String`: the same test (the names are
+    // lowercase ASCII) without an allocation per request body (issue 10).
+    let essence = parts.next().unwrap_or("").trim();
+    let is_vnd = essence.eq_ignore_ascii_case(vnd);
+    if !essence.eq_ignore_ascii_case(plain) && !is_vnd {
         return Err(unsupported("this Content-Type is not supported"));
     }
     let mut compat_seen = false;
@@ -504,6 +511,58 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    /// The media type's essence is compared without case (`eq_ignore_ascii_case`), as it was
+    /// once lowercased into a `String` and compared (issue 10): the two agree on every
+    /// variant of the four names (each byte's case flipped, a byte dropped, doubled or put
+    /// out of ASCII, non-ASCII look-alikes), so the same types are accepted.
+    #[test]
+    fn essences_compare_as_when_lowercased() {
+        let names = [
+            "application/json",
+            "application/vnd.elasticsearch+json",
+            "application/x-ndjson",
+            "application/vnd.elasticsearch+x-ndjson",
+        ];
+        let mut probes: Vec<String> = Vec::new();
+        for name in names {
+            let bytes = name.as_bytes();
+            probes.push(name.to_string());
+            probes.push(name.to_ascii_uppercase());
+            for i in 0..bytes.len() {
+                let mut flipped = bytes.to_vec();
+                flipped[i] ^= 0x20;
+                probes.push(String::from_utf8_lossy(&flipped).into_owned());
+                let mut dropped = bytes.to_vec();
+                dropped.remove(i);
+                probes.push(String::from_utf8_lossy(&dropped).into_owned());
+                let mut doubled = bytes.to_vec();
+                doubled.insert(i, bytes[i]);
+                probes.push(String::from_utf8_lossy(&doubled).into_owned());
+                let mut high = bytes.to_vec();
+                high[i] |= 0x80;
+                probes.push(String::from_utf8_lossy(&high).into_owned());
+            }
+            // The Kelvin sign and the dotted capital I lowercase to ASCII outside ASCII rules.
+            probes.push(name.replace('i', "\u{130}"));
+            probes.push(name.replace('n', "\u{212a}"));
+        }
+        for probe in &probes {
+            for media in [Media::Json, Media::Ndjson] {
+                let (plain, vnd) = match media {
+                    Media::Json => (names[0], names[1]),
+                    Media::Ndjson => (names[2], names[3]),
+                };
+                let lowered = probe.to_ascii_lowercase();
+                let before = lowered == plain || lowered == vnd;
+                let now = check_content_type(Some(probe), media).is_ok()
+                    // A bare vendor type wants `compatible-with`: the essence passed.
+                    || check_content_type(Some(&format!("{probe};compatible-with=8")), media)
+                        .is_ok();
+                assert_eq!(now, before, "{probe:?} {media:?}");
+            }
+        }
     }
 
     #[test]

@@ -476,6 +476,20 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    /// The two keys of `{"<outer>": {"<inner>": <scalar>}}` (a query leaf such as
+    /// `{"match_phrase": {"service.name": "checkout"}}`), in one look at its five tokens; `None`
+    /// for any other value (issue 10: a Kibana search holds twenty such leaves, each read
+    /// through two `J` objects and their entries).
+    #[inline]
+    pub fn scalar_leaf(self) -> Option<(&'a str, &'a str)> {
+        match self.0 {
+            [Tok::Object(Span { len: 1, .. }), Tok::String(outer), Tok::Object(Span { len: 1, .. }), Tok::String(inner), Tok::Null | Tok::Bool(_) | Tok::Number(_) | Tok::String(_), ..] => {
+                Some((outer, inner))
+            }
+            _ => None,
+        }
+    }
+
     /// The value under `key` of an object (none for anything else): the keys compared as the
     /// walk goes, only the one found made an [`Item`].
     #[inline]
@@ -693,6 +707,8 @@ pub struct Arena<'m> {
     beside: std::cell::Cell<usize>,
     /// The objects of every body parsed in the arena ([`Arena::objects`]).
     objects: std::cell::Cell<usize>,
+    /// Whether a body parsed in the arena has a key `knn` ([`Arena::has_knn_key`]).
+    knn_key: std::cell::Cell<bool>,
 }
 
 impl Arena<'static> {
@@ -713,6 +729,7 @@ impl<'m> Arena<'m> {
             in_bump: std::cell::Cell::new(0),
             beside: std::cell::Cell::new(0),
             objects: std::cell::Cell::new(0),
+            knn_key: std::cell::Cell::new(false),
         }
     }
 
@@ -768,6 +785,14 @@ impl<'m> Arena<'m> {
     /// a rewrite puts a copy of the token's clauses (`routes::claim_clause_copies`).
     pub fn objects(&self) -> usize {
         self.objects.get()
+    }
+
+    /// Whether a key of an object of a body parsed in the arena is `knn` (escaped or not): the
+    /// rewrite leaves such a search to the serde path. Known from the parse, which compares
+    /// each key it reads (issue 10: a scan of the body's text for `knn` and `\u` was about 1.2k
+    /// instructions of a 2 KB search, 20k of a 200 KB one).
+    pub fn has_knn_key(&self) -> bool {
+        self.knn_key.get()
     }
 
     /// Returns `bytes` claimed beside the arena for memory a parse has freed.
@@ -833,6 +858,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         refused: None,
         escapes_claimed: false,
         objects: 0,
+        knn_key: false,
         s: text.as_bytes(),
         text,
         i: 0,
@@ -856,6 +882,9 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     }
     settled?;
     arena.objects.set(arena.objects.get() + p.objects);
+    if p.knn_key {
+        arena.knn_key.set(true);
+    }
     let toks = p.toks.into_bump_slice();
     Ok(Parsed {
         body: bytes,
@@ -896,6 +925,8 @@ struct Parser<'a> {
     escapes_claimed: bool,
     /// The objects parsed.
     objects: usize,
+    /// Whether a key read is `knn`.
+    knn_key: bool,
     s: &'a [u8],
     text: &'a str,
     i: usize,
@@ -1041,21 +1072,25 @@ impl<'a> Parser<'a> {
         }
         let base = self.keys.len();
         let mut len = 0;
+        // The first key, put on the key stack only when a second comes: most of a search
+        // body's objects have one key, and need no stack.
+        let mut first = "";
         loop {
             let key = self.key()?;
-            // The first keys are compared as they come; a larger object's are all looked at
-            // once, when it closes (`distinct`).
-            if len < SCAN_KEYS && self.keys[base..].contains(&key) {
-                return None;
+            self.knn_key |= key == "knn";
+            if len == 0 {
+                first = key;
+            } else {
+                if len == 1 {
+                    self.push_key(first)?;
+                }
+                // The first keys are compared as they come; a larger object's are all looked
+                // at once, when it closes (`distinct`).
+                if len < SCAN_KEYS && self.keys[base..].contains(&key) {
+                    return None;
+                }
+                self.push_key(key)?;
             }
-            if self.keys.len() == self.keys.capacity() {
-                // The key stack's next room (a vector doubles), claimed first.
-                self.held(
-                    self.arena
-                        .claim_beside(self.keys.capacity() * 2 * std::mem::size_of::<&str>()),
-                )?;
-            }
-            self.keys.push(key);
             self.push(Tok::String(key))?;
             // A string or an object right after the colon, without `value`'s whitespace
             // skip and dispatch.
@@ -1069,32 +1104,53 @@ impl<'a> Parser<'a> {
                 _ => self.value(depth)?,
             }
             len += 1;
-            if self.s.get(self.i) == Some(&b',') {
-                self.i += 1;
-                continue;
-            }
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
+            // The separator or the close where a compact body has it, else past whitespace.
+            match self.s.get(self.i) {
+                Some(b',') => {
                     self.i += 1;
-                    if len > SCAN_KEYS {
-                        // The hash set's room, claimed while it lives.
-                        let set = len * DISTINCT_BYTES_PER_KEY;
-                        self.held(self.arena.claim_beside(set))?;
-                        let distinct = distinct(&self.keys[base..]);
-                        self.arena.release(set);
-                        if !distinct {
-                            return None;
-                        }
-                    }
-                    self.keys.truncate(base);
-                    self.close(at, start, len as u32, Tok::Object);
-                    return Some(());
+                    continue;
                 }
-                _ => return None,
+                Some(b'}') => {}
+                _ => {
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        b'}' => {}
+                        _ => return None,
+                    }
+                }
             }
+            self.i += 1;
+            if len > SCAN_KEYS {
+                // The hash set's room, claimed while it lives.
+                let set = len * DISTINCT_BYTES_PER_KEY;
+                self.held(self.arena.claim_beside(set))?;
+                let distinct = distinct(&self.keys[base..]);
+                self.arena.release(set);
+                if !distinct {
+                    return None;
+                }
+            }
+            self.keys.truncate(base);
+            self.close(at, start, len as u32, Tok::Object);
+            return Some(());
         }
+    }
+
+    /// Puts `key` on the key stack, its next room (a vector doubles) claimed first.
+    #[inline(always)]
+    fn push_key(&mut self, key: &'a str) -> Option<()> {
+        if self.keys.len() == self.keys.capacity() {
+            self.held(
+                self.arena
+                    .claim_beside(self.keys.capacity() * 2 * std::mem::size_of::<&str>()),
+            )?;
+        }
+        self.keys.push(key);
+        Some(())
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
@@ -1113,26 +1169,41 @@ impl<'a> Parser<'a> {
         }
         let mut len = 0;
         loop {
-            if self.s.get(self.i) == Some(&b'"') {
-                len += self.strings()?;
-            } else {
-                self.value(depth)?;
-                len += 1;
-            }
-            if self.s.get(self.i) == Some(&b',') {
-                self.i += 1;
-                continue;
-            }
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    self.close(at, start, len, Tok::Array);
-                    return Some(());
+            // A run of strings, or an object (a list of queries), without `value`'s whitespace
+            // skip and dispatch.
+            match self.s.get(self.i) {
+                Some(b'"') => len += self.strings()?,
+                Some(b'{') => {
+                    self.object(depth + 1)?;
+                    len += 1;
                 }
-                _ => return None,
+                _ => {
+                    self.value(depth)?;
+                    len += 1;
+                }
             }
+            // The separator or the close where a compact body has it, else past whitespace.
+            match self.s.get(self.i) {
+                Some(b',') => {
+                    self.i += 1;
+                    continue;
+                }
+                Some(b']') => {}
+                _ => {
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        b']' => {}
+                        _ => return None,
+                    }
+                }
+            }
+            self.i += 1;
+            self.close(at, start, len, Tok::Array);
+            return Some(());
         }
     }
 
@@ -1653,6 +1724,41 @@ fn write_parsed_item<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.push(b'"');
+    // Four to seven bytes (most keys a search's rewrite writes: `size`, `query`, `filter`):
+    // the first four and the last four, overlapping, checked in one word and written as two
+    // four-byte stores, the second over the first's surplus (the word loop's tail is built a
+    // byte at a time; issue 10).
+    if let (Some(head), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        if bytes.len() < 8 {
+            let word =
+                u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*last)) << 32;
+            if first_special(word).is_some() {
+                return write_escaped(bytes, 0, out);
+            }
+            let start = out.len();
+            out.extend_from_slice(head);
+            out.truncate(start + bytes.len() - 4);
+            out.extend_from_slice(last);
+            out.push(b'"');
+            return;
+        }
+    }
+    // Eight to sixteen bytes (`track_total_hits`): the same with the first and last eight.
+    if let (Some(head), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        if bytes.len() <= 16 {
+            if first_special(u64::from_le_bytes(*head)).is_some()
+                || first_special(u64::from_le_bytes(*last)).is_some()
+            {
+                return write_escaped(bytes, 0, out);
+            }
+            let start = out.len();
+            out.extend_from_slice(head);
+            out.truncate(start + bytes.len() - 8);
+            out.extend_from_slice(last);
+            out.push(b'"');
+            return;
+        }
+    }
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];

@@ -100,7 +100,12 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
-            match rewrite::search_tree(tree, line, &scope.filters, Some(&mut accepted))? {
+            match rewrite::search_tree(
+                tree,
+                arena.has_knn_key(),
+                &scope.filters,
+                Some(&mut accepted),
+            )? {
                 Some(out) => {
                     trees.push(out);
                     lengths.push(line.len());
@@ -1382,7 +1387,7 @@ mod tests {
             accepted: &mut rewrite::Accepted<'a>,
         ) -> Result<Option<Vec<u8>>, Rejection> {
             let tree = tree::parse(body.as_bytes(), arena)?;
-            let out = rewrite::search_tree(tree, body.as_bytes(), filters, Some(accepted))?;
+            let out = rewrite::search_tree(tree, arena.has_knn_key(), filters, Some(accepted))?;
             Ok(out.map(|n| {
                 let mut bytes = Vec::new();
                 tree::write(&n, &mut bytes);

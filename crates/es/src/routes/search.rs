@@ -145,7 +145,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         return None;
     }
     let scope = req.scope;
-    let mut out = rewrite::search_tree(tree, raw, &scope.filters, None).ok()??;
+    let mut out = rewrite::search_tree(tree, arena.has_knn_key(), &scope.filters, None).ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
         return None;
     }
@@ -287,7 +287,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let objects = arena.objects();
     super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let scope = req.scope;
-    let out = rewrite::count_tree(tree, raw, &scope.filters).ok()??;
+    let out = rewrite::count_tree(tree, arena.has_knn_key(), &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
     Some(tree_forward(up, &out, raw.len() + 256))
 }
