@@ -2,14 +2,14 @@
 //! returns at once when there is nothing to read (issue 10, goal 7).
 //!
 //! hyper polls its connection's reader every time the connection's task wakes (the request
-//! arrives, the backend's answer arrives, the answer's body ends, ...): about five reads per
-//! request, four of which find nothing. On a plain socket such a read is a readiness check;
+//! arrives, the backend's answer arrives, the answer's body ends, ...): four reads per small
+//! request, three of which find nothing. On a plain socket such a read is a readiness check;
 //! through `tokio_rustls` it is a buffered-reader fill, a `rustls` `read_tls` into its deframer
 //! through a `std::io::Read` adapter, a `WouldBlock` error built and matched, and the plaintext
 //! reader's lookup: about 400 instructions each. Here a read that rustls would answer by asking
 //! the socket (`wants_read`: no plaintext buffered, no `close_notify` received) first asks the
 //! socket whether it is readable, and returns `Pending` if not (the socket's readiness then
-//! wakes the task, as the full read would have arranged). Every other read is the stream's own.
+//! wakes the task, as the full read would have arranged). Every other read is the stream's.
 //!
 //! A read returns the plaintext rustls holds (one record's, or more while more is held), and
 //! never reads the socket again once it has some: `tokio_rustls`'s own read goes on to the
