@@ -6,14 +6,24 @@
 # dumped after each scenario (`callgrind_control`), so start-up and warm-up are not counted.
 # Scenarios: small GET search, 2 KB Kibana-style POST (compact, and spaced as Python's
 # `json.dumps` writes it), 200 KB POST (filtered `read` token),
-# small GET with an `all` token (relay). Audit to a file (AUDIT=off for none).
+# small GET with an `all` token (relay), and small GET over TLS (`read` token; a second esgate
+# with `[listen.tls]`, a self-signed RSA 2048 certificate as `pinned.sh` makes; the client's
+# TLS 1.3 suite is OpenSSL's first choice, TLS13_AES_256_GCM_SHA384, as wrk's is). Audit to a
+# file (AUDIT=off for none).
 #
-# Needs: valgrind, nginx-light, python3. Loopback only; stops what it starts.
+# Needs: valgrind, nginx-light, python3, openssl (and strace for MODE=syscalls). Loopback
+# only; stops what it starts.
 # Usage: benches/load/instructions.sh [N=300]   (N/10 for the 200 KB POST)
 #   KEEP=DIR keeps the callgrind dumps in DIR (for callgrind_annotate).
+#   MODE=syscalls counts system calls per request instead (esgate runs natively; `strace -c -f`
+#   is attached to it, all threads, for each scenario's N requests only), with the most
+#   frequent calls per request. Under strace a call that would find nothing to do
+#   (EAGAIN) may be counted more or less often than at full speed; compare runs of this mode.
 set -euo pipefail
 N=${1:-300}
 AUDIT=${AUDIT:-file}
+MODE=${MODE:-callgrind}
+case "$MODE" in callgrind | syscalls) ;; *) echo "MODE must be callgrind or syscalls" >&2; exit 1 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
@@ -30,6 +40,11 @@ BIN="$ROOT/target/release/esgate"
 BPORT=${BPORT:-19700}
 DPORT=$((BPORT + 2))
 APORT=$((BPORT + 3))
+TDPORT=$((BPORT + 4))
+TAPORT=$((BPORT + 5))
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 
 SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
 cat > "$WORK/backend.conf" <<NGINX
@@ -55,16 +70,20 @@ nginx -c "$WORK/backend.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 ADMIN_KEY=instructions-admin-key-0123456789
-audit='output = "off"'
-[ "$AUDIT" = file ] && audit="output = \"file\""$'\n'"path = \"$WORK/audit.jsonl\""
-cat > "$WORK/esgate.toml" <<TOML
+esgate_config() { # NAME DATA_PORT ADMIN_PORT TLS(yes|no)
+  local audit='output = "off"'
+  [ "$AUDIT" = file ] && audit="output = \"file\""$'\n'"path = \"$WORK/audit.$1.jsonl\""
+  local tls=""
+  [ "$4" = yes ] && tls=$'[listen.tls]\ncert_file = "'"$WORK/cert.pem"$'"\nkey_file = "'"$WORK/key.pem"'"'
+  cat <<TOML
 [listen]
-data = "127.0.0.1:$DPORT"
-admin = "127.0.0.1:$APORT"
+data = "127.0.0.1:$2"
+admin = "127.0.0.1:$3"
+$tls
 [backend]
 urls = ["http://127.0.0.1:$BPORT"]
 [store]
-path = "$WORK/store"
+path = "$WORK/store.$1"
 [admin]
 key = "$ADMIN_KEY"
 [audit]
@@ -72,32 +91,51 @@ $audit
 [log]
 level = "error"
 TOML
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" --dump-instr=no --compress-strings=no --compress-pos=no \
-  "$BIN" serve --config "$WORK/esgate.toml" 2>"$WORK/valgrind.log" &
-VG=$!
-PIDS+=($VG)
-for _ in $(seq 600); do curl -sf "http://127.0.0.1:$APORT/health" >/dev/null && break; sleep 0.1; done
+}
+start_esgate() { # NAME DATA_PORT ADMIN_PORT TLS; sets ESGATE_PID
+  esgate_config "$@" > "$WORK/esgate.$1.toml"
+  if [ "$MODE" = callgrind ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$1.%p" --dump-instr=no --compress-strings=no --compress-pos=no \
+      "$BIN" serve --config "$WORK/esgate.$1.toml" 2>"$WORK/valgrind.$1.log" &
+  else
+    "$BIN" serve --config "$WORK/esgate.$1.toml" &
+  fi
+  ESGATE_PID=$!
+  PIDS+=($ESGATE_PID)
+  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$3/health" >/dev/null && break; sleep 0.1; done
+}
+start_esgate plain "$DPORT" "$APORT" no
+VG=$ESGATE_PID
+start_esgate tls "$TDPORT" "$TAPORT" yes
+TVG=$ESGATE_PID
 
 python3 "$ROOT/benches/load/bodies.py" "$WORK"
-python3 - "$WORK" "$DPORT" "$APORT" "$ADMIN_KEY" "$N" "$VG" <<'PY'
-import http.client, json, subprocess, sys, time, glob, os
+python3 - "$WORK" "$DPORT" "$APORT" "$ADMIN_KEY" "$N" "$VG" "$TDPORT" "$TAPORT" "$TVG" "$MODE" <<'PY'
+import http.client, json, ssl, subprocess, sys, time, glob, os
 work, dport, aport, admin, n, vg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
+tdport, taport, tvg, mode = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10]
+tls_context = ssl.create_default_context(cafile=work + "/cert.pem")
 
-def token(fields):
-    c = http.client.HTTPConnection("127.0.0.1", aport)
+def token(fields, port=aport):
+    c = http.client.HTTPConnection("127.0.0.1", port)
     c.request("POST", "/tokens", json.dumps(dict(name="i%d" % time.time_ns(), **fields)),
               {"authorization": "Bearer " + admin, "content-type": "application/json"})
     return json.loads(c.getresponse().read())["secret"]
 
 read = token({"indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]})
 everything = token({"permissions": ["all"]})
+tls_read = token({"indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}, taport)
 
 post2k = open(work + "/post2k.json", "rb").read()
 post200k = open(work + "/post200k.json", "rb").read()
 post2k_spaced = open(work + "/post2k-spaced.json", "rb").read()
 
-def run(secret, method, body, count):
-    c = http.client.HTTPConnection("127.0.0.1", dport)
+def connect(tls):
+    if tls:
+        return http.client.HTTPSConnection("127.0.0.1", tdport, context=tls_context)
+    return http.client.HTTPConnection("127.0.0.1", dport)
+
+def run(secret, method, body, count, c):
     headers = {"authorization": "Bearer " + secret}
     if body is not None:
         headers["content-type"] = "application/json"
@@ -107,13 +145,12 @@ def run(secret, method, body, count):
         r.read()
         if r.status != 200:
             sys.exit("answer %d for %s" % (r.status, method))
-    c.close()
 
-def control(flag):
-    subprocess.run(["callgrind_control", flag, vg], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def control(flag, pid):
+    subprocess.run(["callgrind_control", flag, pid], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-def dumped_instructions(name):
-    files = sorted(f for f in glob.glob(work + "/cg.*") if not f.endswith(".log"))
+def dumped_instructions(name, pid):
+    files = sorted(glob.glob(work + "/cg.*.%s" % pid) + glob.glob(work + "/cg.*.%s.*" % pid))
     total = 0
     keep = os.environ.get("KEEP")
     for i, f in enumerate(files):
@@ -127,29 +164,66 @@ def dumped_instructions(name):
             os.remove(f)
     return total
 
+class Callgrind:
+    header = "| scenario | requests | instructions per request |\n| --- | --- | --- |"
+    def start(self, pid):
+        control("-z", pid)
+    def stop(self, name, pid, count):
+        control("-d", pid)
+        time.sleep(0.5)
+        return "%d" % (dumped_instructions(name, pid) // count)
+
+class Syscalls:
+    """`strace -c -f` attached to every thread of esgate for one scenario."""
+    header = "| scenario | requests | system calls per request | most frequent, per request |\n| --- | --- | --- | --- |"
+    def start(self, pid):
+        self.out = work + "/strace.txt"
+        self.proc = subprocess.Popen(["strace", "-qq", "-c", "-f", "-o", self.out, "-p", pid])
+        # attached to all threads once it traces their calls
+        time.sleep(1.0)
+    def stop(self, name, pid, count):
+        time.sleep(0.2)
+        self.proc.send_signal(2)
+        self.proc.wait()
+        calls = {}
+        for line in open(self.out):
+            f = line.split()
+            if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+                calls[f[-1]] = int(f[3])
+        os.remove(self.out)
+        total = sum(calls.values())
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+        return "%.2f | %s" % (total / count, ", ".join("%s %.2f" % (k, v / count) for k, v in top))
+
+meter = Callgrind() if mode == "callgrind" else Syscalls()
+
 scenarios = [
-    ("small GET, read token", read, "GET", None, n),
-    ("2 KB POST, read token", read, "POST", post2k, n),
-    ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n),
-    ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1)),
-    ("small GET, all token (relay)", everything, "GET", None, n),
+    ("small GET, read token", read, "GET", None, n, False),
+    ("2 KB POST, read token", read, "POST", post2k, n, False),
+    ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n, False),
+    ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1), False),
+    ("small GET, all token (relay)", everything, "GET", None, n, False),
+    ("small GET over TLS, read token", tls_read, "GET", None, n, True),
 ]
-for _, secret, method, body, count in scenarios:
-    run(secret, method, body, 20)  # warm-up: pools, caches, resolutions
-print("| scenario | requests | instructions per request |")
-print("| --- | --- | --- |")
-for name, secret, method, body, count in scenarios:
+for _, secret, method, body, count, tls in scenarios:
+    c = connect(tls)
+    run(secret, method, body, 20, c)  # warm-up: pools, caches, resolutions
+    c.close()
+print(meter.header)
+for name, secret, method, body, count, tls in scenarios:
+    pid = tvg if tls else vg
+    c = connect(tls)
+    if tls:
+        # The handshake (an RSA signature) is made before counting: it is paid once per
+        # connection, and the load tests keep their connections.
+        run(secret, method, body, 1, c)
     time.sleep(0.2)
-    control("-z")
-    run(secret, method, body, count)
-    control("-d")
-    time.sleep(0.5)
-    total = dumped_instructions(name)
-    print("| %s | %d | %d |" % (name, count, total // count))
+    meter.start(pid)
+    run(secret, method, body, count, c)
+    c.close()
+    print("| %s | %d | %s |" % (name, count, meter.stop(name, pid, count)))
 # idle: what the background threads cost per second (audit writer, timers)
-control("-z")
+meter.start(vg)
 time.sleep(2)
-control("-d")
-time.sleep(0.5)
-print("| (idle, per second) | - | %d |" % (dumped_instructions("idle") // 2))
+print("| (idle, per second) | - | %s |" % meter.stop("idle", vg, 2))
 PY

@@ -15,6 +15,7 @@
 pub mod admin;
 mod connection;
 pub mod descriptors;
+mod tls_io;
 pub mod ui;
 
 use std::future::Future;
@@ -150,7 +151,9 @@ async fn accept_loop(
             match (acceptor, handshake_timeout) {
                 (Some(acceptor), Some(limit)) => {
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve(live, tls_stream, info, role, stop).await,
+                        Ok(Ok(tls_stream)) => {
+                            serve(live, tls_io::TlsIo::new(tls_stream), info, role, stop).await
+                        }
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
                         }
