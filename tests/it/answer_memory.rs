@@ -467,6 +467,42 @@ fn numbers(page: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// Opens a scroll of `logs-big` in pages of 12 sorted on `n`; its first page, checked.
+async fn first_of_two_pages(gw: &Esgate, auth: &str) -> Value {
+    let open = send(
+        "GET",
+        &gw.url("/logs-big/_search?scroll=1m&size=12&sort=n"),
+        &[("authorization", auth)],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.status.as_u16(), 200);
+    let first = open.json();
+    assert_eq!(numbers(&first), (0..12).collect::<Vec<_>>());
+    first
+}
+
+/// The scroll's second page through `path` (`next` its body): served, sealed, the next
+/// twelve documents.
+async fn next_page(gw: &Esgate, auth: &str, path: &str, next: String) {
+    let second = send(
+        "POST",
+        &gw.url(path),
+        &[
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ],
+        next,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status.as_u16(), 200, "{}", second.text());
+    let page = second.json();
+    assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
+    assert_eq!(numbers(&page), (12..24).collect::<Vec<_>>());
+}
+
 /// Session 12 review: room for the copies sealing makes is waited for as the answer's was.
 /// Refused at once, a scroll page was lost: the backend had already moved the scroll past it,
 /// and the client's retry (a 429 says "retry later") got the next page, here an empty one, so
@@ -483,17 +519,7 @@ async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
     .await;
     let (_, secret) = gw.token(tenant_a()).await;
     let auth = bearer(&secret);
-    let open = send(
-        "GET",
-        &gw.url("/logs-big/_search?scroll=1m&size=12&sort=n"),
-        &[("authorization", &auth)],
-        Vec::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(open.status.as_u16(), 200);
-    let first = open.json();
-    assert_eq!(numbers(&first), (0..12).collect::<Vec<_>>());
+    let first = first_of_two_pages(&gw, &auth).await;
     let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
     // Another client's page, read a second late.
     let mut late = TcpStream::connect(gw.data_addr).await.unwrap();
@@ -512,19 +538,7 @@ async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
         rest.len()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = send(
-        "POST",
-        &gw.url("/_search/scroll"),
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        next,
-    )
-    .await
-    .unwrap();
-    assert_eq!(second.status.as_u16(), 200, "{}", second.text());
-    assert_eq!(numbers(&second.json()), (12..24).collect::<Vec<_>>());
+    next_page(&gw, &auth, "/_search/scroll", next).await;
     assert!(reader.await.unwrap() > 12 << 20);
 }
 
@@ -555,35 +569,11 @@ async fn a_scroll_page_without_room_to_reshape_is_sent_as_it_is(backend: &Backen
     .await;
     let (_, secret) = gw.token(tenant_a()).await;
     let auth = bearer(&secret);
-    let open = send(
-        "GET",
-        &gw.url("/logs-big/_search?scroll=1m&size=12&sort=n"),
-        &[("authorization", &auth)],
-        Vec::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(open.status.as_u16(), 200);
-    let first = open.json();
-    assert_eq!(numbers(&first), (0..12).collect::<Vec<_>>());
+    let first = first_of_two_pages(&gw, &auth).await;
     let (_unread, _) = unread_page(&gw, &auth).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
-    let second = send(
-        "POST",
-        &gw.url("/_search/scroll?pretty"),
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        next,
-    )
-    .await
-    .unwrap();
-    assert_eq!(second.status.as_u16(), 200, "{}", second.text());
-    let page = second.json();
-    assert!(page["_scroll_id"].as_str().unwrap().starts_with("esgc1_"));
-    assert_eq!(numbers(&page), (12..24).collect::<Vec<_>>());
+    next_page(&gw, &auth, "/_search/scroll?pretty", next).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

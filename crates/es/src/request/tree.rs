@@ -1105,6 +1105,8 @@ impl<'a> Parser<'a> {
             }
             len += 1;
             // The separator or the close where a compact body has it, else past whitespace.
+            // Written out here and in `array` (session 12: one `#[inline(always)]` helper for
+            // both measured 26,135 -> 26,669 instructions on the 2 KB parse).
             match self.s.get(self.i) {
                 Some(b',') => {
                     self.i += 1;
