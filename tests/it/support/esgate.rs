@@ -127,6 +127,15 @@ impl Esgate {
         if let Some(task) = self.task.take() {
             task.await.expect("server task ends cleanly");
         }
+        // Tasks that held the App (a connection's, a backend connection's) may still be
+        // unwinding: wait until this handle is the last, so the store's lock is released when
+        // `stop` returns (a test reopening the store found it held, once in CI).
+        for _ in 0..500 {
+            if Arc::strong_count(&self.app) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Starts the shutdown without waiting; returns the server task to await.
