@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Response, StatusCode};
 
@@ -100,29 +101,19 @@ pub(super) async fn respond(
         }
     };
     // esgate's own answer: the client's response shaping applies to it directly.
-    let text = answer.to_string();
+    let text = Bytes::from(answer.to_string());
     drop(answer);
     hold.keep(text.len());
     if shaping.is_identity() {
-        return Ok(held_json(text.into_bytes(), hold));
+        return Ok(held_json(text, hold));
     }
-    let (shaped, mut hold) = super::metered(app, text.len(), hold, |meter| {
-        shaping.apply(text.as_bytes(), meter)
-    });
-    let bytes = match shaped.map_err(|_| ProxyError::Busy)? {
-        Some(shaped) => {
-            drop(text);
-            hold.keep(shaped.len());
-            shaped
-        }
-        None => text.into_bytes(),
-    };
+    let (bytes, hold) = super::reshape(app, &shaping, text, hold).map_err(|_| ProxyError::Busy)?;
     Ok(held_json(bytes, hold))
 }
 
 /// esgate's JSON answer, whose share of the body budget `hold` keeps until it is written.
-fn held_json(bytes: Vec<u8>, hold: BudgetHold) -> Response<Body> {
+fn held_json(bytes: Bytes, hold: BudgetHold) -> Response<Body> {
     let mut response = crate::error::json_response(StatusCode::OK, Vec::new());
-    *response.body_mut() = crate::body::held(bytes.into(), hold);
+    *response.body_mut() = crate::body::held(bytes, hold);
     response
 }

@@ -533,30 +533,42 @@ fn finish_read_whole(
 ) -> Result<Response<Body>, ProxyError> {
     headers.remove(header::CONTENT_LENGTH);
     let (bytes, hold) = match shaping {
-        // The answer's tree is charged to the body budget beside it while it is reshaped.
-        Some(s) => {
-            let (shaped, mut hold) =
-                metered(app, bytes.len(), hold, |meter| s.apply(&bytes, meter));
-            match shaped {
-                Ok(Some(shaped)) => {
-                    drop(bytes);
-                    hold.keep(shaped.len());
-                    (Bytes::from(shaped), hold)
-                }
-                // Not JSON, too large to shape, or no room to shape it now: sent as it is
-                // (shaping only removes parts or re-indents: the client gets more than it
-                // asked, never less). Session 12 review: refused busy, a scroll page was lost
-                // (the backend had moved the scroll past it) for a `filter_path` the Node
-                // client's scroll helpers always send.
-                Ok(None) | Err(_) => {
-                    hold.keep(bytes.len());
-                    (bytes, hold)
-                }
-            }
-        }
+        // Not JSON, too large to shape, or no room to shape it now: sent as it is (shaping
+        // only removes parts or re-indents: the client gets more than it asked, never less).
+        // Session 12 review: refused busy, a scroll page was lost (the backend had moved the
+        // scroll past it) for a `filter_path` the Node client's scroll helpers always send.
+        Some(s) => reshape(app, s, bytes, hold).unwrap_or_else(|unshaped| unshaped),
         None => (bytes, hold),
     };
     Ok(answer(status, headers, crate::body::held(bytes, hold)))
+}
+
+/// `bytes` (which `hold` covers in the body budget) shaped as the client asked, the tree and
+/// the text charged beside them; the hold then covers what is sent. Not JSON or too large to
+/// shape: `bytes` as they are. `Err`: no room to shape them now (they come back as they were,
+/// with their hold).
+fn reshape(
+    app: &App,
+    shaping: &es::answers::shaping::Shaping,
+    bytes: Bytes,
+    hold: BudgetHold,
+) -> Result<(Bytes, BudgetHold), (Bytes, BudgetHold)> {
+    let (shaped, mut hold) = metered(app, bytes.len(), hold, |meter| shaping.apply(&bytes, meter));
+    match shaped {
+        Ok(Some(shaped)) => {
+            drop(bytes);
+            hold.keep(shaped.len());
+            Ok((Bytes::from(shaped), hold))
+        }
+        Ok(None) => {
+            hold.keep(bytes.len());
+            Ok((bytes, hold))
+        }
+        Err(_) => {
+            hold.keep(bytes.len());
+            Err((bytes, hold))
+        }
+    }
 }
 
 /// A response with the status, headers and body esgate decided on.

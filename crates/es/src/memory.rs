@@ -115,6 +115,22 @@ impl<'g> Meter<'g> {
         Ok(())
     }
 
+    /// The text `write` writes, measured first and written into room of that length claimed
+    /// before it is made (serde_json's own vector would grow by doubling, past any claim);
+    /// `Ok(None)` when it cannot be written.
+    pub(crate) fn write(
+        &self,
+        write: impl Fn(&mut dyn std::io::Write) -> serde_json::Result<()>,
+    ) -> Result<Option<Vec<u8>>, Rejection> {
+        let mut length = Length(0);
+        if write(&mut length).is_err() {
+            return Ok(None);
+        }
+        self.take(length.0)?;
+        let mut out = Vec::with_capacity(length.0);
+        Ok(write(&mut out).ok().map(|()| out))
+    }
+
     /// Bytes claimed and not returned.
     pub fn used(&self) -> usize {
         self.used.get()
@@ -128,7 +144,7 @@ impl<'g> Meter<'g> {
 
 /// A writer that only counts what it is given: the length of a text to claim before it is
 /// written.
-pub(crate) struct Length(pub(crate) usize);
+struct Length(usize);
 
 impl std::io::Write for Length {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -435,7 +435,9 @@ pub fn apply(
         let Some(out) = out else {
             return Ok(None);
         };
-        Ok(continuation::to_vec_claimed(&out, meter)?.map(|text| (status, text)))
+        Ok(meter
+            .write(|w| serde_json::to_writer(w, &out))?
+            .map(|text| (status, text)))
     };
     let out = match t {
         Transform::Explain(lookup) => {

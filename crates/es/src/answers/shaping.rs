@@ -92,24 +92,16 @@ impl Shaping {
         // The text is measured, then claimed before it is written (session 12 review:
         // pretty-printing a nested answer makes it many times larger than its tree); one that
         // could never fit is sent as it is.
-        let mut length = crate::memory::Length(0);
-        if self.write(&mut length, &value).is_err() {
-            return Ok(None);
-        }
-        match meter.take(length.0) {
-            Ok(()) => {}
-            Err(busy) if busy.kind == RejectKind::Busy => return Err(busy),
-            Err(_) => return Ok(None),
-        }
-        let mut out = Vec::with_capacity(length.0);
-        Ok(self.write(&mut out, &value).ok().map(|()| out))
-    }
-
-    fn write(&self, to: impl std::io::Write, value: &serde_json::Value) -> serde_json::Result<()> {
-        if self.pretty {
-            serde_json::to_writer_pretty(to, value)
-        } else {
-            serde_json::to_writer(to, value)
+        let write = |to: &mut dyn std::io::Write| {
+            if self.pretty {
+                serde_json::to_writer_pretty(to, &value)
+            } else {
+                serde_json::to_writer(to, &value)
+            }
+        };
+        match meter.write(write) {
+            Err(busy) if busy.kind == RejectKind::Busy => Err(busy),
+            written => Ok(written.ok().flatten()),
         }
     }
 }

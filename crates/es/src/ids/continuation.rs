@@ -287,7 +287,7 @@ fn rebuilt(
             serde_json::Value::String(sealed),
         );
     }
-    to_vec_claimed(&v, meter)
+    meter.write(|w| serde_json::to_writer(w, &v))
 }
 
 /// `text` with every `needle` (left to right, not overlapping, as `str::replace`) replaced by
@@ -311,22 +311,6 @@ pub(crate) fn replace_all(
     }
     out.extend_from_slice(&text[at..]);
     Ok(out)
-}
-
-/// `v`'s text, measured first and written into room of that length claimed from `meter`
-/// (serde_json's own vector would grow by doubling, past any claim); `None` when it cannot be
-/// written.
-pub(crate) fn to_vec_claimed(
-    v: &serde_json::Value,
-    meter: &Meter<'_>,
-) -> Result<Option<Vec<u8>>, Rejection> {
-    let mut length = crate::memory::Length(0);
-    if serde_json::to_writer(&mut length, v).is_err() {
-        return Ok(None);
-    }
-    meter.take(length.0)?;
-    let mut out = Vec::with_capacity(length.0);
-    Ok(serde_json::to_writer(&mut out, v).ok().map(|()| out))
 }
 
 /// The values at a top-level key of an answer, read as it streams by (nothing else is built

@@ -271,7 +271,7 @@ pub fn seal_response_with(
             }
         }
     }
-    continuation::to_vec_claimed(&v, meter)
+    meter.write(|w| serde_json::to_writer(w, &v))
 }
 
 /// The ids to seal in an async search answer: its `id` and its response's `pit_id`, when they
