@@ -240,18 +240,11 @@ pub fn seal_response(
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
-    // Each copy is returned to the meter once the next one is made.
-    let mut text: Option<Vec<u8>> = None;
-    for id in &found.every {
-        let needle = format!("\"{id}\"");
-        let sealed = format!("\"{}\"", seal(binding, seal_spec.kind, id));
-        let from = text.as_deref().unwrap_or(body);
-        let next = replace_all(from, needle.as_bytes(), sealed.as_bytes(), meter)?;
-        if let Some(before) = text.replace(next) {
-            meter.give(before.len());
-        }
-    }
-    let text = text.unwrap_or_default();
+    let sealed = found
+        .every
+        .iter()
+        .map(|id| (id.as_str(), seal(binding, seal_spec.kind, id)));
+    let text = replace_ids(body, sealed, meter)?;
     let replaced_all = read_field(seal_spec.field, &text).is_ok_and(|f| {
         f.every
             .iter()
@@ -288,6 +281,27 @@ fn rebuilt(
         );
     }
     meter.write(|w| serde_json::to_writer(w, &v))
+}
+
+/// `body` with every string of each `(id, sealed)` pair, quoted, replaced by its quoted sealed
+/// form: a copy per id, each claimed from `meter` before it is made and returned once the next
+/// replaces it.
+pub(crate) fn replace_ids<'a>(
+    body: &[u8],
+    ids: impl IntoIterator<Item = (&'a str, String)>,
+    meter: &Meter<'_>,
+) -> Result<Vec<u8>, Rejection> {
+    let mut text: Option<Vec<u8>> = None;
+    for (id, sealed) in ids {
+        let needle = format!("\"{id}\"");
+        let sealed = format!("\"{sealed}\"");
+        let from = text.as_deref().unwrap_or(body);
+        let next = replace_all(from, needle.as_bytes(), sealed.as_bytes(), meter)?;
+        if let Some(before) = text.replace(next) {
+            meter.give(before.len());
+        }
+    }
+    Ok(text.unwrap_or_default())
 }
 
 /// `text` with every `needle` (left to right, not overlapping, as `str::replace`) replaced by

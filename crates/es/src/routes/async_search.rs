@@ -229,19 +229,11 @@ pub fn seal_response_with(
     }
     let ids = found.list();
     // An id without JSON escapes appears verbatim in quotes; it is a random, unguessable
-    // value, so every occurrence is this id. Each copy is returned to the meter once the next
-    // one is made.
-    let mut text: Option<Vec<u8>> = None;
-    for (kind, backend_id) in &every {
-        let needle = format!("\"{backend_id}\"");
-        let sealed = format!("\"{}\"", seal_one(*kind, backend_id));
-        let from = text.as_deref().unwrap_or(body);
-        let next = continuation::replace_all(from, needle.as_bytes(), sealed.as_bytes(), meter)?;
-        if let Some(before) = text.replace(next) {
-            meter.give(before.len());
-        }
-    }
-    let text = text.unwrap_or_default();
+    // value, so every occurrence is this id.
+    let sealed = every
+        .iter()
+        .map(|(kind, id)| (id.as_str(), seal_one(*kind, id)));
+    let text = continuation::replace_ids(body, sealed, meter)?;
     let replaced_all = serde_json::from_slice::<Ids>(&text)
         .map(|f| f.every().iter().all(|(k, id)| is_sealed(binding, *k, id)))
         .unwrap_or(false);
