@@ -397,6 +397,14 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Whether `f` holds for every entry, through [`Obj::try_each`] (stopping at the first
+    /// that fails).
+    #[inline]
+    pub fn all(self, mut f: impl FnMut(&'a str, J<'a>) -> bool) -> bool {
+        self.try_each(|k, v| if f(k, v) { Ok(()) } else { Err(()) })
+            .is_ok()
+    }
+
     pub fn keys(self) -> impl Iterator<Item = &'a str> {
         self.iter().map(|(k, _)| k)
     }

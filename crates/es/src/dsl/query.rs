@@ -667,8 +667,9 @@ fn bool_query(body: J<'_>) -> Option<Result<(), Rejection>> {
                 | "adjust_pure_negative"
         )
     };
-    m.try_each(|k, _| if known(k) { Ok(()) } else { Err(()) })
-        .ok()?;
+    if !m.all(|k, _| known(k)) {
+        return None;
+    }
     Some(m.try_each(|k, v| match k {
         "must" | "should" | "filter" | "must_not" => query_or_queries(v),
         _ => scalar(v, k),
@@ -1121,26 +1122,17 @@ pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
 fn field_item_allowed(item: J<'_>) -> bool {
     match item {
         J::String(name) => fields::check(name, Position::Data).is_ok(),
-        J::Object(m) => m
-            .try_each(|k, v| {
-                let allowed = match k {
-                    "field" => {
-                        inert(v).is_ok()
-                            && match v {
-                                J::String(name) => fields::check(name, Position::Data).is_ok(),
-                                _ => true,
-                            }
+        J::Object(m) => m.all(|k, v| match k {
+            "field" => {
+                inert(v).is_ok()
+                    && match v {
+                        J::String(name) => fields::check(name, Position::Data).is_ok(),
+                        _ => true,
                     }
-                    "format" | "include_unmapped" => inert(v).is_ok(),
-                    _ => false,
-                };
-                if allowed {
-                    Ok(())
-                } else {
-                    Err(())
-                }
-            })
-            .is_ok(),
+            }
+            "format" | "include_unmapped" => inert(v).is_ok(),
+            _ => false,
+        }),
         _ => false,
     }
 }
