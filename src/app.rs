@@ -136,8 +136,18 @@ impl App {
     pub async fn start(config: Config) -> Result<App, StartError> {
         match &config.store {
             StoreKind::File => App::build(config),
-            StoreKind::Elasticsearch { index, urls, .. } => {
-                let cluster = Arc::new(ClusterStore::new(&config.backend, urls, index));
+            StoreKind::Elasticsearch {
+                index,
+                urls,
+                tombstone_retention,
+                ..
+            } => {
+                let cluster = Arc::new(ClusterStore::new(
+                    &config.backend,
+                    urls,
+                    index,
+                    *tombstone_retention,
+                ));
                 let store = Store::open_cluster(Arc::clone(&cluster)).await?;
                 // Shared through the store, so an id minted by one replica opens on another.
                 let id_key = match &config.id_key {

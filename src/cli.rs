@@ -463,12 +463,17 @@ fn store_command(command: StoreCommand) -> ExitCode {
                 None => Ok(exchange::export(&Snapshot::from_changes(&loaded))),
             }
         })(),
-        config::StoreKind::Elasticsearch { index, urls, .. } => {
+        config::StoreKind::Elasticsearch {
+            index,
+            urls,
+            tombstone_retention,
+            ..
+        } => {
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
             runtime.block_on(async {
-                let cluster = ClusterStore::new(&config.backend, urls, index);
+                let cluster = ClusterStore::new(&config.backend, urls, index, *tombstone_retention);
                 match &input {
                     Some(changes) => {
                         cluster.prepare_index(true).await?;

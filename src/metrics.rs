@@ -115,6 +115,8 @@ pub struct ClusterStore {
     pub records_applied: u64,
     pub records_skipped: u64,
     pub conflicts: u64,
+    pub reloads: u64,
+    pub tombstones_purged: u64,
     /// The highest change sequence this replica has seen.
     pub sequence: u64,
 }
@@ -483,6 +485,16 @@ impl Collector for StateRows {
                     "esgate_store_conflicts",
                     "Writes that met a concurrent change through another replica (then re-planned)",
                     c.conflicts,
+                ),
+                (
+                    "esgate_store_reloads",
+                    "Whole-store reads after no successful poll for half of store.tombstone_retention",
+                    c.reloads,
+                ),
+                (
+                    "esgate_store_tombstones_purged",
+                    "Tombstones of deleted records purged after store.tombstone_retention",
+                    c.tombstones_purged,
                 ),
             ] {
                 let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

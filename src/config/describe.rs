@@ -148,6 +148,7 @@ impl Config {
                 index,
                 urls,
                 poll_interval,
+                tombstone_retention,
             } => {
                 o.key("kind", quoted("elasticsearch"));
                 o.key("index", quoted(index));
@@ -158,6 +159,7 @@ impl Config {
                     o.key("urls", format!("[{}]", list.join(", ")));
                 }
                 o.key("poll_interval", duration(*poll_interval));
+                o.key("tombstone_retention", duration(*tombstone_retention));
             }
         }
 

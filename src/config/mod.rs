@@ -94,6 +94,9 @@ pub enum StoreKind {
         /// Nodes of another cluster; empty: the `[backend]` nodes.
         urls: Vec<Uri>,
         poll_interval: Duration,
+        /// How long a deleted record's tombstone stays in the index before a replica purges
+        /// it; a replica out of touch for half of it reads the whole store again.
+        tombstone_retention: Duration,
     },
 }
 

@@ -11,6 +11,7 @@ pub const DEFAULT_STORE_PATH: &str = "./data";
 pub const DEFAULT_STORE_INDEX: &str = ".esgate";
 /// How often a replica picks up other replicas' changes.
 pub const DEFAULT_STORE_POLL_INTERVAL: &str = "500ms";
+pub const DEFAULT_STORE_TOMBSTONE_RETENTION: &str = "7d";
 pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
 /// All request bodies being inspected at once: 1 GiB.
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
@@ -135,6 +136,7 @@ pub struct RawStore {
     pub index: Option<String>,
     pub urls: Option<Vec<String>>,
     pub poll_interval: Option<String>,
+    pub tombstone_retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -499,6 +499,10 @@ impl Validator {
             ("store.index", raw.index.is_some()),
             ("store.urls", raw.urls.is_some()),
             ("store.poll_interval", raw.poll_interval.is_some()),
+            (
+                "store.tombstone_retention",
+                raw.tombstone_retention.is_some(),
+            ),
         ];
         match raw.kind.as_deref().unwrap_or("file") {
             "file" => {
@@ -554,10 +558,24 @@ impl Validator {
                         "must be between 50ms and 1s (changes must reach every replica within a second)",
                     );
                 }
+                let tombstone_retention = self.duration(
+                    "store.tombstone_retention",
+                    raw.tombstone_retention.as_deref(),
+                    raw::DEFAULT_STORE_TOMBSTONE_RETENTION,
+                );
+                // A replica reads the whole store again after half the retention without a
+                // successful poll: that half must leave room for several polls.
+                if tombstone_retention < Duration::from_secs(4) {
+                    self.issue(
+                        "store.tombstone_retention",
+                        "must be at least 4s (a replica out of touch for half of it reloads the whole store)",
+                    );
+                }
                 StoreKind::Elasticsearch {
                     index,
                     urls,
                     poll_interval,
+                    tombstone_retention,
                 }
             }
             _ => {
@@ -1002,6 +1020,7 @@ mod tests {
                 index: ".esgate".into(),
                 urls: vec![],
                 poll_interval: Duration::from_millis(500),
+                tombstone_retention: Duration::from_secs(7 * 86_400),
             }
         );
         assert_eq!(check("").unwrap().store, StoreKind::File);
@@ -1010,8 +1029,12 @@ mod tests {
             ("[store]\nkind = \"cassandra\"\n", &["store.kind"]),
             ("[store]\nindex = \".x\"\n", &["store.index"]),
             (
-                "[store]\npoll_interval = \"1s\"\nurls = []\n",
-                &["store.urls", "store.poll_interval"],
+                "[store]\npoll_interval = \"1s\"\nurls = []\ntombstone_retention = \"1d\"\n",
+                &[
+                    "store.urls",
+                    "store.poll_interval",
+                    "store.tombstone_retention",
+                ],
             ),
         ];
         for (toml, want) in cases {
@@ -1030,6 +1053,7 @@ mod tests {
             ("urls = []", "store.urls"),
             ("poll_interval = \"2s\"", "store.poll_interval"),
             ("poll_interval = \"10ms\"", "store.poll_interval"),
+            ("tombstone_retention = \"3s\"", "store.tombstone_retention"),
         ] {
             let toml = format!("[store]\nkind = \"elasticsearch\"\n{setting}\n{key}");
             assert_eq!(paths(check(&toml).unwrap_err()), vec![path], "{setting}");

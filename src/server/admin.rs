@@ -261,6 +261,8 @@ fn cluster_state(c: &crate::store::cluster::ClusterStore) -> crate::metrics::Clu
         records_applied: st.records_applied.load(Relaxed),
         records_skipped: st.records_skipped.load(Relaxed),
         conflicts: st.conflicts.load(Relaxed),
+        reloads: st.reloads.load(Relaxed),
+        tombstones_purged: st.tombstones_purged.load(Relaxed),
         sequence: c.positions().0,
     }
 }

@@ -265,21 +265,42 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 /// serving and the poll keeps trying; it catches up when the cluster answers again.
 async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     // The store is restart-only: a reload keeps its kind and interval.
-    let crate::config::StoreKind::Elasticsearch { poll_interval, .. } = live.load().config.store
+    let crate::config::StoreKind::Elasticsearch {
+        poll_interval,
+        tombstone_retention,
+        ..
+    } = live.load().config.store
     else {
         return;
     };
     let mut tick = tokio::time::interval(poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Tombstones are purged a few times per retention (each replica on its own: a purge
+    // deletes only the versions it read, so replicas racing on one do no harm).
+    let purge_every =
+        (tombstone_retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut purged_at = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match live.load().store.poll().await {
+        let app = live.load();
+        match app.store.poll().await {
             Ok(n) if n > 0 => tracing::debug!(changes = n, "Picked up token store changes"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
+        }
+        if purged_at.elapsed() >= purge_every {
+            purged_at = std::time::Instant::now();
+            match app.store.purge_tombstones().await {
+                Ok(n) if n > 0 => tracing::info!(
+                    purged = n,
+                    "Purged token store tombstones older than store.tombstone_retention"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "Token store tombstone purge failed"),
+            }
         }
     }
 }

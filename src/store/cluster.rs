@@ -29,10 +29,10 @@
 //!   skipped, the others load.
 //! - Nothing secret is logged (records hold secret hashes only; errors never quote records).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::Method;
@@ -92,6 +92,12 @@ struct Sync {
     counter_seen: u64,
     /// A counter value above every record seen, and since when (an abandoned claim).
     abandoned: Option<(u64, Instant)>,
+    /// When the last successful load or poll started (wall clock: a paused machine's monotonic
+    /// clock stands still, and what matters is how much of the retention went by outside).
+    synced: Option<SystemTime>,
+    /// Document ids whose held version is a tombstone: a replica may purge it, after which a
+    /// write that names the held version meets a conflict (see [`ClusterStore::commit`]).
+    tombstones: HashSet<String>,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -102,12 +108,17 @@ pub struct ClusterStats {
     pub records_applied: AtomicU64,
     pub records_skipped: AtomicU64,
     pub conflicts: AtomicU64,
+    /// Whole-store reads after being out of touch for half the tombstone retention.
+    pub reloads: AtomicU64,
+    pub tombstones_purged: AtomicU64,
 }
 
 pub struct ClusterStore {
     http: Upstream,
     authorization: Option<http::HeaderValue>,
     index: String,
+    /// `store.tombstone_retention`.
+    retention: Duration,
     sync: Mutex<Sync>,
     /// `None` while the cluster answers; else why it does not.
     down: Mutex<Option<String>>,
@@ -233,8 +244,10 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
     Ok(Some(Decoded::Change(change)))
 }
 
-/// The documents one change writes: `(doc id, source)`.
-fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreError> {
+/// The documents one change writes: `(doc id, source)`. A tombstone records when it was
+/// written (`record.deleted_at`, Unix seconds: `now`), for the purge; older esgate versions
+/// read a tombstone without looking at its record.
+fn documents(change: &Change, seq: u64, now: UnixTime) -> Result<Vec<(String, Value)>, StoreError> {
     let put = |kind: &str, name: &str, record: Value| {
         let id = doc_id(kind, name);
         (
@@ -246,7 +259,7 @@ fn documents(change: &Change, seq: u64) -> Result<Vec<(String, Value)>, StoreErr
         let id = doc_id(kind, name);
         (
             id.clone(),
-            json!({"kind": kind, "key": id, "seq": seq, "deleted": true}),
+            json!({"kind": kind, "key": id, "seq": seq, "deleted": true, "record": {"deleted_at": now}}),
         )
     };
     let ser = |v: Result<Value, serde_json::Error>| {
@@ -303,10 +316,66 @@ pub struct Loaded {
     pub skipped: Vec<String>,
 }
 
+/// What a poll (or a catch-up's polls) brought: when the store was read whole, the changes
+/// that rebuild the state (`reloaded`, replacing it), then the changes to apply on top.
+#[derive(Default)]
+pub struct Polled {
+    pub reloaded: Option<Vec<Change>>,
+    pub changes: Vec<Change>,
+}
+
+impl Polled {
+    /// Records brought, reloaded or changed.
+    pub fn len(&self) -> usize {
+        self.reloaded.as_ref().map_or(0, Vec::len) + self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `next`, polled after this one, on top of it (a reload replaces everything before it).
+    fn then(&mut self, next: Polled) {
+        if next.reloaded.is_some() {
+            *self = next;
+        } else {
+            self.changes.extend(next.changes);
+        }
+    }
+}
+
+/// Whether a replica whose last successful load or poll started at `synced` must read the whole
+/// store at `now`: a tombstone is purged a full retention after it was written, so a replica
+/// that looked within half of it has seen every tombstone still missing from its state (the
+/// other half is margin for clocks that disagree between replicas); it never looked; or the
+/// clock went back (then nothing tells how long it was).
+fn out_of_touch(synced: Option<SystemTime>, now: SystemTime, retention: Duration) -> bool {
+    match synced {
+        None => true,
+        Some(t) => now
+            .duration_since(t)
+            .map_or(true, |gone| gone > retention / 2),
+    }
+}
+
+/// What a purge round did.
+pub struct Purged {
+    /// Tombstones deleted (older than the retention).
+    pub purged: usize,
+    /// Tombstones written before deletion times were recorded, as the deletes to write again
+    /// (with a time, so they are purged one retention from now); at most one page a round.
+    pub unstamped: Vec<Change>,
+}
+
 impl ClusterStore {
     /// A client for the store cluster: `backend` with its nodes replaced by `urls` (when given)
     /// and esgate's own short timeouts.
-    pub fn new(backend: &crate::config::Backend, urls: &[http::Uri], index: &str) -> ClusterStore {
+    pub fn new(
+        backend: &crate::config::Backend,
+        urls: &[http::Uri],
+        index: &str,
+        retention: Duration,
+    ) -> ClusterStore {
         let mut config = backend.clone();
         if !urls.is_empty() {
             config.urls = urls.to_vec();
@@ -318,6 +387,7 @@ impl ClusterStore {
             http: Upstream::new(&config),
             authorization: backend.authorization.as_ref().map(|a| a.0.clone()),
             index: index.to_owned(),
+            retention,
             sync: Mutex::new(Sync::default()),
             down: Mutex::new(None),
             stats: ClusterStats::default(),
@@ -527,10 +597,12 @@ impl ClusterStore {
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
     /// load; a corrupt record is skipped and named in [`Loaded::skipped`].
     pub async fn load(&self) -> Result<Loaded, StoreError> {
+        let started = SystemTime::now();
         let counter = self.counter().await?;
         let mut changes = vec![];
         let mut skipped = vec![];
         let mut versions = HashMap::new();
+        let mut tombstones = HashSet::new();
         let mut max_seq = 0;
         // One scroll in index order: every page costs the same, whatever the store's size.
         let mut scroll_id: Option<String> = None;
@@ -578,6 +650,9 @@ impl ClusterStore {
                             if let Some(v) = hit_version(hit) {
                                 versions.insert(id.to_owned(), v);
                             }
+                            if c.is_delete() {
+                                tombstones.insert(id.to_owned());
+                            }
                             max_seq = max_seq
                                 .max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
                             changes.push(c);
@@ -610,6 +685,8 @@ impl ClusterStore {
         changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
         let mut s = self.sync();
         s.versions = versions;
+        s.tombstones = tombstones;
+        s.synced = Some(started);
         s.counter_seen = counter.value;
         s.max_seq = max_seq.min(counter.value);
         // Writes claimed shortly before the load may have been indexed only partly (or not
@@ -640,18 +717,49 @@ impl ClusterStore {
     }
 
     /// Records changed through other replicas since the last poll, as changes to apply (in
-    /// `seq` order; only versions newer than those held).
-    pub async fn poll(&self) -> Result<Vec<Change>, StoreError> {
+    /// `seq` order; only versions newer than those held). After more than half the tombstone
+    /// retention without a successful poll, the whole store instead: a delete this replica
+    /// missed may have lost its tombstone to a purge, and only a full read shows it.
+    pub async fn poll(&self) -> Result<Polled, StoreError> {
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        let result = self.poll_inner().await;
+        let started = SystemTime::now();
+        let result = if self.out_of_touch(started) {
+            self.reload().await
+        } else {
+            self.poll_inner().await.map(|changes| Polled {
+                reloaded: None,
+                changes,
+            })
+        };
         match &result {
-            Ok(_) => self.set_down(None),
+            Ok(_) => {
+                self.set_down(None);
+                self.sync().synced = Some(started);
+            }
             Err(e) => {
                 self.stats.poll_failures.fetch_add(1, Ordering::Relaxed);
                 self.set_down(Some(e.to_string()));
             }
         }
         result
+    }
+
+    fn out_of_touch(&self, now: SystemTime) -> bool {
+        out_of_touch(self.sync().synced, now, self.retention)
+    }
+
+    async fn reload(&self) -> Result<Polled, StoreError> {
+        let loaded = self.load().await?;
+        self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            index = %self.index,
+            records = loaded.changes.len(),
+            "Token store: no successful poll for half of store.tombstone_retention; read the whole store again"
+        );
+        Ok(Polled {
+            reloaded: Some(loaded.changes),
+            changes: vec![],
+        })
     }
 
     async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
@@ -777,6 +885,11 @@ impl ClusterStore {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
                 let mut s = self.sync();
                 s.max_seq = s.max_seq.max(bounded);
+                if c.is_delete() {
+                    s.tombstones.insert(id.to_owned());
+                } else {
+                    s.tombstones.remove(id);
+                }
                 Some(c)
             }
             Ok(Some(_)) => None,
@@ -790,7 +903,7 @@ impl ClusterStore {
 
     /// Before planning a write: the latest counter, and every change up to it (waiting briefly
     /// for records of a `seq` claimed by another replica but not indexed yet).
-    pub async fn catch_up(&self) -> Result<(Counter, Vec<Change>), StoreError> {
+    pub async fn catch_up(&self) -> Result<(Counter, Polled), StoreError> {
         if let Some(reason) = self.down_reason() {
             // Fail fast while the poller knows the cluster is away; it retries on its own.
             return Err(StoreError::Unavailable(reason));
@@ -800,13 +913,13 @@ impl ClusterStore {
             let mut s = self.sync();
             s.counter_seen = s.counter_seen.max(counter.value);
         }
-        let mut changes = self.poll().await?;
+        let mut polled = self.poll().await?;
         let deadline = Instant::now() + IN_FLIGHT_WAIT;
         while self.sync().max_seq < counter.value && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            changes.extend(self.poll().await?);
+            polled.then(self.poll().await?);
         }
-        Ok((counter, changes))
+        Ok((counter, polled))
     }
 
     /// Writes `changes` under the next `seq` (see the module invariants). Returns the changes
@@ -818,6 +931,7 @@ impl ClusterStore {
         changes: &[Change],
     ) -> Result<(), (Vec<Change>, StoreError)> {
         let seq = counter.value + 1;
+        let now = crate::time::now();
         match self.claim(&counter).await {
             Ok((s, _)) if (200..300).contains(&s) => {}
             Ok((409, _)) => {
@@ -830,7 +944,7 @@ impl ClusterStore {
         let mut lines = String::new();
         let mut owners = vec![];
         for (i, change) in changes.iter().enumerate() {
-            let docs = documents(change, seq).map_err(|e| (vec![], e))?;
+            let docs = documents(change, seq, now).map_err(|e| (vec![], e))?;
             for (id, source) in docs {
                 let mut meta = json!({"_index": self.index, "_id": id});
                 if !matches!(change, Change::LastUsed { .. }) {
@@ -892,11 +1006,23 @@ impl ClusterStore {
                 match result.and_then(hit_version) {
                     Some(v) if (200..300).contains(&st) => {
                         s.versions.insert(id.clone(), v);
+                        if changes[*i].is_delete() {
+                            s.tombstones.insert(id.clone());
+                        } else {
+                            s.tombstones.remove(id);
+                        }
                     }
                     _ => {
                         failed[*i] = true;
                         if st == 409 {
                             conflict = true;
+                            // The tombstone this replica holds may have been purged: forget its
+                            // version, so the write is planned again after a catch-up as a
+                            // `create` (which a record still there refuses) or on the newer
+                            // version the catch-up brings.
+                            if s.tombstones.remove(id) {
+                                s.versions.remove(id);
+                            }
                         } else {
                             other = Some(st);
                         }
@@ -926,13 +1052,113 @@ impl ClusterStore {
         }
     }
 
+    /// One purge round at `now` (see [`Store::purge_tombstones`](super::Store::purge_tombstones)):
+    /// deletes every tombstone whose `deleted_at` is at least the retention old, each only at
+    /// the version read (a record written again meanwhile stays), with a deleted token's
+    /// last-used time; returns the tombstones without a time as deletes to write again.
+    /// Safe for every replica: one that polled within half the retention has seen those
+    /// tombstones, and one that did not reads the whole store at its next poll.
+    pub async fn purge(&self, now: UnixTime) -> Result<Purged, StoreError> {
+        let horizon = now.saturating_sub(self.retention.as_secs() as i64);
+        let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
+        let mut old = vec![];
+        let mut unstamped = vec![];
+        let mut after = None;
+        loop {
+            let hits = self
+                .page(
+                    query.clone(),
+                    json!([{"seq": "asc"}, {"key": "asc"}]),
+                    after.take(),
+                )
+                .await?;
+            for hit in &hits {
+                let (Some(id), Some(source), Some(version)) = (
+                    hit.get("_id").and_then(Value::as_str),
+                    hit.get("_source"),
+                    hit_version(hit),
+                ) else {
+                    continue;
+                };
+                // Only esgate's own tombstones; anything else is left as it is.
+                let Ok(Some(Decoded::Change(change))) = decode(id, source) else {
+                    continue;
+                };
+                if !change.is_delete() {
+                    continue;
+                }
+                match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
+                    Some(at) if at <= horizon => old.push((id.to_owned(), version, change)),
+                    Some(_) => {}
+                    None if unstamped.len() < PAGE => unstamped.push(change),
+                    None => {}
+                }
+            }
+            if hits.len() < PAGE {
+                break;
+            }
+            after = hits.last().and_then(|h| h.get("sort")).cloned();
+            if after.is_none() {
+                break;
+            }
+        }
+        let mut purged = 0;
+        for chunk in old.chunks(PAGE) {
+            let mut lines = String::new();
+            for (id, version, change) in chunk {
+                let meta = json!({"delete": {
+                    "_index": self.index,
+                    "_id": id,
+                    "if_seq_no": version.seq_no,
+                    "if_primary_term": version.primary_term,
+                }});
+                lines.push_str(&meta.to_string());
+                lines.push('\n');
+                if let Change::DeleteToken { id: token } = change {
+                    // Nothing writes a deleted token's last-used time again.
+                    let meta = json!({"delete": {"_index": self.index, "_id": doc_id("last_used", token)}});
+                    lines.push_str(&meta.to_string());
+                    lines.push('\n');
+                }
+            }
+            let (status, answer) = self
+                .request(
+                    Method::POST,
+                    "/_bulk?refresh=true",
+                    Some(("application/x-ndjson", Bytes::from(lines))),
+                )
+                .await?;
+            if status != 200 {
+                return Err(Self::unexpected("a tombstone purge", status));
+            }
+            let items = answer.get("items").and_then(Value::as_array);
+            let mut s = self.sync();
+            for item in items.into_iter().flatten() {
+                let Some(result) = item.get("delete") else {
+                    continue;
+                };
+                let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
+                let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
+                if deleted && !id.starts_with("last_used:") {
+                    s.tombstones.remove(id);
+                    s.versions.remove(id);
+                    purged += 1;
+                }
+            }
+        }
+        self.stats
+            .tombstones_purged
+            .fetch_add(purged as u64, Ordering::Relaxed);
+        Ok(Purged { purged, unstamped })
+    }
+
     /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
     /// documents claims a change sequence of its own, so running replicas pick every page up
     /// as it lands, however long the import takes.
     pub async fn import(&self, changes: &[Change]) -> Result<usize, StoreError> {
         let mut docs = vec![];
         for c in changes {
-            docs.extend(documents(c, 0)?);
+            docs.extend(documents(c, 0, crate::time::now())?);
         }
         let n = docs.len();
         for chunk in docs.chunks_mut(PAGE) {
@@ -1058,6 +1284,72 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_records_when_it_was_written_and_still_decodes_as_the_delete() {
+        let c = Change::DeleteIpFilter {
+            name: "office".into(),
+        };
+        let docs = documents(&c, 7, 1_700_000_123).unwrap();
+        assert_eq!(docs.len(), 1);
+        let (id, source) = &docs[0];
+        assert_eq!(source["deleted"], json!(true));
+        assert_eq!(source["record"]["deleted_at"], json!(1_700_000_123));
+        match decode(id, source) {
+            Ok(Some(Decoded::Change(d))) => assert_eq!(d, c),
+            _ => panic!("a tombstone with its time decodes as the delete"),
+        }
+        // A tombstone written before deletion times were recorded decodes alike.
+        let legacy = json!({"kind": "ip_filter", "key": id, "seq": 7, "deleted": true});
+        assert!(matches!(decode(id, &legacy), Ok(Some(Decoded::Change(d))) if d == c));
+        assert!(c.is_delete());
+        assert!(!Change::LastUsed { times: vec![] }.is_delete());
+    }
+
+    /// A replica reads the whole store when more than half the retention went by since its
+    /// last successful look, when it never looked, and when the clock went back.
+    #[test]
+    fn out_of_touch_is_half_the_retention_or_a_clock_gone_back() {
+        let day = Duration::from_secs(86_400);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let retention = 8 * day;
+        assert!(out_of_touch(None, t, retention));
+        assert!(!out_of_touch(Some(t), t, retention));
+        assert!(!out_of_touch(Some(t), t + 4 * day, retention));
+        assert!(out_of_touch(
+            Some(t),
+            t + 4 * day + Duration::from_millis(1),
+            retention
+        ));
+        assert!(out_of_touch(Some(t), t - Duration::from_secs(1), retention));
+    }
+
+    /// A poll after a reload lands on top of it; a reload after polls replaces them.
+    #[test]
+    fn polled_batches_compose_and_a_reload_replaces_what_came_before() {
+        let put = |name: &str| Change::DeleteFilter { id: name.into() };
+        let mut p = Polled {
+            reloaded: None,
+            changes: vec![put("a")],
+        };
+        p.then(Polled {
+            reloaded: None,
+            changes: vec![put("b")],
+        });
+        assert_eq!(p.changes, vec![put("a"), put("b")]);
+        assert!(p.reloaded.is_none());
+        p.then(Polled {
+            reloaded: Some(vec![put("all")]),
+            changes: vec![],
+        });
+        p.then(Polled {
+            reloaded: None,
+            changes: vec![put("c")],
+        });
+        assert_eq!(p.reloaded, Some(vec![put("all")]));
+        assert_eq!(p.changes, vec![put("c")]);
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
     fn every_change_round_trips_through_its_documents() {
         use crate::store::model::{FieldValue, FilterRef, Permission, SecretHash};
         let token = Token {
@@ -1089,7 +1381,7 @@ mod tests {
             },
         ];
         for c in changes {
-            for (id, source) in documents(&c, 4).unwrap() {
+            for (id, source) in documents(&c, 4, 1_700_000_000).unwrap() {
                 match decode(&id, &source) {
                     Ok(Some(Decoded::Change(back))) => assert_eq!(back, c),
                     _ => panic!("{id} did not decode"),

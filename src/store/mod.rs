@@ -68,6 +68,19 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// A record's delete (the cluster store writes it as a tombstone).
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Change::DeleteToken { .. }
+                | Change::DeleteFilter { .. }
+                | Change::DeleteIpFilter { .. }
+                | Change::DeleteLink { .. }
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O error on {path}: {source}")]
@@ -472,6 +485,20 @@ impl Store {
         current.store(Arc::new(next));
     }
 
+    /// Publishes what a poll brought: a whole store read replaces the state.
+    fn publish_polled(current: &ArcSwap<Snapshot>, polled: &cluster::Polled) {
+        match &polled.reloaded {
+            Some(all) => {
+                let mut next = build(all);
+                for change in &polled.changes {
+                    next.apply(change);
+                }
+                current.store(Arc::new(next));
+            }
+            None => Self::publish(current, &current.load_full(), &polled.changes),
+        }
+    }
+
     /// Picks up changes other replicas made (cluster store; nothing to do for the file store).
     /// Runs under the writer lock, so a write never plans on a state older than a poll's.
     pub async fn poll(&self) -> Result<usize, StoreError> {
@@ -479,9 +506,32 @@ impl Store {
             return Ok(0);
         };
         let _writer = self.writer.lock().await;
-        let changes = cluster.poll().await?;
-        Self::publish(&self.current, &self.current.load_full(), &changes);
-        Ok(changes.len())
+        let polled = cluster.poll().await?;
+        Self::publish_polled(&self.current, &polled);
+        Ok(polled.len())
+    }
+
+    /// Deletes the cluster store's tombstones older than `store.tombstone_retention` (nothing
+    /// to do for the file store), and writes again, with a deletion time, up to a page of
+    /// tombstones that have none (written by esgate before it recorded one). Under the writer
+    /// lock, after a catch-up, like a write. Returns how many were purged.
+    pub async fn purge_tombstones(&self) -> Result<usize, StoreError> {
+        let Backend::Cluster(cluster) = &self.backend else {
+            return Ok(0);
+        };
+        let _writer = self.writer.lock().await;
+        let (counter, polled) = cluster.catch_up().await?;
+        Self::publish_polled(&self.current, &polled);
+        let purged = cluster.purge(crate::time::now()).await?;
+        if !purged.unstamped.is_empty() {
+            // Deletes of records that are gone: nothing to publish. A conflict (another
+            // replica wrote meanwhile) leaves them for the next round.
+            match cluster.commit(counter, &purged.unstamped).await {
+                Ok(()) | Err((_, StoreError::Conflict)) => {}
+                Err((_, e)) => return Err(e),
+            }
+        }
+        Ok(purged.purged)
     }
 
     /// Runs one serialised write. `plan` sees the current snapshot and returns the changes to
@@ -539,7 +589,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             let (counter, polled) = cluster.catch_up().await?;
-            Self::publish(&self.current, &self.current.load_full(), &polled);
+            Self::publish_polled(&self.current, &polled);
             let current = self.current.load_full();
             let (changes, value) = (plan.clone())(&current)?;
             if changes.is_empty() {

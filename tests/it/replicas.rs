@@ -569,6 +569,212 @@ async fn noida_outage_keeps_authentication_and_refuses_writes() {
     outage_keeps_authentication_and_refuses_writes(Backend::noida()).await;
 }
 
+// === tombstones ===
+
+/// The store document `id` as the backend has it: its status.
+async fn store_document(backend_url: &str, id: &str) -> u16 {
+    send(
+        "GET",
+        &format!("{backend_url}/{INDEX}/_doc/{}", id.replace(':', "%3A")),
+        &[],
+        "",
+    )
+    .await
+    .unwrap()
+    .status
+    .as_u16()
+}
+
+async fn metric(r: &Served, name: &str) -> u64 {
+    let text = send("GET", &format!("{}/metrics", r.admin), &[], "")
+        .await
+        .unwrap()
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix("_total ")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Session 13: tombstones are purged after `store.tombstone_retention`, and a replica that was
+/// cut off while a token was deleted and its tombstone purged still refuses the token once it
+/// is back (it reads the whole store: an incremental poll cannot see a delete whose tombstone
+/// is gone).
+async fn a_purged_revocation_reaches_a_replica_that_was_away(backend: Backend) {
+    seed(backend.url()).await;
+    let fwd = Forwarder::start(backend.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("{}\ntombstone_retention = \"4s\"", cluster_store(INDEX));
+    let direct = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let through = write_config(
+        dir.path(),
+        "b.toml",
+        &format!("http://{}", fwd.addr),
+        &store,
+    );
+    let a = serve(&["--config", direct.to_str().unwrap()], |_| {});
+    let b = serve(&["--config", through.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("revoked")).await;
+    within(
+        PROPAGATION,
+        "token on the replica behind the cut",
+        || async { search_status(&b, &secret).await == 200 },
+    )
+    .await;
+
+    fwd.cut();
+    within(
+        Duration::from_secs(5),
+        "the replica sees the cut",
+        || async {
+            let r = send("GET", &format!("{}/ready", b.admin), &[], "")
+                .await
+                .unwrap();
+            r.status.as_u16() == 503
+        },
+    )
+    .await;
+    let (s, _) = admin(&a, "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    assert_eq!(search_status(&a, &secret).await, 401);
+    let tombstone = format!("token:{id}");
+    assert_eq!(store_document(backend.url(), &tombstone).await, 200);
+    // Purged once 4 s old (a purge round every second).
+    within(Duration::from_secs(15), "the tombstone purged", || async {
+        store_document(backend.url(), &tombstone).await == 404
+    })
+    .await;
+    assert!(metric(&a, "esgate_store_tombstones_purged").await >= 1);
+    // Cut off all along, the replica still authenticates the token (the backend is away, so
+    // the request itself fails upstream).
+    let s = search_status(&b, &secret).await;
+    assert!(s != 401 && s != 403, "still held while away: {s}");
+
+    fwd.restore();
+    within(
+        Duration::from_secs(10),
+        "the revocation reaches the replica",
+        || async { search_status(&b, &secret).await == 401 },
+    )
+    .await;
+    assert!(metric(&b, "esgate_store_reloads").await >= 1);
+    assert_eq!(
+        metric(&a, "esgate_store_reloads").await,
+        0,
+        "A never lost touch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_purged_revocation_reaches_a_replica_that_was_away() {
+    a_purged_revocation_reaches_a_replica_that_was_away(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_purged_revocation_reaches_a_replica_that_was_away() {
+    a_purged_revocation_reaches_a_replica_that_was_away(Backend::noida()).await;
+}
+
+/// Session 13: a tombstone written before tombstones recorded their time (no
+/// `record.deleted_at`) is written again with one, then purged a retention later.
+async fn a_tombstone_without_a_time_is_stamped_then_purged(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("{}\ntombstone_retention = \"4s\"", cluster_store(INDEX));
+    let config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let a = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let legacy = json!({"kind": "ip_filter", "key": "ip_filter:old", "seq": 1, "deleted": true});
+    let r = send(
+        "PUT",
+        &format!(
+            "{}/{INDEX}/_doc/ip_filter%3Aold?refresh=true",
+            backend.url()
+        ),
+        &[("content-type", "application/json")],
+        legacy.to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    within(Duration::from_secs(5), "the tombstone stamped", || async {
+        let r = send(
+            "GET",
+            &format!("{}/{INDEX}/_doc/ip_filter%3Aold", backend.url()),
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        v["_source"]["record"]["deleted_at"].is_i64() && v["_source"]["deleted"] == json!(true)
+    })
+    .await;
+    within(
+        Duration::from_secs(15),
+        "the stamped tombstone purged",
+        || async { store_document(backend.url(), "ip_filter:old").await == 404 },
+    )
+    .await;
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_tombstone_without_a_time_is_stamped_then_purged() {
+    a_tombstone_without_a_time_is_stamped_then_purged(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_tombstone_without_a_time_is_stamped_then_purged() {
+    a_tombstone_without_a_time_is_stamped_then_purged(Backend::noida()).await;
+}
+
+/// Session 13: a replica that wrote a tombstone and saw it purged by another replica (here:
+/// deleted on the backend directly, as another replica's purge does) can create a record of
+/// the same name again (it held the tombstone's version; the write meets a conflict once, and
+/// is planned again as a creation).
+async fn a_name_is_free_again_after_its_tombstone_is_purged_elsewhere(backend: Backend) {
+    let rs = Replicas::start(backend.url(), 2);
+    let office = json!({"name": "office", "cidrs": ["10.0.0.0/8"]});
+    let (s, v) = admin(rs.get(1), "POST", "/ip-filters", Some(office.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, _) = admin(rs.get(1), "DELETE", "/ip-filters/office", None).await;
+    assert_eq!(s, 204);
+    let tombstone = "ip_filter:office";
+    assert_eq!(store_document(backend.url(), tombstone).await, 200);
+    let r = send(
+        "DELETE",
+        &format!(
+            "{}/{INDEX}/_doc/ip_filter%3Aoffice?refresh=true",
+            backend.url()
+        ),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let (s, v) = admin(rs.get(1), "POST", "/ip-filters", Some(office)).await;
+    assert_eq!(s, 201, "created again after the purge: {v}");
+    within(
+        PROPAGATION,
+        "the new filter on the other replica",
+        || async {
+            admin(rs.get(0), "GET", "/ip-filters", None).await.1["ip_filters"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|f| f["name"] == "office"))
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_name_is_free_again_after_its_tombstone_is_purged_elsewhere() {
+    a_name_is_free_again_after_its_tombstone_is_purged_elsewhere(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_name_is_free_again_after_its_tombstone_is_purged_elsewhere() {
+    a_name_is_free_again_after_its_tombstone_is_purged_elsewhere(Backend::noida()).await;
+}
+
 // === export / import ===
 
 fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {
