@@ -160,12 +160,12 @@ fn reach(
                 error::printable(expr)
             ),
         })? {
-            Narrowed::AsIs { indices: found } => indices.extend(found),
+            Narrowed::AsIs { indices: found } => take_or_extend(&mut indices, found),
             Narrowed::Only {
                 names,
                 indices: found,
             } => {
-                indices.extend(found);
+                take_or_extend(&mut indices, found);
                 narrowed.push((expr.clone(), names));
             }
             // Like Elasticsearch security: wildcards that match nothing the token may read
@@ -192,6 +192,16 @@ fn reach(
     indices.sort_unstable();
     indices.dedup();
     Ok((indices, narrowed))
+}
+
+/// `found` added to `indices`: taken as it is when `indices` is empty (a request of one
+/// expression: no second list and copy, issue 10).
+fn take_or_extend(indices: &mut Vec<String>, found: Vec<String>) {
+    if indices.is_empty() {
+        *indices = found;
+    } else {
+        indices.extend(found);
+    }
 }
 
 /// Bytes of an index name sent percent-encoded in a path: all but letters, digits, `-`, `_`,

@@ -103,7 +103,8 @@ pub fn narrow(
     patterns: &[String],
 ) -> Result<Narrowed, Rejection> {
     let is_explicit = |e: &str| !e.contains('*') && !e.starts_with('-');
-    let mut indices: Vec<String> = Vec::new();
+    // Room for every index at once (issue 10: two regrowths for an expression of two names).
+    let mut indices: Vec<String> = Vec::with_capacity(names.iter().map(|n| n.indices.len()).sum());
     let mut dropped = false;
     let hidden_names = hidden_names(names);
     for n in names {
