@@ -1432,7 +1432,10 @@ fn normalise_hits(
         }
     }
     if by_score {
-        let complete = from == 0 && !after && total.is_some_and(|t| t <= size);
+        // The window holds every match when the total says so, or when fewer hits than asked
+        // for came back (also without a total: `track_total_hits: false`, `terminate_after`).
+        let complete =
+            from == 0 && !after && (total.is_some_and(|t| t <= size) || (list.len() as u64) < size);
         if collapse {
             // The document kept per group is the best-scoring one: compare the groups only.
             let mut keys: Vec<String> = list.iter().map(|h| h["fields"].to_string()).collect();
@@ -1492,6 +1495,9 @@ fn normalise_search(v: &mut Value, body: &Value) {
     let from = body.get("from").and_then(Value::as_u64).unwrap_or(0);
     let size = body.get("size").and_then(Value::as_u64).unwrap_or(10);
     if let Some(hits) = v.get_mut("hits") {
+        if body.get("terminate_after").is_some() {
+            hits.as_object_mut().map(|h| h.remove("total"));
+        }
         normalise_hits(
             hits,
             score_ordered(body),
