@@ -2015,6 +2015,7 @@ impl Oracle {
             return self.judge(&opening, mine, theirs, nothing_forwarded);
         }
         let mut answers = Vec::new();
+        let mut next_pages = Vec::new();
         let mut search_forwarded = false;
         for (via_esgate, opened) in [(true, &mine), (false, &theirs)] {
             let id = opened.body[id_key].as_str().unwrap_or("").to_string();
@@ -2023,16 +2024,40 @@ impl Oracle {
             let search = Case {
                 method: "POST",
                 path: "/_search".into(),
-                body: Some(Body::Json(b)),
+                body: Some(Body::Json(b.clone())),
                 gzip: case.gzip,
                 kind: case.kind.clone(),
                 features: vec![],
             };
             self.relay.take();
-            answers.push(self.scroll_call(&search, via_esgate).await);
+            let answer = self.scroll_call(&search, via_esgate).await;
             if via_esgate {
                 search_forwarded = !self.relay.take_forwarded().is_empty();
             }
+            // Sorted on fields: the next page too, after the last hit's sort values as that
+            // side gave them (sealed by esgate, with the PIT's `_shard_doc` tiebreaker), and
+            // both pages compared as one set of hits.
+            let paged = body
+                .get("sort")
+                .is_some_and(|s| !s.to_string().contains("_score"))
+                && body.get("aggs").is_none();
+            let last = answer.body["hits"]["hits"]
+                .as_array()
+                .and_then(|h| h.last())
+                .and_then(|h| h.get("sort"))
+                .cloned();
+            let mut more = None;
+            if let (true, 200, Some(last)) = (paged, answer.status, last) {
+                let mut next = b;
+                next["search_after"] = last;
+                let search = Case {
+                    body: Some(Body::Json(next)),
+                    ..search
+                };
+                more = Some(self.scroll_call(&search, via_esgate).await);
+            }
+            next_pages.push(more);
+            answers.push(answer);
             let closing = Case {
                 method: "DELETE",
                 path: close.into(),
@@ -2045,6 +2070,26 @@ impl Oracle {
                 features: vec![],
             };
             self.scroll_call(&closing, via_esgate).await;
+        }
+        // Both next pages answered: each side's hits of both pages as one set. Either refused
+        // (esgate's rule on doc-id sorts, the backend's on `from`): the first pages only.
+        if let [Some(m), Some(t)] = &next_pages[..] {
+            if m.status == 200 && t.status == 200 {
+                for (answer, more) in answers.iter_mut().zip([m, t]) {
+                    let mut all = answer.body["hits"]["hits"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    all.extend(
+                        more.body["hits"]["hits"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    all.sort_by_key(self::id_key);
+                    answer.body["hits"]["hits"] = json!(all);
+                }
+            }
         }
         let theirs = answers.pop().expect("two answers");
         let mine = answers.pop().expect("two answers");
