@@ -390,6 +390,13 @@ impl Gen {
                 "match_all",
                 "match_none",
                 "date_range",
+                "metadata",
+                "combined_fields",
+                "function_score",
+                "span_term",
+                "terms_set",
+                "query_string_fields",
+                "nested_inner_hits",
             ]
         } else {
             &["bool", "bool", "constant_score", "dis_max", "boosting"]
@@ -590,6 +597,17 @@ impl Gen {
             "global",
             "adjacency_matrix",
             "nested",
+            "index_terms",
+            "date_range",
+            "multi_terms",
+            "auto_date_histogram",
+            "percentile_ranks",
+            "median_absolute_deviation",
+            "weighted_avg",
+            "string_stats",
+            "reverse_nested",
+            "bucket_pipeline",
+            "terms_by_metric",
         ]);
         self.tag(match kind {
             "terms" => "agg:terms",
@@ -1469,6 +1487,13 @@ fn fixed_cases() -> Vec<Case> {
         search(
             json!({"size": 1, "sort": [{"n": {"order": "desc"}}], "track_total_hits": false}),
             "sort",
+        ),
+        // Found by this oracle (session 13): osmem computed the function over tenant b's
+        // documents too and failed with b's value in the error; esgate now refuses it.
+        search(
+            json!({"_source": false, "query": {"function_score": {"query": {"match": {"message": "fox"}},
+                "field_value_factor": {"field": "n", "missing": 1}, "boost_mode": "replace"}}}),
+            "q:function_score",
         ),
         Case {
             method: "GET",
