@@ -1693,6 +1693,14 @@ fn normalise_search(v: &mut Value, body: &Value) {
     let from = body.get("from").and_then(Value::as_u64).unwrap_or(0);
     let size = body.get("size").and_then(Value::as_u64).unwrap_or(10);
     if let Some(hits) = v.get_mut("hits") {
+        // esgate applies `filter_path` itself where it reads an answer whole (sealed sort
+        // values) and keeps an empty `hits` array the backend's own filtering drops.
+        if hits
+            .get("hits")
+            .is_some_and(|h| h.as_array().is_some_and(Vec::is_empty))
+        {
+            hits.as_object_mut().map(|h| h.remove("hits"));
+        }
         if body.get("terminate_after").is_some() {
             hits.as_object_mut().map(|h| h.remove("total"));
         }
