@@ -30,6 +30,7 @@ mod identity;
 mod indices;
 mod internal_fields;
 mod kibana;
+mod leak_oracle;
 mod limits;
 mod lookup;
 mod media_types;

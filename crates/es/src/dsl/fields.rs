@@ -494,18 +494,24 @@ pub(crate) fn check_agg_in<'a>(ty: &str, m: impl Params<'a>) -> Result<(), Rejec
     Ok(())
 }
 
-/// A script-free scoring function of `function_score` (`field_value_factor`, `random_score`,
-/// decay functions): the fields it reads. `random_score` must name its `field`: without one,
+/// A script-free scoring function of `function_score` (`random_score`, decay functions): the
+/// fields it reads; `field_value_factor` is refused. `random_score` must name its `field`: without one,
 /// Elasticsearch hashes Lucene doc ids (which count other tenants' documents) into the score.
 pub(crate) fn check_score_function(ty: &str, body: J<'_>) -> Result<(), Rejection> {
     let J::Object(m) = body else {
         return Ok(());
     };
     match ty {
+        // A backend may compute it for every document the function's own query matches,
+        // before the token's filters (osmem does), and fails the search when one value makes
+        // a negative score, naming the value: other tenants' values and an existence oracle
+        // for any predicate on their documents (the leak oracle, session 13). `modifier` and
+        // `factor` reach any value's sign, so no form is safe without knowing the values.
         "field_value_factor" => {
-            if let Some(J::String(f)) = m.get("field") {
-                check(f, Position::Data)?;
-            }
+            return Err(Rejection::forbidden(
+                "[field_value_factor] is not allowed for this token: the cluster may compute it \
+                 over documents outside the token's filters and fail with their values",
+            ))
         }
         "random_score" => match m.get("field") {
             Some(J::String(f)) => check(f, Position::Data)?,
@@ -878,7 +884,13 @@ mod tests {
             ("random_score", json!({}), false),
             ("random_score", json!({"seed": 1, "field": "_id"}), true),
             ("field_value_factor", json!({"field": "_seq_no"}), false),
-            ("field_value_factor", json!({"field": "n"}), true),
+            // Refused in every form (see check_score_function).
+            ("field_value_factor", json!({"field": "n"}), false),
+            (
+                "field_value_factor",
+                json!({"field": "n", "modifier": "square", "factor": 2}),
+                false,
+            ),
             (
                 "gauss",
                 json!({"_seq_no": {"origin": 0, "scale": 1}}),
