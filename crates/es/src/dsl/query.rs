@@ -907,6 +907,42 @@ fn check_inner_hits(v: J<'_>) -> Result<(), Rejection> {
     }
 }
 
+/// No two inner hits of a body's query clauses (`nested`, `has_child`, `has_parent`) share a
+/// name (`name`, else the clause's `path`, `type` or `parent_type`). The backend refuses such
+/// a body only when it registers both, and osmem registers a clause's inner hits only when
+/// its query can match: the refusal then told a token whether any document, other tenants'
+/// included, holds a term (review 13, the leak oracle). Refused whatever the data.
+pub(crate) fn unique_inner_hits<'v>(v: J<'v>, seen: &mut Vec<&'v str>) -> Result<(), Rejection> {
+    match v {
+        J::Object(m) => {
+            if let Some(options) = m.get("inner_hits") {
+                let default = ["path", "type", "parent_type"]
+                    .iter()
+                    .find_map(|k| m.get(k).and_then(J::as_str));
+                if let Some(default) = default {
+                    let mut one = |o: J<'v>| {
+                        let name = o.get("name").and_then(J::as_str).unwrap_or(default);
+                        if seen.contains(&name) {
+                            return Err(Rejection::forbidden(format!(
+                                "two [inner_hits] named [{name}] in one body are refused (whether the backend accepts them can depend on other tenants' documents)"
+                            )));
+                        }
+                        seen.push(name);
+                        Ok(())
+                    };
+                    match options {
+                        J::Array(items) => items.try_each(&mut one)?,
+                        o => one(o)?,
+                    }
+                }
+            }
+            m.try_each(|_, child| unique_inner_hits(child, seen))
+        }
+        J::Array(items) => items.try_each(|i| unique_inner_hits(i, seen)),
+        _ => Ok(()),
+    }
+}
+
 /// `collapse` inside `inner_hits`: a data field only.
 fn inner_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     flat(v, keys!["field"])?;

@@ -60,6 +60,10 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     for (key, value) in &obj {
         check_key(TOP_LEVEL, key, J::from(value))?;
     }
+    let mut names = Vec::new();
+    for value in obj.values() {
+        crate::dsl::query::unique_inner_hits(J::from(value), &mut names)?;
+    }
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
     if !retriever::rewrite_in_body(&mut obj, filters)? {
@@ -355,6 +359,7 @@ pub fn count(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejectio
     let query = obj.remove("query");
     if let Some(q) = &query {
         check_query(q)?;
+        crate::dsl::query::unique_inner_hits(J::from(q), &mut Vec::new())?;
     }
     Ok(single("query", wrap(query, filters)))
 }
@@ -1029,6 +1034,53 @@ mod tests {
         for c in cases {
             let got = search(Some(c.clone()), &tenant_a());
             assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{c}");
+        }
+    }
+
+    /// Review 13 (the leak oracle): two inner hits of one name in a body are refused, on the
+    /// search and count paths, wherever they are (query, post_filter, aggregations, lists);
+    /// distinct names, and `collapse`'s inner hits (named apart by ES), are not.
+    #[test]
+    fn inner_hits_of_one_name_are_refused() {
+        let nested = |path: &str, opts: Value| json!({"nested": {"path": path, "query": {"term": {format!("{path}.sku"): "x9"}}, "inner_hits": opts}});
+        let refused = [
+            json!({"query": nested("items", json!({})), "post_filter": nested("items", json!({}))}),
+            json!({"query": {"bool": {"should": [nested("items", json!({})), nested("items", json!({"size": 1}))]}}}),
+            json!({"query": {"bool": {"should": [nested("a", json!({"name": "n"})), nested("b", json!({"name": "n"}))]}}}),
+            json!({"query": nested("a", json!({"name": "b"})), "post_filter": nested("b", json!({}))}),
+            json!({"query": {"bool": {"filter": [{"has_child": {"type": "c", "query": {"match_all": {}}, "inner_hits": {}}},
+                {"has_child": {"type": "c", "query": {"match_all": {}}, "inner_hits": {}}}]}}}),
+            json!({"query": {"bool": {"filter": [{"has_parent": {"parent_type": "p", "query": {"match_all": {}}, "inner_hits": {}}},
+                {"has_child": {"type": "c", "query": {"match_all": {}}, "inner_hits": {"name": "p"}}}]}}}),
+            json!({"query": nested("items", json!({})), "aggs": {"f": {"filter": nested("items", json!({}))}}}),
+        ];
+        for body in refused {
+            let got = search(Some(body.clone()), &tenant_a());
+            assert_eq!(
+                got.map_err(|r| r.kind),
+                Err(RejectKind::Forbidden),
+                "{body}"
+            );
+            if let Some(q) = body
+                .get("query")
+                .filter(|_| body.as_object().unwrap().len() == 1)
+            {
+                let got = count(Some(json!({"query": q})), &tenant_a());
+                assert_eq!(
+                    got.map_err(|r| r.kind),
+                    Err(RejectKind::Forbidden),
+                    "{body}"
+                );
+            }
+        }
+        let accepted = [
+            json!({"query": nested("items", json!({})), "post_filter": nested("parts", json!({}))}),
+            json!({"query": {"bool": {"should": [nested("items", json!({})), nested("items", json!({"name": "other"}))]}}}),
+            json!({"query": nested("items", json!({})), "collapse": {"field": "user", "inner_hits": {"name": "items"}}}),
+            json!({"query": nested("items", json!({}))}),
+        ];
+        for body in accepted {
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
         }
     }
 

@@ -709,6 +709,9 @@ pub struct Arena<'m> {
     objects: std::cell::Cell<usize>,
     /// Whether a body parsed in the arena has a key `knn` ([`Arena::has_knn_key`]).
     knn_key: std::cell::Cell<bool>,
+    /// Whether a body parsed in the arena has a key `inner_hits`
+    /// ([`Arena::has_inner_hits_key`]).
+    inner_hits_key: std::cell::Cell<bool>,
 }
 
 impl Arena<'static> {
@@ -730,6 +733,7 @@ impl<'m> Arena<'m> {
             beside: std::cell::Cell::new(0),
             objects: std::cell::Cell::new(0),
             knn_key: std::cell::Cell::new(false),
+            inner_hits_key: std::cell::Cell::new(false),
         }
     }
 
@@ -793,6 +797,13 @@ impl<'m> Arena<'m> {
     /// instructions of a 2 KB search, 20k of a 200 KB one).
     pub fn has_knn_key(&self) -> bool {
         self.knn_key.get()
+    }
+
+    /// Whether a key of an object of a body parsed in the arena is `inner_hits` (escaped or
+    /// not), as [`Arena::has_knn_key`]: such a search is left to the serde path, which checks
+    /// that no two of a body's inner hits share a name (`dsl::query::unique_inner_hits`).
+    pub fn has_inner_hits_key(&self) -> bool {
+        self.inner_hits_key.get()
     }
 
     /// Returns `bytes` claimed beside the arena for memory a parse has freed.
@@ -859,6 +870,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         escapes_claimed: false,
         objects: 0,
         knn_key: false,
+        inner_hits_key: false,
         s: text.as_bytes(),
         text,
         i: 0,
@@ -884,6 +896,9 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     arena.objects.set(arena.objects.get() + p.objects);
     if p.knn_key {
         arena.knn_key.set(true);
+    }
+    if p.inner_hits_key {
+        arena.inner_hits_key.set(true);
     }
     let toks = p.toks.into_bump_slice();
     Ok(Parsed {
@@ -927,6 +942,8 @@ struct Parser<'a> {
     objects: usize,
     /// Whether a key read is `knn`.
     knn_key: bool,
+    /// Whether a key read is `inner_hits`.
+    inner_hits_key: bool,
     s: &'a [u8],
     text: &'a str,
     i: usize,
@@ -1078,6 +1095,7 @@ impl<'a> Parser<'a> {
         loop {
             let key = self.key()?;
             self.knn_key |= key == "knn";
+            self.inner_hits_key |= key == "inner_hits";
             if len == 0 {
                 first = key;
             } else {

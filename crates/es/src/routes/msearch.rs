@@ -117,6 +117,10 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         },
     )
     .ok()?;
+    // Inner hits' names are checked on the serde path only (`rewrite::search`).
+    if arena.has_inner_hits_key() {
+        return None;
+    }
     let mut timeouts = Vec::with_capacity(trees.len());
     for out in &trees {
         if !ordinals::plain_is_noop(J::from(out)) {

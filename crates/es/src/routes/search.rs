@@ -139,6 +139,10 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
+    // Inner hits' names are checked on the serde path only (`rewrite::search`).
+    if arena.has_inner_hits_key() {
+        return None;
+    }
     let objects = arena.objects();
     super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     if tree.contains_key("pit") {
@@ -284,6 +288,9 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let raw = tree_body(req)?;
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
+    if arena.has_inner_hits_key() {
+        return None;
+    }
     let objects = arena.objects();
     super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
     let scope = req.scope;
