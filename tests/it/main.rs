@@ -41,6 +41,7 @@ mod openapi;
 mod ordinals;
 mod query_languages;
 mod readme;
+mod refused_contexts;
 mod reliability;
 mod reload;
 mod replicas;
