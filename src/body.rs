@@ -243,7 +243,73 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    read_charged(body, limit, budget, Some(patience)).await
+    read_charged(
+        body,
+        limit,
+        budget,
+        Some(patience),
+        &mut ReadStart::default(),
+    )
+    .await
+}
+
+/// [`read_answer_budgeted`], leaving in `start` the answer's beginning when the read fails
+/// (refused for room or size, broken, or cut off by the caller's timeout: `start` is the
+/// caller's). `proxy` looks there for the id of a backend context to free.
+pub async fn read_answer_keeping_start<B>(
+    body: B,
+    limit: usize,
+    budget: &BodyBudget,
+    patience: std::time::Duration,
+    start: &mut ReadStart,
+) -> Result<(Bytes, BudgetHold), ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    read_charged(body, limit, budget, Some(patience), start).await
+}
+
+/// What a read of a body has taken of it so far: its first bytes, when a read that failed
+/// still has them, and whether anything was taken at all (what remains of the body is then
+/// not its beginning).
+#[derive(Default)]
+pub struct ReadStart {
+    /// The blocks read (the first holds the body's beginning).
+    blocks: Vec<Vec<u8>>,
+    /// The first chunk, when its room was refused before it was copied.
+    refused_first: Option<Bytes>,
+    /// Whether a data chunk was taken from the body.
+    taken: bool,
+}
+
+impl ReadStart {
+    /// The body's first bytes as read, at most `cap` of them (`None` when none are at hand).
+    /// The blocks after the first are joined in a copy only when the first is shorter.
+    pub fn prefix(&self, cap: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+        use std::borrow::Cow;
+        if let Some(first) = &self.refused_first {
+            return Some(Cow::Borrowed(&first[..first.len().min(cap)]));
+        }
+        let first = self.blocks.first().filter(|b| !b.is_empty())?;
+        if first.len() >= cap || self.blocks.len() == 1 {
+            return Some(Cow::Borrowed(&first[..first.len().min(cap)]));
+        }
+        let mut joined = Vec::with_capacity(cap.min(self.blocks.iter().map(Vec::len).sum()));
+        for block in &self.blocks {
+            let n = block.len().min(cap - joined.len());
+            joined.extend_from_slice(&block[..n]);
+            if joined.len() == cap {
+                break;
+            }
+        }
+        Some(Cow::Owned(joined))
+    }
+
+    /// Whether any of the body was taken: what remains of it is then not its beginning.
+    pub fn taken(&self) -> bool {
+        self.taken
+    }
 }
 
 /// Reads a whole body, refusing more than `limit` bytes, charging every chunk to `budget`
@@ -257,18 +323,20 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    read_charged(body, limit, budget, None).await
+    read_charged(body, limit, budget, None, &mut ReadStart::default()).await
 }
 
 /// Bodies read whole are copied into blocks of this size.
 const READ_BLOCK: usize = 1024 * 1024;
 
-/// The read loop of both: `patience` `None` = a spent budget fails at once.
+/// The read loop of all: `patience` `None` = a spent budget fails at once. The blocks live in
+/// `start` (an empty one allocates nothing), so a failed read leaves its beginning there.
 async fn read_charged<B>(
     body: B,
     limit: usize,
     budget: &BodyBudget,
     patience: Option<std::time::Duration>,
+    start: &mut ReadStart,
 ) -> Result<(Bytes, BudgetHold), ReadError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -282,7 +350,7 @@ where
     if declared.is_some_and(|n| n > limit) {
         return Err(ReadError::TooLarge);
     }
-    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let blocks = &mut start.blocks;
     if let Some(n) = declared {
         budget.cover(&mut hold, n, patience).await?;
         // Announced: one allocation of the exact size, nothing to join.
@@ -305,8 +373,14 @@ where
             Err(_) => return Err(ReadError::Broken),
         };
         if let Ok(data) = frame.into_data() {
+            start.taken = true;
             total += data.len();
-            budget.cover(&mut hold, total, patience).await?;
+            if let Err(e) = budget.cover(&mut hold, total, patience).await {
+                if total == data.len() {
+                    start.refused_first = Some(data);
+                }
+                return Err(e);
+            }
             let mut rest = &data[..];
             while !rest.is_empty() {
                 let block = match blocks.last_mut() {
@@ -340,6 +414,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
 
     /// `proxy::read_body` skips reading a body that has already ended (issue 10): reading one
     /// gives no bytes and holds nothing, whatever the budget has left, so the skip changes no
@@ -506,5 +583,73 @@ mod tests {
             read_budgeted(big, 1024, &budget).await,
             Err(ReadError::TooLarge)
         ));
+    }
+
+    /// Session 13: a read of an answer that fails leaves its beginning where `proxy` looks for
+    /// the id of a backend context to free: the first chunk refused room, the blocks read
+    /// before a timeout cut the read, and nothing when nothing was taken.
+    #[tokio::test]
+    async fn a_failed_answer_read_leaves_its_beginning() {
+        let patience = std::time::Duration::from_millis(50);
+        let chunk = |b: u8, n: usize| {
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![b; n])))
+        };
+        // Unannounced, the first chunk larger than the whole budget: refused, kept.
+        let budget = BodyBudget::new(1024);
+        let frames = futures_util::stream::iter([chunk(b'a', 3000), chunk(b'b', 10)]);
+        let mut start = ReadStart::default();
+        let read = read_answer_keeping_start(
+            StreamBody::new(frames),
+            1 << 20,
+            &budget,
+            patience,
+            &mut start,
+        )
+        .await;
+        assert!(matches!(read, Err(ReadError::TooLarge)));
+        assert!(start.taken());
+        assert_eq!(start.prefix(1 << 20).as_deref(), Some(&[b'a'; 3000][..]));
+        assert_eq!(start.prefix(5).as_deref(), Some(&b"aaaaa"[..]));
+        // A later chunk refused: the first block, from the answer's first byte.
+        let budget = BodyBudget::new(4096);
+        let frames =
+            futures_util::stream::iter([chunk(b'a', 100), chunk(b'b', 100), chunk(b'c', 8000)]);
+        let mut start = ReadStart::default();
+        let read = read_answer_keeping_start(
+            StreamBody::new(frames),
+            1 << 20,
+            &budget,
+            patience,
+            &mut start,
+        )
+        .await;
+        assert!(matches!(read, Err(ReadError::TooLarge)));
+        let want = [[b'a'; 100], [b'b'; 100]].concat();
+        assert_eq!(start.prefix(1 << 20).as_deref(), Some(&want[..]));
+        assert_eq!(start.prefix(150).as_deref(), Some(&want[..150]));
+        assert_eq!(start.prefix(50).as_deref(), Some(&want[..50]));
+        // Cut off by the caller's timeout after its first chunk: the chunk is still there.
+        let frames =
+            futures_util::stream::iter([chunk(b'a', 10)]).chain(futures_util::stream::pending());
+        let mut start = ReadStart::default();
+        let read = read_answer_keeping_start(
+            StreamBody::new(frames),
+            1 << 20,
+            &budget,
+            patience,
+            &mut start,
+        );
+        assert!(tokio::time::timeout(patience, read).await.is_err());
+        assert!(start.taken());
+        assert_eq!(start.prefix(1 << 20).as_deref(), Some(&[b'a'; 10][..]));
+        // Announced and larger than the budget: refused before a byte is taken.
+        let mut big = Full::new(Bytes::from(vec![b'x'; 8192]));
+        let mut start = ReadStart::default();
+        let read =
+            read_answer_keeping_start(&mut big, 1 << 20, &budget, patience, &mut start).await;
+        assert!(matches!(read, Err(ReadError::TooLarge)));
+        assert!(!start.taken() && start.prefix(1 << 20).is_none());
+        let rest = big.collect().await.unwrap().to_bytes();
+        assert_eq!(rest.len(), 8192);
     }
 }

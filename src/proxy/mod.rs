@@ -267,7 +267,11 @@ async fn pipeline(
     let enforced = token.permission() != Permission::All;
     // The rare answers below are boxed: their states would grow every request's future.
     if up.status.is_server_error() {
-        return Box::pin(backend_failure(app, enforced, up, body)).await;
+        let release = match &handling {
+            Handling::Seal { sealing, .. } => sealing.id,
+            _ => None,
+        };
+        return Box::pin(backend_failure(app, enforced, release, up, body)).await;
     }
     let success = up.status.is_success();
     let status = up.status;
@@ -600,6 +604,7 @@ const MAX_BACKEND_ERROR: usize = 64 * 1024;
 async fn backend_failure(
     app: &App,
     enforced: bool,
+    release: Option<es::ids::continuation::Seal>,
     up: http::response::Parts,
     body: AnswerBody,
 ) -> Result<Response<Body>, ProxyError> {
@@ -614,12 +619,19 @@ async fn backend_failure(
             let headers = upstream_request::response_headers(&up.headers, false);
             Ok(answer(up.status, headers, crate::body::full(bytes)))
         }
-        (_, es_type, _) => Err(ProxyError::Upstream(
-            crate::upstream::UpstreamError::Failed {
-                status: up.status.as_u16(),
-                es_type: es_type.flatten(),
-            },
-        )),
+        (_, es_type, bytes) => {
+            // A failed async search that was stored still names itself; its client gets
+            // esgate's error, not the id.
+            if let Some(bytes) = bytes {
+                release_context(app, release, Leftover::Read(&bytes));
+            }
+            Err(ProxyError::Upstream(
+                crate::upstream::UpstreamError::Failed {
+                    status: up.status.as_u16(),
+                    es_type: es_type.flatten(),
+                },
+            ))
+        }
     }
 }
 
@@ -667,9 +679,24 @@ async fn seal_response(
     sealing: &Sealing,
     success: bool,
     headers: &HeaderMap,
-    body: AnswerBody,
+    mut body: AnswerBody,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
-    let (bytes, mut hold) = read_answer(app, headers, body, MAX_SEALED_RESPONSE).await?;
+    let mut start = crate::body::ReadStart::default();
+    let read = read_answer(app, headers, &mut body, MAX_SEALED_RESPONSE, &mut start).await;
+    let (bytes, mut hold) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            let prefix = start.prefix(es::ids::continuation::LEADING_ID_PREFIX);
+            let leftover = match prefix.as_deref() {
+                Some(prefix) => Leftover::Read(prefix),
+                None if !start.taken() => Leftover::Unread(body),
+                // Its beginning is gone: what remains could name anything.
+                None => Leftover::Lost,
+            };
+            release_context(app, sealing.id, leftover);
+            return Err(e);
+        }
+    };
     // Room for the copies sealing makes (one per id and per sort seal, at least one: what it
     // claims from the meter below) is waited for as the answer's was (session 12 review:
     // refused at once, a scroll page the backend had already moved past was lost, the
@@ -686,7 +713,10 @@ async fn seal_response(
         .await
     {
         Ok(()) | Err(ReadError::TooLarge) => {}
-        Err(_) => return Err(ProxyError::Busy),
+        Err(_) => {
+            release_context(app, sealing.id, Leftover::Read(&bytes));
+            return Err(ProxyError::Busy);
+        }
     }
     // The copies sealing makes are claimed beside the answer (429 while others hold the
     // budget, 502 when they could never fit), and the sealed copy stays held until it is sent.
@@ -700,12 +730,144 @@ async fn seal_response(
             meter,
         )
     });
+    let sealed = match sealed {
+        Ok(Ok(sealed)) => sealed,
+        Err(refused) => {
+            release_context(app, sealing.id, Leftover::Read(&bytes));
+            return Err(answer_refused(refused));
+        }
+        Ok(Err(_)) => {
+            release_context(app, sealing.id, Leftover::Read(&bytes));
+            return Err(ProxyError::Upstream(
+                crate::upstream::UpstreamError::Unexpected,
+            ));
+        }
+    };
     drop(bytes);
-    let sealed = sealed
-        .map_err(answer_refused)?
-        .map_err(|_| ProxyError::Upstream(crate::upstream::UpstreamError::Unexpected))?;
     hold.keep(sealed.len());
     Ok((Bytes::from(sealed), hold))
+}
+
+/// What esgate has of an answer it refused, to find the id of the context it names.
+enum Leftover<'a> {
+    /// The answer, or its beginning.
+    Read(&'a [u8]),
+    /// The answer's body, not a byte of it taken yet.
+    Unread(AnswerBody),
+    /// Nothing usable: its beginning was taken and is gone.
+    Lost,
+}
+
+/// Release tasks that may run at once; past them a refused answer's context is left to the
+/// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning.
+const MAX_RELEASES: usize = 16;
+
+static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RELEASES);
+
+/// An answer naming a backend context its own request created (`Seal::release`: a scroll, a
+/// point in time, an async search) was refused: its client never got the id, so nobody else
+/// can free the context (an async search lives until its `keep_alive`, days; scroll and point
+/// in time contexts hold segments and heap). esgate frees it with its own credentials, in the
+/// background (best effort: the client's answer is neither delayed nor changed), with a log
+/// line that names the kind of context, never its id. The id is read only from the answer's
+/// real beginning (`es::ids::continuation::leading_id`): read from its middle, a document's
+/// text could name another client's context. A client that went away before its answer was
+/// written is not followed: like one that forgets to free its scroll, it leaves the context
+/// to its `keep_alive`.
+fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftover: Leftover<'_>) {
+    use es::ids::continuation::{leading_id, Release, LEADING_ID_PREFIX};
+    let Some((field, release)) = seal.and_then(|s| Some((s.field, s.release?))) else {
+        return;
+    };
+    let kind = match release {
+        Release::Scroll => "scroll",
+        Release::Pit | Release::OpenSearchPit => "point in time",
+        Release::AsyncSearch => "async search",
+    };
+    // The id, or the body to read it from.
+    let found = match leftover {
+        Leftover::Read(bytes) => match leading_id(field, bytes) {
+            Some(id) => Ok(id),
+            None => return,
+        },
+        Leftover::Unread(body) => Err(body),
+        Leftover::Lost => {
+            tracing::info!(
+                context = kind,
+                "A refused answer's backend context was not freed: its beginning is gone"
+            );
+            return;
+        }
+    };
+    let Ok(permit) = RELEASES.try_acquire() else {
+        tracing::warn!(
+            context = kind,
+            "A refused answer's backend context was not freed: too many releases under way"
+        );
+        return;
+    };
+    let upstream = Arc::clone(&app.upstream);
+    let authorization = app
+        .config
+        .backend
+        .authorization
+        .as_ref()
+        .map(|a| a.0.clone());
+    let patience = app.config.backend.answer_timeout;
+    let task = async move {
+        let _permit = permit;
+        let id = match found {
+            Ok(id) => id,
+            Err(body) => {
+                let prefix = tokio::time::timeout(patience, read_prefix(body, LEADING_ID_PREFIX));
+                match prefix.await.ok().and_then(|p| leading_id(field, &p)) {
+                    Some(id) => id,
+                    None => {
+                        tracing::info!(context = kind, "A refused answer's backend context was not freed: no id at its beginning");
+                        return;
+                    }
+                }
+            }
+        };
+        let (method, path, body) = es::routes::release_request(release, &id);
+        let method =
+            http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::DELETE);
+        let body = body.map(|b| ("application/json", Bytes::from(b)));
+        match upstream
+            .own_request(method, &path, authorization.as_ref(), body, 64 * 1024)
+            .await
+        {
+            Ok((status, _)) => tracing::info!(
+                context = kind,
+                status,
+                "Freed the backend context of a refused answer"
+            ),
+            Err(e) => tracing::warn!(
+                context = kind,
+                error = %e,
+                "A refused answer's backend context was not freed"
+            ),
+        }
+    };
+    tokio::spawn(task.instrument(tracing::Span::current()));
+}
+
+/// Up to `cap` bytes of the beginning of `body` (less when it ends or fails first).
+async fn read_prefix(mut body: AnswerBody, cap: usize) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let mut out = Vec::new();
+    while out.len() < cap {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let n = data.len().min(cap - out.len());
+                    out.extend_from_slice(&data[..n]);
+                }
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 /// Beyond the answer's copies, what sealing may claim (the sealed ids and sort values are
@@ -731,8 +893,9 @@ const ANSWER_BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_se
 async fn read_answer(
     app: &App,
     headers: &HeaderMap,
-    body: AnswerBody,
+    body: &mut AnswerBody,
     limit: usize,
+    start: &mut crate::body::ReadStart,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
     use crate::upstream::UpstreamError;
     if headers
@@ -741,14 +904,19 @@ async fn read_answer(
     {
         return Err(ProxyError::Upstream(UpstreamError::Broken));
     }
-    if http_body::Body::size_hint(&body)
+    if http_body::Body::size_hint(&*body)
         .exact()
         .is_some_and(|n| n > limit as u64)
     {
         return Err(ProxyError::Upstream(UpstreamError::Broken));
     }
-    let read =
-        crate::body::read_answer_budgeted(body, limit, &app.body_budget, ANSWER_BUDGET_PATIENCE);
+    let read = crate::body::read_answer_keeping_start(
+        body,
+        limit,
+        &app.body_budget,
+        ANSWER_BUDGET_PATIENCE,
+        start,
+    );
     match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
         Err(_) => Err(ProxyError::Upstream(UpstreamError::Timeout)),
         Ok(read) => read.map_err(|e| match e {

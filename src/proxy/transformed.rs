@@ -26,9 +26,16 @@ pub(super) async fn respond(
     status: StatusCode,
     upstream: &HeaderMap,
     mut headers: HeaderMap,
-    body: AnswerBody,
+    mut body: AnswerBody,
 ) -> Result<(StatusCode, HeaderMap, Bytes, BudgetHold), ProxyError> {
-    let (bytes, hold) = super::read_answer(app, upstream, body, MAX_TRANSFORMED_RESPONSE).await?;
+    let (bytes, hold) = super::read_answer(
+        app,
+        upstream,
+        &mut body,
+        MAX_TRANSFORMED_RESPONSE,
+        &mut crate::body::ReadStart::default(),
+    )
+    .await?;
     // The answer's tree is charged to the body budget beside its bytes while it is transformed:
     // 429 while others hold the budget, 502 (an oversized answer) when it could never fit.
     let (transformed, mut hold) = super::metered(app, bytes.len(), hold, |meter| {

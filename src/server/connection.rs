@@ -238,13 +238,18 @@ struct State {
     unread_ms: u64,
 }
 
-/// The watchdog's rule, pure: expired, or how long to wait before looking again.
+/// The watchdog's rule, pure: expired, or how long to wait before looking again. No wait is
+/// longer than the idle timeout, so each rule acts at its own time: before the first request
+/// the watchdog looks again at the header deadline or after the idle timeout, whichever comes
+/// first (session 13: with a header timeout longer than the idle timeout, a first request that
+/// started and finished, or whose answer went unread, was only looked at once the header
+/// deadline had passed).
 fn decide(s: &State, first_request: Duration, idle: Duration) -> Result<Expired, Duration> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if s.requests == 0 {
         let deadline = ms(first_request);
         return match deadline.checked_sub(s.now_ms) {
-            Some(left) if left > 0 => Err(Duration::from_millis(left)),
+            Some(left) if left > 0 => Err(Duration::from_millis(left).min(idle)),
             _ => Ok(Expired::NoRequest),
         };
     }
@@ -312,10 +317,53 @@ mod tests {
             (state(11_000, 1, 0, 1_000), Ok(Expired::Idle)),
             (state(11_000, 3, 0, 4_000), Err(ms(3_000))),
         ];
+        check(&cases, FIRST, IDLE);
+    }
+
+    /// Session 13: with a header timeout longer than the idle timeout, the first look was at
+    /// the header deadline, so a first request's unread answer or its idle connection was
+    /// closed that late. Before the first request, no wait is longer than the idle timeout.
+    #[test]
+    fn each_rule_acts_at_its_own_time_when_the_header_timeout_is_longer() {
+        let ms = Duration::from_millis;
+        const FIRST: Duration = Duration::from_secs(60);
+        let cases = [
+            // No request yet: looked at again within the idle timeout, still closed at the
+            // header deadline.
+            (state(0, 0, 0, 0), Err(IDLE)),
+            (state(45_000, 0, 0, 0), Err(IDLE)),
+            (state(55_000, 0, 0, 0), Err(ms(5_000))),
+            (state(60_000, 0, 0, 0), Ok(Expired::NoRequest)),
+            // The request that started meanwhile is judged at its own time.
+            (unread(10_000, 1_000), Err(ms(1_000))),
+            (unread(11_000, 1_000), Ok(Expired::Unread)),
+            (state(12_000, 1, 0, 2_000), Ok(Expired::Idle)),
+            (state(10_000, 1, 0, 2_000), Err(ms(2_000))),
+        ];
+        check(&cases, FIRST, IDLE);
+        // Looking again after each wait, a first request whose answer is unread from 1 s is
+        // cut between one and two idle timeouts later, never at the header deadline.
+        let mut now = 0;
+        let verdict = loop {
+            let s = if now < 1_000 {
+                state(now, 0, 0, 0)
+            } else {
+                unread(now, 1_000)
+            };
+            match decide(&s, FIRST, IDLE) {
+                Ok(v) => break v,
+                Err(wait) => now += u64::try_from(wait.as_millis()).unwrap(),
+            }
+        };
+        assert_eq!(verdict, Expired::Unread);
+        assert!((11_000..=21_000).contains(&now), "cut at {now} ms");
+    }
+
+    fn check(cases: &[(State, Result<Expired, Duration>)], first: Duration, idle: Duration) {
         for (s, expected) in cases {
             assert_eq!(
-                decide(&s, FIRST, IDLE),
-                expected,
+                decide(s, first, idle),
+                *expected,
                 "now {} requests {} in flight {} last {}",
                 s.now_ms,
                 s.requests,

@@ -143,6 +143,37 @@ async fn idle_http2_connections_are_closed() {
     assert!(started.elapsed() >= Duration::from_millis(1800));
 }
 
+/// Session 13: with a header timeout longer than the idle timeout, the watchdog's first look
+/// was at the header deadline: a connection idle after its first request was closed then (20 s
+/// here), not after the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_rule_acts_at_its_own_time_when_the_header_timeout_is_longer() {
+    let backend = FaultServer::answer(200, "application/json", "{}");
+    let listen = "header_timeout = \"20s\"\nidle_timeout = \"1s\"\n";
+    let gw = Esgate::start_full(&[backend.url()], listen, "", "").await;
+    let stream = connect(gw.admin_addr).await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    let done = tokio::spawn(conn);
+    let req = http::Request::get(gw.admin_url("/health"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let started = Instant::now();
+    let res = sender.send_request(req).await.expect("h2 request");
+    assert_eq!(res.status(), 200);
+    drop(res);
+    let ended = tokio::time::timeout(Duration::from_secs(8), done).await;
+    assert!(
+        ended.is_ok(),
+        "an idle connection was still open after 8 s (idle timeout 1 s)"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
 /// Item 1: the same over TLS: a client quiet after the handshake is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_connections_quiet_after_the_handshake_are_closed() {

@@ -26,6 +26,7 @@ pub(crate) const SQL_CURSOR_SEAL: Seal = Seal {
     field: "cursor",
     kind: IdKind::SqlCursor,
     required: false,
+    release: None,
 };
 
 /// A query-language body waiting for its source list: the checked body and the query text.

@@ -53,7 +53,7 @@ pub mod validate_query;
 
 use serde_json::Value;
 
-use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::continuation::{self, Binding, IdKind, Release, Seal};
 use crate::ids::ordinals::{self, AnswerError, SortSeal};
 use crate::indices::index::Expression;
 use crate::request::body;
@@ -387,6 +387,31 @@ pub fn seal_answer(
             meter.take(body.len())?;
             Ok(Ok(body.to_vec()))
         }
+    }
+}
+
+/// The backend request that frees the context `backend_id` names (an id read from an answer
+/// esgate refused, `continuation::leading_id`), in the form `release` says: method, path and
+/// JSON body. The id is only ever written as a JSON string or a percent-encoded path segment.
+pub fn release_request(release: Release, backend_id: &str) -> (Method, String, Option<Vec<u8>>) {
+    let json = |v: serde_json::Value| Some(v.to_string().into_bytes());
+    match release {
+        Release::Scroll => (
+            Method::Delete,
+            "/_search/scroll".to_owned(),
+            json(serde_json::json!({ "scroll_id": [backend_id] })),
+        ),
+        Release::Pit => (
+            Method::Delete,
+            "/_pit".to_owned(),
+            json(serde_json::json!({ "id": backend_id })),
+        ),
+        Release::OpenSearchPit => (
+            Method::Delete,
+            "/_search/point_in_time".to_owned(),
+            json(serde_json::json!({ "pit_id": [backend_id] })),
+        ),
+        Release::AsyncSearch => (Method::Delete, async_search::delete_path(backend_id), None),
     }
 }
 

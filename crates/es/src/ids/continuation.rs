@@ -148,6 +148,72 @@ pub struct Seal {
     /// The response is only acceptable with this field (opening a point in time): a backend
     /// that answered something else, such as a search for an unknown route, is not relayed.
     pub required: bool,
+    /// How the context the id names is freed on the backend, when the request that gets the
+    /// answer created it (a scrolling search, opening a point in time, an async search submit):
+    /// an answer esgate refuses never gives the client its id, so nobody else can free it.
+    /// `None` for answers on a context the client already holds (a scroll's next page, a
+    /// search on a point in time, an async search poll): the client still has its id.
+    pub release: Option<Release>,
+}
+
+/// The backend request that frees a context a refused answer named ([`Seal::release`]); see
+/// `routes::release_request`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// `DELETE /_search/scroll`.
+    Scroll,
+    /// Elasticsearch's `DELETE /_pit`.
+    Pit,
+    /// OpenSearch's `DELETE /_search/point_in_time`.
+    OpenSearchPit,
+    /// `DELETE /_async_search/<id>`.
+    AsyncSearch,
+}
+
+/// How much of an answer's beginning [`leading_id`] is given: Elasticsearch and OpenSearch
+/// write a scroll, point-in-time or async search id before anything else, and an id names a
+/// context per shard (about a hundred bytes each).
+pub const LEADING_ID_PREFIX: usize = 256 * 1024;
+
+/// The value of the top-level key `field` in an answer of which `prefix` is the beginning
+/// (cut anywhere): the first such value when it is a whole, non-empty string before the
+/// prefix ends; `None` when the prefix is not the start of a JSON object, the key comes too
+/// late, or its value is not a string. Only a real beginning may be given: read from the
+/// middle of an answer, a document's text could name another client's id.
+pub fn leading_id(field: &str, prefix: &[u8]) -> Option<String> {
+    use serde::de::Error as _;
+    struct Seek<'a> {
+        field: &'a str,
+        found: &'a mut Option<String>,
+    }
+    impl<'de> serde::de::Visitor<'de> for Seek<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an answer object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.field {
+                    *self.found = map.next_value::<StringOrNone>()?.0;
+                    // Stop here: the rest of the answer may be cut off.
+                    return Err(A::Error::custom("found"));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let prefix = &prefix[..prefix.len().min(LEADING_ID_PREFIX)];
+    let mut found = None;
+    let mut d = serde_json::Deserializer::from_slice(prefix);
+    let _ = serde::Deserializer::deserialize_map(
+        &mut d,
+        Seek {
+            field,
+            found: &mut found,
+        },
+    );
+    found.filter(|id| !id.is_empty())
 }
 
 fn mac(binding: &Binding, kind: IdKind, backend_id: &[u8]) -> [u8; MAC_LEN] {
@@ -521,6 +587,7 @@ mod tests {
             field: "_scroll_id",
             kind: IdKind::Scroll,
             required: false,
+            release: None,
         };
         let body = format!(
             r#"{{"_scroll_id":"DXF1ZXJ5","hits":{{"hits":[{{"_source":{{"m":"{}"}}}}]}}}}"#,
@@ -548,6 +615,7 @@ mod tests {
             field: "_scroll_id",
             kind: IdKind::Scroll,
             required: false,
+            release: None,
         };
         let text = String::from_utf8(seal_now(&a, scroll, body).unwrap()).unwrap();
         assert!(!text.contains("DXF1ZXJ5QW5kRmV0Y2g="));
@@ -569,6 +637,7 @@ mod tests {
             field: "pit_id",
             kind: IdKind::Pit,
             required: true,
+            release: None,
         };
         assert_eq!(seal_now(&a, pit, br#"{"hits":{"hits":[]}}"#), None);
     }
@@ -587,11 +656,13 @@ mod tests {
             field: "_scroll_id",
             kind: IdKind::Scroll,
             required: false,
+            release: None,
         };
         let pit = Seal {
             field: "pit_id",
             kind: IdKind::Pit,
             required: true,
+            release: None,
         };
         let cases: [(Seal, &[u8], &[&str]); 6] = [
             (
@@ -654,6 +725,7 @@ mod tests {
             field: "id",
             kind: IdKind::AsyncSearch,
             required: false,
+            release: None,
         };
         let body = br#"{"id":"FmRpZ","response":{"pit_id":"cGl0"}}"#;
         assert_eq!(seal_now(&a, spec, body), None);
@@ -718,5 +790,46 @@ mod tests {
         for (i, b) in changed.iter().enumerate() {
             assert!(open(b, IdKind::AsyncSearch, &sealed).is_err(), "case {i}");
         }
+    }
+
+    #[test]
+    fn the_leading_id_is_read_from_a_cut_answer() {
+        let answer = br#"{"_scroll_id":"c2Nyb2xs","took":3,"hits":{"hits":[{"_source":{"_scroll_id":"other"}}]}}"#;
+        // Cut anywhere after the id, the id is found; cut inside it, it is not.
+        let end = answer.windows(9).position(|w| w == b"c2Nyb2xs\"").unwrap() + 9;
+        for cut in end..=answer.len() {
+            assert_eq!(
+                leading_id("_scroll_id", &answer[..cut]).as_deref(),
+                Some("c2Nyb2xs"),
+                "cut at {cut}"
+            );
+        }
+        for cut in 0..end {
+            assert_eq!(
+                leading_id("_scroll_id", &answer[..cut]),
+                None,
+                "cut at {cut}"
+            );
+        }
+        // After other keys too (OpenSearch's point in time: `pit_id` first, but not always).
+        let later = br#"{"took":1,"_shards":{"total":1},"pit_id":"cGl0","hits":{"#;
+        assert_eq!(leading_id("pit_id", later).as_deref(), Some("cGl0"));
+        // A document's key deeper in the answer is never taken for the answer's.
+        let nested = br#"{"took":1,"hits":{"hits":[{"_source":{"_scroll_id":"other"}}]}}"#;
+        assert_eq!(leading_id("_scroll_id", nested), None);
+        // Not a string, empty, not an object, or past the prefix looked at: none.
+        assert_eq!(leading_id("id", br#"{"id":7}"#), None);
+        assert_eq!(leading_id("id", br#"{"id":""}"#), None);
+        assert_eq!(leading_id("id", br#"["id","x"]"#), None);
+        assert_eq!(leading_id("id", b"not json"), None);
+        let mut far = br#"{"pad":""#.to_vec();
+        far.extend(std::iter::repeat_n(b'x', LEADING_ID_PREFIX));
+        far.extend_from_slice(br#"","id":"x"}"#);
+        assert_eq!(leading_id("id", &far), None);
+        // The first value of a repeated key (the one a prefix can show).
+        assert_eq!(
+            leading_id("id", br#"{"id":"first","id":"second"}"#).as_deref(),
+            Some("first")
+        );
     }
 }

@@ -16,7 +16,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
-use crate::ids::continuation::{self, Binding, IdKind, Seal};
+use crate::ids::continuation::{self, Binding, IdKind, Release, Seal};
 use crate::ids::ordinals::{Positions, SortSeal};
 use crate::memory::Meter;
 use crate::request::endpoint::AsyncOp;
@@ -29,6 +29,14 @@ pub const SEAL: Seal = Seal {
     field: "id",
     kind: IdKind::AsyncSearch,
     required: false,
+    release: None,
+};
+
+/// A submit's answer: the id names a search this request started, freed when the answer is
+/// refused (the client never got it).
+pub const SUBMIT_SEAL: Seal = Seal {
+    release: Some(Release::AsyncSearch),
+    ..SEAL
 };
 
 /// A wait longer than this could outlast esgate's backend timeout (a 504 from client input).
@@ -104,7 +112,7 @@ pub(crate) const DELETE: Spec = Spec {
 /// A submit is rewritten like a search; only its path and the id its answers carry differ.
 const SUBMIT_FORM: search::Form = search::Form {
     api: "/_async_search",
-    id: Some(SEAL),
+    id: Some(SUBMIT_SEAL),
     sort: SortSeal::Async,
 };
 
@@ -157,6 +165,15 @@ pub(crate) fn by_id(
     // Only a poll's answer carries hits whose ordinal sort values must be sealed.
     let positions = positions.filter(|_| op == AsyncOp::Get);
     Ok((method, path, seal, positions))
+}
+
+/// The path that deletes the async search `backend_id` (an id the backend gave, never a
+/// client's), percent-encoded as a poll's.
+pub fn delete_path(backend_id: &str) -> String {
+    format!(
+        "/_async_search/{}",
+        utf8_percent_encode(backend_id, ID_SEGMENT)
+    )
 }
 
 /// Marks a sealed async search payload that carries the ordinal sort positions of its search

@@ -11,7 +11,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{Request, Spec, Upstream};
-use crate::ids::continuation::{self, IdKind, Seal};
+use crate::ids::continuation::{self, IdKind, Release, Seal};
 use crate::request::dialect::{Dialect, DialectRoute};
 use crate::request::params::{self, Kind, ParamSet};
 use crate::{error, Method, Rejection, Scope};
@@ -58,7 +58,7 @@ pub(crate) const OPEN_PIT: Spec = Spec {
         method: "POST",
         template: "/{index}/_pit",
     }),
-    prepare: |req| open_pit(req, "/_pit", "id"),
+    prepare: |req| open_pit(req, "/_pit", "id", Release::Pit),
 };
 
 pub(crate) const CLOSE_PIT: Spec = Spec {
@@ -84,7 +84,14 @@ pub(crate) const OS_OPEN_PIT: Spec = Spec {
         method: "POST",
         template: "/{index}/_search/point_in_time",
     }),
-    prepare: |req| open_pit(req, "/_search/point_in_time", "pit_id"),
+    prepare: |req| {
+        open_pit(
+            req,
+            "/_search/point_in_time",
+            "pit_id",
+            Release::OpenSearchPit,
+        )
+    },
 };
 
 pub(crate) const OS_CLOSE_PIT: Spec = Spec {
@@ -100,11 +107,19 @@ pub(crate) const OS_CLOSE_PIT: Spec = Spec {
     prepare: os_close_pit,
 };
 
-/// The scroll id in the answer of a scrolling search or of its next page.
+/// The scroll id in the answer of a scroll's next page.
 pub(crate) const SCROLL_SEAL: Seal = Seal {
     field: "_scroll_id",
     kind: IdKind::Scroll,
     required: false,
+    release: None,
+};
+
+/// The scroll id in the answer of the search that starts the scroll: freed when the answer is
+/// refused (the client never got it).
+pub(crate) const SCROLL_OPEN_SEAL: Seal = Seal {
+    release: Some(Release::Scroll),
+    ..SCROLL_SEAL
 };
 
 /// `GET|POST /_search/scroll` with `{"scroll_id": <sealed>, "scroll": <time>}`.
@@ -133,6 +148,7 @@ fn open_pit(
     req: &mut Request<'_>,
     after: &'static str,
     field: &'static str,
+    release: Release,
 ) -> Result<Upstream, Rejection> {
     let e = req.index()?;
     match req.json_body()? {
@@ -154,6 +170,7 @@ fn open_pit(
         field,
         kind: IdKind::Pit,
         required: true,
+        release: Some(release),
     });
     Ok(up)
 }

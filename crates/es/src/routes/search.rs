@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::scroll_pit::{self, SCROLL_SEAL};
+use super::scroll_pit::{self, SCROLL_OPEN_SEAL};
 use super::{json_forward_sized, Request, Spec, Upstream, JSON_BODY};
 use crate::dsl::json::{Obj, J};
 use crate::dsl::rewrite;
@@ -102,6 +102,7 @@ const PIT_SEAL: Seal = Seal {
     field: "pit_id",
     kind: IdKind::Pit,
     required: false,
+    release: None,
 };
 
 /// `_search`.
@@ -200,7 +201,7 @@ fn rewrite_serde(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejecti
     let e = req.index()?;
     let joined = e.joined();
     let mut up = Upstream::at_path(Method::Post, e, "/", form.api);
-    up.seal = form.id.or(scrolls.then_some(SCROLL_SEAL));
+    up.seal = form.id.or(scrolls.then_some(SCROLL_OPEN_SEAL));
     let mut out = rewrite::search(body, &scope.filters)?;
     scope.guard.search(&mut out, &mut req.params)?;
     let mode = if scrolls {

@@ -253,7 +253,7 @@ fn kibanas_submit_is_rewritten_like_a_search_on_the_tokens_indices() {
     assert_eq!(p.action, "async_search_submit");
     assert_eq!(p.method, Method::Post);
     assert_eq!(p.path, "/logs-a,logs-b/_async_search");
-    assert_eq!(p.answer.seal(), Some(SEAL));
+    assert_eq!(p.answer.seal(), Some(SUBMIT_SEAL));
     assert!(p
         .query
         .contains(&("keep_on_completion".into(), "false".into())));
@@ -307,7 +307,7 @@ fn submit_on_a_point_in_time_opens_the_tokens_pit_id() {
     )
     .unwrap();
     assert_eq!(p.path, "/_async_search");
-    assert_eq!(p.answer.seal(), Some(SEAL));
+    assert_eq!(p.answer.seal(), Some(SUBMIT_SEAL));
     let sent: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
     assert_eq!(sent["pit"], json!({"id": "cGl0MQ==", "keep_alive": "1m"}));
     assert_eq!(sent["query"]["bool"]["filter"], filter());
@@ -673,5 +673,98 @@ fn every_value_of_a_repeated_id_key_is_sealed() {
         assert!(every.iter().all(|(k, id)| is_sealed(&a, *k, id)), "{text}");
         let before = serde_json::from_str::<Ids>(body).unwrap().list().len();
         assert_eq!(found.list().len(), before, "{text}");
+    }
+}
+
+/// Only an answer naming a context its own request created frees it when refused: a scrolling
+/// search and an async search submit do; a scroll's next page, a search on a point in time and
+/// a poll do not (their client holds the id and may still use it).
+#[test]
+fn only_the_answers_that_create_a_context_release_it() {
+    use crate::ids::continuation::Release;
+    let s = scope("tok_a");
+    let release = |method, path, query, body: Option<Value>| {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let p = run(&s, &head(method, path, query), bytes.as_deref()).unwrap();
+        p.answer.seal().map(|seal| seal.release)
+    };
+    let q = json!({"query": {"match_all": {}}});
+    assert_eq!(
+        release(
+            "POST",
+            "/logs-a/_search",
+            Some("scroll=1m"),
+            Some(q.clone())
+        ),
+        Some(Some(Release::Scroll))
+    );
+    assert_eq!(
+        release("POST", "/logs-a/_search", Some("scroll=1m"), None),
+        Some(Some(Release::Scroll))
+    );
+    assert_eq!(
+        release("POST", "/logs-a/_async_search", None, Some(q.clone())),
+        Some(Some(Release::AsyncSearch))
+    );
+    assert_eq!(
+        release("POST", "/logs-a/_async_search", None, None),
+        Some(Some(Release::AsyncSearch))
+    );
+    let scroll = seal(&s.ids, IdKind::Scroll, "c2Nyb2xs");
+    assert_eq!(
+        release(
+            "POST",
+            "/_search/scroll",
+            None,
+            Some(json!({"scroll_id": scroll, "scroll": "1m"}))
+        ),
+        Some(None)
+    );
+    let pit = seal(&s.ids, IdKind::Pit, "cGl0MQ==");
+    assert_eq!(
+        release(
+            "POST",
+            "/_search",
+            None,
+            Some(json!({"pit": {"id": pit, "keep_alive": "1m"}}))
+        ),
+        Some(None)
+    );
+    let own = seal(&s.ids, IdKind::AsyncSearch, BACKEND_ID);
+    let poll = format!("/_async_search/{own}");
+    assert_eq!(release("GET", &poll, None, None), Some(None));
+}
+
+#[test]
+fn a_released_context_is_named_only_as_json_text_or_an_encoded_segment() {
+    use crate::ids::continuation::Release;
+    let id = "a\"b/../c?d";
+    let (m, path, body) = crate::routes::release_request(Release::AsyncSearch, id);
+    assert_eq!(
+        (m, path.as_str(), body),
+        (
+            Method::Delete,
+            "/_async_search/a%22b%2F%2E%2E%2Fc%3Fd",
+            None
+        )
+    );
+    let cases = [
+        (
+            Release::Scroll,
+            "/_search/scroll",
+            json!({"scroll_id": [id]}),
+        ),
+        (Release::Pit, "/_pit", json!({"id": id})),
+        (
+            Release::OpenSearchPit,
+            "/_search/point_in_time",
+            json!({"pit_id": [id]}),
+        ),
+    ];
+    for (release, want_path, want_body) in cases {
+        let (m, path, body) = crate::routes::release_request(release, id);
+        assert_eq!((m, path.as_str()), (Method::Delete, want_path));
+        let body: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(body, want_body);
     }
 }
