@@ -180,15 +180,8 @@ async fn serve<I>(
     let limits = live.load().config.limits.clone();
     let limits = &limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Half-close (session 13): a client that sends its whole request and then shuts its write
-    // side (TCP `SHUT_WR`, TLS `close_notify`) is answered, then the connection closes (its
-    // next read is the end). hyper otherwise closed on that end of input before answering.
-    // The price: a client that goes away while its request waits on the backend is noticed
-    // when its answer is written, not at once; the backend's timeouts bound that wait, and
-    // the watchdog's rules are unchanged.
     builder
         .http1()
-        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes);

@@ -403,8 +403,8 @@ async fn tls_connections_read_split_pipelined_and_large_requests() {
     assert_eq!(answers.matches(r#""count":1"#).count(), 2, "{answers:.600}");
     // (The document's text is checked below, over HTTP/2, where the framing is decoded.)
 
-    // close_notify after an answer: the connection ends. (A request whose client has already
-    // shut its side is answered too: `half_close::`.)
+    // close_notify after an answer: the connection ends. (hyper does not answer a request
+    // whose client has already shut its side: no half-close.)
     let mut s = open(b"http/1.1").await;
     s.write_all(count.as_bytes()).await.expect("write");
     let mut answer = Vec::new();

@@ -26,7 +26,6 @@ mod first_run;
 mod forwarding;
 mod gateway;
 mod grafana;
-mod half_close;
 mod identity;
 mod indices;
 mod internal_fields;
