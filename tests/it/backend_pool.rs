@@ -122,6 +122,39 @@ async fn a_backend_dropping_each_keep_alive_connection_costs_no_request() {
     }
 }
 
+/// Session 13: a client that hangs up while its request waits on the backend aborts it: esgate
+/// closes that backend connection at once (ES cancels a search whose HTTP channel closes), as
+/// nginx does by default; so does a client that only shuts its write side (a half-close is an
+/// abort too, as for nginx: keeping such requests would keep every abandoned search running
+/// until the backend's timeouts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_while_its_request_waits_aborts_it_on_the_backend() {
+    let probe = ConnectionProbe::start();
+    let (gw, secret) = gateway(&probe, "").await;
+    for half in [false, true] {
+        let before = probe.accepted();
+        let mut client = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+        let request =
+            format!("GET /late HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(3), || probe.accepted() > before).await,
+            "the request reached the backend"
+        );
+        let conn = probe.accepted();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if half {
+            client.shutdown().await.unwrap();
+        } else {
+            drop(client);
+        }
+        assert!(
+            eventually(Duration::from_secs(3), || probe.closed_by_client(conn)).await,
+            "half-close {half}: the backend connection of the abandoned request stayed open"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_leaving_mid_answer_closes_that_backend_connection() {
     let probe = ConnectionProbe::start();

@@ -378,7 +378,8 @@ fn huge_chunk(len: u64, offset: u64, n: u64) -> Bytes {
 /// - `/slow…`: an answer announcing `SLOW_LEN` bytes, sent 16 KiB every 5 ms;
 /// - anything else: a keep-alive answer.
 ///
-/// A path containing `big` adds `"pad"`, a string of `BIG_PAD` bytes, to the answer.
+/// A path containing `big` adds `"pad"`, a string of `BIG_PAD` bytes, to the answer. A
+/// `/late` request is answered after ten seconds, unless the client closes first.
 ///
 /// Invariant: [`ConnectionProbe::closed_by_client`] counts only connections the client closed
 /// (end of stream or reset while the probe waited for a request or wrote the slow answer),
@@ -507,6 +508,17 @@ async fn probe_connection(mut stream: TcpStream, conn: u64) -> bool {
         }
         buf.drain(..end + len);
         n += 1;
+        if path.starts_with("/late") {
+            // No answer for ten seconds, unless the client closes first (a search that takes
+            // long; ES cancels it when its HTTP channel closes).
+            let mut chunk = [0u8; 64];
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+                    .await;
+            if matches!(waited, Ok(Ok(0) | Err(_))) {
+                return true;
+            }
+        }
         if path.starts_with("/slow") {
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
