@@ -29,7 +29,7 @@
 //!   skipped, the others load.
 //! - Nothing secret is logged (records hold secret hashes only; errors never quote records).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +57,9 @@ const PAGE: usize = 1000;
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
 /// How long a write waits for records of a claimed `seq` it has not seen yet.
 const IN_FLIGHT_WAIT: Duration = Duration::from_millis(300);
+/// The longest a replica holds a tombstone (monotonic) before it may purge it, however long
+/// the retention: a replica restarted within it purges nothing it loaded until then.
+const MAX_PURGE_HOLD: Duration = Duration::from_secs(3600);
 /// How long a store request may take; beyond it the cluster is unavailable (admin writes 503).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -95,9 +98,11 @@ struct Sync {
     /// When the last successful load or poll started (wall clock: a paused machine's monotonic
     /// clock stands still, and what matters is how much of the retention went by outside).
     synced: Option<SystemTime>,
-    /// Document ids whose held version is a tombstone: a replica may purge it, after which a
-    /// write that names the held version meets a conflict (see [`ClusterStore::commit`]).
-    tombstones: HashSet<String>,
+    /// Document ids whose held version is a tombstone, and since when this replica holds it
+    /// (monotonic): a replica may purge it, after which a write that names the held version
+    /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
+    /// has held for [`ClusterStore::purge_hold`].
+    tombstones: HashMap<String, Instant>,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -602,7 +607,7 @@ impl ClusterStore {
         let mut changes = vec![];
         let mut skipped = vec![];
         let mut versions = HashMap::new();
-        let mut tombstones = HashSet::new();
+        let mut tombstones = vec![];
         let mut max_seq = 0;
         // One scroll in index order: every page costs the same, whatever the store's size.
         let mut scroll_id: Option<String> = None;
@@ -651,7 +656,7 @@ impl ClusterStore {
                                 versions.insert(id.to_owned(), v);
                             }
                             if c.is_delete() {
-                                tombstones.insert(id.to_owned());
+                                tombstones.push(id.to_owned());
                             }
                             max_seq = max_seq
                                 .max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
@@ -685,7 +690,9 @@ impl ClusterStore {
         changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
         let mut s = self.sync();
         s.versions = versions;
-        s.tombstones = tombstones;
+        // Held from now: a restarted replica waits the hold again before purging them.
+        let now = Instant::now();
+        s.tombstones = tombstones.into_iter().map(|id| (id, now)).collect();
         s.synced = Some(started);
         s.counter_seen = counter.value;
         s.max_seq = max_seq.min(counter.value);
@@ -886,7 +893,7 @@ impl ClusterStore {
                 let mut s = self.sync();
                 s.max_seq = s.max_seq.max(bounded);
                 if c.is_delete() {
-                    s.tombstones.insert(id.to_owned());
+                    s.tombstones.insert(id.to_owned(), Instant::now());
                 } else {
                     s.tombstones.remove(id);
                 }
@@ -1007,7 +1014,7 @@ impl ClusterStore {
                     Some(v) if (200..300).contains(&st) => {
                         s.versions.insert(id.clone(), v);
                         if changes[*i].is_delete() {
-                            s.tombstones.insert(id.clone());
+                            s.tombstones.insert(id.clone(), Instant::now());
                         } else {
                             s.tombstones.remove(id);
                         }
@@ -1020,7 +1027,7 @@ impl ClusterStore {
                             // version, so the write is planned again after a catch-up as a
                             // `create` (which a record still there refuses) or on the newer
                             // version the catch-up brings.
-                            if s.tombstones.remove(id) {
+                            if s.tombstones.remove(id).is_some() {
                                 s.versions.remove(id);
                             }
                         } else {
@@ -1058,8 +1065,16 @@ impl ClusterStore {
     /// last-used time; returns the tombstones without a time as deletes to write again.
     /// Safe for every replica: one that polled within half the retention has seen those
     /// tombstones, and one that did not reads the whole store at its next poll.
+    ///
+    /// `deleted_at` is the writer's wall clock, read before its write: a writer whose clock is
+    /// behind (or that was paused between reading it and writing) stamps a tombstone that looks
+    /// old the moment it lands, and a purger whose clock is ahead sees every tombstone as old.
+    /// So a tombstone is purged only once this replica has also held that very version for
+    /// [`ClusterStore::purge_hold`] on its own monotonic clock: replicas in touch have polled
+    /// it by then, whatever the clocks say.
     pub async fn purge(&self, now: UnixTime) -> Result<Purged, StoreError> {
         let horizon = now.saturating_sub(self.retention.as_secs() as i64);
+        let hold = self.purge_hold();
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
@@ -1088,7 +1103,9 @@ impl ClusterStore {
                     continue;
                 }
                 match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
-                    Some(at) if at <= horizon => old.push((id.to_owned(), version, change)),
+                    Some(at) if at <= horizon && self.held_for(id, version, hold) => {
+                        old.push((id.to_owned(), version, change))
+                    }
                     Some(_) => {}
                     None if unstamped.len() < PAGE => unstamped.push(change),
                     None => {}
@@ -1150,6 +1167,24 @@ impl ClusterStore {
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
         Ok(Purged { purged, unstamped })
+    }
+
+    /// How long this replica holds a tombstone before it may purge it: half the retention (the
+    /// time a replica may go without a poll before it reads the whole store: one that missed
+    /// the tombstone was out of touch at least this long by the purger's monotonic clock), at
+    /// least two [`SETTLE`]s (a record indexed late is seen by the settle window re-reads) and
+    /// at most [`MAX_PURGE_HOLD`].
+    fn purge_hold(&self) -> Duration {
+        (self.retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+    }
+
+    /// Whether this replica holds `version` of `id` as a tombstone, since at least `hold` ago.
+    fn held_for(&self, id: &str, version: Version, hold: Duration) -> bool {
+        let s = self.sync();
+        s.versions.get(id) == Some(&version)
+            && s.tombstones
+                .get(id)
+                .is_some_and(|since| since.elapsed() >= hold)
     }
 
     /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
