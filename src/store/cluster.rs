@@ -95,9 +95,8 @@ struct Sync {
     counter_seen: u64,
     /// A counter value above every record seen, and since when (an abandoned claim).
     abandoned: Option<(u64, Instant)>,
-    /// When the last successful load or poll started (wall clock: a paused machine's monotonic
-    /// clock stands still, and what matters is how much of the retention went by outside).
-    synced: Option<SystemTime>,
+    /// When the last successful load or poll started, on both clocks (see [`out_of_touch`]).
+    synced: Option<Clocks>,
     /// Document ids whose held version is a tombstone, and since when this replica holds it
     /// (monotonic): a replica may purge it, after which a write that names the held version
     /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
@@ -349,17 +348,39 @@ impl Polled {
     }
 }
 
+/// A moment on the wall clock and on the monotonic clock.
+#[derive(Clone, Copy, Debug)]
+struct Clocks {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        Clocks {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 /// Whether a replica whose last successful load or poll started at `synced` must read the whole
 /// store at `now`: a tombstone is purged a full retention after it was written, so a replica
 /// that looked within half of it has seen every tombstone still missing from its state (the
 /// other half is margin for clocks that disagree between replicas); it never looked; or the
-/// clock went back (then nothing tells how long it was).
-fn out_of_touch(synced: Option<SystemTime>, now: SystemTime, retention: Duration) -> bool {
+/// wall clock went back (then nothing tells how long it was). Half the retention on either
+/// clock counts: a paused machine's monotonic clock may stand still while the world went on
+/// (the wall clock tells), and a wall clock stepped back by less than the time away (a clock
+/// that ran fast, corrected while out of touch) hides part of it (the monotonic clock tells).
+fn out_of_touch(synced: Option<Clocks>, now: Clocks, retention: Duration) -> bool {
     match synced {
         None => true,
-        Some(t) => now
-            .duration_since(t)
-            .map_or(true, |gone| gone > retention / 2),
+        Some(t) => {
+            now.wall
+                .duration_since(t.wall)
+                .map_or(true, |gone| gone > retention / 2)
+                || now.mono.saturating_duration_since(t.mono) > retention / 2
+        }
     }
 }
 
@@ -602,7 +623,7 @@ impl ClusterStore {
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
     /// load; a corrupt record is skipped and named in [`Loaded::skipped`].
     pub async fn load(&self) -> Result<Loaded, StoreError> {
-        let started = SystemTime::now();
+        let started = Clocks::now();
         let counter = self.counter().await?;
         let mut changes = vec![];
         let mut skipped = vec![];
@@ -729,7 +750,7 @@ impl ClusterStore {
     /// missed may have lost its tombstone to a purge, and only a full read shows it.
     pub async fn poll(&self) -> Result<Polled, StoreError> {
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        let started = SystemTime::now();
+        let started = Clocks::now();
         let result = if self.out_of_touch(started) {
             self.reload().await
         } else {
@@ -751,7 +772,7 @@ impl ClusterStore {
         result
     }
 
-    fn out_of_touch(&self, now: SystemTime) -> bool {
+    fn out_of_touch(&self, now: Clocks) -> bool {
         out_of_touch(self.sync().synced, now, self.retention)
     }
 
@@ -1344,17 +1365,57 @@ mod tests {
     #[test]
     fn out_of_touch_is_half_the_retention_or_a_clock_gone_back() {
         let day = Duration::from_secs(86_400);
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mono = Instant::now();
+        let t = Clocks { wall, mono };
+        // Both clocks moved on by `d`.
+        let after = |d: Duration| Clocks {
+            wall: wall + d,
+            mono: mono + d,
+        };
         let retention = 8 * day;
         assert!(out_of_touch(None, t, retention));
         assert!(!out_of_touch(Some(t), t, retention));
-        assert!(!out_of_touch(Some(t), t + 4 * day, retention));
+        assert!(!out_of_touch(Some(t), after(4 * day), retention));
         assert!(out_of_touch(
             Some(t),
-            t + 4 * day + Duration::from_millis(1),
+            after(4 * day + Duration::from_millis(1)),
             retention
         ));
-        assert!(out_of_touch(Some(t), t - Duration::from_secs(1), retention));
+        let back = Clocks {
+            wall: wall - Duration::from_secs(1),
+            mono: mono + Duration::from_secs(1),
+        };
+        assert!(out_of_touch(Some(t), back, retention));
+    }
+
+    /// Review 13b: half the retention on either clock is out of touch. A wall clock that ran
+    /// fast when the replica last looked and was set right while it was away shows less time
+    /// gone than went by (here 3 of 6 days: no reload on the wall clock alone, and deletes
+    /// whose tombstones were purged meanwhile stayed unseen); a paused machine's monotonic
+    /// clock shows less than the wall clock.
+    #[test]
+    fn out_of_touch_on_either_clock() {
+        let day = Duration::from_secs(86_400);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mono = Instant::now();
+        let t = Clocks { wall, mono };
+        let retention = 8 * day;
+        let corrected = Clocks {
+            wall: wall + 3 * day,
+            mono: mono + 6 * day,
+        };
+        assert!(out_of_touch(Some(t), corrected, retention));
+        let paused = Clocks {
+            wall: wall + 6 * day,
+            mono: mono + Duration::from_secs(1),
+        };
+        assert!(out_of_touch(Some(t), paused, retention));
+        let both_short = Clocks {
+            wall: wall + 3 * day,
+            mono: mono + 3 * day,
+        };
+        assert!(!out_of_touch(Some(t), both_short, retention));
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.
