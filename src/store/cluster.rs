@@ -65,7 +65,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A document's version as the cluster reports it; newer compares greater.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Version {
+pub struct Version {
     primary_term: u64,
     seq_no: u64,
 }
@@ -390,7 +390,8 @@ pub struct Purged {
     pub purged: usize,
     /// Tombstones written before deletion times were recorded, as the deletes to write again
     /// (with a time, so they are purged one retention from now); at most one page a round.
-    pub unstamped: Vec<Change>,
+    /// With the version read (see [`ClusterStore::holds_other_version`]).
+    pub unstamped: Vec<(String, Version, Change)>,
 }
 
 impl ClusterStore {
@@ -1093,7 +1094,14 @@ impl ClusterStore {
     /// So a tombstone is purged only once this replica has also held that very version for
     /// [`ClusterStore::purge_hold`] on its own monotonic clock: replicas in touch have polled
     /// it by then, whatever the clocks say.
+    ///
+    /// Runs beside polls and writes (not under the store's writer lock: it pages through every
+    /// tombstone): each delete names the version read, and what this replica holds is dropped
+    /// only while it is still that version.
     pub async fn purge(&self, now: UnixTime) -> Result<Purged, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
         let horizon = now.saturating_sub(self.retention.as_secs() as i64);
         let hold = self.purge_hold();
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
@@ -1128,7 +1136,9 @@ impl ClusterStore {
                         old.push((id.to_owned(), version, change))
                     }
                     Some(_) => {}
-                    None if unstamped.len() < PAGE => unstamped.push(change),
+                    None if unstamped.len() < PAGE => {
+                        unstamped.push((id.to_owned(), version, change))
+                    }
                     None => {}
                 }
             }
@@ -1170,6 +1180,8 @@ impl ClusterStore {
                 return Err(Self::unexpected("a tombstone purge", status));
             }
             let items = answer.get("items").and_then(Value::as_array);
+            let versions: HashMap<&str, Version> =
+                chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
             let mut s = self.sync();
             for item in items.into_iter().flatten() {
                 let Some(result) = item.get("delete") else {
@@ -1177,10 +1189,16 @@ impl ClusterStore {
                 };
                 let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
                 let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
-                if deleted && !id.starts_with("last_used:") {
-                    s.tombstones.remove(id);
-                    s.versions.remove(id);
+                let Some(version) = versions.get(id) else {
+                    continue; // a last-used time
+                };
+                if deleted {
                     purged += 1;
+                    // Unless a poll or write brought a newer version meanwhile.
+                    if s.versions.get(id) == Some(version) {
+                        s.tombstones.remove(id);
+                        s.versions.remove(id);
+                    }
                 }
             }
         }
@@ -1197,6 +1215,12 @@ impl ClusterStore {
     /// at most [`MAX_PURGE_HOLD`].
     fn purge_hold(&self) -> Duration {
         (self.retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+    }
+
+    /// Whether this replica holds a version of `id` other than `version` (the record changed
+    /// since `version` was read).
+    pub fn holds_other_version(&self, id: &str, version: Version) -> bool {
+        self.sync().versions.get(id).is_some_and(|v| *v != version)
     }
 
     /// Whether this replica holds `version` of `id` as a tombstone, since at least `hold` ago.
