@@ -276,14 +276,22 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Tombstones are purged a few times per retention (each replica on its own: a purge
-    // deletes only the versions it read, so replicas racing on one do no harm).
+    // deletes only the versions it read, so replicas racing on one do no harm). A round pages
+    // through every tombstone: it runs beside the poll (one at a time), so changes, a
+    // revocation included, keep arriving every interval while it does.
     let purge_every =
         (tombstone_retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let mut purged_at = std::time::Instant::now();
+    let mut purge: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                if let Some(round) = purge {
+                    round.abort();
+                }
+                return;
+            }
         }
         let app = live.load();
         match app.store.poll().await {
@@ -291,16 +299,19 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
         }
-        if purged_at.elapsed() >= purge_every {
+        let idle = purge.as_ref().is_none_or(|round| round.is_finished());
+        if idle && purged_at.elapsed() >= purge_every {
             purged_at = std::time::Instant::now();
-            match app.store.purge_tombstones().await {
-                Ok(n) if n > 0 => tracing::info!(
-                    purged = n,
-                    "Purged token store tombstones older than store.tombstone_retention"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "Token store tombstone purge failed"),
-            }
+            purge = Some(tokio::spawn(async move {
+                match app.store.purge_tombstones().await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        purged = n,
+                        "Purged token store tombstones older than store.tombstone_retention"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "Token store tombstone purge failed"),
+                }
+            }));
         }
     }
 }

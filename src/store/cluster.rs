@@ -29,7 +29,7 @@
 //!   skipped, the others load.
 //! - Nothing secret is logged (records hold secret hashes only; errors never quote records).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,12 +57,15 @@ const PAGE: usize = 1000;
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
 /// How long a write waits for records of a claimed `seq` it has not seen yet.
 const IN_FLIGHT_WAIT: Duration = Duration::from_millis(300);
+/// The longest a replica holds a tombstone (monotonic) before it may purge it, however long
+/// the retention: a replica restarted within it purges nothing it loaded until then.
+const MAX_PURGE_HOLD: Duration = Duration::from_secs(3600);
 /// How long a store request may take; beyond it the cluster is unavailable (admin writes 503).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A document's version as the cluster reports it; newer compares greater.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Version {
+pub struct Version {
     primary_term: u64,
     seq_no: u64,
 }
@@ -92,12 +95,13 @@ struct Sync {
     counter_seen: u64,
     /// A counter value above every record seen, and since when (an abandoned claim).
     abandoned: Option<(u64, Instant)>,
-    /// When the last successful load or poll started (wall clock: a paused machine's monotonic
-    /// clock stands still, and what matters is how much of the retention went by outside).
-    synced: Option<SystemTime>,
-    /// Document ids whose held version is a tombstone: a replica may purge it, after which a
-    /// write that names the held version meets a conflict (see [`ClusterStore::commit`]).
-    tombstones: HashSet<String>,
+    /// When the last successful load or poll started, on both clocks (see [`out_of_touch`]).
+    synced: Option<Clocks>,
+    /// Document ids whose held version is a tombstone, and since when this replica holds it
+    /// (monotonic): a replica may purge it, after which a write that names the held version
+    /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
+    /// has held for [`ClusterStore::purge_hold`].
+    tombstones: HashMap<String, Instant>,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -344,17 +348,39 @@ impl Polled {
     }
 }
 
+/// A moment on the wall clock and on the monotonic clock.
+#[derive(Clone, Copy, Debug)]
+struct Clocks {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        Clocks {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 /// Whether a replica whose last successful load or poll started at `synced` must read the whole
 /// store at `now`: a tombstone is purged a full retention after it was written, so a replica
 /// that looked within half of it has seen every tombstone still missing from its state (the
 /// other half is margin for clocks that disagree between replicas); it never looked; or the
-/// clock went back (then nothing tells how long it was).
-fn out_of_touch(synced: Option<SystemTime>, now: SystemTime, retention: Duration) -> bool {
+/// wall clock went back (then nothing tells how long it was). Half the retention on either
+/// clock counts: a paused machine's monotonic clock may stand still while the world went on
+/// (the wall clock tells), and a wall clock stepped back by less than the time away (a clock
+/// that ran fast, corrected while out of touch) hides part of it (the monotonic clock tells).
+fn out_of_touch(synced: Option<Clocks>, now: Clocks, retention: Duration) -> bool {
     match synced {
         None => true,
-        Some(t) => now
-            .duration_since(t)
-            .map_or(true, |gone| gone > retention / 2),
+        Some(t) => {
+            now.wall
+                .duration_since(t.wall)
+                .map_or(true, |gone| gone > retention / 2)
+                || now.mono.saturating_duration_since(t.mono) > retention / 2
+        }
     }
 }
 
@@ -364,7 +390,8 @@ pub struct Purged {
     pub purged: usize,
     /// Tombstones written before deletion times were recorded, as the deletes to write again
     /// (with a time, so they are purged one retention from now); at most one page a round.
-    pub unstamped: Vec<Change>,
+    /// With the version read (see [`ClusterStore::holds_other_version`]).
+    pub unstamped: Vec<(String, Version, Change)>,
 }
 
 impl ClusterStore {
@@ -597,12 +624,12 @@ impl ClusterStore {
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
     /// load; a corrupt record is skipped and named in [`Loaded::skipped`].
     pub async fn load(&self) -> Result<Loaded, StoreError> {
-        let started = SystemTime::now();
+        let started = Clocks::now();
         let counter = self.counter().await?;
         let mut changes = vec![];
         let mut skipped = vec![];
         let mut versions = HashMap::new();
-        let mut tombstones = HashSet::new();
+        let mut tombstones = vec![];
         let mut max_seq = 0;
         // One scroll in index order: every page costs the same, whatever the store's size.
         let mut scroll_id: Option<String> = None;
@@ -651,7 +678,7 @@ impl ClusterStore {
                                 versions.insert(id.to_owned(), v);
                             }
                             if c.is_delete() {
-                                tombstones.insert(id.to_owned());
+                                tombstones.push(id.to_owned());
                             }
                             max_seq = max_seq
                                 .max(source.get("seq").and_then(Value::as_u64).unwrap_or(0));
@@ -685,7 +712,9 @@ impl ClusterStore {
         changes.sort_by_key(|c| matches!(c, Change::LastUsed { .. }));
         let mut s = self.sync();
         s.versions = versions;
-        s.tombstones = tombstones;
+        // Held from now: a restarted replica waits the hold again before purging them.
+        let now = Instant::now();
+        s.tombstones = tombstones.into_iter().map(|id| (id, now)).collect();
         s.synced = Some(started);
         s.counter_seen = counter.value;
         s.max_seq = max_seq.min(counter.value);
@@ -722,7 +751,7 @@ impl ClusterStore {
     /// missed may have lost its tombstone to a purge, and only a full read shows it.
     pub async fn poll(&self) -> Result<Polled, StoreError> {
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        let started = SystemTime::now();
+        let started = Clocks::now();
         let result = if self.out_of_touch(started) {
             self.reload().await
         } else {
@@ -744,7 +773,7 @@ impl ClusterStore {
         result
     }
 
-    fn out_of_touch(&self, now: SystemTime) -> bool {
+    fn out_of_touch(&self, now: Clocks) -> bool {
         out_of_touch(self.sync().synced, now, self.retention)
     }
 
@@ -886,7 +915,7 @@ impl ClusterStore {
                 let mut s = self.sync();
                 s.max_seq = s.max_seq.max(bounded);
                 if c.is_delete() {
-                    s.tombstones.insert(id.to_owned());
+                    s.tombstones.insert(id.to_owned(), Instant::now());
                 } else {
                     s.tombstones.remove(id);
                 }
@@ -1007,7 +1036,7 @@ impl ClusterStore {
                     Some(v) if (200..300).contains(&st) => {
                         s.versions.insert(id.clone(), v);
                         if changes[*i].is_delete() {
-                            s.tombstones.insert(id.clone());
+                            s.tombstones.insert(id.clone(), Instant::now());
                         } else {
                             s.tombstones.remove(id);
                         }
@@ -1020,7 +1049,7 @@ impl ClusterStore {
                             // version, so the write is planned again after a catch-up as a
                             // `create` (which a record still there refuses) or on the newer
                             // version the catch-up brings.
-                            if s.tombstones.remove(id) {
+                            if s.tombstones.remove(id).is_some() {
                                 s.versions.remove(id);
                             }
                         } else {
@@ -1058,8 +1087,23 @@ impl ClusterStore {
     /// last-used time; returns the tombstones without a time as deletes to write again.
     /// Safe for every replica: one that polled within half the retention has seen those
     /// tombstones, and one that did not reads the whole store at its next poll.
+    ///
+    /// `deleted_at` is the writer's wall clock, read before its write: a writer whose clock is
+    /// behind (or that was paused between reading it and writing) stamps a tombstone that looks
+    /// old the moment it lands, and a purger whose clock is ahead sees every tombstone as old.
+    /// So a tombstone is purged only once this replica has also held that very version for
+    /// [`ClusterStore::purge_hold`] on its own monotonic clock: replicas in touch have polled
+    /// it by then, whatever the clocks say.
+    ///
+    /// Runs beside polls and writes (not under the store's writer lock: it pages through every
+    /// tombstone): each delete names the version read, and what this replica holds is dropped
+    /// only while it is still that version.
     pub async fn purge(&self, now: UnixTime) -> Result<Purged, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
         let horizon = now.saturating_sub(self.retention.as_secs() as i64);
+        let hold = self.purge_hold();
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
@@ -1088,9 +1132,13 @@ impl ClusterStore {
                     continue;
                 }
                 match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
-                    Some(at) if at <= horizon => old.push((id.to_owned(), version, change)),
+                    Some(at) if at <= horizon && self.held_for(id, version, hold) => {
+                        old.push((id.to_owned(), version, change))
+                    }
                     Some(_) => {}
-                    None if unstamped.len() < PAGE => unstamped.push(change),
+                    None if unstamped.len() < PAGE => {
+                        unstamped.push((id.to_owned(), version, change))
+                    }
                     None => {}
                 }
             }
@@ -1132,6 +1180,8 @@ impl ClusterStore {
                 return Err(Self::unexpected("a tombstone purge", status));
             }
             let items = answer.get("items").and_then(Value::as_array);
+            let versions: HashMap<&str, Version> =
+                chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
             let mut s = self.sync();
             for item in items.into_iter().flatten() {
                 let Some(result) = item.get("delete") else {
@@ -1139,10 +1189,16 @@ impl ClusterStore {
                 };
                 let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
                 let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
-                if deleted && !id.starts_with("last_used:") {
-                    s.tombstones.remove(id);
-                    s.versions.remove(id);
+                let Some(version) = versions.get(id) else {
+                    continue; // a last-used time
+                };
+                if deleted {
                     purged += 1;
+                    // Unless a poll or write brought a newer version meanwhile.
+                    if s.versions.get(id) == Some(version) {
+                        s.tombstones.remove(id);
+                        s.versions.remove(id);
+                    }
                 }
             }
         }
@@ -1150,6 +1206,30 @@ impl ClusterStore {
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
         Ok(Purged { purged, unstamped })
+    }
+
+    /// How long this replica holds a tombstone before it may purge it: half the retention (the
+    /// time a replica may go without a poll before it reads the whole store: one that missed
+    /// the tombstone was out of touch at least this long by the purger's monotonic clock), at
+    /// least two [`SETTLE`]s (a record indexed late is seen by the settle window re-reads) and
+    /// at most [`MAX_PURGE_HOLD`].
+    fn purge_hold(&self) -> Duration {
+        (self.retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+    }
+
+    /// Whether this replica holds a version of `id` other than `version` (the record changed
+    /// since `version` was read).
+    pub fn holds_other_version(&self, id: &str, version: Version) -> bool {
+        self.sync().versions.get(id).is_some_and(|v| *v != version)
+    }
+
+    /// Whether this replica holds `version` of `id` as a tombstone, since at least `hold` ago.
+    fn held_for(&self, id: &str, version: Version, hold: Duration) -> bool {
+        let s = self.sync();
+        s.versions.get(id) == Some(&version)
+            && s.tombstones
+                .get(id)
+                .is_some_and(|since| since.elapsed() >= hold)
     }
 
     /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
@@ -1309,17 +1389,57 @@ mod tests {
     #[test]
     fn out_of_touch_is_half_the_retention_or_a_clock_gone_back() {
         let day = Duration::from_secs(86_400);
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mono = Instant::now();
+        let t = Clocks { wall, mono };
+        // Both clocks moved on by `d`.
+        let after = |d: Duration| Clocks {
+            wall: wall + d,
+            mono: mono + d,
+        };
         let retention = 8 * day;
         assert!(out_of_touch(None, t, retention));
         assert!(!out_of_touch(Some(t), t, retention));
-        assert!(!out_of_touch(Some(t), t + 4 * day, retention));
+        assert!(!out_of_touch(Some(t), after(4 * day), retention));
         assert!(out_of_touch(
             Some(t),
-            t + 4 * day + Duration::from_millis(1),
+            after(4 * day + Duration::from_millis(1)),
             retention
         ));
-        assert!(out_of_touch(Some(t), t - Duration::from_secs(1), retention));
+        let back = Clocks {
+            wall: wall - Duration::from_secs(1),
+            mono: mono + Duration::from_secs(1),
+        };
+        assert!(out_of_touch(Some(t), back, retention));
+    }
+
+    /// Review 13b: half the retention on either clock is out of touch. A wall clock that ran
+    /// fast when the replica last looked and was set right while it was away shows less time
+    /// gone than went by (here 3 of 6 days: no reload on the wall clock alone, and deletes
+    /// whose tombstones were purged meanwhile stayed unseen); a paused machine's monotonic
+    /// clock shows less than the wall clock.
+    #[test]
+    fn out_of_touch_on_either_clock() {
+        let day = Duration::from_secs(86_400);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mono = Instant::now();
+        let t = Clocks { wall, mono };
+        let retention = 8 * day;
+        let corrected = Clocks {
+            wall: wall + 3 * day,
+            mono: mono + 6 * day,
+        };
+        assert!(out_of_touch(Some(t), corrected, retention));
+        let paused = Clocks {
+            wall: wall + 6 * day,
+            mono: mono + Duration::from_secs(1),
+        };
+        assert!(out_of_touch(Some(t), paused, retention));
+        let both_short = Clocks {
+            wall: wall + 3 * day,
+            mono: mono + 3 * day,
+        };
+        assert!(!out_of_touch(Some(t), both_short, retention));
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.

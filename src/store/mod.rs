@@ -513,22 +513,34 @@ impl Store {
 
     /// Deletes the cluster store's tombstones older than `store.tombstone_retention` (nothing
     /// to do for the file store), and writes again, with a deletion time, up to a page of
-    /// tombstones that have none (written by esgate before it recorded one). Under the writer
-    /// lock, after a catch-up, like a write. Returns how many were purged.
+    /// tombstones that have none (written by esgate before it recorded one). The purge pages
+    /// through every tombstone, so it does not take the writer lock (polls and writes go on
+    /// meanwhile; each delete names the version read); writing the stamps again does, after a
+    /// catch-up, like a write, and not for a record whose version this replica saw change since
+    /// the purge read it (a record created again meanwhile is left alone). Returns how many were
+    /// purged.
     pub async fn purge_tombstones(&self) -> Result<usize, StoreError> {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
         };
-        let _writer = self.writer.lock().await;
-        let (counter, polled) = cluster.catch_up().await?;
-        Self::publish_polled(&self.current, &polled);
         let purged = cluster.purge(crate::time::now()).await?;
         if !purged.unstamped.is_empty() {
+            let _writer = self.writer.lock().await;
+            let (counter, polled) = cluster.catch_up().await?;
+            Self::publish_polled(&self.current, &polled);
+            let unstamped: Vec<Change> = purged
+                .unstamped
+                .into_iter()
+                .filter(|(id, version, _)| !cluster.holds_other_version(id, *version))
+                .map(|(_, _, change)| change)
+                .collect();
             // Deletes of records that are gone: nothing to publish. A conflict (another
             // replica wrote meanwhile) leaves them for the next round.
-            match cluster.commit(counter, &purged.unstamped).await {
-                Ok(()) | Err((_, StoreError::Conflict)) => {}
-                Err((_, e)) => return Err(e),
+            if !unstamped.is_empty() {
+                match cluster.commit(counter, &unstamped).await {
+                    Ok(()) | Err((_, StoreError::Conflict)) => {}
+                    Err((_, e)) => return Err(e),
+                }
             }
         }
         Ok(purged.purged)
