@@ -21,6 +21,18 @@ impl Config {
                 ),
             });
         }
+        if let super::StoreKind::Elasticsearch {
+            tombstone_retention,
+            ..
+        } = &self.store
+        {
+            if *tombstone_retention < std::time::Duration::from_secs(3600) {
+                out.push(ConfigIssue {
+                    path: "store.tombstone_retention".to_string(),
+                    message: "is under an hour: a replica that misses polls for half of it reads the whole store again, and a delete's tombstone may be purged before a replica restarted or partitioned for longer saw it only through that reload".to_string(),
+                });
+            }
+        }
         out
     }
 }
@@ -35,6 +47,24 @@ mod tests {
         );
         let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
         config.advice().into_iter().map(|a| a.path).collect()
+    }
+
+    /// Session 13: a tombstone retention under an hour is named; the default is not.
+    #[test]
+    fn a_short_tombstone_retention_is_named() {
+        let store = |extra: &str| {
+            let text = format!(
+                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+            );
+            let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+            config.advice().into_iter().map(|a| a.path).collect::<Vec<_>>()
+        };
+        assert!(store("").is_empty(), "the default (7d)");
+        assert!(store("tombstone_retention = \"1h\"").is_empty());
+        assert_eq!(
+            store("tombstone_retention = \"59m\""),
+            ["store.tombstone_retention"]
+        );
     }
 
     /// Session 12: a budget that validates (at least the body cap) but cannot hold a body near
