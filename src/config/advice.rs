@@ -57,7 +57,11 @@ mod tests {
                 "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
             );
             let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
-            config.advice().into_iter().map(|a| a.path).collect::<Vec<_>>()
+            config
+                .advice()
+                .into_iter()
+                .map(|a| a.path)
+                .collect::<Vec<_>>()
         };
         assert!(store("").is_empty(), "the default (7d)");
         assert!(store("tombstone_retention = \"1h\"").is_empty());
