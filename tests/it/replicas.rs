@@ -595,47 +595,78 @@ async fn metric(r: &Served, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Two replicas with `tombstone_retention`: `a` straight to the backend, `b` through a
+/// forwarder the test cuts.
+struct CutPair {
+    fwd: Forwarder,
+    _dir: tempfile::TempDir,
+    a: Served,
+    b: Served,
+}
+
+impl CutPair {
+    async fn start(backend: &Backend, retention: &str) -> CutPair {
+        seed(backend.url()).await;
+        let fwd = Forwarder::start(backend.addr).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!(
+            "{}\ntombstone_retention = {retention:?}",
+            cluster_store(INDEX)
+        );
+        let direct = write_config(dir.path(), "a.toml", backend.url(), &store);
+        let through = write_config(
+            dir.path(),
+            "b.toml",
+            &format!("http://{}", fwd.addr),
+            &store,
+        );
+        let a = serve(&["--config", direct.to_str().unwrap()], |_| {});
+        let b = serve(&["--config", through.to_str().unwrap()], |_| {});
+        CutPair {
+            fwd,
+            _dir: dir,
+            a,
+            b,
+        }
+    }
+
+    /// A token created on `a` and seen by `b`; then `b` cut off (its `/ready` says so).
+    async fn token_then_cut(&self, name: &str) -> (String, String) {
+        let (a, b) = (&self.a, &self.b);
+        let (id, secret) = create(a, read_token(name)).await;
+        within(
+            PROPAGATION,
+            "token on the replica behind the cut",
+            || async { search_status(b, &secret).await == 200 },
+        )
+        .await;
+        self.fwd.cut();
+        within(
+            Duration::from_secs(5),
+            "the replica sees the cut",
+            || async {
+                let r = send("GET", &format!("{}/ready", b.admin), &[], "")
+                    .await
+                    .unwrap();
+                r.status.as_u16() == 503
+            },
+        )
+        .await;
+        (id, secret)
+    }
+}
+
 /// Session 13: tombstones are purged after `store.tombstone_retention`, and a replica that was
 /// cut off while a token was deleted and its tombstone purged still refuses the token once it
 /// is back (it reads the whole store: an incremental poll cannot see a delete whose tombstone
 /// is gone).
 async fn a_purged_revocation_reaches_a_replica_that_was_away(backend: Backend) {
-    seed(backend.url()).await;
-    let fwd = Forwarder::start(backend.addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("{}\ntombstone_retention = \"4s\"", cluster_store(INDEX));
-    let direct = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let through = write_config(
-        dir.path(),
-        "b.toml",
-        &format!("http://{}", fwd.addr),
-        &store,
-    );
-    let a = serve(&["--config", direct.to_str().unwrap()], |_| {});
-    let b = serve(&["--config", through.to_str().unwrap()], |_| {});
-    let (id, secret) = create(&a, read_token("revoked")).await;
-    within(
-        PROPAGATION,
-        "token on the replica behind the cut",
-        || async { search_status(&b, &secret).await == 200 },
-    )
-    .await;
-
-    fwd.cut();
-    within(
-        Duration::from_secs(5),
-        "the replica sees the cut",
-        || async {
-            let r = send("GET", &format!("{}/ready", b.admin), &[], "")
-                .await
-                .unwrap();
-            r.status.as_u16() == 503
-        },
-    )
-    .await;
-    let (s, _) = admin(&a, "DELETE", &format!("/tokens/{id}"), None).await;
+    let pair = CutPair::start(&backend, "4s").await;
+    let (a, b) = (&pair.a, &pair.b);
+    let (id, secret) = pair.token_then_cut("revoked").await;
+    let (s, _) = admin(a, "DELETE", &format!("/tokens/{id}"), None).await;
     assert_eq!(s, 204);
-    assert_eq!(search_status(&a, &secret).await, 401);
+    assert_eq!(search_status(a, &secret).await, 401);
     let tombstone = format!("token:{id}");
     assert_eq!(store_document(backend.url(), &tombstone).await, 200);
     // Purged once 4 s old (a purge round every second).
@@ -643,22 +674,22 @@ async fn a_purged_revocation_reaches_a_replica_that_was_away(backend: Backend) {
         store_document(backend.url(), &tombstone).await == 404
     })
     .await;
-    assert!(metric(&a, "esgate_store_tombstones_purged").await >= 1);
+    assert!(metric(a, "esgate_store_tombstones_purged").await >= 1);
     // Cut off all along, the replica still authenticates the token (the backend is away, so
     // the request itself fails upstream).
-    let s = search_status(&b, &secret).await;
+    let s = search_status(b, &secret).await;
     assert!(s != 401 && s != 403, "still held while away: {s}");
 
-    fwd.restore();
+    pair.fwd.restore();
     within(
         Duration::from_secs(10),
         "the revocation reaches the replica",
-        || async { search_status(&b, &secret).await == 401 },
+        || async { search_status(b, &secret).await == 401 },
     )
     .await;
-    assert!(metric(&b, "esgate_store_reloads").await >= 1);
+    assert!(metric(b, "esgate_store_reloads").await >= 1);
     assert_eq!(
-        metric(&a, "esgate_store_reloads").await,
+        metric(a, "esgate_store_reloads").await,
         0,
         "A never lost touch"
     );
@@ -729,40 +760,10 @@ async fn claim_seq(backend_url: &str) -> u64 {
 /// half the retention, so it did not read the whole store again: the token stayed valid there.
 /// A replica purges only a tombstone it has itself held for half the retention.
 async fn a_tombstone_stamped_in_the_past_is_not_purged_before_replicas_see_it(backend: Backend) {
-    seed(backend.url()).await;
-    let fwd = Forwarder::start(backend.addr).await;
-    let dir = tempfile::tempdir().unwrap();
     // Half of it (15 s) is longer than the cut below; a purge round every 3.75 s.
-    let store = format!("{}\ntombstone_retention = \"30s\"", cluster_store(INDEX));
-    let direct = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let through = write_config(
-        dir.path(),
-        "b.toml",
-        &format!("http://{}", fwd.addr),
-        &store,
-    );
-    let a = serve(&["--config", direct.to_str().unwrap()], |_| {});
-    let b = serve(&["--config", through.to_str().unwrap()], |_| {});
-    let (id, secret) = create(&a, read_token("skewed")).await;
-    within(
-        PROPAGATION,
-        "token on the replica behind the cut",
-        || async { search_status(&b, &secret).await == 200 },
-    )
-    .await;
-
-    fwd.cut();
-    within(
-        Duration::from_secs(5),
-        "the replica sees the cut",
-        || async {
-            let r = send("GET", &format!("{}/ready", b.admin), &[], "")
-                .await
-                .unwrap();
-            r.status.as_u16() == 503
-        },
-    )
-    .await;
+    let pair = CutPair::start(&backend, "30s").await;
+    let (a, b) = (&pair.a, &pair.b);
+    let (id, secret) = pair.token_then_cut("skewed").await;
     let cut_at = Instant::now();
     let a_day_ago = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -771,21 +772,21 @@ async fn a_tombstone_stamped_in_the_past_is_not_purged_before_replicas_see_it(ba
         - 86_400;
     write_tombstone(backend.url(), &id, a_day_ago).await;
     within(PROPAGATION, "the revocation on A", || async {
-        search_status(&a, &secret).await == 401
+        search_status(a, &secret).await == 401
     })
     .await;
     // Two of A's purge rounds.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    fwd.restore();
+    pair.fwd.restore();
     within(
         Duration::from_secs(3),
         "the revocation reaches the replica",
-        || async { search_status(&b, &secret).await == 401 },
+        || async { search_status(b, &secret).await == 401 },
     )
     .await;
     assert!(cut_at.elapsed() < Duration::from_secs(15));
     assert_eq!(
-        metric(&b, "esgate_store_reloads").await,
+        metric(b, "esgate_store_reloads").await,
         0,
         "B caught up by polls"
     );
