@@ -999,13 +999,7 @@ impl ClusterStore {
                 owners.push((i, id));
             }
         }
-        let answer = self
-            .request(
-                Method::POST,
-                "/_bulk?refresh=true",
-                Some(("application/x-ndjson", Bytes::from(lines))),
-            )
-            .await;
+        let answer = self.bulk(lines).await;
         let (status, answer) = match answer {
             Ok(a) => a,
             Err(e) => return Err((vec![], e)),
@@ -1169,13 +1163,7 @@ impl ClusterStore {
                     lines.push('\n');
                 }
             }
-            let (status, answer) = self
-                .request(
-                    Method::POST,
-                    "/_bulk?refresh=true",
-                    Some(("application/x-ndjson", Bytes::from(lines))),
-                )
-                .await?;
+            let (status, answer) = self.bulk(lines).await?;
             if status != 200 {
                 return Err(Self::unexpected("a tombstone purge", status));
             }
@@ -1232,6 +1220,17 @@ impl ClusterStore {
                 .is_some_and(|since| since.elapsed() >= hold)
     }
 
+    /// One `_bulk` request of NDJSON `lines`, refreshed (visible to every replica's poll once
+    /// answered): its status and answer.
+    async fn bulk(&self, lines: String) -> Result<(u16, Value), StoreError> {
+        self.request(
+            Method::POST,
+            "/_bulk?refresh=true",
+            Some(("application/x-ndjson", Bytes::from(lines))),
+        )
+        .await
+    }
+
     /// Writes every change as is (no optimistic concurrency: `store import`). Each page of
     /// documents claims a change sequence of its own, so running replicas pick every page up
     /// as it lands, however long the import takes.
@@ -1251,13 +1250,7 @@ impl ClusterStore {
                 lines.push_str(&source.to_string());
                 lines.push('\n');
             }
-            let (status, answer) = self
-                .request(
-                    Method::POST,
-                    "/_bulk?refresh=true",
-                    Some(("application/x-ndjson", Bytes::from(lines))),
-                )
-                .await?;
+            let (status, answer) = self.bulk(lines).await?;
             if status != 200 || answer.get("errors") == Some(&Value::Bool(true)) {
                 return Err(Self::unexpected("an import write", status));
             }

@@ -117,12 +117,15 @@ async fn connections_that_send_nothing_are_closed_and_cannot_starve_the_listener
     drop(silent);
 }
 
-/// Item 1: an HTTP/2 client that answers PINGs but sends no further request is closed after
-/// `idle_timeout`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_http2_connections_are_closed() {
-    let backend = FaultServer::answer(200, "application/json", "{}");
-    let gw = Esgate::start_full(&[backend.url()], SHORT_LISTEN, "", "").await;
+/// An HTTP/2 connection to the admin listener that made one request (`/health`, 200) and makes
+/// no other: its sender (kept, so the client does not close it) and the task driving it,
+/// which ends when the connection closes.
+async fn one_h2_request(
+    gw: &Esgate,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
     let stream = connect(gw.admin_addr).await;
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -134,10 +137,20 @@ async fn idle_http2_connections_are_closed() {
     let req = http::Request::get(gw.admin_url("/health"))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .expect("request");
-    let started = Instant::now();
     let res = sender.send_request(req).await.expect("h2 request");
     assert_eq!(res.status(), 200);
     drop(res);
+    (sender, done)
+}
+
+/// Item 1: an HTTP/2 client that answers PINGs but sends no further request is closed after
+/// `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed() {
+    let backend = FaultServer::answer(200, "application/json", "{}");
+    let gw = Esgate::start_full(&[backend.url()], SHORT_LISTEN, "", "").await;
+    let started = Instant::now();
+    let (_sender, done) = one_h2_request(&gw).await;
     let ended = tokio::time::timeout(Duration::from_secs(8), done).await;
     assert!(ended.is_ok(), "idle h2 connection still open after 8 s");
     assert!(started.elapsed() >= Duration::from_millis(1800));
@@ -151,21 +164,8 @@ async fn the_idle_rule_acts_at_its_own_time_when_the_header_timeout_is_longer() 
     let backend = FaultServer::answer(200, "application/json", "{}");
     let listen = "header_timeout = \"20s\"\nidle_timeout = \"1s\"\n";
     let gw = Esgate::start_full(&[backend.url()], listen, "", "").await;
-    let stream = connect(gw.admin_addr).await;
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    let done = tokio::spawn(conn);
-    let req = http::Request::get(gw.admin_url("/health"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .expect("request");
     let started = Instant::now();
-    let res = sender.send_request(req).await.expect("h2 request");
-    assert_eq!(res.status(), 200);
-    drop(res);
+    let (_sender, done) = one_h2_request(&gw).await;
     let ended = tokio::time::timeout(Duration::from_secs(8), done).await;
     assert!(
         ended.is_ok(),
