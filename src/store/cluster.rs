@@ -1086,8 +1086,8 @@ impl ClusterStore {
     /// behind (or that was paused between reading it and writing) stamps a tombstone that looks
     /// old the moment it lands, and a purger whose clock is ahead sees every tombstone as old.
     /// So a tombstone is purged only once this replica has also held that very version for
-    /// `ClusterStore::purge_hold` (half the retention, 10 s to 1 h) on its own monotonic clock: replicas in touch have polled
-    /// it by then, whatever the clocks say.
+    /// `ClusterStore::purge_hold` (half the retention, 10 s to 1 h) on its own monotonic
+    /// clock: replicas in touch have polled it by then, whatever the clocks say.
     ///
     /// Runs beside polls and writes (not under the store's writer lock: it pages through every
     /// tombstone): each delete names the version read, and what this replica holds is dropped
