@@ -596,29 +596,40 @@ impl ClusterStore {
         ))
     }
 
-    /// One page of records sorted by `(seq, key)` or `key`, after `after`.
-    async fn page(
+    /// Every record `query` matches, in `(seq, key)` order, handed to `f` one search page
+    /// (`PAGE` hits, `search_after`) at a time.
+    async fn each_record(
         &self,
-        query: Value,
-        sort: Value,
-        after: Option<Value>,
-    ) -> Result<Vec<Value>, StoreError> {
-        let mut body = json!({
-            "query": query,
-            "sort": sort,
-            "size": PAGE,
-            "seq_no_primary_term": true,
-            "track_total_hits": false,
-        });
-        if let Some(a) = after {
-            body["search_after"] = a;
-        }
+        query: &Value,
+        mut f: impl FnMut(&Value),
+    ) -> Result<(), StoreError> {
         let path = format!("/{}/_search", enc(&self.index));
-        let (status, mut answer) = self.json(Method::POST, &path, &body).await?;
-        if status != 200 {
-            return Err(Self::unexpected("a store search", status));
+        let mut after = None;
+        loop {
+            let mut body = json!({
+                "query": query,
+                "sort": [{"seq": "asc"}, {"key": "asc"}],
+                "size": PAGE,
+                "seq_no_primary_term": true,
+                "track_total_hits": false,
+            });
+            if let Some(a) = after.take() {
+                body["search_after"] = a;
+            }
+            let (status, mut answer) = self.json(Method::POST, &path, &body).await?;
+            if status != 200 {
+                return Err(Self::unexpected("a store search", status));
+            }
+            let hits = take_hits(&mut answer);
+            hits.iter().for_each(&mut f);
+            if hits.len() < PAGE {
+                return Ok(());
+            }
+            after = hits.last().and_then(|h| h.get("sort")).cloned();
+            if after.is_none() {
+                return Ok(());
+            }
         }
-        Ok(take_hits(&mut answer))
     }
 
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
@@ -849,29 +860,8 @@ impl ClusterStore {
             }})
         };
         let mut out = vec![];
-        let mut after = None;
-        loop {
-            let hits = self
-                .page(
-                    query.clone(),
-                    json!([{"seq": "asc"}, {"key": "asc"}]),
-                    after.take(),
-                )
-                .await?;
-            let n = hits.len();
-            for hit in &hits {
-                if let Some(c) = self.accept(hit) {
-                    out.push(c);
-                }
-            }
-            if n < PAGE {
-                break;
-            }
-            after = hits.last().and_then(|h| h.get("sort")).cloned();
-            if after.is_none() {
-                break;
-            }
-        }
+        self.each_record(&query, |hit| out.extend(self.accept(hit)))
+            .await?;
         self.settle(Instant::now());
         Ok(out)
     }
@@ -1101,49 +1091,31 @@ impl ClusterStore {
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
-        let mut after = None;
-        loop {
-            let hits = self
-                .page(
-                    query.clone(),
-                    json!([{"seq": "asc"}, {"key": "asc"}]),
-                    after.take(),
-                )
-                .await?;
-            for hit in &hits {
-                let (Some(id), Some(source), Some(version)) = (
-                    hit.get("_id").and_then(Value::as_str),
-                    hit.get("_source"),
-                    hit_version(hit),
-                ) else {
-                    continue;
-                };
-                // Only esgate's own tombstones; anything else is left as it is.
-                let Ok(Some(Decoded::Change(change))) = decode(id, source) else {
-                    continue;
-                };
-                if !change.is_delete() {
-                    continue;
+        self.each_record(&query, |hit| {
+            let (Some(id), Some(source), Some(version)) = (
+                hit.get("_id").and_then(Value::as_str),
+                hit.get("_source"),
+                hit_version(hit),
+            ) else {
+                return;
+            };
+            // Only esgate's own tombstones; anything else is left as it is.
+            let Ok(Some(Decoded::Change(change))) = decode(id, source) else {
+                return;
+            };
+            if !change.is_delete() {
+                return;
+            }
+            match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
+                Some(at) if at <= horizon && self.held_for(id, version, hold) => {
+                    old.push((id.to_owned(), version, change))
                 }
-                match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
-                    Some(at) if at <= horizon && self.held_for(id, version, hold) => {
-                        old.push((id.to_owned(), version, change))
-                    }
-                    Some(_) => {}
-                    None if unstamped.len() < PAGE => {
-                        unstamped.push((id.to_owned(), version, change))
-                    }
-                    None => {}
-                }
+                Some(_) => {}
+                None if unstamped.len() < PAGE => unstamped.push((id.to_owned(), version, change)),
+                None => {}
             }
-            if hits.len() < PAGE {
-                break;
-            }
-            after = hits.last().and_then(|h| h.get("sort")).cloned();
-            if after.is_none() {
-                break;
-            }
-        }
+        })
+        .await?;
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
             let mut lines = String::new();
