@@ -306,23 +306,6 @@ async fn serves_tls_to_clients() {
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
 }
 
-/// A TLS client connector trusting the test CA, offering `alpn`.
-fn tls_connector(ca_pem: &std::path::Path, alpn: &[u8]) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca_pem).expect("ca");
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.expect("pem")).expect("ca cert");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 /// The TLS listener's read path (issue 10, goal 7: esgate reads its TLS stream through its own
 /// adapter, `server::tls_io`, which returns the plaintext rustls holds without reading the
 /// socket on and answers an idle read from the socket's readiness): a 300 KB body written as
@@ -343,7 +326,7 @@ async fn tls_connections_read_split_pipelined_and_large_requests() {
     let secret = gw.all_token().await;
     let name = || rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let open = |alpn: &'static [u8]| {
-        let connector = tls_connector(&tls.ca_cert, alpn);
+        let connector = support::tls::client_connector(&tls.ca_cert, alpn);
         let addr = gw.data_addr;
         async move {
             let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");

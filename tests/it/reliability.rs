@@ -16,7 +16,6 @@ use crate::support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -186,20 +185,8 @@ async fn tls_connections_quiet_after_the_handshake_are_closed() {
     );
     let gw = Esgate::start_full(&[backend.url()], &listen, "", "").await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&tls.ca_cert).expect("ca");
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.expect("pem")).expect("ca cert");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     for alpn in [&b"http/1.1"[..], b"h2"] {
-        config.alpn_protocols = vec![alpn.to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
+        let connector = support::tls::client_connector(&tls.ca_cert, alpn);
         let tcp = connect(gw.data_addr).await;
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let mut s = connector.connect(name, tcp).await.expect("TLS handshake");

@@ -21,6 +21,23 @@ pub struct TlsFiles {
     _dir: tempfile::TempDir,
 }
 
+/// A TLS client connector trusting only the CA in `ca_pem`, offering `alpn`.
+pub fn client_connector(ca_pem: &std::path::Path, alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca_pem).expect("ca");
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.expect("pem")).expect("ca cert");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 // === impl TlsFiles ===
 
 impl TlsFiles {
