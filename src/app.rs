@@ -202,7 +202,10 @@ impl App {
             kibana_front,
             admin_key,
             admin_key_file,
-            upstream: Arc::new(Upstream::new(&config.backend)),
+            upstream: Arc::new(Upstream::new(
+                &config.backend,
+                crate::server::workers::count(config.limits.workers),
+            )),
             limiter: Arc::new(FailureLimiter::with_max_entries(
                 config.auth.max_failures,
                 config.auth.failure_window,
@@ -261,6 +264,10 @@ impl App {
             "listen.admin_max_connections",
         );
         needs(
+            config.limits.workers != old.limits.workers,
+            "listen.workers",
+        );
+        needs(
             config.limits.max_buffered_bytes != old.limits.max_buffered_bytes,
             "listen.max_buffered_bytes",
         );
@@ -306,7 +313,10 @@ impl App {
                     kibana_public_url: self.admin.kibana_public_url.clone(),
                 },
                 kibana_front: self.kibana_front.clone(),
-                upstream: Arc::new(Upstream::new(&config.backend)),
+                upstream: Arc::new(Upstream::new(
+                    &config.backend,
+                    crate::server::workers::count(config.limits.workers),
+                )),
                 store: Arc::clone(&self.store),
                 limiter: Arc::clone(&self.limiter),
                 admin_limiter: Arc::clone(&self.admin_limiter),

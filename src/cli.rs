@@ -214,7 +214,7 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
-            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
             // SIGHUP reads the same file with the same overrides.

@@ -163,6 +163,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections the admin listener serves at once.
     pub admin_max_connections: usize,
+    /// Threads serving the data listener, each with its own runtime (`crate::server::workers`); 0 is
+    /// one per CPU the process may use (`crate::server::workers::count`).
+    pub workers: usize,
     /// A request's headers must arrive within this long; a new connection must start its first
     /// request within it (a client that sends nothing, or only an HTTP/2 preface, is closed).
     pub header_timeout: Duration,

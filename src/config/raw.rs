@@ -19,6 +19,10 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// `listen.workers`: 0 is one worker per CPU the process may use.
+pub const DEFAULT_WORKERS: u64 = 0;
+/// The most worker threads `listen.workers` may ask for.
+pub const MAX_WORKERS: u64 = 1024;
 /// The admin listener serves operators and probes: a few connections.
 pub const DEFAULT_ADMIN_MAX_CONNECTIONS: u64 = 256;
 pub const DEFAULT_HEADER_TIMEOUT: &str = "30s";
@@ -87,6 +91,7 @@ pub struct RawListen {
     pub admin: Option<String>,
     pub max_connections: Option<u64>,
     pub admin_max_connections: Option<u64>,
+    pub workers: Option<u64>,
     pub header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub h2_keep_alive_interval: Option<String>,

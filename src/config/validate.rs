@@ -58,6 +58,7 @@ pub fn validate(
             raw.listen.admin_max_connections,
             raw::DEFAULT_ADMIN_MAX_CONNECTIONS,
         ),
+        workers: v.workers(raw.listen.workers),
         header_timeout: v.duration(
             "listen.header_timeout",
             raw.listen.header_timeout.as_deref(),
@@ -356,6 +357,18 @@ impl Validator {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => default as usize,
         }
+    }
+
+    fn workers(&mut self, value: Option<u64>) -> usize {
+        let n = value.unwrap_or(raw::DEFAULT_WORKERS);
+        if n > raw::MAX_WORKERS {
+            self.issue(
+                "listen.workers",
+                format!("must be at most {} (0: one per CPU)", raw::MAX_WORKERS),
+            );
+            return 0;
+        }
+        n as usize
     }
 
     fn cidr(&mut self, path: &str, text: &str) -> Option<IpNet> {
@@ -1100,6 +1113,17 @@ mod tests {
             assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");
         }
         assert!(parse("[policies.limits]\nrate = 1\n").is_err());
+    }
+
+    #[test]
+    fn workers_default_to_one_per_cpu_and_are_bounded() {
+        assert_eq!(check("").unwrap().limits.workers, 0, "0: one per CPU");
+        let c = check("[listen]\nworkers = 3\n").unwrap();
+        assert_eq!(c.limits.workers, 3);
+        assert!(check("[listen]\nworkers = 1024\n").is_ok());
+        let issues = check("[listen]\nworkers = 1025\n").unwrap_err();
+        assert_eq!(paths(issues), vec!["listen.workers"]);
+        assert!(parse("[listen]\nworkers = -1\n").is_err());
     }
 
     #[test]

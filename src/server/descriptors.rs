@@ -9,12 +9,21 @@ use crate::config::Limits;
 /// Descriptors esgate needs besides client connections: backend connections, the store, the
 /// audit log, the runtime.
 pub const RESERVED_DESCRIPTORS: u64 = 1024;
+/// Descriptors each worker thread holds besides its connections: its runtime's event queue
+/// and wake-up descriptor, its handle of the data listener, a spare.
+pub const PER_WORKER_DESCRIPTORS: u64 = 4;
 
 /// Descriptors the configuration needs.
 pub fn needed(limits: &Limits) -> u64 {
     (limits.max_connections as u64)
         .saturating_add(limits.admin_max_connections as u64)
-        .saturating_add(RESERVED_DESCRIPTORS)
+        .saturating_add(reserved(limits))
+}
+
+/// Descriptors needed besides client connections.
+fn reserved(limits: &Limits) -> u64 {
+    let workers = crate::server::workers::count(limits.workers) as u64;
+    RESERVED_DESCRIPTORS.saturating_add(workers.saturating_mul(PER_WORKER_DESCRIPTORS))
 }
 
 /// Raises the open-files soft limit as far as needed (up to the hard limit) and checks that the
@@ -36,11 +45,13 @@ pub fn prepare(limits: &Limits) -> Result<Option<u64>, String> {
     }
     Err(format!(
         "the open-files limit ({}) is too low for listen.max_connections ({}) + \
-         listen.admin_max_connections ({}) + {RESERVED_DESCRIPTORS} reserved descriptors = \
-         {needed}; raise the limit (ulimit -n, LimitNOFILE=) or lower listen.max_connections",
+         listen.admin_max_connections ({}) + {} reserved descriptors ({RESERVED_DESCRIPTORS}, \
+         and {PER_WORKER_DESCRIPTORS} per worker) = {needed}; raise the limit (ulimit -n, \
+         LimitNOFILE=) or lower listen.max_connections",
         soft.map_or_else(|| "unlimited".to_owned(), |s| s.to_string()),
         limits.max_connections,
         limits.admin_max_connections,
+        reserved(limits),
     ))
 }
 
@@ -82,6 +93,7 @@ mod tests {
         let limits = Limits {
             max_connections: 10_000,
             admin_max_connections: 256,
+            workers: 3,
             header_timeout: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
             h2_keep_alive_interval: std::time::Duration::from_secs(1),
@@ -91,7 +103,10 @@ mod tests {
             max_buffered_bytes: 1,
             drain_timeout: std::time::Duration::from_secs(1),
         };
-        assert_eq!(needed(&limits), 10_000 + 256 + RESERVED_DESCRIPTORS);
+        assert_eq!(
+            needed(&limits),
+            10_000 + 256 + RESERVED_DESCRIPTORS + 3 * PER_WORKER_DESCRIPTORS
+        );
         let huge = Limits {
             max_connections: usize::MAX,
             ..limits

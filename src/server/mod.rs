@@ -1,6 +1,7 @@
-//! Listeners: accept loops for the data and admin listeners, TLS handshakes under a timeout,
-//! a connection limit per listener, HTTP/1.1 and HTTP/2 through hyper-util, graceful drain on
-//! shutdown, the descriptor limit check, and esgate's background chores.
+//! Listeners: accept loops for the data and admin listeners, the data connections handed to
+//! the worker threads (`workers`), TLS handshakes under a timeout, a connection limit per
+//! listener, HTTP/1.1 and HTTP/2 through hyper-util, graceful drain on shutdown, the
+//! descriptor limit check, and esgate's background chores.
 //!
 //! Every connection must make progress or be closed (issue #9 item 1), each by its own timer:
 //! the TLS handshake (`listen.tls.handshake_timeout`); the first request, which must start within
@@ -17,6 +18,7 @@ mod connection;
 pub mod descriptors;
 mod tls_io;
 pub mod ui;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,7 +44,9 @@ enum Role {
 }
 
 /// Serves both listeners until `shutdown` resolves, then drains in-flight requests (for at
-/// most the configured drain timeout) and returns.
+/// most the configured drain timeout) and returns. The data listener's connections are served
+/// by `listen.workers` workers (`workers`): the caller's runtime and a thread for each other
+/// one.
 pub async fn run(
     app: Arc<App>,
     data: TcpListener,
@@ -68,12 +72,31 @@ pub async fn run_live(
     let (open, mut drained) = mpsc::channel::<()>(1);
     let chores = tokio::spawn(chores(Arc::clone(&live), stop_rx.clone()));
     let poller = tokio::spawn(poll_store(Arc::clone(&live), stop_rx.clone()));
+    let limits = live.load().config.limits.clone();
+    let workers = workers::Workers::start(&live, &stop_rx, &open);
     tokio::join!(
-        accept_loop(&live, data, Role::Data, stop_rx.clone(), open.clone()),
-        accept_loop(&live, admin, Role::Admin, stop_rx.clone(), open.clone()),
+        accept_loop(
+            &live,
+            data,
+            Role::Data,
+            limits.max_connections,
+            stop_rx.clone(),
+            open.clone(),
+            Some(&workers),
+        ),
+        accept_loop(
+            &live,
+            admin,
+            Role::Admin,
+            limits.admin_max_connections,
+            stop_rx.clone(),
+            open.clone(),
+            None,
+        ),
         async {
             if let Some(front) = front {
-                accept_loop(&live, front, Role::Kibana, stop_rx, open).await
+                let max = limits.max_connections;
+                accept_loop(&live, front, Role::Kibana, max, stop_rx, open, None).await
             }
         },
         async {
@@ -85,31 +108,34 @@ pub async fn run_live(
     let _ = chores.await;
     let _ = poller.await;
     let app = live.load();
-    if tokio::time::timeout(app.config.limits.drain_timeout, drained.recv())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Drain timeout reached; closing the remaining connections");
-    }
+    // The other workers serve their connections until the drain is over.
+    let drain_timeout = app.config.limits.drain_timeout;
+    workers
+        .finish(async {
+            if tokio::time::timeout(drain_timeout, drained.recv())
+                .await
+                .is_err()
+            {
+                tracing::warn!("Drain timeout reached; closing the remaining connections");
+            }
+        })
+        .await;
     if let Err(e) = app.store.flush_last_used().await {
         tracing::error!(error = %e, "Cannot persist last-used times");
     }
 }
 
+/// Accepts connections on `listener` under its connection limit (`max`) until `stop`; a data
+/// connection goes to the least loaded worker (`workers`), the others are served here.
 async fn accept_loop(
     live: &Arc<Live>,
     listener: TcpListener,
     role: Role,
+    max: usize,
     mut stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
+    workers: Option<&workers::Workers>,
 ) {
-    let max = {
-        let app = live.load();
-        match role {
-            Role::Data | Role::Kibana => app.config.limits.max_connections,
-            Role::Admin => app.config.limits.admin_max_connections,
-        }
-    };
     let slots = Arc::new(Semaphore::new(max));
     loop {
         let permit = tokio::select! {
@@ -129,41 +155,75 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        // The TLS material is the current App's (a reload may have replaced the certificate).
-        let tls: Option<ServerTls> = match role {
-            Role::Data => live.load().config.server_tls.clone(),
-            Role::Admin | Role::Kibana => None,
+        let conn = workers::Accepted {
+            stream,
+            peer,
+            permit,
         };
-        let acceptor = tls
-            .as_ref()
-            .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
-        let live = Arc::clone(live);
-        let handshake_timeout = tls.as_ref().map(|t| t.handshake_timeout);
-        let open = open.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _open = open;
-            let info = ConnInfo {
-                peer,
-                tls: acceptor.is_some(),
-            };
-            match (acceptor, handshake_timeout) {
-                (Some(acceptor), Some(limit)) => {
-                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            serve(live, tls_io::TlsIo::new(tls_stream), info, role, stop).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
-                    }
-                }
-                _ => serve(live, stream, info, role, stop).await,
-            }
-        });
+        let (conn, load) = match workers {
+            None => (conn, None),
+            Some(workers) => match workers.dispatch(conn) {
+                Some((conn, load)) => (conn, Some(load)),
+                None => continue,
+            },
+        };
+        spawn_connection(
+            Arc::clone(live),
+            conn,
+            role,
+            stop.clone(),
+            open.clone(),
+            load,
+        );
     }
+}
+
+/// Serves an accepted connection in a task of the caller's runtime (TLS handshake first on the
+/// data listener when it has TLS), holding its place under the listener's limit, its hold on
+/// the drain (`open`) and its worker's `load` until it ends.
+fn spawn_connection(
+    live: Arc<Live>,
+    conn: workers::Accepted,
+    role: Role,
+    stop: watch::Receiver<bool>,
+    open: mpsc::Sender<()>,
+    load: Option<workers::Load>,
+) {
+    let workers::Accepted {
+        stream,
+        peer,
+        permit,
+    } = conn;
+    // The TLS material is the current App's (a reload may have replaced the certificate).
+    let tls: Option<ServerTls> = match role {
+        Role::Data => live.load().config.server_tls.clone(),
+        Role::Admin | Role::Kibana => None,
+    };
+    let acceptor = tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
+    let handshake_timeout = tls.as_ref().map(|t| t.handshake_timeout);
+    tokio::spawn(async move {
+        let _held = (permit, open, load);
+        let info = ConnInfo {
+            peer,
+            tls: acceptor.is_some(),
+        };
+        match (acceptor, handshake_timeout) {
+            (Some(acceptor), Some(limit)) => {
+                match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        serve(live, tls_io::TlsIo::new(tls_stream), info, role, stop).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                }
+            }
+            _ => serve(live, stream, info, role, stop).await,
+        }
+    });
 }
 
 async fn serve<I>(

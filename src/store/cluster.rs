@@ -411,7 +411,8 @@ impl ClusterStore {
         config.connect_timeout = config.connect_timeout.min(REQUEST_TIMEOUT);
         config.unhealthy_cooldown = config.unhealthy_cooldown.min(Duration::from_secs(1));
         ClusterStore {
-            http: Upstream::new(&config),
+            // The store's requests come from the main thread (worker 0).
+            http: Upstream::new(&config, 1),
             authorization: backend.authorization.as_ref().map(|a| a.0.clone()),
             index: index.to_owned(),
             retention,

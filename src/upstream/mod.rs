@@ -214,13 +214,15 @@ pub struct NodeStatus {
 }
 
 impl Upstream {
-    pub fn new(config: &config::Backend) -> Upstream {
+    /// The backend `config` names, its idle connections kept in `shards` shards (one per
+    /// worker thread serving requests: `crate::server::workers`).
+    pub fn new(config: &config::Backend, shards: usize) -> Upstream {
         // A streamed answer's chunks are cut from the read buffer; while the client is slower
         // than the backend, each chunk still queued keeps a whole buffer alive. hyper's default
         // (about 400 KB) made a 10 MB answer at 4 connections hold 15-20 MiB; 64 KiB holds
         // about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also bounds a backend
         // answer's head, which nginx caps at 4-8 KB by default.
-        let pool = pool::Pool::new(config, MAX_READ_BUFFER);
+        let pool = pool::Pool::new(config, MAX_READ_BUFFER, shards);
         let nodes = config
             .urls
             .iter()

@@ -10,7 +10,12 @@
 //!   request. A connection whose answer was left unfinished is dropped, never reused.
 //! - A parked connection older than the idle timeout is never handed out: checkout checks its
 //!   age, and a light timer (one per pool, started by the first park, ending with the pool)
-//!   closes the expired ones. At most [`MAX_IDLE_PER_NODE`] are parked per node.
+//!   closes the expired ones. At most [`MAX_IDLE_PER_NODE`] are parked per node (shared by the shards).
+//! - Idle connections are kept per worker thread (`crate::server::workers`): a connection is parked in
+//!   and handed out from the shard of the worker that made it, whose runtime drives its socket
+//!   and its hyper task, so a request never waits on another thread's runtime. The shard is
+//!   only where a connection waits: a request on another thread (a worker count changed by a
+//!   reload, a caller outside the workers) still works, through the other runtime.
 //! - HTTP/1.1 only: TLS offers `http/1.1` alone by ALPN (Elasticsearch and OpenSearch speak
 //!   HTTP/1.1), so the bytes on the wire are hyper's HTTP/1 client's, with the read buffer
 //!   capped at [`MAX_READ_BUFFER`](super::MAX_READ_BUFFER).
@@ -98,7 +103,11 @@ enum Security {
 
 /// The idle connections of every node, shared with the answers that will return theirs.
 struct Shared {
-    nodes: Vec<Mutex<Vec<Parked>>>,
+    /// One stack per worker and node: `shard * nodes + node`.
+    idle: Vec<Mutex<Vec<Parked>>>,
+    nodes: usize,
+    /// Connections parked per stack at most: [`MAX_IDLE_PER_NODE`] shared by the shards.
+    max_idle: usize,
     idle_timeout: Duration,
     /// Whether the sweeper was started (by the first park).
     sweeping: AtomicBool,
@@ -122,12 +131,19 @@ pub(crate) struct Pool {
 pub(crate) struct Conn {
     tx: http1::SendRequest<Body>,
     shared: Arc<Shared>,
-    node: usize,
+    /// Its stack in `Shared::idle`: the node's, in the shard of the worker that made it.
+    slot: usize,
     timer: Timer,
 }
 
 impl Pool {
-    pub(crate) fn new(config: &crate::config::Backend, max_read_buffer: usize) -> Pool {
+    /// A pool for `config`'s nodes, its idle connections kept in `shards` shards (one per
+    /// worker thread: `crate::server::workers::current` picks one).
+    pub(crate) fn new(
+        config: &crate::config::Backend,
+        max_read_buffer: usize,
+        shards: usize,
+    ) -> Pool {
         let targets = config.urls.iter().map(target).collect();
         let mut tls = (*config.tls).clone();
         // HTTP/1.1 only: the backends speak nothing else, and a server choosing h2 would get
@@ -137,9 +153,13 @@ impl Pool {
         // hyper-util's legacy client used `http1::Builder::new()` with only this changed: the
         // request bytes are the same.
         builder.max_buf_size(max_read_buffer);
+        let shards = shards.max(1);
+        let nodes = config.urls.len();
         Pool {
             shared: Arc::new(Shared {
-                nodes: config.urls.iter().map(|_| Mutex::default()).collect(),
+                idle: (0..shards * nodes).map(|_| Mutex::default()).collect(),
+                nodes,
+                max_idle: MAX_IDLE_PER_NODE.div_ceil(shards),
                 idle_timeout: config.pool_idle_timeout,
                 sweeping: AtomicBool::new(false),
             }),
@@ -160,7 +180,8 @@ impl Pool {
         mut req: Request<Body>,
         deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
-        if let Some(mut conn) = self.idle(node) {
+        let slot = self.shared.slot(node);
+        if let Some(mut conn) = self.idle(slot) {
             conn.timer.as_mut().reset(deadline);
             match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
                 None => return Err(Failure::Timeout),
@@ -184,7 +205,7 @@ impl Pool {
         let mut conn = Conn {
             tx,
             shared: Arc::clone(&self.shared),
-            node,
+            slot,
             timer,
         };
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
@@ -194,10 +215,10 @@ impl Pool {
         }
     }
 
-    /// The most recently parked connection of `node` that is ready for a request; closed ones
-    /// are dropped, and expired ones (with every older one) closed.
-    fn idle(&self, node: usize) -> Option<Conn> {
-        let list = self.shared.nodes.get(node)?;
+    /// The most recently parked connection of stack `slot` that is ready for a request; closed
+    /// ones are dropped, and expired ones (with every older one) closed.
+    fn idle(&self, slot: usize) -> Option<Conn> {
+        let list = self.shared.idle.get(slot)?;
         let now = Instant::now();
         let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(parked) = list.pop() {
@@ -212,7 +233,7 @@ impl Pool {
                 return Some(Conn {
                     tx: parked.tx,
                     shared: Arc::clone(&self.shared),
-                    node,
+                    slot,
                     timer: parked.timer,
                 });
             }
@@ -274,14 +295,14 @@ impl Conn {
         let Conn {
             tx,
             shared,
-            node,
+            slot,
             timer,
         } = self;
         if tx.is_closed() || shared.idle_timeout.is_zero() {
             return;
         }
         if tx.is_ready() {
-            park(&shared, node, tx, timer);
+            park(&shared, slot, tx, timer);
             return;
         }
         // hyper's connection task has not yet taken up the end of the answer (it runs apart
@@ -290,7 +311,7 @@ impl Conn {
             let mut tx = tx;
             runtime.spawn(async move {
                 if std::future::poll_fn(|cx| tx.poll_ready(cx)).await.is_ok() {
-                    park(&shared, node, tx, timer);
+                    park(&shared, slot, tx, timer);
                 }
             });
         }
@@ -315,12 +336,23 @@ pub(crate) fn keeps_alive<B>(response: &Response<B>) -> bool {
     }
 }
 
-fn park(shared: &Arc<Shared>, node: usize, tx: http1::SendRequest<Body>, timer: Timer) {
-    let Some(list) = shared.nodes.get(node) else {
+impl Shared {
+    /// `node`'s stack in the calling worker's shard.
+    fn slot(&self, node: usize) -> usize {
+        if node >= self.nodes {
+            return usize::MAX; // no stack: `idle` and `park` find none
+        }
+        let shards = self.idle.len() / self.nodes.max(1);
+        (crate::server::workers::current() % shards.max(1)) * self.nodes + node
+    }
+}
+
+fn park(shared: &Arc<Shared>, slot: usize, tx: http1::SendRequest<Body>, timer: Timer) {
+    let Some(list) = shared.idle.get(slot) else {
         return;
     };
     let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
-    if list.len() >= MAX_IDLE_PER_NODE {
+    if list.len() >= shared.max_idle {
         drop(list);
         drop(tx);
         return;
@@ -355,7 +387,7 @@ fn start_sweeper(shared: &Arc<Shared>) {
                 return;
             };
             let now = Instant::now();
-            for list in &shared.nodes {
+            for list in &shared.idle {
                 let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
                 list.retain(|p| {
                     now.saturating_duration_since(p.since) < shared.idle_timeout
@@ -513,13 +545,13 @@ mod tests {
         Arc<std::sync::atomic::AtomicUsize>,
     ) {
         let (url, count) = tcp_node().await;
-        let pool = Pool::new(&backend(&url), 64 * 1024);
+        let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         let (client, mut server) = tokio::io::duplex(64 * 1024);
         let tx = pool.handshake(client).await.unwrap();
         let mut conn = Conn {
             tx,
             shared: Arc::clone(&pool.shared),
-            node: 0,
+            slot: 0,
             timer: Box::pin(tokio::time::sleep_until(far())),
         };
         let answer = conn.tx.try_send_request(get("/first"));
@@ -537,7 +569,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         conn.release();
-        assert_eq!(pool.shared.nodes[0].lock().unwrap().len(), 1);
+        assert_eq!(pool.shared.idle[0].lock().unwrap().len(), 1);
         (pool, server, count)
     }
 
@@ -576,7 +608,7 @@ mod tests {
         let (url, count) = tcp_node().await;
         let mut config = backend(&url);
         config.pool_idle_timeout = Duration::from_millis(100);
-        let pool = Pool::new(&config, 64 * 1024);
+        let pool = Pool::new(&config, 64 * 1024, 1);
         for _ in 0..3 {
             let (answer, conn) = pool.send(0, get("/x"), far()).await.ok().unwrap();
             answer.into_body().collect().await.unwrap();
@@ -615,7 +647,7 @@ mod tests {
                 open.push(s);
             }
         });
-        let pool = Pool::new(&backend(&url), 64 * 1024);
+        let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         let started = std::time::Instant::now();
         assert!(matches!(
             pool.send(0, get("/x"), soon(100)).await.err(),
@@ -630,7 +662,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_timer_that_fired_while_parked_does_not_cut_the_next_request() {
         let (url, count) = tcp_node().await;
-        let pool = Pool::new(&backend(&url), 64 * 1024);
+        let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         for millis in [30, 30, 60_000, 2000] {
             let (answer, conn) = pool.send(0, get("/x"), soon(millis)).await.ok().unwrap();
             answer.into_body().collect().await.unwrap();
@@ -679,7 +711,7 @@ mod tests {
             })
         })
         .await;
-        let pool = Pool::new(&backend(&url), 64 * 1024);
+        let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         for path in ["/slow", "/quick", "/slow", "/slow"] {
             let (answer, conn) = pool.send(0, get(path), soon(50)).await.ok().unwrap();
             let body = answer.into_body().collect().await.unwrap().to_bytes();

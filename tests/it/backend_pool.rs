@@ -20,9 +20,18 @@ use support::esgate::Esgate;
 use support::faults::ConnectionProbe;
 use support::http::send;
 
+/// One worker: each request below comes on a new client connection, and with several workers
+/// each keeps backend connections of its own (`each_worker_keeps_its_own_backend_connections`).
+const ONE_WORKER: &str = "workers = 1";
+
 /// esgate in front of `probe` with extra `[backend]` keys, and an `all` token's secret.
 async fn gateway(probe: &ConnectionProbe, backend: &str) -> (Esgate, String) {
-    let gw = Esgate::start_full(&[probe.url()], "", backend, "").await;
+    gateway_with(probe, ONE_WORKER, backend).await
+}
+
+/// The same with extra `[listen]` keys.
+async fn gateway_with(probe: &ConnectionProbe, listen: &str, backend: &str) -> (Esgate, String) {
+    let gw = Esgate::start_full(&[probe.url()], listen, backend, "").await;
     let secret = gw.all_token().await;
     (gw, secret)
 }
@@ -75,6 +84,29 @@ async fn hung_up(probe: &ConnectionProbe, v: &Value) {
     let conn = v["conn"].as_u64().unwrap();
     assert!(eventually(Duration::from_secs(5), || probe.hung_up(conn)).await);
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Two workers: client connections are spread over both (sequential ones in turn), and each
+/// worker reuses the backend connection it made: two in all, whatever the number of requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_worker_keeps_its_own_backend_connections() {
+    let probe = ConnectionProbe::start();
+    let (gw, secret) = gateway_with(&probe, "workers = 2", "").await;
+    let mut conns = std::collections::BTreeMap::<u64, u64>::new();
+    for i in 0..12 {
+        let v = through(&gw, &secret, "GET", &format!("/w{i}/_search"), "").await;
+        *conns.entry(v["conn"].as_u64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        probe.accepted(),
+        2,
+        "one backend connection per worker: {conns:?}"
+    );
+    assert_eq!(conns.len(), 2, "both workers served requests: {conns:?}");
+    assert!(
+        conns.values().all(|&n| n >= 3),
+        "the client connections were spread over the workers: {conns:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +286,7 @@ async fn a_tls_node_named_by_its_ip_address_is_pooled_too() {
     let node = format!("https://{relay}");
     let gw = Esgate::start_full(
         &[&node],
-        "",
+        ONE_WORKER,
         &format!("ca_file = {:?}", tls.ca_cert.display().to_string()),
         "",
     )

@@ -520,24 +520,36 @@ async fn slow_backend(delay: Duration) -> String {
     .await
 }
 
+/// Two requests in flight at shutdown, on two client connections: with two workers, one on
+/// the main thread's and one on the other worker's (connections go to the least loaded worker).
+/// Both are answered before esgate stops; no new connection is taken meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drains_a_request_in_flight_on_shutdown() {
+async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
     let url = slow_backend(Duration::from_millis(1500)).await;
-    let (mut gw, secret) = esgate_with_all_token(&[&url], "").await;
-    let target = gw.url("/slow");
-    let auth = bearer(&secret);
-    let in_flight = tokio::spawn(async move {
-        send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let gw = Esgate::start_full(&[&url], "workers = 2", "", "").await;
+    let secret = gw.all_token().await;
+    let mut gw = gw;
+    let mut in_flight = Vec::new();
+    for _ in 0..2 {
+        let target = gw.url("/slow");
+        let auth = bearer(&secret);
+        in_flight.push(tokio::spawn(async move {
+            send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
+        }));
+        // The first is accepted before the second: one on each worker.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let addr = gw.data_addr;
     let server = gw.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // No new connections once shutdown has begun.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    let r = in_flight.await.unwrap().unwrap();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["slow"], true);
+    for request in in_flight {
+        let r = request.await.unwrap().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["slow"], true);
+    }
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .unwrap()
