@@ -992,6 +992,64 @@ async fn noida_a_name_is_free_again_after_its_tombstone_is_purged_elsewhere() {
     a_name_is_free_again_after_its_tombstone_is_purged_elsewhere(Backend::noida()).await;
 }
 
+/// Session 14: a write claims the next `seq` on the counter, then writes its records under it;
+/// other replicas' polls re-read a claimed `seq` only for a settle window. A writer paused
+/// between its claim and its write (a VM pause, a slow network, an overloaded store) for longer
+/// than that landed a revocation that other replicas' polls never read: the deleted token kept
+/// working on them until they restarted. Here the writer is esgate's cluster store in-process,
+/// paused 12 s between its claim and its write while another replica writes (so every poll
+/// settles past the claimed `seq`); its write, once acknowledged, reaches every replica within
+/// the second (it was stamped again under a fresh `seq`).
+async fn a_revocation_written_long_after_its_claim_reaches_every_replica(backend: Backend) {
+    use esgate::store::cluster::ClusterStore;
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 2);
+    let (id, secret) = create(rs.get(0), read_token("paused")).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        search_status(rs.get(1), &secret).await == 200
+    })
+    .await;
+    let text = std::fs::read_to_string(&rs.config).unwrap();
+    let config = esgate::config::validate(
+        esgate::config::parse(&text).expect("parses"),
+        &esgate::config::Overrides::default(),
+        &|_| None,
+    )
+    .expect("valid");
+    let writer = ClusterStore::new(&config.backend, &[], INDEX, Duration::from_secs(86_400));
+    writer.prepare_index(false).await.unwrap();
+    writer.load().await.unwrap();
+    let (counter, _) = writer.catch_up().await.unwrap();
+    let claim = writer.claim_next(&counter).await.unwrap();
+    // Meanwhile another replica writes, and every poll settles past the claimed sequence.
+    create(rs.get(1), read_token("meanwhile")).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let delete = esgate::store::Change::DeleteToken { id: id.clone() };
+    let written = writer.write_claimed(claim, &[delete]).await;
+    assert!(written.is_ok(), "the write is acknowledged");
+    within(
+        PROPAGATION,
+        "the late revocation reaches both replicas",
+        || async {
+            search_status(rs.get(0), &secret).await == 401
+                && search_status(rs.get(1), &secret).await == 401
+        },
+    )
+    .await;
+    let (s, _) = admin(rs.get(1), "GET", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_written_long_after_its_claim_reaches_every_replica() {
+    a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica() {
+    a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::noida()).await;
+}
+
 // === export / import ===
 
 fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {
