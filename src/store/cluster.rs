@@ -1240,8 +1240,9 @@ impl ClusterStore {
 
     /// One purge round at `now` (see [`Store::purge_tombstones`](super::Store::purge_tombstones)):
     /// deletes every tombstone whose `deleted_at` is at least the retention old, each only at
-    /// the version read (a record written again meanwhile stays), with a deleted token's
-    /// last-used time; returns the tombstones without a time as deletes to write again.
+    /// the version read (a record written again meanwhile stays), then a deleted token's
+    /// last-used time, at the version read before (one written again meanwhile stays too);
+    /// returns the tombstones without a time as deletes to write again.
     /// Safe for every replica: one that polled within half the retention has seen those
     /// tombstones, and one that did not reads the whole store at its next poll.
     ///
@@ -1291,8 +1292,13 @@ impl ClusterStore {
         .await?;
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
+            // A deleted token's last-used time goes with its tombstone, at the version read
+            // before the tombstone is deleted: a token written again meanwhile (`store import`)
+            // keeps its tombstone (the delete names the version read) and its new last-used
+            // time (which the version read no longer matches).
+            let last_used = self.last_used_versions(chunk).await?;
             let mut lines = String::new();
-            for (id, version, change) in chunk {
+            for (id, version, _) in chunk {
                 let meta = json!({"delete": {
                     "_index": self.index,
                     "_id": id,
@@ -1301,12 +1307,6 @@ impl ClusterStore {
                 }});
                 lines.push_str(&meta.to_string());
                 lines.push('\n');
-                if let Change::DeleteToken { id: token } = change {
-                    // Nothing writes a deleted token's last-used time again.
-                    let meta = json!({"delete": {"_index": self.index, "_id": doc_id("last_used", token)}});
-                    lines.push_str(&meta.to_string());
-                    lines.push('\n');
-                }
             }
             let (status, answer) = self.bulk(lines).await?;
             if status != 200 {
@@ -1315,23 +1315,47 @@ impl ClusterStore {
             let items = answer.get("items").and_then(Value::as_array);
             let versions: HashMap<&str, Version> =
                 chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
-            let mut s = self.sync();
-            for item in items.into_iter().flatten() {
-                let Some(result) = item.get("delete") else {
-                    continue;
-                };
-                let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
-                let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
-                let Some(version) = versions.get(id) else {
-                    continue; // a last-used time
-                };
-                if deleted {
+            let mut after = String::new();
+            {
+                let mut s = self.sync();
+                for item in items.into_iter().flatten() {
+                    let Some(result) = item.get("delete") else {
+                        continue;
+                    };
+                    let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
+                    let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
+                    let Some(version) = versions.get(id) else {
+                        continue;
+                    };
+                    if !deleted {
+                        continue;
+                    }
                     purged += 1;
                     // Unless a poll or write brought a newer version meanwhile.
                     if s.versions.get(id) == Some(version) {
                         s.tombstones.remove(id);
                         s.versions.remove(id);
                     }
+                    if let Some((lu, v)) = id
+                        .strip_prefix("token:")
+                        .and_then(|token| last_used.get_key_value(&doc_id("last_used", token)))
+                    {
+                        let meta = json!({"delete": {
+                            "_index": self.index,
+                            "_id": lu,
+                            "if_seq_no": v.seq_no,
+                            "if_primary_term": v.primary_term,
+                        }});
+                        after.push_str(&meta.to_string());
+                        after.push('\n');
+                    }
+                }
+            }
+            if !after.is_empty() {
+                // A conflict leaves a last-used time written since: the token is back.
+                let (status, _) = self.bulk(after).await?;
+                if status != 200 {
+                    return Err(Self::unexpected("a tombstone purge", status));
                 }
             }
         }
@@ -1339,6 +1363,41 @@ impl ClusterStore {
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
         Ok(Purged { purged, unstamped })
+    }
+
+    /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
+    /// document id (those that exist).
+    async fn last_used_versions(
+        &self,
+        tombstones: &[(String, Version, Change)],
+    ) -> Result<HashMap<String, Version>, StoreError> {
+        let ids: Vec<String> = tombstones
+            .iter()
+            .filter_map(|(_, _, change)| match change {
+                Change::DeleteToken { id } => Some(doc_id("last_used", id)),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let path = format!("/{}/_mget", enc(&self.index));
+        let (status, answer) = self
+            .json(Method::POST, &path, &json!({ "ids": ids }))
+            .await?;
+        if status != 200 {
+            return Err(Self::unexpected("a last-used lookup", status));
+        }
+        let docs = answer.get("docs").and_then(Value::as_array);
+        Ok(docs
+            .into_iter()
+            .flatten()
+            .filter(|d| d.get("found") == Some(&Value::Bool(true)))
+            .filter_map(|d| {
+                let id = d.get("_id").and_then(Value::as_str)?;
+                Some((id.to_owned(), hit_version(d)?))
+            })
+            .collect())
     }
 
     /// How long this replica holds a tombstone before it may purge it: half the retention (the

@@ -1050,6 +1050,174 @@ async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica()
     a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::noida()).await;
 }
 
+/// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
+/// until the test releases it (and tells the test it holds one).
+struct Holder {
+    addr: SocketAddr,
+    marker: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    held: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Holder {
+    async fn start(target: SocketAddr) -> Holder {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let marker: Arc<std::sync::Mutex<Option<Vec<u8>>>> = Arc::default();
+        let held = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (m, h, r) = (marker.clone(), held.clone(), release.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let (m, h, r) = (m.clone(), h.clone(), r.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_r, mut client_w) = client.into_split();
+                    let (mut server_r, mut server_w) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match client_r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let hold = {
+                                let mut marker = m.lock().unwrap();
+                                let found = marker.as_ref().is_some_and(|k| {
+                                    buf[..n].windows(k.len()).any(|w| w == k.as_slice())
+                                });
+                                if found {
+                                    *marker = None;
+                                }
+                                found
+                            };
+                            if hold {
+                                h.notify_one();
+                                r.notified().await;
+                            }
+                            if server_w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut server_r, &mut client_w).await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Holder {
+            addr,
+            marker,
+            held,
+            release,
+        }
+    }
+
+    /// Holds the next chunk containing `marker`; returns once one is held.
+    async fn hold(&self, marker: &[u8], limit: Duration) {
+        *self.marker.lock().unwrap() = Some(marker.to_vec());
+        tokio::time::timeout(limit, self.held.notified())
+            .await
+            .expect("a chunk with the marker was sent");
+    }
+
+    fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
+/// Session 14: the purge deleted a deleted token's last-used time without a version check,
+/// beside the tombstone's versioned delete; a token written again in between (`store import`)
+/// kept its record (the tombstone's delete met a conflict) but lost its last-used time. Here
+/// the purge's deletes are held on their way to the store while the token is written again,
+/// as `store import` does; the last-used time stays.
+async fn a_purge_keeps_the_last_used_time_of_a_token_written_again(backend: Backend) {
+    seed(backend.url()).await;
+    let holder = Holder::start(backend.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("{}\ntombstone_retention = \"4s\"", cluster_store(INDEX));
+    let config = write_config(
+        dir.path(),
+        "a.toml",
+        &format!("http://{}", holder.addr),
+        &store,
+    );
+    let a = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("back")).await;
+    let key = format!("token:{id}");
+    let doc = send(
+        "GET",
+        &format!("{}/{INDEX}/_doc/{}", backend.url(), key.replace(':', "%3A")),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    let record = serde_json::from_slice::<Value>(&doc.body).unwrap()["_source"]["record"].clone();
+    assert!(record.is_object(), "{record}");
+    let (s, _) = admin(&a, "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    // The purge round (the tombstone held 10 s first), its deletes held on their way.
+    holder.hold(br#"{"delete":"#, Duration::from_secs(30)).await;
+    let seq = claim_seq(backend.url()).await;
+    let used = format!("last_used:{id}");
+    for (doc_key, source) in [
+        (
+            &key,
+            json!({"kind": "token", "key": key, "seq": seq, "record": record}),
+        ),
+        (
+            &used,
+            json!({"kind": "last_used", "key": used, "seq": seq, "record": {"at": 1_700_000_000}}),
+        ),
+    ] {
+        let r = send(
+            "PUT",
+            &format!(
+                "{}/{INDEX}/_doc/{}?refresh=true",
+                backend.url(),
+                doc_key.replace(':', "%3A")
+            ),
+            &[("content-type", "application/json")],
+            source.to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    holder.release();
+    within(PROPAGATION, "the token back on the replica", || async {
+        search_status(&a, &secret).await == 200
+    })
+    .await;
+    // The round is over (a second one would find no tombstone).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(store_document(backend.url(), &key).await, 200);
+    assert_eq!(
+        store_document(backend.url(), &used).await,
+        200,
+        "the token's last-used time written again stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_purge_keeps_the_last_used_time_of_a_token_written_again() {
+    a_purge_keeps_the_last_used_time_of_a_token_written_again(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_purge_keeps_the_last_used_time_of_a_token_written_again() {
+    a_purge_keeps_the_last_used_time_of_a_token_written_again(Backend::noida()).await;
+}
+
 // === export / import ===
 
 fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {
