@@ -31,6 +31,12 @@
 //!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
 //!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
 //!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) a replica reads every
+//!   record but last-used times again, beside the poll: records that landed behind the floor
+//!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
+//!   after its request timed out, or whose writer was killed before stamping it again) reach
+//!   every replica in touch within that time. Its cost follows the number of records (a
+//!   search per 1000); only what it finds newer is applied, under the writer lock.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
@@ -55,6 +61,10 @@ use crate::upstream::Upstream;
 pub const SETTLE: Duration = Duration::from_secs(5);
 /// Every this many polls, the settle window is re-read (writes indexed late or partly).
 const WINDOW_EVERY: u32 = 4;
+/// Every this many poll intervals (2 minutes at the default `store.poll_interval`), a replica
+/// reads every record again, last-used times excepted ([`ClusterStore::sweep_read`]): records
+/// that landed behind the floor, which the change poll never reads.
+pub const SWEEP_EVERY: u32 = 240;
 /// At start, how many change sequences before the last one loaded are re-read in the window.
 const IN_FLIGHT_SEQS: u64 = 4;
 /// The mapping version esgate writes in `_meta.esgate_store`.
@@ -171,6 +181,8 @@ pub struct ClusterStats {
     pub conflicts: AtomicU64,
     /// Whole-store reads after being out of touch for half the tombstone retention.
     pub reloads: AtomicU64,
+    /// Records a sweep found that the change poll had missed (they landed behind its floor).
+    pub records_recovered: AtomicU64,
     pub tombstones_purged: AtomicU64,
 }
 
@@ -936,6 +948,68 @@ impl ClusterStore {
         }
         self.settle(Instant::now());
         Ok(out)
+    }
+
+    /// The sweep's read (every [`SWEEP_EVERY`] poll intervals, beside the poll and outside the
+    /// store's writer lock: it pages through every record): the records, last-used times
+    /// excepted, whose version is newer than the one this replica holds. Records a writer
+    /// landed behind the floor (a writer paused with its clocks, as a stopped VM may be; a
+    /// write that landed after its own request timed out, or whose writer was killed before
+    /// stamping it again, see [`LATE`]) are never read by the change poll: the sweep bounds
+    /// how long they stay unseen. Apply them with [`ClusterStore::sweep_apply`].
+    pub async fn sweep_read(&self) -> Result<Vec<Value>, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let query = json!({"bool": {"must_not": [
+            {"terms": {"kind": ["counter", "id_key", "last_used"]}}
+        ]}});
+        let mut newer = vec![];
+        self.each_record(&query, |hit| {
+            let (Some(id), Some(version)) =
+                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
+            else {
+                return;
+            };
+            if self
+                .sync()
+                .versions
+                .get(id)
+                .is_none_or(|held| *held < version)
+            {
+                newer.push(hit.clone());
+            }
+        })
+        .await?;
+        Ok(newer)
+    }
+
+    /// Applies what [`ClusterStore::sweep_read`] found (under the store's writer lock, like a
+    /// poll): the changes of the records still newer than those held.
+    pub fn sweep_apply(&self, hits: &[Value]) -> Vec<Change> {
+        let floor = self.sync().floor;
+        let mut recovered = 0u64;
+        let mut out = vec![];
+        for hit in hits {
+            if let Some(change) = self.accept(hit) {
+                let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
+                if seq.is_some_and(|seq| seq <= floor) {
+                    recovered += 1;
+                }
+                out.push(change);
+            }
+        }
+        if recovered > 0 {
+            self.stats
+                .records_recovered
+                .fetch_add(recovered, Ordering::Relaxed);
+            tracing::warn!(
+                index = %self.index,
+                records = recovered,
+                "Token store sweep found records the change poll had missed (landed long after their claim); applied"
+            );
+        }
+        out
     }
 
     /// Records the highest `seq` seen now (the floor moves only after window re-reads).

@@ -1050,6 +1050,73 @@ async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica()
     a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::noida()).await;
 }
 
+/// Session 14: a writer whose pause its clocks do not show (a VM stopped with its clocks, then
+/// resumed), or whose records landed after its own request had timed out, or that was killed
+/// before stamping them again, lands records under a `seq` every poll has settled past: no
+/// poll ever reads them. Here the test is that writer (it claims a `seq`, waits while a
+/// replica writes, then writes a revocation under the old `seq`, never again); the replicas'
+/// periodic sweep (every 240 polls: 12 s at 50 ms) finds it.
+async fn a_revocation_landed_behind_the_floor_is_found_by_the_sweep(backend: Backend) {
+    seed(backend.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"50ms\"");
+    let config = write_config(dir.path(), "fast.toml", backend.url(), &store);
+    let rs: Vec<Served> = (0..2)
+        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
+        .collect();
+    let (id, secret) = create(&rs[0], read_token("stale")).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        search_status(&rs[1], &secret).await == 200
+    })
+    .await;
+    let seq = claim_seq(backend.url()).await;
+    create(&rs[1], read_token("meanwhile")).await;
+    // Every poll settles past `seq` (SETTLE, 5 s, after the next one was seen).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let key = format!("token:{id}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = send(
+        "PUT",
+        &format!(
+            "{}/{INDEX}/_doc/{}?refresh=true",
+            backend.url(),
+            key.replace(':', "%3A")
+        ),
+        &[("content-type", "application/json")],
+        json!({"kind": "token", "key": key, "seq": seq, "deleted": true,
+               "record": {"deleted_at": now}})
+        .to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    within(
+        Duration::from_secs(15),
+        "the revocation behind the floor reaches both replicas",
+        || async {
+            search_status(&rs[0], &secret).await == 401
+                && search_status(&rs[1], &secret).await == 401
+        },
+    )
+    .await;
+    for r in &rs {
+        assert!(metric(r, "esgate_store_records_recovered").await >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
+    a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
+    a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::noida()).await;
+}
+
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
 /// until the test releases it (and tells the test it holds one).
 struct Holder {
