@@ -116,6 +116,7 @@ pub struct ClusterStore {
     pub records_skipped: u64,
     pub conflicts: u64,
     pub reloads: u64,
+    pub records_recovered: u64,
     pub tombstones_purged: u64,
     /// The highest change sequence this replica has seen.
     pub sequence: u64,
@@ -490,6 +491,11 @@ impl Collector for StateRows {
                     "esgate_store_reloads",
                     "Whole-store reads after no successful poll for half of store.tombstone_retention",
                     c.reloads,
+                ),
+                (
+                    "esgate_store_records_recovered",
+                    "Records the periodic sweep found that the change poll had missed (written long after their claim)",
+                    c.records_recovered,
                 ),
                 (
                     "esgate_store_tombstones_purged",

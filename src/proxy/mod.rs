@@ -765,7 +765,7 @@ const MAX_RELEASES: usize = 16;
 static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RELEASES);
 
 /// An answer naming a backend context its own request created (`Seal::release`: a scroll, a
-/// point in time, an async search) was refused: its client never got the id, so nobody else
+/// point in time, an async search, a SQL query's cursor) was refused: its client never got the id, so nobody else
 /// can free the context (an async search lives until its `keep_alive`, days; scroll and point
 /// in time contexts hold segments and heap). esgate frees it with its own credentials, in the
 /// background (best effort: the client's answer is neither delayed nor changed), with a log
@@ -783,6 +783,7 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
         Release::Scroll => "scroll",
         Release::Pit | Release::OpenSearchPit => "point in time",
         Release::AsyncSearch => "async search",
+        Release::SqlCursor => "sql cursor",
     };
     // The id, or the body to read it from.
     let found = match leftover {

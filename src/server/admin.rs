@@ -262,6 +262,7 @@ fn cluster_state(c: &crate::store::cluster::ClusterStore) -> crate::metrics::Clu
         records_skipped: st.records_skipped.load(Relaxed),
         conflicts: st.conflicts.load(Relaxed),
         reloads: st.reloads.load(Relaxed),
+        records_recovered: st.records_recovered.load(Relaxed),
         tombstones_purged: st.tombstones_purged.load(Relaxed),
         sequence: c.positions().0,
     }

@@ -343,11 +343,16 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
         (tombstone_retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let mut purged_at = std::time::Instant::now();
     let mut purge: Option<tokio::task::JoinHandle<()>> = None;
+    // The sweep reads every record again (those that landed behind the poll's floor); it pages
+    // through the store, so it too runs beside the poll.
+    let sweep_every = poll_interval * crate::store::cluster::SWEEP_EVERY;
+    let mut swept_at = std::time::Instant::now();
+    let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => {
-                if let Some(round) = purge {
+                for round in [purge, sweep].into_iter().flatten() {
                     round.abort();
                 }
                 return;
@@ -358,6 +363,21 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             Ok(n) if n > 0 => tracing::debug!(changes = n, "Picked up token store changes"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
+        }
+        let idle = sweep.as_ref().is_none_or(|round| round.is_finished());
+        if idle && swept_at.elapsed() >= sweep_every {
+            swept_at = std::time::Instant::now();
+            let app = Arc::clone(&app);
+            sweep = Some(tokio::spawn(async move {
+                match app.store.sweep().await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        changes = n,
+                        "Token store sweep picked up changes the poll had missed"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "Token store sweep failed"),
+                }
+            }));
         }
         let idle = purge.as_ref().is_none_or(|round| round.is_finished());
         if idle && purged_at.elapsed() >= purge_every {

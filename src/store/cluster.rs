@@ -20,9 +20,23 @@
 //! - The change poll costs the same whatever the number of tokens: when nothing changed it is one
 //!   GET of the `counter` document; when the counter moved, one search for records whose `seq`
 //!   is above the highest seen. Every `WINDOW_EVERY`th poll also re-reads the settle window
-//!   (`seq` above the highest seen at least [`SETTLE`] ago, last-used times excepted), so a
-//!   write whose records became visible late or in parts is still picked up. A record is
+//!   (`seq` above the floor, last-used times excepted), so a write whose records became
+//!   visible late or in parts is still picked up; the floor passes a `seq` only after a
+//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
+//! - A write is acknowledged only once its records landed within [`LATE`] (half of `SETTLE`)
+//!   of its claim, on the writer's monotonic and wall clocks: a later one (the writer paused
+//!   between claim and write, a slow network or store) is stamped again under a freshly
+//!   claimed `seq`, each record on the version just written. So every replica in touch reads
+//!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
+//!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
+//!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) a replica reads every
+//!   record but last-used times again, beside the poll: records that landed behind the floor
+//!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
+//!   after its request timed out, or whose writer was killed before stamping it again) reach
+//!   every replica in touch within that time. Its cost follows the number of records (a
+//!   search per 1000); only what it finds newer is applied, under the writer lock.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
@@ -47,6 +61,10 @@ use crate::upstream::Upstream;
 pub const SETTLE: Duration = Duration::from_secs(5);
 /// Every this many polls, the settle window is re-read (writes indexed late or partly).
 const WINDOW_EVERY: u32 = 4;
+/// Every this many poll intervals (2 minutes at the default `store.poll_interval`), a replica
+/// reads every record again, last-used times excepted ([`ClusterStore::sweep_read`]): records
+/// that landed behind the floor, which the change poll never reads.
+pub const SWEEP_EVERY: u32 = 240;
 /// At start, how many change sequences before the last one loaded are re-read in the window.
 const IN_FLIGHT_SEQS: u64 = 4;
 /// The mapping version esgate writes in `_meta.esgate_store`.
@@ -62,12 +80,27 @@ const IN_FLIGHT_WAIT: Duration = Duration::from_millis(300);
 const MAX_PURGE_HOLD: Duration = Duration::from_secs(3600);
 /// How long a store request may take; beyond it the cluster is unavailable (admin writes 503).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// A write whose records came back this long (or longer) after its claim was sent, on either
+/// clock, is stamped again under a fresh `seq` before it is acknowledged. Polls re-read a
+/// claimed `seq` for [`SETTLE`] after they first saw it claimed (see `Sync::window_read`), so
+/// records that landed later than that after their claim (a writer paused between its claim
+/// and its write, a slow network or store) may never be read by other replicas. Half of it:
+/// margin for clocks that run at slightly different rates.
+const LATE: Duration = Duration::from_millis(2500);
+/// How many times in a row a late write is stamped again before it fails as unavailable.
+const MAX_RESTAMPS: u32 = 3;
 
 /// A document's version as the cluster reports it; newer compares greater.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
     primary_term: u64,
     seq_no: u64,
+}
+
+/// A change sequence claimed on the counter document, and when the claim was sent.
+pub struct Claim {
+    seq: u64,
+    at: Clocks,
 }
 
 /// The `counter` document as last read.
@@ -104,6 +137,40 @@ struct Sync {
     tombstones: HashMap<String, Instant>,
 }
 
+impl Sync {
+    /// Records the highest `seq` seen at `now` (after a poll), keeping the newest observation
+    /// at least [`SETTLE`] old and every later one.
+    fn observe(&mut self, now: Instant) {
+        let max = self.max_seq;
+        self.seen.push_back((now, max));
+        while self
+            .seen
+            .get(1)
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= SETTLE)
+        {
+            self.seen.pop_front();
+        }
+    }
+
+    /// After a window re-read that started at `started` succeeded (it read every record above
+    /// the floor): the floor moves to the highest `seq` seen at least [`SETTLE`] before it
+    /// started. So the floor passes a `seq` only after a re-read that started `SETTLE` after
+    /// this replica first saw that `seq` (or a higher one) claimed, whatever the poll interval:
+    /// records visible within `SETTLE` of their claim are read (writers see to it, see
+    /// [`LATE`]).
+    fn window_read(&mut self, started: Instant) {
+        let settled = self
+            .seen
+            .iter()
+            .rev()
+            .find(|(t, _)| started.saturating_duration_since(*t) >= SETTLE)
+            .map(|&(_, m)| m);
+        if let Some(m) = settled {
+            self.floor = self.floor.max(m);
+        }
+    }
+}
+
 /// Counters for `/metrics` and `/ready`.
 #[derive(Default)]
 pub struct ClusterStats {
@@ -114,6 +181,8 @@ pub struct ClusterStats {
     pub conflicts: AtomicU64,
     /// Whole-store reads after being out of touch for half the tombstone retention.
     pub reloads: AtomicU64,
+    /// Records a sweep found that the change poll had missed (they landed behind its floor).
+    pub records_recovered: AtomicU64,
     pub tombstones_purged: AtomicU64,
 }
 
@@ -382,6 +451,17 @@ fn out_of_touch(synced: Option<Clocks>, now: Clocks, retention: Duration) -> boo
                 || now.mono.saturating_duration_since(t.mono) > retention / 2
         }
     }
+}
+
+/// Whether records written under a claim sent at `claimed` and acknowledged at `now` landed
+/// [`LATE`]: on either clock (a paused machine's monotonic clock may stand still while the
+/// world went on; a wall clock may be stepped), or when the wall clock went back (nothing then
+/// tells how long it took). A false alarm costs one more write.
+fn late(claimed: Clocks, now: Clocks) -> bool {
+    now.wall
+        .duration_since(claimed.wall)
+        .map_or(true, |d| d >= LATE)
+        || now.mono.saturating_duration_since(claimed.mono) >= LATE
 }
 
 /// What a purge round did.
@@ -813,6 +893,7 @@ impl ClusterStore {
             }
             (s.floor, s.max_seq, window)
         };
+        let started = Instant::now();
         if !window {
             // Nothing claimed since the last record seen: one GET by id, whatever the size of
             // the store (the idle poll).
@@ -863,27 +944,78 @@ impl ClusterStore {
         let mut out = vec![];
         self.each_record(&query, |hit| out.extend(self.accept(hit)))
             .await?;
+        if window {
+            self.sync().window_read(started);
+        }
         self.settle(Instant::now());
         Ok(out)
     }
 
-    /// Records the highest `seq` seen now and moves the floor to what was seen SETTLE ago.
-    fn settle(&self, now: Instant) {
-        let mut s = self.sync();
-        let max = s.max_seq;
-        s.seen.push_back((now, max));
-        while s
-            .seen
-            .get(1)
-            .is_some_and(|(t, _)| now.duration_since(*t) >= SETTLE)
-        {
-            s.seen.pop_front();
+    /// The sweep's read (every [`SWEEP_EVERY`] poll intervals, beside the poll and outside the
+    /// store's writer lock: it pages through every record): the records, last-used times
+    /// excepted, whose version is newer than the one this replica holds. Records a writer
+    /// landed behind the floor (a writer paused with its clocks, as a stopped VM may be; a
+    /// write that landed after its own request timed out, or whose writer was killed before
+    /// stamping it again, see [`LATE`]) are never read by the change poll: the sweep bounds
+    /// how long they stay unseen. Apply them with [`ClusterStore::sweep_apply`].
+    pub async fn sweep_read(&self) -> Result<Vec<Value>, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
         }
-        if let Some(&(t, m)) = s.seen.front() {
-            if now.duration_since(t) >= SETTLE {
-                s.floor = s.floor.max(m);
+        let query = json!({"bool": {"must_not": [
+            {"terms": {"kind": ["counter", "id_key", "last_used"]}}
+        ]}});
+        let mut newer = vec![];
+        self.each_record(&query, |hit| {
+            let (Some(id), Some(version)) =
+                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
+            else {
+                return;
+            };
+            if self
+                .sync()
+                .versions
+                .get(id)
+                .is_none_or(|held| *held < version)
+            {
+                newer.push(hit.clone());
+            }
+        })
+        .await?;
+        Ok(newer)
+    }
+
+    /// Applies what [`ClusterStore::sweep_read`] found (under the store's writer lock, like a
+    /// poll): the changes of the records still newer than those held.
+    pub fn sweep_apply(&self, hits: &[Value]) -> Vec<Change> {
+        let floor = self.sync().floor;
+        let mut recovered = 0u64;
+        let mut out = vec![];
+        for hit in hits {
+            if let Some(change) = self.accept(hit) {
+                let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
+                if seq.is_some_and(|seq| seq <= floor) {
+                    recovered += 1;
+                }
+                out.push(change);
             }
         }
+        if recovered > 0 {
+            self.stats
+                .records_recovered
+                .fetch_add(recovered, Ordering::Relaxed);
+            tracing::warn!(
+                index = %self.index,
+                records = recovered,
+                "Token store sweep found records the change poll had missed (landed long after their claim); applied"
+            );
+        }
+        out
+    }
+
+    /// Records the highest `seq` seen now (the floor moves only after window re-reads).
+    fn settle(&self, now: Instant) {
+        self.sync().observe(now);
     }
 
     /// A polled hit as a change, when it is newer than what this replica holds.
@@ -945,49 +1077,65 @@ impl ClusterStore {
     /// Writes `changes` under the next `seq` (see the module invariants). Returns the changes
     /// that were written (all of them on `Ok`); `Err(Conflict)` when another replica changed
     /// the counter or one of the records first, with what was written before the conflict.
+    /// A write whose records landed late (see [`LATE`]) is stamped again under a fresh `seq`
+    /// before it returns.
     pub async fn commit(
         &self,
         counter: Counter,
         changes: &[Change],
     ) -> Result<(), (Vec<Change>, StoreError)> {
-        let seq = counter.value + 1;
-        let now = crate::time::now();
-        match self.claim(&counter).await {
-            Ok((s, _)) if (200..300).contains(&s) => {}
-            Ok((409, _)) => {
+        let claim = self.claim_next(&counter).await.map_err(|e| (vec![], e))?;
+        self.write_claimed(claim, changes).await
+    }
+
+    /// The first step of [`ClusterStore::commit`]: claims `counter.value + 1` on the counter
+    /// document, if it is still at `counter`'s version (`Err(Conflict)` when another replica
+    /// claimed first).
+    pub async fn claim_next(&self, counter: &Counter) -> Result<Claim, StoreError> {
+        let at = Clocks::now();
+        match self.claim(counter).await? {
+            (s, _) if (200..300).contains(&s) => Ok(Claim {
+                seq: counter.value + 1,
+                at,
+            }),
+            (409, _) => {
                 self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                return Err((vec![], StoreError::Conflict));
+                Err(StoreError::Conflict)
             }
-            Ok((s, _)) => return Err((vec![], Self::unexpected("the counter claim", s))),
-            Err(e) => return Err((vec![], e)),
+            (s, _) => Err(Self::unexpected("the counter claim", s)),
         }
+    }
+
+    /// The second step of [`ClusterStore::commit`]: writes `changes` under `claim`'s `seq`,
+    /// then, when the records landed [`LATE`] after the claim was sent, stamps them again
+    /// under a fresh `seq` (see [`ClusterStore::restamp`]).
+    pub async fn write_claimed(
+        &self,
+        claim: Claim,
+        changes: &[Change],
+    ) -> Result<(), (Vec<Change>, StoreError)> {
+        let seq = claim.seq;
+        let now = crate::time::now();
         let mut lines = String::new();
         let mut owners = vec![];
         for (i, change) in changes.iter().enumerate() {
             let docs = documents(change, seq, now).map_err(|e| (vec![], e))?;
             for (id, source) in docs {
                 let mut meta = json!({"_index": self.index, "_id": id});
-                if !matches!(change, Change::LastUsed { .. }) {
-                    match self.sync().versions.get(&id) {
-                        Some(v) => {
-                            meta["if_seq_no"] = json!(v.seq_no);
-                            meta["if_primary_term"] = json!(v.primary_term);
-                        }
-                        None => {
-                            lines.push_str(&json!({ "create": meta }).to_string());
-                            lines.push('\n');
-                            lines.push_str(&source.to_string());
-                            lines.push('\n');
-                            owners.push((i, id));
-                            continue;
-                        }
+                let op = match (change, self.sync().versions.get(&id)) {
+                    (Change::LastUsed { .. }, _) => "index",
+                    (_, Some(v)) => {
+                        meta["if_seq_no"] = json!(v.seq_no);
+                        meta["if_primary_term"] = json!(v.primary_term);
+                        "index"
                     }
-                }
-                lines.push_str(&json!({ "index": meta }).to_string());
+                    (_, None) => "create",
+                };
+                lines.push_str(&json!({ op: meta }).to_string());
                 lines.push('\n');
                 lines.push_str(&source.to_string());
                 lines.push('\n');
-                owners.push((i, id));
+                owners.push((i, id, source));
             }
         }
         let answer = self.bulk(lines).await;
@@ -1006,10 +1154,13 @@ impl ClusterStore {
         let mut failed = vec![false; changes.len()];
         let mut conflict = false;
         let mut other = None;
+        // The records written, with their versions, to stamp again if they landed late
+        // (last-used times aside: a missed one is written again by the next flush).
+        let mut landed = vec![];
         {
             let mut s = self.sync();
-            for ((i, id), item) in owners
-                .iter()
+            for ((i, id, source), item) in owners
+                .into_iter()
                 .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
             {
                 let result = item.as_object().and_then(|o| o.values().next());
@@ -1020,22 +1171,25 @@ impl ClusterStore {
                 match result.and_then(hit_version) {
                     Some(v) if (200..300).contains(&st) => {
                         s.versions.insert(id.clone(), v);
-                        if changes[*i].is_delete() {
+                        if changes[i].is_delete() {
                             s.tombstones.insert(id.clone(), Instant::now());
                         } else {
-                            s.tombstones.remove(id);
+                            s.tombstones.remove(&id);
+                        }
+                        if !matches!(changes[i], Change::LastUsed { .. }) {
+                            landed.push((id, source, v));
                         }
                     }
                     _ => {
-                        failed[*i] = true;
+                        failed[i] = true;
                         if st == 409 {
                             conflict = true;
                             // The tombstone this replica holds may have been purged: forget its
                             // version, so the write is planned again after a catch-up as a
                             // `create` (which a record still there refuses) or on the newer
                             // version the catch-up brings.
-                            if s.tombstones.remove(id).is_some() {
-                                s.versions.remove(id);
+                            if s.tombstones.remove(&id).is_some() {
+                                s.versions.remove(&id);
                             }
                         } else {
                             other = Some(st);
@@ -1046,15 +1200,18 @@ impl ClusterStore {
             s.max_seq = s.max_seq.max(seq);
             s.counter_seen = s.counter_seen.max(seq);
         }
-        if !conflict && other.is_none() {
-            return Ok(());
-        }
         let written: Vec<Change> = changes
             .iter()
             .zip(&failed)
             .filter(|(_, f)| !**f)
             .map(|(c, _)| c.clone())
             .collect();
+        if let Err(e) = self.restamp(landed, claim.at).await {
+            return Err((written, e));
+        }
+        if !conflict && other.is_none() {
+            return Ok(());
+        }
         if conflict {
             self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
             Err((written, StoreError::Conflict))
@@ -1066,10 +1223,101 @@ impl ClusterStore {
         }
     }
 
+    /// Stamps `landed` (documents as written, with their versions) again under a fresh `seq`
+    /// while the write claimed at `claimed` came back [`LATE`]: other replicas' polls may have
+    /// settled past the claimed `seq` before its records landed, and would never read them (a
+    /// revocation that works on one replica only). Each document is written on the version
+    /// landed; one changed since is left alone (the newer write carries a later `seq`). After
+    /// [`MAX_RESTAMPS`] late rounds the write fails as unavailable: its records are in the store
+    /// but it is not acknowledged.
+    async fn restamp(
+        &self,
+        mut landed: Vec<(String, Value, Version)>,
+        mut claimed: Clocks,
+    ) -> Result<(), StoreError> {
+        let mut rounds = 0;
+        while !landed.is_empty() && late(claimed, Clocks::now()) {
+            if rounds == MAX_RESTAMPS {
+                return Err(StoreError::Unavailable(format!(
+                    "the store cluster took more than {LATE:?} to land a write {} times in a row",
+                    MAX_RESTAMPS + 1
+                )));
+            }
+            rounds += 1;
+            let (seq, at) = self.claim_any().await?;
+            tracing::warn!(
+                index = %self.index,
+                seq,
+                records = landed.len(),
+                "Token store write landed late after its claim: stamped again under a fresh sequence"
+            );
+            claimed = at;
+            let mut lines = String::new();
+            for (id, source, v) in landed.iter_mut() {
+                source["seq"] = json!(seq);
+                let meta = json!({"index": {
+                    "_index": self.index,
+                    "_id": id,
+                    "if_seq_no": v.seq_no,
+                    "if_primary_term": v.primary_term,
+                }});
+                lines.push_str(&meta.to_string());
+                lines.push('\n');
+                lines.push_str(&source.to_string());
+                lines.push('\n');
+            }
+            let (status, answer) = self.bulk(lines).await?;
+            if status != 200 {
+                return Err(Self::unexpected("a store write", status));
+            }
+            let items = answer
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut s = self.sync();
+            let mut kept = vec![];
+            for ((id, source, _), item) in landed
+                .into_iter()
+                .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
+            {
+                let result = item.get("index");
+                let st = result
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                match result.and_then(hit_version) {
+                    Some(v) if (200..300).contains(&st) => {
+                        // Unless a poll brought a newer version meanwhile.
+                        if s.versions.get(&id).is_none_or(|held| *held <= v) {
+                            s.versions.insert(id.clone(), v);
+                            if s.tombstones.contains_key(&id) {
+                                s.tombstones.insert(id.clone(), Instant::now());
+                            }
+                        }
+                        kept.push((id, source, v));
+                    }
+                    // Changed since it landed: superseded by a later write.
+                    _ if st == 409 => {}
+                    _ => {
+                        drop(s);
+                        return Err(Self::unexpected("a store write item", st as u16));
+                    }
+                }
+            }
+            s.max_seq = s.max_seq.max(seq);
+            s.counter_seen = s.counter_seen.max(seq);
+            drop(s);
+            landed = kept;
+        }
+        Ok(())
+    }
+
     /// One purge round at `now` (see [`Store::purge_tombstones`](super::Store::purge_tombstones)):
     /// deletes every tombstone whose `deleted_at` is at least the retention old, each only at
-    /// the version read (a record written again meanwhile stays), with a deleted token's
-    /// last-used time; returns the tombstones without a time as deletes to write again.
+    /// the version read (a record written again meanwhile stays), then a deleted token's
+    /// last-used time, at the version read before (one written again meanwhile stays too);
+    /// returns the tombstones without a time as deletes to write again.
     /// Safe for every replica: one that polled within half the retention has seen those
     /// tombstones, and one that did not reads the whole store at its next poll.
     ///
@@ -1119,8 +1367,13 @@ impl ClusterStore {
         .await?;
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
+            // A deleted token's last-used time goes with its tombstone, at the version read
+            // before the tombstone is deleted: a token written again meanwhile (`store import`)
+            // keeps its tombstone (the delete names the version read) and its new last-used
+            // time (which the version read no longer matches).
+            let last_used = self.last_used_versions(chunk).await?;
             let mut lines = String::new();
-            for (id, version, change) in chunk {
+            for (id, version, _) in chunk {
                 let meta = json!({"delete": {
                     "_index": self.index,
                     "_id": id,
@@ -1129,12 +1382,6 @@ impl ClusterStore {
                 }});
                 lines.push_str(&meta.to_string());
                 lines.push('\n');
-                if let Change::DeleteToken { id: token } = change {
-                    // Nothing writes a deleted token's last-used time again.
-                    let meta = json!({"delete": {"_index": self.index, "_id": doc_id("last_used", token)}});
-                    lines.push_str(&meta.to_string());
-                    lines.push('\n');
-                }
             }
             let (status, answer) = self.bulk(lines).await?;
             if status != 200 {
@@ -1143,23 +1390,47 @@ impl ClusterStore {
             let items = answer.get("items").and_then(Value::as_array);
             let versions: HashMap<&str, Version> =
                 chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
-            let mut s = self.sync();
-            for item in items.into_iter().flatten() {
-                let Some(result) = item.get("delete") else {
-                    continue;
-                };
-                let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
-                let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
-                let Some(version) = versions.get(id) else {
-                    continue; // a last-used time
-                };
-                if deleted {
+            let mut after = String::new();
+            {
+                let mut s = self.sync();
+                for item in items.into_iter().flatten() {
+                    let Some(result) = item.get("delete") else {
+                        continue;
+                    };
+                    let id = result.get("_id").and_then(Value::as_str).unwrap_or("");
+                    let deleted = result.get("status").and_then(Value::as_u64) == Some(200);
+                    let Some(version) = versions.get(id) else {
+                        continue;
+                    };
+                    if !deleted {
+                        continue;
+                    }
                     purged += 1;
                     // Unless a poll or write brought a newer version meanwhile.
                     if s.versions.get(id) == Some(version) {
                         s.tombstones.remove(id);
                         s.versions.remove(id);
                     }
+                    if let Some((lu, v)) = id
+                        .strip_prefix("token:")
+                        .and_then(|token| last_used.get_key_value(&doc_id("last_used", token)))
+                    {
+                        let meta = json!({"delete": {
+                            "_index": self.index,
+                            "_id": lu,
+                            "if_seq_no": v.seq_no,
+                            "if_primary_term": v.primary_term,
+                        }});
+                        after.push_str(&meta.to_string());
+                        after.push('\n');
+                    }
+                }
+            }
+            if !after.is_empty() {
+                // A conflict leaves a last-used time written since: the token is back.
+                let (status, _) = self.bulk(after).await?;
+                if status != 200 {
+                    return Err(Self::unexpected("a tombstone purge", status));
                 }
             }
         }
@@ -1167,6 +1438,41 @@ impl ClusterStore {
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
         Ok(Purged { purged, unstamped })
+    }
+
+    /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
+    /// document id (those that exist).
+    async fn last_used_versions(
+        &self,
+        tombstones: &[(String, Version, Change)],
+    ) -> Result<HashMap<String, Version>, StoreError> {
+        let ids: Vec<String> = tombstones
+            .iter()
+            .filter_map(|(_, _, change)| match change {
+                Change::DeleteToken { id } => Some(doc_id("last_used", id)),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let path = format!("/{}/_mget", enc(&self.index));
+        let (status, answer) = self
+            .json(Method::POST, &path, &json!({ "ids": ids }))
+            .await?;
+        if status != 200 {
+            return Err(Self::unexpected("a last-used lookup", status));
+        }
+        let docs = answer.get("docs").and_then(Value::as_array);
+        Ok(docs
+            .into_iter()
+            .flatten()
+            .filter(|d| d.get("found") == Some(&Value::Bool(true)))
+            .filter_map(|d| {
+                let id = d.get("_id").and_then(Value::as_str)?;
+                Some((id.to_owned(), hit_version(d)?))
+            })
+            .collect())
     }
 
     /// How long this replica holds a tombstone before it may purge it: half the retention (the
@@ -1214,18 +1520,33 @@ impl ClusterStore {
         }
         let n = docs.len();
         for chunk in docs.chunks_mut(PAGE) {
-            let seq = self.claim_any().await?;
-            let mut lines = String::new();
-            for (id, source) in chunk.iter_mut() {
-                source["seq"] = json!(seq);
-                lines.push_str(&json!({"index": {"_index": self.index, "_id": id}}).to_string());
-                lines.push('\n');
-                lines.push_str(&source.to_string());
-                lines.push('\n');
-            }
-            let (status, answer) = self.bulk(lines).await?;
-            if status != 200 || answer.get("errors") == Some(&Value::Bool(true)) {
-                return Err(Self::unexpected("an import write", status));
+            // A page that landed late is written again under a fresh sequence (see `LATE`).
+            let mut rounds = 0;
+            loop {
+                let (seq, claimed) = self.claim_any().await?;
+                let mut lines = String::new();
+                for (id, source) in chunk.iter_mut() {
+                    source["seq"] = json!(seq);
+                    lines
+                        .push_str(&json!({"index": {"_index": self.index, "_id": id}}).to_string());
+                    lines.push('\n');
+                    lines.push_str(&source.to_string());
+                    lines.push('\n');
+                }
+                let (status, answer) = self.bulk(lines).await?;
+                if status != 200 || answer.get("errors") == Some(&Value::Bool(true)) {
+                    return Err(Self::unexpected("an import write", status));
+                }
+                if !late(claimed, Clocks::now()) {
+                    break;
+                }
+                if rounds == MAX_RESTAMPS {
+                    return Err(StoreError::Unavailable(format!(
+                        "the store cluster took more than {LATE:?} to land an import page {} times in a row",
+                        MAX_RESTAMPS + 1
+                    )));
+                }
+                rounds += 1;
             }
         }
         Ok(n)
@@ -1244,13 +1565,15 @@ impl ClusterStore {
         self.json(Method::PUT, &path, &body).await
     }
 
-    /// Claims the next change sequence whatever the state (import), retrying while replicas
-    /// claim at the same time.
-    async fn claim_any(&self) -> Result<u64, StoreError> {
+    /// Claims the next change sequence whatever the state (import, a late write stamped
+    /// again), retrying while replicas claim at the same time: the sequence, and when its claim
+    /// was sent.
+    async fn claim_any(&self) -> Result<(u64, Clocks), StoreError> {
         for attempt in 0..50u64 {
             let counter = self.counter().await?;
+            let at = Clocks::now();
             match self.claim(&counter).await? {
-                (s, _) if (200..300).contains(&s) => return Ok(counter.value + 1),
+                (s, _) if (200..300).contains(&s) => return Ok((counter.value + 1, at)),
                 (409, _) => {
                     tokio::time::sleep(Duration::from_millis(10 + attempt * 5)).await;
                 }
@@ -1474,6 +1797,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Session 14: a write whose records came back [`LATE`] after its claim was sent, on
+    /// either clock, is stamped again; so is one whose wall clock went back.
+    #[test]
+    fn a_write_is_late_on_either_clock_or_a_clock_gone_back() {
+        const _: () = assert!(LATE.as_millis() * 2 <= SETTLE.as_millis());
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mono = Instant::now();
+        let at = Clocks { wall, mono };
+        let after = |w: Duration, m: Duration| Clocks {
+            wall: wall + w,
+            mono: mono + m,
+        };
+        let short = LATE - Duration::from_millis(1);
+        assert!(!late(at, at));
+        assert!(!late(at, after(short, short)));
+        assert!(late(at, after(LATE, LATE)));
+        // A paused machine: the monotonic clock stood still, the wall clock did not.
+        assert!(late(at, after(Duration::from_secs(12), Duration::ZERO)));
+        // A wall clock set back by about the time the write took.
+        assert!(late(at, after(Duration::ZERO, Duration::from_secs(12))));
+        let back = Clocks {
+            wall: wall - Duration::from_secs(1),
+            mono,
+        };
+        assert!(late(at, back));
+    }
+
+    /// Session 14: the floor passed a `seq` SETTLE after this replica saw it claimed, at any
+    /// poll; a record that landed after the last window re-read before that (up to
+    /// `WINDOW_EVERY` polls earlier) was never read. Now the floor passes it only after a
+    /// window re-read that started SETTLE after it was seen.
+    #[test]
+    fn the_floor_passes_a_seq_only_after_a_window_read_settle_after_it_was_seen() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut s = Sync {
+            max_seq: 10,
+            ..Sync::default()
+        };
+        // Seq 10 seen at 0 s; then polls every second, a window re-read every fourth.
+        s.observe(at(0));
+        let mut windows = vec![];
+        for k in 1..=16 {
+            if k % 4 == 0 {
+                if s.floor < 10 {
+                    windows.push(k);
+                }
+                s.window_read(at(k));
+            }
+            s.observe(at(k));
+            if s.floor >= 10 {
+                // A window re-read read seq 10 after SETTLE had gone by since it was seen.
+                assert!(
+                    windows.iter().any(|w| at(*w) >= at(0) + SETTLE),
+                    "floor passed 10 at {k} s after re-reads at {windows:?}"
+                );
+            }
+        }
+        assert_eq!(s.floor, 10, "it moves on all the same");
+        assert_eq!(windows, vec![4, 8]);
     }
 
     #[test]

@@ -511,6 +511,25 @@ impl Store {
         Ok(polled.len())
     }
 
+    /// Reads every record of the cluster store again (nothing to do for the file store) and
+    /// applies those newer than the state's: records that landed behind the change poll's
+    /// floor (see `cluster::ClusterStore::sweep_read`). The read pages through the store
+    /// without the writer lock (polls and writes go on); applying takes it, like a poll.
+    /// Returns how many changes it applied.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let Backend::Cluster(cluster) = &self.backend else {
+            return Ok(0);
+        };
+        let hits = cluster.sweep_read().await?;
+        if hits.is_empty() {
+            return Ok(0);
+        }
+        let _writer = self.writer.lock().await;
+        let changes = cluster.sweep_apply(&hits);
+        Self::publish(&self.current, &self.current.load_full(), &changes);
+        Ok(changes.len())
+    }
+
     /// Deletes the cluster store's tombstones older than `store.tombstone_retention` (nothing
     /// to do for the file store), and writes again, with a deletion time, up to a page of
     /// tombstones that have none (written by esgate before it recorded one). The purge pages

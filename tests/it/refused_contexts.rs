@@ -217,3 +217,48 @@ async fn a_refused_async_search_is_deleted() {
         assert!(deleted[0].header("authorization").is_none());
     }
 }
+
+/// Session 14: a SQL query's answer esgate refuses (here larger than the whole body budget)
+/// never gives its client the cursor, so esgate closes it (`POST /_sql/close`) with the
+/// backend's cursor, read after the page's rows; the backend kept it for `page_timeout`
+/// otherwise. The recording backend answers (neither real backend has `_sql`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sql_page_closes_its_cursor() {
+    const CURSOR: &str = "c3FsLWN1cnNvcg==";
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let rows: Vec<Value> = (0..64)
+        .map(|i| json!([i, format!("{{\"cursor\":\"row-{i}\"}}")]))
+        .collect();
+    let body = json!({
+        "columns": [{"name": "n", "type": "long"}, {"name": "cursor", "type": "text"}],
+        "rows": rows,
+        "cursor": CURSOR
+    });
+    es.script("POST", "/_sql", Answer::json(200, body));
+    es.script_json("POST", "/_sql/close", 200, json!({"succeeded": true}));
+    let gw = Esgate::start_full(&[es.url()], TINY_BUDGET, "", "").await;
+    let a = gw.tenant_token("a").await;
+    let r = gw
+        .call_raw(
+            &a,
+            "POST",
+            "/_sql",
+            json!({"query": "SELECT * FROM \"logs-*\""}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 502, "{}", r.text());
+    assert!(!r.text().contains(CURSOR), "{}", r.text());
+    let mut closed = Vec::new();
+    for _ in 0..100 {
+        closed = es.requests_to("POST", "/_sql/close");
+        if !closed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].json(), json!({ "cursor": CURSOR }));
+    assert!(closed[0].header("authorization").is_none());
+}

@@ -992,6 +992,299 @@ async fn noida_a_name_is_free_again_after_its_tombstone_is_purged_elsewhere() {
     a_name_is_free_again_after_its_tombstone_is_purged_elsewhere(Backend::noida()).await;
 }
 
+/// Session 14: a write claims the next `seq` on the counter, then writes its records under it;
+/// other replicas' polls re-read a claimed `seq` only for a settle window. A writer paused
+/// between its claim and its write (a VM pause, a slow network, an overloaded store) for longer
+/// than that landed a revocation that other replicas' polls never read: the deleted token kept
+/// working on them until they restarted. Here the writer is esgate's cluster store in-process,
+/// paused 12 s between its claim and its write while another replica writes (so every poll
+/// settles past the claimed `seq`); its write, once acknowledged, reaches every replica within
+/// the second (it was stamped again under a fresh `seq`).
+async fn a_revocation_written_long_after_its_claim_reaches_every_replica(backend: Backend) {
+    use esgate::store::cluster::ClusterStore;
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 2);
+    let (id, secret) = create(rs.get(0), read_token("paused")).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        search_status(rs.get(1), &secret).await == 200
+    })
+    .await;
+    let text = std::fs::read_to_string(&rs.config).unwrap();
+    let config = esgate::config::validate(
+        esgate::config::parse(&text).expect("parses"),
+        &esgate::config::Overrides::default(),
+        &|_| None,
+    )
+    .expect("valid");
+    let writer = ClusterStore::new(&config.backend, &[], INDEX, Duration::from_secs(86_400));
+    writer.prepare_index(false).await.unwrap();
+    writer.load().await.unwrap();
+    let (counter, _) = writer.catch_up().await.unwrap();
+    let claim = writer.claim_next(&counter).await.unwrap();
+    // Meanwhile another replica writes, and every poll settles past the claimed sequence.
+    create(rs.get(1), read_token("meanwhile")).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let delete = esgate::store::Change::DeleteToken { id: id.clone() };
+    let written = writer.write_claimed(claim, &[delete]).await;
+    assert!(written.is_ok(), "the write is acknowledged");
+    within(
+        PROPAGATION,
+        "the late revocation reaches both replicas",
+        || async {
+            search_status(rs.get(0), &secret).await == 401
+                && search_status(rs.get(1), &secret).await == 401
+        },
+    )
+    .await;
+    let (s, _) = admin(rs.get(1), "GET", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_written_long_after_its_claim_reaches_every_replica() {
+    a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica() {
+    a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::noida()).await;
+}
+
+/// Session 14: a writer whose pause its clocks do not show (a VM stopped with its clocks, then
+/// resumed), or whose records landed after its own request had timed out, or that was killed
+/// before stamping them again, lands records under a `seq` every poll has settled past: no
+/// poll ever reads them. Here the test is that writer (it claims a `seq`, waits while a
+/// replica writes, then writes a revocation under the old `seq`, never again); the replicas'
+/// periodic sweep (every 240 polls: 12 s at 50 ms) finds it.
+async fn a_revocation_landed_behind_the_floor_is_found_by_the_sweep(backend: Backend) {
+    seed(backend.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"50ms\"");
+    let config = write_config(dir.path(), "fast.toml", backend.url(), &store);
+    let rs: Vec<Served> = (0..2)
+        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
+        .collect();
+    let (id, secret) = create(&rs[0], read_token("stale")).await;
+    within(PROPAGATION, "token on replica 1", || async {
+        search_status(&rs[1], &secret).await == 200
+    })
+    .await;
+    let seq = claim_seq(backend.url()).await;
+    create(&rs[1], read_token("meanwhile")).await;
+    // Every poll settles past `seq` (SETTLE, 5 s, after the next one was seen).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let key = format!("token:{id}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = send(
+        "PUT",
+        &format!(
+            "{}/{INDEX}/_doc/{}?refresh=true",
+            backend.url(),
+            key.replace(':', "%3A")
+        ),
+        &[("content-type", "application/json")],
+        json!({"kind": "token", "key": key, "seq": seq, "deleted": true,
+               "record": {"deleted_at": now}})
+        .to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    within(
+        Duration::from_secs(15),
+        "the revocation behind the floor reaches both replicas",
+        || async {
+            search_status(&rs[0], &secret).await == 401
+                && search_status(&rs[1], &secret).await == 401
+        },
+    )
+    .await;
+    for r in &rs {
+        assert!(metric(r, "esgate_store_records_recovered").await >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
+    a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
+    a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::noida()).await;
+}
+
+/// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
+/// until the test releases it (and tells the test it holds one).
+struct Holder {
+    addr: SocketAddr,
+    marker: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    held: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Holder {
+    async fn start(target: SocketAddr) -> Holder {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let marker: Arc<std::sync::Mutex<Option<Vec<u8>>>> = Arc::default();
+        let held = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (m, h, r) = (marker.clone(), held.clone(), release.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let (m, h, r) = (m.clone(), h.clone(), r.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_r, mut client_w) = client.into_split();
+                    let (mut server_r, mut server_w) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match client_r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let hold = {
+                                let mut marker = m.lock().unwrap();
+                                let found = marker.as_ref().is_some_and(|k| {
+                                    buf[..n].windows(k.len()).any(|w| w == k.as_slice())
+                                });
+                                if found {
+                                    *marker = None;
+                                }
+                                found
+                            };
+                            if hold {
+                                h.notify_one();
+                                r.notified().await;
+                            }
+                            if server_w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut server_r, &mut client_w).await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Holder {
+            addr,
+            marker,
+            held,
+            release,
+        }
+    }
+
+    /// Holds the next chunk containing `marker`; returns once one is held.
+    async fn hold(&self, marker: &[u8], limit: Duration) {
+        *self.marker.lock().unwrap() = Some(marker.to_vec());
+        tokio::time::timeout(limit, self.held.notified())
+            .await
+            .expect("a chunk with the marker was sent");
+    }
+
+    fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
+/// Session 14: the purge deleted a deleted token's last-used time without a version check,
+/// beside the tombstone's versioned delete; a token written again in between (`store import`)
+/// kept its record (the tombstone's delete met a conflict) but lost its last-used time. Here
+/// the purge's deletes are held on their way to the store while the token is written again,
+/// as `store import` does; the last-used time stays.
+async fn a_purge_keeps_the_last_used_time_of_a_token_written_again(backend: Backend) {
+    seed(backend.url()).await;
+    let holder = Holder::start(backend.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("{}\ntombstone_retention = \"4s\"", cluster_store(INDEX));
+    let config = write_config(
+        dir.path(),
+        "a.toml",
+        &format!("http://{}", holder.addr),
+        &store,
+    );
+    let a = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("back")).await;
+    let key = format!("token:{id}");
+    let doc = send(
+        "GET",
+        &format!("{}/{INDEX}/_doc/{}", backend.url(), key.replace(':', "%3A")),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    let record = serde_json::from_slice::<Value>(&doc.body).unwrap()["_source"]["record"].clone();
+    assert!(record.is_object(), "{record}");
+    let (s, _) = admin(&a, "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    // The purge round (the tombstone held 10 s first), its deletes held on their way.
+    holder.hold(br#"{"delete":"#, Duration::from_secs(30)).await;
+    let seq = claim_seq(backend.url()).await;
+    let used = format!("last_used:{id}");
+    for (doc_key, source) in [
+        (
+            &key,
+            json!({"kind": "token", "key": key, "seq": seq, "record": record}),
+        ),
+        (
+            &used,
+            json!({"kind": "last_used", "key": used, "seq": seq, "record": {"at": 1_700_000_000}}),
+        ),
+    ] {
+        let r = send(
+            "PUT",
+            &format!(
+                "{}/{INDEX}/_doc/{}?refresh=true",
+                backend.url(),
+                doc_key.replace(':', "%3A")
+            ),
+            &[("content-type", "application/json")],
+            source.to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    holder.release();
+    within(PROPAGATION, "the token back on the replica", || async {
+        search_status(&a, &secret).await == 200
+    })
+    .await;
+    // The round is over (a second one would find no tombstone).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(store_document(backend.url(), &key).await, 200);
+    assert_eq!(
+        store_document(backend.url(), &used).await,
+        200,
+        "the token's last-used time written again stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_purge_keeps_the_last_used_time_of_a_token_written_again() {
+    a_purge_keeps_the_last_used_time_of_a_token_written_again(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_purge_keeps_the_last_used_time_of_a_token_written_again() {
+    a_purge_keeps_the_last_used_time_of_a_token_written_again(Backend::noida()).await;
+}
+
 // === export / import ===
 
 fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {

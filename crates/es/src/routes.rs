@@ -412,6 +412,11 @@ pub fn release_request(release: Release, backend_id: &str) -> (Method, String, O
             json(serde_json::json!({ "pit_id": [backend_id] })),
         ),
         Release::AsyncSearch => (Method::Delete, async_search::delete_path(backend_id), None),
+        Release::SqlCursor => (
+            Method::Post,
+            "/_sql/close".to_owned(),
+            json(serde_json::json!({ "cursor": backend_id })),
+        ),
     }
 }
 

@@ -168,11 +168,14 @@ pub enum Release {
     OpenSearchPit,
     /// `DELETE /_async_search/<id>`.
     AsyncSearch,
+    /// `POST /_sql/close` with the cursor.
+    SqlCursor,
 }
 
 /// How much of an answer's beginning [`leading_id`] is given: Elasticsearch and OpenSearch
 /// write a scroll, point-in-time or async search id before anything else, and an id names a
-/// context per shard (about a hundred bytes each).
+/// context per shard (about a hundred bytes each). A SQL answer writes its cursor after the
+/// page's rows: found when the page fits in it.
 pub const LEADING_ID_PREFIX: usize = 256 * 1024;
 
 /// The value of the top-level key `field` in an answer of which `prefix` is the beginning
@@ -814,6 +817,10 @@ mod tests {
         // After other keys too (OpenSearch's point in time: `pit_id` first, but not always).
         let later = br#"{"took":1,"_shards":{"total":1},"pit_id":"cGl0","hits":{"#;
         assert_eq!(leading_id("pit_id", later).as_deref(), Some("cGl0"));
+        // A SQL answer's cursor, after the page's rows (whose values may look like one).
+        let sql = br#"{"columns":[{"name":"cursor"}],"rows":[["\"cursor\":\"other\""],[{"cursor":"x"}]],"cursor":"Y3Vyc29y"}"#;
+        assert_eq!(leading_id("cursor", sql).as_deref(), Some("Y3Vyc29y"));
+        assert_eq!(leading_id("cursor", &sql[..sql.len() - 3]), None);
         // A document's key deeper in the answer is never taken for the answer's.
         let nested = br#"{"took":1,"hits":{"hits":[{"_source":{"_scroll_id":"other"}}]}}"#;
         assert_eq!(leading_id("_scroll_id", nested), None);

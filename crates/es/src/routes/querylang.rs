@@ -5,11 +5,12 @@
 //!
 //! Invariant: ES|QL and SQL name their indices in the query text, resolved and narrowed in
 //! that text (`Shape::QueryText`); EQL names them in the path. A SQL answer's cursor is sealed
-//! for the token.
+//! for the token; a query's answer esgate refuses has its cursor closed (`Seal::release`).
 
 use serde_json::Value;
 
 use super::{Request, Shape, Spec, Upstream};
+use crate::ids::continuation::{Release, Seal};
 use crate::querylang::{self as ql, SqlRequest, SQL_CURSOR_SEAL};
 use crate::request::params::{Kind, ParamSet};
 use crate::{Method, Rejection};
@@ -81,16 +82,25 @@ fn esql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?;
     claim_query_copies(req, body.as_ref())?;
-    let mut up = match ql::sql(body, req.scope)? {
+    let up = match ql::sql(body, req.scope)? {
         SqlRequest::Query(checked) => {
             let mut up = Upstream::fixed(Method::Post, "/_sql").body(checked.body()?);
             up.to_resolve = vec![checked.expression.joined()];
             up.shape = Shape::QueryText(checked.text);
+            // The query opens the cursor: an answer esgate refuses closes it (its client never
+            // got it). A next page's answer does not: its client still holds the cursor it sent.
+            up.seal = Some(Seal {
+                release: Some(Release::SqlCursor),
+                ..SQL_CURSOR_SEAL
+            });
             up
         }
-        SqlRequest::Next(body) => Upstream::fixed(Method::Post, "/_sql").body(body),
+        SqlRequest::Next(body) => {
+            let mut up = Upstream::fixed(Method::Post, "/_sql").body(body);
+            up.seal = Some(SQL_CURSOR_SEAL);
+            up
+        }
     };
-    up.seal = Some(SQL_CURSOR_SEAL);
     Ok(up)
 }
 

@@ -733,6 +733,21 @@ fn only_the_answers_that_create_a_context_release_it() {
     let own = seal(&s.ids, IdKind::AsyncSearch, BACKEND_ID);
     let poll = format!("/_async_search/{own}");
     assert_eq!(release("GET", &poll, None, None), Some(None));
+    // Session 14: a SQL query opens a cursor, its next page does not.
+    assert_eq!(
+        release(
+            "POST",
+            "/_sql",
+            None,
+            Some(json!({"query": "SELECT * FROM \"logs-a\""}))
+        ),
+        Some(Some(Release::SqlCursor))
+    );
+    let cursor = seal(&s.ids, IdKind::SqlCursor, "Y3Vyc29y");
+    assert_eq!(
+        release("POST", "/_sql", None, Some(json!({ "cursor": cursor }))),
+        Some(None)
+    );
 }
 
 #[test]
@@ -767,4 +782,8 @@ fn a_released_context_is_named_only_as_json_text_or_an_encoded_segment() {
         let body: Value = serde_json::from_slice(&body.unwrap()).unwrap();
         assert_eq!(body, want_body);
     }
+    let (m, path, body) = crate::routes::release_request(Release::SqlCursor, id);
+    assert_eq!((m, path.as_str()), (Method::Post, "/_sql/close"));
+    let body: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+    assert_eq!(body, json!({ "cursor": id }));
 }
