@@ -10,8 +10,8 @@
 //! backend nodes from the config, token ids capped at `[metrics] max_token_series` (the rest
 //! under `token_id="other"`); never index names, paths or client input.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -134,6 +134,8 @@ pub struct Metrics {
     backend_duration: Histogram,
     request_bytes: Counter,
     response_bytes: Counter,
+    /// The data connections each worker thread serves (`server::workers`), once serving.
+    worker_connections: Mutex<Option<Arc<[AtomicUsize]>>>,
 }
 
 impl Default for Metrics {
@@ -176,7 +178,28 @@ impl Metrics {
             backend_duration: Histogram::new(buckets()),
             request_bytes: Counter::default(),
             response_bytes: Counter::default(),
+            worker_connections: Mutex::new(None),
         }
+    }
+
+    /// Where the workers count their open data connections (one counter per worker).
+    pub fn count_worker_connections(&self, counts: Arc<[AtomicUsize]>) {
+        *self
+            .worker_connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(counts);
+    }
+
+    /// The open data connections per worker, now.
+    fn worker_connections(&self) -> Vec<usize> {
+        let counts = self
+            .worker_connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        counts.map_or_else(Vec::new, |c| {
+            c.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+        })
     }
 
     /// Counts one finished data request.
@@ -262,7 +285,9 @@ impl Metrics {
             "esgate's version",
             Info::new([("version", env!("CARGO_PKG_VERSION"))]),
         );
-        registry.register_collector(Box::new(StateRows::from(state)));
+        let mut rows = StateRows::from(state);
+        rows.worker_connections = self.worker_connections();
+        registry.register_collector(Box::new(rows));
         let mut out = String::new();
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
@@ -370,6 +395,7 @@ struct StateRows {
     store_bytes: Option<u64>,
     audit_dropped: u64,
     cluster: Option<ClusterStore>,
+    worker_connections: Vec<usize>,
 }
 
 impl From<&Scrape<'_>> for StateRows {
@@ -385,6 +411,7 @@ impl From<&Scrape<'_>> for StateRows {
             store_bytes: s.store_bytes,
             audit_dropped: s.audit_dropped,
             cluster: s.cluster.clone(),
+            worker_connections: Vec::new(),
         }
     }
 }
@@ -451,6 +478,19 @@ impl Collector for StateRows {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.audit_dropped).encode(dropped)?;
+        if !self.worker_connections.is_empty() {
+            let mut open = encoder.encode_descriptor(
+                "esgate_data_connections",
+                "Data connections open, by worker thread (listen.workers)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (worker, n) in self.worker_connections.iter().enumerate() {
+                let worker = worker.to_string();
+                ConstGauge::new(saturating(*n as u64))
+                    .encode(open.encode_family(&[("worker", worker.as_str())])?)?;
+            }
+        }
         if let Some(c) = &self.cluster {
             let mut up = encoder.encode_descriptor(
                 "esgate_store_up",

@@ -124,6 +124,9 @@ impl Workers {
             }
         }
         let counts: Arc<[AtomicUsize]> = (0..=intakes.len()).map(|_| AtomicUsize::new(0)).collect();
+        live.load()
+            .metrics
+            .count_worker_connections(Arc::clone(&counts));
         Workers {
             intakes,
             threads,

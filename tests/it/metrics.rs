@@ -5,7 +5,7 @@
 //! `token_id="other"`, requests without a token under `none`), latency histograms of the whole
 //! request, esgate's own time and the backend's (buckets ending at `backend.request_timeout`),
 //! bytes in and out, backend node health, tokens, tokens expiring within 7 days, store size,
-//! build info.
+//! build info, open data connections per worker.
 
 use crate::support;
 
@@ -215,4 +215,60 @@ async fn the_exposition_parses_and_counts_what_happened() {
         assert_eq!(get("esgate_rejected_total", &[("reason", reason)]), 0.0);
     }
     gw.stop().await;
+}
+
+/// `esgate_data_connections{worker}` from `/metrics` (the plain text), in worker order.
+async fn data_connections(gw: &Esgate) -> Vec<u64> {
+    let auth = bearer(support::esgate::ADMIN_KEY);
+    let r = send(
+        "GET",
+        &gw.admin_url("/metrics"),
+        &[("authorization", &auth)],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    (0..)
+        .map_while(|w| {
+            let prefix = format!("esgate_data_connections{{worker=\"{w}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .map(|n| n.trim().parse().unwrap())
+        })
+        .collect()
+}
+
+/// Open data connections are shown per worker thread (`listen.workers`), spread by the
+/// least-loaded hand-off, and fall back to zero once the clients leave; admin connections
+/// are not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_data_connections_are_shown_per_worker() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = support::backend::Backend::osmem();
+    let gw = Esgate::start_full(&[backend.url()], "workers = 2", "", "").await;
+    assert_eq!(data_connections(&gw).await, [0, 0]);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut c = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+        // A request without credentials: answered (401), the connection kept alive.
+        c.write_all(b"GET /_search HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head[..], b"HTTP/1.1 401");
+        clients.push(c);
+    }
+    assert_eq!(data_connections(&gw).await, [2, 2]);
+    drop(clients);
+    let started = Instant::now();
+    while data_connections(&gw).await != [0, 0] {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "connections still counted: {:?}",
+            data_connections(&gw).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
