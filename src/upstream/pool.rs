@@ -10,12 +10,14 @@
 //!   request. A connection whose answer was left unfinished is dropped, never reused.
 //! - A parked connection older than the idle timeout is never handed out: checkout checks its
 //!   age, and a light timer (one per pool, started by the first park, ending with the pool)
-//!   closes the expired ones. At most [`MAX_IDLE_PER_NODE`] are parked per node (shared by the shards).
-//! - Idle connections are kept per worker thread (`crate::server::workers`): a connection is parked in
-//!   and handed out from the shard of the worker that made it, whose runtime drives its socket
-//!   and its hyper task, so a request never waits on another thread's runtime. The shard is
-//!   only where a connection waits: a request on another thread (a worker count changed by a
-//!   reload, a caller outside the workers) still works, through the other runtime.
+//!   closes the expired ones. At most [`MAX_IDLE_PER_NODE`] are parked per node (shared by the
+//!   shards).
+//! - Idle connections are kept per worker thread (`crate::server::workers`): a connection is
+//!   parked in and handed out from the shard of the worker that made it, whose runtime drives
+//!   its socket and its hyper task, so a request never waits on another thread's runtime. The
+//!   shard is only where a connection waits: a request from another thread (a caller outside
+//!   the workers, a pool built for another worker count by a reload) still works, through the
+//!   other runtime.
 //! - HTTP/1.1 only: TLS offers `http/1.1` alone by ALPN (Elasticsearch and OpenSearch speak
 //!   HTTP/1.1), so the bytes on the wire are hyper's HTTP/1 client's, with the read buffer
 //!   capped at [`MAX_READ_BUFFER`](super::MAX_READ_BUFFER).
