@@ -85,6 +85,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let mut lengths = Vec::with_capacity(32);
     // The top-level entries checked so far: a repeated one is not checked again.
     let mut accepted = rewrite::Accepted::default();
+    // The bodies' top-level `highlight` keys (any other is left to the serde path).
+    let mut top_highlights = 0;
     let mut items = read_lines(
         raw,
         req.index.as_ref(),
@@ -100,6 +102,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
+            top_highlights += usize::from(tree.contains_key("highlight"));
             match rewrite::search_tree(
                 tree,
                 arena.has_knn_key(),
@@ -117,8 +120,9 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         },
     )
     .ok()?;
-    // Inner hits' names are checked on the serde path only (`rewrite::search`).
-    if arena.has_inner_hits_key() {
+    // Inner hits' names are checked on the serde path only (`rewrite::search`), and so are
+    // highlights anywhere but at a search's top level.
+    if arena.has_inner_hits_key() || arena.highlight_keys() != top_highlights {
         return None;
     }
     let mut timeouts = Vec::with_capacity(trees.len());

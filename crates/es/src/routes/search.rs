@@ -140,8 +140,11 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let arena = tree::Arena::metered(raw.len(), req.meter).ok()?;
     let tree = tree::parse(raw, &arena).ok()?;
-    // Inner hits' names are checked on the serde path only (`rewrite::search`).
-    if arena.has_inner_hits_key() {
+    // Inner hits' names are checked on the serde path only (`rewrite::search`), and so are
+    // highlights anywhere but at the top level.
+    if arena.has_inner_hits_key()
+        || arena.highlight_keys() > usize::from(tree.contains_key("highlight"))
+    {
         return None;
     }
     let objects = arena.objects();
