@@ -1197,6 +1197,14 @@ impl Gen {
                 for k in ["search_after", "collapse", "rescore", "from"] {
                     m.remove(k);
                 }
+                if self.rng.chance(20) {
+                    self.tag("w:slice");
+                    let mut slice = json!({"id": self.rng.below(2), "max": 2});
+                    if self.rng.chance(40) {
+                        slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
+                    }
+                    m.insert("slice".into(), slice);
+                }
             }
             (
                 "POST",
@@ -1913,6 +1921,14 @@ impl Gen {
                 if let Some(m) = b.as_object_mut() {
                     m.remove("search_after");
                     m.remove("rescore");
+                    if self.rng.chance(20) {
+                        self.tag("w:slice");
+                        let mut slice = json!({"id": self.rng.below(3), "max": 3});
+                        if self.rng.chance(40) {
+                            slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
+                        }
+                        m.insert("slice".into(), slice);
+                    }
                 }
                 (
                     "POST",
@@ -2267,6 +2283,14 @@ fn normalise_search(v: &mut Value, body: &Value) {
         // of the token's: only the hits are comparable.
         if body.get("terminate_after").is_some() {
             hits.as_object_mut().map(|h| h.remove("total"));
+        }
+        // A score-ordered page after a score value is emptied above (its hits follow the
+        // scores): empty either way.
+        if hits
+            .get("hits")
+            .is_some_and(|h| h.as_array().is_some_and(Vec::is_empty))
+        {
+            hits.as_object_mut().map(|h| h.remove("hits"));
         }
     }
     if body.get("terminate_after").is_some() {
