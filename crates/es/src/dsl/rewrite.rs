@@ -61,7 +61,10 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         check_key(TOP_LEVEL, key, J::from(value))?;
     }
     let mut names = Vec::new();
-    for value in obj.values() {
+    for (key, value) in &obj {
+        if key == "knn" {
+            crate::dsl::query::knn_inner_hits(J::from(value), &mut names)?;
+        }
         crate::dsl::query::unique_inner_hits(J::from(value), &mut names)?;
     }
     for (key, value) in &obj {
@@ -1278,6 +1281,32 @@ mod tests {
                     "{body}"
                 );
             }
+        }
+        // Review 14: kNN searches' inner hits, named after every path their field may lie under.
+        let knn = |field: &str, opts: Value| json!({"field": field, "query_vector": [1.0, 0.0], "k": 3, "num_candidates": 10, "inner_hits": opts});
+        let knn_refused = [
+            json!({"knn": [knn("items.vec", json!({})), knn("items.vec", json!({}))]}),
+            json!({"knn": knn("items.vec", json!({})), "query": nested("items", json!({}))}),
+            json!({"knn": knn("a.b.vec", json!({})), "query": nested("a", json!({}))}),
+            json!({"knn": knn("a.b.vec", json!({})), "query": nested("x", json!({"name": "a.b"}))}),
+            json!({"knn": knn("p.vec", json!({"name": "n"})), "post_filter": nested("q", json!({"name": "n"}))}),
+            json!({"query": {"bool": {"should": [{"knn": knn("items.vec", json!({}))}, nested("items", json!({}))]}}}),
+        ];
+        for body in knn_refused {
+            let got = search(Some(body.clone()), &tenant_a()).expect_err("refused");
+            assert_eq!(got.kind, RejectKind::Forbidden, "{body}");
+            assert!(
+                got.reason.contains("[inner_hits] named"),
+                "{body}: {}",
+                got.reason
+            );
+        }
+        for body in [
+            json!({"knn": knn("items.vec", json!({}))}),
+            json!({"knn": [knn("items.vec", json!({})), knn("items.vec", json!({"name": "two"}))]}),
+            json!({"knn": knn("items.vec", json!({})), "query": nested("parts", json!({}))}),
+        ] {
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
         }
         let accepted = [
             json!({"query": nested("items", json!({})), "post_filter": nested("parts", json!({}))}),
