@@ -114,13 +114,13 @@ fn highlight_needs_query(highlight: J<'_>) -> bool {
     highlight.get("highlight_query").is_none()
 }
 
-/// The query the client asked for, before the token's filters are added: the body's `query`,
-/// a standard retriever's `query`, else `match_all` (a kNN, hybrid or other retriever search
-/// highlights nothing then: fewer highlights than the backend would give, never the filters).
+/// The query the client asked for, before the token's filters are added: the body's `query`
+/// (beside a kNN search too: its vectors highlight nothing), a standard retriever's `query`,
+/// else `match_all` (a kNN-only, hybrid or other retriever search highlights nothing then:
+/// fewer highlights than the backend would give, never the filters).
 fn own_query(obj: &Map<String, Value>) -> Value {
     let query = match obj.get("retriever") {
         Some(r) => r.get("standard").and_then(|s| s.get("query")),
-        None if obj.contains_key("knn") || obj.contains_key("sub_searches") => None,
         None => obj.get("query"),
     };
     query
