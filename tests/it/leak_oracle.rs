@@ -3222,7 +3222,7 @@ async fn the_oracle_sees_an_unfiltered_token() {
         json!({"name": "unfiltered", "indices": ["logs-*"]}),
     )
     .await;
-    let (findings, table, report) = sweep(&oracle, &[13], 120, false).await;
+    let (findings, table, report) = sweep(&oracle, &[13], 200, false).await;
     let differs = |f: &str| table.get(f).map_or(0, |c| c[Outcome::Differs as usize]);
     assert!(
         differs("ep:_search") > 5 && differs("ep:_count") > 2 && differs("aggs") > 2,
