@@ -83,11 +83,13 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers
     // and their filters) get the token's clauses too, whatever the body's shape.
-    for value in obj.values_mut() {
-        filter_knn_queries(value, filters);
-    }
+    // Before the kNN filter injection: a kNN query in the client's query gets the token's
+    // clauses in its highlight copy too.
     if let (Some(q), Some(Value::Object(h))) = (highlight_query, obj.get_mut("highlight")) {
         h.insert("highlight_query".to_string(), q);
+    }
+    for value in obj.values_mut() {
+        filter_knn_queries(value, filters);
     }
     // A sort object with several fields becomes the equivalent list, so the priority does not
     // depend on how the backend orders an object's keys.
@@ -1213,6 +1215,13 @@ mod tests {
                 json!({"retriever": {"standard": {"query": q}}, "highlight": {"fields": {"*": {}}}})
             ),
             q
+        );
+        // A kNN query in the copy gets the token's clauses as everywhere else.
+        let knn = json!({"knn": {"field": "v", "query_vector": [1.0], "num_candidates": 5}});
+        assert!(
+            hl(json!({"query": knn, "highlight": {"fields": {"*": {}}}}))
+                .to_string()
+                .contains("tenant")
         );
         // The filters are still applied to the query itself.
         let out = search(
