@@ -2581,7 +2581,12 @@ impl Oracle {
             // (review 14: `minimum_should_match: "all"`).
             return (Outcome::BothFailed, String::new());
         }
-        if case.path.contains("secret-*") && theirs.status == 404 && mine.status < 500 {
+        // 599: the relay's answer when the backend dropped the connection (osmem does on
+        // `_validate/query` with an empty `range`, whatever the data; review 14).
+        if case.path.contains("secret-*")
+            && theirs.status == 404
+            && (mine.status < 500 || mine.status == 599)
+        {
             // ONLY_A has no `secret-*` at all, so a wildcard matching nothing is a 404 where
             // the backend does not allow that (`_validate/query`, `allow_no_indices=false`);
             // esgate narrows the foreign matches away and forwards the rest, whether or not
@@ -2722,6 +2727,12 @@ impl Oracle {
             ),
             Flavor::Noida => ("/_pit?keep_alive=1m", "id", "/_pit"),
         };
+        if self.flavor == Flavor::Noida && case.path.contains("logs-all") {
+            // noida's point in time on an alias of two indices covers one of them (review 14:
+            // `logs-all` answers six of twelve documents where `logs-1,logs-2` answers all);
+            // esgate opens it on the concrete indices: not comparable.
+            return (Outcome::BothFailed, String::new());
+        }
         let opening = Case {
             method: "POST",
             path: format!("{}{open}", case.path),
