@@ -177,11 +177,15 @@ fn nested_highlights_have_queries(v: J<'_>) -> Result<(), Rejection> {
 /// the same code); callers rerun `search` for its message, so only accepted bodies must match.
 /// `knn_key`: whether a key of the body may be `knn` (its arena's
 /// [`Arena::has_knn_key`](crate::request::tree::Arena::has_knn_key); `true` is always sound).
+/// `highlight_keys`: how many keys of the body are `highlight` (its parse's share of
+/// [`Arena::highlight_keys`](crate::request::tree::Arena::highlight_keys)): a body with one
+/// anywhere but at the top level is left to `search` (`nested_highlights_have_queries`).
 /// `accepted`: the top-level entries the request's earlier searches had accepted (an
 /// `_msearch`'s), not checked again; `None` for a request of one search.
 pub(crate) fn search_tree<'a>(
     body: Node<'a>,
     knn_key: bool,
+    highlight_keys: usize,
     filters: &'a FilterSet,
     mut accepted: Option<&mut Accepted<'a>>,
 ) -> Result<Option<Node<'a>>, Rejection> {
@@ -194,9 +198,11 @@ pub(crate) fn search_tree<'a>(
     // per step, nine in all, each comparing every key). The tree has no duplicate keys.
     let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) =
         (false, false, false, false);
-    for (k, v) in &obj {
+    let mut highlight = None;
+    for (i, (k, v)) in obj.iter().enumerate() {
         match &**k {
             "retriever" | "sub_searches" | "knn" => return Ok(None),
+            "highlight" => highlight = Some(i),
             "aggs" => aggs = true,
             "aggregations" => aggregations = true,
             "runtime_mappings" | "script_fields" => {
@@ -205,6 +211,9 @@ pub(crate) fn search_tree<'a>(
             "sort" => sort_list = v.object_len() > Some(1),
             _ => {}
         }
+    }
+    if highlight_keys > usize::from(highlight.is_some()) {
+        return Ok(None);
     }
     if aggs && aggregations {
         return Err(Rejection::bad_request(
@@ -241,18 +250,22 @@ pub(crate) fn search_tree<'a>(
     // as `wrap_entry_points` does).
     let query = query.map(|i| obj.swap_remove(i).1);
     // As `search`: a top-level `highlight` without its own query highlights with the client's
-    // (`highlight_needs_query`). Callers leave bodies with a `highlight` elsewhere to `search`
-    // (`Arena::highlight_keys`).
-    if let Some((_, h)) = obj.iter_mut().find(|(k, _)| k == "highlight") {
-        if !h.contains_key("highlight_query") {
-            let own = query.clone().unwrap_or_else(|| {
-                Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))])
-            });
+    // (`highlight_needs_query`). Looked up again: the empty entries dropped and the query
+    // taken out above moved entries (the key is unique).
+    if highlight.is_some() {
+        if let Some((_, h)) = obj.iter_mut().find(|(k, _)| k == "highlight") {
+            // Opened first: its entries are then compared as built ones (the parsed object's
+            // lookup reads the tape); one with its own query is written alike either way.
             h.open();
             if let Node::Object(entries) = h {
-                entries
-                    .make_mut()
-                    .push((Cow::Borrowed("highlight_query"), own));
+                if !entries.iter().any(|(k, _)| k == "highlight_query") {
+                    let own = query.clone().unwrap_or_else(|| {
+                        Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))])
+                    });
+                    entries
+                        .make_mut()
+                        .push((Cow::Borrowed("highlight_query"), own));
+                }
             }
         }
     }
@@ -755,7 +768,7 @@ mod tests {
         assert!(!tenant_a().clauses_hold_knn());
         let arena = crate::request::tree::Arena::default();
         let tree = crate::request::tree::parse(body, &arena).unwrap();
-        assert!(search_tree(tree, arena.has_knn_key(), &knn, None)
+        assert!(search_tree(tree, arena.has_knn_key(), 0, &knn, None)
             .unwrap()
             .is_none());
         let two = FilterSet::new([
@@ -765,7 +778,7 @@ mod tests {
         ]);
         for filters in [tenant_a(), two, FilterSet::default()] {
             let tree = crate::request::tree::parse(body, &arena).unwrap();
-            let out = search_tree(tree, arena.has_knn_key(), &filters, None)
+            let out = search_tree(tree, arena.has_knn_key(), 0, &filters, None)
                 .unwrap()
                 .unwrap();
             let mut bytes = Vec::new();

@@ -1112,9 +1112,13 @@ impl<'a> Parser<'a> {
         let mut first = "";
         loop {
             let key = self.key()?;
-            self.knn_key |= key == "knn";
-            self.inner_hits_key |= key == "inner_hits";
-            self.highlight_keys += usize::from(key == "highlight");
+            // The flags' keys by their length first: one branch for most keys.
+            match key.len() {
+                3 => self.knn_key |= key == "knn",
+                9 => self.highlight_keys += usize::from(key == "highlight"),
+                10 => self.inner_hits_key |= key == "inner_hits",
+                _ => {}
+            }
             if len == 0 {
                 first = key;
             } else {

@@ -85,8 +85,6 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let mut lengths = Vec::with_capacity(32);
     // The top-level entries checked so far: a repeated one is not checked again.
     let mut accepted = rewrite::Accepted::default();
-    // The bodies' top-level `highlight` keys (any other is left to the serde path).
-    let mut top_highlights = 0;
     let mut items = read_lines(
         raw,
         req.index.as_ref(),
@@ -95,6 +93,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         meter,
         |line| {
             let before = arena.objects();
+            let highlights_before = arena.highlight_keys();
             let tree = tree::parse(line, &arena)?;
             // The copies of the token's clauses its rewrite may make (one per object).
             let objects = arena.objects() - before;
@@ -102,10 +101,10 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             if tree.object_len().is_none() {
                 return Err(Rejection::bad_request("msearch body must be a JSON object"));
             }
-            top_highlights += usize::from(tree.contains_key("highlight"));
             match rewrite::search_tree(
                 tree,
                 arena.has_knn_key(),
+                arena.highlight_keys() - highlights_before,
                 &scope.filters,
                 Some(&mut accepted),
             )? {
@@ -120,9 +119,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         },
     )
     .ok()?;
-    // Inner hits' names are checked on the serde path only (`rewrite::search`), and so are
-    // highlights anywhere but at a search's top level.
-    if arena.has_inner_hits_key() || arena.highlight_keys() != top_highlights {
+    // Inner hits' names are checked on the serde path only (`rewrite::search`).
+    if arena.has_inner_hits_key() {
         return None;
     }
     let mut timeouts = Vec::with_capacity(trees.len());
@@ -1394,8 +1392,15 @@ mod tests {
             filters: &'a FilterSet,
             accepted: &mut rewrite::Accepted<'a>,
         ) -> Result<Option<Vec<u8>>, Rejection> {
+            let before = arena.highlight_keys();
             let tree = tree::parse(body.as_bytes(), arena)?;
-            let out = rewrite::search_tree(tree, arena.has_knn_key(), filters, Some(accepted))?;
+            let out = rewrite::search_tree(
+                tree,
+                arena.has_knn_key(),
+                arena.highlight_keys() - before,
+                filters,
+                Some(accepted),
+            )?;
             Ok(out.map(|n| {
                 let mut bytes = Vec::new();
                 tree::write(&n, &mut bytes);
