@@ -2570,6 +2570,11 @@ impl Oracle {
             // on one path fail ("already contains an entry"); the explain API ignores them.
             return (Outcome::BothFailed, String::new());
         }
+        if case.kind == Kind::Explain && theirs.status == 599 && mine.status != 599 {
+            // ONLY_A's explain API dropped the connection (osmem on an empty `range`, review
+            // 14); esgate asks it as a filtered search: not comparable.
+            return (Outcome::BothFailed, String::new());
+        }
         if case.kind == Kind::Explain
             && mine.status == 400
             && mine.body["error"]["root_cause"][0]["reason"]
