@@ -82,6 +82,16 @@ fn direct_msearch(lines: &[Value]) -> String {
         let mut header = pair[0].clone();
         header["index"] = json!(DIRECT_INDEX);
         let mut body = pair[1].clone();
+        // esgate highlights with the client's query, not the filters (review 14).
+        if body
+            .get("highlight")
+            .is_some_and(|h| h.get("highlight_query").is_none())
+        {
+            body["highlight"]["highlight_query"] = body
+                .get("query")
+                .cloned()
+                .unwrap_or_else(|| json!({"match_all": {}}));
+        }
         let wrapped = wrap_for_tenant_a(body.get("query"));
         body["query"] = wrapped;
         if let Some(sort) = body.get("sort").and_then(Value::as_object) {

@@ -324,6 +324,8 @@ enum Kind {
     /// A point in time opened on the path's index (the path is the index part), searched with
     /// this body, closed.
     Pit(Value),
+    /// `_terms_enum`: the terms compared (esgate emulates it with a filtered aggregation).
+    TermsEnum,
     /// Anything else: compared whole.
     Plain,
 }
@@ -402,6 +404,9 @@ impl Gen {
             &["bool", "bool", "constant_score", "dis_max", "boosting"]
         };
         // Always refused (README "Term statistics"): rare, or it would hide the rest.
+        if leaf && self.rng.chance(25) {
+            return self.wide_query();
+        }
         let kind = if leaf && self.rng.chance(2) {
             "fuzzy"
         } else {
@@ -571,6 +576,9 @@ impl Gen {
     }
 
     fn agg(&mut self, depth: u32) -> (&'static str, Value) {
+        if self.rng.chance(25) {
+            return self.wide_agg(depth);
+        }
         let kind = self.rng.pick(&[
             "terms",
             "terms",
@@ -976,6 +984,9 @@ impl Gen {
             self.tag("stored_fields");
             b.insert("stored_fields".into(), json!(["_none_"]));
         }
+        if self.rng.chance(20) {
+            self.wide_top(&mut b);
+        }
         Value::Object(b)
     }
 
@@ -990,6 +1001,30 @@ impl Gen {
             "n:[-100 TO 0]",
             "_exists_:price",
             "hello AND NOT fox",
+            // Review 14: field syntax, metadata fields, existence, expansions.
+            "_exists_:user",
+            "NOT _exists_:user",
+            "_exists_:items.sku",
+            "_index:logs-1",
+            "_index:secret-1",
+            "_id:b1",
+            "_id:(a1 OR b1 OR s1)",
+            "tenant:*",
+            "user:(aaron OR zed OR alice)",
+            "items.sku:x9",
+            "n:>1000",
+            "n:[* TO 0]",
+            "@timestamp:[2023-01-01 TO 2023-12-31]",
+            "user:zed~",
+            "user:/z.*/",
+            "status:fat*",
+            "message:secret*",
+            "user:ali?e",
+            "*:*",
+            "message:\"hello secretword\"",
+            "tags:black OR tags:red",
+            "_source:x",
+            "u*:zed",
         ])
     }
 
@@ -1162,6 +1197,14 @@ impl Gen {
                 for k in ["search_after", "collapse", "rescore", "from"] {
                     m.remove(k);
                 }
+                if self.rng.chance(20) {
+                    self.tag("w:slice");
+                    let mut slice = json!({"id": self.rng.below(2), "max": 2});
+                    if self.rng.chance(40) {
+                        slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
+                    }
+                    m.insert("slice".into(), slice);
+                }
             }
             (
                 "POST",
@@ -1206,6 +1249,473 @@ impl Gen {
             gzip,
             kind,
             features: std::mem::take(&mut self.features),
+        }
+    }
+}
+
+/// Shapes added in review 14 (the grammar's thin places): expansions with limits, rare query
+/// types, pipeline and sampling aggregations, bucket options, top-level options.
+impl Gen {
+    fn wide_query(&mut self) -> Value {
+        let kind = self.rng.pick(&[
+            "match_phrase_prefix",
+            "match_bool_prefix",
+            "more_like_this",
+            "intervals",
+            "pinned",
+            "distance_feature",
+            "wrapper",
+            "span",
+            "case_insensitive",
+            "range_keyword",
+            "nested_named",
+            "query_string_meta",
+            "regexp_flags",
+            "exists_nested",
+            "terms_lookup",
+            "script",
+            "has_child",
+            "nested_deep",
+            "match_options",
+            "prefix_rewrite",
+            "simple_flags",
+            "range_options",
+            "ids_many",
+            "multi_match_more",
+        ]);
+        self.tag(match kind {
+            "match_phrase_prefix" | "match_bool_prefix" | "prefix_rewrite" => {
+                "w:q:prefix_expansion"
+            }
+            "more_like_this" => "w:q:more_like_this",
+            "intervals" => "w:q:intervals",
+            "pinned" | "ids_many" => "w:q:pinned_ids",
+            "distance_feature" => "w:q:distance_feature",
+            "wrapper" | "script" | "has_child" => "w:q:refused_kinds",
+            "span" => "w:q:span",
+            "case_insensitive" | "regexp_flags" => "w:q:case_insensitive",
+            "range_keyword" | "range_options" => "w:q:range_options",
+            "nested_named" | "nested_deep" => "w:q:nested_inner_hits",
+            "query_string_meta" => "w:q:query_string_fields",
+            "exists_nested" => "w:q:exists_nested",
+            "terms_lookup" => "w:q:terms_lookup",
+            "match_options" | "multi_match_more" | "simple_flags" => "w:q:match_options",
+            _ => "w:q:other",
+        });
+        let r = &mut self.rng;
+        match kind {
+            "match_phrase_prefix" => json!({"match_phrase_prefix": {"message": {
+                "query": r.pick(&["hello f", "quick b", "s", "z"]), "max_expansions": r.pick(&[1, 2, 50])}}}),
+            "match_bool_prefix" => json!({"match_bool_prefix": {"message": r.pick(&["fox s", "hello z", "qu"])}}),
+            "more_like_this" => json!({"more_like_this": {"fields": ["message"],
+                "like": r.pick(&["hello fox secretword", "quick brown dog"]), "min_term_freq": 1, "min_doc_freq": 1}}),
+            "intervals" => r.pick(&[
+                json!({"intervals": {"message": {"match": {"query": "hello fox", "max_gaps": 3}}}}),
+                json!({"intervals": {"message": {"prefix": {"prefix": "s"}}}}),
+                json!({"intervals": {"message": {"any_of": {"intervals": [
+                    {"match": {"query": "zebra"}}, {"match": {"query": "dog"}}]}}}}),
+                json!({"intervals": {"message": {"wildcard": {"pattern": "z*"}}}}),
+            ]),
+            "pinned" => json!({"pinned": {"ids": ["b1", "a3", "s1"], "organic": {"match_all": {}}}}),
+            "ids_many" => json!({"ids": {"values": ["a0", "b0", "s0", "a1", "b1", "a2", "b2", "a3", "b3"]}}),
+            "distance_feature" => json!({"distance_feature": {"field": "@timestamp", "origin": "2024-04-01", "pivot": "7d"}}),
+            "wrapper" => json!({"wrapper": {"query": "eyJtYXRjaF9hbGwiOnt9fQ=="}}),
+            "script" => json!({"script": {"script": "doc['n'].value > 10"}}),
+            "has_child" => json!({"has_child": {"type": "c", "query": {"match_all": {}}, "ignore_unmapped": true}}),
+            "span" => r.pick(&[
+                json!({"span_near": {"clauses": [{"span_term": {"message": "hello"}}, {"span_term": {"message": "fox"}}], "slop": 2, "in_order": false}}),
+                json!({"span_first": {"match": {"span_term": {"message": "quick"}}, "end": 2}}),
+                json!({"span_or": {"clauses": [{"span_term": {"user": "zed"}}, {"span_term": {"user": "carol"}}]}}),
+                json!({"span_multi": {"match": {"prefix": {"user": {"value": "a"}}}}}),
+                json!({"span_not": {"include": {"span_term": {"message": "hello"}}, "exclude": {"span_term": {"message": "fox"}}}}),
+            ]),
+            "case_insensitive" => r.pick(&[
+                json!({"term": {"user": {"value": "ALICE", "case_insensitive": true}}}),
+                json!({"prefix": {"user": {"value": "A", "case_insensitive": true}}}),
+                json!({"wildcard": {"status": {"value": "F*", "case_insensitive": true}}}),
+            ]),
+            "regexp_flags" => json!({"regexp": {"user": {"value": r.pick(&["a.*e", "z~e", "<1-9>", "a&.*e"]), "flags": r.pick(&["ALL", "COMPLEMENT|INTERVAL", "NONE"])}}}),
+            "range_keyword" => json!({"range": {r.pick(&["user", "status", "tags"]): {r.pick(&["gte", "gt", "lt"]): r.pick(&["a", "b", "c", "zz"])}}}),
+            "range_options" => r.pick(&[
+                json!({"range": {"@timestamp": {"gte": "01/03/2024", "format": "dd/MM/yyyy", "time_zone": "+01:00"}}}),
+                json!({"range": {"n": {"gt": 10, "lte": 50, "relation": "WITHIN", "boost": 2}}}),
+                json!({"range": {"@timestamp": {"gte": "2024", "lt": "2025", "format": "yyyy"}}}),
+                json!({"range": {"price": {"gte": null, "lt": 20}}}),
+            ]),
+            "nested_named" => json!({"nested": {"path": "items", "score_mode": r.pick(&["max", "sum", "none"]),
+                "query": {"range": {"items.qty": {"gte": r.pick(&[0, 2, 100])}}},
+                "inner_hits": {"name": r.pick(&["q", "items"]), "size": 2, "from": r.below(2), "sort": [{"items.qty": "desc"}],
+                    "_source": r.pick(&[json!(false), json!(["items.sku"]), json!(true)])}}}),
+            "nested_deep" => json!({"nested": {"path": "items", "query": {"bool": {
+                "must": [{"term": {"items.sku": r.pick(&["s1", "x9", "s2"])}}],
+                "must_not": [{"range": {"items.qty": {"gte": 100}}}]}},
+                "inner_hits": {"highlight": {"fields": {"items.sku": {}}}, "docvalue_fields": ["items.qty"]}}}),
+            "query_string_meta" => json!({"query_string": {"query": r.pick(&[
+                "_index:logs-1 AND user:a*", "_id:b1 OR _id:a1", "items.sku:x9", "user:(aaron OR zed OR alice)",
+                "n:>1000", "n:<0", "@timestamp:[2023-01-01 TO 2023-12-31]", "_exists_:items", "tenant:*",
+                "user:zed~", "user:/z.*/", "*:*", "NOT _exists_:user", "status:fat*", "message:\"hello secretword\"",
+                "user:ali?e", "tags:(black AND red)", "_exists_:tenant AND NOT tenant:a",
+            ]), "default_field": r.pick(&["*", "message", "user"]), "analyze_wildcard": r.chance(50)}}),
+            "exists_nested" => json!({"exists": {"field": r.pick(&["items.sku", "items.qty", "items", "_source", "tenant"])}}),
+            "terms_lookup" => json!({"terms": {"user": {"index": r.pick(&["logs-1", "logs-2", "logs-sneak"]),
+                "id": r.pick(&["a2", "a3", "b1", "s0"]), "path": "user"}}}),
+            "match_options" => json!({"match": {"message": {"query": r.pick(&["hello zebra", "fox secretword dog"]),
+                r.pick(&["minimum_should_match", "zero_terms_query", "fuzziness", "lenient", "auto_generate_synonyms_phrase_query"]):
+                r.pick(&[json!("2"), json!("all"), json!("AUTO"), json!(true), json!("0")])}}}),
+            "multi_match_more" => json!({"multi_match": {"query": r.pick(&["alice fatal", "zed ok", "hello"]),
+                "fields": r.pick(&[json!(["user", "status"]), json!(["*"]), json!(["u*", "message^2"])]),
+                "type": r.pick(&["bool_prefix", "phrase_prefix", "most_fields", "cross_fields"]),
+                "operator": r.pick(&["and", "or"])}}),
+            "prefix_rewrite" => json!({"prefix": {"user": {"value": r.pick(&["a", "z"]),
+                "rewrite": r.pick(&["constant_score", "top_terms_1", "scoring_boolean", "constant_score_boolean"])}}}),
+            "simple_flags" => json!({"simple_query_string": {"query": r.pick(&["zed | alice", "fox~1", "se*", "\"hello fox\"~2", "-zebra"]),
+                "fields": r.pick(&[json!(["message", "user"]), json!(["*"])]), "flags": r.pick(&["ALL", "PREFIX|OR", "NONE", "FUZZY"]),
+                "default_operator": r.pick(&["and", "or"])}}),
+            _ => json!({"match_all": {}}),
+        }
+    }
+
+    fn wide_agg(&mut self, depth: u32) -> (&'static str, Value) {
+        let kind = self.rng.pick(&[
+            "significant_text",
+            "diversified_sampler",
+            "random_sampler",
+            "terms_partition",
+            "top_metrics",
+            "pipeline",
+            "histogram_opts",
+            "date_histogram_opts",
+            "composite_sources",
+            "boxplot",
+            "matrix_stats",
+            "rate",
+            "terms_opts",
+            "rare_terms_max",
+            "cardinality_precision",
+            "filters_other",
+            "top_hits_more",
+            "reverse_nested_deep",
+            "missing_nested",
+            "range_keyed",
+            "multi_terms_more",
+            "terms_script",
+            "geo",
+            "ip_range",
+            "variable_width",
+            "children",
+        ]);
+        self.tag(match kind {
+            "significant_text" => "w:agg:significant_text",
+            "diversified_sampler" | "random_sampler" => "w:agg:samplers",
+            "terms_partition" => "w:agg:terms.partition",
+            "top_metrics" => "w:agg:top_metrics",
+            "pipeline" => "w:agg:pipeline",
+            "histogram_opts" | "date_histogram_opts" | "variable_width" => "w:agg:histogram_opts",
+            "composite_sources" => "w:agg:composite_sources",
+            "boxplot" | "matrix_stats" | "rate" | "cardinality_precision" => "w:agg:metrics",
+            "terms_opts" | "rare_terms_max" | "multi_terms_more" => "w:agg:terms_opts",
+            "filters_other" => "w:agg:filters_other",
+            "top_hits_more" => "w:agg:top_hits_more",
+            "reverse_nested_deep" | "missing_nested" => "w:agg:nested",
+            "range_keyed" | "ip_range" => "w:agg:range",
+            _ => "w:agg:refused_kinds",
+        });
+        let kw = self.rng.pick(&["user", "status", "tags"]);
+        let num = self.rng.pick(&["n", "price"]);
+        let r = &mut self.rng;
+        let agg = match kind {
+            "significant_text" => json!({"significant_text": {"field": "message"}}),
+            "diversified_sampler" => {
+                json!({"diversified_sampler": {"shard_size": 5, "field": "user"},
+                "aggs": {"t": {"terms": {"field": kw}}}})
+            }
+            "random_sampler" => json!({"random_sampler": {"probability": 0.5, "seed": 7},
+                "aggs": {"c": {"value_count": {"field": kw}}}}),
+            "terms_partition" => json!({"terms": {"field": kw, "size": 10,
+                "include": {"partition": r.below(3), "num_partitions": 3}}}),
+            "top_metrics" => json!({"top_metrics": {"metrics": {"field": num},
+                "sort": r.pick(&[json!({"n": "asc"}), json!({"@timestamp": "desc"}), json!({"price": "asc"})]),
+                "size": 1 + r.below(3)}}),
+            "pipeline" => {
+                let p = r.pick(&[
+                    json!({"cs": {"cumulative_sum": {"buckets_path": "s"}}}),
+                    json!({"d": {"derivative": {"buckets_path": "s"}}}),
+                    json!({"sel": {"bucket_selector": {"buckets_path": {"x": "s"}, "script": "params.x > 100"}}}),
+                    json!({"bs": {"bucket_script": {"buckets_path": {"x": "s"}, "script": "params.x * 2"}}}),
+                    json!({"mf": {"moving_fn": {"buckets_path": "s", "window": 2, "script": "MovingFunctions.max(values)"}}}),
+                    json!({"sd": {"serial_diff": {"buckets_path": "s", "lag": 1}}}),
+                    json!({"sort": {"bucket_sort": {"sort": [{"_count": "desc"}], "size": 2, "from": 1}}}),
+                    json!({"sel2": {"bucket_selector": {"buckets_path": {"c": "_count"}, "script": {"source": "params.c > 1"}}}}),
+                ]);
+                let mut aggs = json!({"s": {"sum": {"field": "n"}}});
+                for (k, v) in p.as_object().into_iter().flatten() {
+                    aggs[k] = v.clone();
+                }
+                let mut outer = json!({"date_histogram": {"field": "@timestamp", "calendar_interval": "month"}, "aggs": aggs});
+                if r.chance(50) {
+                    // Sibling pipelines next to the histogram are added by the caller's map: here
+                    // a terms parent with a bucket_sort instead.
+                    outer = json!({"terms": {"field": "user"}, "aggs": {"s": {"sum": {"field": "n"}},
+                        "o": {"bucket_sort": {"sort": [{"s": "desc"}], "size": 2}}}});
+                }
+                outer
+            }
+            "histogram_opts" => {
+                let mut h = json!({"field": "n", "interval": r.pick(&[10, 100])});
+                match r.below(4) {
+                    0 => h["hard_bounds"] = json!({"min": -100, "max": 3000}),
+                    1 => h["offset"] = json!(5),
+                    2 => h["missing"] = json!(-40),
+                    _ => {
+                        h["min_doc_count"] = json!(0);
+                        h["hard_bounds"] = json!({"min": 0, "max": 100});
+                    }
+                }
+                if r.chance(30) {
+                    h["order"] = json!({"_count": "desc"});
+                }
+                json!({ "histogram": h })
+            }
+            "date_histogram_opts" => {
+                let mut h = json!({"field": "@timestamp"});
+                match r.below(4) {
+                    0 => h["fixed_interval"] = json!("30d"),
+                    1 => {
+                        h["calendar_interval"] = json!("month");
+                        h["offset"] = json!("+1d");
+                        h["time_zone"] = json!("Europe/Paris");
+                    }
+                    2 => {
+                        h["calendar_interval"] = json!("year");
+                        h["missing"] = json!("2023-01-01");
+                    }
+                    _ => {
+                        h["calendar_interval"] = json!("quarter");
+                        h["min_doc_count"] = json!(0);
+                        h["hard_bounds"] = json!({"min": "2024-01-01", "max": "2024-12-31"});
+                        h["format"] = json!("yyyy-MM");
+                    }
+                }
+                json!({ "date_histogram": h })
+            }
+            "variable_width" => {
+                json!({"variable_width_histogram": {"field": num, "buckets": 2 + r.below(3)}})
+            }
+            "composite_sources" => {
+                let src = r.pick(&[
+                    json!({"h": {"histogram": {"field": "n", "interval": 20}}}),
+                    json!({"d": {"date_histogram": {"field": "@timestamp", "calendar_interval": "month"}}}),
+                    json!({"u": {"terms": {"field": "user", "order": "desc", "missing_bucket": true}}}),
+                    json!({"s": {"terms": {"field": "status"}}}),
+                ]);
+                let after = match src
+                    .as_object()
+                    .and_then(|o| o.keys().next())
+                    .map(String::as_str)
+                {
+                    Some("h") => json!({"h": r.pick(&[json!(-40), json!(20), json!(1000)])}),
+                    Some("d") => {
+                        json!({"d": r.pick(&[1_673_000_000_000u64, 1_709_251_200_000u64])})
+                    }
+                    Some("u") => {
+                        json!({"u": r.pick(&[json!("zed"), json!("carol"), json!(null), json!("aaron")])})
+                    }
+                    _ => json!({"s": r.pick(&["fatal", "ok", "error"])}),
+                };
+                let mut c = json!({"sources": [src], "size": 1 + r.below(3)});
+                if r.chance(70) {
+                    c["after"] = after;
+                }
+                json!({ "composite": c })
+            }
+            "boxplot" => json!({"boxplot": {"field": num}}),
+            "matrix_stats" => json!({"matrix_stats": {"fields": ["n", "price"]}}),
+            "rate" => {
+                json!({"date_histogram": {"field": "@timestamp", "calendar_interval": "month"},
+                "aggs": {"r": {"rate": {"field": "n", "unit": "day"}}}})
+            }
+            "cardinality_precision" => {
+                json!({"cardinality": {"field": kw, "precision_threshold": r.pick(&[1, 100])}})
+            }
+            "terms_opts" => {
+                let mut t = json!({"field": r.pick(&[kw, "n", "price"])});
+                match r.below(6) {
+                    0 => t["execution_hint"] = json!("map"),
+                    1 => t["collect_mode"] = json!("breadth_first"),
+                    2 => t["shard_size"] = json!(1),
+                    3 => t["missing"] = json!(r.pick(&[json!(-1), json!("zz")])),
+                    4 => t["value_type"] = json!("string"),
+                    _ => t["format"] = json!("0.0"),
+                }
+                if r.chance(40) {
+                    t["size"] = json!(1 + r.below(3));
+                    t["order"] = json!(r.pick(&[
+                        json!({"_key": "desc"}),
+                        json!({"_count": "asc"}),
+                        json!([{"_count": "desc"}, {"_key": "asc"}])
+                    ]));
+                }
+                json!({ "terms": t })
+            }
+            "rare_terms_max" => {
+                json!({"rare_terms": {"field": kw, "max_doc_count": 1 + r.below(3)}})
+            }
+            "multi_terms_more" => {
+                json!({"multi_terms": {"terms": [{"field": "status"}, {"field": "n"}],
+                "size": 1 + r.below(4), "order": {"_key": "asc"}}})
+            }
+            "filters_other" => {
+                json!({"filters": {"filters": [{"term": {"user": "alice"}}, {"term": {"status": "fatal"}}],
+                "other_bucket": true}})
+            }
+            "top_hits_more" => {
+                let mut h = json!({"fields": {"message": {}}});
+                if r.chance(70) {
+                    h["highlight_query"] = json!({"match": {"message": "fox zebra"}});
+                }
+                json!({"top_hits": {"size": 2, "sort": [{"@timestamp": "desc"}],
+                "highlight": h, "docvalue_fields": ["n"], "_source": false,
+                "version": r.chance(50), "from": r.below(3)}})
+            }
+            "reverse_nested_deep" => {
+                json!({"nested": {"path": "items"}, "aggs": {"f": {"filter": {"term": {"items.sku": r.pick(&["s1", "x9", "s2"])}},
+                "aggs": {"back": {"reverse_nested": {}, "aggs": {"top": {"top_hits": {"size": 2, "_source": ["user"], "sort": [{"n": "asc"}]}},
+                "st": {"terms": {"field": "status"}}}}}}}})
+            }
+            "missing_nested" => {
+                json!({"nested": {"path": "items"}, "aggs": {"m": {"missing": {"field": "items.sku"}},
+                "c": {"cardinality": {"field": "items.sku"}}, "s": {"stats": {"field": "items.qty"}}}})
+            }
+            "range_keyed" => {
+                json!({"range": {"field": num, "keyed": true, "ranges": [{"key": "lo", "to": 20}, {"key": "hi", "from": 20}]}})
+            }
+            "ip_range" => json!({"ip_range": {"field": "user", "ranges": [{"to": "10.0.0.5"}]}}),
+            "terms_script" => json!({"terms": {"script": {"source": "doc['user'].value"}}}),
+            "geo" => json!({"geo_centroid": {"field": "loc"}}),
+            _ => json!({"children": {"type": "c"}}),
+        };
+        let _ = depth;
+        (kind, agg)
+    }
+
+    fn wide_top(&mut self, b: &mut Map<String, Value>) {
+        match self.rng.below(9) {
+            0 => {
+                self.tag("w:highlight");
+                let h = self.rng.pick(&[
+                    json!({"fields": {"*": {}}, "require_field_match": false}),
+                    json!({"fields": {"message": {"type": "plain", "fragment_size": 10, "number_of_fragments": 1}},
+                        "highlight_query": {"match": {"message": "secretword zebra fox"}}}),
+                    json!({"fields": [{"message": {}}, {"user": {"no_match_size": 5}}], "pre_tags": ["<"], "post_tags": [">"]}),
+                    json!({"fields": {"user": {"matched_fields": ["user"], "type": "unified"}}}),
+                ]);
+                b.insert("highlight".into(), h);
+            }
+            1 => {
+                self.tag("w:fields");
+                let f = self.rng.pick(&[
+                    json!([{"field": "*", "include_unmapped": true}]),
+                    json!([{"field": "@timestamp", "format": "yyyy"}, "items.*"]),
+                    json!(["_id", "_index", "_routing"]),
+                    json!(["u*", "t*"]),
+                ]);
+                b.insert("fields".into(), f);
+            }
+            2 => {
+                self.tag("w:docvalue_fields");
+                let f = self.rng.pick(&[
+                    json!(["_id"]),
+                    json!(["_index", "n"]),
+                    json!([{"field": "price", "format": "0.0"}]),
+                    json!(["items.qty"]),
+                    json!(["_seq_no"]),
+                ]);
+                b.insert("docvalue_fields".into(), f);
+            }
+            3 => {
+                self.tag("w:sort");
+                let s = self.rng.pick(&[
+                    json!([{"items.qty": {"order": "asc", "mode": "max", "nested": {"path": "items", "max_children": 1}}}, {"n": "asc"}]),
+                    json!([{"nosuch": {"order": "asc", "unmapped_type": "long"}}, {"n": "asc"}]),
+                    json!([{"n": {"order": "desc", "numeric_type": "double"}}]),
+                    json!([{"price": {"order": "asc", "missing": "_first", "mode": "avg"}}, {"n": "asc"}]),
+                    json!([{"@timestamp": {"order": "asc", "format": "strict_date_optional_time_nanos"}}, {"n": "asc"}]),
+                    json!([{"_script": {"type": "number", "script": "doc['n'].value", "order": "asc"}}]),
+                    json!([{"tags": {"order": "asc", "missing": "_last", "mode": "max"}}, {"n": "desc"}]),
+                ]);
+                b.insert("sort".into(), s);
+                if self.rng.chance(40) {
+                    self.tag("w:search_after");
+                    let after =
+                        self.rng
+                            .pick(&[json!([0, 20]), json!([-100, 0]), json!([1000, 1])]);
+                    if let Some(n) = b.get("sort").and_then(Value::as_array).map(Vec::len) {
+                        if n == 2 {
+                            b.insert("search_after".into(), after);
+                        }
+                    }
+                }
+            }
+            4 => {
+                self.tag("w:collapse");
+                let c = self.rng.pick(&[
+                    json!({"field": "status", "inner_hits": [{"name": "a", "size": 1, "sort": [{"n": "asc"}]},
+                        {"name": "b", "size": 2, "sort": [{"n": "desc"}], "_source": ["user"]}], "max_concurrent_group_searches": 2}),
+                    json!({"field": "user", "inner_hits": {"name": "i", "size": 2, "collapse": {"field": "status"}, "sort": [{"n": "asc"}]}}),
+                    json!({"field": "n"}),
+                    json!({"field": "tags"}),
+                ]);
+                b.insert("collapse".into(), c);
+                b.insert("sort".into(), json!([{"n": "asc"}]));
+                b.remove("search_after");
+                b.remove("rescore");
+            }
+            5 => {
+                self.tag("w:rescore");
+                let rq = self.query(2);
+                b.insert(
+                    "rescore".into(),
+                    self.rng.pick(&[
+                        json!([{"window_size": 3, "query": {"rescore_query": rq, "score_mode": "max", "query_weight": 0.5}},
+                            {"window_size": 2, "query": {"rescore_query": {"match": {"message": "fox"}}}}]),
+                        json!({"window_size": 50, "query": {"rescore_query": rq, "score_mode": "multiply"}}),
+                    ]),
+                );
+                b.remove("sort");
+                b.remove("collapse");
+            }
+            6 => {
+                self.tag("w:_source");
+                let s = self.rng.pick(&[
+                    json!({"includes": "*"}),
+                    json!({"excludes": ["message", "items"]}),
+                    json!("user"),
+                    json!({"include": ["items.sku"]}),
+                ]);
+                b.insert("_source".into(), s);
+            }
+            7 => {
+                self.tag("w:stored_fields");
+                b.insert(
+                    "stored_fields".into(),
+                    self.rng.pick(&[
+                        json!(["_source", "_routing"]),
+                        json!("_none_"),
+                        json!(["user"]),
+                    ]),
+                );
+            }
+            _ => {
+                self.tag("w:indices_boost");
+                b.insert(
+                    "indices_boost".into(),
+                    self.rng.pick(&[
+                        json!({"logs-1": 2}),
+                        json!([{"logs-all": 3}]),
+                        json!([{"logs-sneak": 1}]),
+                    ]),
+                );
+            }
         }
     }
 }
@@ -1317,7 +1827,55 @@ impl Gen {
         &mut self,
         index: &'static str,
     ) -> (&'static str, String, Option<Body>, Kind, &'static str) {
-        match self.rng.below(6) {
+        match self.rng.below(9) {
+            6 => {
+                let mut b = json!({"field": self.rng.pick(&["user", "status", "tags", "items.sku", "tenant", "_index"]),
+                    "string": self.rng.pick(&["", "a", "z", "f", "s", "b"])});
+                if self.rng.chance(30) {
+                    b["size"] = json!(1 + self.rng.below(3));
+                }
+                if self.rng.chance(20) {
+                    b["case_insensitive"] = json!(true);
+                }
+                if self.rng.chance(15) {
+                    b["index_filter"] = json!({"range": {"@timestamp": {"gte": "2024-01-01"}}});
+                }
+                if self.rng.chance(15) {
+                    b["search_after"] = json!(self.rng.pick(&["alice", "b"]));
+                }
+                (
+                    "POST",
+                    format!("/{index}/_terms_enum"),
+                    Some(Body::Json(b)),
+                    Kind::TermsEnum,
+                    "ep:_terms_enum",
+                )
+            }
+            7 => (
+                "GET",
+                format!(
+                    "/{index}/_field_caps?{}",
+                    self.rng.pick(&[
+                        "fields=user,items.*",
+                        "fields=*&include_unmapped=true",
+                        "fields=*&filters=-metadata",
+                        "fields=n&types=integer",
+                    ])
+                ),
+                None,
+                Kind::FieldCaps,
+                "ep:_field_caps",
+            ),
+            8 => (
+                "GET",
+                format!(
+                    "/{index}/_mapping/field/{}",
+                    self.rng.pick(&["user", "items.*", "*", "_id"])
+                ),
+                None,
+                Kind::Plain,
+                "ep:_mapping/field",
+            ),
             0 => (
                 "GET",
                 format!("/_cat/indices/{index}?format=json&h=index,status,health"),
@@ -1363,6 +1921,14 @@ impl Gen {
                 if let Some(m) = b.as_object_mut() {
                     m.remove("search_after");
                     m.remove("rescore");
+                    if self.rng.chance(20) {
+                        self.tag("w:slice");
+                        let mut slice = json!({"id": self.rng.below(3), "max": 3});
+                        if self.rng.chance(40) {
+                            slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
+                        }
+                        m.insert("slice".into(), slice);
+                    }
                 }
                 (
                     "POST",
@@ -1718,6 +2284,14 @@ fn normalise_search(v: &mut Value, body: &Value) {
         if body.get("terminate_after").is_some() {
             hits.as_object_mut().map(|h| h.remove("total"));
         }
+        // A score-ordered page after a score value is emptied above (its hits follow the
+        // scores): empty either way.
+        if hits
+            .get("hits")
+            .is_some_and(|h| h.as_array().is_some_and(Vec::is_empty))
+        {
+            hits.as_object_mut().map(|h| h.remove("hits"));
+        }
     }
     if body.get("terminate_after").is_some() {
         v.as_object_mut().map(|o| o.remove("aggregations"));
@@ -1776,6 +2350,7 @@ fn normalise(kind: &Kind, v: &mut Value) {
             }
         }
         Kind::Validate => *v = json!({"valid": v["valid"]}),
+        Kind::TermsEnum => *v = json!({"terms": v["terms"]}),
         // esgate cuts index-wide statistics from explanations (README): compare the verdict.
         Kind::Explain => {
             *v = json!({"matched": v["matched"].as_bool().unwrap_or(false), "_id": v["_id"], "_index": v["_index"]})
@@ -1913,6 +2488,35 @@ impl Oracle {
             }
         }
         let forwarded: Vec<_> = passed.into_iter().filter(|p| !p.is_lookup()).collect();
+        if case.kind == Kind::TermsEnum {
+            let theirs = self.terms_enum_of_only_a(case).await;
+            if theirs.status == 501 {
+                // Not modelled: only esgate's own refusal and other tenants' terms are judged.
+                let named = markers(&Value::String(describe(case)));
+                let extra: Vec<&str> = markers(&mine.body)
+                    .into_iter()
+                    .filter(|m| !named.contains(m))
+                    .collect();
+                return match (extra.is_empty(), forwarded.is_empty()) {
+                    (false, _) => (
+                        Outcome::Differs,
+                        format!(
+                            "terms only other tenants hold: {extra:?}\n esgate: {}",
+                            clip(&mine.body)
+                        ),
+                    ),
+                    (true, true) if (400..500).contains(&mine.status) => (
+                        Outcome::Refused,
+                        mine.body["error"]["reason"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
+                    _ => (Outcome::BothFailed, String::new()),
+                };
+            }
+            return self.judge(case, mine, theirs, forwarded.is_empty());
+        }
         let theirs = exchange(
             &format!("{}{}", self.only.url(), case.path),
             None,
@@ -1966,7 +2570,28 @@ impl Oracle {
             // on one path fail ("already contains an entry"); the explain API ignores them.
             return (Outcome::BothFailed, String::new());
         }
-        if case.path.contains("secret-*") && theirs.status == 404 && mine.status < 500 {
+        if case.kind == Kind::Explain && theirs.status == 599 && mine.status != 599 {
+            // ONLY_A's explain API dropped the connection (osmem on an empty `range`, review
+            // 14); esgate asks it as a filtered search: not comparable.
+            return (Outcome::BothFailed, String::new());
+        }
+        if case.kind == Kind::Explain
+            && mine.status == 400
+            && mine.body["error"]["root_cause"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("failed to create query"))
+        {
+            // A query the backend cannot build fails esgate's filtered search for the id
+            // whatever the data; osmem's explain API builds it only for a matching document
+            // (review 14: `minimum_should_match: "all"`).
+            return (Outcome::BothFailed, String::new());
+        }
+        // 599: the relay's answer when the backend dropped the connection (osmem does on
+        // `_validate/query` with an empty `range`, whatever the data; review 14).
+        if case.path.contains("secret-*")
+            && theirs.status == 404
+            && (mine.status < 500 || mine.status == 599)
+        {
             // ONLY_A has no `secret-*` at all, so a wildcard matching nothing is a 404 where
             // the backend does not allow that (`_validate/query`, `allow_no_indices=false`);
             // esgate narrows the foreign matches away and forwards the rest, whether or not
@@ -2028,6 +2653,74 @@ impl Oracle {
         }
     }
 
+    /// ONLY_A's `_terms_enum` answer: the API itself where the backend has it, else (osmem,
+    /// noida) what it means over ONLY_A's documents, read from a terms aggregation: the
+    /// field's terms with the prefix, in order, `size` of them (10). Bodies with options this
+    /// does not model (`case_insensitive`, `search_after`, `index_filter`) answer 501: not
+    /// comparable unless esgate refuses them itself.
+    async fn terms_enum_of_only_a(&self, case: &Case) -> Answer {
+        let direct = exchange(
+            &format!("{}{}", self.only.url(), case.path),
+            None,
+            case.method,
+            case,
+        )
+        .await;
+        if direct.status != 400 && direct.status != 404 && direct.status != 405 {
+            return direct;
+        }
+        let Some(Body::Json(b)) = &case.body else {
+            return direct;
+        };
+        if ["case_insensitive", "search_after", "index_filter"]
+            .iter()
+            .any(|k| b.get(*k).is_some())
+        {
+            return Answer {
+                status: 501,
+                body: json!({"not": "modelled"}),
+            };
+        }
+        let prefix = b["string"].as_str().unwrap_or("");
+        let size = b.get("size").and_then(Value::as_u64).unwrap_or(10) as usize;
+        let index = case.path.trim_end_matches("/_terms_enum");
+        // Every term, prefixed ones kept here (the backends' `include` regexps differ).
+        let agg = json!({"size": 0, "aggs": {"t": {"terms": {"field": b["field"],
+            "size": 1000, "order": {"_key": "asc"}}}}});
+        let search = Case {
+            method: "POST",
+            path: format!("{index}/_search"),
+            body: Some(Body::Json(agg)),
+            gzip: false,
+            kind: Kind::Plain,
+            features: vec![],
+        };
+        let r = exchange(
+            &format!("{}{}", self.only.url(), search.path),
+            None,
+            "POST",
+            &search,
+        )
+        .await;
+        if r.status != 200 {
+            return r;
+        }
+        let terms: Vec<Value> = r.body["aggregations"]["t"]["buckets"]
+            .as_array()
+            .map(|bs| {
+                bs.iter()
+                    .map(|x| x["key"].clone())
+                    .filter(|k| k.as_str().is_some_and(|k| k.starts_with(prefix)))
+                    .take(size)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Answer {
+            status: 200,
+            body: json!({ "terms": terms, "complete": true }),
+        }
+    }
+
     /// A point in time opened on both sides (OpenSearch's form on osmem, Elasticsearch's on
     /// noida), one search in it with the case's body, compared like a search, then closed.
     async fn run_pit(&self, case: &Case, body: &Value) -> (Outcome, String) {
@@ -2039,6 +2732,12 @@ impl Oracle {
             ),
             Flavor::Noida => ("/_pit?keep_alive=1m", "id", "/_pit"),
         };
+        if self.flavor == Flavor::Noida && case.path.contains("logs-all") {
+            // noida's point in time on an alias of two indices covers one of them (review 14:
+            // `logs-all` answers six of twelve documents where `logs-1,logs-2` answers all);
+            // esgate opens it on the concrete indices: not comparable.
+            return (Outcome::BothFailed, String::new());
+        }
         let opening = Case {
             method: "POST",
             path: format!("{}{open}", case.path),
@@ -2539,7 +3238,7 @@ async fn the_oracle_sees_an_unfiltered_token() {
         json!({"name": "unfiltered", "indices": ["logs-*"]}),
     )
     .await;
-    let (findings, table, report) = sweep(&oracle, &[13], 120, false).await;
+    let (findings, table, report) = sweep(&oracle, &[13], 200, false).await;
     let differs = |f: &str| table.get(f).map_or(0, |c| c[Outcome::Differs as usize]);
     assert!(
         differs("ep:_search") > 5 && differs("ep:_count") > 2 && differs("aggs") > 2,

@@ -162,6 +162,24 @@ fn search_bodies_hold_what_they_claim() {
         json,
         dense.as_bytes(),
     );
+    // Review 14: a highlight without its own query gets a copy of the client's query.
+    let highlighted = format!(
+        r#"{{"size":0,"highlight":{{"fields":{{"*":{{}}}}}},"query":{{"terms":{{"n":[{}]}}}}}}"#,
+        ones(n)
+    );
+    for (name, query) in [
+        ("search tree highlighted", None),
+        ("search serde highlighted", Some("sort=n")),
+    ] {
+        check(
+            name,
+            "POST",
+            "/logs-a/_search",
+            query,
+            json,
+            highlighted.as_bytes(),
+        );
+    }
     let strings = format!(
         r#"{{"size":0,"query":{{"terms":{{"n":[{}]}}}}}}"#,
         vec![r#""a""#; n / 2].join(",")

@@ -936,10 +936,59 @@ pub(crate) fn unique_inner_hits<'v>(v: J<'v>, seen: &mut Vec<&'v str>) -> Result
                     }
                 }
             }
-            m.try_each(|_, child| unique_inner_hits(child, seen))
+            m.try_each(|key, child| {
+                if key == "knn" {
+                    knn_inner_hits(child, seen)?;
+                }
+                unique_inner_hits(child, seen)
+            })
         }
         J::Array(items) => items.try_each(|i| unique_inner_hits(i, seen)),
         _ => Ok(()),
+    }
+}
+
+/// [`unique_inner_hits`] for the inner hits of kNN searches (`knn`'s value: one search or a
+/// list): a kNN search's inner hits are named, unless named explicitly, after the nested path of
+/// its field, which only the mapping knows, so every path the field may lie under (each dotted
+/// prefix: `a` and `a.b` for `a.b.vector`) counts as its name (review 14). A field without a
+/// dot has no nested path (the backend refuses its inner hits).
+pub(crate) fn knn_inner_hits<'v>(v: J<'v>, seen: &mut Vec<&'v str>) -> Result<(), Rejection> {
+    let one = |o: J<'v>, seen: &mut Vec<&'v str>| -> Result<(), Rejection> {
+        let Some(options) = o.get("inner_hits") else {
+            return Ok(());
+        };
+        let field = o.get("field").and_then(J::as_str).unwrap_or("");
+        let mut names: Vec<&'v str> = Vec::new();
+        let mut each = |h: J<'v>| {
+            match h.get("name").and_then(J::as_str) {
+                Some(name) => names.push(name),
+                None => names.extend(
+                    field
+                        .char_indices()
+                        .filter(|&(_, c)| c == '.')
+                        .map(|(i, _)| &field[..i]),
+                ),
+            }
+            Ok::<(), Rejection>(())
+        };
+        match options {
+            J::Array(items) => items.try_each(&mut each)?,
+            h => each(h)?,
+        }
+        for name in names {
+            if seen.contains(&name) {
+                return Err(Rejection::forbidden(format!(
+                    "two [inner_hits] named [{name}] in one body are refused (whether the backend accepts them can depend on other tenants' documents)"
+                )));
+            }
+            seen.push(name);
+        }
+        Ok(())
+    };
+    match v {
+        J::Array(items) => items.try_each(|i| one(i, seen)),
+        o => one(o, seen),
     }
 }
 

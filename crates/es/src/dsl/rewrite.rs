@@ -61,9 +61,21 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         check_key(TOP_LEVEL, key, J::from(value))?;
     }
     let mut names = Vec::new();
-    for value in obj.values() {
+    for (key, value) in &obj {
+        if key == "knn" {
+            crate::dsl::query::knn_inner_hits(J::from(value), &mut names)?;
+        }
         crate::dsl::query::unique_inner_hits(J::from(value), &mut names)?;
     }
+    for (key, value) in &obj {
+        if key != "highlight" {
+            nested_highlights_have_queries(J::from(value))?;
+        }
+    }
+    let highlight_query = obj
+        .get("highlight")
+        .is_some_and(|h| highlight_needs_query(J::from(h)))
+        .then(|| own_query(&obj));
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
     if !retriever::rewrite_in_body(&mut obj, filters)? {
@@ -71,6 +83,11 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     }
     // kNN searches anywhere else in the body (post_filter, aggregations, rescore, retrievers
     // and their filters) get the token's clauses too, whatever the body's shape.
+    // Before the kNN filter injection: a kNN query in the client's query gets the token's
+    // clauses in its highlight copy too.
+    if let (Some(q), Some(Value::Object(h))) = (highlight_query, obj.get_mut("highlight")) {
+        h.insert("highlight_query".to_string(), q);
+    }
     for value in obj.values_mut() {
         filter_knn_queries(value, filters);
     }
@@ -86,6 +103,71 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     Ok(Value::Object(obj))
 }
 
+/// Whether a `highlight` object highlights with the search's query: it has no
+/// `highlight_query` of its own.
+///
+/// Review 14 (the leak oracle): the backend highlights the terms of the query it runs, and
+/// after the rewrite that query holds the token's filter clauses (`bool.filter` clauses are
+/// highlighted too), so `"highlight": {"fields": {"*": {}}}` (Kibana's Discover, Grafana's
+/// logs) marked the filter's terms in every hit (`tenant: a`): the token learnt its filters'
+/// fields and values, and its answers differed from a cluster holding only its documents.
+/// Such a highlight gets the client's own query as its `highlight_query` ([`own_query`]).
+fn highlight_needs_query(highlight: J<'_>) -> bool {
+    highlight.get("highlight_query").is_none()
+}
+
+/// The query the client asked for, before the token's filters are added: the body's `query`
+/// (beside a kNN search too: its vectors highlight nothing), a standard retriever's `query`,
+/// else `match_all` (a kNN-only, hybrid or other retriever search highlights nothing then:
+/// fewer highlights than the backend would give, never the filters).
+fn own_query(obj: &Map<String, Value>) -> Value {
+    let query = match obj.get("retriever") {
+        Some(r) => r.get("standard").and_then(|s| s.get("query")),
+        None => obj.get("query"),
+    };
+    query
+        .cloned()
+        .unwrap_or_else(|| single("match_all", Value::Object(Map::new())))
+}
+
+/// A `highlight` of `top_hits` or of `collapse.inner_hits` (which highlight with the search's
+/// query, filters included, as the top-level one does: [`highlight_needs_query`]) must have its
+/// own `highlight_query`; refused without one (not copied in: a copy of the query per
+/// aggregation would multiply the body). Inner hits of `nested`, `has_child` and `has_parent`
+/// highlight with their clause's own query and are not concerned; they are allowed either way.
+fn nested_highlights_have_queries(v: J<'_>) -> Result<(), Rejection> {
+    match v {
+        J::Object(m) => {
+            for key in ["top_hits", "inner_hits"] {
+                let Some(options) = m.get(key) else {
+                    continue;
+                };
+                // Inner hits of a query clause (it has a path or a type) are not concerned.
+                if key == "inner_hits"
+                    && ["path", "type", "parent_type"]
+                        .iter()
+                        .any(|k| m.get(k).is_some())
+                {
+                    continue;
+                }
+                let bare = |o: J<'_>| o.get("highlight").is_some_and(highlight_needs_query);
+                let refused = match options {
+                    J::Array(items) => items.iter().any(bare),
+                    o => bare(o),
+                };
+                if refused {
+                    return Err(Rejection::forbidden(format!(
+                        "[highlight] in [{key}] needs its own [highlight_query] for this token (it would highlight the token's filters)"
+                    )));
+                }
+            }
+            m.try_each(|_, child| nested_highlights_have_queries(child))
+        }
+        J::Array(items) => items.try_each(nested_highlights_have_queries),
+        _ => Ok(()),
+    }
+}
+
 /// [`search`] over the borrowed tree (issue 10, goal 6) for the bodies it covers: the same
 /// checks (the [`J`] view of the same tables and code), then the same edits on the tree.
 ///
@@ -95,11 +177,15 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
 /// the same code); callers rerun `search` for its message, so only accepted bodies must match.
 /// `knn_key`: whether a key of the body may be `knn` (its arena's
 /// [`Arena::has_knn_key`](crate::request::tree::Arena::has_knn_key); `true` is always sound).
+/// `highlight_keys`: how many keys of the body are `highlight` (its parse's share of
+/// [`Arena::highlight_keys`](crate::request::tree::Arena::highlight_keys)): a body with one
+/// anywhere but at the top level is left to `search` (`nested_highlights_have_queries`).
 /// `accepted`: the top-level entries the request's earlier searches had accepted (an
 /// `_msearch`'s), not checked again; `None` for a request of one search.
 pub(crate) fn search_tree<'a>(
     body: Node<'a>,
     knn_key: bool,
+    highlight_keys: usize,
     filters: &'a FilterSet,
     mut accepted: Option<&mut Accepted<'a>>,
 ) -> Result<Option<Node<'a>>, Rejection> {
@@ -112,9 +198,11 @@ pub(crate) fn search_tree<'a>(
     // per step, nine in all, each comparing every key). The tree has no duplicate keys.
     let (mut aggs, mut aggregations, mut empty_dropped, mut sort_list) =
         (false, false, false, false);
-    for (k, v) in &obj {
+    let mut highlight = None;
+    for (i, (k, v)) in obj.iter().enumerate() {
         match &**k {
             "retriever" | "sub_searches" | "knn" => return Ok(None),
+            "highlight" => highlight = Some(i),
             "aggs" => aggs = true,
             "aggregations" => aggregations = true,
             "runtime_mappings" | "script_fields" => {
@@ -123,6 +211,9 @@ pub(crate) fn search_tree<'a>(
             "sort" => sort_list = v.object_len() > Some(1),
             _ => {}
         }
+    }
+    if highlight_keys > usize::from(highlight.is_some()) {
+        return Ok(None);
     }
     if aggs && aggregations {
         return Err(Rejection::bad_request(
@@ -158,6 +249,26 @@ pub(crate) fn search_tree<'a>(
     // No retriever, sub-search or top-level kNN: the query is wrapped (removed and appended,
     // as `wrap_entry_points` does).
     let query = query.map(|i| obj.swap_remove(i).1);
+    // As `search`: a top-level `highlight` without its own query highlights with the client's
+    // (`highlight_needs_query`). Looked up again: the empty entries dropped and the query
+    // taken out above moved entries (the key is unique).
+    if highlight.is_some() {
+        if let Some((_, h)) = obj.iter_mut().find(|(k, _)| k == "highlight") {
+            // Opened first: its entries are then compared as built ones (the parsed object's
+            // lookup reads the tape); one with its own query is written alike either way.
+            h.open();
+            if let Node::Object(entries) = h {
+                if !entries.iter().any(|(k, _)| k == "highlight_query") {
+                    let own = query.clone().unwrap_or_else(|| {
+                        Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))])
+                    });
+                    entries
+                        .make_mut()
+                        .push((Cow::Borrowed("highlight_query"), own));
+                }
+            }
+        }
+    }
     obj.push((Cow::Borrowed("query"), wrap_tree(query, filters)));
     let mut out = Node::object(obj);
     if !filters.is_empty()
@@ -544,6 +655,56 @@ mod tests {
     /// `knn` as a string value, in arrays, and the same for every body of an arena (as an
     /// msearch's lines share one).
     #[test]
+    fn the_parse_counts_highlight_keys_as_a_walk_counts_them() {
+        use crate::request::tree;
+        fn count(v: J<'_>) -> usize {
+            match v {
+                J::Object(m) => m
+                    .iter()
+                    .map(|(k, c)| usize::from(k == "highlight") + count(c))
+                    .sum(),
+                J::Array(items) => items.iter().map(count).sum(),
+                _ => 0,
+            }
+        }
+        let keys = [
+            "highlight",
+            "h\\u0069ghlight",
+            "highligh\\u0074",
+            "highlights",
+            "Highlight",
+            "x",
+        ];
+        let mut bodies = Vec::new();
+        for k in keys {
+            for other in keys {
+                bodies.push(format!(r#"{{"{k}":{{"fields":{{"*":{{}}}}}}}}"#));
+                bodies.push(format!(
+                    r#"{{"{other}":"{k}","aggs":{{"t":{{"top_hits":{{"{k}":{{}}}}}}}}}}"#
+                ));
+                bodies.push(format!(
+                    r#"{{"q":[{{"{k}":1}},{{"{other}":{{"{k}":[]}}}}]}}"#
+                ));
+            }
+        }
+        let mut found = 0;
+        for body in &bodies {
+            let arena = tree::Arena::default();
+            let Ok(parsed) = tree::parse(body.as_bytes(), &arena) else {
+                assert!(
+                    crate::request::body::parse_strict(body.as_bytes()).is_err(),
+                    "{body}"
+                );
+                continue;
+            };
+            let walked = count(J::from(&parsed));
+            assert_eq!(arena.highlight_keys(), walked, "{body}");
+            found += walked;
+        }
+        assert!(found > 50, "{found}");
+    }
+
+    #[test]
     fn the_parse_knows_knn_keys_as_a_walk_finds_them() {
         use crate::request::tree;
         let keys = [
@@ -607,7 +768,7 @@ mod tests {
         assert!(!tenant_a().clauses_hold_knn());
         let arena = crate::request::tree::Arena::default();
         let tree = crate::request::tree::parse(body, &arena).unwrap();
-        assert!(search_tree(tree, arena.has_knn_key(), &knn, None)
+        assert!(search_tree(tree, arena.has_knn_key(), 0, &knn, None)
             .unwrap()
             .is_none());
         let two = FilterSet::new([
@@ -617,7 +778,7 @@ mod tests {
         ]);
         for filters in [tenant_a(), two, FilterSet::default()] {
             let tree = crate::request::tree::parse(body, &arena).unwrap();
-            let out = search_tree(tree, arena.has_knn_key(), &filters, None)
+            let out = search_tree(tree, arena.has_knn_key(), 0, &filters, None)
                 .unwrap()
                 .unwrap();
             let mut bytes = Vec::new();
@@ -1037,6 +1198,76 @@ mod tests {
         }
     }
 
+    /// Review 14 (the leak oracle): the backend highlights the terms of the query it runs,
+    /// the token's filter clauses included, so a top-level `highlight` without a query of its
+    /// own gets the client's query (`match_all` when it has none); a `highlight` of `top_hits`
+    /// or `collapse.inner_hits` without one is refused; inner hits of a query clause and
+    /// highlights with their own query are left as they are.
+    #[test]
+    fn highlights_use_the_clients_query_not_the_filters() {
+        let hl = |body: Value| -> Value {
+            let out = search(Some(body.clone()), &tenant_a()).expect("accepted");
+            out["highlight"]["highlight_query"].clone()
+        };
+        let q = json!({"match": {"message": "fox"}});
+        assert_eq!(
+            hl(json!({"query": q, "highlight": {"fields": {"*": {}}}})),
+            q
+        );
+        assert_eq!(
+            hl(json!({"highlight": {"fields": {"*": {}}}})),
+            json!({"match_all": {}})
+        );
+        let own = json!({"term": {"user": "x"}});
+        assert_eq!(
+            hl(json!({"query": q, "highlight": {"fields": {"*": {}}, "highlight_query": own}})),
+            own
+        );
+        assert_eq!(
+            hl(
+                json!({"retriever": {"standard": {"query": q}}, "highlight": {"fields": {"*": {}}}})
+            ),
+            q
+        );
+        // A kNN query in the copy gets the token's clauses as everywhere else.
+        let knn = json!({"knn": {"field": "v", "query_vector": [1.0], "num_candidates": 5}});
+        assert!(
+            hl(json!({"query": knn, "highlight": {"fields": {"*": {}}}}))
+                .to_string()
+                .contains("tenant")
+        );
+        // The filters are still applied to the query itself.
+        let out = search(
+            Some(json!({"query": q, "highlight": {"fields": {"*": {}}}})),
+            &tenant_a(),
+        )
+        .unwrap();
+        assert!(out["query"].to_string().contains("tenant"), "{out}");
+        assert!(!out["highlight"].to_string().contains("tenant"), "{out}");
+        let refused = [
+            json!({"aggs": {"t": {"top_hits": {"highlight": {"fields": {"*": {}}}}}}}),
+            json!({"aggs": {"n": {"terms": {"field": "u"}, "aggs": {"t": {"top_hits": {"size": 1, "highlight": {"fields": {"m": {}}}}}}}}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "highlight": {"fields": {"*": {}}}}}}),
+            json!({"collapse": {"field": "user", "inner_hits": [{"name": "i"}, {"name": "j", "highlight": {"fields": {"*": {}}}}]}}),
+        ];
+        for body in refused {
+            let got = search(Some(body.clone()), &tenant_a());
+            assert_eq!(
+                got.map_err(|r| r.kind),
+                Err(RejectKind::Forbidden),
+                "{body}"
+            );
+        }
+        let accepted = [
+            json!({"aggs": {"t": {"top_hits": {"highlight": {"fields": {"*": {}}, "highlight_query": {"match_all": {}}}}}}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "highlight": {"fields": {"*": {}}, "highlight_query": q}}}}),
+            json!({"query": {"nested": {"path": "items", "query": {"match_all": {}}, "inner_hits": {"highlight": {"fields": {"*": {}}}}}}}),
+        ];
+        for body in accepted {
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+        }
+    }
+
     /// Review 13 (the leak oracle): two inner hits of one name in a body are refused, on the
     /// search and count paths, wherever they are (query, post_filter, aggregations, lists);
     /// distinct names, and `collapse`'s inner hits (named apart by ES), are not.
@@ -1072,6 +1303,32 @@ mod tests {
                     "{body}"
                 );
             }
+        }
+        // Review 14: kNN searches' inner hits, named after every path their field may lie under.
+        let knn = |field: &str, opts: Value| json!({"field": field, "query_vector": [1.0, 0.0], "k": 3, "num_candidates": 10, "inner_hits": opts});
+        let knn_refused = [
+            json!({"knn": [knn("items.vec", json!({})), knn("items.vec", json!({}))]}),
+            json!({"knn": knn("items.vec", json!({})), "query": nested("items", json!({}))}),
+            json!({"knn": knn("a.b.vec", json!({})), "query": nested("a", json!({}))}),
+            json!({"knn": knn("a.b.vec", json!({})), "query": nested("x", json!({"name": "a.b"}))}),
+            json!({"knn": knn("p.vec", json!({"name": "n"})), "post_filter": nested("q", json!({"name": "n"}))}),
+            json!({"query": {"bool": {"should": [{"knn": knn("items.vec", json!({}))}, nested("items", json!({}))]}}}),
+        ];
+        for body in knn_refused {
+            let got = search(Some(body.clone()), &tenant_a()).expect_err("refused");
+            assert_eq!(got.kind, RejectKind::Forbidden, "{body}");
+            assert!(
+                got.reason.contains("[inner_hits] named"),
+                "{body}: {}",
+                got.reason
+            );
+        }
+        for body in [
+            json!({"knn": knn("items.vec", json!({}))}),
+            json!({"knn": [knn("items.vec", json!({})), knn("items.vec", json!({"name": "two"}))]}),
+            json!({"knn": knn("items.vec", json!({})), "query": nested("parts", json!({}))}),
+        ] {
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
         }
         let accepted = [
             json!({"query": nested("items", json!({})), "post_filter": nested("parts", json!({}))}),

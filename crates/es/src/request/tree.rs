@@ -712,6 +712,9 @@ pub struct Arena<'m> {
     /// Whether a body parsed in the arena has a key `inner_hits`
     /// ([`Arena::has_inner_hits_key`]).
     inner_hits_key: std::cell::Cell<bool>,
+    /// How many keys of the bodies parsed in the arena are `highlight`
+    /// ([`Arena::highlight_keys`]).
+    highlight_keys: std::cell::Cell<usize>,
 }
 
 impl Arena<'static> {
@@ -734,6 +737,7 @@ impl<'m> Arena<'m> {
             objects: std::cell::Cell::new(0),
             knn_key: std::cell::Cell::new(false),
             inner_hits_key: std::cell::Cell::new(false),
+            highlight_keys: std::cell::Cell::new(0),
         }
     }
 
@@ -806,6 +810,14 @@ impl<'m> Arena<'m> {
         self.inner_hits_key.get()
     }
 
+    /// How many keys of objects of the bodies parsed in the arena are `highlight` (escaped or
+    /// not), as [`Arena::has_knn_key`]: a search whose only `highlight` keys are top-level ones
+    /// may take the tree path (`rewrite::search_tree` gives each its `highlight_query`); one
+    /// with a `highlight` elsewhere (`top_hits`, inner hits) is left to the serde path.
+    pub fn highlight_keys(&self) -> usize {
+        self.highlight_keys.get()
+    }
+
     /// Returns `bytes` claimed beside the arena for memory a parse has freed.
     fn release(&self, bytes: usize) {
         if let Some(meter) = self.meter {
@@ -871,6 +883,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         objects: 0,
         knn_key: false,
         inner_hits_key: false,
+        highlight_keys: 0,
         s: text.as_bytes(),
         text,
         i: 0,
@@ -900,6 +913,9 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     if p.inner_hits_key {
         arena.inner_hits_key.set(true);
     }
+    arena
+        .highlight_keys
+        .set(arena.highlight_keys.get() + p.highlight_keys);
     let toks = p.toks.into_bump_slice();
     Ok(Parsed {
         body: bytes,
@@ -944,6 +960,8 @@ struct Parser<'a> {
     knn_key: bool,
     /// Whether a key read is `inner_hits`.
     inner_hits_key: bool,
+    /// How many keys read are `highlight`.
+    highlight_keys: usize,
     s: &'a [u8],
     text: &'a str,
     i: usize,
@@ -1094,8 +1112,13 @@ impl<'a> Parser<'a> {
         let mut first = "";
         loop {
             let key = self.key()?;
-            self.knn_key |= key == "knn";
-            self.inner_hits_key |= key == "inner_hits";
+            // The flags' keys by their length first: one branch for most keys.
+            match key.len() {
+                3 => self.knn_key |= key == "knn",
+                9 => self.highlight_keys += usize::from(key == "highlight"),
+                10 => self.inner_hits_key |= key == "inner_hits",
+                _ => {}
+            }
             if len == 0 {
                 first = key;
             } else {

@@ -93,6 +93,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         meter,
         |line| {
             let before = arena.objects();
+            let highlights_before = arena.highlight_keys();
             let tree = tree::parse(line, &arena)?;
             // The copies of the token's clauses its rewrite may make (one per object).
             let objects = arena.objects() - before;
@@ -103,6 +104,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             match rewrite::search_tree(
                 tree,
                 arena.has_knn_key(),
+                arena.highlight_keys() - highlights_before,
                 &scope.filters,
                 Some(&mut accepted),
             )? {
@@ -1390,8 +1392,15 @@ mod tests {
             filters: &'a FilterSet,
             accepted: &mut rewrite::Accepted<'a>,
         ) -> Result<Option<Vec<u8>>, Rejection> {
+            let before = arena.highlight_keys();
             let tree = tree::parse(body.as_bytes(), arena)?;
-            let out = rewrite::search_tree(tree, arena.has_knn_key(), filters, Some(accepted))?;
+            let out = rewrite::search_tree(
+                tree,
+                arena.has_knn_key(),
+                arena.highlight_keys() - before,
+                filters,
+                Some(accepted),
+            )?;
             Ok(out.map(|n| {
                 let mut bytes = Vec::new();
                 tree::write(&n, &mut bytes);

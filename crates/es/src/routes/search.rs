@@ -150,7 +150,9 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
         return None;
     }
     let scope = req.scope;
-    let mut out = rewrite::search_tree(tree, arena.has_knn_key(), &scope.filters, None).ok()??;
+    let highlights = arena.highlight_keys();
+    let mut out = rewrite::search_tree(tree, arena.has_knn_key(), highlights, &scope.filters, None)
+        .ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
         return None;
     }
@@ -170,7 +172,9 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
     up.seal = form.id;
-    Some(tree_forward(up, &out, raw.len() + 512))
+    // A highlight given the client's query writes that query twice.
+    let written = raw.len() * if highlights > 0 { 2 } else { 1 };
+    Some(tree_forward(up, &out, written + 512))
 }
 
 /// `up` with the tree written as its JSON body.

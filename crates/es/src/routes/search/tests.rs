@@ -869,6 +869,7 @@ fn dashboard_bodies_forward_the_same_bytes_with_source_text() {
     let aggs = r#"{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0,"extended_bounds":{"min":1700000000000,"max":1700003600000},"format":"epoch_millis"},"aggs":{"3":{"terms":{"field":"host.name","size":10,"order":{"_count":"desc"}}}}}}"#;
     let query = r#"{"bool":{"filter":[{"range":{"@timestamp":{"gte":1700000000000,"lte":1700003600000,"format":"epoch_millis"}}},{"query_string":{"query":"service:s1 AND level:error","analyze_wildcard":true}}]}}"#;
     let highlight = r#"{"pre_tags":["@kibana-highlighted-field@"],"post_tags":["@/kibana-highlighted-field@"],"fields":{"*":{}},"fragment_size":2147483647}"#;
+    let highlight_query = format!(r#","highlight_query":{query}}}"#);
     let terms: Vec<String> = (0..2000).map(|i| format!("\"user-{i:06}\"")).collect();
     let terms = format!(r#"{{"terms":{{"user.id":[{}]}}}}"#, terms.join(","));
     let bodies: Vec<(String, Vec<&str>)> = vec![
@@ -880,7 +881,14 @@ fn dashboard_bodies_forward_the_same_bytes_with_source_text() {
             format!(
                 r#"{{"track_total_hits":true,"size":500,"sort":[{{"@timestamp":{{"order":"desc","unmapped_type":"boolean"}}}}],"fields":[{{"field":"*","include_unmapped":"true"}}],"version":true,"script_fields":{{}},"stored_fields":["*"],"runtime_mappings":{{}},"_source":false,"query":{query},"highlight":{highlight},"aggs":{aggs}}}"#
             ),
-            vec![query, aggs, highlight],
+            // The highlight is opened to add its `highlight_query` (the client's query, review
+            // 14): its entries keep their text, the query is written a second time.
+            vec![
+                query,
+                aggs,
+                &highlight[..highlight.len() - 1],
+                &highlight_query,
+            ],
         ),
         (
             format!(r#"{{"size":10,"query":{{"bool":{{"filter":[{terms}]}}}}}}"#),
@@ -1163,5 +1171,48 @@ fn numbers_serde_json_finds_out_of_range_are_refused_on_both_paths() {
                 );
             }
         }
+    }
+}
+
+/// Review 14: a top-level `highlight` without its own query gets the client's (the tree path
+/// adds it as `rewrite::search` does, and takes such bodies); a `highlight` elsewhere (here in
+/// `top_hits`) leaves the body to the serde path, which refuses it without a query.
+#[test]
+fn highlights_get_the_clients_query_on_both_paths() {
+    let scopes = scopes();
+    let taken = [
+        r#"{"query":{"match":{"message":"fox"}},"highlight":{"fields":{"*":{}}}}"#,
+        r#"{"highlight":{"fields":{"*":{}},"require_field_match":false},"size":3}"#,
+        r#"{"query":{"term":{"user":"x"}},"highlight":{"fields":{"*":{}},"highlight_query":{"match_all":{}}}}"#,
+    ];
+    for body in taken {
+        for s in &scopes {
+            assert_eq!(
+                agrees("/logs-a/_search", s, None, body.as_bytes()),
+                (true, true),
+                "{body}"
+            );
+            let p = prepare_at("/logs-a/_search", s, None, body.as_bytes(), false).unwrap();
+            let sent: Value = serde_json::from_slice(&p.upstream.body.unwrap().bytes).unwrap();
+            let hq = &sent["highlight"]["highlight_query"];
+            assert!(hq.is_object(), "{sent}");
+            assert!(!hq.to_string().contains("tenant"), "{sent}");
+        }
+    }
+    let body = r#"{"aggs":{"t":{"top_hits":{"highlight":{"fields":{"*":{}}}}}},"highlight":{"fields":{"*":{}}}}"#;
+    for s in &scopes {
+        assert_eq!(
+            agrees("/logs-a/_search", s, None, body.as_bytes()),
+            (false, false),
+            "{body}"
+        );
+    }
+    let ndjson = format!("{{}}\n{}\n{{}}\n{}\n", taken[0], taken[1]);
+    for s in &scopes {
+        assert!(msearch_agrees(s, ndjson.as_bytes()), "{ndjson}");
+    }
+    let ndjson = format!("{{}}\n{}\n{{}}\n{}\n", taken[0], body);
+    for s in &scopes {
+        assert!(!msearch_agrees(s, ndjson.as_bytes()), "{ndjson}");
     }
 }
