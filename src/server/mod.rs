@@ -345,7 +345,7 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut purge: Option<tokio::task::JoinHandle<()>> = None;
     // The sweep reads every record again (those that landed behind the poll's floor); it pages
     // through the store, so it too runs beside the poll.
-    let sweep_every = poll_interval * crate::store::cluster::SWEEP_EVERY;
+    let sweep_every = crate::store::cluster::sweep_every(poll_interval, tombstone_retention);
     let mut swept_at = std::time::Instant::now();
     let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
     loop {

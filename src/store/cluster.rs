@@ -31,11 +31,13 @@
 //!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
 //!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
 //!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
-//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) a replica reads every
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default), and at least twice per
+//!   purge hold ([`sweep_every`]), a replica reads every
 //!   record but last-used times again, beside the poll: records that landed behind the floor
 //!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
 //!   after its request timed out, or whose writer was killed before stamping it again) reach
-//!   every replica in touch within that time. Its cost follows the number of records (a
+//!   every replica in touch within that time, a tombstone before the replicas that held it
+//!   may purge it. Its cost follows the number of records (a
 //!   search per 1000); only what it finds newer is applied, under the writer lock.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
@@ -462,6 +464,22 @@ fn late(claimed: Clocks, now: Clocks) -> bool {
         .duration_since(claimed.wall)
         .map_or(true, |d| d >= LATE)
         || now.mono.saturating_duration_since(claimed.mono) >= LATE
+}
+
+/// How long a replica holds a tombstone before it may purge it (see
+/// `ClusterStore::purge_hold`).
+fn purge_hold(retention: Duration) -> Duration {
+    (retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+}
+
+/// How often a replica sweeps the store (`ClusterStore::sweep_read`): every [`SWEEP_EVERY`]
+/// poll intervals, and at least twice per purge hold. A tombstone that landed behind a
+/// replica's floor reaches it only through a sweep, and the replicas that did see it (its
+/// writer first) purge it once they held it for the purge hold: a sweep must come before, or
+/// the replica that missed it keeps the deleted token for good (a short retention made the
+/// hold 10 s to 4 min, shorter than the sweep's 2 to 4 minutes).
+pub fn sweep_every(poll_interval: Duration, retention: Duration) -> Duration {
+    (poll_interval * SWEEP_EVERY).min(purge_hold(retention) / 2)
 }
 
 /// What a purge round did.
@@ -1481,7 +1499,7 @@ impl ClusterStore {
     /// least two [`SETTLE`]s (a record indexed late is seen by the settle window re-reads) and
     /// at most [`MAX_PURGE_HOLD`].
     fn purge_hold(&self) -> Duration {
-        (self.retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+        purge_hold(self.retention)
     }
 
     /// Whether this replica holds a version of `id` other than `version` (the record changed
@@ -1859,6 +1877,37 @@ mod tests {
         }
         assert_eq!(s.floor, 10, "it moves on all the same");
         assert_eq!(windows, vec![4, 8]);
+    }
+
+    /// Review of session 14: the sweep is the only way a replica reads a record that landed
+    /// behind its floor; a tombstone is purged by the replicas that held it for the purge
+    /// hold. With a short retention (allowed down to 4 s) the hold (10 s and up) came before
+    /// the sweep (every 240 poll intervals: 2 to 4 minutes), so the tombstone was gone when
+    /// the sweep came and the replica that missed it kept the revoked token.
+    #[test]
+    fn a_sweep_comes_at_least_twice_per_purge_hold() {
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        for poll in [ms(50), ms(500), secs(1)] {
+            for retention in [
+                secs(4),
+                secs(20),
+                secs(60),
+                secs(300),
+                secs(3600),
+                secs(7 * 86400),
+            ] {
+                let every = sweep_every(poll, retention);
+                assert!(
+                    every * 2 <= purge_hold(retention),
+                    "poll {poll:?}, retention {retention:?}: a sweep every {every:?}, a hold of {:?}",
+                    purge_hold(retention)
+                );
+                assert!(every <= poll * SWEEP_EVERY);
+            }
+        }
+        // The default (500 ms, 7 days): every 2 minutes, as before.
+        assert_eq!(sweep_every(ms(500), secs(7 * 86400)), secs(120));
     }
 
     #[test]
