@@ -709,6 +709,11 @@ async fn noida_a_purged_revocation_reaches_a_replica_that_was_away() {
 /// with optimistic concurrency, then the tombstone under it), stamped `deleted_at`.
 async fn write_tombstone(backend_url: &str, token: &str, deleted_at: i64) {
     let seq = claim_seq(backend_url).await;
+    put_tombstone(backend_url, token, seq, deleted_at).await;
+}
+
+/// Writes a token's tombstone under `seq` (claimed earlier), stamped `deleted_at`.
+async fn put_tombstone(backend_url: &str, token: &str, seq: u64, deleted_at: i64) {
     let key = format!("token:{token}");
     let r = send(
         "PUT",
@@ -724,6 +729,14 @@ async fn write_tombstone(backend_url: &str, token: &str, deleted_at: i64) {
     .await
     .unwrap();
     assert!(r.status.is_success(), "{}", r.text());
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Claims the next change sequence on the store's counter, as a replica does.
@@ -1073,26 +1086,7 @@ async fn a_revocation_landed_behind_the_floor_is_found_by_the_sweep(backend: Bac
     create(&rs[1], read_token("meanwhile")).await;
     // Every poll settles past `seq` (SETTLE, 5 s, after the next one was seen).
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let key = format!("token:{id}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let r = send(
-        "PUT",
-        &format!(
-            "{}/{INDEX}/_doc/{}?refresh=true",
-            backend.url(),
-            key.replace(':', "%3A")
-        ),
-        &[("content-type", "application/json")],
-        json!({"kind": "token", "key": key, "seq": seq, "deleted": true,
-               "record": {"deleted_at": now}})
-        .to_string(),
-    )
-    .await
-    .unwrap();
-    assert!(r.status.is_success(), "{}", r.text());
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
     within(
         Duration::from_secs(15),
         "the revocation behind the floor reaches both replicas",
@@ -1115,6 +1109,54 @@ async fn osmem_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
     a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::noida()).await;
+}
+
+/// Review of session 14: a record that landed behind the floor reaches a replica only through
+/// its sweep, and the replicas that did hold a tombstone (its writer first) purge it once they
+/// held it for the purge hold: half the retention, 10 s at least. The sweep came every 240 poll
+/// intervals (4 minutes at 1 s), so with a short retention the tombstone was gone long before
+/// and the replica that missed it served the deleted token for good. Here (retention 8 s, hold
+/// 10 s) the revocation behind the floor must reach both replicas within the hold.
+async fn a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(backend: Backend) {
+    seed(backend.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!(
+        "kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"1s\"\n\
+         tombstone_retention = \"8s\""
+    );
+    let config = write_config(dir.path(), "short.toml", backend.url(), &store);
+    let rs: Vec<Served> = (0..2)
+        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
+        .collect();
+    let (id, secret) = create(&rs[0], read_token("short")).await;
+    within(Duration::from_secs(3), "token on replica 1", || async {
+        search_status(&rs[1], &secret).await == 200
+    })
+    .await;
+    let seq = claim_seq(backend.url()).await;
+    create(&rs[1], read_token("meanwhile")).await;
+    // Every poll settles past `seq` (a window re-read every 4 polls, SETTLE after it was seen).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    within(
+        Duration::from_secs(10),
+        "the revocation behind the floor reaches both replicas before the purge hold ends",
+        || async {
+            search_status(&rs[0], &secret).await == 401
+                && search_status(&rs[1], &secret).await == 401
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_behind_the_floor_is_swept_before_it_may_be_purged() {
+    a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_behind_the_floor_is_swept_before_it_may_be_purged() {
+    a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(Backend::noida()).await;
 }
 
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
