@@ -344,7 +344,8 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut purged_at = std::time::Instant::now();
     let mut purge: Option<tokio::task::JoinHandle<()>> = None;
     // The sweep reads every record again (those that landed behind the poll's floor); it pages
-    // through the store, so it too runs beside the poll.
+    // through the store, so it too runs beside the poll. One also comes soon after each load
+    // (`Store::sweep_due`).
     let sweep_every = crate::store::cluster::sweep_every(poll_interval, tombstone_retention);
     let mut swept_at = std::time::Instant::now();
     let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
@@ -365,7 +366,7 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
         }
         let idle = sweep.as_ref().is_none_or(|round| round.is_finished());
-        if idle && swept_at.elapsed() >= sweep_every {
+        if idle && (swept_at.elapsed() >= sweep_every || app.store.sweep_due()) {
             swept_at = std::time::Instant::now();
             let app = Arc::clone(&app);
             sweep = Some(tokio::spawn(async move {

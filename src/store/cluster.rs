@@ -132,6 +132,8 @@ struct Sync {
     abandoned: Option<(u64, Instant)>,
     /// When the last successful load or poll started, on both clocks (see [`out_of_touch`]).
     synced: Option<Clocks>,
+    /// When a sweep is due after a load (see [`ClusterStore::sweep_due`]).
+    sweep_after_load: Option<Instant>,
     /// Document ids whose held version is a tombstone, and since when this replica holds it
     /// (monotonic): a replica may purge it, after which a write that names the held version
     /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
@@ -835,6 +837,10 @@ impl ClusterStore {
         let floor = s.floor;
         s.seen.push_back((Instant::now(), floor));
         s.since_window = 0;
+        // Records of writes claimed before the load but not landed when it read are re-read
+        // by the window only down to the floor: more of them (other replicas' writes landing
+        // first) fall behind it. A sweep SETTLE after the load started reads them all.
+        s.sweep_after_load = Some(started.mono + SETTLE);
         Ok(Loaded { changes, skipped })
     }
 
@@ -980,6 +986,7 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Instant::now();
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
@@ -1000,7 +1007,23 @@ impl ClusterStore {
             }
         })
         .await?;
+        let mut s = self.sync();
+        if s.sweep_after_load.is_some_and(|due| started >= due) {
+            s.sweep_after_load = None;
+        }
         Ok(newer)
+    }
+
+    /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
+    /// or after a replica out of touch read the whole store), until a sweep started then. The
+    /// load sets the floor a few `seq`s below the highest it read (`IN_FLIGHT_SEQS`); a write
+    /// claimed before the load whose records landed after it read, while more than that many
+    /// later writes landed first (other replicas'), is below the floor: without this sweep a
+    /// replica that started then missed that change (a revocation) until the periodic sweep.
+    pub fn sweep_due(&self) -> bool {
+        self.sync()
+            .sweep_after_load
+            .is_some_and(|due| Instant::now() >= due)
     }
 
     /// Applies what [`ClusterStore::sweep_read`] found (under the store's writer lock, like a

@@ -530,6 +530,15 @@ impl Store {
         Ok(changes.len())
     }
 
+    /// Whether the cluster store wants a sweep now besides the periodic ones (after a load:
+    /// `cluster::ClusterStore::sweep_due`); never for the file store.
+    pub fn sweep_due(&self) -> bool {
+        match &self.backend {
+            Backend::Cluster(cluster) => cluster.sweep_due(),
+            Backend::File(_) => false,
+        }
+    }
+
     /// Deletes the cluster store's tombstones older than `store.tombstone_retention` (nothing
     /// to do for the file store), and writes again, with a deletion time, up to a page of
     /// tombstones that have none (written by esgate before it recorded one). The purge pages

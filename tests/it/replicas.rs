@@ -1159,6 +1159,55 @@ async fn noida_a_revocation_behind_the_floor_is_swept_before_it_may_be_purged() 
     a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(Backend::noida()).await;
 }
 
+/// Review of session 14: a replica's load sets its poll floor a few `seq`s (4) below the
+/// highest it read. A write claimed before the load whose records landed after the load read,
+/// while more later writes (another replica's) landed first, was below that floor: the
+/// replica that just started (or read the whole store again) never read it until the periodic
+/// sweep, 2 minutes later. Here the test is that writer: it claims a `seq`, replica 0 writes
+/// five tokens, replica 1 starts, then the revocation lands under the claimed `seq`, within
+/// the 2.5 s that need no stamping again. A sweep SETTLE after each load finds it.
+async fn a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(backend: Backend) {
+    seed(backend.url()).await;
+    let mut r = Replicas::start(backend.url(), 1);
+    let (id, secret) = create(r.get(0), read_token("in flight")).await;
+    let seq = claim_seq(backend.url()).await;
+    let claimed = Instant::now();
+    for i in 0..5 {
+        create(r.get(0), read_token(&format!("later {i}"))).await;
+    }
+    let fresh = r.spawn();
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    assert!(
+        claimed.elapsed() < Duration::from_millis(2500),
+        "the write landed late ({:?}): its writer would have stamped it again",
+        claimed.elapsed()
+    );
+    // Behind the highest `seq` replica 0 saw: its window re-read (every 4 polls) reads it.
+    within(
+        Duration::from_secs(5),
+        "the revocation on the replica that saw the claim",
+        || async { search_status(r.get(0), &secret).await == 401 },
+    )
+    .await;
+    within(
+        Duration::from_secs(10),
+        "the revocation on the replica that loaded while it was in flight",
+        || async { search_status(&fresh, &secret).await == 401 },
+    )
+    .await;
+    r.served.push(Some(fresh));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landing_behind_a_fresh_loads_floor_reaches_it() {
+    a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landing_behind_a_fresh_loads_floor_reaches_it() {
+    a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(Backend::noida()).await;
+}
+
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
 /// until the test releases it (and tells the test it holds one).
 struct Holder {
