@@ -31,8 +31,9 @@
 //!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
 //!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
 //!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
-//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default), and at least twice per
-//!   purge hold ([`sweep_every`]), a replica reads every
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default), at least twice per
+//!   purge hold ([`sweep_every`]) and once [`SETTLE`] after each load
+//!   ([`ClusterStore::sweep_due`]), a replica reads every
 //!   record but last-used times again, beside the poll: records that landed behind the floor
 //!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
 //!   after its request timed out, or whose writer was killed before stamping it again) reach
