@@ -181,6 +181,13 @@ impl Workers {
         Some((conn, self.load(0)))
     }
 
+    /// Resolves (`true`) once the drain is over or timed out, or errs once the workers are
+    /// gone: the main thread's connections end then, as the other workers' do with their
+    /// runtimes.
+    pub(super) fn over(&self) -> watch::Receiver<bool> {
+        self.over.subscribe()
+    }
+
     /// A new connection counted in `worker`'s load.
     fn load(&self, worker: usize) -> Load {
         self.counts[worker].fetch_add(1, Ordering::Relaxed);
@@ -254,6 +261,8 @@ fn run(
                     stop.clone(),
                     open.clone(),
                     Some(h.load),
+                    // This runtime ends when the drain is over, and its connections with it.
+                    None,
                 ),
                 Err(e) => {
                     tracing::debug!(peer = %h.peer, error = %e, "A worker cannot take a connection")
