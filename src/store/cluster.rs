@@ -68,6 +68,8 @@ const WINDOW_EVERY: u32 = 4;
 /// reads every record again, last-used times excepted ([`ClusterStore::sweep_read`]): records
 /// that landed behind the floor, which the change poll never reads.
 pub const SWEEP_EVERY: u32 = 240;
+/// Skipped `seq`s a replica keeps track of at most (`Sync::unseen`).
+const MAX_UNSEEN: usize = 256;
 /// At start, how many change sequences before the last one loaded are re-read in the window.
 const IN_FLIGHT_SEQS: u64 = 4;
 /// The mapping version esgate writes in `_meta.esgate_store`.
@@ -126,6 +128,11 @@ struct Sync {
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,
+    /// `seq`s in the window that `max_seq` passed without this replica reading a record under
+    /// them (claimed by a write still in flight, whose records may land after a later write's,
+    /// or records overwritten since): every poll also asks for records under them, so records
+    /// landing after a later write's are read within a poll, not at the next window re-read.
+    unseen: std::collections::BTreeSet<u64>,
     /// The highest counter value read: no record's `seq` may raise `max_seq` above it (a
     /// document with a forged, huge `seq` would otherwise hide every later change).
     counter_seen: u64,
@@ -143,6 +150,19 @@ struct Sync {
 }
 
 impl Sync {
+    /// A record under `seq` was read, or written by this replica: `max_seq` rises to it, and
+    /// the `seq`s it passes on the way (at most [`MAX_UNSEEN`], the highest) are unseen until
+    /// read or behind the floor.
+    fn saw(&mut self, seq: u64) {
+        if seq > self.max_seq {
+            let skipped = (self.max_seq + 1..seq).rev().take(MAX_UNSEEN);
+            self.unseen.extend(skipped);
+            self.max_seq = seq;
+        } else {
+            self.unseen.remove(&seq);
+        }
+    }
+
     /// Records the highest `seq` seen at `now` (after a poll), keeping the newest observation
     /// at least [`SETTLE`] old and every later one.
     fn observe(&mut self, now: Instant) {
@@ -173,6 +193,7 @@ impl Sync {
         if let Some(m) = settled {
             self.floor = self.floor.max(m);
         }
+        self.unseen = self.unseen.split_off(&(self.floor + 1));
     }
 }
 
@@ -835,6 +856,7 @@ impl ClusterStore {
         // at all) when it read them: the polls of the next SETTLE re-read the last few.
         s.floor = s.max_seq.saturating_sub(IN_FLIGHT_SEQS);
         s.seen.clear();
+        s.unseen.clear();
         let floor = s.floor;
         s.seen.push_back((Instant::now(), floor));
         s.since_window = 0;
@@ -909,14 +931,15 @@ impl ClusterStore {
     }
 
     async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
-        let (floor, max_seq, window) = {
+        let (floor, max_seq, window, unseen) = {
             let mut s = self.sync();
             s.since_window += 1;
             let window = s.since_window >= WINDOW_EVERY && s.floor < s.max_seq;
             if window {
                 s.since_window = 0;
             }
-            (s.floor, s.max_seq, window)
+            let unseen: Vec<u64> = s.unseen.iter().copied().collect();
+            (s.floor, s.max_seq, window, unseen)
         };
         let started = Instant::now();
         if !window {
@@ -928,20 +951,23 @@ impl ClusterStore {
             s.counter_seen = s.counter_seen.max(counter.value);
             if counter.value <= s.max_seq {
                 s.abandoned = None;
-                drop(s);
-                self.settle(now);
-                return Ok(vec![]);
-            }
-            // A claim whose records never appear (its writer died between the claim and the
-            // write) stops counting once it is older than SETTLE.
-            match s.abandoned {
-                Some((value, since)) if value == counter.value => {
-                    if now.duration_since(since) >= SETTLE {
-                        s.max_seq = s.max_seq.max(value);
-                        s.abandoned = None;
-                    }
+                if unseen.is_empty() {
+                    drop(s);
+                    self.settle(now);
+                    return Ok(vec![]);
                 }
-                _ => s.abandoned = Some((counter.value, now)),
+            } else {
+                // A claim whose records never appear (its writer died between the claim and
+                // the write) stops counting once it is older than SETTLE.
+                match s.abandoned {
+                    Some((value, since)) if value == counter.value => {
+                        if now.duration_since(since) >= SETTLE {
+                            s.max_seq = s.max_seq.max(value);
+                            s.abandoned = None;
+                        }
+                    }
+                    _ => s.abandoned = Some((counter.value, now)),
+                }
             }
         }
         let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
@@ -956,6 +982,16 @@ impl ClusterStore {
                         "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
                         "must_not": [{"term": {"kind": "last_used"}}]
                     }}
+                ],
+                "minimum_should_match": 1,
+                "must_not": [not_ours]
+            }})
+        } else if !unseen.is_empty() {
+            // And the `seq`s passed unread (a write landing after a later one): only theirs.
+            json!({"bool": {
+                "should": [
+                    {"range": {"seq": {"gt": max_seq}}},
+                    {"terms": {"seq": unseen}}
                 ],
                 "minimum_should_match": 1,
                 "must_not": [not_ours]
@@ -1069,7 +1105,7 @@ impl ClusterStore {
         let mut s = self.sync();
         let bounded = seq.min(s.counter_seen);
         if s.versions.get(id).is_some_and(|held| *held >= version) {
-            s.max_seq = s.max_seq.max(bounded);
+            s.saw(bounded);
             return None;
         }
         s.versions.insert(id.to_owned(), version);
@@ -1078,7 +1114,7 @@ impl ClusterStore {
             Ok(Some(Decoded::Change(c))) => {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
                 let mut s = self.sync();
-                s.max_seq = s.max_seq.max(bounded);
+                s.saw(bounded);
                 if c.is_delete() {
                     s.tombstones.insert(id.to_owned(), Instant::now());
                 } else {
@@ -1239,8 +1275,8 @@ impl ClusterStore {
                     }
                 }
             }
-            s.max_seq = s.max_seq.max(seq);
             s.counter_seen = s.counter_seen.max(seq);
+            s.saw(seq);
         }
         let written: Vec<Change> = changes
             .iter()
@@ -1347,8 +1383,8 @@ impl ClusterStore {
                     }
                 }
             }
-            s.max_seq = s.max_seq.max(seq);
             s.counter_seen = s.counter_seen.max(seq);
+            s.saw(seq);
             drop(s);
             landed = kept;
         }
@@ -1932,6 +1968,36 @@ mod tests {
         }
         // The default (500 ms, 7 days): every 2 minutes, as before.
         assert_eq!(sweep_every(ms(500), secs(7 * 86400)), secs(120));
+    }
+
+    /// Review of session 14: a `seq` passed without a record read under it (a write still in
+    /// flight whose records land after a later write's) is tracked until a read brings it or
+    /// the floor passes it; meanwhile every poll asks for records under it.
+    #[test]
+    fn a_skipped_seq_is_unseen_until_read_or_behind_the_floor() {
+        let mut s = Sync {
+            max_seq: 10,
+            floor: 10,
+            ..Sync::default()
+        };
+        s.saw(11);
+        assert!(s.unseen.is_empty(), "the next seq: nothing skipped");
+        s.saw(14);
+        assert_eq!(s.unseen.iter().copied().collect::<Vec<_>>(), vec![12, 13]);
+        assert_eq!(s.max_seq, 14);
+        s.saw(12);
+        assert_eq!(s.unseen.iter().copied().collect::<Vec<_>>(), vec![13]);
+        let t0 = Instant::now();
+        s.observe(t0);
+        s.window_read(t0 + SETTLE);
+        assert_eq!(s.floor, 14);
+        assert!(
+            s.unseen.is_empty(),
+            "behind the floor: no longer waited for"
+        );
+        s.saw(14 + 10_000);
+        assert_eq!(s.unseen.len(), MAX_UNSEEN);
+        assert_eq!(s.unseen.last(), Some(&(14 + 9_999)));
     }
 
     #[test]

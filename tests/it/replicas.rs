@@ -1208,6 +1208,60 @@ async fn noida_a_revocation_landing_behind_a_fresh_loads_floor_reaches_it() {
     a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(Backend::noida()).await;
 }
 
+/// Review of session 14: when two replicas write at once, the first to claim its `seq` may be
+/// the last to land. Its records are then below the highest `seq` the other replicas saw, so
+/// only the window re-read (every 4 polls: 2 s at 500 ms) read them, not the next poll: a
+/// revocation reached them in up to about 2.5 s. A replica that skipped a `seq` now re-reads
+/// the window at every poll until it reads it (or the floor passes it). Here the test is the
+/// first writer: it claims a `seq`, replica 0 writes a token under the next one, every replica
+/// sees it, then the revocation lands under the claimed `seq` (a second after its claim).
+async fn a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+    backend: Backend,
+) {
+    seed(backend.url()).await;
+    let r = Replicas::start(backend.url(), 2);
+    for round in 0..3 {
+        let (id, secret) = create(r.get(0), read_token(&format!("revoked {round}"))).await;
+        within(PROPAGATION, "token on replica 1", || async {
+            search_status(r.get(1), &secret).await == 200
+        })
+        .await;
+        let seq = claim_seq(backend.url()).await;
+        let claimed = Instant::now();
+        create(r.get(0), read_token(&format!("later {round}"))).await;
+        // Every replica polled the later write.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        put_tombstone(backend.url(), &id, seq, unix_now()).await;
+        assert!(claimed.elapsed() < Duration::from_millis(2500));
+        let took = within(
+            PROPAGATION,
+            "the revocation that landed after a later write, on every replica",
+            || async {
+                search_status(r.get(0), &secret).await == 401
+                    && search_status(r.get(1), &secret).await == 401
+            },
+        )
+        .await;
+        eprintln!("round {round}: {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second() {
+    a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+        Backend::osmem(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second() {
+    a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+        Backend::noida(),
+    )
+    .await;
+}
+
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
 /// until the test releases it (and tells the test it holds one).
 struct Holder {
