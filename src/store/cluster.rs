@@ -22,7 +22,9 @@
 //!   is above the highest seen. Every `WINDOW_EVERY`th poll also re-reads the settle window
 //!   (`seq` above the floor, last-used times excepted), so a write whose records became
 //!   visible late or in parts is still picked up; the floor passes a `seq` only after a
-//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A record is
+//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A `seq` passed
+//!   without a record read under it (a write landing after a later one's) is asked for at
+//!   every poll until read or behind the floor (`Sync::unseen`). A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
 //! - A write is acknowledged only once its records landed within [`LATE`] (half of `SETTLE`)
 //!   of its claim, on the writer's monotonic and wall clocks: a later one (the writer paused
