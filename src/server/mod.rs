@@ -362,14 +362,13 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     // deletes only the versions it read, so replicas racing on one do no harm). A round pages
     // through every tombstone: it runs beside the poll (one at a time), so changes, a
     // revocation included, keep arriving every interval while it does.
-    let purge_every =
-        (tombstone_retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let purge_every = crate::store::cluster::purge_every(tombstone_retention);
     let mut purged_at = std::time::Instant::now();
     let mut purge: Option<tokio::task::JoinHandle<()>> = None;
     // The sweep reads every record again (those that landed behind the poll's floor); it pages
     // through the store, so it too runs beside the poll. One also comes soon after each load
     // (`Store::sweep_due`).
-    let sweep_every = crate::store::cluster::sweep_every(poll_interval, tombstone_retention);
+    let sweep_every = poll_interval * crate::store::cluster::SWEEP_EVERY;
     let mut swept_at = std::time::Instant::now();
     let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
     loop {

@@ -33,14 +33,14 @@
 //!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
 //!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
 //!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
-//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default), at least twice per
-//!   purge hold ([`sweep_every`]) and once [`SETTLE`] after each load
-//!   ([`ClusterStore::sweep_due`]), a replica reads every
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) and once [`SETTLE`]
+//!   after each load ([`ClusterStore::sweep_due`]), a replica reads every
 //!   record but last-used times again, beside the poll: records that landed behind the floor
 //!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
 //!   after its request timed out, or whose writer was killed before stamping it again) reach
-//!   every replica in touch within that time, a tombstone before the replicas that held it
-//!   may purge it. Its cost follows the number of records (a
+//!   every replica in touch within that time; a tombstone also within a purge round
+//!   ([`Purged::newer`], a few times per purge hold), before the replicas that held it may
+//!   purge it. Its cost follows the number of records (a
 //!   search per 1000); only what it finds newer is applied, under the writer lock.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
@@ -498,14 +498,15 @@ fn purge_hold(retention: Duration) -> Duration {
     (retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
 }
 
-/// How often a replica sweeps the store (`ClusterStore::sweep_read`): every [`SWEEP_EVERY`]
-/// poll intervals, and at least twice per purge hold. A tombstone that landed behind a
-/// replica's floor reaches it only through a sweep, and the replicas that did see it (its
-/// writer first) purge it once they held it for the purge hold: a sweep must come before, or
-/// the replica that missed it keeps the deleted token for good (a short retention made the
-/// hold 10 s to 4 min, shorter than the sweep's 2 to 4 minutes).
-pub fn sweep_every(poll_interval: Duration, retention: Duration) -> Duration {
-    (poll_interval * SWEEP_EVERY).min(purge_hold(retention) / 2)
+/// How often a replica purges tombstones (`Store::purge_tombstones`): a few times per
+/// retention, 1 s to 1 h. A round also applies the tombstones newer than held
+/// ([`Purged::newer`]): a tombstone that landed behind a replica's floor reaches it through a
+/// purge round or a sweep, and the replicas that did see it (its writer first) purge it once
+/// they held it for the purge hold; one of the two must come before, or the replica that
+/// missed it keeps the deleted token for good (a short retention made the hold 10 s to 4 min,
+/// shorter than the sweep's 2 to 4 minutes).
+pub fn purge_every(retention: Duration) -> Duration {
+    (retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// What a purge round did.
@@ -516,6 +517,11 @@ pub struct Purged {
     /// (with a time, so they are purged one retention from now); at most one page a round.
     /// With the version read (see [`ClusterStore::holds_other_version`]).
     pub unstamped: Vec<(String, Version, Change)>,
+    /// Tombstones newer than the versions this replica holds (landed behind its poll's floor),
+    /// to apply with [`ClusterStore::sweep_apply`]: a round reads every tombstone a few times
+    /// per purge hold, so a replica that missed one reads it before the replicas that held it
+    /// may purge it (the periodic sweep may come later: every 240 poll intervals).
+    pub newer: Vec<Value>,
 }
 
 impl ClusterStore {
@@ -1087,7 +1093,7 @@ impl ClusterStore {
             tracing::warn!(
                 index = %self.index,
                 records = recovered,
-                "Token store sweep found records the change poll had missed (landed long after their claim); applied"
+                "Token store sweep or purge round found records the change poll had missed (landed long after their claim); applied"
             );
         }
         out
@@ -1420,6 +1426,7 @@ impl ClusterStore {
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
+        let mut newer = vec![];
         self.each_record(&query, |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1434,6 +1441,14 @@ impl ClusterStore {
             };
             if !change.is_delete() {
                 return;
+            }
+            if self
+                .sync()
+                .versions
+                .get(id)
+                .is_none_or(|held| *held < version)
+            {
+                newer.push(hit.clone());
             }
             match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
                 Some(at) if at <= horizon && self.held_for(id, version, hold) => {
@@ -1517,7 +1532,11 @@ impl ClusterStore {
         self.stats
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
-        Ok(Purged { purged, unstamped })
+        Ok(Purged {
+            purged,
+            unstamped,
+            newer,
+        })
     }
 
     /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
@@ -1941,13 +1960,14 @@ mod tests {
         assert_eq!(windows, vec![4, 8]);
     }
 
-    /// Review of session 14: the sweep is the only way a replica reads a record that landed
-    /// behind its floor; a tombstone is purged by the replicas that held it for the purge
-    /// hold. With a short retention (allowed down to 4 s) the hold (10 s and up) came before
-    /// the sweep (every 240 poll intervals: 2 to 4 minutes), so the tombstone was gone when
-    /// the sweep came and the replica that missed it kept the revoked token.
+    /// Review of session 14: a replica reads a record that landed behind its floor only in a
+    /// sweep (every 240 poll intervals: 2 to 4 minutes) or, for a tombstone, a purge round;
+    /// the replicas that held a tombstone purge it after the purge hold. With a short retention
+    /// (allowed down to 4 s) the hold (10 s and up) came before the sweep, so the replica that
+    /// missed the tombstone kept the revoked token: one of the two reads must come at least
+    /// twice per hold, whatever the retention and poll interval.
     #[test]
-    fn a_sweep_comes_at_least_twice_per_purge_hold() {
+    fn every_tombstone_is_read_at_least_twice_per_purge_hold() {
         let ms = Duration::from_millis;
         let secs = Duration::from_secs;
         for poll in [ms(50), ms(500), secs(1)] {
@@ -1957,19 +1977,18 @@ mod tests {
                 secs(60),
                 secs(300),
                 secs(3600),
+                secs(6 * 3600),
+                secs(9 * 3600),
                 secs(7 * 86400),
             ] {
-                let every = sweep_every(poll, retention);
+                let read = purge_every(retention).min(poll * SWEEP_EVERY);
                 assert!(
-                    every * 2 <= purge_hold(retention),
-                    "poll {poll:?}, retention {retention:?}: a sweep every {every:?}, a hold of {:?}",
+                    read * 2 <= purge_hold(retention),
+                    "poll {poll:?}, retention {retention:?}: a read every {read:?}, a hold of {:?}",
                     purge_hold(retention)
                 );
-                assert!(every <= poll * SWEEP_EVERY);
             }
         }
-        // The default (500 ms, 7 days): every 2 minutes, as before.
-        assert_eq!(sweep_every(ms(500), secs(7 * 86400)), secs(120));
     }
 
     /// Review of session 14: a `seq` passed without a record read under it (a write still in

@@ -545,13 +545,20 @@ impl Store {
     /// through every tombstone, so it does not take the writer lock (polls and writes go on
     /// meanwhile; each delete names the version read); writing the stamps again does, after a
     /// catch-up, like a write, and not for a record whose version this replica saw change since
-    /// the purge read it (a record created again meanwhile is left alone). Returns how many were
-    /// purged.
+    /// the purge read it (a record created again meanwhile is left alone). The tombstones it
+    /// read that are newer than held (landed behind the poll's floor) are applied under the
+    /// writer lock, like a sweep's finds. Returns how many were purged.
     pub async fn purge_tombstones(&self) -> Result<usize, StoreError> {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
         };
         let purged = cluster.purge(crate::time::now()).await?;
+        if !purged.newer.is_empty() {
+            // Tombstones that landed behind the poll's floor: applied like a sweep's finds.
+            let _writer = self.writer.lock().await;
+            let changes = cluster.sweep_apply(&purged.newer);
+            Self::publish(&self.current, &self.current.load_full(), &changes);
+        }
         if !purged.unstamped.is_empty() {
             let _writer = self.writer.lock().await;
             let (counter, polled) = cluster.catch_up().await?;

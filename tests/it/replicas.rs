@@ -1111,12 +1111,13 @@ async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
     a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::noida()).await;
 }
 
-/// Review of session 14: a record that landed behind the floor reaches a replica only through
+/// Review of session 14: a record that landed behind the floor reached a replica only through
 /// its sweep, and the replicas that did hold a tombstone (its writer first) purge it once they
 /// held it for the purge hold: half the retention, 10 s at least. The sweep came every 240 poll
 /// intervals (4 minutes at 1 s), so with a short retention the tombstone was gone long before
-/// and the replica that missed it served the deleted token for good. Here (retention 8 s, hold
-/// 10 s) the revocation behind the floor must reach both replicas within the hold.
+/// and the replica that missed it served the deleted token for good. A purge round (a few per
+/// hold) now applies the tombstones it pages that are newer than held. Here (retention 8 s,
+/// hold 10 s) the revocation behind the floor must reach both replicas within the hold.
 async fn a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(backend: Backend) {
     seed(backend.url()).await;
     let dir = tempfile::tempdir().unwrap();
