@@ -26,7 +26,7 @@
 //!   without a record read under it (a write landing after a later one's) is asked for at
 //!   every poll until read or behind the floor (`Sync::unseen`). A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
-//! - A write is acknowledged only once its records landed within [`LATE`] (half of `SETTLE`)
+//! - A write is acknowledged only once its records landed within `LATE` (half of `SETTLE`)
 //!   of its claim, on the writer's monotonic and wall clocks: a later one (the writer paused
 //!   between claim and write, a slow network or store) is stamped again under a freshly
 //!   claimed `seq`, each record on the version just written. So every replica in touch reads
@@ -184,7 +184,7 @@ impl Sync {
     /// started. So the floor passes a `seq` only after a re-read that started `SETTLE` after
     /// this replica first saw that `seq` (or a higher one) claimed, whatever the poll interval:
     /// records visible within `SETTLE` of their claim are read (writers see to it, see
-    /// [`LATE`]).
+    /// `LATE`).
     fn window_read(&mut self, started: Instant) {
         let settled = self
             .seen
@@ -482,7 +482,7 @@ fn out_of_touch(synced: Option<Clocks>, now: Clocks, retention: Duration) -> boo
 }
 
 /// Whether records written under a claim sent at `claimed` and acknowledged at `now` landed
-/// [`LATE`]: on either clock (a paused machine's monotonic clock may stand still while the
+/// `LATE`: on either clock (a paused machine's monotonic clock may stand still while the
 /// world went on; a wall clock may be stepped), or when the wall clock went back (nothing then
 /// tells how long it took). A false alarm costs one more write.
 fn late(claimed: Clocks, now: Clocks) -> bool {
@@ -1025,7 +1025,7 @@ impl ClusterStore {
     /// excepted, whose version is newer than the one this replica holds. Records a writer
     /// landed behind the floor (a writer paused with its clocks, as a stopped VM may be; a
     /// write that landed after its own request timed out, or whose writer was killed before
-    /// stamping it again, see [`LATE`]) are never read by the change poll: the sweep bounds
+    /// stamping it again, see `LATE`) are never read by the change poll: the sweep bounds
     /// how long they stay unseen. Apply them with [`ClusterStore::sweep_apply`].
     pub async fn sweep_read(&self) -> Result<Vec<Value>, StoreError> {
         if let Some(reason) = self.down_reason() {
@@ -1163,7 +1163,7 @@ impl ClusterStore {
     /// Writes `changes` under the next `seq` (see the module invariants). Returns the changes
     /// that were written (all of them on `Ok`); `Err(Conflict)` when another replica changed
     /// the counter or one of the records first, with what was written before the conflict.
-    /// A write whose records landed late (see [`LATE`]) is stamped again under a fresh `seq`
+    /// A write whose records landed late (see `LATE`) is stamped again under a fresh `seq`
     /// before it returns.
     pub async fn commit(
         &self,
@@ -1193,8 +1193,8 @@ impl ClusterStore {
     }
 
     /// The second step of [`ClusterStore::commit`]: writes `changes` under `claim`'s `seq`,
-    /// then, when the records landed [`LATE`] after the claim was sent, stamps them again
-    /// under a fresh `seq` (see [`ClusterStore::restamp`]).
+    /// then, when the records landed `LATE` after the claim was sent, stamps them again
+    /// under a fresh `seq` (see `ClusterStore::restamp`).
     pub async fn write_claimed(
         &self,
         claim: Claim,
@@ -1310,7 +1310,7 @@ impl ClusterStore {
     }
 
     /// Stamps `landed` (documents as written, with their versions) again under a fresh `seq`
-    /// while the write claimed at `claimed` came back [`LATE`]: other replicas' polls may have
+    /// while the write claimed at `claimed` came back `LATE`: other replicas' polls may have
     /// settled past the claimed `seq` before its records landed, and would never read them (a
     /// revocation that works on one replica only). Each document is written on the version
     /// landed; one changed since is left alone (the newer write carries a later `seq`). After
@@ -1898,7 +1898,7 @@ mod tests {
         }
     }
 
-    /// Session 14: a write whose records came back [`LATE`] after its claim was sent, on
+    /// Session 14: a write whose records came back `LATE` after its claim was sent, on
     /// either clock, is stamped again; so is one whose wall clock went back.
     #[test]
     fn a_write_is_late_on_either_clock_or_a_clock_gone_back() {
