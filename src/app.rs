@@ -304,6 +304,11 @@ impl App {
         config.id_key = old.id_key.clone();
         config.metrics = old.metrics.clone();
         config.log = old.log.clone();
+        // The running workers stay (restart-only), and so does the pool's shard per worker:
+        // a pool sharded for another count (or for the CPUs `listen.workers = 0` finds now)
+        // would hand one worker's idle connections, driven by its runtime, to another.
+        config.limits.workers = old.limits.workers;
+        let shards = self.upstream.shards();
         Ok((
             App {
                 admin: AdminContext {
@@ -313,10 +318,7 @@ impl App {
                     kibana_public_url: self.admin.kibana_public_url.clone(),
                 },
                 kibana_front: self.kibana_front.clone(),
-                upstream: Arc::new(Upstream::new(
-                    &config.backend,
-                    crate::server::workers::count(config.limits.workers),
-                )),
+                upstream: Arc::new(Upstream::new(&config.backend, shards)),
                 store: Arc::clone(&self.store),
                 limiter: Arc::clone(&self.limiter),
                 admin_limiter: Arc::clone(&self.admin_limiter),
@@ -394,6 +396,34 @@ mod tests {
             std::fs::write(dir.path().join(ADMIN_KEY_FILE), bad).unwrap();
             let err = load_admin_key(dir.path()).unwrap_err().to_string();
             assert!(err.contains("admin.key"), "{err}");
+        }
+    }
+
+    fn config(dir: &std::path::Path, workers: usize) -> Config {
+        let text = format!(
+            "[listen]\nworkers = {workers}\n[backend]\nurls = [\"http://127.0.0.1:9\"]\n\
+             [store]\npath = {:?}\n[admin]\nkey = \"test-admin-key-0123456789\"\n\
+             [audit]\noutput = \"off\"\n",
+            dir.join("store").display().to_string()
+        );
+        let raw = crate::config::parse(&text).unwrap();
+        crate::config::validate(raw, &crate::config::Overrides::default(), &|_| None).unwrap()
+    }
+
+    /// Review of session 14: `listen.workers` is restart-only, but a reload built the new
+    /// backend pool with the reloaded count (or the CPUs `0` finds then), so the running
+    /// workers shared shards (one worker handed idle connections another's runtime drives),
+    /// and the App named a worker count it did not run.
+    #[test]
+    fn a_reload_keeps_the_running_workers_and_the_pools_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::build(config(dir.path(), 4)).unwrap();
+        assert_eq!(app.upstream.shards(), 4);
+        for reloaded_count in [1, 2, 0] {
+            let (next, restart) = app.reloaded(config(dir.path(), reloaded_count)).unwrap();
+            assert_eq!(restart, vec!["listen.workers".to_owned()]);
+            assert_eq!(next.config.limits.workers, 4, "the running value stays");
+            assert_eq!(next.upstream.shards(), 4, "one shard per running worker");
         }
     }
 

@@ -82,7 +82,7 @@ pub async fn run_live(
             limits.max_connections,
             stop_rx.clone(),
             open.clone(),
-            Some(&workers),
+            &workers,
         ),
         accept_loop(
             &live,
@@ -91,12 +91,12 @@ pub async fn run_live(
             limits.admin_max_connections,
             stop_rx.clone(),
             open.clone(),
-            None,
+            &workers,
         ),
         async {
             if let Some(front) = front {
                 let max = limits.max_connections;
-                accept_loop(&live, front, Role::Kibana, max, stop_rx, open, None).await
+                accept_loop(&live, front, Role::Kibana, max, stop_rx, open, &workers).await
             }
         },
         async {
@@ -126,7 +126,7 @@ pub async fn run_live(
 }
 
 /// Accepts connections on `listener` under its connection limit (`max`) until `stop`; a data
-/// connection goes to the least loaded worker (`workers`), the others are served here.
+/// connection goes to the least loaded of the `workers`, the others are served here.
 async fn accept_loop(
     live: &Arc<Live>,
     listener: TcpListener,
@@ -134,9 +134,10 @@ async fn accept_loop(
     max: usize,
     mut stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
-    workers: Option<&workers::Workers>,
+    workers: &workers::Workers,
 ) {
     let slots = Arc::new(Semaphore::new(max));
+    let over = workers.over();
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -160,9 +161,9 @@ async fn accept_loop(
             peer,
             permit,
         };
-        let (conn, load) = match workers {
-            None => (conn, None),
-            Some(workers) => match workers.dispatch(conn) {
+        let (conn, load) = match role {
+            Role::Admin | Role::Kibana => (conn, None),
+            Role::Data => match workers.dispatch(conn) {
                 Some((conn, load)) => (conn, Some(load)),
                 None => continue,
             },
@@ -174,13 +175,15 @@ async fn accept_loop(
             stop.clone(),
             open.clone(),
             load,
+            Some(over.clone()),
         );
     }
 }
 
 /// Serves an accepted connection in a task of the caller's runtime (TLS handshake first on the
 /// data listener when it has TLS), holding its place under the listener's limit, its hold on
-/// the drain (`open`) and its worker's `load` until it ends.
+/// the drain (`open`) and its worker's `load` until it ends, or until `over`
+/// (`Workers::over`: the drain timed out) on the main thread, whose runtime outlives the drain.
 fn spawn_connection(
     live: Arc<Live>,
     conn: workers::Accepted,
@@ -188,6 +191,7 @@ fn spawn_connection(
     stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
     load: Option<workers::Load>,
+    over: Option<watch::Receiver<bool>>,
 ) {
     let workers::Accepted {
         stream,
@@ -203,8 +207,7 @@ fn spawn_connection(
         .as_ref()
         .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
     let handshake_timeout = tls.as_ref().map(|t| t.handshake_timeout);
-    tokio::spawn(async move {
-        let _held = (permit, open, load);
+    let served = async move {
         let info = ConnInfo {
             peer,
             tls: acceptor.is_some(),
@@ -223,7 +226,27 @@ fn spawn_connection(
             }
             _ => serve(live, stream, info, role, stop).await,
         }
-    });
+    };
+    match over {
+        // Another worker's: its runtime ends with the drain.
+        None => {
+            tokio::spawn(async move {
+                let _held = (permit, open, load);
+                served.await
+            });
+        }
+        Some(mut over) => {
+            tokio::spawn(async move {
+                let _held = (permit, open, load);
+                tokio::select! {
+                    () = served => {}
+                    _ = over.wait_for(|over| *over) => {
+                        tracing::debug!(peer = %peer, "Connection closed: the drain is over");
+                    }
+                }
+            });
+        }
+    }
 }
 
 async fn serve<I>(
@@ -339,12 +362,12 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     // deletes only the versions it read, so replicas racing on one do no harm). A round pages
     // through every tombstone: it runs beside the poll (one at a time), so changes, a
     // revocation included, keep arriving every interval while it does.
-    let purge_every =
-        (tombstone_retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let purge_every = crate::store::cluster::purge_every(tombstone_retention);
     let mut purged_at = std::time::Instant::now();
     let mut purge: Option<tokio::task::JoinHandle<()>> = None;
     // The sweep reads every record again (those that landed behind the poll's floor); it pages
-    // through the store, so it too runs beside the poll.
+    // through the store, so it too runs beside the poll. One also comes soon after each load
+    // (`Store::sweep_due`).
     let sweep_every = poll_interval * crate::store::cluster::SWEEP_EVERY;
     let mut swept_at = std::time::Instant::now();
     let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
@@ -365,7 +388,7 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
         }
         let idle = sweep.as_ref().is_none_or(|round| round.is_finished());
-        if idle && swept_at.elapsed() >= sweep_every {
+        if idle && (swept_at.elapsed() >= sweep_every || app.store.sweep_due()) {
             swept_at = std::time::Instant::now();
             let app = Arc::clone(&app);
             sweep = Some(tokio::spawn(async move {

@@ -48,6 +48,10 @@ pub fn count(configured: usize) -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
+/// The load of a worker whose thread ended: higher than any real count, so the least loaded
+/// is never it (its connections' loads may still end: room to count down).
+const GONE: usize = usize::MAX / 2;
+
 /// A connection accepted on the data listener, with its place under the listener's limit.
 pub(super) struct Accepted {
     pub(super) stream: TcpStream,
@@ -167,8 +171,10 @@ impl Workers {
             Ok(()) => return None,
             Err(mpsc::error::SendError(back)) => back,
         };
-        // The worker's thread is gone: serve it here.
+        // The worker's thread is gone: serve it here, and never choose that worker again (its
+        // count would stay the lowest, and every connection would come this way).
         drop(back.load);
+        self.counts[worker].store(GONE, Ordering::Relaxed);
         let stream = TcpStream::from_std(back.stream).ok()?;
         let conn = Accepted {
             stream,
@@ -176,6 +182,13 @@ impl Workers {
             permit: back.permit,
         };
         Some((conn, self.load(0)))
+    }
+
+    /// Resolves (`true`) once the drain is over or timed out, or errs once the workers are
+    /// gone: the main thread's connections end then, as the other workers' do with their
+    /// runtimes.
+    pub(super) fn over(&self) -> watch::Receiver<bool> {
+        self.over.subscribe()
     }
 
     /// A new connection counted in `worker`'s load.
@@ -251,6 +264,8 @@ fn run(
                     stop.clone(),
                     open.clone(),
                     Some(h.load),
+                    // This runtime ends when the drain is over, and its connections with it.
+                    None,
                 ),
                 Err(e) => {
                     tracing::debug!(peer = %h.peer, error = %e, "A worker cannot take a connection")
@@ -295,6 +310,53 @@ mod tests {
             next: AtomicUsize::new(0),
             over: watch::channel(false).0,
         }
+    }
+
+    /// Review of session 14: a worker whose thread ended (its runtime failed to build, or it
+    /// panicked) kept the lowest count, so it was chosen for every connection after: each was
+    /// taken off the main thread's runtime, refused by the closed intake and registered again,
+    /// and the live workers got none.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_worker_whose_thread_ended_is_not_chosen_again() {
+        let mut w = workers(3);
+        let (gone, arrivals) = mpsc::unbounded_channel();
+        drop(arrivals);
+        let (live, mut alive) = mpsc::unbounded_channel();
+        w.intakes = vec![gone, live];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let slots = Arc::new(tokio::sync::Semaphore::new(16));
+        let (mut held, mut clients) = (vec![], vec![]);
+        let mut here = 0;
+        for _ in 0..9 {
+            let client = std::net::TcpStream::connect(addr).unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
+            let permit = Arc::clone(&slots).try_acquire_owned().unwrap();
+            if let Some((conn, load)) = w.dispatch(Accepted {
+                stream,
+                peer,
+                permit,
+            }) {
+                assert_eq!(load.worker, 0);
+                here += 1;
+                held.push((conn, load));
+            }
+            clients.push(client);
+        }
+        let mut handed = vec![];
+        while let Ok(h) = alive.try_recv() {
+            handed.push(h);
+        }
+        // Worker 1 refused one connection at most (served here); the others are shared by
+        // worker 0 and worker 2.
+        assert_eq!(here + handed.len(), 9);
+        assert!(handed.len() >= 4, "worker 2 got {} of 9", handed.len());
+        assert!(here <= 5, "the main thread served {here} of 9");
+        assert_ne!(w.least_loaded(), 1);
+        // Every connection holds its place under the limit until it ends, wherever it went.
+        assert_eq!(slots.available_permits(), 16 - 9);
+        drop((held, handed, clients));
+        assert_eq!(slots.available_permits(), 16);
     }
 
     #[test]

@@ -22,20 +22,25 @@
 //!   is above the highest seen. Every `WINDOW_EVERY`th poll also re-reads the settle window
 //!   (`seq` above the floor, last-used times excepted), so a write whose records became
 //!   visible late or in parts is still picked up; the floor passes a `seq` only after a
-//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A record is
+//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A `seq` passed
+//!   without a record read under it (a write landing after a later one's) is asked for at
+//!   every poll until read or behind the floor (`Sync::unseen`). A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
-//! - A write is acknowledged only once its records landed within [`LATE`] (half of `SETTLE`)
+//! - A write is acknowledged only once its records landed within `LATE` (half of `SETTLE`)
 //!   of its claim, on the writer's monotonic and wall clocks: a later one (the writer paused
 //!   between claim and write, a slow network or store) is stamped again under a freshly
 //!   claimed `seq`, each record on the version just written. So every replica in touch reads
 //!   an acknowledged change within about a poll interval. Ordering the poll by the index's own
 //!   `_seq_no` would not need the writer's clocks, but neither test backend can search or sort
 //!   on `_seq_no` (osmem answers a `range` on it with no hits, silently).
-//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) a replica reads every
+//! - Every [`SWEEP_EVERY`] poll intervals (2 minutes at the default) and once [`SETTLE`]
+//!   after each load ([`ClusterStore::sweep_due`]), a replica reads every
 //!   record but last-used times again, beside the poll: records that landed behind the floor
 //!   anyway (a writer paused with its clocks, as a stopped VM may be; a write that landed
 //!   after its request timed out, or whose writer was killed before stamping it again) reach
-//!   every replica in touch within that time. Its cost follows the number of records (a
+//!   every replica in touch within that time; a tombstone also within a purge round
+//!   ([`Purged::newer`], a few times per purge hold), before the replicas that held it may
+//!   purge it. Its cost follows the number of records (a
 //!   search per 1000); only what it finds newer is applied, under the writer lock.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
@@ -65,6 +70,8 @@ const WINDOW_EVERY: u32 = 4;
 /// reads every record again, last-used times excepted ([`ClusterStore::sweep_read`]): records
 /// that landed behind the floor, which the change poll never reads.
 pub const SWEEP_EVERY: u32 = 240;
+/// Skipped `seq`s a replica keeps track of at most (`Sync::unseen`).
+const MAX_UNSEEN: usize = 256;
 /// At start, how many change sequences before the last one loaded are re-read in the window.
 const IN_FLIGHT_SEQS: u64 = 4;
 /// The mapping version esgate writes in `_meta.esgate_store`.
@@ -123,6 +130,11 @@ struct Sync {
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,
+    /// `seq`s in the window that `max_seq` passed without this replica reading a record under
+    /// them (claimed by a write still in flight, whose records may land after a later write's,
+    /// or records overwritten since): every poll also asks for records under them, so records
+    /// landing after a later write's are read within a poll, not at the next window re-read.
+    unseen: std::collections::BTreeSet<u64>,
     /// The highest counter value read: no record's `seq` may raise `max_seq` above it (a
     /// document with a forged, huge `seq` would otherwise hide every later change).
     counter_seen: u64,
@@ -130,6 +142,8 @@ struct Sync {
     abandoned: Option<(u64, Instant)>,
     /// When the last successful load or poll started, on both clocks (see [`out_of_touch`]).
     synced: Option<Clocks>,
+    /// When a sweep is due after a load (see [`ClusterStore::sweep_due`]).
+    sweep_after_load: Option<Instant>,
     /// Document ids whose held version is a tombstone, and since when this replica holds it
     /// (monotonic): a replica may purge it, after which a write that names the held version
     /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
@@ -138,6 +152,19 @@ struct Sync {
 }
 
 impl Sync {
+    /// A record under `seq` was read, or written by this replica: `max_seq` rises to it, and
+    /// the `seq`s it passes on the way (at most [`MAX_UNSEEN`], the highest) are unseen until
+    /// read or behind the floor.
+    fn saw(&mut self, seq: u64) {
+        if seq > self.max_seq {
+            let skipped = (self.max_seq + 1..seq).rev().take(MAX_UNSEEN);
+            self.unseen.extend(skipped);
+            self.max_seq = seq;
+        } else {
+            self.unseen.remove(&seq);
+        }
+    }
+
     /// Records the highest `seq` seen at `now` (after a poll), keeping the newest observation
     /// at least [`SETTLE`] old and every later one.
     fn observe(&mut self, now: Instant) {
@@ -157,7 +184,7 @@ impl Sync {
     /// started. So the floor passes a `seq` only after a re-read that started `SETTLE` after
     /// this replica first saw that `seq` (or a higher one) claimed, whatever the poll interval:
     /// records visible within `SETTLE` of their claim are read (writers see to it, see
-    /// [`LATE`]).
+    /// `LATE`).
     fn window_read(&mut self, started: Instant) {
         let settled = self
             .seen
@@ -168,6 +195,7 @@ impl Sync {
         if let Some(m) = settled {
             self.floor = self.floor.max(m);
         }
+        self.unseen = self.unseen.split_off(&(self.floor + 1));
     }
 }
 
@@ -454,7 +482,7 @@ fn out_of_touch(synced: Option<Clocks>, now: Clocks, retention: Duration) -> boo
 }
 
 /// Whether records written under a claim sent at `claimed` and acknowledged at `now` landed
-/// [`LATE`]: on either clock (a paused machine's monotonic clock may stand still while the
+/// `LATE`: on either clock (a paused machine's monotonic clock may stand still while the
 /// world went on; a wall clock may be stepped), or when the wall clock went back (nothing then
 /// tells how long it took). A false alarm costs one more write.
 fn late(claimed: Clocks, now: Clocks) -> bool {
@@ -462,6 +490,23 @@ fn late(claimed: Clocks, now: Clocks) -> bool {
         .duration_since(claimed.wall)
         .map_or(true, |d| d >= LATE)
         || now.mono.saturating_duration_since(claimed.mono) >= LATE
+}
+
+/// How long a replica holds a tombstone before it may purge it (see
+/// `ClusterStore::purge_hold`).
+fn purge_hold(retention: Duration) -> Duration {
+    (retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+}
+
+/// How often a replica purges tombstones (`Store::purge_tombstones`): a few times per
+/// retention, 1 s to 1 h. A round also applies the tombstones newer than held
+/// ([`Purged::newer`]): a tombstone that landed behind a replica's floor reaches it through a
+/// purge round or a sweep, and the replicas that did see it (its writer first) purge it once
+/// they held it for the purge hold; one of the two must come before, or the replica that
+/// missed it keeps the deleted token for good (a short retention made the hold 10 s to 4 min,
+/// shorter than the sweep's 2 to 4 minutes).
+pub fn purge_every(retention: Duration) -> Duration {
+    (retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// What a purge round did.
@@ -472,6 +517,11 @@ pub struct Purged {
     /// (with a time, so they are purged one retention from now); at most one page a round.
     /// With the version read (see [`ClusterStore::holds_other_version`]).
     pub unstamped: Vec<(String, Version, Change)>,
+    /// Tombstones newer than the versions this replica holds (landed behind its poll's floor),
+    /// to apply with [`ClusterStore::sweep_apply`]: a round reads every tombstone a few times
+    /// per purge hold, so a replica that missed one reads it before the replicas that held it
+    /// may purge it (the periodic sweep may come later: every 240 poll intervals).
+    pub newer: Vec<Value>,
 }
 
 impl ClusterStore {
@@ -814,9 +864,14 @@ impl ClusterStore {
         // at all) when it read them: the polls of the next SETTLE re-read the last few.
         s.floor = s.max_seq.saturating_sub(IN_FLIGHT_SEQS);
         s.seen.clear();
+        s.unseen.clear();
         let floor = s.floor;
         s.seen.push_back((Instant::now(), floor));
         s.since_window = 0;
+        // Records of writes claimed before the load but not landed when it read are re-read
+        // by the window only down to the floor: more of them (other replicas' writes landing
+        // first) fall behind it. A sweep SETTLE after the load started reads them all.
+        s.sweep_after_load = Some(started.mono + SETTLE);
         Ok(Loaded { changes, skipped })
     }
 
@@ -884,14 +939,15 @@ impl ClusterStore {
     }
 
     async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
-        let (floor, max_seq, window) = {
+        let (floor, max_seq, window, unseen) = {
             let mut s = self.sync();
             s.since_window += 1;
             let window = s.since_window >= WINDOW_EVERY && s.floor < s.max_seq;
             if window {
                 s.since_window = 0;
             }
-            (s.floor, s.max_seq, window)
+            let unseen: Vec<u64> = s.unseen.iter().copied().collect();
+            (s.floor, s.max_seq, window, unseen)
         };
         let started = Instant::now();
         if !window {
@@ -903,20 +959,23 @@ impl ClusterStore {
             s.counter_seen = s.counter_seen.max(counter.value);
             if counter.value <= s.max_seq {
                 s.abandoned = None;
-                drop(s);
-                self.settle(now);
-                return Ok(vec![]);
-            }
-            // A claim whose records never appear (its writer died between the claim and the
-            // write) stops counting once it is older than SETTLE.
-            match s.abandoned {
-                Some((value, since)) if value == counter.value => {
-                    if now.duration_since(since) >= SETTLE {
-                        s.max_seq = s.max_seq.max(value);
-                        s.abandoned = None;
-                    }
+                if unseen.is_empty() {
+                    drop(s);
+                    self.settle(now);
+                    return Ok(vec![]);
                 }
-                _ => s.abandoned = Some((counter.value, now)),
+            } else {
+                // A claim whose records never appear (its writer died between the claim and
+                // the write) stops counting once it is older than SETTLE.
+                match s.abandoned {
+                    Some((value, since)) if value == counter.value => {
+                        if now.duration_since(since) >= SETTLE {
+                            s.max_seq = s.max_seq.max(value);
+                            s.abandoned = None;
+                        }
+                    }
+                    _ => s.abandoned = Some((counter.value, now)),
+                }
             }
         }
         let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
@@ -931,6 +990,16 @@ impl ClusterStore {
                         "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
                         "must_not": [{"term": {"kind": "last_used"}}]
                     }}
+                ],
+                "minimum_should_match": 1,
+                "must_not": [not_ours]
+            }})
+        } else if !unseen.is_empty() {
+            // And the `seq`s passed unread (a write landing after a later one): only theirs.
+            json!({"bool": {
+                "should": [
+                    {"range": {"seq": {"gt": max_seq}}},
+                    {"terms": {"seq": unseen}}
                 ],
                 "minimum_should_match": 1,
                 "must_not": [not_ours]
@@ -956,12 +1025,13 @@ impl ClusterStore {
     /// excepted, whose version is newer than the one this replica holds. Records a writer
     /// landed behind the floor (a writer paused with its clocks, as a stopped VM may be; a
     /// write that landed after its own request timed out, or whose writer was killed before
-    /// stamping it again, see [`LATE`]) are never read by the change poll: the sweep bounds
+    /// stamping it again, see `LATE`) are never read by the change poll: the sweep bounds
     /// how long they stay unseen. Apply them with [`ClusterStore::sweep_apply`].
     pub async fn sweep_read(&self) -> Result<Vec<Value>, StoreError> {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Instant::now();
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
@@ -982,7 +1052,23 @@ impl ClusterStore {
             }
         })
         .await?;
+        let mut s = self.sync();
+        if s.sweep_after_load.is_some_and(|due| started >= due) {
+            s.sweep_after_load = None;
+        }
         Ok(newer)
+    }
+
+    /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
+    /// or after a replica out of touch read the whole store), until a sweep started then. The
+    /// load sets the floor a few `seq`s below the highest it read (`IN_FLIGHT_SEQS`); a write
+    /// claimed before the load whose records landed after it read, while more than that many
+    /// later writes landed first (other replicas'), is below the floor: without this sweep a
+    /// replica that started then missed that change (a revocation) until the periodic sweep.
+    pub fn sweep_due(&self) -> bool {
+        self.sync()
+            .sweep_after_load
+            .is_some_and(|due| Instant::now() >= due)
     }
 
     /// Applies what [`ClusterStore::sweep_read`] found (under the store's writer lock, like a
@@ -1007,7 +1093,7 @@ impl ClusterStore {
             tracing::warn!(
                 index = %self.index,
                 records = recovered,
-                "Token store sweep found records the change poll had missed (landed long after their claim); applied"
+                "Token store sweep or purge round found records the change poll had missed (landed long after their claim); applied"
             );
         }
         out
@@ -1027,7 +1113,7 @@ impl ClusterStore {
         let mut s = self.sync();
         let bounded = seq.min(s.counter_seen);
         if s.versions.get(id).is_some_and(|held| *held >= version) {
-            s.max_seq = s.max_seq.max(bounded);
+            s.saw(bounded);
             return None;
         }
         s.versions.insert(id.to_owned(), version);
@@ -1036,7 +1122,7 @@ impl ClusterStore {
             Ok(Some(Decoded::Change(c))) => {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
                 let mut s = self.sync();
-                s.max_seq = s.max_seq.max(bounded);
+                s.saw(bounded);
                 if c.is_delete() {
                     s.tombstones.insert(id.to_owned(), Instant::now());
                 } else {
@@ -1077,7 +1163,7 @@ impl ClusterStore {
     /// Writes `changes` under the next `seq` (see the module invariants). Returns the changes
     /// that were written (all of them on `Ok`); `Err(Conflict)` when another replica changed
     /// the counter or one of the records first, with what was written before the conflict.
-    /// A write whose records landed late (see [`LATE`]) is stamped again under a fresh `seq`
+    /// A write whose records landed late (see `LATE`) is stamped again under a fresh `seq`
     /// before it returns.
     pub async fn commit(
         &self,
@@ -1107,8 +1193,8 @@ impl ClusterStore {
     }
 
     /// The second step of [`ClusterStore::commit`]: writes `changes` under `claim`'s `seq`,
-    /// then, when the records landed [`LATE`] after the claim was sent, stamps them again
-    /// under a fresh `seq` (see [`ClusterStore::restamp`]).
+    /// then, when the records landed `LATE` after the claim was sent, stamps them again
+    /// under a fresh `seq` (see `ClusterStore::restamp`).
     pub async fn write_claimed(
         &self,
         claim: Claim,
@@ -1197,8 +1283,8 @@ impl ClusterStore {
                     }
                 }
             }
-            s.max_seq = s.max_seq.max(seq);
             s.counter_seen = s.counter_seen.max(seq);
+            s.saw(seq);
         }
         let written: Vec<Change> = changes
             .iter()
@@ -1224,7 +1310,7 @@ impl ClusterStore {
     }
 
     /// Stamps `landed` (documents as written, with their versions) again under a fresh `seq`
-    /// while the write claimed at `claimed` came back [`LATE`]: other replicas' polls may have
+    /// while the write claimed at `claimed` came back `LATE`: other replicas' polls may have
     /// settled past the claimed `seq` before its records landed, and would never read them (a
     /// revocation that works on one replica only). Each document is written on the version
     /// landed; one changed since is left alone (the newer write carries a later `seq`). After
@@ -1305,8 +1391,8 @@ impl ClusterStore {
                     }
                 }
             }
-            s.max_seq = s.max_seq.max(seq);
             s.counter_seen = s.counter_seen.max(seq);
+            s.saw(seq);
             drop(s);
             landed = kept;
         }
@@ -1340,6 +1426,7 @@ impl ClusterStore {
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
+        let mut newer = vec![];
         self.each_record(&query, |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1354,6 +1441,14 @@ impl ClusterStore {
             };
             if !change.is_delete() {
                 return;
+            }
+            if self
+                .sync()
+                .versions
+                .get(id)
+                .is_none_or(|held| *held < version)
+            {
+                newer.push(hit.clone());
             }
             match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
                 Some(at) if at <= horizon && self.held_for(id, version, hold) => {
@@ -1437,7 +1532,11 @@ impl ClusterStore {
         self.stats
             .tombstones_purged
             .fetch_add(purged as u64, Ordering::Relaxed);
-        Ok(Purged { purged, unstamped })
+        Ok(Purged {
+            purged,
+            unstamped,
+            newer,
+        })
     }
 
     /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
@@ -1481,7 +1580,7 @@ impl ClusterStore {
     /// least two [`SETTLE`]s (a record indexed late is seen by the settle window re-reads) and
     /// at most [`MAX_PURGE_HOLD`].
     fn purge_hold(&self) -> Duration {
-        (self.retention / 2).clamp(2 * SETTLE, MAX_PURGE_HOLD)
+        purge_hold(self.retention)
     }
 
     /// Whether this replica holds a version of `id` other than `version` (the record changed
@@ -1799,7 +1898,7 @@ mod tests {
         }
     }
 
-    /// Session 14: a write whose records came back [`LATE`] after its claim was sent, on
+    /// Session 14: a write whose records came back `LATE` after its claim was sent, on
     /// either clock, is stamped again; so is one whose wall clock went back.
     #[test]
     fn a_write_is_late_on_either_clock_or_a_clock_gone_back() {
@@ -1859,6 +1958,67 @@ mod tests {
         }
         assert_eq!(s.floor, 10, "it moves on all the same");
         assert_eq!(windows, vec![4, 8]);
+    }
+
+    /// Review of session 14: a replica reads a record that landed behind its floor only in a
+    /// sweep (every 240 poll intervals: 2 to 4 minutes) or, for a tombstone, a purge round;
+    /// the replicas that held a tombstone purge it after the purge hold. With a short retention
+    /// (allowed down to 4 s) the hold (10 s and up) came before the sweep, so the replica that
+    /// missed the tombstone kept the revoked token: one of the two reads must come at least
+    /// twice per hold, whatever the retention and poll interval.
+    #[test]
+    fn every_tombstone_is_read_at_least_twice_per_purge_hold() {
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        for poll in [ms(50), ms(500), secs(1)] {
+            for retention in [
+                secs(4),
+                secs(20),
+                secs(60),
+                secs(300),
+                secs(3600),
+                secs(6 * 3600),
+                secs(9 * 3600),
+                secs(7 * 86400),
+            ] {
+                let read = purge_every(retention).min(poll * SWEEP_EVERY);
+                assert!(
+                    read * 2 <= purge_hold(retention),
+                    "poll {poll:?}, retention {retention:?}: a read every {read:?}, a hold of {:?}",
+                    purge_hold(retention)
+                );
+            }
+        }
+    }
+
+    /// Review of session 14: a `seq` passed without a record read under it (a write still in
+    /// flight whose records land after a later write's) is tracked until a read brings it or
+    /// the floor passes it; meanwhile every poll asks for records under it.
+    #[test]
+    fn a_skipped_seq_is_unseen_until_read_or_behind_the_floor() {
+        let mut s = Sync {
+            max_seq: 10,
+            floor: 10,
+            ..Sync::default()
+        };
+        s.saw(11);
+        assert!(s.unseen.is_empty(), "the next seq: nothing skipped");
+        s.saw(14);
+        assert_eq!(s.unseen.iter().copied().collect::<Vec<_>>(), vec![12, 13]);
+        assert_eq!(s.max_seq, 14);
+        s.saw(12);
+        assert_eq!(s.unseen.iter().copied().collect::<Vec<_>>(), vec![13]);
+        let t0 = Instant::now();
+        s.observe(t0);
+        s.window_read(t0 + SETTLE);
+        assert_eq!(s.floor, 14);
+        assert!(
+            s.unseen.is_empty(),
+            "behind the floor: no longer waited for"
+        );
+        s.saw(14 + 10_000);
+        assert_eq!(s.unseen.len(), MAX_UNSEEN);
+        assert_eq!(s.unseen.last(), Some(&(14 + 9_999)));
     }
 
     #[test]

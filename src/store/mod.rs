@@ -530,19 +530,35 @@ impl Store {
         Ok(changes.len())
     }
 
+    /// Whether the cluster store wants a sweep now besides the periodic ones (after a load:
+    /// `cluster::ClusterStore::sweep_due`); never for the file store.
+    pub fn sweep_due(&self) -> bool {
+        match &self.backend {
+            Backend::Cluster(cluster) => cluster.sweep_due(),
+            Backend::File(_) => false,
+        }
+    }
+
     /// Deletes the cluster store's tombstones older than `store.tombstone_retention` (nothing
     /// to do for the file store), and writes again, with a deletion time, up to a page of
     /// tombstones that have none (written by esgate before it recorded one). The purge pages
     /// through every tombstone, so it does not take the writer lock (polls and writes go on
     /// meanwhile; each delete names the version read); writing the stamps again does, after a
     /// catch-up, like a write, and not for a record whose version this replica saw change since
-    /// the purge read it (a record created again meanwhile is left alone). Returns how many were
-    /// purged.
+    /// the purge read it (a record created again meanwhile is left alone). The tombstones it
+    /// read that are newer than held (landed behind the poll's floor) are applied under the
+    /// writer lock, like a sweep's finds. Returns how many were purged.
     pub async fn purge_tombstones(&self) -> Result<usize, StoreError> {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
         };
         let purged = cluster.purge(crate::time::now()).await?;
+        if !purged.newer.is_empty() {
+            // Tombstones that landed behind the poll's floor: applied like a sweep's finds.
+            let _writer = self.writer.lock().await;
+            let changes = cluster.sweep_apply(&purged.newer);
+            Self::publish(&self.current, &self.current.load_full(), &changes);
+        }
         if !purged.unstamped.is_empty() {
             let _writer = self.writer.lock().await;
             let (counter, polled) = cluster.catch_up().await?;

@@ -214,6 +214,11 @@ pub struct NodeStatus {
 }
 
 impl Upstream {
+    /// How many shards its idle connections are kept in (see [`Upstream::new`]).
+    pub fn shards(&self) -> usize {
+        self.pool.shards()
+    }
+
     /// The backend `config` names, its idle connections kept in `shards` shards (one per
     /// worker thread serving requests: `crate::server::workers`).
     pub fn new(config: &config::Backend, shards: usize) -> Upstream {

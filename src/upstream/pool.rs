@@ -217,6 +217,11 @@ impl Pool {
         }
     }
 
+    /// How many shards the idle connections are kept in.
+    pub(crate) fn shards(&self) -> usize {
+        (self.shared.idle.len() / self.shared.nodes.max(1)).max(1)
+    }
+
     /// The most recently parked connection of stack `slot` that is ready for a request; closed
     /// ones are dropped, and expired ones (with every older one) closed.
     fn idle(&self, slot: usize) -> Option<Conn> {

@@ -556,6 +556,51 @@ async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
         .unwrap();
 }
 
+/// Review of session 14: requests still in flight when `listen.drain_timeout` ends, on the
+/// main thread's worker and on another, do not hold the shutdown: it ends about the drain
+/// timeout after it began (the other worker's runtime ends with its connections, its thread
+/// is joined), and their clients see their connections closed. The main thread's connections
+/// lived on after the drain timeout (through the last-used flush, and in an embedding
+/// runtime such as the tests' beyond `run`, holding the App and the store's lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_timeout_ends_requests_in_flight_on_every_worker() {
+    let url = slow_backend(Duration::from_secs(30)).await;
+    let gw = Esgate::start_full(&[&url], "workers = 2\ndrain_timeout = \"1s\"", "", "").await;
+    let secret = gw.all_token().await;
+    let mut gw = gw;
+    let mut in_flight = Vec::new();
+    for _ in 0..2 {
+        let target = gw.url("/slow");
+        let auth = bearer(&secret);
+        in_flight.push(tokio::spawn(async move {
+            send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let began = std::time::Instant::now();
+    let server = gw.begin_stop();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the shutdown ends")
+        .unwrap();
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "the shutdown took {took:?} with a 1 s drain timeout"
+    );
+    // The first was served on the main thread, whose runtime outlives the drain (the test's
+    // here, the process's until it exits), the second on the other worker.
+    for request in in_flight {
+        let done = tokio::time::timeout(Duration::from_secs(5), request).await;
+        let answer = done.expect("the client is not left waiting").unwrap();
+        assert!(
+            answer.is_err(),
+            "a request cut by the drain timeout got an answer"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_http_never_gets_a_5xx() {
     let backend = Backend::osmem();

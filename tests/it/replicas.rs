@@ -709,6 +709,11 @@ async fn noida_a_purged_revocation_reaches_a_replica_that_was_away() {
 /// with optimistic concurrency, then the tombstone under it), stamped `deleted_at`.
 async fn write_tombstone(backend_url: &str, token: &str, deleted_at: i64) {
     let seq = claim_seq(backend_url).await;
+    put_tombstone(backend_url, token, seq, deleted_at).await;
+}
+
+/// Writes a token's tombstone under `seq` (claimed earlier), stamped `deleted_at`.
+async fn put_tombstone(backend_url: &str, token: &str, seq: u64, deleted_at: i64) {
     let key = format!("token:{token}");
     let r = send(
         "PUT",
@@ -724,6 +729,14 @@ async fn write_tombstone(backend_url: &str, token: &str, deleted_at: i64) {
     .await
     .unwrap();
     assert!(r.status.is_success(), "{}", r.text());
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Claims the next change sequence on the store's counter, as a replica does.
@@ -1073,26 +1086,7 @@ async fn a_revocation_landed_behind_the_floor_is_found_by_the_sweep(backend: Bac
     create(&rs[1], read_token("meanwhile")).await;
     // Every poll settles past `seq` (SETTLE, 5 s, after the next one was seen).
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let key = format!("token:{id}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let r = send(
-        "PUT",
-        &format!(
-            "{}/{INDEX}/_doc/{}?refresh=true",
-            backend.url(),
-            key.replace(':', "%3A")
-        ),
-        &[("content-type", "application/json")],
-        json!({"kind": "token", "key": key, "seq": seq, "deleted": true,
-               "record": {"deleted_at": now}})
-        .to_string(),
-    )
-    .await
-    .unwrap();
-    assert!(r.status.is_success(), "{}", r.text());
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
     within(
         Duration::from_secs(15),
         "the revocation behind the floor reaches both replicas",
@@ -1115,6 +1109,158 @@ async fn osmem_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
     a_revocation_landed_behind_the_floor_is_found_by_the_sweep(Backend::noida()).await;
+}
+
+/// Review of session 14: a record that landed behind the floor reached a replica only through
+/// its sweep, and the replicas that did hold a tombstone (its writer first) purge it once they
+/// held it for the purge hold: half the retention, 10 s at least. The sweep came every 240 poll
+/// intervals (4 minutes at 1 s), so with a short retention the tombstone was gone long before
+/// and the replica that missed it served the deleted token for good. A purge round (a few per
+/// hold) now applies the tombstones it pages that are newer than held. Here (retention 8 s,
+/// hold 10 s) the revocation behind the floor must reach both replicas within the hold.
+async fn a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(backend: Backend) {
+    seed(backend.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!(
+        "kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"1s\"\n\
+         tombstone_retention = \"8s\""
+    );
+    let config = write_config(dir.path(), "short.toml", backend.url(), &store);
+    let rs: Vec<Served> = (0..2)
+        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
+        .collect();
+    let (id, secret) = create(&rs[0], read_token("short")).await;
+    within(Duration::from_secs(3), "token on replica 1", || async {
+        search_status(&rs[1], &secret).await == 200
+    })
+    .await;
+    let seq = claim_seq(backend.url()).await;
+    create(&rs[1], read_token("meanwhile")).await;
+    // Every poll settles past `seq` (a window re-read every 4 polls, SETTLE after it was seen).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    within(
+        Duration::from_secs(10),
+        "the revocation behind the floor reaches both replicas before the purge hold ends",
+        || async {
+            search_status(&rs[0], &secret).await == 401
+                && search_status(&rs[1], &secret).await == 401
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_behind_the_floor_is_swept_before_it_may_be_purged() {
+    a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_behind_the_floor_is_swept_before_it_may_be_purged() {
+    a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(Backend::noida()).await;
+}
+
+/// Review of session 14: a replica's load sets its poll floor a few `seq`s (4) below the
+/// highest it read. A write claimed before the load whose records landed after the load read,
+/// while more later writes (another replica's) landed first, was below that floor: the
+/// replica that just started (or read the whole store again) never read it until the periodic
+/// sweep, 2 minutes later. Here the test is that writer: it claims a `seq`, replica 0 writes
+/// five tokens, replica 1 starts, then the revocation lands under the claimed `seq`, within
+/// the 2.5 s that need no stamping again. A sweep SETTLE after each load finds it.
+async fn a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(backend: Backend) {
+    seed(backend.url()).await;
+    let mut r = Replicas::start(backend.url(), 1);
+    let (id, secret) = create(r.get(0), read_token("in flight")).await;
+    let seq = claim_seq(backend.url()).await;
+    let claimed = Instant::now();
+    for i in 0..5 {
+        create(r.get(0), read_token(&format!("later {i}"))).await;
+    }
+    let fresh = r.spawn();
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    assert!(
+        claimed.elapsed() < Duration::from_millis(2500),
+        "the write landed late ({:?}): its writer would have stamped it again",
+        claimed.elapsed()
+    );
+    // Behind the highest `seq` replica 0 saw: its window re-read (every 4 polls) reads it.
+    within(
+        Duration::from_secs(5),
+        "the revocation on the replica that saw the claim",
+        || async { search_status(r.get(0), &secret).await == 401 },
+    )
+    .await;
+    within(
+        Duration::from_secs(10),
+        "the revocation on the replica that loaded while it was in flight",
+        || async { search_status(&fresh, &secret).await == 401 },
+    )
+    .await;
+    r.served.push(Some(fresh));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landing_behind_a_fresh_loads_floor_reaches_it() {
+    a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landing_behind_a_fresh_loads_floor_reaches_it() {
+    a_revocation_landing_behind_a_fresh_loads_floor_reaches_it(Backend::noida()).await;
+}
+
+/// Review of session 14: when two replicas write at once, the first to claim its `seq` may be
+/// the last to land. Its records are then below the highest `seq` the other replicas saw, so
+/// only the window re-read (every 4 polls: 2 s at 500 ms) read them, not the next poll: a
+/// revocation reached them in up to about 2.5 s. A replica that skipped a `seq` now re-reads
+/// the window at every poll until it reads it (or the floor passes it). Here the test is the
+/// first writer: it claims a `seq`, replica 0 writes a token under the next one, every replica
+/// sees it, then the revocation lands under the claimed `seq` (a second after its claim).
+async fn a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+    backend: Backend,
+) {
+    seed(backend.url()).await;
+    let r = Replicas::start(backend.url(), 2);
+    for round in 0..3 {
+        let (id, secret) = create(r.get(0), read_token(&format!("revoked {round}"))).await;
+        within(PROPAGATION, "token on replica 1", || async {
+            search_status(r.get(1), &secret).await == 200
+        })
+        .await;
+        let seq = claim_seq(backend.url()).await;
+        let claimed = Instant::now();
+        create(r.get(0), read_token(&format!("later {round}"))).await;
+        // Every replica polled the later write.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        put_tombstone(backend.url(), &id, seq, unix_now()).await;
+        assert!(claimed.elapsed() < Duration::from_millis(2500));
+        let took = within(
+            PROPAGATION,
+            "the revocation that landed after a later write, on every replica",
+            || async {
+                search_status(r.get(0), &secret).await == 401
+                    && search_status(r.get(1), &secret).await == 401
+            },
+        )
+        .await;
+        eprintln!("round {round}: {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second() {
+    a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+        Backend::osmem(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second() {
+    a_revocation_landing_after_a_later_write_reaches_every_replica_within_a_second(
+        Backend::noida(),
+    )
+    .await;
 }
 
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
