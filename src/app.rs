@@ -202,9 +202,10 @@ impl App {
             kibana_front,
             admin_key,
             admin_key_file,
+            // A shard per worker thread, and one for the main thread's own requests.
             upstream: Arc::new(Upstream::new(
                 &config.backend,
-                crate::server::workers::count(config.limits.workers),
+                crate::server::workers::count(config.limits.workers) + 1,
             )),
             limiter: Arc::new(FailureLimiter::with_max_entries(
                 config.auth.max_failures,
@@ -418,12 +419,12 @@ mod tests {
     fn a_reload_keeps_the_running_workers_and_the_pools_shards() {
         let dir = tempfile::tempdir().unwrap();
         let app = App::build(config(dir.path(), 4)).unwrap();
-        assert_eq!(app.upstream.shards(), 4);
+        assert_eq!(app.upstream.shards(), 5, "four workers and the main thread");
         for reloaded_count in [1, 2, 0] {
             let (next, restart) = app.reloaded(config(dir.path(), reloaded_count)).unwrap();
             assert_eq!(restart, vec!["listen.workers".to_owned()]);
             assert_eq!(next.config.limits.workers, 4, "the running value stays");
-            assert_eq!(next.upstream.shards(), 4, "one shard per running worker");
+            assert_eq!(next.upstream.shards(), 5, "one shard per running thread");
         }
     }
 

@@ -45,8 +45,8 @@ enum Role {
 
 /// Serves both listeners until `shutdown` resolves, then drains in-flight requests (for at
 /// most the configured drain timeout) and returns. The data listener's connections are served
-/// by `listen.workers` workers (`workers`): the caller's runtime and a thread for each other
-/// one.
+/// by `listen.workers` worker threads (`workers`); the caller's runtime accepts and serves the
+/// admin listener, the Kibana front and the background work.
 pub async fn run(
     app: Arc<App>,
     data: TcpListener,

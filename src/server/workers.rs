@@ -1,7 +1,7 @@
 //! The data listener's workers (issue 10): `listen.workers` threads, each running its own
 //! current-thread tokio runtime, like nginx's worker processes. The accept loop (on the main
-//! thread, worker 0) hands each new connection to the worker serving the fewest; the connection
-//! then stays on that thread with everything its requests spawn, and each thread keeps its own
+//! thread) hands each new connection to the worker serving the fewest; the connection then
+//! stays on that thread with everything its requests spawn, and each thread keeps its own
 //! backend connections (`upstream::pool` shards its idle connections by [`current`]), so a
 //! request never wakes another thread.
 //!
@@ -12,8 +12,11 @@
 //! VM). The price: one connection's requests are served by one core (an HTTP/2 client's
 //! streams too), as in nginx.
 //!
-//! The main thread is worker 0: besides its share of the data connections it serves the admin
-//! listener, the Kibana front and the background chores. Everything the workers share (the
+//! The main thread (index 0) is the control plane, as nginx's master process: it accepts on
+//! every listener and serves the admin listener, the Kibana front and the background work (the
+//! token store's poll, purge and sweep, the chores, reloads), so none of it waits behind data
+//! requests, and no data request behind it. It serves a data connection only when no worker
+//! thread can. Everything the workers share (the
 //! serving `App`, the store's snapshot, limiters, metrics, the audit writer, the connection
 //! limit) is thread-safe; what is per worker is only an optimisation, never needed for
 //! correctness.
@@ -33,7 +36,8 @@ thread_local! {
     static CURRENT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The worker running the caller: 0 on the main thread and on any thread that is not a worker.
+/// The worker running the caller: 1 to `listen.workers` on the worker threads, 0 on the main
+/// thread and on any thread that is not a worker.
 pub fn current() -> usize {
     CURRENT.with(Cell::get)
 }
@@ -79,12 +83,12 @@ impl Drop for Load {
     }
 }
 
-/// The data listener's workers besides the main thread.
+/// The data listener's worker threads.
 pub(super) struct Workers {
     /// Worker `i`'s intake at `i - 1`.
     intakes: Vec<mpsc::UnboundedSender<Handoff>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// Connections open per worker (index 0: the main thread).
+    /// Connections open per worker (index 0: the main thread, when no worker can take one).
     counts: Arc<[AtomicUsize]>,
     /// Where the search for the least loaded worker starts: ties go round.
     next: AtomicUsize,
@@ -93,7 +97,7 @@ pub(super) struct Workers {
 }
 
 impl Workers {
-    /// Starts `listen.workers` less one threads. Each serves the connections it is handed,
+    /// Starts `listen.workers` threads. Each serves the connections it is handed,
     /// until its intake closes ([`Workers::finish`]) and then until the drain is over. A
     /// worker that cannot start is logged and the others serve.
     pub(super) fn start(
@@ -105,7 +109,7 @@ impl Workers {
         let (over, _) = watch::channel(false);
         let mut intakes = Vec::new();
         let mut threads = Vec::new();
-        for index in 1..wanted {
+        for index in 1..=wanted {
             let (intake, arrivals) = mpsc::unbounded_channel();
             let (live, stop, open, over) = (
                 Arc::clone(live),
@@ -141,8 +145,7 @@ impl Workers {
     }
 
     /// Hands `conn` to the worker serving the fewest connections. Returns it (counted in
-    /// worker 0's load) when that is the caller's own, or when the chosen worker cannot take
-    /// it (its thread ended).
+    /// the main thread's load) when no worker can take it (their threads ended).
     pub(super) fn dispatch(&self, conn: Accepted) -> Option<(Accepted, Load)> {
         let worker = self.least_loaded();
         let load = self.load(worker);
@@ -200,14 +203,22 @@ impl Workers {
         }
     }
 
-    /// The worker with the fewest open connections, ties taken in turn.
+    /// The worker with the fewest open connections, ties taken in turn; 0 (the main thread)
+    /// when no worker thread is left.
     fn least_loaded(&self) -> usize {
-        let n = self.counts.len();
+        let n = self.counts.len() - 1;
+        if n == 0 {
+            return 0;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n)
-            .map(|i| (start + i) % n)
+        let worker = (0..n)
+            .map(|i| 1 + (start + i) % n)
             .min_by_key(|&w| self.counts[w].load(Ordering::Relaxed))
-            .unwrap_or(0)
+            .unwrap_or(0);
+        if self.counts[worker].load(Ordering::Relaxed) >= GONE {
+            return 0;
+        }
+        worker
     }
 
     /// After the accept loop ended: the intakes close (each worker drops its hold on the
@@ -347,8 +358,7 @@ mod tests {
         while let Ok(h) = alive.try_recv() {
             handed.push(h);
         }
-        // Worker 1 refused one connection at most (served here); the others are shared by
-        // worker 0 and worker 2.
+        // Worker 1 refused one connection at most (served here); the others go to worker 2.
         assert_eq!(here + handed.len(), 9);
         assert!(handed.len() >= 4, "worker 2 got {} of 9", handed.len());
         assert!(here <= 5, "the main thread served {here} of 9");
@@ -361,15 +371,16 @@ mod tests {
 
     #[test]
     fn connections_go_to_the_least_loaded_worker_and_ties_go_round() {
-        let w = workers(3);
+        // The main thread and three workers.
+        let w = workers(4);
         let mut held = Vec::new();
-        // Even: each worker in turn.
+        // Even: each worker in turn, none on the main thread.
         for _ in 0..6 {
             let worker = w.least_loaded();
             held.push(w.load(worker));
         }
         let counts: Vec<usize> = w.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        assert_eq!(counts, [2, 2, 2]);
+        assert_eq!(counts, [0, 2, 2, 2]);
         // Worker 1's connections end: it takes the next two.
         held.retain(|l| l.worker != 1);
         assert_eq!(w.least_loaded(), 1);
@@ -377,8 +388,10 @@ mod tests {
         assert_eq!(w.least_loaded(), 1);
         held.push(w.load(1));
         let counts: Vec<usize> = w.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        assert_eq!(counts, [2, 2, 2]);
+        assert_eq!(counts, [0, 2, 2, 2]);
         drop(held);
         assert!(w.counts.iter().all(|c| c.load(Ordering::Relaxed) == 0));
+        // No worker thread at all: the main thread.
+        assert_eq!(workers(1).least_loaded(), 0);
     }
 }
