@@ -170,13 +170,13 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
     up.seal = form.id;
-    Some(tree_forward(up, &out, raw.len() + 512))
+    Some(tree_forward(up, &out, raw, raw.len() + 512))
 }
 
-/// `up` with the tree written as its JSON body.
-fn tree_forward(up: Upstream, out: &Node<'_>, capacity: usize) -> Upstream {
+/// `up` with the tree, parsed from `source`, written as its JSON body.
+fn tree_forward(up: Upstream, out: &Node<'_>, source: &[u8], capacity: usize) -> Upstream {
     let mut bytes = Vec::with_capacity(capacity);
-    tree::write(out, &mut bytes);
+    tree::write_from(out, source, &mut bytes);
     #[cfg(test)]
     tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
     up.body(ForwardBody {
@@ -297,7 +297,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let scope = req.scope;
     let out = rewrite::count_tree(tree, arena.has_knn_key(), &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
-    Some(tree_forward(up, &out, raw.len() + 256))
+    Some(tree_forward(up, &out, raw, raw.len() + 256))
 }
 
 /// The raw body when the tree path may read it: present, not encoded, JSON, within the cap,
