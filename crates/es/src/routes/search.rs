@@ -146,9 +146,8 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let objects = arena.objects();
     super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
-    if tree.contains_key("pit") {
-        return None;
-    }
+    // A body with `pit` is refused by `search_tree` (its `TOP_LEVEL` slot is a `Feature`), so
+    // left to the serde path, which takes the point in time out first.
     let scope = req.scope;
     let mut out = rewrite::search_tree(tree, arena.has_knn_key(), &scope.filters, None).ok()??;
     if !ordinals::plain_is_noop(J::from(&out)) {
