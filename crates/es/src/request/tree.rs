@@ -97,7 +97,9 @@ pub struct Container<'a, T> {
 #[derive(Clone)]
 enum Items<'a, T> {
     Built(Vec<T>),
-    Shared(&'a [T]),
+    /// Shared items, and the container's JSON text as [`write()`] writes them when it is known
+    /// ([`SharedArray`]), else empty.
+    Shared(&'a [T], &'a [u8]),
 }
 
 impl<'a, T> Container<'a, T> {
@@ -106,27 +108,56 @@ impl<'a, T> Container<'a, T> {
     /// search). [`Container::make_mut`] copies them out.
     pub fn shared(items: &'a [T]) -> Self {
         Container {
-            items: Items::Shared(items),
+            items: Items::Shared(items, &[]),
         }
+    }
+}
+
+/// Array items that outlive the trees they are put in (the token's filter clauses), with the
+/// array's JSON text as the writer writes it, written once when built: [`write()`] copies it
+/// (issue 10, goal 6: the clauses were written key by key in every search). The two are
+/// built together here and never change, so the text is always the items'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedArray<'x> {
+    items: Vec<Node<'x>>,
+    text: Vec<u8>,
+}
+
+impl<'x> SharedArray<'x> {
+    pub fn new(items: Vec<Node<'x>>) -> SharedArray<'x> {
+        let mut text = Vec::new();
+        write_node::<false>(&Node::Array(Container::shared(&items)), &mut text);
+        SharedArray { items, text }
+    }
+
+    pub fn items(&self) -> &[Node<'x>] {
+        &self.items
+    }
+
+    /// The array, its items shared ([`Container::shared`]) and its text known.
+    pub fn array(&self) -> Node<'_> {
+        Node::Array(Container {
+            items: Items::Shared(&self.items, &self.text),
+        })
     }
 }
 
 impl<T: Clone> Container<'_, T> {
     /// The items, to change (shared ones are first copied out into a `Vec`).
     pub fn make_mut(&mut self) -> &mut Vec<T> {
-        if let Items::Shared(items) = self.items {
+        if let Items::Shared(items, _) = self.items {
             self.items = Items::Built(items.to_vec());
         }
         match &mut self.items {
             Items::Built(items) => items,
-            Items::Shared(_) => unreachable!("a shared container was just copied out"),
+            Items::Shared(..) => unreachable!("a shared container was just copied out"),
         }
     }
 
     /// The items, to build something else from them.
     pub fn into_vec(self) -> Vec<T> {
         match self.items {
-            Items::Shared(items) => items.to_vec(),
+            Items::Shared(items, _) => items.to_vec(),
             Items::Built(items) => items,
         }
     }
@@ -157,7 +188,7 @@ impl<T> std::ops::Deref for Container<'_, T> {
 
     fn deref(&self) -> &[T] {
         match &self.items {
-            Items::Shared(items) => items,
+            Items::Shared(items, _) => items,
             Items::Built(items) => items,
         }
     }
@@ -301,11 +332,15 @@ impl<'a> Node<'a> {
             Node::Number(text) => Node::Number(Cow::Borrowed(text)),
             Node::String(s) => Node::String(Cow::Borrowed(s)),
             Node::Array(items) => Node::Array(match &items.items {
-                Items::Shared(shared) => Container::shared(shared),
+                Items::Shared(shared, text) => Container {
+                    items: Items::Shared(shared, text),
+                },
                 Items::Built(built) => built.iter().map(Node::reborrow).collect::<Vec<_>>().into(),
             }),
             Node::Object(entries) => Node::Object(match &entries.items {
-                Items::Shared(shared) => Container::shared(shared),
+                Items::Shared(shared, text) => Container {
+                    items: Items::Shared(shared, text),
+                },
                 Items::Built(built) => built
                     .iter()
                     .map(|(k, v)| (Cow::Borrowed(&**k), v.reborrow()))
@@ -1746,6 +1781,9 @@ fn entry_source(source: &[u8], key: &str, value: &Node<'_>) -> Option<(usize, us
 fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
     match node {
         Node::Array(items) => {
+            if let (true, Items::Shared(_, text @ [_, ..])) = (SPANS, &items.items) {
+                return out.extend_from_slice(text);
+            }
             out.push(b'[');
             if let Some((first, rest)) = items.split_first() {
                 write_item::<SPANS>(first, out);

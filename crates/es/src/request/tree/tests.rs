@@ -984,6 +984,35 @@ fn shared_items_write_as_built_ones_and_a_change_copies_them_out() {
     let mut changed = Vec::new();
     write(&Node::Array(items), &mut changed);
     assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},12,null]"#);
+
+    // With its text written once (`SharedArray`): copied by the writer, the same bytes, kept
+    // by `reborrow`, gone once the items are copied out and changed.
+    let array = SharedArray::new(owned.clone());
+    assert_eq!(array.items(), &owned[..]);
+    let node = array.array();
+    assert_eq!(node, built);
+    let Node::Array(c) = &node else {
+        unreachable!()
+    };
+    assert!(matches!(c.items, Items::Shared(_, text) if text == &a[..]));
+    let mut copied = Vec::new();
+    write(&node, &mut copied);
+    assert_eq!(copied, a);
+    assert_eq!(written_without_spans(&node), a);
+    let Node::Array(mut items) = node.reborrow() else {
+        unreachable!()
+    };
+    assert!(matches!(items.items, Items::Shared(_, text) if text == &a[..]));
+    items.make_mut()[1] = Node::Bool(true);
+    let mut changed = Vec::new();
+    write(&Node::Array(items), &mut changed);
+    assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},true]"#);
+    assert_eq!(array.items(), &owned[..]);
+    // An empty one's text is the writer's too.
+    assert_eq!(
+        SharedArray::new(Vec::new()).array(),
+        Node::array(Vec::new())
+    );
 }
 
 /// Duplicate keys are refused wherever they are: keys of one length and the same end bytes, a
