@@ -58,7 +58,7 @@ fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 
 /// [`prepare`] on the borrowed request tree (issue 10, goal 6), as `search::on_tree` does for
 /// one search: every body through `rewrite::search_tree`, the cost guard's checks over [`J`],
-/// no doc-id sort anywhere (`ordinals::plain_is_noop`), the bodies written by `tree::write`.
+/// no doc-id sort anywhere (`ordinals::plain_is_noop`), the bodies written by `tree::write_from`.
 /// `None` (and `req` as it was) for every other msearch and every refusal: [`prepare_serde`]
 /// decides those. `tree_matches_serde` (tests) holds the two paths to the same answers.
 fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
