@@ -824,8 +824,9 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
 /// [`write_from`] against the writer without source text: the top level of every object of the
 /// corpus (and of hand-picked ones: spaced, escaped, every kind of scalar) opened and written
 /// as it is, its entries reversed, rotated, one removed the serde way, a built one added, its
-/// values moved under other keys, some replaced by owned copies and by entries of another body of the same buffer (an `_msearch`
-/// line's neighbour): byte for byte the same, whatever of it stands in the source.
+/// values moved under other keys, some replaced by owned copies, and entries of another body
+/// of the same buffer (an `_msearch` line's neighbour) put among them: byte for byte the same,
+/// whatever of it stands in the source.
 #[test]
 fn source_text_writes_as_the_writer() {
     let picked = [
