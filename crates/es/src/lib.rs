@@ -58,7 +58,7 @@ pub struct FilterSet {
     by_field: BTreeMap<String, BTreeSet<String>>,
     /// [`FilterSet::clauses`] as request-tree nodes, built once (the tree path wraps every
     /// search with them; issue 10).
-    clause_nodes: Vec<request::tree::Node<'static>>,
+    clause_nodes: request::tree::SharedArray<'static>,
     /// Whether a `knn` key is anywhere in the clauses (a field named so), built once too.
     clauses_hold_knn: bool,
     /// The clauses' length as JSON text, summed: what each search's rewrite adds to it, which
@@ -76,19 +76,21 @@ impl FilterSet {
         }
         let mut set = FilterSet {
             by_field,
-            clause_nodes: Vec::new(),
+            clause_nodes: Default::default(),
             clauses_hold_knn: false,
             clauses_len: 0,
             empty_search: None,
         };
         set.clauses_len = set.clauses().iter().map(|c| c.to_string().len()).sum();
-        set.clause_nodes = set
-            .clauses()
-            .iter()
-            .map(request::tree::Node::from_value)
-            .collect();
+        set.clause_nodes = request::tree::SharedArray::new(
+            set.clauses()
+                .iter()
+                .map(request::tree::Node::from_value)
+                .collect(),
+        );
         set.clauses_hold_knn = set
             .clause_nodes
+            .items()
             .iter()
             .any(|c| dsl::rewrite::has_key_anywhere(dsl::json::J::from(c), "knn"));
         // Last: it is built from the set as it is used.
@@ -111,9 +113,10 @@ impl FilterSet {
         self.clauses_len
     }
 
-    /// [`FilterSet::clauses`] as request-tree nodes.
-    pub(crate) fn clause_nodes(&self) -> &[request::tree::Node<'static>] {
-        &self.clause_nodes
+    /// [`FilterSet::clauses`] as a request-tree array, its items shared and its JSON text
+    /// known (written once).
+    pub(crate) fn clause_array(&self) -> request::tree::Node<'_> {
+        self.clause_nodes.array()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -36,7 +36,7 @@ use crate::dsl::query::{
 };
 pub use crate::dsl::query::{check_query, filter_knn_queries, wrap};
 use crate::dsl::{retriever, values};
-use crate::request::tree::{Container, Node};
+use crate::request::tree::Node;
 use crate::{FilterSet, Rejection};
 
 /// Validates a `_search` body (or its absence) and returns the body to forward.
@@ -395,9 +395,9 @@ fn wrap_tree<'a>(query: Option<Node<'a>>, filters: &'a FilterSet) -> Node<'a> {
     });
     let mut bool_query = Vec::with_capacity(2);
     if !filters.is_empty() {
-        // The token's clauses as they are in its filter set, not copied.
-        let clauses = Container::shared(filters.clause_nodes());
-        bool_query.push((Cow::Borrowed("filter"), Node::Array(clauses)));
+        // The token's clauses as they are in its filter set, not copied, their text written
+        // once.
+        bool_query.push((Cow::Borrowed("filter"), filters.clause_array()));
     }
     bool_query.push((Cow::Borrowed("must"), Node::array(vec![inner])));
     Node::object(vec![(Cow::Borrowed("bool"), Node::object(bool_query))])

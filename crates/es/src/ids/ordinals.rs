@@ -322,7 +322,18 @@ pub(crate) fn plain_is_noop(body: J<'_>) -> bool {
     let Some(m) = body.as_object() else {
         return true;
     };
-    if m.contains_key("slice") {
+    // `slice` and `sort` in one pass over the keys (issue 10, goal 6: a walk for each; the
+    // keys are unique, so the first `sort` is the one).
+    let mut sort = None;
+    let sliced = m.try_each(|k, v| match k {
+        "slice" => Err(()),
+        "sort" => {
+            sort = sort.or(Some(v));
+            Ok(())
+        }
+        _ => Ok(()),
+    });
+    if sliced.is_err() {
         return false;
     }
     let mut keys = 0usize;
@@ -340,7 +351,7 @@ pub(crate) fn plain_is_noop(body: J<'_>) -> bool {
         }
         _ => {}
     };
-    match m.get("sort") {
+    match sort {
         Some(J::Array(items)) => items.iter().for_each(&mut item),
         Some(one) => item(one),
         None => {}
@@ -1155,6 +1166,115 @@ mod tests {
             sealed(&b, &spec, false, b"Bad Gateway").unwrap(),
             b"Bad Gateway".to_vec()
         );
+    }
+
+    /// [`plain_is_noop`] as it was written before its one pass: a walk for `slice`, one for
+    /// `sort`.
+    fn plain_is_noop_two_walks(body: J<'_>) -> bool {
+        let Some(m) = body.as_object() else {
+            return true;
+        };
+        if m.contains_key("slice") {
+            return false;
+        }
+        let (mut keys, mut ordinal) = (0usize, false);
+        let mut item = |v: J<'_>| match v {
+            J::String(s) => {
+                keys += 1;
+                ordinal |= ORDINAL_FIELDS.contains(&s);
+            }
+            J::Object(o) => {
+                for k in o.keys() {
+                    keys += 1;
+                    ordinal |= ORDINAL_FIELDS.contains(&k);
+                }
+            }
+            _ => {}
+        };
+        match m.get("sort") {
+            Some(J::Array(items)) => items.iter().for_each(&mut item),
+            Some(one) => item(one),
+            None => {}
+        }
+        !ordinal && keys <= MAX_SORT_KEYS
+    }
+
+    /// The one-pass [`plain_is_noop`] decides as the two walks did, on serde_json's tree, the
+    /// parsed tree and the built one, for the corpus and for bodies with `slice` and `sort`
+    /// anywhere among their keys; and a body it passes is one `prepare` leaves as it is.
+    #[test]
+    fn plain_is_noop_decides_as_two_walks() {
+        use crate::request::tree::{self, Node};
+        let mut bodies: Vec<Value> = crate::testing::corpus_texts()
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect();
+        let sorts = [
+            json!("a"),
+            json!("_doc"),
+            json!({"_seq_no": "asc"}),
+            json!({"a": "asc", "b": "desc"}),
+            json!([{"a": "asc"}, "b", {"_shard_doc": "desc"}]),
+            json!(vec!["a"; 64]),
+            json!(vec!["a"; 65]),
+            json!([1, null, []]),
+            json!(7),
+        ];
+        for (i, sort) in sorts.iter().enumerate() {
+            for extra in [
+                json!({}),
+                json!({"slice": {"id": 0, "max": 2}}),
+                json!({"size": 1, "query": {"match_all": {}}}),
+            ] {
+                let Value::Object(extra) = extra else {
+                    unreachable!()
+                };
+                // `sort` before the other keys and after them.
+                for first in [true, false] {
+                    let mut m = Map::new();
+                    if first {
+                        m.insert("sort".into(), sort.clone());
+                    }
+                    m.extend(extra.clone());
+                    if !first {
+                        m.insert("sort".into(), sort.clone());
+                    }
+                    if i % 2 == 1 {
+                        m.insert("track_total_hits".into(), json!(true));
+                    }
+                    bodies.push(Value::Object(m));
+                }
+            }
+        }
+        bodies.push(json!({"slice": 1}));
+        bodies.push(json!([{"slice": 1}]));
+        let (mut plain, mut not) = (0, 0);
+        for body in bodies {
+            let expected = plain_is_noop_two_walks(J::from(&body));
+            assert_eq!(plain_is_noop(J::from(&body)), expected, "{body}");
+            let text = serde_json::to_vec(&body).unwrap();
+            let arena = tree::Arena::for_body(text.len());
+            // (A body the tree refuses, too deep, is serde_json's only.)
+            let Ok(parsed) = tree::parse(&text, &arena) else {
+                continue;
+            };
+            assert_eq!(plain_is_noop(J::from(&parsed)), expected, "{body}");
+            // Opened: the top level built (a parsed container's items as they are).
+            let mut built = parsed.clone();
+            built.open();
+            assert!(!matches!(built, Node::Parsed(_)));
+            assert_eq!(plain_is_noop(J::from(&built)), expected, "{body}");
+            if expected {
+                plain += 1;
+                if body.is_object() {
+                    let (out, p) = prepared(body.clone(), PLAIN).unwrap();
+                    assert!(p.is_none() && out == body, "{body}");
+                }
+            } else {
+                not += 1;
+            }
+        }
+        assert!(plain > 500 && not > 10, "{plain} {not}");
     }
 
     #[test]

@@ -97,7 +97,9 @@ pub struct Container<'a, T> {
 #[derive(Clone)]
 enum Items<'a, T> {
     Built(Vec<T>),
-    Shared(&'a [T]),
+    /// Shared items, and the container's JSON text as [`write()`] writes them when it is known
+    /// ([`SharedArray`]), else empty.
+    Shared(&'a [T], &'a [u8]),
 }
 
 impl<'a, T> Container<'a, T> {
@@ -106,27 +108,56 @@ impl<'a, T> Container<'a, T> {
     /// search). [`Container::make_mut`] copies them out.
     pub fn shared(items: &'a [T]) -> Self {
         Container {
-            items: Items::Shared(items),
+            items: Items::Shared(items, &[]),
         }
+    }
+}
+
+/// Array items that outlive the trees they are put in (the token's filter clauses), with the
+/// array's JSON text as the writer writes it, written once when built: [`write()`] copies it
+/// (issue 10, goal 6: the clauses were written key by key in every search). The two are
+/// built together here and never change, so the text is always the items'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedArray<'x> {
+    items: Vec<Node<'x>>,
+    text: Vec<u8>,
+}
+
+impl<'x> SharedArray<'x> {
+    pub fn new(items: Vec<Node<'x>>) -> SharedArray<'x> {
+        let mut text = Vec::new();
+        write_node::<false>(&Node::Array(Container::shared(&items)), &mut text);
+        SharedArray { items, text }
+    }
+
+    pub fn items(&self) -> &[Node<'x>] {
+        &self.items
+    }
+
+    /// The array, its items shared ([`Container::shared`]) and its text known.
+    pub fn array(&self) -> Node<'_> {
+        Node::Array(Container {
+            items: Items::Shared(&self.items, &self.text),
+        })
     }
 }
 
 impl<T: Clone> Container<'_, T> {
     /// The items, to change (shared ones are first copied out into a `Vec`).
     pub fn make_mut(&mut self) -> &mut Vec<T> {
-        if let Items::Shared(items) = self.items {
+        if let Items::Shared(items, _) = self.items {
             self.items = Items::Built(items.to_vec());
         }
         match &mut self.items {
             Items::Built(items) => items,
-            Items::Shared(_) => unreachable!("a shared container was just copied out"),
+            Items::Shared(..) => unreachable!("a shared container was just copied out"),
         }
     }
 
     /// The items, to build something else from them.
     pub fn into_vec(self) -> Vec<T> {
         match self.items {
-            Items::Shared(items) => items.to_vec(),
+            Items::Shared(items, _) => items.to_vec(),
             Items::Built(items) => items,
         }
     }
@@ -157,7 +188,7 @@ impl<T> std::ops::Deref for Container<'_, T> {
 
     fn deref(&self) -> &[T] {
         match &self.items {
-            Items::Shared(items) => items,
+            Items::Shared(items, _) => items,
             Items::Built(items) => items,
         }
     }
@@ -301,11 +332,15 @@ impl<'a> Node<'a> {
             Node::Number(text) => Node::Number(Cow::Borrowed(text)),
             Node::String(s) => Node::String(Cow::Borrowed(s)),
             Node::Array(items) => Node::Array(match &items.items {
-                Items::Shared(shared) => Container::shared(shared),
+                Items::Shared(shared, text) => Container {
+                    items: Items::Shared(shared, text),
+                },
                 Items::Built(built) => built.iter().map(Node::reborrow).collect::<Vec<_>>().into(),
             }),
             Node::Object(entries) => Node::Object(match &entries.items {
-                Items::Shared(shared) => Container::shared(shared),
+                Items::Shared(shared, text) => Container {
+                    items: Items::Shared(shared, text),
+                },
                 Items::Built(built) => built
                     .iter()
                     .map(|(k, v)| (Cow::Borrowed(&**k), v.reborrow()))
@@ -1663,11 +1698,115 @@ pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
     write_node::<true>(node, out);
 }
 
+/// [`write()`] for a tree built from a parse of `source` (a request's body): a built object's
+/// entries that are still as they stand in `source`, compact, are copied from it, a run of
+/// entries that stand there side by side in one copy (issue 10, goal 6: a search's rewritten
+/// top level was written key by key, each key through [`write_str`]). Only the outermost
+/// object is written so (the one a rewrite opens); below it, as [`write()`]. The same bytes as
+/// [`write()`] for any `source` (`source_text_writes_as_the_writer`).
+pub fn write_from(node: &Node<'_>, source: &[u8], out: &mut Vec<u8>) {
+    #[cfg(test)]
+    if tests::SPANS_OFF.with(std::cell::Cell::get) {
+        return write_node::<false>(node, out);
+    }
+    let Node::Object(entries) = node else {
+        return write_node::<true>(node, out);
+    };
+    out.push(b'{');
+    // The run of source text not yet copied, and whether anything is written before it.
+    let mut run: Option<(usize, usize)> = None;
+    let mut written = false;
+    for (k, v) in entries.iter() {
+        let at = entry_source(source, k, v);
+        if let (Some((start, end)), Some((from, to))) = (at, run) {
+            // Next to the run in the source, past its comma: the run goes on.
+            if start == to + 1 && source.get(to) == Some(&b',') {
+                run = Some((from, end));
+                continue;
+            }
+        }
+        if let Some((from, to)) = run.take() {
+            if written {
+                out.push(b',');
+            }
+            out.extend_from_slice(source.get(from..to).unwrap_or_default());
+            written = true;
+        }
+        if at.is_some() {
+            run = at;
+            continue;
+        }
+        if written {
+            out.push(b',');
+        }
+        write_str(k, out);
+        out.push(b':');
+        write_item::<true>(v, out);
+        written = true;
+    }
+    if let Some((from, to)) = run {
+        if written {
+            out.push(b',');
+        }
+        out.extend_from_slice(source.get(from..to).unwrap_or_default());
+    }
+    out.push(b'}');
+}
+
+/// Where the entry `key: value` stands in `source` exactly as [`write()`] writes it (`"key":`
+/// and the value, nothing between): `source[start..end]`. `None` when it does not, or cannot
+/// be told to. A key or value stands in `source` when its text is borrowed from it (the
+/// parser borrows a string from the body only when it has no escape, and always the whole
+/// string between its quotes: such a string is written as its quotes around it); a scalar's
+/// place is known from its text's, `true`, `false` and `null` are compared; a parsed
+/// container's source text is what [`write()`] copies for it.
+#[inline]
+fn entry_source(source: &[u8], key: &str, value: &Node<'_>) -> Option<(usize, usize)> {
+    let base = source.as_ptr() as usize;
+    // The place in `source` of a text that is a part of it.
+    let place = |text: &[u8]| {
+        let at = (text.as_ptr() as usize).checked_sub(base)?;
+        (at < source.len()).then_some(at)
+    };
+    let start = place(key.as_bytes())?.checked_sub(1)?;
+    // The value's first byte.
+    let v = start + key.len() + 3;
+    if source.get(start) != Some(&b'"') || source.get(v - 2..v) != Some(b"\":") {
+        return None;
+    }
+    let end = match value {
+        Node::Parsed(p) => {
+            let raw = p.raw()?;
+            (place(raw)? == v).then_some(v + raw.len())?
+        }
+        Node::Number(Cow::Borrowed(text)) => {
+            (place(text.as_bytes())? == v).then_some(v + text.len())?
+        }
+        Node::String(Cow::Borrowed(s)) => {
+            let end = v + s.len() + 2;
+            let quoted = place(s.as_bytes())? == v + 1
+                && source.get(v) == Some(&b'"')
+                && source.get(end - 1) == Some(&b'"');
+            quoted.then_some(end)?
+        }
+        Node::Bool(b) => {
+            let text: &[u8] = if *b { b"true" } else { b"false" };
+            (source.get(v..v + text.len()) == Some(text)).then_some(v + text.len())?
+        }
+        Node::Null => (source.get(v..v + 4) == Some(b"null")).then_some(v + 4)?,
+        _ => return None,
+    };
+    (end <= source.len()).then_some((start, end))
+}
+
 /// [`write()`]; with `SPANS` false, every container written item by item (the tests' reference:
 /// the two must agree on every tree [`parse`] builds).
 fn write_node<const SPANS: bool>(node: &Node<'_>, out: &mut Vec<u8>) {
     match node {
         Node::Array(items) => {
+            if let (true, Items::Shared(_, text @ [_, ..])) = (SPANS, &items.items) {
+                return out.extend_from_slice(text);
+            }
             out.push(b'[');
             if let Some((first, rest)) = items.split_first() {
                 write_item::<SPANS>(first, out);

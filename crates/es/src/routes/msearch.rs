@@ -58,7 +58,7 @@ fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 
 /// [`prepare`] on the borrowed request tree (issue 10, goal 6), as `search::on_tree` does for
 /// one search: every body through `rewrite::search_tree`, the cost guard's checks over [`J`],
-/// no doc-id sort anywhere (`ordinals::plain_is_noop`), the bodies written by `tree::write`.
+/// no doc-id sort anywhere (`ordinals::plain_is_noop`), the bodies written by `tree::write_from`.
 /// `None` (and `req` as it was) for every other msearch and every refusal: [`prepare_serde`]
 /// decides those. `tree_matches_serde` (tests) holds the two paths to the same answers.
 fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
@@ -81,8 +81,9 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let arena = tree::Arena::metered(raw.len(), meter).ok()?;
     // Room for a dashboard's searches without regrowing (issue 10).
     let mut trees = Vec::with_capacity(32);
-    // Each body's length: its output buffer's size (the output is the body and the filter).
-    let mut lengths = Vec::with_capacity(32);
+    // Each body's text: its output's source, and its length the output buffer's size (the
+    // output is the body and the filter).
+    let mut texts = Vec::with_capacity(32);
     // The top-level entries checked so far: a repeated one is not checked again.
     let mut accepted = rewrite::Accepted::default();
     let mut items = read_lines(
@@ -110,7 +111,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             )? {
                 Some(out) => {
                     trees.push(out);
-                    lengths.push(line.len());
+                    texts.push(line);
                     Ok(Value::Null)
                 }
                 // Left to the serde path.
@@ -143,12 +144,12 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut bodies = Vec::with_capacity(trees.len());
-    for ((mut out, timeout), length) in trees.into_iter().zip(timeouts).zip(lengths) {
+    for ((mut out, timeout), line) in trees.into_iter().zip(timeouts).zip(texts) {
         if let (Node::Object(entries), Some(timeout)) = (&mut out, timeout) {
             entries.set("timeout", Node::String(Cow::Owned(timeout)));
         }
-        let mut bytes = Vec::with_capacity(length + 256);
-        tree::write(&out, &mut bytes);
+        let mut bytes = Vec::with_capacity(line.len() + 256);
+        tree::write_from(&out, line, &mut bytes);
         bodies.push(bytes);
     }
     for item in &mut items {

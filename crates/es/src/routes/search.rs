@@ -146,9 +146,8 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     }
     let objects = arena.objects();
     super::claim_clause_copies(req.meter, &req.scope.filters, objects, super::TREE_COPY).ok()?;
-    if tree.contains_key("pit") {
-        return None;
-    }
+    // A body with `pit` is refused by `search_tree` (its `TOP_LEVEL` slot is a `Feature`), so
+    // left to the serde path, which takes the point in time out first.
     let scope = req.scope;
     let highlights = arena.highlight_keys();
     let mut out = rewrite::search_tree(tree, arena.has_knn_key(), highlights, &scope.filters, None)
@@ -174,13 +173,13 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     up.seal = form.id;
     // A highlight given the client's query writes that query twice.
     let written = raw.len() * if highlights > 0 { 2 } else { 1 };
-    Some(tree_forward(up, &out, written + 512))
+    Some(tree_forward(up, &out, raw, written + 512))
 }
 
-/// `up` with the tree written as its JSON body.
-fn tree_forward(up: Upstream, out: &Node<'_>, capacity: usize) -> Upstream {
+/// `up` with the tree, parsed from `source`, written as its JSON body.
+fn tree_forward(up: Upstream, out: &Node<'_>, source: &[u8], capacity: usize) -> Upstream {
     let mut bytes = Vec::with_capacity(capacity);
-    tree::write(out, &mut bytes);
+    tree::write_from(out, source, &mut bytes);
     #[cfg(test)]
     tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
     up.body(ForwardBody {
@@ -301,7 +300,7 @@ fn count_on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     let scope = req.scope;
     let out = rewrite::count_tree(tree, arena.has_knn_key(), &scope.filters).ok()??;
     let up = Upstream::at_path(Method::Post, req.index().ok()?, "/", "/_count");
-    Some(tree_forward(up, &out, raw.len() + 256))
+    Some(tree_forward(up, &out, raw, raw.len() + 256))
 }
 
 /// The raw body when the tree path may read it: present, not encoded, JSON, within the cap,

@@ -821,6 +821,138 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
     assert_eq!(spans(&Node::from_value(&node.to_value())), vec![false; 8]);
 }
 
+/// [`write_from`] against the writer without source text: the top level of every object of the
+/// corpus (and of hand-picked ones: spaced, escaped, every kind of scalar) opened and written
+/// as it is, its entries reversed, rotated, one removed the serde way, a built one added, its
+/// values moved under other keys, some replaced by owned copies, and entries of another body
+/// of the same buffer (an `_msearch` line's neighbour) put among them: byte for byte the same,
+/// whatever of it stands in the source.
+#[test]
+fn source_text_writes_as_the_writer() {
+    let picked = [
+        r#"{"a":1,"b":"x","c":true,"d":null,"e":[1],"f":{"g":false},"h":false,"i":-0.5e+3}"#,
+        r#"{"a": 1,"b" :"x", "c":true ,"d":[1, 2],"e":{"f" : 1},"g":"y"}"#,
+        r#"{"":"","a\"b":"c\\d","\u0041":"\u0042","e":"\n","k":"é","l":[""],"m":{}}"#,
+        r#"{"query":{"match_all":{}},"size":0,"sort":["a"],"track_total_hits":true}"#,
+        r#"{"a":{"b":1}}"#,
+        r#"{}"#,
+    ];
+    let mut texts: Vec<String> = picked.iter().map(|t| t.to_string()).collect();
+    texts.extend(corpus().into_iter().filter(|t| t.starts_with('{')));
+    let mut checked = 0;
+    for (n, text) in texts.iter().enumerate() {
+        // The body beside another one in one buffer, as an `_msearch` body line is.
+        let other = &texts[(n + 1) % texts.len()];
+        let buffer = format!("{text}\n{other}\n");
+        let (source, neighbour) = buffer.as_bytes().split_at(text.len());
+        let neighbour = &neighbour[1..neighbour.len() - 1];
+        let arena = Arena::default();
+        let Ok(tree) = parse(source, &arena) else {
+            continue;
+        };
+        let Some(entries) = tree.into_entries() else {
+            continue;
+        };
+        let theirs = parse(neighbour, &arena)
+            .ok()
+            .and_then(Node::into_entries)
+            .unwrap_or_default();
+        let mut edits: Vec<Vec<(Cow<'_, str>, Node<'_>)>> = vec![entries.clone()];
+        let mut reversed = entries.clone();
+        reversed.reverse();
+        edits.push(reversed);
+        for by in 1..entries.len().min(4) {
+            let mut rotated = entries.clone();
+            rotated.rotate_left(by);
+            edits.push(rotated);
+        }
+        for i in 0..entries.len().min(3) {
+            let mut removed = entries.clone();
+            removed.swap_remove(i);
+            removed.push((Cow::Borrowed("query"), Node::object(Vec::new())));
+            edits.push(removed);
+        }
+        let owned = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| match i % 3 {
+                0 => (Cow::Owned(k.to_string()), v.clone()),
+                1 => (k.clone(), Node::from_value(&v.to_value())),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        edits.push(owned);
+        // Each key with the next entry's value (a value moved under another key).
+        let values: Vec<Node<'_>> = entries.iter().map(|(_, v)| v.clone()).collect();
+        let moved = entries
+            .iter()
+            .zip(values.iter().cycle().skip(1))
+            .map(|((k, _), v)| (k.clone(), v.clone()))
+            .collect();
+        edits.push(moved);
+        let mut mixed = entries.clone();
+        for (i, entry) in theirs.into_iter().enumerate().take(4) {
+            mixed.insert((2 * i).min(mixed.len()), entry);
+        }
+        edits.push(mixed);
+        for edit in edits {
+            let node = Node::object(edit);
+            let mut out = Vec::new();
+            write_from(&node, source, &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&written_without_spans(&node)),
+                "{text}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 5000, "{checked}");
+    // Not an object: as `write`.
+    let arena = Arena::default();
+    let array = parse(b"[1,{\"a\":2}]", &arena).unwrap();
+    let mut out = Vec::new();
+    write_from(&array, b"[1,{\"a\":2}]", &mut out);
+    assert_eq!(out, b"[1,{\"a\":2}]");
+}
+
+/// [`entry_source`] finds every entry of a compact object in its source and none of a spaced
+/// one's (the runs `write_from` copies are taken, not only allowed).
+#[test]
+fn compact_entries_stand_in_their_source() {
+    let compact = r#"{"a":1,"b":"x","c":true,"d":null,"e":[1],"f":{"g":false},"h":false}"#;
+    let arena = Arena::default();
+    let entries = parse(compact.as_bytes(), &arena)
+        .unwrap()
+        .into_entries()
+        .unwrap();
+    let found: Vec<&str> = entries
+        .iter()
+        .map(|(k, v)| {
+            let (start, end) = entry_source(compact.as_bytes(), k, v).expect("stands in it");
+            &compact[start..end]
+        })
+        .collect();
+    let expected = [
+        r#""a":1"#,
+        r#""b":"x""#,
+        r#""c":true"#,
+        r#""d":null"#,
+        r#""e":[1]"#,
+        r#""f":{"g":false}"#,
+        r#""h":false"#,
+    ];
+    assert_eq!(found, expected);
+    let spaced = r#"{"a": 1,"b" :"x","c": true,"d":[1, 2],"e\n":2,"f":"\t"}"#;
+    let entries = parse(spaced.as_bytes(), &arena)
+        .unwrap()
+        .into_entries()
+        .unwrap();
+    for (k, v) in &entries {
+        assert_eq!(entry_source(spaced.as_bytes(), k, v), None, "{k}");
+    }
+}
+
 /// A shared container (the token's clauses in every search, issue 10) reads and writes as the
 /// same items built, has no source text, and a change copies the items out: the slice it
 /// borrows is left as it was.
@@ -853,6 +985,35 @@ fn shared_items_write_as_built_ones_and_a_change_copies_them_out() {
     let mut changed = Vec::new();
     write(&Node::Array(items), &mut changed);
     assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},12,null]"#);
+
+    // With its text written once (`SharedArray`): copied by the writer, the same bytes, kept
+    // by `reborrow`, gone once the items are copied out and changed.
+    let array = SharedArray::new(owned.clone());
+    assert_eq!(array.items(), &owned[..]);
+    let node = array.array();
+    assert_eq!(node, built);
+    let Node::Array(c) = &node else {
+        unreachable!()
+    };
+    assert!(matches!(c.items, Items::Shared(_, text) if text == &a[..]));
+    let mut copied = Vec::new();
+    write(&node, &mut copied);
+    assert_eq!(copied, a);
+    assert_eq!(written_without_spans(&node), a);
+    let Node::Array(mut items) = node.reborrow() else {
+        unreachable!()
+    };
+    assert!(matches!(items.items, Items::Shared(_, text) if text == &a[..]));
+    items.make_mut()[1] = Node::Bool(true);
+    let mut changed = Vec::new();
+    write(&Node::Array(items), &mut changed);
+    assert_eq!(changed, br#"[{"term":{"tenant":"a\"b"}},true]"#);
+    assert_eq!(array.items(), &owned[..]);
+    // An empty one's text is the writer's too.
+    assert_eq!(
+        SharedArray::new(Vec::new()).array(),
+        Node::array(Vec::new())
+    );
 }
 
 /// Duplicate keys are refused wherever they are: keys of one length and the same end bytes, a
