@@ -213,7 +213,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/logs-a%2Clogs-b/_search/?size=%35&pretty",
             "",
             "",
-            "/logs-a,logs-b/_search?size=5&expand_wildcards=open&pretty=",
+            "/logs-a,logs-b/_search?size=5&expand_wildcards=open&pre_filter_shard_size=2147483647&pretty=",
         ),
         // `+` in a value is a space for ES; esgate decodes and re-encodes it.
         (
@@ -221,7 +221,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/_search?preference=a+b",
             "",
             "",
-            "/logs-a,logs-b/_search?preference=a%20b&expand_wildcards=open",
+            "/logs-a,logs-b/_search?preference=a%20b&expand_wildcards=open&pre_filter_shard_size=2147483647",
         ),
         // A bodiless GET still sends a body with the filter.
         (
@@ -229,7 +229,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/_all/_search",
             "",
             "",
-            "/logs-a,logs-b/_search?expand_wildcards=open",
+            "/logs-a,logs-b/_search?expand_wildcards=open&pre_filter_shard_size=2147483647",
         ),
         // URI search becomes the (wrapped) body query and leaves the parameters.
         (
@@ -237,7 +237,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/logs-*/_search?size=1;q=user:bob*&df=user",
             "",
             "",
-            "/logs-a,logs-b/_search?size=1&expand_wildcards=open",
+            "/logs-a,logs-b/_search?size=1&expand_wildcards=open&pre_filter_shard_size=2147483647",
         ),
         (
             "GET",
@@ -252,7 +252,7 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
             "/logs-a/_msearch",
             "application/x-ndjson",
             "{}\n{\"query\":{\"term\":{\"tenant\":\"b\"}}}\n",
-            "/_msearch?expand_wildcards=open",
+            "/_msearch?expand_wildcards=open&pre_filter_shard_size=2147483647",
         ),
     ];
     for (method, path, ct, body, want) in cases {

@@ -50,6 +50,7 @@ mod request_bodies;
 mod response_shaping;
 mod rotation;
 mod route_scope;
+mod shard_prefilter;
 mod share_links;
 mod term_statistics;
 mod tokens;

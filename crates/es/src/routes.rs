@@ -351,7 +351,30 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
 /// ordinal sort values of `sort`. Every copy of the answer (it can be 256 MiB) is claimed from
 /// `meter` before it is made, and returned once the next one replaces it: the outer `Err` is
 /// the meter's refusal.
+///
+/// An async search answer's skipped-shard counts are then reported as 0
+/// (`async_search::zero_skipped`): Elasticsearch always pre-filters an async search's shards
+/// on every tenant's values.
 pub fn seal_answer(
+    binding: &Binding,
+    id_seal: Option<Seal>,
+    sort: Option<&SortSeal>,
+    success: bool,
+    body: &[u8],
+    meter: &crate::memory::Meter<'_>,
+) -> Result<Result<Vec<u8>, AnswerError>, Rejection> {
+    let mut out = seal_ids_and_sorts(binding, id_seal, sort, success, body, meter)?;
+    if let (Some(s), Ok(text)) = (id_seal, out.as_mut()) {
+        if s.kind == IdKind::AsyncSearch {
+            // A body the scan cannot read is not JSON: it carries no count a client reads.
+            let _ = async_search::zero_skipped(text);
+        }
+    }
+    Ok(out)
+}
+
+/// [`seal_answer`] but the skipped-shard counts.
+fn seal_ids_and_sorts(
     binding: &Binding,
     id_seal: Option<Seal>,
     sort: Option<&SortSeal>,

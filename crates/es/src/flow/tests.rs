@@ -102,7 +102,11 @@ fn bodiless_search_gets_the_token_patterns_and_the_filter() {
         p.query,
         vec![
             ("size".to_string(), "100".to_string()),
-            ("expand_wildcards".to_string(), "open".to_string())
+            ("expand_wildcards".to_string(), "open".to_string()),
+            (
+                "pre_filter_shard_size".to_string(),
+                "2147483647".to_string()
+            )
         ]
     );
     assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
@@ -178,7 +182,8 @@ fn response_shaping_and_field_parameters_that_stay_inside_the_filter_are_kept() 
             "_source",
             "typed_keys",
             "rest_total_hits_as_int",
-            "expand_wildcards"
+            "expand_wildcards",
+            "pre_filter_shard_size"
         ]
     );
     // `?sort=` travels in the body, where its doc-id positions are known (see `ordinals`).

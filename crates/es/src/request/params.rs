@@ -31,6 +31,9 @@ pub struct ParamSet {
     uri_search: bool,
     /// A parameter forwarded when the client did not send it.
     default: Option<(&'static str, &'static str)>,
+    /// A parameter always forwarded with this value, in place of the client's (which is still
+    /// checked against the route's list).
+    forced: Option<(&'static str, &'static str)>,
 }
 
 impl ParamSet {
@@ -46,6 +49,7 @@ impl ParamSet {
             indices_options: false,
             uri_search: false,
             default: None,
+            forced: None,
         }
     }
 
@@ -82,7 +86,36 @@ impl ParamSet {
             ..self
         }
     }
+
+    /// Always forwarding `name=value`, whatever the client sent for `name` (a value the
+    /// route's list refuses is still refused).
+    pub const fn forcing(self, name: &'static str, value: &'static str) -> ParamSet {
+        ParamSet {
+            forced: Some((name, value)),
+            ..self
+        }
+    }
+
+    /// With the shard pre-filter off (docs/bypass-classes.md, "Shards skipped by the
+    /// pre-filter"): Elasticsearch's and OpenSearch's can-match phase skips a shard when the
+    /// query cannot match any document of it, any tenant's, decided from the shard's
+    /// index-wide min/max values, and reports the count as `_shards.skipped`: a range query and
+    /// that count tell whether other tenants' values fall in the range. The phase runs only
+    /// when the request's `pre_filter_shard_size` is below the number of shards it targets
+    /// (unset, it is 1 for a primary field sort or read-only indices, else 128), so the largest
+    /// value turns it off for `_search`, `_msearch` (every search of it) and the routes esgate
+    /// forwards as a `_search`. The client's own value is checked, then replaced.
+    pub const fn without_pre_filter(self) -> ParamSet {
+        self.forcing(PRE_FILTER_SHARD_SIZE, NO_PRE_FILTER)
+    }
 }
+
+/// The parameter that sets the shard pre-filter's threshold.
+pub const PRE_FILTER_SHARD_SIZE: &str = "pre_filter_shard_size";
+
+/// The threshold that turns the pre-filter off: no request targets more shards (Java's
+/// `Integer.MAX_VALUE`, the largest value both dialects parse).
+pub const NO_PRE_FILTER: &str = "2147483647";
 
 /// The values a parameter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,6 +236,9 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
         if name == "expand_wildcards" {
             continue; // re-added below in canonical form
         }
+        if set.forced.is_some_and(|(forced, _)| forced == name) {
+            continue; // replaced below
+        }
         out.push((name, value));
     }
     if set.indices_options {
@@ -212,6 +248,9 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
         if !out.iter().any(|(k, _)| k == name) {
             out.push((name.to_string(), value.to_string()));
         }
+    }
+    if let Some((name, value)) = set.forced {
+        out.push((name.to_string(), value.to_string()));
     }
     Ok(out)
 }
@@ -387,15 +426,65 @@ mod tests {
                 ("size", "10"),
                 ("from", "5"),
                 ("track_total_hits", "true"),
-                ("pre_filter_shard_size", "1"),
                 ("search_type", "query_then_fetch"),
                 ("expand_wildcards", "open"),
+                ("pre_filter_shard_size", "2147483647"),
             ])
         );
         assert_eq!(
             check(None, routes::search::COUNT.params).unwrap(),
             pairs(&[("expand_wildcards", "open")])
         );
+    }
+
+    /// The shard pre-filter's skipped count is an oracle on other tenants' min/max values
+    /// (review 14): every route forwarded as a `_search` or `_msearch` turns it off, whatever
+    /// the client asked, and still refuses a value the list refuses.
+    #[test]
+    fn searches_turn_the_shard_pre_filter_off() {
+        let off = (
+            "pre_filter_shard_size".to_string(),
+            NO_PRE_FILTER.to_string(),
+        );
+        for (name, set) in [
+            ("search", routes::search::SEARCH.params),
+            ("msearch", routes::msearch::MSEARCH.params),
+            ("knn_search", routes::knn_search::KNN_SEARCH.params),
+            ("terms_enum", routes::terms_enum::TERMS_ENUM.params),
+        ] {
+            let got = check(None, set).unwrap();
+            assert_eq!(
+                got.iter().filter(|p| **p == off).count(),
+                1,
+                "{name}: {got:?}"
+            );
+            if name == "search" || name == "msearch" {
+                for q in [
+                    "pre_filter_shard_size=1",
+                    "pre_filter_shard_size=2147483648",
+                ] {
+                    let got = check(Some(q), set).unwrap();
+                    let sent: Vec<_> = got
+                        .iter()
+                        .filter(|(k, _)| k == PRE_FILTER_SHARD_SIZE)
+                        .collect();
+                    assert_eq!(sent, [&off], "{name} {q}");
+                }
+                for q in ["pre_filter_shard_size=-1", "pre_filter_shard_size=x"] {
+                    assert_eq!(check(Some(q), set).unwrap_err().kind, RejectKind::Forbidden);
+                }
+            }
+        }
+        // `_count` takes no such parameter (and its answer always says `skipped: 0`); an async
+        // search fixes it at 1 (its answers' skipped counts are zeroed instead).
+        assert!(!check(None, routes::search::COUNT.params)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == PRE_FILTER_SHARD_SIZE));
+        assert!(!check(None, routes::async_search::SUBMIT.params)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == PRE_FILTER_SHARD_SIZE));
     }
 
     #[test]
@@ -442,7 +531,9 @@ mod tests {
             &routes::validate_query::VALIDATE_QUERY,
         ] {
             let set = spec.params;
-            let got = check(Some(q), set).unwrap();
+            let mut got = check(Some(q), set).unwrap();
+            // `_search` also turns the shard pre-filter off.
+            got.retain(|(k, _)| k != PRE_FILTER_SHARD_SIZE);
             assert_eq!(got.len(), 7, "{}: {got:?}", spec.action);
         }
         for spec in [

@@ -497,5 +497,8 @@ fn is_sealed(binding: &Binding, kind: IdKind, id: &str) -> bool {
     continuation::open(binding, kind, id).is_ok()
 }
 
+mod shards;
+pub use shards::zero_skipped;
+
 #[cfg(test)]
 mod tests;

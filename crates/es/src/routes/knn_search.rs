@@ -24,7 +24,7 @@ const PARAMS: &[(&str, Kind)] = &[("routing", Kind::Text)];
 
 pub(crate) const KNN_SEARCH: Spec = Spec {
     action: "knn_search",
-    params: ParamSet::own(PARAMS),
+    params: ParamSet::own(PARAMS).without_pre_filter(),
     index: true,
     body: true,
     dialect: None,

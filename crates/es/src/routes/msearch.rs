@@ -35,7 +35,7 @@ const PARAMS: &[(&str, Kind)] = &[
 
 pub(crate) const MSEARCH: Spec = Spec {
     action: "msearch",
-    params: ParamSet::own(PARAMS).indices_options(),
+    params: ParamSet::own(PARAMS).indices_options().without_pre_filter(),
     index: true,
     body: true,
     dialect: None,

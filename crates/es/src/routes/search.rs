@@ -64,7 +64,10 @@ const COUNT_PARAMS: &[(&str, Kind)] = &[
 
 pub(crate) const SEARCH: Spec = Spec {
     action: "search",
-    params: ParamSet::own(SEARCH_PARAMS).indices_options().uri_search(),
+    params: ParamSet::own(SEARCH_PARAMS)
+        .indices_options()
+        .uri_search()
+        .without_pre_filter(),
     index: true,
     body: true,
     dialect: None,

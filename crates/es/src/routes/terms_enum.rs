@@ -34,7 +34,7 @@ const MAX_STRING: usize = 1024;
 
 pub(crate) const TERMS_ENUM: Spec = Spec {
     action: "terms_enum",
-    params: ParamSet::NONE.indices_options(),
+    params: ParamSet::NONE.indices_options().without_pre_filter(),
     index: true,
     body: true,
     dialect: None,
@@ -197,10 +197,15 @@ pub fn answer(spec: &Answer, response: &Value) -> Option<Value> {
         }
     }
     terms.truncate(usize::try_from(spec.size).unwrap_or(usize::MAX));
-    let shards = response
+    let mut shards = response
         .get("_shards")
         .cloned()
         .unwrap_or_else(|| json!({}));
+    // Shards the pre-filter skipped are decided from every tenant's values (see
+    // `ParamSet::without_pre_filter`, which the forwarded search also carries).
+    if let Some(skipped) = shards.get_mut("skipped") {
+        *skipped = json!(0);
+    }
     let failed = shards.get("failed").and_then(Value::as_u64).unwrap_or(0);
     let timed_out = response
         .get("timed_out")

@@ -93,7 +93,16 @@ fn the_route_is_forwarded_as_a_filtered_search_on_the_checked_index() {
         let p = run(method, "/logs-*/_knn_search", Some("routing=r"), Some(body)).unwrap();
         assert_eq!(p.action, "knn_search");
         assert_eq!(p.path, "/logs-a/_search");
-        assert_eq!(p.query, vec![("routing".to_string(), "r".to_string())]);
+        assert_eq!(
+            p.query,
+            vec![
+                ("routing".to_string(), "r".to_string()),
+                (
+                    "pre_filter_shard_size".to_string(),
+                    "2147483647".to_string()
+                )
+            ]
+        );
         let b: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
         assert_eq!(
             b["knn"]["filter"],

@@ -1,0 +1,153 @@
+//! The shard pre-filter's `_shards.skipped` (review 14): Elasticsearch's can-match phase skips
+//! a shard when the query cannot match any document of it, any tenant's (its index-wide
+//! min/max values), so the count told a token whether other tenants' values fall in a range.
+//! Neither test backend skips shards: the recording fake plays an Elasticsearch that does, the
+//! way `TransportSearchAction.shouldPreFilterSearchShards` decides (a `pre_filter_shard_size`
+//! below the shard count, 1 when unset here as for a primary field sort; an async search
+//! always). esgate turns the phase off on `_search` and `_msearch` whatever the client asks,
+//! and reports 0 in async search answers, where Elasticsearch cannot turn it off.
+
+use crate::support;
+
+use serde_json::{json, Value};
+
+use support::esgate::Esgate;
+use support::recording::{Answer, Recorded, Recording};
+
+/// Shards of the fake's indices; the range the tests ask for misses all but one.
+const SHARDS: u64 = 4;
+const SKIPPED: u64 = 3;
+
+/// What the fake skips for a search sent with `r`'s parameters.
+fn skipped_for(r: &Recorded) -> u64 {
+    let size = r
+        .params()
+        .into_iter()
+        .find(|(k, _)| k == "pre_filter_shard_size")
+        .map_or(1, |(_, v)| v.parse::<u64>().expect("an int"));
+    if size < SHARDS {
+        SKIPPED
+    } else {
+        0
+    }
+}
+
+fn search_response(skipped: u64) -> Value {
+    json!({
+        "took": 1, "timed_out": false,
+        "_shards": {"total": SHARDS, "successful": SHARDS, "skipped": skipped, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}
+    })
+}
+
+/// A fake that skips shards like Elasticsearch, and esgate in front of it; tenant a's secret.
+async fn setup() -> (Recording, Esgate, String) {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b"]);
+    es.script_fn("POST", "/", |r| {
+        if r.path.ends_with("/_msearch") {
+            let n = r.body.iter().filter(|b| **b == b'\n').count() / 2;
+            let one = search_response(skipped_for(r));
+            Answer::json(200, json!({"took": 1, "responses": vec![one; n]}))
+        } else if r.path.ends_with("/_async_search") {
+            // Elasticsearch fixes an async search's pre_filter_shard_size at 1.
+            let mut response = search_response(SKIPPED);
+            response["_clusters"] = json!({"total": 1, "successful": 1, "skipped": 0,
+                "details": {"(local)": {"status": "successful",
+                    "_shards": {"total": SHARDS, "successful": SHARDS, "skipped": SKIPPED, "failed": 0}}}});
+            Answer::json(
+                200,
+                json!({"id": "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=",
+                       "is_partial": false, "is_running": false,
+                       "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+                       "response": response}),
+            )
+        } else {
+            Answer::json(200, search_response(skipped_for(r)))
+        }
+    });
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = gw.tenant_token("a").await;
+    (es, gw, a)
+}
+
+fn range_query() -> Value {
+    json!({"size": 0, "query": {"range": {"n": {"gte": 1_000_000}}}, "sort": [{"n": "asc"}]})
+}
+
+fn forwarded_size(r: &Recorded) -> Vec<String> {
+    r.params()
+        .into_iter()
+        .filter(|(k, _)| k == "pre_filter_shard_size")
+        .map(|(_, v)| v)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_msearch_turn_the_pre_filter_off_whatever_the_client_asks() {
+    let (es, gw, a) = setup().await;
+    for query in [
+        "",
+        "?pre_filter_shard_size=1",
+        "?pre_filter_shard_size=2147483647",
+    ] {
+        let path = format!("/logs-*/_search{query}");
+        let (status, v) = gw.call(&a, "POST", &path, range_query(), &[]).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["_shards"]["skipped"], 0, "{path}: {v}");
+    }
+    let sent = es.requests_to("POST", "/logs-a,logs-b/_search");
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    for r in &sent {
+        assert_eq!(forwarded_size(r), ["2147483647"], "{:?}", r.query);
+    }
+
+    let ndjson = "{\"index\":\"logs-*\"}\n{\"size\":0,\"query\":{\"range\":{\"n\":{\"gte\":1000000}}}}\n{}\n{\"sort\":[{\"n\":\"asc\"}]}\n";
+    for query in ["", "?pre_filter_shard_size=1"] {
+        let auth = format!("Bearer {a}");
+        let r = support::http::send(
+            "POST",
+            &gw.url(&format!("/_msearch{query}")),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            ndjson.as_bytes().to_vec(),
+        )
+        .await
+        .expect("esgate answers");
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let v = r.json();
+        let responses = v["responses"].as_array().expect("responses");
+        assert_eq!(responses.len(), 2, "{v}");
+        for one in responses {
+            assert_eq!(one["_shards"]["skipped"], 0, "{query}: {v}");
+        }
+    }
+    for r in es.requests_to("POST", "/_msearch") {
+        assert_eq!(forwarded_size(&r), ["2147483647"], "{:?}", r.query);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_search_answers_report_no_skipped_shard() {
+    let (es, gw, a) = setup().await;
+    let (status, v) = gw
+        .call(&a, "POST", "/logs-*/_async_search", range_query(), &[])
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let response = &v["response"];
+    assert_eq!(
+        response["_shards"],
+        json!({"total": SHARDS, "successful": SHARDS, "skipped": 0, "failed": 0}),
+        "{v}"
+    );
+    assert_eq!(
+        response["_clusters"]["details"]["(local)"]["_shards"]["skipped"], 0,
+        "{v}"
+    );
+    // The submit still cannot set the threshold: Elasticsearch refuses any value but 1.
+    let sent = es.requests_to("POST", "/logs-a,logs-b/_async_search");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(forwarded_size(&sent[0]).is_empty(), "{:?}", sent[0].query);
+}
