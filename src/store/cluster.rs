@@ -1042,12 +1042,7 @@ impl ClusterStore {
             else {
                 return;
             };
-            if self
-                .sync()
-                .versions
-                .get(id)
-                .is_none_or(|held| *held < version)
-            {
+            if self.newer_than_held(id, version) {
                 newer.push(hit.clone());
             }
         })
@@ -1102,6 +1097,15 @@ impl ClusterStore {
     /// Records the highest `seq` seen now (the floor moves only after window re-reads).
     fn settle(&self, now: Instant) {
         self.sync().observe(now);
+    }
+
+    /// Whether `version` of record `id` is newer than the one this replica holds (or it holds
+    /// none).
+    fn newer_than_held(&self, id: &str, version: Version) -> bool {
+        self.sync()
+            .versions
+            .get(id)
+            .is_none_or(|held| *held < version)
     }
 
     /// A polled hit as a change, when it is newer than what this replica holds.
@@ -1442,12 +1446,7 @@ impl ClusterStore {
             if !change.is_delete() {
                 return;
             }
-            if self
-                .sync()
-                .versions
-                .get(id)
-                .is_none_or(|held| *held < version)
-            {
+            if self.newer_than_held(id, version) {
                 newer.push(hit.clone());
             }
             match source.pointer("/record/deleted_at").and_then(Value::as_i64) {

@@ -14,7 +14,7 @@ use serde_json::json;
 use support::backend::Backend;
 use support::esgate::Esgate;
 use support::faults::FaultServer;
-use support::http::{basic, bearer, send};
+use support::http::{basic, bearer, send, Reply, SendError};
 
 const PASS: &str = "esgate-test";
 
@@ -520,15 +520,19 @@ async fn slow_backend(delay: Duration) -> String {
     .await
 }
 
-/// Two requests in flight at shutdown, on two client connections: with two workers, one on
-/// the main thread's and one on the other worker's (connections go to the least loaded worker).
-/// Both are answered before esgate stops; no new connection is taken meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
-    let url = slow_backend(Duration::from_millis(1500)).await;
-    let gw = Esgate::start_full(&[&url], "workers = 2", "", "").await;
+/// esgate with two workers in front of a backend answering after `delay`, and two requests
+/// in flight on two client connections, one on each worker (connections go to the least loaded
+/// worker; the first is accepted before the second).
+async fn two_in_flight(
+    delay: Duration,
+    listen: &str,
+) -> (
+    Esgate,
+    Vec<tokio::task::JoinHandle<Result<Reply, SendError>>>,
+) {
+    let url = slow_backend(delay).await;
+    let gw = Esgate::start_full(&[&url], &format!("workers = 2\n{listen}"), "", "").await;
     let secret = gw.all_token().await;
-    let mut gw = gw;
     let mut in_flight = Vec::new();
     for _ in 0..2 {
         let target = gw.url("/slow");
@@ -536,10 +540,17 @@ async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
         in_flight.push(tokio::spawn(async move {
             send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
         }));
-        // The first is accepted before the second: one on each worker.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    (gw, in_flight)
+}
+
+/// Two requests in flight at shutdown, one on each worker thread: both are answered before
+/// esgate stops; no new connection is taken meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
+    let (mut gw, in_flight) = two_in_flight(Duration::from_millis(1500), "").await;
     let addr = gw.data_addr;
     let server = gw.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -556,28 +567,14 @@ async fn drains_requests_in_flight_on_every_worker_on_shutdown() {
         .unwrap();
 }
 
-/// Review of session 14: requests still in flight when `listen.drain_timeout` ends, on the
-/// main thread's worker and on another, do not hold the shutdown: it ends about the drain
-/// timeout after it began (the other worker's runtime ends with its connections, its thread
-/// is joined), and their clients see their connections closed. The main thread's connections
-/// lived on after the drain timeout (through the last-used flush, and in an embedding
-/// runtime such as the tests' beyond `run`, holding the App and the store's lock).
+/// Review of session 14: requests still in flight on the workers when `listen.drain_timeout`
+/// ends do not hold the shutdown: it ends about the drain timeout after it began (each
+/// worker's runtime ends with its connections, its thread is joined), and their clients see
+/// their connections closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_timeout_ends_requests_in_flight_on_every_worker() {
-    let url = slow_backend(Duration::from_secs(30)).await;
-    let gw = Esgate::start_full(&[&url], "workers = 2\ndrain_timeout = \"1s\"", "", "").await;
-    let secret = gw.all_token().await;
-    let mut gw = gw;
-    let mut in_flight = Vec::new();
-    for _ in 0..2 {
-        let target = gw.url("/slow");
-        let auth = bearer(&secret);
-        in_flight.push(tokio::spawn(async move {
-            send("GET", &target, &[("authorization", &auth)], Bytes::new()).await
-        }));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut gw, in_flight) =
+        two_in_flight(Duration::from_secs(30), "drain_timeout = \"1s\"").await;
     let began = std::time::Instant::now();
     let server = gw.begin_stop();
     tokio::time::timeout(Duration::from_secs(10), server)
@@ -589,8 +586,7 @@ async fn the_drain_timeout_ends_requests_in_flight_on_every_worker() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "the shutdown took {took:?} with a 1 s drain timeout"
     );
-    // The first was served on the main thread, whose runtime outlives the drain (the test's
-    // here, the process's until it exits), the second on the other worker.
+    // One on each worker: their runtimes end with the drain.
     for request in in_flight {
         let done = tokio::time::timeout(Duration::from_secs(5), request).await;
         let answer = done.expect("the client is not left waiting").unwrap();
