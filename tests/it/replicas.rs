@@ -861,11 +861,13 @@ async fn changes_propagate_while_replicas_page_many_tombstones(backend: Backend)
         assert!(r.status.is_success(), "{}", r.text());
     }
     let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
-    // Past the settle window of the start, which re-reads the last few sequences.
+    // Past the settle window of the start, which re-reads the last few sequences (here the
+    // 20,000 tombstones of one sequence: each re-read takes seconds in a debug build, and the
+    // poll waits for it) until a re-read that started SETTLE after the start has ended.
     let office = json!({"name": "x", "cidrs": ["10.0.0.0/8"]});
     let (s, _) = admin(&a, "POST", "/ip-filters", Some(office)).await;
     assert_eq!(s, 201);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(14)).await;
     for round in 0..12 {
         let (id, secret) = create(&a, read_token(&format!("t{round}"))).await;
         within(PROPAGATION, "created token on B", || async {
