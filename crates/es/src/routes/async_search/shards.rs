@@ -30,7 +30,7 @@ const PLACES: &[&[&str]] = &[
     ],
 ];
 
-/// Writes 0 over every non-zero skipped count at [`PLACES`] in `body`; returns how many it
+/// Writes 0 over every non-zero skipped count at `PLACES` in `body`; returns how many it
 /// changed, or `None` when `body` is not the JSON the scan expects (the counts it met before
 /// are still zeroed).
 pub fn zero_skipped(body: &mut [u8]) -> Option<usize> {
