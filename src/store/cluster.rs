@@ -1099,6 +1099,19 @@ impl ClusterStore {
         self.sync().observe(now);
     }
 
+    /// Appends a bulk action line (`index`, `delete`) on document `id` of the store's index,
+    /// at `version` (optimistic concurrency).
+    fn versioned_action(&self, lines: &mut String, action: &str, id: &str, version: &Version) {
+        let meta = json!({action: {
+            "_index": self.index,
+            "_id": id,
+            "if_seq_no": version.seq_no,
+            "if_primary_term": version.primary_term,
+        }});
+        lines.push_str(&meta.to_string());
+        lines.push('\n');
+    }
+
     /// Whether `version` of record `id` is newer than the one this replica holds (or it holds
     /// none).
     fn newer_than_held(&self, id: &str, version: Version) -> bool {
@@ -1345,14 +1358,7 @@ impl ClusterStore {
             let mut lines = String::new();
             for (id, source, v) in landed.iter_mut() {
                 source["seq"] = json!(seq);
-                let meta = json!({"index": {
-                    "_index": self.index,
-                    "_id": id,
-                    "if_seq_no": v.seq_no,
-                    "if_primary_term": v.primary_term,
-                }});
-                lines.push_str(&meta.to_string());
-                lines.push('\n');
+                self.versioned_action(&mut lines, "index", id, v);
                 lines.push_str(&source.to_string());
                 lines.push('\n');
             }
@@ -1468,14 +1474,7 @@ impl ClusterStore {
             let last_used = self.last_used_versions(chunk).await?;
             let mut lines = String::new();
             for (id, version, _) in chunk {
-                let meta = json!({"delete": {
-                    "_index": self.index,
-                    "_id": id,
-                    "if_seq_no": version.seq_no,
-                    "if_primary_term": version.primary_term,
-                }});
-                lines.push_str(&meta.to_string());
-                lines.push('\n');
+                self.versioned_action(&mut lines, "delete", id, version);
             }
             let (status, answer) = self.bulk(lines).await?;
             if status != 200 {
@@ -1509,14 +1508,7 @@ impl ClusterStore {
                         .strip_prefix("token:")
                         .and_then(|token| last_used.get_key_value(&doc_id("last_used", token)))
                     {
-                        let meta = json!({"delete": {
-                            "_index": self.index,
-                            "_id": lu,
-                            "if_seq_no": v.seq_no,
-                            "if_primary_term": v.primary_term,
-                        }});
-                        after.push_str(&meta.to_string());
-                        after.push('\n');
+                        self.versioned_action(&mut after, "delete", lu, v);
                     }
                 }
             }
