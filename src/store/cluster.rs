@@ -404,6 +404,19 @@ fn take_hits(answer: &mut Value) -> Vec<Value> {
     }
 }
 
+/// A bulk item's `result` (the object under its action): the version it wrote when it
+/// succeeded (2xx with a version), else its status (0 when it has none).
+fn bulk_outcome(result: Option<&Value>) -> Result<Version, u64> {
+    let status = result
+        .and_then(|r| r.get("status"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    match result.and_then(hit_version) {
+        Some(v) if (200..300).contains(&status) => Ok(v),
+        _ => Err(status),
+    }
+}
+
 fn hit_version(hit: &Value) -> Option<Version> {
     Some(Version {
         primary_term: hit.get("_primary_term")?.as_u64()?,
@@ -1266,13 +1279,8 @@ impl ClusterStore {
                 .into_iter()
                 .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
             {
-                let result = item.as_object().and_then(|o| o.values().next());
-                let st = result
-                    .and_then(|r| r.get("status"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                match result.and_then(hit_version) {
-                    Some(v) if (200..300).contains(&st) => {
+                match bulk_outcome(item.as_object().and_then(|o| o.values().next())) {
+                    Ok(v) => {
                         s.versions.insert(id.clone(), v);
                         if changes[i].is_delete() {
                             s.tombstones.insert(id.clone(), Instant::now());
@@ -1283,7 +1291,7 @@ impl ClusterStore {
                             landed.push((id, source, v));
                         }
                     }
-                    _ => {
+                    Err(st) => {
                         failed[i] = true;
                         if st == 409 {
                             conflict = true;
@@ -1377,13 +1385,8 @@ impl ClusterStore {
                 .into_iter()
                 .zip(items.iter().chain(std::iter::repeat(&Value::Null)))
             {
-                let result = item.get("index");
-                let st = result
-                    .and_then(|r| r.get("status"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                match result.and_then(hit_version) {
-                    Some(v) if (200..300).contains(&st) => {
+                match bulk_outcome(item.get("index")) {
+                    Ok(v) => {
                         // Unless a poll brought a newer version meanwhile.
                         if s.versions.get(&id).is_none_or(|held| *held <= v) {
                             s.versions.insert(id.clone(), v);
@@ -1394,8 +1397,8 @@ impl ClusterStore {
                         kept.push((id, source, v));
                     }
                     // Changed since it landed: superseded by a later write.
-                    _ if st == 409 => {}
-                    _ => {
+                    Err(409) => {}
+                    Err(st) => {
                         drop(s);
                         return Err(Self::unexpected("a store write item", st as u16));
                     }
