@@ -24,8 +24,8 @@
 //! Semantics: the condition is ES|QL's, not the query DSL's. `==` compares whole values (a
 //! phrase inside a longer text does not match), a multi-valued or missing field compares as
 //! null (the row is not kept), and a `must_not` keeps a row whose condition is null (as the
-//! DSL keeps a document without the field). The condition can only narrow the rows the
-//! token's own filters (in `filter`) already allow.
+//! DSL keeps a document without the field; a multi-valued one the DSL would drop is kept too).
+//! The condition can only narrow the rows the token's own filters (in `filter`) allow.
 
 use serde_json::{Map, Value};
 
