@@ -716,4 +716,111 @@ mod tests {
         let deeper = json!({"bool": {"must_not": deep}});
         assert!(condition(&deeper).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::super::condition;
+        use crate::querylang::esql::{check_condition, literals, parse};
+
+        fn text() -> impl Strategy<Value = String> {
+            let f = prop::sample::select(vec![
+                "a",
+                "\"",
+                "\\",
+                "`",
+                "``",
+                "|",
+                "//",
+                "/*",
+                "*/",
+                "\n",
+                "\r",
+                "\t",
+                " ",
+                "(",
+                ")",
+                "FROM secret",
+                "now",
+                "-",
+                "2024-01-01",
+                "\u{e9}",
+                "\u{1F642}",
+                "'",
+                "\"\"\"",
+                ",",
+                "?",
+                "??x",
+                "{",
+                "}",
+            ]);
+            prop::collection::vec(f, 1..6).prop_map(|v| v.concat())
+        }
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                text().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                (-1e6f64..1e6).prop_map(Value::from),
+            ]
+        }
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            (0..7u8, text(), scalar(), scalar()).prop_map(|(k, f, v, w)| match k {
+                0 => json!({"term": {f: v}}),
+                1 => json!({"terms": {f: [v, w]}}),
+                2 => json!({"match_phrase": {f: {"query": v}}}),
+                3 => json!({"exists": {"field": f}}),
+                4 => json!({"range": {f: {"gte": v, "lt": w}}}),
+                5 => json!({"match_all": {}}),
+                _ => json!({"match_none": {}}),
+            })
+        }
+
+        fn query() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(4, 24, 4, |inner| {
+                (
+                    prop::collection::vec(inner.clone(), 0..3),
+                    prop::collection::vec(inner.clone(), 0..3),
+                    prop::collection::vec(inner, 0..3),
+                    any::<bool>(),
+                )
+                    .prop_map(|(must, not, should, msm)| {
+                        let mut b = json!({"filter": must, "must_not": not, "should": should});
+                        if msm {
+                            b["minimum_should_match"] = json!(1);
+                        }
+                        json!({ "bool": b })
+                    })
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1500))]
+
+            /// Whatever the filter, the translation never panics; an accepted condition passes
+            /// the guard, and inserted into a query it leaves that query's source and commands
+            /// as they were: the text parses to the same source, and every string literal of
+            /// the condition is one of the filter's values.
+            #[test]
+            fn accepted_conditions_stay_one_condition(q in query()) {
+                if let Ok(Some(c)) = condition(&q) {
+                    prop_assert!(check_condition(&c).is_ok(), "{c}");
+                    let parsed = parse("FROM logs-a METADATA _id // x").unwrap();
+                    let text = parsed.render_where(&["logs-a".to_string()], Some(&c)).unwrap();
+                    let again = parse(&text);
+                    prop_assert!(again.is_ok(), "{text:?}: {again:?}");
+                    prop_assert_eq!(again.unwrap().sources, vec!["logs-a".to_string()]);
+                    let (strings, _) = literals(&c);
+                    let all = q.to_string();
+                    for s in strings {
+                        let as_json = serde_json::to_string(&s).unwrap();
+                        prop_assert!(all.contains(&as_json), "{s:?} not in {all}");
+                    }
+                }
+            }
+        }
+    }
 }
