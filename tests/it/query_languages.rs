@@ -1,8 +1,10 @@
 //! ES|QL `_query`, SQL `_sql` (with cursors) and EQL `_eql/search` through esgate, against the
 //! recording fake backend (`support::recording`; neither osmem nor noida implements these
 //! APIs): the forwarded query text names only the token's concrete indices, the forwarded
-//! `filter` is the token's filters around the client's, SQL cursors are sealed for the token
-//! that ran the query, and refused requests never reach the backend.
+//! `filter` is the token's filters around the client's (for ES|QL the token's filters only,
+//! the client's `filter` a `WHERE` in the text: ES|QL hands `filter` to field_caps as an
+//! `index_filter`), SQL cursors are sealed for the token that ran the query, and refused
+//! requests never reach the backend.
 
 use crate::support;
 
@@ -41,7 +43,7 @@ async fn setup() -> (Recording, Esgate, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn esql_reaches_the_backend_with_the_narrowed_from_and_the_wrapped_filter() {
+async fn esql_reaches_the_backend_with_the_narrowed_from_and_the_filter_as_a_where() {
     let (es, gw, a) = setup().await;
     let answer = json!({"columns": [{"name": "c", "type": "long"}], "values": [[2]]});
     es.script_json("POST", "/_query", 200, answer.clone());
@@ -67,11 +69,73 @@ async fn esql_reaches_the_backend_with_the_narrowed_from_and_the_wrapped_filter(
     assert_eq!(
         sent[0].json(),
         json!({
-            "query": "FROM  logs-a, logs-b  /* FROM secret */ | WHERE msg == \"| ENRICH x\" | STATS c = COUNT(*)",
-            "filter": token_filter("a", json!({"term": {"user": "bob"}}))
+            "query": "FROM  logs-a, logs-b  /* FROM secret */ \n| WHERE `user` == \"bob\"\n| WHERE msg == \"| ENRICH x\" | STATS c = COUNT(*)",
+            "filter": token_filter("a", json!({"match_all": {}}))
         })
     );
     assert!(sent[0].header("authorization").is_none());
+}
+
+/// skip14: Elasticsearch's ES|QL sends the request's `filter` to field_caps as its
+/// `index_filter`, where a `range` is decided from each shard's min/max over every tenant's
+/// documents, so which columns resolve told whether other tenants' values fall in the range.
+/// What Kibana's ES|QL sends (its time range and filter pills) reaches the backend as a
+/// `WHERE` after the source command; the forwarded `filter` is the token's filters only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esql_kibana_filter_never_reaches_the_field_caps_index_filter() {
+    let (es, gw, a) = setup().await;
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    let kibana_filter = json!({"bool": {"must": [], "filter": [
+        {"range": {"@timestamp": {"format": "strict_date_optional_time",
+            "gte": "2025-06-16T21:37:04.079Z", "lte": "2025-06-16T21:52:04.079Z"}}},
+        {"match_phrase": {"host.name": "web-1"}}
+    ], "should": [], "must_not": [{"range": {"bytes": {"gte": 1000}}}]}});
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_query",
+        json!({"query": "FROM logs-* | STATS c = COUNT(*) BY host.name // per host",
+               "filter": kibana_filter, "locale": "en"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = es.requests_to("POST", "/_query");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].json(),
+        json!({
+            "query": "FROM  logs-a, logs-b  \n| WHERE ((`@timestamp` >= TO_DATETIME(\"2025-06-16T21:37:04.079Z\") AND `@timestamp` <= TO_DATETIME(\"2025-06-16T21:52:04.079Z\")) AND `host.name` == \"web-1\" AND (NOT COALESCE(`bytes` >= 1000, false)))\n| STATS c = COUNT(*) BY host.name // per host",
+            "filter": token_filter("a", json!({"match_all": {}})),
+            "locale": "en"
+        })
+    );
+    // No range, term or phrase of the client's anywhere in the forwarded filter.
+    let forwarded = sent[0].json()["filter"].to_string();
+    for word in ["range", "match_phrase", "@timestamp", "bytes"] {
+        assert!(!forwarded.contains(word), "{forwarded}");
+    }
+    es.clear();
+
+    // A clause esgate cannot translate is a 400 naming it, and never reaches the backend.
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_query",
+        json!({"query": "FROM logs-a", "filter": {"bool": {"filter": [
+            {"query_string": {"query": "user:bob"}}]}}}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("[query_string]"), "{v}");
+    assert!(
+        es.requests_to("POST", "/_query").is_empty(),
+        "{:?}",
+        es.requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,11 @@
 //!
 //! Invariant: every forwarded body is built here from allow-listed keys only; its `filter`
 //! is always present and is `bool{filter: [token filters], must: [client filter or
-//! match_all]}`; the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
+//! match_all]}` for SQL and EQL, and for ES|QL `bool{filter: [token filters], must:
+//! [match_all]}`: ES|QL also hands its `filter` to field_caps as an `index_filter`, decided
+//! from every tenant's values, so the client's ES|QL `filter` never goes there but becomes a
+//! `| WHERE` right after the source command (`esql::filter`, re-lexed before use; SQL and EQL
+//! stopped passing `filter` to field_caps in Elasticsearch 7.10); the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
 //! index expression (later by the allowed concrete names, see `QueryText::forward`); nothing
 //! that creates server-side state esgate cannot bind (async variants, `keep_on_completion`,
 //! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
@@ -37,6 +41,9 @@ pub(crate) struct QueryText {
     /// ES|QL: a `LIMIT` appended last (the token's `max_size`), so the answer never holds more
     /// rows whatever the query's own limits.
     limit: Option<u64>,
+    /// ES|QL: the client's `filter` as a condition (`esql::filter`), inserted as a `WHERE`
+    /// right after the source command.
+    condition: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,7 +56,7 @@ impl QueryText {
     /// The body to forward with `names` as the query's source list.
     pub(crate) fn forward(&self, names: &[String]) -> Result<ForwardBody, Rejection> {
         let mut query = match &self.text {
-            Text::Esql(q) => q.render(names)?,
+            Text::Esql(q) => q.render_where(names, self.condition.as_deref())?,
             Text::Sql(q) => q.render(names)?,
         };
         if let Some(n) = self.limit {
@@ -137,19 +144,36 @@ const EQL_KEYS: &[(&str, Expect)] = &[
     ("max_samples_per_key", Expect::Uint),
 ];
 
-/// `POST /_query`: the ES|QL text must read only a checked source; `filter` is wrapped.
+/// `POST /_query`: the ES|QL text must read only a checked source. The forwarded `filter`
+/// holds the token's filters only: Elasticsearch also sends it to field_caps as its
+/// `index_filter`, decided from index-wide values (`esql::filter`); the client's `filter`
+/// becomes a `WHERE` after the source command.
 pub(crate) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Rejection> {
     let mut m = object(body)?;
     let text = take_query(&mut m)?;
     let parsed = esql::parse(&text)?;
     let expression = index::parse(Some(&parsed.sources.join(",")), &scope.indices)?;
-    let out = checked_keys(m, ESQL_KEYS, &scope.filters)?;
+    let condition = match m.remove("filter") {
+        Some(f) => {
+            // The query DSL's own rules first (expansions, internal fields), as before.
+            rewrite::check_query(&f)?;
+            let c = esql::filter::condition(&f)?;
+            if let Some(c) = &c {
+                esql::check_condition(c)?;
+            }
+            c
+        }
+        None => None,
+    };
+    let mut out = checked_values(m, ESQL_KEYS)?;
+    out.insert("filter".into(), rewrite::wrap(None, &scope.filters));
     Ok(Checked {
         expression,
         text: QueryText {
             body: out,
             text: Text::Esql(parsed),
             limit: scope.guard.max_size,
+            condition,
         },
     })
 }
@@ -178,6 +202,7 @@ pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
             body: out,
             text: Text::Sql(parsed),
             limit: None,
+            condition: None,
         },
     }))
 }
@@ -431,8 +456,11 @@ mod tests {
         assert!(e.reason.contains("max_size 5"), "{}", e.reason);
     }
 
+    /// skip14: the client's `filter` never reaches Elasticsearch's `filter` (which ES|QL also
+    /// hands to field_caps as an `index_filter`): it is a `WHERE` after the source command,
+    /// before the client's first command, and `filter` holds the token's filters only.
     #[test]
-    fn esql_body_gets_the_wrapped_filter_and_the_checked_source() {
+    fn esql_filter_becomes_a_where_and_the_forwarded_filter_is_the_tokens_only() {
         let c = esql(
             Some(json!({
                 "query": "FROM logs-* | LIMIT 1",
@@ -448,18 +476,155 @@ mod tests {
         assert_eq!(
             out,
             json!({
-                "query": "FROM  logs-*  | LIMIT 1",
-                "filter": wrapped(json!({"term": {"user": "bob"}})),
+                "query": "FROM  logs-*  \n| WHERE `user` == \"bob\"\n| LIMIT 1",
+                "filter": wrapped(json!({"match_all": {}})),
                 "columnar": true,
                 "params": [1, "x", {"n": 2}]
             })
         );
         let narrowed = parsed(&c.text.forward(&["logs-a".into(), "logs-b".into()]).unwrap());
-        assert_eq!(narrowed["query"], "FROM  logs-a, logs-b  | LIMIT 1");
         assert_eq!(
-            narrowed["filter"],
-            wrapped(json!({"term": {"user": "bob"}}))
+            narrowed["query"],
+            "FROM  logs-a, logs-b  \n| WHERE `user` == \"bob\"\n| LIMIT 1"
         );
+        assert_eq!(narrowed["filter"], wrapped(json!({"match_all": {}})));
+        // After METADATA, before the first command, and ahead of a trailing line comment's
+        // reach; the token's LIMIT still last.
+        let mut limited = scope("t");
+        limited.guard.max_size = Some(7);
+        let c = esql(
+            Some(json!({
+                "query": "FROM logs-a METADATA _id // note",
+                "filter": {"range": {"n": {"gte": 1}}}
+            })),
+            &limited,
+        )
+        .unwrap();
+        let q = parsed(&c.body().unwrap())["query"].clone();
+        assert_eq!(
+            q,
+            "FROM  logs-a  METADATA _id // note\n| WHERE `n` >= 1\n\n| LIMIT 7"
+        );
+        assert_eq!(
+            esql::parse(q.as_str().unwrap()).unwrap().sources,
+            vec!["logs-a"]
+        );
+        // A filter that matches everything adds nothing.
+        for f in [
+            json!({"match_all": {}}),
+            json!({"bool": {"must": [], "filter": [], "should": [], "must_not": []}}),
+        ] {
+            let c = esql(
+                Some(json!({"query": "FROM logs-a | LIMIT 1", "filter": f})),
+                &scope("t"),
+            )
+            .unwrap();
+            assert_eq!(
+                parsed(&c.body().unwrap())["query"],
+                "FROM  logs-a  | LIMIT 1"
+            );
+        }
+        // Untranslatable: a 400 naming the clause; the query DSL's own refusals stay 403.
+        let e = esql(
+            Some(json!({"query": "FROM logs-a", "filter": {"query_string": {"query": "x"}}})),
+            &scope("t"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, RejectKind::BadRequest);
+        assert!(e.reason.contains("[query_string]"), "{}", e.reason);
+        let e = esql(
+            Some(json!({"query": "FROM logs-a", "filter": {"fuzzy": {"user": "bob"}}})),
+            &scope("t"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, RejectKind::Forbidden);
+        let e = esql(
+            Some(json!({"query": "FROM logs-a", "filter": {"term": {"_seq_no": 1}}})),
+            &scope("t"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, RejectKind::Forbidden);
+    }
+
+    /// The condition cannot break out of its `WHERE`: hostile field names and values, rendered
+    /// into the full query, lex back into exactly one quoted identifier per name and one string
+    /// per value (read back unchanged), the query parses to the same source, and no token of
+    /// the condition is a `|` or a comment.
+    #[test]
+    fn hostile_filter_names_and_values_stay_inside_their_literals() {
+        let hostile = [
+            "plain",
+            "a\"b",
+            "a\\",
+            "\\\"",
+            "x\" | ENRICH p | WHERE \"",
+            "line\nbreak | FROM secret",
+            "cr\rlf",
+            "tab\there",
+            "// comment",
+            "/* open",
+            "*/ close",
+            "back`tick``s`",
+            "`",
+            "\"\"\"triple\"\"\"",
+            "é ü 漢字 🙂",
+            "| LIMIT 0",
+            "), secret, (",
+            "FROM secret",
+        ];
+        for value in hostile {
+            for name in hostile {
+                if name.contains(['\n', '\r', '\t', '*']) {
+                    continue; // refused: control characters (below), patterns
+                }
+                let filter = json!({"bool": {
+                    "filter": [{"term": {name: value}}, {"terms": {name: [value, "z"]}}],
+                    "must_not": [{"match_phrase": {name: value}}],
+                    "should": [{"range": {name: {"gte": value}}}, {"exists": {"field": name}}],
+                    "minimum_should_match": 1
+                }});
+                let c = esql(
+                    Some(json!({"query": "FROM logs-a | LIMIT 1 // end", "filter": filter})),
+                    &scope("t"),
+                )
+                .unwrap_or_else(|e| panic!("{name:?} {value:?}: {e:?}"));
+                let q = parsed(&c.body().unwrap())["query"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert_eq!(esql::parse(&q).unwrap().sources, vec!["logs-a"], "{q}");
+                let condition = c.text.condition.as_deref().unwrap();
+                assert!(q.contains(&format!("\n| WHERE {condition}\n| LIMIT 1 // end")));
+                let (strings, quoted) = esql::literals(condition);
+                assert!(
+                    strings.iter().filter(|s| *s == value).count() >= 4,
+                    "{condition}"
+                );
+                assert!(
+                    strings.iter().all(|s| s == value || s == "z"),
+                    "{condition}"
+                );
+                assert!(
+                    quoted.len() == 5 && quoted.iter().all(|q| q == name),
+                    "{condition}"
+                );
+                esql::check_condition(condition).unwrap();
+            }
+        }
+        for bad in ["a\nb", "a\u{0}b", "a\u{1b}b", "a\u{85}b"] {
+            let as_name = json!({"term": {bad: "x"}});
+            let as_value = json!({"term": {"user": bad}});
+            for f in [as_name, as_value] {
+                if bad == "a\nb" && f["term"]["user"].is_string() {
+                    continue; // a line break in a value is escaped, not refused
+                }
+                let e = esql(
+                    Some(json!({"query": "FROM logs-a", "filter": f})),
+                    &scope("t"),
+                );
+                assert!(e.is_err(), "{f}");
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! refused. The
 //! forwarded text differs from the client's only in the source list, rendered by esgate.
 
+pub(crate) mod filter;
+
 use serde_json::{Map, Value};
 
 use crate::dsl::expansion::{self, Syntax};
@@ -101,6 +103,9 @@ pub struct Query {
     before: String,
     /// The text after the source list (`METADATA ...` and the commands).
     after: String,
+    /// Where in `after` the processing commands start (the first `|`, or its end): where a
+    /// `WHERE` of esgate's goes, after the whole source command.
+    commands_at: usize,
 }
 
 impl Query {
@@ -108,6 +113,18 @@ impl Query {
     /// consist of safe characters only, quoted otherwise; a name that cannot be rendered
     /// unambiguously is refused.
     pub fn render(&self, names: &[String]) -> Result<String, Rejection> {
+        self.render_where(names, None)
+    }
+
+    /// [`Query::render`] with `| WHERE <condition>` inserted right after the source command,
+    /// before the client's first processing command, on lines of its own (a `//` comment
+    /// ending the source command cannot swallow it). The condition must have passed
+    /// [`check_condition`].
+    pub fn render_where(
+        &self,
+        names: &[String],
+        condition: Option<&str>,
+    ) -> Result<String, Rejection> {
         if names.is_empty() {
             return Err(Rejection::forbidden("the ES|QL source list is empty"));
         }
@@ -115,13 +132,51 @@ impl Query {
         for n in names {
             rendered.push(render_name(n)?);
         }
-        Ok(format!(
-            "{} {} {}",
-            self.before,
-            rendered.join(", "),
-            self.after
-        ))
+        let (source_rest, commands) = self.after.split_at(self.commands_at.min(self.after.len()));
+        Ok(match condition {
+            None => format!("{} {} {}", self.before, rendered.join(", "), self.after),
+            Some(c) => format!(
+                "{} {} {}\n| WHERE {c}\n{}",
+                self.before,
+                rendered.join(", "),
+                source_rest,
+                commands
+            ),
+        })
     }
+}
+
+/// Checks a condition esgate wrote (`filter::condition`) the way Elasticsearch will read it:
+/// it lexes completely into tokens (nothing skipped as a comment, every byte outside a token
+/// whitespace), holds no `|`, and its brackets balance within the depth cap. So inserted after
+/// `| WHERE`, it is one condition and nothing else.
+pub(crate) fn check_condition(condition: &str) -> Result<(), Rejection> {
+    let bad =
+        || Rejection::bad_request("ES|QL [filter]: the condition could not be written safely");
+    let toks = lex(condition).map_err(|_| bad())?;
+    let mut at = 0;
+    let mut depth = 0usize;
+    for t in &toks {
+        if !condition[at..t.start].bytes().all(|b| b == b' ') {
+            return Err(bad());
+        }
+        at = t.end;
+        match t.kind {
+            Kind::Pipe => return Err(bad()),
+            Kind::Open => {
+                depth += 1;
+                if depth > lexing::MAX_DEPTH {
+                    return Err(bad());
+                }
+            }
+            Kind::Close => depth = depth.checked_sub(1).ok_or_else(bad)?,
+            _ => {}
+        }
+    }
+    if toks.is_empty() || depth != 0 || !condition[at..].bytes().all(|b| b == b' ') {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 fn render_name(name: &str) -> Result<String, Rejection> {
@@ -244,6 +299,25 @@ fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
         }
     }
     Ok(toks)
+}
+
+/// The string literals (unescaped) and the quoted identifiers (unquoted) of a text, as the
+/// lexer splits it: what the injection tests read a rendered condition back with.
+#[cfg(test)]
+pub(crate) fn literals(text: &str) -> (Vec<String>, Vec<String>) {
+    let toks = lex(text).expect("lexes");
+    let raw = |t: &Tok| &text[t.start..t.end];
+    let strings = toks
+        .iter()
+        .filter(|t| t.kind == Kind::Str)
+        .map(|t| unquote(raw(t)))
+        .collect();
+    let quoted = toks
+        .iter()
+        .filter(|t| t.kind == Kind::Quoted)
+        .map(|t| raw(t)[1..raw(t).len() - 1].replace("``", "`"))
+        .collect();
+    (strings, quoted)
 }
 
 /// The index after a `//` or `/* */` comment starting at `i`.
@@ -424,10 +498,12 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         return Err(refuse("unbalanced brackets"));
     }
     check_expansions(text, &toks[i..])?;
+    let commands_start = toks.get(i).map_or(text.len(), |t| t.start);
     Ok(Query {
         sources,
         before: text[..src_start].to_string(),
         after: text[src_end..].to_string(),
+        commands_at: commands_start - src_end,
     })
 }
 
@@ -857,6 +933,34 @@ mod tests {
         assert_eq!(out, "FROM logs-a |LIMIT 1");
         // The rendered text parses back to exactly the rendered names.
         assert_eq!(parse(&out).unwrap().sources, names(&["logs-a"]));
+    }
+
+    /// The guard on esgate's own `WHERE` conditions: one condition, nothing skipped as a
+    /// comment, no `|`, brackets balanced within the cap.
+    #[test]
+    fn conditions_are_checked_before_insertion() {
+        for ok in [
+            "`a` == \"| // /*\"",
+            "(`a|b` == 1 OR (NOT COALESCE(`c` IN (1, 2), false)))",
+            "`t` >= NOW() - 15 minutes",
+        ] {
+            assert!(check_condition(ok).is_ok(), "{ok}");
+        }
+        let deep = format!("{}1{}", "(".repeat(33), ")".repeat(33));
+        for bad in [
+            "",
+            "  ",
+            "a | ENRICH p",
+            "a // rest",
+            "a /* c */ == 1",
+            "(a",
+            "a)",
+            "a\n== 1",
+            "\"open",
+            deep.as_str(),
+        ] {
+            assert!(check_condition(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
