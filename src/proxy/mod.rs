@@ -266,7 +266,10 @@ async fn pipeline(
     let (up, body) = response.into_parts();
     let enforced = token.permission() != Permission::All;
     // The rare answers below are boxed: their states would grow every request's future.
-    if up.status.is_server_error() {
+    // A 429's reason describes the node (memory each circuit breaker holds, a thread pool's
+    // completed tasks: every tenant's work), so a `read` token gets only its type (review 15).
+    if up.status.is_server_error() || (enforced && up.status == http::StatusCode::TOO_MANY_REQUESTS)
+    {
         let release = match &handling {
             Handling::Seal { sealing, .. } => sealing.id,
             _ => None,
@@ -596,7 +599,8 @@ struct Sealing {
 /// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
 const MAX_BACKEND_ERROR: usize = 64 * 1024;
 
-/// A backend server error (5xx) is answered as an Elasticsearch error, never relayed raw: for a
+/// A backend server error (5xx), and for a `read` token a 429 too, is answered as an
+/// Elasticsearch error, never relayed raw: for a
 /// `read` token always as esgate's own error (the status and, when it is a plain identifier,
 /// the backend's error type; its reason may quote what the token must not see); for an `all`
 /// token the backend's own Elasticsearch error is relayed, but anything else (a proxy's HTML

@@ -50,9 +50,10 @@ pub enum UpstreamError {
     Unexpected,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
     Resolve(u16),
-    /// The backend answered with a server error (5xx); its answer is not relayed as is (see
-    /// `proxy`). The type is the backend's error type when it is a plain identifier.
-    #[error("the backend failed to process the request (status {status})")]
+    /// The backend answered with a server error (5xx), or a `read` token's request with 429
+    /// (too busy); its answer is not relayed as is (see `proxy`). The type is the backend's
+    /// error type when it is a plain identifier.
+    #[error("the backend could not process the request (status {status})")]
     Failed {
         status: u16,
         es_type: Option<String>,

@@ -170,6 +170,62 @@ async fn a_long_index_list_is_not_a_backend_failure() {
 /// foreign index is reachable by every token until the cached resolution expires (and, without
 /// the cache, in the race between resolution and search).
 /// (found by the first security review)
+/// Review 15: `_resolve/index` lists, for each of the token's indices, the names of every alias
+/// on it, and for a backing index its data stream: names outside the token's patterns (another
+/// tenant's view `tenant-b-private` on a shared index) reached a token that may not name them.
+/// esgate keeps only the names its patterns allow; an alias the token may name stays.
+async fn resolve_index_names_only_the_tokens_aliases(backend: &support::backend::Backend) {
+    let actions = json!({"actions": [
+        {"add": {"index": "logs-a", "alias": "tenant-b-private", "filter": {"term": {"tenant": "b"}}}},
+        {"add": {"index": "logs-a", "alias": "logs-a-view"}},
+    ]});
+    let added = send(
+        "POST",
+        &format!("{}/_aliases", backend.url()),
+        &[],
+        actions.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.status, 200, "{}", added.text());
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    for path in [
+        "/_resolve/index/logs-*",
+        "/_resolve/index/logs-a",
+        "/_resolve/index/*",
+        "/_resolve/index/logs-a-view",
+    ] {
+        let r = gw.get_as(&auth, path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(
+            !r.text().contains("tenant-b-private"),
+            "{path}: {}",
+            r.text()
+        );
+        assert!(r.text().contains("logs-a-view"), "{path}: {}", r.text());
+    }
+    // With `filter_path` too (applied by esgate to its own answer).
+    let path = "/_resolve/index/logs-a?filter_path=indices.aliases";
+    let r = gw.get_as(&auth, path).await;
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"indices": [{"aliases": ["logs-a-view"]}]}),
+        "{path}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_index_names_only_the_tokens_aliases_osmem() {
+    resolve_index_names_only_the_tokens_aliases(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_index_names_only_the_tokens_aliases_noida() {
+    resolve_index_names_only_the_tokens_aliases(&fixture::seeded_noida()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_foreign_alias_is_not_reachable_through_a_cached_resolution() {
     let backend = fixture::seeded_osmem();

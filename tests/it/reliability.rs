@@ -636,6 +636,41 @@ async fn backend_server_errors_become_elasticsearch_errors() {
     assert!(!r.text().contains("tenant-b"));
 }
 
+/// Review 15: a backend 429 (`circuit_breaking_exception`, `es_rejected_execution_exception`)
+/// says in its reason what the node holds and has done for every tenant (memory in use by
+/// each breaker, a search pool's completed tasks): node statistics a `read` token may not ask
+/// for (`_nodes/stats` is refused). A `read` token gets esgate's own 429 with the backend's
+/// error type only, as for a 5xx; an `all` token the backend's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_429_reasons_reach_only_all_tokens() {
+    let busy = FaultServer::answer(
+        429,
+        "application/json",
+        r#"{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution on EsThreadPoolExecutor[name = node-1/search, completed tasks = 4489275]"},"status":429}"#,
+    );
+    let gw = Esgate::start(&[busy.url()], "").await;
+    let all = gw.all_token().await;
+    let read = gw.tenant_token("a").await;
+    for (method, path) in [("POST", "/logs-a/_search"), ("GET", "/")] {
+        let r = gw.call_raw(&read, method, path, json!({}), &[]).await;
+        assert_eq!(r.status, 429, "{path}: {}", r.text());
+        let v = assert_es_error(&r.body, 429);
+        assert_eq!(
+            v["error"]["type"], "es_rejected_execution_exception",
+            "{path}"
+        );
+        assert!(
+            !r.text().contains("completed tasks"),
+            "{path}: {}",
+            r.text()
+        );
+        let r = gw.call_raw(&all, method, path, json!({}), &[]).await;
+        assert_eq!(r.status, 429, "{path}: {}", r.text());
+        assert!(r.text().contains("completed tasks"), "{path}: {}", r.text());
+    }
+    gw.stop().await;
+}
+
 async fn data_status(gw: &Esgate, auth: Option<&str>, from: &str) -> u16 {
     let mut headers = vec![("x-forwarded-for", from)];
     if let Some(a) = auth {

@@ -8,7 +8,8 @@
 //!   waits never hold a request (`wait_for_status` is checked once: 408 when unmet, at once;
 //!   other `wait_for_*` and `level=indices` are refused).
 //! - `_field_caps` refuses `index_filter`: the backend decides it per shard from index-wide
-//!   values, other tenants' documents included.
+//!   values, other tenants' documents included; and `include_empty_fields=false` (review 15),
+//!   which lists only the fields some document of the index, any tenant's, holds a value for.
 //! - Each dialect's point-in-time form reaches only a backend of that dialect. A relay in front
 //!   of the real backend records every request esgate sends: the other dialect's form is
 //!   answered 400 (like a route the backend does not have, never a 5xx) and never reaches the
@@ -202,6 +203,70 @@ async fn field_caps_index_filter_is_refused_on_opensearch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_caps_index_filter_is_refused_on_elasticsearch_8() {
     field_caps_index_filter_is_refused(&fixture::seeded_noida()).await;
+}
+
+/// Review 15: `_field_caps?include_empty_fields=false` (Elasticsearch 8.13+) lists only the
+/// fields some document of the index holds a value for, every tenant's documents counted (the
+/// shard's field infos): a field that only other tenants' documents use was listed, one that
+/// nobody uses was not. esgate takes the parameter only as `true`, its default and what
+/// Kibana's data views send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_caps_lists_empty_fields_on_elasticsearch_8() {
+    let backend = fixture::seeded_noida();
+    let base = backend.url();
+    let index = "fieldcaps-r15";
+    let mapping = json!({"mappings": {"properties": {
+        "tenant": {"type": "keyword"}, "user": {"type": "keyword"}, "salary": {"type": "long"}}}});
+    let put = send("PUT", &format!("{base}/{index}"), &[], mapping.to_string())
+        .await
+        .expect("create index");
+    assert!(put.status.is_success(), "{}", put.text());
+    // Tenant a's document holds no `salary`; only tenant b's does.
+    for (id, doc) in [
+        ("a1", json!({"tenant": "a", "user": "alice"})),
+        ("b1", json!({"tenant": "b", "user": "bob", "salary": 90000})),
+    ] {
+        let r = send(
+            "PUT",
+            &format!("{base}/{index}/_doc/{id}?refresh=true"),
+            &[],
+            doc.to_string(),
+        )
+        .await
+        .expect("index a document");
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    // The backend answers the question: `salary` is listed because of tenant b's document.
+    let (s, direct, _) = get(
+        &format!("{base}/{index}/_field_caps?fields=*&include_empty_fields=false"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{direct}");
+    assert!(direct["fields"].get("salary").is_some(), "{direct}");
+
+    let gw = Esgate::start(&[base], "").await;
+    let (_, secret) = gw.token(tenant_a_on(&["fieldcaps-r15*"])).await;
+    for query in ["include_empty_fields=false", "include_empty_fields=0"] {
+        let path = format!("/{index}/_field_caps?fields=*&{query}");
+        let (s, v) = gw.call(&secret, "GET", &path, Value::Null, &[]).await;
+        assert_eq!(s, 403, "{path}: {v}");
+        assert!(
+            v["error"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("[include_empty_fields]")),
+            "{v}"
+        );
+    }
+    // The default, which Kibana sends explicitly, lists every mapped field.
+    for path in [
+        format!("/{index}/_field_caps?fields=*&include_empty_fields=true"),
+        format!("/{index}/_field_caps?fields=*"),
+    ] {
+        let (s, v) = gw.call(&secret, "GET", &path, Value::Null, &[]).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        assert!(v["fields"].get("salary").is_some(), "{path}: {v}");
+    }
 }
 
 /// A relay in front of a real backend that records every request esgate sends to it.

@@ -11,6 +11,9 @@
 //!   tenant a's term on that tie).
 //! - Safe forms keep working with the token's own counts (constant-score prefixes and
 //!   wildcards, exact `match`, phrase slop in query strings).
+//! - Highlights (review 15, osmem): the fast vector highlighter expands multi-term queries over
+//!   the shard's terms and keeps 1024, so it is refused; the default and `plain` highlights of
+//!   tenant a's hits do not move when other tenants' terms are written.
 //! - kNN beside a retriever (noida, the ES-8 dialect with kNN and retrievers): a kNN search in
 //!   a retriever's `filter` or in `post_filter` beside a retriever answers the same whatever
 //!   other tenants' vectors are.
@@ -299,6 +302,90 @@ async fn answers_do_not_move_with_other_tenants_terms_on_osmem() {
 async fn answers_do_not_move_with_other_tenants_terms_on_noida() {
     let backend = fixture::seeded_noida();
     answers_do_not_move_with_foreign_terms(backend.url()).await;
+}
+
+/// Review 15: the fast vector highlighter (`"type": "fvh"`, on a field indexed with term vectors
+/// and offsets) rewrites a multi-term query against the whole shard's terms and keeps the first
+/// 1024 (Lucene's `FieldQuery.flatten`): once other tenants held 1024 terms sorting before
+/// tenant a's `zzzz` under `z*`, tenant a's own hit lost its highlight (osmem). Every highlight
+/// request must answer the same before and after other tenants' terms are written: the `fvh`
+/// ones because they are refused, the default (`unified`) and `plain` ones because they find
+/// what to highlight in the hit's own text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highlights_do_not_move_with_other_tenants_terms() {
+    let backend = fixture::seeded_osmem();
+    let base = backend.url();
+    let index = "highlight-r15";
+    let mapping = json!({"mappings": {"properties": {"tenant": {"type": "keyword"},
+        "message": {"type": "text", "term_vector": "with_positions_offsets"}}}});
+    let r = call(&format!("{base}/{index}"), None, "PUT", Some(&mapping)).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let doc = json!({"tenant": "a", "message": "hello zzzz"});
+    let url = format!("{base}/{index}/_doc/a1?refresh=true");
+    assert!(call(&url, None, "PUT", Some(&doc))
+        .await
+        .status
+        .is_success());
+
+    let gw = Esgate::start(&[base], "").await;
+    let (_, secret) = gw
+        .token(json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": [index]}))
+        .await;
+    let auth = bearer(&secret);
+    let query = json!({"prefix": {"message": "z"}});
+    let asks = [
+        json!({"query": query, "highlight": {"type": "fvh", "fields": {"message": {}}}}),
+        json!({"query": query, "highlight": {"fields": {"message": {"type": "fvh"}}}}),
+        json!({"query": query, "highlight": {"fields": {"message": {}}}}),
+        json!({"query": query, "highlight": {"fields": {"message": {"type": "plain"}}}}),
+        json!({"query": {"range": {"message": {"gte": "z", "lte": "zzzz"}}},
+            "highlight": {"fields": {"message": {"type": "fvh"}}}}),
+    ];
+    let path = gw.url(&format!("/{index}/_search"));
+    let ask = |body: Value| {
+        let (path, auth) = (path.clone(), auth.clone());
+        async move {
+            let r = call(&path, Some(&auth), "POST", Some(&body)).await;
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (r.status.as_u16(), v["hits"]["hits"][0]["highlight"].clone())
+        }
+    };
+    let mut before = Vec::new();
+    for body in &asks {
+        before.push(ask(body.clone()).await);
+    }
+    // Another tenant's document with 1030 terms sorting before `zzzz` under `z*`.
+    let words: Vec<String> = (0..1030).map(|i| format!("z{i:04}")).collect();
+    let doc = json!({"tenant": "b", "message": words.join(" ")});
+    let url = format!("{base}/{index}/_doc/b1?refresh=true");
+    assert!(call(&url, None, "PUT", Some(&doc))
+        .await
+        .status
+        .is_success());
+    let mut changed = Vec::new();
+    for (body, was) in asks.iter().zip(&before) {
+        let now = ask(body.clone()).await;
+        if now != *was {
+            changed.push(format!("{body}: {was:?} became {now:?}"));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "tenant a's highlights changed when another tenant's terms were written:\n{}",
+        changed.join("\n")
+    );
+    for (body, (status, highlight)) in asks.iter().zip(&before) {
+        if body.to_string().contains("fvh") {
+            assert_eq!(*status, 403, "{body}");
+        } else {
+            assert_eq!(*status, 200, "{body}");
+            assert_eq!(
+                highlight,
+                &json!({"message": ["hello <em>zzzz</em>"]}),
+                "{body}"
+            );
+        }
+    }
 }
 
 /// `logs-vec`: one tenant-a vector at the origin, one tenant-b vector far away. kNN searches a

@@ -23,7 +23,7 @@
 //! | [`knn_search`] | the deprecated `_knn_search`, forwarded as a search |
 //! | [`querylang`] | ES\|QL `_query`, SQL `_sql` and `_sql/close`, EQL `_eql/search` |
 //! | [`cluster_health`] | `_cluster/health`, the token's view |
-//! | [`metadata`] | `GET /`, `_mapping`, `_resolve/index` |
+//! | [`metadata`] | `GET /`, `_mapping`, `_resolve/index` (its answer's names narrowed by esgate) |
 //! | [`identity`] | `_security/_authenticate`, `_security/user/_has_privileges`, answered by esgate without the backend (the proxy asks [`identity::route`] before the table) |
 //!
 //! Adding a route: its [`Route`] variant and path in `request::endpoint` (what the path says);
@@ -455,6 +455,8 @@ pub enum Transform {
     Explain(explain::Lookup),
     /// `_cluster/health` on the token's indices: the view's counts only (`cluster_health`).
     ClusterHealth,
+    /// `_resolve/index`: only the names the token's patterns allow (`metadata::allowed_names`).
+    ResolveIndex(std::sync::Arc<[String]>),
 }
 
 /// The backend answered a success that does not have the shape the route expects.
@@ -512,6 +514,10 @@ pub fn apply(
         }
         _ if !success => Some((status, copy()?)),
         Transform::ClusterHealth => None,
+        Transform::ResolveIndex(patterns) => text(
+            status,
+            tree()?.and_then(|v| metadata::allowed_names(patterns, v)),
+        )?,
         Transform::TermsEnum(spec) => {
             text(status, tree()?.and_then(|v| terms_enum::answer(spec, &v)))?
         }

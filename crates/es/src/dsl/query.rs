@@ -1012,7 +1012,6 @@ pub(crate) fn only_false(v: J<'_>, key: &str) -> Result<(), Rejection> {
 const HIGHLIGHT_OPTIONS: Keys = keys![
     "pre_tags",
     "post_tags",
-    "type",
     "fragment_size",
     "number_of_fragments",
     "order",
@@ -1034,12 +1033,33 @@ const HIGHLIGHT_OPTIONS: Keys = keys![
 const HIGHLIGHT: Table = table![
     (&["fields"], Slot::Check(highlight_fields)),
     (&["highlight_query"], Slot::Query),
+    (&["type"], Slot::Check(highlighter_type)),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
 const HIGHLIGHT_FIELD: Table = table![
     (&["highlight_query"], Slot::Query),
+    (&["type"], Slot::Check(highlighter_type)),
     (HIGHLIGHT_OPTIONS, Slot::Inert),
 ];
+
+/// A highlight's `type`: `unified` (the default) or `plain`, which find what to highlight in
+/// the hit's own text. The fast vector highlighter (`fvh`) rewrites a multi-term query
+/// (prefix, wildcard, regexp, a range on a string field) against the whole shard's terms and
+/// keeps only the first 1024 (Lucene's `FieldQuery.flatten`), other tenants' terms included,
+/// so whether a hit's own term was highlighted told how many terms they hold (review 15).
+fn highlighter_type(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    match v {
+        J::String("unified" | "plain") => Ok(()),
+        J::String(other) => Err(Rejection::forbidden(format!(
+            "highlighter type [{}] is not allowed for this token: only [unified] and [plain] \
+             (the fast vector highlighter expands terms over every document of the index)",
+            printable(other)
+        ))),
+        _ => Err(Rejection::forbidden(format!(
+            "[{key}] of a highlight must be a highlighter name"
+        ))),
+    }
+}
 
 pub(crate) fn check_highlight(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "highlight", HIGHLIGHT)

@@ -1268,6 +1268,44 @@ mod tests {
         }
     }
 
+    /// Review 15: the fast vector highlighter (`type: fvh`) rewrites a multi-term query
+    /// (prefix, wildcard, regexp, a range on a string field) against the whole shard's terms
+    /// and keeps only the first 1024 of them, other tenants' terms included (Lucene's
+    /// `FieldQuery.flatten`, `TopTermsScoringBooleanQueryRewrite(1024)`): whether a hit's own
+    /// term is highlighted told how many terms other tenants hold in a range (seen on osmem).
+    /// It is refused wherever a highlight goes; `unified` (the default) and `plain` highlight
+    /// from the hit's own text and stay allowed.
+    #[test]
+    fn the_fast_vector_highlighter_is_refused() {
+        let q = json!({"prefix": {"message": "z"}});
+        let refused = [
+            json!({"query": q, "highlight": {"type": "fvh", "fields": {"message": {}}}}),
+            json!({"query": q, "highlight": {"fields": {"message": {"type": "fvh"}}}}),
+            json!({"query": q, "highlight": {"fields": [{"message": {"type": "fvh"}}]}}),
+            json!({"query": q, "highlight": {"fields": {"message": {"type": "FVH"}}}}),
+            json!({"query": q, "highlight": {"fields": {"message": {"type": ["fvh"]}}}}),
+            json!({"aggs": {"t": {"top_hits": {"highlight": {"type": "fvh", "fields": {"*": {}}, "highlight_query": q}}}}}),
+            json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "highlight": {"fields": {"*": {"type": "fvh"}}, "highlight_query": q}}}}),
+            json!({"query": {"nested": {"path": "items", "query": q, "inner_hits": {"highlight": {"fields": {"*": {"type": "fvh"}}}}}}}),
+        ];
+        for body in refused {
+            let got = search(Some(body.clone()), &tenant_a());
+            assert_eq!(
+                got.map_err(|r| r.kind),
+                Err(RejectKind::Forbidden),
+                "{body}"
+            );
+        }
+        for ty in ["unified", "plain"] {
+            for body in [
+                json!({"query": q, "highlight": {"type": ty, "fields": {"message": {}}}}),
+                json!({"query": q, "highlight": {"fields": {"message": {"type": ty}}}}),
+            ] {
+                assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+            }
+        }
+    }
+
     /// Review 13 (the leak oracle): two inner hits of one name in a body are refused, on the
     /// search and count paths, wherever they are (query, post_filter, aggregations, lists);
     /// distinct names, and `collapse`'s inner hits (named apart by ES), are not.

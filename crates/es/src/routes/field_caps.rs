@@ -3,7 +3,9 @@
 //! Invariant: the forwarded body holds only `fields` (a string or a list of strings);
 //! `index_filter` is refused in every form (Elasticsearch decides it from index-wide values,
 //! other tenants' documents included, issue #8.4) and a non-empty `runtime_mappings` could
-//! shadow a filtered field.
+//! shadow a filtered field. `include_empty_fields` is taken only as `true` (its default):
+//! `false` drops the fields no document of an index holds a value for, every tenant's
+//! documents counted, so a field listed told that other tenants' documents use it (review 15).
 
 use serde_json::Value;
 
@@ -16,7 +18,10 @@ const PARAMS: &[(&str, Kind)] = &[
     ("include_unmapped", Kind::Bool),
     ("filters", Kind::Text),
     ("types", Kind::Text),
-    ("include_empty_fields", Kind::Bool),
+    // `false` lists only the fields some document of the index, any tenant's, holds a value
+    // for (the shard's field infos): which fields other tenants' documents use (review 15).
+    // Kibana's data views send `true`.
+    ("include_empty_fields", Kind::OneOf(&["true", ""])),
 ];
 
 pub(crate) const FIELD_CAPS: Spec = Spec {
@@ -86,7 +91,45 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::body as field_caps_body;
+    use crate::routes::validate_query::tests::run;
     use crate::RejectKind;
+
+    /// Review 15: `include_empty_fields=false` lists a field only when some document of the
+    /// index holds a value for it, other tenants' documents included, so it is refused; the
+    /// default (`true`, which Kibana's data views send explicitly) passes.
+    #[test]
+    fn only_the_default_include_empty_fields_passes() {
+        for query in [
+            "fields=*&include_empty_fields=false",
+            "include_empty_fields=FALSE",
+            "include_empty_fields=0",
+        ] {
+            let err = run("GET", "/logs-*/_field_caps", Some(query), None).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{query}");
+            assert!(
+                err.reason.contains("[include_empty_fields]"),
+                "{query}: {}",
+                err.reason
+            );
+        }
+        for query in [
+            "fields=*",
+            "fields=*&include_empty_fields=true",
+            "fields=*&include_empty_fields",
+        ] {
+            let permit = run("GET", "/logs-*/_field_caps", Some(query), None)
+                .unwrap_or_else(|e| panic!("{query}: {}", e.reason));
+            assert_eq!(permit.path, "/logs-a/_field_caps", "{query}");
+            assert!(
+                permit
+                    .query
+                    .iter()
+                    .all(|(k, v)| k != "include_empty_fields" || v != "false"),
+                "{query}: {:?}",
+                permit.query
+            );
+        }
+    }
 
     #[test]
     fn fields_pass_and_index_filter_is_refused_in_every_form() {
