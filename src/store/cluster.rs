@@ -19,10 +19,13 @@
 //! - Writes use `refresh=true`: once acknowledged they are visible to every replica's poll.
 //! - The change poll costs the same whatever the number of tokens: when nothing changed it is one
 //!   GET of the `counter` document; when the counter moved, one search for records whose `seq`
-//!   is above the highest seen. Every `WINDOW_EVERY`th poll also re-reads the settle window
-//!   (`seq` above the floor, last-used times excepted), so a write whose records became
-//!   visible late or in parts is still picked up; the floor passes a `seq` only after a
-//!   window re-read that started [`SETTLE`] after this replica saw it claimed. A `seq` passed
+//!   is above the highest seen. Every `WINDOW_EVERY` polls the settle window (`seq` above the
+//!   floor, last-used times excepted) is re-read beside the poll and outside the store's
+//!   writer lock ([`ClusterStore::window_read`]: its cost follows the number of records in the
+//!   window, seconds for a bulk of many records under one `seq`, so neither the poll nor an
+//!   admin write waits for it), so a write whose records became visible late or in parts is
+//!   still picked up; the floor passes a `seq` only after a window re-read that started
+//!   [`SETTLE`] after this replica saw it claimed, once what it found is applied. A `seq` passed
 //!   without a record read under it (a write landing after a later one's) is asked for at
 //!   every poll until read or behind the floor (`Sync::unseen`). A record is
 //!   applied only when its version (`_primary_term`, `_seq_no`) is newer than the one held.
@@ -64,7 +67,8 @@ use crate::upstream::Upstream;
 /// How long after a `seq` was seen a poll still re-reads from below it (writes claimed before
 /// and indexed after a poll).
 pub const SETTLE: Duration = Duration::from_secs(5);
-/// Every this many polls, the settle window is re-read (writes indexed late or partly).
+/// Every this many polls, the settle window is re-read (writes indexed late or partly), beside
+/// the poll ([`ClusterStore::window_due`]).
 const WINDOW_EVERY: u32 = 4;
 /// Every this many poll intervals (2 minutes at the default `store.poll_interval`), a replica
 /// reads every record again, last-used times excepted ([`ClusterStore::sweep_read`]): records
@@ -125,11 +129,15 @@ struct Sync {
     max_seq: u64,
     /// `(when, max_seq)` after each poll, oldest first, for the poll floor.
     seen: VecDeque<(Instant, u64)>,
-    /// The settle window `floor < seq <= max_seq` is re-read by every
-    /// `WINDOW_EVERY`th poll; polls in between ask only for `seq > max_seq`.
+    /// The settle window `floor < seq <= max_seq` is re-read every `WINDOW_EVERY` polls,
+    /// beside them ([`ClusterStore::window_read`]); polls ask only for `seq > max_seq` (and
+    /// the unseen `seq`s).
     floor: u64,
     /// Polls since the window was last re-read.
     since_window: u32,
+    /// Loads so far: a window re-read that a load (which sets the floor and every version
+    /// afresh) overtook applies nothing.
+    loads: u64,
     /// `seq`s in the window that `max_seq` passed without this replica reading a record under
     /// them (claimed by a write still in flight, whose records may land after a later write's,
     /// or records overwritten since): every poll also asks for records under them, so records
@@ -522,6 +530,23 @@ pub fn purge_every(retention: Duration) -> Duration {
     (retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
+/// What a settle window re-read found ([`ClusterStore::window_read`]).
+pub struct WindowRead {
+    /// When the re-read started (the floor moves to what was seen `SETTLE` before it).
+    started: Instant,
+    /// `Sync::loads` when it started.
+    loads: u64,
+    /// The records newer than held.
+    hits: Vec<Value>,
+}
+
+impl WindowRead {
+    /// Whether it found records to apply.
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+}
+
 /// What a purge round did.
 pub struct Purged {
     /// Tombstones deleted (older than the retention).
@@ -881,6 +906,7 @@ impl ClusterStore {
         let floor = s.floor;
         s.seen.push_back((Instant::now(), floor));
         s.since_window = 0;
+        s.loads += 1;
         // Records of writes claimed before the load but not landed when it read are re-read
         // by the window only down to the floor: more of them (other replicas' writes landing
         // first) fall behind it. A sweep SETTLE after the load started reads them all.
@@ -952,22 +978,17 @@ impl ClusterStore {
     }
 
     async fn poll_inner(&self) -> Result<Vec<Change>, StoreError> {
-        let (floor, max_seq, window, unseen) = {
+        let (max_seq, unseen) = {
             let mut s = self.sync();
-            s.since_window += 1;
-            let window = s.since_window >= WINDOW_EVERY && s.floor < s.max_seq;
-            if window {
-                s.since_window = 0;
-            }
+            s.since_window = s.since_window.saturating_add(1);
             let unseen: Vec<u64> = s.unseen.iter().copied().collect();
-            (s.floor, s.max_seq, window, unseen)
+            (s.max_seq, unseen)
         };
-        let started = Instant::now();
-        if !window {
-            // Nothing claimed since the last record seen: one GET by id, whatever the size of
-            // the store (the idle poll).
-            let counter = self.counter().await?;
-            let now = Instant::now();
+        // Nothing claimed since the last record seen: one GET by id, whatever the size of the
+        // store (the idle poll).
+        let counter = self.counter().await?;
+        let now = Instant::now();
+        {
             let mut s = self.sync();
             s.counter_seen = s.counter_seen.max(counter.value);
             if counter.value <= s.max_seq {
@@ -992,22 +1013,8 @@ impl ClusterStore {
             }
         }
         let not_ours = json!({"terms": {"kind": ["counter", "id_key"]}});
-        // New records (every poll); and, every few polls, the settle window again: records of
-        // writes that became visible late or in parts. Last-used times are not re-read there
-        // (a missed one is rewritten by the next flush), so a large flush is read once.
-        let query = if window {
-            json!({"bool": {
-                "should": [
-                    {"range": {"seq": {"gt": max_seq}}},
-                    {"bool": {
-                        "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
-                        "must_not": [{"term": {"kind": "last_used"}}]
-                    }}
-                ],
-                "minimum_should_match": 1,
-                "must_not": [not_ours]
-            }})
-        } else if !unseen.is_empty() {
+        // New records; the settle window is re-read beside the polls (`window_read`).
+        let query = if !unseen.is_empty() {
             // And the `seq`s passed unread (a write landing after a later one): only theirs.
             json!({"bool": {
                 "should": [
@@ -1026,11 +1033,76 @@ impl ClusterStore {
         let mut out = vec![];
         self.each_record(&query, |hit| out.extend(self.accept(hit)))
             .await?;
-        if window {
-            self.sync().window_read(started);
-        }
         self.settle(Instant::now());
         Ok(out)
+    }
+
+    /// Whether the settle window is due for a re-read ([`ClusterStore::window_read`]): every
+    /// `WINDOW_EVERY` polls while the floor is below the highest `seq` seen.
+    pub fn window_due(&self) -> bool {
+        let s = self.sync();
+        s.since_window >= WINDOW_EVERY && s.floor < s.max_seq
+    }
+
+    /// The settle window's re-read (every `WINDOW_EVERY` polls, beside the poll and outside the
+    /// store's writer lock: it pages through every record of the window, last-used times
+    /// excepted, and a bulk of many records under one `seq` (`store import`, a large bulk)
+    /// takes seconds): the records of `seq`s above the floor whose version is newer than the
+    /// one held (records that became visible late or in parts). Apply them with
+    /// [`ClusterStore::window_apply`], which then moves the floor: the floor passes a `seq`
+    /// only once what a re-read that started [`SETTLE`] after this replica saw it claimed
+    /// found is applied.
+    pub async fn window_read(&self) -> Result<WindowRead, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let (floor, max_seq, loads) = {
+            let mut s = self.sync();
+            s.since_window = 0;
+            (s.floor, s.max_seq, s.loads)
+        };
+        let started = Instant::now();
+        let mut read = WindowRead {
+            started,
+            loads,
+            hits: vec![],
+        };
+        if floor >= max_seq {
+            return Ok(read);
+        }
+        let query = json!({"bool": {
+            "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
+            "must_not": [{"terms": {"kind": ["counter", "id_key", "last_used"]}}]
+        }});
+        self.each_record(&query, |hit| {
+            let (Some(id), Some(version)) =
+                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
+            else {
+                return;
+            };
+            if self.newer_than_held(id, version) {
+                read.hits.push(hit.clone());
+            }
+        })
+        .await?;
+        Ok(read)
+    }
+
+    /// Applies what [`ClusterStore::window_read`] found (under the store's writer lock, like a
+    /// poll): the changes of the records still newer than those held; then the floor moves
+    /// (see `Sync::window_read`). A re-read that a load overtook (a replica out of touch read
+    /// the whole store meanwhile) does neither: the load set the floor and versions afresh.
+    pub fn window_apply(&self, read: &WindowRead) -> Vec<Change> {
+        if self.sync().loads != read.loads {
+            return vec![];
+        }
+        let out = read
+            .hits
+            .iter()
+            .filter_map(|hit| self.accept(hit))
+            .collect();
+        self.sync().window_read(read.started);
+        out
     }
 
     /// The sweep's read (every [`SWEEP_EVERY`] poll intervals, beside the poll and outside the
