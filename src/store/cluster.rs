@@ -187,19 +187,24 @@ impl Sync {
         }
     }
 
-    /// After a window re-read that started at `started` succeeded (it read every record above
-    /// the floor): the floor moves to the highest `seq` seen at least [`SETTLE`] before it
-    /// started. So the floor passes a `seq` only after a re-read that started `SETTLE` after
-    /// this replica first saw that `seq` (or a higher one) claimed, whatever the poll interval:
-    /// records visible within `SETTLE` of their claim are read (writers see to it, see
-    /// `LATE`).
-    fn window_read(&mut self, started: Instant) {
-        let settled = self
-            .seen
+    /// When a window re-read starts at `started`: the highest `seq` seen at least [`SETTLE`]
+    /// before, where the floor moves once the re-read succeeded (see [`Sync::pass`]). Taken at
+    /// the start, since the polls that go on beside the re-read drop older observations.
+    fn settled(&self, started: Instant) -> Option<u64> {
+        self.seen
             .iter()
             .rev()
             .find(|(t, _)| started.saturating_duration_since(*t) >= SETTLE)
-            .map(|&(_, m)| m);
+            .map(|&(_, m)| m)
+    }
+
+    /// After a window re-read succeeded (it read every record above the floor, and what it
+    /// found is applied): the floor moves to what was `settled` when it started. So the floor
+    /// passes a `seq` only after a re-read that started `SETTLE` after this replica first saw
+    /// that `seq` (or a higher one) claimed, whatever the poll interval and however long the
+    /// re-read took: records visible within `SETTLE` of their claim are read (writers see to
+    /// it, see `LATE`).
+    fn pass(&mut self, settled: Option<u64>) {
         if let Some(m) = settled {
             self.floor = self.floor.max(m);
         }
@@ -532,8 +537,9 @@ pub fn purge_every(retention: Duration) -> Duration {
 
 /// What a settle window re-read found ([`ClusterStore::window_read`]).
 pub struct WindowRead {
-    /// When the re-read started (the floor moves to what was seen `SETTLE` before it).
-    started: Instant,
+    /// The highest `seq` seen `SETTLE` before the re-read started, where the floor moves once
+    /// it is applied.
+    settled: Option<u64>,
     /// `Sync::loads` when it started.
     loads: u64,
     /// The records newer than held.
@@ -1073,16 +1079,15 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
-        let (floor, max_seq, loads) = {
+        let (floor, max_seq, mut read) = {
             let mut s = self.sync();
             s.since_window = 0;
-            (s.floor, s.max_seq, s.loads)
-        };
-        let started = Instant::now();
-        let mut read = WindowRead {
-            started,
-            loads,
-            hits: vec![],
+            let read = WindowRead {
+                settled: s.settled(Instant::now()),
+                loads: s.loads,
+                hits: vec![],
+            };
+            (s.floor, s.max_seq, read)
         };
         if floor >= max_seq {
             return Ok(read);
@@ -1107,7 +1112,7 @@ impl ClusterStore {
 
     /// Applies what [`ClusterStore::window_read`] found (under the store's writer lock, like a
     /// poll): the changes of the records still newer than those held; then the floor moves
-    /// (see `Sync::window_read`). A re-read that a load overtook (a replica out of touch read
+    /// (see `Sync::pass`). A re-read that a load overtook (a replica out of touch read
     /// the whole store meanwhile) does neither: the load set the floor and versions afresh.
     pub fn window_apply(&self, read: &WindowRead) -> Vec<Change> {
         if self.sync().loads != read.loads {
@@ -1118,7 +1123,7 @@ impl ClusterStore {
             .iter()
             .filter_map(|hit| self.accept(hit))
             .collect();
-        self.sync().window_read(read.started);
+        self.sync().pass(read.settled);
         out
     }
 
@@ -2029,7 +2034,8 @@ mod tests {
                 if s.floor < 10 {
                     windows.push(k);
                 }
-                s.window_read(at(k));
+                let settled = s.settled(at(k));
+                s.pass(settled);
             }
             s.observe(at(k));
             if s.floor >= 10 {
@@ -2042,6 +2048,41 @@ mod tests {
         }
         assert_eq!(s.floor, 10, "it moves on all the same");
         assert_eq!(windows, vec![4, 8]);
+    }
+
+    /// Session 15: the window re-read runs beside the polls, and with many records under one
+    /// `seq` it takes seconds; the polls meanwhile keep only the newest observation `SETTLE`
+    /// old. The floor moved to what was seen `SETTLE` before the re-read started, looked up
+    /// when it ended: by then the polls had dropped those observations, and the floor never
+    /// moved (each re-read read the 20,000 records again). It is looked up when the re-read
+    /// starts.
+    #[test]
+    fn a_slow_window_read_moves_the_floor_to_what_was_settled_when_it_started() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut s = Sync {
+            max_seq: 10,
+            ..Sync::default()
+        };
+        // Seq 10 seen at 0 s, polls every 500 ms; seq 20 seen at 4 s.
+        for k in 0..=12 {
+            if k == 8 {
+                s.max_seq = 20;
+            }
+            s.observe(ms(500 * k));
+        }
+        // A re-read starts at 6 s (seq 10 settled, 20 not); polls go on while it reads for 6 s.
+        let settled = s.settled(ms(6000));
+        assert_eq!(settled, Some(10));
+        for k in 13..=24 {
+            s.observe(ms(500 * k));
+        }
+        s.pass(settled);
+        assert_eq!(s.floor, 10, "the floor passes what the re-read settled");
+        // The next one, started at 12 s (9 s after seq 20 was seen), passes 20.
+        let settled = s.settled(ms(12_000));
+        s.pass(settled);
+        assert_eq!(s.floor, 20);
     }
 
     /// Review of session 14: a replica reads a record that landed behind its floor only in a
@@ -2094,7 +2135,8 @@ mod tests {
         assert_eq!(s.unseen.iter().copied().collect::<Vec<_>>(), vec![13]);
         let t0 = Instant::now();
         s.observe(t0);
-        s.window_read(t0 + SETTLE);
+        let settled = s.settled(t0 + SETTLE);
+        s.pass(settled);
         assert_eq!(s.floor, 14);
         assert!(
             s.unseen.is_empty(),
