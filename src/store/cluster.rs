@@ -236,6 +236,12 @@ pub struct ClusterStore {
     sync: Mutex<Sync>,
     /// `None` while the cluster answers; else why it does not.
     down: Mutex<Option<String>>,
+    /// Taken by the rounds that page through many records beside the poll (the window re-read,
+    /// the sweep, the purge's read), one at a time: each keeps the store cluster busy for
+    /// seconds with many records, and together they slowed the poll's and the admin writes'
+    /// requests to a second and more on a small cluster (noida). The load and the poll never
+    /// take it.
+    paging: tokio::sync::Mutex<()>,
     pub stats: ClusterStats,
 }
 
@@ -592,6 +598,7 @@ impl ClusterStore {
             retention,
             sync: Mutex::new(Sync::default()),
             down: Mutex::new(None),
+            paging: tokio::sync::Mutex::new(()),
             stats: ClusterStats::default(),
         }
     }
@@ -1079,6 +1086,8 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        // Its start (what it settles) is when it gets to read.
+        let _paging = self.paging.lock().await;
         let (floor, max_seq, mut read) = {
             let mut s = self.sync();
             s.since_window = 0;
@@ -1138,6 +1147,7 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let paging = self.paging.lock().await;
         let started = Instant::now();
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
@@ -1154,6 +1164,7 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
+        drop(paging);
         let mut s = self.sync();
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
@@ -1534,6 +1545,7 @@ impl ClusterStore {
         let mut old = vec![];
         let mut unstamped = vec![];
         let mut newer = vec![];
+        let paging = self.paging.lock().await;
         self.each_scrolled(&query, "a tombstone purge", |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1563,6 +1575,7 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
+        drop(paging);
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
             // A deleted token's last-used time goes with its tombstone, at the version read
