@@ -44,7 +44,10 @@
 //!   every replica in touch within that time; a tombstone also within a purge round
 //!   ([`Purged::newer`], a few times per purge hold), before the replicas that held it may
 //!   purge it. Its cost follows the number of records (a
-//!   search per 1000); only what it finds newer is applied, under the writer lock.
+//!   scroll page per 1000); only what it finds newer is applied, under the writer lock.
+//! - The rounds that page through many records beside the poll (the window re-read, the sweep,
+//!   the purge's read) read by one scroll in index order, one round at a time (`paging`), so
+//!   the poll's and the admin writes' requests never queue behind several of them.
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
@@ -93,7 +96,7 @@ const MAX_PURGE_HOLD: Duration = Duration::from_secs(3600);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write whose records came back this long (or longer) after its claim was sent, on either
 /// clock, is stamped again under a fresh `seq` before it is acknowledged. Polls re-read a
-/// claimed `seq` for [`SETTLE`] after they first saw it claimed (see `Sync::window_read`), so
+/// claimed `seq` for [`SETTLE`] after they first saw it claimed (see `Sync::pass`), so
 /// records that landed later than that after their claim (a writer paused between its claim
 /// and its write, a slow network or store) may never be read by other replicas. Half of it:
 /// margin for clocks that run at slightly different rates.
