@@ -826,7 +826,10 @@ async fn noida_a_tombstone_stamped_in_the_past_is_not_purged_before_replicas_see
 /// replica (a revocation included) and its admin writes waited. With many tombstones (here
 /// 20,000, stamped so none is old enough to purge; with 30,000 a round took 7.6 s on osmem, all
 /// of it under the lock) a delete still reaches every replica within the second, and admin writes
-/// do not wait for a round.
+/// do not wait for a round. Session 15: the 20,000 tombstones share one sequence, which B's
+/// settle window re-reads for several seconds after its start (beside the poll now), while its
+/// sweep after the load and its purge rounds page them too; the rounds start right after B's
+/// start.
 async fn changes_propagate_while_replicas_page_many_tombstones(backend: Backend) {
     seed(backend.url()).await;
     let dir = tempfile::tempdir().unwrap();
