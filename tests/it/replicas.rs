@@ -897,13 +897,14 @@ async fn changes_propagate_while_replicas_page_many_tombstones(backend: Backend)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "load-sensitive (20,000 tombstones paged every 5 s): run alone, with --ignored"]
 async fn osmem_changes_propagate_while_replicas_page_many_tombstones() {
     changes_propagate_while_replicas_page_many_tombstones(Backend::osmem()).await;
 }
 
+// noida's own requests (a counter read, a refreshed bulk) take up to 1.5 s each while the
+// machine is busy and a round pages its 20,000 tombstones; alone it passes with 0.2 to 0.8 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "load-sensitive (20,000 tombstones paged every 5 s): run alone, with --ignored"]
+#[ignore = "load-sensitive on noida (its requests slow to 1-2 s on a busy machine): run alone, with --ignored"]
 async fn noida_changes_propagate_while_replicas_page_many_tombstones() {
     changes_propagate_while_replicas_page_many_tombstones(Backend::noida()).await;
 }
