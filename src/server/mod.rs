@@ -371,11 +371,15 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let sweep_every = poll_interval * crate::store::cluster::SWEEP_EVERY;
     let mut swept_at = std::time::Instant::now();
     let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
+    // The settle window's re-read (every few polls) pages through the recent `seq`s' records:
+    // seconds for a bulk of many records under one `seq`. It too runs beside the poll, so
+    // changes keep arriving every interval and admin writes do not wait for it.
+    let mut window: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => {
-                for round in [purge, sweep].into_iter().flatten() {
+                for round in [purge, sweep, window].into_iter().flatten() {
                     round.abort();
                 }
                 return;
@@ -386,6 +390,22 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             Ok(n) if n > 0 => tracing::debug!(changes = n, "Picked up token store changes"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "Token store poll failed"),
+        }
+        let idle = window.as_ref().is_none_or(|round| round.is_finished());
+        if idle && app.store.window_due() {
+            let app = Arc::clone(&app);
+            window = Some(tokio::spawn(async move {
+                match app.store.settle_window().await {
+                    Ok(n) if n > 0 => tracing::debug!(
+                        changes = n,
+                        "Token store settle window re-read picked up changes"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Token store settle window re-read failed")
+                    }
+                }
+            }));
         }
         let idle = sweep.as_ref().is_none_or(|round| round.is_finished());
         if idle && (swept_at.elapsed() >= sweep_every || app.store.sweep_due()) {

@@ -500,7 +500,9 @@ impl Store {
     }
 
     /// Picks up changes other replicas made (cluster store; nothing to do for the file store).
-    /// Runs under the writer lock, so a write never plans on a state older than a poll's.
+    /// Runs under the writer lock, so a write never plans on a state older than a poll's. Its
+    /// cost follows the changes since the last poll; the settle window's re-read is
+    /// [`Store::settle_window`], beside it.
     pub async fn poll(&self) -> Result<usize, StoreError> {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
@@ -509,6 +511,36 @@ impl Store {
         let polled = cluster.poll().await?;
         Self::publish_polled(&self.current, &polled);
         Ok(polled.len())
+    }
+
+    /// Re-reads the cluster store's settle window (nothing to do for the file store): records
+    /// of recent `seq`s that became visible late or in parts (see
+    /// `cluster::ClusterStore::window_read`). The read pages through the window without the
+    /// writer lock (polls and writes go on: a bulk of many records under one `seq` takes
+    /// seconds to read); applying what it found and moving the floor takes it, like a poll.
+    /// Returns how many changes it applied.
+    pub async fn settle_window(&self) -> Result<usize, StoreError> {
+        let Backend::Cluster(cluster) = &self.backend else {
+            return Ok(0);
+        };
+        let read = cluster.window_read().await?;
+        if read.is_empty() {
+            cluster.window_apply(&read);
+            return Ok(0);
+        }
+        let _writer = self.writer.lock().await;
+        let changes = cluster.window_apply(&read);
+        Self::publish(&self.current, &self.current.load_full(), &changes);
+        Ok(changes.len())
+    }
+
+    /// Whether the cluster store's settle window is due for a re-read (every few polls:
+    /// `cluster::ClusterStore::window_due`); never for the file store.
+    pub fn window_due(&self) -> bool {
+        match &self.backend {
+            Backend::Cluster(cluster) => cluster.window_due(),
+            Backend::File(_) => false,
+        }
     }
 
     /// Reads every record of the cluster store again (nothing to do for the file store) and
