@@ -44,7 +44,10 @@
 //!   every replica in touch within that time; a tombstone also within a purge round
 //!   ([`Purged::newer`], a few times per purge hold), before the replicas that held it may
 //!   purge it. Its cost follows the number of records (a
-//!   scroll page per 1000); only what it finds newer is applied, under the writer lock.
+//!   scroll page per 1000); only what it finds newer is applied, under the writer lock, and
+//!   nothing a round read before a load that came since ([`Found`]: the load read the whole
+//!   store afresh, and a record read before it may be a token whose delete and tombstone purge
+//!   came in between).
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
 //!   the purge's read) read by one scroll in index order, one round at a time (`paging`), so
 //!   the poll's and the admin writes' requests never queue behind several of them.
@@ -544,6 +547,26 @@ pub fn purge_every(retention: Duration) -> Duration {
     (retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
+/// What a sweep read found ([`ClusterStore::sweep_read`]), or the tombstones a purge round
+/// read that are newer than held ([`Purged::newer`]): to apply with
+/// [`ClusterStore::sweep_apply`].
+pub struct Found {
+    /// `Sync::loads` when the read started: finds read before a load are not applied after
+    /// it (the load read the whole store afresh; a record read before it could be one whose
+    /// delete, and then its tombstone's purge, came since, and would bring a revoked token
+    /// back).
+    loads: u64,
+    /// The records newer than held.
+    hits: Vec<Value>,
+}
+
+impl Found {
+    /// Whether it found records to apply.
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+}
+
 /// What a settle window re-read found ([`ClusterStore::window_read`]).
 pub struct WindowRead {
     /// The highest `seq` seen `SETTLE` before the re-read started, where the floor moves once
@@ -574,7 +597,7 @@ pub struct Purged {
     /// to apply with [`ClusterStore::sweep_apply`]: a round reads every tombstone a few times
     /// per purge hold, so a replica that missed one reads it before the replicas that held it
     /// may purge it (the periodic sweep may come later: every 240 poll intervals).
-    pub newer: Vec<Value>,
+    pub newer: Found,
 }
 
 impl ClusterStore {
@@ -1146,12 +1169,13 @@ impl ClusterStore {
     /// write that landed after its own request timed out, or whose writer was killed before
     /// stamping it again, see `LATE`) are never read by the change poll: the sweep bounds
     /// how long they stay unseen. Apply them with [`ClusterStore::sweep_apply`].
-    pub async fn sweep_read(&self) -> Result<Vec<Value>, StoreError> {
+    pub async fn sweep_read(&self) -> Result<Found, StoreError> {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
         let paging = self.paging.lock().await;
         let started = Instant::now();
+        let loads = self.sync().loads;
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
@@ -1172,7 +1196,7 @@ impl ClusterStore {
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
         }
-        Ok(newer)
+        Ok(Found { loads, hits: newer })
     }
 
     /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
@@ -1187,13 +1211,20 @@ impl ClusterStore {
             .is_some_and(|due| Instant::now() >= due)
     }
 
-    /// Applies what [`ClusterStore::sweep_read`] found (under the store's writer lock, like a
-    /// poll): the changes of the records still newer than those held.
-    pub fn sweep_apply(&self, hits: &[Value]) -> Vec<Change> {
-        let floor = self.sync().floor;
+    /// Applies what [`ClusterStore::sweep_read`] (or a purge round) found (under the store's
+    /// writer lock, like a poll): the changes of the records still newer than those held;
+    /// nothing when a load came since the read started (see [`Found::loads`]).
+    pub fn sweep_apply(&self, found: &Found) -> Vec<Change> {
+        let floor = {
+            let s = self.sync();
+            if s.loads != found.loads {
+                return vec![];
+            }
+            s.floor
+        };
         let mut recovered = 0u64;
         let mut out = vec![];
-        for hit in hits {
+        for hit in &found.hits {
             if let Some(change) = self.accept(hit) {
                 let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
                 if seq.is_some_and(|seq| seq <= floor) {
@@ -1549,6 +1580,7 @@ impl ClusterStore {
         let mut unstamped = vec![];
         let mut newer = vec![];
         let paging = self.paging.lock().await;
+        let loads = self.sync().loads;
         self.each_scrolled(&query, "a tombstone purge", |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1640,7 +1672,7 @@ impl ClusterStore {
         Ok(Purged {
             purged,
             unstamped,
-            newer,
+            newer: Found { loads, hits: newer },
         })
     }
 
@@ -1933,6 +1965,43 @@ mod tests {
             mono: mono + 3 * day,
         };
         assert!(!out_of_touch(Some(t), both_short, retention));
+    }
+
+    /// Session 15: a sweep's (or a purge round's) finds were applied whatever came between the
+    /// read and the apply, which waits for the writer lock. A load in between (a replica out
+    /// of touch, after a pause, reads the whole store) may have found a token deleted and its
+    /// tombstone purged since the read: applying the token's record read before brought the
+    /// revoked token back, until the next load. Finds read before a load are not applied
+    /// after it.
+    #[test]
+    fn finds_read_before_a_load_are_not_applied_after_it() {
+        let store = ClusterStore::new(
+            &crate::upstream::pool::tests::backend("http://127.0.0.1:9"),
+            &[],
+            "esgate-tokens",
+            Duration::from_secs(60),
+        );
+        let change = Change::PutIpFilter {
+            ip_filter: IpFilter {
+                name: "office".into(),
+                cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+                created_at: 1_700_000_000,
+            },
+        };
+        let (id, source) = documents(&change, 3, 1_700_000_000).unwrap().remove(0);
+        let hit = json!({"_id": id, "_source": source, "_seq_no": 5, "_primary_term": 1});
+        let read = |loads| Found {
+            loads,
+            hits: vec![hit.clone()],
+        };
+        let before = read(store.sync().loads);
+        // A load came between the read and the apply.
+        store.sync().loads += 1;
+        assert!(store.sweep_apply(&before).is_empty());
+        assert!(!store.sync().versions.contains_key(&id), "nothing held");
+        // Read after it, the same record is applied.
+        let after = read(store.sync().loads);
+        assert_eq!(store.sweep_apply(&after), vec![change]);
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.

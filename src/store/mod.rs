@@ -552,12 +552,12 @@ impl Store {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
         };
-        let hits = cluster.sweep_read().await?;
-        if hits.is_empty() {
+        let found = cluster.sweep_read().await?;
+        if found.is_empty() {
             return Ok(0);
         }
         let _writer = self.writer.lock().await;
-        let changes = cluster.sweep_apply(&hits);
+        let changes = cluster.sweep_apply(&found);
         Self::publish(&self.current, &self.current.load_full(), &changes);
         Ok(changes.len())
     }

@@ -23,7 +23,7 @@
 //!   by `answer_timeout` (`proxy`).
 
 pub mod dialect;
-mod pool;
+pub(crate) mod pool;
 pub mod resolve;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -455,12 +455,14 @@ async fn tcp(host: &str, port: u16, limit: Duration) -> Result<TcpStream, Connec
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn backend(url: &str) -> crate::config::Backend {
+    /// A backend configuration for `url` (no TLS roots, 5 s timeouts); the cluster store's unit
+    /// tests build their never-connected client with it too.
+    pub(crate) fn backend(url: &str) -> crate::config::Backend {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
