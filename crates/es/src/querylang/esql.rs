@@ -119,7 +119,7 @@ impl Query {
     /// [`Query::render`] with `| WHERE <condition>` inserted right after the source command,
     /// before the client's first processing command, on lines of its own (a `//` comment
     /// ending the source command cannot swallow it). The condition must have passed
-    /// [`check_condition`].
+    /// `check_condition`.
     pub fn render_where(
         &self,
         names: &[String],
