@@ -1213,7 +1213,7 @@ impl ClusterStore {
 
     /// Applies what [`ClusterStore::sweep_read`] (or a purge round) found (under the store's
     /// writer lock, like a poll): the changes of the records still newer than those held;
-    /// nothing when a load came since the read started (see [`Found::loads`]).
+    /// nothing when a load came since the read started (see `Found::loads`).
     pub fn sweep_apply(&self, found: &Found) -> Vec<Change> {
         let floor = {
             let s = self.sync();
