@@ -165,11 +165,14 @@ async fn a_long_index_list_is_not_a_backend_failure() {
     );
 }
 
-/// Finding 1, third face: the resolution is cached for `backend.resolve_cache_ttl` (5 s) and the
-/// wildcard is forwarded as it is, so an alias matching `logs-*` that an operator adds to a
-/// foreign index is reachable by every token until the cached resolution expires (and, without
-/// the cache, in the race between resolution and search).
-/// (found by the first security review)
+/// Applies `_aliases` actions on the backend at `url`.
+async fn aliases(url: &str, actions: &Value) {
+    let added = send("POST", &format!("{url}/_aliases"), &[], actions.to_string())
+        .await
+        .unwrap();
+    assert_eq!(added.status, 200, "{}", added.text());
+}
+
 /// Review 15: `_resolve/index` lists, for each of the token's indices, the names of every alias
 /// on it, and for a backing index its data stream: names outside the token's patterns (another
 /// tenant's view `tenant-b-private` on a shared index) reached a token that may not name them.
@@ -179,15 +182,7 @@ async fn resolve_index_names_only_the_tokens_aliases(backend: &support::backend:
         {"add": {"index": "logs-a", "alias": "tenant-b-private", "filter": {"term": {"tenant": "b"}}}},
         {"add": {"index": "logs-a", "alias": "logs-a-view"}},
     ]});
-    let added = send(
-        "POST",
-        &format!("{}/_aliases", backend.url()),
-        &[],
-        actions.to_string(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(added.status, 200, "{}", added.text());
+    aliases(backend.url(), &actions).await;
     let gw = Esgate::start(&[backend.url()], "").await;
     let auth = bearer(&gw.token(token_a()).await.1);
     for path in [
@@ -226,6 +221,11 @@ async fn resolve_index_names_only_the_tokens_aliases_noida() {
     resolve_index_names_only_the_tokens_aliases(&fixture::seeded_noida()).await;
 }
 
+/// Finding 1, third face: the resolution is cached for `backend.resolve_cache_ttl` (5 s) and the
+/// wildcard is forwarded as it is, so an alias matching `logs-*` that an operator adds to a
+/// foreign index is reachable by every token until the cached resolution expires (and, without
+/// the cache, in the race between resolution and search).
+/// (found by the first security review)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_foreign_alias_is_not_reachable_through_a_cached_resolution() {
     let backend = fixture::seeded_osmem();
@@ -237,15 +237,7 @@ async fn a_new_foreign_alias_is_not_reachable_through_a_cached_resolution() {
     assert_eq!(r.status, 200, "{}", r.text());
     let before = r.json()["count"].as_u64().unwrap();
     let actions = json!({"actions": [{"add": {"index": "secret", "alias": "logs-a2"}}]});
-    let added = send(
-        "POST",
-        &format!("{}/_aliases", backend.url()),
-        &[],
-        actions.to_string(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(added.status, 200, "{}", added.text());
+    aliases(backend.url(), &actions).await;
     let r = gw.get_as(&auth, path).await;
     assert_eq!(
         r.json()["count"].as_u64(),

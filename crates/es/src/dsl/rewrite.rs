@@ -645,6 +645,13 @@ mod tests {
     use super::*;
     use crate::RejectKind;
 
+    /// Asserts that a search with `body` is refused for tenant a, with `kind`.
+    #[track_caller]
+    fn refused_as(body: &Value, kind: RejectKind) {
+        let got = search(Some(body.clone()), &tenant_a());
+        assert_eq!(got.map_err(|r| r.kind), Err(kind), "{body}");
+    }
+
     fn tenant_a() -> FilterSet {
         FilterSet::new([("tenant".to_string(), "a".to_string())])
     }
@@ -1017,12 +1024,7 @@ mod tests {
     fn queries_whose_matches_depend_on_the_whole_shard_are_refused_everywhere() {
         for q in statistics_dependent_queries() {
             for body in in_every_position(&q) {
-                let got = search(Some(body.clone()), &tenant_a());
-                assert_eq!(
-                    got.map_err(|r| r.kind),
-                    Err(RejectKind::Forbidden),
-                    "{body}"
-                );
+                refused_as(&body, RejectKind::Forbidden);
             }
             let got = count(Some(json!({ "query": q })), &tenant_a());
             assert_eq!(got.map_err(|r| r.kind), Err(RejectKind::Forbidden), "{q}");
@@ -1251,12 +1253,7 @@ mod tests {
             json!({"collapse": {"field": "user", "inner_hits": [{"name": "i"}, {"name": "j", "highlight": {"fields": {"*": {}}}}]}}),
         ];
         for body in refused {
-            let got = search(Some(body.clone()), &tenant_a());
-            assert_eq!(
-                got.map_err(|r| r.kind),
-                Err(RejectKind::Forbidden),
-                "{body}"
-            );
+            refused_as(&body, RejectKind::Forbidden);
         }
         let accepted = [
             json!({"aggs": {"t": {"top_hits": {"highlight": {"fields": {"*": {}}, "highlight_query": {"match_all": {}}}}}}}),
@@ -1289,12 +1286,7 @@ mod tests {
             json!({"query": {"nested": {"path": "items", "query": q, "inner_hits": {"highlight": {"fields": {"*": {"type": "fvh"}}}}}}}),
         ];
         for body in refused {
-            let got = search(Some(body.clone()), &tenant_a());
-            assert_eq!(
-                got.map_err(|r| r.kind),
-                Err(RejectKind::Forbidden),
-                "{body}"
-            );
+            refused_as(&body, RejectKind::Forbidden);
         }
         for ty in ["unified", "plain"] {
             for body in [
@@ -1324,12 +1316,7 @@ mod tests {
             json!({"query": nested("items", json!({})), "aggs": {"f": {"filter": nested("items", json!({}))}}}),
         ];
         for body in refused {
-            let got = search(Some(body.clone()), &tenant_a());
-            assert_eq!(
-                got.map_err(|r| r.kind),
-                Err(RejectKind::Forbidden),
-                "{body}"
-            );
+            refused_as(&body, RejectKind::Forbidden);
             if let Some(q) = body
                 .get("query")
                 .filter(|_| body.as_object().unwrap().len() == 1)
@@ -1472,12 +1459,7 @@ mod tests {
         ];
         for agg in cases {
             for body in [json!({"aggs": {"x": agg.clone()}}), under(agg.clone())] {
-                let got = search(Some(body.clone()), &tenant_a());
-                assert_eq!(
-                    got.map_err(|r| r.kind),
-                    Err(RejectKind::BadRequest),
-                    "{body}"
-                );
+                refused_as(&body, RejectKind::BadRequest);
             }
         }
         for slice in [
