@@ -1870,6 +1870,7 @@ mod tests {
             previous_secret: None,
             limits: Default::default(),
             kibana_spaces: vec!["default".into()],
+            scores: None,
         };
         let changes = [
             Change::PutToken { token },
