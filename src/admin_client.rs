@@ -1816,6 +1816,14 @@ mod tests {
              last used:   never\n\
              spaces:      default"
         );
+        // A server that shows `scores` (review 15): one more line.
+        let mut scored = t.clone();
+        scored["scores"] = json!("constant");
+        let out = render(&Render::Token, Some(&scored)).unwrap();
+        assert!(
+            out.ends_with("\nspaces:      default\nscores:      constant"),
+            "{out}"
+        );
         t["secret"] = json!("esg_s3cr3t");
         let out = render(&Render::TokenCreated, Some(&t)).unwrap();
         assert!(out.contains("\nsecret:      esg_s3cr3t\n"), "{out}");
@@ -1899,6 +1907,10 @@ mod tests {
         assert_eq!((c.method, c.path.as_str()), ("DELETE", "/links/lnk_ab"));
         let c = call(&["token", "update", "tok_1", "--kibana-space", "acme"]);
         assert_eq!(c.body, Some(json!({"kibana_spaces": ["acme"]})));
+        let c = call(&["token", "update", "tok_1", "--scores", "relevance"]);
+        assert_eq!(c.body, Some(json!({"scores": "relevance"})));
+        let c = call(&["token", "create", "--name", "acme", "--scores", "constant"]);
+        assert_eq!(c.body, Some(json!({"name": "acme", "scores": "constant"})));
         let out = render(
             &Render::LinkList,
             Some(

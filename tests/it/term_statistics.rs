@@ -572,8 +572,8 @@ async fn query_languages_and_async_search_refuse_expansions_before_the_backend()
 /// numbers (`null` where none), with the status of each answer.
 async fn scores_seen(gw: &Esgate, auth: &str) -> Vec<(u16, Vec<Value>)> {
     let query = json!({"match": {"message": "merger"}});
-    let search = json!({"query": query, "sort": ["_score", "n"]});
-    let rescored = json!({"query": query, "sort": ["_score", "n"],
+    let search = json!({"query": query});
+    let rescored = json!({"query": query,
         "rescore": {"window_size": 5, "query": {"rescore_query": {"match": {"message": "acme"}}}}});
     let msearch = format!("{{}}\n{search}\n");
     let mut out = Vec::new();
@@ -606,6 +606,7 @@ async fn scores_seen(gw: &Esgate, auth: &str) -> Vec<(u16, Vec<Value>)> {
     )
     .await
     .expect("answers");
+    assert_eq!(r.status, 200, "msearch: {}", r.text());
     out.push(scores(&r, "/responses/0"));
     let r = call(
         &gw.url("/scores-r15/_explain/m1"),
@@ -615,6 +616,7 @@ async fn scores_seen(gw: &Esgate, auth: &str) -> Vec<(u16, Vec<Value>)> {
     )
     .await;
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    assert_eq!(r.status, 200, "_explain: {}", r.text());
     out.push((r.status.as_u16(), vec![v["explanation"]["value"].clone()]));
     out
 }
