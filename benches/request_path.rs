@@ -52,6 +52,7 @@ fn store_with_tokens(n: usize) -> (Store, Secret) {
                 previous_secret: None,
                 limits: Default::default(),
                 kibana_spaces: vec!["default".into()],
+                scores: None,
             },
         });
         last = Some(secret);

@@ -8,7 +8,8 @@
 //!     target/release/examples/request_path_loop kibana 1000
 //! ```
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
-//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches).
+//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); a third
+//! argument `constant` gives the token constant scores.
 
 use std::hint::black_box;
 
@@ -30,7 +31,12 @@ fn main() {
         "msearch" => (shapes::msearch_20(), "/_msearch", "application/x-ndjson"),
         other => panic!("unknown case {other}: kibana, terms or msearch"),
     };
-    let scope = shapes::scope();
+    // A third argument `constant`: the token's scores are constant (review 15, the default of
+    // a token with filters).
+    let mut scope = shapes::scope();
+    if args.next().as_deref() == Some("constant") {
+        scope.filters = std::sync::Arc::new((*scope.filters).clone().with_constant_scores(true));
+    }
     let head = RequestHead {
         method: "POST",
         path,

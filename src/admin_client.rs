@@ -244,6 +244,10 @@ pub struct TokenCreateArgs {
     /// A Kibana space whose saved objects the token may read (repeatable; default `default`).
     #[arg(long = "kibana-space", value_name = "SPACE")]
     pub kibana_spaces: Vec<String>,
+    /// The scores its searches expose: `constant` (default with filters: no score counts other
+    /// tenants' documents) or `relevance` (the documented residual).
+    #[arg(long, value_name = "SCORES", value_parser = ["constant", "relevance"])]
+    pub scores: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -287,6 +291,9 @@ pub struct TokenUpdateArgs {
     /// Replaces the Kibana spaces (repeatable).
     #[arg(long = "kibana-space", value_name = "SPACE")]
     pub kibana_spaces: Vec<String>,
+    /// The scores its searches expose: `constant` or `relevance`.
+    #[arg(long, value_name = "SCORES", value_parser = ["constant", "relevance"])]
+    pub scores: Option<String>,
 }
 
 /// `esgate filter ...` (the filter library).
@@ -601,6 +608,7 @@ pub fn token_create_body(a: &TokenCreateArgs) -> Result<TokenRequest, CliError> 
             .map(|l| limits_json(&l))
             .transpose()?,
         kibana_spaces: non_empty(a.kibana_spaces.clone()),
+        scores: a.scores.clone(),
     })
 }
 
@@ -651,12 +659,13 @@ pub fn token_update_body(a: &TokenUpdateArgs) -> Result<TokenRequest, CliError> 
                 .transpose()?
         },
         kibana_spaces: non_empty(a.kibana_spaces.clone()),
+        scores: a.scores.clone(),
     };
     if body == TokenRequest::default() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --filter, --filter-id, \
              --clear-filters, --index, --permission, --expires-in, --expires-at, --ip-filter, \
-             --limit, --clear-limits, --kibana-space"
+             --limit, --clear-limits, --kibana-space, --scores"
                 .to_owned(),
         ));
     }
@@ -1129,6 +1138,9 @@ fn token_lines(t: &api::Token) -> Vec<(&'static str, String)> {
         lines.push(("limits", text));
     }
     lines.push(("spaces", list_or(&t.kibana_spaces, "none")));
+    if !t.scores.is_empty() {
+        lines.push(("scores", clean(&t.scores)));
+    }
     lines
 }
 
@@ -1804,6 +1816,14 @@ mod tests {
              last used:   never\n\
              spaces:      default"
         );
+        // A server that shows `scores` (review 15): one more line.
+        let mut scored = t.clone();
+        scored["scores"] = json!("constant");
+        let out = render(&Render::Token, Some(&scored)).unwrap();
+        assert!(
+            out.ends_with("\nspaces:      default\nscores:      constant"),
+            "{out}"
+        );
         t["secret"] = json!("esg_s3cr3t");
         let out = render(&Render::TokenCreated, Some(&t)).unwrap();
         assert!(out.contains("\nsecret:      esg_s3cr3t\n"), "{out}");
@@ -1887,6 +1907,10 @@ mod tests {
         assert_eq!((c.method, c.path.as_str()), ("DELETE", "/links/lnk_ab"));
         let c = call(&["token", "update", "tok_1", "--kibana-space", "acme"]);
         assert_eq!(c.body, Some(json!({"kibana_spaces": ["acme"]})));
+        let c = call(&["token", "update", "tok_1", "--scores", "relevance"]);
+        assert_eq!(c.body, Some(json!({"scores": "relevance"})));
+        let c = call(&["token", "create", "--name", "acme", "--scores", "constant"]);
+        assert_eq!(c.body, Some(json!({"name": "acme", "scores": "constant"})));
         let out = render(
             &Render::LinkList,
             Some(
@@ -2115,6 +2139,7 @@ mod tests {
                         ip_filter: Some("office".into()),
                         limits: vec![],
                         kibana_spaces: vec![],
+                        scores: None,
                     }),
                 }),
                 &o,

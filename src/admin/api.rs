@@ -40,6 +40,9 @@ pub struct Token {
     pub previous_secret_expires_at: Option<String>,
     /// The token's own limits (the `[policies.limits]` defaults are not repeated here).
     pub limits: Limits,
+    /// The scores its searches expose: `"constant"` or `"relevance"` (as chosen, else the
+    /// default: constant with filters, relevance without).
+    pub scores: String,
 }
 
 /// One of a token's filters, resolved: inline `{"field","value"}`, or a library filter with its
@@ -151,6 +154,9 @@ pub struct TokenRequest {
     pub limits: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kibana_spaces: Option<Vec<String>>,
+    /// `"constant"` or `"relevance"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<String>,
 }
 
 /// A filter in a token request: inline, or a library filter's id.

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use serde_json::{json, Map, Value};
 
 use crate::auth::secret::Secret;
-use crate::store::model::{FieldValue, FilterRef, Permission, PreviousSecret, Token, UnixTime};
+use crate::store::model::{
+    FieldValue, FilterRef, Permission, PreviousSecret, Scores, Token, UnixTime,
+};
 use crate::store::{Change, Snapshot, Store, StoreError};
 
 use super::api;
@@ -43,6 +45,7 @@ pub(super) const CREATE_FIELDS: &[&str] = &[
     "ip_filter",
     "limits",
     "kibana_spaces",
+    "scores",
 ];
 /// Fields of the token view that a PATCH cannot set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -331,6 +334,22 @@ fn check_all_is_unrestricted(
     Ok(())
 }
 
+/// `scores`: `"constant"` or `"relevance"`; `null` (PATCH) returns the token to the default
+/// (`Token::scores`). `None`: absent.
+fn parse_scores(map: &Map<String, Value>) -> Result<Option<Option<Scores>>, AdminError> {
+    match input::nullable_str(map, "scores")? {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(text)) => match Scores::parse(text) {
+            Some(s) => Ok(Some(Some(s))),
+            None => Err(AdminError::field(
+                "scores",
+                "must be \"constant\" or \"relevance\"",
+            )),
+        },
+    }
+}
+
 /// `kibana_spaces`: Kibana space ids (`[a-z0-9_-]`), at most 100.
 fn parse_kibana_spaces(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
     let Some(items) = input::opt_array(map, "kibana_spaces")? else {
@@ -552,6 +571,7 @@ fn view(store: &Store, snap: &Snapshot, t: &Token, now: i64) -> api::Token {
             .previous_secret_at(now)
             .map(|p| input::format_time(p.expires_at)),
         limits: limits::view(&t.limits),
+        scores: t.scores().as_str().to_owned(),
     }
 }
 
@@ -583,6 +603,7 @@ pub(super) async fn create(
     };
     let kibana_spaces =
         parse_kibana_spaces(&map)?.unwrap_or_else(crate::store::model::default_kibana_spaces);
+    let scores = parse_scores(&map)?.flatten();
 
     let (out, token) = ctx
         .store
@@ -607,6 +628,7 @@ pub(super) async fn create(
                 previous_secret: None,
                 limits,
                 kibana_spaces,
+                scores,
             };
             check_filters_policy(&ctx.policies, &token)?;
             check_expiry_policy(&ctx.policies, &token, now)?;
@@ -702,6 +724,7 @@ pub(super) async fn update(
         .map(|v| limits::parse(v, "limits"))
         .transpose()?;
     let kibana_spaces = parse_kibana_spaces(&map)?;
+    let scores = parse_scores(&map)?;
 
     resource::patch::<Tokens, _>(ctx, ev, id, |snap, old| {
         let mut t = old.clone();
@@ -718,6 +741,9 @@ pub(super) async fn update(
         }
         if let Some(spaces) = kibana_spaces {
             t.kibana_spaces = spaces;
+        }
+        if let Some(scores) = scores {
+            t.scores = scores;
         }
         if let Some(perms) = permissions {
             if perms != old.permissions && !ctx.policies.allow_permission_updates {
@@ -774,6 +800,7 @@ pub(super) async fn update(
             ("ip_filter", t.ip_filter != old.ip_filter),
             ("limits", t.limits != old.limits),
             ("kibana_spaces", t.kibana_spaces != old.kibana_spaces),
+            ("scores", t.scores != old.scores),
         ]);
         Ok(Patched {
             view: view(&ctx.store, snap, &t, now),

@@ -31,6 +31,7 @@ fn token(id: &str, secret: &Secret) -> Token {
         previous_secret: None,
         limits: Default::default(),
         kibana_spaces: vec!["default".into()],
+        scores: None,
     }
 }
 

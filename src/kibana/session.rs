@@ -296,6 +296,7 @@ mod tests {
             expires_at: Some(500),
             ip_filter: None,
             kibana_spaces: vec!["default".into()],
+            scores: None,
             previous_secret: None,
             limits: Default::default(),
         }

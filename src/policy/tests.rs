@@ -17,6 +17,7 @@ fn token(expires_at: Option<UnixTime>, ip_filter: Option<&str>) -> Token {
         previous_secret: None,
         limits: Default::default(),
         kibana_spaces: vec!["default".into()],
+        scores: None,
     }
 }
 

@@ -2050,6 +2050,7 @@ mod tests {
             previous_secret: None,
             limits: Default::default(),
             kibana_spaces: vec!["default".into()],
+            scores: None,
         };
         let changes = [
             Change::PutToken { token },

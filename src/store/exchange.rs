@@ -118,6 +118,7 @@ mod tests {
                     previous_secret: None,
                     limits: Default::default(),
                     kibana_spaces: vec!["default".into()],
+                    scores: None,
                 },
             },
             Change::LastUsed {

@@ -283,7 +283,8 @@ impl Snapshot {
             self.resolve_filters(token)?
                 .into_iter()
                 .map(|f| (f.field, f.value)),
-        );
+        )
+        .with_constant_scores(token.constant_scores());
         let bound_id = crate::es::ids::continuation::scoped_id(&token.id, &filters, &token.indices);
         let scope = Arc::new(TokenScope {
             filters: Arc::new(filters),
@@ -789,12 +790,15 @@ mod scope_tests {
         ])
     }
 
+    /// The scope of a token with `filters`: constant scores, the default of a token with
+    /// filters (review 15).
     fn expected(filters: &[(&str, &str)], indices: &[String]) -> (String, String) {
         let set = crate::es::FilterSet::new(
             filters
                 .iter()
                 .map(|(f, v)| ((*f).to_owned(), (*v).to_owned())),
-        );
+        )
+        .with_constant_scores(!filters.is_empty());
         let bound = crate::es::ids::continuation::scoped_id("t1", &set, indices);
         (format!("{set:?}"), bound)
     }
@@ -853,6 +857,29 @@ mod scope_tests {
             seen(&snapshot.scope(&own).expect("scope")),
             expected(&[("tenant", "a")], &own.indices)
         );
+    }
+
+    /// Review 15: the scope carries the token's scores, and a change of them is a new scope
+    /// (and binding) in the next snapshot.
+    #[test]
+    fn a_change_of_scores_is_a_new_scope() {
+        let before = with_library_token("a");
+        let held = Arc::clone(before.token("t1").expect("token"));
+        let old = before.scope(&held).expect("scope");
+        assert!(old.filters.constant_scores());
+        let mut after = before.clone();
+        let mut relevance = (*held).clone();
+        relevance.scores = Some(model::Scores::Relevance);
+        after.apply(&Change::PutToken { token: relevance });
+        let token_after = Arc::clone(after.token("t1").expect("token"));
+        let new = after.scope(&token_after).expect("scope");
+        assert!(!new.filters.constant_scores());
+        assert_ne!(old.bound_id, new.bound_id);
+        let plain = Snapshot::from_changes(&[Change::PutToken {
+            token: token(vec![]),
+        }]);
+        let t = Arc::clone(plain.token("t1").expect("token"));
+        assert!(!plain.scope(&t).expect("scope").filters.constant_scores());
     }
 
     #[test]

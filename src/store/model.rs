@@ -93,6 +93,42 @@ pub struct Token {
     /// the field existed load as `["default"]`.
     #[serde(default = "default_kibana_spaces")]
     pub kibana_spaces: Vec<String>,
+    /// Whether the token's search scores are constant or relevance scores (review 15), when
+    /// an admin chose; `None`: the default ([`Token::constant_scores`]). Records written
+    /// before the field existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Scores>,
+}
+
+/// The scores a token's searches expose (the token field `scores`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scores {
+    /// Every score is 1.0: the client's queries run under `constant_score`, and what exposes
+    /// a score no wrap can make constant is refused. No score depends on the shard's term
+    /// statistics, which count every tenant's documents.
+    Constant,
+    /// Elasticsearch's relevance scores, computed from shard-wide statistics: with filters, a
+    /// token can recover from them how many documents of the shard (other tenants' included)
+    /// hold a term its own documents hold (the documented residual).
+    Relevance,
+}
+
+impl Scores {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scores::Constant => "constant",
+            Scores::Relevance => "relevance",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scores> {
+        match text {
+            "constant" => Some(Scores::Constant),
+            "relevance" => Some(Scores::Relevance),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +148,7 @@ impl Token {
             previous_secret: None,
             limits: Default::default(),
             kibana_spaces: vec!["default".into()],
+            scores: None,
         }
     }
 }
@@ -166,6 +203,23 @@ pub fn default_kibana_spaces() -> Vec<String> {
 }
 
 impl Token {
+    /// The scores the token's searches expose: as an admin chose, else constant for a token
+    /// with filters (its documents share the shard with other tenants', whose statistics a
+    /// relevance score counts) and relevance for one without (it reads whole indices: the
+    /// statistics are of documents it may read).
+    pub fn scores(&self) -> Scores {
+        self.scores.unwrap_or(if self.filters.is_empty() {
+            Scores::Relevance
+        } else {
+            Scores::Constant
+        })
+    }
+
+    /// Whether [`Token::scores`] is constant.
+    pub fn constant_scores(&self) -> bool {
+        self.scores() == Scores::Constant
+    }
+
     pub fn is_expired(&self, now: UnixTime) -> bool {
         matches!(self.expires_at, Some(exp) if now >= exp)
     }

@@ -209,9 +209,10 @@ async fn submit_carries_the_filters_and_narrowed_indices_and_answers_a_sealed_id
         body["query"]["bool"]["filter"],
         json!([{"term": {"tenant": {"value": "a"}}}])
     );
+    // Under `constant_score`: the token's scores are constant (review 15).
     assert_eq!(
         body["query"]["bool"]["must"],
-        json!([kibana_body()["query"]])
+        json!([{"constant_score": {"filter": kibana_body()["query"]}}])
     );
     assert_eq!(body["aggs"], kibana_body()["aggs"]);
     assert!(sent.header("authorization").is_none());

@@ -566,3 +566,162 @@ async fn query_languages_and_async_search_refuse_expansions_before_the_backend()
         assert_eq!(es.requests_to("POST", path).len(), 1, "{path}");
     }
 }
+
+/// `_score`s a tenant-a token reads of its own documents in `scores-r15`: a search, an msearch
+/// (the request-tree path), a search with a rescore, and `_explain` of one hit. In order, as
+/// numbers (`null` where none), with the status of each answer.
+async fn scores_seen(gw: &Esgate, auth: &str) -> Vec<(u16, Vec<Value>)> {
+    let query = json!({"match": {"message": "merger"}});
+    let search = json!({"query": query});
+    let rescored = json!({"query": query,
+        "rescore": {"window_size": 5, "query": {"rescore_query": {"match": {"message": "acme"}}}}});
+    let msearch = format!("{{}}\n{search}\n");
+    let mut out = Vec::new();
+    let scores = |r: &Reply, pointer: &str| -> (u16, Vec<Value>) {
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let v = v.pointer(pointer).cloned().unwrap_or(Value::Null);
+        let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let mut s = vec![v["hits"]["max_score"].clone()];
+        s.extend(hits.iter().map(|h| h["_score"].clone()));
+        (r.status.as_u16(), s)
+    };
+    for body in [&search, &rescored] {
+        let r = call(
+            &gw.url("/scores-r15/_search"),
+            Some(auth),
+            "POST",
+            Some(body),
+        )
+        .await;
+        out.push(scores(&r, ""));
+    }
+    let r = send(
+        "POST",
+        &gw.url("/scores-r15/_msearch"),
+        &[
+            ("content-type", "application/x-ndjson"),
+            ("authorization", auth),
+        ],
+        msearch,
+    )
+    .await
+    .expect("answers");
+    assert_eq!(r.status, 200, "msearch: {}", r.text());
+    out.push(scores(&r, "/responses/0"));
+    let r = call(
+        &gw.url("/scores-r15/_explain/m1"),
+        Some(auth),
+        "POST",
+        Some(&json!({ "query": query })),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    assert_eq!(r.status, 200, "_explain: {}", r.text());
+    out.push((r.status.as_u16(), vec![v["explanation"]["value"].clone()]));
+    out
+}
+
+/// Review 15 (M): BM25 scores count every document of the shard, so from a few `_score`s of
+/// its own hits a filtered token could solve how many documents of other tenants hold a term
+/// ("how many documents mention merger"). A token with filters now gets constant scores by
+/// default: its `_score`s (search, msearch, rescore, `_explain`) must not move when another
+/// tenant writes documents holding the term. A token an admin set to `"scores": "relevance"`
+/// keeps Elasticsearch's scores, which do move (the documented residual, and the proof that the
+/// write would have moved the default token's scores before the fix).
+async fn scores_do_not_count_other_tenants_documents(base: &str) {
+    let r = call(
+        &format!("{base}/scores-r15"),
+        None,
+        "PUT",
+        Some(&json!({"settings": {"number_of_shards": 1}, "mappings": fixture::mappings()})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let mut bulk = String::new();
+    for (id, tenant, message, n) in [
+        ("m1", "a", "acme merger talks", 1),
+        ("m2", "a", "merger merger news from acme", 2),
+        ("m3", "a", "weekly report", 3),
+        ("o1", "b", "lunch menu", 4),
+    ] {
+        bulk.push_str(&json!({"index": {"_index": "scores-r15", "_id": id}}).to_string());
+        bulk.push('\n');
+        bulk.push_str(&json!({"tenant": tenant, "message": message, "n": n}).to_string());
+        bulk.push('\n');
+    }
+    let write = |bulk: String| async move {
+        let r = send(
+            "POST",
+            &format!("{base}/_bulk?refresh=true"),
+            &[("content-type", "application/x-ndjson")],
+            bulk,
+        )
+        .await
+        .expect("backend answers");
+        assert!(r.status.is_success(), "{}", r.text());
+        assert_eq!(r.json()["errors"], json!(false), "{}", r.text());
+    };
+    write(bulk).await;
+
+    let gw = Esgate::start(&[base], "").await;
+    let tenant = json!([{"field": "tenant", "value": "a"}]);
+    let (_, constant) = gw
+        .token(json!({"name": "a", "filters": tenant, "indices": ["scores-r15"]}))
+        .await;
+    let (_, relevance) = gw
+        .token(
+            json!({"name": "a-relevance", "filters": tenant, "indices": ["scores-r15"],
+                      "scores": "relevance"}),
+        )
+        .await;
+    let (constant, relevance) = (bearer(&constant), bearer(&relevance));
+    let constant_before = scores_seen(&gw, &constant).await;
+    let relevance_before = scores_seen(&gw, &relevance).await;
+
+    // Another tenant's documents holding the term.
+    let mut bulk = String::new();
+    for i in 0..20 {
+        bulk.push_str(
+            &json!({"index": {"_index": "scores-r15", "_id": format!("b{i}")}}).to_string(),
+        );
+        bulk.push('\n');
+        bulk.push_str(
+            &json!({"tenant": "b", "message": "merger rumours", "n": 10 + i}).to_string(),
+        );
+        bulk.push('\n');
+    }
+    write(bulk).await;
+    let constant_after = scores_seen(&gw, &constant).await;
+    let relevance_after = scores_seen(&gw, &relevance).await;
+
+    for (status, scores) in constant_before.iter().chain(&relevance_before) {
+        assert_eq!(*status, 200, "{scores:?}");
+        assert!(scores.iter().all(Value::is_number), "{scores:?}");
+    }
+    assert_eq!(
+        constant_before, constant_after,
+        "a filtered token's scores moved with another tenant's documents"
+    );
+    // Its scores are the constant ones: 1.0 a hit (a rescore adds its weighted constant).
+    assert_eq!(constant_before[0].1, vec![json!(1.0); 3]);
+    assert_eq!(constant_before[2].1, constant_before[0].1);
+    assert_eq!(constant_before[3].1, vec![json!(1.0)]);
+    for (i, (was, now)) in relevance_before.iter().zip(&relevance_after).enumerate() {
+        assert_ne!(
+            was, now,
+            "relevance scores did not move ({i}): the write proves nothing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_do_not_count_other_tenants_documents_on_osmem() {
+    let backend = fixture::seeded_osmem();
+    scores_do_not_count_other_tenants_documents(backend.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_do_not_count_other_tenants_documents_on_noida() {
+    let backend = fixture::seeded_noida();
+    scores_do_not_count_other_tenants_documents(backend.url()).await;
+}

@@ -66,6 +66,11 @@ pub struct FilterSet {
     clauses_len: usize,
     /// The rewritten search of no body (`routes::search::bodiless`), built once too.
     empty_search: Option<routes::search::bodiless::EmptySearch>,
+    /// Whether every score a search of the token exposes is constant (the token's `scores`,
+    /// [`FilterSet::with_constant_scores`]): the client's queries are wrapped in
+    /// `constant_score`, so no score depends on the shard's term statistics, which count every
+    /// tenant's documents (review 15).
+    constant_scores: bool,
 }
 
 impl FilterSet {
@@ -80,6 +85,7 @@ impl FilterSet {
             clauses_hold_knn: false,
             clauses_len: 0,
             empty_search: None,
+            constant_scores: false,
         };
         set.clauses_len = set.clauses().iter().map(|c| c.to_string().len()).sum();
         set.clause_nodes = request::tree::SharedArray::new(
@@ -96,6 +102,27 @@ impl FilterSet {
         // Last: it is built from the set as it is used.
         set.empty_search = routes::search::bodiless::EmptySearch::of(&set);
         set
+    }
+
+    /// The set with constant scores (`constant`) or relevance scores (review 15). With constant
+    /// scores every client query that runs where a score reaches the client is wrapped as
+    /// `{"constant_score": {"filter": <query>}}` (score 1.0, the match set unchanged;
+    /// `dsl::query::wrap`, `rewrite::wrap_tree`, rescores and `nested` inner hits), and
+    /// the score-exposing features no wrap covers are refused (ES|QL `METADATA _score`, SQL
+    /// `SCORE()`). The search of no body is `match_all`, constant already, and unchanged.
+    pub fn with_constant_scores(mut self, constant: bool) -> FilterSet {
+        self.constant_scores = constant;
+        if constant {
+            // Each wrap adds `{"constant_score":{"filter":` and `}}` to the search's text, which
+            // an msearch claims per search with the clauses (`clauses_len`).
+            self.clauses_len += CONSTANT_SCORE_WRAP_LEN;
+        }
+        self
+    }
+
+    /// Whether the token's scores are constant ([`FilterSet::with_constant_scores`]).
+    pub fn constant_scores(&self) -> bool {
+        self.constant_scores
     }
 
     /// The rewritten search of no body, when built (see `routes::search::bodiless`).
@@ -142,6 +169,9 @@ impl FilterSet {
             .collect()
     }
 }
+
+/// The text a constant-score wrap adds: `{"constant_score":{"filter":` and `}}`.
+const CONSTANT_SCORE_WRAP_LEN: usize = r#"{"constant_score":{"filter":}}"#.len();
 
 /// What a token may reach: its filters and its allowed index patterns.
 #[derive(Clone, Debug)]

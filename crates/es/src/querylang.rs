@@ -152,6 +152,9 @@ pub(crate) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Reject
     let mut m = object(body)?;
     let text = take_query(&mut m)?;
     let parsed = esql::parse(&text)?;
+    if parsed.scores && scope.filters.constant_scores() {
+        return Err(constant_scores_refusal("[METADATA _score]"));
+    }
     let expression = index::parse(Some(&parsed.sources.join(",")), &scope.indices)?;
     let condition = match m.remove("filter") {
         Some(f) => {
@@ -193,6 +196,9 @@ pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
     }
     let text = take_query(&mut m)?;
     let parsed = sql::parse(&text)?;
+    if parsed.scores && scope.filters.constant_scores() {
+        return Err(constant_scores_refusal("[SCORE()]"));
+    }
     let expression = index::parse(Some(&parsed.table), &scope.indices)?;
     let mut out = checked_keys(m, SQL_KEYS, &scope.filters)?;
     scope.guard.sql(&mut out)?;
@@ -292,6 +298,14 @@ fn object(body: Option<Value>) -> Result<Map<String, Value>, Rejection> {
         None => Err(Rejection::bad_request("this request needs a JSON body")),
         Some(_) => Err(Rejection::bad_request("request body must be a JSON object")),
     }
+}
+
+/// The refusal of a relevance score to a token with constant scores (review 15): no wrap of
+/// esgate's makes a query language's score constant.
+fn constant_scores_refusal(what: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "{what} is refused for this token: its scores are constant (a relevance score counts other tenants' documents)"
+    ))
 }
 
 fn take_query(m: &mut Map<String, Value>) -> Result<String, Rejection> {
@@ -418,6 +432,57 @@ mod tests {
 
     fn parsed(b: &ForwardBody) -> Value {
         serde_json::from_slice(&b.bytes).unwrap()
+    }
+
+    /// Review 15: a token with constant scores may not read a relevance score in a query
+    /// language (ES|QL `METADATA _score`, SQL `SCORE()`, bare or quoted, any case); with
+    /// relevance scores both pass as before. Its SQL `filter` runs under `constant_score`.
+    #[test]
+    fn constant_scores_refuse_query_language_scores() {
+        let mut constant = scope("t");
+        constant.filters = Arc::new(
+            FilterSet::new([("tenant".to_string(), "a".to_string())]).with_constant_scores(true),
+        );
+        for text in [
+            "FROM logs-a METADATA _score | SORT _score DESC",
+            "FROM logs-a METADATA _id, _score",
+        ] {
+            let e = esql(Some(json!({ "query": text })), &constant).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{text}");
+            assert!(e.reason.contains("[METADATA _score]"), "{}", e.reason);
+            assert!(
+                esql(Some(json!({ "query": text })), &scope("t")).is_ok(),
+                "{text}"
+            );
+        }
+        assert!(esql(
+            Some(json!({"query": "FROM logs-a METADATA _id"})),
+            &constant
+        )
+        .is_ok());
+        for text in [
+            "SELECT SCORE(), m FROM logs-a WHERE MATCH(m, 'x')",
+            "SELECT m FROM logs-a WHERE MATCH(m, 'x') ORDER BY score ( ) DESC",
+            "SELECT \"SCORE\"() AS s FROM logs-a",
+        ] {
+            let e = sql(Some(json!({ "query": text })), &constant).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{text}");
+            assert!(e.reason.contains("[SCORE()]"), "{}", e.reason);
+            assert!(
+                sql(Some(json!({ "query": text })), &scope("t")).is_ok(),
+                "{text}"
+            );
+        }
+        let q = json!({"match": {"m": "x"}});
+        let body = json!({"query": "SELECT score FROM logs-a", "filter": q});
+        let Ok(SqlRequest::Query(c)) = sql(Some(body), &constant) else {
+            panic!("a column named score is no function");
+        };
+        assert_eq!(
+            parsed(&c.body().unwrap())["filter"],
+            json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}],
+                            "must": [{"constant_score": {"filter": q}}]}})
+        );
     }
 
     /// The token's `max_size` (issue 13): ES|QL gets a `LIMIT` of its own, last, on its own

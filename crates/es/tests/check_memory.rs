@@ -42,6 +42,9 @@ fn scope_of(tenants: &[&str]) -> Scope {
                 .iter()
                 .map(|t| ("tenant".to_string(), t.to_string())),
         )
+        // Constant scores: the default of a token with filters (review 15), whose wraps add
+        // a `constant_score` to each query.
+        .with_constant_scores(true)
         .into(),
         indices: vec!["logs-*".to_string()].into(),
         ids: Binding {

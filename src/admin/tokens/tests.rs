@@ -1033,3 +1033,109 @@ async fn limits_are_created_shown_patched_and_cleared() {
     h.expect("POST", "/tokens", r#"{"name":"b","limits":{"x":1}}"#, 400)
         .await;
 }
+
+/// Review 15: `scores` defaults to `constant` for a token with filters (a relevance score
+/// counts other tenants' documents) and `relevance` for one without; an admin may choose
+/// either on create and PATCH (`null`: back to the default), and the token's scope follows.
+#[tokio::test]
+async fn scores_default_by_filters_and_may_be_chosen() {
+    let h = Harness::new();
+    let constant = |h: &Harness, id: &str| {
+        let snap = h.ctx.store.snapshot();
+        let t = snap.token(id).expect("stored");
+        snap.scope(t).expect("scope").filters.constant_scores()
+    };
+    let tenant = json!([{"field": "tenant", "value": "a"}]);
+    let plain = token(&h, json!({"name": "plain"})).await;
+    let filtered = token(&h, json!({"name": "f", "filters": tenant})).await;
+    let chosen = token(
+        &h,
+        json!({"name": "r", "filters": tenant, "scores": "relevance"}),
+    )
+    .await;
+    let unfiltered_constant = token(&h, json!({"name": "c", "scores": "constant"})).await;
+    for (b, want) in [
+        (&plain, "relevance"),
+        (&filtered, "constant"),
+        (&chosen, "relevance"),
+        (&unfiltered_constant, "constant"),
+    ] {
+        let id = b["id"].as_str().unwrap();
+        assert_eq!(b["scores"], want, "{b}");
+        assert_eq!(
+            h.expect("GET", &format!("/tokens/{id}"), "", 200).await["scores"],
+            want
+        );
+        assert_eq!(constant(&h, id), want == "constant", "{b}");
+    }
+    // Listed (by creation time, then the random id: compared by id).
+    let listed = h.expect("GET", "/tokens", "", 200).await;
+    for b in [&plain, &filtered, &chosen, &unfiltered_constant] {
+        let shown = listed["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == b["id"])
+            .expect("listed");
+        assert_eq!(shown["scores"], b["scores"], "{shown}");
+    }
+
+    // PATCH: chosen, audited, then back to the default; filters decide the default.
+    let id = filtered["id"].as_str().unwrap();
+    let path = format!("/tokens/{id}");
+    let b = h
+        .expect("PATCH", &path, r#"{"scores":"relevance"}"#, 200)
+        .await;
+    assert_eq!(b["scores"], "relevance");
+    assert!(!constant(&h, id));
+    let ev = h.events().pop().unwrap();
+    assert_eq!(ev["changed"], json!(["scores"]));
+    let b = h.expect("PATCH", &path, r#"{"scores":null}"#, 200).await;
+    assert_eq!(b["scores"], "constant");
+    assert!(constant(&h, id));
+    let plain_path = format!("/tokens/{}", plain["id"].as_str().unwrap());
+    let b = h
+        .expect(
+            "PATCH",
+            &plain_path,
+            &json!({"filters": tenant}).to_string(),
+            200,
+        )
+        .await;
+    assert_eq!(
+        b["scores"], "constant",
+        "filters added: the default follows"
+    );
+
+    for body in [
+        json!({"name": "x", "scores": "bm25"}),
+        json!({"name": "x", "scores": 1}),
+    ] {
+        let b = h.expect("POST", "/tokens", &body.to_string(), 400).await;
+        assert!(reason(&b).starts_with("field [scores] must be"), "{b}");
+    }
+    let b = h.expect("PATCH", &path, r#"{"scores":"none"}"#, 400).await;
+    assert_eq!(
+        reason(&b),
+        r#"field [scores] must be "constant" or "relevance""#
+    );
+}
+
+/// Records written before `scores` existed load without it and take the default.
+#[test]
+fn records_without_scores_take_the_default() {
+    let mut record = serde_json::to_value(Token::sample("t1", 1)).unwrap();
+    assert!(record.get("scores").is_none(), "the default is not written");
+    let old: Token = serde_json::from_value(record.clone()).unwrap();
+    assert_eq!((old.scores, old.constant_scores()), (None, false));
+    record["filters"] = json!([{"inline": {"field": "tenant", "value": "a"}}]);
+    let old: Token = serde_json::from_value(record).unwrap();
+    assert_eq!((old.scores, old.constant_scores()), (None, true));
+    let mut chosen = old.clone();
+    chosen.scores = Some(crate::store::model::Scores::Relevance);
+    let text = serde_json::to_string(&chosen).unwrap();
+    assert!(text.contains(r#""scores":"relevance""#), "{text}");
+    assert!(!serde_json::from_str::<Token>(&text)
+        .unwrap()
+        .constant_scores());
+}

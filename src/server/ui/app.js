@@ -358,6 +358,12 @@
   }
 
   // Per-token limits (rate, concurrency, search cost), when the server has and the token sets any.
+  // The scores the token's searches expose ("constant" or "relevance"), when the server has the field.
+  function scoresNode(scores) {
+    if (typeof scores !== "string" || !scores) return null;
+    return el("span", { class: "limit small" }, el("br"), "scores: " + scores);
+  }
+
   function limitNodes(limits) {
     if (!limits || typeof limits !== "object") return [];
     return Object.entries(limits).map(([k, v]) => el("span", { class: "limit small" }, el("br"), k.replace(/_/g, " ") + ": " + String(v)));
@@ -387,7 +393,7 @@
           : null),
       el("td", {}, filterNodes(t.filters || [])),
       el("td", {}, (t.indices || []).join(", ")),
-      el("td", {}, (t.permissions || []).join(", "), limitNodes(t.limits)),
+      el("td", {}, (t.permissions || []).join(", "), limitNodes(t.limits), scoresNode(t.scores)),
       el("td", {}, expiry),
       el("td", {}, ip),
       el("td", {}, used),

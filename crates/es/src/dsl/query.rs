@@ -1272,7 +1272,7 @@ pub(crate) fn no_seq_no_primary_term(v: J<'_>, _key: &str) -> Result<(), Rejecti
 /// The outer wrapper: `{"bool":{"filter":[<token clauses>],"must":[<query or match_all>]}}`;
 /// without token filters `{"bool":{"must":[...]}}`.
 pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
-    let mut inner = query.unwrap_or_else(|| json!({ "match_all": {} }));
+    let mut inner = scored(query, filters);
     filter_knn_queries(&mut inner, filters);
     wrap_walked(inner, filters)
 }
@@ -1280,7 +1280,51 @@ pub fn wrap(query: Option<Value>, filters: &FilterSet) -> Value {
 /// [`wrap`] without walking the query for kNN searches: only for `rewrite::search`, which
 /// walks the whole body (the wrapped queries included) right after.
 pub(crate) fn wrap_unwalked(query: Option<Value>, filters: &FilterSet) -> Value {
-    wrap_walked(query.unwrap_or_else(|| json!({ "match_all": {} })), filters)
+    wrap_walked(scored(query, filters), filters)
+}
+
+/// The client's query as it runs under the token's clauses: as it is for relevance scores;
+/// under `constant_score` for a token with constant scores
+/// ([`FilterSet::with_constant_scores`], review 15), so its score (1.0) does not depend on
+/// the shard's term statistics; `match_all` without one (1.0 already, left as it is).
+fn scored(query: Option<Value>, filters: &FilterSet) -> Value {
+    match query {
+        Some(q) if filters.constant_scores() => constant_score(q),
+        Some(q) => q,
+        None => json!({ "match_all": {} }),
+    }
+}
+
+/// `{"constant_score": {"filter": <query>}}`, moving `query` in.
+pub(crate) fn constant_score(query: Value) -> Value {
+    single("constant_score", single("filter", query))
+}
+
+/// For a token with constant scores: the `query` of every `nested` clause with `inner_hits`
+/// anywhere under `v` goes under `constant_score`. The backend scores a clause's inner hits
+/// with the clause's own query, on its own (not under the search's query, which the wrap made
+/// constant), so their `_score` would count other tenants' documents (review 15). `has_child`
+/// and `has_parent`, the other clauses with inner hits, are refused for every token.
+pub(crate) fn constant_inner_hits(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if k == "nested" {
+                    if let Value::Object(clause) = child {
+                        if clause.contains_key("inner_hits") {
+                            if let Some(q) = clause.get_mut("query") {
+                                let inner = std::mem::take(q);
+                                *q = constant_score(inner);
+                            }
+                        }
+                    }
+                }
+                constant_inner_hits(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(constant_inner_hits),
+        _ => {}
+    }
 }
 
 /// [`wrap`] of a query whose kNN searches are (or, in `rewrite::search`, will be) filtered

@@ -91,6 +91,9 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
     for value in obj.values_mut() {
         filter_knn_queries(value, filters);
     }
+    if filters.constant_scores() {
+        constant_scores(&mut obj);
+    }
     // A sort object with several fields becomes the equivalent list, so the priority does not
     // depend on how the backend orders an object's keys.
     if let Some(Value::Object(fields)) = obj
@@ -101,6 +104,29 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         obj.insert("sort".to_string(), Value::Array(list));
     }
     Ok(Value::Object(obj))
+}
+
+/// For a token with constant scores (review 15), the scores the query wrap does not reach:
+/// every rescore's `rescore_query` (a rescore scores its window with it on its own, and adds
+/// that score to the hit's) and the inner hits of `nested` clauses
+/// ([`query::constant_inner_hits`](crate::dsl::query::constant_inner_hits)) go under
+/// `constant_score`. Their match sets are unchanged.
+fn constant_scores(obj: &mut Map<String, Value>) {
+    if let Some(rescore) = obj.get_mut("rescore") {
+        let mut one = |r: &mut Value| {
+            if let Some(q) = r.pointer_mut("/query/rescore_query") {
+                let inner = std::mem::take(q);
+                *q = crate::dsl::query::constant_score(inner);
+            }
+        };
+        match rescore {
+            Value::Array(items) => items.iter_mut().for_each(&mut one),
+            r => one(r),
+        }
+    }
+    for value in obj.values_mut() {
+        crate::dsl::query::constant_inner_hits(value);
+    }
 }
 
 /// Whether a `highlight` object highlights with the search's query: it has no
@@ -202,6 +228,9 @@ pub(crate) fn search_tree<'a>(
     for (i, (k, v)) in obj.iter().enumerate() {
         match &**k {
             "retriever" | "sub_searches" | "knn" => return Ok(None),
+            // Its rescore query goes under `constant_score` (`constant_scores`), on the serde
+            // path only.
+            "rescore" if filters.constant_scores() => return Ok(None),
             "highlight" => highlight = Some(i),
             "aggs" => aggs = true,
             "aggregations" => aggregations = true,
@@ -390,9 +419,16 @@ pub(crate) fn count_tree<'a>(
 /// clauses' strings borrowed from the token's [`FilterSet`] (`Node::reborrow`), which outlives
 /// the request's tree.
 fn wrap_tree<'a>(query: Option<Node<'a>>, filters: &'a FilterSet) -> Node<'a> {
-    let inner = query.unwrap_or_else(|| {
-        Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))])
-    });
+    // As `query::wrap`: the client's query under `constant_score` for a token with constant
+    // scores (review 15).
+    let inner = match query {
+        Some(q) if filters.constant_scores() => Node::object(vec![(
+            Cow::Borrowed("constant_score"),
+            Node::object(vec![(Cow::Borrowed("filter"), q)]),
+        )]),
+        Some(q) => q,
+        None => Node::object(vec![(Cow::Borrowed("match_all"), Node::object(Vec::new()))]),
+    };
     let mut bool_query = Vec::with_capacity(2);
     if !filters.is_empty() {
         // The token's clauses as they are in its filter set, not copied, their text written
@@ -835,6 +871,144 @@ mod tests {
             got,
             json!({"size":5,"query":{"bool":{"filter":[tenant_clause()],"must":[user]}}})
         );
+    }
+
+    /// Review 15: with constant scores the client's query runs under `constant_score` at every
+    /// entry point (query, sub-searches, a standard retriever's query, beside a top-level kNN,
+    /// `_count`), every rescore query and every `nested` clause with inner hits too; the body
+    /// of no query stays `match_all` (1.0 already). With relevance scores (the set's default)
+    /// the rewrite is the one the tests above pin.
+    #[test]
+    fn constant_scores_wrap_every_scored_query() {
+        let constant = tenant_a().with_constant_scores(true);
+        assert!(constant.constant_scores() && !tenant_a().constant_scores());
+        let q = json!({"match": {"m": "x"}});
+        let cs = |q: Value| json!({"constant_score": {"filter": q}});
+        let wrapped = |q: Value| json!({"bool": {"filter": [tenant_clause()], "must": [q]}});
+
+        let got = search(Some(json!({"query": q.clone(), "size": 5})), &constant).unwrap();
+        assert_eq!(got, json!({"size": 5, "query": wrapped(cs(q.clone()))}));
+        let got = count(Some(json!({"query": q.clone()})), &constant).unwrap();
+        assert_eq!(got, json!({"query": wrapped(cs(q.clone()))}));
+        let none = json!({"query": wrapped(json!({"match_all": {}}))});
+        assert_eq!(search(None, &constant).unwrap(), none);
+        assert_eq!(count(None, &constant).unwrap(), none);
+
+        let got = search(
+            Some(json!({"sub_searches": [{"query": q.clone()}], "rank": {"rrf": {}}})),
+            &constant,
+        )
+        .unwrap();
+        assert_eq!(got["sub_searches"][0]["query"], wrapped(cs(q.clone())));
+        let got = search(
+            Some(
+                json!({"retriever": {"rrf": {"retrievers": [{"standard": {"query": q.clone()}}]}}}),
+            ),
+            &constant,
+        )
+        .unwrap();
+        assert_eq!(
+            got["retriever"]["rrf"]["retrievers"][0]["standard"]["query"],
+            wrapped(cs(q.clone()))
+        );
+        let knn = json!({"field": "v", "query_vector": [1.0], "k": 1, "num_candidates": 2});
+        let got = search(Some(json!({"query": q.clone(), "knn": knn})), &constant).unwrap();
+        assert_eq!(got["query"], wrapped(cs(q.clone())));
+
+        let rescore = |q: Value| json!({"window_size": 5, "query": {"rescore_query": q}});
+        let got = search(
+            Some(json!({"query": q.clone(), "rescore": [rescore(q.clone()), rescore(q.clone())]})),
+            &constant,
+        )
+        .unwrap();
+        assert_eq!(
+            got["rescore"],
+            json!([rescore(cs(q.clone())), rescore(cs(q.clone()))])
+        );
+        let got = search(
+            Some(json!({"query": q.clone(), "rescore": rescore(q.clone())})),
+            &constant,
+        )
+        .unwrap();
+        assert_eq!(got["rescore"], rescore(cs(q.clone())));
+
+        let nested = |q: Value, hits: bool| {
+            let path = if hits { "c" } else { "d" };
+            let mut n = json!({"path": path, "query": q});
+            if hits {
+                n["inner_hits"] = json!({"size": 2});
+            }
+            json!({"nested": n})
+        };
+        let body = json!({"query": {"bool": {"should": [nested(q.clone(), true), nested(q.clone(), false)]}},
+                          "post_filter": {"bool": {"filter": [nested(q.clone(), false)]}}});
+        let got = search(Some(body.clone()), &constant).unwrap();
+        assert_eq!(
+            got["query"],
+            wrapped(cs(
+                json!({"bool": {"should": [nested(cs(q.clone()), true), nested(q.clone(), false)]}})
+            ))
+        );
+        assert_eq!(got["post_filter"], body["post_filter"]);
+        let body = json!({"post_filter": nested(q.clone(), true)});
+        let got = search(Some(body), &constant).unwrap();
+        assert_eq!(got["post_filter"], nested(cs(q.clone()), true));
+
+        // Relevance: none of it.
+        let body = json!({"query": nested(q.clone(), true), "rescore": rescore(q.clone())});
+        let got = search(Some(body), &tenant_a()).unwrap();
+        assert_eq!(got["query"], wrapped(nested(q.clone(), true)));
+        assert_eq!(got["rescore"], rescore(q.clone()));
+    }
+
+    /// The tree path writes the constant wrap byte for byte as `search`, and leaves a body
+    /// with a rescore to it (its rescore query is wrapped there).
+    #[test]
+    fn the_tree_path_wraps_constant_scores_as_search_does() {
+        use crate::request::tree;
+        let constant = tenant_a().with_constant_scores(true);
+        for body in [
+            &br#"{"query":{"match":{"msg":"x"}},"size":3}"#[..],
+            br#"{"size":0,"aggs":{"t":{"terms":{"field":"f"}}}}"#,
+            br#"{"query":{"bool":{"must":[{"term":{"a":"b"}}]}},"highlight":{"fields":{"m":{}}}}"#,
+        ] {
+            for filters in [&constant, &tenant_a()] {
+                let arena = tree::Arena::default();
+                let parsed = tree::parse(body, &arena).unwrap();
+                let out = search_tree(
+                    parsed,
+                    arena.has_knn_key(),
+                    arena.highlight_keys(),
+                    filters,
+                    None,
+                )
+                .unwrap()
+                .unwrap();
+                let mut bytes = Vec::new();
+                tree::write(&out, &mut bytes);
+                let serde = search(Some(serde_json::from_slice(body).unwrap()), filters).unwrap();
+                assert_eq!(bytes, serde_json::to_vec(&serde).unwrap());
+            }
+        }
+        let body = br#"{"query":{"match":{"m":"x"}},"rescore":{"query":{"rescore_query":{"match":{"m":"y"}}}}}"#;
+        let arena = tree::Arena::default();
+        let parsed = tree::parse(body, &arena).unwrap();
+        assert!(search_tree(parsed, false, 0, &constant, None)
+            .unwrap()
+            .is_none());
+        let parsed = tree::parse(body, &arena).unwrap();
+        assert!(search_tree(parsed, false, 0, &tenant_a(), None)
+            .unwrap()
+            .is_some());
+        let count_body = br#"{"query":{"match":{"m":"x"}}}"#;
+        for filters in [&constant, &tenant_a()] {
+            let parsed = tree::parse(count_body, &arena).unwrap();
+            let out = count_tree(parsed, false, filters).unwrap().unwrap();
+            let mut bytes = Vec::new();
+            tree::write(&out, &mut bytes);
+            let serde = count(Some(serde_json::from_slice(count_body).unwrap()), filters).unwrap();
+            assert_eq!(bytes, serde_json::to_vec(&serde).unwrap());
+        }
     }
 
     #[test]

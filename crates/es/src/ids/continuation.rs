@@ -119,6 +119,12 @@ pub fn scoped_id(token_id: &str, filters: &crate::FilterSet, indices: &[String])
             part(v.as_bytes());
         }
     }
+    // Constant scores bind too (review 15): a scroll or async search opened with relevance
+    // scores would otherwise keep its backend query, and its scores, after the token's
+    // `scores` became `constant`. Relevance binds as before, so its ids stay valid.
+    if filters.constant_scores() {
+        part(b"c");
+    }
     let mut patterns: Vec<&String> = indices.iter().collect();
     patterns.sort();
     patterns.dedup();
@@ -533,6 +539,23 @@ mod tests {
             key: Arc::new(IdKey::new([8; 32])),
         };
         assert!(open(&other_key, IdKind::Scroll, &sealed).is_err());
+    }
+
+    /// Review 15: a change of the token's scores to constant changes the binding (an id opened
+    /// with relevance scores keeps its backend query); relevance binds as before the field.
+    #[test]
+    fn constant_scores_change_the_binding_relevance_does_not() {
+        let indices = ["logs-*".to_string()];
+        let set = crate::FilterSet::new([("tenant".to_string(), "a".to_string())]);
+        let before = scoped_id("tok_a", &set, &indices);
+        assert_eq!(
+            scoped_id("tok_a", &set.clone().with_constant_scores(false), &indices),
+            before
+        );
+        assert_ne!(
+            scoped_id("tok_a", &set.with_constant_scores(true), &indices),
+            before
+        );
     }
 
     #[test]

@@ -106,6 +106,9 @@ pub struct Query {
     /// Where in `after` the processing commands start (the first `|`, or its end): where a
     /// `WHERE` of esgate's goes, after the whole source command.
     commands_at: usize,
+    /// Whether `METADATA` asks for `_score`: a relevance score, computed from the shard's term
+    /// statistics, which a token with constant scores may not read (review 15).
+    pub scores: bool,
 }
 
 impl Query {
@@ -428,11 +431,15 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     let src_start = toks[1].start;
     let src_end = toks[i - 1].end;
     // Optional METADATA field (, field)*.
+    let mut scores = false;
     if word(text, toks.get(i)).is_some_and(|w| w.eq_ignore_ascii_case("metadata")) {
         i += 1;
         loop {
             match word(text, toks.get(i)) {
-                Some(f) if METADATA_FIELDS.contains(&f) => i += 1,
+                Some(f) if METADATA_FIELDS.contains(&f) => {
+                    scores |= f == "_score";
+                    i += 1;
+                }
                 _ => return Err(refuse("METADATA takes only known metadata fields")),
             }
             if toks.get(i).map(|t| t.kind) == Some(Kind::Comma) {
@@ -504,6 +511,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         before: text[..src_start].to_string(),
         after: text[src_end..].to_string(),
         commands_at: commands_start - src_end,
+        scores,
     })
 }
 

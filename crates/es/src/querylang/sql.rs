@@ -66,6 +66,9 @@ pub struct Query {
     pub table: String,
     before: String,
     after: String,
+    /// Whether the text calls `SCORE()`: a relevance score, computed from the shard's term
+    /// statistics, which a token with constant scores may not read (review 15).
+    pub scores: bool,
 }
 
 impl Query {
@@ -224,7 +227,17 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     }
     let mut depth = 0usize;
     let mut from_at: Option<usize> = None;
+    let mut scores = false;
     for (n, t) in toks.iter().enumerate() {
+        // `SCORE(`, bare or quoted (`"SCORE"(`), as the function checks below read names.
+        if toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'(')) {
+            let name = match t.kind {
+                Kind::Word => Some(&text[t.start..t.end]),
+                Kind::Quoted => text.get(t.start + 1..t.end - 1),
+                _ => None,
+            };
+            scores |= name.is_some_and(|n| n.eq_ignore_ascii_case("score"));
+        }
         match t.kind {
             Kind::Punct(b'(') => {
                 depth += 1;
@@ -320,6 +333,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         table,
         before: text[..table_tok.start].to_string(),
         after: text[table_tok.end..].to_string(),
+        scores,
     })
 }
 

@@ -119,7 +119,8 @@ fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool,
     (taken, accepted)
 }
 
-/// Tenant `a` as in `testing::scope`, no filters, and one with every cost limit.
+/// Tenant `a` as in `testing::scope`, no filters, one with every cost limit, and tenant `a`
+/// with constant scores (review 15: the default of a token with filters).
 fn scopes() -> Vec<Scope> {
     let filtered = scope();
     let mut open = scope();
@@ -136,7 +137,11 @@ fn scopes() -> Vec<Scope> {
         max_buckets: Some(1000),
         timeout_ms: Some(5000),
     };
-    vec![filtered, open, limited]
+    let mut constant = scope();
+    constant.filters = FilterSet::new([("tenant".to_string(), "a".to_string())])
+        .with_constant_scores(true)
+        .into();
+    vec![filtered, open, limited, constant]
 }
 
 /// Every JSON object text of the shared corpus.
