@@ -144,6 +144,10 @@ struct Sync {
     /// Loads so far: a window re-read that a load (which sets the floor and every version
     /// afresh) overtook applies nothing.
     loads: u64,
+    /// Held versions forgotten so far (a tombstone purged, or found gone by a write): a
+    /// round's finds read before a forget are applied after it only for records still held,
+    /// or tombstones ([`ClusterStore::stale`]).
+    forgets: u64,
     /// `seq`s in the window that `max_seq` passed without this replica reading a record under
     /// them (claimed by a write still in flight, whose records may land after a later write's,
     /// or records overwritten since): every poll also asks for records under them, so records
@@ -202,6 +206,13 @@ impl Sync {
             .rev()
             .find(|(t, _)| started.saturating_duration_since(*t) >= SETTLE)
             .map(|&(_, m)| m)
+    }
+
+    /// Forgets the version held of `id` (its tombstone is gone from the store).
+    fn forget(&mut self, id: &str) {
+        self.tombstones.remove(id);
+        self.versions.remove(id);
+        self.forgets += 1;
     }
 
     /// After a window re-read succeeded (it read every record above the floor, and what it
@@ -556,6 +567,11 @@ pub struct Found {
     /// delete, and then its tombstone's purge, came since, and would bring a revoked token
     /// back).
     loads: u64,
+    /// `Sync::forgets` when the read started: a record read before a purge forgot the
+    /// version held of it (a token's tombstone, polled after the read, held for the purge
+    /// hold and purged) may be that token's record from before its delete; it is no longer
+    /// older than anything held, so applying it would bring the revoked token back for good.
+    forgets: u64,
     /// The records newer than held.
     hits: Vec<Value>,
 }
@@ -574,6 +590,8 @@ pub struct WindowRead {
     settled: Option<u64>,
     /// `Sync::loads` when it started.
     loads: u64,
+    /// `Sync::forgets` when it started (see [`Found::forgets`]).
+    forgets: u64,
     /// The records newer than held.
     hits: Vec<Value>,
 }
@@ -1120,6 +1138,7 @@ impl ClusterStore {
             let read = WindowRead {
                 settled: s.settled(Instant::now()),
                 loads: s.loads,
+                forgets: s.forgets,
                 hits: vec![],
             };
             (s.floor, s.max_seq, read)
@@ -1149,17 +1168,41 @@ impl ClusterStore {
     /// poll): the changes of the records still newer than those held; then the floor moves
     /// (see `Sync::pass`). A re-read that a load overtook (a replica out of touch read
     /// the whole store meanwhile) does neither: the load set the floor and versions afresh.
+    /// A find read before a forget that is no longer held is not applied, and the floor stays
+    /// (a later re-read reads that record again, as it then is).
     pub fn window_apply(&self, read: &WindowRead) -> Vec<Change> {
         if self.sync().loads != read.loads {
             return vec![];
         }
+        let mut stale = false;
         let out = read
             .hits
             .iter()
+            .filter(|hit| {
+                let s = self.stale(hit, read.forgets);
+                stale |= s;
+                !s
+            })
             .filter_map(|hit| self.accept(hit))
             .collect();
-        self.sync().pass(read.settled);
+        if !stale {
+            self.sync().pass(read.settled);
+        }
         out
+    }
+
+    /// Whether `hit`, read by a round that started at `forgets` (`Sync::forgets`), must not be
+    /// applied: a version was forgotten since and this replica holds none of the record, and
+    /// it is not a tombstone (see [`Found::forgets`]; applying a tombstone revokes, never
+    /// grants). A record created afresh that is skipped is read by the next round.
+    fn stale(&self, hit: &Value, forgets: u64) -> bool {
+        let s = self.sync();
+        s.forgets != forgets
+            && hit.pointer("/_source/deleted") != Some(&Value::Bool(true))
+            && hit
+                .get("_id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| !s.versions.contains_key(id))
     }
 
     /// The sweep's read (every [`SWEEP_EVERY`] poll intervals, beside the poll and outside the
@@ -1175,7 +1218,10 @@ impl ClusterStore {
         }
         let paging = self.paging.lock().await;
         let started = Instant::now();
-        let loads = self.sync().loads;
+        let (loads, forgets) = {
+            let s = self.sync();
+            (s.loads, s.forgets)
+        };
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
@@ -1196,7 +1242,11 @@ impl ClusterStore {
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
         }
-        Ok(Found { loads, hits: newer })
+        Ok(Found {
+            loads,
+            forgets,
+            hits: newer,
+        })
     }
 
     /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
@@ -1213,7 +1263,8 @@ impl ClusterStore {
 
     /// Applies what [`ClusterStore::sweep_read`] (or a purge round) found (under the store's
     /// writer lock, like a poll): the changes of the records still newer than those held;
-    /// nothing when a load came since the read started (see `Found::loads`).
+    /// nothing when a load came since the read started (see `Found::loads`), nor a record no
+    /// longer held whose version was forgotten since (see [`Found::forgets`]).
     pub fn sweep_apply(&self, found: &Found) -> Vec<Change> {
         let floor = {
             let s = self.sync();
@@ -1224,7 +1275,7 @@ impl ClusterStore {
         };
         let mut recovered = 0u64;
         let mut out = vec![];
-        for hit in &found.hits {
+        for hit in found.hits.iter().filter(|h| !self.stale(h, found.forgets)) {
             if let Some(change) = self.accept(hit) {
                 let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
                 if seq.is_some_and(|seq| seq <= floor) {
@@ -1438,8 +1489,8 @@ impl ClusterStore {
                             // version, so the write is planned again after a catch-up as a
                             // `create` (which a record still there refuses) or on the newer
                             // version the catch-up brings.
-                            if s.tombstones.remove(&id).is_some() {
-                                s.versions.remove(&id);
+                            if s.tombstones.contains_key(&id) {
+                                s.forget(&id);
                             }
                         } else {
                             other = Some(st);
@@ -1580,7 +1631,10 @@ impl ClusterStore {
         let mut unstamped = vec![];
         let mut newer = vec![];
         let paging = self.paging.lock().await;
-        let loads = self.sync().loads;
+        let (loads, forgets) = {
+            let s = self.sync();
+            (s.loads, s.forgets)
+        };
         self.each_scrolled(&query, "a tombstone purge", |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1631,7 +1685,6 @@ impl ClusterStore {
                 chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
             let mut after = String::new();
             {
-                let mut s = self.sync();
                 for item in items.into_iter().flatten() {
                     let Some(result) = item.get("delete") else {
                         continue;
@@ -1645,11 +1698,7 @@ impl ClusterStore {
                         continue;
                     }
                     purged += 1;
-                    // Unless a poll or write brought a newer version meanwhile.
-                    if s.versions.get(id) == Some(version) {
-                        s.tombstones.remove(id);
-                        s.versions.remove(id);
-                    }
+                    self.forget_purged(id, *version);
                     if let Some((lu, v)) = id
                         .strip_prefix("token:")
                         .and_then(|token| last_used.get_key_value(&doc_id("last_used", token)))
@@ -1672,8 +1721,21 @@ impl ClusterStore {
         Ok(Purged {
             purged,
             unstamped,
-            newer: Found { loads, hits: newer },
+            newer: Found {
+                loads,
+                forgets,
+                hits: newer,
+            },
         })
+    }
+
+    /// A tombstone at `version` of `id` was purged: forgets it, unless a poll or write brought
+    /// a newer version meanwhile.
+    fn forget_purged(&self, id: &str, version: Version) {
+        let mut s = self.sync();
+        if s.versions.get(id) == Some(&version) {
+            s.forget(id);
+        }
     }
 
     /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
@@ -1992,6 +2054,7 @@ mod tests {
         let hit = json!({"_id": id, "_source": source, "_seq_no": 5, "_primary_term": 1});
         let read = |loads| Found {
             loads,
+            forgets: 0,
             hits: vec![hit.clone()],
         };
         let before = read(store.sync().loads);
@@ -2002,6 +2065,89 @@ mod tests {
         // Read after it, the same record is applied.
         let after = read(store.sync().loads);
         assert_eq!(store.sweep_apply(&after), vec![change]);
+    }
+
+    /// Review 15b: a sweep's (or window re-read's) finds waited for the writer lock with the
+    /// paging lock already released, so a purge round could run in between. A record (a
+    /// token's; here an IP filter's) the round read before its delete, whose tombstone this
+    /// replica then polled,
+    /// held for the purge hold and purged (its version forgotten), was no longer older than
+    /// anything held when applied: a revoked token came back on this replica, for good
+    /// (the store holds no record of it any more). Finds of records no longer held, read
+    /// before a held version was forgotten, are not applied (tombstones are, and the window
+    /// keeps its floor so a later re-read reads them again).
+    #[test]
+    fn finds_read_before_a_purge_forgot_their_record_are_not_applied_after_it() {
+        let store = ClusterStore::new(
+            &crate::upstream::pool::tests::backend("http://127.0.0.1:9"),
+            &[],
+            "esgate-tokens",
+            Duration::from_secs(60),
+        );
+        let put = Change::PutIpFilter {
+            ip_filter: IpFilter {
+                name: "office".into(),
+                cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+                created_at: 1_700_000_000,
+            },
+        };
+        let delete = Change::DeleteIpFilter {
+            name: "office".into(),
+        };
+        let hit = |change: &Change, seq: u64, seq_no: u64| {
+            let (id, source) = documents(change, seq, 1_700_000_000).unwrap().remove(0);
+            json!({"_id": id, "_source": source, "_seq_no": seq_no, "_primary_term": 1})
+        };
+        let (old_put, tomb) = (hit(&put, 3, 5), hit(&delete, 4, 6));
+        let other = hit(&Change::DeleteFilter { id: "f".into() }, 3, 7);
+        let id = "ip_filter:office".to_owned();
+        {
+            let mut s = store.sync();
+            s.max_seq = 4;
+            s.counter_seen = 4;
+        }
+        // A sweep and a window re-read read the record, and a tombstone, before its delete.
+        let (loads, forgets) = {
+            let s = store.sync();
+            (s.loads, s.forgets)
+        };
+        let swept = Found {
+            loads,
+            forgets,
+            hits: vec![old_put.clone(), other.clone()],
+        };
+        let windowed = WindowRead {
+            settled: Some(4),
+            loads,
+            forgets,
+            hits: vec![old_put.clone()],
+        };
+        // The poll brings the delete; a purge round deletes its tombstone and forgets it.
+        assert_eq!(store.accept(&tomb), Some(delete));
+        store.forget_purged(
+            &id,
+            Version {
+                primary_term: 1,
+                seq_no: 6,
+            },
+        );
+        assert!(!store.sync().versions.contains_key(&id));
+        // The tombstone read before still applies; the record does not come back.
+        assert_eq!(
+            store.sweep_apply(&swept),
+            vec![Change::DeleteFilter { id: "f".into() }]
+        );
+        assert!(store.window_apply(&windowed).is_empty());
+        assert!(!store.sync().versions.contains_key(&id), "nothing held");
+        assert_eq!(store.sync().floor, 0, "the window keeps its floor");
+        // Read after the forget, the same record is applied (created again).
+        let forgets = store.sync().forgets;
+        let again = Found {
+            loads,
+            forgets,
+            hits: vec![old_put],
+        };
+        assert_eq!(store.sweep_apply(&again), vec![put]);
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.
