@@ -51,6 +51,10 @@
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
 //!   the purge's read) read by one scroll in index order, one round at a time (`paging`), so
 //!   the poll's and the admin writes' requests never queue behind several of them.
+//!   They page by scroll, the poll does not: a replica whose window re-reads or purge rounds
+//!   fail while its polls succeed (no scroll contexts left, a proxy refusing scrolls) misses
+//!   records that landed in parts or behind its floor, tombstones the other replicas purge
+//!   included; half the retention of such failures counts as out of touch (`Sync::window_failing`).
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
@@ -162,6 +166,16 @@ struct Sync {
     synced: Option<Clocks>,
     /// When a sweep is due after a load (see [`ClusterStore::sweep_due`]).
     sweep_after_load: Option<Instant>,
+    /// When the first of the settle window re-reads that failed since the last one succeeded
+    /// (or the last load) started, on both clocks; likewise `purge_failing` for the purge
+    /// rounds. They page by scroll beside the poll, which does not: a replica whose polls
+    /// succeed while those fail (the store cluster out of scroll contexts, a proxy that
+    /// refuses scrolls) reads neither the records that landed in parts or behind its floor
+    /// nor the tombstones among them, which the other replicas purge after their hold. Half
+    /// the retention of failing rounds counts as out of touch (see [`out_of_touch`]): the
+    /// replica reads the whole store again, and until it can, its `/ready` says so.
+    window_failing: Option<Clocks>,
+    purge_failing: Option<Clocks>,
     /// Document ids whose held version is a tombstone, and since when this replica holds it
     /// (monotonic): a replica may purge it, after which a write that names the held version
     /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
@@ -227,6 +241,14 @@ impl Sync {
         }
         self.unseen = self.unseen.split_off(&(self.floor + 1));
     }
+}
+
+/// The rounds beside the poll whose failures count towards being out of touch
+/// (`Sync::window_failing`).
+#[derive(Clone, Copy)]
+enum Round {
+    Window,
+    Purge,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -985,6 +1007,9 @@ impl ClusterStore {
         // by the window only down to the floor: more of them (other replicas' writes landing
         // first) fall behind it. A sweep SETTLE after the load started reads them all.
         s.sweep_after_load = Some(started.mono + SETTLE);
+        // It read every record: what failing rounds left unread included.
+        s.window_failing = None;
+        s.purge_failing = None;
         Ok(Loaded { changes, skipped })
     }
 
@@ -1034,7 +1059,33 @@ impl ClusterStore {
     }
 
     fn out_of_touch(&self, now: Clocks) -> bool {
-        out_of_touch(self.sync().synced, now, self.retention)
+        let s = self.sync();
+        out_of_touch(s.synced, now, self.retention)
+            || [s.window_failing, s.purge_failing]
+                .into_iter()
+                .flatten()
+                .any(|since| out_of_touch(Some(since), now, self.retention))
+    }
+
+    /// Notes how a settle window re-read or a purge round that started at `started` ended
+    /// (see `Sync::window_failing`).
+    fn note_round(&self, round: Round, started: Clocks, result: Result<(), &StoreError>) {
+        let mut s = self.sync();
+        let (failing, what) = match round {
+            Round::Window => (&mut s.window_failing, "settle window re-read"),
+            Round::Purge => (&mut s.purge_failing, "purge round"),
+        };
+        match (result, &*failing) {
+            (Err(e), None) => {
+                *failing = Some(started);
+                tracing::warn!(index = %self.index, error = %e, "Token store {what} failed: if it still fails after half of store.tombstone_retention, the replica reads the whole store again");
+            }
+            (Ok(()), Some(_)) => {
+                *failing = None;
+                tracing::info!(index = %self.index, "Token store {what} succeeded again");
+            }
+            _ => {}
+        }
     }
 
     async fn reload(&self) -> Result<Polled, StoreError> {
@@ -1043,7 +1094,7 @@ impl ClusterStore {
         tracing::info!(
             index = %self.index,
             records = loaded.changes.len(),
-            "Token store: no successful poll for half of store.tombstone_retention; read the whole store again"
+            "Token store: no successful poll (or settle window re-read, or purge round) for half of store.tombstone_retention; read the whole store again"
         );
         Ok(Polled {
             reloaded: Some(loaded.changes),
@@ -1130,6 +1181,14 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Clocks::now();
+        let result = self.window_round().await;
+        self.note_round(Round::Window, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// [`ClusterStore::window_read`]'s read.
+    async fn window_round(&self) -> Result<WindowRead, StoreError> {
         // Its start (what it settles) is when it gets to read.
         let _paging = self.paging.lock().await;
         let (floor, max_seq, mut read) = {
@@ -1264,7 +1323,7 @@ impl ClusterStore {
     /// Applies what [`ClusterStore::sweep_read`] (or a purge round) found (under the store's
     /// writer lock, like a poll): the changes of the records still newer than those held;
     /// nothing when a load came since the read started (see `Found::loads`), nor a record no
-    /// longer held whose version was forgotten since (see [`Found::forgets`]).
+    /// longer held whose version was forgotten since (see `Found::forgets`).
     pub fn sweep_apply(&self, found: &Found) -> Vec<Change> {
         let floor = {
             let s = self.sync();
@@ -1624,6 +1683,14 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Clocks::now();
+        let result = self.purge_round(now).await;
+        self.note_round(Round::Purge, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// [`ClusterStore::purge`]'s round.
+    async fn purge_round(&self, now: UnixTime) -> Result<Purged, StoreError> {
         let horizon = now.saturating_sub(self.retention.as_secs() as i64);
         let hold = self.purge_hold();
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});

@@ -981,6 +981,103 @@ async fn noida_changes_and_admin_writes_do_not_wait_for_a_window_re_read() {
     changes_and_admin_writes_do_not_wait_for_a_window_re_read(Backend::noida()).await;
 }
 
+/// Review 15b: the settle window re-read and the purge round page by scroll beside the poll,
+/// which does not; a failing round was logged at debug and nothing else. A replica whose
+/// polls succeed while its scrolls fail (the store cluster out of scroll contexts, a proxy
+/// that refuses them) stayed in touch and ready, but never read a revocation that landed
+/// under a sequence it had already read (a write visible in parts): the other replicas
+/// applied it and purged its tombstone after their hold, and the replica served the revoked
+/// token for good, even once its scrolls worked again. Now half the retention of failing
+/// rounds counts as out of touch: the replica reads the whole store again (its `/ready` says
+/// when it cannot) and the revocation reaches it once it can.
+async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(backend: Backend) {
+    seed(backend.url()).await;
+    // B's store requests go through a relay that refuses scrolls while told to.
+    let refuse = Arc::new(AtomicBool::new(false));
+    let relay = support::recording::Recording::start();
+    let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
+    relay.script_fn("*", "/", move |r| {
+        let target = match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        };
+        if refusing.load(Ordering::SeqCst) && target.contains("scroll") {
+            let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
+            return support::recording::Answer::json(429, error);
+        }
+        let headers: Vec<(&str, &str)> = ["content-type"]
+            .into_iter()
+            .filter_map(|k| r.header(k).map(|v| (k, v)))
+            .collect();
+        let url = format!("{base}{target}");
+        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
+            Ok(reply) => support::recording::Answer {
+                status: reply.status.as_u16(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: reply.body,
+            },
+            Err(e) => support::recording::Answer::json(502, json!({"relay": format!("{e:?}")})),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Purge hold 10 s, a purge round every second.
+    let store = format!("{}\ntombstone_retention = \"8s\"", cluster_store(INDEX));
+    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let b_config = write_config(dir.path(), "b.toml", relay.url(), &store);
+    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
+    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("revoked")).await;
+    within(PROPAGATION, "the token on B", || async {
+        search_status(&b, &secret).await == 200
+    })
+    .await;
+    refuse.store(true, Ordering::SeqCst);
+    // A write visible in parts: B polls one record of the sequence, then the revocation lands
+    // under it; only a window re-read (or a purge round) reads it.
+    let seq = claim_seq(backend.url()).await;
+    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    within(Duration::from_secs(5), "the revocation on A", || async {
+        search_status(&a, &secret).await == 401
+    })
+    .await;
+    // A purges the tombstone once it held it for the hold.
+    let key = format!("token:{id}");
+    within(Duration::from_secs(30), "the tombstone purged", || async {
+        store_document(backend.url(), &key).await == 404
+    })
+    .await;
+    within(
+        Duration::from_secs(5),
+        "B says it is not ready while its rounds fail",
+        || async {
+            let r = send("GET", &format!("{}/ready", b.admin), &[], "")
+                .await
+                .unwrap();
+            r.status.as_u16() == 503
+        },
+    )
+    .await;
+    refuse.store(false, Ordering::SeqCst);
+    within(
+        Duration::from_secs(5),
+        "the purged revocation on B once it can scroll again",
+        || async { search_status(&b, &secret).await == 401 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge() {
+    a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge() {
+    a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(Backend::noida()).await;
+}
+
 /// Session 13: a tombstone written before tombstones recorded their time (no
 /// `record.deleted_at`) is written again with one, then purged a retention later.
 async fn a_tombstone_without_a_time_is_stamped_then_purged(backend: Backend) {
