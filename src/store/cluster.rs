@@ -49,8 +49,10 @@
 //!   store afresh, and a record read before it may be a token whose delete and tombstone purge
 //!   came in between).
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
-//!   the purge's read) read by one scroll in index order, one round at a time (`paging`), so
-//!   the poll's and the admin writes' requests never queue behind several of them.
+//!   the purge's read) read by one scroll in index order, one page request at a time
+//!   (`paging`), so the poll's and the admin writes' requests never queue behind several of
+//!   them; a window re-read holds it for its whole read, the sweep and the purge for each
+//!   page, so a re-read waits for one of their pages at most, not for a whole store read.
 //!   They page by scroll, the poll does not: a replica whose window re-reads or purge rounds
 //!   fail while its polls succeed (no scroll contexts left, a proxy refusing scrolls) misses
 //!   records that landed in parts or behind its floor, tombstones the other replicas purge
@@ -276,10 +278,13 @@ pub struct ClusterStore {
     /// `None` while the cluster answers; else why it does not.
     down: Mutex<Option<String>>,
     /// Taken by the rounds that page through many records beside the poll (the window re-read,
-    /// the sweep, the purge's read), one at a time: each keeps the store cluster busy for
-    /// seconds with many records, and together they slowed the poll's and the admin writes'
-    /// requests to a second and more on a small cluster (noida). The load and the poll never
-    /// take it.
+    /// the sweep, the purge's read), so one page request at a time: each keeps the store
+    /// cluster busy for seconds with many records, and together they slowed the poll's and the
+    /// admin writes' requests to a second and more on a small cluster (noida). The window
+    /// re-read holds it for its whole read; the sweep and the purge's read for each page, so a
+    /// re-read (every `WINDOW_EVERY` polls: records visible in parts, a revocation among them)
+    /// waits for one of their pages, not for a whole read of the store. The load and the poll
+    /// never take it.
     paging: tokio::sync::Mutex<()>,
     pub stats: ClusterStats,
 }
@@ -885,16 +890,23 @@ impl ClusterStore {
     /// same per page whatever the number of matches, where `search_after` on a sort sorts every
     /// match again for each page (20,000 records of one `seq`: 2.8 s against 0.7 s on osmem):
     /// the load and the rounds that page through many records beside the poll (the window
-    /// re-read, the sweep, the purge) read this way; `what` names the read in errors.
+    /// re-read, the sweep, the purge) read this way; `what` names the read in errors. With
+    /// `paged`, each page is read under the paging lock (`ClusterStore::paging`).
     async fn each_scrolled(
         &self,
         query: &Value,
         what: &str,
+        paged: bool,
         mut f: impl FnMut(&Value) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut scroll_id: Option<String> = None;
         let result = async {
             loop {
+                let _page = if paged {
+                    Some(self.paging.lock().await)
+                } else {
+                    None
+                };
                 let (status, mut answer) = match &scroll_id {
                     None => {
                         let body = json!({
@@ -953,7 +965,7 @@ impl ClusterStore {
         let mut max_seq = 0;
         // One scroll in index order: every page costs the same, whatever the store's size.
         let all = json!({"match_all": {}});
-        self.each_scrolled(&all, "the store load", |hit| {
+        self.each_scrolled(&all, "the store load", false, |hit| {
             let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
             let source = hit.get("_source").unwrap_or(&Value::Null);
             match decode(id, source) {
@@ -1209,7 +1221,7 @@ impl ClusterStore {
             "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
             "must_not": [{"terms": {"kind": ["counter", "id_key", "last_used"]}}]
         }});
-        self.each_scrolled(&query, "the settle window re-read", |hit| {
+        self.each_scrolled(&query, "the settle window re-read", false, |hit| {
             if let (Some(id), Some(version)) =
                 (hit.get("_id").and_then(Value::as_str), hit_version(hit))
             {
@@ -1244,8 +1256,11 @@ impl ClusterStore {
             })
             .filter_map(|hit| self.accept(hit))
             .collect();
-        if !stale {
-            self.sync().pass(read.settled);
+        let mut s = self.sync();
+        // An empty re-read is applied without the writer lock: a load may have come since the
+        // check above (its floor is its own).
+        if !stale && s.loads == read.loads {
+            s.pass(read.settled);
         }
         out
     }
@@ -1275,7 +1290,8 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
-        let paging = self.paging.lock().await;
+        // Each page under the paging lock, not the whole read: a window re-read waits for one
+        // page at most.
         let started = Instant::now();
         let (loads, forgets) = {
             let s = self.sync();
@@ -1285,7 +1301,7 @@ impl ClusterStore {
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
         let mut newer = vec![];
-        self.each_scrolled(&query, "the store sweep", |hit| {
+        self.each_scrolled(&query, "the store sweep", true, |hit| {
             if let (Some(id), Some(version)) =
                 (hit.get("_id").and_then(Value::as_str), hit_version(hit))
             {
@@ -1296,7 +1312,6 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
-        drop(paging);
         let mut s = self.sync();
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
@@ -1697,12 +1712,12 @@ impl ClusterStore {
         let mut old = vec![];
         let mut unstamped = vec![];
         let mut newer = vec![];
-        let paging = self.paging.lock().await;
+        // Each page under the paging lock (see `sweep_read`).
         let (loads, forgets) = {
             let s = self.sync();
             (s.loads, s.forgets)
         };
-        self.each_scrolled(&query, "a tombstone purge", |hit| {
+        self.each_scrolled(&query, "a tombstone purge", true, |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
                 hit.get("_source"),
@@ -1731,7 +1746,6 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
-        drop(paging);
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
             // A deleted token's last-used time goes with its tombstone, at the version read
