@@ -1519,13 +1519,16 @@ async fn noida_a_revocation_landing_after_a_later_write_reaches_every_replica_wi
     .await;
 }
 
+/// The chunks a [`Holder`] delays (a marker they contain), and by how much.
+type Slow = Arc<std::sync::Mutex<Option<(Vec<u8>, Duration)>>>;
+
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
 /// until the test releases it (and tells the test it holds one); or delays every chunk
 /// containing another marker (`slow`).
 struct Holder {
     addr: SocketAddr,
     marker: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
-    slow: Arc<std::sync::Mutex<Option<(Vec<u8>, Duration)>>>,
+    slow: Slow,
     held: Arc<tokio::sync::Notify>,
     release: Arc<tokio::sync::Notify>,
 }
@@ -1538,7 +1541,7 @@ impl Holder {
         let marker: Arc<std::sync::Mutex<Option<Vec<u8>>>> = Arc::default();
         let held = Arc::new(tokio::sync::Notify::new());
         let release = Arc::new(tokio::sync::Notify::new());
-        let slow: Arc<std::sync::Mutex<Option<(Vec<u8>, Duration)>>> = Arc::default();
+        let slow: Slow = Arc::default();
         let (m, h, r, sl) = (marker.clone(), held.clone(), release.clone(), slow.clone());
         tokio::spawn(async move {
             loop {
