@@ -152,7 +152,7 @@ struct Sync {
     loads: u64,
     /// Held versions forgotten so far (a tombstone purged, or found gone by a write): a
     /// round's finds read before a forget are applied after it only for records still held,
-    /// or tombstones ([`ClusterStore::stale`]).
+    /// or tombstones ([`ClusterStore::accept_found`]).
     forgets: u64,
     /// `seq`s in the window that `max_seq` passed without this replica reading a record under
     /// them (claimed by a write still in flight, whose records may land after a later write's,
@@ -609,6 +609,10 @@ impl Found {
         self.hits.is_empty()
     }
 }
+
+/// A round's find not applied: read before a held version was forgotten (see
+/// [`Found::forgets`]).
+struct Stale;
 
 /// What a settle window re-read found ([`ClusterStore::window_read`]).
 pub struct WindowRead {
@@ -1249,12 +1253,13 @@ impl ClusterStore {
         let out = read
             .hits
             .iter()
-            .filter(|hit| {
-                let s = self.stale(hit, read.forgets);
-                stale |= s;
-                !s
+            .filter_map(|hit| match self.accept_found(hit, read.forgets) {
+                Ok(change) => change,
+                Err(Stale) => {
+                    stale = true;
+                    None
+                }
             })
-            .filter_map(|hit| self.accept(hit))
             .collect();
         let mut s = self.sync();
         // An empty re-read is applied without the writer lock: a load may have come since the
@@ -1263,20 +1268,6 @@ impl ClusterStore {
             s.pass(read.settled);
         }
         out
-    }
-
-    /// Whether `hit`, read by a round that started at `forgets` (`Sync::forgets`), must not be
-    /// applied: a version was forgotten since and this replica holds none of the record, and
-    /// it is not a tombstone (see [`Found::forgets`]; applying a tombstone revokes, never
-    /// grants). A record created afresh that is skipped is read by the next round.
-    fn stale(&self, hit: &Value, forgets: u64) -> bool {
-        let s = self.sync();
-        s.forgets != forgets
-            && hit.pointer("/_source/deleted") != Some(&Value::Bool(true))
-            && hit
-                .get("_id")
-                .and_then(Value::as_str)
-                .is_none_or(|id| !s.versions.contains_key(id))
     }
 
     /// The sweep's read (every [`SWEEP_EVERY`] poll intervals, beside the poll and outside the
@@ -1349,8 +1340,8 @@ impl ClusterStore {
         };
         let mut recovered = 0u64;
         let mut out = vec![];
-        for hit in found.hits.iter().filter(|h| !self.stale(h, found.forgets)) {
-            if let Some(change) = self.accept(hit) {
+        for hit in &found.hits {
+            if let Ok(Some(change)) = self.accept_found(hit, found.forgets) {
                 let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
                 if seq.is_some_and(|seq| seq <= floor) {
                     recovered += 1;
@@ -1400,19 +1391,43 @@ impl ClusterStore {
 
     /// A polled hit as a change, when it is newer than what this replica holds.
     fn accept(&self, hit: &Value) -> Option<Change> {
-        let id = hit.get("_id").and_then(Value::as_str)?;
-        let source = hit.get("_source")?;
-        let version = hit_version(hit)?;
+        self.accept_hit(hit, None).unwrap_or(None)
+    }
+
+    /// A hit a round read, which started at `forgets` (`Sync::forgets`), as a change when it
+    /// is newer than what this replica holds; `Err(Stale)` when a held version was forgotten
+    /// since and this replica holds none of the record, unless it is a tombstone (see
+    /// [`Found::forgets`]; applying a tombstone revokes, never grants). A record created
+    /// afresh that is skipped is read by a later round.
+    fn accept_found(&self, hit: &Value, forgets: u64) -> Result<Option<Change>, Stale> {
+        self.accept_hit(hit, Some(forgets))
+    }
+
+    fn accept_hit(&self, hit: &Value, forgets: Option<u64>) -> Result<Option<Change>, Stale> {
+        let (Some(id), Some(source), Some(version)) = (
+            hit.get("_id").and_then(Value::as_str),
+            hit.get("_source"),
+            hit_version(hit),
+        ) else {
+            return Ok(None);
+        };
         let seq = source.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let mut s = self.sync();
         let bounded = seq.min(s.counter_seen);
         if s.versions.get(id).is_some_and(|held| *held >= version) {
             s.saw(bounded);
-            return None;
+            return Ok(None);
+        }
+        // Under the same lock as the check above: a purge forgets beside the apply.
+        if forgets.is_some_and(|f| f != s.forgets)
+            && !s.versions.contains_key(id)
+            && source.get("deleted") != Some(&Value::Bool(true))
+        {
+            return Err(Stale);
         }
         s.versions.insert(id.to_owned(), version);
         drop(s);
-        match decode(id, source) {
+        Ok(match decode(id, source) {
             Ok(Some(Decoded::Change(c))) => {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
                 let mut s = self.sync();
@@ -1430,7 +1445,7 @@ impl ClusterStore {
                 self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-        }
+        })
     }
 
     /// Before planning a write: the latest counter, and every change up to it (waiting briefly
