@@ -49,8 +49,14 @@
 //!   store afresh, and a record read before it may be a token whose delete and tombstone purge
 //!   came in between).
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
-//!   the purge's read) read by one scroll in index order, one round at a time (`paging`), so
-//!   the poll's and the admin writes' requests never queue behind several of them.
+//!   the purge's read) read by one scroll in index order, one page request at a time
+//!   (`paging`), so the poll's and the admin writes' requests never queue behind several of
+//!   them; a window re-read holds it for its whole read, the sweep and the purge for each
+//!   page, so a re-read waits for one of their pages at most, not for a whole store read.
+//!   They page by scroll, the poll does not: a replica whose window re-reads or purge rounds
+//!   fail while its polls succeed (no scroll contexts left, a proxy refusing scrolls) misses
+//!   records that landed in parts or behind its floor, tombstones the other replicas purge
+//!   included; half the retention of such failures counts as out of touch (`Sync::window_failing`).
 //! - The full load (start, `store export`) is one scroll in index order.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
@@ -144,6 +150,10 @@ struct Sync {
     /// Loads so far: a window re-read that a load (which sets the floor and every version
     /// afresh) overtook applies nothing.
     loads: u64,
+    /// Held versions forgotten so far (a tombstone purged, or found gone by a write): a
+    /// round's finds read before a forget are applied after it only for records still held,
+    /// or tombstones ([`ClusterStore::accept_found`]).
+    forgets: u64,
     /// `seq`s in the window that `max_seq` passed without this replica reading a record under
     /// them (claimed by a write still in flight, whose records may land after a later write's,
     /// or records overwritten since): every poll also asks for records under them, so records
@@ -158,6 +168,16 @@ struct Sync {
     synced: Option<Clocks>,
     /// When a sweep is due after a load (see [`ClusterStore::sweep_due`]).
     sweep_after_load: Option<Instant>,
+    /// When the first of the settle window re-reads that failed since the last one succeeded
+    /// (or the last load) started, on both clocks; likewise `purge_failing` for the purge
+    /// rounds. They page by scroll beside the poll, which does not: a replica whose polls
+    /// succeed while those fail (the store cluster out of scroll contexts, a proxy that
+    /// refuses scrolls) reads neither the records that landed in parts or behind its floor
+    /// nor the tombstones among them, which the other replicas purge after their hold. Half
+    /// the retention of failing rounds counts as out of touch (see [`out_of_touch`]): the
+    /// replica reads the whole store again, and until it can, its `/ready` says so.
+    window_failing: Option<Clocks>,
+    purge_failing: Option<Clocks>,
     /// Document ids whose held version is a tombstone, and since when this replica holds it
     /// (monotonic): a replica may purge it, after which a write that names the held version
     /// meets a conflict (see [`ClusterStore::commit`]); this replica purges only tombstones it
@@ -204,6 +224,13 @@ impl Sync {
             .map(|&(_, m)| m)
     }
 
+    /// Forgets the version held of `id` (its tombstone is gone from the store).
+    fn forget(&mut self, id: &str) {
+        self.tombstones.remove(id);
+        self.versions.remove(id);
+        self.forgets += 1;
+    }
+
     /// After a window re-read succeeded (it read every record above the floor, and what it
     /// found is applied): the floor moves to what was `settled` when it started. So the floor
     /// passes a `seq` only after a re-read that started `SETTLE` after this replica first saw
@@ -216,6 +243,14 @@ impl Sync {
         }
         self.unseen = self.unseen.split_off(&(self.floor + 1));
     }
+}
+
+/// The rounds beside the poll whose failures count towards being out of touch
+/// (`Sync::window_failing`).
+#[derive(Clone, Copy)]
+enum Round {
+    Window,
+    Purge,
 }
 
 /// Counters for `/metrics` and `/ready`.
@@ -243,10 +278,13 @@ pub struct ClusterStore {
     /// `None` while the cluster answers; else why it does not.
     down: Mutex<Option<String>>,
     /// Taken by the rounds that page through many records beside the poll (the window re-read,
-    /// the sweep, the purge's read), one at a time: each keeps the store cluster busy for
-    /// seconds with many records, and together they slowed the poll's and the admin writes'
-    /// requests to a second and more on a small cluster (noida). The load and the poll never
-    /// take it.
+    /// the sweep, the purge's read), so one page request at a time: each keeps the store
+    /// cluster busy for seconds with many records, and together they slowed the poll's and the
+    /// admin writes' requests to a second and more on a small cluster (noida). The window
+    /// re-read holds it for its whole read; the sweep and the purge's read for each page, so a
+    /// re-read (every `WINDOW_EVERY` polls: records visible in parts, a revocation among them)
+    /// waits for one of their pages, not for a whole read of the store. The load and the poll
+    /// never take it.
     paging: tokio::sync::Mutex<()>,
     pub stats: ClusterStats,
 }
@@ -556,6 +594,11 @@ pub struct Found {
     /// delete, and then its tombstone's purge, came since, and would bring a revoked token
     /// back).
     loads: u64,
+    /// `Sync::forgets` when the read started: a record read before a purge forgot the
+    /// version held of it (a token's tombstone, polled after the read, held for the purge
+    /// hold and purged) may be that token's record from before its delete; it is no longer
+    /// older than anything held, so applying it would bring the revoked token back for good.
+    forgets: u64,
     /// The records newer than held.
     hits: Vec<Value>,
 }
@@ -567,6 +610,10 @@ impl Found {
     }
 }
 
+/// A round's find not applied: read before a held version was forgotten (see
+/// [`Found::forgets`]).
+struct Stale;
+
 /// What a settle window re-read found ([`ClusterStore::window_read`]).
 pub struct WindowRead {
     /// The highest `seq` seen `SETTLE` before the re-read started, where the floor moves once
@@ -574,6 +621,8 @@ pub struct WindowRead {
     settled: Option<u64>,
     /// `Sync::loads` when it started.
     loads: u64,
+    /// `Sync::forgets` when it started (see [`Found::forgets`]).
+    forgets: u64,
     /// The records newer than held.
     hits: Vec<Value>,
 }
@@ -845,16 +894,23 @@ impl ClusterStore {
     /// same per page whatever the number of matches, where `search_after` on a sort sorts every
     /// match again for each page (20,000 records of one `seq`: 2.8 s against 0.7 s on osmem):
     /// the load and the rounds that page through many records beside the poll (the window
-    /// re-read, the sweep, the purge) read this way; `what` names the read in errors.
+    /// re-read, the sweep, the purge) read this way; `what` names the read in errors. With
+    /// `paged`, each page is read under the paging lock (`ClusterStore::paging`).
     async fn each_scrolled(
         &self,
         query: &Value,
         what: &str,
+        paged: bool,
         mut f: impl FnMut(&Value) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut scroll_id: Option<String> = None;
         let result = async {
             loop {
+                let _page = if paged {
+                    Some(self.paging.lock().await)
+                } else {
+                    None
+                };
                 let (status, mut answer) = match &scroll_id {
                     None => {
                         let body = json!({
@@ -913,7 +969,7 @@ impl ClusterStore {
         let mut max_seq = 0;
         // One scroll in index order: every page costs the same, whatever the store's size.
         let all = json!({"match_all": {}});
-        self.each_scrolled(&all, "the store load", |hit| {
+        self.each_scrolled(&all, "the store load", false, |hit| {
             let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
             let source = hit.get("_source").unwrap_or(&Value::Null);
             match decode(id, source) {
@@ -967,6 +1023,9 @@ impl ClusterStore {
         // by the window only down to the floor: more of them (other replicas' writes landing
         // first) fall behind it. A sweep SETTLE after the load started reads them all.
         s.sweep_after_load = Some(started.mono + SETTLE);
+        // It read every record: what failing rounds left unread included.
+        s.window_failing = None;
+        s.purge_failing = None;
         Ok(Loaded { changes, skipped })
     }
 
@@ -1016,7 +1075,33 @@ impl ClusterStore {
     }
 
     fn out_of_touch(&self, now: Clocks) -> bool {
-        out_of_touch(self.sync().synced, now, self.retention)
+        let s = self.sync();
+        out_of_touch(s.synced, now, self.retention)
+            || [s.window_failing, s.purge_failing]
+                .into_iter()
+                .flatten()
+                .any(|since| out_of_touch(Some(since), now, self.retention))
+    }
+
+    /// Notes how a settle window re-read or a purge round that started at `started` ended
+    /// (see `Sync::window_failing`).
+    fn note_round(&self, round: Round, started: Clocks, result: Result<(), &StoreError>) {
+        let mut s = self.sync();
+        let (failing, what) = match round {
+            Round::Window => (&mut s.window_failing, "settle window re-read"),
+            Round::Purge => (&mut s.purge_failing, "purge round"),
+        };
+        match (result, &*failing) {
+            (Err(e), None) => {
+                *failing = Some(started);
+                tracing::warn!(index = %self.index, error = %e, "Token store {what} failed: if it still fails after half of store.tombstone_retention, the replica reads the whole store again");
+            }
+            (Ok(()), Some(_)) => {
+                *failing = None;
+                tracing::info!(index = %self.index, "Token store {what} succeeded again");
+            }
+            _ => {}
+        }
     }
 
     async fn reload(&self) -> Result<Polled, StoreError> {
@@ -1025,7 +1110,7 @@ impl ClusterStore {
         tracing::info!(
             index = %self.index,
             records = loaded.changes.len(),
-            "Token store: no successful poll for half of store.tombstone_retention; read the whole store again"
+            "Token store: no successful poll (or settle window re-read, or purge round) for half of store.tombstone_retention; read the whole store again"
         );
         Ok(Polled {
             reloaded: Some(loaded.changes),
@@ -1112,6 +1197,14 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Clocks::now();
+        let result = self.window_round().await;
+        self.note_round(Round::Window, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// [`ClusterStore::window_read`]'s read.
+    async fn window_round(&self) -> Result<WindowRead, StoreError> {
         // Its start (what it settles) is when it gets to read.
         let _paging = self.paging.lock().await;
         let (floor, max_seq, mut read) = {
@@ -1120,6 +1213,7 @@ impl ClusterStore {
             let read = WindowRead {
                 settled: s.settled(Instant::now()),
                 loads: s.loads,
+                forgets: s.forgets,
                 hits: vec![],
             };
             (s.floor, s.max_seq, read)
@@ -1131,7 +1225,7 @@ impl ClusterStore {
             "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
             "must_not": [{"terms": {"kind": ["counter", "id_key", "last_used"]}}]
         }});
-        self.each_scrolled(&query, "the settle window re-read", |hit| {
+        self.each_scrolled(&query, "the settle window re-read", false, |hit| {
             if let (Some(id), Some(version)) =
                 (hit.get("_id").and_then(Value::as_str), hit_version(hit))
             {
@@ -1149,16 +1243,30 @@ impl ClusterStore {
     /// poll): the changes of the records still newer than those held; then the floor moves
     /// (see `Sync::pass`). A re-read that a load overtook (a replica out of touch read
     /// the whole store meanwhile) does neither: the load set the floor and versions afresh.
+    /// A find read before a forget that is no longer held is not applied, and the floor stays
+    /// (a later re-read reads that record again, as it then is).
     pub fn window_apply(&self, read: &WindowRead) -> Vec<Change> {
         if self.sync().loads != read.loads {
             return vec![];
         }
+        let mut stale = false;
         let out = read
             .hits
             .iter()
-            .filter_map(|hit| self.accept(hit))
+            .filter_map(|hit| match self.accept_found(hit, read.forgets) {
+                Ok(change) => change,
+                Err(Stale) => {
+                    stale = true;
+                    None
+                }
+            })
             .collect();
-        self.sync().pass(read.settled);
+        let mut s = self.sync();
+        // An empty re-read is applied without the writer lock: a load may have come since the
+        // check above (its floor is its own).
+        if !stale && s.loads == read.loads {
+            s.pass(read.settled);
+        }
         out
     }
 
@@ -1173,14 +1281,18 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
-        let paging = self.paging.lock().await;
+        // Each page under the paging lock, not the whole read: a window re-read waits for one
+        // page at most.
         let started = Instant::now();
-        let loads = self.sync().loads;
+        let (loads, forgets) = {
+            let s = self.sync();
+            (s.loads, s.forgets)
+        };
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
         let mut newer = vec![];
-        self.each_scrolled(&query, "the store sweep", |hit| {
+        self.each_scrolled(&query, "the store sweep", true, |hit| {
             if let (Some(id), Some(version)) =
                 (hit.get("_id").and_then(Value::as_str), hit_version(hit))
             {
@@ -1191,12 +1303,15 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
-        drop(paging);
         let mut s = self.sync();
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
         }
-        Ok(Found { loads, hits: newer })
+        Ok(Found {
+            loads,
+            forgets,
+            hits: newer,
+        })
     }
 
     /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
@@ -1213,7 +1328,8 @@ impl ClusterStore {
 
     /// Applies what [`ClusterStore::sweep_read`] (or a purge round) found (under the store's
     /// writer lock, like a poll): the changes of the records still newer than those held;
-    /// nothing when a load came since the read started (see `Found::loads`).
+    /// nothing when a load came since the read started (see `Found::loads`), nor a record no
+    /// longer held whose version was forgotten since (see `Found::forgets`).
     pub fn sweep_apply(&self, found: &Found) -> Vec<Change> {
         let floor = {
             let s = self.sync();
@@ -1225,7 +1341,7 @@ impl ClusterStore {
         let mut recovered = 0u64;
         let mut out = vec![];
         for hit in &found.hits {
-            if let Some(change) = self.accept(hit) {
+            if let Ok(Some(change)) = self.accept_found(hit, found.forgets) {
                 let seq = hit.pointer("/_source/seq").and_then(Value::as_u64);
                 if seq.is_some_and(|seq| seq <= floor) {
                     recovered += 1;
@@ -1275,19 +1391,43 @@ impl ClusterStore {
 
     /// A polled hit as a change, when it is newer than what this replica holds.
     fn accept(&self, hit: &Value) -> Option<Change> {
-        let id = hit.get("_id").and_then(Value::as_str)?;
-        let source = hit.get("_source")?;
-        let version = hit_version(hit)?;
+        self.accept_hit(hit, None).unwrap_or(None)
+    }
+
+    /// A hit a round read, which started at `forgets` (`Sync::forgets`), as a change when it
+    /// is newer than what this replica holds; `Err(Stale)` when a held version was forgotten
+    /// since and this replica holds none of the record, unless it is a tombstone (see
+    /// [`Found::forgets`]; applying a tombstone revokes, never grants). A record created
+    /// afresh that is skipped is read by a later round.
+    fn accept_found(&self, hit: &Value, forgets: u64) -> Result<Option<Change>, Stale> {
+        self.accept_hit(hit, Some(forgets))
+    }
+
+    fn accept_hit(&self, hit: &Value, forgets: Option<u64>) -> Result<Option<Change>, Stale> {
+        let (Some(id), Some(source), Some(version)) = (
+            hit.get("_id").and_then(Value::as_str),
+            hit.get("_source"),
+            hit_version(hit),
+        ) else {
+            return Ok(None);
+        };
         let seq = source.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let mut s = self.sync();
         let bounded = seq.min(s.counter_seen);
         if s.versions.get(id).is_some_and(|held| *held >= version) {
             s.saw(bounded);
-            return None;
+            return Ok(None);
+        }
+        // Under the same lock as the check above: a purge forgets beside the apply.
+        if forgets.is_some_and(|f| f != s.forgets)
+            && !s.versions.contains_key(id)
+            && source.get("deleted") != Some(&Value::Bool(true))
+        {
+            return Err(Stale);
         }
         s.versions.insert(id.to_owned(), version);
         drop(s);
-        match decode(id, source) {
+        Ok(match decode(id, source) {
             Ok(Some(Decoded::Change(c))) => {
                 self.stats.records_applied.fetch_add(1, Ordering::Relaxed);
                 let mut s = self.sync();
@@ -1305,7 +1445,7 @@ impl ClusterStore {
                 self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
                 None
             }
-        }
+        })
     }
 
     /// Before planning a write: the latest counter, and every change up to it (waiting briefly
@@ -1438,8 +1578,8 @@ impl ClusterStore {
                             // version, so the write is planned again after a catch-up as a
                             // `create` (which a record still there refuses) or on the newer
                             // version the catch-up brings.
-                            if s.tombstones.remove(&id).is_some() {
-                                s.versions.remove(&id);
+                            if s.tombstones.contains_key(&id) {
+                                s.forget(&id);
                             }
                         } else {
                             other = Some(st);
@@ -1573,15 +1713,26 @@ impl ClusterStore {
         if let Some(reason) = self.down_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        let started = Clocks::now();
+        let result = self.purge_round(now).await;
+        self.note_round(Round::Purge, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// [`ClusterStore::purge`]'s round.
+    async fn purge_round(&self, now: UnixTime) -> Result<Purged, StoreError> {
         let horizon = now.saturating_sub(self.retention.as_secs() as i64);
         let hold = self.purge_hold();
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
         let mut newer = vec![];
-        let paging = self.paging.lock().await;
-        let loads = self.sync().loads;
-        self.each_scrolled(&query, "a tombstone purge", |hit| {
+        // Each page under the paging lock (see `sweep_read`).
+        let (loads, forgets) = {
+            let s = self.sync();
+            (s.loads, s.forgets)
+        };
+        self.each_scrolled(&query, "a tombstone purge", true, |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
                 hit.get("_source"),
@@ -1610,7 +1761,6 @@ impl ClusterStore {
             Ok(())
         })
         .await?;
-        drop(paging);
         let mut purged = 0;
         for chunk in old.chunks(PAGE) {
             // A deleted token's last-used time goes with its tombstone, at the version read
@@ -1631,7 +1781,6 @@ impl ClusterStore {
                 chunk.iter().map(|(id, v, _)| (id.as_str(), *v)).collect();
             let mut after = String::new();
             {
-                let mut s = self.sync();
                 for item in items.into_iter().flatten() {
                     let Some(result) = item.get("delete") else {
                         continue;
@@ -1645,11 +1794,7 @@ impl ClusterStore {
                         continue;
                     }
                     purged += 1;
-                    // Unless a poll or write brought a newer version meanwhile.
-                    if s.versions.get(id) == Some(version) {
-                        s.tombstones.remove(id);
-                        s.versions.remove(id);
-                    }
+                    self.forget_purged(id, *version);
                     if let Some((lu, v)) = id
                         .strip_prefix("token:")
                         .and_then(|token| last_used.get_key_value(&doc_id("last_used", token)))
@@ -1672,8 +1817,21 @@ impl ClusterStore {
         Ok(Purged {
             purged,
             unstamped,
-            newer: Found { loads, hits: newer },
+            newer: Found {
+                loads,
+                forgets,
+                hits: newer,
+            },
         })
+    }
+
+    /// A tombstone at `version` of `id` was purged: forgets it, unless a poll or write brought
+    /// a newer version meanwhile.
+    fn forget_purged(&self, id: &str, version: Version) {
+        let mut s = self.sync();
+        if s.versions.get(id) == Some(&version) {
+            s.forget(id);
+        }
     }
 
     /// The versions of the last-used documents of the deleted tokens among `tombstones`, by
@@ -1992,6 +2150,7 @@ mod tests {
         let hit = json!({"_id": id, "_source": source, "_seq_no": 5, "_primary_term": 1});
         let read = |loads| Found {
             loads,
+            forgets: 0,
             hits: vec![hit.clone()],
         };
         let before = read(store.sync().loads);
@@ -2002,6 +2161,89 @@ mod tests {
         // Read after it, the same record is applied.
         let after = read(store.sync().loads);
         assert_eq!(store.sweep_apply(&after), vec![change]);
+    }
+
+    /// Review 15b: a sweep's (or window re-read's) finds waited for the writer lock with the
+    /// paging lock already released, so a purge round could run in between. A record (a
+    /// token's; here an IP filter's) the round read before its delete, whose tombstone this
+    /// replica then polled,
+    /// held for the purge hold and purged (its version forgotten), was no longer older than
+    /// anything held when applied: a revoked token came back on this replica, for good
+    /// (the store holds no record of it any more). Finds of records no longer held, read
+    /// before a held version was forgotten, are not applied (tombstones are, and the window
+    /// keeps its floor so a later re-read reads them again).
+    #[test]
+    fn finds_read_before_a_purge_forgot_their_record_are_not_applied_after_it() {
+        let store = ClusterStore::new(
+            &crate::upstream::pool::tests::backend("http://127.0.0.1:9"),
+            &[],
+            "esgate-tokens",
+            Duration::from_secs(60),
+        );
+        let put = Change::PutIpFilter {
+            ip_filter: IpFilter {
+                name: "office".into(),
+                cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+                created_at: 1_700_000_000,
+            },
+        };
+        let delete = Change::DeleteIpFilter {
+            name: "office".into(),
+        };
+        let hit = |change: &Change, seq: u64, seq_no: u64| {
+            let (id, source) = documents(change, seq, 1_700_000_000).unwrap().remove(0);
+            json!({"_id": id, "_source": source, "_seq_no": seq_no, "_primary_term": 1})
+        };
+        let (old_put, tomb) = (hit(&put, 3, 5), hit(&delete, 4, 6));
+        let other = hit(&Change::DeleteFilter { id: "f".into() }, 3, 7);
+        let id = "ip_filter:office".to_owned();
+        {
+            let mut s = store.sync();
+            s.max_seq = 4;
+            s.counter_seen = 4;
+        }
+        // A sweep and a window re-read read the record, and a tombstone, before its delete.
+        let (loads, forgets) = {
+            let s = store.sync();
+            (s.loads, s.forgets)
+        };
+        let swept = Found {
+            loads,
+            forgets,
+            hits: vec![old_put.clone(), other.clone()],
+        };
+        let windowed = WindowRead {
+            settled: Some(4),
+            loads,
+            forgets,
+            hits: vec![old_put.clone()],
+        };
+        // The poll brings the delete; a purge round deletes its tombstone and forgets it.
+        assert_eq!(store.accept(&tomb), Some(delete));
+        store.forget_purged(
+            &id,
+            Version {
+                primary_term: 1,
+                seq_no: 6,
+            },
+        );
+        assert!(!store.sync().versions.contains_key(&id));
+        // The tombstone read before still applies; the record does not come back.
+        assert_eq!(
+            store.sweep_apply(&swept),
+            vec![Change::DeleteFilter { id: "f".into() }]
+        );
+        assert!(store.window_apply(&windowed).is_empty());
+        assert!(!store.sync().versions.contains_key(&id), "nothing held");
+        assert_eq!(store.sync().floor, 0, "the window keeps its floor");
+        // Read after the forget, the same record is applied (created again).
+        let forgets = store.sync().forgets;
+        let again = Found {
+            loads,
+            forgets,
+            hits: vec![old_put],
+        };
+        assert_eq!(store.sweep_apply(&again), vec![put]);
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.

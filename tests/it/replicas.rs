@@ -981,6 +981,185 @@ async fn noida_changes_and_admin_writes_do_not_wait_for_a_window_re_read() {
     changes_and_admin_writes_do_not_wait_for_a_window_re_read(Backend::noida()).await;
 }
 
+/// Review 15b: the settle window re-read and the purge round page by scroll beside the poll,
+/// which does not; a failing round was logged at debug and nothing else. A replica whose
+/// polls succeed while its scrolls fail (the store cluster out of scroll contexts, a proxy
+/// that refuses them) stayed in touch and ready, but never read a revocation that landed
+/// under a sequence it had already read (a write visible in parts): the other replicas
+/// applied it and purged its tombstone after their hold, and the replica served the revoked
+/// token for good, even once its scrolls worked again. Now half the retention of failing
+/// rounds counts as out of touch: the replica reads the whole store again (its `/ready` says
+/// when it cannot) and the revocation reaches it once it can.
+async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(backend: Backend) {
+    seed(backend.url()).await;
+    // B's store requests go through a relay that refuses scrolls while told to.
+    let refuse = Arc::new(AtomicBool::new(false));
+    let relay = support::recording::Recording::start();
+    let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
+    relay.script_fn("*", "/", move |r| {
+        let target = match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        };
+        if refusing.load(Ordering::SeqCst) && target.contains("scroll") {
+            let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
+            return support::recording::Answer::json(429, error);
+        }
+        let headers: Vec<(&str, &str)> = ["content-type"]
+            .into_iter()
+            .filter_map(|k| r.header(k).map(|v| (k, v)))
+            .collect();
+        let url = format!("{base}{target}");
+        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
+            Ok(reply) => support::recording::Answer {
+                status: reply.status.as_u16(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: reply.body,
+            },
+            Err(e) => support::recording::Answer::json(502, json!({"relay": format!("{e:?}")})),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Purge hold 10 s, a purge round every second.
+    let store = format!("{}\ntombstone_retention = \"8s\"", cluster_store(INDEX));
+    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let b_config = write_config(dir.path(), "b.toml", relay.url(), &store);
+    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
+    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("revoked")).await;
+    within(PROPAGATION, "the token on B", || async {
+        search_status(&b, &secret).await == 200
+    })
+    .await;
+    refuse.store(true, Ordering::SeqCst);
+    // A write visible in parts: B polls one record of the sequence, then the revocation lands
+    // under it; only a window re-read (or a purge round) reads it.
+    let seq = claim_seq(backend.url()).await;
+    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    within(Duration::from_secs(5), "the revocation on A", || async {
+        search_status(&a, &secret).await == 401
+    })
+    .await;
+    // A purges the tombstone once it held it for the hold.
+    let key = format!("token:{id}");
+    within(Duration::from_secs(30), "the tombstone purged", || async {
+        store_document(backend.url(), &key).await == 404
+    })
+    .await;
+    within(
+        Duration::from_secs(5),
+        "B says it is not ready while its rounds fail",
+        || async {
+            let r = send("GET", &format!("{}/ready", b.admin), &[], "")
+                .await
+                .unwrap();
+            r.status.as_u16() == 503
+        },
+    )
+    .await;
+    refuse.store(false, Ordering::SeqCst);
+    within(
+        Duration::from_secs(5),
+        "the purged revocation on B once it can scroll again",
+        || async { search_status(&b, &secret).await == 401 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge() {
+    a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge() {
+    a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(Backend::noida()).await;
+}
+
+/// Review 15b: the rounds that page beside the poll took one lock for a whole round, so a
+/// settle window re-read (every 4 polls) waited for a sweep or a purge round to read the whole
+/// store, seconds to minutes with many records: a revocation that landed under a sequence the
+/// replica had already read (a write visible in parts) reached it only after that. The sweep
+/// and the purge now take the lock for each page: the re-read waits for one page at most.
+/// Here B's scroll pages are slowed on their way to the store and its sweep after its start
+/// pages through 10,000 records.
+async fn a_window_re_read_does_not_wait_for_a_whole_sweep(backend: Backend) {
+    seed(backend.url()).await;
+    let holder = Holder::start(backend.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = cluster_store(INDEX);
+    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let through = format!("http://{}", holder.addr);
+    let b_config = write_config(dir.path(), "b.toml", &through, &store);
+    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
+    // 10,000 records (tombstones never purged) under one sequence, behind B's floor once A
+    // writes five tokens after them.
+    let never = 4_000_000_000i64;
+    let seq = claim_seq(backend.url()).await;
+    for chunk in 0..10 {
+        let mut lines = String::new();
+        for i in 0..1000 {
+            let key = format!("ip_filter:s{chunk}-{i}");
+            lines.push_str(&json!({"index": {"_index": INDEX, "_id": key}}).to_string());
+            lines.push('\n');
+            lines.push_str(
+                &json!({"kind": "ip_filter", "key": key, "seq": seq, "deleted": true,
+                        "record": {"deleted_at": never}})
+                .to_string(),
+            );
+            lines.push('\n');
+        }
+        let r = send(
+            "POST",
+            &format!("{}/_bulk?refresh=true", backend.url()),
+            &[("content-type", "application/x-ndjson")],
+            lines,
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    for i in 0..5 {
+        create(&a, read_token(&format!("later {i}"))).await;
+    }
+    let (id, secret) = create(&a, read_token("revoked")).await;
+    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
+    let started = Instant::now();
+    within(Duration::from_secs(5), "the token on B", || async {
+        search_status(&b, &secret).await == 200
+    })
+    .await;
+    // Every scroll page B asks for takes 0.7 s more: its sweep, SETTLE (5 s) after its load,
+    // reads 11 pages (about 8 s); a window re-read reads one.
+    holder.slow(br#""scroll_id""#, Duration::from_millis(700));
+    tokio::time::sleep(Duration::from_millis(6500).saturating_sub(started.elapsed())).await;
+    // The sweep is paging; a write visible in parts: B polls one record of the sequence, then
+    // the revocation lands under it.
+    let seq = claim_seq(backend.url()).await;
+    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    let took = within(
+        Duration::from_secs(5),
+        "the revocation, through B's window re-read, while B sweeps",
+        || async { search_status(&b, &secret).await == 401 },
+    )
+    .await;
+    eprintln!("the revocation reached B in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_window_re_read_does_not_wait_for_a_whole_sweep() {
+    a_window_re_read_does_not_wait_for_a_whole_sweep(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_window_re_read_does_not_wait_for_a_whole_sweep() {
+    a_window_re_read_does_not_wait_for_a_whole_sweep(Backend::noida()).await;
+}
+
 /// Session 13: a tombstone written before tombstones recorded their time (no
 /// `record.deleted_at`) is written again with one, then purged a retention later.
 async fn a_tombstone_without_a_time_is_stamped_then_purged(backend: Backend) {
@@ -1340,11 +1519,16 @@ async fn noida_a_revocation_landing_after_a_later_write_reaches_every_replica_wi
     .await;
 }
 
+/// The chunks a [`Holder`] delays (a marker they contain), and by how much.
+type Slow = Arc<std::sync::Mutex<Option<(Vec<u8>, Duration)>>>;
+
 /// A TCP forwarder that, once armed, holds the first chunk a client sends containing a marker
-/// until the test releases it (and tells the test it holds one).
+/// until the test releases it (and tells the test it holds one); or delays every chunk
+/// containing another marker (`slow`).
 struct Holder {
     addr: SocketAddr,
     marker: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    slow: Slow,
     held: Arc<tokio::sync::Notify>,
     release: Arc<tokio::sync::Notify>,
 }
@@ -1357,13 +1541,14 @@ impl Holder {
         let marker: Arc<std::sync::Mutex<Option<Vec<u8>>>> = Arc::default();
         let held = Arc::new(tokio::sync::Notify::new());
         let release = Arc::new(tokio::sync::Notify::new());
-        let (m, h, r) = (marker.clone(), held.clone(), release.clone());
+        let slow: Slow = Arc::default();
+        let (m, h, r, sl) = (marker.clone(), held.clone(), release.clone(), slow.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                let (m, h, r) = (m.clone(), h.clone(), r.clone());
+                let (m, h, r, sl) = (m.clone(), h.clone(), r.clone(), sl.clone());
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                         return;
@@ -1391,6 +1576,15 @@ impl Holder {
                                 h.notify_one();
                                 r.notified().await;
                             }
+                            let delay = sl.lock().unwrap().as_ref().and_then(|(k, d)| {
+                                buf[..n]
+                                    .windows(k.len())
+                                    .any(|w| w == k.as_slice())
+                                    .then_some(*d)
+                            });
+                            if let Some(d) = delay {
+                                tokio::time::sleep(d).await;
+                            }
                             if server_w.write_all(&buf[..n]).await.is_err() {
                                 return;
                             }
@@ -1406,9 +1600,15 @@ impl Holder {
         Holder {
             addr,
             marker,
+            slow,
             held,
             release,
         }
+    }
+
+    /// Delays every chunk containing `marker` by `delay` from now on.
+    fn slow(&self, marker: &[u8], delay: Duration) {
+        *self.slow.lock().unwrap() = Some((marker.to_vec(), delay));
     }
 
     /// Holds the next chunk containing `marker`; returns once one is held.
