@@ -821,6 +821,28 @@ async fn noida_a_tombstone_stamped_in_the_past_is_not_purged_before_replicas_see
     a_tombstone_stamped_in_the_past_is_not_purged_before_replicas_see_it(Backend::noida()).await;
 }
 
+/// Writes `thousands` x 1000 IP filter tombstones (`ip_filter:<prefix><chunk>-<i>`, never old
+/// enough to purge) under one freshly claimed `seq`, a bulk of a thousand at a time.
+async fn tombstones_of_one_seq(url: &str, prefix: &str, thousands: usize) {
+    let never = 4_000_000_000i64;
+    let seq = claim_seq(url).await;
+    for chunk in 0..thousands {
+        let mut lines = String::new();
+        for i in 0..1000 {
+            let key = format!("ip_filter:{prefix}{chunk}-{i}");
+            lines.push_str(&json!({"index": {"_index": INDEX, "_id": key}}).to_string());
+            lines.push('\n');
+            lines.push_str(
+                &json!({"kind": "ip_filter", "key": key, "seq": seq, "deleted": true,
+                        "record": {"deleted_at": never}})
+                .to_string(),
+            );
+            lines.push('\n');
+        }
+        support::http::bulk(url, lines).await;
+    }
+}
+
 /// Review 13b: a purge round pages through every tombstone in the store. It ran inline in
 /// the poll loop and under the store's writer lock, so while it paged no change reached the
 /// replica (a revocation included) and its admin writes waited. With many tombstones (here
@@ -838,31 +860,7 @@ async fn changes_propagate_while_replicas_page_many_tombstones(backend: Backend)
     let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
     let b_config = write_config(dir.path(), "b.toml", backend.url(), &store);
     let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
-    let never = 4_000_000_000i64;
-    let seq = claim_seq(backend.url()).await;
-    for chunk in 0..20 {
-        let mut lines = String::new();
-        for i in 0..1000 {
-            let key = format!("ip_filter:t{chunk}-{i}");
-            lines.push_str(&json!({"index": {"_index": INDEX, "_id": key}}).to_string());
-            lines.push('\n');
-            lines.push_str(
-                &json!({"kind": "ip_filter", "key": key, "seq": seq, "deleted": true,
-                        "record": {"deleted_at": never}})
-                .to_string(),
-            );
-            lines.push('\n');
-        }
-        let r = send(
-            "POST",
-            &format!("{}/_bulk?refresh=true", backend.url()),
-            &[("content-type", "application/x-ndjson")],
-            lines,
-        )
-        .await
-        .unwrap();
-        assert!(r.status.is_success(), "{}", r.text());
-    }
+    tombstones_of_one_seq(backend.url(), "t", 20).await;
     let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
     // Rounds start at once: B's start re-reads the last few sequences in its settle window
     // (here the 20,000 tombstones of one sequence, seconds per re-read in a debug build) for
@@ -1096,31 +1094,7 @@ async fn a_window_re_read_does_not_wait_for_a_whole_sweep(backend: Backend) {
     let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
     // 10,000 records (tombstones never purged) under one sequence, behind B's floor once A
     // writes five tokens after them.
-    let never = 4_000_000_000i64;
-    let seq = claim_seq(backend.url()).await;
-    for chunk in 0..10 {
-        let mut lines = String::new();
-        for i in 0..1000 {
-            let key = format!("ip_filter:s{chunk}-{i}");
-            lines.push_str(&json!({"index": {"_index": INDEX, "_id": key}}).to_string());
-            lines.push('\n');
-            lines.push_str(
-                &json!({"kind": "ip_filter", "key": key, "seq": seq, "deleted": true,
-                        "record": {"deleted_at": never}})
-                .to_string(),
-            );
-            lines.push('\n');
-        }
-        let r = send(
-            "POST",
-            &format!("{}/_bulk?refresh=true", backend.url()),
-            &[("content-type", "application/x-ndjson")],
-            lines,
-        )
-        .await
-        .unwrap();
-        assert!(r.status.is_success(), "{}", r.text());
-    }
+    tombstones_of_one_seq(backend.url(), "s", 10).await;
     for i in 0..5 {
         create(&a, read_token(&format!("later {i}"))).await;
     }

@@ -649,19 +649,7 @@ async fn scores_do_not_count_other_tenants_documents(base: &str) {
         bulk.push_str(&json!({"tenant": tenant, "message": message, "n": n}).to_string());
         bulk.push('\n');
     }
-    let write = |bulk: String| async move {
-        let r = send(
-            "POST",
-            &format!("{base}/_bulk?refresh=true"),
-            &[("content-type", "application/x-ndjson")],
-            bulk,
-        )
-        .await
-        .expect("backend answers");
-        assert!(r.status.is_success(), "{}", r.text());
-        assert_eq!(r.json()["errors"], json!(false), "{}", r.text());
-    };
-    write(bulk).await;
+    support::http::bulk(base, bulk).await;
 
     let gw = Esgate::start(&[base], "").await;
     let tenant = json!([{"field": "tenant", "value": "a"}]);
@@ -690,7 +678,7 @@ async fn scores_do_not_count_other_tenants_documents(base: &str) {
         );
         bulk.push('\n');
     }
-    write(bulk).await;
+    support::http::bulk(base, bulk).await;
     let constant_after = scores_seen(&gw, &constant).await;
     let relevance_after = scores_seen(&gw, &relevance).await;
 

@@ -121,6 +121,21 @@ pub async fn send(
     send_with_timeout(method, url, headers, body, DEFAULT_TIMEOUT).await
 }
 
+/// Sends `ndjson` to the backend at `url` as a `_bulk?refresh=true`; panics unless every item
+/// was written.
+pub async fn bulk(url: &str, ndjson: String) {
+    let r = send(
+        "POST",
+        &format!("{url}/_bulk?refresh=true"),
+        &[("content-type", "application/x-ndjson")],
+        ndjson,
+    )
+    .await
+    .expect("backend answers");
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(r.json()["errors"], serde_json::json!(false), "{}", r.text());
+}
+
 /// A JSON request to any URL (esgate or a backend directly), with an optional whole
 /// `Authorization` value; panics when nothing answers.
 pub async fn send_json(
