@@ -460,11 +460,22 @@ fn documents(change: &Change, seq: u64, now: UnixTime) -> Result<Vec<(String, Va
 }
 
 /// The hits of a search answer, moved out of it.
-fn take_hits(answer: &mut Value) -> Vec<Value> {
-    match answer.pointer_mut("/hits/hits") {
+fn take_hits(answer: &mut Value, what: &str) -> Result<Vec<Value>, StoreError> {
+    // A partial page (a shard failed, or the search timed out) may lack records: a round that
+    // took it for whole could move the floor past a record it never read (a revocation).
+    let failed = answer
+        .pointer("/_shards/failed")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed > 0 || answer.get("timed_out") == Some(&Value::Bool(true)) {
+        return Err(StoreError::Unavailable(format!(
+            "the store cluster answered {what} with a partial page (failed shards or timed out)"
+        )));
+    }
+    Ok(match answer.pointer_mut("/hits/hits") {
         Some(Value::Array(hits)) => std::mem::take(hits),
         _ => vec![],
-    }
+    })
 }
 
 /// A bulk item's `result` (the object under its action): the version it wrote when it
@@ -877,7 +888,7 @@ impl ClusterStore {
             if status != 200 {
                 return Err(Self::unexpected("a store search", status));
             }
-            let hits = take_hits(&mut answer);
+            let hits = take_hits(&mut answer, "a store search")?;
             hits.iter().for_each(&mut f);
             if hits.len() < PAGE {
                 return Ok(());
@@ -934,12 +945,18 @@ impl ClusterStore {
                     .get("_scroll_id")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let hits = take_hits(&mut answer);
+                let hits = take_hits(&mut answer, what)?;
                 if hits.is_empty() {
                     return Ok(());
                 }
                 hits.iter().try_for_each(&mut f)?;
                 if scroll_id.is_none() {
+                    // A full page without a scroll id to go on: the rest would go unread.
+                    if hits.len() >= PAGE {
+                        return Err(StoreError::Unavailable(format!(
+                            "the store cluster answered {what} without a scroll id"
+                        )));
+                    }
                     return Ok(());
                 }
             }
@@ -2244,6 +2261,31 @@ mod tests {
             hits: vec![old_put],
         };
         assert_eq!(store.sweep_apply(&again), vec![put]);
+    }
+
+    /// Session 15: a page that reports a failed shard or a timeout may lack records; taken for
+    /// whole, a round could move the floor past a record it never read. Refused.
+    #[test]
+    fn partial_pages_are_refused() {
+        let hit = json!({"_id": "token:t1"});
+        let whole = json!({"timed_out": false, "_shards": {"total": 1, "successful": 1, "failed": 0},
+                           "hits": {"hits": [hit]}});
+        assert_eq!(
+            take_hits(&mut whole.clone(), "a read").unwrap(),
+            vec![hit.clone()]
+        );
+        let bare = json!({"hits": {"hits": [hit]}});
+        assert_eq!(
+            take_hits(&mut bare.clone(), "a read").unwrap(),
+            vec![hit.clone()]
+        );
+        for partial in [
+            json!({"timed_out": true, "hits": {"hits": [hit]}}),
+            json!({"_shards": {"total": 2, "successful": 1, "failed": 1}, "hits": {"hits": [hit]}}),
+        ] {
+            let err = take_hits(&mut partial.clone(), "a read").unwrap_err();
+            assert!(err.to_string().contains("partial page"), "{err}");
+        }
     }
 
     /// A poll after a reload lands on top of it; a reload after polls replaces them.
