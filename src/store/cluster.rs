@@ -615,6 +615,15 @@ pub struct Found {
 }
 
 impl Found {
+    /// A round starting now: nothing found yet, the load and forget counts it started at.
+    fn starting(s: &Sync) -> Found {
+        Found {
+            loads: s.loads,
+            forgets: s.forgets,
+            hits: vec![],
+        }
+    }
+
     /// Whether it found records to apply.
     pub fn is_empty(&self) -> bool {
         self.hits.is_empty()
@@ -630,18 +639,14 @@ pub struct WindowRead {
     /// The highest `seq` seen `SETTLE` before the re-read started, where the floor moves once
     /// it is applied.
     settled: Option<u64>,
-    /// `Sync::loads` when it started.
-    loads: u64,
-    /// `Sync::forgets` when it started (see [`Found::forgets`]).
-    forgets: u64,
-    /// The records newer than held.
-    hits: Vec<Value>,
+    /// The records newer than held, with the counts the re-read started at.
+    found: Found,
 }
 
 impl WindowRead {
     /// Whether it found records to apply.
     pub fn is_empty(&self) -> bool {
-        self.hits.is_empty()
+        self.found.is_empty()
     }
 }
 
@@ -1229,9 +1234,7 @@ impl ClusterStore {
             s.since_window = 0;
             let read = WindowRead {
                 settled: s.settled(Instant::now()),
-                loads: s.loads,
-                forgets: s.forgets,
-                hits: vec![],
+                found: Found::starting(&s),
             };
             (s.floor, s.max_seq, read)
         };
@@ -1242,17 +1245,8 @@ impl ClusterStore {
             "filter": [{"range": {"seq": {"gt": floor, "lte": max_seq}}}],
             "must_not": [{"terms": {"kind": ["counter", "id_key", "last_used"]}}]
         }});
-        self.each_scrolled(&query, "the settle window re-read", false, |hit| {
-            if let (Some(id), Some(version)) =
-                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
-            {
-                if self.newer_than_held(id, version) {
-                    read.hits.push(hit.clone());
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        self.read_newer(&query, "the settle window re-read", false, &mut read.found)
+            .await?;
         Ok(read)
     }
 
@@ -1263,14 +1257,15 @@ impl ClusterStore {
     /// A find read before a forget that is no longer held is not applied, and the floor stays
     /// (a later re-read reads that record again, as it then is).
     pub fn window_apply(&self, read: &WindowRead) -> Vec<Change> {
-        if self.sync().loads != read.loads {
+        let found = &read.found;
+        if self.sync().loads != found.loads {
             return vec![];
         }
         let mut stale = false;
-        let out = read
+        let out = found
             .hits
             .iter()
-            .filter_map(|hit| match self.accept_found(hit, read.forgets) {
+            .filter_map(|hit| match self.accept_found(hit, found.forgets) {
                 Ok(change) => change,
                 Err(Stale) => {
                     stale = true;
@@ -1281,7 +1276,7 @@ impl ClusterStore {
         let mut s = self.sync();
         // An empty re-read is applied without the writer lock: a load may have come since the
         // check above (its floor is its own).
-        if !stale && s.loads == read.loads {
+        if !stale && s.loads == found.loads {
             s.pass(read.settled);
         }
         out
@@ -1301,34 +1296,40 @@ impl ClusterStore {
         // Each page under the paging lock, not the whole read: a window re-read waits for one
         // page at most.
         let started = Instant::now();
-        let (loads, forgets) = {
-            let s = self.sync();
-            (s.loads, s.forgets)
-        };
+        let mut found = Found::starting(&self.sync());
         let query = json!({"bool": {"must_not": [
             {"terms": {"kind": ["counter", "id_key", "last_used"]}}
         ]}});
-        let mut newer = vec![];
-        self.each_scrolled(&query, "the store sweep", true, |hit| {
-            if let (Some(id), Some(version)) =
-                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
-            {
-                if self.newer_than_held(id, version) {
-                    newer.push(hit.clone());
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        self.read_newer(&query, "the store sweep", true, &mut found)
+            .await?;
         let mut s = self.sync();
         if s.sweep_after_load.is_some_and(|due| started >= due) {
             s.sweep_after_load = None;
         }
-        Ok(Found {
-            loads,
-            forgets,
-            hits: newer,
+        Ok(found)
+    }
+
+    /// Adds to `found` the records `query` matches whose version is newer than the one this
+    /// replica holds (the sweep's and the settle window re-read's read; `what` and `paged` as
+    /// for [`ClusterStore::each_scrolled`]).
+    async fn read_newer(
+        &self,
+        query: &Value,
+        what: &str,
+        paged: bool,
+        found: &mut Found,
+    ) -> Result<(), StoreError> {
+        self.each_scrolled(query, what, paged, |hit| {
+            if let (Some(id), Some(version)) =
+                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
+            {
+                if self.newer_than_held(id, version) {
+                    found.hits.push(hit.clone());
+                }
+            }
+            Ok(())
         })
+        .await
     }
 
     /// Whether a sweep is due now besides the periodic ones: [`SETTLE`] after a load (at start,
@@ -1743,12 +1744,8 @@ impl ClusterStore {
         let query = json!({"bool": {"filter": [{"term": {"deleted": true}}]}});
         let mut old = vec![];
         let mut unstamped = vec![];
-        let mut newer = vec![];
         // Each page under the paging lock (see `sweep_read`).
-        let (loads, forgets) = {
-            let s = self.sync();
-            (s.loads, s.forgets)
-        };
+        let mut newer = Found::starting(&self.sync());
         self.each_scrolled(&query, "a tombstone purge", true, |hit| {
             let (Some(id), Some(source), Some(version)) = (
                 hit.get("_id").and_then(Value::as_str),
@@ -1765,7 +1762,7 @@ impl ClusterStore {
                 return Ok(());
             }
             if self.newer_than_held(id, version) {
-                newer.push(hit.clone());
+                newer.hits.push(hit.clone());
             }
             match source.pointer("/record/deleted_at").and_then(Value::as_i64) {
                 Some(at) if at <= horizon && self.held_for(id, version, hold) => {
@@ -1834,11 +1831,7 @@ impl ClusterStore {
         Ok(Purged {
             purged,
             unstamped,
-            newer: Found {
-                loads,
-                forgets,
-                hits: newer,
-            },
+            newer,
         })
     }
 
@@ -2220,20 +2213,14 @@ mod tests {
             s.counter_seen = 4;
         }
         // A sweep and a window re-read read the record, and a tombstone, before its delete.
-        let (loads, forgets) = {
-            let s = store.sync();
-            (s.loads, s.forgets)
+        let read = |hits: Vec<Value>| Found {
+            hits,
+            ..Found::starting(&store.sync())
         };
-        let swept = Found {
-            loads,
-            forgets,
-            hits: vec![old_put.clone(), other.clone()],
-        };
+        let swept = read(vec![old_put.clone(), other.clone()]);
         let windowed = WindowRead {
             settled: Some(4),
-            loads,
-            forgets,
-            hits: vec![old_put.clone()],
+            found: read(vec![old_put.clone()]),
         };
         // The poll brings the delete; a purge round deletes its tombstone and forgets it.
         assert_eq!(store.accept(&tomb), Some(delete));
@@ -2254,12 +2241,7 @@ mod tests {
         assert!(!store.sync().versions.contains_key(&id), "nothing held");
         assert_eq!(store.sync().floor, 0, "the window keeps its floor");
         // Read after the forget, the same record is applied (created again).
-        let forgets = store.sync().forgets;
-        let again = Found {
-            loads,
-            forgets,
-            hits: vec![old_put],
-        };
+        let again = read(vec![old_put]);
         assert_eq!(store.sweep_apply(&again), vec![put]);
     }
 
