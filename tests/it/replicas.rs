@@ -1293,6 +1293,35 @@ async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica()
     a_revocation_written_long_after_its_claim_reaches_every_replica(Backend::noida()).await;
 }
 
+/// Two replicas on `store`; a token created on the first (seen on the second within
+/// `propagation`) is revoked behind both replicas' floor: a `seq` claimed, a later write, then
+/// after `settle` (every poll settled past the claimed `seq`) the token's tombstone written
+/// under it, as a writer paused between claim and write would. The replicas and the token's
+/// secret (the directory holds their configuration).
+async fn revocation_behind_the_floor(
+    backend: &Backend,
+    store: &str,
+    propagation: Duration,
+    settle: Duration,
+) -> (tempfile::TempDir, Vec<Served>, String) {
+    seed(backend.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "replica.toml", backend.url(), store);
+    let rs: Vec<Served> = (0..2)
+        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
+        .collect();
+    let (id, secret) = create(&rs[0], read_token("stale")).await;
+    within(propagation, "token on replica 1", || async {
+        search_status(&rs[1], &secret).await == 200
+    })
+    .await;
+    let seq = claim_seq(backend.url()).await;
+    create(&rs[1], read_token("meanwhile")).await;
+    tokio::time::sleep(settle).await;
+    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    (dir, rs, secret)
+}
+
 /// Session 14: a writer whose pause its clocks do not show (a VM stopped with its clocks, then
 /// resumed), or whose records landed after its own request had timed out, or that was killed
 /// before stamping them again, lands records under a `seq` every poll has settled past: no
@@ -1300,23 +1329,10 @@ async fn noida_a_revocation_written_long_after_its_claim_reaches_every_replica()
 /// replica writes, then writes a revocation under the old `seq`, never again); the replicas'
 /// periodic sweep (every 240 polls: 12 s at 50 ms) finds it.
 async fn a_revocation_landed_behind_the_floor_is_found_by_the_sweep(backend: Backend) {
-    seed(backend.url()).await;
-    let dir = tempfile::tempdir().unwrap();
     let store = format!("kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"50ms\"");
-    let config = write_config(dir.path(), "fast.toml", backend.url(), &store);
-    let rs: Vec<Served> = (0..2)
-        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
-        .collect();
-    let (id, secret) = create(&rs[0], read_token("stale")).await;
-    within(PROPAGATION, "token on replica 1", || async {
-        search_status(&rs[1], &secret).await == 200
-    })
-    .await;
-    let seq = claim_seq(backend.url()).await;
-    create(&rs[1], read_token("meanwhile")).await;
     // Every poll settles past `seq` (SETTLE, 5 s, after the next one was seen).
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    let (_dir, rs, secret) =
+        revocation_behind_the_floor(&backend, &store, PROPAGATION, Duration::from_secs(7)).await;
     within(
         Duration::from_secs(15),
         "the revocation behind the floor reaches both replicas",
@@ -1349,26 +1365,18 @@ async fn noida_a_revocation_landed_behind_the_floor_is_found_by_the_sweep() {
 /// hold) now applies the tombstones it pages that are newer than held. Here (retention 8 s,
 /// hold 10 s) the revocation behind the floor must reach both replicas within the hold.
 async fn a_revocation_behind_the_floor_is_swept_before_it_may_be_purged(backend: Backend) {
-    seed(backend.url()).await;
-    let dir = tempfile::tempdir().unwrap();
     let store = format!(
         "kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"1s\"\n\
          tombstone_retention = \"8s\""
     );
-    let config = write_config(dir.path(), "short.toml", backend.url(), &store);
-    let rs: Vec<Served> = (0..2)
-        .map(|_| serve(&["--config", config.to_str().unwrap()], |_| {}))
-        .collect();
-    let (id, secret) = create(&rs[0], read_token("short")).await;
-    within(Duration::from_secs(3), "token on replica 1", || async {
-        search_status(&rs[1], &secret).await == 200
-    })
-    .await;
-    let seq = claim_seq(backend.url()).await;
-    create(&rs[1], read_token("meanwhile")).await;
     // Every poll settles past `seq` (a window re-read every 4 polls, SETTLE after it was seen).
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    let (_dir, rs, secret) = revocation_behind_the_floor(
+        &backend,
+        &store,
+        Duration::from_secs(3),
+        Duration::from_secs(11),
+    )
+    .await;
     within(
         Duration::from_secs(10),
         "the revocation behind the floor reaches both replicas before the purge hold ends",
