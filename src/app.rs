@@ -182,6 +182,7 @@ impl App {
             policies: config.policies.clone(),
             audit: audit.clone(),
             kibana_public_url: config.kibana.as_ref().map(|k| k.public_url.clone()),
+            guarded_store: config.store.guarded_index().map(str::to_owned),
         };
         let (admin_key, admin_key_file) = match &config.admin_key {
             Some(key) => (key.clone(), None),
@@ -317,6 +318,7 @@ impl App {
                     policies: config.policies.clone(),
                     audit: audit.clone(),
                     kibana_public_url: self.admin.kibana_public_url.clone(),
+                    guarded_store: self.admin.guarded_store.clone(),
                 },
                 kibana_front: self.kibana_front.clone(),
                 upstream: Arc::new(Upstream::new(&config.backend, shards)),

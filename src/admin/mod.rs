@@ -107,6 +107,9 @@ pub struct AdminContext {
     pub audit: Arc<dyn AuditSink>,
     /// `[kibana] public_url`: where share links point. `None`: no Kibana front, no links.
     pub kibana_public_url: Option<String>,
+    /// esgate's token store index when tokens could read it (`StoreKind::guarded_index`): a
+    /// `read` token whose pattern reaches it is refused here, not on every request after.
+    pub guarded_store: Option<String>,
 }
 
 /// Token policies, checked on create and update. A refusal names the policy.
@@ -454,6 +457,7 @@ pub(crate) mod testing {
                     policies,
                     audit: audit.clone(),
                     kibana_public_url: Some("https://dash.example.com".into()),
+                    guarded_store: Some(".esgate".into()),
                 },
                 persistence,
                 audit,

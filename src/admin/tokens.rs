@@ -334,6 +334,24 @@ fn check_all_is_unrestricted(
     Ok(())
 }
 
+/// No token may read esgate's token store index when it lives in the cluster tokens read:
+/// a pattern that reaches it is refused here, rather than the token being refused on every
+/// request afterwards (the request path keeps that check for tokens stored before).
+fn check_store_unreachable(ctx: &AdminContext, indices: &[String]) -> Result<(), AdminError> {
+    let Some(store) = ctx.guarded_store.as_deref() else {
+        return Ok(());
+    };
+    match crate::es::indices::store_guard::token_reaches(indices, store) {
+        Some(p) => Err(AdminError::field(
+            "indices",
+            &format!(
+                "the pattern [{p}] reaches esgate's token store index, which no token may read; narrow the pattern"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `scores`: `"constant"` or `"relevance"`; `null` (PATCH) returns the token to the default
 /// (`Token::scores`). `None`: absent.
 fn parse_scores(map: &Map<String, Value>) -> Result<Option<Option<Scores>>, AdminError> {
@@ -590,6 +608,7 @@ pub(super) async fn create(
     let indices = parse_indices(&map)?.unwrap_or_else(|| vec!["*".to_owned()]);
     let permissions = parse_permissions(&map)?.unwrap_or_else(|| [Permission::Read].into());
     check_all_is_unrestricted(&permissions, !filters.is_empty(), &indices)?;
+    check_store_unreachable(ctx, &indices)?;
     let expires_at = match parse_expiry(&map, now)? {
         Expiry::At(t) => Some(t),
         Expiry::Absent | Expiry::Never => None,
@@ -754,6 +773,7 @@ pub(super) async fn update(
             t.permissions = perms;
         }
         check_all_is_unrestricted(&t.permissions, !t.filters.is_empty(), &t.indices)?;
+        check_store_unreachable(ctx, &t.indices)?;
         match (expiry, old.expires_at) {
             (Expiry::Absent, _) | (Expiry::Never, None) => {}
             (Expiry::Never, Some(_)) => {

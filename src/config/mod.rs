@@ -108,6 +108,16 @@ impl StoreKind {
             StoreKind::Elasticsearch { index, .. } => Some(index),
         }
     }
+
+    /// The cluster store's index when it lives in the backend cluster that tokens read
+    /// (`store.urls` unset): no `read` token's pattern may reach it, and an `all` token's
+    /// requests are checked against it.
+    pub fn guarded_index(&self) -> Option<&str> {
+        match self {
+            StoreKind::Elasticsearch { index, urls, .. } if urls.is_empty() => Some(index),
+            _ => None,
+        }
+    }
 }
 
 /// Where a secret came from. The value itself is never kept here.

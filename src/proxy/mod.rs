@@ -1230,15 +1230,10 @@ async fn check_store_reach(
     }
 }
 
-/// The store index an `all` token's requests are checked against: the cluster store's, when it
-/// lives in the backend cluster (`store.urls` unset).
+/// The store index no `read` token may reach and an `all` token's requests are checked
+/// against (`StoreKind::guarded_index`).
 fn guarded_store(app: &App) -> Option<&str> {
-    match &app.config.store {
-        crate::config::StoreKind::Elasticsearch { index, urls, .. } if urls.is_empty() => {
-            Some(index)
-        }
-        _ => None,
-    }
+    app.config.store.guarded_index()
 }
 
 /// A request's id: 16 hex digits of a 64-bit number from a per-thread `StdRng` (ChaCha12,

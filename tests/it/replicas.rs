@@ -1791,10 +1791,32 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
     let r = rs.get(0);
     let (_, read) = create(r, read_token("r")).await;
     let (_, all) = create(r, json!({"name": "all", "permissions": ["all"]})).await;
-    let (_, dots) = create(
-        r,
-        json!({"name": "dots", "indices": [".*"], "filters": [{"field": "env", "value": "test"}]}),
-    )
+    // A pattern that reaches the store index is refused when the token is created; one stored
+    // before that check (here: written by `store import`) is refused on every request.
+    let dots_body =
+        json!({"name": "dots", "indices": [".*"], "filters": [{"field": "env", "value": "test"}]});
+    let (s, refused) = admin(r, "POST", "/tokens", Some(dots_body.clone())).await;
+    assert_eq!(s, 400, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("reaches esgate's token store index"),
+        "{refused}"
+    );
+    let (dots_id, dots) = create(r, json!({"name": "dots", "indices": ["logs-*"]})).await;
+    let (ok, export, err) = store_cli(&["export"], &rs.config, None);
+    assert!(ok, "{err}");
+    let mut export: Value = serde_json::from_str(&export).unwrap();
+    for change in export["changes"].as_array_mut().unwrap() {
+        if change["token"]["id"] == dots_id {
+            change["token"]["indices"] = dots_body["indices"].clone();
+        }
+    }
+    let (ok, _, err) = store_cli(&["import"], &rs.config, Some(&export.to_string()));
+    assert!(ok, "{err}");
+    within(PROPAGATION * 5, "the imported pattern applies", || async {
+        data(r, &dots, "GET", "/logs-*/_search", "").await.0 == 403
+    })
     .await;
     assert_eq!(
         search_status(r, &all).await,

@@ -613,6 +613,48 @@ async fn patch_changes_name_filters_indices_and_permissions() {
     );
 }
 
+/// A pattern that reaches esgate's token store index (when it lives in the cluster tokens
+/// read) is refused at create and update, naming the pattern, and the token is not changed;
+/// `*` never reaches a dot-named index, and without a guarded store nothing is refused.
+#[tokio::test]
+async fn patterns_that_reach_the_token_store_index_are_refused() {
+    let h = Harness::new();
+    let store = h
+        .ctx
+        .guarded_store
+        .clone()
+        .expect("the harness guards a store index");
+    let reason_for = |p: &str| {
+        format!(
+            "field [indices] the pattern [{p}] reaches esgate's token store index, which no token may read; narrow the pattern"
+        )
+    };
+    for p in [store.as_str(), ".*", ".esg*"] {
+        let b = h
+            .expect(
+                "POST",
+                "/tokens",
+                &json!({"name": "a", "indices": ["logs-*", p]}).to_string(),
+                400,
+            )
+            .await;
+        assert_eq!(reason(&b), reason_for(p));
+    }
+    let b = token(&h, json!({"name": "a", "indices": ["*", ".kibana*"]})).await;
+    let path = format!("/tokens/{}", b["id"].as_str().unwrap());
+    let refused = h.expect("PATCH", &path, r#"{"indices":[".*"]}"#, 400).await;
+    assert_eq!(reason(&refused), reason_for(".*"));
+    assert_eq!(
+        h.expect("GET", &path, "", 200).await["indices"],
+        json!(["*", ".kibana*"])
+    );
+
+    let mut unguarded = Harness::new();
+    unguarded.ctx.guarded_store = None;
+    let b = token(&unguarded, json!({"name": "a", "indices": [".*"]})).await;
+    assert_eq!(b["indices"], json!([".*"]));
+}
+
 #[tokio::test]
 async fn patch_without_changes_writes_and_audits_nothing() {
     let h = Harness::new();
