@@ -280,10 +280,7 @@ impl App {
             "auth.max_failures, auth.failure_window, auth.max_tracked_addresses",
         );
         needs(config.metrics != old.metrics, "metrics.max_token_series");
-        needs(
-            config.log.level != old.log.level || config.log.json != old.log.json,
-            "log",
-        );
+        needs(config.log.json != old.log.json, "log.json");
         // Reopen the audit output first: when it cannot be opened, nothing changes.
         let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
         let (admin_key, admin_key_file) = match &config.admin_key {
@@ -305,7 +302,8 @@ impl App {
         config.kibana = old.kibana.clone();
         config.id_key = old.id_key.clone();
         config.metrics = old.metrics.clone();
-        config.log = old.log.clone();
+        // `log.level` applies at once (`cli::apply_log_level`); `log.json` needs a restart.
+        config.log.json = old.log.json;
         // The running workers stay (restart-only), and so does the pool's shard per worker:
         // a pool sharded for another count (or for the CPUs `listen.workers = 0` finds now)
         // would hand one worker's idle connections, driven by its runtime, to another.

@@ -258,17 +258,38 @@ fn log_directives(level: &str) -> String {
     }
 }
 
+/// The running log filter, replaced on SIGHUP when `log.level` changes ([`apply_log_level`]).
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_new(log_directives(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(&config.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(&config.log.level));
+    let _ = LOG_FILTER.set(handle);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(filter);
     if config.log.json {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
+    }
+}
+
+/// Applies a reloaded `log.level` (validated with the configuration) to the running log.
+fn apply_log_level(level: &str) {
+    if let Some(handle) = LOG_FILTER.get() {
+        if let Err(e) = handle.reload(log_filter(level)) {
+            tracing::warn!(error = %e, "Reload: log.level could not be applied");
+        }
     }
 }
 
@@ -374,7 +395,10 @@ async fn reload_on_hangup(
             .map_err(|e| one_line(e.to_string()))
             .and_then(|config| {
                 log_advice(&config);
-                live.reload(config).map_err(|e| one_line(e.to_string()))
+                let level = config.log.level.clone();
+                let restart = live.reload(config).map_err(|e| one_line(e.to_string()))?;
+                apply_log_level(&level);
+                Ok(restart)
             }) {
             Err(e) => tracing::error!(
                 error = %e,

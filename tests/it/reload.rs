@@ -342,3 +342,52 @@ async fn a_replaced_certificate_is_served_after_reload() {
         "the first certificate is no longer served"
     );
 }
+
+/// `log.level` applies at once on reload (no restart named): a connection that sends no HTTP
+/// is logged at debug only after the level is raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_log_level_applies_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const DEBUG_LINE: &str = "Connection ended with an error";
+    let backend = Backend::osmem();
+    let s = setup();
+    write_config(&s.config, backend.url(), &s.store, &s.audit, "");
+    let served = start(&s);
+    let addr = served.data.trim_start_matches("http://").to_owned();
+    let not_http = || async {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+        let mut answer = vec![];
+        let _ = c.read_to_end(&mut answer).await;
+    };
+    not_http().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = served.log.lock().unwrap().clone();
+    assert!(!log.contains(DEBUG_LINE), "logged at info:\n{log}");
+
+    write_config(
+        &s.config,
+        backend.url(),
+        &s.store,
+        &s.audit,
+        "[log]\nlevel = \"debug\"\n",
+    );
+    let log = tokio::task::block_in_place(|| hangup(&served, 1));
+    assert!(
+        log.contains("Configuration reloaded") && !log.contains("only after a restart"),
+        "{log}"
+    );
+    not_http().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = served.log.lock().unwrap().clone();
+        if log.contains(DEBUG_LINE) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no debug line after the reload:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
