@@ -249,25 +249,28 @@ where
         budget,
         Some(patience),
         &mut ReadStart::default(),
+        BudgetHold::default(),
     )
     .await
 }
 
 /// [`read_answer_budgeted`], leaving in `start` the answer's beginning when the read fails
 /// (refused for room or size, broken, or cut off by the caller's timeout: `start` is the
-/// caller's). `proxy` looks there for the id of a backend context to free.
+/// caller's). `proxy` looks there for the id of a backend context to free. `room` is what the
+/// caller already holds for the answer: the read claims only what it needs beyond that.
 pub async fn read_answer_keeping_start<B>(
     body: B,
     limit: usize,
     budget: &BodyBudget,
     patience: std::time::Duration,
     start: &mut ReadStart,
+    room: BudgetHold,
 ) -> Result<(Bytes, BudgetHold), ReadError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    read_charged(body, limit, budget, Some(patience), start).await
+    read_charged(body, limit, budget, Some(patience), start, room).await
 }
 
 /// What a read of a body has taken of it so far: its first bytes, when a read that failed
@@ -323,7 +326,15 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    read_charged(body, limit, budget, None, &mut ReadStart::default()).await
+    read_charged(
+        body,
+        limit,
+        budget,
+        None,
+        &mut ReadStart::default(),
+        BudgetHold::default(),
+    )
+    .await
 }
 
 /// Bodies read whole are copied into blocks of this size.
@@ -331,18 +342,19 @@ const READ_BLOCK: usize = 1024 * 1024;
 
 /// The read loop of all: `patience` `None` = a spent budget fails at once. The blocks live in
 /// `start` (an empty one allocates nothing), so a failed read leaves its beginning there.
+/// `hold` is what the caller already holds for the body; it grows as the body needs.
 async fn read_charged<B>(
     body: B,
     limit: usize,
     budget: &BodyBudget,
     patience: Option<std::time::Duration>,
     start: &mut ReadStart,
+    mut hold: BudgetHold,
 ) -> Result<(Bytes, BudgetHold), ReadError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let mut hold = BudgetHold::default();
     let declared = body
         .size_hint()
         .exact()
@@ -604,6 +616,7 @@ mod tests {
             &budget,
             patience,
             &mut start,
+            BudgetHold::default(),
         )
         .await;
         assert!(matches!(read, Err(ReadError::TooLarge)));
@@ -621,6 +634,7 @@ mod tests {
             &budget,
             patience,
             &mut start,
+            BudgetHold::default(),
         )
         .await;
         assert!(matches!(read, Err(ReadError::TooLarge)));
@@ -638,6 +652,7 @@ mod tests {
             &budget,
             patience,
             &mut start,
+            BudgetHold::default(),
         );
         assert!(tokio::time::timeout(patience, read).await.is_err());
         assert!(start.taken());
@@ -645,11 +660,73 @@ mod tests {
         // Announced and larger than the budget: refused before a byte is taken.
         let mut big = Full::new(Bytes::from(vec![b'x'; 8192]));
         let mut start = ReadStart::default();
-        let read =
-            read_answer_keeping_start(&mut big, 1 << 20, &budget, patience, &mut start).await;
+        let read = read_answer_keeping_start(
+            &mut big,
+            1 << 20,
+            &budget,
+            patience,
+            &mut start,
+            BudgetHold::default(),
+        )
+        .await;
         assert!(matches!(read, Err(ReadError::TooLarge)));
         assert!(!start.taken() && start.prefix(1 << 20).is_none());
         let rest = big.collect().await.unwrap().to_bytes();
         assert_eq!(rest.len(), 8192);
+    }
+
+    /// Room the caller made before the answer was asked for (a scroll's next page) is what the
+    /// read uses: it claims only what the answer needs beyond it, so a budget others have
+    /// filled meanwhile does not refuse it.
+    #[tokio::test]
+    async fn an_answer_read_into_room_made_before_claims_nothing_more() {
+        let patience = std::time::Duration::from_millis(50);
+        let budget = BodyBudget::new(4 * 1024);
+        let mut room = BudgetHold::default();
+        budget
+            .wait_to_cover(&mut room, 3 * 1024, patience)
+            .await
+            .unwrap();
+        let mut others = BudgetHold::default();
+        budget
+            .wait_to_cover(&mut others, 1024, patience)
+            .await
+            .unwrap();
+        let body = || {
+            StreamBody::new(futures_util::stream::iter([Ok::<
+                _,
+                std::convert::Infallible,
+            >(Frame::data(
+                Bytes::from(vec![b'a'; 3000]),
+            ))]))
+        };
+        let (bytes, hold) = read_answer_keeping_start(
+            body(),
+            1 << 20,
+            &budget,
+            patience,
+            &mut ReadStart::default(),
+            room,
+        )
+        .await
+        .unwrap();
+        assert_eq!((bytes.len(), hold.bytes()), (3000, 3 * 1024));
+        // Without that room, the same read is refused.
+        drop(hold);
+        let mut filler = BudgetHold::default();
+        budget
+            .wait_to_cover(&mut filler, 3 * 1024, patience)
+            .await
+            .unwrap();
+        let read = read_answer_keeping_start(
+            body(),
+            1 << 20,
+            &budget,
+            patience,
+            &mut ReadStart::default(),
+            BudgetHold::default(),
+        )
+        .await;
+        assert!(matches!(read, Err(ReadError::Busy)));
     }
 }

@@ -257,6 +257,15 @@ async fn pipeline(
             return Box::pin(identity::respond(app, &token, route, &parts, body)).await
         }
     };
+    // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
+    // backend is asked: refused now, the client's retry gets the same page; refused once the
+    // answer is in, the backend had moved the scroll past it and the page was lost.
+    let room = match &handling {
+        Handling::Seal { sealing, .. } if sealing.expected > 0 => {
+            Box::pin(make_room(app, sealing)).await?
+        }
+        _ => BudgetHold::default(),
+    };
     let sent = Instant::now();
     let response = app.upstream.send(upstream_req).await;
     // The forwarded body is sent: its share of the body budget is free again.
@@ -316,8 +325,15 @@ async fn pipeline(
             if let Some(id) = sealing.id {
                 seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
             }
-            let (bytes, hold) =
-                Box::pin(seal_response(app, &sealing, success, &up_headers, body)).await?;
+            let (bytes, hold) = Box::pin(seal_response(
+                app,
+                &sealing,
+                success,
+                &up_headers,
+                body,
+                room,
+            ))
+            .await?;
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
         Handling::Stream => Ok(answer(
@@ -385,8 +401,18 @@ impl Handling {
     fn new(answer: es::Answer, binding: es::ids::continuation::Binding) -> Handling {
         match answer {
             es::Answer::Stream => Handling::Stream,
-            es::Answer::Seal { id, sort, shaping } => Handling::Seal {
-                sealing: Sealing { id, sort, binding },
+            es::Answer::Seal {
+                id,
+                sort,
+                shaping,
+                expected,
+            } => Handling::Seal {
+                sealing: Sealing {
+                    id,
+                    sort,
+                    binding,
+                    expected,
+                },
                 shaping,
             },
             es::Answer::Transform { transform, shaping } => {
@@ -594,6 +620,8 @@ struct Sealing {
     sort: Option<es::ids::ordinals::SortSeal>,
     /// The token binding the request was checked under.
     binding: es::ids::continuation::Binding,
+    /// About how large the answer will be (`es::Answer::Seal`), 0 when unknown.
+    expected: usize,
 }
 
 /// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
@@ -684,9 +712,18 @@ async fn seal_response(
     success: bool,
     headers: &HeaderMap,
     mut body: AnswerBody,
+    room: BudgetHold,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
     let mut start = crate::body::ReadStart::default();
-    let read = read_answer(app, headers, &mut body, MAX_SEALED_RESPONSE, &mut start).await;
+    let read = read_answer(
+        app,
+        headers,
+        &mut body,
+        MAX_SEALED_RESPONSE,
+        &mut start,
+        room,
+    )
+    .await;
     let (bytes, mut hold) = match read {
         Ok(read) => read,
         Err(e) => {
@@ -706,14 +743,13 @@ async fn seal_response(
     // refused at once, a scroll page the backend had already moved past was lost, the
     // client's retry getting the next one). Room that could never fit is left to the claims
     // below to refuse (502).
-    let copies = (usize::from(sealing.id.is_some()) + usize::from(sealing.sort.is_some())).max(1);
-    let room = bytes
-        .len()
-        .saturating_mul(1 + copies)
-        .saturating_add(SEAL_SLACK);
     let budget = &app.body_budget;
     match budget
-        .wait_to_cover(&mut hold, room, ANSWER_BUDGET_PATIENCE)
+        .wait_to_cover(
+            &mut hold,
+            seal_room(bytes.len(), sealing),
+            ANSWER_BUDGET_PATIENCE,
+        )
         .await
     {
         Ok(()) | Err(ReadError::TooLarge) => {}
@@ -750,6 +786,33 @@ async fn seal_response(
     drop(bytes);
     hold.keep(sealed.len());
     Ok((Bytes::from(sealed), hold))
+}
+
+/// The room sealing an answer of `len` bytes takes: the answer and the copies sealing makes
+/// (one per id and per sort seal, at least one: what it claims from the meter), and slack.
+fn seal_room(len: usize, sealing: &Sealing) -> usize {
+    let copies = (usize::from(sealing.id.is_some()) + usize::from(sealing.sort.is_some())).max(1);
+    len.saturating_mul(1 + copies).saturating_add(SEAL_SLACK)
+}
+
+/// The room for the answer `sealing` expects ([`seal_room`]), made before the request is
+/// sent: `Busy` (429) when others hold the body budget for esgate's patience; none when it
+/// could never fit (the answer's own claims refuse it then, as without this step).
+async fn make_room(app: &App, sealing: &Sealing) -> Result<BudgetHold, ProxyError> {
+    let mut hold = BudgetHold::default();
+    match app
+        .body_budget
+        .wait_to_cover(
+            &mut hold,
+            seal_room(sealing.expected, sealing),
+            ANSWER_BUDGET_PATIENCE,
+        )
+        .await
+    {
+        Ok(()) => Ok(hold),
+        Err(ReadError::TooLarge) => Ok(BudgetHold::default()),
+        Err(_) => Err(ProxyError::Busy),
+    }
 }
 
 /// What esgate has of an answer it refused, to find the id of the context it names.
@@ -901,6 +964,7 @@ async fn read_answer(
     body: &mut AnswerBody,
     limit: usize,
     start: &mut crate::body::ReadStart,
+    room: BudgetHold,
 ) -> Result<(Bytes, BudgetHold), ProxyError> {
     use crate::upstream::UpstreamError;
     if headers
@@ -921,6 +985,7 @@ async fn read_answer(
         &app.body_budget,
         ANSWER_BUDGET_PATIENCE,
         start,
+        room,
     );
     match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
         Err(_) => Err(ProxyError::Upstream(UpstreamError::Timeout)),

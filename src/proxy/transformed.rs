@@ -34,6 +34,7 @@ pub(super) async fn respond(
         &mut body,
         MAX_TRANSFORMED_RESPONSE,
         &mut crate::body::ReadStart::default(),
+        BudgetHold::default(),
     )
     .await?;
     // The answer's tree is charged to the body budget beside its bytes while it is transformed:

@@ -552,6 +552,68 @@ async fn a_scroll_page_waits_for_room_to_be_sealed_on_elasticsearch_8() {
     a_scroll_page_waits_for_room_to_be_sealed(&fixture::seeded_noida()).await;
 }
 
+/// Session 13's design, built in session 16: a scroll's next page the body budget had no room
+/// for was refused only once the backend had answered it, so the backend had moved the scroll
+/// past it and the client's retry got the page after (here an empty one: an export ended with
+/// half its documents). The sealed scroll id now carries its page's length, and esgate makes
+/// room for about that much before it asks for the next page: refused (429) before the scroll
+/// moves, the retry gets the same page. Another client holds a 12 MiB page unread meanwhile.
+async fn a_scroll_page_without_room_is_refused_before_the_scroll_moves(backend: &Backend) {
+    seed_big(backend).await;
+    // Room for one 12 MiB page and its sealing copy; with another page held, not for a
+    // second one and its copy.
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = 65536\nmax_buffered_bytes = {}", 30 << 20),
+        "",
+        "",
+    )
+    .await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    let auth = bearer(&secret);
+    let first = first_of_two_pages(&gw, &auth).await;
+    let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
+    let mut held = TcpStream::connect(gw.data_addr).await.unwrap();
+    let request = format!(
+        "GET /logs-big/_search?scroll=1m&size=12 HTTP/1.1\r\nhost: esgate\r\n\
+         authorization: {auth}\r\nconnection: close\r\n\r\n"
+    );
+    held.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Refused after esgate's patience (30 s), before the backend was asked.
+    let r = support::http::send_with_timeout(
+        "POST",
+        &gw.url("/_search/scroll"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        next.clone(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        429,
+        "{}",
+        r.text().chars().take(300).collect::<String>()
+    );
+    // The other page read, the retry gets the second page, not the third.
+    let mut rest = Vec::new();
+    held.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.len() > 12 << 20);
+    next_page(&gw, &auth, "/_search/scroll", next).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scroll_page_without_room_is_refused_before_the_scroll_moves_on_opensearch() {
+    a_scroll_page_without_room_is_refused_before_the_scroll_moves(&fixture::seeded_osmem()).await;
+}
+
 /// Session 12 review: a sealed answer esgate has no room to reshape now (`filter_path`,
 /// `pretty`) is sent as it is, not refused: refused, a scroll page was lost (the backend had
 /// moved the scroll past it). Here a pretty-printed page of 12 MiB needs its tree and its

@@ -122,6 +122,7 @@ pub(crate) fn authorize(
         seal,
         sort_seal,
         transform,
+        expected,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -129,7 +130,7 @@ pub(crate) fn authorize(
     }
     let (indices, narrowed) = reach(&to_resolve, &shape, resolution, scope)?;
     place(shape, &indices, &narrowed, &mut path, &mut body, meter)?;
-    let answer = Answer::decide(seal, sort_seal, transform, shaping, &mut query)?;
+    let answer = Answer::decide(seal, sort_seal, transform, shaping, expected, &mut query)?;
     Ok(Permit::new(
         action, method, path, query, body, indices, answer,
     ))

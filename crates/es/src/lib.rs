@@ -332,6 +332,11 @@ pub enum Answer {
         id: Option<continuation::Seal>,
         sort: Option<ordinals::SortSeal>,
         shaping: Option<shaping::Shaping>,
+        /// About how large the answer will be (a scroll's next page: the length of the page
+        /// its id came with), 0 when unknown: the proxy makes room for it before it sends the
+        /// request, so that a page it could not take is refused before the backend moves the
+        /// scroll past it (the client's retry gets the same page), not after.
+        expected: usize,
     },
     /// Read whole and rebuilt by esgate (`_terms_enum`, `_cat/indices`, `_explain`, cluster
     /// health).
@@ -349,6 +354,7 @@ impl Answer {
         sort: Option<ordinals::SortSeal>,
         transform: Option<Transform>,
         shaping: shaping::Shaping,
+        expected: usize,
         query: &mut Vec<(String, String)>,
     ) -> Result<Answer, Rejection> {
         let kept = (!shaping.is_identity()).then_some(shaping.clone());
@@ -365,6 +371,7 @@ impl Answer {
                 id,
                 sort,
                 shaping: kept,
+                expected,
             },
             // No route both rebuilds and seals its answer: refuse rather than drop a seal.
             (Some(_), _, _) => {

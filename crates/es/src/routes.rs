@@ -238,6 +238,9 @@ pub(crate) struct Upstream {
     pub sort_seal: Option<SortSeal>,
     /// How esgate rebuilds its answer.
     pub transform: Option<Transform>,
+    /// About how large the answer will be, when esgate knows (a scroll's next page: the last
+    /// page's length); 0 when it does not. See [`crate::Answer::Seal`]'s `expected`.
+    pub expected: usize,
 }
 
 impl Upstream {
@@ -252,6 +255,7 @@ impl Upstream {
             seal: None,
             sort_seal: None,
             transform: None,
+            expected: 0,
         }
     }
 

@@ -225,31 +225,65 @@ pub fn leading_id(field: &str, prefix: &[u8]) -> Option<String> {
     found.filter(|id| !id.is_empty())
 }
 
-fn mac(binding: &Binding, kind: IdKind, backend_id: &[u8]) -> [u8; MAC_LEN] {
+/// The MAC of a sealed id of form `form` (an [`IdKind`]'s byte, or [`SCROLL_PAGED`]) over
+/// `payload` (the backend id, after a scroll page's length for [`SCROLL_PAGED`]).
+fn mac(binding: &Binding, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
     let mut m =
         <Hmac<Sha256> as Mac>::new_from_slice(&binding.key.0).expect("HMAC takes any key length");
-    m.update(&[kind.byte()]);
+    m.update(&[form]);
     m.update(&(binding.token_id.len() as u32).to_be_bytes());
     m.update(binding.token_id.as_bytes());
-    m.update(backend_id);
+    m.update(payload);
     let full = m.finalize().into_bytes();
     let mut out = [0u8; MAC_LEN];
     out.copy_from_slice(&full[..MAC_LEN]);
     out
 }
 
+/// The form of a scroll id that also carries the length of the page it came with (in KiB, 4
+/// bytes, under the MAC): the next page is about as large, and esgate makes room for it
+/// before it asks the backend for it ([`open_scroll`]). Ids of the plain form (`s`) still open.
+const SCROLL_PAGED: u8 = b'S';
+
 /// Seals a backend id for the token in `binding`.
 pub fn seal(binding: &Binding, kind: IdKind, backend_id: &str) -> String {
-    let mut raw = Vec::with_capacity(1 + MAC_LEN + backend_id.len());
-    raw.push(kind.byte());
-    raw.extend_from_slice(&mac(binding, kind, backend_id.as_bytes()));
-    raw.extend_from_slice(backend_id.as_bytes());
+    sealed(binding, kind.byte(), &[], backend_id)
+}
+
+/// Seals a scroll id for the token in `binding`, with the length of the page that carries it.
+pub fn seal_scroll_page(binding: &Binding, backend_id: &str, page_len: usize) -> String {
+    let kib = u32::try_from(page_len.div_ceil(1024)).unwrap_or(u32::MAX);
+    sealed(binding, SCROLL_PAGED, &kib.to_be_bytes(), backend_id)
+}
+
+fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String {
+    let mut payload = Vec::with_capacity(extra.len() + backend_id.len());
+    payload.extend_from_slice(extra);
+    payload.extend_from_slice(backend_id.as_bytes());
+    let mut raw = Vec::with_capacity(1 + MAC_LEN + payload.len());
+    raw.push(form);
+    raw.extend_from_slice(&mac(binding, form, &payload));
+    raw.extend_from_slice(&payload);
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// Opens a sealed id presented by the token in `binding`; refuses ids of other tokens, of
 /// another kind, forged or raw backend ids.
 pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rejection> {
+    opened(binding, kind, sealed).map(|(id, _)| id)
+}
+
+/// [`open`] for a scroll id, with the length (bytes, rounded up to KiB) of the page it came
+/// with when it carries one ([`seal_scroll_page`]).
+pub fn open_scroll(binding: &Binding, sealed: &str) -> Result<(String, Option<usize>), Rejection> {
+    opened(binding, IdKind::Scroll, sealed)
+}
+
+fn opened(
+    binding: &Binding,
+    kind: IdKind,
+    sealed: &str,
+) -> Result<(String, Option<usize>), Rejection> {
     let refused = || {
         Rejection::forbidden(match kind {
             IdKind::Scroll => "this scroll id was not issued to this token",
@@ -263,15 +297,25 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
     }
     let body = sealed.strip_prefix(PREFIX).ok_or_else(refused)?;
     let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
-    if raw.len() <= 1 + MAC_LEN || raw[0] != kind.byte() {
+    let (form, extra) = match raw.first() {
+        Some(&b) if b == kind.byte() => (b, 0),
+        Some(&SCROLL_PAGED) if kind == IdKind::Scroll => (SCROLL_PAGED, 4),
+        _ => return Err(refused()),
+    };
+    if raw.len() <= 1 + MAC_LEN + extra {
         return Err(refused());
     }
-    let (given, backend_id) = raw[1..].split_at(MAC_LEN);
-    let expected = mac(binding, kind, backend_id);
+    let (given, payload) = raw[1..].split_at(MAC_LEN);
+    let expected = mac(binding, form, payload);
     if !bool::from(expected.ct_eq(given)) {
         return Err(refused());
     }
-    String::from_utf8(backend_id.to_vec()).map_err(|_| refused())
+    let (page, backend_id) = payload.split_at(extra);
+    let page = <[u8; 4]>::try_from(page)
+        .ok()
+        .map(|kib| (u32::from_be_bytes(kib) as usize).saturating_mul(1024));
+    let backend_id = String::from_utf8(backend_id.to_vec()).map_err(|_| refused())?;
+    Ok((backend_id, page))
 }
 
 /// Replaces the backend id in a successful response body with its sealed form. The body is
@@ -318,7 +362,7 @@ pub fn seal_response(
     let sealed = found
         .every
         .iter()
-        .map(|id| (id.as_str(), seal(binding, seal_spec.kind, id)));
+        .map(|id| (id.as_str(), seal_in(binding, seal_spec.kind, id, body)));
     let text = replace_ids(body, sealed, meter)?;
     let replaced_all = read_field(seal_spec.field, &text).is_ok_and(|f| {
         f.every
@@ -330,8 +374,16 @@ pub fn seal_response(
     }
     meter.give(text.len());
     drop(text);
-    let sealed = seal(binding, seal_spec.kind, &backend_id);
+    let sealed = seal_in(binding, seal_spec.kind, &backend_id, body);
     rebuilt(body, seal_spec, Some(sealed), meter)
+}
+
+/// An id of `answer` sealed: a scroll id with the answer's length (the next page's room).
+fn seal_in(binding: &Binding, kind: IdKind, backend_id: &str, answer: &[u8]) -> String {
+    match kind {
+        IdKind::Scroll => seal_scroll_page(binding, backend_id, answer.len()),
+        _ => seal(binding, kind, backend_id),
+    }
 }
 
 /// The body rebuilt from its tree (a repeated key keeps its last value only), with the id's
@@ -539,6 +591,53 @@ mod tests {
             key: Arc::new(IdKey::new([8; 32])),
         };
         assert!(open(&other_key, IdKind::Scroll, &sealed).is_err());
+    }
+
+    /// A scroll id carries the length of the page it came with, under the MAC: the proxy makes
+    /// room for the next page before it asks for it (a page refused after the backend moved
+    /// the scroll was lost). Plain ids still open, with no length.
+    #[test]
+    fn a_scroll_id_carries_its_page_length_under_the_mac() {
+        let a = binding("tok_a");
+        let sealed = seal_scroll_page(&a, "DXF1ZXJ5", 12 * 1024 * 1024 + 1);
+        assert!(sealed.starts_with("esgc1_"));
+        assert_eq!(
+            open_scroll(&a, &sealed).unwrap(),
+            ("DXF1ZXJ5".to_string(), Some(12 * 1024 * 1024 + 1024))
+        );
+        assert_eq!(open(&a, IdKind::Scroll, &sealed).unwrap(), "DXF1ZXJ5");
+        assert!(open_scroll(&binding("tok_b"), &sealed).is_err());
+        assert!(
+            open(&a, IdKind::Pit, &sealed).is_err(),
+            "only scroll ids carry a length"
+        );
+        let plain = seal(&a, IdKind::Scroll, "DXF1ZXJ5");
+        assert_eq!(
+            open_scroll(&a, &plain).unwrap(),
+            ("DXF1ZXJ5".to_string(), None)
+        );
+        // A length changed in the id (or its form) breaks the MAC.
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed.strip_prefix(PREFIX).unwrap())
+            .unwrap();
+        for at in [0, 1 + MAC_LEN, 1 + MAC_LEN + 3] {
+            let mut forged = raw.clone();
+            forged[at] = if at == 0 { b's' } else { forged[at] ^ 1 };
+            let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(forged));
+            assert!(open_scroll(&a, &forged).is_err(), "byte {at}");
+        }
+        // A page's scroll id is sealed with that page's length.
+        let spec = Seal {
+            field: "_scroll_id",
+            kind: IdKind::Scroll,
+            required: false,
+            release: None,
+        };
+        let body = format!(r#"{{"_scroll_id":"DXF1ZXJ5","m":"{}"}}"#, "x".repeat(5000));
+        let text = seal_now(&a, spec, body.as_bytes()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let (_, page) = open_scroll(&a, v["_scroll_id"].as_str().unwrap()).unwrap();
+        assert_eq!(page, Some(body.len().div_ceil(1024) * 1024));
     }
 
     /// Review 15: a change of the token's scores to constant changes the binding (an id opened

@@ -126,12 +126,14 @@ pub(crate) const SCROLL_OPEN_SEAL: Seal = Seal {
 fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let c = continuation_object(&body, "body", "scroll_id", &["scroll"])?;
-    let backend_id = continuation::open(&req.scope.ids, IdKind::Scroll, &c.id)?;
+    let (backend_id, page) = continuation::open_scroll(&req.scope.ids, &c.id)?;
     let mut out = Map::new();
     out.insert("scroll_id".into(), Value::String(backend_id));
     out.extend(c.rest);
     let mut up = Upstream::fixed(Method::Post, "/_search/scroll").json(&Value::Object(out))?;
     up.seal = Some(SCROLL_SEAL);
+    // The next page is about as large as the one the id came with.
+    up.expected = page.unwrap_or(0);
     Ok(up)
 }
 
