@@ -81,7 +81,13 @@ pub struct DataEvent {
     pub link_id: Option<String>,
 }
 
-/// A method's name for the record: the standard ones' without an allocation (issue 10).
+/// The most characters of a method's name recorded. HTTP/1.1 sets no length on a method, so an
+/// extension method can be as long as the request head (hundreds of KB): like the path, it is
+/// cut, so a client cannot make each of its lines huge (review 16c).
+pub const MAX_METHOD_CHARS: usize = 64;
+
+/// A method's name for the record: the standard ones' without an allocation (issue 10), an
+/// extension method's cut to [`MAX_METHOD_CHARS`].
 pub fn method_name(method: &http::Method) -> std::borrow::Cow<'static, str> {
     use std::borrow::Cow;
     match method.as_str() {
@@ -92,7 +98,7 @@ pub fn method_name(method: &http::Method) -> std::borrow::Cow<'static, str> {
         "HEAD" => Cow::Borrowed("HEAD"),
         "OPTIONS" => Cow::Borrowed("OPTIONS"),
         "PATCH" => Cow::Borrowed("PATCH"),
-        other => Cow::Owned(other.to_owned()),
+        other => Cow::Owned(other.chars().take(MAX_METHOD_CHARS).collect()),
     }
 }
 
@@ -883,6 +889,11 @@ mod tests {
             let method = http::Method::from_bytes(text.as_bytes()).unwrap();
             assert_eq!(method_name(&method), method.as_str());
         }
+        // An extension method is a token of any length: recorded cut, as the path is.
+        let long = http::Method::from_bytes("X".repeat(100_000).as_bytes()).unwrap();
+        assert_eq!(method_name(&long), "X".repeat(MAX_METHOD_CHARS));
+        let just = http::Method::from_bytes("Y".repeat(MAX_METHOD_CHARS).as_bytes()).unwrap();
+        assert_eq!(method_name(&just), just.as_str());
     }
 
     #[test]

@@ -94,10 +94,16 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-/// Whether a list holds a CIDR that allows every address of its family (`0.0.0.0/0`, `::/0`):
-/// attached to a token, such a filter lifts its restriction entirely.
+/// Whether a list allows every address of a family (`0.0.0.0/0`, `::/0`): attached to a token,
+/// such a filter lifts its restriction entirely. Judged as the request path matches (v4-mapped
+/// networks as IPv4: `::ffff:0.0.0.0/96` is `0.0.0.0/0`) and on the list as a whole (CIDRs that
+/// together cover a family, such as `0.0.0.0/1` and `128.0.0.0/1`, are as open as `0.0.0.0/0`).
 fn allows_everything(cidrs: &[IpNet]) -> bool {
-    cidrs.iter().any(|n| n.prefix_len() == 0)
+    let nets: Vec<IpNet> = cidrs
+        .iter()
+        .map(|n| crate::policy::client_ip::canonical_net(*n))
+        .collect();
+    IpNet::aggregate(&nets).iter().any(|n| n.prefix_len() == 0)
 }
 
 /// `policies.allow_open_ip_filters = false` refuses such lists (409, naming the policy).

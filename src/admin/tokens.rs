@@ -908,6 +908,7 @@ pub(super) async fn rotate(
         .update(|snap| {
             let mut t = find::<Tokens>(snap, id, now)?.clone();
             let (secret, hash) = fresh_secret(snap)?;
+            let current = crate::store::model::secret_generation(&t.secret_hash);
             // Never beyond the token's own expiry (it stops working then anyway).
             let until = now
                 .saturating_add(overlap)
@@ -920,12 +921,15 @@ pub(super) async fn rotate(
             });
             t.secret_hash = hash;
             let previous = t.previous_secret.as_ref().map(|p| p.expires_at);
-            // A rotation re-keys clients without downtime: the token's share links are
-            // re-stamped with the new secret's generation and keep working (a reset ends them).
+            // A rotation re-keys clients without downtime: the token's share links that work
+            // (made under the secret being rotated out) are re-stamped with the new secret's
+            // generation and keep working. A link an earlier reset ended stays ended: re-stamping
+            // it too would revive a link the reset revoked.
             let generation = crate::store::model::secret_generation(&hash);
             let mut changes: Vec<Change> = snap
                 .links_of(id)
                 .into_iter()
+                .filter(|l| l.secret_generation == current)
                 .map(|l| {
                     let mut link = (**l).clone();
                     link.secret_generation = generation.clone();

@@ -76,7 +76,7 @@ pub fn in_cidrs(ip: IpAddr, cidrs: &[IpNet]) -> bool {
 // === internals ===
 
 /// `::ffff:a.b.c.d/n` (n >= 96) becomes `a.b.c.d/(n-96)`, so it matches canonical addresses.
-fn canonical_net(net: IpNet) -> IpNet {
+pub fn canonical_net(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net {
         if v6.prefix_len() >= 96 {
             if let Some(v4) = v6.network().to_ipv4_mapped() {

@@ -496,6 +496,49 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
         .any(|e| e["type"] == "admin" && e["action"] == "token.reset"));
 }
 
+/// Review 16c: HTTP/1.1 sets no length on a method, so an unauthenticated client could make
+/// each of its audit lines as long as a request head (`listen.max_header_bytes`, 16 KB by
+/// default) with an extension method. The method is recorded cut, like the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_extension_method_is_recorded_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let gw = Esgate::start(
+        &["http://127.0.0.1:9"],
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}",
+            path.display().to_string()
+        ),
+    )
+    .await;
+    let method = "X".repeat(12_000);
+    let request =
+        format!("{method} /_search HTTP/1.1\r\nHost: esgate\r\nConnection: close\r\n\r\n");
+    let answer = support::http::raw(gw.data_addr, request.as_bytes()).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(&path).unwrap();
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let event = events
+        .iter()
+        .find(|e| e["type"] == "request" && e["path"] == "/_search")
+        .expect("the request is audited");
+    let recorded = event["method"].as_str().unwrap_or_default();
+    assert!(
+        recorded.len() <= 64 && recorded.bytes().all(|b| b == b'X'),
+        "a method of {} bytes recorded",
+        recorded.len()
+    );
+    assert!(log.len() < 2048, "an audit line of {} bytes", log.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_survive_a_restart_and_concurrent_creation() {
     let backend = Backend::osmem();

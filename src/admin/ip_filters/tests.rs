@@ -292,3 +292,83 @@ async fn opening_an_ip_filter_to_every_address_is_audited_and_can_be_forbidden()
         json!(["10.0.0.0/8"])
     );
 }
+
+/// Every address is every address however it is spelt (review 16c): `::ffff:0.0.0.0/96` lets
+/// every IPv4 client through (v4-mapped networks match as IPv4), and CIDRs that together cover
+/// a family lift the restriction as `0.0.0.0/0` does. They were neither refused by
+/// `allow_open_ip_filters = false` nor audited as opening the filter.
+#[tokio::test]
+async fn open_ip_filters_are_recognised_in_every_spelling() {
+    let open: &[&[&str]] = &[
+        &["::ffff:0.0.0.0/96"],
+        &["::ffff:0:0/97", "::ffff:128.0.0.0/97"],
+        &["0.0.0.0/1", "128.0.0.0/1"],
+        &["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1", "10.0.0.0/8"],
+        &["::/1", "8000::/1"],
+    ];
+    for cidrs in open {
+        let nets: Vec<ipnet::IpNet> = cidrs.iter().map(|c| c.parse().unwrap()).collect();
+        let v4_open = ["192.0.2.1", "10.1.2.3", "255.255.255.255"]
+            .iter()
+            .all(|a| crate::policy::client_ip::in_cidrs(a.parse().unwrap(), &nets));
+        let v6_open = ["2001:db8::1", "ffff::1", "::2"]
+            .iter()
+            .all(|a| crate::policy::client_ip::in_cidrs(a.parse().unwrap(), &nets));
+        assert!(
+            v4_open || v6_open,
+            "{cidrs:?} is not open: the case is wrong"
+        );
+
+        let strict = Harness::with_policies(crate::admin::Policies {
+            allow_open_ip_filters: false,
+            ..crate::admin::Policies::default()
+        });
+        let b = strict
+            .expect(
+                "POST",
+                "/ip-filters",
+                &json!({"name": "any", "cidrs": cidrs}).to_string(),
+                400,
+            )
+            .await;
+        assert!(
+            reason(&b).contains("allow_open_ip_filters"),
+            "{cidrs:?}: {b}"
+        );
+
+        let h = Harness::new();
+        h.expect(
+            "POST",
+            "/ip-filters",
+            &json!({"name": "any", "cidrs": cidrs}).to_string(),
+            201,
+        )
+        .await;
+        let ev = h.events().pop().unwrap();
+        assert_eq!(ev["allows_every_address"], true, "{cidrs:?}");
+    }
+    // Nearly every address is not every address.
+    let strict = Harness::with_policies(crate::admin::Policies {
+        allow_open_ip_filters: false,
+        ..crate::admin::Policies::default()
+    });
+    for (i, cidrs) in [
+        &["0.0.0.0/1", "128.0.0.0/2"][..],
+        &["::ffff:0:0/97"],
+        &["::/1", "8000::/2"],
+        &["0.0.0.0/1", "8000::/1"],
+        &["::/96", "::ffff:0:0/97"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        strict
+            .expect(
+                "POST",
+                "/ip-filters",
+                &json!({"name": format!("f{i}"), "cidrs": cidrs}).to_string(),
+                201,
+            )
+            .await;
+    }
+}

@@ -81,6 +81,45 @@ async fn links_survive_a_rotation_but_not_a_reset() {
     assert!(!check(), "a reset left the link working");
 }
 
+/// A link a reset ended stays ended: a later rotation re-keys only the links that still work
+/// (review 16c: it re-stamped every link of the token, so a routine rotation after a reset
+/// revived the links the reset had revoked).
+#[tokio::test]
+async fn a_rotation_after_a_reset_does_not_revive_the_links_it_ended() {
+    let h = Harness::new();
+    let t = token(&h, r#"{"name":"a"}"#).await;
+    async fn link(h: &Harness, t: &str) -> String {
+        let path = format!("/tokens/{t}/links");
+        let l = h
+            .expect("POST", &path, r#"{"path":"/app/dashboards#/view/d1"}"#, 201)
+            .await;
+        l["id"].as_str().expect("id").to_owned()
+    }
+    let old = link(&h, &t).await;
+    let recipient = std::net::IpAddr::from([10, 0, 0, 1]);
+    let works = |id: &str| {
+        crate::kibana::session::check_link(&h.ctx.store.snapshot(), id, None, recipient, T0).is_ok()
+    };
+    h.expect("POST", &format!("/tokens/{t}/reset"), "", 200)
+        .await;
+    assert!(!works(&old));
+    let new = link(&h, &t).await;
+    for overlap in ["1h", "0s"] {
+        h.expect(
+            "POST",
+            &format!("/tokens/{t}/rotate"),
+            &json!({ "overlap": overlap }).to_string(),
+            200,
+        )
+        .await;
+        assert!(
+            !works(&old),
+            "a rotation ({overlap}) revived a link a reset ended"
+        );
+        assert!(works(&new), "a rotation ({overlap}) ended a working link");
+    }
+}
+
 #[tokio::test]
 async fn deleting_the_token_deletes_its_links_durably() {
     let h = Harness::new();
