@@ -7,7 +7,10 @@
 //! [match_all]}`: ES|QL also hands its `filter` to field_caps as an `index_filter`, decided
 //! from every tenant's values, so the client's ES|QL `filter` never goes there but becomes a
 //! `| WHERE` right after the source command (`esql::filter`, re-lexed before use; SQL and EQL
-//! stopped passing `filter` to field_caps in Elasticsearch 7.10); the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
+//! stopped passing `filter` to field_caps in Elasticsearch 7.10), and every ES|QL `WHERE`
+//! condition is forwarded as `NOT NOT (...)` (`esql::WHERE_OPEN`: Elasticsearch may lift
+//! `@timestamp` comparisons from the text into field_caps too); the query text's source
+//! (ES|QL `FROM`, SQL table) is replaced by the checked
 //! index expression (later by the allowed concrete names, see `QueryText::forward`); nothing
 //! that creates server-side state esgate cannot bind (async variants, `keep_on_completion`,
 //! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
@@ -541,7 +544,7 @@ mod tests {
         assert_eq!(
             out,
             json!({
-                "query": "FROM  logs-*  \n| WHERE `user` == \"bob\"\n| LIMIT 1",
+                "query": "FROM  logs-*  \n| WHERE NOT NOT (`user` == \"bob\")\n| LIMIT 1",
                 "filter": wrapped(json!({"match_all": {}})),
                 "columnar": true,
                 "params": [1, "x", {"n": 2}]
@@ -550,7 +553,7 @@ mod tests {
         let narrowed = parsed(&c.text.forward(&["logs-a".into(), "logs-b".into()]).unwrap());
         assert_eq!(
             narrowed["query"],
-            "FROM  logs-a, logs-b  \n| WHERE `user` == \"bob\"\n| LIMIT 1"
+            "FROM  logs-a, logs-b  \n| WHERE NOT NOT (`user` == \"bob\")\n| LIMIT 1"
         );
         assert_eq!(narrowed["filter"], wrapped(json!({"match_all": {}})));
         // After METADATA, before the first command, and ahead of a trailing line comment's
@@ -568,7 +571,7 @@ mod tests {
         let q = parsed(&c.body().unwrap())["query"].clone();
         assert_eq!(
             q,
-            "FROM  logs-a  METADATA _id // note\n| WHERE `n` >= 1\n\n| LIMIT 7"
+            "FROM  logs-a  METADATA _id // note\n| WHERE NOT NOT (`n` >= 1)\n\n| LIMIT 7"
         );
         assert_eq!(
             esql::parse(q.as_str().unwrap()).unwrap().sources,
@@ -659,7 +662,9 @@ mod tests {
                     .to_string();
                 assert_eq!(esql::parse(&q).unwrap().sources, vec!["logs-a"], "{q}");
                 let condition = c.text.condition.as_deref().unwrap();
-                assert!(q.contains(&format!("\n| WHERE {condition}\n| LIMIT 1 // end")));
+                assert!(q.contains(&format!(
+                    "\n| WHERE NOT NOT ({condition})\n| LIMIT 1 // end"
+                )));
                 let (strings, quoted) = esql::literals(condition);
                 assert!(
                     strings.iter().filter(|s| *s == value).count() >= 4,

@@ -11,7 +11,9 @@
 //! keywords). Anything ambiguous (a non-ASCII character outside a string, an unterminated
 //! string or comment, a nested comment, a comment glued to a name, a `|` inside brackets) is
 //! refused. The
-//! forwarded text differs from the client's only in the source list, rendered by esgate.
+//! forwarded text differs from the client's only in the source list, rendered by esgate, and
+//! in every `WHERE` condition being wrapped as `NOT NOT (...)` (`WHERE_OPEN`: the same rows,
+//! but nothing Elasticsearch lifts into field_caps' index filter).
 
 pub(crate) mod filter;
 
@@ -70,6 +72,20 @@ const METADATA_FIELDS: &[&str] = &[
     "_ignored",
     "_index_mode",
 ];
+
+/// What every `WHERE` condition is wrapped in, the client's and esgate's own: `NOT NOT (c)`,
+/// the same rows as `c` (three-valued: `NOT null` is null; Elasticsearch's optimizer removes
+/// the double negation, `BooleanSimplification`, before filters are pushed to Lucene). Its
+/// reason: Elasticsearch (PR #154663, `session/TimestampIndexFilterExtractor.java`) lifts the
+/// conjuncts of leading `WHERE`s that compare `@timestamp` with a literal, a parameter or
+/// `NOW() ± interval` into field_caps' index filter, decided per shard from every tenant's
+/// values (the channel `filter` had, see `filter`). It reads the parsed plan, before
+/// analysis and optimisation, and only conjuncts that are comparisons (`splitAnd`, then
+/// `instanceof EsqlBinaryComparison`): a `NOT` is none, so nothing is lifted, whichever field
+/// or position a later version might extend it to. `NOT` is no full-text restriction
+/// (`FullTextFunction.checkFullTextFunctionsParents` allows it; `OR` was one before 8.18).
+const WHERE_OPEN: &str = " NOT NOT (";
+const WHERE_CLOSE: &str = ")";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -139,7 +155,7 @@ impl Query {
         Ok(match condition {
             None => format!("{} {} {}", self.before, rendered.join(", "), self.after),
             Some(c) => format!(
-                "{} {} {}\n| WHERE {c}\n{}",
+                "{} {} {}\n| WHERE{WHERE_OPEN}{c}{WHERE_CLOSE}\n{}",
                 self.before,
                 rendered.join(", "),
                 source_rest,
@@ -460,12 +476,23 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     // The processing commands.
     let mut depth = 0usize;
     let mut expect_command = false;
+    // The `WHERE` commands: (end of the keyword, end of the condition's last token).
+    let mut wheres: Vec<(usize, usize)> = Vec::new();
+    let mut open_where: Option<usize> = None;
+    let mut last_end = 0;
     for t in &toks[i..] {
+        if t.kind == Kind::Pipe && depth == 0 {
+            close_where(&mut open_where, last_end, &mut wheres)?;
+        }
+        last_end = t.end;
         if expect_command {
             let Some(cmd) = word(text, Some(t)) else {
                 return Err(refuse("a command must follow |"));
             };
             let lower = cmd.to_ascii_lowercase();
+            if lower == "where" {
+                open_where = Some(t.end);
+            }
             if !ALLOWED_COMMANDS.contains(&lower.as_str()) {
                 return Err(match NAMED_REFUSALS.iter().find(|n| **n == lower) {
                     Some(n) => refuse(&format!(
@@ -504,15 +531,42 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     if depth != 0 {
         return Err(refuse("unbalanced brackets"));
     }
+    close_where(&mut open_where, last_end, &mut wheres)?;
     check_expansions(text, &toks[i..])?;
     let commands_start = toks.get(i).map_or(text.len(), |t| t.start);
+    // Every condition wrapped (see `WHERE_OPEN`); all insertions lie after `commands_at`.
+    let mut after = String::with_capacity(text.len() - src_end + wheres.len() * 16);
+    let mut at = src_end;
+    for (keyword_end, condition_end) in wheres {
+        after.push_str(&text[at..keyword_end]);
+        after.push_str(WHERE_OPEN);
+        after.push_str(&text[keyword_end..condition_end]);
+        after.push_str(WHERE_CLOSE);
+        at = condition_end;
+    }
+    after.push_str(&text[at..]);
     Ok(Query {
         sources,
         before: text[..src_start].to_string(),
-        after: text[src_end..].to_string(),
+        after,
         commands_at: commands_start - src_end,
         scores,
     })
+}
+
+/// Ends the `WHERE` command being read (if any) at `end`, the end of its last token.
+fn close_where(
+    open: &mut Option<usize>,
+    end: usize,
+    wheres: &mut Vec<(usize, usize)>,
+) -> Result<(), Rejection> {
+    if let Some(keyword_end) = open.take() {
+        if end <= keyword_end {
+            return Err(refuse("WHERE needs a condition"));
+        }
+        wheres.push((keyword_end, end));
+    }
+    Ok(())
 }
 
 /// Full-text functions, `KNN` and pattern matches on metadata fields (see `expansion`): their
@@ -934,7 +988,7 @@ mod tests {
         let q = parse("from \"logs-*\"/*x*/METADATA _id | where a == \"FROM b\"").unwrap();
         assert_eq!(
             q.render(&names(&["logs-a", "logs-b"])).unwrap(),
-            "from  logs-a, logs-b /*x*/METADATA _id | where a == \"FROM b\""
+            "from  logs-a, logs-b /*x*/METADATA _id | where NOT NOT ( a == \"FROM b\")"
         );
         let q = parse("FROM\"logs-a\"|LIMIT 1").unwrap();
         let out = q.render(&names(&["logs-a"])).unwrap();
@@ -968,6 +1022,105 @@ mod tests {
             deep.as_str(),
         ] {
             assert!(check_condition(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Each `WHERE` command of a rendered text, as Elasticsearch's parser reads it: whether
+    /// its condition is one `NOT` (`NOT NOT (` ... the matching `)` as the command's last
+    /// token). Elasticsearch's `TimestampIndexFilterExtractor` lifts only top-level conjuncts
+    /// that are comparisons, so a condition of this shape lifts nothing.
+    pub(crate) fn wheres_are_negations(text: &str) -> Vec<bool> {
+        let toks = lex(text).unwrap();
+        let raw = |t: &Tok| text[t.start..t.end].to_ascii_lowercase();
+        let mut out = Vec::new();
+        for command in toks.split(|t| t.kind == Kind::Pipe) {
+            if command.first().is_none_or(|t| raw(t) != "where") {
+                continue;
+            }
+            let wrapped = command.len() >= 5
+                && raw(&command[1]) == "not"
+                && raw(&command[2]) == "not"
+                && raw(&command[3]) == "("
+                && {
+                    // The `(` closes exactly at the last token.
+                    let mut depth = 0usize;
+                    let mut closes_at = None;
+                    for (n, t) in command[3..].iter().enumerate() {
+                        match t.kind {
+                            Kind::Open => depth += 1,
+                            Kind::Close => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    closes_at = Some(n + 3);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    closes_at == Some(command.len() - 1)
+                };
+            out.push(wrapped);
+        }
+        out
+    }
+
+    /// esql16: a client's `WHERE @timestamp >= NOW() - 15 minutes` (any comparison of
+    /// `@timestamp` with a literal, a parameter or `NOW() ± interval`, in the leading
+    /// `WHERE`s) would be lifted into field_caps' index filter and decided from every
+    /// tenant's values. Every `WHERE` condition, the client's and esgate's own, reaches
+    /// Elasticsearch as one `NOT NOT (...)`, which the extractor does not look into.
+    #[test]
+    fn every_where_condition_is_one_negation() {
+        let cases = [
+            (
+                "FROM logs-a | WHERE @timestamp >= NOW() - 15 minutes AND @timestamp <= NOW()",
+                1,
+            ),
+            (
+                "FROM logs-a | where `@timestamp` >= \"2024-01-01\" | LIMIT 1",
+                1,
+            ),
+            (
+                "FROM logs-a | WHERE @timestamp>=?_tstart AND @timestamp<=?_tend|LIMIT 1",
+                1,
+            ),
+            (
+                "FROM logs-a | DROP x | WHERE (@timestamp > 1) // c\n| WHERE a == 1 /* c */ | SORT a",
+                2,
+            ),
+            (
+                "FROM logs-a | WHERE a == \"| WHERE @timestamp > 1\" AND (b IN (1, 2))",
+                1,
+            ),
+            (
+                "FROM logs-a | EVAL x = 1 | WhErE NOW() - 1 hour < @timestamp | STATS c = COUNT(*)",
+                1,
+            ),
+            (
+                "FROM logs-a METADATA _id | WHERE KQL(\"a: b\") AND @timestamp > \"2024\"",
+                1,
+            ),
+            (
+                "FROM logs-a | WHERE @timestamp > \"\"\"2024\"\"\" // trailing",
+                1,
+            ),
+            ("FROM logs-a | KEEP @timestamp | SORT @timestamp", 0),
+        ];
+        for (q, count) in cases {
+            let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            for condition in [None, Some("`@timestamp` >= NOW() - 15 minutes")] {
+                let out = parsed.render_where(&names(&["logs-a"]), condition).unwrap();
+                let wheres = wheres_are_negations(&out);
+                let want = count + usize::from(condition.is_some());
+                assert_eq!(wheres.len(), want, "{out}");
+                assert!(wheres.iter().all(|w| *w), "{out}");
+                assert_eq!(parse(&out).unwrap().sources, names(&["logs-a"]), "{out}");
+            }
+        }
+        // A WHERE without a condition cannot be wrapped: refused.
+        for q in ["FROM logs-a | WHERE", "FROM logs-a | WHERE | LIMIT 1"] {
+            assert!(parse(q).is_err(), "{q}");
         }
     }
 
@@ -1008,6 +1161,7 @@ mod tests {
                 "ENRICH p",
                 "LIMIT 1",
                 "WHERE",
+                "| WHERE @timestamp > 1",
                 "\"",
                 "\"\"\"",
                 "`",
@@ -1048,6 +1202,10 @@ mod tests {
             fn accepted_queries_round_trip(q in fragments()) {
                 if let Ok(parsed) = parse(&q) {
                     if let Ok(text) = parsed.render(&parsed.sources) {
+                        prop_assert!(
+                            super::wheres_are_negations(&text).iter().all(|w| *w),
+                            "{q:?} -> {text:?}"
+                        );
                         let again = parse(&text);
                         prop_assert!(again.is_ok(), "{q:?} -> {text:?}: {again:?}");
                         prop_assert_eq!(&again.unwrap().sources, &parsed.sources);
