@@ -155,8 +155,13 @@ pub(crate) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Reject
     let mut m = object(body)?;
     let text = take_query(&mut m)?;
     let parsed = esql::parse(&text)?;
-    if parsed.scores && scope.filters.constant_scores() {
-        return Err(constant_scores_refusal("[METADATA _score]"));
+    if scope.filters.constant_scores() {
+        if parsed.scores {
+            return Err(constant_scores_refusal("[METADATA _score]"));
+        }
+        if parsed.score_calls {
+            return Err(constant_scores_refusal("[SCORE()]"));
+        }
     }
     let expression = index::parse(Some(&parsed.sources.join(",")), &scope.indices)?;
     let condition = match m.remove("filter") {
@@ -463,6 +468,30 @@ mod tests {
             &constant
         )
         .is_ok());
+        // esql16: ES|QL's SCORE() (9.3 on) hands back the relevance score of the full-text
+        // functions inside it, whatever METADATA says.
+        for text in [
+            "FROM logs-a | EVAL s = SCORE(MATCH(m, \"x\")) | SORT s DESC",
+            "FROM logs-a | EVAL s = score (m:\"x\")",
+            "FROM logs-a | EVAL s = `SCORE`(QSTR(\"m:x\"))",
+        ] {
+            let e = esql(Some(json!({ "query": text })), &constant).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{text}");
+            assert!(e.reason.contains("[SCORE()]"), "{}", e.reason);
+            assert!(
+                esql(Some(json!({ "query": text })), &scope("t")).is_ok(),
+                "{text}"
+            );
+        }
+        for text in [
+            "FROM logs-a | KEEP score | SORT score",
+            "FROM logs-a | EVAL x = \"score(\"",
+        ] {
+            assert!(
+                esql(Some(json!({ "query": text })), &constant).is_ok(),
+                "{text}"
+            );
+        }
         for text in [
             "SELECT SCORE(), m FROM logs-a WHERE MATCH(m, 'x')",
             "SELECT m FROM logs-a WHERE MATCH(m, 'x') ORDER BY score ( ) DESC",

@@ -125,6 +125,9 @@ pub struct Query {
     /// Whether `METADATA` asks for `_score`: a relevance score, computed from the shard's term
     /// statistics, which a token with constant scores may not read (review 15).
     pub scores: bool,
+    /// Whether the text calls `SCORE(...)` (ES|QL 9.3 on): the relevance score of the
+    /// full-text functions inside it, as `_score` (esql16).
+    pub score_calls: bool,
 }
 
 impl Query {
@@ -532,7 +535,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         return Err(refuse("unbalanced brackets"));
     }
     close_where(&mut open_where, last_end, &mut wheres)?;
-    check_expansions(text, &toks[i..])?;
+    let score_calls = check_expansions(text, &toks[i..])?;
     let commands_start = toks.get(i).map_or(text.len(), |t| t.start);
     // Every condition wrapped (see `WHERE_OPEN`); all insertions lie after `commands_at`.
     let mut after = String::with_capacity(text.len() - src_end + wheres.len() * 16);
@@ -551,6 +554,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         after,
         commands_at: commands_start - src_end,
         scores,
+        score_calls,
     })
 }
 
@@ -571,68 +575,108 @@ fn close_where(
 
 /// Full-text functions, `KNN` and pattern matches on metadata fields (see `expansion`): their
 /// match set must not depend on what other tenants' documents hold.
-fn check_expansions(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+///
+/// esgate's lexer keeps operators inside words (`true==QSTR` is one word; Elasticsearch reads
+/// `true`, `==`, `QSTR`), so names are read from a word's segments (`segments`): the called
+/// name is the segment that ends the word, and every segment counts as a name anywhere.
+/// Pattern matches on metadata fields are refused per clause (a run of tokens between `,`,
+/// `|`, `AND` and `OR`): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
+/// `ENDS_WITH(`) and a name that may be a metadata field, whatever stands between them
+/// (casts, brackets).
+///
+/// Returns whether the text calls `SCORE(`: a relevance score, like `METADATA _score`.
+fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
+    let mut scores = false;
+    let mut clause_pattern = false;
+    let mut clause_metadata = false;
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
         let raw = &text[t.start..t.end];
-        // An identifier parameter (`??name`) could name a function or a metadata field that
-        // the checks below never see.
-        if t.kind == Kind::Word && raw.starts_with("??") {
-            return Err(refuse("identifier parameters are not allowed"));
+        // The name a `(` right after this token calls, if any.
+        let mut callee: Option<&str> = None;
+        match t.kind {
+            Kind::Word => {
+                for seg in segments(raw) {
+                    // An identifier parameter (`??name`) could name a function or a metadata
+                    // field that the checks below never see.
+                    if seg.starts_with("??") {
+                        return Err(refuse("identifier parameters are not allowed"));
+                    }
+                    if seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or") {
+                        end_clause(&mut clause_pattern, &mut clause_metadata)?;
+                    }
+                    if seg.eq_ignore_ascii_case("like") || seg.eq_ignore_ascii_case("rlike") {
+                        clause_pattern = true;
+                    }
+                    clause_metadata |= is_metadata_name(seg);
+                }
+                if call && raw.ends_with(|c: char| is_name_char(c)) {
+                    callee = segments(raw).last();
+                }
+            }
+            Kind::Quoted => {
+                let name = raw.trim_matches('`');
+                clause_metadata |= is_metadata_name(name);
+                if call {
+                    callee = Some(name);
+                }
+            }
+            Kind::Comma | Kind::Pipe => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            _ => {}
         }
-        let name = match t.kind {
-            Kind::Word => Some(raw.to_ascii_lowercase()),
-            Kind::Quoted if call => Some(raw.trim_matches('`').to_ascii_lowercase()),
-            _ => None,
-        };
-        if call && raw.starts_with('?') {
+        let Some(callee) = callee else { continue };
+        if callee.starts_with('?') {
             return Err(refuse("a function name cannot be a parameter"));
         }
-        if let Some(name) = name {
-            if call && name == "knn" {
-                return Err(refuse(
-                    "KNN picks its candidates before the token's filters apply",
-                ));
-            }
-            if call && FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
-                check_full_text_call(text, &name, &toks[n + 2..])?;
-            }
-            if call
-                && (name == "starts_with" || name == "ends_with")
-                && toks.get(n + 2).is_some_and(|a| names_metadata(text, a))
-            {
-                return Err(metadata_pattern());
-            }
+        let name = callee.to_ascii_lowercase();
+        if name == "knn" {
+            return Err(refuse(
+                "KNN picks its candidates before the token's filters apply",
+            ));
         }
-        if names_metadata(text, t) {
-            let mut k = n + 1;
-            if word(text, toks.get(k)).is_some_and(|w| w.eq_ignore_ascii_case("not")) {
-                k += 1;
-            }
-            if word(text, toks.get(k))
-                .is_some_and(|w| w.eq_ignore_ascii_case("like") || w.eq_ignore_ascii_case("rlike"))
-            {
-                return Err(metadata_pattern());
-            }
+        if FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
+            check_full_text_call(text, &name, &toks[n + 2..])?;
         }
+        if name == "starts_with" || name == "ends_with" {
+            clause_pattern = true;
+        }
+        scores |= name == "score";
+    }
+    end_clause(&mut clause_pattern, &mut clause_metadata)?;
+    Ok(scores)
+}
+
+/// Whether a character can be part of a name or parameter in a word (`a.b`, `@timestamp`,
+/// `?p`, `_id`); everything else in a word is an operator.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '.' | '?')
+}
+
+/// The names and parameters in a word, between its operators (`true==QSTR` -> `true`, `QSTR`).
+fn segments(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(|c: char| !is_name_char(c))
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether a name may be a metadata field (`_id`, `_ignored`; not `_index`).
+fn is_metadata_name(name: &str) -> bool {
+    name.starts_with('_') && expansion::may_be_metadata(name)
+}
+
+/// Ends a clause: a pattern match and a metadata name in one clause are refused.
+fn end_clause(pattern: &mut bool, metadata: &mut bool) -> Result<(), Rejection> {
+    let both = *pattern && *metadata;
+    *pattern = false;
+    *metadata = false;
+    if both {
+        return Err(metadata_pattern());
     }
     Ok(())
 }
 
 fn metadata_pattern() -> Rejection {
     refuse("pattern matches on metadata fields are not allowed")
-}
-
-/// Whether a token names a field that may be a metadata field (`_id`, `` `_id` ``).
-fn names_metadata(text: &str, t: &Tok) -> bool {
-    let raw = &text[t.start..t.end];
-    let name = match t.kind {
-        Kind::Word => raw,
-        Kind::Quoted => raw.trim_matches('`'),
-        _ => return false,
-    };
-    name.starts_with('_') && expansion::may_be_metadata(name)
 }
 
 /// The arguments of a full-text call starting just after its `(`: every option map checked,
@@ -864,6 +908,14 @@ mod tests {
                 "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"m\"]})",
                 &["logs-a"],
             ),
+            (
+                "FROM logs-a METADATA _id | WHERE true==MATCH(user, \"bob\") AND _id==\"a\" OR m LIKE \"b*\"",
+                &["logs-a"],
+            ),
+            (
+                "FROM logs-a METADATA _id | WHERE STARTS_WITH(user, \"b\") | KEEP _id",
+                &["logs-a"],
+            ),
         ];
         for (q, want) in cases {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -952,6 +1004,21 @@ mod tests {
             "FROM logs-a | WHERE ?f(\"user:bob~\")",
             "FROM logs-a METADATA _id | WHERE ??f LIKE \"b*\"",
             "FROM logs-a | KEEP ??f",
+            // esgate16: an operator glued to a name (one word for esgate's lexer, several
+            // tokens for Elasticsearch's) hid the name from the checks.
+            "FROM logs-a | WHERE true==QSTR(\"user:bob~\")",
+            "FROM logs-a | WHERE false!=KQL(\"_id: b*\") AND _id:\"x\"",
+            "FROM logs-a | WHERE true==KNN(v, [1, 2])",
+            "FROM logs-a | WHERE false!=MATCH(user, \"bob\", {\"fuzziness\": 1})",
+            "FROM logs-a | WHERE true==?f(\"user:bob~\")",
+            "FROM logs-a | WHERE x==??f",
+            "FROM logs-a METADATA _id | WHERE true==STARTS_WITH(_id, \"b\")",
+            "FROM logs-a METADATA _id | WHERE true==ENDS_WITH(`_id`, \"b\")",
+            "FROM logs-a METADATA _id | WHERE `_id`::keyword LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE (_id) LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE _id LIKE (\"a*\", \"b*\")",
+            "FROM logs-a METADATA _id | WHERE NOT(_id RLIKE \"b.*\")",
+            "FROM logs-a METADATA _id | WHERE x==1 AND TO_STRING(_id)LIKE\"b*\"",
         ];
         for q in cases {
             let r = parse(q);
