@@ -517,6 +517,37 @@ mod tests {
         );
     }
 
+    /// esql16: a deeply nested client ES|QL `filter` is a 400 naming the nesting (the body
+    /// parser stops at 64 JSON levels, about 21 `bool`s; SQL and EQL pass such filters on,
+    /// wrapped), and a deeply bracketed query text is refused, never a stack overflow.
+    #[test]
+    fn deep_filters_and_texts_are_refused_plainly() {
+        for levels in [9usize, 21] {
+            let mut f = json!({"term": {"user": "bob"}});
+            for _ in 0..levels {
+                f = json!({"bool": {"must": [f]}});
+            }
+            let e = esql(
+                Some(json!({"query": "FROM logs-a", "filter": f.clone()})),
+                &scope("t"),
+            )
+            .unwrap_err();
+            assert_eq!(e.kind, RejectKind::BadRequest, "{levels}: {}", e.reason);
+            assert!(e.reason.contains("nested too deeply"), "{}", e.reason);
+            let body = json!({"query": "SELECT a FROM \"logs-a\"", "filter": f.clone()});
+            assert!(sql(Some(body), &scope("t")).is_ok());
+            let body = json!({"query": "any where true", "filter": f});
+            assert!(eql(Some(body), &scope("t").filters).is_ok());
+        }
+        let deep = format!(
+            "FROM logs-a | WHERE {}a{}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let e = esql(Some(json!({ "query": deep })), &scope("t")).unwrap_err();
+        assert!(e.reason.contains("nested too deeply"), "{}", e.reason);
+    }
+
     /// The token's `max_size` (issue 13): ES|QL gets a `LIMIT` of its own, last, on its own
     /// line (a trailing `//` comment cannot hide it); SQL's page is capped or refused.
     #[test]
