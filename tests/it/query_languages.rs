@@ -173,6 +173,34 @@ async fn esql_timestamp_wheres_reach_the_backend_as_negations() {
     );
 }
 
+/// esql16: an ES|QL view (Elasticsearch 9.4 on) is a name `_resolve/index` never lists, and
+/// `FROM <view>` runs the view's stored query, whatever it reads. A query-language name the
+/// resolution does not list is a 404 from esgate and never reaches the backend; a search path
+/// still forwards a missing name for the backend's own 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_language_names_the_backend_does_not_list_are_not_found() {
+    let (es, gw, a) = setup().await;
+    es.script_json("*", "/_query", 200, json!({"columns": [], "values": []}));
+    es.script_json("*", "/_sql", 200, json!({"columns": [], "rows": []}));
+    es.script_json("*", "/logs-view/_search", 404, json!({"status": 404}));
+    for (path, body) in [
+        ("/_query", json!({"query": "FROM logs-view | LIMIT 1"})),
+        ("/_query", json!({"query": "FROM logs-a, logs-view"})),
+        ("/_sql", json!({"query": "SELECT * FROM \"logs-view\""})),
+    ] {
+        let (status, v) = call(&gw, &a, "POST", path, body.clone(), &[]).await;
+        assert_eq!(status, 404, "{body}: {v}");
+        assert!(v.to_string().contains("[logs-view]"), "{v}");
+        assert!(
+            es.requests_to("POST", path).is_empty(),
+            "{body} was forwarded"
+        );
+    }
+    let (status, _) = call(&gw, &a, "POST", "/logs-view/_search", json!({}), &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(es.requests_to("POST", "/logs-view/_search").len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_queries_never_reach_the_backend() {
     let (es, gw, a) = setup().await;
