@@ -612,7 +612,12 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     clause_metadata |= is_metadata_name(seg);
                 }
                 if call && raw.ends_with(|c: char| is_name_char(c)) {
-                    callee = segments(raw).last();
+                    // After a `.` too: Elasticsearch's function names hold none, so whatever
+                    // it would call is the last part (over-reading refuses more, never less).
+                    callee = segments(raw)
+                        .last()
+                        .and_then(|s| s.rsplit('.').next())
+                        .filter(|s| !s.is_empty());
                 }
             }
             Kind::Quoted => {
@@ -1019,6 +1024,7 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE _id LIKE (\"a*\", \"b*\")",
             "FROM logs-a METADATA _id | WHERE NOT(_id RLIKE \"b.*\")",
             "FROM logs-a METADATA _id | WHERE x==1 AND TO_STRING(_id)LIKE\"b*\"",
+            "FROM logs-a | WHERE true==a.QSTR(\"user:bob~\")",
         ];
         for q in cases {
             let r = parse(q);
