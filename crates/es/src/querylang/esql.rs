@@ -600,7 +600,7 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                 for seg in segments(raw) {
                     // An identifier parameter (`??name`) could name a function or a metadata
                     // field that the checks below never see.
-                    if seg.starts_with("??") {
+                    if seg.contains("??") {
                         return Err(refuse("identifier parameters are not allowed"));
                     }
                     if seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or") {
@@ -1029,6 +1029,36 @@ mod tests {
         for q in cases {
             let r = parse(q);
             assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+        }
+    }
+
+    /// esql16: whatever operator glues a name to what precedes it, the checks see the name.
+    #[test]
+    fn names_glued_to_any_operator_are_checked() {
+        // `.` glues a qualified name (`x._id` is a field of `x`, no metadata field), which no
+        // function name is.
+        let ops = [
+            "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "::", ":", "=", "=~", "!",
+            ".",
+        ];
+        let refused = [
+            "QSTR(\"user:bob~\")",
+            "kql(\"_id: b*\")",
+            "KNN(v, [1, 2])",
+            "?f(\"x\")",
+            "MATCH(user, \"b\", {\"fuzziness\": 1})",
+        ];
+        for op in ops {
+            for call in refused {
+                let q = format!("FROM logs-a | WHERE true{op}{call}");
+                assert!(parse(&q).is_err(), "{q}");
+            }
+            if op != "." {
+                let q = format!("FROM logs-a METADATA _id | WHERE x{op}_id LIKE \"b*\"");
+                assert!(parse(&q).is_err(), "{q}");
+            }
+            let q = format!("FROM logs-a | WHERE x{op}??f");
+            assert!(parse(&q).is_err(), "{q}");
         }
     }
 
