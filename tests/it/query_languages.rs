@@ -69,7 +69,7 @@ async fn esql_reaches_the_backend_with_the_narrowed_from_and_the_filter_as_a_whe
     assert_eq!(
         sent[0].json(),
         json!({
-            "query": "FROM  logs-a, logs-b  /* FROM secret */ \n| WHERE `user` == \"bob\"\n| WHERE msg == \"| ENRICH x\" | STATS c = COUNT(*)",
+            "query": "FROM  logs-a, logs-b  /* FROM secret */ \n| WHERE NOT NOT (`user` == \"bob\")\n| WHERE NOT NOT ( msg == \"| ENRICH x\") | STATS c = COUNT(*)",
             "filter": token_filter("a", json!({"match_all": {}}))
         })
     );
@@ -106,7 +106,7 @@ async fn esql_kibana_filter_never_reaches_the_field_caps_index_filter() {
     assert_eq!(
         sent[0].json(),
         json!({
-            "query": "FROM  logs-a, logs-b  \n| WHERE ((`@timestamp` >= TO_DATETIME(\"2025-06-16T21:37:04.079Z\") AND `@timestamp` <= TO_DATETIME(\"2025-06-16T21:52:04.079Z\")) AND `host.name` == \"web-1\" AND (NOT COALESCE(`bytes` >= 1000, false)))\n| STATS c = COUNT(*) BY host.name // per host",
+            "query": "FROM  logs-a, logs-b  \n| WHERE NOT NOT (((`@timestamp` >= TO_DATETIME(\"2025-06-16T21:37:04.079Z\") AND `@timestamp` <= TO_DATETIME(\"2025-06-16T21:52:04.079Z\")) AND `host.name` == \"web-1\" AND (NOT COALESCE(`bytes` >= 1000, false))))\n| STATS c = COUNT(*) BY host.name // per host",
             "filter": token_filter("a", json!({"match_all": {}})),
             "locale": "en"
         })
@@ -136,6 +136,69 @@ async fn esql_kibana_filter_never_reaches_the_field_caps_index_filter() {
         "{:?}",
         es.requests()
     );
+}
+
+/// esql16: Elasticsearch (PR #154663, `TimestampIndexFilterExtractor`) lifts a leading
+/// `WHERE @timestamp <op> <literal | ?param | NOW() ± interval>` from the query text into
+/// field_caps' index filter, decided from every tenant's values like the `filter` above.
+/// Every `WHERE` condition reaches the backend as one `NOT NOT (...)` (the same rows), which
+/// it does not look into: Kibana's `?_tstart`/`?_tend` queries keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esql_timestamp_wheres_reach_the_backend_as_negations() {
+    let (es, gw, a) = setup().await;
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_query",
+        json!({
+            "query": "FROM logs-* | WHERE @timestamp >= ?_tstart AND @timestamp <= ?_tend // range\n| where `@timestamp` > NOW() - 15 minutes | LIMIT 5",
+            "params": [{"_tstart": "2025-06-16T21:37:04.079Z"}, {"_tend": "2025-06-16T21:52:04.079Z"}],
+            "filter": {"range": {"@timestamp": {"gte": "now-15m"}}}
+        }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sent = es.requests_to("POST", "/_query");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].json()["query"],
+        "FROM  logs-a, logs-b  \n| WHERE NOT NOT (`@timestamp` >= TO_DATETIME(NOW() - 15 minutes))\n| WHERE NOT NOT ( @timestamp >= ?_tstart AND @timestamp <= ?_tend) // range\n| where NOT NOT ( `@timestamp` > NOW() - 15 minutes) | LIMIT 5"
+    );
+    assert_eq!(
+        sent[0].json()["filter"],
+        token_filter("a", json!({"match_all": {}}))
+    );
+}
+
+/// esql16: an ES|QL view (Elasticsearch 9.4 on) is a name `_resolve/index` never lists, and
+/// `FROM <view>` runs the view's stored query, whatever it reads. A query-language name the
+/// resolution does not list is a 404 from esgate and never reaches the backend; a search path
+/// still forwards a missing name for the backend's own 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_language_names_the_backend_does_not_list_are_not_found() {
+    let (es, gw, a) = setup().await;
+    es.script_json("*", "/_query", 200, json!({"columns": [], "values": []}));
+    es.script_json("*", "/_sql", 200, json!({"columns": [], "rows": []}));
+    es.script_json("*", "/logs-view/_search", 404, json!({"status": 404}));
+    for (path, body) in [
+        ("/_query", json!({"query": "FROM logs-view | LIMIT 1"})),
+        ("/_query", json!({"query": "FROM logs-a, logs-view"})),
+        ("/_sql", json!({"query": "SELECT * FROM \"logs-view\""})),
+    ] {
+        let (status, v) = call(&gw, &a, "POST", path, body.clone(), &[]).await;
+        assert_eq!(status, 404, "{body}: {v}");
+        assert!(v.to_string().contains("[logs-view]"), "{v}");
+        assert!(
+            es.requests_to("POST", path).is_empty(),
+            "{body} was forwarded"
+        );
+    }
+    let (status, _) = call(&gw, &a, "POST", "/logs-view/_search", json!({}), &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(es.requests_to("POST", "/logs-view/_search").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,6 +567,11 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         "FROM \"logs-a\\\",secret\"",
         "FROM \"logs-a,secret\"",
         "FROM logs-a METADATA _index, secret",
+        // esql16: an operator glued to a function or field name hid it from the checks.
+        "FROM logs-a | WHERE true==QSTR(\"tenant:b~\")",
+        "FROM logs-a | WHERE true==KNN(v, [1, 2])",
+        "FROM logs-a METADATA _id | WHERE true==STARTS_WITH(_id, \"b\")",
+        "FROM logs-a METADATA _id | WHERE `_id`::keyword LIKE \"b*\"",
     ];
     for q in esql {
         es.clear();

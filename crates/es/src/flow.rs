@@ -11,7 +11,7 @@
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;
 use crate::indices::index;
-use crate::indices::resolution::{self, Narrowed};
+use crate::indices::resolution::{self, Narrowed, ResolvedName};
 use crate::querylang::uri_search;
 use crate::request::endpoint::{self, Endpoint};
 use crate::request::params;
@@ -154,6 +154,9 @@ fn reach(
         let Some(names) = resolution.names.get(expr) else {
             return Err(Rejection::forbidden("index expression was not resolved"));
         };
+        if matches!(shape, Shape::QueryText(_)) {
+            unlisted_names_refused(expr, names)?;
+        }
         match resolution::narrow(expr, names, &scope.indices).map_err(|_| Rejection {
             kind: RejectKind::Forbidden,
             reason: format!(
@@ -193,6 +196,29 @@ fn reach(
     indices.sort_unstable();
     indices.dedup();
     Ok((indices, narrowed))
+}
+
+/// A query text's explicit name that `_resolve/index` did not list: refused (404) rather than
+/// forwarded for the backend to answer. An ES|QL view (Elasticsearch 9.4 on) is such a name:
+/// an index abstraction `_resolve/index` never lists (`ResolveIndexAction` asserts
+/// `resolveViews() == false`), which ES|QL's `FROM` expands into its stored query, whatever
+/// that reads (other indices, `ENRICH`, `LOOKUP JOIN`: esql16). Wildcards never reach views
+/// unless `wildcards_match_views` is set, and are always narrowed to listed names anyway.
+fn unlisted_names_refused(expr: &str, names: &[ResolvedName]) -> Result<(), Rejection> {
+    let unlisted = expr
+        .split(',')
+        .filter(|e| !e.contains('*') && !e.starts_with('-'))
+        .find(|e| !names.iter().any(|n| n.name == *e));
+    match unlisted {
+        Some(e) => Err(Rejection {
+            kind: RejectKind::NotFound,
+            reason: format!(
+                "no index, alias or data stream named [{}] (a query language reads only those; ES|QL views are not allowed)",
+                error::printable(e)
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `found` added to `indices`: taken as it is when `indices` is empty (a request of one

@@ -7,7 +7,10 @@
 //! [match_all]}`: ES|QL also hands its `filter` to field_caps as an `index_filter`, decided
 //! from every tenant's values, so the client's ES|QL `filter` never goes there but becomes a
 //! `| WHERE` right after the source command (`esql::filter`, re-lexed before use; SQL and EQL
-//! stopped passing `filter` to field_caps in Elasticsearch 7.10); the query text's source (ES|QL `FROM`, SQL table) is replaced by the checked
+//! stopped passing `filter` to field_caps in Elasticsearch 7.10), and every ES|QL `WHERE`
+//! condition is forwarded as `NOT NOT (...)` (`esql::WHERE_OPEN`: Elasticsearch may lift
+//! `@timestamp` comparisons from the text into field_caps too); the query text's source
+//! (ES|QL `FROM`, SQL table) is replaced by the checked
 //! index expression (later by the allowed concrete names, see `QueryText::forward`); nothing
 //! that creates server-side state esgate cannot bind (async variants, `keep_on_completion`,
 //! `wait_for_completion_timeout`) nor `runtime_mappings`, `profile` or `tables` passes; SQL
@@ -152,8 +155,13 @@ pub(crate) fn esql(body: Option<Value>, scope: &Scope) -> Result<Checked, Reject
     let mut m = object(body)?;
     let text = take_query(&mut m)?;
     let parsed = esql::parse(&text)?;
-    if parsed.scores && scope.filters.constant_scores() {
-        return Err(constant_scores_refusal("[METADATA _score]"));
+    if scope.filters.constant_scores() {
+        if parsed.scores {
+            return Err(constant_scores_refusal("[METADATA _score]"));
+        }
+        if parsed.score_calls {
+            return Err(constant_scores_refusal("[SCORE()]"));
+        }
     }
     let expression = index::parse(Some(&parsed.sources.join(",")), &scope.indices)?;
     let condition = match m.remove("filter") {
@@ -460,6 +468,30 @@ mod tests {
             &constant
         )
         .is_ok());
+        // esql16: ES|QL's SCORE() (9.3 on) hands back the relevance score of the full-text
+        // functions inside it, whatever METADATA says.
+        for text in [
+            "FROM logs-a | EVAL s = SCORE(MATCH(m, \"x\")) | SORT s DESC",
+            "FROM logs-a | EVAL s = score (m:\"x\")",
+            "FROM logs-a | EVAL s = `SCORE`(QSTR(\"m:x\"))",
+        ] {
+            let e = esql(Some(json!({ "query": text })), &constant).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{text}");
+            assert!(e.reason.contains("[SCORE()]"), "{}", e.reason);
+            assert!(
+                esql(Some(json!({ "query": text })), &scope("t")).is_ok(),
+                "{text}"
+            );
+        }
+        for text in [
+            "FROM logs-a | KEEP score | SORT score",
+            "FROM logs-a | EVAL x = \"score(\"",
+        ] {
+            assert!(
+                esql(Some(json!({ "query": text })), &constant).is_ok(),
+                "{text}"
+            );
+        }
         for text in [
             "SELECT SCORE(), m FROM logs-a WHERE MATCH(m, 'x')",
             "SELECT m FROM logs-a WHERE MATCH(m, 'x') ORDER BY score ( ) DESC",
@@ -483,6 +515,37 @@ mod tests {
             json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}],
                             "must": [{"constant_score": {"filter": q}}]}})
         );
+    }
+
+    /// esql16: a deeply nested client ES|QL `filter` is a 400 naming the nesting (the body
+    /// parser stops at 64 JSON levels, about 21 `bool`s; SQL and EQL pass such filters on,
+    /// wrapped), and a deeply bracketed query text is refused, never a stack overflow.
+    #[test]
+    fn deep_filters_and_texts_are_refused_plainly() {
+        for levels in [9usize, 21] {
+            let mut f = json!({"term": {"user": "bob"}});
+            for _ in 0..levels {
+                f = json!({"bool": {"must": [f]}});
+            }
+            let e = esql(
+                Some(json!({"query": "FROM logs-a", "filter": f.clone()})),
+                &scope("t"),
+            )
+            .unwrap_err();
+            assert_eq!(e.kind, RejectKind::BadRequest, "{levels}: {}", e.reason);
+            assert!(e.reason.contains("nested too deeply"), "{}", e.reason);
+            let body = json!({"query": "SELECT a FROM \"logs-a\"", "filter": f.clone()});
+            assert!(sql(Some(body), &scope("t")).is_ok());
+            let body = json!({"query": "any where true", "filter": f});
+            assert!(eql(Some(body), &scope("t").filters).is_ok());
+        }
+        let deep = format!(
+            "FROM logs-a | WHERE {}a{}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let e = esql(Some(json!({ "query": deep })), &scope("t")).unwrap_err();
+        assert!(e.reason.contains("nested too deeply"), "{}", e.reason);
     }
 
     /// The token's `max_size` (issue 13): ES|QL gets a `LIMIT` of its own, last, on its own
@@ -541,7 +604,7 @@ mod tests {
         assert_eq!(
             out,
             json!({
-                "query": "FROM  logs-*  \n| WHERE `user` == \"bob\"\n| LIMIT 1",
+                "query": "FROM  logs-*  \n| WHERE NOT NOT (`user` == \"bob\")\n| LIMIT 1",
                 "filter": wrapped(json!({"match_all": {}})),
                 "columnar": true,
                 "params": [1, "x", {"n": 2}]
@@ -550,7 +613,7 @@ mod tests {
         let narrowed = parsed(&c.text.forward(&["logs-a".into(), "logs-b".into()]).unwrap());
         assert_eq!(
             narrowed["query"],
-            "FROM  logs-a, logs-b  \n| WHERE `user` == \"bob\"\n| LIMIT 1"
+            "FROM  logs-a, logs-b  \n| WHERE NOT NOT (`user` == \"bob\")\n| LIMIT 1"
         );
         assert_eq!(narrowed["filter"], wrapped(json!({"match_all": {}})));
         // After METADATA, before the first command, and ahead of a trailing line comment's
@@ -568,7 +631,7 @@ mod tests {
         let q = parsed(&c.body().unwrap())["query"].clone();
         assert_eq!(
             q,
-            "FROM  logs-a  METADATA _id // note\n| WHERE `n` >= 1\n\n| LIMIT 7"
+            "FROM  logs-a  METADATA _id // note\n| WHERE NOT NOT (`n` >= 1)\n\n| LIMIT 7"
         );
         assert_eq!(
             esql::parse(q.as_str().unwrap()).unwrap().sources,
@@ -659,7 +722,9 @@ mod tests {
                     .to_string();
                 assert_eq!(esql::parse(&q).unwrap().sources, vec!["logs-a"], "{q}");
                 let condition = c.text.condition.as_deref().unwrap();
-                assert!(q.contains(&format!("\n| WHERE {condition}\n| LIMIT 1 // end")));
+                assert!(q.contains(&format!(
+                    "\n| WHERE NOT NOT ({condition})\n| LIMIT 1 // end"
+                )));
                 let (strings, quoted) = esql::literals(condition);
                 assert!(
                     strings.iter().filter(|s| *s == value).count() >= 4,

@@ -408,6 +408,63 @@ fn unreachable_wildcards_search_nothing() {
     assert_eq!(p.path, "/logs-a/_search");
 }
 
+/// esql16: an ES|QL view (9.4 on) is an index abstraction `_resolve/index` never lists, and
+/// Elasticsearch runs its stored query (any source, ENRICH, LOOKUP JOIN...) when `FROM` names
+/// it. A name in a query text that the resolution did not list is refused (404), never
+/// forwarded for the backend to resolve; a search path keeps forwarding it (views are not
+/// searchable there).
+#[test]
+fn query_text_names_the_resolution_did_not_list_are_refused() {
+    let s = scope();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "/_query",
+            r#"{"query":"FROM logs-view | LIMIT 1"}"#,
+            "logs-view",
+        ),
+        (
+            "/_query",
+            r#"{"query":"FROM logs-a, logs-view"}"#,
+            "logs-a,logs-view",
+        ),
+        (
+            "/_query",
+            r#"{"query":"FROM logs-view, logs-*"}"#,
+            "logs-view,logs-*",
+        ),
+        (
+            "/_sql",
+            r#"{"query":"SELECT * FROM \"logs-view\""}"#,
+            "logs-view",
+        ),
+    ];
+    for (path, body, expr) in cases {
+        let h = head("POST", path, None);
+        let prepared =
+            es::prepare(es::plan(&h, &s).unwrap(), Some(body.as_bytes()), &h, &s).unwrap();
+        assert_eq!(prepared.to_resolve(), &[expr.to_string()], "{body}");
+        let listed: &[&str] = if expr.contains("logs-a") || expr.contains('*') {
+            &["logs-a"]
+        } else {
+            &[]
+        };
+        let err = es::authorize(prepared, &resolution(&[(expr, listed)]), &s).unwrap_err();
+        assert_eq!(err.kind, RejectKind::NotFound, "{body}: {err:?}");
+        assert!(err.reason.contains("[logs-view]"), "{}", err.reason);
+    }
+    // What the resolution lists passes as before.
+    let h = head("POST", "/_query", None);
+    let body = br#"{"query":"FROM logs-a, logs-b"}"#;
+    let prepared = es::prepare(es::plan(&h, &s).unwrap(), Some(body), &h, &s).unwrap();
+    let permit = es::authorize(
+        prepared,
+        &resolution(&[("logs-a,logs-b", &["logs-a", "logs-b"])]),
+        &s,
+    )
+    .unwrap();
+    assert_eq!(body_json(&permit)["query"], "FROM  logs-a, logs-b ");
+}
+
 #[test]
 fn authorize_refuses_an_expression_missing_from_the_resolution() {
     let s = scope();

@@ -11,7 +11,9 @@
 //! keywords). Anything ambiguous (a non-ASCII character outside a string, an unterminated
 //! string or comment, a nested comment, a comment glued to a name, a `|` inside brackets) is
 //! refused. The
-//! forwarded text differs from the client's only in the source list, rendered by esgate.
+//! forwarded text differs from the client's only in the source list, rendered by esgate, and
+//! in every `WHERE` condition being wrapped as `NOT NOT (...)` (`WHERE_OPEN`: the same rows,
+//! but nothing Elasticsearch lifts into field_caps' index filter).
 
 pub(crate) mod filter;
 
@@ -71,6 +73,20 @@ const METADATA_FIELDS: &[&str] = &[
     "_index_mode",
 ];
 
+/// What every `WHERE` condition is wrapped in, the client's and esgate's own: `NOT NOT (c)`,
+/// the same rows as `c` (three-valued: `NOT null` is null; Elasticsearch's optimizer removes
+/// the double negation, `BooleanSimplification`, before filters are pushed to Lucene). Its
+/// reason: Elasticsearch (PR #154663, `session/TimestampIndexFilterExtractor.java`) lifts the
+/// conjuncts of leading `WHERE`s that compare `@timestamp` with a literal, a parameter or
+/// `NOW() ± interval` into field_caps' index filter, decided per shard from every tenant's
+/// values (the channel `filter` had, see `filter`). It reads the parsed plan, before
+/// analysis and optimisation, and only conjuncts that are comparisons (`splitAnd`, then
+/// `instanceof EsqlBinaryComparison`): a `NOT` is none, so nothing is lifted, whichever field
+/// or position a later version might extend it to. `NOT` is no full-text restriction
+/// (`FullTextFunction.checkFullTextFunctionsParents` allows it; `OR` was one before 8.18).
+const WHERE_OPEN: &str = " NOT NOT (";
+const WHERE_CLOSE: &str = ")";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// An unquoted run of characters (keyword, name, number, operator).
@@ -109,6 +125,9 @@ pub struct Query {
     /// Whether `METADATA` asks for `_score`: a relevance score, computed from the shard's term
     /// statistics, which a token with constant scores may not read (review 15).
     pub scores: bool,
+    /// Whether the text calls `SCORE(...)` (ES|QL 9.3 on): the relevance score of the
+    /// full-text functions inside it, as `_score` (esql16).
+    pub score_calls: bool,
 }
 
 impl Query {
@@ -139,7 +158,7 @@ impl Query {
         Ok(match condition {
             None => format!("{} {} {}", self.before, rendered.join(", "), self.after),
             Some(c) => format!(
-                "{} {} {}\n| WHERE {c}\n{}",
+                "{} {} {}\n| WHERE{WHERE_OPEN}{c}{WHERE_CLOSE}\n{}",
                 self.before,
                 rendered.join(", "),
                 source_rest,
@@ -460,12 +479,23 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     // The processing commands.
     let mut depth = 0usize;
     let mut expect_command = false;
+    // The `WHERE` commands: (end of the keyword, end of the condition's last token).
+    let mut wheres: Vec<(usize, usize)> = Vec::new();
+    let mut open_where: Option<usize> = None;
+    let mut last_end = 0;
     for t in &toks[i..] {
+        if t.kind == Kind::Pipe && depth == 0 {
+            close_where(&mut open_where, last_end, &mut wheres)?;
+        }
+        last_end = t.end;
         if expect_command {
             let Some(cmd) = word(text, Some(t)) else {
                 return Err(refuse("a command must follow |"));
             };
             let lower = cmd.to_ascii_lowercase();
+            if lower == "where" {
+                open_where = Some(t.end);
+            }
             if !ALLOWED_COMMANDS.contains(&lower.as_str()) {
                 return Err(match NAMED_REFUSALS.iter().find(|n| **n == lower) {
                     Some(n) => refuse(&format!(
@@ -504,81 +534,154 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     if depth != 0 {
         return Err(refuse("unbalanced brackets"));
     }
-    check_expansions(text, &toks[i..])?;
+    close_where(&mut open_where, last_end, &mut wheres)?;
+    let score_calls = check_expansions(text, &toks[i..])?;
     let commands_start = toks.get(i).map_or(text.len(), |t| t.start);
+    // Every condition wrapped (see `WHERE_OPEN`); all insertions lie after `commands_at`.
+    let mut after = String::with_capacity(text.len() - src_end + wheres.len() * 16);
+    let mut at = src_end;
+    for (keyword_end, condition_end) in wheres {
+        after.push_str(&text[at..keyword_end]);
+        after.push_str(WHERE_OPEN);
+        after.push_str(&text[keyword_end..condition_end]);
+        after.push_str(WHERE_CLOSE);
+        at = condition_end;
+    }
+    after.push_str(&text[at..]);
     Ok(Query {
         sources,
         before: text[..src_start].to_string(),
-        after: text[src_end..].to_string(),
+        after,
         commands_at: commands_start - src_end,
         scores,
+        score_calls,
     })
+}
+
+/// Ends the `WHERE` command being read (if any) at `end`, the end of its last token.
+fn close_where(
+    open: &mut Option<usize>,
+    end: usize,
+    wheres: &mut Vec<(usize, usize)>,
+) -> Result<(), Rejection> {
+    if let Some(keyword_end) = open.take() {
+        if end <= keyword_end {
+            return Err(refuse("WHERE needs a condition"));
+        }
+        wheres.push((keyword_end, end));
+    }
+    Ok(())
 }
 
 /// Full-text functions, `KNN` and pattern matches on metadata fields (see `expansion`): their
 /// match set must not depend on what other tenants' documents hold.
-fn check_expansions(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+///
+/// esgate's lexer keeps operators inside words (`true==QSTR` is one word; Elasticsearch reads
+/// `true`, `==`, `QSTR`), so names are read from a word's segments (`segments`): the called
+/// name is the segment that ends the word, and every segment counts as a name anywhere.
+/// Pattern matches on metadata fields are refused per clause (a run of tokens between `,`,
+/// `|`, `AND` and `OR`): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
+/// `ENDS_WITH(`) and a name that may be a metadata field, whatever stands between them
+/// (casts, brackets).
+///
+/// Returns whether the text calls `SCORE(`: a relevance score, like `METADATA _score`.
+fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
+    let mut scores = false;
+    let mut clause_pattern = false;
+    let mut clause_metadata = false;
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
         let raw = &text[t.start..t.end];
-        // An identifier parameter (`??name`) could name a function or a metadata field that
-        // the checks below never see.
-        if t.kind == Kind::Word && raw.starts_with("??") {
-            return Err(refuse("identifier parameters are not allowed"));
+        // The name a `(` right after this token calls, if any.
+        let mut callee: Option<&str> = None;
+        match t.kind {
+            Kind::Word => {
+                for seg in segments(raw) {
+                    // An identifier parameter (`??name`) could name a function or a metadata
+                    // field that the checks below never see.
+                    if seg.contains("??") {
+                        return Err(refuse("identifier parameters are not allowed"));
+                    }
+                    if seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or") {
+                        end_clause(&mut clause_pattern, &mut clause_metadata)?;
+                    }
+                    if seg.eq_ignore_ascii_case("like") || seg.eq_ignore_ascii_case("rlike") {
+                        clause_pattern = true;
+                    }
+                    clause_metadata |= is_metadata_name(seg);
+                }
+                if call && raw.ends_with(|c: char| is_name_char(c)) {
+                    // After a `.` too: Elasticsearch's function names hold none, so whatever
+                    // it would call is the last part (over-reading refuses more, never less).
+                    callee = segments(raw)
+                        .last()
+                        .and_then(|s| s.rsplit('.').next())
+                        .filter(|s| !s.is_empty());
+                }
+            }
+            Kind::Quoted => {
+                let name = raw.trim_matches('`');
+                clause_metadata |= is_metadata_name(name);
+                if call {
+                    callee = Some(name);
+                }
+            }
+            Kind::Comma | Kind::Pipe => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            _ => {}
         }
-        let name = match t.kind {
-            Kind::Word => Some(raw.to_ascii_lowercase()),
-            Kind::Quoted if call => Some(raw.trim_matches('`').to_ascii_lowercase()),
-            _ => None,
-        };
-        if call && raw.starts_with('?') {
+        let Some(callee) = callee else { continue };
+        if callee.starts_with('?') {
             return Err(refuse("a function name cannot be a parameter"));
         }
-        if let Some(name) = name {
-            if call && name == "knn" {
-                return Err(refuse(
-                    "KNN picks its candidates before the token's filters apply",
-                ));
-            }
-            if call && FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
-                check_full_text_call(text, &name, &toks[n + 2..])?;
-            }
-            if call
-                && (name == "starts_with" || name == "ends_with")
-                && toks.get(n + 2).is_some_and(|a| names_metadata(text, a))
-            {
-                return Err(metadata_pattern());
-            }
+        let name = callee.to_ascii_lowercase();
+        if name == "knn" {
+            return Err(refuse(
+                "KNN picks its candidates before the token's filters apply",
+            ));
         }
-        if names_metadata(text, t) {
-            let mut k = n + 1;
-            if word(text, toks.get(k)).is_some_and(|w| w.eq_ignore_ascii_case("not")) {
-                k += 1;
-            }
-            if word(text, toks.get(k))
-                .is_some_and(|w| w.eq_ignore_ascii_case("like") || w.eq_ignore_ascii_case("rlike"))
-            {
-                return Err(metadata_pattern());
-            }
+        if FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
+            check_full_text_call(text, &name, &toks[n + 2..])?;
         }
+        if name == "starts_with" || name == "ends_with" {
+            clause_pattern = true;
+        }
+        scores |= name == "score";
+    }
+    end_clause(&mut clause_pattern, &mut clause_metadata)?;
+    Ok(scores)
+}
+
+/// Whether a character can be part of a name or parameter in a word (`a.b`, `@timestamp`,
+/// `?p`, `_id`); everything else in a word is an operator.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '.' | '?')
+}
+
+/// The names and parameters in a word, between its operators (`true==QSTR` -> `true`, `QSTR`).
+fn segments(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(|c: char| !is_name_char(c))
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether a name may be a metadata field (`_id`, `_ignored`; not `_index`).
+fn is_metadata_name(name: &str) -> bool {
+    name.starts_with('_') && expansion::may_be_metadata(name)
+}
+
+/// Ends a clause: a pattern match and a metadata name in one clause are refused.
+fn end_clause(pattern: &mut bool, metadata: &mut bool) -> Result<(), Rejection> {
+    let both = *pattern && *metadata;
+    *pattern = false;
+    *metadata = false;
+    if both {
+        return Err(metadata_pattern());
     }
     Ok(())
 }
 
 fn metadata_pattern() -> Rejection {
     refuse("pattern matches on metadata fields are not allowed")
-}
-
-/// Whether a token names a field that may be a metadata field (`_id`, `` `_id` ``).
-fn names_metadata(text: &str, t: &Tok) -> bool {
-    let raw = &text[t.start..t.end];
-    let name = match t.kind {
-        Kind::Word => raw,
-        Kind::Quoted => raw.trim_matches('`'),
-        _ => return false,
-    };
-    name.starts_with('_') && expansion::may_be_metadata(name)
 }
 
 /// The arguments of a full-text call starting just after its `(`: every option map checked,
@@ -810,6 +913,14 @@ mod tests {
                 "FROM logs-a | WHERE QSTR(\"b*\", {\"fields\": [\"user\", \"m\"]})",
                 &["logs-a"],
             ),
+            (
+                "FROM logs-a METADATA _id | WHERE true==MATCH(user, \"bob\") AND _id==\"a\" OR m LIKE \"b*\"",
+                &["logs-a"],
+            ),
+            (
+                "FROM logs-a METADATA _id | WHERE STARTS_WITH(user, \"b\") | KEEP _id",
+                &["logs-a"],
+            ),
         ];
         for (q, want) in cases {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -898,10 +1009,56 @@ mod tests {
             "FROM logs-a | WHERE ?f(\"user:bob~\")",
             "FROM logs-a METADATA _id | WHERE ??f LIKE \"b*\"",
             "FROM logs-a | KEEP ??f",
+            // esgate16: an operator glued to a name (one word for esgate's lexer, several
+            // tokens for Elasticsearch's) hid the name from the checks.
+            "FROM logs-a | WHERE true==QSTR(\"user:bob~\")",
+            "FROM logs-a | WHERE false!=KQL(\"_id: b*\") AND _id:\"x\"",
+            "FROM logs-a | WHERE true==KNN(v, [1, 2])",
+            "FROM logs-a | WHERE false!=MATCH(user, \"bob\", {\"fuzziness\": 1})",
+            "FROM logs-a | WHERE true==?f(\"user:bob~\")",
+            "FROM logs-a | WHERE x==??f",
+            "FROM logs-a METADATA _id | WHERE true==STARTS_WITH(_id, \"b\")",
+            "FROM logs-a METADATA _id | WHERE true==ENDS_WITH(`_id`, \"b\")",
+            "FROM logs-a METADATA _id | WHERE `_id`::keyword LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE (_id) LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE _id LIKE (\"a*\", \"b*\")",
+            "FROM logs-a METADATA _id | WHERE NOT(_id RLIKE \"b.*\")",
+            "FROM logs-a METADATA _id | WHERE x==1 AND TO_STRING(_id)LIKE\"b*\"",
+            "FROM logs-a | WHERE true==a.QSTR(\"user:bob~\")",
         ];
         for q in cases {
             let r = parse(q);
             assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+        }
+    }
+
+    /// esql16: whatever operator glues a name to what precedes it, the checks see the name.
+    #[test]
+    fn names_glued_to_any_operator_are_checked() {
+        // `.` glues a qualified name (`x._id` is a field of `x`, no metadata field), which no
+        // function name is.
+        let ops = [
+            "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "::", ":", "=", "=~", "!",
+            ".",
+        ];
+        let refused = [
+            "QSTR(\"user:bob~\")",
+            "kql(\"_id: b*\")",
+            "KNN(v, [1, 2])",
+            "?f(\"x\")",
+            "MATCH(user, \"b\", {\"fuzziness\": 1})",
+        ];
+        for op in ops {
+            for call in refused {
+                let q = format!("FROM logs-a | WHERE true{op}{call}");
+                assert!(parse(&q).is_err(), "{q}");
+            }
+            if op != "." {
+                let q = format!("FROM logs-a METADATA _id | WHERE x{op}_id LIKE \"b*\"");
+                assert!(parse(&q).is_err(), "{q}");
+            }
+            let q = format!("FROM logs-a | WHERE x{op}??f");
+            assert!(parse(&q).is_err(), "{q}");
         }
     }
 
@@ -934,7 +1091,7 @@ mod tests {
         let q = parse("from \"logs-*\"/*x*/METADATA _id | where a == \"FROM b\"").unwrap();
         assert_eq!(
             q.render(&names(&["logs-a", "logs-b"])).unwrap(),
-            "from  logs-a, logs-b /*x*/METADATA _id | where a == \"FROM b\""
+            "from  logs-a, logs-b /*x*/METADATA _id | where NOT NOT ( a == \"FROM b\")"
         );
         let q = parse("FROM\"logs-a\"|LIMIT 1").unwrap();
         let out = q.render(&names(&["logs-a"])).unwrap();
@@ -968,6 +1125,105 @@ mod tests {
             deep.as_str(),
         ] {
             assert!(check_condition(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Each `WHERE` command of a rendered text, as Elasticsearch's parser reads it: whether
+    /// its condition is one `NOT` (`NOT NOT (` ... the matching `)` as the command's last
+    /// token). Elasticsearch's `TimestampIndexFilterExtractor` lifts only top-level conjuncts
+    /// that are comparisons, so a condition of this shape lifts nothing.
+    pub(crate) fn wheres_are_negations(text: &str) -> Vec<bool> {
+        let toks = lex(text).unwrap();
+        let raw = |t: &Tok| text[t.start..t.end].to_ascii_lowercase();
+        let mut out = Vec::new();
+        for command in toks.split(|t| t.kind == Kind::Pipe) {
+            if command.first().is_none_or(|t| raw(t) != "where") {
+                continue;
+            }
+            let wrapped = command.len() >= 5
+                && raw(&command[1]) == "not"
+                && raw(&command[2]) == "not"
+                && raw(&command[3]) == "("
+                && {
+                    // The `(` closes exactly at the last token.
+                    let mut depth = 0usize;
+                    let mut closes_at = None;
+                    for (n, t) in command[3..].iter().enumerate() {
+                        match t.kind {
+                            Kind::Open => depth += 1,
+                            Kind::Close => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    closes_at = Some(n + 3);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    closes_at == Some(command.len() - 1)
+                };
+            out.push(wrapped);
+        }
+        out
+    }
+
+    /// esql16: a client's `WHERE @timestamp >= NOW() - 15 minutes` (any comparison of
+    /// `@timestamp` with a literal, a parameter or `NOW() ± interval`, in the leading
+    /// `WHERE`s) would be lifted into field_caps' index filter and decided from every
+    /// tenant's values. Every `WHERE` condition, the client's and esgate's own, reaches
+    /// Elasticsearch as one `NOT NOT (...)`, which the extractor does not look into.
+    #[test]
+    fn every_where_condition_is_one_negation() {
+        let cases = [
+            (
+                "FROM logs-a | WHERE @timestamp >= NOW() - 15 minutes AND @timestamp <= NOW()",
+                1,
+            ),
+            (
+                "FROM logs-a | where `@timestamp` >= \"2024-01-01\" | LIMIT 1",
+                1,
+            ),
+            (
+                "FROM logs-a | WHERE @timestamp>=?_tstart AND @timestamp<=?_tend|LIMIT 1",
+                1,
+            ),
+            (
+                "FROM logs-a | DROP x | WHERE (@timestamp > 1) // c\n| WHERE a == 1 /* c */ | SORT a",
+                2,
+            ),
+            (
+                "FROM logs-a | WHERE a == \"| WHERE @timestamp > 1\" AND (b IN (1, 2))",
+                1,
+            ),
+            (
+                "FROM logs-a | EVAL x = 1 | WhErE NOW() - 1 hour < @timestamp | STATS c = COUNT(*)",
+                1,
+            ),
+            (
+                "FROM logs-a METADATA _id | WHERE KQL(\"a: b\") AND @timestamp > \"2024\"",
+                1,
+            ),
+            (
+                "FROM logs-a | WHERE @timestamp > \"\"\"2024\"\"\" // trailing",
+                1,
+            ),
+            ("FROM logs-a | KEEP @timestamp | SORT @timestamp", 0),
+        ];
+        for (q, count) in cases {
+            let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            for condition in [None, Some("`@timestamp` >= NOW() - 15 minutes")] {
+                let out = parsed.render_where(&names(&["logs-a"]), condition).unwrap();
+                let wheres = wheres_are_negations(&out);
+                let want = count + usize::from(condition.is_some());
+                assert_eq!(wheres.len(), want, "{out}");
+                assert!(wheres.iter().all(|w| *w), "{out}");
+                assert_eq!(parse(&out).unwrap().sources, names(&["logs-a"]), "{out}");
+            }
+        }
+        // A WHERE without a condition cannot be wrapped: refused.
+        for q in ["FROM logs-a | WHERE", "FROM logs-a | WHERE | LIMIT 1"] {
+            assert!(parse(q).is_err(), "{q}");
         }
     }
 
@@ -1008,6 +1264,7 @@ mod tests {
                 "ENRICH p",
                 "LIMIT 1",
                 "WHERE",
+                "| WHERE @timestamp > 1",
                 "\"",
                 "\"\"\"",
                 "`",
@@ -1048,6 +1305,10 @@ mod tests {
             fn accepted_queries_round_trip(q in fragments()) {
                 if let Ok(parsed) = parse(&q) {
                     if let Ok(text) = parsed.render(&parsed.sources) {
+                        prop_assert!(
+                            super::wheres_are_negations(&text).iter().all(|w| *w),
+                            "{q:?} -> {text:?}"
+                        );
                         let again = parse(&text);
                         prop_assert!(again.is_ok(), "{q:?} -> {text:?}: {again:?}");
                         prop_assert_eq!(&again.unwrap().sources, &parsed.sources);

@@ -444,11 +444,13 @@ fn is_iso_date(s: &str) -> bool {
 }
 
 /// `now` and `now±N<unit>` as `NOW()` arithmetic; other date math (rounding, anchors,
-/// several steps) is refused; a string that is not date math is `None`. Every date bound is a
-/// `TO_DATETIME(...)` call, never a bare literal or `NOW()` expression: an Elasticsearch change
-/// of 2026 (elastic/elasticsearch#154663, `TimestampIndexFilterExtractor`; in which release,
-/// if any, unconfirmed) lifts `WHERE @timestamp` comparisons with such bounds into field_caps'
-/// `index_filter`, the channel this module closes; it does not fold function calls.
+/// several steps) is refused; a string that is not date math is `None`. A date bound is a
+/// `TO_DATETIME(...)` call, never a bare `NOW()` expression: an Elasticsearch change of 2026
+/// (elastic/elasticsearch#154663, `TimestampIndexFilterExtractor`; in which release, if any,
+/// unconfirmed) lifts `WHERE @timestamp` comparisons with a literal or `NOW() ± N` bound into
+/// field_caps' `index_filter`, the channel this module closes. Numbers and other strings stay
+/// bare literals: what keeps every comparison from being lifted is the `NOT NOT (...)` around
+/// each `WHERE` condition (`super::WHERE_OPEN`, esql16).
 fn now_relative(s: &str) -> Result<Option<String>, Rejection> {
     if !s.starts_with("now") && !s.contains("||") {
         return Ok(None);
