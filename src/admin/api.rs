@@ -253,6 +253,9 @@ pub struct Link {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub expired: bool,
+    /// The token was reset after the link was made (or deleted): the link no longer opens.
+    /// It stays listed (and counts toward the token's links) until it is deleted.
+    pub ended: bool,
 }
 
 /// A snapshot's time range (RFC 3339 UTC).

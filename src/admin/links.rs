@@ -48,8 +48,8 @@ impl Resource for Links {
         snap.link(id).map(|l| &**l)
     }
 
-    fn view(ctx: &AdminContext, _snap: &Snapshot, l: &Link, now: i64) -> api::Link {
-        view(ctx, l, now)
+    fn view(ctx: &AdminContext, snap: &Snapshot, l: &Link, now: i64) -> api::Link {
+        view(ctx, snap, l, now)
     }
 }
 
@@ -59,7 +59,10 @@ fn url(ctx: &AdminContext, id: &str) -> Option<String> {
     Some(format!("{}/s/{id}", base.trim_end_matches('/')))
 }
 
-pub(crate) fn view(ctx: &AdminContext, l: &Link, now: i64) -> api::Link {
+pub(crate) fn view(ctx: &AdminContext, snap: &Snapshot, l: &Link, now: i64) -> api::Link {
+    let ended = snap
+        .token(&l.token_id)
+        .is_none_or(|t| secret_generation(&t.secret_hash) != l.secret_generation);
     api::Link {
         id: l.id.clone(),
         token_id: l.token_id.clone(),
@@ -72,6 +75,7 @@ pub(crate) fn view(ctx: &AdminContext, l: &Link, now: i64) -> api::Link {
         created_at: input::format_time(l.created_at),
         expires_at: l.expires_at.map(input::format_time),
         expired: l.is_expired(now),
+        ended,
     }
 }
 
@@ -198,7 +202,7 @@ pub(super) async fn create(
                "snapshot": link.time.is_some(),
                "expires_at": input::time_value(link.expires_at)}),
     );
-    answer(201, &view(ctx, &link, now))
+    answer(201, &view(ctx, &ctx.store.snapshot(), &link, now))
 }
 
 pub(super) fn list(
@@ -211,7 +215,7 @@ pub(super) fn list(
     let links = snap
         .links_of(token_id)
         .into_iter()
-        .map(|l| view(ctx, l, now))
+        .map(|l| view(ctx, &snap, l, now))
         .collect();
     answer(200, &api::LinkList { links })
 }

@@ -100,10 +100,25 @@ async fn a_rotation_after_a_reset_does_not_revive_the_links_it_ended() {
     let works = |id: &str| {
         crate::kibana::session::check_link(&h.ctx.store.snapshot(), id, None, recipient, T0).is_ok()
     };
+    // The view says whether a link still opens as far as the token goes (`ended`).
+    let ended = |id: String| {
+        let h = &h;
+        async move {
+            h.expect("GET", &format!("/links/{id}"), "", 200).await["ended"]
+                .as_bool()
+                .expect("ended is a boolean")
+        }
+    };
+    assert!(!ended(old.clone()).await);
     h.expect("POST", &format!("/tokens/{t}/reset"), "", 200)
         .await;
     assert!(!works(&old));
+    assert!(
+        ended(old.clone()).await,
+        "a link a reset ended shows as ended"
+    );
     let new = link(&h, &t).await;
+    assert!(!ended(new.clone()).await);
     for overlap in ["1h", "0s"] {
         h.expect(
             "POST",
@@ -117,6 +132,7 @@ async fn a_rotation_after_a_reset_does_not_revive_the_links_it_ended() {
             "a rotation ({overlap}) revived a link a reset ended"
         );
         assert!(works(&new), "a rotation ({overlap}) ended a working link");
+        assert!(ended(old.clone()).await && !ended(new.clone()).await);
     }
 }
 

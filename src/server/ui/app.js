@@ -803,7 +803,11 @@
       ? el("span", {}, "snapshot", el("br"), el("span", { class: "small" }, utcText(l.time.from) + " – " + utcText(l.time.to)))
       : el("span", {}, "live");
     let expiry;
-    if (!l.expires_at) expiry = el("span", { class: "muted", text: "never" });
+    if (l.ended) {
+      expiry = el("span", { title: "The token was reset after this link was made: the link no longer opens." },
+        el("span", { class: "badge expired", text: "ended" }), el("br"),
+        el("span", { class: "muted small", text: "token reset" }));
+    } else if (!l.expires_at) expiry = el("span", { class: "muted", text: "never" });
     else if (l.expired) {
       expiry = el("time", { datetime: l.expires_at },
         el("span", { class: "badge expired", text: "expired" }), el("br"),
