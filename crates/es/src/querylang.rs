@@ -96,8 +96,9 @@ impl Checked {
 pub(crate) enum SqlRequest {
     /// A new query.
     Query(Checked),
-    /// The next page of an earlier query: the body with the backend's cursor.
-    Next(ForwardBody),
+    /// The next page of an earlier query: the body with the backend's cursor, and the length
+    /// of the page the cursor came with (when its sealed form carries it).
+    Next(ForwardBody, Option<usize>),
 }
 
 /// How a body value is checked.
@@ -199,8 +200,9 @@ pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
             ));
         }
         let mut out = checked_values(m, SQL_CURSOR_KEYS)?;
-        out.insert("cursor".into(), Value::String(open_cursor(&cursor, scope)?));
-        return Ok(SqlRequest::Next(json(out)?));
+        let (cursor, page) = open_cursor(&cursor, scope)?;
+        out.insert("cursor".into(), Value::String(cursor));
+        return Ok(SqlRequest::Next(json(out)?, page));
     }
     let text = take_query(&mut m)?;
     let parsed = sql::parse(&text)?;
@@ -233,7 +235,10 @@ pub(crate) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBod
         return Err(key_not_allowed(k));
     }
     let mut out = Map::new();
-    out.insert("cursor".into(), Value::String(open_cursor(&cursor, scope)?));
+    out.insert(
+        "cursor".into(),
+        Value::String(open_cursor(&cursor, scope)?.0),
+    );
     json(out)
 }
 
@@ -389,9 +394,9 @@ fn params_ok(v: &Value) -> bool {
     })
 }
 
-fn open_cursor(v: &Value, scope: &Scope) -> Result<String, Rejection> {
+fn open_cursor(v: &Value, scope: &Scope) -> Result<(String, Option<usize>), Rejection> {
     match v {
-        Value::String(s) => continuation::open(&scope.ids, IdKind::SqlCursor, s),
+        Value::String(s) => continuation::open_paged(&scope.ids, IdKind::SqlCursor, s),
         _ => Err(Rejection::bad_request("[cursor] must be a string")),
     }
 }
@@ -571,7 +576,7 @@ mod tests {
 
         let page = |body: Value| match sql(Some(body), &limited) {
             Ok(SqlRequest::Query(c)) => Ok(parsed(&c.body().unwrap())["fetch_size"].clone()),
-            Ok(SqlRequest::Next(_)) => panic!("not a cursor"),
+            Ok(SqlRequest::Next(..)) => panic!("not a cursor"),
             Err(e) => Err(e),
         };
         assert_eq!(page(json!({"query": "SELECT a FROM logs-a"})).unwrap(), 5);
@@ -766,7 +771,7 @@ mod tests {
         );
         let s = match sql(Some(json!({"query": "SELECT * FROM logs-a"})), &scope("t")).unwrap() {
             SqlRequest::Query(c) => c,
-            SqlRequest::Next(_) => panic!("not a cursor"),
+            SqlRequest::Next(..) => panic!("not a cursor"),
         };
         let out = parsed(&s.body().unwrap());
         assert_eq!(out["filter"], wrapped(json!({"match_all": {}})));
@@ -851,7 +856,7 @@ mod tests {
         let a = scope("tok_a");
         let sealed = continuation::seal(&a.ids, IdKind::SqlCursor, "c2VydmVyLWN1cnNvcg==");
         let next = match sql(Some(json!({"cursor": sealed, "columnar": false})), &a).unwrap() {
-            SqlRequest::Next(b) => parsed(&b),
+            SqlRequest::Next(b, _) => parsed(&b),
             SqlRequest::Query(_) => panic!("a cursor is not a query"),
         };
         assert_eq!(
@@ -862,6 +867,17 @@ mod tests {
             parsed(&sql_close(Some(json!({"cursor": sealed})), &a).unwrap()),
             json!({"cursor": "c2VydmVyLWN1cnNvcg=="})
         );
+        // A cursor sealed with its page's length hands it on, for the proxy to make room for
+        // the next page before the backend moves the cursor.
+        let paged =
+            continuation::seal_page(&a.ids, IdKind::SqlCursor, "c2VydmVyLWN1cnNvcg==", 3000);
+        match sql(Some(json!({"cursor": paged})), &a).unwrap() {
+            SqlRequest::Next(b, page) => {
+                assert_eq!(parsed(&b), json!({"cursor": "c2VydmVyLWN1cnNvcg=="}));
+                assert_eq!(page, Some(3 * 1024));
+            }
+            SqlRequest::Query(_) => panic!("a cursor is not a query"),
+        }
         let b = scope("tok_b");
         let err = sql(Some(json!({"cursor": sealed})), &b).unwrap_err();
         assert_eq!(err.kind, RejectKind::Forbidden);

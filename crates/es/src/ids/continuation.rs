@@ -240,20 +240,37 @@ fn mac(binding: &Binding, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
     out
 }
 
-/// The form of a scroll id that also carries the length of the page it came with (in KiB, 4
-/// bytes, under the MAC): the next page is about as large, and esgate makes room for it
-/// before it asks the backend for it ([`open_scroll`]). Ids of the plain form (`s`) still open.
+/// The forms of a scroll id and of a SQL cursor that also carry the length of the page they
+/// came with (in KiB, 4 bytes, under the MAC): both move the backend's context on with every
+/// page, the next page is about as large, and esgate makes room for it before it asks the
+/// backend for it ([`open_paged`]). Ids of the plain forms (`s`, `c`) still open.
 const SCROLL_PAGED: u8 = b'S';
+const SQL_CURSOR_PAGED: u8 = b'C';
+
+/// The paged form of `kind`, for the kinds whose context moves on with every page.
+fn paged_form(kind: IdKind) -> Option<u8> {
+    match kind {
+        IdKind::Scroll => Some(SCROLL_PAGED),
+        IdKind::SqlCursor => Some(SQL_CURSOR_PAGED),
+        IdKind::Pit | IdKind::AsyncSearch => None,
+    }
+}
 
 /// Seals a backend id for the token in `binding`.
 pub fn seal(binding: &Binding, kind: IdKind, backend_id: &str) -> String {
     sealed(binding, kind.byte(), &[], backend_id)
 }
 
-/// Seals a scroll id for the token in `binding`, with the length of the page that carries it.
-pub fn seal_scroll_page(binding: &Binding, backend_id: &str, page_len: usize) -> String {
-    let kib = u32::try_from(page_len.div_ceil(1024)).unwrap_or(u32::MAX);
-    sealed(binding, SCROLL_PAGED, &kib.to_be_bytes(), backend_id)
+/// Seals an id of `answer`, a page of `page_len` bytes, for the token in `binding`: with that
+/// length when `kind`'s context moves on with every page (a scroll, a SQL cursor).
+pub fn seal_page(binding: &Binding, kind: IdKind, backend_id: &str, page_len: usize) -> String {
+    match paged_form(kind) {
+        Some(form) => {
+            let kib = u32::try_from(page_len.div_ceil(1024)).unwrap_or(u32::MAX);
+            sealed(binding, form, &kib.to_be_bytes(), backend_id)
+        }
+        None => seal(binding, kind, backend_id),
+    }
 }
 
 fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String {
@@ -273,10 +290,14 @@ pub fn open(binding: &Binding, kind: IdKind, sealed: &str) -> Result<String, Rej
     opened(binding, kind, sealed).map(|(id, _)| id)
 }
 
-/// [`open`] for a scroll id, with the length (bytes, rounded up to KiB) of the page it came
-/// with when it carries one ([`seal_scroll_page`]).
-pub fn open_scroll(binding: &Binding, sealed: &str) -> Result<(String, Option<usize>), Rejection> {
-    opened(binding, IdKind::Scroll, sealed)
+/// [`open`], with the length (bytes, rounded up to KiB) of the page the id came with when it
+/// carries one ([`seal_page`]).
+pub fn open_paged(
+    binding: &Binding,
+    kind: IdKind,
+    sealed: &str,
+) -> Result<(String, Option<usize>), Rejection> {
+    opened(binding, kind, sealed)
 }
 
 fn opened(
@@ -299,7 +320,7 @@ fn opened(
     let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
     let (form, extra) = match raw.first() {
         Some(&b) if b == kind.byte() => (b, 0),
-        Some(&SCROLL_PAGED) if kind == IdKind::Scroll => (SCROLL_PAGED, 4),
+        Some(&b) if Some(b) == paged_form(kind) => (b, 4),
         _ => return Err(refused()),
     };
     if raw.len() <= 1 + MAC_LEN + extra {
@@ -359,10 +380,12 @@ pub fn seal_response(
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
-    let sealed = found
-        .every
-        .iter()
-        .map(|id| (id.as_str(), seal_in(binding, seal_spec.kind, id, body)));
+    let sealed = found.every.iter().map(|id| {
+        (
+            id.as_str(),
+            seal_page(binding, seal_spec.kind, id, body.len()),
+        )
+    });
     let text = replace_ids(body, sealed, meter)?;
     let replaced_all = read_field(seal_spec.field, &text).is_ok_and(|f| {
         f.every
@@ -374,16 +397,8 @@ pub fn seal_response(
     }
     meter.give(text.len());
     drop(text);
-    let sealed = seal_in(binding, seal_spec.kind, &backend_id, body);
+    let sealed = seal_page(binding, seal_spec.kind, &backend_id, body.len());
     rebuilt(body, seal_spec, Some(sealed), meter)
-}
-
-/// An id of `answer` sealed: a scroll id with the answer's length (the next page's room).
-fn seal_in(binding: &Binding, kind: IdKind, backend_id: &str, answer: &[u8]) -> String {
-    match kind {
-        IdKind::Scroll => seal_scroll_page(binding, backend_id, answer.len()),
-        _ => seal(binding, kind, backend_id),
-    }
 }
 
 /// The body rebuilt from its tree (a repeated key keeps its last value only), with the id's
@@ -599,21 +614,21 @@ mod tests {
     #[test]
     fn a_scroll_id_carries_its_page_length_under_the_mac() {
         let a = binding("tok_a");
-        let sealed = seal_scroll_page(&a, "DXF1ZXJ5", 12 * 1024 * 1024 + 1);
+        let sealed = seal_page(&a, IdKind::Scroll, "DXF1ZXJ5", 12 * 1024 * 1024 + 1);
         assert!(sealed.starts_with("esgc1_"));
         assert_eq!(
-            open_scroll(&a, &sealed).unwrap(),
+            open_paged(&a, IdKind::Scroll, &sealed).unwrap(),
             ("DXF1ZXJ5".to_string(), Some(12 * 1024 * 1024 + 1024))
         );
         assert_eq!(open(&a, IdKind::Scroll, &sealed).unwrap(), "DXF1ZXJ5");
-        assert!(open_scroll(&binding("tok_b"), &sealed).is_err());
+        assert!(open_paged(&binding("tok_b"), IdKind::Scroll, &sealed).is_err());
         assert!(
             open(&a, IdKind::Pit, &sealed).is_err(),
             "only scroll ids carry a length"
         );
         let plain = seal(&a, IdKind::Scroll, "DXF1ZXJ5");
         assert_eq!(
-            open_scroll(&a, &plain).unwrap(),
+            open_paged(&a, IdKind::Scroll, &plain).unwrap(),
             ("DXF1ZXJ5".to_string(), None)
         );
         // A length changed in the id (or its form) breaks the MAC.
@@ -624,7 +639,10 @@ mod tests {
             let mut forged = raw.clone();
             forged[at] = if at == 0 { b's' } else { forged[at] ^ 1 };
             let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(forged));
-            assert!(open_scroll(&a, &forged).is_err(), "byte {at}");
+            assert!(
+                open_paged(&a, IdKind::Scroll, &forged).is_err(),
+                "byte {at}"
+            );
         }
         // A page's scroll id is sealed with that page's length.
         let spec = Seal {
@@ -636,7 +654,7 @@ mod tests {
         let body = format!(r#"{{"_scroll_id":"DXF1ZXJ5","m":"{}"}}"#, "x".repeat(5000));
         let text = seal_now(&a, spec, body.as_bytes()).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        let (_, page) = open_scroll(&a, v["_scroll_id"].as_str().unwrap()).unwrap();
+        let (_, page) = open_paged(&a, IdKind::Scroll, v["_scroll_id"].as_str().unwrap()).unwrap();
         assert_eq!(page, Some(body.len().div_ceil(1024) * 1024));
     }
 

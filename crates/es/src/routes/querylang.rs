@@ -95,9 +95,11 @@ fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
             });
             up
         }
-        SqlRequest::Next(body) => {
+        SqlRequest::Next(body, page) => {
             let mut up = Upstream::fixed(Method::Post, "/_sql").body(body);
             up.seal = Some(SQL_CURSOR_SEAL);
+            // The next page is about as large as the one the cursor came with.
+            up.expected = page.unwrap_or(0);
             up
         }
     };

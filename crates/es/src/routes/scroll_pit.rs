@@ -126,7 +126,7 @@ pub(crate) const SCROLL_OPEN_SEAL: Seal = Seal {
 fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let c = continuation_object(&body, "body", "scroll_id", &["scroll"])?;
-    let (backend_id, page) = continuation::open_scroll(&req.scope.ids, &c.id)?;
+    let (backend_id, page) = continuation::open_paged(&req.scope.ids, IdKind::Scroll, &c.id)?;
     let mut out = Map::new();
     out.insert("scroll_id".into(), Value::String(backend_id));
     out.extend(c.rest);
