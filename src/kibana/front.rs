@@ -207,7 +207,13 @@ impl From<Denied> for Refusal {
             Denied::Link(r) if r.starts_with("the link does not exist") => StatusCode::NOT_FOUND,
             _ => StatusCode::FORBIDDEN,
         };
-        Refusal::ending_session(status, d.to_string())
+        // What is missing (an IP filter's name) is the administrator's business, not the
+        // recipient's (review 16c): the token's view tells the administrator.
+        let reason = match d {
+            Denied::Dangling(_) => "the link's token is not fully configured".to_owned(),
+            d => d.to_string(),
+        };
+        Refusal::ending_session(status, reason)
     }
 }
 
@@ -521,6 +527,15 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review 16c: a recipient learned the name of a missing IP filter of the link's token.
+    #[test]
+    fn a_dangling_token_is_refused_without_naming_what_is_missing() {
+        let r = Refusal::from(Denied::Dangling("IP filter 'office' does not exist".into()));
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(!r.reason.contains("office"), "{}", r.reason);
+        assert!(r.clear_cookie);
+    }
 
     #[test]
     fn kibana_redirects_to_itself_become_front_paths() {
