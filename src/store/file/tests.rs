@@ -638,6 +638,39 @@ fn a_snapshot_lost_after_a_compaction_is_refused_not_an_empty_store() {
     assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
 }
 
+/// rel16: a crash while a compaction writes its base record leaves the journal empty, or the
+/// record cut anywhere, or whole without its newline: each loads the snapshot's state, and
+/// appends after it load too.
+#[test]
+fn a_base_record_cut_by_a_crash_at_any_byte_loads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1), put("b", 2)]);
+        append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+    }
+    let base = journal(dir);
+    assert_eq!(decode_record(&base[..base.len() - 1]), Ok((2, vec![])));
+    for cut in 0..base.len() {
+        write_journal(dir, &base[..cut]);
+        {
+            let (mut s, loaded) = open_loaded(dir);
+            assert_eq!(state_of(&loaded), state_of(&[put("b", 2)]), "cut at {cut}");
+            append(&mut s, &[put("c", 3)]);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(
+            state_of(&loaded),
+            state_of(&[put("b", 2), put("c", 3)]),
+            "cut at {cut}"
+        );
+    }
+}
+
 /// rel16: a journal missing beside its snapshot (deleted: it is named `.log`) was created
 /// anew, silently dropping every change made since the last compaction, revocations among
 /// them. A crash never leaves that (the journal exists before the first snapshot is written,
