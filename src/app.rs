@@ -53,7 +53,8 @@ pub enum StartError {
 }
 
 /// Reads a key file of the store directory, or creates it with `fresh` (mode 0600, written to
-/// a temporary name, fsync'd and renamed, so a crash never leaves half a key).
+/// a temporary name, fsync'd and renamed, the directory fsync'd, so a crash never leaves half a
+/// key nor loses a key already in use).
 fn read_or_create_key_file(
     dir: &std::path::Path,
     name: &str,
@@ -77,6 +78,12 @@ fn read_or_create_key_file(
             let mut f = options.open(&tmp).map_err(err)?;
             f.write_all(&key).and_then(|()| f.sync_all()).map_err(err)?;
             std::fs::rename(&tmp, &path).map_err(err)?;
+            // The new name must be durable before the key is used: lost in a power cut, a new
+            // admin key (or id key) would be made at the next start, without a word.
+            #[cfg(unix)]
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
             Ok(key)
         }
         Err(e) => Err(err(e)),

@@ -250,6 +250,7 @@ where
         Some(patience),
         &mut ReadStart::default(),
         BudgetHold::default(),
+        Declared::Trusted,
     )
     .await
 }
@@ -270,7 +271,16 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    read_charged(body, limit, budget, Some(patience), start, room).await
+    read_charged(
+        body,
+        limit,
+        budget,
+        Some(patience),
+        start,
+        room,
+        Declared::Trusted,
+    )
+    .await
 }
 
 /// What a read of a body has taken of it so far: its first bytes, when a read that failed
@@ -333,8 +343,21 @@ where
         None,
         &mut ReadStart::default(),
         BudgetHold::default(),
+        Declared::Distrusted,
     )
     .await
+}
+
+/// What a body's announced length (`Content-Length`) is taken for.
+#[derive(Clone, Copy, PartialEq)]
+enum Declared {
+    /// A backend answer's, read once the backend has done its work: covered by the budget and
+    /// allocated at once, in one block of the exact size.
+    Trusted,
+    /// A client's: only what arrived is covered and allocated (blocks never reach past the
+    /// announced end, so a body sent whole still needs no more than its length). Covering the
+    /// announcement let a client pin the budget, and real memory, with headers alone (rel16).
+    Distrusted,
 }
 
 /// Bodies read whole are copied into blocks of this size.
@@ -350,6 +373,7 @@ async fn read_charged<B>(
     patience: Option<std::time::Duration>,
     start: &mut ReadStart,
     mut hold: BudgetHold,
+    trust: Declared,
 ) -> Result<(Bytes, BudgetHold), ReadError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -363,7 +387,7 @@ where
         return Err(ReadError::TooLarge);
     }
     let blocks = &mut start.blocks;
-    if let Some(n) = declared {
+    if let (Some(n), Declared::Trusted) = (declared, trust) {
         budget.cover(&mut hold, n, patience).await?;
         // Announced: one allocation of the exact size, nothing to join.
         blocks.push(Vec::with_capacity(n));
@@ -398,7 +422,13 @@ where
                 let block = match blocks.last_mut() {
                     Some(b) if b.len() < b.capacity() => b,
                     _ => {
+                        let stored = total - rest.len();
                         let size = rest.len().max(total).clamp(1, READ_BLOCK);
+                        // Never past the announced end (the transport refuses a longer body).
+                        let size = match declared {
+                            Some(n) => size.min(n.saturating_sub(stored)).max(1),
+                            None => size,
+                        };
                         blocks.push(Vec::with_capacity(size));
                         blocks.last_mut().expect("just pushed")
                     }
@@ -595,6 +625,114 @@ mod tests {
             read_budgeted(big, 1024, &budget).await,
             Err(ReadError::TooLarge)
         ));
+    }
+
+    /// A body announcing `announced` bytes that yields `chunks`, then ends if `ends`, or else
+    /// sends nothing more (pending forever).
+    struct Announced {
+        chunks: std::collections::VecDeque<Bytes>,
+        announced: u64,
+        ends: bool,
+    }
+
+    impl http_body::Body for Announced {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            match self.chunks.pop_front() {
+                Some(c) => std::task::Poll::Ready(Some(Ok(Frame::data(c)))),
+                None if self.ends => std::task::Poll::Ready(None),
+                None => std::task::Poll::Pending,
+            }
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.announced)
+        }
+    }
+
+    /// rel16: a client's body was charged to the budget (and given its memory) for its whole
+    /// announced `Content-Length` before any of it arrived, so slow senders holding one valid
+    /// token pinned the budget for nothing (about 1,000 connections each announcing 1 MB and
+    /// sending one byte: 1.1 GB resident, every other body refused with a 429 for
+    /// `header_timeout`). A client's body now holds what arrived; a backend answer (trusted, read
+    /// once the backend has done the work) is still covered and allocated at once.
+    #[tokio::test]
+    async fn a_client_body_holds_what_arrived_not_what_it_announced() {
+        let budget = BodyBudget::new(1 << 20);
+        let trickle = || Announced {
+            chunks: [Bytes::from_static(b"{")].into(),
+            announced: 1 << 20,
+            ends: false,
+        };
+        let reading = {
+            let budget = budget.clone();
+            tokio::spawn(async move { read_budgeted(trickle(), 2 << 20, &budget).await.is_ok() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!reading.is_finished());
+        assert_eq!(
+            budget.kib.available_permits(),
+            1023,
+            "one KiB held for one byte"
+        );
+        // Another client's body is served beside it.
+        let (bytes, hold) = read_budgeted(
+            Full::new(Bytes::from(vec![b'x'; 512 << 10])),
+            1 << 20,
+            &budget,
+        )
+        .await
+        .unwrap();
+        assert_eq!((bytes.len(), hold.kib), (512 << 10, 512));
+        drop((bytes, hold));
+        reading.abort();
+        let _ = reading.await;
+        assert_eq!(budget.kib.available_permits(), 1024);
+
+        // An answer announcing 1 MiB is covered at once.
+        let answer = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let patience = std::time::Duration::from_secs(5);
+                read_answer_budgeted(trickle(), 2 << 20, &budget, patience)
+                    .await
+                    .is_ok()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(budget.kib.available_permits(), 0);
+        answer.abort();
+        let _ = answer.await;
+        assert_eq!(budget.kib.available_permits(), 1024);
+    }
+
+    /// A client's announced body read in chunks of every size comes back whole and in order,
+    /// and holds its length (whole KiB) of the budget, however its chunks fell.
+    #[tokio::test]
+    async fn announced_bodies_in_uneven_chunks_come_back_whole() {
+        let budget = BodyBudget::new(64 << 20);
+        for (n, step) in [
+            (1usize, 1),
+            (2048, 2048),
+            (2048, 100),
+            (100_000, 16 << 10),
+            (3 << 20, 7777),
+        ] {
+            let expected: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let body = Announced {
+                chunks: expected.chunks(step).map(Bytes::copy_from_slice).collect(),
+                announced: n as u64,
+                ends: true,
+            };
+            let (bytes, hold) = read_budgeted(body, 4 << 20, &budget).await.unwrap();
+            assert!(bytes[..] == expected[..], "{n} in chunks of {step}");
+            assert_eq!(hold.kib as usize, n.div_ceil(1024));
+        }
     }
 
     /// Session 13: a read of an answer that fails leaves its beginning where `proxy` looks for

@@ -520,7 +520,10 @@ async fn forward(
             }
         }
     }
-    let body: Body = abody.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    // As an Elasticsearch answer: a Kibana that stops sending must not hold the recipient's
+    // connection (and its own) forever.
+    let idle = app.config.backend.body_idle_timeout;
+    let body: Body = crate::upstream::AnswerBody::idle_bounded(abody, idle).boxed();
     Ok(Response::from_parts(aparts, body))
 }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::admin::{AdminRequest, AdminResponse};
 use crate::app::App;
-use crate::body::{full, read_capped, Body};
+use crate::body::{full, read_capped, Body, ReadError};
 use crate::proxy::ConnInfo;
 
 /// The admin listener's `WWW-Authenticate` challenge. Only this listener sends it, so a client
@@ -115,18 +115,17 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     }
 
     let (parts, body) = req.into_parts();
-    let body = match read_capped(body, MAX_ADMIN_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return json_response(
-                413,
-                Some(crate::es::error::value(
-                    413,
-                    "content_too_long_exception",
-                    "admin request body too large",
-                )),
-            )
-        }
+    // As on the data listener, a body must arrive whole within `header_timeout`: a request in
+    // flight is never idle to the watchdog, so a body trickled byte by byte would otherwise hold
+    // the request and its connection forever.
+    let read = tokio::time::timeout(
+        app.config.limits.header_timeout,
+        read_capped(body, MAX_ADMIN_BODY),
+    );
+    let body = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return body_refused(&parts, Some(e)),
+        Err(_) => return body_refused(&parts, None),
     };
     if parts.uri.path() == EXPLAIN {
         return explain(&app, &parts.method, &body).await;
@@ -162,6 +161,34 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             )
         }
     }
+}
+
+/// The answer to an admin request whose body could not be read (`None`: not whole within
+/// `header_timeout`). Its body is left unread, so an HTTP/1 connection is closed after it.
+fn body_refused(parts: &http::request::Parts, error: Option<ReadError>) -> Response<Body> {
+    let (status, kind, reason) = match error {
+        Some(ReadError::TooLarge) => (
+            413,
+            "content_too_long_exception",
+            "admin request body too large",
+        ),
+        None | Some(ReadError::Stalled) => (
+            408,
+            "request_timeout_exception",
+            "the admin request body did not arrive in time",
+        ),
+        Some(ReadError::Broken | ReadError::Busy) => (
+            400,
+            "parsing_exception",
+            "the admin request body could not be read",
+        ),
+    };
+    let mut r = json_response(status, Some(crate::es::error::value(status, kind, reason)));
+    if parts.version <= http::Version::HTTP_11 {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// The metrics exposition, with the state gauges read now.

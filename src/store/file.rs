@@ -10,7 +10,9 @@
 //!   as `Put*` changes (and one `LastUsed`) up to record `N`, where the SHA-256 covers
 //!   `<N> <changes as written>` and is verified on load (version 1, written before snapshots
 //!   were checksummed, is still read and rewritten as version 2 at once); replaced atomically (tmp file, fsync, rename, fsync
-//!   of the directory). After a snapshot is durable the journal is truncated; journal records
+//!   of the directory). After a snapshot is durable the journal is truncated (never removed)
+//!   and given a base record, `<crc> N []`, naming the snapshot it continues (every other
+//!   record has changes; older esgates left the journal empty, still valid); journal records
 //!   with `seq <= N` are skipped on load, so a crash between the rename and the truncation is
 //!   harmless.
 //!
@@ -20,8 +22,9 @@
 //! last record lacking only its newline, which is kept; a stale snapshot tmp file, which is
 //! removed) and refuses everything else with [`StoreError::Corrupt`] rather than dropping data:
 //! any complete record (the last one included) failing its checksum, a gap or jump in the
-//! sequence numbers, a journal that continues a snapshot that is missing, a snapshot that is
-//! unreadable or fails its checksum. If an append fails midway, the
+//! sequence numbers, a journal that continues a snapshot that is missing (its first record
+//! after a missing snapshot, or a base record naming one), a snapshot whose journal is missing,
+//! a snapshot that is unreadable or fails its checksum. If an append fails midway, the
 //! journal is cut back to its previous length so it stays well-formed; if even that fails, the
 //! store refuses further appends. Nothing secret is ever logged (records hold only hashes anyway,
 //! and error reasons never quote record content).
@@ -218,10 +221,31 @@ impl FileStore {
             .set_len(0)
             .and_then(|()| journal.sync_all())
             .map_err(|e| io_err(&journal_path, e))?;
+        // The base record names the snapshot the journal continues, so that a snapshot lost
+        // later is refused at load rather than read as an empty store. Without it (a crash
+        // right here, a failed write) the journal is empty, as older esgates left it: valid.
+        let mut len = 0;
+        if self.last_seq > 0 {
+            let base = encode_record(self.last_seq, &[]).map_err(|e| io_err(&journal_path, e))?;
+            if journal
+                .write_all(&base)
+                .and_then(|()| journal.sync_data())
+                .is_ok()
+            {
+                len = base.len() as u64;
+            } else if let Err(e) = journal.set_len(0).and_then(|()| journal.sync_all()) {
+                // The snapshot holds everything, but the journal's tail is unknown: nothing may
+                // be appended after it until a compaction empties it.
+                self.journal_records = 0;
+                self.journal_len = 0;
+                self.poisoned = true;
+                return Err(io_err(&journal_path, e));
+            }
+        }
         self.journal_records = 0;
-        self.journal_len = 0;
+        self.journal_len = len;
         self.compact_retry_at = 0;
-        // The journal is empty, so an unknown tail left by a failed append is gone too.
+        // The journal was emptied, so an unknown tail left by a failed append is gone too.
         self.poisoned = false;
         Ok(())
     }
@@ -312,6 +336,19 @@ impl Persistence for FileStore {
 
         let journal_path = self.dir.join(JOURNAL);
         let existed = journal_path.exists();
+        if !existed && snapshot.is_some() {
+            // The journal is created before the first snapshot and only ever emptied after:
+            // no crash leaves a snapshot without it. Changes since the snapshot, revocations
+            // among them, would be lost without a word.
+            return Err(StoreError::Corrupt {
+                path: journal_path.display().to_string(),
+                record: 0,
+                reason: "the journal is missing beside its snapshot; the changes made since \
+                         the last compaction are lost with it. Restore it from a backup, or \
+                         create it empty to start from the snapshot alone"
+                    .into(),
+            });
+        }
         let mut journal = private_file_options()
             .read(true)
             .append(true)
@@ -566,6 +603,16 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
                 return Err((record, format!("sequence jumps from {p} to {seq}")))
             }
             _ => {}
+        }
+        if seq > snapshot_seq && changes.is_empty() {
+            // A base record (`FileStore::compact`): every real record has changes.
+            return Err((
+                record,
+                format!(
+                    "the journal continues snapshot {seq}, but the snapshot ends at \
+                     {snapshot_seq} (missing or older); restore it from a backup"
+                ),
+            ));
         }
         if seq > snapshot_seq {
             let first_new = match prev_seq {

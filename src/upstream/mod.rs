@@ -108,6 +108,12 @@ impl AnswerBody {
         }
     }
 
+    /// An answer from another HTTP service (Kibana, behind `kibana::front`), relayed under the
+    /// same rule: at most `idle` between its chunks.
+    pub fn idle_bounded(inner: Incoming, idle: Duration) -> AnswerBody {
+        AnswerBody::new(inner, None, idle)
+    }
+
     /// The body ended: its connection may serve the next request.
     fn ended(&mut self) {
         if let Some(conn) = self.conn.take() {

@@ -116,6 +116,67 @@ async fn connections_that_send_nothing_are_closed_and_cannot_starve_the_listener
     drop(silent);
 }
 
+/// rel16: an admin request whose body never arrives whole (the key given, `Content-Length`
+/// announced, a byte now and then) held its request, its admin connection and the writer's turn
+/// it would take forever: the admin listener read its body without a time limit (the data
+/// listener's has `header_timeout`), and the watchdog leaves a request in flight alone. Now the
+/// body must arrive within `header_timeout`: a 408, and the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_body_trickled_past_the_header_timeout_is_answered_408() {
+    let backend = FaultServer::answer(200, "application/json", r#"{"ok":true}"#);
+    let gw = Esgate::start_full(&[backend.url()], SHORT_LISTEN, "", "").await;
+    let mut s = connect(gw.admin_addr).await;
+    let head = format!(
+        "POST /tokens HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let (mut rd, mut wr) = s.into_split();
+    // One byte every 200 ms: the whole body would take 20 s.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..99 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(6), rd.read_to_end(&mut answer)).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 6 s: {answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "after {:?}: {answer:?}",
+        started.elapsed()
+    );
+    assert!(answer.contains("request_timeout_exception"), "{answer}");
+    // A body over the admin cap is still a 413.
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let big = send(
+        "POST",
+        &gw.admin_url("/tokens"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        vec![b' '; 1024 * 1024 + 1],
+    )
+    .await
+    .expect("answers");
+    assert_eq!(big.status, 413);
+    // Nothing was created.
+    let (status, tokens) = gw.admin("GET", "/tokens", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        tokens["tokens"].as_array().map(Vec::len),
+        Some(0),
+        "{tokens}"
+    );
+}
+
 /// An HTTP/2 connection to the admin listener that made one request (`/health`, 200) and makes
 /// no other: its sender (kept, so the client does not close it) and the task driving it,
 /// which ends when the connection closes.

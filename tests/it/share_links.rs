@@ -838,3 +838,40 @@ async fn kibanas_redirects_to_itself_stay_on_the_front() {
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/app/dashboards#/list"));
 }
+
+/// rel16: Kibana's answer was relayed without the backend's body idle timeout, so a Kibana
+/// that stopped sending in the middle of an answer held the recipient's connection, and the
+/// connection to Kibana, forever (the watchdog leaves a request in flight alone). It is now cut
+/// after `backend.body_idle_timeout`, as an Elasticsearch answer is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kibana_answer_that_stalls_is_cut_after_the_body_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "body_idle_timeout = \"1s\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
+        .await
+        .expect("connect");
+    let request =
+        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(read.is_ok(), "still open after 6 s: {got}");
+    assert!(got.ends_with("<html>"), "{got}");
+}

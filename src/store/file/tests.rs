@@ -247,7 +247,13 @@ fn compaction_then_reopen_keeps_the_state_and_empties_the_journal() {
         serde_json::from_slice(&fs::read(dir.join(SNAPSHOT)).expect("snapshot")).expect("json");
     assert_eq!(snap["version"], 2);
     assert_eq!(snap["seq"], 20);
-    assert_eq!(String::from_utf8_lossy(&journal(dir)).lines().count(), 5);
+    // The base record naming snapshot 20, then the 5 records after it.
+    let text = String::from_utf8(journal(dir)).expect("utf8");
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert_eq!(
+        decode_record(text.lines().next().unwrap().as_bytes()),
+        Ok((20, vec![]))
+    );
     let (_s, loaded) = open_loaded(dir);
     assert_eq!(state_of(&loaded), state_of(&expected));
     assert!(state_of(&loaded)
@@ -595,6 +601,106 @@ fn journal_continuing_a_missing_snapshot_is_corruption() {
     ));
 }
 
+/// rel16: a compaction left an empty journal, so a snapshot lost after it (deleted, or left out
+/// of a restore) loaded as an empty store, silently: every token gone. The journal now keeps a
+/// base record naming the snapshot it continues, and a journal continuing a missing snapshot
+/// is refused.
+#[test]
+fn a_snapshot_lost_after_a_compaction_is_refused_not_an_empty_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1)]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+    }
+    // With nothing after the compaction, and with a record after it.
+    for more in [false, true] {
+        let saved = fs::read(dir.join(SNAPSHOT)).expect("snapshot");
+        if more {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("b", 2)]);
+        }
+        fs::remove_file(dir.join(SNAPSHOT)).expect("remove snapshot");
+        match open(dir).load() {
+            Err(StoreError::Corrupt {
+                record: 1, reason, ..
+            }) => {
+                assert!(reason.contains("snapshot"), "{reason}")
+            }
+            other => panic!("more={more}: {:?}", other.map(|c| c.len())),
+        }
+        fs::write(dir.join(SNAPSHOT), saved).expect("restore snapshot");
+    }
+    let (_s, loaded) = open_loaded(dir);
+    assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
+}
+
+/// rel16: a crash while a compaction writes its base record leaves the journal empty, or the
+/// record cut anywhere, or whole without its newline: each loads the snapshot's state, and
+/// appends after it load too.
+#[test]
+fn a_base_record_cut_by_a_crash_at_any_byte_loads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1), put("b", 2)]);
+        append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+    }
+    let base = journal(dir);
+    assert_eq!(decode_record(&base[..base.len() - 1]), Ok((2, vec![])));
+    for cut in 0..base.len() {
+        write_journal(dir, &base[..cut]);
+        {
+            let (mut s, loaded) = open_loaded(dir);
+            assert_eq!(state_of(&loaded), state_of(&[put("b", 2)]), "cut at {cut}");
+            append(&mut s, &[put("c", 3)]);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(
+            state_of(&loaded),
+            state_of(&[put("b", 2), put("c", 3)]),
+            "cut at {cut}"
+        );
+    }
+}
+
+/// rel16: a journal missing beside its snapshot (deleted: it is named `.log`) was created
+/// anew, silently dropping every change made since the last compaction, revocations among
+/// them. A crash never leaves that (the journal exists before the first snapshot is written,
+/// and a compaction empties it, never removes it), so it is refused; an empty journal put
+/// there accepts the snapshot alone, as a store compacted by an older esgate is.
+#[test]
+fn a_journal_missing_beside_its_snapshot_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1), put("b", 2)]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+        append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+    }
+    fs::remove_file(dir.join(JOURNAL)).expect("remove journal");
+    match open(dir).load() {
+        Err(StoreError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("journal"), "{reason}")
+        }
+        other => panic!("{:?}", other.map(|c| c.len())),
+    }
+    assert!(!dir.join(JOURNAL).exists(), "nothing created");
+    write_journal(dir, b"");
+    let (_s, loaded) = open_loaded(dir);
+    assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
+}
+
 #[test]
 fn unreadable_snapshot_is_corruption() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -667,6 +773,8 @@ fn unchecked_version_1_snapshot_is_read_and_rewritten_with_a_checksum() {
         format!("{{\"version\":1,\"seq\":4,\"changes\":{changes}}}"),
     )
     .expect("write");
+    // Compacted, as every store with a snapshot is: the journal emptied, not removed.
+    write_journal(dir, b"");
     {
         let (_s, loaded) = open_loaded(dir);
         assert_eq!(loaded, vec![put("a", 1)]);
