@@ -96,6 +96,12 @@ pub struct BodyBudget {
     total_kib: usize,
 }
 
+/// How long [`BodyBudget::wait_for_room`] first waits before it tries again; each wait after
+/// is twice the last, up to [`ROOM_RETRY_LAST`] (many waiting scrolls wake a few times a
+/// second each, not fifty).
+const ROOM_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+const ROOM_RETRY_LAST: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A request's share of the [`BodyBudget`]; released on drop.
 #[derive(Default)]
 pub struct BudgetHold {
@@ -180,6 +186,37 @@ impl BodyBudget {
         };
         hold.add(permit, needed);
         Ok(())
+    }
+
+    /// Grows `hold` to cover `total` bytes (whole KiB) all at once, trying again for up to
+    /// `patience`, without a place in the budget's queue: for room made *ahead* of an answer
+    /// (a scroll's next page, `proxy::make_room`), before the backend has done any work. A
+    /// queued claim ([`BodyBudget::wait_to_cover`]) takes what is free as it waits and every
+    /// release goes to it first, so one made ahead would refuse every request body meanwhile
+    /// and hold back answers already read in part (each waiting for it, it for them, until
+    /// both were refused: a page the backend had moved past was lost). `Busy` when the room
+    /// was never free at once, `TooLarge` when `total` could never fit.
+    pub async fn wait_for_room(
+        &self,
+        hold: &mut BudgetHold,
+        total: usize,
+        patience: std::time::Duration,
+    ) -> Result<(), ReadError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = ROOM_RETRY_FIRST;
+        loop {
+            match self.try_cover(hold, total) {
+                Ok(()) => return Ok(()),
+                Err(Refused::TooLarge) => return Err(ReadError::TooLarge),
+                Err(Refused::Busy) => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ReadError::Busy);
+            }
+            tokio::time::sleep_until((now + pause).min(deadline)).await;
+            pause = (pause * 2).min(ROOM_RETRY_LAST);
+        }
     }
 }
 
@@ -852,6 +889,63 @@ mod tests {
         assert!(!start.taken() && start.prefix(1 << 20).is_none());
         let rest = big.collect().await.unwrap().to_bytes();
         assert_eq!(rest.len(), 8192);
+    }
+
+    /// Review 16d: room made ahead of an answer waits without a place in the budget's queue.
+    /// Queued, it took what was free as it waited and every release went to it: a request
+    /// body was refused meanwhile, and an answer already read in part, needing a little more,
+    /// waited behind it while it waited for the answer's room (both refused after esgate's
+    /// patience: the scroll page was lost).
+    #[tokio::test]
+    async fn room_made_ahead_never_holds_back_bodies_or_answers_in_flight() {
+        let patience = std::time::Duration::from_secs(5);
+        let budget = BodyBudget::new(8 * 1024);
+        // An answer in flight holds 4 KiB of its room; 4 KiB are free.
+        let mut answer = BudgetHold::default();
+        budget.try_cover(&mut answer, 4 * 1024).unwrap();
+        // The next scroll page's room (6 KiB) does not fit now: it waits.
+        let ahead = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let mut room = BudgetHold::default();
+                budget
+                    .wait_for_room(&mut room, 6 * 1024, patience)
+                    .await
+                    .map(|()| room.bytes())
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!ahead.is_finished());
+        // A request body meanwhile takes what is free, at once.
+        let mut body = BudgetHold::default();
+        assert_eq!(budget.try_cover(&mut body, 1024), Ok(()));
+        // The answer in flight grows by what it needs beyond its room, at once.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            budget.wait_to_cover(&mut answer, 6 * 1024, patience),
+        )
+        .await
+        .expect("the answer in flight is not held back")
+        .unwrap();
+        assert_eq!(budget.kib.available_permits(), 1);
+        // Once they are done, the room is made.
+        drop((body, answer));
+        assert_eq!(ahead.await.unwrap().unwrap(), 6 * 1024);
+        assert_eq!(budget.kib.available_permits(), 8);
+        // Never free at once: Busy after the patience; more than the whole budget: TooLarge.
+        let mut others = BudgetHold::default();
+        budget.try_cover(&mut others, 4 * 1024).unwrap();
+        let mut room = BudgetHold::default();
+        let short = std::time::Duration::from_millis(60);
+        assert!(matches!(
+            budget.wait_for_room(&mut room, 6 * 1024, short).await,
+            Err(ReadError::Busy)
+        ));
+        assert!(matches!(
+            budget.wait_for_room(&mut room, 9 * 1024, short).await,
+            Err(ReadError::TooLarge)
+        ));
+        assert_eq!((room.bytes(), budget.kib.available_permits()), (0, 4));
     }
 
     /// Room the caller made before the answer was asked for (a scroll's next page) is what the

@@ -125,6 +125,22 @@ pub fn validate(
     }
 
     let store = v.store_kind(&raw.store);
+    // A store "in another cluster" that is a backend node is in the cluster tokens read, and
+    // its index would be guarded from none of them (`StoreKind::guarded_index`). Other nodes
+    // of the same cluster cannot be told from its URLs.
+    if let (StoreKind::Elasticsearch { urls, .. }, Some(backend)) = (&store, &backend) {
+        if let Some(u) = urls
+            .iter()
+            .find(|u| backend.urls.iter().any(|b| same_node(u, b)))
+        {
+            v.issue(
+                "store.urls",
+                format!(
+                    "{u} is a [backend] node: leave store.urls unset to keep the store in the backend cluster (its index is then out of every token's reach), or name another cluster's nodes"
+                ),
+            );
+        }
+    }
 
     let admin_key = v.admin_key(&raw.admin, env);
     if store != StoreKind::File && admin_key.is_none() {
@@ -939,6 +955,21 @@ impl Validator {
     }
 }
 
+/// Whether two node URLs reach the same host and port (the scheme's port when none is given).
+fn same_node(a: &Uri, b: &Uri) -> bool {
+    let port = |u: &Uri| {
+        u.port_u16().unwrap_or(if u.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        })
+    };
+    a.host()
+        .zip(b.host())
+        .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
+        && port(a) == port(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,6 +1052,44 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
         assert!(c.admin_key.is_none());
+    }
+
+    /// Review 16d: `store.urls` naming a `[backend]` node keeps the store in the cluster tokens
+    /// read while esgate believes it elsewhere: its index was then guarded from no token (a
+    /// `read` token's `.*` accepted and served, an `all` token's requests unchecked). Refused;
+    /// unset, or another cluster's nodes, are accepted.
+    #[test]
+    fn store_urls_naming_a_backend_node_are_refused() {
+        let key = "[admin]\nkey = \"0123456789abcdef0\"\n";
+        let backend =
+            "[backend]\nurls = [\"https://es1.example:9200\", \"http://10.0.0.2:9200\"]\n";
+        for urls in [
+            "[\"https://es1.example:9200\"]",
+            "[\"https://ES1.example:9200/\"]",
+            "[\"http://es1.example:9200\"]",
+            "[\"https://other.example:9200\", \"http://10.0.0.2:9200\"]",
+            "[\"http://10.0.0.2:9200\"]",
+        ] {
+            let toml = format!("{backend}[store]\nkind = \"elasticsearch\"\nurls = {urls}\n{key}");
+            assert_eq!(
+                paths(check(&toml).unwrap_err()),
+                vec!["store.urls"],
+                "{urls}"
+            );
+        }
+        for urls in [
+            "[\"https://store.example:9200\"]",
+            "[\"https://es1.example:9201\"]",
+            "[\"http://10.0.0.3:9200\"]",
+        ] {
+            let toml = format!("{backend}[store]\nkind = \"elasticsearch\"\nurls = {urls}\n{key}");
+            assert!(check(&toml).is_ok(), "{urls}");
+        }
+        // Default ports: `http://h` is `http://h:80`.
+        let toml = format!(
+            "[backend]\nurls = [\"http://es\"]\n[store]\nkind = \"elasticsearch\"\nurls = [\"http://es:80\"]\n{key}"
+        );
+        assert_eq!(paths(check(&toml).unwrap_err()), vec!["store.urls"]);
     }
 
     #[test]

@@ -796,13 +796,16 @@ fn seal_room(len: usize, sealing: &Sealing) -> usize {
 }
 
 /// The room for the answer `sealing` expects ([`seal_room`]), made before the request is
-/// sent: `Busy` (429) when others hold the body budget for esgate's patience; none when it
-/// could never fit (the answer's own claims refuse it then, as without this step).
+/// sent: `Busy` (429) when it was not free at once within esgate's patience; none when it
+/// could never fit (the answer's own claims refuse it then, as without this step). It waits
+/// outside the budget's queue (`BodyBudget::wait_for_room`): request bodies and answers
+/// already in flight go first (review 16d: queued, it refused the one and held back the
+/// other, and a replayed id of a spent scroll did so for nothing).
 async fn make_room(app: &App, sealing: &Sealing) -> Result<BudgetHold, ProxyError> {
     let mut hold = BudgetHold::default();
     match app
         .body_budget
-        .wait_to_cover(
+        .wait_for_room(
             &mut hold,
             seal_room(sealing.expected, sealing),
             ANSWER_BUDGET_PATIENCE,

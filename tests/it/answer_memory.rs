@@ -584,18 +584,41 @@ async fn a_scroll_page_without_room_is_refused_before_the_scroll_moves(backend: 
     assert_eq!(&head, b"HTTP/1.1 200");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Refused after esgate's patience (30 s), before the backend was asked.
-    let r = support::http::send_with_timeout(
+    let waiting = {
+        let (url, auth, next) = (gw.url("/_search/scroll"), auth.clone(), next.clone());
+        tokio::spawn(async move {
+            support::http::send_with_timeout(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                next,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+        })
+    };
+    // Review 16d: while the page's room is waited for, a search body still gets the room
+    // that is free (the room was queued for: it took what was free and every release, and
+    // every request with a body was a 429 for 30 s).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let search = send(
         "POST",
-        &gw.url("/_search/scroll"),
+        &gw.url("/logs-big/_search"),
         &[
             ("authorization", &auth),
             ("content-type", "application/json"),
         ],
-        next.clone(),
-        Duration::from_secs(60),
+        json!({"size": 0, "query": {"match_all": {}}}).to_string(),
     )
     .await
     .unwrap();
+    assert_eq!(search.status.as_u16(), 200, "{}", search.text());
+    assert!(!waiting.is_finished());
+    let r = waiting.await.unwrap();
     assert_eq!(
         r.status.as_u16(),
         429,

@@ -572,6 +572,10 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         "FROM logs-a | WHERE true==KNN(v, [1, 2])",
         "FROM logs-a METADATA _id | WHERE true==STARTS_WITH(_id, \"b\")",
         "FROM logs-a METADATA _id | WHERE `_id`::keyword LIKE \"b*\"",
+        // Review 16d: a metadata field under another name (Elasticsearch pushes the pattern
+        // down on the field).
+        "FROM logs-a METADATA _id | EVAL x = _id | WHERE x LIKE \"b*\"",
+        "FROM logs-a METADATA _id | RENAME _id AS x | WHERE STARTS_WITH(x, \"b\")",
     ];
     for q in esql {
         es.clear();

@@ -589,10 +589,12 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
     let mut scores = false;
     let mut clause_pattern = false;
     let mut clause_metadata = false;
+    let mut aliases = Aliases::default();
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
         let raw = &text[t.start..t.end];
+        aliases.token(t.kind, raw);
         // The name a `(` right after this token calls, if any.
         let mut callee: Option<&str> = None;
         match t.kind {
@@ -609,7 +611,7 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     if seg.eq_ignore_ascii_case("like") || seg.eq_ignore_ascii_case("rlike") {
                         clause_pattern = true;
                     }
-                    clause_metadata |= is_metadata_name(seg);
+                    clause_metadata |= aliases.may_be_metadata(seg);
                 }
                 if call && raw.ends_with(|c: char| is_name_char(c)) {
                     // After a `.` too: Elasticsearch's function names hold none, so whatever
@@ -622,7 +624,7 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
             }
             Kind::Quoted => {
                 let name = raw.trim_matches('`');
-                clause_metadata |= is_metadata_name(name);
+                clause_metadata |= aliases.may_be_metadata(name);
                 if call {
                     callee = Some(name);
                 }
@@ -650,6 +652,88 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
     }
     end_clause(&mut clause_pattern, &mut clause_metadata)?;
     Ok(scores)
+}
+
+/// Keywords of the commands [`Aliases`] reads, which name no column (a backquoted one is a
+/// name: `` `as` ``).
+const ALIAS_KEYWORDS: &[&str] = &[
+    "as", "by", "where", "and", "or", "not", "is", "null", "in", "like", "rlike", "true", "false",
+];
+
+/// The names a query gives metadata fields (review 16d): in `EVAL`, `RENAME` and `STATS`, every
+/// name of an assignment (a part between top-level commas) that mentions a metadata field or
+/// such a name may be one after it (`EVAL x = _id`, `RENAME _id AS x`, `STATS ... BY x =
+/// _id`), and after a `DISSECT` or `GROK` of one, whose new names sit inside its pattern
+/// string, every name may be. Elasticsearch puts the field back in place of the name when it
+/// pushes a `WHERE` down to Lucene. Over-reading (a function name, `AS`, the other operand of a
+/// `CONCAT`) refuses more, never less; the other commands name no new column.
+#[derive(Default)]
+struct Aliases {
+    /// The keyword (lowercase) of the command being read.
+    command: Option<String>,
+    /// Whether the part being read mentions a metadata field or an alias of one, and its names.
+    mentions: bool,
+    names: Vec<String>,
+    /// Brackets open in the command.
+    depth: usize,
+    /// A pipe was just read: the next word is a command's keyword.
+    at_keyword: bool,
+    /// Names of metadata fields.
+    known: std::collections::HashSet<String>,
+    /// Every name may be one.
+    every: bool,
+}
+
+impl Aliases {
+    /// Reads the next token of the processing commands.
+    fn token(&mut self, kind: Kind, raw: &str) {
+        match kind {
+            Kind::Pipe => {
+                self.end_part();
+                self.command = None;
+                self.depth = 0;
+                self.at_keyword = true;
+            }
+            Kind::Word if self.at_keyword => {
+                self.at_keyword = false;
+                self.command = Some(raw.to_ascii_lowercase());
+            }
+            Kind::Word => {
+                for seg in segments(raw) {
+                    if !ALIAS_KEYWORDS.iter().any(|k| seg.eq_ignore_ascii_case(k)) {
+                        self.name(seg.to_owned());
+                    }
+                }
+            }
+            Kind::Quoted => self.name(raw[1..raw.len() - 1].replace("``", "`")),
+            Kind::Open => self.depth += 1,
+            Kind::Close => self.depth = self.depth.saturating_sub(1),
+            Kind::Comma if self.depth == 0 => self.end_part(),
+            _ => {}
+        }
+    }
+
+    fn name(&mut self, name: String) {
+        self.mentions |= self.may_be_metadata(&name);
+        self.names.push(name);
+    }
+
+    fn end_part(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        if !std::mem::take(&mut self.mentions) {
+            return;
+        }
+        match self.command.as_deref() {
+            Some("eval" | "rename" | "stats") => self.known.extend(names),
+            Some("dissect" | "grok") => self.every = true,
+            _ => {}
+        }
+    }
+
+    /// Whether `name` may be a metadata field, under its own name or another.
+    fn may_be_metadata(&self, name: &str) -> bool {
+        self.every || is_metadata_name(name) || self.known.contains(name)
+    }
 }
 
 /// Whether a character can be part of a name or parameter in a word (`a.b`, `@timestamp`,
@@ -1029,6 +1113,44 @@ mod tests {
         for q in cases {
             let r = parse(q);
             assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+        }
+    }
+
+    /// Review 16d: a metadata field under another name (`EVAL x = _id`, `RENAME _id AS x`,
+    /// a `DISSECT`/`GROK` of it) is still a metadata field to a later pattern match:
+    /// Elasticsearch substitutes the alias when it pushes the `WHERE` down to Lucene
+    /// (`PushDownAndCombineFilters`), and the clause check saw only `x`. A pattern match on
+    /// other names, or before the alias, is still accepted.
+    #[test]
+    fn pattern_matches_on_renamed_metadata_fields_are_refused() {
+        for q in [
+            "FROM logs-a METADATA _id | EVAL x = _id | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | EVAL x=_id | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | EVAL x = TO_STRING(`_id`) | WHERE `x` RLIKE \"b.*\"",
+            "FROM logs-a METADATA _id | RENAME _id AS x | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | RENAME x = _id | WHERE STARTS_WITH(x, \"b\")",
+            "FROM logs-a METADATA _id | EVAL x = _id | EVAL y = x | WHERE ENDS_WITH(y, \"b\")",
+            "FROM logs-a METADATA _id | EVAL x = _id | SORT x | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | STATS c = COUNT(*) BY x = _id | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | DISSECT _id \"%{x}\" | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | GROK _id \"%{WORD:x}\" | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _ignored | MV_EXPAND _ignored | EVAL x = _ignored | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | EVAL y = user, x = CONCAT(\"a\", _id) | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | STATS c = COUNT(*) BY user, x = _id | WHERE x LIKE \"b*\"",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+        }
+        for q in [
+            "FROM logs-a METADATA _id | EVAL x = _id | WHERE user LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE x LIKE \"b*\" | EVAL x = _id",
+            "FROM logs-a METADATA _id | EVAL x = user | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | DISSECT m \"%{x}\" | WHERE x LIKE \"b*\"",
+            "FROM logs-a METADATA _id | KEEP _id, user | SORT _id | WHERE user LIKE \"b*\"",
+            "FROM logs-a METADATA _id | EVAL x = _id, y = CONCAT(user, \"-\") | WHERE y LIKE \"b*\"",
+            "FROM logs-a METADATA _id | RENAME _id AS x, user AS u | WHERE u LIKE \"b*\"",
+        ] {
+            assert!(parse(q).is_ok(), "{q:?}");
         }
     }
 
