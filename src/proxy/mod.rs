@@ -283,6 +283,8 @@ async fn pipeline(
             Handling::Seal { sealing, .. } => sealing.id,
             _ => None,
         };
+        // The room made for a page is not needed for an error (review 16d).
+        drop(room);
         return Box::pin(backend_failure(app, enforced, release, up, body)).await;
     }
     let success = up.status.is_success();
