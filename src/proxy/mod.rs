@@ -327,7 +327,25 @@ async fn pipeline(
         // A `read` token's answer that may report failures is judged before it streams.
         Handling::Stream if enforced && (watch.is_some() || status.is_client_error()) => {
             let header_first = watch.unwrap_or(true);
-            Box::pin(failures::respond(app, status, headers, body, header_first)).await
+            match failures::at_once(status, headers, body, header_first) {
+                failures::AtOnce::Sent(answer) => Ok(answer),
+                failures::AtOnce::Broken(e) => Err(e),
+                failures::AtOnce::Judge {
+                    headers,
+                    body,
+                    first,
+                } => {
+                    Box::pin(failures::respond(
+                        app,
+                        status,
+                        headers,
+                        body,
+                        header_first,
+                        first,
+                    ))
+                    .await
+                }
+            }
         }
         Handling::Stream => Ok(answer(
             status,
