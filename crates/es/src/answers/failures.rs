@@ -26,6 +26,10 @@ pub const WITHHELD: &str = "the backend's failure details are withheld by esgate
 
 /// Error types whose reasons are about the request itself (a query that does not parse or fit
 /// the mapping), kept with their details.
+/// (SQL, EQL and ES|QL name what they cannot plan with `verification_exception`,
+/// `planning_exception` and `sql_illegal_argument_exception`.) Not kept, among others:
+/// `search_context_missing_exception` and `resource_not_found_exception` (their reasons quote
+/// context and task ids, counters over every tenant's searches), `illegal_state_exception`.
 const KEPT: &[&str] = &[
     "action_request_validation_exception",
     "arithmetic_exception",
@@ -33,14 +37,20 @@ const KEPT: &[&str] = &[
     "illegal_argument_exception",
     "index_not_found_exception",
     "json_parse_exception",
+    "mapper_parsing_exception",
     "number_format_exception",
+    "opensearch_parse_exception",
     "parse_exception",
     "parsing_exception",
+    "planning_exception",
     "query_parsing_exception",
     "query_shard_exception",
     "search_parse_exception",
     "search_phase_execution_exception",
+    "sql_illegal_argument_exception",
     "too_many_buckets_exception",
+    "validation_exception",
+    "verification_exception",
     "x_content_parse_exception",
 ];
 
@@ -508,6 +518,20 @@ mod tests {
         let out = String::from_utf8(withhold(pretty.as_bytes()).unwrap()).unwrap();
         assert!(!out.contains("real usage"), "{out}");
         serde_json::from_str::<Value>(&out).unwrap();
+    }
+
+    #[test]
+    fn the_kept_list_is_sorted_and_context_ids_are_withheld() {
+        assert!(KEPT.windows(2).all(|w| w[0] < w[1]));
+        let body = br#"{"error":{"root_cause":[{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}],"type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,"failed_shards":[{"shard":-1,"index":null,"reason":{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}}],"caused_by":{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}},"status":404}"#;
+        let out = String::from_utf8(withhold(body).unwrap()).unwrap();
+        assert!(!out.contains("4711"), "{out}");
+        let sql = br#"{"error":{"root_cause":[{"type":"verification_exception","reason":"Found 1 problem\nline 1:8: Unknown column [x]"}],"type":"verification_exception","reason":"Found 1 problem\nline 1:8: Unknown column [x]"},"status":400}"#;
+        let out = withhold(sql).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap(),
+            serde_json::from_slice::<Value>(sql).unwrap()
+        );
     }
 
     #[test]
