@@ -8,6 +8,7 @@
 //! backend only as an `es::Permit`.
 
 pub mod explain;
+mod failures;
 pub mod hygiene;
 mod identity;
 mod transformed;
@@ -251,6 +252,7 @@ async fn pipeline(
         request: upstream_req,
         mut handling,
         hold,
+        watch,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -321,6 +323,8 @@ async fn pipeline(
                 body,
             ))
             .await?;
+            // `_terms_enum` keeps the search's `_shards`, failures included.
+            let bytes = without_failure_details(bytes);
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
         Handling::Seal { sealing, shaping } => {
@@ -337,6 +341,29 @@ async fn pipeline(
             ))
             .await?;
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
+        }
+        // A `read` token's answer that may report failures is judged before it streams.
+        Handling::Stream if enforced && (watch.is_some() || status.is_client_error()) => {
+            let header_first = watch.unwrap_or(true);
+            match failures::at_once(status, headers, body, header_first) {
+                failures::AtOnce::Sent(answer) => Ok(answer),
+                failures::AtOnce::Broken(e) => Err(e),
+                failures::AtOnce::Judge {
+                    headers,
+                    body,
+                    first,
+                } => {
+                    Box::pin(failures::respond(
+                        app,
+                        status,
+                        headers,
+                        body,
+                        header_first,
+                        first,
+                    ))
+                    .await
+                }
+            }
         }
         Handling::Stream => Ok(answer(
             status,
@@ -383,6 +410,9 @@ pub(crate) struct Forward {
     /// upstream request is sent (session 11 review: an msearch's forwarded NDJSON can be many
     /// times the client's body, and was held uncounted for the whole upstream call).
     hold: BudgetHold,
+    /// A `read` token's answer of the search family: its reported failures are judged
+    /// (`failures`; whether the route writes them before its results).
+    watch: Option<bool>,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -463,6 +493,7 @@ pub(crate) async fn decide(
                 ),
                 handling: Handling::Stream,
                 hold,
+                watch: None,
             }))
         }
         Permission::Read => {
@@ -497,7 +528,9 @@ pub(crate) async fn decide(
             let (permit, binding, hold) =
                 Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
+            let watch = es::answers::failures::watched(permit.action);
             Ok(Decided::Forward(Forward {
+                watch,
                 request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
                 handling,
                 hold,
@@ -669,6 +702,15 @@ async fn backend_failure(
     }
 }
 
+/// An answer esgate read whole for a `read` token, with the failures it reports keeping only
+/// what describes the request (`failures`).
+fn without_failure_details(bytes: Bytes) -> Bytes {
+    match es::answers::failures::peek(&bytes, true) {
+        es::answers::failures::Peek::Clean => bytes,
+        _ => es::answers::failures::withhold(&bytes).map_or(bytes, Bytes::from),
+    }
+}
+
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
 /// the body's id, or dropped when it cannot be read.
 fn seal_id_headers(
@@ -740,6 +782,7 @@ async fn seal_response(
             return Err(e);
         }
     };
+    let bytes = without_failure_details(bytes);
     // Room for the copies sealing makes (one per id and per sort seal, at least one: what it
     // claims from the meter below) is waited for as the answer's was (session 12 review:
     // refused at once, a scroll page the backend had already moved past was lost, the

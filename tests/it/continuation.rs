@@ -156,6 +156,65 @@ async fn scroll_ids_are_sealed_bound_and_pages_hold_only_the_tenant() {
     assert_eq!(s, 403);
 }
 
+/// Review 16: continuing a scroll that was cleared (or expired) answers 404
+/// `search_context_missing_exception`, whose reason names the backend's context id ("No search
+/// context found for id [N]"): a counter of every search context the node opened, any
+/// tenant's, which the sealed scroll id exists to hide. A `read` token gets the error's type
+/// only; another tenant's scrolls opened in between are not countable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_scroll_context_does_not_name_its_id() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (a, b) = two_tenants(&gw).await;
+    let open = |secret: String| {
+        let url = gw.url("/logs-*/_search?scroll=1m&size=1");
+        async move {
+            let r = send(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &bearer(&secret)),
+                    ("content-type", "application/json"),
+                ],
+                b"{}".to_vec(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            r.json()["_scroll_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let id = open(a.clone()).await;
+    // Tenant b's work moves the node's context counter.
+    for _ in 0..3 {
+        open(b.clone()).await;
+    }
+    let cleared = call(
+        &gw,
+        &a,
+        "DELETE",
+        "/_search/scroll",
+        json!({"scroll_id": [id]}),
+    )
+    .await;
+    assert_eq!(cleared.0, 200, "{}", cleared.1);
+    let r = send(
+        "POST",
+        &gw.url("/_search/scroll"),
+        &[
+            ("authorization", &bearer(&a)),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&json!({"scroll": "1m", "scroll_id": id})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let text = r.text();
+    assert_eq!(r.status.as_u16(), 404, "{text}");
+    assert!(text.contains("search_context_missing_exception"), "{text}");
+    assert!(!text.contains("context found for id"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_point_in_time_is_bound_and_filtered() {
     let backend = fixture::seeded_osmem();

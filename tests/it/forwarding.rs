@@ -241,10 +241,10 @@ async fn forwarded_requests_are_rebuilt_from_checked_values() {
         ),
         (
             "GET",
-            "/_validate/query?q=x&explain=true",
+            "/_validate/query?q=x&explain=false",
             "",
             "",
-            "/logs-a,logs-b/_validate/query?explain=true&expand_wildcards=open",
+            "/logs-a,logs-b/_validate/query?explain=false&expand_wildcards=open",
         ),
         // msearch goes to the root path whatever the client's path index was.
         (

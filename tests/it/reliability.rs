@@ -732,6 +732,117 @@ async fn backend_429_reasons_reach_only_all_tokens() {
     gw.stop().await;
 }
 
+/// A circuit breaker's reason, as a shard failure carries it: the node's memory per breaker.
+const BREAKER: &str = r#"{"type":"circuit_breaking_exception","reason":"[parent] Data too large, data for [<reused_arrays>] would be [1023/1kb], real usage: [987654321/941mb], new bytes reserved: [1023/1kb], usages [request=0/0b, fielddata=123/123b]","bytes_wanted":987654321,"bytes_limit":1020054732,"durability":"TRANSIENT"}"#;
+
+/// Review 16: a search where some shards fail answers 200 with `_shards.failures[].reason`,
+/// an `_msearch` item that failed carries its `error`, and a 4xx error body its shards'
+/// failures: esgate streamed them unread, so a `read` token saw the same node statistics a
+/// 429's reason gives (circuit breakers' memory, thread pools' counters) that review 15
+/// withheld. Now a `read` token gets such failures with their type only; what describes its
+/// request (a query that does not parse) stays; an `all` token gets the backend's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_failure_reasons_in_answers_reach_only_all_tokens() {
+    let search: &'static str = Box::leak(
+        format!(
+            r#"{{"took":3,"timed_out":false,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","node":"n1","reason":{BREAKER}}},{{"shard":1,"index":"logs-a","node":"n1","reason":{{"type":"query_shard_exception","reason":"failed to create query: mine"}}}}]}},"hits":{{"total":{{"value":0,"relation":"eq"}},"max_score":null,"hits":[]}}}}"#
+        )
+        .into_boxed_str(),
+    );
+    let msearch: &'static str = Box::leak(
+        format!(r#"{{"took":1,"responses":[{search},{{"error":{BREAKER},"status":429}}]}}"#)
+            .into_boxed_str(),
+    );
+    let failed: &'static str = Box::leak(
+        format!(
+            r#"{{"error":{{"root_cause":[{BREAKER}],"type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,"failed_shards":[{{"shard":0,"index":"logs-a","node":"n1","reason":{BREAKER}}}]}},"status":400}}"#
+        )
+        .into_boxed_str(),
+    );
+    for (status, answer, path) in [
+        (200, search, "/logs-a/_search"),
+        (200, msearch, "/logs-a/_msearch"),
+        (400, failed, "/logs-a/_search"),
+        (400, failed, "/logs-a/_count"),
+    ] {
+        let backend = FaultServer::answer(status, "application/json", answer);
+        let gw = Esgate::start(&[backend.url()], "").await;
+        let all = gw.all_token().await;
+        let read = gw.tenant_token("a").await;
+        let body: &[u8] = if path.ends_with("_msearch") {
+            b"{}\n{\"query\":{\"match_all\":{}}}\n"
+        } else {
+            b"{}"
+        };
+        let ct = if path.ends_with("_msearch") {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        };
+        let call = |secret: String| {
+            let url = gw.url(path);
+            async move {
+                let auth = format!("Bearer {secret}");
+                send(
+                    "POST",
+                    &url,
+                    &[("authorization", &auth), ("content-type", ct)],
+                    body.to_vec(),
+                )
+                .await
+                .expect("answers")
+            }
+        };
+        let r = call(read).await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status.as_u16(), status, "{path}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        assert!(
+            !text.contains("real usage") && !text.contains("987654321"),
+            "{path}: {text}"
+        );
+        assert!(
+            text.contains("circuit_breaking_exception"),
+            "{path}: {text}"
+        );
+        if status == 200 && path.ends_with("_search") {
+            assert_eq!(v["_shards"]["failed"], 1, "{text}");
+            assert_eq!(
+                v["_shards"]["failures"][1]["reason"]["reason"], "failed to create query: mine",
+                "{text}"
+            );
+        }
+        if path.ends_with("_msearch") {
+            assert_eq!(v["responses"][1]["status"], 429, "{text}");
+        }
+        if status == 400 {
+            assert_eq!(v["error"]["reason"], "all shards failed", "{text}");
+        }
+        let r = call(all).await;
+        assert_eq!(r.status.as_u16(), status, "{path}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("real usage"),
+            "{path}"
+        );
+        gw.stop().await;
+    }
+}
+
+/// An answer without failures streams to a `read` token byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_without_failures_stream_unchanged() {
+    const CLEAN: &str = r#"{"took":3,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":null,"hits":[{"_index":"logs-a","_id":"1","_source":{"error":{"type":"circuit_breaking_exception","reason":"real usage: mine"},"failures":[{"reason":{"type":"x"}}]}}]}}"#;
+    let backend = FaultServer::answer(200, "application/json", CLEAN);
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let read = gw.tenant_token("a").await;
+    let r = gw
+        .call_raw(&read, "POST", "/logs-a/_search", json!({}), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), CLEAN);
+    gw.stop().await;
+}
+
 async fn data_status(gw: &Esgate, auth: Option<&str>, from: &str) -> u16 {
     let mut headers = vec![("x-forwarded-for", from)];
     if let Some(a) = auth {

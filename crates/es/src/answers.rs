@@ -2,5 +2,6 @@
 //! Elasticsearch's `filter_path` applied to an answer (`filter_path`). What a route does with its
 //! answer (seal ids, rebuild it) is the route's own, in `routes` (`routes::seal_answer`, `routes::apply`).
 
+pub mod failures;
 pub mod filter_path;
 pub mod shaping;

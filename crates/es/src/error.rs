@@ -49,7 +49,7 @@ pub fn backend_error_type(body: &[u8]) -> Option<Option<String>> {
     Some(kind.filter(|k| is_plain_identifier(k)).map(str::to_owned))
 }
 
-fn is_plain_identifier(s: &str) -> bool {
+pub(crate) fn is_plain_identifier(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && s.len() <= 64

@@ -587,18 +587,25 @@ mod tests {
     fn validate_query_refuses_rewrite_and_all_shards() {
         assert_eq!(
             check(
-                Some("explain=true&rewrite=false&all_shards=false"),
+                Some("explain=false&rewrite=false&all_shards=false"),
                 routes::validate_query::VALIDATE_QUERY.params
             )
             .unwrap(),
             pairs(&[
-                ("explain", "true"),
+                ("explain", "false"),
                 ("rewrite", "false"),
                 ("all_shards", "false"),
                 ("expand_wildcards", "open")
             ])
         );
-        for q in ["rewrite=true", "rewrite", "all_shards=true", "all_shards"] {
+        for q in [
+            "rewrite=true",
+            "rewrite",
+            "all_shards=true",
+            "all_shards",
+            "explain=true",
+            "explain",
+        ] {
             let err = check(Some(q), routes::validate_query::VALIDATE_QUERY.params).unwrap_err();
             assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
         }

@@ -1,13 +1,16 @@
 //! `GET|POST [/{index}]/_validate/query`: the body (`query` only, or `?q=`) is checked like a
 //! count's and wrapped in the token's filters, so an explanation describes the filtered query.
 //!
-//! Invariant: what could show terms from outside the token's filters is refused by the
-//! route's parameter list, before its body is read: `rewrite=true` (multi-term queries are
-//! expanded against the whole index, other tenants' terms included) and `all_shards=true` (one
-//! rewritten explanation per shard). `explain` is allowed: without `rewrite` it prints the parsed query,
-//! which holds only the request's own values and the token's filter. Query types that read
-//! other documents while being parsed (terms lookup, `more_like_this` with documents, ...) are
-//! refused by `rewrite::check_query` as for a search.
+//! Invariant: the answer says whether the query is valid and nothing of how the shard read it.
+//! Refused by the route's parameter list, before its body is read: `rewrite=true` (multi-term
+//! queries are expanded against the whole index, other tenants' terms included),
+//! `all_shards=true` (one rewritten explanation per shard) and `explain=true` (review 16: the
+//! explanation prints the query as the shard rewrote it, which shows the token its own filter,
+//! `#tenant:a`, and the shard's index-wide values: a `range` on a date field whose bounds miss
+//! every document of the shard, any tenant's, prints as `MatchNoDocsQuery`, one that holds them
+//! all as an exists query, so repeated ranges bisect other tenants' min/max). Query types that
+//! read other documents while being parsed (terms lookup, `more_like_this` with documents, ...)
+//! are refused by `rewrite::check_query` as for a search.
 
 use serde_json::Value;
 
@@ -16,9 +19,10 @@ use crate::request::params::{Kind, ParamSet};
 use crate::{dsl::rewrite, querylang::uri_search, FilterSet, Method, Rejection};
 
 // `rewrite=true` expands multi-term queries against the whole index and `all_shards=true`
-// explains each shard's rewritten query: both show other tenants' terms.
+// explains each shard's rewritten query: both show other tenants' terms; `explain=true` shows
+// the token's filter and the shard's rewrite of date ranges (index-wide min/max).
 const PARAMS: &[(&str, Kind)] = &[
-    ("explain", Kind::Bool),
+    ("explain", Kind::OneOf(&["false"])),
     ("rewrite", Kind::OneOf(&["false"])),
     ("all_shards", Kind::OneOf(&["false"])),
 ];
@@ -105,26 +109,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn validate_query_forwards_the_wrapped_query_with_explain() {
+    fn validate_query_forwards_the_wrapped_query() {
         for (method, path, query, body, inner) in [
             (
                 "GET",
                 "/_validate/query",
-                Some("explain=true"),
+                Some("explain=false"),
                 None,
                 json!({"match_all": {}}),
             ),
             (
                 "POST",
                 "/logs-a/_validate/query",
-                Some("explain"),
+                None,
                 Some(r#"{"query":{"term":{"user":"x"}}}"#),
                 json!({"term": {"user": "x"}}),
             ),
             (
                 "GET",
                 "/logs-*/_validate/query",
-                Some("q=user:x&df=user&explain=true"),
+                Some("q=user:x&df=user"),
                 None,
                 json!({"query_string": {"query": "user:x", "default_field": "user"}}),
             ),
@@ -157,6 +161,19 @@ pub(crate) mod tests {
                 "/logs-a/_validate/query",
                 Some("all_shards=true"),
                 None,
+                RejectKind::Forbidden,
+            ),
+            // Review 16: the explanation shows the token's filter and the shard's rewrite.
+            (
+                "/logs-a/_validate/query",
+                Some("explain=true"),
+                None,
+                RejectKind::Forbidden,
+            ),
+            (
+                "/logs-a/_validate/query",
+                Some("explain"),
+                Some(r#"{"query":{"range":{"ts":{"gte":"2030-01-01"}}}}"#),
                 RejectKind::Forbidden,
             ),
             (

@@ -1,0 +1,599 @@
+//! Failures reported inside answers a `read` token gets (review 16): the shard failures of a
+//! search that partly failed (`_shards.failures[].reason`, in a 200 answer), the items of an
+//! `_msearch` that failed (`responses[].error`), an async search's `response`, and the error
+//! body of a 4xx answer (`error`, its `root_cause`, `caused_by` and `failed_shards`).
+//!
+//! The rule is the one for backend error bodies (`proxy::backend_failure`): what describes the
+//! node rather than the request never reaches a `read` token. A circuit breaker's reason gives
+//! the memory each breaker of the node holds, a rejected execution's a thread pool's queue and
+//! completed tasks, a transport error the node's name and address: every tenant's work,
+//! statistics a `read` token may not ask for. An error object keeps its details only when its
+//! type is one of the request's own errors ([`KEPT`], reasons about what the client sent);
+//! any other keeps its `type` (a plain identifier) and gets a fixed reason, its `caused_by`
+//! judged the same way. Deny by default: a type esgate does not know is reduced.
+//!
+//! Cost: [`peek`] reads only the beginning of a search answer (its `_shards` header comes before
+//! the hits), so an answer without failures streams as before; [`withhold`] rewrites in place
+//! (every byte but the failures' values kept as the backend wrote them) and is run only on
+//! answers that report one.
+
+use std::ops::Range;
+
+use serde_json::Value;
+
+/// The reason a withheld failure gets.
+pub const WITHHELD: &str = "the backend's failure details are withheld by esgate";
+
+/// Error types whose reasons are about the request itself (a query that does not parse or fit
+/// the mapping), kept with their details.
+/// (SQL, EQL and ES|QL name what they cannot plan with `verification_exception`,
+/// `planning_exception` and `sql_illegal_argument_exception`.) Not kept, among others:
+/// `search_context_missing_exception` and `resource_not_found_exception` (their reasons quote
+/// context and task ids, counters over every tenant's searches), `illegal_state_exception`.
+const KEPT: &[&str] = &[
+    "action_request_validation_exception",
+    "arithmetic_exception",
+    "date_time_parse_exception",
+    "illegal_argument_exception",
+    "index_not_found_exception",
+    "json_parse_exception",
+    "mapper_parsing_exception",
+    "number_format_exception",
+    "opensearch_parse_exception",
+    "parse_exception",
+    "parsing_exception",
+    "planning_exception",
+    "query_parsing_exception",
+    "query_shard_exception",
+    "search_parse_exception",
+    "search_phase_execution_exception",
+    "sql_illegal_argument_exception",
+    "too_many_buckets_exception",
+    "validation_exception",
+    "verification_exception",
+    "x_content_parse_exception",
+];
+
+/// What the beginning of an answer says about failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peek {
+    /// No failure can follow: stream the answer.
+    Clean,
+    /// It reports one (or could anywhere, as an `_msearch` answer): read it whole.
+    Reports,
+    /// Not known yet: read more.
+    Undecided,
+}
+
+/// Judges the beginning of an answer (or the whole of it). A search answer writes its `_shards`
+/// header (and the failures in it) before its hits, aggregations, suggestions and profile, so
+/// once the header is read whole, or any key but those before it (`took`, `timed_out`, ...)
+/// begins, the rest cannot report a failure: [`Peek::Clean`] without reading further. An answer with items (`responses`, `response`) may
+/// report a failure in any of them: [`Peek::Reports`] once that is seen, so the caller reads it
+/// whole. With `header_first` false (a route that writes its failures last: `_field_caps`,
+/// EQL) only the whole answer decides. Not JSON (or not an object): [`Peek::Clean`].
+pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
+    if header_first && flat_header(prefix) {
+        return Peek::Clean;
+    }
+    let mut scan = Scan::new(prefix);
+    scan.header_first = header_first;
+    let done = scan.top(0);
+    if !scan.spans.is_empty() || scan.items {
+        return Peek::Reports;
+    }
+    match done {
+        Ok(()) | Err(Stop::Invalid) | Err(Stop::Decided) => Peek::Clean,
+        Err(Stop::Incomplete) => Peek::Undecided,
+    }
+}
+
+/// What esgate does with the answers of the route `action` (a permit's): `None` for routes
+/// whose answers report no failures; `Some(header_first)` for the search family (see [`peek`]).
+pub fn watched(action: &str) -> Option<bool> {
+    match action {
+        "search" | "msearch" | "count" | "knn_search" | "validate_query" => Some(true),
+        "field_caps" | "eql" => Some(false),
+        _ => None,
+    }
+}
+
+/// The common answer's fast path (review 16: the scan cost a small search about 1.8k
+/// instructions): the first `"_shards":{` lies at the top level (nothing before it opens an
+/// object or array: only scalars such as `took` and `timed_out`, whose strings cannot hold an
+/// unescaped quote, so the bytes are a key) and its object holds no array or object, so no
+/// `failures`. Anything else is left to the scan.
+fn flat_header(prefix: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"_shards\":{";
+    let Some(open) = prefix.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return false;
+    };
+    if prefix[open] != b'{' {
+        return false;
+    }
+    // The first bracket after the answer's own opens the header, or the fast path does not
+    // apply.
+    let rest = &prefix[open + 1..];
+    let Some(at) = memchr::memchr2(b'{', b'[', rest) else {
+        return false;
+    };
+    if !rest[..=at].ends_with(KEY) {
+        return false;
+    }
+    let header = &rest[at + 1..];
+    match memchr::memchr3(b'}', b'{', b'[', header) {
+        // Its quotes paired: the `}` is not inside a string.
+        Some(end) => {
+            header[end] == b'}'
+                && header[..end]
+                    .iter()
+                    .filter(|&&b| b == b'"')
+                    .count()
+                    .is_multiple_of(2)
+        }
+        None => false,
+    }
+}
+
+/// The answer with every failure it reports reduced (see the module), the rest byte for byte
+/// as it was; `None` when it reports none (or is not JSON).
+pub fn withhold(answer: &[u8]) -> Option<Vec<u8>> {
+    let mut scan = Scan::new(answer);
+    scan.top(0).ok()?;
+    if scan.spans.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(answer.len());
+    let mut at = 0;
+    for span in &scan.spans {
+        let mut v: Value = serde_json::from_slice(&answer[span.clone()]).ok()?;
+        reduce(&mut v);
+        out.extend_from_slice(&answer[at..span.start]);
+        out.extend_from_slice(&serde_json::to_vec(&v).ok()?);
+        at = span.end;
+    }
+    out.extend_from_slice(&answer[at..]);
+    Some(out)
+}
+
+/// An error object reduced per the rule (see the module); anything else is left as it is.
+fn reduce(v: &mut Value) {
+    let Value::Object(m) = v else { return };
+    let kind = m
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|k| crate::error::is_plain_identifier(k))
+        .map(str::to_owned);
+    if kind.as_deref().is_some_and(|k| KEPT.contains(&k)) {
+        m.remove("stack_trace");
+        if let Some(c) = m.get_mut("caused_by") {
+            reduce(c);
+        }
+        for key in ["root_cause", "suppressed"] {
+            if let Some(Value::Array(a)) = m.get_mut(key) {
+                a.iter_mut().for_each(reduce);
+            }
+        }
+        if let Some(Value::Array(a)) = m.get_mut("failed_shards") {
+            for f in a {
+                if let Some(r) = f.get_mut("reason") {
+                    reduce(r);
+                }
+            }
+        }
+        return;
+    }
+    let cause = m.remove("caused_by").map(|mut c| {
+        reduce(&mut c);
+        c
+    });
+    m.clear();
+    m.insert(
+        "type".to_owned(),
+        Value::String(kind.unwrap_or_else(|| "exception".to_owned())),
+    );
+    m.insert("reason".to_owned(), Value::String(WITHHELD.to_owned()));
+    if let Some(c) = cause {
+        m.insert("caused_by".to_owned(), c);
+    }
+}
+
+/// Why a scan stopped early.
+#[derive(Debug)]
+enum Stop {
+    /// The input ended inside a value.
+    Incomplete,
+    /// Not JSON.
+    Invalid,
+    /// [`peek`] knows enough.
+    Decided,
+}
+
+type Step = Result<(), Stop>;
+
+/// Most nested answers (`responses`, `response`) one scan follows.
+const MAX_ITEM_DEPTH: usize = 4;
+
+/// A scan of an answer for the values holding failures: it follows only the keys that can
+/// lead to one and skips every other value by its brackets.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// The failure values found, in order.
+    spans: Vec<Range<usize>>,
+    /// The answer has items (`responses` or `response`).
+    items: bool,
+    /// Stop once the top level's `_shards` header, or what follows it, is reached ([`peek`]).
+    header_first: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn new(b: &'a [u8]) -> Scan<'a> {
+        Scan {
+            b,
+            i: 0,
+            spans: Vec::new(),
+            items: false,
+            header_first: false,
+        }
+    }
+
+    fn next_byte(&mut self) -> Result<u8, Stop> {
+        while let Some(&c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Ok(c);
+            }
+            self.i += 1;
+        }
+        Err(Stop::Incomplete)
+    }
+
+    fn expect(&mut self, c: u8) -> Step {
+        if self.next_byte()? != c {
+            return Err(Stop::Invalid);
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// A string at the cursor; its raw content (escapes as written).
+    fn string(&mut self) -> Result<&'a [u8], Stop> {
+        self.expect(b'"')?;
+        let b = self.b;
+        let start = self.i;
+        loop {
+            let at = memchr::memchr2(b'"', b'\\', &b[self.i..]).ok_or(Stop::Incomplete)?;
+            self.i += at;
+            if b[self.i] == b'"' {
+                self.i += 1;
+                return Ok(&b[start..self.i - 1]);
+            }
+            self.i += 2;
+            if self.i > b.len() {
+                return Err(Stop::Incomplete);
+            }
+        }
+    }
+
+    /// Skips any value.
+    fn skip(&mut self) -> Step {
+        let mut depth = 0usize;
+        loop {
+            match self.next_byte()? {
+                b'"' => {
+                    self.string()?;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.i += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1).ok_or(Stop::Invalid)?;
+                    self.i += 1;
+                }
+                b',' | b':' if depth > 0 => self.i += 1,
+                b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' => self.i += 1,
+                _ => return Err(Stop::Invalid),
+            }
+            if depth == 0 {
+                // A scalar's last byte is known only when what follows is read.
+                match self.b.get(self.i) {
+                    None if !self.b[self.i - 1].is_ascii_alphanumeric() => return Ok(()),
+                    None => return Err(Stop::Incomplete),
+                    Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.') => {}
+                    Some(_) => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The value at the cursor recorded as a failure when it is an object, skipped otherwise.
+    fn failure(&mut self) -> Step {
+        let object = self.next_byte()? == b'{';
+        let at = self.i;
+        self.skip()?;
+        if object {
+            self.spans.push(at..self.i);
+        }
+        Ok(())
+    }
+
+    /// An object at the cursor, each key's value handled by `on_key` (which must consume it).
+    fn object(&mut self, mut on_key: impl FnMut(&mut Self, &'a [u8]) -> Step) -> Step {
+        self.expect(b'{')?;
+        if self.next_byte()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            on_key(self, key)?;
+            match self.next_byte()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// An array at the cursor (anything else skipped), each element handled by `on_item`.
+    fn array(&mut self, mut on_item: impl FnMut(&mut Self) -> Step) -> Step {
+        if self.next_byte()? != b'[' {
+            return self.skip();
+        }
+        self.i += 1;
+        if self.next_byte()? == b']' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            on_item(self)?;
+            match self.next_byte()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// An object at the cursor whose keys are skipped but for `reason` (and `failure`), the
+    /// failure's error: an entry of `failures`.
+    fn failure_entry(&mut self) -> Step {
+        if self.next_byte()? != b'{' {
+            return self.skip();
+        }
+        self.object(|s, key| match key {
+            b"reason" | b"failure" => s.failure(),
+            _ => s.skip(),
+        })
+    }
+
+    /// An answer (or an item of one) at the cursor.
+    fn top(&mut self, depth: usize) -> Step {
+        if self.next_byte()? != b'{' {
+            return if depth == 0 {
+                Err(Stop::Invalid)
+            } else {
+                self.skip()
+            };
+        }
+        self.object(|s, key| match key {
+            b"error" => s.failure(),
+            b"failures" | b"shard_failures" => s.array(Scan::failure_entry),
+            b"_shards" => {
+                if s.next_byte()? != b'{' {
+                    return s.skip();
+                }
+                s.object(|s, key| match key {
+                    b"failures" => s.array(Scan::failure_entry),
+                    _ => s.skip(),
+                })?;
+                if depth == 0 && s.header_first {
+                    return Err(Stop::Decided);
+                }
+                Ok(())
+            }
+            b"responses" | b"response" if depth < MAX_ITEM_DEPTH => {
+                s.items = true;
+                if s.header_first {
+                    return Err(Stop::Decided);
+                }
+                if s.next_byte()? == b'[' {
+                    s.array(|s| s.top(depth + 1))
+                } else {
+                    s.top(depth + 1)
+                }
+            }
+            // What a search answer writes before its `_shards` header.
+            b"took" | b"timed_out" | b"terminated_early" | b"num_reduce_phases" | b"count"
+            | b"_scroll_id" | b"pit_id" | b"status" => s.skip(),
+            // Anything else comes after it (hits, aggregations, what a `filter_path` kept).
+            _ if depth == 0 && s.header_first => Err(Stop::Decided),
+            _ => s.skip(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BREAKER: &str = r#"{"type":"circuit_breaking_exception","reason":"[parent] Data too large, data for [<reused_arrays>] would be [1023/1kb], real usage: [987654321/941mb], usages [request=0/0b, fielddata=123/123b]","bytes_wanted":987654321,"bytes_limit":1020054732,"durability":"TRANSIENT"}"#;
+
+    fn search_with(failure: &str) -> String {
+        format!(
+            r#"{{"took":3,"timed_out":false,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","node":"n1","reason":{failure}}}]}},"hits":{{"total":{{"value":1,"relation":"eq"}},"max_score":null,"hits":[{{"_index":"logs-a","_id":"1","_source":{{"error":{{"type":"circuit_breaking_exception","reason":"mine"}},"failures":[{{"reason":{{"type":"x"}}}}]}}}}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn node_state_failures_are_reduced_and_the_rest_kept_byte_for_byte() {
+        let answer = search_with(BREAKER);
+        let out = withhold(answer.as_bytes()).expect("reports a failure");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        assert!(!text.contains("987654321"), "{text}");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["_shards"]["failures"][0]["reason"],
+            json!({"type": "circuit_breaking_exception", "reason": WITHHELD})
+        );
+        assert_eq!(v["_shards"]["failures"][0]["index"], "logs-a");
+        // The token's own document, whatever it holds, is untouched.
+        let tail = &answer[answer.find(r#","hits":"#).unwrap()..];
+        assert!(text.ends_with(tail), "{text}");
+        assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
+    }
+
+    #[test]
+    fn request_errors_keep_their_details_and_their_causes_are_judged() {
+        let failure = r#"{"type":"query_shard_exception","reason":"failed to create query: For input string: \"abc\"","index":"logs-a","caused_by":{"type":"number_format_exception","reason":"For input string: \"abc\""}}"#;
+        let answer = search_with(failure);
+        let out = withhold(answer.as_bytes()).expect("reports a failure");
+        let parsed = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+        assert_eq!(parsed(&out), parsed(answer.as_bytes()));
+        let remote = r#"{"type":"remote_transport_exception","reason":"[node-7][10.0.0.7:9300][indices:data/read/search[phase/query]]","caused_by":{"type":"query_shard_exception","reason":"failed to create query: x","caused_by":{"type":"es_rejected_execution_exception","reason":"rejected execution of on EsThreadPoolExecutor[completed tasks = 4489275]"}}}"#;
+        let out = withhold(search_with(remote).as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let reason = &v["_shards"]["failures"][0]["reason"];
+        assert_eq!(reason["type"], "remote_transport_exception");
+        assert_eq!(reason["reason"], WITHHELD);
+        assert_eq!(reason["caused_by"]["reason"], "failed to create query: x");
+        assert_eq!(
+            reason["caused_by"]["caused_by"],
+            json!({"type": "es_rejected_execution_exception", "reason": WITHHELD})
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("10.0.0.7") && !text.contains("4489275"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn error_bodies_msearch_items_and_async_responses_are_covered() {
+        let body = format!(
+            r#"{{"error":{{"root_cause":[{BREAKER}],"type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,"failed_shards":[{{"shard":0,"index":"logs-a","node":"n","reason":{BREAKER}}}],"caused_by":{BREAKER}}},"status":400}}"#
+        );
+        let out = String::from_utf8(withhold(body.as_bytes()).unwrap()).unwrap();
+        assert!(
+            !out.contains("real usage") && !out.contains("bytes_wanted"),
+            "{out}"
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["error"]["reason"], "all shards failed");
+        assert_eq!(v["status"], 400);
+        assert_eq!(
+            v["error"]["root_cause"][0]["type"],
+            "circuit_breaking_exception"
+        );
+
+        let msearch = format!(
+            r#"{{"took":1,"responses":[{},{{"error":{BREAKER},"status":429}}]}}"#,
+            search_with(r#"{"type":"query_shard_exception","reason":"ok"}"#)
+        );
+        assert_eq!(peek(&msearch.as_bytes()[..40], true), Peek::Reports);
+        let out = String::from_utf8(withhold(msearch.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("real usage"), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["responses"][1]["status"], 429);
+        assert_eq!(
+            v["responses"][0]["_shards"]["failures"][0]["reason"]["reason"],
+            "ok"
+        );
+
+        let pretty = serde_json::to_string_pretty(&json!({
+            "id": "x", "is_running": false,
+            "response": serde_json::from_str::<Value>(&search_with(BREAKER)).unwrap(),
+        }))
+        .unwrap();
+        let out = String::from_utf8(withhold(pretty.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("real usage"), "{out}");
+        serde_json::from_str::<Value>(&out).unwrap();
+    }
+
+    #[test]
+    fn the_kept_list_is_sorted_and_context_ids_are_withheld() {
+        assert!(KEPT.windows(2).all(|w| w[0] < w[1]));
+        let body = br#"{"error":{"root_cause":[{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}],"type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,"failed_shards":[{"shard":-1,"index":null,"reason":{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}}],"caused_by":{"type":"search_context_missing_exception","reason":"No search context found for id [4711]"}},"status":404}"#;
+        let out = String::from_utf8(withhold(body).unwrap()).unwrap();
+        assert!(!out.contains("4711"), "{out}");
+        let sql = br#"{"error":{"root_cause":[{"type":"verification_exception","reason":"Found 1 problem\nline 1:8: Unknown column [x]"}],"type":"verification_exception","reason":"Found 1 problem\nline 1:8: Unknown column [x]"},"status":400}"#;
+        let out = withhold(sql).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).unwrap(),
+            serde_json::from_slice::<Value>(sql).unwrap()
+        );
+    }
+
+    #[test]
+    fn answers_without_failures_are_decided_from_their_header() {
+        let clean = r#"{"took":3,"timed_out":false,"_shards":{"total":2,"successful":2,"skipped":0,"failed":0},"hits":{"hits":[{"_source":{"error":{"reason":"#;
+        assert_eq!(peek(clean.as_bytes(), true), Peek::Clean);
+        assert_eq!(peek(&clean.as_bytes()[..30], true), Peek::Undecided);
+        assert_eq!(
+            peek(
+                b"{\"count\":3,\"_shards\":{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0}}",
+                true
+            ),
+            Peek::Clean
+        );
+        assert_eq!(peek(b"not json", true), Peek::Clean);
+        assert_eq!(peek(b"", true), Peek::Undecided);
+        assert_eq!(withhold(clean.as_bytes()), None);
+        let failing = search_with(BREAKER);
+        // Every prefix is undecided or reports: none is judged clean.
+        for n in 0..failing.len() {
+            assert_ne!(peek(&failing.as_bytes()[..n], true), Peek::Clean, "{n}");
+        }
+        // The fast path agrees with the scan on every prefix of both answers, and on forms it
+        // leaves to the scan.
+        for answer in [clean.to_owned(), failing.clone()] {
+            for n in 0..answer.len() {
+                let prefix = &answer.as_bytes()[..n];
+                if flat_header(prefix) {
+                    let mut scan = Scan::new(prefix);
+                    scan.header_first = true;
+                    let done = scan.top(0);
+                    assert!(scan.spans.is_empty() && !scan.items, "{n}");
+                    assert!(matches!(done, Err(Stop::Decided)), "{n}");
+                }
+            }
+        }
+        for text in [
+            r#"{"responses":[{"_shards":{"failed":0}}]}"#,
+            r#"{"took":1,"x":{"_shards":{"failed":0}}}"#,
+            r#"{"_shards":{"failures":[{"reason":{}}]}}"#,
+            r#"{"_shards":{"failed":0"#,
+            r#"{"_shards":{"x":"}","failures":[{"reason":{}}]}}"#,
+        ] {
+            assert!(!flat_header(text.as_bytes()), "{text}");
+        }
+        assert!(flat_header(br#" {"took":1,"_shards":{"failed":0},"hits""#));
+        // Split anywhere inside a number or literal, a prefix is not mistaken for a whole.
+        assert_eq!(peek(b"{\"took\":12", true), Peek::Undecided);
+        // A `filter_path` without `_shards`: the hits begin, no failure can follow.
+        assert_eq!(
+            peek(br#"{"hits":{"hits":[{"_source":{"a""#, true),
+            Peek::Clean
+        );
+        // EQL writes its shard failures after its hits: only the whole answer decides.
+        let eql = format!(
+            r#"{{"is_partial":true,"hits":{{"events":[]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#
+        );
+        assert_eq!(peek(&eql.as_bytes()[..30], false), Peek::Undecided);
+        assert_eq!(peek(eql.as_bytes(), false), Peek::Reports);
+        assert!(!String::from_utf8(withhold(eql.as_bytes()).unwrap())
+            .unwrap()
+            .contains("real usage"));
+        assert_eq!(peek(b"{\"timed_out\":fals", true), Peek::Undecided);
+    }
+}

@@ -1,0 +1,359 @@
+//! Failures reported inside the answers a `read` token gets (review 16): shard failures in a
+//! 200 search answer, failed `_msearch` items, a 4xx error body's shard failures. Their reasons
+//! describe the node as often as the request (circuit breakers' memory, thread pools' counters,
+//! node addresses), the same statistics a backend 429 or 5xx body carries, which a `read`
+//! token never sees (`backend_failure`): `es::answers::failures` says which details stay.
+//!
+//! Cost: an answer of the search family is judged from its beginning (`failures::peek`: the
+//! `_shards` header precedes the hits), usually its first frame, and then streams as before;
+//! only an answer that reports a failure (or may, as an `_msearch` answer may in any item) is
+//! read whole, capped and within the body budget, and rewritten. A 4xx answer is read whole.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::{answer, ProxyError, MAX_SEALED_RESPONSE};
+use crate::app::App;
+use crate::body::{Body, BoxError, ReadError};
+use crate::es::answers::failures::{self, Peek};
+use crate::upstream::{AnswerBody, UpstreamError};
+
+/// The most of an answer's beginning judged before it is read whole instead.
+const PEEK_LIMIT: usize = 64 * 1024;
+
+/// What [`at_once`] decided.
+// Returned once per answer and moved once: copying the large variant costs less than the
+// allocation a `Box` would add (the point of `at_once`).
+#[allow(clippy::large_enum_variant)]
+pub(super) enum AtOnce {
+    /// The answer, streaming.
+    Sent(Response<Body>),
+    /// The backend's answer broke.
+    Broken(ProxyError),
+    /// For [`respond`]: the answer's head and body, and the frame already read.
+    Judge {
+        headers: HeaderMap,
+        body: AnswerBody,
+        first: Option<Frame<Bytes>>,
+    },
+}
+
+/// The common case of [`respond`], without its future: a plain answer whose first frame, there
+/// with its head, shows a header without failures (the hot path allocates no future for this:
+/// review 16's count, about 400 instructions a small search). Anything else goes to
+/// [`respond`] untouched.
+pub(super) fn at_once(
+    status: http::StatusCode,
+    headers: HeaderMap,
+    mut body: AnswerBody,
+    header_first: bool,
+) -> AtOnce {
+    let plain = status.is_success()
+        && header_first
+        && headers
+            .get(header::CONTENT_ENCODING)
+            .is_none_or(|v| v.as_bytes() == b"identity");
+    if !plain {
+        return AtOnce::Judge {
+            headers,
+            body,
+            first: None,
+        };
+    }
+    let first = match futures_util::FutureExt::now_or_never(body.frame()) {
+        Some(Some(Ok(frame))) => frame,
+        Some(Some(Err(e))) if e.is::<crate::body::Stalled>() => {
+            return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Timeout))
+        }
+        Some(Some(Err(_))) => return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Broken)),
+        // Not there yet, or the end (read again by `respond`, which answers it as it does).
+        Some(None) | None => {
+            return AtOnce::Judge {
+                headers,
+                body,
+                first: None,
+            }
+        }
+    };
+    let clean = first
+        .data_ref()
+        .is_some_and(|d| failures::peek(d, true) == Peek::Clean);
+    if !clean {
+        return AtOnce::Judge {
+            headers,
+            body,
+            first: Some(first),
+        };
+    }
+    AtOnce::Sent(answer(
+        status,
+        headers,
+        Replayed {
+            held: VecDeque::new(),
+            first: Some(first),
+            rest: body,
+        }
+        .boxed(),
+    ))
+}
+
+/// The answer to a `read` token's request whose answer esgate would stream, of the search family
+/// (`header_first` as `failures::peek` takes it) or a client error (4xx, read whole): sent as
+/// it came unless it reports a failure. `first`: a frame [`at_once`] already read.
+pub(super) async fn respond(
+    app: &App,
+    status: http::StatusCode,
+    mut headers: HeaderMap,
+    mut body: AnswerBody,
+    header_first: bool,
+    first: Option<Frame<Bytes>>,
+) -> Result<Response<Body>, ProxyError> {
+    let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => Encoding::Identity,
+        Some(b"gzip") => Encoding::Gzip,
+        Some(b"deflate") => Encoding::Deflate,
+        // Nothing esgate can read: its failures cannot be judged.
+        Some(_) => return Err(ProxyError::Upstream(UpstreamError::Broken)),
+    };
+    let mut raw = first
+        .as_ref()
+        .and_then(Frame::data_ref)
+        .map_or(0, Bytes::len);
+    let mut held: VecDeque<Frame<Bytes>> = first.into_iter().collect();
+    let whole = if status.is_client_error() {
+        true
+    } else {
+        // One deadline for the whole beginning: a backend dripping it cannot hold the answer
+        // for a timeout per frame.
+        // (Taken only once a frame keeps it waiting: the answer usually comes with its head.)
+        let mut deadline = None;
+        let mut verdict = Peek::Undecided;
+        while verdict == Peek::Undecided && raw <= PEEK_LIMIT {
+            let frame = match futures_util::FutureExt::now_or_never(body.frame()) {
+                Some(frame) => frame,
+                None => {
+                    let deadline = *deadline.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + app.config.backend.answer_timeout
+                    });
+                    tokio::time::timeout_at(deadline, body.frame())
+                        .await
+                        .map_err(|_| ProxyError::Upstream(UpstreamError::Timeout))?
+                }
+            };
+            match frame {
+                None => {
+                    verdict = failures::peek(&encoding.decoded_prefix(&held), header_first);
+                    // The whole answer is held: a prefix still undecided is not JSON.
+                    if verdict == Peek::Undecided {
+                        verdict = Peek::Clean;
+                    }
+                    break;
+                }
+                Some(Err(e)) if e.is::<crate::body::Stalled>() => {
+                    return Err(ProxyError::Upstream(UpstreamError::Timeout))
+                }
+                Some(Err(_)) => return Err(ProxyError::Upstream(UpstreamError::Broken)),
+                Some(Ok(frame)) => {
+                    let is_data = frame.is_data();
+                    raw += frame.data_ref().map_or(0, Bytes::len);
+                    held.push_back(frame);
+                    if is_data {
+                        verdict = failures::peek(&encoding.decoded_prefix(&held), header_first);
+                    }
+                }
+            }
+        }
+        verdict != Peek::Clean
+    };
+    if !whole {
+        return Ok(answer(
+            status,
+            headers,
+            Replayed {
+                held,
+                first: None,
+                rest: body,
+            }
+            .boxed(),
+        ));
+    }
+    let read = crate::body::read_answer_budgeted(
+        Replayed {
+            held,
+            first: None,
+            rest: body,
+        },
+        MAX_SEALED_RESPONSE,
+        &app.body_budget,
+        super::ANSWER_BUDGET_PATIENCE,
+    );
+    let (bytes, mut hold) = match tokio::time::timeout(app.config.backend.answer_timeout, read)
+        .await
+    {
+        Err(_) => return Err(ProxyError::Upstream(UpstreamError::Timeout)),
+        Ok(read) => read.map_err(|e| match e {
+            ReadError::Busy => ProxyError::Busy,
+            ReadError::Stalled => ProxyError::Upstream(UpstreamError::Timeout),
+            ReadError::TooLarge | ReadError::Broken => ProxyError::Upstream(UpstreamError::Broken),
+        })?,
+    };
+    let decoded = match encoding {
+        Encoding::Identity => bytes,
+        _ => Bytes::from(
+            encoding
+                .decode(&bytes, MAX_SEALED_RESPONSE)
+                .ok_or(ProxyError::Upstream(UpstreamError::Broken))?,
+        ),
+    };
+    let out = match failures::withhold(&decoded) {
+        Some(rewritten) => {
+            headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(rewritten)
+        }
+        None => decoded,
+    };
+    if encoding != Encoding::Identity {
+        headers.remove(header::CONTENT_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    hold.keep(out.len());
+    Ok(answer(status, headers, crate::body::held(out, hold)))
+}
+
+/// How an answer's bytes are encoded (what esgate forwards of a client's `Accept-Encoding`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+impl Encoding {
+    /// The beginning of the answer the held frames carry, decoded as far as they go (at most
+    /// `PEEK_LIMIT` bytes).
+    fn decoded_prefix(self, held: &VecDeque<Frame<Bytes>>) -> Bytes {
+        let data = || held.iter().filter_map(Frame::data_ref);
+        if self == Encoding::Identity {
+            if held.len() == 1 {
+                return data().next().cloned().unwrap_or_default();
+            }
+            let mut all = BytesMut::new();
+            data().for_each(|d| all.extend_from_slice(d));
+            return all.freeze();
+        }
+        let mut raw = Vec::new();
+        data().for_each(|d| raw.extend_from_slice(d));
+        let mut out = Vec::new();
+        // An incomplete stream ends in an error: what was decoded before it is the prefix.
+        let _ = self
+            .reader(&raw)
+            .take(PEEK_LIMIT as u64)
+            .read_to_end(&mut out);
+        Bytes::from(out)
+    }
+
+    /// `raw` decoded whole, at most `limit` bytes; `None` when it is not a whole stream.
+    fn decode(self, raw: &[u8], limit: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut reader = self.reader(raw).take(limit as u64 + 1);
+        reader.read_to_end(&mut out).ok()?;
+        (out.len() <= limit).then_some(out)
+    }
+
+    fn reader<'a>(self, raw: &'a [u8]) -> Box<dyn Read + 'a> {
+        match self {
+            Encoding::Identity => Box::new(raw),
+            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        }
+    }
+}
+
+/// An answer body whose first frames were read to judge it: those frames again, then the rest.
+struct Replayed {
+    /// The one frame [`at_once`] read (no queue to allocate for it).
+    first: Option<Frame<Bytes>>,
+    held: VecDeque<Frame<Bytes>>,
+    rest: AnswerBody,
+}
+
+impl HttpBody for Replayed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.first.take().or_else(|| self.held.pop_front()) {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.held.is_empty() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let held: u64 = self
+            .first
+            .iter()
+            .chain(self.held.iter())
+            .filter_map(Frame::data_ref)
+            .map(|d| d.len() as u64)
+            .sum();
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + held);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn frames(chunks: &[&[u8]]) -> VecDeque<Frame<Bytes>> {
+        chunks
+            .iter()
+            .map(|c| Frame::data(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    #[test]
+    fn compressed_answers_are_judged_from_their_decoded_beginning() {
+        let answer = br#"{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"hits":[]}}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(answer).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zl.write_all(answer).unwrap();
+        let zl = zl.finish().unwrap();
+        for (encoding, raw) in [(Encoding::Gzip, &gz), (Encoding::Deflate, &zl)] {
+            // Whole, and split in two frames.
+            let (a, b) = raw.split_at(raw.len() / 2);
+            assert_eq!(&encoding.decoded_prefix(&frames(&[a, b]))[..], &answer[..]);
+            // A beginning decodes as far as it goes, never fails.
+            let cut = encoding.decoded_prefix(&frames(&[&raw[..raw.len() - 12]]));
+            assert!(answer.starts_with(&cut));
+            assert_eq!(encoding.decode(raw, 1 << 20).as_deref(), Some(&answer[..]));
+            // A truncated stream or one decoding past the limit is refused.
+            assert_eq!(encoding.decode(&raw[..raw.len() - 4], 1 << 20), None);
+            assert_eq!(encoding.decode(raw, 10), None);
+        }
+        let split = frames(&[&answer[..10], &answer[10..]]);
+        assert_eq!(&Encoding::Identity.decoded_prefix(&split)[..], &answer[..]);
+    }
+}
