@@ -8,7 +8,7 @@
 //! the memory each breaker of the node holds, a rejected execution's a thread pool's queue and
 //! completed tasks, a transport error the node's name and address: every tenant's work,
 //! statistics a `read` token may not ask for. An error object keeps its details only when its
-//! type is one of the request's own errors ([`KEPT`], reasons about what the client sent);
+//! type is one of the request's own errors (`KEPT`, reasons about what the client sent);
 //! any other keeps its `type` (a plain identifier) and gets a fixed reason, its `caused_by`
 //! judged the same way. Deny by default: a type esgate does not know is reduced.
 //!
