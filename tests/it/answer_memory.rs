@@ -503,13 +503,12 @@ async fn next_page(gw: &Esgate, auth: &str, path: &str, next: String) {
     assert_eq!(numbers(&page), (12..24).collect::<Vec<_>>());
 }
 
-/// Session 12 review: room for the copies sealing makes is waited for as the answer's was.
-/// Refused at once, a scroll page was lost: the backend had already moved the scroll past it,
-/// and the client's retry (a 429 says "retry later") got the next page, here an empty one, so
-/// an export ended with half its documents. Here another client reads its page a second late.
-async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
+/// A scroll of `logs-big` opened (its first page read) through an esgate with room for one
+/// 12 MiB page and its sealing copy, not for two pages and a copy; another client's 12 MiB page
+/// sealed and held unread (its connection, past the head). Returns esgate, the token's
+/// `Authorization`, the body asking for the scroll's second page, and that connection.
+async fn second_page_beside_a_held_one(backend: &Backend) -> (Esgate, String, String, TcpStream) {
     seed_big(backend).await;
-    // Room for two 12 MiB pages, or one and its sealing copy; not for two and a copy.
     let gw = Esgate::start_full(
         &[backend.url()],
         &format!("max_body_bytes = 65536\nmax_buffered_bytes = {}", 30 << 20),
@@ -521,16 +520,25 @@ async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
     let auth = bearer(&secret);
     let first = first_of_two_pages(&gw, &auth).await;
     let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
-    // Another client's page, read a second late.
-    let mut late = TcpStream::connect(gw.data_addr).await.unwrap();
+    let mut held = TcpStream::connect(gw.data_addr).await.unwrap();
     let request = format!(
         "GET /logs-big/_search?scroll=1m&size=12 HTTP/1.1\r\nhost: esgate\r\n\
          authorization: {auth}\r\nconnection: close\r\n\r\n"
     );
-    late.write_all(request.as_bytes()).await.unwrap();
+    held.write_all(request.as_bytes()).await.unwrap();
     let mut head = [0u8; 12];
-    late.read_exact(&mut head).await.unwrap();
+    held.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
+    (gw, auth, next, held)
+}
+
+/// Session 12 review: room for the copies sealing makes is waited for as the answer's was.
+/// Refused at once, a scroll page was lost: the backend had already moved the scroll past it,
+/// and the client's retry (a 429 says "retry later") got the next page, here an empty one, so
+/// an export ended with half its documents. Here another client reads its page a second late.
+async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
+    let (gw, auth, next, mut late) = second_page_beside_a_held_one(backend).await;
+    // The other client's page, read a second late.
     let reader = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut rest = Vec::new();
@@ -559,29 +567,7 @@ async fn a_scroll_page_waits_for_room_to_be_sealed_on_elasticsearch_8() {
 /// room for about that much before it asks for the next page: refused (429) before the scroll
 /// moves, the retry gets the same page. Another client holds a 12 MiB page unread meanwhile.
 async fn a_scroll_page_without_room_is_refused_before_the_scroll_moves(backend: &Backend) {
-    seed_big(backend).await;
-    // Room for one 12 MiB page and its sealing copy; with another page held, not for a
-    // second one and its copy.
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        &format!("max_body_bytes = 65536\nmax_buffered_bytes = {}", 30 << 20),
-        "",
-        "",
-    )
-    .await;
-    let (_, secret) = gw.token(tenant_a()).await;
-    let auth = bearer(&secret);
-    let first = first_of_two_pages(&gw, &auth).await;
-    let next = json!({"scroll": "1m", "scroll_id": first["_scroll_id"]}).to_string();
-    let mut held = TcpStream::connect(gw.data_addr).await.unwrap();
-    let request = format!(
-        "GET /logs-big/_search?scroll=1m&size=12 HTTP/1.1\r\nhost: esgate\r\n\
-         authorization: {auth}\r\nconnection: close\r\n\r\n"
-    );
-    held.write_all(request.as_bytes()).await.unwrap();
-    let mut head = [0u8; 12];
-    held.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let (gw, auth, next, mut held) = second_page_beside_a_held_one(backend).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Refused after esgate's patience (30 s), before the backend was asked.
     let waiting = {
