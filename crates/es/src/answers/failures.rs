@@ -67,8 +67,9 @@ pub enum Peek {
 
 /// Judges the beginning of an answer (or the whole of it). A search answer writes its `_shards`
 /// header (and the failures in it) before its hits, aggregations, suggestions and profile, so
-/// once the header is read whole, or any key but those before it (`took`, `timed_out`, ...)
-/// begins, the rest cannot report a failure: [`Peek::Clean`] without reading further. An answer with items (`responses`, `response`) may
+/// once the header is read whole, or one of the keys that follow it (`hits`, `aggregations`,
+/// ...) begins, the rest cannot report a failure: [`Peek::Clean`] without reading further;
+/// any other key is read past. An answer with items (`responses`, `response`) may
 /// report a failure in any of them: [`Peek::Reports`] once that is seen, so the caller reads it
 /// whole. With `header_first` false (a route that writes its failures last: `_field_caps`,
 /// EQL) only the whole answer decides. Not JSON (or not an object): [`Peek::Clean`].
@@ -411,11 +412,18 @@ impl<'a> Scan<'a> {
                     s.top(depth + 1)
                 }
             }
-            // What a search answer writes before its `_shards` header.
-            b"took" | b"timed_out" | b"terminated_early" | b"num_reduce_phases" | b"count"
-            | b"_scroll_id" | b"pit_id" | b"status" => s.skip(),
-            // Anything else comes after it (hits, aggregations, what a `filter_path` kept).
-            _ if depth == 0 && s.header_first => Err(Stop::Decided),
+            // What the search family writes after its `_shards` header (what a `filter_path`
+            // kept of it too): no failure can follow.
+            b"hits" | b"aggregations" | b"suggest" | b"profile" | b"valid" | b"explanations"
+            | b"terms" | b"complete"
+                if depth == 0 && s.header_first =>
+            {
+                Err(Stop::Decided)
+            }
+            // Anything else (`took`, `_scroll_id`, an async search's `id`, a key esgate does
+            // not know such as OpenSearch's `phase_took`) is read past: deny by default, a
+            // header or a `response` may still follow (review 16e: an async search's `id`
+            // decided its answer clean, and its `response`'s failures went out whole).
             _ => s.skip(),
         })
     }
@@ -518,6 +526,38 @@ mod tests {
         let out = String::from_utf8(withhold(pretty.as_bytes()).unwrap()).unwrap();
         assert!(!out.contains("real usage"), "{out}");
         serde_json::from_str::<Value>(&out).unwrap();
+    }
+
+    /// Review 16e: an async search's answer (read whole, `without_failure_details`) begins with
+    /// `id`, a key a search answer does not write before its header: it was decided clean
+    /// there, and the failures in its `response` reached a `read` token whole.
+    #[test]
+    fn an_unknown_key_before_the_header_is_read_past_not_decided_clean() {
+        let answer = format!(
+            r#"{{"id":"FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=","is_partial":true,"is_running":false,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{}}}"#,
+            search_with(BREAKER)
+        );
+        assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
+        let failed = format!(
+            r#"{{"id":"x","is_partial":true,"is_running":false,"error":{BREAKER}}}"#
+        );
+        assert_eq!(peek(failed.as_bytes(), true), Peek::Reports);
+        // A key esgate does not know, before the header (OpenSearch's `phase_took`): the
+        // header after it is still judged.
+        let phase = search_with(BREAKER).replacen(
+            r#""took":3,"#,
+            r#""took":3,"phase_took":{"query":1,"fetch":0},"#,
+            1,
+        );
+        assert_eq!(peek(phase.as_bytes(), true), Peek::Reports);
+        for n in 0..phase.len() {
+            assert_ne!(peek(&phase.as_bytes()[..n], true), Peek::Clean, "{n}");
+        }
+        // What follows the header still decides without the header (a `filter_path`).
+        assert_eq!(
+            peek(br#"{"aggregations":{"a":{"buckets":[{"#, true),
+            Peek::Clean
+        );
     }
 
     #[test]
