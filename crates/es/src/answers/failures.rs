@@ -538,9 +538,8 @@ mod tests {
             search_with(BREAKER)
         );
         assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
-        let failed = format!(
-            r#"{{"id":"x","is_partial":true,"is_running":false,"error":{BREAKER}}}"#
-        );
+        let failed =
+            format!(r#"{{"id":"x","is_partial":true,"is_running":false,"error":{BREAKER}}}"#);
         assert_eq!(peek(failed.as_bytes(), true), Peek::Reports);
         // A key esgate does not know, before the header (OpenSearch's `phase_took`): the
         // header after it is still judged.
