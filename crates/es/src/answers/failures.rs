@@ -94,7 +94,8 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
 pub fn watched(action: &str) -> Option<bool> {
     match action {
         "search" | "msearch" | "count" | "knn_search" | "validate_query" => Some(true),
-        "field_caps" | "eql" => Some(false),
+        // ES|QL writes its clusters' failures after its values.
+        "field_caps" | "eql" | "esql" => Some(false),
         _ => None,
     }
 }
@@ -376,6 +377,30 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// A `_clusters` section at the cursor: the `failures` of each cluster in its `details`.
+    fn clusters(&mut self) -> Step {
+        if self.next_byte()? != b'{' {
+            return self.skip();
+        }
+        self.object(|s, key| match key {
+            b"details" => {
+                if s.next_byte()? != b'{' {
+                    return s.skip();
+                }
+                s.object(|s, _cluster| {
+                    if s.next_byte()? != b'{' {
+                        return s.skip();
+                    }
+                    s.object(|s, key| match key {
+                        b"failures" => s.array(Scan::failure_entry),
+                        _ => s.skip(),
+                    })
+                })
+            }
+            _ => s.skip(),
+        })
+    }
+
     /// An answer (or an item of one) at the cursor.
     fn top(&mut self, depth: usize) -> Step {
         if self.next_byte()? != b'{' {
@@ -401,6 +426,9 @@ impl<'a> Scan<'a> {
                 }
                 Ok(())
             }
+            // ES|QL's partial results (Elasticsearch 8.19+, on by default) and a cross-cluster
+            // search report their shards' failures per cluster.
+            b"_clusters" => s.clusters(),
             b"responses" | b"response" if depth < MAX_ITEM_DEPTH => {
                 s.items = true;
                 if s.header_first {
@@ -557,6 +585,30 @@ mod tests {
             peek(br#"{"aggregations":{"a":{"buckets":[{"#, true),
             Peek::Clean
         );
+    }
+
+    /// Review 16e: ES|QL returns partial results by default (Elasticsearch 8.19+), its shards'
+    /// failures under `_clusters.details`, after its values; its answers streamed unread.
+    #[test]
+    fn esql_partial_results_report_their_failures_per_cluster() {
+        assert_eq!(watched("esql"), Some(false));
+        let answer = format!(
+            r#"{{"took":5,"is_partial":true,"documents_found":1,"values_loaded":1,"columns":[{{"name":"a","type":"keyword"}}],"values":[["_clusters"]],"_clusters":{{"total":1,"successful":0,"running":0,"skipped":0,"partial":1,"failed":0,"details":{{"(local)":{{"status":"partial","indices":"logs-a","took":5,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1}},"failures":[{{"shard":0,"index":"logs-a","node":"n1","reason":{BREAKER}}}]}}}}}}}}"#
+        );
+        assert_eq!(peek(&answer.as_bytes()[..60], false), Peek::Undecided);
+        assert_eq!(peek(answer.as_bytes(), false), Peek::Reports);
+        let out = String::from_utf8(withhold(answer.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("real usage"), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["_clusters"]["details"]["(local)"]["failures"][0]["reason"],
+            json!({"type": "circuit_breaking_exception", "reason": WITHHELD})
+        );
+        assert_eq!(v["values"], json!([["_clusters"]]));
+        // Without failures: nothing to rewrite.
+        let clean = r#"{"took":5,"is_partial":false,"columns":[],"values":[],"_clusters":{"total":1,"details":{"(local)":{"status":"successful","_shards":{"total":1}}}}}"#;
+        assert_eq!(peek(clean.as_bytes(), false), Peek::Clean);
+        assert_eq!(withhold(clean.as_bytes()), None);
     }
 
     #[test]
