@@ -429,12 +429,26 @@ impl Persistence for FileStore {
                 ));
             }
         }
-        let prev_len = match self.journal.as_ref() {
+        let mut prev_len = match self.journal.as_ref() {
             Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
             None => return Err(not_loaded(&self.dir)),
         };
         if changes.is_empty() {
             return Ok(());
+        }
+        if prev_len != self.journal_len {
+            // Changed behind the store (logrotate's `copytruncate` empties it in place, review
+            // 16e): a record written now would continue records that are gone, and the next
+            // start would refuse the journal. The state holds every acknowledged change: it
+            // becomes the snapshot, and the journal starts again after it.
+            tracing::warn!(
+                path = %journal_path.display(),
+                expected_bytes = self.journal_len,
+                found_bytes = prev_len,
+                "store journal: changed by something else (a log rotation?); writing the state as a snapshot before the next record"
+            );
+            self.compact()?;
+            prev_len = self.journal_len;
         }
         let seq = self.last_seq + 1;
         let line = encode_record(seq, changes).map_err(|e| io_err(&journal_path, e))?;

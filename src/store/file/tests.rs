@@ -1041,3 +1041,35 @@ fn sigkill_during_concurrent_writes_loses_no_acknowledged_change() {
         );
     }
 }
+
+/// Review 16e: a journal emptied behind a running esgate (logrotate's `copytruncate`; the
+/// journal's name ends in `.log`) had the next record written at its start, continuing a
+/// sequence whose records were gone: the next start refused the store ("records are
+/// missing"). An append that finds the journal changed since it last wrote it now writes the
+/// state (which holds every acknowledged change) as a snapshot first: nothing is lost.
+#[test]
+fn a_journal_emptied_behind_the_store_is_rewritten_from_the_state_on_the_next_append() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1)]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+        append(&mut s, &[put("b", 2)]);
+        append(&mut s, &[put("c", 3)]);
+        // What copytruncate does: copy the file away, then cut it to nothing in place.
+        OpenOptions::new()
+            .write(true)
+            .open(dir.join(JOURNAL))
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        append(&mut s, &[put("d", 4)]);
+    }
+    let (_s, loaded) = open_loaded(dir);
+    assert_eq!(
+        state_of(&loaded),
+        state_of(&[put("a", 1), put("b", 2), put("c", 3), put("d", 4)])
+    );
+}
