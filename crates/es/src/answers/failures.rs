@@ -140,22 +140,45 @@ fn flat_header(prefix: &[u8]) -> bool {
 /// The answer with every failure it reports reduced (see the module), the rest byte for byte
 /// as it was; `None` when it reports none (or is not JSON).
 pub fn withhold(answer: &[u8]) -> Option<Vec<u8>> {
+    withhold_whole(answer).ok().flatten()
+}
+
+/// An answer that ends inside its JSON: what it reports cannot be judged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CutShort;
+
+/// [`withhold`] for an answer that must be whole: one that ends inside its JSON (a failure
+/// among its last bytes, cut where the scan cannot see it) is refused (review 16e: a backend
+/// answer ended early by its connection was sent as it came). A blank answer is not JSON.
+pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, CutShort> {
     let mut scan = Scan::new(answer);
-    scan.top(0).ok()?;
+    match scan.top(0) {
+        Ok(()) => {}
+        Err(Stop::Incomplete) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
+            return Err(CutShort)
+        }
+        Err(_) => return Ok(None),
+    }
     if scan.spans.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut out = Vec::with_capacity(answer.len());
     let mut at = 0;
     for span in &scan.spans {
-        let mut v: Value = serde_json::from_slice(&answer[span.clone()]).ok()?;
+        // The scan found the span's brackets paired; not JSON inside: not judged.
+        let Ok(mut v) = serde_json::from_slice::<Value>(&answer[span.clone()]) else {
+            return Ok(None);
+        };
         reduce(&mut v);
         out.extend_from_slice(&answer[at..span.start]);
-        out.extend_from_slice(&serde_json::to_vec(&v).ok()?);
+        let Ok(text) = serde_json::to_vec(&v) else {
+            return Ok(None);
+        };
+        out.extend_from_slice(&text);
         at = span.end;
     }
     out.extend_from_slice(&answer[at..]);
-    Some(out)
+    Ok(Some(out))
 }
 
 /// An error object reduced per the rule (see the module); anything else is left as it is.
@@ -834,6 +857,24 @@ mod tests {
                 assert_eq!(peek(&text, header_first), Peek::Clean, "{seed}");
             }
         }
+    }
+
+    /// Review 16e: an answer cut short (a connection that ended it early, no length to check
+    /// it by) is refused whole, not sent as it came with the failure it was cut inside.
+    #[test]
+    fn an_answer_cut_short_is_refused_not_sent_as_it_came() {
+        let failing = search_with(BREAKER);
+        let b = failing.as_bytes();
+        let inside = failing.find("real usage").unwrap();
+        assert_eq!(withhold_whole(&b[..inside]), Err(CutShort));
+        assert_eq!(withhold(&b[..inside]), None);
+        for n in 1..b.len() {
+            assert_eq!(withhold_whole(&b[..n]), Err(CutShort), "{n}");
+        }
+        assert!(withhold_whole(b).unwrap().is_some());
+        assert_eq!(withhold_whole(b""), Ok(None));
+        assert_eq!(withhold_whole(b" \n"), Ok(None));
+        assert_eq!(withhold_whole(b"<html>"), Ok(None));
     }
 
     #[test]
