@@ -645,7 +645,7 @@ mod tests {
             self.0
         }
         fn chance(&mut self, in_n: u64) -> bool {
-            self.next() % in_n == 0
+            self.next().is_multiple_of(in_n)
         }
         fn pick<'x>(&mut self, of: &[&'x str]) -> &'x str {
             of[(self.next() % of.len() as u64) as usize]
