@@ -450,6 +450,12 @@ where
         if let Ok(data) = frame.into_data() {
             start.taken = true;
             total += data.len();
+            // More than announced: the transports refuse it (HTTP/1 reads the length, h2
+            // resets the stream), so only a broken body gets here; read on, it would fill
+            // one-byte blocks past its announced end (review 16e).
+            if declared.is_some_and(|n| total > n) {
+                return Err(ReadError::Broken);
+            }
             if let Err(e) = budget.cover(&mut hold, total, patience).await {
                 if total == data.len() {
                     start.refused_first = Some(data);
@@ -786,6 +792,27 @@ mod tests {
         assert_eq!(budget.kib.available_permits(), 0);
         answer.abort();
         let _ = answer.await;
+        assert_eq!(budget.kib.available_permits(), 1024);
+    }
+
+    /// Review 16e: a body longer than it announced (never from the transports, which refuse
+    /// it) is broken, not read on into one-byte blocks past its announced end.
+    #[tokio::test]
+    async fn a_body_longer_than_it_announced_is_broken() {
+        let budget = BodyBudget::new(1 << 20);
+        for (chunks, announced) in [(vec![10usize, 10], 12u64), (vec![1], 0), (vec![4, 4, 1], 8)] {
+            let body = Announced {
+                chunks: chunks.iter().map(|&n| Bytes::from(vec![b'x'; n])).collect(),
+                announced,
+                ends: true,
+            };
+            let read = read_budgeted(body, 1 << 20, &budget).await;
+            assert!(
+                matches!(read, Err(ReadError::Broken)),
+                "{chunks:?} announced {announced}: {:?}",
+                read.map(|(b, _)| b.len())
+            );
+        }
         assert_eq!(budget.kib.available_permits(), 1024);
     }
 

@@ -5,7 +5,8 @@
 # requests per scenario over one keep-alive connection; the counters are zeroed before and
 # dumped after each scenario (`callgrind_control`), so start-up and warm-up are not counted.
 # Scenarios: small GET search, 2 KB Kibana-style POST (compact, and spaced as Python's
-# `json.dumps` writes it), 200 KB POST (filtered `read` token),
+# `json.dumps` writes it), 200 KB POST (filtered `read` token), a small `_msearch` (one search;
+# its answer read whole for a `read` token, review 16),
 # small GET with an `all` token (relay), and small GET over TLS (`read` token; a second esgate
 # with `[listen.tls]`, a self-signed RSA 2048 certificate as `pinned.sh` makes; the client's
 # TLS 1.3 suite is OpenSSL's first choice, TLS13_AES_256_GCM_SHA384, as wrk's is). Audit to a
@@ -62,6 +63,7 @@ http {
     location /_resolve/index/ {
       return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]}],"aliases":[],"data_streams":[]}';
     }
+    location ~ _msearch\$ { return 200 '{"took":1,"responses":[$SMALL_ANSWER]}'; }
     location / { return 200 '$SMALL_ANSWER'; }
   }
 }
@@ -135,12 +137,18 @@ def connect(tls):
         return http.client.HTTPSConnection("127.0.0.1", tdport, context=tls_context)
     return http.client.HTTPConnection("127.0.0.1", dport)
 
+MSEARCH = b'{}\n{"query":{"match_all":{}}}\n'
+
 def run(secret, method, body, count, c):
     headers = {"authorization": "Bearer " + secret}
-    if body is not None:
+    path = "/logs-a/_search"
+    if body is MSEARCH:
+        headers["content-type"] = "application/x-ndjson"
+        path = "/logs-a/_msearch"
+    elif body is not None:
         headers["content-type"] = "application/json"
     for _ in range(count):
-        c.request(method, "/logs-a/_search", body, headers)
+        c.request(method, path, body, headers)
         r = c.getresponse()
         r.read()
         if r.status != 200:
@@ -202,6 +210,7 @@ scenarios = [
     ("2 KB POST, read token", read, "POST", post2k, n, False),
     ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n, False),
     ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1), False),
+    ("small _msearch (one search), read token", read, "POST", MSEARCH, n, False),
     ("small GET, all token (relay)", everything, "GET", None, n, False),
     ("small GET over TLS, read token", tls_read, "GET", None, n, True),
 ]

@@ -150,10 +150,9 @@ pub(super) async fn respond(
             match frame {
                 None => {
                     verdict = failures::peek(&encoding.decoded_prefix(&held), header_first);
-                    // The whole answer is held: a prefix still undecided is not JSON.
-                    if verdict == Peek::Undecided {
-                        verdict = Peek::Clean;
-                    }
+                    // The whole answer is held: still undecided, it is blank or cut short, and
+                    // its whole read below says which (review 16e: sent as it came, a failure
+                    // it was cut inside went out unjudged).
                     break;
                 }
                 Some(Err(e)) if e.is::<crate::body::Stalled>() => {
@@ -212,7 +211,9 @@ pub(super) async fn respond(
                 .ok_or(ProxyError::Upstream(UpstreamError::Broken))?,
         ),
     };
-    let out = match failures::withhold(&decoded) {
+    let withheld = failures::withhold_whole(&decoded)
+        .map_err(|failures::CutShort| ProxyError::Upstream(UpstreamError::Broken))?;
+    let out = match withheld {
         Some(rewritten) => {
             headers.remove(header::CONTENT_LENGTH);
             Bytes::from(rewritten)

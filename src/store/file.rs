@@ -429,12 +429,48 @@ impl Persistence for FileStore {
                 ));
             }
         }
-        let prev_len = match self.journal.as_ref() {
-            Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
-            None => return Err(not_loaded(&self.dir)),
+        let Some(open) = self.journal.as_ref() else {
+            return Err(not_loaded(&self.dir));
         };
         if changes.is_empty() {
             return Ok(());
+        }
+        if moved(&journal_path, open).map_err(|e| io_err(&journal_path, e))? {
+            // Moved away behind the store (logrotate renames, then creates an empty file):
+            // records written to the moved file would be lost to the next start, which reads
+            // the file at the path (review 16e). It is opened there again, and the length
+            // check below writes the state as the snapshot it continues.
+            tracing::warn!(
+                path = %journal_path.display(),
+                "store journal: moved or replaced by something else (a log rotation?); starting it again at its path"
+            );
+            let journal = private_file_options()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&journal_path)
+                .map_err(|e| io_err(&journal_path, e))?;
+            sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+            self.journal = Some(journal);
+            self.journal_len = u64::MAX;
+        }
+        let mut prev_len = match self.journal.as_ref() {
+            Some(j) => j.metadata().map_err(|e| io_err(&journal_path, e))?.len(),
+            None => return Err(not_loaded(&self.dir)),
+        };
+        if prev_len != self.journal_len {
+            // Changed behind the store (logrotate's `copytruncate` empties it in place, review
+            // 16e): a record written now would continue records that are gone, and the next
+            // start would refuse the journal. The state holds every acknowledged change: it
+            // becomes the snapshot, and the journal starts again after it.
+            tracing::warn!(
+                path = %journal_path.display(),
+                expected_bytes = self.journal_len,
+                found_bytes = prev_len,
+                "store journal: changed by something else (a log rotation?); writing the state as a snapshot before the next record"
+            );
+            self.compact()?;
+            prev_len = self.journal_len;
         }
         let seq = self.last_seq + 1;
         let line = encode_record(seq, changes).map_err(|e| io_err(&journal_path, e))?;
@@ -678,6 +714,23 @@ pub(crate) fn state_changes(state: &Snapshot) -> Vec<Change> {
 }
 
 // === filesystem helpers ===
+
+/// Whether the file at `path` is no longer `open` (moved, replaced or removed).
+#[cfg(unix)]
+fn moved(path: &Path, open: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = open.metadata()?;
+    match fs::metadata(path) {
+        Ok(at) => Ok(at.dev() != held.dev() || at.ino() != held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn moved(_path: &Path, _open: &File) -> io::Result<bool> {
+    Ok(false)
+}
 
 fn io_err(path: &Path, source: io::Error) -> StoreError {
     StoreError::Io {

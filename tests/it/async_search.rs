@@ -673,3 +673,60 @@ async fn repeated_id_keys_are_all_sealed() {
     assert_no_backend_id(&r);
     assert!(r.text().contains(r#""id":"esgc1_"#), "{}", r.text());
 }
+
+/// Review 16e: an async search's answer is read whole (its id is sealed), and its failures were
+/// judged from its beginning as a search answer's are: its first key (`id`) is not one a search
+/// answer writes before its `_shards` header, so the answer was decided clean, and the shard
+/// failures in its `response` (a circuit breaker's reason: the node's memory, every tenant's
+/// work) reached a `read` token whole, on submit and on every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_failures_in_an_async_answer_keep_only_their_type_for_a_read_token() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let breaker = json!({"type": "circuit_breaking_exception",
+        "reason": "[parent] Data too large, real usage: [987654321/941mb]",
+        "bytes_wanted": 987_654_321_u64, "durability": "TRANSIENT"});
+    let failed = || {
+        let body = json!({
+            "is_partial": true, "is_running": false,
+            "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+            "response": {
+                "took": 12, "timed_out": false,
+                "_shards": {"total": 2, "successful": 1, "skipped": 0, "failed": 1,
+                    "failures": [{"shard": 0, "index": "logs-a", "node": "n1",
+                                  "reason": breaker.clone()}]},
+                "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}
+            }
+        });
+        // The id first, as Elasticsearch writes it.
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(BACKEND_ID));
+        m.extend(body.as_object().unwrap().clone());
+        Answer::json(200, Value::Object(m))
+    };
+    es.script("POST", "/", failed());
+    es.script("GET", "/_async_search/", failed());
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    let r = raw_call(
+        &gw,
+        &a,
+        "POST",
+        "/logs-a/_async_search?keep_on_completion=true",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("real usage"), "{}", r.text());
+    assert!(!r.text().contains("987654321"), "{}", r.text());
+    let v: Value = serde_json::from_str(&r.text()).expect("JSON");
+    assert_eq!(
+        v["response"]["_shards"]["failures"][0]["reason"]["type"],
+        "circuit_breaking_exception"
+    );
+    let id = v["id"].as_str().expect("a sealed id").to_owned();
+    let r = raw_call(&gw, &a, "GET", &format!("/_async_search/{id}"), json!(null)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("real usage"), "{}", r.text());
+    gw.stop().await;
+}

@@ -692,3 +692,41 @@ async fn max_size_caps_esql_rows_and_sql_pages() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(es.requests_to("POST", "/_sql")[0].json()["fetch_size"], 5);
 }
+
+/// Review 16e: ES|QL returns partial results by default (Elasticsearch 8.19+): a query some
+/// shards failed answers 200 with the failures under `_clusters.details`, after the values.
+/// Its answers streamed unread, so a circuit breaker's reason (the node's memory: every
+/// tenant's work) reached a `read` token whole; now its type only, the values untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esql_partial_results_keep_their_failures_type_only_for_a_read_token() {
+    let (es, gw, a) = setup().await;
+    let answer = json!({
+        "took": 5, "is_partial": true, "documents_found": 1, "values_loaded": 1,
+        "columns": [{"name": "c", "type": "long"}], "values": [[2]],
+        "_clusters": {"total": 1, "successful": 0, "running": 0, "skipped": 0, "partial": 1,
+            "failed": 0, "details": {"(local)": {"status": "partial", "indices": "logs-a",
+            "took": 5, "_shards": {"total": 2, "successful": 1, "skipped": 0, "failed": 1},
+            "failures": [{"shard": 0, "index": "logs-a", "node": "n1",
+                "reason": {"type": "circuit_breaking_exception",
+                    "reason": "[parent] Data too large, real usage: [987654321/941mb]",
+                    "bytes_wanted": 987_654_321_u64}}]}}}
+    });
+    es.script_json("POST", "/_query", 200, answer.clone());
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_query?format=json",
+        json!({"query": "FROM logs-a | STATS c = COUNT(*)"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!v.to_string().contains("real usage"), "{v}");
+    assert_eq!(v["values"], answer["values"]);
+    assert_eq!(
+        v["_clusters"]["details"]["(local)"]["failures"][0]["reason"]["type"],
+        "circuit_breaking_exception"
+    );
+    gw.stop().await;
+}

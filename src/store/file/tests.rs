@@ -1041,3 +1041,68 @@ fn sigkill_during_concurrent_writes_loses_no_acknowledged_change() {
         );
     }
 }
+
+/// Review 16e: a journal emptied behind a running esgate (logrotate's `copytruncate`; the
+/// journal's name ends in `.log`) had the next record written at its start, continuing a
+/// sequence whose records were gone: the next start refused the store ("records are
+/// missing"). An append that finds the journal changed since it last wrote it now writes the
+/// state (which holds every acknowledged change) as a snapshot first: nothing is lost.
+#[test]
+fn a_journal_emptied_behind_the_store_is_rewritten_from_the_state_on_the_next_append() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (mut s, _) = open_loaded(dir);
+        append(&mut s, &[put("a", 1)]);
+        if let Err(e) = s.compact() {
+            panic!("{e}");
+        }
+        append(&mut s, &[put("b", 2)]);
+        append(&mut s, &[put("c", 3)]);
+        // What copytruncate does: copy the file away, then cut it to nothing in place.
+        OpenOptions::new()
+            .write(true)
+            .open(dir.join(JOURNAL))
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+        append(&mut s, &[put("d", 4)]);
+    }
+    let (_s, loaded) = open_loaded(dir);
+    assert_eq!(
+        state_of(&loaded),
+        state_of(&[put("a", 1), put("b", 2), put("c", 3), put("d", 4)])
+    );
+}
+
+/// Review 16e: a journal moved away behind a running esgate (logrotate's default: rename, then
+/// `create` an empty one) took every later record with it, and the next start read the empty
+/// file beside the snapshot as "nothing since": every change since the last compaction lost
+/// without a word, revocations among them. An append that finds another file (or none) at the
+/// journal's path now writes the state as a snapshot and starts the journal there again.
+#[cfg(unix)]
+#[test]
+fn a_journal_moved_behind_the_store_is_started_again_from_the_state_on_the_next_append() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    for create in [true, false] {
+        {
+            let (mut s, _) = open_loaded(dir);
+            append(&mut s, &[put("a", 1)]);
+            if let Err(e) = s.compact() {
+                panic!("{e}");
+            }
+            append(&mut s, &[put("b", 2)]);
+            fs::rename(dir.join(JOURNAL), dir.join("journal.log.1")).expect("rename");
+            if create {
+                fs::write(dir.join(JOURNAL), b"").expect("create");
+            }
+            append(&mut s, &[put("c", 3)]);
+        }
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(
+            state_of(&loaded),
+            state_of(&[put("a", 1), put("b", 2), put("c", 3)]),
+            "create={create}"
+        );
+    }
+}

@@ -67,8 +67,9 @@ pub enum Peek {
 
 /// Judges the beginning of an answer (or the whole of it). A search answer writes its `_shards`
 /// header (and the failures in it) before its hits, aggregations, suggestions and profile, so
-/// once the header is read whole, or any key but those before it (`took`, `timed_out`, ...)
-/// begins, the rest cannot report a failure: [`Peek::Clean`] without reading further. An answer with items (`responses`, `response`) may
+/// once the header is read whole, or one of the keys that follow it (`hits`, `aggregations`,
+/// ...) begins, the rest cannot report a failure: [`Peek::Clean`] without reading further;
+/// any other key is read past. An answer with items (`responses`, `response`) may
 /// report a failure in any of them: [`Peek::Reports`] once that is seen, so the caller reads it
 /// whole. With `header_first` false (a route that writes its failures last: `_field_caps`,
 /// EQL) only the whole answer decides. Not JSON (or not an object): [`Peek::Clean`].
@@ -93,7 +94,8 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
 pub fn watched(action: &str) -> Option<bool> {
     match action {
         "search" | "msearch" | "count" | "knn_search" | "validate_query" => Some(true),
-        "field_caps" | "eql" => Some(false),
+        // ES|QL writes its clusters' failures after its values.
+        "field_caps" | "eql" | "esql" => Some(false),
         _ => None,
     }
 }
@@ -138,22 +140,45 @@ fn flat_header(prefix: &[u8]) -> bool {
 /// The answer with every failure it reports reduced (see the module), the rest byte for byte
 /// as it was; `None` when it reports none (or is not JSON).
 pub fn withhold(answer: &[u8]) -> Option<Vec<u8>> {
+    withhold_whole(answer).ok().flatten()
+}
+
+/// An answer that ends inside its JSON: what it reports cannot be judged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CutShort;
+
+/// [`withhold`] for an answer that must be whole: one that ends inside its JSON (a failure
+/// among its last bytes, cut where the scan cannot see it) is refused (review 16e: a backend
+/// answer ended early by its connection was sent as it came). A blank answer is not JSON.
+pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, CutShort> {
     let mut scan = Scan::new(answer);
-    scan.top(0).ok()?;
+    match scan.top(0) {
+        Ok(()) => {}
+        Err(Stop::Incomplete) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
+            return Err(CutShort)
+        }
+        Err(_) => return Ok(None),
+    }
     if scan.spans.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut out = Vec::with_capacity(answer.len());
     let mut at = 0;
     for span in &scan.spans {
-        let mut v: Value = serde_json::from_slice(&answer[span.clone()]).ok()?;
+        // The scan found the span's brackets paired; not JSON inside: not judged.
+        let Ok(mut v) = serde_json::from_slice::<Value>(&answer[span.clone()]) else {
+            return Ok(None);
+        };
         reduce(&mut v);
         out.extend_from_slice(&answer[at..span.start]);
-        out.extend_from_slice(&serde_json::to_vec(&v).ok()?);
+        let Ok(text) = serde_json::to_vec(&v) else {
+            return Ok(None);
+        };
+        out.extend_from_slice(&text);
         at = span.end;
     }
     out.extend_from_slice(&answer[at..]);
-    Some(out)
+    Ok(Some(out))
 }
 
 /// An error object reduced per the rule (see the module); anything else is left as it is.
@@ -375,6 +400,30 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// A `_clusters` section at the cursor: the `failures` of each cluster in its `details`.
+    fn clusters(&mut self) -> Step {
+        if self.next_byte()? != b'{' {
+            return self.skip();
+        }
+        self.object(|s, key| match key {
+            b"details" => {
+                if s.next_byte()? != b'{' {
+                    return s.skip();
+                }
+                s.object(|s, _cluster| {
+                    if s.next_byte()? != b'{' {
+                        return s.skip();
+                    }
+                    s.object(|s, key| match key {
+                        b"failures" => s.array(Scan::failure_entry),
+                        _ => s.skip(),
+                    })
+                })
+            }
+            _ => s.skip(),
+        })
+    }
+
     /// An answer (or an item of one) at the cursor.
     fn top(&mut self, depth: usize) -> Step {
         if self.next_byte()? != b'{' {
@@ -400,6 +449,9 @@ impl<'a> Scan<'a> {
                 }
                 Ok(())
             }
+            // ES|QL's partial results (Elasticsearch 8.19+, on by default) and a cross-cluster
+            // search report their shards' failures per cluster.
+            b"_clusters" => s.clusters(),
             b"responses" | b"response" if depth < MAX_ITEM_DEPTH => {
                 s.items = true;
                 if s.header_first {
@@ -411,11 +463,18 @@ impl<'a> Scan<'a> {
                     s.top(depth + 1)
                 }
             }
-            // What a search answer writes before its `_shards` header.
-            b"took" | b"timed_out" | b"terminated_early" | b"num_reduce_phases" | b"count"
-            | b"_scroll_id" | b"pit_id" | b"status" => s.skip(),
-            // Anything else comes after it (hits, aggregations, what a `filter_path` kept).
-            _ if depth == 0 && s.header_first => Err(Stop::Decided),
+            // What the search family writes after its `_shards` header (what a `filter_path`
+            // kept of it too): no failure can follow.
+            b"hits" | b"aggregations" | b"suggest" | b"profile" | b"valid" | b"explanations"
+            | b"terms" | b"complete"
+                if depth == 0 && s.header_first =>
+            {
+                Err(Stop::Decided)
+            }
+            // Anything else (`took`, `_scroll_id`, an async search's `id`, a key esgate does
+            // not know such as OpenSearch's `phase_took`) is read past: deny by default, a
+            // header or a `response` may still follow (review 16e: an async search's `id`
+            // decided its answer clean, and its `response`'s failures went out whole).
             _ => s.skip(),
         })
     }
@@ -518,6 +577,304 @@ mod tests {
         let out = String::from_utf8(withhold(pretty.as_bytes()).unwrap()).unwrap();
         assert!(!out.contains("real usage"), "{out}");
         serde_json::from_str::<Value>(&out).unwrap();
+    }
+
+    /// Review 16e: an async search's answer (read whole, `without_failure_details`) begins with
+    /// `id`, a key a search answer does not write before its header: it was decided clean
+    /// there, and the failures in its `response` reached a `read` token whole.
+    #[test]
+    fn an_unknown_key_before_the_header_is_read_past_not_decided_clean() {
+        let answer = format!(
+            r#"{{"id":"FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=","is_partial":true,"is_running":false,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{}}}"#,
+            search_with(BREAKER)
+        );
+        assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
+        let failed =
+            format!(r#"{{"id":"x","is_partial":true,"is_running":false,"error":{BREAKER}}}"#);
+        assert_eq!(peek(failed.as_bytes(), true), Peek::Reports);
+        // A key esgate does not know, before the header (OpenSearch's `phase_took`): the
+        // header after it is still judged.
+        let phase = search_with(BREAKER).replacen(
+            r#""took":3,"#,
+            r#""took":3,"phase_took":{"query":1,"fetch":0},"#,
+            1,
+        );
+        assert_eq!(peek(phase.as_bytes(), true), Peek::Reports);
+        for n in 0..phase.len() {
+            assert_ne!(peek(&phase.as_bytes()[..n], true), Peek::Clean, "{n}");
+        }
+        // What follows the header still decides without the header (a `filter_path`).
+        assert_eq!(
+            peek(br#"{"aggregations":{"a":{"buckets":[{"#, true),
+            Peek::Clean
+        );
+    }
+
+    /// Review 16e: ES|QL returns partial results by default (Elasticsearch 8.19+), its shards'
+    /// failures under `_clusters.details`, after its values; its answers streamed unread.
+    #[test]
+    fn esql_partial_results_report_their_failures_per_cluster() {
+        assert_eq!(watched("esql"), Some(false));
+        let answer = format!(
+            r#"{{"took":5,"is_partial":true,"documents_found":1,"values_loaded":1,"columns":[{{"name":"a","type":"keyword"}}],"values":[["_clusters"]],"_clusters":{{"total":1,"successful":0,"running":0,"skipped":0,"partial":1,"failed":0,"details":{{"(local)":{{"status":"partial","indices":"logs-a","took":5,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1}},"failures":[{{"shard":0,"index":"logs-a","node":"n1","reason":{BREAKER}}}]}}}}}}}}"#
+        );
+        assert_eq!(peek(&answer.as_bytes()[..60], false), Peek::Undecided);
+        assert_eq!(peek(answer.as_bytes(), false), Peek::Reports);
+        let out = String::from_utf8(withhold(answer.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("real usage"), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["_clusters"]["details"]["(local)"]["failures"][0]["reason"],
+            json!({"type": "circuit_breaking_exception", "reason": WITHHELD})
+        );
+        assert_eq!(v["values"], json!([["_clusters"]]));
+        // Without failures: nothing to rewrite.
+        let clean = r#"{"took":5,"is_partial":false,"columns":[],"values":[],"_clusters":{"total":1,"details":{"(local)":{"status":"successful","_shards":{"total":1}}}}}"#;
+        assert_eq!(peek(clean.as_bytes(), false), Peek::Clean);
+        assert_eq!(withhold(clean.as_bytes()), None);
+    }
+
+    /// A small generator of answers for the differential below (xorshift: repeatable per seed).
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn chance(&mut self, in_n: u64) -> bool {
+            self.next().is_multiple_of(in_n)
+        }
+        fn pick<'x>(&mut self, of: &[&'x str]) -> &'x str {
+            of[(self.next() % of.len() as u64) as usize]
+        }
+
+        fn error(&mut self, depth: usize) -> Value {
+            let kind = self.pick(&[
+                "circuit_breaking_exception",
+                "es_rejected_execution_exception",
+                "query_shard_exception",
+                "illegal_argument_exception",
+                "remote_transport_exception",
+                "no such\"type",
+            ]);
+            let mut e = serde_json::Map::new();
+            e.insert("type".into(), json!(kind));
+            e.insert(
+                "reason".into(),
+                json!("node n1 [10.0.0.7:9300] real usage: [987654321/941mb] \"_shards\":{\"failures\":[]} }]"),
+            );
+            if self.chance(2) {
+                e.insert("bytes_wanted".into(), json!(987_654_321_u64));
+            }
+            if depth < 3 && self.chance(2) {
+                e.insert("caused_by".into(), self.error(depth + 1));
+            }
+            if depth < 2 && self.chance(3) {
+                e.insert("root_cause".into(), json!([self.error(depth + 1)]));
+            }
+            Value::Object(e)
+        }
+
+        fn entries(&mut self) -> Value {
+            let n = 1 + self.next() % 3;
+            let entries: Vec<Value> = (0..n)
+                .map(|i| json!({"shard": i, "index": "logs-a", "node": "n1", "reason": self.error(0)}))
+                .collect();
+            Value::Array(entries)
+        }
+
+        /// A document whose source looks like failures and headers.
+        fn doc(&mut self) -> Value {
+            json!({"_index": "logs-a", "_id": "1", "_source": {
+                "_shards": {"failures": [{"reason": {"type": "circuit_breaking_exception", "reason": "mine"}}]},
+                "error": {"type": "x", "reason": "mine"},
+                "took": "\"_shards\":{",
+                "responses": [{"error": {"type": "y"}}],
+            }})
+        }
+
+        /// A search answer in Elasticsearch's order; `failing`: its header reports failures.
+        fn search(&mut self, failing: bool) -> Value {
+            let mut m = serde_json::Map::new();
+            if self.chance(3) {
+                m.insert("_scroll_id".into(), json!("c2Nhbg==\"_shards\":{"));
+            }
+            m.insert("took".into(), json!(self.next() % 1000));
+            if self.chance(3) {
+                m.insert("phase_took".into(), json!({"query": 1, "fetch": 0}));
+            }
+            m.insert("timed_out".into(), json!(self.chance(4)));
+            if self.chance(4) {
+                m.insert("terminated_early".into(), json!(true));
+            }
+            let mut shards = json!({"total": 2, "successful": 2, "skipped": 0, "failed": 0});
+            if failing {
+                shards["failures"] = self.entries();
+            }
+            // A `filter_path` may leave the header out.
+            if failing || !self.chance(6) {
+                m.insert("_shards".into(), shards);
+            }
+            let docs: Vec<Value> = (0..self.next() % 3).map(|_| self.doc()).collect();
+            m.insert(
+                "hits".into(),
+                json!({"total": {"value": docs.len(), "relation": "eq"}, "hits": docs}),
+            );
+            if self.chance(3) {
+                m.insert(
+                    "aggregations".into(),
+                    json!({"a": {"buckets": [{"key": "error", "doc_count": 1}]}}),
+                );
+            }
+            Value::Object(m)
+        }
+
+        /// An answer of a route judged from its header (`true`) or whole (`false`), and
+        /// whether it reports a failure.
+        fn answer(&mut self) -> (Value, bool, bool) {
+            let failing = self.chance(2);
+            match self.next() % 5 {
+                0 | 1 => (self.search(failing), true, failing),
+                2 => {
+                    let n = 1 + self.next() % 3;
+                    let mut any = false;
+                    let items: Vec<Value> = (0..n)
+                        .map(|_| {
+                            let f = failing && self.chance(2);
+                            any |= f;
+                            if f && self.chance(2) {
+                                json!({"error": self.error(0), "status": 429})
+                            } else {
+                                self.search(f)
+                            }
+                        })
+                        .collect();
+                    (json!({"took": 1, "responses": items}), true, any)
+                }
+                3 => {
+                    let mut a = json!({"id": "RmlkPQ==", "is_partial": failing, "is_running": false,
+                        "start_time_in_millis": 1, "expiration_time_in_millis": 2});
+                    a["response"] = self.search(failing);
+                    (a, true, failing)
+                }
+                _ => {
+                    let mut details = json!({"status": "partial", "indices": "logs-a",
+                        "_shards": {"total": 2, "successful": 1, "skipped": 0, "failed": 1}});
+                    if failing {
+                        details["failures"] = self.entries();
+                    }
+                    let a = json!({"took": 5, "is_partial": failing,
+                        "columns": [{"name": "_shards", "type": "keyword"}],
+                        "values": [["{\"failures\":["]],
+                        "_clusters": {"total": 1, "details": {"(local)": details}}});
+                    (a, false, failing)
+                }
+            }
+        }
+    }
+
+    /// The rule applied on the parsed tree: where failures lie, by the serde tree.
+    fn reference(v: &mut Value, depth: usize) {
+        let Value::Object(m) = v else { return };
+        let entries = |a: &mut Value| {
+            if let Value::Array(a) = a {
+                for e in a {
+                    if let Value::Object(e) = e {
+                        for key in ["reason", "failure"] {
+                            if let Some(r @ Value::Object(_)) = e.get_mut(key) {
+                                reduce(r);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        for (key, val) in m.iter_mut() {
+            match key.as_str() {
+                "error" if val.is_object() => reduce(val),
+                "failures" | "shard_failures" => entries(val),
+                "_shards" => {
+                    if let Some(f) = val.get_mut("failures") {
+                        entries(f);
+                    }
+                }
+                "_clusters" => {
+                    if let Some(Value::Object(d)) = val.get_mut("details") {
+                        for c in d.values_mut() {
+                            if let Some(f) = c.get_mut("failures") {
+                                entries(f);
+                            }
+                        }
+                    }
+                }
+                "responses" | "response" if depth < MAX_ITEM_DEPTH => match val {
+                    Value::Array(a) => a.iter_mut().for_each(|i| reference(i, depth + 1)),
+                    other => reference(other, depth + 1),
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// Review 16e: the byte scan and the serde tree agree on random answers, with and without
+    /// failures, compact and pretty: the rewrite equals the tree's, an answer without failures
+    /// is left byte for byte, and no beginning of an answer that reports one is judged clean.
+    #[test]
+    fn the_scan_agrees_with_the_parsed_tree_on_random_answers() {
+        for seed in 1..=150u64 {
+            let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let (v, header_first, failing) = g.answer();
+            let mut expected = v.clone();
+            reference(&mut expected, 0);
+            // A failure of a kept type is rewritten to itself: `failing` says one is reported.
+            assert!(failing || expected == v, "{seed}: {v}");
+            let text = if g.chance(2) {
+                serde_json::to_vec(&v).unwrap()
+            } else {
+                serde_json::to_vec_pretty(&v).unwrap()
+            };
+            match withhold(&text) {
+                None => assert!(!failing, "{seed}: {v}"),
+                Some(out) => {
+                    assert!(failing, "{seed}");
+                    let got: Value = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(got, expected, "{seed}");
+                }
+            }
+            for n in 0..=text.len() {
+                let verdict = peek(&text[..n], header_first);
+                assert!(
+                    !(failing && verdict == Peek::Clean),
+                    "{seed}: {} judged clean",
+                    String::from_utf8_lossy(&text[..n])
+                );
+            }
+            let items = v.get("responses").is_some() || v.get("response").is_some();
+            if !failing && !items {
+                assert_eq!(peek(&text, header_first), Peek::Clean, "{seed}");
+            }
+        }
+    }
+
+    /// Review 16e: an answer cut short (a connection that ended it early, no length to check
+    /// it by) is refused whole, not sent as it came with the failure it was cut inside.
+    #[test]
+    fn an_answer_cut_short_is_refused_not_sent_as_it_came() {
+        let failing = search_with(BREAKER);
+        let b = failing.as_bytes();
+        let inside = failing.find("real usage").unwrap();
+        assert_eq!(withhold_whole(&b[..inside]), Err(CutShort));
+        assert_eq!(withhold(&b[..inside]), None);
+        for n in 1..b.len() {
+            assert_eq!(withhold_whole(&b[..n]), Err(CutShort), "{n}");
+        }
+        assert!(withhold_whole(b).unwrap().is_some());
+        assert_eq!(withhold_whole(b""), Ok(None));
+        assert_eq!(withhold_whole(b" \n"), Ok(None));
+        assert_eq!(withhold_whole(b"<html>"), Ok(None));
     }
 
     #[test]
