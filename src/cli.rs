@@ -174,7 +174,10 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => {
             let opts = crate::admin_client::ClientOpts::new(
                 env("ESGATE_ADMIN_URL"),
-                env("ESGATE_ADMIN_KEY").or_else(admin_key_from_file),
+                // Empty counts as unset, so the generated key file is still read.
+                env("ESGATE_ADMIN_KEY")
+                    .filter(|k| !k.is_empty())
+                    .or_else(admin_key_from_file),
             );
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);

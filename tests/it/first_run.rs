@@ -76,6 +76,23 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stdout).contains("first"));
 
+    // An empty ESGATE_ADMIN_KEY (`export ESGATE_ADMIN_KEY=`, a `$(cat ...)` that printed
+    // nothing) counts as unset: the generated key is still read, as the README promises.
+    let empty = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list"])
+        .env("ESGATE_ADMIN_URL", &running.admin)
+        .env("ESGATE_ADMIN_KEY", "")
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(dir.path())
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        empty.status.success(),
+        "{}",
+        String::from_utf8_lossy(&empty.stderr)
+    );
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("first"));
+
     // Pointed at the data listener by mistake, the CLI says so.
     let wrong = cli(dir.path(), &running.data, &["token", "list"]);
     assert!(!wrong.status.success());
