@@ -885,6 +885,8 @@ impl Validator {
         raw: &raw::RawAdmin,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<AdminKey> {
+        // The variable the key was read from, so a short one is reported where it was set.
+        let mut from_env = None;
         let key = match (&raw.key, &raw.key_env) {
             (Some(_), Some(_)) => {
                 self.issue(
@@ -899,7 +901,10 @@ impl Validator {
             }
             (Some(k), None) => Some(k.clone()),
             (None, Some(name)) => match env(name) {
-                Some(k) if !k.is_empty() => Some(k),
+                Some(k) if !k.is_empty() => {
+                    from_env = Some(name.as_str());
+                    Some(k)
+                }
                 _ => {
                     self.issue(
                         "admin.key_env",
@@ -909,10 +914,19 @@ impl Validator {
                 }
             },
             // Default: the environment variable of the spec, optional.
-            (None, None) => env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty()),
+            (None, None) => {
+                from_env = Some(raw::DEFAULT_ADMIN_KEY_ENV);
+                env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty())
+            }
         }?;
         if key.len() < super::MIN_ADMIN_KEY_LEN {
-            self.issue("admin.key", "must be at least 16 characters");
+            match from_env {
+                Some(name) => self.issue(
+                    "admin.key_env",
+                    format!("environment variable {name} must hold at least 16 characters"),
+                ),
+                None => self.issue("admin.key", "must be at least 16 characters"),
+            }
             return None;
         }
         Some(AdminKey::new(key))
@@ -1273,6 +1287,12 @@ mod tests {
         assert!(c.admin_key.unwrap().matches(b"0123456789abcdef"));
         let issues = check("[admin]\nkey = \"short\"\n").unwrap_err();
         assert_eq!(paths(issues), vec!["admin.key"]);
+        // A short key from a variable is reported with the variable's name (never its value).
+        let short = |k: &str| (k == "ESGATE_ADMIN_KEY").then(|| "short".to_owned());
+        let issues = validate(RawConfig::default(), &Overrides::default(), &short).unwrap_err();
+        assert_eq!(paths(issues.clone()), vec!["admin.key_env"]);
+        assert!(issues[0].message.contains("ESGATE_ADMIN_KEY"), "{issues:?}");
+        assert!(!issues[0].message.contains("short"), "the key is echoed");
     }
 
     #[test]
