@@ -17,7 +17,7 @@ Generated from the binary's own help (`esgate <command> --help`); `tests/it/docs
 it is out of date (regenerate with `UPDATE_DOCS=1 cargo test --test it docs::`). `esgate man` prints
 the same as a man page, `esgate completions <shell>` a completion script.
 
-The admin client commands (`token`, `filter`, `ip-filter`) call the admin API
+The admin client commands (`token`, `filter`, `ip-filter`, `link`) call the admin API
 ([admin-api.md](admin-api.md)) at `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with
 the key in `ESGATE_ADMIN_KEY` (default: the key `serve` generated into `./data/admin.key`, or
 the file `ESGATE_ADMIN_KEY_FILE` names). They print text for people, or the admin API's JSON
