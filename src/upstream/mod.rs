@@ -297,12 +297,19 @@ impl Upstream {
         Order::Listed(healthy)
     }
 
-    fn mark_down(&self, idx: usize) {
+    /// `error` says why (refused, resolution, TLS, timeout) so the log shows what to fix; it
+    /// names the node's address, never a credential.
+    fn mark_down(&self, idx: usize, error: &pool::ConnectError) {
         let node = &self.nodes[idx];
         node.failures.fetch_add(1, Ordering::Relaxed);
         let until = self.now_ms() + self.cooldown.as_millis() as u64;
         node.down_until_ms.store(until.max(1), Ordering::Relaxed);
-        tracing::warn!(node = %node.label, "Backend node failed to connect; skipping it for a while");
+        tracing::warn!(
+            node = %node.label,
+            %error,
+            cooldown = ?self.cooldown,
+            "Backend node failed to connect; skipping it for backend.unhealthy_cooldown"
+        );
     }
 
     fn mark_up(&self, idx: usize) {
@@ -395,8 +402,7 @@ impl Upstream {
                     return Ok(response.map(|b| AnswerBody::new(b, conn, idle)));
                 }
                 Err(pool::Failure::Connect(e)) => {
-                    tracing::debug!(node = %self.nodes[idx].label, error = %e, "Backend connect failed");
-                    self.mark_down(idx);
+                    self.mark_down(idx, &e);
                     last = UpstreamError::Unavailable;
                     if replayable.is_none() {
                         return Err(last);

@@ -61,6 +61,37 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
         String::from_utf8_lossy(&created.stderr)
     );
     assert!(out.contains("esg_"), "the secret is shown once: {out}");
+
+    // The cluster is not up yet (nothing listens on 127.0.0.1:9): the client gets a 502 and
+    // the log says which node failed and why, so the operator knows what to fix.
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("esg_"))
+        .expect("the secret is printed");
+    let search = support::http::send_blocking(
+        "GET",
+        &format!("{}/_search", running.data),
+        &[("authorization", &support::http::bearer(secret))],
+        "",
+    )
+    .unwrap();
+    assert_eq!(search.status, 502);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let logged = loop {
+        let log = running.log.lock().unwrap().clone();
+        if log.contains("failed to connect") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let line = logged
+        .lines()
+        .find(|l| l.contains("failed to connect"))
+        .unwrap_or_else(|| panic!("no connect failure logged: {logged}"));
+    assert!(
+        line.contains("http://127.0.0.1:9") && line.contains("refused"),
+        "the node and the reason: {line}"
+    );
     let log = running.log.lock().unwrap().clone();
     assert!(
         log.contains("admin.key"),
