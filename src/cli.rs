@@ -217,6 +217,24 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
+            // Which file was read (the default one is picked up silently) and where requests
+            // go: the first thing to check when esgate does not behave as configured.
+            let backends: Vec<String> = config
+                .backend
+                .urls
+                .iter()
+                .map(|u| u.to_string().trim_end_matches('/').to_owned())
+                .collect();
+            let store = match config.store.index() {
+                None => config.store_path.display().to_string(),
+                Some(index) => format!("cluster index {index}"),
+            };
+            tracing::info!(
+                config = %path.as_deref().map_or_else(|| "none (built-in defaults)".to_owned(), |p| p.display().to_string()),
+                backend = %backends.join(","),
+                %store,
+                "Configuration read"
+            );
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };

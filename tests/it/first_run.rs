@@ -98,6 +98,13 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
         "the log says where the key is: {log}"
     );
     assert!(!log.contains(key.trim()), "the key reached the log");
+    assert!(
+        log.lines().any(|l| l.contains("Configuration read")
+            && l.contains("config=none")
+            && l.contains("backend=http://127.0.0.1:9 ")
+            && l.contains("store=./data")),
+        "the log says which file, backend and store it runs with: {log}"
+    );
     drop(running);
 
     // A restart keeps the key: the same CLI call still works.
