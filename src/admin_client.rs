@@ -78,7 +78,7 @@ pub enum CliError {
     /// Bad flags (caught before any request).
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach the admin API at {endpoint}: {reason}")]
+    #[error("cannot reach the admin API at {endpoint} (ESGATE_ADMIN_URL; is `esgate serve` running there?): {reason}")]
     Transport { endpoint: String, reason: String },
     /// A non-2xx answer, with the API's reason.
     #[error("{reason} (HTTP {status})")]
@@ -2231,6 +2231,12 @@ mod tests {
             .await
             .expect_err("nothing listens");
             assert!(matches!(err, CliError::Transport { .. }), "{err:?}");
+            // It says which setting to check, and what to start.
+            let text = err.to_string();
+            assert!(
+                text.contains("ESGATE_ADMIN_URL") && text.contains("esgate serve"),
+                "{text}"
+            );
             let mut o = opts(addr, Some(KEY));
             o.url = "ftp://example.org".into();
             let err = run(ClientCmd::Filter(Group::text(FilterCmd::List)), &o)
