@@ -1216,6 +1216,8 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
             .unwrap_or_else(|| format!("request failed with HTTP {status}"));
         let reason = if status == 401 && opts.admin_key.is_none() {
             format!("{reason} (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE)")
+        } else if status == 401 {
+            format!("{reason} (the key sent, from ESGATE_ADMIN_KEY, else ./data/admin.key or ESGATE_ADMIN_KEY_FILE, is not the admin key of the esgate at {})", opts.url.trim_end_matches('/'))
         } else {
             reason
         };
@@ -2217,6 +2219,25 @@ mod tests {
                 err.to_string(),
                 "missing or wrong admin key (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE) (HTTP 401)"
             );
+        }
+
+        #[tokio::test]
+        async fn wrong_admin_key_is_explained() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h).await;
+            let wrong = "not-the-admin-key-0123456789";
+            let err = run(
+                ClientCmd::Filter(Group::text(FilterCmd::List)),
+                &opts(addr, Some(wrong)),
+            )
+            .await
+            .expect_err("401");
+            let text = err.to_string();
+            assert!(
+                text.contains("ESGATE_ADMIN_KEY") && text.contains(&addr.to_string()),
+                "{text}"
+            );
+            assert!(!text.contains(wrong), "the key is echoed: {text}");
         }
 
         #[tokio::test]
