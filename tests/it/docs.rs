@@ -29,7 +29,9 @@ stderr).
 Exit codes of `serve` and `check-config`: 0 success (for `serve`: stopped by SIGTERM/SIGINT
 after draining), 2 the configuration cannot be read or is invalid (every problem is listed with
 its key path on stderr; for `serve` also: its connection limits do not fit the open-files
-limit), 1 any other failure to start (an address in use, a damaged store).
+limit), 1 any other failure to start (an address in use, a damaged store). The earlier shared
+interface document gave `check-config` 0/1; a bad configuration is 2 from both commands, so a
+script can tell it from a failure to start.
 ";
 
 /// The CLI reference: the intro, then each command's help, depth first.
