@@ -535,12 +535,21 @@ fn origin_form(path_and_query: String) -> Option<Uri> {
     Some(Uri::from(path))
 }
 
-/// Whether a shared `Upstream` is ready: some node answers `GET /`.
-pub async fn ready(upstream: &Arc<Upstream>, authorization: Option<&http::HeaderValue>) -> bool {
-    matches!(
-        upstream.get_own("/", authorization, 64 * 1024).await,
-        Ok((200, _))
-    )
+/// Whether a shared `Upstream` is ready: some node answers `GET /` with 200. Otherwise why
+/// not, for `/ready`'s answer: a node that answers with another status is up, and its status
+/// (401/403: esgate's own credential) is what the operator has to fix.
+pub async fn ready(
+    upstream: &Arc<Upstream>,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<(), String> {
+    match upstream.get_own("/", authorization, 64 * 1024).await {
+        Ok((200, _)) => Ok(()),
+        Ok((status @ (401 | 403), _)) => Err(format!(
+            "the backend answers GET / with HTTP {status}: esgate's backend credential ([backend]) is refused or lacks the monitor cluster privilege"
+        )),
+        Ok((status, _)) => Err(format!("the backend answers GET / with HTTP {status}")),
+        Err(e) => Err(format!("no backend node answers ({e})")),
+    }
 }
 
 #[cfg(test)]
