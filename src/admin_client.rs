@@ -719,13 +719,28 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             let mut request =
                 json!({"token": id, "method": method.to_ascii_uppercase(), "path": path});
             if let Some(b) = body {
-                // JSON is sent as JSON; anything else (NDJSON, query text) as text.
-                request["body"] = serde_json::from_str::<Value>(&b).unwrap_or(Value::String(b));
+                // JSON is sent as JSON; anything else (NDJSON, query text) as text, which
+                // needs its --content-type: without one, the explained request would only be
+                // refused for lacking a Content-Type, which hides the typo in the JSON.
+                request["body"] = match (serde_json::from_str::<Value>(&b), &content_type) {
+                    (Ok(json), _) => json,
+                    (Err(_), Some(_)) => Value::String(b),
+                    (Err(e), None) => {
+                        return Err(CliError::Usage(format!(
+                            "the body is not valid JSON ({e}); for NDJSON or other text give --content-type (e.g. application/x-ndjson)"
+                        )))
+                    }
+                };
             }
             if let Some(ct) = content_type {
                 request["headers"] = json!({"content-type": ct});
             }
             if let Some(ip) = client_ip {
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(CliError::Usage(
+                        "--client-ip must be an IP address, e.g. 10.0.0.7 or 2001:db8::7".into(),
+                    ));
+                }
                 request["client_ip"] = Value::String(ip);
             }
             ApiCall {
@@ -1468,6 +1483,32 @@ mod tests {
             c.body,
             Some(json!({"token": "tok_1", "method": "GET", "path": "/logs-*/_count"}))
         );
+        // A body that is not JSON, without --content-type, and an address that is not one:
+        // said before anything is sent.
+        for (args, says) in [
+            (
+                &["token", "explain", "tok_1", "POST", "/_search", "{bad"][..],
+                "not valid JSON",
+            ),
+            (
+                &[
+                    "token",
+                    "explain",
+                    "tok_1",
+                    "GET",
+                    "/_search",
+                    "--client-ip",
+                    "1.2.3",
+                ][..],
+                "--client-ip",
+            ),
+        ] {
+            let err = client_call(parse(args).expect("arguments parse")).expect_err("refused");
+            assert!(
+                matches!(&err, CliError::Usage(m) if m.contains(says)),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
