@@ -377,10 +377,20 @@ async fn serve(
         "esgate is serving"
     );
     if let Some(file) = &app.admin_key_file {
-        tracing::info!(
-            file = %file.display(),
-            "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too"
-        );
+        // The CLI looks in ./data/admin.key by default: only then does it find this file
+        // by itself (a relative store path is relative to this directory, and so is the CLI's).
+        let default = Path::new(config::DEFAULT_STORE_PATH).join(crate::app::ADMIN_KEY_FILE);
+        if file.as_path() == default.as_path() {
+            tracing::info!(
+                file = %file.display(),
+                "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too, when run from this directory"
+            );
+        } else {
+            tracing::info!(
+                file = %file.display(),
+                "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI looks in ./data/admin.key, so point ESGATE_ADMIN_KEY_FILE at this file"
+            );
+        }
     }
     let live = Arc::new(crate::app::Live::new(Arc::clone(&app)));
     drop(app);

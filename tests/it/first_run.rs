@@ -147,3 +147,48 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("ESGATE_ADMIN_KEY"), "{err}");
 }
+
+/// With the store elsewhere (`--store`), the CLI does not find the generated key by itself:
+/// the start-up log says to point `ESGATE_ADMIN_KEY_FILE` at it (not that the CLI reads it),
+/// and with that set the CLI works.
+#[test]
+fn a_key_generated_elsewhere_is_found_through_esgate_admin_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let running = binary::serve(
+        &[
+            "--backend",
+            "http://127.0.0.1:9",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        |cmd| {
+            cmd.env_remove("ESGATE_ADMIN_KEY")
+                .env_remove("ESGATE_ADMIN_KEY_FILE")
+                .current_dir(dir.path());
+        },
+    );
+    let key_file = store.join("admin.key");
+    let log = running.log.lock().unwrap().clone();
+    let line = log
+        .lines()
+        .find(|l| l.contains("No admin key configured"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("ESGATE_ADMIN_KEY_FILE") && line.contains(key_file.to_str().unwrap()),
+        "{line}"
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list"])
+        .env("ESGATE_ADMIN_URL", &running.admin)
+        .env_remove("ESGATE_ADMIN_KEY")
+        .env("ESGATE_ADMIN_KEY_FILE", &key_file)
+        .current_dir(dir.path())
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+}
