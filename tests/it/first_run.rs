@@ -169,7 +169,15 @@ fn a_key_generated_elsewhere_is_found_through_esgate_admin_key_file() {
         },
     );
     let key_file = store.join("admin.key");
-    let log = running.log.lock().unwrap().clone();
+    // The line comes right after "esgate is serving", which `serve` waits for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = running.log.lock().unwrap().clone();
+        if log.contains("No admin key configured") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let line = log
         .lines()
         .find(|l| l.contains("No admin key configured"))
