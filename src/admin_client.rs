@@ -78,7 +78,7 @@ pub enum CliError {
     /// Bad flags (caught before any request).
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach the admin API at {endpoint}: {reason}")]
+    #[error("cannot reach the admin API at {endpoint} (ESGATE_ADMIN_URL; is `esgate serve` running there?): {reason}")]
     Transport { endpoint: String, reason: String },
     /// A non-2xx answer, with the API's reason.
     #[error("{reason} (HTTP {status})")]
@@ -719,13 +719,28 @@ pub fn token_call(cmd: TokenCmd) -> Result<ApiCall, CliError> {
             let mut request =
                 json!({"token": id, "method": method.to_ascii_uppercase(), "path": path});
             if let Some(b) = body {
-                // JSON is sent as JSON; anything else (NDJSON, query text) as text.
-                request["body"] = serde_json::from_str::<Value>(&b).unwrap_or(Value::String(b));
+                // JSON is sent as JSON; anything else (NDJSON, query text) as text, which
+                // needs its --content-type: without one, the explained request would only be
+                // refused for lacking a Content-Type, which hides the typo in the JSON.
+                request["body"] = match (serde_json::from_str::<Value>(&b), &content_type) {
+                    (Ok(json), _) => json,
+                    (Err(_), Some(_)) => Value::String(b),
+                    (Err(e), None) => {
+                        return Err(CliError::Usage(format!(
+                            "the body is not valid JSON ({e}); for NDJSON or other text give --content-type (e.g. application/x-ndjson)"
+                        )))
+                    }
+                };
             }
             if let Some(ct) = content_type {
                 request["headers"] = json!({"content-type": ct});
             }
             if let Some(ip) = client_ip {
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(CliError::Usage(
+                        "--client-ip must be an IP address, e.g. 10.0.0.7 or 2001:db8::7".into(),
+                    ));
+                }
                 request["client_ip"] = Value::String(ip);
             }
             ApiCall {
@@ -1216,6 +1231,8 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
             .unwrap_or_else(|| format!("request failed with HTTP {status}"));
         let reason = if status == 401 && opts.admin_key.is_none() {
             format!("{reason} (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE)")
+        } else if status == 401 {
+            format!("{reason} (the key sent, from ESGATE_ADMIN_KEY, else ./data/admin.key or ESGATE_ADMIN_KEY_FILE, is not the admin key of the esgate at {})", opts.url.trim_end_matches('/'))
         } else {
             reason
         };
@@ -1466,6 +1483,32 @@ mod tests {
             c.body,
             Some(json!({"token": "tok_1", "method": "GET", "path": "/logs-*/_count"}))
         );
+        // A body that is not JSON, without --content-type, and an address that is not one:
+        // said before anything is sent.
+        for (args, says) in [
+            (
+                &["token", "explain", "tok_1", "POST", "/_search", "{bad"][..],
+                "not valid JSON",
+            ),
+            (
+                &[
+                    "token",
+                    "explain",
+                    "tok_1",
+                    "GET",
+                    "/_search",
+                    "--client-ip",
+                    "1.2.3",
+                ][..],
+                "--client-ip",
+            ),
+        ] {
+            let err = client_call(parse(args).expect("arguments parse")).expect_err("refused");
+            assert!(
+                matches!(&err, CliError::Usage(m) if m.contains(says)),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
@@ -2220,6 +2263,25 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn wrong_admin_key_is_explained() {
+            let h = Arc::new(Harness::new());
+            let addr = serve(h).await;
+            let wrong = "not-the-admin-key-0123456789";
+            let err = run(
+                ClientCmd::Filter(Group::text(FilterCmd::List)),
+                &opts(addr, Some(wrong)),
+            )
+            .await
+            .expect_err("401");
+            let text = err.to_string();
+            assert!(
+                text.contains("ESGATE_ADMIN_KEY") && text.contains(&addr.to_string()),
+                "{text}"
+            );
+            assert!(!text.contains(wrong), "the key is echoed: {text}");
+        }
+
+        #[tokio::test]
         async fn unreachable_api_and_bad_urls_are_errors() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let addr = listener.local_addr().expect("addr");
@@ -2231,6 +2293,12 @@ mod tests {
             .await
             .expect_err("nothing listens");
             assert!(matches!(err, CliError::Transport { .. }), "{err:?}");
+            // It says which setting to check, and what to start.
+            let text = err.to_string();
+            assert!(
+                text.contains("ESGATE_ADMIN_URL") && text.contains("esgate serve"),
+                "{text}"
+            );
             let mut o = opts(addr, Some(KEY));
             o.url = "ftp://example.org".into();
             let err = run(ClientCmd::Filter(Group::text(FilterCmd::List)), &o)

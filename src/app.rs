@@ -287,7 +287,7 @@ impl App {
             "auth.max_failures, auth.failure_window, auth.max_tracked_addresses",
         );
         needs(config.metrics != old.metrics, "metrics.max_token_series");
-        needs(config.log.json != old.log.json, "log.json");
+        needs(config.log.json != old.log.json, "log.format");
         // Reopen the audit output first: when it cannot be opened, nothing changes.
         let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
         let (admin_key, admin_key_file) = match &config.admin_key {
@@ -309,7 +309,7 @@ impl App {
         config.kibana = old.kibana.clone();
         config.id_key = old.id_key.clone();
         config.metrics = old.metrics.clone();
-        // `log.level` applies at once (`cli::apply_log_level`); `log.json` needs a restart.
+        // `log.level` applies at once (`cli::apply_log_level`); `log.format` needs a restart.
         config.log.json = old.log.json;
         // The running workers stay (restart-only), and so does the pool's shard per worker:
         // a pool sharded for another count (or for the CPUs `listen.workers = 0` finds now)
@@ -408,10 +408,14 @@ mod tests {
     }
 
     fn config(dir: &std::path::Path, workers: usize) -> Config {
+        config_with(dir, workers, "")
+    }
+
+    fn config_with(dir: &std::path::Path, workers: usize, extra: &str) -> Config {
         let text = format!(
             "[listen]\nworkers = {workers}\n[backend]\nurls = [\"http://127.0.0.1:9\"]\n\
              [store]\npath = {:?}\n[admin]\nkey = \"test-admin-key-0123456789\"\n\
-             [audit]\noutput = \"off\"\n",
+             [audit]\noutput = \"off\"\n{extra}",
             dir.join("store").display().to_string()
         );
         let raw = crate::config::parse(&text).unwrap();
@@ -433,6 +437,18 @@ mod tests {
             assert_eq!(next.config.limits.workers, 4, "the running value stays");
             assert_eq!(next.upstream.shards(), 5, "one shard per running thread");
         }
+    }
+
+    /// The reload warning names the key an operator writes (`log.format`), not a field of
+    /// the parsed config.
+    #[test]
+    fn a_reload_names_a_changed_log_format_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::build(config(dir.path(), 1)).unwrap();
+        let json = config_with(dir.path(), 1, "[log]\nformat = \"json\"\n");
+        let (next, restart) = app.reloaded(json).unwrap();
+        assert_eq!(restart, vec!["log.format".to_owned()]);
+        assert!(!next.config.log.json, "the running value stays");
     }
 
     #[test]

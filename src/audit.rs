@@ -515,6 +515,29 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// docs/configuration.md shows a request line and explains each of its fields: it has
+    /// exactly the keys esgate writes (`link_id` only for share links).
+    #[test]
+    fn the_documented_request_line_has_the_keys_written() {
+        let doc = include_str!("../docs/configuration.md");
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with("{\"type\":\"request\""))
+            .expect("the configuration reference shows a request line");
+        let documented: serde_json::Map<String, Value> = serde_json::from_str(line).unwrap();
+        let mut out = String::new();
+        write_request_record(&mut out, &DataEvent::default(), "2026-01-01T00:00:00Z");
+        let written: serde_json::Map<String, Value> = serde_json::from_str(&out).unwrap();
+        let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&documented), keys(&written));
+        for key in keys(&written)
+            .iter()
+            .filter(|k| !["type", "v", "at"].contains(&k.as_str()))
+        {
+            assert!(doc.contains(&format!("`{key}`")), "{key} is not explained");
+        }
+    }
+
     /// A sink tests can read while the writer thread owns its clone.
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);

@@ -174,7 +174,10 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => {
             let opts = crate::admin_client::ClientOpts::new(
                 env("ESGATE_ADMIN_URL"),
-                env("ESGATE_ADMIN_KEY").or_else(admin_key_from_file),
+                // Empty counts as unset, so the generated key file is still read.
+                env("ESGATE_ADMIN_KEY")
+                    .filter(|k| !k.is_empty())
+                    .or_else(admin_key_from_file),
             );
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
@@ -214,6 +217,24 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logging(&config);
+            // Which file was read (the default one is picked up silently) and where requests
+            // go: the first thing to check when esgate does not behave as configured.
+            let backends: Vec<String> = config
+                .backend
+                .urls
+                .iter()
+                .map(|u| u.to_string().trim_end_matches('/').to_owned())
+                .collect();
+            let store = match config.store.index() {
+                None => config.store_path.display().to_string(),
+                Some(index) => format!("cluster index {index}"),
+            };
+            tracing::info!(
+                config = %path.as_deref().map_or_else(|| "none (built-in defaults)".to_owned(), |p| p.display().to_string()),
+                backend = %backends.join(","),
+                %store,
+                "Configuration read"
+            );
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
@@ -356,10 +377,20 @@ async fn serve(
         "esgate is serving"
     );
     if let Some(file) = &app.admin_key_file {
-        tracing::info!(
-            file = %file.display(),
-            "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too"
-        );
+        // The CLI looks in ./data/admin.key by default: only then does it find this file
+        // by itself (a relative store path is relative to this directory, and so is the CLI's).
+        let default = Path::new(config::DEFAULT_STORE_PATH).join(crate::app::ADMIN_KEY_FILE);
+        if file.as_path() == default.as_path() {
+            tracing::info!(
+                file = %file.display(),
+                "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI reads it from there too, when run from this directory"
+            );
+        } else {
+            tracing::info!(
+                file = %file.display(),
+                "No admin key configured (ESGATE_ADMIN_KEY): the admin API uses the generated key in this file (mode 0600); the CLI looks in ./data/admin.key, so point ESGATE_ADMIN_KEY_FILE at this file"
+            );
+        }
     }
     let live = Arc::new(crate::app::Live::new(Arc::clone(&app)));
     drop(app);

@@ -19,7 +19,7 @@ use credential::Credential;
 pub enum AuthError {
     #[error("missing authentication credentials for REST request")]
     Missing,
-    #[error("malformed authentication credentials")]
+    #[error("malformed authentication credentials: send an esgate token's secret (esg_...) as Bearer <secret>, Basic with the secret as user or password, or ApiKey base64(<token id>:<secret>)")]
     Malformed,
     #[error("unable to authenticate with the provided credentials")]
     Unknown,

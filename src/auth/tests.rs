@@ -196,3 +196,12 @@ async fn a_previous_secret_opens_the_token_only_during_its_overlap() {
     assert!(snap.token_by_hash(&new.hash()).is_none());
     assert!(snap.token_by_hash(&older.hash()).is_none());
 }
+
+/// A malformed credential's refusal says which forms esgate takes (it echoes nothing sent).
+#[test]
+fn the_malformed_refusal_names_the_accepted_forms() {
+    let text = AuthError::Malformed.to_string();
+    for form in ["Bearer", "Basic", "ApiKey", "esg_"] {
+        assert!(text.contains(form), "{form}: {text}");
+    }
+}

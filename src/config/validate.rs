@@ -236,10 +236,10 @@ pub fn validate(
     };
 
     let level = raw.log.level.clone().unwrap_or_else(|| "info".into());
-    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() || !names_levels(&level) {
         v.issue(
             "log.level",
-            "must be a level (error, warn, info, debug, trace) or a filter directive",
+            "must be a level (error, warn, info, debug, trace, off) or a filter directive such as \"info,esgate=debug\"",
         );
     }
     let json = match raw.log.format.as_deref().unwrap_or("text") {
@@ -885,6 +885,8 @@ impl Validator {
         raw: &raw::RawAdmin,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Option<AdminKey> {
+        // The variable the key was read from, so a short one is reported where it was set.
+        let mut from_env = None;
         let key = match (&raw.key, &raw.key_env) {
             (Some(_), Some(_)) => {
                 self.issue(
@@ -899,7 +901,10 @@ impl Validator {
             }
             (Some(k), None) => Some(k.clone()),
             (None, Some(name)) => match env(name) {
-                Some(k) if !k.is_empty() => Some(k),
+                Some(k) if !k.is_empty() => {
+                    from_env = Some(name.as_str());
+                    Some(k)
+                }
                 _ => {
                     self.issue(
                         "admin.key_env",
@@ -909,10 +914,19 @@ impl Validator {
                 }
             },
             // Default: the environment variable of the spec, optional.
-            (None, None) => env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty()),
+            (None, None) => {
+                from_env = Some(raw::DEFAULT_ADMIN_KEY_ENV);
+                env(raw::DEFAULT_ADMIN_KEY_ENV).filter(|k| !k.is_empty())
+            }
         }?;
         if key.len() < super::MIN_ADMIN_KEY_LEN {
-            self.issue("admin.key", "must be at least 16 characters");
+            match from_env {
+                Some(name) => self.issue(
+                    "admin.key_env",
+                    format!("environment variable {name} must hold at least 16 characters"),
+                ),
+                None => self.issue("admin.key", "must be at least 16 characters"),
+            }
             return None;
         }
         Some(AdminKey::new(key))
@@ -970,6 +984,22 @@ fn same_node(a: &Uri, b: &Uri) -> bool {
         && port(a) == port(b)
 }
 
+/// Whether every part of a `log.level` filter without a `=` is a level. A bare word is a valid
+/// directive naming a target, so a misspelt level (`warning`, `verbose`) would pass parsing and
+/// silence every log line, errors included. Parts naming a module path (`esgate::proxy`) or a
+/// span (`[request]`) stay directives.
+fn names_levels(filter: &str) -> bool {
+    filter.split(',').map(str::trim).all(|part| {
+        part.is_empty()
+            || part.contains('=')
+            || part.contains("::")
+            || part.contains('[')
+            || part
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,6 +1015,30 @@ mod tests {
 
     fn paths(issues: Vec<ConfigIssue>) -> Vec<String> {
         issues.into_iter().map(|i| i.path).collect()
+    }
+
+    /// A misspelt level (`warning`, `verbose`) parses as a filter directive naming a target of
+    /// that name, which silences every log line, errors included: refused, naming the levels.
+    #[test]
+    fn log_level_is_a_level_or_a_directive_with_targets() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,esgate=debug",
+            "esgate::proxy=trace",
+            "3",
+        ] {
+            assert!(
+                check(&format!("[log]\nlevel = {good:?}\n")).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in ["warning", "verbose", "info,verbose", "info,esgate=loud"] {
+            let issues = check(&format!("[log]\nlevel = {bad:?}\n")).unwrap_err();
+            assert_eq!(paths(issues.clone()), vec!["log.level"], "{bad}");
+            assert!(issues[0].message.contains("warn"), "{issues:?}");
+        }
     }
 
     /// `[kibana]` (issue #16): every key required, URLs plain http(s) bases, the listener apart.
@@ -1273,6 +1327,12 @@ mod tests {
         assert!(c.admin_key.unwrap().matches(b"0123456789abcdef"));
         let issues = check("[admin]\nkey = \"short\"\n").unwrap_err();
         assert_eq!(paths(issues), vec!["admin.key"]);
+        // A short key from a variable is reported with the variable's name (never its value).
+        let short = |k: &str| (k == "ESGATE_ADMIN_KEY").then(|| "short".to_owned());
+        let issues = validate(RawConfig::default(), &Overrides::default(), &short).unwrap_err();
+        assert_eq!(paths(issues.clone()), vec!["admin.key_env"]);
+        assert!(issues[0].message.contains("ESGATE_ADMIN_KEY"), "{issues:?}");
+        assert!(!issues[0].message.contains("short"), "the key is echoed");
     }
 
     #[test]

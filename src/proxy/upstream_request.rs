@@ -208,8 +208,8 @@ pub fn pass_through(
 
 /// Response headers relayed to the client: everything but hop-by-hop headers, and always
 /// `X-Elastic-Product: Elasticsearch` (official clients and Kibana require it).
-/// Response headers relayed to a `read` token: what describes the body, the client's own
-/// request id, and the async search headers (the id is sealed by the proxy). Anything else a
+/// Response headers relayed to a `read` token: what describes the body, the request id the
+/// backend echoes (esgate's `X-Opaque-Id`, never the client's), and the async search headers (the id is sealed by the proxy). Anything else a
 /// backend adds (`Warning` texts naming indices, `Set-Cookie`, `WWW-Authenticate`, SQL's
 /// `Cursor`...) could carry what the token must not see, so it is dropped. [`relayed`] compares
 /// names with these (the tests hold it to this list).

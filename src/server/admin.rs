@@ -46,17 +46,12 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                     )),
                 );
             }
-            return if crate::upstream::ready(&app.upstream, auth).await {
-                json_response(200, Some(json!({"status": "ready"})))
-            } else {
-                json_response(
+            return match crate::upstream::ready(&app.upstream, auth).await {
+                Ok(()) => json_response(200, Some(json!({"status": "ready"}))),
+                Err(reason) => json_response(
                     503,
-                    Some(crate::es::error::value(
-                        503,
-                        "not_ready",
-                        "no backend node answers",
-                    )),
-                )
+                    Some(crate::es::error::value(503, "not_ready", &reason)),
+                ),
             };
         }
         (true, "/metrics") => {

@@ -297,12 +297,19 @@ impl Upstream {
         Order::Listed(healthy)
     }
 
-    fn mark_down(&self, idx: usize) {
+    /// `error` says why (refused, resolution, TLS, timeout) so the log shows what to fix; it
+    /// names the node's address, never a credential.
+    fn mark_down(&self, idx: usize, error: &pool::ConnectError) {
         let node = &self.nodes[idx];
         node.failures.fetch_add(1, Ordering::Relaxed);
         let until = self.now_ms() + self.cooldown.as_millis() as u64;
         node.down_until_ms.store(until.max(1), Ordering::Relaxed);
-        tracing::warn!(node = %node.label, "Backend node failed to connect; skipping it for a while");
+        tracing::warn!(
+            node = %node.label,
+            %error,
+            cooldown = ?self.cooldown,
+            "Backend node failed to connect; skipping it for backend.unhealthy_cooldown"
+        );
     }
 
     fn mark_up(&self, idx: usize) {
@@ -395,8 +402,7 @@ impl Upstream {
                     return Ok(response.map(|b| AnswerBody::new(b, conn, idle)));
                 }
                 Err(pool::Failure::Connect(e)) => {
-                    tracing::debug!(node = %self.nodes[idx].label, error = %e, "Backend connect failed");
-                    self.mark_down(idx);
+                    self.mark_down(idx, &e);
                     last = UpstreamError::Unavailable;
                     if replayable.is_none() {
                         return Err(last);
@@ -529,12 +535,21 @@ fn origin_form(path_and_query: String) -> Option<Uri> {
     Some(Uri::from(path))
 }
 
-/// Whether a shared `Upstream` is ready: some node answers `GET /`.
-pub async fn ready(upstream: &Arc<Upstream>, authorization: Option<&http::HeaderValue>) -> bool {
-    matches!(
-        upstream.get_own("/", authorization, 64 * 1024).await,
-        Ok((200, _))
-    )
+/// Whether a shared `Upstream` is ready: some node answers `GET /` with 200. Otherwise why
+/// not, for `/ready`'s answer: a node that answers with another status is up, and its status
+/// (401/403: esgate's own credential) is what the operator has to fix.
+pub async fn ready(
+    upstream: &Arc<Upstream>,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<(), String> {
+    match upstream.get_own("/", authorization, 64 * 1024).await {
+        Ok((200, _)) => Ok(()),
+        Ok((status @ (401 | 403), _)) => Err(format!(
+            "the backend answers GET / with HTTP {status}: esgate's backend credential ([backend]) is refused or lacks the monitor cluster privilege"
+        )),
+        Ok((status, _)) => Err(format!("the backend answers GET / with HTTP {status}")),
+        Err(e) => Err(format!("no backend node answers ({e})")),
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ Generated from the binary's own help (`esgate <command> --help`); `tests/it/docs
 it is out of date (regenerate with `UPDATE_DOCS=1 cargo test --test it docs::`). `esgate man` prints
 the same as a man page, `esgate completions <shell>` a completion script.
 
-The admin client commands (`token`, `filter`, `ip-filter`) call the admin API
+The admin client commands (`token`, `filter`, `ip-filter`, `link`) call the admin API
 ([admin-api.md](admin-api.md)) at `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with
 the key in `ESGATE_ADMIN_KEY` (default: the key `serve` generated into `./data/admin.key`, or
 the file `ESGATE_ADMIN_KEY_FILE` names). They print text for people, or the admin API's JSON
@@ -29,7 +29,9 @@ stderr).
 Exit codes of `serve` and `check-config`: 0 success (for `serve`: stopped by SIGTERM/SIGINT
 after draining), 2 the configuration cannot be read or is invalid (every problem is listed with
 its key path on stderr; for `serve` also: its connection limits do not fit the open-files
-limit), 1 any other failure to start (an address in use, a damaged store).
+limit), 1 any other failure to start (an address in use, a damaged store). The earlier shared
+interface document gave `check-config` 0/1; a bad configuration is 2 from both commands, so a
+script can tell it from a failure to start.
 ";
 
 /// The CLI reference: the intro, then each command's help, depth first.

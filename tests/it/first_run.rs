@@ -61,12 +61,50 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
         String::from_utf8_lossy(&created.stderr)
     );
     assert!(out.contains("esg_"), "the secret is shown once: {out}");
+
+    // The cluster is not up yet (nothing listens on 127.0.0.1:9): the client gets a 502 and
+    // the log says which node failed and why, so the operator knows what to fix.
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("esg_"))
+        .expect("the secret is printed");
+    let search = support::http::send_blocking(
+        "GET",
+        &format!("{}/_search", running.data),
+        &[("authorization", &support::http::bearer(secret))],
+        "",
+    )
+    .unwrap();
+    assert_eq!(search.status, 502);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let logged = loop {
+        let log = running.log.lock().unwrap().clone();
+        if log.contains("failed to connect") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let line = logged
+        .lines()
+        .find(|l| l.contains("failed to connect"))
+        .unwrap_or_else(|| panic!("no connect failure logged: {logged}"));
+    assert!(
+        line.contains("http://127.0.0.1:9") && line.contains("refused"),
+        "the node and the reason: {line}"
+    );
     let log = running.log.lock().unwrap().clone();
     assert!(
         log.contains("admin.key"),
         "the log says where the key is: {log}"
     );
     assert!(!log.contains(key.trim()), "the key reached the log");
+    assert!(
+        log.lines().any(|l| l.contains("Configuration read")
+            && l.contains("config=none")
+            && l.contains("backend=http://127.0.0.1:9 ")
+            && l.contains("store=./data")),
+        "the log says which file, backend and store it runs with: {log}"
+    );
     drop(running);
 
     // A restart keeps the key: the same CLI call still works.
@@ -75,6 +113,23 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
     let listed = cli(dir.path(), &running.admin, &["token", "list"]);
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stdout).contains("first"));
+
+    // An empty ESGATE_ADMIN_KEY (`export ESGATE_ADMIN_KEY=`, a `$(cat ...)` that printed
+    // nothing) counts as unset: the generated key is still read, as the README promises.
+    let empty = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list"])
+        .env("ESGATE_ADMIN_URL", &running.admin)
+        .env("ESGATE_ADMIN_KEY", "")
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(dir.path())
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        empty.status.success(),
+        "{}",
+        String::from_utf8_lossy(&empty.stderr)
+    );
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("first"));
 
     // Pointed at the data listener by mistake, the CLI says so.
     let wrong = cli(dir.path(), &running.data, &["token", "list"]);
@@ -91,4 +146,57 @@ fn the_first_run_works_as_written_without_choosing_an_admin_key() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("ESGATE_ADMIN_KEY"), "{err}");
+}
+
+/// With the store elsewhere (`--store`), the CLI does not find the generated key by itself:
+/// the start-up log says to point `ESGATE_ADMIN_KEY_FILE` at it (not that the CLI reads it),
+/// and with that set the CLI works.
+#[test]
+fn a_key_generated_elsewhere_is_found_through_esgate_admin_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let running = binary::serve(
+        &[
+            "--backend",
+            "http://127.0.0.1:9",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        |cmd| {
+            cmd.env_remove("ESGATE_ADMIN_KEY")
+                .env_remove("ESGATE_ADMIN_KEY_FILE")
+                .current_dir(dir.path());
+        },
+    );
+    let key_file = store.join("admin.key");
+    // The line comes right after "esgate is serving", which `serve` waits for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = running.log.lock().unwrap().clone();
+        if log.contains("No admin key configured") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let line = log
+        .lines()
+        .find(|l| l.contains("No admin key configured"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("ESGATE_ADMIN_KEY_FILE") && line.contains(key_file.to_str().unwrap()),
+        "{line}"
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list"])
+        .env("ESGATE_ADMIN_URL", &running.admin)
+        .env_remove("ESGATE_ADMIN_KEY")
+        .env("ESGATE_ADMIN_KEY_FILE", &key_file)
+        .current_dir(dir.path())
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
 }

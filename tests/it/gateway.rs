@@ -688,6 +688,44 @@ async fn admin_listener_answers_probes_and_metrics() {
     assert_eq!(r.status, 200);
 }
 
+/// `/ready` says why it is not: a node that refuses esgate's own credential (here: 403 on
+/// `GET /`, as Elasticsearch answers a user without the `monitor` privilege) is named as that,
+/// not as "no backend node answers", so the operator fixes the role, not the network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_names_a_backend_that_refuses_esgates_credential() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = r#"{"error":{"type":"security_exception","reason":"action [cluster:monitor/main] is unauthorized"},"status":403}"#;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let gw = Esgate::start(&[&url], "").await;
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503);
+    let reason = r.json()["error"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("403") && reason.contains("monitor"),
+        "{reason}"
+    );
+    gw.stop().await;
+}
+
 /// A backend that records the headers it receives: shows what esgate sends upstream.
 async fn header_capture() -> (String, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
     let seen = Arc::new(std::sync::Mutex::new(vec![]));
