@@ -29,6 +29,9 @@ use super::local_server::LocalServer;
 /// Size of each generated chunk of the `huge` body.
 const CHUNK: usize = 64 * 1024;
 
+/// The beginning of the `drip` fault's answer: a search answer's head up to a hit's text.
+const DRIP_HEAD: &[u8] = br#"{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"hits":[{"_source":{"pad":""#;
+
 /// A running fault server; dropping it stops the server.
 pub struct FaultServer {
     url: String,
@@ -306,7 +309,9 @@ async fn scripted(stream: TcpStream, fault: Fault) {
                             if n > 0 {
                                 tokio::time::sleep(every).await;
                             }
-                            let byte: &'static [u8] = if n == 0 { b"{\"pad\":\"" } else { b"x" };
+                            // A search answer's head (its `_shards` header reports no
+                            // failure, so esgate may stream it), then one hit's text forever.
+                            let byte: &'static [u8] = if n == 0 { DRIP_HEAD } else { b"x" };
                             Some((Ok(Frame::data(Bytes::from_static(byte))), n + 1))
                         }));
                     json(200, body.boxed(), None)
