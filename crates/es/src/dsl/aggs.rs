@@ -814,3 +814,68 @@ mod nested_query_scope_tests {
         assert!(check_aggs(J::from(&in_filter)).is_err());
     }
 }
+
+#[cfg(test)]
+mod index_wide_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The aggregations whose answer reads index-wide structures (background sets, score
+    /// samples, the whole term dictionary, scripts over any document) or escapes the query,
+    /// refused in every position (aggs16 went through each type Elasticsearch and OpenSearch
+    /// register). The ones allowed read the matching documents only: `terms`/`multi_terms` drop
+    /// zero-count terms on the shard before `shard_size` (`min_doc_count` ≥ 1), date
+    /// histograms built as ranges from the shard's min/max keep non-empty ranges only, and a
+    /// `missing` value turns the rounding's bounds off (`MissingValues`).
+    #[test]
+    fn index_wide_aggregations_are_refused() {
+        let refused = [
+            json!({"global": {}}),
+            json!({"significant_terms": {"field": "user"}}),
+            json!({"significant_text": {"field": "message"}}),
+            json!({"sampler": {"shard_size": 5}}),
+            json!({"diversified_sampler": {"field": "user"}}),
+            json!({"random_sampler": {"probability": 0.5, "seed": 7}}),
+            json!({"categorize_text": {"field": "message"}}),
+            json!({"frequent_item_sets": {"fields": [{"field": "tags"}]}}),
+            json!({"matrix_stats": {"fields": ["n"]}}),
+            json!({"t_test": {"a": {"field": "n"}, "b": {"field": "price"}, "type": "paired"}}),
+            json!({"time_series": {}}),
+            json!({"ip_prefix": {"field": "ip", "prefix_length": 8}}),
+            json!({"variable_width_histogram": {"field": "n", "buckets": 3}}),
+            json!({"string_stats": {"field": "user"}}),
+            json!({"rate": {"field": "n", "unit": "day"}}),
+            json!({"adjacency_matrix": {"filters": {"x": {"match_all": {}}}}}),
+            json!({"geo_line": {"point": {"field": "loc"}, "sort": {"field": "t"}}}),
+            json!({"children": {"type": "c"}}),
+            json!({"parent": {"type": "c"}}),
+            json!({"scripted_metric": {"map_script": "1"}}),
+            json!({"bucket_script": {"buckets_path": {"x": "s"}, "script": "1"}}),
+            json!({"bucket_selector": {"buckets_path": {"x": "s"}, "script": "1"}}),
+            json!({"moving_fn": {"buckets_path": "s", "window": 2, "script": "1"}}),
+            json!({"terms": {"field": "user", "min_doc_count": 0}}),
+            json!({"terms": {"field": "user", "min_doc_count": "0"}}),
+            json!({"terms": {"field": "_index", "min_doc_count": 0}}),
+            json!({"multi_terms": {"terms": [{"field": "user"}, {"field": "status"}], "min_doc_count": 0}}),
+            json!({"terms": {"script": {"source": "doc['user'].value"}}}),
+            json!({"composite": {"sources": [{"g": {"geohash_grid": {"field": "loc"}}}]}}),
+            json!({"top_hits": {"script_fields": {"x": {"script": "1"}}}}),
+            json!({"top_hits": {"explain": true}}),
+            json!({"top_hits": {"seq_no_primary_term": true}}),
+            json!({"top_metrics": {"metrics": {"field": "n"}, "sort": {"_doc": "asc"}}}),
+            json!({"percentiles": {"script": "1"}}),
+        ];
+        for agg in refused {
+            let aggs = json!({ "a": agg });
+            assert!(check_aggs(J::from(&aggs)).is_err(), "{aggs}");
+        }
+        // A `sampler` under an allowed bucket, and an allowed sub-aggregation of a refused one.
+        for aggs in [
+            json!({"t": {"terms": {"field": "user"}, "aggs": {"s": {"sampler": {}}}}}),
+            json!({"g": {"global": {}, "aggs": {"c": {"value_count": {"field": "user"}}}}}),
+        ] {
+            assert!(check_aggs(J::from(&aggs)).is_err(), "{aggs}");
+        }
+    }
+}
