@@ -90,12 +90,15 @@ async fn nested_paths_outside_the_scope_are_refused(backend: Backend, reverse_ne
         json!({"i": {"nested": {"path": "items"}, "aggs": {"f": {"filter": {"nested": {"path": "notes",
             "query": {"term": {"notes.author": "zed"}}}}}}}}),
     ];
-    for aggs in refused {
-        let body = search(aggs);
+    let in_query = json!({"query": {"nested": {"path": "items", "query": {"nested": {"path": "notes",
+        "query": {"term": {"notes.author": "zed"}}}}}}});
+    for body in refused.into_iter().map(search).chain([in_query.clone()]) {
         let r = call(&gw.url("/logs-*/_search"), Some(&auth), "POST", &body).await;
         assert_eq!(r.status, 403, "{body}: {}", r.text());
         assert!(!r.text().contains("zed"), "{}", r.text());
     }
+    let r = call(&gw.url("/logs-*/_count"), Some(&auth), "POST", &in_query).await;
+    assert_eq!(r.status, 403, "{}", r.text());
     // Inside the scope: down from the root, and (osmem: noida has no `reverse_nested`) back to
     // the root and down again from it, tenant a's own.
     let body = search(
