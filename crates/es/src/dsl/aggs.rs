@@ -65,8 +65,10 @@ fn nested_scope(aggs: J<'_>, scope: Option<&str>) -> Result<(), Rejection> {
                     }
                 },
                 // `filter`/`filters` queries, `top_hits`/`top_metrics` nested sorts: built in
-                // the scope too.
-                _ => nested_queries(body, scope)?,
+                // the scope too. At the root every path is below it, and the nested clauses
+                // and sorts inside check their own (`query::nested_inside`): nothing to walk.
+                _ if scope.is_some() => nested_queries(body, scope)?,
+                _ => {}
             }
             Ok(())
         })?;
