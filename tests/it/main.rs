@@ -36,6 +36,7 @@ mod lookup;
 mod media_types;
 mod metrics;
 mod msearch_shortcuts;
+mod nested_scope;
 mod node_client;
 mod opaque_id;
 mod openapi;

@@ -17,7 +17,110 @@ use crate::Rejection;
 
 /// Checks an aggregations object (`{"<name>": {"<type>": {...}, "aggs": {...}}}`).
 pub fn check_aggs(v: J<'_>) -> Result<(), Rejection> {
-    check_aggs_with(v, true)
+    check_aggs_with(v, true)?;
+    nested_scope(v, None)
+}
+
+/// Nested aggregations stay inside the documents they start from (aggs16, H). Elasticsearch
+/// (and OpenSearch, the same code) joins nested documents by their position in the shard, never
+/// by the document they belong to: `nested` collects the documents of its `path` between the
+/// previous document of the enclosing scope and the current one (`NestedAggregator`:
+/// `prevSetBit`), `reverse_nested` the next document of its `path` (`ReverseNestedAggregator`:
+/// `nextSetBit`), and a `nested` query built inside a nested aggregation joins to the
+/// enclosing scope's documents the same way (`NestedQueryBuilder` reads the nested scope).
+/// Neither checks that the path is a descendant (or, for `reverse_nested`, an ancestor) of the
+/// scope, so a sibling or upward path reaches the nested objects of neighbouring documents,
+/// other tenants' included, which the token's filter never saw: `reverse_nested` with a sibling
+/// path puts the next document's objects in its sub-aggregations. Refused: a `nested` path
+/// that is not below the enclosing one (by name: `a.b` is below `a`), a `reverse_nested` path
+/// that is not the enclosing one or above it (no path: the root, always), and `nested`
+/// queries and nested sorts in other aggregations' parameters (`filter`, `filters`,
+/// `top_hits`, `top_metrics`) likewise. Queries check their own `nested` clauses
+/// (`query::nested_inside`).
+fn nested_scope(aggs: J<'_>, scope: Option<&str>) -> Result<(), Rejection> {
+    let Some(aggs) = aggs.as_object() else {
+        return Ok(());
+    };
+    aggs.try_each(|_, def| {
+        let Some(def) = def.as_object() else {
+            return Ok(());
+        };
+        let mut inner = scope;
+        def.try_each(|ty, body| {
+            match ty {
+                "aggs" | "aggregations" | "meta" => {}
+                "nested" => {
+                    if let Some(path) = body.get("path").and_then(J::as_str) {
+                        below(path, scope, "nested aggregation")?;
+                        inner = Some(path);
+                    }
+                }
+                "reverse_nested" => match body.get("path").and_then(J::as_str) {
+                    None => inner = None,
+                    Some(path) => {
+                        if !scope.is_some_and(|s| s == path || below_name(s, path)) {
+                            return Err(outside(path, scope, "reverse_nested aggregation"));
+                        }
+                        inner = Some(path);
+                    }
+                },
+                // `filter`/`filters` queries, `top_hits`/`top_metrics` nested sorts: built in
+                // the scope too. At the root every path is below it, and the nested clauses
+                // and sorts inside check their own (`query::nested_inside`): nothing to walk.
+                _ if scope.is_some() => nested_queries(body, scope)?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        def.try_each(|k, subs| match k {
+            "aggs" | "aggregations" => nested_scope(subs, inner),
+            _ => Ok(()),
+        })
+    })
+}
+
+/// Every `nested` query in `q` (an object under a `nested` key with a string `path`) is below
+/// `scope`, and the `nested` queries inside it below its own path.
+pub(crate) fn nested_queries(q: J<'_>, scope: Option<&str>) -> Result<(), Rejection> {
+    match q {
+        J::Object(m) => m.try_each(|k, v| {
+            let path = (k == "nested")
+                .then(|| v.get("path").and_then(J::as_str))
+                .flatten();
+            match path {
+                Some(path) => {
+                    below(path, scope, "nested query")?;
+                    nested_queries(v, Some(path))
+                }
+                None => nested_queries(v, scope),
+            }
+        }),
+        J::Array(items) => items.try_each(|v| nested_queries(v, scope)),
+        _ => Ok(()),
+    }
+}
+
+fn below(path: &str, scope: Option<&str>, what: &str) -> Result<(), Rejection> {
+    match scope {
+        Some(s) if !below_name(path, s) => Err(outside(path, Some(s), what)),
+        _ => Ok(()),
+    }
+}
+
+/// `path` names a field below `scope` (`a.b.c` below `a` and `a.b`; not `ab`, not `a`).
+fn below_name(path: &str, scope: &str) -> bool {
+    path.strip_prefix(scope)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+fn outside(path: &str, scope: Option<&str>, what: &str) -> Rejection {
+    Rejection::forbidden(format!(
+        "{what} path [{}] is not allowed inside [{}] for this token: the backend would join \
+         nested objects of other documents",
+        printable(path),
+        printable(scope.unwrap_or("the root document"))
+    ))
 }
 
 /// [`check_aggs`]; `gather` off: every aggregation through the general path (what the one-pass
@@ -542,7 +645,8 @@ mod table_tests {
                         def.insert(key.into(), subs.clone());
                     }
                     let aggs = json!({ "a": def });
-                    let general = check_aggs_with(J::from(&aggs), false);
+                    let general = check_aggs_with(J::from(&aggs), false)
+                        .and_then(|()| nested_scope(J::from(&aggs), None));
                     accepted += usize::from(general.is_ok());
                     assert_eq!(check_aggs(J::from(&aggs)), general, "{aggs}");
                     n += 1;
@@ -574,6 +678,206 @@ mod table_tests {
             ("COMPOSITE_SOURCE_PARAMS", COMPOSITE_SOURCE_PARAMS),
         ] {
             crate::dsl::query::assert_keys_lookup_is_the_scan(name, keys);
+        }
+    }
+}
+
+#[cfg(test)]
+mod nested_scope_tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn decide(aggs: &Value) -> Result<(), Rejection> {
+        check_aggs(J::from(aggs))
+    }
+
+    /// `nested` and `reverse_nested` aggregations (and `nested` queries under them) join by
+    /// document position: a path outside the enclosing scope reaches neighbouring documents'
+    /// nested objects, another tenant's included (aggs16). Paths below the scope (and, for
+    /// `reverse_nested`, the scope or above it, or the root) are what Kibana and clients send.
+    #[test]
+    fn nested_aggregations_stay_inside_their_documents() {
+        let sub = |v: Value| json!({"u": {"terms": {"field": "notes.author"}}, "x": v});
+        let accepted = [
+            json!({"n": {"nested": {"path": "items"}}}),
+            json!({"n": {"nested": {"path": "items.parts"}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"p": {"nested": {"path": "items.parts"},
+                "aggs": {"b": {"reverse_nested": {"path": "items"}}, "r": {"reverse_nested": {}},
+                         "s": {"reverse_nested": {"path": "items.parts"}}}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"r": {"reverse_nested": {},
+                "aggs": {"o": {"nested": {"path": "notes"}}}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filter": {"nested": {"path": "items.parts",
+                "query": {"term": {"items.parts.sku": "s1"}}}}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filters": {"filters": [
+                {"term": {"items.sku": "s1"}}, {"nested": {"path": "items.parts", "query": {"match_all": {}}}}]}}}}}),
+            json!({"f": {"filter": {"nested": {"path": "items", "query": {"nested": {"path": "items.parts",
+                "query": {"match_all": {}}}}}}}}),
+            // A field called `nested` is no nested query.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filter": {"term": {"nested": "x"}}}}}}),
+        ];
+        for aggs in &accepted {
+            assert_eq!(decide(aggs), Ok(()), "{aggs}");
+        }
+        let refused = [
+            // The next document's `notes`, whoever owns it.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"r": {"reverse_nested": {"path": "notes"},
+                "aggs": sub(json!({"max": {"field": "notes.n"}}))}}}}),
+            // Below: the next `items.parts` document, after this `items` object's own.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"r": {"reverse_nested": {"path": "items.parts"}}}}}),
+            // Back at the root, a path: the next document's objects.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"r": {"reverse_nested": {},
+                "aggs": {"s": {"reverse_nested": {"path": "items"}}}}}}}),
+            // A sibling, the scope itself, a parent, a name that only starts alike.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"o": {"nested": {"path": "notes"}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"o": {"nested": {"path": "items"}}}}}),
+            json!({"n": {"nested": {"path": "items.parts"}, "aggs": {"o": {"nested": {"path": "items"}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"o": {"nested": {"path": "itemsx.a"}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggregations": {"f": {"filter": {"terms": {"x": ["y"]}},
+                "aggs": {"o": {"nested": {"path": "notes"}}}}}}}),
+            // `nested` queries joined to the enclosing scope's documents.
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filter": {"nested": {"path": "notes",
+                "query": {"term": {"notes.author": "zed"}}}}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filter": {"bool": {"filter": [{"nested": {"path": "notes",
+                "query": {"match_all": {}}}}]}}}}}}),
+            json!({"n": {"nested": {"path": "items"}, "aggs": {"f": {"filters": {"filters": {"a": {"nested": {"path": "notes",
+                "query": {"match_all": {}}}}}}}}}}),
+            // Nested queries in nested queries, at the root too.
+            json!({"f": {"filter": {"nested": {"path": "items", "query": {"nested": {"path": "notes",
+                "query": {"match_all": {}}}}}}}}),
+        ];
+        for aggs in &refused {
+            let r = decide(aggs).expect_err(&aggs.to_string());
+            assert_eq!(r.kind, crate::RejectKind::Forbidden, "{aggs}");
+            assert!(r.reason.contains("path ["), "{aggs}: {}", r.reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod nested_query_scope_tests {
+    use serde_json::json;
+
+    use crate::dsl::json::J;
+    use crate::dsl::query::check_query;
+    use crate::dsl::rewrite::check_aggs;
+
+    /// The same join in queries: a `nested` clause (or nested sort) inside a `nested` clause
+    /// joins to the outer path's documents by position (`NestedQueryBuilder` reads the nested
+    /// scope), so a path beside or above the outer one matches the token's document on a
+    /// neighbour's nested objects (aggs16).
+    #[test]
+    fn nested_queries_stay_inside_their_documents() {
+        let nested = |path: &str, query| json!({"nested": {"path": path, "query": query}});
+        let all = json!({"match_all": {}});
+        for q in [
+            nested("items", all.clone()),
+            nested("items", nested("items.parts", all.clone())),
+            nested("items.parts", all.clone()),
+            nested(
+                "items",
+                json!({"bool": {"filter": [nested("items.parts", nested("items.parts.x", all.clone()))]}}),
+            ),
+            json!({"bool": {"must": [nested("items", all.clone()), nested("notes", all.clone())]}}),
+        ] {
+            assert_eq!(check_query(&q), Ok(()), "{q}");
+        }
+        for q in [
+            nested(
+                "items",
+                nested("notes", json!({"term": {"notes.author": "zed"}})),
+            ),
+            nested("items", nested("items", all.clone())),
+            nested("items.parts", nested("items", all.clone())),
+            nested(
+                "items",
+                json!({"bool": {"should": [nested("notes", all.clone())]}}),
+            ),
+            nested(
+                "items",
+                json!({"bool": {"filter": [nested("items.parts", nested("notes", all.clone()))]}}),
+            ),
+        ] {
+            let r = check_query(&q).expect_err(&q.to_string());
+            assert!(r.reason.contains("path ["), "{q}: {}", r.reason);
+        }
+        // Nested sorts: in `top_hits` under a nested aggregation, and nested in each other.
+        let sorted = |scope: &str, path: &str| {
+            json!({"n": {"nested": {"path": scope}, "aggs": {"t": {"top_hits": {"sort": [
+                {"x.n": {"order": "asc", "nested": {"path": path}}}]}}}}})
+        };
+        assert_eq!(check_aggs(J::from(&sorted("items", "items.parts"))), Ok(()));
+        assert!(check_aggs(J::from(&sorted("items", "notes"))).is_err());
+        let in_sort = json!({"t": {"top_hits": {"sort": [{"x.n": {"order": "asc",
+            "nested": {"path": "items", "nested": {"path": "notes"}}}}]}}});
+        assert!(check_aggs(J::from(&in_sort)).is_err());
+        let in_filter = json!({"t": {"top_hits": {"sort": [{"x.n": {"order": "asc",
+            "nested": {"path": "items", "filter": nested("notes", all.clone())}}}]}}});
+        assert!(check_aggs(J::from(&in_filter)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod index_wide_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The aggregations whose answer reads index-wide structures (background sets, score
+    /// samples, the whole term dictionary, scripts over any document) or escapes the query,
+    /// refused in every position (aggs16 went through each type Elasticsearch and OpenSearch
+    /// register). The ones allowed read the matching documents only: `terms`/`multi_terms` drop
+    /// zero-count terms on the shard before `shard_size` (`min_doc_count` ≥ 1), date
+    /// histograms built as ranges from the shard's min/max keep non-empty ranges only, and a
+    /// `missing` value turns the rounding's bounds off (`MissingValues`).
+    #[test]
+    fn index_wide_aggregations_are_refused() {
+        let refused = [
+            json!({"global": {}}),
+            json!({"significant_terms": {"field": "user"}}),
+            json!({"significant_text": {"field": "message"}}),
+            json!({"sampler": {"shard_size": 5}}),
+            json!({"diversified_sampler": {"field": "user"}}),
+            json!({"random_sampler": {"probability": 0.5, "seed": 7}}),
+            json!({"categorize_text": {"field": "message"}}),
+            json!({"frequent_item_sets": {"fields": [{"field": "tags"}]}}),
+            json!({"matrix_stats": {"fields": ["n"]}}),
+            json!({"t_test": {"a": {"field": "n"}, "b": {"field": "price"}, "type": "paired"}}),
+            json!({"time_series": {}}),
+            json!({"ip_prefix": {"field": "ip", "prefix_length": 8}}),
+            json!({"variable_width_histogram": {"field": "n", "buckets": 3}}),
+            json!({"string_stats": {"field": "user"}}),
+            json!({"rate": {"field": "n", "unit": "day"}}),
+            json!({"adjacency_matrix": {"filters": {"x": {"match_all": {}}}}}),
+            json!({"geo_line": {"point": {"field": "loc"}, "sort": {"field": "t"}}}),
+            json!({"children": {"type": "c"}}),
+            json!({"parent": {"type": "c"}}),
+            json!({"scripted_metric": {"map_script": "1"}}),
+            json!({"bucket_script": {"buckets_path": {"x": "s"}, "script": "1"}}),
+            json!({"bucket_selector": {"buckets_path": {"x": "s"}, "script": "1"}}),
+            json!({"moving_fn": {"buckets_path": "s", "window": 2, "script": "1"}}),
+            json!({"terms": {"field": "user", "min_doc_count": 0}}),
+            json!({"terms": {"field": "user", "min_doc_count": "0"}}),
+            json!({"terms": {"field": "_index", "min_doc_count": 0}}),
+            json!({"multi_terms": {"terms": [{"field": "user"}, {"field": "status"}], "min_doc_count": 0}}),
+            json!({"terms": {"script": {"source": "doc['user'].value"}}}),
+            json!({"composite": {"sources": [{"g": {"geohash_grid": {"field": "loc"}}}]}}),
+            json!({"top_hits": {"script_fields": {"x": {"script": "1"}}}}),
+            json!({"top_hits": {"explain": true}}),
+            json!({"top_hits": {"seq_no_primary_term": true}}),
+            json!({"top_metrics": {"metrics": {"field": "n"}, "sort": {"_doc": "asc"}}}),
+            json!({"percentiles": {"script": "1"}}),
+        ];
+        for agg in refused {
+            let aggs = json!({ "a": agg });
+            assert!(check_aggs(J::from(&aggs)).is_err(), "{aggs}");
+        }
+        // A `sampler` under an allowed bucket, and an allowed sub-aggregation of a refused one.
+        for aggs in [
+            json!({"t": {"terms": {"field": "user"}, "aggs": {"s": {"sampler": {}}}}}),
+            json!({"g": {"global": {}, "aggs": {"c": {"value_count": {"field": "user"}}}}}),
+        ] {
+            assert!(check_aggs(J::from(&aggs)).is_err(), "{aggs}");
         }
     }
 }

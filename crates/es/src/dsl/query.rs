@@ -457,7 +457,7 @@ const QUERY_TYPES: Table = table![
         &["function_score"],
         Slot::Object("function_score", FUNCTION_SCORE),
     ),
-    (&["nested"], Slot::Object("nested", NESTED)),
+    (&["nested"], Slot::Check(nested_clause)),
     (&["prefix"], Slot::Check(prefix_query)),
     (&["wildcard"], Slot::Check(wildcard_query)),
     (&["regexp"], Slot::Check(regexp_query)),
@@ -1182,7 +1182,26 @@ fn check_sort_entry(field: &str, spec: J<'_>, at: SortAt) -> Result<(), Rejectio
 }
 
 fn sort_nested(v: J<'_>, _key: &str) -> Result<(), Rejection> {
-    keyed(v, "nested", SORT_NESTED)
+    keyed(v, "nested", SORT_NESTED)?;
+    nested_inside(v)
+}
+
+/// A `nested` query: its parameters, then the nested scope (`nested_inside`).
+fn nested_clause(v: J<'_>, _key: &str) -> Result<(), Rejection> {
+    keyed(v, "nested", NESTED)?;
+    nested_inside(v)
+}
+
+/// Every `nested` query or nested sort inside a `nested` object (a query's, with its inner
+/// hits; a sort's, with its `filter` and `nested`) has a path below the object's own: the
+/// backend joins the inner one to the documents of the outer path by position, and a path
+/// beside or above it lands in neighbouring documents, other tenants' included (aggs16; see
+/// `aggs::nested_scope`).
+fn nested_inside(v: J<'_>) -> Result<(), Rejection> {
+    match v.get("path").and_then(J::as_str) {
+        Some(path) => super::aggs::nested_queries(v, Some(path)),
+        None => Ok(()),
+    }
 }
 
 fn nested_path(v: J<'_>, key: &str) -> Result<(), Rejection> {

@@ -1752,6 +1752,29 @@ mod tests {
             ]
         }
 
+        /// `q` with every nested path one level further below `p` (`p` becomes `p.p`): a
+        /// nested clause inside another has a path below the outer one (`nested_inside`).
+        fn below_p(mut q: Value) -> Value {
+            fn walk(v: &mut Value) {
+                match v {
+                    Value::Object(m) => {
+                        for (k, x) in m.iter_mut() {
+                            if k == "nested" {
+                                if let Some(Value::String(p)) = x.get_mut("path") {
+                                    *p = format!("p.{p}");
+                                }
+                            }
+                            walk(x);
+                        }
+                    }
+                    Value::Array(items) => items.iter_mut().for_each(walk),
+                    _ => {}
+                }
+            }
+            walk(&mut q);
+            q
+        }
+
         fn query() -> impl Strategy<Value = Value> {
             leaf_query().prop_recursive(3, 16, 4, |inner| {
                 prop_oneof![
@@ -1764,7 +1787,7 @@ mod tests {
                         .prop_map(|q| json!({"constant_score":{"filter":q}})),
                     inner
                         .clone()
-                        .prop_map(|q| json!({"nested":{"path":"p","query":q}})),
+                        .prop_map(|q| json!({"nested":{"path":"p","query":below_p(q)}})),
                     prop::collection::vec(inner, 1..3)
                         .prop_map(|v| json!({"dis_max":{"queries":v}})),
                 ]
