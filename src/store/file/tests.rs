@@ -605,17 +605,22 @@ fn journal_continuing_a_missing_snapshot_is_corruption() {
 /// of a restore) loaded as an empty store, silently: every token gone. The journal now keeps a
 /// base record naming the snapshot it continues, and a journal continuing a missing snapshot
 /// is refused.
+/// The store in `dir` opened, `changes` appended as one record, then compacted; left open for
+/// what follows.
+fn compacted_with(dir: &Path, changes: &[Change]) -> FileStore {
+    let (mut s, _) = open_loaded(dir);
+    append(&mut s, changes);
+    if let Err(e) = s.compact() {
+        panic!("{e}");
+    }
+    s
+}
+
 #[test]
 fn a_snapshot_lost_after_a_compaction_is_refused_not_an_empty_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    {
-        let (mut s, _) = open_loaded(dir);
-        append(&mut s, &[put("a", 1)]);
-        if let Err(e) = s.compact() {
-            panic!("{e}");
-        }
-    }
+    drop(compacted_with(dir, &[put("a", 1)]));
     // With nothing after the compaction, and with a record after it.
     for more in [false, true] {
         let saved = fs::read(dir.join(SNAPSHOT)).expect("snapshot");
@@ -681,11 +686,7 @@ fn a_journal_missing_beside_its_snapshot_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     {
-        let (mut s, _) = open_loaded(dir);
-        append(&mut s, &[put("a", 1), put("b", 2)]);
-        if let Err(e) = s.compact() {
-            panic!("{e}");
-        }
+        let mut s = compacted_with(dir, &[put("a", 1), put("b", 2)]);
         append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
     }
     fs::remove_file(dir.join(JOURNAL)).expect("remove journal");
@@ -1052,11 +1053,7 @@ fn a_journal_emptied_behind_the_store_is_rewritten_from_the_state_on_the_next_ap
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     {
-        let (mut s, _) = open_loaded(dir);
-        append(&mut s, &[put("a", 1)]);
-        if let Err(e) = s.compact() {
-            panic!("{e}");
-        }
+        let mut s = compacted_with(dir, &[put("a", 1)]);
         append(&mut s, &[put("b", 2)]);
         append(&mut s, &[put("c", 3)]);
         // What copytruncate does: copy the file away, then cut it to nothing in place.
@@ -1086,11 +1083,7 @@ fn a_journal_moved_behind_the_store_is_started_again_from_the_state_on_the_next_
     let dir = tmp.path();
     for create in [true, false] {
         {
-            let (mut s, _) = open_loaded(dir);
-            append(&mut s, &[put("a", 1)]);
-            if let Err(e) = s.compact() {
-                panic!("{e}");
-            }
+            let mut s = compacted_with(dir, &[put("a", 1)]);
             append(&mut s, &[put("b", 2)]);
             fs::rename(dir.join(JOURNAL), dir.join("journal.log.1")).expect("rename");
             if create {
