@@ -15,6 +15,12 @@
 //!   record has changes; older esgates left the journal empty, still valid); journal records
 //!   with `seq <= N` are skipped on load, so a crash between the rename and the truncation is
 //!   harmless.
+//! - `journal.base`: `N`, written (not atomically: a torn one reads as another number) once the
+//!   base record of the compaction to snapshot `N` is durable. A journal found empty beside
+//!   snapshot `N` was then emptied behind the store (a log rotation's `copytruncate`, or a
+//!   rename and a fresh file), every change since the compaction gone: refused. A crash before
+//!   the base record leaves the previous compaction's number (or none), an older esgate's
+//!   compaction a later snapshot: both load. Deleting `journal.base` accepts the snapshot alone.
 //!
 //! Invariant: a change for which `append` returned `Ok` survives a crash (`kill -9`, power loss
 //! with honest disks) at any moment. Loading accepts exactly the artefacts a crash can leave (a
@@ -41,6 +47,9 @@ const JOURNAL: &str = "journal.log";
 const SNAPSHOT: &str = "snapshot.json";
 const SNAPSHOT_TMP: &str = "snapshot.json.tmp";
 const LOCK: &str = "lock";
+/// The `seq` of the snapshot whose compaction gave the journal its base record, written once
+/// that record is durable: an empty journal beside that snapshot was emptied behind the store.
+const JOURNAL_BASE: &str = "journal.base";
 const SNAPSHOT_VERSION: u32 = 2;
 /// Snapshots written before they carried a checksum.
 const SNAPSHOT_VERSION_UNCHECKED: u32 = 1;
@@ -233,6 +242,7 @@ impl FileStore {
                 .is_ok()
             {
                 len = base.len() as u64;
+                self.write_journal_base();
             } else if let Err(e) = journal.set_len(0).and_then(|()| journal.sync_all()) {
                 // The snapshot holds everything, but the journal's tail is unknown: nothing may
                 // be appended after it until a compaction empties it.
@@ -251,6 +261,30 @@ impl FileStore {
     }
 
     // === internals ===
+
+    /// The `journal.base` number, when the file holds one.
+    fn journal_base(&self) -> Option<u64> {
+        let text = fs::read_to_string(self.dir.join(JOURNAL_BASE)).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Records that the journal holds the base record of snapshot `last_seq`. Best effort: a
+    /// marker left stale only means an emptied journal goes unnoticed at the next start.
+    fn write_journal_base(&self) {
+        let path = self.dir.join(JOURNAL_BASE);
+        let written = private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(format!("{}\n", self.last_seq).as_bytes())?;
+                f.sync_all()
+            });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "store: cannot record the journal's base");
+        }
+    }
 
     fn read_snapshot(&self) -> Result<Option<SnapshotIn>, StoreError> {
         let path = self.dir.join(SNAPSHOT);
@@ -345,7 +379,8 @@ impl Persistence for FileStore {
                 record: 0,
                 reason: "the journal is missing beside its snapshot; the changes made since \
                          the last compaction are lost with it. Restore it from a backup, or \
-                         create it empty to start from the snapshot alone"
+                         create it empty and delete journal.base to start from the snapshot \
+                         alone"
                     .into(),
             });
         }
@@ -363,6 +398,14 @@ impl Persistence for FileStore {
         journal
             .read_to_end(&mut data)
             .map_err(|e| io_err(&journal_path, e))?;
+        if data.is_empty() && snapshot.is_some() && self.journal_base() == Some(snapshot_seq) {
+            return Err(StoreError::Corrupt {
+                path: journal_path.display().to_string(),
+                record: 0,
+                reason: "the journal is empty, but it held its base record after the last                          compaction: it was emptied or replaced behind esgate (a log rotation?),                          and the changes made since that compaction are gone with it. Restore                          it from the rotated copy or a backup, or delete journal.base to start                          from the snapshot alone"
+                    .into(),
+            });
+        }
 
         let scan =
             scan_journal(&data, snapshot_seq).map_err(|(record, reason)| StoreError::Corrupt {

@@ -662,6 +662,8 @@ fn a_base_record_cut_by_a_crash_at_any_byte_loads() {
     assert_eq!(decode_record(&base[..base.len() - 1]), Ok((2, vec![])));
     for cut in 0..base.len() {
         write_journal(dir, &base[..cut]);
+        // A crash before the base record is durable comes before `journal.base` names it.
+        let _ = fs::remove_file(dir.join(JOURNAL_BASE));
         {
             let (mut s, loaded) = open_loaded(dir);
             assert_eq!(state_of(&loaded), state_of(&[put("b", 2)]), "cut at {cut}");
@@ -698,6 +700,9 @@ fn a_journal_missing_beside_its_snapshot_is_refused() {
     }
     assert!(!dir.join(JOURNAL).exists(), "nothing created");
     write_journal(dir, b"");
+    // Created empty, it is refused while `journal.base` says a base record was there.
+    assert!(matches!(open(dir).load(), Err(StoreError::Corrupt { .. })));
+    fs::remove_file(dir.join(JOURNAL_BASE)).expect("remove journal.base");
     let (_s, loaded) = open_loaded(dir);
     assert_eq!(state_of(&loaded), state_of(&[put("a", 1), put("b", 2)]));
 }
@@ -1069,6 +1074,52 @@ fn a_journal_emptied_behind_the_store_is_rewritten_from_the_state_on_the_next_ap
         state_of(&loaded),
         state_of(&[put("a", 1), put("b", 2), put("c", 3), put("d", 4)])
     );
+}
+
+/// Review 16e's open case: a journal emptied or replaced behind the store (logrotate's
+/// `copytruncate`, or its rename and a fresh file) while esgate was stopped, or before its next
+/// append, loaded as "nothing since the snapshot": every change since the last compaction lost
+/// without a word, revocations among them. `journal.base` names the snapshot whose base record
+/// the journal held: an empty journal beside that snapshot is refused, and deleting
+/// `journal.base` accepts the snapshot alone. A stale number (an older esgate compacted since)
+/// still loads an empty journal.
+#[test]
+fn a_journal_emptied_while_the_store_was_closed_is_refused() {
+    for rotation in ["copytruncate", "rename and create"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        {
+            let mut s = compacted_with(dir, &[put("a", 1)]);
+            append(&mut s, &[Change::DeleteToken { id: "a".into() }]);
+        }
+        match rotation {
+            "copytruncate" => write_journal(dir, b""),
+            _ => {
+                fs::rename(dir.join(JOURNAL), dir.join("journal.log.1")).expect("rename");
+                write_journal(dir, b"");
+            }
+        }
+        match open(dir).load() {
+            Err(StoreError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("journal.base"), "{rotation}: {reason}")
+            }
+            other => panic!("{rotation}: {:?}", other.map(|c| c.len())),
+        }
+        // The rotated copy put back: the deletion is there again.
+        if rotation != "copytruncate" {
+            fs::rename(dir.join("journal.log.1"), dir.join(JOURNAL)).expect("rename back");
+            let (_s, loaded) = open_loaded(dir);
+            assert_eq!(state_of(&loaded), state_of(&[]), "{rotation}");
+            continue;
+        }
+        fs::write(dir.join(JOURNAL_BASE), b"0\n").expect("stale journal.base");
+        let (s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&[put("a", 1)]), "{rotation}");
+        drop(s);
+        fs::remove_file(dir.join(JOURNAL_BASE)).expect("remove journal.base");
+        let (_s, loaded) = open_loaded(dir);
+        assert_eq!(state_of(&loaded), state_of(&[put("a", 1)]), "{rotation}");
+    }
 }
 
 /// Review 16e: a journal moved away behind a running esgate (logrotate's default: rename, then
