@@ -907,6 +907,30 @@ async fn noida_changes_propagate_while_replicas_page_many_tombstones() {
     changes_propagate_while_replicas_page_many_tombstones(Backend::noida()).await;
 }
 
+/// Two replicas' configs over one seeded store: `a` straight to the backend, `b` through a
+/// `Holder` the test holds or slows. Returns the holder, the directory (kept while the
+/// replicas run) and the two configs.
+async fn held_pair(backend: &Backend) -> (Holder, tempfile::TempDir, PathBuf, PathBuf) {
+    seed(backend.url()).await;
+    let holder = Holder::start(backend.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = cluster_store(INDEX);
+    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let through = format!("http://{}", holder.addr);
+    let b_config = write_config(dir.path(), "b.toml", &through, &store);
+    (holder, dir, a_config, b_config)
+}
+
+/// `id` revoked by a write visible in parts: under a freshly claimed sequence, first a record
+/// the replicas' polls read, then, 0.7 s later, `id`'s tombstone. No poll asks for that
+/// sequence again: only a window re-read (or a purge round) finds the revocation.
+async fn revocation_in_parts(url: &str, id: &str) {
+    let seq = claim_seq(url).await;
+    put_tombstone(url, "never-existed", seq, unix_now()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    put_tombstone(url, id, seq, unix_now()).await;
+}
+
 /// Session 15: the settle window's re-read (every 4 polls) ran inside the poll, under the
 /// store's writer lock. It pages through every record of the recent sequences: with many
 /// records under one sequence (a bulk of 20,000 tombstones, a `store import`) it took seconds,
@@ -916,13 +940,7 @@ async fn noida_changes_propagate_while_replicas_page_many_tombstones() {
 /// its work: a revocation that lands under a sequence B already read (a write visible in
 /// parts) reaches B through it.
 async fn changes_and_admin_writes_do_not_wait_for_a_window_re_read(backend: Backend) {
-    seed(backend.url()).await;
-    let holder = Holder::start(backend.addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = cluster_store(INDEX);
-    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let through = format!("http://{}", holder.addr);
-    let b_config = write_config(dir.path(), "b.toml", &through, &store);
+    let (holder, _dir, a_config, b_config) = held_pair(&backend).await;
     let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
     let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
     let (id, secret) = create(&a, read_token("first")).await;
@@ -957,10 +975,7 @@ async fn changes_and_admin_writes_do_not_wait_for_a_window_re_read(backend: Back
     holder.release();
     // A write whose records become visible in parts: B polls one record of the sequence, then
     // the revocation lands under it. No poll asks for that sequence again; the re-read does.
-    let seq = claim_seq(backend.url()).await;
-    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    revocation_in_parts(backend.url(), &id).await;
     within(
         Duration::from_secs(5),
         "the revocation, through B's window re-read",
@@ -1032,10 +1047,7 @@ async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(bac
     refuse.store(true, Ordering::SeqCst);
     // A write visible in parts: B polls one record of the sequence, then the revocation lands
     // under it; only a window re-read (or a purge round) reads it.
-    let seq = claim_seq(backend.url()).await;
-    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    revocation_in_parts(backend.url(), &id).await;
     within(Duration::from_secs(5), "the revocation on A", || async {
         search_status(&a, &secret).await == 401
     })
@@ -1084,13 +1096,7 @@ async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_pur
 /// Here B's scroll pages are slowed on their way to the store and its sweep after its start
 /// pages through 10,000 records.
 async fn a_window_re_read_does_not_wait_for_a_whole_sweep(backend: Backend) {
-    seed(backend.url()).await;
-    let holder = Holder::start(backend.addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = cluster_store(INDEX);
-    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let through = format!("http://{}", holder.addr);
-    let b_config = write_config(dir.path(), "b.toml", &through, &store);
+    let (holder, _dir, a_config, b_config) = held_pair(&backend).await;
     let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
     // 10,000 records (tombstones never purged) under one sequence, behind B's floor once A
     // writes five tokens after them.
@@ -1111,10 +1117,7 @@ async fn a_window_re_read_does_not_wait_for_a_whole_sweep(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(6500).saturating_sub(started.elapsed())).await;
     // The sweep is paging; a write visible in parts: B polls one record of the sequence, then
     // the revocation lands under it.
-    let seq = claim_seq(backend.url()).await;
-    put_tombstone(backend.url(), "never-existed", seq, unix_now()).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    put_tombstone(backend.url(), &id, seq, unix_now()).await;
+    revocation_in_parts(backend.url(), &id).await;
     let took = within(
         Duration::from_secs(5),
         "the revocation, through B's window re-read, while B sweeps",
