@@ -155,7 +155,8 @@ impl FileStore {
                     &lock_path,
                     io::Error::new(
                         io::ErrorKind::WouldBlock,
-                        "the store is in use by another esgate process (its lock is held)",
+                        "the store is in use by another esgate process (its lock is held): stop \
+                         that process, or give this one another store.path",
                     ),
                 ));
             }
@@ -296,7 +297,10 @@ impl FileStore {
         let corrupt = |reason: String| StoreError::Corrupt {
             path: path.display().to_string(),
             record: 0,
-            reason,
+            reason: format!(
+                "{reason}. Nothing was changed: restore {SNAPSHOT} and {JOURNAL} together from \
+                 a backup (docs/file-store.md)"
+            ),
         };
         let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(|e| {
             corrupt(format!(
@@ -309,16 +313,18 @@ impl FileStore {
             (SNAPSHOT_VERSION, Some(sum)) => {
                 if sum != snapshot_checksum(file.seq, file.changes.get()) {
                     return Err(corrupt(
-                        "snapshot fails its checksum (the file was altered or damaged); \
-                         restore it from a backup"
-                            .into(),
+                        "snapshot fails its checksum (the file was altered or damaged)".into(),
                     ));
                 }
                 false
             }
             (SNAPSHOT_VERSION, None) => return Err(corrupt("snapshot has no checksum".into())),
             (SNAPSHOT_VERSION_UNCHECKED, None) => true,
-            (v, _) => return Err(corrupt(format!("unsupported snapshot version {v}"))),
+            (v, _) => {
+                return Err(corrupt(format!(
+                    "unsupported snapshot version {v} (written by a newer esgate? run that one)"
+                )))
+            }
         };
         let changes: Vec<Change> = serde_json::from_str(file.changes.get()).map_err(|e| {
             corrupt(format!(
@@ -402,7 +408,11 @@ impl Persistence for FileStore {
             return Err(StoreError::Corrupt {
                 path: journal_path.display().to_string(),
                 record: 0,
-                reason: "the journal is empty, but it held its base record after the last                          compaction: it was emptied or replaced behind esgate (a log rotation?),                          and the changes made since that compaction are gone with it. Restore                          it from the rotated copy or a backup, or delete journal.base to start                          from the snapshot alone"
+                reason: "the journal is empty, but it held its base record after the last \
+                         compaction: it was emptied or replaced behind esgate (a log rotation?), \
+                         and the changes made since that compaction are gone with it. Restore \
+                         it from the rotated copy or a backup, or delete journal.base to start \
+                         from the snapshot alone"
                     .into(),
             });
         }
@@ -620,6 +630,22 @@ fn classify_tail(tail: &[u8]) -> Tail {
     }
 }
 
+/// A damaged record's reason, with what an operator can do about it: the journal is left as it
+/// is, and the records before this one are whole (each checked), so cutting the file where this
+/// one starts keeps them.
+fn damaged(record: u64, offset: usize, reason: String) -> (u64, String) {
+    let kept = record - 1;
+    (
+        record,
+        format!(
+            "{reason}. Nothing was changed. Restore the store directory from a backup; or keep \
+             the {kept} record(s) before this one by cutting {JOURNAL} where it starts \
+             (`truncate -s {offset} {JOURNAL}`, esgate stopped), losing this record and every \
+             change after it (docs/file-store.md)"
+        ),
+    )
+}
+
 /// Whether `bytes` can be the beginning (not the whole) of `<crc32 hex> <seq> <json>`.
 fn is_record_prefix(bytes: &[u8]) -> bool {
     let crc_len = bytes
@@ -666,7 +692,7 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
         let (seq, changes, next) = match data[pos..].iter().position(|&b| b == b'\n') {
             Some(nl) => match decode_record(&data[pos..pos + nl]) {
                 Ok((seq, changes)) => (seq, changes, pos + nl + 1),
-                Err(reason) => return Err((record, reason)),
+                Err(reason) => return Err(damaged(record, pos, reason)),
             },
             None => match classify_tail(&data[pos..]) {
                 Tail::Complete(seq, changes) => {
@@ -674,12 +700,16 @@ fn scan_journal(data: &[u8], snapshot_seq: u64) -> Result<Scan, (u64, String)> {
                     (seq, changes, data.len())
                 }
                 Tail::Torn => break,
-                Tail::Corrupt(reason) => return Err((record, reason)),
+                Tail::Corrupt(reason) => return Err(damaged(record, pos, reason)),
             },
         };
         match prev_seq {
             Some(p) if seq != p + 1 => {
-                return Err((record, format!("sequence jumps from {p} to {seq}")))
+                return Err(damaged(
+                    record,
+                    pos,
+                    format!("sequence jumps from {p} to {seq}"),
+                ))
             }
             _ => {}
         }

@@ -89,7 +89,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("store file {path} is corrupt at record {record}: {reason}")]
+    /// `record` 0: the file as a whole (a snapshot, a missing or emptied journal).
+    #[error("store file {path} is corrupt{}: {reason}", at_record(*.record))]
     Corrupt {
         path: String,
         record: u64,
@@ -104,6 +105,13 @@ pub enum StoreError {
     /// The cluster store holds something esgate did not write (refused at start).
     #[error("token store refused: {0}")]
     Foreign(String),
+}
+
+fn at_record(record: u64) -> String {
+    match record {
+        0 => String::new(),
+        n => format!(" at record {n}"),
+    }
 }
 
 /// Where changes are made durable. `load` is called once at start; `append` for every write,

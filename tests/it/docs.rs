@@ -148,6 +148,7 @@ fn the_readme_points_at_the_docs_not_outside_the_repository() {
         "docs/openapi.yaml",
         "docs/configuration.md",
         "docs/cli.md",
+        "docs/file-store.md",
     ] {
         assert!(readme.contains(doc), "README does not link {doc}");
         assert!(
