@@ -85,9 +85,11 @@ pub enum Command {
 pub enum StoreCommand {
     /// Write the whole configured store (tokens, library filters, IP filters, last-used times;
     /// secrets as SHA-256 hashes) as JSON to stdout. The file store must not be in use by a
-    /// running esgate (its lock); the cluster store may be.
+    /// running esgate (its lock: docs/file-store.md backs it up while esgate runs); the cluster
+    /// store may be.
     Export {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
+        /// Only its [store] is read, and [backend] for the cluster store.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -95,6 +97,7 @@ pub enum StoreCommand {
     /// or replaced); records not in it are kept. Running replicas pick the records up.
     Import {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
+        /// Only its [store] is read, and [backend] for the cluster store.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -483,7 +486,7 @@ fn store_command(command: StoreCommand) -> ExitCode {
         StoreCommand::Export { config } => (config, false),
         StoreCommand::Import { config } => (config, true),
     };
-    let config = match load(config, &Overrides::default()) {
+    let config = match config::load_store_settings(config_path(config).as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("esgate: {e}");

@@ -299,7 +299,41 @@ pub fn load(
     overrides: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let raw = match path {
+    validate(read(path)?, overrides, env).map_err(ConfigError::Invalid)
+}
+
+/// Reads the configuration and validates only what `esgate store export|import` use:
+/// `[store]`, and `[backend]` when the store lives in a cluster (its nodes and credentials are
+/// the store's unless `store.urls` names others). The rest of a server's config (listener
+/// certificates, the admin key, the audit file, Kibana) may name files and environment
+/// variables only the server's host has; the rest of the returned config is the defaults.
+pub fn load_store_settings(
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw = read(path)?;
+    let in_cluster = raw.store.kind.as_deref() == Some("elasticsearch");
+    let raw = raw::RawConfig {
+        store: raw.store,
+        backend: if in_cluster {
+            raw.backend
+        } else {
+            Default::default()
+        },
+        ..Default::default()
+    };
+    validate::validate_for(
+        validate::Purpose::StoreCommand,
+        raw,
+        &Overrides::default(),
+        env,
+    )
+    .map_err(ConfigError::Invalid)
+}
+
+/// The raw configuration in `path` (the defaults without one).
+fn read(path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
+    Ok(match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
@@ -311,8 +345,7 @@ pub fn load(
             })?
         }
         None => raw::RawConfig::default(),
-    };
-    validate(raw, overrides, env).map_err(ConfigError::Invalid)
+    })
 }
 
 /// Parses TOML text into the raw shape; unknown keys and wrong types are errors with their path.

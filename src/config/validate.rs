@@ -17,8 +17,26 @@ use super::{
 };
 use crate::duration;
 
-/// Validates a raw config (with command-line overrides applied) into a [`Config`].
+/// Validates a raw config (with command-line overrides applied) into a [`Config`] for
+/// `esgate serve` (and `check-config`).
 pub fn validate(
+    raw: RawConfig,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigIssue>> {
+    validate_for(Purpose::Serve, raw, overrides, env)
+}
+
+/// What a config is validated for: the rules of a running server (replicas must share one
+/// admin key) do not bind the store commands, which read the store directly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Serve,
+    StoreCommand,
+}
+
+pub(super) fn validate_for(
+    purpose: Purpose,
     raw: RawConfig,
     overrides: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
@@ -143,7 +161,7 @@ pub fn validate(
     }
 
     let admin_key = v.admin_key(&raw.admin, env);
-    if store != StoreKind::File && admin_key.is_none() {
+    if purpose == Purpose::Serve && store != StoreKind::File && admin_key.is_none() {
         v.issue(
             "admin.key",
             "is required with store.kind = \"elasticsearch\" (set admin.key_env or ESGATE_ADMIN_KEY): replicas must share one admin key",
@@ -1379,5 +1397,62 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(paths(issues), vec!["listen.tls.cert_file"]);
+    }
+}
+
+#[cfg(test)]
+mod store_settings_tests {
+    use crate::config::{load_store_settings, ConfigError, StoreKind};
+
+    fn load(toml: &str) -> Result<crate::config::Config, Vec<String>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("esgate.toml");
+        std::fs::write(&path, toml).expect("write");
+        load_store_settings(Some(&path), &|_| None).map_err(|e| match e {
+            ConfigError::Invalid(issues) => issues.into_iter().map(|i| i.path).collect(),
+            other => panic!("{other}"),
+        })
+    }
+
+    /// ux16: `esgate store export` refused a server's config for what only the server uses (a
+    /// listener certificate, the backend's password variable, the audit file's directory).
+    #[test]
+    fn the_store_commands_validate_only_the_store_and_its_cluster() {
+        let server_parts = r#"
+[listen]
+tls = { cert_file = "/nonexistent/cert.pem", key_file = "/nonexistent/key.pem" }
+[backend]
+urls = ["http://127.0.0.1:9200"]
+username = "esgate"
+password_env = "ESGATE_TEST_UNSET_PASSWORD"
+[admin]
+key_env = "ESGATE_TEST_UNSET_ADMIN_KEY"
+[audit]
+output = "file"
+path = "/nonexistent/audit.jsonl"
+"#;
+        let file = load(&format!("{server_parts}[store]\npath = \"/s\"\n")).expect("file store");
+        assert_eq!(file.store, StoreKind::File);
+        assert_eq!(file.store_path, std::path::PathBuf::from("/s"));
+        // In the cluster the backend's credentials are the store's: still checked. The admin
+        // key replicas must share is not the store commands' business.
+        let cluster = format!("{server_parts}[store]\nkind = \"elasticsearch\"\n");
+        assert_eq!(
+            load(&cluster).map(|_| ()),
+            Err(vec!["backend.password_env".to_owned()])
+        );
+        let without_password = cluster.replace("password_env", "password = \"p\"\n# ");
+        assert!(matches!(
+            load(&without_password).map(|c| c.store),
+            Ok(StoreKind::Elasticsearch { .. })
+        ));
+        // The server's own validation still holds every rule.
+        assert!(super::validate(
+            crate::config::parse(&cluster.replace("password_env", "password = \"p\"\n# "))
+                .expect("parses"),
+            &crate::config::Overrides::default(),
+            &|_| None,
+        )
+        .is_err());
     }
 }
