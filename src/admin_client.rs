@@ -250,7 +250,7 @@ pub struct TokenCreateArgs {
     pub scores: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct TokenUpdateArgs {
     /// The token id (`tok_…`), as `token list` shows it.
     pub id: String,
@@ -1233,12 +1233,70 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
             format!("{reason} (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE)")
         } else if status == 401 {
             format!("{reason} (the key sent, from ESGATE_ADMIN_KEY, else ./data/admin.key or ESGATE_ADMIN_KEY_FILE, is not the admin key of the esgate at {})", opts.url.trim_end_matches('/'))
+        } else if status == 400 && call.body.is_some() {
+            with_flags(&reason, &call.path)
         } else {
             reason
         };
         return Err(CliError::Api { status, reason });
     }
     render(&call.render, body.as_ref())
+}
+
+/// The admin API's body fields and the flags that set them (`token create|update`, `filter
+/// create|update`, `ip-filter create|update`, `token rotate`).
+const FIELD_FLAGS: &[(&str, &str)] = &[
+    ("name", "--name"),
+    ("filters", "--filter, --filter-id"),
+    ("indices", "--index"),
+    ("permissions", "--permission"),
+    ("expires_in", "--expires-in"),
+    ("expires_at", "--expires-at"),
+    ("ip_filter", "--ip-filter"),
+    ("limits", "--limit"),
+    ("kibana_spaces", "--kibana-space"),
+    ("scores", "--scores"),
+    ("cidrs", "--cidr"),
+    ("field", "--field"),
+    ("value", "--value"),
+    ("description", "--description"),
+    ("overlap", "--overlap"),
+];
+
+/// A 400's reason from a command built from flags, followed by the flags of the API fields it
+/// names (ux16: `policy require_expiry: ... (expires_in or expires_at)` left a CLI user to
+/// guess `--expires-in`). Fields are named in `field [x]` brackets, and fields spelt with an
+/// underscore anywhere; an IP filter's name is no flag.
+fn with_flags(reason: &str, path: &str) -> String {
+    let mut named: Vec<&str> = Vec::new();
+    let mut rest = reason;
+    while let Some(at) = rest.find("field [") {
+        rest = &rest[at + "field [".len()..];
+        let end = rest.find(['[', '.', ']']).unwrap_or(rest.len());
+        named.push(&rest[..end]);
+    }
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for (field, _) in FIELD_FLAGS.iter().filter(|(f, _)| f.contains('_')) {
+        let bytes = reason.as_bytes();
+        let whole = reason.match_indices(field).any(|(i, _)| {
+            let after = i + field.len();
+            (i == 0 || !is_word(bytes[i - 1])) && (after == bytes.len() || !is_word(bytes[after]))
+        });
+        if whole {
+            named.push(field);
+        }
+    }
+    let mut flags: Vec<&str> = Vec::new();
+    for (field, flag) in FIELD_FLAGS {
+        let ip_filter_name = *field == "name" && path.starts_with("/ip-filters");
+        if named.contains(field) && !ip_filter_name && !flags.contains(flag) {
+            flags.push(flag);
+        }
+    }
+    match flags.is_empty() {
+        true => reason.to_owned(),
+        false => format!("{reason} (on the command line: {})", flags.join(", ")),
+    }
 }
 
 /// Host and port of the base URL, for error messages (never user info or the key).
@@ -2047,6 +2105,48 @@ mod tests {
     }
 
     #[test]
+    fn refusals_name_the_flags_of_the_fields_they_name() {
+        let cases = [
+            (
+                "policy require_expiry: a token must have an expiry (expires_in or expires_at)",
+                "/tokens",
+                " (on the command line: --expires-in, --expires-at)",
+            ),
+            (
+                "field [filters[1]] is unknown",
+                "/tokens",
+                " (on the command line: --filter, --filter-id)",
+            ),
+            (
+                "field [limits.rate] is unknown",
+                "/tokens/tok_1",
+                " (on the command line: --limit)",
+            ),
+            (
+                "field [name] must be at most 200 characters",
+                "/tokens",
+                " (on the command line: --name)",
+            ),
+            // An IP filter's name is an argument, not a flag.
+            (
+                "field [name] must be at most 200 characters",
+                "/ip-filters",
+                "",
+            ),
+            // Words of the prose are no fields; a field inside a longer word is none.
+            ("the value of the field is wrong", "/filters", ""),
+            ("my_ip_filters are none", "/tokens", ""),
+        ];
+        for (reason, path, suffix) in cases {
+            assert_eq!(
+                with_flags(reason, path),
+                format!("{reason}{suffix}"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
     fn endpoint_hides_user_info() {
         let uri: http::Uri = "http://user:pw@example.org:9202/tokens".parse().unwrap();
         assert_eq!(endpoint(&uri), "example.org:9202");
@@ -2235,6 +2335,28 @@ mod tests {
             .await
             .expect_err("unknown");
             assert_eq!(err.to_string(), "token not found (HTTP 404)");
+            // A 400 names the flag of the field it refuses.
+            let err = run(
+                ClientCmd::Token(Group::text(TokenCmd::Update(TokenUpdateArgs {
+                    id: id.clone(),
+                    expires_in: Some("soon".into()),
+                    ..Default::default()
+                }))),
+                &o,
+            )
+            .await
+            .expect_err("bad duration");
+            match err {
+                CliError::Api {
+                    status: 400,
+                    reason,
+                } => assert!(
+                    reason.contains("field [expires_in]")
+                        && reason.ends_with("(on the command line: --expires-in)"),
+                    "{reason}"
+                ),
+                other => panic!("unexpected {other:?}"),
+            }
 
             let out = run(
                 ClientCmd::Token(Group::text(TokenCmd::Delete { id: id.clone() })),
