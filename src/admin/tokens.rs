@@ -756,6 +756,10 @@ pub(super) async fn update(
             check_filters_policy(&ctx.policies, &t)?;
         }
         if let Some(indices) = indices {
+            // Checked where the patterns change: a token stored before the check (a store
+            // import) can still be renamed, shortened or given an IP filter; the request path
+            // refuses it until its patterns are narrowed.
+            check_store_unreachable(ctx, &indices)?;
             t.indices = indices;
         }
         if let Some(spaces) = kibana_spaces {
@@ -773,7 +777,6 @@ pub(super) async fn update(
             t.permissions = perms;
         }
         check_all_is_unrestricted(&t.permissions, !t.filters.is_empty(), &t.indices)?;
-        check_store_unreachable(ctx, &t.indices)?;
         match (expiry, old.expires_at) {
             (Expiry::Absent, _) | (Expiry::Never, None) => {}
             (Expiry::Never, Some(_)) => {

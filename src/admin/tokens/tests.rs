@@ -653,6 +653,38 @@ async fn patterns_that_reach_the_token_store_index_are_refused() {
     unguarded.ctx.guarded_store = None;
     let b = token(&unguarded, json!({"name": "a", "indices": [".*"]})).await;
     assert_eq!(b["indices"], json!([".*"]));
+
+    // review16d: a token stored before the check (imported) can still be changed where its
+    // patterns are not: renamed, its expiry shortened; its patterns only narrowed.
+    let imported = b["id"].as_str().unwrap().to_owned();
+    let stored = unguarded
+        .ctx
+        .store
+        .snapshot()
+        .token(&imported)
+        .map(|t| Token::clone(t))
+        .unwrap();
+    h.ctx
+        .store
+        .update(|_| Ok::<_, AdminError>((vec![Change::PutToken { token: stored }], ())))
+        .await
+        .unwrap();
+    let path = format!("/tokens/{imported}");
+    let renamed = h
+        .expect("PATCH", &path, r#"{"name":"b","expires_in":"1h"}"#, 200)
+        .await;
+    assert_eq!(
+        (renamed["name"].clone(), renamed["indices"].clone()),
+        (json!("b"), json!([".*"]))
+    );
+    let refused = h
+        .expect("PATCH", &path, r#"{"indices":[".e*"]}"#, 400)
+        .await;
+    assert_eq!(reason(&refused), reason_for(".e*"));
+    let narrowed = h
+        .expect("PATCH", &path, r#"{"indices":["logs-*"]}"#, 200)
+        .await;
+    assert_eq!(narrowed["indices"], json!(["logs-*"]));
 }
 
 #[tokio::test]
