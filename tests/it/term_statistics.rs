@@ -713,3 +713,125 @@ async fn scores_do_not_count_other_tenants_documents_on_noida() {
     let backend = fixture::seeded_noida();
     scores_do_not_count_other_tenants_documents(backend.url()).await;
 }
+
+/// Session 17 (attack17a, H): `collapse` with `inner_hits` where no top-level query selects
+/// the documents. Elasticsearch expands each collapsed hit on the coordinating node
+/// (`ExpandSearchPhase`): one search per hit, `bool{filter: match(<field>, <value>), must: <the
+/// body's query>}`. A kNN-only body (or a `knn` retriever) has no query (esgate adds none: it
+/// would OR every tenant document into the kNN hits), so each group search matched every
+/// document of the index with the hit's collapse value: tenant b's `vb`, source and all, came
+/// back in tenant a's inner hits (noida). Those forms are refused (403) before the backend,
+/// also through `_msearch`; with a query (wrapped) or a standard retriever the inner hits are
+/// tenant a's only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collapse_inner_hits_without_a_query_are_refused() {
+    let backend = fixture::seeded_noida();
+    let base = backend.url();
+    let r = call(
+        &format!("{base}/logs-vec"),
+        None,
+        "PUT",
+        Some(
+            &json!({"mappings": {"properties": {"tenant": {"type": "keyword"},
+            "user": {"type": "keyword"},
+            "v": {"type": "dense_vector", "dims": 2, "index": true, "similarity": "l2_norm"}}}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (id, tenant, v) in [("va", "a", [0.0, 0.0]), ("vb", "b", [10.0, 10.0])] {
+        let r = call(
+            &format!("{base}/logs-vec/_doc/{id}?refresh=true"),
+            None,
+            "PUT",
+            Some(&json!({"tenant": tenant, "user": "shared", "v": v})),
+        )
+        .await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    let gw = Esgate::start(&[base], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let knn = json!({"field": "v", "query_vector": [0.0, 0.0], "k": 1, "num_candidates": 10});
+    let collapse = json!({"field": "user", "inner_hits": {"name": "group", "size": 10}});
+    // (body, whether it is answered)
+    let asks = [
+        (json!({"knn": knn, "collapse": collapse}), false),
+        (
+            json!({"knn": [knn], "collapse": collapse, "post_filter": {"match_all": {}}}),
+            false,
+        ),
+        (
+            json!({"retriever": {"knn": knn}, "collapse": collapse}),
+            false,
+        ),
+        (
+            json!({"sub_searches": [{"query": {"match_all": {}}}], "collapse": collapse}),
+            false,
+        ),
+        (
+            json!({"knn": knn, "query": {"match_all": {}}, "collapse": collapse}),
+            true,
+        ),
+        (
+            json!({"retriever": {"standard": {"query": {"match_all": {}}}}, "collapse": collapse}),
+            true,
+        ),
+        (json!({"collapse": collapse}), true),
+    ];
+    let inner_ids = |v: &Value| -> Vec<String> {
+        let mut ids = Vec::new();
+        for hit in v["hits"]["hits"].as_array().into_iter().flatten() {
+            for ih in hit["inner_hits"]["group"]["hits"]["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                ids.push(ih["_id"].as_str().unwrap_or("?").to_string());
+            }
+        }
+        ids
+    };
+    for (body, answered) in &asks {
+        let r = call(
+            &gw.url("/logs-vec/_search"),
+            Some(&auth),
+            "POST",
+            Some(body),
+        )
+        .await;
+        assert!(
+            !fixture::contains_leak_marker(&r.body) && !r.text().contains("\"vb\""),
+            "{body}: tenant b's document reached tenant a: {}",
+            r.text()
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if *answered {
+            assert_eq!(r.status, 200, "{body}: {}", r.text());
+            assert_eq!(inner_ids(&v), ["va"], "{body}: {}", r.text());
+        } else {
+            assert_eq!(r.status, 403, "{body}: {}", r.text());
+        }
+        // The same search as an `_msearch` item.
+        let ndjson = format!("{{}}\n{body}\n");
+        let r = send(
+            "POST",
+            &gw.url("/logs-vec/_msearch"),
+            &[
+                ("content-type", "application/x-ndjson"),
+                ("authorization", auth.as_str()),
+            ],
+            ndjson.into_bytes(),
+        )
+        .await
+        .expect("answers");
+        assert!(
+            !r.text().contains("\"vb\""),
+            "msearch {body}: tenant b's document reached tenant a: {}",
+            r.text()
+        );
+        if !*answered {
+            assert_eq!(r.status, 403, "msearch {body}: {}", r.text());
+        }
+    }
+}

@@ -76,6 +76,7 @@ pub fn search(body: Option<Value>, filters: &FilterSet) -> Result<Value, Rejecti
         .get("highlight")
         .is_some_and(|h| highlight_needs_query(J::from(h)))
         .then(|| own_query(&obj));
+    collapse_expands_within_the_query(&obj, filters)?;
     // With a retriever, the retriever selects the documents (its leaves filtered by
     // `retriever`); without one, the query, sub-searches and top-level kNN do.
     if !retriever::rewrite_in_body(&mut obj, filters)? {
@@ -127,6 +128,48 @@ fn constant_scores(obj: &mut Map<String, Value>) {
     for value in obj.values_mut() {
         crate::dsl::query::constant_inner_hits(value);
     }
+}
+
+/// A top-level `collapse` with `inner_hits` for a token with filters needs a top-level query
+/// that holds the token's clauses once rewritten: a `query` or none (the wrapped `match_all`
+/// is added), or a `standard` retriever (its query is wrapped). Not a kNN-only body, a
+/// `knn`, `rrf` or `linear` retriever, nor `sub_searches`.
+///
+/// Session 17 (attack17a, H): Elasticsearch expands each collapsed hit's inner hits with a
+/// search of its own on the coordinating node (`ExpandSearchPhase`): the hit's collapse value
+/// as a filter, and the body's `query` as `must` (its `post_filter` too in recent versions,
+/// not on noida). A body whose documents come from kNN searches has no query (esgate adds
+/// none beside a kNN search: it would OR every tenant document into the kNN hits, security.md
+/// B6), so the expansion matched every document of the index with the hit's value, other
+/// tenants' included, and returned them, sources and all, as inner hits (seen on noida with a
+/// top-level `knn` and with a `knn` retriever).
+fn collapse_expands_within_the_query(
+    obj: &Map<String, Value>,
+    filters: &FilterSet,
+) -> Result<(), Rejection> {
+    let expands = obj
+        .get("collapse")
+        .is_some_and(|c| c.get("inner_hits").is_some());
+    if !expands || filters.is_empty() {
+        return Ok(());
+    }
+    let scoped = match obj.get("retriever") {
+        Some(r) => r.get("standard").is_some(),
+        None => {
+            let knn = match obj.get("knn") {
+                Some(Value::Array(items)) => !items.is_empty(),
+                Some(_) => true,
+                None => false,
+            };
+            (obj.contains_key("query") || !knn) && !obj.contains_key("sub_searches")
+        }
+    };
+    if scoped {
+        return Ok(());
+    }
+    Err(Rejection::forbidden(
+        "[collapse] with [inner_hits] needs a [query] (or a standard retriever) for this token: without one its groups are expanded over every document of the index",
+    ))
 }
 
 /// Whether a `highlight` object highlights with the search's query: it has no
@@ -1094,6 +1137,38 @@ mod tests {
         for b in bodies {
             let got = search(Some(b.clone()), &tenant_a());
             assert!(got.is_ok(), "{b}: {got:?}");
+        }
+    }
+
+    /// Session 17 (attack17a): a collapse's inner hits are expanded with the body's top-level
+    /// query; without one (kNN only, a kNN retriever, sub-searches) they are refused for a
+    /// token with filters, allowed with a query, a standard retriever, or no filters.
+    #[test]
+    fn collapse_inner_hits_need_a_query_holding_the_token_clauses() {
+        let knn = json!({"field": "v", "query_vector": [1.0, 2.0], "num_candidates": 5});
+        let c = json!({"field": "user", "inner_hits": {"name": "g"}});
+        for body in [
+            json!({"knn": knn, "collapse": c}),
+            json!({"knn": [knn], "collapse": c, "post_filter": {"match_all": {}}}),
+            json!({"retriever": {"knn": knn}, "collapse": c}),
+            json!({"retriever": {"rrf": {"retrievers": [{"standard": {}}, {"knn": knn}]}}, "collapse": c}),
+            json!({"sub_searches": [{"query": {"match_all": {}}}], "collapse": c}),
+        ] {
+            refused_as(&body, RejectKind::Forbidden);
+            assert!(
+                search(Some(body.clone()), &FilterSet::default()).is_ok(),
+                "{body}"
+            );
+        }
+        for body in [
+            json!({"collapse": c}),
+            json!({"knn": [], "collapse": c}),
+            json!({"knn": knn, "query": {"match_all": {}}, "collapse": c}),
+            json!({"retriever": {"standard": {}}, "collapse": c}),
+            json!({"knn": knn, "collapse": {"field": "user"}}),
+        ] {
+            let got = search(Some(body.clone()), &tenant_a());
+            assert!(got.is_ok(), "{body}: {got:?}");
         }
     }
 
