@@ -1843,6 +1843,34 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
             "/_all/_search?expand_wildcards=all".into(),
             String::new(),
         ),
+        // The backend separates parameters at `;` too (attack17b: esgate read one parameter
+        // `ignore_unavailable` here and relayed the search over hidden indices).
+        (
+            "GET",
+            "/_all/_search?ignore_unavailable=true;expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/*/_count?allow_no_indices=true;expand_wildcards=hidden,open".into(),
+            String::new(),
+        ),
+        // A `source` parameter is the body of a bodiless request (osmem reads it; attack17b:
+        // its JSON escapes spelled the store's name past the check of the query's text).
+        (
+            "GET",
+            format!(
+                "/_mget?source_content_type=application/json&source={}",
+                percent_encoding::utf8_percent_encode(
+                    &format!(
+                        r#"{{"docs":[{{"_index":"\u002e{}","_id":"id_key"}}]}}"#,
+                        &INDEX[1..]
+                    ),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+            String::new(),
+        ),
         (
             "GET",
             "/_cat/indices?expand_wildcards=all".into(),
