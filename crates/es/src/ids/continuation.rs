@@ -112,9 +112,26 @@ pub fn scoped_id(token_id: &str, filters: &crate::FilterSet, indices: &[String])
         d.update((bytes.len() as u64).to_be_bytes());
         d.update(bytes);
     };
+    // A value spelled like one of the markers (`f`, `c`, `i`) made two scopes write the same
+    // parts: `tenant: {a, c}` with relevance scores and `tenant: a` with constant ones,
+    // `tenant: {a, f, user, z}` and `tenant: a, user: z` (attack17b, L): an id opened under the
+    // wider scope opened under the narrower one. Such scopes are written in a form of their own
+    // (a leading `v2`, each field's value count); every other scope as before, so the ids
+    // clients hold stay valid (`marker_values_do_not_merge_scopes`).
+    let marker_values = filters
+        .by_field
+        .values()
+        .flatten()
+        .any(|v| matches!(v.as_str(), "f" | "c" | "i"));
+    if marker_values {
+        part(b"v2");
+    }
     for (field, values) in &filters.by_field {
         part(b"f");
         part(field.as_bytes());
+        if marker_values {
+            part(&(values.len() as u64).to_be_bytes());
+        }
         for v in values {
             part(v.as_bytes());
         }
@@ -673,6 +690,104 @@ mod tests {
             scoped_id("tok_a", &set.with_constant_scores(true), &indices),
             before
         );
+    }
+
+    /// attack17b: a filter value spelled like a marker of the digest made two scopes bind
+    /// alike, the narrower opening ids of the wider; scopes without such values bind exactly as
+    /// before (the digest written the old way here).
+    #[test]
+    fn marker_values_do_not_merge_scopes() {
+        let set = |pairs: &[(&str, &str)]| {
+            crate::FilterSet::new(pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())))
+        };
+        let idx = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let pairs = [
+            (
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("tenant", "c")]),
+                    &idx(&["logs-*"]),
+                ),
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a")]).with_constant_scores(true),
+                    &idx(&["logs-*"]),
+                ),
+            ),
+            (
+                scoped_id(
+                    "t",
+                    &set(&[
+                        ("tenant", "a"),
+                        ("tenant", "f"),
+                        ("tenant", "user"),
+                        ("tenant", "z"),
+                    ]),
+                    &idx(&["logs-*"]),
+                ),
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("user", "z")]),
+                    &idx(&["logs-*"]),
+                ),
+            ),
+            (
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("tenant", "i"), ("tenant", "logs-a")]),
+                    &idx(&["logs-b"]),
+                ),
+                scoped_id("t", &set(&[("tenant", "a")]), &idx(&["logs-a", "logs-b"])),
+            ),
+        ];
+        for (wide, narrow) in &pairs {
+            assert_ne!(wide, narrow);
+        }
+        // The old form, for scopes without marker values.
+        fn legacy(token: &str, filters: &crate::FilterSet, indices: &[String]) -> String {
+            use sha2::Digest;
+            let mut d = Sha256::new();
+            let mut part = |bytes: &[u8]| {
+                d.update((bytes.len() as u64).to_be_bytes());
+                d.update(bytes);
+            };
+            for (field, values) in &filters.by_field {
+                part(b"f");
+                part(field.as_bytes());
+                for v in values {
+                    part(v.as_bytes());
+                }
+            }
+            if filters.constant_scores() {
+                part(b"c");
+            }
+            let mut patterns: Vec<&String> = indices.iter().collect();
+            patterns.sort();
+            patterns.dedup();
+            for p in patterns {
+                part(b"i");
+                part(p.as_bytes());
+            }
+            let hex: String = d.finalize()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{token}\u{1f}{hex}")
+        }
+        for (filters, indices) in [
+            (set(&[("tenant", "a")]), idx(&["logs-*"])),
+            (
+                set(&[("tenant", "a"), ("tenant", "b"), ("env", "prod")]),
+                idx(&["a", "b*"]),
+            ),
+            (set(&[("f", "x"), ("i", "y")]), idx(&["c", "i"])),
+            (set(&[]), idx(&["logs-*"])),
+        ] {
+            for constant in [false, true] {
+                let f = filters.clone().with_constant_scores(constant);
+                assert_eq!(scoped_id("tok", &f, &indices), legacy("tok", &f, &indices));
+            }
+        }
     }
 
     #[test]
