@@ -189,7 +189,20 @@ fn opens_hidden(v: &str) -> bool {
 /// Whether a text holds a word that names the store index or is a dot wildcard matching it.
 /// Words are split at anything an index expression cannot contain, after lowercasing (index
 /// names are lowercase; a cluster refuses others, so nothing is lost by folding).
+/// A text percent-decoded is read too: a body's string can be a URL a cluster feature
+/// requests with the backend's credentials (a watch's `http` input `path`,
+/// `/%2Eesgate/_search`: attack17b).
 fn text_reaches(store: &str, text: &str) -> bool {
+    text_reaches_as_is(store, text)
+        || (text.contains('%')
+            && text_reaches_as_is(
+                store,
+                &percent_encoding::percent_decode_str(text).decode_utf8_lossy(),
+            ))
+}
+
+/// [`text_reaches`] for the text as it is.
+fn text_reaches_as_is(store: &str, text: &str) -> bool {
     let lower = text.to_lowercase();
     if lower.contains(store) {
         return true;
@@ -294,6 +307,12 @@ mod tests {
             ("/_all/_search", Some("size=1;expand_wildcards=all"), ""),
             ("/*/_count", Some("x=1;expand_wildcards=hidden&y=2"), ""),
             ("/_cat/indices", Some("v;index=.esgate"), ""),
+            // A URL in a body (a watch's http input) is decoded by the server it reaches.
+            (
+                "/_watcher/watch/w",
+                None,
+                r#"{"input":{"http":{"request":{"host":"localhost","port":9200,"path":"/%2Eesgate/_search"}}}}"#,
+            ),
             // A `source` parameter is the body of a bodiless request, JSON escapes and all.
             (
                 "/_mget",
