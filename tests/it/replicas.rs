@@ -1843,6 +1843,34 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
             "/_all/_search?expand_wildcards=all".into(),
             String::new(),
         ),
+        // The backend separates parameters at `;` too (attack17b: esgate read one parameter
+        // `ignore_unavailable` here and relayed the search over hidden indices).
+        (
+            "GET",
+            "/_all/_search?ignore_unavailable=true;expand_wildcards=all".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/*/_count?allow_no_indices=true;expand_wildcards=hidden,open".into(),
+            String::new(),
+        ),
+        // A `source` parameter is the body of a bodiless request (osmem reads it; attack17b:
+        // its JSON escapes spelled the store's name past the check of the query's text).
+        (
+            "GET",
+            format!(
+                "/_mget?source_content_type=application/json&source={}",
+                percent_encoding::utf8_percent_encode(
+                    &format!(
+                        r#"{{"docs":[{{"_index":"\u002e{}","_id":"id_key"}}]}}"#,
+                        &INDEX[1..]
+                    ),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+            String::new(),
+        ),
         (
             "GET",
             "/_cat/indices?expand_wildcards=all".into(),
@@ -1924,6 +1952,69 @@ async fn osmem_no_token_reaches_the_store_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noida_no_token_reaches_the_store_index() {
     no_token_reaches_the_store_index(Backend::noida()).await;
+}
+
+/// attack17b (open, M): the guard reads the names an `all` token's request spells, but a name
+/// the cluster computes is out of its sight: a reindex script (`ctx._index`), an ingest
+/// pipeline setting `_index`, a mustache template's parameters, a `wrapper` query's base64.
+/// Here a reindex script writes a planted record into the store index (on noida, which runs
+/// Painless): with `seq` above the counter, a token record would be loaded by every replica
+/// and outlive the revocation of the token that planted it. Closing it needs the store out of
+/// the data credential's reach (another cluster, `store.urls`, or a credential of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open (attack17b): a name computed by the cluster reaches the store index; keep the store in another cluster"]
+async fn noida_an_all_tokens_script_cannot_write_into_the_store() {
+    let backend = Backend::noida();
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 1);
+    let r = rs.get(0);
+    let (_, all) = create(r, json!({"name": "all", "permissions": ["all"]})).await;
+    let auth = bearer(&all);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    // A document shaped like a store record, in an index the all token may write.
+    let record =
+        json!({"kind": "token", "key": "token:planted", "seq": 0, "record": {"id": "planted"}});
+    let reply = send(
+        "PUT",
+        &format!("{}/logs-evil/_doc/1?refresh=true", r.data),
+        &headers,
+        record.to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(reply.status.is_success(), "{}", reply.text());
+    let (head, tail) = INDEX.split_at(3);
+    let body = json!({
+        "source": {"index": "logs-evil"},
+        "dest": {"index": "logs-copy"},
+        "script": {"source": format!(r#"ctx._index = "{head}" + "{tail}"; ctx._id = "planted""#)},
+    });
+    let reply = send(
+        "POST",
+        &format!("{}/_reindex?refresh=true", r.data),
+        &headers,
+        body.to_string(),
+    )
+    .await
+    .unwrap();
+    let planted = send(
+        "GET",
+        &format!("{}/{INDEX}/_doc/planted", backend.url()),
+        &[],
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !planted.text().contains("\"found\":true"),
+        "reindex answered {}: {}; the store index holds {}",
+        reply.status,
+        reply.text(),
+        planted.text()
+    );
 }
 
 // === bad input at start ===

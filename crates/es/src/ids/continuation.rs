@@ -112,9 +112,26 @@ pub fn scoped_id(token_id: &str, filters: &crate::FilterSet, indices: &[String])
         d.update((bytes.len() as u64).to_be_bytes());
         d.update(bytes);
     };
+    // A value spelled like one of the markers (`f`, `c`, `i`) made two scopes write the same
+    // parts: `tenant: {a, c}` with relevance scores and `tenant: a` with constant ones,
+    // `tenant: {a, f, user, z}` and `tenant: a, user: z` (attack17b, L): an id opened under the
+    // wider scope opened under the narrower one. Such scopes are written in a form of their own
+    // (a leading `v2`, each field's value count); every other scope as before, so the ids
+    // clients hold stay valid (`marker_values_do_not_merge_scopes`).
+    let marker_values = filters
+        .by_field
+        .values()
+        .flatten()
+        .any(|v| matches!(v.as_str(), "f" | "c" | "i"));
+    if marker_values {
+        part(b"v2");
+    }
     for (field, values) in &filters.by_field {
         part(b"f");
         part(field.as_bytes());
+        if marker_values {
+            part(&(values.len() as u64).to_be_bytes());
+        }
         for v in values {
             part(v.as_bytes());
         }
@@ -368,7 +385,7 @@ pub fn seal_response(
         Ok(Some(body.to_vec()))
     };
     let Ok(found) = read_field(seal_spec.field, body) else {
-        return unsealed();
+        return unreadable(binding, seal_spec, body, meter);
     };
     let Some(backend_id) = found.last.filter(|i| !i.is_empty()) else {
         // No id to seal as the tree reads the answer; an earlier value of a repeated key is
@@ -399,6 +416,39 @@ pub fn seal_response(
     drop(text);
     let sealed = seal_page(binding, seal_spec.kind, &backend_id, body.len());
     rebuilt(body, seal_spec, Some(sealed), meter)
+}
+
+/// [`seal_response`] for an answer serde_json cannot read to its end. Elasticsearch writes a
+/// document's `_source` as it was indexed, and its parser takes comments (`/* */`, `//`) that
+/// serde_json refuses: a scroll page holding such a document was sent with its backend id
+/// (attack17b, L). The id Elasticsearch writes first is found in the answer's beginning and
+/// replaced wherever it stands; an answer that names the field but not at its beginning is
+/// refused (`None`), one that does not name it is sent as it is (an error page).
+fn unreadable(
+    binding: &Binding,
+    seal_spec: Seal,
+    body: &[u8],
+    meter: &Meter<'_>,
+) -> Result<Option<Vec<u8>>, Rejection> {
+    let key = format!("\"{}\"", seal_spec.field);
+    let keys = memchr::memmem::find_iter(body, key.as_bytes()).count();
+    if keys == 0 {
+        if seal_spec.required {
+            return Ok(None);
+        }
+        meter.take(body.len())?;
+        return Ok(Some(body.to_vec()));
+    }
+    // One key, holding the id at the beginning as written (no escape): anything else is not
+    // an answer whose every id this text replacement is sure to reach.
+    let Some(id) = leading_id(seal_spec.field, body).filter(|_| keys == 1) else {
+        return Ok(None);
+    };
+    if memchr::memmem::find(body, format!("\"{id}\"").as_bytes()).is_none() {
+        return Ok(None);
+    }
+    let sealed = seal_page(binding, seal_spec.kind, &id, body.len());
+    replace_ids(body, [(id.as_str(), sealed)], meter).map(Some)
 }
 
 /// The body rebuilt from its tree (a repeated key keeps its last value only), with the id's
@@ -675,6 +725,104 @@ mod tests {
         );
     }
 
+    /// attack17b: a filter value spelled like a marker of the digest made two scopes bind
+    /// alike, the narrower opening ids of the wider; scopes without such values bind exactly as
+    /// before (the digest written the old way here).
+    #[test]
+    fn marker_values_do_not_merge_scopes() {
+        let set = |pairs: &[(&str, &str)]| {
+            crate::FilterSet::new(pairs.iter().map(|(f, v)| (f.to_string(), v.to_string())))
+        };
+        let idx = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let pairs = [
+            (
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("tenant", "c")]),
+                    &idx(&["logs-*"]),
+                ),
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a")]).with_constant_scores(true),
+                    &idx(&["logs-*"]),
+                ),
+            ),
+            (
+                scoped_id(
+                    "t",
+                    &set(&[
+                        ("tenant", "a"),
+                        ("tenant", "f"),
+                        ("tenant", "user"),
+                        ("tenant", "z"),
+                    ]),
+                    &idx(&["logs-*"]),
+                ),
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("user", "z")]),
+                    &idx(&["logs-*"]),
+                ),
+            ),
+            (
+                scoped_id(
+                    "t",
+                    &set(&[("tenant", "a"), ("tenant", "i"), ("tenant", "logs-a")]),
+                    &idx(&["logs-b"]),
+                ),
+                scoped_id("t", &set(&[("tenant", "a")]), &idx(&["logs-a", "logs-b"])),
+            ),
+        ];
+        for (wide, narrow) in &pairs {
+            assert_ne!(wide, narrow);
+        }
+        // The old form, for scopes without marker values.
+        fn legacy(token: &str, filters: &crate::FilterSet, indices: &[String]) -> String {
+            use sha2::Digest;
+            let mut d = Sha256::new();
+            let mut part = |bytes: &[u8]| {
+                d.update((bytes.len() as u64).to_be_bytes());
+                d.update(bytes);
+            };
+            for (field, values) in &filters.by_field {
+                part(b"f");
+                part(field.as_bytes());
+                for v in values {
+                    part(v.as_bytes());
+                }
+            }
+            if filters.constant_scores() {
+                part(b"c");
+            }
+            let mut patterns: Vec<&String> = indices.iter().collect();
+            patterns.sort();
+            patterns.dedup();
+            for p in patterns {
+                part(b"i");
+                part(p.as_bytes());
+            }
+            let hex: String = d.finalize()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{token}\u{1f}{hex}")
+        }
+        for (filters, indices) in [
+            (set(&[("tenant", "a")]), idx(&["logs-*"])),
+            (
+                set(&[("tenant", "a"), ("tenant", "b"), ("env", "prod")]),
+                idx(&["a", "b*"]),
+            ),
+            (set(&[("f", "x"), ("i", "y")]), idx(&["c", "i"])),
+            (set(&[]), idx(&["logs-*"])),
+        ] {
+            for constant in [false, true] {
+                let f = filters.clone().with_constant_scores(constant);
+                assert_eq!(scoped_id("tok", &f, &indices), legacy("tok", &f, &indices));
+            }
+        }
+    }
+
     #[test]
     fn forged_and_raw_ids_are_refused() {
         let a = binding("tok_a");
@@ -693,6 +841,51 @@ mod tests {
         ] {
             assert!(open(&a, IdKind::Pit, bad).is_err(), "{bad:.40}");
         }
+    }
+
+    /// attack17b: Elasticsearch sends a document's `_source` as it was indexed, comments
+    /// included (its parser takes them); serde_json cannot read such a page, which then went
+    /// out with its backend scroll id. The leading id is sealed in the text; an answer whose
+    /// id cannot be found so is refused; one without the field still passes.
+    #[test]
+    fn unreadable_answers_do_not_carry_a_backend_id() {
+        let a = binding("tok_a");
+        let spec = Seal {
+            field: "_scroll_id",
+            kind: IdKind::Scroll,
+            required: false,
+            release: None,
+        };
+        let page =
+            br#"{"_scroll_id":"RkdsdVkyeDFaR1Zm","hits":{"hits":[{"_source":{"a":1 /* c */}}]}}"#;
+        assert!(serde_json::from_slice::<serde_json::Value>(page).is_err());
+        let out = seal_now(&a, spec, page).expect("sealed");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("RkdsdVkyeDFaR1Zm"), "{text}");
+        assert!(text.ends_with(r#""hits":{"hits":[{"_source":{"a":1 /* c */}}]}}"#));
+        let sealed = leading_id("_scroll_id", text.as_bytes()).unwrap();
+        assert_eq!(
+            open(&a, IdKind::Scroll, &sealed).unwrap(),
+            "RkdsdVkyeDFaR1Zm"
+        );
+        for refused in [
+            // The id escaped, or a second key the beginning does not show.
+            &br#"{"_scroll_id":"Rkds\u0064VkyeDFa","x":{"a":1 /* c */}}"#[..],
+            br#"{"_scroll_id":"RkdsdVky","x":{"a":1 /* c */},"_scroll_id":"T3RoZXI"}"#,
+            br#"{"x":{"a":1 /* c */},"_scroll_id":"RkdsdVky"}"#,
+        ] {
+            assert_eq!(
+                seal_now(&a, spec, refused),
+                None,
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+        let error_page = b"<html>bad gateway</html>";
+        assert_eq!(
+            seal_now(&a, spec, error_page).as_deref(),
+            Some(&error_page[..])
+        );
     }
 
     fn seal_now(binding: &Binding, spec: Seal, body: &[u8]) -> Option<Vec<u8>> {

@@ -7,7 +7,8 @@
 //!   The store index starts with `.` (config validation), so `*` never allows it (dot rule).
 //! - An `all` token is passed through, so its request itself is read: [`request_reaches`]
 //!   refuses any name or dot wildcard in the path, query or body (JSON strings and keys,
-//!   decoded, split at anything that cannot be part of an index expression) that the store
+//!   decoded, split at anything that cannot be part of an index expression; a `source`
+//!   parameter read like the body, parameters split at `&` and `;`) that the store
 //!   index matches, any `expand_wildcards` that opens hidden indices to `*`/`_all`, date math
 //!   whose format could spell a dot name, and alias changes over wildcards. A body that is not
 //!   JSON or NDJSON (or is compressed) cannot be read and is refused. An `all` token is as
@@ -59,7 +60,9 @@ pub fn request_reaches(
         return Ok(Some("alias changes over wildcards are refused while esgate's token store is in this cluster"));
     }
     if let Some(q) = query {
-        for pair in q.split('&') {
+        // Split as Elasticsearch splits it (`RestUtils.decodeQueryString`): at `&` and at `;`
+        // (attack17b: `?x=1;expand_wildcards=all` was one parameter `x` here, two there).
+        for pair in q.split(['&', ';']) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let (k, v) = (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
             if text_reaches(store, &k) || text_reaches(store, &v) {
@@ -70,11 +73,33 @@ pub fn request_reaches(
                     "expand_wildcards may not open hidden indices (esgate's token store is one)",
                 ));
             }
+            // Elasticsearch reads a bodiless request's `source` parameter as its body
+            // (`RestRequest.contentOrSourceParam`): read it as the body is read, JSON escapes
+            // decoded (attack17b: `"\u002eesgate"` in it was not a name here, `.esgate` there).
+            if k == "source" {
+                if let Some(why) =
+                    body_reaches(store, v.as_bytes(), aliases, "source parameter", meter)?
+                {
+                    return Ok(Some(why));
+                }
+            }
         }
     }
     if body.is_empty() {
         return Ok(None);
     }
+    body_reaches(store, body, aliases, "body", meter)
+}
+
+/// Why a body (or a `source` parameter, `what`) may reach the store index, if it may: read as
+/// JSON, else as NDJSON; anything else cannot be checked and is refused.
+fn body_reaches(
+    store: &str,
+    body: &[u8],
+    aliases: bool,
+    what: &'static str,
+    meter: &Meter<'_>,
+) -> Result<Option<&'static str>, Rejection> {
     // Each value is read as serde_json reads it, its tree claimed from the meter (a refusal is
     // the answer), checked, then dropped and its claim returned (session 11 review: an `all`
     // token's `_bulk` body held every line's tree at once, tens of times its size). `None`: the
@@ -89,21 +114,23 @@ pub fn request_reaches(
         meter.give(meter.used() - before);
         Ok(why)
     };
+    let unreadable = || {
+        Some(match what {
+            "body" => "the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index",
+            _ => "the source parameter is not JSON or NDJSON, so it cannot be checked for esgate's token store index",
+        })
+    };
     if let Some(why) = check(body)? {
         return Ok(why);
     }
     let Ok(text) = std::str::from_utf8(body) else {
-        return Ok(Some(
-            "the body is not JSON, so it cannot be checked for esgate's token store index",
-        ));
+        return Ok(unreadable());
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match check(line.as_bytes())? {
             Some(None) => {}
             Some(why) => return Ok(why),
-            None => {
-                return Ok(Some("the body is not JSON or NDJSON, so it cannot be checked for esgate's token store index"))
-            }
+            None => return Ok(unreadable()),
         }
     }
     Ok(None)
@@ -162,7 +189,20 @@ fn opens_hidden(v: &str) -> bool {
 /// Whether a text holds a word that names the store index or is a dot wildcard matching it.
 /// Words are split at anything an index expression cannot contain, after lowercasing (index
 /// names are lowercase; a cluster refuses others, so nothing is lost by folding).
+/// A text percent-decoded is read too: a body's string can be a URL a cluster feature
+/// requests with the backend's credentials (a watch's `http` input `path`,
+/// `/%2Eesgate/_search`: attack17b).
 fn text_reaches(store: &str, text: &str) -> bool {
+    text_reaches_as_is(store, text)
+        || (text.contains('%')
+            && text_reaches_as_is(
+                store,
+                &percent_encoding::percent_decode_str(text).decode_utf8_lossy(),
+            ))
+}
+
+/// [`text_reaches`] for the text as it is.
+fn text_reaches_as_is(store: &str, text: &str) -> bool {
     let lower = text.to_lowercase();
     if lower.contains(store) {
         return true;
@@ -263,6 +303,33 @@ mod tests {
             ("/logs,.es*/_search", None, ""),
             ("/_search", Some("expand_wildcards=all"), ""),
             ("/*/_search", Some("expand_wildcards=open,hidden"), ""),
+            // Elasticsearch separates parameters at `;` too.
+            ("/_all/_search", Some("size=1;expand_wildcards=all"), ""),
+            ("/*/_count", Some("x=1;expand_wildcards=hidden&y=2"), ""),
+            ("/_cat/indices", Some("v;index=.esgate"), ""),
+            // A URL in a body (a watch's http input) is decoded by the server it reaches.
+            (
+                "/_watcher/watch/w",
+                None,
+                r#"{"input":{"http":{"request":{"host":"localhost","port":9200,"path":"/%2Eesgate/_search"}}}}"#,
+            ),
+            // A `source` parameter is the body of a bodiless request, JSON escapes and all.
+            (
+                "/_mget",
+                Some(r#"source={"docs":[{"_index":"\u002eesgate","_id":"a"}]}&source_content_type=application/json"#),
+                "",
+            ),
+            (
+                "/_mget",
+                Some("source=%7B%22docs%22%3A%5B%7B%22_index%22%3A%22%5Cu002eesgate%22%2C%22_id%22%3A%22a%22%7D%5D%7D&source_content_type=application/json"),
+                "",
+            ),
+            (
+                "/_msearch",
+                Some(r#"source_content_type=application/x-ndjson&source={"index":"\u002ees*"}%0A{}%0A"#),
+                "",
+            ),
+            ("/_search", Some("source=query:%20x&source_content_type=application/yaml"), ""),
             ("/_cat/indices", Some("index=.esgate"), ""),
             (
                 "/_mget",
@@ -335,6 +402,11 @@ mod tests {
                 r#"{"query":{"match":{"msg":"esgate is great"}}}"#,
             ),
             ("/_search", Some("expand_wildcards=open"), ""),
+            (
+                "/_search",
+                Some(r#"source={"query":{"match_all":{}}}&source_content_type=application/json"#),
+                "",
+            ),
             ("/.kibana/_search", None, ""),
             ("/.kibana*/_search", None, ""),
             (
