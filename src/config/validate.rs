@@ -79,6 +79,7 @@ pub fn validate(
             raw.listen.h2_keep_alive_timeout.as_deref(),
             raw::DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
         ),
+        h2_max_concurrent_streams: v.h2_streams(raw.listen.h2_max_concurrent_streams),
         max_header_bytes: v.positive(
             "listen.max_header_bytes",
             raw.listen.max_header_bytes,
@@ -372,6 +373,27 @@ impl Validator {
             }
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => default as usize,
+        }
+    }
+
+    /// `listen.h2_max_concurrent_streams`: at least one, and what an HTTP/2 SETTINGS frame
+    /// can say (31 bits).
+    fn h2_streams(&mut self, value: Option<u64>) -> u32 {
+        let path = "listen.h2_max_concurrent_streams";
+        match value {
+            None => raw::DEFAULT_H2_MAX_CONCURRENT_STREAMS as u32,
+            Some(0) => {
+                self.issue(
+                    path,
+                    "must be greater than zero (HTTP/2 clients could send nothing)",
+                );
+                1
+            }
+            Some(n) if n > i32::MAX as u64 => {
+                self.issue(path, format!("must be at most {}", i32::MAX));
+                1
+            }
+            Some(n) => n as u32,
         }
     }
 
@@ -704,6 +726,11 @@ impl Validator {
                 raw::DEFAULT_ANSWER_TIMEOUT,
             ),
             pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
+            max_connections_per_node: self.positive(
+                "backend.max_connections_per_node",
+                raw.max_connections_per_node,
+                raw::DEFAULT_MAX_CONNECTIONS_PER_NODE,
+            ),
             unhealthy_cooldown: self.duration(
                 "backend.unhealthy_cooldown",
                 raw.unhealthy_cooldown.as_deref(),

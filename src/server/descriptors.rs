@@ -98,6 +98,7 @@ mod tests {
             idle_timeout: std::time::Duration::from_secs(1),
             h2_keep_alive_interval: std::time::Duration::from_secs(1),
             h2_keep_alive_timeout: std::time::Duration::from_secs(1),
+            h2_max_concurrent_streams: 100,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1,
             max_buffered_bytes: 1,

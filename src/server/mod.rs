@@ -273,6 +273,9 @@ async fn serve<I>(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.h2_keep_alive_interval)
         .keep_alive_timeout(limits.h2_keep_alive_timeout)
+        // Each stream is a request that may hold a backend connection (rel16: hyper's default
+        // of 200 let one client connection hold 200).
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.max_header_bytes as u32);
     let watchdog = connection::Watchdog::new(limits.header_timeout, limits.idle_timeout);
     let io = TokioIo::new(io);
