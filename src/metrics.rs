@@ -51,16 +51,19 @@ pub enum Rejected {
     AuthFailures,
     /// `backend.max_connections_per_node` reached and no connection came free in time.
     BackendConnections,
+    /// A connection closed at accept: its address held `listen.max_connections_per_ip`.
+    ConnectionsPerIp,
 }
 
 impl Rejected {
-    const ALL: [Rejected; 6] = [
+    const ALL: [Rejected; 7] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
         Rejected::BackendConnections,
+        Rejected::ConnectionsPerIp,
     ];
 
     fn label(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Rejected {
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",
             Rejected::BackendConnections => "backend_connections",
+            Rejected::ConnectionsPerIp => "connections_per_ip",
         }
     }
 }
@@ -256,7 +260,7 @@ impl Metrics {
         );
         registry.register(
             "esgate_rejected",
-            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures, backend_connections)",
+            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures, backend_connections, connections_per_ip)",
             self.rejected.clone(),
         );
         registry.register(

@@ -84,6 +84,7 @@ impl Config {
         o.key("admin", quoted(&self.admin_listen.to_string()));
         o.key("max_connections", l.max_connections);
         o.key("admin_max_connections", l.admin_max_connections);
+        o.key("max_connections_per_ip", l.max_connections_per_ip);
         o.key("workers", l.workers);
         o.key("header_timeout", duration(l.header_timeout));
         o.key("idle_timeout", duration(l.idle_timeout));
@@ -342,6 +343,7 @@ mod tests {
                     "admin",
                     "max_connections",
                     "admin_max_connections",
+                    "max_connections_per_ip",
                     "workers",
                     "header_timeout",
                     "idle_timeout",

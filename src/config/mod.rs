@@ -173,6 +173,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections the admin listener serves at once.
     pub admin_max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold on the data listener and the
+    /// Kibana front; 0: no limit (`server::per_ip`).
+    pub max_connections_per_ip: usize,
     /// Threads serving the data listener, each with its own runtime (`crate::server::workers`); 0 is
     /// one per CPU the process may use (`crate::server::workers::count`).
     pub workers: usize,

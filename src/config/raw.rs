@@ -98,6 +98,7 @@ pub struct RawListen {
     pub admin: Option<String>,
     pub max_connections: Option<u64>,
     pub admin_max_connections: Option<u64>,
+    pub max_connections_per_ip: Option<u64>,
     pub workers: Option<u64>,
     pub header_timeout: Option<String>,
     pub idle_timeout: Option<String>,

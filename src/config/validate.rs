@@ -58,6 +58,8 @@ pub fn validate(
             raw.listen.admin_max_connections,
             raw::DEFAULT_ADMIN_MAX_CONNECTIONS,
         ),
+        max_connections_per_ip: usize::try_from(raw.listen.max_connections_per_ip.unwrap_or(0))
+            .unwrap_or(usize::MAX),
         workers: v.workers(raw.listen.workers),
         header_timeout: v.duration(
             "listen.header_timeout",
@@ -1234,6 +1236,45 @@ mod tests {
         assert_eq!(c.backend.answer_timeout, Duration::from_secs(120));
         assert_eq!(c.auth.max_tracked_addresses, 100_000);
         assert!(c.policies.allow_open_ip_filters);
+        assert_eq!(c.limits.h2_max_concurrent_streams, 100);
+        assert_eq!(c.backend.max_connections_per_node, 256);
+    }
+
+    /// rel17: both connection caps take any positive count; 0 (nothing could be served) and
+    /// an h2 value past what SETTINGS can carry are refused with their key.
+    #[test]
+    fn connection_caps_are_positive() {
+        let c = check(
+            "[listen]\nh2_max_concurrent_streams = 1\n[backend]\nmax_connections_per_node = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.h2_max_concurrent_streams, 1);
+        assert_eq!(c.backend.max_connections_per_node, 1);
+        for (toml, path, says) in [
+            (
+                "[listen]\nh2_max_concurrent_streams = 0",
+                "listen.h2_max_concurrent_streams",
+                "greater than zero",
+            ),
+            (
+                "[listen]\nh2_max_concurrent_streams = 2147483648",
+                "listen.h2_max_concurrent_streams",
+                "at most 2147483647",
+            ),
+            (
+                "[backend]\nmax_connections_per_node = 0",
+                "backend.max_connections_per_node",
+                "greater than zero",
+            ),
+        ] {
+            let issues = check(toml).unwrap_err();
+            assert_eq!(paths(issues.clone()), vec![path], "{toml}");
+            assert!(
+                issues[0].to_string().contains(says),
+                "{toml}: {}",
+                issues[0]
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@ mod tests {
         let limits = Limits {
             max_connections: 10_000,
             admin_max_connections: 256,
+            max_connections_per_ip: 0,
             workers: 3,
             header_timeout: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),

@@ -43,9 +43,14 @@ async fn hold(gw: &Esgate, secret: &str, path: &str) -> TcpStream {
 
 async fn get(gw: &Esgate, secret: &str, path: &str) -> support::http::Reply {
     let auth = format!("Bearer {secret}");
-    send("GET", &gw.url(path), &[("authorization", auth.as_str())], "")
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: no answer: {e:?}"))
+    send(
+        "GET",
+        &gw.url(path),
+        &[("authorization", auth.as_str())],
+        "",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("GET {path}: no answer: {e:?}"))
 }
 
 /// An HPACK string literal (no Huffman coding): its length as a 7-bit prefix integer.
@@ -100,11 +105,17 @@ async fn h2_streams_past_the_limit_are_refused() {
     .await;
     let secret = gw.all_token().await;
     let mut s = TcpStream::connect(gw.data_addr).await.unwrap();
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     s.write_all(&h2_frame(4, 0, 0, &[])).await.unwrap();
     // The server's SETTINGS: MAX_CONCURRENT_STREAMS (0x3) = 4.
     let (kind, flags, _, payload) = read_frame(&mut s).await.expect("server SETTINGS");
-    assert_eq!((kind, flags & 1), (4, 0), "the first frame is the server's SETTINGS");
+    assert_eq!(
+        (kind, flags & 1),
+        (4, 0),
+        "the first frame is the server's SETTINGS"
+    );
     let announced = payload
         .chunks(6)
         .find(|c| c.len() == 6 && u16::from_be_bytes([c[0], c[1]]) == 3)
@@ -136,8 +147,16 @@ async fn h2_streams_past_the_limit_are_refused() {
         }
         assert_ne!(kind, 7, "no GOAWAY: the connection stays usable");
     }
-    assert_eq!(refused, vec![(9, 7), (11, 7)], "REFUSED_STREAM past the 4th");
-    assert_eq!(probe.accepted(), 4, "one backend connection per admitted stream");
+    assert_eq!(
+        refused,
+        vec![(9, 7), (11, 7)],
+        "REFUSED_STREAM past the 4th"
+    );
+    assert_eq!(
+        probe.accepted(),
+        4,
+        "one backend connection per admitted stream"
+    );
 }
 
 /// `max_connections_per_node = 2`: two held requests take both; a third waits
@@ -173,7 +192,9 @@ async fn past_the_cap_a_request_waits_then_gets_a_503_and_the_node_sees_no_more(
     assert_eq!(v["error"]["type"], "esgate_backend_exception");
     assert_eq!(probe.accepted(), 2, "the node saw no third connection");
 
-    let m = send("GET", &gw.admin_url("/metrics"), &[], "").await.unwrap();
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
     assert_eq!(m.status, 200);
     let text = String::from_utf8_lossy(&m.body).into_owned();
     assert!(
@@ -227,7 +248,10 @@ async fn a_streamed_answer_holds_its_connection_until_it_ends_or_its_client_leav
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     let (status, len, slow_done) = slow.await.unwrap();
     assert_eq!((status.as_u16(), len), (200, support::faults::SLOW_LEN));
-    assert!(answered >= slow_done, "the second request went out before the stream ended");
+    assert!(
+        answered >= slow_done,
+        "the second request went out before the stream ended"
+    );
     assert_eq!((v["conn"].as_u64(), v["n"].as_u64()), (Some(1), Some(2)));
 
     // A client reads the start of a streamed answer and leaves.
@@ -238,6 +262,105 @@ async fn a_streamed_answer_holds_its_connection_until_it_ends_or_its_client_leav
     drop(client);
     let r = get(&gw, &secret, "/next").await;
     assert_eq!(r.status, 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert_eq!(probe.accepted(), 2, "the abandoned answer's connection closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        probe.accepted(),
+        2,
+        "the abandoned answer's connection closed"
+    );
+}
+
+/// One request on `client`, a kept-alive connection: its status, or `None` when esgate closed
+/// the connection without an answer.
+async fn request_on(client: &mut TcpStream, secret: &str) -> Option<u16> {
+    let request =
+        format!("GET /ping HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    client.read_exact(&mut body).await.ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `listen.max_connections_per_ip = 2`: a third connection from the same address is closed
+/// unanswered (and counted) while two are open, and accepted once one of them ends; a peer in
+/// `auth.trusted_proxies` (it carries many clients) is not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_connection_limit_is_closed_unless_a_trusted_proxy() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(&[probe.url()], "max_connections_per_ip = 2", "", "").await;
+    let secret = gw.all_token().await;
+    let mut first = TcpStream::connect(gw.data_addr).await.unwrap();
+    let mut second = TcpStream::connect(gw.data_addr).await.unwrap();
+    assert_eq!(request_on(&mut first, &secret).await, Some(200));
+    assert_eq!(request_on(&mut second, &secret).await, Some(200));
+    let mut third = TcpStream::connect(gw.data_addr).await.unwrap();
+    assert_eq!(
+        request_on(&mut third, &secret).await,
+        None,
+        "a third connection"
+    );
+    drop(first);
+    let mut served = false;
+    for _ in 0..50 {
+        let mut next = TcpStream::connect(gw.data_addr).await.unwrap();
+        if request_on(&mut next, &secret).await == Some(200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "the address got its place back when a connection ended"
+    );
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="connections_per_ip"} "#)
+            && !text.contains(r#"esgate_rejected_total{reason="connections_per_ip"} 0"#),
+        "{text}"
+    );
+    drop(gw);
+
+    let gw = Esgate::start_full(
+        &[probe.url()],
+        "max_connections_per_ip = 2",
+        "",
+        "[auth]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let mut c = TcpStream::connect(gw.data_addr).await.unwrap();
+        // Answered (a 400: a trusted proxy's request must name its client), not closed.
+        assert!(
+            request_on(&mut c, &secret).await.is_some(),
+            "connection {i}"
+        );
+        open.push(c);
+    }
 }
