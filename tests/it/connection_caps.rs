@@ -364,3 +364,78 @@ async fn an_address_past_its_connection_limit_is_closed_unless_a_trusted_proxy()
         open.push(c);
     }
 }
+
+/// Against the real backend (osmem): an HTTP/2 client (hyper's, which once it has the server's
+/// SETTINGS queues its streams past `h2_max_concurrent_streams = 8`) sends 40 filtered
+/// searches at once through `max_connections_per_node = 2`: every one is answered with the
+/// tenant's documents only (the requests past the cap wait their turn), and esgate never holds
+/// more than two connections to the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_h2_streams_through_a_small_cap_are_all_answered_by_the_real_backend() {
+    let backend = support::fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "h2_max_concurrent_streams = 8",
+        "max_connections_per_node = 2",
+        "",
+    )
+    .await;
+    let secret = gw.tenant_token("a").await;
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    // One request first: a client may open streams before the server's SETTINGS arrive
+    // (unlimited until then, by the spec), and those past the limit are refused; hyper's
+    // client does not wait for them, nor retry a refused stream.
+    let mut warm = sender.clone();
+    let req = http::Request::get(gw.url("/logs-a/_count"))
+        .header("authorization", format!("Bearer {secret}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(warm.send_request(req).await.unwrap().status(), 200);
+    let mut searches = Vec::new();
+    for _ in 0..40 {
+        let mut sender = sender.clone();
+        let req = http::Request::get(gw.url("/logs-a/_search?size=100"))
+            .header("authorization", format!("Bearer {secret}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        searches.push(tokio::spawn(async move {
+            let res = sender.send_request(req).await.expect("h2 answer");
+            let status = res.status().as_u16();
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, body)
+        }));
+    }
+    let mut most = 0;
+    while searches.iter().any(|s| !s.is_finished()) {
+        let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        let open: u64 = text
+            .lines()
+            .filter(|l| l.starts_with("esgate_backend_connections{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        most = most.max(open);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for s in searches {
+        let (status, body) = s.await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let hits = v["hits"]["hits"].as_array().unwrap();
+        assert_eq!(hits.len() as u64, support::fixture::TENANT_A_PER_LOGS_INDEX);
+        assert!(hits.iter().all(|h| h["_source"]["tenant"] == "a"));
+    }
+    assert!(most <= 2, "esgate held {most} connections to the node");
+}
