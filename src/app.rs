@@ -277,6 +277,10 @@ impl App {
             "listen.workers",
         );
         needs(
+            config.limits.max_connections_per_ip != old.limits.max_connections_per_ip,
+            "listen.max_connections_per_ip",
+        );
+        needs(
             config.limits.max_buffered_bytes != old.limits.max_buffered_bytes,
             "listen.max_buffered_bytes",
         );

@@ -71,6 +71,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Busy | ProxyError::TokenLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(U::Saturated) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(U::Failed { status, .. }) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -155,6 +156,7 @@ impl ProxyError {
                 "token_concurrency_limited"
             }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
+            ProxyError::Upstream(U::Saturated) => "backend_connections",
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(_) => "backend_unavailable",
         }
@@ -178,6 +180,7 @@ impl ProxyError {
                 }
             }
             ProxyError::Busy
+            | ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
             | ProxyError::Rejected(Rejection {
                 kind: RejectKind::Busy,
                 ..
@@ -295,6 +298,15 @@ mod tests {
             ProxyError::Upstream(UpstreamError::Unavailable).status(),
             502
         );
+        // rel17: the node's connections all busy past the wait: 503, retry in a second.
+        let saturated = ProxyError::Upstream(UpstreamError::Saturated);
+        assert_eq!(saturated.code(), "backend_connections");
+        let r = saturated.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "esgate_backend_exception");
+        assert_eq!(v["status"], 503);
         let r = ProxyError::RateLimited(Duration::from_secs(7)).into_response();
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "7");

@@ -41,7 +41,7 @@ const BUCKETS: [f64; 17] = [
 
 /// Why a request was refused before it reached the backend because of a limit: the reasons
 /// `esgate_rejected_total{reason}` counts (per-token rate and concurrency limits, cost guards,
-/// the shared body budget, the authentication failure limiter).
+/// the shared body budget, the authentication failure limiter, the backend connection cap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejected {
     RateLimited,
@@ -49,15 +49,21 @@ pub enum Rejected {
     Guard,
     Busy,
     AuthFailures,
+    /// `backend.max_connections_per_node` reached and no connection came free in time.
+    BackendConnections,
+    /// A connection closed at accept: its address held `listen.max_connections_per_ip`.
+    ConnectionsPerIp,
 }
 
 impl Rejected {
-    const ALL: [Rejected; 5] = [
+    const ALL: [Rejected; 7] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
+        Rejected::BackendConnections,
+        Rejected::ConnectionsPerIp,
     ];
 
     fn label(self) -> &'static str {
@@ -67,6 +73,8 @@ impl Rejected {
             Rejected::Guard => "guard",
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",
+            Rejected::BackendConnections => "backend_connections",
+            Rejected::ConnectionsPerIp => "connections_per_ip",
         }
     }
 }
@@ -252,7 +260,7 @@ impl Metrics {
         );
         registry.register(
             "esgate_rejected",
-            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures)",
+            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures, backend_connections, connections_per_ip)",
             self.rejected.clone(),
         );
         registry.register(
@@ -389,7 +397,7 @@ impl Collector for TokenRequests {
 /// The gauges computed at scrape time.
 #[derive(Debug)]
 struct StateRows {
-    nodes: Vec<(String, bool, u64)>,
+    nodes: Vec<(String, bool, u64, usize, usize)>,
     tokens: usize,
     tokens_expiring_7d: usize,
     store_bytes: Option<u64>,
@@ -404,7 +412,7 @@ impl From<&Scrape<'_>> for StateRows {
             nodes: s
                 .nodes
                 .iter()
-                .map(|n| (n.label.clone(), n.healthy, n.failures))
+                .map(|n| (n.label.clone(), n.healthy, n.failures, n.open, n.idle))
                 .collect(),
             tokens: s.tokens,
             tokens_expiring_7d: s.tokens_expiring_7d,
@@ -438,7 +446,7 @@ impl Collector for StateRows {
             None,
             MetricType::Gauge,
         )?;
-        for (node, healthy, _) in &self.nodes {
+        for (node, healthy, ..) in &self.nodes {
             ConstGauge::new(i64::from(*healthy))
                 .encode(up.encode_family(&[("node", node.as_str())])?)?;
         }
@@ -448,8 +456,22 @@ impl Collector for StateRows {
             None,
             MetricType::Counter,
         )?;
-        for (node, _, n) in &self.nodes {
+        for (node, _, n, ..) in &self.nodes {
             ConstCounter::new(*n).encode(failures.encode_family(&[("node", node.as_str())])?)?;
+        }
+        let mut connections = encoder.encode_descriptor(
+            "esgate_backend_connections",
+            "Connections open to a backend node, in use (answers under way, connecting) or idle; at most backend.max_connections_per_node in all",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (node, _, _, open, idle) in &self.nodes {
+            let in_use = open.saturating_sub(*idle);
+            for (state, n) in [("in_use", in_use), ("idle", *idle)] {
+                ConstGauge::new(saturating(n as u64)).encode(
+                    connections.encode_family(&[("node", node.as_str()), ("state", state)])?,
+                )?;
+            }
         }
         gauge(
             &mut encoder,

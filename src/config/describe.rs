@@ -84,11 +84,13 @@ impl Config {
         o.key("admin", quoted(&self.admin_listen.to_string()));
         o.key("max_connections", l.max_connections);
         o.key("admin_max_connections", l.admin_max_connections);
+        o.key("max_connections_per_ip", l.max_connections_per_ip);
         o.key("workers", l.workers);
         o.key("header_timeout", duration(l.header_timeout));
         o.key("idle_timeout", duration(l.idle_timeout));
         o.key("h2_keep_alive_interval", duration(l.h2_keep_alive_interval));
         o.key("h2_keep_alive_timeout", duration(l.h2_keep_alive_timeout));
+        o.key("h2_max_concurrent_streams", l.h2_max_concurrent_streams);
         o.key("max_header_bytes", l.max_header_bytes);
         o.key("max_body_bytes", l.max_body_bytes);
         o.key("max_buffered_bytes", l.max_buffered_bytes);
@@ -138,6 +140,7 @@ impl Config {
         o.key("body_idle_timeout", duration(b.body_idle_timeout));
         o.key("answer_timeout", duration(b.answer_timeout));
         o.key("pool_idle_timeout", duration(b.pool_idle_timeout));
+        o.key("max_connections_per_node", b.max_connections_per_node);
         o.key("unhealthy_cooldown", duration(b.unhealthy_cooldown));
         o.key("resolve_cache_ttl", duration(b.resolve_cache_ttl));
 
@@ -340,11 +343,13 @@ mod tests {
                     "admin",
                     "max_connections",
                     "admin_max_connections",
+                    "max_connections_per_ip",
                     "workers",
                     "header_timeout",
                     "idle_timeout",
                     "h2_keep_alive_interval",
                     "h2_keep_alive_timeout",
+                    "h2_max_concurrent_streams",
                     "max_header_bytes",
                     "max_body_bytes",
                     "max_buffered_bytes",
@@ -360,6 +365,7 @@ mod tests {
                     "body_idle_timeout",
                     "answer_timeout",
                     "pool_idle_timeout",
+                    "max_connections_per_node",
                     "unhealthy_cooldown",
                     "resolve_cache_ttl",
                 ][..],

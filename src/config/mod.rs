@@ -173,6 +173,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections the admin listener serves at once.
     pub admin_max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold on the data listener and the
+    /// Kibana front; 0: no limit (`server::per_ip`).
+    pub max_connections_per_ip: usize,
     /// Threads serving the data listener, each with its own runtime (`crate::server::workers`); 0 is
     /// one per CPU the process may use (`crate::server::workers::count`).
     pub workers: usize,
@@ -183,6 +186,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub h2_keep_alive_interval: Duration,
     pub h2_keep_alive_timeout: Duration,
+    /// HTTP/2 streams a client may have open at once on one connection (more are refused with
+    /// `REFUSED_STREAM`, as the h2 spec says; clients that read the SETTINGS queue them).
+    pub h2_max_concurrent_streams: u32,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     /// The bytes all request bodies being inspected may hold at once.
@@ -204,6 +210,9 @@ pub struct Backend {
     /// An answer esgate reads whole (to seal ids or transform it) must arrive within this long.
     pub answer_timeout: Duration,
     pub pool_idle_timeout: Duration,
+    /// Connections open to one node at once, in use and idle, over every worker
+    /// (`upstream::pool`).
+    pub max_connections_per_node: usize,
     pub unhealthy_cooldown: Duration,
     pub resolve_cache_ttl: Duration,
 }

@@ -32,6 +32,10 @@ pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: &str = "30s";
 /// ...which must be answered within this long.
 pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: &str = "20s";
+/// HTTP/2: streams (requests) a client may have open at once on one connection. Each can hold
+/// a backend connection: hyper's own default (200) let one client connection hold 200 of them
+/// (rel16). nginx allows 128, Go's net/http 250.
+pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u64 = 100;
 /// A streamed backend answer that sends nothing for this long is cut off.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: &str = "60s";
 /// Answers esgate reads whole (scroll, `_terms_enum`, ...) must arrive within this long.
@@ -46,6 +50,9 @@ pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: &str = "10s";
 pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "60s";
 pub const DEFAULT_POOL_IDLE_TIMEOUT: &str = "20s";
+/// Connections to one backend node open at once (in use and idle), over every worker: a
+/// request finding them all busy waits up to `connect_timeout` for one, then gets a 503.
+pub const DEFAULT_MAX_CONNECTIONS_PER_NODE: u64 = 256;
 pub const DEFAULT_UNHEALTHY_COOLDOWN: &str = "10s";
 pub const DEFAULT_RESOLVE_CACHE_TTL: &str = "5s";
 
@@ -91,11 +98,13 @@ pub struct RawListen {
     pub admin: Option<String>,
     pub max_connections: Option<u64>,
     pub admin_max_connections: Option<u64>,
+    pub max_connections_per_ip: Option<u64>,
     pub workers: Option<u64>,
     pub header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub h2_keep_alive_interval: Option<String>,
     pub h2_keep_alive_timeout: Option<String>,
+    pub h2_max_concurrent_streams: Option<u64>,
     pub max_header_bytes: Option<u64>,
     pub max_body_bytes: Option<u64>,
     pub max_buffered_bytes: Option<u64>,
@@ -128,6 +137,7 @@ pub struct RawBackend {
     pub body_idle_timeout: Option<String>,
     pub answer_timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
+    pub max_connections_per_node: Option<u64>,
     pub unhealthy_cooldown: Option<String>,
     pub resolve_cache_ttl: Option<String>,
 }

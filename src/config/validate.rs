@@ -76,6 +76,8 @@ pub(super) fn validate_for(
             raw.listen.admin_max_connections,
             raw::DEFAULT_ADMIN_MAX_CONNECTIONS,
         ),
+        max_connections_per_ip: usize::try_from(raw.listen.max_connections_per_ip.unwrap_or(0))
+            .unwrap_or(usize::MAX),
         workers: v.workers(raw.listen.workers),
         header_timeout: v.duration(
             "listen.header_timeout",
@@ -97,6 +99,7 @@ pub(super) fn validate_for(
             raw.listen.h2_keep_alive_timeout.as_deref(),
             raw::DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
         ),
+        h2_max_concurrent_streams: v.h2_streams(raw.listen.h2_max_concurrent_streams),
         max_header_bytes: v.positive(
             "listen.max_header_bytes",
             raw.listen.max_header_bytes,
@@ -390,6 +393,27 @@ impl Validator {
             }
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => default as usize,
+        }
+    }
+
+    /// `listen.h2_max_concurrent_streams`: at least one, and what an HTTP/2 SETTINGS frame
+    /// can say (31 bits).
+    fn h2_streams(&mut self, value: Option<u64>) -> u32 {
+        let path = "listen.h2_max_concurrent_streams";
+        match value {
+            None => raw::DEFAULT_H2_MAX_CONCURRENT_STREAMS as u32,
+            Some(0) => {
+                self.issue(
+                    path,
+                    "must be greater than zero (HTTP/2 clients could send nothing)",
+                );
+                1
+            }
+            Some(n) if n > i32::MAX as u64 => {
+                self.issue(path, format!("must be at most {}", i32::MAX));
+                1
+            }
+            Some(n) => n as u32,
         }
     }
 
@@ -722,6 +746,11 @@ impl Validator {
                 raw::DEFAULT_ANSWER_TIMEOUT,
             ),
             pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
+            max_connections_per_node: self.positive(
+                "backend.max_connections_per_node",
+                raw.max_connections_per_node,
+                raw::DEFAULT_MAX_CONNECTIONS_PER_NODE,
+            ),
             unhealthy_cooldown: self.duration(
                 "backend.unhealthy_cooldown",
                 raw.unhealthy_cooldown.as_deref(),
@@ -1225,6 +1254,45 @@ mod tests {
         assert_eq!(c.backend.answer_timeout, Duration::from_secs(120));
         assert_eq!(c.auth.max_tracked_addresses, 100_000);
         assert!(c.policies.allow_open_ip_filters);
+        assert_eq!(c.limits.h2_max_concurrent_streams, 100);
+        assert_eq!(c.backend.max_connections_per_node, 256);
+    }
+
+    /// rel17: both connection caps take any positive count; 0 (nothing could be served) and
+    /// an h2 value past what SETTINGS can carry are refused with their key.
+    #[test]
+    fn connection_caps_are_positive() {
+        let c = check(
+            "[listen]\nh2_max_concurrent_streams = 1\n[backend]\nmax_connections_per_node = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.h2_max_concurrent_streams, 1);
+        assert_eq!(c.backend.max_connections_per_node, 1);
+        for (toml, path, says) in [
+            (
+                "[listen]\nh2_max_concurrent_streams = 0",
+                "listen.h2_max_concurrent_streams",
+                "greater than zero",
+            ),
+            (
+                "[listen]\nh2_max_concurrent_streams = 2147483648",
+                "listen.h2_max_concurrent_streams",
+                "at most 2147483647",
+            ),
+            (
+                "[backend]\nmax_connections_per_node = 0",
+                "backend.max_connections_per_node",
+                "greater than zero",
+            ),
+        ] {
+            let issues = check(toml).unwrap_err();
+            assert_eq!(paths(issues.clone()), vec![path], "{toml}");
+            assert!(
+                issues[0].to_string().contains(says),
+                "{toml}: {}",
+                issues[0]
+            );
+        }
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             match e {
                 ProxyError::RateLimited(_) => app.metrics.rejected(Rejected::AuthFailures),
                 ProxyError::Busy => app.metrics.rejected(Rejected::Busy),
+                ProxyError::Upstream(crate::upstream::UpstreamError::Saturated) => {
+                    app.metrics.rejected(Rejected::BackendConnections)
+                }
                 ProxyError::TokenLimited(crate::throttle::Limited::Rate { .. }) => {
                     app.metrics.rejected(Rejected::RateLimited)
                 }

@@ -93,11 +93,13 @@ mod tests {
         let limits = Limits {
             max_connections: 10_000,
             admin_max_connections: 256,
+            max_connections_per_ip: 0,
             workers: 3,
             header_timeout: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
             h2_keep_alive_interval: std::time::Duration::from_secs(1),
             h2_keep_alive_timeout: std::time::Duration::from_secs(1),
+            h2_max_concurrent_streams: 100,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1,
             max_buffered_bytes: 1,

@@ -16,6 +16,7 @@
 pub mod admin;
 mod connection;
 pub mod descriptors;
+mod per_ip;
 mod tls_io;
 pub mod ui;
 pub mod workers;
@@ -28,7 +29,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, Live};
@@ -125,8 +126,14 @@ pub async fn run_live(
     }
 }
 
+/// A connection's place under its listener's limit and, with `listen.max_connections_per_ip`,
+/// under its client address's (`per_ip`), held until it ends.
+type Place = (OwnedSemaphorePermit, Option<per_ip::Guard>);
+
 /// Accepts connections on `listener` under its connection limit (`max`) until `stop`; a data
-/// connection goes to the least loaded of the `workers`, the others are served here.
+/// connection goes to the least loaded of the `workers`, the others are served here. On the
+/// data listener and the Kibana front, an address past `listen.max_connections_per_ip` has its
+/// connection closed at once.
 async fn accept_loop(
     live: &Arc<Live>,
     listener: TcpListener,
@@ -138,6 +145,12 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(max));
     let over = workers.over();
+    let per_ip = match role {
+        Role::Admin => None,
+        Role::Data | Role::Kibana => {
+            per_ip::PerIp::new(live.load().config.limits.max_connections_per_ip)
+        }
+    };
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -155,11 +168,27 @@ async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
+        let address = match &per_ip {
+            None => None,
+            Some(table) => {
+                let app = live.load();
+                if crate::policy::client_ip::in_cidrs(peer.ip(), &app.config.auth.trusted_proxies) {
+                    None
+                } else if let Some(place) = table.enter(peer.ip()) {
+                    Some(place)
+                } else {
+                    tracing::debug!(peer = %peer, "Connection closed: listen.max_connections_per_ip reached for its address");
+                    app.metrics
+                        .rejected(crate::metrics::Rejected::ConnectionsPerIp);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let conn = workers::Accepted {
             stream,
             peer,
-            permit,
+            permit: (permit, address),
         };
         let (conn, load) = match role {
             Role::Admin | Role::Kibana => (conn, None),
@@ -273,6 +302,9 @@ async fn serve<I>(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.h2_keep_alive_interval)
         .keep_alive_timeout(limits.h2_keep_alive_timeout)
+        // Each stream is a request that may hold a backend connection (rel16: hyper's default
+        // of 200 let one client connection hold 200).
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.max_header_bytes as u32);
     let watchdog = connection::Watchdog::new(limits.header_timeout, limits.idle_timeout);
     let io = TokioIo::new(io);

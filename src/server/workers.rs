@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch};
 
 use crate::app::Live;
 
@@ -60,14 +60,14 @@ const GONE: usize = usize::MAX / 2;
 pub(super) struct Accepted {
     pub(super) stream: TcpStream,
     pub(super) peer: SocketAddr,
-    pub(super) permit: OwnedSemaphorePermit,
+    pub(super) permit: super::Place,
 }
 
 /// The same on its way to another worker's runtime (a socket registered with none).
 struct Handoff {
     stream: std::net::TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    permit: super::Place,
     load: Load,
 }
 
@@ -342,7 +342,7 @@ mod tests {
         for _ in 0..9 {
             let client = std::net::TcpStream::connect(addr).unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
-            let permit = Arc::clone(&slots).try_acquire_owned().unwrap();
+            let permit = (Arc::clone(&slots).try_acquire_owned().unwrap(), None);
             if let Some((conn, load)) = w.dispatch(Accepted {
                 stream,
                 peer,

@@ -15,6 +15,12 @@
 //! - Idle pooled connections are never used after `pool_idle_timeout` (under 30 s: backends
 //!   close theirs around then) and are closed soon after; at most
 //!   `pool::MAX_IDLE_PER_NODE` (512) are kept per node.
+//! - At most `backend.max_connections_per_node` connections per node are open at once (in use
+//!   and idle, over every worker); a streamed answer holds its connection until its body ends
+//!   or is dropped (a client that stops reading is cut off by the data listener's
+//!   `idle_timeout`, a backend that stalls by `body_idle_timeout`). A request that finds no
+//!   connection free waits up to `connect_timeout`, then fails with
+//!   [`UpstreamError::Saturated`] (503), unsent.
 //! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
 //!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
@@ -44,6 +50,10 @@ pub enum UpstreamError {
     Unavailable,
     #[error("the backend did not answer in time")]
     Timeout,
+    /// Every connection esgate may open to the node (`backend.max_connections_per_node`) was
+    /// busy for `backend.connect_timeout`; the request was not sent.
+    #[error("esgate's connections to the backend are all busy; retry later")]
+    Saturated,
     #[error("the backend connection failed during the request")]
     Broken,
     #[error("the backend's answer is not what this request expects")]
@@ -84,9 +94,12 @@ pub struct UpstreamRequest {
 /// when the body ends; dropped before its end, it closes the connection.
 pub struct AnswerBody {
     inner: Incoming,
-    /// The connection the answer arrives on, until the body ends (`None` once returned, or
-    /// when the answer closes its connection).
+    /// The connection the answer arrives on, until the body ends (`None` once returned): it
+    /// holds the connection's place under the node's cap.
     conn: Option<pool::Conn>,
+    /// Whether the connection may serve another request once the answer ended (the answer did
+    /// not close it).
+    reuse: bool,
     idle: Duration,
     /// When the backend must have sent its next frame: the answer's head, or its last frame,
     /// plus `idle`.
@@ -98,10 +111,11 @@ pub struct AnswerBody {
 }
 
 impl AnswerBody {
-    fn new(inner: Incoming, conn: Option<pool::Conn>, idle: Duration) -> AnswerBody {
+    fn new(inner: Incoming, conn: Option<pool::Conn>, reuse: bool, idle: Duration) -> AnswerBody {
         AnswerBody {
             inner,
             conn,
+            reuse,
             idle,
             deadline: tokio::time::Instant::now() + idle,
             timer: None,
@@ -111,13 +125,15 @@ impl AnswerBody {
     /// An answer from another HTTP service (Kibana, behind `kibana::front`), relayed under the
     /// same rule: at most `idle` between its chunks.
     pub fn idle_bounded(inner: Incoming, idle: Duration) -> AnswerBody {
-        AnswerBody::new(inner, None, idle)
+        AnswerBody::new(inner, None, false, idle)
     }
 
-    /// The body ended: its connection may serve the next request.
+    /// The body ended: its connection may serve the next request, or closes.
     fn ended(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.release();
+            if self.reuse {
+                conn.release();
+            }
         }
     }
 }
@@ -218,6 +234,10 @@ pub struct NodeStatus {
     pub label: String,
     pub healthy: bool,
     pub failures: u64,
+    /// Connections open to the node (in use, idle or being made).
+    pub open: usize,
+    /// Of which idle.
+    pub idle: usize,
 }
 
 impl Upstream {
@@ -320,10 +340,16 @@ impl Upstream {
         let now = self.now_ms();
         self.nodes
             .iter()
-            .map(|n| NodeStatus {
-                label: n.label.clone(),
-                healthy: n.down_until_ms.load(Ordering::Relaxed) <= now,
-                failures: n.failures.load(Ordering::Relaxed),
+            .enumerate()
+            .map(|(i, n)| {
+                let (open, idle) = self.pool.connections(i);
+                NodeStatus {
+                    label: n.label.clone(),
+                    healthy: n.down_until_ms.load(Ordering::Relaxed) <= now,
+                    failures: n.failures.load(Ordering::Relaxed),
+                    open,
+                    idle,
+                }
             })
             .collect()
     }
@@ -385,21 +411,23 @@ impl Upstream {
                 .unwrap_or_else(|| now + FAR_FUTURE);
             match self.pool.send(idx, req, deadline).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
+                Err(pool::Failure::Saturated) => return Err(UpstreamError::Saturated),
                 Ok((response, conn)) => {
                     self.mark_up(idx);
+                    // When not, the backend closes this connection after the answer; until
+                    // then it counts under the cap.
                     let keep_alive = pool::keeps_alive(&response);
-                    let conn = if !keep_alive {
-                        // The backend closes this connection after the answer.
-                        None
-                    } else if response.body().is_end_stream() {
+                    let conn = if response.body().is_end_stream() {
                         // No body to wait for.
-                        conn.release();
+                        if keep_alive {
+                            conn.release();
+                        }
                         None
                     } else {
                         Some(conn)
                     };
                     let idle = self.body_idle_timeout;
-                    return Ok(response.map(|b| AnswerBody::new(b, conn, idle)));
+                    return Ok(response.map(|b| AnswerBody::new(b, conn, keep_alive, idle)));
                 }
                 Err(pool::Failure::Connect(e)) => {
                     self.mark_down(idx, &e);

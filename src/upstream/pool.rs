@@ -27,11 +27,20 @@
 //! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
 //!   included, or fails with [`Failure::Timeout`]. The timer is the connection's own, kept with
 //!   it while parked and moved to each request's deadline.
+//! - At most `backend.max_connections_per_node` connections to a node are open at once, in use,
+//!   parked or being made, over every shard (rel17: with no cap, ten HTTP/2 clients held 2,000
+//!   backend sockets). Each holds a [`Lease`] from the moment its connecting starts until the
+//!   connection is dropped (closed); an answer's connection is held by its body
+//!   (`AnswerBody`) until the body ends or is dropped, whether or not it will be parked. A
+//!   request that finds the cap reached and no idle connection in any shard waits (at most
+//!   `connect_timeout`, and never past its deadline) for a connection to be parked or closed,
+//!   then fails with [`Failure::Saturated`]: the queue is the waiting requests themselves,
+//!   bounded by the listeners' connection and stream limits.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -66,6 +75,39 @@ pub(crate) enum Failure {
     Exchange(hyper::Error),
     /// No answer head by the request's deadline (connecting included).
     Timeout,
+    /// The node's connection cap was reached and none came free in time: the request was not
+    /// sent.
+    Saturated,
+}
+
+/// The open connections of one node, counted against the cap, and the requests waiting for
+/// one.
+struct NodeLimit {
+    /// Connections open or being made (each a [`Lease`]).
+    open: AtomicUsize,
+    /// Requests waiting in [`Pool::wait`]: only then do parks and closes wake one.
+    waiting: AtomicUsize,
+    /// Told once per park or close while requests wait.
+    freed: tokio::sync::Notify,
+}
+
+impl NodeLimit {
+    /// Wakes one waiting request, if any waits (the common case, none, costs one load).
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// One connection's place under its node's cap, from its connecting until it is closed.
+pub(crate) struct Lease(Arc<NodeLimit>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.wake();
+    }
 }
 
 /// The timer bounding a connection's requests until their answer heads: made with the
@@ -113,18 +155,25 @@ struct Shared {
     idle_timeout: Duration,
     /// Whether the sweeper was started (by the first park).
     sweeping: AtomicBool,
+    /// One per node.
+    limits: Vec<Arc<NodeLimit>>,
+    /// `backend.max_connections_per_node`.
+    max_open: usize,
 }
 
 struct Parked {
     tx: http1::SendRequest<Body>,
     since: Instant,
     timer: Timer,
+    lease: Lease,
 }
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     targets: Vec<Target>,
     connect_timeout: Duration,
+    /// How long a request waits for a connection when its node's cap is reached.
+    wait: Duration,
     tls: tokio_rustls::TlsConnector,
     builder: http1::Builder,
 }
@@ -136,6 +185,14 @@ pub(crate) struct Conn {
     /// Its stack in `Shared::idle`: the node's, in the shard of the worker that made it.
     slot: usize,
     timer: Timer,
+    lease: Lease,
+}
+
+/// What a request found to go out on.
+enum Found {
+    Idle(Conn),
+    /// A place under the cap: connect.
+    Lease(Lease),
 }
 
 impl Pool {
@@ -157,25 +214,38 @@ impl Pool {
         builder.max_buf_size(max_read_buffer);
         let shards = shards.max(1);
         let nodes = config.urls.len();
+        let max_open = config.max_connections_per_node.max(1);
         Pool {
             shared: Arc::new(Shared {
                 idle: (0..shards * nodes).map(|_| Mutex::default()).collect(),
                 nodes,
-                max_idle: MAX_IDLE_PER_NODE.div_ceil(shards),
+                max_idle: MAX_IDLE_PER_NODE.min(max_open).div_ceil(shards),
                 idle_timeout: config.pool_idle_timeout,
                 sweeping: AtomicBool::new(false),
+                limits: (0..nodes)
+                    .map(|_| {
+                        Arc::new(NodeLimit {
+                            open: AtomicUsize::new(0),
+                            waiting: AtomicUsize::new(0),
+                            freed: tokio::sync::Notify::new(),
+                        })
+                    })
+                    .collect(),
+                max_open,
             }),
             targets,
             connect_timeout: config.connect_timeout,
+            wait: config.connect_timeout,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             builder,
         }
     }
 
-    /// Sends `req` to `node`: on an idle connection if one is ready, else on a new one. A
-    /// request that an idle connection gave back unsent (the backend closed it as the request
-    /// went out) is sent once more on a new connection, whatever its body: none of it was
-    /// written. `req`'s URI must be origin-form and it must carry `Host`.
+    /// Sends `req` to `node`: on an idle connection if one is ready, else on a new one (under
+    /// the node's cap, waited for when reached). A request that an idle connection gave back
+    /// unsent (the backend closed it as the request went out) is sent once more on a new
+    /// connection, whatever its body: none of it was written. `req`'s URI must be origin-form
+    /// and it must carry `Host`.
     pub(crate) async fn send(
         &self,
         node: usize,
@@ -183,20 +253,33 @@ impl Pool {
         deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
-        if let Some(mut conn) = self.idle(slot) {
-            conn.timer.as_mut().reset(deadline);
-            match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
-                None => return Err(Failure::Timeout),
-                Some(Ok(response)) => return Ok((response, conn)),
-                Some(Err(mut e)) => match e.take_message() {
-                    Some(unsent) => {
-                        tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
-                        req = unsent;
-                    }
-                    None => return Err(Failure::Exchange(e.into_error())),
-                },
+        let found = match self.idle(slot) {
+            Some(conn) => Found::Idle(conn),
+            None => match self.shared.lease(node) {
+                Some(lease) => Found::Lease(lease),
+                // Boxed: rare, and its state would otherwise weigh on every request.
+                None => Box::pin(self.wait(node, slot, deadline)).await?,
+            },
+        };
+        let lease = match found {
+            Found::Lease(lease) => lease,
+            Found::Idle(mut conn) => {
+                conn.timer.as_mut().reset(deadline);
+                match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
+                    None => return Err(Failure::Timeout),
+                    Some(Ok(response)) => return Ok((response, conn)),
+                    Some(Err(mut e)) => match e.take_message() {
+                        Some(unsent) => {
+                            tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
+                            req = unsent;
+                            // The closed connection's place goes to its replacement.
+                            conn.lease
+                        }
+                        None => return Err(Failure::Exchange(e.into_error())),
+                    },
+                }
             }
-        }
+        };
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
@@ -209,6 +292,7 @@ impl Pool {
             shared: Arc::clone(&self.shared),
             slot,
             timer,
+            lease,
         };
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
@@ -217,9 +301,81 @@ impl Pool {
         }
     }
 
+    /// Waits, the node's cap reached, for an idle connection (in any shard) or a place under
+    /// the cap: until `connect_timeout` has passed or the request's `deadline`, whichever
+    /// comes first, then [`Failure::Saturated`].
+    async fn wait(
+        &self,
+        node: usize,
+        slot: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Found, Failure> {
+        let Some(limit) = self.shared.limits.get(node) else {
+            return Err(Failure::Connect(ConnectError("no such node".to_owned())));
+        };
+        let now = tokio::time::Instant::now();
+        let until = now.checked_add(self.wait).unwrap_or(deadline).min(deadline);
+        let expired = tokio::time::sleep_until(until);
+        let mut expired = std::pin::pin!(expired);
+        // Counted before looking, so that a park or close after the look wakes this request
+        // (both sides' steps are sequentially consistent); uncounted however the wait ends.
+        limit.waiting.fetch_add(1, Ordering::SeqCst);
+        struct Waiting<'a>(&'a NodeLimit);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(limit);
+        loop {
+            let freed = limit.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(conn) = self.idle_anywhere(node, slot) {
+                return Ok(Found::Idle(conn));
+            }
+            if let Some(lease) = self.shared.lease(node) {
+                return Ok(Found::Lease(lease));
+            }
+            tokio::select! {
+                () = freed => {}
+                () = expired.as_mut() => {
+                    tracing::debug!(node, open = self.shared.max_open, "No backend connection came free in time");
+                    return Err(Failure::Saturated);
+                }
+            }
+        }
+    }
+
+    /// An idle connection to `node`: in stack `slot` (the caller's shard) first, then in the
+    /// other shards' (served through their runtimes).
+    fn idle_anywhere(&self, node: usize, slot: usize) -> Option<Conn> {
+        if let Some(conn) = self.idle(slot) {
+            return Some(conn);
+        }
+        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
+        (0..shards)
+            .map(|shard| shard * self.shared.nodes + node)
+            .filter(|&other| other != slot)
+            .find_map(|other| self.idle(other))
+    }
+
     /// How many shards the idle connections are kept in.
     pub(crate) fn shards(&self) -> usize {
         (self.shared.idle.len() / self.shared.nodes.max(1)).max(1)
+    }
+
+    /// `node`'s connections: open (in use, idle or being made) and idle.
+    pub(crate) fn connections(&self, node: usize) -> (usize, usize) {
+        let Some(limit) = self.shared.limits.get(node) else {
+            return (0, 0);
+        };
+        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
+        let idle = (0..shards)
+            .filter_map(|shard| self.shared.idle.get(shard * self.shared.nodes + node))
+            .map(|list| list.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum();
+        (limit.open.load(Ordering::Relaxed), idle)
     }
 
     /// The most recently parked connection of stack `slot` that is ready for a request; closed
@@ -242,6 +398,7 @@ impl Pool {
                     shared: Arc::clone(&self.shared),
                     slot,
                     timer: parked.timer,
+                    lease: parked.lease,
                 });
             }
         }
@@ -304,12 +461,13 @@ impl Conn {
             shared,
             slot,
             timer,
+            lease,
         } = self;
         if tx.is_closed() || shared.idle_timeout.is_zero() {
             return;
         }
         if tx.is_ready() {
-            park(&shared, slot, tx, timer);
+            park(&shared, slot, tx, timer, lease);
             return;
         }
         // hyper's connection task has not yet taken up the end of the answer (it runs apart
@@ -318,7 +476,7 @@ impl Conn {
             let mut tx = tx;
             runtime.spawn(async move {
                 if std::future::poll_fn(|cx| tx.poll_ready(cx)).await.is_ok() {
-                    park(&shared, slot, tx, timer);
+                    park(&shared, slot, tx, timer, lease);
                 }
             });
         }
@@ -344,6 +502,18 @@ pub(crate) fn keeps_alive<B>(response: &Response<B>) -> bool {
 }
 
 impl Shared {
+    /// A place under `node`'s cap, if one is free.
+    fn lease(&self, node: usize) -> Option<Lease> {
+        let limit = self.limits.get(node)?;
+        limit
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_open).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Lease(Arc::clone(limit)))
+    }
+
     /// `node`'s stack in the calling worker's shard.
     fn slot(&self, node: usize) -> usize {
         if node >= self.nodes {
@@ -354,7 +524,13 @@ impl Shared {
     }
 }
 
-fn park(shared: &Arc<Shared>, slot: usize, tx: http1::SendRequest<Body>, timer: Timer) {
+fn park(
+    shared: &Arc<Shared>,
+    slot: usize,
+    tx: http1::SendRequest<Body>,
+    timer: Timer,
+    lease: Lease,
+) {
     let Some(list) = shared.idle.get(slot) else {
         return;
     };
@@ -368,8 +544,13 @@ fn park(shared: &Arc<Shared>, slot: usize, tx: http1::SendRequest<Body>, timer: 
         tx,
         since: Instant::now(),
         timer,
+        lease,
     });
     drop(list);
+    // A request waiting for a connection to this node may take this one.
+    if let Some(limit) = shared.limits.get(slot % shared.nodes.max(1)) {
+        limit.wake();
+    }
     if !shared.sweeping.load(Ordering::Relaxed) && !shared.sweeping.swap(true, Ordering::Relaxed) {
         start_sweeper(shared);
     }
@@ -479,6 +660,7 @@ pub(crate) mod tests {
             body_idle_timeout: s,
             answer_timeout: s,
             pool_idle_timeout: s,
+            max_connections_per_node: 256,
             unhealthy_cooldown: s,
             resolve_cache_ttl: s,
         }
@@ -562,6 +744,7 @@ pub(crate) mod tests {
             shared: Arc::clone(&pool.shared),
             slot: 0,
             timer: Box::pin(tokio::time::sleep_until(far())),
+            lease: pool.shared.lease(0).unwrap(),
         };
         let answer = conn.tx.try_send_request(get("/first"));
         assert!(read_head(&mut server)
@@ -735,6 +918,89 @@ pub(crate) mod tests {
             }
             conn.release();
         }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    /// rel17: at the node's cap, a request waits for a connection to come back (an answer's
+    /// end parks it) and goes out on it; past `connect_timeout` it fails unsent
+    /// (`Saturated`); a connection dropped mid-answer (closed) gives its place back. The node
+    /// never sees more connections than the cap.
+    #[tokio::test(flavor = "current_thread")]
+    async fn at_the_cap_a_request_waits_for_a_connection_then_is_refused() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        config.connect_timeout = Duration::from_millis(200);
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+
+        // A holds the only connection until its answer is read; B waits and then gets it.
+        let (a, a_conn) = pool.send(0, get("/a"), far()).await.ok().unwrap();
+        assert_eq!(pool.connections(0), (1, 0));
+        let waiter = Arc::clone(&pool);
+        let b = tokio::spawn(async move {
+            let (answer, conn) = waiter.send(0, get("/b"), far()).await.ok().unwrap();
+            answer.into_body().collect().await.unwrap();
+            conn
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!b.is_finished(), "B went out beyond the cap");
+        a.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        a_conn.release();
+        let b_conn = b.await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1, "B reused A's connection");
+
+        // C finds B's connection busy past the wait: refused, nothing sent.
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            pool.send(0, get("/c"), far()).await.err(),
+            Some(Failure::Saturated)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // Nor past the request's own deadline.
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            pool.send(0, get("/c"), soon(50)).await.err(),
+            Some(Failure::Saturated)
+        ));
+        assert!(started.elapsed() < Duration::from_millis(190));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        // B's connection dropped (an answer left unfinished closes it): its place is free.
+        drop(b_conn);
+        assert_eq!(pool.connections(0), (0, 0));
+        let (d, _d_conn) = pool.send(0, get("/d"), far()).await.ok().unwrap();
+        d.into_body().collect().await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    /// At the cap, a waiting request takes an idle connection parked in another worker's
+    /// shard rather than waiting for it to expire.
+    #[tokio::test(flavor = "current_thread")]
+    async fn at_the_cap_an_idle_connection_of_another_shard_is_taken() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Pool::new(&config, 64 * 1024, 2);
+        let (answer, conn) = pool.send(0, get("/a"), far()).await.ok().unwrap();
+        answer.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        // Parked in the other shard (as another worker's would be).
+        let Conn {
+            tx,
+            shared,
+            timer,
+            lease,
+            ..
+        } = conn;
+        park(&shared, 1, tx, timer, lease);
+        assert_eq!(pool.connections(0), (1, 1));
+        let (answer, _conn) = pool.send(0, get("/b"), soon(1000)).await.ok().unwrap();
+        answer.into_body().collect().await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 

@@ -16,6 +16,7 @@ mod check_config;
 mod client_address;
 mod clients;
 mod compose;
+mod connection_caps;
 mod continuation;
 mod corpus_judge;
 mod crash;

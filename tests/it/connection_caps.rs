@@ -1,0 +1,441 @@
+//! rel17: what one client can make esgate hold on the backend. An HTTP/2 connection may have
+//! `listen.h2_max_concurrent_streams` streams open; past that the h2 spec's `REFUSED_STREAM`
+//! (a client reading the server's SETTINGS queues them instead). A backend node never sees more
+//! than `backend.max_connections_per_node` connections from esgate: a request finding them
+//! all busy waits up to `backend.connect_timeout` for one, then gets a 503 (Elasticsearch's
+//! error shape, `Retry-After`), counted in `esgate_rejected_total{reason="backend_connections"}`;
+//! a connection comes back when its streamed answer ends or its client goes away. Against
+//! `faults::ConnectionProbe` (it numbers its connections; `/late` answers after ten seconds,
+//! `/slow` streams 8 MiB over about 2.6 s) and the real backend (osmem).
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::esgate::Esgate;
+use support::faults::ConnectionProbe;
+use support::http::send;
+
+/// Waits up to `limit` for `cond`.
+async fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// A request of `secret`'s written on a connection of its own, left waiting for its answer.
+async fn hold(gw: &Esgate, secret: &str, path: &str) -> TcpStream {
+    let mut client = TcpStream::connect(gw.data_addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    client
+}
+
+async fn get(gw: &Esgate, secret: &str, path: &str) -> support::http::Reply {
+    let auth = format!("Bearer {secret}");
+    send(
+        "GET",
+        &gw.url(path),
+        &[("authorization", auth.as_str())],
+        "",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("GET {path}: no answer: {e:?}"))
+}
+
+/// An HPACK string literal (no Huffman coding): its length as a 7-bit prefix integer.
+fn hpack_string(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len();
+    if n < 127 {
+        out.push(n as u8);
+    } else {
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads one frame: (type, flags, stream, payload).
+async fn read_frame(s: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).await.ok()?;
+    let len = (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], stream, payload))
+}
+
+/// A client that ignores the server's SETTINGS and opens six streams at once (each a `/late`
+/// request held by the backend) where `h2_max_concurrent_streams = 4`: the server announced
+/// 4, and the fifth and sixth are reset with `REFUSED_STREAM` (0x7); the backend sees four
+/// connections. Without the setting hyper allowed 200 per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_past_the_limit_are_refused() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(
+        &[probe.url()],
+        "workers = 1\nh2_max_concurrent_streams = 4",
+        "",
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let mut s = TcpStream::connect(gw.data_addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&h2_frame(4, 0, 0, &[])).await.unwrap();
+    // The server's SETTINGS: MAX_CONCURRENT_STREAMS (0x3) = 4.
+    let (kind, flags, _, payload) = read_frame(&mut s).await.expect("server SETTINGS");
+    assert_eq!(
+        (kind, flags & 1),
+        (4, 0),
+        "the first frame is the server's SETTINGS"
+    );
+    let announced = payload
+        .chunks(6)
+        .find(|c| c.len() == 6 && u16::from_be_bytes([c[0], c[1]]) == 3)
+        .map(|c| u32::from_be_bytes([c[2], c[3], c[4], c[5]]));
+    assert_eq!(announced, Some(4), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    s.write_all(&h2_frame(4, 1, 0, &[])).await.unwrap();
+    for i in 0..6u32 {
+        let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+        block.push(0x04); // :path, literal without indexing
+        hpack_string(&mut block, &format!("/late-{i}"));
+        block.push(0x01); // :authority
+        hpack_string(&mut block, "x");
+        block.push(0x00); // a new name, literal without indexing
+        hpack_string(&mut block, "authorization");
+        hpack_string(&mut block, &format!("Bearer {secret}"));
+        // END_STREAM | END_HEADERS on streams 1, 3, ... 11.
+        s.write_all(&h2_frame(1, 0x5, 2 * i + 1, &block))
+            .await
+            .unwrap();
+    }
+    let mut refused = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some((kind, _, stream, payload))) =
+        tokio::time::timeout_at(until, read_frame(&mut s)).await
+    {
+        if kind == 3 {
+            let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+            refused.push((stream, code));
+        }
+        assert_ne!(kind, 7, "no GOAWAY: the connection stays usable");
+    }
+    assert_eq!(
+        refused,
+        vec![(9, 7), (11, 7)],
+        "REFUSED_STREAM past the 4th"
+    );
+    assert_eq!(
+        probe.accepted(),
+        4,
+        "one backend connection per admitted stream"
+    );
+}
+
+/// `max_connections_per_node = 2`: two held requests take both; a third waits
+/// `connect_timeout` (1 s) and gets a 503 in Elasticsearch's error shape with `Retry-After`,
+/// never reaching the node, and is counted; the metrics show both connections in use. Once a
+/// held request's client goes away, its connection closes and the next request gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_cap_a_request_waits_then_gets_a_503_and_the_node_sees_no_more() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(
+        &[probe.url()],
+        "workers = 2",
+        "max_connections_per_node = 2\nconnect_timeout = \"1s\"",
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let first = hold(&gw, &secret, "/late-1").await;
+    let _second = hold(&gw, &secret, "/late-2").await;
+    assert!(eventually(Duration::from_secs(3), || probe.accepted() == 2).await);
+
+    let started = Instant::now();
+    let r = get(&gw, &secret, "/third").await;
+    let waited = started.elapsed();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+    assert_eq!(r.headers["retry-after"], "1");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["status"], 503);
+    assert_eq!(v["error"]["type"], "esgate_backend_exception");
+    assert_eq!(probe.accepted(), 2, "the node saw no third connection");
+
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="backend_connections"} 1"#),
+        "{text}"
+    );
+    let node = probe.url();
+    assert!(
+        text.contains(&format!(
+            r#"esgate_backend_connections{{node="{node}",state="in_use"}} 2"#
+        )),
+        "{text}"
+    );
+
+    // A held request's client leaves: esgate closes that backend connection, and its place
+    // goes to the next request.
+    drop(first);
+    let r = get(&gw, &secret, "/fourth").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(probe.accepted(), 3);
+}
+
+/// `max_connections_per_node = 1`: a request made while a streamed answer (`/slow`, 8 MiB over
+/// about 2.6 s) is under way waits for its end and goes out on the same connection; then a
+/// client that leaves a streamed answer halfway gives the connection back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_holds_its_connection_until_it_ends_or_its_client_leaves() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(
+        &[probe.url()],
+        "workers = 1",
+        "max_connections_per_node = 1\nconnect_timeout = \"10s\"",
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let slow = {
+        let url = gw.url("/slow");
+        let auth = format!("Bearer {secret}");
+        tokio::spawn(async move {
+            let r = send("GET", &url, &[("authorization", auth.as_str())], "")
+                .await
+                .unwrap();
+            (r.status, r.body.len(), Instant::now())
+        })
+    };
+    assert!(eventually(Duration::from_secs(3), || probe.accepted() == 1).await);
+    let r = get(&gw, &secret, "/after").await;
+    let answered = Instant::now();
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let (status, len, slow_done) = slow.await.unwrap();
+    assert_eq!((status.as_u16(), len), (200, support::faults::SLOW_LEN));
+    assert!(
+        answered >= slow_done,
+        "the second request went out before the stream ended"
+    );
+    assert_eq!((v["conn"].as_u64(), v["n"].as_u64()), (Some(1), Some(2)));
+
+    // A client reads the start of a streamed answer and leaves.
+    let mut client = hold(&gw, &secret, "/slow-again").await;
+    let mut start = [0u8; 4096];
+    client.read_exact(&mut start).await.unwrap();
+    let started = Instant::now();
+    drop(client);
+    let r = get(&gw, &secret, "/next").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        probe.accepted(),
+        2,
+        "the abandoned answer's connection closed"
+    );
+}
+
+/// One request on `client`, a kept-alive connection: its status, or `None` when esgate closed
+/// the connection without an answer.
+async fn request_on(client: &mut TcpStream, secret: &str) -> Option<u16> {
+    let request =
+        format!("GET /ping HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    client.read_exact(&mut body).await.ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `listen.max_connections_per_ip = 2`: a third connection from the same address is closed
+/// unanswered (and counted) while two are open, and accepted once one of them ends; a peer in
+/// `auth.trusted_proxies` (it carries many clients) is not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_connection_limit_is_closed_unless_a_trusted_proxy() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(&[probe.url()], "max_connections_per_ip = 2", "", "").await;
+    let secret = gw.all_token().await;
+    let mut first = TcpStream::connect(gw.data_addr).await.unwrap();
+    let mut second = TcpStream::connect(gw.data_addr).await.unwrap();
+    assert_eq!(request_on(&mut first, &secret).await, Some(200));
+    assert_eq!(request_on(&mut second, &secret).await, Some(200));
+    let mut third = TcpStream::connect(gw.data_addr).await.unwrap();
+    assert_eq!(
+        request_on(&mut third, &secret).await,
+        None,
+        "a third connection"
+    );
+    drop(first);
+    let mut served = false;
+    for _ in 0..50 {
+        let mut next = TcpStream::connect(gw.data_addr).await.unwrap();
+        if request_on(&mut next, &secret).await == Some(200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "the address got its place back when a connection ended"
+    );
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="connections_per_ip"} "#)
+            && !text.contains(r#"esgate_rejected_total{reason="connections_per_ip"} 0"#),
+        "{text}"
+    );
+    drop(gw);
+
+    let gw = Esgate::start_full(
+        &[probe.url()],
+        "max_connections_per_ip = 2",
+        "",
+        "[auth]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let mut c = TcpStream::connect(gw.data_addr).await.unwrap();
+        // Answered (a 400: a trusted proxy's request must name its client), not closed.
+        assert!(
+            request_on(&mut c, &secret).await.is_some(),
+            "connection {i}"
+        );
+        open.push(c);
+    }
+}
+
+/// Against the real backend (osmem): an HTTP/2 client (hyper's, which once it has the server's
+/// SETTINGS queues its streams past `h2_max_concurrent_streams = 8`) sends 40 filtered
+/// searches at once through `max_connections_per_node = 2`: every one is answered with the
+/// tenant's documents only (the requests past the cap wait their turn), and esgate never holds
+/// more than two connections to the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_h2_streams_through_a_small_cap_are_all_answered_by_the_real_backend() {
+    let backend = support::fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "h2_max_concurrent_streams = 8",
+        "max_connections_per_node = 2",
+        "",
+    )
+    .await;
+    let secret = gw.tenant_token("a").await;
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    // One request first: a client may open streams before the server's SETTINGS arrive
+    // (unlimited until then, by the spec), and those past the limit are refused; hyper's
+    // client does not wait for them, nor retry a refused stream.
+    let mut warm = sender.clone();
+    let req = http::Request::get(gw.url("/logs-a/_count"))
+        .header("authorization", format!("Bearer {secret}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(warm.send_request(req).await.unwrap().status(), 200);
+    let mut searches = Vec::new();
+    for _ in 0..40 {
+        let mut sender = sender.clone();
+        let req = http::Request::get(gw.url("/logs-a/_search?size=100"))
+            .header("authorization", format!("Bearer {secret}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        searches.push(tokio::spawn(async move {
+            let res = sender.send_request(req).await.expect("h2 answer");
+            let status = res.status().as_u16();
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, body)
+        }));
+    }
+    let mut most = 0;
+    while searches.iter().any(|s| !s.is_finished()) {
+        let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        let open: u64 = text
+            .lines()
+            .filter(|l| l.starts_with("esgate_backend_connections{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        most = most.max(open);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for s in searches {
+        let (status, body) = s.await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let hits = v["hits"]["hits"].as_array().unwrap();
+        assert_eq!(hits.len() as u64, support::fixture::TENANT_A_PER_LOGS_INDEX);
+        assert!(hits.iter().all(|h| h["_source"]["tenant"] == "a"));
+    }
+    assert!(most <= 2, "esgate held {most} connections to the node");
+}
