@@ -132,6 +132,20 @@ pub enum Kind {
     OneOf(&'static [&'static str]),
     /// A time value of at most this many milliseconds (no `-1`).
     TimeAtMost(u64),
+    /// A search's `preference` ([`preference_ok`]).
+    Preference,
+}
+
+/// A search's `preference` (the parameter and an `_msearch` header's key): a session string,
+/// `_local`, `_only_local` or `_shards:`, not one that names nodes. `_only_nodes:` and
+/// `_prefer_nodes:` take node ids, names and attributes (`zone:eu-1`), and a search whose
+/// spec matches no node fails, so they would let a `read` token probe the cluster's topology
+/// (attack17b, L). Elasticsearch compares the types as written; a custom string holding them
+/// is refused too (harmless: any other string does the same).
+pub fn preference_ok(value: &str) -> bool {
+    !value.chars().any(char::is_control)
+        && !value.contains("_only_nodes")
+        && !value.contains("_prefer_nodes")
 }
 
 // Response shaping, taken out by `shaping` (forwarded or applied by esgate, never both).
@@ -265,6 +279,7 @@ fn value_ok(kind: Kind, value: &str) -> bool {
         Kind::Time => value == "-1" || is_time_value(value),
         Kind::OneOf(allowed) => allowed.contains(&value),
         Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
+        Kind::Preference => preference_ok(value),
     }
 }
 
@@ -352,6 +367,29 @@ mod tests {
     use crate::{routes, RejectKind};
 
     use crate::testing::pairs;
+
+    /// attack17b (L): a preference naming nodes is refused, every other one kept.
+    #[test]
+    fn a_preference_may_not_name_nodes() {
+        for ok in [
+            "_local",
+            "_only_local",
+            "_shards:0,1",
+            "_shards:2|_local",
+            "sess-42",
+            "",
+        ] {
+            assert!(preference_ok(ok), "{ok}");
+        }
+        for bad in [
+            "_only_nodes:node-1",
+            "_prefer_nodes:zone:eu-1",
+            "_shards:0|_only_nodes:*",
+            "_local\u{1}",
+        ] {
+            assert!(!preference_ok(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn splits_like_elasticsearch() {

@@ -29,7 +29,7 @@ const PARAMS: &[(&str, Kind)] = &[
     ("_source_excludes", Kind::Text),
     ("stored_fields", Kind::Text),
     ("routing", Kind::Text),
-    ("preference", Kind::Text),
+    ("preference", Kind::Preference),
 ];
 
 pub(crate) const EXPLAIN: Spec = Spec {

@@ -20,7 +20,7 @@ use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
 use crate::memory::Meter;
 use crate::request::body::{self, Media};
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{self, Kind, ParamSet};
 use crate::request::tree::{self, Node};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
 
@@ -295,7 +295,8 @@ impl HeaderKey {
         match self {
             HeaderKey::SearchType => v.as_str() == Some("query_then_fetch"),
             HeaderKey::ExpandWildcards => v.as_str() == Some("open"),
-            HeaderKey::Preference | HeaderKey::Routing => v.is_string(),
+            HeaderKey::Preference => v.as_str().is_some_and(params::preference_ok),
+            HeaderKey::Routing => v.is_string(),
             HeaderKey::RequestCache
             | HeaderKey::AllowPartialSearchResults
             | HeaderKey::IgnoreUnavailable

@@ -24,7 +24,7 @@ const SCROLL_PARAMS: &[(&str, Kind)] = &[
 
 const OPEN_PIT_PARAMS: &[(&str, Kind)] = &[
     ("keep_alive", Kind::Time),
-    ("preference", Kind::Text),
+    ("preference", Kind::Preference),
     ("routing", Kind::Text),
     ("allow_partial_search_results", Kind::Bool),
     ("allow_partial_pit_creation", Kind::Bool),

@@ -39,7 +39,7 @@ pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
     ("batched_reduce_size", Kind::Uint),
     ("max_concurrent_shard_requests", Kind::Uint),
     ("request_cache", Kind::Bool),
-    ("preference", Kind::Text),
+    ("preference", Kind::Preference),
     ("routing", Kind::Text),
     ("terminate_after", Kind::Uint),
     ("track_scores", Kind::Bool),
@@ -57,7 +57,7 @@ pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
 // No `min_score`: scores carry index-wide statistics, a threshold on them would make the count
 // depend on other tenants' documents (see `expansion`).
 const COUNT_PARAMS: &[(&str, Kind)] = &[
-    ("preference", Kind::Text),
+    ("preference", Kind::Preference),
     ("routing", Kind::Text),
     ("terminate_after", Kind::Uint),
 ];
