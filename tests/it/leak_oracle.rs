@@ -212,12 +212,12 @@ fn b_docs() -> Vec<(&'static str, String, Value)> {
             (index, format!("b{j}"), d)
         })
         .collect();
-    for s in 0..5 {
+    for (s, v) in QUERY_VECTORS.iter().enumerate() {
         out.push((
             "secret-1",
             format!("s{s}"),
             json!({"tenant": "a", "user": "sam", "status": "ok", "message": "hello secretword",
-                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z", "v": QUERY_VECTORS[s]}),
+                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z", "v": v}),
         ));
     }
     out
