@@ -391,6 +391,9 @@ enum Kind {
     TermsEnum,
     /// Anything else: compared whole.
     Plain,
+    /// Not comparable with ONLY_A (noida's nested vector scores follow what else the index
+    /// holds): only judged for tenant b's terms and ids in esgate's answer.
+    Markers,
 }
 
 struct Gen {
@@ -1896,6 +1899,53 @@ impl Gen {
         o
     }
 
+    /// `b` with a kNN search on the nested vectors (`items.iv`): top-level (with or without
+    /// inner hits) or a `knn` query in a `nested` query; judged for other tenants' documents
+    /// only (`Kind::Markers`).
+    fn nested_knn_body(&mut self, mut b: Value) -> Value {
+        self.tag("knn:nested");
+        let k = 1 + self.rng.below(8);
+        let mut knn = json!({"field": "items.iv", "query_vector": self.rng.pick(&QUERY_VECTORS),
+            "k": k, "num_candidates": k + self.rng.below(30)});
+        if self.rng.chance(30) {
+            knn["filter"] = self.query(1);
+        }
+        if self.rng.chance(15) {
+            knn["similarity"] = json!(self.rng.pick(&[1.0, 2.5]));
+        }
+        let inner = self.rng.pick(&[
+            json!({}),
+            json!({"size": 3, "_source": false, "fields": ["items.sku"]}),
+            json!({"name": "iv", "size": 3, "sort": [{"items.qty": "asc"}]}),
+        ]);
+        let Some(m) = b.as_object_mut() else {
+            return b;
+        };
+        for key in ["retriever", "sub_searches", "rank", "slice"] {
+            m.remove(key);
+        }
+        if self.rng.chance(55) {
+            if self.rng.chance(60) {
+                self.tag("knn.inner_hits");
+                knn["inner_hits"] = inner;
+            }
+            if self.rng.chance(50) {
+                m.remove("query");
+            }
+            m.insert("knn".into(), knn);
+        } else {
+            self.tag("q:knn");
+            knn.as_object_mut().map(|k| k.remove("k"));
+            let mut nested = json!({"path": "items", "query": {"knn": knn}});
+            if self.rng.chance(60) {
+                nested["inner_hits"] = inner;
+            }
+            m.remove("knn");
+            m.insert("query".into(), json!({ "nested": nested }));
+        }
+        b
+    }
+
     /// A `knn` query (a leaf), on `v` or, in a `nested` query, on `items.iv`.
     fn knn_query(&mut self) -> Value {
         self.tag("q:knn");
@@ -2000,6 +2050,15 @@ impl Gen {
                 )),
                 Kind::Count,
                 "ep:_count",
+            )
+        } else if roll < 28 {
+            let b = self.nested_knn_body(b);
+            (
+                "POST",
+                format!("/{index}/_search"),
+                Some(Body::Json(b)),
+                Kind::Markers,
+                "ep:_search",
             )
         } else if roll < 82 {
             (
@@ -2754,7 +2813,7 @@ fn normalise(kind: &Kind, v: &mut Value) {
         Kind::Explain => {
             *v = json!({"matched": v["matched"].as_bool().unwrap_or(false), "_id": v["_id"], "_index": v["_index"]})
         }
-        Kind::Plain => {}
+        Kind::Plain | Kind::Markers => {}
     }
 }
 
@@ -2954,6 +3013,29 @@ impl Oracle {
                     ),
                 );
             }
+        }
+        if case.kind == Kind::Markers {
+            let foreign = foreign_ids(&mine.body);
+            if !nothing_forwarded && !foreign.is_empty() {
+                return (
+                    Outcome::Differs,
+                    format!(
+                        "other tenants' documents in esgate's answer: {foreign:?}\n esgate: {}",
+                        clip(&mine.body)
+                    ),
+                );
+            }
+            return match mine.status {
+                200..=299 => (Outcome::Same, String::new()),
+                400..=499 if nothing_forwarded => (
+                    Outcome::Refused,
+                    mine.body["error"]["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                _ => (Outcome::BothFailed, String::new()),
+            };
         }
         // esgate answers `_explain` of a document outside the filters exactly like a missing
         // one, and so every `matched: false` as 404 (README): 200 and 404 are one answer there.
@@ -3435,6 +3517,34 @@ fn shrunk(v: &Value) -> Vec<Value> {
 
 /// Words only tenant b's documents (or the foreign index) hold, found as whole tokens in an
 /// answer.
+/// The ids of tenant b's documents (`b<n>`) and of `secret-1`'s (`s<n>`) anywhere under an
+/// `_id` key.
+fn foreign_ids(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x.as_str()) {
+                        ("_id", Some(id))
+                            if (id.starts_with('b') || id.starts_with('s'))
+                                && id.len() > 1
+                                && id[1..].bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            out.push(id.to_string())
+                        }
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
 fn markers(v: &Value) -> std::collections::BTreeSet<&'static str> {
     const ONLY_B: [&str; 11] = [
         "aaron",
