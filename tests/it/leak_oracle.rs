@@ -1855,19 +1855,16 @@ impl Gen {
     /// Not on `items.iv` (nested): noida scores a nested vector differently by what else its
     /// index holds (tenant a's `a1` scores 1.0 in ONLY_A and 0.63 in FULL, the same in FULL
     /// whether through esgate or not, session 17), so which parents a nested kNN search
-    /// returns cannot be compared. `items.iv` stays in the documents (sources, inner hits).
+    /// returns cannot be compared: `nested_knn_body` makes those, judged for other tenants'
+    /// documents only.
     fn knn_search(&mut self, top_level: bool) -> Value {
-        let nested = false;
         let k = 1 + self.rng.below(8);
         let mut o = json!({
-            "field": if nested { "items.iv" } else { "v" },
+            "field": "v",
             "query_vector": self.rng.pick(&QUERY_VECTORS),
             "k": k,
             "num_candidates": k + self.rng.below(30),
         });
-        if nested {
-            self.tag("knn:nested");
-        }
         if self.rng.chance(30) {
             self.tag("knn.filter");
             o["filter"] = if self.rng.chance(20) {
@@ -1887,14 +1884,6 @@ impl Gen {
         // query [filter]"), where the constant-score wrap puts it.
         if top_level && self.rng.chance(8) {
             o["_name"] = json!("near");
-        }
-        if nested && top_level && self.rng.chance(60) {
-            self.tag("knn.inner_hits");
-            o["inner_hits"] = self.rng.pick(&[
-                json!({}),
-                json!({"size": 2, "_source": false, "fields": ["items.sku"]}),
-                json!({"name": "iv", "size": 3, "sort": [{"items.qty": "asc"}]}),
-            ]);
         }
         o
     }
@@ -1946,18 +1935,14 @@ impl Gen {
         b
     }
 
-    /// A `knn` query (a leaf), on `v` or, in a `nested` query, on `items.iv`.
+    /// A `knn` query (a leaf) on `v`.
     fn knn_query(&mut self) -> Value {
         self.tag("q:knn");
         let mut knn = self.knn_search(false);
         if self.rng.chance(40) {
             knn.as_object_mut().map(|m| m.remove("k"));
         }
-        if knn["field"] == "items.iv" {
-            json!({"nested": {"path": "items", "query": {"knn": knn}}})
-        } else {
-            json!({ "knn": knn })
-        }
+        json!({ "knn": knn })
     }
 
     fn retriever(&mut self, depth: u32) -> Value {
