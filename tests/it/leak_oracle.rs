@@ -20,7 +20,18 @@
 //! dates fill histogram ranges a leaves empty, and it shares terms with a (`alice`, `ok`,
 //! `red`, `hello`, `fox`, sku `s1`) so counts differ and not only presence.
 //!
-//! `ESGATE_ORACLE_CASES` and `ESGATE_ORACLE_SEED` (comma-separated seeds) run longer hunts.
+//! On noida (session 17) the documents also hold vectors (`v`, and `items.iv` in the nested
+//! objects; tenant b's and `secret-1`'s are each query vector's nearest), and the grammar makes
+//! kNN searches (top-level, `knn` queries, `_knn_search`), retrievers (`standard`, `knn`,
+//! `rrf`, `linear`), hybrid `sub_searches` with `rank`, and `collapse` with `inner_hits`
+//! beside them; 30% of noida's cases are such searches on tenant a's indices without the shapes
+//! refused for every filtered token (`Gen::vector_case`). osmem has no vectors, kNN or
+//! retrievers, and its cases are drawn as before.
+//!
+//! `ESGATE_ORACLE_CASES` and `ESGATE_ORACLE_SEED` (comma-separated seeds) run longer hunts;
+//! `ESGATE_ORACLE_SHOW=<feature>` prints each case with that feature and its outcome;
+//! `ESGATE_ORACLE_PROBE="METHOD PATH [BODY]"` sends one request to both sides (with
+//! `ESGATE_ORACLE_PROBE_FULL` set, to FULL straight instead of through esgate).
 
 use crate::support;
 
@@ -71,7 +82,31 @@ const B_WORDS: [&str; 4] = ["hello", "secretword", "fox", "zebra"];
 const A_DOCS: usize = 24;
 const B_DOCS: usize = 48;
 
-fn mappings() -> Value {
+/// The query vectors of kNN searches: off the grid of tenant a's vectors (no ties in
+/// distance), and each one a tenant b vector's near twin (b's vectors are the nearest to every
+/// query, so a kNN search that saw them would return them first).
+const QUERY_VECTORS: [[f64; 2]; 5] = [
+    [0.31, 0.73],
+    [2.23, 1.87],
+    [4.11, 3.57],
+    [1.43, 2.39],
+    [-0.97, 0.21],
+];
+
+/// The mappings; `vectors` (noida: osmem has no `dense_vector`, no kNN search and no
+/// retrievers) adds a `dense_vector` field `v` and one `items.iv` in the nested objects.
+fn mappings(vectors: bool) -> Value {
+    let mut m = mappings_without_vectors();
+    if vectors {
+        let vector =
+            json!({"type": "dense_vector", "dims": 2, "index": true, "similarity": "l2_norm"});
+        m["properties"]["v"] = vector.clone();
+        m["properties"]["items"]["properties"]["iv"] = vector;
+    }
+    m
+}
+
+fn mappings_without_vectors() -> Value {
     json!({
         "dynamic": "strict",
         "properties": {
@@ -120,10 +155,18 @@ fn a_docs() -> Vec<(&'static str, String, Value)> {
                 d["price"] = json!(1.0 + i as f64 * 1.5);
             }
             let items: Vec<Value> = (0..i % 3)
-                .map(|k| json!({"sku": (["s1", "s2", "s3"])[(i + k) % 3], "qty": (i + k) % 5}))
+                .map(|k| {
+                    json!({"sku": (["s1", "s2", "s3"])[(i + k) % 3], "qty": (i + k) % 5,
+                        "iv": [(i % 4) as f64 + k as f64 * 0.5 + 0.013 * i as f64,
+                            (i % 6) as f64 + 0.007 * i as f64]})
+                })
                 .collect();
             if !items.is_empty() {
                 d["items"] = json!(items);
+            }
+            if i % 7 != 3 {
+                // A grid: distinct distances to every query vector.
+                d["v"] = json!([(i % 5) as f64, (i / 5) as f64]);
             }
             let index = if i % 2 == 0 { "logs-1" } else { "logs-2" };
             (index, format!("a{i}"), d)
@@ -160,19 +203,36 @@ fn b_docs() -> Vec<(&'static str, String, Value)> {
             if j % 7 == 0 {
                 d.as_object_mut().map(|m| m.remove("user"));
             }
+            // Each query vector's nearest neighbours.
+            let [x, y] = QUERY_VECTORS[j % QUERY_VECTORS.len()];
+            let off = 0.01 * (j / QUERY_VECTORS.len()) as f64;
+            d["v"] = json!([x + off, y - off]);
+            d["items"][0]["iv"] = json!([x - off, y + off]);
             let index = ["logs-1", "logs-2", "logs-3"][j % 3];
             (index, format!("b{j}"), d)
         })
         .collect();
-    for s in 0..5 {
+    for (s, v) in QUERY_VECTORS.iter().enumerate() {
         out.push((
             "secret-1",
             format!("s{s}"),
             json!({"tenant": "a", "user": "sam", "status": "ok", "message": "hello secretword",
-                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z"}),
+                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z", "v": v}),
         ));
     }
     out
+}
+
+/// Removes the vector fields (`v`, `items.iv`) from a document.
+fn strip_vectors(doc: &mut Value) {
+    if let Some(m) = doc.as_object_mut() {
+        m.remove("v");
+        if let Some(Value::Array(items)) = m.get_mut("items") {
+            for i in items.iter_mut().filter_map(Value::as_object_mut) {
+                i.remove("iv");
+            }
+        }
+    }
 }
 
 async fn ok(step: &str, r: Result<Reply, support::http::SendError>) {
@@ -189,13 +249,13 @@ async fn ok(step: &str, r: Result<Reply, support::http::SendError>) {
 
 /// Seeds ONLY_A (`full == false`) or FULL. Tenant a's documents go first in both, in the same
 /// order, so Lucene's doc order (ties in sorts, `_doc`) agrees for them.
-async fn seed(base: &str, full: bool) {
+async fn seed(base: &str, full: bool, vectors: bool) {
     let mut indices = vec!["logs-1", "logs-2", "logs-3"];
     if full {
         indices.push("secret-1");
     }
     for index in indices {
-        let body = json!({"settings": {"number_of_shards": 1}, "mappings": mappings()});
+        let body = json!({"settings": {"number_of_shards": 1}, "mappings": mappings(vectors)});
         ok(
             "create index",
             send("PUT", &format!("{base}/{index}"), &[], body.to_string()).await,
@@ -207,7 +267,10 @@ async fn seed(base: &str, full: bool) {
         docs.extend(b_docs());
     }
     let mut bulk = String::new();
-    for (index, id, source) in docs {
+    for (index, id, mut source) in docs {
+        if !vectors {
+            strip_vectors(&mut source);
+        }
         bulk.push_str(&json!({"index": {"_index": index, "_id": id}}).to_string());
         bulk.push('\n');
         bulk.push_str(&source.to_string());
@@ -328,11 +391,22 @@ enum Kind {
     TermsEnum,
     /// Anything else: compared whole.
     Plain,
+    /// Not comparable with ONLY_A (noida's nested vector scores follow what else the index
+    /// holds): only judged for tenant b's terms and ids in esgate's answer.
+    Markers,
 }
 
 struct Gen {
     rng: Rng,
     features: Vec<&'static str>,
+    /// The backend has the vector fields, kNN searches and retrievers (noida): the grammar
+    /// makes them. Without (osmem), no draw is spent on them, so a seed makes the same cases
+    /// it made before they were added.
+    vectors: bool,
+    /// A kNN case is being made: none of the shapes that are always refused (the wide
+    /// grammar's, and the top-level keys refused for every filtered token), so that most of
+    /// them reach the backend. Never set without `vectors`.
+    clean: bool,
 }
 
 impl Gen {
@@ -404,14 +478,20 @@ impl Gen {
             &["bool", "bool", "constant_score", "dis_max", "boosting"]
         };
         // Always refused (README "Term statistics"): rare, or it would hide the rest.
-        if leaf && self.rng.chance(25) {
+        if leaf && !self.clean && self.rng.chance(25) {
             return self.wide_query();
         }
-        let kind = if leaf && self.rng.chance(2) {
+        if leaf && self.vectors && self.rng.chance(6) {
+            return self.knn_query();
+        }
+        let mut kind = if leaf && !self.clean && self.rng.chance(2) {
             "fuzzy"
         } else {
             self.rng.pick(kinds)
         };
+        if self.clean && ["function_score", "span_term", "terms_set"].contains(&kind) {
+            kind = "match";
+        }
         self.tag(match kind {
             "match" => "q:match",
             "match_phrase" => "q:match_phrase",
@@ -576,7 +656,7 @@ impl Gen {
     }
 
     fn agg(&mut self, depth: u32) -> (&'static str, Value) {
-        if self.rng.chance(25) {
+        if !self.clean && self.rng.chance(25) {
             return self.wide_agg(depth);
         }
         let kind = self.rng.pick(&[
@@ -617,6 +697,21 @@ impl Gen {
             "bucket_pipeline",
             "terms_by_metric",
         ]);
+        let kind = if self.clean
+            && [
+                "significant_terms",
+                "sampler",
+                "global",
+                "adjacency_matrix",
+                "string_stats",
+                "composite",
+            ]
+            .contains(&kind)
+        {
+            "terms"
+        } else {
+            kind
+        };
         self.tag(match kind {
             "terms" => "agg:terms",
             "histogram" => "agg:histogram",
@@ -984,8 +1079,25 @@ impl Gen {
             self.tag("stored_fields");
             b.insert("stored_fields".into(), json!(["_none_"]));
         }
-        if self.rng.chance(20) {
+        if !self.clean && self.rng.chance(20) {
             self.wide_top(&mut b);
+        }
+        if self.clean || (self.vectors && self.rng.chance(25)) {
+            self.vector_top(&mut b);
+        }
+        if self.clean {
+            for k in [
+                "suggest",
+                "min_score",
+                "explain",
+                "profile",
+                "runtime_mappings",
+                "script_fields",
+                "seq_no_primary_term",
+                "indices_boost",
+            ] {
+                b.remove(k);
+            }
         }
         Value::Object(b)
     }
@@ -1029,6 +1141,9 @@ impl Gen {
     }
 
     fn case(&mut self) -> Case {
+        if self.vectors && self.rng.chance(30) {
+            return self.vector_case();
+        }
         let roll = self.rng.below(112);
         let index = self.index();
         let (method, path, body, kind, feature) = if roll < 45 {
@@ -1197,13 +1312,24 @@ impl Gen {
                 for k in ["search_after", "collapse", "rescore", "from"] {
                     m.remove(k);
                 }
+                // esgate drops a scroll's lone `_doc` sort (its values would be sealed, and it
+                // only orders the pages), which makes a retriever with it one the backend
+                // accepts ("cannot specify [retriever] and [sort]", session 17).
+                if m.contains_key("retriever") {
+                    m.remove("sort");
+                }
                 if self.rng.chance(20) {
                     self.tag("w:slice");
                     let mut slice = json!({"id": self.rng.below(2), "max": 2});
                     if self.rng.chance(40) {
                         slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
                     }
-                    m.insert("slice".into(), slice);
+                    // Not beside a kNN search: noida's sliced scroll keeps kNN hits beyond a
+                    // `similarity` threshold when the search has no filter (ONLY_A) and drops them
+                    // with one (esgate's), session 17 (seed 13 case 1448).
+                    if !Value::Object(m.clone()).to_string().contains("\"knn\"") {
+                        m.insert("slice".into(), slice);
+                    }
                 }
             }
             (
@@ -1720,6 +1846,292 @@ impl Gen {
     }
 }
 
+/// kNN searches and retrievers (session 17, noida only: `Gen::vectors`): the searches that
+/// pick documents by vector, before or beside the query, and the collapse, inner hits,
+/// aggregations and highlights that run over what they picked.
+impl Gen {
+    /// One kNN search object (a top-level `knn` element, a `knn` retriever, a `knn` query).
+    ///
+    /// Not on `items.iv` (nested): noida scores a nested vector differently by what else its
+    /// index holds (tenant a's `a1` scores 1.0 in ONLY_A and 0.63 in FULL, the same in FULL
+    /// whether through esgate or not, session 17), so which parents a nested kNN search
+    /// returns cannot be compared: `nested_knn_body` makes those, judged for other tenants'
+    /// documents only.
+    fn knn_search(&mut self, top_level: bool) -> Value {
+        let k = 1 + self.rng.below(8);
+        let mut o = json!({
+            "field": "v",
+            "query_vector": self.rng.pick(&QUERY_VECTORS),
+            "k": k,
+            "num_candidates": k + self.rng.below(30),
+        });
+        if self.rng.chance(30) {
+            self.tag("knn.filter");
+            o["filter"] = if self.rng.chance(20) {
+                json!([self.query(1), self.query(2)])
+            } else {
+                self.query(1)
+            };
+        }
+        if self.rng.chance(12) {
+            self.tag("knn.similarity");
+            o["similarity"] = json!(self.rng.pick(&[1.0, 2.5]));
+        }
+        if self.rng.chance(8) {
+            o["boost"] = json!(2.0);
+        }
+        // Not in a `knn` query: noida refuses a named kNN query in a filter context ("unknown
+        // query [filter]"), where the constant-score wrap puts it.
+        if top_level && self.rng.chance(8) {
+            o["_name"] = json!("near");
+        }
+        o
+    }
+
+    /// `b` with a kNN search on the nested vectors (`items.iv`): top-level (with or without
+    /// inner hits) or a `knn` query in a `nested` query; judged for other tenants' documents
+    /// only (`Kind::Markers`).
+    fn nested_knn_body(&mut self, mut b: Value) -> Value {
+        self.tag("knn:nested");
+        let k = 1 + self.rng.below(8);
+        let mut knn = json!({"field": "items.iv", "query_vector": self.rng.pick(&QUERY_VECTORS),
+            "k": k, "num_candidates": k + self.rng.below(30)});
+        if self.rng.chance(30) {
+            knn["filter"] = self.query(1);
+        }
+        if self.rng.chance(15) {
+            knn["similarity"] = json!(self.rng.pick(&[1.0, 2.5]));
+        }
+        let inner = self.rng.pick(&[
+            json!({}),
+            json!({"size": 3, "_source": false, "fields": ["items.sku"]}),
+            json!({"name": "iv", "size": 3, "sort": [{"items.qty": "asc"}]}),
+        ]);
+        let Some(m) = b.as_object_mut() else {
+            return b;
+        };
+        for key in ["retriever", "sub_searches", "rank", "slice"] {
+            m.remove(key);
+        }
+        if self.rng.chance(55) {
+            if self.rng.chance(60) {
+                self.tag("knn.inner_hits");
+                knn["inner_hits"] = inner;
+            }
+            if self.rng.chance(50) {
+                m.remove("query");
+            }
+            m.insert("knn".into(), knn);
+        } else {
+            self.tag("q:knn");
+            knn.as_object_mut().map(|k| k.remove("k"));
+            let mut nested = json!({"path": "items", "query": {"knn": knn}});
+            if self.rng.chance(60) {
+                nested["inner_hits"] = inner;
+            }
+            m.remove("knn");
+            m.insert("query".into(), json!({ "nested": nested }));
+        }
+        b
+    }
+
+    /// A `knn` query (a leaf) on `v`.
+    fn knn_query(&mut self) -> Value {
+        self.tag("q:knn");
+        let mut knn = self.knn_search(false);
+        if self.rng.chance(40) {
+            knn.as_object_mut().map(|m| m.remove("k"));
+        }
+        json!({ "knn": knn })
+    }
+
+    fn retriever(&mut self, depth: u32) -> Value {
+        let roll = if depth >= 1 {
+            self.rng.below(6)
+        } else {
+            self.rng.below(10)
+        };
+        match roll {
+            0..=2 => {
+                self.tag("retriever:standard");
+                let mut s = json!({});
+                // noida counts a child `standard` without a query as no result set (400,
+                // "[rank] requires a minimum of [2] result sets"), where esgate's wrapped
+                // `match_all` makes it one.
+                if depth >= 1 || self.rng.chance(80) {
+                    s["query"] = self.query(1);
+                }
+                if self.rng.chance(20) {
+                    s["filter"] = self.query(1);
+                }
+                json!({ "standard": s })
+            }
+            3..=5 => {
+                self.tag("retriever:knn");
+                json!({"knn": self.knn_search(false)})
+            }
+            6..=8 => {
+                self.tag("retriever:rrf");
+                let kids: Vec<Value> = (0..2 + self.rng.below(2))
+                    .map(|_| self.retriever(depth + 1))
+                    .collect();
+                // A window over every one of tenant a's documents: which documents a child's
+                // window holds would otherwise follow its scores (README's residual).
+                let mut r = json!({"retrievers": kids, "rank_window_size": 50});
+                if self.rng.chance(30) {
+                    r["rank_constant"] = json!(self.rng.pick(&[1, 60]));
+                }
+                if self.rng.chance(15) {
+                    self.tag("retriever.filter");
+                    r["filter"] = self.query(1);
+                }
+                json!({ "rrf": r })
+            }
+            _ => {
+                self.tag("retriever:linear");
+                let kids: Vec<Value> = (0..2)
+                    .map(|_| json!({"retriever": self.retriever(depth + 1), "weight": 1.5}))
+                    .collect();
+                json!({"linear": {"retrievers": kids, "rank_window_size": 50}})
+            }
+        }
+    }
+
+    /// A search (or `_msearch`) on tenant a's indices whose body holds kNN searches, a
+    /// retriever or sub-searches, and none of the shapes refused for every filtered token.
+    fn vector_case(&mut self) -> Case {
+        self.clean = true;
+        self.tag("vector_case");
+        let index = self
+            .rng
+            .pick(&["logs-*", "logs-*", "logs-1", "logs-all", "logs-1,logs-2"]);
+        let b = self.search_body();
+        let roll = self.rng.below(100);
+        let (method, path, body, kind, feature) = if roll < 10 {
+            // The deprecated kNN endpoint: `knn`, `filter` and the fetch options only.
+            let mut k = json!({ "knn": self.knn_search(true) });
+            if self.rng.chance(40) {
+                k["filter"] = self.query(1);
+            }
+            for key in ["_source", "fields", "docvalue_fields", "stored_fields"] {
+                if let Some(v) = b.get(key) {
+                    k[key] = v.clone();
+                }
+            }
+            (
+                "POST",
+                format!("/{index}/_knn_search"),
+                Some(Body::Json(k.clone())),
+                Kind::Search(k),
+                "ep:_knn_search",
+            )
+        } else if roll < 18 {
+            let q = self.knn_query();
+            (
+                "POST",
+                format!("/{index}/_count"),
+                Some(Body::Json(
+                    json!({"query": {"bool": {"should": [q, self.query(1)]}}}),
+                )),
+                Kind::Count,
+                "ep:_count",
+            )
+        } else if roll < 28 {
+            let b = self.nested_knn_body(b);
+            (
+                "POST",
+                format!("/{index}/_search"),
+                Some(Body::Json(b)),
+                Kind::Markers,
+                "ep:_search",
+            )
+        } else if roll < 82 {
+            (
+                "POST",
+                format!("/{index}/_search"),
+                Some(Body::Json(b.clone())),
+                Kind::Search(b),
+                "ep:_search",
+            )
+        } else {
+            (
+                "POST",
+                format!("/{index}/_msearch"),
+                Some(Body::Ndjson(vec![json!({}), b.clone()])),
+                Kind::Msearch(vec![b]),
+                "ep:_msearch",
+            )
+        };
+        self.clean = false;
+        self.tag(feature);
+        Case {
+            method,
+            path,
+            body,
+            gzip: false,
+            kind,
+            features: std::mem::take(&mut self.features),
+        }
+    }
+
+    /// Top-level kNN, a retriever or sub-searches in a search body, and (often) a collapse
+    /// with inner hits beside them.
+    fn vector_top(&mut self, b: &mut Map<String, Value>) {
+        match self.rng.below(10) {
+            0..=4 => {
+                self.tag("knn");
+                let knn = if self.rng.chance(25) {
+                    json!([self.knn_search(true), self.knn_search(true)])
+                } else {
+                    self.knn_search(true)
+                };
+                b.insert("knn".into(), knn);
+                if self.rng.chance(45) {
+                    self.tag("knn:only");
+                    b.remove("query");
+                } else if b.contains_key("query") && self.rng.chance(20) {
+                    self.tag("rank");
+                    b.insert("rank".into(), json!({"rrf": {"rank_window_size": 50}}));
+                }
+            }
+            5..=7 => {
+                self.tag("retriever");
+                for k in ["query", "knn", "sub_searches", "rank"] {
+                    b.remove(k);
+                }
+                b.insert("retriever".into(), self.retriever(0));
+            }
+            _ => {
+                self.tag("sub_searches");
+                b.remove("query");
+                let subs: Vec<Value> = (0..2).map(|_| json!({"query": self.query(1)})).collect();
+                b.insert("sub_searches".into(), json!(subs));
+                b.insert("rank".into(), json!({"rrf": {"rank_window_size": 50}}));
+                if self.rng.chance(30) {
+                    b.insert("knn".into(), self.knn_search(true));
+                }
+            }
+        }
+        if self.rng.chance(35) {
+            self.tag("knn:collapse");
+            let field = self.rng.pick(&["user", "status"]);
+            let mut c = json!({ "field": field });
+            if self.rng.chance(70) {
+                self.tag("knn:collapse.inner_hits");
+                c["inner_hits"] = self.rng.pick(&[
+                    json!({"name": "more", "size": 5, "sort": [{"n": "asc"}]}),
+                    json!({"name": "more", "size": 3, "_source": ["tenant", "user"], "sort": [{"n": "desc"}],
+                        "collapse": {"field": "status"}}),
+                    json!([{"name": "x", "size": 1, "sort": [{"n": "asc"}]}, {"name": "y", "size": 4, "sort": [{"n": "asc"}]}]),
+                ]);
+            }
+            b.insert("collapse".into(), c);
+            b.remove("search_after");
+            b.remove("rescore");
+        }
+    }
+}
+
 impl Gen {
     /// Query parameters for a search, and the body as the backend reads it with them (URL
     /// `size`, `from`, `sort` and `terminate_after` win over the body's).
@@ -1927,7 +2339,10 @@ impl Gen {
                         if self.rng.chance(40) {
                             slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
                         }
-                        m.insert("slice".into(), slice);
+                        // As for a scroll: no slice beside a kNN search (noida).
+                        if !Value::Object(m.clone()).to_string().contains("\"knn\"") {
+                            m.insert("slice".into(), slice);
+                        }
                     }
                 }
                 (
@@ -2050,6 +2465,18 @@ fn fixed_cases() -> Vec<Case> {
             json!({"size": 0, "aggs": {"t": {"terms": {"field": "_index", "min_doc_count": 0}}}}),
             "agg:terms_on_metadata",
         ),
+        // attack17a (session 17, H, 4f046f1): the inner hits of a collapse are expanded with
+        // the body's query, which a kNN-only body lacks (noida: osmem has no kNN).
+        search(
+            json!({"knn": {"field": "v", "query_vector": [0.31, 0.73], "k": 3, "num_candidates": 10},
+                "collapse": {"field": "user", "inner_hits": {"name": "g", "size": 10, "sort": [{"n": "asc"}]}}}),
+            "knn:collapse.inner_hits",
+        ),
+        search(
+            json!({"retriever": {"knn": {"field": "v", "query_vector": [2.23, 1.87], "k": 4, "num_candidates": 10}},
+                "collapse": {"field": "status", "inner_hits": {"name": "g", "size": 10, "sort": [{"n": "asc"}]}}}),
+            "knn:collapse.inner_hits",
+        ),
         search(
             json!({"size": 1, "sort": [{"n": {"order": "desc"}}], "track_total_hits": false}),
             "sort",
@@ -2097,10 +2524,12 @@ fn fixed_cases() -> Vec<Case> {
     ]
 }
 
-fn generate(seed: u64, i: u64) -> Case {
+fn generate(seed: u64, i: u64, vectors: bool) -> Case {
     let mut g = Gen {
         rng: Rng::new(seed, i),
         features: Vec::new(),
+        vectors,
+        clean: false,
     };
     g.case()
 }
@@ -2184,6 +2613,8 @@ fn normalise_hits(
             o.remove("_shard");
             o.remove("_node");
             o.remove("_explanation");
+            // Reciprocal rank fusion: the rank follows the scores.
+            o.remove("_rank");
             if let Some(inner) = o.get_mut("inner_hits") {
                 normalise_aggs(inner);
             }
@@ -2258,6 +2689,18 @@ fn normalise_search(v: &mut Value, body: &Value) {
     }
     let from = body.get("from").and_then(Value::as_u64).unwrap_or(0);
     let size = body.get("size").and_then(Value::as_u64).unwrap_or(10);
+    // Rank fusion pages the fused list (the first `size` by fused rank) before a
+    // `post_filter` or `terminate_after` thins it (noida): which hits remain follows the fused
+    // ranks, so the scores; the total is still compared.
+    let fused = body.get("rank").is_some()
+        || body
+            .get("retriever")
+            .is_some_and(|r| r.get("rrf").is_some() || r.get("linear").is_some());
+    if fused && (body.get("post_filter").is_some() || body.get("terminate_after").is_some()) {
+        if let Some(h) = v.get_mut("hits").and_then(Value::as_object_mut) {
+            h.remove("hits");
+        }
+    }
     if let Some(hits) = v.get_mut("hits") {
         // esgate applies `filter_path` itself where it reads an answer whole (sealed sort
         // values) and keeps an empty `hits` array the backend's own filtering drops.
@@ -2355,7 +2798,7 @@ fn normalise(kind: &Kind, v: &mut Value) {
         Kind::Explain => {
             *v = json!({"matched": v["matched"].as_bool().unwrap_or(false), "_id": v["_id"], "_index": v["_index"]})
         }
-        Kind::Plain => {}
+        Kind::Plain | Kind::Markers => {}
     }
 }
 
@@ -2444,8 +2887,9 @@ impl Oracle {
             Flavor::Osmem => (Backend::osmem(), Backend::osmem()),
             Flavor::Noida => (Backend::noida(), Backend::noida()),
         };
-        seed(full.url(), true).await;
-        seed(only.url(), false).await;
+        let vectors = flavor == Flavor::Noida;
+        seed(full.url(), true, vectors).await;
+        seed(only.url(), false, vectors).await;
         let relay = Relay::to(full.url());
         let gw = Esgate::start(&[relay.url()], "").await;
         let (_, secret) = gw.token(token).await;
@@ -2554,6 +2998,29 @@ impl Oracle {
                     ),
                 );
             }
+        }
+        if case.kind == Kind::Markers {
+            let foreign = foreign_ids(&mine.body);
+            if !nothing_forwarded && !foreign.is_empty() {
+                return (
+                    Outcome::Differs,
+                    format!(
+                        "other tenants' documents in esgate's answer: {foreign:?}\n esgate: {}",
+                        clip(&mine.body)
+                    ),
+                );
+            }
+            return match mine.status {
+                200..=299 => (Outcome::Same, String::new()),
+                400..=499 if nothing_forwarded => (
+                    Outcome::Refused,
+                    mine.body["error"]["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                _ => (Outcome::BothFailed, String::new()),
+            };
         }
         // esgate answers `_explain` of a document outside the filters exactly like a missing
         // one, and so every `matched: false` as 404 (README): 200 and 404 are one answer there.
@@ -3035,6 +3502,34 @@ fn shrunk(v: &Value) -> Vec<Value> {
 
 /// Words only tenant b's documents (or the foreign index) hold, found as whole tokens in an
 /// answer.
+/// The ids of tenant b's documents (`b<n>`) and of `secret-1`'s (`s<n>`) anywhere under an
+/// `_id` key.
+fn foreign_ids(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x.as_str()) {
+                        ("_id", Some(id))
+                            if (id.starts_with('b') || id.starts_with('s'))
+                                && id.len() > 1
+                                && id[1..].bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            out.push(id.to_string())
+                        }
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
 fn markers(v: &Value) -> std::collections::BTreeSet<&'static str> {
     const ONLY_B: [&str; 11] = [
         "aaron",
@@ -3049,7 +3544,20 @@ fn markers(v: &Value) -> std::collections::BTreeSet<&'static str> {
         "2023",
         "2025",
     ];
-    let text = v.to_string().to_lowercase();
+    // Sealed continuation values (`esgo1_` + base64url, random per esgate process) are left
+    // out: their text splits into short random tokens, `x9` among them now and then (a
+    // false finding of session 17's hunt, seed 7 case 95, not reproducible).
+    fn unsealed(v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.starts_with("esgo1_") => Value::Null,
+            Value::Array(a) => Value::Array(a.iter().map(unsealed).collect()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, x)| (k.clone(), unsealed(x))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let text = unsealed(v).to_string().to_lowercase();
     let tokens: std::collections::BTreeSet<&str> = text
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|t| !t.is_empty())
@@ -3115,13 +3623,25 @@ async fn hunt(flavor: Flavor, default_seeds: &[u64], default_cases: u64) {
             kind: Kind::Plain,
             features: vec![],
         };
-        let mine = exchange(
-            &oracle.gw.url(&case.path),
-            Some(&oracle.auth),
-            method,
-            &case,
-        )
-        .await;
+        // `ESGATE_ORACLE_PROBE_FULL`: to FULL straight, not through esgate (to tell a
+        // backend's own inconsistency from esgate's).
+        let mine = if std::env::var_os("ESGATE_ORACLE_PROBE_FULL").is_some() {
+            exchange(
+                &format!("{}{}", oracle._full.url(), case.path),
+                None,
+                method,
+                &case,
+            )
+            .await
+        } else {
+            exchange(
+                &oracle.gw.url(&case.path),
+                Some(&oracle.auth),
+                method,
+                &case,
+            )
+            .await
+        };
         let theirs = exchange(
             &format!("{}{}", oracle.only.url(), case.path),
             None,
@@ -3133,6 +3653,15 @@ async fn hunt(flavor: Flavor, default_seeds: &[u64], default_cases: u64) {
             "esgate {}: {}\nONLY_A {}: {}",
             mine.status, mine.body, theirs.status, theirs.body
         );
+        for p in oracle.relay.take() {
+            eprintln!(
+                "  passed: {} {} {} -> {}",
+                p.method,
+                p.target,
+                String::from_utf8_lossy(&p.body),
+                p.status
+            );
+        }
         return;
     }
     let (findings, table, report) = sweep(&oracle, &seeds, cases, true).await;
@@ -3158,6 +3687,9 @@ async fn sweep(
 ) -> (Vec<String>, BTreeMap<&'static str, [u64; 4]>, String) {
     let flavor = oracle.flavor;
     let only_case = env_u64("ESGATE_ORACLE_CASE");
+    // `ESGATE_ORACLE_SHOW=<feature>`: each generated case with that feature, its outcome and
+    // detail (what refused it, what differed).
+    let show = std::env::var("ESGATE_ORACLE_SHOW").ok();
     let mut table: BTreeMap<&'static str, [u64; 4]> = BTreeMap::new();
     let mut findings = Vec::new();
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -3175,8 +3707,15 @@ async fn sweep(
             if only_case.is_some_and(|c| c != i) {
                 continue;
             }
-            let case = generate(seed, i);
+            let case = generate(seed, i, flavor == Flavor::Noida);
             let (outcome, detail) = oracle.run(&case).await;
+            if show.as_deref().is_some_and(|f| case.features.contains(&f)) {
+                eprintln!(
+                    "case {i} {outcome:?}: {}\n  {}",
+                    clip(&Value::String(describe(&case))),
+                    clip(&Value::String(detail.clone()))
+                );
+            }
             for f in &case.features {
                 table.entry(f).or_default()[outcome as usize] += 1;
             }
@@ -3226,7 +3765,7 @@ async fn esgate_answers_like_a_backend_without_other_tenants_osmem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn esgate_answers_like_a_backend_without_other_tenants_noida() {
-    hunt(Flavor::Noida, &[13], 100).await;
+    hunt(Flavor::Noida, &[13], 400).await;
 }
 
 /// The oracle is not vacuous: a token on `logs-*` without filters sees tenant b's documents,
