@@ -1327,11 +1327,13 @@ impl<'a> Parser<'a> {
         // The text from the quote on, walked as a `&str` cursor: `strip_prefix` and
         // `split_at_checked` move it past what the scan found, where slicing the body by
         // offsets (`text.get(start..end)`) checked both ends for a character boundary, about
-        // a sixth of each item's instructions.
-        let mut rest = self.text.get(self.i..)?;
+        // a sixth of each item's instructions. `after` is past an item's opening quote: the
+        // next item's is found by the separator's one look at `,"` (`strip_prefix(",\"")`),
+        // not looked at again (goal 6 `terms` loop 1,207,565 -> 1,123,576 instructions).
+        let mut after = self.text.get(self.i..)?.strip_prefix('"')?;
+        let mut rest;
         let mut n = 0;
         loop {
-            let after = rest.strip_prefix('"')?;
             let (end, quote) = plain_run(after.as_bytes(), 0);
             let text = if quote {
                 let (text, tail) = after.split_at_checked(end)?;
@@ -1357,9 +1359,9 @@ impl<'a> Parser<'a> {
                 toks.push(Tok::String(text));
             }
             n += 1;
-            match rest.strip_prefix(',') {
-                Some(next) if next.as_bytes().first() == Some(&b'"') => rest = next,
-                _ => break,
+            match rest.strip_prefix(",\"") {
+                Some(next) => after = next,
+                None => break,
             }
         }
         self.i = self.text.len() - rest.len();
