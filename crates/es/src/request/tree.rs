@@ -1263,15 +1263,22 @@ impl<'a> Parser<'a> {
                     items = 0;
                     len += 1;
                 }
+                // Past whitespace (a spaced body's items), told apart by their first byte.
                 _ => {
-                    let tok = self.toks.len();
-                    self.value(depth)?;
-                    items &= match self.toks.get(tok) {
-                        Some(Tok::String(_)) => ALL_SCALARS | ALL_STRINGS,
-                        Some(Tok::Array(_) | Tok::Object(_)) => 0,
-                        _ => ALL_SCALARS,
-                    };
-                    len += 1;
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b'"') => len += self.strings()?,
+                        Some(b'{' | b'[') => {
+                            self.value(depth)?;
+                            items = 0;
+                            len += 1;
+                        }
+                        _ => {
+                            self.value(depth)?;
+                            items &= ALL_SCALARS;
+                            len += 1;
+                        }
+                    }
                 }
             }
             // The separator or the close where a compact body has it, else past whitespace.
