@@ -98,6 +98,19 @@ fn tape_is_whole(t: Tokens<'_>, shown: &str) {
     assert_eq!(t.0.len(), span.size as usize, "{shown}");
     let mut seen = 0;
     if matches!(t.0[0], Tok::Array(_)) {
+        // What the parser told of the items, against a walk over them.
+        let walked =
+            |scalar: fn(&Tok<'_>) -> bool| span.size == span.len + 1 && t.0[1..].iter().all(scalar);
+        assert_eq!(
+            t.items_all_scalars(),
+            walked(|t| !matches!(t, Tok::Array(_) | Tok::Object(_))),
+            "{shown}"
+        );
+        assert_eq!(
+            t.items_all_strings(),
+            walked(|t| matches!(t, Tok::String(_))),
+            "{shown}"
+        );
         let mut items = t.items();
         while let Some((_, value)) = items.step() {
             tape_is_whole(Tokens(value), shown);
