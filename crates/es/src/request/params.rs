@@ -143,9 +143,7 @@ pub enum Kind {
 /// (attack17b, L). Elasticsearch compares the types as written; a custom string holding them
 /// is refused too (harmless: any other string does the same).
 pub fn preference_ok(value: &str) -> bool {
-    !value.chars().any(char::is_control)
-        && !value.contains("_only_nodes")
-        && !value.contains("_prefer_nodes")
+    !value.contains("_only_nodes") && !value.contains("_prefer_nodes")
 }
 
 // Response shaping, taken out by `shaping` (forwarded or applied by esgate, never both).
@@ -279,7 +277,7 @@ fn value_ok(kind: Kind, value: &str) -> bool {
         Kind::Time => value == "-1" || is_time_value(value),
         Kind::OneOf(allowed) => allowed.contains(&value),
         Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
-        Kind::Preference => preference_ok(value),
+        Kind::Preference => value_ok(Kind::Text, value) && preference_ok(value),
     }
 }
 
@@ -385,10 +383,12 @@ mod tests {
             "_only_nodes:node-1",
             "_prefer_nodes:zone:eu-1",
             "_shards:0|_only_nodes:*",
-            "_local\u{1}",
         ] {
             assert!(!preference_ok(bad), "{bad:?}");
+            assert!(!value_ok(Kind::Preference, bad), "{bad:?}");
         }
+        // A parameter's control characters are refused as any text's.
+        assert!(!value_ok(Kind::Preference, "_local\u{1}"));
     }
 
     #[test]
