@@ -147,11 +147,11 @@ impl App {
                 index,
                 urls,
                 tombstone_retention,
+                access,
                 ..
             } => {
                 let cluster = Arc::new(ClusterStore::new(
-                    &config.backend,
-                    urls,
+                    &config.backend.for_store(urls, access),
                     index,
                     *tombstone_retention,
                 ));

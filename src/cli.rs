@@ -525,13 +525,15 @@ fn store_command(command: StoreCommand) -> ExitCode {
             index,
             urls,
             tombstone_retention,
+            access,
             ..
         } => {
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
             runtime.block_on(async {
-                let cluster = ClusterStore::new(&config.backend, urls, index, *tombstone_retention);
+                let reach = config.backend.for_store(urls, access);
+                let cluster = ClusterStore::new(&reach, index, *tombstone_retention);
                 match &input {
                     Some(changes) => {
                         cluster.prepare_index(true).await?;

@@ -1262,7 +1262,11 @@ async fn a_revocation_written_long_after_its_claim_reaches_every_replica(backend
         &|_| None,
     )
     .expect("valid");
-    let writer = ClusterStore::new(&config.backend, &[], INDEX, Duration::from_secs(86_400));
+    let writer = ClusterStore::new(
+        &config.store_backend().expect("the cluster store"),
+        INDEX,
+        Duration::from_secs(86_400),
+    );
     writer.prepare_index(false).await.unwrap();
     writer.load().await.unwrap();
     let (counter, _) = writer.catch_up().await.unwrap();
