@@ -347,6 +347,7 @@ async fn serve(
             return ExitCode::from(1);
         }
     };
+    app.check_store_reach().await;
     let data = match tokio::net::TcpListener::bind(data_addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -446,6 +447,8 @@ async fn reload_on_hangup(
                     );
                 }
                 tracing::info!("Configuration reloaded");
+                // The backend credential may have changed.
+                live.load().check_store_reach().await;
             }
         }
     }

@@ -30,6 +30,14 @@ impl Config {
         {
             // attack17b: request checks cannot keep an `all` token away from the store index
             // when the cluster computes the name (scripts, ingest pipelines, templates).
+            let same = access.authorization.as_ref().map(|a| &a.0)
+                == self.backend.authorization.as_ref().map(|a| &a.0);
+            if access.own_credential() && same {
+                out.push(ConfigIssue {
+                    path: "store.username".to_string(),
+                    message: "and store.api_key name the [backend] credential: the store's credential keeps all tokens away from the store index only when it is another one, whose role alone holds the store index".to_string(),
+                });
+            }
             if urls.is_empty() && !access.own_credential() {
                 out.push(ConfigIssue {
                     path: "store.username".to_string(),
@@ -101,6 +109,18 @@ mod tests {
         assert!(store("username = \"esgate_store\"\npassword = \"p\"").is_empty());
         assert!(store("api_key = \"k\"").is_empty());
         assert!(store("urls = [\"http://store:9200\"]").is_empty());
+        let same =
+            "api_key = \"k\"\n[backend]\nurls = [\"http://127.0.0.1:9200\"]\napi_key = \"k\"";
+        let text = format!(
+            "[store]\nkind = \"elasticsearch\"\n{same}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+        );
+        let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+        let paths: Vec<_> = config.advice().into_iter().map(|a| a.path).collect();
+        assert_eq!(
+            paths,
+            ["store.username"],
+            "the store's credential is the backend's"
+        );
         assert!(advice("").is_empty(), "the file store");
     }
 
