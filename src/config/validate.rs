@@ -1586,6 +1586,15 @@ mod tests {
         );
         // Unset: the backend's, as before.
         assert_eq!(auth(""), Some("ApiKey data-key".to_owned()));
+        // The store is restart-only: a reload compares it, its credential included.
+        let store = |s: &str| {
+            let raw = parse(&format!("{head}{s}")).unwrap();
+            validate(raw, &Overrides::default(), &env).unwrap().store
+        };
+        assert_eq!(store("api_key = \"a\"\n"), store("api_key = \"a\"\n"));
+        assert_ne!(store("api_key = \"a\"\n"), store("api_key = \"b\"\n"));
+        assert_ne!(store("api_key = \"a\"\n"), store(""));
+        assert!(!format!("{:?}", store("api_key = \"a-secret\"\n")).contains("a-secret"));
 
         let issues = |store: &str| {
             let raw = parse(&format!("{head}{store}")).unwrap();

@@ -2205,6 +2205,37 @@ async fn the_store_uses_a_credential_of_its_own(backend: Backend) {
         );
     }
 
+    // A reload may change the backend credential: the question is asked again. Here the
+    // role was fixed meanwhile.
+    relay.script_json(
+        "POST",
+        "/_security/user/_has_privileges",
+        200,
+        json!({
+            "username": DATA_USER,
+            "has_all_requested": false,
+            "cluster": {"manage_security": false},
+            "index": {INDEX: {"read": false, "write": false, "index": false, "create": false,
+                              "create_doc": false, "delete": false, "manage": false}},
+        }),
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    within(
+        Duration::from_secs(10),
+        "the question asked again after the reload",
+        || async {
+            a.log
+                .lock()
+                .unwrap()
+                .contains("holds no privilege on the store index")
+        },
+    )
+    .await;
+
     // export / import: the store's credential only; the backend's password is not needed.
     let cli_config = dir.path().join("cli.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
