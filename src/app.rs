@@ -147,11 +147,11 @@ impl App {
                 index,
                 urls,
                 tombstone_retention,
+                access,
                 ..
             } => {
                 let cluster = Arc::new(ClusterStore::new(
-                    &config.backend,
-                    urls,
+                    &config.backend.for_store(urls, access),
                     index,
                     *tombstone_retention,
                 ));
@@ -241,6 +241,27 @@ impl App {
 }
 
 impl App {
+    /// attack17b: with the cluster store in the backend cluster under a credential of its own,
+    /// asks the cluster whether the data credential (`[backend]`'s, which every `all` token's
+    /// request carries) can reach the store index, and logs the answer
+    /// (`crate::store::reach`). `None` where the question does not apply: the file store, a
+    /// store in another cluster, or one read with the data credential (the configuration's
+    /// advice names that).
+    pub async fn check_store_reach(&self) -> Option<crate::store::reach::Reach> {
+        let index = self.config.store.guarded_index()?;
+        if !self.config.store.access()?.own_credential() {
+            return None;
+        }
+        let reach = crate::store::reach::check(
+            &self.upstream,
+            self.config.backend.authorization.as_ref().map(|a| &a.0),
+            index,
+        )
+        .await;
+        crate::store::reach::log(&reach, index);
+        Some(reach)
+    }
+
     /// The `App` for a reloaded `config` (SIGHUP): the backend pool (new URLs, timeouts, TLS
     /// material), the audit output (reopened: log rotation), policies, limits read per request,
     /// trusted proxies and the admin key come from `config`; the store, the id-sealing key,

@@ -347,6 +347,7 @@ async fn serve(
             return ExitCode::from(1);
         }
     };
+    app.check_store_reach().await;
     let data = match tokio::net::TcpListener::bind(data_addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -446,6 +447,8 @@ async fn reload_on_hangup(
                     );
                 }
                 tracing::info!("Configuration reloaded");
+                // The backend credential may have changed.
+                live.load().check_store_reach().await;
             }
         }
     }
@@ -525,13 +528,15 @@ fn store_command(command: StoreCommand) -> ExitCode {
             index,
             urls,
             tombstone_retention,
+            access,
             ..
         } => {
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
             runtime.block_on(async {
-                let cluster = ClusterStore::new(&config.backend, urls, index, *tombstone_retention);
+                let reach = config.backend.for_store(urls, access);
+                let cluster = ClusterStore::new(&reach, index, *tombstone_retention);
                 match &input {
                     Some(changes) => {
                         cluster.prepare_index(true).await?;

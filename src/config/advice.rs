@@ -23,9 +23,27 @@ impl Config {
         }
         if let super::StoreKind::Elasticsearch {
             tombstone_retention,
+            urls,
+            access,
             ..
         } = &self.store
         {
+            // attack17b: request checks cannot keep an `all` token away from the store index
+            // when the cluster computes the name (scripts, ingest pipelines, templates).
+            let same = access.authorization.as_ref().map(|a| &a.0)
+                == self.backend.authorization.as_ref().map(|a| &a.0);
+            if access.own_credential() && same {
+                out.push(ConfigIssue {
+                    path: "store.username".to_string(),
+                    message: "and store.api_key name the [backend] credential: the store's credential keeps all tokens away from the store index only when it is another one, whose role alone holds the store index".to_string(),
+                });
+            }
+            if urls.is_empty() && !access.own_credential() {
+                out.push(ConfigIssue {
+                    path: "store.username".to_string(),
+                    message: "and store.api_key are not set: the store index is read and written with the [backend] credential, which every `all` token's request also carries, and a name the cluster computes (a reindex script, an ingest pipeline) reaches the store index past esgate's checks; where `all` tokens go to parties that must not administer esgate, give the store a credential of its own whose role alone holds the store index (see \"Several replicas\" in the README), or keep the store in another cluster (store.urls)".to_string(),
+                });
+            }
             if *tombstone_retention < std::time::Duration::from_secs(3600) {
                 out.push(ConfigIssue {
                     path: "store.tombstone_retention".to_string(),
@@ -54,7 +72,7 @@ mod tests {
     fn a_short_tombstone_retention_is_named() {
         let store = |extra: &str| {
             let text = format!(
-                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\napi_key = \"k\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
             );
             let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
             config
@@ -69,6 +87,41 @@ mod tests {
             store("tombstone_retention = \"59m\""),
             ["store.tombstone_retention"]
         );
+    }
+
+    /// store17 (attack17b): a cluster store in the backend cluster read and written with the
+    /// data credential is named; one with a credential of its own, or in another cluster, and
+    /// the file store are not.
+    #[test]
+    fn a_store_read_with_the_data_credential_is_named() {
+        let store = |extra: &str| {
+            let text = format!(
+                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+            );
+            let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+            config
+                .advice()
+                .into_iter()
+                .map(|a| a.path)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(store(""), ["store.username"]);
+        assert!(store("username = \"esgate_store\"\npassword = \"p\"").is_empty());
+        assert!(store("api_key = \"k\"").is_empty());
+        assert!(store("urls = [\"http://store:9200\"]").is_empty());
+        let same =
+            "api_key = \"k\"\n[backend]\nurls = [\"http://127.0.0.1:9200\"]\napi_key = \"k\"";
+        let text = format!(
+            "[store]\nkind = \"elasticsearch\"\n{same}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+        );
+        let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+        let paths: Vec<_> = config.advice().into_iter().map(|a| a.path).collect();
+        assert_eq!(
+            paths,
+            ["store.username"],
+            "the store's credential is the backend's"
+        );
+        assert!(advice("").is_empty(), "the file store");
     }
 
     /// Session 12: a budget that validates (at least the body cap) but cannot hold a body near

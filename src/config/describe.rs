@@ -153,6 +153,7 @@ impl Config {
                 urls,
                 poll_interval,
                 tombstone_retention,
+                access,
             } => {
                 o.key("kind", quoted("elasticsearch"));
                 o.key("index", quoted(index));
@@ -164,6 +165,19 @@ impl Config {
                 }
                 o.key("poll_interval", duration(*poll_interval));
                 o.key("tombstone_retention", duration(*tombstone_retention));
+                if let Some(user) = &s.store_username {
+                    o.key("username", quoted(user));
+                }
+                o.secret("password", &s.store_password);
+                o.secret("api_key", &s.store_api_key);
+                if !access.own_credential() {
+                    o.comment(
+                        "no store credential: the store is read and written with the [backend] credential",
+                    );
+                }
+                if let Some(ca) = &access.ca_file {
+                    o.key("ca_file", path(ca));
+                }
             }
         }
 
@@ -299,6 +313,8 @@ mod tests {
              [listen]\nheader_timeout = \"1500ms\"\n",
             "[store]\nkind = \"elasticsearch\"\n[admin]\nkey_env = \"ADMIN\"\n",
             "[store]\nkind = \"elasticsearch\"\nindex = \".tokens\"\nurls = [\"https://s:9200\"]\npoll_interval = \"250ms\"\n[admin]\nkey_env = \"ADMIN\"\n",
+            "[store]\nkind = \"elasticsearch\"\nusername = \"esgate_store\"\npassword_env = \"ES_PW\"\n[admin]\nkey_env = \"ADMIN\"\n",
+            "[store]\nkind = \"elasticsearch\"\napi_key_env = \"ES_PW\"\n[admin]\nkey_env = \"ADMIN\"\n",
             "[kibana]\nurl = \"http://kibana:5601\"\nlisten = \"0.0.0.0:5602\"\npublic_url = \"https://dash.example.com/\"\n",
         ] {
             let first = described(toml);
@@ -307,6 +323,28 @@ mod tests {
             let value: toml::Table = toml::from_str(&first).expect("valid TOML");
             assert!(value.contains_key("listen") && value.contains_key("policies"));
         }
+    }
+
+    /// store17: the store's own credential prints as its variable's name (or the refused
+    /// placeholder), never its value; without one, a comment says the backend's is used.
+    #[test]
+    fn the_store_credential_prints_without_its_secret() {
+        let text = described(
+            "[store]\nkind = \"elasticsearch\"\nusername = \"esgate_store\"\npassword_env = \"ES_PW\"\n[admin]\nkey_env = \"ADMIN\"\n",
+        );
+        let store = &text[text.find("[store]").unwrap()..text.find("[admin]").unwrap()];
+        assert!(
+            store.contains("username = \"esgate_store\"\npassword_env = \"ES_PW\"\n"),
+            "{store}"
+        );
+        assert!(!text.contains("backend-password-value"), "{text}");
+        let text = described(
+            "[store]\nkind = \"elasticsearch\"\napi_key = \"inline-store-key\"\n[admin]\nkey_env = \"ADMIN\"\n",
+        );
+        assert!(!text.contains("inline-store-key"), "{text}");
+        assert!(text.contains("api_key = \"<redacted>\""), "{text}");
+        let text = described("[store]\nkind = \"elasticsearch\"\n[admin]\nkey_env = \"ADMIN\"\n");
+        assert!(text.contains("# no store credential"), "{text}");
     }
 
     #[test]

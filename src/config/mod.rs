@@ -97,7 +97,49 @@ pub enum StoreKind {
         /// How long a deleted record's tombstone stays in the index before a replica purges
         /// it; a replica out of touch for half of it reads the whole store again.
         tombstone_retention: Duration,
+        /// The store's own credential and TLS roots, where it has them.
+        access: StoreAccess,
     },
+}
+
+/// How the cluster store reaches its cluster where that differs from `[backend]`: its own
+/// credential (`store.username`/`password` or `store.api_key`), so the data credential that
+/// every `all` token's request carries can be kept away from the store index, and its own CA
+/// bundle for another cluster (`store.ca_file`). `Debug` is redacted.
+#[derive(Clone, Default)]
+pub struct StoreAccess {
+    /// `None`: the `[backend]` credential.
+    pub authorization: Option<BackendAuthorization>,
+    /// `store.ca_file`'s roots, no client certificate; `None`: `[backend]`'s TLS settings.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StoreAccess {
+    /// Whether the store has a credential of its own.
+    pub fn own_credential(&self) -> bool {
+        self.authorization.is_some()
+    }
+}
+
+/// Compared for reloads (the store is restart-only): the credential's value and the CA
+/// bundle's path.
+impl PartialEq for StoreAccess {
+    fn eq(&self, other: &StoreAccess) -> bool {
+        self.authorization.as_ref().map(|a| &a.0) == other.authorization.as_ref().map(|a| &a.0)
+            && self.ca_file == other.ca_file
+    }
+}
+
+impl Eq for StoreAccess {}
+
+impl std::fmt::Debug for StoreAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreAccess")
+            .field("own_credential", &self.own_credential())
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl StoreKind {
@@ -106,6 +148,14 @@ impl StoreKind {
         match self {
             StoreKind::File => None,
             StoreKind::Elasticsearch { index, .. } => Some(index),
+        }
+    }
+
+    /// The cluster store's own credential and TLS roots, when that is the kind.
+    pub fn access(&self) -> Option<&StoreAccess> {
+        match self {
+            StoreKind::File => None,
+            StoreKind::Elasticsearch { access, .. } => Some(access),
         }
     }
 
@@ -144,6 +194,9 @@ pub struct Sources {
     pub backend_ca_file: Option<PathBuf>,
     pub backend_client_cert_file: Option<PathBuf>,
     pub backend_client_key_file: Option<PathBuf>,
+    pub store_username: Option<String>,
+    pub store_password: SecretSource,
+    pub store_api_key: SecretSource,
     /// `admin.key` / `admin.key_env`, or the default `ESGATE_ADMIN_KEY` when it was set.
     pub admin_key: SecretSource,
     pub ids_key_env: Option<String>,
@@ -215,6 +268,35 @@ pub struct Backend {
     pub max_connections_per_node: usize,
     pub unhealthy_cooldown: Duration,
     pub resolve_cache_ttl: Duration,
+}
+
+impl Config {
+    /// The settings the cluster store reaches its cluster with ([`Backend::for_store`]); `None`
+    /// for the file store.
+    pub fn store_backend(&self) -> Option<Backend> {
+        let StoreKind::Elasticsearch { urls, access, .. } = &self.store else {
+            return None;
+        };
+        Some(self.backend.for_store(urls, access))
+    }
+}
+
+impl Backend {
+    /// The settings the cluster store reaches its cluster with: these, with the nodes of
+    /// `store.urls` and the store's own credential and CA bundle where set.
+    pub fn for_store(&self, urls: &[Uri], access: &StoreAccess) -> Backend {
+        let mut b = self.clone();
+        if !urls.is_empty() {
+            b.urls = urls.to_vec();
+        }
+        if let Some(a) = &access.authorization {
+            b.authorization = Some(a.clone());
+        }
+        if let Some(tls) = &access.tls {
+            b.tls = Arc::clone(tls);
+        }
+        b
+    }
 }
 
 /// esgate's own backend credential. `Debug` is redacted.
@@ -312,8 +394,9 @@ pub fn load(
 }
 
 /// Reads the configuration and validates only what `esgate store export|import` use:
-/// `[store]`, and `[backend]` when the store lives in a cluster (its nodes and credentials are
-/// the store's unless `store.urls` names others). The rest of a server's config (listener
+/// `[store]`, and `[backend]` when the store lives in a cluster (its nodes and TLS settings are
+/// the store's unless `store.urls` and `store.ca_file` name others, its credential unless the
+/// store has its own). The rest of a server's config (listener
 /// certificates, the admin key, the audit file, Kibana) may name files and environment
 /// variables only the server's host has; the rest of the returned config is the defaults.
 pub fn load_store_settings(
@@ -322,13 +405,28 @@ pub fn load_store_settings(
 ) -> Result<Config, ConfigError> {
     let raw = read(path)?;
     let in_cluster = raw.store.kind.as_deref() == Some("elasticsearch");
+    // With a credential of its own the store is not read with the backend's, whose variables
+    // the operator's host may not hold.
+    let own_credential = raw.store.username.is_some()
+        || raw.store.password.is_some()
+        || raw.store.password_env.is_some()
+        || raw.store.api_key.is_some()
+        || raw.store.api_key_env.is_some();
+    let backend = match (in_cluster, own_credential) {
+        (false, _) => Default::default(),
+        (true, false) => raw.backend,
+        (true, true) => raw::RawBackend {
+            username: None,
+            password: None,
+            password_env: None,
+            api_key: None,
+            api_key_env: None,
+            ..raw.backend
+        },
+    };
     let raw = raw::RawConfig {
         store: raw.store,
-        backend: if in_cluster {
-            raw.backend
-        } else {
-            Default::default()
-        },
+        backend,
         ..Default::default()
     };
     validate::validate_for(

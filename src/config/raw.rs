@@ -152,6 +152,14 @@ pub struct RawStore {
     pub urls: Option<Vec<String>>,
     pub poll_interval: Option<String>,
     pub tombstone_retention: Option<String>,
+    /// The cluster store's own credential (the shapes of `[backend]`'s); unset: `[backend]`'s.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    /// CA bundle for `store.urls` (another cluster); unset: `[backend]`'s TLS settings.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

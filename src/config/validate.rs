@@ -145,7 +145,7 @@ pub(super) fn validate_for(
         v.issue("store.path", "must not be empty");
     }
 
-    let store = v.store_kind(&raw.store);
+    let store = v.store_kind(&raw.store, env);
     // A store "in another cluster" that is a backend node is in the cluster tokens read, and
     // its index would be guarded from none of them (`StoreKind::guarded_index`). Other nodes
     // of the same cluster cannot be told from its URLs.
@@ -297,6 +297,9 @@ pub(super) fn validate_for(
         backend_ca_file: raw.backend.ca_file.as_ref().map(PathBuf::from),
         backend_client_cert_file: raw.backend.client_cert_file.as_ref().map(PathBuf::from),
         backend_client_key_file: raw.backend.client_key_file.as_ref().map(PathBuf::from),
+        store_username: raw.store.username.clone(),
+        store_password: secret_source(&raw.store.password, &raw.store.password_env),
+        store_api_key: secret_source(&raw.store.api_key, &raw.store.api_key_env),
         admin_key: match secret_source(&raw.admin.key, &raw.admin.key_env) {
             SecretSource::Unset if admin_key.is_some() => {
                 SecretSource::Env(raw::DEFAULT_ADMIN_KEY_ENV.to_owned())
@@ -347,6 +350,16 @@ fn redacted_message(path: &str) -> String {
 
 struct Validator {
     issues: Vec<ConfigIssue>,
+}
+
+/// A credential's keys as a section spells them (`[backend]` and `[store]` share the shape).
+struct CredentialKeys<'a> {
+    section: &'static str,
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+    password_env: Option<&'a str>,
+    api_key: Option<&'a str>,
+    api_key_env: Option<&'a str>,
 }
 
 impl Validator {
@@ -565,7 +578,11 @@ impl Validator {
     }
 
     /// `[store]`: the kind, and for the cluster store its index, nodes and poll interval.
-    fn store_kind(&mut self, raw: &raw::RawStore) -> StoreKind {
+    fn store_kind(
+        &mut self,
+        raw: &raw::RawStore,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> StoreKind {
         let cluster_only = [
             ("store.index", raw.index.is_some()),
             ("store.urls", raw.urls.is_some()),
@@ -574,6 +591,12 @@ impl Validator {
                 "store.tombstone_retention",
                 raw.tombstone_retention.is_some(),
             ),
+            ("store.username", raw.username.is_some()),
+            ("store.password", raw.password.is_some()),
+            ("store.password_env", raw.password_env.is_some()),
+            ("store.api_key", raw.api_key.is_some()),
+            ("store.api_key_env", raw.api_key_env.is_some()),
+            ("store.ca_file", raw.ca_file.is_some()),
         ];
         match raw.kind.as_deref().unwrap_or("file") {
             "file" => {
@@ -642,11 +665,40 @@ impl Validator {
                         "must be at least 4s (a replica out of touch for half of it reloads the whole store)",
                     );
                 }
+                let authorization = self.credential(
+                    CredentialKeys {
+                        section: "store",
+                        username: raw.username.as_deref(),
+                        password: raw.password.as_deref(),
+                        password_env: raw.password_env.as_deref(),
+                        api_key: raw.api_key.as_deref(),
+                        api_key_env: raw.api_key_env.as_deref(),
+                    },
+                    env,
+                );
+                // The backend cluster is reached as `[backend]` says; another cluster may need
+                // roots of its own. No client certificate: that is the backend's identity.
+                let tls = match (&raw.ca_file, raw.urls.is_some()) {
+                    (Some(ca), true) => self.client_tls("store", Some(ca), None, None),
+                    (Some(_), false) => {
+                        self.issue(
+                            "store.ca_file",
+                            "is only used with store.urls (the backend cluster is reached with [backend]'s TLS settings)",
+                        );
+                        None
+                    }
+                    (None, _) => None,
+                };
                 StoreKind::Elasticsearch {
                     index,
                     urls,
                     poll_interval,
                     tombstone_retention,
+                    access: crate::config::StoreAccess {
+                        authorization,
+                        tls,
+                        ca_file: raw.ca_file.as_ref().map(PathBuf::from),
+                    },
                 }
             }
             _ => {
@@ -678,49 +730,24 @@ impl Validator {
             .filter_map(|(i, text)| self.node_url(&format!("backend.urls[{i}]"), text))
             .collect();
 
-        let password = self.secret_value(
-            "backend.password",
-            raw.password.as_deref(),
-            "backend.password_env",
-            raw.password_env.as_deref(),
+        let authorization = self.credential(
+            CredentialKeys {
+                section: "backend",
+                username: raw.username.as_deref(),
+                password: raw.password.as_deref(),
+                password_env: raw.password_env.as_deref(),
+                api_key: raw.api_key.as_deref(),
+                api_key_env: raw.api_key_env.as_deref(),
+            },
             env,
         );
-        let api_key = self.secret_value(
-            "backend.api_key",
-            raw.api_key.as_deref(),
-            "backend.api_key_env",
-            raw.api_key_env.as_deref(),
-            env,
-        );
-        let authorization = match (&raw.username, password, api_key) {
-            (Some(_), _, Some(_)) => {
-                self.issue(
-                    "backend",
-                    "use either username/password or api_key, not both",
-                );
-                None
-            }
-            (Some(user), Some(pass), None) => {
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                self.header("backend.password", format!("Basic {encoded}"))
-            }
-            (Some(_), None, None) if raw.password.is_none() && raw.password_env.is_none() => {
-                self.issue(
-                    "backend.password",
-                    "is required with backend.username (or set backend.password_env)",
-                );
-                None
-            }
-            (None, Some(_), None) => {
-                self.issue("backend.username", "is required with a backend password");
-                None
-            }
-            (None, _, Some(key)) => self.header("backend.api_key", format!("ApiKey {key}")),
-            (_, None, None) => None,
-        };
 
-        let tls = self.client_tls(raw)?;
+        let tls = self.client_tls(
+            "backend",
+            raw.ca_file.as_deref(),
+            raw.client_cert_file.as_deref(),
+            raw.client_key_file.as_deref(),
+        )?;
         Some(Backend {
             urls,
             authorization,
@@ -875,12 +902,73 @@ impl Validator {
         }
     }
 
-    fn client_tls(&mut self, raw: &raw::RawBackend) -> Option<Arc<rustls::ClientConfig>> {
+    /// The credential a section's keys name (`[backend]`, `[store]`: one parser for both):
+    /// username + password (or `password_env`), or `api_key` (or `api_key_env`), or none.
+    fn credential(
+        &mut self,
+        keys: CredentialKeys<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<BackendAuthorization> {
+        let section = keys.section;
+        let key = |name: &str| format!("{section}.{name}");
+        let password = self.secret_value(
+            &key("password"),
+            keys.password,
+            &key("password_env"),
+            keys.password_env,
+            env,
+        );
+        let api_key = self.secret_value(
+            &key("api_key"),
+            keys.api_key,
+            &key("api_key_env"),
+            keys.api_key_env,
+            env,
+        );
+        match (keys.username, password, api_key) {
+            (Some(_), _, Some(_)) => {
+                self.issue(section, "use either username/password or api_key, not both");
+                None
+            }
+            (Some(user), Some(pass), None) => {
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                self.header(&key("password"), format!("Basic {encoded}"))
+            }
+            (Some(_), None, None) if keys.password.is_none() && keys.password_env.is_none() => {
+                self.issue(
+                    &key("password"),
+                    format!("is required with {section}.username (or set {section}.password_env)"),
+                );
+                None
+            }
+            (None, Some(_), None) => {
+                self.issue(
+                    &key("username"),
+                    format!("is required with a {section} password"),
+                );
+                None
+            }
+            (None, _, Some(k)) => self.header(&key("api_key"), format!("ApiKey {k}")),
+            (_, None, None) => None,
+        }
+    }
+
+    /// TLS settings for a cluster's nodes: `ca_file`'s roots (default: the system's) and an
+    /// optional client certificate; problems are reported under `section`.
+    fn client_tls(
+        &mut self,
+        section: &str,
+        ca_file: Option<&str>,
+        client_cert_file: Option<&str>,
+        client_key_file: Option<&str>,
+    ) -> Option<Arc<rustls::ClientConfig>> {
         let mut roots = rustls::RootCertStore::empty();
-        if let Some(ca) = &raw.ca_file {
-            for cert in self.load_certs("backend.ca_file", ca)? {
+        if let Some(ca) = ca_file {
+            let path = format!("{section}.ca_file");
+            for cert in self.load_certs(&path, ca)? {
                 if let Err(e) = roots.add(cert) {
-                    self.issue("backend.ca_file", format!("unusable CA certificate: {e}"));
+                    self.issue(&path, format!("unusable CA certificate: {e}"));
                 }
             }
         } else {
@@ -896,19 +984,20 @@ impl Validator {
         {
             Ok(b) => b.with_root_certificates(roots),
             Err(e) => {
-                self.issue("backend", e.to_string());
+                self.issue(section, e.to_string());
                 return None;
             }
         };
-        let config = match (&raw.client_cert_file, &raw.client_key_file) {
+        let config = match (client_cert_file, client_key_file) {
             (Some(cert), Some(key)) => {
-                let certs = self.load_certs("backend.client_cert_file", cert)?;
-                let key = self.load_key("backend.client_key_file", key)?;
+                let cert_path = format!("{section}.client_cert_file");
+                let certs = self.load_certs(&cert_path, cert)?;
+                let key = self.load_key(&format!("{section}.client_key_file"), key)?;
                 match builder.with_client_auth_cert(certs, key) {
                     Ok(c) => c,
                     Err(e) => {
                         self.issue(
-                            "backend.client_cert_file",
+                            &cert_path,
                             format!("certificate and key do not fit together: {e}"),
                         );
                         return None;
@@ -917,10 +1006,7 @@ impl Validator {
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {
-                self.issue(
-                    "backend",
-                    "client_cert_file and client_key_file go together",
-                );
+                self.issue(section, "client_cert_file and client_key_file go together");
                 return None;
             }
         };
@@ -1204,6 +1290,7 @@ mod tests {
                 urls: vec![],
                 poll_interval: Duration::from_millis(500),
                 tombstone_retention: Duration::from_secs(7 * 86_400),
+                access: Default::default(),
             }
         );
         assert_eq!(check("").unwrap().store, StoreKind::File);
@@ -1458,6 +1545,140 @@ mod tests {
         assert_eq!(c.backend.urls.len(), 2);
     }
 
+    /// store17 (attack17b): the cluster store's own credential, so that the data credential
+    /// (every `all` token's requests) can be kept away from the store index. The shapes and
+    /// checks are `[backend]`'s (one parser); unset, the store uses the backend's.
+    #[test]
+    fn the_store_has_a_credential_of_its_own_with_the_backends_shapes() {
+        let env = |name: &str| match name {
+            "STORE_PW" => Some("store-pw".to_owned()),
+            "STORE_KEY" => Some("c3RvcmU6a2V5".to_owned()),
+            _ => None,
+        };
+        let head = "[backend]\napi_key = \"data-key\"\n[admin]\nkey = \"0123456789abcdef0\"\n[store]\nkind = \"elasticsearch\"\n";
+        let auth = |store: &str| -> Option<String> {
+            let raw = parse(&format!("{head}{store}")).unwrap();
+            let c = validate(raw, &Overrides::default(), &env).expect("valid");
+            assert_eq!(
+                c.backend
+                    .authorization
+                    .as_ref()
+                    .map(|a| a.0.to_str().unwrap()),
+                Some("ApiKey data-key"),
+                "the data credential stays the backend's"
+            );
+            c.store_backend()
+                .and_then(|b| b.authorization)
+                .map(|a| a.0.to_str().unwrap().to_owned())
+        };
+        let basic = base64::engine::general_purpose::STANDARD.encode("esgate_store:store-pw");
+        assert_eq!(
+            auth("username = \"esgate_store\"\npassword_env = \"STORE_PW\"\n"),
+            Some(format!("Basic {basic}"))
+        );
+        assert_eq!(
+            auth("api_key_env = \"STORE_KEY\"\n"),
+            Some("ApiKey c3RvcmU6a2V5".to_owned())
+        );
+        assert_eq!(
+            auth("api_key = \"inline\"\n"),
+            Some("ApiKey inline".to_owned())
+        );
+        // Unset: the backend's, as before.
+        assert_eq!(auth(""), Some("ApiKey data-key".to_owned()));
+        // The store is restart-only: a reload compares it, its credential included.
+        let store = |s: &str| {
+            let raw = parse(&format!("{head}{s}")).unwrap();
+            validate(raw, &Overrides::default(), &env).unwrap().store
+        };
+        assert_eq!(store("api_key = \"a\"\n"), store("api_key = \"a\"\n"));
+        assert_ne!(store("api_key = \"a\"\n"), store("api_key = \"b\"\n"));
+        assert_ne!(store("api_key = \"a\"\n"), store(""));
+        assert!(!format!("{:?}", store("api_key = \"a-secret\"\n")).contains("a-secret"));
+
+        let issues = |store: &str| {
+            let raw = parse(&format!("{head}{store}")).unwrap();
+            paths(validate(raw, &Overrides::default(), &env).unwrap_err())
+        };
+        for (store, want) in [
+            ("username = \"u\"\napi_key = \"k\"\n", "store"),
+            ("username = \"u\"\n", "store.password"),
+            ("password = \"p\"\n", "store.username"),
+            (
+                "username = \"u\"\npassword_env = \"UNSET\"\n",
+                "store.password_env",
+            ),
+            ("api_key_env = \"UNSET\"\n", "store.api_key_env"),
+            (
+                "username = \"u\"\npassword = \"<redacted>\"\n",
+                "store.password",
+            ),
+            (
+                "username = \"u\"\npassword = \"p\"\npassword_env = \"STORE_PW\"\n",
+                "store.password",
+            ),
+            ("api_key = \"bad\\u0001key\"\n", "store.api_key"),
+            // The backend cluster is reached with the backend's TLS settings.
+            ("ca_file = \"/etc/ca.pem\"\n", "store.ca_file"),
+            (
+                "urls = [\"https://s:9200\"]\nca_file = \"/nonexistent/ca.pem\"\n",
+                "store.ca_file",
+            ),
+        ] {
+            assert_eq!(issues(store), vec![want], "{store}");
+        }
+        // A secret's value is never quoted in an issue.
+        let raw = parse(&format!(
+            "{head}username = \"u\"\npassword = \"p-secret\"\napi_key = \"k-secret\"\n"
+        ))
+        .unwrap();
+        let text = format!(
+            "{:?}",
+            validate(raw, &Overrides::default(), &env).unwrap_err()
+        );
+        assert!(!text.contains("secret"), "{text}");
+
+        // Refused with the file store, like every cluster store key.
+        for key in [
+            "username = \"u\"",
+            "password = \"p\"",
+            "password_env = \"STORE_PW\"",
+            "api_key = \"k\"",
+            "api_key_env = \"STORE_KEY\"",
+            "ca_file = \"/etc/ca.pem\"",
+        ] {
+            let raw = parse(&format!("[store]\nkind = \"file\"\n{key}\n")).unwrap();
+            let want = format!("store.{}", key.split(' ').next().unwrap());
+            assert_eq!(
+                paths(validate(raw, &Overrides::default(), &env).unwrap_err()),
+                vec![want]
+            );
+        }
+    }
+
+    /// store17: another cluster's CA bundle (`store.ca_file`, with `store.urls`) is the
+    /// store's; the backend keeps its own TLS settings.
+    #[test]
+    fn the_store_cluster_may_have_a_ca_bundle_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["store.example".to_owned()]).unwrap();
+        let ca_path = dir.path().join("store-ca.pem");
+        std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+        let text = format!(
+            "[admin]\nkey = \"0123456789abcdef0\"\n[store]\nkind = \"elasticsearch\"\nurls = [\"https://store.example:9200\"]\nca_file = {:?}\napi_key = \"k\"\n",
+            ca_path.display().to_string()
+        );
+        let c = check(&text).expect("valid");
+        let store = c.store_backend().unwrap();
+        assert!(!Arc::ptr_eq(&store.tls, &c.backend.tls));
+        assert_eq!(store.urls[0].host(), Some("store.example"));
+        let access = c.store.access().unwrap();
+        assert_eq!(access.ca_file.as_deref(), Some(ca_path.as_path()));
+        // Without it, the backend's settings.
+        let c = check(&text.replace("ca_file", "# ca_file")).unwrap();
+        assert!(Arc::ptr_eq(&c.store_backend().unwrap().tls, &c.backend.tls));
+    }
+
     #[test]
     fn missing_tls_files_are_reported() {
         let issues = check(
@@ -1514,6 +1735,20 @@ path = "/nonexistent/audit.jsonl"
             load(&without_password).map(|c| c.store),
             Ok(StoreKind::Elasticsearch { .. })
         ));
+        // With a credential of its own, the store is not read with the backend's: an unset
+        // backend password variable does not matter, an unset store one does.
+        let own = format!("{cluster}username = \"esgate_store\"\npassword = \"s\"\n");
+        let c = load(&own).expect("the store's own credential");
+        assert!(c.store_backend().unwrap().authorization.is_some());
+        assert!(c.backend.authorization.is_none());
+        let own_unset = own.replace(
+            "password = \"s\"",
+            "password_env = \"ESGATE_TEST_UNSET_STORE\"",
+        );
+        assert_eq!(
+            load(&own_unset).map(|_| ()),
+            Err(vec!["store.password_env".to_owned()])
+        );
         // The server's own validation still holds every rule.
         assert!(super::validate(
             crate::config::parse(&cluster.replace("password_env", "password = \"p\"\n# "))

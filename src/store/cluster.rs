@@ -666,25 +666,18 @@ pub struct Purged {
 }
 
 impl ClusterStore {
-    /// A client for the store cluster: `backend` with its nodes replaced by `urls` (when given)
-    /// and esgate's own short timeouts.
-    pub fn new(
-        backend: &crate::config::Backend,
-        urls: &[http::Uri],
-        index: &str,
-        retention: Duration,
-    ) -> ClusterStore {
-        let mut config = backend.clone();
-        if !urls.is_empty() {
-            config.urls = urls.to_vec();
-        }
+    /// A client for the store cluster: `store` is how it is reached (`Config::store_backend`:
+    /// the `[backend]` settings with the store's own nodes, credential and roots where set),
+    /// with esgate's own short timeouts.
+    pub fn new(store: &crate::config::Backend, index: &str, retention: Duration) -> ClusterStore {
+        let mut config = store.clone();
         config.request_timeout = config.request_timeout.min(REQUEST_TIMEOUT);
         config.connect_timeout = config.connect_timeout.min(REQUEST_TIMEOUT);
         config.unhealthy_cooldown = config.unhealthy_cooldown.min(Duration::from_secs(1));
         ClusterStore {
             // The store's requests come from the main thread (worker 0).
             http: Upstream::new(&config, 1),
-            authorization: backend.authorization.as_ref().map(|a| a.0.clone()),
+            authorization: store.authorization.as_ref().map(|a| a.0.clone()),
             index: index.to_owned(),
             retention,
             sync: Mutex::new(Sync::default()),
@@ -2145,7 +2138,6 @@ mod tests {
     fn finds_read_before_a_load_are_not_applied_after_it() {
         let store = ClusterStore::new(
             &crate::upstream::pool::tests::backend("http://127.0.0.1:9"),
-            &[],
             "esgate-tokens",
             Duration::from_secs(60),
         );
@@ -2186,7 +2178,6 @@ mod tests {
     fn finds_read_before_a_purge_forgot_their_record_are_not_applied_after_it() {
         let store = ClusterStore::new(
             &crate::upstream::pool::tests::backend("http://127.0.0.1:9"),
-            &[],
             "esgate-tokens",
             Duration::from_secs(60),
         );

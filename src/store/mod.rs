@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod exchange;
 pub mod file;
 pub mod model;
+pub mod reach;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -114,6 +114,8 @@ fn the_configuration_reference_names_every_key() {
         "`backend.api_key`",
         "`admin.key`",
         "`audit.path`",
+        "`store.password`",
+        "`store.api_key`",
     ] {
         assert!(reference.contains(key), "{key} is not documented");
     }

@@ -1262,7 +1262,11 @@ async fn a_revocation_written_long_after_its_claim_reaches_every_replica(backend
         &|_| None,
     )
     .expect("valid");
-    let writer = ClusterStore::new(&config.backend, &[], INDEX, Duration::from_secs(86_400));
+    let writer = ClusterStore::new(
+        &config.store_backend().expect("the cluster store"),
+        INDEX,
+        Duration::from_secs(86_400),
+    );
     writer.prepare_index(false).await.unwrap();
     writer.load().await.unwrap();
     let (counter, _) = writer.catch_up().await.unwrap();
@@ -1960,9 +1964,13 @@ async fn noida_no_token_reaches_the_store_index() {
 /// Here a reindex script writes a planted record into the store index (on noida, which runs
 /// Painless): with `seq` above the counter, a token record would be loaded by every replica
 /// and outlive the revocation of the token that planted it. Closing it needs the store out of
-/// the data credential's reach (another cluster, `store.urls`, or a credential of its own).
+/// the data credential's reach: another cluster (`store.urls`), or a credential of its own
+/// (`[store] username`/`api_key`, store17) with a data role without the store index, which the
+/// cluster enforces. The test backends have no security, so this stays ignored: what esgate
+/// does is shown by `the_store_uses_a_credential_of_its_own` (the two credentials apart, the
+/// start-up warning).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open (attack17b): a name computed by the cluster reaches the store index; keep the store in another cluster"]
+#[ignore = "needs a cluster with security (attack17b): the store's own credential and a data role without the store index close it; noida enforces no roles"]
 async fn noida_an_all_tokens_script_cannot_write_into_the_store() {
     let backend = Backend::noida();
     seed(backend.url()).await;
@@ -2015,6 +2023,265 @@ async fn noida_an_all_tokens_script_cannot_write_into_the_store() {
         reply.text(),
         planted.text()
     );
+}
+
+// === the store under a credential of its own ===
+
+/// The store's credential (`[store] api_key`) and the data credential (`[backend]`).
+const STORE_KEY: &str = "c3RvcmUtaWQ6c3RvcmUta2V5";
+const DATA_USER: &str = "esgate_data";
+const DATA_PASSWORD: &str = "data-password";
+
+/// A recording relay in front of `backend`: every request is recorded (its `Authorization`
+/// included) and forwarded without it (the test backends have no security), except those a
+/// test scripts itself.
+fn recording_relay(backend: &Backend) -> support::recording::Recording {
+    let relay = support::recording::Recording::start();
+    let base = backend.url().to_owned();
+    relay.script_fn("*", "/", move |r| {
+        let target = match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        };
+        let headers: Vec<(&str, &str)> = ["content-type"]
+            .into_iter()
+            .filter_map(|k| r.header(k).map(|v| (k, v)))
+            .collect();
+        let url = format!("{base}{target}");
+        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
+            Ok(reply) => support::recording::Answer {
+                status: reply.status.as_u16(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: reply.body,
+            },
+            Err(e) => support::recording::Answer::json(502, json!({"relay": format!("{e:?}")})),
+        }
+    });
+    relay
+}
+
+/// A replica's config: the backend (the relay) with the data credential, the cluster store
+/// with `store_credential` under `[store]`.
+fn split_config(dir: &Path, name: &str, backend: &str, store_credential: &str) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "[backend]\nurls = [{backend:?}]\nusername = {DATA_USER:?}\npassword = {DATA_PASSWORD:?}\n\n\
+         [store]\npath = {:?}\n{}\n{store_credential}\n\n[admin]\nkey = {ADMIN_KEY:?}\n\n\
+         [auth]\nmax_failures = 1000000\n\n[audit]\noutput = \"off\"\n",
+        dir.join(format!("{name}.data")).display().to_string(),
+        cluster_store(INDEX),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Whether a recorded request names the store index (path or query, percent-decoded, or
+/// body).
+fn names_store(r: &support::recording::Recorded) -> bool {
+    let decoded = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    decoded(&r.path).contains(INDEX)
+        || r.query
+            .as_deref()
+            .is_some_and(|q| decoded(q).contains(INDEX))
+        || String::from_utf8_lossy(&r.body).contains(INDEX)
+}
+
+/// store17 (attack17b): the store under a credential of its own, so that the data credential,
+/// which every `all` token's request carries, can be kept away from the store index by the
+/// cluster's roles. Two replicas reach the backend through a recording relay: every store
+/// request (the load, the poll, the writes, the scrolls of the window re-read and sweep)
+/// carries the store's credential, every data request the backend's, and no request with
+/// the backend's names the store index but the start-up question about it, which the relay
+/// answers as a cluster with security would (the data credential may `create_doc` there):
+/// the replica warns. `store export`/`import` use the store credential too, and do not need
+/// the backend's (its password variable is unset for them).
+async fn the_store_uses_a_credential_of_its_own(backend: Backend) {
+    seed(backend.url()).await;
+    let relay = recording_relay(&backend);
+    relay.script_fn("POST", "/_security/user/_has_privileges", |r| {
+        let index = |p: &str| p == "create_doc";
+        let asked: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let privileges: serde_json::Map<String, Value> = asked["index"][0]["privileges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|p| (p.to_owned(), Value::Bool(index(p))))
+            .collect();
+        support::recording::Answer::json(
+            200,
+            json!({
+                "username": DATA_USER,
+                "has_all_requested": false,
+                "cluster": {"manage_security": false},
+                "index": {INDEX: privileges},
+            }),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = split_config(
+        dir.path(),
+        "a.toml",
+        relay.url(),
+        &format!("api_key = {STORE_KEY:?}"),
+    );
+    let a = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let b = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let (_, secret) = create(&a, read_token("split")).await;
+    within(PROPAGATION, "the token on B", || async {
+        search_status(&b, &secret).await == 200
+    })
+    .await;
+    // A sweep and a window re-read (scrolls) come soon after each load.
+    tokio::time::sleep(SETTLE_AND_A_POLL).await;
+
+    let store_auth = format!("ApiKey {STORE_KEY}");
+    let data_auth = support::http::basic(DATA_USER, DATA_PASSWORD);
+    let requests = relay.requests();
+    let auth = |r: &support::recording::Recorded| r.header("authorization").map(str::to_owned);
+    let store: Vec<_> = requests
+        .iter()
+        .filter(|r| auth(r).as_deref() == Some(store_auth.as_str()))
+        .collect();
+    let data: Vec<_> = requests
+        .iter()
+        .filter(|r| auth(r).as_deref() == Some(data_auth.as_str()))
+        .collect();
+    assert_eq!(
+        store.len() + data.len(),
+        requests.len(),
+        "every request carries one of the two credentials: {:?}",
+        requests
+            .iter()
+            .filter(|r| auth(r).as_deref() != Some(store_auth.as_str())
+                && auth(r).as_deref() != Some(data_auth.as_str()))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    // The store's requests: the index's records and counter, and its scrolls.
+    assert!(store
+        .iter()
+        .any(|r| names_store(r) && r.path.contains("_doc")));
+    assert!(store.iter().any(|r| r.path.starts_with("/_search/scroll")));
+    assert!(
+        store
+            .iter()
+            .all(|r| names_store(r) || r.path.starts_with("/_search/scroll")),
+        "{:?}",
+        store
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    // The data requests: the token's search and its index resolution; the backend's
+    // credential names the store index only in the question about its privileges.
+    assert!(data.iter().any(|r| r.path == "/logs-r/_search"), "{data:?}");
+    let questions: Vec<_> = data.iter().filter(|r| names_store(r)).collect();
+    assert!(
+        !questions.is_empty()
+            && questions
+                .iter()
+                .all(|r| r.path == "/_security/user/_has_privileges"),
+        "{:?}",
+        questions
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    // The replicas asked at start and warn: the data credential can create documents there.
+    for served in [&a, &b] {
+        let log = served.log.lock().unwrap().clone();
+        assert!(
+            log.contains("can reach the store index") && log.contains("index:create_doc"),
+            "{log}"
+        );
+        assert!(
+            !log.contains(DATA_PASSWORD) && !log.contains(STORE_KEY),
+            "{log}"
+        );
+    }
+
+    // A reload may change the backend credential: the question is asked again. Here the
+    // role was fixed meanwhile.
+    relay.script_json(
+        "POST",
+        "/_security/user/_has_privileges",
+        200,
+        json!({
+            "username": DATA_USER,
+            "has_all_requested": false,
+            "cluster": {"manage_security": false},
+            "index": {INDEX: {"read": false, "write": false, "index": false, "create": false,
+                              "create_doc": false, "delete": false, "manage": false}},
+        }),
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    within(
+        Duration::from_secs(10),
+        "the question asked again after the reload",
+        || async {
+            a.log
+                .lock()
+                .unwrap()
+                .contains("holds no privilege on the store index")
+        },
+    )
+    .await;
+
+    // export / import: the store's credential only; the backend's password is not needed.
+    let cli_config = dir.path().join("cli.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("password = {DATA_PASSWORD:?}"),
+        "password_env = \"ESGATE_TEST_UNSET_DATA_PASSWORD\"",
+    );
+    std::fs::write(&cli_config, text).unwrap();
+    relay.clear();
+    let (ok, export, err) = store_cli(&["export"], &cli_config, None);
+    assert!(ok, "{err}");
+    assert!(export.contains("\"split\""), "{export}");
+    let (ok, _, err) = store_cli(&["import"], &cli_config, Some(&export));
+    assert!(ok, "{err}");
+    let cli_requests: Vec<_> = relay
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/logs-r"))
+        .collect();
+    assert!(cli_requests.iter().any(names_store));
+    // The replicas keep polling meanwhile: every request naming the store (and every
+    // scroll) carries the store's credential.
+    for r in cli_requests
+        .iter()
+        .filter(|r| names_store(r) && r.path != "/_security/user/_has_privileges")
+    {
+        assert_eq!(
+            auth(r).as_deref(),
+            Some(store_auth.as_str()),
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+}
+
+/// How long until a replica started now has run its first sweep and window re-read.
+const SETTLE_AND_A_POLL: Duration = Duration::from_millis(6_500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_the_store_uses_a_credential_of_its_own() {
+    the_store_uses_a_credential_of_its_own(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_the_store_uses_a_credential_of_its_own() {
+    the_store_uses_a_credential_of_its_own(Backend::noida()).await;
 }
 
 // === bad input at start ===
