@@ -67,20 +67,20 @@ mod tests {
         config.advice().into_iter().map(|a| a.path).collect()
     }
 
+    /// The advice's paths for a cluster store with `extra` in its section.
+    fn store_advice(extra: &str) -> Vec<String> {
+        let text = format!(
+            "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
+        );
+        let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
+        config.advice().into_iter().map(|a| a.path).collect()
+    }
+
     /// Session 13: a tombstone retention under an hour is named; the default is not.
     #[test]
     fn a_short_tombstone_retention_is_named() {
-        let store = |extra: &str| {
-            let text = format!(
-                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\napi_key = \"k\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
-            );
-            let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
-            config
-                .advice()
-                .into_iter()
-                .map(|a| a.path)
-                .collect::<Vec<_>>()
-        };
+        // With a credential of its own, so that only the retention is advised on.
+        let store = |extra: &str| store_advice(&format!("api_key = \"k\"\n{extra}"));
         assert!(store("").is_empty(), "the default (7d)");
         assert!(store("tombstone_retention = \"1h\"").is_empty());
         assert_eq!(
@@ -94,17 +94,7 @@ mod tests {
     /// the file store are not.
     #[test]
     fn a_store_read_with_the_data_credential_is_named() {
-        let store = |extra: &str| {
-            let text = format!(
-                "[backend]\nurls = [\"http://127.0.0.1:9200\"]\n[store]\nkind = \"elasticsearch\"\n{extra}\n[admin]\nkey = \"0123456789abcdef0\"\n"
-            );
-            let config = validate(parse(&text).unwrap(), &Overrides::default(), &|_| None).unwrap();
-            config
-                .advice()
-                .into_iter()
-                .map(|a| a.path)
-                .collect::<Vec<_>>()
-        };
+        let store = store_advice;
         assert_eq!(store(""), ["store.username"]);
         assert!(store("username = \"esgate_store\"\npassword = \"p\"").is_empty());
         assert!(store("api_key = \"k\"").is_empty());
