@@ -18,9 +18,10 @@
 //! - At most `backend.max_connections_per_node` connections per node are open at once (in use
 //!   and idle, over every worker); a streamed answer holds its connection until its body ends
 //!   or is dropped (a client that stops reading is cut off by the data listener's
-//!   `idle_timeout`, a backend that stalls by `body_idle_timeout`). A request that finds no
-//!   connection free waits up to `connect_timeout`, then fails with
-//!   [`UpstreamError::Saturated`] (503), unsent.
+//!   `idle_timeout`, a backend that stalls by `body_idle_timeout`). A request whose node has
+//!   no connection free goes to the next healthy node that has one; with none, it waits up to
+//!   `connect_timeout` on its own node, then fails with [`UpstreamError::Saturated`] (503),
+//!   unsent.
 //! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
 //!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
@@ -372,10 +373,20 @@ impl Upstream {
             UpstreamBody::Stream(s) => (None, Some(s)),
         };
         let mut last = UpstreamError::Unavailable;
-        let order = self.order();
+        let mut order = self.order();
         // The last attempt takes the head; earlier ones (a retry may follow) copy it.
         let mut head = Some((headers, path_and_query));
         for attempt in 0..order.len() {
+            // A node whose connections are all busy would make the request wait, then refuse
+            // it, while another healthy node may have room: any node serves any request
+            // (attack17c).
+            if !self.pool.has_room(order.node(attempt)) {
+                let now = self.now_ms();
+                order.bring_forward(attempt, |idx| {
+                    self.nodes[idx].down_until_ms.load(Ordering::Relaxed) <= now
+                        && self.pool.has_room(idx)
+                });
+            }
             let idx = order.node(attempt);
             let (headers, path_and_query) = match head.take() {
                 Some(h) if attempt + 1 == order.len() => h,
@@ -528,6 +539,21 @@ impl Order {
         }
     }
 
+    /// Moves the first node after `attempt` that `fits` to `attempt`, the others keeping
+    /// their order (a rotation becomes a list: rare, only when a node is saturated).
+    fn bring_forward(&mut self, attempt: usize, fits: impl Fn(usize) -> bool) {
+        let Some(later) = (attempt + 1..self.len()).find(|&a| fits(self.node(a))) else {
+            return;
+        };
+        if let Order::Rotation { .. } = self {
+            *self = Order::Listed((0..self.len()).map(|a| self.node(a)).collect());
+        }
+        if let Order::Listed(list) = self {
+            let node = list.remove(later);
+            list.insert(attempt, node);
+        }
+    }
+
     /// The node of the attempt (`attempt < len()`).
     fn node(&self, attempt: usize) -> usize {
         match self {
@@ -608,6 +634,23 @@ mod tests {
                 "{uri}"
             );
         }
+    }
+
+    /// attack17c: a saturated node's request goes to the first later node with room, the
+    /// rest keeping their order; nothing moves when none has room.
+    #[test]
+    fn a_node_with_room_is_brought_forward() {
+        let nodes = |o: &Order| (0..o.len()).map(|a| o.node(a)).collect::<Vec<_>>();
+        let mut order = Order::Rotation { start: 1, n: 4 };
+        order.bring_forward(0, |i| i == 3 || i == 0);
+        assert_eq!(nodes(&order), [3, 1, 2, 0]);
+        order.bring_forward(1, |i| i == 0);
+        assert_eq!(nodes(&order), [3, 0, 1, 2]);
+        order.bring_forward(3, |_| true);
+        assert_eq!(nodes(&order), [3, 0, 1, 2]);
+        let mut order = Order::Rotation { start: 2, n: 3 };
+        order.bring_forward(0, |_| false);
+        assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
     }
 
     #[test]

@@ -365,6 +365,22 @@ impl Pool {
         (self.shared.idle.len() / self.shared.nodes.max(1)).max(1)
     }
 
+    /// Whether a request to `node` would go out without waiting: a place under its cap, or an
+    /// idle connection in some shard (perhaps one the backend closed meanwhile). Costs one
+    /// atomic load unless the cap is reached.
+    pub(crate) fn has_room(&self, node: usize) -> bool {
+        let Some(limit) = self.shared.limits.get(node) else {
+            return false;
+        };
+        if limit.open.load(Ordering::Relaxed) < self.shared.max_open {
+            return true;
+        }
+        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
+        (0..shards)
+            .filter_map(|shard| self.shared.idle.get(shard * self.shared.nodes + node))
+            .any(|list| !list.lock().unwrap_or_else(|p| p.into_inner()).is_empty())
+    }
+
     /// `node`'s connections: open (in use, idle or being made) and idle.
     pub(crate) fn connections(&self, node: usize) -> (usize, usize) {
         let Some(limit) = self.shared.limits.get(node) else {

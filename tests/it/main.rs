@@ -41,6 +41,7 @@ mod nested_scope;
 mod node_client;
 mod opaque_id;
 mod openapi;
+mod pool_stress;
 mod ordinals;
 mod query_languages;
 mod readme;
