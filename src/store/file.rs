@@ -641,7 +641,8 @@ fn damaged(record: u64, offset: usize, reason: String) -> (u64, String) {
             "{reason}. Nothing was changed. Restore the store directory from a backup; or keep \
              the {kept} record(s) before this one by cutting {JOURNAL} where it starts \
              (`truncate -s {offset} {JOURNAL}`, esgate stopped), losing this record and every \
-             change after it (docs/file-store.md)"
+             change after it: a token revoked or deleted by them is valid again until revoked \
+             anew (the audit log names them; docs/file-store.md)"
         ),
     )
 }

@@ -613,6 +613,11 @@ fn a_damaged_record_names_where_to_cut_and_the_cut_loads_the_records_before_it()
         "{message}"
     );
     assert!(message.contains("backup"), "{message}");
+    // attack17c: cutting undoes the revocations among the lost records; the message says so.
+    assert!(
+        message.contains("revoked or deleted by them is valid again"),
+        "{message}"
+    );
 
     // Doing what it says keeps exactly the records before the damaged one.
     data.truncate(first_two);
