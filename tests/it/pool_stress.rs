@@ -68,20 +68,29 @@ async fn one_client(addr: std::net::SocketAddr, secret: String, kind: u64, n: u6
         }
         // A request the backend holds, abandoned before its head.
         1 => {
-            let _ = client.write_all(get(&format!("/late-{n}")).as_bytes()).await;
+            let _ = client
+                .write_all(get(&format!("/late-{n}")).as_bytes())
+                .await;
             tokio::time::sleep(pause).await;
         }
         // A streamed answer cut off after some of it.
         2 => {
-            let _ = client.write_all(get(&format!("/slow-{n}")).as_bytes()).await;
-            read_some(&mut client, pause.as_millis() as usize * 4096, Duration::from_secs(3)).await;
+            let _ = client
+                .write_all(get(&format!("/slow-{n}")).as_bytes())
+                .await;
+            read_some(
+                &mut client,
+                pause.as_millis() as usize * 4096,
+                Duration::from_secs(3),
+            )
+            .await;
         }
         // An answer of several buffers, read whole or left after its start.
         3 => {
             let _ = client
                 .write_all(get_once(&format!("/big-{n}")).as_bytes())
                 .await;
-            let limit = if n % 2 == 0 { usize::MAX } else { 2000 };
+            let limit = if n.is_multiple_of(2) { usize::MAX } else { 2000 };
             read_some(&mut client, limit, Duration::from_millis(500)).await;
         }
         // The backend closes the connection after its answer (Connection: close, or not).
@@ -382,7 +391,7 @@ async fn the_cap_comes_back_whole_after_a_read_tokens_requests_are_abandoned() {
                 *statuses.entry(status).or_default() += 1;
             }
         }
-        ready.await;
+        ready.await.unwrap();
     }
     let started = Instant::now();
     while in_use(&gw) > 0 && started.elapsed() < Duration::from_secs(15) {
@@ -399,11 +408,9 @@ async fn the_cap_comes_back_whole_after_a_read_tokens_requests_are_abandoned() {
     // Every answer read whole was answered (and none refused for want of a connection; a
     // read token's HEAD of an index is refused by policy).
     assert!(
-        statuses
-            .keys()
-            .all(|s| s.ends_with("Some(200)")
-                || s.starts_with("HEAD /logs-a/_doc") && s.ends_with("Some(404)")
-                || s.starts_with("HEAD /logs-a ") && s.ends_with("Some(403)")),
+        statuses.keys().all(|s| s.ends_with("Some(200)")
+            || s.starts_with("HEAD /logs-a/_doc") && s.ends_with("Some(404)")
+            || s.starts_with("HEAD /logs-a ") && s.ends_with("Some(403)")),
         "seed {seed:#x}: {statuses:?}"
     );
     for i in 0..4 {
@@ -464,4 +471,73 @@ async fn a_request_goes_to_a_node_with_room_when_its_own_is_saturated() {
         );
     }
     assert_eq!(busy.accepted(), 1);
+}
+
+/// `max_connections_per_node = 1` and a body budget no scroll page fits: every scrolling
+/// search is refused once its answer is in, and esgate frees its scroll itself (a request of
+/// its own, under the same cap as the clients'). Twelve at once, some clients leaving early:
+/// every search the backend answered has its scroll freed, and the cap comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esgates_own_releases_share_the_cap_and_give_it_back() {
+    let backend = support::fixture::seeded_osmem();
+    let relay = support::relay::Relay::to(backend.url());
+    let gw = Esgate::start_full(
+        &[relay.url()],
+        "max_body_bytes = 1024\nmax_buffered_bytes = 1024",
+        "max_connections_per_node = 1\nconnect_timeout = \"2s\"",
+        "",
+    )
+    .await;
+    let secret = gw.tenant_token("a").await;
+    let mut clients = Vec::new();
+    for i in 0..12u64 {
+        let (addr, secret) = (gw.data_addr, secret.clone());
+        clients.push(tokio::spawn(async move {
+            let read = if i % 3 == 0 { Some(0) } else { None };
+            raw_request(
+                addr,
+                &secret,
+                "GET",
+                "/logs-*/_search?scroll=5m&size=100",
+                "",
+                read,
+                i * 20,
+            )
+            .await
+        }));
+    }
+    let mut refused = 0;
+    for c in clients {
+        if c.await.unwrap() == Some(502) {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 6, "{refused} refused");
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    loop {
+        seen.extend(relay.take());
+        let answered = seen
+            .iter()
+            .filter(|p| p.target.contains("_search?scroll=") && p.status == 200)
+            .count();
+        let freed = seen
+            .iter()
+            .filter(|p| p.method == "DELETE" && p.target == "/_search/scroll")
+            .count();
+        if (answered == freed && in_use(&gw) == 0) || started.elapsed() > Duration::from_secs(20) {
+            assert_eq!(
+                (answered, freed, in_use(&gw)),
+                (answered, answered, 0),
+                "{:?}",
+                seen.iter()
+                    .map(|p| format!("{} {} {}", p.method, p.target, p.status))
+                    .collect::<Vec<_>>()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = gw.get("/logs-a/_count", &secret).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
