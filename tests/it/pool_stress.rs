@@ -90,7 +90,11 @@ async fn one_client(addr: std::net::SocketAddr, secret: String, kind: u64, n: u6
             let _ = client
                 .write_all(get_once(&format!("/big-{n}")).as_bytes())
                 .await;
-            let limit = if n.is_multiple_of(2) { usize::MAX } else { 2000 };
+            let limit = if n.is_multiple_of(2) {
+                usize::MAX
+            } else {
+                2000
+            };
             read_some(&mut client, limit, Duration::from_millis(500)).await;
         }
         // The backend closes the connection after its answer (Connection: close, or not).
@@ -336,7 +340,7 @@ async fn the_cap_comes_back_whole_after_a_read_tokens_requests_are_abandoned() {
     let gw = Esgate::start_full(
         &[backend.url()],
         "workers = 2",
-        "max_connections_per_node = 2\nconnect_timeout = \"2s\"",
+        "max_connections_per_node = 2\nconnect_timeout = \"5s\"",
         "",
     )
     .await;
@@ -450,8 +454,13 @@ async fn a_request_goes_to_a_node_with_room_when_its_own_is_saturated() {
         let request =
             format!("GET /late HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
         client.write_all(request.as_bytes()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
         held.push(client);
+        let started = Instant::now();
+        while busy.accepted() + free.accepted() < held.len() as u64
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(held.len() < 3, "no request reached the first node");
     }
     // The last one is on `busy`; one held on `free` before it would leave that no room.
@@ -484,7 +493,7 @@ async fn esgates_own_releases_share_the_cap_and_give_it_back() {
     let gw = Esgate::start_full(
         &[relay.url()],
         "max_body_bytes = 1024\nmax_buffered_bytes = 1024",
-        "max_connections_per_node = 1\nconnect_timeout = \"2s\"",
+        "max_connections_per_node = 1\nconnect_timeout = \"5s\"",
         "",
     )
     .await;
