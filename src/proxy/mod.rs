@@ -747,7 +747,7 @@ fn seal_id_headers(
 }
 
 /// Index resolutions one request may have in flight at once.
-const RESOLVE_CONCURRENCY: usize = 8;
+pub(super) const RESOLVE_CONCURRENCY: usize = 8;
 
 /// Responses that carry a continuation id or doc-id sort values are read whole (capped) so
 /// they can be sealed before the client sees them.

@@ -550,3 +550,36 @@ async fn esgates_own_releases_share_the_cap_and_give_it_back() {
     let r = gw.get("/logs-a/_count", &secret).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// A `_has_privileges` body naming 32 indices of the token's patterns checks each through a
+/// lookup of its own: a few at a time, as a search's expressions are resolved
+/// (`RESOLVE_CONCURRENCY`, 8), not all 32 at once (each a backend connection: eight such
+/// requests held all 256 of a node). Against `ConnectionProbe` (each answer read as an empty
+/// resolution): it sees at most 8 connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_privileges_lookups_go_a_few_at_a_time() {
+    let probe = ConnectionProbe::start();
+    let gw = Esgate::start_full(&[probe.url()], "workers = 1", "", "").await;
+    let secret = gw.tenant_token("a").await;
+    let names: Vec<String> = (0..32).map(|i| format!("logs-{i}")).collect();
+    let body = serde_json::json!({"index": [{"names": names, "privileges": ["read"]}]});
+    let r = support::http::send(
+        "POST",
+        &gw.url("/_security/user/_has_privileges"),
+        &[
+            ("authorization", format!("Bearer {secret}").as_str()),
+            ("content-type", "application/json"),
+        ],
+        body.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["index"].as_object().map(|o| o.len()), Some(32), "{v}");
+    assert!(
+        probe.accepted() <= 8,
+        "{} backend connections for one request",
+        probe.accepted()
+    );
+}
