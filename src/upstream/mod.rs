@@ -602,6 +602,10 @@ pub async fn ready(
             "the backend answers GET / with HTTP {status}: esgate's backend credential ([backend]) is refused or lacks the monitor cluster privilege"
         )),
         Ok((status, _)) => Err(format!("the backend answers GET / with HTTP {status}")),
+        // Every connection busy is load, not a fault: a load balancer told "not ready" would
+        // pull every replica of a busy fleet at once (attack17c, L). The requests are 503s
+        // with Retry-After, and the metrics say so.
+        Err(UpstreamError::Saturated) => Ok(()),
         Err(e) => Err(format!("no backend node answers ({e})")),
     }
 }
