@@ -952,10 +952,16 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
         let method =
             http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::DELETE);
         let body = body.map(|b| ("application/json", Bytes::from(b)));
-        match upstream
-            .own_request(method, &path, authorization.as_ref(), body, 64 * 1024)
-            .await
-        {
+        let send = || {
+            upstream.own_request(
+                method.clone(),
+                &path,
+                authorization.as_ref(),
+                body.clone(),
+                64 * 1024,
+            )
+        };
+        match retry_saturated(RELEASE_RETRIES, send).await {
             Ok((status, _)) => tracing::info!(
                 context = kind,
                 status,
@@ -969,6 +975,38 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
         }
     };
     tokio::spawn(task.instrument(tracing::Span::current()));
+}
+
+/// The waits of a context's release between tries while every backend connection is busy
+/// (attack17c, L: a release refused by a saturated pool left an async search to its
+/// `keep_alive`, days): about a minute in all, the release's permit held.
+const RELEASE_RETRIES: &[std::time::Duration] = &[
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(4),
+    std::time::Duration::from_secs(15),
+    std::time::Duration::from_secs(40),
+];
+
+/// `send()`'s outcome, tried again after each of `waits` while it is
+/// [`UpstreamError::Saturated`] (nothing was sent); any other outcome ends the tries.
+async fn retry_saturated<T, F, Fut>(
+    waits: &[std::time::Duration],
+    mut send: F,
+) -> Result<T, crate::upstream::UpstreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::upstream::UpstreamError>>,
+{
+    let mut waits = waits.iter();
+    loop {
+        match send().await {
+            Err(crate::upstream::UpstreamError::Saturated) => match waits.next() {
+                Some(wait) => tokio::time::sleep(*wait).await,
+                None => return Err(crate::upstream::UpstreamError::Saturated),
+            },
+            other => return other,
+        }
+    }
 }
 
 /// Up to `cap` bytes of the beginning of `body` (less when it ends or fails first).
@@ -1444,6 +1482,38 @@ mod splitmix;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// attack17c (L): a context's release refused by a saturated pool is tried again after
+    /// each wait; any other outcome, or the waits run out, ends the tries.
+    #[tokio::test]
+    async fn a_release_is_tried_again_while_the_pool_is_saturated() {
+        use crate::upstream::UpstreamError;
+        let waits = [std::time::Duration::from_millis(1); 3];
+        // Runs the plan's outcomes in order; how many tries were made.
+        async fn run(
+            plan: Vec<Result<u16, UpstreamError>>,
+            waits: &[std::time::Duration],
+        ) -> (Result<u16, UpstreamError>, usize) {
+            let mut plan = plan.into_iter();
+            let mut calls = 0;
+            let outcome = retry_saturated(waits, || {
+                calls += 1;
+                std::future::ready(plan.next().expect("no more tries planned"))
+            })
+            .await;
+            (outcome, calls)
+        }
+        let saturated = || Err(UpstreamError::Saturated);
+        let (outcome, calls) = run(vec![saturated(), saturated(), Ok(200)], &waits).await;
+        assert!(matches!(outcome, Ok(200)));
+        assert_eq!(calls, 3);
+        let (outcome, calls) = run((0..4).map(|_| saturated()).collect(), &waits).await;
+        assert!(matches!(outcome, Err(UpstreamError::Saturated)));
+        assert_eq!(calls, 4, "one try, then one after each wait");
+        let (outcome, calls) = run(vec![Err(UpstreamError::Timeout)], &waits).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout)));
+        assert_eq!(calls, 1);
+    }
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {

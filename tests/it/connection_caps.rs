@@ -212,7 +212,12 @@ async fn past_the_cap_a_request_waits_then_gets_a_503_and_the_node_sees_no_more(
     // Busy is not down: `/ready` stays 200 while every connection is held (a load balancer
     // must not pull a busy fleet).
     let ready = send("GET", &gw.admin_url("/ready"), &[], "").await.unwrap();
-    assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
     assert_eq!(probe.accepted(), 2);
 
     // A held request's client leaves: esgate closes that backend connection, and its place
