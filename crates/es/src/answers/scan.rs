@@ -14,6 +14,10 @@
 
 use std::ops::Range;
 
+/// How many bytes of a string [`Cursor::string`] looks at one by one before it hands the rest
+/// to `memchr`.
+const SHORT: usize = 8;
+
 /// Why the cursor stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -72,19 +76,38 @@ impl<'a> Cursor<'a> {
     /// A string at the cursor; its raw content (escapes as written).
     pub(crate) fn string(&mut self) -> Result<&'a [u8], Fault> {
         self.expect(b'"')?;
-        let b = self.b;
         let start = self.i;
+        self.string_rest()?;
+        Ok(&self.b[start..self.i - 1])
+    }
+
+    /// The rest of a string whose opening quote is read, its closing one included.
+    fn string_rest(&mut self) -> Result<(), Fault> {
+        let b = self.b;
+        let mut i = self.i;
         loop {
-            let at = memchr::memchr2(b'"', b'\\', &b[self.i..]).ok_or(Fault::CutShort)?;
-            self.i += at;
-            if b[self.i] == b'"' {
-                self.i += 1;
-                return Ok(&b[start..self.i - 1]);
+            // Most keys and values end within a few bytes, looked at one by one for less than
+            // a `memchr` call costs; the rest of a longer string is left to it.
+            let short = (i + SHORT).min(b.len());
+            while i < short {
+                match b[i] {
+                    b'"' => {
+                        self.i = i + 1;
+                        return Ok(());
+                    }
+                    b'\\' => i += 2,
+                    _ => i += 1,
+                }
             }
-            self.i += 2;
-            if self.i > b.len() {
+            if i >= b.len() {
                 return Err(Fault::CutShort);
             }
+            i += memchr::memchr2(b'"', b'\\', &b[i..]).ok_or(Fault::CutShort)?;
+            if b[i] == b'"' {
+                self.i = i + 1;
+                return Ok(());
+            }
+            i += 2;
         }
     }
 
@@ -105,7 +128,8 @@ impl<'a> Cursor<'a> {
         loop {
             match self.next_byte()? {
                 b'"' => {
-                    self.string()?;
+                    self.i += 1;
+                    self.string_rest()?;
                 }
                 b'{' | b'[' => self.container(Inside::Json)?,
                 c if is_scalar(c) => self.i += 1,
@@ -134,46 +158,78 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips the object or array at the cursor by its brackets (counted, not matched by kind).
+    // Inlined into both skips, so that each gets the loop of its own `inside`.
+    #[inline(always)]
     fn container(&mut self, inside: Inside) -> Result<(), Fault> {
         let mut depth = 0usize;
-        loop {
-            match self.next_byte()? {
-                b'"' => {
-                    self.string()?;
-                }
-                b'{' | b'[' => {
-                    depth += 1;
-                    self.i += 1;
-                }
-                b'}' | b']' => {
+        while let Some(&c) = self.b.get(self.i) {
+            self.i += 1;
+            match CLASS[usize::from(c)] {
+                Class::Quote => self.string_rest()?,
+                Class::Open => depth += 1,
+                Class::Close => {
                     // The first byte opened it: `depth` is at least 1.
                     depth -= 1;
-                    self.i += 1;
                     if depth == 0 {
                         return Ok(());
                     }
                 }
-                b',' | b':' => self.i += 1,
-                c if is_scalar(c) || inside == Inside::Any => self.i += 1,
-                _ => return Err(Fault::Malformed),
+                Class::Json => {}
+                Class::Other if inside == Inside::Any => {}
+                Class::Other => {
+                    self.i -= 1;
+                    return Err(Fault::Malformed);
+                }
             }
         }
+        Err(Fault::CutShort)
     }
 }
 
 /// What a skipped container may hold outside its strings.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Inside {
-    /// JSON's punctuation and the bytes of its scalars.
+    /// JSON's punctuation and whitespace, and the bytes of its scalars ([`is_scalar`]).
     Json,
     /// Any byte.
     Any,
 }
 
 /// A byte numbers and literals are made of (`+` and the letters beyond them too).
-fn is_scalar(c: u8) -> bool {
+const fn is_scalar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.')
 }
+
+/// What a byte inside a skipped container is, outside its strings.
+#[derive(Clone, Copy)]
+enum Class {
+    Quote,
+    Open,
+    Close,
+    /// Punctuation, whitespace or a scalar's byte.
+    Json,
+    /// No JSON token's.
+    Other,
+}
+
+/// [`Class`] by byte (one look a byte: the skip's loop is most of a judge's cost).
+static CLASS: [Class; 256] = {
+    let mut t = [Class::Other; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'"' => Class::Quote,
+            b'{' | b'[' => Class::Open,
+            b'}' | b']' => Class::Close,
+            b',' | b':' | b' ' | b'\n' | b'\r' | b'\t' => Class::Json,
+            _ if is_scalar(b) => Class::Json,
+            _ => Class::Other,
+        };
+        c += 1;
+    }
+    t
+};
 
 /// A judge's walk over an answer: its own state around a [`Cursor`], and the containers it
 /// follows, each member handed to the judge, which must consume it. `E` is the judge's error,
