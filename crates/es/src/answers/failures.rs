@@ -21,6 +21,8 @@ use std::ops::Range;
 
 use serde_json::Value;
 
+use super::scan::{Cursor, Fault, Walk};
+
 /// The reason a withheld failure gets.
 pub const WITHHELD: &str = "the backend's failure details are withheld by esgate";
 
@@ -84,8 +86,8 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
         return Peek::Reports;
     }
     match done {
-        Ok(()) | Err(Stop::Invalid) | Err(Stop::Decided) => Peek::Clean,
-        Err(Stop::Incomplete) => Peek::Undecided,
+        Ok(()) | Err(Stop::Fault(Fault::Malformed)) | Err(Stop::Decided) => Peek::Clean,
+        Err(Stop::Fault(Fault::CutShort)) => Peek::Undecided,
     }
 }
 
@@ -154,7 +156,7 @@ pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, CutShort> {
     let mut scan = Scan::new(answer);
     match scan.top(0) {
         Ok(()) => {}
-        Err(Stop::Incomplete) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
+        Err(Stop::Fault(Fault::CutShort)) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
             return Err(CutShort)
         }
         Err(_) => return Ok(None),
@@ -226,12 +228,16 @@ fn reduce(v: &mut Value) {
 /// Why a scan stopped early.
 #[derive(Debug)]
 enum Stop {
-    /// The input ended inside a value.
-    Incomplete,
-    /// Not JSON.
-    Invalid,
+    /// The cursor's: the input ended inside a value, or is not JSON.
+    Fault(Fault),
     /// [`peek`] knows enough.
     Decided,
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Stop {
+        Stop::Fault(f)
+    }
 }
 
 type Step = Result<(), Stop>;
@@ -242,8 +248,7 @@ const MAX_ITEM_DEPTH: usize = 4;
 /// A scan of an answer for the values holding failures: it follows only the keys that can
 /// lead to one and skips every other value by its brackets.
 struct Scan<'a> {
-    b: &'a [u8],
-    i: usize,
+    c: Cursor<'a>,
     /// The failure values found, in order.
     spans: Vec<Range<usize>>,
     /// The answer has items (`responses` or `response`).
@@ -252,11 +257,16 @@ struct Scan<'a> {
     header_first: bool,
 }
 
+impl<'a> Walk<'a> for Scan<'a> {
+    fn cursor(&mut self) -> &mut Cursor<'a> {
+        &mut self.c
+    }
+}
+
 impl<'a> Scan<'a> {
     fn new(b: &'a [u8]) -> Scan<'a> {
         Scan {
-            b,
-            i: 0,
+            c: Cursor::new(b),
             spans: Vec::new(),
             items: false,
             header_first: false,
@@ -264,128 +274,22 @@ impl<'a> Scan<'a> {
     }
 
     fn next_byte(&mut self) -> Result<u8, Stop> {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                return Ok(c);
-            }
-            self.i += 1;
-        }
-        Err(Stop::Incomplete)
+        Ok(self.c.next_byte()?)
     }
 
-    fn expect(&mut self, c: u8) -> Step {
-        if self.next_byte()? != c {
-            return Err(Stop::Invalid);
-        }
-        self.i += 1;
-        Ok(())
-    }
-
-    /// A string at the cursor; its raw content (escapes as written).
-    fn string(&mut self) -> Result<&'a [u8], Stop> {
-        self.expect(b'"')?;
-        let b = self.b;
-        let start = self.i;
-        loop {
-            let at = memchr::memchr2(b'"', b'\\', &b[self.i..]).ok_or(Stop::Incomplete)?;
-            self.i += at;
-            if b[self.i] == b'"' {
-                self.i += 1;
-                return Ok(&b[start..self.i - 1]);
-            }
-            self.i += 2;
-            if self.i > b.len() {
-                return Err(Stop::Incomplete);
-            }
-        }
-    }
-
-    /// Skips any value.
     fn skip(&mut self) -> Step {
-        let mut depth = 0usize;
-        loop {
-            match self.next_byte()? {
-                b'"' => {
-                    self.string()?;
-                }
-                b'{' | b'[' => {
-                    depth += 1;
-                    self.i += 1;
-                }
-                b'}' | b']' => {
-                    depth = depth.checked_sub(1).ok_or(Stop::Invalid)?;
-                    self.i += 1;
-                }
-                b',' | b':' if depth > 0 => self.i += 1,
-                b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' => self.i += 1,
-                _ => return Err(Stop::Invalid),
-            }
-            if depth == 0 {
-                // A scalar's last byte is known only when what follows is read.
-                match self.b.get(self.i) {
-                    None if !self.b[self.i - 1].is_ascii_alphanumeric() => return Ok(()),
-                    None => return Err(Stop::Incomplete),
-                    Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.') => {}
-                    Some(_) => return Ok(()),
-                }
-            }
-        }
+        Ok(self.c.skip()?)
     }
 
     /// The value at the cursor recorded as a failure when it is an object, skipped otherwise.
     fn failure(&mut self) -> Step {
         let object = self.next_byte()? == b'{';
-        let at = self.i;
+        let at = self.c.at();
         self.skip()?;
         if object {
-            self.spans.push(at..self.i);
+            self.spans.push(at..self.c.at());
         }
         Ok(())
-    }
-
-    /// An object at the cursor, each key's value handled by `on_key` (which must consume it).
-    fn object(&mut self, mut on_key: impl FnMut(&mut Self, &'a [u8]) -> Step) -> Step {
-        self.expect(b'{')?;
-        if self.next_byte()? == b'}' {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            let key = self.string()?;
-            self.expect(b':')?;
-            on_key(self, key)?;
-            match self.next_byte()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Invalid),
-            }
-        }
-    }
-
-    /// An array at the cursor (anything else skipped), each element handled by `on_item`.
-    fn array(&mut self, mut on_item: impl FnMut(&mut Self) -> Step) -> Step {
-        if self.next_byte()? != b'[' {
-            return self.skip();
-        }
-        self.i += 1;
-        if self.next_byte()? == b']' {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            on_item(self)?;
-            match self.next_byte()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Invalid),
-            }
-        }
     }
 
     /// An object at the cursor whose keys are skipped but for `reason` (and `failure`), the
@@ -428,7 +332,7 @@ impl<'a> Scan<'a> {
     fn top(&mut self, depth: usize) -> Step {
         if self.next_byte()? != b'{' {
             return if depth == 0 {
-                Err(Stop::Invalid)
+                Err(Fault::Malformed.into())
             } else {
                 self.skip()
             };

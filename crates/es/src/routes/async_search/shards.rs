@@ -11,7 +11,12 @@
 //!
 //! Invariant: only the counts at [`PLACES`] change, in place and keeping the answer's length
 //! (the digits become `0` and spaces); documents and every other byte are left as they are.
-//! Containers off those places are skipped without being read into anything.
+//! Containers off those places are skipped without being read into anything
+//! (`answers::scan`'s loose skip: a byte no JSON value holds is stepped over, not a stop).
+
+use std::ops::Range;
+
+use crate::answers::scan::{Cursor, Fault, Walk};
 
 /// Where a skipped count sits in an async search answer: the search response under `response`
 /// (submit, poll) or the answer itself (status), per cluster in `_clusters.details` too; `*` is
@@ -35,164 +40,76 @@ const PLACES: &[&[&str]] = &[
 /// are still zeroed).
 pub fn zero_skipped(body: &mut [u8]) -> Option<usize> {
     let mut scan = Scan {
-        b: body,
-        i: 0,
-        changed: 0,
+        c: Cursor::new(body),
+        path: Vec::with_capacity(6),
+        counts: Vec::new(),
     };
-    let mut path = Vec::with_capacity(6);
-    scan.value(&mut path)?;
-    scan.ws();
-    (scan.i == scan.b.len()).then_some(scan.changed)
+    let read = scan.value();
+    let whole = read.is_ok() && scan.c.at_end();
+    let counts = scan.counts;
+    for at in &counts {
+        body[at.start] = b'0';
+        body[at.start + 1..at.end].fill(b' ');
+    }
+    whole.then_some(counts.len())
 }
 
 struct Scan<'b> {
-    b: &'b mut [u8],
-    i: usize,
-    changed: usize,
+    c: Cursor<'b>,
+    /// The keys leading to the value at the cursor.
+    path: Vec<&'b [u8]>,
+    /// The non-zero counts met, in order.
+    counts: Vec<Range<usize>>,
+}
+
+impl<'b> Walk<'b> for Scan<'b> {
+    fn cursor(&mut self) -> &mut Cursor<'b> {
+        &mut self.c
+    }
 }
 
 impl Scan<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.i += 1;
-        }
-    }
-
-    /// A string at `i` (its opening quote); its content's place.
-    fn string(&mut self) -> Option<(usize, usize)> {
-        if self.peek() != Some(b'"') {
-            return None;
-        }
-        self.i += 1;
-        let start = self.i;
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    return Some((start, end));
-                }
-                b'\\' => self.i += 2,
-                _ => self.i += 1,
-            }
-        }
-    }
-
-    /// A scalar that is not a string (number, `true`, `false`, `null`): its place.
-    fn scalar(&mut self) -> Option<(usize, usize)> {
-        let start = self.i;
-        while let Some(c) = self.peek() {
-            if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
-                break;
-            }
-            self.i += 1;
-        }
-        (self.i > start).then_some((start, self.i))
-    }
-
-    /// Skips the value at `i`, however deep, without recursion.
-    fn skip(&mut self) -> Option<()> {
-        self.ws();
-        match self.peek()? {
-            b'"' => self.string().map(drop),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                        }
-                        b'{' | b'[' => {
-                            depth += 1;
-                            self.i += 1;
-                        }
-                        b'}' | b']' => {
-                            depth -= 1;
-                            self.i += 1;
-                            if depth == 0 {
-                                return Some(());
-                            }
-                        }
-                        _ => self.i += 1,
-                    }
-                }
-            }
-            _ => self.scalar().map(drop),
-        }
-    }
-
-    /// Whether `path` (key places) leads to a place, and whether it is one.
-    fn on_place(&self, path: &[(usize, usize)]) -> (bool, bool) {
+    /// Whether the path leads to a place, and whether it is one.
+    fn on_place(&self) -> (bool, bool) {
         let (mut leads, mut is) = (false, false);
         for place in PLACES {
-            if place.len() < path.len() {
+            if place.len() < self.path.len() {
                 continue;
             }
-            let same = path
+            let same = self
+                .path
                 .iter()
                 .zip(place.iter())
-                .all(|(&(s, e), want)| *want == "*" || self.b.get(s..e) == Some(want.as_bytes()));
+                .all(|(&key, want)| *want == "*" || key == want.as_bytes());
             if same {
                 leads = true;
-                is |= place.len() == path.len();
+                is |= place.len() == self.path.len();
             }
         }
         (leads, is)
     }
 
-    /// The value at `i`, `path` the keys leading to it: read when it leads to a place,
-    /// skipped otherwise.
-    fn value(&mut self, path: &mut Vec<(usize, usize)>) -> Option<()> {
-        self.ws();
-        let (leads, is) = self.on_place(path);
+    /// The value at the cursor: read when the path leads to a place, skipped otherwise.
+    fn value(&mut self) -> Result<(), Fault> {
+        let (leads, is) = self.on_place();
         if !leads {
-            return self.skip();
+            return self.c.skip_loosely();
         }
-        match self.peek()? {
-            b'{' if !is => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.ws();
-                    if self.peek() != Some(b':') {
-                        return None;
-                    }
-                    self.i += 1;
-                    path.push(key);
-                    let read = self.value(path);
-                    path.pop();
-                    read?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+        match self.c.next_byte()? {
+            b'{' if !is => self.object(|s, key| {
+                s.path.push(key);
+                let read = s.value();
+                s.path.pop();
+                read
+            }),
             b'-' | b'0'..=b'9' if is => {
-                let (s, e) = self.scalar()?;
-                if &self.b[s..e] != b"0" {
-                    self.b[s] = b'0';
-                    self.b[s + 1..e].fill(b' ');
-                    self.changed += 1;
+                let count = self.c.token();
+                if self.c.bytes(count.clone()) != b"0" {
+                    self.counts.push(count);
                 }
-                Some(())
+                Ok(())
             }
-            _ => self.skip(),
+            _ => self.c.skip_loosely(),
         }
     }
 }
@@ -201,6 +118,175 @@ impl Scan<'_> {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    /// The scan before the shared cursor (session 16), kept as the reference of the
+    /// differential below: byte for byte, with its own lenient skip.
+    mod old {
+        use super::super::PLACES;
+
+        pub fn zero_skipped(body: &mut [u8]) -> Option<usize> {
+            let mut scan = Scan {
+                b: body,
+                i: 0,
+                changed: 0,
+            };
+            let mut path = Vec::with_capacity(6);
+            scan.value(&mut path)?;
+            scan.ws();
+            (scan.i == scan.b.len()).then_some(scan.changed)
+        }
+
+        struct Scan<'b> {
+            b: &'b mut [u8],
+            i: usize,
+            changed: usize,
+        }
+
+        impl Scan<'_> {
+            fn peek(&self) -> Option<u8> {
+                self.b.get(self.i).copied()
+            }
+
+            fn ws(&mut self) {
+                while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+                    self.i += 1;
+                }
+            }
+
+            /// A string at `i` (its opening quote); its content's place.
+            fn string(&mut self) -> Option<(usize, usize)> {
+                if self.peek() != Some(b'"') {
+                    return None;
+                }
+                self.i += 1;
+                let start = self.i;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            let end = self.i;
+                            self.i += 1;
+                            return Some((start, end));
+                        }
+                        b'\\' => self.i += 2,
+                        _ => self.i += 1,
+                    }
+                }
+            }
+
+            /// A scalar that is not a string (number, `true`, `false`, `null`): its place.
+            fn scalar(&mut self) -> Option<(usize, usize)> {
+                let start = self.i;
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                (self.i > start).then_some((start, self.i))
+            }
+
+            /// Skips the value at `i`, however deep, without recursion.
+            fn skip(&mut self) -> Option<()> {
+                self.ws();
+                match self.peek()? {
+                    b'"' => self.string().map(drop),
+                    b'{' | b'[' => {
+                        let mut depth = 0usize;
+                        loop {
+                            match self.peek()? {
+                                b'"' => {
+                                    self.string()?;
+                                }
+                                b'{' | b'[' => {
+                                    depth += 1;
+                                    self.i += 1;
+                                }
+                                b'}' | b']' => {
+                                    depth -= 1;
+                                    self.i += 1;
+                                    if depth == 0 {
+                                        return Some(());
+                                    }
+                                }
+                                _ => self.i += 1,
+                            }
+                        }
+                    }
+                    _ => self.scalar().map(drop),
+                }
+            }
+
+            /// Whether `path` (key places) leads to a place, and whether it is one.
+            fn on_place(&self, path: &[(usize, usize)]) -> (bool, bool) {
+                let (mut leads, mut is) = (false, false);
+                for place in PLACES {
+                    if place.len() < path.len() {
+                        continue;
+                    }
+                    let same = path.iter().zip(place.iter()).all(|(&(s, e), want)| {
+                        *want == "*" || self.b.get(s..e) == Some(want.as_bytes())
+                    });
+                    if same {
+                        leads = true;
+                        is |= place.len() == path.len();
+                    }
+                }
+                (leads, is)
+            }
+
+            /// The value at `i`, `path` the keys leading to it: read when it leads to a place,
+            /// skipped otherwise.
+            fn value(&mut self, path: &mut Vec<(usize, usize)>) -> Option<()> {
+                self.ws();
+                let (leads, is) = self.on_place(path);
+                if !leads {
+                    return self.skip();
+                }
+                match self.peek()? {
+                    b'{' if !is => {
+                        self.i += 1;
+                        self.ws();
+                        if self.peek() == Some(b'}') {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        loop {
+                            self.ws();
+                            let key = self.string()?;
+                            self.ws();
+                            if self.peek() != Some(b':') {
+                                return None;
+                            }
+                            self.i += 1;
+                            path.push(key);
+                            let read = self.value(path);
+                            path.pop();
+                            read?;
+                            self.ws();
+                            match self.peek()? {
+                                b',' => self.i += 1,
+                                b'}' => {
+                                    self.i += 1;
+                                    return Some(());
+                                }
+                                _ => return None,
+                            }
+                        }
+                    }
+                    b'-' | b'0'..=b'9' if is => {
+                        let (s, e) = self.scalar()?;
+                        if &self.b[s..e] != b"0" {
+                            self.b[s] = b'0';
+                            self.b[s + 1..e].fill(b' ');
+                            self.changed += 1;
+                        }
+                        Some(())
+                    }
+                    _ => self.skip(),
+                }
+            }
+        }
+    }
 
     fn zeroed(body: &str) -> (Option<usize>, String) {
         let mut b = body.as_bytes().to_vec();
@@ -281,6 +367,155 @@ mod tests {
         }
         for body in ["", "{", r#"{"_shards":{"skipped":3"#, r#"{"a" 1}"#, "{} x"] {
             assert_eq!(zeroed(body).0, None, "{body}");
+        }
+    }
+
+    /// A small generator of async search answers (repeatable per seed).
+    struct Gen<R>(R);
+
+    impl<R: FnMut() -> u64> Gen<R> {
+        fn next(&mut self) -> u64 {
+            (self.0)()
+        }
+        fn chance(&mut self, in_n: u64) -> bool {
+            self.next().is_multiple_of(in_n)
+        }
+        fn count(&mut self) -> Value {
+            match self.next() % 6 {
+                0 => json!(0),
+                1 => json!(-2),
+                2 => json!(1_234_567),
+                3 => json!(1.5e3),
+                _ => json!(self.next() % 40),
+            }
+        }
+
+        fn shards(&mut self) -> Value {
+            let mut s = serde_json::Map::new();
+            s.insert("total".into(), json!(5));
+            if self.chance(2) {
+                s.insert("successful".into(), json!(5));
+            }
+            if !self.chance(8) {
+                s.insert("skipped".into(), self.count());
+            }
+            if self.chance(6) {
+                s.insert("skipped".into(), json!("3"));
+            }
+            if self.chance(4) {
+                s.insert(
+                    "failures".into(),
+                    json!([{"shard": 0, "reason": {"type": "x", "reason": "skipped: 3 }]"}}]),
+                );
+            }
+            Value::Object(s)
+        }
+
+        fn clusters(&mut self) -> Value {
+            let mut details = serde_json::Map::new();
+            for name in ["(local)", "remote\"1", "r\\2"]
+                .iter()
+                .take(1 + (self.next() % 3) as usize)
+            {
+                let mut c = json!({"status": "successful", "indices": "logs-*"});
+                if !self.chance(5) {
+                    c["_shards"] = self.shards();
+                }
+                details.insert((*name).into(), c);
+            }
+            json!({"total": details.len(), "skipped": self.count(), "details": details})
+        }
+
+        /// A document whose source names the places.
+        fn doc(&mut self) -> Value {
+            json!({"_index": "logs-a", "_id": "1", "_source": {
+                "_shards": {"skipped": 7}, "skipped": 9, "response": {"_shards": {"skipped": 8}},
+                "text": "\"_shards\":{\"skipped\":3}", "n": [1, -2.5e-3, true, null, {}],
+            }})
+        }
+
+        fn search(&mut self) -> Value {
+            let mut m = serde_json::Map::new();
+            m.insert("took".into(), json!(self.next() % 100));
+            m.insert("timed_out".into(), json!(false));
+            if !self.chance(6) {
+                m.insert("_shards".into(), self.shards());
+            }
+            if self.chance(2) {
+                m.insert("_clusters".into(), self.clusters());
+            }
+            let docs: Vec<Value> = (0..self.next() % 3).map(|_| self.doc()).collect();
+            m.insert(
+                "hits".into(),
+                json!({"total": {"value": docs.len()}, "hits": docs}),
+            );
+            Value::Object(m)
+        }
+
+        /// A submit or poll answer (`response`), or a status answer (its own `_shards`).
+        fn answer(&mut self) -> Value {
+            let mut a = json!({"id": "RmlkPQ==", "is_partial": false, "is_running": self.chance(2),
+                "start_time_in_millis": 1, "expiration_time_in_millis": 2});
+            if self.chance(3) {
+                a["_shards"] = self.shards();
+                if self.chance(2) {
+                    a["_clusters"] = self.clusters();
+                }
+                a["completion_status"] = json!(200);
+            } else {
+                a["response"] = self.search();
+            }
+            a
+        }
+    }
+
+    /// What a scan returned, and the text it left.
+    type Zeroed = (Option<usize>, Vec<u8>);
+
+    /// The new scan's and the old one's on `text`.
+    fn both(text: &[u8]) -> (Zeroed, Zeroed) {
+        let (mut a, mut b) = (text.to_vec(), text.to_vec());
+        let new = zero_skipped(&mut a);
+        let old = old::zero_skipped(&mut b);
+        ((new, a), (old, b))
+    }
+
+    /// The scan on the shared cursor writes what the session 16 scan wrote, and returns the
+    /// same, on random async search answers (compact and pretty), every beginning of them, the
+    /// answers with a repeated key, and the answers broken by a byte.
+    #[test]
+    fn the_cursor_scan_zeroes_what_the_old_scan_zeroed() {
+        for seed in 1..=300u64 {
+            let mut g = Gen(crate::testing::xorshift(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            ));
+            let v = g.answer();
+            let mut text = if g.chance(2) {
+                serde_json::to_vec(&v).unwrap()
+            } else {
+                serde_json::to_vec_pretty(&v).unwrap()
+            };
+            if g.chance(4) {
+                // A repeated key: `{"_shards":{"skipped":5},` at the front.
+                text.splice(
+                    1..1,
+                    br#""_shards":{"skipped":5,"skipped":0},"#.iter().copied(),
+                );
+            }
+            let (new, old) = both(&text);
+            assert_eq!(new, old, "{seed}: {}", String::from_utf8_lossy(&text));
+            assert!(new.0.is_some(), "{seed}");
+            for n in 0..text.len() {
+                let (new, old) = both(&text[..n]);
+                assert_eq!(new, old, "{seed}: {n}");
+            }
+            for _ in 0..50 {
+                let at = (g.next() % text.len() as u64) as usize;
+                let mut broken = text.clone();
+                broken[at] = b"@/*\"{}[],:x1 \\"[(g.next() % 14) as usize];
+                let (new, old) = both(&broken);
+                assert_eq!(new, old, "{seed}: {}", String::from_utf8_lossy(&broken));
+            }
         }
     }
 }
