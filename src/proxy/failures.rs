@@ -211,8 +211,12 @@ pub(super) async fn respond(
                 .ok_or(ProxyError::Upstream(UpstreamError::Broken))?,
         ),
     };
-    let withheld = failures::withhold_whole(&decoded)
-        .map_err(|failures::CutShort| ProxyError::Upstream(UpstreamError::Broken))?;
+    let withheld = failures::withhold_whole(&decoded).map_err(|e| {
+        ProxyError::Upstream(match e {
+            failures::Unjudged::CutShort => UpstreamError::Broken,
+            failures::Unjudged::Malformed => UpstreamError::Unexpected,
+        })
+    })?;
     let out = match withheld {
         Some(rewritten) => {
             headers.remove(header::CONTENT_LENGTH);

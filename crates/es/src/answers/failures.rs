@@ -145,20 +145,30 @@ pub fn withhold(answer: &[u8]) -> Option<Vec<u8>> {
     withhold_whole(answer).ok().flatten()
 }
 
-/// An answer that ends inside its JSON: what it reports cannot be judged.
+/// Why what a whole answer reports cannot be judged.
 #[derive(Debug, PartialEq, Eq)]
-pub struct CutShort;
+pub enum Unjudged {
+    /// It ends inside its JSON.
+    CutShort,
+    /// It starts as a JSON object and stops being JSON (or a failure it reports is not JSON).
+    Malformed,
+}
 
 /// [`withhold`] for an answer that must be whole: one that ends inside its JSON (a failure
 /// among its last bytes, cut where the scan cannot see it) is refused (review 16e: a backend
-/// answer ended early by its connection was sent as it came). A blank answer is not JSON.
-pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, CutShort> {
+/// answer ended early by its connection was sent as it came), and so is one that starts as a
+/// JSON object and stops being JSON (lead, session 17: a failure after that point would go out
+/// unreduced; Elasticsearch's own answers are JSON, comments in a `_source` included). A blank
+/// answer, or one that is not JSON from its first byte (a proxy's page), reports nothing.
+pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, Unjudged> {
     let mut scan = Scan::new(answer);
+    let object = answer.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match scan.top(0) {
         Ok(()) => {}
         Err(Stop::Fault(Fault::CutShort)) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
-            return Err(CutShort)
+            return Err(Unjudged::CutShort)
         }
+        Err(Stop::Fault(Fault::Malformed)) if object => return Err(Unjudged::Malformed),
         Err(_) => return Ok(None),
     }
     if scan.spans.is_empty() {
@@ -169,7 +179,7 @@ pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, CutShort> {
     for span in &scan.spans {
         // The scan found the span's brackets paired; not JSON inside: not judged.
         let Ok(mut v) = serde_json::from_slice::<Value>(&answer[span.clone()]) else {
-            return Ok(None);
+            return Err(Unjudged::Malformed);
         };
         reduce(&mut v);
         out.extend_from_slice(&answer[at..span.start]);
@@ -414,6 +424,37 @@ mod tests {
         let tail = &answer[answer.find(r#","hits":"#).unwrap()..];
         assert!(text.ends_with(tail), "{text}");
         assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
+    }
+
+    /// dup17 (found): Elasticsearch sends a `_source` back as it was indexed, and its parser
+    /// takes comments; the scan stopped at one and let every failure after it out unreduced
+    /// (EQL's and ES|QL's answers report theirs last; a search's `_shards` may follow its hits).
+    #[test]
+    fn comments_in_a_source_do_not_hide_the_failures_after_it() {
+        let hits = "\"hits\":{\"hits\":[{\"_id\":\"1\",\"_source\":/* a \"quote\" and ]} */{\"a\":1, // \"] }\n\"b\":[2 /**/,3]}}]}";
+        let answer = format!(
+            r#"{{"took":3,{hits},"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}}}"#
+        );
+        let out = withhold_whole(answer.as_bytes())
+            .expect("whole")
+            .expect("reports a failure");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        assert!(
+            text.contains(hits),
+            "the document is left as it was: {text}"
+        );
+        // Cut inside a comment: cut short, not judged clean.
+        let inside = answer.find("a \"quote").unwrap();
+        assert_eq!(
+            withhold_whole(&answer.as_bytes()[..inside]),
+            Err(Unjudged::CutShort)
+        );
+        // A slash that starts no comment is not JSON: not judged, not let out.
+        let bad = answer.replace("/**/", "/x");
+        assert_eq!(withhold_whole(bad.as_bytes()), Err(Unjudged::Malformed));
+        // Not JSON from its first byte (a proxy's page): nothing to judge.
+        assert_eq!(withhold_whole(b"<html>502</html>"), Ok(None));
     }
 
     #[test]
@@ -770,10 +811,10 @@ mod tests {
         let failing = search_with(BREAKER);
         let b = failing.as_bytes();
         let inside = failing.find("real usage").unwrap();
-        assert_eq!(withhold_whole(&b[..inside]), Err(CutShort));
+        assert_eq!(withhold_whole(&b[..inside]), Err(Unjudged::CutShort));
         assert_eq!(withhold(&b[..inside]), None);
         for n in 1..b.len() {
-            assert_eq!(withhold_whole(&b[..n]), Err(CutShort), "{n}");
+            assert_eq!(withhold_whole(&b[..n]), Err(Unjudged::CutShort), "{n}");
         }
         assert!(withhold_whole(b).unwrap().is_some());
         assert_eq!(withhold_whole(b""), Ok(None));

@@ -175,6 +175,7 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 Class::Json => {}
+                Class::Slash => self.comment(inside)?,
                 Class::Other if inside == Inside::Any => {}
                 Class::Other => {
                     self.i -= 1;
@@ -183,6 +184,43 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(Fault::CutShort)
+    }
+
+    /// A comment whose `/` was just read: `/* ... */` or `// ...` to the end of its line.
+    /// Elasticsearch's JSON parser takes comments (`ALLOW_COMMENTS`) and sends a `_source`
+    /// back as it was indexed, comments and all: skipped like whitespace, so a failure after
+    /// such a document is still seen (dup17, found: the judge stopped there and let the
+    /// answer's failures out unreduced). A comment can hold quotes and brackets. Another byte
+    /// after the `/` is not JSON (stepped over by the loose skip).
+    fn comment(&mut self, inside: Inside) -> Result<(), Fault> {
+        let b = self.b;
+        match b.get(self.i) {
+            None => Err(Fault::CutShort),
+            Some(b'*') => {
+                let mut i = self.i + 1;
+                loop {
+                    i += memchr::memchr(b'*', &b[i..]).ok_or(Fault::CutShort)? + 1;
+                    match b.get(i) {
+                        Some(b'/') => {
+                            self.i = i + 1;
+                            return Ok(());
+                        }
+                        Some(_) => {}
+                        None => return Err(Fault::CutShort),
+                    }
+                }
+            }
+            Some(b'/') => {
+                let end = memchr::memchr(b'\n', &b[self.i..]).ok_or(Fault::CutShort)?;
+                self.i += end + 1;
+                Ok(())
+            }
+            Some(_) if inside == Inside::Any => Ok(()),
+            Some(_) => {
+                self.i -= 1;
+                Err(Fault::Malformed)
+            }
+        }
     }
 }
 
@@ -208,6 +246,8 @@ enum Class {
     Close,
     /// Punctuation, whitespace or a scalar's byte.
     Json,
+    /// `/`: a comment's beginning ([`Cursor::comment`]).
+    Slash,
     /// No JSON token's.
     Other,
 }
@@ -222,6 +262,7 @@ static CLASS: [Class; 256] = {
             b'"' => Class::Quote,
             b'{' | b'[' => Class::Open,
             b'}' | b']' => Class::Close,
+            b'/' => Class::Slash,
             b',' | b':' | b' ' | b'\n' | b'\r' | b'\t' => Class::Json,
             _ if is_scalar(b) => Class::Json,
             _ => Class::Other,
