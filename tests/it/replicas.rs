@@ -1010,27 +1010,13 @@ async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(bac
     let relay = support::recording::Recording::start();
     let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
     relay.script_fn("*", "/", move |r| {
-        let target = match &r.query {
-            Some(q) => format!("{}?{q}", r.path),
-            None => r.path.clone(),
-        };
-        if refusing.load(Ordering::SeqCst) && target.contains("scroll") {
+        let scroll =
+            r.path.contains("scroll") || r.query.as_deref().is_some_and(|q| q.contains("scroll"));
+        if refusing.load(Ordering::SeqCst) && scroll {
             let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
             return support::recording::Answer::json(429, error);
         }
-        let headers: Vec<(&str, &str)> = ["content-type"]
-            .into_iter()
-            .filter_map(|k| r.header(k).map(|v| (k, v)))
-            .collect();
-        let url = format!("{base}{target}");
-        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
-            Ok(reply) => support::recording::Answer {
-                status: reply.status.as_u16(),
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: reply.body,
-            },
-            Err(e) => support::recording::Answer::json(502, json!({"relay": format!("{e:?}")})),
-        }
+        support::relay::pass_on(&base, r)
     });
     let dir = tempfile::tempdir().unwrap();
     // Purge hold 10 s, a purge round every second.
@@ -2038,25 +2024,7 @@ const DATA_PASSWORD: &str = "data-password";
 fn recording_relay(backend: &Backend) -> support::recording::Recording {
     let relay = support::recording::Recording::start();
     let base = backend.url().to_owned();
-    relay.script_fn("*", "/", move |r| {
-        let target = match &r.query {
-            Some(q) => format!("{}?{q}", r.path),
-            None => r.path.clone(),
-        };
-        let headers: Vec<(&str, &str)> = ["content-type"]
-            .into_iter()
-            .filter_map(|k| r.header(k).map(|v| (k, v)))
-            .collect();
-        let url = format!("{base}{target}");
-        match support::http::send_blocking(&r.method, &url, &headers, r.body.clone()) {
-            Ok(reply) => support::recording::Answer {
-                status: reply.status.as_u16(),
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: reply.body,
-            },
-            Err(e) => support::recording::Answer::json(502, json!({"relay": format!("{e:?}")})),
-        }
-    });
+    relay.script_fn("*", "/", move |r| support::relay::pass_on(&base, r));
     relay
 }
 

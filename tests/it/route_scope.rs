@@ -25,8 +25,8 @@ use support::backend::Backend;
 use support::corpus::token_a;
 use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
-use support::http::{bearer, send, send_blocking};
-use support::recording::{Answer, Recording};
+use support::http::{bearer, send};
+use support::recording::Recording;
 
 fn tenant_a_on(indices: &[&str]) -> Value {
     json!({"name": "tenant-a", "filters": [{"field": "tenant", "value": "a"}], "indices": indices})
@@ -273,27 +273,7 @@ async fn field_caps_lists_empty_fields_on_elasticsearch_8() {
 fn relay_to(backend_url: &str) -> Recording {
     let relay = Recording::start();
     let base = backend_url.to_owned();
-    relay.script_fn("*", "/", move |r| {
-        let url = match &r.query {
-            Some(q) => format!("{base}{}?{q}", r.path),
-            None => format!("{base}{}", r.path),
-        };
-        let headers: Vec<(&str, &str)> = ["content-type", "accept"]
-            .into_iter()
-            .filter_map(|k| r.header(k).map(|v| (k, v)))
-            .collect();
-        match send_blocking(&r.method, &url, &headers, r.body.clone()) {
-            Ok(reply) => Answer {
-                status: reply.status.as_u16(),
-                headers: reply
-                    .header("content-type")
-                    .map(|v| vec![("content-type".to_owned(), v.to_owned())])
-                    .unwrap_or_default(),
-                body: reply.body,
-            },
-            Err(e) => Answer::json(599, json!({"relay": e.to_string()})),
-        }
-    });
+    relay.script_fn("*", "/", move |r| support::relay::pass_on(&base, r));
     relay
 }
 

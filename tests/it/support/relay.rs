@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::http::send_blocking;
-use super::recording::{Answer, Recording};
+use super::recording::{Answer, Recorded, Recording};
 
 /// One request the relay passed on, with the backend's answer status.
 #[derive(Clone, Debug)]
@@ -47,6 +47,38 @@ impl Passed {
     }
 }
 
+/// `r`'s raw path and query.
+fn target(r: &Recorded) -> String {
+    match &r.query {
+        Some(q) => format!("{}?{q}", r.path),
+        None => r.path.clone(),
+    }
+}
+
+/// `r` passed on to the backend at `base` (no trailing slash) unchanged (method, raw path and
+/// query, body, `content-type` and `accept`), and the backend's status, `content-type` and body
+/// (a 599 naming the error when it cannot be reached). For tests' own scripted relays too.
+pub fn pass_on(base: &str, r: &Recorded) -> Answer {
+    let headers: Vec<(&str, &str)> = ["content-type", "accept"]
+        .into_iter()
+        .filter_map(|k| r.header(k).map(|v| (k, v)))
+        .collect();
+    let url = format!("{base}{}", target(r));
+    match send_blocking(&r.method, &url, &headers, r.body.clone()) {
+        Ok(reply) => Answer {
+            status: reply.status.as_u16(),
+            headers: reply
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| vec![("content-type".to_owned(), v.to_owned())])
+                .unwrap_or_default(),
+            body: reply.body,
+        },
+        Err(e) => Answer::json(599, json!({"relay": format!("{e:?}")})),
+    }
+}
+
 /// A running relay; dropping it stops it.
 pub struct Relay {
     recording: Recording,
@@ -72,37 +104,15 @@ impl Relay {
         let log = Arc::clone(&passed);
         let base = backend_url.to_owned();
         recording.script_fn("*", "/", move |r| {
-            let target = match &r.query {
-                Some(q) => format!("{}?{q}", r.path),
-                None => r.path.clone(),
-            };
-            let headers: Vec<(&str, &str)> = ["content-type", "accept"]
-                .into_iter()
-                .filter_map(|k| r.header(k).map(|v| (k, v)))
-                .collect();
-            let url = format!("{base}{target}");
-            let answer = match send_blocking(&r.method, &url, &headers, r.body.clone()) {
-                Ok(reply) => {
-                    let mut headers: Vec<(String, String)> = reply
-                        .headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| vec![("content-type".to_owned(), v.to_owned())])
-                        .unwrap_or_default();
-                    if let Some(v) = r.header("x-opaque-id").filter(|_| echo_opaque_id) {
-                        headers.push(("x-opaque-id".to_owned(), v.to_owned()));
-                    }
-                    Answer {
-                        status: reply.status.as_u16(),
-                        headers,
-                        body: reply.body,
-                    }
-                }
-                Err(e) => Answer::json(599, json!({"relay": format!("{e:?}")})),
-            };
+            let mut answer = pass_on(&base, r);
+            if let Some(v) = r.header("x-opaque-id").filter(|_| echo_opaque_id) {
+                answer
+                    .headers
+                    .push(("x-opaque-id".to_owned(), v.to_owned()));
+            }
             log.lock().unwrap_or_else(|p| p.into_inner()).push(Passed {
                 method: r.method.clone(),
-                target,
+                target: target(r),
                 body: r.body.clone(),
                 status: answer.status,
                 opaque_id: r.header("x-opaque-id").map(str::to_owned),
