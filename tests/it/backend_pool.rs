@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::esgate::Esgate;
+use support::eventually;
 use support::faults::ConnectionProbe;
 use support::http::send;
 
@@ -61,18 +62,6 @@ async fn through(gw: &Esgate, secret: &str, method: &str, path: &str, body: &str
     assert_eq!(v["path"], path, "{method} {path}: another request's answer");
     assert_eq!(v["body"], body.len(), "{method} {path}: body length");
     v
-}
-
-/// Waits up to `limit` for `cond`.
-async fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 /// Waits until the probe has closed the connection that answered `v`, and a little more: the

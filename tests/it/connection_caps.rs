@@ -17,20 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::esgate::Esgate;
+use support::eventually;
 use support::faults::ConnectionProbe;
 use support::http::send;
-
-/// Waits up to `limit` for `cond`.
-async fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
-}
 
 /// A request of `secret`'s written on a connection of its own, left waiting for its answer.
 async fn hold(gw: &Esgate, secret: &str, path: &str) -> TcpStream {

@@ -24,3 +24,15 @@ pub mod recording;
 pub mod relay;
 pub mod splitmix;
 pub mod tls;
+
+/// Waits up to `limit` for `cond`, looking every 20 ms; whether it held.
+pub async fn eventually(limit: std::time::Duration, cond: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond()
+}
