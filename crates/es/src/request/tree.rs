@@ -3,8 +3,11 @@
 //!
 //! [`parse`] writes a body as a tape: one small `Copy` token per value and per key, in body
 //! order, in the parse's [`Arena`]. A container's token holds the index past its last item
-//! (its items are skipped in one step), its number of items and its source text's place;
-//! strings borrow the body when they hold no escape and the arena when they do; numbers are
+//! (its items are skipped in one step), its number of items and its source text's place; a
+//! compact array of plain strings (a `terms` list) is a single token, its text and count
+//! (`Tok::Strings`), its items read from its text when asked for (session 17: 24 bytes and
+//! a push an item saved; the goal 6 `terms` loop 1,025,686 -> 871,656 instructions); strings
+//! borrow the body when they hold no escape and the arena when they do; numbers are
 //! kept as their source text (checked against JSON's grammar and serde_json's range). The
 //! parsed tree is read in place through [`Parsed`]: by the checks (the `J` view of
 //! `dsl::json`), by [`write()`], and by [`Node::open`] for the few containers a request's
@@ -607,11 +610,13 @@ impl<'a> TokenItems<'a> {
     }
 
     /// The next item of a [`Tok::Strings`] array: the text up to the next quote (its items are
-    /// plain: no escaped quote in them).
+    /// plain: no escaped quote in them), found by `memchr` ([`plain_run`]'s block scan takes
+    /// its slow tail on the short text left of a short array, a byte loop a few instructions
+    /// a byte: kibana loop 51,620 and 51,486 instructions, against 51,315 before packing).
     #[inline]
     fn next_packed(&mut self) -> Option<&'a str> {
         let text = self.packed.strip_prefix('"')?;
-        let (end, _) = plain_run(text.as_bytes(), 0);
+        let end = memchr::memchr(b'"', text.as_bytes())?;
         let (item, rest) = text.split_at_checked(end)?;
         self.packed = rest.strip_prefix("\",").unwrap_or_default();
         Some(item)
