@@ -1977,7 +1977,21 @@ fn write_parsed<const SPANS: bool>(p: Parsed<'_>, out: &mut Vec<u8>) {
         return out.extend_from_slice(raw);
     }
     match p.toks.head() {
-        Tok::Array(_) | Tok::Strings(..) => {
+        Tok::Array(_) => {
+            out.push(b'[');
+            let mut items = p.toks.items();
+            let mut n = 0;
+            while let Some((_, value)) = items.step() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_parsed_item::<SPANS>(p.at(value), out);
+                n += 1;
+            }
+            out.push(b']');
+        }
+        // Its source text above, unless `SPANS` is off (the tests' reference).
+        Tok::Strings(..) => {
             out.push(b'[');
             for (n, item) in p.items().enumerate() {
                 if n > 0 {
