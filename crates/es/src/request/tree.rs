@@ -409,6 +409,9 @@ pub(crate) enum Tok<'a> {
     Strings(&'a str, u32),
 }
 
+// A token is three words, `Tok::Strings` included (the tape's room is claimed by this size).
+const _: () = assert!(std::mem::size_of::<Tok<'static>>() == 24);
+
 impl Tok<'_> {
     /// The number of tokens of the value this token starts.
     #[inline(always)]
