@@ -164,6 +164,10 @@ pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, Unjudged> {
     let mut scan = Scan::new(answer);
     let object = answer.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match scan.top(0) {
+        // Bytes after the answer's own object are not JSON: where the scan and Elasticsearch
+        // read the answer's brackets differently, what follows the place the scan took for
+        // its end is unjudged (attack17d).
+        Ok(()) if !scan.c.at_end() => return Err(Unjudged::Malformed),
         Ok(()) => {}
         Err(Stop::Fault(Fault::CutShort)) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
             return Err(Unjudged::CutShort)
@@ -455,6 +459,44 @@ mod tests {
         assert_eq!(withhold_whole(bad.as_bytes()), Err(Unjudged::Malformed));
         // Not JSON from its first byte (a proxy's page): nothing to judge.
         assert_eq!(withhold_whole(b"<html>502</html>"), Ok(None));
+    }
+
+    /// attack17d (found, M): Elasticsearch's parser ends a `//` comment at a carriage return
+    /// as at a line feed (Jackson's `_skipLine`), the scan only at a line feed: a `_source`
+    /// indexed as `{"a":1//\r/*\n]]]]}*/}` (a comment, then a block comment Elasticsearch
+    /// skips) had the scan read `]]]]}` as brackets, close the answer there and judge nothing
+    /// after it: an EQL answer's `shard_failures` (written after its events) went out whole.
+    /// A document whose comments end at a carriage return alone is judged as Elasticsearch
+    /// reads it, and bytes after the answer's own object are not JSON.
+    #[test]
+    fn a_line_comment_ends_at_a_carriage_return_as_elasticsearch_ends_it() {
+        let source = "{\"a\":1//\r/*\n]]]]}*/}";
+        let answer = format!(
+            r#"{{"is_partial":true,"is_running":false,"took":1,"timed_out":false,"hits":{{"total":{{"value":1,"relation":"eq"}},"events":[{{"_index":"logs-a","_id":"1","_source":{source}}}]}},"shard_failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}"#
+        );
+        let out = withhold_whole(answer.as_bytes())
+            .expect("whole")
+            .expect("reports a failure");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        assert!(
+            text.contains(source),
+            "the document is left as it was: {text}"
+        );
+        // A comment ended by a carriage return and nothing after it: judged, not cut short.
+        let plain = format!(
+            r#"{{"took":1,"hits":{{"events":[{{"_source":{{"a":1 // note{}}}}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#,
+            '\r'
+        );
+        let text = String::from_utf8(withhold_whole(plain.as_bytes()).unwrap().unwrap()).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        // Bytes after the answer's object: not JSON, not judged clean.
+        let trailing = format!(r#"{{"took":1}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#);
+        assert_eq!(
+            withhold_whole(trailing.as_bytes()),
+            Err(Unjudged::Malformed)
+        );
+        assert_eq!(withhold_whole(b"{\"took\":1} \n"), Ok(None));
     }
 
     #[test]
