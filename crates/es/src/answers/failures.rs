@@ -499,6 +499,114 @@ mod tests {
         assert_eq!(withhold_whole(b"{\"took\":1} \n"), Ok(None));
     }
 
+    /// attack17d: random `_source` documents as Elasticsearch's parser takes them, comments
+    /// (`//` ended by `\n`, `\r` or `\r\n`; `/* */` holding brackets, quotes, slashes, stars and
+    /// line ends) wherever whitespace may stand, their text full of what the scan counts; in an
+    /// EQL answer whose `shard_failures` follow the events, and in an ES|QL one whose
+    /// `_clusters` failures follow the values. The failure after them is always reduced, and
+    /// the answer cut anywhere is never judged clean.
+    #[test]
+    fn comments_anywhere_in_sources_never_hide_a_later_failure() {
+        const PIECES: [&str; 14] = [
+            "]", "}", "[", "{", "\"", "'", "*", "/", ",", ":", "x", "\\", "é", "\t",
+        ];
+        fn comment(next: &mut dyn FnMut() -> u64, out: &mut String) {
+            let mut text = String::new();
+            for _ in 0..next() % 8 {
+                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if next().is_multiple_of(2) {
+                out.push_str("//");
+                out.push_str(&text);
+                out.push_str(["\n", "\r", "\r\n"][(next() % 3) as usize]);
+            } else {
+                // Line ends inside too; no `*/` before its end (the `*` of `/*` opens it only).
+                for _ in 0..next() % 3 {
+                    text.push_str(["\n", "\r", "**", "/"][(next() % 4) as usize]);
+                }
+                let text = text.replace("*/", "* /");
+                let text = if text.ends_with('*') {
+                    format!("{text} ")
+                } else {
+                    text
+                };
+                out.push_str("/*");
+                out.push_str(&text);
+                out.push_str("*/");
+            }
+        }
+        fn gap(next: &mut dyn FnMut() -> u64, out: &mut String) {
+            match next() % 4 {
+                0 => comment(next, out),
+                1 => out.push(' '),
+                _ => {}
+            }
+        }
+        fn value(next: &mut dyn FnMut() -> u64, depth: u32, out: &mut String) {
+            gap(next, out);
+            match next() % 6 {
+                0 if depth < 4 => {
+                    out.push('[');
+                    for k in 0..next() % 4 {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        value(next, depth + 1, out);
+                    }
+                    gap(next, out);
+                    out.push(']');
+                }
+                1 | 2 if depth < 4 => object(next, depth + 1, out),
+                3 => out.push_str(r#""a]}\"/*//[{""#),
+                4 => out.push_str("-1.5e3"),
+                _ => out.push_str("true"),
+            }
+            gap(next, out);
+        }
+        fn object(next: &mut dyn FnMut() -> u64, depth: u32, out: &mut String) {
+            out.push('{');
+            for k in 0..next() % 4 {
+                if k > 0 {
+                    out.push(',');
+                }
+                gap(next, out);
+                out.push_str(&format!("\"k{k}\""));
+                gap(next, out);
+                out.push(':');
+                value(next, depth, out);
+            }
+            gap(next, out);
+            out.push('}');
+        }
+        let mut next = crate::testing::xorshift(0xa77a_c417_dc0e_u64);
+        for round in 0..20_000 {
+            let mut source = String::new();
+            object(&mut next, 0, &mut source);
+            let answer = if round % 2 == 0 {
+                format!(
+                    r#"{{"took":1,"hits":{{"events":[{{"_index":"logs-a","_source":{source}}}]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"took":1,"columns":[{{"name":"_source","type":"_source"}}],"values":[[{source}]],"_clusters":{{"details":{{"(local)":{{"failures":[{{"reason":{BREAKER}}}]}}}}}}}}"#
+                )
+            };
+            let out = withhold_whole(answer.as_bytes())
+                .unwrap_or_else(|e| panic!("{e:?}: {answer:?}"))
+                .unwrap_or_else(|| panic!("judged clean: {answer:?}"));
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("real usage"), "{answer:?}");
+            assert!(text.contains(&source), "{answer:?}");
+            if round % 100 == 0 {
+                let reason = answer.find("real usage").unwrap();
+                for cut in 1..reason {
+                    let judged = withhold_whole(&answer.as_bytes()[..cut]);
+                    assert!(judged.is_err(), "{cut}: {judged:?} {answer:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn request_errors_keep_their_details_and_their_causes_are_judged() {
         let failure = r#"{"type":"query_shard_exception","reason":"failed to create query: For input string: \"abc\"","index":"logs-a","caused_by":{"type":"number_format_exception","reason":"For input string: \"abc\""}}"#;
