@@ -85,7 +85,15 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
     if !scan.spans.is_empty() || scan.items {
         return Peek::Reports;
     }
+    let object = prefix.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match done {
+        // An object the scan closed before the bytes end, or one that stops being JSON: where
+        // the scan and Elasticsearch read its brackets differently (a `_source` ending in a
+        // `//` comment, which Elasticsearch ends with the document), what the scan did not
+        // read may report a failure. Read whole, where [`withhold_whole`] refuses it
+        // (attack17d, found: streamed as clean).
+        Ok(()) if !scan.c.at_end() => Peek::Reports,
+        Err(Stop::Fault(Fault::Malformed)) if object => Peek::Reports,
         Ok(()) | Err(Stop::Fault(Fault::Malformed)) | Err(Stop::Decided) => Peek::Clean,
         Err(Stop::Fault(Fault::CutShort)) => Peek::Undecided,
     }
@@ -497,6 +505,29 @@ mod tests {
             Err(Unjudged::Malformed)
         );
         assert_eq!(withhold_whole(b"{\"took\":1} \n"), Ok(None));
+    }
+
+    /// attack17d (found, M): a `_source` indexed as `{"a":1}//c` (a comment Elasticsearch
+    /// ends with the document; it keeps the bytes as sent and copies them into its answers)
+    /// has the scan's comment run on into the next document, to its first line end: there
+    /// `]]}}` closed the answer for the scan, and [`peek`] judged an EQL answer clean and let it
+    /// stream with the failures the scan never read. Read whole instead, and refused there.
+    #[test]
+    fn a_comment_that_ends_with_its_document_does_not_judge_the_answer_clean() {
+        let answer = format!(
+            r#"{{"took":1,"hits":{{"events":[{{"_index":"a","_source":{{"a":1}}//c}},{{"_index":"a","_source":{{"b":1/*{}]]}}}}*/}}}}]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#,
+            '\n'
+        );
+        // EQL's and ES|QL's routes judge without a header first (a search's `_shards`
+        // precedes its hits).
+        assert_eq!(peek(answer.as_bytes(), false), Peek::Reports);
+        assert_eq!(withhold_whole(answer.as_bytes()), Err(Unjudged::Malformed));
+        // An object that stops being JSON is read whole too (and refused there); other
+        // bytes are no answer to judge.
+        assert_eq!(peek(b"{\"took\":1,\"x\":*", false), Peek::Reports);
+        assert_eq!(peek(b"{\"took\":1} x", false), Peek::Reports);
+        assert_eq!(peek(b"{\"took\":1} \n", false), Peek::Clean);
+        assert_eq!(peek(b"<html>", false), Peek::Clean);
     }
 
     /// attack17d: random `_source` documents as Elasticsearch's parser takes them, comments
