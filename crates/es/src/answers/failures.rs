@@ -659,6 +659,15 @@ mod tests {
             let mut source = String::new();
             UNJUDGED.with(|u| u.set(false));
             object(&mut next, 0, &mut source);
+            // A comment that ends with the document (Elasticsearch takes it): the scan cannot
+            // tell where, and never judges the answer.
+            if next().is_multiple_of(16) {
+                source.push_str("//");
+                for _ in 0..next() % 4 {
+                    source.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+                }
+                UNJUDGED.with(|u| u.set(true));
+            }
             let answer = if round % 2 == 0 {
                 format!(
                     r#"{{"took":1,"hits":{{"events":[{{"_index":"logs-a","_source":{source}}}]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#
@@ -670,11 +679,7 @@ mod tests {
             };
             if UNJUDGED.with(|u| u.get()) {
                 unjudged += 1;
-                assert_eq!(
-                    withhold_whole(answer.as_bytes()),
-                    Err(Unjudged::Malformed),
-                    "{answer:?}"
-                );
+                assert!(withhold_whole(answer.as_bytes()).is_err(), "{answer:?}");
                 assert_ne!(peek(answer.as_bytes(), false), Peek::Clean, "{answer:?}");
                 continue;
             }
