@@ -388,19 +388,16 @@ async fn highlights_do_not_move_with_other_tenants_terms() {
     }
 }
 
-/// `logs-vec`: one tenant-a vector at the origin, one tenant-b vector far away. kNN searches a
-/// tenant-a token places beside or inside a retriever, aimed at the tenant-b vector with one
-/// candidate, must answer exactly what they answer once the tenant-b document is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn knn_beside_or_inside_a_retriever_answers_the_same_whatever_other_tenants_vectors_are() {
-    let backend = fixture::seeded_noida();
-    let base = backend.url();
+/// `logs-vec` on `base`: one tenant-a vector at the origin (`va`), one tenant-b vector far
+/// away (`vb`), both of user `shared`.
+async fn seed_vectors(base: &str) {
     let r = call(
         &format!("{base}/logs-vec"),
         None,
         "PUT",
         Some(
             &json!({"mappings": {"properties": {"tenant": {"type": "keyword"},
+            "user": {"type": "keyword"},
             "v": {"type": "dense_vector", "dims": 2, "index": true, "similarity": "l2_norm"}}}}),
         ),
     )
@@ -411,11 +408,21 @@ async fn knn_beside_or_inside_a_retriever_answers_the_same_whatever_other_tenant
             &format!("{base}/logs-vec/_doc/{id}?refresh=true"),
             None,
             "PUT",
-            Some(&json!({"tenant": tenant, "v": v})),
+            Some(&json!({"tenant": tenant, "user": "shared", "v": v})),
         )
         .await;
         assert!(r.status.is_success(), "{}", r.text());
     }
+}
+
+/// `logs-vec` (`seed_vectors`). kNN searches a tenant-a token places beside or inside a
+/// retriever, aimed at the tenant-b vector with one candidate, must answer exactly what they
+/// answer once the tenant-b document is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knn_beside_or_inside_a_retriever_answers_the_same_whatever_other_tenants_vectors_are() {
+    let backend = fixture::seeded_noida();
+    let base = backend.url();
+    seed_vectors(base).await;
     let gw = Esgate::start(&[base], "").await;
     let (_, secret) = gw.token(token_a()).await;
     let auth = bearer(&secret);
@@ -727,28 +734,7 @@ async fn scores_do_not_count_other_tenants_documents_on_noida() {
 async fn collapse_inner_hits_without_a_query_are_refused() {
     let backend = fixture::seeded_noida();
     let base = backend.url();
-    let r = call(
-        &format!("{base}/logs-vec"),
-        None,
-        "PUT",
-        Some(
-            &json!({"mappings": {"properties": {"tenant": {"type": "keyword"},
-            "user": {"type": "keyword"},
-            "v": {"type": "dense_vector", "dims": 2, "index": true, "similarity": "l2_norm"}}}}),
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    for (id, tenant, v) in [("va", "a", [0.0, 0.0]), ("vb", "b", [10.0, 10.0])] {
-        let r = call(
-            &format!("{base}/logs-vec/_doc/{id}?refresh=true"),
-            None,
-            "PUT",
-            Some(&json!({"tenant": tenant, "user": "shared", "v": v})),
-        )
-        .await;
-        assert!(r.status.is_success(), "{}", r.text());
-    }
+    seed_vectors(base).await;
     let gw = Esgate::start(&[base], "").await;
     let (_, secret) = gw.token(token_a()).await;
     let auth = bearer(&secret);

@@ -1639,6 +1639,9 @@ pub(crate) fn inert(v: J<'_>) -> Result<(), Rejection> {
 
 fn inert_container(v: J<'_>) -> Result<(), Rejection> {
     match v {
+        // Every scalar is inert: a parsed array says so without a walk (a packed list of
+        // strings, `request::tree`'s `Tok::Strings`, would be read item by item).
+        J::Array(items) if items.all_scalars() => Ok(()),
         J::Array(items) => items.try_each(inert),
         J::Object(m) => m.try_each(|k, val| {
             if k == "script" || k == "_index" || k == "_id" {

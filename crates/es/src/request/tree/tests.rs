@@ -28,7 +28,7 @@ fn parts<'n>(n: &'n Node<'_>) -> Option<(Option<&'n [u8]>, Vec<Node<'n>>)> {
         Node::Parsed(p) if p.is_object() => {
             Some((p.raw(), p.entries().map(|(_, v)| v.node()).collect()))
         }
-        Node::Parsed(p) => Some((p.raw(), p.items().map(Parsed::node).collect())),
+        Node::Parsed(p) => Some((p.raw(), p.items().collect())),
         _ => None,
     }
 }
@@ -92,6 +92,9 @@ fn spans(node: &Node<'_>) -> Vec<bool> {
 /// size, and the walk yields exactly its count of items (the checks read the tape and the writer
 /// may copy the source text, so a walk that stopped early would let unchecked text through).
 fn tape_is_whole(t: Tokens<'_>, shown: &str) {
+    if let Some(Tok::Strings(text, len)) = t.0.first().copied() {
+        return strings_are_whole(t, text, len, shown);
+    }
     let Some(Tok::Array(span) | Tok::Object(span)) = t.0.first().copied() else {
         return;
     };
@@ -103,7 +106,7 @@ fn tape_is_whole(t: Tokens<'_>, shown: &str) {
             |scalar: fn(&Tok<'_>) -> bool| span.size == span.len + 1 && t.0[1..].iter().all(scalar);
         assert_eq!(
             t.items_all_scalars(),
-            walked(|t| !matches!(t, Tok::Array(_) | Tok::Object(_))),
+            walked(|t| !matches!(t, Tok::Array(_) | Tok::Object(_) | Tok::Strings(..))),
             "{shown}"
         );
         assert_eq!(
@@ -127,6 +130,25 @@ fn tape_is_whole(t: Tokens<'_>, shown: &str) {
     }
     assert_eq!(seen, span.len as usize, "{shown}");
     assert_eq!(seen, t.len(), "{shown}");
+}
+
+/// A [`Tok::Strings`] array (`text`, `len` items) is one token, its items are `len` plain
+/// strings read from its text, and they are its text again: `[`, each quoted, `,` between
+/// them, `]` (an item read short or long, or one left unread, would not give it back).
+fn strings_are_whole(t: Tokens<'_>, text: &str, len: u32, shown: &str) {
+    assert_eq!(t.0.len(), 1, "{shown}");
+    assert_eq!(t.len(), len as usize, "{shown}");
+    assert!(t.items_all_scalars() && t.items_all_strings(), "{shown}");
+    let mut items = Vec::new();
+    for item in t.items() {
+        let Item::String(s) = item else {
+            panic!("not a string in {shown}");
+        };
+        assert!(!needs_escape(s.as_bytes()), "{shown}");
+        items.push(format!("\"{s}\""));
+    }
+    assert_eq!(items.len(), len as usize, "{shown}");
+    assert_eq!(format!("[{}]", items.join(",")), text, "{shown}");
 }
 
 /// The same decision and reason as `parse_strict`; accepted, the same value and, written, the
@@ -1153,6 +1175,10 @@ fn string_runs_in_arrays_agree_with_parse_strict() {
         r#"{"k":"v"}"#,
         r#"["x","y"]"#,
         r#""unterminated"#,
+        // Invalid escapes before what ends a compact run's item (`,"` and `]`).
+        r#""x\,""#,
+        r#""\]""#,
+        r#""x\,"y""#,
     ];
     let separators = [",", ", ", " ,", "", ",,", "\n,\n"];
     let mut rng = crate::testing::xorshift(0x5eed_5713);

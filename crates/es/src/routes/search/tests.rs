@@ -1221,3 +1221,84 @@ fn highlights_get_the_clients_query_on_both_paths() {
         assert!(!msearch_agrees(s, ndjson.as_bytes()), "{ndjson}");
     }
 }
+
+/// Arrays of strings in every place a check reads their items one by one (`terms` values,
+/// `_source` includes and excludes, `fields`, `stored_fields`, `sort`, `search_after`,
+/// `indices_boost`, `knn.query_vector`, an msearch header's `index`), spelled compact (one
+/// token of the tape, `request::tree`'s `Tok::Strings`) and not (escapes, a control character,
+/// unicode, empty strings, whitespace between items, nested arrays, mixed items, a malformed
+/// list): the tree path decides and forwards each as the serde path does, in `_search` and in
+/// `_msearch` bodies.
+#[test]
+fn string_arrays_match_serde() {
+    let items = [
+        r#""a""#,
+        r#""logs-a""#,
+        r#""""#,
+        r#""*""#,
+        r#""_doc""#,
+        r#""user.name""#,
+        r#""a longer plain value of more than sixteen bytes""#,
+        r#""a\"b""#,
+        r#""\u0061""#,
+        r#""x\,"y""#,
+        "\"raw\ttab\"",
+        r#""é😀""#,
+        "1",
+        "-2.5",
+        "null",
+        r#"["x","y"]"#,
+        r#"{"k":"v"}"#,
+    ];
+    let separators = [",", ",", ",", ", ", " ,", "\n,"];
+    let places = [
+        r#"{"query":{"terms":{"f":@}}}"#,
+        r#"{"query":{"bool":{"filter":[{"terms":{"f":@}}]}},"size":1}"#,
+        r#"{"_source":@}"#,
+        r#"{"_source":{"includes":@,"excludes":@}}"#,
+        r#"{"fields":@,"stored_fields":@}"#,
+        r#"{"sort":@,"search_after":@}"#,
+        r#"{"indices_boost":@}"#,
+        r#"{"knn":{"field":"v","query_vector":@,"k":1,"num_candidates":2}}"#,
+        r#"{"query":{"ids":{"values":@}}}"#,
+        r#"{"aggs":{"a":{"terms":{"field":"f","include":@}}}}"#,
+    ];
+    let scopes = scopes();
+    let mut next = crate::testing::xorshift(0x57a1_17b0);
+    let list = |next: &mut dyn FnMut() -> u64| {
+        // Mostly compact lists of plain strings, the packed form.
+        let plain = next().is_multiple_of(2);
+        let n = (next() % 5) as usize;
+        let mut body = String::from("[");
+        for k in 0..n {
+            if k > 0 {
+                body.push_str(if plain {
+                    ","
+                } else {
+                    separators[(next() % 6) as usize]
+                });
+            }
+            let pick = (next() % if plain { 7 } else { items.len() as u64 }) as usize;
+            body.push_str(items[pick]);
+        }
+        body.push(']');
+        body
+    };
+    for round in 0..4_000 {
+        let place = places[round % places.len()];
+        let mut body = String::new();
+        for (k, part) in place.split('@').enumerate() {
+            if k > 0 {
+                body.push_str(&list(&mut next));
+            }
+            body.push_str(part);
+        }
+        let scope = &scopes[round % scopes.len()];
+        agrees("/logs-a/_search", scope, None, body.as_bytes());
+        if round % 4 == 0 {
+            let header = format!("{{\"index\":{}}}", list(&mut next));
+            let ndjson = format!("{header}\n{body}\n{{}}\n{body}\n");
+            msearch_agrees(scope, ndjson.as_bytes());
+        }
+    }
+}
