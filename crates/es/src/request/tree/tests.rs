@@ -1605,7 +1605,9 @@ fn every_budget_reads_the_whole_tree_or_refuses_with_the_meters_reason() {
 /// container or a nested run, whitespace, comments and doubled or trailing commas between
 /// items, arrays nested and at the very end of the body; each body also cut at every byte and
 /// with a byte made invalid UTF-8. Decided and read as `parse_strict` decides and reads it,
-/// the items' flags as a walk over the tape tells them (`tape_is_whole`).
+/// the items' flags as a walk over the tape tells them (`tape_is_whole`). Compact arrays of
+/// plain strings among them are packed (`Tok::Strings`, perf17b): a packed array that took a
+/// trailing comma (`["",]`) fails it.
 #[test]
 fn attack17d_string_runs_and_item_flags_agree_with_parse_strict() {
     const STRINGS: [&str; 18] = [
