@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use crate::upstream::Upstream;
 
 /// The index privileges that read, write or administer the store index (`manage` adds aliases,
-/// so a name the data credential may use could point at the store index).
+/// so a name the data credential may use could point at the store index; `delete_index` and
+/// `manage_ilm`, below `manage`, delete it: every token gone, or an older copy restored from a
+/// snapshot in its place, the tokens revoked since valid again; attack17d).
 pub const INDEX_PRIVILEGES: &[&str] = &[
     "read",
     "write",
@@ -31,6 +33,8 @@ pub const INDEX_PRIVILEGES: &[&str] = &[
     "create_doc",
     "delete",
     "manage",
+    "delete_index",
+    "manage_ilm",
 ];
 /// The cluster privileges that grant any index privilege.
 pub const CLUSTER_PRIVILEGES: &[&str] = &["manage_security"];
@@ -181,6 +185,22 @@ mod tests {
             judge(200, &answer(".esgate", &[], true), ".esgate"),
             Reach::Holds(vec!["cluster:manage_security".into()])
         );
+    }
+
+    /// attack17d (L): a data role that may only delete the store index (`delete_index`, or
+    /// `manage_ilm`: a policy with a delete phase) is not "none": deleted, every token is gone,
+    /// or an older copy restored from a snapshot brings back the tokens revoked since.
+    #[test]
+    fn deleting_the_store_index_is_reaching_it() {
+        let question = question(".esgate");
+        let asked = &question["index"][0]["privileges"];
+        for p in ["delete_index", "manage_ilm"] {
+            assert!(asked.as_array().unwrap().contains(&json!(p)), "{question}");
+            assert_eq!(
+                judge(200, &answer(".esgate", &[p], false), ".esgate"),
+                Reach::Holds(vec![format!("index:{p}")])
+            );
+        }
     }
 
     /// A cluster without security (or that answers something else) cannot say: never "none".

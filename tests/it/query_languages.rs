@@ -730,3 +730,43 @@ async fn esql_partial_results_keep_their_failures_type_only_for_a_read_token() {
     );
     gw.stop().await;
 }
+
+/// attack17d (found, M): a `_source` ending in a `//` comment (Elasticsearch ends it with the
+/// document and sends the document back as it was indexed) ran the failure judge's comment
+/// on into the next row, to a line end in a later document whose `]]}` closed the answer for
+/// the judge: its first frame judged clean, the answer streamed with the breaker's reason
+/// under `_clusters`. Refused now (502), never sent unjudged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esql_documents_ending_in_a_line_comment_do_not_let_failures_out() {
+    let (es, gw, a) = setup().await;
+    let answer = concat!(
+        r#"{"took":5,"is_partial":true,"columns":[{"name":"_source","type":"_source"}],"#,
+        r#""values":[[{"a":1}//c],[{"b":1/*"#,
+        "\n",
+        r#"]]}/**/}]],"_clusters":{"total":1,"details":{"(local)":{"status":"partial","#,
+        r#""failures":[{"shard":0,"index":"logs-a","node":"n1","reason":{"type":"circuit_breaking_exception","#,
+        r#""reason":"[parent] Data too large, real usage: [987654321/941mb]"}}]}}}}"#
+    );
+    es.script(
+        "POST",
+        "/_query",
+        Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: answer.as_bytes().to_vec().into(),
+        },
+    );
+    let r = gw
+        .call_raw(
+            &a,
+            "POST",
+            "/_query?format=json",
+            json!({"query": "FROM logs-a METADATA _source | KEEP _source"}),
+            &[],
+        )
+        .await;
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(!body.contains("real usage"), "{body}");
+    assert_eq!(r.status.as_u16(), 502, "{body}");
+    gw.stop().await;
+}

@@ -2184,7 +2184,8 @@ async fn the_store_uses_a_credential_of_its_own(backend: Backend) {
             "has_all_requested": false,
             "cluster": {"manage_security": false},
             "index": {INDEX: {"read": false, "write": false, "index": false, "create": false,
-                              "create_doc": false, "delete": false, "manage": false}},
+                              "create_doc": false, "delete": false, "manage": false,
+                              "delete_index": false, "manage_ilm": false}},
         }),
     );
     let status = std::process::Command::new("kill")

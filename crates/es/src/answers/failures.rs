@@ -85,7 +85,15 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
     if !scan.spans.is_empty() || scan.items {
         return Peek::Reports;
     }
+    let object = prefix.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match done {
+        // An object the scan closed before the bytes end, or one that stops being JSON: where
+        // the scan and Elasticsearch read its brackets differently (a `_source` ending in a
+        // `//` comment, which Elasticsearch ends with the document), what the scan did not
+        // read may report a failure. Read whole, where [`withhold_whole`] refuses it
+        // (attack17d, found: streamed as clean).
+        Ok(()) if !scan.c.at_end() => Peek::Reports,
+        Err(Stop::Fault(Fault::Malformed)) if object => Peek::Reports,
         Ok(()) | Err(Stop::Fault(Fault::Malformed)) | Err(Stop::Decided) => Peek::Clean,
         Err(Stop::Fault(Fault::CutShort)) => Peek::Undecided,
     }
@@ -164,6 +172,10 @@ pub fn withhold_whole(answer: &[u8]) -> Result<Option<Vec<u8>>, Unjudged> {
     let mut scan = Scan::new(answer);
     let object = answer.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match scan.top(0) {
+        // Bytes after the answer's own object are not JSON: where the scan and Elasticsearch
+        // read the answer's brackets differently, what follows the place the scan took for
+        // its end is unjudged (attack17d).
+        Ok(()) if !scan.c.at_end() => return Err(Unjudged::Malformed),
         Ok(()) => {}
         Err(Stop::Fault(Fault::CutShort)) if answer.iter().any(|b| !b.is_ascii_whitespace()) => {
             return Err(Unjudged::CutShort)
@@ -431,7 +443,7 @@ mod tests {
     /// (EQL's and ES|QL's answers report theirs last; a search's `_shards` may follow its hits).
     #[test]
     fn comments_in_a_source_do_not_hide_the_failures_after_it() {
-        let hits = "\"hits\":{\"hits\":[{\"_id\":\"1\",\"_source\":/* a \"quote\" and ]} */{\"a\":1, // \"] }\n\"b\":[2 /**/,3]}}]}";
+        let hits = "\"hits\":{\"hits\":[{\"_id\":\"1\",\"_source\":/* a \"quote\" and ]} */{\"a\":1, // a note: 1, 2\n\"b\":[2 /**/,3]}}]}";
         let answer = format!(
             r#"{{"took":3,{hits},"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}}}"#
         );
@@ -450,11 +462,242 @@ mod tests {
             withhold_whole(&answer.as_bytes()[..inside]),
             Err(Unjudged::CutShort)
         );
+        // A line comment holding a quote or a bracket: its end may not be Elasticsearch's
+        // (attack17d), not judged, not let out.
+        let bracket = answer.replace("a note: 1, 2", "\"] }");
+        assert_eq!(withhold_whole(bracket.as_bytes()), Err(Unjudged::Malformed));
         // A slash that starts no comment is not JSON: not judged, not let out.
         let bad = answer.replace("/**/", "/x");
         assert_eq!(withhold_whole(bad.as_bytes()), Err(Unjudged::Malformed));
         // Not JSON from its first byte (a proxy's page): nothing to judge.
         assert_eq!(withhold_whole(b"<html>502</html>"), Ok(None));
+    }
+
+    /// attack17d (found, M): Elasticsearch's parser ends a `//` comment at a carriage return
+    /// as at a line feed (Jackson's `_skipLine`), the scan only at a line feed: a `_source`
+    /// indexed as `{"a":1//\r/*\n]]]]}*/}` (a comment, then a block comment Elasticsearch
+    /// skips) had the scan read `]]]]}` as brackets, close the answer there and judge nothing
+    /// after it: an EQL answer's `shard_failures` (written after its events) went out whole.
+    /// A document whose comments end at a carriage return alone is judged as Elasticsearch
+    /// reads it, and bytes after the answer's own object are not JSON.
+    #[test]
+    fn a_line_comment_ends_at_a_carriage_return_as_elasticsearch_ends_it() {
+        let source = "{\"a\":1//\r/*\n]]]]}*/}";
+        let answer = format!(
+            r#"{{"is_partial":true,"is_running":false,"took":1,"timed_out":false,"hits":{{"total":{{"value":1,"relation":"eq"}},"events":[{{"_index":"logs-a","_id":"1","_source":{source}}}]}},"shard_failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}"#
+        );
+        let out = withhold_whole(answer.as_bytes())
+            .expect("whole")
+            .expect("reports a failure");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        assert!(
+            text.contains(source),
+            "the document is left as it was: {text}"
+        );
+        // A comment ended by a carriage return and nothing after it: judged, not cut short.
+        let plain = format!(
+            r#"{{"took":1,"hits":{{"events":[{{"_source":{{"a":1 // note{}}}}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#,
+            '\r'
+        );
+        let text = String::from_utf8(withhold_whole(plain.as_bytes()).unwrap().unwrap()).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        // Bytes after the answer's object: not JSON, not judged clean.
+        let trailing = format!(r#"{{"took":1}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#);
+        assert_eq!(
+            withhold_whole(trailing.as_bytes()),
+            Err(Unjudged::Malformed)
+        );
+        assert_eq!(withhold_whole(b"{\"took\":1} \n"), Ok(None));
+    }
+
+    /// attack17d (found, M): a `_source` indexed as `{"a":1}//c` (a comment Elasticsearch
+    /// ends with the document; it keeps the bytes as sent and copies them into its answers)
+    /// has the scan's comment run on into the next document, to its first line end: there
+    /// `]]}}` closed the answer for the scan, and [`peek`] judged an EQL answer clean and let it
+    /// stream with the failures the scan never read. Read whole instead, and refused there.
+    #[test]
+    fn a_comment_that_ends_with_its_document_does_not_judge_the_answer_clean() {
+        let answer = format!(
+            r#"{{"took":1,"hits":{{"events":[{{"_index":"a","_source":{{"a":1}}//c}},{{"_index":"a","_source":{{"b":1/*{}]]}}}}*/}}}}]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#,
+            '\n'
+        );
+        // EQL's and ES|QL's routes judge without a header first (a search's `_shards`
+        // precedes its hits).
+        assert_eq!(peek(answer.as_bytes(), false), Peek::Reports);
+        assert_eq!(withhold_whole(answer.as_bytes()), Err(Unjudged::Malformed));
+        // An object that stops being JSON is read whole too (and refused there); other
+        // bytes are no answer to judge.
+        assert_eq!(peek(b"{\"took\":1,\"x\":*", false), Peek::Reports);
+        assert_eq!(peek(b"{\"took\":1} x", false), Peek::Reports);
+        assert_eq!(peek(b"{\"took\":1} \n", false), Peek::Clean);
+        assert_eq!(peek(b"<html>", false), Peek::Clean);
+    }
+
+    /// attack17d (found, M): two documents of the token's own, `{"a":1}//c` (a comment
+    /// Elasticsearch ends with the document) and `{"b":1/*\n[/**/}` (a block comment holding a
+    /// line end and a bracket), in the first and the last search of an `_msearch`: the scan's
+    /// comment ran from the first to the line end in the second, over the middle search's
+    /// failures, and `[` there set its brackets right again, so the answer read whole and
+    /// clean and the breaker's reason went out. A line comment that holds a quote, a
+    /// bracket or a slash is not read as one: its end may not be Elasticsearch's.
+    #[test]
+    fn a_comment_that_ends_with_its_document_does_not_hide_the_next_items_failures() {
+        let shards = r#""_shards":{"total":1,"successful":1,"skipped":0,"failed":0}"#;
+        let answer = format!(
+            r#"{{"took":1,"responses":[{{"took":1,"timed_out":false,{shards},"hits":{{"hits":[{{"_index":"a","_source":{{"a":1}}//c}}]}},"status":200}},{{"took":1,"timed_out":false,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"a","reason":{BREAKER}}}]}},"hits":{{"hits":[]}},"status":200}},{{"took":1,"timed_out":false,{shards},"hits":{{"hits":[{{"_index":"a","_source":{{"b":1/*{}[/**/}}}}]}},"status":200}}]}}"#,
+            '\n'
+        );
+        assert_ne!(peek(answer.as_bytes(), true), Peek::Clean);
+        assert_eq!(withhold_whole(answer.as_bytes()), Err(Unjudged::Malformed));
+        // A plain line comment is still whitespace.
+        let plain = format!(
+            r#"{{"took":1,"hits":{{"events":[{{"_source":{{"a":1 // a note: 1, 2 and 3{}}}}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#,
+            '\n'
+        );
+        let text = String::from_utf8(withhold_whole(plain.as_bytes()).unwrap().unwrap()).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+    }
+
+    /// attack17d: random `_source` documents as Elasticsearch's parser takes them, comments
+    /// (`//` ended by `\n`, `\r` or `\r\n`; `/* */` holding brackets, quotes, slashes, stars and
+    /// line ends) wherever whitespace may stand, their text full of what the scan counts; in an
+    /// EQL answer whose `shard_failures` follow the events, and in an ES|QL one whose
+    /// `_clusters` failures follow the values. The failure after them is always reduced, and
+    /// the answer cut anywhere is never judged clean.
+    #[test]
+    fn comments_anywhere_in_sources_never_hide_a_later_failure() {
+        const PIECES: [&str; 14] = [
+            "]", "}", "[", "{", "\"", "'", "*", "/", ",", ":", "x", "\\", "é", "\t",
+        ];
+        thread_local! {
+            static UNJUDGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        fn comment(next: &mut dyn FnMut() -> u64, out: &mut String) {
+            let mut text = String::new();
+            for _ in 0..next() % 8 {
+                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if next().is_multiple_of(2) {
+                // A line comment holding a quote, a bracket or a slash makes the answer
+                // unjudged (its end may not be Elasticsearch's): one in four such comments.
+                let plain: String = text
+                    .chars()
+                    .filter(|c| !matches!(c, '"' | '[' | ']' | '{' | '}' | '/'))
+                    .collect();
+                let text = if plain != text && next().is_multiple_of(4) {
+                    UNJUDGED.with(|u| u.set(true));
+                    text
+                } else {
+                    plain
+                };
+                out.push_str("//");
+                out.push_str(&text);
+                out.push_str(["\n", "\r", "\r\n"][(next() % 3) as usize]);
+            } else {
+                // Line ends inside too; no `*/` before its end (the `*` of `/*` opens it only).
+                for _ in 0..next() % 3 {
+                    text.push_str(["\n", "\r", "**", "/"][(next() % 4) as usize]);
+                }
+                let text = text.replace("*/", "* /");
+                let text = if text.ends_with('*') {
+                    format!("{text} ")
+                } else {
+                    text
+                };
+                out.push_str("/*");
+                out.push_str(&text);
+                out.push_str("*/");
+            }
+        }
+        fn gap(next: &mut dyn FnMut() -> u64, out: &mut String) {
+            match next() % 4 {
+                0 => comment(next, out),
+                1 => out.push(' '),
+                _ => {}
+            }
+        }
+        fn value(next: &mut dyn FnMut() -> u64, depth: u32, out: &mut String) {
+            gap(next, out);
+            match next() % 6 {
+                0 if depth < 4 => {
+                    out.push('[');
+                    for k in 0..next() % 4 {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        value(next, depth + 1, out);
+                    }
+                    gap(next, out);
+                    out.push(']');
+                }
+                1 | 2 if depth < 4 => object(next, depth + 1, out),
+                3 => out.push_str(r#""a]}\"/*//[{""#),
+                4 => out.push_str("-1.5e3"),
+                _ => out.push_str("true"),
+            }
+            gap(next, out);
+        }
+        fn object(next: &mut dyn FnMut() -> u64, depth: u32, out: &mut String) {
+            out.push('{');
+            for k in 0..next() % 4 {
+                if k > 0 {
+                    out.push(',');
+                }
+                gap(next, out);
+                out.push_str(&format!("\"k{k}\""));
+                gap(next, out);
+                out.push(':');
+                value(next, depth, out);
+            }
+            gap(next, out);
+            out.push('}');
+        }
+        let mut next = crate::testing::xorshift(0xa77a_c417_dc0e_u64);
+        let mut unjudged = 0;
+        for round in 0..20_000 {
+            let mut source = String::new();
+            UNJUDGED.with(|u| u.set(false));
+            object(&mut next, 0, &mut source);
+            // A comment that ends with the document (Elasticsearch takes it): the scan cannot
+            // tell where, and never judges the answer.
+            if next().is_multiple_of(16) {
+                source.push_str("//");
+                for _ in 0..next() % 4 {
+                    source.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+                }
+                UNJUDGED.with(|u| u.set(true));
+            }
+            let answer = if round % 2 == 0 {
+                format!(
+                    r#"{{"took":1,"hits":{{"events":[{{"_index":"logs-a","_source":{source}}}]}},"shard_failures":[{{"shard":0,"reason":{BREAKER}}}]}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"took":1,"columns":[{{"name":"_source","type":"_source"}}],"values":[[{source}]],"_clusters":{{"details":{{"(local)":{{"failures":[{{"reason":{BREAKER}}}]}}}}}}}}"#
+                )
+            };
+            if UNJUDGED.with(|u| u.get()) {
+                unjudged += 1;
+                assert!(withhold_whole(answer.as_bytes()).is_err(), "{answer:?}");
+                assert_ne!(peek(answer.as_bytes(), false), Peek::Clean, "{answer:?}");
+                continue;
+            }
+            let out = withhold_whole(answer.as_bytes())
+                .unwrap_or_else(|e| panic!("{e:?}: {answer:?}"))
+                .unwrap_or_else(|| panic!("judged clean: {answer:?}"));
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("real usage"), "{answer:?}");
+            assert!(text.contains(&source), "{answer:?}");
+            if round % 100 == 0 {
+                let reason = answer.find("real usage").unwrap();
+                for cut in 1..reason {
+                    let judged = withhold_whole(&answer.as_bytes()[..cut]);
+                    assert!(judged.is_err(), "{cut}: {judged:?} {answer:?}");
+                }
+            }
+        }
+        assert!(unjudged > 500 && unjudged < 10_000, "{unjudged}");
     }
 
     #[test]
