@@ -89,7 +89,7 @@ pub enum StoreCommand {
     /// store may be.
     Export {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
-        /// Only its [store] is read, and [backend] for the cluster store.
+        /// Only its `[store]` section is read, and `[backend]` for the cluster store.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -97,7 +97,7 @@ pub enum StoreCommand {
     /// or replaced); records not in it are kept. Running replicas pick the records up.
     Import {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
-        /// Only its [store] is read, and [backend] for the cluster store.
+        /// Only its `[store]` section is read, and `[backend]` for the cluster store.
         #[arg(long)]
         config: Option<PathBuf>,
     },
