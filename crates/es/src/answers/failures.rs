@@ -438,6 +438,19 @@ mod tests {
         assert_eq!(peek(answer.as_bytes(), true), Peek::Reports);
     }
 
+    /// `answer` judged whole: its breaker failure reduced, `kept` (a document) left as it was.
+    fn breaker_reduced_keeping(answer: &str, kept: &str) {
+        let out = withhold_whole(answer.as_bytes())
+            .expect("whole")
+            .expect("reports a failure");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("real usage"), "{text}");
+        assert!(
+            text.contains(kept),
+            "the document is left as it was: {text}"
+        );
+    }
+
     /// dup17 (found): Elasticsearch sends a `_source` back as it was indexed, and its parser
     /// takes comments; the scan stopped at one and let every failure after it out unreduced
     /// (EQL's and ES|QL's answers report theirs last; a search's `_shards` may follow its hits).
@@ -447,15 +460,7 @@ mod tests {
         let answer = format!(
             r#"{{"took":3,{hits},"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}}}"#
         );
-        let out = withhold_whole(answer.as_bytes())
-            .expect("whole")
-            .expect("reports a failure");
-        let text = String::from_utf8(out).unwrap();
-        assert!(!text.contains("real usage"), "{text}");
-        assert!(
-            text.contains(hits),
-            "the document is left as it was: {text}"
-        );
+        breaker_reduced_keeping(&answer, hits);
         // Cut inside a comment: cut short, not judged clean.
         let inside = answer.find("a \"quote").unwrap();
         assert_eq!(
@@ -486,15 +491,7 @@ mod tests {
         let answer = format!(
             r#"{{"is_partial":true,"is_running":false,"took":1,"timed_out":false,"hits":{{"total":{{"value":1,"relation":"eq"}},"events":[{{"_index":"logs-a","_id":"1","_source":{source}}}]}},"shard_failures":[{{"shard":0,"index":"logs-a","reason":{BREAKER}}}]}}"#
         );
-        let out = withhold_whole(answer.as_bytes())
-            .expect("whole")
-            .expect("reports a failure");
-        let text = String::from_utf8(out).unwrap();
-        assert!(!text.contains("real usage"), "{text}");
-        assert!(
-            text.contains(source),
-            "the document is left as it was: {text}"
-        );
+        breaker_reduced_keeping(&answer, source);
         // A comment ended by a carriage return and nothing after it: judged, not cut short.
         let plain = format!(
             r#"{{"took":1,"hits":{{"events":[{{"_source":{{"a":1 // note{}}}}}]}},"shard_failures":[{{"reason":{BREAKER}}}]}}"#,
