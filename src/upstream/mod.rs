@@ -210,6 +210,13 @@ struct Node {
     failures: AtomicU64,
 }
 
+impl Node {
+    /// Whether the node is not cooling down at `now` (milliseconds since `Upstream::epoch`).
+    fn healthy_at(&self, now: u64) -> bool {
+        self.down_until_ms.load(Ordering::Relaxed) <= now
+    }
+}
+
 /// A deadline too far to matter (`request_timeout` beyond what an `Instant` can add), as
 /// `tokio::time::timeout` takes it.
 const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365 * 30);
@@ -346,7 +353,7 @@ impl Upstream {
                 let (open, idle) = self.pool.connections(i);
                 NodeStatus {
                     label: n.label.clone(),
-                    healthy: n.down_until_ms.load(Ordering::Relaxed) <= now,
+                    healthy: n.healthy_at(now),
                     failures: n.failures.load(Ordering::Relaxed),
                     open,
                     idle,
@@ -383,8 +390,7 @@ impl Upstream {
             if !self.pool.has_room(order.node(attempt)) {
                 let now = self.now_ms();
                 order.bring_forward(attempt, |idx| {
-                    self.nodes[idx].down_until_ms.load(Ordering::Relaxed) <= now
-                        && self.pool.has_room(idx)
+                    self.nodes[idx].healthy_at(now) && self.pool.has_room(idx)
                 });
             }
             let idx = order.node(attempt);

@@ -353,9 +353,8 @@ impl Pool {
         if let Some(conn) = self.idle(slot) {
             return Some(conn);
         }
-        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
-        (0..shards)
-            .map(|shard| shard * self.shared.nodes + node)
+        self.shared
+            .stacks(node)
             .filter(|&other| other != slot)
             .find_map(|other| self.idle(other))
     }
@@ -375,9 +374,9 @@ impl Pool {
         if limit.open.load(Ordering::Relaxed) < self.shared.max_open {
             return true;
         }
-        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
-        (0..shards)
-            .filter_map(|shard| self.shared.idle.get(shard * self.shared.nodes + node))
+        self.shared
+            .stacks(node)
+            .filter_map(|stack| self.shared.idle.get(stack))
             .any(|list| !list.lock().unwrap_or_else(|p| p.into_inner()).is_empty())
     }
 
@@ -386,9 +385,10 @@ impl Pool {
         let Some(limit) = self.shared.limits.get(node) else {
             return (0, 0);
         };
-        let shards = self.shared.idle.len() / self.shared.nodes.max(1);
-        let idle = (0..shards)
-            .filter_map(|shard| self.shared.idle.get(shard * self.shared.nodes + node))
+        let idle = self
+            .shared
+            .stacks(node)
+            .filter_map(|stack| self.shared.idle.get(stack))
             .map(|list| list.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum();
         (limit.open.load(Ordering::Relaxed), idle)
@@ -528,6 +528,12 @@ impl Shared {
             })
             .ok()?;
         Some(Lease(Arc::clone(limit)))
+    }
+
+    /// `node`'s stacks in `idle`, one in each shard (every worker's).
+    fn stacks(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        let shards = self.idle.len() / self.nodes.max(1);
+        (0..shards).map(move |shard| shard * self.nodes + node)
     }
 
     /// `node`'s stack in the calling worker's shard.
