@@ -60,10 +60,9 @@ pub fn request_reaches(
         return Ok(Some("alias changes over wildcards are refused while esgate's token store is in this cluster"));
     }
     if let Some(q) = query {
-        // Split as Elasticsearch splits it (`RestUtils.decodeQueryString`): at `&` and at `;`
-        // (attack17b: `?x=1;expand_wildcards=all` was one parameter `x` here, two there).
-        for pair in q.split(['&', ';']) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // Split as Elasticsearch splits it, at `&` and at `;` (attack17b:
+        // `?x=1;expand_wildcards=all` was one parameter `x` here, two there).
+        for (k, v) in crate::request::params::raw_pairs(q) {
             let (k, v) = (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")));
             if text_reaches(store, &k) || text_reaches(store, &v) {
                 return Ok(Some("the query names esgate's token store index"));

@@ -184,14 +184,7 @@ pub fn split(query: Option<&str>) -> Result<Vec<(String, String)>, Rejection> {
         None => q,
     };
     let mut out: Vec<(String, String)> = Vec::new();
-    for piece in q.split(['&', ';']) {
-        if piece.is_empty() {
-            continue;
-        }
-        let (name, value) = match piece.find('=') {
-            Some(i) => (&piece[..i], &piece[i + 1..]),
-            None => (piece, ""),
-        };
+    for (name, value) in raw_pairs(q) {
         let name = decode_component(name)?;
         let value = decode_component(value)?;
         if name.is_empty() {
@@ -205,6 +198,16 @@ pub fn split(query: Option<&str>) -> Result<Vec<(String, String)>, Rejection> {
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// A query string's parameters as Elasticsearch splits them (`RestUtils.decodeQueryString`):
+/// at `&` and at `;`, each at its first `=` (none: an empty value); empty pieces are skipped.
+/// Not decoded: the strict parameter check and the store guard's lenient reading decode
+/// them each their own way, but split them alike (attack17b: the guard split at `&` alone).
+pub(crate) fn raw_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
+    q.split(['&', ';'])
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| piece.split_once('=').unwrap_or((piece, "")))
 }
 
 /// Splits the query string and keeps only the parameters `set` allows; returns the list to
