@@ -1309,7 +1309,7 @@ fn endpoint(uri: &http::Uri) -> String {
 }
 
 fn connector(https: bool) -> Result<Connector, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::config::tls_crypto();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if https {
         builder

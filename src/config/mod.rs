@@ -212,6 +212,14 @@ impl std::fmt::Debug for IdKeyBytes {
     }
 }
 
+/// The TLS cryptography every listener and backend client uses: rustls's aws-lc-rs provider,
+/// whose key exchange offers the post-quantum hybrid X25519MLKEM768 first (as current browsers
+/// do; a peer without it agrees on X25519 or a NIST curve). One place, so
+/// the data and admin listeners, the backend and store clients and the admin CLI agree.
+pub fn tls_crypto() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
 #[derive(Clone)]
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,

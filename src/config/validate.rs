@@ -499,7 +499,7 @@ impl Validator {
         };
         let certs = self.load_certs("listen.tls.cert_file", cert_file)?;
         let key = self.load_key("listen.tls.key_file", key_file)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::config::tls_crypto();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| self.issue("listen.tls", e.to_string()))
@@ -978,7 +978,7 @@ impl Validator {
                 let _ = roots.add(cert);
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::config::tls_crypto();
         let builder = match rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
         {

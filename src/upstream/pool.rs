@@ -666,7 +666,7 @@ pub(crate) mod tests {
     /// A backend configuration for `url` (no TLS roots, 5 s timeouts); the cluster store's unit
     /// tests build their never-connected client with it too.
     pub(crate) fn backend(url: &str) -> crate::config::Backend {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::config::tls_crypto();
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

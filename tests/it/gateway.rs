@@ -353,6 +353,13 @@ async fn tls_connections_read_split_pipelined_and_large_requests() {
     let text = "tls ".repeat(75_000);
     let doc = format!(r#"{{"msg":"{text}"}}"#);
     let mut s = open(b"http/1.1").await;
+    // The key exchange is the post-quantum hybrid (`config::tls_crypto`) when both sides offer it.
+    let group = s
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .expect("a group");
+    assert_eq!(group.name(), rustls::NamedGroup::X25519MLKEM768);
     let head = format!(
         "PUT /tls-io/_doc/1?refresh=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",

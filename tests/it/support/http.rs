@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -345,7 +344,7 @@ fn client_tls_config(ca_pem: &Path) -> Result<rustls::ClientConfig, SendError> {
             .add(cert)
             .map_err(|e| SendError::Request(format!("bad CA certificate: {e}")))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = esgate::config::tls_crypto();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SendError::Request(e.to_string()))?

@@ -28,7 +28,7 @@ pub fn client_connector(ca_pem: &std::path::Path, alpn: &[u8]) -> tokio_rustls::
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         roots.add(cert.expect("pem")).expect("ca cert");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = esgate::config::tls_crypto();
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
@@ -96,7 +96,7 @@ impl TlsFiles {
         let key = rustls_pemfile::private_key(&mut read(&self.key).as_slice())
             .expect("the generated key PEM parses")
             .expect("the generated key PEM holds a key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = esgate::config::tls_crypto();
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
