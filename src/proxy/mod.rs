@@ -736,6 +736,7 @@ fn seal_id_headers(
     if seal.kind != es::ids::continuation::IdKind::AsyncSearch {
         return;
     }
+    headers.remove(ASYNC_IS_RUNNING);
     for v in upstream.get_all(ASYNC_IS_RUNNING) {
         headers.append(ASYNC_IS_RUNNING, v.clone());
     }
