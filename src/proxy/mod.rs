@@ -332,7 +332,13 @@ async fn pipeline(
         }
         Handling::Seal { sealing, shaping } => {
             if let Some(id) = sealing.id {
-                seal_id_headers(&sealing.binding, id, sealing.sort.as_ref(), &mut headers);
+                seal_id_headers(
+                    &sealing.binding,
+                    id,
+                    sealing.sort.as_ref(),
+                    &up_headers,
+                    &mut headers,
+                );
             }
             let (bytes, hold) = Box::pin(seal_response(
                 app,
@@ -714,19 +720,27 @@ fn without_failure_details(bytes: Bytes) -> Bytes {
     }
 }
 
-/// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: sealed like
-/// the body's id, or dropped when it cannot be read.
+/// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: on an async
+/// search answer, the backend's (`upstream`) is added to the client's `headers` sealed like the
+/// body's id (or dropped when it cannot be read), with `X-Elasticsearch-Async-Is-Running`. No
+/// other answer relays either to a `read` token (`upstream_request::relayed`, attack18b).
 fn seal_id_headers(
     binding: &es::ids::continuation::Binding,
     seal: es::ids::continuation::Seal,
     sort: Option<&es::ids::ordinals::SortSeal>,
+    upstream: &HeaderMap,
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
+    const ASYNC_IS_RUNNING: &str = "x-elasticsearch-async-is-running";
     if seal.kind != es::ids::continuation::IdKind::AsyncSearch {
         return;
     }
-    let sealed: Vec<http::HeaderValue> = headers
+    headers.remove(ASYNC_IS_RUNNING);
+    for v in upstream.get_all(ASYNC_IS_RUNNING) {
+        headers.append(ASYNC_IS_RUNNING, v.clone());
+    }
+    let sealed: Vec<http::HeaderValue> = upstream
         .get_all(ASYNC_ID)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -188,6 +188,7 @@ async fn submit_carries_the_filters_and_narrowed_indices_and_answers_a_sealed_id
     let sealed = v["id"].as_str().expect("an id");
     assert!(sealed.starts_with("esgc1_"), "{sealed}");
     assert_eq!(r.header("x-elasticsearch-async-id"), Some(sealed));
+    assert_eq!(r.header("x-elasticsearch-async-is-running"), Some("?1"));
     assert_eq!(v["is_running"], json!(true));
     assert_eq!(v["response"]["hits"]["total"]["value"], json!(5));
 
@@ -729,4 +730,63 @@ async fn shard_failures_in_an_async_answer_keep_only_their_type_for_a_read_token
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.text().contains("real usage"), "{}", r.text());
     gw.stop().await;
+}
+
+/// attack18b (L): `X-Elasticsearch-Async-Id` reaches a `read` token only as esgate sealed it,
+/// on the async search routes. Every other answer relayed the backend's header as it came (the
+/// allow-list named it for every route, and the seal replaced it on async search answers only):
+/// an ES|QL, SQL or EQL answer of a backend that runs the query asynchronously (its id names a
+/// stored result of esgate's credentials), or any answer of a proxy in front of the cluster
+/// carrying one, handed the raw id to the token; a scroll page's seal left it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_relays_a_raw_async_id_header() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let with_id = |body: Value| {
+        Answer::json(200, body)
+            .with_header("x-elasticsearch-async-id", BACKEND_ID)
+            .with_header("x-elasticsearch-async-is-running", "?0")
+    };
+    let hits = json!({"took": 1, "timed_out": false,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}});
+    es.script(
+        "POST",
+        "/_query",
+        with_id(json!({"columns": [], "values": []})),
+    );
+    es.script("POST", "/_sql", with_id(json!({"columns": [], "rows": []})));
+    es.script(
+        "POST",
+        "/logs-a/_eql/search",
+        with_id(json!({"is_partial": false, "is_running": false, "took": 1,
+            "timed_out": false, "hits": {"total": {"value": 0, "relation": "eq"}, "events": []}})),
+    );
+    es.script("POST", "/logs-a/_count", with_id(json!({"count": 0})));
+    es.script_fn("POST", "/logs-a/_search", move |r| {
+        let mut body = hits.clone();
+        if r.param("scroll").is_some() {
+            body["_scroll_id"] = json!("c2Nyb2xsLWlk");
+        }
+        with_id(body)
+    });
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = tenant(&gw, "a").await;
+    for (path, body) in [
+        ("/_query", json!({"query": "FROM logs-a"})),
+        ("/_sql", json!({"query": "SELECT n FROM \"logs-a\""})),
+        ("/logs-a/_eql/search", json!({"query": "any where true"})),
+        ("/logs-a/_count", json!({})),
+        ("/logs-a/_search", json!({})),
+        ("/logs-a/_search?scroll=1m", json!({})),
+    ] {
+        let r = raw_call(&gw, &a, "POST", path, body).await;
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text());
+        assert_no_backend_id(&r);
+        assert!(
+            r.header("x-elasticsearch-async-id").is_none(),
+            "{path}: {:?}",
+            r.headers
+        );
+    }
 }

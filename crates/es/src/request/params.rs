@@ -130,6 +130,9 @@ pub enum Kind {
     Time,
     /// Exactly one of the listed values.
     OneOf(&'static [&'static str]),
+    /// A comma list of the listed values, as Elasticsearch's `paramAsStringArray` reads it
+    /// (each element trimmed, empty ones skipped).
+    ListOf(&'static [&'static str]),
     /// A time value of at most this many milliseconds (no `-1`).
     TimeAtMost(u64),
     /// A search's `preference` ([`preference_ok`]).
@@ -279,6 +282,10 @@ fn value_ok(kind: Kind, value: &str) -> bool {
         }
         Kind::Time => value == "-1" || is_time_value(value),
         Kind::OneOf(allowed) => allowed.contains(&value),
+        Kind::ListOf(allowed) => value
+            .split(',')
+            .map(str::trim)
+            .all(|v| v.is_empty() || allowed.contains(&v)),
         Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
         Kind::Preference => value_ok(Kind::Text, value) && preference_ok(value),
     }

@@ -16,7 +16,18 @@ use crate::{error, Method, Rejection};
 const PARAMS: &[(&str, Kind)] = &[
     ("fields", Kind::Text),
     ("include_unmapped", Kind::Bool),
-    ("filters", Kind::Text),
+    // Elasticsearch knows these (`FieldCapabilitiesFetcher`; `-parent` in its response
+    // rewriter) and refuses any other: esgate passes on only what it understands (attack18b).
+    (
+        "filters",
+        Kind::ListOf(&[
+            "+metadata",
+            "-metadata",
+            "-nested",
+            "-multifield",
+            "-parent",
+        ]),
+    ),
     ("types", Kind::Text),
     // `false` lists only the fields some document of the index, any tenant's, holds a value
     // for (the shard's field infos): which fields other tenants' documents use (review 15).
@@ -93,6 +104,36 @@ mod tests {
     use super::body as field_caps_body;
     use crate::routes::validate_query::tests::run;
     use crate::RejectKind;
+
+    /// attack18b (L, deny by default): `filters` takes only the values Elasticsearch knows
+    /// (`FieldCapabilitiesFetcher`: `+metadata`, `-metadata`, `-nested`, `-multifield`, and
+    /// `-parent` in its response rewriter), as a comma list; any other value was passed through
+    /// for the backend to judge, unread by esgate.
+    #[test]
+    fn filters_take_only_the_known_values() {
+        for query in [
+            "filters=-metadata",
+            "filters=%2Bmetadata",
+            "filters=-metadata,-nested,-multifield,-parent",
+            "filters=-metadata,%20-nested",
+            "filters=",
+        ] {
+            assert!(
+                run("GET", "/logs-*/_field_caps", Some(query), None).is_ok(),
+                "{query}"
+            );
+        }
+        for query in [
+            "filters=-empty",
+            "filters=metadata",
+            "filters=-metadata,+nested",
+            "filters=-METADATA",
+            "filters=-metadata;-nested",
+        ] {
+            let err = run("GET", "/logs-*/_field_caps", Some(query), None).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{query}");
+        }
+    }
 
     /// Review 15: `include_empty_fields=false` lists a field only when some document of the
     /// index holds a value for it, other tenants' documents included, so it is refused; the
