@@ -232,6 +232,7 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// ideographic space before the colon) names `_seq_no` as `_seq_no:5` does (attack18a: the
 /// token was ended at the space and the colon read as naming nothing): a token followed by
 /// whitespace stays open until the next other character, ended then unless it is a colon.
+/// `!` ends a token wherever it stands, as Lucene's NOT (`x!_seq_no:5` names `_seq_no`).
 pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
     // No allocation unless a token holds an escape (issue 10: a `String` per query text).
     let mut token = Token::new(text);
@@ -289,13 +290,14 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 token.clear();
             }
             c if c.is_whitespace() && !token.is_empty() => spaced = true,
+            // `!` is never part of a term to Lucene (`a!_seq_no:5` is `a NOT _seq_no:5`).
             c if c.is_whitespace()
-                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
             {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
-            c if matches!(c, '+' | '-' | '!' | '&' | '|') && token.is_empty() => {}
+            c if matches!(c, '+' | '-' | '&' | '|') && token.is_empty() => {}
             c => token.push_at(at, c),
         }
     }
@@ -700,12 +702,12 @@ mod tests {
                 }
                 c if c.is_whitespace() && !token.is_empty() => spaced = true,
                 c if c.is_whitespace()
-                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
                 {
                     end_token_before(&mut token, &mut exists_next)?;
                 }
                 // Operators in front of a term are not part of it.
-                c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
+                c if token.is_empty() && matches!(c, '+' | '-' | '&' | '|') => {}
                 c => token.push(c),
             }
         }
@@ -750,7 +752,8 @@ mod tests {
 
     /// Lucene's classic parser skips whitespace between tokens, so `_seq_no :5` (and a tab, a
     /// line end or an ideographic space before the colon) names the field `_seq_no` as
-    /// `_seq_no:5` does: both test backends read `n :y` as a query on `n` (attack18a).
+    /// `_seq_no:5` does: both test backends read `n :y` as a query on `n` (attack18a); and `!`
+    /// is an operator wherever it stands, never a term character.
     #[test]
     fn a_field_name_before_whitespace_and_a_colon_is_a_field_reference() {
         for text in [
@@ -764,6 +767,9 @@ mod tests {
             "\\_seq_no :5",
             "_exists_ :_seq_no",
             "_exists_ : _seq_no",
+            // `!` ends a term (NOT): `x!_seq_no:5` is `x NOT _seq_no:5` on both backends.
+            "x!_seq_no:[0 TO 9]",
+            "x!!_seq_no:5",
         ] {
             assert!(check_query_text(text).is_err(), "{text:?}");
             assert!(check_query_text_before(text).is_err(), "{text:?}");
