@@ -576,6 +576,12 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         // down on the field).
         "FROM logs-a METADATA _id | EVAL x = _id | WHERE x LIKE \"b*\"",
         "FROM logs-a METADATA _id | RENAME _id AS x | WHERE STARTS_WITH(x, \"b\")",
+        // attack18a: query text reaches Lucene as a `query_string`, which reads any field:
+        // a term on an internal counter, named in the text or as a target.
+        "FROM logs-a | WHERE QSTR(\"_seq_no:5 OR _seq_no:6\") | STATS c = COUNT(*)",
+        "FROM logs-a | WHERE QSTR(\"_seq_no :5\")",
+        "FROM logs-a | WHERE KQL(\"_primary_term: 1\")",
+        "FROM logs-a | WHERE QSTR(\"5\", {\"default_field\": \"_seq_no\"})",
     ];
     for q in esql {
         es.clear();
@@ -618,6 +624,9 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         "SYS COLUMNS TABLE LIKE 'secret'",
         "EXPLAIN SELECT * FROM secret",
         "WITH s AS (SELECT * FROM secret) SELECT * FROM s",
+        // attack18a: `QUERY()` text names an internal counter.
+        "SELECT COUNT(*) FROM logs-a WHERE QUERY('_seq_no:5')",
+        "SELECT COUNT(*) FROM logs-a WHERE QUERY('5', 'default_field=_seq_no')",
     ];
     for q in sql {
         es.clear();

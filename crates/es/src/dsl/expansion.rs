@@ -19,6 +19,7 @@
 
 use super::json::{Obj, J};
 
+use super::fields::{self, Position};
 use crate::error::printable;
 use crate::Rejection;
 
@@ -423,13 +424,19 @@ fn unterminated(what: &str) -> Rejection {
 /// Checks query text and the fields it targets: no fuzzy terms, and no expansion where a field
 /// (written in the text, or among `targets`: `default_field`, `fields`) may be a metadata field.
 pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
+    named_fields(targets)?;
     if names_and_colons(text) {
         return Ok(());
     }
     let mut metadata = targets.iter().any(|f| may_be_metadata(f));
+    let mut named = Ok(());
     let read = scan_text(text, syntax, |f| {
         metadata = metadata || (f != "_exists_" && may_be_metadata(f));
+        if f != "_exists_" && named.is_ok() {
+            named = fields::check(f, Position::Data);
+        }
     })?;
+    named?;
     if read.fuzzy {
         return Err(Rejection::forbidden(
             "fuzzy terms (`~` after a term) are not allowed for this token: fuzzy expansion \
@@ -452,9 +459,28 @@ pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result
 /// accepts it whatever its targets, without reading it term by term (issue 10: that read was
 /// a fifth of a dashboard search's query check). `plain_texts_are_accepted_as_when_read`
 /// (tests) holds it to the full read.
+/// A name starting with `_` may be a metadata field's (`_seq_no:5`): such a text is read whole,
+/// for [`fields::check`] of the names it holds.
 fn names_and_colons(text: &str) -> bool {
-    text.bytes()
-        .all(|b| b == b' ' || b == b':' || crate::dsl::fields::plain_byte(b))
+    let mut word_start = true;
+    text.bytes().all(|b| {
+        let plain = b == b' ' || b == b':' || fields::plain_byte(b);
+        let metadata_like = word_start && b == b'_';
+        word_start = b == b' ' || b == b':';
+        plain && !metadata_like
+    })
+}
+
+/// The fields a query text searches by default (`default_field`, `fields`: a boost allowed)
+/// and those it names (`name:`) are the fields a query may name (`fields::check`): ES|QL
+/// `QSTR`/`KQL` and SQL `QUERY()` push their text down to Lucene as a `query_string`, which
+/// reads any field of the mapping, `_seq_no` included (attack18a: `QSTR("_seq_no:5")`, a
+/// term on an internal counter, passed as it does not expand). A target that is not a
+/// literal is given as `_` and refused.
+fn named_fields(targets: &[&str]) -> Result<(), Rejection> {
+    targets
+        .iter()
+        .try_for_each(|f| fields::check_boosted(f.trim(), Position::Data))
 }
 
 /// The refusal of a score threshold (`min_score` anywhere).
@@ -560,10 +586,16 @@ mod tests {
 
     /// `check_text` without its shortcut for texts of names, spaces and colons.
     fn check_text_read(text: &str, syntax: Syntax, targets: &[&str]) -> Result<(), Rejection> {
+        named_fields(targets)?;
         let mut metadata = targets.iter().any(|f| may_be_metadata(f));
+        let mut names = Vec::new();
         let read = scan_text(text, syntax, |f| {
             metadata = metadata || (f != "_exists_" && may_be_metadata(f));
+            names.push(f.to_string());
         })?;
+        for f in names.iter().filter(|f| *f != "_exists_") {
+            fields::check(f, Position::Data)?;
+        }
         if read.fuzzy {
             return Err(Rejection::forbidden("fuzzy"));
         }
@@ -574,8 +606,8 @@ mod tests {
     }
 
     /// `names_and_colons` texts (issue 10) are exactly texts the full read accepts, for every
-    /// syntax and targets (metadata ones, patterns): every arrangement of three pieces, plain
-    /// or not, and the shortcut taken where it should be.
+    /// syntax and targets (metadata ones, patterns) a query may name: every arrangement of
+    /// three pieces, plain or not, and the shortcut taken where it should be.
     #[test]
     fn plain_texts_are_accepted_as_when_read() {
         let pieces = [
@@ -594,7 +626,7 @@ mod tests {
                     for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
                         for t in targets {
                             let read = check_text_read(&text, syntax, t);
-                            if shortcut {
+                            if shortcut && named_fields(t).is_ok() {
                                 assert!(read.is_ok(), "{text:?} {syntax:?} {t:?}");
                             }
                             assert_eq!(
@@ -607,7 +639,8 @@ mod tests {
                 }
             }
         }
-        assert!(plain >= 1_000, "{plain} plain texts");
+        // Names starting with `_` are read whole (`names_and_colons`).
+        assert!(plain >= 500, "{plain} plain texts");
         assert!(names_and_colons("service:s1 AND level:error"));
     }
 
@@ -788,6 +821,48 @@ mod tests {
         }
         assert!(check_text("a*", Syntax::Simple, &["_id"]).is_err());
         assert!(check_text("a*", Syntax::Simple, &["user"]).is_ok());
+    }
+
+    /// ES|QL `QSTR`/`KQL` and SQL `QUERY()` text goes to Lucene as a `query_string`, which
+    /// reads any field: a term on `_seq_no` (or a target naming it) reads the internal
+    /// counter whether or not it expands (attack18a). Own-data metadata fields stay allowed.
+    #[test]
+    fn check_text_refuses_internal_fields_named_or_targeted() {
+        for syntax in [Syntax::Classic, Syntax::Kql] {
+            for q in [
+                "_seq_no:5",
+                "_seq_no : 5",
+                "a AND _primary_term:1",
+                "x:1 OR _seq_no:2",
+                "_field_names:user",
+            ] {
+                let r = check_text(q, syntax, &[]);
+                assert_eq!(
+                    r.map_err(|e| e.kind),
+                    Err(RejectKind::Forbidden),
+                    "{q} {syntax:?}"
+                );
+            }
+        }
+        assert!(check_text("\\_seq_no:5", Syntax::Classic, &[]).is_err());
+        assert!(check_text("_seq_no\u{3000}:5", Syntax::Classic, &[]).is_err());
+        for targets in [&["_seq_no"][..], &["user", "_seq_no^2"], &["_"], &["_s*"]] {
+            assert!(
+                check_text("5", Syntax::Classic, targets).is_err(),
+                "{targets:?}"
+            );
+        }
+        for (q, targets) in [
+            ("_id:a1 AND _index:logs-a", &[][..]),
+            ("_exists_:user", &[]),
+            ("user:_x", &[]),
+            ("5", &["user", "_id^2", "*"]),
+        ] {
+            assert!(
+                check_text(q, Syntax::Classic, targets).is_ok(),
+                "{q} {targets:?}"
+            );
+        }
     }
 
     mod props {

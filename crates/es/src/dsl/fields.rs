@@ -227,14 +227,31 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// (`\_seq\_no:1` and `\u005fseq_no:1` both name `_seq_no`), and the field after
 /// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
 /// is read as a field reference too; a malformed `\u` escape is a 400.
+///
+/// Lucene's lexer skips whitespace between tokens, so `_seq_no :5` (a space, tab, line end or
+/// ideographic space before the colon) names `_seq_no` as `_seq_no:5` does (attack18a: the
+/// token was ended at the space and the colon read as naming nothing): a token followed by
+/// whitespace stays open until the next other character, ended then unless it is a colon.
+/// `!` ends a token wherever it stands, as Lucene's NOT (`x!_seq_no:5` names `_seq_no`).
 pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
     // No allocation unless a token holds an escape (issue 10: a `String` per query text).
     let mut token = Token::new(text);
     let mut exists_next = false;
+    // The token is followed by whitespace only so far (a colon next would still name it).
+    let mut spaced = false;
     let mut chars = text.chars();
     loop {
         let at = text.len() - chars.as_str().len();
         let Some(c) = chars.next() else { break };
+        if spaced {
+            if c.is_whitespace() {
+                continue;
+            }
+            spaced = false;
+            if c != ':' {
+                end_token(&mut token, &mut exists_next)?;
+            }
+        }
         // An ASCII letter, digit, `.`, `_` or `@` (most of any text) is no case below but the
         // last: taken first, with the run of such characters after it, as one span (issue 10:
         // each went through every test). `query_text_reads_field_names_as_before` (tests).
@@ -272,13 +289,15 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
+            c if c.is_whitespace() && !token.is_empty() => spaced = true,
+            // `!` is never part of a term to Lucene (`a!_seq_no:5` is `a NOT _seq_no:5`).
             c if c.is_whitespace()
-                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
             {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
-            c if matches!(c, '+' | '-' | '!' | '&' | '|') && token.is_empty() => {}
+            c if matches!(c, '+' | '-' | '&' | '|') && token.is_empty() => {}
             c => token.push_at(at, c),
         }
     }
@@ -643,8 +662,18 @@ mod tests {
         // One allocation: a token is never longer than the text (escapes only shorten).
         let mut token = String::with_capacity(text.len());
         let mut exists_next = false;
+        let mut spaced = false;
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
+            if spaced {
+                if c.is_whitespace() {
+                    continue;
+                }
+                spaced = false;
+                if c != ':' {
+                    end_token_before(&mut token, &mut exists_next)?;
+                }
+            }
             match c {
                 '\\' => {
                     if let Some(escaped) = unescape(&mut chars)? {
@@ -671,13 +700,14 @@ mod tests {
                     }
                     token.clear();
                 }
+                c if c.is_whitespace() && !token.is_empty() => spaced = true,
                 c if c.is_whitespace()
-                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/') =>
+                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
                 {
                     end_token_before(&mut token, &mut exists_next)?;
                 }
                 // Operators in front of a term are not part of it.
-                c if token.is_empty() && matches!(c, '+' | '-' | '!' | '&' | '|') => {}
+                c if token.is_empty() && matches!(c, '+' | '-' | '&' | '|') => {}
                 c => token.push(c),
             }
         }
@@ -718,6 +748,43 @@ mod tests {
             }
         }
         assert!(n > 20_000);
+    }
+
+    /// Lucene's classic parser skips whitespace between tokens, so `_seq_no :5` (and a tab, a
+    /// line end or an ideographic space before the colon) names the field `_seq_no` as
+    /// `_seq_no:5` does: both test backends read `n :y` as a query on `n` (attack18a); and `!`
+    /// is an operator wherever it stands, never a term character.
+    #[test]
+    fn a_field_name_before_whitespace_and_a_colon_is_a_field_reference() {
+        for text in [
+            "_seq_no :5",
+            "_seq_no  :>=0",
+            "_seq_no\t:[0 TO 9]",
+            "_seq_no\n:5",
+            "_seq_no\r\n:5",
+            "_seq_no\u{3000}:5",
+            "a:1 AND (_primary_term :1)",
+            "\\_seq_no :5",
+            "_exists_ :_seq_no",
+            "_exists_ : _seq_no",
+            // `!` ends a term (NOT): `x!_seq_no:5` is `x NOT _seq_no:5` on both backends.
+            "x!_seq_no:[0 TO 9]",
+            "x!!_seq_no:5",
+        ] {
+            assert!(check_query_text(text).is_err(), "{text:?}");
+            assert!(check_query_text_before(text).is_err(), "{text:?}");
+        }
+        for text in [
+            "a :5",
+            "_seq_no 5",
+            "x _seq_no \"a\":1",
+            "_seq_no (a:1)",
+            "_id :x",
+            "_exists_ :a",
+        ] {
+            assert!(check_query_text(text).is_ok(), "{text:?}");
+            assert!(check_query_text_before(text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
