@@ -1471,6 +1471,7 @@ impl Gen {
             "named" => "w:q:_name",
             _ => "w:q:other",
         });
+        let vectors = self.vectors;
         let r = &mut self.rng;
         match kind {
             "match_phrase_prefix" => json!({"match_phrase_prefix": {"message": {
@@ -1541,17 +1542,28 @@ impl Gen {
                 "fields": r.pick(&[json!(["message", "user"]), json!(["*"])]), "flags": r.pick(&["ALL", "PREFIX|OR", "NONE", "FUZZY"]),
                 "default_operator": r.pick(&["and", "or"])}}),
             // Named queries (`matched_queries` in the hits, beside the token's unnamed clauses).
+            // Named compound queries only on osmem: noida refuses one in a filter context
+            // ("unknown query [filter]"), where esgate's constant-score wrap puts the client's
+            // query (session 18, seed 13 case 621; Elasticsearch accepts it).
             "named" => {
                 let who = r.pick(&["alice", "zed", "carol"]);
-                r.pick(&[
-                json!({"term": {"user": {"value": who, "_name": "t"}}}),
-                json!({"bool": {"should": [{"match": {"message": {"query": "fox", "_name": "m"}}},
-                    {"exists": {"field": "tags", "_name": "e"}}], "_name": "b"}}),
-                json!({"constant_score": {"filter": {"range": {"n": {"gte": 10, "_name": "r"}}}, "_name": "c"}}),
-                json!({"nested": {"path": "items", "query": {"term": {"items.sku": {"value": "s1", "_name": "sku"}}},
-                    "_name": "n", "inner_hits": {"name": "ih", "size": 2}}}),
-                json!({"ids": {"values": ["a1", "b1", "a2"], "_name": "i"}}),
-            ])
+                let leaves = [
+                    json!({"term": {"user": {"value": who, "_name": "t"}}}),
+                    json!({"ids": {"values": ["a1", "b1", "a2"], "_name": "i"}}),
+                    json!({"range": {"n": {"gte": 10, "_name": "r"}}}),
+                    json!({"match": {"message": {"query": "fox", "_name": "m"}}}),
+                    json!({"exists": {"field": "tags", "_name": "e"}}),
+                ];
+                if vectors || r.chance(50) {
+                    r.pick(&leaves)
+                } else {
+                    r.pick(&[
+                        json!({"bool": {"should": [leaves[3].clone(), leaves[4].clone()], "_name": "b"}}),
+                        json!({"constant_score": {"filter": leaves[2].clone(), "_name": "c"}}),
+                        json!({"nested": {"path": "items", "query": {"term": {"items.sku": {"value": "s1", "_name": "sku"}}},
+                            "_name": "n", "inner_hits": {"name": "ih", "size": 2}}}),
+                    ])
+                }
             }
             _ => json!({"match_all": {}}),
         }
@@ -2140,6 +2152,11 @@ impl Gen {
         if top_level && self.rng.chance(8) {
             o["_name"] = json!("near");
         }
+        // noida (8.15's API) refuses it ("unknown field [rescore_vector]"): rare.
+        if self.rng.chance(3) {
+            self.tag("knn.rescore_vector");
+            o["rescore_vector"] = json!({"oversample": self.rng.pick(&[1.5, 3.0])});
+        }
         o
     }
 
@@ -2168,7 +2185,21 @@ impl Gen {
         for key in ["retriever", "sub_searches", "rank", "slice"] {
             m.remove(key);
         }
-        if self.rng.chance(55) {
+        if self.rng.chance(15) {
+            // A `knn` retriever on the nested vectors.
+            self.tag("retriever:knn_nested");
+            for key in [
+                "query",
+                "knn",
+                "sort",
+                "search_after",
+                "collapse",
+                "rescore",
+            ] {
+                m.remove(key);
+            }
+            m.insert("retriever".into(), json!({ "knn": knn }));
+        } else if self.rng.chance(55) {
             if self.rng.chance(60) {
                 self.tag("knn.inner_hits");
                 knn["inner_hits"] = inner;
@@ -2219,6 +2250,10 @@ impl Gen {
                 if self.rng.chance(20) {
                     s["filter"] = self.query(1);
                 }
+                if self.rng.chance(15) {
+                    self.tag("retriever._name");
+                    s["_name"] = json!(format!("s{depth}"));
+                }
                 json!({ "standard": s })
             }
             3..=5 => {
@@ -2240,12 +2275,25 @@ impl Gen {
                     self.tag("retriever.filter");
                     r["filter"] = self.query(1);
                 }
+                if self.rng.chance(15) {
+                    self.tag("retriever._name");
+                    r["_name"] = json!("r");
+                }
                 json!({ "rrf": r })
             }
             _ => {
                 self.tag("retriever:linear");
+                // noida (Elasticsearch 8.15's API) has no `linear` retriever: the same 400 from
+                // both, esgate's rewrite of it never compared (session 18).
                 let kids: Vec<Value> = (0..2)
-                    .map(|_| json!({"retriever": self.retriever(depth + 1), "weight": 1.5}))
+                    .map(|_| {
+                        let mut k = json!({"retriever": self.retriever(depth + 1), "weight": 1.5});
+                        if self.rng.chance(50) {
+                            self.tag("retriever:linear.normalizer");
+                            k["normalizer"] = json!(self.rng.pick(&["minmax", "none"]));
+                        }
+                        k
+                    })
                     .collect();
                 json!({"linear": {"retrievers": kids, "rank_window_size": 50}})
             }
