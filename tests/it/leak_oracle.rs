@@ -28,6 +28,13 @@
 //! refused for every filtered token (`Gen::vector_case`). osmem has no vectors, kNN or
 //! retrievers, and its cases are drawn as before.
 //!
+//! 15% of the other cases (session 18, `Gen::wide_case`) are searches on tenant a's indices
+//! built without the always-refused shapes, with the wide grammar's accepted shapes drawn often
+//! (bucket and agg options, sibling pipelines, composite `missing_bucket`/`after`, sort and
+//! highlight variants, `fields` formats, named queries, `timeout`/`stats`): beside the refused
+//! ones they were almost never forwarded. Some reach a backend that lacks them (noida has no
+//! sibling pipelines, neither backend `top_metrics`): the same error from both.
+//!
 //! `ESGATE_ORACLE_CASES` and `ESGATE_ORACLE_SEED` (comma-separated seeds) run longer hunts;
 //! `ESGATE_ORACLE_SHOW=<feature>` prints each case with that feature and its outcome;
 //! `ESGATE_ORACLE_PROBE="METHOD PATH [BODY]"` sends one request to both sides (with
@@ -407,6 +414,10 @@ struct Gen {
     /// grammar's, and the top-level keys refused for every filtered token), so that most of
     /// them reach the backend. Never set without `vectors`.
     clean: bool,
+    /// A wide case is being made (`Gen::wide_case`): clean, and the wide grammar's shapes an
+    /// enforced token may send drawn often, so that they reach the backend (alone beside the
+    /// always-refused ones they were almost never accepted: 0-20% in session 17's tables).
+    wide: bool,
 }
 
 impl Gen {
@@ -483,6 +494,9 @@ impl Gen {
         }
         if leaf && self.vectors && self.rng.chance(6) {
             return self.knn_query();
+        }
+        if leaf && self.wide && self.rng.chance(20) {
+            return self.wide_query();
         }
         let mut kind = if leaf && !self.clean && self.rng.chance(2) {
             "fuzzy"
@@ -656,7 +670,7 @@ impl Gen {
     }
 
     fn agg(&mut self, depth: u32) -> (&'static str, Value) {
-        if !self.clean && self.rng.chance(25) {
+        if (!self.clean && self.rng.chance(25)) || (self.wide && self.rng.chance(50)) {
             return self.wide_agg(depth);
         }
         let kind = self.rng.pick(&[
@@ -1082,7 +1096,10 @@ impl Gen {
         if !self.clean && self.rng.chance(20) {
             self.wide_top(&mut b);
         }
-        if self.clean || (self.vectors && self.rng.chance(25)) {
+        if self.wide {
+            self.wide_clean_top(&mut b);
+        }
+        if (self.clean && !self.wide) || (self.vectors && self.rng.chance(25)) {
             self.vector_top(&mut b);
         }
         if self.clean {
@@ -1144,16 +1161,26 @@ impl Gen {
         if self.vectors && self.rng.chance(30) {
             return self.vector_case();
         }
+        if self.rng.chance(15) {
+            return self.wide_case();
+        }
         let roll = self.rng.below(112);
         let index = self.index();
         let (method, path, body, kind, feature) = if roll < 45 {
             let b = self.search_body();
             let m = if self.rng.chance(85) { "POST" } else { "GET" };
-            let (params, effective) = if self.rng.chance(30) {
+            let (mut params, effective) = if self.rng.chance(30) {
                 self.url_params(&b)
             } else {
                 (String::new(), b.clone())
             };
+            // osmem answers 404 when one wildcard of the expression matches nothing; esgate
+            // forwards the indices the expression resolved to, and a wildcard matching only
+            // forbidden indices (`secret-*`) alike one matching none, so 200 either way (no
+            // existence told; noida answers 200 too). Session 18, seed 182 case 18649.
+            if index.contains("secret-*") {
+                params = params.replace("allow_no_indices=false", "allow_no_indices=true");
+            }
             (
                 m,
                 format!("/{index}/_search{params}"),
@@ -1409,6 +1436,28 @@ impl Gen {
             "ids_many",
             "multi_match_more",
         ]);
+        // A wide case: only the kinds an enforced token may send (some of their variants are
+        // still refused: the prefix expansions, metadata fields).
+        let kind = if self.clean {
+            self.rng.pick(&[
+                "case_insensitive",
+                "range_keyword",
+                "range_options",
+                "nested_named",
+                "nested_deep",
+                "query_string_meta",
+                "exists_nested",
+                "multi_match_more",
+                "distance_feature",
+                "simple_flags",
+                "regexp_flags",
+                "match_options",
+                "ids_many",
+                "named",
+            ])
+        } else {
+            kind
+        };
         self.tag(match kind {
             "match_phrase_prefix" | "match_bool_prefix" | "prefix_rewrite" => {
                 "w:q:prefix_expansion"
@@ -1426,8 +1475,10 @@ impl Gen {
             "exists_nested" => "w:q:exists_nested",
             "terms_lookup" => "w:q:terms_lookup",
             "match_options" | "multi_match_more" | "simple_flags" => "w:q:match_options",
+            "named" => "w:q:_name",
             _ => "w:q:other",
         });
+        let vectors = self.vectors;
         let r = &mut self.rng;
         match kind {
             "match_phrase_prefix" => json!({"match_phrase_prefix": {"message": {
@@ -1497,6 +1548,34 @@ impl Gen {
             "simple_flags" => json!({"simple_query_string": {"query": r.pick(&["zed | alice", "fox~1", "se*", "\"hello fox\"~2", "-zebra"]),
                 "fields": r.pick(&[json!(["message", "user"]), json!(["*"])]), "flags": r.pick(&["ALL", "PREFIX|OR", "NONE", "FUZZY"]),
                 "default_operator": r.pick(&["and", "or"])}}),
+            // Named queries (`matched_queries` in the hits, beside the token's unnamed clauses).
+            // On noida only names inside a field's object (term, range, match): noida refuses a
+            // query-level `_name` (compound queries, `ids`, `exists`) in a filter context
+            // ("unknown query [filter]"), where esgate's constant-score wrap puts the client's
+            // query (session 18, seed 13 case 621, seed 182 case 4305; Elasticsearch accepts
+            // them).
+            "named" => {
+                let who = r.pick(&["alice", "zed", "carol"]);
+                let leaves = [
+                    json!({"term": {"user": {"value": who, "_name": "t"}}}),
+                    json!({"ids": {"values": ["a1", "b1", "a2"], "_name": "i"}}),
+                    json!({"range": {"n": {"gte": 10, "_name": "r"}}}),
+                    json!({"match": {"message": {"query": "fox", "_name": "m"}}}),
+                    json!({"exists": {"field": "tags", "_name": "e"}}),
+                ];
+                if vectors {
+                    r.pick(&[leaves[0].clone(), leaves[2].clone(), leaves[3].clone()])
+                } else if r.chance(50) {
+                    r.pick(&leaves)
+                } else {
+                    r.pick(&[
+                        json!({"bool": {"should": [leaves[3].clone(), leaves[4].clone()], "_name": "b"}}),
+                        json!({"constant_score": {"filter": leaves[2].clone(), "_name": "c"}}),
+                        json!({"nested": {"path": "items", "query": {"term": {"items.sku": {"value": "s1", "_name": "sku"}}},
+                            "_name": "n", "inner_hits": {"name": "ih", "size": 2}}}),
+                    ])
+                }
+            }
             _ => json!({"match_all": {}}),
         }
     }
@@ -1530,8 +1609,36 @@ impl Gen {
             "variable_width",
             "children",
         ]);
+        // A wide case: only the kinds an enforced token may send.
+        let kind = if self.clean {
+            self.rng.pick(&[
+                "terms_partition",
+                "top_metrics",
+                "pipeline",
+                "sibling_pipeline",
+                "histogram_opts",
+                "date_histogram_opts",
+                "composite_sources",
+                "boxplot",
+                "cardinality_precision",
+                "terms_opts",
+                "rare_terms_max",
+                "multi_terms_more",
+                "filters_other",
+                "top_hits_more",
+                "reverse_nested_deep",
+                "missing_nested",
+                "range_keyed",
+                "agg_options",
+                "agg_options",
+            ])
+        } else {
+            kind
+        };
         self.tag(match kind {
             "significant_text" => "w:agg:significant_text",
+            "sibling_pipeline" => "w:agg:sibling_pipeline",
+            "agg_options" => "w:agg:options",
             "diversified_sampler" | "random_sampler" => "w:agg:samplers",
             "terms_partition" => "w:agg:terms.partition",
             "top_metrics" => "w:agg:top_metrics",
@@ -1548,6 +1655,7 @@ impl Gen {
         });
         let kw = self.rng.pick(&["user", "status", "tags"]);
         let num = self.rng.pick(&["n", "price"]);
+        let clean = self.clean;
         let r = &mut self.rng;
         let agg = match kind {
             "significant_text" => json!({"significant_text": {"field": "message"}}),
@@ -1573,6 +1681,17 @@ impl Gen {
                     json!({"sort": {"bucket_sort": {"sort": [{"_count": "desc"}], "size": 2, "from": 1}}}),
                     json!({"sel2": {"bucket_selector": {"buckets_path": {"c": "_count"}, "script": {"source": "params.c > 1"}}}}),
                 ]);
+                let p = if clean {
+                    r.pick(&[
+                        json!({"cs": {"cumulative_sum": {"buckets_path": "s"}}}),
+                        json!({"d": {"derivative": {"buckets_path": "s", "gap_policy": "insert_zeros"}}}),
+                        json!({"sd": {"serial_diff": {"buckets_path": "s", "lag": 1}}}),
+                        json!({"cc": {"cumulative_cardinality": {"buckets_path": "u"}}, "u": {"cardinality": {"field": "user"}}}),
+                        json!({"sort": {"bucket_sort": {"sort": [{"_count": "desc"}], "size": 2, "from": 1}}}),
+                    ])
+                } else {
+                    p
+                };
                 let mut aggs = json!({"s": {"sum": {"field": "n"}}});
                 for (k, v) in p.as_object().into_iter().flatten() {
                     aggs[k] = v.clone();
@@ -1654,6 +1773,71 @@ impl Gen {
                 }
                 json!({ "composite": c })
             }
+            // Sibling pipelines: over a histogram's (or terms') buckets, beside it.
+            "sibling_pipeline" => {
+                let (parent, hist) = r.pick(&[
+                    ("h", json!({"date_histogram": {"field": "@timestamp", "calendar_interval": "month", "min_doc_count": 0,
+                        "extended_bounds": {"min": "2023-01-01", "max": "2025-06-30"}}})),
+                    ("h", json!({"histogram": {"field": "n", "interval": 25}})),
+                    ("h", json!({"terms": {"field": "user", "size": 10}})),
+                ]);
+                let mut h = hist;
+                h["aggs"] = json!({"s": {"sum": {"field": num}}, "c": {"cardinality": {"field": "status"}}});
+                let path = r.pick(&["h>s", "h>c", "h>_count"]);
+                let ty = r.pick(&[
+                    "avg_bucket",
+                    "sum_bucket",
+                    "min_bucket",
+                    "max_bucket",
+                    "stats_bucket",
+                    "extended_stats_bucket",
+                    "percentiles_bucket",
+                ]);
+                let mut p = json!({"buckets_path": path});
+                if r.chance(30) {
+                    p["gap_policy"] = json!(r.pick(&["skip", "insert_zeros"]));
+                }
+                let _ = parent;
+                let mut aggs = json!({"h": h});
+                aggs["p"] = json!({ ty: p });
+                if r.chance(30) {
+                    aggs["q"] = json!({"max_bucket": {"buckets_path": "h._count"}});
+                }
+                json!({"filter": {"match_all": {}}, "aggs": aggs})
+            }
+            // Options of accepted aggregations the rest of the grammar does not set.
+            "agg_options" => {
+                let missing_order = r.pick(&["first", "last"]);
+                let after = r.pick(&[
+                    json!({"t": null, "n": 0}),
+                    json!({"t": "black", "n": -50}),
+                    json!({"t": "green", "n": 0}),
+                ]);
+                r.pick(&[
+                json!({"percentiles": {"field": num, "percents": [10, 50, 99], "hdr": {"number_of_significant_value_digits": 2}}}),
+                json!({"percentiles": {"field": num, "tdigest": {"compression": 20}, "keyed": false, "missing": 7}}),
+                json!({"percentile_ranks": {"field": num, "values": [0, 30], "hdr": {"number_of_significant_value_digits": 3}}}),
+                json!({"extended_stats": {"field": num, "sigma": 1.5, "missing": 0}}),
+                json!({"rare_terms": {"field": kw, "precision": 0.01, "exclude": ["alice"]}}),
+                json!({"auto_date_histogram": {"field": "@timestamp", "buckets": 3, "minimum_interval": "month", "format": "yyyy-MM"}}),
+                json!({"terms": {"field": kw, "size": 2, "shard_size": 2, "shard_min_doc_count": 2, "show_term_doc_count_error": true}}),
+                json!({"terms": {"field": kw, "min_doc_count": 3, "order": {"_count": "asc"}}}),
+                json!({"range": {"field": num, "missing": -5, "keyed": true, "format": "0.0", "ranges": [{"to": 0}, {"from": 0}]}}),
+                json!({"date_range": {"field": "@timestamp", "time_zone": "+05:00", "format": "yyyy-MM", "keyed": true,
+                    "missing": "2023-02-01", "ranges": [{"to": "2024-01"}, {"from": "2024-01"}]}}),
+                json!({"composite": {"size": 2, "sources": [{"t": {"terms": {"field": "tags", "missing_bucket": true,
+                    "missing_order": missing_order}}}, {"n": {"histogram": {"field": "n", "interval": 50}}}],
+                    "after": after}}),
+                json!({"date_histogram": {"field": "@timestamp", "fixed_interval": "90d", "keyed": true, "min_doc_count": 0,
+                    "extended_bounds": {"min": "2022-06-01", "max": "2024-12-31"}}}),
+                json!({"histogram": {"field": num, "interval": 100, "min_doc_count": 0, "extended_bounds": {"min": -300, "max": 300},
+                    "hard_bounds": {"min": -200, "max": 250}}}),
+                json!({"multi_terms": {"terms": [{"field": "user"}, {"field": "tags", "missing": "none"}], "min_doc_count": 2}}),
+                json!({"value_count": {"field": "_id"}}),
+                json!({"cardinality": {"field": "_index"}}),
+                json!({"missing": {"field": "items.sku"}}),
+            ])
+            }
             "boxplot" => json!({"boxplot": {"field": num}}),
             "matrix_stats" => json!({"matrix_stats": {"fields": ["n", "price"]}}),
             "rate" => {
@@ -1725,7 +1909,13 @@ impl Gen {
     }
 
     fn wide_top(&mut self, b: &mut Map<String, Value>) {
-        match self.rng.below(9) {
+        // A wide case: not `indices_boost` (refused for every filtered token).
+        let roll = if self.clean {
+            self.rng.below(8)
+        } else {
+            self.rng.below(9)
+        };
+        match roll {
             0 => {
                 self.tag("w:highlight");
                 let h = self.rng.pick(&[
@@ -1769,6 +1959,11 @@ impl Gen {
                     json!([{"_script": {"type": "number", "script": "doc['n'].value", "order": "asc"}}]),
                     json!([{"tags": {"order": "asc", "missing": "_last", "mode": "max"}}, {"n": "desc"}]),
                 ]);
+                let s = if self.clean && s.to_string().contains("_script") {
+                    json!([{"user": {"order": "desc", "missing": "_first"}}, {"n": "asc"}])
+                } else {
+                    s
+                };
                 b.insert("sort".into(), s);
                 if self.rng.chance(40) {
                     self.tag("w:search_after");
@@ -1846,6 +2041,89 @@ impl Gen {
     }
 }
 
+/// Wide cases (session 18): the wide grammar's shapes an enforced token may send, in bodies
+/// without the always-refused ones, so that they reach the backend.
+impl Gen {
+    /// A search (or `_msearch`) on tenant a's indices, built clean and wide.
+    fn wide_case(&mut self) -> Case {
+        self.clean = true;
+        self.wide = true;
+        self.tag("wide_case");
+        let index = self.rng.pick(&[
+            "logs-*",
+            "logs-*",
+            "logs-1",
+            "logs-all",
+            "logs-1,logs-2",
+            "logs-3",
+        ]);
+        let b = self.search_body();
+        let (method, path, body, kind, feature) = if self.rng.chance(85) {
+            (
+                "POST",
+                format!("/{index}/_search"),
+                Some(Body::Json(b.clone())),
+                Kind::Search(b),
+                "ep:_search",
+            )
+        } else {
+            let b2 = self.search_body();
+            (
+                "POST",
+                format!("/{index}/_msearch"),
+                Some(Body::Ndjson(vec![
+                    json!({}),
+                    b.clone(),
+                    json!({"index": "logs-2"}),
+                    b2.clone(),
+                ])),
+                Kind::Msearch(vec![b, b2]),
+                "ep:_msearch",
+            )
+        };
+        self.clean = false;
+        self.wide = false;
+        self.tag(feature);
+        Case {
+            method,
+            path,
+            body,
+            gzip: false,
+            kind,
+            features: std::mem::take(&mut self.features),
+        }
+    }
+
+    /// The top-level shapes of a wide case.
+    fn wide_clean_top(&mut self, b: &mut Map<String, Value>) {
+        if self.rng.chance(60) {
+            self.wide_top(b);
+        }
+        if self.rng.chance(10) {
+            self.tag("w:timeout_stats");
+            b.insert("timeout".into(), json!("10s"));
+            b.insert("stats".into(), json!(["g1", "g2"]));
+        }
+        if self.rng.chance(15) {
+            self.tag("w:highlight_field_query");
+            let q = self.query(2);
+            b.insert(
+                "highlight".into(),
+                json!({"require_field_match": self.rng.chance(50), "fields": {
+                    "message": {"highlight_query": q, "type": self.rng.pick(&["plain", "unified"])},
+                    "user": {"no_match_size": 3}}}),
+            );
+        }
+        if self.rng.chance(10) {
+            self.tag("w:track_total_hits_n");
+            b.insert(
+                "track_total_hits".into(),
+                json!(self.rng.pick(&[1, 7, 12, 30])),
+            );
+        }
+    }
+}
+
 /// kNN searches and retrievers (session 17, noida only: `Gen::vectors`): the searches that
 /// pick documents by vector, before or beside the query, and the collapse, inner hits,
 /// aggregations and highlights that run over what they picked.
@@ -1885,6 +2163,11 @@ impl Gen {
         if top_level && self.rng.chance(8) {
             o["_name"] = json!("near");
         }
+        // noida (8.15's API) refuses it ("unknown field [rescore_vector]"): rare.
+        if self.rng.chance(3) {
+            self.tag("knn.rescore_vector");
+            o["rescore_vector"] = json!({"oversample": self.rng.pick(&[1.5, 3.0])});
+        }
         o
     }
 
@@ -1913,7 +2196,21 @@ impl Gen {
         for key in ["retriever", "sub_searches", "rank", "slice"] {
             m.remove(key);
         }
-        if self.rng.chance(55) {
+        if self.rng.chance(15) {
+            // A `knn` retriever on the nested vectors.
+            self.tag("retriever:knn_nested");
+            for key in [
+                "query",
+                "knn",
+                "sort",
+                "search_after",
+                "collapse",
+                "rescore",
+            ] {
+                m.remove(key);
+            }
+            m.insert("retriever".into(), json!({ "knn": knn }));
+        } else if self.rng.chance(55) {
             if self.rng.chance(60) {
                 self.tag("knn.inner_hits");
                 knn["inner_hits"] = inner;
@@ -1964,6 +2261,10 @@ impl Gen {
                 if self.rng.chance(20) {
                     s["filter"] = self.query(1);
                 }
+                if self.rng.chance(15) {
+                    self.tag("retriever._name");
+                    s["_name"] = json!(format!("s{depth}"));
+                }
                 json!({ "standard": s })
             }
             3..=5 => {
@@ -1985,12 +2286,25 @@ impl Gen {
                     self.tag("retriever.filter");
                     r["filter"] = self.query(1);
                 }
+                if self.rng.chance(15) {
+                    self.tag("retriever._name");
+                    r["_name"] = json!("r");
+                }
                 json!({ "rrf": r })
             }
             _ => {
                 self.tag("retriever:linear");
+                // noida (Elasticsearch 8.15's API) has no `linear` retriever: the same 400 from
+                // both, esgate's rewrite of it never compared (session 18).
                 let kids: Vec<Value> = (0..2)
-                    .map(|_| json!({"retriever": self.retriever(depth + 1), "weight": 1.5}))
+                    .map(|_| {
+                        let mut k = json!({"retriever": self.retriever(depth + 1), "weight": 1.5});
+                        if self.rng.chance(50) {
+                            self.tag("retriever:linear.normalizer");
+                            k["normalizer"] = json!(self.rng.pick(&["minmax", "none"]));
+                        }
+                        k
+                    })
                     .collect();
                 json!({"linear": {"retrievers": kids, "rank_window_size": 50}})
             }
@@ -2369,6 +2683,13 @@ fn fixed_cases() -> Vec<Case> {
         features: vec!["fixed", feature],
     };
     vec![
+        // A standard retriever's `filter` highlights like its query (session 18, seed 182 case
+        // 2391 on noida: esgate's highlight query had left it out).
+        search(
+            json!({"retriever": {"standard": {"filter": {"match": {"message": {"query": "fox world", "operator": "and"}}}}},
+                "highlight": {"fields": {"message": {}}}}),
+            "retriever.filter",
+        ),
         search(
             json!({"size": 0, "aggs": {"t": {"terms": {"field": "user", "include": {"partition": 0, "num_partitions": 2}}}}}),
             "agg:terms.include_exclude",
@@ -2530,6 +2851,7 @@ fn generate(seed: u64, i: u64, vectors: bool) -> Case {
         features: Vec::new(),
         vectors,
         clean: false,
+        wide: false,
     };
     g.case()
 }

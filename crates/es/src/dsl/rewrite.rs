@@ -186,17 +186,33 @@ fn highlight_needs_query(highlight: J<'_>) -> bool {
 }
 
 /// The query the client asked for, before the token's filters are added: the body's `query`
-/// (beside a kNN search too: its vectors highlight nothing), a standard retriever's `query`,
-/// else `match_all` (a kNN-only, hybrid or other retriever search highlights nothing then:
-/// fewer highlights than the backend would give, never the filters).
+/// (beside a kNN search too: its vectors highlight nothing), a standard retriever's `query`
+/// and `filter` (the backend highlights the terms of both), else `match_all` (a kNN-only,
+/// hybrid or other retriever search highlights nothing then: fewer highlights than the
+/// backend would give, never the filters).
 fn own_query(obj: &Map<String, Value>) -> Value {
-    let query = match obj.get("retriever") {
-        Some(r) => r.get("standard").and_then(|s| s.get("query")),
-        None => obj.get("query"),
+    let match_all = || single("match_all", Value::Object(Map::new()));
+    let Some(r) = obj.get("retriever") else {
+        return obj.get("query").cloned().unwrap_or_else(match_all);
     };
-    query
+    let standard = r.get("standard");
+    let query = standard
+        .and_then(|s| s.get("query"))
         .cloned()
-        .unwrap_or_else(|| single("match_all", Value::Object(Map::new())))
+        .unwrap_or_else(match_all);
+    match standard.and_then(|s| s.get("filter")) {
+        None => query,
+        Some(filter) => {
+            let filter = match filter {
+                Value::Array(items) => Value::Array(items.clone()),
+                one => Value::Array(vec![one.clone()]),
+            };
+            let mut b = Map::new();
+            b.insert("must".to_string(), Value::Array(vec![query]));
+            b.insert("filter".to_string(), filter);
+            single("bool", Value::Object(b))
+        }
+    }
 }
 
 /// A `highlight` of `top_hits` or of `collapse.inner_hits` (which highlight with the search's
@@ -1479,6 +1495,19 @@ mod tests {
                 json!({"retriever": {"standard": {"query": q}}, "highlight": {"fields": {"*": {}}}})
             ),
             q
+        );
+        // A standard retriever's own `filter` highlights too, as the backend does with it
+        // (oracle18, seed 182 case 2391: nothing was highlighted).
+        let f = json!({"match": {"message": "world"}});
+        assert_eq!(
+            hl(json!({"retriever": {"standard": {"query": q, "filter": f}},
+                "highlight": {"fields": {"*": {}}}})),
+            json!({"bool": {"must": [q], "filter": [f]}})
+        );
+        assert_eq!(
+            hl(json!({"retriever": {"standard": {"filter": [f, q]}},
+                "highlight": {"fields": {"*": {}}}})),
+            json!({"bool": {"must": [{"match_all": {}}], "filter": [f, q]}})
         );
         // A kNN query in the copy gets the token's clauses as everywhere else.
         let knn = json!({"knn": {"field": "v", "query_vector": [1.0], "num_candidates": 5}});
