@@ -72,6 +72,7 @@ impl ProxyError {
             ProxyError::Busy | ProxyError::TokenLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(U::Saturated) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream(U::Share { .. }) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Upstream(U::Failed { status, .. }) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -118,6 +119,8 @@ impl ProxyError {
             {
                 Side::Client
             }
+            // The token's own load (logged by `upstream`, once per interval).
+            ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. }) => Side::Client,
             ProxyError::Upstream(_) => Side::Upstream,
             _ => Side::Client,
         }
@@ -157,6 +160,7 @@ impl ProxyError {
             }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(U::Saturated) => "backend_connections",
+            ProxyError::Upstream(U::Share { .. }) => "backend_share",
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(_) => "backend_unavailable",
         }
@@ -181,6 +185,7 @@ impl ProxyError {
             }
             ProxyError::Busy
             | ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
+            | ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. })
             | ProxyError::Rejected(Rejection {
                 kind: RejectKind::Busy,
                 ..

@@ -51,18 +51,22 @@ pub enum Rejected {
     AuthFailures,
     /// `backend.max_connections_per_node` reached and no connection came free in time.
     BackendConnections,
+    /// The token's requests held `backend.max_connections_per_token` of the node's
+    /// connections and none came back in time.
+    BackendShare,
     /// A connection closed at accept: its address held `listen.max_connections_per_ip`.
     ConnectionsPerIp,
 }
 
 impl Rejected {
-    const ALL: [Rejected; 7] = [
+    const ALL: [Rejected; 8] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
         Rejected::BackendConnections,
+        Rejected::BackendShare,
         Rejected::ConnectionsPerIp,
     ];
 
@@ -74,6 +78,7 @@ impl Rejected {
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",
             Rejected::BackendConnections => "backend_connections",
+            Rejected::BackendShare => "backend_share",
             Rejected::ConnectionsPerIp => "connections_per_ip",
         }
     }
@@ -260,7 +265,7 @@ impl Metrics {
         );
         registry.register(
             "esgate_rejected",
-            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures, backend_connections, connections_per_ip)",
+            "Requests refused by a limit, by reason (rate_limited, concurrency, guard, busy, auth_failures, backend_connections, backend_share, connections_per_ip)",
             self.rejected.clone(),
         );
         registry.register(

@@ -141,6 +141,7 @@ impl Config {
         o.key("answer_timeout", duration(b.answer_timeout));
         o.key("pool_idle_timeout", duration(b.pool_idle_timeout));
         o.key("max_connections_per_node", b.max_connections_per_node);
+        o.key("max_connections_per_token", b.max_connections_per_token);
         o.key("unhealthy_cooldown", duration(b.unhealthy_cooldown));
         o.key("resolve_cache_ttl", duration(b.resolve_cache_ttl));
 
@@ -404,6 +405,7 @@ mod tests {
                     "answer_timeout",
                     "pool_idle_timeout",
                     "max_connections_per_node",
+                    "max_connections_per_token",
                     "unhealthy_cooldown",
                     "resolve_cache_ttl",
                 ][..],

@@ -274,6 +274,9 @@ pub struct Backend {
     /// Connections open to one node at once, in use and idle, over every worker
     /// (`upstream::pool`).
     pub max_connections_per_node: usize,
+    /// Connections to one node one token's requests may hold at once (at most
+    /// `max_connections_per_node`; by default half of it, so other tokens keep room).
+    pub max_connections_per_token: usize,
     pub unhealthy_cooldown: Duration,
     pub resolve_cache_ttl: Duration,
 }

@@ -138,6 +138,8 @@ pub struct RawBackend {
     pub answer_timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
     pub max_connections_per_node: Option<u64>,
+    /// Unset: half of `max_connections_per_node` (rounded up).
+    pub max_connections_per_token: Option<u64>,
     pub unhealthy_cooldown: Option<String>,
     pub resolve_cache_ttl: Option<String>,
 }

@@ -409,6 +409,29 @@ impl Validator {
         }
     }
 
+    /// `backend.max_connections_per_token`: at least one and at most the node's cap; unset,
+    /// half of it (rounded up: a cap of 1 leaves its one connection to any token).
+    fn per_token(&mut self, value: Option<u64>, per_node: usize) -> usize {
+        let path = "backend.max_connections_per_token";
+        match value {
+            None => per_node.div_ceil(2),
+            Some(0) => {
+                self.issue(path, "must be greater than zero");
+                1
+            }
+            Some(n) if n > per_node as u64 => {
+                self.issue(
+                    path,
+                    format!(
+                        "must be at most backend.max_connections_per_node ({per_node}); equal to it, one token may hold every connection"
+                    ),
+                );
+                per_node
+            }
+            Some(n) => n as usize,
+        }
+    }
+
     /// `listen.h2_max_concurrent_streams`: at least one, and what an HTTP/2 SETTINGS frame
     /// can say (31 bits).
     fn h2_streams(&mut self, value: Option<u64>) -> u32 {
@@ -748,6 +771,13 @@ impl Validator {
             raw.client_cert_file.as_deref(),
             raw.client_key_file.as_deref(),
         )?;
+        let max_connections_per_node = self.positive(
+            "backend.max_connections_per_node",
+            raw.max_connections_per_node,
+            raw::DEFAULT_MAX_CONNECTIONS_PER_NODE,
+        );
+        let max_connections_per_token =
+            self.per_token(raw.max_connections_per_token, max_connections_per_node);
         Some(Backend {
             urls,
             authorization,
@@ -773,11 +803,8 @@ impl Validator {
                 raw::DEFAULT_ANSWER_TIMEOUT,
             ),
             pool_idle_timeout: self.pool_idle(raw.pool_idle_timeout.as_deref()),
-            max_connections_per_node: self.positive(
-                "backend.max_connections_per_node",
-                raw.max_connections_per_node,
-                raw::DEFAULT_MAX_CONNECTIONS_PER_NODE,
-            ),
+            max_connections_per_node,
+            max_connections_per_token,
             unhealthy_cooldown: self.duration(
                 "backend.unhealthy_cooldown",
                 raw.unhealthy_cooldown.as_deref(),
@@ -1343,6 +1370,57 @@ mod tests {
         assert!(c.policies.allow_open_ip_filters);
         assert_eq!(c.limits.h2_max_concurrent_streams, 100);
         assert_eq!(c.backend.max_connections_per_node, 256);
+        assert_eq!(c.backend.max_connections_per_token, 128);
+    }
+
+    /// rel18: a token's share of a node's connections is half the node's cap unless set, and
+    /// set, between one and that cap.
+    #[test]
+    fn a_tokens_share_is_half_the_node_cap_and_at_most_all_of_it() {
+        for (toml, per_node, per_token) in [
+            ("", 256, 128),
+            ("max_connections_per_node = 5", 5, 3),
+            ("max_connections_per_node = 1", 1, 1),
+            ("max_connections_per_token = 256", 256, 256),
+            (
+                "max_connections_per_node = 10\nmax_connections_per_token = 1",
+                10,
+                1,
+            ),
+        ] {
+            let c = check(&format!("[backend]\n{toml}\n")).unwrap();
+            assert_eq!(
+                (
+                    c.backend.max_connections_per_node,
+                    c.backend.max_connections_per_token
+                ),
+                (per_node, per_token),
+                "{toml}"
+            );
+        }
+        for (toml, says) in [
+            ("max_connections_per_token = 0", "greater than zero"),
+            (
+                "max_connections_per_token = 257",
+                "at most backend.max_connections_per_node (256)",
+            ),
+            (
+                "max_connections_per_node = 4\nmax_connections_per_token = 5",
+                "at most backend.max_connections_per_node (4)",
+            ),
+        ] {
+            let issues = check(&format!("[backend]\n{toml}\n")).unwrap_err();
+            assert_eq!(
+                paths(issues.clone()),
+                vec!["backend.max_connections_per_token"],
+                "{toml}"
+            );
+            assert!(
+                issues[0].to_string().contains(says),
+                "{toml}: {}",
+                issues[0]
+            );
+        }
     }
 
     /// rel17: both connection caps take any positive count; 0 (nothing could be served) and

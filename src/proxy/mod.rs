@@ -112,6 +112,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::Upstream(crate::upstream::UpstreamError::Saturated) => {
                     app.metrics.rejected(Rejected::BackendConnections)
                 }
+                ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. }) => {
+                    app.metrics.rejected(Rejected::BackendShare)
+                }
                 ProxyError::TokenLimited(crate::throttle::Limited::Rate { .. }) => {
                     app.metrics.rejected(Rejected::RateLimited)
                 }
@@ -123,7 +126,14 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 }
                 _ => {}
             }
-            if e.side() == crate::error::Side::Upstream {
+            // A full node's refusals are logged by `upstream`, once per interval with their
+            // count: a line each flooded the log under saturation (rel18).
+            if e.side() == crate::error::Side::Upstream
+                && !matches!(
+                    e,
+                    ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
+                )
+            {
                 span.in_scope(|| tracing::warn!(error = %e, "Backend failure"));
             }
             let mut response = e.into_response();
@@ -272,7 +282,7 @@ async fn pipeline(
         _ => BudgetHold::default(),
     };
     let sent = Instant::now();
-    let response = app.upstream.send(upstream_req).await;
+    let response = app.upstream.send_as(Some(&token.id), upstream_req).await;
     // The forwarded body is sent: its share of the body budget is free again.
     drop(hold);
     ctx.backend = Some(sent.elapsed());

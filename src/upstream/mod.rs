@@ -21,7 +21,14 @@
 //!   `idle_timeout`, a backend that stalls by `body_idle_timeout`). A request whose node has
 //!   no connection free goes to the next healthy node that has one; with none, it waits up to
 //!   `connect_timeout` on its own node, then fails with [`UpstreamError::Saturated`] (503),
-//!   unsent.
+//!   unsent. Waiting requests are served first come, first served.
+//! - A token's requests hold at most `backend.max_connections_per_token` of a node's
+//!   connections at once (half the node's cap by default): one more waits, like a request at the
+//!   cap, for one of its token's own to come back, then fails with [`UpstreamError::Share`]
+//!   (429), unsent; other tokens keep the rest.
+//! - Refusals for a full node or a token's share are logged at warn once per node and
+//!   [`REFUSALS_LOGGED_EVERY`], with the count since the previous line (rel18: a line per
+//!   refusal flooded the log under saturation).
 //! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
 //!   so a streamed answer's memory stays flat however large the answer grows.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
@@ -55,6 +62,11 @@ pub enum UpstreamError {
     /// busy for `backend.connect_timeout`; the request was not sent.
     #[error("esgate's connections to the backend are all busy; retry later")]
     Saturated,
+    /// The token's requests held `max` connections to the node
+    /// (`backend.max_connections_per_token`) for `backend.connect_timeout`; the request was not
+    /// sent.
+    #[error("this token's requests already hold {max} of esgate's connections to a backend node (backend.max_connections_per_token); retry later")]
+    Share { max: usize },
     #[error("the backend connection failed during the request")]
     Broken,
     #[error("the backend's answer is not what this request expects")]
@@ -208,6 +220,45 @@ struct Node {
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
     down_until_ms: AtomicU64,
     failures: AtomicU64,
+    /// Requests refused because every connection was busy, and because their token held its
+    /// share: logged once per [`REFUSALS_LOGGED_EVERY`].
+    saturated: Refusals,
+    share: Refusals,
+}
+
+/// How often a node's refusals are logged at most (each line counts those since the previous).
+pub const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// Refusals of one kind at one node, for the log: the first is logged at once, the next ones
+/// counted until [`REFUSALS_LOGGED_EVERY`] has passed since the last line.
+#[derive(Default)]
+struct Refusals {
+    /// Milliseconds since `Upstream::epoch` of the last line (0: none yet).
+    logged_ms: AtomicU64,
+    /// Refusals since the last line.
+    unlogged: AtomicU64,
+}
+
+impl Refusals {
+    /// Whether to log a refusal at `now_ms`: `Some(n)` with the refusals not logged since the
+    /// last line (this one included), `None` to count it quietly.
+    fn note(&self, now_ms: u64) -> Option<u64> {
+        let last = self.logged_ms.load(Ordering::Relaxed);
+        let every = REFUSALS_LOGGED_EVERY.as_millis() as u64;
+        if last != 0 && now_ms < last.saturating_add(every) {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if self
+            .logged_ms
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.unlogged.swap(0, Ordering::Relaxed) + 1)
+    }
 }
 
 impl Node {
@@ -228,6 +279,8 @@ pub struct Upstream {
     nodes: Vec<Node>,
     next: AtomicUsize,
     pool: pool::Pool,
+    /// `backend.max_connections_per_token`, for the refusals' message.
+    per_token: usize,
     request_timeout: Duration,
     body_idle_timeout: Duration,
     cooldown: Duration,
@@ -275,12 +328,15 @@ impl Upstream {
                 ),
                 down_until_ms: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
+                saturated: Refusals::default(),
+                share: Refusals::default(),
             })
             .collect();
         Upstream {
             nodes,
             next: AtomicUsize::new(0),
             pool,
+            per_token: config.max_connections_per_token,
             request_timeout: config.request_timeout,
             body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
@@ -362,10 +418,43 @@ impl Upstream {
             .collect()
     }
 
-    /// Sends a request, streaming the response back. Retries on the next node only when the
-    /// connection could not be made and the body can be replayed.
+    /// Logs a refusal at `idx` (once per [`REFUSALS_LOGGED_EVERY`], with the count).
+    fn refused(&self, idx: usize, share: bool) {
+        let node = &self.nodes[idx];
+        let now = self.now_ms();
+        if share {
+            if let Some(refused) = node.share.note(now) {
+                tracing::warn!(
+                    node = %node.label,
+                    refused,
+                    max = self.per_token,
+                    "Requests refused (429): their token held its share of the node's connections (backend.max_connections_per_token); the count is since the previous line, at most one every 10s"
+                );
+            }
+        } else if let Some(refused) = node.saturated.note(now) {
+            tracing::warn!(
+                node = %node.label,
+                refused,
+                "Requests refused (503): every connection to the node was busy (backend.max_connections_per_node); the count is since the previous line, at most one every 10s"
+            );
+        }
+    }
+
+    /// Sends a request of esgate's own, streaming the response back: see [`Upstream::send_as`].
     pub async fn send(
         &self,
+        request: UpstreamRequest,
+    ) -> Result<Response<AnswerBody>, UpstreamError> {
+        self.send_as(None, request).await
+    }
+
+    /// Sends a request of `token`'s (its id; `None`: esgate's own), streaming the response
+    /// back; the token's requests hold at most `backend.max_connections_per_token` of a node's
+    /// connections. Retries on the next node only when the connection could not be made and
+    /// the body can be replayed.
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
         request: UpstreamRequest,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
@@ -426,9 +515,18 @@ impl Upstream {
             let deadline = now
                 .checked_add(self.request_timeout)
                 .unwrap_or_else(|| now + FAR_FUTURE);
-            match self.pool.send(idx, req, deadline).await {
+            match self.pool.send(idx, token, req, deadline).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
-                Err(pool::Failure::Saturated) => return Err(UpstreamError::Saturated),
+                Err(pool::Failure::Saturated) => {
+                    self.refused(idx, false);
+                    return Err(UpstreamError::Saturated);
+                }
+                Err(pool::Failure::Share) => {
+                    self.refused(idx, true);
+                    return Err(UpstreamError::Share {
+                        max: self.per_token,
+                    });
+                }
                 Ok((response, conn)) => {
                     self.mark_up(idx);
                     // When not, the backend closes this connection after the answer; until
@@ -661,6 +759,26 @@ mod tests {
         let mut order = Order::Rotation { start: 2, n: 3 };
         order.bring_forward(0, |_| false);
         assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
+    }
+
+    /// rel18: the first refusal is logged, the next ones within the interval counted, and the
+    /// next line carries them.
+    #[test]
+    fn refusals_are_logged_once_per_interval_with_their_count() {
+        let r = Refusals::default();
+        let every = REFUSALS_LOGGED_EVERY.as_millis() as u64;
+        assert_eq!(r.note(0), Some(1), "the first, at once (even at the epoch)");
+        for t in 1..100 {
+            assert_eq!(r.note(t), None);
+        }
+        assert_eq!(r.note(every), None);
+        assert_eq!(
+            r.note(every + 1),
+            Some(101),
+            "the 100 quiet ones and this one"
+        );
+        assert_eq!(r.note(every + 2), None);
+        assert_eq!(r.note(5 * every), Some(2));
     }
 
     #[test]

@@ -36,12 +36,23 @@
 //!   `connect_timeout`, and never past its deadline) for a connection to be parked or closed,
 //!   then fails with [`Failure::Saturated`]: the queue is the waiting requests themselves,
 //!   bounded by the listeners' connection and stream limits.
+//! - Waiting is first come, first served (rel18): while requests wait for a node, a new one
+//!   queues behind them rather than taking the connection just parked or the place just freed;
+//!   each park, close or release hands what came free to the oldest waiter that may take it
+//!   ([`Shared::dispatch`]). A request that finds no one waiting pays one atomic load for it.
+//! - One token's requests hold at most `backend.max_connections_per_token` of a node's
+//!   connections at once (rel18, attack17c: one token held all 256 and every other tenant got
+//!   503s): a [`Use`] counts a connection from its checkout until its answer ends or it is
+//!   dropped. A request of a token at its share waits in the same queue (passed over until
+//!   one of its token's own connections comes back), then fails with [`Failure::Share`].
+//!   esgate's own requests belong to no token.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -78,35 +89,107 @@ pub(crate) enum Failure {
     /// The node's connection cap was reached and none came free in time: the request was not
     /// sent.
     Saturated,
+    /// The request's token held its share of the node's connections
+    /// (`backend.max_connections_per_token`) and none of them came back in time: the request
+    /// was not sent.
+    Share,
 }
 
-/// The open connections of one node, counted against the cap, and the requests waiting for
-/// one.
+/// The open connections of one node, counted against the cap, the requests waiting for one,
+/// and each token's connections in use.
 struct NodeLimit {
     /// Connections open or being made (each a [`Lease`]).
     open: AtomicUsize,
-    /// Requests waiting in [`Pool::wait`]: only then do parks and closes wake one.
+    /// Requests waiting in [`Pool::wait`]: only then do parks, closes and releases hand out.
     waiting: AtomicUsize,
-    /// Told once per park or close while requests wait.
-    freed: tokio::sync::Notify,
+    /// The waiting requests, oldest first (some perhaps gone: their receiver closed).
+    queue: Mutex<VecDeque<Waiter>>,
+    /// Set by whoever has something to hand out; whoever holds `queue` goes round again.
+    pending: AtomicBool,
+    /// Connections in use per token (from checkout to the answer's end), entries at zero
+    /// removed by the sweeper.
+    users: dashmap::DashMap<Box<str>, Arc<AtomicUsize>, crate::FastHash>,
+    shared: Weak<Shared>,
+    node: usize,
 }
 
 impl NodeLimit {
-    /// Wakes one waiting request, if any waits (the common case, none, costs one load).
+    /// Hands what came free to the waiting requests, if any wait (the common case, none, costs
+    /// one load).
     fn wake(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.freed.notify_one();
+            if let Some(shared) = self.shared.upgrade() {
+                shared.dispatch(self);
+            }
         }
     }
 }
 
+/// A request waiting for a connection to its node.
+struct Waiter {
+    tx: tokio::sync::oneshot::Sender<Grant>,
+    /// Its token's count of the node's connections in use.
+    user: Option<Arc<AtomicUsize>>,
+}
+
+/// What a request goes out on, with its token's count of it.
+struct Grant {
+    found: Found,
+    user: Option<Use>,
+}
+
 /// One connection's place under its node's cap, from its connecting until it is closed.
-pub(crate) struct Lease(Arc<NodeLimit>);
+pub(crate) struct Lease {
+    limit: Arc<NodeLimit>,
+    /// Given back without handing it out ([`Lease::give_back_quietly`]).
+    quiet: bool,
+}
+
+impl Lease {
+    /// Gives the place back without waking a waiter: for what [`Shared::dispatch`] found no
+    /// one to take (handing it out again would go round forever).
+    fn give_back_quietly(mut self) {
+        self.quiet = true;
+    }
+}
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-        self.0.wake();
+        self.limit.open.fetch_sub(1, Ordering::SeqCst);
+        if !self.quiet {
+            self.limit.wake();
+        }
+    }
+}
+
+/// One connection in use by a token's request, counted against the token's share of its node
+/// (`backend.max_connections_per_token`): from the connection's checkout until its answer ends
+/// or the connection is dropped.
+pub(crate) struct Use {
+    count: Arc<AtomicUsize>,
+    limit: Arc<NodeLimit>,
+}
+
+impl Use {
+    /// A place in the token's share (`count`), if the token holds fewer than `max`.
+    fn take(count: &Arc<AtomicUsize>, limit: &Arc<NodeLimit>, max: usize) -> Option<Use> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Use {
+            count: Arc::clone(count),
+            limit: Arc::clone(limit),
+        })
+    }
+}
+
+impl Drop for Use {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        // A request of this token may have waited for it.
+        self.limit.wake();
     }
 }
 
@@ -159,6 +242,8 @@ struct Shared {
     limits: Vec<Arc<NodeLimit>>,
     /// `backend.max_connections_per_node`.
     max_open: usize,
+    /// `backend.max_connections_per_token`.
+    max_per_token: usize,
 }
 
 struct Parked {
@@ -186,6 +271,8 @@ pub(crate) struct Conn {
     slot: usize,
     timer: Timer,
     lease: Lease,
+    /// Its token's count of it, while a token's request uses it.
+    user: Option<Use>,
 }
 
 /// What a request found to go out on.
@@ -216,22 +303,27 @@ impl Pool {
         let nodes = config.urls.len();
         let max_open = config.max_connections_per_node.max(1);
         Pool {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|weak| Shared {
                 idle: (0..shards * nodes).map(|_| Mutex::default()).collect(),
                 nodes,
                 max_idle: MAX_IDLE_PER_NODE.min(max_open).div_ceil(shards),
                 idle_timeout: config.pool_idle_timeout,
                 sweeping: AtomicBool::new(false),
                 limits: (0..nodes)
-                    .map(|_| {
+                    .map(|node| {
                         Arc::new(NodeLimit {
                             open: AtomicUsize::new(0),
                             waiting: AtomicUsize::new(0),
-                            freed: tokio::sync::Notify::new(),
+                            queue: Mutex::default(),
+                            pending: AtomicBool::new(false),
+                            users: dashmap::DashMap::default(),
+                            shared: Weak::clone(weak),
+                            node,
                         })
                     })
                     .collect(),
                 max_open,
+                max_per_token: config.max_connections_per_token.max(1),
             }),
             targets,
             connect_timeout: config.connect_timeout,
@@ -242,28 +334,33 @@ impl Pool {
     }
 
     /// Sends `req` to `node`: on an idle connection if one is ready, else on a new one (under
-    /// the node's cap, waited for when reached). A request that an idle connection gave back
-    /// unsent (the backend closed it as the request went out) is sent once more on a new
+    /// the node's cap, waited for when reached, or when others wait first, or when `user`'s
+    /// token holds its share of the node's connections). A request that an idle connection gave
+    /// back unsent (the backend closed it as the request went out) is sent once more on a new
     /// connection, whatever its body: none of it was written. `req`'s URI must be origin-form
-    /// and it must carry `Host`.
+    /// and it must carry `Host`. `user` is the token whose request it is (none for esgate's own).
     pub(crate) async fn send(
         &self,
         node: usize,
+        user: Option<&str>,
         mut req: Request<Body>,
         deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
-        let found = match self.idle(slot) {
-            Some(conn) => Found::Idle(conn),
-            None => match self.shared.lease(node) {
-                Some(lease) => Found::Lease(lease),
-                // Boxed: rare, and its state would otherwise weigh on every request.
-                None => Box::pin(self.wait(node, slot, deadline)).await?,
-            },
+        let Some(limit) = self.shared.limits.get(node) else {
+            return Err(Failure::Connect(ConnectError("no such node".to_owned())));
         };
+        let count = user.map(|id| self.shared.user(limit, id));
+        let grant = match self.take(limit, slot, count.as_ref()) {
+            Some(grant) => grant,
+            // Boxed: rare, and its state would otherwise weigh on every request.
+            None => Box::pin(self.wait(limit, count, deadline)).await?,
+        };
+        let Grant { found, user } = grant;
         let lease = match found {
             Found::Lease(lease) => lease,
             Found::Idle(mut conn) => {
+                conn.user = user;
                 conn.timer.as_mut().reset(deadline);
                 match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
                     None => return Err(Failure::Timeout),
@@ -272,14 +369,33 @@ impl Pool {
                         Some(unsent) => {
                             tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
                             req = unsent;
-                            // The closed connection's place goes to its replacement.
-                            conn.lease
+                            // The closed connection's place (and its token's) goes to its
+                            // replacement.
+                            let Conn { lease, user, .. } = conn;
+                            return Box::pin(
+                                self.connect_and_send(node, slot, lease, user, req, deadline),
+                            )
+                            .await;
                         }
                         None => return Err(Failure::Exchange(e.into_error())),
                     },
                 }
             }
         };
+        self.connect_and_send(node, slot, lease, user, req, deadline)
+            .await
+    }
+
+    /// A new connection to `node` under `lease`, and `req` sent on it.
+    async fn connect_and_send(
+        &self,
+        node: usize,
+        slot: usize,
+        lease: Lease,
+        user: Option<Use>,
+        req: Request<Body>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
@@ -293,6 +409,7 @@ impl Pool {
             slot,
             timer,
             lease,
+            user,
         };
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
@@ -301,25 +418,46 @@ impl Pool {
         }
     }
 
-    /// Waits, the node's cap reached, for an idle connection (in any shard) or a place under
-    /// the cap: until `connect_timeout` has passed or the request's `deadline`, whichever
-    /// comes first, then [`Failure::Saturated`].
+    /// What a request may go out on at once: nobody waits for the node, its token is under
+    /// its share, and an idle connection (the caller's shard) or a place under the cap is
+    /// free. `None`: it waits.
+    fn take(
+        &self,
+        limit: &Arc<NodeLimit>,
+        slot: usize,
+        count: Option<&Arc<AtomicUsize>>,
+    ) -> Option<Grant> {
+        // First come, first served: a request never passes one that waits.
+        if limit.waiting.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let user = match count {
+            None => None,
+            Some(count) => Some(Use::take(count, limit, self.shared.max_per_token)?),
+        };
+        let found = match self.shared.idle(slot) {
+            Some(conn) => Found::Idle(conn),
+            None => Found::Lease(self.shared.lease(limit.node)?),
+        };
+        Some(Grant { found, user })
+    }
+
+    /// Waits, in the node's queue, until [`Shared::dispatch`] hands this request an idle
+    /// connection (of any shard) or a place under the cap, its token under its share: until
+    /// `connect_timeout` has passed or the request's `deadline`, whichever comes first, then
+    /// [`Failure::Share`] if its token holds its share, else [`Failure::Saturated`].
     async fn wait(
         &self,
-        node: usize,
-        slot: usize,
+        limit: &Arc<NodeLimit>,
+        count: Option<Arc<AtomicUsize>>,
         deadline: tokio::time::Instant,
-    ) -> Result<Found, Failure> {
-        let Some(limit) = self.shared.limits.get(node) else {
-            return Err(Failure::Connect(ConnectError("no such node".to_owned())));
-        };
+    ) -> Result<Grant, Failure> {
         let now = tokio::time::Instant::now();
         let until = now.checked_add(self.wait).unwrap_or(deadline).min(deadline);
-        let expired = tokio::time::sleep_until(until);
-        let mut expired = std::pin::pin!(expired);
-        // Counted before looking, so that a park or close after the look wakes this request
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        // Counted before queueing, so that a park, close or release after the count hands out
         // (both sides' steps are sequentially consistent); uncounted however the wait ends.
-        limit.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = limit.waiting.fetch_add(1, Ordering::SeqCst) + 1;
         struct Waiting<'a>(&'a NodeLimit);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -327,36 +465,35 @@ impl Pool {
             }
         }
         let _waiting = Waiting(limit);
-        loop {
-            let freed = limit.freed.notified();
-            let mut freed = std::pin::pin!(freed);
-            freed.as_mut().enable();
-            if let Some(conn) = self.idle_anywhere(node, slot) {
-                return Ok(Found::Idle(conn));
+        {
+            let mut queue = limit.queue.lock().unwrap_or_else(|p| p.into_inner());
+            // Requests that gave up stay queued until a hand-out passes them: forget them
+            // when they outnumber the waiting ones.
+            if queue.len() > 2 * waiting + 16 {
+                queue.retain(|w| !w.tx.is_closed());
             }
-            if let Some(lease) = self.shared.lease(node) {
-                return Ok(Found::Lease(lease));
-            }
-            tokio::select! {
-                () = freed => {}
-                () = expired.as_mut() => {
-                    tracing::debug!(node, open = self.shared.max_open, "No backend connection came free in time");
-                    return Err(Failure::Saturated);
+            queue.push_back(Waiter {
+                tx,
+                user: count.clone(),
+            });
+        }
+        // Whatever came free before this request was queued.
+        self.shared.dispatch(limit);
+        tokio::select! {
+            granted = &mut rx => granted.map_err(|_| Failure::Saturated),
+            () = tokio::time::sleep_until(until) => {
+                rx.close();
+                // Handed out as the time ran out: taken after all.
+                if let Ok(grant) = rx.try_recv() {
+                    return Ok(grant);
                 }
+                let over = count
+                    .as_ref()
+                    .is_some_and(|c| c.load(Ordering::SeqCst) >= self.shared.max_per_token);
+                tracing::debug!(node = limit.node, open = self.shared.max_open, over, "No backend connection came free in time");
+                Err(if over { Failure::Share } else { Failure::Saturated })
             }
         }
-    }
-
-    /// An idle connection to `node`: in stack `slot` (the caller's shard) first, then in the
-    /// other shards' (served through their runtimes).
-    fn idle_anywhere(&self, node: usize, slot: usize) -> Option<Conn> {
-        if let Some(conn) = self.idle(slot) {
-            return Some(conn);
-        }
-        self.shared
-            .stacks(node)
-            .filter(|&other| other != slot)
-            .find_map(|other| self.idle(other))
     }
 
     /// How many shards the idle connections are kept in.
@@ -371,6 +508,10 @@ impl Pool {
         let Some(limit) = self.shared.limits.get(node) else {
             return false;
         };
+        // Requests waiting come first.
+        if limit.waiting.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         if limit.open.load(Ordering::Relaxed) < self.shared.max_open {
             return true;
         }
@@ -392,33 +533,6 @@ impl Pool {
             .map(|list| list.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum();
         (limit.open.load(Ordering::Relaxed), idle)
-    }
-
-    /// The most recently parked connection of stack `slot` that is ready for a request; closed
-    /// ones are dropped, and expired ones (with every older one) closed.
-    fn idle(&self, slot: usize) -> Option<Conn> {
-        let list = self.shared.idle.get(slot)?;
-        let now = Instant::now();
-        let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(parked) = list.pop() {
-            if now.saturating_duration_since(parked.since) >= self.shared.idle_timeout {
-                // The stack is ordered by park time: everything below is older still.
-                let expired = std::mem::take(&mut *list);
-                drop(list);
-                drop(expired);
-                return None;
-            }
-            if parked.tx.is_ready() {
-                return Some(Conn {
-                    tx: parked.tx,
-                    shared: Arc::clone(&self.shared),
-                    slot,
-                    timer: parked.timer,
-                    lease: parked.lease,
-                });
-            }
-        }
-        None
     }
 
     /// A new connection to `node`, its hyper task spawned.
@@ -478,12 +592,15 @@ impl Conn {
             slot,
             timer,
             lease,
+            user,
         } = self;
+        // The token's place is free once the connection is parked (or closed), at the end.
+        let _user = user;
         if tx.is_closed() || shared.idle_timeout.is_zero() {
             return;
         }
         if tx.is_ready() {
-            park(&shared, slot, tx, timer, lease);
+            park(&shared, slot, tx, timer, lease, true);
             return;
         }
         // hyper's connection task has not yet taken up the end of the answer (it runs apart
@@ -492,7 +609,7 @@ impl Conn {
             let mut tx = tx;
             runtime.spawn(async move {
                 if std::future::poll_fn(|cx| tx.poll_ready(cx)).await.is_ok() {
-                    park(&shared, slot, tx, timer, lease);
+                    park(&shared, slot, tx, timer, lease, true);
                 }
             });
         }
@@ -527,7 +644,164 @@ impl Shared {
                 (n < self.max_open).then_some(n + 1)
             })
             .ok()?;
-        Some(Lease(Arc::clone(limit)))
+        Some(Lease {
+            limit: Arc::clone(limit),
+            quiet: false,
+        })
+    }
+
+    /// The most recently parked connection of stack `slot` that is ready for a request; closed
+    /// ones are dropped, and expired ones (with every older one) closed, after the stack's
+    /// lock is let go (a closed connection's lease hands out, which may look at the stacks).
+    fn idle(self: &Arc<Shared>, slot: usize) -> Option<Conn> {
+        let list = self.idle.get(slot)?;
+        let now = Instant::now();
+        let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = Vec::new();
+        let mut found = None;
+        while let Some(parked) = list.pop() {
+            if now.saturating_duration_since(parked.since) >= self.idle_timeout {
+                // The stack is ordered by park time: everything below is older still.
+                closed.push(parked);
+                closed.append(&mut list);
+                break;
+            }
+            if parked.tx.is_ready() {
+                found = Some(Conn {
+                    tx: parked.tx,
+                    shared: Arc::clone(self),
+                    slot,
+                    timer: parked.timer,
+                    lease: parked.lease,
+                    user: None,
+                });
+                break;
+            }
+            closed.push(parked);
+        }
+        drop(list);
+        drop(closed);
+        found
+    }
+
+    /// An idle connection to `node`: in stack `slot` (the caller's shard) first, then in the
+    /// other shards' (served through their runtimes).
+    fn idle_anywhere(self: &Arc<Shared>, node: usize, slot: usize) -> Option<Conn> {
+        if let Some(conn) = self.idle(slot) {
+            return Some(conn);
+        }
+        self.stacks(node)
+            .filter(|&other| other != slot)
+            .find_map(|other| self.idle(other))
+    }
+
+    /// `id`'s count of `limit`'s node's connections in use (made the first time).
+    fn user(self: &Arc<Shared>, limit: &NodeLimit, id: &str) -> Arc<AtomicUsize> {
+        if let Some(count) = limit.users.get(id) {
+            return Arc::clone(&count);
+        }
+        let count = Arc::clone(&limit.users.entry(id.into()).or_default());
+        // The sweeper forgets the tokens at rest.
+        if !self.sweeping.load(Ordering::Relaxed) && !self.sweeping.swap(true, Ordering::Relaxed) {
+            start_sweeper(self);
+        }
+        count
+    }
+
+    /// Hands what is free of `limit`'s node (idle connections, places under the cap) to the
+    /// waiting requests, oldest first, each whose token is under its share. Called by a
+    /// request as it queues and by every park, close and release while requests wait. Never
+    /// blocks: whoever holds the queue goes round again for the others (a connection closed
+    /// during a hand-out calls this again on the same thread).
+    fn dispatch(self: &Arc<Shared>, limit: &NodeLimit) {
+        limit.pending.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        loop {
+            let mut queue = match limit.queue.try_lock() {
+                Ok(queue) => queue,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            if !limit.pending.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            self.hand_out(limit, &mut queue);
+            drop(queue);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !limit.pending.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// [`Shared::dispatch`]'s round, `queue` held.
+    fn hand_out(self: &Arc<Shared>, limit: &NodeLimit, queue: &mut VecDeque<Waiter>) {
+        let Some(arc) = self.limits.get(limit.node) else {
+            return;
+        };
+        let shards = self.idle.len() / self.nodes.max(1);
+        let home = (crate::server::workers::current() % shards.max(1)) * self.nodes + limit.node;
+        let mut held: Option<Found> = None;
+        let mut i = 0;
+        while let Some(waiter) = queue.get(i) {
+            if waiter.tx.is_closed() {
+                queue.remove(i);
+                continue;
+            }
+            if waiter
+                .user
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst) >= self.max_per_token)
+            {
+                // Its token's own connections must come back first.
+                i += 1;
+                continue;
+            }
+            let found = match held.take() {
+                Some(found) => found,
+                None => match self.idle_anywhere(limit.node, home) {
+                    Some(conn) => Found::Idle(conn),
+                    None => match self.lease(limit.node) {
+                        Some(lease) => Found::Lease(lease),
+                        None => break,
+                    },
+                },
+            };
+            let user = match &waiter.user {
+                None => None,
+                Some(count) => match Use::take(count, arc, self.max_per_token) {
+                    Some(user) => Some(user),
+                    None => {
+                        held = Some(found);
+                        i += 1;
+                        continue;
+                    }
+                },
+            };
+            let Some(waiter) = queue.remove(i) else {
+                break;
+            };
+            if let Err(grant) = waiter.tx.send(Grant { found, user }) {
+                // It gave up meanwhile: the next one's.
+                held = Some(grant.found);
+            }
+        }
+        // Nobody could take it: back without handing it out again.
+        match held {
+            Some(Found::Idle(conn)) => {
+                let Conn {
+                    tx,
+                    shared,
+                    slot,
+                    timer,
+                    lease,
+                    ..
+                } = conn;
+                park(&shared, slot, tx, timer, lease, false);
+            }
+            Some(Found::Lease(lease)) => lease.give_back_quietly(),
+            None => {}
+        }
     }
 
     /// `node`'s stacks in `idle`, one in each shard (every worker's).
@@ -552,6 +826,7 @@ fn park(
     tx: http1::SendRequest<Body>,
     timer: Timer,
     lease: Lease,
+    hand_out: bool,
 ) {
     let Some(list) = shared.idle.get(slot) else {
         return;
@@ -570,8 +845,10 @@ fn park(
     });
     drop(list);
     // A request waiting for a connection to this node may take this one.
-    if let Some(limit) = shared.limits.get(slot % shared.nodes.max(1)) {
-        limit.wake();
+    if hand_out {
+        if let Some(limit) = shared.limits.get(slot % shared.nodes.max(1)) {
+            limit.wake();
+        }
     }
     if !shared.sweeping.load(Ordering::Relaxed) && !shared.sweeping.swap(true, Ordering::Relaxed) {
         start_sweeper(shared);
@@ -599,10 +876,22 @@ fn start_sweeper(shared: &Arc<Shared>) {
             let now = Instant::now();
             for list in &shared.idle {
                 let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
-                list.retain(|p| {
-                    now.saturating_duration_since(p.since) < shared.idle_timeout
-                        && !p.tx.is_closed()
-                });
+                let (keep, closed): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut *list).into_iter().partition(|p| {
+                        now.saturating_duration_since(p.since) < shared.idle_timeout
+                            && !p.tx.is_closed()
+                    });
+                *list = keep;
+                drop(list);
+                // Closed after the lock is let go: their leases hand out, which looks at the
+                // stacks.
+                drop(closed);
+            }
+            for limit in &shared.limits {
+                // A token's count is only kept while one of its requests holds or waits.
+                limit
+                    .users
+                    .retain(|_, c| Arc::strong_count(c) > 1 || c.load(Ordering::SeqCst) > 0);
             }
         }
     });
@@ -683,6 +972,7 @@ pub(crate) mod tests {
             answer_timeout: s,
             pool_idle_timeout: s,
             max_connections_per_node: 256,
+            max_connections_per_token: 256,
             unhealthy_cooldown: s,
             resolve_cache_ttl: s,
         }
@@ -767,6 +1057,7 @@ pub(crate) mod tests {
             slot: 0,
             timer: Box::pin(tokio::time::sleep_until(far())),
             lease: pool.shared.lease(0).unwrap(),
+            user: None,
         };
         let answer = conn.tx.try_send_request(get("/first"));
         assert!(read_head(&mut server)
@@ -794,7 +1085,11 @@ pub(crate) mod tests {
     async fn a_request_an_idle_connection_gave_back_unsent_goes_out_on_a_new_one() {
         let (pool, server, count) = pool_with_parked_pipe().await;
         drop(server);
-        let (answer, _conn) = pool.send(0, get("/second"), far()).await.ok().unwrap();
+        let (answer, _conn) = pool
+            .send(0, None, get("/second"), far())
+            .await
+            .ok()
+            .unwrap();
         let body = answer.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"fresh");
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -804,7 +1099,8 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_request_written_before_the_connection_failed_is_not_sent_again() {
         let (pool, mut server, count) = pool_with_parked_pipe().await;
-        let sending = tokio::spawn(async move { pool.send(0, get("/second"), far()).await.err() });
+        let sending =
+            tokio::spawn(async move { pool.send(0, None, get("/second"), far()).await.err() });
         assert!(read_head(&mut server)
             .await
             .starts_with("GET /second HTTP/1.1"));
@@ -824,7 +1120,7 @@ pub(crate) mod tests {
         config.pool_idle_timeout = Duration::from_millis(100);
         let pool = Pool::new(&config, 64 * 1024, 1);
         for _ in 0..3 {
-            let (answer, conn) = pool.send(0, get("/x"), far()).await.ok().unwrap();
+            let (answer, conn) = pool.send(0, None, get("/x"), far()).await.ok().unwrap();
             answer.into_body().collect().await.unwrap();
             for _ in 0..8 {
                 tokio::task::yield_now().await;
@@ -833,7 +1129,7 @@ pub(crate) mod tests {
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let (answer, _conn) = pool.send(0, get("/x"), far()).await.ok().unwrap();
+        let (answer, _conn) = pool.send(0, None, get("/x"), far()).await.ok().unwrap();
         answer.into_body().collect().await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
@@ -845,7 +1141,7 @@ pub(crate) mod tests {
         let (pool, mut server, _count) = pool_with_parked_pipe().await;
         let started = std::time::Instant::now();
         let sending =
-            tokio::spawn(async move { pool.send(0, get("/second"), soon(100)).await.err() });
+            tokio::spawn(async move { pool.send(0, None, get("/second"), soon(100)).await.err() });
         assert!(read_head(&mut server)
             .await
             .starts_with("GET /second HTTP/1.1"));
@@ -864,7 +1160,7 @@ pub(crate) mod tests {
         let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(0, get("/x"), soon(100)).await.err(),
+            pool.send(0, None, get("/x"), soon(100)).await.err(),
             Some(Failure::Timeout)
         ));
         assert!(started.elapsed() >= Duration::from_millis(100));
@@ -878,7 +1174,11 @@ pub(crate) mod tests {
         let (url, count) = tcp_node().await;
         let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         for millis in [30, 30, 60_000, 2000] {
-            let (answer, conn) = pool.send(0, get("/x"), soon(millis)).await.ok().unwrap();
+            let (answer, conn) = pool
+                .send(0, None, get("/x"), soon(millis))
+                .await
+                .ok()
+                .unwrap();
             answer.into_body().collect().await.unwrap();
             for _ in 0..8 {
                 tokio::task::yield_now().await;
@@ -927,7 +1227,7 @@ pub(crate) mod tests {
         .await;
         let pool = Pool::new(&backend(&url), 64 * 1024, 1);
         for path in ["/slow", "/quick", "/slow", "/slow"] {
-            let (answer, conn) = pool.send(0, get(path), soon(50)).await.ok().unwrap();
+            let (answer, conn) = pool.send(0, None, get(path), soon(50)).await.ok().unwrap();
             let body = answer.into_body().collect().await.unwrap().to_bytes();
             let want: &[u8] = if path == "/quick" {
                 b"quick"
@@ -956,11 +1256,11 @@ pub(crate) mod tests {
         let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
 
         // A holds the only connection until its answer is read; B waits and then gets it.
-        let (a, a_conn) = pool.send(0, get("/a"), far()).await.ok().unwrap();
+        let (a, a_conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
         assert_eq!(pool.connections(0), (1, 0));
         let waiter = Arc::clone(&pool);
         let b = tokio::spawn(async move {
-            let (answer, conn) = waiter.send(0, get("/b"), far()).await.ok().unwrap();
+            let (answer, conn) = waiter.send(0, None, get("/b"), far()).await.ok().unwrap();
             answer.into_body().collect().await.unwrap();
             conn
         });
@@ -977,14 +1277,14 @@ pub(crate) mod tests {
         // C finds B's connection busy past the wait: refused, nothing sent.
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(0, get("/c"), far()).await.err(),
+            pool.send(0, None, get("/c"), far()).await.err(),
             Some(Failure::Saturated)
         ));
         assert!(started.elapsed() >= Duration::from_millis(200));
         // Nor past the request's own deadline.
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(0, get("/c"), soon(50)).await.err(),
+            pool.send(0, None, get("/c"), soon(50)).await.err(),
             Some(Failure::Saturated)
         ));
         assert!(started.elapsed() < Duration::from_millis(190));
@@ -993,7 +1293,7 @@ pub(crate) mod tests {
         // B's connection dropped (an answer left unfinished closes it): its place is free.
         drop(b_conn);
         assert_eq!(pool.connections(0), (0, 0));
-        let (d, _d_conn) = pool.send(0, get("/d"), far()).await.ok().unwrap();
+        let (d, _d_conn) = pool.send(0, None, get("/d"), far()).await.ok().unwrap();
         d.into_body().collect().await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
@@ -1006,7 +1306,7 @@ pub(crate) mod tests {
         let mut config = backend(&url);
         config.max_connections_per_node = 1;
         let pool = Pool::new(&config, 64 * 1024, 2);
-        let (answer, conn) = pool.send(0, get("/a"), far()).await.ok().unwrap();
+        let (answer, conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
         answer.into_body().collect().await.unwrap();
         for _ in 0..8 {
             tokio::task::yield_now().await;
@@ -1019,11 +1319,142 @@ pub(crate) mod tests {
             lease,
             ..
         } = conn;
-        park(&shared, 1, tx, timer, lease);
+        park(&shared, 1, tx, timer, lease, true);
         assert_eq!(pool.connections(0), (1, 1));
-        let (answer, _conn) = pool.send(0, get("/b"), soon(1000)).await.ok().unwrap();
+        let (answer, _conn) = pool
+            .send(0, None, get("/b"), soon(1000))
+            .await
+            .ok()
+            .unwrap();
         answer.into_body().collect().await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    /// Polls `f` once (spawned afterwards to go on): what it took at its first step.
+    async fn poll_once<F: Future + Unpin>(f: &mut F) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx).is_ready())).await
+    }
+
+    /// rel18 (rel17 L): at the cap, requests are served in the order they came. A connection
+    /// parked while requests wait goes to the oldest, never to a request arriving that moment
+    /// (before, it found the connection in its stack and took it, and a waiter could wait
+    /// again); the newcomer queues behind them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_requests_are_served_first_come_first_served() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let serve = |name: &'static str| {
+            let (pool, order) = (Arc::clone(&pool), Arc::clone(&order));
+            Box::pin(async move {
+                let (answer, conn) = pool.send(0, None, get("/x"), far()).await.ok().unwrap();
+                order.lock().unwrap().push(name);
+                answer.into_body().collect().await.unwrap();
+                for _ in 0..8 {
+                    tokio::task::yield_now().await;
+                }
+                conn.release();
+            })
+        };
+        let (a, a_conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
+        let mut waiters = Vec::new();
+        for name in ["w0", "w1", "w2", "w3"] {
+            waiters.push(tokio::spawn(serve(name)));
+            // Queued in this order.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        a.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        a_conn.release();
+        // A request arriving as the connection is parked, before any waiter runs.
+        let mut newcomer = serve("new");
+        assert!(!poll_once(&mut newcomer).await);
+        waiters.push(tokio::spawn(newcomer));
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .expect("every request served")
+                .unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["w0", "w1", "w2", "w3", "new"]);
+        assert_eq!(count.load(Ordering::SeqCst), 1, "one connection throughout");
+    }
+
+    /// rel18 (attack17c M): one token's requests hold at most `max_connections_per_token` of
+    /// a node's connections. Its next request waits, passed over by other tokens' requests
+    /// (which get the room left), and goes out when one of its token's own comes back, or is
+    /// refused with `Share` after `connect_timeout`. esgate's own requests count for no token.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_token_holds_at_most_its_share_and_others_get_the_rest() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 4;
+        config.max_connections_per_token = 2;
+        config.connect_timeout = Duration::from_millis(300);
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let (a1, a1_conn) = pool
+            .send(0, Some("a"), get("/a1"), far())
+            .await
+            .ok()
+            .unwrap();
+        let (_a2, _a2_conn) = pool
+            .send(0, Some("a"), get("/a2"), far())
+            .await
+            .ok()
+            .unwrap();
+        // A third of a's is refused after the wait, though the node has room.
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            pool.send(0, Some("a"), get("/a3"), far()).await.err(),
+            Some(Failure::Share)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(pool.connections(0), (2, 0));
+
+        // One more of a's waits; b's, arriving after it, is not held behind it.
+        let waiter = Arc::clone(&pool);
+        let a3 = tokio::spawn(async move {
+            let (answer, conn) = waiter
+                .send(0, Some("a"), get("/a3"), far())
+                .await
+                .ok()
+                .unwrap();
+            answer.into_body().collect().await.unwrap();
+            conn
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!a3.is_finished(), "a went past its share");
+        let started = std::time::Instant::now();
+        let (b1, _b1_conn) = pool
+            .send(0, Some("b"), get("/b1"), far())
+            .await
+            .ok()
+            .unwrap();
+        let (_own, _own_conn) = pool.send(0, None, get("/own"), far()).await.ok().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "b and esgate's own waited"
+        );
+        b1.into_body().collect().await.unwrap();
+        assert_eq!(pool.connections(0), (4, 0));
+
+        // One of a's comes back (parked): the waiting one of a's takes it.
+        a1.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        a1_conn.release();
+        let _a3_conn = tokio::time::timeout(Duration::from_millis(200), a3)
+            .await
+            .expect("a's waiting request went out on a's returned connection")
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -158,7 +158,8 @@ async fn past_the_cap_a_request_waits_then_gets_a_503_and_the_node_sees_no_more(
     let gw = Esgate::start_full(
         &[probe.url()],
         "workers = 2",
-        "max_connections_per_node = 2\nconnect_timeout = \"1s\"",
+        // One token takes the whole cap here (its share is `fair_share`'s).
+        "max_connections_per_node = 2\nmax_connections_per_token = 2\nconnect_timeout = \"1s\"",
         "",
     )
     .await;
@@ -167,8 +168,13 @@ async fn past_the_cap_a_request_waits_then_gets_a_503_and_the_node_sees_no_more(
     let _second = hold(&gw, &secret, "/late-2").await;
     assert!(eventually(Duration::from_secs(3), || probe.accepted() == 2).await);
 
+    // Another token's (the holder's own would be over its share: a 429, `fair_share`).
+    let other = gw
+        .token(serde_json::json!({"name": "other", "permissions": ["all"]}))
+        .await
+        .1;
     let started = Instant::now();
-    let r = get(&gw, &secret, "/third").await;
+    let r = get(&gw, &other, "/third").await;
     let waited = started.elapsed();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert!(

@@ -23,6 +23,7 @@ mod crash;
 mod docs;
 mod enforcement;
 mod explain;
+mod fair_share;
 mod first_run;
 mod forwarding;
 mod gateway;

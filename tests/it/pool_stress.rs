@@ -209,7 +209,7 @@ async fn the_cap_comes_back_whole_after_clients_leave_at_every_moment() {
     let gw = Esgate::start_full(
         &[probe.url()],
         "workers = 2",
-        "max_connections_per_node = 3\nconnect_timeout = \"1s\"\nrequest_timeout = \"3s\"",
+        "max_connections_per_node = 3\nmax_connections_per_token = 3\nconnect_timeout = \"1s\"\nrequest_timeout = \"3s\"",
         "",
     )
     .await;
