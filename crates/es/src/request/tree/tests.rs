@@ -1708,3 +1708,105 @@ fn attack17d_string_runs_and_item_flags_agree_with_parse_strict() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// perf18: `packed` reads 64 bytes at a time (masks, a prefix XOR of the quotes); it decides
+/// every array as `packed_items` (perf17b's item-by-item reading) decides it: the same end and
+/// count, or `None` alike. Over generated arrays of items made of the bytes the masks look at
+/// (quotes, commas, backslashes, control characters, `]`, `[`, spaces, unicode), cut and
+/// placed at every offset of a chunk, and every byte of each changed to each of those.
+#[test]
+fn packed_chunks_decide_as_items_do() {
+    use rand::{Rng, SeedableRng};
+    const PIECES: [&[u8]; 16] = [
+        b"a",
+        b"user-0001",
+        b"\"",
+        b",",
+        b"\\",
+        b"\\\"",
+        b"\x1f",
+        b"\n",
+        b"]",
+        b"[",
+        b" ",
+        "é😀".as_bytes(),
+        b",\"",
+        b"\"]",
+        b"\x7f",
+        b"abcdefghijklmnopqrstuvwxyz0123456789",
+    ];
+    const BYTES: [u8; 12] = [
+        b'"', b',', b'\\', b']', b'[', 0, 0x1f, b'\n', b' ', b'a', 0x7f, 0xc3,
+    ];
+    let check = |s: &[u8], start: usize| {
+        assert_eq!(
+            packed(s, start),
+            packed_items(s, start),
+            "{:?} from {start}",
+            String::from_utf8_lossy(s)
+        );
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(18);
+    let mut n = 0;
+    for round in 0..3000 {
+        // A packed array most of the time, then broken by a piece somewhere.
+        let mut body = b"[\"".to_vec();
+        let items = rng.gen_range(0..if round % 3 == 0 { 40 } else { 6 });
+        for i in 0..items {
+            if i > 0 {
+                body.extend_from_slice(b"\",\"");
+            }
+            for _ in 0..rng.gen_range(0..4) {
+                let piece = if rng.gen_bool(0.9) {
+                    PIECES[rng.gen_range(0..2)]
+                } else {
+                    PIECES[rng.gen_range(0..PIECES.len())]
+                };
+                body.extend_from_slice(piece);
+            }
+        }
+        body.extend_from_slice(b"\"]");
+        for _ in 0..rng.gen_range(0..3) {
+            body.extend_from_slice(PIECES[rng.gen_range(0..PIECES.len())]);
+        }
+        // At every offset of a chunk, and cut short.
+        let pad = rng.gen_range(0..64);
+        let mut s = vec![b' '; pad];
+        s.extend_from_slice(&body);
+        for cut in [
+            s.len(),
+            s.len() - 1,
+            pad + 2 + rng.gen_range(0..body.len() - 1),
+        ] {
+            check(&s[..cut], pad);
+            n += 1;
+        }
+        // Each byte changed to each byte the masks look at (the first two stay `["`).
+        if round % 20 == 0 {
+            for i in pad + 2..s.len() {
+                for b in BYTES {
+                    let mut t = s.clone();
+                    t[i] = b;
+                    check(&t, pad);
+                    n += 1;
+                }
+            }
+        }
+    }
+    // Long arrays that end at every place of a chunk, and just past the body's end.
+    for items in 1..80 {
+        let list: Vec<String> = (0..items).map(|i| format!("\"u-{i}\"")).collect();
+        let body = format!("[{}]", list.join(","));
+        for pad in 0..64 {
+            let mut s = vec![b' '; pad];
+            s.extend_from_slice(body.as_bytes());
+            check(&s, pad);
+            let end = s.len();
+            assert_eq!(packed(&s, pad), Some((end, items)));
+            check(&s[..end - 1], pad);
+            s.extend_from_slice(b"}\x00\"");
+            check(&s, pad);
+        }
+    }
+    assert!(n > 10_000);
+}
