@@ -1858,9 +1858,10 @@ mod block {
     }
 }
 
-/// [`packed`]'s masks where there is no SSE2, a byte at a time.
-#[cfg(not(target_arch = "x86_64"))]
-mod block {
+/// [`packed`]'s masks where there is no SSE2, a byte at a time (compiled in tests too, where
+/// `masks64_match_the_bytes` holds the SSE2 masks to it).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+mod bytes {
     pub(super) fn masks64(chunk: &[u8; 64]) -> (u64, u64, u64) {
         let (mut quotes, mut specials, mut commas) = (0u64, 0u64, 0u64);
         for (i, &b) in chunk.iter().enumerate() {
@@ -1870,6 +1871,11 @@ mod block {
         }
         (quotes, specials, commas)
     }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod block {
+    pub(super) use super::bytes::masks64;
 }
 
 /// [`plain_run`] eight bytes at a time, in a word (SWAR): the scan where there is no SSE2, and

@@ -1810,3 +1810,23 @@ fn packed_chunks_decide_as_items_do() {
     }
     assert!(n > 10_000);
 }
+
+/// The SSE2 masks of [`packed`] equal the byte-at-a-time ones other CPUs use, for every byte
+/// value at every position of a chunk (over a background of each class of byte).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn masks64_match_the_bytes() {
+    for background in [b'a', b'"', b'\\', b',', 0x1f, 0x20, 0x7f, 0x80, 0xff] {
+        for at in 0..64 {
+            for byte in 0..=255u8 {
+                let mut chunk = [background; 64];
+                chunk[at] = byte;
+                assert_eq!(
+                    block::masks64(&chunk),
+                    bytes::masks64(&chunk),
+                    "byte {byte:#04x} at {at} over {background:#04x}"
+                );
+            }
+        }
+    }
+}
