@@ -1,0 +1,203 @@
+//! HTTP protocol corners between a client, esgate and the backend (attack18e): request
+//! trailers, `Expect: 100-continue`, and credentials that change while a connection stays open.
+//! The recording fake shows exactly what esgate forwards (trailers included).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::esgate::Esgate;
+use crate::support::recording::Recording;
+
+/// A recording backend that answers searches, and esgate in front of it.
+async fn setup() -> (Recording, Esgate) {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "*",
+        "/logs-a/_search",
+        200,
+        json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    (es, gw)
+}
+
+/// Reads from `conn` until `want` bytes or more arrived, the peer closes or `limit` passes.
+async fn read_some(conn: &mut TcpStream, want: usize, limit: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        while out.len() < want {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    out
+}
+
+/// A chunked request's trailer fields never reach the backend, for a `read` token (whose
+/// request esgate rebuilds) nor for a pass-through token (whose body esgate streams): not
+/// an `Authorization` (another credential), `Content-Type`, `X-Opaque-Id` or any other.
+/// `Trailer` is a hop-by-hop header, never relayed, and hyper's client writes only trailers
+/// that header declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_never_reach_the_backend() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&read, &all] {
+        es.clear();
+        let body = br#"{"size": 0}"#;
+        let mut wire = format!(
+            "POST /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+             trailer: authorization, content-type, x-opaque-id, x-extra\r\n\
+             connection: close\r\n\r\n{:x}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        wire.extend_from_slice(body);
+        wire.extend_from_slice(
+            format!(
+                "\r\n0\r\nauthorization: Bearer {all}\r\ncontent-type: application/yaml\r\n\
+                 x-opaque-id: client-chosen\r\nx-extra: 1\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let answer = crate::support::http::raw(gw.data_addr, &wire).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let r = &sent[0];
+        assert!(
+            r.trailers.as_ref().is_none_or(|t| t.is_empty()),
+            "trailers reached the backend: {:?}",
+            r.trailers
+        );
+        assert!(r.header("trailer").is_none(), "{:?}", r.headers);
+        assert_ne!(
+            r.header("authorization"),
+            Some(format!("Bearer {all}").as_str())
+        );
+        assert_ne!(
+            r.header("authorization"),
+            Some(format!("Bearer {secret}").as_str())
+        );
+        assert_ne!(r.header("x-opaque-id"), Some("client-chosen"));
+        assert_eq!(
+            r.header("content-type").map(|c| c.contains("yaml")),
+            Some(false)
+        );
+    }
+}
+
+/// `Expect: 100-continue` is answered with `100 Continue` only once esgate reads the body,
+/// which it does after the credential and the route are decided: a request with a bad
+/// credential, or a refused route, gets its refusal first and never a 100 (the client never
+/// sends a body that nothing reads); an allowed one gets its 100 and then its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_comes_only_after_the_decision() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let body = br#"{"size": 0}"#;
+    let head = |secret: &str, path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\
+             expect: 100-continue\r\n\r\n",
+            body.len()
+        )
+    };
+    for (secret, path, status) in [
+        ("esgt_not-a-token", "/logs-a/_search", "401"),
+        (read.as_str(), "/_security/api_key", "403"),
+        (read.as_str(), "/secret/_search", "403"),
+    ] {
+        let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+        conn.write_all(head(secret, path).as_bytes())
+            .await
+            .expect("sends");
+        let first = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&first);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {text}"
+        );
+    }
+    assert!(es.requests_to("POST", "/logs-a/_search").is_empty());
+    // Allowed: the 100 first, then the answer once the body is sent.
+    let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+    conn.write_all(head(&read, "/logs-a/_search").as_bytes())
+        .await
+        .expect("sends");
+    let first = read_some(&mut conn, 25, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("HTTP/1.1 100 Continue\r\n\r\n"), "{text}");
+    conn.write_all(body).await.expect("sends the body");
+    let rest = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&rest);
+    let answer = text.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+/// Every request is authenticated, never a connection: a token deleted while a keep-alive
+/// HTTP/1.1 connection idles, or while an HTTP/2 connection keeps streams open, is refused
+/// on the next request of that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_token_is_refused_on_its_open_connections() {
+    let (es, gw) = setup().await;
+    let (id, secret) = gw
+        .token(json!({"name": "a", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let request = format!(
+        "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+    );
+    // HTTP/1.1: one keep-alive connection.
+    let mut h1 = TcpStream::connect(gw.data_addr).await.expect("connects");
+    h1.write_all(request.as_bytes()).await.expect("sends");
+    let first = read_some(&mut h1, 12, Duration::from_secs(5)).await;
+    assert!(
+        String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    // HTTP/2 (prior knowledge): one connection, kept open across the deletion.
+    let stream = TcpStream::connect(gw.data_addr).await.expect("connects");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let get = || {
+        http::Request::get(gw.url("/logs-a/_search"))
+            .header("authorization", format!("Bearer {secret}"))
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let r = h2.send_request(get()).await.expect("answers");
+    assert_eq!(r.status(), 200);
+    let _ = r.into_body().collect().await;
+    let (status, v) = gw.admin("DELETE", &format!("/tokens/{id}"), None).await;
+    assert!((200..300).contains(&status), "{status} {v}");
+    es.clear();
+
+    h1.write_all(request.as_bytes()).await.expect("sends again");
+    let again = read_some(&mut h1, 12, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&again);
+    assert!(text.contains("HTTP/1.1 401"), "{text}");
+    let r = h2.send_request(get()).await.expect("answers");
+    assert_eq!(r.status(), 401);
+    assert!(es.requests_to("GET", "/logs-a").is_empty());
+    assert!(es.requests_to("POST", "/logs-a").is_empty());
+    conn.abort();
+}
