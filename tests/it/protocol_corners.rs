@@ -100,6 +100,66 @@ async fn request_trailers_never_reach_the_backend() {
     }
 }
 
+/// HTTP/2 request trailers (a HEADERS frame after the body's DATA) never reach the backend
+/// either, for a `read` or a pass-through token: esgate's upstream is HTTP/1.1 and it never
+/// relays a `Trailer` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_request_trailers_never_reach_the_backend() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&read, &all] {
+        es.clear();
+        let stream = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let (mut h2, conn) = hyper::client::conn::http2::Builder::new(
+            hyper_util::rt::TokioExecutor::new(),
+        )
+        .handshake::<_, http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let mut trailers = http::HeaderMap::new();
+        for (k, v) in [
+            ("authorization", format!("Bearer {all}")),
+            ("x-opaque-id", "client-chosen".to_string()),
+            ("x-extra", "1".to_string()),
+        ] {
+            trailers.insert(
+                http::HeaderName::from_static(k),
+                http::HeaderValue::from_str(&v).expect("value"),
+            );
+        }
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(hyper::body::Frame::data(Bytes::from_static(
+                br#"{"size": 0}"#,
+            ))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let req = http::Request::post(gw.url("/logs-a/_search"))
+            .header("authorization", format!("Bearer {secret}"))
+            .header("content-type", "application/json")
+            .header("trailer", "authorization, x-opaque-id, x-extra")
+            .body(body)
+            .expect("request");
+        let r = h2.send_request(req).await.expect("answers");
+        assert_eq!(r.status(), 200);
+        let _ = r.into_body().collect().await;
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].trailers.as_ref().is_none_or(|t| t.is_empty()),
+            "{:?}",
+            sent[0].trailers
+        );
+        assert!(sent[0].header("trailer").is_none());
+        assert_ne!(sent[0].header("x-opaque-id"), Some("client-chosen"));
+        conn.abort();
+    }
+}
+
 /// `Expect: 100-continue` is answered with `100 Continue` only once esgate reads the body,
 /// which it does after the credential and the route are decided: a request with a bad
 /// credential, or a refused route, gets its refusal first and never a 100 (the client never
