@@ -207,6 +207,18 @@ async fn expect_continue_comes_only_after_the_decision() {
     let text = String::from_utf8_lossy(&rest);
     let answer = text.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 200"), "{text}");
+    // Without a body (a GET search, `content-length: 0`): no 100, the answer at once.
+    for framing in ["", "content-length: 0\r\n"] {
+        let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let head = format!(
+            "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {read}\r\n\
+             {framing}expect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.expect("sends");
+        let first = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.starts_with("HTTP/1.1 200"), "{framing:?}: {text}");
+    }
 }
 
 /// Every request is authenticated, never a connection: a token deleted, reset or expired
