@@ -117,6 +117,9 @@ const PROXY_CONNECTION: header::HeaderName = header::HeaderName::from_static("pr
 
 /// Whether `name` is one of [`HOP_BY_HOP`], compared as names rather than as text (issue 10: a
 /// known name's text is looked up in a table first; every relayed header asks this).
+/// `Trailer` among them also keeps a pass-through body's trailer fields from the backend:
+/// hyper's client writes only the trailers that header declares (attack18e,
+/// `protocol_corners::request_trailers_never_reach_the_backend`).
 pub fn is_hop_by_hop(name: &header::HeaderName) -> bool {
     *name == header::CONNECTION
         || *name == header::TRANSFER_ENCODING

@@ -44,6 +44,7 @@ mod opaque_id;
 mod openapi;
 mod ordinals;
 mod pool_stress;
+mod protocol_corners;
 mod query_languages;
 mod readme;
 mod refused_contexts;

@@ -278,9 +278,40 @@ pub(crate) fn eql(body: Option<Value>, filters: &FilterSet) -> Result<ForwardBod
     // unknown `_` name is refused too: over-refusal, never a leak).
     if let Some(Value::String(text)) = m.get("query") {
         let identifier = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@');
+        let mut metadata = false;
         for run in text.split(|c: char| !identifier(c)) {
             if run.starts_with('_') {
                 crate::dsl::fields::check(run, crate::dsl::fields::Position::Data)?;
+                metadata |= crate::dsl::expansion::may_be_metadata(run);
+            }
+        }
+        // Attack18e: a text that names a metadata field (`_index` aside) may hold no pattern
+        // match, case-insensitive comparison or range anywhere, as the query DSL refuses them
+        // on such a field (`expansion`: `_id`'s terms are every document's). The text is not
+        // parsed, so any such construct anywhere counts, strings and comments included
+        // (over-refusal, never a leak): `:` (case-insensitive equality, wildcards), `~`
+        // (`like~`, `regex~`, `in~`), `<`, `>` and the pattern words and functions.
+        if metadata {
+            let pattern_word = |w: &str| {
+                [
+                    "like",
+                    "regex",
+                    "startswith",
+                    "endswith",
+                    "stringcontains",
+                    "wildcard",
+                    "match",
+                ]
+                .iter()
+                .any(|p| w.eq_ignore_ascii_case(p))
+            };
+            if text.contains([':', '~', '<', '>'])
+                || text.split(|c: char| !identifier(c)).any(pattern_word)
+            {
+                return Err(Rejection::forbidden(
+                    "EQL pattern matches, case-insensitive comparisons and ranges are not \
+                     allowed in a query that names a metadata field",
+                ));
             }
         }
     }
@@ -1070,6 +1101,45 @@ mod route_tests {
             "any where true",
             "process where _id == \"x\"",
             "any where _index == \"logs-a\"",
+        ] {
+            assert!(eql(Some(json!({"query": ok})), &f).is_ok(), "{ok}");
+        }
+    }
+
+    /// Attack18e: EQL's pattern matches, case-insensitive equality and ranges on a metadata
+    /// field are refused as in the query DSL (`expansion`), wherever the text names one.
+    #[test]
+    fn eql_pattern_matches_on_metadata_fields_are_refused() {
+        use crate::querylang::eql;
+        let f = scope().filters;
+        for bad in [
+            "any where _id : \"b*\"",
+            "any where _id:\"B1\"",
+            "any where _id like \"b*\"",
+            "any where _id LIKE~ \"b*\"",
+            "any where _id regex \"b.*\"",
+            "any where _routing regex~ \"b.*\"",
+            "any where startsWith(_id, \"b\")",
+            "any where endsWith(`_id`, \"1\")",
+            "any where stringContains(_id, \"b\")",
+            "any where _id > \"b\"",
+            "any where _version >= 2",
+            "any where _id in~ (\"b1\")",
+            "sequence [any where _id : \"b*\"] [any where true]",
+        ] {
+            let r = eql(Some(json!({"query": bad})), &f);
+            assert_eq!(
+                r.map(|_| ()).map_err(|e| e.kind),
+                Err(crate::RejectKind::Forbidden),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "any where _id == \"b1\"",
+            "any where _id != \"b1\" and user == \"b\"",
+            "any where _id in (\"b1\", \"b2\")",
+            "any where _index : \"logs*\"",
+            "any where user like \"b*\" and n > 2",
         ] {
             assert!(eql(Some(json!({"query": ok})), &f).is_ok(), "{ok}");
         }

@@ -32,6 +32,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body's trailer fields, when the request carried any.
+    pub trailers: Option<HeaderMap>,
 }
 
 impl Recorded {
@@ -223,17 +225,20 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
                 let state = Arc::clone(&state);
                 async move {
                     let (parts, body) = req.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|c| c.to_bytes())
-                        .unwrap_or_default();
+                    let (body, trailers) = match body.collect().await {
+                        Ok(c) => {
+                            let trailers = c.trailers().cloned();
+                            (c.to_bytes(), trailers)
+                        }
+                        Err(_) => (Bytes::new(), None),
+                    };
                     let recorded = Recorded {
                         method: parts.method.to_string(),
                         path: parts.uri.path().to_owned(),
                         query: parts.uri.query().map(str::to_owned),
                         headers: parts.headers,
                         body,
+                        trailers,
                     };
                     let respond = {
                         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());

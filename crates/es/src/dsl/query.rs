@@ -719,6 +719,7 @@ fn range_leaf_passes(body: J<'_>) -> bool {
         return false;
     };
     !read_specially(field)
+        && !expansion::may_be_metadata(field)
         && fields::check(field, Position::Data).is_ok()
         && options
             .iter()
@@ -778,8 +779,19 @@ fn terms_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
     exactly_one_field(fields)
 }
 
-fn range_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
-    field_leaf(body, RANGE_OPTIONS, false)
+/// A `range`: never on a field that may be a metadata field (attack18e: an expansion over
+/// its terms, every document's, refused as `_id:[a TO b]` is in query text; `expansion`).
+fn range_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
+    field_leaf(body, RANGE_OPTIONS, false)?;
+    if object(body, ty)?
+        .iter()
+        .any(|(f, _)| f != "boost" && f != "_name" && expansion::may_be_metadata(f))
+    {
+        return Err(Rejection::forbidden(
+            "range queries on metadata fields are not allowed for this token",
+        ));
+    }
+    Ok(())
 }
 
 fn prefix_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
@@ -2152,6 +2164,37 @@ mod table_tests {
             }
         }
         assert!(decided > 100, "{decided}");
+    }
+
+    /// Attack18e: a `range` on a field that may be a metadata field is an expansion over its
+    /// terms, refused like `_id:[a TO b]` in query text (`expansion`); `_index` and plain
+    /// fields keep their ranges.
+    #[test]
+    fn ranges_on_metadata_fields_are_refused_like_in_query_text() {
+        for q in [
+            json!({"range": {"_id": {"gte": "b", "lt": "c"}}}),
+            json!({"range": {"_routing": {"gt": "a"}}}),
+            json!({"range": {"_version": {"gte": 2}}}),
+            json!({"range": {"_tier": {"lte": "data_warm"}}}),
+            json!({"range": {"_ignored": {"gte": "a"}}}),
+            json!({"range": {"_i*": {"gte": "a"}}}),
+            json!({"bool": {"filter": [{"range": {"_id": {"gte": "b"}}}]}}),
+            json!({"query_string": {"query": "_id:[b TO c]"}}),
+        ] {
+            let r = check_query(&q);
+            assert_eq!(
+                r.map_err(|e| e.kind),
+                Err(crate::RejectKind::Forbidden),
+                "{q}"
+            );
+        }
+        for q in [
+            json!({"range": {"@timestamp": {"gte": "now-1d"}}}),
+            json!({"range": {"_index": {"gte": "logs-a"}}}),
+            json!({"range": {"n": {"gte": 1}}}),
+        ] {
+            assert_eq!(check_query(&q), Ok(()), "{q}");
+        }
     }
 
     /// [`scalar_leaf`] decides only what [`check_type`] decides, and alike (refusals

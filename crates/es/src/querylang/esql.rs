@@ -581,8 +581,8 @@ fn close_where(
 /// name is the segment that ends the word, and every segment counts as a name anywhere.
 /// Pattern matches on metadata fields are refused per clause (a run of tokens between `,`,
 /// `|`, `AND` and `OR`): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
-/// `ENDS_WITH(`) and a name that may be a metadata field, whatever stands between them
-/// (casts, brackets).
+/// `ENDS_WITH(`) or a range (a comparison by `<` or `>`, attack18e) and a name that may be a
+/// metadata field, whatever stands between them (casts, brackets).
 ///
 /// Returns whether the text calls `SCORE(`: a relevance score, like `METADATA _score`.
 fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
@@ -613,6 +613,8 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     }
                     clause_metadata |= aliases.may_be_metadata(seg);
                 }
+                // A comparison `<`, `>`, `<=`, `>=` is a range (attack18e).
+                clause_pattern |= raw.contains(['<', '>']);
                 if call && raw.ends_with(|c: char| is_name_char(c)) {
                     // After a `.` too: Elasticsearch's function names hold none, so whatever
                     // it would call is the last part (over-reading refuses more, never less).
@@ -1113,6 +1115,33 @@ mod tests {
         for q in cases {
             let r = parse(q);
             assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+        }
+    }
+
+    /// Attack18e: a comparison `<`, `>`, `<=`, `>=` on a metadata field is a range over its
+    /// terms, refused as the query DSL's `range` and query text's `_id:[a TO b]` are.
+    #[test]
+    fn ranges_on_metadata_fields_are_refused() {
+        for q in [
+            "FROM logs-a METADATA _id | WHERE _id > \"b\"",
+            "FROM logs-a METADATA _id | WHERE _id>=\"b\" AND _id<\"c\"",
+            "FROM logs-a METADATA _id | WHERE \"b\" <= `_id`",
+            "FROM logs-a METADATA _version | WHERE _version > 1",
+            "FROM logs-a METADATA _id | EVAL x = _id | WHERE x < \"c\"",
+        ] {
+            let r = parse(q);
+            assert_eq!(
+                r.map(|_| ()).map_err(|e| e.kind),
+                Err(crate::RejectKind::Forbidden),
+                "{q}"
+            );
+        }
+        for q in [
+            "FROM logs-a METADATA _id | WHERE n > 1 AND _id == \"b\"",
+            "FROM logs-a METADATA _index | WHERE _index > \"logs\"",
+            "FROM logs-a METADATA _id | WHERE _id != \"b\"",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }
     }
 

@@ -293,6 +293,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         return Err(refuse("unbalanced brackets"));
     }
     check_full_text(text, &toks)?;
+    check_metadata_patterns(text, &toks, from_at)?;
     let Some(from_at) = from_at else {
         return Err(refuse("the query must read one table with FROM"));
     };
@@ -394,6 +395,116 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
                 .collect();
             expansion::check_text(&query, Syntax::Classic, &targets)?;
         }
+    }
+    Ok(())
+}
+
+/// Words that end a clause for [`check_metadata_patterns`] (a condition's parts and the
+/// statement's clauses).
+const CLAUSE_BREAKS: &[&str] = &[
+    "and", "or", "select", "from", "where", "having", "order", "group", "by", "limit", "when",
+    "then", "else", "end",
+];
+
+/// Pattern matches and ranges on metadata fields (attack18e), refused as the query DSL and
+/// query text refuse them (`expansion`: `_id`'s terms are every document's): per clause (a
+/// run of tokens between `,` and the [`CLAUSE_BREAKS`]), one that holds both a pattern or a
+/// range (`LIKE`, `RLIKE`, `BETWEEN`, `STARTS_WITH(`, `<`, `>`, `<=`, `>=`; `<>` is no range)
+/// and a name that may be a metadata field, whatever stands between them (brackets, casts,
+/// `NOT`), is refused. A name is a word's part between operators and dots (`t._id` reads
+/// `_id` of table `t`) or a quoted identifier; a select item that mentions a metadata field
+/// gives its alias (the item's last name) the same standing (`SELECT _id AS x ... WHERE x LIKE
+/// ...`: Elasticsearch SQL resolves the alias to the field). Over-reading refuses more, never
+/// less.
+fn check_metadata_patterns(
+    text: &str,
+    toks: &[Tok],
+    from_at: Option<usize>,
+) -> Result<(), Rejection> {
+    let names = |t: &Tok| -> Vec<String> {
+        let raw = &text[t.start..t.end];
+        match t.kind {
+            Kind::Word => raw
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+                .filter(|s| !s.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            Kind::Quoted => {
+                let q = &raw[..1];
+                let inner = raw[1..raw.len() - 1].replace(&format!("{q}{q}"), q);
+                let mut out: Vec<String> = inner.split('.').map(str::to_ascii_lowercase).collect();
+                out.push(inner.to_ascii_lowercase());
+                out
+            }
+            _ => Vec::new(),
+        }
+    };
+    let metadata = |n: &str| n.starts_with('_') && expansion::may_be_metadata(n);
+    // Aliases of select items that mention a metadata field.
+    let mut aliases: Vec<String> = Vec::new();
+    let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
+    let mut depth = 0usize;
+    let mut item: Vec<&Tok> = Vec::new();
+    for t in select.iter().chain(std::iter::once(&Tok {
+        kind: Kind::Punct(b','),
+        start: 0,
+        end: 0,
+    })) {
+        match t.kind {
+            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b')') => depth = depth.saturating_sub(1),
+            Kind::Punct(b',') if depth == 0 => {
+                let mentions = item.iter().any(|t| names(t).iter().any(|n| metadata(n)));
+                if let (true, [_, .., last]) = (mentions, item.as_slice()) {
+                    aliases.extend(names(last));
+                }
+                item.clear();
+                continue;
+            }
+            _ => {}
+        }
+        item.push(t);
+    }
+    let mut pattern = false;
+    let mut named = false;
+    for (n, t) in toks.iter().enumerate() {
+        let next = toks.get(n + 1);
+        let word = lower(text, t);
+        let breaks = t.kind == Kind::Punct(b',')
+            || word.as_deref().is_some_and(|w| CLAUSE_BREAKS.contains(&w));
+        if breaks {
+            if pattern && named {
+                return Err(refuse(
+                    "pattern matches and ranges on metadata fields are not allowed",
+                ));
+            }
+            pattern = false;
+            named = false;
+            continue;
+        }
+        match t.kind {
+            Kind::Punct(b'<') => {
+                pattern |= next.map(|x| (x.kind, x.start)) != Some((Kind::Punct(b'>'), t.end))
+            }
+            Kind::Punct(b'>') => {
+                pattern |=
+                    !(n > 0 && toks[n - 1].kind == Kind::Punct(b'<') && toks[n - 1].end == t.start)
+            }
+            _ => {}
+        }
+        if let Some(w) = &word {
+            pattern |= matches!(w.as_str(), "like" | "rlike" | "between");
+        }
+        let called = next.is_some_and(|x| x.kind == Kind::Punct(b'('));
+        for name in names(t) {
+            pattern |= called && name == "starts_with";
+            named |= metadata(&name) || aliases.contains(&name);
+        }
+    }
+    if pattern && named {
+        return Err(refuse(
+            "pattern matches and ranges on metadata fields are not allowed",
+        ));
     }
     Ok(())
 }
@@ -553,6 +664,48 @@ mod tests {
             "SELECT * FROM logs-a WHERE `match`(user, 'bob', 'fuzziness=1')",
         ] {
             assert!(parse(q).is_err(), "{q} was accepted");
+        }
+    }
+
+    /// Attack18e: pattern matches and ranges on metadata fields are refused as in the query
+    /// DSL and query text (`expansion`): `_id`'s terms are every document's.
+    #[test]
+    fn pattern_matches_and_ranges_on_metadata_fields_are_refused() {
+        for q in [
+            "SELECT * FROM logs-a WHERE _id LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE _id like 'b_'",
+            "SELECT * FROM logs-a WHERE \"_id\" RLIKE 'b.*'",
+            "SELECT * FROM logs-a WHERE `_routing` LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE STARTS_WITH(_id, 'b')",
+            "SELECT * FROM logs-a WHERE starts_with(\"_id\", 'b')",
+            "SELECT * FROM logs-a WHERE NOT (_id) LIKE 'b%'",
+            "SELECT * FROM logs-a t WHERE t._id LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE _id > 'b'",
+            "SELECT * FROM logs-a WHERE 'b' <= _id",
+            "SELECT * FROM logs-a WHERE _id BETWEEN 'a' AND 'c'",
+            "SELECT * FROM logs-a WHERE _version >= 2",
+            "SELECT * FROM logs-a WHERE _tier < 'data_warm'",
+            "SELECT * FROM logs-a WHERE user = 'a' AND _id LIKE 'b%'",
+            "SELECT _id AS x FROM logs-a WHERE x LIKE 'b%'",
+            "SELECT _id x, user FROM logs-a WHERE X > 'b'",
+            "SELECT LCASE(_id) AS \"k\" FROM logs-a WHERE k LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE CASE WHEN _id LIKE 'b%' THEN 1 ELSE 0 END = 1",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q} was accepted");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+        for q in [
+            "SELECT _id, user FROM logs-a WHERE user LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE _id = 'b1' AND user LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE _id <> 'b1' OR n > 2",
+            "SELECT * FROM logs-a WHERE _id IN ('b1', 'b2')",
+            "SELECT * FROM logs-a WHERE _index LIKE 'logs%'",
+            "SELECT * FROM logs-a WHERE user BETWEEN 'a' AND 'c' AND _id = 'x'",
+            "SELECT * FROM logs-a WHERE user LIKE '_id%'",
+            "SELECT * FROM logs-a l WHERE l.a > 2 ORDER BY _id",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }
     }
 

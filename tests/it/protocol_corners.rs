@@ -1,0 +1,397 @@
+//! HTTP protocol corners between a client, esgate and the backend (attack18e): request
+//! trailers, `Expect: 100-continue`, and credentials that change while a connection stays open.
+//! The recording fake shows exactly what esgate forwards (trailers included).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::esgate::Esgate;
+use crate::support::recording::Recording;
+
+/// A recording backend that answers searches, and esgate in front of it.
+async fn setup() -> (Recording, Esgate) {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "*",
+        "/logs-a/_search",
+        200,
+        json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    (es, gw)
+}
+
+/// Reads from `conn` until `want` bytes or more arrived, the peer closes or `limit` passes.
+async fn read_some(conn: &mut TcpStream, want: usize, limit: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        while out.len() < want {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    out
+}
+
+/// A chunked request's trailer fields never reach the backend, for a `read` token (whose
+/// request esgate rebuilds) nor for a pass-through token (whose body esgate streams): not
+/// an `Authorization` (another credential), `Content-Type`, `X-Opaque-Id` or any other.
+/// `Trailer` is a hop-by-hop header, never relayed, and hyper's client writes only trailers
+/// that header declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_never_reach_the_backend() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&read, &all] {
+        es.clear();
+        let body = br#"{"size": 0}"#;
+        let mut wire = format!(
+            "POST /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+             trailer: authorization, content-type, x-opaque-id, x-extra\r\n\
+             connection: close\r\n\r\n{:x}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        wire.extend_from_slice(body);
+        wire.extend_from_slice(
+            format!(
+                "\r\n0\r\nauthorization: Bearer {all}\r\ncontent-type: application/yaml\r\n\
+                 x-opaque-id: client-chosen\r\nx-extra: 1\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let answer = crate::support::http::raw(gw.data_addr, &wire).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let r = &sent[0];
+        assert!(
+            r.trailers.as_ref().is_none_or(|t| t.is_empty()),
+            "trailers reached the backend: {:?}",
+            r.trailers
+        );
+        assert!(r.header("trailer").is_none(), "{:?}", r.headers);
+        assert_ne!(
+            r.header("authorization"),
+            Some(format!("Bearer {all}").as_str())
+        );
+        assert_ne!(
+            r.header("authorization"),
+            Some(format!("Bearer {secret}").as_str())
+        );
+        assert_ne!(r.header("x-opaque-id"), Some("client-chosen"));
+        assert_eq!(
+            r.header("content-type").map(|c| c.contains("yaml")),
+            Some(false)
+        );
+    }
+}
+
+/// HTTP/2 request trailers (a HEADERS frame after the body's DATA) never reach the backend
+/// either, for a `read` or a pass-through token: esgate's upstream is HTTP/1.1 and it never
+/// relays a `Trailer` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_request_trailers_never_reach_the_backend() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&read, &all] {
+        es.clear();
+        let stream = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let (mut h2, conn) = hyper::client::conn::http2::Builder::new(
+            hyper_util::rt::TokioExecutor::new(),
+        )
+        .handshake::<_, http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let mut trailers = http::HeaderMap::new();
+        for (k, v) in [
+            ("authorization", format!("Bearer {all}")),
+            ("x-opaque-id", "client-chosen".to_string()),
+            ("x-extra", "1".to_string()),
+        ] {
+            trailers.insert(
+                http::HeaderName::from_static(k),
+                http::HeaderValue::from_str(&v).expect("value"),
+            );
+        }
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(hyper::body::Frame::data(Bytes::from_static(
+                br#"{"size": 0}"#,
+            ))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let req = http::Request::post(gw.url("/logs-a/_search"))
+            .header("authorization", format!("Bearer {secret}"))
+            .header("content-type", "application/json")
+            .header("trailer", "authorization, x-opaque-id, x-extra")
+            .body(body)
+            .expect("request");
+        let r = h2.send_request(req).await.expect("answers");
+        assert_eq!(r.status(), 200);
+        let _ = r.into_body().collect().await;
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].trailers.as_ref().is_none_or(|t| t.is_empty()),
+            "{:?}",
+            sent[0].trailers
+        );
+        assert!(sent[0].header("trailer").is_none());
+        assert_ne!(sent[0].header("x-opaque-id"), Some("client-chosen"));
+        conn.abort();
+    }
+}
+
+/// `Expect: 100-continue` is answered with `100 Continue` only once esgate reads the body,
+/// which it does after the credential and the route are decided: a request with a bad
+/// credential, or a refused route, gets its refusal first and never a 100 (the client never
+/// sends a body that nothing reads); an allowed one gets its 100 and then its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_comes_only_after_the_decision() {
+    let (es, gw) = setup().await;
+    let read = gw.tenant_token("a").await;
+    let body = br#"{"size": 0}"#;
+    let head = |secret: &str, path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\
+             expect: 100-continue\r\n\r\n",
+            body.len()
+        )
+    };
+    for (secret, path, status) in [
+        ("esgt_not-a-token", "/logs-a/_search", "401"),
+        (read.as_str(), "/_security/api_key", "403"),
+        (read.as_str(), "/secret/_search", "403"),
+    ] {
+        let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+        conn.write_all(head(secret, path).as_bytes())
+            .await
+            .expect("sends");
+        let first = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&first);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {text}"
+        );
+    }
+    assert!(es.requests_to("POST", "/logs-a/_search").is_empty());
+    // Allowed: the 100 first, then the answer once the body is sent.
+    let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+    conn.write_all(head(&read, "/logs-a/_search").as_bytes())
+        .await
+        .expect("sends");
+    let first = read_some(&mut conn, 25, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("HTTP/1.1 100 Continue\r\n\r\n"), "{text}");
+    conn.write_all(body).await.expect("sends the body");
+    let rest = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&rest);
+    let answer = text.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{text}");
+    // Without a body (a GET search, `content-length: 0`): no 100, the answer at once.
+    for framing in ["", "content-length: 0\r\n"] {
+        let mut conn = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let head = format!(
+            "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {read}\r\n\
+             {framing}expect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.expect("sends");
+        let first = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.starts_with("HTTP/1.1 200"), "{framing:?}: {text}");
+    }
+}
+
+/// Every request is authenticated, never a connection: a token deleted, reset or expired
+/// while a keep-alive HTTP/1.1 connection idles, or while an HTTP/2 connection stays open, is
+/// refused on the next request of that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_reset_or_expired_token_is_refused_on_its_open_connections() {
+    let (es, gw) = setup().await;
+    let token = |name: &str, expires: Option<&str>| {
+        let mut t = json!({"name": name, "indices": ["logs-*"],
+            "filters": [{"field": "tenant", "value": "a"}]});
+        if let Some(e) = expires {
+            t["expires_in"] = json!(e);
+        }
+        t
+    };
+    let mut open = Vec::new();
+    let started = std::time::Instant::now();
+    for (name, expires) in [("deleted", None), ("reset", None), ("expired", Some("6s"))] {
+        let (id, secret) = gw.token(token(name, expires)).await;
+        let request = format!(
+            "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+        );
+        // HTTP/1.1: one keep-alive connection.
+        let mut h1 = TcpStream::connect(gw.data_addr).await.expect("connects");
+        h1.write_all(request.as_bytes()).await.expect("sends");
+        let first = read_some(&mut h1, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&first).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+        // HTTP/2 (prior knowledge): one connection, kept open across the change.
+        let stream = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let (mut h2, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let r = h2.send_request(get(&gw, &secret)).await.expect("answers");
+        assert_eq!(r.status(), 200, "{name}");
+        let _ = r.into_body().collect().await;
+        open.push((name, id, secret, request, h1, h2, conn));
+    }
+    for (name, id, ..) in &open {
+        let (status, v) = match *name {
+            "deleted" => gw.admin("DELETE", &format!("/tokens/{id}"), None).await,
+            "reset" => gw.admin("POST", &format!("/tokens/{id}/reset"), None).await,
+            _ => (200, json!(null)),
+        };
+        assert!((200..300).contains(&status), "{name}: {status} {v}");
+    }
+    // The expired token was made after `started`: past its 6 s (the first requests of all
+    // three must fit in them; a slow machine fails the 200 above, never this check).
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(started.elapsed())).await;
+    es.clear();
+    for (name, _, secret, request, mut h1, mut h2, conn) in open {
+        h1.write_all(request.as_bytes()).await.expect("sends again");
+        let again = read_some(&mut h1, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&again);
+        // An expired token is a 403 naming the expiry; an unknown credential a 401.
+        let status = if name == "expired" { 403 } else { 401 };
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{name}: {text}"
+        );
+        let r = h2.send_request(get(&gw, &secret)).await.expect("answers");
+        assert_eq!(r.status(), status, "{name}");
+        conn.abort();
+    }
+    assert!(es.requests_to("GET", "/logs-a").is_empty());
+}
+
+fn get(gw: &Esgate, secret: &str) -> http::Request<http_body_util::Full<Bytes>> {
+    http::Request::get(gw.url("/logs-a/_search"))
+        .header("authorization", format!("Bearer {secret}"))
+        .body(http_body_util::Full::new(Bytes::new()))
+        .expect("request")
+}
+
+/// Request smuggling between esgate and the backend: each ambiguous framing (Content-Length
+/// beside Transfer-Encoding, disguised or doubled Transfer-Encoding, a header name with a
+/// space, an obs-folded line, bare `\n` line ends) carrying a second request for an index the
+/// token may not read is either refused by esgate or answered as one request; the backend
+/// never sees the second one, never a 5xx comes back, and a `read` token's body reaches the
+/// backend only as esgate rebuilt it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_never_smuggles_a_request_to_the_backend() {
+    let (es, gw) = setup().await;
+    es.script_json("*", "/secret", 200, json!({"hits": {"hits": []}}));
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&read, &all] {
+        let smuggled = format!(
+            "GET /secret/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+        );
+        let start = |extra: &str| {
+            format!(
+                "POST /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+                 content-type: application/json\r\n{extra}"
+            )
+        };
+        let chunked_end = format!("2\r\n{{}}\r\n0\r\n\r\n{smuggled}");
+        let cases = [
+            format!(
+                "{}content-length: {}\r\ntransfer-encoding: chunked\r\n\r\n{chunked_end}",
+                start(""),
+                chunked_end.len()
+            ),
+            format!(
+                "{}transfer-encoding: chunked\r\ncontent-length: 2\r\n\r\n{chunked_end}",
+                start("")
+            ),
+            format!(
+                "{}transfer-encoding: xchunked\r\n\r\n{chunked_end}",
+                start("")
+            ),
+            format!(
+                "{}transfer-encoding: chunked\r\ntransfer-encoding: identity\r\n\r\n{chunked_end}",
+                start("")
+            ),
+            format!(
+                "{}transfer-encoding : chunked\r\ncontent-length: 2\r\n\r\n{{}}{smuggled}",
+                start("")
+            ),
+            format!(
+                "{}content-length: 2\r\nx-a: 1\r\n transfer-encoding: chunked\r\n\r\n{chunked_end}",
+                start("")
+            ),
+            format!(
+                "{}content length: 2\r\ncontent-length: 2\r\n\r\n{{}}{smuggled}",
+                start("")
+            ),
+            start("content-length: 2\r\n\r\n{}").replace("\r\n", "\n")
+                + &smuggled.replace("\r\n", "\n"),
+            format!("{}content-length: 2\r\n\r\n{{}}{smuggled}", start("")),
+        ];
+        for case in &cases {
+            es.clear();
+            let answer = crate::support::http::raw_with_timeout(
+                gw.data_addr,
+                case.as_bytes(),
+                Duration::from_secs(2),
+            )
+            .await;
+            let text = String::from_utf8_lossy(&answer);
+            assert!(!text.contains("HTTP/1.1 5"), "{case:?}: {text}");
+            let reached = es.requests();
+            // The last two cases are two pipelined requests as esgate reads them (hyper takes
+            // a bare `\n` as a line end; esgate writes its own framing upstream): the second is
+            // the client's own, authenticated on its own, refused by esgate for a read token,
+            // relayed for a pass-through one.
+            let honest = cases.len()
+                - cases
+                    .iter()
+                    .position(|c| std::ptr::eq(c, case))
+                    .unwrap_or(0)
+                <= 2;
+            let foreign = reached
+                .iter()
+                .filter(|r| r.path.starts_with("/secret"))
+                .count();
+            assert_eq!(
+                foreign,
+                usize::from(honest && secret == &all),
+                "{case:?}: {reached:?}"
+            );
+            let searches = es.requests_to("POST", "/logs-a/_search");
+            assert!(searches.len() <= 1, "{case:?}: {searches:?}");
+            if secret == &read {
+                for r in &searches {
+                    let body = r.json();
+                    assert!(body.to_string().contains("tenant"), "{case:?}: {body}");
+                }
+            }
+        }
+    }
+}
