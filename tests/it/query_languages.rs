@@ -582,6 +582,12 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         "FROM logs-a | WHERE QSTR(\"_seq_no :5\")",
         "FROM logs-a | WHERE KQL(\"_primary_term: 1\")",
         "FROM logs-a | WHERE QSTR(\"5\", {\"default_field\": \"_seq_no\"})",
+        // lucene18: Elasticsearch's KQL takes a quoted string as a field name and decodes
+        // `\uXXXX` in names; `_exists_:name` in query_string text is an exists query on name.
+        "FROM logs-a | WHERE KQL(\"\\\"_seq_no\\\":5\")",
+        "FROM logs-a | WHERE KQL(\"\\\"_seq_no\\\" >= 3\") | STATS c = COUNT(*)",
+        "FROM logs-a | WHERE KQL(\"\"\"\\u005fseq_no:5\"\"\")",
+        "FROM logs-a | WHERE QSTR(\"_exists_:_seq_no\")",
     ];
     for q in esql {
         es.clear();
@@ -627,6 +633,8 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         // attack18a: `QUERY()` text names an internal counter.
         "SELECT COUNT(*) FROM logs-a WHERE QUERY('_seq_no:5')",
         "SELECT COUNT(*) FROM logs-a WHERE QUERY('5', 'default_field=_seq_no')",
+        // lucene18: `_exists_:name` names its field.
+        "SELECT COUNT(*) FROM logs-a WHERE QUERY('_exists_:_seq_no')",
     ];
     for q in sql {
         es.clear();

@@ -537,6 +537,13 @@ async fn query_languages_and_async_search_refuse_expansions_before_the_backend()
             json!({"query": "any where true", "filter": {"more_like_this": {"like": "x"}}}),
         ),
         ("/logs-a/_async_search", json!({"min_score": 1})),
+        // lucene18: SimpleQueryParser takes a `~` as a phrase's slop only right after its
+        // closing quote (it has no boost): `"x"^4111~2` is the phrase and the fuzzy term
+        // `^4111`~2, which reaches `4111`, `41112`, `4011` ...
+        (
+            "/logs-a/_async_search",
+            json!({"query": {"simple_query_string": {"query": "\"x\"^4111~2", "fields": ["user"]}}}),
+        ),
         (
             "/logs-a/_async_search",
             json!({"query": {"fuzzy": {"user": "bob"}}}),

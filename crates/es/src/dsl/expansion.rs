@@ -231,8 +231,13 @@ fn read_chars<C: Ch, const PLAIN: bool>(
         Phrase,
     }
     let classic = syntax == Syntax::Classic;
+    let kql = syntax == Syntax::Kql;
     let mut out = TextQuery::default();
     let mut prev = Prev::Nothing;
+    // The index just after the last phrase's closing quote: `simple_query_string` reads a `~`
+    // there as the phrase's slop, and anywhere else after a token character as a fuzzy term
+    // (`SimpleQueryParser.consumePhrase`, `consumeToken`: `"a"^~2` is the fuzzy term `^`~2).
+    let mut phrase_end = usize::MAX;
     // The current term, or the last one when only whitespace followed it (`user :x` names a
     // field too: the parsers skip whitespace between tokens).
     let mut term = String::new();
@@ -262,7 +267,9 @@ fn read_chars<C: Ch, const PLAIN: bool>(
             '"' | '~' | '^' | '(' | ')' => false,
             ':' => syntax == Syntax::Simple,
             '<' | '>' => syntax == Syntax::Simple,
-            '/' | '[' | ']' | '{' | '}' | '!' => !classic,
+            // KQL's nested query brackets (`nested:{ name: x }`), not literal characters.
+            '{' | '}' => syntax == Syntax::Simple,
+            '/' | '[' | ']' | '!' => !classic,
             // Operators at the start of a term, term characters inside one (`a-b`).
             '+' | '-' | '|' | '&' => in_term,
             _ => true,
@@ -276,11 +283,13 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 // The classic parser decodes `\uXXXX` (so `\u005fid:` names `_id`), the same
                 // way `fields::check_query_text` reads field names; the others take the next
                 // character as it is.
-                '\\' if classic => {
+                // KQL decodes `\uXXXX` too, and `\t`, `\n`, `\r` (`ParserUtils.extractText`:
+                // `\u005fseq_no:5` names `_seq_no`).
+                '\\' if classic || kql => {
                     let rest: String = chars[i + 1..].iter().take(5).map(|c| c.ch()).collect();
                     let mut after = rest.chars();
                     if let Some(escaped) = crate::dsl::fields::unescape(&mut after)? {
-                        term.push(escaped);
+                        term.push(if kql { kql_escape(escaped) } else { escaped });
                     }
                     i += 1 + rest.chars().count() - after.count();
                 }
@@ -307,6 +316,11 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 // `field:`, and the ranges `field:>x` and (KQL) `field > x`.
                 if !term.is_empty() {
                     on_field(&term);
+                    // `_exists_:name` is an exists query on `name` (Elasticsearch's
+                    // `QueryStringQueryParser.getFieldQuery`).
+                    if classic && c == ':' && term == "_exists_" {
+                        exists_target(chars, i + 1, on_field)?;
+                    }
                     term.clear();
                 }
                 if c != ':' {
@@ -314,6 +328,14 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 }
                 prev = Prev::Nothing;
                 i += 1;
+            }
+            // A KQL quoted string is a field name before `:` or a range operator
+            // (`fieldName: QUOTED_STRING`): kept as the term, decoded.
+            '"' if kql => {
+                let end = kql_quoted_end(chars, i)?;
+                term = kql_unquote(&chars[i + 1..end])?;
+                prev = Prev::Phrase;
+                i = end + 1;
             }
             '"' => {
                 let mut j = i + 1;
@@ -328,10 +350,16 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 term.clear();
                 prev = Prev::Phrase;
                 i = j + 1;
+                phrase_end = i;
             }
             '~' => {
                 // Only a phrase's slop is exact; KQL has no slop, so any `~` there is refused.
-                if prev != Prev::Phrase || syntax == Syntax::Kql {
+                let slop = match syntax {
+                    Syntax::Classic => prev == Prev::Phrase,
+                    Syntax::Simple => i == phrase_end,
+                    Syntax::Kql => false,
+                };
+                if !slop {
                     out.fuzzy = true;
                 }
                 prev = Prev::Nothing;
@@ -362,7 +390,7 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 prev = Prev::Term;
                 i = j + 1;
             }
-            '[' | '{' => {
+            '[' | '{' if classic => {
                 i = range_end(chars, i + 1)?;
                 out.expands = true;
                 term.clear();
@@ -415,6 +443,131 @@ fn range_end<C: Ch>(chars: &[C], mut j: usize) -> Result<usize, Rejection> {
             }
         }
     }
+}
+
+/// The character a KQL escape `\c` stands for, `\u` decoded before: `\t`, `\n`, `\r` are
+/// whitespace, anything else itself (`ParserUtils.unescapeUnquotedLiteral`).
+fn kql_escape(c: char) -> char {
+    match c {
+        't' => '\t',
+        'n' => '\n',
+        'r' => '\r',
+        c => c,
+    }
+}
+
+/// The index of the quote that ends the KQL quoted string opened at `open`: the lexer takes
+/// the longest `'"' QUOTED_CHAR* '"'`, where a backslash may stand alone (`~["]`) or escape a
+/// quote, so the string ends at the first quote no backslash precedes, else at the last one
+/// a backslash precedes.
+fn kql_quoted_end<C: Ch>(chars: &[C], open: usize) -> Result<usize, Rejection> {
+    let mut last = None;
+    for k in open + 1..chars.len() {
+        if chars[k].ch() == '"' {
+            if chars[k - 1].ch() != '\\' || k == open + 1 {
+                return Ok(k);
+            }
+            last = Some(k);
+        }
+    }
+    last.ok_or_else(|| unterminated("phrase"))
+}
+
+/// A KQL quoted string's content decoded as `ParserUtils.unescapeQuotedString` does: `\t`,
+/// `\n`, `\r`, `\"`, `\\` and `\uXXXX` (a malformed one is a 400), any other escape kept
+/// with its backslash.
+fn kql_unquote<C: Ch>(content: &[C]) -> Result<String, Rejection> {
+    let text: String = content.iter().map(|c| c.ch()).collect();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' || chars.as_str().is_empty() {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.as_str();
+        match rest.chars().next() {
+            Some('u') => {
+                if let Some(d) = crate::dsl::fields::unescape(&mut chars)? {
+                    out.push(d);
+                }
+            }
+            Some(e @ ('t' | 'n' | 'r' | '"' | '\\')) => {
+                chars.next();
+                out.push(kql_escape(e));
+            }
+            _ => out.push('\\'),
+        }
+    }
+    Ok(out)
+}
+
+/// Gives `on_field` the field an exists query `_exists_:` names, the text at `j` just after
+/// its colon: after Lucene's whitespace, a term (escapes decoded, `*`/`?` kept) or a phrase's
+/// content. A group (`_exists_:(a b)` names a field with each term) is refused.
+fn exists_target<C: Ch>(
+    chars: &[C],
+    mut j: usize,
+    on_field: &mut impl FnMut(&str),
+) -> Result<(), Rejection> {
+    let at = |j: usize| chars.get(j).map(|c| c.ch());
+    while at(j).is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{3000}')) {
+        j += 1;
+    }
+    let mut name = String::new();
+    match at(j) {
+        Some('(') => {
+            return Err(Rejection::forbidden(
+                "a group after [_exists_] is not allowed for this token: name one field",
+            ))
+        }
+        Some('"') => {
+            j += 1;
+            loop {
+                match at(j) {
+                    // Unterminated: the caller refuses the text.
+                    None => return Ok(()),
+                    Some('"') => break,
+                    Some('\\') => {
+                        let rest: String = chars[j + 1..].iter().take(5).map(|c| c.ch()).collect();
+                        let mut after = rest.chars();
+                        if let Some(c) = crate::dsl::fields::unescape(&mut after)? {
+                            name.push(c);
+                        }
+                        j += 1 + rest.chars().count() - after.count();
+                    }
+                    Some(c) => {
+                        name.push(c);
+                        j += 1;
+                    }
+                }
+            }
+        }
+        _ => {
+            while let Some(c) = at(j) {
+                match c {
+                    ' ' | '\t' | '\n' | '\r' | '\u{3000}' | '"' | '~' | '^' | '(' | ')' | '['
+                    | ']' | '{' | '}' | '/' | '!' | ':' => break,
+                    '\\' => {
+                        let rest: String = chars[j + 1..].iter().take(5).map(|c| c.ch()).collect();
+                        let mut after = rest.chars();
+                        if let Some(c) = crate::dsl::fields::unescape(&mut after)? {
+                            name.push(c);
+                        }
+                        j += 1 + rest.chars().count() - after.count();
+                    }
+                    c => {
+                        name.push(c);
+                        j += 1;
+                    }
+                }
+            }
+        }
+    }
+    if !name.is_empty() {
+        on_field(&name);
+    }
+    Ok(())
 }
 
 fn unterminated(what: &str) -> Rejection {
@@ -862,6 +1015,114 @@ mod tests {
                 check_text(q, Syntax::Classic, targets).is_ok(),
                 "{q} {targets:?}"
             );
+        }
+    }
+
+    /// Texts read as the real grammars read them (lucene18): for each, what the parser that
+    /// Elasticsearch runs reads, and the rule that says so.
+    ///
+    /// - ES|QL `KQL` is Elasticsearch's KQL plugin (`x-pack/plugin/kql`, `KqlBase.g4`):
+    ///   `fieldName : UNQUOTED_LITERAL | QUOTED_STRING | WILDCARD`, so a quoted string before
+    ///   `:`, `<`, `<=`, `>`, `>=` is a field name (`"_seq_no":5`); `ParserUtils.extractText`
+    ///   decodes `\uXXXX`, `\t`, `\n`, `\r` in both literal kinds (`\u005fseq_no:5`); a
+    ///   `QUOTED_STRING` is the longest match of `'"' (ESCAPED_QUOTE | ~["] ...)* '"'`, where a
+    ///   backslash may stand alone, so it ends at the first quote no backslash precedes;
+    ///   `{`/`}` are the nested query's brackets, not literal characters.
+    /// - `simple_query_string` is Lucene's `SimpleQueryParser`: a phrase's slop is a `~` right
+    ///   after its closing quote (`consumePhrase`); any other `~` after a character of a token
+    ///   is a fuzzy term (`consumeToken`), and `^` and U+3000 are token characters there (no
+    ///   boost operator; whitespace is space, tab, CR, LF only), so `"a"^~2` is `"a"` and the
+    ///   fuzzy term `^`~2.
+    /// - `query_string` (Lucene's classic `QueryParser.jj` and Elasticsearch's
+    ///   `QueryStringQueryParser`): `_exists_:name` is an exists query on `name`
+    ///   (`getFieldQuery`), a quoted `name` too.
+    #[test]
+    fn texts_read_as_the_real_grammars() {
+        // (text, syntax, the field names it must give, at least)
+        let named: &[(&str, Syntax, &[&str])] = &[
+            ("\"_seq_no\":5", Syntax::Kql, &["_seq_no"]),
+            ("\"_seq_no\" : 5", Syntax::Kql, &["_seq_no"]),
+            ("\"_seq_no\">=0", Syntax::Kql, &["_seq_no"]),
+            (
+                "x:1 or \"_primary_term\" < 2",
+                Syntax::Kql,
+                &["x", "_primary_term"],
+            ),
+            ("\"\\u005fseq_no\":5", Syntax::Kql, &["_seq_no"]),
+            ("\\u005fseq_no:5", Syntax::Kql, &["_seq_no"]),
+            ("\\u005Fseq_no <= 5", Syntax::Kql, &["_seq_no"]),
+            ("a:{_seq_no:1}", Syntax::Kql, &["a", "_seq_no"]),
+            ("a:{b:1}or(_seq_no:1)", Syntax::Kql, &["a", "b", "_seq_no"]),
+            // The quoted string ends at its first quote no backslash precedes: `"a\\" or "`
+            // (a `\` then `\"`), then `or`, `b\"` and the field `_seq_no`.
+            (
+                "\"a\\\\\" or \"or b\\\" or _seq_no:5",
+                Syntax::Kql,
+                &["_seq_no"],
+            ),
+            (
+                "_exists_:_seq_no",
+                Syntax::Classic,
+                &["_exists_", "_seq_no"],
+            ),
+            (
+                "_exists_ : _seq_no",
+                Syntax::Classic,
+                &["_exists_", "_seq_no"],
+            ),
+            (
+                "_exists_:\\_seq_no",
+                Syntax::Classic,
+                &["_exists_", "_seq_no"],
+            ),
+            (
+                "_exists_:\"_seq_no\"",
+                Syntax::Classic,
+                &["_exists_", "_seq_no"],
+            ),
+            ("a OR _exists_:_s*", Syntax::Classic, &["_exists_", "_s*"]),
+        ];
+        for (q, syntax, want) in named {
+            let r = read_text(q, *syntax);
+            let got = r.as_ref().map(|r| r.fields.clone()).unwrap_or_default();
+            for f in *want {
+                assert!(
+                    got.iter().any(|g| g == f),
+                    "{q:?} {syntax:?}: {got:?} {r:?}"
+                );
+            }
+            assert_eq!(
+                check_text(q, *syntax, &[]).map_err(|e| e.kind),
+                Err(RejectKind::Forbidden),
+                "{q:?} {syntax:?}"
+            );
+        }
+        // A group after `_exists_:` names a field with each of its terms.
+        assert!(check_text("_exists_:(user _seq_no)", Syntax::Classic, &[]).is_err());
+        // simple_query_string: fuzzy terms where SimpleQueryParser reads one.
+        for q in [
+            "\"a\"^~2",
+            "\"a\"^2~2",
+            "\"a b\"^x~1",
+            "\"a\"\u{3000}~2",
+            "\"a\" ~1 b~2",
+        ] {
+            assert!(read_text(q, Syntax::Simple).unwrap().fuzzy, "{q:?}");
+            assert!(check_text(q, Syntax::Simple, &[]).is_err(), "{q:?}");
+        }
+        // What the grammars read as no field name, or as a phrase's slop, still passes.
+        for (q, syntax) in [
+            ("\"a b\"~2", Syntax::Simple),
+            ("\"a b\"~2 c", Syntax::Simple),
+            ("user:\"_seq_no\"", Syntax::Kql),
+            ("\"_seq_no\"", Syntax::Kql),
+            ("\"a \\\" _seq_no:5\"", Syntax::Kql),
+            ("a:{b:1}", Syntax::Kql),
+            ("_exists_:user", Syntax::Classic),
+            ("_exists_:\"user\" AND x:y", Syntax::Classic),
+            ("\"_seq_no\":5", Syntax::Simple),
+        ] {
+            assert!(check_text(q, syntax, &[]).is_ok(), "{q:?} {syntax:?}");
         }
     }
 
