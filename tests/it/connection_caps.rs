@@ -244,20 +244,19 @@ async fn a_streamed_answer_holds_its_connection_until_it_ends_or_its_client_leav
             let r = send("GET", &url, &[("authorization", auth.as_str())], "")
                 .await
                 .unwrap();
-            (r.status, r.body.len(), Instant::now())
+            (r.status, r.body.len())
         })
     };
     assert!(eventually(Duration::from_secs(3), || probe.accepted() == 1).await);
     let r = get(&gw, &secret, "/after").await;
-    let answered = Instant::now();
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
-    let (status, len, slow_done) = slow.await.unwrap();
+    let (status, len) = slow.await.unwrap();
     assert_eq!((status.as_u16(), len), (200, support::faults::SLOW_LEN));
-    assert!(
-        answered >= slow_done,
-        "the second request went out before the stream ended"
-    );
+    // The second request went out on the stream's own connection, as its second request: an
+    // HTTP/1.1 connection carries the next request only once the answer before it was read to
+    // its end (when the slow client finished reading its copy is not told: esgate frees the
+    // connection as the answer's last bytes pass, while the client may still be reading them).
     assert_eq!((v["conn"].as_u64(), v["n"].as_u64()), (Some(1), Some(2)));
 
     // A client reads the start of a streamed answer and leaves.
