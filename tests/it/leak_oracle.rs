@@ -118,6 +118,8 @@ fn mappings(vectors: bool) -> Value {
         m["properties"]["v"] = vector.clone();
         m["properties"]["items"]["properties"]["iv"] = vector;
     }
+    // Session 18b: an object indexed as keywords, under each backend's name for it.
+    m["properties"]["fl"] = json!({"type": if vectors { "flattened" } else { "flat_object" }});
     m
 }
 
@@ -199,6 +201,9 @@ fn a_docs() -> Vec<(&'static str, String, Value)> {
             if i % 5 != 2 {
                 d["ip"] = json!(format!("10.0.{}.{}", i / 8, 1 + i * 3));
             }
+            if i % 3 != 2 {
+                d["fl"] = json!({"k": A_USERS[(i + 1) % 4], "n": {"m": (["ok", "warn"])[i % 2]}});
+            }
             if i % 3 != 1 {
                 d["rf"] = json!(1.0 + i as f64);
                 d["rfs"] = json!({"x": 1 + i % 5, "y": 2.0 + i as f64 * 0.5});
@@ -260,6 +265,7 @@ fn b_docs() -> Vec<(&'static str, String, Value)> {
             } else {
                 json!(format!("192.168.{j}.1"))
             };
+            d["fl"] = json!({"k": B_USERS[(j + 1) % 4], "n": {"m": "fatal"}, "z": "secretword"});
             d["rf"] = json!(5000.0 + 100.0 * j as f64);
             d["rfs"] = json!({"x": 900 + j, "z": 3});
             // Each query vector's nearest neighbours.
@@ -2348,6 +2354,7 @@ impl Gen {
             "ip",
             "ip",
             "exists",
+            "flattened",
         ]);
         self.tag(match kind {
             "geo_distance" => "g:q:geo_distance",
@@ -2357,6 +2364,7 @@ impl Gen {
             "distance_feature" => "g:q:distance_feature",
             "decay" => "g:q:decay",
             "ip" => "g:q:ip",
+            "flattened" => "g:q:flattened",
             _ => "g:q:exists",
         });
         let r = &mut self.rng;
@@ -2463,6 +2471,23 @@ impl Gen {
                     json!({"query_string": {"query": text}}),
                 ])
             }
+            "flattened" => {
+                let who = r.pick(&["alice", "zed", "carol", "aaron"]);
+                let any = r.pick(&["ok", "fatal", "erin"]);
+                let path = r.pick(&["fl", "fl.n.m", "fl.z"]);
+                let prefix = r.pick(&["a", "c", "z"]);
+                let hi = r.pick(&["d", "zz"]);
+                let text = r.pick(&["fl.k:alice OR fl.n.m:fatal", "fl.z:*", "fl.k:(zed OR dave)"]);
+                r.pick(&[
+                    json!({"term": {"fl.k": who}}),
+                    json!({"term": {"fl": any}}),
+                    json!({"terms": {"fl.n.m": ["warn", "fatal"]}}),
+                    json!({"exists": {"field": path}}),
+                    json!({"prefix": {"fl.k": prefix}}),
+                    json!({"range": {"fl.k": {"gte": "b", "lt": hi}}}),
+                    json!({"query_string": {"query": text}}),
+                ])
+            }
             _ => json!({"exists": {"field": r.pick(&["loc", "area", "ip", "rf", "rfs.x"])}}),
         }
     }
@@ -2491,6 +2516,7 @@ impl Gen {
             "ip_terms",
             "by_user",
             "geo_filter",
+            "flattened",
         ]);
         self.tag(match kind {
             "geohash_grid" | "geotile_grid" => "g:agg:grid",
@@ -2498,6 +2524,7 @@ impl Gen {
             "geo_centroid" => "g:agg:geo_centroid",
             "composite_tile" => "g:agg:composite_geotile",
             "ip_range" | "ip_terms" => "g:agg:ip",
+            "flattened" => "g:agg:flattened",
             _ => "g:agg:under_bucket",
         });
         let r = &mut self.rng;
@@ -2556,6 +2583,14 @@ impl Gen {
                 ])
             }
             "by_user" => json!({"terms": {"field": r.pick(&["user", "status"])}}),
+            "flattened" => {
+                let f = r.pick(&["fl.k", "fl.n.m", "fl.z"]);
+                r.pick(&[
+                    json!({"terms": {"field": f, "size": 2}}),
+                    json!({"cardinality": {"field": f}}),
+                    json!({"missing": {"field": f}}),
+                ])
+            }
             _ => json!({"filter": {"geo_distance": {"distance": "30km", "loc": "48.6,2.1"}}}),
         };
         let bucket = matches!(
@@ -4691,6 +4726,8 @@ async fn the_oracle_sees_an_unfiltered_token() {
         "g:agg:geo_centroid",
         "g:agg:composite_geotile",
         "g:agg:ip",
+        "g:q:flattened",
+        "g:agg:flattened",
     ] {
         assert!(
             differs(f) > 0,
