@@ -2229,6 +2229,21 @@ impl Gen {
         if self.rng.chance(25) {
             self.geo_sort(&mut b);
         }
+        if self.rng.chance(12) {
+            self.tag("g:post_filter");
+            let q = self.geo_leaf();
+            b.insert("post_filter".into(), q);
+        }
+        if self.rng.chance(8) {
+            self.tag("g:rescore");
+            let q = self.geo_leaf();
+            b.insert(
+                "rescore".into(),
+                json!({"window_size": 5, "query": {"rescore_query": q}}),
+            );
+            b.remove("sort");
+            b.remove("search_after");
+        }
         if self.rng.chance(25) {
             self.tag("g:fields");
             let f = self.rng.pick(&[
@@ -2526,6 +2541,8 @@ impl Gen {
             "by_user",
             "geo_filter",
             "flattened",
+            "geo_filters",
+            "top_hits",
         ]);
         self.tag(match kind {
             "geohash_grid" | "geotile_grid" => "g:agg:grid",
@@ -2534,10 +2551,18 @@ impl Gen {
             "composite_tile" => "g:agg:composite_geotile",
             "ip_range" | "ip_terms" => "g:agg:ip",
             "flattened" => "g:agg:flattened",
+            "top_hits" => "g:agg:top_hits",
+            "geo_filters" => "g:agg:filters",
             _ => "g:agg:under_bucket",
         });
+        let filters = if kind == "geo_filters" {
+            json!({"x": self.geo_leaf(), "y": self.geo_leaf()})
+        } else {
+            Value::Null
+        };
         let r = &mut self.rng;
         let mut agg = match kind {
+            "geo_filters" => json!({"filters": {"filters": filters, "other_bucket": r.chance(50)}}),
             "geohash_grid" => {
                 let mut g = json!({"field": "loc", "precision": r.pick(&[1, 3, 5, 7])});
                 if r.chance(40) {
@@ -2592,6 +2617,10 @@ impl Gen {
                 ])
             }
             "by_user" => json!({"terms": {"field": r.pick(&["user", "status"])}}),
+            "top_hits" => json!({"top_hits": {"size": 1 + r.below(3),
+                "sort": r.pick(&[json!([{"ip": "asc"}]), json!([{"n": "desc"}]), json!([{"@timestamp": "asc"}, {"ip": "desc"}])]),
+                "_source": ["loc", "ip", "rf"], "docvalue_fields": ["ip"],
+                "fields": [{"field": "loc", "format": "wkt"}]}}),
             "flattened" => {
                 let f = r.pick(&["fl.k", "fl.n.m", "fl.z"]);
                 r.pick(&[
@@ -2604,7 +2633,12 @@ impl Gen {
         };
         let bucket = matches!(
             kind,
-            "geohash_grid" | "geotile_grid" | "composite_tile" | "by_user" | "geo_filter"
+            "geohash_grid"
+                | "geotile_grid"
+                | "composite_tile"
+                | "by_user"
+                | "geo_filter"
+                | "geo_filters"
         );
         if bucket && depth < 1 && (kind == "by_user" || kind == "geo_filter" || self.rng.chance(40))
         {
