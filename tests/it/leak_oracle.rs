@@ -35,13 +35,13 @@
 //! ones they were almost never forwarded. Some reach a backend that lacks them (noida has no
 //! sibling pipelines, neither backend `top_metrics`): the same error from both.
 //!
-//! 12% of the cases (session 18b, `Gen::geo_case`; `ESGATE_ORACLE_GEO_PERCENT` for another
-//! share) are searches on tenant a's indices with geo queries and aggregations, rank features
-//! and addresses (fields `loc`, `area`, `ip`, `rf`, `rfs`; tenant b's points lie near Sydney
-//! and among a's, its features are large); they come from a stream of their own, so the other
-//! cases of a seed are the ones they were. Every search answer must also score each hit 1.0
-//! (the token has filters, so constant scores), whatever index-wide value the backend would
-//! score with (`rank_feature`'s default pivot, term statistics).
+//! 12% of the cases (session 18b, `Gen::geo_case`; `ESGATE_ORACLE_GEO_PERCENT` for another share)
+//! are searches on tenant a's indices with geo queries and aggregations, rank features and
+//! addresses (fields `loc`, `area`, `ip`, `rf`, `rfs`, `fl`; tenant b's points lie near Sydney and
+//! among a's, its features are large); they come from a stream of their own, so the other cases of
+//! a seed are the ones they were. Every search answer must also score each hit 1.0 (the token has
+//! filters, so constant scores), whatever index-wide value the backend would score with
+//! (`rank_feature`'s default pivot, term statistics).
 //!
 //! `ESGATE_ORACLE_CASES` and `ESGATE_ORACLE_SEED` (comma-separated seeds) run longer hunts;
 //! `ESGATE_ORACLE_SHOW=<feature>` prints each case with that feature and its outcome;
@@ -2184,14 +2184,15 @@ impl Gen {
     }
 }
 
-/// Geo, rank-feature and address cases (session 18b): searches on tenant a's indices built
-/// clean (none of the always-refused shapes), with the geo queries and aggregations esgate
-/// accepts (`geo_distance`, `geo_bounding_box`, `geo_shape` with an inline shape,
-/// `distance_feature` and decay functions over points and dates, `rank_feature` in each of its
-/// functions, CIDR terms and ranges on `ip`; `geohash_grid`, `geotile_grid` (also a composite
-/// source), `geo_bounds`, `geo_centroid`, `ip_range`, terms on addresses; geo formats in
-/// `fields`) drawn often, and now and then one it refuses (`geo_polygon`, `geo_grid`, an
-/// `indexed_shape`, `percolate`, `geohex_grid`, `geo_distance` ranges, `geo_line`,
+/// Geo, rank-feature and address cases (session 18b): searches on tenant a's indices built clean
+/// (none of the always-refused shapes), with the geo queries and aggregations esgate accepts
+/// (`geo_distance`, `geo_bounding_box`, `geo_shape` with an inline shape, `distance_feature` and
+/// decay functions over points and dates, `rank_feature` in each of its functions, CIDR terms and
+/// ranges on `ip`; `geohash_grid`, `geotile_grid` (also a composite source), `geo_bounds`,
+/// `geo_centroid`, `ip_range`, terms on addresses, `top_hits` sorted by address; geo formats in
+/// `fields`; queries and aggregations on a flattened object `fl`; geo leaves also in `post_filter`,
+/// `rescore` and `filters`) drawn often, and now and then one it refuses (`geo_polygon`,
+/// `geo_grid`, an `indexed_shape`, `percolate`, `geohex_grid`, `geo_distance` ranges, `geo_line`,
 /// `ip_prefix`, a `_geo_distance` sort with `search_after`). Drawn from a stream of their own
 /// (`generate`), so every other case of a seed is the one it was before they were added.
 impl Gen {
