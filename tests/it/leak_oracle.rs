@@ -3867,6 +3867,35 @@ impl Oracle {
         self.judge(case, mine, theirs, forwarded.is_empty())
     }
 
+    /// A token with filters gets constant scores (README "Scores are constant"): every score
+    /// of its hits, `top_hits` and inner hits is 1.0, whatever index-wide value the backend
+    /// would score with (`rank_feature`'s default pivot, term statistics). Not beside a kNN
+    /// search (it keeps its similarity), a rescore (its weights) or rank fusion (scores from
+    /// the ranks of constant-scored lists). The difference, if any, in `answer`.
+    fn unconstant_scores(&self, case: &Case, answer: &Value) -> Option<String> {
+        if !self.constant_scores {
+            return None;
+        }
+        let text = describe(case);
+        let exempt = [
+            "knn",
+            "rescore",
+            "\"rank\":",
+            "\"rrf\":",
+            "\"linear\":{\"retrievers\"",
+        ];
+        if exempt.iter().any(|e| text.contains(e)) {
+            return None;
+        }
+        let odd = scores_not_one(answer);
+        (!odd.is_empty()).then(|| {
+            format!(
+                "scores other than 1.0 for a constant-score token: {odd:?}\n esgate: {}",
+                clip(answer)
+            )
+        })
+    }
+
     fn judge(
         &self,
         case: &Case,
@@ -3895,34 +3924,9 @@ impl Oracle {
                 );
             }
         }
-        // A token with filters gets constant scores (README "Scores are constant"): every
-        // score of its hits, `top_hits` and inner hits is 1.0, whatever index-wide value the
-        // backend would score with (`rank_feature`'s default pivot, term statistics). Not
-        // beside a kNN search (it keeps its similarity), a rescore (its weights) or rank
-        // fusion (scores from the ranks of constant-scored lists).
-        if self.constant_scores
-            && !nothing_forwarded
-            && matches!(case.kind, Kind::Search(_) | Kind::Msearch(_))
-        {
-            let text = describe(case);
-            let exempt = [
-                "knn",
-                "rescore",
-                "\"rank\":",
-                "\"rrf\":",
-                "\"linear\":{\"retrievers\"",
-            ];
-            if !exempt.iter().any(|e| text.contains(e)) {
-                let odd = scores_not_one(&mine.body);
-                if !odd.is_empty() {
-                    return (
-                        Outcome::Differs,
-                        format!(
-                            "scores other than 1.0 for a constant-score token: {odd:?}\n esgate: {}",
-                            clip(&mine.body)
-                        ),
-                    );
-                }
+        if !nothing_forwarded && matches!(case.kind, Kind::Search(_) | Kind::Msearch(_)) {
+            if let Some(odd) = self.unconstant_scores(case, &mine.body) {
+                return (Outcome::Differs, odd);
             }
         }
         if case.kind == Kind::Markers {
@@ -4246,6 +4250,9 @@ impl Oracle {
             return self.judge(case, first, theirs_first, nothing_forwarded);
         }
         let mine = self.follow(first, true).await;
+        if let Some(odd) = self.unconstant_scores(case, &json!(mine)) {
+            return (Outcome::Differs, odd);
+        }
         let theirs = self.follow(theirs_first, false).await;
         // Compared as the first page without its hits plus every hit of every page as a set:
         // esgate drops a scan's `_doc` sort (docs/bypass-classes.md), which changes the order
