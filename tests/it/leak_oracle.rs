@@ -35,6 +35,14 @@
 //! ones they were almost never forwarded. Some reach a backend that lacks them (noida has no
 //! sibling pipelines, neither backend `top_metrics`): the same error from both.
 //!
+//! 12% of the cases (session 18b, `Gen::geo_case`; `ESGATE_ORACLE_GEO_PERCENT` for another share)
+//! are searches on tenant a's indices with geo queries and aggregations, rank features and
+//! addresses (fields `loc`, `area`, `ip`, `rf`, `rfs`, `fl`; tenant b's points lie near Sydney and
+//! among a's, its features are large); they come from a stream of their own, so the other cases of
+//! a seed are the ones they were. Every search answer must also score each hit 1.0 (the token has
+//! filters, so constant scores), whatever index-wide value the backend would score with
+//! (`rank_feature`'s default pivot, term statistics).
+//!
 //! `ESGATE_ORACLE_CASES` and `ESGATE_ORACLE_SEED` (comma-separated seeds) run longer hunts;
 //! `ESGATE_ORACLE_SHOW=<feature>` prints each case with that feature and its outcome;
 //! `ESGATE_ORACLE_PROBE="METHOD PATH [BODY]"` sends one request to both sides (with
@@ -110,6 +118,8 @@ fn mappings(vectors: bool) -> Value {
         m["properties"]["v"] = vector.clone();
         m["properties"]["items"]["properties"]["iv"] = vector;
     }
+    // Session 18b: an object indexed as keywords, under each backend's name for it.
+    m["properties"]["fl"] = json!({"type": if vectors { "flattened" } else { "flat_object" }});
     m
 }
 
@@ -127,6 +137,12 @@ fn mappings_without_vectors() -> Value {
             "@timestamp": {"type": "date"},
             "items": {"type": "nested", "properties": {
                 "sku": {"type": "keyword"}, "qty": {"type": "integer"}}},
+            // Session 18b (`Gen::geo_case`): points, shapes, addresses and rank features.
+            "loc": {"type": "geo_point"},
+            "area": {"type": "geo_shape"},
+            "ip": {"type": "ip"},
+            "rf": {"type": "rank_feature"},
+            "rfs": {"type": "rank_features"},
         }
     })
 }
@@ -171,6 +187,27 @@ fn a_docs() -> Vec<(&'static str, String, Value)> {
             if !items.is_empty() {
                 d["items"] = json!(items);
             }
+            // Points on a grid around Paris; shapes beside them; addresses in 10.0.0.0/16; rank
+            // features small (tenant b's are large, so an index-wide pivot would move).
+            if i % 4 != 0 {
+                let (lat, lon) = (48.5 + (i % 6) as f64 * 0.1, 2.0 + (i / 6) as f64 * 0.1);
+                d["loc"] = json!({"lat": lat, "lon": lon});
+                d["area"] = if i % 2 == 0 {
+                    json!({"type": "point", "coordinates": [lon, lat]})
+                } else {
+                    json!({"type": "envelope", "coordinates": [[lon, lat + 0.05], [lon + 0.05, lat]]})
+                };
+            }
+            if i % 5 != 2 {
+                d["ip"] = json!(format!("10.0.{}.{}", i / 8, 1 + i * 3));
+            }
+            if i % 3 != 2 {
+                d["fl"] = json!({"k": A_USERS[(i + 1) % 4], "n": {"m": (["ok", "warn"])[i % 2]}});
+            }
+            if i % 3 != 1 {
+                d["rf"] = json!(1.0 + i as f64);
+                d["rfs"] = json!({"x": 1 + i % 5, "y": 2.0 + i as f64 * 0.5});
+            }
             if i % 7 != 3 {
                 // A grid: distinct distances to every query vector.
                 d["v"] = json!([(i % 5) as f64, (i / 5) as f64]);
@@ -210,6 +247,27 @@ fn b_docs() -> Vec<(&'static str, String, Value)> {
             if j % 7 == 0 {
                 d.as_object_mut().map(|m| m.remove("user"));
             }
+            // Half near Sydney (bounds, centroids and distances move), half among tenant a's
+            // points (counts move); addresses in a's /24s and in 192.168/16; large features.
+            let (lat, lon) = if j % 2 == 0 {
+                (-33.9 + j as f64 * 0.01, 151.2 - j as f64 * 0.01)
+            } else {
+                (48.52 + (j % 5) as f64 * 0.1, 2.03 + (j % 4) as f64 * 0.1)
+            };
+            d["loc"] = json!([lon, lat]);
+            d["area"] = if j % 3 == 0 {
+                json!({"type": "polygon", "coordinates": [[[lon, lat], [lon + 1.0, lat], [lon + 1.0, lat + 1.0], [lon, lat + 1.0], [lon, lat]]]})
+            } else {
+                json!({"type": "point", "coordinates": [lon, lat]})
+            };
+            d["ip"] = if j % 2 == 0 {
+                json!(format!("10.0.0.{}", 200 + j))
+            } else {
+                json!(format!("192.168.{j}.1"))
+            };
+            d["fl"] = json!({"k": B_USERS[(j + 1) % 4], "n": {"m": "fatal"}, "z": "secretword"});
+            d["rf"] = json!(5000.0 + 100.0 * j as f64);
+            d["rfs"] = json!({"x": 900 + j, "z": 3});
             // Each query vector's nearest neighbours.
             let [x, y] = QUERY_VECTORS[j % QUERY_VECTORS.len()];
             let off = 0.01 * (j / QUERY_VECTORS.len()) as f64;
@@ -224,7 +282,9 @@ fn b_docs() -> Vec<(&'static str, String, Value)> {
             "secret-1",
             format!("s{s}"),
             json!({"tenant": "a", "user": "sam", "status": "ok", "message": "hello secretword",
-                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z", "v": v}),
+                   "n": 5000 + s, "@timestamp": "2024-03-01T00:00:00Z", "v": v,
+                   "loc": {"lat": 48.6, "lon": 2.1 + s as f64 * 0.01}, "ip": format!("10.0.1.{}", 250 + s),
+                   "rf": 99999.0, "rfs": {"x": 77777}}),
         ));
     }
     out
@@ -2124,6 +2184,504 @@ impl Gen {
     }
 }
 
+/// Geo, rank-feature and address cases (session 18b): searches on tenant a's indices built clean
+/// (none of the always-refused shapes), with the geo queries and aggregations esgate accepts
+/// (`geo_distance`, `geo_bounding_box`, `geo_shape` with an inline shape, `distance_feature` and
+/// decay functions over points and dates, `rank_feature` in each of its functions, CIDR terms and
+/// ranges on `ip`; `geohash_grid`, `geotile_grid` (also a composite source), `geo_bounds`,
+/// `geo_centroid`, `ip_range`, terms on addresses, `top_hits` sorted by address; geo formats in
+/// `fields`; queries and aggregations on a flattened object `fl`; geo leaves also in `post_filter`,
+/// `rescore` and `filters`) drawn often, and now and then one it refuses (`geo_polygon`,
+/// `geo_grid`, an `indexed_shape`, `percolate`, `geohex_grid`, `geo_distance` ranges, `geo_line`,
+/// `ip_prefix`, a `_geo_distance` sort with `search_after`). Drawn from a stream of their own
+/// (`generate`), so every other case of a seed is the one it was before they were added.
+impl Gen {
+    fn geo_case(&mut self) -> Case {
+        self.clean = true;
+        self.tag("geo_case");
+        let index = self.rng.pick(&[
+            "logs-*",
+            "logs-*",
+            "logs-1",
+            "logs-all",
+            "logs-1,logs-2",
+            "logs-3",
+        ]);
+        let mut b = Map::new();
+        if self.rng.chance(85) {
+            let q = self.geo_query_mix();
+            b.insert("query".into(), q);
+        }
+        if self.rng.chance(55) {
+            self.tag("aggs");
+            let mut aggs = Map::new();
+            for k in 0..1 + self.rng.below(2) {
+                let (name, agg) = self.geo_agg(0);
+                aggs.insert(format!("{name}{k}"), agg);
+            }
+            b.insert("aggs".into(), Value::Object(aggs));
+            if self.rng.chance(50) {
+                b.insert("size".into(), json!(0));
+            }
+        }
+        if !b.contains_key("size") && self.rng.chance(40) {
+            b.insert("size".into(), json!(self.rng.below(30)));
+        }
+        if self.rng.chance(25) {
+            self.geo_sort(&mut b);
+        }
+        if self.rng.chance(12) {
+            self.tag("g:post_filter");
+            let q = self.geo_leaf();
+            b.insert("post_filter".into(), q);
+        }
+        if self.rng.chance(8) {
+            self.tag("g:rescore");
+            let q = self.geo_leaf();
+            b.insert(
+                "rescore".into(),
+                json!({"window_size": 5, "query": {"rescore_query": q}}),
+            );
+            b.remove("sort");
+            b.remove("search_after");
+        }
+        if self.rng.chance(25) {
+            self.tag("g:fields");
+            let f = self.rng.pick(&[
+                json!([{"field": "loc", "format": "wkt"}, "ip"]),
+                json!([{"field": "area", "format": "geojson"}, {"field": "loc"}]),
+                json!([{"field": "area", "format": "wkt"}, "rf", "rfs"]),
+                json!(["l*", "i*"]),
+                json!([{"field": "loc", "format": "wkb"}]),
+            ]);
+            b.insert("fields".into(), f);
+        }
+        if self.rng.chance(15) {
+            self.tag("g:docvalue_fields");
+            let f = self.rng.pick(&[json!(["loc", "ip"]), json!(["ip", "n"])]);
+            b.insert("docvalue_fields".into(), f);
+        }
+        if self.rng.chance(20) {
+            self.tag("g:_source");
+            let s = self.rng.pick(&[
+                json!(["loc", "ip", "rf"]),
+                json!({"excludes": ["message", "items", "area"]}),
+                json!(["rfs.*", "user"]),
+            ]);
+            b.insert("_source".into(), s);
+        }
+        self.clean = false;
+        let body = Value::Object(b);
+        let roll = self.rng.below(10);
+        let (method, path, body, kind, feature) = if roll < 7 {
+            (
+                "POST",
+                format!("/{index}/_search"),
+                Some(Body::Json(body.clone())),
+                Kind::Search(body),
+                "ep:_search",
+            )
+        } else if roll < 8 {
+            let q = body
+                .get("query")
+                .cloned()
+                .unwrap_or(json!({"match_all": {}}));
+            (
+                "POST",
+                format!("/{index}/_count"),
+                Some(Body::Json(json!({ "query": q }))),
+                Kind::Count,
+                "ep:_count",
+            )
+        } else {
+            let second = json!({"size": 3, "query": self.geo_leaf(), "sort": [{"n": "asc"}]});
+            (
+                "POST",
+                format!("/{index}/_msearch"),
+                Some(Body::Ndjson(vec![
+                    json!({}),
+                    body.clone(),
+                    json!({"index": "logs-2"}),
+                    second.clone(),
+                ])),
+                Kind::Msearch(vec![body, second]),
+                "ep:_msearch",
+            )
+        };
+        self.tag(feature);
+        Case {
+            method,
+            path,
+            body,
+            gzip: false,
+            kind,
+            features: std::mem::take(&mut self.features),
+        }
+    }
+
+    /// A geo, rank-feature or address leaf alone, or beside the grammar's own queries in a
+    /// `bool`.
+    fn geo_query_mix(&mut self) -> Value {
+        if self.rng.chance(50) {
+            return self.geo_leaf();
+        }
+        let mut b = Map::new();
+        let first = self.rng.pick(&["must", "filter", "should", "must_not"]);
+        b.insert(first.into(), json!([self.geo_leaf()]));
+        let second = self.rng.pick(&["must", "filter", "should", "must_not"]);
+        let other = if self.rng.chance(50) {
+            self.query(1)
+        } else {
+            self.geo_leaf()
+        };
+        match b.get_mut(second).and_then(Value::as_array_mut) {
+            Some(list) => list.push(other),
+            None => {
+                b.insert(second.into(), json!([other]));
+            }
+        }
+        json!({ "bool": b })
+    }
+
+    fn geo_leaf(&mut self) -> Value {
+        // Points: Paris (tenant a's grid and half of b's), Sydney (the other half), the sea.
+        const POINTS: [[f64; 2]; 4] = [[2.2, 48.7], [2.05, 48.55], [151.0, -33.8], [-30.0, 0.0]];
+        if self.rng.chance(8) {
+            self.tag("g:q:refused");
+            return self.rng.pick(&[
+                json!({"geo_polygon": {"loc": {"points": [{"lat": 40, "lon": -10}, {"lat": 60, "lon": -10}, {"lat": 60, "lon": 10}]}}}),
+                json!({"geo_grid": {"loc": {"geotile": "6/32/22"}}}),
+                json!({"geo_shape": {"area": {"indexed_shape": {"index": "logs-1", "id": "b3", "path": "area"}}}}),
+                json!({"percolate": {"field": "q", "document": {"message": "hello"}}}),
+                json!({"geo_shape": {"area": {"indexed_shape": {"index": "secret-1", "id": "s1", "path": "area"}}}}),
+            ]);
+        }
+        let kind = self.rng.pick(&[
+            "geo_distance",
+            "geo_distance",
+            "geo_bounding_box",
+            "geo_shape",
+            "geo_shape_point",
+            "rank_feature",
+            "rank_feature",
+            "distance_feature",
+            "decay",
+            "decay",
+            "ip",
+            "ip",
+            "exists",
+            "flattened",
+        ]);
+        self.tag(match kind {
+            "geo_distance" => "g:q:geo_distance",
+            "geo_bounding_box" => "g:q:geo_bounding_box",
+            "geo_shape" | "geo_shape_point" => "g:q:geo_shape",
+            "rank_feature" => "g:q:rank_feature",
+            "distance_feature" => "g:q:distance_feature",
+            "decay" => "g:q:decay",
+            "ip" => "g:q:ip",
+            "flattened" => "g:q:flattened",
+            _ => "g:q:exists",
+        });
+        let noida = self.vectors;
+        let r = &mut self.rng;
+        let [lon, lat] = r.pick(&POINTS);
+        match kind {
+            "geo_distance" => {
+                let mut q = json!({"distance": r.pick(&["3km", "12km", "40km", "20000km"]),
+                    "loc": r.pick(&[json!({"lat": lat, "lon": lon}), json!([lon, lat]),
+                        json!(format!("{lat},{lon}")), json!(format!("POINT ({lon} {lat})"))])});
+                if r.chance(30) {
+                    q["distance_type"] = json!(r.pick(&["arc", "plane"]));
+                }
+                // Not on noida: it refuses a query-level `_name` in a filter context, where
+                // esgate's constant-score wrap puts the client's query (as in `wide_query`).
+                if !noida && r.chance(20) {
+                    q["_name"] = json!("gd");
+                }
+                json!({ "geo_distance": q })
+            }
+            "geo_bounding_box" => json!({"geo_bounding_box": {"loc": r.pick(&[
+                json!({"top_left": {"lat": 48.75, "lon": 2.0}, "bottom_right": {"lat": 48.5, "lon": 2.2}}),
+                json!({"top_left": [-180, 90], "bottom_right": [180, -90]}),
+                json!({"wkt": "BBOX (150.0, 152.0, -33.0, -34.0)"}),
+                json!({"top": 48.7, "left": 2.05, "bottom": 48.55, "right": 2.4}),
+            ])}}),
+            "geo_shape" => {
+                let field = r.pick(&["area", "area", "loc"]);
+                let shape = r.pick(&[
+                    json!({"type": "envelope", "coordinates": [[2.0, 48.8], [2.2, 48.5]]}),
+                    json!({"type": "polygon", "coordinates": [[[150, -35], [153, -35], [153, -32], [150, -32], [150, -35]]]}),
+                    json!({"type": "envelope", "coordinates": [[-180, 90], [180, -90]]}),
+                    json!("POLYGON ((1.9 48.4, 2.6 48.4, 2.6 49.2, 1.9 49.2, 1.9 48.4))"),
+                ]);
+                let relation = if field == "loc" {
+                    r.pick(&["intersects", "disjoint"])
+                } else {
+                    r.pick(&["intersects", "within", "disjoint", "contains"])
+                };
+                json!({"geo_shape": {field: {"shape": shape, "relation": relation}}})
+            }
+            "geo_shape_point" => json!({"geo_shape": {"area": {"shape": {"type": "point",
+                "coordinates": [lon, lat]}, "relation": r.pick(&["intersects", "contains"])}}}),
+            "rank_feature" => {
+                let mut q = json!({"field": r.pick(&["rf", "rf", "rfs.x", "rfs.y", "rfs.z"])});
+                match r.below(6) {
+                    0 => {}
+                    1 => q["saturation"] = json!({}),
+                    2 => q["saturation"] = json!({"pivot": r.pick(&[2, 10, 500])}),
+                    3 => q["log"] = json!({"scaling_factor": r.pick(&[1, 4])}),
+                    4 => q["sigmoid"] = json!({"pivot": 7, "exponent": 0.6}),
+                    _ => q["linear"] = json!({}),
+                }
+                if r.chance(20) {
+                    q["boost"] = json!(2);
+                }
+                json!({ "rank_feature": q })
+            }
+            "distance_feature" => r.pick(&[
+                json!({"distance_feature": {"field": "loc", "origin": [lon, lat], "pivot": "10km"}}),
+                json!({"distance_feature": {"field": "loc", "origin": {"lat": lat, "lon": lon}, "pivot": "1000km", "boost": 2}}),
+                json!({"distance_feature": {"field": "@timestamp", "origin": "2023-03-01", "pivot": "30d"}}),
+            ]),
+            "decay" => {
+                let f = r.pick(&["gauss", "exp", "linear"]);
+                let mut d = r.pick(&[
+                    json!({"loc": {"origin": {"lat": lat, "lon": lon}, "scale": "20km", "offset": "1km", "decay": 0.5}}),
+                    json!({"loc": {"origin": format!("{lat},{lon}"), "scale": "500km"}, "multi_value_mode": "min"}),
+                    json!({"@timestamp": {"origin": "2023-03-01", "scale": "60d"}}),
+                    json!({"n": {"origin": 1000, "scale": 50}}),
+                ]);
+                // noida has no decay over points: "[gauss] must supply an origin" for any
+                // index holding a document, an empty one answers (so `logs-3`, empty in
+                // ONLY_A, differs; session 18b, seed 101 case 740). Elasticsearch decays points.
+                if noida && d.get("loc").is_some() {
+                    d = json!({"@timestamp": {"origin": "2024-03-20", "scale": "10d"}});
+                }
+                let inner = r.pick(&[
+                    json!({"match_all": {}}),
+                    json!({"term": {"status": "ok"}}),
+                    json!({"exists": {"field": "loc"}}),
+                ]);
+                if r.chance(50) {
+                    json!({"function_score": {"query": inner, f: d, "boost_mode": r.pick(&["replace", "multiply", "sum"])}})
+                } else {
+                    json!({"function_score": {"query": inner, "functions": [
+                        {"filter": {"term": {"user": r.pick(&["alice", "zed", "carol"])}}, f: d},
+                        {"filter": {"geo_distance": {"distance": "50km", "loc": [lon, lat]}}, "weight": 3}],
+                        "score_mode": r.pick(&["sum", "max", "first"])}})
+                }
+            }
+            "ip" => {
+                let cidr = r.pick(&[
+                    "10.0.0.0/24",
+                    "10.0.0.0/8",
+                    "192.168.0.0/16",
+                    "10.0.1.0/24",
+                    "10.0.0.4",
+                ]);
+                let (lo, hi) = (
+                    r.pick(&["10.0.0.0", "10.0.0.200"]),
+                    r.pick(&["10.0.1.0", "192.168.255.255"]),
+                );
+                let text = r.pick(&[
+                    "ip:\"10.0.0.0/24\"",
+                    "ip:[10.0.0.0 TO 10.0.0.255]",
+                    "ip:192.168.1.1",
+                ]);
+                r.pick(&[
+                    json!({"term": {"ip": cidr}}),
+                    json!({"terms": {"ip": ["10.0.0.0/30", "192.168.3.1", "10.0.2.49"]}}),
+                    json!({"range": {"ip": {"gte": lo, "lt": hi}}}),
+                    json!({"query_string": {"query": text}}),
+                ])
+            }
+            "flattened" => {
+                let who = r.pick(&["alice", "zed", "carol", "aaron"]);
+                let any = r.pick(&["ok", "fatal", "erin"]);
+                let path = r.pick(&["fl", "fl.n.m", "fl.z"]);
+                let prefix = r.pick(&["a", "c", "z"]);
+                let hi = r.pick(&["d", "zz"]);
+                let text = r.pick(&["fl.k:alice OR fl.n.m:fatal", "fl.z:*", "fl.k:(zed OR dave)"]);
+                r.pick(&[
+                    json!({"term": {"fl.k": who}}),
+                    json!({"term": {"fl": any}}),
+                    json!({"terms": {"fl.n.m": ["warn", "fatal"]}}),
+                    json!({"exists": {"field": path}}),
+                    json!({"prefix": {"fl.k": prefix}}),
+                    json!({"range": {"fl.k": {"gte": "b", "lt": hi}}}),
+                    json!({"query_string": {"query": text}}),
+                ])
+            }
+            _ => json!({"exists": {"field": r.pick(&["loc", "area", "ip", "rf", "rfs.x"])}}),
+        }
+    }
+
+    fn geo_agg(&mut self, depth: u32) -> (&'static str, Value) {
+        if self.rng.chance(8) {
+            self.tag("g:agg:refused");
+            let agg = self.rng.pick(&[
+                json!({"geohex_grid": {"field": "loc", "precision": 2}}),
+                json!({"geo_distance": {"field": "loc", "origin": "48.6,2.1", "unit": "km",
+                    "ranges": [{"to": 10}, {"from": 10, "to": 1000}, {"from": 1000}]}}),
+                json!({"geo_line": {"point": {"field": "loc"}, "sort": {"field": "@timestamp"}}}),
+                json!({"ip_prefix": {"field": "ip", "prefix_length": 16}}),
+                json!({"composite": {"sources": [{"g": {"geohash_grid": {"field": "loc", "precision": 3}}}]}}),
+            ]);
+            return ("refused", agg);
+        }
+        let kind = self.rng.pick(&[
+            "geohash_grid",
+            "geotile_grid",
+            "geo_bounds",
+            "geo_centroid",
+            "geo_centroid",
+            "composite_tile",
+            "ip_range",
+            "ip_terms",
+            "by_user",
+            "geo_filter",
+            "flattened",
+            "geo_filters",
+            "top_hits",
+        ]);
+        self.tag(match kind {
+            "geohash_grid" | "geotile_grid" => "g:agg:grid",
+            "geo_bounds" => "g:agg:geo_bounds",
+            "geo_centroid" => "g:agg:geo_centroid",
+            "composite_tile" => "g:agg:composite_geotile",
+            "ip_range" | "ip_terms" => "g:agg:ip",
+            "flattened" => "g:agg:flattened",
+            "top_hits" => "g:agg:top_hits",
+            "geo_filters" => "g:agg:filters",
+            _ => "g:agg:under_bucket",
+        });
+        let filters = if kind == "geo_filters" {
+            json!({"x": self.geo_leaf(), "y": self.geo_leaf()})
+        } else {
+            Value::Null
+        };
+        let r = &mut self.rng;
+        let mut agg = match kind {
+            "geo_filters" => json!({"filters": {"filters": filters, "other_bucket": r.chance(50)}}),
+            "geohash_grid" => {
+                let mut g = json!({"field": "loc", "precision": r.pick(&[1, 3, 5, 7])});
+                if r.chance(40) {
+                    g["size"] = json!(1 + r.below(3));
+                }
+                if r.chance(25) {
+                    g["shard_size"] = json!(1 + r.below(3));
+                }
+                if r.chance(25) {
+                    g["bounds"] = json!({"top_left": "49.0,1.9", "bottom_right": "48.4,2.6"});
+                }
+                json!({ "geohash_grid": g })
+            }
+            "geotile_grid" => {
+                let mut g = json!({"field": "loc", "precision": r.pick(&[0, 2, 6, 10])});
+                if r.chance(40) {
+                    g["size"] = json!(1 + r.below(3));
+                }
+                if r.chance(25) {
+                    g["bounds"] = json!({"top_left": [1.9, 49.0], "bottom_right": [2.6, 48.4]});
+                }
+                json!({ "geotile_grid": g })
+            }
+            "geo_bounds" => {
+                json!({"geo_bounds": {"field": "loc", "wrap_longitude": r.chance(50)}})
+            }
+            "geo_centroid" => json!({"geo_centroid": {"field": "loc"}}),
+            "composite_tile" => {
+                let mut c = json!({"sources": [{"t": {"geotile_grid": {"field": "loc",
+                    "precision": r.pick(&[3, 8])}}}], "size": 1 + r.below(3)});
+                if r.chance(40) {
+                    c["sources"][0]["t"]["geotile_grid"]["missing_bucket"] = json!(true);
+                }
+                if r.chance(40) {
+                    c["after"] = json!({"t": r.pick(&["3/4/2", "8/129/88", "0/0/0"])});
+                }
+                json!({ "composite": c })
+            }
+            "ip_range" => json!({"ip_range": {"field": "ip", "keyed": r.chance(30), "ranges": [
+                {"to": "10.0.0.10"}, {"from": "10.0.0.10", "to": "10.0.1.0"},
+                {"mask": r.pick(&["10.0.0.0/25", "192.168.0.0/16", "10.0.2.0/24"])}, {"from": "10.0.1.0"}]}}),
+            "ip_terms" => {
+                let mut t = json!({"field": "ip", "size": 1 + r.below(5)});
+                if r.chance(30) {
+                    t["order"] = json!({"_key": r.pick(&["asc", "desc"])});
+                }
+                r.pick(&[
+                    json!({ "terms": t }),
+                    json!({"cardinality": {"field": "ip"}}),
+                    json!({"min": {"field": "ip"}}),
+                    json!({"value_count": {"field": "loc"}}),
+                ])
+            }
+            "by_user" => json!({"terms": {"field": r.pick(&["user", "status"])}}),
+            "top_hits" => json!({"top_hits": {"size": 1 + r.below(3),
+                "sort": r.pick(&[json!([{"ip": "asc"}]), json!([{"n": "desc"}]), json!([{"@timestamp": "asc"}, {"ip": "desc"}])]),
+                "_source": ["loc", "ip", "rf"], "docvalue_fields": ["ip"],
+                "fields": [{"field": "loc", "format": "wkt"}]}}),
+            "flattened" => {
+                let f = r.pick(&["fl.k", "fl.n.m", "fl.z"]);
+                r.pick(&[
+                    json!({"terms": {"field": f, "size": 2}}),
+                    json!({"cardinality": {"field": f}}),
+                    json!({"missing": {"field": f}}),
+                ])
+            }
+            _ => json!({"filter": {"geo_distance": {"distance": "30km", "loc": "48.6,2.1"}}}),
+        };
+        let bucket = matches!(
+            kind,
+            "geohash_grid"
+                | "geotile_grid"
+                | "composite_tile"
+                | "by_user"
+                | "geo_filter"
+                | "geo_filters"
+        );
+        if bucket && depth < 1 && (kind == "by_user" || kind == "geo_filter" || self.rng.chance(40))
+        {
+            self.tag("g:agg:sub");
+            let (name, sub) = self.geo_agg(depth + 1);
+            agg["aggs"] = json!({ name: sub });
+        }
+        (kind, agg)
+    }
+
+    fn geo_sort(&mut self, b: &mut Map<String, Value>) {
+        if self.rng.chance(25) {
+            self.tag("g:sort:_geo_distance");
+            b.insert(
+                "sort".into(),
+                json!([{"_geo_distance": {"loc": [2.1, 48.6], "order": "asc", "unit": "km"}}, {"n": "asc"}]),
+            );
+            if self.rng.chance(50) {
+                b.insert("search_after".into(), json!([5.5, 20]));
+            }
+            return;
+        }
+        self.tag("g:sort:ip");
+        let (sort, after) = self.rng.pick(&[
+            (
+                json!([{"ip": "asc"}, {"n": "asc"}]),
+                json!(["10.0.0.40", 10]),
+            ),
+            (
+                json!([{"ip": {"order": "desc", "missing": "_first"}}, {"n": "asc"}]),
+                json!(["10.0.1.50", 10]),
+            ),
+            (json!([{"n": "asc"}]), json!([40])),
+        ]);
+        b.insert("sort".into(), sort);
+        if self.rng.chance(40) {
+            self.tag("g:search_after");
+            b.insert("search_after".into(), after);
+        }
+    }
+}
+
 /// kNN searches and retrievers (session 17, noida only: `Gen::vectors`): the searches that
 /// pick documents by vector, before or beside the query, and the collapse, inner hits,
 /// aggregations and highlights that run over what they picked.
@@ -2845,7 +3403,7 @@ fn fixed_cases() -> Vec<Case> {
     ]
 }
 
-fn generate(seed: u64, i: u64, vectors: bool) -> Case {
+fn generate(seed: u64, i: u64, vectors: bool, geo_percent: u64) -> Case {
     let mut g = Gen {
         rng: Rng::new(seed, i),
         features: Vec::new(),
@@ -2853,8 +3411,16 @@ fn generate(seed: u64, i: u64, vectors: bool) -> Case {
         clean: false,
         wide: false,
     };
+    // Geo cases from a stream of their own (session 18b): the seed's other cases unchanged.
+    if mix(seed ^ GEO_STREAM ^ mix(i.wrapping_add(1))) % 100 < geo_percent {
+        return g.geo_case();
+    }
     g.case()
 }
+
+/// The share of geo, rank-feature and address cases (`Gen::geo_case`), and their stream.
+const GEO_PERCENT: u64 = 12;
+const GEO_STREAM: u64 = 0x6e0_5eed;
 
 /// Percent-encodes everything but unreserved characters.
 fn encode(s: &str) -> String {
@@ -3146,6 +3712,11 @@ struct Oracle {
     _full: Backend,
     auth: String,
     flavor: Flavor,
+    /// Every hit of a search answer must score 1.0 (a token with filters and the default
+    /// scores).
+    constant_scores: bool,
+    /// The share of geo cases (`GEO_PERCENT`, or `ESGATE_ORACLE_GEO_PERCENT`).
+    geo_percent: u64,
 }
 
 struct Answer {
@@ -3214,6 +3785,7 @@ impl Oracle {
         seed(only.url(), false, vectors).await;
         let relay = Relay::to(full.url());
         let gw = Esgate::start(&[relay.url()], "").await;
+        let constant_scores = token.get("filters").is_some() && token.get("scores").is_none();
         let (_, secret) = gw.token(token).await;
         Oracle {
             gw,
@@ -3222,6 +3794,8 @@ impl Oracle {
             relay,
             only,
             auth: bearer(&secret),
+            constant_scores,
+            geo_percent: env_u64("ESGATE_ORACLE_GEO_PERCENT").unwrap_or(GEO_PERCENT),
         }
     }
 
@@ -3293,6 +3867,35 @@ impl Oracle {
         self.judge(case, mine, theirs, forwarded.is_empty())
     }
 
+    /// A token with filters gets constant scores (README "Scores are constant"): every score
+    /// of its hits, `top_hits` and inner hits is 1.0, whatever index-wide value the backend
+    /// would score with (`rank_feature`'s default pivot, term statistics). Not beside a kNN
+    /// search (it keeps its similarity), a rescore (its weights) or rank fusion (scores from
+    /// the ranks of constant-scored lists). The difference, if any, in `answer`.
+    fn unconstant_scores(&self, case: &Case, answer: &Value) -> Option<String> {
+        if !self.constant_scores {
+            return None;
+        }
+        let text = describe(case);
+        let exempt = [
+            "knn",
+            "rescore",
+            "\"rank\":",
+            "\"rrf\":",
+            "\"linear\":{\"retrievers\"",
+        ];
+        if exempt.iter().any(|e| text.contains(e)) {
+            return None;
+        }
+        let odd = scores_not_one(answer);
+        (!odd.is_empty()).then(|| {
+            format!(
+                "scores other than 1.0 for a constant-score token: {odd:?}\n esgate: {}",
+                clip(answer)
+            )
+        })
+    }
+
     fn judge(
         &self,
         case: &Case,
@@ -3319,6 +3922,11 @@ impl Oracle {
                         clip(&theirs.body)
                     ),
                 );
+            }
+        }
+        if !nothing_forwarded && matches!(case.kind, Kind::Search(_) | Kind::Msearch(_)) {
+            if let Some(odd) = self.unconstant_scores(case, &mine.body) {
+                return (Outcome::Differs, odd);
             }
         }
         if case.kind == Kind::Markers {
@@ -3642,6 +4250,9 @@ impl Oracle {
             return self.judge(case, first, theirs_first, nothing_forwarded);
         }
         let mine = self.follow(first, true).await;
+        if let Some(odd) = self.unconstant_scores(case, &json!(mine)) {
+            return (Outcome::Differs, odd);
+        }
         let theirs = self.follow(theirs_first, false).await;
         // Compared as the first page without its hits plus every hit of every page as a set:
         // esgate drops a scan's `_doc` sort (docs/bypass-classes.md), which changes the order
@@ -3852,6 +4463,27 @@ fn foreign_ids(v: &Value) -> Vec<String> {
     out
 }
 
+/// The scores other than 1.0 (or null) under a `_score` or `max_score` key anywhere.
+fn scores_not_one(v: &Value) -> Vec<f64> {
+    fn walk(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x.as_f64()) {
+                        ("_score" | "max_score", Some(f)) if f != 1.0 => out.push(f),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
 fn markers(v: &Value) -> std::collections::BTreeSet<&'static str> {
     const ONLY_B: [&str; 11] = [
         "aaron",
@@ -4029,7 +4661,7 @@ async fn sweep(
             if only_case.is_some_and(|c| c != i) {
                 continue;
             }
-            let case = generate(seed, i, flavor == Flavor::Noida);
+            let case = generate(seed, i, flavor == Flavor::Noida, oracle.geo_percent);
             let (outcome, detail) = oracle.run(&case).await;
             if show.as_deref().is_some_and(|f| case.features.contains(&f)) {
                 eprintln!(
@@ -4090,11 +4722,33 @@ async fn esgate_answers_like_a_backend_without_other_tenants_noida() {
     hunt(Flavor::Noida, &[13], 400).await;
 }
 
+/// The constant-score check is not vacuous: a token with filters set to relevance scores
+/// (`rank_feature` scores with the feature's values, its default pivot with every tenant's)
+/// fails it, on geo cases alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_sees_scores_that_are_not_constant() {
+    let mut token = token_a();
+    token["scores"] = json!("relevance");
+    let mut oracle = Oracle::start(Flavor::Osmem, token).await;
+    oracle.constant_scores = true;
+    oracle.geo_percent = 100;
+    let (findings, table, report) = sweep(&oracle, &[13], 100, false).await;
+    let differs = |f: &str| table.get(f).map_or(0, |c| c[Outcome::Differs as usize]);
+    assert!(
+        differs("g:q:rank_feature") > 0
+            && findings.len() > 4
+            && findings.iter().all(|f| f.contains("scores other than 1.0")),
+        "relevance scores must fail the constant-score check ({} findings):\n{report}\n{}",
+        findings.len(),
+        findings.join("\n")
+    );
+}
+
 /// The oracle is not vacuous: a token on `logs-*` without filters sees tenant b's documents,
 /// and the same sweep must tell (a planted leak that stays planted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oracle_sees_an_unfiltered_token() {
-    let oracle = Oracle::start(
+    let mut oracle = Oracle::start(
         Flavor::Osmem,
         json!({"name": "unfiltered", "indices": ["logs-*"]}),
     )
@@ -4106,4 +4760,29 @@ async fn the_oracle_sees_an_unfiltered_token() {
         "an unfiltered token's answers must differ from ONLY_A's ({} findings):\n{report}",
         findings.len()
     );
+    // Each area of the geo cases tells too (tenant b's points, shapes, addresses, features).
+    oracle.geo_percent = 100;
+    let (_, table, report) = sweep(&oracle, &[13], 100, false).await;
+    let differs = |f: &str| table.get(f).map_or(0, |c| c[Outcome::Differs as usize]);
+    for f in [
+        "g:q:geo_distance",
+        "g:q:geo_bounding_box",
+        "g:q:geo_shape",
+        "g:q:rank_feature",
+        "g:q:distance_feature",
+        "g:q:decay",
+        "g:q:ip",
+        "g:agg:grid",
+        "g:agg:geo_bounds",
+        "g:agg:geo_centroid",
+        "g:agg:composite_geotile",
+        "g:agg:ip",
+        "g:q:flattened",
+        "g:agg:flattened",
+    ] {
+        assert!(
+            differs(f) > 0,
+            "{f}: an unfiltered token's answers must differ:\n{report}"
+        );
+    }
 }
