@@ -414,6 +414,36 @@ const INDICES: [&str; 20] = [
     "remote:logs-1",
 ];
 
+/// A case's method, path, body, expected kind and endpoint tag.
+type Parts = (&'static str, String, Option<Body>, Kind, &'static str);
+
+/// A `_search` of `b` on `index`.
+fn search_of(index: &str, b: Value) -> Parts {
+    (
+        "POST",
+        format!("/{index}/_search"),
+        Some(Body::Json(b.clone())),
+        Kind::Search(b),
+        "ep:_search",
+    )
+}
+
+/// An `_msearch` on `index`: `first` on it, `second` on `logs-2`.
+fn msearch_of(index: &str, first: Value, second: Value) -> Parts {
+    (
+        "POST",
+        format!("/{index}/_msearch"),
+        Some(Body::Ndjson(vec![
+            json!({}),
+            first.clone(),
+            json!({"index": "logs-2"}),
+            second.clone(),
+        ])),
+        Kind::Msearch(vec![first, second]),
+        "ep:_msearch",
+    )
+}
+
 /// One request: what to send, the search bodies whose answers it yields (for normalising), and
 /// the features it exercises (for the acceptance table).
 #[derive(Clone, Debug)]
@@ -481,6 +511,19 @@ struct Gen {
 }
 
 impl Gen {
+    /// The case of `parts`, tagged with its endpoint, not gzipped.
+    fn plain_case(&mut self, (method, path, body, kind, feature): Parts) -> Case {
+        self.tag(feature);
+        Case {
+            method,
+            path,
+            body,
+            gzip: false,
+            kind,
+            features: std::mem::take(&mut self.features),
+        }
+    }
+
     fn tag(&mut self, f: &'static str) {
         if !self.features.contains(&f) {
             self.features.push(f);
@@ -2119,39 +2162,14 @@ impl Gen {
         ]);
         let b = self.search_body();
         let (method, path, body, kind, feature) = if self.rng.chance(85) {
-            (
-                "POST",
-                format!("/{index}/_search"),
-                Some(Body::Json(b.clone())),
-                Kind::Search(b),
-                "ep:_search",
-            )
+            search_of(index, b)
         } else {
             let b2 = self.search_body();
-            (
-                "POST",
-                format!("/{index}/_msearch"),
-                Some(Body::Ndjson(vec![
-                    json!({}),
-                    b.clone(),
-                    json!({"index": "logs-2"}),
-                    b2.clone(),
-                ])),
-                Kind::Msearch(vec![b, b2]),
-                "ep:_msearch",
-            )
+            msearch_of(index, b, b2)
         };
         self.clean = false;
         self.wide = false;
-        self.tag(feature);
-        Case {
-            method,
-            path,
-            body,
-            gzip: false,
-            kind,
-            features: std::mem::take(&mut self.features),
-        }
+        self.plain_case((method, path, body, kind, feature))
     }
 
     /// The top-level shapes of a wide case.
@@ -2274,13 +2292,7 @@ impl Gen {
         let body = Value::Object(b);
         let roll = self.rng.below(10);
         let (method, path, body, kind, feature) = if roll < 7 {
-            (
-                "POST",
-                format!("/{index}/_search"),
-                Some(Body::Json(body.clone())),
-                Kind::Search(body),
-                "ep:_search",
-            )
+            search_of(index, body)
         } else if roll < 8 {
             let q = body
                 .get("query")
@@ -2295,28 +2307,9 @@ impl Gen {
             )
         } else {
             let second = json!({"size": 3, "query": self.geo_leaf(), "sort": [{"n": "asc"}]});
-            (
-                "POST",
-                format!("/{index}/_msearch"),
-                Some(Body::Ndjson(vec![
-                    json!({}),
-                    body.clone(),
-                    json!({"index": "logs-2"}),
-                    second.clone(),
-                ])),
-                Kind::Msearch(vec![body, second]),
-                "ep:_msearch",
-            )
+            msearch_of(index, body, second)
         };
-        self.tag(feature);
-        Case {
-            method,
-            path,
-            body,
-            gzip: false,
-            kind,
-            features: std::mem::take(&mut self.features),
-        }
+        self.plain_case((method, path, body, kind, feature))
     }
 
     /// A geo, rank-feature or address leaf alone, or beside the grammar's own queries in a
@@ -2918,13 +2911,7 @@ impl Gen {
                 "ep:_search",
             )
         } else if roll < 82 {
-            (
-                "POST",
-                format!("/{index}/_search"),
-                Some(Body::Json(b.clone())),
-                Kind::Search(b),
-                "ep:_search",
-            )
+            search_of(index, b)
         } else {
             (
                 "POST",
@@ -2935,15 +2922,7 @@ impl Gen {
             )
         };
         self.clean = false;
-        self.tag(feature);
-        Case {
-            method,
-            path,
-            body,
-            gzip: false,
-            kind,
-            features: std::mem::take(&mut self.features),
-        }
+        self.plain_case((method, path, body, kind, feature))
     }
 
     /// Top-level kNN, a retriever or sub-searches in a search body, and (often) a collapse
