@@ -4412,57 +4412,53 @@ fn shrunk(v: &Value) -> Vec<Value> {
     out
 }
 
-/// Words only tenant b's documents (or the foreign index) hold, found as whole tokens in an
-/// answer.
-/// The ids of tenant b's documents (`b<n>`) and of `secret-1`'s (`s<n>`) anywhere under an
-/// `_id` key.
-fn foreign_ids(v: &Value) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
+/// What `pick` takes of the values under each key anywhere in `v` (a value it does not take is
+/// searched further).
+fn collect<T>(v: &Value, pick: &impl Fn(&str, &Value) -> Option<T>) -> Vec<T> {
+    fn walk<T>(v: &Value, pick: &impl Fn(&str, &Value) -> Option<T>, out: &mut Vec<T>) {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
-                    match (k.as_str(), x.as_str()) {
-                        ("_id", Some(id))
-                            if (id.starts_with('b') || id.starts_with('s'))
-                                && id.len() > 1
-                                && id[1..].bytes().all(|b| b.is_ascii_digit()) =>
-                        {
-                            out.push(id.to_string())
-                        }
-                        _ => walk(x, out),
+                    match pick(k, x) {
+                        Some(t) => out.push(t),
+                        None => walk(x, pick, out),
                     }
                 }
             }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, pick, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(v, &mut out);
+    walk(v, pick, &mut out);
     out
+}
+
+/// The ids of tenant b's documents (`b<n>`) and of `secret-1`'s (`s<n>`) anywhere under an
+/// `_id` key.
+fn foreign_ids(v: &Value) -> Vec<String> {
+    collect(v, &|k, x| match (k, x.as_str()) {
+        ("_id", Some(id))
+            if (id.starts_with('b') || id.starts_with('s'))
+                && id.len() > 1
+                && id[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(id.to_string())
+        }
+        _ => None,
+    })
 }
 
 /// The scores other than 1.0 (or null) under a `_score` or `max_score` key anywhere.
 fn scores_not_one(v: &Value) -> Vec<f64> {
-    fn walk(v: &Value, out: &mut Vec<f64>) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    match (k.as_str(), x.as_f64()) {
-                        ("_score" | "max_score", Some(f)) if f != 1.0 => out.push(f),
-                        _ => walk(x, out),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(v, &mut out);
-    out
+    collect(v, &|k, x| match (k, x.as_f64()) {
+        ("_score" | "max_score", Some(f)) if f != 1.0 => Some(f),
+        _ => None,
+    })
 }
 
+/// Words only tenant b's documents (or the foreign index) hold, found as whole tokens in an
+/// answer.
 fn markers(v: &Value) -> std::collections::BTreeSet<&'static str> {
     const ONLY_B: [&str; 11] = [
         "aaron",
