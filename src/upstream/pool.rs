@@ -138,6 +138,40 @@ struct Grant {
     user: Option<Use>,
 }
 
+impl Grant {
+    /// Back to the pool unused: an idle connection parked again (and handed out), a place
+    /// given back.
+    fn give_back(self) {
+        let Grant { found, user } = self;
+        if let Found::Idle(conn) = found {
+            let Conn {
+                tx,
+                shared,
+                slot,
+                timer,
+                lease,
+                ..
+            } = conn;
+            park(&shared, slot, tx, timer, lease, true);
+        }
+        drop(user);
+    }
+}
+
+/// A queued request's end of its grant's channel. A grant that came as the request went away
+/// (its future dropped while queued: the client gone, an HTTP/2 stream reset) goes back to the
+/// pool: dropped with the channel, its idle connection was closed (rel18b).
+struct Granted(tokio::sync::oneshot::Receiver<Grant>);
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        self.0.close();
+        if let Ok(grant) = self.0.try_recv() {
+            grant.give_back();
+        }
+    }
+}
+
 /// One connection's place under its node's cap, from its connecting until it is closed.
 pub(crate) struct Lease {
     limit: Arc<NodeLimit>,
@@ -454,7 +488,8 @@ impl Pool {
     ) -> Result<Grant, Failure> {
         let now = tokio::time::Instant::now();
         let until = now.checked_add(self.wait).unwrap_or(deadline).min(deadline);
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut rx = Granted(rx);
         // Counted before queueing, so that a park, close or release after the count hands out
         // (both sides' steps are sequentially consistent); uncounted however the wait ends.
         let waiting = limit.waiting.fetch_add(1, Ordering::SeqCst) + 1;
@@ -480,11 +515,11 @@ impl Pool {
         // Whatever came free before this request was queued.
         self.shared.dispatch(limit);
         tokio::select! {
-            granted = &mut rx => granted.map_err(|_| Failure::Saturated),
+            granted = &mut rx.0 => granted.map_err(|_| Failure::Saturated),
             () = tokio::time::sleep_until(until) => {
-                rx.close();
+                rx.0.close();
                 // Handed out as the time ran out: taken after all.
-                if let Ok(grant) = rx.try_recv() {
+                if let Ok(grant) = rx.0.try_recv() {
                     return Ok(grant);
                 }
                 let over = count
@@ -1455,6 +1490,188 @@ pub(crate) mod tests {
             .expect("a's waiting request went out on a's returned connection")
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 4);
+    }
+
+    /// rel18b: a request given a connection as its client went away (its future dropped while
+    /// queued, the grant not yet taken: a client gone, an HTTP/2 stream reset) hands the
+    /// connection back to the pool. Before, the grant was dropped with the request's channel:
+    /// the warm connection was closed (its place and its token's came back, but a connection
+    /// was lost at the moment the node was busiest).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_handed_to_a_request_that_went_away_is_kept() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let (a, a_conn) = pool
+            .send(0, Some("t"), get("/a"), far())
+            .await
+            .ok()
+            .unwrap();
+        // B queues behind A's connection.
+        let mut b = Box::pin(pool.send(0, Some("t"), get("/b"), far()));
+        assert!(!poll_once(&mut b).await);
+        a.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        // Parked and handed to B at once; B's client leaves before B runs again.
+        a_conn.release();
+        drop(b);
+        assert_eq!(
+            pool.connections(0),
+            (1, 1),
+            "the connection is parked again"
+        );
+        assert_eq!(pool.shared.limits[0].waiting.load(Ordering::SeqCst), 0);
+        let (c, _c_conn) = pool
+            .send(0, Some("t"), get("/c"), soon(1000))
+            .await
+            .ok()
+            .unwrap();
+        c.into_body().collect().await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1, "C reused the connection");
+    }
+
+    /// A node answering after a short pause, its body in two parts (`/N`: N milliseconds
+    /// before the head and between the parts).
+    async fn slow_node() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        tcp_node_serving(|mut s| {
+            Box::pin(async move {
+                loop {
+                    let head = read_head(&mut s).await;
+                    if head.is_empty() {
+                        return;
+                    }
+                    let millis: u64 = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.trim_start_matches('/').parse().ok())
+                        .unwrap_or(0);
+                    let pause = Duration::from_millis(millis);
+                    tokio::time::sleep(pause).await;
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    if s.write_all(b"-half").await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// rel18b: the share and the cap under a storm of requests of several tokens (and
+    /// esgate's own) that end every way a request can: read whole, dropped mid-body, abandoned
+    /// while queued or connecting (their futures dropped), cut by their deadline, refused
+    /// after the wait. No token ever holds more than its share nor the node more than its cap,
+    /// and afterwards nothing is left counted: no waiter, every token's count at zero, every
+    /// open connection idle, and the whole cap serves again. Seeded: a failure names its seed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_share_and_the_cap_hold_and_come_back_after_a_storm() {
+        const CAP: usize = 4;
+        const SHARE: usize = 2;
+        const TOKENS: [Option<&str>; 5] = [Some("t0"), Some("t1"), Some("t2"), Some("t3"), None];
+        for seed in [0x9e37_79b9_7f4a_7c15_u64, 0x2545_f491_4f6c_dd1d, 7] {
+            let (url, _count) = slow_node().await;
+            let mut config = backend(&url);
+            config.max_connections_per_node = CAP;
+            config.max_connections_per_token = SHARE;
+            config.connect_timeout = Duration::from_millis(40);
+            let pool = Arc::new(Pool::new(&config, 64 * 1024, 2));
+            let held: Arc<[AtomicUsize; 5]> = Arc::new(Default::default());
+            let mut rng = seed;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut tasks = Vec::new();
+            for _ in 0..400 {
+                let (pool, held) = (Arc::clone(&pool), Arc::clone(&held));
+                let who = (next() % 5) as usize;
+                let kind = next() % 5;
+                let pause = next() % 4;
+                let cut = Duration::from_micros(next() % 3000);
+                tasks.push(tokio::spawn(async move {
+                    let mut req = Request::new(crate::body::empty());
+                    *req.uri_mut() = format!("/{pause}").parse().unwrap();
+                    req.headers_mut()
+                        .insert(http::header::HOST, http::HeaderValue::from_static("node"));
+                    let deadline = if kind == 3 { soon(2) } else { far() };
+                    let sent = pool.send(0, TOKENS[who], req, deadline);
+                    let got = if kind == 2 {
+                        match tokio::time::timeout(cut, sent).await {
+                            Ok(got) => got,
+                            Err(_) => return,
+                        }
+                    } else {
+                        sent.await
+                    };
+                    let Ok((answer, conn)) = got else {
+                        return;
+                    };
+                    let now = held[who].fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(
+                        who == 4 || now <= SHARE,
+                        "seed {seed:#x}: a token held {now}"
+                    );
+                    assert!(pool.connections(0).0 <= CAP, "seed {seed:#x}: over the cap");
+                    let mut body = answer.into_body();
+                    if kind == 1 {
+                        let _ = body.frame().await;
+                        held[who].fetch_sub(1, Ordering::SeqCst);
+                        drop(body);
+                        drop(conn);
+                        return;
+                    }
+                    let _ = body.collect().await;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    held[who].fetch_sub(1, Ordering::SeqCst);
+                    conn.release();
+                }));
+                if next() % 4 == 0 {
+                    tokio::time::sleep(Duration::from_micros(300)).await;
+                }
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            // hyper's tasks take up the answers' ends; parks finish.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let limit = &pool.shared.limits[0];
+            assert_eq!(limit.waiting.load(Ordering::SeqCst), 0, "seed {seed:#x}");
+            for entry in limit.users.iter() {
+                assert_eq!(
+                    entry.value().load(Ordering::SeqCst),
+                    0,
+                    "seed {seed:#x}: {} still counted",
+                    entry.key()
+                );
+            }
+            let (open, idle) = pool.connections(0);
+            assert_eq!(open, idle, "seed {seed:#x}: a connection's place leaked");
+            // The whole cap serves at once: each of two tokens its share.
+            let mut conns = Vec::new();
+            for who in ["t0", "t0", "t1", "t1"] {
+                let mut req = get("/0");
+                *req.uri_mut() = Uri::from_static("/0");
+                let (answer, conn) = pool
+                    .send(0, Some(who), req, soon(1000))
+                    .await
+                    .ok()
+                    .unwrap_or_else(|| panic!("seed {seed:#x}: the cap is not whole"));
+                answer.into_body().collect().await.unwrap();
+                conns.push(conn);
+            }
+            assert_eq!(pool.connections(0).0, CAP);
+        }
     }
 
     #[test]
