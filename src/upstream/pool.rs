@@ -51,7 +51,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -100,8 +100,13 @@ pub(crate) enum Failure {
 struct NodeLimit {
     /// Connections open or being made (each a [`Lease`]).
     open: AtomicUsize,
-    /// Requests waiting in [`Pool::wait`]: only then do parks, closes and releases hand out.
-    waiting: AtomicUsize,
+    /// Requests waiting in [`Pool::wait`] (only then do parks, closes and releases hand out):
+    /// in the low half those that new requests must not pass, in the high half
+    /// ([`HELD_BACK`] each) those that queued only because their token held its share, which
+    /// do not hold back other tokens' requests nor make the node look full (rel18b: one
+    /// token at its share sent every other token's request through the queue, and
+    /// [`Pool::has_room`] said no). One word, so that a wake costs one load.
+    waiting: AtomicU64,
     /// The waiting requests, oldest first (some perhaps gone: their receiver closed).
     queue: Mutex<VecDeque<Waiter>>,
     /// Set by whoever has something to hand out; whoever holds `queue` goes round again.
@@ -117,7 +122,7 @@ impl NodeLimit {
     /// Hands what came free to the waiting requests, if any wait (the common case, none, costs
     /// one load).
     fn wake(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        if self.waiting.load(Ordering::SeqCst) != 0 {
             if let Some(shared) = self.shared.upgrade() {
                 shared.dispatch(self);
             }
@@ -125,11 +130,32 @@ impl NodeLimit {
     }
 }
 
+/// A waiting request counted as held back by its token's share, in [`NodeLimit::waiting`].
+const HELD_BACK: u64 = 1 << 32;
+
+/// Whether a waiting request is counted in [`NodeLimit::waiting`]'s low half ([`FIRST`]), its
+/// high half ([`HELD_BACK`]: until a hand-out finds its token under its share, then moved to
+/// the low half), or no longer ([`GONE`]).
+const FIRST: u8 = 0;
+const SHARE: u8 = 1;
+const GONE: u8 = 2;
+
 /// A request waiting for a connection to its node.
 struct Waiter {
     tx: tokio::sync::oneshot::Sender<Grant>,
     /// Its token's count of the node's connections in use.
     user: Option<Arc<AtomicUsize>>,
+    /// How it is counted in [`NodeLimit::waiting`] (shared with the request).
+    class: Arc<AtomicU8>,
+}
+
+/// Why a request could not go out at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    /// Others wait first, or the node is full.
+    Queue,
+    /// Its token holds its share.
+    Share,
 }
 
 /// What a request goes out on, with its token's count of it.
@@ -347,7 +373,7 @@ impl Pool {
                     .map(|node| {
                         Arc::new(NodeLimit {
                             open: AtomicUsize::new(0),
-                            waiting: AtomicUsize::new(0),
+                            waiting: AtomicU64::new(0),
                             queue: Mutex::default(),
                             pending: AtomicBool::new(false),
                             users: dashmap::DashMap::default(),
@@ -386,9 +412,9 @@ impl Pool {
         };
         let count = user.map(|id| self.shared.user(limit, id));
         let grant = match self.take(limit, slot, count.as_ref()) {
-            Some(grant) => grant,
+            Ok(grant) => grant,
             // Boxed: rare, and its state would otherwise weigh on every request.
-            None => Box::pin(self.wait(limit, count, deadline)).await?,
+            Err(blocked) => Box::pin(self.wait(limit, count, blocked, deadline)).await?,
         };
         let Grant { found, user } = grant;
         let lease = match found {
@@ -454,26 +480,29 @@ impl Pool {
 
     /// What a request may go out on at once: nobody waits for the node, its token is under
     /// its share, and an idle connection (the caller's shard) or a place under the cap is
-    /// free. `None`: it waits.
+    /// free. Otherwise it waits.
     fn take(
         &self,
         limit: &Arc<NodeLimit>,
         slot: usize,
         count: Option<&Arc<AtomicUsize>>,
-    ) -> Option<Grant> {
-        // First come, first served: a request never passes one that waits.
-        if limit.waiting.load(Ordering::SeqCst) > 0 {
-            return None;
+    ) -> Result<Grant, Blocked> {
+        // First come, first served: a request never passes one that waits (but for those
+        // waiting for their own token's connections).
+        if limit.waiting.load(Ordering::SeqCst) as u32 != 0 {
+            return Err(Blocked::Queue);
         }
         let user = match count {
             None => None,
-            Some(count) => Some(Use::take(count, limit, self.shared.max_per_token)?),
+            Some(count) => {
+                Some(Use::take(count, limit, self.shared.max_per_token).ok_or(Blocked::Share)?)
+            }
         };
         let found = match self.shared.idle(slot) {
             Some(conn) => Found::Idle(conn),
-            None => Found::Lease(self.shared.lease(limit.node)?),
+            None => Found::Lease(self.shared.lease(limit.node).ok_or(Blocked::Queue)?),
         };
-        Some(Grant { found, user })
+        Ok(Grant { found, user })
     }
 
     /// Waits, in the node's queue, until [`Shared::dispatch`] hands this request an idle
@@ -484,22 +513,34 @@ impl Pool {
         &self,
         limit: &Arc<NodeLimit>,
         count: Option<Arc<AtomicUsize>>,
+        blocked: Blocked,
         deadline: tokio::time::Instant,
     ) -> Result<Grant, Failure> {
         let now = tokio::time::Instant::now();
         let until = now.checked_add(self.wait).unwrap_or(deadline).min(deadline);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut rx = Granted(rx);
+        let (class, one) = match blocked {
+            Blocked::Queue => (FIRST, 1),
+            Blocked::Share => (SHARE, HELD_BACK),
+        };
+        let class = Arc::new(AtomicU8::new(class));
         // Counted before queueing, so that a park, close or release after the count hands out
-        // (both sides' steps are sequentially consistent); uncounted however the wait ends.
-        let waiting = limit.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        struct Waiting<'a>(&'a NodeLimit);
+        // (both sides' steps are sequentially consistent); uncounted however the wait ends, as
+        // it is counted then (a hand-out may have moved it to the low half).
+        let before = limit.waiting.fetch_add(one, Ordering::SeqCst);
+        let waiting = (before as u32 as usize) + (before >> 32) as usize + 1;
+        struct Waiting<'a>(&'a NodeLimit, &'a AtomicU8);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+                let one = match self.1.swap(GONE, Ordering::SeqCst) {
+                    SHARE => HELD_BACK,
+                    _ => 1,
+                };
+                self.0.waiting.fetch_sub(one, Ordering::SeqCst);
             }
         }
-        let _waiting = Waiting(limit);
+        let _waiting = Waiting(limit, &class);
         {
             let mut queue = limit.queue.lock().unwrap_or_else(|p| p.into_inner());
             // Requests that gave up stay queued until a hand-out passes them: forget them
@@ -510,6 +551,7 @@ impl Pool {
             queue.push_back(Waiter {
                 tx,
                 user: count.clone(),
+                class: Arc::clone(&class),
             });
         }
         // Whatever came free before this request was queued.
@@ -543,8 +585,8 @@ impl Pool {
         let Some(limit) = self.shared.limits.get(node) else {
             return false;
         };
-        // Requests waiting come first.
-        if limit.waiting.load(Ordering::SeqCst) > 0 {
+        // Requests waiting come first (but for those waiting for their own token's).
+        if limit.waiting.load(Ordering::SeqCst) as u32 != 0 {
             return false;
         }
         if limit.open.load(Ordering::Relaxed) < self.shared.max_open {
@@ -791,6 +833,14 @@ impl Shared {
                 // Its token's own connections must come back first.
                 i += 1;
                 continue;
+            }
+            // Under its share now: it comes before any request arriving from now on.
+            if waiter
+                .class
+                .compare_exchange(SHARE, FIRST, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                limit.waiting.fetch_sub(HELD_BACK - 1, Ordering::SeqCst);
             }
             let found = match held.take() {
                 Some(found) => found,
@@ -1490,6 +1540,53 @@ pub(crate) mod tests {
             .expect("a's waiting request went out on a's returned connection")
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 4);
+    }
+
+    /// rel18b: a request waiting only because its token holds its share does not make the
+    /// node look full (`has_room`: other tokens' requests were sent to other nodes) nor hold
+    /// back other tokens' requests (each went through the queue); once its token's
+    /// connection comes back, it is served before a request arriving later.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_held_back_by_its_share_holds_back_no_one_else() {
+        let (url, _count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 4;
+        config.max_connections_per_token = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let (a1, a1_conn) = pool
+            .send(0, Some("a"), get("/a1"), far())
+            .await
+            .ok()
+            .unwrap();
+        let mut a2 = Box::pin(pool.send(0, Some("a"), get("/a2"), far()));
+        assert!(!poll_once(&mut a2).await, "a went past its share");
+        assert!(
+            pool.has_room(0),
+            "3 of 4 connections free, yet the node looks full"
+        );
+        let limit = &pool.shared.limits[0];
+        let (b, b_conn) = pool
+            .send(0, Some("b"), get("/b"), far())
+            .await
+            .ok()
+            .unwrap();
+        b.into_body().collect().await.unwrap();
+        assert_eq!(
+            limit.queue.lock().unwrap().len(),
+            1,
+            "b went through the queue"
+        );
+        // a's connection comes back: a2 takes it, and is now first in line.
+        a1.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        a1_conn.release();
+        let (a2, _a2_conn) = a2.await.ok().unwrap();
+        a2.into_body().collect().await.unwrap();
+        assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
+        drop(b_conn);
+        assert!(pool.has_room(0));
     }
 
     /// rel18b: a request given a connection as its client went away (its future dropped while
