@@ -45,13 +45,16 @@
 //!   503s): a [`Use`] counts a connection from its checkout until its answer ends or it is
 //!   dropped. A request of a token at its share waits in the same queue (passed over until
 //!   one of its token's own connections comes back), then fails with [`Failure::Share`].
-//!   esgate's own requests belong to no token.
+//!   Such a request holds back no other token's requests, nor makes the node look full
+//!   ([`Pool::has_room`]), until a hand-out finds its token under its share again (rel18b).
+//!   A grant that reaches a request as it goes away (its future dropped while queued) goes
+//!   back to the pool. esgate's own requests belong to no token.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -100,15 +103,20 @@ pub(crate) enum Failure {
 struct NodeLimit {
     /// Connections open or being made (each a [`Lease`]).
     open: AtomicUsize,
-    /// Requests waiting in [`Pool::wait`]: only then do parks, closes and releases hand out.
-    waiting: AtomicUsize,
+    /// Requests waiting in [`Pool::wait`] (only then do parks, closes and releases hand out):
+    /// in the low half those that new requests must not pass, in the high half
+    /// ([`HELD_BACK`] each) those that queued only because their token held its share, which
+    /// do not hold back other tokens' requests nor make the node look full (rel18b: one
+    /// token at its share sent every other token's request through the queue, and
+    /// [`Pool::has_room`] said no). One word, so that a wake costs one load.
+    waiting: AtomicU64,
     /// The waiting requests, oldest first (some perhaps gone: their receiver closed).
     queue: Mutex<VecDeque<Waiter>>,
     /// Set by whoever has something to hand out; whoever holds `queue` goes round again.
     pending: AtomicBool,
     /// Connections in use per token (from checkout to the answer's end), entries at zero
     /// removed by the sweeper.
-    users: dashmap::DashMap<Box<str>, Arc<AtomicUsize>, crate::FastHash>,
+    users: dashmap::DashMap<Arc<str>, Arc<AtomicUsize>, crate::FastHash>,
     shared: Weak<Shared>,
     node: usize,
 }
@@ -117,7 +125,7 @@ impl NodeLimit {
     /// Hands what came free to the waiting requests, if any wait (the common case, none, costs
     /// one load).
     fn wake(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        if self.waiting.load(Ordering::SeqCst) != 0 {
             if let Some(shared) = self.shared.upgrade() {
                 shared.dispatch(self);
             }
@@ -125,17 +133,104 @@ impl NodeLimit {
     }
 }
 
+/// A token's count of one node's connections, as a thread last found it in the node's map.
+/// Exact: the count is the map's own (an entry is only removed from the map while nothing else
+/// holds its count, and a memo holds it), and the node is the same allocation (the memo's
+/// `Weak` keeps its address from being reused).
+struct Memo {
+    limit: Weak<NodeLimit>,
+    id: Arc<str>,
+    count: Arc<AtomicUsize>,
+}
+
+/// Entries of [`MEMO`] per thread.
+const MEMO_ENTRIES: usize = 8;
+
+thread_local! {
+    /// Each thread's last tokens' counts ([`Shared::user`]), by [`memo_index`] of the token.
+    static MEMO: std::cell::RefCell<[Option<Memo>; MEMO_ENTRIES]> =
+        const { std::cell::RefCell::new([const { None }; MEMO_ENTRIES]) };
+}
+
+/// Where a token's count is memoised in [`MEMO`]: from its id's length and last two bytes
+/// (ids of one length differ there; a collision only costs a map lookup).
+fn memo_index(id: &str) -> usize {
+    let b = id.as_bytes();
+    let last = b.last().map_or(0, |&x| usize::from(x));
+    let before = b
+        .len()
+        .checked_sub(2)
+        .and_then(|i| b.get(i))
+        .map_or(0, |&x| usize::from(x));
+    (b.len() ^ last ^ (before << 1) ^ (before >> 3)) % MEMO_ENTRIES
+}
+
+/// A waiting request counted as held back by its token's share, in [`NodeLimit::waiting`].
+const HELD_BACK: u64 = 1 << 32;
+
+/// Whether a waiting request is counted in [`NodeLimit::waiting`]'s low half ([`FIRST`]), its
+/// high half ([`HELD_BACK`]: until a hand-out finds its token under its share, then moved to
+/// the low half), or no longer ([`GONE`]).
+const FIRST: u8 = 0;
+const SHARE: u8 = 1;
+const GONE: u8 = 2;
+
 /// A request waiting for a connection to its node.
 struct Waiter {
     tx: tokio::sync::oneshot::Sender<Grant>,
     /// Its token's count of the node's connections in use.
     user: Option<Arc<AtomicUsize>>,
+    /// How it is counted in [`NodeLimit::waiting`] (shared with the request).
+    class: Arc<AtomicU8>,
+}
+
+/// Why a request could not go out at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    /// Others wait first, or the node is full.
+    Queue,
+    /// Its token holds its share.
+    Share,
 }
 
 /// What a request goes out on, with its token's count of it.
 struct Grant {
     found: Found,
     user: Option<Use>,
+}
+
+impl Grant {
+    /// Back to the pool unused: an idle connection parked again (and handed out), a place
+    /// given back.
+    fn give_back(self) {
+        let Grant { found, user } = self;
+        if let Found::Idle(conn) = found {
+            let Conn {
+                tx,
+                shared,
+                slot,
+                timer,
+                lease,
+                ..
+            } = conn;
+            park(&shared, slot, tx, timer, lease, true);
+        }
+        drop(user);
+    }
+}
+
+/// A queued request's end of its grant's channel. A grant that came as the request went away
+/// (its future dropped while queued: the client gone, an HTTP/2 stream reset) goes back to the
+/// pool: dropped with the channel, its idle connection was closed (rel18b).
+struct Granted(tokio::sync::oneshot::Receiver<Grant>);
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        self.0.close();
+        if let Ok(grant) = self.0.try_recv() {
+            grant.give_back();
+        }
+    }
 }
 
 /// One connection's place under its node's cap, from its connecting until it is closed.
@@ -171,6 +266,26 @@ pub(crate) struct Use {
 }
 
 impl Use {
+    /// [`Use::take`] with `count` itself: given back when the token holds `max`.
+    fn claim(
+        count: Arc<AtomicUsize>,
+        limit: &Arc<NodeLimit>,
+        max: usize,
+    ) -> Result<Use, Arc<AtomicUsize>> {
+        if count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(count);
+        }
+        Ok(Use {
+            count,
+            limit: Arc::clone(limit),
+        })
+    }
+
     /// A place in the token's share (`count`), if the token holds fewer than `max`.
     fn take(count: &Arc<AtomicUsize>, limit: &Arc<NodeLimit>, max: usize) -> Option<Use> {
         count
@@ -313,7 +428,7 @@ impl Pool {
                     .map(|node| {
                         Arc::new(NodeLimit {
                             open: AtomicUsize::new(0),
-                            waiting: AtomicUsize::new(0),
+                            waiting: AtomicU64::new(0),
                             queue: Mutex::default(),
                             pending: AtomicBool::new(false),
                             users: dashmap::DashMap::default(),
@@ -351,10 +466,10 @@ impl Pool {
             return Err(Failure::Connect(ConnectError("no such node".to_owned())));
         };
         let count = user.map(|id| self.shared.user(limit, id));
-        let grant = match self.take(limit, slot, count.as_ref()) {
-            Some(grant) => grant,
+        let grant = match self.take(limit, slot, count) {
+            Ok(grant) => grant,
             // Boxed: rare, and its state would otherwise weigh on every request.
-            None => Box::pin(self.wait(limit, count, deadline)).await?,
+            Err((blocked, count)) => Box::pin(self.wait(limit, count, blocked, deadline)).await?,
         };
         let Grant { found, user } = grant;
         let lease = match found {
@@ -420,26 +535,37 @@ impl Pool {
 
     /// What a request may go out on at once: nobody waits for the node, its token is under
     /// its share, and an idle connection (the caller's shard) or a place under the cap is
-    /// free. `None`: it waits.
+    /// free. Otherwise it waits.
     fn take(
         &self,
         limit: &Arc<NodeLimit>,
         slot: usize,
-        count: Option<&Arc<AtomicUsize>>,
-    ) -> Option<Grant> {
-        // First come, first served: a request never passes one that waits.
-        if limit.waiting.load(Ordering::SeqCst) > 0 {
-            return None;
+        count: Option<Arc<AtomicUsize>>,
+    ) -> Result<Grant, (Blocked, Option<Arc<AtomicUsize>>)> {
+        // First come, first served: a request never passes one that waits (but for those
+        // waiting for their own token's connections).
+        if limit.waiting.load(Ordering::SeqCst) as u32 != 0 {
+            return Err((Blocked::Queue, count));
         }
+        // The token's count moves into its `Use` (no second reference to make and drop).
         let user = match count {
             None => None,
-            Some(count) => Some(Use::take(count, limit, self.shared.max_per_token)?),
+            Some(count) => match Use::claim(count, limit, self.shared.max_per_token) {
+                Ok(user) => Some(user),
+                Err(count) => return Err((Blocked::Share, Some(count))),
+            },
         };
         let found = match self.shared.idle(slot) {
             Some(conn) => Found::Idle(conn),
-            None => Found::Lease(self.shared.lease(limit.node)?),
+            None => match self.shared.lease(limit.node) {
+                Some(lease) => Found::Lease(lease),
+                None => {
+                    let count = user.as_ref().map(|u| Arc::clone(&u.count));
+                    return Err((Blocked::Queue, count));
+                }
+            },
         };
-        Some(Grant { found, user })
+        Ok(Grant { found, user })
     }
 
     /// Waits, in the node's queue, until [`Shared::dispatch`] hands this request an idle
@@ -450,21 +576,34 @@ impl Pool {
         &self,
         limit: &Arc<NodeLimit>,
         count: Option<Arc<AtomicUsize>>,
+        blocked: Blocked,
         deadline: tokio::time::Instant,
     ) -> Result<Grant, Failure> {
         let now = tokio::time::Instant::now();
         let until = now.checked_add(self.wait).unwrap_or(deadline).min(deadline);
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut rx = Granted(rx);
+        let (class, one) = match blocked {
+            Blocked::Queue => (FIRST, 1),
+            Blocked::Share => (SHARE, HELD_BACK),
+        };
+        let class = Arc::new(AtomicU8::new(class));
         // Counted before queueing, so that a park, close or release after the count hands out
-        // (both sides' steps are sequentially consistent); uncounted however the wait ends.
-        let waiting = limit.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        struct Waiting<'a>(&'a NodeLimit);
+        // (both sides' steps are sequentially consistent); uncounted however the wait ends, as
+        // it is counted then (a hand-out may have moved it to the low half).
+        let before = limit.waiting.fetch_add(one, Ordering::SeqCst);
+        let waiting = (before as u32 as usize) + (before >> 32) as usize + 1;
+        struct Waiting<'a>(&'a NodeLimit, &'a AtomicU8);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+                let one = match self.1.swap(GONE, Ordering::SeqCst) {
+                    SHARE => HELD_BACK,
+                    _ => 1,
+                };
+                self.0.waiting.fetch_sub(one, Ordering::SeqCst);
             }
         }
-        let _waiting = Waiting(limit);
+        let _waiting = Waiting(limit, &class);
         {
             let mut queue = limit.queue.lock().unwrap_or_else(|p| p.into_inner());
             // Requests that gave up stay queued until a hand-out passes them: forget them
@@ -475,16 +614,17 @@ impl Pool {
             queue.push_back(Waiter {
                 tx,
                 user: count.clone(),
+                class: Arc::clone(&class),
             });
         }
         // Whatever came free before this request was queued.
         self.shared.dispatch(limit);
         tokio::select! {
-            granted = &mut rx => granted.map_err(|_| Failure::Saturated),
+            granted = &mut rx.0 => granted.map_err(|_| Failure::Saturated),
             () = tokio::time::sleep_until(until) => {
-                rx.close();
+                rx.0.close();
                 // Handed out as the time ran out: taken after all.
-                if let Ok(grant) = rx.try_recv() {
+                if let Ok(grant) = rx.0.try_recv() {
                     return Ok(grant);
                 }
                 let over = count
@@ -508,8 +648,8 @@ impl Pool {
         let Some(limit) = self.shared.limits.get(node) else {
             return false;
         };
-        // Requests waiting come first.
-        if limit.waiting.load(Ordering::SeqCst) > 0 {
+        // Requests waiting come first (but for those waiting for their own token's).
+        if limit.waiting.load(Ordering::SeqCst) as u32 != 0 {
             return false;
         }
         if limit.open.load(Ordering::Relaxed) < self.shared.max_open {
@@ -696,15 +836,54 @@ impl Shared {
     }
 
     /// `id`'s count of `limit`'s node's connections in use (made the first time).
-    fn user(self: &Arc<Shared>, limit: &NodeLimit, id: &str) -> Arc<AtomicUsize> {
-        if let Some(count) = limit.users.get(id) {
-            return Arc::clone(&count);
+    /// The calling thread's memo ([`MEMO`]) first: the map's lookup (hashing the id, a shard's
+    /// lock) was most of the share's cost per request (rel18b, issue 10).
+    fn user(self: &Arc<Shared>, limit: &Arc<NodeLimit>, id: &str) -> Arc<AtomicUsize> {
+        let at = memo_index(id);
+        let memoised = MEMO
+            .try_with(|memo| {
+                let memo = memo.try_borrow().ok()?;
+                let m = memo[at].as_ref()?;
+                (std::ptr::eq(m.limit.as_ptr(), Arc::as_ptr(limit)) && *m.id == *id)
+                    .then(|| Arc::clone(&m.count))
+            })
+            .ok()
+            .flatten();
+        if let Some(count) = memoised {
+            return count;
         }
-        let count = Arc::clone(&limit.users.entry(id.into()).or_default());
-        // The sweeper forgets the tokens at rest.
-        if !self.sweeping.load(Ordering::Relaxed) && !self.sweeping.swap(true, Ordering::Relaxed) {
-            start_sweeper(self);
-        }
+        let found = limit
+            .users
+            .get(id)
+            .map(|e| (Arc::clone(e.key()), Arc::clone(e.value())));
+        let (key, count) = match found {
+            Some(found) => found,
+            None => {
+                let found = {
+                    let e = limit.users.entry(id.into()).or_default();
+                    (Arc::clone(e.key()), Arc::clone(e.value()))
+                };
+                // The sweeper forgets the tokens at rest.
+                if !self.sweeping.load(Ordering::Relaxed)
+                    && !self.sweeping.swap(true, Ordering::Relaxed)
+                {
+                    start_sweeper(self);
+                }
+                found
+            }
+        };
+        let _ = MEMO.try_with(|memo| {
+            if let Ok(mut memo) = memo.try_borrow_mut() {
+                // The entry it replaces is dropped after the borrow ends.
+                let old = memo[at].replace(Memo {
+                    limit: Arc::downgrade(limit),
+                    id: key,
+                    count: Arc::clone(&count),
+                });
+                drop(memo);
+                drop(old);
+            }
+        });
         count
     }
 
@@ -756,6 +935,14 @@ impl Shared {
                 // Its token's own connections must come back first.
                 i += 1;
                 continue;
+            }
+            // Under its share now: it comes before any request arriving from now on.
+            if waiter
+                .class
+                .compare_exchange(SHARE, FIRST, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                limit.waiting.fetch_sub(HELD_BACK - 1, Ordering::SeqCst);
             }
             let found = match held.take() {
                 Some(found) => found,
@@ -1455,6 +1642,285 @@ pub(crate) mod tests {
             .expect("a's waiting request went out on a's returned connection")
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 4);
+    }
+
+    /// rel18b: a request waiting only because its token holds its share does not make the
+    /// node look full (`has_room`: other tokens' requests were sent to other nodes) nor hold
+    /// back other tokens' requests (each went through the queue); once its token's
+    /// connection comes back, it is served before a request arriving later.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_held_back_by_its_share_holds_back_no_one_else() {
+        let (url, _count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 4;
+        config.max_connections_per_token = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let (a1, a1_conn) = pool
+            .send(0, Some("a"), get("/a1"), far())
+            .await
+            .ok()
+            .unwrap();
+        let mut a2 = Box::pin(pool.send(0, Some("a"), get("/a2"), far()));
+        assert!(!poll_once(&mut a2).await, "a went past its share");
+        assert!(
+            pool.has_room(0),
+            "3 of 4 connections free, yet the node looks full"
+        );
+        let limit = &pool.shared.limits[0];
+        let (b, b_conn) = pool
+            .send(0, Some("b"), get("/b"), far())
+            .await
+            .ok()
+            .unwrap();
+        b.into_body().collect().await.unwrap();
+        assert_eq!(
+            limit.queue.lock().unwrap().len(),
+            1,
+            "b went through the queue"
+        );
+        // a's connection comes back: a2 takes it, and is now first in line.
+        a1.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        a1_conn.release();
+        let (a2, _a2_conn) = a2.await.ok().unwrap();
+        a2.into_body().collect().await.unwrap();
+        assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
+        drop(b_conn);
+        assert!(pool.has_room(0));
+    }
+
+    /// rel18b: the thread's memo of tokens' counts gives each pool's node and each token its
+    /// own count, the map's: two pools (a reload), two nodes, ids that share a memo entry.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_memo_of_token_counts_is_the_map_per_pool_node_and_token() {
+        let mut config = backend("http://127.0.0.1:9");
+        config.urls.push("http://127.0.0.1:10".parse().unwrap());
+        let (one, two) = (
+            Pool::new(&config, 64 * 1024, 1),
+            Pool::new(&config, 64 * 1024, 1),
+        );
+        // Ids whose memo entries collide, and ones that do not.
+        let ids: Vec<String> = (0..40).map(|i| format!("token-{i}")).collect();
+        assert!((1..ids.len()).any(|i| memo_index(&ids[i]) == memo_index(&ids[0])));
+        for round in 0..3 {
+            for id in &ids {
+                for pool in [&one, &two] {
+                    for (node, limit) in pool.shared.limits.iter().enumerate() {
+                        let count = pool.shared.user(limit, id);
+                        let entry = Arc::clone(&limit.users.get(id.as_str()).unwrap());
+                        assert!(Arc::ptr_eq(&count, &entry), "{id} at node {node}");
+                        if round == 0 {
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+        // Two ids of one memo entry, one after the other at one node.
+        let other = ids
+            .iter()
+            .skip(1)
+            .find(|id| memo_index(id) == memo_index(&ids[0]))
+            .unwrap();
+        let limit = &one.shared.limits[0];
+        for id in [&ids[0], other, &ids[0], other] {
+            let count = one.shared.user(limit, id);
+            let entry = Arc::clone(&limit.users.get(id.as_str()).unwrap());
+            assert!(Arc::ptr_eq(&count, &entry), "{id}");
+        }
+        for pool in [&one, &two] {
+            for limit in &pool.shared.limits {
+                assert_eq!(limit.users.len(), ids.len());
+                assert!(limit
+                    .users
+                    .iter()
+                    .all(|e| e.value().load(Ordering::SeqCst) == 1));
+            }
+        }
+    }
+
+    /// rel18b: a request given a connection as its client went away (its future dropped while
+    /// queued, the grant not yet taken: a client gone, an HTTP/2 stream reset) hands the
+    /// connection back to the pool. Before, the grant was dropped with the request's channel:
+    /// the warm connection was closed (its place and its token's came back, but a connection
+    /// was lost at the moment the node was busiest).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_handed_to_a_request_that_went_away_is_kept() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let (a, a_conn) = pool
+            .send(0, Some("t"), get("/a"), far())
+            .await
+            .ok()
+            .unwrap();
+        // B queues behind A's connection.
+        let mut b = Box::pin(pool.send(0, Some("t"), get("/b"), far()));
+        assert!(!poll_once(&mut b).await);
+        a.into_body().collect().await.unwrap();
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        // Parked and handed to B at once; B's client leaves before B runs again.
+        a_conn.release();
+        drop(b);
+        assert_eq!(
+            pool.connections(0),
+            (1, 1),
+            "the connection is parked again"
+        );
+        assert_eq!(pool.shared.limits[0].waiting.load(Ordering::SeqCst), 0);
+        let (c, _c_conn) = pool
+            .send(0, Some("t"), get("/c"), soon(1000))
+            .await
+            .ok()
+            .unwrap();
+        c.into_body().collect().await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1, "C reused the connection");
+    }
+
+    /// A node answering after a short pause, its body in two parts (`/N`: N milliseconds
+    /// before the head and between the parts).
+    async fn slow_node() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        tcp_node_serving(|mut s| {
+            Box::pin(async move {
+                loop {
+                    let head = read_head(&mut s).await;
+                    if head.is_empty() {
+                        return;
+                    }
+                    let millis: u64 = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.trim_start_matches('/').parse().ok())
+                        .unwrap_or(0);
+                    let pause = Duration::from_millis(millis);
+                    tokio::time::sleep(pause).await;
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    if s.write_all(b"-half").await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// rel18b: the share and the cap under a storm of requests of several tokens (and
+    /// esgate's own) that end every way a request can: read whole, dropped mid-body, abandoned
+    /// while queued or connecting (their futures dropped), cut by their deadline, refused
+    /// after the wait. No token ever holds more than its share nor the node more than its cap,
+    /// and afterwards nothing is left counted: no waiter, every token's count at zero, every
+    /// open connection idle, and the whole cap serves again. Seeded: a failure names its seed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_share_and_the_cap_hold_and_come_back_after_a_storm() {
+        const CAP: usize = 4;
+        const SHARE: usize = 2;
+        const TOKENS: [Option<&str>; 5] = [Some("t0"), Some("t1"), Some("t2"), Some("t3"), None];
+        for seed in [0x9e37_79b9_7f4a_7c15_u64, 0x2545_f491_4f6c_dd1d, 7] {
+            let (url, _count) = slow_node().await;
+            let mut config = backend(&url);
+            config.max_connections_per_node = CAP;
+            config.max_connections_per_token = SHARE;
+            config.connect_timeout = Duration::from_millis(40);
+            let pool = Arc::new(Pool::new(&config, 64 * 1024, 2));
+            let held: Arc<[AtomicUsize; 5]> = Arc::new(Default::default());
+            let mut rng = seed;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut tasks = Vec::new();
+            for _ in 0..400 {
+                let (pool, held) = (Arc::clone(&pool), Arc::clone(&held));
+                let who = (next() % 5) as usize;
+                let kind = next() % 5;
+                let pause = next() % 4;
+                let cut = Duration::from_micros(next() % 3000);
+                tasks.push(tokio::spawn(async move {
+                    let mut req = Request::new(crate::body::empty());
+                    *req.uri_mut() = format!("/{pause}").parse().unwrap();
+                    req.headers_mut()
+                        .insert(http::header::HOST, http::HeaderValue::from_static("node"));
+                    let deadline = if kind == 3 { soon(2) } else { far() };
+                    let sent = pool.send(0, TOKENS[who], req, deadline);
+                    let got = if kind == 2 {
+                        match tokio::time::timeout(cut, sent).await {
+                            Ok(got) => got,
+                            Err(_) => return,
+                        }
+                    } else {
+                        sent.await
+                    };
+                    let Ok((answer, conn)) = got else {
+                        return;
+                    };
+                    let now = held[who].fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(
+                        who == 4 || now <= SHARE,
+                        "seed {seed:#x}: a token held {now}"
+                    );
+                    assert!(pool.connections(0).0 <= CAP, "seed {seed:#x}: over the cap");
+                    let mut body = answer.into_body();
+                    if kind == 1 {
+                        let _ = body.frame().await;
+                        held[who].fetch_sub(1, Ordering::SeqCst);
+                        drop(body);
+                        drop(conn);
+                        return;
+                    }
+                    let _ = body.collect().await;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    held[who].fetch_sub(1, Ordering::SeqCst);
+                    conn.release();
+                }));
+                if next() % 4 == 0 {
+                    tokio::time::sleep(Duration::from_micros(300)).await;
+                }
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            // hyper's tasks take up the answers' ends; parks finish.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let limit = &pool.shared.limits[0];
+            assert_eq!(limit.waiting.load(Ordering::SeqCst), 0, "seed {seed:#x}");
+            for entry in limit.users.iter() {
+                assert_eq!(
+                    entry.value().load(Ordering::SeqCst),
+                    0,
+                    "seed {seed:#x}: {} still counted",
+                    entry.key()
+                );
+            }
+            let (open, idle) = pool.connections(0);
+            assert_eq!(open, idle, "seed {seed:#x}: a connection's place leaked");
+            // The whole cap serves at once: each of two tokens its share.
+            let mut conns = Vec::new();
+            for who in ["t0", "t0", "t1", "t1"] {
+                let mut req = get("/0");
+                *req.uri_mut() = Uri::from_static("/0");
+                let (answer, conn) = pool
+                    .send(0, Some(who), req, soon(1000))
+                    .await
+                    .ok()
+                    .unwrap_or_else(|| panic!("seed {seed:#x}: the cap is not whole"));
+                answer.into_body().collect().await.unwrap();
+                conns.push(conn);
+            }
+            assert_eq!(pool.connections(0).0, CAP);
+        }
     }
 
     #[test]
