@@ -116,7 +116,7 @@ struct NodeLimit {
     pending: AtomicBool,
     /// Connections in use per token (from checkout to the answer's end), entries at zero
     /// removed by the sweeper.
-    users: dashmap::DashMap<Arc<str>, Arc<AtomicUsize>, crate::FastHash>,
+    users: dashmap::DashMap<Box<str>, Arc<AtomicUsize>, crate::FastHash>,
     shared: Weak<Shared>,
     node: usize,
 }
@@ -131,38 +131,6 @@ impl NodeLimit {
             }
         }
     }
-}
-
-/// A token's count of one node's connections, as a thread last found it in the node's map.
-/// Exact: the count is the map's own (an entry is only removed from the map while nothing else
-/// holds its count, and a memo holds it), and the node is the same allocation (the memo's
-/// `Weak` keeps its address from being reused).
-struct Memo {
-    limit: Weak<NodeLimit>,
-    id: Arc<str>,
-    count: Arc<AtomicUsize>,
-}
-
-/// Entries of [`MEMO`] per thread.
-const MEMO_ENTRIES: usize = 8;
-
-thread_local! {
-    /// Each thread's last tokens' counts ([`Shared::user`]), by [`memo_index`] of the token.
-    static MEMO: std::cell::RefCell<[Option<Memo>; MEMO_ENTRIES]> =
-        const { std::cell::RefCell::new([const { None }; MEMO_ENTRIES]) };
-}
-
-/// Where a token's count is memoised in [`MEMO`]: from its id's length and last two bytes
-/// (ids of one length differ there; a collision only costs a map lookup).
-fn memo_index(id: &str) -> usize {
-    let b = id.as_bytes();
-    let last = b.last().map_or(0, |&x| usize::from(x));
-    let before = b
-        .len()
-        .checked_sub(2)
-        .and_then(|i| b.get(i))
-        .map_or(0, |&x| usize::from(x));
-    (b.len() ^ last ^ (before << 1) ^ (before >> 3)) % MEMO_ENTRIES
 }
 
 /// A waiting request counted as held back by its token's share, in [`NodeLimit::waiting`].
@@ -266,26 +234,6 @@ pub(crate) struct Use {
 }
 
 impl Use {
-    /// [`Use::take`] with `count` itself: given back when the token holds `max`.
-    fn claim(
-        count: Arc<AtomicUsize>,
-        limit: &Arc<NodeLimit>,
-        max: usize,
-    ) -> Result<Use, Arc<AtomicUsize>> {
-        if count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return Err(count);
-        }
-        Ok(Use {
-            count,
-            limit: Arc::clone(limit),
-        })
-    }
-
     /// A place in the token's share (`count`), if the token holds fewer than `max`.
     fn take(count: &Arc<AtomicUsize>, limit: &Arc<NodeLimit>, max: usize) -> Option<Use> {
         count
@@ -466,10 +414,10 @@ impl Pool {
             return Err(Failure::Connect(ConnectError("no such node".to_owned())));
         };
         let count = user.map(|id| self.shared.user(limit, id));
-        let grant = match self.take(limit, slot, count) {
+        let grant = match self.take(limit, slot, count.as_ref()) {
             Ok(grant) => grant,
             // Boxed: rare, and its state would otherwise weigh on every request.
-            Err((blocked, count)) => Box::pin(self.wait(limit, count, blocked, deadline)).await?,
+            Err(blocked) => Box::pin(self.wait(limit, count, blocked, deadline)).await?,
         };
         let Grant { found, user } = grant;
         let lease = match found {
@@ -540,30 +488,22 @@ impl Pool {
         &self,
         limit: &Arc<NodeLimit>,
         slot: usize,
-        count: Option<Arc<AtomicUsize>>,
-    ) -> Result<Grant, (Blocked, Option<Arc<AtomicUsize>>)> {
+        count: Option<&Arc<AtomicUsize>>,
+    ) -> Result<Grant, Blocked> {
         // First come, first served: a request never passes one that waits (but for those
         // waiting for their own token's connections).
         if limit.waiting.load(Ordering::SeqCst) as u32 != 0 {
-            return Err((Blocked::Queue, count));
+            return Err(Blocked::Queue);
         }
-        // The token's count moves into its `Use` (no second reference to make and drop).
         let user = match count {
             None => None,
-            Some(count) => match Use::claim(count, limit, self.shared.max_per_token) {
-                Ok(user) => Some(user),
-                Err(count) => return Err((Blocked::Share, Some(count))),
-            },
+            Some(count) => {
+                Some(Use::take(count, limit, self.shared.max_per_token).ok_or(Blocked::Share)?)
+            }
         };
         let found = match self.shared.idle(slot) {
             Some(conn) => Found::Idle(conn),
-            None => match self.shared.lease(limit.node) {
-                Some(lease) => Found::Lease(lease),
-                None => {
-                    let count = user.as_ref().map(|u| Arc::clone(&u.count));
-                    return Err((Blocked::Queue, count));
-                }
-            },
+            None => Found::Lease(self.shared.lease(limit.node).ok_or(Blocked::Queue)?),
         };
         Ok(Grant { found, user })
     }
@@ -836,54 +776,15 @@ impl Shared {
     }
 
     /// `id`'s count of `limit`'s node's connections in use (made the first time).
-    /// The calling thread's memo ([`MEMO`]) first: the map's lookup (hashing the id, a shard's
-    /// lock) was most of the share's cost per request (rel18b, issue 10).
-    fn user(self: &Arc<Shared>, limit: &Arc<NodeLimit>, id: &str) -> Arc<AtomicUsize> {
-        let at = memo_index(id);
-        let memoised = MEMO
-            .try_with(|memo| {
-                let memo = memo.try_borrow().ok()?;
-                let m = memo[at].as_ref()?;
-                (std::ptr::eq(m.limit.as_ptr(), Arc::as_ptr(limit)) && *m.id == *id)
-                    .then(|| Arc::clone(&m.count))
-            })
-            .ok()
-            .flatten();
-        if let Some(count) = memoised {
-            return count;
+    fn user(self: &Arc<Shared>, limit: &NodeLimit, id: &str) -> Arc<AtomicUsize> {
+        if let Some(count) = limit.users.get(id) {
+            return Arc::clone(&count);
         }
-        let found = limit
-            .users
-            .get(id)
-            .map(|e| (Arc::clone(e.key()), Arc::clone(e.value())));
-        let (key, count) = match found {
-            Some(found) => found,
-            None => {
-                let found = {
-                    let e = limit.users.entry(id.into()).or_default();
-                    (Arc::clone(e.key()), Arc::clone(e.value()))
-                };
-                // The sweeper forgets the tokens at rest.
-                if !self.sweeping.load(Ordering::Relaxed)
-                    && !self.sweeping.swap(true, Ordering::Relaxed)
-                {
-                    start_sweeper(self);
-                }
-                found
-            }
-        };
-        let _ = MEMO.try_with(|memo| {
-            if let Ok(mut memo) = memo.try_borrow_mut() {
-                // The entry it replaces is dropped after the borrow ends.
-                let old = memo[at].replace(Memo {
-                    limit: Arc::downgrade(limit),
-                    id: key,
-                    count: Arc::clone(&count),
-                });
-                drop(memo);
-                drop(old);
-            }
-        });
+        let count = Arc::clone(&limit.users.entry(id.into()).or_default());
+        // The sweeper forgets the tokens at rest.
+        if !self.sweeping.load(Ordering::Relaxed) && !self.sweeping.swap(true, Ordering::Relaxed) {
+            start_sweeper(self);
+        }
         count
     }
 
@@ -1689,56 +1590,6 @@ pub(crate) mod tests {
         assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
         drop(b_conn);
         assert!(pool.has_room(0));
-    }
-
-    /// rel18b: the thread's memo of tokens' counts gives each pool's node and each token its
-    /// own count, the map's: two pools (a reload), two nodes, ids that share a memo entry.
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_memo_of_token_counts_is_the_map_per_pool_node_and_token() {
-        let mut config = backend("http://127.0.0.1:9");
-        config.urls.push("http://127.0.0.1:10".parse().unwrap());
-        let (one, two) = (
-            Pool::new(&config, 64 * 1024, 1),
-            Pool::new(&config, 64 * 1024, 1),
-        );
-        // Ids whose memo entries collide, and ones that do not.
-        let ids: Vec<String> = (0..40).map(|i| format!("token-{i}")).collect();
-        assert!((1..ids.len()).any(|i| memo_index(&ids[i]) == memo_index(&ids[0])));
-        for round in 0..3 {
-            for id in &ids {
-                for pool in [&one, &two] {
-                    for (node, limit) in pool.shared.limits.iter().enumerate() {
-                        let count = pool.shared.user(limit, id);
-                        let entry = Arc::clone(&limit.users.get(id.as_str()).unwrap());
-                        assert!(Arc::ptr_eq(&count, &entry), "{id} at node {node}");
-                        if round == 0 {
-                            count.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                }
-            }
-        }
-        // Two ids of one memo entry, one after the other at one node.
-        let other = ids
-            .iter()
-            .skip(1)
-            .find(|id| memo_index(id) == memo_index(&ids[0]))
-            .unwrap();
-        let limit = &one.shared.limits[0];
-        for id in [&ids[0], other, &ids[0], other] {
-            let count = one.shared.user(limit, id);
-            let entry = Arc::clone(&limit.users.get(id.as_str()).unwrap());
-            assert!(Arc::ptr_eq(&count, &entry), "{id}");
-        }
-        for pool in [&one, &two] {
-            for limit in &pool.shared.limits {
-                assert_eq!(limit.users.len(), ids.len());
-                assert!(limit
-                    .users
-                    .iter()
-                    .all(|e| e.value().load(Ordering::SeqCst) == 1));
-            }
-        }
     }
 
     /// rel18b: a request given a connection as its client went away (its future dropped while
