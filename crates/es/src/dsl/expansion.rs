@@ -528,14 +528,7 @@ fn exists_target<C: Ch>(
                     // Unterminated: the caller refuses the text.
                     None => return Ok(()),
                     Some('"') => break,
-                    Some('\\') => {
-                        let rest: String = chars[j + 1..].iter().take(5).map(|c| c.ch()).collect();
-                        let mut after = rest.chars();
-                        if let Some(c) = crate::dsl::fields::unescape(&mut after)? {
-                            name.push(c);
-                        }
-                        j += 1 + rest.chars().count() - after.count();
-                    }
+                    Some('\\') => j = escape_at(chars, j, &mut name)?,
                     Some(c) => {
                         name.push(c);
                         j += 1;
@@ -548,14 +541,7 @@ fn exists_target<C: Ch>(
                 match c {
                     ' ' | '\t' | '\n' | '\r' | '\u{3000}' | '"' | '~' | '^' | '(' | ')' | '['
                     | ']' | '{' | '}' | '/' | '!' | ':' => break,
-                    '\\' => {
-                        let rest: String = chars[j + 1..].iter().take(5).map(|c| c.ch()).collect();
-                        let mut after = rest.chars();
-                        if let Some(c) = crate::dsl::fields::unescape(&mut after)? {
-                            name.push(c);
-                        }
-                        j += 1 + rest.chars().count() - after.count();
-                    }
+                    '\\' => j = escape_at(chars, j, &mut name)?,
                     c => {
                         name.push(c);
                         j += 1;
@@ -568,6 +554,17 @@ fn exists_target<C: Ch>(
         on_field(&name);
     }
     Ok(())
+}
+
+/// The escape at `chars[j]` (a backslash) decoded onto `name`, as a field name's escapes are
+/// (`fields::unescape`); where the text goes on after it.
+fn escape_at<C: Ch>(chars: &[C], j: usize, name: &mut String) -> Result<usize, Rejection> {
+    let rest: String = chars.iter().skip(j + 1).take(5).map(|c| c.ch()).collect();
+    let mut after = rest.chars();
+    if let Some(c) = crate::dsl::fields::unescape(&mut after)? {
+        name.push(c);
+    }
+    Ok(j + 1 + rest.chars().count() - after.count())
 }
 
 fn unterminated(what: &str) -> Rejection {
