@@ -440,8 +440,10 @@ fn check_metadata_patterns(
         }
     };
     let metadata = |n: &str| n.starts_with('_') && expansion::may_be_metadata(n);
-    // Aliases of select items that mention a metadata field.
-    let mut aliases: Vec<String> = Vec::new();
+    // Aliases of select items that mention a metadata field: a set, as every name of the
+    // statement is looked up in it (robust18: a list made a statement of n aliases and n
+    // names n² comparisons, 0.6 s for 100 KB and 9 s for 400 KB in a debug build).
+    let mut aliases: std::collections::HashSet<String> = std::collections::HashSet::new();
     let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
     let mut depth = 0usize;
     let mut item: Vec<&Tok> = Vec::new();
