@@ -1217,4 +1217,24 @@ mod route_tests {
             assert_eq!(err.kind, RejectKind::Forbidden, "{m} {p} {q:?}");
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any EQL text, alone and after a valid start: no panic, the same answer twice.
+            #[test]
+            fn any_eql_text_is_read_without_panic_and_alike(t in crate::testing::query_text()) {
+                let f = crate::testing::scope().filters;
+                for q in [t.clone(), format!("any where _id == \"b\" and {t}")] {
+                    let first = crate::querylang::eql(Some(json!({"query": q})), &f);
+                    let again = crate::querylang::eql(Some(json!({"query": q})), &f);
+                    prop_assert_eq!(first, again, "{:?}", q);
+                }
+            }
+        }
+    }
 }

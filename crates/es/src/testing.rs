@@ -110,3 +110,241 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
         state
     }
 }
+
+/// Query text for the readers' property tests: fragments biased to the special characters
+/// and words of the query grammars (Lucene classic and simple, KQL, SQL, ES|QL, EQL), with
+/// whitespace of every kind, non-ASCII (é, U+3000, an emoji) and escapes cut short; or any
+/// bytes read as UTF-8 lossily. Each reader must refuse what it cannot read, never panic,
+/// and answer the same twice.
+pub(crate) fn query_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let fragment = prop::sample::select(vec![
+        "\\",
+        "\"",
+        ":",
+        "!",
+        "{",
+        "}",
+        "[",
+        "]",
+        "(",
+        ")",
+        "/",
+        "~",
+        "^",
+        "*",
+        "?",
+        "_",
+        "<",
+        ">",
+        "=",
+        ",",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\u{3000}",
+        "\u{a0}",
+        "\u{e9}",
+        "\u{1f600}",
+        "'",
+        "`",
+        "|",
+        "&",
+        "-",
+        "+",
+        ".",
+        "@",
+        ";",
+        "#",
+        "%",
+        "$",
+        "a",
+        "x1",
+        "0",
+        "5",
+        "~2",
+        "^2",
+        "\\u",
+        "\\u00",
+        "\\u005f",
+        "\\u005fid",
+        "\\ud800",
+        "\\uD83D",
+        "\\uzzzz",
+        "\\t",
+        "\\n",
+        "\\\"",
+        "\"\"",
+        "``",
+        "''",
+        "/*",
+        "*/",
+        "--",
+        "//",
+        "_id",
+        "_seq_no",
+        "_exists_",
+        "_index",
+        "_routing",
+        "_version",
+        "_tier",
+        "KQL(",
+        "QSTR(",
+        "QUERY(",
+        "MATCH(",
+        "LIKE",
+        "RLIKE",
+        "BETWEEN",
+        "STARTS_WITH(",
+        "ENDS_WITH(",
+        "like~",
+        "regex",
+        "startsWith(",
+        " AND ",
+        " OR ",
+        " NOT ",
+        " TO ",
+        "SELECT ",
+        " FROM ",
+        " WHERE ",
+        " AS ",
+        "FROM logs-a ",
+        "SELECT * FROM logs-a ",
+        " | WHERE ",
+        " METADATA _id ",
+        " | EVAL ",
+        "any where ",
+        "sequence ",
+        ",",
+        "<=",
+        ">=",
+        "<>",
+        "==",
+        "!=",
+    ]);
+    let fragments = prop::collection::vec(fragment, 0..24).prop_map(|v| v.concat());
+    let bytes = prop::collection::vec(any::<u8>(), 0..64)
+        .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
+    prop_oneof![4 => fragments, 1 => bytes, 1 => any::<String>()]
+}
+
+/// Each query-text reader timed on adversarial texts of 100 and 400 KB (a linear reader takes
+/// four times as long on the second, a quadratic one sixteen times): `cargo test -p esgate-es --release --lib
+/// adversarial_query_text_sizes -- --ignored --nocapture`. Prints, asserts nothing: not a
+/// speed test (the machine is shared), a measurement for the report.
+#[test]
+#[ignore]
+fn adversarial_query_text_sizes() {
+    use crate::dsl::expansion::{check_text, Syntax};
+    use std::time::Instant;
+    /// A text's name and its maker (the text of about `n` bytes).
+    type Maker = (&'static str, fn(usize) -> String);
+    let texts: Vec<Maker> = vec![
+        ("\\u", |n| "\\u".repeat(n / 2)),
+        ("\\u005f", |n| "\\u005f".repeat(n / 6)),
+        ("\"", |n| "\"".repeat(n)),
+        ("\\\"", |n| "\\\"".repeat(n / 2)),
+        ("a\"", |n| "a\"".repeat(n / 2)),
+        ("{", |n| "{".repeat(n)),
+        ("[", |n| "[".repeat(n)),
+        ("[\"\\\"", |n| format!("[{}", "\"\\\"".repeat(n / 3))),
+        ("[\"x ", |n| format!("[{}", "\"x ".repeat(n / 3))),
+        ("[ \"\\\" \\\"", |n| {
+            format!("[ \"{}", "\\\" ".repeat(n / 3))
+        }),
+        ("/", |n| "/".repeat(n)),
+        ("a~", |n| "a~".repeat(n / 2)),
+        ("_exists_:", |n| "_exists_:".repeat(n / 9)),
+        ("_exists_:\"", |n| "_exists_:\"".repeat(n / 10)),
+        ("_exists_: \\u005f", |n| "_exists_: \\u005f".repeat(n / 16)),
+        ("a ", |n| "a ".repeat(n / 2)),
+        ("é\u{3000}", |n| "é\u{3000}".repeat(n / 5)),
+        ("x:", |n| "x:".repeat(n / 2)),
+        ("\\", |n| "\\".repeat(n)),
+    ];
+    // The fastest of five runs (the machine is shared).
+    let time = |f: &dyn Fn()| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    for (name, make) in &texts {
+        for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+            let (half, full) = (make(100_000), make(400_000));
+            let a = time(&|| drop(check_text(&half, syntax, &[])));
+            let b = time(&|| drop(check_text(&full, syntax, &[])));
+            println!("check_text {syntax:?} {name:?}: 100 KB {a:.2} ms, 400 KB {b:.2} ms");
+        }
+        let (half, full) = (make(100_000), make(400_000));
+        let a = time(&|| drop(crate::dsl::fields::check_query_text(&half)));
+        let b = time(&|| drop(crate::dsl::fields::check_query_text(&full)));
+        println!("check_query_text {name:?}: 100 KB {a:.2} ms, 400 KB {b:.2} ms");
+    }
+    let langs: Vec<Maker> = vec![
+        ("sql aliases", |n| {
+            let items: Vec<String> = (0..n / 24).map(|i| format!("_id a{i}")).collect();
+            let conds: Vec<String> = (0..n / 24).map(|i| format!("b{i} = 1")).collect();
+            format!(
+                "SELECT {} FROM logs-a WHERE {}",
+                items.join(", "),
+                conds.join(" AND ")
+            )
+        }),
+        ("sql words", |n| {
+            format!("SELECT * FROM logs-a WHERE {}", "_id x ".repeat(n / 6))
+        }),
+        ("sql quoted", |n| {
+            format!("SELECT * FROM logs-a WHERE {}", "\"_id\" ".repeat(n / 6))
+        }),
+        ("sql <", |n| {
+            format!("SELECT * FROM logs-a WHERE {}", "< ".repeat(n / 2))
+        }),
+        ("esql aliases", |n| {
+            let evals: Vec<String> = (0..n / 30).map(|i| format!("| EVAL a{i} = _id ")).collect();
+            format!(
+                "FROM logs-a METADATA _id {}| WHERE a1 == \"b\"",
+                evals.concat()
+            )
+        }),
+        ("esql words", |n| {
+            format!(
+                "FROM logs-a METADATA _id | WHERE {}",
+                "_id == \"b\" AND ".repeat(n / 16)
+            )
+        }),
+        ("esql KQL(", |n| {
+            format!("FROM logs-a | WHERE KQL(\"{}\")", "\\\\u".repeat(n / 3))
+        }),
+        ("esql QSTR(", |n| {
+            format!("FROM logs-a | WHERE QSTR(\"{}\")", "{".repeat(n))
+        }),
+        ("eql", |n| {
+            format!("any where {}", "_id == \"b\" and ".repeat(n / 16))
+        }),
+        ("eql :", |n| format!("any where {}", "_id : ".repeat(n / 6))),
+    ];
+    let filters = crate::testing::scope().filters;
+    for (name, make) in &langs {
+        let (half, full) = (make(100_000), make(400_000));
+        let run = |q: &str| {
+            if name.starts_with("sql") {
+                drop(crate::querylang::sql::parse(q));
+            } else if name.starts_with("esql") {
+                drop(crate::querylang::esql::parse(q));
+            } else {
+                drop(crate::querylang::eql(
+                    Some(serde_json::json!({ "query": q })),
+                    &filters,
+                ));
+            }
+        };
+        let a = time(&|| run(&half));
+        let b = time(&|| run(&full));
+        println!("{name}: 100 KB {a:.2} ms, 400 KB {b:.2} ms");
+    }
+}

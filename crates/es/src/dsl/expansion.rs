@@ -1126,7 +1126,7 @@ mod tests {
     mod props {
         use proptest::prelude::*;
 
-        use super::super::{read_text, Syntax};
+        use super::super::{check_text, read_text, Syntax};
 
         fn fragments() -> impl Strategy<Value = String> {
             let f = prop::sample::select(vec![
@@ -1149,6 +1149,24 @@ mod tests {
                     if let Ok(r) = read_text(&glued, syntax) {
                         prop_assert!(r.fuzzy, "{glued:?}");
                     }
+                }
+            }
+
+            /// Any text (the grammars' special characters, cut escapes, non-ASCII, arbitrary
+            /// bytes): every syntax reads and checks it without a panic, the same way twice,
+            /// as it reads its characters one by one (`PLAIN` off).
+            #[test]
+            fn any_text_is_read_without_panic_and_alike(q in crate::testing::query_text()) {
+                for syntax in [Syntax::Classic, Syntax::Simple, Syntax::Kql] {
+                    let read = read_text(&q, syntax);
+                    prop_assert_eq!(&read, &read_text(&q, syntax), "{:?}", q);
+                    let chars: Vec<char> = q.chars().collect();
+                    let fast = super::read_with::<_, true>(&chars, syntax);
+                    let slow = super::read_with::<_, false>(&chars, syntax);
+                    prop_assert_eq!(&fast, &slow, "{:?} {:?}", q, syntax);
+                    let checked = check_text(&q, syntax, &[]);
+                    prop_assert_eq!(&checked, &check_text(&q, syntax, &[]), "{:?}", q);
+                    let _ = check_text(&q, syntax, &["_id", "a*"]);
                 }
             }
         }

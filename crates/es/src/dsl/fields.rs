@@ -997,4 +997,21 @@ mod tests {
             assert_eq!(check_params(&p(k, v)).is_ok(), ok, "{k}={v}");
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any text: read without a panic, the same way twice, and as the reading before
+            /// the spans (`check_query_text_before`).
+            #[test]
+            fn any_query_text_is_checked_without_panic_and_alike(q in crate::testing::query_text()) {
+                let checked = super::check_query_text(&q);
+                prop_assert_eq!(&checked, &super::check_query_text(&q), "{:?}", q);
+                prop_assert_eq!(&checked, &super::check_query_text_before(&q), "{:?}", q);
+            }
+        }
+    }
 }

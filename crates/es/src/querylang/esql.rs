@@ -1450,6 +1450,15 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2000))]
 
+            /// Any text, alone and after a valid start: no panic, the same answer twice.
+            #[test]
+            fn any_text_is_read_without_panic_and_alike(t in crate::testing::query_text()) {
+                for q in [t.clone(), format!("FROM logs-a METADATA _id | WHERE {t}")] {
+                    let first = parse(&q).map(|p| format!("{p:?}"));
+                    prop_assert_eq!(&first, &parse(&q).map(|p| format!("{p:?}")), "{:?}", q);
+                }
+            }
+
             /// Nothing panics; an accepted query rendered with its own sources parses back to
             /// exactly those sources (rendering never adds or hides a source).
             #[test]

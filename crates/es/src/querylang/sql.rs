@@ -440,8 +440,10 @@ fn check_metadata_patterns(
         }
     };
     let metadata = |n: &str| n.starts_with('_') && expansion::may_be_metadata(n);
-    // Aliases of select items that mention a metadata field.
-    let mut aliases: Vec<String> = Vec::new();
+    // Aliases of select items that mention a metadata field: a set, as every name of the
+    // statement is looked up in it (robust18: a list made a statement of n aliases and n
+    // names n² comparisons, 0.6 s for 100 KB and 9 s for 400 KB in a debug build).
+    let mut aliases: std::collections::HashSet<String> = std::collections::HashSet::new();
     let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
     let mut depth = 0usize;
     let mut item: Vec<&Tok> = Vec::new();
@@ -776,6 +778,15 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any text, alone and after a valid start: no panic, the same answer twice.
+            #[test]
+            fn any_text_is_read_without_panic_and_alike(t in crate::testing::query_text()) {
+                for q in [t.clone(), format!("SELECT * FROM logs-a WHERE {t}")] {
+                    let first = parse(&q).map(|p| format!("{p:?}"));
+                    prop_assert_eq!(&first, &parse(&q).map(|p| format!("{p:?}")), "{:?}", q);
+                }
+            }
 
             /// Nothing panics; an accepted query rendered with its own table (split on commas)
             /// parses back to exactly that table.

@@ -1811,6 +1811,67 @@ fn packed_chunks_decide_as_items_do() {
     assert!(n > 10_000);
 }
 
+/// robust18: arrays of 0, 1, 2 and 3 plain strings, ASCII or not (`é`, an emoji: bytes above
+/// 0x7f are no special bytes), whose `]` falls at every place of the first two chunks, the
+/// body ending right there (the last chunk full, none after it), cut just before the `]` (the
+/// body ends at a chunk's end inside no string, or inside one), or followed by more bytes:
+/// [`packed`] decides them as `packed_items`, and the parser reads them (and `[]`, which
+/// `packed` never sees) as serde_json does.
+#[test]
+fn packed_arrays_end_at_every_place_of_a_chunk() {
+    let mut at_chunk_end = 0;
+    for items in 0..=3usize {
+        for filler in 0..132 {
+            for tail in ["", "é", "😀", "é😀", "\\u00e9", "\\"] {
+                let first = format!("{}{tail}", "a".repeat(filler));
+                let list: Vec<String> = (0..items)
+                    .map(|i| {
+                        if i == 0 {
+                            format!("\"{first}\"")
+                        } else {
+                            format!("\"é{i}\"")
+                        }
+                    })
+                    .collect();
+                let body = format!("[{}]", list.join(","));
+                let b = body.as_bytes();
+                // Chunks start at the first item's quote (`b[1]`): a `]` at 64 or 128 ends one.
+                if items > 0 && (b.len() - 1) % 64 == 0 {
+                    at_chunk_end += 1;
+                }
+                if items > 0 {
+                    let plain = !tail.contains('\\');
+                    assert_eq!(
+                        packed(b, 0),
+                        plain.then_some((b.len(), items as u32)),
+                        "{body}"
+                    );
+                    for s in [
+                        b.to_vec(),
+                        b[..b.len() - 1].to_vec(),
+                        [b, b"]"].concat(),
+                        [b, b",\""].concat(),
+                        [b, "é".as_bytes()].concat(),
+                    ] {
+                        assert_eq!(
+                            packed(&s, 0),
+                            packed_items(&s, 0),
+                            "{:?}",
+                            String::from_utf8_lossy(&s)
+                        );
+                    }
+                }
+                agrees(b);
+                agrees(format!("{{\"f\":{body}}}").as_bytes());
+            }
+            if items == 0 {
+                break;
+            }
+        }
+    }
+    assert!(at_chunk_end >= 3 * 2 * 4, "{at_chunk_end}");
+}
+
 /// The SSE2 masks of [`packed`] equal the byte-at-a-time ones other CPUs use, for every byte
 /// value at every position of a chunk (over a background of each class of byte).
 #[test]
