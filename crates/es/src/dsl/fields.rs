@@ -423,7 +423,9 @@ pub(crate) fn unescape(chars: &mut std::str::Chars<'_>) -> Result<Option<char>, 
             let hex: String = chars.by_ref().take(4).collect();
             u32::from_str_radix(&hex, 16)
                 .ok()
-                .filter(|_| hex.len() == 4)
+                // Four hex digits, as Lucene's lexer takes them (`from_str_radix` also takes a
+                // sign: `\u+05f`).
+                .filter(|_| hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(char::from_u32)
                 .map(Some)
                 .ok_or_else(|| {
@@ -598,6 +600,18 @@ mod tests {
 
     /// The fast path of `check` decides every name, in every position, as the whole check does:
     /// names built from three pieces each (metadata names, wildcards, dots, plain text, empty).
+    /// `\uXXXX` takes exactly four hex digits, as Lucene's lexer: no sign, no short forms
+    /// (robust18: `from_str_radix` read `\u+05f` as `_`).
+    #[test]
+    fn unicode_escapes_take_four_hex_digits() {
+        let read = |t: &str| unescape(&mut t.chars()).map_err(|e| e.kind);
+        assert_eq!(read("u005f"), Ok(Some('_')));
+        assert_eq!(read("u005Fx"), Ok(Some('_')));
+        for bad in ["u+05f", "u-05f", "u05f", "u 05f", "u00g0", "ud83d"] {
+            assert_eq!(read(bad), Err(crate::RejectKind::BadRequest), "{bad}");
+        }
+    }
+
     #[test]
     fn check_skips_only_names_every_position_allows() {
         let pieces = [
