@@ -1067,6 +1067,20 @@ pub(crate) mod tests {
     }
 
     /// A deadline no test reaches.
+    /// A few turns of the scheduler: enough for a connection's task to see its answer's end.
+    async fn settle() {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Reads `answer` to its end and gives its connection back (parked when still usable).
+    async fn finish(answer: Response<Incoming>, conn: Conn) {
+        answer.into_body().collect().await.unwrap();
+        settle().await;
+        conn.release();
+    }
+
     fn far() -> tokio::time::Instant {
         tokio::time::Instant::now() + Duration::from_secs(60)
     }
@@ -1158,9 +1172,7 @@ pub(crate) mod tests {
         let answer = answer.await.ok().unwrap();
         let body = answer.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
+        settle().await;
         conn.release();
         assert_eq!(pool.shared.idle[0].lock().unwrap().len(), 1);
         (pool, server, count)
@@ -1209,11 +1221,7 @@ pub(crate) mod tests {
         let pool = Pool::new(&config, 64 * 1024, 1);
         for _ in 0..3 {
             let (answer, conn) = pool.send(0, None, get("/x"), far()).await.ok().unwrap();
-            answer.into_body().collect().await.unwrap();
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-            conn.release();
+            finish(answer, conn).await;
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -1267,11 +1275,7 @@ pub(crate) mod tests {
                 .await
                 .ok()
                 .unwrap();
-            answer.into_body().collect().await.unwrap();
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-            conn.release();
+            finish(answer, conn).await;
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -1323,9 +1327,7 @@ pub(crate) mod tests {
                 b"xxxxxxxxxx"
             };
             assert_eq!(&body[..], want, "{path}");
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
+            settle().await;
             conn.release();
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -1354,11 +1356,7 @@ pub(crate) mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!b.is_finished(), "B went out beyond the cap");
-        a.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        a_conn.release();
+        finish(a, a_conn).await;
         let b_conn = b.await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 1, "B reused A's connection");
 
@@ -1396,9 +1394,7 @@ pub(crate) mod tests {
         let pool = Pool::new(&config, 64 * 1024, 2);
         let (answer, conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
         answer.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
+        settle().await;
         // Parked in the other shard (as another worker's would be).
         let Conn {
             tx,
@@ -1439,11 +1435,7 @@ pub(crate) mod tests {
             Box::pin(async move {
                 let (answer, conn) = pool.send(0, None, get("/x"), far()).await.ok().unwrap();
                 order.lock().unwrap().push(name);
-                answer.into_body().collect().await.unwrap();
-                for _ in 0..8 {
-                    tokio::task::yield_now().await;
-                }
-                conn.release();
+                finish(answer, conn).await;
             })
         };
         let (a, a_conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
@@ -1455,11 +1447,7 @@ pub(crate) mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        a.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        a_conn.release();
+        finish(a, a_conn).await;
         // A request arriving as the connection is parked, before any waiter runs.
         let mut newcomer = serve("new");
         assert!(!poll_once(&mut newcomer).await);
@@ -1533,11 +1521,7 @@ pub(crate) mod tests {
         assert_eq!(pool.connections(0), (4, 0));
 
         // One of a's comes back (parked): the waiting one of a's takes it.
-        a1.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        a1_conn.release();
+        finish(a1, a1_conn).await;
         let _a3_conn = tokio::time::timeout(Duration::from_millis(200), a3)
             .await
             .expect("a's waiting request went out on a's returned connection")
@@ -1580,11 +1564,7 @@ pub(crate) mod tests {
             "b went through the queue"
         );
         // a's connection comes back: a2 takes it, and is now first in line.
-        a1.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        a1_conn.release();
+        finish(a1, a1_conn).await;
         let (a2, _a2_conn) = a2.await.ok().unwrap();
         a2.into_body().collect().await.unwrap();
         assert_eq!(limit.waiting.load(Ordering::SeqCst), 0);
@@ -1612,9 +1592,7 @@ pub(crate) mod tests {
         let mut b = Box::pin(pool.send(0, Some("t"), get("/b"), far()));
         assert!(!poll_once(&mut b).await);
         a.into_body().collect().await.unwrap();
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
+        settle().await;
         // Parked and handed to B at once; B's client leaves before B runs again.
         a_conn.release();
         drop(b);
