@@ -2144,6 +2144,16 @@ impl Gen {
     }
 }
 
+/// The index expressions of wide and geo cases, `logs-*` twice as often.
+const WIDE_INDICES: &[&str] = &[
+    "logs-*",
+    "logs-*",
+    "logs-1",
+    "logs-all",
+    "logs-1,logs-2",
+    "logs-3",
+];
+
 /// Wide cases (session 18): the wide grammar's shapes an enforced token may send, in bodies
 /// without the always-refused ones, so that they reach the backend.
 impl Gen {
@@ -2152,14 +2162,7 @@ impl Gen {
         self.clean = true;
         self.wide = true;
         self.tag("wide_case");
-        let index = self.rng.pick(&[
-            "logs-*",
-            "logs-*",
-            "logs-1",
-            "logs-all",
-            "logs-1,logs-2",
-            "logs-3",
-        ]);
+        let index = self.rng.pick(WIDE_INDICES);
         let b = self.search_body();
         let (method, path, body, kind, feature) = if self.rng.chance(85) {
             search_of(index, b)
@@ -2217,14 +2220,7 @@ impl Gen {
     fn geo_case(&mut self) -> Case {
         self.clean = true;
         self.tag("geo_case");
-        let index = self.rng.pick(&[
-            "logs-*",
-            "logs-*",
-            "logs-1",
-            "logs-all",
-            "logs-1,logs-2",
-            "logs-3",
-        ]);
+        let index = self.rng.pick(WIDE_INDICES);
         let mut b = Map::new();
         if self.rng.chance(85) {
             let q = self.geo_query_mix();
