@@ -579,8 +579,9 @@ fn close_where(
 /// esgate's lexer keeps operators inside words (`true==QSTR` is one word; Elasticsearch reads
 /// `true`, `==`, `QSTR`), so names are read from a word's segments (`segments`): the called
 /// name is the segment that ends the word, and every segment counts as a name anywhere.
-/// Pattern matches on metadata fields are refused per clause (a run of tokens between `,`,
-/// `|`, `AND` and `OR`): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
+/// Pattern matches on metadata fields are refused per clause (a run of tokens between `|`, and
+/// `,`, `AND` and `OR` outside brackets, so that a function around the name keeps it in the
+/// clause): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
 /// `ENDS_WITH(`) or a range (a comparison by `<` or `>`, attack18e) and a name that may be a
 /// metadata field, whatever stands between them (casts, brackets).
 ///
@@ -590,6 +591,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
     let mut clause_pattern = false;
     let mut clause_metadata = false;
     let mut aliases = Aliases::default();
+    // Brackets open around a clause's operands: inside them no `,`, `AND` or `OR` ends the
+    // clause (attack18f: `CASE(true, _id, "x") LIKE "b*"` folds to a pattern on `_id`).
+    let mut brackets = 0usize;
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
@@ -605,7 +609,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     if seg.contains("??") {
                         return Err(refuse("identifier parameters are not allowed"));
                     }
-                    if seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or") {
+                    if brackets == 0
+                        && (seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or"))
+                    {
                         end_clause(&mut clause_pattern, &mut clause_metadata)?;
                     }
                     if seg.eq_ignore_ascii_case("like") || seg.eq_ignore_ascii_case("rlike") {
@@ -631,7 +637,13 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     callee = Some(name);
                 }
             }
-            Kind::Comma | Kind::Pipe => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            Kind::Comma if brackets == 0 => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            Kind::Pipe => {
+                brackets = 0;
+                end_clause(&mut clause_pattern, &mut clause_metadata)?
+            }
+            Kind::Open => brackets += 1,
+            Kind::Close => brackets = brackets.saturating_sub(1),
             _ => {}
         }
         let Some(callee) = callee else { continue };
@@ -1128,6 +1140,13 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE \"b\" <= `_id`",
             "FROM logs-a METADATA _version | WHERE _version > 1",
             "FROM logs-a METADATA _id | EVAL x = _id | WHERE x < \"c\"",
+            // attack18f: a conditional Elasticsearch's optimizer folds to the field itself
+            // (`CASE(true, v, ...)` is `v`), the name apart from the pattern by a `,`, `AND`
+            // or `OR` inside its brackets.
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, \"x\") LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, \"x\") > \"b\"",
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, a OR b) RLIKE \"b.*\"",
+            "FROM logs-a METADATA _id | WHERE STARTS_WITH(CASE(true AND true, _id, \"x\"), \"b\")",
         ] {
             let r = parse(q);
             assert_eq!(
