@@ -582,7 +582,8 @@ fn close_where(
 /// Pattern matches on metadata fields are refused per clause (a run of tokens between `|`, and
 /// `,`, `AND` and `OR` outside brackets, so that a function around the name keeps it in the
 /// clause): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
-/// `ENDS_WITH(`) or a range (a comparison by `<` or `>`, attack18e) and a name that may be a
+/// `ENDS_WITH(`), a range (a comparison by `<` or `>`, attack18e) or a case-insensitive
+/// equality (`=~`, `TO_LOWER(`, `TO_UPPER(`: attack18f) and a name that may be a
 /// metadata field, whatever stands between them (casts, brackets).
 ///
 /// Returns whether the text calls `SCORE(`: a relevance score, like `METADATA _score`.
@@ -619,8 +620,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     }
                     clause_metadata |= aliases.may_be_metadata(seg);
                 }
-                // A comparison `<`, `>`, `<=`, `>=` is a range (attack18e).
-                clause_pattern |= raw.contains(['<', '>']);
+                // A comparison `<`, `>`, `<=`, `>=` is a range (attack18e); `=~` a
+                // case-insensitive `term`, an expansion over the field's terms (attack18f).
+                clause_pattern |= raw.contains(['<', '>']) || raw.contains("=~");
                 if call && raw.ends_with(|c: char| is_name_char(c)) {
                     // After a `.` too: Elasticsearch's function names hold none, so whatever
                     // it would call is the last part (over-reading refuses more, never less).
@@ -659,7 +661,11 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
         if FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
             check_full_text_call(text, &name, &toks[n + 2..])?;
         }
-        if name == "starts_with" || name == "ends_with" {
+        // `TO_LOWER(f) == "x"` and `TO_UPPER` are rewritten to `f =~ "x"` (attack18f).
+        if matches!(
+            name.as_str(),
+            "starts_with" | "ends_with" | "to_lower" | "to_upper"
+        ) {
             clause_pattern = true;
         }
         scores |= name == "score";
@@ -1159,6 +1165,34 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE n > 1 AND _id == \"b\"",
             "FROM logs-a METADATA _index | WHERE _index > \"logs\"",
             "FROM logs-a METADATA _id | WHERE _id != \"b\"",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+    }
+
+    /// attack18f: ES|QL's case-insensitive equality (`=~`, and `TO_LOWER(f) == "x"`, which
+    /// Elasticsearch rewrites to it) reaches Lucene as a case-insensitive `term` query, an
+    /// expansion over the field's terms that the query DSL refuses on a metadata field
+    /// (`case_insensitive`): refused beside a metadata name like a pattern.
+    #[test]
+    fn case_insensitive_equality_on_metadata_fields_is_refused() {
+        for q in [
+            "FROM logs-a METADATA _id | WHERE _id =~ \"b1\"",
+            "FROM logs-a METADATA _id | WHERE _id=~\"b1\"",
+            "FROM logs-a METADATA _id | WHERE `_id` =~ \"B1\" OR n > 1",
+            "FROM logs-a METADATA _id | EVAL x = _id | WHERE x =~ \"b1\"",
+            "FROM logs-a METADATA _id | WHERE TO_LOWER(_id) == \"b1\"",
+            "FROM logs-a METADATA _id | WHERE to_upper(_id) == \"B1\"",
+        ] {
+            assert_eq!(
+                parse(q).map(|_| ()).map_err(|e| e.kind),
+                Err(crate::RejectKind::Forbidden),
+                "{q}"
+            );
+        }
+        for q in [
+            "FROM logs-a METADATA _id | WHERE user =~ \"Bob\" AND _id == \"b1\"",
+            "FROM logs-a METADATA _id | WHERE TO_LOWER(user) == \"bob\" AND _id == \"b1\"",
         ] {
             assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }
