@@ -579,9 +579,11 @@ fn close_where(
 /// esgate's lexer keeps operators inside words (`true==QSTR` is one word; Elasticsearch reads
 /// `true`, `==`, `QSTR`), so names are read from a word's segments (`segments`): the called
 /// name is the segment that ends the word, and every segment counts as a name anywhere.
-/// Pattern matches on metadata fields are refused per clause (a run of tokens between `,`,
-/// `|`, `AND` and `OR`): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
-/// `ENDS_WITH(`) or a range (a comparison by `<` or `>`, attack18e) and a name that may be a
+/// Pattern matches on metadata fields are refused per clause (a run of tokens between `|`, and
+/// `,`, `AND` and `OR` outside brackets, so that a function around the name keeps it in the
+/// clause): one that holds both a pattern (`LIKE`, `RLIKE`, `STARTS_WITH(`,
+/// `ENDS_WITH(`), a range (a comparison by `<` or `>`, attack18e) or a case-insensitive
+/// equality (`=~`, `TO_LOWER(`, `TO_UPPER(`: attack18f) and a name that may be a
 /// metadata field, whatever stands between them (casts, brackets).
 ///
 /// Returns whether the text calls `SCORE(`: a relevance score, like `METADATA _score`.
@@ -590,6 +592,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
     let mut clause_pattern = false;
     let mut clause_metadata = false;
     let mut aliases = Aliases::default();
+    // Brackets open around a clause's operands: inside them no `,`, `AND` or `OR` ends the
+    // clause (attack18f: `CASE(true, _id, "x") LIKE "b*"` folds to a pattern on `_id`).
+    let mut brackets = 0usize;
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
@@ -605,7 +610,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     if seg.contains("??") {
                         return Err(refuse("identifier parameters are not allowed"));
                     }
-                    if seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or") {
+                    if brackets == 0
+                        && (seg.eq_ignore_ascii_case("and") || seg.eq_ignore_ascii_case("or"))
+                    {
                         end_clause(&mut clause_pattern, &mut clause_metadata)?;
                     }
                     if seg.eq_ignore_ascii_case("like") || seg.eq_ignore_ascii_case("rlike") {
@@ -613,8 +620,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     }
                     clause_metadata |= aliases.may_be_metadata(seg);
                 }
-                // A comparison `<`, `>`, `<=`, `>=` is a range (attack18e).
-                clause_pattern |= raw.contains(['<', '>']);
+                // A comparison `<`, `>`, `<=`, `>=` is a range (attack18e); `=~` a
+                // case-insensitive `term`, an expansion over the field's terms (attack18f).
+                clause_pattern |= raw.contains(['<', '>']) || raw.contains("=~");
                 if call && raw.ends_with(|c: char| is_name_char(c)) {
                     // After a `.` too: Elasticsearch's function names hold none, so whatever
                     // it would call is the last part (over-reading refuses more, never less).
@@ -631,7 +639,13 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     callee = Some(name);
                 }
             }
-            Kind::Comma | Kind::Pipe => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            Kind::Comma if brackets == 0 => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            Kind::Pipe => {
+                brackets = 0;
+                end_clause(&mut clause_pattern, &mut clause_metadata)?
+            }
+            Kind::Open => brackets += 1,
+            Kind::Close => brackets = brackets.saturating_sub(1),
             _ => {}
         }
         let Some(callee) = callee else { continue };
@@ -647,7 +661,11 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
         if FULL_TEXT_FUNCTIONS.contains(&name.as_str()) {
             check_full_text_call(text, &name, &toks[n + 2..])?;
         }
-        if name == "starts_with" || name == "ends_with" {
+        // `TO_LOWER(f) == "x"` and `TO_UPPER` are rewritten to `f =~ "x"` (attack18f).
+        if matches!(
+            name.as_str(),
+            "starts_with" | "ends_with" | "to_lower" | "to_upper"
+        ) {
             clause_pattern = true;
         }
         scores |= name == "score";
@@ -1128,6 +1146,13 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE \"b\" <= `_id`",
             "FROM logs-a METADATA _version | WHERE _version > 1",
             "FROM logs-a METADATA _id | EVAL x = _id | WHERE x < \"c\"",
+            // attack18f: a conditional Elasticsearch's optimizer folds to the field itself
+            // (`CASE(true, v, ...)` is `v`), the name apart from the pattern by a `,`, `AND`
+            // or `OR` inside its brackets.
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, \"x\") LIKE \"b*\"",
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, \"x\") > \"b\"",
+            "FROM logs-a METADATA _id | WHERE CASE(true, _id, a OR b) RLIKE \"b.*\"",
+            "FROM logs-a METADATA _id | WHERE STARTS_WITH(CASE(true AND true, _id, \"x\"), \"b\")",
         ] {
             let r = parse(q);
             assert_eq!(
@@ -1140,6 +1165,34 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE n > 1 AND _id == \"b\"",
             "FROM logs-a METADATA _index | WHERE _index > \"logs\"",
             "FROM logs-a METADATA _id | WHERE _id != \"b\"",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+    }
+
+    /// attack18f: ES|QL's case-insensitive equality (`=~`, and `TO_LOWER(f) == "x"`, which
+    /// Elasticsearch rewrites to it) reaches Lucene as a case-insensitive `term` query, an
+    /// expansion over the field's terms that the query DSL refuses on a metadata field
+    /// (`case_insensitive`): refused beside a metadata name like a pattern.
+    #[test]
+    fn case_insensitive_equality_on_metadata_fields_is_refused() {
+        for q in [
+            "FROM logs-a METADATA _id | WHERE _id =~ \"b1\"",
+            "FROM logs-a METADATA _id | WHERE _id=~\"b1\"",
+            "FROM logs-a METADATA _id | WHERE `_id` =~ \"B1\" OR n > 1",
+            "FROM logs-a METADATA _id | EVAL x = _id | WHERE x =~ \"b1\"",
+            "FROM logs-a METADATA _id | WHERE TO_LOWER(_id) == \"b1\"",
+            "FROM logs-a METADATA _id | WHERE to_upper(_id) == \"B1\"",
+        ] {
+            assert_eq!(
+                parse(q).map(|_| ()).map_err(|e| e.kind),
+                Err(crate::RejectKind::Forbidden),
+                "{q}"
+            );
+        }
+        for q in [
+            "FROM logs-a METADATA _id | WHERE user =~ \"Bob\" AND _id == \"b1\"",
+            "FROM logs-a METADATA _id | WHERE TO_LOWER(user) == \"bob\" AND _id == \"b1\"",
         ] {
             assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }

@@ -402,19 +402,21 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
 /// Words that end a clause for [`check_metadata_patterns`] (a condition's parts and the
 /// statement's clauses).
 const CLAUSE_BREAKS: &[&str] = &[
-    "and", "or", "select", "from", "where", "having", "order", "group", "by", "limit", "when",
-    "then", "else", "end",
+    "and", "or", "select", "from", "where", "having", "order", "group", "by", "limit",
 ];
 
 /// Pattern matches and ranges on metadata fields (attack18e), refused as the query DSL and
 /// query text refuse them (`expansion`: `_id`'s terms are every document's): per clause (a
-/// run of tokens between `,` and the [`CLAUSE_BREAKS`]), one that holds both a pattern or a
+/// run of tokens between `,` and the [`CLAUSE_BREAKS`] outside brackets and `CASE ... END`,
+/// so that a function or conditional around the name keeps it in the clause), one that holds
+/// both a pattern or a
 /// range (`LIKE`, `RLIKE`, `BETWEEN`, `STARTS_WITH(`, `<`, `>`, `<=`, `>=`; `<>` is no range)
 /// and a name that may be a metadata field, whatever stands between them (brackets, casts,
 /// `NOT`), is refused. A name is a word's part between operators and dots (`t._id` reads
 /// `_id` of table `t`) or a quoted identifier; a select item that mentions a metadata field
 /// gives its alias (the item's last name) the same standing (`SELECT _id AS x ... WHERE x LIKE
-/// ...`: Elasticsearch SQL resolves the alias to the field). Over-reading refuses more, never
+/// ...`: Elasticsearch SQL resolves the alias to the field), and so does one that mentions
+/// such an alias of an earlier item. Over-reading refuses more, never
 /// less.
 fn check_metadata_patterns(
     text: &str,
@@ -456,7 +458,11 @@ fn check_metadata_patterns(
             Kind::Punct(b'(') => depth += 1,
             Kind::Punct(b')') => depth = depth.saturating_sub(1),
             Kind::Punct(b',') if depth == 0 => {
-                let mentions = item.iter().any(|t| names(t).iter().any(|n| metadata(n)));
+                // An item naming an earlier item's alias gives its own alias that standing
+                // too (`SELECT _id AS x, x AS y`).
+                let mentions = item
+                    .iter()
+                    .any(|t| names(t).iter().any(|n| metadata(n) || aliases.contains(n)));
                 if let (true, [_, .., last]) = (mentions, item.as_slice()) {
                     aliases.extend(names(last));
                 }
@@ -469,11 +475,25 @@ fn check_metadata_patterns(
     }
     let mut pattern = false;
     let mut named = false;
+    // Brackets and CASE ... END open around the clause's operands: inside them nothing ends
+    // the clause (attack18f: `IIF(true, _id, 'x') LIKE 'b%'` and `CASE WHEN true THEN _id END
+    // LIKE 'b%'` fold to a pattern on `_id` in Elasticsearch SQL's optimizer, and the `,`
+    // or `END` between the name and the pattern had ended the clause).
+    let (mut brackets, mut cases) = (0usize, 0usize);
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let word = lower(text, t);
-        let breaks = t.kind == Kind::Punct(b',')
-            || word.as_deref().is_some_and(|w| CLAUSE_BREAKS.contains(&w));
+        match (t.kind, word.as_deref()) {
+            (Kind::Punct(b'('), _) => brackets += 1,
+            (Kind::Punct(b')'), _) => brackets = brackets.saturating_sub(1),
+            (_, Some("case")) => cases += 1,
+            (_, Some("end")) => cases = cases.saturating_sub(1),
+            _ => {}
+        }
+        let breaks = brackets == 0
+            && cases == 0
+            && (t.kind == Kind::Punct(b',')
+                || word.as_deref().is_some_and(|w| CLAUSE_BREAKS.contains(&w)));
         if breaks {
             if pattern && named {
                 return Err(refuse(
@@ -692,6 +712,19 @@ mod tests {
             "SELECT _id x, user FROM logs-a WHERE X > 'b'",
             "SELECT LCASE(_id) AS \"k\" FROM logs-a WHERE k LIKE 'b%'",
             "SELECT * FROM logs-a WHERE CASE WHEN _id LIKE 'b%' THEN 1 ELSE 0 END = 1",
+            // attack18f: the field as an operand of a conditional Elasticsearch SQL's
+            // optimizer folds to the field itself (`SimplifyCase`, `SimplifyConditional`),
+            // its name apart from the pattern by a `,` or a CASE word inside the brackets.
+            "SELECT * FROM logs-a WHERE CASE WHEN true THEN _id END LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE CASE WHEN true THEN _id ELSE 'x' END > 'b'",
+            "SELECT * FROM logs-a WHERE IIF(true, _id, 'x') LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE IIF(true, _id, a OR b) LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE COALESCE(_id, NULL) LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE IFNULL(_id, 'x') RLIKE 'b.*'",
+            "SELECT * FROM logs-a WHERE 'b' < COALESCE(NULL, _version)",
+            "SELECT * FROM logs-a WHERE CASE WHEN true THEN _id WHEN a OR b THEN 'x' END LIKE 'b%'",
+            // An alias of an alias of a metadata field.
+            "SELECT _id AS x, x AS y FROM logs-a WHERE y LIKE 'b%'",
         ] {
             let r = parse(q);
             assert!(r.is_err(), "{q} was accepted");
