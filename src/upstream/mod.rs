@@ -279,8 +279,6 @@ pub struct Upstream {
     nodes: Vec<Node>,
     next: AtomicUsize,
     pool: pool::Pool,
-    /// `backend.max_connections_per_token`, for the refusals' message.
-    per_token: usize,
     request_timeout: Duration,
     body_idle_timeout: Duration,
     cooldown: Duration,
@@ -336,7 +334,6 @@ impl Upstream {
             nodes,
             next: AtomicUsize::new(0),
             pool,
-            per_token: config.max_connections_per_token,
             request_timeout: config.request_timeout,
             body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
@@ -427,7 +424,7 @@ impl Upstream {
                 tracing::warn!(
                     node = %node.label,
                     refused,
-                    max = self.per_token,
+                    max = self.pool.max_per_token(),
                     "Requests refused (429): their token held its share of the node's connections (backend.max_connections_per_token); the count is since the previous line, at most one every 10s"
                 );
             }
@@ -524,7 +521,7 @@ impl Upstream {
                 Err(pool::Failure::Share) => {
                     self.refused(idx, true);
                     return Err(UpstreamError::Share {
-                        max: self.per_token,
+                        max: self.pool.max_per_token(),
                     });
                 }
                 Ok((response, conn)) => {

@@ -173,15 +173,7 @@ impl Grant {
     fn give_back(self) {
         let Grant { found, user } = self;
         if let Found::Idle(conn) = found {
-            let Conn {
-                tx,
-                shared,
-                slot,
-                timer,
-                lease,
-                ..
-            } = conn;
-            park(&shared, slot, tx, timer, lease, true);
+            conn.put_back(true);
         }
         drop(user);
     }
@@ -576,6 +568,12 @@ impl Pool {
         }
     }
 
+    /// `backend.max_connections_per_token`: how many of a node's connections one token's
+    /// requests may hold.
+    pub(crate) fn max_per_token(&self) -> usize {
+        self.shared.max_per_token
+    }
+
     /// How many shards the idle connections are kept in.
     pub(crate) fn shards(&self) -> usize {
         (self.shared.idle.len() / self.shared.nodes.max(1)).max(1)
@@ -662,6 +660,20 @@ impl Pool {
 }
 
 impl Conn {
+    /// Back on its stack, taken but never sent on; handed out to a waiting request when
+    /// `hand_out` (not when the hand-out itself found no one to take it).
+    fn put_back(self, hand_out: bool) {
+        let Conn {
+            tx,
+            shared,
+            slot,
+            timer,
+            lease,
+            ..
+        } = self;
+        park(&shared, slot, tx, timer, lease, hand_out);
+    }
+
     /// The answer on this connection ended completely, and its head kept the connection alive
     /// ([`keeps_alive`]): the connection is parked for the next request if it is still usable,
     /// closed otherwise.
@@ -819,8 +831,7 @@ impl Shared {
         let Some(arc) = self.limits.get(limit.node) else {
             return;
         };
-        let shards = self.idle.len() / self.nodes.max(1);
-        let home = (crate::server::workers::current() % shards.max(1)) * self.nodes + limit.node;
+        let home = self.slot(limit.node);
         let mut held: Option<Found> = None;
         let mut i = 0;
         while let Some(waiter) = queue.get(i) {
@@ -876,17 +887,7 @@ impl Shared {
         }
         // Nobody could take it: back without handing it out again.
         match held {
-            Some(Found::Idle(conn)) => {
-                let Conn {
-                    tx,
-                    shared,
-                    slot,
-                    timer,
-                    lease,
-                    ..
-                } = conn;
-                park(&shared, slot, tx, timer, lease, false);
-            }
+            Some(Found::Idle(conn)) => conn.put_back(false),
             Some(Found::Lease(lease)) => lease.give_back_quietly(),
             None => {}
         }
