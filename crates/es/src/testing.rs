@@ -111,6 +111,81 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Lucene classic query texts (`query_string`) with the field names Lucene's parser reads in
+/// them (`QueryParser.jj`: `Clause` is `[<TERM> <COLON>] Term`; `_exists_:x` and
+/// `_exists_:"x"` name `x`, Elasticsearch's `QueryStringQueryParser.getFieldQuery`), `_exists_`
+/// itself left out. The lexer's states decide where a field can stand: nothing inside a
+/// phrase (`QUOTED`, `\"` escaped), a range (state `Range`: `RANGE_GOOP` is any run without a
+/// space, `]` or `}`, `RANGE_QUOTED` a quoted bound; the longest wins) or a regular expression
+/// (`REGEXPTERM: "/" (~["/"] | "\\/")* "/"`, the longest). Every reader of classic text
+/// (`fields::check_query_text`, `expansion`'s lexer) is held to it alone.
+pub(crate) const LUCENE_FIELDS: &[(&str, &[&str])] = &[
+    // A quote inside a range bound or a regular expression opens no phrase.
+    ("[a\" TO b] _seq_no:5 \"x\"", &["_seq_no"]),
+    ("{a\" TO b} _seq_no:5 \"x\"", &["_seq_no"]),
+    ("[a TO b\"} _seq_no:5 \"x\"", &["_seq_no"]),
+    ("/a\"/ _seq_no:5", &["_seq_no"]),
+    ("/a\\/b\"/ _seq_no:5", &["_seq_no"]),
+    // No later slash: the regular expression is `/a\/` (the longest match).
+    ("/a\\/ _seq_no:5", &["_seq_no"]),
+    // A goop may start with a tab and is then longer than the quoted bound from the quote.
+    ("[\t\"a TO b] _seq_no:5 \"x\"", &["_seq_no"]),
+    // A backslash is literal in a range bound: `b\` then `]`.
+    ("[a TO b\\] _seq_no:5", &["_seq_no"]),
+    ("_exists_:\"_seq_no\"", &["_seq_no"]),
+    ("_exists_ : \"\\u005fseq_no\"", &["_seq_no"]),
+    ("_exists_:a [_seq_no:1 TO 2]", &["a"]),
+    // Bounds and regular expressions are values: no field inside.
+    ("[_seq_no:1 TO 5]", &[]),
+    ("{* TO _seq_no:5}", &[]),
+    ("/_seq_no:5/", &[]),
+    ("/a\\\\/ _seq_no:5 /", &[]),
+    ("a:[_seq_no:1 TO \"x]\"]", &["a"]),
+    ("a:/b:c/ AND d:e", &["a", "d"]),
+    ("\"_seq_no:5\" x:y", &["x"]),
+    ("x:\"a\\\" _seq_no:5\"", &["x"]),
+    // A boost's number ends at its digits (the `Boost` state's `NUMBER`): a name may follow.
+    ("a^2_seq_no:5", &["_seq_no"]),
+    ("a^2.5_seq_no:5", &["_seq_no"]),
+    ("(a)^3_primary_term:1", &["_primary_term"]),
+];
+
+/// Lucene classic query text built from the pieces its lexer states turn on (phrases, range
+/// bounds, regular expressions, escapes, `_exists_`, Lucene's whitespace) and metadata names
+/// before colons: the texts where readers of field names part ways (`LUCENE_FIELDS`).
+pub(crate) fn classic_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let fragment = prop::sample::select(vec![
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "/",
+        "\\",
+        "\\/",
+        "\\\"",
+        " ",
+        "\t",
+        "\u{3000}",
+        "TO",
+        "*",
+        "_seq_no",
+        "_seq_no:5",
+        ":",
+        "a",
+        "5",
+        "_exists_:",
+        "(",
+        ")",
+        "~",
+        "^2",
+        "!",
+        "-",
+    ]);
+    prop::collection::vec(fragment, 0..14).prop_map(|v| v.concat())
+}
+
 /// Query text for the readers' property tests: fragments biased to the special characters
 /// and words of the query grammars (Lucene classic and simple, KQL, SQL, ES|QL, EQL), with
 /// whitespace of every kind, non-ASCII (é, U+3000, an emoji) and escapes cut short; or any

@@ -195,8 +195,9 @@ fn scan_text(
     }
 }
 
-/// A character of the text [`read_chars`] reads: a `char`, or a byte of ASCII text.
-trait Ch: Copy {
+/// A character of the text [`read_chars`] reads: a `char`, or a byte of ASCII text (or of any
+/// UTF-8 text where only ASCII characters matter, as in [`range_end`] and [`regex_end`]).
+pub(crate) trait Ch: Copy {
     fn ch(self) -> char;
 }
 
@@ -376,19 +377,10 @@ fn read_chars<C: Ch, const PLAIN: bool>(
                 }
             }
             '/' => {
-                let mut j = i + 1;
-                loop {
-                    match at(j) {
-                        None => return Err(unterminated("regular expression")),
-                        Some('\\') if at(j + 1) == Some('/') => j += 2,
-                        Some('/') => break,
-                        Some(_) => j += 1,
-                    }
-                }
+                i = regex_end(chars, i)?;
                 out.expands = true;
                 term.clear();
                 prev = Prev::Term;
-                i = j + 1;
             }
             '[' | '{' if classic => {
                 i = range_end(chars, i + 1)?;
@@ -407,16 +399,20 @@ fn read_chars<C: Ch, const PLAIN: bool>(
 }
 
 /// The index after the range whose body starts at `j` (just after `[` or `{`), read like
-/// Lucene's range lexer: whitespace between tokens; each token is the longer of a "goop" (up to
-/// a space, `]` or `}`, backslashes literal) and, from a `"`, a quoted bound (`\"` escaped);
-/// the first `]` or `}` between tokens ends it.
-fn range_end<C: Ch>(chars: &[C], mut j: usize) -> Result<usize, Rejection> {
+/// Lucene's range lexer (`QueryParser.jj`, state `Range`): the longest match wins, so each
+/// token is the longer of a "goop" (`RANGE_GOOP`: up to a space, `]` or `}`; backslashes,
+/// quotes, slashes and colons literal) and, from a `"`, a quoted bound (`RANGE_QUOTED`, `\"`
+/// escaped); a space between tokens is skipped; the first `]` or `}` between tokens ends it.
+/// Lucene's other whitespace (tab, line ends, U+3000) is skipped too, but a goop may start with
+/// it and is longer, so it starts one here (`[\t"a TO b] _seq_no:5 "x"`: the goop `\t"a`,
+/// not a quoted bound up to the last quote).
+pub(crate) fn range_end<C: Ch>(chars: &[C], mut j: usize) -> Result<usize, Rejection> {
     let at = |j: usize| chars.get(j).map(|c| c.ch());
     loop {
         match at(j) {
             None => return Err(unterminated("range")),
             Some(']' | '}') => return Ok(j + 1),
-            Some(' ' | '\t' | '\n' | '\r' | '\u{3000}') => j += 1,
+            Some(' ') => j += 1,
             Some(first) => {
                 let mut goop = j;
                 while at(goop).is_some_and(|d| !matches!(d, ' ' | ']' | '}')) {
@@ -443,6 +439,24 @@ fn range_end<C: Ch>(chars: &[C], mut j: usize) -> Result<usize, Rejection> {
             }
         }
     }
+}
+
+/// The index after the regular expression opened by the `/` at `open`, read like Lucene's
+/// lexer (`REGEXPTERM: "/" (~["/"] | "\\/")* "/"`, the longest match): a `/` no backslash
+/// precedes ends it (quotes, colons and brackets inside are literal: `/a"/ _seq_no:5` names
+/// `_seq_no`); one a backslash precedes may stand for itself (`\/`) or end it, so without a
+/// later one the last of those ends it (`/a\/ _seq_no:5`). None at all: a 400.
+pub(crate) fn regex_end<C: Ch>(chars: &[C], open: usize) -> Result<usize, Rejection> {
+    let mut last = None;
+    for k in open + 1..chars.len() {
+        if chars[k].ch() == '/' {
+            if chars[k - 1].ch() != '\\' {
+                return Ok(k + 1);
+            }
+            last = Some(k + 1);
+        }
+    }
+    last.ok_or_else(|| unterminated("regular expression"))
 }
 
 /// The character a KQL escape `\c` stands for, `\u` decoded before: `\t`, `\n`, `\r` are
@@ -516,11 +530,7 @@ fn exists_target<C: Ch>(
     }
     let mut name = String::new();
     match at(j) {
-        Some('(') => {
-            return Err(Rejection::forbidden(
-                "a group after [_exists_] is not allowed for this token: name one field",
-            ))
-        }
+        Some('(') => return Err(exists_group()),
         Some('"') => {
             j += 1;
             loop {
@@ -567,7 +577,13 @@ fn escape_at<C: Ch>(chars: &[C], j: usize, name: &mut String) -> Result<usize, R
     Ok(j + 1 + rest.chars().count() - after.count())
 }
 
-fn unterminated(what: &str) -> Rejection {
+/// The refusal of a group after `_exists_:` (`_exists_:(a b)` is an exists query on each of
+/// its terms: field names this reader does not follow).
+pub(crate) fn exists_group() -> Rejection {
+    Rejection::forbidden("a group after [_exists_] is not allowed for this token: name one field")
+}
+
+pub(crate) fn unterminated(what: &str) -> Rejection {
     Rejection::bad_request(format!("the query text has an unterminated {what}"))
 }
 
@@ -581,8 +597,11 @@ pub(crate) fn check_text(text: &str, syntax: Syntax, targets: &[&str]) -> Result
     let mut metadata = targets.iter().any(|f| may_be_metadata(f));
     let mut named = Ok(());
     let read = scan_text(text, syntax, |f| {
-        metadata = metadata || (f != "_exists_" && may_be_metadata(f));
-        if f != "_exists_" && named.is_ok() {
+        if f == "_exists_" {
+            return;
+        }
+        metadata = metadata || may_be_metadata(f);
+        if named.is_ok() {
             named = fields::check(f, Position::Data);
         }
     })?;
@@ -1033,6 +1052,22 @@ mod tests {
     /// - `query_string` (Lucene's classic `QueryParser.jj` and Elasticsearch's
     ///   `QueryStringQueryParser`): `_exists_:name` is an exists query on `name`
     ///   (`getFieldQuery`), a quoted `name` too.
+    /// The classic lexer alone names exactly the fields Lucene's parser reads
+    /// (`testing::LUCENE_FIELDS`; `_exists_` itself aside).
+    #[test]
+    fn classic_text_names_the_fields_lucene_reads() {
+        for (text, want) in crate::testing::LUCENE_FIELDS {
+            let read = read_text(text, Syntax::Classic).unwrap();
+            let got: Vec<&str> = read
+                .fields
+                .iter()
+                .map(String::as_str)
+                .filter(|f| *f != "_exists_")
+                .collect();
+            assert_eq!(&got, want, "{text:?}");
+        }
+    }
+
     #[test]
     fn texts_read_as_the_real_grammars() {
         // (text, syntax, the field names it must give, at least)

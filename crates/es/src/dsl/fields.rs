@@ -225,8 +225,11 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// The field references in `query_string` text (Lucene classic syntax): every `name:` before
 /// an unescaped colon, with escapes resolved as Lucene resolves them in field names
 /// (`\_seq\_no:1` and `\u005fseq_no:1` both name `_seq_no`), and the field after
-/// `_exists_:`. Quoted phrases are skipped. Conservative: a colon inside a regular expression
-/// is read as a field reference too; a malformed `\u` escape is a 400.
+/// `_exists_:` (a term or a phrase's content; a group is refused). Quoted phrases, ranges and
+/// regular expressions are skipped as Lucene's lexer reads them (`QueryParser.jj`: `QUOTED`,
+/// the `Range` state, `REGEXPTERM`): no field is named inside, and a quote inside a range
+/// bound or a regular expression opens no phrase. A malformed `\u` escape, an unterminated
+/// range or regular expression is a 400.
 ///
 /// Lucene's lexer skips whitespace between tokens, so `_seq_no :5` (a space, tab, line end or
 /// ideographic space before the colon) names `_seq_no` as `_seq_no:5` does (attack18a: the
@@ -271,15 +274,48 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
             }
             '"' => {
                 end_token(&mut token, &mut exists_next)?;
+                // `_exists_:"name"` is an exists query on `name`, escapes decoded.
+                let mut target = exists_next.then(String::new);
+                exists_next = false;
                 while let Some(q) = chars.next() {
                     match q {
-                        '\\' => {
-                            chars.next();
-                        }
+                        '\\' => match &mut target {
+                            Some(name) => {
+                                if let Some(d) = unescape(&mut chars)? {
+                                    name.push(d);
+                                }
+                            }
+                            None => {
+                                chars.next();
+                            }
+                        },
                         '"' => break,
-                        _ => {}
+                        q => {
+                            if let Some(name) = &mut target {
+                                name.push(q);
+                            }
+                        }
                     }
                 }
+                if let Some(name) = target.filter(|n| !n.is_empty()) {
+                    check(&name, Position::Data)?;
+                }
+            }
+            // A range's bounds and a regular expression are values: read as Lucene's lexer
+            // reads them (quotes, colons and backslashes inside are literal), they name no
+            // field, and the text after them is read again (`[a" TO b] _seq_no:5 "x"`,
+            // `/a"/ _seq_no:5` name `_seq_no`: the quote did not open a phrase).
+            '[' | '{' => {
+                end_token(&mut token, &mut exists_next)?;
+                exists_next = false;
+                let end = crate::dsl::expansion::range_end(text.as_bytes(), at + 1)?;
+                chars = text[end..].chars();
+            }
+            '/' => {
+                end_token(&mut token, &mut exists_next)?;
+                exists_next = false;
+                let end = crate::dsl::expansion::regex_end(text.as_bytes(), at)?;
+                chars = text[end..].chars();
             }
             ':' => {
                 if token.as_str() == "_exists_" {
@@ -289,11 +325,22 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
+            // `_exists_:(a b)` names a field with each term of the group.
+            '(' if exists_next && token.is_empty() => {
+                return Err(crate::dsl::expansion::exists_group())
+            }
             c if c.is_whitespace() && !token.is_empty() => spaced = true,
             // `!` is never part of a term to Lucene (`a!_seq_no:5` is `a NOT _seq_no:5`).
-            c if c.is_whitespace()
-                || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
-            {
+            // A boost's number (the lexer's `Boost` state: digits, a `.` and digits) is no part
+            // of the next name: `a^2_seq_no:5` is `a` boosted and the field `_seq_no`. The
+            // boosted token is kept as before whitespace (`a^2:b` is a parse error to Lucene;
+            // read as naming `a`, as `expansion`'s lexer reads it).
+            '^' => {
+                let rest = chars.as_str();
+                chars = rest[boost_len(rest)..].chars();
+                spaced = !token.is_empty();
+            }
+            c if c.is_whitespace() || matches!(c, '(' | ')' | ']' | '}' | '~' | '!') => {
                 end_token(&mut token, &mut exists_next)?;
             }
             // Operators in front of a term are not part of it.
@@ -302,6 +349,21 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// The length of the boost at the start of `rest` (after a `^`), as Lucene's lexer reads it
+/// there (`NUMBER: (["0"-"9"])+ ("." (["0"-"9"])+)?`, the only token of its `Boost` state).
+fn boost_len(rest: &str) -> usize {
+    let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let b = rest.as_bytes();
+    let int = digits(b);
+    match b.get(int) {
+        Some(b'.') if int > 0 => match digits(&b[int + 1..]) {
+            0 => int,
+            frac => int + 1 + frac,
+        },
+        _ => int,
+    }
 }
 
 /// An ASCII letter, digit, `.`, `_` or `@`: a character of a name, and nothing else to
@@ -696,15 +758,33 @@ mod tests {
                 }
                 '"' => {
                     end_token_before(&mut token, &mut exists_next)?;
+                    let mut target = exists_next.then(String::new);
+                    exists_next = false;
                     while let Some(q) = chars.next() {
-                        match q {
-                            '\\' => {
+                        match (q, &mut target) {
+                            ('\\', Some(name)) => name.extend(unescape(&mut chars)?),
+                            ('\\', None) => {
                                 chars.next();
                             }
-                            '"' => break,
+                            ('"', _) => break,
+                            (q, Some(name)) => name.push(q),
                             _ => {}
                         }
                     }
+                    if let Some(name) = target.filter(|n| !n.is_empty()) {
+                        check(&name, Position::Data)?;
+                    }
+                }
+                '[' | '{' | '/' => {
+                    end_token_before(&mut token, &mut exists_next)?;
+                    exists_next = false;
+                    let at = text.len() - chars.as_str().len() - 1;
+                    let end = if c == '/' {
+                        crate::dsl::expansion::regex_end(text.as_bytes(), at)?
+                    } else {
+                        crate::dsl::expansion::range_end(text.as_bytes(), at + 1)?
+                    };
+                    chars = text[end..].chars();
                 }
                 ':' => {
                     if token == "_exists_" {
@@ -714,10 +794,16 @@ mod tests {
                     }
                     token.clear();
                 }
+                '(' if exists_next && token.is_empty() => {
+                    return Err(crate::dsl::expansion::exists_group())
+                }
                 c if c.is_whitespace() && !token.is_empty() => spaced = true,
-                c if c.is_whitespace()
-                    || matches!(c, '(' | ')' | '[' | ']' | '{' | '}' | '^' | '~' | '/' | '!') =>
-                {
+                '^' => {
+                    let rest = chars.as_str();
+                    chars = rest[boost_len(rest)..].chars();
+                    spaced = !token.is_empty();
+                }
+                c if c.is_whitespace() || matches!(c, '(' | ')' | ']' | '}' | '~' | '!') => {
                     end_token_before(&mut token, &mut exists_next)?;
                 }
                 // Operators in front of a term are not part of it.
@@ -798,6 +884,44 @@ mod tests {
         ] {
             assert!(check_query_text(text).is_ok(), "{text:?}");
             assert!(check_query_text_before(text).is_ok(), "{text:?}");
+        }
+    }
+
+    /// `check_query_text` alone (no `expansion` lexer beside it) reads field names where
+    /// Lucene's parser does (`testing::LUCENE_FIELDS`): it refuses a text exactly when one of
+    /// them is refused (session 18: a quote in a range bound or a regular expression opened a
+    /// phrase that hid `_seq_no`; `[_seq_no:1 TO 5]` was refused), and a group after
+    /// `_exists_:` is refused.
+    #[test]
+    fn query_text_names_the_fields_lucene_reads() {
+        for (text, fields) in crate::testing::LUCENE_FIELDS {
+            let refused = fields.iter().any(|f| check(f, Position::Data).is_err());
+            let got = kind(check_query_text(text));
+            assert_eq!(got, refused.then_some(RejectKind::Forbidden), "{text:?}");
+            assert_eq!(
+                kind(check_query_text_before(text)),
+                got,
+                "{text:?} (reference)"
+            );
+        }
+        for text in [
+            "_exists_:(a _seq_no)",
+            "_exists_ : (\"_seq_no\")",
+            "a OR _exists_:(b)",
+        ] {
+            assert_eq!(
+                kind(check_query_text(text)),
+                Some(RejectKind::Forbidden),
+                "{text:?}"
+            );
+        }
+        // What Lucene's lexer cannot end is a 400.
+        for text in ["[a TO b", "/a", "{a TO \"b}\""] {
+            assert_eq!(
+                kind(check_query_text(text)),
+                Some(RejectKind::BadRequest),
+                "{text:?}"
+            );
         }
     }
 
@@ -1025,6 +1149,42 @@ mod tests {
                 let checked = super::check_query_text(&q);
                 prop_assert_eq!(&checked, &super::check_query_text(&q), "{:?}", q);
                 prop_assert_eq!(&checked, &super::check_query_text_before(&q), "{:?}", q);
+            }
+
+            /// Any text the classic lexer of `expansion` reads (held to Lucene's grammar by
+            /// `classic_text_names_the_fields_lucene_reads`) naming a field that may not be
+            /// named: `check_query_text` refuses it too, on its own (session 18: each reader
+            /// was right only where the other refused). `<` and `>` are read as spaces: the
+            /// lexer reads them as KQL's range operators after a field in classic text too
+            /// (`a<b` is one term to Lucene), stricter than Lucene; and a text it reads a fuzzy
+            /// term in is refused whatever it names (its field after a `~`, `a~:`, is a parse
+            /// error to Lucene). Other Unicode whitespace (U+00A0, U+2000, ...) is read as a
+            /// space too: `check_query_text` ends a name there (a backend splitting on Unicode
+            /// whitespace would), Lucene reads it as a term character (`_\u{a0}x:` is one name),
+            /// so this reader is the stricter one.
+            #[test]
+            fn query_text_refuses_every_field_the_lexer_names(
+                q in prop_oneof![crate::testing::query_text(), crate::testing::classic_text()]
+            ) {
+                let q: String = q
+                    .chars()
+                    .map(|c| match c {
+                        '<' | '>' => ' ',
+                        ' ' | '\t' | '\n' | '\r' | '\u{3000}' => c,
+                        c if c.is_whitespace() => ' ',
+                        c => c,
+                    })
+                    .collect();
+                if let Ok(read) = crate::dsl::expansion::read_text(&q, crate::dsl::expansion::Syntax::Classic) {
+                    let refused = !read.fuzzy && read
+                        .fields
+                        .iter()
+                        .filter(|f| *f != "_exists_")
+                        .any(|f| super::check(f, super::Position::Data).is_err());
+                    if refused {
+                        prop_assert!(super::check_query_text(&q).is_err(), "{:?} {:?}", q, read.fields);
+                    }
+                }
             }
         }
     }
