@@ -332,7 +332,7 @@ pub(crate) fn literals(text: &str) -> (Vec<String>, Vec<String>) {
     let strings = toks
         .iter()
         .filter(|t| t.kind == Kind::Str)
-        .map(|t| unquote(raw(t)))
+        .map(|t| unquote(raw(t)).expect("a lexed string"))
         .collect();
     let quoted = toks
         .iter()
@@ -819,7 +819,7 @@ fn check_full_text_call(text: &str, name: &str, rest: &[Tok]) -> Result<(), Reje
     expansion::options(&options)?;
     if name == "qstr" || name == "kql" {
         let query = match args.first().map(Vec::as_slice) {
-            Some([t]) if t.kind == Kind::Str => unquote(&text[t.start..t.end]),
+            Some([t]) if t.kind == Kind::Str => unquote(&text[t.start..t.end])?,
             _ => {
                 return Err(refuse(
                     "QSTR and KQL take their query as one string literal",
@@ -860,7 +860,7 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
     let mut i = 0;
     while i < inner.len() {
         let key = match inner[i] {
-            t if t.kind == Kind::Str => unquote(&text[t.start..t.end]),
+            t if t.kind == Kind::Str => unquote(&text[t.start..t.end])?,
             _ => return Err(bad()),
         };
         i += 1;
@@ -873,7 +873,7 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
             let t = inner.get(i).ok_or_else(bad)?;
             i += 1;
             match t.kind {
-                Kind::Str => Value::String(unquote(&text[t.start..t.end])),
+                Kind::Str => Value::String(unquote(&text[t.start..t.end])?),
                 Kind::Word => literal(&text[t.start..t.end]),
                 Kind::Open => {
                     // A list of strings is kept (field lists); anything else nested is skipped
@@ -899,8 +899,8 @@ fn option_map(text: &str, toks: &[Tok]) -> Result<Map<String, Value>, Rejection>
                             items
                                 .iter()
                                 .filter(|x| x.kind == Kind::Str)
-                                .map(|x| Value::String(unquote(&text[x.start..x.end])))
-                                .collect(),
+                                .map(|x| unquote(&text[x.start..x.end]).map(Value::String))
+                                .collect::<Result<_, _>>()?,
                         )
                     } else {
                         Value::Null
@@ -934,33 +934,44 @@ fn literal(raw: &str) -> Value {
     }
 }
 
-/// The content of a string token (`"..."` with its escapes undone, or `"""..."""` as is).
-fn unquote(raw: &str) -> String {
+/// The content of a string token, read as Elasticsearch's lexer reads it (`EsqlBaseLexer.g4`:
+/// `QUOTED_STRING: '"' (ESCAPE_SEQUENCE | UNESCAPED_CHARS)* '"' | '"""' (~[\r\n])*? '"""'
+/// '"'? '"'?`, `ESCAPE_SEQUENCE: '\\' [tnr"\\]`): a double-quoted string with its escapes
+/// undone, where any other escape (`\u0041`, `\x`), a lone backslash or a line break is a 400
+/// (Elasticsearch refuses them; session 18: `\u` was read as `u`, masked by `string_end`);
+/// a triple-quoted one as it is (no escapes).
+fn unquote(raw: &str) -> Result<String, Rejection> {
     // Triple-quoted: everything between the first and the last three quotes (up to two more
     // quotes before the end belong to the content).
     if raw.len() >= 6 && raw.starts_with("\"\"\"") && raw.ends_with("\"\"\"") {
-        return raw[3..raw.len() - 3].to_string();
+        let inner = &raw[3..raw.len() - 3];
+        if inner.contains(['\r', '\n']) {
+            return Err(refuse("line break inside a string"));
+        }
+        return Ok(inner.to_string());
     }
     let inner = raw
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(raw);
+        .ok_or_else(|| refuse("unterminated string"))?;
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
+        match c {
+            '\\' => match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(e @ ('"' | '\\')) => out.push(e),
+                _ => return Err(refuse("unknown escape sequence in a string")),
+            },
+            '\r' | '\n' => return Err(refuse("line break inside a string")),
+            // An unescaped quote inside: not one string token.
+            '"' => return Err(refuse("unterminated string")),
+            c => out.push(c),
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -969,6 +980,43 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `unquote` alone (no `string_end` before it) reads a string token as Elasticsearch's
+    /// lexer does (`EsqlBaseLexer.g4` `QUOTED_STRING`, `ESCAPE_SEQUENCE: '\\' [tnr"\\]`): the
+    /// five escapes in double quotes, none in triple quotes, anything else refused (session
+    /// 18: `"\u0041"` was read as `u0041`).
+    #[test]
+    fn string_tokens_read_as_the_lexer_reads_them() {
+        for (raw, want) in [
+            (r#""a""#, "a"),
+            (r#""""#, ""),
+            (r#""\t\n\r\"\\""#, "\t\n\r\"\\"),
+            (r#""_seq\\no""#, "_seq\\no"),
+            (r#""""\u005f""""#, "\\u005f"),
+            (r#""""a\x"b""""#, "a\\x\"b"),
+            (r#""""a""""""#, "a\"\""),
+        ] {
+            assert_eq!(
+                unquote(raw).map_err(|e| e.kind),
+                Ok(want.to_string()),
+                "{raw}"
+            );
+        }
+        for raw in [
+            r#""\u0041""#,
+            r#""\u005fseq_no""#,
+            r#""\x""#,
+            r#""\'""#,
+            r#""a\""#,
+            "\"a\nb\"",
+            "\"\"\"a\nb\"\"\"",
+            r#""a"b""#,
+            r#"""#,
+            "",
+        ] {
+            assert!(unquote(raw).is_err(), "{raw:?}");
+        }
     }
 
     #[test]
