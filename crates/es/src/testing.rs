@@ -118,36 +118,38 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
 /// phrase (`QUOTED`, `\"` escaped), a range (state `Range`: `RANGE_GOOP` is any run without a
 /// space, `]` or `}`, `RANGE_QUOTED` a quoted bound; the longest wins) or a regular expression
 /// (`REGEXPTERM: "/" (~["/"] | "\\/")* "/"`, the longest). Every reader of classic text
-/// (`fields::check_query_text`, `expansion`'s lexer) is held to it alone.
-pub(crate) const LUCENE_FIELDS: &[(&str, &[&str])] = &[
+/// (`fields::check_query_text`, `expansion`'s lexer) is held to it alone. The third list: names
+/// before a colon inside a range or a regular expression, which Lucene does not read as fields
+/// but noida does (in a regular expression), so a reader may check them too (stricter).
+pub(crate) const LUCENE_FIELDS: &[(&str, &[&str], &[&str])] = &[
     // A quote inside a range bound or a regular expression opens no phrase.
-    ("[a\" TO b] _seq_no:5 \"x\"", &["_seq_no"]),
-    ("{a\" TO b} _seq_no:5 \"x\"", &["_seq_no"]),
-    ("[a TO b\"} _seq_no:5 \"x\"", &["_seq_no"]),
-    ("/a\"/ _seq_no:5", &["_seq_no"]),
-    ("/a\\/b\"/ _seq_no:5", &["_seq_no"]),
+    ("[a\" TO b] _seq_no:5 \"x\"", &["_seq_no"], &[]),
+    ("{a\" TO b} _seq_no:5 \"x\"", &["_seq_no"], &[]),
+    ("[a TO b\"} _seq_no:5 \"x\"", &["_seq_no"], &[]),
+    ("/a\"/ _seq_no:5", &["_seq_no"], &[]),
+    ("/a\\/b\"/ _seq_no:5", &["_seq_no"], &[]),
     // No later slash: the regular expression is `/a\/` (the longest match).
-    ("/a\\/ _seq_no:5", &["_seq_no"]),
+    ("/a\\/ _seq_no:5", &["_seq_no"], &[]),
     // A goop may start with a tab and is then longer than the quoted bound from the quote.
-    ("[\t\"a TO b] _seq_no:5 \"x\"", &["_seq_no"]),
+    ("[\t\"a TO b] _seq_no:5 \"x\"", &["_seq_no"], &[]),
     // A backslash is literal in a range bound: `b\` then `]`.
-    ("[a TO b\\] _seq_no:5", &["_seq_no"]),
-    ("_exists_:\"_seq_no\"", &["_seq_no"]),
-    ("_exists_ : \"\\u005fseq_no\"", &["_seq_no"]),
-    ("_exists_:a [_seq_no:1 TO 2]", &["a"]),
-    // Bounds and regular expressions are values: no field inside.
-    ("[_seq_no:1 TO 5]", &[]),
-    ("{* TO _seq_no:5}", &[]),
-    ("/_seq_no:5/", &[]),
-    ("/a\\\\/ _seq_no:5 /", &[]),
-    ("a:[_seq_no:1 TO \"x]\"]", &["a"]),
-    ("a:/b:c/ AND d:e", &["a", "d"]),
-    ("\"_seq_no:5\" x:y", &["x"]),
-    ("x:\"a\\\" _seq_no:5\"", &["x"]),
+    ("[a TO b\\] _seq_no:5", &["_seq_no"], &[]),
+    ("_exists_:\"_seq_no\"", &["_seq_no"], &[]),
+    ("_exists_ : \"\\u005fseq_no\"", &["_seq_no"], &[]),
+    ("_exists_:a [_seq_no:1 TO 2]", &["a"], &["_seq_no"]),
+    // Bounds and regular expressions are values: no field inside (to Lucene).
+    ("[_seq_no:1 TO 5]", &[], &["_seq_no"]),
+    ("{* TO _seq_no:5}", &[], &["_seq_no"]),
+    ("/_seq_no:5/", &[], &["_seq_no"]),
+    ("/a\\\\/ _seq_no:5 /", &[], &["_seq_no"]),
+    ("a:[_seq_no:1 TO \"x]\"]", &["a"], &["_seq_no"]),
+    ("a:/b:c/ AND d:e", &["a", "d"], &["b"]),
+    ("\"_seq_no:5\" x:y", &["x"], &[]),
+    ("x:\"a\\\" _seq_no:5\"", &["x"], &[]),
     // A boost's number ends at its digits (the `Boost` state's `NUMBER`): a name may follow.
-    ("a^2_seq_no:5", &["_seq_no"]),
-    ("a^2.5_seq_no:5", &["_seq_no"]),
-    ("(a)^3_primary_term:1", &["_primary_term"]),
+    ("a^2_seq_no:5", &["_seq_no"], &[]),
+    ("a^2.5_seq_no:5", &["_seq_no"], &[]),
+    ("(a)^3_primary_term:1", &["_primary_term"], &[]),
 ];
 
 /// Lucene classic query text built from the pieces its lexer states turn on (phrases, range

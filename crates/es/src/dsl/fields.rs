@@ -226,10 +226,11 @@ pub(crate) fn check_query_node(ty: &str, body: J<'_>) -> Result<(), Rejection> {
 /// an unescaped colon, with escapes resolved as Lucene resolves them in field names
 /// (`\_seq\_no:1` and `\u005fseq_no:1` both name `_seq_no`), and the field after
 /// `_exists_:` (a term or a phrase's content; a group is refused). Quoted phrases, ranges and
-/// regular expressions are skipped as Lucene's lexer reads them (`QueryParser.jj`: `QUOTED`,
-/// the `Range` state, `REGEXPTERM`): no field is named inside, and a quote inside a range
-/// bound or a regular expression opens no phrase. A malformed `\u` escape, an unterminated
-/// range or regular expression is a 400.
+/// regular expressions end where Lucene's lexer ends them (`QueryParser.jj`: `QUOTED`, the
+/// `Range` state, `REGEXPTERM`): a quote inside a range bound or a regular expression opens no
+/// phrase. Names before colons inside ranges and regular expressions are checked too (Lucene
+/// reads none there, noida does: stricter), inside phrases not. A malformed `\u` escape, an
+/// unterminated range or regular expression is a 400.
 ///
 /// Lucene's lexer skips whitespace between tokens, so `_seq_no :5` (a space, tab, line end or
 /// ideographic space before the colon) names `_seq_no` as `_seq_no:5` does (attack18a: the
@@ -301,20 +302,14 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                     check(&name, Position::Data)?;
                 }
             }
-            // A range's bounds and a regular expression are values: read as Lucene's lexer
-            // reads them (quotes, colons and backslashes inside are literal), they name no
-            // field, and the text after them is read again (`[a" TO b] _seq_no:5 "x"`,
-            // `/a"/ _seq_no:5` name `_seq_no`: the quote did not open a phrase).
-            '[' | '{' => {
+            // A range's bounds and a regular expression end where Lucene's lexer ends them
+            // (quotes and backslashes inside are literal), and the text after them is read
+            // again (`[a" TO b] _seq_no:5 "x"`, `/a"/ _seq_no:5` name `_seq_no`: the quote did
+            // not open a phrase); names before colons inside are checked too (`inside_end`).
+            '[' | '{' | '/' => {
                 end_token(&mut token, &mut exists_next)?;
                 exists_next = false;
-                let end = crate::dsl::expansion::range_end(text.as_bytes(), at + 1)?;
-                chars = text[end..].chars();
-            }
-            '/' => {
-                end_token(&mut token, &mut exists_next)?;
-                exists_next = false;
-                let end = crate::dsl::expansion::regex_end(text.as_bytes(), at)?;
+                let end = inside_end(text, at, c)?;
                 chars = text[end..].chars();
             }
             ':' => {
@@ -349,6 +344,21 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
         }
     }
     end_token(&mut token, &mut exists_next)
+}
+
+/// The index after the range (`open` is `[` or `{`) or regular expression (`/`) starting at
+/// byte `at`, as Lucene's lexer ends it (`expansion::range_end`, `expansion::regex_end`), its
+/// inside's names before colons checked like any: Lucene reads none there, but a backend may
+/// (noida reads `/zz user:alice zz/` as holding `user:alice`; `expansion::names_before_colons`).
+fn inside_end(text: &str, at: usize, open: char) -> Result<usize, Rejection> {
+    let end = if open == '/' {
+        crate::dsl::expansion::regex_end(text.as_bytes(), at)?
+    } else {
+        crate::dsl::expansion::range_end(text.as_bytes(), at + 1)?
+    };
+    let inside: Vec<char> = text[at + 1..end - 1].chars().collect();
+    crate::dsl::expansion::names_before_colons(&inside, |n| check(n, Position::Data))?;
+    Ok(end)
 }
 
 /// The length of the boost at the start of `rest` (after a `^`), as Lucene's lexer reads it
@@ -779,12 +789,7 @@ mod tests {
                     end_token_before(&mut token, &mut exists_next)?;
                     exists_next = false;
                     let at = text.len() - chars.as_str().len() - 1;
-                    let end = if c == '/' {
-                        crate::dsl::expansion::regex_end(text.as_bytes(), at)?
-                    } else {
-                        crate::dsl::expansion::range_end(text.as_bytes(), at + 1)?
-                    };
-                    chars = text[end..].chars();
+                    chars = text[inside_end(text, at, c)?..].chars();
                 }
                 ':' => {
                     if token == "_exists_" {
@@ -888,14 +893,17 @@ mod tests {
     }
 
     /// `check_query_text` alone (no `expansion` lexer beside it) reads field names where
-    /// Lucene's parser does (`testing::LUCENE_FIELDS`): it refuses a text exactly when one of
+    /// Lucene's parser does (`testing::LUCENE_FIELDS`), and names before colons inside ranges
+    /// and regular expressions too (noida reads them): it refuses a text exactly when one of
     /// them is refused (session 18: a quote in a range bound or a regular expression opened a
-    /// phrase that hid `_seq_no`; `[_seq_no:1 TO 5]` was refused), and a group after
-    /// `_exists_:` is refused.
+    /// phrase that hid `_seq_no`), and a group after `_exists_:` is refused.
     #[test]
     fn query_text_names_the_fields_lucene_reads() {
-        for (text, fields) in crate::testing::LUCENE_FIELDS {
-            let refused = fields.iter().any(|f| check(f, Position::Data).is_err());
+        for (text, fields, inside) in crate::testing::LUCENE_FIELDS {
+            let refused = fields
+                .iter()
+                .chain(inside.iter())
+                .any(|f| check(f, Position::Data).is_err());
             let got = kind(check_query_text(text));
             assert_eq!(got, refused.then_some(RejectKind::Forbidden), "{text:?}");
             assert_eq!(
