@@ -783,10 +783,7 @@ fn terms_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
 /// its terms, every document's, refused as `_id:[a TO b]` is in query text; `expansion`).
 fn range_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     field_leaf(body, RANGE_OPTIONS, false)?;
-    if object(body, ty)?
-        .iter()
-        .any(|(f, _)| f != "boost" && f != "_name" && expansion::may_be_metadata(f))
-    {
+    if names_metadata_field(object(body, ty)?) {
         return Err(Rejection::forbidden(
             "range queries on metadata fields are not allowed for this token",
         ));
@@ -1601,22 +1598,21 @@ fn field_leaf(body: J<'_>, inner: Keys, scalar_ok: bool) -> Result<(), Rejection
 /// field (`_id`'s terms are every document's), and only a rewrite that keeps every matching
 /// term (`expansion`).
 fn multi_term_leaf(body: J<'_>) -> Result<(), Rejection> {
-    let m = object(body, "query")?;
-    for (field, val) in m {
-        if field == "boost" || field == "_name" {
-            continue;
-        }
-        if expansion::may_be_metadata(field) {
-            return Err(Rejection::forbidden(
-                "wildcard, prefix and regexp queries on metadata fields are not allowed for \
-                 this token",
-            ));
-        }
-        if let J::Object(inner) = val {
-            expansion::options_of(inner)?;
-        }
+    if names_metadata_field(object(body, "query")?) {
+        return Err(Rejection::forbidden(
+            "wildcard, prefix and regexp queries on metadata fields are not allowed for this \
+             token",
+        ));
     }
-    Ok(())
+    field_options(body)
+}
+
+/// Whether a field-keyed leaf's fields (its keys but `boost` and `_name`) hold one that may be
+/// a metadata field: the one test of [`range_query`] and [`multi_term_leaf`] (attack18e had
+/// written it twice).
+fn names_metadata_field(m: Obj<'_>) -> bool {
+    m.iter()
+        .any(|(f, _)| f != "boost" && f != "_name" && expansion::may_be_metadata(f))
 }
 
 /// The per-field options of a full-text leaf (`match`): no fuzzy expansion (`expansion`).
