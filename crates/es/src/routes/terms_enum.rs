@@ -19,7 +19,10 @@ use serde_json::{json, Map, Value};
 use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
 use crate::request::params::ParamSet;
-use crate::{dsl::rewrite, FilterSet, Method, Rejection};
+use crate::{
+    dsl::{expansion, rewrite},
+    FilterSet, Method, Rejection,
+};
 
 /// The aggregation's name in the forwarded search.
 const AGG: &str = "terms_enum";
@@ -133,7 +136,21 @@ pub fn search_body(body: Option<Value>, filters: &FilterSet) -> Result<(Value, A
     if let Some(after) = &search_after {
         clauses.push(json!({ "range": { &field: { "gt": after } } }));
     }
+    // The prefix and the `search_after` range are multi-term queries on `field`: on a field
+    // that may be a metadata field (`_id`, `_routing`, ...) the DSL refuses them
+    // (`dsl::expansion`), and so does this route, with its own words rather than the backend's
+    // 400 (session 18: a `prefix` on `_id` was built and sent).
+    if (!prefix.is_empty() || search_after.is_some()) && expansion::may_be_metadata(&field) {
+        return Err(Rejection::forbidden(format!(
+            "terms enum on [{}] with [string] or [search_after] is not allowed for this token: \
+             it is a prefix or range query on a metadata field",
+            printable(&field)
+        )));
+    }
     let inner = json!({ "bool": { "filter": clauses } });
+    // What is built is held to the DSL's own rule too (no query esgate would refuse from a
+    // client is sent on its behalf).
+    rewrite::check_query(&inner)?;
     let mut terms = Map::new();
     terms.insert("field".into(), Value::String(field));
     terms.insert("size".into(), json!(size));

@@ -95,6 +95,43 @@ fn defaults_and_optional_clauses() {
     );
 }
 
+/// A prefix (`string`) or `search_after` on a field that may be a metadata field builds a
+/// multi-term query the DSL refuses (`prefix` on `_id`): refused here alike, with a reason
+/// naming the route; the same field without them, and `_index` (a prefix on it is the
+/// token's own index names), pass.
+#[test]
+fn prefixes_and_ranges_on_metadata_fields_are_refused_as_in_the_dsl() {
+    for body in [
+        json!({"field": "_id", "string": "a"}),
+        json!({"field": "_id", "search_after": "a"}),
+        json!({"field": "_routing", "string": "a"}),
+        json!({"field": "_version", "string": "1"}),
+        json!({"field": "_tier", "string": "data_", "case_insensitive": true}),
+    ] {
+        let err = search_body(Some(body.clone()), &tenant_a()).unwrap_err();
+        assert_eq!(err.kind, crate::RejectKind::Forbidden, "{body}");
+        assert!(
+            err.reason.contains("terms enum on ["),
+            "{body}: {}",
+            err.reason
+        );
+        // The DSL refuses the same multi-term query from a client.
+        let field = body["field"].as_str().unwrap();
+        let q = json!({"prefix": {field: {"value": "a"}}});
+        assert!(crate::dsl::rewrite::check_query(&q).is_err(), "{q}");
+    }
+    for body in [
+        json!({"field": "_id"}),
+        json!({"field": "_index", "string": "logs-"}),
+        json!({"field": "user", "string": "a", "search_after": "ab"}),
+    ] {
+        assert!(
+            search_body(Some(body.clone()), &tenant_a()).is_ok(),
+            "{body}"
+        );
+    }
+}
+
 #[test]
 fn bad_bodies_are_refused() {
     let cases = [
