@@ -1088,24 +1088,6 @@ mod tests {
         }
     }
 
-    /// Texts read as the real grammars read them (lucene18): for each, what the parser that
-    /// Elasticsearch runs reads, and the rule that says so.
-    ///
-    /// - ES|QL `KQL` is Elasticsearch's KQL plugin (`x-pack/plugin/kql`, `KqlBase.g4`):
-    ///   `fieldName : UNQUOTED_LITERAL | QUOTED_STRING | WILDCARD`, so a quoted string before
-    ///   `:`, `<`, `<=`, `>`, `>=` is a field name (`"_seq_no":5`); `ParserUtils.extractText`
-    ///   decodes `\uXXXX`, `\t`, `\n`, `\r` in both literal kinds (`\u005fseq_no:5`); a
-    ///   `QUOTED_STRING` is the longest match of `'"' (ESCAPED_QUOTE | ~["] ...)* '"'`, where a
-    ///   backslash may stand alone, so it ends at the first quote no backslash precedes;
-    ///   `{`/`}` are the nested query's brackets, not literal characters.
-    /// - `simple_query_string` is Lucene's `SimpleQueryParser`: a phrase's slop is a `~` right
-    ///   after its closing quote (`consumePhrase`); any other `~` after a character of a token
-    ///   is a fuzzy term (`consumeToken`), and `^` and U+3000 are token characters there (no
-    ///   boost operator; whitespace is space, tab, CR, LF only), so `"a"^~2` is `"a"` and the
-    ///   fuzzy term `^`~2.
-    /// - `query_string` (Lucene's classic `QueryParser.jj` and Elasticsearch's
-    ///   `QueryStringQueryParser`): `_exists_:name` is an exists query on `name`
-    ///   (`getFieldQuery`), a quoted `name` too.
     /// The classic lexer alone names every field Lucene's parser reads
     /// (`testing::LUCENE_FIELDS`; `_exists_` itself aside), and besides them only names before
     /// colons inside a regular expression (noida reads those).
@@ -1132,6 +1114,24 @@ mod tests {
         assert!(check_text("/zz user:a* zz/", Syntax::Classic, &[]).is_ok());
     }
 
+    /// Texts read as the real grammars read them (lucene18): for each, what the parser that
+    /// Elasticsearch runs reads, and the rule that says so.
+    ///
+    /// - ES|QL `KQL` is Elasticsearch's KQL plugin (`x-pack/plugin/kql`, `KqlBase.g4`):
+    ///   `fieldName : UNQUOTED_LITERAL | QUOTED_STRING | WILDCARD`, so a quoted string before
+    ///   `:`, `<`, `<=`, `>`, `>=` is a field name (`"_seq_no":5`); `ParserUtils.extractText`
+    ///   decodes `\uXXXX`, `\t`, `\n`, `\r` in both literal kinds (`\u005fseq_no:5`); a
+    ///   `QUOTED_STRING` is the longest match of `'"' (ESCAPED_QUOTE | ~["] ...)* '"'`, where a
+    ///   backslash may stand alone, so it ends at the first quote no backslash precedes;
+    ///   `{`/`}` are the nested query's brackets, not literal characters.
+    /// - `simple_query_string` is Lucene's `SimpleQueryParser`: a phrase's slop is a `~` right
+    ///   after its closing quote (`consumePhrase`); any other `~` after a character of a token
+    ///   is a fuzzy term (`consumeToken`), and `^` and U+3000 are token characters there (no
+    ///   boost operator; whitespace is space, tab, CR, LF only), so `"a"^~2` is `"a"` and the
+    ///   fuzzy term `^`~2.
+    /// - `query_string` (Lucene's classic `QueryParser.jj` and Elasticsearch's
+    ///   `QueryStringQueryParser`): `_exists_:name` is an exists query on `name`
+    ///   (`getFieldQuery`), a quoted `name` too.
     #[test]
     fn texts_read_as_the_real_grammars() {
         // (text, syntax, the field names it must give, at least)
