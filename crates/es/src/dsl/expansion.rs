@@ -584,7 +584,7 @@ fn exists_target<C: Ch>(
     }
     let mut name = String::new();
     match at(j) {
-        Some('(') => return Err(exists_group()),
+        Some('(' | '[' | '{' | '/') => return Err(exists_group()),
         Some('"') => {
             j += 1;
             loop {
@@ -631,10 +631,15 @@ fn escape_at<C: Ch>(chars: &[C], j: usize, name: &mut String) -> Result<usize, R
     Ok(j + 1 + rest.chars().count() - after.count())
 }
 
-/// The refusal of a group after `_exists_:` (`_exists_:(a b)` is an exists query on each of
-/// its terms: field names this reader does not follow).
+/// The refusal of a group, range or regular expression after `_exists_:` (`_exists_:(a b)` is
+/// an exists query on each of its terms: field names this reader does not follow; a range or
+/// a regular expression there means nothing to Elasticsearch, but a backend may read an exists
+/// query's field in it).
 pub(crate) fn exists_group() -> Rejection {
-    Rejection::forbidden("a group after [_exists_] is not allowed for this token: name one field")
+    Rejection::forbidden(
+        "a group, range or regular expression after [_exists_] is not allowed for this token: \
+         name one field",
+    )
 }
 
 pub(crate) fn unterminated(what: &str) -> Rejection {
@@ -1195,6 +1200,15 @@ mod tests {
         }
         // A group after `_exists_:` names a field with each of its terms.
         assert!(check_text("_exists_:(user _seq_no)", Syntax::Classic, &[]).is_err());
+        // A range or a regular expression there too (hard19: ES reads none as an exists query,
+        // a backend may).
+        for q in [
+            "_exists_:/_seq_no/",
+            "_exists_ : [_seq_no TO x]",
+            "_exists_:{a TO b}",
+        ] {
+            assert!(check_text(q, Syntax::Classic, &[]).is_err(), "{q}");
+        }
         // simple_query_string: fuzzy terms where SimpleQueryParser reads one.
         for q in [
             "\"a\"^~2",

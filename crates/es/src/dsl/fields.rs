@@ -307,8 +307,10 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
             // again (`[a" TO b] _seq_no:5 "x"`, `/a"/ _seq_no:5` name `_seq_no`: the quote did
             // not open a phrase); names before colons inside are checked too (`inside_end`).
             '[' | '{' | '/' => {
+                if exists_next && token.is_empty() {
+                    return Err(crate::dsl::expansion::exists_group());
+                }
                 end_token(&mut token, &mut exists_next)?;
-                exists_next = false;
                 let end = inside_end(text, at, c)?;
                 chars = text[end..].chars();
             }
@@ -320,7 +322,8 @@ pub(crate) fn check_query_text(text: &str) -> Result<(), Rejection> {
                 }
                 token.clear();
             }
-            // `_exists_:(a b)` names a field with each term of the group.
+            // `_exists_:(a b)` names a field with each term of the group (and a range or a
+            // regular expression there is refused alike, above).
             '(' if exists_next && token.is_empty() => {
                 return Err(crate::dsl::expansion::exists_group())
             }
@@ -786,8 +789,10 @@ mod tests {
                     }
                 }
                 '[' | '{' | '/' => {
+                    if exists_next && token.is_empty() {
+                        return Err(crate::dsl::expansion::exists_group());
+                    }
                     end_token_before(&mut token, &mut exists_next)?;
-                    exists_next = false;
                     let at = text.len() - chars.as_str().len() - 1;
                     chars = text[inside_end(text, at, c)?..].chars();
                 }
@@ -916,6 +921,9 @@ mod tests {
             "_exists_:(a _seq_no)",
             "_exists_ : (\"_seq_no\")",
             "a OR _exists_:(b)",
+            "_exists_:/_seq_no/",
+            "_exists_:[_seq_no TO x]",
+            "_exists_: {a TO b}",
         ] {
             assert_eq!(
                 kind(check_query_text(text)),
