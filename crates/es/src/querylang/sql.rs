@@ -495,18 +495,19 @@ fn check_metadata_patterns(
         pattern: bool,
         named: bool,
         group: bool,
-        cases: usize,
         between: bool,
     }
     let level = |group| Level {
         pattern: false,
         named: false,
         group,
-        cases: 0,
         between: false,
     };
     let refusal = || refuse("pattern matches and ranges on metadata fields are not allowed");
     let mut levels = vec![level(true)];
+    // Open CASEs, counted across brackets as before (an unclosed one inside a call keeps
+    // every clause after it open; a group inside a CASE ends no clause: stricter).
+    let mut cases = 0usize;
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let word = lower(text, t);
@@ -538,12 +539,12 @@ fn check_metadata_patterns(
         }
         let top = levels.last_mut().expect("the statement's level");
         match word.as_deref() {
-            Some("case") => top.cases += 1,
-            Some("end") => top.cases = top.cases.saturating_sub(1),
+            Some("case") => cases += 1,
+            Some("end") => cases = cases.saturating_sub(1),
             _ => {}
         }
         let breaks = top.group
-            && top.cases == 0
+            && cases == 0
             && (t.kind == Kind::Punct(b',')
                 || word.as_deref().is_some_and(|w| CLAUSE_BREAKS.contains(&w)));
         if breaks && top.between && word.as_deref() == Some("and") {
