@@ -1093,7 +1093,7 @@ fn respelled_bodies_decide_as_compact_ones() {
         .filter(|v| prepare(&scope(), None, v.to_string().as_bytes(), true).is_ok())
         .collect();
     assert!(good.len() > 50, "accepted seeds: {}", good.len());
-    for round in 0..4_000 {
+    for round in 0..4_500 {
         let mut v = match round % 4 {
             0 => seeds[(next() % seeds.len() as u64) as usize].clone(),
             _ => good[(next() % good.len() as u64) as usize].clone(),
