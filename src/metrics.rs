@@ -111,6 +111,8 @@ pub struct Scrape<'a> {
     pub tokens_expiring_7d: usize,
     pub store_bytes: Option<u64>,
     pub audit_dropped: u64,
+    /// Audit records lost because the audit output failed (`Audit::lost`).
+    pub audit_lost: u64,
     /// The cluster store's state (`[store] kind = "elasticsearch"`), `None` for the file store.
     pub cluster: Option<ClusterStore>,
     /// Whether a token id still exists: the series of deleted tokens are dropped at scrape,
@@ -407,6 +409,7 @@ struct StateRows {
     tokens_expiring_7d: usize,
     store_bytes: Option<u64>,
     audit_dropped: u64,
+    audit_lost: u64,
     cluster: Option<ClusterStore>,
     worker_connections: Vec<usize>,
 }
@@ -423,6 +426,7 @@ impl From<&Scrape<'_>> for StateRows {
             tokens_expiring_7d: s.tokens_expiring_7d,
             store_bytes: s.store_bytes,
             audit_dropped: s.audit_dropped,
+            audit_lost: s.audit_lost,
             cluster: s.cluster.clone(),
             worker_connections: Vec::new(),
         }
@@ -505,6 +509,13 @@ impl Collector for StateRows {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.audit_dropped).encode(dropped)?;
+        let lost = encoder.encode_descriptor(
+            "esgate_audit_lost",
+            "Audit records (requests and admin changes) lost because the audit output could not be written (a full disk, an I/O error); requests go on",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.audit_lost).encode(lost)?;
         if !self.worker_connections.is_empty() {
             let mut open = encoder.encode_descriptor(
                 "esgate_data_connections",
@@ -609,6 +620,7 @@ mod tests {
             tokens_expiring_7d: 1,
             store_bytes: Some(4096),
             audit_dropped: 0,
+            audit_lost: 3,
             cluster: None,
             token_exists: &|_| true,
         }
@@ -665,6 +677,7 @@ mod tests {
             "esgate_tokens_expiring_7d 1",
             "esgate_store_bytes 4096",
             "esgate_audit_dropped_total 0",
+            "esgate_audit_lost_total 3",
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }

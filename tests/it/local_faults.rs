@@ -1,6 +1,8 @@
 //! The local machine's own faults (rel19), injected for real on the real binary: the file
 //! store's disk full while admin changes are written (each refused with a clear error, memory
-//! and disk equal, a SIGKILL then and a restart read back exactly what was acknowledged).
+//! and disk equal, a SIGKILL then and a restart read back exactly what was acknowledged); the
+//! audit file's disk full under load (fail-open: requests and admin changes go on, the failure
+//! logged once and counted, no record left half-written once there is room again).
 //!
 //! The full disk is a tiny tmpfs in a mount namespace of its own (`TinyFs`, `unshare -rm`),
 //! which nothing outside the test sees; esgate runs inside it through `nsenter`, the test reaches
@@ -12,12 +14,15 @@ use crate::support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::{json, Value};
 
+use support::backend::Backend;
 use support::binary::{self, Served};
 use support::esgate::ADMIN_KEY;
-use support::http::send;
+use support::http::{bearer, send, send_with_timeout};
 
 /// A tmpfs of a few hundred KB mounted in a mount namespace of its own, held by a sleeping
 /// process for as long as this value lives (so it outlives an esgate killed and started again).
@@ -154,8 +159,37 @@ async fn token_ids(served: &Served) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// A counter's value in the admin listener's exposition.
+async fn counter(served: &Served, name: &str) -> f64 {
+    let r = send(
+        "GET",
+        &format!("{}/metrics", served.admin),
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    let text = r.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
 fn log_of(served: &Served) -> String {
     served.log.lock().unwrap().clone()
+}
+
+/// Waits until the log holds `text`.
+fn wait_for_log(served: &Served, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = log_of(served);
+        if log.contains(text) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {text:?} in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn kill(mut served: Served) {
@@ -246,5 +280,126 @@ async fn a_full_store_disk_refuses_changes_and_memory_and_disk_agree() {
     )
     .await;
     assert_eq!(status, 201, "{v}");
+    kill(served);
+}
+
+/// The audit file's disk fills under load. The audit log is fail-open: requests and admin
+/// changes go on (none waits on the disk), the failure is logged once and counted
+/// (`esgate_audit_lost_total`), even at the brink, where a batch fits now and then; once there
+/// is room again the recovery is logged once and the
+/// file holds whole records only (before rel19 the batch the disk had taken part of was
+/// continued by the next: `{"type":"request{"type":"request",...`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record() {
+    let Some(fs) = TinyFs::new(128) else { return };
+    let backend = Backend::osmem();
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(
+        fs.outside("esgate.toml"),
+        format!(
+            "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n\
+             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n",
+            backend.url(),
+            store.path().join("store").display().to_string(),
+            fs.inside("audit.jsonl"),
+        ),
+    )
+    .unwrap();
+    let served = serve_inside(&fs, &fs.inside("esgate.toml"));
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "load", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let secret = v["secret"].as_str().unwrap().to_owned();
+
+    fs.fill();
+    let load = || {
+        let url = format!("{}/", served.data);
+        let auth = bearer(&secret);
+        async move {
+            let mut clients = vec![];
+            for _ in 0..4 {
+                let (url, auth) = (url.clone(), auth.clone());
+                clients.push(tokio::spawn(async move {
+                    for _ in 0..50 {
+                        let r = send_with_timeout(
+                            "GET",
+                            &url,
+                            &[("authorization", &auth)],
+                            Bytes::new(),
+                            Duration::from_secs(5),
+                        )
+                        .await
+                        .expect("no request waits on the audit disk");
+                        assert_eq!(r.status, 200);
+                    }
+                }));
+            }
+            for c in clients {
+                c.await.unwrap();
+            }
+        }
+    };
+    load().await;
+    // An admin change goes on too (its record is lost): a revocation must never wait on it.
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "during", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = admin(
+        &served,
+        "DELETE",
+        &format!("/tokens/{}", v["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {v}");
+    let lost = counter(&served, "esgate_audit_lost_total").await;
+    assert!(lost > 0.0, "lost {lost}");
+    let log = log_of(&served);
+    assert_eq!(
+        log.matches("Cannot write the audit log").count(),
+        1,
+        "logged once:\n{log}"
+    );
+
+    fs.free();
+    load().await;
+    // The run of failures is over once writes succeed for 2 s (`audit::CALM`).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    load().await;
+    let log = wait_for_log(&served, "The audit log is written again");
+    assert_eq!(log.matches("The audit log is written again").count(), 1);
+    // Every line a whole record; every request is either in the file or counted lost, and
+    // all of those after the recovery are in the file.
+    let lost = counter(&served, "esgate_audit_lost_total").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(fs.outside("audit.jsonl")).unwrap();
+        let mut requests = 0;
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a torn record ({e}): {line:?}"));
+            if record["type"] == "request" {
+                requests += 1;
+            }
+        }
+        if requests >= 400 && f64::from(requests) + lost >= 600.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{requests} request records and {lost} lost of 600"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     kill(served);
 }
