@@ -149,6 +149,8 @@ pub struct Metrics {
     backend_duration: Histogram,
     request_bytes: Counter,
     response_bytes: Counter,
+    /// Failed `accept` calls (out of descriptors, out of memory), every listener.
+    accept_errors: Counter,
     /// The data connections each worker thread serves (`server::workers`), once serving.
     worker_connections: Mutex<Option<Arc<[AtomicUsize]>>>,
 }
@@ -193,6 +195,7 @@ impl Metrics {
             backend_duration: Histogram::new(buckets()),
             request_bytes: Counter::default(),
             response_bytes: Counter::default(),
+            accept_errors: Counter::default(),
             worker_connections: Mutex::new(None),
         }
     }
@@ -246,6 +249,11 @@ impl Metrics {
         counter
     }
 
+    /// Counts a failed `accept` (`server`'s accept loops).
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
     /// Counts a request refused by a limit (rate, concurrency, cost guard, body budget).
     pub fn rejected(&self, why: Rejected) {
         self.rejected
@@ -294,6 +302,11 @@ impl Metrics {
             "esgate_response_bytes",
             "Response body bytes sent to clients",
             self.response_bytes.clone(),
+        );
+        registry.register(
+            "esgate_accept_errors",
+            "Connections a listener could not accept (out of file descriptors, out of memory); they wait in the listen queue",
+            self.accept_errors.clone(),
         );
         registry.register(
             "esgate_build",
@@ -678,6 +691,7 @@ mod tests {
             "esgate_store_bytes 4096",
             "esgate_audit_dropped_total 0",
             "esgate_audit_lost_total 3",
+            "esgate_accept_errors_total 0",
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }

@@ -2,7 +2,8 @@
 //! store's disk full while admin changes are written (each refused with a clear error, memory
 //! and disk equal, a SIGKILL then and a restart read back exactly what was acknowledged); the
 //! audit file's disk full under load (fail-open: requests and admin changes go on, the failure
-//! logged once and counted, no record left half-written once there is room again).
+//! logged once and counted, no record left half-written once there is room again); and the
+//! open-files limit reached under a connection flood (no busy accept loop, logged once).
 //!
 //! The full disk is a tiny tmpfs in a mount namespace of its own (`TinyFs`, `unshare -rm`),
 //! which nothing outside the test sees; esgate runs inside it through `nsenter`, the test reaches
@@ -401,5 +402,90 @@ async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    kill(served);
+}
+
+/// CPU time (user + system, clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The process's hard open-files limit (`None`: unlimited), from `/proc/<pid>/limits`.
+fn open_files_hard_limit(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let hard = line.split_whitespace().nth(4).unwrap();
+    hard.parse().ok()
+}
+
+/// The open-files limit is reached under a connection flood: the accept loop does not spin
+/// (a failed `accept` waits 50 ms), the failure is logged once per run (before rel19: a warning
+/// every 50 ms) and counted, and accepting works again once descriptors are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_accept_loop_waits_and_logs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = binary::serve(&["--backend", "http://127.0.0.1:9", "--store"], |cmd| {
+        cmd.arg(dir.path().join("store"))
+            .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+            .current_dir(dir.path());
+    });
+    // Every worker's runtime up before the limit comes down.
+    let r = send("GET", &format!("{}/", served.data), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = rustix::process::Pid::from_raw(served.child.id() as i32).unwrap();
+    let nofile = rustix::process::Resource::Nofile;
+    // Only the soft limit is lowered (the hard one kept, so it can be raised again).
+    let before = rustix::process::prlimit(
+        Some(pid),
+        nofile,
+        rustix::process::Rlimit {
+            current: Some(64),
+            maximum: open_files_hard_limit(served.child.id()),
+        },
+    )
+    .expect("prlimit");
+    let data: std::net::SocketAddr = served.data.trim_start_matches("http://").parse().unwrap();
+    let flood: Vec<std::net::TcpStream> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(data).ok())
+        .collect();
+    assert!(flood.len() > 64, "{} connections", flood.len());
+    wait_for_log(&served, "Cannot accept connections");
+    let ticks = cpu_ticks(served.child.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(served.child.id()) - ticks;
+    // 100 ticks a second: a busy loop would use about 200.
+    assert!(used < 40, "{used} ticks in 2 s: the accept loop spins");
+    let log = log_of(&served);
+    assert_eq!(
+        log.matches("Cannot accept connections").count(),
+        1,
+        "logged once:\n{log}"
+    );
+
+    drop(flood);
+    rustix::process::prlimit(Some(pid), nofile, before).unwrap();
+    // The run is over at an accept 2 s after its last failure (`server::ACCEPT_CALM`).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = send("GET", &format!("{}/", served.data), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "served again");
+    let log = wait_for_log(&served, "Accepting connections again");
+    assert_eq!(
+        log.matches("Accepting connections again").count(),
+        1,
+        "{log}"
+    );
+    assert!(counter(&served, "esgate_accept_errors_total").await > 1.0);
     kill(served);
 }
