@@ -489,3 +489,66 @@ async fn out_of_descriptors_the_accept_loop_waits_and_logs_once() {
     assert!(counter(&served, "esgate_accept_errors_total").await > 1.0);
     kill(served);
 }
+
+/// rel19 finding, not fixed (L; the body budget is perf19's `src/body.rs`, and the fix is a
+/// design choice for the lead): several large bodies at once, together past
+/// `listen.max_buffered_bytes` (six of 8 MiB under 32 MiB, the budget `check-config` advises:
+/// four times `max_body_bytes`), are refused 429 but one, and now and then all six: the bodies
+/// read whole hold the budget, and each one's checks (the parse claims from the same budget,
+/// without waiting) then find no room. Measured: one served in most rounds, none in about one
+/// round of eight (this test, five rounds a run, failed 2 runs of 4); one alone is served. A
+/// refused claim failing at once for all but the oldest holder, the oldest waiting for the room
+/// the others give back, would serve at least one every time (and the budget's worth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rel19 finding, not fixed: concurrent large bodies past the body budget are all refused"]
+async fn large_bodies_past_the_budget_together_are_not_all_refused() {
+    const BODY: usize = 8 << 20;
+    let backend = support::fixture::seeded_osmem();
+    let gw = support::esgate::Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = {BODY}\nmax_buffered_bytes = {}", 4 * BODY),
+        "",
+        "",
+    )
+    .await;
+    let auth = bearer(&gw.token(support::corpus::token_a()).await.1);
+    // One search with a long term: valid, and its parse claims about its size again.
+    let body = {
+        let head = br#"{"query":{"term":{"tenant":""#;
+        let tail = br#""}}}"#;
+        let mut b = head.to_vec();
+        b.resize(BODY - tail.len(), b'a');
+        b.extend_from_slice(tail);
+        Bytes::from(b)
+    };
+    let url = gw.url("/logs-*/_search");
+    let alone = send("POST", &url, &[("authorization", &auth)], body.clone())
+        .await
+        .unwrap();
+    assert_ne!(alone.status, 429, "one alone fits: {}", alone.text());
+    // Five rounds of six at once: in each, at least one should be served.
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let mut at_once = Vec::new();
+        for _ in 0..6 {
+            let (url, auth, body) = (url.clone(), auth.clone(), body.clone());
+            at_once.push(tokio::spawn(async move {
+                send("POST", &url, &[("authorization", &auth)], body)
+                    .await
+                    .unwrap()
+                    .status
+                    .as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for r in at_once {
+            statuses.push(r.await.unwrap());
+        }
+        rounds.push(statuses);
+    }
+    eprintln!("{rounds:?}");
+    assert!(
+        rounds.iter().all(|r| r.iter().any(|s| *s != 429)),
+        "rounds where every one of six was refused: {rounds:?}"
+    );
+}
