@@ -539,11 +539,45 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A chore's run of failures (a full or read-only store disk fails every round, every 5 or
+/// 30 s): logged once when it starts and once when the chore works again, not every round.
+#[derive(Default)]
+struct Streak {
+    failures: u64,
+}
+
+impl Streak {
+    /// Accounts for a round's outcome; whether it was logged.
+    fn outcome<E: std::fmt::Display>(
+        &mut self,
+        result: Result<(), E>,
+        failed: &str,
+        again: &str,
+    ) -> bool {
+        match result {
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 {
+                    tracing::error!(error = %e, "{failed}; logged again when it works");
+                }
+                self.failures == 1
+            }
+            Ok(()) if self.failures > 0 => {
+                tracing::warn!(rounds_failed = self.failures, "{again}");
+                self.failures = 0;
+                true
+            }
+            Ok(()) => false,
+        }
+    }
+}
+
 /// Periodic work: persisting last-used times, deleting tokens expired for more than five
 /// minutes, forgetting old authentication failures and the limiter state of resting tokens.
 async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
+    let (mut sweeping, mut flushing) = (Streak::default(), Streak::default());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -551,13 +585,20 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
         }
         n += 1;
         let app = live.load();
-        if let Err(e) = crate::admin::sweep_expired(&app.store, crate::time::now()).await {
-            tracing::error!(error = %e, "Cannot delete expired tokens");
-        }
+        let swept = crate::admin::sweep_expired(&app.store, crate::time::now())
+            .await
+            .map(drop);
+        sweeping.outcome(
+            swept,
+            "Cannot delete expired tokens",
+            "Deleting expired tokens works again",
+        );
         if n.is_multiple_of(6) {
-            if let Err(e) = app.store.flush_last_used().await {
-                tracing::error!(error = %e, "Cannot persist last-used times");
-            }
+            flushing.outcome(
+                app.store.flush_last_used().await,
+                "Cannot persist last-used times",
+                "Persisting last-used times works again",
+            );
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
@@ -565,5 +606,28 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
         let snapshot = app.store.snapshot();
         app.throttle
             .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
+    }
+}
+
+#[cfg(test)]
+mod streak_tests {
+    use super::Streak;
+
+    /// rel19: a chore failing every round (a full store disk) logged every round.
+    #[test]
+    fn a_run_of_failures_is_logged_at_its_start_and_end_only() {
+        let mut s = Streak::default();
+        let logged: Vec<bool> = [
+            Err("full"),
+            Err("full"),
+            Err("full"),
+            Ok(()),
+            Ok(()),
+            Err("full"),
+        ]
+        .into_iter()
+        .map(|r| s.outcome(r, "failed", "again"))
+        .collect();
+        assert_eq!(logged, [true, false, false, true, false, true]);
     }
 }
