@@ -35,6 +35,9 @@ pub struct Audit {
 /// What the request paths and the writer thread share.
 struct Shared {
     batch: Mutex<Batch>,
+    /// Records (request and admin) lost because the output failed: written by the writer
+    /// thread, exported as `esgate_audit_lost`.
+    lost: std::sync::atomic::AtomicU64,
     /// Wakes the writer before its period ends (a `sync`, or closing).
     wake: Condvar,
     /// Tells `sync` callers that a batch went out.
@@ -251,7 +254,7 @@ fn with_rfc3339<R>(now: crate::store::model::UnixTime, f: impl FnOnce(&str) -> R
 
 impl Audit {
     pub fn open(output: &AuditOutput) -> std::io::Result<Audit> {
-        let sink: Box<dyn Write + Send> = match output {
+        let sink: Box<dyn Output> = match output {
             AuditOutput::Off => {
                 return Ok(Audit {
                     shared: None,
@@ -260,7 +263,7 @@ impl Audit {
                     cap: PENDING_CAP,
                 })
             }
-            AuditOutput::Stdout => Box::new(std::io::stdout()),
+            AuditOutput::Stdout => Box::new(std::io::stdout()) as Box<dyn Output>,
             AuditOutput::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent)?;
@@ -276,13 +279,14 @@ impl Audit {
     }
 
     /// An audit log writing to `sink` from its own thread.
-    fn to_writer(sink: Box<dyn Write + Send>) -> Audit {
+    fn to_writer(sink: Box<dyn Output>) -> Audit {
         Audit::with_cap(sink, PENDING_CAP)
     }
 
-    fn with_cap(sink: Box<dyn Write + Send>, cap: usize) -> Audit {
+    fn with_cap(sink: Box<dyn Output>, cap: usize) -> Audit {
         let shared = Arc::new(Shared {
             batch: Mutex::new(Batch::default()),
+            lost: Default::default(),
             wake: Condvar::new(),
             written: Condvar::new(),
         });
@@ -302,6 +306,14 @@ impl Audit {
     /// Data-request records dropped because the output stalled (exported as a metric).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records lost because the output failed (a full disk, an I/O error): the audit log is
+    /// fail-open, requests and admin changes go on while it cannot be written.
+    pub fn lost(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.lost.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Appends a line to the batch; when the output is stalled and the batch is full, keeps
@@ -451,11 +463,119 @@ impl Drop for Audit {
     }
 }
 
+/// Where the writer thread writes: stdout or the audit file (tests: any writer).
+trait Output: Write + Send {
+    /// The output's length, when it has one (a file), read before each batch.
+    fn len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Cuts the output back to `len` (a file): what a failed batch left of itself goes.
+    fn cut(&mut self, _len: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+impl Output for std::io::Stdout {}
+
+impl Output for std::fs::File {
+    fn len(&self) -> Option<u64> {
+        self.metadata().ok().map(|m| m.len())
+    }
+
+    fn cut(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Writes `bytes` whole, then flushes; on failure, how many bytes reached the output.
+fn write_whole(out: &mut dyn Output, bytes: &[u8]) -> Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match out.write(&bytes[done..]) {
+            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    out.flush().map_err(|e| (done, e))
+}
+
+/// How long the output must have written without a failure before a run of failures is over
+/// (logged as such): at the brink of a full disk, a batch now and then fits (in the last block,
+/// or in what a cut freed) between failures, and that must not log every time.
+const CALM: Duration = Duration::from_secs(2);
+
+/// The writer's state across batches when the output fails (a full disk, an I/O error, the
+/// file's file system read-only): the audit log is fail-open (requests and admin changes go
+/// on), a run of failures is logged once when it starts and once when it ends (a write `CALM`
+/// after its last failure), and the records lost are counted (`esgate_audit_lost`). A batch
+/// that failed part-way is cut off the file, so no record is left half-written; where it cannot
+/// be (stdout, or the cut fails), the next batch starts on a line of its own.
+#[derive(Default)]
+struct Failing {
+    /// Records lost in the current run of failures, and when its last failure was; `None`
+    /// while the output works.
+    run: Option<(u64, std::time::Instant)>,
+    /// The output holds the start of a record without its end.
+    torn: bool,
+}
+
+impl Failing {
+    /// Writes one batch (`lines`, whole lines) and accounts for the outcome.
+    fn write(&mut self, out: &mut dyn Output, lines: &[u8], lost: &std::sync::atomic::AtomicU64) {
+        let before = out.len();
+        let result = if self.torn {
+            write_whole(out, b"\n")
+                .map_err(|(_, e)| (0, e))
+                .and_then(|()| {
+                    self.torn = false;
+                    write_whole(out, lines)
+                })
+        } else {
+            write_whole(out, lines)
+        };
+        match result {
+            Ok(()) => {
+                if let Some((n, last)) = self.run {
+                    if last.elapsed() >= CALM {
+                        self.run = None;
+                        tracing::warn!(lost = n, "The audit log is written again");
+                    }
+                }
+            }
+            Err((written, e)) => {
+                if written > 0 {
+                    let cut = before.map(|len| out.cut(len));
+                    self.torn = !matches!(cut, Some(Ok(())));
+                }
+                let records = memchr::memchr_iter(b'\n', lines).count() as u64;
+                lost.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+                let now = std::time::Instant::now();
+                match &mut self.run {
+                    Some((n, last)) => {
+                        *n += records;
+                        *last = now;
+                    }
+                    None => {
+                        tracing::error!(
+                            error = %e,
+                            "Cannot write the audit log; requests and admin changes go on, their records are lost (esgate_audit_lost) until it can be written again"
+                        );
+                        self.run = Some((records, now));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The writer thread: every `BATCH_PERIOD` (or at once when someone waits in `sync`, or on
 /// close) takes the pending lines, writes and flushes them outside the lock. With nothing
 /// pending it sleeps until the next line (issue 10: an idle writer woke 100 times a second).
-fn write_batches(shared: &Shared, mut out: Box<dyn Write + Send>) {
-    let mut failed = false;
+fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
+    let mut failing = Failing::default();
     let mut spare = Vec::new();
     loop {
         let mut batch = lock(&shared.batch);
@@ -489,16 +609,7 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Write + Send>) {
         batch.taken += 1;
         let number = batch.taken;
         drop(batch);
-        let result = out.write_all(&spare).and_then(|()| out.flush());
-        match result {
-            Ok(()) => failed = false,
-            Err(e) => {
-                if !failed {
-                    tracing::error!(error = %e, "Cannot write the audit log");
-                }
-                failed = true;
-            }
-        }
+        failing.write(out.as_mut(), &spare, &shared.lost);
         // Keep the allocation for the next batch, but not a huge one a burst left behind.
         spare.clear();
         if spare.capacity() > PENDING_CAP / 4 {
@@ -541,6 +652,8 @@ mod tests {
     /// A sink tests can read while the writer thread owns its clone.
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Output for Sink {}
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -933,6 +1046,8 @@ mod tests {
     /// A sink that blocks every write until released (a stalled pipe).
     struct Stalled(Arc<(Mutex<bool>, std::sync::Condvar)>);
 
+    impl Output for Stalled {}
+
     impl Write for Stalled {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             let (lock, cv) = &*self.0;
@@ -965,5 +1080,112 @@ mod tests {
         drop(audit);
         assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
         assert!(dropped >= 10_000, "dropped {dropped}");
+    }
+
+    /// A file on a disk with `room` bytes left (`cut` as a file does it, when `cuts`).
+    #[derive(Clone)]
+    struct Disk {
+        data: Arc<Mutex<Vec<u8>>>,
+        room: Arc<Mutex<usize>>,
+        cuts: bool,
+    }
+
+    impl Disk {
+        fn new(room: usize, cuts: bool) -> Disk {
+            Disk {
+                data: Arc::default(),
+                room: Arc::new(Mutex::new(room)),
+                cuts,
+            }
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.data.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(std::io::ErrorKind::StorageFull.into());
+            }
+            let n = buf.len().min(*room);
+            *room -= n;
+            self.data.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Output for Disk {
+        fn len(&self) -> Option<u64> {
+            self.cuts.then(|| self.data.lock().unwrap().len() as u64)
+        }
+        fn cut(&mut self, len: u64) -> std::io::Result<()> {
+            let mut data = self.data.lock().unwrap();
+            let freed = data.len() - len as usize;
+            data.truncate(len as usize);
+            *self.room.lock().unwrap() += freed;
+            Ok(())
+        }
+    }
+
+    /// Admin records (each waits for its batch) numbered from `from`.
+    fn admin_lines(audit: &Audit, from: usize, n: usize) {
+        use crate::admin::AuditSink;
+        for i in from..from + n {
+            audit.admin_event(json!({"type": "admin", "n": i, "pad": "x".repeat(100)}));
+        }
+    }
+
+    /// rel19: a full disk took part of a batch; the next batch, once there was room again,
+    /// continued that half-written record (`{"type":"request{"type":"request",...`), so the
+    /// file no longer parsed as JSON lines. The part is cut off; the lost records are counted.
+    #[test]
+    fn a_batch_the_full_disk_took_part_of_is_cut_off_and_counted() {
+        let disk = Disk::new(500, true);
+        let audit = Audit::to_writer(Box::new(disk.clone()));
+        admin_lines(&audit, 0, 10);
+        let lost = audit.lost();
+        assert!(lost >= 6, "lost {lost}");
+        *disk.room.lock().unwrap() += 10_000;
+        admin_lines(&audit, 10, 3);
+        let text = disk.text();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(records.len() as u64, 13 - lost);
+        let numbers: Vec<u64> = records.iter().map(|r| r["n"].as_u64().unwrap()).collect();
+        assert_eq!(&numbers[numbers.len() - 3..], [10, 11, 12]);
+        assert_eq!(audit.lost(), lost, "nothing lost once there is room");
+    }
+
+    /// Where the output cannot be cut (stdout), the record after the failure starts a line of
+    /// its own: one line is a fragment, every other line a whole record.
+    #[test]
+    fn after_a_torn_record_that_stays_the_next_starts_a_line_of_its_own() {
+        let disk = Disk::new(500, false);
+        let audit = Audit::to_writer(Box::new(disk.clone()));
+        admin_lines(&audit, 0, 10);
+        *disk.room.lock().unwrap() += 10_000;
+        admin_lines(&audit, 10, 3);
+        let text = disk.text();
+        let bad: Vec<&str> = text
+            .lines()
+            .filter(|l| serde_json::from_str::<Value>(l).is_err())
+            .collect();
+        assert_eq!(bad.len(), 1, "{text}");
+        let last: Vec<Value> = text
+            .lines()
+            .rev()
+            .take(3)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(last[0]["n"], 12);
+        assert_eq!(last[2]["n"], 10);
     }
 }

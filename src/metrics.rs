@@ -111,6 +111,8 @@ pub struct Scrape<'a> {
     pub tokens_expiring_7d: usize,
     pub store_bytes: Option<u64>,
     pub audit_dropped: u64,
+    /// Audit records lost because the audit output failed (`Audit::lost`).
+    pub audit_lost: u64,
     /// The cluster store's state (`[store] kind = "elasticsearch"`), `None` for the file store.
     pub cluster: Option<ClusterStore>,
     /// Whether a token id still exists: the series of deleted tokens are dropped at scrape,
@@ -147,6 +149,8 @@ pub struct Metrics {
     backend_duration: Histogram,
     request_bytes: Counter,
     response_bytes: Counter,
+    /// Failed `accept` calls (out of descriptors, out of memory), every listener.
+    accept_errors: Counter,
     /// The data connections each worker thread serves (`server::workers`), once serving.
     worker_connections: Mutex<Option<Arc<[AtomicUsize]>>>,
 }
@@ -191,6 +195,7 @@ impl Metrics {
             backend_duration: Histogram::new(buckets()),
             request_bytes: Counter::default(),
             response_bytes: Counter::default(),
+            accept_errors: Counter::default(),
             worker_connections: Mutex::new(None),
         }
     }
@@ -244,6 +249,11 @@ impl Metrics {
         counter
     }
 
+    /// Counts a failed `accept` (`server`'s accept loops).
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
     /// Counts a request refused by a limit (rate, concurrency, cost guard, body budget).
     pub fn rejected(&self, why: Rejected) {
         self.rejected
@@ -292,6 +302,11 @@ impl Metrics {
             "esgate_response_bytes",
             "Response body bytes sent to clients",
             self.response_bytes.clone(),
+        );
+        registry.register(
+            "esgate_accept_errors",
+            "Connections a listener could not accept (out of file descriptors, out of memory); they wait in the listen queue",
+            self.accept_errors.clone(),
         );
         registry.register(
             "esgate_build",
@@ -407,6 +422,7 @@ struct StateRows {
     tokens_expiring_7d: usize,
     store_bytes: Option<u64>,
     audit_dropped: u64,
+    audit_lost: u64,
     cluster: Option<ClusterStore>,
     worker_connections: Vec<usize>,
 }
@@ -423,6 +439,7 @@ impl From<&Scrape<'_>> for StateRows {
             tokens_expiring_7d: s.tokens_expiring_7d,
             store_bytes: s.store_bytes,
             audit_dropped: s.audit_dropped,
+            audit_lost: s.audit_lost,
             cluster: s.cluster.clone(),
             worker_connections: Vec::new(),
         }
@@ -505,6 +522,13 @@ impl Collector for StateRows {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.audit_dropped).encode(dropped)?;
+        let lost = encoder.encode_descriptor(
+            "esgate_audit_lost",
+            "Audit records (requests and admin changes) lost because the audit output could not be written (a full disk, an I/O error); requests go on",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.audit_lost).encode(lost)?;
         if !self.worker_connections.is_empty() {
             let mut open = encoder.encode_descriptor(
                 "esgate_data_connections",
@@ -609,6 +633,7 @@ mod tests {
             tokens_expiring_7d: 1,
             store_bytes: Some(4096),
             audit_dropped: 0,
+            audit_lost: 3,
             cluster: None,
             token_exists: &|_| true,
         }
@@ -665,6 +690,8 @@ mod tests {
             "esgate_tokens_expiring_7d 1",
             "esgate_store_bytes 4096",
             "esgate_audit_dropped_total 0",
+            "esgate_audit_lost_total 3",
+            "esgate_accept_errors_total 0",
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }

@@ -201,6 +201,7 @@ fn scrape(app: &App) -> String {
         tokens_expiring_7d: expiring,
         store_bytes: store_bytes(&app.config.store_path),
         audit_dropped: app.audit.dropped(),
+        audit_lost: app.audit.lost(),
         cluster: app.store.cluster().map(|c| cluster_state(c)),
         token_exists: &|id| snapshot.token(id).is_some(),
     })

@@ -126,6 +126,70 @@ pub async fn run_live(
     }
 }
 
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Data => "data",
+            Role::Admin => "admin",
+            Role::Kibana => "kibana",
+        }
+    }
+}
+
+/// How long an accept loop waits after a failed `accept` before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// How long accepting must have worked without a failure before a run of failures is over
+/// (logged as such): out of descriptors, each connection that ends frees one, so an `accept`
+/// now and then succeeds between failures, and that must not log every time.
+const ACCEPT_CALM: Duration = Duration::from_secs(2);
+
+/// An accept loop's run of failed `accept`s (out of file descriptors, out of memory): each is
+/// counted (`esgate_accept_errors`) and followed by an `ACCEPT_RETRY` pause (no busy loop), the
+/// connections waiting meanwhile in the listen queue; a run is logged once when it starts and
+/// once when it ends, at an `accept` `ACCEPT_CALM` after its last failure (rel19: a warning
+/// every 50 ms per listener flooded the log).
+#[derive(Default)]
+struct AcceptFailures {
+    /// Failures in the current run, when it started and when its last failure was.
+    run: Option<(u64, std::time::Instant, std::time::Instant)>,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, role: Role, error: &std::io::Error, metrics: &crate::metrics::Metrics) {
+        metrics.accept_error();
+        let now = std::time::Instant::now();
+        match &mut self.run {
+            Some((n, _, last)) => {
+                *n += 1;
+                *last = now;
+            }
+            None => {
+                tracing::error!(
+                    listener = role.name(),
+                    error = %error,
+                    "Cannot accept connections (they wait in the listen queue); retrying every 50 ms, counted in esgate_accept_errors, logged again when accepting works"
+                );
+                self.run = Some((1, now, now));
+            }
+        }
+    }
+
+    fn accepted(&mut self, role: Role) {
+        if let Some((n, since, last)) = self.run {
+            if last.elapsed() >= ACCEPT_CALM {
+                self.run = None;
+                tracing::warn!(
+                    listener = role.name(),
+                    failures = n,
+                    seconds = since.elapsed().as_secs(),
+                    "Accepting connections again"
+                );
+            }
+        }
+    }
+}
+
 /// A connection's place under its listener's limit and, with `listen.max_connections_per_ip`,
 /// under its client address's (`per_ip`), held until it ends.
 type Place = (OwnedSemaphorePermit, Option<per_ip::Guard>);
@@ -151,6 +215,7 @@ async fn accept_loop(
             per_ip::PerIp::new(live.load().config.limits.max_connections_per_ip)
         }
     };
+    let mut failures = AcceptFailures::default();
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -158,11 +223,14 @@ async fn accept_loop(
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    failures.accepted(role);
+                    a
+                }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    failures.failed(role, &e, &live.load().metrics);
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },
@@ -471,11 +539,45 @@ async fn poll_store(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A chore's run of failures (a full or read-only store disk fails every round, every 5 or
+/// 30 s): logged once when it starts and once when the chore works again, not every round.
+#[derive(Default)]
+struct Streak {
+    failures: u64,
+}
+
+impl Streak {
+    /// Accounts for a round's outcome; whether it was logged.
+    fn outcome<E: std::fmt::Display>(
+        &mut self,
+        result: Result<(), E>,
+        failed: &str,
+        again: &str,
+    ) -> bool {
+        match result {
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 {
+                    tracing::error!(error = %e, "{failed}; logged again when it works");
+                }
+                self.failures == 1
+            }
+            Ok(()) if self.failures > 0 => {
+                tracing::warn!(rounds_failed = self.failures, "{again}");
+                self.failures = 0;
+                true
+            }
+            Ok(()) => false,
+        }
+    }
+}
+
 /// Periodic work: persisting last-used times, deleting tokens expired for more than five
 /// minutes, forgetting old authentication failures and the limiter state of resting tokens.
 async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
+    let (mut sweeping, mut flushing) = (Streak::default(), Streak::default());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -483,13 +585,20 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
         }
         n += 1;
         let app = live.load();
-        if let Err(e) = crate::admin::sweep_expired(&app.store, crate::time::now()).await {
-            tracing::error!(error = %e, "Cannot delete expired tokens");
-        }
+        let swept = crate::admin::sweep_expired(&app.store, crate::time::now())
+            .await
+            .map(drop);
+        sweeping.outcome(
+            swept,
+            "Cannot delete expired tokens",
+            "Deleting expired tokens works again",
+        );
         if n.is_multiple_of(6) {
-            if let Err(e) = app.store.flush_last_used().await {
-                tracing::error!(error = %e, "Cannot persist last-used times");
-            }
+            flushing.outcome(
+                app.store.flush_last_used().await,
+                "Cannot persist last-used times",
+                "Persisting last-used times works again",
+            );
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
@@ -497,5 +606,28 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
         let snapshot = app.store.snapshot();
         app.throttle
             .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
+    }
+}
+
+#[cfg(test)]
+mod streak_tests {
+    use super::Streak;
+
+    /// rel19: a chore failing every round (a full store disk) logged every round.
+    #[test]
+    fn a_run_of_failures_is_logged_at_its_start_and_end_only() {
+        let mut s = Streak::default();
+        let logged: Vec<bool> = [
+            Err("full"),
+            Err("full"),
+            Err("full"),
+            Ok(()),
+            Ok(()),
+            Err("full"),
+        ]
+        .into_iter()
+        .map(|r| s.outcome(r, "failed", "again"))
+        .collect();
+        assert_eq!(logged, [true, false, false, true, false, true]);
     }
 }

@@ -34,6 +34,7 @@ mod internal_fields;
 mod kibana;
 mod leak_oracle;
 mod limits;
+mod local_faults;
 mod lookup;
 mod media_types;
 mod metrics;

@@ -205,6 +205,8 @@ async fn the_exposition_parses_and_counts_what_happened() {
         1.0
     );
     assert_eq!(get("esgate_audit_dropped_total", &[]), 0.0);
+    assert_eq!(get("esgate_audit_lost_total", &[]), 0.0);
+    assert_eq!(get("esgate_accept_errors_total", &[]), 0.0);
     for reason in [
         "rate_limited",
         "concurrency",

@@ -27,7 +27,22 @@ impl Drop for Served {
 /// `esgate serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0` plus `args`, as `configure`
 /// sets up the command further (environment, working directory).
 pub fn serve(args: &[&str], configure: impl FnOnce(&mut Command)) -> Served {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_esgate"));
+    serve_via(&[], args, configure)
+}
+
+/// [`serve`] started by `wrapper` (a program and its arguments that end by running the program
+/// named after them: `nsenter ... --`), which must become esgate (exec it, not fork it): the
+/// child is esgate itself, so killing it kills esgate.
+pub fn serve_via(wrapper: &[&str], args: &[&str], configure: impl FnOnce(&mut Command)) -> Served {
+    let esgate = env!("CARGO_BIN_EXE_esgate");
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(esgate),
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(esgate);
+            cmd
+        }
+    };
     cmd.args([
         "serve",
         "--listen",
