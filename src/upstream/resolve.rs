@@ -107,6 +107,9 @@ impl Resolver {
             concrete.extend(hidden_targets(chunk, targets));
         }
         let concrete: Arc<[ResolvedName]> = concrete.into();
+        if !reusable(expr, &concrete) {
+            return Ok(concrete);
+        }
         if self.cache.len() >= MAX_ENTRIES {
             self.cache
                 .retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
@@ -117,6 +120,24 @@ impl Resolver {
         }
         Ok(concrete)
     }
+}
+
+/// Whether a resolution of `expr` may answer later requests: every explicit element (no `*`,
+/// not an exclusion) resolved to an index. esgate forwards explicit names as they are (a
+/// wildcard only as the concrete indices found allowed, `es::indices::resolution::narrow`), so
+/// the backend resolves them again when the search runs: an alias or data stream named
+/// explicitly, or a name that was missing, may stand for other indices by then (an alias
+/// repointed at a foreign index, a new alias of a foreign index under a missing name:
+/// R19-IX-01). Those are resolved again for every request; an index stays an index unless it
+/// is deleted (an alias cannot share an index's name).
+fn reusable(expr: &str, names: &[ResolvedName]) -> bool {
+    expr.split(',')
+        .filter(|e| !e.contains('*') && !e.starts_with('-'))
+        .all(|e| {
+            names
+                .iter()
+                .any(|n| n.name == e && matches!(n.kind, NameKind::Index | NameKind::HiddenIndex))
+        })
 }
 
 /// One `_resolve/index` round trip (wildcards: open, non-hidden names).
@@ -287,6 +308,38 @@ mod tests {
             })
             .collect();
         assert_eq!(hidden, vec!["gone", "logs-h"]);
+    }
+
+    /// R19-IX-01: only a resolution whose explicit names are all indices is cached; an alias,
+    /// a data stream or a missing name is resolved again for every request.
+    #[test]
+    fn only_resolutions_of_indices_are_reused() {
+        let names = parse(
+            br#"{"indices":[{"name":"logs-a","attributes":["open"]},
+            {"name":"logs-h","attributes":["hidden","open"]}],
+            "aliases":[{"name":"logs-view","indices":["logs-a"]}],
+            "data_streams":[{"name":"logs-ds","backing_indices":[".ds-logs-ds-2026.01.01-000001"]}]}"#,
+        )
+        .unwrap();
+        for expr in [
+            "logs-a",
+            "logs-a,logs-h",
+            "logs-*",
+            "logs-*,-logs-view",
+            "logs-a,l*",
+        ] {
+            assert!(reusable(expr, &names), "{expr}");
+        }
+        for expr in [
+            "logs-view",
+            "logs-ds",
+            "logs-new",
+            "logs-a,logs-view",
+            "logs-*,logs-new",
+        ] {
+            assert!(!reusable(expr, &names), "{expr}");
+        }
+        assert!(!reusable("logs-new", &[]));
     }
 
     #[test]

@@ -433,3 +433,98 @@ async fn a_resolved_non_ascii_name_is_forwarded_encoded_noida() {
     let backend = fixture::seeded_noida();
     a_resolved_non_ascii_name_is_forwarded_encoded(backend.url()).await;
 }
+
+/// R19-IX-01 (attack19b): an expression of explicit names is forwarded as it is, so the
+/// backend resolves it again at search time, while esgate checked the names from its cached
+/// resolution (`backend.resolve_cache_ttl`, 5 s). An alias the token may name (`logs-view` →
+/// `logs-a`), repointed at a foreign index after a request cached it, or a missing name
+/// (`logs-new`, 404) that becomes an alias of a foreign index, reached `secret` until the
+/// entry expired. The alias alone, in an `_msearch` header (forwarded as it is too), and a
+/// missing name beside a wildcard (`logs-*,logs-new`, forwarded among the narrowed names).
+async fn a_changed_alias_is_not_reachable_through_a_cached_resolution(url: &str) {
+    async fn msearch_view2(gw: &Esgate, auth: &str) -> support::http::Reply {
+        let ndjson = "{\"index\":\"logs-view2\"}\n{\"size\":50}\n";
+        let headers = [
+            ("authorization", auth),
+            ("content-type", "application/x-ndjson"),
+        ];
+        send("POST", &gw.url("/_msearch"), &headers, ndjson)
+            .await
+            .unwrap()
+    }
+    aliases(
+        url,
+        &json!({"actions": [
+            {"add": {"index": "logs-a", "alias": "logs-view"}},
+            {"add": {"index": "logs-a", "alias": "logs-view2"}},
+        ]}),
+    )
+    .await;
+    let gw = Esgate::start(&[url], "").await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    let view = "/logs-view/_count";
+    let r = gw.get_as(&auth, view).await;
+    assert_eq!(r.status, 200, "{view}: {}", r.text());
+    let before = r.json()["count"].as_u64().unwrap();
+    let listed = "/logs-*,logs-new/_count?ignore_unavailable=true";
+    assert_tenant_a_count(
+        listed,
+        &gw.get_as(&auth, listed).await,
+        fixture::TENANT_A_DOCS,
+    );
+    let missing = "/logs-new/_count";
+    let r = gw.get_as(&auth, missing).await;
+    assert_eq!(r.status, 404, "{missing}: {}", r.text());
+    // The same name in an `_msearch` header (forwarded as it is too).
+    assert_no_foreign_data("_msearch logs-view2", &msearch_view2(&gw, &auth).await);
+    aliases(
+        url,
+        &json!({"actions": [
+            {"add": {"index": "secret", "alias": "logs-view"}},
+            {"add": {"index": "secret", "alias": "logs-new"}},
+            {"add": {"index": "secret", "alias": "logs-view2"}},
+        ]}),
+    )
+    .await;
+    let r = msearch_view2(&gw, &auth).await;
+    assert!(
+        r.status == 403 || (r.status == 200 && !fixture::contains_leak_marker(&r.body)),
+        "_msearch logs-view2 reaches the foreign index the alias now points at: {} {}",
+        r.status,
+        r.text()
+    );
+    // Refused (the names now reach `secret`), or answered without it: never more than before.
+    let r = gw.get_as(&auth, view).await;
+    assert!(
+        r.status == 403 || r.json()["count"].as_u64() == Some(before),
+        "{view} reaches the foreign index the alias now points at: {} {}",
+        r.status,
+        r.text()
+    );
+    let r = gw.get_as(&auth, listed).await;
+    assert!(
+        r.status == 403 || r.json()["count"].as_u64() == Some(fixture::TENANT_A_DOCS),
+        "{listed} reaches the foreign index behind the new alias: {} {}",
+        r.status,
+        r.text()
+    );
+    let r = gw.get_as(&auth, missing).await;
+    assert_eq!(
+        r.status,
+        403,
+        "{missing} reaches the foreign index behind the new alias: {}",
+        r.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_alias_is_not_reachable_through_a_cached_resolution_osmem() {
+    let backend = fixture::seeded_osmem();
+    a_changed_alias_is_not_reachable_through_a_cached_resolution(backend.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_alias_is_not_reachable_through_a_cached_resolution_noida() {
+    let backend = fixture::seeded_noida();
+    a_changed_alias_is_not_reachable_through_a_cached_resolution(backend.url()).await;
+}

@@ -311,3 +311,52 @@ fn narrow_matches_the_set_version() {
     }
     assert_eq!(cases, exprs.len() * resolutions.len() * patterns.len());
 }
+
+fn stream(name: &str, backing: &[&str]) -> ResolvedName {
+    ResolvedName {
+        name: name.into(),
+        kind: NameKind::DataStream,
+        indices: backing.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// attack19b (held): a data stream the token may name reaches its backing indices
+/// (`.ds-<stream>-<date>-<generation>`, covered by the stream's name), and nothing else: one
+/// whose backing indices include a foreign index (`_data_stream/_modify` adds any index) or
+/// another stream's backing index is refused when named and dropped from a wildcard; a
+/// foreign stream's backing index never passes for an allowed one, nor does an allowed
+/// stream's backing index reached through an alias (hidden: only a dot pattern names it).
+#[test]
+fn data_streams_reach_only_their_own_allowed_backing_indices() {
+    let own = ".ds-logs-ds-2026.01.01-000001";
+    let got = narrow("logs-ds", &[stream("logs-ds", &[own])], &logs()).unwrap();
+    assert_eq!(
+        got,
+        Narrowed::AsIs {
+            indices: vec![own.into()]
+        }
+    );
+    for backing in [
+        vec![own, "secret"],
+        vec![own, ".ds-secret-2026.01.01-000001"],
+        vec![".ds-logs-ds-2026.01.01"],
+        vec![".ds-logs-ds-2026.1.01-000001"],
+        vec![],
+    ] {
+        let names = [stream("logs-ds", &backing)];
+        assert!(narrow("logs-ds", &names, &logs()).is_err(), "{backing:?}");
+        let mut with_a = names.to_vec();
+        with_a.push(index("logs-a"));
+        assert_eq!(
+            narrow("logs-*", &with_a, &logs()).unwrap(),
+            Narrowed::Only {
+                names: vec!["logs-a".into()],
+                indices: vec!["logs-a".into()]
+            },
+            "{backing:?}"
+        );
+    }
+    // An alias of an allowed stream's backing index, reported hidden (`upstream::resolve`).
+    let names = [alias("logs-x", &[own]), hidden(own)];
+    assert!(narrow("logs-x", &names, &logs()).is_err());
+}
