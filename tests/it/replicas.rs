@@ -1764,6 +1764,55 @@ async fn export_import_round_trip(backend: Backend) {
         Some("{\"esgate_store_export\":1,\"changes\":[{\"op\":\"delete_token\",\"id\":\"x\"}]}"),
     );
     assert!(!ok && err.contains("records only"), "{err}");
+
+    // Attack 19a: an export is a file anyone may have edited; its records are held to the
+    // admin API's rules, against the store they land in (either kind), and refused whole.
+    let doc: Value = serde_json::from_str(&from_file).unwrap();
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        edit(&mut d);
+        d.to_string()
+    };
+    let token_named = |d: &mut Value, name: &str| -> usize {
+        d["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["token"]["name"] == name)
+            .unwrap()
+    };
+    // A token of another id carrying token x's secret: x's secret would open it instead.
+    let stolen = edited(&|d| {
+        let x = token_named(d, "x");
+        let mut twin = d["changes"][x].clone();
+        twin["token"]["id"] = json!("tok_twin");
+        twin["token"]["filters"] = json!([]);
+        twin["token"]["ip_filter"] = Value::Null;
+        twin["token"]["expires_at"] = Value::Null;
+        d["changes"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|c| c["token"]["name"] != "x");
+        d["changes"].as_array_mut().unwrap().insert(0, twin);
+    });
+    // A token the admin API cannot name (so could not delete or reset).
+    let unnamable = edited(&|d| {
+        let y = token_named(d, "y");
+        d["changes"][y]["token"]["id"] = json!("tok/../y");
+    });
+    for (what, text, says) in [
+        ("another token's secret", &stolen, "same secret"),
+        ("an id the admin API cannot name", &unnamable, "[id]"),
+    ] {
+        for cfg in [&file_cfg, &other_cfg] {
+            let (ok, _, err) = store_cli(&["import"], cfg, Some(text));
+            assert!(!ok && err.contains(says), "{what} into {cfg:?}: {err}");
+            let (ok, now, err) = store_cli(&["export"], cfg, None);
+            assert!(ok, "{err}");
+            assert_eq!(now, from_cluster, "{what}: nothing imported");
+        }
+    }
+    assert_eq!(search_status(&other, &secret).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
