@@ -361,6 +361,12 @@ impl EventBase {
         let mut event = Map::new();
         event.insert("type".into(), "admin".into());
         event.insert("action".into(), action.into());
+        // A link's id is the whole credential of its URL: named by its reference.
+        let target = if action.starts_with("link.") {
+            crate::kibana::link_ref(target)
+        } else {
+            target
+        };
         event.insert("target".into(), target.into());
         event.insert("at".into(), input::format_time(self.now).into());
         event.insert("client".into(), self.client.to_string().into());

@@ -981,7 +981,8 @@ pub(super) async fn delete(
         let extra = if links.is_empty() {
             Value::Null
         } else {
-            json!({ "links": links })
+            let refs: Vec<&str> = links.iter().map(|l| crate::kibana::link_ref(l)).collect();
+            json!({ "links": refs })
         };
         Ok((changes, extra))
     })

@@ -14,7 +14,7 @@
 //! Every answer carries anti-framing headers (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); app pages (Kibana's embed mode) may be framed by the front's own
 //! origin only. Kibana's `Set-Cookie` never reaches the recipient. One audit record per request
-//! names the link.
+//! names the link by its reference (`kibana::link_ref`: the id is the URL's whole credential).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -310,7 +310,9 @@ async fn serve(
     let snapshot = app.store.snapshot();
 
     if let Some(link_id) = link_path(req.uri().path()) {
-        event.link_id = Some(link_id.to_owned());
+        // The path is the link's URL: the audit record names the link by its reference only.
+        event.link_id = Some(super::link_ref(link_id).to_owned());
+        event.path = format!("/s/{}", super::link_ref(link_id));
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -360,7 +362,7 @@ async fn serve(
 
     // Every other request: a session.
     let claims = session_of(front, req.headers(), now)?;
-    event.link_id = Some(claims.link_id.clone());
+    event.link_id = Some(super::link_ref(&claims.link_id).to_owned());
     let (_link, token) =
         session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
     event.token_id = Some(token.id.clone());

@@ -607,14 +607,18 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
     gw.app.audit.sync();
     let log = std::fs::read_to_string(&path).unwrap();
     assert!(!log.contains(&secret));
+    // Attack 19a: the link's id opens it (the whole credential of its URL): the audit log names
+    // it by its reference (`lnk_` and 12 hex digits), the front's `/s/<id>` path included.
+    assert!(!log.contains(&lid), "a live link id in the audit log");
+    let lref = &lid[..16];
     let events: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let with_link: Vec<&Value> = events
+    let with_link: Vec<&Value> = events.iter().filter(|e| e["link_id"] == lref).collect();
+    assert!(with_link
         .iter()
-        .filter(|e| e["link_id"] == lid.as_str())
-        .collect();
+        .any(|e| e["path"] == format!("/s/{lref}") && e["status"] == 303));
     // The open, the page, the refused management page, the search on the data listener.
     assert!(with_link.len() >= 4, "{with_link:?}");
     assert!(with_link
@@ -630,7 +634,7 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
         assert!(
             events
                 .iter()
-                .any(|e| e["action"] == action && e["target"] == lid.as_str()),
+                .any(|e| e["action"] == action && e["target"] == lref),
             "{action}"
         );
     }
