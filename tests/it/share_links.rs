@@ -879,3 +879,54 @@ async fn a_kibana_answer_that_stalls_is_cut_after_the_body_idle_timeout() {
     assert!(read.is_ok(), "still open after 6 s: {got}");
     assert!(got.ends_with("<html>"), "{got}");
 }
+
+/// Attack 19a: the front had `listen.max_connections` places of its own, which the descriptor
+/// budget (`max_connections + admin_max_connections + 1024`) never counted: any client, link or
+/// not, could hold them all and leave the store, the audit log and the backend connections
+/// without descriptors. The front and the data listener now share the places (each accept
+/// loop takes a place before it accepts, so with two places each listener holds one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_and_the_data_listener_share_their_connection_places() {
+    use tokio::io::AsyncWriteExt;
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_connections = 2\n",
+        "",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let addr = gw.front_addr.expect("the front is listening");
+    // One silent connection on the front, one on the data listener (each held until
+    // header_timeout, 30 s by default): both places taken.
+    let mut held = Vec::new();
+    for to in [addr, gw.data_addr] {
+        let mut s = tokio::net::TcpStream::connect(to).await.expect("connect");
+        s.write_all(b"GET /").await.expect("write");
+        held.push(s);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let unknown = front(&gw, &format!("/s/lnk_{}", "0a".repeat(16)));
+    let waited = support::http::send_with_timeout(
+        "GET",
+        &unknown,
+        &[],
+        Vec::new(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "the front served past listen.max_connections: {waited:?}"
+    );
+    drop(held);
+    let served =
+        support::http::send_with_timeout("GET", &unknown, &[], Vec::new(), Duration::from_secs(10))
+            .await
+            .expect("served once a place is free");
+    assert_eq!(served.status, 404);
+}
