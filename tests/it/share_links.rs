@@ -930,3 +930,65 @@ async fn the_front_and_the_data_listener_share_their_connection_places() {
             .expect("served once a place is free");
     assert_eq!(served.status, 404);
 }
+
+/// Attack 19a: every request through the front to Kibana held a connection to it, without a
+/// bound: one link holder's HTTP/2 streams (100 per connection, each connection a place) or
+/// pipelined connections opened as many Kibana connections as it liked. Kibana is one more node:
+/// at most `backend.max_connections_per_node` requests at once, each holding its slot until its
+/// answer's body ends; past it a 503 after `backend.connect_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 2\nconnect_timeout = \"500ms\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let request =
+        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let stalled = || async {
+        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut head = vec![0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+            .await
+            .expect("an answer's head")
+            .expect("read");
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // Two answers whose bodies Kibana never finishes: both slots held.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (s, head) = stalled().await;
+        assert_eq!(head, "HTTP/1.1 200", "{head}");
+        held.push(s);
+    }
+    let r = support::http::send_with_timeout(
+        "GET",
+        &front(&gw, "/app/dashboards"),
+        &[("cookie", &cookie)],
+        Vec::new(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("an answer, not a third Kibana connection stalling");
+    assert_eq!(r.status, 503, "{r:?}");
+    // A slot is free again once an answer's client leaves.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_s, head) = stalled().await;
+    assert_eq!(head, "HTTP/1.1 200", "{head}");
+}
