@@ -163,7 +163,11 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         request_id: format!("{:016x}", rand::random::<u64>()),
         client: conn.peer.ip().to_string(),
         method: crate::audit::method_name(req.method()),
-        path: req.uri().path().chars().take(512).collect(),
+        // Link ids cut to their reference wherever they stand (a mangled link URL holds one).
+        path: super::redact_link_ids(req.uri().path())
+            .chars()
+            .take(512)
+            .collect(),
         ..DataEvent::default()
     };
     let mut response = match app.kibana_front.as_deref() {
@@ -330,9 +334,9 @@ async fn serve(
     let snapshot = app.store.snapshot();
 
     if let Some(link_id) = link_path(req.uri().path()) {
-        // The path is the link's URL: the audit record names the link by its reference only.
+        // The path is the link's URL: the audit record names the link by its reference only
+        // (the path was cut already).
         event.link_id = Some(super::link_ref(link_id).to_owned());
-        event.path = format!("/s/{}", super::link_ref(link_id));
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -600,6 +600,15 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
     let cookie = cookie.expect("cookie");
     front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
     front_req(&gw, "GET", "/app/management", &[("cookie", &cookie)]).await;
+    // A link URL mangled on its way (a trailing dot or slash, pasted into a space's path) is no
+    // link path: refused, and its id is not written whole either.
+    for mangled in [
+        format!("/s/{lid}."),
+        format!("/s/{lid}/"),
+        format!("/s/acme/app/{lid}"),
+    ] {
+        front_req(&gw, "GET", &mangled, &[]).await;
+    }
     let auth = last_credential(&kibana);
     search_as(&gw, &auth).await;
     gw.admin("DELETE", &format!("/links/{lid}"), None).await;
