@@ -170,12 +170,21 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             .collect(),
         ..DataEvent::default()
     };
+    // As on the data listener: a refusal leaves an HTTP/1 request's body unread, so the
+    // connection cannot carry another request; say so, or a pooling client sees a reset.
+    let close_on_refusal =
+        req.version() <= http::Version::HTTP_11 && !http_body::Body::is_end_stream(req.body());
     let mut response = match app.kibana_front.as_deref() {
         Some(front) => match serve(&app, front, conn, req, &mut event).await {
             Ok(r) => r,
             Err(refusal) => {
                 event.reason = Some(refusal.reason.clone());
-                refusal.into_response(front)
+                let mut r = refusal.into_response(front);
+                if close_on_refusal {
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                r
             }
         },
         None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),

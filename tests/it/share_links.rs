@@ -1001,3 +1001,26 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
     let (_s, head) = stalled().await;
     assert_eq!(head, "HTTP/1.1 200", "{head}");
 }
+
+/// Attack 19a: a refusal on the front left an HTTP/1 request's body unread without saying the
+/// connection ends (the data listener says so): a pooling client saw a reset, not the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_leaves_a_body_unread_closes_the_connection() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let r = send(
+        "POST",
+        &front(&gw, "/internal/bsearch"),
+        &[("kbn-xsrf", "x")],
+        vec![b'x'; 256 * 1024],
+    )
+    .await
+    .expect("the refusal arrives");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), Some("close"));
+    // Without a body, the connection stays usable.
+    let r = front_req(&gw, "GET", "/app/dashboards", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), None);
+}
