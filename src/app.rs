@@ -204,6 +204,8 @@ impl App {
                 k,
                 Arc::clone(&config.backend.tls),
                 &id_key,
+                config.backend.max_connections_per_node,
+                config.backend.connect_timeout,
             ))
         });
         Ok(App {

@@ -512,13 +512,15 @@ fn store_command(command: StoreCommand) -> ExitCode {
     } else {
         None
     };
-    let result: Result<String, crate::store::StoreError> = match &config.store {
+    let result: Result<String, String> = match &config.store {
         config::StoreKind::File => (|| {
-            let mut store = FileStore::open(&config.store_path)?;
-            let loaded = store.load()?;
+            let mut store = FileStore::open(&config.store_path).map_err(|e| e.to_string())?;
+            let loaded = store.load().map_err(|e| e.to_string())?;
             match &input {
                 Some(changes) => {
-                    store.append(changes)?;
+                    // Attack 19a: held to the admin API's rules, against what the store holds.
+                    crate::admin::records::check_import(changes, &Snapshot::from_changes(&loaded))?;
+                    store.append(changes).map_err(|e| e.to_string())?;
                     Ok(format!("imported {} records\n", changes.len()))
                 }
                 None => Ok(exchange::export(&Snapshot::from_changes(&loaded))),
@@ -537,15 +539,21 @@ fn store_command(command: StoreCommand) -> ExitCode {
             runtime.block_on(async {
                 let reach = config.backend.for_store(urls, access);
                 let cluster = ClusterStore::new(&reach, index, *tombstone_retention);
+                let err = |e: crate::store::StoreError| e.to_string();
                 match &input {
                     Some(changes) => {
-                        cluster.prepare_index(true).await?;
-                        let n = cluster.import(changes).await?;
+                        cluster.prepare_index(true).await.map_err(err)?;
+                        let loaded = cluster.load().await.map_err(err)?;
+                        crate::admin::records::check_import(
+                            changes,
+                            &Snapshot::from_changes(&loaded.changes),
+                        )?;
+                        let n = cluster.import(changes).await.map_err(err)?;
                         Ok(format!("imported {n} documents\n"))
                     }
                     None => {
-                        cluster.prepare_index(false).await?;
-                        let loaded = cluster.load().await?;
+                        cluster.prepare_index(false).await.map_err(err)?;
+                        let loaded = cluster.load().await.map_err(err)?;
                         Ok(exchange::export(&Snapshot::from_changes(&loaded.changes)))
                     }
                 }

@@ -50,7 +50,7 @@ fn view(snap: &Snapshot, f: &LibraryFilter) -> api::Filter {
     }
 }
 
-fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
+pub(super) fn parse_description(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
     let Some(d) = input::opt_str(map, "description")? else {
         return Ok(None);
     };

@@ -52,7 +52,7 @@ fn cidr_texts(cidrs: &[IpNet]) -> Vec<String> {
     cidrs.iter().map(ToString::to_string).collect()
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -60,7 +60,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Parses `cidrs`: each a CIDR or a bare address (taken as /32 or /128). Duplicates dropped.
-fn parse_cidrs(map: &Map<String, Value>) -> Result<Option<Vec<IpNet>>, AdminError> {
+pub(super) fn parse_cidrs(map: &Map<String, Value>) -> Result<Option<Vec<IpNet>>, AdminError> {
     let Some(items) = input::opt_array(map, "cidrs")? else {
         return Ok(None);
     };

@@ -79,7 +79,7 @@ pub(crate) fn view(ctx: &AdminContext, snap: &Snapshot, l: &Link, now: i64) -> a
     }
 }
 
-fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError> {
+pub(super) fn parse_time(map: &Map<String, Value>) -> Result<Option<TimeRange>, AdminError> {
     let obj = match map.get("time") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,

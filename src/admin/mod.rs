@@ -43,6 +43,7 @@ mod input;
 mod ip_filters;
 pub mod limits;
 mod links;
+pub mod records;
 mod resource;
 mod tokens;
 
@@ -317,17 +318,20 @@ async fn dispatch(
     }
 }
 
+/// Whether an id or a name can be named in an admin path: `[A-Za-z0-9_-]{1,128}`.
+pub(crate) fn valid_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Maps a path to a route. Ids and names are restricted to `[A-Za-z0-9_-]{1,128}`, so a path
 /// with anything else (encoded characters, empty segments, a trailing slash) is not found.
 fn route(path: &str) -> Option<Route<'_>> {
     let rest = path.strip_prefix('/')?;
     let segments: Vec<&str> = rest.split('/').collect();
-    let key = |s: &&str| {
-        !s.is_empty()
-            && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    };
+    let key = |s: &&str| valid_key(s);
     match segments.as_slice() {
         ["tokens"] => Some(Route::Tokens),
         ["tokens", id] if key(id) => Some(Route::Token(id)),
@@ -357,6 +361,12 @@ impl EventBase {
         let mut event = Map::new();
         event.insert("type".into(), "admin".into());
         event.insert("action".into(), action.into());
+        // A link's id is the whole credential of its URL: named by its reference.
+        let target = if action.starts_with("link.") {
+            crate::kibana::link_ref(target)
+        } else {
+            target
+        };
         event.insert("target".into(), target.into());
         event.insert("at".into(), input::format_time(self.now).into());
         event.insert("client".into(), self.client.to_string().into());

@@ -151,7 +151,7 @@ pub(super) enum Expiry {
     At(UnixTime),
 }
 
-fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
+pub(super) fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, AdminError> {
     let Some(name) = input::opt_str(map, "name")? else {
         return Ok(None);
     };
@@ -216,7 +216,9 @@ pub(crate) fn check_field_value(
 
 /// `filters`: inline `{"field","value"}` objects or library ids. Ids are checked against the
 /// store later, inside the write.
-fn parse_filters(map: &Map<String, Value>) -> Result<Option<Vec<FilterRef>>, AdminError> {
+pub(super) fn parse_filters(
+    map: &Map<String, Value>,
+) -> Result<Option<Vec<FilterRef>>, AdminError> {
     let Some(items) = input::opt_array(map, "filters")? else {
         return Ok(None);
     };
@@ -259,7 +261,7 @@ fn parse_filters(map: &Map<String, Value>) -> Result<Option<Vec<FilterRef>>, Adm
 }
 
 /// `indices`: index names or patterns as Elasticsearch accepts them.
-fn parse_indices(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+pub(super) fn parse_indices(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
     let Some(items) = input::opt_array(map, "indices")? else {
         return Ok(None);
     };
@@ -320,7 +322,7 @@ fn check_index_pattern(p: &str) -> Result<(), &'static str> {
 
 /// An `all` token is relayed unchecked: filters or index patterns on it would be listed but
 /// never enforced, so they are refused rather than silently ignored.
-fn check_all_is_unrestricted(
+pub(super) fn check_all_is_unrestricted(
     permissions: &BTreeSet<Permission>,
     has_filters: bool,
     indices: &[String],
@@ -369,7 +371,9 @@ fn parse_scores(map: &Map<String, Value>) -> Result<Option<Option<Scores>>, Admi
 }
 
 /// `kibana_spaces`: Kibana space ids (`[a-z0-9_-]`), at most 100.
-fn parse_kibana_spaces(map: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+pub(super) fn parse_kibana_spaces(
+    map: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, AdminError> {
     let Some(items) = input::opt_array(map, "kibana_spaces")? else {
         return Ok(None);
     };
@@ -398,7 +402,9 @@ fn parse_kibana_spaces(map: &Map<String, Value>) -> Result<Option<Vec<String>>, 
     Ok(Some(out))
 }
 
-fn parse_permissions(map: &Map<String, Value>) -> Result<Option<BTreeSet<Permission>>, AdminError> {
+pub(super) fn parse_permissions(
+    map: &Map<String, Value>,
+) -> Result<Option<BTreeSet<Permission>>, AdminError> {
     let Some(items) = input::opt_array(map, "permissions")? else {
         return Ok(None);
     };
@@ -975,7 +981,8 @@ pub(super) async fn delete(
         let extra = if links.is_empty() {
             Value::Null
         } else {
-            json!({ "links": links })
+            let refs: Vec<&str> = links.iter().map(|l| crate::kibana::link_ref(l)).collect();
+            json!({ "links": refs })
         };
         Ok((changes, extra))
     })

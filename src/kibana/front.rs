@@ -10,15 +10,17 @@
 //! the recipient's cookies and credentials removed and a fresh link credential as
 //! `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
 //! which accepts it as the link's token (filters, indices, spaces) after the same store checks.
+//! Kibana is one more node: at most `backend.max_connections_per_node` requests to it at once,
+//! each holding its slot until its answer's body ends (503 past it).
 //!
 //! Every answer carries anti-framing headers (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); app pages (Kibana's embed mode) may be framed by the front's own
 //! origin only. Kibana's `Set-Cookie` never reaches the recipient. One audit record per request
-//! names the link.
+//! names the link by its reference (`kibana::link_ref`: the id is the URL's whole credential).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -28,6 +30,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::path::redirect_target;
 use super::routes::{self, Verdict};
@@ -90,12 +93,26 @@ pub struct Front {
     /// `scheme://host[:port]` of the public URL, for the `Origin` check.
     public_origin: String,
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Requests to Kibana under way (`backend.max_connections_per_node`, Kibana being one more
+    /// node): each holds a connection until its answer's body ends. Attack 19a: unbounded, one
+    /// link holder's HTTP/2 streams (100 per connection) opened a Kibana connection each.
+    slots: Arc<Semaphore>,
+    /// How long a request waits for a slot (`backend.connect_timeout`) before its 503.
+    slot_wait: Duration,
     cookie_key: SealKey,
     credential_key: SealKey,
 }
 
 impl Front {
-    pub fn new(config: &KibanaFront, tls: Arc<rustls::ClientConfig>, id_key: &IdKey) -> Front {
+    /// `max_connections`: Kibana connections at once, busy or idle (`backend.
+    /// max_connections_per_node`); `slot_wait`: how long a request waits for one.
+    pub fn new(
+        config: &KibanaFront,
+        tls: Arc<rustls::ClientConfig>,
+        id_key: &IdKey,
+        max_connections: usize,
+        slot_wait: Duration,
+    ) -> Front {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -107,12 +124,15 @@ impl Front {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
+            .pool_max_idle_per_host(max_connections)
             .build(https);
         Front {
             kibana: config.url.clone(),
             secure: config.secure,
             public_origin: config.public_url.trim_end_matches('/').to_owned(),
             client,
+            slots: Arc::new(Semaphore::new(max_connections.max(1))),
+            slot_wait,
             cookie_key: super::cookie_key(id_key),
             credential_key: super::credential_key(id_key),
         }
@@ -143,15 +163,28 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         request_id: format!("{:016x}", rand::random::<u64>()),
         client: conn.peer.ip().to_string(),
         method: crate::audit::method_name(req.method()),
-        path: req.uri().path().chars().take(512).collect(),
+        // Link ids cut to their reference wherever they stand (a mangled link URL holds one).
+        path: super::redact_link_ids(req.uri().path())
+            .chars()
+            .take(512)
+            .collect(),
         ..DataEvent::default()
     };
+    // As on the data listener: a refusal leaves an HTTP/1 request's body unread, so the
+    // connection cannot carry another request; say so, or a pooling client sees a reset.
+    let close_on_refusal =
+        req.version() <= http::Version::HTTP_11 && !http_body::Body::is_end_stream(req.body());
     let mut response = match app.kibana_front.as_deref() {
         Some(front) => match serve(&app, front, conn, req, &mut event).await {
             Ok(r) => r,
             Err(refusal) => {
                 event.reason = Some(refusal.reason.clone());
-                refusal.into_response(front)
+                let mut r = refusal.into_response(front);
+                if close_on_refusal {
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                r
             }
         },
         None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),
@@ -310,7 +343,9 @@ async fn serve(
     let snapshot = app.store.snapshot();
 
     if let Some(link_id) = link_path(req.uri().path()) {
-        event.link_id = Some(link_id.to_owned());
+        // The path is the link's URL: the audit record names the link by its reference only
+        // (the path was cut already).
+        event.link_id = Some(super::link_ref(link_id).to_owned());
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -360,7 +395,7 @@ async fn serve(
 
     // Every other request: a session.
     let claims = session_of(front, req.headers(), now)?;
-    event.link_id = Some(claims.link_id.clone());
+    event.link_id = Some(super::link_ref(&claims.link_id).to_owned());
     let (_link, token) =
         session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
     event.token_id = Some(token.id.clone());
@@ -474,6 +509,16 @@ async fn forward(
     if let Ok(v) = HeaderValue::from_str(&recipient.to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
+    // A slot for the whole exchange: released when the answer's body ends or is dropped.
+    let slot = match tokio::time::timeout(front.slot_wait, Arc::clone(&front.slots).acquire_owned())
+        .await
+    {
+        Ok(Ok(slot)) => slot,
+        _ => return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Kibana is busy (too many requests through the share-link front at once); try again",
+        )),
+    };
     let body: Body = incoming.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();
@@ -524,7 +569,34 @@ async fn forward(
     // connection (and its own) forever.
     let idle = app.config.backend.body_idle_timeout;
     let body: Body = crate::upstream::AnswerBody::idle_bounded(abody, idle).boxed();
+    let body: Body = Holding { body, _slot: slot }.boxed();
     Ok(Response::from_parts(aparts, body))
+}
+
+/// An answer's body holding its Kibana slot until it ends or is dropped.
+struct Holding {
+    body: Body,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,21 @@ pub mod session;
 
 use crate::es::ids::continuation::IdKey;
 
+/// How many characters of a link id name it where the id itself must not go: `lnk_` and 12
+/// hex digits (48 of its 128 bits), enough to find it in `esgate link list`, while the 80 bits
+/// left keep a reader from opening it.
+const LINK_REF_LEN: usize = 16;
+
+/// A link's reference: what the audit log names a link by. The id is the whole credential of
+/// the link's URL (attack 19a: the audit log held live link ids, which open their dashboard).
+pub fn link_ref(id: &str) -> &str {
+    let mut end = LINK_REF_LEN.min(id.len());
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
+}
+
 /// The key session cookies are sealed with.
 pub fn cookie_key(id_key: &IdKey) -> session::SealKey {
     session::SealKey::new(id_key.derive("kibana link session cookie"))
@@ -16,4 +31,67 @@ pub fn cookie_key(id_key: &IdKey) -> session::SealKey {
 /// The key link credentials are sealed with.
 pub fn credential_key(id_key: &IdKey) -> session::SealKey {
     session::SealKey::new(id_key.derive("kibana link credential"))
+}
+
+/// `path` with every link id in it (`lnk_` and 32 hex digits) cut to its reference: what the
+/// front writes to the audit log for a request's path, whatever the path (a link URL mangled on
+/// its way, `/s/<id>.` or `/s/<id>/`, is no link path but still holds the id).
+pub fn redact_link_ids(path: &str) -> std::borrow::Cow<'_, str> {
+    const ID_HEX: usize = 32;
+    let hex_kept = LINK_REF_LEN - "lnk_".len();
+    let bytes = path.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = path[from..].find("lnk_") {
+        let start = from + found + "lnk_".len();
+        let hex = bytes[start..]
+            .iter()
+            .take(ID_HEX)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if hex == ID_HEX {
+            let o = out.get_or_insert_with(|| String::with_capacity(path.len()));
+            o.push_str(&path[copied..start + hex_kept]);
+            copied = start + ID_HEX;
+        }
+        from = start + hex;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(path),
+        Some(mut o) => {
+            o.push_str(&path[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_ids_in_a_path_are_cut_to_their_reference() {
+        let id = format!("lnk_{}", "0a".repeat(16));
+        let cases = [
+            (format!("/s/{id}"), "/s/lnk_0a0a0a0a0a0a".to_owned()),
+            (format!("/s/{id}."), "/s/lnk_0a0a0a0a0a0a.".to_owned()),
+            (
+                format!("/s/x/{id}/{id}Z"),
+                "/s/x/lnk_0a0a0a0a0a0a/lnk_0a0a0a0a0a0aZ".to_owned(),
+            ),
+            (format!("/{}", &id[..30]), format!("/{}", &id[..30])),
+            ("/app/dashboards".to_owned(), "/app/dashboards".to_owned()),
+            ("/lnk_lnk_é".to_owned(), "/lnk_lnk_é".to_owned()),
+        ];
+        for (path, want) in cases {
+            assert_eq!(super::redact_link_ids(&path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_link_ref_is_the_ids_first_16_characters() {
+        let id = format!("lnk_{}", "0a".repeat(16));
+        assert_eq!(super::link_ref(&id), "lnk_0a0a0a0a0a0a");
+        assert_eq!(super::link_ref("lnk_9"), "lnk_9");
+        assert_eq!(super::link_ref("lnk_aéééééééé"), "lnk_aééééé");
+    }
 }

@@ -209,7 +209,7 @@ async fn pipeline(
                 now,
             )
             .ok_or(auth::AuthError::Unknown)?;
-            ctx.event.link_id = Some(claims.link_id.clone());
+            ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());
             let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
             crate::kibana::session::check_link(
                 &snapshot,

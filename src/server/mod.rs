@@ -75,12 +75,16 @@ pub async fn run_live(
     let poller = tokio::spawn(poll_store(Arc::clone(&live), stop_rx.clone()));
     let limits = live.load().config.limits.clone();
     let workers = workers::Workers::start(&live, &stop_rx, &open);
+    // The data listener and the Kibana front share `listen.max_connections` places: the
+    // descriptor budget (`descriptors::needed`) counts them once (attack19a: the front had as
+    // many of its own, uncounted, for any client to fill, link or not).
+    let places = Arc::new(Semaphore::new(limits.max_connections));
     tokio::join!(
         accept_loop(
             &live,
             data,
             Role::Data,
-            limits.max_connections,
+            Arc::clone(&places),
             stop_rx.clone(),
             open.clone(),
             &workers,
@@ -89,15 +93,14 @@ pub async fn run_live(
             &live,
             admin,
             Role::Admin,
-            limits.admin_max_connections,
+            Arc::new(Semaphore::new(limits.admin_max_connections)),
             stop_rx.clone(),
             open.clone(),
             &workers,
         ),
         async {
             if let Some(front) = front {
-                let max = limits.max_connections;
-                accept_loop(&live, front, Role::Kibana, max, stop_rx, open, &workers).await
+                accept_loop(&live, front, Role::Kibana, places, stop_rx, open, &workers).await
             }
         },
         async {
@@ -194,7 +197,7 @@ impl AcceptFailures {
 /// under its client address's (`per_ip`), held until it ends.
 type Place = (OwnedSemaphorePermit, Option<per_ip::Guard>);
 
-/// Accepts connections on `listener` under its connection limit (`max`) until `stop`; a data
+/// Accepts connections on `listener` under its connection limit (`slots`) until `stop`; a data
 /// connection goes to the least loaded of the `workers`, the others are served here. On the
 /// data listener and the Kibana front, an address past `listen.max_connections_per_ip` has its
 /// connection closed at once.
@@ -202,12 +205,11 @@ async fn accept_loop(
     live: &Arc<Live>,
     listener: TcpListener,
     role: Role,
-    max: usize,
+    slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
     workers: &workers::Workers,
 ) {
-    let slots = Arc::new(Semaphore::new(max));
     let over = workers.over();
     let per_ip = match role {
         Role::Admin => None,

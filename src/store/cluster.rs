@@ -408,6 +408,21 @@ fn decode(id: &str, source: &Value) -> Result<Option<Decoded>, Foreign> {
     Ok(Some(Decoded::Change(change)))
 }
 
+/// What a replica holds for a record document that does not decode: nothing, as a load skips
+/// it (a token absent, a library filter or IP filter gone, so the tokens naming it are refused
+/// as dangling, a link closed).
+fn unreadable(id: &str) -> Option<Change> {
+    let (kind, name) = id.split_once(':')?;
+    let name = name.to_owned();
+    match kind {
+        "token" => Some(Change::DeleteToken { id: name }),
+        "filter" => Some(Change::DeleteFilter { id: name }),
+        "ip_filter" => Some(Change::DeleteIpFilter { name }),
+        "link" => Some(Change::DeleteLink { id: name }),
+        _ => None,
+    }
+}
+
 /// The documents one change writes: `(doc id, source)`. A tombstone records when it was
 /// written (`record.deleted_at`, Unix seconds: `now`), for the purge; older esgate versions
 /// read a tombstone without looking at its record.
@@ -1452,9 +1467,13 @@ impl ClusterStore {
             }
             Ok(Some(_)) => None,
             Ok(None) | Err(_) => {
-                tracing::error!(index = %self.index, document = %id, "Token store document is corrupt or not esgate's; skipped");
+                tracing::error!(index = %self.index, document = %id, "Token store document is corrupt or not esgate's; skipped (what it names is dropped, as a load would)");
                 self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
-                None
+                // Attack 19a: the version held before stayed in force, so a token whose newer
+                // record does not decode (a narrowing written by a newer esgate, a damaged
+                // document) kept its older rights here, while a replica that loaded the store
+                // again did not hold it at all. Now the same as a load: absent.
+                unreadable(id)
             }
         })
     }
@@ -1995,6 +2014,31 @@ pub fn merge_last_used(a: Option<UnixTime>, b: UnixTime) -> UnixTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_record_drops_what_it_names() {
+        assert_eq!(
+            unreadable("token:tok_a"),
+            Some(Change::DeleteToken { id: "tok_a".into() })
+        );
+        assert_eq!(
+            unreadable("ip_filter:office"),
+            Some(Change::DeleteIpFilter {
+                name: "office".into()
+            })
+        );
+        assert_eq!(
+            unreadable("filter:flt_1"),
+            Some(Change::DeleteFilter { id: "flt_1".into() })
+        );
+        assert_eq!(
+            unreadable("link:lnk_1"),
+            Some(Change::DeleteLink { id: "lnk_1".into() })
+        );
+        for id in ["last_used:tok_a", "counter", "id_key", "other:x"] {
+            assert_eq!(unreadable(id), None, "{id}");
+        }
+    }
 
     #[test]
     fn documents_esgate_did_not_write_are_foreign_and_bad_records_corrupt() {

@@ -82,11 +82,11 @@ pub fn parse(text: &str) -> Result<Vec<Change>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::model::{FilterRef, IpFilter, LibraryFilter, Permission, SecretHash, Token};
 
-    fn sample() -> Vec<Change> {
+    pub(crate) fn sample() -> Vec<Change> {
         vec![
             Change::PutIpFilter {
                 ip_filter: IpFilter {

@@ -340,7 +340,7 @@ impl Snapshot {
         ids
     }
 
-    fn apply(&mut self, change: &Change) {
+    pub(crate) fn apply(&mut self, change: &Change) {
         self.scopes.0.clear();
         match change {
             Change::PutToken { token } => {

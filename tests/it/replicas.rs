@@ -7,7 +7,8 @@
 //! replicas keep authenticating from their last good copy while `/ready` and admin writes answer
 //! 503, and they catch up when it returns; `store export`/`import` round-trip losslessly between
 //! the cluster and the file store; no token, `all` included, reaches the store index; a store
-//! index esgate did not make is refused at start and a corrupt record is skipped.
+//! index esgate did not make is refused at start and a corrupt record is skipped (at a poll, what
+//! it names is dropped, as at a load); an import is held to the admin API's rules.
 //!
 //! The cluster outage is a partition: the replicas reach the backend through a TCP forwarder
 //! that the test cuts (connections refused, open ones closed) and restores; the backends keep
@@ -1764,6 +1765,55 @@ async fn export_import_round_trip(backend: Backend) {
         Some("{\"esgate_store_export\":1,\"changes\":[{\"op\":\"delete_token\",\"id\":\"x\"}]}"),
     );
     assert!(!ok && err.contains("records only"), "{err}");
+
+    // Attack 19a: an export is a file anyone may have edited; its records are held to the
+    // admin API's rules, against the store they land in (either kind), and refused whole.
+    let doc: Value = serde_json::from_str(&from_file).unwrap();
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        edit(&mut d);
+        d.to_string()
+    };
+    let token_named = |d: &mut Value, name: &str| -> usize {
+        d["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["token"]["name"] == name)
+            .unwrap()
+    };
+    // A token of another id carrying token x's secret: x's secret would open it instead.
+    let stolen = edited(&|d| {
+        let x = token_named(d, "x");
+        let mut twin = d["changes"][x].clone();
+        twin["token"]["id"] = json!("tok_twin");
+        twin["token"]["filters"] = json!([]);
+        twin["token"]["ip_filter"] = Value::Null;
+        twin["token"]["expires_at"] = Value::Null;
+        d["changes"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|c| c["token"]["name"] != "x");
+        d["changes"].as_array_mut().unwrap().insert(0, twin);
+    });
+    // A token the admin API cannot name (so could not delete or reset).
+    let unnamable = edited(&|d| {
+        let y = token_named(d, "y");
+        d["changes"][y]["token"]["id"] = json!("tok/../y");
+    });
+    for (what, text, says) in [
+        ("another token's secret", &stolen, "same secret"),
+        ("an id the admin API cannot name", &unnamable, "[id]"),
+    ] {
+        for cfg in [&file_cfg, &other_cfg] {
+            let (ok, _, err) = store_cli(&["import"], cfg, Some(text));
+            assert!(!ok && err.contains(says), "{what} into {cfg:?}: {err}");
+            let (ok, now, err) = store_cli(&["export"], cfg, None);
+            assert!(ok, "{err}");
+            assert_eq!(now, from_cluster, "{what}: nothing imported");
+        }
+    }
+    assert_eq!(search_status(&other, &secret).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2297,7 +2347,7 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
     // esgate's index with a document esgate did not write: refused, nothing loaded.
     let cfg = write_config(dir.path(), "ok.toml", &url, &cluster_store(".esgate-ok"));
     let first = serve(&["--config", cfg.to_str().unwrap()], |_| {});
-    let (_, secret) = create(&first, read_token("kept")).await;
+    let (kept_id, secret) = create(&first, read_token("kept")).await;
     let (_, broken_id) = {
         let (id, s) = create(&first, read_token("broken")).await;
         (s, id)
@@ -2365,6 +2415,26 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
         third.log.lock().unwrap().contains("token:forged"),
         "the corrupt record is reported"
     );
+    // Attack 19a: a newer record of a held token that does not decode drops the token, as the
+    // load above did (a narrowing a replica cannot read must not leave the older rights on).
+    assert_eq!(search_status(&third, &secret).await, 200);
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-ok/_doc/token:{kept_id}?refresh=true"),
+        &[],
+        json!({"kind": "token", "key": format!("token:{kept_id}"), "seq": 999_999,
+               "record": {"id": kept_id, "permissions": ["bogus"]}})
+        .to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    // Polls read past the counter: a change moves it.
+    create(&second, read_token("moves the counter")).await;
+    within(PROPAGATION, "the unreadable token dropped", || async {
+        search_status(&third, &secret).await == 401
+    })
+    .await;
     drop(third);
     drop(second);
     let r = send(

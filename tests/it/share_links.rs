@@ -600,6 +600,15 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
     let cookie = cookie.expect("cookie");
     front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
     front_req(&gw, "GET", "/app/management", &[("cookie", &cookie)]).await;
+    // A link URL mangled on its way (a trailing dot or slash, pasted into a space's path) is no
+    // link path: refused, and its id is not written whole either.
+    for mangled in [
+        format!("/s/{lid}."),
+        format!("/s/{lid}/"),
+        format!("/s/acme/app/{lid}"),
+    ] {
+        front_req(&gw, "GET", &mangled, &[]).await;
+    }
     let auth = last_credential(&kibana);
     search_as(&gw, &auth).await;
     gw.admin("DELETE", &format!("/links/{lid}"), None).await;
@@ -607,14 +616,18 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
     gw.app.audit.sync();
     let log = std::fs::read_to_string(&path).unwrap();
     assert!(!log.contains(&secret));
+    // Attack 19a: the link's id opens it (the whole credential of its URL): the audit log names
+    // it by its reference (`lnk_` and 12 hex digits), the front's `/s/<id>` path included.
+    assert!(!log.contains(&lid), "a live link id in the audit log");
+    let lref = &lid[..16];
     let events: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let with_link: Vec<&Value> = events
+    let with_link: Vec<&Value> = events.iter().filter(|e| e["link_id"] == lref).collect();
+    assert!(with_link
         .iter()
-        .filter(|e| e["link_id"] == lid.as_str())
-        .collect();
+        .any(|e| e["path"] == format!("/s/{lref}") && e["status"] == 303));
     // The open, the page, the refused management page, the search on the data listener.
     assert!(with_link.len() >= 4, "{with_link:?}");
     assert!(with_link
@@ -630,7 +643,7 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
         assert!(
             events
                 .iter()
-                .any(|e| e["action"] == action && e["target"] == lid.as_str()),
+                .any(|e| e["action"] == action && e["target"] == lref),
             "{action}"
         );
     }
@@ -874,4 +887,140 @@ async fn a_kibana_answer_that_stalls_is_cut_after_the_body_idle_timeout() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(read.is_ok(), "still open after 6 s: {got}");
     assert!(got.ends_with("<html>"), "{got}");
+}
+
+/// Attack 19a: the front had `listen.max_connections` places of its own, which the descriptor
+/// budget (`max_connections + admin_max_connections + 1024`) never counted: any client, link or
+/// not, could hold them all and leave the store, the audit log and the backend connections
+/// without descriptors. The front and the data listener now share the places (each accept
+/// loop takes a place before it accepts, so with two places each listener holds one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_and_the_data_listener_share_their_connection_places() {
+    use tokio::io::AsyncWriteExt;
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_connections = 2\n",
+        "",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let addr = gw.front_addr.expect("the front is listening");
+    // One silent connection on the front, one on the data listener (each held until
+    // header_timeout, 30 s by default): both places taken.
+    let mut held = Vec::new();
+    for to in [addr, gw.data_addr] {
+        let mut s = tokio::net::TcpStream::connect(to).await.expect("connect");
+        s.write_all(b"GET /").await.expect("write");
+        held.push(s);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let unknown = front(&gw, &format!("/s/lnk_{}", "0a".repeat(16)));
+    let waited = support::http::send_with_timeout(
+        "GET",
+        &unknown,
+        &[],
+        Vec::new(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "the front served past listen.max_connections: {waited:?}"
+    );
+    drop(held);
+    let served =
+        support::http::send_with_timeout("GET", &unknown, &[], Vec::new(), Duration::from_secs(10))
+            .await
+            .expect("served once a place is free");
+    assert_eq!(served.status, 404);
+}
+
+/// Attack 19a: every request through the front to Kibana held a connection to it, without a
+/// bound: one link holder's HTTP/2 streams (100 per connection, each connection a place) or
+/// pipelined connections opened as many Kibana connections as it liked. Kibana is one more node:
+/// at most `backend.max_connections_per_node` requests at once, each holding its slot until its
+/// answer's body ends; past it a 503 after `backend.connect_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 2\nconnect_timeout = \"500ms\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let request =
+        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let stalled = || async {
+        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut head = vec![0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+            .await
+            .expect("an answer's head")
+            .expect("read");
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // Two answers whose bodies Kibana never finishes: both slots held.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (s, head) = stalled().await;
+        assert_eq!(head, "HTTP/1.1 200", "{head}");
+        held.push(s);
+    }
+    let r = support::http::send_with_timeout(
+        "GET",
+        &front(&gw, "/app/dashboards"),
+        &[("cookie", &cookie)],
+        Vec::new(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("an answer, not a third Kibana connection stalling");
+    assert_eq!(r.status, 503, "{r:?}");
+    // A slot is free again once an answer's client leaves.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_s, head) = stalled().await;
+    assert_eq!(head, "HTTP/1.1 200", "{head}");
+}
+
+/// Attack 19a: a refusal on the front left an HTTP/1 request's body unread without saying the
+/// connection ends (the data listener says so): a pooling client saw a reset, not the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_leaves_a_body_unread_closes_the_connection() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let r = send(
+        "POST",
+        &front(&gw, "/internal/bsearch"),
+        &[("kbn-xsrf", "x")],
+        vec![b'x'; 256 * 1024],
+    )
+    .await
+    .expect("the refusal arrives");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), Some("close"));
+    // Without a body, the connection stays usable.
+    let r = front_req(&gw, "GET", "/app/dashboards", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), None);
 }

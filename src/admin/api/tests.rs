@@ -124,8 +124,24 @@ async fn transcript() -> String {
             ids.push(word.to_owned());
         }
     }
+    // A link's reference (the audit log's name for it: `lnk_` and 12 hex digits) is a prefix
+    // of its id: `<the id's placeholder>.ref`.
+    let refs: Vec<(String, String)> = ids
+        .iter()
+        .filter_map(|r| {
+            let id = ids
+                .iter()
+                .find(|i| i.len() > r.len() && i.starts_with(r.as_str()))?;
+            Some((r.clone(), id.clone()))
+        })
+        .collect();
+    ids.retain(|i| !refs.iter().any(|(r, _)| r == i));
     for (n, id) in ids.iter().enumerate() {
         text = text.replace(id.as_str(), &format!("{}{n}", &id[..4]));
+    }
+    for (r, id) in &refs {
+        let n = ids.iter().position(|i| i == id).unwrap_or(usize::MAX);
+        text = text.replace(r.as_str(), &format!("{}{n}.ref", &r[..4]));
     }
     for (n, s) in secrets.iter().enumerate() {
         text = text.replace(s.as_str(), &format!("SECRET{n}"));
@@ -338,12 +354,12 @@ event {"type":"admin","action":"token.create","target":"tok_1","at":"2026-01-01T
 event {"type":"admin","action":"token.create","target":"tok_2","at":"2026-01-01T00:00:01Z","client":"192.0.2.7","name":"plain","permissions":["read"],"expires_at":null,"ip_filter":null,"limits":{}}
 event {"type":"admin","action":"token.rotate","target":"tok_1","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","overlap_seconds":3600,"previous_secret_expires_at":"2026-01-01T01:00:11Z"}
 event {"type":"admin","action":"token.update","target":"tok_1","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","changed":["name","limits"]}
-event {"type":"admin","action":"link.create","target":"lnk_3","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","token_id":"tok_1","path":"/app/x","snapshot":true,"expires_at":"2026-01-08T00:00:00Z"}
-event {"type":"admin","action":"link.create","target":"lnk_4","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1","path":"/s/acme/app/y","snapshot":false,"expires_at":"2026-01-01T01:00:12Z"}
-event {"type":"admin","action":"link.delete","target":"lnk_3","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1"}
+event {"type":"admin","action":"link.create","target":"lnk_3.ref","at":"2026-01-01T00:00:11Z","client":"192.0.2.7","token_id":"tok_1","path":"/app/x","snapshot":true,"expires_at":"2026-01-08T00:00:00Z"}
+event {"type":"admin","action":"link.create","target":"lnk_4.ref","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1","path":"/s/acme/app/y","snapshot":false,"expires_at":"2026-01-01T01:00:12Z"}
+event {"type":"admin","action":"link.delete","target":"lnk_3.ref","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","token_id":"tok_1"}
 event {"type":"admin","action":"filter.update","target":"flt_0","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","changed":["value"]}
 event {"type":"admin","action":"ip_filter.update","target":"office","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","old_cidrs":["10.0.0.0/8","::1/128"],"cidrs":["0.0.0.0/0"],"allows_every_address":true,"tokens_unrestricted":["tok_1"]}
 event {"type":"admin","action":"token.reset","target":"tok_1","at":"2026-01-01T00:00:12Z","client":"192.0.2.7"}
 event {"type":"admin","action":"filter.delete","target":"flt_0","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","detached_from":["tok_1"]}
-event {"type":"admin","action":"token.delete","target":"tok_1","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","links":["lnk_4"]}
+event {"type":"admin","action":"token.delete","target":"tok_1","at":"2026-01-01T00:00:12Z","client":"192.0.2.7","links":["lnk_4.ref"]}
 "#;
