@@ -403,7 +403,7 @@ const READ_BLOCK: usize = 1024 * 1024;
 /// A client's announced body keeps at most this many of its first chunks as received before
 /// it copies them (`read_charged`), each of at least `EARLY_MIN` bytes.
 const EARLY_CHUNKS: usize = 16;
-const EARLY_MIN: usize = 4096;
+const EARLY_MIN: usize = 8192;
 
 /// The read loop of all: `patience` `None` = a spent budget fails at once. The blocks live in
 /// `start` (an empty one allocates nothing), so a failed read leaves its beginning there.
@@ -446,10 +446,12 @@ where
     // (at most `EARLY_CHUNKS` of them, each at least `EARLY_MIN`), so that they are copied
     // once, into that block, rather than into blocks of their own and again into it (perf19:
     // a quarter of a 200 KB search copied twice). Each is a slice of the transport's read
-    // buffer and keeps that allocation (HTTP/1: at most the connection's read size, 16 KiB by
-    // default) until the copy: a chunk of `EARLY_MIN` or more holds at most four times its
-    // bytes, as the block below does. A smaller chunk is copied at once, and so is every
-    // chunk after it (a slow sender's one-byte chunks would each keep a buffer).
+    // buffer and keeps that allocation until the copy: with the default settings at most
+    // 32 KiB (HTTP/1: hyper's read of up to `listen.max_header_bytes` beside what it held
+    // unread; HTTP/2: frames of up to 16 KiB in its codec's buffer), so a chunk of `EARLY_MIN`
+    // or more holds at most four times its bytes, as the block below may. A smaller chunk is
+    // copied at once, and so is every chunk after it (a slow sender's one-byte chunks would
+    // each keep a buffer).
     let mut early: Vec<Bytes> = Vec::new();
     let mut body = std::pin::pin!(Limited::new(body, limit));
     while let Some(frame) = body.frame().await {
@@ -955,7 +957,7 @@ mod tests {
         let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let body = Announced {
             chunks: chunks.into(),
-            announced: 200 * k as u64,
+            announced: 100 * k as u64,
             ends: true,
         };
         let (bytes, _) = read_budgeted(body, 1 << 20, &budget).await.unwrap();
