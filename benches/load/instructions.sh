@@ -16,6 +16,9 @@
 # only; stops what it starts.
 # Usage: benches/load/instructions.sh [N=300]   (N/10 for the 200 KB POST)
 #   KEEP=DIR keeps the callgrind dumps in DIR (for callgrind_annotate).
+#   ESGATE_BIN=PATH measures that binary (default: target/release/esgate; with NO_BUILD, e.g. a
+#   build in another CARGO_TARGET_DIR). LISTEN_EXTRA adds lines to both esgates' [listen]
+#   (e.g. LISTEN_EXTRA='max_header_bytes = 262144').
 #   MODE=syscalls counts system calls per request instead (esgate runs natively; `strace -c -f`
 #   is attached to it, all threads, for each scenario's N requests only), with the most
 #   frequent calls per request. Under strace a call that would find nothing to do
@@ -37,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
-BIN="$ROOT/target/release/esgate"
+BIN=${ESGATE_BIN:-$ROOT/target/release/esgate}
 BPORT=${BPORT:-19700}
 DPORT=$((BPORT + 2))
 APORT=$((BPORT + 3))
@@ -81,6 +84,7 @@ esgate_config() { # NAME DATA_PORT ADMIN_PORT TLS(yes|no)
 [listen]
 data = "127.0.0.1:$2"
 admin = "127.0.0.1:$3"
+${LISTEN_EXTRA:-}
 $tls
 [backend]
 urls = ["http://127.0.0.1:$BPORT"]
