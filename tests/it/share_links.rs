@@ -940,6 +940,68 @@ async fn the_front_and_the_data_listener_share_their_connection_places() {
     assert_eq!(served.status, 404);
 }
 
+/// Attack 19a (L): the data listener and the front kept a `listen.max_connections_per_ip` table
+/// each, so one address held twice its limit. They share one: two connections held on the data
+/// listener leave the address none on the front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_and_the_data_listener_share_one_per_address_limit() {
+    use tokio::io::AsyncWriteExt;
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_connections_per_ip = 2
+",
+        "",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    // Two silent connections on the data listener (held until header_timeout, 30 s).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(gw.data_addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /").await.expect("write");
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let unknown = front(&gw, &format!("/s/lnk_{}", "0a".repeat(16)));
+    let refused = support::http::send_with_timeout(
+        "GET",
+        &unknown,
+        &[],
+        Vec::new(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "the front served an address holding listen.max_connections_per_ip on the data listener: {refused:?}"
+    );
+    drop(held);
+    let mut served = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(r) = support::http::send_with_timeout(
+            "GET",
+            &unknown,
+            &[],
+            Vec::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            served = Some(r.status.as_u16());
+            break;
+        }
+    }
+    assert_eq!(served, Some(404), "served once the address's connections ended");
+}
+
 /// Attack 19a: every request through the front to Kibana held a connection to it, without a
 /// bound: one link holder's HTTP/2 streams (100 per connection, each connection a place) or
 /// pipelined connections opened as many Kibana connections as it liked. Kibana is one more node:
