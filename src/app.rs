@@ -36,6 +36,8 @@ pub struct App {
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
     pub admin_key_file: Option<std::path::PathBuf>,
+    /// `GET /ready`'s shared backend probe (one in flight, its answer reused for a second).
+    pub readiness: crate::server::admin::Readiness,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,7 @@ impl App {
             kibana_front,
             admin_key,
             admin_key_file,
+            readiness: Default::default(),
             // A shard per worker thread, and one for the main thread's own requests.
             upstream: Arc::new(Upstream::new(
                 &config.backend,
@@ -383,6 +386,7 @@ impl App {
                 throttle: Arc::clone(&self.throttle),
                 admin_key,
                 admin_key_file,
+                readiness: Default::default(),
                 config,
             },
             restart,

@@ -33,7 +33,6 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     match (probe, path.as_str()) {
         (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
         (true, "/ready") => {
-            let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
             // The cluster store away: authentication still works from the last good copy, but
             // admin writes do not, and the copy may be getting stale.
             if let Some(reason) = app.store.cluster().and_then(|c| c.down_reason()) {
@@ -46,7 +45,10 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                     )),
                 );
             }
-            return match crate::upstream::ready(&app.upstream, auth).await {
+            let upstream = Arc::clone(&app.upstream);
+            let auth = app.config.backend.authorization.as_ref().map(|a| a.0.clone());
+            let probe = async move { crate::upstream::ready(&upstream, auth.as_ref()).await };
+            return match app.readiness.check(probe).await {
                 Ok(()) => json_response(200, Some(json!({"status": "ready"}))),
                 Err(reason) => json_response(
                     503,
@@ -155,6 +157,52 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 )),
             )
         }
+    }
+}
+
+/// `GET /ready`'s backend probe, shared by every caller (attack19a: a probe per call made the
+/// unauthenticated `/ready` an amplifier, a flood of probes a flood of `GET /` on the cluster):
+/// one probe in flight at a time, its answer (ready or not) reused for [`Readiness::FRESH`]
+/// after it came, every caller meanwhile answered from it. Honest within that: a backend that
+/// goes down is reported at most `FRESH` (plus one probe's time) later. The probe runs in a
+/// task of its own, holding the lock, so a caller that hangs up does not cancel it (which
+/// would let the next caller start another).
+pub struct Readiness {
+    last: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Readiness {
+        Readiness {
+            last: Arc::default(),
+        }
+    }
+}
+
+impl Readiness {
+    /// How long a probe's answer is reused.
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// The latest probe's answer if it is fresh, else `probe`'s (run unless another caller's
+    /// probe is under way, whose answer is then shared).
+    pub async fn check(
+        &self,
+        probe: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) -> Result<(), String> {
+        let mut last = Arc::clone(&self.last).lock_owned().await;
+        if let Some((at, answer)) = &*last {
+            if at.elapsed() < Self::FRESH {
+                return answer.clone();
+            }
+        }
+        let probing = tokio::spawn(async move {
+            let answer = probe.await;
+            *last = Some((tokio::time::Instant::now(), answer.clone()));
+            answer
+        });
+        probing
+            .await
+            .unwrap_or_else(|_| Err("the readiness probe failed".to_owned()))
     }
 }
 
@@ -288,5 +336,59 @@ fn cluster_state(c: &crate::store::cluster::ClusterStore) -> crate::metrics::Clu
         records_recovered: st.records_recovered.load(Relaxed),
         tombstones_purged: st.tombstones_purged.load(Relaxed),
         sequence: c.positions().0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn counted(
+        probes: &Arc<AtomicUsize>,
+        answer: Result<(), String>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let probes = Arc::clone(probes);
+        async move {
+            probes.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            answer
+        }
+    }
+
+    /// attack19a (L): callers at once share one probe, callers within `FRESH` of its answer
+    /// reuse it, and one later probes again (a backend gone down is seen); a caller that hangs
+    /// up mid-probe neither cancels it nor lets another start.
+    #[tokio::test]
+    async fn one_probe_serves_every_caller_until_its_answer_is_a_second_old() {
+        let readiness = Arc::new(Readiness::default());
+        let probes = Arc::new(AtomicUsize::new(0));
+        // A caller that gives up at once, while its probe runs.
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            readiness.check(counted(&probes, Ok(()))),
+        )
+        .await;
+        assert!(gone.is_err());
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let r = Arc::clone(&readiness);
+                let p = counted(&probes, Err("down".into()));
+                tokio::spawn(async move { r.check(p).await })
+            })
+            .collect();
+        for c in callers {
+            assert_eq!(c.await.unwrap(), Ok(()), "the first probe's answer");
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let fresh = readiness.check(counted(&probes, Err("down".into()))).await;
+        assert_eq!(fresh, Ok(()), "reused within FRESH");
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let later = readiness.check(counted(&probes, Err("down".into()))).await;
+        assert_eq!(later, Err("down".into()), "probed again after FRESH");
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
     }
 }
