@@ -75,10 +75,16 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    if req.headers().get_all(header::AUTHORIZATION).iter().count() != 1
-        || !presented.is_some_and(|p| key.matches(p))
-    {
+    let credentials = req.headers().get_all(header::AUTHORIZATION).iter().count();
+    if credentials != 1 || !presented.is_some_and(|p| key.matches(p)) {
+        let failure = match (credentials, presented) {
+            (0, _) => "no admin key",
+            (1, Some(_)) => "wrong admin key",
+            (1, None) => "not a Bearer credential",
+            _ => "more than one Authorization header",
+        };
         if let Err(retry) = app.admin_limiter.check(ip, started) {
+            audit_failure(&app, ip, &req, 429, failure);
             let mut r = json_response(
                 429,
                 Some(crate::es::error::value(
@@ -96,6 +102,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         if req.headers().contains_key(header::AUTHORIZATION) {
             app.admin_limiter.record_failure(ip, started);
         }
+        audit_failure(&app, ip, &req, 401, failure);
         let mut r = json_response(
             401,
             Some(crate::es::error::value(
@@ -158,6 +165,25 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             )
         }
     }
+}
+
+/// One audit record of a failed admin authentication (attack19a; Elasticsearch's security audit
+/// `authentication_failed`): the client address, method, path (without the query, cut to 512
+/// characters) and why, never the presented credential nor a part of it. Every failure is
+/// recorded, the ones the failure limiter refuses (429) too; like a data request's record it is
+/// never waited for, and dropped and counted (`esgate_audit_dropped_total`) while the output
+/// stalls, so a flood of wrong keys cannot hold the admin listener.
+fn audit_failure(app: &App, ip: std::net::IpAddr, req: &Request<Incoming>, status: u16, why: &str) {
+    let path: String = req.uri().path().chars().take(512).collect();
+    app.audit.write(json!({
+        "type": "admin_auth",
+        "action": "authentication_failed",
+        "client": ip.to_string(),
+        "method": crate::audit::method_name(req.method()),
+        "path": path,
+        "status": status,
+        "reason": why,
+    }));
 }
 
 /// `GET /ready`'s backend probe, shared by every caller (attack19a: a probe per call made the
