@@ -46,7 +46,12 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 );
             }
             let upstream = Arc::clone(&app.upstream);
-            let auth = app.config.backend.authorization.as_ref().map(|a| a.0.clone());
+            let auth = app
+                .config
+                .backend
+                .authorization
+                .as_ref()
+                .map(|a| a.0.clone());
             let probe = async move { crate::upstream::ready(&upstream, auth.as_ref()).await };
             return match app.readiness.check(probe).await {
                 Ok(()) => json_response(200, Some(json!({"status": "ready"}))),
@@ -193,17 +198,13 @@ fn audit_failure(app: &App, ip: std::net::IpAddr, req: &Request<Incoming>, statu
 /// goes down is reported at most `FRESH` (plus one probe's time) later. The probe runs in a
 /// task of its own, holding the lock, so a caller that hangs up does not cancel it (which
 /// would let the next caller start another).
+#[derive(Default)]
 pub struct Readiness {
-    last: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
+    last: Arc<tokio::sync::Mutex<Option<Probed>>>,
 }
 
-impl Default for Readiness {
-    fn default() -> Readiness {
-        Readiness {
-            last: Arc::default(),
-        }
-    }
-}
+/// A readiness probe's answer and when it came.
+type Probed = (tokio::time::Instant, Result<(), String>);
 
 impl Readiness {
     /// How long a probe's answer is reused.

@@ -722,7 +722,10 @@ async fn ready_probes_share_one_backend_request_a_second() {
     }
     let asked = relay.take().iter().filter(|p| p.target == "/").count();
     if started.elapsed() < Duration::from_millis(900) {
-        assert_eq!(asked, 1, "35 probes within a second asked the backend {asked} times");
+        assert_eq!(
+            asked, 1,
+            "35 probes within a second asked the backend {asked} times"
+        );
     } else {
         assert!(asked <= 3, "35 probes asked the backend {asked} times");
     }

@@ -557,10 +557,7 @@ async fn failed_admin_authentications_are_audited_without_the_key() {
             assert_eq!(e["path"], "/tokens", "{e}");
             assert_eq!(e["v"], 1, "{e}");
             assert!(e["at"].is_string(), "{e}");
-            (
-                e["status"].as_u64().unwrap(),
-                e["reason"].as_str().unwrap(),
-            )
+            (e["status"].as_u64().unwrap(), e["reason"].as_str().unwrap())
         })
         .collect();
     assert_eq!(
