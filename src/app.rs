@@ -226,6 +226,7 @@ impl App {
                 Arc::clone(&config.backend.tls),
                 &id_key,
                 config.backend.max_connections_per_node,
+                config.backend.max_connections_per_token,
                 config.backend.connect_timeout,
             ))
         });

@@ -999,7 +999,11 @@ async fn the_front_and_the_data_listener_share_one_per_address_limit() {
             break;
         }
     }
-    assert_eq!(served, Some(404), "served once the address's connections ended");
+    assert_eq!(
+        served,
+        Some(404),
+        "served once the address's connections ended"
+    );
 }
 
 /// Attack 19a: every request through the front to Kibana held a connection to it, without a
@@ -1015,7 +1019,8 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
     let gw = Esgate::start_full(
         &[backend.url()],
         "",
-        "max_connections_per_node = 2\nconnect_timeout = \"500ms\"\n",
+        "max_connections_per_node = 2\nmax_connections_per_token = 2\n\
+         connect_timeout = \"500ms\"\n",
         &format!(
             "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
             kibana.url()
@@ -1047,10 +1052,14 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
         assert_eq!(head, "HTTP/1.1 200", "{head}");
         held.push(s);
     }
+    // Another token's request (this one's is past its share too, a 429): the slots are full.
+    let (other, _) = token(&gw, "b", json!({})).await;
+    let l = link(&gw, &other, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, other_cookie) = open(&gw, &l).await;
     let r = support::http::send_with_timeout(
         "GET",
         &front(&gw, "/app/dashboards"),
-        &[("cookie", &cookie)],
+        &[("cookie", &other_cookie.expect("a session cookie"))],
         Vec::new(),
         Duration::from_secs(5),
     )
@@ -1062,6 +1071,57 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_s, head) = stalled().await;
     assert_eq!(head, "HTTP/1.1 200", "{head}");
+}
+
+/// Attack 19a (L): one link holder could take every Kibana slot of the front and leave other
+/// links' recipients the 503. As on a node, one token's requests hold at most
+/// `backend.max_connections_per_token` of them (past it a 429 after `connect_timeout`), so
+/// another token's recipient is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
+         connect_timeout = \"500ms\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let mut cookies = Vec::new();
+    for tenant in ["a", "b"] {
+        let (id, _) = token(&gw, tenant, json!({})).await;
+        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+        let (_, cookie) = open(&gw, &l).await;
+        cookies.push(cookie.expect("a session cookie"));
+    }
+    let stalled = |cookie: String| async move {
+        let request =
+            format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut head = vec![0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+            .await
+            .expect("an answer's head")
+            .expect("read");
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // Token a's answer, whose body Kibana never finishes, holds a's one place.
+    let (_held, head) = stalled(cookies[0].clone()).await;
+    assert_eq!(head, "HTTP/1.1 200", "{head}");
+    let (_second, head) = stalled(cookies[0].clone()).await;
+    assert_eq!(head, "HTTP/1.1 429", "token a past its share: {head}");
+    // The second slot is still there for token b.
+    let (_other, head) = stalled(cookies[1].clone()).await;
+    assert_eq!(head, "HTTP/1.1 200", "token b is served: {head}");
 }
 
 /// Attack 19a: a refusal on the front left an HTTP/1 request's body unread without saying the
