@@ -90,7 +90,17 @@ fn read_or_create_key_file(
             let written = f.write_all(&key).and_then(|()| f.sync_all());
             drop(f);
             // `link(2)` never replaces: it fails when `name` exists (another process won).
-            let linked = written.and_then(|()| std::fs::hard_link(&tmp, &path));
+            let linked = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    // A file system without hard links (an SMB share): renamed unless the name
+                    // exists by now, which leaves only a narrow race.
+                    match std::fs::symlink_metadata(&path) {
+                        Ok(_) => Ok(()),
+                        Err(_) => std::fs::rename(&tmp, &path),
+                    }
+                }
+                other => other,
+            });
             let _ = std::fs::remove_file(&tmp);
             match linked {
                 Ok(()) => {}
