@@ -36,6 +36,8 @@ pub struct App {
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
     pub admin_key_file: Option<std::path::PathBuf>,
+    /// `GET /ready`'s shared backend probe (one in flight, its answer reused for a second).
+    pub readiness: crate::server::admin::Readiness,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +55,12 @@ pub enum StartError {
 }
 
 /// Reads a key file of the store directory, or creates it with `fresh` (mode 0600, written to
-/// a temporary name, fsync'd and renamed, the directory fsync'd, so a crash never leaves half a
-/// key nor loses a key already in use).
+/// a temporary file of its own name, fsync'd, then linked to `name` only if no file has that
+/// name yet, the directory fsync'd), so a crash never leaves half a key nor loses a key
+/// already in use, and two processes starting at once on one store (the cluster store takes no
+/// lock of the directory) end up with the same key: the one whose link came first, which the
+/// other reads back (attack19a: both renamed their own over `name`, and one ran with a key
+/// different from the file's).
 fn read_or_create_key_file(
     dir: &std::path::Path,
     name: &str,
@@ -70,21 +76,46 @@ fn read_or_create_key_file(
         Ok(bytes) => Ok(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = fresh();
-            let tmp = dir.join(format!("{name}.tmp"));
+            // A name no other process (nor another start of this one) uses.
+            let tmp = dir.join(format!(
+                "{name}.tmp.{}.{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut f = options.open(&tmp).map_err(err)?;
-            f.write_all(&key).and_then(|()| f.sync_all()).map_err(err)?;
-            std::fs::rename(&tmp, &path).map_err(err)?;
+            let written = f.write_all(&key).and_then(|()| f.sync_all());
+            drop(f);
+            // `link(2)` never replaces: it fails when `name` exists (another process won).
+            let linked = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    // A file system without hard links (an SMB share): renamed unless the name
+                    // exists by now, which leaves only a narrow race.
+                    match std::fs::symlink_metadata(&path) {
+                        Ok(_) => Ok(()),
+                        Err(_) => std::fs::rename(&tmp, &path),
+                    }
+                }
+                other => other,
+            });
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err(e)),
+            }
             // The new name must be durable before the key is used: lost in a power cut, a new
             // admin key (or id key) would be made at the next start, without a word.
             #[cfg(unix)]
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(err)?;
-            Ok(key)
+            // What won: ours, or the key another process linked first (complete: it was
+            // written and fsync'd before its link).
+            std::fs::read(&path).map_err(err)
         }
         Err(e) => Err(err(e)),
     }
@@ -205,6 +236,7 @@ impl App {
                 Arc::clone(&config.backend.tls),
                 &id_key,
                 config.backend.max_connections_per_node,
+                config.backend.max_connections_per_token,
                 config.backend.connect_timeout,
             ))
         });
@@ -212,6 +244,7 @@ impl App {
             kibana_front,
             admin_key,
             admin_key_file,
+            readiness: Default::default(),
             // A shard per worker thread, and one for the main thread's own requests.
             upstream: Arc::new(Upstream::new(
                 &config.backend,
@@ -364,6 +397,7 @@ impl App {
                 throttle: Arc::clone(&self.throttle),
                 admin_key,
                 admin_key_file,
+                readiness: Default::default(),
                 config,
             },
             restart,
@@ -421,7 +455,48 @@ mod tests {
         }
         let again = load_admin_key(dir.path()).unwrap();
         assert!(again.matches(text.as_bytes()));
-        assert!(!dir.path().join("admin.key.tmp").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    /// attack19a (L): two processes starting at once on one store directory (the cluster
+    /// store takes no lock of it) each wrote `admin.key.tmp` and renamed it over `admin.key`:
+    /// one then ran with a key different from the file's (the CLI's), or with half of each.
+    /// Every starter now gets the key the file holds.
+    #[test]
+    fn starts_racing_for_a_key_file_all_get_the_one_the_file_holds() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let starters = 8;
+            let barrier = std::sync::Barrier::new(starters);
+            let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..starters)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            read_or_create_key_file(dir.path(), ID_KEY_FILE, || {
+                                rand::random::<[u8; 32]>().to_vec()
+                            })
+                            .unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let file = std::fs::read(dir.path().join(ID_KEY_FILE)).unwrap();
+            assert_eq!(file.len(), 32);
+            for key in &keys {
+                assert_eq!(key, &file, "a starter holds a key the file does not");
+            }
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "no temporary file left"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The audit log: one JSON line per data request and per admin change, to stdout or a file.
+//! The audit log: one JSON line per data request, per admin change and per failed admin
+//! authentication, to stdout or a file.
 //!
 //! Invariant: never a secret, a token hash, an `Authorization` value or a request body.
 //! The schema is versioned (`"v": 1`); add fields, never rename them.

@@ -11,7 +11,8 @@
 //! `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
 //! which accepts it as the link's token (filters, indices, spaces) after the same store checks.
 //! Kibana is one more node: at most `backend.max_connections_per_node` requests to it at once,
-//! each holding its slot until its answer's body ends (503 past it).
+//! each holding its slot until its answer's body ends (503 past it), one token's requests at
+//! most `backend.max_connections_per_token` of them (429 past it).
 //!
 //! Every answer carries anti-framing headers (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); app pages (Kibana's embed mode) may be framed by the front's own
@@ -99,18 +100,23 @@ pub struct Front {
     slots: Arc<Semaphore>,
     /// How long a request waits for a slot (`backend.connect_timeout`) before its 503.
     slot_wait: Duration,
+    /// The slots each token's requests hold (`backend.max_connections_per_token`, as on a
+    /// node): one link holder cannot take them all (attack19a).
+    shares: Arc<Shares>,
     cookie_key: SealKey,
     credential_key: SealKey,
 }
 
 impl Front {
     /// `max_connections`: Kibana connections at once, busy or idle (`backend.
-    /// max_connections_per_node`); `slot_wait`: how long a request waits for one.
+    /// max_connections_per_node`), of which one token's requests hold at most `max_per_token`
+    /// (`backend.max_connections_per_token`); `slot_wait`: how long a request waits for one.
     pub fn new(
         config: &KibanaFront,
         tls: Arc<rustls::ClientConfig>,
         id_key: &IdKey,
         max_connections: usize,
+        max_per_token: usize,
         slot_wait: Duration,
     ) -> Front {
         let mut http = HttpConnector::new();
@@ -133,6 +139,10 @@ impl Front {
             client,
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             slot_wait,
+            shares: Arc::new(Shares {
+                max: max_per_token.max(1),
+                held: std::sync::Mutex::default(),
+            }),
             cookie_key: super::cookie_key(id_key),
             credential_key: super::credential_key(id_key),
         }
@@ -413,7 +423,7 @@ async fn serve(
     }
     app.store.touch(&token.id, now);
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
-    forward(app, front, req, &credential, recipient).await
+    forward(app, front, req, &credential, recipient, &token.id).await
 }
 
 /// The session cookie's claims; refusals end the session (a tampered or expired cookie).
@@ -484,6 +494,7 @@ async fn forward(
     req: Request<Incoming>,
     credential: &str,
     recipient: IpAddr,
+    token_id: &str,
 ) -> Result<Response<Body>, Refusal> {
     let (parts, incoming) = req.into_parts();
     let path_and_query = parts
@@ -509,8 +520,21 @@ async fn forward(
     if let Ok(v) = HeaderValue::from_str(&recipient.to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    // A slot for the whole exchange: released when the answer's body ends or is dropped.
-    let slot = match tokio::time::timeout(front.slot_wait, Arc::clone(&front.slots).acquire_owned())
+    // A place in the token's share, then a slot, both for the whole exchange: released when
+    // the answer's body ends or is dropped. Waiting for both takes `slot_wait` at most.
+    let deadline = tokio::time::Instant::now() + front.slot_wait;
+    let mut share = Shares::enter(&front.shares, token_id);
+    if tokio::time::timeout_at(deadline, share.acquire())
+        .await
+        .is_err()
+    {
+        return Err(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this share link's token already holds its share of the requests to Kibana \
+             (backend.max_connections_per_token); try again",
+        ));
+    }
+    let slot = match tokio::time::timeout_at(deadline, Arc::clone(&front.slots).acquire_owned())
         .await
     {
         Ok(Ok(slot)) => slot,
@@ -569,14 +593,90 @@ async fn forward(
     // connection (and its own) forever.
     let idle = app.config.backend.body_idle_timeout;
     let body: Body = crate::upstream::AnswerBody::idle_bounded(abody, idle).boxed();
-    let body: Body = Holding { body, _slot: slot }.boxed();
+    let body: Body = Holding {
+        body,
+        _slot: slot,
+        _share: share,
+    }
+    .boxed();
     Ok(Response::from_parts(aparts, body))
 }
 
-/// An answer's body holding its Kibana slot until it ends or is dropped.
+/// An answer's body holding its Kibana slot and its token's place until it ends or is dropped
+/// (the slot given back first).
 struct Holding {
     body: Body,
     _slot: OwnedSemaphorePermit,
+    _share: Share,
+}
+
+/// The places each token's requests hold among the Kibana slots: a semaphore of `max` per token
+/// with requests under way or waiting, none for others (the table is bounded by the tokens
+/// with share links; an entry goes with its last holder or waiter, under the lock it is made
+/// under).
+struct Shares {
+    max: usize,
+    held: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A request's hold on its token's share: its place once `acquire`d; dropping it gives the
+/// place back and forgets the token's entry when nothing else holds or waits on it.
+struct Share {
+    shares: Arc<Shares>,
+    token: String,
+    semaphore: Option<Arc<Semaphore>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Shares {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Semaphore>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(shares: &Arc<Shares>, token: &str) -> Share {
+        let semaphore = Arc::clone(
+            shares
+                .lock()
+                .entry(token.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(shares.max))),
+        );
+        Share {
+            shares: Arc::clone(shares),
+            token: token.to_owned(),
+            semaphore: Some(semaphore),
+            permit: None,
+        }
+    }
+
+    #[cfg(test)]
+    fn tokens(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Share {
+    /// Waits for a place in the token's share.
+    async fn acquire(&mut self) {
+        if let Some(semaphore) = &self.semaphore {
+            if let Ok(permit) = Arc::clone(semaphore).acquire_owned().await {
+                self.permit = Some(permit);
+            }
+        }
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self.shares.lock();
+        drop(self.permit.take());
+        if let Some(semaphore) = self.semaphore.take() {
+            // Every other request of the token, holding or waiting, keeps a clone of its own
+            // until its drop, which takes this lock: two (the table's and ours) means none.
+            if Arc::strong_count(&semaphore) == 2 {
+                held.remove(&self.token);
+            }
+        }
+    }
 }
 
 impl http_body::Body for Holding {
@@ -602,6 +702,37 @@ impl http_body::Body for Holding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// attack19a (L): one token's requests hold at most its share of the Kibana slots; a
+    /// token's entry goes with its last holder or waiter.
+    #[tokio::test]
+    async fn a_tokens_share_is_bounded_and_forgotten_when_unused() {
+        let shares = Arc::new(Shares {
+            max: 2,
+            held: std::sync::Mutex::default(),
+        });
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut s = Shares::enter(&shares, "tok_a");
+            s.acquire().await;
+            held.push(s);
+        }
+        let mut third = Shares::enter(&shares, "tok_a");
+        let waited = tokio::time::timeout(Duration::from_millis(50), third.acquire()).await;
+        assert!(waited.is_err(), "a third place for one token");
+        let mut other = Shares::enter(&shares, "tok_b");
+        other.acquire().await;
+        assert_eq!(shares.tokens(), 2);
+        drop(other);
+        assert_eq!(shares.tokens(), 1, "tok_b's entry went with its holder");
+        drop(held.pop());
+        tokio::time::timeout(Duration::from_millis(50), third.acquire())
+            .await
+            .expect("a place given back is taken");
+        drop(third);
+        drop(held);
+        assert_eq!(shares.tokens(), 0);
+    }
 
     /// Review 16c: a recipient learned the name of a missing IP filter of the link's token.
     #[test]

@@ -33,7 +33,6 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     match (probe, path.as_str()) {
         (true, "/health") => return json_response(200, Some(json!({"status": "ok"}))),
         (true, "/ready") => {
-            let auth = app.config.backend.authorization.as_ref().map(|a| &a.0);
             // The cluster store away: authentication still works from the last good copy, but
             // admin writes do not, and the copy may be getting stale.
             if let Some(reason) = app.store.cluster().and_then(|c| c.down_reason()) {
@@ -46,7 +45,15 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                     )),
                 );
             }
-            return match crate::upstream::ready(&app.upstream, auth).await {
+            let upstream = Arc::clone(&app.upstream);
+            let auth = app
+                .config
+                .backend
+                .authorization
+                .as_ref()
+                .map(|a| a.0.clone());
+            let probe = async move { crate::upstream::ready(&upstream, auth.as_ref()).await };
+            return match app.readiness.check(probe).await {
                 Ok(()) => json_response(200, Some(json!({"status": "ready"}))),
                 Err(reason) => json_response(
                     503,
@@ -73,10 +80,16 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    if req.headers().get_all(header::AUTHORIZATION).iter().count() != 1
-        || !presented.is_some_and(|p| key.matches(p))
-    {
+    let credentials = req.headers().get_all(header::AUTHORIZATION).iter().count();
+    if credentials != 1 || !presented.is_some_and(|p| key.matches(p)) {
+        let failure = match (credentials, presented) {
+            (0, _) => "no admin key",
+            (1, Some(_)) => "wrong admin key",
+            (1, None) => "not a Bearer credential",
+            _ => "more than one Authorization header",
+        };
         if let Err(retry) = app.admin_limiter.check(ip, started) {
+            audit_failure(&app, ip, &req, 429, failure);
             let mut r = json_response(
                 429,
                 Some(crate::es::error::value(
@@ -94,6 +107,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         if req.headers().contains_key(header::AUTHORIZATION) {
             app.admin_limiter.record_failure(ip, started);
         }
+        audit_failure(&app, ip, &req, 401, failure);
         let mut r = json_response(
             401,
             Some(crate::es::error::value(
@@ -155,6 +169,67 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 )),
             )
         }
+    }
+}
+
+/// One audit record of a failed admin authentication (attack19a; Elasticsearch's security audit
+/// `authentication_failed`): the client address, method, path (without the query, cut to 512
+/// characters) and why, never the presented credential nor a part of it. Every failure is
+/// recorded, the ones the failure limiter refuses (429) too; like a data request's record it is
+/// never waited for, and dropped and counted (`esgate_audit_dropped_total`) while the output
+/// stalls, so a flood of wrong keys cannot hold the admin listener.
+fn audit_failure(app: &App, ip: std::net::IpAddr, req: &Request<Incoming>, status: u16, why: &str) {
+    let path: String = req.uri().path().chars().take(512).collect();
+    app.audit.write(json!({
+        "type": "admin_auth",
+        "action": "authentication_failed",
+        "client": ip.to_string(),
+        "method": crate::audit::method_name(req.method()),
+        "path": path,
+        "status": status,
+        "reason": why,
+    }));
+}
+
+/// `GET /ready`'s backend probe, shared by every caller (attack19a: a probe per call made the
+/// unauthenticated `/ready` an amplifier, a flood of probes a flood of `GET /` on the cluster):
+/// one probe in flight at a time, its answer (ready or not) reused for [`Readiness::FRESH`]
+/// after it came, every caller meanwhile answered from it. Honest within that: a backend that
+/// goes down is reported at most `FRESH` (plus one probe's time) later. The probe runs in a
+/// task of its own, holding the lock, so a caller that hangs up does not cancel it (which
+/// would let the next caller start another).
+#[derive(Default)]
+pub struct Readiness {
+    last: Arc<tokio::sync::Mutex<Option<Probed>>>,
+}
+
+/// A readiness probe's answer and when it came.
+type Probed = (tokio::time::Instant, Result<(), String>);
+
+impl Readiness {
+    /// How long a probe's answer is reused.
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// The latest probe's answer if it is fresh, else `probe`'s (run unless another caller's
+    /// probe is under way, whose answer is then shared).
+    pub async fn check(
+        &self,
+        probe: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) -> Result<(), String> {
+        let mut last = Arc::clone(&self.last).lock_owned().await;
+        if let Some((at, answer)) = &*last {
+            if at.elapsed() < Self::FRESH {
+                return answer.clone();
+            }
+        }
+        let probing = tokio::spawn(async move {
+            let answer = probe.await;
+            *last = Some((tokio::time::Instant::now(), answer.clone()));
+            answer
+        });
+        probing
+            .await
+            .unwrap_or_else(|_| Err("the readiness probe failed".to_owned()))
     }
 }
 
@@ -288,5 +363,59 @@ fn cluster_state(c: &crate::store::cluster::ClusterStore) -> crate::metrics::Clu
         records_recovered: st.records_recovered.load(Relaxed),
         tombstones_purged: st.tombstones_purged.load(Relaxed),
         sequence: c.positions().0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn counted(
+        probes: &Arc<AtomicUsize>,
+        answer: Result<(), String>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let probes = Arc::clone(probes);
+        async move {
+            probes.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            answer
+        }
+    }
+
+    /// attack19a (L): callers at once share one probe, callers within `FRESH` of its answer
+    /// reuse it, and one later probes again (a backend gone down is seen); a caller that hangs
+    /// up mid-probe neither cancels it nor lets another start.
+    #[tokio::test]
+    async fn one_probe_serves_every_caller_until_its_answer_is_a_second_old() {
+        let readiness = Arc::new(Readiness::default());
+        let probes = Arc::new(AtomicUsize::new(0));
+        // A caller that gives up at once, while its probe runs.
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            readiness.check(counted(&probes, Ok(()))),
+        )
+        .await;
+        assert!(gone.is_err());
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let r = Arc::clone(&readiness);
+                let p = counted(&probes, Err("down".into()));
+                tokio::spawn(async move { r.check(p).await })
+            })
+            .collect();
+        for c in callers {
+            assert_eq!(c.await.unwrap(), Ok(()), "the first probe's answer");
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let fresh = readiness.check(counted(&probes, Err("down".into()))).await;
+        assert_eq!(fresh, Ok(()), "reused within FRESH");
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let later = readiness.check(counted(&probes, Err("down".into()))).await;
+        assert_eq!(later, Err("down".into()), "probed again after FRESH");
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
     }
 }

@@ -79,12 +79,16 @@ pub async fn run_live(
     // descriptor budget (`descriptors::needed`) counts them once (attack19a: the front had as
     // many of its own, uncounted, for any client to fill, link or not).
     let places = Arc::new(Semaphore::new(limits.max_connections));
+    // And one table of `listen.max_connections_per_ip`: an address holds that many connections
+    // on the two together, not that many on each (attack19a).
+    let per_ip = per_ip::PerIp::new(limits.max_connections_per_ip);
     tokio::join!(
         accept_loop(
             &live,
             data,
             Role::Data,
             Arc::clone(&places),
+            per_ip.clone(),
             stop_rx.clone(),
             open.clone(),
             &workers,
@@ -94,13 +98,24 @@ pub async fn run_live(
             admin,
             Role::Admin,
             Arc::new(Semaphore::new(limits.admin_max_connections)),
+            None,
             stop_rx.clone(),
             open.clone(),
             &workers,
         ),
         async {
             if let Some(front) = front {
-                accept_loop(&live, front, Role::Kibana, places, stop_rx, open, &workers).await
+                accept_loop(
+                    &live,
+                    front,
+                    Role::Kibana,
+                    places,
+                    per_ip,
+                    stop_rx,
+                    open,
+                    &workers,
+                )
+                .await
             }
         },
         async {
@@ -198,25 +213,21 @@ impl AcceptFailures {
 type Place = (OwnedSemaphorePermit, Option<per_ip::Guard>);
 
 /// Accepts connections on `listener` under its connection limit (`slots`) until `stop`; a data
-/// connection goes to the least loaded of the `workers`, the others are served here. On the
-/// data listener and the Kibana front, an address past `listen.max_connections_per_ip` has its
-/// connection closed at once.
+/// connection goes to the least loaded of the `workers`, the others are served here. With a
+/// `per_ip` table (the data listener and the Kibana front share one), an address past
+/// `listen.max_connections_per_ip` has its connection closed at once.
+#[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     live: &Arc<Live>,
     listener: TcpListener,
     role: Role,
     slots: Arc<Semaphore>,
+    per_ip: Option<Arc<per_ip::PerIp>>,
     mut stop: watch::Receiver<bool>,
     open: mpsc::Sender<()>,
     workers: &workers::Workers,
 ) {
     let over = workers.over();
-    let per_ip = match role {
-        Role::Admin => None,
-        Role::Data | Role::Kibana => {
-            per_ip::PerIp::new(live.load().config.limits.max_connections_per_ip)
-        }
-    };
     let mut failures = AcceptFailures::default();
     loop {
         let permit = tokio::select! {

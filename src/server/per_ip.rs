@@ -1,6 +1,7 @@
 //! `listen.max_connections_per_ip`: connections one client address may hold open at once on
-//! the data listener and the Kibana front (off by default). Without it one address can take
-//! every one of `listen.max_connections`.
+//! the data listener and the Kibana front together (off by default; one table for both, as
+//! they share `listen.max_connections`). Without it one address can take every one of
+//! `listen.max_connections`.
 //!
 //! Invariants:
 //! - Counted per address at accept, before any byte is read (an address over its limit has its

@@ -695,6 +695,49 @@ async fn admin_listener_answers_probes_and_metrics() {
     assert_eq!(r.status, 200);
 }
 
+/// attack19a (L): the unauthenticated `/ready` made a backend `GET /` per call, so a flood of
+/// probes was a flood on the cluster. Probes at once share one backend request, and its answer
+/// serves for a second; a backend gone down is reported once that second is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_probes_share_one_backend_request_a_second() {
+    let backend = Backend::osmem();
+    let relay = support::relay::Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    relay.take();
+    let started = Instant::now();
+    let probes: Vec<_> = (0..30)
+        .map(|_| {
+            let url = gw.admin_url("/ready");
+            tokio::spawn(async move { send("GET", &url, &[], Bytes::new()).await })
+        })
+        .collect();
+    for p in probes {
+        assert_eq!(p.await.unwrap().unwrap().status, 200);
+    }
+    for _ in 0..5 {
+        let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let asked = relay.take().iter().filter(|p| p.target == "/").count();
+    if started.elapsed() < Duration::from_millis(900) {
+        assert_eq!(
+            asked, 1,
+            "35 probes within a second asked the backend {asked} times"
+        );
+    } else {
+        assert!(asked <= 3, "35 probes asked the backend {asked} times");
+    }
+    // The backend goes away: seen once the answer esgate holds is a second old.
+    drop(relay);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = send("GET", &gw.admin_url("/ready"), &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+}
+
 /// `/ready` says why it is not: a node that refuses esgate's own credential (here: 403 on
 /// `GET /`, as Elasticsearch answers a user without the `monitor` privilege) is named as that,
 /// not as "no backend node answers", so the operator fixes the role, not the network.

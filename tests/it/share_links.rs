@@ -940,6 +940,72 @@ async fn the_front_and_the_data_listener_share_their_connection_places() {
     assert_eq!(served.status, 404);
 }
 
+/// Attack 19a (L): the data listener and the front kept a `listen.max_connections_per_ip` table
+/// each, so one address held twice its limit. They share one: two connections held on the data
+/// listener leave the address none on the front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_and_the_data_listener_share_one_per_address_limit() {
+    use tokio::io::AsyncWriteExt;
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_connections_per_ip = 2
+",
+        "",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    // Two silent connections on the data listener (held until header_timeout, 30 s).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(gw.data_addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /").await.expect("write");
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let unknown = front(&gw, &format!("/s/lnk_{}", "0a".repeat(16)));
+    let refused = support::http::send_with_timeout(
+        "GET",
+        &unknown,
+        &[],
+        Vec::new(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "the front served an address holding listen.max_connections_per_ip on the data listener: {refused:?}"
+    );
+    drop(held);
+    let mut served = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(r) = support::http::send_with_timeout(
+            "GET",
+            &unknown,
+            &[],
+            Vec::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            served = Some(r.status.as_u16());
+            break;
+        }
+    }
+    assert_eq!(
+        served,
+        Some(404),
+        "served once the address's connections ended"
+    );
+}
+
 /// Attack 19a: every request through the front to Kibana held a connection to it, without a
 /// bound: one link holder's HTTP/2 streams (100 per connection, each connection a place) or
 /// pipelined connections opened as many Kibana connections as it liked. Kibana is one more node:
@@ -953,7 +1019,8 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
     let gw = Esgate::start_full(
         &[backend.url()],
         "",
-        "max_connections_per_node = 2\nconnect_timeout = \"500ms\"\n",
+        "max_connections_per_node = 2\nmax_connections_per_token = 2\n\
+         connect_timeout = \"500ms\"\n",
         &format!(
             "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
             kibana.url()
@@ -985,10 +1052,14 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
         assert_eq!(head, "HTTP/1.1 200", "{head}");
         held.push(s);
     }
+    // Another token's request (this one's is past its share too, a 429): the slots are full.
+    let (other, _) = token(&gw, "b", json!({})).await;
+    let l = link(&gw, &other, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, other_cookie) = open(&gw, &l).await;
     let r = support::http::send_with_timeout(
         "GET",
         &front(&gw, "/app/dashboards"),
-        &[("cookie", &cookie)],
+        &[("cookie", &other_cookie.expect("a session cookie"))],
         Vec::new(),
         Duration::from_secs(5),
     )
@@ -1000,6 +1071,57 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_s, head) = stalled().await;
     assert_eq!(head, "HTTP/1.1 200", "{head}");
+}
+
+/// Attack 19a (L): one link holder could take every Kibana slot of the front and leave other
+/// links' recipients the 503. As on a node, one token's requests hold at most
+/// `backend.max_connections_per_token` of them (past it a 429 after `connect_timeout`), so
+/// another token's recipient is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
+         connect_timeout = \"500ms\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let mut cookies = Vec::new();
+    for tenant in ["a", "b"] {
+        let (id, _) = token(&gw, tenant, json!({})).await;
+        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+        let (_, cookie) = open(&gw, &l).await;
+        cookies.push(cookie.expect("a session cookie"));
+    }
+    let stalled = |cookie: String| async move {
+        let request =
+            format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
+            .await
+            .expect("connect");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut head = vec![0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+            .await
+            .expect("an answer's head")
+            .expect("read");
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // Token a's answer, whose body Kibana never finishes, holds a's one place.
+    let (_held, head) = stalled(cookies[0].clone()).await;
+    assert_eq!(head, "HTTP/1.1 200", "{head}");
+    let (_second, head) = stalled(cookies[0].clone()).await;
+    assert_eq!(head, "HTTP/1.1 429", "token a past its share: {head}");
+    // The second slot is still there for token b.
+    let (_other, head) = stalled(cookies[1].clone()).await;
+    assert_eq!(head, "HTTP/1.1 200", "token b is served: {head}");
 }
 
 /// Attack 19a: a refusal on the front left an HTTP/1 request's body unread without saying the

@@ -496,6 +496,83 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
         .any(|e| e["type"] == "admin" && e["action"] == "token.reset"));
 }
 
+/// attack19a (L): a failed admin authentication was rate-limited but not audited. Each failure
+/// writes one `admin_auth` record (client, method, path, status, why), the limiter's refusals
+/// (429) too; never the presented key, nor a part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_admin_authentications_are_audited_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let gw = Esgate::start(
+        &["http://127.0.0.1:9"],
+        &format!(
+            "[auth]\nmax_failures = 3\nfailure_window = \"60s\"\n\
+             [audit]\noutput = \"file\"\npath = {:?}",
+            path.display().to_string()
+        ),
+    )
+    .await;
+    let wrong = "Bearer guessed-admin-key-987654321";
+    let basic_guess = basic("admin", "guessed-password-555");
+    let attempts: [(&[(&str, &str)], u16); 5] = [
+        (&[], 401),
+        (&[("authorization", &basic_guess)], 401),
+        (&[("authorization", wrong)], 401),
+        (&[("authorization", wrong)], 401),
+        (&[("authorization", wrong)], 429),
+    ];
+    for (headers, status) in attempts {
+        let r = send("GET", &gw.admin_url("/tokens?x=1"), headers, Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, status);
+    }
+    let bearer_key = format!("Bearer {ADMIN_KEY}");
+    let r = send(
+        "GET",
+        &gw.admin_url("/tokens"),
+        &[("authorization", &bearer_key)],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "the right key is served, and not a failure");
+    let _ = send("GET", &gw.admin_url("/health"), &[], Bytes::new()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(&path).unwrap();
+    for part in ["guessed", "987654321", &basic_guess[6..], ADMIN_KEY] {
+        assert!(!log.contains(part), "{part} reached the audit log: {log}");
+    }
+    let failures: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "admin_auth")
+        .collect();
+    let seen: Vec<(u64, &str)> = failures
+        .iter()
+        .map(|e| {
+            assert_eq!(e["action"], "authentication_failed", "{e}");
+            assert_eq!(e["client"], "127.0.0.1", "{e}");
+            assert_eq!(e["method"], "GET", "{e}");
+            assert_eq!(e["path"], "/tokens", "{e}");
+            assert_eq!(e["v"], 1, "{e}");
+            assert!(e["at"].is_string(), "{e}");
+            (e["status"].as_u64().unwrap(), e["reason"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (401, "no admin key"),
+            (401, "not a Bearer credential"),
+            (401, "wrong admin key"),
+            (401, "wrong admin key"),
+            (429, "wrong admin key"),
+        ],
+        "{log}"
+    );
+}
+
 /// Review 16c: HTTP/1.1 sets no length on a method, so an unauthenticated client could make
 /// each of its audit lines as long as a request head (`listen.max_header_bytes`, 16 KB by
 /// default) with an extension method. The method is recorded cut, like the path.
