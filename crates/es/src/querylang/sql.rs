@@ -456,6 +456,14 @@ fn check_metadata_patterns(
                 let inner = raw[1..raw.len() - 1].replace(&format!("{q}{q}"), q);
                 let mut out: Vec<String> = inner.split('.').map(str::to_ascii_lowercase).collect();
                 out.push(inner.to_ascii_lowercase());
+                // Its words too: a select item without an alias is named by its text
+                // (`ResolveAliases`: `"IIF(true, _id, 'x')"` in WHERE reads that item).
+                out.extend(
+                    inner
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_ascii_lowercase),
+                );
                 out
             }
             _ => Vec::new(),
@@ -822,6 +830,11 @@ mod tests {
             "SELECT * FROM logs-a WHERE _version BETWEEN-1 AND 5",
             "SELECT * FROM logs-a WHERE (_version BETWEEN.5 AND 5 OR a = 1)",
             "SELECT * FROM logs-a WHERE _version NOT BETWEEN-1 AND 5",
+            // attack19c: a select item without an alias is named by its text (Elasticsearch
+            // SQL's `ResolveAliases`: `sourceText()`), which a quoted name in WHERE reads
+            // (`ResolveFilterRefs`), and the optimizer folds the IIF to `_id`.
+            "SELECT IIF(true, _id, 'x') FROM logs-a WHERE \"IIF(true, _id, 'x')\" LIKE 'b%'",
+            "SELECT _id AS k, COALESCE(k, NULL) FROM logs-a WHERE `COALESCE(k, NULL)` > 'b'",
         ] {
             let r = parse(q);
             assert!(r.is_err(), "{q} was accepted");
