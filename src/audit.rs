@@ -608,7 +608,11 @@ impl Failing {
             }
             Err((written, e)) => {
                 if written > 0 {
-                    let cut = before.map(|len| out.cut(len));
+                    // Never past the end: a file cut short behind esgate (a `copytruncate`
+                    // rotation) since `before` would be lengthened with zeros.
+                    let cut = before
+                        .filter(|&len| out.len().is_some_and(|now| now >= len))
+                        .map(|len| out.cut(len));
                     *torn = !matches!(cut, Some(Ok(())));
                 }
                 drop(turn);
@@ -1204,9 +1208,10 @@ mod tests {
             Some(Arc::clone(&self.writers))
         }
         fn cut(&mut self, len: u64) -> std::io::Result<()> {
+            // As `set_len` does: a length past the end extends the file with zeros.
             let mut data = self.data.lock().unwrap();
-            let freed = data.len() - len as usize;
-            data.truncate(len as usize);
+            let freed = data.len().saturating_sub(len as usize);
+            data.resize(len as usize, 0);
             *self.room.lock().unwrap() += freed;
             Ok(())
         }
@@ -1298,5 +1303,34 @@ mod tests {
             .collect();
         assert_eq!(records.len(), 1, "{text}");
         assert_eq!(records[0]["n"], "acknowledged");
+    }
+
+    /// attack19c: a file cut short behind the writer (a `copytruncate` rotation) between the
+    /// length it read and a batch the disk took part of: cutting back to that length would
+    /// extend the file with zeros after the fragment. The cut never lengthens the file.
+    #[test]
+    fn a_cut_never_lengthens_a_file_truncated_behind_the_writer() {
+        use crate::admin::AuditSink;
+        let disk = Disk::new(10_000, true);
+        let audit = Audit::to_writer(Box::new(disk.clone()));
+        admin_lines(&audit, 0, 3);
+        let (data, room) = (Arc::clone(&disk.data), Arc::clone(&disk.room));
+        *disk.at_len.lock().unwrap() = Some(Box::new(move || {
+            let mut data = data.lock().unwrap();
+            data.clear();
+            *room.lock().unwrap() = 100;
+        }));
+        audit.admin_event(json!({"type": "admin", "n": 3, "pad": "x".repeat(1000)}));
+        assert_eq!(audit.lost(), 1);
+        *disk.room.lock().unwrap() += 10_000;
+        admin_lines(&audit, 4, 1);
+        let text = disk.text();
+        assert!(!text.contains('\0'), "{text:?}");
+        let whole: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(whole.last().unwrap()["n"], 4, "{text:?}");
+        assert!(text.lines().count() <= 2, "{text:?}");
     }
 }
