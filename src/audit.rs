@@ -273,7 +273,9 @@ impl Audit {
                     .create(true)
                     .append(true)
                     .open(path)?;
-                Box::new(file)
+                let writers =
+                    file_writers(&std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+                Box::new(AuditFile { file, writers })
             }
         };
         Ok(Audit::to_writer(sink))
@@ -475,18 +477,68 @@ trait Output: Write + Send {
     fn cut(&mut self, _len: u64) -> std::io::Result<()> {
         Err(std::io::ErrorKind::Unsupported.into())
     }
+
+    /// What every writer of this output in the process holds while it writes a batch and cuts
+    /// it back (a file's): whether the output holds a torn record. After a reload the old
+    /// App's audit log (requests in flight hold it) and the new one write the same file; one
+    /// writer's cut, back to the length it read before its batch, had taken the other's
+    /// records written in between (attack19c).
+    fn writers(&self) -> Option<Arc<Mutex<bool>>> {
+        None
+    }
 }
 
 impl Output for std::io::Stdout {}
 
-impl Output for std::fs::File {
+/// The audit file, with the turn its writers take.
+struct AuditFile {
+    file: std::fs::File,
+    writers: Arc<Mutex<bool>>,
+}
+
+impl Write for AuditFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Output for AuditFile {
     fn len(&self) -> Option<u64> {
-        self.metadata().ok().map(|m| m.len())
+        self.file.metadata().ok().map(|m| m.len())
     }
 
     fn cut(&mut self, len: u64) -> std::io::Result<()> {
-        self.set_len(len)
+        self.file.set_len(len)
     }
+
+    fn writers(&self) -> Option<Arc<Mutex<bool>>> {
+        Some(Arc::clone(&self.writers))
+    }
+}
+
+/// The writers' turn of the audit file at `path` (canonical): one for every audit log of this
+/// process that writes it.
+fn file_writers(path: &std::path::Path) -> Arc<Mutex<bool>> {
+    type Files = Vec<(std::path::PathBuf, std::sync::Weak<Mutex<bool>>)>;
+    static FILES: Mutex<Files> = Mutex::new(Vec::new());
+    let mut files = FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    files.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(turn) = files
+        .iter()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return turn;
+    }
+    let turn = Arc::new(Mutex::new(false));
+    files.push((path.to_path_buf(), Arc::downgrade(&turn)));
+    turn
 }
 
 /// Writes `bytes` whole, then flushes; on failure, how many bytes reached the output.
@@ -526,12 +578,21 @@ struct Failing {
 impl Failing {
     /// Writes one batch (`lines`, whole lines) and accounts for the outcome.
     fn write(&mut self, out: &mut dyn Output, lines: &[u8], lost: &std::sync::atomic::AtomicU64) {
+        // The writers of one file take turns (and share whether it holds a torn record).
+        let writers = out.writers();
+        let mut turn = writers
+            .as_deref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let torn = match turn.as_deref_mut() {
+            Some(shared) => shared,
+            None => &mut self.torn,
+        };
         let before = out.len();
-        let result = if self.torn {
+        let result = if *torn {
             write_whole(out, b"\n")
                 .map_err(|(_, e)| (0, e))
                 .and_then(|()| {
-                    self.torn = false;
+                    *torn = false;
                     write_whole(out, lines)
                 })
         } else {
@@ -548,9 +609,14 @@ impl Failing {
             }
             Err((written, e)) => {
                 if written > 0 {
-                    let cut = before.map(|len| out.cut(len));
-                    self.torn = !matches!(cut, Some(Ok(())));
+                    // Never past the end: a file cut short behind esgate (a `copytruncate`
+                    // rotation) since `before` would be lengthened with zeros.
+                    let cut = before
+                        .filter(|&len| out.len().is_some_and(|now| now >= len))
+                        .map(|len| out.cut(len));
+                    *torn = !matches!(cut, Some(Ok(())));
                 }
+                drop(turn);
                 let records = memchr::memchr_iter(b'\n', lines).count() as u64;
                 lost.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
                 let now = std::time::Instant::now();
@@ -1083,12 +1149,19 @@ mod tests {
         assert!(dropped >= 10_000, "dropped {dropped}");
     }
 
+    type Hook = Box<dyn FnOnce() + Send>;
+
     /// A file on a disk with `room` bytes left (`cut` as a file does it, when `cuts`).
     #[derive(Clone)]
     struct Disk {
         data: Arc<Mutex<Vec<u8>>>,
         room: Arc<Mutex<usize>>,
         cuts: bool,
+        /// Run by the next `len` once it has read the length (what happens between a writer's
+        /// `len` and its write).
+        at_len: Arc<Mutex<Option<Hook>>>,
+        /// Every writer of this disk's file shares it, as every writer of one path does.
+        writers: Arc<Mutex<bool>>,
     }
 
     impl Disk {
@@ -1097,6 +1170,8 @@ mod tests {
                 data: Arc::default(),
                 room: Arc::new(Mutex::new(room)),
                 cuts,
+                at_len: Arc::default(),
+                writers: Arc::default(),
             }
         }
 
@@ -1123,12 +1198,21 @@ mod tests {
 
     impl Output for Disk {
         fn len(&self) -> Option<u64> {
-            self.cuts.then(|| self.data.lock().unwrap().len() as u64)
+            let len = self.cuts.then(|| self.data.lock().unwrap().len() as u64);
+            let hook = self.at_len.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            len
+        }
+        fn writers(&self) -> Option<Arc<Mutex<bool>>> {
+            Some(Arc::clone(&self.writers))
         }
         fn cut(&mut self, len: u64) -> std::io::Result<()> {
+            // As `set_len` does: a length past the end extends the file with zeros.
             let mut data = self.data.lock().unwrap();
-            let freed = data.len() - len as usize;
-            data.truncate(len as usize);
+            let freed = data.len().saturating_sub(len as usize);
+            data.resize(len as usize, 0);
             *self.room.lock().unwrap() += freed;
             Ok(())
         }
@@ -1188,5 +1272,66 @@ mod tests {
             .collect();
         assert_eq!(last[0]["n"], 12);
         assert_eq!(last[2]["n"], 10);
+    }
+
+    /// attack19c: after a reload the old App's audit log (requests in flight hold it) and the
+    /// new one write the same file. A batch one writer failed part-way was cut back to the
+    /// length it read before writing, so the other's records written in between went too: an
+    /// admin change acknowledged as recorded, gone. Writers of one file take turns now.
+    #[test]
+    fn a_cut_never_takes_another_writers_records() {
+        use crate::admin::AuditSink;
+        let disk = Disk::new(600, true);
+        let old = Audit::to_writer(Box::new(disk.clone()));
+        let new = Arc::new(Audit::to_writer(Box::new(disk.clone())));
+        let other = Arc::clone(&new);
+        *disk.at_len.lock().unwrap() = Some(Box::new(move || {
+            // The other writer's record, written (when it may) while this one is at its len.
+            let (done, wait) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                other.admin_event(json!({"type": "admin", "n": "acknowledged"}));
+                let _ = done.send(());
+            });
+            let _ = wait.recv_timeout(std::time::Duration::from_millis(300));
+        }));
+        old.admin_event(json!({"type": "admin", "n": 0, "pad": "x".repeat(1000)}));
+        assert_eq!(old.lost(), 1);
+        new.sync();
+        let text = disk.text();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(records.len(), 1, "{text}");
+        assert_eq!(records[0]["n"], "acknowledged");
+    }
+
+    /// attack19c: a file cut short behind the writer (a `copytruncate` rotation) between the
+    /// length it read and a batch the disk took part of: cutting back to that length would
+    /// extend the file with zeros after the fragment. The cut never lengthens the file.
+    #[test]
+    fn a_cut_never_lengthens_a_file_truncated_behind_the_writer() {
+        use crate::admin::AuditSink;
+        let disk = Disk::new(10_000, true);
+        let audit = Audit::to_writer(Box::new(disk.clone()));
+        admin_lines(&audit, 0, 3);
+        let (data, room) = (Arc::clone(&disk.data), Arc::clone(&disk.room));
+        *disk.at_len.lock().unwrap() = Some(Box::new(move || {
+            let mut data = data.lock().unwrap();
+            data.clear();
+            *room.lock().unwrap() = 100;
+        }));
+        audit.admin_event(json!({"type": "admin", "n": 3, "pad": "x".repeat(1000)}));
+        assert_eq!(audit.lost(), 1);
+        *disk.room.lock().unwrap() += 10_000;
+        admin_lines(&audit, 4, 1);
+        let text = disk.text();
+        assert!(!text.contains('\0'), "{text:?}");
+        let whole: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(whole.last().unwrap()["n"], 4, "{text:?}");
+        assert!(text.lines().count() <= 2, "{text:?}");
     }
 }

@@ -634,7 +634,10 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
             }
             Kind::Quoted => {
                 let name = raw.trim_matches('`');
-                clause_metadata |= aliases.may_be_metadata(name);
+                // Its parts too: an EVAL or STATS ... BY without a name names its column by the
+                // expression's text (`` `CASE(true, _id, "x")` ``, attack19c).
+                clause_metadata |= aliases.may_be_metadata(name)
+                    || segments(name).any(|s| aliases.may_be_metadata(s));
                 if call {
                     callee = Some(name);
                 }
@@ -1201,6 +1204,10 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE CASE(true, _id, \"x\") > \"b\"",
             "FROM logs-a METADATA _id | WHERE CASE(true, _id, a OR b) RLIKE \"b.*\"",
             "FROM logs-a METADATA _id | WHERE STARTS_WITH(CASE(true AND true, _id, \"x\"), \"b\")",
+            // attack19c: an EVAL without a name names its column by the expression's text,
+            // which a backquoted name then reads.
+            "FROM logs-a METADATA _id | EVAL CASE(true, _id, \"x\") | WHERE `CASE(true, _id, \"x\")` LIKE \"b*\"",
+            "FROM logs-a METADATA _id | EVAL x = _id | EVAL CASE(true, x, \"y\") | WHERE `CASE(true, x, \"y\")` > \"b\"",
         ] {
             let r = parse(q);
             assert_eq!(

@@ -409,9 +409,21 @@ const GROUP_OPENERS: &[&str] = &[
 
 /// Words that end a clause for [`check_metadata_patterns`] (a condition's parts and the
 /// statement's clauses).
+/// Not `LIMIT`: it is no reserved word (`nonReserved` in `SqlBase.g4`), so it may name a
+/// column or an alias (`SELECT _id AS limit ... WHERE limit LIKE 'b%'`), and a LIMIT clause
+/// holds only a number.
 const CLAUSE_BREAKS: &[&str] = &[
-    "and", "or", "select", "from", "where", "having", "order", "group", "by", "limit",
+    "and", "or", "select", "from", "where", "having", "order", "group", "by",
 ];
+
+/// Whether Elasticsearch SQL's lexer reads `keyword` in the word `raw`: `-`, `.`, `:` and `*`
+/// are bytes of esgate's words (index names) but end a keyword there (a minus, a decimal
+/// point, a cast, a product), so `CASE-1=-1 WHEN ...` opens a CASE and `x BETWEEN-1 AND 5` is
+/// a range (attack19c). Reads every part, so over-reads (`x.case`, which it refuses).
+fn reads_keyword(raw: &str, keyword: &str) -> bool {
+    raw.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+        .any(|part| part.eq_ignore_ascii_case(keyword))
+}
 
 /// Pattern matches and ranges on metadata fields (attack18e), refused as the query DSL and
 /// query text refuse them (`expansion`: `_id`'s terms are every document's): per clause (a
@@ -444,6 +456,14 @@ fn check_metadata_patterns(
                 let inner = raw[1..raw.len() - 1].replace(&format!("{q}{q}"), q);
                 let mut out: Vec<String> = inner.split('.').map(str::to_ascii_lowercase).collect();
                 out.push(inner.to_ascii_lowercase());
+                // Its words too: a select item without an alias is named by its text
+                // (`ResolveAliases`: `"IIF(true, _id, 'x')"` in WHERE reads that item).
+                out.extend(
+                    inner
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_ascii_lowercase),
+                );
                 out
             }
             _ => Vec::new(),
@@ -504,6 +524,7 @@ fn check_metadata_patterns(
         between: false,
     };
     let refusal = || refuse("pattern matches and ranges on metadata fields are not allowed");
+    let table_at = from_at.map(|f| f + 1);
     let mut levels = vec![level(true)];
     // Open CASEs, counted across brackets as before (an unclosed one inside a call keeps
     // every clause after it open; a group inside a CASE ends no clause: stricter).
@@ -538,10 +559,14 @@ fn check_metadata_patterns(
             _ => {}
         }
         let top = levels.last_mut().expect("the statement's level");
-        match word.as_deref() {
-            Some("case") => cases += 1,
-            Some("end") => cases = cases.saturating_sub(1),
-            _ => {}
+        // The keywords inside a word (the table's, replaced when rendered, is never read).
+        let raw = (t.kind == Kind::Word && Some(n) != table_at).then(|| &text[t.start..t.end]);
+        let keyword = |k: &str| raw.is_some_and(|raw| reads_keyword(raw, k));
+        if keyword("case") {
+            cases += 1;
+        } else if word.as_deref() == Some("end") {
+            // Only a word of its own (`END-1` keeps the CASE open: stricter).
+            cases = cases.saturating_sub(1);
         }
         let breaks = top.group
             && cases == 0
@@ -568,10 +593,8 @@ fn check_metadata_patterns(
             }
             _ => {}
         }
-        if let Some(w) = &word {
-            top.pattern |= matches!(w.as_str(), "like" | "rlike" | "between");
-            top.between |= w == "between";
-        }
+        top.pattern |= ["like", "rlike", "between"].into_iter().any(keyword);
+        top.between |= keyword("between");
         let called = next.is_some_and(|x| x.kind == Kind::Punct(b'('));
         for name in names(t) {
             top.pattern |= called && name == "starts_with";
@@ -796,6 +819,22 @@ mod tests {
             // The AND of a BETWEEN is the range's, not a condition's.
             "SELECT * FROM logs-a WHERE user BETWEEN 'a' AND _id",
             "SELECT * FROM logs-a WHERE (user BETWEEN 'a' AND _id)",
+            // attack19c: LIMIT is no reserved word (`nonReserved`): an alias, not a clause.
+            "SELECT _id AS limit FROM logs-a WHERE limit LIKE 'b%'",
+            "SELECT _id limit FROM logs-a WHERE (a = 1 OR limit > 'b')",
+            // attack19c: `-`, `.`, `:` and `*` are bytes of esgate's words but end a keyword
+            // in Elasticsearch SQL's lexer: a CASE (whose OR had ended the clause) and a
+            // BETWEEN glued to what follows them.
+            "SELECT * FROM logs-a WHERE CASE-1=-1 WHEN true THEN _id WHEN true OR false THEN 'x' END LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE (a OR CASE.5=.5 WHEN true THEN _id WHEN a OR b THEN 'x' END > 'b')",
+            "SELECT * FROM logs-a WHERE _version BETWEEN-1 AND 5",
+            "SELECT * FROM logs-a WHERE (_version BETWEEN.5 AND 5 OR a = 1)",
+            "SELECT * FROM logs-a WHERE _version NOT BETWEEN-1 AND 5",
+            // attack19c: a select item without an alias is named by its text (Elasticsearch
+            // SQL's `ResolveAliases`: `sourceText()`), which a quoted name in WHERE reads
+            // (`ResolveFilterRefs`), and the optimizer folds the IIF to `_id`.
+            "SELECT IIF(true, _id, 'x') FROM logs-a WHERE \"IIF(true, _id, 'x')\" LIKE 'b%'",
+            "SELECT _id AS k, COALESCE(k, NULL) FROM logs-a WHERE `COALESCE(k, NULL)` > 'b'",
         ] {
             let r = parse(q);
             assert!(r.is_err(), "{q} was accepted");
@@ -816,6 +855,10 @@ mod tests {
             "SELECT * FROM logs-a WHERE NOT (user LIKE 'x%' OR _id = 'y')",
             "SELECT * FROM logs-a WHERE a = 1 AND (_id = 'y' OR (b > 2 AND c LIKE 'z%'))",
             "SELECT * FROM logs-a WHERE user BETWEEN 'a' AND 'c' AND (_id = 'x' OR n < 3)",
+            // attack19c: a LIMIT clause holds a number; the table is replaced, never read.
+            "SELECT * FROM logs-a WHERE a LIKE 'x%' AND _id = 'y' LIMIT 5",
+            "SELECT * FROM logs-case WHERE _id = 'x' AND a LIKE 'b%'",
+            "SELECT * FROM logs-a WHERE n BETWEEN-1 AND 5 AND _id = 'x'",
         ] {
             assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }
