@@ -470,37 +470,7 @@ fn check_metadata_patterns(
         }
     };
     let metadata = |n: &str| n.starts_with('_') && expansion::may_be_metadata(n);
-    // Aliases of select items that mention a metadata field: a set, as every name of the
-    // statement is looked up in it (robust18: a list made a statement of n aliases and n
-    // names n² comparisons, 0.6 s for 100 KB and 9 s for 400 KB in a debug build).
-    let mut aliases: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
-    let mut depth = 0usize;
-    let mut item: Vec<&Tok> = Vec::new();
-    for t in select.iter().chain(std::iter::once(&Tok {
-        kind: Kind::Punct(b','),
-        start: 0,
-        end: 0,
-    })) {
-        match t.kind {
-            Kind::Punct(b'(') => depth += 1,
-            Kind::Punct(b')') => depth = depth.saturating_sub(1),
-            Kind::Punct(b',') if depth == 0 => {
-                // An item naming an earlier item's alias gives its own alias that standing
-                // too (`SELECT _id AS x, x AS y`).
-                let mentions = item
-                    .iter()
-                    .any(|t| names(t).iter().any(|n| metadata(n) || aliases.contains(n)));
-                if let (true, [_, .., last]) = (mentions, item.as_slice()) {
-                    aliases.extend(names(last));
-                }
-                item.clear();
-                continue;
-            }
-            _ => {}
-        }
-        item.push(t);
-    }
+    let aliases = metadata_aliases(toks, from_at, &names, &metadata);
     // One level per open bracket (the statement is the first). Inside a call's brackets
     // (`IIF(`, `COALESCE(`, `IN (`) and inside CASE ... END nothing ends the clause: the
     // operands stay in it (attack18f: `IIF(true, _id, 'x') LIKE 'b%'` and `CASE WHEN true THEN
@@ -609,6 +579,47 @@ fn check_metadata_patterns(
         return Err(refusal());
     }
     Ok(())
+}
+
+/// The aliases of select items (between the statement's first word and `from_at`) that mention
+/// a metadata field, by `names` (a token's names) and `metadata`: a set, as every name of the
+/// statement is looked up in it (robust18: a list made a statement of n aliases and n names n²
+/// comparisons, 0.6 s for 100 KB and 9 s for 400 KB in a debug build).
+fn metadata_aliases(
+    toks: &[Tok],
+    from_at: Option<usize>,
+    names: &dyn Fn(&Tok) -> Vec<String>,
+    metadata: &dyn Fn(&str) -> bool,
+) -> std::collections::HashSet<String> {
+    let mut aliases = std::collections::HashSet::new();
+    let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
+    let mut depth = 0usize;
+    let mut item: Vec<&Tok> = Vec::new();
+    for t in select.iter().chain(std::iter::once(&Tok {
+        kind: Kind::Punct(b','),
+        start: 0,
+        end: 0,
+    })) {
+        match t.kind {
+            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b')') => depth = depth.saturating_sub(1),
+            Kind::Punct(b',') if depth == 0 => {
+                // An item naming an earlier item's alias gives its own alias that standing
+                // too (`SELECT _id AS x, x AS y`).
+                let mentions = item
+                    .iter()
+                    .any(|t| names(t).iter().any(|n| metadata(n) || aliases.contains(n)));
+                if let (true, [_, .., last]) = (mentions, item.as_slice()) {
+                    aliases.extend(names(last));
+                }
+                item.clear();
+                continue;
+            }
+            _ => {}
+        }
+        item.push(t);
+    }
+    aliases
 }
 
 /// The content of a `'...'` string literal (doubled quotes undone).
@@ -908,37 +919,7 @@ mod tests {
             }
         };
         let metadata = |n: &str| n.starts_with('_') && expansion::may_be_metadata(n);
-        // Aliases of select items that mention a metadata field: a set, as every name of the
-        // statement is looked up in it (robust18: a list made a statement of n aliases and n
-        // names n² comparisons, 0.6 s for 100 KB and 9 s for 400 KB in a debug build).
-        let mut aliases: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let select = &toks[1.min(toks.len())..from_at.unwrap_or(toks.len())];
-        let mut depth = 0usize;
-        let mut item: Vec<&Tok> = Vec::new();
-        for t in select.iter().chain(std::iter::once(&Tok {
-            kind: Kind::Punct(b','),
-            start: 0,
-            end: 0,
-        })) {
-            match t.kind {
-                Kind::Punct(b'(') => depth += 1,
-                Kind::Punct(b')') => depth = depth.saturating_sub(1),
-                Kind::Punct(b',') if depth == 0 => {
-                    // An item naming an earlier item's alias gives its own alias that standing
-                    // too (`SELECT _id AS x, x AS y`).
-                    let mentions = item
-                        .iter()
-                        .any(|t| names(t).iter().any(|n| metadata(n) || aliases.contains(n)));
-                    if let (true, [_, .., last]) = (mentions, item.as_slice()) {
-                        aliases.extend(names(last));
-                    }
-                    item.clear();
-                    continue;
-                }
-                _ => {}
-            }
-            item.push(t);
-        }
+        let aliases = metadata_aliases(toks, from_at, &names, &metadata);
         let mut pattern = false;
         let mut named = false;
         // Brackets and CASE ... END open around the clause's operands: inside them nothing ends
