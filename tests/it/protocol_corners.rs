@@ -15,6 +15,11 @@ use crate::support::recording::Recording;
 
 /// A recording backend that answers searches, and esgate in front of it.
 async fn setup() -> (Recording, Esgate) {
+    setup_with("").await
+}
+
+/// `setup` with lines for esgate's `[listen]`.
+async fn setup_with(listen: &str) -> (Recording, Esgate) {
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
     es.script_json(
@@ -23,7 +28,7 @@ async fn setup() -> (Recording, Esgate) {
         200,
         json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
     );
-    let gw = Esgate::start(&[es.url()], "").await;
+    let gw = Esgate::start(&[es.url()], listen).await;
     (es, gw)
 }
 
@@ -454,4 +459,46 @@ async fn a_head_past_max_header_bytes_is_refused_431_however_it_arrives() {
     }
     let answer = read_some(&mut conn, 12, Duration::from_secs(5)).await;
     assert_eq!(status(&answer), "HTTP/1.1 431", "head sent in pieces");
+}
+
+/// perf19b: the TLS handshake's ALPN picks HTTP/1.1 or HTTP/2; a client that offers none
+/// (Python's `http.client`, `openssl s_client`) is served by what its first bytes are, as on
+/// plaintext: an HTTP/1.1 request, and HTTP/2 with prior knowledge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_alpn_serves_http1_and_http2_by_the_first_bytes() {
+    let tls = crate::support::tls::TlsFiles::generate();
+    let listen = format!(
+        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    let (_es, gw) = setup_with(&listen).await;
+    let secret = gw.tenant_token("a").await;
+    let connector = crate::support::tls::client_connector(&tls.ca_cert, b"");
+    let open = || async {
+        let tcp = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let s = connector.connect(name, tcp).await.expect("TLS handshake");
+        assert_eq!(s.get_ref().1.alpn_protocol(), None);
+        s
+    };
+    let mut h1 = open().await;
+    let request = format!(
+        "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\nconnection: close\r\n\r\n"
+    );
+    h1.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), h1.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(open().await))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let r = h2.send_request(get(&gw, &secret)).await.expect("answers");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    conn.abort();
 }
