@@ -360,8 +360,10 @@ fn spawn_connection(
 
 /// How many bytes hyper reads from an HTTP/1 connection at most at once, into a buffer it keeps
 /// for the connection (request heads are capped apart, at `listen.max_header_bytes`, by hyper's
-/// `max_header_size`). perf19: reads of 16 KiB (the head cap, which hyper-util's `auto::Builder`
-/// made the buffer's size) took 14 `recvfrom` calls for a 200 KB body; 64 KiB reads, 2.3.
+/// `max_header_size`); hyper also queues up to this much of an answer for a client that reads
+/// slowly. perf19: reads of 16 KiB (the head cap, which hyper-util's `auto::Builder` made the
+/// buffer's size) took 14 `recvfrom` calls for a 200 KB body. What a flood of connections can
+/// make it hold: docs/configuration.md, `listen.max_header_bytes`.
 const H1_READ_BUF: usize = 64 * 1024;
 
 /// Which HTTP a connection speaks, when its TLS handshake said (ALPN).
