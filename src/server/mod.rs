@@ -1,7 +1,7 @@
 //! Listeners: accept loops for the data and admin listeners, the data connections handed to
 //! the worker threads (`workers`), TLS handshakes under a timeout, a connection limit per
-//! listener, HTTP/1.1 and HTTP/2 through hyper-util, graceful drain on shutdown, the
-//! descriptor limit check, and esgate's background chores.
+//! listener, HTTP/1.1 and HTTP/2 through hyper (`rewind`: which one a connection speaks),
+//! graceful drain on shutdown, the descriptor limit check, and esgate's background chores.
 //!
 //! Every connection must make progress or be closed (issue #9 item 1), each by its own timer:
 //! the TLS handshake (`listen.tls.handshake_timeout`); the first request, which must start within
@@ -17,6 +17,7 @@ pub mod admin;
 mod connection;
 pub mod descriptors;
 mod per_ip;
+mod rewind;
 mod tls_io;
 pub mod ui;
 pub mod workers;
@@ -25,9 +26,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -326,7 +327,16 @@ fn spawn_connection(
             (Some(acceptor), Some(limit)) => {
                 match tokio::time::timeout(limit, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
-                        serve(live, tls_io::TlsIo::new(tls_stream), info, role, stop).await
+                        let known = Http::from_alpn(tls_stream.get_ref().1.alpn_protocol());
+                        serve(
+                            live,
+                            tls_io::TlsIo::new(tls_stream),
+                            known,
+                            info,
+                            role,
+                            stop,
+                        )
+                        .await
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
@@ -334,7 +344,7 @@ fn spawn_connection(
                     Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                 }
             }
-            _ => serve(live, stream, info, role, stop).await,
+            _ => serve(live, stream, None, info, role, stop).await,
         }
     };
     match over {
@@ -359,9 +369,37 @@ fn spawn_connection(
     }
 }
 
+/// How many bytes hyper reads from an HTTP/1 connection at most at once, into a buffer it keeps
+/// for the connection (request heads are capped apart, at `listen.max_header_bytes`, by hyper's
+/// `max_header_size`); hyper also queues up to this much of an answer for a client that reads
+/// slowly. perf19: reads of 16 KiB (the head cap, which hyper-util's `auto::Builder` made the
+/// buffer's size) took 14 `recvfrom` calls for a 200 KB body. What a flood of connections can
+/// make it hold: docs/configuration.md, `listen.max_header_bytes`.
+const H1_READ_BUF: usize = 64 * 1024;
+
+/// Which HTTP a connection speaks, when its TLS handshake said (ALPN).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Http {
+    One,
+    Two,
+}
+
+impl Http {
+    /// The protocol the TLS handshake agreed on; `None` when it agreed on none (the client
+    /// offered no ALPN), where the client's first bytes decide, as on plaintext.
+    fn from_alpn(alpn: Option<&[u8]>) -> Option<Http> {
+        match alpn {
+            Some(b"h2") => Some(Http::Two),
+            Some(_) => Some(Http::One),
+            None => None,
+        }
+    }
+}
+
 async fn serve<I>(
     live: Arc<Live>,
     io: I,
+    known: Option<Http>,
     info: ConnInfo,
     role: Role,
     mut stop: watch::Receiver<bool>,
@@ -372,22 +410,31 @@ async fn serve<I>(
     // itself: a long kept-alive connection must not hold a replaced App).
     let limits = live.load().config.limits.clone();
     let limits = &limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.h2_keep_alive_interval)
-        .keep_alive_timeout(limits.h2_keep_alive_timeout)
-        // Each stream is a request that may hold a backend connection (rel16: hyper's default
-        // of 200 let one client connection hold 200).
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(limits.max_header_bytes as u32);
     let watchdog = connection::Watchdog::new(limits.header_timeout, limits.idle_timeout);
+    let mut io = rewind::Rewind::new(io);
+    // HTTP/1 or HTTP/2: the TLS handshake's word, else the client's first bytes, which must
+    // come within the first request's time like the rest of it (the watchdog).
+    let http = match known {
+        Some(http) => http,
+        None => {
+            let sniffed = tokio::select! {
+                sniffed = io.sniff() => sniffed,
+                _ = stop.changed() => return,
+                _ = watchdog.expired() => {
+                    tracing::debug!(peer = %info.peer, "Connection closed: no request in time");
+                    return;
+                }
+            };
+            match sniffed {
+                Ok(true) => Http::Two,
+                Ok(false) => Http::One,
+                Err(e) => {
+                    tracing::debug!(peer = %info.peer, error = %e, "Connection ended with an error");
+                    return;
+                }
+            }
+        }
+    };
     let io = TokioIo::new(io);
     let activity = watchdog.activity();
     let service = service_fn(move |req| {
@@ -406,7 +453,45 @@ async fn serve<I>(
             Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response))
         }
     });
-    let conn = builder.serve_connection(io, service);
+    // No `with_upgrades`: upgrades are refused (HTTP/2's extended CONNECT is off by default).
+    match http {
+        Http::One => {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                // The head's cap, checked as it is read (431) ...
+                .max_header_size(limits.max_header_bytes)
+                // ... and the reads, bodies' included, bigger.
+                .max_buf_size(H1_READ_BUF.max(limits.max_header_bytes))
+                .serve_connection(io, service);
+            drive(conn, |c| c.graceful_shutdown(), &watchdog, info, stop).await
+        }
+        Http::Two => {
+            let conn = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(limits.h2_keep_alive_interval)
+                .keep_alive_timeout(limits.h2_keep_alive_timeout)
+                // Each stream is a request that may hold a backend connection (rel16: hyper's
+                // default of 200 let one client connection hold 200).
+                .max_concurrent_streams(limits.h2_max_concurrent_streams)
+                .max_header_list_size(limits.max_header_bytes as u32)
+                .serve_connection(io, service);
+            drive(conn, |c| c.graceful_shutdown(), &watchdog, info, stop).await
+        }
+    }
+}
+
+/// Runs a connection to its end, closing it gracefully on shutdown and when the watchdog
+/// finds it idle, at once when it started no request in time or its answer goes unread.
+async fn drive<C>(
+    conn: C,
+    graceful_shutdown: impl Fn(std::pin::Pin<&mut C>),
+    watchdog: &connection::Watchdog,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: Future<Output = hyper::Result<()>>,
+{
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
@@ -420,7 +505,7 @@ async fn serve<I>(
             }
             _ = stop.changed(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                graceful_shutdown(conn.as_mut());
                 // The drain timeout of `run` bounds what follows.
             }
             verdict = watchdog.expired(), if hard_deadline.is_none() => {
@@ -436,7 +521,7 @@ async fn serve<I>(
                     connection::Expired::Idle => {
                         tracing::debug!(peer = %info.peer, "Connection closed: idle");
                         closing = true;
-                        conn.as_mut().graceful_shutdown();
+                        graceful_shutdown(conn.as_mut());
                         hard_deadline = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
                     }
                 }

@@ -15,6 +15,11 @@ use crate::support::recording::Recording;
 
 /// A recording backend that answers searches, and esgate in front of it.
 async fn setup() -> (Recording, Esgate) {
+    setup_with("").await
+}
+
+/// `setup` with lines for esgate's `[listen]`.
+async fn setup_with(listen: &str) -> (Recording, Esgate) {
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
     es.script_json(
@@ -23,7 +28,7 @@ async fn setup() -> (Recording, Esgate) {
         200,
         json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
     );
-    let gw = Esgate::start(&[es.url()], "").await;
+    let gw = Esgate::start(&[es.url()], listen).await;
     (es, gw)
 }
 
@@ -394,4 +399,106 @@ async fn ambiguous_framing_never_smuggles_a_request_to_the_backend() {
             }
         }
     }
+}
+
+/// An HTTP/1 request head of exactly `len` bytes (its last header padded), `extra` after it.
+fn head_of(len: usize, method: &str, extra_headers: &str) -> Vec<u8> {
+    let start = format!(
+        "{method} /logs-a/_search HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra_headers}x-pad: "
+    );
+    let end = "\r\n\r\n";
+    let pad = len - start.len() - end.len();
+    format!("{start}{}{end}", "p".repeat(pad)).into_bytes()
+}
+
+/// The head cap (`listen.max_header_bytes`, 16 KiB by default) is hyper's `max_header_size`,
+/// apart from its read buffer (perf19b: the buffer was the cap, so bodies were read 16 KiB at
+/// a time; now reads are bigger, 64 KiB, and a head past the cap that arrives whole in one of
+/// them must still be refused). A head of the cap is read (401: no credentials); one byte more
+/// is a 431, whether it arrives in one write, with a body behind it, or a piece at a time; a
+/// head under the cap with a large body behind it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_past_max_header_bytes_is_refused_431_however_it_arrives() {
+    let (_es, gw) = setup().await;
+    let cap = 16 * 1024;
+    let status =
+        |answer: &[u8]| String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+    for (len, want) in [
+        (cap, "HTTP/1.1 401"),
+        (cap + 1, "HTTP/1.1 431"),
+        (40_000, "HTTP/1.1 431"),
+        (60_000, "HTTP/1.1 431"),
+    ] {
+        let answer = crate::support::http::raw(gw.data_addr, &head_of(len, "GET", "")).await;
+        assert_eq!(status(&answer), want, "head of {len} bytes in one write");
+    }
+    // With a body behind it in the same write: the read holds more than the head.
+    let body = vec![b' '; 100_000];
+    for (len, want) in [
+        (cap, "HTTP/1.1 401"),
+        (cap + 1, "HTTP/1.1 431"),
+        (30_000, "HTTP/1.1 431"),
+    ] {
+        let mut request = head_of(
+            len,
+            "POST",
+            "content-type: application/json\r\ncontent-length: 100000\r\n",
+        );
+        request.extend_from_slice(&body);
+        let answer = crate::support::http::raw(gw.data_addr, &request).await;
+        assert_eq!(status(&answer), want, "head of {len} bytes and a body");
+    }
+    // A piece at a time.
+    let head = head_of(cap + 1, "GET", "");
+    let mut conn = TcpStream::connect(gw.data_addr).await.unwrap();
+    for piece in head.chunks(1000) {
+        if conn.write_all(piece).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let answer = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+    assert_eq!(status(&answer), "HTTP/1.1 431", "head sent in pieces");
+}
+
+/// perf19b: the TLS handshake's ALPN picks HTTP/1.1 or HTTP/2; a client that offers none
+/// (Python's `http.client`, `openssl s_client`) is served by what its first bytes are, as on
+/// plaintext: an HTTP/1.1 request, and HTTP/2 with prior knowledge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_alpn_serves_http1_and_http2_by_the_first_bytes() {
+    let tls = crate::support::tls::TlsFiles::generate();
+    let listen = format!(
+        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    let (_es, gw) = setup_with(&listen).await;
+    let secret = gw.tenant_token("a").await;
+    let connector = crate::support::tls::client_connector(&tls.ca_cert, b"");
+    let open = || async {
+        let tcp = TcpStream::connect(gw.data_addr).await.expect("connects");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let s = connector.connect(name, tcp).await.expect("TLS handshake");
+        assert_eq!(s.get_ref().1.alpn_protocol(), None);
+        s
+    };
+    let mut h1 = open().await;
+    let request = format!(
+        "GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\nconnection: close\r\n\r\n"
+    );
+    h1.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), h1.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(open().await))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let r = h2.send_request(get(&gw, &secret)).await.expect("answers");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    conn.abort();
 }

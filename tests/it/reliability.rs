@@ -80,6 +80,7 @@ async fn connections_that_send_nothing_are_closed_and_cannot_starve_the_listener
             &[H2_PREFACE, H2_SETTINGS].concat()[..],
         ),
         ("half a request line", gw.data_addr, &b"GET /"[..]),
+        ("part of the h2 preface", gw.data_addr, &H2_PREFACE[..10]),
     ] {
         let mut s = connect(addr).await;
         s.write_all(bytes).await.expect("write");
@@ -114,6 +115,53 @@ async fn connections_that_send_nothing_are_closed_and_cannot_starve_the_listener
     assert_eq!(health.expect("health served").status, 200);
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(silent);
+}
+
+/// perf19b: esgate reads a plaintext client's first bytes itself to tell HTTP/2's preface from
+/// HTTP/1. A client that sends the preface a byte at a time is served HTTP/2 if the preface
+/// and a request come within `header_timeout` (esgate's SETTINGS come back, then the answer);
+/// one that drips it slower is closed at `header_timeout`, mid-preface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preface_sent_a_byte_at_a_time_is_http2_in_time_and_closed_past_it() {
+    let backend = FaultServer::answer(200, "application/json", r#"{"ok":true}"#);
+    let gw = Esgate::start_full(&[backend.url()], SHORT_LISTEN, "", "").await;
+
+    // In time: 24 bytes 10 ms apart, then an empty SETTINGS; the server's SETTINGS come back.
+    let mut s = connect(gw.data_addr).await;
+    for byte in H2_PREFACE {
+        s.write_all(&[*byte]).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.write_all(H2_SETTINGS).await.expect("write");
+    let mut frame = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut frame))
+        .await
+        .expect("the server's SETTINGS in time")
+        .expect("the server's SETTINGS");
+    assert_eq!(frame[3], 4, "not a SETTINGS frame: {frame:?}");
+
+    // Too slow: a byte every 200 ms (the preface would take 4.8 s; header_timeout is 1 s).
+    let mut s = connect(gw.data_addr).await;
+    let started = Instant::now();
+    let mut sent = 0;
+    let closed = loop {
+        if sent < H2_PREFACE.len() && s.write_all(&H2_PREFACE[sent..=sent]).await.is_ok() {
+            sent += 1;
+        }
+        if let Some(took) = closed_within(&mut s, Duration::from_millis(200)).await {
+            break Some(took);
+        }
+        if started.elapsed() > Duration::from_secs(6) {
+            break None;
+        }
+    };
+    let took = started.elapsed();
+    assert!(closed.is_some(), "stayed open");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    assert!(sent < H2_PREFACE.len(), "the whole preface went: {sent}");
 }
 
 /// rel16: an admin request whose body never arrives whole (the key given, `Content-Length`

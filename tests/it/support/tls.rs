@@ -34,7 +34,12 @@ pub fn client_connector(ca_pem: &std::path::Path, alpn: &[u8]) -> tokio_rustls::
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
+    // Empty: no ALPN offered.
+    config.alpn_protocols = if alpn.is_empty() {
+        Vec::new()
+    } else {
+        vec![alpn.to_vec()]
+    };
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
