@@ -1152,7 +1152,13 @@ async fn enforce(
         (None, BudgetHold::default())
     };
     let raw = bytes.as_ref().map_or(0, Bytes::len);
-    let (prepared, hold) = metered(app, raw, hold, |meter| {
+    // Run again only when the budget was full (`metered_in_line`): planned again then.
+    let mut plan = Some(plan);
+    let (prepared, hold) = metered_in_line(app, raw, hold, |meter| {
+        let plan = match plan.take() {
+            Some(plan) => plan,
+            None => es::plan(&head, &scope)?,
+        };
         es::prepare_with_limit(
             plan,
             bytes.as_deref(),
@@ -1161,7 +1167,8 @@ async fn enforce(
             app.config.limits.max_body_bytes,
             meter,
         )
-    });
+    })
+    .await;
     let prepared = prepared?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
@@ -1211,15 +1218,78 @@ pub(super) fn metered<T>(
     hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
 ) -> (T, BudgetHold) {
+    let (checked, hold, _) = metered_noting(app, raw, hold, check);
+    (checked, hold)
+}
+
+/// [`metered`], and the largest total the budget refused for want of room (`Busy`), if it
+/// refused one: the room the check would have had to go on.
+fn metered_noting<T>(
+    app: &App,
+    raw: usize,
+    hold: BudgetHold,
+    check: impl FnOnce(&es::memory::Meter<'_>) -> T,
+) -> (T, BudgetHold, Option<usize>) {
     let hold = std::cell::RefCell::new(hold);
+    let busy = std::cell::Cell::new(None::<usize>);
     let checked = {
         let grant = |work: usize| {
-            app.body_budget
-                .try_cover(&mut hold.borrow_mut(), raw.saturating_add(work))
+            let total = raw.saturating_add(work);
+            let granted = app.body_budget.try_cover(&mut hold.borrow_mut(), total);
+            if granted == Err(es::memory::Refused::Busy) {
+                busy.set(Some(busy.get().map_or(total, |b| b.max(total))));
+            }
+            granted
         };
         check(&es::memory::Meter::new(&grant))
     };
-    (checked, hold.into_inner())
+    (checked, hold.into_inner(), busy.get())
+}
+
+/// How long a request body's checks refused room wait in the budget's line for the room the
+/// others give back (`BodyBudget::wait_in_line`).
+const CHECK_ROOM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// [`metered`] for a request body's checks, which `check` can run again: refused for want of
+/// room while others hold the budget, the request takes the budget's one place in line, waits
+/// for the room the check was refused (the others, refused at once, give theirs back) and runs
+/// the check again, until it passes or is refused otherwise; without the place (another
+/// request waits), refused at once (rel19: large bodies together past the budget were all
+/// refused, each holding its body and refused the room to check it). The check asks for the
+/// same room in the same order each time, so each run goes past where the last was refused.
+async fn metered_in_line<T>(
+    app: &App,
+    raw: usize,
+    hold: BudgetHold,
+    mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
+) -> (Result<T, es::Rejection>, BudgetHold) {
+    let (mut checked, mut hold, mut busy) = metered_noting(app, raw, hold, &mut check);
+    let mut place = None;
+    let deadline = Instant::now() + CHECK_ROOM_PATIENCE;
+    let mut waited_for = 0;
+    loop {
+        let room = match (&checked, busy) {
+            (Err(e), Some(room)) if e.kind == es::RejectKind::Busy && room > waited_for => room,
+            _ => return (checked, hold),
+        };
+        if place.is_none() {
+            place = app.body_budget.first_in_line();
+        }
+        let Some(line) = &place else {
+            return (checked, hold);
+        };
+        let patience = deadline.saturating_duration_since(Instant::now());
+        if app
+            .body_budget
+            .wait_in_line(line, &mut hold, room, patience)
+            .await
+            .is_err()
+        {
+            return (checked, hold);
+        }
+        waited_for = room;
+        (checked, hold, busy) = metered_noting(app, raw, hold, &mut check);
+    }
 }
 
 /// The names behind one index expression, from the resolver (cached).
@@ -1388,7 +1458,7 @@ async fn check_store_reach(
         )
     } else {
         // The body's trees are charged to the budget beside its bytes while it is checked.
-        let (why, hold) = metered(app, bytes.len(), hold, |meter| {
+        let (why, hold) = metered_in_line(app, bytes.len(), hold, |meter| {
             es::indices::store_guard::request_reaches(
                 store,
                 parts.uri.path(),
@@ -1396,7 +1466,8 @@ async fn check_store_reach(
                 &bytes,
                 meter,
             )
-        });
+        })
+        .await;
         (why?, hold)
     };
     match why {

@@ -490,17 +490,15 @@ async fn out_of_descriptors_the_accept_loop_waits_and_logs_once() {
     kill(served);
 }
 
-/// rel19 finding, not fixed (L; the body budget is perf19's `src/body.rs`, and the fix is a
-/// design choice for the lead): several large bodies at once, together past
-/// `listen.max_buffered_bytes` (six of 8 MiB under 32 MiB, the budget `check-config` advises:
-/// four times `max_body_bytes`), are refused 429 but one, and now and then all six: the bodies
-/// read whole hold the budget, and each one's checks (the parse claims from the same budget,
-/// without waiting) then find no room. Measured: one served in most rounds, none in about one
-/// round of eight (this test, five rounds a run, failed 2 runs of 4); one alone is served. A
-/// refused claim failing at once for all but the oldest holder, the oldest waiting for the room
-/// the others give back, would serve at least one every time (and the budget's worth).
+/// rel19 finding: several large bodies at once, together past `listen.max_buffered_bytes` (six
+/// of 8 MiB under 32 MiB, the budget `check-config` advises: four times `max_body_bytes`), were
+/// refused 429 but one, and now and then all six: the bodies read whole held the budget, and
+/// each one's checks (the parse claims from the same budget, without waiting) then found no
+/// room (one round of eight served none; this test, five rounds a run, failed 2 runs of 4). Now
+/// the first request whose checks are refused room waits in the budget's line for the room the
+/// others, refused at once, give back (`BodyBudget::wait_in_line`): at least one is served in
+/// every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rel19 finding, not fixed: concurrent large bodies past the body budget are all refused"]
 async fn large_bodies_past_the_budget_together_are_not_all_refused() {
     const BODY: usize = 8 << 20;
     let backend = support::fixture::seeded_osmem();
