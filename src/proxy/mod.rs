@@ -1222,17 +1222,25 @@ pub(super) fn metered<T>(
     (checked, hold)
 }
 
-/// [`metered`], and the largest total the budget refused for want of room (`Busy`), if it
-/// refused one: the room the check would have had to go on.
+/// What [`metered_noting`] noted of a check's claims.
+struct Noted {
+    /// The largest total the budget refused for want of room (`Busy`), if it refused one: the
+    /// room the check would have had to go on.
+    busy: Option<usize>,
+    /// The bytes the check still claims when it ends (`Meter::used`): what it built and keeps.
+    used: usize,
+}
+
+/// [`metered`], and what it noted of the check's claims.
 fn metered_noting<T>(
     app: &App,
     raw: usize,
     hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
-) -> (T, BudgetHold, Option<usize>) {
+) -> (T, BudgetHold, Noted) {
     let hold = std::cell::RefCell::new(hold);
     let busy = std::cell::Cell::new(None::<usize>);
-    let checked = {
+    let (checked, used) = {
         let grant = |work: usize| {
             let total = raw.saturating_add(work);
             let granted = app.body_budget.try_cover(&mut hold.borrow_mut(), total);
@@ -1241,10 +1249,21 @@ fn metered_noting<T>(
             }
             granted
         };
-        check(&es::memory::Meter::new(&grant))
+        let meter = es::memory::Meter::new(&grant);
+        (check(&meter), meter.used())
     };
-    (checked, hold.into_inner(), busy.get())
+    let noted = Noted {
+        busy: busy.get(),
+        used,
+    };
+    (checked, hold.into_inner(), noted)
 }
+
+/// What a request's hold may cover beyond its body and what its checks still claim before the
+/// rest is given back ([`metered_in_line`]): the meter asks for twice its last grant, so a large
+/// body's checks were granted up to twice what they hold. Below it nothing is given back (a
+/// small body's one ask is kept, as before: no release on the common path).
+const UNUSED_GRANT_KEPT: usize = 1 << 20;
 
 /// How long a request body's checks refused room wait in the budget's line for the room the
 /// others give back (`BodyBudget::wait_in_line`).
@@ -1263,13 +1282,22 @@ async fn metered_in_line<T>(
     hold: BudgetHold,
     mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
 ) -> (Result<T, es::Rejection>, BudgetHold) {
-    let (mut checked, mut hold, mut busy) = metered_noting(app, raw, hold, &mut check);
+    let (mut checked, mut hold, mut noted) = metered_noting(app, raw, hold, &mut check);
     let mut place = None;
     let deadline = Instant::now() + CHECK_ROOM_PATIENCE;
     let mut waited_for = 0;
     loop {
-        let room = match (&checked, busy) {
+        let room = match (&checked, noted.busy) {
             (Err(e), Some(room)) if e.kind == es::RejectKind::Busy && room > waited_for => room,
+            (Ok(_), _) => {
+                // Room granted and not used goes back, for the others (an 8 MiB search held
+                // 24 MiB, where its body and what its checks keep are 16).
+                let keeps = raw.saturating_add(noted.used);
+                if hold.bytes().saturating_sub(keeps) >= UNUSED_GRANT_KEPT {
+                    hold.keep(keeps);
+                }
+                return (checked, hold);
+            }
             _ => return (checked, hold),
         };
         if place.is_none() {
@@ -1288,7 +1316,7 @@ async fn metered_in_line<T>(
             return (checked, hold);
         }
         waited_for = room;
-        (checked, hold, busy) = metered_noting(app, raw, hold, &mut check);
+        (checked, hold, noted) = metered_noting(app, raw, hold, &mut check);
     }
 }
 
