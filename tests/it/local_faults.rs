@@ -530,12 +530,15 @@ async fn large_bodies_past_the_budget_together_are_not_all_refused() {
         let mut at_once = Vec::new();
         for _ in 0..6 {
             let (url, auth, body) = (url.clone(), auth.clone(), body.clone());
+            // A body refused while it is read is answered 429 and its connection closed
+            // (`Connection: close`): the client, still sending, may see the connection cut
+            // before the answer (0 here), refused all the same.
             at_once.push(tokio::spawn(async move {
-                send("POST", &url, &[("authorization", &auth)], body)
-                    .await
-                    .unwrap()
-                    .status
-                    .as_u16()
+                match send("POST", &url, &[("authorization", &auth)], body).await {
+                    Ok(reply) => reply.status.as_u16(),
+                    Err(support::http::SendError::Transport(_)) => 0,
+                    Err(e) => panic!("{e:?}"),
+                }
             }));
         }
         let mut statuses = Vec::new();
@@ -546,7 +549,9 @@ async fn large_bodies_past_the_budget_together_are_not_all_refused() {
     }
     eprintln!("{rounds:?}");
     assert!(
-        rounds.iter().all(|r| r.iter().any(|s| *s != 429)),
+        rounds
+            .iter()
+            .all(|r| r.iter().any(|s| ![0, 429].contains(s))),
         "rounds where every one of six was refused: {rounds:?}"
     );
 }
