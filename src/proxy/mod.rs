@@ -1152,13 +1152,7 @@ async fn enforce(
         (None, BudgetHold::default())
     };
     let raw = bytes.as_ref().map_or(0, Bytes::len);
-    // Run again only when the budget was full (`metered_in_line`): planned again then.
-    let mut plan = Some(plan);
-    let (prepared, hold) = metered_in_line(&app.body_budget, raw, hold, |meter| {
-        let plan = match plan.take() {
-            Some(plan) => plan,
-            None => es::plan(&head, &scope)?,
-        };
+    let prepare = |plan, meter: &es::memory::Meter<'_>| {
         es::prepare_with_limit(
             plan,
             bytes.as_deref(),
@@ -1167,8 +1161,18 @@ async fn enforce(
             app.config.limits.max_body_bytes,
             meter,
         )
-    })
-    .await;
+    };
+    let budget = &app.body_budget;
+    let (checked, hold, noted) = metered_noting(budget, raw, hold, |meter| prepare(plan, meter));
+    // Refused room while others hold the budget: in line (`metered_in_line`), planned again
+    // for each run (boxed: the common path's future stays as it was).
+    let (prepared, hold) = match settled(raw, checked, hold, &noted, 0) {
+        Ok(done) => done,
+        Err(refused) => {
+            let again = |meter: &es::memory::Meter<'_>| prepare(es::plan(&head, &scope)?, meter);
+            Box::pin(check_in_line(budget, raw, refused, again)).await
+        }
+    };
     let prepared = prepared?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
