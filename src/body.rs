@@ -94,7 +94,41 @@ pub enum ReadError {
 pub struct BodyBudget {
     kib: std::sync::Arc<tokio::sync::Semaphore>,
     total_kib: usize,
+    /// The one request body's checks that may wait for room ([`BodyBudget::first_in_line`]).
+    line: std::sync::Arc<Line>,
 }
+
+/// The budget's line: at most one request's checks wait for room at a time, and while one
+/// waits, the room it still lacks is kept from request bodies arriving (rel19: six 8 MiB bodies
+/// under a 32 MiB budget, each read whole and its checks refused at once for want of room,
+/// were all refused 429 now and then, and all but one nearly always).
+#[derive(Default)]
+struct Line {
+    /// Whether a request waits ([`InLine`] is its place).
+    taken: std::sync::atomic::AtomicBool,
+    /// The KiB the waiting request still lacks: request bodies being read take only what is
+    /// free beyond it.
+    short_kib: std::sync::atomic::AtomicUsize,
+}
+
+/// The place of the one request whose checks may wait for room ([`BodyBudget::wait_in_line`]);
+/// given up on drop, so a request cancelled while it waits leaves the line free.
+pub struct InLine {
+    line: std::sync::Arc<Line>,
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.line.short_kib.store(0, Ordering::Relaxed);
+        self.line.taken.store(false, Ordering::Release);
+    }
+}
+
+/// How long [`BodyBudget::wait_in_line`] first waits before it looks again; each wait after is
+/// twice the last, up to [`LINE_RETRY_LAST`].
+const LINE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(2);
+const LINE_RETRY_LAST: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long [`BodyBudget::wait_for_room`] first waits before it tries again; each wait after
 /// is twice the last, up to [`ROOM_RETRY_LAST`] (many waiting scrolls wake a few times a
@@ -116,6 +150,67 @@ impl BodyBudget {
         BodyBudget {
             kib: std::sync::Arc::new(tokio::sync::Semaphore::new(kib)),
             total_kib: kib,
+            line: std::sync::Arc::default(),
+        }
+    }
+
+    /// The budget's one place in line for a request whose checks were refused room
+    /// ([`BodyBudget::wait_in_line`]), or `None` while another request holds it: then the
+    /// request is refused at once, and gives back what it holds to the one waiting.
+    pub fn first_in_line(&self) -> Option<InLine> {
+        use std::sync::atomic::Ordering;
+        self.line
+            .taken
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some(InLine {
+            line: std::sync::Arc::clone(&self.line),
+        })
+    }
+
+    /// Grows `hold` to cover `total` bytes (whole KiB), from the place in line `_place`: takes
+    /// what is free as others give it back (request bodies arriving meanwhile take only what is
+    /// free beyond what it still lacks; answers in flight go first, as they do in the queue),
+    /// for up to `patience`. `Busy` when the room did not come (what it took stays in `hold`,
+    /// returned when the caller drops it), `TooLarge` when `total` could never fit. Only one
+    /// request waits, and it waits for holds that are all released without waiting for it: no
+    /// two requests wait for each other.
+    pub async fn wait_in_line(
+        &self,
+        _place: &InLine,
+        hold: &mut BudgetHold,
+        total: usize,
+        patience: std::time::Duration,
+    ) -> Result<(), Refused> {
+        use std::sync::atomic::Ordering;
+        let needed = total.div_ceil(1024);
+        if needed > self.total_kib {
+            return Err(Refused::TooLarge);
+        }
+        let needed = u32::try_from(needed).map_err(|_| Refused::TooLarge)?;
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = LINE_RETRY_FIRST;
+        loop {
+            let more = needed.saturating_sub(hold.kib);
+            self.line.short_kib.store(more as usize, Ordering::Relaxed);
+            if more == 0 {
+                return Ok(());
+            }
+            let free = u32::try_from(self.kib.available_permits()).unwrap_or(u32::MAX);
+            let take = more.min(free);
+            if take > 0 {
+                if let Ok(permit) = std::sync::Arc::clone(&self.kib).try_acquire_many_owned(take) {
+                    let kib = hold.kib + take;
+                    hold.add(permit, kib);
+                    continue;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Refused::Busy);
+            }
+            tokio::time::sleep_until((now + pause).min(deadline)).await;
+            pause = (pause * 2).min(LINE_RETRY_LAST);
         }
     }
 
@@ -176,9 +271,19 @@ impl BodyBudget {
         }
         let kib = std::sync::Arc::clone(&self.kib);
         let permit = match patience {
-            None => kib
-                .try_acquire_many_owned(more)
-                .map_err(|_| ReadError::Busy)?,
+            None => {
+                // A request body takes only what is free beyond what the request waiting in
+                // line still lacks ([`BodyBudget::wait_in_line`]).
+                let short = self
+                    .line
+                    .short_kib
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if short > 0 && kib.available_permits() < short.saturating_add(more as usize) {
+                    return Err(ReadError::Busy);
+                }
+                kib.try_acquire_many_owned(more)
+                    .map_err(|_| ReadError::Busy)?
+            }
             Some(p) => tokio::time::timeout(p, kib.acquire_many_owned(more))
                 .await
                 .map_err(|_| ReadError::Busy)?
@@ -602,6 +707,191 @@ mod tests {
         assert_eq!(mine.kib, 8);
         drop(mine);
         assert_eq!(budget.kib.available_permits(), 8);
+    }
+
+    /// rel19: the first request whose checks are refused room waits in the budget's line for
+    /// the room others give back, taking it as it is freed; a second is refused the place (and
+    /// so refused at once); request bodies arriving meanwhile take only what is free beyond what
+    /// the one waiting lacks; the place is free again once it is dropped.
+    #[tokio::test]
+    async fn one_request_waits_in_line_for_the_room_others_give_back() {
+        let patience = std::time::Duration::from_secs(5);
+        let budget = BodyBudget::new(8 * 1024);
+        // Three requests hold 2 KiB each; the one in line holds 2 and needs 6 in all.
+        let mut others: Vec<BudgetHold> = (0..2)
+            .map(|_| {
+                let mut h = BudgetHold::default();
+                budget.try_cover(&mut h, 2 * 1024).unwrap();
+                h
+            })
+            .collect();
+        let mut third = BudgetHold::default();
+        budget.try_cover(&mut third, 2 * 1024).unwrap();
+        let mut mine = BudgetHold::default();
+        budget.try_cover(&mut mine, 2 * 1024).unwrap();
+        assert_eq!(budget.try_cover(&mut mine, 6 * 1024), Err(Refused::Busy));
+        let place = budget.first_in_line().expect("the line is empty");
+        assert!(budget.first_in_line().is_none(), "one place only");
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let r = budget
+                    .wait_in_line(&place, &mut mine, 6 * 1024, patience)
+                    .await;
+                (r, mine.bytes(), place)
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        // One gives its 2 KiB back: the one waiting takes it, and still lacks 2.
+        drop(others.pop());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        assert_eq!(budget.kib.available_permits(), 0);
+        // The third's 2 KiB come back: free, but kept for the one waiting, which takes them,
+        // while a request body arriving now is refused (it would take what the other lacks).
+        drop(third);
+        let small = Full::new(Bytes::from(vec![b'x'; 1024]));
+        let read = read_budgeted(small, 1 << 20, &budget).await;
+        assert!(
+            matches!(read, Err(ReadError::Busy)),
+            "{:?}",
+            read.map(|r| r.0)
+        );
+        let (r, held, place) = waiting.await.unwrap();
+        assert_eq!((r, held), (Ok(()), 6 * 1024));
+        assert!(budget.first_in_line().is_none());
+        drop(place);
+        assert!(
+            budget.first_in_line().is_some(),
+            "the place is given up on drop"
+        );
+        // With the place given up, bodies take what is free as before.
+        drop(others);
+        let (_, hold) = read_budgeted(Full::new(Bytes::from(vec![b'x'; 1024])), 1 << 20, &budget)
+            .await
+            .unwrap();
+        assert_eq!(hold.kib, 1);
+    }
+
+    /// The one waiting in line is refused (`Busy`) when the room does not come within its
+    /// patience, keeping what it took in its hold until the caller drops it; `TooLarge` at once
+    /// for more than the whole budget; and an answer in flight, queued for room, takes what is
+    /// given back before it.
+    #[tokio::test]
+    async fn waiting_in_line_ends_and_answers_go_first() {
+        let budget = BodyBudget::new(8 * 1024);
+        let mut pinned = BudgetHold::default();
+        budget.try_cover(&mut pinned, 5 * 1024).unwrap();
+        let place = budget.first_in_line().unwrap();
+        let mut mine = BudgetHold::default();
+        let short = std::time::Duration::from_millis(60);
+        assert_eq!(
+            budget
+                .wait_in_line(&place, &mut mine, 9 * 1024, short)
+                .await,
+            Err(Refused::TooLarge)
+        );
+        assert_eq!(mine.bytes(), 0);
+        assert_eq!(
+            budget
+                .wait_in_line(&place, &mut mine, 4 * 1024, short)
+                .await,
+            Err(Refused::Busy)
+        );
+        assert_eq!(
+            (mine.bytes(), budget.kib.available_permits()),
+            (3 * 1024, 0)
+        );
+        drop(mine);
+        assert_eq!(budget.kib.available_permits(), 3);
+        // An answer queued for 6 KiB holds 3 and waits; the one in line waits for 4.
+        let mut answer = BudgetHold::default();
+        budget.try_cover(&mut answer, 3 * 1024).unwrap();
+        let patience = std::time::Duration::from_secs(5);
+        let answering = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                budget
+                    .wait_to_cover(&mut answer, 6 * 1024, patience)
+                    .await
+                    .map(|()| answer)
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let mut mine = BudgetHold::default();
+                let r = budget
+                    .wait_in_line(&place, &mut mine, 4 * 1024, patience)
+                    .await;
+                (r, mine)
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        // The pinned 5 KiB come back: the answer takes its 3 first, the one in line the rest
+        // and then the answer's 6 once it is sent.
+        drop(pinned);
+        let answer = answering.await.unwrap().expect("the answer went first");
+        assert_eq!(answer.bytes(), 6 * 1024);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert!(!waiting.is_finished());
+        drop(answer);
+        let (r, mine) = waiting.await.unwrap();
+        assert_eq!((r, mine.bytes()), (Ok(()), 4 * 1024));
+    }
+
+    /// The budget is the cap of what every hold covers, whoever waits: many requests reading,
+    /// checking (at once or in line) and answers waiting for room, at random, never hold more
+    /// KiB in all than the budget has, and give all of it back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_never_pass_the_budget_whoever_waits() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const KIB: usize = 64;
+        let budget = BodyBudget::new(KIB * 1024);
+        let held = std::sync::Arc::new(AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..48usize {
+            let (budget, held, peak) = (budget.clone(), held.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let patience = std::time::Duration::from_millis(200);
+                let mut hold = BudgetHold::default();
+                let first = (i * 7919 % 24 + 1) * 1024;
+                let then = first + (i * 104_729 % 40) * 1024;
+                let grown = match i % 3 {
+                    0 => budget
+                        .wait_to_cover(&mut hold, then, patience)
+                        .await
+                        .is_ok(),
+                    _ if budget.try_cover(&mut hold, first).is_err() => false,
+                    1 => budget.try_cover(&mut hold, then).is_ok(),
+                    _ => match budget.try_cover(&mut hold, then) {
+                        Ok(()) => true,
+                        Err(_) => match budget.first_in_line() {
+                            Some(place) => budget
+                                .wait_in_line(&place, &mut hold, then, patience)
+                                .await
+                                .is_ok(),
+                            None => false,
+                        },
+                    },
+                };
+                let now = held.fetch_add(hold.kib as usize, Ordering::SeqCst) + hold.kib as usize;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(i as u64 % 5)).await;
+                held.fetch_sub(hold.kib as usize, Ordering::SeqCst);
+                grown
+            }));
+        }
+        let mut served = 0;
+        for t in tasks {
+            served += usize::from(t.await.unwrap());
+        }
+        assert!(served > 0);
+        assert!(peak.load(Ordering::SeqCst) <= KIB, "{peak:?}");
+        assert_eq!(budget.kib.available_permits(), KIB);
+        assert!(budget.first_in_line().is_some());
     }
 
     /// Session 12: a hold shrinks to what is still in memory (a sealed copy once the answer

@@ -1152,7 +1152,7 @@ async fn enforce(
         (None, BudgetHold::default())
     };
     let raw = bytes.as_ref().map_or(0, Bytes::len);
-    let (prepared, hold) = metered(app, raw, hold, |meter| {
+    let prepare = |plan, meter: &es::memory::Meter<'_>| {
         es::prepare_with_limit(
             plan,
             bytes.as_deref(),
@@ -1161,7 +1161,18 @@ async fn enforce(
             app.config.limits.max_body_bytes,
             meter,
         )
-    });
+    };
+    let budget = &app.body_budget;
+    let (checked, hold, noted) = metered_noting(budget, raw, hold, |meter| prepare(plan, meter));
+    // Refused room while others hold the budget: in line (`metered_in_line`), planned again
+    // for each run (boxed: the common path's future stays as it was).
+    let (prepared, hold) = match settled(raw, checked, hold, &noted, 0) {
+        Ok(done) => done,
+        Err(refused) => {
+            let again = |meter: &es::memory::Meter<'_>| prepare(es::plan(&head, &scope)?, meter);
+            Box::pin(check_in_line(budget, raw, refused, again)).await
+        }
+    };
     let prepared = prepared?;
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
@@ -1211,15 +1222,137 @@ pub(super) fn metered<T>(
     hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
 ) -> (T, BudgetHold) {
+    let (checked, hold, _) = metered_noting(&app.body_budget, raw, hold, check);
+    (checked, hold)
+}
+
+/// What [`metered_noting`] noted of a check's claims.
+struct Noted {
+    /// The largest total the budget refused for want of room (`Busy`), if it refused one: the
+    /// room the check would have had to go on.
+    busy: Option<usize>,
+    /// The bytes the check still claims when it ends (`Meter::used`): what it built and keeps.
+    used: usize,
+}
+
+/// [`metered`], and what it noted of the check's claims.
+fn metered_noting<T>(
+    budget: &crate::body::BodyBudget,
+    raw: usize,
+    hold: BudgetHold,
+    check: impl FnOnce(&es::memory::Meter<'_>) -> T,
+) -> (T, BudgetHold, Noted) {
     let hold = std::cell::RefCell::new(hold);
-    let checked = {
+    let busy = std::cell::Cell::new(None::<usize>);
+    let (checked, used) = {
         let grant = |work: usize| {
-            app.body_budget
-                .try_cover(&mut hold.borrow_mut(), raw.saturating_add(work))
+            let total = raw.saturating_add(work);
+            let granted = budget.try_cover(&mut hold.borrow_mut(), total);
+            if granted == Err(es::memory::Refused::Busy) {
+                busy.set(Some(busy.get().map_or(total, |b| b.max(total))));
+            }
+            granted
         };
-        check(&es::memory::Meter::new(&grant))
+        let meter = es::memory::Meter::new(&grant);
+        (check(&meter), meter.used())
     };
-    (checked, hold.into_inner())
+    let noted = Noted {
+        busy: busy.get(),
+        used,
+    };
+    (checked, hold.into_inner(), noted)
+}
+
+/// What a request's hold may cover beyond its body and what its checks still claim before the
+/// rest is given back ([`metered_in_line`]): the meter asks for twice its last grant, so a large
+/// body's checks were granted up to twice what they hold. Below it nothing is given back (a
+/// small body's one ask is kept, as before: no release on the common path).
+const UNUSED_GRANT_KEPT: usize = 1 << 20;
+
+/// How long a request body's checks refused room wait in the budget's line for the room the
+/// others give back (`BodyBudget::wait_in_line`).
+const CHECK_ROOM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// [`metered`] for a request body's checks, which `check` can run again: refused for want of
+/// room while others hold the budget, the request takes the budget's one place in line, waits
+/// for the room the check was refused (the others, refused at once, give theirs back) and runs
+/// the check again, until it passes or is refused otherwise; without the place (another
+/// request waits), refused at once (rel19: large bodies together past the budget were all
+/// refused, each holding its body and refused the room to check it). The check asks for the
+/// same room in the same order each time, so each run goes past where the last was refused.
+async fn metered_in_line<T>(
+    budget: &crate::body::BodyBudget,
+    raw: usize,
+    hold: BudgetHold,
+    mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
+) -> (Result<T, es::Rejection>, BudgetHold) {
+    let (checked, hold, noted) = metered_noting(budget, raw, hold, &mut check);
+    match settled(raw, checked, hold, &noted, 0) {
+        Ok(done) => done,
+        // Boxed: the common path's future stays as small as without the line.
+        Err(refused) => Box::pin(check_in_line(budget, raw, refused, check)).await,
+    }
+}
+
+/// A check's run refused room: the rejection, the hold, and the room it was refused.
+type RefusedRoom = (es::Rejection, BudgetHold, usize);
+
+/// [`metered_in_line`] once the check was refused room: in the budget's place in line, if it is
+/// free, waiting for the room and running the check again.
+async fn check_in_line<T>(
+    budget: &crate::body::BodyBudget,
+    raw: usize,
+    refused: RefusedRoom,
+    mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
+) -> (Result<T, es::Rejection>, BudgetHold) {
+    let (mut rejection, mut hold, mut room) = refused;
+    let Some(place) = budget.first_in_line() else {
+        return (Err(rejection), hold);
+    };
+    let deadline = Instant::now() + CHECK_ROOM_PATIENCE;
+    loop {
+        let patience = deadline.saturating_duration_since(Instant::now());
+        if budget
+            .wait_in_line(&place, &mut hold, room, patience)
+            .await
+            .is_err()
+        {
+            return (Err(rejection), hold);
+        }
+        let (checked, grown, noted) = metered_noting(budget, raw, hold, &mut check);
+        match settled(raw, checked, grown, &noted, room) {
+            Ok(done) => return done,
+            Err(again) => (rejection, hold, room) = again,
+        }
+    }
+}
+
+/// A check's run, done (passed, its room granted and not used given back, or refused otherwise
+/// than for room), or refused room past `waited_for` (`Err`).
+fn settled<T>(
+    raw: usize,
+    checked: Result<T, es::Rejection>,
+    mut hold: BudgetHold,
+    noted: &Noted,
+    waited_for: usize,
+) -> Result<(Result<T, es::Rejection>, BudgetHold), RefusedRoom> {
+    match checked {
+        Ok(value) => {
+            // Room granted and not used goes back, for the others (an 8 MiB search held
+            // 24 MiB, where its body and what its checks keep are 16).
+            let keeps = raw.saturating_add(noted.used);
+            if hold.bytes().saturating_sub(keeps) >= UNUSED_GRANT_KEPT {
+                hold.keep(keeps);
+            }
+            Ok((Ok(value), hold))
+        }
+        Err(e) => match noted.busy {
+            Some(room) if e.kind == es::RejectKind::Busy && room > waited_for => {
+                Err((e, hold, room))
+            }
+            _ => Ok((Err(e), hold)),
+        },
+    }
 }
 
 /// The names behind one index expression, from the resolver (cached).
@@ -1388,7 +1521,7 @@ async fn check_store_reach(
         )
     } else {
         // The body's trees are charged to the budget beside its bytes while it is checked.
-        let (why, hold) = metered(app, bytes.len(), hold, |meter| {
+        let (why, hold) = metered_in_line(&app.body_budget, bytes.len(), hold, |meter| {
             es::indices::store_guard::request_reaches(
                 store,
                 parts.uri.path(),
@@ -1396,7 +1529,8 @@ async fn check_store_reach(
                 &bytes,
                 meter,
             )
-        });
+        })
+        .await;
         (why?, hold)
     };
     match why {
@@ -1537,6 +1671,94 @@ mod tests {
         let (outcome, calls) = run(vec![Err(UpstreamError::Timeout)], &waits).await;
         assert!(matches!(outcome, Err(UpstreamError::Timeout)));
         assert_eq!(calls, 1);
+    }
+
+    /// A check that claims `steps` of `step` bytes and keeps `kept` of them; counts its runs.
+    fn claiming(
+        steps: usize,
+        step: usize,
+        kept: usize,
+        runs: &std::cell::Cell<usize>,
+    ) -> impl FnMut(&es::memory::Meter<'_>) -> Result<(), es::Rejection> + '_ {
+        move |meter| {
+            runs.set(runs.get() + 1);
+            for _ in 0..steps {
+                meter.take(step)?;
+            }
+            meter.give((steps * step).saturating_sub(kept));
+            Ok(())
+        }
+    }
+
+    /// rel19: a large body's checks give back, once they pass, the room granted beyond the
+    /// body and what they keep (the meter asks for twice its last grant: an 8 MiB body whose
+    /// checks claimed 8 MiB held 24); a small body's keeps its one ask (no release).
+    #[tokio::test]
+    async fn checks_that_pass_give_back_room_granted_and_not_used() {
+        use crate::body::BodyBudget;
+        let budget = BodyBudget::new(64 << 20);
+        let runs = std::cell::Cell::new(0);
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 8 << 20).unwrap();
+        let check = claiming(129, 64 << 10, 8 << 20, &runs);
+        let (checked, hold) = metered_in_line(&budget, 8 << 20, hold, check).await;
+        assert!(checked.is_ok());
+        assert_eq!(hold.bytes(), 16 << 20);
+        drop(hold);
+        // What they keep stays held; a small body's grant is kept whole.
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 8 << 20).unwrap();
+        let check = claiming(129, 64 << 10, 6 << 20, &runs);
+        let (_, hold) = metered_in_line(&budget, 8 << 20, hold, check).await;
+        assert_eq!(hold.bytes(), 14 << 20);
+        let mut small = BudgetHold::default();
+        budget.try_cover(&mut small, 2048).unwrap();
+        let (_, small) = metered_in_line(&budget, 2048, small, claiming(1, 1024, 0, &runs)).await;
+        assert_eq!(small.bytes(), 2048 + 16 * 1024);
+        assert_eq!(runs.get(), 3);
+    }
+
+    /// rel19: a check refused room while others hold the budget takes the one place in line,
+    /// waits for the room they give back and runs again; a second one refused meanwhile is
+    /// refused at once (`Busy`), and gives back what it held.
+    #[tokio::test]
+    async fn a_check_refused_room_waits_in_line_and_runs_again() {
+        // The checks run on one thread, as a request's do.
+        tokio::task::LocalSet::new().run_until(in_line()).await;
+    }
+
+    async fn in_line() {
+        use crate::body::BodyBudget;
+        let budget = BodyBudget::new(64 * 1024);
+        let mut others = BudgetHold::default();
+        budget.try_cover(&mut others, 40 * 1024).unwrap();
+        let mut hold = BudgetHold::default();
+        budget.try_cover(&mut hold, 8 * 1024).unwrap();
+        let waiting = {
+            let budget = budget.clone();
+            tokio::task::spawn_local(async move {
+                let runs = std::cell::Cell::new(0);
+                let check = claiming(4, 8 * 1024, 32 * 1024, &runs);
+                let (checked, hold) = metered_in_line(&budget, 8 * 1024, hold, check).await;
+                (checked.is_ok(), hold.bytes(), runs.get())
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "it waits in line");
+        // Another check refused meanwhile: refused at once, one run.
+        let runs = std::cell::Cell::new(0);
+        let mut second = BudgetHold::default();
+        budget.try_cover(&mut second, 1024).unwrap_or_default();
+        let (checked, second) =
+            metered_in_line(&budget, 1024, second, claiming(4, 8 * 1024, 0, &runs)).await;
+        let refused = checked.expect_err("refused at once");
+        assert_eq!((refused.kind, runs.get()), (es::RejectKind::Busy, 1));
+        drop(second);
+        drop(others);
+        let (passed, held, runs) = waiting.await.unwrap();
+        assert!(passed);
+        assert_eq!(held, 40 * 1024);
+        assert!(runs >= 2, "{runs}");
     }
 
     #[test]

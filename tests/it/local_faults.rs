@@ -490,17 +490,15 @@ async fn out_of_descriptors_the_accept_loop_waits_and_logs_once() {
     kill(served);
 }
 
-/// rel19 finding, not fixed (L; the body budget is perf19's `src/body.rs`, and the fix is a
-/// design choice for the lead): several large bodies at once, together past
-/// `listen.max_buffered_bytes` (six of 8 MiB under 32 MiB, the budget `check-config` advises:
-/// four times `max_body_bytes`), are refused 429 but one, and now and then all six: the bodies
-/// read whole hold the budget, and each one's checks (the parse claims from the same budget,
-/// without waiting) then find no room. Measured: one served in most rounds, none in about one
-/// round of eight (this test, five rounds a run, failed 2 runs of 4); one alone is served. A
-/// refused claim failing at once for all but the oldest holder, the oldest waiting for the room
-/// the others give back, would serve at least one every time (and the budget's worth).
+/// rel19 finding: several large bodies at once, together past `listen.max_buffered_bytes` (six
+/// of 8 MiB under 32 MiB, the budget `check-config` advises: four times `max_body_bytes`), were
+/// refused 429 but one, and now and then all six: the bodies read whole held the budget, and
+/// each one's checks (the parse claims from the same budget, without waiting) then found no
+/// room (one round of eight served none; this test, five rounds a run, failed 2 runs of 4). Now
+/// the first request whose checks are refused room waits in the budget's line for the room the
+/// others, refused at once, give back (`BodyBudget::wait_in_line`): at least one is served in
+/// every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rel19 finding, not fixed: concurrent large bodies past the body budget are all refused"]
 async fn large_bodies_past_the_budget_together_are_not_all_refused() {
     const BODY: usize = 8 << 20;
     let backend = support::fixture::seeded_osmem();
@@ -532,12 +530,15 @@ async fn large_bodies_past_the_budget_together_are_not_all_refused() {
         let mut at_once = Vec::new();
         for _ in 0..6 {
             let (url, auth, body) = (url.clone(), auth.clone(), body.clone());
+            // A body refused while it is read is answered 429 and its connection closed
+            // (`Connection: close`): the client, still sending, may see the connection cut
+            // before the answer (0 here), refused all the same.
             at_once.push(tokio::spawn(async move {
-                send("POST", &url, &[("authorization", &auth)], body)
-                    .await
-                    .unwrap()
-                    .status
-                    .as_u16()
+                match send("POST", &url, &[("authorization", &auth)], body).await {
+                    Ok(reply) => reply.status.as_u16(),
+                    Err(support::http::SendError::Transport(_)) => 0,
+                    Err(e) => panic!("{e:?}"),
+                }
             }));
         }
         let mut statuses = Vec::new();
@@ -548,7 +549,9 @@ async fn large_bodies_past_the_budget_together_are_not_all_refused() {
     }
     eprintln!("{rounds:?}");
     assert!(
-        rounds.iter().all(|r| r.iter().any(|s| *s != 429)),
+        rounds
+            .iter()
+            .all(|r| r.iter().any(|s| ![0, 429].contains(s))),
         "rounds where every one of six was refused: {rounds:?}"
     );
 }

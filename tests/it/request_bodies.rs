@@ -299,3 +299,100 @@ async fn a_forwarded_body_holds_the_body_budget_until_it_is_sent() {
     let again = msearch(Arc::clone(&gw), auth.clone(), body.clone()).await;
     assert_eq!(again.status, 200, "{}", again.text());
 }
+
+/// rel19: bodies read whole that fill the body budget were all refused (429): each held its
+/// body, and its checks (its parse claims from the same budget, without waiting) found no room.
+/// Four 8 MiB searches under a 32 MiB budget, each sent past a quarter (a client's body then
+/// holds its announced length) before any is sent whole, fill the budget exactly; then each
+/// one's checks are refused room. Now the first refused waits in the budget's line for the room
+/// the others, refused at once with a reason, give back: one is served, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_fill_the_budget_together_are_not_all_refused_their_checks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 8 << 20;
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        &format!("max_body_bytes = {BODY}\nmax_buffered_bytes = {}", 4 * BODY),
+        "",
+        "",
+    )
+    .await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    let body = {
+        let head = br#"{"query":{"term":{"tenant":""#;
+        let tail = br#""}}}"#;
+        let mut b = head.to_vec();
+        b.resize(BODY - tail.len(), b'a');
+        b.extend_from_slice(tail);
+        b
+    };
+    let head = format!(
+        "POST /logs-*/_search HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\ncontent-length: {BODY}\r\n\r\n"
+    );
+    let first = 6 << 20;
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        let mut conn = tokio::net::TcpStream::connect(gw.data_addr)
+            .await
+            .expect("connects");
+        conn.write_all(head.as_bytes()).await.expect("sends");
+        conns.push(conn);
+    }
+    // Each sends three quarters of its body, at once (a kernel buffer's worth may wait unread).
+    let sending = conns.into_iter().map(|mut conn| {
+        let part = body[..first].to_vec();
+        tokio::spawn(async move {
+            conn.write_all(&part).await.expect("sends");
+            conn
+        })
+    });
+    let conns = futures_util::future::join_all(sending).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Then the rest, and each answer.
+    let answers = conns.into_iter().map(|conn| {
+        let mut conn = conn.unwrap();
+        let rest = body[first..].to_vec();
+        tokio::spawn(async move {
+            conn.write_all(&rest).await.expect("sends");
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf).await.expect("reads");
+                answer.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&answer);
+                let Some(end) = text.find("\r\n\r\n") else {
+                    assert!(n > 0, "closed before an answer: {text}");
+                    continue;
+                };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if n == 0 || answer.len() >= end + 4 + length {
+                    return text.into_owned();
+                }
+            }
+        })
+    });
+    let answers: Vec<String> = futures_util::future::join_all(answers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let status = |a: &String| a.get(9..12).unwrap_or_default().to_string();
+    let statuses: Vec<String> = answers.iter().map(status).collect();
+    assert!(
+        statuses.iter().any(|s| s == "200"),
+        "every body that filled the budget was refused: {statuses:?}"
+    );
+    for refused in answers.iter().filter(|a| status(a) != "200") {
+        assert_eq!(status(refused), "429", "{refused}");
+        assert!(refused.contains("retry later"), "{refused}");
+    }
+}
