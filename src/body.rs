@@ -508,7 +508,7 @@ const READ_BLOCK: usize = 1024 * 1024;
 /// A client's announced body keeps at most this many of its first chunks as received before
 /// it copies them (`read_charged`), each of at least `EARLY_MIN` bytes.
 const EARLY_CHUNKS: usize = 16;
-const EARLY_MIN: usize = 8192;
+const EARLY_MIN: usize = 32 * 1024;
 
 /// The read loop of all: `patience` `None` = a spent budget fails at once. The blocks live in
 /// `start` (an empty one allocates nothing), so a failed read leaves its beginning there.
@@ -552,9 +552,9 @@ where
     // once, into that block, rather than into blocks of their own and again into it (perf19:
     // a quarter of a 200 KB search copied twice). Each is a slice of the transport's read
     // buffer and keeps that allocation until the copy: with the default settings at most
-    // 32 KiB (HTTP/1: hyper's read of up to `listen.max_header_bytes` beside what it held
-    // unread; HTTP/2: frames of up to 16 KiB in its codec's buffer), so a chunk of `EARLY_MIN`
-    // or more holds at most four times its bytes, as the block below may. A smaller chunk is
+    // 128 KiB (HTTP/1: hyper's read of up to 64 KiB, `server::H1_READ_BUF`, beside
+    // what it held unread; HTTP/2: frames of up to 16 KiB in its codec's buffer), so a chunk
+    // of `EARLY_MIN` or more holds at most four times its bytes, as the block below may. A smaller chunk is
     // copied at once, and so is every chunk after it (a slow sender's one-byte chunks would
     // each keep a buffer).
     let mut early: Vec<Bytes> = Vec::new();
@@ -1250,7 +1250,7 @@ mod tests {
             announced: 100 * k as u64,
             ends: true,
         };
-        let (bytes, _) = read_budgeted(body, 1 << 20, &budget).await.unwrap();
+        let (bytes, _) = read_budgeted(body, 100 * k, &budget).await.unwrap();
         assert!(bytes[..] == expected[..]);
     }
 
