@@ -595,11 +595,20 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
     // Brackets open around a clause's operands: inside them no `,`, `AND` or `OR` ends the
     // clause (attack18f: `CASE(true, _id, "x") LIKE "b*"` folds to a pattern on `_id`).
     let mut brackets = 0usize;
+    // Whether the command is WHERE, whose condition holds no top-level `,` (a syntax error):
+    // one ends no clause there, as inside the brackets the rendering puts around it (a
+    // property test found `WHERE @timestamp > 1,_id` accepted and its rendering refused).
+    let (mut command_next, mut in_where) = (true, false);
     for (n, t) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         let call = next.is_some_and(|x| x.kind == Kind::Open && &text[x.start..x.end] == "(");
         let raw = &text[t.start..t.end];
         aliases.token(t.kind, raw);
+        if t.kind == Kind::Pipe {
+            command_next = true;
+        } else if std::mem::take(&mut command_next) {
+            in_where = t.kind == Kind::Word && raw.eq_ignore_ascii_case("where");
+        }
         // The name a `(` right after this token calls, if any.
         let mut callee: Option<&str> = None;
         match t.kind {
@@ -642,7 +651,9 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                     callee = Some(name);
                 }
             }
-            Kind::Comma if brackets == 0 => end_clause(&mut clause_pattern, &mut clause_metadata)?,
+            Kind::Comma if brackets == 0 && !in_where => {
+                end_clause(&mut clause_pattern, &mut clause_metadata)?
+            }
             Kind::Pipe => {
                 brackets = 0;
                 end_clause(&mut clause_pattern, &mut clause_metadata)?
@@ -1208,6 +1219,9 @@ mod tests {
             // which a backquoted name then reads.
             "FROM logs-a METADATA _id | EVAL CASE(true, _id, \"x\") | WHERE `CASE(true, _id, \"x\")` LIKE \"b*\"",
             "FROM logs-a METADATA _id | EVAL x = _id | EVAL CASE(true, x, \"y\") | WHERE `CASE(true, x, \"y\")` > \"b\"",
+            // A top-level `,` ends no clause in WHERE (a syntax error there; its rendering in
+            // brackets was refused, the text accepted).
+            "FROM logs-a METADATA _id | WHERE @timestamp > 1,_id",
         ] {
             let r = parse(q);
             assert_eq!(
