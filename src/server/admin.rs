@@ -173,13 +173,16 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
 }
 
 /// One audit record of a failed admin authentication (attack19a; Elasticsearch's security audit
-/// `authentication_failed`): the client address, method, path (without the query, cut to 512
-/// characters) and why, never the presented credential nor a part of it. Every failure is
+/// `authentication_failed`): the client address, method, path (without the query, link ids cut
+/// to their reference, cut to 512 characters) and why, never the presented credential nor a
+/// part of it. Every failure is
 /// recorded, the ones the failure limiter refuses (429) too; like a data request's record it is
 /// never waited for, and dropped and counted (`esgate_audit_dropped_total`) while the output
 /// stalls, so a flood of wrong keys cannot hold the admin listener.
 fn audit_failure(app: &App, ip: std::net::IpAddr, req: &Request<Incoming>, status: u16, why: &str) {
-    let path: String = req.uri().path().chars().take(512).collect();
+    // A share link's id (`/links/{id}`) opens its URL: only its reference is recorded.
+    let path = crate::kibana::redact_link_ids(req.uri().path());
+    let path: String = path.chars().take(512).collect();
     app.audit.write(json!({
         "type": "admin_auth",
         "action": "authentication_failed",

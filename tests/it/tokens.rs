@@ -527,6 +527,18 @@ async fn failed_admin_authentications_are_audited_without_the_key() {
             .unwrap();
         assert_eq!(r.status, status);
     }
+    // A share link's id in the path (`/links/{id}`) is the credential of its URL: only its
+    // reference is recorded, as everywhere in the audit log.
+    let link_id = "lnk_0123456789abcdef0123456789abcdef";
+    let r = send(
+        "DELETE",
+        &gw.admin_url(&format!("/links/{link_id}")),
+        &[("authorization", wrong)],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 429);
     let bearer_key = format!("Bearer {ADMIN_KEY}");
     let r = send(
         "GET",
@@ -540,14 +552,23 @@ async fn failed_admin_authentications_are_audited_without_the_key() {
     let _ = send("GET", &gw.admin_url("/health"), &[], Bytes::new()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = std::fs::read_to_string(&path).unwrap();
-    for part in ["guessed", "987654321", &basic_guess[6..], ADMIN_KEY] {
+    for part in [
+        "guessed",
+        "987654321",
+        &basic_guess[6..],
+        ADMIN_KEY,
+        link_id,
+    ] {
         assert!(!log.contains(part), "{part} reached the audit log: {log}");
     }
-    let failures: Vec<Value> = log
+    let (links, failures): (Vec<Value>, Vec<Value>) = log
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|e| e["type"] == "admin_auth")
-        .collect();
+        .partition(|e| e["method"] == "DELETE");
+    assert_eq!(links.len(), 1, "{log}");
+    assert_eq!(links[0]["path"], "/links/lnk_0123456789ab", "{log}");
+    assert_eq!(links[0]["status"], 429, "{log}");
     let seen: Vec<(u64, &str)> = failures
         .iter()
         .map(|e| {
