@@ -27,8 +27,8 @@ pub const MAX_LINKS_PER_TOKEN: usize = 1000;
 /// (ChaCha, seeded by the OS).
 pub(crate) fn new_link_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    let mut id = String::with_capacity(36);
-    id.push_str("lnk_");
+    let mut id = String::with_capacity(crate::kibana::LINK_ID_PREFIX.len() + 2 * bytes.len());
+    id.push_str(crate::kibana::LINK_ID_PREFIX);
     for b in bytes {
         id.push_str(&format!("{b:02x}"));
     }

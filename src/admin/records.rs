@@ -47,8 +47,9 @@ pub fn check(change: &Change) -> Result<(), String> {
             },
         ),
         Change::PutLink { link } => ("link", &link.id, {
-            let hex = link.id.strip_prefix("lnk_").unwrap_or("");
-            if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            // As `links::new_link_id` makes them: lower-case hex digits.
+            let hex = crate::kibana::link_id_hex(&link.id);
+            if hex.is_none_or(|h| h.bytes().any(|b| b.is_ascii_uppercase())) {
                 Err(AdminError::field("id", "is not lnk_ and 32 hex digits"))
             } else {
                 crate::kibana::path::check(&link.path)

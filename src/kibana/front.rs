@@ -333,8 +333,7 @@ fn relative_location(kibana_base: &str, location: &str) -> Option<String> {
 /// `/s/<link id>`: the id if the path is exactly a link URL.
 fn link_path(path: &str) -> Option<&str> {
     let id = path.strip_prefix("/s/")?;
-    let hex = id.strip_prefix("lnk_")?;
-    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    super::link_id_hex(id).map(|_| id)
 }
 
 async fn serve(

@@ -8,6 +8,18 @@ pub mod session;
 
 use crate::es::ids::continuation::IdKey;
 
+/// A link id is this prefix and [`LINK_ID_HEX`] hex digits (`admin::links::new_link_id`).
+pub const LINK_ID_PREFIX: &str = "lnk_";
+/// The hex digits of a link id: its 128 bits.
+pub const LINK_ID_HEX: usize = 32;
+
+/// The hex digits of `id` if it has a link id's form (the prefix and [`LINK_ID_HEX`] hex digits,
+/// either case).
+pub fn link_id_hex(id: &str) -> Option<&str> {
+    let hex = id.strip_prefix(LINK_ID_PREFIX)?;
+    (hex.len() == LINK_ID_HEX && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
 /// How many characters of a link id name it where the id itself must not go: `lnk_` and 12
 /// hex digits (48 of its 128 bits), enough to find it in `esgate link list`, while the 80 bits
 /// left keep a reader from opening it.
@@ -37,23 +49,22 @@ pub fn credential_key(id_key: &IdKey) -> session::SealKey {
 /// front writes to the audit log for a request's path, whatever the path (a link URL mangled on
 /// its way, `/s/<id>.` or `/s/<id>/`, is no link path but still holds the id).
 pub fn redact_link_ids(path: &str) -> std::borrow::Cow<'_, str> {
-    const ID_HEX: usize = 32;
-    let hex_kept = LINK_REF_LEN - "lnk_".len();
+    let hex_kept = LINK_REF_LEN - LINK_ID_PREFIX.len();
     let bytes = path.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut from = 0;
-    while let Some(found) = path[from..].find("lnk_") {
-        let start = from + found + "lnk_".len();
+    while let Some(found) = path[from..].find(LINK_ID_PREFIX) {
+        let start = from + found + LINK_ID_PREFIX.len();
         let hex = bytes[start..]
             .iter()
-            .take(ID_HEX)
+            .take(LINK_ID_HEX)
             .take_while(|b| b.is_ascii_hexdigit())
             .count();
-        if hex == ID_HEX {
+        if hex == LINK_ID_HEX {
             let o = out.get_or_insert_with(|| String::with_capacity(path.len()));
             o.push_str(&path[copied..start + hex_kept]);
-            copied = start + ID_HEX;
+            copied = start + LINK_ID_HEX;
         }
         from = start + hex;
     }
