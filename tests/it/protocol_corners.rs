@@ -502,3 +502,63 @@ async fn tls_without_alpn_serves_http1_and_http2_by_the_first_bytes() {
     assert_eq!(r.version(), http::Version::HTTP_2);
     conn.abort();
 }
+
+/// attack20b (R20-FD-02): a pass-through token's body is relayed as it arrives, so a chunked
+/// framing hyper refuses mid-body (a bare `\n` line end, a quoted chunk extension holding a
+/// line end, a size that is no hex number), or a client that hangs up mid-body, fails the
+/// exchange with the backend after it began. That is the client's fault: a 400, never a 502
+/// (it was a 502 with two warnings blaming the backend, at the client's will), and no
+/// request the client smuggled in the body reaches the backend. A `read` token's body is
+/// read before anything is sent: its 400 was already the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_body_with_broken_framing_is_the_clients_400_not_a_backend_502() {
+    let (es, gw) = setup().await;
+    es.script_json("*", "/secret", 200, json!({"hits": {"hits": []}}));
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&all, &read] {
+        let smuggled = format!(
+            "GET /secret/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+        );
+        let head = format!(
+            "POST /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let bodies = [
+            format!("2\n{{}}\n0\n\n{smuggled}"),
+            format!("2;a=\"b\r\n\"\r\n{{}}\r\n0\r\n\r\n{smuggled}"),
+            format!("2\r\n{{}}\r\nzz\r\n{smuggled}"),
+        ];
+        for body in &bodies {
+            es.clear();
+            let answer = crate::support::http::raw_with_timeout(
+                gw.data_addr,
+                format!("{head}{body}").as_bytes(),
+                Duration::from_secs(3),
+            )
+            .await;
+            let text = String::from_utf8_lossy(&answer);
+            assert!(text.starts_with("HTTP/1.1 400"), "{body:?}: {text}");
+            assert!(!text.contains("HTTP/1.1 5"), "{body:?}: {text}");
+            let reached = es.requests();
+            assert!(
+                !reached.iter().any(|r| r.path.starts_with("/secret")),
+                "{body:?}: {reached:?}"
+            );
+        }
+        // The client hangs up mid-body (its write side closed): the answer still reaches it.
+        es.clear();
+        let mut conn = TcpStream::connect(gw.data_addr).await.unwrap();
+        conn.write_all(format!("{head}10\r\n{{\"query\":").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.shutdown().await.unwrap();
+        let answer = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400"),
+            "a hang-up mid-body: {text}"
+        );
+    }
+}
