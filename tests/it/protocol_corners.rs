@@ -562,3 +562,99 @@ async fn a_relayed_body_with_broken_framing_is_the_clients_400_not_a_backend_502
         );
     }
 }
+
+/// The HTTP/2 preface that is not one (attack20b, session 19's serve path): the sniff
+/// (`server::rewind`) decides at the first byte that differs, and hands every byte to the
+/// HTTP it chose, so no part of a preface ever becomes part of a request. A preface cut short
+/// and followed by an HTTP/1 request is an HTTP/1 request line `PRI * HTTP/2.0`: a 400, the
+/// request behind it never read; the whole preface and an HTTP/1 request behind it is an HTTP/2
+/// connection error, no answer; `PRI * HTTP/1.1` is an HTTP/1 request of method `PRI`, whose
+/// credential is checked like any other (none: 401); TLS with ALPN `http/1.1` and the preface
+/// is HTTP/1, where hyper closes at a whole preface, unanswered; a preface that stops short of its last byte is closed at
+/// `header_timeout`. The backend sees none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preface_cut_short_or_followed_by_http1_is_never_a_request() {
+    let tls = crate::support::tls::TlsFiles::generate();
+    let listen = format!(
+        "header_timeout = \"1s\"\n[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let gw = Esgate::start_full(&[es.url()], &listen, "", "").await;
+    let all = gw.all_token().await;
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let request =
+        format!("GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {all}\r\n\r\n");
+    let connector = crate::support::tls::client_connector(&tls.ca_cert, b"");
+    let exchange = |bytes: Vec<u8>, alpn: &'static [u8]| {
+        let connector = if alpn.is_empty() {
+            connector.clone()
+        } else {
+            crate::support::tls::client_connector(&tls.ca_cert, alpn)
+        };
+        let addr = gw.data_addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.expect("connects");
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let mut s = connector.connect(name, tcp).await.expect("TLS handshake");
+            let _ = s.write_all(&bytes).await;
+            let _ = s.flush().await;
+            let mut answer = Vec::new();
+            let started = std::time::Instant::now();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                started.elapsed(),
+            )
+        }
+    };
+    let cases: Vec<(&str, Vec<u8>, &'static [u8], &str)> = vec![
+        (
+            "a preface cut short, then HTTP/1",
+            [&preface[..18], request.as_bytes()].concat(),
+            b"",
+            "HTTP/1.1 400",
+        ),
+        (
+            "the preface, then HTTP/1",
+            [preface, request.as_bytes()].concat(),
+            b"",
+            "",
+        ),
+        (
+            "PRI * HTTP/1.1",
+            b"PRI * HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            b"",
+            "HTTP/1.1 401",
+        ),
+        (
+            "ALPN http/1.1, then the preface and HTTP/1",
+            [preface, request.as_bytes()].concat(),
+            b"http/1.1",
+            "",
+        ),
+    ];
+    for (what, bytes, alpn, want) in cases {
+        es.clear();
+        let (answer, _) = exchange(bytes, alpn).await;
+        if want.is_empty() {
+            assert!(!answer.contains("HTTP/1"), "{what}: {answer:.200}");
+        } else {
+            assert!(answer.starts_with(want), "{what}: {answer:.200}");
+        }
+        let reached: Vec<String> = es
+            .requests()
+            .iter()
+            .filter(|r| !r.path.starts_with("/_resolve"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(reached.is_empty(), "{what}: {reached:?}");
+    }
+    // All of the preface but its last byte: closed at header_timeout (1 s), unanswered.
+    let (answer, took) = exchange(preface[..23].to_vec(), b"").await;
+    assert!(answer.is_empty(), "{answer:.200}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+}
