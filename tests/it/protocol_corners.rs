@@ -658,3 +658,122 @@ async fn a_preface_cut_short_or_followed_by_http1_is_never_a_request() {
     assert!(took < Duration::from_secs(4), "{took:?}");
     assert!(took >= Duration::from_millis(900), "{took:?}");
 }
+
+/// An HTTP/2 header block longer than a frame (16 KiB) comes as HEADERS and CONTINUATION
+/// frames, and a header field may straddle them (attack20b): the credential is read from the
+/// whole block, so an `Authorization` split across the frames authenticates as it would whole,
+/// a second one in the CONTINUATION frame makes the request's two (malformed: 401, the first
+/// one alone never counts), and a `read` token's request reaches the backend rebuilt, without
+/// the padding or a second credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_credential_split_across_continuation_frames_is_read_whole() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "*",
+        "/logs-a/_search",
+        200,
+        json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start_full(&[es.url()], "max_header_bytes = 65536", "", "").await;
+    let read = gw.tenant_token("a").await;
+    let (relay, frames) = frame_counting_relay(gw.data_addr).await;
+    let stream = TcpStream::connect(relay).await.expect("connects");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // A padding field that ends near the first frame's end (16,384 bytes), so that the next
+    // field, the credential, crosses into the CONTINUATION frame: `|` has an 11-bit Huffman
+    // code, so the padding goes as it is, a byte a character; the sizes around the boundary
+    // cover the other fields' encodings (and the connection's HPACK table after a request).
+    let build = |pad: usize, credentials: &[&str]| {
+        let mut b = http::Request::get(gw.url("/logs-a/_search")).header("x-pad", "|".repeat(pad));
+        for c in credentials {
+            b = b.header("authorization", *c);
+        }
+        b.body(http_body_util::Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let bearer = format!("Bearer {read}");
+    for pad in (16_250..16_384).step_by(8) {
+        es.clear();
+        let r = h2
+            .send_request(build(pad, &[&bearer]))
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 200, "padding {pad}");
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].header("x-pad").is_none());
+        assert_ne!(sent[0].header("authorization"), Some(bearer.as_str()));
+    }
+    // The blocks did come in two frames (CONTINUATION is frame type 9).
+    assert!(
+        frames.lock().unwrap().contains(&9),
+        "no CONTINUATION frame was sent"
+    );
+    // Two credentials, the second after the frame boundary: malformed, whichever is valid.
+    for pair in [
+        [bearer.as_str(), "Bearer esg_not-a-secret"],
+        ["Bearer esg_not-a-secret", bearer.as_str()],
+        [bearer.as_str(), bearer.as_str()],
+    ] {
+        es.clear();
+        let r = h2
+            .send_request(build(16_340, &pair))
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 401, "{pair:?}");
+        assert!(es.requests_to("POST", "/logs-a/_search").is_empty());
+    }
+    conn.abort();
+}
+
+/// A TCP relay to `to` for one HTTP/2 connection that notes the type of every frame the client
+/// sends (after its preface).
+async fn frame_counting_relay(
+    to: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let types = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = std::sync::Arc::clone(&types);
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(to).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let mut preface = [0u8; 24];
+        if client_read.read_exact(&mut preface).await.is_err() {
+            return;
+        }
+        let _ = server_write.write_all(&preface).await;
+        loop {
+            let mut head = [0u8; 9];
+            if client_read.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if client_read.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            noted.lock().unwrap().push(head[3]);
+            if server_write.write_all(&head).await.is_err()
+                || server_write.write_all(&payload).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    (addr, types)
+}
