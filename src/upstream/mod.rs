@@ -692,11 +692,23 @@ fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
 }
 
 /// Whether an exchange failed because the relayed client body did (a pass-through token's
-/// stream): hyper's client reports its body's error as a user error whose cause is that
-/// body's own error, here the client connection's (`hyper::Error`). A failure of the backend
-/// connection is never a user error with such a cause.
-fn client_body_failed(e: &hyper::Error) -> bool {
-    e.is_user() && std::error::Error::source(e).is_some_and(|cause| cause.is::<hyper::Error>())
+/// stream, a share-link recipient's on the Kibana front): hyper's client reports its body's
+/// error as a user error whose cause is that body's own error, here the client connection's
+/// (`hyper::Error`). A failure of the backend connection is never a user error with such a
+/// cause. `e` or any error in its chain (hyper-util's client wraps hyper's).
+pub(crate) fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut link = Some(e);
+    while let Some(e) = link {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_user()
+                && std::error::Error::source(h).is_some_and(|cause| cause.is::<hyper::Error>())
+            {
+                return true;
+            }
+        }
+        link = e.source();
+    }
+    false
 }
 
 /// The origin-form target (path and query only) of a request line; the text becomes the URI's
