@@ -80,6 +80,7 @@ impl ProxyError {
             ProxyError::Upstream(U::Resolve(s)) if (400..500).contains(s) => {
                 StatusCode::BAD_REQUEST
             }
+            ProxyError::Upstream(U::ClientBody) => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -103,7 +104,10 @@ impl ProxyError {
                 RejectKind::OverLimit => "illegal_argument_exception",
                 RejectKind::Busy => "es_rejected_execution_exception",
             },
-            ProxyError::BadRequest(_) => "parsing_exception",
+            ProxyError::BadRequest(_)
+            | ProxyError::Upstream(crate::upstream::UpstreamError::ClientBody) => {
+                "parsing_exception"
+            }
             ProxyError::BodyTooLarge(_) => "content_too_long_exception",
             ProxyError::MethodNotAllowed => "method_not_allowed_exception",
             ProxyError::BodyTimeout => "request_timeout_exception",
@@ -121,6 +125,8 @@ impl ProxyError {
             }
             // The token's own load (logged by `upstream`, once per interval).
             ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. }) => Side::Client,
+            // The client's relayed body failed (its framing, or it hung up).
+            ProxyError::Upstream(crate::upstream::UpstreamError::ClientBody) => Side::Client,
             ProxyError::Upstream(_) => Side::Upstream,
             _ => Side::Client,
         }
@@ -162,6 +168,7 @@ impl ProxyError {
             ProxyError::Upstream(U::Saturated) => "backend_connections",
             ProxyError::Upstream(U::Share { .. }) => "backend_share",
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
+            ProxyError::Upstream(U::ClientBody) => "bad_request",
             ProxyError::Upstream(_) => "backend_unavailable",
         }
     }
@@ -303,6 +310,13 @@ mod tests {
             ProxyError::Upstream(UpstreamError::Unavailable).status(),
             502
         );
+        // attack20b: a relayed client body that failed is the client's 400, not a 502.
+        let client_body = ProxyError::Upstream(UpstreamError::ClientBody);
+        assert_eq!(
+            (client_body.status().as_u16(), client_body.code()),
+            (400, "bad_request")
+        );
+        assert_eq!(client_body.side(), crate::error::Side::Client);
         // rel17: the node's connections all busy past the wait: 503, retry in a second.
         let saturated = ProxyError::Upstream(UpstreamError::Saturated);
         assert_eq!(saturated.code(), "backend_connections");

@@ -554,6 +554,15 @@ async fn forward(
     .await;
     let answer = match sent {
         Ok(Ok(a)) => a,
+        // The recipient's own body failed while relayed (its framing, or it hung up): its
+        // fault, not Kibana's (attack20b, as on the data listener).
+        Ok(Err(e)) if crate::upstream::client_body_failed(&e) => {
+            tracing::debug!(error = %e, "The recipient's body failed while relayed");
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            ));
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Kibana is unreachable");
             return Err(Refusal::new(

@@ -365,6 +365,13 @@ mod tests {
             &["1.2.3.4.5"],
             &["198.51.100.1\0"],
             &["198.51.100.1, 10.0.0.5, bogus"],
+            // attack20b: zone ids, short, hex and bracketed forms, a port on IPv6.
+            &["fe80::1%eth0"],
+            &["fe80::1%25eth0"],
+            &["10.1"],
+            &["0x0a.0.0.1"],
+            &["[::1]:80"],
+            &["::ffff:10.0.0.1:80"],
         ];
         for xff in cases {
             assert_eq!(
@@ -452,6 +459,10 @@ mod tests {
             &["for=198.51.100.1,"],
             &["for=198.51.100.1 junk"],
             &["for=010.0.0.1"],
+            // attack20b: a zone id, a short IPv4.
+            &["for=\"[fe80::1%eth0]\""],
+            &["for=\"[fe80::1%25eth0]:80\""],
+            &["for=10.1"],
             // Syntax errors anywhere in the header are refused, even left of the client.
             &["for=\"unterminated, for=198.51.100.1"],
         ];

@@ -37,7 +37,10 @@ pub struct Forwarding<'a> {
 }
 
 /// Headers esgate refuses to relay even for pass-through tokens: they change identity or
-/// routing on the backend, or are esgate's own to set.
+/// routing on the backend, or are esgate's own to set. Identity: Elasticsearch's run-as and
+/// secondary credential, and OpenSearch's REST impersonation (`opendistro_security_impersonate_as`,
+/// its security plugin's run-as: attack20b, it was relayed), each of which would let an `all`
+/// token act as another user than esgate's backend credential.
 fn never_relayed(name: &HeaderName) -> bool {
     is_hop_by_hop(name)
         || matches!(
@@ -47,6 +50,7 @@ fn never_relayed(name: &HeaderName) -> bool {
                 | "content-length"
                 | "es-security-runas-user"
                 | "es-secondary-authorization"
+                | "opendistro_security_impersonate_as"
                 | "x-http-method-override"
                 | "forwarded"
                 | "x-forwarded-for"

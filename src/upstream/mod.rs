@@ -69,6 +69,11 @@ pub enum UpstreamError {
     Share { max: usize },
     #[error("the backend connection failed during the request")]
     Broken,
+    /// The client's own body, relayed as it arrived (a pass-through token's), failed while
+    /// it was sent: malformed chunked framing, a reset HTTP/2 stream, a hang-up. The client's
+    /// fault, not the node's (attack20b: it was a 502 and a backend warning).
+    #[error("the request body could not be read")]
+    ClientBody,
     #[error("the backend's answer is not what this request expects")]
     Unexpected,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
@@ -548,6 +553,12 @@ impl Upstream {
                         return Err(last);
                     }
                 }
+                // The request's stream ended in an error of its own: hyper's client says
+                // the body failed (a user error) and names the client connection's error.
+                Err(pool::Failure::Exchange(e)) if client_body_failed(&e) => {
+                    tracing::debug!(node = %self.nodes[idx].label, error = %e, "The client's body failed while relayed");
+                    return Err(UpstreamError::ClientBody);
+                }
                 Err(pool::Failure::Exchange(e)) => {
                     tracing::warn!(node = %self.nodes[idx].label, error = %e, "Backend request failed");
                     return Err(UpstreamError::Broken);
@@ -678,6 +689,26 @@ fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
         _ => host.to_owned(),
     };
     http::HeaderValue::from_str(&text).ok()
+}
+
+/// Whether an exchange failed because the relayed client body did (a pass-through token's
+/// stream, a share-link recipient's on the Kibana front): hyper's client reports its body's
+/// error as a user error whose cause is that body's own error, here the client connection's
+/// (`hyper::Error`). A failure of the backend connection is never a user error with such a
+/// cause. `e` or any error in its chain (hyper-util's client wraps hyper's).
+pub(crate) fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut link = Some(e);
+    while let Some(e) = link {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_user()
+                && std::error::Error::source(h).is_some_and(|cause| cause.is::<hyper::Error>())
+            {
+                return true;
+            }
+        }
+        link = e.source();
+    }
+    false
 }
 
 /// The origin-form target (path and query only) of a request line; the text becomes the URI's

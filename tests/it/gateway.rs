@@ -806,6 +806,7 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
             ("authorization", &bearer(&secret)),
             ("es-security-runas-user", "elastic"),
             ("es-secondary-authorization", "Basic eDp5"),
+            ("opendistro_security_impersonate_as", "admin"),
             ("x-forwarded-for", "1.2.3.4"),
             ("connection", "x-drop-me"),
             ("x-drop-me", "1"),
@@ -821,6 +822,8 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
     assert_eq!(h["authorization"], basic("esgate", PASS));
     assert!(h.get("es-security-runas-user").is_none());
     assert!(h.get("es-secondary-authorization").is_none());
+    // OpenSearch's run-as (attack20b, R20-FD-01: it was relayed).
+    assert!(h.get("opendistro_security_impersonate_as").is_none());
     assert!(h.get("x-drop-me").is_none());
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");

@@ -502,3 +502,278 @@ async fn tls_without_alpn_serves_http1_and_http2_by_the_first_bytes() {
     assert_eq!(r.version(), http::Version::HTTP_2);
     conn.abort();
 }
+
+/// attack20b (R20-FD-02): a pass-through token's body is relayed as it arrives, so a chunked
+/// framing hyper refuses mid-body (a bare `\n` line end, a quoted chunk extension holding a
+/// line end, a size that is no hex number), or a client that hangs up mid-body, fails the
+/// exchange with the backend after it began. That is the client's fault: a 400, never a 502
+/// (it was a 502 with two warnings blaming the backend, at the client's will), and no
+/// request the client smuggled in the body reaches the backend. A `read` token's body is
+/// read before anything is sent: its 400 was already the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_body_with_broken_framing_is_the_clients_400_not_a_backend_502() {
+    let (es, gw) = setup().await;
+    es.script_json("*", "/secret", 200, json!({"hits": {"hits": []}}));
+    let read = gw.tenant_token("a").await;
+    let all = gw.all_token().await;
+    for secret in [&all, &read] {
+        let smuggled = format!(
+            "GET /secret/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+        );
+        let head = format!(
+            "POST /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let bodies = [
+            format!("2\n{{}}\n0\n\n{smuggled}"),
+            format!("2;a=\"b\r\n\"\r\n{{}}\r\n0\r\n\r\n{smuggled}"),
+            format!("2\r\n{{}}\r\nzz\r\n{smuggled}"),
+        ];
+        for body in &bodies {
+            es.clear();
+            let answer = crate::support::http::raw_with_timeout(
+                gw.data_addr,
+                format!("{head}{body}").as_bytes(),
+                Duration::from_secs(3),
+            )
+            .await;
+            let text = String::from_utf8_lossy(&answer);
+            assert!(text.starts_with("HTTP/1.1 400"), "{body:?}: {text}");
+            assert!(!text.contains("HTTP/1.1 5"), "{body:?}: {text}");
+            let reached = es.requests();
+            assert!(
+                !reached.iter().any(|r| r.path.starts_with("/secret")),
+                "{body:?}: {reached:?}"
+            );
+        }
+        // The client hangs up mid-body (its write side closed): the answer still reaches it.
+        es.clear();
+        let mut conn = TcpStream::connect(gw.data_addr).await.unwrap();
+        conn.write_all(format!("{head}10\r\n{{\"query\":").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.shutdown().await.unwrap();
+        let answer = read_some(&mut conn, 12, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400"),
+            "a hang-up mid-body: {text}"
+        );
+    }
+}
+
+/// The HTTP/2 preface that is not one (attack20b, session 19's serve path): the sniff
+/// (`server::rewind`) decides at the first byte that differs, and hands every byte to the
+/// HTTP it chose, so no part of a preface ever becomes part of a request. A preface cut short
+/// and followed by an HTTP/1 request is an HTTP/1 request line `PRI * HTTP/2.0`: a 400, the
+/// request behind it never read; the whole preface and an HTTP/1 request behind it is an HTTP/2
+/// connection error, no answer; `PRI * HTTP/1.1` is an HTTP/1 request of method `PRI`, whose
+/// credential is checked like any other (none: 401); TLS with ALPN `http/1.1` and the preface
+/// is HTTP/1, where hyper closes at a whole preface, unanswered; a preface that stops short of its last byte is closed at
+/// `header_timeout`. The backend sees none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preface_cut_short_or_followed_by_http1_is_never_a_request() {
+    let tls = crate::support::tls::TlsFiles::generate();
+    let listen = format!(
+        "header_timeout = \"1s\"\n[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        tls.cert.display().to_string(),
+        tls.key.display().to_string()
+    );
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let gw = Esgate::start_full(&[es.url()], &listen, "", "").await;
+    let all = gw.all_token().await;
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let request =
+        format!("GET /logs-a/_search HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {all}\r\n\r\n");
+    let connector = crate::support::tls::client_connector(&tls.ca_cert, b"");
+    let exchange = |bytes: Vec<u8>, alpn: &'static [u8]| {
+        let connector = if alpn.is_empty() {
+            connector.clone()
+        } else {
+            crate::support::tls::client_connector(&tls.ca_cert, alpn)
+        };
+        let addr = gw.data_addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.expect("connects");
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let mut s = connector.connect(name, tcp).await.expect("TLS handshake");
+            let _ = s.write_all(&bytes).await;
+            let _ = s.flush().await;
+            let mut answer = Vec::new();
+            let started = std::time::Instant::now();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                started.elapsed(),
+            )
+        }
+    };
+    let cases: Vec<(&str, Vec<u8>, &'static [u8], &str)> = vec![
+        (
+            "a preface cut short, then HTTP/1",
+            [&preface[..18], request.as_bytes()].concat(),
+            b"",
+            "HTTP/1.1 400",
+        ),
+        (
+            "the preface, then HTTP/1",
+            [preface, request.as_bytes()].concat(),
+            b"",
+            "",
+        ),
+        (
+            "PRI * HTTP/1.1",
+            b"PRI * HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            b"",
+            "HTTP/1.1 401",
+        ),
+        (
+            "ALPN http/1.1, then the preface and HTTP/1",
+            [preface, request.as_bytes()].concat(),
+            b"http/1.1",
+            "",
+        ),
+    ];
+    for (what, bytes, alpn, want) in cases {
+        es.clear();
+        let (answer, _) = exchange(bytes, alpn).await;
+        if want.is_empty() {
+            assert!(!answer.contains("HTTP/1"), "{what}: {answer:.200}");
+        } else {
+            assert!(answer.starts_with(want), "{what}: {answer:.200}");
+        }
+        let reached: Vec<String> = es
+            .requests()
+            .iter()
+            .filter(|r| !r.path.starts_with("/_resolve"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(reached.is_empty(), "{what}: {reached:?}");
+    }
+    // All of the preface but its last byte: closed at header_timeout (1 s), unanswered.
+    let (answer, took) = exchange(preface[..23].to_vec(), b"").await;
+    assert!(answer.is_empty(), "{answer:.200}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+}
+
+/// An HTTP/2 header block longer than a frame (16 KiB) comes as HEADERS and CONTINUATION
+/// frames, and a header field may straddle them (attack20b): the credential is read from the
+/// whole block, so an `Authorization` split across the frames authenticates as it would whole,
+/// a second one in the CONTINUATION frame makes the request's two (malformed: 401, the first
+/// one alone never counts), and a `read` token's request reaches the backend rebuilt, without
+/// the padding or a second credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_credential_split_across_continuation_frames_is_read_whole() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "*",
+        "/logs-a/_search",
+        200,
+        json!({"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start_full(&[es.url()], "max_header_bytes = 65536", "", "").await;
+    let read = gw.tenant_token("a").await;
+    let (relay, frames) = frame_counting_relay(gw.data_addr).await;
+    let stream = TcpStream::connect(relay).await.expect("connects");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Full<Bytes>>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // A padding field that ends near the first frame's end (16,384 bytes), so that the next
+    // field, the credential, crosses into the CONTINUATION frame: `|` has an 11-bit Huffman
+    // code, so the padding goes as it is, a byte a character; the sizes around the boundary
+    // cover the other fields' encodings (and the connection's HPACK table after a request).
+    let build = |pad: usize, credentials: &[&str]| {
+        let mut b = http::Request::get(gw.url("/logs-a/_search")).header("x-pad", "|".repeat(pad));
+        for c in credentials {
+            b = b.header("authorization", *c);
+        }
+        b.body(http_body_util::Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let bearer = format!("Bearer {read}");
+    for pad in (16_250..16_384).step_by(8) {
+        es.clear();
+        let r = h2
+            .send_request(build(pad, &[&bearer]))
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 200, "padding {pad}");
+        let sent = es.requests_to("POST", "/logs-a/_search");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].header("x-pad").is_none());
+        assert_ne!(sent[0].header("authorization"), Some(bearer.as_str()));
+    }
+    // The blocks did come in two frames (CONTINUATION is frame type 9).
+    assert!(
+        frames.lock().unwrap().contains(&9),
+        "no CONTINUATION frame was sent"
+    );
+    // Two credentials, the second after the frame boundary: malformed, whichever is valid.
+    for pair in [
+        [bearer.as_str(), "Bearer esg_not-a-secret"],
+        ["Bearer esg_not-a-secret", bearer.as_str()],
+        [bearer.as_str(), bearer.as_str()],
+    ] {
+        es.clear();
+        let r = h2
+            .send_request(build(16_340, &pair))
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 401, "{pair:?}");
+        assert!(es.requests_to("POST", "/logs-a/_search").is_empty());
+    }
+    conn.abort();
+}
+
+/// A TCP relay to `to` for one HTTP/2 connection that notes the type of every frame the client
+/// sends (after its preface).
+async fn frame_counting_relay(
+    to: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let types = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = std::sync::Arc::clone(&types);
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(to).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let mut preface = [0u8; 24];
+        if client_read.read_exact(&mut preface).await.is_err() {
+            return;
+        }
+        let _ = server_write.write_all(&preface).await;
+        loop {
+            let mut head = [0u8; 9];
+            if client_read.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if client_read.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            noted.lock().unwrap().push(head[3]);
+            if server_write.write_all(&head).await.is_err()
+                || server_write.write_all(&payload).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    (addr, types)
+}

@@ -1146,3 +1146,34 @@ async fn a_refusal_that_leaves_a_body_unread_closes_the_connection() {
     assert_eq!(r.status, 401);
     assert_eq!(r.header("connection"), None);
 }
+
+/// attack20b: a recipient's body is relayed to Kibana as it arrives, so a chunked framing
+/// hyper refuses mid-body (a bare `\n` line end, a size that is no hex number) failed the
+/// exchange with Kibana after it began: a 502 and a warning that Kibana is unreachable, at the
+/// recipient's will. It is the recipient's 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let addr: SocketAddr = gw.front_addr.expect("the front is listening");
+    for body in ["2\n{}\n0\n\n", "2\r\n{}\r\nzz\r\n"] {
+        let request = format!(
+            "POST /internal/bsearch HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\
+             kbn-xsrf: true\r\ncontent-type: application/json\r\n\
+             transfer-encoding: chunked\r\n\r\n{body}"
+        );
+        let answer = support::http::raw_with_timeout(
+            addr,
+            request.as_bytes(),
+            std::time::Duration::from_secs(3),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 400"), "{body:?}: {text}");
+    }
+}
