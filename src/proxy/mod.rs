@@ -1579,14 +1579,15 @@ pub(crate) fn request_id() -> String {
     hex16(IDS.with(|rng| rng.borrow_mut().next_u64()))
 }
 
-/// 16 lowercase hex digits (`{:016x}`), without `fmt`.
+/// 16 lowercase hex digits (`{:016x}`), without `fmt`: written into an array and copied once
+/// (a `String::push` a digit checked the capacity each time, perf20b).
 fn hex16(n: u64) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(16);
-    for i in (0..16).rev() {
-        text.push(char::from(HEX[((n >> (i * 4)) & 0xf) as usize]));
+    let mut text = [0u8; 16];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((n >> ((15 - i) * 4)) & 0xf) as usize];
     }
-    text
+    String::from_utf8(text.to_vec()).unwrap_or_else(|_| format!("{n:016x}"))
 }
 
 /// A response body that counts what it relays and, when it ends or is dropped, writes the
@@ -1792,6 +1793,8 @@ mod tests {
         }
         for octet in 0..=255u8 {
             let ip = IpAddr::from([octet, 0, octet, 9]);
+            assert_eq!(ip_text(ip), ip.to_string());
+            let ip = IpAddr::from([255 - octet, octet, octet / 2, octet.wrapping_mul(7)]);
             assert_eq!(ip_text(ip), ip.to_string());
         }
     }
