@@ -189,3 +189,29 @@ proptest::proptest! {
         }
     }
 }
+
+/// perf20b: the block-at-a-time printable check refuses exactly what the byte-at-a-time one
+/// (`all`, stopping at the first bad byte) refused: every byte alone, and every byte at every
+/// place of a secret's header.
+#[test]
+fn the_printable_check_refuses_exactly_what_the_early_exit_one_refused() {
+    let before = |v: &[u8]| v.iter().all(|&b| (0x20..0x7f).contains(&b));
+    let good = b"Bearer esg_0123456789012345678901234567890123456789012abcdef".to_vec();
+    assert!(printable(&good) && before(&good));
+    assert!(printable(b"") && before(b""));
+    for byte in 0..=u8::MAX {
+        assert_eq!(printable(&[byte]), before(&[byte]), "{byte}");
+        for at in [0, 1, 15, 16, 17, 31, 32, good.len() - 1] {
+            let mut v = good.clone();
+            v[at] = byte;
+            assert_eq!(printable(&v), before(&v), "{byte} at {at}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_printable_check_matches_the_early_exit_one(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        proptest::prop_assert_eq!(printable(&bytes), bytes.iter().all(|&b| (0x20..0x7f).contains(&b)));
+    }
+}
