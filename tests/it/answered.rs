@@ -398,6 +398,30 @@ async fn explain_cannot_tell_foreign_from_missing(backend: &str) {
         assert_eq!(source["tenant"], json!("a"), "{v}");
     }
 
+    // `stored_fields=_none_` beside a `_source*` parameter, or alone (no source then), as the
+    // backend's explain API answers it (a search refuses `_none_` beside a source: every such
+    // explain failed, whatever the id; attack20a's leak oracle).
+    for (query, source) in [
+        (
+            "?stored_fields=_none_&_source_includes=tenant",
+            Some(json!({"tenant": "a"})),
+        ),
+        ("?stored_fields=_none_", None),
+    ] {
+        let path = format!("/logs-a/_explain/a1{query}");
+        let body = json!({"query": {"match": {"message": "hello"}}});
+        let r = post(&gw, &auth, &path, body.clone()).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        // As Elasticsearch's explain API reads the parameters (osmem answers alike; noida
+        // leaves the source out beside `stored_fields`).
+        let v = r.json();
+        assert_eq!(v["matched"], json!(true), "{v}");
+        assert_eq!(v["get"]["found"], json!(true), "{v}");
+        assert_eq!(v["get"].get("_source"), source.as_ref(), "{v}");
+        let r = post(&gw, &auth, &path.replace("a1", "b2"), body).await;
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+
     // b2 is a tenant-b document in logs-a; zz does not exist.
     for (query, body) in [
         ("", None),
