@@ -334,7 +334,9 @@ impl Gen {
             14 => self.uri_cat(index),
             15 => self.uri_metadata(index),
             16 | 17 => self.uri_scroll(index),
-            _ => self.uri_msearch(index),
+            18 => self.uri_msearch(index),
+            _ if self.rng.chance(50) => self.uri_msearch(index),
+            _ => self.uri_other_route(index),
         };
         self.plain_case(parts)
     }
@@ -715,6 +717,81 @@ impl Gen {
             body,
             Kind::Scroll(effective),
             "ep:scroll",
+        )
+    }
+
+    /// Read routes a `read` token is refused (documents by id, term vectors, shard and index
+    /// statistics, vector tiles, rank evaluation, templates), and `_knn_search` with its
+    /// `routing` on noida: compared whole should esgate ever forward one.
+    fn uri_other_route(&mut self, index: &str) -> Parts {
+        self.tag("u:other_route");
+        if self.vectors && self.rng.chance(25) {
+            let v = self.rng.pick(&super::QUERY_VECTORS);
+            let b = json!({"knn": {"field": "v", "query_vector": v, "k": 3, "num_candidates": 10},
+                "_source": ["user"]});
+            return (
+                "POST",
+                format!("/{index}/_knn_search?routing=a"),
+                Some(Body::Json(b.clone())),
+                Kind::Search(b),
+                "ep:_knn_search",
+            );
+        }
+        let id = self.rng.pick(IDS);
+        let (method, path, body) = match self.rng.below(14) {
+            0 => (
+                "GET",
+                format!("/logs-1/_termvectors/{id}?fields=message"),
+                None,
+            ),
+            1 => (
+                "POST",
+                "/logs-1/_mtermvectors".to_string(),
+                Some(
+                    json!({"ids": ["a2", "b2"], "parameters": {"fields": ["message"], "term_statistics": true}}),
+                ),
+            ),
+            2 => ("GET", format!("/logs-1/_source/{id}"), None),
+            3 => ("GET", format!("/{index}/_search_shards"), None),
+            4 => ("POST", format!("/{index}/_mvt/loc/0/0/0"), Some(json!({}))),
+            5 => (
+                "POST",
+                format!("/{index}/_rank_eval"),
+                Some(
+                    json!({"requests": [{"id": "q", "request": {"query": {"match": {"message": "secretword"}}},
+                    "ratings": [{"_index": "logs-1", "_id": "b2", "rating": 1}]}],
+                    "metric": {"precision": {"k": 5}}}),
+                ),
+            ),
+            6 => ("GET", format!("/_cat/count/{index}?format=json"), None),
+            7 => ("GET", format!("/{index}/_stats/docs"), None),
+            8 => (
+                "POST",
+                format!("/{index}/_search/template"),
+                Some(
+                    json!({"source": {"query": {"term": {"user": "{{u}}"}}}, "params": {"u": "aaron"}}),
+                ),
+            ),
+            9 => (
+                "POST",
+                "/_render/template".to_string(),
+                Some(json!({"source": {"query": {"match_all": {}}}})),
+            ),
+            10 => ("GET", format!("/_cat/shards/{index}?format=json"), None),
+            11 => ("GET", format!("/{index}/_segments"), None),
+            12 => (
+                "POST",
+                format!("/{index}/_graph/explore"),
+                Some(json!({"query": {"match_all": {}}, "vertices": [{"field": "user"}]})),
+            ),
+            _ => ("GET", format!("/{index}/_settings"), None),
+        };
+        (
+            method,
+            path,
+            body.map(Body::Json),
+            Kind::Plain,
+            "ep:refused_route",
         )
     }
 
