@@ -4165,9 +4165,14 @@ impl Oracle {
             // esgate opens it on the concrete indices: not comparable.
             return (Outcome::BothFailed, String::new());
         }
+        // Opening parameters of the case (URI cases) follow its index: `/{index}?{params}`.
+        let path = match case.path.split_once('?') {
+            Some((index, params)) => format!("{index}{open}&{params}"),
+            None => format!("{}{open}", case.path),
+        };
         let opening = Case {
             method: "POST",
-            path: format!("{}{open}", case.path),
+            path,
             body: None,
             gzip: false,
             kind: Kind::Plain,

@@ -334,7 +334,7 @@ impl Gen {
             14 => self.uri_cat(index),
             15 => self.uri_metadata(index),
             16 | 17 => self.uri_scroll(index),
-            18 => self.uri_msearch(index),
+            18 => self.uri_pit(index),
             _ if self.rng.chance(50) => self.uri_msearch(index),
             _ => self.uri_other_route(index),
         };
@@ -792,6 +792,41 @@ impl Gen {
             body.map(Body::Json),
             Kind::Plain,
             "ep:refused_route",
+        )
+    }
+
+    /// A point in time opened with parameters (`routing`, `preference`, partial results, index
+    /// options), searched with a clean body, closed (`Oracle::run_pit`).
+    fn uri_pit(&mut self, index: &str) -> Parts {
+        self.tag("u:pit_params");
+        let mut params: Vec<String> = Vec::new();
+        for _ in 0..1 + self.rng.below(2) {
+            let p = self.rng.pick(&[
+                "routing=a",
+                "preference=_local",
+                "preference=_only_nodes%3Ax",
+                "allow_partial_search_results=false",
+                "allow_partial_pit_creation=true",
+                "ignore_unavailable=true",
+                "expand_wildcards=open",
+                "allow_no_indices=true",
+            ]);
+            let name = p.split('=').next().unwrap_or("");
+            if !params.iter().any(|x| x.split('=').next() == Some(name)) {
+                params.push(p.to_string());
+            }
+        }
+        let mut b = json!({"query": self.clean_query()});
+        if self.rng.chance(50) {
+            b["sort"] = json!([{"n": "asc"}]);
+            b["size"] = json!(1 + self.rng.below(5));
+        }
+        (
+            "POST",
+            format!("/{index}?{}", params.join("&")),
+            Some(Body::Json(b.clone())),
+            Kind::Pit(b),
+            "ep:point_in_time",
         )
     }
 
