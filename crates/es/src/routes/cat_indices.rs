@@ -133,8 +133,9 @@ pub enum Format {
 /// How to render the backend's rows for this request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
-    /// Columns to show, canonical names, in order.
-    columns: Vec<&'static str>,
+    /// Columns to show, in order: the canonical name (the backend's key) and the name shown,
+    /// the one `h` asked for (Elasticsearch's `DisplayHeader`: `h=i` answers `{"i": ...}`).
+    columns: Vec<(&'static str, &'static str)>,
     /// Whether `h` was given (then every listed column is shown even when the backend lacks it).
     explicit: bool,
     /// Sort keys: column and descending.
@@ -155,7 +156,7 @@ pub fn plan(
     params: &[(String, String)],
     filtered: bool,
 ) -> Result<(Vec<(String, String)>, Table), Rejection> {
-    let mut columns: Option<Vec<&'static str>> = None;
+    let mut columns: Option<Vec<(&'static str, &'static str)>> = None;
     let mut sort = Vec::new();
     let mut format = Format::Text;
     let mut header = false;
@@ -166,7 +167,8 @@ pub fn plan(
                 let mut list = Vec::new();
                 for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let c = column(name, filtered)?;
-                    if !list.contains(&c) {
+                    // The same name twice is shown once (a JSON row has one key of a name).
+                    if !list.iter().any(|(_, shown)| *shown == c.1) {
                         list.push(c);
                     }
                 }
@@ -184,7 +186,7 @@ pub fn plan(
                         }
                         None => (key, false),
                     };
-                    sort.push((column(name, filtered)?, desc));
+                    sort.push((column(name, filtered)?.0, desc));
                 }
             }
             "format" => {
@@ -221,9 +223,15 @@ pub fn plan(
             .iter()
             .copied()
             .filter(|name| !(filtered && counts(name)))
+            .map(|name| (name, name))
             .collect()
     });
-    let mut wanted: Vec<&'static str> = columns.clone();
+    let mut wanted: Vec<&'static str> = Vec::new();
+    for (c, _) in &columns {
+        if !wanted.contains(c) {
+            wanted.push(c);
+        }
+    }
     for (c, _) in &sort {
         if !wanted.contains(c) {
             wanted.push(c);
@@ -272,11 +280,13 @@ pub fn render(table: &Table, rows: &Value) -> Option<Vec<u8>> {
     }
     // Without `h`, a default column the backend does not have (e.g. `dataset.size` on
     // OpenSearch) is left out, as the backend itself would.
-    let columns: Vec<&'static str> = table
+    let columns: Vec<(&'static str, &'static str)> = table
         .columns
         .iter()
         .copied()
-        .filter(|c| table.explicit || rows.is_empty() || rows.iter().any(|r| r.contains_key(*c)))
+        .filter(|(c, _)| {
+            table.explicit || rows.is_empty() || rows.iter().any(|r| r.contains_key(*c))
+        })
         .collect();
     let cell = |row: &Map<String, Value>, c: &str| -> Value {
         match row.get(c) {
@@ -293,7 +303,7 @@ pub fn render(table: &Table, rows: &Value) -> Option<Vec<u8>> {
                     Value::Object(
                         columns
                             .iter()
-                            .map(|c| (c.to_string(), cell(r, c)))
+                            .map(|(c, shown)| (shown.to_string(), cell(r, c)))
                             .collect(),
                     )
                 })
@@ -303,13 +313,13 @@ pub fn render(table: &Table, rows: &Value) -> Option<Vec<u8>> {
         Format::Text => {
             let mut lines: Vec<Vec<String>> = Vec::new();
             if table.header {
-                lines.push(columns.iter().map(|c| c.to_string()).collect());
+                lines.push(columns.iter().map(|(_, shown)| shown.to_string()).collect());
             }
             for r in &rows {
                 lines.push(
                     columns
                         .iter()
-                        .map(|c| match cell(r, c) {
+                        .map(|(c, _)| match cell(r, c) {
                             Value::String(s) => s,
                             _ => String::new(),
                         })
@@ -331,7 +341,7 @@ pub fn render(table: &Table, rows: &Value) -> Option<Vec<u8>> {
                     .iter()
                     .zip(&columns)
                     .zip(&widths)
-                    .map(|((v, c), w)| {
+                    .map(|((v, (c, _)), w)| {
                         if is_numeric(c) {
                             format!("{v:>w$}")
                         } else {
@@ -347,12 +357,16 @@ pub fn render(table: &Table, rows: &Value) -> Option<Vec<u8>> {
     }
 }
 
-/// The canonical column for a name or alias, if this token may see it.
-fn column(name: &str, filtered: bool) -> Result<&'static str, Rejection> {
-    let Some(c) = COLUMNS
-        .iter()
-        .find(|c| c.name == name || c.aliases.contains(&name))
-    else {
+/// The canonical column for a name or alias, and that name or alias as the table shows it, if
+/// this token may see it.
+fn column(name: &str, filtered: bool) -> Result<(&'static str, &'static str), Rejection> {
+    let found = COLUMNS.iter().find_map(|c| {
+        if c.name == name {
+            return Some((c, c.name));
+        }
+        c.aliases.iter().find(|a| **a == name).map(|a| (c, *a))
+    });
+    let Some((c, shown)) = found else {
         return Err(Rejection::forbidden(format!(
             "_cat/indices column [{}] is not available through esgate",
             printable(name)
@@ -364,7 +378,7 @@ fn column(name: &str, filtered: bool) -> Result<&'static str, Rejection> {
             c.name
         )));
     }
-    Ok(c.name)
+    Ok((c.name, shown))
 }
 
 fn counts(name: &str) -> bool {
@@ -484,9 +498,26 @@ mod tests {
         assert_eq!(forward[1].1, "index,health,pri");
         assert_eq!(table.format(), Format::Text);
         let text = String::from_utf8(render(&table, &rows()).unwrap()).unwrap();
+        assert_eq!(text, "i      h      p\nlogs-a green  2\nlogs-b yellow 1\n");
+    }
+
+    /// A column is shown under the name `h` gave it, alias or not, once per name; the backend
+    /// is asked for each canonical column once (Elasticsearch's display header).
+    #[test]
+    fn columns_are_shown_under_the_names_asked_for() {
+        let (forward, table) = plan(
+            &p(&[("h", "idx,index,s,s"), ("s", "i:desc"), ("format", "json")]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(forward[1].1, "index,status");
+        let out = json_of(render(&table, &rows()).unwrap());
         assert_eq!(
-            text,
-            "index  health pri\nlogs-a green    2\nlogs-b yellow   1\n"
+            out,
+            json!([
+                {"idx": "logs-b", "index": "logs-b", "s": "open"},
+                {"idx": "logs-a", "index": "logs-a", "s": "open"},
+            ])
         );
     }
 

@@ -52,6 +52,7 @@ fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     }
     let name = name.clone();
     let lookup = Lookup::new(&name, req.path_id()?, &req.params)?;
+    without_none_stored_fields(&mut req.params);
     let out = search_body(req.json_body()?, &req.scope.filters, &lookup)?;
     let mut up = Upstream::fixed(Method::Post, format!("/{name}/_search")).json(&out)?;
     up.to_resolve = vec![name];
@@ -89,6 +90,25 @@ impl Lookup {
             id: id.to_string(),
             want_get,
         })
+    }
+}
+
+/// `stored_fields=_none_` asks for the explained document without stored fields and, unless a
+/// `_source*` parameter asks for it, without its source (Elasticsearch's explain API reads it
+/// as a get). A search refuses it beside a source ("[stored_fields] cannot be disabled if
+/// [_source] is requested", osmem a 500) and leaves `_id` out of its hits, so it is forwarded
+/// as no `stored_fields` and, without a `_source*` parameter, `_source=false` (attack20a: every
+/// explain with `stored_fields=_none_&_source_includes=...` failed, whatever the id).
+fn without_none_stored_fields(params: &mut Vec<(String, String)>) {
+    let Some(i) = params
+        .iter()
+        .position(|(k, v)| k == "stored_fields" && v == "_none_")
+    else {
+        return;
+    };
+    params.remove(i);
+    if !params.iter().any(|(k, _)| k.starts_with("_source")) {
+        params.push(("_source".into(), "false".into()));
     }
 }
 
@@ -211,6 +231,43 @@ mod tests {
                 .unwrap()
                 .want_get
         );
+    }
+
+    #[test]
+    fn stored_fields_none_is_forwarded_as_no_stored_fields() {
+        let p = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (given, forwarded) in [
+            (
+                p(&[("stored_fields", "_none_")]),
+                p(&[("_source", "false")]),
+            ),
+            (
+                p(&[("stored_fields", "_none_"), ("_source_includes", "user")]),
+                p(&[("_source_includes", "user")]),
+            ),
+            (
+                p(&[
+                    ("routing", "a"),
+                    ("stored_fields", "_none_"),
+                    ("_source", "n"),
+                ]),
+                p(&[("routing", "a"), ("_source", "n")]),
+            ),
+            (
+                p(&[("stored_fields", "user")]),
+                p(&[("stored_fields", "user")]),
+            ),
+            (p(&[("routing", "a")]), p(&[("routing", "a")])),
+        ] {
+            let mut params = given.clone();
+            assert!(Lookup::new("logs-a", "a1", &params).is_ok());
+            without_none_stored_fields(&mut params);
+            assert_eq!(params, forwarded, "{given:?}");
+        }
     }
 
     #[test]
