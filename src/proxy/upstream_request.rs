@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::es::request::media::{self, Family, JsonMedia};
-use crate::es::Permit;
+use crate::es::{self, Permit};
 use crate::proxy::hygiene::is_hop_by_hop;
 use crate::proxy::ClientBody;
 use crate::upstream::{UpstreamBody, UpstreamRequest};
@@ -91,12 +91,17 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
 /// chose for the client's `Accept` (JSON, in the client's compatible version if it asked for
 /// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
 /// `accept`'s when the client sent none.
+///
+/// `client_body` is the body the permit was prepared from: a large forwarded body sends spans
+/// of it as they are (`es::ForwardBody::spans`, slices of the same block, no copy); refused
+/// (never, for the body the permit was built from) when a span does not fit in it.
 pub fn from_permit(
     permit: Permit,
+    client_body: Option<&Bytes>,
     accept: JsonMedia,
     client: &HeaderMap,
     f: &Forwarding<'_>,
-) -> UpstreamRequest {
+) -> Result<UpstreamRequest, es::Rejection> {
     // Room for the path and the parameters as they are (encoding rarely adds to them).
     let room = permit.path.len()
         + permit
@@ -147,16 +152,39 @@ pub fn from_permit(
             if let Some(v) = media_header(media::upstream_content_type(client_ct, accept, family)) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            UpstreamBody::Full(Bytes::from(b.bytes))
+            forward_body(b, client_body)?
         }
         None => UpstreamBody::Empty,
     };
-    UpstreamRequest {
+    Ok(UpstreamRequest {
         method: Method::from_bytes(permit.method.as_str().as_bytes()).unwrap_or(Method::GET),
         path_and_query,
         headers,
         body,
+    })
+}
+
+/// A permit's body as sent: one block, or (spans of the client's body in it) its parts, each
+/// span a slice of `client_body`, which the permit was prepared from.
+fn forward_body(
+    b: es::ForwardBody,
+    client_body: Option<&Bytes>,
+) -> Result<UpstreamBody, es::Rejection> {
+    if b.spans.is_empty() {
+        return Ok(UpstreamBody::Full(Bytes::from(b.bytes)));
     }
+    let unbuilt = || es::Rejection::forbidden("esgate could not build the forwarded body");
+    let client_body = client_body.ok_or_else(unbuilt)?;
+    let parts = b.parts(client_body.len()).ok_or_else(unbuilt)?;
+    let own = Bytes::from(b.bytes);
+    let parts = parts
+        .into_iter()
+        .map(|part| match part {
+            es::BodyPart::Own(r) => own.slice(r),
+            es::BodyPart::Client(r) => client_body.slice(r),
+        })
+        .collect();
+    Ok(UpstreamBody::Parts(crate::upstream::PartsBody::new(parts)))
 }
 
 /// A media type's header value ([`JsonMedia::header_value`]); the two plain ones without
