@@ -316,6 +316,35 @@ pub fn into_response_headers(mut upstream: HeaderMap, enforced: bool) -> HeaderM
 mod tests {
     use super::*;
 
+    /// Session 20: a forwarded body with spans is sent as esgate's text and slices of the
+    /// client's body, in order; without spans as one block; a span that does not fit the body
+    /// given (never, for the body the permit came from) is refused, not a panic.
+    #[test]
+    fn a_body_with_spans_is_sent_as_slices_of_the_clients_body() {
+        let client = Bytes::from(b"{\"query\":{\"term\":{\"a\":1}}}".to_vec());
+        let mut b = es::ForwardBody::new(b"{\"bool\":}".to_vec(), "application/json");
+        b.spans = vec![es::SourceSpan {
+            at: 8,
+            from: 9,
+            len: 16,
+        }];
+        let parts = |body: UpstreamBody| match body {
+            UpstreamBody::Parts(p) => p.parts().cloned().collect::<Vec<_>>(),
+            UpstreamBody::Full(b) => vec![b],
+            _ => panic!("a body of bytes"),
+        };
+        let sent = parts(forward_body(b.clone(), Some(&client)).unwrap());
+        assert_eq!(sent.concat(), b"{\"bool\":{\"term\":{\"a\":1}}}");
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[1].as_ptr(), client[9..].as_ptr(), "not copied");
+        assert_eq!(sent.concat(), b.joined(&client).unwrap());
+        for short in [None, Some(&client.slice(..24))] {
+            assert!(forward_body(b.clone(), short).is_err());
+        }
+        let whole = es::ForwardBody::new(b"{}".to_vec(), "application/json");
+        assert_eq!(parts(forward_body(whole, None).unwrap()), [&b"{}"[..]]);
+    }
+
     #[test]
     fn response_headers_drop_hop_by_hop_and_add_the_product_header() {
         let mut h = HeaderMap::new();

@@ -778,6 +778,40 @@ pub async fn ready(
 mod tests {
     use super::*;
 
+    /// Session 20: a body of parts is sent as its parts in order (empty ones left out), its
+    /// exact size their sum (hyper's `Content-Length`), and a clone sends them all again (a
+    /// retry on another node) with no byte copied: each part is the same allocation.
+    #[tokio::test]
+    async fn a_body_of_parts_sends_them_in_order_with_their_length_and_again_when_cloned() {
+        use http_body_util::BodyExt;
+        let client = Bytes::from(b"{\"query\":{\"match_all\":{}},\"size\":1}".to_vec());
+        let own = Bytes::from_static(b"{\"bool\":");
+        let parts = vec![
+            own.clone(),
+            client.slice(9..25),
+            Bytes::new(),
+            Bytes::from_static(b"}"),
+        ];
+        let body = PartsBody::new(parts);
+        assert_eq!(body.size_hint().exact(), Some(8 + 16 + 1));
+        let replay = body.clone();
+        for body in [body, replay] {
+            let mut body = std::pin::pin!(body);
+            let mut frames = Vec::new();
+            while let Some(frame) = body.frame().await {
+                frames.push(frame.unwrap().into_data().unwrap());
+                assert_eq!(
+                    body.size_hint().exact(),
+                    Some(25 - frames.iter().map(Bytes::len).sum::<usize>() as u64)
+                );
+            }
+            assert!(body.is_end_stream());
+            assert_eq!(frames.len(), 3);
+            assert_eq!(frames.concat(), b"{\"bool\":{\"match_all\":{}}}");
+            assert_eq!(frames[1].as_ptr(), client[9..].as_ptr(), "not copied");
+        }
+    }
+
     #[test]
     fn the_host_header_is_what_hyper_util_set_for_every_node() {
         let cases = [

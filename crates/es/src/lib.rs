@@ -645,3 +645,41 @@ impl Permit {
         }
     }
 }
+
+#[cfg(test)]
+mod forward_body_tests {
+    use super::*;
+
+    /// Session 20: a body's parts are its text and spans in order, empty ones left out; spans
+    /// out of order, past the text or past the client's body give `None` (no panic, no part).
+    #[test]
+    fn parts_put_the_spans_between_the_text_or_refuse() {
+        let span = |at, from, len| SourceSpan { at, from, len };
+        let mut b = ForwardBody::new(b"[,]".to_vec(), "application/json");
+        b.spans = vec![span(1, 0, 2), span(2, 4, 3), span(3, 0, 0)];
+        assert_eq!(b.len(), 8);
+        assert_eq!(
+            b.parts(7),
+            Some(vec![
+                BodyPart::Own(0..1),
+                BodyPart::Client(0..2),
+                BodyPart::Own(1..2),
+                BodyPart::Client(4..7),
+                BodyPart::Own(2..3),
+            ])
+        );
+        assert_eq!(b.joined(b"12xx345").as_deref(), Some(&b"[12,345]"[..]));
+        assert_eq!(b.parts(6), None, "past the client's body");
+        for spans in [
+            vec![span(2, 0, 1), span(1, 0, 1)],
+            vec![span(4, 0, 1)],
+            vec![span(0, usize::MAX, 2)],
+        ] {
+            b.spans = spans;
+            assert_eq!(b.parts(7), None, "{:?}", b.spans);
+            assert_eq!(b.joined(b"1234567"), None);
+        }
+        b.spans.clear();
+        assert_eq!(b.joined(b""), Some(b"[,]".to_vec()));
+    }
+}
