@@ -178,9 +178,14 @@ fn build_request(req: &ExplainRequest) -> Result<(Request<()>, ClientBody), Expl
 /// The upstream body as the answer shows it: JSON as JSON, anything else (NDJSON) as text,
 /// none as `null`.
 fn body_view(content_type: Option<&HeaderValue>, body: &UpstreamBody) -> Value {
+    let joined: Vec<u8>;
     let bytes = match body {
         UpstreamBody::Empty => return Value::Null,
-        UpstreamBody::Full(bytes) => bytes,
+        UpstreamBody::Full(bytes) => &bytes[..],
+        UpstreamBody::Parts(parts) => {
+            joined = parts.parts().flat_map(|p| p.iter().copied()).collect();
+            &joined[..]
+        }
         // Explain builds every body whole; a stream cannot occur.
         UpstreamBody::Stream(_) => return Value::Null,
     };

@@ -544,13 +544,22 @@ pub(crate) async fn decide(
             };
             // Boxed: the enforcement's state is most of the request's future, which every
             // request (a relayed one too) would otherwise copy at each await level (issue 10).
-            let (permit, binding, hold) =
+            let (permit, binding, hold, client_body) =
                 Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
             let watch = es::answers::failures::watched(permit.action);
+            // A large body's spans are slices of the client's: `hold` covers it as long as
+            // they are sent (until the upstream call returns).
+            let request = upstream_request::from_permit(
+                permit,
+                client_body.as_ref(),
+                accept,
+                &parts.headers,
+                forwarding,
+            )?;
             Ok(Decided::Forward(Forward {
                 watch,
-                request: upstream_request::from_permit(permit, accept, &parts.headers, forwarding),
+                request,
                 handling,
                 hold,
             }))
@@ -1111,8 +1120,9 @@ async fn read_answer(
 }
 
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
-/// authorize. Returns the permit the upstream request is built from, and the binding its
-/// continuation ids were checked under (answers seal theirs with it).
+/// authorize. Returns the permit the upstream request is built from, the binding its
+/// continuation ids were checked under (answers seal theirs with it), the hold and the
+/// client's body (the permit's body may send spans of it: `es::ForwardBody::spans`).
 async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
@@ -1121,7 +1131,15 @@ async fn enforce(
     parts: &Parts,
     body: ClientBody,
     ctx: &mut RequestCtx,
-) -> Result<(es::Permit, es::ids::continuation::Binding, BudgetHold), ProxyError> {
+) -> Result<
+    (
+        es::Permit,
+        es::ids::continuation::Binding,
+        BudgetHold,
+        Option<Bytes>,
+    ),
+    ProxyError,
+> {
     let derived = snapshot
         .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
@@ -1210,7 +1228,7 @@ async fn enforce(
     let mut permit = permit?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
-    Ok((permit, scope.ids, hold))
+    Ok((permit, scope.ids, hold, bytes))
 }
 
 /// Runs `check` with a meter that claims what a body's decompression and parse hold from the

@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::es::request::media::{self, Family, JsonMedia};
-use crate::es::Permit;
+use crate::es::{self, Permit};
 use crate::proxy::hygiene::is_hop_by_hop;
 use crate::proxy::ClientBody;
 use crate::upstream::{UpstreamBody, UpstreamRequest};
@@ -95,12 +95,17 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
 /// chose for the client's `Accept` (JSON, in the client's compatible version if it asked for
 /// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
 /// `accept`'s when the client sent none.
+///
+/// `client_body` is the body the permit was prepared from: a large forwarded body sends spans
+/// of it as they are (`es::ForwardBody::spans`, slices of the same block, no copy); refused
+/// (never, for the body the permit was built from) when a span does not fit in it.
 pub fn from_permit(
     permit: Permit,
+    client_body: Option<&Bytes>,
     accept: JsonMedia,
     client: &HeaderMap,
     f: &Forwarding<'_>,
-) -> UpstreamRequest {
+) -> Result<UpstreamRequest, es::Rejection> {
     // Room for the path and the parameters as they are (encoding rarely adds to them).
     let room = permit.path.len()
         + permit
@@ -151,16 +156,39 @@ pub fn from_permit(
             if let Some(v) = media_header(media::upstream_content_type(client_ct, accept, family)) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            UpstreamBody::Full(Bytes::from(b.bytes))
+            forward_body(b, client_body)?
         }
         None => UpstreamBody::Empty,
     };
-    UpstreamRequest {
+    Ok(UpstreamRequest {
         method: Method::from_bytes(permit.method.as_str().as_bytes()).unwrap_or(Method::GET),
         path_and_query,
         headers,
         body,
+    })
+}
+
+/// A permit's body as sent: one block, or (spans of the client's body in it) its parts, each
+/// span a slice of `client_body`, which the permit was prepared from.
+fn forward_body(
+    b: es::ForwardBody,
+    client_body: Option<&Bytes>,
+) -> Result<UpstreamBody, es::Rejection> {
+    if b.spans.is_empty() {
+        return Ok(UpstreamBody::Full(Bytes::from(b.bytes)));
     }
+    let unbuilt = || es::Rejection::forbidden("esgate could not build the forwarded body");
+    let client_body = client_body.ok_or_else(unbuilt)?;
+    let parts = b.parts(client_body.len()).ok_or_else(unbuilt)?;
+    let own = Bytes::from(b.bytes);
+    let parts = parts
+        .into_iter()
+        .map(|part| match part {
+            es::BodyPart::Own(r) => own.slice(r),
+            es::BodyPart::Client(r) => client_body.slice(r),
+        })
+        .collect();
+    Ok(UpstreamBody::Parts(crate::upstream::PartsBody::new(parts)))
 }
 
 /// A media type's header value ([`JsonMedia::header_value`]); the two plain ones without
@@ -291,6 +319,35 @@ pub fn into_response_headers(mut upstream: HeaderMap, enforced: bool) -> HeaderM
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Session 20: a forwarded body with spans is sent as esgate's text and slices of the
+    /// client's body, in order; without spans as one block; a span that does not fit the body
+    /// given (never, for the body the permit came from) is refused, not a panic.
+    #[test]
+    fn a_body_with_spans_is_sent_as_slices_of_the_clients_body() {
+        let client = Bytes::from(b"{\"query\":{\"term\":{\"a\":1}}}".to_vec());
+        let mut b = es::ForwardBody::new(b"{\"bool\":}".to_vec(), "application/json");
+        b.spans = vec![es::SourceSpan {
+            at: 8,
+            from: 9,
+            len: 16,
+        }];
+        let parts = |body: UpstreamBody| match body {
+            UpstreamBody::Parts(p) => p.parts().cloned().collect::<Vec<_>>(),
+            UpstreamBody::Full(b) => vec![b],
+            _ => panic!("a body of bytes"),
+        };
+        let sent = parts(forward_body(b.clone(), Some(&client)).unwrap());
+        assert_eq!(sent.concat(), b"{\"bool\":{\"term\":{\"a\":1}}}");
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[1].as_ptr(), client[9..].as_ptr(), "not copied");
+        assert_eq!(sent.concat(), b.joined(&client).unwrap());
+        for short in [None, Some(&client.slice(..24))] {
+            assert!(forward_body(b.clone(), short).is_err());
+        }
+        let whole = es::ForwardBody::new(b"{}".to_vec(), "application/json");
+        assert_eq!(parts(forward_body(whole, None).unwrap()), [&b"{}"[..]]);
+    }
 
     #[test]
     fn response_headers_drop_hop_by_hop_and_add_the_product_header() {

@@ -396,3 +396,128 @@ async fn bodies_that_fill_the_budget_together_are_not_all_refused_their_checks()
         assert!(refused.contains("retry later"), "{refused}");
     }
 }
+
+/// A search of about 200 KB (the load benchmarks' `terms` list of 14,000 values, here on
+/// `user`), naming tenant a's user, tenant b's and the secret index's among them.
+fn large_terms_search() -> String {
+    let mut users: Vec<String> = (0..14_000).map(|i| format!("user-{i:06}")).collect();
+    users[5_000] = format!("bob-{}", fixture::LEAKMARKER_B);
+    users[9_000] = format!("sam-{}", fixture::LEAKMARKER_S);
+    users.push("alice".into());
+    let body = serde_json::json!({"size": 100, "query": {"terms": {"user": users}}}).to_string();
+    assert!(body.len() > 190_000, "{}", body.len());
+    body
+}
+
+/// Session 20: a large search's forwarded body sends the client's query as a span of the
+/// client's body (no copy into esgate's). Through the real backends, with a node that refuses
+/// connections first in every other request's order (its cool-down a millisecond), so that the
+/// body is also replayed on the second node: every answer holds tenant a's documents only, all
+/// of them, and the dead node was tried with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_search_is_filtered_and_replayed_on_another_node() {
+    let body = large_terms_search();
+    for backend in [fixture::seeded_osmem(), fixture::seeded_noida()] {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let gw = Esgate::start_full(
+            &[&dead, backend.url()],
+            "",
+            "unhealthy_cooldown = \"1ms\"\nresolve_cache_ttl = \"60s\"",
+            "",
+        )
+        .await;
+        let auth = bearer(&gw.token(token_a()).await.1);
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let url = gw.url("/logs-*/_search");
+        let search = || send("POST", &url, &headers, body.clone().into_bytes());
+        // The first one resolves `logs-*` (cached after it).
+        let r = search().await.unwrap();
+        fixture::assert_no_foreign_data("/logs-*/_search", &r);
+        let before = gw.app.upstream.node_status()[0].failures;
+        for _ in 0..4 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let r = search().await.unwrap();
+            fixture::assert_no_foreign_data("/logs-*/_search", &r);
+            let ids = support::http::hit_ids(&r);
+            assert_eq!(ids.len() as u64, fixture::TENANT_A_DOCS, "{ids:?}");
+            assert!(ids.iter().all(|id| id.starts_with('a')), "{ids:?}");
+        }
+        let failed = gw.app.upstream.node_status()[0].failures - before;
+        assert!(failed >= 1, "the dead node was never tried first");
+    }
+}
+
+/// Session 20: what reaches the backend for a large search, its query sent as a span of the
+/// client's body: one body of the exact `Content-Length` (not chunked), the client's query in
+/// it byte for byte, under the token's filter; the same bytes when replayed on the second node
+/// after the first refused the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_search_reaches_the_backend_whole_and_replays_the_same_bytes() {
+    use support::recording::Recording;
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "POST",
+        "/logs-a/_search",
+        200,
+        serde_json::json!({"took": 0, "timed_out": false, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gw = Esgate::start_full(
+        &[&dead, es.url()],
+        "",
+        "unhealthy_cooldown = \"1ms\"\nresolve_cache_ttl = \"60s\"",
+        "",
+    )
+    .await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    let body = large_terms_search();
+    let query = &body[body.find("{\"terms\"").unwrap()..body.len() - 2];
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let r = send(
+            "POST",
+            &gw.url("/logs-a/_search"),
+            &headers,
+            body.clone().into_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        gw.app.upstream.node_status()[0].failures >= 1,
+        "the dead node was never tried first"
+    );
+    let sent = es.requests_to("POST", "/logs-a/_search");
+    assert_eq!(sent.len(), 5);
+    for r in &sent {
+        assert_eq!(r.header("transfer-encoding"), None);
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+        assert_eq!(r.body, sent[0].body, "a replayed body is the same");
+        let text = std::str::from_utf8(&r.body).expect("UTF-8");
+        assert!(text.contains(query), "the client's query verbatim");
+        let v = r.json();
+        assert!(
+            v.to_string()
+                .contains(r#"{"term":{"tenant":{"value":"a"}}}"#),
+            "the token's filter: {:.300}",
+            text
+        );
+        assert!(body.len() < r.body.len() && r.body.len() < body.len() + 512);
+    }
+}

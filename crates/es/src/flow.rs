@@ -4,9 +4,10 @@
 //! rewritten is its `routes::Spec`.
 //!
 //! Invariant: every allowed route has a row in `routes::spec` (no wildcard), the forwarded path
-//! is rebuilt from checked values only, the forwarded body is always built by esgate (never the
-//! client's bytes), and a `Permit` is issued only when every expression in `to_resolve` is
-//! present in the resolution and every concrete index behind it is allowed.
+//! is rebuilt from checked values only, the forwarded body is always built by esgate (the
+//! client's bytes only as spans of texts the writer would copy whole, validated by the same
+//! strict parse: `ForwardBody::spans`), and a `Permit` is issued only when every expression in
+//! `to_resolve` is present in the resolution and every concrete index behind it is allowed.
 
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;

@@ -70,10 +70,7 @@ impl QueryText {
         body.insert("query".into(), Value::String(query));
         let bytes = serde_json::to_vec(&Value::Object(body))
             .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
-        Ok(ForwardBody {
-            bytes,
-            content_type: "application/json",
-        })
+        Ok(ForwardBody::new(bytes, "application/json"))
     }
 }
 
@@ -435,10 +432,7 @@ fn open_cursor(v: &Value, scope: &Scope) -> Result<(String, Option<usize>), Reje
 fn json(m: Map<String, Value>) -> Result<ForwardBody, Rejection> {
     let bytes = serde_json::to_vec(&Value::Object(m))
         .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
-    Ok(ForwardBody {
-        bytes,
-        content_type: "application/json",
-    })
+    Ok(ForwardBody::new(bytes, "application/json"))
 }
 
 fn key_not_allowed(key: &str) -> Rejection {

@@ -325,10 +325,7 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
     let mut bytes = Vec::with_capacity(capacity);
     serde_json::to_writer(&mut bytes, v)
         .map_err(|_| Rejection::bad_request("body could not be serialised"))?;
-    Ok(ForwardBody {
-        bytes,
-        content_type: JSON_BODY,
-    })
+    Ok(ForwardBody::new(bytes, JSON_BODY))
 }
 
 // === Answers esgate reads whole ===

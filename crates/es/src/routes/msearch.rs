@@ -565,10 +565,7 @@ pub(crate) fn forward_narrowed(
         },
         meter,
     )?;
-    Ok(ForwardBody {
-        bytes,
-        content_type: NDJSON,
-    })
+    Ok(ForwardBody::new(bytes, NDJSON))
 }
 
 /// The items' index expressions, each once, as joined text, in the order first named: what

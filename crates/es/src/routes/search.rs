@@ -21,7 +21,7 @@ use crate::querylang::uri_search;
 use crate::request::body::{self, Media};
 use crate::request::params::{Kind, ParamSet};
 use crate::request::tree::{self, Node};
-use crate::{ForwardBody, Method, Rejection};
+use crate::{ForwardBody, Method, Rejection, SPAN_MIN};
 
 pub(crate) mod bodiless;
 
@@ -179,16 +179,29 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     Some(tree_forward(up, &out, raw, written + 512))
 }
 
-/// `up` with the tree, parsed from `source`, written as its JSON body.
+/// `up` with the tree, parsed from `source` (the client's body), written as its JSON body: a
+/// body of [`SPAN_MIN`] bytes or more with its long source texts as spans of it (session 20),
+/// `capacity` counting them.
 fn tree_forward(up: Upstream, out: &Node<'_>, source: &[u8], capacity: usize) -> Upstream {
-    let mut bytes = Vec::with_capacity(capacity);
-    tree::write_from(out, source, &mut bytes);
     #[cfg(test)]
     tests::TREE_TAKEN.with(|n| n.set(n.get() + 1));
-    up.body(ForwardBody {
-        bytes,
-        content_type: JSON_BODY,
-    })
+    #[cfg(test)]
+    let span_min = tests::SPAN_MIN_SET
+        .with(std::cell::Cell::get)
+        .unwrap_or(SPAN_MIN);
+    #[cfg(not(test))]
+    let span_min = SPAN_MIN;
+    if source.len() < span_min {
+        let mut bytes = Vec::with_capacity(capacity);
+        tree::write_from(out, source, &mut bytes);
+        return up.body(ForwardBody::new(bytes, JSON_BODY));
+    }
+    // esgate's text is the rewrite's: the token's clauses, keys, what the spans leave.
+    let mut bytes = Vec::with_capacity(capacity.saturating_sub(source.len()).max(512));
+    let spans = tree::write_from_spans(out, source, span_min, &mut bytes);
+    let mut body = ForwardBody::new(bytes, JSON_BODY);
+    body.spans = spans;
+    up.body(body)
 }
 
 /// [`rewrite`] through serde_json's tree: every search the tree path leaves to it.

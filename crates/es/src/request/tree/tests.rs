@@ -49,7 +49,7 @@ fn only_integers(n: &Node<'_>) -> bool {
 /// `node` written item by item, every container's source text ignored.
 fn written_without_spans(node: &Node<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    write_node::<false>(node, &mut out);
+    write_node::<false, _>(node, &mut out, &mut Verbatim);
     out
 }
 
@@ -939,6 +939,15 @@ fn source_text_writes_as_the_writer() {
                 String::from_utf8_lossy(&written_without_spans(&node)),
                 "{text}"
             );
+            // Session 20: with its source texts as spans, whatever their least length, the
+            // same bytes joined.
+            for min in [1, 9, 64, crate::SPAN_MIN] {
+                assert_eq!(
+                    String::from_utf8_lossy(&joined_spans(&node, source, min)),
+                    String::from_utf8_lossy(&out),
+                    "{min} {text}"
+                );
+            }
             checked += 1;
         }
     }
@@ -949,6 +958,91 @@ fn source_text_writes_as_the_writer() {
     let mut out = Vec::new();
     write_from(&array, b"[1,{\"a\":2}]", &mut out);
     assert_eq!(out, b"[1,{\"a\":2}]");
+}
+
+/// [`write_from_spans`]'s text with its spans of `source` joined in ([`ForwardBody::joined`]).
+///
+/// [`ForwardBody::joined`]: crate::ForwardBody::joined
+fn joined_spans(node: &Node<'_>, source: &[u8], min: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let spans = write_from_spans(node, source, min, &mut out);
+    assert!(spans.iter().all(|s| s.len >= min), "{spans:?}");
+    let mut body = crate::ForwardBody::new(out, "application/json");
+    body.spans = spans;
+    body.joined(source)
+        .expect("spans within the source, in order")
+}
+
+/// [`write_from_spans`] takes as spans exactly the source texts the writer copies (a parsed
+/// container's kept text, a run of top-level entries) of the least length or more, nothing of
+/// esgate's own (the token's shared clauses), and joins back to [`write_from`]'s bytes: a
+/// compact body, a spaced one (its containers keep no text: no span), one of escapes and
+/// unicode, and a container beside a built one.
+#[test]
+fn spans_are_the_source_texts_the_writer_copies() {
+    let compact = r#"{"query":{"terms":{"user.id":["a","b","c"]}},"size":10,"sort":["x"]}"#;
+    let arena = Arena::default();
+    let tree = parse(compact.as_bytes(), &arena).unwrap();
+    let mut entries = tree.into_entries().unwrap();
+    let clauses = SharedArray::new(vec![Node::from_value(
+        &serde_json::json!({"term": {"t": "a"}}),
+    )]);
+    entries.insert(1, (Cow::Borrowed("filter"), clauses.array()));
+    let node = Node::object(entries);
+    let mut own = Vec::new();
+    let spans = write_from_spans(&node, compact.as_bytes(), 8, &mut own);
+    let texts: Vec<&str> = spans
+        .iter()
+        .map(|s| &compact[s.from..s.from + s.len])
+        .collect();
+    // The query entry alone (the built clause after it breaks the run), then the run of the
+    // two entries that stand side by side.
+    assert_eq!(
+        texts,
+        [
+            r#""query":{"terms":{"user.id":["a","b","c"]}}"#,
+            r#""size":10,"sort":["x"]"#
+        ]
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&own),
+        r#"{,"filter":[{"term":{"t":"a"}}],}"#
+    );
+    assert_eq!(
+        joined_spans(&node, compact.as_bytes(), 8),
+        written_without_spans(&node)
+    );
+    // Above the least length: copied, as before.
+    let mut whole = Vec::new();
+    assert!(write_from_spans(&node, compact.as_bytes(), compact.len(), &mut whole).is_empty());
+    assert_eq!(whole, written_without_spans(&node));
+    for text in [
+        r#"{"query": {"terms": {"user.id": ["a", "b"]}}, "size": 10}"#,
+        r#"{"query":{"match":{"m\u00e9ssage":"caf\u00e9 \"x\"\n"}},"size":1}"#,
+        r#"{"query":{"match":{"message":"café ünïcödé 😀 \u2028"}},"aggs":{"a":{"terms":{"field":"é"}}}}"#,
+    ] {
+        let arena = Arena::default();
+        let tree = parse(text.as_bytes(), &arena).unwrap();
+        for min in [1, 2, 16] {
+            assert_eq!(
+                String::from_utf8_lossy(&joined_spans(&tree, text.as_bytes(), min)),
+                String::from_utf8_lossy(&written_without_spans(&tree)),
+                "{text}"
+            );
+            let opened = Node::object(tree.clone().into_entries().unwrap());
+            assert_eq!(
+                String::from_utf8_lossy(&joined_spans(&opened, text.as_bytes(), min)),
+                String::from_utf8_lossy(&written_without_spans(&opened)),
+                "{text}"
+            );
+        }
+    }
+    // A spaced body's containers keep no source text: nothing to take.
+    let spaced = r#"{"query": {"terms": {"user.id": ["a", "b"]}}, "size": 10}"#;
+    let arena = Arena::default();
+    let tree = parse(spaced.as_bytes(), &arena).unwrap();
+    let mut out = Vec::new();
+    assert!(write_from_spans(&tree, spaced.as_bytes(), 1, &mut out).is_empty());
 }
 
 /// [`entry_source`] finds every entry of a compact object in its source and none of a spaced

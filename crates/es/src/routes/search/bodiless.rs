@@ -94,10 +94,7 @@ fn forward(req: &mut Request<'_>, form: &Form, empty: &EmptySearch) -> Result<Up
     };
     #[cfg(test)]
     TAKEN.with(|n| n.set(n.get() + 1));
-    Ok(up.body(ForwardBody {
-        bytes,
-        content_type: JSON_BODY,
-    }))
+    Ok(up.body(ForwardBody::new(bytes, JSON_BODY)))
 }
 
 #[cfg(test)]

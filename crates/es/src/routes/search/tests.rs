@@ -19,6 +19,114 @@ thread_local! {
     pub(crate) static SERDE_ONLY: Cell<bool> = const { Cell::new(false) };
     /// How many searches the tree path forwarded on this thread.
     pub(crate) static TREE_TAKEN: Cell<usize> = const { Cell::new(0) };
+    /// Set: the least source text forwarded as a span of the client's body (this thread
+    /// only; `usize::MAX`: none, the body written whole as before session 20).
+    pub(crate) static SPAN_MIN_SET: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The 200 KB body of the load benchmarks (`benches/load/bodies.py`): a `terms` list of
+/// 14,000 values.
+fn bench_200k() -> String {
+    let values: Vec<String> = (0..14000).map(|i| format!("user-{i:06}")).collect();
+    serde_json::to_string(&json!({"size": 10, "query": {"bool": {"filter": [
+        {"terms": {"user.id": values}},
+        {"range": {"@timestamp": {"gte": "now-1d"}}}]}}}))
+    .unwrap()
+}
+
+/// The 2 KB Kibana Discover search of the load benchmarks (`benches/load/bodies.py`).
+fn bench_2k() -> String {
+    let mut kibana = json!({
+      "track_total_hits": true, "size": 500,
+      "sort": [{"@timestamp": {"order": "desc", "format": "strict_date_optional_time", "unmapped_type": "boolean"}}],
+      "fields": [{"field": "*", "include_unmapped": "true"}, {"field": "@timestamp", "format": "strict_date_optional_time"}],
+      "version": true, "script_fields": {}, "stored_fields": ["*"], "runtime_mappings": {},
+      "_source": false,
+      "query": {"bool": {"must": [], "filter": [
+          {"bool": {"should": [{"match_phrase": {"service.name": "checkout"}}], "minimum_should_match": 1}},
+          {"bool": {"should": [{"match": {"log.level": "error"}}, {"match": {"log.level": "warn"}}], "minimum_should_match": 1}},
+          {"range": {"@timestamp": {"format": "strict_date_optional_time", "gte": "2026-11-01T00:00:00.000Z", "lte": "2026-11-02T00:00:00.000Z"}}}],
+        "should": [], "must_not": [{"match_phrase": {"http.request.method": "OPTIONS"}}]}},
+      "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "time_zone": "UTC", "min_doc_count": 1}}},
+      "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"], "fields": {"*": {}}, "fragment_size": 2147483647u64},
+    });
+    while kibana.to_string().len() < 2000 {
+        let should = kibana["query"]["bool"]["filter"][0]["bool"]["should"]
+            .as_array_mut()
+            .unwrap();
+        let n = should.len();
+        should.push(json!({"match_phrase": {"service.name": format!("service-{n}")}}));
+    }
+    kibana.to_string()
+}
+
+/// Session 20: a body forwarded with spans of the client's body joins to exactly the bytes
+/// written whole (`SPAN_MIN_SET` at `usize::MAX`: the writer before session 20), whatever the
+/// spans' least length, for every object of the corpus, the hand-picked bodies, the 200 KB
+/// benchmark body and spaced, escaped and unicode ones, under the filtered scope and the
+/// unfiltered one; the same requests otherwise. The 200 KB body is sent mostly as spans (its
+/// `query`), a 2 KB one whole.
+#[test]
+fn spans_of_the_client_body_join_to_the_written_body() {
+    let big = bench_200k();
+    let mut bodies: Vec<String> = corpus();
+    bodies.extend(picked().iter().map(|v| v.to_string()));
+    bodies.push(big.clone());
+    bodies.push(bench_2k());
+    bodies.push(big.replace("user-000007", r"us\u00e9r-\\7\n"));
+    bodies.push(big.replace("user-000007", "usér-😀"));
+    bodies.push(big.replacen(":[", ": [", 1));
+    bodies.push(format!(
+        r#"{{"size":5,"highlight":{{"fields":{{"m":{{}}}}}},"query":{big}}}"#
+    ));
+    let scopes = scopes();
+    let run = |scope: &Scope, body: &[u8], min: Option<usize>| {
+        SPAN_MIN_SET.with(|s| s.set(min));
+        let out = prepare(scope, None, body, false);
+        SPAN_MIN_SET.with(|s| s.set(None));
+        out.map(|mut p| {
+            let spans = p.upstream.body.as_ref().map_or(0, |b| b.spans.len());
+            let body = forwarded(&mut p, body);
+            (body, format!("{p:?}"), spans)
+        })
+    };
+    let mut spanned = 0;
+    for scope in &scopes {
+        for body in &bodies {
+            let whole = run(scope, body.as_bytes(), Some(usize::MAX));
+            if let Ok((_, _, spans)) = &whole {
+                assert_eq!(*spans, 0);
+            }
+            for min in [Some(1), Some(64), None] {
+                let with = run(scope, body.as_bytes(), min);
+                match (&whole, &with) {
+                    (Ok(w), Ok(s)) => {
+                        assert_eq!(
+                            String::from_utf8_lossy(w.0.as_deref().unwrap_or_default()),
+                            String::from_utf8_lossy(s.0.as_deref().unwrap_or_default()),
+                            "{min:?} {body:.200}"
+                        );
+                        assert_eq!(w.1, s.1, "{body:.200}");
+                        spanned += usize::from(s.2 > 0);
+                    }
+                    (Err(w), Err(s)) => assert_eq!(w, s),
+                    _ => panic!("{min:?} {body:.200}: {whole:?} / {with:?}"),
+                }
+            }
+        }
+    }
+    assert!(spanned > 100, "{spanned}");
+    // At the default least length: the 200 KB body's `query` is one span, nearly all of it;
+    // a 2 KB body is one block.
+    let p = prepare(&scope(), None, big.as_bytes(), false).expect("accepted");
+    let b = p.upstream.body.expect("a body");
+    assert_eq!(b.spans.len(), 1, "{:?}", b.spans);
+    assert!(b.spans[0].len > big.len() - 100, "{:?}", b.spans);
+    assert!(b.bytes.len() < 400, "{}", String::from_utf8_lossy(&b.bytes));
+    let small = bench_2k();
+    assert!((2000..2200).contains(&small.len()), "{}", small.len());
+    let p = prepare(&scope(), None, small.as_bytes(), false).expect("accepted");
+    assert!(p.upstream.body.expect("a body").spans.is_empty());
 }
 
 fn prepare(
@@ -44,19 +152,18 @@ fn prepare_at(
     out
 }
 
-/// The forwarded body as a value, and the rest of the prepared request as text.
-fn parts(mut p: Prepared) -> (Option<Value>, String) {
-    let body = p
-        .upstream
-        .body
-        .take()
-        .map(|b| serde_json::from_slice::<Value>(&b.bytes).expect("a forwarded body is JSON"));
+/// The forwarded body (its spans of `client`, the body prepared, joined in) as a value, and
+/// the rest of the prepared request as text.
+fn parts(mut p: Prepared, client: &[u8]) -> (Option<Value>, String) {
+    let body = forwarded(&mut p, client)
+        .map(|b| serde_json::from_slice::<Value>(&b).expect("a forwarded body is JSON"));
     (body, format!("{p:?}"))
 }
 
 /// The body `p` forwards when nothing is narrowed: an msearch's NDJSON is written by
-/// `authorize` (`msearch::forward_narrowed`), every other body by `prepare`.
-pub(crate) fn forwarded(p: &mut Prepared) -> Option<Vec<u8>> {
+/// `authorize` (`msearch::forward_narrowed`), every other body by `prepare`, its spans of
+/// `client` (the body prepared) joined in.
+pub(crate) fn forwarded(p: &mut Prepared, client: &[u8]) -> Option<Vec<u8>> {
     match &p.upstream.shape {
         crate::routes::Shape::Msearch(items, bodies) => Some(
             crate::routes::msearch::forward_narrowed(
@@ -68,7 +175,10 @@ pub(crate) fn forwarded(p: &mut Prepared) -> Option<Vec<u8>> {
             .expect("an msearch's NDJSON is written")
             .bytes,
         ),
-        _ => p.upstream.body.take().map(|b| b.bytes),
+        _ => p.upstream.body.take().map(|b| {
+            b.joined(client)
+                .expect("its spans are of the client's body")
+        }),
     }
 }
 
@@ -76,10 +186,11 @@ pub(crate) fn forwarded(p: &mut Prepared) -> Option<Vec<u8>> {
 /// text) with containers written from their source text and without it
 /// (`request::tree`'s `SPANS_OFF`): byte for byte the same (issue 10, goal 6: the backend
 /// sees what the writer writes, whichever way a container is written).
-fn spans_agree(run: impl Fn() -> Result<Prepared, Rejection>, shown: &str) {
+fn spans_agree(run: impl Fn() -> Result<Prepared, Rejection>, client: &[u8]) {
+    let shown = &String::from_utf8_lossy(client);
     let bytes = |r: Result<Prepared, Rejection>| {
         r.map(|mut p| {
-            let body = forwarded(&mut p);
+            let body = forwarded(&mut p, client);
             let kept = match &mut p.upstream.shape {
                 crate::routes::Shape::Msearch(_, bodies) => std::mem::take(bodies),
                 _ => Vec::new(),
@@ -97,10 +208,7 @@ fn spans_agree(run: impl Fn() -> Result<Prepared, Rejection>, shown: &str) {
 /// Both paths agree on `body`, and the tree path with and without containers' source text
 /// (`spans_agree`); (the tree path forwarded it, the search was accepted).
 fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool, bool) {
-    spans_agree(
-        || prepare_at(path, scope, query, body, false),
-        &String::from_utf8_lossy(body),
-    );
+    spans_agree(|| prepare_at(path, scope, query, body, false), body);
     let before = TREE_TAKEN.with(Cell::get);
     let tree = prepare_at(path, scope, query, body, false);
     let taken = TREE_TAKEN.with(Cell::get) > before;
@@ -108,12 +216,12 @@ fn agrees(path: &str, scope: &Scope, query: Option<&str>, body: &[u8]) -> (bool,
     let shown = String::from_utf8_lossy(body);
     let accepted = serde.is_ok();
     match (tree, serde) {
-        (Ok(t), Ok(s)) => assert_eq!(parts(t), parts(s), "{path} {query:?} {shown}"),
+        (Ok(t), Ok(s)) => assert_eq!(parts(t, body), parts(s, body), "{path} {query:?} {shown}"),
         (Err(t), Err(s)) => assert_eq!(t, s, "{path} {query:?} {shown}"),
         (t, s) => panic!(
             "paths disagree on {path} {query:?} {shown}: tree {:?}, serde {:?}",
-            t.map(parts),
-            s.map(parts)
+            t.map(|p| parts(p, body)),
+            s.map(|p| parts(p, body))
         ),
     }
     (taken, accepted)
@@ -367,7 +475,8 @@ fn lines(bytes: &[u8]) -> Vec<Value> {
 
 /// The forwarded NDJSON and the bodies kept for narrowing as values, the rest as text.
 fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
-    let body = forwarded(&mut p).map(|b| lines(&b));
+    // An msearch's bodies are written whole (no spans).
+    let body = forwarded(&mut p, &[]).map(|b| lines(&b));
     let mut kept = Vec::new();
     if let crate::routes::Shape::Msearch(_, bodies) = &mut p.upstream.shape {
         kept = std::mem::take(bodies)
@@ -381,10 +490,7 @@ fn msearch_parts(mut p: Prepared) -> (Option<Vec<Value>>, Vec<Value>, String) {
 /// Both paths agree on an msearch, and the tree path with and without containers' source
 /// text; true when the tree path forwarded it.
 fn msearch_agrees(scope: &Scope, ndjson: &[u8]) -> bool {
-    spans_agree(
-        || prepare_msearch(scope, ndjson, false),
-        &String::from_utf8_lossy(ndjson),
-    );
+    spans_agree(|| prepare_msearch(scope, ndjson, false), ndjson);
     let before = TREE_TAKEN.with(Cell::get);
     let tree = prepare_msearch(scope, ndjson, false);
     let taken = TREE_TAKEN.with(Cell::get) > before;
@@ -558,7 +664,7 @@ fn header_shapes_match_serde() {
     };
     let run = |path: &str, ndjson: &[u8], serde_only: bool| {
         prepared(path, ndjson, serde_only).map(|mut p| {
-            let bytes = forwarded(&mut p);
+            let bytes = forwarded(&mut p, &[]);
             (bytes, format!("{p:?}"))
         })
     };
@@ -582,7 +688,7 @@ fn header_shapes_match_serde() {
     let (mut accepted, mut taken) = (0, 0);
     for path in ["/_msearch", "/logs-b/_msearch"] {
         for text in &texts {
-            spans_agree(|| prepared(path, text.as_bytes(), false), text);
+            spans_agree(|| prepared(path, text.as_bytes(), false), text.as_bytes());
             let before = TREE_TAKEN.with(Cell::get);
             let tree = run(path, text.as_bytes(), false);
             taken += usize::from(TREE_TAKEN.with(Cell::get) > before);
@@ -941,7 +1047,8 @@ fn dashboard_bodies_forward_the_same_bytes_with_source_text() {
                 }
                 taken += 1;
                 let p = prepare_at(path, s, None, body.as_bytes(), false).expect("accepted");
-                let sent = String::from_utf8(p.upstream.body.expect("a body").bytes).unwrap();
+                let sent = p.upstream.body.expect("a body").joined(body.as_bytes());
+                let sent = String::from_utf8(sent.expect("spans of the body")).unwrap();
                 for k in kept {
                     assert!(sent.contains(k), "{k} in {sent}");
                 }
@@ -1083,8 +1190,9 @@ fn respelled_bodies_decide_as_compact_ones() {
         json!({"index": "logs-a", "search_type": "dfs_query_then_fetch"}),
         json!({"routing": "r", "index": "logs-a", "request_cache": false}),
     ];
-    let result =
-        |path: &str, s: &Scope, body: &[u8]| prepare_at(path, s, None, body, false).map(parts);
+    let result = |path: &str, s: &Scope, body: &[u8]| {
+        prepare_at(path, s, None, body, false).map(|p| parts(p, body))
+    };
     let (mut respelled, mut taken, mut accepted, mut msearch_taken) = (0, 0, 0, 0);
     // Mostly bodies a search accepts (refusals are compared too, but an accepted body is
     // where a spelling could smuggle something through).
