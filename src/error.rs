@@ -38,6 +38,9 @@ pub enum ProxyError {
     TokenLimited(#[from] crate::throttle::Limited),
     #[error("{0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
+    /// `audit.on_failure = "closed"` and the audit log cannot be written (`Audit::refusing`).
+    #[error("{}", crate::audit::UNWRITABLE)]
+    AuditUnwritable,
 }
 
 /// Which side a failure is on, for log levels and metrics.
@@ -81,6 +84,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::AuditUnwritable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -109,6 +113,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => "request_timeout_exception",
             ProxyError::Busy | ProxyError::TokenLimited(_) => "es_rejected_execution_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
+            ProxyError::AuditUnwritable => "unavailable_exception",
         }
     }
 
@@ -163,6 +168,7 @@ impl ProxyError {
             ProxyError::Upstream(U::Share { .. }) => "backend_share",
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(_) => "backend_unavailable",
+            ProxyError::AuditUnwritable => "audit_unwritable",
         }
     }
 
@@ -184,6 +190,7 @@ impl ProxyError {
                 }
             }
             ProxyError::Busy
+            | ProxyError::AuditUnwritable
             | ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
             | ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. })
             | ProxyError::Rejected(Rejection {
@@ -332,5 +339,19 @@ mod tests {
             assert_eq!(e.es_type(), "es_rejected_execution_exception");
             assert_eq!(e.code(), "busy");
         }
+    }
+
+    /// `audit.on_failure = "closed"` and the audit log cannot be written: 503 with
+    /// `Retry-After`, an Elasticsearch error a client retries.
+    #[tokio::test]
+    async fn an_unwritable_audit_answers_503_with_retry_after() {
+        let r = ProxyError::AuditUnwritable.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(ProxyError::AuditUnwritable.code(), "audit_unwritable");
+        let v = body_json(r).await;
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["error"]["type"], "unavailable_exception");
+        assert_eq!(v["error"]["reason"], crate::audit::UNWRITABLE);
     }
 }
