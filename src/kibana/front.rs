@@ -356,6 +356,7 @@ async fn serve(
     // `audit.on_failure = "closed"`: nothing reaches Kibana while the audit log cannot be
     // written (as on the data listener).
     if app.audit.refusing() {
+        app.metrics.rejected(crate::metrics::Rejected::Audit);
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             crate::audit::UNWRITABLE,

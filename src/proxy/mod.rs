@@ -124,6 +124,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
                     app.metrics.rejected(Rejected::Guard)
                 }
+                ProxyError::AuditUnwritable => app.metrics.rejected(Rejected::Audit),
                 _ => {}
             }
             // A full node's refusals are logged by `upstream`, once per interval with their
@@ -226,6 +227,11 @@ async fn pipeline(
                 .and_then(|name| snapshot.ip_filter(name));
             policy::check(&token, ip_filter, client_ip, now)?;
         }
+    }
+    // `audit.on_failure = "closed"`: nothing is forwarded (or answered) while the audit log
+    // cannot be written; before the limits, so a refusal spends none of the token's rate.
+    if app.audit.refusing() {
+        return Err(ProxyError::AuditUnwritable);
     }
     // The token's own limits, each unset one from `[policies.limits]`.
     let limits = token.limits.or(&app.config.policies.limits);
