@@ -238,3 +238,89 @@ async fn a_request_whose_body_came_after_a_narrowing_is_not_forwarded_as_before(
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"]["type"], "unavailable_exception", "{v}");
 }
+
+/// `POST`s `body` on a new connection; (status, JSON).
+async fn post(gw: &Esgate, auth: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = support::http::send(
+        "POST",
+        &gw.url(path),
+        &[
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+    .unwrap();
+    (r.status.as_u16(), r.json())
+}
+
+/// Continuations made before a narrowing stop opening (their backend contexts were made under
+/// the filters as they were): a scroll and an OpenSearch point in time after a library filter
+/// the token uses changed, a scroll after the token's indices narrowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuations_made_before_a_narrowing_stop_opening() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (fid, id, auth) = narrowable(&gw).await;
+    let scroll = |gw: &Esgate| {
+        let auth = auth.clone();
+        let url = gw.url("/logs-*/_search?scroll=1m&size=3");
+        async move {
+            let r = support::http::send(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                b"{\"sort\":[\"n\"]}".to_vec(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["_scroll_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let next = |id: &str| json!({"scroll": "1m", "scroll_id": id});
+    let before = scroll(&gw).await;
+    let (s, opened) = post(
+        &gw,
+        &auth,
+        "/logs-*/_search/point_in_time?keep_alive=1m",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = json!({"size": 50, "pit": {"id": opened["pit_id"], "keep_alive": "1m"}});
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&gw, &auth, "/_search", pit.clone()).await;
+    assert_eq!(s, 200, "{v}");
+
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "nobody"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 403, "a scroll made under the old filter: {v}");
+    let (s, v) = post(&gw, &auth, "/_search", pit).await;
+    assert_eq!(s, 403, "a point in time made under the old filter: {v}");
+
+    // The token's indices narrowed: a scroll made before stops too.
+    let before = scroll(&gw).await;
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"indices": ["logs-a"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 403, "a scroll made under the old indices: {v}");
+}
