@@ -57,6 +57,10 @@ struct Shared {
     failing: std::sync::atomic::AtomicBool,
     /// Records lost since the last write that succeeded (the next `audit_gap` record's).
     missing: std::sync::atomic::AtomicU64,
+    /// `audit.on_failure = "closed"`: the output stalls (a full pipe, a hung disk) and request
+    /// records were dropped for want of room in the batch; cleared when the writer has written
+    /// a batch since. Refuses like `failing`: a stall loses records as a failure does.
+    stalled: std::sync::atomic::AtomicBool,
     /// `audit.on_failure = "closed"`: the writer probes the output while `failing`.
     probes: bool,
     /// Wakes the writer before its period ends (a `sync`, or closing).
@@ -315,6 +319,7 @@ impl Audit {
             lost: Default::default(),
             failing: Default::default(),
             missing: Default::default(),
+            stalled: Default::default(),
             probes: closed,
             wake: Condvar::new(),
             written: Condvar::new(),
@@ -341,10 +346,10 @@ impl Audit {
     /// line, or the writer's probe every `PROBE_PERIOD`, is what notices room again.
     pub fn refusing(&self) -> bool {
         self.closed
-            && self
-                .shared
-                .as_ref()
-                .is_some_and(|s| s.failing.load(std::sync::atomic::Ordering::Acquire))
+            && self.shared.as_ref().is_some_and(|s| {
+                s.failing.load(std::sync::atomic::Ordering::Acquire)
+                    || s.stalled.load(std::sync::atomic::Ordering::Acquire)
+            })
     }
 
     /// Whether an admin change may be made: with `audit.on_failure = "closed"`, the lines
@@ -403,6 +408,11 @@ impl Audit {
         }
         if !must && batch.pending.len() + line.len() > self.cap {
             drop(batch);
+            if self.closed {
+                shared
+                    .stalled
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             let n = self
                 .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -736,6 +746,7 @@ fn settle(shared: &Shared, written: bool, records: u64) {
     use std::sync::atomic::Ordering;
     if written {
         shared.missing.store(0, Ordering::Relaxed);
+        shared.stalled.store(false, Ordering::Release);
     } else {
         shared.missing.fetch_add(records, Ordering::Relaxed);
     }
@@ -1288,6 +1299,39 @@ mod tests {
         drop(audit);
         assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
         assert!(dropped >= 10_000, "dropped {dropped}");
+    }
+
+    /// `audit.on_failure = "closed"`: an output that stalls (a full pipe) until request records
+    /// are dropped refuses as a failing one does, and serves again once a batch went out.
+    #[test]
+    fn closed_refuses_while_a_stalled_output_drops_records() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let audit = Audit::with_cap(
+            Box::new(Stalled(Arc::clone(&gate))),
+            4 * 1024,
+            AuditOnFailure::Closed,
+        );
+        let mut n = 0;
+        let mut early = false;
+        while audit.dropped() == 0 && n < 10_000 {
+            early |= audit.refusing();
+            audit.write(json!({"type": "request", "n": n}));
+            n += 1;
+        }
+        let refused = audit.refusing();
+        // Open the gate before asserting: dropping the audit log joins its writer.
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        assert!(audit.dropped() > 0, "nothing dropped");
+        assert!(!early, "refused before a record was dropped");
+        assert!(refused, "records dropped, requests served");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while audit.refusing() {
+            assert!(std::time::Instant::now() < deadline, "still refusing");
+            audit.write(json!({"type": "request", "n": n}));
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     type Hook = Box<dyn FnOnce() + Send>;
