@@ -20,10 +20,10 @@ use support::esgate::Esgate;
 use support::fixture;
 use support::http::bearer;
 
-type Sent = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+pub(crate) type Sent = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// A body whose pieces the test sends when it wants (`tx`), ended when `tx` is dropped.
-fn trickled() -> (tokio::sync::mpsc::Sender<&'static str>, Sent) {
+pub(crate) fn trickled() -> (tokio::sync::mpsc::Sender<&'static str>, Sent) {
     let (tx, rx) = tokio::sync::mpsc::channel::<&'static str>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let piece = rx.recv().await?;
@@ -40,6 +40,16 @@ fn empty() -> Sent {
 /// A request in origin form with `Host` (HTTP/1.1; HTTP/2 takes its `:authority` from it).
 fn request(gw: &Esgate, auth: &str, method: &str, path: &str, body: Sent) -> http::Request<Sent> {
     let _ = gw;
+    origin_request(auth, method, path, body)
+}
+
+/// A request in origin form with `Host`, from `auth`.
+pub(crate) fn origin_request(
+    auth: &str,
+    method: &str,
+    path: &str,
+    body: Sent,
+) -> http::Request<Sent> {
     http::Request::builder()
         .method(method)
         .uri(path)
@@ -50,7 +60,7 @@ fn request(gw: &Esgate, auth: &str, method: &str, path: &str, body: Sent) -> htt
         .unwrap()
 }
 
-async fn answer(res: http::Response<hyper::body::Incoming>) -> (u16, Value) {
+pub(crate) async fn answer(res: http::Response<hyper::body::Incoming>) -> (u16, Value) {
     let status = res.status().as_u16();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     (
@@ -61,7 +71,14 @@ async fn answer(res: http::Response<hyper::body::Incoming>) -> (u16, Value) {
 
 /// One HTTP/1.1 connection, kept alive for every request sent on it.
 async fn http1(gw: &Esgate) -> hyper::client::conn::http1::SendRequest<Sent> {
-    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    http1_to(gw.data_addr).await
+}
+
+/// One HTTP/1.1 connection to `addr`.
+pub(crate) async fn http1_to(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Sent> {
+    let stream = TcpStream::connect(addr).await.unwrap();
     let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
