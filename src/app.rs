@@ -214,7 +214,9 @@ impl App {
     }
 
     fn assemble(config: Config, store: Arc<Store>, id_key: IdKey) -> Result<App, StartError> {
-        let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
+        let audit = Arc::new(
+            Audit::open(&config.audit, config.audit_on_failure).map_err(StartError::Audit)?,
+        );
         let admin = AdminContext {
             store: Arc::clone(&store),
             policies: config.policies.clone(),
@@ -349,7 +351,13 @@ impl App {
         needs(config.metrics != old.metrics, "metrics.max_token_series");
         needs(config.log.json != old.log.json, "log.format");
         // Reopen the audit output first: when it cannot be opened, nothing changes.
-        let audit = Arc::new(Audit::open(&config.audit).map_err(StartError::Audit)?);
+        let audit = Arc::new(
+            Audit::open(&config.audit, config.audit_on_failure).map_err(StartError::Audit)?,
+        );
+        // The same output, failing: a closed gateway stays closed until a write succeeds.
+        if config.audit == old.audit {
+            audit.carry_failure_from(&self.audit);
+        }
         let (admin_key, admin_key_file) = match &config.admin_key {
             Some(key) => (key.clone(), None),
             None if self.admin_key_file.is_some() => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::AuditOutput;
+use crate::config::{AuditOnFailure, AuditOutput};
 
 /// Bytes of lines waiting for the writer. When the output stalls (a full pipe, a slow disk)
 /// and this much is waiting, data-request records are dropped and counted rather than
@@ -22,6 +22,16 @@ const PENDING_CAP: usize = 16 * 1024 * 1024;
 /// period, or at once when an admin change waits for its line.
 const BATCH_PERIOD: Duration = Duration::from_millis(10);
 
+/// With `audit.on_failure = "closed"`, how often the writer tries the output while it cannot be
+/// written and nothing is pending (refused requests write lines too, and those try it as well):
+/// an idle gateway resumes within this of the disk having room again, no request needed.
+const PROBE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Why a data request or an admin change is refused while the audit log cannot be written and
+/// `audit.on_failure = "closed"` (503).
+pub const UNWRITABLE: &str =
+    "the audit log cannot be written (audit.on_failure = \"closed\"); nothing was done, retry later";
+
 /// The audit log. Request paths only serialise a line and append it to a shared batch; one
 /// writer thread owns the output and writes the batch every `BATCH_PERIOD`, so no request
 /// waits on disk or stdout. Admin changes wait until their line is flushed (`sync`).
@@ -31,6 +41,9 @@ pub struct Audit {
     dropped: std::sync::atomic::AtomicU64,
     /// `PENDING_CAP`, smaller in tests.
     cap: usize,
+    /// `audit.on_failure = "closed"`: while the output cannot be written, data requests and
+    /// admin changes are refused (`refusing`).
+    closed: bool,
 }
 
 /// What the request paths and the writer thread share.
@@ -39,6 +52,17 @@ struct Shared {
     /// Records (request and admin) lost because the output failed: written by the writer
     /// thread, exported as `esgate_audit_lost`.
     lost: std::sync::atomic::AtomicU64,
+    /// The output cannot be written: the writer's last write (a batch or a probe) failed and
+    /// no later one succeeded. Set and cleared by the writer thread after each write.
+    failing: std::sync::atomic::AtomicBool,
+    /// Records lost since the last write that succeeded (the next `audit_gap` record's).
+    missing: std::sync::atomic::AtomicU64,
+    /// `audit.on_failure = "closed"`: the output stalls (a full pipe, a hung disk) and request
+    /// records were dropped for want of room in the batch; cleared when the writer has written
+    /// a batch since. Refuses like `failing`: a stall loses records as a failure does.
+    stalled: std::sync::atomic::AtomicBool,
+    /// `audit.on_failure = "closed"`: the writer probes the output while `failing`.
+    probes: bool,
     /// Wakes the writer before its period ends (a `sync`, or closing).
     wake: Condvar,
     /// Tells `sync` callers that a batch went out.
@@ -254,7 +278,7 @@ fn with_rfc3339<R>(now: crate::store::model::UnixTime, f: impl FnOnce(&str) -> R
 }
 
 impl Audit {
-    pub fn open(output: &AuditOutput) -> std::io::Result<Audit> {
+    pub fn open(output: &AuditOutput, on_failure: AuditOnFailure) -> std::io::Result<Audit> {
         let sink: Box<dyn Output> = match output {
             AuditOutput::Off => {
                 return Ok(Audit {
@@ -262,6 +286,7 @@ impl Audit {
                     writer: Mutex::new(None),
                     dropped: Default::default(),
                     cap: PENDING_CAP,
+                    closed: false,
                 })
             }
             AuditOutput::Stdout => Box::new(std::io::stdout()) as Box<dyn Output>,
@@ -278,18 +303,24 @@ impl Audit {
                 Box::new(AuditFile { file, writers })
             }
         };
-        Ok(Audit::to_writer(sink))
+        Ok(Audit::with_cap(sink, PENDING_CAP, on_failure))
     }
 
     /// An audit log writing to `sink` from its own thread.
+    #[cfg(test)]
     fn to_writer(sink: Box<dyn Output>) -> Audit {
-        Audit::with_cap(sink, PENDING_CAP)
+        Audit::with_cap(sink, PENDING_CAP, AuditOnFailure::Open)
     }
 
-    fn with_cap(sink: Box<dyn Output>, cap: usize) -> Audit {
+    fn with_cap(sink: Box<dyn Output>, cap: usize, on_failure: AuditOnFailure) -> Audit {
+        let closed = on_failure == AuditOnFailure::Closed;
         let shared = Arc::new(Shared {
             batch: Mutex::new(Batch::default()),
             lost: Default::default(),
+            failing: Default::default(),
+            missing: Default::default(),
+            stalled: Default::default(),
+            probes: closed,
             wake: Condvar::new(),
             written: Condvar::new(),
         });
@@ -303,6 +334,51 @@ impl Audit {
             writer: Mutex::new(writer),
             dropped: Default::default(),
             cap,
+            closed,
+        }
+    }
+
+    /// `audit.on_failure = "closed"` and the output cannot be written (the writer's last write
+    /// failed and no later one succeeded): data requests are refused before they are forwarded
+    /// (503). One atomic load. The state is as of the last write: lines wait up to
+    /// `BATCH_PERIOD` for theirs, so the requests of the period in which the output failed are
+    /// served before it is known (their records lost and counted), and a refused request's own
+    /// line, or the writer's probe every `PROBE_PERIOD`, is what notices room again.
+    pub fn refusing(&self) -> bool {
+        self.closed
+            && self.shared.as_ref().is_some_and(|s| {
+                s.failing.load(std::sync::atomic::Ordering::Acquire)
+                    || s.stalled.load(std::sync::atomic::Ordering::Acquire)
+            })
+    }
+
+    /// Whether an admin change may be made: with `audit.on_failure = "closed"`, the lines
+    /// pending are written first (the state is then as of now, not of the last period), and
+    /// the change is refused while the output cannot be written. Blocks for one write at most.
+    pub fn accepts_changes(&self) -> bool {
+        if !self.closed {
+            return true;
+        }
+        self.sync();
+        !self.refusing()
+    }
+
+    /// Carries the state of `old`, the output this one replaces at a reload, when both write
+    /// the same place: a reload must not open a closed gateway before a write succeeded (the
+    /// new writer's first write, or its probe within `PROBE_PERIOD`, settles it).
+    pub fn carry_failure_from(&self, old: &Audit) {
+        if let (Some(new), Some(old)) = (&self.shared, &old.shared) {
+            if old.failing.load(std::sync::atomic::Ordering::Acquire) {
+                let missing = old.missing.load(std::sync::atomic::Ordering::Relaxed);
+                new.missing
+                    .fetch_add(missing, std::sync::atomic::Ordering::Relaxed);
+                new.failing
+                    .store(true, std::sync::atomic::Ordering::Release);
+                // A sleeping writer waits for a line only: woken under the lock, it sees the
+                // state and probes.
+                let _batch = lock(&new.batch);
+                new.wake.notify_one();
+            }
         }
     }
 
@@ -332,6 +408,11 @@ impl Audit {
         }
         if !must && batch.pending.len() + line.len() > self.cap {
             drop(batch);
+            if self.closed {
+                shared
+                    .stalled
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             let n = self
                 .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -420,6 +501,10 @@ impl crate::admin::AuditSink for Audit {
             self.append(&line, true);
         }
         self.sync();
+    }
+
+    fn accepts_changes(&self) -> bool {
+        Audit::accepts_changes(self)
     }
 }
 
@@ -576,8 +661,16 @@ struct Failing {
 }
 
 impl Failing {
-    /// Writes one batch (`lines`, whole lines) and accounts for the outcome.
-    fn write(&mut self, out: &mut dyn Output, lines: &[u8], lost: &std::sync::atomic::AtomicU64) {
+    /// Writes one batch (`lines`, whole lines, `records` of them audit records: a gap record
+    /// is none) and accounts for the outcome (a failed batch's records added to `lost`);
+    /// whether it was written.
+    fn write(
+        &mut self,
+        out: &mut dyn Output,
+        lines: &[u8],
+        records: u64,
+        lost: &std::sync::atomic::AtomicU64,
+    ) -> bool {
         // The writers of one file take turns (and share whether it holds a torn record).
         let writers = out.writers();
         let mut turn = writers
@@ -606,6 +699,7 @@ impl Failing {
                         tracing::warn!(lost = n, "The audit log is written again");
                     }
                 }
+                true
             }
             Err((written, e)) => {
                 if written > 0 {
@@ -617,7 +711,6 @@ impl Failing {
                     *torn = !matches!(cut, Some(Ok(())));
                 }
                 drop(turn);
-                let records = memchr::memchr_iter(b'\n', lines).count() as u64;
                 lost.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
                 let now = std::time::Instant::now();
                 match &mut self.run {
@@ -633,28 +726,73 @@ impl Failing {
                         self.run = Some((records, now));
                     }
                 }
+                false
             }
         }
     }
+}
+
+/// With `audit.on_failure = "closed"`, the record written first after a failure (the writer's
+/// probe, or at the head of the first batch that goes out): `{"type":"audit_gap","lost":N}`,
+/// the `N` records lost since the last write that succeeded, so the log says where records are
+/// missing.
+fn gap_record(missing: u64) -> Vec<u8> {
+    line(json!({"type": "audit_gap", "lost": missing})).unwrap_or_default()
+}
+
+/// The state after a write: `failing` while it failed, and the records lost since the last
+/// write that succeeded.
+fn settle(shared: &Shared, written: bool, records: u64) {
+    use std::sync::atomic::Ordering;
+    if written {
+        shared.missing.store(0, Ordering::Relaxed);
+        shared.stalled.store(false, Ordering::Release);
+    } else {
+        shared.missing.fetch_add(records, Ordering::Relaxed);
+    }
+    shared.failing.store(!written, Ordering::Release);
 }
 
 /// The writer thread: every `BATCH_PERIOD` (or at once when someone waits in `sync`, or on
 /// close) takes the pending lines, writes and flushes them outside the lock. With nothing
 /// pending it sleeps until the next line (issue 10: an idle writer woke 100 times a second).
 fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
+    use std::sync::atomic::Ordering;
     let mut failing = Failing::default();
     let mut spare = Vec::new();
     loop {
         let mut batch = lock(&shared.batch);
+        let mut probe = false;
         if batch.pending.is_empty() && !batch.urgent && !batch.closed {
             batch.asleep = true;
             while batch.asleep && !batch.urgent && !batch.closed {
-                batch = match shared.wake.wait(batch) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                // A closed gateway refusing everything may get no line to try the output with:
+                // the writer tries it itself.
+                if shared.probes && shared.failing.load(Ordering::Acquire) {
+                    let (guard, waited) = match shared.wake.wait_timeout(batch, PROBE_PERIOD) {
+                        Ok(woken) => woken,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    batch = guard;
+                    if waited.timed_out() && batch.asleep && !batch.urgent && !batch.closed {
+                        probe = true;
+                        break;
+                    }
+                } else {
+                    batch = match shared.wake.wait(batch) {
+                        Ok(guard) => guard,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                }
             }
             batch.asleep = false;
+        }
+        if probe {
+            drop(batch);
+            let gap = gap_record(shared.missing.load(Ordering::Relaxed));
+            let written = failing.write(out.as_mut(), &gap, 0, &shared.lost);
+            settle(shared, written, 0);
+            continue;
         }
         // A line arrived: gather more for one period before writing them together.
         if !batch.urgent && !batch.closed {
@@ -676,7 +814,17 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
         batch.taken += 1;
         let number = batch.taken;
         drop(batch);
-        failing.write(out.as_mut(), &spare, &shared.lost);
+        let records = memchr::memchr_iter(b'\n', &spare).count() as u64;
+        let written = if shared.probes && shared.failing.load(Ordering::Relaxed) {
+            // The first batch after a failure says what is missing before it.
+            let mut lines = gap_record(shared.missing.load(Ordering::Relaxed));
+            lines.extend_from_slice(&spare);
+            failing.write(out.as_mut(), &lines, records, &shared.lost)
+        } else {
+            failing.write(out.as_mut(), &spare, records, &shared.lost)
+        };
+        // Before `flushed`: a `sync` caller (an admin change's check) reads the state after it.
+        settle(shared, written, records);
         // Keep the allocation for the next batch, but not a huge one a burst left behind.
         spare.clear();
         if spare.capacity() > PENDING_CAP / 4 {
@@ -1132,7 +1280,11 @@ mod tests {
     #[test]
     fn a_stalled_output_drops_request_records_instead_of_blocking() {
         let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let audit = Audit::with_cap(Box::new(Stalled(Arc::clone(&gate))), 64 * 1024);
+        let audit = Audit::with_cap(
+            Box::new(Stalled(Arc::clone(&gate))),
+            64 * 1024,
+            AuditOnFailure::Open,
+        );
         let started = std::time::Instant::now();
         // Far more than the cap plus the batch the writer holds while its output blocks.
         for i in 0..20_000 {
@@ -1147,6 +1299,39 @@ mod tests {
         drop(audit);
         assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
         assert!(dropped >= 10_000, "dropped {dropped}");
+    }
+
+    /// `audit.on_failure = "closed"`: an output that stalls (a full pipe) until request records
+    /// are dropped refuses as a failing one does, and serves again once a batch went out.
+    #[test]
+    fn closed_refuses_while_a_stalled_output_drops_records() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let audit = Audit::with_cap(
+            Box::new(Stalled(Arc::clone(&gate))),
+            4 * 1024,
+            AuditOnFailure::Closed,
+        );
+        let mut n = 0;
+        let mut early = false;
+        while audit.dropped() == 0 && n < 10_000 {
+            early |= audit.refusing();
+            audit.write(json!({"type": "request", "n": n}));
+            n += 1;
+        }
+        let refused = audit.refusing();
+        // Open the gate before asserting: dropping the audit log joins its writer.
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        assert!(audit.dropped() > 0, "nothing dropped");
+        assert!(!early, "refused before a record was dropped");
+        assert!(refused, "records dropped, requests served");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while audit.refusing() {
+            assert!(std::time::Instant::now() < deadline, "still refusing");
+            audit.write(json!({"type": "request", "n": n}));
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     type Hook = Box<dyn FnOnce() + Send>;
@@ -1333,5 +1518,116 @@ mod tests {
             .collect();
         assert_eq!(whole.last().unwrap()["n"], 4, "{text:?}");
         assert!(text.lines().count() <= 2, "{text:?}");
+    }
+
+    /// `audit.on_failure = "closed"`: the state is the last write's. Before any failure nothing is
+    /// refused; a failed batch refuses data requests and admin changes; the writer's probe (no
+    /// line, no request) resumes service once there is room, and leaves an `audit_gap` record
+    /// saying how many records are missing before it.
+    #[test]
+    fn closed_refuses_while_the_output_fails_and_its_probe_resumes() {
+        let disk = Disk::new(0, true);
+        let (room, data) = (Arc::clone(&disk.room), Arc::clone(&disk.data));
+        let audit = Audit::with_cap(Box::new(disk), PENDING_CAP, AuditOnFailure::Closed);
+        assert!(!audit.refusing(), "nothing failed yet");
+        assert!(audit.accepts_changes());
+        // A pending line is written before an admin change is let through: the state is now's.
+        audit.write(json!({"type": "request", "n": 1}));
+        assert!(!audit.accepts_changes(), "the pending line failed");
+        assert!(audit.refusing());
+        assert_eq!(audit.lost(), 1);
+        // Still failing: the probes fail and lose nothing.
+        std::thread::sleep(PROBE_PERIOD + PROBE_PERIOD / 2);
+        assert!(audit.refusing());
+        assert_eq!(audit.lost(), 1, "a failed probe is no lost record");
+        *room.lock().unwrap() = 1 << 20;
+        let deadline = std::time::Instant::now() + 3 * PROBE_PERIOD;
+        while audit.refusing() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the probe never resumed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(audit.accepts_changes());
+        let text = String::from_utf8(data.lock().unwrap().clone()).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{text}");
+        assert_eq!(records[0]["type"], "audit_gap");
+        assert_eq!(records[0]["lost"], 1);
+        assert_eq!(records[0]["v"], 1);
+    }
+
+    /// A line written after a failure clears the state at once (a refused request's own line
+    /// tries the output too), without waiting for the probe.
+    #[test]
+    fn a_write_that_succeeds_ends_the_refusal() {
+        let disk = Disk::new(0, true);
+        let (room, data) = (Arc::clone(&disk.room), Arc::clone(&disk.data));
+        let audit = Audit::with_cap(Box::new(disk), PENDING_CAP, AuditOnFailure::Closed);
+        audit.write(json!({"type": "request", "n": 1}));
+        audit.sync();
+        assert!(audit.refusing());
+        *room.lock().unwrap() = 1 << 20;
+        audit.write(json!({"type": "request", "n": 2}));
+        audit.sync();
+        assert!(!audit.refusing());
+        // The batch that went out starts with what is missing before it.
+        let text = String::from_utf8(data.lock().unwrap().clone()).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{text}");
+        assert_eq!(records[0]["type"], "audit_gap");
+        assert_eq!(records[0]["lost"], 1);
+        assert_eq!(records[1]["n"], 2);
+        assert_eq!(audit.lost(), 1);
+    }
+
+    /// `audit.on_failure = "open"` (the default): the same failure refuses nothing, and the
+    /// writer writes no probe of its own.
+    #[test]
+    fn open_never_refuses_and_never_probes() {
+        let disk = Disk::new(0, true);
+        let (room, data) = (Arc::clone(&disk.room), Arc::clone(&disk.data));
+        let audit = Audit::with_cap(Box::new(disk), PENDING_CAP, AuditOnFailure::Open);
+        audit.write(json!({"type": "request", "n": 1}));
+        audit.sync();
+        assert_eq!(audit.lost(), 1);
+        assert!(!audit.refusing());
+        assert!(audit.accepts_changes());
+        *room.lock().unwrap() = 1 << 20;
+        std::thread::sleep(PROBE_PERIOD + PROBE_PERIOD / 2);
+        assert!(data.lock().unwrap().is_empty(), "no probe record");
+    }
+
+    /// A reload's new output for the same place starts as failing as the old one was: a closed
+    /// gateway does not open at a SIGHUP until a write succeeded (the new writer's probe).
+    #[test]
+    fn a_reload_carries_the_failure_until_a_write_succeeds() {
+        let disk = Disk::new(0, true);
+        let old = Audit::with_cap(Box::new(disk), PENDING_CAP, AuditOnFailure::Closed);
+        old.write(json!({"type": "request", "n": 1}));
+        old.sync();
+        assert!(old.refusing());
+        let new = Audit::with_cap(
+            Box::new(Disk::new(1 << 20, true)),
+            PENDING_CAP,
+            AuditOnFailure::Closed,
+        );
+        new.carry_failure_from(&old);
+        assert!(new.refusing(), "carried over");
+        let deadline = std::time::Instant::now() + 3 * PROBE_PERIOD;
+        while new.refusing() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the probe never resumed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -38,6 +38,14 @@ pub enum ProxyError {
     TokenLimited(#[from] crate::throttle::Limited),
     #[error("{0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
+    /// The token changed (narrowed, its library filters changed) between the request's
+    /// authentication and its forwarding (its body read meanwhile): nothing was forwarded, and
+    /// a retry is planned under the token as it is now.
+    #[error("the token changed while the request was read; nothing was forwarded, retry")]
+    TokenChanged,
+    /// `audit.on_failure = "closed"` and the audit log cannot be written (`Audit::refusing`).
+    #[error("{}", crate::audit::UNWRITABLE)]
+    AuditUnwritable,
 }
 
 /// Which side a failure is on, for log levels and metrics.
@@ -82,6 +90,9 @@ impl ProxyError {
             }
             ProxyError::Upstream(U::ClientBody) => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::AuditUnwritable | ProxyError::TokenChanged => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -113,6 +124,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => "request_timeout_exception",
             ProxyError::Busy | ProxyError::TokenLimited(_) => "es_rejected_execution_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
+            ProxyError::AuditUnwritable | ProxyError::TokenChanged => "unavailable_exception",
         }
     }
 
@@ -170,6 +182,8 @@ impl ProxyError {
             ProxyError::Upstream(U::Failed { .. }) => "backend_error",
             ProxyError::Upstream(U::ClientBody) => "bad_request",
             ProxyError::Upstream(_) => "backend_unavailable",
+            ProxyError::AuditUnwritable => "audit_unwritable",
+            ProxyError::TokenChanged => "token_changed",
         }
     }
 
@@ -191,6 +205,8 @@ impl ProxyError {
                 }
             }
             ProxyError::Busy
+            | ProxyError::AuditUnwritable
+            | ProxyError::TokenChanged
             | ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
             | ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. })
             | ProxyError::Rejected(Rejection {
@@ -346,5 +362,28 @@ mod tests {
             assert_eq!(e.es_type(), "es_rejected_execution_exception");
             assert_eq!(e.code(), "busy");
         }
+    }
+
+    /// `audit.on_failure = "closed"` and the audit log cannot be written: 503 with
+    /// `Retry-After`, an Elasticsearch error a client retries.
+    #[tokio::test]
+    async fn an_unwritable_audit_answers_503_with_retry_after() {
+        let r = ProxyError::AuditUnwritable.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(ProxyError::AuditUnwritable.code(), "audit_unwritable");
+        let v = body_json(r).await;
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["error"]["type"], "unavailable_exception");
+        assert_eq!(v["error"]["reason"], crate::audit::UNWRITABLE);
+    }
+
+    /// A token changed between a request's authentication and its forwarding: 503, retryable.
+    #[test]
+    fn a_token_changed_meanwhile_answers_503_with_retry_after() {
+        let r = ProxyError::TokenChanged.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(ProxyError::TokenChanged.code(), "token_changed");
     }
 }

@@ -56,10 +56,12 @@ pub enum Rejected {
     BackendShare,
     /// A connection closed at accept: its address held `listen.max_connections_per_ip`.
     ConnectionsPerIp,
+    /// `audit.on_failure = "closed"` and the audit log cannot be written.
+    Audit,
 }
 
 impl Rejected {
-    const ALL: [Rejected; 8] = [
+    const ALL: [Rejected; 9] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::Guard,
@@ -68,6 +70,7 @@ impl Rejected {
         Rejected::BackendConnections,
         Rejected::BackendShare,
         Rejected::ConnectionsPerIp,
+        Rejected::Audit,
     ];
 
     fn label(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Rejected {
             Rejected::BackendConnections => "backend_connections",
             Rejected::BackendShare => "backend_share",
             Rejected::ConnectionsPerIp => "connections_per_ip",
+            Rejected::Audit => "audit",
         }
     }
 }

@@ -90,6 +90,16 @@ impl AdminError {
         }
     }
 
+    /// `audit.on_failure = "closed"` and the audit log cannot be written: nothing was changed
+    /// (503; the admin listener adds `Retry-After`).
+    pub(crate) fn audit_unavailable() -> AdminError {
+        AdminError {
+            status: 503,
+            kind: "unavailable_exception",
+            reason: crate::audit::UNWRITABLE.into(),
+        }
+    }
+
     pub(crate) fn internal(reason: &str) -> AdminError {
         AdminError {
             status: 500,

@@ -148,6 +148,13 @@ impl Default for Policies {
 /// Receives one JSON object per successful admin change. Never given a secret.
 pub trait AuditSink: Send + Sync {
     fn admin_event(&self, event: Value);
+
+    /// Whether a change may be made now: `false` while its record could not be written and
+    /// `audit.on_failure = "closed"` (then the change is refused, 503, before anything is
+    /// changed).
+    fn accepts_changes(&self) -> bool {
+        true
+    }
 }
 
 /// Every route [`handle`] serves, as (method, path template), in the order of `dispatch`.
@@ -212,6 +219,11 @@ async fn dispatch(
     let route = route(req.path).ok_or_else(|| {
         AdminError::not_found("admin endpoint (see /tokens, /links, /filters, /ip-filters)")
     })?;
+    // A change is made before its record is written: with `audit.on_failure = "closed"` none
+    // is made while the audit log cannot be written (a read changes nothing and is not audited).
+    if !matches!(req.method, "GET" | "HEAD") && !ctx.audit.accepts_changes() {
+        return Err(AdminError::audit_unavailable());
+    }
     let ev = EventBase {
         client: req.client,
         now,
@@ -432,6 +444,8 @@ pub(crate) mod testing {
     #[derive(Default)]
     pub struct RecordingAudit {
         pub events: Mutex<Vec<Value>>,
+        /// Refuse changes, as a closed audit log that cannot be written does.
+        pub unwritable: std::sync::atomic::AtomicBool,
     }
 
     impl AuditSink for RecordingAudit {
@@ -439,6 +453,10 @@ pub(crate) mod testing {
             if let Ok(mut e) = self.events.lock() {
                 e.push(event);
             }
+        }
+
+        fn accepts_changes(&self) -> bool {
+            !self.unwritable.load(std::sync::atomic::Ordering::Relaxed)
         }
     }
 
@@ -646,6 +664,51 @@ mod tests {
         let fut = handle(&h.ctx, req, T0);
         assert_send(&fut);
         assert_eq!(fut.await.body, Some(json!({"tokens": [], "total": 0})));
+    }
+
+    /// `audit.on_failure = "closed"` with an audit log that cannot be written: every change is
+    /// refused (503) before anything is changed, reads are served; once it can be written
+    /// again, changes are made.
+    #[tokio::test]
+    async fn no_change_is_made_while_its_record_cannot_be_written() {
+        use std::sync::atomic::Ordering;
+        let h = Harness::new();
+        let created = h
+            .expect(
+                "POST",
+                "/tokens",
+                r#"{"name":"a","permissions":["all"]}"#,
+                201,
+            )
+            .await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        let durable = h.durable().len();
+        h.audit.unwritable.store(true, Ordering::Relaxed);
+        for (method, path, body) in [
+            (
+                "POST",
+                "/tokens".to_owned(),
+                r#"{"name":"b","permissions":["all"]}"#,
+            ),
+            ("DELETE", format!("/tokens/{id}"), ""),
+            ("PATCH", format!("/tokens/{id}"), r#"{"name":"c"}"#),
+            ("POST", format!("/tokens/{id}/reset"), ""),
+            (
+                "POST",
+                "/ip-filters".to_owned(),
+                r#"{"name":"o","cidrs":["::1"]}"#,
+            ),
+        ] {
+            let r = h.call(method, &path, body).await;
+            assert_eq!(r.status, 503, "{method} {path}: {:?}", r.body);
+            let reason = r.body.as_ref().and_then(|b| b["error"]["reason"].as_str());
+            assert_eq!(reason, Some(crate::audit::UNWRITABLE), "{method} {path}");
+        }
+        assert_eq!(h.durable().len(), durable, "nothing changed");
+        assert_eq!(h.events().len(), 1, "only the first create was audited");
+        h.expect("GET", &format!("/tokens/{id}"), "", 200).await;
+        h.audit.unwritable.store(false, Ordering::Relaxed);
+        h.expect("DELETE", &format!("/tokens/{id}"), "", 204).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

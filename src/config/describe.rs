@@ -241,6 +241,7 @@ impl Config {
                 o.key("path", path(file));
             }
         }
+        o.key("on_failure", quoted(self.audit_on_failure.as_str()));
 
         o.section("log");
         o.key("level", quoted(&self.log.level));
@@ -430,7 +431,7 @@ mod tests {
                     "allow_open_ip_filters",
                 ][..],
             ),
-            ("audit", &["output"][..]),
+            ("audit", &["output", "on_failure"][..]),
             ("log", &["level", "format"][..]),
             ("metrics", &["max_token_series"][..]),
         ] {

@@ -73,6 +73,9 @@ pub struct Config {
     pub auth: Auth,
     pub policies: Policies,
     pub audit: AuditOutput,
+    /// `audit.on_failure`: what requests and admin changes do while the audit log cannot be
+    /// written.
+    pub audit_on_failure: AuditOnFailure,
     pub log: Log,
     pub metrics: MetricsConfig,
     /// `[kibana]`: the share-link front (`crate::kibana`).
@@ -363,6 +366,26 @@ pub enum AuditOutput {
     Off,
     Stdout,
     File(PathBuf),
+}
+
+/// `audit.on_failure`: while the audit log cannot be written (its last write failed and no
+/// later one succeeded), `Open` serves on and loses the records (counted); `Closed` refuses data
+/// requests (503) and admin changes until a write succeeds again (`audit::Audit::refusing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditOnFailure {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl AuditOnFailure {
+    /// The setting's value as the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOnFailure::Open => "open",
+            AuditOnFailure::Closed => "closed",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -219,6 +219,8 @@ pub struct RawAudit {
     /// `stdout`, `file` or `off`.
     pub output: Option<String>,
     pub path: Option<String>,
+    /// `open` (default) or `closed`.
+    pub on_failure: Option<String>,
 }
 
 /// Token ids `esgate_requests_total` labels before the rest count under `token_id="other"`.

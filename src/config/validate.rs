@@ -12,8 +12,9 @@ use ipnet::IpNet;
 
 use super::raw::{self, RawConfig};
 use super::{
-    AdminKey, AuditOutput, Auth, Backend, BackendAuthorization, Config, ConfigIssue, Limits, Log,
-    Overrides, Policies, SecretSource, ServerTls, Sources, StoreKind, REDACTED,
+    AdminKey, AuditOnFailure, AuditOutput, Auth, Backend, BackendAuthorization, Config,
+    ConfigIssue, Limits, Log, Overrides, Policies, SecretSource, ServerTls, Sources, StoreKind,
+    REDACTED,
 };
 use crate::duration;
 
@@ -256,6 +257,22 @@ pub(super) fn validate_for(
         }
     };
 
+    let audit_on_failure = match raw.audit.on_failure.as_deref() {
+        None | Some("open") => AuditOnFailure::Open,
+        Some("closed") if raw.audit.output.as_deref() == Some("off") => {
+            v.issue(
+                "audit.on_failure",
+                "\"closed\" needs an audit output (audit.output is \"off\")",
+            );
+            AuditOnFailure::Open
+        }
+        Some("closed") => AuditOnFailure::Closed,
+        Some(_) => {
+            v.issue("audit.on_failure", "must be \"open\" or \"closed\"");
+            AuditOnFailure::Open
+        }
+    };
+
     let level = raw.log.level.clone().unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() || !names_levels(&level) {
         v.issue(
@@ -323,6 +340,7 @@ pub(super) fn validate_for(
             auth,
             policies,
             audit,
+            audit_on_failure,
             log: Log { level, json },
             metrics,
             kibana,
@@ -1175,6 +1193,31 @@ mod tests {
 
     fn paths(issues: Vec<ConfigIssue>) -> Vec<String> {
         issues.into_iter().map(|i| i.path).collect()
+    }
+
+    /// `audit.on_failure`: "open" by default, "closed" only with an output that can fail;
+    /// anything else refused, naming the key.
+    #[test]
+    fn audit_on_failure_is_open_or_closed() {
+        let with = |audit: &str| check(&format!("[audit]\n{audit}\n"));
+        assert_eq!(with("").unwrap().audit_on_failure, AuditOnFailure::Open);
+        assert_eq!(
+            with("on_failure = \"open\"").unwrap().audit_on_failure,
+            AuditOnFailure::Open
+        );
+        assert_eq!(
+            with("on_failure = \"closed\"").unwrap().audit_on_failure,
+            AuditOnFailure::Closed
+        );
+        for bad in [
+            "on_failure = \"Closed\"",
+            "on_failure = \"fail\"",
+            "on_failure = \"\"",
+            "output = \"off\"\non_failure = \"closed\"",
+        ] {
+            let issues = with(bad).map(|_| ()).unwrap_err();
+            assert_eq!(paths(issues), vec!["audit.on_failure"], "{bad}");
+        }
     }
 
     /// A misspelt level (`warning`, `verbose`) parses as a filter directive naming a target of

@@ -236,6 +236,11 @@ impl Refusal {
 
     fn into_response(self, front: &Front) -> Response<Body> {
         let mut r = text(self.status, &self.reason);
+        // Every 503 of the front is a passing state (Kibana's slots, the audit log).
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.clear_cookie {
             r.headers_mut()
                 .insert(header::SET_COOKIE, front.cookie("", 0));
@@ -348,6 +353,15 @@ async fn serve(
     crate::proxy::hygiene::check(&req).map_err(|e| Refusal::new(e.status(), e.to_string()))?;
     let recipient = recipient_address(app, conn, req.headers())?;
     event.client = recipient.to_string();
+    // `audit.on_failure = "closed"`: nothing reaches Kibana while the audit log cannot be
+    // written (as on the data listener).
+    if app.audit.refusing() {
+        app.metrics.rejected(crate::metrics::Rejected::Audit);
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::audit::UNWRITABLE,
+        ));
+    }
     let now = crate::time::now();
     let snapshot = app.store.snapshot();
 

@@ -124,6 +124,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
                     app.metrics.rejected(Rejected::Guard)
                 }
+                ProxyError::AuditUnwritable => app.metrics.rejected(Rejected::Audit),
                 _ => {}
             }
             // A full node's refusals are logged by `upstream`, once per interval with their
@@ -227,6 +228,11 @@ async fn pipeline(
             policy::check(&token, ip_filter, client_ip, now)?;
         }
     }
+    // `audit.on_failure = "closed"`: nothing is forwarded (or answered) while the audit log
+    // cannot be written; before the limits, so a refusal spends none of the token's rate.
+    if app.audit.refusing() {
+        return Err(ProxyError::AuditUnwritable);
+    }
     // The token's own limits, each unset one from `[policies.limits]`.
     let limits = token.limits.or(&app.config.policies.limits);
     // The concurrency slot lives as long as the request's context: until its answer's body
@@ -269,7 +275,8 @@ async fn pipeline(
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
-            return Box::pin(identity::respond(app, &token, route, &parts, body)).await
+            recheck(app, &snapshot, &token, &parts.headers, client_ip)?;
+            return Box::pin(identity::respond(app, &token, route, &parts, body)).await;
         }
     };
     // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
@@ -281,6 +288,9 @@ async fn pipeline(
         }
         _ => BudgetHold::default(),
     };
+    // The request was planned under the snapshot its head was authenticated with; its body
+    // (and room for its answer) may have taken seconds since.
+    recheck(app, &snapshot, &token, &parts.headers, client_ip)?;
     let sent = Instant::now();
     let response = app.upstream.send_as(Some(&token.id), upstream_req).await;
     // The forwarded body is sent: its share of the body budget is free again.
@@ -1410,6 +1420,80 @@ fn client_address(
     client_ip::client_ip(peer, &xff, &fwd, &app.config.auth.trusted_proxies)
         .map(client_ip::canonical)
         .map_err(|e| ProxyError::BadRequest(e.to_string()))
+}
+
+/// The token as the request was planned, checked again just before it is forwarded (rel20): a
+/// request's body is read (up to `listen.header_timeout`) and room for it and its answer waited
+/// for after its head was authenticated, and a revocation made meanwhile must bite. Nothing
+/// changed (the common case: one pointer comparison): only an expiry meanwhile. Else the
+/// credential is authenticated and the policy checked again on the current snapshot (a token
+/// deleted or reset: 401; its IP filter narrowed, a link deleted: 403), and a token whose plan
+/// would differ (permission, limits, filters or indices: its bound scope) refuses the request
+/// (503, `TokenChanged`): it was planned under what the token no longer is.
+fn recheck(
+    app: &App,
+    planned: &Snapshot,
+    token: &Arc<Token>,
+    headers: &HeaderMap,
+    client_ip: std::net::IpAddr,
+) -> Result<(), ProxyError> {
+    let now = crate::time::now();
+    if app.store.is_current(planned) {
+        return match token.is_expired(now) {
+            true => Err(policy::Denied::Expired.into()),
+            false => Ok(()),
+        };
+    }
+    let current = app.store.snapshot();
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let head = hygiene::Head {
+        authorization: values.next(),
+        authorizations: headers.get_all(header::AUTHORIZATION).iter().count(),
+        forwarded: false,
+        content_length: None,
+    };
+    let again = match link_credential(&head) {
+        Some(text) => {
+            let claims = crate::kibana::session::open_credential(
+                &crate::kibana::credential_key(&app.id_key),
+                text,
+                now,
+            )
+            .ok_or(auth::AuthError::Unknown)?;
+            let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
+            crate::kibana::session::check_link(
+                &current,
+                &claims.link_id,
+                Some(&claims),
+                recipient,
+                now,
+            )?
+            .1
+        }
+        None => {
+            let again = authenticate(&current, &head, headers, now)?;
+            let ip_filter = again
+                .ip_filter
+                .as_deref()
+                .and_then(|name| current.ip_filter(name));
+            policy::check(&again, ip_filter, client_ip, now)?;
+            again
+        }
+    };
+    if again.id != token.id {
+        return Err(auth::AuthError::Unknown.into());
+    }
+    let same_scope = || match (planned.scope(token), current.scope(&again)) {
+        (Ok(before), Ok(now)) => before.bound_id == now.bound_id,
+        _ => false,
+    };
+    if again.permission() != token.permission()
+        || again.limits != token.limits
+        || (token.permission() != Permission::All && !same_scope())
+    {
+        return Err(ProxyError::TokenChanged);
+    }
+    Ok(())
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is

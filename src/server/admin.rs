@@ -157,7 +157,15 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         .await
     });
     match handled.await {
-        Ok(AdminResponse { status, body }) => json_response(status, body),
+        Ok(AdminResponse { status, body }) => {
+            let mut r = json_response(status, body);
+            // A 503 is a passing state (the cluster store, the audit log): nothing was changed.
+            if status == 503 {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            r
+        }
         Err(e) => {
             tracing::error!(error = %e, "Admin request task failed");
             json_response(

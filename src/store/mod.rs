@@ -484,6 +484,12 @@ impl Store {
         self.current.load_full()
     }
 
+    /// Whether `snapshot` is still the current one (nothing changed since it was taken): a
+    /// pointer comparison under a borrowed load, no reference count touched.
+    pub fn is_current(&self, snapshot: &Snapshot) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.current.load()), snapshot)
+    }
+
     fn publish(current: &ArcSwap<Snapshot>, base: &Snapshot, changes: &[Change]) {
         if changes.is_empty() {
             return;

@@ -105,6 +105,22 @@ impl TinyFs {
         }
     }
 
+    /// After `fill`: the last block of `name` has room for a few hundred bytes still, where a
+    /// small write succeeds between failures (the brink of a full disk); filled with empty
+    /// lines, so that every write to the file fails.
+    fn fill_up(&self, name: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.outside(name))
+            .unwrap();
+        loop {
+            if let Err(e) = f.write_all(b"\n") {
+                assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+                return;
+            }
+        }
+    }
+
     /// Frees the space `fill` took.
     fn free(&self) {
         std::fs::remove_file(self.outside("fill")).unwrap();
@@ -299,7 +315,8 @@ async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record(
         fs.outside("esgate.toml"),
         format!(
             "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n\
-             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n",
+             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n\
+             on_failure = \"open\"\n",
             backend.url(),
             store.path().join("store").display().to_string(),
             fs.inside("audit.jsonl"),
@@ -402,6 +419,152 @@ async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    kill(served);
+}
+
+/// `audit.on_failure = "closed"` (rel20): the audit file's disk fills; once a write has failed,
+/// data requests are refused with 503 before they are forwarded (a document PUT then is not in
+/// the backend after), admin changes are refused and not made, reads of the admin API served, a
+/// SIGHUP keeps the gateway closed; once there is room, the writer's probe resumes service with
+/// no request and no restart, and the file holds an `audit_gap` record where records are missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_disk_closes_the_gateway_until_the_audit_can_be_written() {
+    let Some(fs) = TinyFs::new(128) else { return };
+    let backend = Backend::osmem();
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(
+        fs.outside("esgate.toml"),
+        format!(
+            "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n\
+             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n\
+             on_failure = \"closed\"\n",
+            backend.url(),
+            store.path().join("store").display().to_string(),
+            fs.inside("audit.jsonl"),
+        ),
+    )
+    .unwrap();
+    let served = serve_inside(&fs, &fs.inside("esgate.toml"));
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "load", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let auth = bearer(v["secret"].as_str().unwrap());
+    let get = || async {
+        send(
+            "GET",
+            &format!("{}/", served.data),
+            &[("authorization", &auth)],
+            Bytes::new(),
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(get().await.status, 200);
+    let tokens = token_ids(&served).await;
+
+    fs.fill();
+    fs.fill_up("audit.jsonl");
+    // The requests of the batch that finds the disk full are served (their records lost):
+    // the state is known once a write failed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let r = get().await;
+        if r.status == 503 {
+            break r;
+        }
+        assert_eq!(r.status, 200);
+        assert!(Instant::now() < deadline, "never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.headers["retry-after"], "1");
+    let body: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(body["error"]["type"], "unavailable_exception", "{body}");
+    assert!(log_of(&served).contains("Cannot write the audit log"));
+    // Nothing is forwarded: a write refused now is not in the backend afterwards.
+    let put = send(
+        "PUT",
+        &format!("{}/audit-closed/_doc/1?refresh=true", served.data),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Bytes::from_static(b"{\"a\":1}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(put.status, 503, "{}", put.text());
+    for _ in 0..10 {
+        assert_eq!(get().await.status, 503);
+    }
+    assert!(counter(&served, "esgate_rejected_total{reason=\"audit\"}").await >= 12.0);
+    // Admin changes are refused and not made; reads are served.
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "during", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    let only = tokens.iter().next().unwrap();
+    let (status, v) = admin(&served, "DELETE", &format!("/tokens/{only}"), Value::Null).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(token_ids(&served).await, tokens, "nothing changed");
+    // A reload keeps the gateway closed: the same file, still unwritable.
+    let status = Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_log(&served, "Configuration reloaded");
+    for _ in 0..5 {
+        assert_eq!(get().await.status, 503);
+    }
+    // Their records (and the writer's probes) have found the disk full again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(get().await.status, 503);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Room again: no request is sent; the writer's probe finds it within a second or so.
+    fs.free();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(get().await.status, 200, "service resumed by itself");
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "after", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let r = send(
+        "GET",
+        &format!("{}/audit-closed/_doc/1", served.data),
+        &[("authorization", &auth)],
+        Bytes::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status,
+        404,
+        "the refused PUT never reached the backend: {}",
+        r.text()
+    );
+    let text = std::fs::read_to_string(fs.outside("audit.jsonl")).unwrap();
+    let gaps: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .filter(|r| r["type"] == "audit_gap")
+        .collect();
+    assert!(!gaps.is_empty(), "no audit_gap record:\n{text}");
+    assert!(gaps[0]["lost"].as_u64().unwrap() >= 1, "{gaps:?}");
     kill(served);
 }
 

@@ -54,6 +54,7 @@ mod reload;
 mod replicas;
 mod request_bodies;
 mod response_shaping;
+mod revocation;
 mod rotation;
 mod route_scope;
 mod shard_prefilter;

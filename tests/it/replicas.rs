@@ -156,6 +156,45 @@ fn read_token(name: &str) -> Value {
     json!({"name": name, "indices": ["logs-*"], "filters": [{"field": "env", "value": "test"}]})
 }
 
+/// rel20: a search whose head replica 1 authenticated before the token was deleted through
+/// replica 0, and whose body came after replica 1 applied the delete, is refused there, not
+/// forwarded under the token as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_on_a_replica_is_refused_after_a_delete_elsewhere() {
+    use crate::revocation::{answer, http1_to, origin_request, trickled};
+    let backend = Backend::osmem();
+    seed(backend.url()).await;
+    let rs = Replicas::start(backend.url(), 2);
+    let (id, secret) = create(rs.get(0), read_token("inflight")).await;
+    within(PROPAGATION, "created token authenticates", || async {
+        search_status(rs.get(1), &secret).await == 200
+    })
+    .await;
+    let addr: SocketAddr = rs
+        .get(1)
+        .data
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let mut conn = http1_to(addr).await;
+    let (tx, body) = trickled();
+    let auth = bearer(&secret);
+    let open =
+        tokio::spawn(conn.send_request(origin_request(&auth, "POST", "/logs-r/_search", body)));
+    tx.send("{\"query\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, _) = admin(rs.get(0), "DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    within(PROPAGATION, "the delete reaches replica 1", || async {
+        search_status(rs.get(1), &secret).await == 401
+    })
+    .await;
+    tx.send("{\"match_all\":{}}}").await.unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert_eq!(s, 401, "{v}");
+}
+
 // === create, PATCH, reset, delete ===
 
 async fn changes_reach_every_replica_within_a_second(backend: Backend) {

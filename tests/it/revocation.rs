@@ -1,0 +1,343 @@
+//! Revocations that must bite at once (rel20): a token deleted, reset, narrowed (its IP
+//! filter's addresses, a library filter it uses) is refused on a connection that already
+//! carried its requests (HTTP/1 keep-alive, an HTTP/2 connection with a stream open), and a
+//! request whose head came before the revocation but whose body came after is not forwarded
+//! with the token as it was (before rel20 it was: planned under the snapshot its head was
+//! authenticated with, it went out after the change with the old filters, its body trickled
+//! for up to `listen.header_timeout`).
+
+use crate::support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+use support::esgate::Esgate;
+use support::fixture;
+use support::http::bearer;
+
+pub(crate) type Sent = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A body whose pieces the test sends when it wants (`tx`), ended when `tx` is dropped.
+pub(crate) fn trickled() -> (tokio::sync::mpsc::Sender<&'static str>, Sent) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let piece = rx.recv().await?;
+        let frame = http_body::Frame::data(Bytes::from_static(piece.as_bytes()));
+        Some((Ok::<_, Infallible>(frame), rx))
+    });
+    (tx, http_body_util::StreamBody::new(stream).boxed())
+}
+
+fn empty() -> Sent {
+    http_body_util::Empty::new().boxed()
+}
+
+/// A request in origin form with `Host` (HTTP/1.1; HTTP/2 takes its `:authority` from it).
+fn request(gw: &Esgate, auth: &str, method: &str, path: &str, body: Sent) -> http::Request<Sent> {
+    let _ = gw;
+    origin_request(auth, method, path, body)
+}
+
+/// A request in origin form with `Host`, from `auth`.
+pub(crate) fn origin_request(
+    auth: &str,
+    method: &str,
+    path: &str,
+    body: Sent,
+) -> http::Request<Sent> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+pub(crate) async fn answer(res: http::Response<hyper::body::Incoming>) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One HTTP/1.1 connection, kept alive for every request sent on it.
+async fn http1(gw: &Esgate) -> hyper::client::conn::http1::SendRequest<Sent> {
+    http1_to(gw.data_addr).await
+}
+
+/// One HTTP/1.1 connection to `addr`.
+pub(crate) async fn http1_to(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Sent> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// One HTTP/2 connection (prior knowledge, no TLS).
+async fn http2(gw: &Esgate) -> hyper::client::conn::http2::SendRequest<Sent> {
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// A library filter `tenant: a`, an IP filter `local` (127.0.0.1) and a `read` token on
+/// `logs-*` using both; returns (filter id, token id, `Authorization` value).
+async fn narrowable(gw: &Esgate) -> (String, String, String) {
+    let (s, f) = gw
+        .admin(
+            "POST",
+            "/filters",
+            Some(json!({"description": "tenant a", "field": "tenant", "value": "a"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let fid = f["id"].as_str().unwrap().to_owned();
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/ip-filters",
+            Some(json!({"name": "local", "cidrs": ["127.0.0.1"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (id, secret) = gw
+        .token(json!({"name": "narrowable", "indices": ["logs-*"], "filters": [fid], "ip_filter": "local"}))
+        .await;
+    (fid, id, bearer(&secret))
+}
+
+/// HTTP/1 keep-alive: each change applies to the very next request on the connection that
+/// carried the token's earlier ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_bites_on_a_kept_alive_http1_connection() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (fid, id, auth) = narrowable(&gw).await;
+    let mut conn = http1(&gw).await;
+    let count = |conn: &mut hyper::client::conn::http1::SendRequest<Sent>| {
+        let req = request(&gw, &auth, "GET", "/logs-*/_count", empty());
+        let sent = conn.send_request(req);
+        async move { answer(sent.await.unwrap()).await }
+    };
+    let (s, v) = count(&mut conn).await;
+    assert_eq!(
+        (s, &v["count"]),
+        (200, &json!(fixture::TENANT_A_DOCS)),
+        "{v}"
+    );
+    // A library filter the token uses, changed: the next request counts under the new one.
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "nobody"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    conn.ready().await.unwrap();
+    let (s, v) = count(&mut conn).await;
+    assert_eq!((s, &v["count"]), (200, &json!(0)), "{v}");
+    // The IP filter's addresses narrowed: refused.
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            "/ip-filters/local",
+            Some(json!({"cidrs": ["10.0.0.0/8"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    conn.ready().await.unwrap();
+    assert_eq!(count(&mut conn).await.0, 403);
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            "/ip-filters/local",
+            Some(json!({"cidrs": ["127.0.0.1"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    conn.ready().await.unwrap();
+    assert_eq!(count(&mut conn).await.0, 200);
+    // Reset: the secret this connection used is refused.
+    let (s, _) = gw.admin("POST", &format!("/tokens/{id}/reset"), None).await;
+    assert_eq!(s, 200);
+    conn.ready().await.unwrap();
+    assert_eq!(count(&mut conn).await.0, 401);
+}
+
+/// HTTP/2: with a stream of the token open (its body still arriving), the token is deleted;
+/// a new stream is refused, and so is the open one once its body is in: it is not forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_token_is_refused_on_open_and_new_http2_streams() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, id, auth) = narrowable(&gw).await;
+    let mut conn = http2(&gw).await;
+    let (s, v) = answer(
+        conn.send_request(request(&gw, &auth, "GET", "/logs-*/_count", empty()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (tx, body) = trickled();
+    let open =
+        tokio::spawn(conn.send_request(request(&gw, &auth, "POST", "/logs-*/_search", body)));
+    tx.send("{\"query\":").await.unwrap();
+    // The open stream's head is in (and authenticated) before the delete.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = gw.admin("DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = answer(
+        conn.send_request(request(&gw, &auth, "GET", "/logs-*/_count", empty()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 401, "a new stream");
+    tx.send("{\"match_all\":{}}}").await.unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert_eq!(
+        s, 401,
+        "the open stream, whose body came after the delete: {v}"
+    );
+    assert!(v.get("hits").is_none(), "{v}");
+}
+
+/// HTTP/1: a search's head comes before a change of the library filter its token uses, its
+/// body after: it must not go out under the filter the token no longer has (before rel20 it
+/// answered tenant a's documents after the filter said `nobody`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_body_came_after_a_narrowing_is_not_forwarded_as_before() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (fid, _, auth) = narrowable(&gw).await;
+    let mut conn = http1(&gw).await;
+    let (tx, body) = trickled();
+    let sent = conn.send_request(request(&gw, &auth, "POST", "/logs-*/_search", body));
+    let open = tokio::spawn(sent);
+    tx.send("{\"query\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "nobody"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    tx.send("{\"match_all\":{}}}").await.unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    let hits = v["hits"]["hits"].as_array().map_or(0, Vec::len);
+    assert_eq!(hits, 0, "answered under the filter as it was: {s} {v}");
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"]["type"], "unavailable_exception", "{v}");
+}
+
+/// `POST`s `body` on a new connection; (status, JSON).
+async fn post(gw: &Esgate, auth: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = support::http::send(
+        "POST",
+        &gw.url(path),
+        &[
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+    .unwrap();
+    (r.status.as_u16(), r.json())
+}
+
+/// Continuations made before a narrowing stop opening (their backend contexts were made under
+/// the filters as they were): a scroll and an OpenSearch point in time after a library filter
+/// the token uses changed, a scroll after the token's indices narrowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuations_made_before_a_narrowing_stop_opening() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (fid, id, auth) = narrowable(&gw).await;
+    let scroll = |gw: &Esgate| {
+        let auth = auth.clone();
+        let url = gw.url("/logs-*/_search?scroll=1m&size=3");
+        async move {
+            let r = support::http::send(
+                "POST",
+                &url,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                b"{\"sort\":[\"n\"]}".to_vec(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["_scroll_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let next = |id: &str| json!({"scroll": "1m", "scroll_id": id});
+    let before = scroll(&gw).await;
+    let (s, opened) = post(
+        &gw,
+        &auth,
+        "/logs-*/_search/point_in_time?keep_alive=1m",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = json!({"size": 50, "pit": {"id": opened["pit_id"], "keep_alive": "1m"}});
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&gw, &auth, "/_search", pit.clone()).await;
+    assert_eq!(s, 200, "{v}");
+
+    let (s, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/filters/{fid}"),
+            Some(json!({"value": "nobody"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 403, "a scroll made under the old filter: {v}");
+    let (s, v) = post(&gw, &auth, "/_search", pit).await;
+    assert_eq!(s, 403, "a point in time made under the old filter: {v}");
+
+    // The token's indices narrowed: a scroll made before stops too.
+    let before = scroll(&gw).await;
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"indices": ["logs-a"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
+    assert_eq!(s, 403, "a scroll made under the old indices: {v}");
+}
