@@ -117,6 +117,9 @@ pub struct Scrape<'a> {
     pub audit_dropped: u64,
     /// Audit records lost because the audit output failed (`Audit::lost`).
     pub audit_lost: u64,
+    /// `audit.on_failure = "closed"` and the audit output cannot be written: data requests
+    /// and admin changes are refused (`Audit::refusing`).
+    pub audit_refusing: bool,
     /// The cluster store's state (`[store] kind = "elasticsearch"`), `None` for the file store.
     pub cluster: Option<ClusterStore>,
     /// Whether a token id still exists: the series of deleted tokens are dropped at scrape,
@@ -427,6 +430,7 @@ struct StateRows {
     store_bytes: Option<u64>,
     audit_dropped: u64,
     audit_lost: u64,
+    audit_refusing: bool,
     cluster: Option<ClusterStore>,
     worker_connections: Vec<usize>,
 }
@@ -444,6 +448,7 @@ impl From<&Scrape<'_>> for StateRows {
             store_bytes: s.store_bytes,
             audit_dropped: s.audit_dropped,
             audit_lost: s.audit_lost,
+            audit_refusing: s.audit_refusing,
             cluster: s.cluster.clone(),
             worker_connections: Vec::new(),
         }
@@ -533,6 +538,12 @@ impl Collector for StateRows {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.audit_lost).encode(lost)?;
+        gauge(
+            &mut encoder,
+            "esgate_audit_refusing",
+            "1 while audit.on_failure = \"closed\" refuses data requests and admin changes because the audit output cannot be written, else 0",
+            i64::from(self.audit_refusing),
+        )?;
         if !self.worker_connections.is_empty() {
             let mut open = encoder.encode_descriptor(
                 "esgate_data_connections",
@@ -638,6 +649,7 @@ mod tests {
             store_bytes: Some(4096),
             audit_dropped: 0,
             audit_lost: 3,
+            audit_refusing: false,
             cluster: None,
             token_exists: &|_| true,
         }

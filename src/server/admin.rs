@@ -45,6 +45,18 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                     )),
                 );
             }
+            // `audit.on_failure = "closed"` refusing every data request: a load balancer should
+            // send the traffic elsewhere until the audit log can be written again.
+            if app.audit.refusing() {
+                return json_response(
+                    503,
+                    Some(crate::es::error::value(
+                        503,
+                        "not_ready",
+                        crate::audit::UNWRITABLE,
+                    )),
+                );
+            }
             let upstream = Arc::clone(&app.upstream);
             let auth = app
                 .config
@@ -288,6 +300,7 @@ fn scrape(app: &App) -> String {
         store_bytes: store_bytes(&app.config.store_path),
         audit_dropped: app.audit.dropped(),
         audit_lost: app.audit.lost(),
+        audit_refusing: app.audit.refusing(),
         cluster: app.store.cluster().map(|c| cluster_state(c)),
         token_exists: &|id| snapshot.token(id).is_some(),
     })

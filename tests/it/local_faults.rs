@@ -502,6 +502,14 @@ async fn a_full_audit_disk_closes_the_gateway_until_the_audit_can_be_written() {
         assert_eq!(get().await.status, 503);
     }
     assert!(counter(&served, "esgate_rejected_total{reason=\"audit\"}").await >= 12.0);
+    // Probes and metrics say so: a load balancer moves the traffic away, an alert can fire.
+    assert_eq!(counter(&served, "esgate_audit_refusing").await, 1.0);
+    let (status, v) = admin(&served, "GET", "/ready", Value::Null).await;
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        v["error"]["reason"].as_str().unwrap().contains("audit log"),
+        "{v}"
+    );
     // Admin changes are refused and not made; reads are served.
     let (status, v) = admin(
         &served,
@@ -534,6 +542,9 @@ async fn a_full_audit_disk_closes_the_gateway_until_the_audit_can_be_written() {
     fs.free();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(get().await.status, 200, "service resumed by itself");
+    assert_eq!(counter(&served, "esgate_audit_refusing").await, 0.0);
+    let (status, v) = admin(&served, "GET", "/ready", Value::Null).await;
+    assert_eq!(status, 200, "{v}");
     let (status, v) = admin(
         &served,
         "POST",
