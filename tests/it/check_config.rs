@@ -272,7 +272,10 @@ fn a_bad_configuration_exits_1_from_check_config_and_2_from_serve() {
                 String::from_utf8_lossy(&out.stderr)
             );
             // Nothing but the problems, on stderr: a script's stdout stays empty.
-            assert!(out.stdout.is_empty(), "{command} {config:?} printed to stdout");
+            assert!(
+                out.stdout.is_empty(),
+                "{command} {config:?} printed to stdout"
+            );
             assert!(
                 String::from_utf8_lossy(&out.stderr).starts_with("esgate: "),
                 "{command} {config:?}"
