@@ -26,8 +26,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy and the admin API. Exits 2 on a bad configuration (as `check-config`
-    /// does), 1 when it cannot start otherwise, 0 after a SIGTERM/SIGINT drain.
+    /// Run the proxy and the admin API. Exits 2 on a bad configuration, 1 when it cannot
+    /// start otherwise, 0 after a SIGTERM/SIGINT drain.
     ///
     /// SIGHUP re-reads the config file and its TLS files and reopens the audit file; a bad
     /// file is refused (logged) and the running configuration stays.
@@ -50,7 +50,7 @@ pub enum Command {
     },
     /// Validate the configuration and print the effective values as TOML that `serve`
     /// accepts (every setting, defaults included; secrets as their *_env names or redacted).
-    /// Exits 2 on a bad configuration, like `serve`.
+    /// Exits 0 when it is valid, 1 when it cannot be read or is invalid (the problems on stderr).
     CheckConfig {
         /// Config file (default: config/esgate.toml when it exists, else built-in defaults).
         #[arg(long, conflicts_with = "path")]
@@ -103,9 +103,13 @@ pub enum StoreCommand {
     },
 }
 
-/// The exit code of `serve` and `check-config` for a configuration that cannot be read or is
-/// invalid (one rule for both; any other failure to start is 1).
+/// The exit code of `serve` for a configuration that cannot be read or is invalid (any other
+/// failure to start is 1, so a script tells them apart).
 pub const BAD_CONFIG: u8 = 2;
+
+/// The exit code of `check-config` for a configuration that cannot be read or is invalid: the
+/// interface contract's "exit 0/1" that scripts test (README, "Configuration").
+pub const CHECK_CONFIG_INVALID: u8 = 1;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -170,7 +174,7 @@ pub fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("esgate: {e}");
-                ExitCode::from(BAD_CONFIG)
+                ExitCode::from(CHECK_CONFIG_INVALID)
             }
         },
         Command::Store { command } => store_command(command),

@@ -248,10 +248,11 @@ fn check_config_prints_advice_and_accepts_the_configuration() {
     assert!(!printed.contains("# advice"), "{printed}");
 }
 
-/// One exit-code rule: an unreadable, malformed or invalid configuration exits 2 from
-/// `check-config` and from `serve`.
+/// The interface contract's exit codes: an unreadable, malformed or invalid configuration exits
+/// 1 from `check-config` ("validate and print the effective config, exit 0/1") and 2 from
+/// `serve` (which exits 1 when it cannot start otherwise, so a script tells the two apart).
 #[test]
-fn a_bad_configuration_exits_2_from_check_config_and_serve() {
+fn a_bad_configuration_exits_1_from_check_config_and_2_from_serve() {
     let dir = tempfile::tempdir().unwrap();
     let invalid = dir.path().join("invalid.toml");
     std::fs::write(&invalid, "[listen]\ndata = \"nope\"\n").unwrap();
@@ -259,17 +260,75 @@ fn a_bad_configuration_exits_2_from_check_config_and_serve() {
     std::fs::write(&malformed, "[listen]\nbogus = 1\n").unwrap();
     let missing = dir.path().join("missing.toml");
     for config in [&invalid, &malformed, &missing] {
-        for command in ["check-config", "serve"] {
+        for (command, code) in [("check-config", 1), ("serve", 2)] {
             let out = esgate(
                 dir.path(),
                 &[command.as_ref(), "--config".as_ref(), config.as_os_str()],
             );
             assert_eq!(
                 out.status.code(),
-                Some(2),
+                Some(code),
                 "{command} {config:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            // Nothing but the problems, on stderr: a script's stdout stays empty.
+            assert!(
+                out.stdout.is_empty(),
+                "{command} {config:?} printed to stdout"
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).starts_with("esgate: "),
+                "{command} {config:?}"
+            );
         }
     }
+    // A valid one: 0, the effective configuration on stdout.
+    let valid = dir.path().join("valid.toml");
+    std::fs::write(&valid, "[listen]\ndata = \"127.0.0.1:19201\"\n").unwrap();
+    let out = esgate(dir.path(), &["check-config".as_ref(), valid.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("# configuration is valid\n"));
+}
+
+/// `--config` defaults to `config/esgate.toml` in the working directory when that file exists
+/// (contract: "Command line"), for `check-config` and `serve` alike; `serve`'s flags override
+/// the file, and `--backend` repeats.
+#[test]
+fn the_default_config_file_is_read_and_serve_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/esgate.toml"),
+        "[listen]\ndata = \"127.0.0.1:19291\"\n[backend]\nurls = [\"http://127.0.0.1:19299\"]\n",
+    )
+    .unwrap();
+    let printed = check(dir.path(), None);
+    assert!(printed.contains("data = \"127.0.0.1:19291\""), "{printed}");
+    assert!(printed.contains("http://127.0.0.1:19299"), "{printed}");
+
+    // serve: the file is read (its backend), the flags win over it.
+    let served = support::binary::serve(
+        &[
+            "--backend",
+            "http://127.0.0.1:9",
+            "--backend",
+            "http://127.0.0.2:9",
+            "--store",
+            "data",
+        ],
+        |cmd| {
+            cmd.current_dir(dir.path())
+                .env("ESGATE_ADMIN_KEY", ADMIN_KEY)
+                .env_remove("ESGATE_ADMIN_KEY_FILE");
+        },
+    );
+    let log = served.log.lock().unwrap().clone();
+    assert!(log.contains("config=config/esgate.toml"), "{log}");
+    assert!(
+        log.contains("backend=http://127.0.0.1:9,http://127.0.0.2:9"),
+        "{log}"
+    );
+    // --listen 127.0.0.1:0 (the harness) over the file's 127.0.0.1:19291.
+    assert!(!served.data.ends_with(":19291"), "{}", served.data);
+    assert!(dir.path().join("data").is_dir());
 }

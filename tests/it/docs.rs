@@ -26,12 +26,16 @@ with `--json` (one flag of each command group, before or after the subcommand:
 prints its message either way), and exit 1 on any error (the admin API's reason is printed on
 stderr).
 
-Exit codes of `serve` and `check-config`: 0 success (for `serve`: stopped by SIGTERM/SIGINT
-after draining), 2 the configuration cannot be read or is invalid (every problem is listed with
-its key path on stderr; for `serve` also: its connection limits do not fit the open-files
-limit), 1 any other failure to start (an address in use, a damaged store). The earlier shared
-interface document gave `check-config` 0/1; a bad configuration is 2 from both commands, so a
-script can tell it from a failure to start.
+Exit codes of `check-config`: 0 the configuration is valid (printed on stdout), 1 it cannot be
+read or is invalid (every problem is listed with its key path on stderr, nothing on stdout).
+
+Exit codes of `serve`: 0 stopped by SIGTERM or SIGINT after draining the requests in flight,
+2 the configuration cannot be read or is invalid (as above; also: its connection limits do not
+fit the open-files limit), 1 any other failure to start (an address in use, a damaged store), so
+a script can tell a bad configuration from a failure to start.
+
+A usage error (an unknown command or flag, `check-config PATH --config PATH`) exits 2 from
+every command, with the usage on stderr.
 ";
 
 /// The CLI reference: the intro, then each command's help, depth first.

@@ -200,3 +200,94 @@ fn a_key_generated_elsewhere_is_found_through_esgate_admin_key_file() {
         String::from_utf8_lossy(&listed.stderr)
     );
 }
+
+/// A backend on a thread of its own that answers every request after `delay` (a request in
+/// flight when esgate is told to stop).
+fn slow_backend(delay: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                std::thread::sleep(delay);
+                let body = b"{\"slow\":true}";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     x-elastic-product: Elasticsearch\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// The contract's "SIGTERM and SIGINT drain in-flight requests and exit 0", on the real binary:
+/// a request in flight when the signal comes is answered in full, then the process exits 0.
+#[test]
+fn sigterm_and_sigint_drain_requests_in_flight_and_exit_0() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = slow_backend(std::time::Duration::from_millis(1500));
+        let mut running = binary::serve(&["--backend", &backend], |cmd| {
+            cmd.env("ESGATE_ADMIN_KEY", "signal-test-admin-key-5d1e07")
+                .env_remove("ESGATE_ADMIN_KEY_FILE")
+                .current_dir(dir.path());
+        });
+        let created = support::http::send_blocking(
+            "POST",
+            &format!("{}/tokens", running.admin),
+            &[("authorization", "Bearer signal-test-admin-key-5d1e07")],
+            r#"{"name":"pass","permissions":["all"]}"#,
+        )
+        .unwrap();
+        assert_eq!(created.status, 201, "{}", created.text());
+        let secret = created.json()["secret"].as_str().unwrap().to_owned();
+        let url = format!("{}/slow/_search", running.data);
+        let in_flight = std::thread::spawn(move || {
+            support::http::send_blocking(
+                "GET",
+                &url,
+                &[("authorization", &support::http::bearer(&secret))],
+                "",
+            )
+        });
+        // The request reaches the backend (which holds it 1.5 s), then the signal.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let sent = Command::new("kill")
+            .args([signal, &running.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let answered = in_flight
+            .join()
+            .unwrap()
+            .expect("the request in flight is answered");
+        assert_eq!(answered.status, 200, "{signal}: {}", answered.text());
+        assert_eq!(answered.text(), r#"{"slow":true}"#, "{signal}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = running.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{signal}: still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "{signal}");
+    }
+}

@@ -789,3 +789,220 @@ async fn the_cli_manages_tokens_filters_and_ip_filters() {
     let (_, list) = gw.admin("GET", "/tokens", None).await;
     assert_eq!(list["total"], 1);
 }
+
+/// The contract's refusal shape for every cause it names: 401 (missing or bad credentials) and
+/// 403 (an address outside the token's IP filter, an action or an index not allowed) are
+/// Elasticsearch error JSON (`security_exception` in `root_cause` and at the top, a reason, the
+/// HTTP status repeated) with `X-Elastic-Product: Elasticsearch`, and the reason never holds the
+/// secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_elasticsearch_error_json_with_the_product_header() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/ip-filters",
+            Some(json!({"name": "far", "cidrs": ["10.0.0.0/8"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, fenced) = gw
+        .token(json!({"name": "fenced", "ip_filter": "far"}))
+        .await;
+    let (_, logs) = gw
+        .token(json!({"name": "logs", "indices": ["logs-*"]}))
+        .await;
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        ("GET", "/logs-a/_search", String::new(), 401, "missing"),
+        ("GET", "/logs-a/_search", bearer("esg_wrong"), 401, "bad"),
+        ("GET", "/logs-a/_search", bearer(&fenced), 403, "ip filter"),
+        ("DELETE", "/logs-a", bearer(&logs), 403, "action"),
+        ("GET", "/other/_search", bearer(&logs), 403, "index"),
+    ];
+    for (method, path, auth, status, why) in cases {
+        let headers: Vec<(&str, &str)> = if auth.is_empty() {
+            vec![]
+        } else {
+            vec![("authorization", auth.as_str())]
+        };
+        let r = send(method, &gw.url(path), &headers, Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(r.status, status, "{why}: {}", r.text());
+        assert_eq!(
+            r.header("x-elastic-product"),
+            Some("Elasticsearch"),
+            "{why}"
+        );
+        if status == 401 {
+            assert!(r.header("www-authenticate").is_some(), "{why}");
+        }
+        let v = r.json();
+        let reason = v["error"]["reason"].as_str().unwrap_or_default();
+        assert!(!reason.is_empty(), "{why}: {v}");
+        assert_eq!(v["error"]["type"], "security_exception", "{why}: {v}");
+        assert_eq!(
+            v["error"]["root_cause"][0]["type"], "security_exception",
+            "{why}: {v}"
+        );
+        assert_eq!(v["error"]["root_cause"][0]["reason"], reason, "{why}: {v}");
+        assert_eq!(v["status"], status, "{why}: {v}");
+        for secret in [&fenced, &logs] {
+            assert!(!r.text().contains(secret.as_str()), "{why}");
+        }
+    }
+    gw.stop().await;
+}
+
+/// `GET /tokens[?name=SUBSTR]` pages as the contract says: `{"tokens": [...], "total": N}`, a
+/// default page of 100, `from`/`size` (at most 10000), `total` counting every match; no secret
+/// in a listing. The probes answer without the admin key and with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_lists_page_by_100_by_default_and_count_every_match() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let mut ids = Vec::new();
+    for i in 0..103 {
+        let name = if i % 2 == 0 { "Even-one" } else { "odd-one" };
+        ids.push(gw.token(json!({"name": format!("{name}-{i}")})).await.0);
+    }
+    let page = |v: &Value| -> Vec<String> {
+        v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Every token, in the listing's order (oldest first: created_at, then id).
+    let (s, v) = gw.admin("GET", "/tokens?size=10000", None).await;
+    assert_eq!(s, 200);
+    let all = page(&v);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    let mut listed = all.clone();
+    listed.sort();
+    assert_eq!(listed, sorted, "every token, once");
+    let (s, v) = gw.admin("GET", "/tokens", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["total"], 103);
+    assert_eq!(page(&v), all[..100].to_vec(), "100 by default");
+    assert!(!v.to_string().contains("esg_"), "a listing shows no secret");
+    let (_, v) = gw.admin("GET", "/tokens?from=100", None).await;
+    assert_eq!(
+        (page(&v), v["total"].clone()),
+        (all[100..].to_vec(), json!(103))
+    );
+    let (_, v) = gw.admin("GET", "/tokens?from=10&size=5", None).await;
+    assert_eq!(page(&v), all[10..15].to_vec());
+    let (s, _) = gw.admin("GET", "/tokens?size=10001", None).await;
+    assert_eq!(s, 400);
+    // A substring of the name, any case; total counts the matches, not the page.
+    let (_, v) = gw.admin("GET", "/tokens?name=EVEN&size=3", None).await;
+    assert_eq!(v["total"], 52);
+    let evens: Vec<String> = all
+        .iter()
+        .filter(|id| ids.iter().position(|i| i == *id).unwrap() % 2 == 0)
+        .take(3)
+        .cloned()
+        .collect();
+    assert_eq!(page(&v), evens);
+
+    for probe in ["/health", "/ready", "/metrics"] {
+        for auth in [None, Some(format!("Bearer {ADMIN_KEY}"))] {
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("authorization", a)])
+                .unwrap_or_default();
+            let r = send("GET", &gw.admin_url(probe), &headers, Bytes::new())
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{probe} {auth:?}");
+        }
+    }
+    gw.stop().await;
+}
+
+/// The contract's shell commands beyond CRUD, against the real server: `esgate token explain`
+/// prints the admin API's explain answer (allow with the upstream request, deny with status and
+/// reason; exit 0 either way, 1 for an unknown token), and `esgate link create|list|delete`
+/// manage share links (the URL `<public_url>/s/<id>`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_explains_requests_and_manages_share_links() {
+    let backend = Backend::osmem();
+    let gw = Esgate::start(
+        &[backend.url()],
+        "[kibana]\nurl = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://dash.example.com\"\n",
+    )
+    .await;
+    let (id, secret) = gw
+        .token(json!({"name": "cli", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let run = |args: Vec<String>| {
+        let gw = &gw;
+        tokio::task::block_in_place(move || {
+            cli(gw, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let (ok, out, err) = run(s(&["token", "explain", &id, "GET", "/logs-a/_count"]));
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("explain prints JSON");
+    assert_eq!(v["decision"], "allow", "{v}");
+    assert!(
+        v["upstream"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/logs-a/_count"),
+        "{v}"
+    );
+    assert!(v["upstream"]["body"].to_string().contains("tenant"), "{v}");
+    let (ok, out, err) = run(s(&["token", "explain", &id, "DELETE", "/logs-a"]));
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["decision"].clone(), v["status"].clone()),
+        (json!("deny"), json!(403))
+    );
+    assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    let (ok, _, err) = run(s(&["token", "explain", "tok_nope", "GET", "/"]));
+    assert!(!ok && err.contains("404"), "{err}");
+
+    let (ok, out, err) = run(s(&[
+        "link",
+        "create",
+        "--json",
+        "--token",
+        &id,
+        "--path",
+        "/app/dashboards",
+        "--expires-in",
+        "1h",
+    ]));
+    assert!(ok, "{err}");
+    let link: Value = serde_json::from_str(&out).unwrap();
+    let link_id = link["id"].as_str().unwrap().to_owned();
+    let url = link["url"].as_str().unwrap();
+    let random = url.strip_prefix("https://dash.example.com/s/").expect(url);
+    // 128 random bits: lnk_ and 32 hex digits.
+    let hex = random.strip_prefix("lnk_").expect(random);
+    assert!(
+        hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{url}"
+    );
+    assert!(link["expires_at"].is_string(), "{link}");
+    let (ok, out, err) = run(s(&["link", "list", "--json", "--token", &id]));
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["links"][0]["id"], link_id.as_str(), "{listed}");
+    let (ok, _, err) = run(s(&["link", "delete", &link_id]));
+    assert!(ok, "{err}");
+    let (status, _) = gw.admin("GET", &format!("/links/{link_id}"), None).await;
+    assert_eq!(status, 404);
+    let (ok, _, err) = run(s(&["link", "delete", &link_id]));
+    assert!(!ok && err.contains("404"), "{err}");
+    assert!(!out.contains(&secret));
+    gw.stop().await;
+}
