@@ -40,9 +40,14 @@ pub struct Forwarding<'a> {
 /// routing on the backend, or are esgate's own to set. Identity: Elasticsearch's run-as and
 /// secondary credential, and OpenSearch's REST impersonation (`opendistro_security_impersonate_as`,
 /// its security plugin's run-as: attack20b, it was relayed), each of which would let an `all`
-/// token act as another user than esgate's backend credential.
+/// token act as another user than esgate's backend credential; and the headers OpenSearch's
+/// proxy authentication reads from a trusted proxy (its documented `x-proxy-user`,
+/// `x-proxy-roles` and `x-proxy-ext-` attributes: esgate sends `X-Forwarded-For`, so a backend
+/// trusting esgate's address as an internal proxy took a relayed user and roles as proven,
+/// attack20c).
 fn never_relayed(name: &HeaderName) -> bool {
     is_hop_by_hop(name)
+        || name.as_str().starts_with("x-proxy-")
         || matches!(
             name.as_str(),
             "host"

@@ -62,7 +62,28 @@ fn cases() -> Vec<Case> {
             content_type: None,
             body: Value::Null,
         },
+        // attack20c: bodies of 4 KiB or more send the client's query as a span of its body
+        // (session 20): explain shows the parts joined, as the backend receives them.
+        Case {
+            method: "POST",
+            path: "/logs-*/_search",
+            content_type: Some("application/json"),
+            body: json!({"size": 5, "query": {"terms": {"user": large_user_list()}}}),
+        },
+        Case {
+            method: "POST",
+            path: "/logs-*/_count",
+            content_type: Some("application/json"),
+            body: json!({"query": {"terms": {"user": large_user_list()}}}),
+        },
     ]
+}
+
+/// A `terms` list of about 12 KB naming tenant a's user among others.
+fn large_user_list() -> Vec<String> {
+    let mut users: Vec<String> = (0..1_000).map(|i| format!("user-{i:05}")).collect();
+    users.push("alice".into());
+    users
 }
 
 fn body_bytes(body: &Value) -> Vec<u8> {
@@ -162,8 +183,8 @@ async fn explain_matches_the_forwarded_request(name: &str, backend: &Backend) {
             }
         }
     }
-    // Four allowed kinds for the read token, five for the pass-through token.
-    assert_eq!(compared, 9, "every allowed case was compared");
+    // Six allowed kinds for the read token, seven for the pass-through token.
+    assert_eq!(compared, 13, "every allowed case was compared");
     // What a read token's upstream carries: its filter.
     let c = &cases()[0];
     let answer = explain(&gw, &read_id, c, None).await;

@@ -807,6 +807,9 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
             ("es-security-runas-user", "elastic"),
             ("es-secondary-authorization", "Basic eDp5"),
             ("opendistro_security_impersonate_as", "admin"),
+            ("x-proxy-user", "admin"),
+            ("x-proxy-roles", "all_access"),
+            ("x-proxy-ext-department", "all"),
             ("x-forwarded-for", "1.2.3.4"),
             ("connection", "x-drop-me"),
             ("x-drop-me", "1"),
@@ -824,6 +827,10 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
     assert!(h.get("es-secondary-authorization").is_none());
     // OpenSearch's run-as (attack20b, R20-FD-01: it was relayed).
     assert!(h.get("opendistro_security_impersonate_as").is_none());
+    // OpenSearch's proxy authentication headers (attack20c, R20-AT-11: they were relayed).
+    for name in ["x-proxy-user", "x-proxy-roles", "x-proxy-ext-department"] {
+        assert!(h.get(name).is_none(), "{name}");
+    }
     assert!(h.get("x-drop-me").is_none());
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");

@@ -103,18 +103,27 @@ fn is_error_body(body: &[u8], status: u16) -> bool {
     })
 }
 
-/// A case's body: none, the string as is, or `{"$gzip": text}` compressed.
+/// A case's body: none, the string as is, `{"$gzip": body}` compressed, or
+/// `{"$padded": text, "n": n}`: `text` with `$PAD` replaced by `n` strings (`"pad-00000",...`),
+/// a body of 4 KiB or more kept short in the corpus (session 20: such a body's long texts are
+/// sent as spans of the client's).
 fn body_bytes(id: &str, body: &Value) -> Result<Vec<u8>, String> {
     match body {
         Value::Null => Ok(vec![]),
         Value::String(s) => Ok(s.clone().into_bytes()),
         Value::Object(o) if o.contains_key("$gzip") => {
-            let text = o["$gzip"]
-                .as_str()
-                .ok_or(format!("{id}: $gzip is not text"))?;
+            let text = body_bytes(id, &o["$gzip"])?;
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+            enc.write_all(&text).map_err(|e| e.to_string())?;
             enc.finish().map_err(|e| e.to_string())
+        }
+        Value::Object(o) if o.contains_key("$padded") => {
+            let text = o["$padded"]
+                .as_str()
+                .ok_or(format!("{id}: $padded is not text"))?;
+            let n = o["n"].as_u64().ok_or(format!("{id}: $padded without n"))?;
+            let pad: Vec<String> = (0..n).map(|i| format!("\"pad-{i:05}\"")).collect();
+            Ok(text.replace("$PAD", &pad.join(",")).into_bytes())
         }
         other => Err(format!("{id}: bad body {other}")),
     }

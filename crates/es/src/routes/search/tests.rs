@@ -1414,3 +1414,117 @@ fn string_arrays_match_serde() {
         }
     }
 }
+
+/// attack20c: bodies of 4 KiB or more (their long texts forwarded as spans of the client's
+/// body) whose source text differs from what the checks read or what the writer writes:
+/// escaped keys and values (`\u005f`, `\/`, surrogate pairs, a lone surrogate), duplicate keys
+/// at depth, a BOM, every whitespace kind, exponents and long digits, deep nesting, the token's
+/// filter shape already in the query, scripts and runtime mappings, `highlight_query`, a key
+/// spelled with an escape at the top level. For `_search`, `_count` and an async search, under
+/// every scope: the tree path decides and forwards each as the serde path does, the spans join
+/// to the bytes written whole, and the forwarded body carries the token's filter.
+#[test]
+fn spanned_bodies_forward_what_was_checked() {
+    let terms = |n: usize| -> String {
+        let v: Vec<String> = (0..n).map(|i| format!("\"v-{i:05}\"")).collect();
+        format!(r#"{{"terms":{{"user.id":[{}]}}}}"#, v.join(","))
+    };
+    let big = terms(1000);
+    assert!(big.len() > 2 * es::SPAN_MIN);
+    let script = format!(
+        r#"{{"source":"{}","lang":"painless"}}"#,
+        "emit(doc['a'].value);".repeat(300)
+    );
+    let deep = {
+        let mut q = big.clone();
+        for _ in 0..60 {
+            q = format!(r#"{{"bool":{{"must":[{q}]}}}}"#);
+        }
+        q
+    };
+    let bodies: Vec<String> = vec![
+        format!(r#"{{"query":{big}}}"#),
+        format!("\u{feff}{{\"query\":{big}}}"),
+        format!("{{ \"query\" :\t{big}\r\n}}"),
+        format!(r#"{{"\u0071uery":{big}}}"#),
+        format!(r#"{{"query":{big},"\u0071uery":{{"match_all":{{}}}}}}"#),
+        format!(r#"{{"query":{big},"query":{{"match_all":{{}}}}}}"#),
+        format!(r#"{{"query":{{"bool":{{"filter":[{big},{big}],"filter":[]}}}}}}"#),
+        format!(
+            r#"{{"query":{{"bool":{{"must":[{big}],"filter":[{{"term":{{"tenant":"b"}}}}]}}}},"size":10}}"#
+        ),
+        format!(r#"{{"query":{big},"size":1e1}}"#),
+        format!(
+            r#"{{"query":{{"bool":{{"must":[{big}],"filter":[{{"term":{{"tenant":"a"}}}}]}}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"bool":{{"must":[{big}],"filter":{{"term":{{"\u0074enant":"b"}}}}}}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"bool":{{"must":[{big},{{"term":{{"user":"a\/b\ud83d\ude00"}}}}]}}}}}}"#
+        ),
+        format!(r#"{{"query":{{"bool":{{"must":[{big},{{"term":{{"user":"\ud800"}}}}]}}}}}}"#),
+        format!(
+            r#"{{"query":{{"bool":{{"must":[{big},{{"range":{{"n":{{"gte":1E+2,"lte":-0.0e-0,"boost":123456789012345678901234567890}}}}}}]}}}}}}"#
+        ),
+        format!(r#"{{"query":{{"bool":{{"must":[{big},{{"range":{{"n":{{"gte":1e400}}}}}}]}}}}}}"#),
+        format!(r#"{{"query":{deep}}}"#),
+        format!(
+            r#"{{"runtime_mappings":{{"r":{{"type":"keyword","script":{script}}}}},"query":{big}}}"#
+        ),
+        format!(r#"{{"script_fields":{{"s":{{"script":{script}}}}},"query":{big}}}"#),
+        format!(r#"{{"query":{{"script_score":{{"query":{big},"script":{script}}}}}}}"#),
+        format!(
+            r#"{{"query":{big},"highlight":{{"fields":{{"*":{{}}}},"highlight_query":{big}}}}}"#
+        ),
+        format!(r#"{{"query":{big},"highlight":{{"fields":{{"*":{{}}}}}}}}"#),
+        format!(
+            r#"{{"aggs":{{"f":{{"filter":{big}}}}},"size":0,"post_filter":{big},"timeout":"1s"}}"#
+        ),
+        format!(
+            r#"{{"size":5,"aggs":{{"f":{{"filter":{big}}}}},"query":{{"match_all":{{}}}},"track_total_hits":true}}"#
+        ),
+        format!(
+            r#"{{"size":5,"aggs":{{"f":{{"filter":{big}}}}},"query":{{"match_all":{{}}}},"track_total_hits":true,"size":6}}"#
+        ),
+        format!(
+            r#"{{"knn":{{"field":"v","query_vector":[1,2],"k":1,"num_candidates":2,"filter":{big}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"terms":{{"user.id":{{"index":"secret","id":"1","path":"p"}}}}}},"aggs":{{"f":{{"filter":{big}}}}}}}"#
+        ),
+    ];
+    let scopes = scopes();
+    let (mut spanned, mut taken) = (0, 0);
+    for path in ["/logs-a/_search", "/logs-a/_count", "/logs-a/_async_search"] {
+        for body in &bodies {
+            let body = body.as_bytes();
+            for s in &scopes {
+                taken += usize::from(agrees(path, s, None, body).0);
+                let run = |min: Option<usize>| {
+                    SPAN_MIN_SET.with(|m| m.set(min));
+                    let out = prepare_at(path, s, None, body, false);
+                    SPAN_MIN_SET.with(|m| m.set(None));
+                    out.map(|mut p| {
+                        let spans = p.upstream.body.as_ref().map_or(0, |b| b.spans.len());
+                        (forwarded(&mut p, body), spans)
+                    })
+                };
+                match (run(None), run(Some(usize::MAX))) {
+                    (Ok((a, spans)), Ok((b, _))) => {
+                        assert_eq!(a, b, "{path} {:.300}", String::from_utf8_lossy(body));
+                        spanned += usize::from(spans > 0);
+                        let sent = a.expect("a body");
+                        let v: Value = serde_json::from_slice(&sent).expect("JSON");
+                        if !s.filters.is_empty() {
+                            assert!(v.to_string().contains("tenant"), "{path} {v:.300}");
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("{path}: {a:?} / {b:?}"),
+                }
+            }
+        }
+    }
+    assert!(spanned > 30 && taken > 30, "{spanned} {taken}");
+}
