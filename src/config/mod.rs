@@ -490,12 +490,48 @@ fn read(path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
 }
 
 /// Parses TOML text into the raw shape; unknown keys and wrong types are errors with their path.
+/// The error names the line and column but does not quote the line (the toml crate's `Display`
+/// does): a misspelled `passwrd = "..."` would print its secret to the log.
 pub fn parse(text: &str) -> Result<raw::RawConfig, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => {
+                let mut start = span.start.min(text.len());
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let before = &text[..start];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message.to_owned(),
+        }
+    })
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parse error names the line and column, not the line's text: a misspelled key's value
+    /// (a secret, often) is not printed back.
+    #[test]
+    fn parse_errors_name_the_place_not_the_line() {
+        let err = parse("[admin]\nkye = \"0123456789abcdef0\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 2, column 1: unknown field `kye`, expected `key` or `key_env`"
+        );
+        let err = parse("[backend]\npassword = \"s3cret-pa\u{e9}\"x\n").unwrap_err();
+        assert!(err.starts_with("line 2, column "), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }
