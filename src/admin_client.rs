@@ -1531,9 +1531,10 @@ async fn send(
     if let Some(key) = &opts.admin_key {
         let mut value =
             http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
-                CliError::Usage(
-                    "ESGATE_ADMIN_KEY contains characters not allowed in a header".into(),
-                )
+                CliError::Usage(format!(
+                    "the admin key ({}) contains characters not allowed in a header",
+                    opts.key_from
+                ))
             })?;
         value.set_sensitive(true);
         req = req.header(http::header::AUTHORIZATION, value);
