@@ -1,8 +1,9 @@
 //! The `esgate token|filter|ip-filter` commands: a small client of the admin API.
 //!
 //! Each command maps its flags to one admin API call ([`ApiCall`], pure and unit-tested; the
-//! request bodies are `admin::api`'s request types), sends it to `ESGATE_ADMIN_URL` (default
-//! `http://127.0.0.1:9202`) with `Authorization: Bearer $ESGATE_ADMIN_KEY`, and renders the
+//! request bodies are `admin::api`'s request types), sends it to the admin API with
+//! `Authorization: Bearer <admin key>` (both found as [`ClientOpts::found`] says: the
+//! environment, then the server's config file, then the generated key file), and renders the
 //! answer: read as its `admin::api` type (the one the server writes), then shown through its
 //! [`Text`] impl as an aligned table for lists or `key: value` lines for one item; or the API's
 //! JSON as it came with `--json`, one flag of each command group ([`Group`]). A non-2xx answer
@@ -13,6 +14,8 @@
 //! is printed only for `token create`, `token reset` and `token rotate`, whose whole purpose is to show it.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,6 +42,12 @@ pub struct ClientOpts {
     pub admin_key: Option<AdminKey>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Where `url` came from (`ESGATE_ADMIN_URL`, a config file's `listen.admin`, the
+    /// default), for error messages.
+    pub url_from: String,
+    /// Where `admin_key` came from, or what was looked at when there is none, for error
+    /// messages: names of variables and files, never the key.
+    pub key_from: String,
 }
 
 /// The admin API key. `Debug` is redacted.
@@ -59,17 +68,142 @@ impl fmt::Debug for AdminKey {
 
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9202";
 
+/// The generated key file the client reads without a config file: `./data/admin.key`, where
+/// `serve` with its defaults writes it.
+pub fn default_key_file() -> PathBuf {
+    Path::new(crate::config::DEFAULT_STORE_PATH).join(crate::app::ADMIN_KEY_FILE)
+}
+
 impl ClientOpts {
     /// From the values of `ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY` (unset or empty: the
     /// default URL, no key), with a 30 s timeout. For callers that own environment access.
     pub fn new(url: Option<String>, admin_key: Option<String>) -> ClientOpts {
+        ClientOpts::found(Found {
+            url_env: url,
+            key_env: admin_key,
+            ..Found::default()
+        })
+    }
+
+    /// Picks the URL and the key from what was found, most specific first:
+    /// - the URL: `ESGATE_ADMIN_URL`, else the config file's `listen.admin` (`http://`, an
+    ///   unspecified address as loopback), else [`DEFAULT_ADMIN_URL`];
+    /// - the key: `ESGATE_ADMIN_KEY`, else the config file's (`admin.key`, `admin.key_env`),
+    ///   else the file `ESGATE_ADMIN_KEY_FILE` names, else the key `serve` generated (in the
+    ///   config's `store.path`, without a config `./data`).
+    ///
+    /// Empty values count as unset. Pure: the caller reads the environment, the config file
+    /// and the key files (into `Found`).
+    pub fn found(found: Found) -> ClientOpts {
+        let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let config = found.config.as_ref();
+        let (url, url_from) = match (nonempty(found.url_env), config) {
+            (Some(url), _) => (url, "ESGATE_ADMIN_URL".to_owned()),
+            (None, Some(c)) => (
+                format!("http://{}", reachable(c.settings.admin_listen)),
+                format!("listen.admin of {}", c.path.display()),
+            ),
+            (None, None) => (
+                DEFAULT_ADMIN_URL.to_owned(),
+                "the default; set ESGATE_ADMIN_URL or --config".to_owned(),
+            ),
+        };
+        let generated = match config {
+            Some(c) => c.settings.generated_key_file.clone(),
+            None => Some(default_key_file()),
+        };
+        let (key, key_from) = if let Some(key) = nonempty(found.key_env) {
+            (Some(key), "from ESGATE_ADMIN_KEY".to_owned())
+        } else if let Some(c) = config.filter(|c| c.settings.admin_key.is_some()) {
+            (
+                c.settings.admin_key.as_ref().map(|k| k.expose().to_owned()),
+                format!("from [admin] of {}", c.path.display()),
+            )
+        } else if let Some(file) = found.key_file_env {
+            let key = found.key_file_text.and_then(key_in_file);
+            let from = if key.is_some() {
+                format!("from ESGATE_ADMIN_KEY_FILE ({})", file.display())
+            } else {
+                format!(
+                    "ESGATE_ADMIN_KEY is not set and ESGATE_ADMIN_KEY_FILE names {}, which holds no key",
+                    file.display()
+                )
+            };
+            (key, from)
+        } else {
+            let key = found.key_file_text.and_then(key_in_file);
+            let file = generated.map_or_else(String::new, |f| f.display().to_string());
+            let from = match (&key, config) {
+                (Some(_), _) => format!("the generated one, from {file}"),
+                (None, Some(c)) if file.is_empty() => format!(
+                    "ESGATE_ADMIN_KEY is not set and {} configures none",
+                    c.path.display()
+                ),
+                (None, Some(c)) => format!(
+                    "ESGATE_ADMIN_KEY is not set, {} configures none, and there is no generated key in {file} or ESGATE_ADMIN_KEY_FILE",
+                    c.path.display()
+                ),
+                (None, None) => format!(
+                    "ESGATE_ADMIN_KEY is not set, and there is no generated key in {file} or ESGATE_ADMIN_KEY_FILE"
+                ),
+            };
+            (key, from)
+        };
         ClientOpts {
-            url: url
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned()),
-            admin_key: admin_key.filter(|k| !k.is_empty()).map(AdminKey),
+            url,
+            admin_key: key.map(AdminKey),
             timeout: Duration::from_secs(30),
+            url_from,
+            key_from,
         }
+    }
+
+    /// The key file [`ClientOpts::found`] reads when neither the environment nor the config
+    /// file holds a key: `ESGATE_ADMIN_KEY_FILE`'s, else the generated one (`None`: the cluster
+    /// store, which generates none). The caller reads it into [`Found::key_file_text`].
+    pub fn key_file(key_file_env: Option<&Path>, config: Option<&ConfigFile>) -> Option<PathBuf> {
+        match (key_file_env, config) {
+            (Some(file), _) => Some(file.to_owned()),
+            (None, Some(c)) => c.settings.generated_key_file.clone(),
+            (None, None) => Some(default_key_file()),
+        }
+    }
+}
+
+/// What the client commands found to reach the admin API (see [`ClientOpts::found`]).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// `ESGATE_ADMIN_URL`.
+    pub url_env: Option<String>,
+    /// `ESGATE_ADMIN_KEY`.
+    pub key_env: Option<String>,
+    /// `ESGATE_ADMIN_KEY_FILE`.
+    pub key_file_env: Option<PathBuf>,
+    /// The text of the key file [`ClientOpts::key_file`] names, when it could be read.
+    pub key_file_text: Option<String>,
+    /// The config file read (`--config`, or `config/esgate.toml` when it exists).
+    pub config: Option<ConfigFile>,
+}
+
+/// A config file and what the client takes from it.
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub settings: crate::config::AdminClientSettings,
+}
+
+/// The key in a key file's text: trimmed, not empty.
+fn key_in_file(text: String) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|k| !k.is_empty())
+}
+
+/// Where a client reaches a listener bound to `addr`: an unspecified address (`0.0.0.0`,
+/// `::`) is every local one, so loopback of its family.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
     }
 }
 
@@ -78,8 +212,13 @@ pub enum CliError {
     /// Bad flags (caught before any request).
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach the admin API at {endpoint} (ESGATE_ADMIN_URL; is `esgate serve` running there?): {reason}")]
-    Transport { endpoint: String, reason: String },
+    #[error("cannot reach the admin API at {endpoint} (from {from}; is `esgate serve` running there?): {reason}")]
+    Transport {
+        endpoint: String,
+        /// Where the URL came from (`ClientOpts::url_from`).
+        from: String,
+        reason: String,
+    },
     /// A non-2xx answer, with the API's reason.
     #[error("{reason} (HTTP {status})")]
     Api { status: u16, reason: String },
@@ -115,6 +254,10 @@ pub struct Group<C: Subcommand> {
     // Commands that get no answer body (delete) print their message either way.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The server's config file, for the admin API's address (listen.admin) and key ([admin]);
+    /// default: config/esgate.toml when it exists. ESGATE_ADMIN_URL and ESGATE_ADMIN_KEY win.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 impl<C: Subcommand> Group<C> {
@@ -123,6 +266,19 @@ impl<C: Subcommand> Group<C> {
         Group {
             command,
             json: false,
+            config: None,
+        }
+    }
+}
+
+impl ClientCmd {
+    /// The `--config` given to the command's group.
+    pub fn config(&self) -> Option<&Path> {
+        match self {
+            ClientCmd::Token(g) => g.config.as_deref(),
+            ClientCmd::Filter(g) => g.config.as_deref(),
+            ClientCmd::IpFilter(g) => g.config.as_deref(),
+            ClientCmd::Link(g) => g.config.as_deref(),
         }
     }
 }
@@ -1218,8 +1374,9 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
         return Err(CliError::Api {
             status,
             reason: format!(
-                "{} answered, but not as esgate's admin API: ESGATE_ADMIN_URL must name the admin listener (default http://127.0.0.1:9202), not the data listener (default 9201) or the cluster",
-                opts.url.trim_end_matches('/')
+                "{} answered, but not as esgate's admin API: the admin URL (from {}) must name the admin listener (default http://127.0.0.1:9202), not the data listener (default 9201) or the cluster",
+                opts.url.trim_end_matches('/'),
+                opts.url_from
             ),
         });
     }
@@ -1230,9 +1387,13 @@ pub async fn execute(opts: &ClientOpts, call: ApiCall) -> Result<String, CliErro
             .map(str::to_owned)
             .unwrap_or_else(|| format!("request failed with HTTP {status}"));
         let reason = if status == 401 && opts.admin_key.is_none() {
-            format!("{reason} (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE)")
+            format!("{reason} (no admin key: {})", opts.key_from)
         } else if status == 401 {
-            format!("{reason} (the key sent, from ESGATE_ADMIN_KEY, else ./data/admin.key or ESGATE_ADMIN_KEY_FILE, is not the admin key of the esgate at {})", opts.url.trim_end_matches('/'))
+            format!(
+                "{reason} (the key sent, {}, is not the admin key of the esgate at {})",
+                opts.key_from,
+                opts.url.trim_end_matches('/')
+            )
         } else if status == 400 && call.body.is_some() {
             with_flags(&reason, &call.path)
         } else {
@@ -1351,6 +1512,7 @@ async fn send(
     let ep = endpoint(&uri);
     let transport = |reason: String| CliError::Transport {
         endpoint: ep.clone(),
+        from: opts.url_from.clone(),
         reason,
     };
     let client: Client<Connector, Full<Bytes>> =
@@ -1369,9 +1531,10 @@ async fn send(
     if let Some(key) = &opts.admin_key {
         let mut value =
             http::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
-                CliError::Usage(
-                    "ESGATE_ADMIN_KEY contains characters not allowed in a header".into(),
-                )
+                CliError::Usage(format!(
+                    "the admin key ({}) contains characters not allowed in a header",
+                    opts.key_from
+                ))
             })?;
         value.set_sensitive(true);
         req = req.header(http::header::AUTHORIZATION, value);
@@ -2084,6 +2247,128 @@ mod tests {
         assert!(help.contains("ip-filter"), "{help}");
     }
 
+    /// A config file's settings as `config::load_admin_client_settings` returns them.
+    fn config_file(admin: &str, key: Option<&str>, generated: Option<&str>) -> ConfigFile {
+        ConfigFile {
+            path: PathBuf::from("conf/esgate.toml"),
+            settings: crate::config::AdminClientSettings {
+                admin_listen: admin.parse().unwrap(),
+                admin_key: key.map(|k| crate::config::AdminKey::new(k.to_owned())),
+                generated_key_file: generated.map(PathBuf::from),
+            },
+        }
+    }
+
+    /// The URL and the key, most specific first: the environment, the config file, the key
+    /// files (ESGATE_ADMIN_KEY_FILE, then the generated one).
+    #[test]
+    fn the_environment_wins_over_the_config_file_which_wins_over_key_files() {
+        let key = |o: &ClientOpts| o.admin_key.as_ref().map(|k| k.0.clone());
+        // Everything set: the environment's.
+        let o = ClientOpts::found(Found {
+            url_env: Some("http://env:1".into()),
+            key_env: Some("env-key-0123456789".into()),
+            key_file_env: Some("/k".into()),
+            key_file_text: Some("file-key-0123456789".into()),
+            config: Some(config_file(
+                "10.0.0.1:9302",
+                Some("config-key-0123456"),
+                None,
+            )),
+        });
+        assert_eq!(o.url, "http://env:1");
+        assert_eq!(key(&o).as_deref(), Some("env-key-0123456789"));
+        assert_eq!(
+            (o.url_from.as_str(), o.key_from.as_str()),
+            ("ESGATE_ADMIN_URL", "from ESGATE_ADMIN_KEY")
+        );
+        // No environment: the config file's listen.admin and [admin] key, before key files.
+        let o = ClientOpts::found(Found {
+            key_file_env: Some("/k".into()),
+            key_file_text: Some("file-key-0123456789".into()),
+            config: Some(config_file(
+                "10.0.0.1:9302",
+                Some("config-key-0123456"),
+                None,
+            )),
+            ..Found::default()
+        });
+        assert_eq!(o.url, "http://10.0.0.1:9302");
+        assert_eq!(key(&o).as_deref(), Some("config-key-0123456"));
+        assert_eq!(o.url_from, "listen.admin of conf/esgate.toml");
+        assert_eq!(o.key_from, "from [admin] of conf/esgate.toml");
+        // Empty values count as unset.
+        let o = ClientOpts::found(Found {
+            url_env: Some(String::new()),
+            key_env: Some(String::new()),
+            config: Some(config_file("[::1]:9302", Some("config-key-0123456"), None)),
+            ..Found::default()
+        });
+        assert_eq!(o.url, "http://[::1]:9302");
+        assert_eq!(key(&o).as_deref(), Some("config-key-0123456"));
+        // A config without a key: ESGATE_ADMIN_KEY_FILE's file, else the generated one in its
+        // store directory (which `key_file` names for the caller to read).
+        let c = config_file("127.0.0.1:9302", None, Some("/srv/esgate/admin.key"));
+        assert_eq!(
+            ClientOpts::key_file(Some(Path::new("/k")), Some(&c)),
+            Some(PathBuf::from("/k"))
+        );
+        assert_eq!(
+            ClientOpts::key_file(None, Some(&c)),
+            Some(PathBuf::from("/srv/esgate/admin.key"))
+        );
+        assert_eq!(ClientOpts::key_file(None, None), Some(default_key_file()));
+        let o = ClientOpts::found(Found {
+            key_file_text: Some(" generated-key-0123456\n".into()),
+            config: Some(c),
+            ..Found::default()
+        });
+        assert_eq!(key(&o).as_deref(), Some("generated-key-0123456"));
+        assert_eq!(o.key_from, "the generated one, from /srv/esgate/admin.key");
+        // Nothing at all: the defaults, and the message says what was looked at.
+        let o = ClientOpts::found(Found::default());
+        assert_eq!(o.url, DEFAULT_ADMIN_URL);
+        assert_eq!(o.admin_key, None);
+        assert!(
+            o.key_from.contains("ESGATE_ADMIN_KEY is not set")
+                && o.key_from.contains("data/admin.key"),
+            "{}",
+            o.key_from
+        );
+    }
+
+    /// A listener on every address is reached on loopback; others as they are.
+    #[test]
+    fn an_unspecified_admin_address_is_reached_on_loopback() {
+        for (listen, url) in [
+            ("0.0.0.0:9302", "http://127.0.0.1:9302"),
+            ("[::]:9302", "http://[::1]:9302"),
+            ("192.0.2.7:9302", "http://192.0.2.7:9302"),
+            ("[2001:db8::1]:9302", "http://[2001:db8::1]:9302"),
+        ] {
+            let o = ClientOpts::found(Found {
+                config: Some(config_file(listen, None, None)),
+                ..Found::default()
+            });
+            assert_eq!(o.url, url, "{listen}");
+        }
+    }
+
+    /// The config's key is sent but never shown: not in `Debug`, not in an error message.
+    #[test]
+    fn a_key_from_the_config_file_is_never_printed() {
+        let o = ClientOpts::found(Found {
+            config: Some(config_file(
+                "127.0.0.1:9302",
+                Some("config-secret-0123456"),
+                None,
+            )),
+            ..Found::default()
+        });
+        assert!(!format!("{o:?}").contains("config-secret"));
+        assert!(!o.key_from.contains("config-secret"));
+    }
+
     #[test]
     fn opts_default_the_url_and_ignore_empty_values() {
         let o = ClientOpts::new(None, Some(String::new()));
@@ -2100,6 +2385,8 @@ mod tests {
             url: DEFAULT_ADMIN_URL.into(),
             admin_key: Some(AdminKey::new("hunter2-admin".into())),
             timeout: Duration::from_secs(1),
+            url_from: "ESGATE_ADMIN_URL".into(),
+            key_from: "from ESGATE_ADMIN_KEY".into(),
         };
         assert!(!format!("{opts:?}").contains("hunter2"));
     }
@@ -2242,9 +2529,12 @@ mod tests {
 
         fn opts(addr: SocketAddr, key: Option<&str>) -> ClientOpts {
             ClientOpts {
-                url: format!("http://{addr}/"),
-                admin_key: key.map(|k| AdminKey::new(k.to_owned())),
                 timeout: Duration::from_secs(10),
+                ..ClientOpts::found(Found {
+                    url_env: Some(format!("http://{addr}/")),
+                    key_env: key.map(str::to_owned),
+                    ..Found::default()
+                })
             }
         }
 
@@ -2270,6 +2560,7 @@ mod tests {
 
             let out = run(
                 ClientCmd::Token(Group {
+                    config: None,
                     json: true,
                     command: TokenCmd::Create(TokenCreateArgs {
                         name: "acme".into(),
@@ -2380,7 +2671,7 @@ mod tests {
             .expect_err("401");
             assert_eq!(
                 err.to_string(),
-                "missing or wrong admin key (ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE) (HTTP 401)"
+                "missing or wrong admin key (no admin key: ESGATE_ADMIN_KEY is not set, and there is no generated key in ./data/admin.key or ESGATE_ADMIN_KEY_FILE) (HTTP 401)"
             );
         }
 

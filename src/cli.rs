@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin_client::{ClientOpts, ConfigFile, Found};
 use crate::config::{self, Config, ConfigError, Overrides};
 
 #[derive(Debug, Parser)]
@@ -15,9 +16,11 @@ use crate::config::{self, Config, ConfigError, Overrides};
     name = "esgate",
     version,
     about = "Authenticating, filter-injecting reverse proxy for Elasticsearch",
-    after_help = "The token, filter, ip-filter and link commands talk to the admin API at ESGATE_ADMIN_URL \
-(default http://127.0.0.1:9202) with the key in ESGATE_ADMIN_KEY (default: the key esgate \
-generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE)."
+    after_help = "The token, filter, ip-filter and link commands talk to the admin API at ESGATE_ADMIN_URL, \
+else listen.admin of the config file (--config PATH, default config/esgate.toml when it exists), \
+else http://127.0.0.1:9202; with the key in ESGATE_ADMIN_KEY, else the config file's [admin] key, \
+else the file ESGATE_ADMIN_KEY_FILE names, else the key esgate generated (store.path/admin.key, \
+default ./data/admin.key)."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -74,11 +77,12 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Admin API client commands (token, filter, ip-filter, link), using ESGATE_ADMIN_URL
-    /// (default http://127.0.0.1:9202) and ESGATE_ADMIN_KEY (default: the key esgate
-    /// generated in ./data/admin.key, or the file named by ESGATE_ADMIN_KEY_FILE).
+    /// Admin API client commands (token, filter, ip-filter, link), using ESGATE_ADMIN_URL and
+    /// ESGATE_ADMIN_KEY, else the config file's listen.admin and [admin] key, else
+    /// http://127.0.0.1:9202 and the key esgate generated (ESGATE_ADMIN_KEY_FILE, else
+    /// store.path/admin.key). Exit 1 on any error, a bad config file included.
     #[command(flatten)]
-    Client(crate::admin_client::ClientCmd),
+    Client(Box<crate::admin_client::ClientCmd>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,16 +119,37 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// The admin key esgate generated on its first start when none was configured: the file named
-/// by `ESGATE_ADMIN_KEY_FILE`, else `admin.key` in the default store directory.
-fn admin_key_from_file() -> Option<String> {
-    let path = env("ESGATE_ADMIN_KEY_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(config::DEFAULT_STORE_PATH).join(crate::app::ADMIN_KEY_FILE));
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
+/// Where the client commands find the admin API and its key (`ClientOpts::found` has the
+/// order): the environment, the config file (`--config`, else `config/esgate.toml` when it
+/// exists), the key files. A config file that cannot be read, or whose parts the client uses are
+/// invalid, is an error: the server refuses it too.
+fn client_opts(given: Option<&Path>) -> Result<ClientOpts, ConfigError> {
+    let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
+    let url_env = nonempty("ESGATE_ADMIN_URL");
+    let key_env = nonempty("ESGATE_ADMIN_KEY");
+    let config = match config_path(given.map(Path::to_owned)) {
+        Some(path) => Some(ConfigFile {
+            settings: config::load_admin_client_settings(&path, key_env.is_none(), &env)?,
+            path,
+        }),
+        None => None,
+    };
+    let key_file_env = nonempty("ESGATE_ADMIN_KEY_FILE").map(PathBuf::from);
+    let needs_file = key_env.is_none()
+        && config
+            .as_ref()
+            .is_none_or(|c| c.settings.admin_key.is_none());
+    let key_file_text = needs_file
+        .then(|| ClientOpts::key_file(key_file_env.as_deref(), config.as_ref()))
+        .flatten()
+        .and_then(|file| std::fs::read_to_string(file).ok());
+    Ok(ClientOpts::found(Found {
+        url_env,
+        key_env,
+        key_file_env,
+        key_file_text,
+        config,
+    }))
 }
 
 fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -179,17 +204,17 @@ pub fn main() -> ExitCode {
         },
         Command::Store { command } => store_command(command),
         Command::Client(cmd) => {
-            let opts = crate::admin_client::ClientOpts::new(
-                env("ESGATE_ADMIN_URL"),
-                // Empty counts as unset, so the generated key file is still read.
-                env("ESGATE_ADMIN_KEY")
-                    .filter(|k| !k.is_empty())
-                    .or_else(admin_key_from_file),
-            );
+            let opts = match client_opts(cmd.config()) {
+                Ok(opts) => opts,
+                Err(e) => {
+                    eprintln!("esgate: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
                 return ExitCode::from(1);
             };
-            match runtime.block_on(crate::admin_client::run(cmd, &opts)) {
+            match runtime.block_on(crate::admin_client::run(*cmd, &opts)) {
                 Ok(mut text) => {
                     if !text.is_empty() && !text.ends_with('\n') {
                         text.push('\n');
@@ -650,6 +675,11 @@ mod tests {
             "esgate", "link", "list", "--token", "t", "--json"
         ]));
         assert!(!parses(&["esgate", "serve", "--json"]));
+        // So is `--config` (the server's config file, where the admin API and its key are).
+        assert!(parses(&["esgate", "token", "list", "--config", "c.toml"]));
+        assert!(parses(&[
+            "esgate", "link", "--config", "c.toml", "list", "--token", "t"
+        ]));
         assert!(!parses(&["esgate", "check-config", "--json"]));
     }
 

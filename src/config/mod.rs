@@ -332,6 +332,11 @@ impl AdminKey {
         AdminKey(key)
     }
 
+    /// The key itself, for the admin client commands to send (never to print).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Constant-time comparison with a presented key.
     pub fn matches(&self, presented: &[u8]) -> bool {
         use sha2::{Digest, Sha256};
@@ -472,6 +477,80 @@ pub fn load_store_settings(
     .map_err(ConfigError::Invalid)
 }
 
+/// What the admin client commands (`esgate token|filter|ip-filter|link`) take from a config
+/// file: where the admin listener is and the admin key the server checks. `Debug` is redacted
+/// (the key's own).
+#[derive(Clone, Debug)]
+pub struct AdminClientSettings {
+    /// `listen.admin`, as the server binds it.
+    pub admin_listen: SocketAddr,
+    /// `admin.key`, `admin.key_env` or `ESGATE_ADMIN_KEY` (the server's rules); `None`: none
+    /// configured (or not asked for), so the server uses its generated key file.
+    pub admin_key: Option<AdminKey>,
+    /// Where the server generates its key when none is configured: `<store.path>/admin.key`
+    /// (the file store; the cluster store requires a configured key).
+    pub generated_key_file: Option<PathBuf>,
+}
+
+/// Reads the config file at `path` for the admin client commands. The whole file is parsed as
+/// `serve` parses it (a syntax error, an unknown key: an error); validated by the server's rules
+/// are only the parts the client uses: `[listen]`'s `data` and `admin` addresses, `[admin]`
+/// and `[store]`'s `kind` and `path` (when `with_key`; the caller has the key otherwise, and
+/// `admin.key_env` may name a variable only the server's environment holds). The rest (TLS files,
+/// backend credentials' variables, the audit file) may be readable by the server's user only.
+pub fn load_admin_client_settings(
+    path: &Path,
+    with_key: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AdminClientSettings, ConfigError> {
+    let raw = read(Some(path))?;
+    let raw = raw::RawConfig {
+        listen: raw::RawListen {
+            data: raw.listen.data,
+            admin: raw.listen.admin,
+            ..Default::default()
+        },
+        admin: if with_key {
+            raw.admin
+        } else {
+            Default::default()
+        },
+        // The store says where the generated key is, or (the cluster store) that there is none.
+        store: if with_key {
+            raw::RawStore {
+                kind: raw.store.kind,
+                path: raw.store.path,
+                index: raw.store.index,
+                ..Default::default()
+            }
+        } else {
+            Default::default()
+        },
+        ..Default::default()
+    };
+    // Without `with_key` the default variable is not read either (its value is the caller's).
+    let env = |name: &str| {
+        if !with_key && name == raw::DEFAULT_ADMIN_KEY_ENV {
+            None
+        } else {
+            env(name)
+        }
+    };
+    let config = validate::validate_for(
+        validate::Purpose::AdminClient,
+        raw,
+        &Overrides::default(),
+        &env,
+    )
+    .map_err(ConfigError::Invalid)?;
+    Ok(AdminClientSettings {
+        admin_listen: config.admin_listen,
+        generated_key_file: (config.store == StoreKind::File && config.admin_key.is_none())
+            .then(|| config.store_path.join(crate::app::ADMIN_KEY_FILE)),
+        admin_key: config.admin_key,
+    })
+}
+
 /// The raw configuration in `path` (the defaults without one).
 fn read(path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
     Ok(match path {
@@ -490,12 +569,123 @@ fn read(path: Option<&Path>) -> Result<raw::RawConfig, ConfigError> {
 }
 
 /// Parses TOML text into the raw shape; unknown keys and wrong types are errors with their path.
+/// The error names the line and column but does not quote the line (the toml crate's `Display`
+/// does): a misspelled `passwrd = "..."` would print its secret to the log.
 pub fn parse(text: &str) -> Result<raw::RawConfig, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let message = e.message().trim_end();
+        match e.span() {
+            Some(span) => {
+                let mut start = span.start.min(text.len());
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let before = &text[..start];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message.to_owned(),
+        }
+    })
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        text: &str,
+        with_key: bool,
+        env: &[(&str, &str)],
+    ) -> Result<AdminClientSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("esgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = |name: &str| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        load_admin_client_settings(&path, with_key, &env).map_err(|e| e.to_string())
+    }
+
+    /// A parse error names the line and column, not the line's text: a misspelled key's value
+    /// (a secret, often) is not printed back.
+    #[test]
+    fn parse_errors_name_the_place_not_the_line() {
+        let err = parse("[admin]\nkye = \"0123456789abcdef0\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 2, column 1: unknown field `kye`, expected `key` or `key_env`"
+        );
+        let err = parse("[backend]\npassword = \"s3cret-pa\u{e9}\"x\n").unwrap_err();
+        assert!(err.starts_with("line 2, column "), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    /// The admin client reads the listener and the key as `serve` does, and checks only them
+    /// (with the file's syntax): what else the server's host holds need not be here.
+    #[test]
+    fn the_admin_client_reads_the_listener_and_the_key_as_serve_does() {
+        let s = settings(
+            "[listen]\nadmin = \"0.0.0.0:9302\"\n[admin]\nkey_env = \"MY_ADMIN\"\n[store]\npath = \"/srv/esgate\"\n",
+            true,
+            &[("MY_ADMIN", "from-the-env-0123456")],
+        )
+        .unwrap();
+        assert_eq!(s.admin_listen.to_string(), "0.0.0.0:9302");
+        assert!(s.admin_key.unwrap().matches(b"from-the-env-0123456"));
+        assert_eq!(s.generated_key_file, None);
+        // No key configured: the generated key file in the store directory.
+        let s = settings("[store]\npath = \"/srv/esgate\"\n", true, &[]).unwrap();
+        assert!(s.admin_key.is_none());
+        assert_eq!(
+            s.generated_key_file,
+            Some(PathBuf::from("/srv/esgate/admin.key"))
+        );
+        // The server's other files and variables are not read: a TLS key only its user can
+        // read, a backend password variable only its environment holds.
+        let elsewhere = "[listen.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n[backend]\nusername = \"esgate\"\npassword_env = \"UNSET_PASSWORD\"\n[admin]\nkey = \"0123456789abcdef0\"\n";
+        assert!(settings(elsewhere, true, &[]).is_ok());
+        // What the client uses is held to the server's rules, and the syntax to the parser's.
+        let err = settings("[admin]\nkey = \"short\"\n", true, &[]).unwrap_err();
+        assert!(
+            err.contains("admin.key: must be at least 16 characters"),
+            "{err}"
+        );
+        let err = settings("[admin]\nkey_env = \"UNSET\"\n", true, &[]).unwrap_err();
+        assert!(
+            err.contains("admin.key_env: environment variable UNSET is not set"),
+            "{err}"
+        );
+        let err = settings("[listen]\nadmin = \"nowhere\"\n", true, &[]).unwrap_err();
+        assert!(err.contains("listen.admin"), "{err}");
+        let err = settings("[admn]\nkey = \"0123456789abcdef0\"\n", true, &[]).unwrap_err();
+        assert!(err.contains("unknown field `admn`"), "{err}");
+        // A misspelled key's value (a secret, often) is not quoted back.
+        let err = settings("[admin]\nkye = \"0123456789abcdef0\"\n", true, &[]).unwrap_err();
+        assert!(
+            err.ends_with("line 2, column 1: unknown field `kye`, expected `key` or `key_env`"),
+            "{err}"
+        );
+        assert!(!err.contains("0123456789abcdef0"), "{err}");
+        let err = settings("[store]\nkind = \"elasticsearch\"\n", true, &[]).unwrap_err();
+        assert!(err.contains("admin.key: is required"), "{err}");
+        // The caller holding the key (ESGATE_ADMIN_KEY): [admin] and [store] are not read,
+        // nor the default variable.
+        let s = settings(
+            "[admin]\nkey_env = \"UNSET\"\n[store]\nkind = \"elasticsearch\"\n",
+            false,
+            &[(raw::DEFAULT_ADMIN_KEY_ENV, "short")],
+        )
+        .unwrap();
+        assert!(s.admin_key.is_none());
     }
 }

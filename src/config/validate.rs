@@ -34,6 +34,9 @@ pub fn validate(
 pub(super) enum Purpose {
     Serve,
     StoreCommand,
+    /// `esgate token|filter|ip-filter|link`: the admin key is found as the server finds it,
+    /// so the cluster store's rule (a configured key) holds.
+    AdminClient,
 }
 
 pub(super) fn validate_for(
@@ -165,7 +168,7 @@ pub(super) fn validate_for(
     }
 
     let admin_key = v.admin_key(&raw.admin, env);
-    if purpose == Purpose::Serve && store != StoreKind::File && admin_key.is_none() {
+    if purpose != Purpose::StoreCommand && store != StoreKind::File && admin_key.is_none() {
         v.issue(
             "admin.key",
             "is required with store.kind = \"elasticsearch\" (set admin.key_env or ESGATE_ADMIN_KEY): replicas must share one admin key",

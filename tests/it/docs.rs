@@ -18,13 +18,27 @@ it is out of date (regenerate with `UPDATE_DOCS=1 cargo test --test it docs::`).
 the same as a man page, `esgate completions <shell>` a completion script.
 
 The admin client commands (`token`, `filter`, `ip-filter`, `link`) call the admin API
-([admin-api.md](admin-api.md)) at `ESGATE_ADMIN_URL` (default `http://127.0.0.1:9202`) with
-the key in `ESGATE_ADMIN_KEY` (default: the key `serve` generated into `./data/admin.key`, or
-the file `ESGATE_ADMIN_KEY_FILE` names). They print text for people, or the admin API's JSON
-with `--json` (one flag of each command group, before or after the subcommand:
-`esgate token list --json`, `esgate token --json list`; a `delete`, which gets no answer body,
-prints its message either way), and exit 1 on any error (the admin API's reason is printed on
-stderr).
+([admin-api.md](admin-api.md)). They find it and its key as the server does, most specific
+first:
+
+- the URL: `ESGATE_ADMIN_URL`, else `listen.admin` of the config file (`http://` and the
+  address; `0.0.0.0` or `::` as loopback), else `http://127.0.0.1:9202`;
+- the key: `ESGATE_ADMIN_KEY`, else the config file's `[admin]` `key` or `key_env`, else the
+  file `ESGATE_ADMIN_KEY_FILE` names, else the key `serve` generated into `admin.key` in the
+  config's `store.path` (without a config file `./data/admin.key`).
+
+The config file is `--config PATH` (one flag of each command group, before or after the
+subcommand), else `config/esgate.toml` when it exists, as for `serve`. It is parsed whole as
+`serve` parses it; of its settings only `listen.data`, `listen.admin`, `[admin]` and `store.kind`,
+`store.path` are checked by the server's rules (`[admin]` and `[store]` only when
+`ESGATE_ADMIN_KEY` is not set), so the server's TLS files and backend credentials need not be
+readable where the CLI runs. A file that cannot be read, a syntax error, an unknown key or an
+invalid value among those exits 1 with the problem on stderr. The admin key is never printed.
+
+They print text for people, or the admin API's JSON with `--json` (one flag of each command
+group, before or after the subcommand: `esgate token list --json`, `esgate token --json list`; a
+`delete`, which gets no answer body, prints its message either way), and exit 1 on any error
+(the admin API's reason is printed on stderr).
 
 Exit codes of `check-config`: 0 the configuration is valid (printed on stdout), 1 it cannot be
 read or is invalid (every problem is listed with its key path on stderr, nothing on stdout).

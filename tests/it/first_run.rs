@@ -291,3 +291,174 @@ fn sigterm_and_sigint_drain_requests_in_flight_and_exit_0() {
         assert_eq!(status.code(), Some(0), "{signal}");
     }
 }
+
+/// The CLI with no admin variables at all (`ESGATE_ADMIN_URL`, `ESGATE_ADMIN_KEY`,
+/// `ESGATE_ADMIN_KEY_FILE` removed), from `dir`, with `args`.
+fn cli_without_env(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(args)
+        .env_remove("ESGATE_ADMIN_URL")
+        .env_remove("ESGATE_ADMIN_KEY")
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(dir)
+        .output()
+        .expect("the CLI runs")
+}
+
+/// A port nothing listens on now, for a config file that names its admin listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Contract (interface.md): the admin key comes from the environment or the config file, and
+/// `--config` defaults to `config/esgate.toml`. An operator whose config holds `[admin] key` and
+/// `listen.admin` on another port runs `esgate token create|list` with only `--config`, or from
+/// the directory holding `config/esgate.toml`, and no variable set; the key is never printed.
+#[test]
+fn the_cli_finds_the_admin_api_and_its_key_in_the_config_file() {
+    const KEY: &str = "config-file-admin-key-5f2a9c";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let config = dir.path().join("config").join("esgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\ndata = \"127.0.0.1:0\"\nadmin = \"0.0.0.0:{port}\"\n\
+             [backend]\nurls = [\"http://127.0.0.1:9\"]\n\
+             [store]\npath = {:?}\n[admin]\nkey = \"{KEY}\"\n",
+            dir.path().join("store")
+        ),
+    )
+    .unwrap();
+    let running = binary::serve_as_configured(&["--config", config.to_str().unwrap()], |cmd| {
+        cmd.env_remove("ESGATE_ADMIN_KEY")
+            .env_remove("ESGATE_ADMIN_KEY_FILE");
+    });
+    assert!(
+        running.admin.ends_with(&format!(":{port}")),
+        "{}",
+        running.admin
+    );
+
+    // From elsewhere, with only --config (before or after the subcommand).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config_arg = config.to_str().unwrap();
+    let created = cli_without_env(
+        elsewhere.path(),
+        &[
+            "token",
+            "create",
+            "--config",
+            config_arg,
+            "--name",
+            "by-config",
+            "--filter",
+            "tenant=acme",
+        ],
+    );
+    let out = String::from_utf8_lossy(&created.stdout).into_owned();
+    let err = String::from_utf8_lossy(&created.stderr).into_owned();
+    assert!(created.status.success(), "{out} {err}");
+    assert!(out.contains("esg_"), "the secret is shown once: {out}");
+    // From the directory holding config/esgate.toml: the default file, no flag.
+    let listed = cli_without_env(dir.path(), &["token", "list"]);
+    let out = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.status.success() && out.contains("by-config"),
+        "{out} {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = cli_without_env(
+        elsewhere.path(),
+        &["token", "--config", config_arg, "--json", "list"],
+    );
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"by-config\""));
+
+    // The environment wins over the file: a wrong ESGATE_ADMIN_KEY is sent (and refused, the
+    // message says where it came from), never the file's key printed.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list", "--config", config_arg])
+        .env("ESGATE_ADMIN_KEY", "not-the-admin-key-0123456789")
+        .env_remove("ESGATE_ADMIN_URL")
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr).into_owned();
+    assert_eq!(wrong.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("from ESGATE_ADMIN_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY), "the key was printed: {err}");
+
+    // A file that is missing, or that the server would refuse: exit 1, the problem named.
+    let missing = cli_without_env(
+        elsewhere.path(),
+        &["token", "list", "--config", "nope.toml"],
+    );
+    let err = String::from_utf8_lossy(&missing.stderr).into_owned();
+    assert_eq!(missing.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot read config file nope.toml"), "{err}");
+    let bad = elsewhere.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("[listen]\nadmin = \"127.0.0.1:{port}\"\n[admin]\nkey = \"short\"\n"),
+    )
+    .unwrap();
+    let refused = cli_without_env(
+        elsewhere.path(),
+        &["token", "list", "--config", bad.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("admin.key: must be at least 16 characters"),
+        "{err}"
+    );
+    assert!(refused.stdout.is_empty());
+    let typo = elsewhere.path().join("typo.toml");
+    std::fs::write(&typo, format!("[admin]\nkye = \"{KEY}\"\n")).unwrap();
+    let refused = cli_without_env(
+        elsewhere.path(),
+        &["token", "list", "--config", typo.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown field `kye`"), "{err}");
+    assert!(!err.contains(KEY), "the key was printed: {err}");
+
+    // No key configured: the key the server generated in the config's store.path is found.
+    let port = free_port();
+    let generated = dir.path().join("generated.toml");
+    std::fs::write(
+        &generated,
+        format!(
+            "[listen]\ndata = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:{port}\"\n\
+             [backend]\nurls = [\"http://127.0.0.1:9\"]\n[store]\npath = {:?}\n",
+            dir.path().join("store2")
+        ),
+    )
+    .unwrap();
+    drop(running);
+    let _running = binary::serve_as_configured(&["--config", generated.to_str().unwrap()], |cmd| {
+        cmd.env_remove("ESGATE_ADMIN_KEY")
+            .env_remove("ESGATE_ADMIN_KEY_FILE");
+    });
+    let listed = cli_without_env(
+        elsewhere.path(),
+        &["token", "list", "--config", generated.to_str().unwrap()],
+    );
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("no tokens"));
+}

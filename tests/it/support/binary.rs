@@ -50,10 +50,23 @@ pub fn serve_via(wrapper: &[&str], args: &[&str], configure: impl FnOnce(&mut Co
         "--admin-listen",
         "127.0.0.1:0",
     ])
-    .args(args)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    .args(args);
     configure(&mut cmd);
+    start(cmd)
+}
+
+/// `esgate serve` plus `args` only: the listeners are the configuration's (a config file's
+/// `listen`, which a test that reads the file needs to hold).
+pub fn serve_as_configured(args: &[&str], configure: impl FnOnce(&mut Command)) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_esgate"));
+    cmd.arg("serve").args(args);
+    configure(&mut cmd);
+    start(cmd)
+}
+
+/// Starts `cmd` (an `esgate serve`) and waits for its addresses.
+fn start(mut cmd: Command) -> Served {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("esgate starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let log = Arc::new(Mutex::new(String::new()));
