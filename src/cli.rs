@@ -127,7 +127,15 @@ fn client_opts(given: Option<&Path>) -> Result<ClientOpts, ConfigError> {
     let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
     let url_env = nonempty("ESGATE_ADMIN_URL");
     let key_env = nonempty("ESGATE_ADMIN_KEY");
-    let config = match config_path(given.map(Path::to_owned)) {
+    // Both from the environment: the default config file has nothing to add, and a script
+    // that sets them keeps working whatever that file holds; an explicit `--config` is read.
+    let from_env = url_env.is_some() && key_env.is_some();
+    let path = match given {
+        Some(given) => Some(given.to_owned()),
+        None if from_env => None,
+        None => config_path(None),
+    };
+    let config = match path {
         Some(path) => Some(ConfigFile {
             settings: config::load_admin_client_settings(&path, key_env.is_none(), &env)?,
             path,

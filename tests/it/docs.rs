@@ -28,7 +28,8 @@ first:
   config's `store.path` (without a config file `./data/admin.key`).
 
 The config file is `--config PATH` (one flag of each command group, before or after the
-subcommand), else `config/esgate.toml` when it exists, as for `serve`. It is parsed whole as
+subcommand), else `config/esgate.toml` when it exists, as for `serve` (not read when
+`ESGATE_ADMIN_URL` and `ESGATE_ADMIN_KEY` are both set and `--config` is not given). It is parsed whole as
 `serve` parses it; of its settings only `listen.data`, `listen.admin`, `[admin]` and `store.kind`,
 `store.path` are checked by the server's rules (`[admin]` and `[store]` only when
 `ESGATE_ADMIN_KEY` is not set), so the server's TLS files and backend credentials need not be

@@ -398,6 +398,25 @@ fn the_cli_finds_the_admin_api_and_its_key_in_the_config_file() {
     );
     assert!(!err.contains(KEY), "the key was printed: {err}");
 
+    // Both from the environment and no --config: the default file is not read, so a script
+    // that sets them works beside a config/esgate.toml that would be refused.
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::create_dir(broken.path().join("config")).unwrap();
+    std::fs::write(broken.path().join("config/esgate.toml"), "not = [toml").unwrap();
+    let by_env = Command::new(env!("CARGO_BIN_EXE_esgate"))
+        .args(["token", "list"])
+        .env("ESGATE_ADMIN_KEY", KEY)
+        .env("ESGATE_ADMIN_URL", &running.admin)
+        .env_remove("ESGATE_ADMIN_KEY_FILE")
+        .current_dir(broken.path())
+        .output()
+        .unwrap();
+    assert!(
+        by_env.status.success() && String::from_utf8_lossy(&by_env.stdout).contains("by-config"),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
+
     // A file that is missing, or that the server would refuse: exit 1, the problem named.
     let missing = cli_without_env(
         elsewhere.path(),
