@@ -377,6 +377,26 @@ fn spawn_connection(
 /// make it hold: docs/configuration.md, `listen.max_header_bytes`.
 const H1_READ_BUF: usize = 64 * 1024;
 
+/// HTTP/2's flow-control windows, announced to the client: the bytes of request bodies it may
+/// send on one stream, and on the whole connection, before esgate has read them. hyper keeps
+/// what arrived unread outside `listen.max_buffered_bytes`, so the connection window bounds
+/// what a connection holds beyond the budget when esgate is not reading (the budget full, a
+/// relayed body waiting for the backend): hyper's default is 1 MiB, against HTTP/1's 64 KiB
+/// read buffer (rel20b: 2,000 connections, each with one upload sent as far as the windows
+/// let it and stalled, 2.20 GiB resident with 1 MiB, 1.11 GiB with 256 KiB; BENCHMARKS.md,
+/// "Session 20: HTTP/2 memory (rel20b)"). 256 KiB for both: one stream may
+/// use the whole connection's window (an upload of one request is as fast as the connection
+/// allows), at 256 KiB a round trip (25 MB/s at 10 ms; docs/configuration.md,
+/// `listen.h2_max_concurrent_streams`). Fixed: hyper's adaptive window (off) grows up to 16 MiB
+/// for a client that sends fast.
+const H2_WINDOW: u32 = 256 * 1024;
+
+/// HTTP/2: the bytes of one stream's answer hyper queues beyond what the client's window lets
+/// it send (hyper's default 400 KiB, per stream: up to 100 of them on a connection that reads
+/// nothing; rel20b: 2,000 unread 4 MB answers, 128 of them under way, 116 MiB resident with
+/// 400 KiB, 66 MiB with 64 KiB); HTTP/1 queues up to `H1_READ_BUF`.
+const H2_SEND_BUF: usize = 64 * 1024;
+
 /// Which HTTP a connection speaks, when its TLS handshake said (ALPN).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Http {
@@ -475,6 +495,9 @@ async fn serve<I>(
                 // default of 200 let one client connection hold 200).
                 .max_concurrent_streams(limits.h2_max_concurrent_streams)
                 .max_header_list_size(limits.max_header_bytes as u32)
+                .initial_stream_window_size(H2_WINDOW)
+                .initial_connection_window_size(H2_WINDOW)
+                .max_send_buf_size(H2_SEND_BUF)
                 .serve_connection(io, service);
             drive(conn, |c| c.graceful_shutdown(), &watchdog, info, stop).await
         }

@@ -444,3 +444,86 @@ async fn many_h2_streams_through_a_small_cap_are_all_answered_by_the_real_backen
     }
     assert!(most <= 2, "esgate held {most} connections to the node");
 }
+
+/// rel20b: HTTP/2's flow-control windows are esgate's (`server::H2_WINDOW`, 256 KiB), not
+/// hyper's 1 MiB: what a client may send before esgate reads it is held outside the body budget.
+/// The server's SETTINGS announce the stream window (INITIAL_WINDOW_SIZE, 0x4) and its first
+/// WINDOW_UPDATE raises the connection's from the spec's 65,535 to the same; and a search body
+/// of 1 MB, four windows, still goes through whole on one stream (the window is given back as
+/// esgate reads), answered by the real backend with the tenant's documents only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_windows_are_announced_and_an_upload_past_them_completes() {
+    let backend = support::fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let secret = gw.tenant_token("a").await;
+
+    let mut s = TcpStream::connect(gw.data_addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&h2_frame(4, 0, 0, &[])).await.unwrap();
+    let (mut stream_window, mut connection_update) = (None, None);
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while stream_window.is_none() || connection_update.is_none() {
+        let Ok(Some((kind, flags, stream, payload))) =
+            tokio::time::timeout_at(until, read_frame(&mut s)).await
+        else {
+            break;
+        };
+        if kind == 4 && flags & 1 == 0 {
+            stream_window = Some(
+                payload
+                    .chunks(6)
+                    .find(|c| c.len() == 6 && u16::from_be_bytes([c[0], c[1]]) == 4)
+                    .map(|c| u32::from_be_bytes([c[2], c[3], c[4], c[5]])),
+            );
+        }
+        if kind == 8 && stream == 0 {
+            connection_update = Some(
+                u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
+            );
+        }
+    }
+    assert_eq!(
+        stream_window,
+        Some(Some(256 * 1024)),
+        "SETTINGS_INITIAL_WINDOW_SIZE"
+    );
+    assert_eq!(
+        connection_update,
+        Some(256 * 1024 - 65_535),
+        "the connection window raised to 256 KiB"
+    );
+    drop(s);
+
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut body = br#"{"query":{"match_all":{}},"size":100"#.to_vec();
+    body.resize(body.len() + 1_000_000, b' ');
+    body.push(b'}');
+    let req = http::Request::post(gw.url("/logs-a/_search"))
+        .header("authorization", format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(20), sender.send_request(req))
+        .await
+        .expect("answered in time")
+        .expect("h2 answer");
+    let status = res.status().as_u16();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let hits = v["hits"]["hits"].as_array().unwrap();
+    assert_eq!(hits.len() as u64, support::fixture::TENANT_A_PER_LOGS_INDEX);
+    assert!(hits.iter().all(|h| h["_source"]["tenant"] == "a"));
+}
