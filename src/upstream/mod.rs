@@ -552,7 +552,7 @@ impl Upstream {
                 (Some(Replay::Full(b)), _) => pool::SendBody::bytes(b.clone()),
                 (Some(Replay::Parts(p)), _) => pool::SendBody::parts(p.parts()),
                 (Some(Replay::Empty), _) => pool::SendBody::empty(),
-                (None, Some(s)) => pool::SendBody::Stream(s),
+                (None, Some(s)) => pool::SendBody::Stream(Box::new(s)),
                 // A streamed body was already handed to a failed attempt.
                 (None, None) => return Err(last),
             };

@@ -79,7 +79,8 @@ pub(crate) enum SendBody {
     /// Bytes esgate built: one frame, none when empty.
     Whole(Option<Chunk>),
     /// A client body relayed as it arrives (pass-through tokens), frame by frame.
-    Stream(Incoming),
+    /// Boxed: rare, and the request carrying the body moves through the pool's futures.
+    Stream(Box<Incoming>),
 }
 
 impl SendBody {
@@ -95,7 +96,7 @@ impl SendBody {
     pub(crate) fn parts<'a>(parts: impl Iterator<Item = &'a Bytes>) -> SendBody {
         let parts: VecDeque<Bytes> = parts.filter(|p| !p.is_empty()).cloned().collect();
         let len = parts.iter().map(Bytes::len).sum();
-        SendBody::Whole((len > 0).then_some(Chunk::Parts { parts, len }))
+        SendBody::Whole((len > 0).then(|| Chunk::Parts(Box::new(Parts { parts, len }))))
     }
 }
 
@@ -111,7 +112,7 @@ impl http_body::Body for SendBody {
             SendBody::Whole(chunk) => {
                 Poll::Ready(chunk.take().map(|c| Ok(http_body::Frame::data(c))))
             }
-            SendBody::Stream(s) => Pin::new(s)
+            SendBody::Stream(s) => Pin::new(&mut **s)
                 .poll_frame(cx)
                 .map(|f| f.map(|f| f.map(|f| f.map_data(Chunk::One)))),
         }
@@ -138,40 +139,43 @@ impl http_body::Body for SendBody {
 /// writes with one `iovec` each.
 pub(crate) enum Chunk {
     One(Bytes),
-    Parts {
-        parts: VecDeque<Bytes>,
-        /// Their summed length.
-        len: usize,
-    },
+    /// Boxed: a frame's size is hyper's write queue entry's.
+    Parts(Box<Parts>),
+}
+
+pub(crate) struct Parts {
+    parts: VecDeque<Bytes>,
+    /// Their summed length.
+    len: usize,
 }
 
 impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
             Chunk::One(b) => b.len(),
-            Chunk::Parts { len, .. } => *len,
+            Chunk::Parts(p) => p.len,
         }
     }
 
     fn chunk(&self) -> &[u8] {
         match self {
             Chunk::One(b) => b,
-            Chunk::Parts { parts, .. } => parts.front().map_or(&[], |b| &b[..]),
+            Chunk::Parts(p) => p.parts.front().map_or(&[], |b| &b[..]),
         }
     }
 
     fn advance(&mut self, mut cnt: usize) {
         match self {
             Chunk::One(b) => b.advance(cnt.min(b.len())),
-            Chunk::Parts { parts, len } => {
-                *len -= cnt.min(*len);
-                while let Some(front) = parts.front_mut() {
+            Chunk::Parts(p) => {
+                p.len -= cnt.min(p.len);
+                while let Some(front) = p.parts.front_mut() {
                     if cnt < front.len() {
                         front.advance(cnt);
                         return;
                     }
                     cnt -= front.len();
-                    parts.pop_front();
+                    p.parts.pop_front();
                 }
             }
         }
@@ -180,9 +184,9 @@ impl Buf for Chunk {
     fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
         match self {
             Chunk::One(b) => b.chunks_vectored(dst),
-            Chunk::Parts { parts, .. } => {
+            Chunk::Parts(p) => {
                 let mut n = 0;
-                for (slot, part) in dst.iter_mut().zip(parts) {
+                for (slot, part) in dst.iter_mut().zip(&p.parts) {
                     *slot = std::io::IoSlice::new(part);
                     n += 1;
                 }
