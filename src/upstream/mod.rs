@@ -49,7 +49,6 @@ use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use crate::body::{empty, full};
 use crate::config;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +99,12 @@ pub enum UpstreamBody {
     Stream(Incoming),
 }
 
-/// A body sent as its parts in order, each one frame, with their summed length as its exact
-/// size (`Content-Length`): hyper's HTTP/1 connection queues the frames behind the head and
-/// writes them with one `writev` (session 20: no copy of the client's text into one block). A
-/// clone copies the parts' references, not their bytes (a retry on another node).
+/// A body sent as its parts in order, with their summed length as its exact size
+/// (`Content-Length`): [`Upstream::send_as`] sends them as one frame of several blocks
+/// (`pool::SendBody::parts`), which hyper's HTTP/1 connection queues behind the head and writes
+/// with one `writev` (session 20: no copy of the client's text into one block). A clone copies
+/// the parts' references, not their bytes (a retry on another node). As a body of its own,
+/// each part is a frame.
 #[derive(Clone, Debug, Default)]
 pub struct PartsBody {
     parts: std::collections::VecDeque<Bytes>,
@@ -548,14 +549,10 @@ impl Upstream {
                 None => return Err(last),
             };
             let body = match (&replayable, stream.take()) {
-                (Some(Replay::Full(b)), _) => full(b.clone()),
-                (Some(Replay::Parts(p)), _) => http_body_util::BodyExt::boxed(
-                    http_body_util::BodyExt::map_err(p.clone(), |never| match never {}),
-                ),
-                (Some(Replay::Empty), _) => empty(),
-                (None, Some(s)) => {
-                    http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(s, Into::into))
-                }
+                (Some(Replay::Full(b)), _) => pool::SendBody::bytes(b.clone()),
+                (Some(Replay::Parts(p)), _) => pool::SendBody::parts(p.parts()),
+                (Some(Replay::Empty), _) => pool::SendBody::empty(),
+                (None, Some(s)) => pool::SendBody::Stream(Box::new(s)),
                 // A streamed body was already handed to a failed attempt.
                 (None, None) => return Err(last),
             };
