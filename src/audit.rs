@@ -107,6 +107,27 @@ pub struct DataEvent {
     /// The share link the request came through (the Kibana front, or its link credential on
     /// the data listener), issue #16.
     pub link_id: Option<String>,
+    /// The request was refused before anything was done for it (nothing forwarded, nothing
+    /// answered but the refusal): its record may only use the half of the batch kept for
+    /// refusals ([`Room::Refused`]). Not written.
+    pub refused: bool,
+}
+
+/// How much of the batch a line may use when the output stalls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Admin changes: always kept (rare, and waited for).
+    Must,
+    /// A request that was served (forwarded or answered): the whole batch; dropped past it,
+    /// which with `audit.on_failure = "closed"` refuses (`stalled`).
+    Served,
+    /// A request refused before anything was done, or a failed admin authentication: half the
+    /// batch, and dropped past it without refusing (attack20d: any client, with no
+    /// credential at all, can make refusals as fast as the listener takes them; had their
+    /// records filled the batch, served records found no room and a closed gateway refused
+    /// every tenant, a denial of service the operator did not choose). Losing a refusal's
+    /// record loses nothing done; it is counted (`esgate_audit_dropped_total`).
+    Refused,
 }
 
 /// The most characters of a method's name recorded. HTTP/1.1 sets no length on a method, so an
@@ -398,7 +419,7 @@ impl Audit {
     /// Appends a line to the batch; when the output is stalled and the batch is full, keeps
     /// the line only if `must` (admin changes, which are rare and must be recorded), else
     /// drops and counts it. Returns the batch number the line will go out with.
-    fn append(&self, line: &[u8], must: bool) -> Option<u64> {
+    fn append(&self, line: &[u8], room: Room) -> Option<u64> {
         let shared = self.shared.as_ref()?;
         let mut batch = lock(&shared.batch);
         if batch.closed {
@@ -406,9 +427,13 @@ impl Audit {
             tracing::error!("The audit writer has stopped; an audit record is lost");
             return None;
         }
-        if !must && batch.pending.len() + line.len() > self.cap {
+        let cap = match room {
+            Room::Refused => self.cap / 2,
+            _ => self.cap,
+        };
+        if room != Room::Must && batch.pending.len() + line.len() > cap {
             drop(batch);
-            if self.closed {
+            if self.closed && room == Room::Served {
                 shared
                     .stalled
                     .store(true, std::sync::atomic::Ordering::Release);
@@ -433,9 +458,19 @@ impl Audit {
     }
 
     pub fn write(&self, event: Value) {
+        self.write_in(event, Room::Served);
+    }
+
+    /// A record of a refusal (a failed admin authentication): dropped, never refusing, when
+    /// the output stalls and half the batch is taken ([`Room::Refused`]).
+    pub fn write_refused(&self, event: Value) {
+        self.write_in(event, Room::Refused);
+    }
+
+    fn write_in(&self, event: Value, room: Room) {
         if self.shared.is_some() {
             if let Some(line) = line(event) {
-                self.append(&line, false);
+                self.append(&line, room);
             }
         }
     }
@@ -473,14 +508,18 @@ impl Audit {
         with_rfc3339(crate::time::now(), |at| {
             write_request_record(&mut text, e, at)
         });
+        let room = match e.refused {
+            true => Room::Refused,
+            false => Room::Served,
+        };
         match crate::auth::secret::redact(&text) {
             std::borrow::Cow::Borrowed(_) => {
                 text.push('\n');
-                self.append(text.as_bytes(), false);
+                self.append(text.as_bytes(), room);
             }
             std::borrow::Cow::Owned(mut redacted) => {
                 redacted.push('\n');
-                self.append(redacted.as_bytes(), false);
+                self.append(redacted.as_bytes(), room);
                 // The line as written held secret-like text: wiped before the buffer is kept
                 // (zeros; the next line clears it first).
                 let mut wiped = std::mem::take(&mut text).into_bytes();
@@ -498,7 +537,7 @@ impl crate::admin::AuditSink for Audit {
     fn admin_event(&self, event: Value) {
         // An admin change is answered only once its record is out.
         if let Some(line) = line(event) {
-            self.append(&line, true);
+            self.append(&line, Room::Must);
         }
         self.sync();
     }
@@ -1332,6 +1371,61 @@ mod tests {
             audit.write(json!({"type": "request", "n": n}));
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// attack20d: with `audit.on_failure = "closed"` and a stalled output, a flood of refused
+    /// requests' records (any client can make them, with no credential) is dropped past half
+    /// the batch and never refuses: served records still find room, and the gateway stays open
+    /// for every tenant. Served records dropped still refuse.
+    #[test]
+    fn refusals_flooding_a_stalled_output_neither_close_the_gateway_nor_crowd_out_served_records() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let audit = Audit::with_cap(
+            Box::new(Stalled(Arc::clone(&gate))),
+            8 * 1024,
+            AuditOnFailure::Closed,
+        );
+        let event = |refused: bool| DataEvent {
+            request_id: "0123456789abcdef".into(),
+            client: "192.0.2.1".into(),
+            method: "GET".into(),
+            path: "/x".repeat(256),
+            status: 401,
+            decision: "deny",
+            reason: Some("missing credentials".into()),
+            refused,
+            ..DataEvent::default()
+        };
+        for _ in 0..2_000 {
+            audit.data(&event(true));
+        }
+        let dropped_refusals = audit.dropped();
+        let refusing_after_refusals = audit.refusing();
+        let before = audit.dropped();
+        for _ in 0..4 {
+            audit.data(&event(false));
+        }
+        let served_kept = audit.dropped() == before;
+        let mut n = 0;
+        while audit.dropped() == before && n < 10_000 {
+            audit.data(&event(false));
+            n += 1;
+        }
+        let refusing_after_served = audit.refusing();
+        // Open the gate before asserting: dropping the audit log joins its writer.
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        assert!(dropped_refusals > 1_000, "dropped {dropped_refusals}");
+        assert!(
+            !refusing_after_refusals,
+            "refusals' records closed the gateway"
+        );
+        assert!(served_kept, "served records found no room");
+        assert!(
+            refusing_after_served,
+            "served records dropped, requests served"
+        );
     }
 
     type Hook = Box<dyn FnOnce() + Send>;

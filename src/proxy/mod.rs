@@ -147,6 +147,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         }
     };
     ctx.event.status = response.status().as_u16();
+    // Refused with nothing forwarded: its record may be dropped under a flood of refusals
+    // without closing the gateway (`audit::Room::Refused`).
+    ctx.event.refused = outcome != "allowed" && ctx.backend.is_none();
     ctx.event.decision = if outcome == "allowed" {
         "allow"
     } else {
