@@ -300,6 +300,7 @@ async fn pipeline(
                 headers: &parts.headers,
                 client_ip,
                 valid_until,
+                spaces: true,
             };
             return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
@@ -323,6 +324,7 @@ async fn pipeline(
             headers: &parts.headers,
             client_ip,
             valid_until,
+            spaces: false,
         },
     )?;
     let sent = Instant::now();
@@ -1477,6 +1479,7 @@ fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
         headers,
         client_ip,
         valid_until,
+        spaces,
     } = *again;
     let now = crate::time::now();
     if now < valid_until && app.store.is_current(planned) {
@@ -1528,6 +1531,7 @@ fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
     if again.permission() != token.permission()
         || again.limits != token.limits
         || (token.permission() != Permission::All && !same_scope())
+        || (spaces && again.kibana_spaces != token.kibana_spaces)
     {
         return Err(ProxyError::TokenChanged);
     }
@@ -1544,6 +1548,9 @@ pub(crate) struct Recheck<'a> {
     client_ip: std::net::IpAddr,
     /// The first time-bound end of the credential (`UnixTime::MAX`: none).
     valid_until: UnixTime,
+    /// The answer states the token's Kibana spaces (`_has_privileges`, answered by esgate):
+    /// a change of them is a change of scope too (attack20d).
+    spaces: bool,
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is

@@ -406,3 +406,51 @@ async fn a_has_privileges_whose_body_came_after_a_delete_is_refused() {
     assert!(v.get("has_all_requested").is_none(), "answered: {v}");
     assert_eq!(s, 401, "{v}");
 }
+
+/// attack20d: `_has_privileges` states the token's Kibana spaces, which its bound scope (filters,
+/// indices) does not hold: a space taken from the token while the body trickled was still
+/// granted in the answer. Now a change of spaces is a change of scope for it (503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_has_privileges_whose_spaces_narrowed_during_the_body_is_not_answered_as_before() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (id, secret) = gw
+        .token(json!({"name": "spaces", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}],
+                      "kibana_spaces": ["default", "s2"]}))
+        .await;
+    let auth = bearer(&secret);
+    let mut conn = http1(&gw).await;
+    let (tx, body) = trickled();
+    let sent = conn.send_request(request(
+        &gw,
+        &auth,
+        "POST",
+        "/_security/user/_has_privileges",
+        body,
+    ));
+    let open = tokio::spawn(sent);
+    tx.send("{\"application\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"kibana_spaces": ["default"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tx.send(
+        "[{\"application\":\"kibana-.kibana\",\"resources\":[\"space:s2\"],\"privileges\":[\"login:\"]}]}",
+    )
+    .await
+    .unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert_ne!(
+        v["application"]["kibana-.kibana"]["space:s2"]["login:"],
+        json!(true),
+        "a space taken away still granted: {v}"
+    );
+    assert_eq!(s, 503, "{v}");
+}
