@@ -107,6 +107,27 @@ pub struct DataEvent {
     /// The share link the request came through (the Kibana front, or its link credential on
     /// the data listener), issue #16.
     pub link_id: Option<String>,
+    /// The request was refused before anything was done for it (nothing forwarded, nothing
+    /// answered but the refusal): its record may only use the half of the batch kept for
+    /// refusals ([`Room::Refused`]). Not written.
+    pub refused: bool,
+}
+
+/// How much of the batch a line may use when the output stalls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Admin changes: always kept (rare, and waited for).
+    Must,
+    /// A request that was served (forwarded or answered): the whole batch; dropped past it,
+    /// which with `audit.on_failure = "closed"` refuses (`stalled`).
+    Served,
+    /// A request refused before anything was done, or a failed admin authentication: half the
+    /// batch, and dropped past it without refusing (attack20d: any client, with no
+    /// credential at all, can make refusals as fast as the listener takes them; had their
+    /// records filled the batch, served records found no room and a closed gateway refused
+    /// every tenant, a denial of service the operator did not choose). Losing a refusal's
+    /// record loses nothing done; it is counted (`esgate_audit_dropped_total`).
+    Refused,
 }
 
 /// The most characters of a method's name recorded. HTTP/1.1 sets no length on a method, so an
@@ -395,10 +416,11 @@ impl Audit {
             .map_or(0, |s| s.lost.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Appends a line to the batch; when the output is stalled and the batch is full, keeps
-    /// the line only if `must` (admin changes, which are rare and must be recorded), else
-    /// drops and counts it. Returns the batch number the line will go out with.
-    fn append(&self, line: &[u8], must: bool) -> Option<u64> {
+    /// Appends a line to the batch; when the output is stalled and the batch is full (half of
+    /// it for a refusal), keeps the line only for [`Room::Must`] (admin changes, which are rare
+    /// and must be recorded), else drops and counts it (with `audit.on_failure = "closed"`, in
+    /// the next `audit_gap` record too). Returns the batch number the line will go out with.
+    fn append(&self, line: &[u8], room: Room) -> Option<u64> {
         let shared = self.shared.as_ref()?;
         let mut batch = lock(&shared.batch);
         if batch.closed {
@@ -406,12 +428,23 @@ impl Audit {
             tracing::error!("The audit writer has stopped; an audit record is lost");
             return None;
         }
-        if !must && batch.pending.len() + line.len() > self.cap {
+        let cap = match room {
+            Room::Refused => self.cap / 2,
+            _ => self.cap,
+        };
+        if room != Room::Must && batch.pending.len() + line.len() > cap {
             drop(batch);
             if self.closed {
+                // The log says where records are missing (attack20d: a stall's drops left no
+                // `audit_gap`, only a failure's did).
                 shared
-                    .stalled
-                    .store(true, std::sync::atomic::Ordering::Release);
+                    .missing
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if room == Room::Served {
+                    shared
+                        .stalled
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
             }
             let n = self
                 .dropped
@@ -433,9 +466,19 @@ impl Audit {
     }
 
     pub fn write(&self, event: Value) {
+        self.write_in(event, Room::Served);
+    }
+
+    /// A record of a refusal (a failed admin authentication): dropped, never refusing, when
+    /// the output stalls and half the batch is taken ([`Room::Refused`]).
+    pub fn write_refused(&self, event: Value) {
+        self.write_in(event, Room::Refused);
+    }
+
+    fn write_in(&self, event: Value, room: Room) {
         if self.shared.is_some() {
             if let Some(line) = line(event) {
-                self.append(&line, false);
+                self.append(&line, room);
             }
         }
     }
@@ -473,14 +516,18 @@ impl Audit {
         with_rfc3339(crate::time::now(), |at| {
             write_request_record(&mut text, e, at)
         });
+        let room = match e.refused {
+            true => Room::Refused,
+            false => Room::Served,
+        };
         match crate::auth::secret::redact(&text) {
             std::borrow::Cow::Borrowed(_) => {
                 text.push('\n');
-                self.append(text.as_bytes(), false);
+                self.append(text.as_bytes(), room);
             }
             std::borrow::Cow::Owned(mut redacted) => {
                 redacted.push('\n');
-                self.append(redacted.as_bytes(), false);
+                self.append(redacted.as_bytes(), room);
                 // The line as written held secret-like text: wiped before the buffer is kept
                 // (zeros; the next line clears it first).
                 let mut wiped = std::mem::take(&mut text).into_bytes();
@@ -498,7 +545,7 @@ impl crate::admin::AuditSink for Audit {
     fn admin_event(&self, event: Value) {
         // An admin change is answered only once its record is out.
         if let Some(line) = line(event) {
-            self.append(&line, true);
+            self.append(&line, Room::Must);
         }
         self.sync();
     }
@@ -741,11 +788,12 @@ fn gap_record(missing: u64) -> Vec<u8> {
 }
 
 /// The state after a write: `failing` while it failed, and the records lost since the last
-/// write that succeeded.
-fn settle(shared: &Shared, written: bool, records: u64) {
+/// write that succeeded. `told`: the records an `audit_gap` record of the write said were
+/// missing (request threads add the ones a stall drops meanwhile: kept for the next one).
+fn settle(shared: &Shared, written: bool, records: u64, told: u64) {
     use std::sync::atomic::Ordering;
     if written {
-        shared.missing.store(0, Ordering::Relaxed);
+        shared.missing.fetch_sub(told, Ordering::Relaxed);
         shared.stalled.store(false, Ordering::Release);
     } else {
         shared.missing.fetch_add(records, Ordering::Relaxed);
@@ -789,9 +837,10 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
         }
         if probe {
             drop(batch);
-            let gap = gap_record(shared.missing.load(Ordering::Relaxed));
+            let told = shared.missing.load(Ordering::Relaxed);
+            let gap = gap_record(told);
             let written = failing.write(out.as_mut(), &gap, 0, &shared.lost);
-            settle(shared, written, 0);
+            settle(shared, written, 0, told);
             continue;
         }
         // A line arrived: gather more for one period before writing them together.
@@ -815,16 +864,33 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
         let number = batch.taken;
         drop(batch);
         let records = memchr::memchr_iter(b'\n', &spare).count() as u64;
-        let written = if shared.probes && shared.failing.load(Ordering::Relaxed) {
-            // The first batch after a failure says what is missing before it.
-            let mut lines = gap_record(shared.missing.load(Ordering::Relaxed));
-            lines.extend_from_slice(&spare);
-            failing.write(out.as_mut(), &lines, records, &shared.lost)
-        } else {
-            failing.write(out.as_mut(), &spare, records, &shared.lost)
-        };
+        let missing = shared.missing.load(Ordering::Relaxed);
+        let (written, told) =
+            if shared.probes && (shared.failing.load(Ordering::Relaxed) || missing > 0) {
+                // The first batch after a failure says what is missing before it; after a stall,
+                // whose drops came once this batch's room was full, after it.
+                let lines = if shared.failing.load(Ordering::Relaxed) {
+                    let mut lines = gap_record(missing);
+                    lines.extend_from_slice(&spare);
+                    lines
+                } else {
+                    let mut lines = std::mem::take(&mut spare);
+                    lines.extend_from_slice(&gap_record(missing));
+                    lines
+                };
+                let written = failing.write(out.as_mut(), &lines, records, &shared.lost);
+                if spare.capacity() == 0 {
+                    spare = lines;
+                }
+                (written, missing)
+            } else {
+                (
+                    failing.write(out.as_mut(), &spare, records, &shared.lost),
+                    0,
+                )
+            };
         // Before `flushed`: a `sync` caller (an admin change's check) reads the state after it.
-        settle(shared, written, records);
+        settle(shared, written, records, told);
         // Keep the allocation for the next batch, but not a huge one a burst left behind.
         spare.clear();
         if spare.capacity() > PENDING_CAP / 4 {
@@ -1332,6 +1398,124 @@ mod tests {
             audit.write(json!({"type": "request", "n": n}));
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// attack20d: with `audit.on_failure = "closed"` and a stalled output, a flood of refused
+    /// requests' records (any client can make them, with no credential) is dropped past half
+    /// the batch and never refuses: served records still find room, and the gateway stays open
+    /// for every tenant. Served records dropped still refuse.
+    #[test]
+    fn refusals_flooding_a_stalled_output_neither_close_the_gateway_nor_crowd_out_served_records() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let audit = Audit::with_cap(
+            Box::new(Stalled(Arc::clone(&gate))),
+            8 * 1024,
+            AuditOnFailure::Closed,
+        );
+        let event = |refused: bool| DataEvent {
+            request_id: "0123456789abcdef".into(),
+            client: "192.0.2.1".into(),
+            method: "GET".into(),
+            path: "/x".repeat(256),
+            status: 401,
+            decision: "deny",
+            reason: Some("missing credentials".into()),
+            refused,
+            ..DataEvent::default()
+        };
+        for _ in 0..2_000 {
+            audit.data(&event(true));
+        }
+        let dropped_refusals = audit.dropped();
+        let refusing_after_refusals = audit.refusing();
+        let before = audit.dropped();
+        for _ in 0..4 {
+            audit.data(&event(false));
+        }
+        let served_kept = audit.dropped() == before;
+        let mut n = 0;
+        while audit.dropped() == before && n < 10_000 {
+            audit.data(&event(false));
+            n += 1;
+        }
+        let refusing_after_served = audit.refusing();
+        // Open the gate before asserting: dropping the audit log joins its writer.
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        assert!(dropped_refusals > 1_000, "dropped {dropped_refusals}");
+        assert!(
+            !refusing_after_refusals,
+            "refusals' records closed the gateway"
+        );
+        assert!(served_kept, "served records found no room");
+        assert!(
+            refusing_after_served,
+            "served records dropped, requests served"
+        );
+    }
+
+    /// A sink that blocks every write until released, then keeps what it is given.
+    struct StalledKept(Arc<(Mutex<bool>, std::sync::Condvar)>, Arc<Mutex<Vec<u8>>>);
+
+    impl Output for StalledKept {}
+
+    impl Write for StalledKept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (lock, cv) = &*self.0;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+            self.1.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// attack20d: with `audit.on_failure = "closed"`, the records a stall dropped are told by
+    /// an `audit_gap` record, as a failure's are (before, the file showed no gap where they
+    /// were missing).
+    #[test]
+    fn a_stalls_dropped_records_are_told_by_an_audit_gap() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let audit = Audit::with_cap(
+            Box::new(StalledKept(Arc::clone(&gate), Arc::clone(&kept))),
+            4 * 1024,
+            AuditOnFailure::Closed,
+        );
+        let mut n = 0;
+        while audit.dropped() < 5 && n < 10_000 {
+            audit.write(json!({"type": "request", "n": n}));
+            n += 1;
+        }
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        // Lines until one is written: every drop came before it, and is told by then.
+        for k in 0.. {
+            audit.write(json!({"type": "request", "last": k}));
+            audit.sync();
+            let text = String::from_utf8(kept.lock().unwrap().clone()).unwrap();
+            if text.contains(&format!("\"last\":{k},")) {
+                break;
+            }
+            assert!(k < 100, "nothing written");
+        }
+        let dropped = audit.dropped();
+        let text = String::from_utf8(kept.lock().unwrap().clone()).unwrap();
+        let told: u64 = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["type"] == "audit_gap")
+            .map(|v| v["lost"].as_u64().unwrap())
+            .sum();
+        assert!(dropped >= 5, "nothing dropped");
+        assert_eq!(told, dropped, "{text}");
+        assert!(!audit.refusing());
     }
 
     type Hook = Box<dyn FnOnce() + Send>;

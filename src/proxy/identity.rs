@@ -57,13 +57,16 @@ async fn refused_names(
     refused
 }
 
-/// Answers `route` for `token`.
+/// Answers `route` for `token`, checked `again` (`super::recheck`) once its body is in, just
+/// before anything is answered or asked of the backend (attack20d: the check came before the
+/// body was read, so a token deleted while a `_has_privileges` body trickled was answered).
 pub(super) async fn respond(
     app: &App,
     token: &Token,
     route: SelfRoute,
     parts: &Parts,
     body: super::ClientBody,
+    again: super::Recheck<'_>,
 ) -> Result<Response<Body>, ProxyError> {
     let shaping = es::routes::identity::check_query(parts.uri.query())?;
     let who = es::routes::identity::Identity {
@@ -78,9 +81,13 @@ pub(super) async fn respond(
     // as its client took to read it, counted by nobody).
     let mut hold = BudgetHold::default();
     let answer = match route {
-        SelfRoute::Authenticate => es::routes::identity::authenticate(who),
+        SelfRoute::Authenticate => {
+            super::recheck(app, &again)?;
+            es::routes::identity::authenticate(who)
+        }
         SelfRoute::HasPrivileges => {
             let (bytes, read) = read_body(app, &parts.headers, body).await?;
+            super::recheck(app, &again)?;
             let content_type = header_str(&parts.headers, header::CONTENT_TYPE)?;
             let content_encoding = header_str(&parts.headers, header::CONTENT_ENCODING)?;
             let (decoded, read) = super::metered(app, bytes.len(), read, |meter| {

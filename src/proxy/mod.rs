@@ -35,7 +35,7 @@ use crate::error::ProxyError;
 use crate::es;
 use crate::metrics::{Finished, Rejected};
 use crate::policy::{self, client_ip};
-use crate::store::model::{Permission, Token};
+use crate::store::model::{Permission, Token, UnixTime};
 use crate::store::Snapshot;
 use crate::upstream::AnswerBody;
 use upstream_request::Forwarding;
@@ -147,6 +147,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         }
     };
     ctx.event.status = response.status().as_u16();
+    // Refused with nothing forwarded: its record may be dropped under a flood of refusals
+    // without closing the gateway (`audit::Room::Refused`).
+    ctx.event.refused = outcome != "allowed" && ctx.backend.is_none();
     ctx.event.decision = if outcome == "allowed" {
         "allow"
     } else {
@@ -200,7 +203,9 @@ async fn pipeline(
     ctx.event.token_id = Some(token.id.clone());
     ctx.event.token_name = Some(token.name.clone());
 
-    match link {
+    // Until when the request's credential stays valid with nothing changed (`recheck`'s fast
+    // path): the token's expiry, and the first time-bound end of what opened it.
+    let valid_until = match link {
         Some(text) => {
             // The link, its token and the recipient's address, as the front checked them,
             // again now: a deleted link or a reset token stops Kibana's next query.
@@ -212,13 +217,18 @@ async fn pipeline(
             .ok_or(auth::AuthError::Unknown)?;
             ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());
             let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
-            crate::kibana::session::check_link(
+            let (opened, _) = crate::kibana::session::check_link(
                 &snapshot,
                 &claims.link_id,
                 Some(&claims),
                 recipient,
                 now,
             )?;
+            [Some(claims.expires_at), opened.expires_at, token.expires_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(UnixTime::MAX)
         }
         None => {
             let ip_filter = token
@@ -226,8 +236,17 @@ async fn pipeline(
                 .as_deref()
                 .and_then(|name| snapshot.ip_filter(name));
             policy::check(&token, ip_filter, client_ip, now)?;
+            // A rotation's overlap: the request may have come with the previous secret.
+            [
+                token.expires_at,
+                token.previous_secret_at(now).map(|p| p.expires_at),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(UnixTime::MAX)
         }
-    }
+    };
     // `audit.on_failure = "closed"`: nothing is forwarded (or answered) while the audit log
     // cannot be written; before the limits, so a refusal spends none of the token's rate.
     if app.audit.refusing() {
@@ -275,8 +294,15 @@ async fn pipeline(
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
-            recheck(app, &snapshot, &token, &parts.headers, client_ip)?;
-            return Box::pin(identity::respond(app, &token, route, &parts, body)).await;
+            let again = Recheck {
+                planned: &snapshot,
+                token: &token,
+                headers: &parts.headers,
+                client_ip,
+                valid_until,
+                spaces: true,
+            };
+            return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
     };
     // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
@@ -290,7 +316,17 @@ async fn pipeline(
     };
     // The request was planned under the snapshot its head was authenticated with; its body
     // (and room for its answer) may have taken seconds since.
-    recheck(app, &snapshot, &token, &parts.headers, client_ip)?;
+    recheck(
+        app,
+        &Recheck {
+            planned: &snapshot,
+            token: &token,
+            headers: &parts.headers,
+            client_ip,
+            valid_until,
+            spaces: false,
+        },
+    )?;
     let sent = Instant::now();
     let response = app.upstream.send_as(Some(&token.id), upstream_req).await;
     // The forwarded body is sent: its share of the body budget is free again.
@@ -1430,19 +1466,24 @@ fn client_address(
 /// deleted or reset: 401; its IP filter narrowed, a link deleted: 403), and a token whose plan
 /// would differ (permission, limits, filters or indices: its bound scope) refuses the request
 /// (503, `TokenChanged`): it was planned under what the token no longer is.
-fn recheck(
-    app: &App,
-    planned: &Snapshot,
-    token: &Arc<Token>,
-    headers: &HeaderMap,
-    client_ip: std::net::IpAddr,
-) -> Result<(), ProxyError> {
+///
+/// A time-bound end makes no new snapshot: past `valid_until` (the token's expiry, the end of
+/// the rotation overlap its previous secret had, a link's or its credential's expiry) the full
+/// check runs on the unchanged snapshot too (attack20d: the fast path checked the token's
+/// expiry only, so a previous secret whose overlap ended, or an expired link, while the body
+/// was read still went out).
+fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
+    let Recheck {
+        planned,
+        token,
+        headers,
+        client_ip,
+        valid_until,
+        spaces,
+    } = *again;
     let now = crate::time::now();
-    if app.store.is_current(planned) {
-        return match token.is_expired(now) {
-            true => Err(policy::Denied::Expired.into()),
-            false => Ok(()),
-        };
+    if now < valid_until && app.store.is_current(planned) {
+        return Ok(());
     }
     let current = app.store.snapshot();
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -1490,10 +1531,26 @@ fn recheck(
     if again.permission() != token.permission()
         || again.limits != token.limits
         || (token.permission() != Permission::All && !same_scope())
+        || (spaces && again.kibana_spaces != token.kibana_spaces)
     {
         return Err(ProxyError::TokenChanged);
     }
     Ok(())
+}
+
+/// What [`recheck`] checks a request against: the snapshot and token its head was
+/// authenticated with, and until when that stays valid if nothing changes.
+#[derive(Clone, Copy)]
+pub(crate) struct Recheck<'a> {
+    planned: &'a Snapshot,
+    token: &'a Arc<Token>,
+    headers: &'a HeaderMap,
+    client_ip: std::net::IpAddr,
+    /// The first time-bound end of the credential (`UnixTime::MAX`: none).
+    valid_until: UnixTime,
+    /// The answer states the token's Kibana spaces (`_has_privileges`, answered by esgate):
+    /// a change of them is a change of scope too (attack20d).
+    spaces: bool,
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is

@@ -198,12 +198,13 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
 /// part of it. Every failure is
 /// recorded, the ones the failure limiter refuses (429) too; like a data request's record it is
 /// never waited for, and dropped and counted (`esgate_audit_dropped_total`) while the output
-/// stalls, so a flood of wrong keys cannot hold the admin listener.
+/// stalls, so a flood of wrong keys cannot hold the admin listener; a refusal's record uses half
+/// the batch at most and never closes a gateway with `audit.on_failure = "closed"` (attack20d).
 fn audit_failure(app: &App, ip: std::net::IpAddr, req: &Request<Incoming>, status: u16, why: &str) {
     // A share link's id (`/links/{id}`) opens its URL: only its reference is recorded.
     let path = crate::kibana::redact_link_ids(req.uri().path());
     let path: String = path.chars().take(512).collect();
-    app.audit.write(json!({
+    app.audit.write_refused(json!({
         "type": "admin_auth",
         "action": "authentication_failed",
         "client": ip.to_string(),

@@ -1079,3 +1079,79 @@ async fn token_list_into_a_closed_pipe_exits_cleanly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// attack20d: `audit.on_failure = "closed"` with an output that stalls (a FIFO nobody reads: a
+/// log shipper that stopped reading). A client with no credential at all floods refusals, each
+/// of which writes a line (the path cut to 512 characters); had their lines filled the pending
+/// room (16 MiB), a token's records found none and the gateway refused every tenant: a denial
+/// of service any client could cause. A refusal's line may take half the room and is then
+/// dropped (counted) without refusing: the token's request is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
+    let backend = support::fixture::seeded_osmem();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Read and write: opens at once on Linux, and the pipe stays open with nobody reading.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let gw = Esgate::start(
+        &[backend.url()],
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n",
+            fifo.display().to_string()
+        ),
+    )
+    .await;
+    let (_, secret) = gw
+        .token(json!({"name": "served", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let path: &'static str = Box::leak(format!("/{}", "x".repeat(600)).into_boxed_str());
+    // About 800 bytes a line: 26,000 lines are more than the whole pending room.
+    let mut floods = Vec::new();
+    for _ in 0..4 {
+        let addr = gw.data_addr;
+        floods.push(tokio::spawn(async move {
+            let mut conn = crate::revocation::http1_to(addr).await;
+            for _ in 0..6_500 {
+                conn.ready().await.unwrap();
+                let req = http::Request::builder()
+                    .uri(path)
+                    .header("host", "localhost")
+                    .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                    .unwrap();
+                let res = conn.send_request(req).await.unwrap();
+                assert_eq!(res.status(), 401);
+            }
+        }));
+    }
+    for flood in floods {
+        flood.await.unwrap();
+    }
+    let dropped = gw.app.audit.dropped();
+    let refusing = gw.app.audit.refusing();
+    let r = send(
+        "GET",
+        &gw.url("/logs-*/_count"),
+        &[("authorization", &format!("Bearer {secret}"))],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    // The pipe is read from now on, so the writer (and the gateway's end) can finish.
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+    });
+    assert!(
+        dropped > 1_000,
+        "the output did not stall: dropped {dropped}"
+    );
+    assert!(!refusing, "refusals' lines closed the gateway");
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -341,3 +341,116 @@ async fn continuations_made_before_a_narrowing_stop_opening() {
     let (s, v) = post(&gw, &auth, "/_search/scroll", next(&before)).await;
     assert_eq!(s, 403, "a scroll made under the old indices: {v}");
 }
+
+/// attack20d: a rotation's overlap ends by the clock, which makes no new snapshot. A search
+/// whose head came with the previous secret during the overlap and whose body came after its
+/// end is refused (before, the recheck's fast path asked only the token's expiry, and it went
+/// out: up to the next expired-overlap sweep, every 5 s, made a snapshot the full check ran on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previous_secret_whose_overlap_ended_during_the_body_is_refused() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (id, secret) = gw
+        .token(json!({"name": "rotated", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let (s, r) = gw
+        .admin(
+            "POST",
+            &format!("/tokens/{id}/rotate"),
+            Some(json!({"overlap": "2s"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let old = bearer(&secret);
+    let mut conn = http1(&gw).await;
+    let (tx, body) = trickled();
+    let open = tokio::spawn(conn.send_request(request(&gw, &old, "POST", "/logs-*/_search", body)));
+    tx.send("{\"query\":").await.unwrap();
+    // The overlap ends 1 to 2 s after the rotation (whole seconds).
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    tx.send("{\"match_all\":{}}}").await.unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert!(v.get("hits").is_none(), "forwarded after the overlap: {v}");
+    assert_eq!(s, 401, "{v}");
+}
+
+/// attack20d: `_has_privileges`, which esgate answers itself, was checked again before its
+/// body was read: a token deleted while the body trickled was still answered (its indices and
+/// privileges, names resolved on the backend). Now the check follows the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_has_privileges_whose_body_came_after_a_delete_is_refused() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, id, auth) = narrowable(&gw).await;
+    let mut conn = http1(&gw).await;
+    let (tx, body) = trickled();
+    let sent = conn.send_request(request(
+        &gw,
+        &auth,
+        "POST",
+        "/_security/user/_has_privileges",
+        body,
+    ));
+    let open = tokio::spawn(sent);
+    tx.send("{\"index\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = gw.admin("DELETE", &format!("/tokens/{id}"), None).await;
+    assert_eq!(s, 204);
+    tx.send("[{\"names\":[\"logs-a\"],\"privileges\":[\"read\"]}]}")
+        .await
+        .unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert!(v.get("has_all_requested").is_none(), "answered: {v}");
+    assert_eq!(s, 401, "{v}");
+}
+
+/// attack20d: `_has_privileges` states the token's Kibana spaces, which its bound scope (filters,
+/// indices) does not hold: a space taken from the token while the body trickled was still
+/// granted in the answer. Now a change of spaces is a change of scope for it (503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_has_privileges_whose_spaces_narrowed_during_the_body_is_not_answered_as_before() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (id, secret) = gw
+        .token(json!({"name": "spaces", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}],
+                      "kibana_spaces": ["default", "s2"]}))
+        .await;
+    let auth = bearer(&secret);
+    let mut conn = http1(&gw).await;
+    let (tx, body) = trickled();
+    let sent = conn.send_request(request(
+        &gw,
+        &auth,
+        "POST",
+        "/_security/user/_has_privileges",
+        body,
+    ));
+    let open = tokio::spawn(sent);
+    tx.send("{\"application\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"kibana_spaces": ["default"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    tx.send(
+        "[{\"application\":\"kibana-.kibana\",\"resources\":[\"space:s2\"],\"privileges\":[\"login:\"]}]}",
+    )
+    .await
+    .unwrap();
+    drop(tx);
+    let (s, v) = answer(open.await.unwrap().unwrap()).await;
+    assert_ne!(
+        v["application"]["kibana-.kibana"]["space:s2"]["login:"],
+        json!(true),
+        "a space taken away still granted: {v}"
+    );
+    assert_eq!(s, 503, "{v}");
+}
