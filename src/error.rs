@@ -46,6 +46,11 @@ pub enum ProxyError {
     /// `audit.on_failure = "closed"` and the audit log cannot be written (`Audit::refusing`).
     #[error("{}", crate::audit::UNWRITABLE)]
     AuditUnwritable,
+    /// An HTTP/2 stream found no place free under `listen.max_connections`, which counts the
+    /// streams beyond a connection's first as nginx counts them under `worker_connections`
+    /// (`server::streams`): answered at once, nothing of it processed.
+    #[error("esgate serves as many connections and HTTP/2 streams as listen.max_connections allows; nothing was processed, retry")]
+    Connections,
 }
 
 /// Which side a failure is on, for log levels and metrics.
@@ -90,7 +95,7 @@ impl ProxyError {
             }
             ProxyError::Upstream(U::ClientBody) => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::AuditUnwritable | ProxyError::TokenChanged => {
+            ProxyError::AuditUnwritable | ProxyError::TokenChanged | ProxyError::Connections => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
@@ -124,7 +129,9 @@ impl ProxyError {
             ProxyError::BodyTimeout => "request_timeout_exception",
             ProxyError::Busy | ProxyError::TokenLimited(_) => "es_rejected_execution_exception",
             ProxyError::Upstream(_) => "esgate_backend_exception",
-            ProxyError::AuditUnwritable | ProxyError::TokenChanged => "unavailable_exception",
+            ProxyError::AuditUnwritable | ProxyError::TokenChanged | ProxyError::Connections => {
+                "unavailable_exception"
+            }
         }
     }
 
@@ -184,6 +191,7 @@ impl ProxyError {
             ProxyError::Upstream(_) => "backend_unavailable",
             ProxyError::AuditUnwritable => "audit_unwritable",
             ProxyError::TokenChanged => "token_changed",
+            ProxyError::Connections => "connections",
         }
     }
 
@@ -207,6 +215,7 @@ impl ProxyError {
             ProxyError::Busy
             | ProxyError::AuditUnwritable
             | ProxyError::TokenChanged
+            | ProxyError::Connections
             | ProxyError::Upstream(crate::upstream::UpstreamError::Saturated)
             | ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. })
             | ProxyError::Rejected(Rejection {
@@ -385,5 +394,19 @@ mod tests {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         assert_eq!(ProxyError::TokenChanged.code(), "token_changed");
+    }
+
+    /// rel20c: an HTTP/2 stream past `listen.max_connections`' places: 503 with `Retry-After`,
+    /// an Elasticsearch error a client retries.
+    #[tokio::test]
+    async fn a_stream_without_a_place_answers_503_with_retry_after() {
+        let e = ProxyError::Connections;
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(e.code(), "connections");
+        let v = body_json(r).await;
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["error"]["type"], "unavailable_exception");
     }
 }

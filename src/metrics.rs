@@ -58,10 +58,12 @@ pub enum Rejected {
     ConnectionsPerIp,
     /// `audit.on_failure = "closed"` and the audit log cannot be written.
     Audit,
+    /// An HTTP/2 stream beyond its connection's first found no `listen.max_connections` place.
+    Connections,
 }
 
 impl Rejected {
-    const ALL: [Rejected; 9] = [
+    const ALL: [Rejected; 10] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::Guard,
@@ -71,6 +73,7 @@ impl Rejected {
         Rejected::BackendShare,
         Rejected::ConnectionsPerIp,
         Rejected::Audit,
+        Rejected::Connections,
     ];
 
     fn label(self) -> &'static str {
@@ -84,6 +87,7 @@ impl Rejected {
             Rejected::BackendShare => "backend_share",
             Rejected::ConnectionsPerIp => "connections_per_ip",
             Rejected::Audit => "audit",
+            Rejected::Connections => "connections",
         }
     }
 }

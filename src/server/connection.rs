@@ -29,6 +29,7 @@ use http::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Instant;
 
+use super::streams::Place;
 use crate::body::{Body, BoxError};
 
 /// What one connection has done, shared by its I/O, its service and its watchdog.
@@ -77,14 +78,20 @@ impl Activity {
 pub(super) struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    /// Keeps the request in flight until `response`'s body is sent (or dropped). The guarded
-    /// body is the connection's answer body as it is, not boxed once more (issue 10: an
+    /// Keeps the request in flight, and its HTTP/2 stream's `place` under
+    /// `listen.max_connections` (`streams`), until `response`'s body is sent (or dropped). The
+    /// guarded body is the connection's answer body as it is, not boxed once more (issue 10: an
     /// allocation and a dynamic call per poll of every answer).
-    pub(super) fn hold_until_sent(self, response: Response<Body>) -> Response<Guarded> {
+    pub(super) fn hold_until_sent(
+        self,
+        response: Response<Body>,
+        place: Option<Place>,
+    ) -> Response<Guarded> {
         response.map(|inner| Guarded {
             inner,
             unread: None,
             in_flight: self,
+            _place: place,
         })
     }
 }
@@ -104,6 +111,8 @@ pub(super) struct Guarded {
     /// with more to come (most answers are one chunk: no allocation or lock for them).
     unread: Option<Arc<AtomicU64>>,
     in_flight: InFlight,
+    /// An HTTP/2 stream's place, given back with the answer.
+    _place: Option<Place>,
 }
 
 impl Drop for Guarded {
@@ -386,7 +395,7 @@ mod tests {
     fn sending(watchdog: &Watchdog) -> Guarded {
         let in_flight = watchdog.activity().request_started();
         in_flight
-            .hold_until_sent(Response::new(endless()))
+            .hold_until_sent(Response::new(endless()), None)
             .into_body()
     }
 

@@ -18,6 +18,7 @@ mod connection;
 pub mod descriptors;
 mod per_ip;
 mod rewind;
+mod streams;
 mod tls_io;
 pub mod ui;
 pub mod workers;
@@ -318,6 +319,12 @@ fn spawn_connection(
         .as_ref()
         .map(|t| TlsAcceptor::from(Arc::clone(&t.config)));
     let handshake_timeout = tls.as_ref().map(|t| t.handshake_timeout);
+    // The places an HTTP/2 connection's streams beyond its first take (`streams`): those of
+    // `listen.max_connections`, the data listener's and the Kibana front's.
+    let places = match role {
+        Role::Data | Role::Kibana => Some(Arc::clone(permit.0.semaphore())),
+        Role::Admin => None,
+    };
     let served = async move {
         let info = ConnInfo {
             peer,
@@ -334,6 +341,7 @@ fn spawn_connection(
                             known,
                             info,
                             role,
+                            places,
                             stop,
                         )
                         .await
@@ -344,7 +352,7 @@ fn spawn_connection(
                     Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                 }
             }
-            _ => serve(live, stream, None, info, role, stop).await,
+            _ => serve(live, stream, None, info, role, places, stop).await,
         }
     };
     match over {
@@ -416,12 +424,15 @@ impl Http {
     }
 }
 
+/// Serves a connection, HTTP/1 or HTTP/2; with `places` (the data listener's and the Kibana
+/// front's), an HTTP/2 connection's streams beyond its first take places of them (`streams`).
 async fn serve<I>(
     live: Arc<Live>,
     io: I,
     known: Option<Http>,
     info: ConnInfo,
     role: Role,
+    places: Option<Arc<Semaphore>>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -457,11 +468,29 @@ async fn serve<I>(
     };
     let io = TokioIo::new(io);
     let activity = watchdog.activity();
+    // HTTP/1 requests never touch the places: one at a time, on the connection's own.
+    let streams = match http {
+        Http::Two => places.map(streams::Streams::new),
+        Http::One => None,
+    };
     let service = service_fn(move |req| {
         // Once per request: the whole request runs on the App current when it started.
         let app = live.load();
         let in_flight = activity.request_started();
+        let place = streams.as_ref().map(streams::Streams::enter);
         async move {
+            let place = match place {
+                None => None,
+                Some(Some(place)) => Some(place),
+                // Answered at once, nothing of it processed (its body unread).
+                Some(None) => {
+                    drop(req);
+                    tracing::debug!(peer = %info.peer, "HTTP/2 stream refused: no listen.max_connections place free");
+                    app.metrics.rejected(crate::metrics::Rejected::Connections);
+                    let response = crate::error::ProxyError::Connections.into_response();
+                    return Ok(in_flight.hold_until_sent(response, None));
+                }
+            };
             let response = match role {
                 Role::Data => proxy::handle(app, info, req).await,
                 // Boxed: their state is larger than the data path's, and this future is
@@ -470,7 +499,7 @@ async fn serve<I>(
                 Role::Kibana => Box::pin(crate::kibana::front::handle(app, info, req)).await,
             };
             // The request counts as in flight until its answer's body is done.
-            Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response))
+            Ok::<_, std::convert::Infallible>(in_flight.hold_until_sent(response, place))
         }
     });
     // No `with_upgrades`: upgrades are refused (HTTP/2's extended CONNECT is off by default).

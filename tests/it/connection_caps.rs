@@ -6,7 +6,8 @@
 //! error shape, `Retry-After`), counted in `esgate_rejected_total{reason="backend_connections"}`;
 //! a connection comes back when its streamed answer ends or its client goes away. Against
 //! `faults::ConnectionProbe` (it numbers its connections; `/late` answers after ten seconds,
-//! `/slow` streams 8 MiB over about 2.6 s) and the real backend (osmem).
+//! `/slow` streams 8 MiB over about 2.6 s) and the real backend (osmem). rel20c: HTTP/2 streams
+//! beyond a connection's first take `listen.max_connections` places while in flight.
 
 use crate::support;
 
@@ -282,8 +283,14 @@ async fn a_streamed_answer_holds_its_connection_until_it_ends_or_its_client_leav
 /// One request on `client`, a kept-alive connection: its status, or `None` when esgate closed
 /// the connection without an answer.
 async fn request_on(client: &mut TcpStream, secret: &str) -> Option<u16> {
+    get_on(client, secret, "/ping").await
+}
+
+/// A GET of `path` on `client`, a kept-alive connection: its status, or `None` when esgate
+/// closed the connection without an answer (or gave none within 5 s).
+async fn get_on(client: &mut TcpStream, secret: &str, path: &str) -> Option<u16> {
     let request =
-        format!("GET /ping HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n");
     client.write_all(request.as_bytes()).await.ok()?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -526,4 +533,170 @@ async fn h2_windows_are_announced_and_an_upload_past_them_completes() {
     let hits = v["hits"]["hits"].as_array().unwrap();
     assert_eq!(hits.len() as u64, support::fixture::TENANT_A_PER_LOGS_INDEX);
     assert!(hits.iter().all(|h| h["_source"]["tenant"] == "a"));
+}
+
+type H2Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+/// A request body that sends `start` and then waits: it ends when the returned sender is dropped.
+fn held_body(start: &'static [u8]) -> (tokio::sync::mpsc::UnboundedSender<bytes::Bytes>, H2Body) {
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+    tx.send(bytes::Bytes::from_static(start)).unwrap();
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(chunk)),
+            rx,
+        ))
+    });
+    (tx, http_body_util::StreamBody::new(chunks).boxed())
+}
+
+fn no_body() -> H2Body {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::new().boxed()
+}
+
+/// rel20c: HTTP/2 streams take places under `listen.max_connections`, as nginx counts each stream
+/// as a connection under `worker_connections` (each open stream is a request in flight, about
+/// 12 KiB before any body: 100 streams a connection would make 10,000 connections a million
+/// requests). Against the real backend (osmem) behind the recording relay, `max_connections = 4`:
+/// the h2 connection holds one place, the accept loop one (taken before it accepts the next
+/// connection), so the connection's own place and the two free ones carry three streams at once
+/// (searches whose bodies are not finished); a fourth is answered at once, 503
+/// `unavailable_exception` with `Retry-After`, nothing of it forwarded, counted. An HTTP/1
+/// connection takes the accept loop's place and is served; the next one waits in the backlog
+/// while the streams hold the places, and is served once they end; and streams are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_take_places_under_max_connections() {
+    let backend = support::fixture::seeded_osmem();
+    let relay = support::relay::Relay::to(backend.url());
+    let gw = Esgate::start_full(&[relay.url()], "max_connections = 4", "", "").await;
+    let secret = gw.tenant_token("a").await;
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, H2Body>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let request = |method: &str, path: &str, body: H2Body| {
+        http::Request::builder()
+            .method(method)
+            .uri(gw.url(path))
+            .header("authorization", format!("Bearer {secret}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+    };
+    let answer = |res: http::Response<hyper::body::Incoming>| async move {
+        let status = res.status().as_u16();
+        let retry_after = res.headers().get("retry-after").cloned();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, retry_after, body)
+    };
+    // The server's SETTINGS first (a search of the tenant's: its documents only).
+    let res = sender
+        .clone()
+        .send_request(request("GET", "/logs-a/_count", no_body()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    relay.take();
+
+    // Three streams in flight, each a search whose body has not ended (sent in this order: one
+    // connection's streams reach the server in order).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (tx, body) = held_body(br#"{"query":{"match_all":{}},"size":100}"#);
+        let sent = sender
+            .clone()
+            .send_request(request("POST", "/logs-a/_search", body));
+        held.push((
+            tx,
+            tokio::spawn(async move { answer(sent.await.unwrap()).await }),
+        ));
+    }
+    let sent = sender
+        .clone()
+        .send_request(request("GET", "/logs-a/_search", no_body()));
+    let (status, retry_after, body) = tokio::time::timeout(Duration::from_secs(5), async {
+        answer(sent.await.unwrap()).await
+    })
+    .await
+    .expect("the fourth stream is answered at once");
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(retry_after.unwrap(), "1");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], 503);
+    assert_eq!(v["error"]["type"], "unavailable_exception");
+    assert!(
+        relay.take_forwarded().is_empty(),
+        "nothing forwarded: the held searches wait for their bodies, the fourth was refused"
+    );
+    assert!(held.iter().all(|(_, h)| !h.is_finished()));
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="connections"} 1"#),
+        "{text}"
+    );
+
+    // HTTP/1 at the cap as before: a connection takes the place the accept loop holds, and the
+    // next one waits for a place, here held by the streams.
+    let mut first = TcpStream::connect(gw.data_addr).await.unwrap();
+    assert_eq!(
+        get_on(&mut first, &secret, "/logs-a/_count").await,
+        Some(200)
+    );
+    let waiting = {
+        let secret = secret.clone();
+        let addr = gw.data_addr;
+        tokio::spawn(async move {
+            let mut second = TcpStream::connect(addr).await.unwrap();
+            let mut request = format!(
+                "GET /logs-a/_count HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {secret}\r\n\r\n"
+            );
+            second.write_all(request.as_bytes()).await.unwrap();
+            request.clear();
+            let mut head = [0u8; 12];
+            second.read_exact(&mut head).await.unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a connection got a place the streams hold"
+    );
+
+    // The streams' bodies end: each is answered by the backend with the tenant's documents,
+    // and their places come back (the waiting connection is served).
+    for (tx, handle) in held {
+        drop(tx);
+        let (status, _, body) = handle.await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let hits = v["hits"]["hits"].as_array().unwrap();
+        assert_eq!(hits.len() as u64, support::fixture::TENANT_A_PER_LOGS_INDEX);
+        assert!(hits.iter().all(|h| h["_source"]["tenant"] == "a"));
+    }
+    let head = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting connection is served once the streams end")
+        .unwrap();
+    assert_eq!(head, "HTTP/1.1 200");
+    relay.take();
+    let res = sender
+        .clone()
+        .send_request(request("GET", "/logs-a/_search", no_body()));
+    let (status, _, body) = answer(res.await.unwrap()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(relay.take_forwarded().len(), 1, "a new stream is forwarded");
 }
