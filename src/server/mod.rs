@@ -322,7 +322,10 @@ fn spawn_connection(
     // The places an HTTP/2 connection's streams beyond its first take (`streams`): those of
     // `listen.max_connections`, the data listener's and the Kibana front's.
     let places = match role {
-        Role::Data | Role::Kibana => Some(Arc::clone(permit.0.semaphore())),
+        Role::Data | Role::Kibana => Some(streams::Limits {
+            places: Arc::clone(permit.0.semaphore()),
+            address: permit.1.as_ref().map(per_ip::Guard::address),
+        }),
         Role::Admin => None,
     };
     let served = async move {
@@ -432,7 +435,7 @@ async fn serve<I>(
     known: Option<Http>,
     info: ConnInfo,
     role: Role,
-    places: Option<Arc<Semaphore>>,
+    places: Option<streams::Limits>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -481,12 +484,22 @@ async fn serve<I>(
         async move {
             let place = match place {
                 None => None,
-                Some(Some(place)) => Some(place),
+                Some(Ok(place)) => Some(place),
                 // Answered at once, nothing of it processed (its body unread).
-                Some(None) => {
+                Some(Err(full)) => {
                     drop(req);
-                    tracing::debug!(peer = %info.peer, "HTTP/2 stream refused: no listen.max_connections place free");
-                    app.metrics.rejected(crate::metrics::Rejected::Connections);
+                    let (limit, rejected) = match full {
+                        streams::Full::Places => (
+                            "listen.max_connections",
+                            crate::metrics::Rejected::Connections,
+                        ),
+                        streams::Full::Address => (
+                            "listen.max_connections_per_ip",
+                            crate::metrics::Rejected::ConnectionsPerIp,
+                        ),
+                    };
+                    tracing::debug!(peer = %info.peer, limit, "HTTP/2 stream refused: no place free");
+                    app.metrics.rejected(rejected);
                     let response = crate::error::ProxyError::Connections.into_response();
                     return Ok(in_flight.hold_until_sent(response, None));
                 }

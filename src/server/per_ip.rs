@@ -43,7 +43,10 @@ impl PerIp {
 
     /// A place for a connection from `ip`, or `None` when its address holds `max` already.
     pub(super) fn enter(self: &Arc<PerIp>, ip: IpAddr) -> Option<Guard> {
-        let key = key(ip);
+        self.enter_key(key(ip))
+    }
+
+    fn enter_key(self: &Arc<PerIp>, key: IpAddr) -> Option<Guard> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(key).or_insert(0);
         if *n >= self.max {
@@ -59,6 +62,31 @@ impl PerIp {
     #[cfg(test)]
     fn addresses(&self) -> usize {
         self.open.lock().unwrap().len()
+    }
+}
+
+/// The address a [`Guard`] counts, to count more places of it: an HTTP/2 connection's streams
+/// beyond its first each take one (`streams`), as nginx's `limit_conn` counts each HTTP/2
+/// request as a connection.
+#[derive(Clone)]
+pub(super) struct Address {
+    table: Arc<PerIp>,
+    key: IpAddr,
+}
+
+impl Guard {
+    pub(super) fn address(&self) -> Address {
+        Address {
+            table: Arc::clone(&self.table),
+            key: self.key,
+        }
+    }
+}
+
+impl Address {
+    /// One more place of this address, or `None` when it holds `max` already.
+    pub(super) fn enter(&self) -> Option<Guard> {
+        self.table.enter_key(self.key)
     }
 }
 

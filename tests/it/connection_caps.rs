@@ -700,3 +700,89 @@ async fn h2_streams_take_places_under_max_connections() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(relay.take_forwarded().len(), 1, "a new stream is forwarded");
 }
+
+/// HTTP/2 streams count under `listen.max_connections_per_ip` too, as nginx's `limit_conn`
+/// counts each HTTP/2 request: with a limit of 2, an h2 connection (one of its address's places)
+/// carries one stream on its own place and one more on the address's second place; a third
+/// stream is answered at once, 503 with `Retry-After`, nothing forwarded, counted as
+/// `connections_per_ip`, however many of `listen.max_connections`' places are free. Without it
+/// one address held its limit times `h2_max_concurrent_streams` of the listener's places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_count_under_max_connections_per_ip() {
+    let backend = support::fixture::seeded_osmem();
+    let relay = support::relay::Relay::to(backend.url());
+    let gw = Esgate::start_full(&[relay.url()], "max_connections_per_ip = 2", "", "").await;
+    let secret = gw.tenant_token("a").await;
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, H2Body>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let request = |method: &str, path: &str, body: H2Body| {
+        http::Request::builder()
+            .method(method)
+            .uri(gw.url(path))
+            .header("authorization", format!("Bearer {secret}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+    };
+    let res = sender
+        .clone()
+        .send_request(request("GET", "/logs-a/_count", no_body()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    relay.take();
+
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (tx, body) = held_body(br#"{"query":{"match_all":{}}}"#);
+        let sent = sender
+            .clone()
+            .send_request(request("POST", "/logs-a/_search", body));
+        held.push((tx, tokio::spawn(sent)));
+    }
+    let res = tokio::time::timeout(
+        Duration::from_secs(5),
+        sender
+            .clone()
+            .send_request(request("GET", "/logs-a/_search", no_body())),
+    )
+    .await
+    .expect("the third stream is answered at once")
+    .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert!(relay.take_forwarded().is_empty(), "nothing forwarded");
+    assert!(held.iter().all(|(_, h)| !h.is_finished()));
+    let m = send("GET", &gw.admin_url("/metrics"), &[], "")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="connections_per_ip"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"esgate_rejected_total{reason="connections"} 0"#),
+        "{text}"
+    );
+
+    // The held streams end and are answered; their places come back: a new stream is served.
+    for (tx, handle) in held {
+        drop(tx);
+        assert_eq!(handle.await.unwrap().unwrap().status(), 200);
+    }
+    relay.take();
+    let res = sender
+        .clone()
+        .send_request(request("GET", "/logs-a/_search", no_body()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(relay.take_forwarded().len(), 1, "a new stream is forwarded");
+}
