@@ -209,14 +209,8 @@ async fn pipeline(
         Some(text) => {
             // The link, its token and the recipient's address, as the front checked them,
             // again now: a deleted link or a reset token stops Kibana's next query.
-            let claims = crate::kibana::session::open_credential(
-                &crate::kibana::credential_key(&app.id_key),
-                text,
-                now,
-            )
-            .ok_or(auth::AuthError::Unknown)?;
+            let (claims, recipient) = open_link_credential(app, text, now)?;
             ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());
-            let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
             let (opened, _) = crate::kibana::session::check_link(
                 &snapshot,
                 &claims.link_id,
@@ -1495,13 +1489,7 @@ fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
     };
     let again = match link_credential(&head) {
         Some(text) => {
-            let claims = crate::kibana::session::open_credential(
-                &crate::kibana::credential_key(&app.id_key),
-                text,
-                now,
-            )
-            .ok_or(auth::AuthError::Unknown)?;
-            let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
+            let (claims, recipient) = open_link_credential(app, text, now)?;
             crate::kibana::session::check_link(
                 &current,
                 &claims.link_id,
@@ -1551,6 +1539,23 @@ pub(crate) struct Recheck<'a> {
     /// The answer states the token's Kibana spaces (`_has_privileges`, answered by esgate):
     /// a change of them is a change of scope too (attack20d).
     spaces: bool,
+}
+
+/// A share link's credential opened (its seal and expiry): its claims and the recipient's
+/// address it carries. Unknown (401) when it does not open or names no recipient.
+fn open_link_credential(
+    app: &App,
+    text: &str,
+    now: UnixTime,
+) -> Result<(crate::kibana::session::Claims, std::net::IpAddr), ProxyError> {
+    let claims = crate::kibana::session::open_credential(
+        &crate::kibana::credential_key(&app.id_key),
+        text,
+        now,
+    )
+    .ok_or(auth::AuthError::Unknown)?;
+    let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
+    Ok((claims, recipient))
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is

@@ -552,6 +552,36 @@ fn held_body(start: &'static [u8]) -> (tokio::sync::mpsc::UnboundedSender<bytes:
     (tx, http_body_util::StreamBody::new(chunks).boxed())
 }
 
+/// An HTTP/2 connection to the data listener (prior knowledge), driven by its own task.
+async fn h2_connect(gw: &Esgate) -> hyper::client::conn::http2::SendRequest<H2Body> {
+    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, H2Body>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// A JSON request of the token `secret` for an HTTP/2 stream.
+fn h2_request(
+    gw: &Esgate,
+    secret: &str,
+    method: &str,
+    path: &str,
+    body: H2Body,
+) -> http::Request<H2Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(gw.url(path))
+        .header("authorization", format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
 fn no_body() -> H2Body {
     use http_body_util::BodyExt;
     http_body_util::Empty::new().boxed()
@@ -573,23 +603,9 @@ async fn h2_streams_take_places_under_max_connections() {
     let relay = support::relay::Relay::to(backend.url());
     let gw = Esgate::start_full(&[relay.url()], "max_connections = 4", "", "").await;
     let secret = gw.tenant_token("a").await;
-    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, H2Body>(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(conn);
-    let request = |method: &str, path: &str, body: H2Body| {
-        http::Request::builder()
-            .method(method)
-            .uri(gw.url(path))
-            .header("authorization", format!("Bearer {secret}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap()
-    };
+    let sender = h2_connect(&gw).await;
+    let request =
+        |method: &str, path: &str, body: H2Body| h2_request(&gw, &secret, method, path, body);
     let answer = |res: http::Response<hyper::body::Incoming>| async move {
         let status = res.status().as_u16();
         let retry_after = res.headers().get("retry-after").cloned();
@@ -713,23 +729,9 @@ async fn h2_streams_count_under_max_connections_per_ip() {
     let relay = support::relay::Relay::to(backend.url());
     let gw = Esgate::start_full(&[relay.url()], "max_connections_per_ip = 2", "", "").await;
     let secret = gw.tenant_token("a").await;
-    let stream = TcpStream::connect(gw.data_addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, H2Body>(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(conn);
-    let request = |method: &str, path: &str, body: H2Body| {
-        http::Request::builder()
-            .method(method)
-            .uri(gw.url(path))
-            .header("authorization", format!("Bearer {secret}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap()
-    };
+    let sender = h2_connect(&gw).await;
+    let request =
+        |method: &str, path: &str, body: H2Body| h2_request(&gw, &secret, method, path, body);
     let res = sender
         .clone()
         .send_request(request("GET", "/logs-a/_count", no_body()))
