@@ -254,7 +254,7 @@ pub struct Group<C: Subcommand> {
     // Commands that get no answer body (delete) print their message either way.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The server's config file, for the admin API's address (listen.admin) and key ([admin]);
+    /// The server's config file, for the admin API's address (listen.admin) and key (admin.key or admin.key_env);
     /// default: config/esgate.toml when it exists. ESGATE_ADMIN_URL and ESGATE_ADMIN_KEY win.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,

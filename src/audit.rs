@@ -109,7 +109,7 @@ pub struct DataEvent {
     pub link_id: Option<String>,
     /// The request was refused before anything was done for it (nothing forwarded, nothing
     /// answered but the refusal): its record may only use the half of the batch kept for
-    /// refusals ([`Room::Refused`]). Not written.
+    /// refusals (`Room::Refused`). Not written.
     pub refused: bool,
 }
 
@@ -470,7 +470,7 @@ impl Audit {
     }
 
     /// A record of a refusal (a failed admin authentication): dropped, never refusing, when
-    /// the output stalls and half the batch is taken ([`Room::Refused`]).
+    /// the output stalls and half the batch is taken (`Room::Refused`).
     pub fn write_refused(&self, event: Value) {
         self.write_in(event, Room::Refused);
     }

@@ -78,7 +78,7 @@ pub enum Command {
         command: StoreCommand,
     },
     /// Admin API client commands (token, filter, ip-filter, link), using ESGATE_ADMIN_URL and
-    /// ESGATE_ADMIN_KEY, else the config file's listen.admin and [admin] key, else
+    /// ESGATE_ADMIN_KEY, else the config file's listen.admin and admin.key, else
     /// http://127.0.0.1:9202 and the key esgate generated (ESGATE_ADMIN_KEY_FILE, else
     /// store.path/admin.key). Exit 1 on any error, a bad config file included.
     #[command(flatten)]
