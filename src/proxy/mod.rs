@@ -182,13 +182,7 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let link = link_credential(&head);
-    let authenticated = match link {
-        // A share link's credential (minted by the Kibana front for one recipient request).
-        Some(text) => authenticate_link(app, &snapshot, text, now),
-        None => authenticate(&snapshot, &head, req.headers(), now),
-    };
-    let token = match authenticated {
+    let (token, claims) = match credential_token(app, &snapshot, &head, req.headers(), now) {
         Ok(t) => t,
         Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
@@ -203,44 +197,12 @@ async fn pipeline(
     ctx.event.token_id = Some(token.id.clone());
     ctx.event.token_name = Some(token.name.clone());
 
+    if let Some(claims) = &claims {
+        ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());
+    }
     // Until when the request's credential stays valid with nothing changed (`recheck`'s fast
-    // path): the token's expiry, and the first time-bound end of what opened it.
-    let valid_until = match link {
-        Some(text) => {
-            // The link, its token and the recipient's address, as the front checked them,
-            // again now: a deleted link or a reset token stops Kibana's next query.
-            let (claims, recipient) = open_link_credential(app, text, now)?;
-            ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());
-            let (opened, _) = crate::kibana::session::check_link(
-                &snapshot,
-                &claims.link_id,
-                Some(&claims),
-                recipient,
-                now,
-            )?;
-            [Some(claims.expires_at), opened.expires_at, token.expires_at]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(UnixTime::MAX)
-        }
-        None => {
-            let ip_filter = token
-                .ip_filter
-                .as_deref()
-                .and_then(|name| snapshot.ip_filter(name));
-            policy::check(&token, ip_filter, client_ip, now)?;
-            // A rotation's overlap: the request may have come with the previous secret.
-            [
-                token.expires_at,
-                token.previous_secret_at(now).map(|p| p.expires_at),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(UnixTime::MAX)
-        }
-    };
+    // path).
+    let valid_until = admit(&snapshot, &token, claims.as_ref(), client_ip, now)?;
     // `audit.on_failure = "closed"`: nothing is forwarded (or answered) while the audit log
     // cannot be written; before the limits, so a refusal spends none of the token's rate.
     if app.audit.refusing() {
@@ -1487,28 +1449,8 @@ fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
         forwarded: false,
         content_length: None,
     };
-    let again = match link_credential(&head) {
-        Some(text) => {
-            let (claims, recipient) = open_link_credential(app, text, now)?;
-            crate::kibana::session::check_link(
-                &current,
-                &claims.link_id,
-                Some(&claims),
-                recipient,
-                now,
-            )?
-            .1
-        }
-        None => {
-            let again = authenticate(&current, &head, headers, now)?;
-            let ip_filter = again
-                .ip_filter
-                .as_deref()
-                .and_then(|name| current.ip_filter(name));
-            policy::check(&again, ip_filter, client_ip, now)?;
-            again
-        }
-    };
+    let (again, claims) = credential_token(app, &current, &head, headers, now)?;
+    admit(&current, &again, claims.as_ref(), client_ip, now)?;
     if again.id != token.id {
         return Err(auth::AuthError::Unknown.into());
     }
@@ -1541,21 +1483,62 @@ pub(crate) struct Recheck<'a> {
     spaces: bool,
 }
 
-/// A share link's credential opened (its seal and expiry): its claims and the recipient's
-/// address it carries. Unknown (401) when it does not open or names no recipient.
-fn open_link_credential(
+/// The request's token by its credential: a token's secret, or a share link's credential
+/// (minted by the Kibana front for one recipient request), whose claims come with it for
+/// [`admit`].
+fn credential_token(
     app: &App,
-    text: &str,
+    snapshot: &Snapshot,
+    head: &hygiene::Head<'_>,
+    headers: &HeaderMap,
     now: UnixTime,
-) -> Result<(crate::kibana::session::Claims, std::net::IpAddr), ProxyError> {
-    let claims = crate::kibana::session::open_credential(
-        &crate::kibana::credential_key(&app.id_key),
-        text,
-        now,
-    )
-    .ok_or(auth::AuthError::Unknown)?;
-    let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
-    Ok((claims, recipient))
+) -> Result<(Arc<Token>, Option<crate::kibana::session::Claims>), auth::AuthError> {
+    match link_credential(head) {
+        Some(text) => authenticate_link(app, snapshot, text, now).map(|(t, c)| (t, Some(c))),
+        None => authenticate(snapshot, head, headers, now).map(|t| (t, None)),
+    }
+}
+
+/// Whether the authenticated token may be used now, from `client_ip`: a link credential's
+/// link, its token and the recipient's address the credential carries, as the front checked
+/// them, again now (a deleted link or a reset token stops Kibana's next query); else the
+/// token's expiry and IP filter. Returns the first time-bound end of what it checked (the
+/// token's expiry; a rotation's overlap, as the request may have come with the previous
+/// secret; the link's and its credential's expiry; `UnixTime::MAX`: none), until when that
+/// holds with nothing changed.
+fn admit(
+    snapshot: &Snapshot,
+    token: &Token,
+    claims: Option<&crate::kibana::session::Claims>,
+    client_ip: IpAddr,
+    now: UnixTime,
+) -> Result<UnixTime, ProxyError> {
+    let ends = match claims {
+        Some(claims) => {
+            let recipient = claims.recipient.ok_or(auth::AuthError::Unknown)?;
+            let (link, _) = crate::kibana::session::check_link(
+                snapshot,
+                &claims.link_id,
+                Some(claims),
+                recipient,
+                now,
+            )?;
+            [Some(claims.expires_at), link.expires_at, token.expires_at]
+        }
+        None => {
+            let ip_filter = token
+                .ip_filter
+                .as_deref()
+                .and_then(|name| snapshot.ip_filter(name));
+            policy::check(token, ip_filter, client_ip, now)?;
+            [
+                token.expires_at,
+                token.previous_secret_at(now).map(|p| p.expires_at),
+                None,
+            ]
+        }
+    };
+    Ok(ends.into_iter().flatten().min().unwrap_or(UnixTime::MAX))
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is
@@ -1580,24 +1563,25 @@ fn link_credential_in(value: &[u8]) -> Option<&str> {
     crate::kibana::session::credential_in(value)
 }
 
-/// A link credential's token: the seal must verify under esgate's key and be unexpired, and
-/// name the token it was minted for (the link checks follow in `pipeline`).
+/// A link credential's token and claims: the seal must verify under esgate's key and be
+/// unexpired, and name the token it was minted for (the link checks follow in [`admit`]).
 fn authenticate_link(
     app: &App,
     snapshot: &Snapshot,
     text: &str,
     now: i64,
-) -> Result<Arc<Token>, auth::AuthError> {
+) -> Result<(Arc<Token>, crate::kibana::session::Claims), auth::AuthError> {
     let claims = crate::kibana::session::open_credential(
         &crate::kibana::credential_key(&app.id_key),
         text,
         now,
     )
     .ok_or(auth::AuthError::Unknown)?;
-    snapshot
+    let token = snapshot
         .token(&claims.token_id)
         .cloned()
-        .ok_or(auth::AuthError::Unknown)
+        .ok_or(auth::AuthError::Unknown)?;
+    Ok((token, claims))
 }
 
 /// The request's token by its `Authorization` values; the one-value case (nearly every
