@@ -32,6 +32,10 @@ const ADMIN_KEY: &str = "replicas-admin-key-0123456789";
 const INDEX: &str = ".esgate-test";
 /// The contract: a change acknowledged by one replica is enforced by every replica within this.
 const PROPAGATION: Duration = Duration::from_secs(1);
+/// How long B's admin writes may take beside a purge round: a round under the writer lock took
+/// seconds (7.6 s for 30,000 tombstones on osmem, review 13b), the writes alone well under 1 s, and
+/// up to 1.2 s on a machine loaded by other builds (load 12, session 21: 1 s failed there).
+const ADMIN_WRITES_BESIDE_A_ROUND: Duration = Duration::from_millis(2500);
 
 struct Replicas {
     dir: tempfile::TempDir,
@@ -926,7 +930,7 @@ async fn changes_propagate_while_replicas_page_many_tombstones(backend: Backend)
         let (s, _) = admin(&b, "DELETE", &format!("/tokens/{id}"), None).await;
         assert_eq!(s, 204);
         assert!(
-            started.elapsed() < PROPAGATION,
+            started.elapsed() < ADMIN_WRITES_BESIDE_A_ROUND,
             "admin writes on B took {:?}",
             started.elapsed()
         );
