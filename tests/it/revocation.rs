@@ -677,3 +677,58 @@ async fn a_token_that_expires_during_the_body_is_refused() {
     let answer = searched_across(&gw, Wire::Http2, &auth, shortened).await;
     refused_with(403, Wire::Http2, "the link's token expired", answer);
 }
+
+/// rel21: the recheck ran before the request waited for a backend connection (up to
+/// `backend.connect_timeout` at `max_connections_per_node`), so a token deleted during that
+/// wait was forwarded once a connection came free. Now the request is checked again once it
+/// has the connection it waited for. One connection to the node, held by another token's
+/// search whose body trickles (a pass-through token's body is relayed as it comes); the
+/// victim's request waits for it, is revoked, then gets it: refused, not forwarded. The victim
+/// is a pass-through token (no index lookup of its own), then a `read` token whose lookup is
+/// cached (`backend.resolve_cache_ttl`), so each waits only for its own request's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_deleted_while_its_request_waits_for_a_backend_connection_is_refused() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 1\nconnect_timeout = \"10s\"\nresolve_cache_ttl = \"1m\"",
+        "",
+    )
+    .await;
+    let (_, holder) = gw
+        .token(json!({"name": "holder", "permissions": ["all"]}))
+        .await;
+    let holder = bearer(&holder);
+    for victim in [
+        json!({"name": "all", "permissions": ["all"]}),
+        tenant_a("read", json!({})),
+    ] {
+        let (id, secret) = gw.token(victim.clone()).await;
+        let auth = bearer(&secret);
+        let count = || request(&gw, &auth, "GET", "/logs-*/_count", empty());
+        let mut conn = http1(&gw).await;
+        let (s, v) = answer(conn.send_request(count()).await.unwrap()).await;
+        assert_eq!(s, 200, "{victim}: {v}");
+        // The node's one connection, held while the holder's body trickles.
+        let mut held = http1(&gw).await;
+        let (tx, body) = trickled();
+        let holding =
+            tokio::spawn(held.send_request(request(&gw, &holder, "POST", "/logs-a/_search", body)));
+        tx.send("{\"query\":").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conn.ready().await.unwrap();
+        let waiting = tokio::spawn(conn.send_request(count()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "{victim}: went out beyond the cap");
+        let (s, _) = gw.admin("DELETE", &format!("/tokens/{id}"), None).await;
+        assert_eq!(s, 204);
+        tx.send("{\"match_all\":{}}}").await.unwrap();
+        drop(tx);
+        let (s, v) = answer(holding.await.unwrap().unwrap()).await;
+        assert_eq!(s, 200, "the holder: {v}");
+        let (s, v) = answer(waiting.await.unwrap().unwrap()).await;
+        assert!(v.get("count").is_none(), "{victim}: forwarded: {v}");
+        assert_eq!(s, 401, "{victim}: {v}");
+    }
+}
