@@ -188,6 +188,10 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         Some(front) => match serve(&app, front, conn, req, &mut event).await {
             Ok(r) => r,
             Err(refusal) => {
+                // Refused with nothing asked of Kibana: under a flood of refusals its record may
+                // be dropped without closing the gateway (`audit::Room::Refused`), as on the data
+                // listener (rel21: the front's refusals could take the whole pending room).
+                event.refused = !refusal.asked;
                 event.reason = Some(refusal.reason.clone());
                 let mut r = refusal.into_response(front);
                 if close_on_refusal {
@@ -197,7 +201,10 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 r
             }
         },
-        None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),
+        None => {
+            event.refused = true;
+            text(StatusCode::NOT_FOUND, "no Kibana front is configured")
+        }
     };
     protect(&mut response, &event);
     event.status = response.status().as_u16();
@@ -211,11 +218,13 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     response
 }
 
-/// A refusal: status, the reason shown (never a value), whether the session cookie is cleared.
+/// A refusal: status, the reason shown (never a value), whether the session cookie is cleared,
+/// whether Kibana was asked (its answer failed or did not come in time).
 struct Refusal {
     status: StatusCode,
     reason: String,
     clear_cookie: bool,
+    asked: bool,
 }
 
 impl Refusal {
@@ -224,6 +233,16 @@ impl Refusal {
             status,
             reason: reason.into(),
             clear_cookie: false,
+            asked: false,
+        }
+    }
+
+    /// The request went to Kibana, whose answer failed or did not come: not a refusal made
+    /// before anything was done.
+    fn after_asking(self) -> Refusal {
+        Refusal {
+            asked: true,
+            ..self
         }
     }
 
@@ -575,20 +594,20 @@ async fn forward(
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
-            ));
+            )
+            .after_asking());
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Kibana is unreachable");
-            return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "Kibana is unreachable",
-            ));
+            return Err(
+                Refusal::new(StatusCode::BAD_GATEWAY, "Kibana is unreachable").after_asking(),
+            );
         }
         Err(_) => {
-            return Err(Refusal::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Kibana did not answer in time",
-            ))
+            return Err(
+                Refusal::new(StatusCode::GATEWAY_TIMEOUT, "Kibana did not answer in time")
+                    .after_asking(),
+            )
         }
     };
     let (mut aparts, abody) = answer.into_parts();

@@ -271,24 +271,36 @@ async fn pipeline(
         _ => BudgetHold::default(),
     };
     // The request was planned under the snapshot its head was authenticated with; its body
-    // (and room for its answer) may have taken seconds since.
-    recheck(
-        app,
-        &Recheck {
-            planned: &snapshot,
-            token: &token,
-            headers: &parts.headers,
-            client_ip,
-            valid_until,
-            spaces: false,
-        },
-    )?;
+    // (and room for its answer) may have taken seconds since. Checked again once it has a
+    // connection it waited for (up to `backend.connect_timeout`).
+    let again = Recheck {
+        planned: &snapshot,
+        token: &token,
+        headers: &parts.headers,
+        client_ip,
+        valid_until,
+        spaces: false,
+    };
+    recheck(app, &again)?;
+    let gate = || recheck(app, &again).is_ok();
     let sent = Instant::now();
-    let response = app.upstream.send_as(Some(&token.id), upstream_req).await;
+    let response = app
+        .upstream
+        .send_as(Some(&token.id), upstream_req, Some(&gate))
+        .await;
     // The forwarded body is sent: its share of the body budget is free again.
     drop(hold);
-    ctx.backend = Some(sent.elapsed());
-    let response = response?;
+    let response = match response {
+        // Refused unsent by the recheck after the wait: why, as the recheck says now.
+        Err(crate::upstream::UpstreamError::Gated) => {
+            recheck(app, &again)?;
+            return Err(ProxyError::TokenChanged);
+        }
+        r => {
+            ctx.backend = Some(sent.elapsed());
+            r?
+        }
+    };
     let (up, body) = response.into_parts();
     let enforced = token.permission() != Permission::All;
     // The rare answers below are boxed: their states would grow every request's future.
@@ -1428,6 +1440,10 @@ fn client_address(
 /// check runs on the unchanged snapshot too (attack20d: the fast path checked the token's
 /// expiry only, so a previous secret whose overlap ended, or an expired link, while the body
 /// was read still went out).
+///
+/// The pipeline asks it once more, as the upstream pool's gate, when the request had to wait
+/// for a backend connection or one was made for it (rel21: up to `backend.connect_timeout`
+/// after this check).
 fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
     let Recheck {
         planned,

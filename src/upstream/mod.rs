@@ -75,6 +75,10 @@ pub enum UpstreamError {
     ClientBody,
     #[error("the backend's answer is not what this request expects")]
     Unexpected,
+    /// The request's gate refused it once it had a connection it had waited for
+    /// (`send_as`'s gate): it was not sent. The caller says why.
+    #[error("the request was refused before it was sent")]
+    Gated,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
     Resolve(u16),
     /// The backend answered with a server error (5xx), or a `read` token's request with 429
@@ -500,17 +504,21 @@ impl Upstream {
         &self,
         request: UpstreamRequest,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
-        self.send_as(None, request).await
+        self.send_as(None, request, None).await
     }
 
     /// Sends a request of `token`'s (its id; `None`: esgate's own), streaming the response
     /// back; the token's requests hold at most `backend.max_connections_per_token` of a node's
     /// connections. Retries on the next node only when the connection could not be made and
     /// the body can be replayed.
+    ///
+    /// `gate` is asked once a connection the request waited for (or that was made for it) is
+    /// its: `false` ends it unsent, [`UpstreamError::Gated`].
     pub async fn send_as(
         &self,
         token: Option<&str>,
         request: UpstreamRequest,
+        gate: pool::Gate<'_>,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
@@ -570,8 +578,9 @@ impl Upstream {
             let deadline = now
                 .checked_add(self.request_timeout)
                 .unwrap_or_else(|| now + FAR_FUTURE);
-            match self.pool.send(idx, token, req, deadline).await {
+            match self.pool.send_gated(idx, token, req, deadline, gate).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
+                Err(pool::Failure::Gated) => return Err(UpstreamError::Gated),
                 Err(pool::Failure::Saturated) => {
                     self.refused(idx, false);
                     return Err(UpstreamError::Saturated);

@@ -226,7 +226,16 @@ pub(crate) enum Failure {
     /// (`backend.max_connections_per_token`) and none of them came back in time: the request
     /// was not sent.
     Share,
+    /// The request's gate ([`Gate`]), asked once a wait for a connection or a new connection's
+    /// making ended, refused it: it was not sent.
+    Gated,
 }
+
+/// A request's own check, asked once it has a connection after waiting for one (in the node's
+/// queue, or while it was made): `false` refuses the request, unsent. A revocation made during
+/// that wait (up to `backend.connect_timeout`) must bite (rel21: the proxy's recheck ran only
+/// before the wait).
+pub(crate) type Gate<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
 
 /// The open connections of one node, counted against the cap, the requests waiting for one,
 /// and each token's connections in use.
@@ -524,12 +533,27 @@ impl Pool {
     /// back unsent (the backend closed it as the request went out) is sent once more on a new
     /// connection, whatever its body: none of it was written. `req`'s URI must be origin-form
     /// and it must carry `Host`. `user` is the token whose request it is (none for esgate's own).
+    #[cfg(test)]
     pub(crate) async fn send(
+        &self,
+        node: usize,
+        user: Option<&str>,
+        req: Request<Body>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Response<Incoming>, Conn), Failure> {
+        self.send_gated(node, user, req, deadline, None).await
+    }
+
+    /// [`Pool::send`], with `gate` asked before the request goes out on a connection it waited
+    /// for or that was made for it (never when an idle one or a place was free at once: the
+    /// caller has just checked).
+    pub(crate) async fn send_gated(
         &self,
         node: usize,
         user: Option<&str>,
         mut req: Request<Body>,
         deadline: tokio::time::Instant,
+        gate: Gate<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
         let Some(limit) = self.shared.limits.get(node) else {
@@ -539,7 +563,14 @@ impl Pool {
         let grant = match self.take(limit, slot, count.as_ref()) {
             Ok(grant) => grant,
             // Boxed: rare, and its state would otherwise weigh on every request.
-            Err(blocked) => Box::pin(self.wait(limit, count, blocked, deadline)).await?,
+            Err(blocked) => {
+                let grant = Box::pin(self.wait(limit, count, blocked, deadline)).await?;
+                if gate.is_some_and(|gate| !gate()) {
+                    grant.give_back();
+                    return Err(Failure::Gated);
+                }
+                grant
+            }
         };
         let Grant { found, user } = grant;
         let lease = match found {
@@ -557,9 +588,14 @@ impl Pool {
                             // The closed connection's place (and its token's) goes to its
                             // replacement.
                             let Conn { lease, user, .. } = conn;
-                            return Box::pin(
-                                self.connect_and_send(node, slot, lease, user, req, deadline),
-                            )
+                            return Box::pin(self.connect_and_send(
+                                node,
+                                slot,
+                                (lease, user),
+                                req,
+                                deadline,
+                                gate,
+                            ))
                             .await;
                         }
                         None => return Err(Failure::Exchange(e.into_error())),
@@ -567,19 +603,20 @@ impl Pool {
                 }
             }
         };
-        self.connect_and_send(node, slot, lease, user, req, deadline)
+        self.connect_and_send(node, slot, (lease, user), req, deadline, gate)
             .await
     }
 
-    /// A new connection to `node` under `lease`, and `req` sent on it.
+    /// A new connection to `node` in its place (its lease, and its token's place), and `req`
+    /// sent on it once `gate` lets it.
     async fn connect_and_send(
         &self,
         node: usize,
         slot: usize,
-        lease: Lease,
-        user: Option<Use>,
+        (lease, user): (Lease, Option<Use>),
         req: Request<Body>,
         deadline: tokio::time::Instant,
+        gate: Gate<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
@@ -596,6 +633,11 @@ impl Pool {
             lease,
             user,
         };
+        if gate.is_some_and(|gate| !gate()) {
+            // The new connection is parked for the next request.
+            conn.release();
+            return Err(Failure::Gated);
+        }
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
             Some(Ok(response)) => Ok((response, conn)),
@@ -1462,6 +1504,55 @@ pub(crate) mod tests {
             conn.release();
         }
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    /// rel21: a request's gate is asked once it has a connection it waited for (at the cap)
+    /// or one made for it; refused, it is not sent and the connection is kept for the next
+    /// request (parked), its place given back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_gate_that_refuses_after_the_wait_sends_nothing_and_keeps_the_connection() {
+        let (url, count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let refuse = || false;
+
+        // Made for it: connected, then refused; the next request goes out on it.
+        assert!(matches!(
+            pool.send_gated(0, Some("t"), get("/a"), far(), Some(&refuse))
+                .await
+                .err(),
+            Some(Failure::Gated)
+        ));
+        settle().await;
+        assert_eq!(pool.connections(0), (1, 1), "parked");
+        let (a, a_conn) = pool.send(0, None, get("/a"), far()).await.ok().unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        // Waited for at the cap, A's connection comes back: refused, kept, then reused.
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let waiter = Arc::clone(&pool);
+        let flag = Arc::clone(&open);
+        let b = tokio::spawn(async move {
+            let gate = move || flag.load(Ordering::SeqCst);
+            waiter
+                .send_gated(0, Some("t"), get("/b"), far(), Some(&gate))
+                .await
+                .err()
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!b.is_finished(), "B went out beyond the cap");
+        open.store(false, Ordering::SeqCst);
+        finish(a, a_conn).await;
+        assert!(matches!(b.await.unwrap(), Some(Failure::Gated)));
+        settle().await;
+        let (c, c_conn) = pool
+            .send(0, Some("t"), get("/c"), far())
+            .await
+            .ok()
+            .unwrap();
+        finish(c, c_conn).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1, "one connection throughout");
     }
 
     /// rel17: at the node's cap, a request waits for a connection to come back (an answer's

@@ -1155,3 +1155,108 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     assert!(!refusing, "refusals' lines closed the gateway");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// rel21: the same flood on the Kibana front. Its refusals (no session cookie; a link id
+/// that does not exist, then too many of them) wrote their records as served requests do, so
+/// they could take the whole pending room of a closed audit whose output stalls and close the
+/// gateway: the data listener and the front refused every tenant and every recipient (503).
+/// A front refusal's record now keeps to the refusals' half: the token's request and a
+/// recipient's session are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
+    let backend = support::fixture::seeded_osmem();
+    let kibana = crate::share_links::fake_kibana();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Read and write: opens at once on Linux, and the pipe stays open with nobody reading.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let gw = crate::share_links::start(
+        backend.url(),
+        &kibana,
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n",
+            fifo.display().to_string()
+        ),
+    )
+    .await;
+    let (id, secret) = gw
+        .token(json!({"name": "served", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let link =
+        crate::share_links::link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = crate::share_links::open(&gw, &link).await;
+    let cookie = cookie.expect("a session cookie");
+    let front = gw.front_addr.expect("the front is listening");
+    let long: &'static str = Box::leak(format!("/app/{}", "x".repeat(600)).into_boxed_str());
+    // About 800 bytes a line for the long paths: their 26,000 lines are more than the whole
+    // pending room; the unknown links' lines are shorter.
+    let mut floods = Vec::new();
+    for flood in 0..5 {
+        floods.push(tokio::spawn(async move {
+            let mut conn = crate::revocation::http1_to(front).await;
+            let mut closed = 0u32;
+            for n in 0..6_500u32 {
+                conn.ready().await.unwrap();
+                let path = match flood {
+                    0 => format!("/s/lnk_{n:032x}"),
+                    _ => long.to_owned(),
+                };
+                let req = http::Request::builder()
+                    .uri(path)
+                    .header("host", "localhost")
+                    .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                    .unwrap();
+                let res = conn.send_request(req).await.unwrap();
+                let status = res.status().as_u16();
+                // 503: the gateway closed (the audit log cannot be written).
+                assert!(matches!(status, 401 | 404 | 429 | 503), "{status}");
+                closed += u32::from(status == 503);
+            }
+            closed
+        }));
+    }
+    let mut closed = 0;
+    for flood in floods {
+        closed += flood.await.unwrap();
+    }
+    let dropped = gw.app.audit.dropped();
+    let refusing = gw.app.audit.refusing();
+    let r = send(
+        "GET",
+        &gw.url("/logs-*/_count"),
+        &[("authorization", &format!("Bearer {secret}"))],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let viewed = crate::share_links::front_req(
+        &gw,
+        "GET",
+        "/app/dashboards",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    // The pipe is read from now on, so the writer (and the gateway's end) can finish.
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+    });
+    assert!(
+        dropped > 1_000,
+        "the output did not stall: dropped {dropped}"
+    );
+    assert!(!refusing, "the front's refusals closed the gateway");
+    assert_eq!(
+        closed, 0,
+        "refusals answered 503: the gateway closed during the flood"
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(viewed.status, 200, "{}", viewed.text());
+}

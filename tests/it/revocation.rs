@@ -454,3 +454,281 @@ async fn a_has_privileges_whose_spaces_narrowed_during_the_body_is_not_answered_
     );
     assert_eq!(s, 503, "{v}");
 }
+
+/// How a request reaches the data listener: on an HTTP/1.1 connection kept alive (it carried
+/// the credential's earlier request), or as a stream of an HTTP/2 connection that did.
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    Http1,
+    Http2,
+}
+
+enum Conn {
+    Http1(hyper::client::conn::http1::SendRequest<Sent>),
+    Http2(hyper::client::conn::http2::SendRequest<Sent>),
+}
+
+impl Conn {
+    async fn open(gw: &Esgate, wire: Wire) -> Conn {
+        match wire {
+            Wire::Http1 => Conn::Http1(http1(gw).await),
+            Wire::Http2 => Conn::Http2(http2(gw).await),
+        }
+    }
+
+    /// Sends `req` once the connection can take it; its answer comes through the handle.
+    async fn send(
+        &mut self,
+        req: http::Request<Sent>,
+    ) -> tokio::task::JoinHandle<hyper::Result<http::Response<hyper::body::Incoming>>> {
+        match self {
+            Conn::Http1(c) => {
+                c.ready().await.unwrap();
+                tokio::spawn(c.send_request(req))
+            }
+            Conn::Http2(c) => {
+                c.ready().await.unwrap();
+                tokio::spawn(c.send_request(req))
+            }
+        }
+    }
+}
+
+/// A search by `auth` on a connection of `wire` whose earlier request by `auth` was answered
+/// (200): its head is sent (and authenticated) before `change` runs, the rest of its body after.
+/// Returns its answer.
+async fn searched_across(
+    gw: &Esgate,
+    wire: Wire,
+    auth: &str,
+    change: impl std::future::Future<Output = ()>,
+) -> (u16, Value) {
+    let mut conn = Conn::open(gw, wire).await;
+    let first = conn
+        .send(request(gw, auth, "GET", "/logs-*/_count", empty()))
+        .await;
+    let (s, v) = answer(first.await.unwrap().unwrap()).await;
+    assert_eq!(s, 200, "{wire:?}, before the change: {v}");
+    let (tx, body) = trickled();
+    let open = conn
+        .send(request(gw, auth, "POST", "/logs-*/_search", body))
+        .await;
+    tx.send("{\"query\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    change.await;
+    tx.send("{\"match_all\":{}}}").await.unwrap();
+    drop(tx);
+    answer(open.await.unwrap().unwrap()).await
+}
+
+/// The search was refused with `status`, nothing of the index in its answer.
+fn refused_with(status: u16, wire: Wire, what: &str, (s, v): (u16, Value)) {
+    assert!(v.get("hits").is_none(), "{wire:?}, {what}: forwarded: {v}");
+    assert_eq!(s, status, "{wire:?}, {what}: {v}");
+}
+
+async fn ip_filter(gw: &Esgate, name: &str, cidr: &str) {
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/ip-filters",
+            Some(json!({"name": name, "cidrs": [cidr]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
+async fn patched(gw: &Esgate, path: String, body: Value) {
+    let (s, v) = gw.admin("PATCH", &path, Some(body)).await;
+    assert_eq!(s, 200, "PATCH {path}: {v}");
+}
+
+fn tenant_a(name: &str, extra: Value) -> Value {
+    let mut body = json!({"name": name, "indices": ["logs-*"],
+                          "filters": [{"field": "tenant", "value": "a"}]});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
+
+/// rel21: the recheck re-admits the client's address (the token's IP filter on the current
+/// snapshot), not only its credential and scope, which an IP filter is no part of. A search
+/// whose head was admitted from 127.0.0.1 and whose body came after the token's IP filter
+/// stopped admitting it is refused 403: the filter it uses narrowed, or a filter given to a
+/// token that had none (one set cannot be replaced). Without the admission in the recheck both
+/// went out with the tenant's documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_filter_narrowed_during_the_body_refuses_the_request() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    ip_filter(&gw, "office", "10.0.0.0/8").await;
+    for (n, wire) in [Wire::Http1, Wire::Http2].into_iter().enumerate() {
+        let local = format!("local-{n}");
+        ip_filter(&gw, &local, "127.0.0.1").await;
+        let (_, secret) = gw
+            .token(tenant_a(&format!("named-{n}"), json!({"ip_filter": local})))
+            .await;
+        let narrowed = patched(
+            &gw,
+            format!("/ip-filters/{local}"),
+            json!({"cidrs": ["10.0.0.0/8"]}),
+        );
+        let answer = searched_across(&gw, wire, &bearer(&secret), narrowed).await;
+        refused_with(403, wire, "its IP filter narrowed", answer);
+
+        let (id, secret) = gw.token(tenant_a(&format!("open-{n}"), json!({}))).await;
+        let given = patched(&gw, format!("/tokens/{id}"), json!({"ip_filter": "office"}));
+        let answer = searched_across(&gw, wire, &bearer(&secret), given).await;
+        refused_with(403, wire, "given an IP filter", answer);
+    }
+}
+
+/// A link of a new `tenant a` token named `name` (with `extra`), opened on the front, and the
+/// link credential the front handed Kibana for the session's first request: (token id, link
+/// id, `Authorization` value).
+async fn link_credential(
+    gw: &Esgate,
+    kibana: &support::recording::Recording,
+    name: &str,
+    extra: Value,
+) -> (String, String, String) {
+    let (id, _) = gw.token(tenant_a(name, extra)).await;
+    let l = crate::share_links::link(gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = crate::share_links::open(gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let r =
+        crate::share_links::front_req(gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let auth = crate::share_links::last_credential(kibana);
+    (id, l["id"].as_str().unwrap().to_owned(), auth)
+}
+
+/// rel21: a link credential's request is re-admitted by its link (the link, its token's secret
+/// generation, spaces and IP filter for the recipient's address), not only by the credential's
+/// seal and the token's scope, which hold none of these. A search by a link credential whose
+/// head came before the link was deleted, its token reset, the link's space taken from the
+/// token or the token given an IP filter the recipient is outside of, and whose body came
+/// after, is refused 403. Without the admission in the recheck each went out with the
+/// tenant's documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_revoked_during_its_credentials_body_refuses_the_request() {
+    let backend = fixture::seeded_osmem();
+    let kibana = crate::share_links::fake_kibana();
+    let gw = crate::share_links::start(backend.url(), &kibana, "").await;
+    ip_filter(&gw, "office", "10.0.0.0/8").await;
+    for (n, wire) in [Wire::Http1, Wire::Http2].into_iter().enumerate() {
+        for how in [
+            "link deleted",
+            "token reset",
+            "space taken",
+            "ip filter given",
+        ] {
+            let name = format!("{}-{n}", how.replace(' ', "-"));
+            let (id, lid, auth) = link_credential(&gw, &kibana, &name, json!({})).await;
+            let change = async {
+                let (s, v) = match how {
+                    "link deleted" => gw.admin("DELETE", &format!("/links/{lid}"), None).await,
+                    "token reset" => gw.admin("POST", &format!("/tokens/{id}/reset"), None).await,
+                    "space taken" => {
+                        let spaces = json!({"kibana_spaces": ["acme"]});
+                        gw.admin("PATCH", &format!("/tokens/{id}"), Some(spaces))
+                            .await
+                    }
+                    _ => {
+                        let filter = json!({"ip_filter": "office"});
+                        gw.admin("PATCH", &format!("/tokens/{id}"), Some(filter))
+                            .await
+                    }
+                };
+                assert!(s == 200 || s == 204, "{how}: {s} {v}");
+            };
+            let answer = searched_across(&gw, wire, &auth, change).await;
+            refused_with(403, wire, how, answer);
+        }
+    }
+}
+
+/// rel21: a token's expiry reached while a request's body is read: by the clock alone (no new
+/// snapshot: the recheck's fast path ends at the token's expiry), or an expiry brought forward
+/// meanwhile, for a link credential of the token. The secret (or the link credential's seal)
+/// still names the token, whose scope is unchanged: only the admission refuses it (403).
+///
+/// A link's own expiry reached mid-body needs no test of the admission: the front caps a
+/// session's (and so each credential's) expiry at the link's, so the credential stops itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_expires_during_the_body_is_refused() {
+    let backend = fixture::seeded_osmem();
+    let kibana = crate::share_links::fake_kibana();
+    let gw = crate::share_links::start(backend.url(), &kibana, "").await;
+    // Expiries are whole seconds: this one ends 1 to 2 s from now.
+    let (_, secret) = gw
+        .token(tenant_a("short", json!({"expires_in": "2s"})))
+        .await;
+    let wait = tokio::time::sleep(Duration::from_millis(2_100));
+    let answer = searched_across(&gw, Wire::Http1, &bearer(&secret), wait).await;
+    refused_with(403, Wire::Http1, "the token expired", answer);
+
+    let (id, _, auth) = link_credential(&gw, &kibana, "linked", json!({})).await;
+    let shortened = async {
+        patched(&gw, format!("/tokens/{id}"), json!({"expires_in": "1s"})).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    };
+    let answer = searched_across(&gw, Wire::Http2, &auth, shortened).await;
+    refused_with(403, Wire::Http2, "the link's token expired", answer);
+}
+
+/// rel21: the recheck ran before the request waited for a backend connection (up to
+/// `backend.connect_timeout` at `max_connections_per_node`), so a token deleted during that
+/// wait was forwarded once a connection came free. Now the request is checked again once it
+/// has the connection it waited for. One connection to the node, held by another token's
+/// search whose body trickles (a pass-through token's body is relayed as it comes); the
+/// victim's request waits for it, is revoked, then gets it: refused, not forwarded. The victim
+/// is a pass-through token (no index lookup of its own), then a `read` token whose lookup is
+/// cached (`backend.resolve_cache_ttl`), so each waits only for its own request's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_deleted_while_its_request_waits_for_a_backend_connection_is_refused() {
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 1\nconnect_timeout = \"10s\"\nresolve_cache_ttl = \"1m\"",
+        "",
+    )
+    .await;
+    let (_, holder) = gw
+        .token(json!({"name": "holder", "permissions": ["all"]}))
+        .await;
+    let holder = bearer(&holder);
+    for victim in [
+        json!({"name": "all", "permissions": ["all"]}),
+        tenant_a("read", json!({})),
+    ] {
+        let (id, secret) = gw.token(victim.clone()).await;
+        let auth = bearer(&secret);
+        let count = || request(&gw, &auth, "GET", "/logs-*/_count", empty());
+        let mut conn = http1(&gw).await;
+        let (s, v) = answer(conn.send_request(count()).await.unwrap()).await;
+        assert_eq!(s, 200, "{victim}: {v}");
+        // The node's one connection, held while the holder's body trickles.
+        let mut held = http1(&gw).await;
+        let (tx, body) = trickled();
+        let holding =
+            tokio::spawn(held.send_request(request(&gw, &holder, "POST", "/logs-a/_search", body)));
+        tx.send("{\"query\":").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conn.ready().await.unwrap();
+        let waiting = tokio::spawn(conn.send_request(count()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "{victim}: went out beyond the cap");
+        let (s, _) = gw.admin("DELETE", &format!("/tokens/{id}"), None).await;
+        assert_eq!(s, 204);
+        tx.send("{\"match_all\":{}}}").await.unwrap();
+        drop(tx);
+        let (s, v) = answer(holding.await.unwrap().unwrap()).await;
+        assert_eq!(s, 200, "the holder: {v}");
+        let (s, v) = answer(waiting.await.unwrap().unwrap()).await;
+        assert!(v.get("count").is_none(), "{victim}: forwarded: {v}");
+        assert_eq!(s, 401, "{victim}: {v}");
+    }
+}

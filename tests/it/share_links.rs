@@ -27,7 +27,7 @@ use support::http::{send, Reply};
 use support::recording::{Answer, Recording};
 
 /// A fake Kibana answering every request with a small page.
-fn fake_kibana() -> Recording {
+pub(crate) fn fake_kibana() -> Recording {
     let k = Recording::start();
     k.script(
         "*",
@@ -46,7 +46,7 @@ fn fake_kibana() -> Recording {
     k
 }
 
-async fn start(backend: &str, kibana: &Recording, extra: &str) -> Esgate {
+pub(crate) async fn start(backend: &str, kibana: &Recording, extra: &str) -> Esgate {
     Esgate::start(
         &[backend],
         &format!(
@@ -74,7 +74,7 @@ async fn token(gw: &Esgate, tenant: &str, extra: Value) -> (String, String) {
     gw.token(body).await
 }
 
-async fn link(gw: &Esgate, token_id: &str, body: Value) -> Value {
+pub(crate) async fn link(gw: &Esgate, token_id: &str, body: Value) -> Value {
     let (status, v) = gw
         .admin("POST", &format!("/tokens/{token_id}/links"), Some(body))
         .await;
@@ -83,7 +83,7 @@ async fn link(gw: &Esgate, token_id: &str, body: Value) -> Value {
 }
 
 /// Opens a link on the front; returns the reply and the session cookie (`name=value`).
-async fn open(gw: &Esgate, link: &Value) -> (Reply, Option<String>) {
+pub(crate) async fn open(gw: &Esgate, link: &Value) -> (Reply, Option<String>) {
     let id = link["id"].as_str().expect("id");
     let r = send("GET", &front(gw, &format!("/s/{id}")), &[], Vec::new())
         .await
@@ -96,7 +96,12 @@ async fn open(gw: &Esgate, link: &Value) -> (Reply, Option<String>) {
     (r, cookie)
 }
 
-async fn front_req(gw: &Esgate, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn front_req(
+    gw: &Esgate,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let body = if method == "POST" { "{}" } else { "" };
     send(method, &front(gw, path), headers, body.as_bytes().to_vec())
         .await
@@ -104,7 +109,7 @@ async fn front_req(gw: &Esgate, method: &str, path: &str, headers: &[(&str, &str
 }
 
 /// The link credential the fake Kibana last received.
-fn last_credential(kibana: &Recording) -> String {
+pub(crate) fn last_credential(kibana: &Recording) -> String {
     let r = kibana.requests();
     let last = r.last().expect("Kibana received a request");
     last.header("authorization")
