@@ -521,7 +521,11 @@ async fn forward(
         .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
-        if !DROP_REQUEST.contains(&name.as_str()) {
+        // Nor what would make Kibana (or a proxy it trusts) take the request as someone
+        // else's (the data listener's list for `all` tokens).
+        if !DROP_REQUEST.contains(&name.as_str())
+            && !crate::proxy::upstream_request::changes_identity(name)
+        {
             headers.append(name.clone(), value.clone());
         }
     }

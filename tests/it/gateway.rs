@@ -813,6 +813,28 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
             ("x-forwarded-for", "1.2.3.4"),
             ("connection", "x-drop-me"),
             ("x-drop-me", "1"),
+            // attack21b: other plugins' run-as, authenticating proxies' headers, a client's
+            // credential for Elasticsearch's JWT realm, Elastic Cloud's cluster routing.
+            ("sg_impersonate_as", "admin"),
+            ("x-ror-impersonating", "admin"),
+            ("es-client-authentication", "SharedSecret s3cret"),
+            ("x-forwarded-user", "admin"),
+            ("x-forwarded-groups", "admins"),
+            ("x-forwarded-client-cert", "Subject=\"CN=admin\""),
+            ("x-auth-request-user", "admin"),
+            ("remote-user", "admin"),
+            ("x-remote-user", "admin"),
+            ("x-found-cluster", "another-deployment"),
+            ("_opendistro_security_user", "admin"),
+            // What clients send that changes no one's identity is relayed.
+            ("user-agent", "elasticsearch-py/8.15.1"),
+            ("x-elastic-client-meta", "es=8.15.1,py=3.12.3"),
+            ("x-elastic-product-origin", "kibana"),
+            ("securitytenant", "global_tenant"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         ],
         Bytes::new(),
     )
@@ -832,6 +854,30 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
         assert!(h.get(name).is_none(), "{name}");
     }
     assert!(h.get("x-drop-me").is_none());
+    for name in [
+        "sg_impersonate_as",
+        "x-ror-impersonating",
+        "es-client-authentication",
+        "x-forwarded-user",
+        "x-forwarded-groups",
+        "x-forwarded-client-cert",
+        "x-auth-request-user",
+        "remote-user",
+        "x-remote-user",
+        "x-found-cluster",
+        "_opendistro_security_user",
+    ] {
+        assert!(h.get(name).is_none(), "{name} relayed");
+    }
+    for name in [
+        "user-agent",
+        "x-elastic-client-meta",
+        "x-elastic-product-origin",
+        "securitytenant",
+        "traceparent",
+    ] {
+        assert!(h.get(name).is_some(), "{name} not relayed");
+    }
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     let _ = json!({});

@@ -217,10 +217,26 @@ async fn a_links_credential_searches_with_its_tokens_filters_only() {
             let (_, cookie) = open(&gw, &l).await;
             let cookie = cookie.expect("cookie");
             kibana.clear();
-            let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+            // Headers that would make Kibana, or a proxy it trusts, take the recipient for
+            // someone else (attack21b: they were passed on).
+            let claimed = [
+                ("x-proxy-user", "admin"),
+                ("x-forwarded-user", "admin"),
+                ("x-auth-request-user", "admin"),
+                ("remote-user", "admin"),
+                ("sg_impersonate_as", "admin"),
+                ("opendistro_security_impersonate_as", "admin"),
+                ("es-security-runas-user", "elastic"),
+            ];
+            let mut headers = vec![("cookie", cookie.as_str())];
+            headers.extend(claimed);
+            let r = front_req(&gw, "GET", "/app/dashboards", &headers).await;
             assert_eq!(r.status, 200, "{}", r.text());
             let got = kibana.requests();
             let seen = &got[0];
+            for (name, _) in claimed {
+                assert!(seen.header(name).is_none(), "{name} passed to Kibana");
+            }
             // No cookie, no recipient credential, the recipient's address as X-Forwarded-For.
             assert!(seen.header("cookie").is_none(), "{:?}", seen.headers);
             assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
