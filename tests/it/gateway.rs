@@ -997,3 +997,114 @@ async fn request_bodies_share_one_memory_budget() {
     .unwrap();
     assert_eq!(ok.status, 200, "{}", ok.text());
 }
+
+/// The audit records of `path` in the audit file at `audit`, waited for up to `patience`.
+async fn audit_records_of(
+    audit: &std::path::Path,
+    path: &str,
+    patience: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let found: Vec<serde_json::Value> = std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["type"] == "request" && r["path"] == path)
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// attack21b (M): a request whose client goes away before its answer (an HTTP/2 stream reset,
+/// or the connection closed) after esgate forwarded it left no audit record at all: the
+/// request's handling was dropped while it waited for the backend, and the record was only
+/// written with an answer. The backend had the request and acted on it (here an `all` token's
+/// `DELETE`), so any client could keep what it did out of the audit log (with
+/// `audit.on_failure = "closed"` too). Now it is recorded as it stands: status 499, `allow`
+/// (it was forwarded), the reason saying the client went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_whose_client_goes_away_is_still_audited() {
+    use tokio::io::AsyncWriteExt;
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::clone(&arrived);
+    let url = fake_backend(move |_| {
+        let seen = Arc::clone(&seen);
+        Box::pin(async move {
+            seen.notify_one();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            &b"{\"acknowledged\":true}"[..]
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let gw = Esgate::start(
+        &[&url],
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            audit.display().to_string()
+        ),
+    )
+    .await;
+    let secret = gw.all_token().await;
+
+    // HTTP/2: the stream is reset (its answer's future dropped) once the backend has it.
+    let stream = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::delete(gw.url("/victim-h2"))
+        .header("authorization", bearer(&secret))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(req);
+    tokio::select! {
+        _ = answer => panic!("answered before the backend had it"),
+        _ = tokio::time::timeout(Duration::from_secs(10), arrived.notified()) => {}
+    }
+    // The answer's future is dropped here: hyper resets the stream.
+
+    // HTTP/1: the connection is closed once the backend has it.
+    let mut raw = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    raw.write_all(
+        format!(
+            "DELETE /victim-h1 HTTP/1.1\r\nhost: localhost\r\nauthorization: {}\r\n\r\n",
+            bearer(&secret)
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the backend had the HTTP/1 request");
+    drop(raw);
+
+    for path in ["/victim-h2", "/victim-h1"] {
+        let records = audit_records_of(&audit, path, Duration::from_secs(10)).await;
+        assert_eq!(records.len(), 1, "{path}: {records:?}");
+        let r = &records[0];
+        assert_eq!(r["decision"], "allow", "{r}");
+        assert!(r["token_id"].is_string(), "{r}");
+        assert_eq!(r["client"], "127.0.0.1", "{r}");
+        // Gone before its answer (499), or, where the server noticed only when it wrote the
+        // answer, answered.
+        assert!(r["status"] == 499 || r["status"] == 200, "{r}");
+        if path == "/victim-h2" {
+            assert_eq!(r["status"], 499, "{r}");
+            assert_eq!(
+                r["reason"], "the client closed the request before its answer",
+                "{r}"
+            );
+        }
+    }
+    gw.stop().await;
+}
