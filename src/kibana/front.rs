@@ -189,6 +189,13 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             Ok(r) => r,
             Err(refusal) => {
                 event.reason = Some(refusal.reason.clone());
+                // Refused with nothing passed to Kibana: its record may be dropped under a
+                // flood of refusals without closing the gateway (`audit::Room::Refused`), as
+                // on the data listener (attack21b: every refusal of the front, a request with
+                // no session cookie included, took the served requests' room, so with
+                // `audit.on_failure = "closed"` and a stalled output a client with nothing
+                // closed the gateway for every tenant).
+                event.refused = !refusal.relayed;
                 let mut r = refusal.into_response(front);
                 if close_on_refusal {
                     r.headers_mut()
@@ -211,11 +218,13 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     response
 }
 
-/// A refusal: status, the reason shown (never a value), whether the session cookie is cleared.
+/// A refusal: status, the reason shown (never a value), whether the session cookie is cleared,
+/// whether the request was passed to Kibana before it failed.
 struct Refusal {
     status: StatusCode,
     reason: String,
     clear_cookie: bool,
+    relayed: bool,
 }
 
 impl Refusal {
@@ -224,6 +233,16 @@ impl Refusal {
             status,
             reason: reason.into(),
             clear_cookie: false,
+            relayed: false,
+        }
+    }
+
+    /// The request went to Kibana and failed there or on the way (Kibana may have acted on
+    /// it): its record is a served request's.
+    fn relayed(self) -> Refusal {
+        Refusal {
+            relayed: true,
+            ..self
         }
     }
 
@@ -579,20 +598,18 @@ async fn forward(
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
-            ));
+            )
+            .relayed());
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Kibana is unreachable");
-            return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "Kibana is unreachable",
-            ));
+            return Err(Refusal::new(StatusCode::BAD_GATEWAY, "Kibana is unreachable").relayed());
         }
         Err(_) => {
-            return Err(Refusal::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Kibana did not answer in time",
-            ))
+            return Err(
+                Refusal::new(StatusCode::GATEWAY_TIMEOUT, "Kibana did not answer in time")
+                    .relayed(),
+            )
         }
     };
     let (mut aparts, abody) = answer.into_parts();

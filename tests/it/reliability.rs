@@ -1155,3 +1155,92 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     assert!(!refusing, "refusals' lines closed the gateway");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// attack21b (M): the same flood on the Kibana front (`[kibana]`). Its refusals (here: no
+/// session cookie, 401) were recorded as served requests, so with `audit.on_failure =
+/// "closed"` and a stalled output a client with nothing at all filled the pending room and
+/// the gateway refused every tenant, as on the data listener before attack20d. A refusal of
+/// the front, nothing passed to Kibana, now takes a refusal's half of the room as the data
+/// listener's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
+    let backend = support::fixture::seeded_osmem();
+    let kibana = support::recording::Recording::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Read and write: opens at once on Linux, and the pipe stays open with nobody reading.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let gw = Esgate::start(
+        &[backend.url()],
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n\
+             [kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            fifo.display().to_string(),
+            kibana.url()
+        ),
+    )
+    .await;
+    let (_, secret) = gw
+        .token(json!({"name": "served", "indices": ["logs-*"],
+                      "filters": [{"field": "tenant", "value": "a"}]}))
+        .await;
+    let front = gw.front_addr.expect("the front listens");
+    let path: &'static str = Box::leak(format!("/app/{}", "x".repeat(600)).into_boxed_str());
+    // About 800 bytes a line: 26,000 lines are more than the whole pending room.
+    let mut floods = Vec::new();
+    for _ in 0..4 {
+        floods.push(tokio::spawn(async move {
+            let mut conn = crate::revocation::http1_to(front).await;
+            // Answered 503: the gateway refuses for want of audit room.
+            let mut closed = 0;
+            for _ in 0..6_500 {
+                conn.ready().await.unwrap();
+                let req = http::Request::builder()
+                    .uri(path)
+                    .header("host", "dash.test")
+                    .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+                    .unwrap();
+                let res = conn.send_request(req).await.unwrap();
+                match res.status().as_u16() {
+                    401 => {}
+                    503 => closed += 1,
+                    other => panic!("{other}"),
+                }
+            }
+            closed
+        }));
+    }
+    let mut closed = 0;
+    for flood in floods {
+        closed += flood.await.unwrap();
+    }
+    let dropped = gw.app.audit.dropped();
+    let refusing = gw.app.audit.refusing();
+    let r = send(
+        "GET",
+        &gw.url("/logs-*/_count"),
+        &[("authorization", &format!("Bearer {secret}"))],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    // The pipe is read from now on, so the writer (and the gateway's end) can finish.
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+    });
+    assert!(kibana.requests().is_empty(), "a refusal reached Kibana");
+    assert!(
+        dropped > 1_000,
+        "the output did not stall: dropped {dropped}"
+    );
+    assert_eq!(closed, 0, "the front's refusals' lines closed the gateway");
+    assert!(!refusing, "the front's refusals' lines closed the gateway");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
