@@ -169,7 +169,7 @@ impl Front {
 /// Handles one request on the Kibana front. Never fails: refusals are short text pages.
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let mut event = DataEvent {
+    let event = DataEvent {
         request_id: format!("{:016x}", rand::random::<u64>()),
         client: conn.peer.ip().to_string(),
         method: crate::audit::method_name(req.method()),
@@ -178,15 +178,28 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             .chars()
             .take(512)
             .collect(),
+        // Nothing done for it yet (`serve` says when it is passed to Kibana).
+        refused: true,
         ..DataEvent::default()
     };
+    // Written when dropped: here, or wherever the request waits if the recipient goes away.
+    let mut record = FrontRecord {
+        app: &app,
+        event,
+        started,
+        answered: false,
+    };
+    let event = &mut record.event;
     // As on the data listener: a refusal leaves an HTTP/1 request's body unread, so the
     // connection cannot carry another request; say so, or a pooling client sees a reset.
     let close_on_refusal =
         req.version() <= http::Version::HTTP_11 && !http_body::Body::is_end_stream(req.body());
     let mut response = match app.kibana_front.as_deref() {
-        Some(front) => match serve(&app, front, conn, req, &mut event).await {
-            Ok(r) => r,
+        Some(front) => match serve(&app, front, conn, req, event).await {
+            Ok(r) => {
+                event.refused = false;
+                r
+            }
             Err(refusal) => {
                 event.reason = Some(refusal.reason.clone());
                 // Refused with nothing passed to Kibana: its record may be dropped under a
@@ -206,16 +219,39 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
         },
         None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),
     };
-    protect(&mut response, &event);
+    protect(&mut response, event);
     event.status = response.status().as_u16();
     event.decision = if response.status().is_success() || response.status().is_redirection() {
         "allow"
     } else {
         "deny"
     };
-    event.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    app.audit.data(&event);
+    record.answered = true;
     response
+}
+
+/// A front request's audit record, written when dropped: once the request is answered, or
+/// when the recipient goes away before (a reset HTTP/2 stream, a closed connection), as it
+/// stands then: status 499, `allow` once passed to Kibana, which may have acted on it (as
+/// `proxy::Record` on the data listener, attack21b: such a request left no record).
+struct FrontRecord<'a> {
+    app: &'a App,
+    event: DataEvent,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for FrontRecord<'_> {
+    fn drop(&mut self) {
+        let event = &mut self.event;
+        if !self.answered {
+            event.status = 499;
+            event.reason = Some("the recipient closed the request before its answer".to_owned());
+            event.decision = if event.refused { "deny" } else { "allow" };
+        }
+        event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.app.audit.data(event);
+    }
 }
 
 /// A refusal: status, the reason shown (never a value), whether the session cookie is cleared,
@@ -455,6 +491,8 @@ async fn serve(
     }
     app.store.touch(&token.id, now);
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
+    // Passed to Kibana from here on (a refusal before it says otherwise).
+    event.refused = false;
     forward(app, front, req, &credential, recipient, &token.id).await
 }
 
