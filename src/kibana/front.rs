@@ -169,7 +169,7 @@ impl Front {
 /// Handles one request on the Kibana front. Never fails: refusals are short text pages.
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let mut event = DataEvent {
+    let event = DataEvent {
         request_id: format!("{:016x}", rand::random::<u64>()),
         client: conn.peer.ip().to_string(),
         method: crate::audit::method_name(req.method()),
@@ -178,21 +178,37 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
             .chars()
             .take(512)
             .collect(),
+        // Nothing done for it yet (`serve` says when it is passed to Kibana).
+        refused: true,
         ..DataEvent::default()
     };
+    // Written when dropped: here, or wherever the request waits if the recipient goes away.
+    let mut record = FrontRecord {
+        app: &app,
+        event,
+        started,
+        answered: false,
+    };
+    let event = &mut record.event;
     // As on the data listener: a refusal leaves an HTTP/1 request's body unread, so the
     // connection cannot carry another request; say so, or a pooling client sees a reset.
     let close_on_refusal =
         req.version() <= http::Version::HTTP_11 && !http_body::Body::is_end_stream(req.body());
     let mut response = match app.kibana_front.as_deref() {
-        Some(front) => match serve(&app, front, conn, req, &mut event).await {
-            Ok(r) => r,
+        Some(front) => match serve(&app, front, conn, req, event).await {
+            Ok(r) => {
+                event.refused = false;
+                r
+            }
             Err(refusal) => {
-                // Refused with nothing asked of Kibana: under a flood of refusals its record may
-                // be dropped without closing the gateway (`audit::Room::Refused`), as on the data
-                // listener (rel21: the front's refusals could take the whole pending room).
-                event.refused = !refusal.asked;
                 event.reason = Some(refusal.reason.clone());
+                // Refused with nothing passed to Kibana: its record may be dropped under a
+                // flood of refusals without closing the gateway (`audit::Room::Refused`), as
+                // on the data listener (attack21b: every refusal of the front, a request with
+                // no session cookie included, took the served requests' room, so with
+                // `audit.on_failure = "closed"` and a stalled output a client with nothing
+                // closed the gateway for every tenant).
+                event.refused = !refusal.relayed;
                 let mut r = refusal.into_response(front);
                 if close_on_refusal {
                     r.headers_mut()
@@ -201,30 +217,50 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 r
             }
         },
-        None => {
-            event.refused = true;
-            text(StatusCode::NOT_FOUND, "no Kibana front is configured")
-        }
+        None => text(StatusCode::NOT_FOUND, "no Kibana front is configured"),
     };
-    protect(&mut response, &event);
+    protect(&mut response, event);
     event.status = response.status().as_u16();
     event.decision = if response.status().is_success() || response.status().is_redirection() {
         "allow"
     } else {
         "deny"
     };
-    event.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    app.audit.data(&event);
+    record.answered = true;
     response
 }
 
+/// A front request's audit record, written when dropped: once the request is answered, or
+/// when the recipient goes away before (a reset HTTP/2 stream, a closed connection), as it
+/// stands then: status 499, `allow` once passed to Kibana, which may have acted on it (as
+/// `proxy::Record` on the data listener, attack21b: such a request left no record).
+struct FrontRecord<'a> {
+    app: &'a App,
+    event: DataEvent,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for FrontRecord<'_> {
+    fn drop(&mut self) {
+        let event = &mut self.event;
+        if !self.answered {
+            event.status = 499;
+            event.reason = Some("the recipient closed the request before its answer".to_owned());
+            event.decision = if event.refused { "deny" } else { "allow" };
+        }
+        event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.app.audit.data(event);
+    }
+}
+
 /// A refusal: status, the reason shown (never a value), whether the session cookie is cleared,
-/// whether Kibana was asked (its answer failed or did not come in time).
+/// whether the request was passed to Kibana before it failed.
 struct Refusal {
     status: StatusCode,
     reason: String,
     clear_cookie: bool,
-    asked: bool,
+    relayed: bool,
 }
 
 impl Refusal {
@@ -233,15 +269,15 @@ impl Refusal {
             status,
             reason: reason.into(),
             clear_cookie: false,
-            asked: false,
+            relayed: false,
         }
     }
 
-    /// The request went to Kibana, whose answer failed or did not come: not a refusal made
-    /// before anything was done.
-    fn after_asking(self) -> Refusal {
+    /// The request went to Kibana and failed there or on the way (Kibana may have acted on
+    /// it): its record is a served request's.
+    fn relayed(self) -> Refusal {
         Refusal {
-            asked: true,
+            relayed: true,
             ..self
         }
     }
@@ -455,6 +491,8 @@ async fn serve(
     }
     app.store.touch(&token.id, now);
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
+    // Passed to Kibana from here on (a refusal before it says otherwise).
+    event.refused = false;
     forward(app, front, req, &credential, recipient, &token.id).await
 }
 
@@ -540,7 +578,11 @@ async fn forward(
         .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
-        if !DROP_REQUEST.contains(&name.as_str()) {
+        // Nor what would make Kibana (or a proxy it trusts) take the request as someone
+        // else's (the data listener's list for `all` tokens).
+        if !DROP_REQUEST.contains(&name.as_str())
+            && !crate::proxy::upstream_request::changes_identity(name)
+        {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -595,18 +637,16 @@ async fn forward(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
             )
-            .after_asking());
+            .relayed());
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Kibana is unreachable");
-            return Err(
-                Refusal::new(StatusCode::BAD_GATEWAY, "Kibana is unreachable").after_asking(),
-            );
+            return Err(Refusal::new(StatusCode::BAD_GATEWAY, "Kibana is unreachable").relayed());
         }
         Err(_) => {
             return Err(
                 Refusal::new(StatusCode::GATEWAY_TIMEOUT, "Kibana did not answer in time")
-                    .after_asking(),
+                    .relayed(),
             )
         }
     };

@@ -59,6 +59,11 @@ pub(crate) struct RequestCtx {
     pub(crate) own: std::time::Duration,
     /// Request body bytes: read by esgate, or announced by a relayed request.
     pub(crate) bytes_in: u64,
+    /// The client's address, once known (`pipeline`); its text is the record's `client`.
+    pub(crate) client: IpAddr,
+    /// The request is being sent to the backend (its checks passed): if the client goes away
+    /// before the answer, the backend may have acted on it ([`Record`]).
+    pub(crate) sending: bool,
 }
 
 impl RequestCtx {
@@ -70,19 +75,29 @@ impl RequestCtx {
             backend: None,
             own: std::time::Duration::ZERO,
             bytes_in: 0,
+            client: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            sending: false,
         }
     }
 }
 
 /// Handles one data request. Never fails: errors become Elasticsearch-style responses.
 pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
-    let mut ctx = RequestCtx::new(DataEvent {
+    let ctx = RequestCtx::new(DataEvent {
         request_id: request_id(),
         client: ip_text(conn.peer.ip()),
         method: crate::audit::method_name(req.method()),
         path: audit_path(req.uri().path()),
         ..DataEvent::default()
     });
+    // Written when dropped: with the answer's body, or here if the client goes away first.
+    let mut record = Record {
+        ctx,
+        outcome: None,
+        bytes: 0,
+        app,
+    };
+    let Record { ctx, app, .. } = &mut record;
     // A refusal may leave the request body unread, and then the connection cannot carry
     // another request: say so, or a pooling client reuses it and sees a reset instead of the
     // refusal's reason.
@@ -95,7 +110,7 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     );
     // Boxed: the pipeline's state (about 3 KB) would otherwise sit twice in this future, which
     // the server moves whole on every request (issue 10: 11.9 KB before, about 1 KB now).
-    let piped = Box::pin(pipeline(&app, conn, req, &mut ctx))
+    let piped = Box::pin(pipeline(app, conn, req, ctx))
         .instrument(span.clone())
         .await;
     ctx.own = ctx
@@ -155,11 +170,12 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     } else {
         "deny"
     };
+    record.outcome = Some(outcome);
     let (parts, body) = response.into_parts();
     let body = AuditedBody {
         inner: body,
         bytes: 0,
-        done: Some((ctx, outcome, app)),
+        done: Some(record),
     };
     Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
 }
@@ -172,6 +188,7 @@ async fn pipeline(
 ) -> Result<Response<Body>, ProxyError> {
     let head = hygiene::check(&req)?;
     let client_ip = client_address(app, conn.peer.ip(), head.forwarded, req.headers())?;
+    ctx.client = client_ip;
     // The record starts with the peer's address, already formatted: only a forwarded address
     // is formatted again (issue 10: formatting addresses was 3% of a relayed request).
     if client_ip != conn.peer.ip() {
@@ -283,6 +300,7 @@ async fn pipeline(
     };
     recheck(app, &again)?;
     let gate = || recheck(app, &again).is_ok();
+    ctx.sending = true;
     let sent = Instant::now();
     let response = app
         .upstream
@@ -1754,12 +1772,66 @@ fn hex16(n: u64) -> String {
     String::from_utf8(text.to_vec()).unwrap_or_else(|_| format!("{n:016x}"))
 }
 
+/// A request's audit record and metrics, written when it is dropped: with its answer's body
+/// ([`AuditedBody`]), or, when the client goes away before its answer (an HTTP/2 stream reset,
+/// a closed connection: the request's handling is dropped wherever it waits), as the request
+/// stands then (attack21b: such a request left no record at all, though it may have been
+/// forwarded and acted on, an `all` token's `DELETE` included: any client could keep its
+/// requests out of the audit log, with `audit.on_failure = "closed"` too).
+struct Record {
+    ctx: RequestCtx,
+    /// How the request ended (`"allowed"` or the refusal's code); `None`: never answered.
+    outcome: Option<&'static str>,
+    /// Answer body bytes sent.
+    bytes: u64,
+    app: Arc<App>,
+}
+
+/// The reason recorded for a request whose client went away before its answer.
+const CLIENT_GONE: &str = "the client closed the request before its answer";
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let ctx = &mut self.ctx;
+        let total = ctx.started.elapsed();
+        ctx.event.bytes = self.bytes;
+        ctx.event.duration_ms = total.as_secs_f64() * 1000.0;
+        let Some(outcome) = self.outcome else {
+            // Never answered: nginx's 499. Sent to the backend, it was allowed and may have
+            // been acted on (a served request's record: with `audit.on_failure = "closed"`, a
+            // stall that drops it refuses); else nothing was done for it, like a refusal's.
+            ctx.event.status = 499;
+            ctx.event.reason = Some(CLIENT_GONE.to_owned());
+            ctx.event.decision = if ctx.sending { "allow" } else { "deny" };
+            ctx.event.refused = !ctx.sending;
+            // The address's text leaves the record while the request is checked (`pipeline`).
+            if ctx.event.client.is_empty() {
+                ctx.event.client = ip_text(ctx.client);
+            }
+            self.app.audit.data(&ctx.event);
+            return;
+        };
+        self.app.metrics.record(&Finished {
+            token_id: ctx.event.token_id.as_deref(),
+            action: ctx.event.action.unwrap_or("none"),
+            outcome,
+            status: ctx.event.status,
+            total,
+            backend: ctx.backend,
+            own: ctx.own,
+            bytes_in: ctx.bytes_in,
+            bytes_out: self.bytes,
+        });
+        self.app.audit.data(&ctx.event);
+    }
+}
+
 /// A response body that counts what it relays and, when it ends or is dropped, writes the
-/// audit event and the metrics of its request.
+/// audit event and the metrics of its request ([`Record`]).
 struct AuditedBody {
     inner: Body,
     bytes: u64,
-    done: Option<(RequestCtx, &'static str, Arc<App>)>,
+    done: Option<Record>,
 }
 
 impl HttpBody for AuditedBody {
@@ -1790,22 +1862,8 @@ impl HttpBody for AuditedBody {
 
 impl Drop for AuditedBody {
     fn drop(&mut self) {
-        if let Some((mut ctx, outcome, app)) = self.done.take() {
-            let total = ctx.started.elapsed();
-            ctx.event.bytes = self.bytes;
-            ctx.event.duration_ms = total.as_secs_f64() * 1000.0;
-            app.metrics.record(&Finished {
-                token_id: ctx.event.token_id.as_deref(),
-                action: ctx.event.action.unwrap_or("none"),
-                outcome,
-                status: ctx.event.status,
-                total,
-                backend: ctx.backend,
-                own: ctx.own,
-                bytes_in: ctx.bytes_in,
-                bytes_out: self.bytes,
-            });
-            app.audit.data(&ctx.event);
+        if let Some(record) = &mut self.done {
+            record.bytes = self.bytes;
         }
     }
 }

@@ -37,33 +37,58 @@ pub struct Forwarding<'a> {
 }
 
 /// Headers esgate refuses to relay even for pass-through tokens: they change identity or
-/// routing on the backend, or are esgate's own to set. Identity: Elasticsearch's run-as and
-/// secondary credential, and OpenSearch's REST impersonation (`opendistro_security_impersonate_as`,
-/// its security plugin's run-as: attack20b, it was relayed), each of which would let an `all`
-/// token act as another user than esgate's backend credential; and the headers OpenSearch's
-/// proxy authentication reads from a trusted proxy (its documented `x-proxy-user`,
-/// `x-proxy-roles` and `x-proxy-ext-` attributes: esgate sends `X-Forwarded-For`, so a backend
-/// trusting esgate's address as an internal proxy took a relayed user and roles as proven,
-/// attack20c).
+/// routing on the backend, or are esgate's own to set ([`changes_identity`]), and the client's
+/// framing and credentials.
 fn never_relayed(name: &HeaderName) -> bool {
     is_hop_by_hop(name)
-        || name.as_str().starts_with("x-proxy-")
+        || changes_identity(name)
         || matches!(
             name.as_str(),
-            "host"
-                | "authorization"
-                | "content-length"
+            "host" | "content-length" | "x-http-method-override" | "x-opaque-id"
+        )
+}
+
+/// Headers that would make a backend (or a proxy before it) take the request as another
+/// user's, another cluster's, or proven by an authenticating proxy, or that carry a client's
+/// credential: never passed on for a client, whose requests go with esgate's own credential.
+/// Run-as and impersonation: Elasticsearch's `es-security-runas-user` and secondary
+/// credential, OpenSearch's REST impersonation (`opendistro_security_impersonate_as`,
+/// attack20b), Search Guard's (`sg_impersonate_as`) and ReadonlyREST's (`x-ror-impersonating`);
+/// Elasticsearch's JWT client credential (`es-client-authentication`). The headers an
+/// authenticating proxy sets for what it proved: OpenSearch's proxy authentication
+/// (`x-proxy-user`, `x-proxy-roles`, `x-proxy-ext-*`: esgate sends `X-Forwarded-For`, so a
+/// backend trusting esgate's address as an internal proxy took a relayed user and roles as
+/// proven, attack20c), every `x-forwarded-*` (ReadonlyREST's `proxy_auth` reads
+/// `X-Forwarded-User` by default; oauth2-proxy's `X-Forwarded-User`/`-Email`/`-Groups`/
+/// `-Access-Token`, Envoy's client certificate `X-Forwarded-Client-Cert`; esgate sets
+/// `X-Forwarded-For` and `-Proto` itself), oauth2-proxy's `x-auth-request-*`, `remote-user`
+/// and `x-remote-user` (attack21b). Routing: Elastic Cloud's proxy picks the cluster by
+/// `x-found-*` (attack21b). The security plugins' own thread-context names
+/// (`_opendistro_security_*`, `_sg_*`), which they refuse from a client anyway. Addresses and
+/// cookies (`forwarded`, `x-real-ip`, `cookie`). Tenant selectors (`securitytenant`,
+/// `sgtenant`, `x-ror-current-group`) are relayed: they pick among what the credential may use.
+pub(crate) fn changes_identity(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with("x-proxy-")
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("x-auth-request-")
+        || name.starts_with("x-found-")
+        || name.starts_with("_opendistro_security_")
+        || name.starts_with("_sg_")
+        || matches!(
+            name,
+            "authorization"
                 | "es-security-runas-user"
                 | "es-secondary-authorization"
+                | "es-client-authentication"
                 | "opendistro_security_impersonate_as"
-                | "x-http-method-override"
+                | "sg_impersonate_as"
+                | "x-ror-impersonating"
+                | "remote-user"
+                | "x-remote-user"
                 | "forwarded"
-                | "x-forwarded-for"
-                | "x-forwarded-proto"
-                | "x-forwarded-host"
                 | "x-real-ip"
                 | "cookie"
-                | "x-opaque-id"
         )
 }
 
@@ -592,6 +617,100 @@ mod tests {
             .headers
             .insert(header::HOST, HeaderValue::from_static("es.local:9200"));
         assert_eq!(relayed.headers.capacity(), room);
+    }
+
+    /// attack21b: what would make the backend, or a proxy in front of it, take an `all`
+    /// token's request as someone else's (run-as and impersonation of every security plugin,
+    /// an authenticating proxy's headers, a client credential, a cluster route) is never
+    /// relayed; what the official clients, Kibana and Grafana send for themselves is, and so
+    /// are the tenant selectors, which pick among what esgate's credential may use.
+    #[test]
+    fn headers_that_change_who_is_asking_are_never_relayed() {
+        let never = [
+            "authorization",
+            "cookie",
+            "es-security-runas-user",
+            "es-secondary-authorization",
+            "es-client-authentication",
+            "opendistro_security_impersonate_as",
+            "sg_impersonate_as",
+            "x-ror-impersonating",
+            "x-proxy-user",
+            "x-proxy-roles",
+            "x-proxy-ext-spaceids",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-user",
+            "x-forwarded-email",
+            "x-forwarded-groups",
+            "x-forwarded-preferred-username",
+            "x-forwarded-access-token",
+            "x-forwarded-client-cert",
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-auth-request-groups",
+            "remote-user",
+            "x-remote-user",
+            "x-found-cluster",
+            "x-found-handling-cluster",
+            "_opendistro_security_user",
+            "_opendistro_security_dls_query",
+            "_sg_user",
+            "forwarded",
+            "x-real-ip",
+            "x-opaque-id",
+            "x-http-method-override",
+        ];
+        let relayed = [
+            "accept",
+            "accept-encoding",
+            "content-type",
+            "content-encoding",
+            "user-agent",
+            "x-elastic-client-meta",
+            "x-elastic-product-origin",
+            "x-elastic-internal-origin",
+            "elastic-api-version",
+            "traceparent",
+            "tracestate",
+            "x-grafana-org-id",
+            "x-dashboard-uid",
+            "x-panel-id",
+            "kbn-xsrf",
+            "securitytenant",
+            "sgtenant",
+            "x-ror-current-group",
+            "x-custom",
+        ];
+        let f = Forwarding {
+            authorization: None,
+            client_ip: "10.0.0.1",
+            tls: false,
+            opaque_id: "esgate:tok_a:0123456789abcdef",
+        };
+        let mut client = HeaderMap::new();
+        for name in never.iter().chain(&relayed) {
+            client.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        let sent = pass_through(
+            Method::GET,
+            "/",
+            &client,
+            ClientBody::Whole(Bytes::new()),
+            &f,
+        )
+        .headers;
+        for name in never {
+            assert!(sent.get(name).is_none_or(|v| v != "v"), "{name} relayed");
+        }
+        for name in relayed {
+            assert_eq!(
+                sent.get(name).map(|v| v.as_bytes()),
+                Some(&b"v"[..]),
+                "{name}"
+            );
+        }
     }
 
     #[test]

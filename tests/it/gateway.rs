@@ -813,6 +813,28 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
             ("x-forwarded-for", "1.2.3.4"),
             ("connection", "x-drop-me"),
             ("x-drop-me", "1"),
+            // attack21b: other plugins' run-as, authenticating proxies' headers, a client's
+            // credential for Elasticsearch's JWT realm, Elastic Cloud's cluster routing.
+            ("sg_impersonate_as", "admin"),
+            ("x-ror-impersonating", "admin"),
+            ("es-client-authentication", "SharedSecret s3cret"),
+            ("x-forwarded-user", "admin"),
+            ("x-forwarded-groups", "admins"),
+            ("x-forwarded-client-cert", "Subject=\"CN=admin\""),
+            ("x-auth-request-user", "admin"),
+            ("remote-user", "admin"),
+            ("x-remote-user", "admin"),
+            ("x-found-cluster", "another-deployment"),
+            ("_opendistro_security_user", "admin"),
+            // What clients send that changes no one's identity is relayed.
+            ("user-agent", "elasticsearch-py/8.15.1"),
+            ("x-elastic-client-meta", "es=8.15.1,py=3.12.3"),
+            ("x-elastic-product-origin", "kibana"),
+            ("securitytenant", "global_tenant"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         ],
         Bytes::new(),
     )
@@ -832,6 +854,30 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
         assert!(h.get(name).is_none(), "{name}");
     }
     assert!(h.get("x-drop-me").is_none());
+    for name in [
+        "sg_impersonate_as",
+        "x-ror-impersonating",
+        "es-client-authentication",
+        "x-forwarded-user",
+        "x-forwarded-groups",
+        "x-forwarded-client-cert",
+        "x-auth-request-user",
+        "remote-user",
+        "x-remote-user",
+        "x-found-cluster",
+        "_opendistro_security_user",
+    ] {
+        assert!(h.get(name).is_none(), "{name} relayed");
+    }
+    for name in [
+        "user-agent",
+        "x-elastic-client-meta",
+        "x-elastic-product-origin",
+        "securitytenant",
+        "traceparent",
+    ] {
+        assert!(h.get(name).is_some(), "{name} not relayed");
+    }
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     let _ = json!({});
@@ -950,4 +996,115 @@ async fn request_bodies_share_one_memory_budget() {
     .await
     .unwrap();
     assert_eq!(ok.status, 200, "{}", ok.text());
+}
+
+/// The audit records of `path` in the audit file at `audit`, waited for up to `patience`.
+async fn audit_records_of(
+    audit: &std::path::Path,
+    path: &str,
+    patience: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let found: Vec<serde_json::Value> = std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["type"] == "request" && r["path"] == path)
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// attack21b (M): a request whose client goes away before its answer (an HTTP/2 stream reset,
+/// or the connection closed) after esgate forwarded it left no audit record at all: the
+/// request's handling was dropped while it waited for the backend, and the record was only
+/// written with an answer. The backend had the request and acted on it (here an `all` token's
+/// `DELETE`), so any client could keep what it did out of the audit log (with
+/// `audit.on_failure = "closed"` too). Now it is recorded as it stands: status 499, `allow`
+/// (it was forwarded), the reason saying the client went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_whose_client_goes_away_is_still_audited() {
+    use tokio::io::AsyncWriteExt;
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::clone(&arrived);
+    let url = fake_backend(move |_| {
+        let seen = Arc::clone(&seen);
+        Box::pin(async move {
+            seen.notify_one();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            &b"{\"acknowledged\":true}"[..]
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let gw = Esgate::start(
+        &[&url],
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            audit.display().to_string()
+        ),
+    )
+    .await;
+    let secret = gw.all_token().await;
+
+    // HTTP/2: the stream is reset (its answer's future dropped) once the backend has it.
+    let stream = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::delete(gw.url("/victim-h2"))
+        .header("authorization", bearer(&secret))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(req);
+    tokio::select! {
+        _ = answer => panic!("answered before the backend had it"),
+        _ = tokio::time::timeout(Duration::from_secs(10), arrived.notified()) => {}
+    }
+    // The answer's future is dropped here: hyper resets the stream.
+
+    // HTTP/1: the connection is closed once the backend has it.
+    let mut raw = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    raw.write_all(
+        format!(
+            "DELETE /victim-h1 HTTP/1.1\r\nhost: localhost\r\nauthorization: {}\r\n\r\n",
+            bearer(&secret)
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the backend had the HTTP/1 request");
+    drop(raw);
+
+    for path in ["/victim-h2", "/victim-h1"] {
+        let records = audit_records_of(&audit, path, Duration::from_secs(10)).await;
+        assert_eq!(records.len(), 1, "{path}: {records:?}");
+        let r = &records[0];
+        assert_eq!(r["decision"], "allow", "{r}");
+        assert!(r["token_id"].is_string(), "{r}");
+        assert_eq!(r["client"], "127.0.0.1", "{r}");
+        // Gone before its answer (499), or, where the server noticed only when it wrote the
+        // answer, answered.
+        assert!(r["status"] == 499 || r["status"] == 200, "{r}");
+        if path == "/victim-h2" {
+            assert_eq!(r["status"], 499, "{r}");
+            assert_eq!(
+                r["reason"], "the client closed the request before its answer",
+                "{r}"
+            );
+        }
+    }
+    gw.stop().await;
 }

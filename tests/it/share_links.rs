@@ -222,10 +222,26 @@ async fn a_links_credential_searches_with_its_tokens_filters_only() {
             let (_, cookie) = open(&gw, &l).await;
             let cookie = cookie.expect("cookie");
             kibana.clear();
-            let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+            // Headers that would make Kibana, or a proxy it trusts, take the recipient for
+            // someone else (attack21b: they were passed on).
+            let claimed = [
+                ("x-proxy-user", "admin"),
+                ("x-forwarded-user", "admin"),
+                ("x-auth-request-user", "admin"),
+                ("remote-user", "admin"),
+                ("sg_impersonate_as", "admin"),
+                ("opendistro_security_impersonate_as", "admin"),
+                ("es-security-runas-user", "elastic"),
+            ];
+            let mut headers = vec![("cookie", cookie.as_str())];
+            headers.extend(claimed);
+            let r = front_req(&gw, "GET", "/app/dashboards", &headers).await;
             assert_eq!(r.status, 200, "{}", r.text());
             let got = kibana.requests();
             let seen = &got[0];
+            for (name, _) in claimed {
+                assert!(seen.header(name).is_none(), "{name} passed to Kibana");
+            }
             // No cookie, no recipient credential, the recipient's address as X-Forwarded-For.
             assert!(seen.header("cookie").is_none(), "{:?}", seen.headers);
             assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
@@ -1181,4 +1197,78 @@ async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
         let text = String::from_utf8_lossy(&answer);
         assert!(text.starts_with("HTTP/1.1 400"), "{body:?}: {text}");
     }
+}
+
+/// attack21b (L): a recipient's request passed to Kibana whose recipient goes away before the
+/// answer (here the connection closed while Kibana works on it) left no audit record: the
+/// front wrote its record with the answer only. Now it is recorded as it stands: 499, `allow`
+/// (Kibana had it), the link named by its reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
+    use tokio::io::AsyncWriteExt;
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    // Kibana takes its time with this page (the fake's own thread waits).
+    kibana.script_fn("GET", "/app/dashboards", |_| {
+        std::thread::sleep(Duration::from_secs(2));
+        Answer {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: "<html>slow</html>".into(),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let gw = start(
+        backend.url(),
+        &kibana,
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            path.display().to_string()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let mut raw = tokio::net::TcpStream::connect(gw.front_addr.expect("the front listens"))
+        .await
+        .unwrap();
+    raw.write_all(
+        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while kibana.requests_to("GET", "/app/dashboards").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "Kibana never had it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(raw);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let found = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["path"] == "/app/dashboards");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of /app/dashboards"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["status"], 499, "{record}");
+    assert_eq!(record["decision"], "allow", "{record}");
+    assert_eq!(record["token_id"], id.as_str(), "{record}");
+    assert_eq!(
+        record["link_id"],
+        l["id"].as_str().unwrap()[..16].to_owned(),
+        "{record}"
+    );
 }
