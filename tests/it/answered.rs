@@ -422,6 +422,21 @@ async fn explain_cannot_tell_foreign_from_missing(backend: &str) {
         assert_eq!(r.status, 404, "{}", r.text());
     }
 
+    // `_source=false` turns the source off whatever `_source_includes`/`_excludes` say: no
+    // `get`, as Elasticsearch's explain API answers (noida's search kept the included source;
+    // attack21a's leak oracle, seed 35 case 846 of the URI cases on several shards).
+    for query in [
+        "?_source=false&_source_includes=user,tags",
+        "?_source_excludes=message&_source=false",
+    ] {
+        let path = format!("/logs-a/_explain/a1{query}");
+        let r = post(&gw, &auth, &path, json!({"query": {"match_all": {}}})).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["matched"], json!(true), "{path}: {v}");
+        assert!(v.get("get").is_none(), "{path}: {v}");
+    }
+
     // b2 is a tenant-b document in logs-a; zz does not exist.
     for (query, body) in [
         ("", None),

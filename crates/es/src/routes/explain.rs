@@ -80,9 +80,15 @@ impl Lookup {
                 "a document id must be 1 to 512 bytes long",
             ));
         }
+        // As Elasticsearch's explain API (`FetchSourceContext.parseFromRestRequest`):
+        // `_source=false` turns the source off whatever `_source_includes`/`_excludes` say, and
+        // the answer carries `get` only for stored fields or a source that is on (attack21a:
+        // noida's search kept the included source where its explain API gave none).
+        let source_off = params.iter().any(|(k, v)| k == "_source" && v == "false");
         let want_get = params.iter().any(|(k, v)| match k.as_str() {
             "_source" => v != "false",
-            "_source_includes" | "_source_excludes" | "stored_fields" => true,
+            "_source_includes" | "_source_excludes" => !source_off,
+            "stored_fields" => true,
             _ => false,
         });
         Ok(Lookup {
@@ -231,6 +237,29 @@ mod tests {
                 .unwrap()
                 .want_get
         );
+        // `_source=false` wins over includes and excludes (in either order), not over stored
+        // fields.
+        let pp = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (params, want) in [
+            (
+                pp(&[("_source", "false"), ("_source_includes", "user")]),
+                false,
+            ),
+            (
+                pp(&[("_source_excludes", "n"), ("_source", "false")]),
+                false,
+            ),
+            (pp(&[("_source", "false"), ("stored_fields", "n")]), true),
+            (pp(&[("_source_includes", "user")]), true),
+            (pp(&[("_source", "true"), ("_source_excludes", "n")]), true),
+        ] {
+            let l = Lookup::new("logs-a", "a1", &params).unwrap();
+            assert_eq!(l.want_get, want, "{params:?}");
+        }
     }
 
     #[test]
