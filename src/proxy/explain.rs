@@ -84,14 +84,24 @@ pub async fn explain(app: &Arc<App>, req: ExplainRequest) -> Result<Value, Expla
         opaque_id: &opaque_id,
     };
     let decided = async {
-        hygiene::check(&client_request)?;
+        let (parts, ()) = client_request.into_parts();
+        let head = hygiene::check_parts(&parts)?;
         let ip_filter = token
             .ip_filter
             .as_deref()
             .and_then(|name| snapshot.ip_filter(name));
         crate::policy::check_address(&token, ip_filter, client_ip, crate::time::now())?;
-        let (parts, ()) = client_request.into_parts();
-        decide(app, &snapshot, &token, &parts, body, &forwarding, &mut ctx).await
+        decide(
+            app,
+            &snapshot,
+            &token,
+            &parts,
+            &head,
+            body,
+            &forwarding,
+            &mut ctx,
+        )
+        .await
     }
     .await;
     let client_ip_checked = client_ip.is_some() || token.ip_filter.is_none();

@@ -186,8 +186,10 @@ async fn pipeline(
     req: Request<Incoming>,
     ctx: &mut RequestCtx,
 ) -> Result<Response<Body>, ProxyError> {
-    let head = hygiene::check(&req)?;
-    let client_ip = client_address(app, conn.peer.ip(), head.forwarded, req.headers())?;
+    // Taken apart first: the head's one pass keeps what `decide` reads of the headers.
+    let (parts, body) = req.into_parts();
+    let head = hygiene::check_parts(&parts)?;
+    let client_ip = client_address(app, conn.peer.ip(), head.forwarded, &parts.headers)?;
     ctx.client = client_ip;
     // The record starts with the peer's address, already formatted: only a forwarded address
     // is formatted again (issue 10: formatting addresses was 3% of a relayed request).
@@ -199,7 +201,7 @@ async fn pipeline(
     let snapshot = app.store.snapshot();
     // The credential first: a valid one is never refused because of others' failures from the
     // same address. Only wrong or malformed credentials count; none at all (probes) does not.
-    let (token, claims) = match credential_token(app, &snapshot, &head, req.headers(), now) {
+    let (token, claims) = match credential_token(app, &snapshot, &head, &parts.headers, now) {
         Ok(t) => t,
         Err(auth::AuthError::Missing) => return Err(auth::AuthError::Missing.into()),
         Err(e) => {
@@ -247,12 +249,12 @@ async fn pipeline(
         .content_length
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let (parts, body) = req.into_parts();
     let decided = decide(
         app,
         &snapshot,
         &token,
         &parts,
+        &head,
         ClientBody::Stream(body),
         &forwarding,
         ctx,
@@ -509,11 +511,15 @@ impl Handling {
 /// `all` token the cleaned relay, for a `read` token plan → body → prepare → resolve →
 /// authorize and the upstream request built from the permit. Sends nothing upstream but index
 /// resolutions (and the dialect lookup for point-in-time routes).
+// The request's head comes as its parts and what hygiene's pass found in them (`head`), which
+// borrows the parts: one argument more than clippy's default.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn decide(
     app: &Arc<App>,
     snapshot: &Snapshot,
     token: &Token,
     parts: &Parts,
+    head: &hygiene::Head<'_>,
     body: ClientBody,
     forwarding: &Forwarding<'_>,
     ctx: &mut RequestCtx,
@@ -558,8 +564,8 @@ pub(crate) async fn decide(
                 }
             }
             let accept = es::request::media::upstream_accept(
-                header_str(&parts.headers, header::ACCEPT)?,
-                header_str(&parts.headers, header::CONTENT_TYPE)?,
+                value_str(head.accept, header::ACCEPT)?,
+                value_str(head.content_type, header::CONTENT_TYPE)?,
             )?;
             if let Some(route) =
                 es::routes::identity::route(parts.method.as_str(), parts.uri.path())
@@ -567,17 +573,10 @@ pub(crate) async fn decide(
                 ctx.event.action = Some(route.action());
                 return Ok(Decided::Local(route, body));
             }
-            // The token's query cost guards, each unset one from `[policies.limits]`.
-            let limits = token.limits.or(&app.config.policies.limits);
-            let guard = es::dsl::cost::CostGuard {
-                max_size: limits.max_size,
-                max_buckets: limits.max_buckets,
-                timeout_ms: limits.search_timeout_ms,
-            };
             // Boxed: the enforcement's state is most of the request's future, which every
             // request (a relayed one too) would otherwise copy at each await level (issue 10).
             let (permit, binding, hold, client_body) =
-                Box::pin(enforce(app, snapshot, token, guard, parts, body, ctx)).await?;
+                Box::pin(enforce(app, snapshot, token, parts, head, body, ctx)).await?;
             let handling = Handling::new(permit.answer.clone(), binding);
             let watch = es::answers::failures::watched(permit.action);
             // A large body's spans are slices of the client's: `hold` covers it as long as
@@ -1159,8 +1158,8 @@ async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
     token: &Token,
-    guard: es::dsl::cost::CostGuard,
     parts: &Parts,
+    client: &hygiene::Head<'_>,
     body: ClientBody,
     ctx: &mut RequestCtx,
 ) -> Result<
@@ -1175,6 +1174,13 @@ async fn enforce(
     let derived = snapshot
         .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
+    // The token's query cost guards, each unset one from `[policies.limits]`.
+    let limits = token.limits.or(&app.config.policies.limits);
+    let guard = es::dsl::cost::CostGuard {
+        max_size: limits.max_size,
+        max_buckets: limits.max_buckets,
+        timeout_ms: limits.search_timeout_ms,
+    };
     let scope = es::Scope {
         ids: es::ids::continuation::Binding {
             token_id: Arc::clone(&derived.bound_id),
@@ -1188,8 +1194,8 @@ async fn enforce(
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query(),
-        content_type: header_str(&parts.headers, header::CONTENT_TYPE)?,
-        content_encoding: header_str(&parts.headers, header::CONTENT_ENCODING)?,
+        content_type: value_str(client.content_type, header::CONTENT_TYPE)?,
+        content_encoding: value_str(client.content_encoding, header::CONTENT_ENCODING)?,
     };
     let plan = es::plan(&head, &scope)?;
     ctx.event.action = Some(plan.action);
@@ -1480,8 +1486,7 @@ fn recheck(app: &App, again: &Recheck<'_>) -> Result<(), ProxyError> {
     let head = hygiene::Head {
         authorization: values.next(),
         authorizations: headers.get_all(header::AUTHORIZATION).iter().count(),
-        forwarded: false,
-        content_length: None,
+        ..hygiene::Head::default()
     };
     let (again, claims) = credential_token(app, &current, &head, headers, now)?;
     admit(&current, &again, claims.as_ref(), client_ip, now)?;
@@ -1640,7 +1645,16 @@ fn authenticate(
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ProxyError> {
-    match headers.get(&name) {
+    value_str(headers.get(&name), name)
+}
+
+/// [`header_str`] of a value already found (`hygiene::Head`'s): the same text, or the same
+/// refusal.
+fn value_str(
+    value: Option<&http::HeaderValue>,
+    name: header::HeaderName,
+) -> Result<Option<&str>, ProxyError> {
+    match value {
         None => Ok(None),
         Some(v) => v
             .to_str()
