@@ -404,7 +404,9 @@ impl App {
                 audit,
                 metrics: Arc::clone(&self.metrics),
                 id_key: Arc::clone(&self.id_key),
-                body_budget: self.body_budget.clone(),
+                body_budget: self.body_budget.clone().with_read_buffer(
+                    crate::server::h1_read_buffer(config.limits.max_header_bytes),
+                ),
                 throttle: Arc::clone(&self.throttle),
                 admin_key,
                 admin_key_file,

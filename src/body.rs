@@ -158,12 +158,14 @@ impl BodyBudget {
         }
     }
 
-    /// The budget for bodies read through HTTP/1 read buffers of up to `bytes` (hyper's
-    /// `max_buf_size`, `server::h1_read_buffer`): a chunk is a slice of a buffer of up to twice
-    /// that (a buffer still holding unread bytes grows by doubling), which a chunk kept as
-    /// received keeps allocated until it is copied (`read_charged`).
+    /// The budget for bodies read through HTTP/1 read buffers of up to `bytes` too (hyper's
+    /// `max_buf_size`, `server::h1_read_buffer`; never less than the default's): a chunk is a
+    /// slice of a buffer of up to twice that (a buffer still holding unread bytes grows by
+    /// doubling), which a chunk kept as received keeps allocated until it is copied
+    /// (`read_charged`). A reload keeps the largest (connections accepted before it keep
+    /// their buffers).
     pub fn with_read_buffer(mut self, bytes: usize) -> BodyBudget {
-        self.chunk_buffer = 2 * bytes;
+        self.chunk_buffer = self.chunk_buffer.max(2 * bytes);
         self
     }
 
