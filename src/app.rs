@@ -270,7 +270,10 @@ impl App {
                 config.metrics.max_token_series,
             )),
             admin,
-            body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes),
+            body_budget: crate::body::BodyBudget::new(config.limits.max_buffered_bytes)
+                .with_read_buffer(crate::server::h1_read_buffer(
+                    config.limits.max_header_bytes,
+                )),
             id_key,
             config,
         })
@@ -401,7 +404,9 @@ impl App {
                 audit,
                 metrics: Arc::clone(&self.metrics),
                 id_key: Arc::clone(&self.id_key),
-                body_budget: self.body_budget.clone(),
+                body_budget: self.body_budget.clone().with_read_buffer(
+                    crate::server::h1_read_buffer(config.limits.max_header_bytes),
+                ),
                 throttle: Arc::clone(&self.throttle),
                 admin_key,
                 admin_key_file,

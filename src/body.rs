@@ -94,6 +94,9 @@ pub enum ReadError {
 pub struct BodyBudget {
     kib: std::sync::Arc<tokio::sync::Semaphore>,
     total_kib: usize,
+    /// The largest transport read buffer a client body's chunk may be a slice of
+    /// ([`BodyBudget::with_read_buffer`]): what a chunk kept as received is covered for.
+    chunk_buffer: usize,
     /// The one request body's checks that may wait for room ([`BodyBudget::first_in_line`]).
     line: std::sync::Arc<Line>,
 }
@@ -150,8 +153,20 @@ impl BodyBudget {
         BodyBudget {
             kib: std::sync::Arc::new(tokio::sync::Semaphore::new(kib)),
             total_kib: kib,
+            chunk_buffer: 2 * crate::server::H1_READ_BUF,
             line: std::sync::Arc::default(),
         }
+    }
+
+    /// The budget for bodies read through HTTP/1 read buffers of up to `bytes` too (hyper's
+    /// `max_buf_size`, `server::h1_read_buffer`; never less than the default's): a chunk is a
+    /// slice of a buffer of up to twice that (a buffer still holding unread bytes grows by
+    /// doubling), which a chunk kept as received keeps allocated until it is copied
+    /// (`read_charged`). A reload keeps the largest (connections accepted before it keep
+    /// their buffers).
+    pub fn with_read_buffer(mut self, bytes: usize) -> BodyBudget {
+        self.chunk_buffer = self.chunk_buffer.max(2 * bytes);
+        self
     }
 
     /// The budget's one place in line for a request whose checks were refused room
@@ -534,11 +549,18 @@ where
         return Err(ReadError::TooLarge);
     }
     let blocks = &mut start.blocks;
+    // What the caller held for the body before the read: never given back here.
+    let floor = hold.bytes();
     if let (Some(n), Declared::Trusted) = (declared, trust) {
         budget.cover(&mut hold, n, patience).await?;
         // Announced: one allocation of the exact size, nothing to join.
         blocks.push(Vec::with_capacity(n));
     }
+    // The blocks' capacity, which the hold covers (rel21b): a block is opened as large as
+    // what the body holds so far, so up to twice the bytes stored in them are allocated, and a
+    // flood of slow uploads under a budget counting bytes held about twice the budget in
+    // blocks (benches/load/h1_memory.sh, BENCHMARKS.md "Session 21: HTTP/1 memory").
+    let mut capacity: usize = blocks.iter().map(Vec::capacity).sum();
     // Copied into blocks of our own as they arrive, joined once at the end into one allocation
     // of the exact size. Growing one buffer by doubling held up to three times a large answer at
     // once, and keeping the received chunks would pin the transport's larger read buffers they
@@ -554,10 +576,13 @@ where
     // buffer and keeps that allocation until the copy: with the default settings at most
     // 128 KiB (HTTP/1: hyper's read of up to 64 KiB, `server::H1_READ_BUF`, beside
     // what it held unread; HTTP/2: frames of up to 16 KiB in its codec's buffer), so a chunk
-    // of `EARLY_MIN` or more holds at most four times its bytes, as the block below may. A smaller chunk is
-    // copied at once, and so is every chunk after it (a slow sender's one-byte chunks would
-    // each keep a buffer).
+    // of `EARLY_MIN` or more holds at most four times its bytes, as the block below may; it is
+    // covered for the whole buffer (`BodyBudget::with_read_buffer`). A smaller chunk is copied
+    // at once, and so is every chunk after it (a slow sender's one-byte chunks would each keep
+    // a buffer).
     let mut early: Vec<Bytes> = Vec::new();
+    // What the chunks kept early are covered for.
+    let mut early_pinned = 0usize;
     let mut body = std::pin::pin!(Limited::new(body, limit));
     while let Some(frame) = body.frame().await {
         let frame = match frame {
@@ -599,10 +624,36 @@ where
                         one.extend_from_slice(&block);
                     }
                     blocks.push(one);
+                    capacity = n;
+                    early_pinned = 0;
                 } else if blocks.is_empty() && early.len() < EARLY_CHUNKS && data.len() >= EARLY_MIN
                 {
+                    // Covered for the read buffer it may keep (rel21b: covered for its bytes
+                    // alone, a flood of uploads sent 32 KiB at a time held up to four times
+                    // the budget in read buffers).
+                    let pinned = early_pinned + data.len().max(budget.chunk_buffer);
+                    if let Err(e) = budget.cover(&mut hold, pinned, patience).await {
+                        if total == data.len() {
+                            start.refused_first = Some(data);
+                        }
+                        return Err(e);
+                    }
+                    early_pinned = pinned;
                     early.push(data);
                     continue;
+                }
+            }
+            // The blocks this chunk opens are covered before they are allocated.
+            let free = blocks.last().map_or(0, |b| b.capacity() - b.len());
+            let opened = opened_blocks(free, total - data.len(), data.len(), declared);
+            if opened > 0 {
+                capacity += opened;
+                let needed = capacity + early_pinned;
+                if let Err(e) = budget.cover(&mut hold, needed, patience).await {
+                    if total == data.len() {
+                        start.refused_first = Some(data);
+                    }
+                    return Err(e);
                 }
             }
             let mut rest = &data[..];
@@ -610,13 +661,7 @@ where
                 let block = match blocks.last_mut() {
                     Some(b) if b.len() < b.capacity() => b,
                     _ => {
-                        let stored = total - rest.len();
-                        let size = rest.len().max(total).clamp(1, READ_BLOCK);
-                        // Never past the announced end (the transport refuses a longer body).
-                        let size = match declared {
-                            Some(n) => size.min(n.saturating_sub(stored)).max(1),
-                            None => size,
-                        };
+                        let size = block_size(total - rest.len(), rest.len(), declared);
                         blocks.push(Vec::with_capacity(size));
                         blocks.last_mut().expect("just pushed")
                     }
@@ -638,6 +683,7 @@ where
             joined.extend_from_slice(&block);
         }
         blocks.push(joined);
+        hold.keep(total.max(floor));
     }
     let bytes = match blocks.len() {
         0 => Bytes::new(),
@@ -647,10 +693,40 @@ where
             for block in blocks.drain(..) {
                 joined.extend_from_slice(&block);
             }
+            // The blocks are gone: the hold covers the joined bytes (and what the caller
+            // held before), not their capacity.
+            hold.keep(total.max(floor));
             Bytes::from(joined)
         }
     };
     Ok((bytes, hold))
+}
+
+/// The size of the block a read opens for `rest` more bytes, `stored` being read already: as
+/// large as the body so far (blocks double, few of them for a large body), at most
+/// `READ_BLOCK`, never past the announced end (the transport refuses a longer body).
+fn block_size(stored: usize, rest: usize, declared: Option<usize>) -> usize {
+    let size = (stored + rest).clamp(1, READ_BLOCK);
+    match declared {
+        Some(n) => size.min(n.saturating_sub(stored)).max(1),
+        None => size,
+    }
+}
+
+/// The capacity of the blocks copying `len` more bytes opens, `free` bytes being free in the
+/// last block and `stored` read already (`read_charged`'s copy, without the copy).
+fn opened_blocks(free: usize, stored: usize, len: usize, declared: Option<usize>) -> usize {
+    let mut stored = stored + len.min(free);
+    let mut rest = len.saturating_sub(free);
+    let mut opened = 0;
+    while rest > 0 {
+        let size = block_size(stored, rest, declared);
+        opened += size;
+        let n = rest.min(size);
+        stored += n;
+        rest -= n;
+    }
+    opened
 }
 
 #[cfg(test)]
@@ -1204,10 +1280,11 @@ mod tests {
         };
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Each is covered for the read buffer it may be a slice of (rel21b), not its bytes.
         assert_eq!(
             budget.kib.available_permits(),
-            1024 - 2 * k / 1024,
-            "charged as read"
+            1024 - 2 * budget.chunk_buffer / 1024,
+            "charged for the buffers kept"
         );
         reading.abort();
         let _ = reading.await;
@@ -1250,6 +1327,8 @@ mod tests {
             announced: 100 * k as u64,
             ends: true,
         };
+        // (Sixteen chunks kept early are covered for 2 MiB of read buffers.)
+        let budget = BodyBudget::new(4 << 20);
         let (bytes, _) = read_budgeted(body, 100 * k, &budget).await.unwrap();
         assert!(bytes[..] == expected[..]);
     }

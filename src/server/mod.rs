@@ -386,7 +386,13 @@ fn spawn_connection(
 /// slowly. perf19: reads of 16 KiB (the head cap, which hyper-util's `auto::Builder` made the
 /// buffer's size) took 14 `recvfrom` calls for a 200 KB body. What a flood of connections can
 /// make it hold: docs/configuration.md, `listen.max_header_bytes`.
-const H1_READ_BUF: usize = 64 * 1024;
+pub(crate) const H1_READ_BUF: usize = 64 * 1024;
+
+/// The most hyper reads from an HTTP/1 connection at once with a head cap of
+/// `max_header_bytes` (its `max_buf_size`: `H1_READ_BUF`, or the head cap if larger).
+pub(crate) fn h1_read_buffer(max_header_bytes: usize) -> usize {
+    H1_READ_BUF.max(max_header_bytes)
+}
 
 /// HTTP/2's flow-control windows, announced to the client: the bytes of request bodies it may
 /// send on one stream, and on the whole connection, before esgate has read them. hyper keeps
@@ -524,7 +530,7 @@ async fn serve<I>(
                 // The head's cap, checked as it is read (431) ...
                 .max_header_size(limits.max_header_bytes)
                 // ... and the reads, bodies' included, bigger.
-                .max_buf_size(H1_READ_BUF.max(limits.max_header_bytes))
+                .max_buf_size(h1_read_buffer(limits.max_header_bytes))
                 .serve_connection(io, service);
             drive(conn, |c| c.graceful_shutdown(), &watchdog, info, stop).await
         }
