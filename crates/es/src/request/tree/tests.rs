@@ -2011,6 +2011,12 @@ fn scan64_matches_the_bytes() {
         }
     }
     assert_eq!((fast.total(), slow.total()), (expected, expected));
+    // Chunks all of quotes, four a lane each, many more than a lane holds between folds.
+    let mut quotes = block::Quotes::new();
+    for _ in 0..200 {
+        quotes.add(&same(&[b'"'; 64]));
+    }
+    assert_eq!(quotes.total(), 200 * 64);
 }
 
 /// The SSE2 masks of [`packed`] equal the byte-at-a-time ones other CPUs use, for every byte
