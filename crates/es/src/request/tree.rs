@@ -1640,21 +1640,36 @@ fn packed(s: &[u8], start: usize) -> Option<(usize, u32)> {
 
 /// [`packed`] from the first item's opening quote at `s[at]`, a chunk at a time. Not inlined
 /// into the parser: its loop was slower there.
+///
+/// A chunk's backslashes and control characters are first told apart from none at all
+/// ([`block::scan64`]: one mask of the whole chunk), and their exact mask ([`block::masks64`])
+/// is made only for a chunk that has one; the items are counted as the quotes up to the `]`,
+/// halved (every item is an opening and a closing quote before it), the quotes of whole chunks
+/// summed in vector lanes ([`block::Quotes`]), not counted chunk by chunk: x86-64's baseline has
+/// no `popcnt`, and its software count and the specials' mask were a third of the loop
+/// (session 21).
 #[inline(never)]
 fn packed_chunks(s: &[u8], mut at: usize) -> Option<(usize, u32)> {
-    let mut len = 0u32;
+    let mut quotes_before = block::Quotes::new();
     // The last chunk's last byte: inside a string (or its opening quote), a comma outside a
     // string, a closing quote (as bits 0 of the carries).
     let (mut inside, mut comma, mut closed) = (0u64, 0u64, 0u64);
+    // The body's last bytes padded with zeros (the chunk that ends the loop, if it is short).
+    let mut padded = [0u8; 64];
     loop {
-        let (quotes, specials, commas) = match s.get(at..).and_then(<[u8]>::first_chunk::<64>) {
-            Some(chunk) => block::masks64(chunk),
+        let chunk = match s.get(at..).and_then(<[u8]>::first_chunk::<64>) {
+            Some(chunk) => chunk,
             None => {
                 let rest = s.get(at..).filter(|r| !r.is_empty())?;
-                let mut chunk = [0u8; 64];
-                chunk[..rest.len()].copy_from_slice(rest);
-                block::masks64(&chunk)
+                padded[..rest.len()].copy_from_slice(rest);
+                &padded
             }
+        };
+        let scanned = block::scan64(chunk);
+        let (quotes, commas) = (scanned.quotes, scanned.commas);
+        let specials = match scanned.special {
+            true => block::masks64(chunk).1,
+            false => 0,
         };
         // Bit i: inside a string after byte i (an opening quote and the string's text).
         let strings = prefix_xor(quotes) ^ inside.wrapping_neg();
@@ -1663,22 +1678,27 @@ fn packed_chunks(s: &[u8], mut at: usize) -> Option<(usize, u32)> {
         let outside = !quotes & !strings;
         // The first byte outside a string that is not a comma ends the array (it must be `]`).
         let ends = outside & !commas;
-        let upto = match ends.trailing_zeros() {
-            64 => u64::MAX,
-            t => u64::MAX >> (63 - t),
-        };
         let after_comma = (outside & commas) << 1 | comma;
         let after_close = closing << 1 | closed;
-        if (specials | (after_comma & !opening) | (after_close & opening)) & upto != 0 {
-            return None;
-        }
-        if ends != 0 {
+        let wrong = specials | (after_comma & !opening) | (after_close & opening);
+        if ends == 0 {
+            // The array goes on past this chunk: all of it is the array's.
+            if wrong != 0 {
+                return None;
+            }
+        } else {
             let t = ends.trailing_zeros();
-            len += (opening & upto).count_ones();
+            let upto = u64::MAX >> (63 - t);
+            if wrong & upto != 0 {
+                return None;
+            }
+            // The `]` is outside every string: the quotes before it are the items' pairs.
+            let pairs = (quotes_before.total() + u64::from((quotes & upto).count_ones())) / 2;
             let end = at + t as usize;
-            return (s.get(end) == Some(&b']')).then_some((end + 1, len));
+            // At most half the body's length, which is below `u32::MAX` (`parse`).
+            return (s.get(end) == Some(&b']')).then_some((end + 1, pairs as u32));
         }
-        len += opening.count_ones();
+        quotes_before.add(&scanned);
         inside = strings >> 63;
         comma = (outside & commas) >> 63;
         closed = closing >> 63;
@@ -1815,8 +1835,9 @@ fn plain_run(s: &[u8], from: usize) -> (usize, bool) {
 #[cfg(target_arch = "x86_64")]
 mod block {
     use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i, sub_saturating_u8_m128i, zeroed_m128i,
+        add_i8_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, min_u8_m128i,
+        move_mask_i8_m128i, set_splat_i8_m128i, sub_i8_m128i, sub_saturating_u8_m128i,
+        sum_of_u8_abs_diff_m128i, zeroed_m128i,
     };
 
     /// A bit per byte of `block` (bit `i` for byte `i`): set for each byte that is special
@@ -1836,6 +1857,97 @@ mod block {
             move_mask_i8_m128i(special) as u32,
             move_mask_i8_m128i(quotes) as u32,
         )
+    }
+
+    /// What [`scan64`] tells of a chunk.
+    pub(super) struct Scanned {
+        /// A bit per quote (bit `i` for byte `i`).
+        pub(super) quotes: u64,
+        /// A bit per comma.
+        pub(super) commas: u64,
+        /// Whether the chunk holds a backslash or a control character ([`masks64`] says where).
+        pub(super) special: bool,
+        /// Minus the quotes of each byte position of the four blocks (-4 to 0 a lane).
+        tally: m128i,
+    }
+
+    /// The quotes and commas of `chunk`, and whether it holds a backslash or a control
+    /// character ([`super::packed_chunks`]): the bytes below 0x20 told by the chunk's least byte
+    /// (`min_u8`), the backslashes by one mask of the four blocks.
+    #[inline(always)]
+    pub(super) fn scan64(chunk: &[u8; 64]) -> Scanned {
+        let (quote, comma) = (
+            set_splat_i8_m128i(b'"' as i8),
+            set_splat_i8_m128i(b',' as i8),
+        );
+        let backslash = set_splat_i8_m128i(b'\\' as i8);
+        let (mut quotes, mut commas) = (0u64, 0u64);
+        let mut tally = zeroed_m128i();
+        let mut backslashes = zeroed_m128i();
+        let mut least = set_splat_i8_m128i(-1);
+        for (i, block) in chunk.chunks_exact(16).enumerate() {
+            let block: &[u8; 16] = block.try_into().expect("sixteen bytes");
+            let v = load_unaligned_m128i(block);
+            let q = cmp_eq_mask_i8_m128i(v, quote);
+            tally = add_i8_m128i(tally, q);
+            backslashes = bitor_m128i(backslashes, cmp_eq_mask_i8_m128i(v, backslash));
+            least = min_u8_m128i(least, v);
+            let shift = 16 * i;
+            quotes |= (move_mask_i8_m128i(q) as u32 as u64) << shift;
+            commas |= (move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, comma)) as u32 as u64) << shift;
+        }
+        // Below 0x20: zero once 0x1f is taken away, saturating.
+        let controls = cmp_eq_mask_i8_m128i(
+            sub_saturating_u8_m128i(least, set_splat_i8_m128i(0x1f)),
+            zeroed_m128i(),
+        );
+        Scanned {
+            quotes,
+            commas,
+            special: move_mask_i8_m128i(bitor_m128i(backslashes, controls)) != 0,
+            tally,
+        }
+    }
+
+    /// Quotes of whole chunks counted in the lanes of a vector (a byte each, up to 63 chunks
+    /// of four), summed into `total` before a lane could overflow.
+    pub(super) struct Quotes {
+        lanes: m128i,
+        chunks: u32,
+        total: u64,
+    }
+
+    impl Quotes {
+        pub(super) fn new() -> Quotes {
+            Quotes {
+                lanes: zeroed_m128i(),
+                chunks: 0,
+                total: 0,
+            }
+        }
+
+        /// Counts the quotes of `chunk` (a [`scan64`]).
+        #[inline(always)]
+        pub(super) fn add(&mut self, chunk: &Scanned) {
+            self.lanes = sub_i8_m128i(self.lanes, chunk.tally);
+            self.chunks += 1;
+            if self.chunks == 63 {
+                self.fold();
+            }
+        }
+
+        fn fold(&mut self) {
+            let [low, high]: [u64; 2] = sum_of_u8_abs_diff_m128i(self.lanes, zeroed_m128i()).into();
+            self.total += low + high;
+            self.lanes = zeroed_m128i();
+            self.chunks = 0;
+        }
+
+        /// The quotes of every chunk added.
+        pub(super) fn total(&mut self) -> u64 {
+            self.fold();
+            self.total
+        }
     }
 
     /// A bit per byte of `chunk` (bit `i` for byte `i`) for each quote, each backslash or
@@ -1875,11 +1987,46 @@ mod bytes {
         }
         (quotes, specials, commas)
     }
+
+    /// [`super::block::Scanned`], a byte at a time.
+    pub(super) struct Scanned {
+        pub(super) quotes: u64,
+        pub(super) commas: u64,
+        pub(super) special: bool,
+    }
+
+    pub(super) fn scan64(chunk: &[u8; 64]) -> Scanned {
+        let (quotes, specials, commas) = masks64(chunk);
+        Scanned {
+            quotes,
+            commas,
+            special: specials != 0,
+        }
+    }
+
+    /// [`super::block::Quotes`], a chunk's quotes counted as it is added.
+    pub(super) struct Quotes {
+        total: u64,
+    }
+
+    impl Quotes {
+        pub(super) fn new() -> Quotes {
+            Quotes { total: 0 }
+        }
+
+        pub(super) fn add(&mut self, chunk: &Scanned) {
+            self.total += u64::from(chunk.quotes.count_ones());
+        }
+
+        pub(super) fn total(&mut self) -> u64 {
+            self.total
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod block {
-    pub(super) use super::bytes::masks64;
+    pub(super) use super::bytes::{masks64, scan64, Quotes};
 }
 
 /// [`plain_run`] eight bytes at a time, in a word (SWAR): the scan where there is no SSE2, and

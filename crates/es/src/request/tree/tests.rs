@@ -1966,6 +1966,59 @@ fn packed_arrays_end_at_every_place_of_a_chunk() {
     assert!(at_chunk_end >= 3 * 2 * 4, "{at_chunk_end}");
 }
 
+/// [`block::scan64`] tells what [`bytes::scan64`] (the byte-at-a-time masks other CPUs use)
+/// tells, for every byte value at every position of a chunk over a background of each class of
+/// byte, and with several specials; [`block::Quotes`] counts the quotes of many chunks (past
+/// the 63 its lanes hold) as the bytes' count does.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn scan64_matches_the_bytes() {
+    let same = |chunk: &[u8; 64]| {
+        let (fast, slow) = (block::scan64(chunk), bytes::scan64(chunk));
+        assert_eq!(
+            (fast.quotes, fast.commas, fast.special),
+            (slow.quotes, slow.commas, slow.special),
+            "{chunk:?}"
+        );
+        fast
+    };
+    for background in [b'a', b'"', b'\\', b',', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00] {
+        for at in 0..64 {
+            for byte in 0..=255u8 {
+                let mut chunk = [background; 64];
+                chunk[at] = byte;
+                same(&chunk);
+                chunk[(at * 7 + 13) % 64] = b'\\';
+                same(&chunk);
+            }
+        }
+    }
+    let (mut fast, mut slow) = (block::Quotes::new(), bytes::Quotes::new());
+    let mut expected = 0u64;
+    for n in 0..300u64 {
+        let mut chunk = [b'a'; 64];
+        for (i, b) in chunk.iter_mut().enumerate() {
+            if (i as u64 * 31 + n * 17) % 5 < 2 || n % 50 == 7 {
+                *b = b'"';
+            }
+        }
+        let scanned = same(&chunk);
+        expected += chunk.iter().filter(|&&b| b == b'"').count() as u64;
+        fast.add(&scanned);
+        slow.add(&bytes::scan64(&chunk));
+        if n % 97 == 0 {
+            assert_eq!(fast.total(), expected);
+        }
+    }
+    assert_eq!((fast.total(), slow.total()), (expected, expected));
+    // Chunks all of quotes, four a lane each, many more than a lane holds between folds.
+    let mut quotes = block::Quotes::new();
+    for _ in 0..200 {
+        quotes.add(&same(&[b'"'; 64]));
+    }
+    assert_eq!(quotes.total(), 200 * 64);
+}
+
 /// The SSE2 masks of [`packed`] equal the byte-at-a-time ones other CPUs use, for every byte
 /// value at every position of a chunk (over a background of each class of byte).
 #[test]
