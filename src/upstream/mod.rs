@@ -513,7 +513,8 @@ impl Upstream {
     /// the body can be replayed.
     ///
     /// `gate` is asked once a connection the request waited for (or that was made for it) is
-    /// its: `false` ends it unsent, [`UpstreamError::Gated`].
+    /// its, and before it moves to the next node after a failed connect: `false` ends it
+    /// unsent, [`UpstreamError::Gated`].
     pub async fn send_as(
         &self,
         token: Option<&str>,
@@ -613,6 +614,12 @@ impl Upstream {
                     last = UpstreamError::Unavailable;
                     if replayable.is_none() {
                         return Err(last);
+                    }
+                    // Connecting took up to `connect_timeout`: the next node's idle
+                    // connection, found at once, would not ask the gate (attack21c: a token
+                    // deleted meanwhile was forwarded there).
+                    if gate.is_some_and(|gate| !gate()) {
+                        return Err(UpstreamError::Gated);
                     }
                 }
                 // The request's stream ended in an error of its own: hyper's client says
@@ -910,6 +917,82 @@ mod tests {
         );
         assert_eq!(r.note(every + 2), None);
         assert_eq!(r.note(5 * every), Some(2));
+    }
+
+    /// attack21c: a request moved to the next node after its node's connecting failed (up to
+    /// `backend.connect_timeout`, a node that takes connections and never answers the TLS
+    /// handshake) asks its gate before it goes out on that node's idle connection: it was
+    /// sent unchecked (rel21's gate is asked after a wait in the node's queue or a connecting
+    /// that succeeded), so a token deleted while the first node timed out was forwarded.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_next_node_after_a_failed_connect_asks_the_gate() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The live node: answers every request, counted.
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_url = format!("http://{}", live.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = live.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while s.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                        head.push(byte[0]);
+                        if head.ends_with(b"\r\n\r\n") {
+                            head.clear();
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if s.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        // The silent node: takes the connection, never says a word of TLS.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_url = format!("https://{}", silent.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let mut config = pool::tests::backend(&live_url);
+        config.urls = vec![live_url.parse().unwrap(), silent_url.parse().unwrap()];
+        config.connect_timeout = Duration::from_millis(300);
+        let upstream = Upstream::new(&config, 1);
+        let get = || UpstreamRequest {
+            method: Method::GET,
+            path_and_query: "/".to_owned(),
+            headers: HeaderMap::new(),
+            body: UpstreamBody::Empty,
+        };
+        // The rotation's first request goes to the live node, whose connection is parked.
+        let answer = upstream.send_as(Some("t"), get(), None).await.unwrap();
+        http_body_util::BodyExt::collect(answer.into_body())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        // The second starts at the silent node; the token is deleted while it connects.
+        let started = std::time::Instant::now();
+        let gate = || started.elapsed() < Duration::from_millis(100);
+        let sent = upstream.send_as(Some("t"), get(), Some(&gate)).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "tried the silent node"
+        );
+        assert!(
+            matches!(sent, Err(UpstreamError::Gated)),
+            "{:?}",
+            sent.err()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "sent unchecked");
     }
 
     #[test]
