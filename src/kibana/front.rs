@@ -491,9 +491,22 @@ async fn serve(
     }
     app.store.touch(&token.id, now);
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
+    // The link and its token's spaces again, on the current snapshot, once the request has
+    // its place among the Kibana slots (`forward`): that wait takes up to `slot_wait`.
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let again = || -> Result<(), Refusal> {
+        let now = crate::time::now();
+        let snapshot = app.store.snapshot();
+        let (_, token) =
+            session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
+        match routes::classify(method.as_str(), &path, &token.kibana_spaces) {
+            Verdict::Refuse(why) => Err(Refusal::new(StatusCode::FORBIDDEN, why)),
+            _ => Ok(()),
+        }
+    };
     // Passed to Kibana from here on (a refusal before it says otherwise).
     event.refused = false;
-    forward(app, front, req, &credential, recipient, &token.id).await
+    forward(app, front, req, &credential, recipient, &token.id, &again).await
 }
 
 /// The session cookie's claims; refusals end the session (a tampered or expired cookie).
@@ -565,6 +578,7 @@ async fn forward(
     credential: &str,
     recipient: IpAddr,
     token_id: &str,
+    again: &(dyn Fn() -> Result<(), Refusal> + Sync),
 ) -> Result<Response<Body>, Refusal> {
     let (parts, incoming) = req.into_parts();
     let path_and_query = parts
@@ -617,6 +631,10 @@ async fn forward(
             "Kibana is busy (too many requests through the share-link front at once); try again",
         )),
     };
+    // The link was checked before the wait for a place (up to `slot_wait`): a link deleted,
+    // expired or narrowed meanwhile was passed to Kibana once a place came free (attack21c,
+    // as rel21 on the data listener).
+    again()?;
     let body: Body = incoming.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();

@@ -1145,6 +1145,66 @@ async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
     assert_eq!(head, "HTTP/1.1 200", "token b is served: {head}");
 }
 
+/// attack21c (L): the front checked the link before its request waited for a place among the
+/// Kibana slots (its token's share, up to `backend.connect_timeout`), so a link deleted
+/// meanwhile still had its request passed to Kibana once a place came free. Now the link is
+/// checked again once the request has its place: refused (404), Kibana never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_deleted_while_its_request_waits_for_a_kibana_slot_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
+         connect_timeout = \"10s\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+            kibana.url()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let request =
+        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let front_addr = gw.front_addr.expect("front");
+    let head_of = |mut s: tokio::net::TcpStream| async move {
+        let mut head = vec![0u8; 12];
+        tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut head))
+            .await
+            .expect("an answer's head")
+            .expect("read");
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // The token's one place, held by an answer whose body Kibana never finishes.
+    let mut held = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+    held.write_all(request.as_bytes()).await.unwrap();
+    let (held, head) = head_of(held).await;
+    assert_eq!(head, "HTTP/1.1 200", "{head}");
+    assert_eq!(kibana.accepted(), 1);
+    // The second request waits for that place; its link is deleted meanwhile.
+    let mut waiting = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+    waiting.write_all(request.as_bytes()).await.unwrap();
+    let waiting = tokio::spawn(head_of(waiting));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "went to Kibana beyond the share");
+    let lid = l["id"].as_str().unwrap();
+    let (s, _) = gw.admin("DELETE", &format!("/links/{lid}"), None).await;
+    assert_eq!(s, 204);
+    drop(held);
+    let (_s, head) = waiting.await.unwrap();
+    assert_eq!(
+        head, "HTTP/1.1 404",
+        "passed to Kibana after its link was deleted: {head}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(kibana.accepted(), 1, "Kibana was asked");
+}
+
 /// Attack 19a: a refusal on the front left an HTTP/1 request's body unread without saying the
 /// connection ends (the data listener says so): a pooling client saw a reset, not the refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
