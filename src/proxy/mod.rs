@@ -261,6 +261,16 @@ async fn pipeline(
     )
     .await;
     ctx.event.client = client_text;
+    // What the request is checked against again before it goes out (`recheck`): its body (and
+    // room for its answer, and a backend connection) may take seconds.
+    let again = Recheck {
+        planned: &snapshot,
+        token: &token,
+        headers: &parts.headers,
+        client_ip,
+        valid_until,
+        spaces: false,
+    };
     let Forward {
         request: upstream_req,
         mut handling,
@@ -270,12 +280,8 @@ async fn pipeline(
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
             let again = Recheck {
-                planned: &snapshot,
-                token: &token,
-                headers: &parts.headers,
-                client_ip,
-                valid_until,
                 spaces: true,
+                ..again
             };
             return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
@@ -292,14 +298,6 @@ async fn pipeline(
     // The request was planned under the snapshot its head was authenticated with; its body
     // (and room for its answer) may have taken seconds since. Checked again once it has a
     // connection it waited for (up to `backend.connect_timeout`).
-    let again = Recheck {
-        planned: &snapshot,
-        token: &token,
-        headers: &parts.headers,
-        client_ip,
-        valid_until,
-        spaces: false,
-    };
     recheck(app, &again)?;
     let gate = || recheck(app, &again).is_ok();
     ctx.sending = true;
