@@ -38,7 +38,7 @@ pub struct Forwarding<'a> {
 }
 
 /// The client headers a pass-through (`all`) token's request keeps; every other is dropped
-/// (hdr21: deny by default. The deny-list before it, [`changes_identity`], grew each session
+/// (hdr21: deny by default. The deny-list before it, `changes_identity`, grew each session
 /// by the identity headers of one more plugin or proxy, and a proxy authentication's header
 /// names are the backend's own settings, so no deny-list is complete). What the backend reads
 /// of a client's request and esgate does not set itself: content negotiation and the body's
@@ -49,7 +49,7 @@ pub struct Forwarding<'a> {
 /// selectors of OpenSearch, Search Guard and ReadonlyREST, which pick among what esgate's
 /// credential may use. Elasticsearch reads no conditional or caching header (its optimistic
 /// concurrency is the `if_seq_no` parameters). `backend.relay_headers` adds names to it
-/// ([`RelayHeaders`]). Compared by [`relayed_for_all`] (the tests hold it to this list).
+/// ([`RelayHeaders`]). Compared by `relayed_for_all` (the tests hold it to this list).
 pub const RELAYED_FOR_ALL: &[&str] = &[
     "accept",
     "accept-encoding",
@@ -94,7 +94,7 @@ fn relayed_for_all(name: &HeaderName, extra: &RelayHeaders) -> bool {
 }
 
 /// The names `backend.relay_headers` adds to [`RELAYED_FOR_ALL`] for `all` tokens. Made only
-/// by [`RelayHeaders::new`], which refuses every name esgate never relays ([`never_relayed`]),
+/// by [`RelayHeaders::new`], which refuses every name esgate never relays (`never_relayed`),
 /// so the relay needs no second check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelayHeaders(Vec<HeaderName>);
@@ -345,7 +345,7 @@ fn media_header(media: JsonMedia) -> Option<HeaderValue> {
 }
 
 /// The upstream request for a pass-through (`all`) token: of the client's headers only those
-/// [`relayed_for_all`] (and not named by its `Connection` header), then esgate's own.
+/// `relayed_for_all` (and not named by its `Connection` header), then esgate's own.
 pub fn pass_through(
     method: Method,
     path_and_query: &str,
