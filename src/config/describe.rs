@@ -144,6 +144,8 @@ impl Config {
         o.key("max_connections_per_token", b.max_connections_per_token);
         o.key("unhealthy_cooldown", duration(b.unhealthy_cooldown));
         o.key("resolve_cache_ttl", duration(b.resolve_cache_ttl));
+        let relayed: Vec<String> = b.relay_headers.names().map(quoted).collect();
+        o.key("relay_headers", format!("[{}]", relayed.join(", ")));
 
         o.section("store");
         o.key("path", path(&self.store_path));
@@ -409,6 +411,7 @@ mod tests {
                     "max_connections_per_token",
                     "unhealthy_cooldown",
                     "resolve_cache_ttl",
+                    "relay_headers",
                 ][..],
             ),
             ("store", &["path", "kind"][..]),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use http::Uri;
 use ipnet::IpNet;
 
+pub use crate::proxy::upstream_request::RelayHeaders;
 pub use validate::validate;
 
 /// One problem in the configuration: the key path and what is wrong.
@@ -282,6 +283,9 @@ pub struct Backend {
     pub max_connections_per_token: usize,
     pub unhealthy_cooldown: Duration,
     pub resolve_cache_ttl: Duration,
+    /// Client headers relayed for `all` tokens besides
+    /// `proxy::upstream_request::RELAYED_FOR_ALL` (`backend.relay_headers`, checked).
+    pub relay_headers: RelayHeaders,
 }
 
 impl Config {

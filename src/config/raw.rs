@@ -142,6 +142,8 @@ pub struct RawBackend {
     pub max_connections_per_token: Option<u64>,
     pub unhealthy_cooldown: Option<String>,
     pub resolve_cache_ttl: Option<String>,
+    /// Client header names relayed for `all` tokens besides esgate's own allow-list.
+    pub relay_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use super::raw::{self, RawConfig};
 use super::{
     AdminKey, AuditOnFailure, AuditOutput, Auth, Backend, BackendAuthorization, Config,
-    ConfigIssue, Limits, Log, Overrides, Policies, SecretSource, ServerTls, Sources, StoreKind,
-    REDACTED,
+    ConfigIssue, Limits, Log, Overrides, Policies, RelayHeaders, SecretSource, ServerTls, Sources,
+    StoreKind, REDACTED,
 };
 use crate::duration;
 
@@ -799,6 +799,7 @@ impl Validator {
         );
         let max_connections_per_token =
             self.per_token(raw.max_connections_per_token, max_connections_per_node);
+        let relay_headers = self.relay_headers(raw.relay_headers.as_deref().unwrap_or_default());
         Some(Backend {
             urls,
             authorization,
@@ -836,7 +837,22 @@ impl Validator {
                 raw.resolve_cache_ttl.as_deref(),
                 raw::DEFAULT_RESOLVE_CACHE_TTL,
             ),
+            relay_headers,
         })
+    }
+
+    /// `backend.relay_headers`: header names, each exact, none that esgate never relays (a
+    /// credential, run-as, an authenticating proxy's, routing, framing or esgate's own).
+    fn relay_headers(&mut self, names: &[String]) -> RelayHeaders {
+        match RelayHeaders::new(names.iter().map(String::as_str)) {
+            Ok(r) => r,
+            Err(refused) => {
+                for (i, why) in refused {
+                    self.issue(&format!("backend.relay_headers[{i}]"), why);
+                }
+                RelayHeaders::default()
+            }
+        }
     }
 
     /// `[kibana]`: every key required; URLs absolute http(s) without credentials, query or
@@ -1417,6 +1433,37 @@ mod tests {
         assert_eq!(c.limits.h2_max_concurrent_streams, 100);
         assert_eq!(c.backend.max_connections_per_node, 256);
         assert_eq!(c.backend.max_connections_per_token, 128);
+        assert_eq!(c.backend.relay_headers, RelayHeaders::default());
+    }
+
+    /// hdr21: `backend.relay_headers` adds exact header names to what `all` tokens relay; a
+    /// name esgate never relays (a credential, run-as, an authenticating proxy's, framing or
+    /// esgate's own), a pattern or no header name refuses the configuration, each named.
+    #[test]
+    fn relay_headers_are_header_names_esgate_may_relay() {
+        let with = |list: &str| check(&format!("[backend]\nrelay_headers = {list}\n"));
+        let c = with(r#"["X-My-Header", "x-grafana-org-id"]"#).unwrap();
+        assert_eq!(
+            c.backend.relay_headers.names().collect::<Vec<_>>(),
+            ["x-my-header", "x-grafana-org-id"]
+        );
+        assert_eq!(
+            with("[]").unwrap().backend.relay_headers,
+            RelayHeaders::default()
+        );
+        let issues = with(
+            r#"["x-ok", "x-proxy-user", "es-security-runas-user", "x-grafana-*", "connection", "x-opaque-id", "no name"]"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            paths(issues.clone()),
+            (1..=6)
+                .map(|i| format!("backend.relay_headers[{i}]"))
+                .collect::<Vec<_>>()
+        );
+        assert!(issues[0].message.contains("[x-proxy-user]"), "{issues:?}");
+        assert!(issues[0].message.contains("never relays"), "{issues:?}");
+        assert!(issues[2].message.contains("pattern"), "{issues:?}");
     }
 
     /// rel18: a token's share of a node's connections is half the node's cap unless set, and

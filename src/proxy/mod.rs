@@ -545,6 +545,7 @@ pub(crate) async fn decide(
                     &parts.headers,
                     body,
                     forwarding,
+                    &app.config.backend.relay_headers,
                 ),
                 handling: Handling::Stream,
                 hold,

@@ -1,7 +1,8 @@
 //! Building the request sent upstream. For enforced tokens it is built from scratch out of a
 //! `Permit` (canonical path, allow-listed parameters, esgate's own headers and body); for
-//! pass-through tokens the client's request is relayed without its hop-by-hop headers, its
-//! credentials or any header that changes who the backend thinks is asking.
+//! pass-through tokens the client's request is relayed with only the client headers on an
+//! allow-list ([`RELAYED_FOR_ALL`] and `backend.relay_headers`): never its credentials, its
+//! hop-by-hop headers or a header that changes who the backend thinks is asking.
 //!
 //! Invariant: the client's `Authorization` never reaches the backend; esgate's own backend
 //! credential is the only one sent.
@@ -36,9 +37,119 @@ pub struct Forwarding<'a> {
     pub opaque_id: &'a str,
 }
 
-/// Headers esgate refuses to relay even for pass-through tokens: they change identity or
-/// routing on the backend, or are esgate's own to set ([`changes_identity`]), and the client's
-/// framing and credentials.
+/// The client headers a pass-through (`all`) token's request keeps; every other is dropped
+/// (hdr21: deny by default. The deny-list before it, `changes_identity`, grew each session
+/// by the identity headers of one more plugin or proxy, and a proxy authentication's header
+/// names are the backend's own settings, so no deny-list is complete). What the backend reads
+/// of a client's request and esgate does not set itself: content negotiation and the body's
+/// encoding (the body is relayed as it came; hyper frames it, the pool sets `Host`, esgate
+/// its own `Authorization`, `X-Forwarded-*` and `X-Opaque-Id`); what the official clients,
+/// Kibana and Grafana send about themselves and for tracing (Elasticsearch reads
+/// `x-elastic-product-origin` for system index access and `traceparent` for APM); the tenant
+/// selectors of OpenSearch, Search Guard and ReadonlyREST, which pick among what esgate's
+/// credential may use. Elasticsearch reads no conditional or caching header (its optimistic
+/// concurrency is the `if_seq_no` parameters). `backend.relay_headers` adds names to it
+/// ([`RelayHeaders`]). Compared by `relayed_for_all` (the tests hold it to this list).
+pub const RELAYED_FOR_ALL: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "content-type",
+    "content-encoding",
+    "user-agent",
+    "x-elastic-client-meta",
+    "x-elastic-product-origin",
+    "x-elastic-internal-origin",
+    "elastic-api-version",
+    "traceparent",
+    "tracestate",
+    "securitytenant",
+    "sgtenant",
+    "x-ror-current-group",
+];
+
+/// Whether a client header is relayed for an `all` token: on [`RELAYED_FOR_ALL`] or among the
+/// configured `extra` names. The known names compare as names (no text), the rest by their
+/// text once.
+fn relayed_for_all(name: &HeaderName, extra: &RelayHeaders) -> bool {
+    if *name == header::ACCEPT
+        || *name == header::ACCEPT_ENCODING
+        || *name == header::CONTENT_TYPE
+        || *name == header::CONTENT_ENCODING
+        || *name == header::USER_AGENT
+    {
+        return true;
+    }
+    matches!(
+        name.as_str(),
+        "x-elastic-client-meta"
+            | "x-elastic-product-origin"
+            | "x-elastic-internal-origin"
+            | "elastic-api-version"
+            | "traceparent"
+            | "tracestate"
+            | "securitytenant"
+            | "sgtenant"
+            | "x-ror-current-group"
+    ) || extra.0.contains(name)
+}
+
+/// The names `backend.relay_headers` adds to [`RELAYED_FOR_ALL`] for `all` tokens. Made only
+/// by [`RelayHeaders::new`], which refuses every name esgate never relays (`never_relayed`),
+/// so the relay needs no second check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelayHeaders(Vec<HeaderName>);
+
+impl RelayHeaders {
+    /// The configured names, each checked: a header name (any case), exact (no pattern), and
+    /// not one esgate never relays. Every refused name gives its own reason (by its index).
+    pub fn new<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<RelayHeaders, Vec<(usize, String)>> {
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
+        for (i, text) in names.into_iter().enumerate() {
+            match relay_header(text) {
+                Ok(name) if RELAYED_FOR_ALL.contains(&name.as_str()) || kept.contains(&name) => {}
+                Ok(name) => kept.push(name),
+                Err(why) => refused.push((i, why)),
+            }
+        }
+        if refused.is_empty() {
+            Ok(RelayHeaders(kept))
+        } else {
+            Err(refused)
+        }
+    }
+
+    /// The names added, lowercase, in the order given.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|n| n.as_str())
+    }
+}
+
+/// One `backend.relay_headers` entry as a header name, or why it cannot be relayed.
+fn relay_header(text: &str) -> Result<HeaderName, String> {
+    let shown = crate::es::error::printable(text);
+    if text.contains('*') {
+        return Err(format!("[{shown}] is a pattern: name each header exactly"));
+    }
+    let name = HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| format!("[{shown}] is not a header name"))?;
+    if changes_identity(&name) {
+        return Err(format!(
+            "[{name}] can change who the backend takes the request to be from (a credential, run-as, an authenticating proxy's or a routing header): esgate never relays it"
+        ));
+    }
+    if never_relayed(&name) {
+        return Err(format!(
+            "[{name}] is esgate's own to set or belongs to the client's connection: esgate never relays it"
+        ));
+    }
+    Ok(name)
+}
+
+/// Headers esgate refuses to relay even when configured (`backend.relay_headers`): they
+/// change identity or routing on the backend, or are esgate's own to set
+/// ([`changes_identity`]), and the client's framing and credentials.
 fn never_relayed(name: &HeaderName) -> bool {
     is_hop_by_hop(name)
         || changes_identity(name)
@@ -67,6 +178,8 @@ fn never_relayed(name: &HeaderName) -> bool {
 /// (`_opendistro_security_*`, `_sg_*`), which they refuse from a client anyway. Addresses and
 /// cookies (`forwarded`, `x-real-ip`, `cookie`). Tenant selectors (`securitytenant`,
 /// `sgtenant`, `x-ror-current-group`) are relayed: they pick among what the credential may use.
+/// Since hdr21 an `all` token's request keeps only [`RELAYED_FOR_ALL`]: this list guards the
+/// names `backend.relay_headers` may add, and the Kibana front's relay (`kibana::front`).
 pub(crate) fn changes_identity(name: &HeaderName) -> bool {
     let name = name.as_str();
     name.starts_with("x-proxy-")
@@ -231,13 +344,15 @@ fn media_header(media: JsonMedia) -> Option<HeaderValue> {
     }
 }
 
-/// The upstream request for a pass-through (`all`) token.
+/// The upstream request for a pass-through (`all`) token: of the client's headers only those
+/// `relayed_for_all` (and not named by its `Connection` header), then esgate's own.
 pub fn pass_through(
     method: Method,
     path_and_query: &str,
     client: &HeaderMap,
     body: ClientBody,
     f: &Forwarding<'_>,
+    extra: &RelayHeaders,
 ) -> UpstreamRequest {
     let mut headers = HeaderMap::with_capacity(client.len() + UPSTREAM_HEADERS);
     // Headers the client's Connection header names are hop-by-hop too.
@@ -249,7 +364,7 @@ pub fn pass_through(
         .map(|s| s.trim().to_ascii_lowercase())
         .collect();
     for (name, value) in client {
-        if never_relayed(name) || listed.iter().any(|l| l == name.as_str()) {
+        if !relayed_for_all(name, extra) || listed.iter().any(|l| l == name.as_str()) {
             continue;
         }
         headers.append(name.clone(), value.clone());
@@ -611,6 +726,7 @@ mod tests {
             &client,
             ClientBody::Whole(Bytes::new()),
             f,
+            &RelayHeaders::default(),
         );
         let room = relayed.headers.capacity();
         relayed
@@ -619,70 +735,75 @@ mod tests {
         assert_eq!(relayed.headers.capacity(), room);
     }
 
-    /// attack21b: what would make the backend, or a proxy in front of it, take an `all`
-    /// token's request as someone else's (run-as and impersonation of every security plugin,
-    /// an authenticating proxy's headers, a client credential, a cluster route) is never
-    /// relayed; what the official clients, Kibana and Grafana send for themselves is, and so
-    /// are the tenant selectors, which pick among what esgate's credential may use.
-    #[test]
-    fn headers_that_change_who_is_asking_are_never_relayed() {
-        let never = [
-            "authorization",
-            "cookie",
-            "es-security-runas-user",
-            "es-secondary-authorization",
-            "es-client-authentication",
-            "opendistro_security_impersonate_as",
-            "sg_impersonate_as",
-            "x-ror-impersonating",
-            "x-proxy-user",
-            "x-proxy-roles",
-            "x-proxy-ext-spaceids",
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "x-forwarded-user",
-            "x-forwarded-email",
-            "x-forwarded-groups",
-            "x-forwarded-preferred-username",
-            "x-forwarded-access-token",
-            "x-forwarded-client-cert",
-            "x-auth-request-user",
-            "x-auth-request-email",
-            "x-auth-request-groups",
-            "remote-user",
-            "x-remote-user",
-            "x-found-cluster",
-            "x-found-handling-cluster",
-            "_opendistro_security_user",
-            "_opendistro_security_dls_query",
-            "_sg_user",
-            "forwarded",
-            "x-real-ip",
-            "x-opaque-id",
-            "x-http-method-override",
-        ];
-        let relayed = [
-            "accept",
-            "accept-encoding",
-            "content-type",
-            "content-encoding",
-            "user-agent",
-            "x-elastic-client-meta",
-            "x-elastic-product-origin",
-            "x-elastic-internal-origin",
-            "elastic-api-version",
-            "traceparent",
-            "tracestate",
-            "x-grafana-org-id",
-            "x-dashboard-uid",
-            "x-panel-id",
-            "kbn-xsrf",
-            "securitytenant",
-            "sgtenant",
-            "x-ror-current-group",
-            "x-custom",
-        ];
+    /// Names that change who the backend takes a request to be from (attack20b, attack20c,
+    /// attack21b: run-as and impersonation of every security plugin, an authenticating
+    /// proxy's headers, a client credential, a cluster route), and esgate's own.
+    const NEVER: &[&str] = &[
+        "authorization",
+        "cookie",
+        "es-security-runas-user",
+        "es-secondary-authorization",
+        "es-client-authentication",
+        "opendistro_security_impersonate_as",
+        "sg_impersonate_as",
+        "x-ror-impersonating",
+        "x-proxy-user",
+        "x-proxy-roles",
+        "x-proxy-ext-spaceids",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-forwarded-preferred-username",
+        "x-forwarded-access-token",
+        "x-forwarded-client-cert",
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "remote-user",
+        "x-remote-user",
+        "x-found-cluster",
+        "x-found-handling-cluster",
+        "_opendistro_security_user",
+        "_opendistro_security_dls_query",
+        "_sg_user",
+        "forwarded",
+        "x-real-ip",
+        "x-opaque-id",
+        "x-http-method-override",
+    ];
+
+    /// Names on no list (hdr21): what Grafana and Kibana send for themselves that the backend
+    /// does not read, headers a backend could be configured to read as proven (an
+    /// authenticating proxy's user header under a name of its settings), CORS, conditional and
+    /// caching headers (Elasticsearch reads none of them), `Expect`.
+    const UNLISTED: &[&str] = &[
+        "x-grafana-org-id",
+        "x-grafana-user",
+        "x-dashboard-uid",
+        "x-panel-id",
+        "kbn-xsrf",
+        "x-custom",
+        "x-my-proxy-user",
+        "x-webauth-user",
+        "x-amzn-oidc-identity",
+        "origin",
+        "access-control-request-method",
+        "if-none-match",
+        "if-match",
+        "if-modified-since",
+        "cache-control",
+        "pragma",
+        "accept-language",
+        "expect",
+        "x-request-id",
+        "x-elastic-product",
+        "x-elasticsearch-async-id",
+    ];
+
+    fn relayed_with(client_names: &[&'static str], extra: &RelayHeaders) -> HeaderMap {
         let f = Forwarding {
             authorization: None,
             client_ip: "10.0.0.1",
@@ -690,27 +811,117 @@ mod tests {
             opaque_id: "esgate:tok_a:0123456789abcdef",
         };
         let mut client = HeaderMap::new();
-        for name in never.iter().chain(&relayed) {
+        for name in client_names {
             client.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
         }
-        let sent = pass_through(
+        pass_through(
             Method::GET,
             "/",
             &client,
             ClientBody::Whole(Bytes::new()),
             &f,
+            extra,
         )
-        .headers;
-        for name in never {
-            assert!(sent.get(name).is_none_or(|v| v != "v"), "{name} relayed");
-        }
-        for name in relayed {
+        .headers
+    }
+
+    /// attack21b, then hdr21: what would make the backend, or a proxy in front of it, take an
+    /// `all` token's request as someone else's is never relayed, and neither is any name off
+    /// the allow-list; what the official clients, Kibana and Grafana send for themselves and
+    /// the backend reads is, and so are the tenant selectors, which pick among what esgate's
+    /// credential may use. The client's headers that reach the backend are those on the list,
+    /// no other (esgate adds only its own: `Authorization`, `X-Forwarded-*`, `X-Opaque-Id`).
+    #[test]
+    fn an_all_tokens_request_keeps_only_the_allow_listed_headers() {
+        let sent_names = |sent: &HeaderMap| -> Vec<String> {
+            sent.iter()
+                .filter(|(_, v)| *v == "v")
+                .map(|(n, _)| n.as_str().to_owned())
+                .collect()
+        };
+        let all: Vec<&'static str> = NEVER
+            .iter()
+            .chain(UNLISTED)
+            .chain(RELAYED_FOR_ALL)
+            .copied()
+            .collect();
+        let sent = relayed_with(&all, &RelayHeaders::default());
+        assert_eq!(sent_names(&sent), RELAYED_FOR_ALL);
+        let esgates: Vec<&str> = sent
+            .iter()
+            .filter(|(_, v)| *v != "v")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(
+            esgates,
+            ["x-forwarded-for", "x-forwarded-proto", "x-opaque-id"]
+        );
+        // Configured names are relayed too (any case in the file); the rest stays dropped.
+        let extra = RelayHeaders::new(["x-custom", "X-Grafana-Org-Id"]).unwrap();
+        let sent = relayed_with(&all, &extra);
+        let mut want: Vec<&str> = RELAYED_FOR_ALL.to_vec();
+        want.extend(["x-grafana-org-id", "x-custom"]);
+        let mut got = sent_names(&sent);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// The list as compared ([`relayed_for_all`]) is [`RELAYED_FOR_ALL`], and nothing on it is
+    /// a name esgate never relays.
+    #[test]
+    fn the_allow_list_is_the_list_and_holds_no_identity_header() {
+        let none = RelayHeaders::default();
+        let names = crate::proxy::hygiene::tests::some_names();
+        for name in names
+            .iter()
+            .chain(NEVER)
+            .chain(UNLISTED)
+            .chain(RELAYED_FOR_ALL)
+        {
+            let parsed = HeaderName::from_static(name);
             assert_eq!(
-                sent.get(name).map(|v| v.as_bytes()),
-                Some(&b"v"[..]),
+                relayed_for_all(&parsed, &none),
+                RELAYED_FOR_ALL.contains(name),
                 "{name}"
             );
         }
+        for name in RELAYED_FOR_ALL {
+            let parsed = HeaderName::from_static(name);
+            assert!(!never_relayed(&parsed), "{name}");
+            assert!(!is_hop_by_hop(&parsed), "{name}");
+        }
+        for name in NEVER {
+            assert!(never_relayed(&HeaderName::from_static(name)), "{name}");
+        }
+    }
+
+    /// `backend.relay_headers` cannot add a name esgate never relays, a pattern or what is no
+    /// header name; each refused entry is named with its reason; names already relayed or
+    /// given twice are kept once.
+    #[test]
+    fn configured_names_are_checked() {
+        for name in NEVER
+            .iter()
+            .chain(crate::proxy::hygiene::HOP_BY_HOP)
+            .chain(&["host", "content-length", "X-Proxy-User", "X-Forwarded-User"])
+        {
+            let refused = RelayHeaders::new([*name]).unwrap_err();
+            assert_eq!(refused.len(), 1, "{name}");
+            assert!(refused[0].1.contains("never relays"), "{name}: {refused:?}");
+        }
+        let refused =
+            RelayHeaders::new(["x-ok", "x-grafana-*", "bad name", "", "x-proxy-user"]).unwrap_err();
+        let at: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+        assert_eq!(at, [1, 2, 3, 4], "{refused:?}");
+        assert!(refused[0].1.contains("pattern"), "{refused:?}");
+        assert!(refused[1].1.contains("not a header name"), "{refused:?}");
+        assert!(
+            refused[3].1.contains("who the backend takes"),
+            "{refused:?}"
+        );
+        let r = RelayHeaders::new(["X-Custom", "x-custom", "user-agent", "Origin"]).unwrap();
+        assert_eq!(r.names().collect::<Vec<_>>(), ["x-custom", "origin"]);
     }
 
     #[test]
@@ -723,17 +934,18 @@ mod tests {
         };
         let mut client = HeaderMap::new();
         client.insert("x-opaque-id", HeaderValue::from_static("esgate:tok_b:1"));
-        client.insert("x-custom", HeaderValue::from_static("kept"));
+        client.insert("user-agent", HeaderValue::from_static("kept"));
         let relayed = pass_through(
             Method::GET,
             "/logs/_search",
             &client,
             ClientBody::Whole(Bytes::new()),
             &f,
+            &RelayHeaders::default(),
         );
         let ids: Vec<_> = relayed.headers.get_all("x-opaque-id").iter().collect();
         assert_eq!(ids, ["esgate:tok_a:0123456789abcdef"]);
-        assert_eq!(relayed.headers["x-custom"], "kept");
+        assert_eq!(relayed.headers["user-agent"], "kept");
         assert!(matches!(relayed.body, UpstreamBody::Empty));
     }
 }

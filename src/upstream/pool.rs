@@ -1236,6 +1236,7 @@ pub(crate) mod tests {
             max_connections_per_token: 256,
             unhealthy_cooldown: s,
             resolve_cache_ttl: s,
+            relay_headers: Default::default(),
         }
     }
 

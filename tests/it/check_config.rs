@@ -140,6 +140,7 @@ fn files_and_secret_sources_print_back_as_a_fixed_point() {
          handshake_timeout = \"1500ms\"\n\
          [backend]\nurls = [\"https://a:9200/\", \"https://b:9243\"]\napi_key_env = \"ES_PASSWORD\"\n\
          ca_file = {ca:?}\nclient_cert_file = {cert:?}\nclient_key_file = {key:?}\n\
+         relay_headers = [\"X-My-Header\"]\n\
          [ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"\n\
          [auth]\ntrusted_proxies = [\"10.1.2.3\", \"fd00::/8\"]\n\
          [policies]\nmax_lifetime = \"90d\"\nrequire_expiry = true\nallow_open_ip_filters = false\n\
@@ -179,6 +180,7 @@ fn files_and_secret_sources_print_back_as_a_fixed_point() {
         "urls = [\"https://a:9200\", \"https://b:9243\"]",
         "api_key_env = \"ES_PASSWORD\"",
         &format!("client_key_file = {key:?}"),
+        "relay_headers = [\"x-my-header\"]",
         "[ids]\nkey_env = \"CHECK_CONFIG_ID_KEY\"",
         "trusted_proxies = [\"10.1.2.3/32\", \"fd00::/8\"]",
         "max_lifetime = \"90d\"",
@@ -288,6 +290,29 @@ fn a_bad_configuration_exits_1_from_check_config_and_2_from_serve() {
     let out = esgate(dir.path(), &["check-config".as_ref(), valid.as_os_str()]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("# configuration is valid\n"));
+}
+
+/// hdr21: a `backend.relay_headers` name esgate never relays (here an authenticating proxy's
+/// user header) stops `serve` at start-up, the entry and the reason on stderr.
+#[test]
+fn a_relay_header_that_changes_identity_stops_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        "[listen]\ndata = \"127.0.0.1:0\"\n[backend]\nrelay_headers = [\"x-ok\", \"X-Proxy-User\"]\n",
+    )
+    .unwrap();
+    let out = esgate(
+        dir.path(),
+        &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("backend.relay_headers[1]") && stderr.contains("never relays"),
+        "{stderr}"
+    );
 }
 
 /// `--config` defaults to `config/esgate.toml` in the working directory when that file exists

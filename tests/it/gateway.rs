@@ -883,6 +883,83 @@ async fn the_backend_sees_esgates_credentials_never_the_clients() {
     let _ = json!({});
 }
 
+/// hdr21: an `all` token's request reaches the backend with the client headers of esgate's
+/// allow-list and `backend.relay_headers` only, whatever else the client sends: a header a
+/// backend might read as an authenticating proxy's under a name of its own settings
+/// (`x-webauth-user`), what no one reads (`x-custom`, Grafana's `x-grafana-org-id`), CORS and
+/// conditional headers. Before, every header but a deny-list was relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_tokens_request_reaches_the_backend_with_only_the_listed_headers() {
+    let (url, seen) = header_capture().await;
+    let gw = Esgate::start_full(
+        &[&url],
+        "",
+        &format!("username = \"esgate\"\npassword = {PASS:?}\nrelay_headers = [\"X-My-Header\"]"),
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let body = r#"{"query":{"match_all":{}}}"#;
+    let r = send(
+        "POST",
+        &gw.url("/logs/_search"),
+        &[
+            ("authorization", &bearer(&secret)),
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            ("user-agent", "elasticsearch-py/8.15.1"),
+            ("x-elastic-client-meta", "es=8.15.1,py=3.12.3"),
+            ("elastic-api-version", "2023-10-31"),
+            ("tracestate", "es=s:1"),
+            ("x-my-header", "mine"),
+            ("x-custom", "1"),
+            ("x-webauth-user", "admin"),
+            ("x-grafana-org-id", "1"),
+            ("x-dashboard-uid", "abc"),
+            ("kbn-xsrf", "true"),
+            ("origin", "https://evil.example"),
+            ("if-none-match", "\"1\""),
+            ("cache-control", "no-cache"),
+            ("x-request-id", "r-1"),
+            ("expect", "100-continue"),
+        ],
+        body,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = seen.lock().unwrap();
+    let h = &seen[0];
+    // The client's allow-listed headers, the configured one, and esgate's and hyper's own.
+    let listed = [
+        "content-type",
+        "accept",
+        "user-agent",
+        "x-elastic-client-meta",
+        "elastic-api-version",
+        "tracestate",
+        "x-my-header",
+        "authorization",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-opaque-id",
+        "host",
+        "content-length",
+    ];
+    let names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+    for name in &names {
+        assert!(
+            listed.contains(name),
+            "[{name}] reached the backend: {names:?}"
+        );
+    }
+    assert_eq!(h.len(), listed.len(), "{names:?}");
+    assert_eq!(h["x-my-header"], "mine");
+    assert_eq!(h["user-agent"], "elasticsearch-py/8.15.1");
+    assert_eq!(h["authorization"], basic("esgate", PASS));
+    assert_eq!(h["content-length"], body.len().to_string().as_str());
+}
+
 /// rel16: a body's announced length was charged to the budget before any of it arrived, so
 /// clients holding a valid token and sending headers only (`Content-Length` at the cap, one byte
 /// of body) pinned the whole budget for `header_timeout`, and every other body was refused with
