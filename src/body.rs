@@ -602,12 +602,16 @@ where
             if declared.is_some_and(|n| total > n) {
                 return Err(ReadError::Broken);
             }
-            if let Err(e) = budget.cover(&mut hold, total, patience).await {
-                if total == data.len() {
-                    start.refused_first = Some(data);
-                }
-                return Err(e);
-            }
+            cover_or_hand_back(
+                budget,
+                &mut hold,
+                total,
+                patience,
+                &mut start.refused_first,
+                &data,
+                total,
+            )
+            .await?;
             // A client's body that has sent a quarter of what it announced gets its announced
             // length in one block, charged: sent whole, it is then copied once (only what came
             // before is copied twice), where joining the blocks copied all of it again (12% of
@@ -632,12 +636,16 @@ where
                     // alone, a flood of uploads sent 32 KiB at a time held up to four times
                     // the budget in read buffers).
                     let pinned = early_pinned + data.len().max(budget.chunk_buffer);
-                    if let Err(e) = budget.cover(&mut hold, pinned, patience).await {
-                        if total == data.len() {
-                            start.refused_first = Some(data);
-                        }
-                        return Err(e);
-                    }
+                    cover_or_hand_back(
+                        budget,
+                        &mut hold,
+                        pinned,
+                        patience,
+                        &mut start.refused_first,
+                        &data,
+                        total,
+                    )
+                    .await?;
                     early_pinned = pinned;
                     early.push(data);
                     continue;
@@ -649,12 +657,16 @@ where
             if opened > 0 {
                 capacity += opened;
                 let needed = capacity + early_pinned;
-                if let Err(e) = budget.cover(&mut hold, needed, patience).await {
-                    if total == data.len() {
-                        start.refused_first = Some(data);
-                    }
-                    return Err(e);
-                }
+                cover_or_hand_back(
+                    budget,
+                    &mut hold,
+                    needed,
+                    patience,
+                    &mut start.refused_first,
+                    &data,
+                    total,
+                )
+                .await?;
             }
             let mut rest = &data[..];
             while !rest.is_empty() {
@@ -700,6 +712,25 @@ where
         }
     };
     Ok((bytes, hold))
+}
+
+/// Grows `hold` to cover `n` bytes (`BodyBudget::cover`); refused while `data` is the body's
+/// first chunk (`total`, the bytes read, is its length), the chunk is handed back to the
+/// caller uncopied (`ReadStart::refused_first`).
+async fn cover_or_hand_back(
+    budget: &BodyBudget,
+    hold: &mut BudgetHold,
+    n: usize,
+    patience: Option<std::time::Duration>,
+    refused_first: &mut Option<Bytes>,
+    data: &Bytes,
+    total: usize,
+) -> Result<(), ReadError> {
+    let covered = budget.cover(hold, n, patience).await;
+    if covered.is_err() && total == data.len() {
+        *refused_first = Some(data.clone());
+    }
+    covered
 }
 
 /// The size of the block a read opens for `rest` more bytes, `stored` being read already: as
