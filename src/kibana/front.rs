@@ -43,6 +43,8 @@ use crate::config::KibanaFront;
 use crate::es::ids::continuation::IdKey;
 use crate::policy::{client_ip, Denied};
 use crate::proxy::ConnInfo;
+use crate::store::model::Token;
+use crate::store::Snapshot;
 
 /// The session cookie's name; `__Host-` (HTTPS only: Secure, Path=/, no Domain) when the public
 /// URL is https, so no other site or subdomain can set or shadow it.
@@ -474,16 +476,10 @@ async fn serve(
     // Every other request: a session.
     let claims = session_of(front, req.headers(), now)?;
     event.link_id = Some(super::link_ref(&claims.link_id).to_owned());
-    let (_link, token) =
-        session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let (token, verdict) = session_verdict(&snapshot, &claims, recipient, &method, &path, now)?;
     event.token_id = Some(token.id.clone());
     event.token_name = Some(token.name.clone());
-
-    let verdict = routes::classify(
-        req.method().as_str(),
-        req.uri().path(),
-        &token.kibana_spaces,
-    );
     match verdict {
         Verdict::Refuse(why) => return Err(Refusal::new(StatusCode::FORBIDDEN, why)),
         Verdict::ReadPost => check_cross_site(front, req.headers())?,
@@ -493,20 +489,34 @@ async fn serve(
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
     // The link and its token's spaces again, on the current snapshot, once the request has
     // its place among the Kibana slots (`forward`): that wait takes up to `slot_wait`.
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let again = || -> Result<(), Refusal> {
-        let now = crate::time::now();
         let snapshot = app.store.snapshot();
-        let (_, token) =
-            session::check_link(&snapshot, &claims.link_id, Some(&claims), recipient, now)?;
-        match routes::classify(method.as_str(), &path, &token.kibana_spaces) {
-            Verdict::Refuse(why) => Err(Refusal::new(StatusCode::FORBIDDEN, why)),
+        let now = crate::time::now();
+        match session_verdict(&snapshot, &claims, recipient, &method, &path, now)? {
+            (_, Verdict::Refuse(why)) => Err(Refusal::new(StatusCode::FORBIDDEN, why)),
             _ => Ok(()),
         }
     };
     // Passed to Kibana from here on (a refusal before it says otherwise).
     event.refused = false;
     forward(app, front, req, &credential, recipient, &token.id, &again).await
+}
+
+/// A session's link checked on `snapshot` (alive, its token's, for `recipient`: see
+/// `session::check_link`) and what `method path` is to its token's spaces: the check before a
+/// request is passed to Kibana, made again once it has its Kibana slot.
+fn session_verdict(
+    snapshot: &Snapshot,
+    claims: &Claims,
+    recipient: IpAddr,
+    method: &Method,
+    path: &str,
+    now: i64,
+) -> Result<(Arc<Token>, Verdict), Refusal> {
+    let (_link, token) =
+        session::check_link(snapshot, &claims.link_id, Some(claims), recipient, now)?;
+    let verdict = routes::classify(method.as_str(), path, &token.kibana_spaces);
+    Ok((token, verdict))
 }
 
 /// The session cookie's claims; refusals end the session (a tampered or expired cookie).
