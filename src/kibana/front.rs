@@ -7,8 +7,8 @@
 //! generation), then against what viewing needs ([`routes::classify`]), then, for the
 //! read-only POSTs, against cross-site use (Kibana's `kbn-xsrf`/`x-elastic-internal-origin`
 //! header, a same-origin `Origin` and `Sec-Fetch-Site`). Only then is it proxied to Kibana, with
-//! the recipient's cookies and credentials removed and a fresh link credential as
-//! `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
+//! only the recipient's headers on [`RELAYED_TO_KIBANA`] (never a cookie or a credential) and
+//! a fresh link credential as `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
 //! which accepts it as the link's token (filters, indices, spaces) after the same store checks.
 //! Kibana is one more node: at most `backend.max_connections_per_node` requests to it at once,
 //! each holding its slot until its answer's body ends (503 past it), one token's requests at
@@ -16,7 +16,8 @@
 //!
 //! Every answer carries anti-framing headers (`X-Frame-Options: DENY`, CSP
 //! `frame-ancestors 'none'`); app pages (Kibana's embed mode) may be framed by the front's own
-//! origin only. Kibana's `Set-Cookie` never reaches the recipient. One audit record per request
+//! origin only. Kibana's `Set-Cookie`, and what else would set state in the recipient's
+//! browser (HSTS, CORS grants, reporting endpoints), never reaches the recipient. One audit record per request
 //! names the link by its reference (`kibana::link_ref`: the id is the URL's whole credential).
 
 use std::net::IpAddr;
@@ -51,43 +52,106 @@ use crate::store::Snapshot;
 const COOKIE: &str = "esgate_link";
 const HOST_COOKIE: &str = "__Host-esgate_link";
 
-/// Request headers never passed to Kibana: hop-by-hop, credentials and cookies (the front
-/// supplies the credential), and addresses a client could forge.
-const DROP_REQUEST: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "cookie",
-    "es-client-authentication",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
+/// The recipient's request headers passed to Kibana; every other is dropped (front22: deny by
+/// default, as the data listener's `proxy::upstream_request::RELAYED_FOR_ALL` since hdr21).
+/// The deny-list before it let through what a proxy in front of Kibana may read as the
+/// client's address or as proven identity (`X-Client-IP`, `True-Client-IP`,
+/// `CF-Connecting-IP`, `X-Amzn-Oidc-*`, `X-Goog-Authenticated-User-*`,
+/// `X-MS-Client-Principal*`, `X-WebAuth-User`), Envoy's `X-Envoy-*` controls, and path or
+/// method overrides (`X-Original-URL`, `X-HTTP-Method-Override`) that would make such a proxy
+/// serve another route than the one the front checked (attack21c): names are a proxy's own
+/// settings, so no deny-list is complete.
+///
+/// What Kibana's browser app sends and its server reads (Kibana 8.15, from its sources, as the
+/// route list): content negotiation (`Accept-Encoding` picks the precompressed bundles); the
+/// body's `Content-Type` (hyper frames the body: `Content-Length` is its own); the validators
+/// of bundles and assets (`If-None-Match`, `If-Modified-Since`: 304s); `User-Agent`; and what
+/// core's http service adds to every `fetch`: `kbn-version` (it passes Kibana's XSRF check,
+/// and Kibana refuses a request whose version is not its own), `kbn-build-number`,
+/// `x-elastic-internal-origin` (internal routes are refused without it under
+/// `server.restrictInternalApis`; the maps app's tile requests send it too),
+/// `elastic-api-version` (a versioned route's version), `x-kbn-context` (the execution
+/// context) and, for background polls, `kbn-system-request`; `kbn-xsrf`, which the front's
+/// CSRF check accepts. Exact names, no prefix: `kbn-*` or `x-kbn-*` would pass a name Kibana,
+/// a plugin or a proxy reads tomorrow for something else.
+///
+/// Never passed: cookies and credentials (the front sends its own `Authorization`), addresses
+/// (`X-Forwarded-For` is the front's), hop-by-hop and framing headers, `Origin`, `Referer` and
+/// `Sec-Fetch-*` (the front checks them; no viewer route reads them, and without `Origin`
+/// Kibana's CORS grants nothing), `Range`, write preconditions (`If-Match`), caching requests
+/// (`Cache-Control`, `Pragma`), trace context (`traceparent`), `Content-Encoding` (Kibana's
+/// app never compresses a body). Compared by `relayed_to_kibana`.
+pub const RELAYED_TO_KIBANA: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "content-type",
+    "user-agent",
+    "if-none-match",
+    "if-modified-since",
+    "kbn-version",
+    "kbn-build-number",
+    "kbn-xsrf",
+    "kbn-system-request",
+    "x-elastic-internal-origin",
+    "elastic-api-version",
+    "x-kbn-context",
 ];
 
-/// Response headers never passed to the recipient: hop-by-hop, Kibana's cookies, framing rules
-/// (the front sets its own) and authentication challenges (a recipient is never asked for a
-/// password).
+/// Whether a recipient's request header is passed to Kibana: on [`RELAYED_TO_KIBANA`].
+fn relayed_to_kibana(name: &HeaderName) -> bool {
+    RELAYED_TO_KIBANA.contains(&name.as_str())
+}
+
+/// Kibana's response headers never passed to the recipient: hop-by-hop, Kibana's cookies,
+/// framing rules (the front sets its own) and authentication challenges (a recipient is never
+/// asked for a password); and what would set state in the recipient's browser beyond the
+/// answer itself, which is the front's to decide for its origin (front22): HSTS (with
+/// `includeSubDomains` it pins every subdomain of the front's host), `Alt-Svc` (where the
+/// browser reaches the origin next), `Clear-Site-Data` (the front's session cookie),
+/// reporting endpoints (`NEL`, `Report-To`, `Reporting-Endpoints`: the browser posts to them
+/// for the origin long after the answer) and CORS grants (any `Access-Control-*`, see
+/// [`kept_from_kibana`]: they would let another origin read what the recipient's session
+/// sees).
 const DROP_RESPONSE: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
     "te",
     "trailer",
     "transfer-encoding",
     "upgrade",
     "set-cookie",
+    "set-cookie2",
     "x-frame-options",
     "www-authenticate",
+    "strict-transport-security",
+    "alt-svc",
+    "clear-site-data",
+    "nel",
+    "report-to",
+    "reporting-endpoints",
 ];
+
+/// Whether a header of Kibana's answer reaches the recipient: not on [`DROP_RESPONSE`] and no
+/// CORS header (`Access-Control-*`: the front is no API for other origins).
+fn kept_from_kibana(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    !DROP_RESPONSE.contains(&name) && !name.starts_with("access-control-")
+}
+
+/// Removes from Kibana's answer every header [`kept_from_kibana`] does not keep.
+fn drop_response_headers(headers: &mut HeaderMap) {
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| !kept_from_kibana(n))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
+    }
+}
 
 /// The front's state: Kibana's address, the HTTP client, the keys.
 pub struct Front {
@@ -602,11 +666,7 @@ async fn forward(
         .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
-        // Nor what would make Kibana (or a proxy it trusts) take the request as someone
-        // else's (the data listener's list for `all` tokens).
-        if !DROP_REQUEST.contains(&name.as_str())
-            && !crate::proxy::upstream_request::changes_identity(name)
-        {
+        if relayed_to_kibana(name) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -679,9 +739,7 @@ async fn forward(
         }
     };
     let (mut aparts, abody) = answer.into_parts();
-    for name in DROP_RESPONSE {
-        aparts.headers.remove(*name);
-    }
+    drop_response_headers(&mut aparts.headers);
     // A redirect to Kibana's own address would take the recipient past the front.
     let relative = aparts
         .headers
@@ -850,6 +908,149 @@ mod tests {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(!r.reason.contains("office"), "{}", r.reason);
         assert!(r.clear_cookie);
+    }
+
+    /// Headers a recipient may send that no Kibana viewer route needs: what a proxy in front of
+    /// Kibana may read as the client's address or proven identity, or as another route
+    /// (attack21c: passed by the deny-list), credentials, framing, and the browser's own that
+    /// Kibana does not read.
+    const NOT_TO_KIBANA: &[&str] = &[
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-amzn-oidc-identity",
+        "x-amzn-oidc-data",
+        "x-amzn-oidc-accesstoken",
+        "x-goog-authenticated-user-email",
+        "x-goog-authenticated-user-id",
+        "x-goog-iap-jwt-assertion",
+        "x-ms-client-principal",
+        "x-ms-client-principal-name",
+        "x-ms-client-principal-id",
+        "x-webauth-user",
+        "x-envoy-internal",
+        "x-envoy-original-path",
+        "x-envoy-retry-on",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-opaque-id",
+        "x-request-id",
+        "x-custom",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "es-security-runas-user",
+        "es-client-authentication",
+        "x-proxy-user",
+        "x-forwarded-user",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-auth-request-user",
+        "remote-user",
+        "forwarded",
+        "x-real-ip",
+        "host",
+        "content-length",
+        "content-encoding",
+        "expect",
+        "origin",
+        "referer",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-ch-ua",
+        "range",
+        "if-match",
+        "cache-control",
+        "pragma",
+        "traceparent",
+        "x-elastic-product-origin",
+        "kbn-name",
+        "kbn-license-sig",
+        "x-kbn-whatever",
+    ];
+
+    /// front22: the front passes Kibana exactly the names of [`RELAYED_TO_KIBANA`], compared as
+    /// listed; none of them is hop-by-hop, a credential, an address or an identity header.
+    #[test]
+    fn only_the_listed_headers_are_passed_to_kibana() {
+        let names = crate::proxy::hygiene::tests::some_names();
+        for name in names.iter().chain(NOT_TO_KIBANA).chain(RELAYED_TO_KIBANA) {
+            let parsed = HeaderName::from_static(name);
+            assert_eq!(
+                relayed_to_kibana(&parsed),
+                RELAYED_TO_KIBANA.contains(name),
+                "{name}"
+            );
+        }
+        for name in NOT_TO_KIBANA {
+            assert!(!RELAYED_TO_KIBANA.contains(name), "{name}");
+        }
+        for (i, name) in RELAYED_TO_KIBANA.iter().enumerate() {
+            let parsed = HeaderName::from_static(name);
+            assert!(!crate::proxy::hygiene::is_hop_by_hop(&parsed), "{name}");
+            assert!(
+                !crate::proxy::upstream_request::changes_identity(&parsed),
+                "{name}"
+            );
+            assert!(!RELAYED_TO_KIBANA[..i].contains(name), "{name} twice");
+        }
+    }
+
+    /// front22: what Kibana (or a proxy before it) would set in the recipient's browser beyond
+    /// the answer is removed; what Kibana's app reads of an answer stays.
+    #[test]
+    fn kibanas_answer_keeps_no_header_that_sets_browser_state() {
+        let dropped = [
+            "set-cookie",
+            "set-cookie2",
+            "www-authenticate",
+            "proxy-authenticate",
+            "x-frame-options",
+            "strict-transport-security",
+            "alt-svc",
+            "clear-site-data",
+            "nel",
+            "report-to",
+            "reporting-endpoints",
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "access-control-expose-headers",
+            "access-control-allow-private-network",
+            "connection",
+            "transfer-encoding",
+        ];
+        let kept = [
+            "content-type",
+            "content-encoding",
+            "content-length",
+            "content-disposition",
+            "cache-control",
+            "etag",
+            "last-modified",
+            "vary",
+            "location",
+            "kbn-name",
+            "kbn-license-sig",
+            "elastic-api-version",
+            "content-security-policy",
+            "x-content-type-options",
+            "retry-after",
+        ];
+        let mut h = HeaderMap::new();
+        for name in dropped.iter().chain(&kept) {
+            h.append(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        h.append("set-cookie", HeaderValue::from_static("second"));
+        drop_response_headers(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        left.sort_unstable();
+        let mut want = kept.to_vec();
+        want.sort_unstable();
+        assert_eq!(left, want);
     }
 
     #[test]

@@ -179,7 +179,8 @@ fn never_relayed(name: &HeaderName) -> bool {
 /// cookies (`forwarded`, `x-real-ip`, `cookie`). Tenant selectors (`securitytenant`,
 /// `sgtenant`, `x-ror-current-group`) are relayed: they pick among what the credential may use.
 /// Since hdr21 an `all` token's request keeps only [`RELAYED_FOR_ALL`]: this list guards the
-/// names `backend.relay_headers` may add, and the Kibana front's relay (`kibana::front`).
+/// names `backend.relay_headers` may add (the Kibana front passes its own allow-list since
+/// front22, `kibana::front::RELAYED_TO_KIBANA`, which holds none of them).
 pub(crate) fn changes_identity(name: &HeaderName) -> bool {
     let name = name.as_str();
     name.starts_with("x-proxy-")

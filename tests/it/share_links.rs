@@ -841,6 +841,275 @@ async fn the_front_refuses_what_the_data_listener_refuses_on_the_wire() {
     assert!(kibana.requests().is_empty());
 }
 
+/// What a browser sends besides Kibana's own headers, in a request from the front's page
+/// (Chrome 131; no `Referer`: the front's answers say `Referrer-Policy: no-referrer`).
+const BROWSER: &[(&str, &str)] = &[
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/131.0.0.0 Safari/537.36",
+    ),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-US,en;q=0.9"),
+    (
+        "sec-ch-ua",
+        "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"",
+    ),
+    ("sec-ch-ua-mobile", "?0"),
+    ("sec-ch-ua-platform", "\"Linux\""),
+    ("sec-fetch-site", "same-origin"),
+    ("dnt", "1"),
+];
+
+/// Headers a proxy in front of Kibana may read as the client's address or as proven identity,
+/// or as another route or method than the one the front checked, and any other name: none
+/// reaches Kibana (attack21c: the front's deny-list passed all of these).
+const CLAIMED: &[(&str, &str)] = &[
+    ("x-client-ip", "10.9.9.9"),
+    ("true-client-ip", "10.9.9.9"),
+    ("cf-connecting-ip", "10.9.9.9"),
+    ("x-amzn-oidc-identity", "admin"),
+    ("x-amzn-oidc-data", "e30.e30.e30"),
+    (
+        "x-goog-authenticated-user-email",
+        "accounts.google.com:admin@example.com",
+    ),
+    ("x-goog-authenticated-user-id", "accounts.google.com:1"),
+    ("x-ms-client-principal", "e30="),
+    ("x-ms-client-principal-name", "admin"),
+    ("x-webauth-user", "admin"),
+    ("x-envoy-internal", "true"),
+    ("x-envoy-original-path", "/app/management"),
+    ("x-original-url", "/api/security/role"),
+    ("x-http-method-override", "DELETE"),
+    ("x-opaque-id", "someone-else"),
+    ("x-proxy-user", "admin"),
+    ("x-forwarded-user", "admin"),
+    (
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ),
+    ("x-custom", "1"),
+];
+
+/// front22 (attack21c, L): Kibana receives, of a recipient's request, only the headers on the
+/// front's list (with the front's own `Authorization` and `X-Forwarded-For`, and the `Host` and
+/// `Content-Length` of the request to it), never an identity, address or override header; the
+/// requests are what Kibana 8.15's app sends: its embed page, a bundle revalidated, core's http
+/// service's `fetch` (a search, a background poll) and a client's `kbn-xsrf` POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibana_receives_only_the_listed_headers_of_a_browsers_requests() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    // Kibana's app, core's http service (`fetch.ts`): on every request.
+    let kbn: &[(&str, &str)] = &[
+        ("content-type", "application/json"),
+        ("kbn-version", "8.15.3"),
+        ("kbn-build-number", "76360"),
+        ("x-elastic-internal-origin", "Kibana"),
+        (
+            "x-kbn-context",
+            "%7B%22type%22%3A%22application%22%2C%22name%22%3A%22dashboards%22%7D",
+        ),
+    ];
+    let search = r#"{"batch":[{"request":{"params":{"index":"logs-*","body":{"query":{"match_all":{}}}}},"options":{"strategy":"ese"}}]}"#;
+    let navigation: Vec<(&str, &str)> = vec![
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("sec-fetch-dest", "iframe"),
+        ("sec-fetch-mode", "navigate"),
+        ("upgrade-insecure-requests", "1"),
+        ("cache-control", "max-age=0"),
+        ("priority", "u=0, i"),
+    ];
+    let bundle: Vec<(&str, &str)> = vec![
+        ("accept", "*/*"),
+        ("sec-fetch-dest", "script"),
+        ("sec-fetch-mode", "no-cors"),
+        ("if-none-match", "\"7d1-18c3a\""),
+        ("if-modified-since", "Mon, 30 Nov 2026 10:00:00 GMT"),
+    ];
+    let mut fetch: Vec<(&str, &str)> = vec![
+        ("accept", "*/*"),
+        ("elastic-api-version", "1"),
+        ("origin", "http://dash.test"),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("priority", "u=1, i"),
+    ];
+    fetch.extend(kbn);
+    let mut poll: Vec<(&str, &str)> = vec![("accept", "*/*"), ("kbn-system-request", "true")];
+    poll.extend(kbn);
+    let client = vec![
+        ("kbn-xsrf", "true"),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+    ];
+    for (method, path, own, body) in [
+        ("GET", "/app/dashboards?embed=true", navigation, ""),
+        ("GET", "/84785/bundles/core/core.entry.js", bundle, ""),
+        ("POST", "/internal/bsearch?compress=true", fetch, search),
+        ("GET", "/api/licensing/info", poll, ""),
+        (
+            "POST",
+            "/api/saved_objects/_bulk_get",
+            client,
+            r#"[{"type":"dashboard","id":"d1"}]"#,
+        ),
+    ] {
+        kibana.clear();
+        let mut headers: Vec<(&str, &str)> = vec![("cookie", cookie.as_str())];
+        if !own.iter().any(|(n, _)| *n == "kbn-xsrf") {
+            headers.extend(BROWSER);
+        }
+        headers.extend(&own);
+        headers.extend(CLAIMED);
+        let r = send(
+            method,
+            &front(&gw, path),
+            &headers,
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .expect("the front answers");
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        let got = kibana.requests();
+        assert_eq!(got.len(), 1, "{method} {path}");
+        let seen = &got[0];
+        // What Kibana reads of each: the list, by name (the test's own copy of it).
+        let listed = [
+            "accept",
+            "accept-encoding",
+            "accept-language",
+            "content-type",
+            "user-agent",
+            "if-none-match",
+            "if-modified-since",
+            "kbn-version",
+            "kbn-build-number",
+            "kbn-xsrf",
+            "kbn-system-request",
+            "x-elastic-internal-origin",
+            "elastic-api-version",
+            "x-kbn-context",
+        ];
+        let mut want: std::collections::BTreeSet<&str> = headers
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| listed.contains(n))
+            .collect();
+        want.extend(["authorization", "x-forwarded-for", "host"]);
+        if !body.is_empty() {
+            want.insert("content-length");
+        }
+        let names: std::collections::BTreeSet<&str> =
+            seen.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, want, "{method} {path}");
+        for (name, value) in &headers {
+            if listed.contains(name) {
+                let values: Vec<&str> = seen
+                    .headers
+                    .get_all(*name)
+                    .iter()
+                    .map(|v| v.to_str().unwrap_or("?"))
+                    .collect();
+                assert_eq!(values, [*value], "{method} {path}: {name}");
+            }
+        }
+        assert!(last_credential(&kibana).starts_with("Bearer esgl1_"));
+        assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(seen.method, method);
+        assert_eq!(seen.body, body.as_bytes(), "{method} {path}");
+        if !body.is_empty() {
+            assert_eq!(
+                seen.header("content-length"),
+                Some(body.len().to_string().as_str())
+            );
+        }
+    }
+}
+
+/// front22 (L): Kibana's answer (or a proxy's before it) cannot set state in the recipient's
+/// browser beyond the answer: HSTS (for every subdomain of the front's host), `Alt-Svc`,
+/// `Clear-Site-Data`, reporting endpoints, CORS grants to another origin; what Kibana's app
+/// reads of an answer (its license signature, validators, the content's headers) still comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_answer_cannot_set_browser_state_beyond_itself() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let dropped = [
+        (
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        ),
+        ("alt-svc", "h3=\"elsewhere.example:443\"; ma=86400"),
+        ("clear-site-data", "\"cookies\", \"storage\""),
+        (
+            "nel",
+            "{\"report_to\":\"default\",\"max_age\":31536000,\"include_subdomains\":true}",
+        ),
+        (
+            "report-to",
+            "{\"group\":\"default\",\"max_age\":31536000,\"endpoints\":[{\"url\":\"https://collect.example/r\"}]}",
+        ),
+        ("reporting-endpoints", "default=\"https://collect.example/r\""),
+        ("access-control-allow-origin", "https://other.dash.test"),
+        ("access-control-allow-credentials", "true"),
+        ("access-control-expose-headers", "kbn-name"),
+        ("set-cookie", "sid=kibana; Path=/"),
+    ];
+    let kept = [
+        ("content-type", "application/json; charset=utf-8"),
+        (
+            "cache-control",
+            "private, no-cache, no-store, must-revalidate",
+        ),
+        ("etag", "\"5f-1\""),
+        ("kbn-name", "kibana"),
+        ("kbn-license-sig", "da420c53321c02c93e0b"),
+    ];
+    kibana.script(
+        "GET",
+        "/api/status",
+        Answer {
+            status: 200,
+            headers: dropped
+                .iter()
+                .chain(&kept)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: "{}".into(),
+        },
+    );
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let r = front_req(
+        &gw,
+        "GET",
+        "/api/status",
+        &[("cookie", &cookie), ("origin", "https://other.dash.test")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(kibana.requests().len(), 1);
+    for (name, _) in dropped {
+        assert!(r.header(name).is_none(), "{name} reached the recipient");
+    }
+    for (name, value) in kept {
+        assert_eq!(r.header(name), Some(value), "{name}");
+    }
+}
+
 /// Kibana redirecting to its own address (its `server.publicBaseUrl`, or the URL the front
 /// uses) does not take the recipient past the front.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
