@@ -69,7 +69,7 @@ const HOST_COOKIE: &str = "__Host-esgate_link";
 /// core's http service adds to every `fetch`: `kbn-version` (it passes Kibana's XSRF check,
 /// and Kibana refuses a request whose version is not its own), `kbn-build-number`,
 /// `x-elastic-internal-origin` (internal routes are refused without it under
-/// `server.restrictInternalApis`; the maps app's tile requests send it too),
+/// `server.restrictInternalApis`; bfetch's streaming requests send it too),
 /// `elastic-api-version` (a versioned route's version), `x-kbn-context` (the execution
 /// context) and, for background polls, `kbn-system-request`; `kbn-xsrf`, which the front's
 /// CSRF check accepts. Exact names, no prefix: `kbn-*` or `x-kbn-*` would pass a name Kibana,
