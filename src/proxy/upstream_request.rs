@@ -155,7 +155,12 @@ fn never_relayed(name: &HeaderName) -> bool {
         || changes_identity(name)
         || matches!(
             name.as_str(),
-            "host" | "content-length" | "x-http-method-override" | "x-opaque-id"
+            "host"
+                | "content-length"
+                | "x-http-method-override"
+                | "x-original-url"
+                | "x-rewrite-url"
+                | "x-opaque-id"
         )
 }
 
@@ -176,7 +181,12 @@ fn never_relayed(name: &HeaderName) -> bool {
 /// and `x-remote-user` (attack21b). Routing: Elastic Cloud's proxy picks the cluster by
 /// `x-found-*` (attack21b). The security plugins' own thread-context names
 /// (`_opendistro_security_*`, `_sg_*`), which they refuse from a client anyway. Addresses and
-/// cookies (`forwarded`, `x-real-ip`, `cookie`). Tenant selectors (`securitytenant`,
+/// cookies (`forwarded`, `x-real-ip`, `cookie`). The identity and address headers of cloud
+/// load balancers and identity-aware proxies (session 22, from attack21c's list): AWS ALB's
+/// `x-amzn-oidc-*`, Google IAP's `x-goog-authenticated-user-*`, Azure App Service's
+/// `x-ms-client-principal*`, Apache's `x-webauth-user`, Envoy's `x-envoy-*`, and the client
+/// address headers `x-client-ip`, `true-client-ip` (Akamai) and `cf-connecting-ip`
+/// (Cloudflare). Tenant selectors (`securitytenant`,
 /// `sgtenant`, `x-ror-current-group`) are relayed: they pick among what the credential may use.
 /// Since hdr21 an `all` token's request keeps only [`RELAYED_FOR_ALL`]: this list guards the
 /// names `backend.relay_headers` may add (the Kibana front passes its own allow-list since
@@ -189,6 +199,10 @@ pub(crate) fn changes_identity(name: &HeaderName) -> bool {
         || name.starts_with("x-found-")
         || name.starts_with("_opendistro_security_")
         || name.starts_with("_sg_")
+        || name.starts_with("x-amzn-oidc-")
+        || name.starts_with("x-goog-authenticated-user-")
+        || name.starts_with("x-ms-client-principal")
+        || name.starts_with("x-envoy-")
         || matches!(
             name,
             "authorization"
@@ -202,6 +216,10 @@ pub(crate) fn changes_identity(name: &HeaderName) -> bool {
                 | "x-remote-user"
                 | "forwarded"
                 | "x-real-ip"
+                | "x-client-ip"
+                | "true-client-ip"
+                | "cf-connecting-ip"
+                | "x-webauth-user"
                 | "cookie"
         )
 }
@@ -774,6 +792,18 @@ mod tests {
         "x-real-ip",
         "x-opaque-id",
         "x-http-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-amzn-oidc-identity",
+        "x-amzn-oidc-data",
+        "x-goog-authenticated-user-email",
+        "x-ms-client-principal-name",
+        "x-ms-client-principal",
+        "x-envoy-original-path",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-webauth-user",
     ];
 
     /// Names on no list (hdr21): what Grafana and Kibana send for themselves that the backend
