@@ -504,7 +504,7 @@ impl Upstream {
         &self,
         request: UpstreamRequest,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
-        self.send_as(None, request, None).await
+        self.send_as(None, request, pool::Watch::default()).await
     }
 
     /// Sends a request of `token`'s (its id; `None`: esgate's own), streaming the response
@@ -512,14 +512,15 @@ impl Upstream {
     /// connections. Retries on the next node only when the connection could not be made and
     /// the body can be replayed.
     ///
-    /// `gate` is asked once a connection the request waited for (or that was made for it) is
-    /// its, and before it moves to the next node after a failed connect: `false` ends it
-    /// unsent, [`UpstreamError::Gated`].
-    pub async fn send_as(
+    /// `watch`'s gate is asked once a connection the request waited for (or that was made for
+    /// it) is its, and before it moves to the next node after a failed connect: `false` ends it
+    /// unsent, [`UpstreamError::Gated`]. Its flag says whether the request was handed to a
+    /// connection (see [`pool::Watch`]).
+    pub(crate) async fn send_as(
         &self,
         token: Option<&str>,
         request: UpstreamRequest,
-        gate: pool::Gate<'_>,
+        watch: pool::Watch<'_>,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
@@ -579,7 +580,7 @@ impl Upstream {
             let deadline = now
                 .checked_add(self.request_timeout)
                 .unwrap_or_else(|| now + FAR_FUTURE);
-            match self.pool.send_gated(idx, token, req, deadline, gate).await {
+            match self.pool.send_gated(idx, token, req, deadline, watch).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
                 Err(pool::Failure::Gated) => return Err(UpstreamError::Gated),
                 Err(pool::Failure::Saturated) => {
@@ -618,7 +619,7 @@ impl Upstream {
                     // Connecting took up to `connect_timeout`: the next node's idle
                     // connection, found at once, would not ask the gate (attack21c: a token
                     // deleted meanwhile was forwarded there).
-                    if gate.is_some_and(|gate| !gate()) {
+                    if watch.gate.is_some_and(|gate| !gate()) {
                         return Err(UpstreamError::Gated);
                     }
                 }
@@ -972,7 +973,10 @@ mod tests {
             body: UpstreamBody::Empty,
         };
         // The rotation's first request goes to the live node, whose connection is parked.
-        let answer = upstream.send_as(Some("t"), get(), None).await.unwrap();
+        let answer = upstream
+            .send_as(Some("t"), get(), pool::Watch::default())
+            .await
+            .unwrap();
         http_body_util::BodyExt::collect(answer.into_body())
             .await
             .unwrap();
@@ -981,7 +985,11 @@ mod tests {
         // The second starts at the silent node; the token is deleted while it connects.
         let started = std::time::Instant::now();
         let gate = || started.elapsed() < Duration::from_millis(100);
-        let sent = upstream.send_as(Some("t"), get(), Some(&gate)).await;
+        let watch = pool::Watch {
+            gate: Some(&gate),
+            sent: None,
+        };
+        let sent = upstream.send_as(Some("t"), get(), watch).await;
         assert!(
             started.elapsed() >= Duration::from_millis(300),
             "tried the silent node"

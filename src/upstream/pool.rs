@@ -238,6 +238,26 @@ pub(crate) enum Failure {
 pub(crate) type Gate<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
 
 /// The open connections of one node, counted against the cap, the requests waiting for one,
+/// What a request's sender asks and learns on its way out ([`Pool::send_gated`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Watch<'a> {
+    /// Asked once it has a connection it waited for.
+    pub(crate) gate: Gate<'a>,
+    /// Set when the request is handed to a connection (its bytes may be on the wire from then
+    /// on), cleared when a closed idle connection gives it back unsent: a request whose client
+    /// goes away while it waits for a connection (in the node's queue, or while one is made)
+    /// was not sent, and its audit record says so (attack21c: it said `allow`, forwarded).
+    pub(crate) sent: Option<&'a AtomicBool>,
+}
+
+impl Watch<'_> {
+    fn mark_sent(&self, sent: bool) {
+        if let Some(flag) = self.sent {
+            flag.store(sent, Ordering::Relaxed);
+        }
+    }
+}
+
 /// and each token's connections in use.
 struct NodeLimit {
     /// Connections open or being made (each a [`Lease`]).
@@ -541,19 +561,20 @@ impl Pool {
         req: Request<Body>,
         deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
-        self.send_gated(node, user, req, deadline, None).await
+        self.send_gated(node, user, req, deadline, Watch::default())
+            .await
     }
 
-    /// [`Pool::send`], with `gate` asked before the request goes out on a connection it waited
-    /// for or that was made for it (never when an idle one or a place was free at once: the
-    /// caller has just checked).
+    /// [`Pool::send`], with `watch`'s gate asked before the request goes out on a connection it
+    /// waited for or that was made for it (never when an idle one or a place was free at once:
+    /// the caller has just checked), and its flag set once the request is handed to one.
     pub(crate) async fn send_gated(
         &self,
         node: usize,
         user: Option<&str>,
         mut req: Request<Body>,
         deadline: tokio::time::Instant,
-        gate: Gate<'_>,
+        watch: Watch<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
         let Some(limit) = self.shared.limits.get(node) else {
@@ -565,7 +586,7 @@ impl Pool {
             // Boxed: rare, and its state would otherwise weigh on every request.
             Err(blocked) => {
                 let grant = Box::pin(self.wait(limit, count, blocked, deadline)).await?;
-                if gate.is_some_and(|gate| !gate()) {
+                if watch.gate.is_some_and(|gate| !gate()) {
                     grant.give_back();
                     return Err(Failure::Gated);
                 }
@@ -580,12 +601,14 @@ impl Pool {
                 conn.timer.as_mut().reset(deadline);
                 match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
                     None => return Err(Failure::Timeout),
+                watch.mark_sent(true);
                     Some(Ok(response)) => return Ok((response, conn)),
                     Some(Err(mut e)) => match e.take_message() {
                         Some(unsent) => {
                             tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
                             req = unsent;
                             // The closed connection's place (and its token's) goes to its
+                            watch.mark_sent(false);
                             // replacement.
                             let Conn { lease, user, .. } = conn;
                             return Box::pin(self.connect_and_send(
@@ -594,7 +617,7 @@ impl Pool {
                                 (lease, user),
                                 req,
                                 deadline,
-                                gate,
+                                watch,
                             ))
                             .await;
                         }
@@ -603,12 +626,12 @@ impl Pool {
                 }
             }
         };
-        self.connect_and_send(node, slot, (lease, user), req, deadline, gate)
+        self.connect_and_send(node, slot, (lease, user), req, deadline, watch)
             .await
     }
 
     /// A new connection to `node` in its place (its lease, and its token's place), and `req`
-    /// sent on it once `gate` lets it.
+    /// sent on it once `watch`'s gate lets it.
     async fn connect_and_send(
         &self,
         node: usize,
@@ -616,7 +639,7 @@ impl Pool {
         (lease, user): (Lease, Option<Use>),
         req: Request<Body>,
         deadline: tokio::time::Instant,
-        gate: Gate<'_>,
+        watch: Watch<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
@@ -633,7 +656,7 @@ impl Pool {
             lease,
             user,
         };
-        if gate.is_some_and(|gate| !gate()) {
+        if watch.gate.is_some_and(|gate| !gate()) {
             // The new connection is parked for the next request.
             conn.release();
             return Err(Failure::Gated);
@@ -641,6 +664,7 @@ impl Pool {
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
             Some(Ok(response)) => Ok((response, conn)),
+        watch.mark_sent(true);
             Some(Err(e)) => Err(Failure::Exchange(e.into_error())),
         }
     }
@@ -1269,6 +1293,14 @@ pub(crate) mod tests {
         req.headers_mut()
             .insert(http::header::HOST, http::HeaderValue::from_static("node"));
         req
+    /// A watch with `gate` only.
+    fn gated(gate: &(dyn Fn() -> bool + Sync)) -> Watch<'_> {
+        Watch {
+            gate: Some(gate),
+            sent: None,
+        }
+    }
+
     }
 
     /// Reads one request head from `io`.
@@ -1520,7 +1552,7 @@ pub(crate) mod tests {
 
         // Made for it: connected, then refused; the next request goes out on it.
         assert!(matches!(
-            pool.send_gated(0, Some("t"), get("/a"), far(), Some(&refuse))
+            pool.send_gated(0, Some("t"), get("/a"), far(), gated(&refuse))
                 .await
                 .err(),
             Some(Failure::Gated)
@@ -1537,7 +1569,7 @@ pub(crate) mod tests {
         let b = tokio::spawn(async move {
             let gate = move || flag.load(Ordering::SeqCst);
             waiter
-                .send_gated(0, Some("t"), get("/b"), far(), Some(&gate))
+                .send_gated(0, Some("t"), get("/b"), far(), gated(&gate))
                 .await
                 .err()
         });
@@ -1562,6 +1594,48 @@ pub(crate) mod tests {
     /// never sees more connections than the cap.
     #[tokio::test(flavor = "current_thread")]
     async fn at_the_cap_a_request_waits_for_a_connection_then_is_refused() {
+    /// attack21c (L): a request's flag says it was sent only once it is handed to a
+    /// connection: not while it waits at the cap (a client gone then was recorded as
+    /// forwarded), set when it goes out.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_sent_flag_is_set_when_the_request_goes_out_not_while_it_waits() {
+        let (url, _count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let first = AtomicBool::new(false);
+        let watch = Watch {
+            gate: None,
+            sent: Some(&first),
+        };
+        let (a, a_conn) = pool
+            .send_gated(0, None, get("/a"), far(), watch)
+            .await
+            .ok()
+            .unwrap();
+        assert!(first.load(Ordering::Relaxed), "sent on a new connection");
+        let flag = Arc::new(AtomicBool::new(false));
+        let (waiter, seen) = (Arc::clone(&pool), Arc::clone(&flag));
+        let b = tokio::spawn(async move {
+            let watch = Watch {
+                gate: None,
+                sent: Some(&seen),
+            };
+            let (b, b_conn) = waiter
+                .send_gated(0, None, get("/b"), far(), watch)
+                .await
+                .ok()
+                .unwrap();
+            finish(b, b_conn).await;
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!b.is_finished(), "B waits at the cap");
+        assert!(!flag.load(Ordering::Relaxed), "not sent while it waits");
+        finish(a, a_conn).await;
+        b.await.unwrap();
+        assert!(flag.load(Ordering::Relaxed), "sent on the idle connection");
+    }
+
         let (url, count) = tcp_node().await;
         let mut config = backend(&url);
         config.max_connections_per_node = 1;
