@@ -21,9 +21,9 @@
 //! - HTTP/1.1 only: TLS offers `http/1.1` alone by ALPN (Elasticsearch and OpenSearch speak
 //!   HTTP/1.1), so the bytes on the wire are hyper's HTTP/1 client's, with the read buffer
 //!   capped at [`MAX_READ_BUFFER`](super::MAX_READ_BUFFER).
-//! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`; any
-//!   failure of it is a [`ConnectError`], the only error a request may move to another node
-//!   for.
+//! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`, all
+//!   together; any failure of it is a [`ConnectError`], the only error a request may move to
+//!   another node for (the request comes back with it, untouched).
 //! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
 //!   included, or fails with [`Failure::Timeout`]. The timer is the connection's own, kept with
 //!   it while parked and moved to each request's deadline.
@@ -213,8 +213,9 @@ pub(crate) struct ConnectError(String);
 
 /// How a request failed on its way to an answer head.
 pub(crate) enum Failure {
-    /// No connection: the request was not sent; another node may be tried.
-    Connect(ConnectError),
+    /// No connection: the request was not sent, and comes back untouched (a body relayed as it
+    /// arrives included: none of it was read); another node may be tried.
+    Connect(ConnectError, Box<Request<Body>>),
     /// The exchange failed after the request was (perhaps partly) written.
     Exchange(hyper::Error),
     /// No answer head by the request's deadline (connecting included).
@@ -237,7 +238,6 @@ pub(crate) enum Failure {
 /// before the wait).
 pub(crate) type Gate<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
 
-/// The open connections of one node, counted against the cap, the requests waiting for one,
 /// What a request's sender asks and learns on its way out ([`Pool::send_gated`]).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Watch<'a> {
@@ -258,6 +258,7 @@ impl Watch<'_> {
     }
 }
 
+/// The open connections of one node, counted against the cap, the requests waiting for one,
 /// and each token's connections in use.
 struct NodeLimit {
     /// Connections open or being made (each a [`Lease`]).
@@ -578,7 +579,8 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
         let Some(limit) = self.shared.limits.get(node) else {
-            return Err(Failure::Connect(ConnectError("no such node".to_owned())));
+            let e = ConnectError("no such node".to_owned());
+            return Err(Failure::Connect(e, Box::new(req)));
         };
         let count = user.map(|id| self.shared.user(limit, id));
         let grant = match self.take(limit, slot, count.as_ref()) {
@@ -599,16 +601,16 @@ impl Pool {
             Found::Idle(mut conn) => {
                 conn.user = user;
                 conn.timer.as_mut().reset(deadline);
+                watch.mark_sent(true);
                 match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
                     None => return Err(Failure::Timeout),
-                watch.mark_sent(true);
                     Some(Ok(response)) => return Ok((response, conn)),
                     Some(Err(mut e)) => match e.take_message() {
                         Some(unsent) => {
                             tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
+                            watch.mark_sent(false);
                             req = unsent;
                             // The closed connection's place (and its token's) goes to its
-                            watch.mark_sent(false);
                             // replacement.
                             let Conn { lease, user, .. } = conn;
                             return Box::pin(self.connect_and_send(
@@ -646,7 +648,8 @@ impl Pool {
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
         let tx = match within(&mut timer, Box::pin(self.connect(node))).await {
             None => return Err(Failure::Timeout),
-            Some(tx) => tx.map_err(Failure::Connect)?,
+            Some(Ok(tx)) => tx,
+            Some(Err(e)) => return Err(Failure::Connect(e, Box::new(req))),
         };
         let mut conn = Conn {
             tx,
@@ -661,10 +664,10 @@ impl Pool {
             conn.release();
             return Err(Failure::Gated);
         }
+        watch.mark_sent(true);
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
             Some(Ok(response)) => Ok((response, conn)),
-        watch.mark_sent(true);
             Some(Err(e)) => Err(Failure::Exchange(e.into_error())),
         }
     }
@@ -816,13 +819,16 @@ impl Pool {
             .get(node)
             .ok_or_else(|| ConnectError("no such node".to_owned()))?;
         let limit = self.connect_timeout;
-        let tcp = tokio::time::timeout(limit, tcp(&target.host, target.port, limit))
+        // Name resolution, TCP and the TLS handshake together within `connect_timeout` (rel22:
+        // each had it whole, so a slow TCP connect then a stalled handshake took twice as long).
+        let until = tokio::time::Instant::now() + limit;
+        let tcp = tokio::time::timeout_at(until, tcp(&target.host, target.port, limit))
             .await
             .map_err(|_| ConnectError("connect timed out".to_owned()))??;
         let tx = match &target.tls {
             Security::Plain => self.handshake(tcp).await?,
             Security::Tls(name) => {
-                let tls = tokio::time::timeout(limit, self.tls.connect(name.clone(), tcp))
+                let tls = tokio::time::timeout_at(until, self.tls.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| ConnectError("TLS handshake timed out".to_owned()))?
                     .map_err(|e| ConnectError(format!("TLS handshake: {e}")))?;
@@ -1287,12 +1293,6 @@ pub(crate) mod tests {
         tokio::time::Instant::now() + Duration::from_millis(millis)
     }
 
-    fn get(path: &'static str) -> Request<Body> {
-        let mut req = Request::new(SendBody::empty());
-        *req.uri_mut() = Uri::from_static(path);
-        req.headers_mut()
-            .insert(http::header::HOST, http::HeaderValue::from_static("node"));
-        req
     /// A watch with `gate` only.
     fn gated(gate: &(dyn Fn() -> bool + Sync)) -> Watch<'_> {
         Watch {
@@ -1301,6 +1301,12 @@ pub(crate) mod tests {
         }
     }
 
+    fn get(path: &'static str) -> Request<Body> {
+        let mut req = Request::new(SendBody::empty());
+        *req.uri_mut() = Uri::from_static(path);
+        req.headers_mut()
+            .insert(http::header::HOST, http::HeaderValue::from_static("node"));
+        req
     }
 
     /// Reads one request head from `io`.
@@ -1588,12 +1594,6 @@ pub(crate) mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1, "one connection throughout");
     }
 
-    /// rel17: at the node's cap, a request waits for a connection to come back (an answer's
-    /// end parks it) and goes out on it; past `connect_timeout` it fails unsent
-    /// (`Saturated`); a connection dropped mid-answer (closed) gives its place back. The node
-    /// never sees more connections than the cap.
-    #[tokio::test(flavor = "current_thread")]
-    async fn at_the_cap_a_request_waits_for_a_connection_then_is_refused() {
     /// attack21c (L): a request's flag says it was sent only once it is handed to a
     /// connection: not while it waits at the cap (a client gone then was recorded as
     /// forwarded), set when it goes out.
@@ -1636,6 +1636,12 @@ pub(crate) mod tests {
         assert!(flag.load(Ordering::Relaxed), "sent on the idle connection");
     }
 
+    /// rel17: at the node's cap, a request waits for a connection to come back (an answer's
+    /// end parks it) and goes out on it; past `connect_timeout` it fails unsent
+    /// (`Saturated`); a connection dropped mid-answer (closed) gives its place back. The node
+    /// never sees more connections than the cap.
+    #[tokio::test(flavor = "current_thread")]
+    async fn at_the_cap_a_request_waits_for_a_connection_then_is_refused() {
         let (url, count) = tcp_node().await;
         let mut config = backend(&url);
         config.max_connections_per_node = 1;
