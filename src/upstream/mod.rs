@@ -105,7 +105,7 @@ pub enum UpstreamBody {
 }
 
 /// A body sent as its parts in order, with their summed length as its exact size
-/// (`Content-Length`): [`Upstream::send_as`] sends them as one frame of several blocks
+/// (`Content-Length`): `Upstream::send_as` sends them as one frame of several blocks
 /// (`pool::SendBody::parts`), which hyper's HTTP/1 connection queues behind the head and writes
 /// with one `writev` (session 20: no copy of the client's text into one block). A clone copies
 /// the parts' references, not their bytes (a retry on another node). As a body of its own,
@@ -530,7 +530,7 @@ impl Upstream {
         }
     }
 
-    /// Sends a request of esgate's own, streaming the response back: see [`Upstream::send_as`].
+    /// Sends a request of esgate's own, streaming the response back: see `Upstream::send_as`.
     pub async fn send(
         &self,
         request: UpstreamRequest,
