@@ -124,6 +124,10 @@ impl Front {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        // Kibana is one more node: its TCP connect within `backend.connect_timeout` (rel22: a
+        // Kibana whose SYNs go unanswered held each request, and its slot, for the whole
+        // `request_timeout`, then a 504).
+        http.set_connect_timeout(Some(slot_wait));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
             .https_or_http()

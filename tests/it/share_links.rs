@@ -1407,3 +1407,43 @@ async fn a_front_request_whose_recipient_leaves_while_it_waits_for_a_slot_is_rec
     assert_eq!(kibana.accepted(), 1, "Kibana had only the first");
     drop(holding);
 }
+
+/// rel22 (L): the front's client to Kibana had no connect timeout: a Kibana whose SYNs go
+/// unanswered (a host powered off) held each request, and its Kibana slot, for the whole
+/// `backend.request_timeout`, then answered 504. Kibana is one more node: its connect is
+/// bounded by `backend.connect_timeout`, then "Kibana is unreachable" (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kibana_that_never_answers_connects_is_given_up_after_connect_timeout() {
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::Unanswered::start(None);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\n",
+        &format!(
+            "[kibana]\nurl = \"http://{}\"\nlisten = \"127.0.0.1:0\"\n\
+             public_url = \"http://dash.test\"\n",
+            kibana.addr()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let started = std::time::Instant::now();
+    let r = support::http::send_with_timeout(
+        "GET",
+        &front(&gw, "/app/dashboards"),
+        &[("cookie", &cookie.expect("a session cookie"))],
+        Vec::new(),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
