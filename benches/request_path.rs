@@ -164,11 +164,12 @@ fn metrics_record(c: &mut Criterion) {
     let finished = |token_id| Finished {
         token_id,
         action: "search",
+        allowed: true,
         outcome: "allowed",
         status: 200,
         total: Duration::from_micros(1800),
         backend: Some(Duration::from_micros(1500)),
-        own: Duration::from_micros(250),
+        own: Some(Duration::from_micros(250)),
         bytes_in: 120,
         bytes_out: 4096,
     };

@@ -99,15 +99,19 @@ pub struct Finished<'a> {
     pub token_id: Option<&'a str>,
     /// The es action name, or `"none"`.
     pub action: &'static str,
-    /// `"allowed"` or the deny/error code (`ProxyError::code`).
+    /// The audit record's decision: `allow` (`esgate_requests_total`'s `decision`).
+    pub allowed: bool,
+    /// `"allowed"`, the deny/error code (`ProxyError::code`), or `"client_closed"` (499: the
+    /// client went away before the answer).
     pub outcome: &'static str,
     pub status: u16,
     /// From the request head to the end of the answer.
     pub total: Duration,
     /// Time spent waiting for the backend's answer head (zero when nothing was forwarded).
     pub backend: Option<Duration>,
-    /// esgate's own time: the request's path through esgate, less the backend's wait.
-    pub own: Duration,
+    /// esgate's own time: the request's path through esgate up to the answer head, less the
+    /// backend's wait (none without an answer head: a 499).
+    pub own: Option<Duration>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -233,12 +237,12 @@ impl Metrics {
 
     /// Counts one finished data request.
     pub fn record(&self, f: &Finished<'_>) {
-        self.requests
-            .counts(f.token_id)
-            .add(f.outcome == "allowed", f.status);
+        self.requests.counts(f.token_id).add(f.allowed, f.status);
         self.decision(f.action, f.outcome).inc();
         self.duration.observe(f.total.as_secs_f64());
-        self.own_duration.observe(f.own.as_secs_f64());
+        if let Some(own) = f.own {
+            self.own_duration.observe(own.as_secs_f64());
+        }
         if let Some(b) = f.backend {
             self.backend_duration.observe(b.as_secs_f64());
         }
@@ -635,11 +639,12 @@ mod tests {
         Finished {
             token_id,
             action: "search",
+            allowed: outcome == "allowed",
             outcome,
             status,
             total: Duration::from_millis(30),
             backend: Some(Duration::from_millis(20)),
-            own: Duration::from_millis(3),
+            own: Some(Duration::from_millis(3)),
             bytes_in: 10,
             bytes_out: 100,
         }

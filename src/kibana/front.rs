@@ -188,6 +188,10 @@ impl Front {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        // Kibana is one more node: its TCP connect within `backend.connect_timeout` (rel22: a
+        // Kibana whose SYNs go unanswered held each request, and its slot, for the whole
+        // `request_timeout`, then a 504).
+        http.set_connect_timeout(Some(slot_wait));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
             .https_or_http()
@@ -312,7 +316,14 @@ impl Drop for FrontRecord<'_> {
         let event = &mut self.event;
         if !self.answered {
             event.status = 499;
-            event.reason = Some("the recipient closed the request before its answer".to_owned());
+            event.reason = Some(
+                if event.refused {
+                    "the recipient closed the request before it was passed to Kibana"
+                } else {
+                    "the recipient closed the request before its answer"
+                }
+                .to_owned(),
+            );
             event.decision = if event.refused { "deny" } else { "allow" };
         }
         event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -561,9 +572,17 @@ async fn serve(
             _ => Ok(()),
         }
     };
-    // Passed to Kibana from here on (a refusal before it says otherwise).
-    event.refused = false;
-    forward(app, front, req, &credential, recipient, &token.id, &again).await
+    forward(
+        app,
+        front,
+        req,
+        &credential,
+        recipient,
+        &token.id,
+        &again,
+        event,
+    )
+    .await
 }
 
 /// A session's link checked on `snapshot` (alive, its token's, for `recipient`: see
@@ -645,6 +664,7 @@ fn check_cross_site(front: &Front, headers: &HeaderMap) -> Result<(), Refusal> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     app: &App,
     front: &Front,
@@ -653,6 +673,7 @@ async fn forward(
     recipient: IpAddr,
     token_id: &str,
     again: &(dyn Fn() -> Result<(), Refusal> + Sync),
+    event: &mut DataEvent,
 ) -> Result<Response<Body>, Refusal> {
     let (parts, incoming) = req.into_parts();
     let path_and_query = parts
@@ -710,6 +731,9 @@ async fn forward(
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = headers;
+    // Passed to Kibana from here on (a refusal after it says so too): not while it waited for
+    // its place (attack21c: a request abandoned there was recorded as passed, `allow`).
+    event.refused = false;
     let sent = tokio::time::timeout(
         app.config.backend.request_timeout,
         front.client.request(upstream),

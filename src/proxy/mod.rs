@@ -61,9 +61,11 @@ pub(crate) struct RequestCtx {
     pub(crate) bytes_in: u64,
     /// The client's address, once known (`pipeline`); its text is the record's `client`.
     pub(crate) client: IpAddr,
-    /// The request is being sent to the backend (its checks passed): if the client goes away
-    /// before the answer, the backend may have acted on it ([`Record`]).
-    pub(crate) sending: bool,
+    /// The request was handed to a backend connection (set by the pool, `upstream::pool::
+    /// Watch`): if the client goes away before the answer, the backend may have acted on it
+    /// ([`Record`]). Not while it waits for a connection (attack21c: it was set before that
+    /// wait, and a request abandoned there was recorded as forwarded).
+    pub(crate) forwarded: std::sync::atomic::AtomicBool,
 }
 
 impl RequestCtx {
@@ -76,7 +78,7 @@ impl RequestCtx {
             own: std::time::Duration::ZERO,
             bytes_in: 0,
             client: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            sending: false,
+            forwarded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -300,11 +302,14 @@ async fn pipeline(
     // connection it waited for (up to `backend.connect_timeout`).
     recheck(app, &again)?;
     let gate = || recheck(app, &again).is_ok();
-    ctx.sending = true;
+    let sending = crate::upstream::pool::Watch {
+        gate: Some(&gate),
+        sent: Some(&ctx.forwarded),
+    };
     let sent = Instant::now();
     let response = app
         .upstream
-        .send_as(Some(&token.id), upstream_req, Some(&gate))
+        .send_as(Some(&token.id), upstream_req, sending)
         .await;
     // The forwarded body is sent: its share of the body budget is free again.
     drop(hold);
@@ -1800,8 +1805,25 @@ struct Record {
     app: Arc<App>,
 }
 
-/// The reason recorded for a request whose client went away before its answer.
+/// The reason recorded for a request whose client went away before its answer, once it was
+/// forwarded.
 const CLIENT_GONE: &str = "the client closed the request before its answer";
+
+/// The same, before it was forwarded (while its checks ran, or while it waited for a backend
+/// connection).
+const CLIENT_GONE_UNSENT: &str = "the client closed the request before it was forwarded";
+
+/// The reason recorded for an answer whose body the backend stopped sending
+/// (`backend.body_idle_timeout`) after its head was relayed.
+const ANSWER_STALLED: &str = "the answer was cut short: the backend stopped sending it";
+
+/// The reason recorded for an answer whose body broke off (the backend's connection closed or
+/// failed mid-body) after its head was relayed.
+const ANSWER_BROKE_OFF: &str = "the answer was cut short: the backend's answer broke off";
+
+/// The outcome counted for a request whose client went away before its answer
+/// (`esgate_decisions_total`).
+const CLIENT_CLOSED: &str = "client_closed";
 
 impl Drop for Record {
     fn drop(&mut self) {
@@ -1809,29 +1831,44 @@ impl Drop for Record {
         let total = ctx.started.elapsed();
         ctx.event.bytes = self.bytes;
         ctx.event.duration_ms = total.as_secs_f64() * 1000.0;
-        let Some(outcome) = self.outcome else {
-            // Never answered: nginx's 499. Sent to the backend, it was allowed and may have
-            // been acted on (a served request's record: with `audit.on_failure = "closed"`, a
-            // stall that drops it refuses); else nothing was done for it, like a refusal's.
-            ctx.event.status = 499;
-            ctx.event.reason = Some(CLIENT_GONE.to_owned());
-            ctx.event.decision = if ctx.sending { "allow" } else { "deny" };
-            ctx.event.refused = !ctx.sending;
-            // The address's text leaves the record while the request is checked (`pipeline`).
-            if ctx.event.client.is_empty() {
-                ctx.event.client = ip_text(ctx.client);
+        let outcome = match self.outcome {
+            Some(outcome) => outcome,
+            None => {
+                // Never answered: nginx's 499. Handed to a backend connection, it was allowed
+                // and may have been acted on (a served request's record: with
+                // `audit.on_failure = "closed"`, a stall that drops it refuses); else nothing
+                // was done for it, like a refusal's.
+                let forwarded = ctx.forwarded.load(std::sync::atomic::Ordering::Relaxed);
+                ctx.event.status = 499;
+                ctx.event.reason = Some(
+                    if forwarded {
+                        CLIENT_GONE
+                    } else {
+                        CLIENT_GONE_UNSENT
+                    }
+                    .to_owned(),
+                );
+                ctx.event.decision = if forwarded { "allow" } else { "deny" };
+                ctx.event.refused = !forwarded;
+                // The address's text leaves the record while the request is checked
+                // (`pipeline`).
+                if ctx.event.client.is_empty() {
+                    ctx.event.client = ip_text(ctx.client);
+                }
+                CLIENT_CLOSED
             }
-            self.app.audit.data(&ctx.event);
-            return;
         };
+        // Counted like any answer (attack21c: a 499 was in no metric).
         self.app.metrics.record(&Finished {
             token_id: ctx.event.token_id.as_deref(),
             action: ctx.event.action.unwrap_or("none"),
+            allowed: ctx.event.decision == "allow",
             outcome,
             status: ctx.event.status,
             total,
             backend: ctx.backend,
-            own: ctx.own,
+            // No answer head: no time of esgate's own up to it.
+            own: self.outcome.map(|_| ctx.own),
             bytes_in: ctx.bytes_in,
             bytes_out: self.bytes,
         });
@@ -1856,10 +1893,27 @@ impl HttpBody for AuditedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.bytes += data.len() as u64;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
             }
+            // The client had the head and gets a cut stream; the record says why (rel22: it
+            // read like a whole answer).
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(record) = &mut self.done {
+                    record.ctx.event.reason = Some(
+                        if e.is::<crate::body::Stalled>() {
+                            ANSWER_STALLED
+                        } else {
+                            ANSWER_BROKE_OFF
+                        }
+                        .to_owned(),
+                    );
+                }
+            }
+            _ => {}
         }
         polled
     }

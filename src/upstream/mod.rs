@@ -6,8 +6,9 @@
 //! - Only an [`UpstreamRequest`] is sent; it is built in `proxy::upstream_request`. On the wire
 //!   its target is origin-form (path and query) and its `Host` names the node (`host[:port]`,
 //!   the port only when not the scheme's default), for http and https nodes alike.
-//! - A request is retried on another node only when no byte of it was sent (connect failure)
-//!   and its body is esgate's own buffered bytes. A request an idle pooled connection gave back
+//! - A request is retried on another node only when no byte of it was sent (connect failure),
+//!   whatever its body (a client body relayed as it arrives was not read yet: it comes back
+//!   with the failure). A request an idle pooled connection gave back
 //!   unsent (the backend closed it at that moment) is sent once more on a new connection to the
 //!   same node, whatever its body. A partly sent request is never sent again.
 //! - A backend connection serves the next request only after its answer ended completely and
@@ -104,7 +105,7 @@ pub enum UpstreamBody {
 }
 
 /// A body sent as its parts in order, with their summed length as its exact size
-/// (`Content-Length`): [`Upstream::send_as`] sends them as one frame of several blocks
+/// (`Content-Length`): `Upstream::send_as` sends them as one frame of several blocks
 /// (`pool::SendBody::parts`), which hyper's HTTP/1 connection queues behind the head and writes
 /// with one `writev` (session 20: no copy of the client's text into one block). A clone copies
 /// the parts' references, not their bytes (a retry on another node). As a body of its own,
@@ -344,6 +345,11 @@ pub struct Upstream {
     request_timeout: Duration,
     body_idle_timeout: Duration,
     cooldown: Duration,
+    /// How long the request probing a node whose cool-down ended has it alone, in
+    /// milliseconds: twice `connect_timeout`, so that the probe's own end (the node marked up or
+    /// down) comes first even when its connect's timer fires late (at exactly
+    /// `connect_timeout`, a second request probed as the first one's timeout was reported).
+    probe_ms: u64,
     epoch: Instant,
     pub(crate) resolver: resolve::Resolver,
     /// The backend's REST dialect, once known (`dialect.rs`).
@@ -374,7 +380,9 @@ impl Upstream {
         // than the backend, each chunk still queued keeps a whole buffer alive. hyper's default
         // (about 400 KB) made a 10 MB answer at 4 connections hold 15-20 MiB; 64 KiB holds
         // about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also bounds a backend
-        // answer's head, which nginx caps at 4-8 KB by default.
+        // answer's head (nginx caps it at 4-8 KB by default), loosely: hyper refuses a head
+        // still unfinished once this much is buffered (502), but one read may bring more than
+        // it (rel22: an 80 KiB head arriving at once passed, a 1 MiB one is refused).
         let pool = pool::Pool::new(config, MAX_READ_BUFFER, shards);
         let nodes = config
             .urls
@@ -399,6 +407,12 @@ impl Upstream {
             request_timeout: config.request_timeout,
             body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
+            probe_ms: config
+                .connect_timeout
+                .as_millis()
+                .saturating_mul(2)
+                .try_into()
+                .unwrap_or(u64::MAX),
             epoch: Instant::now(),
             resolver: resolve::Resolver::new(config.resolve_cache_ttl),
             dialect: dialect::DialectCache::default(),
@@ -411,6 +425,7 @@ impl Upstream {
 
     /// Nodes in the order to try: round-robin over healthy nodes first, then those cooling
     /// down (soonest first), so a request is never refused only because every node failed once.
+    /// A node whose cool-down ended counts as healthy for one request at a time (its probe).
     /// When no node was ever marked down (or all came back), the order is the rotation itself:
     /// no list is made and the clock is not read (issue 10).
     fn order(&self) -> Order {
@@ -428,11 +443,27 @@ impl Upstream {
         let mut cooling = vec![];
         for i in 0..n {
             let idx = (start + i) % n;
-            let until = self.nodes[idx].down_until_ms.load(Ordering::Relaxed);
-            if until <= now {
+            let down = &self.nodes[idx].down_until_ms;
+            let until = down.load(Ordering::Relaxed);
+            if until == 0 {
+                healthy.push(idx);
+                continue;
+            }
+            // The node's cool-down ended: one request tries it (when it comes first in its
+            // order), the others skip it until that connect ends, a success marking the node
+            // up, a failure down (rel22: every request that came to it tried, so a node that
+            // never answers connects held a share of all requests for `connect_timeout`
+            // after each cool-down).
+            let probe = now.saturating_add(self.probe_ms).max(1);
+            if until <= now
+                && healthy.is_empty()
+                && down
+                    .compare_exchange(until, probe, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
                 healthy.push(idx);
             } else {
-                cooling.push((until, idx));
+                cooling.push((until.max(now + 1), idx));
             }
         }
         cooling.sort();
@@ -499,27 +530,27 @@ impl Upstream {
         }
     }
 
-    /// Sends a request of esgate's own, streaming the response back: see [`Upstream::send_as`].
+    /// Sends a request of esgate's own, streaming the response back: see `Upstream::send_as`.
     pub async fn send(
         &self,
         request: UpstreamRequest,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
-        self.send_as(None, request, None).await
+        self.send_as(None, request, pool::Watch::default()).await
     }
 
     /// Sends a request of `token`'s (its id; `None`: esgate's own), streaming the response
     /// back; the token's requests hold at most `backend.max_connections_per_token` of a node's
-    /// connections. Retries on the next node only when the connection could not be made and
-    /// the body can be replayed.
+    /// connections. Retries on the next node only when the connection could not be made.
     ///
-    /// `gate` is asked once a connection the request waited for (or that was made for it) is
-    /// its, and before it moves to the next node after a failed connect: `false` ends it
-    /// unsent, [`UpstreamError::Gated`].
-    pub async fn send_as(
+    /// `watch`'s gate is asked once a connection the request waited for (or that was made for
+    /// it) is its, and before it moves to the next node after a failed connect: `false` ends it
+    /// unsent, [`UpstreamError::Gated`]. Its flag says whether the request was handed to a
+    /// connection (see [`pool::Watch`]).
+    pub(crate) async fn send_as(
         &self,
         token: Option<&str>,
         request: UpstreamRequest,
-        gate: pool::Gate<'_>,
+        watch: pool::Watch<'_>,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
@@ -579,7 +610,7 @@ impl Upstream {
             let deadline = now
                 .checked_add(self.request_timeout)
                 .unwrap_or_else(|| now + FAR_FUTURE);
-            match self.pool.send_gated(idx, token, req, deadline, gate).await {
+            match self.pool.send_gated(idx, token, req, deadline, watch).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
                 Err(pool::Failure::Gated) => return Err(UpstreamError::Gated),
                 Err(pool::Failure::Saturated) => {
@@ -609,16 +640,18 @@ impl Upstream {
                     let idle = self.body_idle_timeout;
                     return Ok(response.map(|b| AnswerBody::new(b, conn, keep_alive, idle)));
                 }
-                Err(pool::Failure::Connect(e)) => {
+                Err(pool::Failure::Connect(e, unsent)) => {
                     self.mark_down(idx, &e);
                     last = UpstreamError::Unavailable;
-                    if replayable.is_none() {
-                        return Err(last);
+                    // A body relayed as it arrives comes back unread: the next node gets it
+                    // (rel22: a pass-through token's request with a body failed with the node).
+                    if let pool::SendBody::Stream(s) = unsent.into_body() {
+                        stream = Some(*s);
                     }
                     // Connecting took up to `connect_timeout`: the next node's idle
                     // connection, found at once, would not ask the gate (attack21c: a token
                     // deleted meanwhile was forwarded there).
-                    if gate.is_some_and(|gate| !gate()) {
+                    if watch.gate.is_some_and(|gate| !gate()) {
                         return Err(UpstreamError::Gated);
                     }
                 }
@@ -899,6 +932,40 @@ mod tests {
         assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
     }
 
+    /// rel22 (M): once a node's cool-down ended, every request whose order began with it
+    /// tried it (up to `connect_timeout` each against a node that never answers connects):
+    /// now one request probes it, the others skip it until that connect ends, and a node
+    /// marked up is back in the rotation.
+    #[test]
+    fn a_node_whose_cool_down_ended_is_tried_by_one_request_at_a_time() {
+        let mut config = pool::tests::backend("http://127.0.0.1:1");
+        config.urls = vec![
+            "http://127.0.0.1:1".parse().unwrap(),
+            "http://127.0.0.1:2".parse().unwrap(),
+        ];
+        config.connect_timeout = Duration::from_secs(60);
+        let upstream = Upstream::new(&config, 1);
+        let firsts = |n: usize| -> Vec<usize> {
+            (0..n)
+                .map(|_| {
+                    let order = upstream.order();
+                    assert_eq!(order.len(), 2, "every node stays in the order");
+                    order.node(0)
+                })
+                .collect()
+        };
+        // Down until a moment ago.
+        upstream.nodes[0].down_until_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        let seen = firsts(8);
+        assert_eq!(seen.iter().filter(|&&n| n == 0).count(), 1, "{seen:?}");
+        assert!(!upstream.node_status()[0].healthy, "being probed");
+        // The probe served: back in the rotation.
+        upstream.mark_up(0);
+        let seen = firsts(8);
+        assert_eq!(seen.iter().filter(|&&n| n == 0).count(), 4, "{seen:?}");
+    }
+
     /// rel18: the first refusal is logged, the next ones within the interval counted, and the
     /// next line carries them.
     #[test]
@@ -972,7 +1039,10 @@ mod tests {
             body: UpstreamBody::Empty,
         };
         // The rotation's first request goes to the live node, whose connection is parked.
-        let answer = upstream.send_as(Some("t"), get(), None).await.unwrap();
+        let answer = upstream
+            .send_as(Some("t"), get(), pool::Watch::default())
+            .await
+            .unwrap();
         http_body_util::BodyExt::collect(answer.into_body())
             .await
             .unwrap();
@@ -981,7 +1051,11 @@ mod tests {
         // The second starts at the silent node; the token is deleted while it connects.
         let started = std::time::Instant::now();
         let gate = || started.elapsed() < Duration::from_millis(100);
-        let sent = upstream.send_as(Some("t"), get(), Some(&gate)).await;
+        let watch = pool::Watch {
+            gate: Some(&gate),
+            sent: None,
+        };
+        let sent = upstream.send_as(Some("t"), get(), watch).await;
         assert!(
             started.elapsed() >= Duration::from_millis(300),
             "tried the silent node"

@@ -21,9 +21,9 @@
 //! - HTTP/1.1 only: TLS offers `http/1.1` alone by ALPN (Elasticsearch and OpenSearch speak
 //!   HTTP/1.1), so the bytes on the wire are hyper's HTTP/1 client's, with the read buffer
 //!   capped at [`MAX_READ_BUFFER`](super::MAX_READ_BUFFER).
-//! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`; any
-//!   failure of it is a [`ConnectError`], the only error a request may move to another node
-//!   for.
+//! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`, all
+//!   together; any failure of it is a [`ConnectError`], the only error a request may move to
+//!   another node for (the request comes back with it, untouched).
 //! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
 //!   included, or fails with [`Failure::Timeout`]. The timer is the connection's own, kept with
 //!   it while parked and moved to each request's deadline.
@@ -213,8 +213,9 @@ pub(crate) struct ConnectError(String);
 
 /// How a request failed on its way to an answer head.
 pub(crate) enum Failure {
-    /// No connection: the request was not sent; another node may be tried.
-    Connect(ConnectError),
+    /// No connection: the request was not sent, and comes back untouched (a body relayed as it
+    /// arrives included: none of it was read); another node may be tried.
+    Connect(ConnectError, Box<Request<Body>>),
     /// The exchange failed after the request was (perhaps partly) written.
     Exchange(hyper::Error),
     /// No answer head by the request's deadline (connecting included).
@@ -236,6 +237,26 @@ pub(crate) enum Failure {
 /// that wait (up to `backend.connect_timeout`) must bite (rel21: the proxy's recheck ran only
 /// before the wait).
 pub(crate) type Gate<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
+
+/// What a request's sender asks and learns on its way out ([`Pool::send_gated`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Watch<'a> {
+    /// Asked once it has a connection it waited for.
+    pub(crate) gate: Gate<'a>,
+    /// Set when the request is handed to a connection (its bytes may be on the wire from then
+    /// on), cleared when a closed idle connection gives it back unsent: a request whose client
+    /// goes away while it waits for a connection (in the node's queue, or while one is made)
+    /// was not sent, and its audit record says so (attack21c: it said `allow`, forwarded).
+    pub(crate) sent: Option<&'a AtomicBool>,
+}
+
+impl Watch<'_> {
+    fn mark_sent(&self, sent: bool) {
+        if let Some(flag) = self.sent {
+            flag.store(sent, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The open connections of one node, counted against the cap, the requests waiting for one,
 /// and each token's connections in use.
@@ -541,23 +562,25 @@ impl Pool {
         req: Request<Body>,
         deadline: tokio::time::Instant,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
-        self.send_gated(node, user, req, deadline, None).await
+        self.send_gated(node, user, req, deadline, Watch::default())
+            .await
     }
 
-    /// [`Pool::send`], with `gate` asked before the request goes out on a connection it waited
-    /// for or that was made for it (never when an idle one or a place was free at once: the
-    /// caller has just checked).
+    /// [`Pool::send`], with `watch`'s gate asked before the request goes out on a connection it
+    /// waited for or that was made for it (never when an idle one or a place was free at once:
+    /// the caller has just checked), and its flag set once the request is handed to one.
     pub(crate) async fn send_gated(
         &self,
         node: usize,
         user: Option<&str>,
         mut req: Request<Body>,
         deadline: tokio::time::Instant,
-        gate: Gate<'_>,
+        watch: Watch<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
         let Some(limit) = self.shared.limits.get(node) else {
-            return Err(Failure::Connect(ConnectError("no such node".to_owned())));
+            let e = ConnectError("no such node".to_owned());
+            return Err(Failure::Connect(e, Box::new(req)));
         };
         let count = user.map(|id| self.shared.user(limit, id));
         let grant = match self.take(limit, slot, count.as_ref()) {
@@ -565,7 +588,7 @@ impl Pool {
             // Boxed: rare, and its state would otherwise weigh on every request.
             Err(blocked) => {
                 let grant = Box::pin(self.wait(limit, count, blocked, deadline)).await?;
-                if gate.is_some_and(|gate| !gate()) {
+                if watch.gate.is_some_and(|gate| !gate()) {
                     grant.give_back();
                     return Err(Failure::Gated);
                 }
@@ -578,12 +601,14 @@ impl Pool {
             Found::Idle(mut conn) => {
                 conn.user = user;
                 conn.timer.as_mut().reset(deadline);
+                watch.mark_sent(true);
                 match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
                     None => return Err(Failure::Timeout),
                     Some(Ok(response)) => return Ok((response, conn)),
                     Some(Err(mut e)) => match e.take_message() {
                         Some(unsent) => {
                             tracing::debug!(error = %e.error(), "An idle backend connection closed; sending on a new one");
+                            watch.mark_sent(false);
                             req = unsent;
                             // The closed connection's place (and its token's) goes to its
                             // replacement.
@@ -594,7 +619,7 @@ impl Pool {
                                 (lease, user),
                                 req,
                                 deadline,
-                                gate,
+                                watch,
                             ))
                             .await;
                         }
@@ -603,12 +628,12 @@ impl Pool {
                 }
             }
         };
-        self.connect_and_send(node, slot, (lease, user), req, deadline, gate)
+        self.connect_and_send(node, slot, (lease, user), req, deadline, watch)
             .await
     }
 
     /// A new connection to `node` in its place (its lease, and its token's place), and `req`
-    /// sent on it once `gate` lets it.
+    /// sent on it once `watch`'s gate lets it.
     async fn connect_and_send(
         &self,
         node: usize,
@@ -616,14 +641,15 @@ impl Pool {
         (lease, user): (Lease, Option<Use>),
         req: Request<Body>,
         deadline: tokio::time::Instant,
-        gate: Gate<'_>,
+        watch: Watch<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
         let mut timer = Box::pin(tokio::time::sleep_until(deadline));
         let tx = match within(&mut timer, Box::pin(self.connect(node))).await {
             None => return Err(Failure::Timeout),
-            Some(tx) => tx.map_err(Failure::Connect)?,
+            Some(Ok(tx)) => tx,
+            Some(Err(e)) => return Err(Failure::Connect(e, Box::new(req))),
         };
         let mut conn = Conn {
             tx,
@@ -633,11 +659,12 @@ impl Pool {
             lease,
             user,
         };
-        if gate.is_some_and(|gate| !gate()) {
+        if watch.gate.is_some_and(|gate| !gate()) {
             // The new connection is parked for the next request.
             conn.release();
             return Err(Failure::Gated);
         }
+        watch.mark_sent(true);
         match within(&mut conn.timer, conn.tx.try_send_request(req)).await {
             None => Err(Failure::Timeout),
             Some(Ok(response)) => Ok((response, conn)),
@@ -792,13 +819,16 @@ impl Pool {
             .get(node)
             .ok_or_else(|| ConnectError("no such node".to_owned()))?;
         let limit = self.connect_timeout;
-        let tcp = tokio::time::timeout(limit, tcp(&target.host, target.port, limit))
+        // Name resolution, TCP and the TLS handshake together within `connect_timeout` (rel22:
+        // each had it whole, so a slow TCP connect then a stalled handshake took twice as long).
+        let until = tokio::time::Instant::now() + limit;
+        let tcp = tokio::time::timeout_at(until, tcp(&target.host, target.port, limit))
             .await
             .map_err(|_| ConnectError("connect timed out".to_owned()))??;
         let tx = match &target.tls {
             Security::Plain => self.handshake(tcp).await?,
             Security::Tls(name) => {
-                let tls = tokio::time::timeout(limit, self.tls.connect(name.clone(), tcp))
+                let tls = tokio::time::timeout_at(until, self.tls.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| ConnectError("TLS handshake timed out".to_owned()))?
                     .map_err(|e| ConnectError(format!("TLS handshake: {e}")))?;
@@ -1263,6 +1293,14 @@ pub(crate) mod tests {
         tokio::time::Instant::now() + Duration::from_millis(millis)
     }
 
+    /// A watch with `gate` only.
+    fn gated(gate: &(dyn Fn() -> bool + Sync)) -> Watch<'_> {
+        Watch {
+            gate: Some(gate),
+            sent: None,
+        }
+    }
+
     fn get(path: &'static str) -> Request<Body> {
         let mut req = Request::new(SendBody::empty());
         *req.uri_mut() = Uri::from_static(path);
@@ -1520,7 +1558,7 @@ pub(crate) mod tests {
 
         // Made for it: connected, then refused; the next request goes out on it.
         assert!(matches!(
-            pool.send_gated(0, Some("t"), get("/a"), far(), Some(&refuse))
+            pool.send_gated(0, Some("t"), get("/a"), far(), gated(&refuse))
                 .await
                 .err(),
             Some(Failure::Gated)
@@ -1537,7 +1575,7 @@ pub(crate) mod tests {
         let b = tokio::spawn(async move {
             let gate = move || flag.load(Ordering::SeqCst);
             waiter
-                .send_gated(0, Some("t"), get("/b"), far(), Some(&gate))
+                .send_gated(0, Some("t"), get("/b"), far(), gated(&gate))
                 .await
                 .err()
         });
@@ -1554,6 +1592,48 @@ pub(crate) mod tests {
             .unwrap();
         finish(c, c_conn).await;
         assert_eq!(count.load(Ordering::SeqCst), 1, "one connection throughout");
+    }
+
+    /// attack21c (L): a request's flag says it was sent only once it is handed to a
+    /// connection: not while it waits at the cap (a client gone then was recorded as
+    /// forwarded), set when it goes out.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_sent_flag_is_set_when_the_request_goes_out_not_while_it_waits() {
+        let (url, _count) = tcp_node().await;
+        let mut config = backend(&url);
+        config.max_connections_per_node = 1;
+        let pool = Arc::new(Pool::new(&config, 64 * 1024, 1));
+        let first = AtomicBool::new(false);
+        let watch = Watch {
+            gate: None,
+            sent: Some(&first),
+        };
+        let (a, a_conn) = pool
+            .send_gated(0, None, get("/a"), far(), watch)
+            .await
+            .ok()
+            .unwrap();
+        assert!(first.load(Ordering::Relaxed), "sent on a new connection");
+        let flag = Arc::new(AtomicBool::new(false));
+        let (waiter, seen) = (Arc::clone(&pool), Arc::clone(&flag));
+        let b = tokio::spawn(async move {
+            let watch = Watch {
+                gate: None,
+                sent: Some(&seen),
+            };
+            let (b, b_conn) = waiter
+                .send_gated(0, None, get("/b"), far(), watch)
+                .await
+                .ok()
+                .unwrap();
+            finish(b, b_conn).await;
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!b.is_finished(), "B waits at the cap");
+        assert!(!flag.load(Ordering::Relaxed), "not sent while it waits");
+        finish(a, a_conn).await;
+        b.await.unwrap();
+        assert!(flag.load(Ordering::Relaxed), "sent on the idle connection");
     }
 
     /// rel17: at the node's cap, a request waits for a connection to come back (an answer's

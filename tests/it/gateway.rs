@@ -516,6 +516,122 @@ where
     format!("http://{addr}")
 }
 
+/// attack21c (L): a request whose client went away while it waited for a backend connection
+/// (here at `backend.max_connections_per_node`) was recorded `allow` 499, "before its answer",
+/// as if forwarded: the flag was set before the pool's wait. Now the pool says when the request
+/// is handed to a connection: the waiting one is `deny`, "before it was forwarded" (the backend
+/// never had it), the forwarded one `allow`. And a 499 counted in no metric: both count now
+/// (`esgate_requests_total` by decision, `esgate_decisions_total{outcome="client_closed"}`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_leaves_while_it_waits_for_a_connection_is_recorded_unsent() {
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, counted) = (Arc::clone(&arrived), Arc::clone(&count));
+    let url = fake_backend(move |_| {
+        let (seen, counted) = (Arc::clone(&seen), Arc::clone(&counted));
+        Box::pin(async move {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            seen.notify_one();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            &b"{\"acknowledged\":true}"[..]
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let gw = Esgate::start_full(
+        &[&url],
+        "",
+        "max_connections_per_node = 1\nconnect_timeout = \"10s\"",
+        &format!(
+            "[audit]\noutput = \"file\"\npath = {:?}\n",
+            audit.display().to_string()
+        ),
+    )
+    .await;
+    let secret = gw.all_token().await;
+    let stream = tokio::net::TcpStream::connect(gw.data_addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let request = |path: &str| {
+        let mut sender = sender.clone();
+        let req = http::Request::delete(gw.url(path))
+            .header("authorization", bearer(&secret))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        tokio::spawn(async move { sender.send_request(req).await.map(|r| r.status()) })
+    };
+    // The first holds the node's only connection; the second waits for it.
+    let first = request("/holding");
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the backend had the first request");
+    let second = request("/waiting");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.is_finished(), "the second did not wait");
+    // Both clients go away (their streams reset): the waiting one first.
+    second.abort();
+    let waiting = audit_records_of(&audit, "/waiting", Duration::from_secs(10)).await;
+    first.abort();
+    let holding = audit_records_of(&audit, "/holding", Duration::from_secs(10)).await;
+    // The backend never had the second (the first's connection closed with its client).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let r = &waiting[0];
+    assert_eq!(r["status"], 499, "{r}");
+    assert_eq!(r["decision"], "deny", "{r}");
+    assert_eq!(
+        r["reason"], "the client closed the request before it was forwarded",
+        "{r}"
+    );
+    assert!(r["token_id"].is_string(), "{r}");
+    assert_eq!(holding.len(), 1, "{holding:?}");
+    let r = &holding[0];
+    assert_eq!(
+        (&r["status"], &r["decision"]),
+        (&json!(499), &json!("allow")),
+        "{r}"
+    );
+    assert_eq!(
+        r["reason"], "the client closed the request before its answer",
+        "{r}"
+    );
+
+    let m = send("GET", &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .unwrap()
+        .text();
+    let value = |prefix: &str, labels: &[&str]| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        value("esgate_decisions_total{", &["outcome=\"client_closed\""]),
+        2.0,
+        "{m}"
+    );
+    for decision in ["allow", "deny"] {
+        assert_eq!(
+            value(
+                "esgate_requests_total{",
+                &[&format!("decision=\"{decision}\""), "status=\"4xx\""]
+            ),
+            1.0,
+            "{decision}: {m}"
+        );
+    }
+    gw.stop().await;
+}
+
 /// A backend that answers after a delay: for requests that are in flight at shutdown.
 async fn slow_backend(delay: Duration) -> String {
     fake_backend(move |_| {

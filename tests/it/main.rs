@@ -10,6 +10,7 @@ mod admin_ui;
 mod answer_memory;
 mod answered;
 mod async_search;
+mod backend_faults;
 mod backend_pool;
 mod backend_smoke;
 mod check_config;

@@ -1601,3 +1601,118 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
         "{record}"
     );
 }
+
+/// attack21c (L): a recipient's request that went away while it waited for a Kibana slot was
+/// recorded `allow` 499, as if passed to Kibana: the front said "passed" before the wait. Now
+/// only once it is handed to Kibana's client: `deny`, "before it was passed to Kibana" (Kibana
+/// never had it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_request_whose_recipient_leaves_while_it_waits_for_a_slot_is_recorded_unsent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "max_connections_per_node = 1\nconnect_timeout = \"10s\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n\
+             [audit]\noutput = \"file\"\npath = {:?}\n",
+            kibana.url(),
+            path.display().to_string()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("a session cookie");
+    let connect = |page: &str| {
+        let request = format!("GET {page} HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+        let addr = gw.front_addr.expect("front");
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(request.as_bytes()).await.expect("write");
+            s
+        }
+    };
+    // The only slot: an answer whose body Kibana never finishes.
+    let mut holding = connect("/app/dashboards").await;
+    let mut head = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), holding.read_exact(&mut head))
+        .await
+        .expect("an answer's head")
+        .expect("read");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // The next waits for it, and its recipient leaves.
+    let waiting = connect("/ui/waiting.js").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(waiting);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let found = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["path"] == "/ui/waiting.js");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of /ui/waiting.js"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["status"], 499, "{record}");
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert_eq!(
+        record["reason"], "the recipient closed the request before it was passed to Kibana",
+        "{record}"
+    );
+    assert_eq!(record["token_id"], id.as_str(), "{record}");
+    assert_eq!(kibana.accepted(), 1, "Kibana had only the first");
+    drop(holding);
+}
+
+/// rel22 (L): the front's client to Kibana had no connect timeout: a Kibana whose SYNs go
+/// unanswered (a host powered off) held each request, and its Kibana slot, for the whole
+/// `backend.request_timeout`, then answered 504. Kibana is one more node: its connect is
+/// bounded by `backend.connect_timeout`, then "Kibana is unreachable" (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kibana_that_never_answers_connects_is_given_up_after_connect_timeout() {
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::Unanswered::start(None);
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\n",
+        &format!(
+            "[kibana]\nurl = \"http://{}\"\nlisten = \"127.0.0.1:0\"\n\
+             public_url = \"http://dash.test\"\n",
+            kibana.addr()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let started = std::time::Instant::now();
+    let r = support::http::send_with_timeout(
+        "GET",
+        &front(&gw, "/app/dashboards"),
+        &[("cookie", &cookie.expect("a session cookie"))],
+        Vec::new(),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}

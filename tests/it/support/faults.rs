@@ -64,6 +64,10 @@ enum Fault {
     HugeAnswer {
         len: u64,
     },
+    Raw {
+        answer: &'static [u8],
+        close: bool,
+    },
 }
 
 // === impl FaultServer ===
@@ -135,6 +139,14 @@ impl FaultServer {
         start(Fault::HugeAnswer { len })
     }
 
+    /// Answers every request (but `_resolve/index` lookups, answered properly) with `answer`,
+    /// raw bytes written as they are (a malformed or unfinished answer), then closes the
+    /// connection when `close`, else keeps it open, reading and discarding, until the client
+    /// closes it.
+    pub fn raw(answer: &'static [u8], close: bool) -> FaultServer {
+        start(Fault::Raw { answer, close })
+    }
+
     /// Base URL without a trailing slash.
     pub fn url(&self) -> &str {
         &self.url
@@ -185,6 +197,7 @@ async fn accept_loop(
                 Fault::Hang => hang(stream).await,
                 Fault::Reset => reset(stream).await,
                 Fault::Huge { len, chunked } => huge(stream, len, chunked, sent).await,
+                Fault::Raw { answer, close } => raw(stream, answer, close).await,
                 other => scripted(stream, other).await,
             }
         });
@@ -347,6 +360,147 @@ async fn scripted(stream: TcpStream, fault: Fault) {
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// `raw`: each request's head and body read, then `answer` (a `_resolve/index/<names>` lookup
+/// its proper answer, each name an open index, on a connection that stays usable).
+async fn raw(mut stream: TcpStream, answer: &'static [u8], close: bool) {
+    use tokio::io::AsyncWriteExt;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < end + len {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        buf.drain(..end + len);
+        let path = head.split_whitespace().nth(1).unwrap_or_default();
+        if let Some(names) = path.strip_prefix("/_resolve/index/") {
+            let names = names.split('?').next().unwrap_or_default();
+            let indices: Vec<serde_json::Value> = names
+                .split(',')
+                .filter(|n| !n.contains('*'))
+                .map(|n| serde_json::json!({"name": n, "attributes": ["open"]}))
+                .collect();
+            let body = serde_json::json!({"indices": indices, "aliases": [], "data_streams": []})
+                .to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 x-elastic-product: Elasticsearch\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if stream.write_all(answer).await.is_err() || close {
+            return;
+        }
+        // Held open: whatever else comes is read and dropped, never answered.
+        let mut chunk = [0u8; 4096];
+        while let Ok(k) = stream.read(&mut chunk).await {
+            if k == 0 {
+                std::future::pending::<()>().await;
+            }
+        }
+        return;
+    }
+}
+
+/// A node whose connects are never answered: a listener with a listen queue of one that a
+/// connection of its own fills, and that never accepts, so the kernel drops every further SYN
+/// (Linux drops a SYN to a full accept queue; the client sends it again after 1 s, 3 s, ...)
+/// and a connect hangs until its client gives up. With `opens`, it accepts once that has
+/// passed (a connect then completes at the client's next SYN) and never writes a byte to the
+/// connections it accepts (a TLS handshake stalls). Runs on a thread and runtime of its own;
+/// stops when dropped.
+pub struct Unanswered {
+    addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Unanswered {
+    pub fn start(opens: Option<std::time::Duration>) -> Unanswered {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread tokio runtime can always be built in tests");
+            rt.block_on(async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+                socket
+                    .bind("127.0.0.1:0".parse().expect("an address"))
+                    .expect("binding 127.0.0.1:0 works in tests");
+                let listener = socket.listen(0).expect("listen");
+                let addr = listener.local_addr().expect("an address");
+                // The queue's one place, taken.
+                let filler = TcpStream::connect(addr).await.expect("the first connect");
+                let _ = addr_tx.send(addr);
+                let serve = async {
+                    let Some(opens) = opens else {
+                        return std::future::pending::<()>().await;
+                    };
+                    tokio::time::sleep(opens).await;
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        tokio::spawn(hang(stream));
+                    }
+                };
+                tokio::select! {
+                    _ = rx => {}
+                    () = serve => {}
+                }
+                drop(filler);
+            });
+        });
+        let addr = addr_rx.recv().expect("the listener started");
+        Unanswered {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Its address, `127.0.0.1:PORT` (`http://` or `https://` before it: a node URL).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Bytes `offset..offset + n` of the `huge` body of total length `len`.
