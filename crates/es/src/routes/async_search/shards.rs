@@ -153,7 +153,7 @@ const SUCCESSFUL: &[&[&str]] = &[
 const STATE: &[&[&str]] = &[&["is_running"], &["is_partial"]];
 
 /// Writes `1` over every `num_reduce_phases` and, unless the answer is final and whole, `0`
-/// over every successful-shard count, in `body` (see [`REDUCE_PHASES`]); returns how many it
+/// over every successful-shard count, in `body` (see `REDUCE_PHASES` for why); returns how many it
 /// changed, or `None` when `body` is not the JSON the scan expects (what it met before is still
 /// written, the answer then taken as not final).
 pub fn hide_reduce_progress(body: &mut [u8]) -> Option<usize> {
