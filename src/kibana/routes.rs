@@ -22,6 +22,11 @@
 /// The apps a recipient may open (their pages; their data comes through the routes below).
 const VIEW_APPS: &[&str] = &["dashboards", "visualize", "lens", "maps"];
 
+/// The data plugin's search strategies (Kibana 8.15 `data/common/search/strategies`: `es`,
+/// `ese`, `esql`, `esql_async`, `eql`, `sql`), which search with the current user's
+/// credentials: the link credential here, so esgate filters what they read.
+const DATA_STRATEGIES: &[&str] = &["ese", "es", "esql", "esql_async", "eql", "sql"];
+
 /// What the front does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -105,12 +110,23 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         {
             Verdict::Read
         }
+        // Searches: the data plugin's own strategies only. Other plugins register theirs
+        // under the same route, and some search as Kibana's own user (an `all` token here),
+        // gated by Kibana privileges esgate answers but not only by them (attack22: the
+        // osquery strategy of Kibana 8.x read `.fleet*` indices as Kibana's user without a
+        // privilege check of its own; the rule registry's reads alerts as Kibana's user).
+        ["internal", "search", strategy] | ["internal", "search", strategy, _]
+            if post && DATA_STRATEGIES.contains(strategy) =>
+        {
+            Verdict::ReadPost
+        }
+        ["internal", "search", ..] => Verdict::Refuse(
+            "only Kibana's data searches (es, ese, esql, esql_async, eql, sql) pass through a share link",
+        ),
         // Read-only POSTs.
         ["api", "core", "capabilities"]
         | ["internal", "core", "capabilities"]
         | ["internal", "bsearch"]
-        | ["internal", "search", _]
-        | ["internal", "search", _, _]
         | ["api", "saved_objects", "_bulk_get"]
         | ["api", "saved_objects", "_bulk_resolve"]
         | ["api", "content_management", "rpc", "get" | "bulkGet" | "search" | "mSearch"]
@@ -170,6 +186,8 @@ mod tests {
             ("POST", "/internal/bsearch", Verdict::ReadPost),
             ("POST", "/internal/search/ese", Verdict::ReadPost),
             ("POST", "/internal/search/ese/FmFzeW5j", Verdict::ReadPost),
+            ("POST", "/internal/search/esql_async", Verdict::ReadPost),
+            ("POST", "/s/acme/internal/search/es", Verdict::ReadPost),
             ("POST", "/s/acme/internal/bsearch", Verdict::ReadPost),
             ("POST", "/api/saved_objects/_bulk_get", Verdict::ReadPost),
             (
@@ -207,6 +225,18 @@ mod tests {
             ("POST", "/api/content_management/rpc/update"),
             ("POST", "/api/content_management/rpc/delete"),
             ("DELETE", "/internal/search/ese/FmFzeW5j"),
+            // Other plugins' strategies, some of which search as Kibana's own user (attack22).
+            ("POST", "/internal/search/osquerySearchStrategy"),
+            (
+                "POST",
+                "/internal/search/privateRuleRegistryAlertsSearchStrategy",
+            ),
+            ("POST", "/internal/search/endpointSearchStrategy"),
+            (
+                "POST",
+                "/s/acme/internal/search/securitySolutionSearchStrategy/FmFzeW5j",
+            ),
+            ("POST", "/internal/search/Ese"),
             ("POST", "/api/console/proxy"),
             ("POST", "/internal/kibana/settings"),
             ("POST", "/api/kibana/settings"),

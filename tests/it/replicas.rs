@@ -1971,6 +1971,14 @@ async fn no_token_reaches_the_store_index(backend: Backend) {
             String::new(),
         ),
         ("POST", "/_msearch".into(), ndjson),
+        // attack22: the backend reads an `_msearch` header's `expandWildcards` as
+        // `expand_wildcards` (`IndicesOptions.fromMap`); the guard read only the latter, so
+        // this searched every hidden index, the store's records (the id key too) among them.
+        (
+            "POST",
+            "/_msearch".into(),
+            "{\"index\":\"*\",\"expandWildcards\":\"all\"}\n{\"size\":100}\n".into(),
+        ),
         (
             "POST",
             "/_mget".into(),

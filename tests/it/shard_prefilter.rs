@@ -151,3 +151,67 @@ async fn async_search_answers_report_no_skipped_shard() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(forwarded_size(&sent[0]).is_empty(), "{:?}", sent[0].query);
 }
+
+/// attack22: a shard whose query its own index-wide values rewrite to no match (a date range
+/// outside every document's dates, any tenant's; a field sort whose every value ranks below
+/// the hits found so far) answers with nothing once another shard has answered, and such
+/// answers never enter a partial reduce: with a batch smaller than the shards searched,
+/// `num_reduce_phases` counts the shards other tenants' values did not cut short. And an
+/// async search counts the shards its pre-filter skipped as successful from its start, so a
+/// running one's `successful` told what `skipped` no longer does. `_search` refuses a batch
+/// size (nothing forwarded); async search answers (Kibana submits with a batch of 64) carry
+/// `num_reduce_phases: 1` and, until final, `successful: 0`: submit, poll and status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduce_phases_and_running_progress_do_not_count_shards() {
+    const ID: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b"]);
+    let shards = json!({"total": SHARDS, "successful": SKIPPED, "skipped": SKIPPED, "failed": 0});
+    let running = json!({"id": ID, "is_partial": true, "is_running": true,
+        "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+        "response": {"took": 1, "timed_out": false, "num_reduce_phases": 3, "_shards": shards,
+            "hits": {"total": {"value": 0, "relation": "gte"}, "max_score": null, "hits": []}}});
+    es.script_json("POST", "/", 200, running.clone());
+    es.script_json("GET", "/_async_search/", 200, running);
+    es.script_json(
+        "GET",
+        "/_async_search/status/",
+        200,
+        json!({"id": ID, "is_running": true, "is_partial": true,
+            "start_time_in_millis": 1, "expiration_time_in_millis": 2, "_shards": shards}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = gw.tenant_token("a").await;
+
+    for path in [
+        "/logs-*/_search?batched_reduce_size=2",
+        "/logs-*/_search?max_concurrent_shard_requests=1&batched_reduce_size=512",
+    ] {
+        let (status, v) = gw.call(&a, "POST", path, range_query(), &[]).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
+    assert!(es.requests_to("POST", "/logs-a,logs-b/_search").is_empty());
+
+    let unseen = json!({"total": SHARDS, "successful": 0, "skipped": 0, "failed": 0});
+    let (status, v) = gw
+        .call(
+            &a,
+            "POST",
+            "/logs-*/_async_search?batched_reduce_size=2&wait_for_completion_timeout=0s",
+            range_query(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["response"]["num_reduce_phases"], 1, "{v}");
+    assert_eq!(v["response"]["_shards"], unseen, "{v}");
+    let sealed = v["id"].as_str().expect("an id").to_owned();
+    let poll = gw.get(&format!("/_async_search/{sealed}"), &a).await;
+    assert_eq!(poll.status.as_u16(), 200, "{}", poll.text());
+    let v = poll.json();
+    assert_eq!(v["response"]["num_reduce_phases"], 1, "{v}");
+    assert_eq!(v["response"]["_shards"], unseen, "{v}");
+    let status = gw.get(&format!("/_async_search/status/{sealed}"), &a).await;
+    assert_eq!(status.status.as_u16(), 200, "{}", status.text());
+    assert_eq!(status.json()["_shards"], unseen, "{}", status.text());
+}

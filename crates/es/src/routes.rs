@@ -355,7 +355,9 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
 ///
 /// An async search answer's skipped-shard counts are then reported as 0
 /// (`async_search::zero_skipped`): Elasticsearch always pre-filters an async search's shards
-/// on every tenant's values.
+/// on every tenant's values; and so are its successful-shard counts while it is not final, and
+/// its partial reduces as 1 (`async_search::hide_reduce_progress`), which count those shards
+/// too.
 pub fn seal_answer(
     binding: &Binding,
     id_seal: Option<Seal>,
@@ -369,6 +371,7 @@ pub fn seal_answer(
         if s.kind == IdKind::AsyncSearch {
             // A body the scan cannot read is not JSON: it carries no count a client reads.
             let _ = async_search::zero_skipped(text);
+            let _ = async_search::hide_reduce_progress(text);
         }
     }
     Ok(out)

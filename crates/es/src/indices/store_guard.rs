@@ -67,7 +67,7 @@ pub fn request_reaches(
             if text_reaches(store, &k) || text_reaches(store, &v) {
                 return Ok(Some("the query names esgate's token store index"));
             }
-            if k == "expand_wildcards" && opens_hidden(&v) {
+            if names_expand_wildcards(&k) && opens_hidden(&v) {
                 return Ok(Some(
                     "expand_wildcards may not open hidden indices (esgate's token store is one)",
                 ));
@@ -163,7 +163,7 @@ fn value_reaches(store: &str, v: &Value) -> Option<&'static str> {
             if text_reaches(store, k) {
                 return Some("the body names esgate's token store index");
             }
-            if k == "expand_wildcards" {
+            if names_expand_wildcards(k) {
                 let text = match v {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -178,6 +178,19 @@ fn value_reaches(store: &str, v: &Value) -> Option<&'static str> {
         }),
         _ => None,
     }
+}
+
+/// Whether a parameter or key names the index option that opens hidden indices to wildcards:
+/// `expand_wildcards`, or `expandWildcards`, which Elasticsearch's `IndicesOptions.fromMap`
+/// takes as well (an `_msearch` or `_msearch/template` header, a datafeed's
+/// `indices_options`): attack22, `{"index":"*","expandWildcards":"all"}` in an `_msearch`
+/// header passed the check that reads `expand_wildcards` only, and searched the store index.
+/// Read without `_` and case, so every spelling of the two is caught (over-refusing odd ones).
+fn names_expand_wildcards(key: &str) -> bool {
+    key.bytes()
+        .filter(|b| *b != b'_')
+        .map(|b| b.to_ascii_lowercase())
+        .eq(b"expandwildcards".iter().copied())
 }
 
 fn opens_hidden(v: &str) -> bool {
@@ -346,6 +359,23 @@ mod tests {
                 "{\"index\":{\"_index\":\".esgate\"}}\n{\"a\":1}\n",
             ),
             ("/_msearch", None, "{\"index\":\".e*\"}\n{}\n"),
+            // attack22: Elasticsearch reads an `_msearch` header's (and a datafeed's
+            // `indices_options`) `expandWildcards` as `expand_wildcards`.
+            (
+                "/_msearch",
+                None,
+                "{\"index\":\"*\",\"expandWildcards\":\"all\"}\n{}\n",
+            ),
+            (
+                "/_msearch/template",
+                None,
+                "{\"index\":\"*\",\"expandWildcards\":[\"open\",\"hidden\"]}\n{\"id\":\"t\"}\n",
+            ),
+            (
+                "/_ml/datafeeds/d",
+                None,
+                r#"{"indices":["*"],"indices_options":{"expandWildcards":"all"},"job_id":"j"}"#,
+            ),
             (
                 "/_aliases",
                 None,
@@ -401,6 +431,11 @@ mod tests {
                 r#"{"query":{"match":{"msg":"esgate is great"}}}"#,
             ),
             ("/_search", Some("expand_wildcards=open"), ""),
+            (
+                "/_msearch",
+                None,
+                "{\"index\":\"*\",\"expandWildcards\":\"open\"}\n{}\n",
+            ),
             (
                 "/_search",
                 Some(r#"source={"query":{"match_all":{}}}&source_content_type=application/json"#),

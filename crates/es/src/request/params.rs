@@ -666,6 +666,22 @@ mod tests {
         assert!(err.reason.contains("[q]"));
     }
 
+    /// attack22: `_search` refuses `batched_reduce_size` (its partial reduces count the shards
+    /// other tenants' values did not cut short); an async search submit still takes it.
+    #[test]
+    fn search_refuses_batched_reduce_size() {
+        for q in ["batched_reduce_size=2", "size=1&batched_reduce_size=512"] {
+            let err = check(Some(q), routes::search::SEARCH.params).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{q}");
+            assert!(err.reason.contains("[batched_reduce_size]"), "{q}");
+        }
+        assert!(check(
+            Some("batched_reduce_size=2"),
+            routes::async_search::SUBMIT.params
+        )
+        .is_ok());
+    }
+
     #[test]
     fn async_submit_takes_kibanas_parameters_and_refuses_scroll() {
         let kibana = "batched_reduce_size=64&ccs_minimize_roundtrips=true&wait_for_completion_timeout=200ms&keep_on_completion=false&keep_alive=60000ms&ignore_unavailable=true";

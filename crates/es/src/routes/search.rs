@@ -62,9 +62,26 @@ const COUNT_PARAMS: &[(&str, Kind)] = &[
     ("terminate_after", Kind::Uint),
 ];
 
+/// Parameters of [`SEARCH_PARAMS`] a `_search` refuses (an async search submit takes them).
+///
+/// `batched_reduce_size` (attack22): a shard whose query its own index-wide values rewrite to
+/// no match (a date range outside every document's dates, any tenant's; a field sort whose
+/// every value ranks below the hits already found) answers with nothing once another shard
+/// has answered (`canReturnNullResponseIfMatchNoDocs`), and such answers never enter a partial
+/// reduce; with a batch smaller than the shards searched, the answer's `num_reduce_phases`
+/// counts the shards other tenants' values did not cut short, as `_shards.skipped` did before
+/// the pre-filter was turned off. Elasticsearch's default (512) reduces only past 512 shards.
+/// Kibana sets it on async search submits only, whose answers esgate reads whole and writes
+/// the count over (`async_search::hide_reduce_progress`).
+const SEARCH_REFUSED: &[(&str, &str)] = &[(
+    "batched_reduce_size",
+    "the number of partial reduces it brings into the answer follows other tenants' values",
+)];
+
 pub(crate) const SEARCH: Spec = Spec {
     action: "search",
     params: ParamSet::own(SEARCH_PARAMS)
+        .refusing(SEARCH_REFUSED)
         .indices_options()
         .uri_search()
         .without_pre_filter(),

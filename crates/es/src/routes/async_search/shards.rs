@@ -9,8 +9,13 @@
 //! answer whole to seal its ids, writes 0 over the counts. A skipped shard is also counted in
 //! `successful`, so the rest of `_shards` reads as an answer where no shard was skipped.
 //!
+//! A search's other shortcuts show in the same answers (attack22): [`hide_reduce_progress`]
+//! writes over the successful-shard counts of an answer that is not final and the number of
+//! partial reduces.
+//!
 //! Invariant: only the counts at [`PLACES`] change, in place and keeping the answer's length
 //! (the digits become `0` and spaces); documents and every other byte are left as they are.
+//! The same for [`hide_reduce_progress`] and its places.
 //! Containers off those places are skipped without being read into anything
 //! (`answers::scan`'s loose skip: a byte no JSON value holds is stepped over, not a stop).
 
@@ -110,6 +115,170 @@ impl Scan<'_> {
                 Ok(())
             }
             _ => self.c.skip_loosely(),
+        }
+    }
+}
+
+/// What a search's shortcuts left in an async search answer beside the skipped counts
+/// (attack22): Elasticsearch's can-match phase counts a skipped shard as successful as soon as
+/// the search starts, and a shard whose query its own index-wide values rewrite to no match
+/// (a date range outside every document's dates; a field sort whose every value, any
+/// tenant's, ranks below the hits already found) answers with nothing, which never enters a
+/// partial reduce. So while the search runs (or when it stopped part way) `successful` counts
+/// the skipped shards, and `num_reduce_phases` counts the shards that were not cut short: both
+/// follow other tenants' values as `skipped` did.
+///
+/// `num_reduce_phases` is written as `1` (what Elasticsearch answers without partial reduces,
+/// when it leaves the key out) and, unless the answer says it is neither running nor partial,
+/// every `successful` count at [`SUCCESSFUL`] as `0`; in place, keeping the answer's length. A
+/// final, whole answer's `successful` is `total - failed` whatever was skipped and is kept.
+const REDUCE_PHASES: &[&[&str]] = &[&["response", "num_reduce_phases"], &["num_reduce_phases"]];
+
+/// Where a successful-shard count sits (the places of [`PLACES`], one key over).
+const SUCCESSFUL: &[&[&str]] = &[
+    &["_shards", "successful"],
+    &["response", "_shards", "successful"],
+    &["_clusters", "details", "*", "_shards", "successful"],
+    &[
+        "response",
+        "_clusters",
+        "details",
+        "*",
+        "_shards",
+        "successful",
+    ],
+];
+
+/// The answer's own state: whether the search still runs, whether its results are partial.
+const STATE: &[&[&str]] = &[&["is_running"], &["is_partial"]];
+
+/// Writes `1` over every `num_reduce_phases` and, unless the answer is final and whole, `0`
+/// over every successful-shard count, in `body` (see `REDUCE_PHASES` for why); returns how many it
+/// changed, or `None` when `body` is not the JSON the scan expects (what it met before is still
+/// written, the answer then taken as not final).
+pub fn hide_reduce_progress(body: &mut [u8]) -> Option<usize> {
+    let mut scan = Progress {
+        c: Cursor::new(body),
+        path: Vec::with_capacity(6),
+        reduces: Vec::new(),
+        successful: Vec::new(),
+        falses: [false; 2],
+        others: [false; 2],
+    };
+    let read = scan.value();
+    let whole = read.is_ok() && scan.c.at_end();
+    // Final and whole: both read as `false` and never as anything else (a repeated key).
+    let settled = scan.falses.iter().all(|f| *f) && !scan.others.iter().any(|o| *o);
+    let Progress {
+        reduces,
+        successful,
+        ..
+    } = scan;
+    let mut changed = 0;
+    for at in &reduces {
+        body[at.start] = b'1';
+        body[at.start + 1..at.end].fill(b' ');
+        changed += 1;
+    }
+    if !whole || !settled {
+        for at in &successful {
+            body[at.start] = b'0';
+            body[at.start + 1..at.end].fill(b' ');
+            changed += 1;
+        }
+    }
+    whole.then_some(changed)
+}
+
+struct Progress<'b> {
+    c: Cursor<'b>,
+    path: Vec<&'b [u8]>,
+    /// `num_reduce_phases` values other than `1`.
+    reduces: Vec<Range<usize>>,
+    /// Successful-shard counts other than `0`.
+    successful: Vec<Range<usize>>,
+    /// `is_running`, `is_partial`: read as `false`.
+    falses: [bool; 2],
+    /// `is_running`, `is_partial`: read as anything else.
+    others: [bool; 2],
+}
+
+impl<'b> Walk<'b> for Progress<'b> {
+    fn cursor(&mut self) -> &mut Cursor<'b> {
+        &mut self.c
+    }
+}
+
+impl Progress<'_> {
+    /// Whether `path` matches `place` so far, and whether it is all of it.
+    fn matches(path: &[&[u8]], place: &[&str]) -> (bool, bool) {
+        let same = place.len() >= path.len()
+            && path
+                .iter()
+                .zip(place.iter())
+                .all(|(&key, want)| *want == "*" || key == want.as_bytes());
+        (same, same && place.len() == path.len())
+    }
+
+    /// The value at the cursor: read when the path leads to a place, skipped otherwise.
+    fn value(&mut self) -> Result<(), Fault> {
+        let (mut leads, mut reduce, mut successful, mut state) = (false, false, false, None);
+        for place in REDUCE_PHASES {
+            let (l, is) = Self::matches(&self.path, place);
+            leads |= l;
+            reduce |= is;
+        }
+        for place in SUCCESSFUL {
+            let (l, is) = Self::matches(&self.path, place);
+            leads |= l;
+            successful |= is;
+        }
+        for (i, place) in STATE.iter().enumerate() {
+            let (l, is) = Self::matches(&self.path, place);
+            leads |= l;
+            if is {
+                state = Some(i);
+            }
+        }
+        if !leads {
+            return self.c.skip_loosely();
+        }
+        let is = reduce || successful || state.is_some();
+        match self.c.next_byte()? {
+            b'{' if !is => self.object(|s, key| {
+                s.path.push(key);
+                let read = s.value();
+                s.path.pop();
+                read
+            }),
+            b'-' | b'0'..=b'9' if reduce || successful => {
+                let count = self.c.token();
+                let (keep, list) = if reduce {
+                    (&b"1"[..], &mut self.reduces)
+                } else {
+                    (&b"0"[..], &mut self.successful)
+                };
+                if self.c.bytes(count.clone()) != keep {
+                    list.push(count);
+                }
+                Ok(())
+            }
+            _ => match state {
+                Some(i) => {
+                    if matches!(self.c.next_byte()?, b'{' | b'[' | b'"') {
+                        self.others[i] = true;
+                        return self.c.skip_loosely();
+                    }
+                    let literal = self.c.token();
+                    if self.c.bytes(literal) == b"false" {
+                        self.falses[i] = true;
+                    } else {
+                        self.others[i] = true;
+                    }
+                    Ok(())
+                }
+                None => self.c.skip_loosely(),
+            },
         }
     }
 }
@@ -368,6 +537,101 @@ mod tests {
         for body in ["", "{", r#"{"_shards":{"skipped":3"#, r#"{"a" 1}"#, "{} x"] {
             assert_eq!(zeroed(body).0, None, "{body}");
         }
+    }
+
+    fn progress_hidden(body: &str) -> (Option<usize>, Value) {
+        let mut b = body.as_bytes().to_vec();
+        let n = hide_reduce_progress(&mut b);
+        assert_eq!(b.len(), body.len(), "the length is kept");
+        (n, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
+    /// attack22: a running (or stopped, partial) async search counts the shards the can-match
+    /// phase skipped as successful from its start, and its partial reduces count only the
+    /// shards that were not cut short by their own index-wide values: both are hidden, the
+    /// documents and a final answer's counts are not.
+    #[test]
+    fn running_progress_and_reduce_phases_are_hidden() {
+        let running = json!({
+            "id": "x", "is_partial": true, "is_running": true,
+            "response": {
+                "num_reduce_phases": 37,
+                "_shards": {"total": 100, "successful": 92, "skipped": 0, "failed": 0},
+                "hits": {"hits": [{"_source": {"num_reduce_phases": 5, "_shards": {"successful": 4}}}]},
+            },
+        });
+        let (n, v) = progress_hidden(&running.to_string());
+        assert_eq!(n, Some(2));
+        assert_eq!(v["response"]["num_reduce_phases"], 1);
+        assert_eq!(
+            v["response"]["_shards"],
+            json!({"total": 100, "successful": 0, "skipped": 0, "failed": 0})
+        );
+        assert_eq!(
+            v["response"]["hits"]["hits"][0]["_source"],
+            json!({"num_reduce_phases": 5, "_shards": {"successful": 4}})
+        );
+        // A status answer of a running search.
+        let status = json!({"id": "x", "is_running": true, "is_partial": true,
+            "_shards": {"total": 100, "successful": 90, "skipped": 0, "failed": 1}});
+        let (n, v) = progress_hidden(&status.to_string());
+        assert_eq!(n, Some(1));
+        assert_eq!(v["_shards"]["successful"], 0);
+        assert_eq!(v["_shards"]["failed"], 1);
+        // A search that stopped part way (cancelled, failed): partial, not running.
+        let stopped = json!({"id": "x", "is_partial": true, "is_running": false,
+            "response": {"_shards": {"total": 9, "successful": 7, "skipped": 0, "failed": 0}}});
+        assert_eq!(
+            progress_hidden(&stopped.to_string()).1["response"]["_shards"]["successful"],
+            0
+        );
+        // A final, whole answer keeps its successful count (total - failed, whatever was
+        // skipped), but not its reduce phases.
+        let done = json!({"id": "x", "is_partial": false, "is_running": false,
+            "response": {"num_reduce_phases": 4,
+                "_shards": {"total": 9, "successful": 8, "skipped": 0, "failed": 1},
+                "_clusters": {"details": {"(local)": {"_shards": {"successful": 8}}}}}});
+        let (n, v) = progress_hidden(&done.to_string());
+        assert_eq!(n, Some(1));
+        assert_eq!(v["response"]["num_reduce_phases"], 1);
+        assert_eq!(v["response"]["_shards"]["successful"], 8);
+        assert_eq!(
+            v["response"]["_clusters"]["details"]["(local)"]["_shards"]["successful"],
+            8
+        );
+        let status_done = r#"{"id":"x","is_running":false,"is_partial":false,"_shards":{"total":3,"successful":3,"skipped":0,"failed":0},"completion_status":200}"#;
+        assert_eq!(
+            progress_hidden(status_done),
+            (Some(0), serde_json::from_str(status_done).unwrap())
+        );
+        // Anything but a plain `false` (missing, repeated with `true`, a string) is not final.
+        for body in [
+            r#"{"is_running":false,"_shards":{"successful":3}}"#,
+            r#"{"is_running":false,"is_partial":false,"is_running":true,"_shards":{"successful":3}}"#,
+            r#"{"is_running":"false","is_partial":false,"_shards":{"successful":3}}"#,
+            r#"{"is_running":false,"is_partial":null,"_shards":{"successful":3}}"#,
+        ] {
+            let (n, v) = progress_hidden(body);
+            assert_eq!(
+                (n, &v["_shards"]["successful"]),
+                (Some(1), &json!(0)),
+                "{body}"
+            );
+        }
+        // A pretty answer, and a body cut short: what was met is still written.
+        let pretty = "{\n  \"is_running\" : false,\n  \"is_partial\" : false,\n  \"response\" : {\n    \"num_reduce_phases\" : 12 ,\n    \"_shards\" : { \"successful\" : 10 }\n  }\n}\n";
+        let (n, v) = progress_hidden(pretty);
+        assert_eq!(n, Some(1));
+        assert_eq!(
+            v["response"],
+            json!({"num_reduce_phases": 1, "_shards": {"successful": 10}})
+        );
+        let mut cut = br#"{"is_running":false,"is_partial":false,"response":{"num_reduce_phases":12,"_shards":{"successful":10"#.to_vec();
+        assert_eq!(hide_reduce_progress(&mut cut), None);
+        assert_eq!(
+            cut,
+            br#"{"is_running":false,"is_partial":false,"response":{"num_reduce_phases":1 ,"_shards":{"successful":0 "#
+        );
     }
 
     /// A small generator of async search answers (repeatable per seed).
