@@ -703,39 +703,57 @@ fn bool_key(k: &str) -> bool {
 /// such leaves and such `bool`s is decided in one pass over its tokens. Issue 10: the 2 KB
 /// Kibana search's query (three `bool`s, 29 leaves) was 6.7k instructions, about 150 a query
 /// in the walk (`query_or_queries`, `Arr::try_each`, a `J` of each item, [`check`] entered
-/// again) beside the leaf's own 90 (perf21c). `parsed_bools_decide_as_the_general_check`
-/// (tests).
+/// again) beside the leaf's own 90 (perf21c); decided here, 3.9k (perf22a).
+/// `parsed_bools_decide_as_the_general_check`,
+/// `nested_bools_left_to_the_general_check_are_walked_once` (tests).
 fn parsed_bool(body: Tokens<'_>) -> Option<Result<(), Rejection>> {
+    #[cfg(test)]
+    table_tests::PARSED_BOOL_CALLS.with(|n| n.set(n.get() + 1));
     if !body.entries().all(|(k, _)| bool_key(k)) {
         return None;
     }
-    Some(body.entries().try_for_each(|(k, v)| match k {
-        "must" | "should" | "filter" | "must_not" => match v {
-            Item::Array(items) => items.items().try_for_each(parsed_clause),
-            _ => parsed_clause(v),
-        },
-        _ => scalar(J::from(v), k),
-    }))
+    Some(parsed_bool_values(body))
 }
 
-/// [`check`] of one parsed query of a `bool`'s clause: a scalar leaf decided as
-/// [`parsed_scalar_leaf`] decides it, a `bool` by [`parsed_bool`] (as [`check`] reaches it:
-/// neither a leaf nor a `range`), anything else, or either left undecided, by [`check`]
-/// itself, which then decides it from the start (for a `bool` its keys are looked at again,
-/// not its values).
-#[inline]
-fn parsed_clause(q: Item<'_>) -> Result<(), Rejection> {
-    if let Item::Object(tokens) = q {
-        if let Some(decided) = scalar_leaf_tokens(tokens) {
-            return decided;
-        }
-        if let Some(("bool", Item::Object(body))) = tokens.only_entry() {
-            if let Some(decided) = parsed_bool(body) {
-                return decided;
+/// The values of [`parsed_bool`]'s body, in order, the first refusal returned.
+fn parsed_bool_values(body: Tokens<'_>) -> Result<(), Rejection> {
+    for (k, v) in body.entries() {
+        match (k, v) {
+            ("must" | "should" | "filter" | "must_not", Item::Array(items)) => {
+                match items.item_tokens() {
+                    Some(queries) => {
+                        for q in queries {
+                            parsed_clause(q)?;
+                        }
+                    }
+                    // An array of plain strings: refused by `check`, as each item is.
+                    None => items.items().try_for_each(|q| check(J::from(q)))?,
+                }
             }
+            ("must" | "should" | "filter" | "must_not", _) => check(J::from(v))?,
+            _ => scalar(J::from(v), k)?,
         }
     }
-    check(J::from(q))
+    Ok(())
+}
+
+/// [`check`] of one parsed query (its tokens) of a `bool`'s clause list: a scalar leaf decided
+/// as [`parsed_scalar_leaf`] decides it, a `bool` by [`parsed_bool`] (as [`check`] reaches it:
+/// neither a leaf nor a `range`), anything else, or either left undecided, by [`check`]
+/// itself, which then decides it from the start (for a `bool` its keys are looked at again,
+/// not its values). Inlined in [`parsed_bool_values`]'s loop: a leaf is decided without a
+/// call.
+#[inline(always)]
+fn parsed_clause(q: Tokens<'_>) -> Result<(), Rejection> {
+    if let Some(decided) = scalar_leaf_tokens(q) {
+        return decided;
+    }
+    if let Some(("bool", Item::Object(body))) = q.only_entry() {
+        if let Some(decided) = parsed_bool(body) {
+            return decided;
+        }
+    }
+    check(J::from(q.item()))
 }
 
 /// The commonest dashboard leaf, `{"match_phrase" | "match" | "term": {"<field>": <scalar>}}`
@@ -1873,6 +1891,9 @@ mod table_tests {
         /// Turns [`parsed_bool`] off: the tests' reference path.
         pub(super) static PARSED_BOOLS_OFF: std::cell::Cell<bool> =
             const { std::cell::Cell::new(false) };
+        /// How many times [`parsed_bool`] was entered.
+        pub(super) static PARSED_BOOL_CALLS: std::cell::Cell<usize> =
+            const { std::cell::Cell::new(0) };
     }
 
     /// JSON values of every kind and the shapes the fast paths look at: scalars, empty and
@@ -2278,6 +2299,49 @@ mod table_tests {
                 "{}",
                 refused.reason
             );
+        }
+        // Parsed, as deep as a body may nest (64), with the key the token path leaves to the
+        // general one at every level or only at the deepest, each clause a query or a list:
+        // [`parsed_bool`] falls back to [`check`] for the one `bool` it leaves, never for a
+        // whole subtree again.
+        for (unknown_first, every_level, list) in [
+            (false, true, false),
+            (true, true, true),
+            (false, false, true),
+            (true, false, false),
+        ] {
+            let mut q = r#"{"match_phrase":{"_seq_no":"x"}}"#.to_string();
+            for level in 0..20 {
+                let unknown = if every_level || level == 0 {
+                    r#""zzz":1"#
+                } else {
+                    r#""boost":1"#
+                };
+                let clause = if list {
+                    format!(r#""must":[{q},{{"match":{{"a":"b"}}}}]"#)
+                } else {
+                    format!(r#""must":{q}"#)
+                };
+                q = if unknown_first {
+                    format!(r#"{{"bool":{{{unknown},{clause}}}}}"#)
+                } else {
+                    format!(r#"{{"bool":{{{clause},{unknown}}}}}"#)
+                };
+            }
+            let arena = crate::request::tree::Arena::default();
+            let parsed = crate::request::tree::parse(q.as_bytes(), &arena).unwrap();
+            PARSED_BOOL_CALLS.with(|n| n.set(0));
+            let refused = check(J::from(&parsed)).unwrap_err();
+            assert_eq!(
+                refused.kind,
+                crate::RejectKind::Forbidden,
+                "{}",
+                refused.reason
+            );
+            // Each level's `bool` looked at twice at most: once on the token path and once
+            // more when left to the general one.
+            let calls = PARSED_BOOL_CALLS.with(std::cell::Cell::get);
+            assert!(calls <= 40, "{calls}: {q}");
         }
     }
 
