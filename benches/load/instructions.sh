@@ -6,7 +6,8 @@
 # dumped after each scenario (`callgrind_control`), so start-up and warm-up are not counted.
 # Scenarios: small GET search, 2 KB Kibana-style POST (compact, and spaced as Python's
 # `json.dumps` writes it), 200 KB POST (filtered `read` token), a small `_msearch` (one search;
-# its answer read whole for a `read` token, review 16),
+# its answer read whole for a `read` token, review 16), a Grafana-shaped `_msearch` (three
+# date histograms, as Grafana's data source sends a panel's queries; a 2.7 KB answer),
 # small GET with an `all` token (relay), and small GET over TLS (`read` token; a second esgate
 # with `[listen.tls]`, a self-signed RSA 2048 certificate as `pinned.sh` makes; the client's
 # TLS 1.3 suite is OpenSSL's first choice, TLS13_AES_256_GCM_SHA384, as wrk's is). Audit to a
@@ -16,6 +17,8 @@
 # only; stops what it starts.
 # Usage: benches/load/instructions.sh [N=300]   (N/10 for the 200 KB POST)
 #   KEEP=DIR keeps the callgrind dumps in DIR (for callgrind_annotate).
+#   ONLY=WORD[,WORD...] runs only the scenarios whose name holds one of the words (e.g.
+#   ONLY=GET,_msearch).
 #   ESGATE_BIN=PATH measures that binary (default: target/release/esgate; with NO_BUILD, e.g. a
 #   build in another CARGO_TARGET_DIR). LISTEN_EXTRA adds lines to both esgates' [listen]
 #   (e.g. LISTEN_EXTRA='max_header_bytes = 262144').
@@ -51,6 +54,15 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 
 SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
+# Grafana's answer (the Grafana-shaped `_msearch`, told by its `max_concurrent_shard_requests`):
+# three searches of `size` 0, each a date histogram of ten buckets.
+GRAFANA_ANSWER=$(python3 -c '
+import json
+buckets = [{"key_as_string": str(1704067200000 + i * 86400000), "key": 1704067200000 + i * 86400000, "doc_count": i * 3 % 7} for i in range(10)]
+item = {"took": 2, "timed_out": False, "_shards": {"total": 2, "successful": 2, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 27, "relation": "eq"}, "max_score": None, "hits": []},
+        "aggregations": {"2": {"buckets": buckets}}, "status": 200}
+print(json.dumps({"took": 3, "responses": [item] * 3}, separators=(",", ":")))')
 cat > "$WORK/backend.conf" <<NGINX
 worker_processes 1;
 error_log $WORK/backend.err;
@@ -66,7 +78,10 @@ http {
     location /_resolve/index/ {
       return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]}],"aliases":[],"data_streams":[]}';
     }
-    location ~ _msearch\$ { return 200 '{"took":1,"responses":[$SMALL_ANSWER]}'; }
+    location ~ _msearch\$ {
+      if (\$arg_max_concurrent_shard_requests) { return 200 '$GRAFANA_ANSWER'; }
+      return 200 '{"took":1,"responses":[$SMALL_ANSWER]}';
+    }
     location / { return 200 '$SMALL_ANSWER'; }
   }
 }
@@ -142,6 +157,17 @@ def connect(tls):
     return http.client.HTTPConnection("127.0.0.1", dport)
 
 MSEARCH = b'{}\n{"query":{"match_all":{}}}\n'
+# A Grafana panel's refresh as its Elasticsearch data source sends it (tests/data/grafana:
+# metric_count_date_histogram, logs_volume): three searches of a date histogram each, the
+# header as Go's encoding/json writes it, `max_concurrent_shard_requests=5`, JSON content type.
+GRAFANA_HEADER = b'{"ignore_unavailable":true,"index":"logs-*","search_type":"query_then_fetch"}\n'
+GRAFANA = b"".join(GRAFANA_HEADER + json.dumps(
+    {"aggs": {"2": {"date_histogram": {"extended_bounds": {"max": 1704931199999, "min": 1704067200000},
+     "field": "@timestamp", "fixed_interval": interval, "format": "epoch_millis", "min_doc_count": 0}}},
+     "query": {"bool": {"filter": [{"range": {"@timestamp": {"format": "epoch_millis", "gte": 1704067200000, "lte": 1704931199999}}}]
+                        + ([{"query_string": {"analyze_wildcard": True, "query": q}}] if q else [])}},
+     "size": 0}, separators=(",", ":")).encode() + b"\n"
+    for interval, q in [("86400000ms", ""), ("3600000ms", "hello AND NOT n:1"), ("3600000ms", "level:error")])
 
 def run(secret, method, body, count, c):
     headers = {"authorization": "Bearer " + secret}
@@ -149,6 +175,9 @@ def run(secret, method, body, count, c):
     if body is MSEARCH:
         headers["content-type"] = "application/x-ndjson"
         path = "/logs-a/_msearch"
+    elif body is GRAFANA:
+        headers["content-type"] = "application/json"
+        path = "/_msearch?max_concurrent_shard_requests=5"
     elif body is not None:
         headers["content-type"] = "application/json"
     for _ in range(count):
@@ -215,9 +244,14 @@ scenarios = [
     ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n, False),
     ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1), False),
     ("small _msearch (one search), read token", read, "POST", MSEARCH, n, False),
+    ("Grafana _msearch (three date histograms), read token", read, "POST", GRAFANA, n, False),
     ("small GET, all token (relay)", everything, "GET", None, n, False),
     ("small GET over TLS, read token", tls_read, "GET", None, n, True),
 ]
+# ONLY=WORD[,WORD...]: the scenarios whose name holds one of the words (e.g. ONLY=GET,_msearch).
+only = [w for w in os.environ.get("ONLY", "").split(",") if w]
+if only:
+    scenarios = [s for s in scenarios if any(w in s[0] for w in only)]
 for _, secret, method, body, count, tls in scenarios:
     c = connect(tls)
     run(secret, method, body, 20, c)  # warm-up: pools, caches, resolutions

@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 
 use super::{answer, ProxyError, MAX_SEALED_RESPONSE};
 use crate::app::App;
-use crate::body::{Body, BoxError, ReadError};
+use crate::body::{Body, BodyBudget, BoxError, ReadError};
 use crate::es::answers::failures::{self, Peek};
 use crate::upstream::{AnswerBody, UpstreamError};
 
@@ -37,19 +37,21 @@ pub(super) enum AtOnce {
     Sent(Response<Body>),
     /// The backend's answer broke.
     Broken(ProxyError),
-    /// For [`respond`]: the answer's head and body, and the frame already read.
+    /// For [`respond`]: the answer's head and body, and the frames already read.
     Judge {
         headers: HeaderMap,
         body: AnswerBody,
-        first: Option<Frame<Bytes>>,
+        held: VecDeque<Frame<Bytes>>,
     },
 }
 
-/// The common case of [`respond`], without its future: a plain answer whose first frame, there
+/// The common cases of [`respond`], without its future: a plain answer whose first frame, there
 /// with its head, shows a header without failures (the hot path allocates no future for this:
-/// review 16's count, about 400 instructions a small search). Anything else goes to
-/// [`respond`] untouched.
+/// review 16's count, about 400 instructions a small search), and a plain answer that reports
+/// failures (or may: every `_msearch` answer) and is there whole with its head ([`whole_at_once`]).
+/// Anything else goes to [`respond`] with the frames read.
 pub(super) fn at_once(
+    budget: &BodyBudget,
     status: http::StatusCode,
     headers: HeaderMap,
     mut body: AnswerBody,
@@ -64,7 +66,7 @@ pub(super) fn at_once(
         return AtOnce::Judge {
             headers,
             body,
-            first: None,
+            held: VecDeque::new(),
         };
     }
     let first = match futures_util::FutureExt::now_or_never(body.frame()) {
@@ -78,18 +80,21 @@ pub(super) fn at_once(
             return AtOnce::Judge {
                 headers,
                 body,
-                first: None,
+                held: VecDeque::new(),
             }
         }
     };
-    let clean = first
+    let verdict = first
         .data_ref()
-        .is_some_and(|d| failures::peek(d, true) == Peek::Clean);
-    if !clean {
+        .map_or(Peek::Undecided, |d| failures::peek(d, true));
+    if verdict == Peek::Reports {
+        return whole_at_once(budget, status, headers, body, first);
+    }
+    if verdict != Peek::Clean {
         return AtOnce::Judge {
             headers,
             body,
-            first: Some(first),
+            held: VecDeque::from([first]),
         };
     }
     AtOnce::Sent(answer(
@@ -104,16 +109,110 @@ pub(super) fn at_once(
     ))
 }
 
+/// A plain answer whose first frame `first` reports a failure (or may: an `_msearch` answer),
+/// judged without [`respond`]'s future when the rest is there with it (perf22c: a small
+/// `_msearch` answer went through the future, a second look at its beginning and a read that
+/// waited for the end of a body already whole). The same outcome as [`respond`]'s: the verdict
+/// `Reports` stands however much more of the answer is read (`failures::peek` reports on what
+/// it saw), so `respond` would read it whole; here the same frames are read, the same room is
+/// claimed (at once, or `respond` waits for it), the same judge rewrites them. When the rest
+/// is not all there, its frames more than `PEEK_LIMIT` bytes, or the room not free at once,
+/// the frames read so far go to [`respond`], which answers as it always did.
+fn whole_at_once(
+    budget: &BodyBudget,
+    status: http::StatusCode,
+    headers: HeaderMap,
+    mut body: AnswerBody,
+    first: Frame<Bytes>,
+) -> AtOnce {
+    let mut raw = first.data_ref().map_or(0, Bytes::len);
+    let mut held = VecDeque::from([first]);
+    let judge = |headers, body, held| AtOnce::Judge {
+        headers,
+        body,
+        held,
+    };
+    // The rest, as far as it is there: `is_end_stream` says a body of a known length ended
+    // with its last frame (no poll for its end, which may not be there yet).
+    while !body.is_end_stream() {
+        if raw > PEEK_LIMIT {
+            return judge(headers, body, held);
+        }
+        match futures_util::FutureExt::now_or_never(body.frame()) {
+            Some(None) => break,
+            // As `respond` and its read map them.
+            Some(Some(Err(e))) if e.is::<crate::body::Stalled>() => {
+                return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Timeout))
+            }
+            Some(Some(Err(_))) => {
+                return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Broken))
+            }
+            Some(Some(Ok(frame))) => {
+                raw += frame.data_ref().map_or(0, Bytes::len);
+                held.push_back(frame);
+            }
+            None => return judge(headers, body, held),
+        }
+    }
+    if raw > PEEK_LIMIT {
+        return judge(headers, body, held);
+    }
+    // The room `respond`'s read claims for the answer (it waits for it; refused at once here,
+    // the answer goes to `respond`, which does).
+    let mut hold = crate::body::BudgetHold::default();
+    if budget.try_cover(&mut hold, raw).is_err() {
+        return judge(headers, body, held);
+    }
+    // Copied into one buffer of its own, as `respond`'s read copies it (the frames are slices
+    // of the connection's read buffer); frames other than data are dropped, as there.
+    let mut bytes = BytesMut::with_capacity(raw);
+    held.iter()
+        .filter_map(Frame::data_ref)
+        .for_each(|d| bytes.extend_from_slice(d));
+    drop(held);
+    drop(body);
+    match judged(headers, bytes.freeze(), hold) {
+        Ok((headers, out, hold)) => {
+            AtOnce::Sent(answer(status, headers, crate::body::held(out, hold)))
+        }
+        Err(e) => AtOnce::Broken(e),
+    }
+}
+
+/// A whole identity-encoded answer through the failures judge: its failures reduced (and its
+/// `Content-Length` dropped) or it as it came; refused when it cannot be judged.
+fn judged(
+    mut headers: HeaderMap,
+    decoded: Bytes,
+    mut hold: crate::body::BudgetHold,
+) -> Result<(HeaderMap, Bytes, crate::body::BudgetHold), ProxyError> {
+    let withheld = failures::withhold_whole(&decoded).map_err(|e| {
+        ProxyError::Upstream(match e {
+            failures::Unjudged::CutShort => UpstreamError::Broken,
+            failures::Unjudged::Malformed => UpstreamError::Unexpected,
+        })
+    })?;
+    let out = match withheld {
+        Some(rewritten) => {
+            headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(rewritten)
+        }
+        None => decoded,
+    };
+    hold.keep(out.len());
+    Ok((headers, out, hold))
+}
+
 /// The answer to a `read` token's request whose answer esgate would stream, of the search family
 /// (`header_first` as `failures::peek` takes it) or a client error (4xx, read whole): sent as
-/// it came unless it reports a failure. `first`: a frame [`at_once`] already read.
+/// it came unless it reports a failure. `held`: the frames [`at_once`] already read.
 pub(super) async fn respond(
     app: &App,
     status: http::StatusCode,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     mut body: AnswerBody,
     header_first: bool,
-    first: Option<Frame<Bytes>>,
+    mut held: VecDeque<Frame<Bytes>>,
 ) -> Result<Response<Body>, ProxyError> {
     let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => Encoding::Identity,
@@ -122,11 +221,11 @@ pub(super) async fn respond(
         // Nothing esgate can read: its failures cannot be judged.
         Some(_) => return Err(ProxyError::Upstream(UpstreamError::Broken)),
     };
-    let mut raw = first
-        .as_ref()
-        .and_then(Frame::data_ref)
-        .map_or(0, Bytes::len);
-    let mut held: VecDeque<Frame<Bytes>> = first.into_iter().collect();
+    let mut raw: usize = held
+        .iter()
+        .filter_map(Frame::data_ref)
+        .map(Bytes::len)
+        .sum();
     let whole = if status.is_client_error() {
         true
     } else {
@@ -193,9 +292,7 @@ pub(super) async fn respond(
         &app.body_budget,
         super::ANSWER_BUDGET_PATIENCE,
     );
-    let (bytes, mut hold) = match tokio::time::timeout(app.config.backend.answer_timeout, read)
-        .await
-    {
+    let (bytes, hold) = match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
         Err(_) => return Err(ProxyError::Upstream(UpstreamError::Timeout)),
         Ok(read) => read.map_err(|e| match e {
             ReadError::Busy => ProxyError::Busy,
@@ -211,24 +308,11 @@ pub(super) async fn respond(
                 .ok_or(ProxyError::Upstream(UpstreamError::Broken))?,
         ),
     };
-    let withheld = failures::withhold_whole(&decoded).map_err(|e| {
-        ProxyError::Upstream(match e {
-            failures::Unjudged::CutShort => UpstreamError::Broken,
-            failures::Unjudged::Malformed => UpstreamError::Unexpected,
-        })
-    })?;
-    let out = match withheld {
-        Some(rewritten) => {
-            headers.remove(header::CONTENT_LENGTH);
-            Bytes::from(rewritten)
-        }
-        None => decoded,
-    };
+    let (mut headers, out, hold) = judged(headers, decoded, hold)?;
     if encoding != Encoding::Identity {
         headers.remove(header::CONTENT_ENCODING);
         headers.remove(header::CONTENT_LENGTH);
     }
-    hold.keep(out.len());
     Ok(answer(status, headers, crate::body::held(out, hold)))
 }
 

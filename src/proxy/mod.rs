@@ -401,13 +401,13 @@ async fn pipeline(
         // A `read` token's answer that may report failures is judged before it streams.
         Handling::Stream if enforced && (watch.is_some() || status.is_client_error()) => {
             let header_first = watch.unwrap_or(true);
-            match failures::at_once(status, headers, body, header_first) {
+            match failures::at_once(&app.body_budget, status, headers, body, header_first) {
                 failures::AtOnce::Sent(answer) => Ok(answer),
                 failures::AtOnce::Broken(e) => Err(e),
                 failures::AtOnce::Judge {
                     headers,
                     body,
-                    first,
+                    held,
                 } => {
                     Box::pin(failures::respond(
                         app,
@@ -415,7 +415,7 @@ async fn pipeline(
                         headers,
                         body,
                         header_first,
-                        first,
+                        held,
                     ))
                     .await
                 }
