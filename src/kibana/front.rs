@@ -6,7 +6,9 @@
 //! that cookie; it is checked again against the store (link and token alive, same secret
 //! generation), then against what viewing needs ([`routes::classify`]), then, for the
 //! read-only POSTs, against cross-site use (Kibana's `kbn-xsrf`/`x-elastic-internal-origin`
-//! header, a same-origin `Origin` and `Sec-Fetch-Site`). Only then is it proxied to Kibana, with
+//! header, a same-origin `Origin` and `Sec-Fetch-Site`), and for a batched search
+//! (`/internal/bsearch`) against its body, read whole ([`routes::check_search_batch`]: Kibana's
+//! data searches only). Only then is it proxied to Kibana, with
 //! only the recipient's headers on [`RELAYED_TO_KIBANA`] (never a cookie or a credential) and
 //! a fresh link credential as `Authorization: Bearer`: Kibana's `http` provider forwards it to esgate's data listener,
 //! which accepts it as the link's token (filters, indices, spaces) after the same store checks.
@@ -557,9 +559,16 @@ async fn serve(
     event.token_name = Some(token.name.clone());
     match verdict {
         Verdict::Refuse(why) => return Err(Refusal::new(StatusCode::FORBIDDEN, why)),
-        Verdict::ReadPost => check_cross_site(front, req.headers())?,
+        Verdict::ReadPost | Verdict::SearchBatch => check_cross_site(front, req.headers())?,
         Verdict::Read | Verdict::AppPage => {}
     }
+    let (parts, incoming) = req.into_parts();
+    let body: Body = if verdict == Verdict::SearchBatch {
+        let (bytes, hold) = read_search_batch(app, &parts.headers, incoming).await?;
+        body::held(bytes, hold)
+    } else {
+        incoming.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+    };
     app.store.touch(&token.id, now);
     let credential = session::mint_credential(&front.credential_key, &claims, recipient, now);
     // The link and its token's spaces again, on the current snapshot, once the request has
@@ -575,7 +584,8 @@ async fn serve(
     forward(
         app,
         front,
-        req,
+        parts,
+        body,
         &credential,
         recipient,
         &token.id,
@@ -583,6 +593,80 @@ async fn serve(
         event,
     )
     .await
+}
+
+/// A batched search's body (`/internal/bsearch`), read whole and checked before anything of it
+/// reaches Kibana ([`routes::check_search_batch`]: every item a data search): the bytes to
+/// pass, as received, and their share of the body budget, held until they are sent. Read as
+/// the data listener reads a body: at most `listen.max_body_bytes`, charged to the shared body
+/// budget, within `listen.header_timeout`. A body Kibana would not read as the JSON checked is
+/// refused: compressed (`Content-Encoding`: Kibana's app never compresses one, and the front
+/// does not pass the header) or of another type than JSON (Kibana would parse a form).
+async fn read_search_batch(
+    app: &App,
+    headers: &HeaderMap,
+    incoming: Incoming,
+) -> Result<(bytes::Bytes, body::BudgetHold), Refusal> {
+    if headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| v.as_bytes() != b"identity")
+    {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a batched search's body is not passed compressed (Content-Encoding)",
+        ));
+    }
+    let json = headers.get_all(header::CONTENT_TYPE).iter().all(|v| {
+        let media = v
+            .as_bytes()
+            .split(|b| *b == b';')
+            .next()
+            .unwrap_or_default();
+        media.trim_ascii().eq_ignore_ascii_case(b"application/json")
+    });
+    if !json {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a batched search's body is passed as application/json only",
+        ));
+    }
+    let limit = app.config.limits.max_body_bytes;
+    let read = tokio::time::timeout(
+        app.config.limits.header_timeout,
+        body::read_budgeted(incoming, limit, &app.body_budget),
+    )
+    .await;
+    let (bytes, hold) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(body::ReadError::TooLarge)) => {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes (listen.max_body_bytes)"),
+            ))
+        }
+        Ok(Err(body::ReadError::Busy)) => {
+            app.metrics.rejected(crate::metrics::Rejected::Busy);
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many request bodies are being read at once; try again",
+            ));
+        }
+        Ok(Err(body::ReadError::Broken)) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            ))
+        }
+        Ok(Err(body::ReadError::Stalled)) | Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ))
+        }
+    };
+    routes::check_search_batch(&bytes).map_err(|why| Refusal::new(StatusCode::FORBIDDEN, why))?;
+    Ok((bytes, hold))
 }
 
 /// A session's link checked on `snapshot` (alive, its token's, for `recipient`: see
@@ -668,14 +752,14 @@ fn check_cross_site(front: &Front, headers: &HeaderMap) -> Result<(), Refusal> {
 async fn forward(
     app: &App,
     front: &Front,
-    req: Request<Incoming>,
+    parts: http::request::Parts,
+    body: Body,
     credential: &str,
     recipient: IpAddr,
     token_id: &str,
     again: &(dyn Fn() -> Result<(), Refusal> + Sync),
     event: &mut DataEvent,
 ) -> Result<Response<Body>, Refusal> {
-    let (parts, incoming) = req.into_parts();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -726,7 +810,6 @@ async fn forward(
     // expired or narrowed meanwhile was passed to Kibana once a place came free (attack21c,
     // as rel21 on the data listener).
     again()?;
-    let body: Body = incoming.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri;

@@ -17,7 +17,16 @@
 //! State-changing methods are refused except the read-only POSTs below, and those must carry
 //! Kibana's own `kbn-xsrf` or `x-elastic-internal-origin` header (checked by the front).
 //!
+//! `/internal/bsearch` (bfetch's batched search, which dashboards use) names each search's
+//! strategy in its body: [`check_search_batch`] passes a body only when every item's strategy
+//! is one of the data plugin's (`DATA_STRATEGIES`), as the URL form's.
+//!
 //! Invariant: pure.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The apps a recipient may open (their pages; their data comes through the routes below).
 const VIEW_APPS: &[&str] = &["dashboards", "visualize", "lens", "maps"];
@@ -25,7 +34,17 @@ const VIEW_APPS: &[&str] = &["dashboards", "visualize", "lens", "maps"];
 /// The data plugin's search strategies (Kibana 8.15 `data/common/search/strategies`: `es`,
 /// `ese`, `esql`, `esql_async`, `eql`, `sql`), which search with the current user's
 /// credentials: the link credential here, so esgate filters what they read.
+/// Checked in the URL (`/internal/search/<strategy>`) and in each item of a batched search
+/// (`/internal/bsearch`, [`check_search_batch`]): one list for both.
 const DATA_STRATEGIES: &[&str] = &["ese", "es", "esql", "esql_async", "eql", "sql"];
+
+/// The refusal of another strategy, in the URL or in a batch.
+const DATA_SEARCHES_ONLY: &str =
+    "only Kibana's data searches (es, ese, esql, esql_async, eql, sql) pass through a share link";
+
+/// The refusal of a batched search whose body is not the JSON Kibana's bfetch sends.
+const NOT_A_SEARCH_BATCH: &str = "the batched search is not Kibana's JSON \
+     {\"batch\":[{\"request\":...,\"options\":{\"strategy\":...}},...]}";
 
 /// What the front does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +55,9 @@ pub enum Verdict {
     AppPage,
     /// A read-only POST (a search, a bulk read): passed with the CSRF checks.
     ReadPost,
+    /// A batched search (`/internal/bsearch`): a read-only POST whose body names each search's
+    /// strategy, passed only once [`check_search_batch`] passes its body.
+    SearchBatch,
     Refuse(&'static str),
 }
 
@@ -120,13 +142,13 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         {
             Verdict::ReadPost
         }
-        ["internal", "search", ..] => Verdict::Refuse(
-            "only Kibana's data searches (es, ese, esql, esql_async, eql, sql) pass through a share link",
-        ),
+        ["internal", "search", ..] => Verdict::Refuse(DATA_SEARCHES_ONLY),
+        // bfetch's batched search: each item names its strategy (front22b: passed with its body
+        // unread, it took any plugin's strategy the URL form refuses).
+        ["internal", "bsearch"] if post => Verdict::SearchBatch,
         // Read-only POSTs.
         ["api", "core", "capabilities"]
         | ["internal", "core", "capabilities"]
-        | ["internal", "bsearch"]
         | ["api", "saved_objects", "_bulk_get"]
         | ["api", "saved_objects", "_bulk_resolve"]
         | ["api", "content_management", "rpc", "get" | "bulkGet" | "search" | "mSearch"]
@@ -142,6 +164,213 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         }
         _ if !get => Verdict::Refuse("viewers of a share link cannot change anything"),
         _ => Verdict::Refuse("not available through a share link"),
+    }
+}
+
+/// Whether a batched search's body (`/internal/bsearch`) may pass: the JSON Kibana's bfetch
+/// sends, `{"batch":[{"request":...,"options":{"strategy":...}},...]}` (Kibana 8.15: bfetch's
+/// `createStreamingBatchedFunction` posts `JSON.stringify({ batch })`, uncompressed: `compress`
+/// only asks for a compressed answer), every item an object whose `options`, if present, is an
+/// object whose `strategy`, if present, is a string on `DATA_STRATEGIES` (absent: Kibana's
+/// default, `ese`). `Err` names why not.
+///
+/// Read as Kibana reads it (`JSON.parse`): keys and strings unescaped, so `"\u0073trategy"` is
+/// `strategy`. Where `JSON.parse` keeps the last of a key given twice, the check refuses it
+/// (`batch`, `options`, `strategy`): a check that read the first would pass what Kibana runs.
+/// Nothing of the body is built (the requests are skipped, serde_json's `IgnoredAny`, without
+/// recursion: a byte per nesting level at most).
+pub fn check_search_batch(body: &[u8]) -> Result<(), &'static str> {
+    let why = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match BatchSeed(&why).deserialize(&mut de).and_then(|()| de.end()) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(why.get().unwrap_or(NOT_A_SEARCH_BATCH)),
+    }
+}
+
+/// The key a batch check looks for in an object (`Other`: any other key, skipped).
+enum Key {
+    Wanted,
+    Other,
+}
+
+/// A key, compared with `name` once unescaped.
+struct KeySeed(&'static str);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(if v == self.0 { Key::Wanted } else { Key::Other })
+    }
+}
+
+/// Reads an object, checking the value of its one key `key` (given twice: refused) with
+/// `check`, skipping the others; `required`: the key must be there.
+fn check_object<'de, A: MapAccess<'de>, S: DeserializeSeed<'de, Value = ()> + Copy>(
+    mut map: A,
+    key: &'static str,
+    required: bool,
+    check: S,
+) -> Result<(), A::Error> {
+    let mut seen = false;
+    while let Some(k) = map.next_key_seed(KeySeed(key))? {
+        match k {
+            Key::Wanted if seen => return Err(de::Error::duplicate_field(key)),
+            Key::Wanted => {
+                seen = true;
+                map.next_value_seed(check)?;
+            }
+            Key::Other => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    if required && !seen {
+        return Err(de::Error::missing_field(key));
+    }
+    Ok(())
+}
+
+/// The body: an object with a `batch` array.
+#[derive(Clone, Copy)]
+struct BatchSeed<'a>(&'a Cell<Option<&'static str>>);
+
+/// The `batch` array: each item checked.
+#[derive(Clone, Copy)]
+struct ItemsSeed<'a>(&'a Cell<Option<&'static str>>);
+
+/// One item: an object, its `options` checked when present.
+#[derive(Clone, Copy)]
+struct ItemSeed<'a>(&'a Cell<Option<&'static str>>);
+
+/// An item's `options`: an object, its `strategy` checked when present.
+#[derive(Clone, Copy)]
+struct OptionsSeed<'a>(&'a Cell<Option<&'static str>>);
+
+/// An item's `options.strategy`: a string on [`DATA_STRATEGIES`]; anything else says why in the
+/// cell.
+#[derive(Clone, Copy)]
+struct StrategySeed<'a>(&'a Cell<Option<&'static str>>);
+
+impl<'de> DeserializeSeed<'de> for BatchSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BatchSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with a batch")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        check_object(map, "batch", true, ItemsSeed(self.0))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of searches")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(ItemSeed(self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a search object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        check_object(map, "options", false, OptionsSeed(self.0))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for OptionsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a search's options object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        check_object(map, "strategy", false, StrategySeed(self.0))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrategySeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let checked = d.deserialize_str(self);
+        if checked.is_err() {
+            self.0.set(Some(DATA_SEARCHES_ONLY));
+        }
+        checked
+    }
+}
+
+impl Visitor<'_> for StrategySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a strategy's name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if DATA_STRATEGIES.contains(&v) {
+            Ok(())
+        } else {
+            Err(E::custom("not a data search strategy"))
+        }
     }
 }
 
@@ -183,12 +412,12 @@ mod tests {
             ),
             ("GET", "/internal/data_views/fields", Verdict::Read),
             ("POST", "/api/core/capabilities", Verdict::ReadPost),
-            ("POST", "/internal/bsearch", Verdict::ReadPost),
+            ("POST", "/internal/bsearch", Verdict::SearchBatch),
             ("POST", "/internal/search/ese", Verdict::ReadPost),
             ("POST", "/internal/search/ese/FmFzeW5j", Verdict::ReadPost),
             ("POST", "/internal/search/esql_async", Verdict::ReadPost),
             ("POST", "/s/acme/internal/search/es", Verdict::ReadPost),
-            ("POST", "/s/acme/internal/bsearch", Verdict::ReadPost),
+            ("POST", "/s/acme/internal/bsearch", Verdict::SearchBatch),
             ("POST", "/api/saved_objects/_bulk_get", Verdict::ReadPost),
             (
                 "POST",
@@ -261,6 +490,91 @@ mod tests {
                 "{m} {p} passed"
             );
         }
+    }
+
+    /// front22b: a batched search passes when each of its items is a data search (or names no
+    /// strategy: Kibana's default, `ese`); a plugin's strategy, a body Kibana would read
+    /// otherwise than the check does, and anything not bfetch's JSON are refused.
+    #[test]
+    fn batched_searches_pass_only_with_data_strategies() {
+        let passed = [
+            r#"{"batch":[]}"#,
+            r#"{"batch":[{"request":{"params":{"index":"logs-*"}},"options":{"strategy":"ese","sessionId":"s1","isStored":false,"executionContext":{"type":"application"}}}]}"#,
+            r#"{"batch":[{"request":{}},{"request":{},"options":{}},{"options":{"strategy":"esql_async"}},{"options":{"strategy":"es"}},{"options":{"strategy":"eql"}},{"options":{"strategy":"sql"}},{"options":{"strategy":"esql"}}]}"#,
+            // Escaped as JSON allows: what Kibana reads once unescaped.
+            r#"{"b\u0061tch":[{"options":{"\u0073trategy":"\u0065se"}}]}"#,
+            " {\"batch\" : [ {\"options\":{\"strategy\":\"ese\"}} ] , \"x\": [1, {\"strategy\": \"osquerySearchStrategy\"}] }\n",
+            // Another key named strategy, not the item's options': not what Kibana reads.
+            r#"{"batch":[{"request":{"strategy":"osquerySearchStrategy"},"options":{"strategy":"ese"}}]}"#,
+        ];
+        for body in passed {
+            assert_eq!(check_search_batch(body.as_bytes()), Ok(()), "{body}");
+        }
+        // A request nested deeper than any parser's recursion is skipped without recursion:
+        // no stack overflow (Kibana's to refuse).
+        let deep = format!(
+            "{{\"batch\":[{{\"request\":{}{}}}]}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(check_search_batch(deep.as_bytes()), Ok(()));
+        let strategies = [
+            r#"{"batch":[{"request":{},"options":{"strategy":"osquerySearchStrategy"}}]}"#,
+            r#"{"batch":[{"options":{"strategy":"ese"}},{"options":{"strategy":"privateRuleRegistryAlertsSearchStrategy"}}]}"#,
+            r#"{"batch":[{"options":{"strategy":"Ese"}}]}"#,
+            r#"{"batch":[{"options":{"strategy":""}}]}"#,
+            r#"{"batch":[{"options":{"strategy":"\u006fsquerySearchStrategy"}}]}"#,
+            r#"{"batch":[{"options":{"strategy":null}}]}"#,
+            r#"{"batch":[{"options":{"strategy":["ese"]}}]}"#,
+            r#"{"batch":[{"options":{"strategy":1}}]}"#,
+        ];
+        for body in strategies {
+            assert_eq!(
+                check_search_batch(body.as_bytes()),
+                Err(DATA_SEARCHES_ONLY),
+                "{body}"
+            );
+        }
+        let malformed = [
+            "",
+            "null",
+            "[]",
+            r#"[{"options":{"strategy":"ese"}}]"#,
+            r#"{}"#,
+            r#"{"batch":{}}"#,
+            r#"{"batch":null}"#,
+            r#"{"batch":[1]}"#,
+            r#"{"batch":[null]}"#,
+            r#"{"batch":[[]]}"#,
+            r#"{"batch":[{"options":null}]}"#,
+            r#"{"batch":[{"options":"ese"}]}"#,
+            r#"{"batch":[{"options":[]}]}"#,
+            // Given twice, JSON.parse keeps the last.
+            r#"{"batch":[],"batch":[{"options":{"strategy":"osquerySearchStrategy"}}]}"#,
+            r#"{"batch":[{"options":{"strategy":"ese"},"options":{"strategy":"osquerySearchStrategy"}}]}"#,
+            r#"{"batch":[]}{"batch":[]}"#,
+            r#"{"batch":[]} x"#,
+            r#"{"batch":[],}"#,
+            r#"{"batch":[{"options":{"strategy":"ese"}}"#,
+            "\u{feff}{\"batch\":[]}",
+            r#"batch=[]"#,
+        ];
+        for body in malformed {
+            assert_eq!(
+                check_search_batch(body.as_bytes()),
+                Err(NOT_A_SEARCH_BATCH),
+                "{}",
+                &body[..body.len().min(80)]
+            );
+        }
+        // Given twice inside options: refused as a strategy (whichever Kibana would take).
+        assert!(check_search_batch(
+            br#"{"batch":[{"options":{"strategy":"ese","strategy":"osquerySearchStrategy"}}]}"#
+        )
+        .is_err());
+        assert!(
+            check_search_batch(b"{\"batch\":[{\"options\":{\"strategy\":\"\xff\"}}]}").is_err()
+        );
     }
 
     #[test]

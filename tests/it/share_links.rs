@@ -102,7 +102,14 @@ pub(crate) async fn front_req(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let body = if method == "POST" { "{}" } else { "" };
+    // What Kibana's bfetch posts for a search (front22b: the front reads a batch's strategies).
+    let body = match method {
+        "POST" if path.ends_with("/internal/bsearch") => {
+            r#"{"batch":[{"request":{"params":{}},"options":{"strategy":"ese"}}]}"#
+        }
+        "POST" => "{}",
+        _ => "",
+    };
     send(method, &front(gw, path), headers, body.as_bytes().to_vec())
         .await
         .expect("the front answers")
@@ -1034,6 +1041,150 @@ async fn kibana_receives_only_the_listed_headers_of_a_browsers_requests() {
             );
         }
     }
+}
+
+/// front22b (attack22's open part, H): `/internal/bsearch` passed with its body unread, so a
+/// batch item naming a plugin's strategy (`options.strategy`: Kibana 8.x's osquery strategy
+/// searched `.fleet*` as Kibana's own user, an `all` token) ran what the URL form refuses. The
+/// front reads the batch: Kibana's data searches pass, byte for byte; one plugin strategy, a
+/// body Kibana would read otherwise (compressed, a form, a key given twice) or no batch at all
+/// is refused, audited, and Kibana sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_search_passes_only_with_kibanas_data_strategies() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "max_body_bytes = 65536\n",
+        "",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n\
+             [audit]\noutput = \"file\"\npath = {:?}\n",
+            kibana.url(),
+            audit.display().to_string()
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    let json_headers = [
+        ("cookie", cookie.as_str()),
+        ("kbn-xsrf", "true"),
+        ("content-type", "application/json"),
+    ];
+    // Kibana's dashboards: several panels' searches, the default strategy named or not.
+    let passed = [
+        r#"{"batch":[{"request":{"params":{"index":"logs-*","body":{"size":0}}},"options":{"strategy":"ese","sessionId":"9b6c","isRestore":false,"executionContext":{"type":"application","name":"dashboards"}}},{"request":{"params":{"query":"FROM logs-* | LIMIT 1"}},"options":{"strategy":"esql_async"}},{"request":{"params":{}}}]}"#,
+        "{ \"batch\" : [ {\"options\":{\"str\\u0061tegy\":\"es\"},\"request\":{\"params\":{}}} ] }\n",
+    ];
+    for body in passed {
+        kibana.clear();
+        let r = send(
+            "POST",
+            &front(&gw, "/internal/bsearch?compress=true"),
+            &json_headers,
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .expect("the front answers");
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        let got = kibana.requests();
+        assert_eq!(got.len(), 1, "{body}");
+        assert_eq!(got[0].body, body.as_bytes(), "not passed byte for byte");
+        assert_eq!(got[0].path, "/internal/bsearch");
+        assert_eq!(got[0].query.as_deref(), Some("compress=true"));
+    }
+    kibana.clear();
+    let osquery = r#"{"batch":[{"request":{"params":{}},"options":{"strategy":"ese"}},{"request":{"factoryQueryType":"results","agentId":"x","sort":[]},"options":{"strategy":"osquerySearchStrategy"}}]}"#;
+    // The refused bodies, with the one header each sends beside the JSON ones.
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, u16);
+    let refused: &[Case] = &[
+        (osquery, None, 403),
+        (
+            r#"{"batch":[{"options":{"strategy":"privateRuleRegistryAlertsSearchStrategy"}}]}"#,
+            None,
+            403,
+        ),
+        (
+            r#"{"batch":[{"options":{"strategy":"ese","strategy":"osquerySearchStrategy"}}]}"#,
+            None,
+            403,
+        ),
+        (
+            r#"{"batch":[],"batch":[{"options":{"strategy":"osquerySearchStrategy"}}]}"#,
+            None,
+            403,
+        ),
+        (r#"{"batch":[{"options":{"strategy":null}}]}"#, None, 403),
+        (r#"{"batch":[{"options":null}]}"#, None, 403),
+        (r#"{"batch":["ese"]}"#, None, 403),
+        (r#"{}"#, None, 403),
+        (r#"[{"payload":{}}]"#, None, 403),
+        ("not json", None, 403),
+        ("", None, 403),
+        (r#"{"batch":[]}"#, Some(("content-encoding", "gzip")), 415),
+        (
+            "batch[0][options][strategy]=osquerySearchStrategy",
+            Some(("content-type", "application/x-www-form-urlencoded")),
+            415,
+        ),
+        (r#"{"batch":[]}"#, Some(("content-type", "text/plain")), 415),
+    ];
+    for (body, extra, status) in refused {
+        let mut headers = vec![("cookie", cookie.as_str()), ("kbn-xsrf", "true")];
+        if !extra.is_some_and(|(n, _)| n == "content-type") {
+            headers.push(("content-type", "application/json"));
+        }
+        headers.extend(*extra);
+        let r = send(
+            "POST",
+            &front(&gw, "/s/default/internal/bsearch"),
+            &headers,
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .expect("the front answers");
+        assert_eq!(r.status, *status, "{body} {extra:?}: {}", r.text());
+    }
+    // Past `listen.max_body_bytes`: 413, never read whole.
+    let large = format!(
+        r#"{{"batch":[{{"request":{{"pad":"{}"}}}}]}}"#,
+        "x".repeat(70_000)
+    );
+    let r = send(
+        "POST",
+        &front(&gw, "/internal/bsearch"),
+        &json_headers,
+        large.into_bytes(),
+    )
+    .await
+    .expect("the front answers");
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(kibana.requests().is_empty(), "{:?}", kibana.requests());
+    // Each refusal is audited as the front's others: denied, its reason, the link named.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.app.audit.sync();
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let denied: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/internal/bsearch"))
+                && e["decision"] == "deny"
+        })
+        .collect();
+    assert_eq!(denied.len(), refused.len() + 1, "{denied:?}");
+    assert!(denied.iter().all(|e| e["link_id"].is_string()));
+    assert!(denied.iter().any(|e| e["status"] == 403
+        && e["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("only Kibana's data searches"))));
 }
 
 /// front22 (L): Kibana's answer (or a proxy's before it) cannot set state in the recipient's
