@@ -454,13 +454,7 @@ impl Upstream {
             // up, a failure down (rel22: every request that came to it tried, so a node that
             // never answers connects held a share of all requests for `connect_timeout`
             // after each cool-down).
-            let probe = now.saturating_add(self.probe_ms).max(1);
-            if until <= now
-                && healthy.is_empty()
-                && down
-                    .compare_exchange(until, probe, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if until <= now && healthy.is_empty() && self.claim_probe(idx, until, now) {
                 healthy.push(idx);
             } else {
                 cooling.push((until.max(now + 1), idx));
@@ -469,6 +463,32 @@ impl Upstream {
         cooling.sort();
         healthy.extend(cooling.into_iter().map(|(_, i)| i));
         Order::Listed(healthy)
+    }
+
+    /// Claims the probe of node `idx`, whose cool-down ended (`down_until_ms` read as `until`,
+    /// at most `now`): `true` for the one request that moves it to the probe's end, `false` for
+    /// the others (another request took it first).
+    fn claim_probe(&self, idx: usize, until: u64, now: u64) -> bool {
+        let probe = now.saturating_add(self.probe_ms).max(1);
+        self.nodes[idx]
+            .down_until_ms
+            .compare_exchange(until, probe, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Whether node `idx` may take the place of an attempt whose node has no room: a node with
+    /// room that is healthy, or whose cool-down ended and whose probe this request claims, as
+    /// [`Upstream::order`] claims it (attack22b, L: a node whose cool-down ended was brought
+    /// forward unclaimed, so while a node was saturated every request tried the one that never
+    /// answers connects, each waiting `connect_timeout`, as before rel22's probe).
+    fn may_bring_forward(&self, idx: usize, now: u64) -> bool {
+        if !self.pool.has_room(idx) {
+            return false;
+        }
+        match self.nodes[idx].down_until_ms.load(Ordering::Relaxed) {
+            0 => true,
+            until => until <= now && self.claim_probe(idx, until, now),
+        }
     }
 
     /// `error` says why (refused, resolution, TLS, timeout) so the log shows what to fix; it
@@ -574,9 +594,7 @@ impl Upstream {
             // (attack17c).
             if !self.pool.has_room(order.node(attempt)) {
                 let now = self.now_ms();
-                order.bring_forward(attempt, |idx| {
-                    self.nodes[idx].healthy_at(now) && self.pool.has_room(idx)
-                });
+                order.bring_forward(attempt, |idx| self.may_bring_forward(idx, now));
             }
             let idx = order.node(attempt);
             let (headers, path_and_query) = match head.take() {
@@ -964,6 +982,36 @@ mod tests {
         upstream.mark_up(0);
         let seen = firsts(8);
         assert_eq!(seen.iter().filter(|&&n| n == 0).count(), 4, "{seen:?}");
+    }
+
+    /// attack22b (L): a node whose cool-down ended, brought forward for an attempt whose node
+    /// has no room, is probed by one request at a time, as in [`Upstream::order`]: brought
+    /// forward unclaimed, every request that found its node saturated tried it.
+    #[test]
+    fn a_node_whose_cool_down_ended_is_brought_forward_for_one_request_at_a_time() {
+        let mut config = pool::tests::backend("http://127.0.0.1:1");
+        config.urls = vec![
+            "http://127.0.0.1:1".parse().unwrap(),
+            "http://127.0.0.1:2".parse().unwrap(),
+        ];
+        config.connect_timeout = Duration::from_secs(60);
+        let upstream = Upstream::new(&config, 1);
+        // Down until a moment ago.
+        upstream.nodes[1].down_until_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        let now = upstream.now_ms();
+        assert!(upstream.may_bring_forward(0, now), "healthy, with room");
+        assert!(
+            upstream.may_bring_forward(1, now),
+            "the first request probes it"
+        );
+        for _ in 0..8 {
+            assert!(!upstream.may_bring_forward(1, now), "being probed");
+            assert_eq!(upstream.order().node(0), 0, "being probed: last");
+        }
+        // The probe served: back among the nodes.
+        upstream.mark_up(1);
+        assert!(upstream.may_bring_forward(1, upstream.now_ms()));
     }
 
     /// rel18: the first refusal is logged, the next ones within the interval counted, and the

@@ -364,3 +364,58 @@ impl<'a> Walk<'a> for Cursor<'a> {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A string's end found one byte at a time: the reference [`Cursor::string`]'s two ways
+    /// (bytes looked at one by one up to [`SHORT`], then `memchr2`) must agree with.
+    fn string_end(b: &[u8]) -> Result<usize, Fault> {
+        let mut i = 1;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => return Ok(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+        Err(Fault::CutShort)
+    }
+
+    /// attack22b (perf22c's `SHORT` of 32, 8 before): strings of every length up to past
+    /// twice [`SHORT`], with an escape (`\"`, `\\`, `\u0022`) or two at every place, the
+    /// boundary's included, and each cut short at every byte, end where the reference says,
+    /// or are cut short where it says.
+    #[test]
+    fn strings_end_where_a_byte_by_byte_look_says() {
+        let escapes: [&[u8]; 3] = [b"\\\"", b"\\\\", b"\\u0022"];
+        let mut checked = 0;
+        // Past 8 (the `SHORT` before) and 32 (now) alike.
+        for len in 0..2 * SHORT.max(32) + 8 {
+            for at in 0..=len {
+                for escape in escapes {
+                    for second in [None, Some(at + SHORT - 1)] {
+                        let mut s = vec![b'"'];
+                        for i in 0..len {
+                            if i == at || Some(i) == second {
+                                s.extend_from_slice(escape);
+                            } else {
+                                s.push(b'a');
+                            }
+                        }
+                        s.extend_from_slice(b"\",1");
+                        for cut in 1..=s.len() {
+                            let b = &s[..cut];
+                            let mut cursor = Cursor::new(b);
+                            let got = cursor.string().map(|_| cursor.at());
+                            assert_eq!(got, string_end(b), "{:?}", String::from_utf8_lossy(b));
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
+    }
+}

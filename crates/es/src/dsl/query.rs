@@ -2062,6 +2062,13 @@ mod table_tests {
                 "fields",
                 "default_field",
                 "qu\\u00e9ry",
+                // Metadata and internal fields (attack22b), one of them escaped.
+                "_tier",
+                "_routing",
+                "_ignored",
+                "_\\u0069d",
+                "_s\\u0065q_no",
+                "a.*.b",
             ];
             const SCALARS: &[&str] = &[
                 r#""checkout""#,
@@ -2150,8 +2157,23 @@ mod table_tests {
                         let value = match pick(8) {
                             0 => query(pick, depth + 1),
                             1 => SCALARS[pick(SCALARS.len())].to_string(),
-                            2 => ["[]", r#"["a","b"]"#, "[1,[]]", r#"{"a":1}"#, "{}"][pick(5)]
-                                .to_string(),
+                            2 => [
+                                "[]",
+                                r#"["a","b"]"#,
+                                "[1,[]]",
+                                r#"{"a":1}"#,
+                                "{}",
+                                // Lists in a list, nulls, and `minimum_should_match`'s forms
+                                // (attack22b).
+                                r#"[[{"match":{"a":"x"}}]]"#,
+                                r#"[["a"]]"#,
+                                "[null]",
+                                r#"[{"match":{"a":"x"}},null]"#,
+                                r#""50%""#,
+                                r#""3<90%""#,
+                                r#""-1""#,
+                            ][pick(12)]
+                            .to_string(),
                             _ => {
                                 let items: Vec<String> =
                                     (0..pick(4)).map(|_| query(pick, depth + 1)).collect();
