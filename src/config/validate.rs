@@ -804,11 +804,7 @@ impl Validator {
             urls,
             authorization,
             tls,
-            connect_timeout: self.duration(
-                "backend.connect_timeout",
-                raw.connect_timeout.as_deref(),
-                raw::DEFAULT_CONNECT_TIMEOUT,
-            ),
+            connect_timeout: self.connect_timeout(raw.connect_timeout.as_deref()),
             request_timeout: self.duration(
                 "backend.request_timeout",
                 raw.request_timeout.as_deref(),
@@ -937,6 +933,18 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// `backend.connect_timeout`: at most five minutes (Linux gives up a TCP connect whose
+    /// SYNs go unanswered after about two). A node whose cool-down ended is probed by one
+    /// request for up to twice this (attack22b: an absurd value kept such a node out for good).
+    fn connect_timeout(&mut self, text: Option<&str>) -> Duration {
+        let path = "backend.connect_timeout";
+        let d = self.duration(path, text, raw::DEFAULT_CONNECT_TIMEOUT);
+        if d > Duration::from_secs(300) {
+            self.issue(path, "must be at most 5m");
+        }
+        d
     }
 
     fn pool_idle(&mut self, text: Option<&str>) -> Duration {
@@ -1629,6 +1637,7 @@ mod tests {
             [backend]
             urls = ["ftp://x", "http://ok:9200", "http://u:p@h:1"]
             pool_idle_timeout = "45s"
+            connect_timeout = "301s"
             [auth]
             trusted_proxies = ["10.0.0.0/8", "banana"]
             [audit]
@@ -1643,6 +1652,7 @@ mod tests {
                 "listen.header_timeout",
                 "backend.urls[0]",
                 "backend.urls[2]",
+                "backend.connect_timeout",
                 "backend.pool_idle_timeout",
                 "auth.trusted_proxies[1]",
                 "audit.path",
