@@ -1679,6 +1679,26 @@ async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
     }
 }
 
+/// The audit file's first record of a request to `req_path`, waited for (10 s at most).
+async fn audit_record_of(path: &std::path::Path, req_path: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["path"] == req_path);
+        if let Some(r) = found {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of {req_path}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// attack21b (L): a recipient's request passed to Kibana whose recipient goes away before the
 /// answer (here the connection closed while Kibana works on it) left no audit record: the
 /// front wrote its record with the answer only. Now it is recorded as it stands: 499, `allow`
@@ -1727,22 +1747,7 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(raw);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let record = loop {
-        let found = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|r| r["path"] == "/app/dashboards");
-        if let Some(r) = found {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no record of /app/dashboards"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = audit_record_of(&path, "/app/dashboards").await;
     assert_eq!(record["status"], 499, "{record}");
     assert_eq!(record["decision"], "allow", "{record}");
     assert_eq!(record["token_id"], id.as_str(), "{record}");
@@ -1801,22 +1806,7 @@ async fn a_front_request_whose_recipient_leaves_while_it_waits_for_a_slot_is_rec
     let waiting = connect("/ui/waiting.js").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(waiting);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let record = loop {
-        let found = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|r| r["path"] == "/ui/waiting.js");
-        if let Some(r) = found {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no record of /ui/waiting.js"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = audit_record_of(&path, "/ui/waiting.js").await;
     assert_eq!(record["status"], 499, "{record}");
     assert_eq!(record["decision"], "deny", "{record}");
     assert_eq!(
