@@ -950,19 +950,24 @@ mod tests {
         assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
     }
 
-    /// rel22 (M): once a node's cool-down ended, every request whose order began with it
-    /// tried it (up to `connect_timeout` each against a node that never answers connects):
-    /// now one request probes it, the others skip it until that connect ends, and a node
-    /// marked up is back in the rotation.
-    #[test]
-    fn a_node_whose_cool_down_ended_is_tried_by_one_request_at_a_time() {
+    /// Two nodes nothing listens on, a connect given a minute (the probe outlasts the test).
+    fn two_silent_nodes() -> Upstream {
         let mut config = pool::tests::backend("http://127.0.0.1:1");
         config.urls = vec![
             "http://127.0.0.1:1".parse().unwrap(),
             "http://127.0.0.1:2".parse().unwrap(),
         ];
         config.connect_timeout = Duration::from_secs(60);
-        let upstream = Upstream::new(&config, 1);
+        Upstream::new(&config, 1)
+    }
+
+    /// rel22 (M): once a node's cool-down ended, every request whose order began with it
+    /// tried it (up to `connect_timeout` each against a node that never answers connects):
+    /// now one request probes it, the others skip it until that connect ends, and a node
+    /// marked up is back in the rotation.
+    #[test]
+    fn a_node_whose_cool_down_ended_is_tried_by_one_request_at_a_time() {
+        let upstream = two_silent_nodes();
         let firsts = |n: usize| -> Vec<usize> {
             (0..n)
                 .map(|_| {
@@ -989,13 +994,7 @@ mod tests {
     /// forward unclaimed, every request that found its node saturated tried it.
     #[test]
     fn a_node_whose_cool_down_ended_is_brought_forward_for_one_request_at_a_time() {
-        let mut config = pool::tests::backend("http://127.0.0.1:1");
-        config.urls = vec![
-            "http://127.0.0.1:1".parse().unwrap(),
-            "http://127.0.0.1:2".parse().unwrap(),
-        ];
-        config.connect_timeout = Duration::from_secs(60);
-        let upstream = Upstream::new(&config, 1);
+        let upstream = two_silent_nodes();
         // Down until a moment ago.
         upstream.nodes[1].down_until_ms.store(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
