@@ -5,7 +5,9 @@
 //! plugin's `/internal/search/{strategy}` and `/internal/bsearch`, content management's
 //! `/api/content_management/rpc/{name}` (of which `get`, `bulkGet`, `search` and `mSearch`
 //! read; `create`, `update`, `delete` write), the saved objects read routes, data views' field
-//! lists, value suggestions, Lens' existing fields and TSVB's data route). A dashboard opens
+//! lists, value suggestions, Lens' existing fields, TSVB's data route, and the maps app's
+//! glyphs, vector tiles and index settings, which read as the current user or from Kibana's
+//! disk, never as Kibana's own user; its editor's routes are refused). A dashboard opens
 //! with: its app page, the bundles and translations, `/api/core/capabilities`,
 //! `/internal/security/me`, `/internal/spaces/_active_space`, content management `get`/`bulkGet`
 //! or saved objects `_bulk_resolve`/`_bulk_get`, data view fields, then `/internal/bsearch` or
@@ -132,6 +134,23 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         {
             Verdict::Read
         }
+        // The maps app's own routes a map needs to draw (Kibana 8.15 `x-pack/plugins/maps/server`,
+        // `routes.ts` and `mvt/mvt_routes.ts`): glyphs, files Kibana reads from its own disk
+        // (no Elasticsearch); vector tiles, which Kibana asks Elasticsearch for as the current
+        // user (`asCurrentUser`, `POST /<index>/_mvt/<field>/<z>/<x>/<y>`: the link credential,
+        // so esgate's data listener judges them, and refuses `_mvt` to a `read` token, A29);
+        // index settings, likewise as the current user (`GET /<index>/_settings`, refused as
+        // index metadata: Kibana's maps app then warns and uses its defaults). The editor's
+        // routes (`docSource`, `feature`, `getMatchingIndexes`, `checkIsDrawingIndex`) are not
+        // here: they write, or serve only the editor (the viewer's maps app ignores their
+        // failure).
+        ["internal", "maps", "fonts", _, range] if get && is_glyph_range(range) => Verdict::Read,
+        ["internal", "maps", "mvt", "getTile" | "getGridTile", z, x, y]
+            if get && is_tile(z, x, y) =>
+        {
+            Verdict::Read
+        }
+        ["internal", "maps", "indexSettings"] if get => Verdict::Read,
         // Searches: the data plugin's own strategies only. Other plugins register theirs
         // under the same route, and some search as Kibana's own user (an `all` token here),
         // gated by Kibana privileges esgate answers but not only by them (attack22: the
@@ -167,6 +186,23 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
     }
 }
 
+/// Whether `s` is a decimal number (ASCII digits, at least one).
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A glyph range as maplibre asks for it (`0-255`): Kibana reads `<range>.pbf` of its fonts.
+fn is_glyph_range(range: &str) -> bool {
+    range
+        .split_once('-')
+        .is_some_and(|(from, to)| is_number(from) && is_number(to))
+}
+
+/// A tile's `{z}/{x}/{y}.pbf` (the last segment with its `.pbf`).
+fn is_tile(z: &str, x: &str, y: &str) -> bool {
+    is_number(z) && is_number(x) && y.strip_suffix(".pbf").is_some_and(is_number)
+}
+
 /// Whether a batched search's body (`/internal/bsearch`) may pass: the JSON Kibana's bfetch
 /// sends, `{"batch":[{"request":...,"options":{"strategy":...}},...]}` (Kibana 8.15: bfetch's
 /// `createStreamingBatchedFunction` posts `JSON.stringify({ batch })`, uncompressed: `compress`
@@ -178,7 +214,9 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
 /// `strategy`. Where `JSON.parse` keeps the last of a key given twice, the check refuses it
 /// (`batch`, `options`, `strategy`): a check that read the first would pass what Kibana runs.
 /// Nothing of the body is built (the requests are skipped, serde_json's `IgnoredAny`, without
-/// recursion: a byte per nesting level at most).
+/// recursion: a byte per nesting level at most). An empty batch (`{"batch":[]}`) passes,
+/// harmless: Kibana's bfetch maps no item and ends its answer's stream at once, no search run
+/// (front23; its client never sends one).
 pub fn check_search_batch(body: &[u8]) -> Result<(), &'static str> {
     let why = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -425,6 +463,25 @@ mod tests {
                 Verdict::ReadPost,
             ),
             ("POST", "/api/content_management/rpc/get", Verdict::ReadPost),
+            // The maps app: glyphs, vector tiles (as the current user), index settings.
+            ("GET", "/app/maps/map/m1", Verdict::AppPage),
+            (
+                "GET",
+                "/internal/maps/fonts/Open%20Sans%20Regular,Arial%20Unicode%20MS%20Regular/0-255",
+                Verdict::Read,
+            ),
+            ("GET", "/internal/maps/mvt/getTile/2/1/3.pbf", Verdict::Read),
+            (
+                "HEAD",
+                "/internal/maps/mvt/getTile/0/0/0.pbf",
+                Verdict::Read,
+            ),
+            (
+                "GET",
+                "/s/acme/internal/maps/mvt/getGridTile/12/2048/1361.pbf",
+                Verdict::Read,
+            ),
+            ("GET", "/internal/maps/indexSettings", Verdict::Read),
             (
                 "POST",
                 "/api/content_management/rpc/bulkGet",
@@ -483,6 +540,31 @@ mod tests {
             ("GET", "//evil/app/dashboards"),
             ("POST", "/app/dashboards"),
             ("GET", "/s/acme"),
+            // The maps app's editor: writes, and reads only it makes (cat indices, mappings);
+            // tiles and glyphs by another method or shape; the paths before 8.x's `internal`.
+            ("POST", "/internal/maps/docSource"),
+            ("POST", "/internal/maps/feature"),
+            ("DELETE", "/internal/maps/feature/f1"),
+            ("GET", "/internal/maps/getMatchingIndexes"),
+            ("GET", "/internal/maps/checkIsDrawingIndex"),
+            ("POST", "/internal/maps/mvt/getTile/0/0/0.pbf"),
+            ("GET", "/internal/maps/mvt/getTile/0/0/0"),
+            ("GET", "/internal/maps/mvt/getTile/0/0/x.pbf"),
+            ("GET", "/internal/maps/mvt/getTile/0/-1/0.pbf"),
+            ("GET", "/internal/maps/mvt/getTile/0/0/.pbf"),
+            ("GET", "/internal/maps/mvt/getTile/0/0/0.pbf/x"),
+            ("GET", "/internal/maps/mvt/getTile"),
+            ("GET", "/internal/maps/mvt/getOtherTile/0/0/0.pbf"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/0-255.pbf"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/-255"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/0-"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/x"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/0-255/x"),
+            ("GET", "/internal/maps/fonts/Open%20Sans/%2e%2e%2fsecret"),
+            ("POST", "/internal/maps/indexSettings"),
+            ("GET", "/api/maps/mvt/getTile/0/0/0.pbf"),
+            ("GET", "/api/maps/indexSettings"),
+            ("GET", "/s/other/internal/maps/mvt/getTile/0/0/0.pbf"),
         ];
         for (m, p) in refused {
             assert!(

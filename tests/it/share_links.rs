@@ -1857,3 +1857,116 @@ async fn a_kibana_that_never_answers_connects_is_given_up_after_connect_timeout(
         "{took:?}"
     );
 }
+
+/// front23: the maps app draws through a share link with what Kibana 8.15's maps server serves
+/// a viewer (`x-pack/plugins/maps/server`: `routes.ts`, `mvt/mvt_routes.ts`): glyphs (files
+/// of Kibana's own disk), vector tiles and index settings, which Kibana asks Elasticsearch for
+/// as the current user, the link credential. They reach Kibana as the browser asked, query
+/// string and all; the editor's routes (writes, `_cat/indices` and mapping reads) and other
+/// shapes do not. What the tiles' `index`, `requestBody` (rison: query, runtime mappings,
+/// fields, sort, aggs) and the settings' `indexPatternTitle` name cannot widen what the link
+/// reads: Kibana's requests for them, replayed with the credential it received, are judged by
+/// the data listener as the link's token (`_mvt` refused to a `read` token, A29; `_settings`
+/// as index metadata, A11/A23), whatever the index, and the backend sees none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maps_viewer_reaches_tiles_and_glyphs_only_as_the_links_token() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    let kibana = fake_kibana();
+    let gw = start(es.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/maps/map/m1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    // maplibre's requests, through the maps app's `transformRequest` (a versioned route).
+    let tiles = [("cookie", cookie.as_str()), ("elastic-api-version", "1")];
+    let hits = "geometryFieldName=geo.coordinates&index=secret&hasLabels=false&buffer=5\
+        &requestBody=(fields:!(tenant),query:(bool:(filter:!((match_all:())))),\
+        runtime_mappings:(x:(script:(source:%27emit(1)%27),type:long)),size:10000,sort:!())\
+        &token=5e1b&executionContextId=c1";
+    let grid = "geometryFieldName=geo.coordinates&index=logs-*%2Csecret&hasLabels=false\
+        &buffer=5&requestBody=(aggs:(),query:(match_all:()),runtime_mappings:())\
+        &renderAs=point&token=5e1b&gridPrecision=8";
+    let passed = [
+        "/internal/maps/fonts/Open%20Sans%20Regular,Arial%20Unicode%20MS%20Regular/0-255"
+            .to_owned(),
+        format!("/internal/maps/mvt/getTile/2/1/3.pbf?{hits}"),
+        format!("/s/default/internal/maps/mvt/getGridTile/2/1/3.pbf?{grid}"),
+        "/internal/maps/indexSettings?indexPatternTitle=secret".to_owned(),
+    ];
+    for target in &passed {
+        kibana.clear();
+        let r = send("GET", &front(&gw, target), &tiles, Vec::new())
+            .await
+            .expect("the front answers");
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        let got = kibana.requests();
+        assert_eq!(got.len(), 1, "{target}");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        assert_eq!(got[0].path, path);
+        assert_eq!(got[0].query.as_deref().unwrap_or(""), query, "{target}");
+        assert!(last_credential(&kibana).starts_with("Bearer esgl1_"));
+    }
+    let credential = last_credential(&kibana);
+    kibana.clear();
+    let xsrf = [
+        ("cookie", cookie.as_str()),
+        ("kbn-xsrf", "true"),
+        ("elastic-api-version", "1"),
+    ];
+    for (method, target) in [
+        // The editor: a new index and data view, features written and deleted.
+        ("POST", "/internal/maps/docSource"),
+        ("POST", "/internal/maps/feature"),
+        ("DELETE", "/internal/maps/feature/f1"),
+        // Reads the editor alone makes (`_cat/indices`, `_mapping`).
+        ("GET", "/internal/maps/getMatchingIndexes?indexPattern=*"),
+        ("GET", "/internal/maps/checkIsDrawingIndex?index=secret"),
+        // Other shapes and methods of the viewer's routes; the routes before `internal`.
+        ("POST", "/internal/maps/mvt/getTile/2/1/3.pbf"),
+        ("GET", "/internal/maps/mvt/getTile/2/1/3"),
+        ("GET", "/internal/maps/mvt/getTile/2/1/3.pbf/x"),
+        ("GET", "/internal/maps/fonts/Open%20Sans/0-255.pbf"),
+        ("GET", "/internal/maps/fonts/Open%20Sans/..%2fsecret"),
+        ("GET", "/api/maps/mvt/getTile/2/1/3.pbf"),
+        ("GET", "/api/maps/indexSettings?indexPatternTitle=secret"),
+    ] {
+        let r = front_req(&gw, method, target, &xsrf).await;
+        assert_eq!(r.status, 403, "{method} {target}: {}", r.text());
+    }
+    assert!(kibana.requests().is_empty(), "{:?}", kibana.requests());
+
+    // Kibana's half, by hand: what its maps server sends Elasticsearch for those requests
+    // (`common/mvt_request_body.ts`: the index and field URI-encoded into the path, the
+    // rison body's parts into `_mvt`'s; `indices.getSettings`), with the credential it got.
+    let hits_body = json!({
+        "buffer": 5, "grid_precision": 0, "exact_bounds": true, "extent": 4096,
+        "query": {"bool": {"filter": [{"match_all": {}}]}},
+        "runtime_mappings": {"x": {"script": {"source": "emit(1)"}, "type": "long"}},
+        "track_total_hits": 10001, "size": 10000, "with_labels": false,
+        "fields": ["tenant"], "sort": []
+    });
+    let grid_body = json!({
+        "buffer": 5, "size": 0, "grid_precision": 8, "exact_bounds": false, "extent": 4096,
+        "query": {"match_all": {}}, "grid_agg": "geotile", "grid_type": "centroid",
+        "aggs": {}, "runtime_mappings": {}, "with_labels": false
+    });
+    for index in ["secret", "logs-*%2Csecret", "logs-a", "logs-*", "*", "_all"] {
+        for body in [&hits_body, &grid_body] {
+            let path = format!("/{index}/_mvt/geo.coordinates/2/1/3");
+            let r = gw.json_as(&credential, "POST", &path, Some(body)).await;
+            assert_eq!(r.status, 403, "{path}: {}", r.text());
+            assert!(r.text().contains("vector tiles"), "{path}: {}", r.text());
+        }
+        let path = format!("/{index}/_settings");
+        let r = gw.get_as(&credential, &path).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    let reached: Vec<String> = es
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|p| p.contains("_mvt") || p.contains("_settings"))
+        .collect();
+    assert!(reached.is_empty(), "{reached:?}");
+}
