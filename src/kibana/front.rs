@@ -7,7 +7,7 @@
 //! generation), then against what viewing needs ([`routes::classify`]), then, for the
 //! read-only POSTs, against cross-site use (Kibana's `kbn-xsrf`/`x-elastic-internal-origin`
 //! header, a same-origin `Origin` and `Sec-Fetch-Site`) and a compressed body (415: Kibana's app
-//! never sends one, [`refuse_compressed`]), and for a batched search
+//! never sends one, `refuse_compressed`), and for a batched search
 //! (`/internal/bsearch`) against its body, read whole ([`routes::check_search_batch`]: Kibana's
 //! data searches only). Only then is it proxied to Kibana, with
 //! only the recipient's headers on [`RELAYED_TO_KIBANA`] (never a cookie or a credential) and
@@ -154,6 +154,49 @@ fn drop_response_headers(headers: &mut HeaderMap) {
     for name in dropped {
         headers.remove(name);
     }
+}
+
+/// Makes an answer of the link's own (not a shared asset, [`routes::is_shared_asset`]) private
+/// to shared caches (front23). Kibana marks some such answers `public` (the maps app's vector
+/// tiles: `public, max-age=3600`): a cache in front of the front, keyed by URL and blind to the
+/// session cookie, would hand one link's answer to another link's recipient asking the same
+/// URL. `public` and `s-maxage` are removed and `private` added (the recipient's browser still
+/// caches as Kibana says); an answer without `Cache-Control` gets `private` (no heuristic
+/// caching either). Left as is: an answer already `private` (without field names, which would
+/// leave the rest shareable) or `no-store`, and not `public`.
+fn keep_private(headers: &mut HeaderMap) {
+    let directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let named = |d: &str, name: &str| {
+        d.split('=')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+    };
+    let private = directives
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store"));
+    let shared = directives
+        .iter()
+        .any(|d| named(d, "public") || named(d, "s-maxage"));
+    if private && !shared {
+        return;
+    }
+    let mut kept: Vec<String> = directives
+        .into_iter()
+        .filter(|d| !named(d, "public") && !named(d, "s-maxage"))
+        .collect();
+    if !private {
+        kept.insert(0, "private".to_owned());
+    }
+    let value = HeaderValue::from_str(&kept.join(", "))
+        .unwrap_or_else(|_| HeaderValue::from_static("private"));
+    headers.insert(header::CACHE_CONTROL, value);
 }
 
 /// The front's state: Kibana's address, the HTTP client, the keys.
@@ -775,6 +818,7 @@ async fn forward(
     again: &(dyn Fn() -> Result<(), Refusal> + Sync),
     event: &mut DataEvent,
 ) -> Result<Response<Body>, Refusal> {
+    let shared = routes::is_shared_asset(parts.uri.path());
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -862,6 +906,9 @@ async fn forward(
     };
     let (mut aparts, abody) = answer.into_parts();
     drop_response_headers(&mut aparts.headers);
+    if !shared {
+        keep_private(&mut aparts.headers);
+    }
     // A redirect to Kibana's own address would take the recipient past the front.
     let relative = aparts
         .headers
@@ -1173,6 +1220,49 @@ mod tests {
         let mut want = kept.to_vec();
         want.sort_unstable();
         assert_eq!(left, want);
+    }
+
+    /// front23: an answer of the link's own never says `public` (or `s-maxage`) to a shared
+    /// cache; one already private or `no-store` is left as Kibana wrote it.
+    #[test]
+    fn answers_of_the_links_own_are_kept_private() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["public, max-age=3600"], "private, max-age=3600"),
+            (&["Public,max-age=60, s-maxage=600"], "private, max-age=60"),
+            (&["max-age=60", "public"], "private, max-age=60"),
+            (&[], "private"),
+            (&["must-revalidate"], "private, must-revalidate"),
+            (
+                &["private=\"set-cookie\", max-age=60"],
+                "private, private=\"set-cookie\", max-age=60",
+            ),
+            (&["no-store, public"], "no-store"),
+            (&["private, public"], "private"),
+            (&[",,"], "private"),
+        ];
+        for (given, want) in cases {
+            let mut h = HeaderMap::new();
+            for v in *given {
+                h.append(header::CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+            }
+            keep_private(&mut h);
+            let got: Vec<&str> = h
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(got, [*want], "{given:?}");
+        }
+        for kept in [
+            "private, no-cache, no-store, must-revalidate",
+            "no-store",
+            "PRIVATE, max-age=5",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(kept));
+            keep_private(&mut h);
+            assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), kept);
+        }
     }
 
     #[test]

@@ -186,6 +186,24 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
     }
 }
 
+/// Whether the answer to `path` (without its query) is the same for every recipient, so a shared
+/// cache may keep it as Kibana says: Kibana's static files (bundles, also under the build
+/// number, UI assets, translations, `node_modules`) and the maps app's glyphs. Every other
+/// answer is the link's own (its token's data, spaces and saved objects, and `bootstrap.js`,
+/// which carries the user's theme): the front keeps those private (`front::keep_private`).
+pub fn is_shared_asset(path: &str) -> bool {
+    let rest = split_space(path).1;
+    let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["ui", ..] | ["bundles", ..] | ["translations", ..] | ["node_modules", ..] => true,
+        [build, "bundles", ..] => {
+            !build.is_empty() && build.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        ["internal", "maps", "fonts", _, range] => is_glyph_range(range),
+        _ => false,
+    }
+}
+
 /// Whether `s` is a decimal number (ASCII digits, at least one).
 fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
@@ -657,6 +675,37 @@ mod tests {
         assert!(
             check_search_batch(b"{\"batch\":[{\"options\":{\"strategy\":\"\xff\"}}]}").is_err()
         );
+    }
+
+    /// front23: only Kibana's static files (and the maps app's glyphs) are the same for every
+    /// recipient; tiles, searches, saved objects, pages are the link's own.
+    #[test]
+    fn only_static_files_are_shared_assets() {
+        for path in [
+            "/bundles/x.js",
+            "/84785/bundles/core/core.entry.js",
+            "/ui/favicons/favicon.svg",
+            "/translations/en.json",
+            "/node_modules/@kbn/ui-framework/dist/kui_light.css",
+            "/internal/maps/fonts/Open%20Sans%20Regular/0-255",
+            "/s/acme/internal/maps/fonts/Open%20Sans%20Regular/256-511",
+        ] {
+            assert!(is_shared_asset(path), "{path}");
+        }
+        for path in [
+            "/internal/maps/mvt/getTile/2/1/3.pbf",
+            "/internal/maps/mvt/getGridTile/2/1/3.pbf",
+            "/internal/maps/indexSettings",
+            "/internal/maps/fonts/Open%20Sans%20Regular/x",
+            "/internal/bsearch",
+            "/api/status",
+            "/app/maps/map/m1",
+            "/bootstrap.js",
+            "/x-y/bundles/x.js",
+            "/",
+        ] {
+            assert!(!is_shared_asset(path), "{path}");
+        }
     }
 
     #[test]

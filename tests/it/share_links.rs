@@ -2028,3 +2028,66 @@ async fn a_compressed_body_is_refused_on_every_read_only_post() {
         kibana.clear();
     }
 }
+
+/// front23 (L): Kibana marks the maps app's vector tiles `Cache-Control: public, max-age=3600`.
+/// Through the front a tile is the link's own (its token's data), but a shared cache in front
+/// of the front keys answers by URL, blind to the session cookie, and would hand it to another
+/// link's recipient asking the same URL. Answers of the link's own are `private` (Kibana's
+/// `max-age` kept for the recipient's browser), an answer without `Cache-Control` too; static
+/// files, the same for every recipient, keep Kibana's `public`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_links_own_answers_are_private_to_shared_caches() {
+    let es = Recording::start();
+    let kibana = fake_kibana();
+    let public = |value: &str| Answer {
+        status: 200,
+        headers: vec![("cache-control".into(), value.into())],
+        body: "x".into(),
+    };
+    kibana.script("GET", "/internal/maps/mvt/", public("public, max-age=3600"));
+    kibana.script(
+        "GET",
+        "/84785/bundles/",
+        public("public, max-age=31536000, immutable"),
+    );
+    kibana.script(
+        "GET",
+        "/internal/maps/fonts/",
+        public("public, max-age=3600"),
+    );
+    let gw = start(es.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/maps/map/m1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    for (target, want) in [
+        (
+            "/internal/maps/mvt/getTile/2/1/3.pbf?index=logs-*&requestBody=()",
+            "private, max-age=3600",
+        ),
+        (
+            "/internal/maps/mvt/getGridTile/2/1/3.pbf?index=logs-*&requestBody=()",
+            "private, max-age=3600",
+        ),
+        ("/api/status", "private"),
+        ("/app/maps/map/m1", "private"),
+        (
+            "/84785/bundles/core/core.entry.js",
+            "public, max-age=31536000, immutable",
+        ),
+        (
+            "/internal/maps/fonts/Open%20Sans%20Regular/0-255",
+            "public, max-age=3600",
+        ),
+    ] {
+        let r = front_req(&gw, "GET", target, &[("cookie", &cookie)]).await;
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        let values: Vec<&str> = r
+            .headers
+            .get_all("cache-control")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(values, [want], "{target}");
+    }
+}
