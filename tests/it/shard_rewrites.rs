@@ -10,7 +10,8 @@
 //! with no dates of its own there bisected their min and max. Neither test backend rewrites
 //! ranges (osmem refuses `disjoint` on every field at parse time, noida ignores it): the
 //! recording fake plays an Elasticsearch whose shard holds only other tenants' dates, all in
-//! 2021. esgate refuses `disjoint` in every body before the backend.
+//! 2021. esgate refuses `disjoint` in every body before the backend. A range beside another
+//! clause that fails to build still fails or not with the rewrite (README, Known limits).
 
 use crate::support;
 
