@@ -57,7 +57,8 @@
 //! with FULL writing two of other tenants' documents before each of tenant a's
 //! (`Layout::SHARDED`; `the_sharded_layout_moves_internal_counters_but_not_shards` shows the
 //! counters move and the shards hold the same documents), comparing the `_shards` header's
-//! `total` and `failed` too. On every layout a scroll's next pages are asked in one of the
+//! `total`, `successful`, `skipped` and `failed` too (`skipped` and `successful` since
+//! attack23: a shard skipped or failed for other tenants' values). On every layout a scroll's next pages are asked in one of the
 //! forms Elasticsearch takes (`NEXT_PAGE_FORMS`: the id in the path, the query string, beside
 //! one in the body, `scroll` as a parameter or missing, `rest_total_hits_as_int`, `typed_keys`,
 //! a GET, a key the body does not take; a form answered 4xx is counted in the report and the
@@ -4839,11 +4840,15 @@ fn foreign_ids(v: &Value) -> Vec<String> {
     })
 }
 
-/// `total` and `failed` of every `_shards` header anywhere in an answer (`_msearch` items
-/// too), in order.
-fn shards_headers(v: &Value) -> Vec<(Option<u64>, Option<u64>)> {
+/// `total`, `successful`, `skipped` and `failed` of every `_shards` header anywhere in an
+/// answer (`_msearch` items too), in order. The same shards answer on both sides, none is
+/// skipped (esgate turns the pre-filter off) and a shard that succeeds or fails must do so
+/// whatever other tenants' documents hold (attack23: failures decided by a shard's rewrite).
+fn shards_headers(v: &Value) -> Vec<[Option<u64>; 4]> {
     collect(v, &|k, x| match k {
-        "_shards" if x.is_object() => Some((x["total"].as_u64(), x["failed"].as_u64())),
+        "_shards" if x.is_object() => {
+            Some(["total", "successful", "skipped", "failed"].map(|f| x[f].as_u64()))
+        }
         _ => None,
     })
 }

@@ -59,6 +59,7 @@ mod revocation;
 mod rotation;
 mod route_scope;
 mod shard_prefilter;
+mod shard_rewrites;
 mod share_links;
 mod term_statistics;
 mod tokens;

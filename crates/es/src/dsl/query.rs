@@ -801,9 +801,27 @@ fn range_leaf_passes(body: J<'_>) -> bool {
     !read_specially(field)
         && !expansion::may_be_metadata(field)
         && fields::check(field, Position::Data).is_ok()
-        && options
+        && options.iter().all(|(k, v)| {
+            (RANGE_OPTIONS.has)(k) && inert(v).is_ok() && (k != "relation" || relation_allowed(v))
+        })
+}
+
+/// The `relation`s a `range` may name, in any ASCII case (Elasticsearch lower-cases the name,
+/// `ShapeRelation.getRelationByName`): `intersects` (the default), `within` and `contains`.
+/// Not `disjoint` (attack23): before a shard runs a `range` on a date field it rewrites the
+/// query from the field's min and max over the shard, every tenant's documents
+/// (`RangeQueryBuilder.getRelation`, `DateFieldType.isFieldWithinQuery`): a range outside them
+/// becomes `match_none`, one that holds them all an `exists` query, and only a range that cuts
+/// them reaches `DateFieldType.rangeQuery`, which refuses `DISJOINT` ("does not support
+/// DISJOINT ranges"). The error thus told whether other tenants' dates cross the range, and
+/// repeated ranges bisect their min and max. Date fields take `within` and `contains` as
+/// `intersects`; only fields of a range type use a relation, and lose `disjoint`.
+fn relation_allowed(v: J<'_>) -> bool {
+    v.as_str().is_some_and(|r| {
+        ["intersects", "within", "contains"]
             .iter()
-            .all(|(k, v)| (RANGE_OPTIONS.has)(k) && inert(v).is_ok())
+            .any(|known| r.eq_ignore_ascii_case(known))
+    })
 }
 
 /// One query's type and body (`{"<type>": <body>}` taken apart) against the allow-list: the
@@ -861,11 +879,25 @@ fn terms_query(body: J<'_>, _ty: &str) -> Result<(), Rejection> {
 
 /// A `range`: never on a field that may be a metadata field (attack18e: an expansion over
 /// its terms, every document's, refused as `_id:[a TO b]` is in query text; `expansion`).
+/// Its `relation` one of [`relation_allowed`]'s (attack23: `disjoint` failed the search exactly
+/// when other tenants' dates cross the range).
 fn range_query(body: J<'_>, ty: &str) -> Result<(), Rejection> {
     field_leaf(body, RANGE_OPTIONS, false)?;
-    if names_metadata_field(object(body, ty)?) {
+    let m = object(body, ty)?;
+    if names_metadata_field(m) {
         return Err(Rejection::forbidden(
             "range queries on metadata fields are not allowed for this token",
+        ));
+    }
+    let refused = |options: J<'_>| {
+        options
+            .get("relation")
+            .is_some_and(|r| !relation_allowed(r))
+    };
+    if m.iter().any(|(_, options)| refused(options)) {
+        return Err(Rejection::forbidden(
+            "a range query's [relation] may be intersects, within or contains for this token: \
+             with disjoint, whether the search fails depends on other tenants' values",
         ));
     }
     Ok(())
@@ -2084,6 +2116,9 @@ mod table_tests {
                 r#"{"match_all":{}}"#,
                 r#"{"range":{"@timestamp":{"gte":"now-1d","lte":"now"}}}"#,
                 r#"{"range":{"_id":{"gte":"a"}}}"#,
+                r#"{"range":{"t":{"gte":"2021","relation":"disjoint"}}}"#,
+                r#"{"range":{"t":{"gte":"2021","relation":"disj\u006fint"}}}"#,
+                r#"{"range":{"t":{"gte":"2021","relation":"WITHIN"}}}"#,
                 r#"{"match":{"a":{"query":"x","fuzziness":"AUTO"}}}"#,
                 r#"{"match":{"a":{"query":"x","operator":"and"}}}"#,
                 r#"{"match_phrase":{"a":{"query":"x","slop":1}}}"#,
@@ -2461,6 +2496,9 @@ mod table_tests {
             ("format", json!("epoch_millis")),
             ("time_zone", json!("UTC")),
             ("relation", json!({"script": 1})),
+            ("relation", json!("disjoint")),
+            ("relation", json!("Contains")),
+            ("relation", json!(1)),
             ("_name", json!("n")),
             ("unknown", json!(1)),
             ("script", json!("x")),
@@ -2509,6 +2547,55 @@ mod table_tests {
             }
         }
         assert!(decided > 100, "{decided}");
+    }
+
+    /// Attack23: a `range` whose `relation` is not `intersects`, `within` or `contains` (any
+    /// case; `disjoint` failed the search exactly when other tenants' dates crossed the range)
+    /// is refused wherever it stands, on the general path and on the parsed one.
+    #[test]
+    fn disjoint_ranges_are_refused() {
+        use crate::request::tree;
+        for relation in [
+            "disjoint",
+            "DISJOINT",
+            "dis\\u006aoint",
+            "overlaps",
+            "",
+            "1",
+            "null",
+        ] {
+            let value = if relation == "1" || relation == "null" {
+                relation.to_string()
+            } else {
+                format!("\"{relation}\"")
+            };
+            let range = format!(r#"{{"range":{{"t":{{"gte":"2021-01-01","relation":{value}}}}}}}"#);
+            for q in [
+                range.clone(),
+                format!(
+                    r#"{{"range":{{"t":{{"gte":"2021-01-01","relation":{value}}},"boost":2}}}}"#
+                ),
+                format!(r#"{{"bool":{{"filter":[{range}]}}}}"#),
+                format!(r#"{{"bool":{{"must":[{{"match":{{"a":"x"}}}},{range}]}}}}"#),
+                format!(r#"{{"constant_score":{{"filter":{range}}}}}"#),
+                format!(r#"{{"nested":{{"path":"n","query":{range}}}}}"#),
+            ] {
+                let v: Value = serde_json::from_str(&q).expect("JSON");
+                let general = check_query(&v);
+                assert_eq!(
+                    general.as_ref().map_err(|e| e.kind),
+                    Err(crate::RejectKind::Forbidden),
+                    "{q}"
+                );
+                let arena = tree::Arena::default();
+                let parsed = tree::parse(q.as_bytes(), &arena).expect("parses");
+                assert_eq!(check(J::from(&parsed)), general, "{q}");
+            }
+        }
+        for relation in ["intersects", "INTERSECTS", "within", "Contains"] {
+            let q = json!({"bool": {"filter": [{"range": {"t": {"gte": "2021", "relation": relation}}}]}});
+            assert_eq!(check_query(&q), Ok(()), "{q}");
+        }
     }
 
     /// Attack18e: a `range` on a field that may be a metadata field is an expansion over its
