@@ -1197,8 +1197,22 @@ mod tests {
                         .iter()
                         .filter(|f| *f != "_exists_")
                         .any(|f| super::check(f, super::Position::Data).is_err());
+                    // Both checks a `query_string`'s text goes through (`query::flat_text_query`):
+                    // the lexer may read a name this one does not, e.g. before a boost
+                    // (`*TO ^2:`, attack23's proptest find), which the expansion check refuses.
                     if refused {
-                        prop_assert!(super::check_query_text(&q).is_err(), "{:?} {:?}", q, read.fields);
+                        prop_assert!(
+                            super::check_query_text(&q).is_err()
+                                || crate::dsl::expansion::check_text(
+                                    &q,
+                                    crate::dsl::expansion::Syntax::Classic,
+                                    &[]
+                                )
+                                .is_err(),
+                            "{:?} {:?}",
+                            q,
+                            read.fields
+                        );
                     }
                 }
             }
