@@ -87,3 +87,38 @@ impl Lookup {
         }
     }
 }
+
+/// The Kibana front's resolver (hyper-util's connector asks it; it sets the port): Kibana's
+/// host through its [`Lookup`], any other name (none is asked) by a lookup of its own.
+#[derive(Clone)]
+pub(crate) struct Shared(pub(crate) std::sync::Arc<Lookup>);
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Shared {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, std::io::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let lookup = if name.as_str() == self.0.host() {
+            std::sync::Arc::clone(&self.0)
+        } else {
+            std::sync::Arc::new(Lookup::new(name.as_str(), 0))
+        };
+        Box::pin(async move {
+            lookup
+                .addresses(system)
+                .await
+                .map(Vec::into_iter)
+                .map_err(std::io::Error::other)
+        })
+    }
+}
