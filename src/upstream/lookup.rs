@@ -122,3 +122,41 @@ impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for 
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_service::Service;
+
+    /// The system resolver's answer, for a node and for the Kibana front's connector (which
+    /// sets the port itself); an IP address is its own answer, never looked up.
+    #[tokio::test(flavor = "current_thread")]
+    async fn names_resolve_through_the_system_resolver_and_addresses_are_their_own() {
+        let node = Lookup::new("localhost", 9200);
+        let addrs = node.addresses(system).await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 9200));
+
+        let mut front = Shared(std::sync::Arc::new(Lookup::new("localhost", 0)));
+        let name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = front.call(name).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+
+        let never = |_: &str, _: u16| -> std::io::Result<Vec<SocketAddr>> {
+            panic!("an IP address is not looked up")
+        };
+        let ip = Lookup::new("::1", 9200);
+        assert_eq!(
+            ip.addresses(never).await.unwrap(),
+            vec!["[::1]:9200".parse::<SocketAddr>().unwrap()]
+        );
+        let nowhere = Lookup::new("nowhere.test", 9200);
+        let failing = |_: &str, _: u16| -> std::io::Result<Vec<SocketAddr>> { Ok(vec![]) };
+        assert_eq!(
+            nowhere.addresses(failing).await.unwrap_err(),
+            "nowhere.test resolved to no address"
+        );
+    }
+}
