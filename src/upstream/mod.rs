@@ -1000,6 +1000,35 @@ mod tests {
         assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
     }
 
+    /// rel23 item 1: esgate's own requests run whole within `request_timeout`, and the
+    /// cluster store's client has 3 s for that and for connecting: a connect that time cut
+    /// was a timeout and the node never marked down, so every other store request (round
+    /// robin) went to a node that never answered connects. It is now a failed connect.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_own_request_whose_time_cut_its_connect_marks_the_node_down() {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let mut config = pool::tests::backend("http://stalls.test:9200");
+        config.urls = vec![
+            "http://stalls.test:9200".parse().unwrap(),
+            "http://127.0.0.1:1".parse().unwrap(),
+        ];
+        config.connect_timeout = Duration::from_millis(300);
+        config.request_timeout = Duration::from_millis(300);
+        let mut upstream = Upstream::new(&config, 1);
+        upstream.pool.resolve = |_, _| pool::tests::stalled(&CALLS);
+        let started = Instant::now();
+        let got = upstream.get_own("/", None, 1024).await;
+        assert!(matches!(got, Err(UpstreamError::Timeout)), "{got:?}");
+        assert!(started.elapsed() < pool::tests::STALL);
+        let status = upstream.node_status();
+        assert!(!status[0].healthy, "marked down");
+        assert_eq!(status[0].failures, 1);
+        assert_eq!(
+            status[1].failures, 0,
+            "no time was left to try the next node"
+        );
+    }
+
     /// Two nodes nothing listens on, a connect given a minute (the probe outlasts the test).
     fn two_silent_nodes() -> Upstream {
         let mut config = pool::tests::backend("http://127.0.0.1:1");

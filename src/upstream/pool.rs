@@ -475,7 +475,8 @@ struct Parked {
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     targets: Vec<Target>,
-    resolve: super::lookup::Resolve,
+    /// The system resolver (a stalling one in tests).
+    pub(super) resolve: super::lookup::Resolve,
     connect_timeout: Duration,
     /// How long a request waits for a connection when its node's cap is reached.
     wait: Duration,
@@ -1450,9 +1451,9 @@ pub(crate) mod tests {
 
     /// A system resolver whose name server does not answer: each lookup holds its thread for
     /// `STALL`, then fails. Each test counts its own lookups.
-    const STALL: Duration = Duration::from_millis(1500);
+    pub(crate) const STALL: Duration = Duration::from_millis(1500);
 
-    fn stalled(calls: &AtomicUsize) -> std::io::Result<Vec<SocketAddr>> {
+    pub(crate) fn stalled(calls: &AtomicUsize) -> std::io::Result<Vec<SocketAddr>> {
         calls.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(STALL);
         Err(std::io::Error::other("no answer from the name server"))
