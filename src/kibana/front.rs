@@ -49,6 +49,7 @@ use crate::policy::{client_ip, Denied};
 use crate::proxy::ConnInfo;
 use crate::store::model::Token;
 use crate::store::Snapshot;
+use crate::upstream::lookup;
 
 /// The session cookie's name; `__Host-` (HTTPS only: Secure, Path=/, no Domain) when the public
 /// URL is https, so no other site or subdomain can set or shadow it.
@@ -205,7 +206,7 @@ pub struct Front {
     secure: bool,
     /// `scheme://host[:port]` of the public URL, for the `Origin` check.
     public_origin: String,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<Bounded<HttpsConnector<HttpConnector<lookup::Shared>>>, Body>,
     /// Requests to Kibana under way (`backend.max_connections_per_node`, Kibana being one more
     /// node): each holds a connection until its answer's body ends. Attack 19a: unbounded, one
     /// link holder's HTTP/2 streams (100 per connection) opened a Kibana connection each.
@@ -217,6 +218,45 @@ pub struct Front {
     shares: Arc<Shares>,
     cookie_key: SealKey,
     credential_key: SealKey,
+}
+
+/// A connector whose connects (TCP, and the TLS handshake over it) end within `limit`
+/// together, else fail ("connecting to Kibana timed out").
+#[derive(Clone)]
+struct Bounded<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Bounded<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Response: Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err("connecting to Kibana timed out".into()),
+            }
+        })
+    }
 }
 
 impl Front {
@@ -231,18 +271,33 @@ impl Front {
         max_per_token: usize,
         slot_wait: Duration,
     ) -> Front {
-        let mut http = HttpConnector::new();
+        // Kibana's name looked up one at a time (`upstream::lookup`, rel23: hyper-util's
+        // resolver looked it up for every connect, each lookup holding a thread until the
+        // resolver answered, however long after its connect gave up).
+        let host = config.url.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let mut http = HttpConnector::new_with_resolver(lookup::Shared(Arc::new(
+            lookup::Lookup::new(host, 0),
+        )));
         http.enforce_http(false);
         http.set_nodelay(true);
         // Kibana is one more node: its TCP connect within `backend.connect_timeout` (rel22: a
         // Kibana whose SYNs go unanswered held each request, and its slot, for the whole
-        // `request_timeout`, then a 504).
+        // `request_timeout`, then a 504), and the TLS handshake with it too, both together
+        // (rel23: a Kibana that took the connection and never answered the handshake held them
+        // for `request_timeout`), as a node's connect is.
         http.set_connect_timeout(Some(slot_wait));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = Bounded {
+            inner: hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*tls).clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http),
+            limit: slot_wait,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -510,6 +565,38 @@ fn relative_location(kibana_base: &str, location: &str) -> Option<String> {
         Some('/') if !rest.starts_with("//") => Some(rest.to_owned()),
         Some('?' | '#') => Some(format!("/{rest}")),
         _ => None,
+    }
+}
+
+/// Whether a `Location` (once Kibana's own base URL was made a path) keeps the recipient on
+/// the front: a path (`/` then anything but `/` or `\`, which browsers read as a host to
+/// come), a reference relative to the request's path (no scheme, not starting with `\`) or
+/// the front's public URL itself. A browser drops tabs and line ends from a URL and trims
+/// spaces and control characters around it, so a `Location` holding any is not judged: refused
+/// with the rest (`/\t/evil.example` is `//evil.example` to a browser).
+fn on_the_front(location: &[u8], public_origin: &str) -> bool {
+    if location.is_empty() || location.iter().any(|b| b.is_ascii_control() || *b == b' ') {
+        return false;
+    }
+    if let Some(rest) = location.strip_prefix(public_origin.as_bytes()) {
+        if matches!(rest.first(), None | Some(b'?' | b'#'))
+            || (rest.first() == Some(&b'/') && !matches!(rest.get(1), Some(b'/' | b'\\')))
+        {
+            return true;
+        }
+    }
+    match location[0] {
+        b'/' => !matches!(location.get(1), Some(b'/' | b'\\')),
+        b'\\' => false,
+        // A scheme is letters, digits, `+`, `-`, `.` before a `:`; a relative reference's first
+        // segment holds no `:` (RFC 3986, 4.2).
+        _ => {
+            let first = location
+                .split(|b| matches!(b, b'/' | b'?' | b'#'))
+                .next()
+                .unwrap_or_default();
+            !first.contains(&b':') && !first.contains(&b'\\')
+        }
     }
 }
 
@@ -925,6 +1012,28 @@ async fn forward(
             }
         }
     }
+    // Any other address but the front's own (rel23: a foreign absolute URL was relayed, and
+    // the recipient's browser followed it off the front): refused, never relayed, nor named.
+    if let Some(elsewhere) = aparts
+        .headers
+        .get(header::LOCATION)
+        .filter(|l| !on_the_front(l.as_bytes(), &front.public_origin))
+    {
+        let host = String::from_utf8_lossy(elsewhere.as_bytes())
+            .split("//")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '?', '#', '@']).next())
+            .unwrap_or_default()
+            .chars()
+            .take(100)
+            .collect::<String>();
+        tracing::warn!(status = aparts.status.as_u16(), %host, "Kibana's answer redirected outside the front; refused");
+        return Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "Kibana redirected to an address outside the front",
+        )
+        .relayed());
+    }
     // As an Elasticsearch answer: a Kibana that stops sending must not hold the recipient's
     // connection (and its own) forever.
     let idle = app.config.backend.body_idle_timeout;
@@ -1286,6 +1395,48 @@ mod tests {
                 want,
                 "{location}"
             );
+        }
+    }
+
+    /// rel23 item 5: what `Location` keeps the recipient on the front; every other is refused.
+    #[test]
+    fn only_locations_on_the_front_are_relayed() {
+        let public = "https://dash.test";
+        for on in [
+            "/app/dashboards#/view/d1",
+            "/",
+            "/app/x?next=//evil.example",
+            "app/dashboards",
+            "./x",
+            "../x",
+            "?x=1",
+            "#/list",
+            "x/y:z",
+            "https://dash.test",
+            "https://dash.test/app/x",
+            "https://dash.test?x",
+        ] {
+            assert!(on_the_front(on.as_bytes(), public), "{on}");
+        }
+        for off in [
+            "https://evil.example/app",
+            "http://dash.test/app",
+            "https://dash.test.evil.example/app",
+            "https://dash.test@evil.example/",
+            "https://dash.test//evil.example",
+            "//evil.example/app",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            " //evil.example",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "HTTPS:evil.example",
+            "a\\b",
+            "",
+        ] {
+            assert!(!on_the_front(off.as_bytes(), public), "{off}");
         }
     }
 

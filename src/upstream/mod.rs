@@ -30,14 +30,16 @@
 //! - Refusals for a full node or a token's share are logged at warn once per node and
 //!   [`REFUSALS_LOGGED_EVERY`], with the count since the previous line (rel18: a line per
 //!   refusal flooded the log under saturation).
-//! - A backend connection reads through at most 64 KiB at a time (an answer's head included),
-//!   so a streamed answer's memory stays flat however large the answer grows.
+//! - A backend connection reads through at most 64 KiB at a time, so a streamed answer's
+//!   memory stays flat however large the answer grows; an answer whose head is larger than
+//!   64 KiB is refused (502, [`UpstreamError::Broken`]), its connection closed.
 //! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
 //!   body by `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
 //!   (`_resolve/index`, `/ready`) as a whole by `request_timeout`; answers esgate reads whole
 //!   by `answer_timeout` (`proxy`).
 
 pub mod dialect;
+pub(crate) mod lookup;
 pub(crate) mod pool;
 pub mod resolve;
 
@@ -379,10 +381,11 @@ impl Upstream {
         // A streamed answer's chunks are cut from the read buffer; while the client is slower
         // than the backend, each chunk still queued keeps a whole buffer alive. hyper's default
         // (about 400 KB) made a 10 MB answer at 4 connections hold 15-20 MiB; 64 KiB holds
-        // about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also bounds a backend
-        // answer's head (nginx caps it at 4-8 KB by default), loosely: hyper refuses a head
-        // still unfinished once this much is buffered (502), but one read may bring more than
-        // it (rel22: an 80 KiB head arriving at once passed, a 1 MiB one is refused).
+        // about 3 (issue 10, goal 5: `benches/load/pinned.sh`). It also caps a backend
+        // answer's head (nginx caps it at 4-8 KB by default): hyper refuses a head still
+        // unfinished once this much is buffered, and one read may bring more than it (its
+        // buffer's spare room), so `send_by` refuses a parsed head larger than it ([`head_len`];
+        // rel23: an 80 KiB head arriving at once passed). Either way a 502.
         let pool = pool::Pool::new(config, MAX_READ_BUFFER, shards);
         let nodes = config
             .urls
@@ -572,6 +575,18 @@ impl Upstream {
         request: UpstreamRequest,
         watch: pool::Watch<'_>,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
+        self.send_by(token, request, watch, None).await
+    }
+
+    /// [`Upstream::send_as`], each attempt's answer head due `request_timeout` after its start
+    /// or at `end`, whichever comes first; none starts after `end` ([`UpstreamError::Timeout`]).
+    async fn send_by(
+        &self,
+        token: Option<&str>,
+        request: UpstreamRequest,
+        watch: pool::Watch<'_>,
+        end: Option<tokio::time::Instant>,
+    ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
             path_and_query,
@@ -625,9 +640,15 @@ impl Upstream {
             req.headers_mut().insert(http::header::HOST, host.clone());
             // The answer's head within `request_timeout` of this attempt's start.
             let now = tokio::time::Instant::now();
-            let deadline = now
+            let mut deadline = now
                 .checked_add(self.request_timeout)
                 .unwrap_or_else(|| now + FAR_FUTURE);
+            if let Some(end) = end {
+                if end <= now {
+                    return Err(UpstreamError::Timeout);
+                }
+                deadline = deadline.min(end);
+            }
             match self.pool.send_gated(idx, token, req, deadline, watch).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
                 Err(pool::Failure::Gated) => return Err(UpstreamError::Gated),
@@ -643,6 +664,11 @@ impl Upstream {
                 }
                 Ok((response, conn)) => {
                     self.mark_up(idx);
+                    if head_len(&response) > MAX_READ_BUFFER {
+                        // Dropped unfinished, its connection closed.
+                        tracing::warn!(node = %self.nodes[idx].label, "Backend answer refused: its head is larger than 64 KiB");
+                        return Err(UpstreamError::Broken);
+                    }
                     // When not, the backend closes this connection after the answer; until
                     // then it counts under the cap.
                     let keep_alive = pool::keeps_alive(&response);
@@ -729,14 +755,22 @@ impl Upstream {
         if let Some(a) = authorization {
             headers.insert(http::header::AUTHORIZATION, a.clone());
         }
+        // The whole exchange by `end`; a connect it cuts still marks its node down (rel23: the
+        // store's client connects and answers within 3 s each, and a node that never answered
+        // connects was never marked down, so every other store request went to it).
+        let now = tokio::time::Instant::now();
+        let end = now
+            .checked_add(self.request_timeout)
+            .unwrap_or_else(|| now + FAR_FUTURE);
         let exchange = async {
+            let request = UpstreamRequest {
+                method,
+                path_and_query: path_and_query.to_owned(),
+                headers,
+                body,
+            };
             let response = self
-                .send(UpstreamRequest {
-                    method,
-                    path_and_query: path_and_query.to_owned(),
-                    headers,
-                    body,
-                })
+                .send_by(None, request, pool::Watch::default(), Some(end))
                 .await?;
             let status = response.status().as_u16();
             let body = crate::body::read_capped(response.into_body(), cap)
@@ -747,7 +781,7 @@ impl Upstream {
                 })?;
             Ok((status, body))
         };
-        tokio::time::timeout(self.request_timeout, exchange)
+        tokio::time::timeout_at(end, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
@@ -800,6 +834,22 @@ impl Order {
             Order::Listed(list) => list[attempt],
         }
     }
+}
+
+/// The size of an answer's head as the node wrote it: its status line, each header as
+/// `name: value` and a line end, and the blank line. Whitespace around a value (which hyper
+/// trims) is not counted: a head so padded is bounded by hyper's read buffer alone.
+fn head_len<B>(response: &Response<B>) -> usize {
+    let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
+        Some(r) => r.as_bytes().len(),
+        None => response.status().canonical_reason().map_or(0, str::len),
+    };
+    // `HTTP/1.1 200 ` and the line end; the blank line.
+    let line = 13 + reason + 2 + 2;
+    response
+        .headers()
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 /// The `Host` header of every request to the node at `uri`: the URI's host, with its port
@@ -948,6 +998,35 @@ mod tests {
         let mut order = Order::Rotation { start: 2, n: 3 };
         order.bring_forward(0, |_| false);
         assert!(matches!(order, Order::Rotation { start: 2, n: 3 }));
+    }
+
+    /// rel23 item 1: esgate's own requests run whole within `request_timeout`, and the
+    /// cluster store's client has 3 s for that and for connecting: a connect that time cut
+    /// was a timeout and the node never marked down, so every other store request (round
+    /// robin) went to a node that never answered connects. It is now a failed connect.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_own_request_whose_time_cut_its_connect_marks_the_node_down() {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let mut config = pool::tests::backend("http://stalls.test:9200");
+        config.urls = vec![
+            "http://stalls.test:9200".parse().unwrap(),
+            "http://127.0.0.1:1".parse().unwrap(),
+        ];
+        config.connect_timeout = Duration::from_millis(300);
+        config.request_timeout = Duration::from_millis(300);
+        let mut upstream = Upstream::new(&config, 1);
+        upstream.pool.resolve = |_, _| pool::tests::stalled(&CALLS);
+        let started = Instant::now();
+        let got = upstream.get_own("/", None, 1024).await;
+        assert!(matches!(got, Err(UpstreamError::Timeout)), "{got:?}");
+        assert!(started.elapsed() < pool::tests::STALL);
+        let status = upstream.node_status();
+        assert!(!status[0].healthy, "marked down");
+        assert_eq!(status[0].failures, 1);
+        assert_eq!(
+            status[1].failures, 0,
+            "no time was left to try the next node"
+        );
     }
 
     /// Two nodes nothing listens on, a connect given a minute (the probe outlasts the test).

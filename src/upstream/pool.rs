@@ -22,11 +22,14 @@
 //!   HTTP/1.1), so the bytes on the wire are hyper's HTTP/1 client's, with the read buffer
 //!   capped at [`MAX_READ_BUFFER`](super::MAX_READ_BUFFER).
 //! - Connecting (name resolution, TCP, TLS handshake) is bounded by `connect_timeout`, all
-//!   together; any failure of it is a [`ConnectError`], the only error a request may move to
-//!   another node for (the request comes back with it, untouched).
+//!   together, and by the request's deadline; any failure of it, either limit reached
+//!   included, is a [`ConnectError`], the only error a request may move to another node for
+//!   (the request comes back with it, untouched).
 //! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
-//!   included, or fails with [`Failure::Timeout`]. The timer is the connection's own, kept with
-//!   it while parked and moved to each request's deadline.
+//!   included, or fails with [`Failure::Timeout`] (a connect the deadline cut with a
+//!   [`ConnectError`]; a request whose deadline passed while it waited for a place under the
+//!   cap with `Timeout`, unsent). The timer is the connection's own, kept with it while parked
+//!   and moved to each request's deadline.
 //! - At most `backend.max_connections_per_node` connections to a node are open at once, in use,
 //!   parked or being made, over every shard (rel17: with no cap, ten HTTP/2 clients held 2,000
 //!   backend sockets). Each holds a [`Lease`] from the moment its connecting starts until the
@@ -52,7 +55,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
@@ -218,7 +221,8 @@ pub(crate) enum Failure {
     Connect(ConnectError, Box<Request<Body>>),
     /// The exchange failed after the request was (perhaps partly) written.
     Exchange(hyper::Error),
-    /// No answer head by the request's deadline (connecting included).
+    /// No answer head by the request's deadline: on a connection it had, or its deadline
+    /// passed before it had one (a connect the deadline cuts is a [`Failure::Connect`]).
     Timeout,
     /// The node's connection cap was reached and none came free in time: the request was not
     /// sent.
@@ -430,9 +434,9 @@ async fn within<F: Future>(timer: &mut Timer, f: F) -> Option<F::Output> {
 
 /// Where and how to connect to one node.
 struct Target {
-    /// The host to resolve or the IP address (no brackets).
-    host: String,
-    port: u16,
+    /// The host to resolve or the IP address (no brackets) and the port; the host name's
+    /// lookups, one at a time (`super::lookup`).
+    lookup: super::lookup::Lookup,
     tls: Security,
 }
 
@@ -471,6 +475,8 @@ struct Parked {
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     targets: Vec<Target>,
+    /// The system resolver (a stalling one in tests).
+    pub(super) resolve: super::lookup::Resolve,
     connect_timeout: Duration,
     /// How long a request waits for a connection when its node's cap is reached.
     wait: Duration,
@@ -541,6 +547,7 @@ impl Pool {
                 max_per_token: config.max_connections_per_token.max(1),
             }),
             targets,
+            resolve: super::lookup::system,
             connect_timeout: config.connect_timeout,
             wait: config.connect_timeout,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
@@ -645,12 +652,18 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
         // rare with a warm pool; unboxed, every request would copy that state (issue 10).
-        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
-        let tx = match within(&mut timer, Box::pin(self.connect(node))).await {
-            None => return Err(Failure::Timeout),
-            Some(Ok(tx)) => tx,
-            Some(Err(e)) => return Err(Failure::Connect(e, Box::new(req))),
+        // Bounded by the request's deadline too, and a failure however it ends (rel23: with
+        // `request_timeout` under `connect_timeout` the deadline cut a stalled connect as a
+        // timeout, a 504 with no retry, and the node was never marked down).
+        if deadline <= tokio::time::Instant::now() {
+            // Its time went waiting for a place under the cap: not the node's failure.
+            return Err(Failure::Timeout);
+        }
+        let tx = match Box::pin(self.connect(node, deadline)).await {
+            Ok(tx) => tx,
+            Err(e) => return Err(Failure::Connect(e, Box::new(req))),
         };
+        let timer = Box::pin(tokio::time::sleep_until(deadline));
         let mut conn = Conn {
             tx,
             shared: Arc::clone(&self.shared),
@@ -812,19 +825,31 @@ impl Pool {
         (limit.open.load(Ordering::Relaxed), idle)
     }
 
-    /// A new connection to `node`, its hyper task spawned.
-    async fn connect(&self, node: usize) -> Result<http1::SendRequest<Body>, ConnectError> {
+    /// A new connection to `node`, its hyper task spawned, by `deadline` (the request's) and
+    /// within `connect_timeout`, whichever comes first.
+    async fn connect(
+        &self,
+        node: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<http1::SendRequest<Body>, ConnectError> {
         let target = self
             .targets
             .get(node)
             .ok_or_else(|| ConnectError("no such node".to_owned()))?;
-        let limit = self.connect_timeout;
         // Name resolution, TCP and the TLS handshake together within `connect_timeout` (rel22:
-        // each had it whole, so a slow TCP connect then a stalled handshake took twice as long).
-        let until = tokio::time::Instant::now() + limit;
-        let tcp = tokio::time::timeout_at(until, tcp(&target.host, target.port, limit))
-            .await
-            .map_err(|_| ConnectError("connect timed out".to_owned()))??;
+        // each had it whole, so a slow TCP connect then a stalled handshake took twice as long),
+        // and by the request's deadline.
+        let now = tokio::time::Instant::now();
+        let until = now
+            .checked_add(self.connect_timeout)
+            .map_or(deadline, |u| u.min(deadline));
+        let limit = until.saturating_duration_since(now);
+        let tcp = tokio::time::timeout_at(until, async {
+            let addrs = target.lookup.addresses(self.resolve).await;
+            tcp(target.lookup.host(), addrs.map_err(ConnectError)?, limit).await
+        })
+        .await
+        .map_err(|_| ConnectError("connect timed out".to_owned()))??;
         let tx = match &target.tls {
             Security::Plain => self.handshake(tcp).await?,
             Security::Tls(name) => {
@@ -1207,19 +1232,19 @@ fn target(uri: &Uri) -> Target {
     } else {
         Security::Plain
     };
-    Target { host, port, tls }
+    Target {
+        lookup: super::lookup::Lookup::new(&host, port),
+        tls,
+    }
 }
 
-/// A TCP connection to `host:port` with `TCP_NODELAY`: each resolved address in turn, each
-/// given an equal share of `limit` (as hyper-util's connector did).
-async fn tcp(host: &str, port: u16, limit: Duration) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| ConnectError(format!("resolving {host}: {e}")))?
-            .collect(),
-    };
+/// A TCP connection to `host`'s `addrs` with `TCP_NODELAY`: each in turn, each given an equal
+/// share of `limit` (as hyper-util's connector did).
+async fn tcp(
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    limit: Duration,
+) -> Result<TcpStream, ConnectError> {
     let share = limit / (addrs.len().max(1) as u32);
     let mut last = ConnectError(format!("{host} resolved to no address"));
     for addr in addrs {
@@ -1422,6 +1447,96 @@ pub(crate) mod tests {
             _ => panic!("a written request failed as an exchange, not retried"),
         }
         assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
+
+    /// A system resolver whose name server does not answer: each lookup holds its thread for
+    /// `STALL`, then fails. Each test counts its own lookups.
+    pub(crate) const STALL: Duration = Duration::from_millis(1500);
+
+    pub(crate) fn stalled(calls: &AtomicUsize) -> std::io::Result<Vec<SocketAddr>> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(STALL);
+        Err(std::io::Error::other("no answer from the name server"))
+    }
+
+    /// rel23 item 4: name resolution counts against `connect_timeout` (a lookup that stalls
+    /// is given up with the connect, a failed connect), and rel23 item 1: against the request's
+    /// deadline when that comes first, still a failed connect (it was a `Timeout`: no other
+    /// node tried, the node never marked down).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_lookup_fails_the_connect_by_its_timeout_or_the_requests_deadline() {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let mut config = backend("http://stalls.test:9200");
+        config.connect_timeout = Duration::from_millis(300);
+        let mut pool = Pool::new(&config, 64 * 1024, 1);
+        pool.resolve = |_, _| stalled(&CALLS);
+        let started = Instant::now();
+        match pool.send(0, None, get("/x"), far()).await {
+            Err(Failure::Connect(e, _)) => assert!(e.0.contains("timed out"), "{e}"),
+            _ => panic!("a failed connect"),
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < STALL,
+            "{took:?}"
+        );
+
+        // A deadline before `connect_timeout`.
+        let mut config = backend("http://stalls.test:9200");
+        config.connect_timeout = Duration::from_secs(60);
+        let mut pool = Pool::new(&config, 64 * 1024, 1);
+        pool.resolve = |_, _| stalled(&CALLS);
+        let started = Instant::now();
+        match pool.send(0, None, get("/x"), soon(300)).await {
+            Err(Failure::Connect(..)) => {}
+            Err(Failure::Timeout) => panic!("a connect the deadline cut is a failed connect"),
+            _ => panic!("a failed connect"),
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < STALL,
+            "{took:?}"
+        );
+        assert_eq!(pool.connections(0), (0, 0), "its place is back");
+    }
+
+    /// rel23 item 4: a lookup given up by its connect still holds a blocking thread until the
+    /// resolver answers; every connect started one, so while the name server stalled each
+    /// request that tried the node left a thread behind (tokio keeps up to 512 a runtime, then
+    /// queues the lookups). Connects to a node now wait for the lookup under way: one thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn connects_to_a_node_share_the_lookup_under_way() {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let mut config = backend("http://stalls.test:9200");
+        config.connect_timeout = Duration::from_millis(200);
+        let mut pool = Pool::new(&config, 64 * 1024, 1);
+        pool.resolve = |_, _| stalled(&CALLS);
+        let pool = Arc::new(pool);
+        // Three rounds of 16 connects at once, each given up after 200 ms.
+        for _ in 0..3 {
+            let rounds: Vec<_> = (0..16)
+                .map(|_| {
+                    let pool = Arc::clone(&pool);
+                    tokio::spawn(async move {
+                        matches!(
+                            pool.send(0, None, get("/x"), far()).await,
+                            Err(Failure::Connect(..))
+                        )
+                    })
+                })
+                .collect();
+            for r in rounds {
+                assert!(r.await.unwrap(), "a failed connect");
+            }
+        }
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1, "one lookup under way");
+        // Once it answered, the next connect asks again (answers are not kept).
+        tokio::time::sleep(STALL).await;
+        assert!(matches!(
+            pool.send(0, None, get("/x"), far()).await,
+            Err(Failure::Connect(..))
+        ));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2);
     }
 
     /// An answer's connection is parked only once its answer ended, and handed out again.
@@ -2068,7 +2183,7 @@ pub(crate) mod tests {
         ];
         for (url, host, port, security) in cases {
             let t = target(&url.parse().unwrap());
-            assert_eq!((t.host.as_str(), t.port), (host, port), "{url}");
+            assert_eq!((t.lookup.host(), t.lookup.port()), (host, port), "{url}");
             let got = match t.tls {
                 Security::Plain => "plain",
                 Security::Tls(_) => "tls",

@@ -2091,3 +2091,100 @@ async fn a_links_own_answers_are_private_to_shared_caches() {
         assert_eq!(values, [want], "{target}");
     }
 }
+
+/// rel23 item 3 (L): the front's TLS handshake with Kibana was bounded by
+/// `backend.request_timeout` only: a Kibana (or a proxy before it) that took the connection
+/// and never answered the handshake held each request, and its Kibana slot, for the whole
+/// `request_timeout`, then a 504. Connecting (TCP and TLS together) is bounded by
+/// `backend.connect_timeout`, as a node's is, then "Kibana is unreachable" (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kibana_that_never_answers_the_tls_handshake_is_given_up_after_connect_timeout() {
+    let backend = fixture::seeded_osmem();
+    let kibana = support::faults::FaultServer::hang();
+    let gw = Esgate::start_full(
+        &[backend.url()],
+        "",
+        "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\n",
+        &format!(
+            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\n\
+             public_url = \"http://dash.test\"\n",
+            kibana.url().replacen("http://", "https://", 1)
+        ),
+    )
+    .await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let started = std::time::Instant::now();
+    let r = support::http::send_with_timeout(
+        "GET",
+        &front(&gw, "/app/dashboards"),
+        &[("cookie", &cookie.expect("a session cookie"))],
+        Vec::new(),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(kibana.accepted() >= 1, "the TCP connect was made");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+/// rel23 item 5 (L): a `Location` from Kibana naming any address but Kibana's own base URL
+/// (rewritten to a path on the front) was relayed unchanged, and the recipient's browser
+/// followed it off the front (to Kibana's public address past the front, an identity
+/// provider, anywhere). Such an answer is refused (502, the address not named); a path, and
+/// Kibana's own base URL made a path, still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_redirects_elsewhere_are_refused() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let cases = [
+        (
+            "/app/dashboards/a",
+            "https://evil.example/app?secret=1",
+            None,
+        ),
+        ("/app/dashboards/b", "//evil.example/app", None),
+        ("/app/dashboards/c", "/\\evil.example", None),
+        (
+            "/app/dashboards/d",
+            "/app/dashboards#/list",
+            Some("/app/dashboards#/list"),
+        ),
+    ];
+    for (path, location, _) in cases {
+        kibana.script(
+            "GET",
+            path,
+            Answer {
+                status: 302,
+                headers: vec![("location".into(), location.into())],
+                body: "".into(),
+            },
+        );
+    }
+    let gw = start(backend.url(), &kibana, "").await;
+    let (id, _) = token(&gw, "a", json!({})).await;
+    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+    let (_, cookie) = open(&gw, &l).await;
+    let cookie = cookie.expect("cookie");
+    for (path, location, relayed) in cases {
+        let r = front_req(&gw, "GET", path, &[("cookie", &cookie)]).await;
+        match relayed {
+            Some(want) => {
+                assert_eq!(r.status, 302, "{location}");
+                assert_eq!(r.header("location"), Some(want), "{location}");
+            }
+            None => {
+                assert_eq!(r.status, 502, "{location}: {r:?}");
+                assert_eq!(r.header("location"), None, "{location}");
+                assert!(!r.text().contains("evil"), "{location}: {}", r.text());
+            }
+        }
+    }
+}
