@@ -1572,9 +1572,11 @@ fn disjoint_ranges_are_refused_on_every_route_and_in_every_place() {
             r#"{"query":"any where true","filter":@R@}"#,
         ),
     ];
-    let range = |relation: &str| {
+    // The key and the value as written, escapes included (the parsed and the general path
+    // both read them decoded).
+    let range = |key: &str, relation: &str| {
         format!(
-            r#"{{"range":{{"t":{{"gte":"2021-01-01","lt":"2022-01-01","relation":"{relation}"}}}}}}"#
+            r#"{{"range":{{"t":{{"gte":"2021-01-01","lt":"2022-01-01","{key}":"{relation}"}}}}}}"#
         )
     };
     let s = scope();
@@ -1583,8 +1585,8 @@ fn disjoint_ranges_are_refused_on_every_route_and_in_every_place() {
         if *kind == "ndjson" {
             h.content_type = Some("application/x-ndjson");
         }
-        let run_with = |relation: &str| {
-            let body = template.replace("@R@", &range(relation));
+        let run_with = |key: &str, relation: &str| {
+            let body = template.replace("@R@", &range(key, relation));
             let plan = es::plan(&h, &s)?;
             let prepared = es::prepare(plan, Some(body.as_bytes()), &h, &s)?;
             let mut r = Resolution::default();
@@ -1593,14 +1595,20 @@ fn disjoint_ranges_are_refused_on_every_route_and_in_every_place() {
             }
             es::authorize(prepared, &r, &s).map(|_| ())
         };
-        if let Err(e) = run_with("intersects") {
+        if let Err(e) = run_with("relation", "intersects") {
             panic!(
                 "{method} {path} {template}: intersects refused: {}",
                 e.reason
             );
         }
-        for relation in ["disjoint", "DisJoint"] {
-            let err = run_with(relation).expect_err(&format!("{method} {path} {template}"));
+        for (key, relation) in [
+            ("relation", "disjoint"),
+            ("relation", "DisJoint"),
+            ("relation", "dis\\u006aoint"),
+            ("rel\\u0061tion", "disjoint"),
+        ] {
+            let err = run_with(key, relation)
+                .expect_err(&format!("{method} {path} {template} {key} {relation}"));
             assert_eq!(
                 err.kind,
                 RejectKind::Forbidden,
