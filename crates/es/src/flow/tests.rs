@@ -1408,3 +1408,232 @@ mod cost_guards {
         assert_eq!(body_of(&p)[0]["timeout"], json!("2000ms"));
     }
 }
+
+/// Attack23b: a `range` with `relation: disjoint` (whose failure told whether other tenants'
+/// dates cross the range, attack23) is refused in every place a query stands on every route
+/// that takes one, and the same request with `intersects` passes: the refusal is the
+/// relation's, not the place's. The places: the search body's query, aggregations' `filter`
+/// and `filters`, `post_filter`, kNN's `filter` (in the body and in `_knn_search`), retrievers,
+/// rescore, highlight and inner hits' highlight queries, nested sort filters (in the body and
+/// in `top_hits`), scoring functions' filters, `_msearch`, `_count`, `_validate/query`,
+/// `_explain`, async search, `_terms_enum`'s `index_filter`, and SQL's, EQL's and ES|QL's
+/// `filter`.
+#[test]
+fn disjoint_ranges_are_refused_on_every_route_and_in_every_place() {
+    // (method, path, content type, body with `@R@` for the range)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("POST", "/logs-a/_search", "json", r#"{"query":@R@}"#),
+        (
+            "GET",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"bool":{"filter":[{"match":{"m":"x"}},@R@]}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"bool":{"must_not":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"constant_score":{"filter":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"dis_max":{"queries":[@R@]}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"nested":{"path":"n","query":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"function_score":{"query":{"match_all":{}},"functions":[{"filter":@R@,"weight":2}]}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"size":0,"aggs":{"f":{"filter":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"size":0,"aggs":{"f":{"filters":{"filters":{"a":@R@}}}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"size":0,"aggs":{"f":{"filters":{"filters":[@R@]}}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"size":0,"aggs":{"h":{"date_histogram":{"field":"t","calendar_interval":"1d"},"aggs":{"f":{"filter":@R@}}}}}"#,
+        ),
+        ("POST", "/logs-a/_search", "json", r#"{"post_filter":@R@}"#),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"knn":{"field":"v","query_vector":[1],"k":1,"num_candidates":1,"filter":@R@}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"retriever":{"standard":{"query":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"retriever":{"standard":{"filter":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"match":{"m":"x"}},"rescore":{"window_size":10,"query":{"rescore_query":@R@}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"match":{"m":"x"}},"highlight":{"fields":{"m":{}},"highlight_query":@R@}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"query":{"match":{"m":"x"}},"highlight":{"fields":{"m":{"highlight_query":@R@}}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"sort":[{"n.v":{"order":"asc","nested":{"path":"n","filter":@R@}}}]}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_search",
+            "json",
+            r#"{"size":0,"aggs":{"t":{"top_hits":{"sort":[{"n.v":{"order":"asc","nested":{"path":"n","filter":@R@}}}]}}}}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_msearch",
+            "ndjson",
+            "{}\n{\"query\":@R@}\n",
+        ),
+        ("POST", "/logs-a/_count", "json", r#"{"query":@R@}"#),
+        (
+            "POST",
+            "/logs-a/_validate/query",
+            "json",
+            r#"{"query":@R@}"#,
+        ),
+        ("POST", "/logs-a/_explain/1", "json", r#"{"query":@R@}"#),
+        ("POST", "/logs-a/_async_search", "json", r#"{"query":@R@}"#),
+        (
+            "POST",
+            "/logs-a/_terms_enum",
+            "json",
+            r#"{"field":"u","index_filter":@R@}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_knn_search",
+            "json",
+            r#"{"knn":{"field":"v","query_vector":[1],"k":1,"num_candidates":1},"filter":@R@}"#,
+        ),
+        (
+            "POST",
+            "/_sql",
+            "json",
+            r#"{"query":"SELECT u FROM \"logs-a\"","filter":@R@}"#,
+        ),
+        (
+            "POST",
+            "/logs-a/_eql/search",
+            "json",
+            r#"{"query":"any where true","filter":@R@}"#,
+        ),
+    ];
+    // The key and the value as written, escapes included (the parsed and the general path
+    // both read them decoded).
+    let range = |key: &str, relation: &str| {
+        format!(
+            r#"{{"range":{{"t":{{"gte":"2021-01-01","lt":"2022-01-01","{key}":"{relation}"}}}}}}"#
+        )
+    };
+    let s = scope();
+    for (method, path, kind, template) in cases {
+        let mut h = head(method, path, None);
+        if *kind == "ndjson" {
+            h.content_type = Some("application/x-ndjson");
+        }
+        let run_with = |key: &str, relation: &str| {
+            let body = template.replace("@R@", &range(key, relation));
+            let plan = es::plan(&h, &s)?;
+            let prepared = es::prepare(plan, Some(body.as_bytes()), &h, &s)?;
+            let mut r = Resolution::default();
+            for e in prepared.to_resolve() {
+                r.names.insert(e.clone(), as_indices(logs(e)).into());
+            }
+            es::authorize(prepared, &r, &s).map(|_| ())
+        };
+        if let Err(e) = run_with("relation", "intersects") {
+            panic!(
+                "{method} {path} {template}: intersects refused: {}",
+                e.reason
+            );
+        }
+        for (key, relation) in [
+            ("relation", "disjoint"),
+            ("relation", "DisJoint"),
+            ("relation", "dis\\u006aoint"),
+            ("rel\\u0061tion", "disjoint"),
+        ] {
+            let err = run_with(key, relation)
+                .expect_err(&format!("{method} {path} {template} {key} {relation}"));
+            assert_eq!(
+                err.kind,
+                RejectKind::Forbidden,
+                "{path} {template}: {}",
+                err.reason
+            );
+            assert!(
+                err.reason.contains("[relation]"),
+                "{path} {template}: {}",
+                err.reason
+            );
+        }
+    }
+}
+
+/// Attack23b: ES|QL's `filter` becomes a `WHERE` condition, which has no relation: any
+/// `relation` is refused there (400), `disjoint` included.
+#[test]
+fn esql_filters_refuse_disjoint_ranges() {
+    let s = scope();
+    let h = head("POST", "/_query", None);
+    let body = br#"{"query":"FROM logs-a","filter":{"range":{"t":{"gte":"2021-01-01","relation":"disjoint"}}}}"#;
+    let err = es::plan(&h, &s)
+        .and_then(|plan| es::prepare(plan, Some(body), &h, &s))
+        .map(|_| ())
+        .expect_err("disjoint passed");
+    assert!(err.reason.contains("[relation]"), "{}", err.reason);
+}
