@@ -42,11 +42,14 @@ async fn seed_big(backend: &Backend) {
         bulk.push_str(&json!({"tenant": "a", "n": i, "message": filler}).to_string());
         bulk.push('\n');
     }
-    let r = send(
+    // 24 MiB into the backend: longer than a request's usual 30 s on a loaded machine (two
+    // seeds at once timed out at load 20).
+    let r = support::http::send_with_timeout(
         "POST",
         &format!("{base}/_bulk?refresh=true"),
         &[("content-type", "application/x-ndjson")],
         bulk,
+        Duration::from_secs(120),
     )
     .await
     .unwrap();

@@ -277,8 +277,9 @@ async fn a_full_store_disk_refuses_changes_and_memory_and_disk_agree() {
         acknowledged,
         "memory holds what was acknowledged"
     );
-    let log = log_of(&served);
-    assert!(log.contains("No space left on device"), "{log}");
+    // (The log reaches this process through a pipe and a reader thread: waited for, as in
+    // the checks below.)
+    wait_for_log(&served, "No space left on device");
 
     // SIGKILL while the disk is full, then a restart with room again.
     kill(served);
@@ -382,7 +383,7 @@ async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record(
     assert!(status == 200 || status == 204, "{status} {v}");
     let lost = counter(&served, "esgate_audit_lost_total").await;
     assert!(lost > 0.0, "lost {lost}");
-    let log = log_of(&served);
+    let log = wait_for_log(&served, "Cannot write the audit log");
     assert_eq!(
         log.matches("Cannot write the audit log").count(),
         1,
@@ -484,7 +485,7 @@ async fn a_full_audit_disk_closes_the_gateway_until_the_audit_can_be_written() {
     assert_eq!(refused.headers["retry-after"], "1");
     let body: Value = serde_json::from_slice(&refused.body).unwrap();
     assert_eq!(body["error"]["type"], "unavailable_exception", "{body}");
-    assert!(log_of(&served).contains("Cannot write the audit log"));
+    wait_for_log(&served, "Cannot write the audit log");
     // Nothing is forwarded: a write refused now is not in the backend afterwards.
     let put = send(
         "PUT",
