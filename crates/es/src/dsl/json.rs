@@ -318,6 +318,7 @@ pub enum ArrIter<'a> {
 
 impl<'a> Iterator for ArrIter<'a> {
     type Item = J<'a>;
+    #[inline]
     fn next(&mut self) -> Option<J<'a>> {
         match self {
             ArrIter::V(it) => it.next().map(J::from),
@@ -431,6 +432,7 @@ pub enum ObjIter<'a> {
 
 impl<'a> Iterator for ObjIter<'a> {
     type Item = (&'a str, J<'a>);
+    #[inline]
     fn next(&mut self) -> Option<(&'a str, J<'a>)> {
         match self {
             ObjIter::V(it) => it.next().map(|(k, v)| (k.as_str(), J::from(v))),
