@@ -318,7 +318,9 @@ pub enum ArrIter<'a> {
 
 impl<'a> Iterator for ArrIter<'a> {
     type Item = J<'a>;
-    #[inline]
+    /// Always inlined (session 23): with a hint only, the loops of `try_for_each` and `all`
+    /// over it kept a call an item (about 50 instructions, 115 for a packed string list's).
+    #[inline(always)]
     fn next(&mut self) -> Option<J<'a>> {
         match self {
             ArrIter::V(it) => it.next().map(J::from),
