@@ -318,6 +318,9 @@ pub enum ArrIter<'a> {
 
 impl<'a> Iterator for ArrIter<'a> {
     type Item = J<'a>;
+    /// Always inlined (session 23): with a hint only, the loops of `try_for_each` and `all`
+    /// over it kept a call an item (about 50 instructions, 115 for a packed string list's).
+    #[inline(always)]
     fn next(&mut self) -> Option<J<'a>> {
         match self {
             ArrIter::V(it) => it.next().map(J::from),
@@ -431,6 +434,7 @@ pub enum ObjIter<'a> {
 
 impl<'a> Iterator for ObjIter<'a> {
     type Item = (&'a str, J<'a>);
+    #[inline]
     fn next(&mut self) -> Option<(&'a str, J<'a>)> {
         match self {
             ObjIter::V(it) => it.next().map(|(k, v)| (k.as_str(), J::from(v))),
