@@ -425,3 +425,15 @@ fn adversarial_query_text_sizes() {
         println!("{name}: 100 KB {a:.2} ms, 400 KB {b:.2} ms");
     }
 }
+
+/// A property's configuration with `n` cases, or with `PROPTEST_CASES` cases when that is set:
+/// `ProptestConfig::with_cases` alone ignores the variable, so a deeper run
+/// (`PROPTEST_CASES=20000 cargo test -p esgate-es --lib`) would skip the properties that pin
+/// their count.
+pub(crate) fn cases(n: u32) -> proptest::test_runner::Config {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    proptest::test_runner::Config::with_cases(n)
+}

@@ -456,7 +456,7 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #![proptest_config(crate::testing::cases(2048))]
 
         /// Whatever the backend id, the forwarded path is the route's segments plus exactly
         /// one segment that decodes back to the backend id.
