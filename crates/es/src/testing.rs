@@ -153,8 +153,9 @@ pub(crate) const LUCENE_FIELDS: &[(&str, &[&str], &[&str])] = &[
 ];
 
 /// Lucene classic query text built from the pieces its lexer states turn on (phrases, range
-/// bounds, regular expressions, escapes, `_exists_`, Lucene's whitespace) and metadata names
-/// before colons: the texts where readers of field names part ways (`LUCENE_FIELDS`).
+/// bounds, regular expressions, escapes, `_exists_`, Lucene's whitespace, boosts, fuzzy
+/// marks, operators) and metadata names and patterns before colons, plain or escaped
+/// (`\_`, `\u005f`): the texts where readers of field names part ways (`LUCENE_FIELDS`).
 pub(crate) fn classic_text() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
     let fragment = prop::sample::select(vec![
@@ -184,8 +185,27 @@ pub(crate) fn classic_text() -> impl proptest::strategy::Strategy<Value = String
         "^2",
         "!",
         "-",
+        "^",
+        "^2.5",
+        "\\_",
+        "\\u005f",
+        "\\:",
+        "\\ ",
+        "?",
+        "+",
+        "&&",
+        "||",
+        " NOT ",
+        "\n",
+        ".",
+        "_primary_term",
+        "_exists_",
+        "_*",
+        "x*",
+        "~2",
+        "@",
     ]);
-    prop::collection::vec(fragment, 0..14).prop_map(|v| v.concat())
+    prop::collection::vec(fragment, 0..16).prop_map(|v| v.concat())
 }
 
 /// Query text for the readers' property tests: fragments biased to the special characters
