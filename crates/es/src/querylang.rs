@@ -1217,7 +1217,7 @@ mod route_tests {
         use serde_json::json;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #![proptest_config(crate::testing::cases(2000))]
 
             /// Any EQL text, alone and after a valid start: no panic, the same answer twice.
             #[test]

@@ -153,8 +153,9 @@ pub(crate) const LUCENE_FIELDS: &[(&str, &[&str], &[&str])] = &[
 ];
 
 /// Lucene classic query text built from the pieces its lexer states turn on (phrases, range
-/// bounds, regular expressions, escapes, `_exists_`, Lucene's whitespace) and metadata names
-/// before colons: the texts where readers of field names part ways (`LUCENE_FIELDS`).
+/// bounds, regular expressions, escapes, `_exists_`, Lucene's whitespace, boosts, fuzzy
+/// marks, operators) and metadata names and patterns before colons, plain or escaped
+/// (`\_`, `\u005f`): the texts where readers of field names part ways (`LUCENE_FIELDS`).
 pub(crate) fn classic_text() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
     let fragment = prop::sample::select(vec![
@@ -184,8 +185,27 @@ pub(crate) fn classic_text() -> impl proptest::strategy::Strategy<Value = String
         "^2",
         "!",
         "-",
+        "^",
+        "^2.5",
+        "\\_",
+        "\\u005f",
+        "\\:",
+        "\\ ",
+        "?",
+        "+",
+        "&&",
+        "||",
+        " NOT ",
+        "\n",
+        ".",
+        "_primary_term",
+        "_exists_",
+        "_*",
+        "x*",
+        "~2",
+        "@",
     ]);
-    prop::collection::vec(fragment, 0..14).prop_map(|v| v.concat())
+    prop::collection::vec(fragment, 0..16).prop_map(|v| v.concat())
 }
 
 /// Query text for the readers' property tests: fragments biased to the special characters
@@ -424,4 +444,16 @@ fn adversarial_query_text_sizes() {
         let b = time(&|| run(&full));
         println!("{name}: 100 KB {a:.2} ms, 400 KB {b:.2} ms");
     }
+}
+
+/// A property's configuration with `n` cases, or with `PROPTEST_CASES` cases when that is set:
+/// `ProptestConfig::with_cases` alone ignores the variable, so a deeper run
+/// (`PROPTEST_CASES=20000 cargo test -p esgate-es --lib`) would skip the properties that pin
+/// their count.
+pub(crate) fn cases(n: u32) -> proptest::test_runner::Config {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    proptest::test_runner::Config::with_cases(n)
 }

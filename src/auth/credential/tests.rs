@@ -175,6 +175,29 @@ proptest::proptest! {
         let _ = parse(&[bytes.as_slice()]);
     }
 
+    /// Printable text after a scheme: arbitrary bytes are almost never all printable, so the
+    /// property above stops at the printable check; these reach each scheme's reading (the
+    /// split into words, base64, the `user:password` pair, the secret's length and checksum).
+    #[test]
+    fn printable_text_after_a_scheme_is_malformed_or_a_valid_secret(
+        scheme in proptest::sample::select(vec!["Bearer ", "bearer  ", " Basic ", "ApiKey ", "apikey", ""]),
+        rest in proptest::prop_oneof![
+            "[ -~]{0,120}",
+            // A secret's length (53), any printable character but a space after its prefix.
+            "esg_[!-~]{49}",
+            // Base62 about a secret's length: its checksum is read.
+            "esg_[0-9A-Za-z]{47,51}",
+        ],
+    ) {
+        let header = format!("{scheme}{rest}");
+        match parse(&[header.as_bytes()]) {
+            Ok(Credential::Secret(s)) | Ok(Credential::ApiKey { secret: s, .. }) => {
+                proptest::prop_assert!(Secret::parse(s.expose()).is_ok());
+            }
+            Err(e) => proptest::prop_assert_eq!(e, AuthError::Malformed),
+        }
+    }
+
     #[test]
     fn basic_and_apikey_with_arbitrary_payloads_never_panic_and_only_yield_valid_secrets(
         payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),

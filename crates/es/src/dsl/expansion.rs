@@ -1250,7 +1250,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #![proptest_config(crate::testing::cases(3000))]
 
             /// Nothing panics, and a `~` right after a term character (outside quotes and
             /// regexps, which these fragments never open before it) is always fuzzy.

@@ -1156,7 +1156,7 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #![proptest_config(crate::testing::cases(2000))]
 
             /// Any text: read without a panic, the same way twice, and as the reading before
             /// the spans (`check_query_text_before`).

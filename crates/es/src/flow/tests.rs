@@ -918,7 +918,7 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #![proptest_config(crate::testing::cases(1000))]
 
         /// Whatever comes in, nothing panics, and every permitted search, count or msearch
         /// body carries exactly the token clauses in its outer filter.

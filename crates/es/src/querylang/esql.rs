@@ -1570,7 +1570,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #![proptest_config(crate::testing::cases(2000))]
 
             /// Any text, alone and after a valid start: no panic, the same answer twice.
             #[test]

@@ -1062,7 +1062,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #![proptest_config(crate::testing::cases(2000))]
 
             /// Without a grouping bracket or a BETWEEN, clauses end where they ended before
             /// (hard19 changed only groups and BETWEEN's AND): the same refusals.

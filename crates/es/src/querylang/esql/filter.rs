@@ -804,7 +804,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(1500))]
+            #![proptest_config(crate::testing::cases(1500))]
 
             /// Whatever the filter, the translation never panics; an accepted condition passes
             /// the guard, and inserted into a query it leaves that query's source and commands

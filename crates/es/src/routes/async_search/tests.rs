@@ -456,7 +456,7 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #![proptest_config(crate::testing::cases(2048))]
 
         /// Whatever the backend id, the forwarded path is the route's segments plus exactly
         /// one segment that decodes back to the backend id.
@@ -502,6 +502,32 @@ mod props {
             prop_assert!(by_id(AsyncOp::Get, &presented, &s).is_err());
             let prefixed = format!("esgc1_{presented}");
             prop_assert!(by_id(AsyncOp::Get, &prefixed, &s).is_err());
+        }
+
+        /// A sealed id with one character changed or cut short opens for no token: the ids
+        /// above are never well formed, so they stop before the seal's tag is checked; these
+        /// reach it. The unchanged id opens for its own token and kind only.
+        #[test]
+        fn a_changed_sealed_id_never_opens(
+            backend in "[A-Za-z0-9=]{1,40}",
+            at in any::<prop::sample::Index>(),
+            c in prop::sample::select(vec!['A', 'B', 'Q', 'g', 'w', '_', '-', '0', '9', '=']),
+            cut in any::<bool>(),
+        ) {
+            let s = scope("tok_a");
+            let sealed = seal(&s.ids, IdKind::AsyncSearch, &backend);
+            prop_assert_eq!(open(&s.ids, IdKind::AsyncSearch, &sealed).ok(), Some(backend.clone()));
+            prop_assert!(open(&binding("tok_b"), IdKind::AsyncSearch, &sealed).is_err());
+            prop_assert!(open(&s.ids, IdKind::Pit, &sealed).is_err());
+            let i = at.index(sealed.len());
+            let changed = if cut {
+                sealed[..i].to_string()
+            } else {
+                format!("{}{c}{}", &sealed[..i], &sealed[i + 1..])
+            };
+            if changed != sealed {
+                prop_assert!(open(&s.ids, IdKind::AsyncSearch, &changed).is_err(), "{} -> {}", sealed, changed);
+            }
         }
     }
 }
