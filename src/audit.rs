@@ -259,9 +259,9 @@ fn json_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    // Digits are ASCII: copied at once (session 23: a `push` a digit checked the capacity and
+    // encoded a `char` each time).
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// The duration in milliseconds, rounded to the microsecond, as serde_json writes the `f64`
@@ -288,9 +288,7 @@ fn json_millis(out: &mut String, millis: f64) {
             b'0' + (fraction / 10 % 10) as u8,
             b'0' + (fraction % 10) as u8,
         ];
-        for &d in &text[3 - digits..] {
-            out.push(char::from(d));
-        }
+        out.push_str(std::str::from_utf8(&text[3 - digits..]).unwrap_or("0"));
         return;
     }
     match serde_json::to_string(&(micros / 1000.0)) {
@@ -1394,6 +1392,22 @@ mod tests {
             let rounded = (v * 1000.0).round() / 1000.0;
             let reference = serde_json::to_string(&rounded).unwrap_or_else(|_| "null".into());
             assert_eq!(written, reference, "{v}");
+        }
+    }
+
+    /// Session 23: the digits copied at once are `Display`'s, at every length.
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut values: Vec<u64> = (0..10_000).collect();
+        for power in 1..20 {
+            let p = 10u64.pow(power);
+            values.extend([p - 1, p, p + 1, p.saturating_mul(3).saturating_add(7)]);
+        }
+        values.extend([u64::MAX - 1, u64::MAX]);
+        for v in values {
+            let mut written = String::from("x");
+            json_u64(&mut written, v);
+            assert_eq!(written, format!("x{v}"));
         }
     }
 
