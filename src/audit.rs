@@ -259,9 +259,9 @@ fn json_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // Digits are ASCII: copied at once (session 23: a `push` a digit checked the capacity and
-    // encoded a `char` each time).
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// The duration in milliseconds, rounded to the microsecond, as serde_json writes the `f64`
@@ -288,7 +288,9 @@ fn json_millis(out: &mut String, millis: f64) {
             b'0' + (fraction / 10 % 10) as u8,
             b'0' + (fraction % 10) as u8,
         ];
-        out.push_str(std::str::from_utf8(&text[3 - digits..]).unwrap_or("0"));
+        for &d in &text[3 - digits..] {
+            out.push(char::from(d));
+        }
         return;
     }
     match serde_json::to_string(&(micros / 1000.0)) {
@@ -1395,7 +1397,7 @@ mod tests {
         }
     }
 
-    /// Session 23: the digits copied at once are `Display`'s, at every length.
+    /// The audit line's integers are `Display`'s, at every length (session 23).
     #[test]
     fn integers_are_written_as_display_writes_them() {
         let mut values: Vec<u64> = (0..10_000).collect();

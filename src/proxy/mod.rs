@@ -620,27 +620,20 @@ pub(crate) fn opaque_id(token_id: &str, request_id: &str) -> String {
 fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
-            // Written into an array and copied once, as `hex16` (session 23: a `String::push`
-            // a character checked the capacity each time).
-            let mut text = [0u8; 15];
-            let mut len = 0;
+            let mut text = String::with_capacity(15);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    text[len] = b'.';
-                    len += 1;
+                    text.push('.');
                 }
                 if octet >= 100 {
-                    text[len] = b'0' + octet / 100;
-                    len += 1;
+                    text.push(char::from(b'0' + octet / 100));
                 }
                 if octet >= 10 {
-                    text[len] = b'0' + octet / 10 % 10;
-                    len += 1;
+                    text.push(char::from(b'0' + octet / 10 % 10));
                 }
-                text[len] = b'0' + octet % 10;
-                len += 1;
+                text.push(char::from(b'0' + octet % 10));
             }
-            String::from_utf8(text[..len].to_vec()).unwrap_or_else(|_| ip.to_string())
+            text
         }
         IpAddr::V6(_) => ip.to_string(),
     }
