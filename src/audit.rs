@@ -1397,6 +1397,22 @@ mod tests {
         }
     }
 
+    /// The audit line's integers are `Display`'s, at every length (session 23).
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut values: Vec<u64> = (0..10_000).collect();
+        for power in 1..20 {
+            let p = 10u64.pow(power);
+            values.extend([p - 1, p, p + 1, p.saturating_mul(3).saturating_add(7)]);
+        }
+        values.extend([u64::MAX - 1, u64::MAX]);
+        for v in values {
+            let mut written = String::from("x");
+            json_u64(&mut written, v);
+            assert_eq!(written, format!("x{v}"));
+        }
+    }
+
     #[test]
     fn method_names_are_the_methods_text() {
         for text in [

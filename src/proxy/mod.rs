@@ -1581,7 +1581,16 @@ fn admit(
             ]
         }
     };
-    Ok(ends.into_iter().flatten().min().unwrap_or(UnixTime::MAX))
+    Ok(earliest(ends))
+}
+
+/// The first of the ends that are set (`UnixTime::MAX`: none), as `flatten().min()` gives it,
+/// in a fold the compiler keeps in registers (session 23: the iterator's adapter over the
+/// array was about 450 instructions of every request).
+fn earliest(ends: [Option<UnixTime>; 3]) -> UnixTime {
+    ends.iter().fold(UnixTime::MAX, |first, end| {
+        end.map_or(first, |end| end.min(first))
+    })
 }
 
 /// The share-link credential of the request (`Authorization: Bearer esgl1_...`), if that is
@@ -2187,6 +2196,31 @@ mod tests {
         for _ in 0..1000 {
             let next = request_id();
             assert!(!predicted.contains(&next), "{next} was predictable");
+        }
+    }
+
+    /// Session 23: the fold gives what `flatten().min()` gave, for every combination of unset
+    /// ends and values at the extremes.
+    #[test]
+    fn the_earliest_end_is_the_least_of_those_set() {
+        let values = [
+            None,
+            Some(UnixTime::MIN),
+            Some(-1),
+            Some(0),
+            Some(1),
+            Some(1_700_000_000),
+            Some(UnixTime::MAX - 1),
+            Some(UnixTime::MAX),
+        ];
+        for a in values {
+            for b in values {
+                for c in values {
+                    let ends = [a, b, c];
+                    let reference = ends.into_iter().flatten().min().unwrap_or(UnixTime::MAX);
+                    assert_eq!(earliest(ends), reference, "{ends:?}");
+                }
+            }
         }
     }
 
