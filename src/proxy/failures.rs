@@ -535,7 +535,7 @@ mod tests {
             )
         };
         // An object closed exactly at the first step's end, then more: reports (attack17d).
-        let mut closed = format!(r#"{{"took":1,"pad":""#);
+        let mut closed = r#"{"took":1,"pad":""#.to_string();
         closed.push_str(&"x".repeat(FIRST_STEP - closed.len() - 2));
         closed.push_str(r#""}"#);
         assert_eq!(closed.len(), FIRST_STEP);
