@@ -345,7 +345,9 @@ impl Encoding {
     /// as far as it goes, at most `PEEK_LIMIT` bytes. A compressed one is decoded in steps (1 KiB,
     /// then four times as much) until a step's beginning decides (`failures::peek_beginning`,
     /// whose verdicts are `peek`'s on every longer beginning): the same verdict as `peek` on
-    /// all of it, without decoding up to 64 KiB of a large answer's hits (perf23c).
+    /// all of it (perf23c). The decoder (miniz_oxide, through flate2) fills its 32 KiB window
+    /// whatever is asked, so a first step still decodes up to 32 KiB, not 64; and making it
+    /// (`Decompress::new`, its state zeroed) costs about 97k instructions (BENCHMARKS.md).
     fn judge_beginning(self, raw: &[u8], header_first: bool) -> Peek {
         if self == Encoding::Identity {
             return failures::peek(raw, header_first);
