@@ -8,7 +8,11 @@
 # `json.dumps` writes it), 200 KB POST (filtered `read` token), a small `_msearch` (one search;
 # its answer read whole for a `read` token, review 16), a Grafana-shaped `_msearch` (three
 # date histograms, as Grafana's data source sends a panel's queries; a 2.7 KB answer),
-# small GET with an `all` token (relay), and small GET over TLS (`read` token; a second esgate
+# the small GET and the Grafana-shaped `_msearch` asking for gzip (`Accept-Encoding: gzip`, as
+# Grafana's Go client sends it; the backend compresses its answer when asked, as an
+# Elasticsearch over plain HTTP does by default: `http.compression`), small GET with an `all`
+# token (relay), a GET whose answer is 64 KB (200 hits) with and without gzip, and small GET
+# over TLS (`read` token; a second esgate
 # with `[listen.tls]`, a self-signed RSA 2048 certificate as `pinned.sh` makes; the client's
 # TLS 1.3 suite is OpenSSL's first choice, TLS13_AES_256_GCM_SHA384, as wrk's is). Audit to a
 # file (AUDIT=off for none).
@@ -63,6 +67,14 @@ item = {"took": 2, "timed_out": False, "_shards": {"total": 2, "successful": 2, 
         "hits": {"total": {"value": 27, "relation": "eq"}, "max_score": None, "hits": []},
         "aggregations": {"2": {"buckets": buckets}}, "status": 200}
 print(json.dumps({"took": 3, "responses": [item] * 3}, separators=(",", ":")))')
+# A larger search answer (about 64 KB: 200 hits), served for `/logs-b/`: what a search's
+# gzip answer costs to judge when its first frames are more than its header.
+python3 -c '
+import json
+hits = [{"_index": "logs-b", "_id": "b%d" % i, "_score": 1.0, "_source": {"tenant": "a", "@timestamp": 1704067200000 + i,
+         "message": "request %d served in %d ms by worker %d of the front pool" % (i, i * 7 % 300, i % 16), "level": "info"}} for i in range(200)]
+print(json.dumps({"took": 4, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                  "hits": {"total": {"value": 200, "relation": "eq"}, "max_score": 1.0, "hits": hits}}, separators=(",", ":")))' > "$WORK/large.json"
 cat > "$WORK/backend.conf" <<NGINX
 worker_processes 1;
 error_log $WORK/backend.err;
@@ -72,6 +84,10 @@ http {
   access_log off;
   default_type application/json;
   client_max_body_size 10m;
+  # Answers gzip-compressed when the request asks (as Elasticsearch's http.compression does).
+  gzip on;
+  gzip_types application/json;
+  gzip_min_length 0;
   server {
     listen 127.0.0.1:$BPORT;
     add_header X-Elastic-Product Elasticsearch always;
@@ -82,6 +98,9 @@ http {
       if (\$arg_max_concurrent_shard_requests) { return 200 '$GRAFANA_ANSWER'; }
       return 200 '{"took":1,"responses":[$SMALL_ANSWER]}';
     }
+    # The large answer: a file, served for any method (a read token's search is a POST).
+    location /logs-b/ { error_page 405 =200 /large.json; return 405; }
+    location = /large.json { root $WORK; }
     location / { return 200 '$SMALL_ANSWER'; }
   }
 }
@@ -169,9 +188,16 @@ GRAFANA = b"".join(GRAFANA_HEADER + json.dumps(
      "size": 0}, separators=(",", ":")).encode() + b"\n"
     for interval, q in [("86400000ms", ""), ("3600000ms", "hello AND NOT n:1"), ("3600000ms", "level:error")])
 
-def run(secret, method, body, count, c):
+LARGE = object()  # a GET whose answer is the 64 KB one
+
+def run(secret, method, body, count, c, gzip=False):
     headers = {"authorization": "Bearer " + secret}
+    if gzip:
+        headers["accept-encoding"] = "gzip"
     path = "/logs-a/_search"
+    if body is LARGE:
+        body = None
+        path = "/logs-b/_search"
     if body is MSEARCH:
         headers["content-type"] = "application/x-ndjson"
         path = "/logs-a/_msearch"
@@ -186,6 +212,8 @@ def run(secret, method, body, count, c):
         r.read()
         if r.status != 200:
             sys.exit("answer %d for %s" % (r.status, method))
+    # How the last answer came (the client asking for gzip gets it or not).
+    return r.getheader("content-encoding") or "identity"
 
 def control(flag, pid):
     subprocess.run(["callgrind_control", flag, pid], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -238,13 +266,18 @@ class Syscalls:
 
 meter = Callgrind() if mode == "callgrind" else Syscalls()
 
+# The last field: the client asks for gzip.
 scenarios = [
     ("small GET, read token", read, "GET", None, n, False),
+    ("small GET, gzip asked, read token", read, "GET", None, n, False, True),
     ("2 KB POST, read token", read, "POST", post2k, n, False),
     ("2 KB POST spaced (not compact), read token", read, "POST", post2k_spaced, n, False),
     ("200 KB POST, read token", read, "POST", post200k, max(n // 10, 1), False),
     ("small _msearch (one search), read token", read, "POST", MSEARCH, n, False),
     ("Grafana _msearch (three date histograms), read token", read, "POST", GRAFANA, n, False),
+    ("Grafana _msearch, gzip asked, read token", read, "POST", GRAFANA, n, False, True),
+    ("GET, 64 KB answer, read token", read, "GET", LARGE, n, False),
+    ("GET, 64 KB answer, gzip asked, read token", read, "GET", LARGE, n, False, True),
     ("small GET, all token (relay)", everything, "GET", None, n, False),
     ("small GET over TLS, read token", tls_read, "GET", None, n, True),
 ]
@@ -252,22 +285,25 @@ scenarios = [
 only = [w for w in os.environ.get("ONLY", "").split(",") if w]
 if only:
     scenarios = [s for s in scenarios if any(w in s[0] for w in only)]
-for _, secret, method, body, count, tls in scenarios:
+scenarios = [s if len(s) == 7 else s + (False,) for s in scenarios]
+for _, secret, method, body, count, tls, gzip in scenarios:
     c = connect(tls)
-    run(secret, method, body, 20, c)  # warm-up: pools, caches, resolutions
+    run(secret, method, body, 20, c, gzip)  # warm-up: pools, caches, resolutions
     c.close()
 print(meter.header)
-for name, secret, method, body, count, tls in scenarios:
+for name, secret, method, body, count, tls, gzip in scenarios:
     pid = tvg if tls else vg
     c = connect(tls)
     if tls:
         # The handshake (an RSA signature) is made before counting: it is paid once per
         # connection, and the load tests keep their connections.
-        run(secret, method, body, 1, c)
+        run(secret, method, body, 1, c, gzip)
     time.sleep(0.2)
     meter.start(pid)
-    run(secret, method, body, count, c)
+    came = run(secret, method, body, count, c, gzip)
     c.close()
+    if gzip:
+        name += " (answered %s)" % came
     print("| %s | %d | %s |" % (name, count, meter.stop(name, pid, count)))
 # idle: what the background threads cost per second (audit writer, timers)
 meter.start(vg)

@@ -8,6 +8,10 @@
 //! `_shards` header precedes the hits), usually its first frame, and then streams as before;
 //! only an answer that reports a failure (or may, as an `_msearch` answer may in any item) is
 //! read whole, capped and within the body budget, and rewritten. A 4xx answer is read whole.
+//! A compressed answer (the client asked for gzip or deflate, and the backend compressed) is
+//! judged from its beginning decoded only as far as judging needs, and streams as it came; one
+//! read whole is decoded and sent uncompressed. An `_msearch` answer, always read whole, is
+//! asked for uncompressed (`upstream_request::from_permit`, perf23c).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -45,9 +49,10 @@ pub(super) enum AtOnce {
     },
 }
 
-/// The common cases of [`respond`], without its future: a plain answer whose first frame, there
+/// The common cases of [`respond`], without its future: an answer whose first frame, there
 /// with its head, shows a header without failures (the hot path allocates no future for this:
-/// review 16's count, about 400 instructions a small search), and a plain answer that reports
+/// review 16's count, about 400 instructions a small search; a gzip or deflate one is judged
+/// from as much of it decoded as judging needs, perf23c), and a plain answer that reports
 /// failures (or may: every `_msearch` answer) and is there whole with its head ([`whole_at_once`]).
 /// Anything else goes to [`respond`] with the frames read.
 pub(super) fn at_once(
@@ -57,12 +62,8 @@ pub(super) fn at_once(
     mut body: AnswerBody,
     header_first: bool,
 ) -> AtOnce {
-    let plain = status.is_success()
-        && header_first
-        && headers
-            .get(header::CONTENT_ENCODING)
-            .is_none_or(|v| v.as_bytes() == b"identity");
-    if !plain {
+    let encoding = Encoding::of(&headers);
+    if !status.is_success() || !header_first || encoding.is_none() {
         return AtOnce::Judge {
             headers,
             body,
@@ -84,10 +85,16 @@ pub(super) fn at_once(
             }
         }
     };
+    let identity = encoding == Some(Encoding::Identity);
     let verdict = first
         .data_ref()
-        .map_or(Peek::Undecided, |d| failures::peek(d, true));
-    if verdict == Peek::Reports {
+        .map_or(Peek::Undecided, |d| match encoding {
+            Some(Encoding::Identity) | None => failures::peek(d, true),
+            // A compressed answer's beginning, decoded as far as judging needs (perf23c: it went
+            // to `respond`'s future, which decoded up to 64 KiB of it).
+            Some(encoding) => encoding.judge_beginning(d, true),
+        });
+    if verdict == Peek::Reports && identity {
         return whole_at_once(budget, status, headers, body, first);
     }
     if verdict != Peek::Clean {
@@ -214,13 +221,8 @@ pub(super) async fn respond(
     header_first: bool,
     mut held: VecDeque<Frame<Bytes>>,
 ) -> Result<Response<Body>, ProxyError> {
-    let encoding = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
-        None | Some(b"identity") => Encoding::Identity,
-        Some(b"gzip") => Encoding::Gzip,
-        Some(b"deflate") => Encoding::Deflate,
-        // Nothing esgate can read: its failures cannot be judged.
-        Some(_) => return Err(ProxyError::Upstream(UpstreamError::Broken)),
-    };
+    // Nothing esgate can read: its failures cannot be judged.
+    let encoding = Encoding::of(&headers).ok_or(ProxyError::Upstream(UpstreamError::Broken))?;
     let mut raw: usize = held
         .iter()
         .filter_map(Frame::data_ref)
@@ -248,7 +250,7 @@ pub(super) async fn respond(
             };
             match frame {
                 None => {
-                    verdict = failures::peek(&encoding.decoded_prefix(&held), header_first);
+                    verdict = encoding.judge_beginning(&joined(&held), header_first);
                     // The whole answer is held: still undecided, it is blank or cut short, and
                     // its whole read below says which (review 16e: sent as it came, a failure
                     // it was cut inside went out unjudged).
@@ -263,7 +265,7 @@ pub(super) async fn respond(
                     raw += frame.data_ref().map_or(0, Bytes::len);
                     held.push_back(frame);
                     if is_data {
-                        verdict = failures::peek(&encoding.decoded_prefix(&held), header_first);
+                        verdict = encoding.judge_beginning(&joined(&held), header_first);
                     }
                 }
             }
@@ -324,23 +326,60 @@ enum Encoding {
     Deflate,
 }
 
+/// The first step of a compressed answer's judged beginning: a search answer's `_shards`
+/// header lies in its first hundred bytes.
+const FIRST_STEP: usize = 1024;
+
 impl Encoding {
+    /// An answer's encoding as its head says, `None` for one esgate cannot decode.
+    fn of(headers: &HeaderMap) -> Option<Encoding> {
+        match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+            None | Some(b"identity") => Some(Encoding::Identity),
+            Some(b"gzip") => Some(Encoding::Gzip),
+            Some(b"deflate") => Some(Encoding::Deflate),
+            Some(_) => None,
+        }
+    }
+
+    /// `failures::peek` on the beginning of an answer (`raw`, the frames held so far), decoded
+    /// as far as it goes, at most `PEEK_LIMIT` bytes. A compressed one is decoded in steps (1 KiB,
+    /// then four times as much) until a step's beginning decides (`failures::peek_beginning`,
+    /// whose verdicts are `peek`'s on every longer beginning): the same verdict as `peek` on
+    /// all of it (perf23c). The decoder (miniz_oxide, through flate2) fills its 32 KiB window
+    /// whatever is asked, so a first step still decodes up to 32 KiB, not 64; and making it
+    /// (`Decompress::new`, its state zeroed) costs about 97k instructions (BENCHMARKS.md).
+    fn judge_beginning(self, raw: &[u8], header_first: bool) -> Peek {
+        if self == Encoding::Identity {
+            return failures::peek(raw, header_first);
+        }
+        let mut decoder = self.reader(raw);
+        let mut out = Vec::new();
+        let mut step = FIRST_STEP;
+        loop {
+            // An incomplete stream ends in an error: what was decoded before it is the prefix.
+            let read = (&mut decoder)
+                .take((step - out.len()) as u64)
+                .read_to_end(&mut out);
+            if read.is_err() || out.len() < step || step == PEEK_LIMIT {
+                return failures::peek(&out, header_first);
+            }
+            let verdict = failures::peek_beginning(&out, header_first);
+            if verdict != Peek::Undecided {
+                return verdict;
+            }
+            step = (step * 4).min(PEEK_LIMIT);
+        }
+    }
+
     /// The beginning of the answer the held frames carry, decoded as far as they go (at most
     /// `PEEK_LIMIT` bytes).
+    #[cfg(test)]
     fn decoded_prefix(self, held: &VecDeque<Frame<Bytes>>) -> Bytes {
-        let data = || held.iter().filter_map(Frame::data_ref);
+        let raw = joined(held);
         if self == Encoding::Identity {
-            if held.len() == 1 {
-                return data().next().cloned().unwrap_or_default();
-            }
-            let mut all = BytesMut::new();
-            data().for_each(|d| all.extend_from_slice(d));
-            return all.freeze();
+            return raw;
         }
-        let mut raw = Vec::new();
-        data().for_each(|d| raw.extend_from_slice(d));
         let mut out = Vec::new();
-        // An incomplete stream ends in an error: what was decoded before it is the prefix.
         let _ = self
             .reader(&raw)
             .take(PEEK_LIMIT as u64)
@@ -356,13 +395,26 @@ impl Encoding {
         (out.len() <= limit).then_some(out)
     }
 
+    /// A decoder reading `raw` itself (`bufread`: no 32 KiB buffer of its own, as the `read`
+    /// decoders add).
     fn reader<'a>(self, raw: &'a [u8]) -> Box<dyn Read + 'a> {
         match self {
             Encoding::Identity => Box::new(raw),
-            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(raw)),
+            Encoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+            Encoding::Deflate => Box::new(flate2::bufread::ZlibDecoder::new(raw)),
         }
     }
+}
+
+/// The held frames' data in one piece (the one frame's without a copy).
+fn joined(held: &VecDeque<Frame<Bytes>>) -> Bytes {
+    let mut data = held.iter().filter_map(Frame::data_ref);
+    if held.len() == 1 {
+        return data.next().cloned().unwrap_or_default();
+    }
+    let mut all = BytesMut::new();
+    data.for_each(|d| all.extend_from_slice(d));
+    all.freeze()
 }
 
 /// An answer body whose first frames were read to judge it: those frames again, then the rest.
@@ -444,5 +496,86 @@ mod tests {
         }
         let split = frames(&[&answer[..10], &answer[10..]]);
         assert_eq!(&Encoding::Identity.decoded_prefix(&split)[..], &answer[..]);
+    }
+
+    fn compressed(encoding: Encoding, text: &[u8]) -> Vec<u8> {
+        match encoding {
+            Encoding::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(text).unwrap();
+                gz.finish().unwrap()
+            }
+            Encoding::Deflate => {
+                let mut zl =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                zl.write_all(text).unwrap();
+                zl.finish().unwrap()
+            }
+            Encoding::Identity => text.to_vec(),
+        }
+    }
+
+    /// perf23c: a compressed beginning judged from steps of its decoding gets the verdict
+    /// `failures::peek` gives on all of it decoded (at most `PEEK_LIMIT` bytes), whatever
+    /// frames it came in and wherever they were cut: a search answer with hits (decided by its
+    /// header), one reporting failures, EQL's (failures last), an answer whose object closes at
+    /// the end of the first step with bytes after it, and ones longer than `PEEK_LIMIT`.
+    #[test]
+    fn a_compressed_beginning_is_judged_as_all_of_it_decoded() {
+        let hit = r#"{"_index":"logs-a","_id":"1","_source":{"message":"a line of text"}},"#;
+        let hits = |n: usize| hit.repeat(n);
+        let header = r#"{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"#;
+        let search = |n: usize| format!(r#"{header}"hits":{{"hits":[{}{{}}]}}}}"#, hits(n));
+        let failing = format!(
+            r#"{{"took":1,"_shards":{{"total":2,"failed":1,"failures":[{{"reason":{{"type":"circuit_breaking_exception","reason":"x"}}}}]}},"hits":{{"hits":[{}{{}}]}}}}"#,
+            hits(50)
+        );
+        let eql = |n: usize| {
+            format!(
+                r#"{{"took":1,"hits":{{"events":[{}{{}}]}},"shard_failures":[{{"reason":{{"type":"x","reason":"y"}}}}]}}"#,
+                hits(n)
+            )
+        };
+        // An object closed exactly at the first step's end, then more: reports (attack17d).
+        let mut closed = r#"{"took":1,"pad":""#.to_string();
+        closed.push_str(&"x".repeat(FIRST_STEP - closed.len() - 2));
+        closed.push_str(r#""}"#);
+        assert_eq!(closed.len(), FIRST_STEP);
+        closed.push_str(r#","shard_failures":[{"reason":{"type":"x"}}]}"#);
+        let answers = [
+            search(0),
+            search(3),
+            search(2000),
+            failing,
+            eql(2),
+            eql(2000),
+            closed,
+            r#"{"took":1,"responses":[{"took":1}]}"#.to_string(),
+            "<html>bad gateway</html>".to_string(),
+        ];
+        for answer in &answers {
+            for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Identity] {
+                let raw = compressed(encoding, answer.as_bytes());
+                let len = raw.len();
+                let cuts = [1, 10, len / 3, len / 2, len - 1, len];
+                for header_first in [true, false] {
+                    for &cut in &cuts {
+                        let held = frames(&[&raw[..cut.min(len)]]);
+                        let want = failures::peek(&encoding.decoded_prefix(&held), header_first);
+                        let got = encoding.judge_beginning(&joined(&held), header_first);
+                        assert_eq!(got, want, "{:?} {cut}", &answer[..40.min(answer.len())]);
+                    }
+                    let (a, b) = raw.split_at(len / 2);
+                    let held = frames(&[a, b]);
+                    assert_eq!(
+                        encoding.judge_beginning(&joined(&held), header_first),
+                        failures::peek(&encoding.decoded_prefix(&held), header_first)
+                    );
+                }
+            }
+        }
+        // The closed-early answer is not judged clean from its first step.
+        let raw = compressed(Encoding::Gzip, answers[6].as_bytes());
+        assert_eq!(Encoding::Gzip.judge_beginning(&raw, false), Peek::Reports);
     }
 }

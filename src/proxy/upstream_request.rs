@@ -289,10 +289,13 @@ pub fn from_permit(
         headers.insert(header::ACCEPT, v);
     }
     // Response compression is harmless; pass the client's wish when it is a plain one, except
-    // where esgate must read the response to seal a continuation id in it.
-    let accept_encoding = client
-        .get(header::ACCEPT_ENCODING)
-        .filter(|_| !permit.answer.reads_whole());
+    // where esgate must read the response whole: to seal a continuation id in it, or to judge
+    // the failures it may report (every `_msearch` answer, `proxy::failures`). Such an answer
+    // reaches the client uncompressed anyway; asked compressed, esgate decoded it whole first
+    // (perf23c, BENCHMARKS.md), and the backend compressed it for nothing.
+    let accept_encoding = client.get(header::ACCEPT_ENCODING).filter(|_| {
+        !permit.answer.reads_whole() && !es::answers::failures::judged_whole(permit.action)
+    });
     if let Some(ae) = accept_encoding {
         if ae.to_str().is_ok_and(|s| {
             s.split(',').all(|p| {

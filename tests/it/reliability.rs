@@ -26,6 +26,7 @@ use support::binary;
 use support::esgate::{Esgate, ADMIN_KEY};
 use support::faults::FaultServer;
 use support::http::{send, send_with_timeout};
+use support::recording::{Answer as RecordedAnswer, Recorded, Recording};
 
 /// Short connection timers for every test here.
 const SHORT_LISTEN: &str = "header_timeout = \"1s\"\nidle_timeout = \"2s\"\n\
@@ -888,6 +889,150 @@ async fn answers_without_failures_stream_unchanged() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), CLEAN);
+    gw.stop().await;
+}
+
+/// The backend's answer `text`, gzip-compressed when the request asked for it as an
+/// Elasticsearch over plain HTTP compresses (`http.compression`), or always (`always`).
+fn compressing(text: &'static str, always: bool) -> impl Fn(&Recorded) -> RecordedAnswer {
+    move |r| {
+        let asked = r
+            .header("accept-encoding")
+            .is_some_and(|v| v.contains("gzip"));
+        let plain = RecordedAnswer {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: bytes::Bytes::from_static(text.as_bytes()),
+        };
+        if !(asked || always) {
+            return plain;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        RecordedAnswer {
+            body: gz.finish().unwrap().into(),
+            ..plain
+        }
+        .with_header("content-encoding", "gzip")
+    }
+}
+
+/// perf23c: clients that ask for gzip (Grafana's and Kibana's do) before a backend that
+/// compresses when asked. A search answer is judged from its decoded beginning: without
+/// failures it streams compressed as it came, with failures it is reduced and sent
+/// uncompressed. An `_msearch` answer, which esgate always reads whole to judge, is asked for
+/// uncompressed (it was decoded whole before); from a backend that compresses it anyway it is
+/// judged the same. The client gets the same judged answer whether it asked for gzip or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_answers_are_judged_as_plain_ones() {
+    const CLEAN: &str = r#"{"took":3,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":null,"hits":[{"_index":"logs-a","_id":"1","_source":{"error":{"type":"circuit_breaking_exception","reason":"real usage: mine"}}}]}}"#;
+    let failing: &'static str = Box::leak(
+        format!(
+            r#"{{"took":3,"timed_out":false,"_shards":{{"total":2,"successful":1,"skipped":0,"failed":1,"failures":[{{"shard":0,"index":"logs-a","node":"n1","reason":{BREAKER}}}]}},"hits":{{"total":{{"value":0,"relation":"eq"}},"max_score":null,"hits":[]}}}}"#
+        )
+        .into_boxed_str(),
+    );
+    let msearch: &'static str = Box::leak(
+        format!(
+            r#"{{"took":1,"responses":[{CLEAN},{failing},{{"error":{BREAKER},"status":429}}]}}"#
+        )
+        .into_boxed_str(),
+    );
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let gw = Esgate::start(&[es.url()], "").await;
+    let read = format!("Bearer {}", gw.tenant_token("a").await);
+    let call = |path: &'static str, gzip: bool| {
+        let url = gw.url(path);
+        let read = read.clone();
+        async move {
+            let (ct, body): (&str, &[u8]) = if path.ends_with("_msearch") {
+                (
+                    "application/x-ndjson",
+                    b"{}\n{\"query\":{\"match_all\":{}}}\n",
+                )
+            } else {
+                ("application/json", b"{}")
+            };
+            let mut headers = vec![("authorization", read.as_str()), ("content-type", ct)];
+            if gzip {
+                headers.push(("accept-encoding", "gzip"));
+            }
+            send("POST", &url, &headers, body.to_vec())
+                .await
+                .expect("answers")
+        }
+    };
+    // What the last forwarded request asked for (esgate may forward to another path).
+    let asked_gzip = || {
+        let asked = es
+            .requests_to("POST", "/")
+            .last()
+            .expect("forwarded")
+            .header("accept-encoding")
+            .map(str::to_owned);
+        es.clear();
+        asked.is_some_and(|v| v.contains("gzip"))
+    };
+
+    // Without failures: streamed compressed, as the backend sent it.
+    es.script_fn("POST", "/", compressing(CLEAN, false));
+    let r = call("/logs-a/_search", true).await;
+    assert!(asked_gzip());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut text)
+        .expect("gzip");
+    assert_eq!(text, CLEAN);
+
+    // With failures: reduced, uncompressed, as without gzip.
+    es.script_fn("POST", "/", compressing(failing, false));
+    let r = call("/logs-a/_search", true).await;
+    assert!(asked_gzip());
+    assert_eq!(
+        (r.status.as_u16(), r.header("content-encoding")),
+        (200, None)
+    );
+    let plain = call("/logs-a/_search", false).await;
+    assert!(!asked_gzip());
+    assert_eq!(r.text(), plain.text());
+    assert!(!r.text().contains("real usage"), "{}", r.text());
+    assert_eq!(
+        r.json()["_shards"]["failures"][0]["reason"]["type"],
+        "circuit_breaking_exception"
+    );
+
+    // `_msearch`: asked for uncompressed, judged whole, the same answer with or without gzip
+    // asked, and from a backend that compresses it unasked.
+    es.script_fn("POST", "/", compressing(msearch, false));
+    let r = call("/logs-a/_msearch", true).await;
+    assert!(
+        !asked_gzip(),
+        "an _msearch answer is asked for uncompressed"
+    );
+    assert_eq!(
+        (r.status.as_u16(), r.header("content-encoding")),
+        (200, None)
+    );
+    let plain = call("/logs-a/_msearch", false).await;
+    es.clear();
+    es.script_fn("POST", "/", compressing(msearch, true));
+    let unasked = call("/logs-a/_msearch", true).await;
+    assert_eq!(
+        (unasked.status.as_u16(), unasked.header("content-encoding")),
+        (200, None)
+    );
+    for answer in [&r, &plain, &unasked] {
+        assert_eq!(answer.text(), r.text());
+    }
+    let v = r.json();
+    assert!(!r.text().contains("987654321"), "{}", r.text());
+    assert_eq!(
+        v["responses"][0]["hits"]["hits"][0]["_source"]["error"]["reason"],
+        "real usage: mine"
+    );
+    assert_eq!(v["responses"][2]["status"], 429);
     gw.stop().await;
 }
 

@@ -370,8 +370,8 @@ pub fn seal_answer(
     if let (Some(s), Ok(text)) = (id_seal, out.as_mut()) {
         if s.kind == IdKind::AsyncSearch {
             // A body the scan cannot read is not JSON: it carries no count a client reads.
-            let _ = async_search::zero_skipped(text);
-            let _ = async_search::hide_reduce_progress(text);
+            // Both rewrites in one scan (`async_search::hide_shard_shortcuts`).
+            let _ = async_search::hide_shard_shortcuts(text);
         }
     }
     Ok(out)

@@ -76,6 +76,20 @@ pub enum Peek {
 /// whole. With `header_first` false (a route that writes its failures last: `_field_caps`,
 /// EQL) only the whole answer decides. Not JSON (or not an object): [`Peek::Clean`].
 pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
+    judge_beginning(prefix, header_first, false)
+}
+
+/// [`peek`] on a beginning that may go on past `prefix` (what a decompression gave so far,
+/// perf23c): an object closed exactly at its end is [`Peek::Undecided`], where [`peek`] calls
+/// it clean (whole, it is; any byte but whitespace after it makes it [`Peek::Reports`]). Any
+/// other verdict is the one [`peek`] gives on every longer beginning of the same answer (the
+/// scan reads left to right and decides on what it has read), so a caller may stop at the
+/// first one and judge as [`peek`] would on all it holds.
+pub fn peek_beginning(prefix: &[u8], header_first: bool) -> Peek {
+    judge_beginning(prefix, header_first, true)
+}
+
+fn judge_beginning(prefix: &[u8], header_first: bool, goes_on: bool) -> Peek {
     if header_first && flat_header(prefix) {
         return Peek::Clean;
     }
@@ -93,6 +107,7 @@ pub fn peek(prefix: &[u8], header_first: bool) -> Peek {
         // read may report a failure. Read whole, where [`withhold_whole`] refuses it
         // (attack17d, found: streamed as clean).
         Ok(()) if !scan.c.at_end() => Peek::Reports,
+        Ok(()) if goes_on => Peek::Undecided,
         Err(Stop::Fault(Fault::Malformed)) if object => Peek::Reports,
         Ok(()) | Err(Stop::Fault(Fault::Malformed)) | Err(Stop::Decided) => Peek::Clean,
         Err(Stop::Fault(Fault::CutShort)) => Peek::Undecided,
@@ -108,6 +123,14 @@ pub fn watched(action: &str) -> Option<bool> {
         "field_caps" | "eql" | "esql" => Some(false),
         _ => None,
     }
+}
+
+/// Whether esgate reads every answer of the route `action` whole to judge it, whatever its
+/// beginning: an `_msearch` answer's items may each report a failure ([`peek`] calls every
+/// one [`Peek::Reports`]). Such an answer is asked for uncompressed (perf23c): it reaches the
+/// client uncompressed either way, and a compressed one was decoded whole first.
+pub fn judged_whole(action: &str) -> bool {
+    action == "msearch"
 }
 
 /// The common answer's fast path (review 16: the scan cost a small search about 1.8k
@@ -1042,6 +1065,71 @@ mod tests {
                 assert_eq!(peek(&text, header_first), Peek::Clean, "{seed}");
             }
         }
+    }
+
+    /// perf23c: a verdict [`peek_beginning`] gives on a beginning is [`peek`]'s on that
+    /// beginning and on every longer one, the whole answer too (a compressed answer is judged
+    /// from steps of its decoding and stops at the first verdict); only an object closed at
+    /// the end of what was read is left undecided.
+    #[test]
+    fn a_beginning_is_judged_as_every_longer_one() {
+        for seed in 1..=150u64 {
+            let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let (v, header_first, _) = g.answer();
+            let mut text = if g.chance(2) {
+                serde_json::to_vec(&v).unwrap()
+            } else {
+                serde_json::to_vec_pretty(&v).unwrap()
+            };
+            if g.chance(3) {
+                // Bytes after the answer's object (attack17d: where the scan closed it early).
+                text.extend_from_slice(br#" ,"shard_failures":[{"reason":{"type":"x"}}]}"#);
+            }
+            let whole = peek(&text, header_first);
+            for n in 0..=text.len() {
+                let verdict = peek_beginning(&text[..n], header_first);
+                if verdict == Peek::Undecided {
+                    continue;
+                }
+                let longer = n + (g.next() as usize) % (text.len() - n + 1);
+                assert_eq!(verdict, peek(&text[..n], header_first), "{seed}: {n}");
+                assert_eq!(verdict, peek(&text[..longer], header_first), "{seed}: {n}");
+                assert_eq!(verdict, whole, "{seed}: {n}");
+            }
+        }
+        for header_first in [true, false] {
+            assert_eq!(peek(b"{\"took\":1}", header_first), Peek::Clean);
+            assert_eq!(peek(b"{\"took\":1} x", header_first), Peek::Reports);
+            assert_eq!(
+                peek_beginning(b"{\"took\":1}", header_first),
+                Peek::Undecided
+            );
+            assert_eq!(
+                peek_beginning(b"{\"took\":1} x", header_first),
+                Peek::Reports
+            );
+        }
+    }
+
+    /// An answer esgate always reads whole is one whose route is judged at all.
+    #[test]
+    fn routes_judged_whole_are_watched() {
+        assert!(judged_whole("msearch"));
+        for action in [
+            "msearch",
+            "search",
+            "count",
+            "field_caps",
+            "eql",
+            "bulk",
+            "get",
+        ] {
+            assert!(
+                !judged_whole(action) || watched(action).is_some(),
+                "{action}"
+            );
+        }
+        assert_eq!(peek(br#"{"took":1,"responses":[{"#, true), Peek::Reports);
     }
 
     /// Review 16e: an answer cut short (a connection that ended it early, no length to check
