@@ -92,7 +92,9 @@ pub(super) fn at_once(
             Some(Encoding::Identity) | None => failures::peek(d, true),
             // A compressed answer's beginning, decoded as far as judging needs (perf23c: it went
             // to `respond`'s future, which decoded up to 64 KiB of it).
-            Some(encoding) => encoding.judge_beginning(d, true),
+            // Judged as the whole answer as `peek` judges the plain one above (a search answer
+            // decides on its header, before its end).
+            Some(encoding) => encoding.judge_beginning(d, true, false),
         });
     if verdict == Peek::Reports && identity {
         return whole_at_once(budget, status, headers, body, first);
@@ -250,7 +252,7 @@ pub(super) async fn respond(
             };
             match frame {
                 None => {
-                    verdict = encoding.judge_beginning(&joined(&held), header_first);
+                    verdict = encoding.judge_beginning(&joined(&held), header_first, false);
                     // The whole answer is held: still undecided, it is blank or cut short, and
                     // its whole read below says which (review 16e: sent as it came, a failure
                     // it was cut inside went out unjudged).
@@ -265,7 +267,7 @@ pub(super) async fn respond(
                     raw += frame.data_ref().map_or(0, Bytes::len);
                     held.push_back(frame);
                     if is_data {
-                        verdict = encoding.judge_beginning(&joined(&held), header_first);
+                        verdict = encoding.judge_beginning(&joined(&held), header_first, true);
                     }
                 }
             }
@@ -348,9 +350,20 @@ impl Encoding {
     /// all of it (perf23c). The decoder (miniz_oxide, through flate2) fills its 32 KiB window
     /// whatever is asked, so a first step still decodes up to 32 KiB, not 64; and making it
     /// (`Decompress::new`, its state zeroed) costs about 97k instructions (BENCHMARKS.md).
-    fn judge_beginning(self, raw: &[u8], header_first: bool) -> Peek {
+    ///
+    /// `goes_on`: more of the answer may follow `raw` (its end not read yet): an object closed
+    /// exactly at the end of what is held is then undecided ([`failures::peek_beginning`]), not
+    /// clean, so the next frame is read before anything streams (perf23c's finding, L: on a
+    /// route that writes its failures last, a frame ending where an object closed let the
+    /// rest stream unjudged).
+    fn judge_beginning(self, raw: &[u8], header_first: bool, goes_on: bool) -> Peek {
+        let judge = if goes_on {
+            failures::peek_beginning
+        } else {
+            failures::peek
+        };
         if self == Encoding::Identity {
-            return failures::peek(raw, header_first);
+            return judge(raw, header_first);
         }
         let mut decoder = self.reader(raw);
         let mut out = Vec::new();
@@ -361,7 +374,7 @@ impl Encoding {
                 .take((step - out.len()) as u64)
                 .read_to_end(&mut out);
             if read.is_err() || out.len() < step || step == PEEK_LIMIT {
-                return failures::peek(&out, header_first);
+                return judge(&out, header_first);
             }
             let verdict = failures::peek_beginning(&out, header_first);
             if verdict != Peek::Undecided {
@@ -562,13 +575,20 @@ mod tests {
                     for &cut in &cuts {
                         let held = frames(&[&raw[..cut.min(len)]]);
                         let want = failures::peek(&encoding.decoded_prefix(&held), header_first);
-                        let got = encoding.judge_beginning(&joined(&held), header_first);
+                        let got = encoding.judge_beginning(&joined(&held), header_first, false);
                         assert_eq!(got, want, "{:?} {cut}", &answer[..40.min(answer.len())]);
+                        // More may follow: undecided, or what all of it decoded says.
+                        let going = encoding.judge_beginning(&joined(&held), header_first, true);
+                        assert!(
+                            going == Peek::Undecided || going == want,
+                            "{:?} {cut} {going:?}",
+                            &answer[..40.min(answer.len())]
+                        );
                     }
                     let (a, b) = raw.split_at(len / 2);
                     let held = frames(&[a, b]);
                     assert_eq!(
-                        encoding.judge_beginning(&joined(&held), header_first),
+                        encoding.judge_beginning(&joined(&held), header_first, false),
                         failures::peek(&encoding.decoded_prefix(&held), header_first)
                     );
                 }
@@ -576,6 +596,17 @@ mod tests {
         }
         // The closed-early answer is not judged clean from its first step.
         let raw = compressed(Encoding::Gzip, answers[6].as_bytes());
-        assert_eq!(Encoding::Gzip.judge_beginning(&raw, false), Peek::Reports);
+        assert_eq!(
+            Encoding::Gzip.judge_beginning(&raw, false, false),
+            Peek::Reports
+        );
+        // Its first step alone, an object closed at its end: clean as the whole answer, not
+        // while more may follow (the frames' loop in `respond` reads on).
+        let step = &answers[6].as_bytes()[..FIRST_STEP];
+        for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Identity] {
+            let raw = compressed(encoding, step);
+            assert_eq!(encoding.judge_beginning(&raw, false, false), Peek::Clean);
+            assert_eq!(encoding.judge_beginning(&raw, false, true), Peek::Undecided);
+        }
     }
 }

@@ -598,6 +598,30 @@ fn assert_es_error(body: &[u8], status: u16) -> Value {
     v
 }
 
+/// perf23c's finding (L, defence in depth): on a route whose answers write their failures last
+/// (`_field_caps`, EQL, ES|QL), a frame ending exactly where the answer's object closed was
+/// judged clean and the rest of the body streamed unjudged. Whatever follows such a frame is
+/// now read before anything streams: here nothing does (the backend announced more and
+/// stalled), so the answer is a 504, not a 200 whose rest went out unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_closed_at_a_frames_end_is_not_streamed_before_its_end() {
+    let stall = FaultServer::stall(br#"{"indices":["logs-a"],"fields":{}}"#, 1000);
+    let gw = Esgate::start_full(&[stall.url()], SHORT_LISTEN, SHORT_BACKEND, "").await;
+    let read = gw.tenant_token("a").await;
+    let r = gw
+        .call_raw(
+            &read,
+            "POST",
+            "/logs-a/_field_caps?fields=*",
+            json!({}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_es_error(&r.body, 504);
+    gw.stop().await;
+}
+
 /// Item 6: a backend that stalls after its headers hung requests forever: streamed answers
 /// mid-body, answers esgate reads whole (scroll, `_terms_enum`), index resolutions and
 /// `/ready`. Each now ends: a cut body, or a 504 as Elasticsearch error JSON.
