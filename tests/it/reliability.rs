@@ -283,6 +283,43 @@ async fn the_idle_rule_acts_at_its_own_time_when_the_header_timeout_is_longer() 
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
+/// perf23b's finding (L, documented, docs/configuration.md): an HTTP/1.1 keep-alive connection
+/// waiting for its next request is closed after `header_timeout` when that is the shorter
+/// (hyper times the next head from the moment the connection is idle), after `idle_timeout`
+/// otherwise (the test above, over HTTP/2 and here over HTTP/1.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http1_connection_is_closed_by_the_shorter_of_its_two_timeouts() {
+    let backend = FaultServer::answer(200, "application/json", "{}");
+    for (listen, low, high) in [
+        (
+            "header_timeout = \"1s\"\nidle_timeout = \"6s\"\n",
+            900,
+            4000,
+        ),
+        (
+            "header_timeout = \"6s\"\nidle_timeout = \"1s\"\n",
+            900,
+            4000,
+        ),
+    ] {
+        let gw = Esgate::start_full(&[backend.url()], listen, "", "").await;
+        let mut s = connect(gw.admin_addr).await;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: esgate\r\n\r\n")
+            .await
+            .expect("write");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.expect("an answer");
+        assert_eq!(&head, b"HTTP/1.1 200", "{listen}");
+        let took = closed_within(&mut s, Duration::from_secs(10)).await;
+        let took = took.unwrap_or_else(|| panic!("{listen}: still open after 10 s"));
+        assert!(
+            took >= Duration::from_millis(low) && took < Duration::from_millis(high),
+            "{listen}: {took:?}"
+        );
+        gw.stop().await;
+    }
+}
+
 /// Item 1: the same over TLS: a client quiet after the handshake is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_connections_quiet_after_the_handshake_are_closed() {
