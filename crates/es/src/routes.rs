@@ -354,9 +354,9 @@ pub(crate) fn json_forward_sized(v: &Value, capacity: usize) -> Result<ForwardBo
 /// the meter's refusal.
 ///
 /// An async search answer's skipped-shard counts are then reported as 0
-/// (`async_search::zero_skipped`): Elasticsearch always pre-filters an async search's shards
+/// (`async_search::hide_shard_shortcuts`, one scan): Elasticsearch always pre-filters an async search's shards
 /// on every tenant's values; and so are its successful-shard counts while it is not final, and
-/// its partial reduces as 1 (`async_search::hide_reduce_progress`), which count those shards
+/// its partial reduces as 1 (the same scan), which count those shards
 /// too.
 pub fn seal_answer(
     binding: &Binding,

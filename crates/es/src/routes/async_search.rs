@@ -498,7 +498,9 @@ fn is_sealed(binding: &Binding, kind: IdKind, id: &str) -> bool {
 }
 
 mod shards;
-pub use shards::{hide_reduce_progress, hide_shard_shortcuts, zero_skipped};
+pub use shards::hide_shard_shortcuts;
+#[cfg(test)]
+pub use shards::{hide_reduce_progress, zero_skipped};
 
 #[cfg(test)]
 mod tests;

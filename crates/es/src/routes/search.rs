@@ -72,7 +72,7 @@ const COUNT_PARAMS: &[(&str, Kind)] = &[
 /// counts the shards other tenants' values did not cut short, as `_shards.skipped` did before
 /// the pre-filter was turned off. Elasticsearch's default (512) reduces only past 512 shards.
 /// Kibana sets it on async search submits only, whose answers esgate reads whole and writes
-/// the count over (`async_search::hide_reduce_progress`).
+/// the count over (`async_search::hide_shard_shortcuts`).
 const SEARCH_REFUSED: &[(&str, &str)] = &[(
     "batched_reduce_size",
     "the number of partial reduces it brings into the answer follows other tenants' values",

@@ -9,14 +9,15 @@
 //! answer whole to seal its ids, writes 0 over the counts. A skipped shard is also counted in
 //! `successful`, so the rest of `_shards` reads as an answer where no shard was skipped.
 //!
-//! A search's other shortcuts show in the same answers (attack22): [`hide_reduce_progress`]
+//! A search's other shortcuts show in the same answers (attack22): `hide_reduce_progress`
 //! writes over the successful-shard counts of an answer that is not final and the number of
 //! partial reduces.
 //!
 //! Invariant: only the counts at [`PLACES`] change, in place and keeping the answer's length
 //! (the digits become `0` and spaces); documents and every other byte are left as they are.
-//! The same for [`hide_reduce_progress`] and its places. Both are made by one scan
-//! ([`hide_shard_shortcuts`], perf23c), which esgate runs on every async search answer.
+//! The same for `hide_reduce_progress` and its places. Both are made by one scan
+//! ([`hide_shard_shortcuts`], perf23c), which esgate runs on every async search answer; the two
+//! halves apart (`zero_skipped`, `hide_reduce_progress`) are the tests' views of each.
 //! Containers off those places are skipped without being read into anything
 //! (`answers::scan`'s loose skip: a byte no JSON value holds is stepped over, not a stop).
 
@@ -43,7 +44,8 @@ const PLACES: &[&[&str]] = &[
 
 /// Writes 0 over every non-zero skipped count at `PLACES` in `body`; returns how many it
 /// changed, or `None` when `body` is not the JSON the scan expects (the counts it met before
-/// are still zeroed).
+/// are still zeroed). The tests' view of one half of [`hide_shard_shortcuts`].
+#[cfg(test)]
 pub fn zero_skipped(body: &mut [u8]) -> Option<usize> {
     let found = Found::scan(body);
     let n = found.write_skipped(body);
@@ -86,14 +88,16 @@ const STATE: &[&[&str]] = &[&["is_running"], &["is_partial"]];
 /// Writes `1` over every `num_reduce_phases` and, unless the answer is final and whole, `0`
 /// over every successful-shard count, in `body` (see `REDUCE_PHASES` for why); returns how many it
 /// changed, or `None` when `body` is not the JSON the scan expects (what it met before is still
-/// written, the answer then taken as not final).
+/// written, the answer then taken as not final). The tests' view of the other half of
+/// [`hide_shard_shortcuts`].
+#[cfg(test)]
 pub fn hide_reduce_progress(body: &mut [u8]) -> Option<usize> {
     let found = Found::scan(body);
     let n = found.write_progress(body);
     found.whole.then_some(n)
 }
 
-/// [`zero_skipped`] and then [`hide_reduce_progress`] in one scan of `body`: the same bytes
+/// `zero_skipped` and then `hide_reduce_progress` in one scan of `body`: the same bytes
 /// written (neither changes a byte the other reads as more than a number's token, and the
 /// scan stops collecting skipped counts where `zero_skipped`'s own scan would have stopped).
 /// Returns how many counts it changed, or `None` when either would have returned `None`.
