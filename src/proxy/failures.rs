@@ -72,10 +72,7 @@ pub(super) fn at_once(
     }
     let first = match futures_util::FutureExt::now_or_never(body.frame()) {
         Some(Some(Ok(frame))) => frame,
-        Some(Some(Err(e))) if e.is::<crate::body::Stalled>() => {
-            return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Timeout))
-        }
-        Some(Some(Err(_))) => return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Broken)),
+        Some(Some(Err(e))) => return AtOnce::Broken(frame_error(&e)),
         // Not there yet, or the end (read again by `respond`, which answers it as it does).
         Some(None) | None => {
             return AtOnce::Judge {
@@ -149,13 +146,7 @@ fn whole_at_once(
         }
         match futures_util::FutureExt::now_or_never(body.frame()) {
             Some(None) => break,
-            // As `respond` and its read map them.
-            Some(Some(Err(e))) if e.is::<crate::body::Stalled>() => {
-                return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Timeout))
-            }
-            Some(Some(Err(_))) => {
-                return AtOnce::Broken(ProxyError::Upstream(UpstreamError::Broken))
-            }
+            Some(Some(Err(e))) => return AtOnce::Broken(frame_error(&e)),
             Some(Some(Ok(frame))) => {
                 raw += frame.data_ref().map_or(0, Bytes::len);
                 held.push_back(frame);
@@ -186,6 +177,16 @@ fn whole_at_once(
         }
         Err(e) => AtOnce::Broken(e),
     }
+}
+
+/// What an answer's frame that failed to arrive is (as the whole read maps it): a body that
+/// stalled past its idle timeout a timeout, anything else a broken answer.
+fn frame_error(e: &BoxError) -> ProxyError {
+    ProxyError::Upstream(if e.is::<crate::body::Stalled>() {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Broken
+    })
 }
 
 /// A whole identity-encoded answer through the failures judge: its failures reduced (and its
@@ -258,10 +259,7 @@ pub(super) async fn respond(
                     // it was cut inside went out unjudged).
                     break;
                 }
-                Some(Err(e)) if e.is::<crate::body::Stalled>() => {
-                    return Err(ProxyError::Upstream(UpstreamError::Timeout))
-                }
-                Some(Err(_)) => return Err(ProxyError::Upstream(UpstreamError::Broken)),
+                Some(Err(e)) => return Err(frame_error(&e)),
                 Some(Ok(frame)) => {
                     let is_data = frame.is_data();
                     raw += frame.data_ref().map_or(0, Bytes::len);
