@@ -600,6 +600,20 @@ fn on_the_front(location: &[u8], public_origin: &str) -> bool {
     }
 }
 
+/// The host a refused `Location` names, for the log (at most 100 characters): its authority
+/// without the user information before an `@` (a URL's credentials are never logged); empty
+/// when it names none.
+fn redirect_host(location: &[u8]) -> String {
+    let location = String::from_utf8_lossy(location);
+    let authority = location
+        .split("//")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    host.chars().take(100).collect()
+}
+
 /// `/s/<link id>`: the id if the path is exactly a link URL.
 fn link_path(path: &str) -> Option<&str> {
     let id = path.strip_prefix("/s/")?;
@@ -1019,14 +1033,7 @@ async fn forward(
         .get(header::LOCATION)
         .filter(|l| !on_the_front(l.as_bytes(), &front.public_origin))
     {
-        let host = String::from_utf8_lossy(elsewhere.as_bytes())
-            .split("//")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', '?', '#', '@']).next())
-            .unwrap_or_default()
-            .chars()
-            .take(100)
-            .collect::<String>();
+        let host = redirect_host(elsewhere.as_bytes());
         tracing::warn!(status = aparts.status.as_u16(), %host, "Kibana's answer redirected outside the front; refused");
         return Err(Refusal::new(
             StatusCode::BAD_GATEWAY,
@@ -1372,6 +1379,27 @@ mod tests {
             keep_private(&mut h);
             assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), kept);
         }
+    }
+
+    /// The log names a refused redirect's host, never the user information before it.
+    #[test]
+    fn a_refused_redirect_is_logged_by_its_host_only() {
+        for (location, host) in [
+            ("https://evil.example/x?y#z", "evil.example"),
+            (
+                "https://user:secret@evil.example:8443/x",
+                "evil.example:8443",
+            ),
+            ("//evil.example@other.example/", "other.example"),
+            ("javascript:alert(1)", ""),
+            ("/\\evil.example", ""),
+        ] {
+            assert_eq!(redirect_host(location.as_bytes()), host, "{location}");
+        }
+        assert_eq!(
+            redirect_host(format!("//{}", "h".repeat(300)).as_bytes()).len(),
+            100
+        );
     }
 
     #[test]
