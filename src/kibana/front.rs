@@ -157,7 +157,7 @@ fn drop_response_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Makes an answer of the link's own (not a shared asset, [`routes::is_shared_asset`]) private
+/// Makes an answer of the link's own (not a static file, [`Verdict::Asset`]) private
 /// to shared caches (front23). Kibana marks some such answers `public` (the maps app's vector
 /// tiles: `public, max-age=3600`): a cache in front of the front, keyed by URL and blind to the
 /// session cookie, would hand one link's answer to another link's recipient asking the same
@@ -708,7 +708,7 @@ async fn serve(
             check_cross_site(front, req.headers())?;
             refuse_compressed(req.headers())?;
         }
-        Verdict::Read | Verdict::AppPage => {}
+        Verdict::Read | Verdict::Asset | Verdict::AppPage => {}
     }
     let (parts, incoming) = req.into_parts();
     let body: Body = if verdict == Verdict::SearchBatch {
@@ -733,6 +733,7 @@ async fn serve(
         app,
         front,
         parts,
+        verdict == Verdict::Asset,
         body,
         &credential,
         recipient,
@@ -912,6 +913,7 @@ async fn forward(
     app: &App,
     front: &Front,
     parts: http::request::Parts,
+    shared: bool,
     body: Body,
     credential: &str,
     recipient: IpAddr,
@@ -919,7 +921,6 @@ async fn forward(
     again: &(dyn Fn() -> Result<(), Refusal> + Sync),
     event: &mut DataEvent,
 ) -> Result<Response<Body>, Refusal> {
-    let shared = routes::is_shared_asset(parts.uri.path());
     let path_and_query = parts
         .uri
         .path_and_query()

@@ -51,8 +51,15 @@ const NOT_A_SEARCH_BATCH: &str = "the batched search is not Kibana's JSON \
 /// What the front does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// A page or asset, fetched with GET/HEAD.
+    /// A page or the link's own data, fetched with GET/HEAD.
     Read,
+    /// A static file, the same for every recipient (bundles, also under the build number, UI
+    /// assets, translations, `node_modules`, the maps app's glyphs), fetched with GET/HEAD:
+    /// passed as [`Verdict::Read`], and a shared cache may keep it as Kibana says. Every other
+    /// answer is the link's own (its token's data, spaces and saved objects, and
+    /// `bootstrap.js`, which carries the user's theme): the front keeps those private
+    /// (`front::keep_private`, front23).
+    Asset,
     /// An app page (framable by the same origin only: Kibana's embed mode).
     AppPage,
     /// A read-only POST (a search, a bulk read): passed with the CSRF checks.
@@ -94,21 +101,16 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
     let post = method == "POST";
     match segs.as_slice() {
         // Static assets: bundles (also under the build number), UI assets, translations.
-        ["ui", ..]
-        | ["bundles", ..]
-        | ["translations", ..]
-        | ["bootstrap.js"]
-        | ["bootstrap-anonymous.js"]
-        | ["node_modules", ..]
-            if get =>
-        {
-            Verdict::Read
+        ["ui", ..] | ["bundles", ..] | ["translations", ..] | ["node_modules", ..] if get => {
+            Verdict::Asset
         }
         [build, "bundles", ..]
             if get && !build.is_empty() && build.bytes().all(|b| b.is_ascii_alphanumeric()) =>
         {
-            Verdict::Read
+            Verdict::Asset
         }
+        // Kibana's bootstrap scripts: static in name, but carrying the user's theme.
+        ["bootstrap.js"] | ["bootstrap-anonymous.js"] if get => Verdict::Read,
         ["app", app, ..] if get && VIEW_APPS.contains(app) => Verdict::AppPage,
         ["app", ..] => Verdict::Refuse(
             "only dashboards, visualizations, Lens and maps open through a share link",
@@ -144,7 +146,7 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         // routes (`docSource`, `feature`, `getMatchingIndexes`, `checkIsDrawingIndex`) are not
         // here: they write, or serve only the editor (the viewer's maps app ignores their
         // failure).
-        ["internal", "maps", "fonts", _, range] if get && is_glyph_range(range) => Verdict::Read,
+        ["internal", "maps", "fonts", _, range] if get && is_glyph_range(range) => Verdict::Asset,
         ["internal", "maps", "mvt", "getTile" | "getGridTile", z, x, y]
             if get && is_tile(z, x, y) =>
         {
@@ -183,24 +185,6 @@ pub fn classify(method: &str, path: &str, spaces: &[String]) -> Verdict {
         }
         _ if !get => Verdict::Refuse("viewers of a share link cannot change anything"),
         _ => Verdict::Refuse("not available through a share link"),
-    }
-}
-
-/// Whether the answer to `path` (without its query) is the same for every recipient, so a shared
-/// cache may keep it as Kibana says: Kibana's static files (bundles, also under the build
-/// number, UI assets, translations, `node_modules`) and the maps app's glyphs. Every other
-/// answer is the link's own (its token's data, spaces and saved objects, and `bootstrap.js`,
-/// which carries the user's theme): the front keeps those private (`front::keep_private`).
-pub fn is_shared_asset(path: &str) -> bool {
-    let rest = split_space(path).1;
-    let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["ui", ..] | ["bundles", ..] | ["translations", ..] | ["node_modules", ..] => true,
-        [build, "bundles", ..] => {
-            !build.is_empty() && build.bytes().all(|b| b.is_ascii_alphanumeric())
-        }
-        ["internal", "maps", "fonts", _, range] => is_glyph_range(range),
-        _ => false,
     }
 }
 
@@ -446,15 +430,15 @@ mod tests {
         let allowed: &[(&str, &str, Verdict)] = &[
             ("GET", "/app/dashboards", Verdict::AppPage),
             ("GET", "/s/acme/app/dashboards", Verdict::AppPage),
-            ("GET", "/84785/bundles/core/core.entry.js", Verdict::Read),
+            ("GET", "/84785/bundles/core/core.entry.js", Verdict::Asset),
             (
                 "GET",
                 "/XXXXXXXXXXXX/bundles/kbn-ui-shared-deps-npm/x.js",
-                Verdict::Read,
+                Verdict::Asset,
             ),
-            ("GET", "/bundles/x.js", Verdict::Read),
-            ("GET", "/ui/favicons/favicon.svg", Verdict::Read),
-            ("GET", "/translations/en.json", Verdict::Read),
+            ("GET", "/bundles/x.js", Verdict::Asset),
+            ("GET", "/ui/favicons/favicon.svg", Verdict::Asset),
+            ("GET", "/translations/en.json", Verdict::Asset),
             ("GET", "/bootstrap.js", Verdict::Read),
             ("GET", "/api/status", Verdict::Read),
             ("GET", "/internal/security/me", Verdict::Read),
@@ -486,7 +470,7 @@ mod tests {
             (
                 "GET",
                 "/internal/maps/fonts/Open%20Sans%20Regular,Arial%20Unicode%20MS%20Regular/0-255",
-                Verdict::Read,
+                Verdict::Asset,
             ),
             ("GET", "/internal/maps/mvt/getTile/2/1/3.pbf", Verdict::Read),
             (
@@ -721,6 +705,8 @@ mod tests {
     /// recipient; tiles, searches, saved objects, pages are the link's own.
     #[test]
     fn only_static_files_are_shared_assets() {
+        let s = spaces();
+        let asset = |path: &str| classify("GET", path, &s) == Verdict::Asset;
         for path in [
             "/bundles/x.js",
             "/84785/bundles/core/core.entry.js",
@@ -730,7 +716,7 @@ mod tests {
             "/internal/maps/fonts/Open%20Sans%20Regular/0-255",
             "/s/acme/internal/maps/fonts/Open%20Sans%20Regular/256-511",
         ] {
-            assert!(is_shared_asset(path), "{path}");
+            assert!(asset(path), "{path}");
         }
         for path in [
             "/internal/maps/mvt/getTile/2/1/3.pbf",
@@ -744,7 +730,7 @@ mod tests {
             "/x-y/bundles/x.js",
             "/",
         ] {
-            assert!(!is_shared_asset(path), "{path}");
+            assert!(!asset(path), "{path}");
         }
     }
 
