@@ -28,6 +28,7 @@ use serde_json::json;
 pub use crate::dsl::aggs::check_aggs;
 use std::borrow::Cow;
 
+use crate::dsl::fields::{self, Position};
 use crate::dsl::json::J;
 use crate::dsl::query::{
     array_of, check_collapse, check_fields, check_highlight, check_key, check_knn, check_source,
@@ -659,9 +660,19 @@ fn top_level_knn(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     }
 }
 
+/// `slice`: its `id` and `max` (`values::check_slice`), and its `field` checked as every field
+/// position is (`fields::check`, deny by default for metadata names): Elasticsearch keeps a
+/// document in slice `id` when the hash of its value of `field` modulo `max` is `id`, so
+/// slicings with many `max`s rebuild the value, whatever field it is (attack24).
+/// `ids::ordinals` decides which continuations may slice, and over which counters.
 fn slice(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     flat(v, keys!["id", "max", "field"])?;
-    values::check_slice(v)
+    values::check_slice(v)?;
+    match v.get("field") {
+        None => Ok(()),
+        Some(J::String(f)) => fields::check(f, Position::Data),
+        Some(_) => Err(Rejection::bad_request("[slice.field] must be a string")),
+    }
 }
 
 fn rescores(v: J<'_>, _key: &str) -> Result<(), Rejection> {
@@ -1751,6 +1762,33 @@ mod tests {
                 Err(RejectKind::BadRequest),
                 "{slice}"
             );
+        }
+    }
+
+    /// A slice's `field` is a field position like any other (attack24): Elasticsearch keeps a
+    /// document in slice `id` when the hash of its value modulo `max` is `id`, so slicings with
+    /// many `max`s rebuild the value. Metadata names other than the document's own data are
+    /// refused here, in every body, as they are in sorts, aggregations and queries; not only the
+    /// counters `ids::ordinals` knows by name.
+    #[test]
+    fn slice_fields_are_checked_like_every_field() {
+        let sliced = |field: Value| json!({"slice": {"id": 1, "max": 3, "field": field}});
+        for field in [
+            "_doc_count",
+            "_field_names",
+            "_nested_path",
+            "_tsid",
+            "_s*",
+            "_seq_no",
+        ] {
+            refused_as(&sliced(json!(field)), RejectKind::Forbidden);
+        }
+        for field in [json!(5), json!(null), json!(["n"])] {
+            refused_as(&sliced(field), RejectKind::BadRequest);
+        }
+        for field in ["n", "user", "_id", "@timestamp", "*.n"] {
+            let body = sliced(json!(field));
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
         }
     }
 

@@ -279,6 +279,9 @@ fn picked() -> Vec<Value> {
         json!({"sort": ["_shard_doc"]}),
         json!({"sort": ["a", "b"], "search_after": [1, "x"]}),
         json!({"slice": {"id": 0, "max": 2}}),
+        json!({"slice": {"id": 0, "max": 2, "field": "n"}}),
+        json!({"slice": {"id": 1, "max": 3, "field": "_doc_count"}}),
+        json!({"slice": {"id": 1, "max": 3, "field": 5}}),
         json!({"knn": {"field": "v", "query_vector": [1, 2], "k": 5, "num_candidates": 10}}),
         json!({"query": {"knn": {"field": "v", "query_vector": [1, 2]}}}),
         json!({"post_filter": {"knn": {"field": "v", "query_vector": [1.5, 2e3]}}}),
@@ -417,6 +420,7 @@ fn tree_matches_serde() {
         r#"{"query": {"bool": {"filter": [{"k\u006en": {"field": "v", "query_vector": [1]}}]}}}"#,
         r#"{"post_filter": {"\u006bnn": {"field": "v", "query_vector": [1]}}}"#,
         r#"{"size": 1, "size": 2}"#,
+        r#"{"slice": {"id": 1, "max": 3, "field": "_d\u006fc_count"}}"#,
     ] {
         bodies.push(raw.as_bytes().to_vec());
     }
