@@ -28,10 +28,16 @@
 //!   starts with `_`) is refused.
 //!
 //! Wildcard patterns (`*` is Elasticsearch's only wildcard in field names): `*` alone is
-//! allowed (Elasticsearch and both test backends leave metadata fields out of it; Kibana and
-//! Grafana send it); a pattern is allowed when it cannot match a name starting with `_`: it
-//! starts with another character, or starts with `*` and contains a `.` (metadata names have
-//! no dots). Anything else (`_s*`, `*no`) is refused.
+//! allowed (Kibana and Grafana send it); a pattern is allowed when it cannot match a name
+//! starting with `_`: it starts with another character, or starts with `*` and contains a `.`
+//! (metadata names have no dots). Anything else (`_s*`, `*no`) is refused. Why `*` reads no
+//! counter: the `fields` option leaves metadata fields out of a pattern (`FieldFetcher`); in
+//! Elasticsearch's code `docvalue_fields` and `stored_fields` resolve `*` over every mapped
+//! field, metadata ones included (`getMatchingFieldNames`, attack24), but a `docvalue_fields`
+//! `*` then fails wherever a hit is fetched, on `_source` (every index maps it, and its type
+//! loads no field data), and the metadata `stored_fields` returns are the document's own
+//! (`_id`, `_routing`, `_ignored`; `_seq_no` is not stored). Both test backends leave
+//! metadata fields out of `*` everywhere.
 //!
 //! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
 
