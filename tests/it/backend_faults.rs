@@ -143,6 +143,53 @@ async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down_and_move
     gw.stop().await;
 }
 
+/// rel24 item 1: a node merely busy was marked down. A request waiting for a free connection
+/// (the node at `max_connections_per_node`) spent most of its `request_timeout` in the queue,
+/// then had its connect cut by what was left: a failed connect, the node marked down (and
+/// skipped by every request for `unhealthy_cooldown`). Such a connect had only the wait's
+/// remainder, not `connect_timeout`: the request is now a 504 and the node stays up. A connect
+/// that has its time still marks the node down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_cut_after_a_wait_for_a_free_connection_does_not_mark_the_node_down() {
+    let busy = Unanswered::after_one(Duration::from_millis(1000));
+    let node = format!("http://{}", busy.addr());
+    let gw = std::sync::Arc::new(
+        Esgate::start_full(
+            &[&node],
+            "",
+            "connect_timeout = \"2s\"\nrequest_timeout = \"2500ms\"\nmax_connections_per_node = 1",
+            "",
+        )
+        .await,
+    );
+    let secret = gw.all_token().await;
+    // The first request holds the node's one connection for a second.
+    let first = {
+        let (gw, secret) = (std::sync::Arc::clone(&gw), secret.clone());
+        tokio::spawn(async move { search(&gw, &secret).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The second waits for it (about 0.8 s), then connects with 1.5 s left of its 2.5 s: the
+    // node, too busy to accept, does not answer the connect in that time.
+    let (status, took, body) = search(&gw, &secret).await;
+    let (first_status, _, _) = first.await.unwrap();
+    assert_eq!(first_status, 200);
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_millis(3500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert!(status[0].healthy, "marked down");
+    assert_eq!(status[0].failures, 0);
+    assert_eq!(status[0].open, 0, "its place under the cap is back");
+    // A connect that has its `connect_timeout` marks it down.
+    let (status, took, _) = search(&gw, &secret).await;
+    assert_eq!(status, 502);
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(gw.app.upstream.node_status()[0].failures, 1);
+}
+
 /// Item 1 (rel22, M): once a failed node's cool-down ended, every request the rotation brought
 /// to it tried to connect, each for up to `connect_timeout`, until one failed and marked it
 /// down again: a node whose SYNs go unanswered (a host powered off) held about half of all
