@@ -337,8 +337,9 @@ impl Node {
 /// `tokio::time::timeout` takes it.
 const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365 * 30);
 
-/// The backend connections' read buffer and answer-head limit (see `Upstream::new`).
-const MAX_READ_BUFFER: usize = 64 * 1024;
+/// The backend connections' read buffer and answer-head limit (see `Upstream::new`); the
+/// Kibana front's connections to Kibana have the same (`kibana::front`).
+pub(crate) const MAX_READ_BUFFER: usize = 64 * 1024;
 
 pub struct Upstream {
     nodes: Vec<Node>,
@@ -836,10 +837,26 @@ impl Order {
     }
 }
 
+/// Whether an exchange failed because the answer's head outgrew the connection's read buffer
+/// ([`MAX_READ_BUFFER`]: hyper's "message head is too large"): `e` or any error in its chain
+/// (hyper-util's client wraps hyper's).
+pub(crate) fn head_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut link = Some(e);
+    while let Some(e) = link {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        link = e.source();
+    }
+    false
+}
+
 /// The size of an answer's head as the node wrote it: its status line, each header as
 /// `name: value` and a line end, and the blank line. Whitespace around a value (which hyper
 /// trims) is not counted: a head so padded is bounded by hyper's read buffer alone.
-fn head_len<B>(response: &Response<B>) -> usize {
+pub(crate) fn head_len<B>(response: &Response<B>) -> usize {
     let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
         Some(r) => r.as_bytes().len(),
         None => response.status().canonical_reason().map_or(0, str::len),

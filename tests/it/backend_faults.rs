@@ -285,7 +285,7 @@ fn huge_head() -> &'static [u8] {
 
 /// An answer whose head (status line, headers, blank line) is `size` bytes, padded by one
 /// header, its body `{}`: written at once, so that it may arrive in one read.
-fn head_of(size: usize) -> &'static [u8] {
+pub(crate) fn head_of(size: usize) -> &'static [u8] {
     let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
                  x-elastic-product: Elasticsearch\r\ncontent-length: 2\r\nx-pad: ";
     let end = "\r\n\r\n";
