@@ -125,10 +125,11 @@ async fn a_slow_tcp_connect_and_a_stalled_handshake_share_one_connect_timeout() 
 /// rel23 item 1: with `request_timeout` shorter than `connect_timeout`, the request's deadline
 /// cut a stalled connect as a timeout: a 504, no other node tried, the node never marked down
 /// (so every request the rotation brought to it got a 504 for as long as it stalled). A connect
-/// the deadline cuts is now a failed connect: the node is marked down and the request goes to
-/// the next node, which has `request_timeout` anew.
+/// the deadline cuts is now a failed connect: the node is marked down, and the next requests
+/// skip it. rel24 item 3: the request itself had `request_timeout` anew on the next node (it was
+/// served after twice its `request_timeout`); its time spent, it is a 504.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down_and_moves_on() {
+async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down() {
     let unanswered = Unanswered::start(None);
     let good = healthy();
     let node = format!("http://{}", unanswered.addr());
@@ -139,7 +140,63 @@ async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down_and_move
         "",
     )
     .await;
-    first_node_given_up_after_a_second_then_skipped(&gw, &node).await;
+    let secret = gw.all_token().await;
+    let (status, took, body) = search(&gw, &secret).await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert!(!status[0].healthy, "cooling down");
+    assert_eq!(status[0].failures, 1);
+    assert_eq!(status[0].open, 0, "its place under the cap is back");
+    for _ in 0..4 {
+        let (status, took, _) = search(&gw, &secret).await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(800), "{took:?}");
+    }
+    gw.stop().await;
+}
+
+/// rel24 item 3: each node a request tried had `request_timeout` anew, so a request could wait
+/// as many times it as there are nodes (with `request_timeout` under `connect_timeout`, each
+/// stalled node's connect cut by a fresh deadline; otherwise each took `connect_timeout`, then
+/// the next node had the whole `request_timeout` again). The request's `request_timeout` now
+/// bounds it over every node: the first stalled node takes its `connect_timeout` (marked down),
+/// the second only what is left, and the request is a 504 at `request_timeout`; that second
+/// connect, cut short by the first node's, is not held against its node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_timeout_bounds_it_over_every_node_it_tries() {
+    let stalled = [Unanswered::start(None), Unanswered::start(None)];
+    let good = healthy();
+    let nodes: Vec<String> = stalled
+        .iter()
+        .map(|s| format!("http://{}", s.addr()))
+        .collect();
+    let gw = Esgate::start_full(
+        &[&nodes[0], &nodes[1], good.url()],
+        "",
+        "connect_timeout = \"1s\"\nrequest_timeout = \"1500ms\"",
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    // The rotation's first request: the two stalled nodes, then the healthy one.
+    let (status, took, body) = search(&gw, &secret).await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert_eq!(
+        status[0].failures, 1,
+        "the first node had its connect_timeout"
+    );
+    assert_eq!(status[1].failures, 0, "the second had what the first left");
+    assert!(status[1].healthy);
+    assert_eq!((status[0].open, status[1].open), (0, 0));
     gw.stop().await;
 }
 
