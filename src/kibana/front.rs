@@ -298,10 +298,14 @@ impl Front {
                 .wrap_connector(http),
             limit: slot_wait,
         };
+        // Kibana's answer heads capped as a node's (rel24: hyper's default buffer, about
+        // 400 KB, let any head under it through), and its answers' chunks cut from a 64 KiB
+        // buffer as a node's are.
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_max_idle_per_host(max_connections)
+            .http1_max_buf_size(crate::upstream::MAX_READ_BUFFER)
             .build(https);
         Front {
             kibana: config.url.clone(),
@@ -995,6 +999,7 @@ async fn forward(
             )
             .relayed());
         }
+        Ok(Err(e)) if crate::upstream::head_too_large(&e) => return Err(head_too_large()),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Kibana is unreachable");
             return Err(Refusal::new(StatusCode::BAD_GATEWAY, "Kibana is unreachable").relayed());
@@ -1006,6 +1011,12 @@ async fn forward(
             )
         }
     };
+    // One read may bring more than the buffer holds (its spare room): the head as parsed is
+    // measured too, as a node's is (`upstream::head_len`). Dropped unfinished, its
+    // connection closed.
+    if crate::upstream::head_len(&answer) > crate::upstream::MAX_READ_BUFFER {
+        return Err(head_too_large());
+    }
     let (mut aparts, abody) = answer.into_parts();
     drop_response_headers(&mut aparts.headers);
     if !shared {
@@ -1053,6 +1064,17 @@ async fn forward(
     }
     .boxed();
     Ok(Response::from_parts(aparts, body))
+}
+
+/// Kibana's answer had a head larger than 64 KiB (the cap on a node's, rel24): a 502, as
+/// Kibana's other failures.
+fn head_too_large() -> Refusal {
+    tracing::warn!("Kibana's answer refused: its head is larger than 64 KiB");
+    Refusal::new(
+        StatusCode::BAD_GATEWAY,
+        "Kibana's answer could not be relayed (its head is larger than 64 KiB)",
+    )
+    .relayed()
 }
 
 /// An answer's body holding its Kibana slot and its token's place until it ends or is dropped

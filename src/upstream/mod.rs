@@ -33,8 +33,11 @@
 //! - A backend connection reads through at most 64 KiB at a time, so a streamed answer's
 //!   memory stays flat however large the answer grows; an answer whose head is larger than
 //!   64 KiB is refused (502, [`UpstreamError::Broken`]), its connection closed.
-//! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout`, its
-//!   body by `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
+//! - Every answer is bounded in time (issue #9 item 6): its headers by `request_timeout` from
+//!   the request's start, over every node it tries (a connect that deadline cuts ends the
+//!   request, a 504, and marks its node down only when it had the request's whole time: on
+//!   the first node tried, not after a wait for a free connection: rel24), its body by
+//!   `body_idle_timeout` between chunks ([`AnswerBody`]); esgate's own lookups
 //!   (`_resolve/index`, `/ready`) as a whole by `request_timeout`; answers esgate reads whole
 //!   by `answer_timeout` (`proxy`).
 
@@ -337,8 +340,9 @@ impl Node {
 /// `tokio::time::timeout` takes it.
 const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365 * 30);
 
-/// The backend connections' read buffer and answer-head limit (see `Upstream::new`).
-const MAX_READ_BUFFER: usize = 64 * 1024;
+/// The backend connections' read buffer and answer-head limit (see `Upstream::new`); the
+/// Kibana front's connections to Kibana have the same (`kibana::front`).
+pub(crate) const MAX_READ_BUFFER: usize = 64 * 1024;
 
 pub struct Upstream {
     nodes: Vec<Node>,
@@ -563,7 +567,8 @@ impl Upstream {
 
     /// Sends a request of `token`'s (its id; `None`: esgate's own), streaming the response
     /// back; the token's requests hold at most `backend.max_connections_per_token` of a node's
-    /// connections. Retries on the next node only when the connection could not be made.
+    /// connections. Retries on the next node only when the connection could not be made; the
+    /// answer's head due within `request_timeout` of the start, whatever nodes it tries.
     ///
     /// `watch`'s gate is asked once a connection the request waited for (or that was made for
     /// it) is its, and before it moves to the next node after a failed connect: `false` ends it
@@ -575,17 +580,24 @@ impl Upstream {
         request: UpstreamRequest,
         watch: pool::Watch<'_>,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
-        self.send_by(token, request, watch, None).await
+        // The answer's head within `request_timeout` of now, whatever nodes the request tries
+        // (rel24: each had it anew, so with `request_timeout` under `connect_timeout` a
+        // request took up to as many times it as there are nodes).
+        let now = tokio::time::Instant::now();
+        let end = now
+            .checked_add(self.request_timeout)
+            .unwrap_or_else(|| now + FAR_FUTURE);
+        self.send_by(token, request, watch, end).await
     }
 
-    /// [`Upstream::send_as`], each attempt's answer head due `request_timeout` after its start
-    /// or at `end`, whichever comes first; none starts after `end` ([`UpstreamError::Timeout`]).
+    /// [`Upstream::send_as`], the answer's head due at `end` on whatever node the request goes
+    /// to, connecting included; none is tried after `end` ([`UpstreamError::Timeout`]).
     async fn send_by(
         &self,
         token: Option<&str>,
         request: UpstreamRequest,
         watch: pool::Watch<'_>,
-        end: Option<tokio::time::Instant>,
+        end: tokio::time::Instant,
     ) -> Result<Response<AnswerBody>, UpstreamError> {
         let UpstreamRequest {
             method,
@@ -638,18 +650,12 @@ impl Upstream {
             *req.uri_mut() = uri;
             *req.headers_mut() = headers;
             req.headers_mut().insert(http::header::HOST, host.clone());
-            // The answer's head within `request_timeout` of this attempt's start.
-            let now = tokio::time::Instant::now();
-            let mut deadline = now
-                .checked_add(self.request_timeout)
-                .unwrap_or_else(|| now + FAR_FUTURE);
-            if let Some(end) = end {
-                if end <= now {
-                    return Err(UpstreamError::Timeout);
-                }
-                deadline = deadline.min(end);
+            // The first attempt starts with the deadline just set (the clock read once a
+            // request); a later one after a failed connect, perhaps with no time left.
+            if attempt > 0 && end <= tokio::time::Instant::now() {
+                return Err(UpstreamError::Timeout);
             }
-            match self.pool.send_gated(idx, token, req, deadline, watch).await {
+            match self.pool.send_gated(idx, token, req, end, watch).await {
                 Err(pool::Failure::Timeout) => return Err(UpstreamError::Timeout),
                 Err(pool::Failure::Gated) => return Err(UpstreamError::Gated),
                 Err(pool::Failure::Saturated) => {
@@ -683,6 +689,16 @@ impl Upstream {
                     };
                     let idle = self.body_idle_timeout;
                     return Ok(response.map(|b| AnswerBody::new(b, conn, keep_alive, idle)));
+                }
+                // The request's deadline cut the connect: no time is left for another node.
+                // The node failed it only if the connect had the request's time from its
+                // start: on a later node it had what the failed ones left (rel24), and it says
+                // nothing of the node then.
+                Err(pool::Failure::Connect(e, _)) if e.by_deadline => {
+                    if attempt == 0 {
+                        self.mark_down(idx, &e);
+                    }
+                    return Err(UpstreamError::Timeout);
                 }
                 Err(pool::Failure::Connect(e, unsent)) => {
                     self.mark_down(idx, &e);
@@ -770,7 +786,7 @@ impl Upstream {
                 body,
             };
             let response = self
-                .send_by(None, request, pool::Watch::default(), Some(end))
+                .send_by(None, request, pool::Watch::default(), end)
                 .await?;
             let status = response.status().as_u16();
             let body = crate::body::read_capped(response.into_body(), cap)
@@ -836,10 +852,26 @@ impl Order {
     }
 }
 
+/// Whether an exchange failed because the answer's head outgrew the connection's read buffer
+/// ([`MAX_READ_BUFFER`]: hyper's "message head is too large"): `e` or any error in its chain
+/// (hyper-util's client wraps hyper's).
+pub(crate) fn head_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut link = Some(e);
+    while let Some(e) = link {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        link = e.source();
+    }
+    false
+}
+
 /// The size of an answer's head as the node wrote it: its status line, each header as
 /// `name: value` and a line end, and the blank line. Whitespace around a value (which hyper
 /// trims) is not counted: a head so padded is bounded by hyper's read buffer alone.
-fn head_len<B>(response: &Response<B>) -> usize {
+pub(crate) fn head_len<B>(response: &Response<B>) -> usize {
     let reason = match response.extensions().get::<hyper::ext::ReasonPhrase>() {
         Some(r) => r.as_bytes().len(),
         None => response.status().canonical_reason().map_or(0, str::len),

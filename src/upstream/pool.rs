@@ -27,9 +27,11 @@
 //!   (the request comes back with it, untouched).
 //! - A request has its answer's head by the deadline [`Pool::send`] is given, connecting
 //!   included, or fails with [`Failure::Timeout`] (a connect the deadline cut with a
-//!   [`ConnectError`]; a request whose deadline passed while it waited for a place under the
-//!   cap with `Timeout`, unsent). The timer is the connection's own, kept with it while parked
-//!   and moved to each request's deadline.
+//!   [`ConnectError`], [`ConnectError::by_deadline`]; a request whose deadline passed while it
+//!   waited for a place under the cap, or that waited for one and then had its connect cut by
+//!   the deadline, with `Timeout`, unsent: that connect had only what the wait left, rel24).
+//!   The timer is the connection's own, kept with it while parked and moved to each request's
+//!   deadline.
 //! - At most `backend.max_connections_per_node` connections to a node are open at once, in use,
 //!   parked or being made, over every shard (rel17: with no cap, ten HTTP/2 clients held 2,000
 //!   backend sockets). Each holds a [`Lease`] from the moment its connecting starts until the
@@ -211,8 +213,22 @@ pub(crate) const MAX_IDLE_PER_NODE: usize = 512;
 /// A connection could not be made: name resolution, TCP connect, TLS handshake or their time
 /// limit. Nothing of the request was sent.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ConnectError(String);
+#[error("{reason}")]
+pub(crate) struct ConnectError {
+    reason: String,
+    /// The request's deadline ended it, before `connect_timeout` (rel24): it tells something
+    /// of the node only when the connect had all of the request's time.
+    pub(crate) by_deadline: bool,
+}
+
+impl ConnectError {
+    fn new(reason: impl Into<String>) -> ConnectError {
+        ConnectError {
+            reason: reason.into(),
+            by_deadline: false,
+        }
+    }
+}
 
 /// How a request failed on its way to an answer head.
 pub(crate) enum Failure {
@@ -222,7 +238,8 @@ pub(crate) enum Failure {
     /// The exchange failed after the request was (perhaps partly) written.
     Exchange(hyper::Error),
     /// No answer head by the request's deadline: on a connection it had, or its deadline
-    /// passed before it had one (a connect the deadline cuts is a [`Failure::Connect`]).
+    /// passed before it had one (a connect the deadline cuts is a [`Failure::Connect`], but
+    /// for a request that waited for its place under the cap first).
     Timeout,
     /// The node's connection cap was reached and none came free in time: the request was not
     /// sent.
@@ -586,12 +603,12 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         let slot = self.shared.slot(node);
         let Some(limit) = self.shared.limits.get(node) else {
-            let e = ConnectError("no such node".to_owned());
+            let e = ConnectError::new("no such node");
             return Err(Failure::Connect(e, Box::new(req)));
         };
         let count = user.map(|id| self.shared.user(limit, id));
-        let grant = match self.take(limit, slot, count.as_ref()) {
-            Ok(grant) => grant,
+        let (grant, waited) = match self.take(limit, slot, count.as_ref()) {
+            Ok(grant) => (grant, false),
             // Boxed: rare, and its state would otherwise weigh on every request.
             Err(blocked) => {
                 let grant = Box::pin(self.wait(limit, count, blocked, deadline)).await?;
@@ -599,7 +616,7 @@ impl Pool {
                     grant.give_back();
                     return Err(Failure::Gated);
                 }
-                grant
+                (grant, true)
             }
         };
         let Grant { found, user } = grant;
@@ -625,7 +642,7 @@ impl Pool {
                                 slot,
                                 (lease, user),
                                 req,
-                                deadline,
+                                (deadline, waited),
                                 watch,
                             ))
                             .await;
@@ -635,19 +652,19 @@ impl Pool {
                 }
             }
         };
-        self.connect_and_send(node, slot, (lease, user), req, deadline, watch)
+        self.connect_and_send(node, slot, (lease, user), req, (deadline, waited), watch)
             .await
     }
 
     /// A new connection to `node` in its place (its lease, and its token's place), and `req`
-    /// sent on it once `watch`'s gate lets it.
+    /// sent on it once `watch`'s gate lets it; `waited`: the request waited for that place.
     async fn connect_and_send(
         &self,
         node: usize,
         slot: usize,
         (lease, user): (Lease, Option<Use>),
         req: Request<Body>,
-        deadline: tokio::time::Instant,
+        (deadline, waited): (tokio::time::Instant, bool),
         watch: Watch<'_>,
     ) -> Result<(Response<Incoming>, Conn), Failure> {
         // Boxed: connecting (TCP, TLS, hyper's handshake) is most of this future's size and
@@ -661,6 +678,10 @@ impl Pool {
         }
         let tx = match Box::pin(self.connect(node, deadline)).await {
             Ok(tx) => tx,
+            // Part of its time went waiting for a place under the cap, and what was left cut
+            // the connect: it says nothing of the node (rel24: a node merely busy, its
+            // connections all in use, was marked down by the requests queued for them).
+            Err(e) if e.by_deadline && waited => return Err(Failure::Timeout),
             Err(e) => return Err(Failure::Connect(e, Box::new(req))),
         };
         let timer = Box::pin(tokio::time::sleep_until(deadline));
@@ -826,7 +847,8 @@ impl Pool {
     }
 
     /// A new connection to `node`, its hyper task spawned, by `deadline` (the request's) and
-    /// within `connect_timeout`, whichever comes first.
+    /// within `connect_timeout`, whichever comes first. A failure at `deadline`, when that
+    /// came first, is [`ConnectError::by_deadline`].
     async fn connect(
         &self,
         node: usize,
@@ -835,37 +857,48 @@ impl Pool {
         let target = self
             .targets
             .get(node)
-            .ok_or_else(|| ConnectError("no such node".to_owned()))?;
+            .ok_or_else(|| ConnectError::new("no such node"))?;
         // Name resolution, TCP and the TLS handshake together within `connect_timeout` (rel22:
         // each had it whole, so a slow TCP connect then a stalled handshake took twice as long),
         // and by the request's deadline.
         let now = tokio::time::Instant::now();
-        let until = now
-            .checked_add(self.connect_timeout)
-            .map_or(deadline, |u| u.min(deadline));
+        let (until, by_deadline) = match now.checked_add(self.connect_timeout) {
+            Some(u) if u <= deadline => (u, false),
+            _ => (deadline, true),
+        };
         let limit = until.saturating_duration_since(now);
-        let tcp = tokio::time::timeout_at(until, async {
-            let addrs = target.lookup.addresses(self.resolve).await;
-            tcp(target.lookup.host(), addrs.map_err(ConnectError)?, limit).await
-        })
-        .await
-        .map_err(|_| ConnectError("connect timed out".to_owned()))??;
-        let tx = match &target.tls {
-            Security::Plain => self.handshake(tcp).await?,
-            Security::Tls(name) => {
-                let tls = tokio::time::timeout_at(until, self.tls.connect(name.clone(), tcp))
-                    .await
-                    .map_err(|_| ConnectError("TLS handshake timed out".to_owned()))?
-                    .map_err(|e| ConnectError(format!("TLS handshake: {e}")))?;
-                self.handshake(tls).await?
-            }
-            Security::BadName(host) => {
-                return Err(ConnectError(format!(
+        let made = async {
+            let tcp = tokio::time::timeout_at(until, async {
+                let addrs = target.lookup.addresses(self.resolve).await;
+                tcp(
+                    target.lookup.host(),
+                    addrs.map_err(ConnectError::new)?,
+                    limit,
+                )
+                .await
+            })
+            .await
+            .map_err(|_| ConnectError::new("connect timed out"))??;
+            match &target.tls {
+                Security::Plain => self.handshake(tcp).await,
+                Security::Tls(name) => {
+                    let tls = tokio::time::timeout_at(until, self.tls.connect(name.clone(), tcp))
+                        .await
+                        .map_err(|_| ConnectError::new("TLS handshake timed out"))?
+                        .map_err(|e| ConnectError::new(format!("TLS handshake: {e}")))?;
+                    self.handshake(tls).await
+                }
+                Security::BadName(host) => Err(ConnectError::new(format!(
                     "{host:?} is not a valid TLS server name"
-                )))
+                ))),
             }
         };
-        Ok(tx)
+        made.await.map_err(|mut e| {
+            // Ended by its time (a lookup or TCP connect given up, its share of the time for
+            // each address included), not by a failure of its own before it.
+            e.by_deadline = by_deadline && tokio::time::Instant::now() >= until;
+            e
+        })
     }
 
     async fn handshake<T>(&self, io: T) -> Result<http1::SendRequest<Body>, ConnectError>
@@ -876,7 +909,7 @@ impl Pool {
             .builder
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| ConnectError(format!("HTTP/1 handshake: {e}")))?;
+            .map_err(|e| ConnectError::new(format!("HTTP/1 handshake: {e}")))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "Backend connection ended with an error");
@@ -1246,17 +1279,17 @@ async fn tcp(
     limit: Duration,
 ) -> Result<TcpStream, ConnectError> {
     let share = limit / (addrs.len().max(1) as u32);
-    let mut last = ConnectError(format!("{host} resolved to no address"));
+    let mut last = ConnectError::new(format!("{host} resolved to no address"));
     for addr in addrs {
         match tokio::time::timeout(share, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 stream
                     .set_nodelay(true)
-                    .map_err(|e| ConnectError(format!("TCP_NODELAY: {e}")))?;
+                    .map_err(|e| ConnectError::new(format!("TCP_NODELAY: {e}")))?;
                 return Ok(stream);
             }
-            Ok(Err(e)) => last = ConnectError(format!("connecting to {addr}: {e}")),
-            Err(_) => last = ConnectError(format!("connecting to {addr} timed out")),
+            Ok(Err(e)) => last = ConnectError::new(format!("connecting to {addr}: {e}")),
+            Err(_) => last = ConnectError::new(format!("connecting to {addr} timed out")),
         }
     }
     Err(last)
@@ -1472,7 +1505,10 @@ pub(crate) mod tests {
         pool.resolve = |_, _| stalled(&CALLS);
         let started = Instant::now();
         match pool.send(0, None, get("/x"), far()).await {
-            Err(Failure::Connect(e, _)) => assert!(e.0.contains("timed out"), "{e}"),
+            Err(Failure::Connect(e, _)) => {
+                assert!(e.reason.contains("timed out"), "{e}");
+                assert!(!e.by_deadline, "connect_timeout ended it");
+            }
             _ => panic!("a failed connect"),
         }
         let took = started.elapsed();
@@ -1488,7 +1524,7 @@ pub(crate) mod tests {
         pool.resolve = |_, _| stalled(&CALLS);
         let started = Instant::now();
         match pool.send(0, None, get("/x"), soon(300)).await {
-            Err(Failure::Connect(..)) => {}
+            Err(Failure::Connect(e, _)) => assert!(e.by_deadline, "the deadline ended it"),
             Err(Failure::Timeout) => panic!("a connect the deadline cut is a failed connect"),
             _ => panic!("a failed connect"),
         }

@@ -125,10 +125,11 @@ async fn a_slow_tcp_connect_and_a_stalled_handshake_share_one_connect_timeout() 
 /// rel23 item 1: with `request_timeout` shorter than `connect_timeout`, the request's deadline
 /// cut a stalled connect as a timeout: a 504, no other node tried, the node never marked down
 /// (so every request the rotation brought to it got a 504 for as long as it stalled). A connect
-/// the deadline cuts is now a failed connect: the node is marked down and the request goes to
-/// the next node, which has `request_timeout` anew.
+/// the deadline cuts is now a failed connect: the node is marked down, and the next requests
+/// skip it. rel24 item 3: the request itself had `request_timeout` anew on the next node (it was
+/// served after twice its `request_timeout`); its time spent, it is a 504.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down_and_moves_on() {
+async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down() {
     let unanswered = Unanswered::start(None);
     let good = healthy();
     let node = format!("http://{}", unanswered.addr());
@@ -139,8 +140,111 @@ async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down_and_move
         "",
     )
     .await;
-    first_node_given_up_after_a_second_then_skipped(&gw, &node).await;
+    let secret = gw.all_token().await;
+    let (status, took, body) = search(&gw, &secret).await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert!(!status[0].healthy, "cooling down");
+    assert_eq!(status[0].failures, 1);
+    assert_eq!(status[0].open, 0, "its place under the cap is back");
+    for _ in 0..4 {
+        let (status, took, _) = search(&gw, &secret).await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(800), "{took:?}");
+    }
     gw.stop().await;
+}
+
+/// rel24 item 3: each node a request tried had `request_timeout` anew, so a request could wait
+/// as many times it as there are nodes (with `request_timeout` under `connect_timeout`, each
+/// stalled node's connect cut by a fresh deadline; otherwise each took `connect_timeout`, then
+/// the next node had the whole `request_timeout` again). The request's `request_timeout` now
+/// bounds it over every node: the first stalled node takes its `connect_timeout` (marked down),
+/// the second only what is left, and the request is a 504 at `request_timeout`; that second
+/// connect, cut short by the first node's, is not held against its node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_timeout_bounds_it_over_every_node_it_tries() {
+    let stalled = [Unanswered::start(None), Unanswered::start(None)];
+    let good = healthy();
+    let nodes: Vec<String> = stalled
+        .iter()
+        .map(|s| format!("http://{}", s.addr()))
+        .collect();
+    let gw = Esgate::start_full(
+        &[&nodes[0], &nodes[1], good.url()],
+        "",
+        "connect_timeout = \"1s\"\nrequest_timeout = \"1500ms\"",
+        "",
+    )
+    .await;
+    let secret = gw.all_token().await;
+    // The rotation's first request: the two stalled nodes, then the healthy one.
+    let (status, took, body) = search(&gw, &secret).await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert_eq!(
+        status[0].failures, 1,
+        "the first node had its connect_timeout"
+    );
+    assert_eq!(status[1].failures, 0, "the second had what the first left");
+    assert!(status[1].healthy);
+    assert_eq!((status[0].open, status[1].open), (0, 0));
+    gw.stop().await;
+}
+
+/// rel24 item 1: a node merely busy was marked down. A request waiting for a free connection
+/// (the node at `max_connections_per_node`) spent most of its `request_timeout` in the queue,
+/// then had its connect cut by what was left: a failed connect, the node marked down (and
+/// skipped by every request for `unhealthy_cooldown`). Such a connect had only the wait's
+/// remainder, not `connect_timeout`: the request is now a 504 and the node stays up. A connect
+/// that has its time still marks the node down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_cut_after_a_wait_for_a_free_connection_does_not_mark_the_node_down() {
+    let busy = Unanswered::after_one(Duration::from_millis(1000));
+    let node = format!("http://{}", busy.addr());
+    let gw = std::sync::Arc::new(
+        Esgate::start_full(
+            &[&node],
+            "",
+            "connect_timeout = \"2s\"\nrequest_timeout = \"2500ms\"\nmax_connections_per_node = 1",
+            "",
+        )
+        .await,
+    );
+    let secret = gw.all_token().await;
+    // The first request holds the node's one connection for a second.
+    let first = {
+        let (gw, secret) = (std::sync::Arc::clone(&gw), secret.clone());
+        tokio::spawn(async move { search(&gw, &secret).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The second waits for it (about 0.8 s), then connects with 1.5 s left of its 2.5 s: the
+    // node, too busy to accept, does not answer the connect in that time.
+    let (status, took, body) = search(&gw, &secret).await;
+    let (first_status, _, _) = first.await.unwrap();
+    assert_eq!(first_status, 200);
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_millis(3500),
+        "{took:?}"
+    );
+    let status = gw.app.upstream.node_status();
+    assert!(status[0].healthy, "marked down");
+    assert_eq!(status[0].failures, 0);
+    assert_eq!(status[0].open, 0, "its place under the cap is back");
+    // A connect that has its `connect_timeout` marks it down.
+    let (status, took, _) = search(&gw, &secret).await;
+    assert_eq!(status, 502);
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(gw.app.upstream.node_status()[0].failures, 1);
 }
 
 /// Item 1 (rel22, M): once a failed node's cool-down ended, every request the rotation brought
@@ -238,7 +342,7 @@ fn huge_head() -> &'static [u8] {
 
 /// An answer whose head (status line, headers, blank line) is `size` bytes, padded by one
 /// header, its body `{}`: written at once, so that it may arrive in one read.
-fn head_of(size: usize) -> &'static [u8] {
+pub(crate) fn head_of(size: usize) -> &'static [u8] {
     let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
                  x-elastic-product: Elasticsearch\r\ncontent-length: 2\r\nx-pad: ";
     let end = "\r\n\r\n";

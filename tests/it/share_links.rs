@@ -2164,3 +2164,54 @@ async fn kibanas_redirects_elsewhere_are_refused() {
         }
     }
 }
+
+/// rel24 item 2 (L): the front's client to Kibana read with hyper's default buffer (about
+/// 400 KB), so Kibana's answer heads had no cap where a node's have 64 KiB
+/// (`backend_faults::a_backend_answer_head_of_64_kib_passes`). They have a node's cap now: a
+/// head of 64 KiB passes; one a byte larger (arriving in one read), 80 KiB and 1 MiB are a 502,
+/// as Kibana's other failures are, saying why; and a head that stops unfinished past 64 KiB is
+/// refused at once (it was read on into the 400 KB buffer, the request held until
+/// `backend.request_timeout`, then a 504).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kibanas_answer_heads_are_capped_at_64_kib() {
+    let backend = fixture::seeded_osmem();
+    let unfinished = format!("HTTP/1.1 200 OK\r\nx-pad: {}", "x".repeat(100 * 1024));
+    let unfinished: &'static [u8] = Box::leak(unfinished.into_bytes().into_boxed_slice());
+    let head_of = crate::backend_faults::head_of;
+    for (name, answer, status) in [
+        ("64 KiB", head_of(64 * 1024), 200),
+        ("64 KiB and a byte", head_of(64 * 1024 + 1), 502),
+        ("80 KiB", head_of(80 * 1024), 502),
+        ("1 MiB", head_of(1024 * 1024), 502),
+        ("100 KiB unfinished", unfinished, 502),
+    ] {
+        // Answers the first request of a connection only: one request each.
+        let kibana = support::faults::FaultServer::raw(answer, false);
+        let gw = Esgate::start_full(
+            &[backend.url()],
+            "",
+            "request_timeout = \"5s\"",
+            &format!(
+                "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+                kibana.url()
+            ),
+        )
+        .await;
+        let (id, _) = token(&gw, "a", json!({})).await;
+        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
+        let (_, cookie) = open(&gw, &l).await;
+        let cookie = cookie.expect("cookie");
+        let r = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        if status == 200 {
+            assert_eq!(r.text(), "{}", "{name}");
+        } else {
+            assert!(
+                r.text().contains("larger than 64 KiB"),
+                "{name}: {}",
+                r.text()
+            );
+        }
+        gw.stop().await;
+    }
+}

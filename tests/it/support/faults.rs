@@ -442,6 +442,18 @@ pub struct Unanswered {
 
 impl Unanswered {
     pub fn start(opens: Option<std::time::Duration>) -> Unanswered {
+        Unanswered::run(None, opens)
+    }
+
+    /// A node that serves one connection, then becomes too busy to accept: its first
+    /// connection is accepted and its first request answered `200 {}` after `hold`, with
+    /// `Connection: close`, then closed; from that accept on, its listen queue is full (a
+    /// connection of its own) and every later connect hangs as `start(None)`'s.
+    pub fn after_one(hold: std::time::Duration) -> Unanswered {
+        Unanswered::run(Some(hold), None)
+    }
+
+    fn run(first: Option<std::time::Duration>, opens: Option<std::time::Duration>) -> Unanswered {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -456,26 +468,34 @@ impl Unanswered {
                     .expect("binding 127.0.0.1:0 works in tests");
                 let listener = socket.listen(0).expect("listen");
                 let addr = listener.local_addr().expect("an address");
-                // The queue's one place, taken.
-                let filler = TcpStream::connect(addr).await.expect("the first connect");
-                let _ = addr_tx.send(addr);
-                let serve = async {
-                    let Some(opens) = opens else {
-                        return std::future::pending::<()>().await;
-                    };
-                    tokio::time::sleep(opens).await;
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        tokio::spawn(hang(stream));
+                // Stops at the shutdown, wherever it is (the filler closed with it).
+                let node = async {
+                    if let Some(hold) = first {
+                        let _ = addr_tx.send(addr);
+                        if let Ok((stream, _)) = listener.accept().await {
+                            tokio::spawn(answer_once(stream, hold));
+                        }
                     }
+                    // The queue's one place, taken.
+                    let _filler = TcpStream::connect(addr).await.expect("the first connect");
+                    if first.is_none() {
+                        let _ = addr_tx.send(addr);
+                    }
+                    if let Some(opens) = opens {
+                        tokio::time::sleep(opens).await;
+                        loop {
+                            let Ok((stream, _)) = listener.accept().await else {
+                                continue;
+                            };
+                            tokio::spawn(hang(stream));
+                        }
+                    }
+                    std::future::pending::<()>().await
                 };
                 tokio::select! {
                     _ = rx => {}
-                    () = serve => {}
+                    () = node => {}
                 }
-                drop(filler);
             });
         });
         let addr = addr_rx.recv().expect("the listener started");
@@ -501,6 +521,30 @@ impl Drop for Unanswered {
             let _ = thread.join();
         }
     }
+}
+
+/// `Unanswered::after_one`'s first connection: its first request's head read, then after
+/// `hold` a `200 {}` that closes it (the client closes; whatever it sends meanwhile is read, so
+/// the close is never a reset).
+async fn answer_once(mut stream: TcpStream, hold: std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(k) => head.extend_from_slice(&chunk[..k]),
+        }
+    }
+    tokio::time::sleep(hold).await;
+    let _ = stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+              x-elastic-product: Elasticsearch\r\nconnection: close\r\n\
+              content-length: 2\r\n\r\n{}",
+        )
+        .await;
+    while let Ok(1..) = stream.read(&mut chunk).await {}
 }
 
 /// Bytes `offset..offset + n` of the `huge` body of total length `len`.
