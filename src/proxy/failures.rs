@@ -14,6 +14,7 @@
 //! asked for uncompressed (`upstream_request::from_permit`, perf23c).
 
 use std::collections::VecDeque;
+#[cfg(test)]
 use std::io::Read;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,7 +24,7 @@ use http::{header, HeaderMap, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::{answer, ProxyError, MAX_SEALED_RESPONSE};
+use super::{answer, inflate, ProxyError, MAX_SEALED_RESPONSE};
 use crate::app::App;
 use crate::body::{Body, BodyBudget, BoxError, ReadError};
 use crate::es::answers::failures::{self, Peek};
@@ -345,9 +346,9 @@ impl Encoding {
     /// as far as it goes, at most `PEEK_LIMIT` bytes. A compressed one is decoded in steps (1 KiB,
     /// then four times as much) until a step's beginning decides (`failures::peek_beginning`,
     /// whose verdicts are `peek`'s on every longer beginning): the same verdict as `peek` on
-    /// all of it (perf23c). The decoder (miniz_oxide, through flate2) fills its 32 KiB window
-    /// whatever is asked, so a first step still decodes up to 32 KiB, not 64; and making it
-    /// (`Decompress::new`, its state zeroed) costs about 97k instructions (BENCHMARKS.md).
+    /// all of it (perf23c). The decoder ([`inflate`], this thread's) decodes a step and no more,
+    /// and is not made for each answer (perf24d: flate2's cost about 97k instructions to make,
+    /// and filled their 32 KiB window whatever was asked).
     ///
     /// `goes_on`: more of the answer may follow `raw` (its end not read yet): an object closed
     /// exactly at the end of what is held is then undecided ([`failures::peek_beginning`]), not
@@ -360,25 +361,34 @@ impl Encoding {
         } else {
             failures::peek
         };
-        if self == Encoding::Identity {
+        let Some(format) = self.format() else {
             return judge(raw, header_first);
-        }
-        let mut decoder = self.reader(raw);
+        };
         let mut out = Vec::new();
-        let mut step = FIRST_STEP;
-        loop {
-            // An incomplete stream ends in an error: what was decoded before it is the prefix.
-            let read = (&mut decoder)
-                .take((step - out.len()) as u64)
-                .read_to_end(&mut out);
-            if read.is_err() || out.len() < step || step == PEEK_LIMIT {
-                return judge(&out, header_first);
+        inflate::inflating(format, raw, |decoder| {
+            let mut step = FIRST_STEP;
+            loop {
+                // A stream cut short or corrupt is refused: what was decoded before that is the
+                // prefix.
+                let filled = decoder.fill(&mut out, step);
+                if filled != inflate::Filled::Full || step == PEEK_LIMIT {
+                    return judge(&out, header_first);
+                }
+                let verdict = failures::peek_beginning(&out, header_first);
+                if verdict != Peek::Undecided {
+                    return verdict;
+                }
+                step = (step * 4).min(PEEK_LIMIT);
             }
-            let verdict = failures::peek_beginning(&out, header_first);
-            if verdict != Peek::Undecided {
-                return verdict;
-            }
-            step = (step * 4).min(PEEK_LIMIT);
+        })
+    }
+
+    /// The compressed format, `None` for identity.
+    fn format(self) -> Option<inflate::Format> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(inflate::Format::Gzip),
+            Encoding::Deflate => Some(inflate::Format::Zlib),
         }
     }
 
@@ -398,16 +408,16 @@ impl Encoding {
         Bytes::from(out)
     }
 
-    /// `raw` decoded whole, at most `limit` bytes; `None` when it is not a whole stream.
+    /// `raw` decoded whole, at most `limit` bytes; `None` when it is not a whole, sound stream.
     fn decode(self, raw: &[u8], limit: usize) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut reader = self.reader(raw).take(limit as u64 + 1);
-        reader.read_to_end(&mut out).ok()?;
-        (out.len() <= limit).then_some(out)
+        match self.format() {
+            Some(format) => inflate::whole(format, raw, limit),
+            None => (raw.len() <= limit).then(|| raw.to_vec()),
+        }
     }
 
-    /// A decoder reading `raw` itself (`bufread`: no 32 KiB buffer of its own, as the `read`
-    /// decoders add).
+    /// flate2's decoder of `raw`, which esgate used before perf24d: the tests' reference.
+    #[cfg(test)]
     fn reader<'a>(self, raw: &'a [u8]) -> Box<dyn Read + 'a> {
         match self {
             Encoding::Identity => Box::new(raw),

@@ -11,6 +11,7 @@ pub mod explain;
 mod failures;
 pub mod hygiene;
 mod identity;
+mod inflate;
 mod transformed;
 pub mod upstream_request;
 
