@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::local_server::LocalServer;
+use super::local_server::{LocalServer, ServerThread};
 
 /// Size of each generated chunk of the `huge` body.
 const CHUNK: usize = 64 * 1024;
@@ -436,70 +436,50 @@ async fn raw(mut stream: TcpStream, answer: &'static [u8], close: bool) {
 /// stops when dropped.
 pub struct Unanswered {
     addr: std::net::SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl Unanswered {
     pub fn start(opens: Option<std::time::Duration>) -> Unanswered {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread tokio runtime can always be built in tests");
-            rt.block_on(async move {
-                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-                socket
-                    .bind("127.0.0.1:0".parse().expect("an address"))
-                    .expect("binding 127.0.0.1:0 works in tests");
-                let listener = socket.listen(0).expect("listen");
-                let addr = listener.local_addr().expect("an address");
-                // The queue's one place, taken.
-                let filler = TcpStream::connect(addr).await.expect("the first connect");
-                let _ = addr_tx.send(addr);
-                let serve = async {
-                    let Some(opens) = opens else {
-                        return std::future::pending::<()>().await;
-                    };
-                    tokio::time::sleep(opens).await;
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        tokio::spawn(hang(stream));
-                    }
+        let thread = ServerThread::spawn(move |stop| async move {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket
+                .bind("127.0.0.1:0".parse().expect("an address"))
+                .expect("binding 127.0.0.1:0 works in tests");
+            let listener = socket.listen(0).expect("listen");
+            let addr = listener.local_addr().expect("an address");
+            // The queue's one place, taken.
+            let filler = TcpStream::connect(addr).await.expect("the first connect");
+            let _ = addr_tx.send(addr);
+            let serve = async {
+                let Some(opens) = opens else {
+                    return std::future::pending::<()>().await;
                 };
-                tokio::select! {
-                    _ = rx => {}
-                    () = serve => {}
+                tokio::time::sleep(opens).await;
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(hang(stream));
                 }
-                drop(filler);
-            });
+            };
+            tokio::select! {
+                _ = stop => {}
+                () = serve => {}
+            }
+            drop(filler);
         });
         let addr = addr_rx.recv().expect("the listener started");
         Unanswered {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     /// Its address, `127.0.0.1:PORT` (`http://` or `https://` before it: a node URL).
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
-    }
-}
-
-impl Drop for Unanswered {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
