@@ -55,6 +55,59 @@ fn tenants(r: &Reply) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// esgate before a seeded backend, its front before a Kibana whose answers stop after `<html>`
+/// (their bodies never end), with `backend_keys` in `[backend]` and the sections `extra`.
+struct StallingKibana {
+    gw: Esgate,
+    kibana: support::faults::FaultServer,
+    _backend: support::backend::Backend,
+}
+
+impl StallingKibana {
+    async fn start(backend_keys: &str, extra: &str) -> StallingKibana {
+        let backend = fixture::seeded_osmem();
+        let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+        let gw = Esgate::start_full(
+            &[backend.url()],
+            "",
+            backend_keys,
+            &format!("{}{extra}", kibana_section(kibana.url())),
+        )
+        .await;
+        StallingKibana {
+            gw,
+            kibana,
+            _backend: backend,
+        }
+    }
+}
+
+/// A raw HTTP/1.1 connection to the front that has sent `GET page` with the session `cookie`.
+async fn raw_get(gw: &Esgate, page: &str, cookie: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let request = format!("GET {page} HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("the front is listening"))
+        .await
+        .expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    s
+}
+
+/// The first 12 bytes of the answer on `s` (`HTTP/1.1 200`), read within `limit`, and the
+/// stream, the rest of the answer unread.
+async fn status_of(
+    mut s: tokio::net::TcpStream,
+    limit: Duration,
+) -> (tokio::net::TcpStream, String) {
+    use tokio::io::AsyncReadExt;
+    let mut head = vec![0u8; 12];
+    tokio::time::timeout(limit, s.read_exact(&mut head))
+        .await
+        .expect("an answer's head")
+        .expect("read");
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_link_sets_a_sealed_session_and_redirects_to_the_embed_path() {
     let backend = fixture::seeded_osmem();
@@ -1180,23 +1233,11 @@ async fn kibanas_redirects_to_itself_stay_on_the_front() {
 /// after `backend.body_idle_timeout`, as an Elasticsearch answer is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kibana_answer_that_stalls_is_cut_after_the_body_idle_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
-        "body_idle_timeout = \"1s\"\n",
-        &kibana_section(kibana.url()),
-    )
-    .await;
-    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
-    let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-        .await
-        .expect("connect");
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-    s.write_all(request.as_bytes()).await.expect("write");
+    use tokio::io::AsyncReadExt;
+    let stalling = StallingKibana::start("body_idle_timeout = \"1s\"\n", "").await;
+    let gw = &stalling.gw;
+    let cookie = opened_link(gw, "a", DASHBOARD).await.cookie;
+    let mut s = raw_get(gw, "/app/dashboards", &cookie).await;
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut got)).await;
     let got = String::from_utf8_lossy(&got);
@@ -1323,31 +1364,20 @@ async fn the_front_and_the_data_listener_share_one_per_address_limit() {
 /// answer's body ends; past it a 503 after `backend.connect_timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 2\n\
          connect_timeout = \"500ms\"\n",
-        &kibana_section(kibana.url()),
+        "",
     )
     .await;
-    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let gw = &stalling.gw;
+    let cookie = opened_link(gw, "a", DASHBOARD).await.cookie;
     let stalled = || async {
-        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-            .await
-            .expect("connect");
-        s.write_all(request.as_bytes()).await.expect("write");
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
+        status_of(
+            raw_get(gw, "/app/dashboards", &cookie).await,
+            Duration::from_secs(5),
+        )
+        .await
     };
     // Two answers whose bodies Kibana never finishes: both slots held.
     let mut held = Vec::new();
@@ -1357,10 +1387,10 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
         held.push(s);
     }
     // Another token's request (this one's is past its share too, a 429): the slots are full.
-    let other = opened_link(&gw, "b", DASHBOARD).await;
+    let other = opened_link(gw, "b", DASHBOARD).await;
     let r = support::http::send_with_timeout(
         "GET",
-        &front(&gw, "/app/dashboards"),
+        &front(gw, "/app/dashboards"),
         &[("cookie", &other.cookie)],
         Vec::new(),
         Duration::from_secs(5),
@@ -1381,34 +1411,23 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
 /// another token's recipient is still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
          connect_timeout = \"500ms\"\n",
-        &kibana_section(kibana.url()),
+        "",
     )
     .await;
+    let gw = &stalling.gw;
     let mut cookies = Vec::new();
     for tenant in ["a", "b"] {
-        cookies.push(opened_link(&gw, tenant, DASHBOARD).await.cookie);
+        cookies.push(opened_link(gw, tenant, DASHBOARD).await.cookie);
     }
     let stalled = |cookie: String| async move {
-        let request =
-            format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-            .await
-            .expect("connect");
-        s.write_all(request.as_bytes()).await.expect("write");
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
+        status_of(
+            raw_get(gw, "/app/dashboards", &cookie).await,
+            Duration::from_secs(5),
+        )
+        .await
     };
     // Token a's answer, whose body Kibana never finishes, holds a's one place.
     let (_held, head) = stalled(cookies[0].clone()).await;
@@ -1426,41 +1445,26 @@ async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
 /// checked again once the request has its place: refused (404), Kibana never asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_deleted_while_its_request_waits_for_a_kibana_slot_is_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
          connect_timeout = \"10s\"\n",
-        &kibana_section(kibana.url()),
+        "",
     )
     .await;
+    let gw = &stalling.gw;
+    let kibana = &stalling.kibana;
     let OpenedLink {
         link: l, cookie, ..
-    } = opened_link(&gw, "a", DASHBOARD).await;
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-    let front_addr = gw.front_addr.expect("front");
-    let head_of = |mut s: tokio::net::TcpStream| async move {
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
-    };
+    } = opened_link(gw, "a", DASHBOARD).await;
+    let limit = Duration::from_secs(15);
     // The token's one place, held by an answer whose body Kibana never finishes.
-    let mut held = tokio::net::TcpStream::connect(front_addr).await.unwrap();
-    held.write_all(request.as_bytes()).await.unwrap();
-    let (held, head) = head_of(held).await;
+    let held = raw_get(gw, "/app/dashboards", &cookie).await;
+    let (held, head) = status_of(held, limit).await;
     assert_eq!(head, "HTTP/1.1 200", "{head}");
     assert_eq!(kibana.accepted(), 1);
     // The second request waits for that place; its link is deleted meanwhile.
-    let mut waiting = tokio::net::TcpStream::connect(front_addr).await.unwrap();
-    waiting.write_all(request.as_bytes()).await.unwrap();
-    let waiting = tokio::spawn(head_of(waiting));
+    let waiting = raw_get(gw, "/app/dashboards", &cookie).await;
+    let waiting = tokio::spawn(status_of(waiting, limit));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "went to Kibana beyond the share");
     let lid = l["id"].as_str().unwrap();
@@ -1553,7 +1557,6 @@ async fn audit_record_of(path: &std::path::Path, req_path: &str) -> Value {
 /// (Kibana had it), the link named by its reference.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
-    use tokio::io::AsyncWriteExt;
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     // Kibana takes its time with this page (the fake's own thread waits).
@@ -1574,15 +1577,7 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
         cookie,
         ..
     } = opened_link(&gw, "a", DASHBOARD).await;
-    let mut raw = tokio::net::TcpStream::connect(gw.front_addr.expect("the front listens"))
-        .await
-        .unwrap();
-    raw.write_all(
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let raw = raw_get(&gw, "/app/dashboards", &cookie).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while kibana.requests_to("GET", "/app/dashboards").is_empty() {
         assert!(std::time::Instant::now() < deadline, "Kibana never had it");
@@ -1606,46 +1601,26 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
 /// never had it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_request_whose_recipient_leaves_while_it_waits_for_a_slot_is_recorded_unsent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 1\nconnect_timeout = \"10s\"\n",
-        &format!(
-            "{}{}",
-            kibana_section(kibana.url()),
-            audit_file_section(&path)
-        ),
+        &audit_file_section(&path),
     )
     .await;
+    let gw = &stalling.gw;
+    let kibana = &stalling.kibana;
     let OpenedLink {
         token_id: id,
         cookie,
         ..
-    } = opened_link(&gw, "a", DASHBOARD).await;
-    let connect = |page: &str| {
-        let request = format!("GET {page} HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-        let addr = gw.front_addr.expect("front");
-        async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            s.write_all(request.as_bytes()).await.expect("write");
-            s
-        }
-    };
+    } = opened_link(gw, "a", DASHBOARD).await;
     // The only slot: an answer whose body Kibana never finishes.
-    let mut holding = connect("/app/dashboards").await;
-    let mut head = vec![0u8; 12];
-    tokio::time::timeout(Duration::from_secs(5), holding.read_exact(&mut head))
-        .await
-        .expect("an answer's head")
-        .expect("read");
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let holding = raw_get(gw, "/app/dashboards", &cookie).await;
+    let (holding, head) = status_of(holding, Duration::from_secs(5)).await;
+    assert_eq!(head, "HTTP/1.1 200");
     // The next waits for it, and its recipient leaves.
-    let waiting = connect("/ui/waiting.js").await;
+    let waiting = raw_get(gw, "/ui/waiting.js", &cookie).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(waiting);
     let record = audit_record_of(&path, "/ui/waiting.js").await;
