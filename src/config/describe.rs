@@ -94,6 +94,7 @@ impl Config {
         o.key("max_header_bytes", l.max_header_bytes);
         o.key("max_body_bytes", l.max_body_bytes);
         o.key("max_buffered_bytes", l.max_buffered_bytes);
+        o.key("buffered_wait", duration(l.buffered_wait));
         o.key("drain_timeout", duration(l.drain_timeout));
         match &self.server_tls {
             Some(tls) => {
@@ -395,6 +396,7 @@ mod tests {
                     "max_header_bytes",
                     "max_body_bytes",
                     "max_buffered_bytes",
+                    "buffered_wait",
                     "drain_timeout",
                 ][..],
             ),

@@ -258,6 +258,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The bytes all request bodies being inspected may hold at once.
     pub max_buffered_bytes: usize,
+    /// How long an answer esgate reads whole (to seal ids or transform it), and the room made
+    /// for a scroll's next page before it is asked for, wait for room in the body budget
+    /// before the request is refused (429).
+    pub buffered_wait: Duration,
     pub drain_timeout: Duration,
 }
 

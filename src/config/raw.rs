@@ -15,6 +15,8 @@ pub const DEFAULT_STORE_TOMBSTONE_RETENTION: &str = "7d";
 pub const DEFAULT_ADMIN_KEY_ENV: &str = "ESGATE_ADMIN_KEY";
 /// All request bodies being inspected at once: 1 GiB.
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 1024 * 1024 * 1024;
+/// How long an answer esgate reads whole waits for room in the body budget.
+pub const DEFAULT_BUFFERED_WAIT: &str = "30s";
 /// Elasticsearch's own `http.max_content_length` default.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
@@ -108,6 +110,7 @@ pub struct RawListen {
     pub max_header_bytes: Option<u64>,
     pub max_body_bytes: Option<u64>,
     pub max_buffered_bytes: Option<u64>,
+    pub buffered_wait: Option<String>,
     pub drain_timeout: Option<String>,
     pub tls: Option<RawServerTls>,
 }

@@ -119,6 +119,11 @@ pub(super) fn validate_for(
             raw.listen.max_buffered_bytes,
             raw::DEFAULT_MAX_BUFFERED_BYTES,
         ),
+        buffered_wait: v.duration(
+            "listen.buffered_wait",
+            raw.listen.buffered_wait.as_deref(),
+            raw::DEFAULT_BUFFERED_WAIT,
+        ),
         drain_timeout: v.duration(
             "listen.drain_timeout",
             raw.listen.drain_timeout.as_deref(),
@@ -1335,6 +1340,7 @@ mod tests {
         assert_eq!(c.store_path, PathBuf::from("./data"));
         assert_eq!(c.limits.max_body_bytes, 100 * 1024 * 1024);
         assert_eq!(c.limits.max_buffered_bytes, 1024 * 1024 * 1024);
+        assert_eq!(c.limits.buffered_wait, Duration::from_secs(30));
         assert!(c.admin_key.is_none());
     }
 
@@ -1605,8 +1611,8 @@ mod tests {
     fn reliability_settings_are_checked() {
         let issues = check(
             "[listen]\nadmin_max_connections = 0\nidle_timeout = \"0s\"\n\
-             h2_keep_alive_interval = \"x\"\n[backend]\nanswer_timeout = \"0s\"\n\
-             [auth]\nmax_tracked_addresses = 0\n",
+             h2_keep_alive_interval = \"x\"\nbuffered_wait = \"0s\"\n\
+             [backend]\nanswer_timeout = \"0s\"\n[auth]\nmax_tracked_addresses = 0\n",
         )
         .unwrap_err();
         assert_eq!(
@@ -1615,6 +1621,7 @@ mod tests {
                 "listen.admin_max_connections",
                 "listen.idle_timeout",
                 "listen.h2_keep_alive_interval",
+                "listen.buffered_wait",
                 "backend.answer_timeout",
                 "auth.max_tracked_addresses",
             ]

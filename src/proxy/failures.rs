@@ -293,7 +293,7 @@ pub(super) async fn respond(
         },
         MAX_SEALED_RESPONSE,
         &app.body_budget,
-        super::ANSWER_BUDGET_PATIENCE,
+        app.config.limits.buffered_wait,
     );
     let (bytes, hold) = match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
         Err(_) => return Err(ProxyError::Upstream(UpstreamError::Timeout)),

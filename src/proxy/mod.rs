@@ -865,7 +865,7 @@ async fn seal_response(
         .wait_to_cover(
             &mut hold,
             seal_room(bytes.len(), sealing),
-            ANSWER_BUDGET_PATIENCE,
+            app.config.limits.buffered_wait,
         )
         .await
     {
@@ -913,7 +913,7 @@ fn seal_room(len: usize, sealing: &Sealing) -> usize {
 }
 
 /// The room for the answer `sealing` expects ([`seal_room`]), made before the request is
-/// sent: `Busy` (429) when it was not free at once within esgate's patience; none when it
+/// sent: `Busy` (429) when it was not free at once within `listen.buffered_wait`; none when it
 /// could never fit (the answer's own claims refuse it then, as without this step). It waits
 /// outside the budget's queue (`BodyBudget::wait_for_room`): request bodies and answers
 /// already in flight go first (review 16d: queued, it refused the one and held back the
@@ -925,7 +925,7 @@ async fn make_room(app: &App, sealing: &Sealing) -> Result<BudgetHold, ProxyErro
         .wait_for_room(
             &mut hold,
             seal_room(sealing.expected, sealing),
-            ANSWER_BUDGET_PATIENCE,
+            app.config.limits.buffered_wait,
         )
         .await
     {
@@ -1109,9 +1109,6 @@ fn answer_refused(refused: es::Rejection) -> ProxyError {
     }
 }
 
-/// How long an answer esgate must read whole waits for room in the body budget.
-const ANSWER_BUDGET_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Reads a backend answer esgate must rewrite: identity-encoded only (esgate asked for it;
 /// anything else cannot be inspected, and relaying it could hand out what should have been
 /// rewritten), capped (an answer that announces more is refused before a byte is read), within
@@ -1141,7 +1138,7 @@ async fn read_answer(
         body,
         limit,
         &app.body_budget,
-        ANSWER_BUDGET_PATIENCE,
+        app.config.limits.buffered_wait,
         start,
         room,
     );

@@ -103,6 +103,7 @@ mod tests {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1,
             max_buffered_bytes: 1,
+            buffered_wait: std::time::Duration::from_secs(30),
             drain_timeout: std::time::Duration::from_secs(1),
         };
         assert_eq!(

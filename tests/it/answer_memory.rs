@@ -109,7 +109,7 @@ async fn a_sealed_page_is_charged_until_it_is_sent(backend: &Backend) {
     let gw = Esgate::start_full(
         &[backend.url()],
         &format!(
-            "max_body_bytes = 65536\nmax_buffered_bytes = {}",
+            "max_body_bytes = 65536\nmax_buffered_bytes = {}\nbuffered_wait = \"2s\"",
             (BIG_DOCS * 5 / 2) << 20
         ),
         "",
@@ -126,14 +126,14 @@ async fn a_sealed_page_is_charged_until_it_is_sent(backend: &Backend) {
     // the first is unread.
     let (mut slow, length) = unread_page(&gw, &auth).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // (The second page waits for room for its sealing copy as long as esgate's patience, 30 s,
-    // before it is refused.)
+    // (The second page waits for room for its sealing copy for `listen.buffered_wait`, 2 s
+    // here, before it is refused: well within 20 s, esgate's default 30 s would not be.)
     let r = support::http::send_with_timeout(
         "GET",
         &gw.url(PAGE),
         &[("authorization", &auth)],
         Vec::new(),
-        Duration::from_secs(60),
+        Duration::from_secs(20),
     )
     .await
     .unwrap();
@@ -507,14 +507,21 @@ async fn next_page(gw: &Esgate, auth: &str, path: &str, next: String) {
 }
 
 /// A scroll of `logs-big` opened (its first page read) through an esgate with room for one
-/// 12 MiB page and its sealing copy, not for two pages and a copy; another client's 12 MiB page
-/// sealed and held unread (its connection, past the head). Returns esgate, the token's
-/// `Authorization`, the body asking for the scroll's second page, and that connection.
-async fn second_page_beside_a_held_one(backend: &Backend) -> (Esgate, String, String, TcpStream) {
+/// 12 MiB page and its sealing copy, not for two pages and a copy, whose answers wait `wait`
+/// for room (`listen.buffered_wait`); another client's 12 MiB page sealed and held unread (its
+/// connection, past the head). Returns esgate, the token's `Authorization`, the body asking
+/// for the scroll's second page, and that connection.
+async fn second_page_beside_a_held_one(
+    backend: &Backend,
+    wait: &str,
+) -> (Esgate, String, String, TcpStream) {
     seed_big(backend).await;
     let gw = Esgate::start_full(
         &[backend.url()],
-        &format!("max_body_bytes = 65536\nmax_buffered_bytes = {}", 30 << 20),
+        &format!(
+            "max_body_bytes = 65536\nmax_buffered_bytes = {}\nbuffered_wait = {wait:?}",
+            30 << 20
+        ),
         "",
         "",
     )
@@ -540,7 +547,7 @@ async fn second_page_beside_a_held_one(backend: &Backend) -> (Esgate, String, St
 /// and the client's retry (a 429 says "retry later") got the next page, here an empty one, so
 /// an export ended with half its documents. Here another client reads its page a second late.
 async fn a_scroll_page_waits_for_room_to_be_sealed(backend: &Backend) {
-    let (gw, auth, next, mut late) = second_page_beside_a_held_one(backend).await;
+    let (gw, auth, next, mut late) = second_page_beside_a_held_one(backend, "30s").await;
     // The other client's page, read a second late.
     let reader = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -570,9 +577,9 @@ async fn a_scroll_page_waits_for_room_to_be_sealed_on_elasticsearch_8() {
 /// room for about that much before it asks for the next page: refused (429) before the scroll
 /// moves, the retry gets the same page. Another client holds a 12 MiB page unread meanwhile.
 async fn a_scroll_page_without_room_is_refused_before_the_scroll_moves(backend: &Backend) {
-    let (gw, auth, next, mut held) = second_page_beside_a_held_one(backend).await;
+    let (gw, auth, next, mut held) = second_page_beside_a_held_one(backend, "10s").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Refused after esgate's patience (30 s), before the backend was asked.
+    // Refused after `listen.buffered_wait` (10 s here), before the backend was asked.
     let waiting = {
         let (url, auth, next) = (gw.url("/_search/scroll"), auth.clone(), next.clone());
         tokio::spawn(async move {

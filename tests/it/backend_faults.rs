@@ -24,6 +24,15 @@ fn healthy() -> FaultServer {
     FaultServer::answer(200, "application/json", "{\"ok\":true}")
 }
 
+/// esgate before two nodes, `stalled` (a node URL whose connects stall) first and a healthy one
+/// second, with `backend` as the `[backend]` section's keys; the healthy node, which serves as
+/// long as it is held.
+async fn stalled_then_healthy(stalled: &str, backend: &str) -> (Esgate, FaultServer) {
+    let good = healthy();
+    let gw = Esgate::start_full(&[stalled, good.url()], "", backend, "").await;
+    (gw, good)
+}
+
 /// A search with a body, sent by a pass-through token: its body is relayed as it arrives
 /// (never buffered, so never replayable before rel22).
 async fn search(gw: &Esgate, secret: &str) -> (u16, Duration, Vec<u8>) {
@@ -54,17 +63,14 @@ async fn search(gw: &Esgate, secret: &str) -> (u16, Duration, Vec<u8>) {
 async fn a_node_whose_connects_stall_costs_connect_timeout_then_the_next_node_serves() {
     let unanswered = Unanswered::start(None);
     let tls_silent = FaultServer::hang();
-    let good = healthy();
     let stalled = [
         format!("http://{}", unanswered.addr()),
         tls_silent.url().replacen("http://", "https://", 1),
     ];
     for node in &stalled {
-        let gw = Esgate::start_full(
-            &[node.as_str(), good.url()],
-            "",
+        let (gw, _good) = stalled_then_healthy(
+            node,
             "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\nmax_connections_per_node = 2",
-            "",
         )
         .await;
         first_node_given_up_after_a_second_then_skipped(&gw, node).await;
@@ -101,15 +107,9 @@ async fn first_node_given_up_after_a_second_then_skipped(gw: &Esgate, node: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tcp_connect_and_a_stalled_handshake_share_one_connect_timeout() {
     let slow = Unanswered::start(Some(Duration::from_millis(300)));
-    let good = healthy();
     let node = format!("https://{}", slow.addr());
-    let gw = Esgate::start_full(
-        &[&node, good.url()],
-        "",
-        "connect_timeout = \"2s\"\nrequest_timeout = \"10s\"",
-        "",
-    )
-    .await;
+    let (gw, _good) =
+        stalled_then_healthy(&node, "connect_timeout = \"2s\"\nrequest_timeout = \"10s\"").await;
     let secret = gw.all_token().await;
     let (status, took, _) = search(&gw, &secret).await;
     assert_eq!(status, 200);
@@ -131,15 +131,9 @@ async fn a_slow_tcp_connect_and_a_stalled_handshake_share_one_connect_timeout() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_cut_by_a_shorter_request_timeout_marks_the_node_down() {
     let unanswered = Unanswered::start(None);
-    let good = healthy();
     let node = format!("http://{}", unanswered.addr());
-    let gw = Esgate::start_full(
-        &[&node, good.url()],
-        "",
-        "connect_timeout = \"5s\"\nrequest_timeout = \"1s\"",
-        "",
-    )
-    .await;
+    let (gw, _good) =
+        stalled_then_healthy(&node, "connect_timeout = \"5s\"\nrequest_timeout = \"1s\"").await;
     let secret = gw.all_token().await;
     let (status, took, body) = search(&gw, &secret).await;
     assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
@@ -256,13 +250,10 @@ async fn a_connect_cut_after_a_wait_for_a_free_connection_does_not_mark_the_node
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_cool_down_one_request_at_a_time_tries_the_node() {
     let unanswered = Unanswered::start(None);
-    let good = healthy();
     let node = format!("http://{}", unanswered.addr());
-    let gw = Esgate::start_full(
-        &[&node, good.url()],
-        "",
+    let (gw, _good) = stalled_then_healthy(
+        &node,
         "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\nunhealthy_cooldown = \"500ms\"",
-        "",
     )
     .await;
     let tenants = [

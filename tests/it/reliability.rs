@@ -27,6 +27,7 @@ use support::esgate::{Esgate, ADMIN_KEY};
 use support::faults::FaultServer;
 use support::http::{send, send_with_timeout};
 use support::recording::{Answer as RecordedAnswer, Recorded, Recording};
+use support::share_link;
 
 /// Short connection timers for every test here.
 const SHORT_LISTEN: &str = "header_timeout = \"1s\"\nidle_timeout = \"2s\"\n\
@@ -1371,7 +1372,7 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     let backend = support::fixture::seeded_osmem();
-    let kibana = crate::share_links::fake_kibana();
+    let kibana = share_link::fake_kibana();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("audit.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -1382,12 +1383,12 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
         .write(true)
         .open(&fifo)
         .unwrap();
-    let gw = crate::share_links::start(
+    let gw = share_link::start(
         backend.url(),
         &kibana,
         &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n",
-            fifo.display().to_string()
+            "{}on_failure = \"closed\"\n",
+            share_link::audit_file_section(&fifo)
         ),
     )
     .await;
@@ -1395,10 +1396,7 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
         .token(json!({"name": "served", "indices": ["logs-*"],
                       "filters": [{"field": "tenant", "value": "a"}]}))
         .await;
-    let link =
-        crate::share_links::link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = crate::share_links::open(&gw, &link).await;
-    let cookie = cookie.expect("a session cookie");
+    let (_, cookie) = share_link::opened_link_of(&gw, &id, share_link::DASHBOARD).await;
     let front = gw.front_addr.expect("the front is listening");
     let long: &'static str = Box::leak(format!("/app/{}", "x".repeat(600)).into_boxed_str());
     // About 800 bytes a line for the long paths: their 26,000 lines are more than the whole
@@ -1442,7 +1440,7 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
     )
     .await
     .unwrap();
-    let viewed = crate::share_links::front_req(
+    let viewed = share_link::front_req(
         &gw,
         "GET",
         "/app/dashboards",

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use support::esgate::Esgate;
 use support::fixture;
 use support::http::bearer;
+use support::share_link;
 
 pub(crate) type Sent = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -594,13 +595,10 @@ async fn link_credential(
     extra: Value,
 ) -> (String, String, String) {
     let (id, _) = gw.token(tenant_a(name, extra)).await;
-    let l = crate::share_links::link(gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = crate::share_links::open(gw, &l).await;
-    let cookie = cookie.expect("a session cookie");
-    let r =
-        crate::share_links::front_req(gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
+    let (l, cookie) = share_link::opened_link_of(gw, &id, share_link::DASHBOARD).await;
+    let r = share_link::front_req(gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let auth = crate::share_links::last_credential(kibana);
+    let auth = share_link::last_credential(kibana);
     (id, l["id"].as_str().unwrap().to_owned(), auth)
 }
 
@@ -614,8 +612,8 @@ async fn link_credential(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_revoked_during_its_credentials_body_refuses_the_request() {
     let backend = fixture::seeded_osmem();
-    let kibana = crate::share_links::fake_kibana();
-    let gw = crate::share_links::start(backend.url(), &kibana, "").await;
+    let kibana = share_link::fake_kibana();
+    let gw = share_link::start(backend.url(), &kibana, "").await;
     ip_filter(&gw, "office", "10.0.0.0/8").await;
     for (n, wire) in [Wire::Http1, Wire::Http2].into_iter().enumerate() {
         for how in [
@@ -659,8 +657,8 @@ async fn a_link_revoked_during_its_credentials_body_refuses_the_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_expires_during_the_body_is_refused() {
     let backend = fixture::seeded_osmem();
-    let kibana = crate::share_links::fake_kibana();
-    let gw = crate::share_links::start(backend.url(), &kibana, "").await;
+    let kibana = share_link::fake_kibana();
+    let gw = share_link::start(backend.url(), &kibana, "").await;
     // Expiries are whole seconds: this one ends 1 to 2 s from now.
     let (_, secret) = gw
         .token(tenant_a("short", json!({"expires_in": "2s"})))

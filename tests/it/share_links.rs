@@ -25,104 +25,10 @@ use support::esgate::Esgate;
 use support::fixture::{self, contains_leak_marker};
 use support::http::{send, Reply};
 use support::recording::{Answer, Recording};
-
-/// A fake Kibana answering every request with a small page.
-pub(crate) fn fake_kibana() -> Recording {
-    let k = Recording::start();
-    k.script(
-        "*",
-        "/",
-        Answer {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), "text/html".into()),
-                ("set-cookie".into(), "sid=kibana-session; Path=/".into()),
-                ("x-frame-options".into(), "ALLOWALL".into()),
-                ("www-authenticate".into(), "Basic realm=\"kibana\"".into()),
-            ],
-            body: "<html>kibana</html>".into(),
-        },
-    );
-    k
-}
-
-pub(crate) async fn start(backend: &str, kibana: &Recording, extra: &str) -> Esgate {
-    Esgate::start(
-        &[backend],
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n{extra}",
-            kibana.url()
-        ),
-    )
-    .await
-}
-
-fn front(gw: &Esgate, path: &str) -> String {
-    let addr: SocketAddr = gw.front_addr.expect("the front is listening");
-    format!("http://{addr}{path}")
-}
-
-async fn token(gw: &Esgate, tenant: &str, extra: Value) -> (String, String) {
-    let mut body = json!({
-        "name": format!("tenant-{tenant}"),
-        "filters": [{"field": "tenant", "value": tenant}],
-        "indices": ["logs-*"],
-    });
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    gw.token(body).await
-}
-
-pub(crate) async fn link(gw: &Esgate, token_id: &str, body: Value) -> Value {
-    let (status, v) = gw
-        .admin("POST", &format!("/tokens/{token_id}/links"), Some(body))
-        .await;
-    assert_eq!(status, 201, "{v}");
-    v
-}
-
-/// Opens a link on the front; returns the reply and the session cookie (`name=value`).
-pub(crate) async fn open(gw: &Esgate, link: &Value) -> (Reply, Option<String>) {
-    let id = link["id"].as_str().expect("id");
-    let r = send("GET", &front(gw, &format!("/s/{id}")), &[], Vec::new())
-        .await
-        .expect("the front answers");
-    let cookie = r
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .filter(|c| !c.ends_with('='))
-        .map(str::to_owned);
-    (r, cookie)
-}
-
-pub(crate) async fn front_req(
-    gw: &Esgate,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    // What Kibana's bfetch posts for a search (front22b: the front reads a batch's strategies).
-    let body = match method {
-        "POST" if path.ends_with("/internal/bsearch") => {
-            r#"{"batch":[{"request":{"params":{}},"options":{"strategy":"ese"}}]}"#
-        }
-        "POST" => "{}",
-        _ => "",
-    };
-    send(method, &front(gw, path), headers, body.as_bytes().to_vec())
-        .await
-        .expect("the front answers")
-}
-
-/// The link credential the fake Kibana last received.
-pub(crate) fn last_credential(kibana: &Recording) -> String {
-    let r = kibana.requests();
-    let last = r.last().expect("Kibana received a request");
-    last.header("authorization")
-        .expect("an Authorization header")
-        .to_owned()
-}
+use support::share_link::{
+    audit_file_section, fake_kibana, front, front_req, kibana_section, last_credential, link, open,
+    opened_link, opened_link_of, start, token, OpenedLink, DASHBOARD,
+};
 
 async fn search_as(gw: &Esgate, auth: &str) -> Reply {
     gw.send_as(
@@ -147,6 +53,59 @@ fn tenants(r: &Reply) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// esgate before a seeded backend, its front before a Kibana whose answers stop after `<html>`
+/// (their bodies never end), with `backend_keys` in `[backend]` and the sections `extra`.
+struct StallingKibana {
+    gw: Esgate,
+    kibana: support::faults::FaultServer,
+    _backend: support::backend::Backend,
+}
+
+impl StallingKibana {
+    async fn start(backend_keys: &str, extra: &str) -> StallingKibana {
+        let backend = fixture::seeded_osmem();
+        let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
+        let gw = Esgate::start_full(
+            &[backend.url()],
+            "",
+            backend_keys,
+            &format!("{}{extra}", kibana_section(kibana.url())),
+        )
+        .await;
+        StallingKibana {
+            gw,
+            kibana,
+            _backend: backend,
+        }
+    }
+}
+
+/// A raw HTTP/1.1 connection to the front that has sent `GET page` with the session `cookie`.
+async fn raw_get(gw: &Esgate, page: &str, cookie: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let request = format!("GET {page} HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("the front is listening"))
+        .await
+        .expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    s
+}
+
+/// The first 12 bytes of the answer on `s` (`HTTP/1.1 200`), read within `limit`, and the
+/// stream, the rest of the answer unread.
+async fn status_of(
+    mut s: tokio::net::TcpStream,
+    limit: Duration,
+) -> (tokio::net::TcpStream, String) {
+    use tokio::io::AsyncReadExt;
+    let mut head = vec![0u8; 12];
+    tokio::time::timeout(limit, s.read_exact(&mut head))
+        .await
+        .expect("an answer's head")
+        .expect("read");
+    (s, String::from_utf8_lossy(&head).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,10 +183,12 @@ async fn a_links_credential_searches_with_its_tokens_filters_only() {
         let kibana = fake_kibana();
         let gw = start(backend.url(), &kibana, "").await;
         for tenant in ["a", "b"] {
-            let (id, secret) = token(&gw, tenant, json!({})).await;
-            let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-            let (_, cookie) = open(&gw, &l).await;
-            let cookie = cookie.expect("cookie");
+            let OpenedLink {
+                token_id: id,
+                secret,
+                cookie,
+                ..
+            } = opened_link(&gw, tenant, DASHBOARD).await;
             kibana.clear();
             // Headers that would make Kibana, or a proxy it trusts, take the recipient for
             // someone else (attack21b: they were passed on).
@@ -314,11 +275,13 @@ async fn revocation_stops_sessions_and_credentials_at_once() {
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
     for how in ["delete link", "delete token", "reset token"] {
-        let (id, _) = token(&gw, "a", json!({})).await;
-        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-        let lid = l["id"].as_str().unwrap().to_owned();
-        let (_, cookie) = open(&gw, &l).await;
-        let cookie = cookie.expect("cookie");
+        let OpenedLink {
+            token_id: id,
+            link: l,
+            link_id: lid,
+            cookie,
+            ..
+        } = opened_link(&gw, "a", DASHBOARD).await;
         let ok = front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
         assert_eq!(ok.status, 200);
         let auth = last_credential(&kibana);
@@ -360,10 +323,11 @@ async fn tampered_foreign_missing_and_expired_sessions_are_refused() {
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
     let other = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let OpenedLink {
+        token_id: id,
+        cookie,
+        ..
+    } = opened_link(&gw, "a", DASHBOARD).await;
     // Tampered: every position of the value changed once (a sample).
     let (name, value) = cookie.split_once('=').unwrap();
     for i in (0..value.len()).step_by(7) {
@@ -481,10 +445,7 @@ async fn viewer_sessions_cannot_write_or_manage() {
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let xsrf = [("cookie", cookie.as_str()), ("kbn-xsrf", "true")];
     for (method, path) in [
         ("GET", "/app/dashboards"),
@@ -557,10 +518,7 @@ async fn every_front_answer_carries_anti_framing_headers() {
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let ancestors = |r: &Reply| -> Vec<String> {
         r.headers
             .get_all("content-security-policy")
@@ -612,20 +570,14 @@ async fn audit_records_name_the_link_and_admin_changes_are_audited() {
     let kibana = fake_kibana();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = start(
-        backend.url(),
-        &kibana,
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            path.display().to_string()
-        ),
-    )
-    .await;
-    let (id, secret) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let lid = l["id"].as_str().unwrap().to_owned();
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let gw = start(backend.url(), &kibana, &audit_file_section(&path)).await;
+    let OpenedLink {
+        token_id: id,
+        secret,
+        link_id: lid,
+        cookie,
+        ..
+    } = opened_link(&gw, "a", DASHBOARD).await;
     front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
     front_req(&gw, "GET", "/app/management", &[("cookie", &cookie)]).await;
     // A link URL mangled on its way (a trailing dot or slash, pasted into a space's path) is no
@@ -790,9 +742,7 @@ async fn kibanas_sign_in_sequence_with_a_link_credential_is_answered_as_the_toke
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
     let (id, secret) = token(&gw, "a", json!({"name": "kibana-user-tenant-a"})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let (_, cookie) = opened_link_of(&gw, &id, DASHBOARD).await;
     front_req(&gw, "GET", "/app/dashboards", &[("cookie", &cookie)]).await;
     let auth = last_credential(&kibana);
     const ES8_MEDIA: &str = "application/vnd.elasticsearch+json; compatible-with=8";
@@ -831,10 +781,7 @@ async fn the_front_refuses_what_the_data_listener_refuses_on_the_wire() {
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let r = front_req(&gw, "TRACE", "/app/dashboards", &[("cookie", &cookie)]).await;
     assert_eq!(r.status, 405);
     let r = front_req(
@@ -909,10 +856,7 @@ async fn kibana_receives_only_the_listed_headers_of_a_browsers_requests() {
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     // Kibana's app, core's http service (`fetch.ts`): on every request.
     let kbn: &[(&str, &str)] = &[
         ("content-type", "application/json"),
@@ -1060,17 +1004,13 @@ async fn a_batched_search_passes_only_with_kibanas_data_strategies() {
         "max_body_bytes = 65536\n",
         "",
         &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n\
-             [audit]\noutput = \"file\"\npath = {:?}\n",
-            kibana.url(),
-            audit.display().to_string()
+            "{}{}",
+            kibana_section(kibana.url()),
+            audit_file_section(&audit)
         ),
     )
     .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let json_headers = [
         ("cookie", cookie.as_str()),
         ("kbn-xsrf", "true"),
@@ -1240,10 +1180,7 @@ async fn kibanas_answer_cannot_set_browser_state_beyond_itself() {
         },
     );
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let r = front_req(
         &gw,
         "GET",
@@ -1278,10 +1215,7 @@ async fn kibanas_redirects_to_itself_stay_on_the_front() {
         },
     );
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let r = front_req(
         &gw,
         "GET",
@@ -1299,29 +1233,11 @@ async fn kibanas_redirects_to_itself_stay_on_the_front() {
 /// after `backend.body_idle_timeout`, as an Elasticsearch answer is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kibana_answer_that_stalls_is_cut_after_the_body_idle_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
-        "body_idle_timeout = \"1s\"\n",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
-    )
-    .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("a session cookie");
-    let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-        .await
-        .expect("connect");
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-    s.write_all(request.as_bytes()).await.expect("write");
+    use tokio::io::AsyncReadExt;
+    let stalling = StallingKibana::start("body_idle_timeout = \"1s\"\n", "").await;
+    let gw = &stalling.gw;
+    let cookie = opened_link(gw, "a", DASHBOARD).await.cookie;
+    let mut s = raw_get(gw, "/app/dashboards", &cookie).await;
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut got)).await;
     let got = String::from_utf8_lossy(&got);
@@ -1344,10 +1260,7 @@ async fn the_front_and_the_data_listener_share_their_connection_places() {
         &[backend.url()],
         "max_connections = 2\n",
         "",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
+        &kibana_section(kibana.url()),
     )
     .await;
     let addr = gw.front_addr.expect("the front is listening");
@@ -1394,10 +1307,7 @@ async fn the_front_and_the_data_listener_share_one_per_address_limit() {
         "max_connections_per_ip = 2
 ",
         "",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
+        &kibana_section(kibana.url()),
     )
     .await;
     // Two silent connections on the data listener (held until header_timeout, 30 s).
@@ -1454,37 +1364,20 @@ async fn the_front_and_the_data_listener_share_one_per_address_limit() {
 /// answer's body ends; past it a 503 after `backend.connect_timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 2\n\
          connect_timeout = \"500ms\"\n",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
+        "",
     )
     .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("a session cookie");
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
+    let gw = &stalling.gw;
+    let cookie = opened_link(gw, "a", DASHBOARD).await.cookie;
     let stalled = || async {
-        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-            .await
-            .expect("connect");
-        s.write_all(request.as_bytes()).await.expect("write");
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
+        status_of(
+            raw_get(gw, "/app/dashboards", &cookie).await,
+            Duration::from_secs(5),
+        )
+        .await
     };
     // Two answers whose bodies Kibana never finishes: both slots held.
     let mut held = Vec::new();
@@ -1494,13 +1387,11 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
         held.push(s);
     }
     // Another token's request (this one's is past its share too, a 429): the slots are full.
-    let (other, _) = token(&gw, "b", json!({})).await;
-    let l = link(&gw, &other, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, other_cookie) = open(&gw, &l).await;
+    let other = opened_link(gw, "b", DASHBOARD).await;
     let r = support::http::send_with_timeout(
         "GET",
-        &front(&gw, "/app/dashboards"),
-        &[("cookie", &other_cookie.expect("a session cookie"))],
+        &front(gw, "/app/dashboards"),
+        &[("cookie", &other.cookie)],
         Vec::new(),
         Duration::from_secs(5),
     )
@@ -1520,40 +1411,23 @@ async fn requests_to_kibana_are_bounded_like_a_nodes_connections() {
 /// another token's recipient is still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
          connect_timeout = \"500ms\"\n",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
+        "",
     )
     .await;
+    let gw = &stalling.gw;
     let mut cookies = Vec::new();
     for tenant in ["a", "b"] {
-        let (id, _) = token(&gw, tenant, json!({})).await;
-        let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-        let (_, cookie) = open(&gw, &l).await;
-        cookies.push(cookie.expect("a session cookie"));
+        cookies.push(opened_link(gw, tenant, DASHBOARD).await.cookie);
     }
     let stalled = |cookie: String| async move {
-        let request =
-            format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-        let mut s = tokio::net::TcpStream::connect(gw.front_addr.expect("front"))
-            .await
-            .expect("connect");
-        s.write_all(request.as_bytes()).await.expect("write");
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
+        status_of(
+            raw_get(gw, "/app/dashboards", &cookie).await,
+            Duration::from_secs(5),
+        )
+        .await
     };
     // Token a's answer, whose body Kibana never finishes, holds a's one place.
     let (_held, head) = stalled(cookies[0].clone()).await;
@@ -1571,45 +1445,26 @@ async fn one_tokens_requests_hold_at_most_its_share_of_the_kibana_slots() {
 /// checked again once the request has its place: refused (404), Kibana never asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_deleted_while_its_request_waits_for_a_kibana_slot_is_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 2\nmax_connections_per_token = 1\n\
          connect_timeout = \"10s\"\n",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-            kibana.url()
-        ),
+        "",
     )
     .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("a session cookie");
-    let request =
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-    let front_addr = gw.front_addr.expect("front");
-    let head_of = |mut s: tokio::net::TcpStream| async move {
-        let mut head = vec![0u8; 12];
-        tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut head))
-            .await
-            .expect("an answer's head")
-            .expect("read");
-        (s, String::from_utf8_lossy(&head).into_owned())
-    };
+    let gw = &stalling.gw;
+    let kibana = &stalling.kibana;
+    let OpenedLink {
+        link: l, cookie, ..
+    } = opened_link(gw, "a", DASHBOARD).await;
+    let limit = Duration::from_secs(15);
     // The token's one place, held by an answer whose body Kibana never finishes.
-    let mut held = tokio::net::TcpStream::connect(front_addr).await.unwrap();
-    held.write_all(request.as_bytes()).await.unwrap();
-    let (held, head) = head_of(held).await;
+    let held = raw_get(gw, "/app/dashboards", &cookie).await;
+    let (held, head) = status_of(held, limit).await;
     assert_eq!(head, "HTTP/1.1 200", "{head}");
     assert_eq!(kibana.accepted(), 1);
     // The second request waits for that place; its link is deleted meanwhile.
-    let mut waiting = tokio::net::TcpStream::connect(front_addr).await.unwrap();
-    waiting.write_all(request.as_bytes()).await.unwrap();
-    let waiting = tokio::spawn(head_of(waiting));
+    let waiting = raw_get(gw, "/app/dashboards", &cookie).await;
+    let waiting = tokio::spawn(status_of(waiting, limit));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "went to Kibana beyond the share");
     let lid = l["id"].as_str().unwrap();
@@ -1657,10 +1512,7 @@ async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let addr: SocketAddr = gw.front_addr.expect("the front is listening");
     for body in ["2\n{}\n0\n\n", "2\r\n{}\r\nzz\r\n"] {
         let request = format!(
@@ -1705,7 +1557,6 @@ async fn audit_record_of(path: &std::path::Path, req_path: &str) -> Value {
 /// (Kibana had it), the link named by its reference.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
-    use tokio::io::AsyncWriteExt;
     let backend = fixture::seeded_osmem();
     let kibana = fake_kibana();
     // Kibana takes its time with this page (the fake's own thread waits).
@@ -1719,28 +1570,14 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = start(
-        backend.url(),
-        &kibana,
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            path.display().to_string()
-        ),
-    )
-    .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
-    let mut raw = tokio::net::TcpStream::connect(gw.front_addr.expect("the front listens"))
-        .await
-        .unwrap();
-    raw.write_all(
-        format!("GET /app/dashboards HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let gw = start(backend.url(), &kibana, &audit_file_section(&path)).await;
+    let OpenedLink {
+        token_id: id,
+        link: l,
+        cookie,
+        ..
+    } = opened_link(&gw, "a", DASHBOARD).await;
+    let raw = raw_get(&gw, "/app/dashboards", &cookie).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while kibana.requests_to("GET", "/app/dashboards").is_empty() {
         assert!(std::time::Instant::now() < deadline, "Kibana never had it");
@@ -1764,46 +1601,26 @@ async fn a_front_request_whose_recipient_goes_away_is_still_audited() {
 /// never had it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_request_whose_recipient_leaves_while_it_waits_for_a_slot_is_recorded_unsent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = fixture::seeded_osmem();
-    let kibana = support::faults::FaultServer::stall(b"<html>", 1000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = Esgate::start_full(
-        &[backend.url()],
-        "",
+    let stalling = StallingKibana::start(
         "max_connections_per_node = 1\nconnect_timeout = \"10s\"\n",
-        &format!(
-            "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n\
-             [audit]\noutput = \"file\"\npath = {:?}\n",
-            kibana.url(),
-            path.display().to_string()
-        ),
+        &audit_file_section(&path),
     )
     .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("a session cookie");
-    let connect = |page: &str| {
-        let request = format!("GET {page} HTTP/1.1\r\nhost: dash.test\r\ncookie: {cookie}\r\n\r\n");
-        let addr = gw.front_addr.expect("front");
-        async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            s.write_all(request.as_bytes()).await.expect("write");
-            s
-        }
-    };
+    let gw = &stalling.gw;
+    let kibana = &stalling.kibana;
+    let OpenedLink {
+        token_id: id,
+        cookie,
+        ..
+    } = opened_link(gw, "a", DASHBOARD).await;
     // The only slot: an answer whose body Kibana never finishes.
-    let mut holding = connect("/app/dashboards").await;
-    let mut head = vec![0u8; 12];
-    tokio::time::timeout(Duration::from_secs(5), holding.read_exact(&mut head))
-        .await
-        .expect("an answer's head")
-        .expect("read");
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let holding = raw_get(gw, "/app/dashboards", &cookie).await;
+    let (holding, head) = status_of(holding, Duration::from_secs(5)).await;
+    assert_eq!(head, "HTTP/1.1 200");
     // The next waits for it, and its recipient leaves.
-    let waiting = connect("/ui/waiting.js").await;
+    let waiting = raw_get(gw, "/ui/waiting.js", &cookie).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(waiting);
     let record = audit_record_of(&path, "/ui/waiting.js").await;
@@ -1836,20 +1653,15 @@ async fn kibana_is_given_up_after_connect_timeout(kibana_url: &str) {
         &[backend.url()],
         "",
         "connect_timeout = \"1s\"\nrequest_timeout = \"10s\"\n",
-        &format!(
-            "[kibana]\nurl = {kibana_url:?}\nlisten = \"127.0.0.1:0\"\n\
-             public_url = \"http://dash.test\"\n"
-        ),
+        &kibana_section(kibana_url),
     )
     .await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     let started = std::time::Instant::now();
     let r = support::http::send_with_timeout(
         "GET",
         &front(&gw, "/app/dashboards"),
-        &[("cookie", &cookie.expect("a session cookie"))],
+        &[("cookie", &cookie)],
         Vec::new(),
         Duration::from_secs(20),
     )
@@ -1879,10 +1691,7 @@ async fn a_maps_viewer_reaches_tiles_and_glyphs_only_as_the_links_token() {
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
     let kibana = fake_kibana();
     let gw = start(es.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/maps/map/m1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", "/app/maps/map/m1").await.cookie;
     // maplibre's requests, through the maps app's `transformRequest` (a versioned route).
     let tiles = [("cookie", cookie.as_str()), ("elastic-api-version", "1")];
     let hits = "geometryFieldName=geo.coordinates&index=secret&hasLabels=false&buffer=5\
@@ -1986,10 +1795,7 @@ async fn a_compressed_body_is_refused_on_every_read_only_post() {
     let es = Recording::start();
     let kibana = fake_kibana();
     let gw = start(es.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     for path in [
         "/api/saved_objects/_bulk_get",
         "/api/core/capabilities",
@@ -2061,10 +1867,7 @@ async fn a_links_own_answers_are_private_to_shared_caches() {
         public("public, max-age=3600"),
     );
     let gw = start(es.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/maps/map/m1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", "/app/maps/map/m1").await.cookie;
     for (target, want) in [
         (
             "/internal/maps/mvt/getTile/2/1/3.pbf?index=logs-*&requestBody=()",
@@ -2145,10 +1948,7 @@ async fn kibanas_redirects_elsewhere_are_refused() {
         );
     }
     let gw = start(backend.url(), &kibana, "").await;
-    let (id, _) = token(&gw, "a", json!({})).await;
-    let l = link(&gw, &id, json!({"path": "/app/dashboards#/view/d1"})).await;
-    let (_, cookie) = open(&gw, &l).await;
-    let cookie = cookie.expect("cookie");
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
     for (path, location, relayed) in cases {
         let r = front_req(&gw, "GET", path, &[("cookie", &cookie)]).await;
         match relayed {

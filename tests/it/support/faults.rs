@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::local_server::LocalServer;
+use super::local_server::{LocalServer, ServerThread};
 
 /// Size of each generated chunk of the `huge` body.
 const CHUNK: usize = 64 * 1024;
@@ -436,8 +436,7 @@ async fn raw(mut stream: TcpStream, answer: &'static [u8], close: bool) {
 /// stops when dropped.
 pub struct Unanswered {
     addr: std::net::SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl Unanswered {
@@ -455,71 +454,52 @@ impl Unanswered {
 
     fn run(first: Option<std::time::Duration>, opens: Option<std::time::Duration>) -> Unanswered {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread tokio runtime can always be built in tests");
-            rt.block_on(async move {
-                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-                socket
-                    .bind("127.0.0.1:0".parse().expect("an address"))
-                    .expect("binding 127.0.0.1:0 works in tests");
-                let listener = socket.listen(0).expect("listen");
-                let addr = listener.local_addr().expect("an address");
-                // Stops at the shutdown, wherever it is (the filler closed with it).
-                let node = async {
-                    if let Some(hold) = first {
-                        let _ = addr_tx.send(addr);
-                        if let Ok((stream, _)) = listener.accept().await {
-                            tokio::spawn(answer_once(stream, hold));
-                        }
+        let thread = ServerThread::spawn(move |stop| async move {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket
+                .bind("127.0.0.1:0".parse().expect("an address"))
+                .expect("binding 127.0.0.1:0 works in tests");
+            let listener = socket.listen(0).expect("listen");
+            let addr = listener.local_addr().expect("an address");
+            // Stops at the shutdown, wherever it is (the filler closed with it).
+            let node = async {
+                if let Some(hold) = first {
+                    let _ = addr_tx.send(addr);
+                    if let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(answer_once(stream, hold));
                     }
-                    // The queue's one place, taken.
-                    let _filler = TcpStream::connect(addr).await.expect("the first connect");
-                    if first.is_none() {
-                        let _ = addr_tx.send(addr);
-                    }
-                    if let Some(opens) = opens {
-                        tokio::time::sleep(opens).await;
-                        loop {
-                            let Ok((stream, _)) = listener.accept().await else {
-                                continue;
-                            };
-                            tokio::spawn(hang(stream));
-                        }
-                    }
-                    std::future::pending::<()>().await
-                };
-                tokio::select! {
-                    _ = rx => {}
-                    () = node => {}
                 }
-            });
+                // The queue's one place, taken.
+                let _filler = TcpStream::connect(addr).await.expect("the first connect");
+                if first.is_none() {
+                    let _ = addr_tx.send(addr);
+                }
+                if let Some(opens) = opens {
+                    tokio::time::sleep(opens).await;
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        tokio::spawn(hang(stream));
+                    }
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = stop => {}
+                () = node => {}
+            }
         });
         let addr = addr_rx.recv().expect("the listener started");
         Unanswered {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     /// Its address, `127.0.0.1:PORT` (`http://` or `https://` before it: a node URL).
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
-    }
-}
-
-impl Drop for Unanswered {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

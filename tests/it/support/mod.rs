@@ -3,7 +3,7 @@
 //! (`fixture`), a small HTTP client (`http`), fault-injecting fake backends (`faults`), a
 //! recording fake Elasticsearch for APIs no real backend implements (`recording`), the official
 //! clients (`python`, `node`), the thread
-//! server both fakes run on (`local_server`) and TLS material (`tls`). A recording relay in front of a real backend (`relay`). Declared once in `tests/it/main.rs`; each subject module says `use crate::support;`.
+//! server both fakes run on (`local_server`) and TLS material (`tls`). A recording relay in front of a real backend (`relay`). A share link's set-up on the Kibana front (`share_link`). Declared once in `tests/it/main.rs`; each subject module says `use crate::support;`.
 //!
 //! Invariant: nothing here listens on anything but 127.0.0.1 with port 0, nothing writes inside
 //! the repository (caches live in `$ESGATE_TEST_CACHE` or `$HOME/.cache/esgate-tests`, scratch
@@ -22,6 +22,7 @@ pub mod node;
 pub mod python;
 pub mod recording;
 pub mod relay;
+pub mod share_link;
 pub mod splitmix;
 pub mod tls;
 
