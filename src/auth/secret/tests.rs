@@ -414,3 +414,35 @@ fn redact_hides_a_secret_that_follows_a_secret_like_run() {
         assert_eq!(redact(kept), kept);
     }
 }
+
+/// perf24c: the audit line is redacted as bytes (`redact_bytes`), other records as text
+/// (`redact`, which calls it): the same runs replaced around multibyte text, and a text with
+/// nothing to hide returned as it is.
+#[test]
+fn redact_bytes_replaces_what_redact_replaces() {
+    let secret = Secret::generate();
+    let text = secret.expose();
+    for input in [
+        format!("/é{text}✓/_search"),
+        format!("\u{2028}esg%5F{}é", &text[4..]),
+        format!("{text}{text}"),
+        "esg_ plain ✓ esg_x".to_owned(),
+        "/logs-*/_search é".to_owned(),
+        "100%25 ✓".to_owned(),
+    ] {
+        let shown = redact_bytes(input.as_bytes());
+        assert_eq!(&*shown, redact(&input).as_bytes(), "{input:?}");
+        assert!(std::str::from_utf8(&shown).is_ok(), "{input:?}");
+        assert_eq!(
+            matches!(shown, std::borrow::Cow::Borrowed(_)),
+            matches!(redact(&input), std::borrow::Cow::Borrowed(_)),
+        );
+    }
+    for kept in [
+        &b"/logs-*/_search"[..],
+        b"/logs-*/_search?q=100%25",
+        b"esg_",
+    ] {
+        assert!(matches!(redact_bytes(kept), std::borrow::Cow::Borrowed(_)));
+    }
+}
