@@ -17,9 +17,10 @@ use crate::config::{AuditOnFailure, AuditOutput};
 /// blocking the runtime's worker threads, which would freeze every request.
 const PENDING_CAP: usize = 16 * 1024 * 1024;
 
-/// How long the writer lets lines gather before it writes them. Request paths never wake the
-/// writer (a futex wake-up per request cost more than the line itself); it wakes on this
-/// period, or at once when an admin change waits for its line.
+/// How long the writer lets lines gather before it writes them. Request paths wake the writer
+/// only when it sleeps, idle (the first line after a quiet spell; a futex wake-up per request
+/// cost more than the line itself); it wakes on this period, or at once when an admin change
+/// waits for its line.
 const BATCH_PERIOD: Duration = Duration::from_millis(10);
 
 /// With `audit.on_failure = "closed"`, how often the writer tries the output while it cannot be
@@ -489,11 +490,17 @@ impl Audit {
             return None;
         }
         batch.pending.extend_from_slice(line);
-        if batch.asleep {
-            batch.asleep = false;
-            shared.wake.notify_one();
+        let number = batch.taken + 1;
+        let wake = std::mem::take(&mut batch.asleep);
+        // Woken after the lock is let go (session 24): woken under it, the writer could run
+        // into the held lock, sleep on it and be woken a second time by its release (at one
+        // connection, 4.9 to 5.7 futex calls a wake-up between the two threads, 4.0 after). The
+        // writer sees `asleep` cleared under the lock whenever it looks.
+        drop(batch);
+        if wake {
+            WakeWriter(Arc::clone(shared)).after_this_task();
         }
-        Some(batch.taken + 1)
+        Some(number)
     }
 
     pub fn write(&self, event: Value) {
@@ -581,6 +588,35 @@ impl crate::admin::AuditSink for Audit {
 
     fn accepts_changes(&self) -> bool {
         Audit::accepts_changes(self)
+    }
+}
+
+/// Wakes the sleeping writer when dropped.
+struct WakeWriter(Arc<Shared>);
+
+impl WakeWriter {
+    /// On a data worker's thread (`server::workers`), the wake is a task of its own, queued
+    /// behind the task that added the line: a request's record is added as its answer's body
+    /// ends, before hyper writes the answer, and the wake (a futex call; on one CPU, the writer
+    /// scheduled in before the answer went out) came between the answer and its client at one
+    /// connection (session 24). A worker's runtime only serves connections and never blocks,
+    /// so the task runs within the tick; dropped unrun (the runtime ending), it still wakes
+    /// the writer. Elsewhere (the main thread, whose runtime a caller may block, and threads
+    /// with no runtime), the writer is woken at once.
+    fn after_this_task(self) {
+        if crate::server::workers::current() != 0 {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                drop(runtime.spawn(async move { drop(self) }));
+                return;
+            }
+        }
+        drop(self);
+    }
+}
+
+impl Drop for WakeWriter {
+    fn drop(&mut self) {
+        self.0.wake.notify_one();
     }
 }
 
@@ -1027,6 +1063,47 @@ mod tests {
         audit.write(json!({"type": "request", "n": 2}));
         audit.sync();
         assert_eq!(lines(&sink).len(), 2);
+    }
+
+    /// Session 24: on a data worker, the wake of a sleeping writer is a task queued behind
+    /// the one that added the line (so that it comes after the answer's write). The line goes
+    /// out whether that task runs or its runtime ends first: a wake task dropped unrun still
+    /// wakes the writer, else the line would wait for the next one.
+    #[test]
+    fn a_line_added_on_a_worker_goes_out_whether_its_wake_task_runs_or_not() {
+        let sink = Sink::default();
+        let audit = Audit::to_writer(Box::new(sink.clone()));
+        let out = |n: usize| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while lines(&sink).len() < n && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            lines(&sink).len()
+        };
+        let asleep = |audit: &Audit| lock(&audit.shared.as_ref().unwrap().batch).asleep;
+        crate::server::workers::as_worker(1, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            std::thread::sleep(BATCH_PERIOD * 3);
+            assert!(asleep(&audit));
+            // The wake task runs once the task that added the line yields.
+            runtime.block_on(async {
+                audit.write(json!({"type": "request", "n": 1}));
+                tokio::task::yield_now().await;
+            });
+            assert_eq!(out(1), 1);
+            std::thread::sleep(BATCH_PERIOD * 3);
+            assert!(asleep(&audit));
+            // The runtime ends before the wake task runs.
+            runtime.block_on(async { audit.write(json!({"type": "request", "n": 2})) });
+            drop(runtime);
+        });
+        assert_eq!(
+            out(2),
+            2,
+            "the second line waits for a wake that never came"
+        );
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub fn current() -> usize {
     CURRENT.with(Cell::get)
 }
 
+/// Runs `f` as if on worker `index` (tests of what behaves differently on a worker).
+#[cfg(test)]
+pub(crate) fn as_worker<T>(index: usize, f: impl FnOnce() -> T) -> T {
+    let before = CURRENT.with(|c| c.replace(index));
+    let out = f();
+    CURRENT.with(|c| c.set(before));
+    out
+}
+
 /// How many workers `listen.workers` asks for: the number itself, or with 0 one per CPU the
 /// process may use (its CPU affinity and cgroup quota, as `std::thread::available_parallelism`
 /// reads them).
