@@ -1208,10 +1208,10 @@ fn keys_are_compared_when_their_bits_meet() {
             parse(plain.as_bytes(), &Arena::default()).is_ok(),
             "{plain}"
         );
-        for dup in 0..n {
+        for (dup, key) in keys[..n].iter().enumerate() {
             for at in dup + 1..=n {
                 let mut with = entries.clone();
-                with.insert(at, format!("\"{}\":[]", keys[dup]));
+                with.insert(at, format!("\"{key}\":[]"));
                 let twice = format!("{{{}}}", with.join(","));
                 agrees(twice.as_bytes());
                 assert!(
