@@ -1176,6 +1176,53 @@ fn duplicate_keys_are_found_wherever_they_are() {
     }
 }
 
+/// Session 24: an object's keys are compared only when a key's bit ([`key_bit`]) is among the
+/// earlier keys' bits. Keys of eighteen lengths from 0 to 22 and varied ends (so, many different
+/// bits, and some keys sharing one with others they are not equal to), each key of an object
+/// of up to [`SCAN_KEYS`] + 2 keys repeated at every later place: every repeat refused, the
+/// objects without one accepted, as `parse_strict` decides.
+#[test]
+fn keys_are_compared_when_their_bits_meet() {
+    let keys: Vec<String> = (0..SCAN_KEYS + 2)
+        .map(|i| {
+            let len = (i * 7) % 23;
+            (0..len)
+                .map(|j| char::from(b'a' + ((i * 5 + j * 3) % 26) as u8))
+                .collect()
+        })
+        .collect();
+    let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+    let bits: HashSet<u64> = keys.iter().map(|k| key_bit(k)).collect();
+    assert!(bits.len() > keys.len() / 2, "{bits:?}");
+    // Keys sharing a bit without being equal: both of these are read together below.
+    assert_eq!(key_bit("script_fields"), key_bit("stored_fields"));
+    for n in 1..=keys.len() {
+        let entries: Vec<String> = keys[..n].iter().map(|k| format!("\"{k}\":1")).collect();
+        let plain = format!(
+            "{{\"script_fields\":0,{},\"stored_fields\":2}}",
+            entries.join(",")
+        );
+        agrees(plain.as_bytes());
+        assert!(
+            parse(plain.as_bytes(), &Arena::default()).is_ok(),
+            "{plain}"
+        );
+        for (dup, key) in keys[..n].iter().enumerate() {
+            for at in dup + 1..=n {
+                let mut with = entries.clone();
+                with.insert(at, format!("\"{key}\":[]"));
+                let twice = format!("{{{}}}", with.join(","));
+                agrees(twice.as_bytes());
+                assert!(
+                    parse(twice.as_bytes(), &Arena::default()).is_err(),
+                    "{twice}"
+                );
+            }
+        }
+    }
+}
+
 /// The digit scan stops where a byte-by-byte scan does: runs of every length up to past two
 /// words, ended by every byte (the neighbours of the digits, `/` and `:`, high bytes, the end),
 /// from every start.
