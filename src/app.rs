@@ -32,6 +32,8 @@ pub struct App {
     pub body_budget: crate::body::BodyBudget,
     /// Per-token request rate and concurrency (`limits`).
     pub throttle: Arc<crate::throttle::Throttle>,
+    /// Per-token open scrolls (`max_open_scrolls`).
+    pub scrolls: Arc<crate::scrolls::Scrolls>,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
@@ -265,6 +267,7 @@ impl App {
             store,
             audit,
             throttle: Arc::new(crate::throttle::Throttle::new()),
+            scrolls: Arc::new(crate::scrolls::Scrolls::new()),
             metrics: Arc::new(Metrics::new(
                 config.backend.request_timeout,
                 config.metrics.max_token_series,
@@ -408,6 +411,7 @@ impl App {
                     crate::server::h1_read_buffer(config.limits.max_header_bytes),
                 ),
                 throttle: Arc::clone(&self.throttle),
+                scrolls: Arc::clone(&self.scrolls),
                 admin_key,
                 admin_key_file,
                 readiness: Default::default(),

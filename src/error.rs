@@ -183,6 +183,9 @@ impl ProxyError {
             ProxyError::TokenLimited(crate::throttle::Limited::Concurrency { .. }) => {
                 "token_concurrency_limited"
             }
+            ProxyError::TokenLimited(crate::throttle::Limited::OpenScrolls { .. }) => {
+                "token_open_scrolls_limited"
+            }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(U::Saturated) => "backend_connections",
             ProxyError::Upstream(U::Share { .. }) => "backend_share",
@@ -311,6 +314,23 @@ mod tests {
         let busy = ProxyError::TokenLimited(Limited::Concurrency { max: 2 });
         assert_eq!(busy.code(), "token_concurrency_limited");
         assert_eq!(busy.into_response().headers()["retry-after"], "1");
+        let scrolls = ProxyError::TokenLimited(Limited::OpenScrolls {
+            max: 100,
+            retry_after: Duration::from_millis(90_500),
+        });
+        assert_eq!(scrolls.code(), "token_open_scrolls_limited");
+        let r = scrolls.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "91");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+        assert!(
+            v["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("100 open scrolls (its max_open_scrolls)"),
+            "{v}"
+        );
         let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));
         assert_eq!((over.status().as_u16(), over.code()), (400, "over_limit"));
         let v = body_json(over.into_response()).await;

@@ -21,6 +21,7 @@ pub mod kibana;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod scrolls;
 pub mod server;
 pub mod store;
 pub mod throttle;

@@ -40,12 +40,14 @@ const BUCKETS: [f64; 17] = [
 ];
 
 /// Why a request was refused before it reached the backend because of a limit: the reasons
-/// `esgate_rejected_total{reason}` counts (per-token rate and concurrency limits, cost guards,
+/// `esgate_rejected_total{reason}` counts (per-token rate, concurrency and open scroll limits, cost guards,
 /// the shared body budget, the authentication failure limiter, the backend connection cap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejected {
     RateLimited,
     Concurrency,
+    /// A scroll's open over the token's `max_open_scrolls`.
+    OpenScrolls,
     Guard,
     Busy,
     AuthFailures,
@@ -63,9 +65,10 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    const ALL: [Rejected; 10] = [
+    const ALL: [Rejected; 11] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
+        Rejected::OpenScrolls,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
@@ -80,6 +83,7 @@ impl Rejected {
         match self {
             Rejected::RateLimited => "rate_limited",
             Rejected::Concurrency => "concurrency",
+            Rejected::OpenScrolls => "open_scrolls",
             Rejected::Guard => "guard",
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",

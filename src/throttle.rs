@@ -33,13 +33,19 @@ pub enum Limited {
     },
     #[error("this token already has {max} requests in flight (its max_concurrent); retry later")]
     Concurrency { max: u32 },
+    /// Over `max_open_scrolls` (`crate::scrolls`): `retry_after` is when the first of the
+    /// token's scrolls is no longer counted, unless the client clears one first.
+    #[error(
+        "this token already holds {max} open scrolls (its max_open_scrolls); clear a scroll it no longer needs (DELETE /_search/scroll) or retry later"
+    )]
+    OpenScrolls { max: u32, retry_after: Duration },
 }
 
 impl Limited {
     /// Whole seconds for `Retry-After` (at least 1).
     pub fn retry_after_secs(&self) -> u64 {
         match self {
-            Limited::Rate { retry_after, .. } => {
+            Limited::Rate { retry_after, .. } | Limited::OpenScrolls { retry_after, .. } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 secs.max(1)
             }

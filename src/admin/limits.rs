@@ -3,7 +3,7 @@
 //! same keys and ranges.
 //!
 //! ```json
-//! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
+//! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10, "max_open_scrolls": 20,
 //!  "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"}
 //! ```
 //! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
@@ -20,6 +20,7 @@ pub const KEYS: &[&str] = &[
     "requests_per_second",
     "burst",
     "max_concurrent",
+    "max_open_scrolls",
     "max_size",
     "max_buckets",
     "search_timeout",
@@ -29,6 +30,7 @@ pub const KEYS: &[&str] = &[
 /// arithmetic of the limiter and the cost guards in range).
 const MAX_RATE: u64 = 1_000_000;
 const MAX_CONCURRENT: u64 = 1_000_000;
+const MAX_OPEN_SCROLLS: u64 = 1_000_000;
 const MAX_HITS: u64 = 1_000_000_000;
 /// Longest `search_timeout`: one day.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
@@ -72,6 +74,7 @@ pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
         requests_per_second: small("requests_per_second", MAX_RATE)?,
         burst: small("burst", MAX_RATE)?,
         max_concurrent: small("max_concurrent", MAX_CONCURRENT)?,
+        max_open_scrolls: small("max_open_scrolls", MAX_OPEN_SCROLLS)?,
         max_size: int("max_size", MAX_HITS)?,
         max_buckets: int("max_buckets", MAX_HITS)?,
         search_timeout_ms,
@@ -103,6 +106,7 @@ pub fn view(l: &TokenLimits) -> Limits {
         requests_per_second: l.requests_per_second,
         burst: l.burst,
         max_concurrent: l.max_concurrent,
+        max_open_scrolls: l.max_open_scrolls,
         max_size: l.max_size,
         max_buckets: l.max_buckets,
         search_timeout: l.search_timeout_ms.map(format_timeout),
@@ -118,7 +122,7 @@ mod tests {
     #[test]
     fn every_key_parses_and_views_back() {
         let body = json!({"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
-                          "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
+                          "max_open_scrolls": 20, "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
         let l = parse(&body, "limits").unwrap();
         assert_eq!(
             l,
@@ -126,6 +130,7 @@ mod tests {
                 requests_per_second: Some(50),
                 burst: Some(100),
                 max_concurrent: Some(10),
+                max_open_scrolls: Some(20),
                 max_size: Some(1000),
                 max_buckets: Some(10000),
                 search_timeout_ms: Some(30_000),
@@ -161,6 +166,12 @@ mod tests {
             ),
             (json!({"burst": 1.5}), "limits.burst"),
             (json!({"max_concurrent": "3"}), "limits.max_concurrent"),
+            (json!({"max_open_scrolls": 0}), "limits.max_open_scrolls"),
+            (
+                json!({"max_open_scrolls": 1_000_001}),
+                "limits.max_open_scrolls",
+            ),
+            (json!({"max_open_scrolls": -5}), "limits.max_open_scrolls"),
             (json!({"max_size": 0}), "limits.max_size"),
             (
                 json!({"max_buckets": 10_000_000_000u64}),

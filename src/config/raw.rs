@@ -213,6 +213,7 @@ pub struct RawLimits {
     pub requests_per_second: Option<u64>,
     pub burst: Option<u64>,
     pub max_concurrent: Option<u64>,
+    pub max_open_scrolls: Option<u64>,
     pub max_size: Option<u64>,
     pub max_buckets: Option<u64>,
     pub search_timeout: Option<String>,

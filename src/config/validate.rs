@@ -227,20 +227,28 @@ pub(super) fn validate_for(
         require_filters: raw.policies.require_filters.unwrap_or(false),
         allow_permission_updates: raw.policies.allow_permission_updates.unwrap_or(true),
         allow_open_ip_filters: raw.policies.allow_open_ip_filters.unwrap_or(true),
-        limits: match &raw.policies.limits {
-            None => Default::default(),
-            // One parser for the admin API's `limits` and these defaults.
-            Some(l) => match serde_json::to_value(l)
-                .map_err(|e| e.to_string())
-                .and_then(|j| {
-                    crate::admin::limits::parse(&j, "policies.limits").map_err(|e| e.reason)
-                }) {
-                Ok(l) => l,
-                Err(reason) => {
-                    v.issue("policies.limits", reason);
-                    Default::default()
-                }
-            },
+        limits: {
+            let mut limits: crate::store::model::TokenLimits = match &raw.policies.limits {
+                None => Default::default(),
+                // One parser for the admin API's `limits` and these defaults.
+                Some(l) => match serde_json::to_value(l)
+                    .map_err(|e| e.to_string())
+                    .and_then(|j| {
+                        crate::admin::limits::parse(&j, "policies.limits").map_err(|e| e.reason)
+                    }) {
+                    Ok(l) => l,
+                    Err(reason) => {
+                        v.issue("policies.limits", reason);
+                        Default::default()
+                    }
+                },
+            };
+            // The one limit set by default: a token's open scrolls hold search contexts every
+            // client of the cluster shares (docs/configuration.md).
+            limits
+                .max_open_scrolls
+                .get_or_insert(crate::scrolls::DEFAULT_MAX_OPEN_SCROLLS);
+            limits
         },
     };
 
@@ -1583,12 +1591,23 @@ mod tests {
             (l.max_size, l.max_buckets, l.search_timeout_ms),
             (Some(1000), Some(10_000), Some(30_000))
         );
-        assert!(check("").unwrap().policies.limits.is_empty());
+        // Only `max_open_scrolls` is set by default; a token's own or the section's wins.
+        assert_eq!(
+            check("").unwrap().policies.limits,
+            crate::store::model::TokenLimits {
+                max_open_scrolls: Some(100),
+                ..Default::default()
+            }
+        );
+        let set = check("[policies.limits]\nmax_open_scrolls = 5\n").unwrap();
+        assert_eq!(set.policies.limits.max_open_scrolls, Some(5));
         for bad in [
             "max_size = 0",
             "search_timeout = \"0s\"",
             "search_timeout = \"2d\"",
             "requests_per_second = 5000000",
+            "max_open_scrolls = 0",
+            "max_open_scrolls = 1000001",
         ] {
             let issues = check(&format!("[policies.limits]\n{bad}\n")).unwrap_err();
             assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");

@@ -139,6 +139,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::TokenLimited(crate::throttle::Limited::Concurrency { .. }) => {
                     app.metrics.rejected(Rejected::Concurrency)
                 }
+                ProxyError::TokenLimited(crate::throttle::Limited::OpenScrolls { .. }) => {
+                    app.metrics.rejected(Rejected::OpenScrolls)
+                }
                 ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
                     app.metrics.rejected(Rejected::Guard)
                 }
@@ -279,6 +282,7 @@ async fn pipeline(
         mut handling,
         hold,
         watch,
+        scrolling,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -288,6 +292,17 @@ async fn pipeline(
             };
             return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
+    };
+    // A scroll's open takes one of the token's `max_open_scrolls` places, refused (429) with
+    // nothing forwarded when they are all taken (`crate::scrolls`).
+    let mut opening = match &scrolling {
+        Some(es::Scrolling::Open { keep_alive_ms }) => app.scrolls.open(
+            &token.id,
+            limits.max_open_scrolls,
+            *keep_alive_ms,
+            Instant::now(),
+        )?,
+        _ => None,
     };
     // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
     // backend is asked: refused now, the client's retry gets the same page; refused once the
@@ -308,12 +323,22 @@ async fn pipeline(
         sent: Some(&ctx.forwarded),
     };
     let sent = Instant::now();
+    // From here the backend may open the scroll even if its answer never comes back.
+    if let Some(o) = opening.as_mut() {
+        o.sent();
+    }
     let response = app
         .upstream
         .send_as(Some(&token.id), upstream_req, sending)
         .await;
     // The forwarded body is sent: its share of the body budget is free again.
     drop(hold);
+    // Not handed to a backend connection: nothing was opened.
+    if response.is_err() && !ctx.forwarded.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(o) = opening.take() {
+            o.not_opened();
+        }
+    }
     let response = match response {
         // Refused unsent by the recheck after the wait: why, as the recheck says now.
         Err(crate::upstream::UpstreamError::Gated) => {
@@ -338,10 +363,17 @@ async fn pipeline(
         };
         // The room made for a page is not needed for an error (review 16d).
         drop(room);
+        // A failed search keeps no scroll context.
+        if let Some(o) = opening.take() {
+            o.not_opened();
+        }
         return Box::pin(backend_failure(app, enforced, release, up, body)).await;
     }
     let success = up.status.is_success();
     let status = up.status;
+    if let Some(scrolling) = &scrolling {
+        scroll_answered(app, &token.id, scrolling, status, &mut opening);
+    }
     if let Handling::Seal { sealing, .. } = &mut handling {
         // A failed async search still answers with its id (under its error status).
         sealing.id = sealing
@@ -388,7 +420,7 @@ async fn pipeline(
                     &mut headers,
                 );
             }
-            let (bytes, hold) = Box::pin(seal_response(
+            let (bytes, hold, scroll_id) = Box::pin(seal_response(
                 app,
                 &sealing,
                 success,
@@ -397,6 +429,9 @@ async fn pipeline(
                 room,
             ))
             .await?;
+            if let Some(scrolling) = &scrolling {
+                scroll_sealed(app, &token.id, scrolling, scroll_id.as_deref(), opening);
+            }
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
         // A `read` token's answer that may report failures is judged before it streams.
@@ -470,6 +505,8 @@ pub(crate) struct Forward {
     /// A `read` token's answer of the search family: its reported failures are judged
     /// (`failures`; whether the route writes them before its results).
     watch: Option<bool>,
+    /// What the request does to the token's open scrolls (`crate::scrolls`).
+    scrolling: Option<es::Scrolling>,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -556,6 +593,7 @@ pub(crate) async fn decide(
                 handling: Handling::Stream,
                 hold,
                 watch: None,
+                scrolling: None,
             }))
         }
         Permission::Read => {
@@ -580,8 +618,9 @@ pub(crate) async fn decide(
             }
             // Boxed: the enforcement's state is most of the request's future, which every
             // request (a relayed one too) would otherwise copy at each await level (issue 10).
-            let (permit, binding, hold, client_body) =
+            let (mut permit, binding, hold, client_body) =
                 Box::pin(enforce(app, snapshot, token, parts, head, body, ctx)).await?;
+            let scrolling = permit.scrolling.take();
             let handling = Handling::new(permit.answer.clone(), binding);
             let watch = es::answers::failures::watched(permit.action);
             // A large body's spans are slices of the client's: `hold` covers it as long as
@@ -598,6 +637,7 @@ pub(crate) async fn decide(
                 request,
                 handling,
                 hold,
+                scrolling,
             }))
         }
     }
@@ -723,6 +763,79 @@ struct Sealing {
     expected: usize,
 }
 
+/// The token's open scrolls as a scroll request's answer `status` leaves them (before its id,
+/// if any, is sealed: [`scroll_sealed`]): an open that failed opened nothing; a next page
+/// answered keeps its scroll alive from now, one answered 404 names a scroll that is gone;
+/// a clear answered (404: none of them was there) ends them.
+fn scroll_answered(
+    app: &App,
+    token_id: &str,
+    scrolling: &es::Scrolling,
+    status: http::StatusCode,
+    opening: &mut Option<crate::scrolls::Opening>,
+) {
+    let gone = status == http::StatusCode::NOT_FOUND;
+    match scrolling {
+        es::Scrolling::Open { .. } => {
+            if !status.is_success() {
+                if let Some(o) = opening.take() {
+                    o.not_opened();
+                }
+            }
+        }
+        es::Scrolling::Next {
+            backend_id,
+            keep_alive_ms,
+        } => {
+            if status.is_success() {
+                app.scrolls
+                    .next_page(token_id, backend_id, None, *keep_alive_ms, Instant::now());
+            } else if gone {
+                app.scrolls.ended(token_id, [backend_id.as_str()]);
+            }
+        }
+        es::Scrolling::Clear { backend_ids } => {
+            if status.is_success() || gone {
+                app.scrolls
+                    .ended(token_id, backend_ids.iter().map(String::as_str));
+            }
+        }
+    }
+}
+
+/// A scroll's answer was sealed, naming the backend id `answer_id` (when its beginning names
+/// one): an open's place becomes that scroll; a next page's scroll follows a new id.
+fn scroll_sealed(
+    app: &App,
+    token_id: &str,
+    scrolling: &es::Scrolling,
+    answer_id: Option<&str>,
+    opening: Option<crate::scrolls::Opening>,
+) {
+    match scrolling {
+        es::Scrolling::Open { .. } => {
+            if let Some(o) = opening {
+                o.opened(answer_id, Instant::now());
+            }
+        }
+        es::Scrolling::Next {
+            backend_id,
+            keep_alive_ms,
+        } => {
+            if answer_id.is_some_and(|id| id != backend_id) {
+                app.scrolls.next_page(
+                    token_id,
+                    backend_id,
+                    answer_id,
+                    *keep_alive_ms,
+                    Instant::now(),
+                );
+            }
+        }
+        es::Scrolling::Clear { .. } => {}
+    }
+}
+
 /// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
 const MAX_BACKEND_ERROR: usize = 64 * 1024;
 
@@ -829,7 +942,7 @@ async fn seal_response(
     headers: &HeaderMap,
     mut body: AnswerBody,
     room: BudgetHold,
-) -> Result<(Bytes, BudgetHold), ProxyError> {
+) -> Result<(Bytes, BudgetHold, Option<String>), ProxyError> {
     let mut start = crate::body::ReadStart::default();
     let read = read_answer(
         app,
@@ -900,9 +1013,15 @@ async fn seal_response(
             ));
         }
     };
+    // The backend id of the scroll the answer names, for the count of open scrolls
+    // (`crate::scrolls`): Elasticsearch writes it first.
+    let scroll_id = sealing
+        .id
+        .filter(|s| s.kind == es::ids::continuation::IdKind::Scroll && success)
+        .and_then(|s| es::ids::continuation::leading_id(s.field, &bytes));
     drop(bytes);
     hold.keep(sealed.len());
-    Ok((Bytes::from(sealed), hold))
+    Ok((Bytes::from(sealed), hold, scroll_id))
 }
 
 /// The room sealing an answer of `len` bytes takes: the answer and the copies sealing makes

@@ -873,9 +873,11 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
-        // Rate and concurrency state of deleted or resting tokens.
+        // Rate and concurrency state of deleted or resting tokens, and their open scrolls.
         let snapshot = app.store.snapshot();
         app.throttle
+            .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
+        app.scrolls
             .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
     }
 }

@@ -10,7 +10,9 @@
 //!   nothing but esgate's own lookups reaches the backend; within the limits the same searches
 //!   are answered, and a scroll's later pages keep the first page's size;
 //! - `search_timeout` is what the backend receives as the search's `timeout`;
-//! - limits are PATCHable and `[policies.limits]` gives the defaults a token's own override.
+//! - limits are PATCHable and `[policies.limits]` gives the defaults a token's own override;
+//! - `max_open_scrolls` (attack24): opens past it are 429 and never reach the backend; a next
+//!   page still passes; a clear, or a next page the backend answers 404, frees a place.
 
 use crate::support;
 
@@ -654,4 +656,169 @@ async fn policy_defaults_apply_and_limits_are_patchable() {
     .await;
     assert_eq!(search(1).await.0, 200);
     assert_eq!(search(1).await.0, 429);
+}
+
+/// A scroll's open through esgate: the status and the answer.
+async fn open_scroll(gw: &Esgate, secret: &str) -> (u16, Value) {
+    gw.call(
+        secret,
+        "POST",
+        "/logs-*/_search?scroll=1m",
+        json!({"size": 1}),
+        &[],
+    )
+    .await
+}
+
+/// Opens scrolls until esgate refuses one: the ids of those opened. The refusal is
+/// esgate's (429 `es_rejected_execution_exception` naming the limit, with `Retry-After`)
+/// and nothing of it reached the backend.
+async fn open_until_refused(gw: &Esgate, relay: &Relay, secret: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        relay.take();
+        let r = gw
+            .call_raw(
+                secret,
+                "POST",
+                "/logs-*/_search?scroll=1m",
+                json!({"size": 1}),
+                &[],
+            )
+            .await;
+        if r.status == 429 {
+            let body = r.json();
+            assert_eq!(
+                body["error"]["type"], "es_rejected_execution_exception",
+                "{body}"
+            );
+            assert!(reason(&body).contains("max_open_scrolls"), "{body}");
+            let after: u64 = r
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("a Retry-After");
+            // The first of the token's scrolls is counted for its minute and the reaper's.
+            assert!((1..=120).contains(&after), "{after}");
+            let forwarded = relay.take_forwarded();
+            assert!(forwarded.is_empty(), "reached the backend: {forwarded:?}");
+            return ids;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(r.json()["_scroll_id"].as_str().expect("an id").to_owned());
+        assert!(ids.len() <= 10, "no limit");
+    }
+}
+
+/// `max_open_scrolls` end to end: a token's own limit over the `[policies.limits]` default;
+/// opens up to it pass, the next is 429 and never reaches the backend, while searches that do
+/// not scroll and next pages still pass; a clear frees a place, and so does a next page the
+/// backend answers 404 (its scroll gone); the admin API accepts and refuses the key.
+async fn open_scrolls_on(backend: &Backend) {
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "[policies.limits]\nmax_open_scrolls = 2\n").await;
+    let (id, secret) = tenant_a(&gw, json!({"max_open_scrolls": 3})).await;
+    let (_, by_default) = tenant_a(&gw, json!({})).await;
+
+    let mut ids = open_until_refused(&gw, &relay, &secret).await;
+    assert_eq!(ids.len(), 3, "the token's own limit");
+    // Searches that do not scroll, and the token's scrolls' next pages, pass.
+    let (status, body) = gw
+        .call(&secret, "POST", "/logs-*/_search", json!({"size": 1}), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, page) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll": "1m", "scroll_id": ids[0]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    ids[0] = page["_scroll_id"].as_str().expect("an id").to_owned();
+    // Another token holds its own count, under the default.
+    assert_eq!(open_until_refused(&gw, &relay, &by_default).await.len(), 2);
+
+    // A clear frees one place.
+    let (status, body) = gw
+        .call(
+            &secret,
+            "DELETE",
+            "/_search/scroll",
+            json!({"scroll_id": [ids[0]]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
+
+    // The backend loses every scroll (cleared behind esgate's back): a next page answered
+    // 404 frees that scroll's place.
+    let direct = support::http::send(
+        "DELETE",
+        &format!("{}/_search/scroll", backend.url()),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({"scroll_id": "_all"})).unwrap(),
+    )
+    .await
+    .expect("the backend answers");
+    assert!(direct.status.is_success(), "{}", direct.text());
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll": "1m", "scroll_id": ids[1]}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
+
+    // The admin API: refused out of range, naming the key; a new limit applies at once.
+    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
+        let (status, body) = gw
+            .admin(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                Some(json!({"limits": {"max_open_scrolls": bad}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            reason(&body).contains("limits.max_open_scrolls"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, view) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {"max_open_scrolls": 4}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["limits"], json!({"max_open_scrolls": 4}));
+    assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
+    // Its own limit cleared, the token is under the default again (it holds four).
+    let (status, _) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(open_scroll(&gw, &secret).await.0, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_scrolls_are_limited_per_token_on_osmem() {
+    open_scrolls_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_scrolls_are_limited_per_token_on_noida() {
+    open_scrolls_on(&fixture::seeded_noida()).await;
 }

@@ -124,6 +124,7 @@ pub(crate) fn authorize(
         sort_seal,
         transform,
         expected,
+        scrolling,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -132,9 +133,9 @@ pub(crate) fn authorize(
     let (indices, narrowed) = reach(&to_resolve, &shape, resolution, scope)?;
     place(shape, &indices, &narrowed, &mut path, &mut body, meter)?;
     let answer = Answer::decide(seal, sort_seal, transform, shaping, expected, &mut query)?;
-    Ok(Permit::new(
-        action, method, path, query, body, indices, answer,
-    ))
+    let mut permit = Permit::new(action, method, path, query, body, indices, answer);
+    permit.scrolling = scrolling;
+    Ok(permit)
 }
 
 /// Expression → the allowed names to forward in its place.

@@ -407,7 +407,28 @@ pub struct Permit {
     pub indices: Vec<String>,
     /// What esgate does with the backend's answer.
     pub answer: Answer,
+    /// What the request does to the token's open scrolls, for the proxy's count of them
+    /// (`max_open_scrolls`); `None` for every request that is not a scroll's.
+    pub scrolling: Option<Scrolling>,
     _sealed: (),
+}
+
+/// What a permitted request does to the scrolls its token holds open on the backend: the
+/// proxy counts them (a scroll context per shard lives on the backend until cleared or its
+/// keep-alive ends, and every client shares a node's `search.max_open_scroll_context`).
+/// Backend ids are those the token's sealed ids opened, never a client's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scrolling {
+    /// A search that opens a scroll, kept alive for `keep_alive_ms` (its `scroll` parameter).
+    Open { keep_alive_ms: u64 },
+    /// A scroll's next page: the backend id it continues, and the keep-alive it sets (the
+    /// body's `scroll`, else the parameter's; `None`: the scroll keeps its keep-alive).
+    Next {
+        backend_id: String,
+        keep_alive_ms: Option<u64>,
+    },
+    /// Clearing scrolls (`DELETE /_search/scroll`): their backend ids.
+    Clear { backend_ids: Vec<String> },
 }
 
 /// What esgate does with the backend's answer to a permitted request. One decision, made by
@@ -641,6 +662,7 @@ impl Permit {
             body,
             indices,
             answer,
+            scrolling: None,
             _sealed: (),
         }
     }

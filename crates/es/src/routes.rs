@@ -241,6 +241,8 @@ pub(crate) struct Upstream {
     /// About how large the answer will be, when esgate knows (a scroll's next page: the last
     /// page's length); 0 when it does not. See [`crate::Answer::Seal`]'s `expected`.
     pub expected: usize,
+    /// What the request does to the token's open scrolls ([`crate::Scrolling`]).
+    pub scrolling: Option<crate::Scrolling>,
 }
 
 impl Upstream {
@@ -256,6 +258,7 @@ impl Upstream {
             sort_seal: None,
             transform: None,
             expected: 0,
+            scrolling: None,
         }
     }
 

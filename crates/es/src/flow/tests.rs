@@ -1637,3 +1637,77 @@ fn esql_filters_refuse_disjoint_ranges() {
         .expect_err("disjoint passed");
     assert!(err.reason.contains("[relation]"), "{}", err.reason);
 }
+
+/// What a permit says it does to the token's open scrolls (the proxy counts them): a search
+/// that scrolls opens one for its `scroll`; a next page names the backend id its sealed id
+/// opened and the keep-alive it sets (the body's over the parameter's, none when neither);
+/// a clear names every backend id; any other request, a scroll's or not, says nothing.
+#[test]
+fn permits_say_what_they_do_to_open_scrolls() {
+    use crate::Scrolling;
+    let ids = &scope().ids;
+    let opened = run(
+        &head("POST", "/logs-a/_search", Some("scroll=2m&size=1")),
+        None,
+        logs,
+    )
+    .unwrap();
+    assert_eq!(
+        opened.scrolling,
+        Some(Scrolling::Open {
+            keep_alive_ms: 120_000
+        })
+    );
+    let sealed = crate::ids::continuation::seal(ids, IdKind::Scroll, "backend-scroll");
+    let next = |query: Option<&str>, body: Value| {
+        run(
+            &head("POST", "/_search/scroll", query),
+            Some(&serde_json::to_vec(&body).unwrap()),
+            logs,
+        )
+        .unwrap()
+        .scrolling
+    };
+    let continued = |keep_alive_ms| {
+        Some(Scrolling::Next {
+            backend_id: "backend-scroll".into(),
+            keep_alive_ms,
+        })
+    };
+    assert_eq!(
+        next(None, json!({"scroll_id": sealed, "scroll": "1500ms"})),
+        continued(Some(1_500))
+    );
+    assert_eq!(
+        next(
+            Some("scroll=1h"),
+            json!({"scroll_id": sealed, "scroll": "30s"})
+        ),
+        continued(Some(30_000)),
+        "the body's scroll wins, as in Elasticsearch"
+    );
+    assert_eq!(
+        next(Some("scroll=1h"), json!({"scroll_id": sealed})),
+        continued(Some(3_600_000))
+    );
+    assert_eq!(next(None, json!({"scroll_id": sealed})), continued(None));
+    let other = crate::ids::continuation::seal(ids, IdKind::Scroll, "other-scroll");
+    let cleared = run(
+        &head("DELETE", "/_search/scroll", None),
+        Some(&serde_json::to_vec(&json!({"scroll_id": [sealed, other]})).unwrap()),
+        logs,
+    )
+    .unwrap();
+    assert_eq!(
+        cleared.scrolling,
+        Some(Scrolling::Clear {
+            backend_ids: vec!["backend-scroll".into(), "other-scroll".into()]
+        })
+    );
+    for plain in [
+        run(&head("POST", "/logs-a/_search", None), None, logs).unwrap(),
+        run(&head("GET", "/logs-a/_count", None), None, logs).unwrap(),
+    ] {
+        assert_eq!(plain.scrolling, None, "{}", plain.action);
+    }
+}

@@ -14,7 +14,7 @@ use super::{Request, Spec, Upstream};
 use crate::ids::continuation::{self, IdKind, Release, Seal};
 use crate::request::dialect::{Dialect, DialectRoute};
 use crate::request::params::{self, Kind, ParamSet};
-use crate::{error, Method, Rejection, Scope};
+use crate::{error, Method, Rejection, Scope, Scrolling};
 
 const SCROLL_PARAMS: &[(&str, Kind)] = &[
     ("scroll", Kind::Time),
@@ -127,11 +127,23 @@ fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let c = continuation_object(&body, "body", "scroll_id", &["scroll"])?;
     let (backend_id, page) = continuation::open_paged(&req.scope.ids, IdKind::Scroll, &c.id)?;
+    // Elasticsearch reads the body after the parameters: the body's `scroll` wins.
+    let keep_alive_ms = c
+        .rest
+        .get("scroll")
+        .and_then(Value::as_str)
+        .or_else(|| param(req, "scroll"))
+        .map(keep_alive_ms);
+    let scrolling = Scrolling::Next {
+        backend_id: backend_id.clone(),
+        keep_alive_ms,
+    };
     let mut out = Map::new();
     out.insert("scroll_id".into(), Value::String(backend_id));
     out.extend(c.rest);
     let mut up = Upstream::fixed(Method::Post, "/_search/scroll").json(&Value::Object(out))?;
     up.seal = Some(SCROLL_SEAL);
+    up.scrolling = Some(scrolling);
     // The next page is about as large as the one the id came with.
     up.expected = page.unwrap_or(0);
     Ok(up)
@@ -141,7 +153,38 @@ fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 fn clear_scroll(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let ids = continuation_ids(&body, "scroll_id", IdKind::Scroll, req.scope)?;
-    Upstream::fixed(Method::Delete, "/_search/scroll").json(&json!({ "scroll_id": ids }))
+    let mut up =
+        Upstream::fixed(Method::Delete, "/_search/scroll").json(&json!({ "scroll_id": ids }))?;
+    up.scrolling = Some(Scrolling::Clear { backend_ids: ids });
+    Ok(up)
+}
+
+/// The longest keep-alive counted for a time value that does not read as one (never: the
+/// parameters and body values are checked as time values first): Elasticsearch's default
+/// `search.max_keep_alive`.
+const UNREAD_KEEP_ALIVE_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A checked time value in milliseconds (rounded up), for the proxy's count of open scrolls.
+fn keep_alive_ms(value: &str) -> u64 {
+    params::time_millis(value)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .unwrap_or(UNREAD_KEEP_ALIVE_MS)
+}
+
+/// The value of the query parameter `key`, if given.
+fn param<'r>(req: &'r Request<'_>, key: &str) -> Option<&'r str> {
+    req.params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// What a search that scrolls does to the token's open scrolls: opens one for its `scroll`.
+pub(crate) fn opening(params: &[(String, String)]) -> Scrolling {
+    let keep_alive = params.iter().find(|(k, _)| k == "scroll").map(|(_, v)| v);
+    Scrolling::Open {
+        keep_alive_ms: keep_alive.map_or(UNREAD_KEEP_ALIVE_MS, |v| keep_alive_ms(v)),
+    }
 }
 
 /// Opening a point in time on the path's expression (at `after`, in the dialect's form): no

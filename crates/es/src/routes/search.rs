@@ -238,6 +238,9 @@ fn rewrite_serde(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejecti
     let joined = e.joined();
     let mut up = Upstream::at_path(Method::Post, e, "/", form.api);
     up.seal = form.id.or(scrolls.then_some(SCROLL_OPEN_SEAL));
+    if up.seal == Some(SCROLL_OPEN_SEAL) {
+        up.scrolling = Some(scroll_pit::opening(&req.params));
+    }
     let mut out = rewrite::search(body, &scope.filters)?;
     scope.guard.search(&mut out, &mut req.params)?;
     let mode = if scrolls {

@@ -1,0 +1,451 @@
+//! Per-token open scrolls (`max_open_scrolls`, attack24): the scrolls one token holds open on
+//! the backend at once, counted per esgate process like the other per-token limits
+//! ([`crate::throttle`]).
+//!
+//! A scroll holds a search context on every shard it searched until it is cleared or its
+//! keep-alive ends, and a node holds at most `search.max_open_scroll_context` (500) for every
+//! client together: a token that opens scrolls without end (`?scroll=24h`, never cleared)
+//! fails every other client's scrolls, esgate's own cluster store's included, for up to a day.
+//!
+//! What is counted, from what the es crate's permit says (`es::Scrolling`):
+//! - a search that scrolls takes a place before it is forwarded ([`Scrolls::open`]); past the
+//!   limit it is refused (429) and nothing is forwarded. Its place becomes the scroll, keyed
+//!   by its backend id, when its answer's id is sealed ([`Opening::opened`]), and is given
+//!   back when the backend opened nothing (an error answer, nothing sent); an open whose
+//!   answer never came back after it was sent (the client went away) keeps its place until
+//!   its keep-alive ends, as the backend keeps the context;
+//! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, each next
+//!   page setting it again ([`Scrolls::next_page`], its own `scroll` or the one before), plus
+//!   [`REAPER_SLACK`]: Elasticsearch frees expired contexts once a minute
+//!   (`search.keep_alive_interval`), so a scroll kept alive for a second holds its context up
+//!   to a minute (a count ending at the keep-alive let short keep-alives hold many times the
+//!   limit);
+//! - it ends at its clear (`DELETE /_search/scroll` with its id: esgate takes only ids sealed
+//!   for the token, never `_all`) and at a next page answered 404 (the backend has no such
+//!   context) ([`Scrolls::ended`]).
+//!
+//! A scroll is known by a keyed hash of its backend id (8 bytes, whatever the id's length: an
+//! id names a context per shard). Nothing is recorded for a token without a limit, and
+//! nothing is done for requests that are not scrolls'. Bounded: a token holds at most its
+//! limit of entries (each needs a place to be made), and [`Scrolls::sweep`] forgets tokens
+//! with none left and deleted tokens.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::throttle::Limited;
+
+/// How long past its keep-alive a scroll is still counted: Elasticsearch's reaper frees
+/// expired contexts every `search.keep_alive_interval` (1 minute by default).
+pub const REAPER_SLACK: Duration = Duration::from_secs(60);
+
+/// The default `max_open_scrolls` (`[policies.limits]`): see docs/configuration.md.
+pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
+
+/// One open scroll: until when it is counted, and the keep-alive its next page keeps when it
+/// sets none.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    until: Instant,
+    keep_alive: Duration,
+}
+
+/// One token's open scrolls, by the hash of their backend id (or, for an open whose answer is
+/// not in, a key of its own).
+#[derive(Debug, Default)]
+struct Held {
+    open: HashMap<u64, Kept>,
+}
+
+impl Held {
+    fn prune(&mut self, now: Instant) {
+        self.open.retain(|_, k| k.until > now);
+    }
+}
+
+#[derive(Debug)]
+pub struct Scrolls {
+    tokens: DashMap<String, Arc<Mutex<Held>>, crate::FastHash>,
+    /// Keys backend ids are hashed with (random per process: nobody can aim two ids at one
+    /// key).
+    keys: RandomState,
+    /// Numbers the places of opens whose answers are not in yet.
+    next_place: AtomicU64,
+}
+
+impl Default for Scrolls {
+    fn default() -> Scrolls {
+        Scrolls::new()
+    }
+}
+
+/// A place taken by a scroll being opened ([`Scrolls::open`]). Dropped unresolved, it is given
+/// back unless [`Opening::sent`] said the open may have reached the backend: then it stays
+/// counted for the open's keep-alive (the backend keeps the context; nobody can clear it).
+#[derive(Debug)]
+pub struct Opening {
+    held: Arc<Mutex<Held>>,
+    /// The place's key in `held` until the answer names the scroll.
+    place: u64,
+    keep_alive: Duration,
+    /// The hash of backend ids, shared with [`Scrolls`].
+    keys: RandomState,
+    sent: bool,
+    resolved: bool,
+}
+
+fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
+    // A panic while holding it leaves a map of plain values: still sound to use.
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A keep-alive of `ms` milliseconds with the reaper's slack, from `now`.
+fn until(now: Instant, keep_alive: Duration) -> Instant {
+    now + keep_alive.saturating_add(REAPER_SLACK)
+}
+
+impl Opening {
+    /// The request may reach the backend from now on: dropped unresolved, the place stays.
+    pub fn sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// The backend opened the scroll and its answer's id is sealed: `backend_id` (when the
+    /// answer's beginning names it) is the scroll from now on, kept alive from `now`.
+    pub fn opened(mut self, backend_id: Option<&str>, now: Instant) {
+        let key = backend_id.map_or(self.place, |id| self.keys.hash_one(id));
+        let mut held = lock(&self.held);
+        held.open.remove(&self.place);
+        held.open.insert(
+            key,
+            Kept {
+                until: until(now, self.keep_alive),
+                keep_alive: self.keep_alive,
+            },
+        );
+        drop(held);
+        self.resolved = true;
+    }
+
+    /// The backend opened nothing (its answer was an error, or nothing was sent): the place
+    /// is free again.
+    pub fn not_opened(mut self) {
+        lock(&self.held).open.remove(&self.place);
+        self.resolved = true;
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if self.resolved || self.sent {
+            // Sent and never answered: the place holds (its `until` is the open's keep-alive
+            // from when it was made, with the reaper's slack).
+            return;
+        }
+        lock(&self.held).open.remove(&self.place);
+    }
+}
+
+impl Scrolls {
+    pub fn new() -> Scrolls {
+        Scrolls {
+            tokens: DashMap::default(),
+            keys: RandomState::new(),
+            next_place: AtomicU64::new(0),
+        }
+    }
+
+    fn held(&self, token_id: &str) -> Option<Arc<Mutex<Held>>> {
+        self.tokens.get(token_id).map(|h| Arc::clone(&h))
+    }
+
+    /// A place for a scroll `token_id` opens with `keep_alive_ms`, under its `max` (the
+    /// token's `max_open_scrolls`, merged with the default; `None`: no limit, nothing
+    /// recorded). Refused when the token's open scrolls and opens under way fill it.
+    pub fn open(
+        &self,
+        token_id: &str,
+        max: Option<u32>,
+        keep_alive_ms: u64,
+        now: Instant,
+    ) -> Result<Option<Opening>, Limited> {
+        let Some(max) = max.filter(|m| *m > 0) else {
+            return Ok(None);
+        };
+        let held = match self.held(token_id) {
+            Some(h) => h,
+            None => Arc::clone(&self.tokens.entry(token_id.to_owned()).or_default()),
+        };
+        let keep_alive = Duration::from_millis(keep_alive_ms);
+        // A place's key: a counter's number, hashed like backend ids (a collision would only
+        // merge two of the token's own scrolls).
+        let place = self
+            .keys
+            .hash_one(("place", self.next_place.fetch_add(1, Ordering::Relaxed)));
+        let mut h = lock(&held);
+        h.prune(now);
+        if h.open.len() >= max as usize {
+            let first_free = h.open.values().map(|k| k.until).min().unwrap_or(now);
+            return Err(Limited::OpenScrolls {
+                max,
+                retry_after: first_free.saturating_duration_since(now),
+            });
+        }
+        h.open.insert(
+            place,
+            Kept {
+                until: until(now, keep_alive),
+                keep_alive,
+            },
+        );
+        drop(h);
+        Ok(Some(Opening {
+            held,
+            place,
+            keep_alive,
+            keys: self.keys.clone(),
+            sent: false,
+            resolved: false,
+        }))
+    }
+
+    /// A next page of the scroll `backend_id` was answered with success at `now`: it is kept
+    /// alive for `keep_alive_ms` (`None`: its keep-alive so far), under `answer_id`, the id its
+    /// answer named (the backend may give a new one; `None`: unchanged). A scroll esgate does
+    /// not count (opened before a restart, on another esgate, before the token had a limit)
+    /// is left uncounted.
+    pub fn next_page(
+        &self,
+        token_id: &str,
+        backend_id: &str,
+        answer_id: Option<&str>,
+        keep_alive_ms: Option<u64>,
+        now: Instant,
+    ) {
+        let Some(held) = self.held(token_id) else {
+            return;
+        };
+        let key = self.keys.hash_one(backend_id);
+        let mut h = lock(&held);
+        let Some(kept) = h.open.remove(&key) else {
+            return;
+        };
+        let keep_alive = keep_alive_ms.map_or(kept.keep_alive, Duration::from_millis);
+        let key = answer_id.map_or(key, |id| self.keys.hash_one(id));
+        h.open.insert(
+            key,
+            Kept {
+                until: until(now, keep_alive),
+                keep_alive,
+            },
+        );
+    }
+
+    /// The scrolls `backend_ids` of `token_id` are gone: cleared, or a next page found no
+    /// context.
+    pub fn ended<'a>(&self, token_id: &str, backend_ids: impl IntoIterator<Item = &'a str>) {
+        let Some(held) = self.held(token_id) else {
+            return;
+        };
+        let mut h = lock(&held);
+        for id in backend_ids {
+            h.open.remove(&self.keys.hash_one(id));
+        }
+    }
+
+    /// Scrolls `token_id` holds open at `now` (opens under way included).
+    pub fn held_by(&self, token_id: &str, now: Instant) -> usize {
+        self.held(token_id).map_or(0, |held| {
+            let mut h = lock(&held);
+            h.prune(now);
+            h.open.len()
+        })
+    }
+
+    /// Forgets what has expired, tokens with no open scroll left, and tokens `exists` no
+    /// longer knows. Called by the server's chores.
+    pub fn sweep(&self, now: Instant, exists: impl Fn(&str) -> bool) {
+        self.tokens.retain(|id, held| {
+            let mut h = lock(held);
+            h.prune(now);
+            // An open under way holds a place in it, so a token is forgotten with one only
+            // when deleted or when the open outlived its own keep-alive and slack: what it
+            // resolves then lands in a map nobody reads.
+            exists(id) && !h.open.is_empty()
+        });
+    }
+
+    /// Tokens with an entry (for tests).
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    fn opened(s: &Scrolls, token: &str, id: &str, ka: u64, now: Instant) {
+        let o = s
+            .open(token, Some(100), ka, now)
+            .expect("a place")
+            .expect("counted");
+        o.opened(Some(id), now);
+    }
+
+    #[test]
+    fn no_limit_records_nothing() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert!(matches!(s.open("a", None, MIN, now), Ok(None)));
+        }
+        assert!(s.is_empty());
+        s.next_page("a", "x", None, Some(MIN), now);
+        s.ended("a", ["x"]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn opens_past_the_limit_are_refused_until_one_ends() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        for i in 0..3 {
+            let o = s.open("a", Some(3), MIN, now).unwrap().unwrap();
+            o.opened(Some(&format!("s{i}")), now);
+        }
+        assert_eq!(s.held_by("a", now), 3);
+        let refused = s.open("a", Some(3), MIN, now).unwrap_err();
+        assert!(
+            matches!(refused, Limited::OpenScrolls { max: 3, retry_after }
+                if retry_after == Duration::from_millis(MIN) + REAPER_SLACK),
+            "{refused:?}"
+        );
+        assert!(
+            refused.to_string().contains("max_open_scrolls"),
+            "{refused}"
+        );
+        assert_eq!(refused.retry_after_secs(), 120);
+        // Another token has its own count; a higher limit of the same token lets one more.
+        assert!(s.open("b", Some(3), MIN, now).unwrap().is_some());
+        let fourth = s.open("a", Some(4), MIN, now).unwrap();
+        assert!(fourth.is_some());
+        // Cleared: its place is free.
+        s.ended("a", ["s1", "unknown"]);
+        assert_eq!(s.held_by("a", now), 3, "s0, s2 and the fourth's place");
+        s.ended("a", ["s0"]);
+        assert!(s.open("a", Some(3), MIN, now).unwrap().is_some());
+    }
+
+    #[test]
+    fn opens_under_way_hold_their_place_and_give_it_back_unless_sent() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        let first = s.open("a", Some(2), MIN, now).unwrap().unwrap();
+        let mut second = s.open("a", Some(2), MIN, now).unwrap().unwrap();
+        assert!(
+            s.open("a", Some(2), MIN, now).is_err(),
+            "two opens under way fill it"
+        );
+        // Refused or failed before it was sent: given back.
+        drop(first);
+        assert_eq!(s.held_by("a", now), 1);
+        // An error answer: given back.
+        let third = s.open("a", Some(2), MIN, now).unwrap().unwrap();
+        third.not_opened();
+        assert_eq!(s.held_by("a", now), 1);
+        // Sent and never answered (the client went away): held for its keep-alive.
+        second.sent();
+        drop(second);
+        assert_eq!(s.held_by("a", now), 1);
+        let later = now + Duration::from_millis(MIN) + REAPER_SLACK;
+        assert_eq!(s.held_by("a", later), 0);
+    }
+
+    #[test]
+    fn a_scroll_lives_for_its_keep_alive_and_the_reaper_slack() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        opened(&s, "a", "short", 1_000, now);
+        opened(&s, "a", "long", 10 * MIN, now);
+        // One second of keep-alive is still counted for the reaper's minute.
+        assert_eq!(s.held_by("a", now + Duration::from_secs(60)), 2);
+        assert_eq!(s.held_by("a", now + Duration::from_millis(61_000)), 1);
+        assert_eq!(s.held_by("a", now + Duration::from_secs(11 * 60)), 0);
+    }
+
+    #[test]
+    fn each_next_page_refreshes_the_keep_alive_and_follows_a_new_id() {
+        let s = Scrolls::new();
+        let start = Instant::now();
+        opened(&s, "a", "s", MIN, start);
+        opened(&s, "a", "t", MIN, start);
+        // Pages a minute and a half later (within keep-alive and slack): `t`'s with no
+        // `scroll` keeps the keep-alive it had, from this page; `s`'s sets its own, and the
+        // backend's new id is the scroll from then.
+        let page = start + Duration::from_secs(90);
+        s.next_page("a", "t", None, None, page);
+        s.next_page("a", "s", Some("s2"), Some(10 * MIN), page);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(119)), 2);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(121)), 1);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(10 * 60)), 1);
+        s.ended("a", ["s"]);
+        assert_eq!(s.held_by("a", page), 1, "the old id names nothing now");
+        s.ended("a", ["s2"]);
+        assert_eq!(s.held_by("a", page), 0);
+        // A page of a scroll not counted here is not adopted.
+        s.next_page("a", "elsewhere", None, Some(MIN), page);
+        assert_eq!(s.held_by("a", page), 0);
+    }
+
+    #[test]
+    fn sweep_forgets_expired_scrolls_and_deleted_tokens() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        opened(&s, "kept", "k", MIN, now);
+        opened(&s, "deleted", "d", MIN, now);
+        opened(&s, "expired", "e", 1, now);
+        s.sweep(now + Duration::from_secs(61), |id| id != "deleted");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.held_by("kept", now), 1);
+        s.sweep(now + Duration::from_secs(121), |_| true);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn concurrent_opens_never_exceed_the_limit() {
+        let s = Arc::new(Scrolls::new());
+        let now = Instant::now();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    for i in 0..50 {
+                        if let Ok(Some(o)) = s.open("a", Some(30), MIN, now) {
+                            o.opened(Some(&format!("{t}-{i}")), now);
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(admitted, 30);
+        assert_eq!(s.held_by("a", now), 30);
+    }
+}
