@@ -670,6 +670,18 @@ async fn open_scroll(gw: &Esgate, secret: &str) -> (u16, Value) {
     .await
 }
 
+/// A scroll's next page through esgate, kept alive a minute: the status and the answer.
+async fn next_page(gw: &Esgate, secret: &str, id: &str) -> (u16, Value) {
+    gw.call(
+        secret,
+        "POST",
+        "/_search/scroll",
+        json!({"scroll": "1m", "scroll_id": id}),
+        &[],
+    )
+    .await
+}
+
 /// Opens scrolls until esgate refuses one: the ids of those opened. The refusal is
 /// esgate's (429 `es_rejected_execution_exception` naming the limit, with `Retry-After`)
 /// and nothing of it reached the backend.
@@ -726,15 +738,7 @@ async fn open_scrolls_on(backend: &Backend) {
         .call(&secret, "POST", "/logs-*/_search", json!({"size": 1}), &[])
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, page) = gw
-        .call(
-            &secret,
-            "POST",
-            "/_search/scroll",
-            json!({"scroll": "1m", "scroll_id": ids[0]}),
-            &[],
-        )
-        .await;
+    let (status, page) = next_page(&gw, &secret, &ids[0]).await;
     assert_eq!(status, 200, "{page}");
     ids[0] = page["_scroll_id"].as_str().expect("an id").to_owned();
     // Another token holds its own count, under the default.
@@ -764,15 +768,7 @@ async fn open_scrolls_on(backend: &Backend) {
     .await
     .expect("the backend answers");
     assert!(direct.status.is_success(), "{}", direct.text());
-    let (status, body) = gw
-        .call(
-            &secret,
-            "POST",
-            "/_search/scroll",
-            json!({"scroll": "1m", "scroll_id": ids[1]}),
-            &[],
-        )
-        .await;
+    let (status, body) = next_page(&gw, &secret, &ids[1]).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
 
