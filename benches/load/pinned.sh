@@ -8,9 +8,12 @@
 # Scenarios: small GET search, 2 KB Kibana-style POST search, 200 KB POST search, latency at
 # one connection (GET and POST), a 10 MB and a 1 GB streamed answer (MB/s and peak RSS above
 # idle: the memory must stay flat as the answer grows), TLS in front, an `all` token relay, and
-# audit to a file vs off (alternate runs, each in a fresh process). Reports req/s and p50/p99 (wrk), CPU
-# microseconds per request (the proxy's utime+stime from /proc over the run) and the ratios.
-# Medians of RUNS runs. Loopback only; every process it starts is stopped on exit. The set-up shared with
+# audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU microseconds per request (the
+# proxy's utime+stime from /proc over the run) and the ratios. Medians of RUNS runs. The audit
+# pair runs in an ABBA order, each run in a fresh process: every round is off, file, file, off
+# (so a drift over the run falls on both sides alike), a round's figure for each side is the
+# mean of its two runs, and the rows are the medians of the RUNS rounds (4 x RUNS runs).
+# Loopback only; every process it starts is stopped on exit. The set-up shared with
 # `kernel.sh` (work dir, backend, nginx + auth_basic, esgate's config, proxies, tokens) is in
 # `common.sh`; ports 19600-19603 and 19611.
 #
@@ -220,14 +223,22 @@ fi
 $RUN esgate "http://127.0.0.1:$DATA_PORT" "Bearer $SECRET" "$PROXY_PID"
 stop_proxy
 if [ -z "$ONLY" ]; then
-  # The audit's cost: audit off and to a file alternately, each run in a fresh process (one
-  # pair after the other, so that the machine's drift between runs falls on both alike).
-  for _ in $(seq "$RUNS"); do
-    for audit in off file; do
+  # The audit's cost: audit off and to a file, each run in a fresh process, in an ABBA order in
+  # every round (off, file, file, off), so that a drift over the round (the machine's load, the
+  # page cache) lands on both sides alike rather than on the one that always runs second. A
+  # round's figure for each side is the mean of its two runs; the rows are the medians of the
+  # RUNS rounds' figures.
+  for round in $(seq "$RUNS"); do
+    for audit in off file file off; do
       start_proxy esgate "$audit" no
       taskset -c 1 wrk -t1 -c"$CONNS" -d1s -H "authorization: Bearer $SECRET" "http://127.0.0.1:$DATA_PORT/logs-a/_search" >/dev/null
-      one_run "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >> "$WORK/audit.$audit"
+      one_run "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >> "$WORK/audit.$audit.$round"
       stop_proxy
+    done
+    for audit in off file; do
+      awk '{for (i = 1; i <= NF; i++) s[i] += $i}
+        END {printf "%.2f %.0f %.0f %.1f %.0f\n", s[1] / NR, s[2] / NR, s[3] / NR, s[4] / NR, s[5] / NR}' \
+        "$WORK/audit.$audit.$round" >> "$WORK/audit.$audit"
     done
   done
   for audit in off file; do
@@ -282,8 +293,8 @@ for name, k in [("GET", "lat.get"), ("2 KB POST", "lat.post")]:
 streamed()
 print("| TLS in front, small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.tls"), rps("esgate.tls"), ratio("esgate.tls", "nginx.tls")))
 print("| \`all\` token relay (audit off), small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.get"), rps("esgate.all.get"), ratio("esgate.all.get", "nginx.get")))
-print("| audit to a file vs off (alternate runs), small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.audit.file"), rps("esgate.audit.off"), rps("esgate.audit.file") / rps("esgate.audit.off")))
-print("| audit to a file vs off (alternate runs), small GET, proxy CPU us per request | - | - | %.1f / %.1f | %.2fx |" % (cpu("esgate.audit.file"), cpu("esgate.audit.off"), cpu("esgate.audit.file") / max(cpu("esgate.audit.off"), 0.1)))
+print("| audit to a file vs off (ABBA runs), small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.audit.file"), rps("esgate.audit.off"), rps("esgate.audit.file") / rps("esgate.audit.off")))
+print("| audit to a file vs off (ABBA runs), small GET, proxy CPU us per request | - | - | %.1f / %.1f | %.2fx |" % (cpu("esgate.audit.file"), cpu("esgate.audit.off"), cpu("esgate.audit.file") / max(cpu("esgate.audit.off"), 0.1)))
 PY
 cat "$WORK/table.md"
 if [ -n "${ESGATE_BENCH_WRITE:-}" ]; then
