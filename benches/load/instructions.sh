@@ -35,16 +35,11 @@ N=${1:-300}
 AUDIT=${AUDIT:-file}
 MODE=${MODE:-callgrind}
 case "$MODE" in callgrind | syscalls) ;; *) echo "MODE must be callgrind or syscalls" >&2; exit 1 ;; esac
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# The work dir, its clean-up, the certificate and the small answer: as `pinned.sh`'s (this
+# script's own esgate_config, two esgates by name, replaces common.sh's).
+# shellcheck source=benches/load/common.sh
+. "$(dirname "$0")/common.sh"
+load_workdir
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
 BIN=${ESGATE_BIN:-$ROOT/target/release/esgate}
@@ -54,10 +49,8 @@ APORT=$((BPORT + 3))
 TDPORT=$((BPORT + 4))
 TAPORT=$((BPORT + 5))
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+make_cert
 
-SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
 # Grafana's answer (the Grafana-shaped `_msearch`, told by its `max_concurrent_shard_requests`):
 # three searches of `size` 0, each a date histogram of ten buckets.
 GRAFANA_ANSWER=$(python3 -c '
@@ -141,7 +134,7 @@ start_esgate() { # NAME DATA_PORT ADMIN_PORT TLS; sets ESGATE_PID
     "$BIN" serve --config "$WORK/esgate.$1.toml" &
   fi
   ESGATE_PID=$!
-  PIDS+=($ESGATE_PID)
+  PIDS+=("$ESGATE_PID")
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$3/health" >/dev/null && break; sleep 0.1; done
 }
 start_esgate plain "$DPORT" "$APORT" no

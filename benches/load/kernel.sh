@@ -13,6 +13,8 @@
 # wake-up; the tables say the req/s each run made.
 #
 # Needs: perf (with the syscalls tracepoints), wrk, nginx-light, 2 cores. Loopback only.
+# The set-up shared with `pinned.sh` (work dir, backend, nginx + auth_basic, esgate's config,
+# proxies, tokens) is in `common.sh`; ports 19620-19623.
 # Usage: benches/load/kernel.sh [SECONDS=3]
 #   ESGATE_BIN=PATH measures that binary (default: this tree's release build).
 #   ONLY=esgate|nginx measures one proxy; CONNS="1 50" the connection counts.
@@ -28,132 +30,13 @@ SECS=${1:-3}
 CONNS=${CONNS:-1 50}
 ONLY=${ONLY:-}
 PACE=${PACE:-}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -n "${ESGATE_BIN:-}" ]; then
-  BIN=$ESGATE_BIN
-else
-  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
-  BIN="$ROOT/target/release/esgate"
-fi
-
-SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
+# shellcheck source=benches/load/common.sh
+. "$(dirname "$0")/common.sh"
+# Ports 19620 (backend), 19621 (nginx), 19622-19623 (esgate).
+load_init 19620
 python3 "$ROOT/benches/load/bodies.py" "$WORK"
-
-cat > "$WORK/backend.conf" <<NGINX
-worker_processes 1;
-error_log $WORK/backend.err;
-pid $WORK/backend.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type application/json;
-  client_max_body_size 10m;
-  server {
-    listen 127.0.0.1:19620 backlog=4096;
-    add_header X-Elastic-Product Elasticsearch always;
-    location /_resolve/index/ {
-      return 200 '{"indices":[{"name":"logs-a","attributes":["open"]}],"aliases":[],"data_streams":[]}';
-    }
-    location / { return 200 '$SMALL_ANSWER'; }
-  }
-}
-NGINX
-taskset -c 1 nginx -c "$WORK/backend.conf" -g 'daemon off;' &
-PIDS+=($!)
-
-printf 'user:{PLAIN}secret\n' > "$WORK/htpasswd"
-chmod 644 "$WORK/htpasswd"
-cat > "$WORK/auth.conf" <<NGINX
-worker_processes 1;
-error_log $WORK/auth.err;
-pid $WORK/auth.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_max_body_size 10m;
-  client_body_buffer_size 1m;
-  upstream backend { server 127.0.0.1:19620; keepalive 128; }
-  server {
-    listen 127.0.0.1:19621 backlog=4096;
-    location / {
-      auth_basic "es";
-      auth_basic_user_file $WORK/htpasswd;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-      proxy_buffering off;
-      proxy_pass http://backend;
-    }
-  }
-}
-NGINX
-
-ADMIN_KEY=kernel-test-admin-key-0123456789
-esgate_config() { # audit(off|file)
-  local audit='output = "off"'
-  [ "$1" = file ] && audit="output = \"file\""$'\n'"path = \"$WORK/audit.jsonl\""
-  cat <<TOML
-[listen]
-data = "127.0.0.1:19622"
-admin = "127.0.0.1:19623"
-max_connections = 4096
-[backend]
-urls = ["http://127.0.0.1:19620"]
-[store]
-path = "$WORK/store"
-[admin]
-key = "$ADMIN_KEY"
-[audit]
-$audit
-[log]
-level = "error"
-TOML
-}
-
-PROXY_PID=""
-start_proxy() { # nginx | esgate AUDIT
-  if [ "$1" = nginx ]; then
-    taskset -c 0 nginx -c "$WORK/auth.conf" -g 'daemon off;' &
-    PROXY_PID=$!
-    PIDS+=($!)
-    for _ in $(seq 50); do [ -s "$WORK/auth.pid" ] && curl -s -o /dev/null http://127.0.0.1:19621/ && break; sleep 0.1; done
-    return
-  fi
-  esgate_config "$2" > "$WORK/esgate.toml"
-  taskset -c 0 "$BIN" serve --config "$WORK/esgate.toml" &
-  PROXY_PID=$!
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:19623/health >/dev/null && break; sleep 0.1; done
-}
-stop_proxy() {
-  kill "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
-  rm -f "$WORK/auth.pid"
-  PROXY_PID=""
-}
-token() { # token-fields-json -> secret
-  curl -sS -X POST http://127.0.0.1:19623/tokens -H "authorization: Bearer $ADMIN_KEY" \
-    -H 'content-type: application/json' -d "{\"name\":\"k-$RANDOM\",$1}" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
-}
-lua_for() { # method bodyfile authorization
-  {
-    echo "wrk.method = \"$1\""
-    [ -n "$2" ] && printf 'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["content-type"] = "application/json"\n' "$2"
-    echo "wrk.headers[\"authorization\"] = \"$3\""
-    [ -z "$PACE" ] || echo "function delay() return $PACE end"
-  } > "$WORK/req.lua"
-}
+start_backend logs-a
+write_auth_conf ""
 
 # The system calls counted one by one (the rest: "other", from the total); the reads that
 # found nothing are the exits with -EAGAIN.
@@ -175,7 +58,9 @@ switches() { # pids(comma-separated) file
 # One wrk run under `perf stat`; prints a table row and (THREADS=1) the threads' rows.
 measure() { # label url method body auth conns
   lua_for "$3" "$4" "$5"
+  [ -z "$PACE" ] || echo "function delay() return $PACE end" >> "$WORK/req.lua"
   local pids
+  # shellcheck disable=SC2046 # the children: one pid a word
   pids=$(echo "$PROXY_PID" $(pgrep -P "$PROXY_PID" || true) | tr ' ' ,)
   local perf
   if [ -n "${TIMELINE:-}" ]; then
@@ -264,29 +149,28 @@ PY
 
 echo "| proxy, scenario | connections | req/s | p50 / p99 us | system calls per request | by kind, per request | reads with nothing (EAGAIN) | context switches (voluntary / involuntary) | CPU migrations | threads making calls |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-BASIC="Basic $(printf user:secret | base64)"
 if [ "$ONLY" != esgate ]; then
   start_proxy nginx
   for c in $CONNS; do
-    measure "nginx, small GET" http://127.0.0.1:19621/logs-a/_search GET "" "$BASIC" "$c"
-    measure "nginx, 2 KB POST" http://127.0.0.1:19621/logs-a/_search POST "$WORK/post2k.json" "$BASIC" "$c"
+    measure "nginx, small GET" "http://127.0.0.1:$NGINX_PORT/logs-a/_search" GET "" "$BASIC" "$c"
+    measure "nginx, 2 KB POST" "http://127.0.0.1:$NGINX_PORT/logs-a/_search" POST "$WORK/post2k.json" "$BASIC" "$c"
   done
   stop_proxy
 fi
 if [ "$ONLY" != nginx ]; then
   start_proxy esgate file
   SECRET=$(token '"indices":["logs-*"],"filters":[{"field":"tenant","value":"a"}]')
-  taskset -c 1 wrk -t1 -c50 -d1s -H "authorization: Bearer $SECRET" http://127.0.0.1:19622/logs-a/_search >/dev/null
+  taskset -c 1 wrk -t1 -c50 -d1s -H "authorization: Bearer $SECRET" "http://127.0.0.1:$DATA_PORT/logs-a/_search" >/dev/null
   for c in $CONNS; do
-    measure "esgate, small GET" http://127.0.0.1:19622/logs-a/_search GET "" "Bearer $SECRET" "$c"
-    measure "esgate, 2 KB POST" http://127.0.0.1:19622/logs-a/_search POST "$WORK/post2k.json" "Bearer $SECRET" "$c"
+    measure "esgate, small GET" "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $SECRET" "$c"
+    measure "esgate, 2 KB POST" "http://127.0.0.1:$DATA_PORT/logs-a/_search" POST "$WORK/post2k.json" "Bearer $SECRET" "$c"
   done
   stop_proxy
   start_proxy esgate off
   ALL=$(token '"permissions":["all"]')
-  taskset -c 1 wrk -t1 -c50 -d1s -H "authorization: Bearer $ALL" http://127.0.0.1:19622/logs-a/_search >/dev/null
+  taskset -c 1 wrk -t1 -c50 -d1s -H "authorization: Bearer $ALL" "http://127.0.0.1:$DATA_PORT/logs-a/_search" >/dev/null
   for c in $CONNS; do
-    measure "esgate, all relay (audit off)" http://127.0.0.1:19622/logs-a/_search GET "" "Bearer $ALL" "$c"
+    measure "esgate, all relay (audit off)" "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $ALL" "$c"
   done
   stop_proxy
 fi

@@ -8,9 +8,14 @@
 # Scenarios: small GET search, 2 KB Kibana-style POST search, 200 KB POST search, latency at
 # one connection (GET and POST), a 10 MB and a 1 GB streamed answer (MB/s and peak RSS above
 # idle: the memory must stay flat as the answer grows), TLS in front, an `all` token relay, and
-# audit to a file vs off (alternate runs, each in a fresh process). Reports req/s and p50/p99 (wrk), CPU
-# microseconds per request (the proxy's utime+stime from /proc over the run) and the ratios.
-# Medians of RUNS runs. Loopback only; every process it starts is stopped on exit.
+# audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU microseconds per request (the
+# proxy's utime+stime from /proc over the run) and the ratios. Medians of RUNS runs. The audit
+# pair runs in an ABBA order, each run in a fresh process: every round is off, file, file, off
+# (so a drift over the run falls on both sides alike), a round's figure for each side is the
+# mean of its two runs, and the rows are the medians of the RUNS rounds (4 x RUNS runs).
+# Loopback only; every process it starts is stopped on exit. The set-up shared with
+# `kernel.sh` (work dir, backend, nginx + auth_basic, esgate's config, proxies, tokens) is in
+# `common.sh`; ports 19600-19603 and 19611.
 #
 # Needs: wrk, nginx-light, openssl (`apt-get install wrk nginx-light openssl`; installed when
 # missing and running as root), 2 cores.
@@ -32,16 +37,8 @@ if [ -n "$ONLY" ] && [ -n "${ESGATE_BENCH_WRITE:-}" ]; then
   echo "ESGATE_BENCH_WRITE needs the whole run (no ONLY)" >&2
   exit 1
 fi
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=benches/load/common.sh
+. "$(dirname "$0")/common.sh"
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   [ "$(id -u)" = 0 ] || { echo "needs wrk and nginx-light" >&2; exit 1; }
@@ -49,17 +46,13 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores" >&2; exit 1; }
 
-if [ -n "${ESGATE_BIN:-}" ]; then
-  BIN=$ESGATE_BIN
-else
-  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin esgate
-  BIN="$ROOT/target/release/esgate"
-fi
+# Ports 19600 (backend), 19601 (nginx), 19602-19603 (esgate), 19611 (nginx over TLS).
+load_init 19600
+NGINX_TLS_PORT=$((BACKEND_PORT + 11))
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || COMMIT="$COMMIT+changes"
 
 # --- bodies and canned answers --------------------------------------------------------------
-SMALL_ANSWER='{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":1,"relation":"eq"},"max_score":1.0,"hits":[{"_index":"logs-a","_id":"a1","_score":1.0,"_source":{"tenant":"a","message":"hello"}}]}}'
 python3 "$ROOT/benches/load/bodies.py" "$WORK"
 python3 - "$WORK" <<'PY'
 import json, sys
@@ -76,116 +69,20 @@ GB=$((1024 * 1024 * 1024))
 truncate -s "$GB" "$WORK/answer1g.json"
 
 # --- TLS material (self-signed, loopback) ---------------------------------------------------
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+make_cert
 
-# --- the canned backend, on CPU 1 -------------------------------------------------------------
-cat > "$WORK/backend.conf" <<NGINX
-worker_processes 1;
-error_log $WORK/backend.err;
-pid $WORK/backend.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type application/json;
-  client_max_body_size 10m;
-  server {
-    listen 127.0.0.1:19600 backlog=4096;
-    add_header X-Elastic-Product Elasticsearch always;
-    location /_resolve/index/ {
-      return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]},{"name":"big","attributes":["open"]},{"name":"huge","attributes":["open"]}],"aliases":[],"data_streams":[]}';
-    }
-    # A static file answers GET only; esgate forwards a search with its rewritten body.
+# --- the canned backend, on CPU 1: the 10 MB and 1 GB answers besides the small one ---------
+start_backend "logs-a logs-b big huge" "    # A static file answers GET only; esgate forwards a search with its rewritten body.
     # (error_page turns the POST into a GET of the file).
     location /big/ { root $WORK; rewrite ^ /answer10m.json break; error_page 405 =200 /answer10m.json; }
     location = /answer10m.json { root $WORK; }
     location /huge/ { root $WORK; rewrite ^ /answer1g.json break; error_page 405 =200 /answer1g.json; }
-    location = /answer1g.json { root $WORK; }
-    # nginx answers 405 to POST on a static file: the small answer is a static return.
-    location / { return 200 '$SMALL_ANSWER'; }
-  }
-}
-NGINX
-taskset -c 1 nginx -c "$WORK/backend.conf" -g 'daemon off;' &
-PIDS+=($!)
+    location = /answer1g.json { root $WORK; }"
 
-# --- nginx with auth_basic ({PLAIN}), started on CPU 0 when measured ------------------------
-printf 'user:{PLAIN}secret\n' > "$WORK/htpasswd"
-chmod 644 "$WORK/htpasswd"
-cat > "$WORK/auth.conf" <<NGINX
-worker_processes 1;
-error_log $WORK/auth.err;
-pid $WORK/auth.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_max_body_size 10m;
-  client_body_buffer_size 1m;
-  upstream backend { server 127.0.0.1:19600; keepalive 128; }
-  server {
-    listen 127.0.0.1:19601 backlog=4096;
-    listen 127.0.0.1:19611 ssl backlog=4096;
+# --- nginx with auth_basic ({PLAIN}), started on CPU 0 when measured; TLS too ----------------
+write_auth_conf "    listen 127.0.0.1:$NGINX_TLS_PORT ssl backlog=4096;
     ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    location / {
-      auth_basic "es";
-      auth_basic_user_file $WORK/htpasswd;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "";
-      proxy_buffering off;
-      proxy_pass http://backend;
-    }
-  }
-}
-NGINX
-
-ADMIN_KEY=load-test-admin-key-0123456789
-esgate_config() { # audit(off|file) tls(yes|no)
-  local tls=""
-  [ "$2" = yes ] && tls=$'[listen.tls]\ncert_file = "'"$WORK/cert.pem"$'"\nkey_file = "'"$WORK/key.pem"'"'
-  local audit='output = "off"'
-  [ "$1" = file ] && audit="output = \"file\""$'\n'"path = \"$WORK/audit.jsonl\""
-  cat <<TOML
-[listen]
-data = "127.0.0.1:19602"
-admin = "127.0.0.1:19603"
-max_connections = 4096
-$tls
-[backend]
-urls = ["http://127.0.0.1:19600"]
-[store]
-path = "$WORK/store"
-[admin]
-key = "$ADMIN_KEY"
-[audit]
-$audit
-[log]
-level = "error"
-TOML
-}
-
-PROXY_PID=""
-start_proxy() { # esgate AUDIT TLS | nginx
-  if [ "$1" = nginx ]; then
-    taskset -c 0 nginx -c "$WORK/auth.conf" -g 'daemon off;' &
-    PROXY_PID=$!
-    PIDS+=($!)
-    for _ in $(seq 50); do [ -s "$WORK/auth.pid" ] && curl -s -o /dev/null http://127.0.0.1:19601/ && break; sleep 0.1; done
-    return
-  fi
-  esgate_config "$2" "$3" > "$WORK/esgate.toml"
-  taskset -c 0 "$BIN" serve --config "$WORK/esgate.toml" &
-  PROXY_PID=$!
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:19603/health >/dev/null && break; sleep 0.1; done
-}
-stop_proxy() {
-  kill "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
-  rm -f "$WORK/auth.pid"
-  PROXY_PID=""
-}
+    ssl_certificate_key $WORK/key.pem;"
 
 # CPU ticks (utime + stime) of a process and its children threads/workers.
 cpu_ticks() {
@@ -203,14 +100,6 @@ rss_kib() { # VmRSS of a process and its children
   echo "$total"
 }
 HZ=$(getconf CLK_TCK)
-
-lua_for() { # method bodyfile authorization
-  {
-    echo "wrk.method = \"$1\""
-    [ -n "$2" ] && printf 'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["content-type"] = "application/json"\n' "$2"
-    [ -n "$3" ] && echo "wrk.headers[\"authorization\"] = \"$3\""
-  } > "$WORK/req.lua"
-}
 
 # One wrk run on CPU 1; prints "rps p50_us p99_us cpu_us_per_req peak_rss_kib" (cpu/rss of PID
 # when given).
@@ -283,19 +172,6 @@ one_stream() { # url auth conns pid
   echo "$(python3 -c "print(round($n / (($t1 - $t0) / 1e9), 3))") 0 0 $cpu $peak"
 }
 
-# --- token ----------------------------------------------------------------------------------
-token() { # token-fields-json -> secret (esgate must be running)
-  curl -sS -X POST http://127.0.0.1:19603/tokens -H "authorization: Bearer $ADMIN_KEY" \
-    -H 'content-type: application/json' -d "{\"name\":\"load-$RANDOM\",$1}" \
-    | python3 -c 'import json,sys
-t = sys.stdin.read()
-try:
-    print(json.loads(t)["secret"])
-except Exception:
-    sys.exit("cannot create a token: " + t)'
-}
-BASIC="Basic $(printf user:secret | base64)"
-
 declare -A R
 measure() { # key url method body auth conns pid
   R[$1]=$(median_run "$2" "$3" "$4" "$5" "$6" "$7")
@@ -328,11 +204,11 @@ echo "pinned layout: proxy on CPU 0; wrk (1 thread) and the canned backend on CP
 RUN=scenarios
 [ -z "$ONLY" ] || RUN=streams
 
-[ -n "${SKIP_BASE:-}" ] || $RUN direct http://127.0.0.1:19600 "" ""
+[ -n "${SKIP_BASE:-}" ] || $RUN direct "http://127.0.0.1:$BACKEND_PORT" "" ""
 
 start_proxy nginx
-$RUN nginx http://127.0.0.1:19601 "$BASIC" "$PROXY_PID"
-[ -n "$ONLY" ] || measure nginx.tls "https://127.0.0.1:19611/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
+$RUN nginx "http://127.0.0.1:$NGINX_PORT" "$BASIC" "$PROXY_PID"
+[ -n "$ONLY" ] || measure nginx.tls "https://127.0.0.1:$NGINX_TLS_PORT/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
 stop_proxy
 
 start_proxy esgate file no
@@ -341,20 +217,28 @@ ALL=$(token '"permissions":["all"]')
 if [ -n "${ESGATE_PERF:-}" ] && [ -z "$ONLY" ]; then
   perf record -q -F 1999 -g -p "$PROXY_PID" -o "$ESGATE_PERF" -- sleep "$SECS" &
   PERF=$!
-  one_run http://127.0.0.1:19602/logs-a/_search POST "$WORK/post2k.json" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >/dev/null
+  one_run "http://127.0.0.1:$DATA_PORT/logs-a/_search" POST "$WORK/post2k.json" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >/dev/null
   wait "$PERF" || true
 fi
-$RUN esgate http://127.0.0.1:19602 "Bearer $SECRET" "$PROXY_PID"
+$RUN esgate "http://127.0.0.1:$DATA_PORT" "Bearer $SECRET" "$PROXY_PID"
 stop_proxy
 if [ -z "$ONLY" ]; then
-  # The audit's cost: audit off and to a file alternately, each run in a fresh process (one
-  # pair after the other, so that the machine's drift between runs falls on both alike).
-  for _ in $(seq "$RUNS"); do
-    for audit in off file; do
+  # The audit's cost: audit off and to a file, each run in a fresh process, in an ABBA order in
+  # every round (off, file, file, off), so that a drift over the round (the machine's load, the
+  # page cache) lands on both sides alike rather than on the one that always runs second. A
+  # round's figure for each side is the mean of its two runs; the rows are the medians of the
+  # RUNS rounds' figures.
+  for round in $(seq "$RUNS"); do
+    for audit in off file file off; do
       start_proxy esgate "$audit" no
-      taskset -c 1 wrk -t1 -c"$CONNS" -d1s -H "authorization: Bearer $SECRET" http://127.0.0.1:19602/logs-a/_search >/dev/null
-      one_run http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >> "$WORK/audit.$audit"
+      taskset -c 1 wrk -t1 -c"$CONNS" -d1s -H "authorization: Bearer $SECRET" "http://127.0.0.1:$DATA_PORT/logs-a/_search" >/dev/null
+      one_run "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID" >> "$WORK/audit.$audit.$round"
       stop_proxy
+    done
+    for audit in off file; do
+      awk '{for (i = 1; i <= NF; i++) s[i] += $i}
+        END {printf "%.2f %.0f %.0f %.1f %.0f\n", s[1] / NR, s[2] / NR, s[3] / NR, s[4] / NR, s[5] / NR}' \
+        "$WORK/audit.$audit.$round" >> "$WORK/audit.$audit"
     done
   done
   for audit in off file; do
@@ -362,10 +246,10 @@ if [ -z "$ONLY" ]; then
     printf '%-28s %s\n' "esgate.audit.$audit" "${R[esgate.audit.$audit]}" >&2
   done
   start_proxy esgate off no
-  measure esgate.all.get http://127.0.0.1:19602/logs-a/_search GET "" "Bearer $ALL" "$CONNS" "$PROXY_PID"
+  measure esgate.all.get "http://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $ALL" "$CONNS" "$PROXY_PID"
   stop_proxy
   start_proxy esgate file yes
-  measure esgate.tls "https://127.0.0.1:19602/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
+  measure esgate.tls "https://127.0.0.1:$DATA_PORT/logs-a/_search" GET "" "Bearer $SECRET" "$CONNS" "$PROXY_PID"
   stop_proxy
 fi
 
@@ -409,8 +293,8 @@ for name, k in [("GET", "lat.get"), ("2 KB POST", "lat.post")]:
 streamed()
 print("| TLS in front, small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.tls"), rps("esgate.tls"), ratio("esgate.tls", "nginx.tls")))
 print("| \`all\` token relay (audit off), small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.get"), rps("esgate.all.get"), ratio("esgate.all.get", "nginx.get")))
-print("| audit to a file vs off (alternate runs), small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.audit.file"), rps("esgate.audit.off"), rps("esgate.audit.file") / rps("esgate.audit.off")))
-print("| audit to a file vs off (alternate runs), small GET, proxy CPU us per request | - | - | %.1f / %.1f | %.2fx |" % (cpu("esgate.audit.file"), cpu("esgate.audit.off"), cpu("esgate.audit.file") / max(cpu("esgate.audit.off"), 0.1)))
+print("| audit to a file vs off (ABBA runs), small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.audit.file"), rps("esgate.audit.off"), rps("esgate.audit.file") / rps("esgate.audit.off")))
+print("| audit to a file vs off (ABBA runs), small GET, proxy CPU us per request | - | - | %.1f / %.1f | %.2fx |" % (cpu("esgate.audit.file"), cpu("esgate.audit.off"), cpu("esgate.audit.file") / max(cpu("esgate.audit.off"), 0.1)))
 PY
 cat "$WORK/table.md"
 if [ -n "${ESGATE_BENCH_WRITE:-}" ]; then
