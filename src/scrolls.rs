@@ -14,12 +14,14 @@
 //!   back when the backend opened nothing (an error answer, nothing sent); an open whose
 //!   answer never came back after it was sent (the client went away) keeps its place until
 //!   its keep-alive ends, as the backend keeps the context;
-//! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, each next
-//!   page setting it again ([`Scrolls::next_page`], its own `scroll` or the one before), plus
+//! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, plus
 //!   [`REAPER_SLACK`]: Elasticsearch frees expired contexts once a minute
 //!   (`search.keep_alive_interval`), so a scroll kept alive for a second holds its context up
 //!   to a minute (a count ending at the keep-alive let short keep-alives hold many times the
-//!   limit);
+//!   limit); each next page keeps it alive for the longest keep-alive any of its requests
+//!   set ([`Scrolls::next_page`]: its own `scroll`, else Elasticsearch's default
+//!   [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch does (`ReaderContext::tryUpdateKeepAlive` takes
+//!   the larger: a page's shorter `scroll` does not shorten a context's life; attack24b);
 //! - it ends at its clear (`DELETE /_search/scroll` with its id: esgate takes only ids sealed
 //!   for the token, never `_all`) and at a next page answered 404 (the backend has no such
 //!   context) ([`Scrolls::ended`]).
@@ -44,6 +46,11 @@ use crate::throttle::Limited;
 /// How long past its keep-alive a scroll is still counted: Elasticsearch's reaper frees
 /// expired contexts every `search.keep_alive_interval` (1 minute by default).
 pub const REAPER_SLACK: Duration = Duration::from_secs(60);
+
+/// Elasticsearch's `search.default_keep_alive`: the keep-alive a scroll's next page without
+/// `scroll` sets (`SearchService::getScrollKeepAlive`; the context keeps the larger of it and
+/// the one it had).
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
 
 /// The default `max_open_scrolls` (`[policies.limits]`): see docs/configuration.md.
 pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
@@ -217,10 +224,12 @@ impl Scrolls {
     }
 
     /// A next page of the scroll `backend_id` was answered with success at `now`: it is kept
-    /// alive for `keep_alive_ms` (`None`: its keep-alive so far), under `answer_id`, the id its
-    /// answer named (the backend may give a new one; `None`: unchanged). A scroll esgate does
-    /// not count (opened before a restart, on another esgate, before the token had a limit)
-    /// is left uncounted.
+    /// alive from `now` for the larger of its keep-alive so far and the page's `keep_alive_ms`
+    /// (`None`: [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch keeps its context (attack24b: a
+    /// page's shorter `scroll` shortened the count, not the context), under `answer_id`, the
+    /// id its answer named (the backend may give a new one; `None`: unchanged). A scroll
+    /// esgate does not count (opened before a restart, on another esgate, before the token had
+    /// a limit) is left uncounted.
     pub fn next_page(
         &self,
         token_id: &str,
@@ -237,7 +246,8 @@ impl Scrolls {
         let Some(kept) = h.open.remove(&key) else {
             return;
         };
-        let keep_alive = keep_alive_ms.map_or(kept.keep_alive, Duration::from_millis);
+        let page = keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis);
+        let keep_alive = kept.keep_alive.max(page);
         let key = answer_id.map_or(key, |id| self.keys.hash_one(id));
         h.open.insert(
             key,
@@ -394,13 +404,13 @@ mod tests {
         opened(&s, "a", "s", MIN, start);
         opened(&s, "a", "t", MIN, start);
         // Pages a minute and a half later (within keep-alive and slack): `t`'s with no
-        // `scroll` keeps the keep-alive it had, from this page; `s`'s sets its own, and the
-        // backend's new id is the scroll from then.
+        // `scroll` sets Elasticsearch's default (five minutes, longer than the minute it had),
+        // from this page; `s`'s sets its own, and the backend's new id is the scroll from then.
         let page = start + Duration::from_secs(90);
         s.next_page("a", "t", None, None, page);
         s.next_page("a", "s", Some("s2"), Some(10 * MIN), page);
-        assert_eq!(s.held_by("a", page + Duration::from_secs(119)), 2);
-        assert_eq!(s.held_by("a", page + Duration::from_secs(121)), 1);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(359)), 2);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(361)), 1);
         assert_eq!(s.held_by("a", page + Duration::from_secs(10 * 60)), 1);
         s.ended("a", ["s"]);
         assert_eq!(s.held_by("a", page), 1, "the old id names nothing now");
@@ -409,6 +419,39 @@ mod tests {
         // A page of a scroll not counted here is not adopted.
         s.next_page("a", "elsewhere", None, Some(MIN), page);
         assert_eq!(s.held_by("a", page), 0);
+    }
+
+    /// attack24b (M): Elasticsearch keeps a scroll's context alive for the longest keep-alive
+    /// any of its requests set (`ReaderContext::tryUpdateKeepAlive`, `Math::max`), so a next page
+    /// with a shorter `scroll` (or none: the five-minute default) shortens nothing there. When
+    /// the page's keep-alive replaced the count's, a token opened its limit of scrolls with
+    /// `scroll=24h`, paged each with `scroll=1ms`, and opened its limit again a minute later,
+    /// the contexts before still held for a day.
+    #[test]
+    fn a_next_page_never_shortens_the_keep_alive() {
+        let s = Scrolls::new();
+        let start = Instant::now();
+        let day = 24 * 60 * MIN;
+        opened(&s, "a", "long", day, start);
+        opened(&s, "a", "default", 1_000, start);
+        s.next_page("a", "long", None, Some(1), start);
+        s.next_page("a", "default", None, None, start);
+        let later = start + Duration::from_secs(5 * 60) + REAPER_SLACK;
+        assert_eq!(s.held_by("a", later - Duration::from_secs(1)), 2);
+        assert_eq!(s.held_by("a", later + Duration::from_secs(1)), 1);
+        // A later page's shorter `scroll` neither.
+        s.next_page("a", "long", None, Some(1), later);
+        assert_eq!(
+            s.held_by(
+                "a",
+                later + Duration::from_millis(day) - Duration::from_secs(1)
+            ),
+            1
+        );
+        assert_eq!(
+            s.held_by("a", later + Duration::from_millis(day) + REAPER_SLACK),
+            0
+        );
     }
 
     #[test]
