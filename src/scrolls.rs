@@ -11,9 +11,10 @@
 //! - a search that scrolls takes a place before it is forwarded ([`Scrolls::open`]); past the
 //!   limit it is refused (429) and nothing is forwarded. Its place becomes the scroll, keyed
 //!   by its backend id, when its answer's id is sealed ([`Opening::opened`]), and is given
-//!   back when the backend opened nothing (an error answer, nothing sent); an open whose
-//!   answer never came back after it was sent (the client went away) keeps its place until
-//!   its keep-alive ends, as the backend keeps the context;
+//!   back when the backend opened nothing (an error answer, nothing sent). It holds its place
+//!   until its answer is in, however long that takes (attack24b); one whose answer never came
+//!   back after it was sent (the client went away) keeps it until its keep-alive ends, as the
+//!   backend keeps the context;
 //! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, plus
 //!   [`REAPER_SLACK`]: Elasticsearch frees expired contexts once a minute
 //!   (`search.keep_alive_interval`), so a scroll kept alive for a second holds its context up
@@ -30,7 +31,7 @@
 //! id names a context per shard). Nothing is recorded for a token without a limit, and
 //! nothing is done for requests that are not scrolls'. Bounded: a token holds at most its
 //! limit of entries (each needs a place to be made), and [`Scrolls::sweep`] forgets tokens
-//! with none left and deleted tokens.
+//! with none left that nothing holds, and deleted tokens.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -61,6 +62,10 @@ pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
 struct Kept {
     until: Instant,
     keep_alive: Duration,
+    /// The place of an open whose answer is not in yet: counted whatever `until` says (an
+    /// open slower than its keep-alive and slack freed its place while its context was being
+    /// made; attack24b). Its [`Opening`] resolves it, or leaves it to `until` when dropped.
+    under_way: bool,
 }
 
 /// One token's open scrolls, by the hash of their backend id (or, for an open whose answer is
@@ -72,7 +77,7 @@ struct Held {
 
 impl Held {
     fn prune(&mut self, now: Instant) {
-        self.open.retain(|_, k| k.until > now);
+        self.open.retain(|_, k| k.under_way || k.until > now);
     }
 }
 
@@ -135,6 +140,7 @@ impl Opening {
             Kept {
                 until: until(now, self.keep_alive),
                 keep_alive: self.keep_alive,
+                under_way: false,
             },
         );
         drop(held);
@@ -151,12 +157,19 @@ impl Opening {
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        if self.resolved || self.sent {
-            // Sent and never answered: the place holds (its `until` is the open's keep-alive
-            // from when it was made, with the reaper's slack).
+        if self.resolved {
             return;
         }
-        lock(&self.held).open.remove(&self.place);
+        let mut held = lock(&self.held);
+        if self.sent {
+            // Sent and never answered: the place holds until its `until` (the open's
+            // keep-alive from when it was made, with the reaper's slack).
+            if let Some(kept) = held.open.get_mut(&self.place) {
+                kept.under_way = false;
+            }
+        } else {
+            held.open.remove(&self.place);
+        }
     }
 }
 
@@ -210,6 +223,7 @@ impl Scrolls {
             Kept {
                 until: until(now, keep_alive),
                 keep_alive,
+                under_way: true,
             },
         );
         drop(h);
@@ -254,6 +268,7 @@ impl Scrolls {
             Kept {
                 until: until(now, keep_alive),
                 keep_alive,
+                under_way: false,
             },
         );
     }
@@ -283,12 +298,20 @@ impl Scrolls {
     /// longer knows. Called by the server's chores.
     pub fn sweep(&self, now: Instant, exists: impl Fn(&str) -> bool) {
         self.tokens.retain(|id, held| {
+            if !exists(id) {
+                return false;
+            }
+            // Held elsewhere: by an open under way (its `Opening`, whose place may have
+            // expired while its answer was slow) or by a call that found the entry and has not
+            // locked it yet. Forgotten now, what they put in it would land in a map nobody
+            // reads, uncounted, and the token's next open would start a new count (attack24b).
+            // The map's lock is held here: a call that finds the entry after this keeps it.
+            if Arc::strong_count(held) > 1 {
+                return true;
+            }
             let mut h = lock(held);
             h.prune(now);
-            // An open under way holds a place in it, so a token is forgotten with one only
-            // when deleted or when the open outlived its own keep-alive and slack: what it
-            // resolves then lands in a map nobody reads.
-            exists(id) && !h.open.is_empty()
+            !h.open.is_empty()
         });
     }
 
@@ -466,6 +489,52 @@ mod tests {
         assert_eq!(s.held_by("kept", now), 1);
         s.sweep(now + Duration::from_secs(121), |_| true);
         assert!(s.is_empty());
+    }
+
+    /// attack24b (L): an open slower than its keep-alive and slack (a `scroll=0ms` search whose
+    /// answer takes over a minute) holds its place until its answer is in; and an open that found
+    /// the token's entry just before a sweep lands in the token's count, not in an entry the
+    /// sweep forgot (which nobody reads: the scroll uncounted, the token's next open counting
+    /// anew).
+    #[test]
+    fn an_open_under_way_holds_its_place_however_long_it_takes() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        let mut slow = s.open("a", Some(1), 0, now).unwrap().unwrap();
+        slow.sent();
+        let later = now + REAPER_SLACK + Duration::from_secs(1);
+        assert!(s.open("a", Some(1), 0, later).is_err(), "its place holds");
+        s.sweep(later, |_| true);
+        assert_eq!(s.len(), 1, "an open under way holds its token's entry");
+        slow.opened(Some("x"), later);
+        assert_eq!(s.held_by("a", later), 1);
+        assert!(s.open("a", Some(1), MIN, later).is_err(), "the limit holds");
+        // A call that found the entry before the sweep keeps it.
+        let found = s.held("b");
+        assert!(found.is_none());
+        let o = s.open("b", Some(1), 0, now).unwrap().unwrap();
+        drop(o);
+        let found = s.held("b").expect("its entry");
+        s.sweep(later, |_| true);
+        assert_eq!(s.len(), 2);
+        drop(found);
+        s.sweep(later, |_| true);
+        assert_eq!(
+            s.len(),
+            1,
+            "b's entry, empty and held by nobody, is forgotten"
+        );
+        // Dropped unanswered after it was sent, an open's place counts until its keep-alive
+        // and slack from its open, and a deleted token is forgotten whatever holds it.
+        let mut gone = s.open("c", Some(1), 0, now).unwrap().unwrap();
+        gone.sent();
+        drop(gone);
+        assert_eq!(s.held_by("c", now + Duration::from_secs(59)), 1);
+        assert_eq!(s.held_by("c", later), 0);
+        let held = s.held("a");
+        s.sweep(later, |_| false);
+        assert!(s.is_empty());
+        drop(held);
     }
 
     #[test]
