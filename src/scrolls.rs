@@ -11,15 +11,18 @@
 //! - a search that scrolls takes a place before it is forwarded ([`Scrolls::open`]); past the
 //!   limit it is refused (429) and nothing is forwarded. Its place becomes the scroll, keyed
 //!   by its backend id, when its answer's id is sealed ([`Opening::opened`]), and is given
-//!   back when the backend opened nothing (an error answer, nothing sent); an open whose
-//!   answer never came back after it was sent (the client went away) keeps its place until
-//!   its keep-alive ends, as the backend keeps the context;
-//! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, each next
-//!   page setting it again ([`Scrolls::next_page`], its own `scroll` or the one before), plus
+//!   back when the backend opened nothing (an error answer, nothing sent). It holds its place
+//!   until its answer is in, however long that takes (attack24b); one whose answer never came
+//!   back after it was sent (the client went away) keeps it until its keep-alive ends, as the
+//!   backend keeps the context;
+//! - a scroll lives for its keep-alive (the open's `scroll`) from its last page, plus
 //!   [`REAPER_SLACK`]: Elasticsearch frees expired contexts once a minute
 //!   (`search.keep_alive_interval`), so a scroll kept alive for a second holds its context up
 //!   to a minute (a count ending at the keep-alive let short keep-alives hold many times the
-//!   limit);
+//!   limit); each next page keeps it alive for the longest keep-alive any of its requests
+//!   set ([`Scrolls::next_page`]: its own `scroll`, else Elasticsearch's default
+//!   [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch does (`ReaderContext::tryUpdateKeepAlive` takes
+//!   the larger: a page's shorter `scroll` does not shorten a context's life; attack24b);
 //! - it ends at its clear (`DELETE /_search/scroll` with its id: esgate takes only ids sealed
 //!   for the token, never `_all`) and at a next page answered 404 (the backend has no such
 //!   context) ([`Scrolls::ended`]).
@@ -28,7 +31,7 @@
 //! id names a context per shard). Nothing is recorded for a token without a limit, and
 //! nothing is done for requests that are not scrolls'. Bounded: a token holds at most its
 //! limit of entries (each needs a place to be made), and [`Scrolls::sweep`] forgets tokens
-//! with none left and deleted tokens.
+//! with none left that nothing holds, and deleted tokens.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -45,6 +48,11 @@ use crate::throttle::Limited;
 /// expired contexts every `search.keep_alive_interval` (1 minute by default).
 pub const REAPER_SLACK: Duration = Duration::from_secs(60);
 
+/// Elasticsearch's `search.default_keep_alive`: the keep-alive a scroll's next page without
+/// `scroll` sets (`SearchService::getScrollKeepAlive`; the context keeps the larger of it and
+/// the one it had).
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
+
 /// The default `max_open_scrolls` (`[policies.limits]`): see docs/configuration.md.
 pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
 
@@ -54,6 +62,10 @@ pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
 struct Kept {
     until: Instant,
     keep_alive: Duration,
+    /// The place of an open whose answer is not in yet: counted whatever `until` says (an
+    /// open slower than its keep-alive and slack freed its place while its context was being
+    /// made; attack24b). Its [`Opening`] resolves it, or leaves it to `until` when dropped.
+    under_way: bool,
 }
 
 /// One token's open scrolls, by the hash of their backend id (or, for an open whose answer is
@@ -65,7 +77,7 @@ struct Held {
 
 impl Held {
     fn prune(&mut self, now: Instant) {
-        self.open.retain(|_, k| k.until > now);
+        self.open.retain(|_, k| k.under_way || k.until > now);
     }
 }
 
@@ -128,6 +140,7 @@ impl Opening {
             Kept {
                 until: until(now, self.keep_alive),
                 keep_alive: self.keep_alive,
+                under_way: false,
             },
         );
         drop(held);
@@ -144,12 +157,19 @@ impl Opening {
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        if self.resolved || self.sent {
-            // Sent and never answered: the place holds (its `until` is the open's keep-alive
-            // from when it was made, with the reaper's slack).
+        if self.resolved {
             return;
         }
-        lock(&self.held).open.remove(&self.place);
+        let mut held = lock(&self.held);
+        if self.sent {
+            // Sent and never answered: the place holds until its `until` (the open's
+            // keep-alive from when it was made, with the reaper's slack).
+            if let Some(kept) = held.open.get_mut(&self.place) {
+                kept.under_way = false;
+            }
+        } else {
+            held.open.remove(&self.place);
+        }
     }
 }
 
@@ -203,6 +223,7 @@ impl Scrolls {
             Kept {
                 until: until(now, keep_alive),
                 keep_alive,
+                under_way: true,
             },
         );
         drop(h);
@@ -217,10 +238,12 @@ impl Scrolls {
     }
 
     /// A next page of the scroll `backend_id` was answered with success at `now`: it is kept
-    /// alive for `keep_alive_ms` (`None`: its keep-alive so far), under `answer_id`, the id its
-    /// answer named (the backend may give a new one; `None`: unchanged). A scroll esgate does
-    /// not count (opened before a restart, on another esgate, before the token had a limit)
-    /// is left uncounted.
+    /// alive from `now` for the larger of its keep-alive so far and the page's `keep_alive_ms`
+    /// (`None`: [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch keeps its context (attack24b: a
+    /// page's shorter `scroll` shortened the count, not the context), under `answer_id`, the
+    /// id its answer named (the backend may give a new one; `None`: unchanged). A scroll
+    /// esgate does not count (opened before a restart, on another esgate, before the token had
+    /// a limit) is left uncounted.
     pub fn next_page(
         &self,
         token_id: &str,
@@ -237,13 +260,15 @@ impl Scrolls {
         let Some(kept) = h.open.remove(&key) else {
             return;
         };
-        let keep_alive = keep_alive_ms.map_or(kept.keep_alive, Duration::from_millis);
+        let page = keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis);
+        let keep_alive = kept.keep_alive.max(page);
         let key = answer_id.map_or(key, |id| self.keys.hash_one(id));
         h.open.insert(
             key,
             Kept {
                 until: until(now, keep_alive),
                 keep_alive,
+                under_way: false,
             },
         );
     }
@@ -273,12 +298,20 @@ impl Scrolls {
     /// longer knows. Called by the server's chores.
     pub fn sweep(&self, now: Instant, exists: impl Fn(&str) -> bool) {
         self.tokens.retain(|id, held| {
+            if !exists(id) {
+                return false;
+            }
+            // Held elsewhere: by an open under way (its `Opening`, whose place may have
+            // expired while its answer was slow) or by a call that found the entry and has not
+            // locked it yet. Forgotten now, what they put in it would land in a map nobody
+            // reads, uncounted, and the token's next open would start a new count (attack24b).
+            // The map's lock is held here: a call that finds the entry after this keeps it.
+            if Arc::strong_count(held) > 1 {
+                return true;
+            }
             let mut h = lock(held);
             h.prune(now);
-            // An open under way holds a place in it, so a token is forgotten with one only
-            // when deleted or when the open outlived its own keep-alive and slack: what it
-            // resolves then lands in a map nobody reads.
-            exists(id) && !h.open.is_empty()
+            !h.open.is_empty()
         });
     }
 
@@ -394,13 +427,13 @@ mod tests {
         opened(&s, "a", "s", MIN, start);
         opened(&s, "a", "t", MIN, start);
         // Pages a minute and a half later (within keep-alive and slack): `t`'s with no
-        // `scroll` keeps the keep-alive it had, from this page; `s`'s sets its own, and the
-        // backend's new id is the scroll from then.
+        // `scroll` sets Elasticsearch's default (five minutes, longer than the minute it had),
+        // from this page; `s`'s sets its own, and the backend's new id is the scroll from then.
         let page = start + Duration::from_secs(90);
         s.next_page("a", "t", None, None, page);
         s.next_page("a", "s", Some("s2"), Some(10 * MIN), page);
-        assert_eq!(s.held_by("a", page + Duration::from_secs(119)), 2);
-        assert_eq!(s.held_by("a", page + Duration::from_secs(121)), 1);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(359)), 2);
+        assert_eq!(s.held_by("a", page + Duration::from_secs(361)), 1);
         assert_eq!(s.held_by("a", page + Duration::from_secs(10 * 60)), 1);
         s.ended("a", ["s"]);
         assert_eq!(s.held_by("a", page), 1, "the old id names nothing now");
@@ -409,6 +442,39 @@ mod tests {
         // A page of a scroll not counted here is not adopted.
         s.next_page("a", "elsewhere", None, Some(MIN), page);
         assert_eq!(s.held_by("a", page), 0);
+    }
+
+    /// attack24b (M): Elasticsearch keeps a scroll's context alive for the longest keep-alive
+    /// any of its requests set (`ReaderContext::tryUpdateKeepAlive`, `Math::max`), so a next page
+    /// with a shorter `scroll` (or none: the five-minute default) shortens nothing there. When
+    /// the page's keep-alive replaced the count's, a token opened its limit of scrolls with
+    /// `scroll=24h`, paged each with `scroll=1ms`, and opened its limit again a minute later,
+    /// the contexts before still held for a day.
+    #[test]
+    fn a_next_page_never_shortens_the_keep_alive() {
+        let s = Scrolls::new();
+        let start = Instant::now();
+        let day = 24 * 60 * MIN;
+        opened(&s, "a", "long", day, start);
+        opened(&s, "a", "default", 1_000, start);
+        s.next_page("a", "long", None, Some(1), start);
+        s.next_page("a", "default", None, None, start);
+        let later = start + Duration::from_secs(5 * 60) + REAPER_SLACK;
+        assert_eq!(s.held_by("a", later - Duration::from_secs(1)), 2);
+        assert_eq!(s.held_by("a", later + Duration::from_secs(1)), 1);
+        // A later page's shorter `scroll` neither.
+        s.next_page("a", "long", None, Some(1), later);
+        assert_eq!(
+            s.held_by(
+                "a",
+                later + Duration::from_millis(day) - Duration::from_secs(1)
+            ),
+            1
+        );
+        assert_eq!(
+            s.held_by("a", later + Duration::from_millis(day) + REAPER_SLACK),
+            0
+        );
     }
 
     #[test]
@@ -423,6 +489,52 @@ mod tests {
         assert_eq!(s.held_by("kept", now), 1);
         s.sweep(now + Duration::from_secs(121), |_| true);
         assert!(s.is_empty());
+    }
+
+    /// attack24b (L): an open slower than its keep-alive and slack (a `scroll=0ms` search whose
+    /// answer takes over a minute) holds its place until its answer is in; and an open that found
+    /// the token's entry just before a sweep lands in the token's count, not in an entry the
+    /// sweep forgot (which nobody reads: the scroll uncounted, the token's next open counting
+    /// anew).
+    #[test]
+    fn an_open_under_way_holds_its_place_however_long_it_takes() {
+        let s = Scrolls::new();
+        let now = Instant::now();
+        let mut slow = s.open("a", Some(1), 0, now).unwrap().unwrap();
+        slow.sent();
+        let later = now + REAPER_SLACK + Duration::from_secs(1);
+        assert!(s.open("a", Some(1), 0, later).is_err(), "its place holds");
+        s.sweep(later, |_| true);
+        assert_eq!(s.len(), 1, "an open under way holds its token's entry");
+        slow.opened(Some("x"), later);
+        assert_eq!(s.held_by("a", later), 1);
+        assert!(s.open("a", Some(1), MIN, later).is_err(), "the limit holds");
+        // A call that found the entry before the sweep keeps it.
+        let found = s.held("b");
+        assert!(found.is_none());
+        let o = s.open("b", Some(1), 0, now).unwrap().unwrap();
+        drop(o);
+        let found = s.held("b").expect("its entry");
+        s.sweep(later, |_| true);
+        assert_eq!(s.len(), 2);
+        drop(found);
+        s.sweep(later, |_| true);
+        assert_eq!(
+            s.len(),
+            1,
+            "b's entry, empty and held by nobody, is forgotten"
+        );
+        // Dropped unanswered after it was sent, an open's place counts until its keep-alive
+        // and slack from its open, and a deleted token is forgotten whatever holds it.
+        let mut gone = s.open("c", Some(1), 0, now).unwrap().unwrap();
+        gone.sent();
+        drop(gone);
+        assert_eq!(s.held_by("c", now + Duration::from_secs(59)), 1);
+        assert_eq!(s.held_by("c", later), 0);
+        let held = s.held("a");
+        s.sweep(later, |_| false);
+        assert!(s.is_empty());
+        drop(held);
     }
 
     #[test]

@@ -421,8 +421,9 @@ pub struct Permit {
 pub enum Scrolling {
     /// A search that opens a scroll, kept alive for `keep_alive_ms` (its `scroll` parameter).
     Open { keep_alive_ms: u64 },
-    /// A scroll's next page: the backend id it continues, and the keep-alive it sets (the
-    /// body's `scroll`, else the parameter's; `None`: the scroll keeps its keep-alive).
+    /// A scroll's next page: the backend id it continues, and the keep-alive it asks for (the
+    /// body's `scroll`, else the parameter's; `None`: neither, Elasticsearch's default then).
+    /// Elasticsearch keeps the longer of it and the context's keep-alive so far.
     Next {
         backend_id: String,
         keep_alive_ms: Option<u64>,

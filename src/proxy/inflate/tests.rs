@@ -74,7 +74,15 @@ fn same_as_flate2(format: Format, raw: &[u8], limit: usize) -> Result<(), TestCa
         );
         prop_assert_ne!(filled, Filled::End);
     } else if filled == Filled::Refused {
-        prop_assert!(reached_before_start(&theirs, &ours));
+        // flate2's reads stop at `limit` bytes (`take`): a stream cut or corrupt right after
+        // them fails only on a read past them, where this decoder saw it in the same call (the
+        // same bytes, judged as a refused stream's beginning; attack24b, found at 20,000 cases).
+        prop_assert!(
+            reached_before_start(&theirs, &ours) || (ours == theirs && ours.len() == limit),
+            "ours {} bytes, theirs {}",
+            ours.len(),
+            theirs.len()
+        );
     } else {
         prop_assert_eq!(&ours, &theirs);
         prop_assert_eq!(filled == Filled::Full, ours.len() == limit);
