@@ -34,3 +34,15 @@ pub mod upstream;
 /// SipHash's flooding resistance buys nothing there, and it was several percent of a relayed
 /// request (issue 10).
 pub(crate) type FastHash = foldhash::fast::RandomState;
+
+/// A property's configuration with `n` cases, or with `PROPTEST_CASES` cases when that is set
+/// (as the es crate's `testing::cases`): `ProptestConfig::with_cases` alone ignores the
+/// variable, so a deeper run would skip the properties that pin their count.
+#[cfg(test)]
+pub(crate) fn proptest_cases(n: u32) -> proptest::test_runner::Config {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    proptest::test_runner::Config::with_cases(n)
+}

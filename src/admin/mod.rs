@@ -839,11 +839,8 @@ mod tests {
         }
 
         proptest! {
-            // 300 cases (a runtime and a store each), or `PROPTEST_CASES` for a deeper run:
-            // `with_cases` alone ignores the variable.
-            #![proptest_config(ProptestConfig::with_cases(
-                std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
-            ))]
+            // 300 cases (a runtime and a store each), or `PROPTEST_CASES` for a deeper run.
+            #![proptest_config(crate::proptest_cases(300))]
 
             /// No input panics or produces a 5xx, and every error has the admin shape.
             #[test]

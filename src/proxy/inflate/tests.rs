@@ -275,7 +275,7 @@ fn limit() -> impl Strategy<Value = usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(crate::proptest_cases(400))]
 
     /// gzip: one to three members, their headers' optional fields (FTEXT, FEXTRA, FNAME,
     /// FCOMMENT, FHCRC right or wrong), any level (0: stored blocks), whole, cut, a bit
