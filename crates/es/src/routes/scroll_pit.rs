@@ -132,7 +132,7 @@ fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         .rest
         .get("scroll")
         .and_then(Value::as_str)
-        .or_else(|| param(req, "scroll"))
+        .or_else(|| param(&req.params, "scroll"))
         .map(keep_alive_ms);
     let scrolling = Scrolling::Next {
         backend_id: backend_id.clone(),
@@ -172,8 +172,8 @@ fn keep_alive_ms(value: &str) -> u64 {
 }
 
 /// The value of the query parameter `key`, if given.
-fn param<'r>(req: &'r Request<'_>, key: &str) -> Option<&'r str> {
-    req.params
+fn param<'p>(params: &'p [(String, String)], key: &str) -> Option<&'p str> {
+    params
         .iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
@@ -181,9 +181,8 @@ fn param<'r>(req: &'r Request<'_>, key: &str) -> Option<&'r str> {
 
 /// What a search that scrolls does to the token's open scrolls: opens one for its `scroll`.
 pub(crate) fn opening(params: &[(String, String)]) -> Scrolling {
-    let keep_alive = params.iter().find(|(k, _)| k == "scroll").map(|(_, v)| v);
     Scrolling::Open {
-        keep_alive_ms: keep_alive.map_or(UNREAD_KEEP_ALIVE_MS, |v| keep_alive_ms(v)),
+        keep_alive_ms: param(params, "scroll").map_or(UNREAD_KEEP_ALIVE_MS, keep_alive_ms),
     }
 }
 
