@@ -1,4 +1,13 @@
 //! `App`: everything a request needs, built once from the validated `Config` and shared.
+//!
+//! Built at start (with the generated admin key `<store>/admin.key` when none is configured,
+//! and the id-sealing key: `ids.key_env`, `<store>/id.key`, or the cluster store's shared
+//! `id_key` document); [`App::start`] opens either kind of store. [`Live`] holds the serving
+//! `App` in an `ArcSwap`: each request loads it once, each connection its TLS material and
+//! settings when accepted. A reload (SIGHUP, `cli::reload_on_hangup`) builds the next one
+//! with [`App::reloaded`]: a new backend pool, the audit file reopened, new policies; the
+//! store, id key, limiters, metrics and body budget carried over; restart-only settings named
+//! in the log.
 
 use std::sync::Arc;
 

@@ -1,6 +1,26 @@
 //! The audit log: one JSON line per data request, per admin change and per failed admin
 //! authentication, to stdout or a file.
 //!
+//! Lines are written by a thread of their own every 10 ms in batches; it sleeps while nothing
+//! is pending, and the next line wakes it once, after the batch lock is let go (on a data
+//! worker by a task queued behind the request's, `WakeWriter`, so after its answer's write).
+//! A request record is written field by field into one byte buffer, byte for byte what
+//! serde_json writes (strings that may need escapes go through serde_json; the ones esgate
+//! makes itself, such as the request id, address, method, action and decision, are copied
+//! without the escape scan, which debug builds assert); the time is formatted once a second
+//! and thread. Request paths only append; admin changes wait for their line.
+//!
+//! When the output cannot be written: fail-open by default (a run of failures logged at its
+//! start and end, lost records counted, `esgate_audit_lost`; a batch the disk took part of is
+//! cut off the file), or with `audit.on_failure = "closed"` fail-closed: [`Audit::refusing`],
+//! one atomic the writer sets after each write, read by `proxy::pipeline` after policy and by
+//! the Kibana front before anything is forwarded (503), and by the admin API before a change;
+//! the writer probes the output every second while failing, and the state survives a reload.
+//! The writers of one file (a reload's old output and its new one) take turns.
+//!
+//! Secret-like text is redacted wherever it appears in a line: `esg_` then digits and
+//! underscores, any character percent-encoded any number of times.
+//!
 //! Invariant: never a secret, a token hash, an `Authorization` value or a request body.
 //! The schema is versioned (`"v": 1`); add fields, never rename them.
 

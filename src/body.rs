@@ -1,4 +1,13 @@
 //! The body type of every response esgate sends, and helpers to build and read bodies.
+//!
+//! Capped reads gather a body in blocks joined once at its exact size, so a body read whole
+//! holds about its own size. [`BodyBudget`] is the memory every inspected request body shares
+//! (beyond it: 429); a read is covered for what it really holds (the blocks' capacity and the
+//! transport's read buffers of the chunks kept as received), as `tests/body_memory.rs` checks
+//! with a counting allocator. `proxy::metered` lends the budget to the es crate's `Meter`,
+//! which a body's decompression and parses claim from before they allocate. A body whose
+//! checks were refused room waits in the budget's one place in line
+//! ([`BodyBudget::wait_in_line`]) for what the others give back, and is checked again.
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};

@@ -6,6 +6,28 @@
 //! Invariants: the only reader of the clock on the request path; every request is
 //! authenticated on its own (never per connection); an enforced token's request reaches the
 //! backend only as an `es::Permit`.
+//!
+//! Around the phases:
+//! - `recheck`: when the token snapshot changed while the request's body was read or it
+//!   waited for room, authentication and policy run again on the current one (a token whose
+//!   scope changed is refused, 503 `token_changed`); unchanged, it costs one pointer
+//!   comparison and the expiry. The upstream pool asks it again once a request holds a
+//!   connection it waited for or made, and before the next node after a failed connect.
+//! - `Record` writes the audit event and metrics when the answer's body ends or is dropped:
+//!   a client that goes away before its answer is recorded then, 499.
+//! - The permit's `es::Answer` says how the answer is read: streamed untouched, sealed or
+//!   transformed (read whole, capped, held in the body budget until written; shaping applied
+//!   last, `finish_read_whole`). For `read` tokens the failures an answer reports keep only
+//!   what describes the request (`failures`): a streamed search answer is judged from its
+//!   beginning (`_shards`) and read whole only when it reports one; a gzip or deflate one is
+//!   decoded only as far as judging needs (`inflate`).
+//! - A refused answer that alone named a context its request created (a scroll, a point in
+//!   time, an async search, a SQL cursor) has that context freed in the background with
+//!   esgate's credentials (`release_context`): its client never got the id.
+//! - A refusal that leaves an HTTP/1.1 body unread answers `Connection: close`, so pooling
+//!   clients see the refusal, not a reset. Each request's span `request{id,token}` covers its
+//!   log lines, and its id goes to the backend as `X-Opaque-Id: esgate:<token id>:<request
+//!   id>` (the client's own is never relayed).
 
 pub mod explain;
 mod failures;
