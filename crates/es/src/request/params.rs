@@ -615,6 +615,26 @@ mod tests {
                 let err = check(Some(&format!("{name}={bad}")), set).unwrap_err();
                 assert_eq!(err.kind, RejectKind::Forbidden, "{route} {name}={bad}");
             }
+            // Elasticsearch's other spellings of the query string: a `;` separator, an
+            // encoded name or value, the name twice.
+            let encoded = name.replace('_', "%5F");
+            for q in [
+                format!("size=1;{name}=1000"),
+                format!("{encoded}=1000"),
+                format!("{name}=%31000"),
+            ] {
+                match check(Some(&q), set) {
+                    Ok(got) => assert!(
+                        got.iter()
+                            .filter(|(k, _)| k == name)
+                            .all(|(_, v)| v.parse::<u64>().unwrap() <= max.parse().unwrap()),
+                        "{route} {q}: {got:?}"
+                    ),
+                    Err(e) => assert_eq!(e.kind, RejectKind::Forbidden, "{route} {q}"),
+                }
+            }
+            let twice = format!("{name}=1&{name}=1000");
+            assert!(check(Some(&twice), set).is_err(), "{route} {twice}");
         }
     }
 
