@@ -818,3 +818,120 @@ async fn open_scrolls_are_limited_per_token_on_osmem() {
 async fn open_scrolls_are_limited_per_token_on_noida() {
     open_scrolls_on(&fixture::seeded_noida()).await;
 }
+
+/// The value of `name` in a forwarded request's query string, as esgate sent it.
+fn forwarded_param(target: &str, name: &str) -> Option<String> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// attack25 (M, availability): how many searches and shard requests one request runs at once
+/// reaches the backend as at most Elasticsearch's own defaults (5 shard requests per node, 10
+/// searches), whatever the client asks, so one request of a token limited to `max_concurrent`
+/// requests cannot fill the nodes' search thread pools; a smaller value passes as it is, the
+/// answers are the same. A collapse asking more than 10 group searches at once is refused and
+/// never reaches the backend.
+async fn concurrency_on(backend: &Backend) {
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (_, secret) = tenant_a(&gw, json!({"max_concurrent": 2})).await;
+    for (asked, sent) in [("1000", "5"), ("2147483647", "5"), ("3", "3")] {
+        relay.take();
+        let path = format!("/logs-*/_search?max_concurrent_shard_requests={asked}");
+        let (status, body) = gw
+            .call(&secret, "POST", &path, json!({"size": 1}), &[])
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let forwarded = relay.take_forwarded();
+        assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+        assert_eq!(
+            forwarded_param(&forwarded[0].target, "max_concurrent_shard_requests").as_deref(),
+            Some(sent),
+            "{path}: {}",
+            forwarded[0].target
+        );
+    }
+
+    let lines = "{\"index\":\"logs-*\"}\n{\"size\":1}\n".repeat(3);
+    for (query, searches, shards) in [
+        (
+            "max_concurrent_searches=2000&max_concurrent_shard_requests=256",
+            "10",
+            "5",
+        ),
+        (
+            "max_concurrent_searches=2&max_concurrent_shard_requests=1",
+            "2",
+            "1",
+        ),
+    ] {
+        relay.take();
+        let auth = format!("Bearer {secret}");
+        let r = support::http::send(
+            "POST",
+            &gw.url(&format!("/_msearch?{query}")),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            lines.clone().into_bytes(),
+        )
+        .await
+        .expect("esgate answers");
+        assert_eq!(r.status.as_u16(), 200, "{query}: {}", r.text());
+        let answer = r.json();
+        let items = answer["responses"].as_array().expect("responses");
+        assert_eq!(items.len(), 3, "{answer}");
+        for item in items {
+            assert!(item.get("error").is_none(), "{query}: {item}");
+        }
+        let forwarded = relay.take_forwarded();
+        assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+        let target = &forwarded[0].target;
+        assert_eq!(
+            forwarded_param(target, "max_concurrent_searches").as_deref(),
+            Some(searches),
+            "{target}"
+        );
+        assert_eq!(
+            forwarded_param(target, "max_concurrent_shard_requests").as_deref(),
+            Some(shards),
+            "{target}"
+        );
+    }
+
+    let collapse = |n: u64| {
+        json!({"size": 2, "query": {"match_all": {}}, "collapse": {"field": "user",
+            "inner_hits": {"name": "same_user", "size": 1},
+            "max_concurrent_group_searches": n}})
+    };
+    relay.take();
+    let (status, body) = gw
+        .call(&secret, "POST", "/logs-*/_search", collapse(1000), &[])
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        reason(&body).contains("max_concurrent_group_searches"),
+        "{body}"
+    );
+    let forwarded = relay.take_forwarded();
+    assert!(forwarded.is_empty(), "reached the backend: {forwarded:?}");
+    let (status, body) = gw
+        .call(&secret, "POST", "/logs-*/_search", collapse(10), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_parameters_reach_the_backend_bounded_on_osmem() {
+    concurrency_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_parameters_reach_the_backend_bounded_on_noida() {
+    concurrency_on(&fixture::seeded_noida()).await;
+}

@@ -1202,9 +1202,27 @@ fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
 
 const COLLAPSE: Table = table![
     (&["field"], Slot::Check(collapse_field)),
-    (&["max_concurrent_group_searches"], Slot::Uint),
+    (
+        &["max_concurrent_group_searches"],
+        Slot::Check(group_searches)
+    ),
     (&["inner_hits"], Slot::InnerHits),
 ];
+
+/// A collapse's `max_concurrent_group_searches`: at most
+/// `request::params::MAX_CONCURRENT_SEARCHES` (attack25, M: the inner hits' one search per
+/// hit all at once would fill the nodes' search thread pools, every client's).
+fn group_searches(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    uint(v, key)?;
+    let max = crate::request::params::MAX_CONCURRENT_SEARCHES;
+    match v.as_u64() {
+        Some(n) if n <= max => Ok(()),
+        _ => Err(Rejection::forbidden(format!(
+            "[{key}] above {max} is not allowed for this token: the backend would run that \
+             many searches at once"
+        ))),
+    }
+}
 
 pub(crate) fn check_collapse(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "collapse", COLLAPSE)

@@ -1792,6 +1792,31 @@ mod tests {
         }
     }
 
+    /// attack25 (M, availability): a collapse's inner hits run one search per hit, at most
+    /// `max_concurrent_group_searches` at once, whatever the client asks; more than
+    /// Elasticsearch's own bound (10 per data node) is refused, in `inner_hits` too.
+    #[test]
+    fn collapse_group_searches_are_bounded() {
+        let collapse = |n: Value| {
+            json!({"query": {"match_all": {}}, "collapse": {"field": "user",
+                "inner_hits": {"name": "i", "size": 1}, "max_concurrent_group_searches": n}})
+        };
+        for n in [11, 256, 2147483647_u64, u64::MAX] {
+            refused_as(&collapse(json!(n)), RejectKind::Forbidden);
+        }
+        let nested = json!({"query": {"match_all": {}}, "collapse": {"field": "user",
+            "inner_hits": {"name": "i", "collapse": {"field": "n",
+                "max_concurrent_group_searches": 1000}}}});
+        refused_as(&nested, RejectKind::Forbidden);
+        for n in [json!(-1), json!("5"), json!(1.5)] {
+            refused_as(&collapse(n), RejectKind::BadRequest);
+        }
+        for n in [0, 1, 10] {
+            let body = collapse(json!(n));
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+        }
+    }
+
     #[test]
     fn empty_runtime_mappings_and_script_fields_are_dropped_not_forwarded() {
         let got = search(

@@ -1711,3 +1711,137 @@ fn permits_say_what_they_do_to_open_scrolls() {
         assert_eq!(plain.scrolling, None, "{}", plain.action);
     }
 }
+
+/// Every kNN search (`{"knn": {"field": ..., ...}}`) in `v` whose `filter` does not lead with
+/// the token's clause: the paths of those found.
+fn unfiltered_knn(v: &Value, path: &str, out: &mut Vec<String>) {
+    let tenant = json!({"term": {"tenant": {"value": "a"}}});
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let here = format!("{path}.{k}");
+                if k == "knn" {
+                    let searches = match child {
+                        Value::Array(items) => items.iter().collect(),
+                        one => vec![one],
+                    };
+                    for s in searches {
+                        if s.get("field").is_some()
+                            && s.get("filter").and_then(|f| f.get(0)) != Some(&tenant)
+                        {
+                            out.push(here.clone());
+                        }
+                    }
+                }
+                unfiltered_knn(child, &here, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unfiltered_knn(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// attack25 (pins safe behaviour): a kNN query picks its nearest candidates from the whole
+/// index before any sibling filter applies, so wherever one can stand (every query position
+/// of a search body, every route that takes a query) it gets the token's clauses in its own
+/// `filter`, first: otherwise other tenants' vectors would take its places and a count of
+/// what is left would tell how many of theirs lie near a vector.
+#[test]
+fn a_knn_query_gets_the_token_clauses_in_every_place_and_route() {
+    let k = r#"{"knn":{"field":"vec","query_vector":[1,0],"k":5,"num_candidates":10}}"#;
+    let bodies = [
+        format!(r#"{{"aggs":{{"t":{{"filter":{k}}}}}}}"#),
+        format!(r#"{{"aggs":{{"t":{{"filters":{{"filters":{{"a":{k}}}}}}}}}}}"#),
+        format!(r#"{{"aggs":{{"t":{{"filters":{{"filters":[{k}]}}}}}}}}"#),
+        format!(
+            r#"{{"aggs":{{"t":{{"terms":{{"field":"user"}},"aggs":{{"f":{{"filter":{k}}}}}}}}}}}"#
+        ),
+        format!(r#"{{"post_filter":{k}}}"#),
+        format!(
+            r#"{{"query":{{"match_all":{{}}}},"rescore":{{"query":{{"rescore_query":{k}}}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"function_score":{{"functions":[{{"filter":{k},"weight":2}}]}}}}}}"#
+        ),
+        format!(r#"{{"query":{{"constant_score":{{"filter":{k}}}}}}}"#),
+        format!(
+            r#"{{"query":{{"boosting":{{"positive":{{"match_all":{{}}}},"negative":{k},"negative_boost":0.1}}}}}}"#
+        ),
+        format!(r#"{{"query":{{"bool":{{"must_not":{k}}}}}}}"#),
+        format!(r#"{{"query":{{"dis_max":{{"queries":[{k}]}}}}}}"#),
+        format!(
+            r#"{{"query":{{"match_all":{{}}}},"highlight":{{"highlight_query":{k},"fields":{{"*":{{}}}}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"match_all":{{}}}},"highlight":{{"fields":{{"m":{{"highlight_query":{k}}}}}}}}}"#
+        ),
+        format!(r#"{{"sort":[{{"items.n":{{"nested":{{"path":"items","filter":{k}}}}}}}]}}"#),
+        format!(
+            r#"{{"aggs":{{"t":{{"top_hits":{{"highlight":{{"highlight_query":{k},"fields":{{"*":{{}}}}}}}}}}}}}}"#
+        ),
+        format!(
+            r#"{{"query":{{"match_all":{{}}}},"collapse":{{"field":"user","inner_hits":{{"name":"x","highlight":{{"highlight_query":{k},"fields":{{"*":{{}}}}}}}}}}}}"#
+        ),
+        format!(
+            r#"{{"knn":{{"field":"vec","query_vector":[1,0],"k":5,"num_candidates":10,"filter":{k}}}}}"#
+        ),
+        format!(r#"{{"sub_searches":[{{"query":{k}}}],"rank":{{"rrf":{{}}}}}}"#),
+        format!(r#"{{"retriever":{{"standard":{{"query":{{"match_all":{{}}}},"filter":{k}}}}}}}"#),
+        format!(
+            r#"{{"query":{{"knn":{{"field":"vec","query_vector":[1,0],"k":5,"num_candidates":10,"filter":{k}}}}}}}"#
+        ),
+    ];
+    let mut requests: Vec<(&str, &str, String)> = Vec::new();
+    for b in &bodies {
+        requests.push(("POST", "/logs-*/_search", b.clone()));
+        requests.push(("POST", "/logs-*/_async_search", b.clone()));
+        requests.push(("POST", "/logs-*/_msearch", format!("{{}}\n{b}\n")));
+    }
+    for (path, b) in [
+        ("/logs-*/_count", format!(r#"{{"query":{k}}}"#)),
+        ("/logs-*/_validate/query", format!(r#"{{"query":{k}}}"#)),
+        ("/logs-a/_explain/a1", format!(r#"{{"query":{k}}}"#)),
+        (
+            "/logs-*/_terms_enum",
+            format!(r#"{{"field":"user","index_filter":{k}}}"#),
+        ),
+        (
+            "/logs-*/_eql/search",
+            format!(r#"{{"query":"any where true","filter":{k}}}"#),
+        ),
+        (
+            "/_sql",
+            format!(r#"{{"query":"SELECT 1 FROM \"logs-*\"","filter":{k}}}"#),
+        ),
+        (
+            "/logs-*/_knn_search",
+            format!(
+                r#"{{"knn":{{"field":"vec","query_vector":[1,0],"k":1,"num_candidates":1}},"filter":{k}}}"#
+            ),
+        ),
+    ] {
+        requests.push(("POST", path, b));
+    }
+    for (method, path, body) in &requests {
+        let mut h = head(method, path, None);
+        if path.ends_with("_msearch") {
+            h.content_type = Some("application/x-ndjson");
+        }
+        let permit = run(&h, Some(body.as_bytes()), logs)
+            .unwrap_or_else(|e| panic!("{path} {body}: refused: {}", e.reason));
+        let sent = &permit.body.as_ref().expect("a body").bytes;
+        let mut found = Vec::new();
+        for line in sent.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value = serde_json::from_slice(line).expect("json");
+            unfiltered_knn(&v, "", &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "{path} {body}: unfiltered kNN at {found:?}"
+        );
+    }
+}

@@ -137,7 +137,27 @@ pub enum Kind {
     TimeAtMost(u64),
     /// A search's `preference` ([`preference_ok`]).
     Preference,
+    /// A non-negative integer ([`Kind::Uint`]), forwarded as at most this value.
+    UintUpTo(u64),
 }
+
+/// The most shard requests per node one search runs at once, as forwarded: Elasticsearch's
+/// default for `max_concurrent_shard_requests` (and Grafana's). attack25 (M, availability):
+/// Elasticsearch honours any value the client sends, and a search over many shards of a node
+/// with `max_concurrent_shard_requests=1000` queues them all at once in the node's search
+/// thread pool (a queue of 1000 shared by every client): other clients' searches are rejected
+/// (`es_rejected_execution_exception`) while a token's `max_concurrent` counts one request.
+/// A larger value is forwarded as this one: the same answer, only slower to come.
+pub const MAX_CONCURRENT_SHARD_REQUESTS: u64 = 5;
+
+/// The most searches of one request run at once, as forwarded: `max_concurrent_searches` of
+/// an `_msearch` and `max_concurrent_group_searches` of a `collapse` (its inner hits' one
+/// search per hit). Elasticsearch's default is 10 per data node at most
+/// (`TransportMultiSearchAction.defaultMaxConcurrentSearches`, "to preserve some search thread
+/// pool capacity for other searches"), but a client's value is honoured whatever it is: an
+/// `_msearch` of 2,000 lines with `max_concurrent_searches=2000` (or a collapse of 10,000 hits
+/// with inner hits) sent them all at once, each to its shards (attack25, as above).
+pub const MAX_CONCURRENT_SEARCHES: u64 = 10;
 
 /// A search's `preference` (the parameter and an `_msearch` header's key): a session string,
 /// `_local`, `_only_local` or `_shards:`, not one that names nodes. `_only_nodes:` and
@@ -254,6 +274,13 @@ pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>
         if name == "expand_wildcards" {
             continue; // re-added below in canonical form
         }
+        if let Kind::UintUpTo(max) = kind {
+            // `value_ok`: at most 10 digits, so it parses.
+            if value.parse::<u64>().map_or(true, |n| n > max) {
+                out.push((name, max.to_string()));
+                continue;
+            }
+        }
         if set.forced.is_some_and(|(forced, _)| forced == name) {
             continue; // replaced below
         }
@@ -288,6 +315,7 @@ fn value_ok(kind: Kind, value: &str) -> bool {
             .all(|v| v.is_empty() || allowed.contains(&v)),
         Kind::TimeAtMost(max_ms) => time_millis(value).is_some_and(|ms| ms <= u128::from(max_ms)),
         Kind::Preference => value_ok(Kind::Text, value) && preference_ok(value),
+        Kind::UintUpTo(_) => value_ok(Kind::Uint, value),
     }
 }
 
@@ -533,6 +561,81 @@ mod tests {
             .unwrap()
             .iter()
             .any(|(k, _)| k == PRE_FILTER_SHARD_SIZE));
+    }
+
+    /// attack25 (M, availability): how many searches and shard requests one request runs at
+    /// once is forwarded as at most Elasticsearch's own defaults, whatever the client asks; a
+    /// smaller value is kept, anything not a number refused as before.
+    #[test]
+    fn concurrency_parameters_are_forwarded_as_at_most_the_backends_defaults() {
+        for (route, set, name, max) in [
+            (
+                "search",
+                routes::search::SEARCH.params,
+                "max_concurrent_shard_requests",
+                "5",
+            ),
+            (
+                "async submit",
+                routes::async_search::SUBMIT.params,
+                "max_concurrent_shard_requests",
+                "5",
+            ),
+            (
+                "msearch",
+                routes::msearch::MSEARCH.params,
+                "max_concurrent_shard_requests",
+                "5",
+            ),
+            (
+                "msearch",
+                routes::msearch::MSEARCH.params,
+                "max_concurrent_searches",
+                "10",
+            ),
+        ] {
+            for (asked, sent) in [
+                ("1", "1"),
+                ("3", "3"),
+                (max, max),
+                ("11", max),
+                ("256", max),
+                ("2147483647", max),
+                ("9999999999", max),
+            ] {
+                let got = check(Some(&format!("{name}={asked}")), set).unwrap();
+                let forwarded: Vec<_> = got
+                    .iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                assert_eq!(forwarded, [sent], "{route} {name}={asked}");
+            }
+            for bad in ["-1", "x", "", "1.5", "99999999999"] {
+                let err = check(Some(&format!("{name}={bad}")), set).unwrap_err();
+                assert_eq!(err.kind, RejectKind::Forbidden, "{route} {name}={bad}");
+            }
+            // Elasticsearch's other spellings of the query string: a `;` separator, an
+            // encoded name or value, the name twice.
+            let encoded = name.replace('_', "%5F");
+            for q in [
+                format!("size=1;{name}=1000"),
+                format!("{encoded}=1000"),
+                format!("{name}=%31000"),
+            ] {
+                match check(Some(&q), set) {
+                    Ok(got) => assert!(
+                        got.iter()
+                            .filter(|(k, _)| k == name)
+                            .all(|(_, v)| v.parse::<u64>().unwrap() <= max.parse().unwrap()),
+                        "{route} {q}: {got:?}"
+                    ),
+                    Err(e) => assert_eq!(e.kind, RejectKind::Forbidden, "{route} {q}"),
+                }
+            }
+            let twice = format!("{name}=1&{name}=1000");
+            assert!(check(Some(&twice), set).is_err(), "{route} {twice}");
+        }
     }
 
     #[test]

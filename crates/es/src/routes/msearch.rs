@@ -25,8 +25,14 @@ use crate::request::tree::{self, Node};
 use crate::{dsl::rewrite, error, FilterSet, ForwardBody, Method, Rejection};
 
 const PARAMS: &[(&str, Kind)] = &[
-    ("max_concurrent_searches", Kind::Uint),
-    ("max_concurrent_shard_requests", Kind::Uint),
+    (
+        "max_concurrent_searches",
+        Kind::UintUpTo(params::MAX_CONCURRENT_SEARCHES),
+    ),
+    (
+        "max_concurrent_shard_requests",
+        Kind::UintUpTo(params::MAX_CONCURRENT_SHARD_REQUESTS),
+    ),
     ("pre_filter_shard_size", Kind::Uint),
     ("rest_total_hits_as_int", Kind::Bool),
     ("typed_keys", Kind::Bool),

@@ -19,7 +19,7 @@ use crate::ids::continuation::{self, IdKind, Seal};
 use crate::ids::ordinals::{self, Positions, SortSeal};
 use crate::querylang::uri_search;
 use crate::request::body::{self, Media};
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{self, Kind, ParamSet};
 use crate::request::tree::{self, Node};
 use crate::{ForwardBody, Method, Rejection, SPAN_MIN};
 
@@ -37,7 +37,10 @@ pub(crate) const SEARCH_PARAMS: &[(&str, Kind)] = &[
     ("rest_total_hits_as_int", Kind::Bool),
     ("search_type", Kind::OneOf(&["query_then_fetch"])),
     ("batched_reduce_size", Kind::Uint),
-    ("max_concurrent_shard_requests", Kind::Uint),
+    (
+        "max_concurrent_shard_requests",
+        Kind::UintUpTo(params::MAX_CONCURRENT_SHARD_REQUESTS),
+    ),
     ("request_cache", Kind::Bool),
     ("preference", Kind::Preference),
     ("routing", Kind::Text),
