@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, Esgate};
 use support::faults::{FaultServer, Unanswered};
 use support::http::{send_with_timeout, SendError};
 
@@ -439,10 +439,7 @@ async fn backend_answers_that_go_wrong_after_the_request_end_cleanly() {
             &[bad.url()],
             "",
             "request_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\nanswer_timeout = \"2s\"",
-            &format!(
-                "[audit]\noutput = \"file\"\npath = {:?}\n",
-                audit.display().to_string()
-            ),
+            &audit_file_section(&audit),
         )
         .await;
         let all = gw.all_token().await;

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use support::backend::Backend;
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, Esgate};
 use support::faults::FaultServer;
 use support::http::{basic, bearer, send, Reply, SendError};
 
@@ -559,10 +559,7 @@ async fn a_request_whose_client_leaves_while_it_waits_for_a_connection_is_record
         &[&url],
         "",
         "max_connections_per_node = 1\nconnect_timeout = \"10s\"",
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
+        &audit_file_section(&audit),
     )
     .await;
     let secret = gw.all_token().await;
@@ -1251,14 +1248,7 @@ async fn a_forwarded_request_whose_client_goes_away_is_still_audited() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let gw = Esgate::start(
-        &[&url],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
-    )
-    .await;
+    let gw = Esgate::start(&[&url], &audit_file_section(&audit)).await;
     let secret = gw.all_token().await;
 
     // HTTP/2: the stream is reset (its answer's future dropped) once the backend has it.

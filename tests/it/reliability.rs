@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::binary;
-use support::esgate::{Esgate, ADMIN_KEY};
+use support::esgate::{audit_file_section, Esgate, ADMIN_KEY};
 use support::faults::FaultServer;
 use support::http::{send, send_with_timeout};
 use support::recording::{Answer as RecordedAnswer, Recorded, Recording};
@@ -1308,10 +1308,7 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
         .unwrap();
     let gw = Esgate::start(
         &[backend.url()],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n",
-            fifo.display().to_string()
-        ),
+        &format!("{}on_failure = \"closed\"\n", audit_file_section(&fifo)),
     )
     .await;
     let (_, secret) = gw
@@ -1386,10 +1383,7 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
     let gw = share_link::start(
         backend.url(),
         &kibana,
-        &format!(
-            "{}on_failure = \"closed\"\n",
-            share_link::audit_file_section(&fifo)
-        ),
+        &format!("{}on_failure = \"closed\"\n", audit_file_section(&fifo)),
     )
     .await;
     let (id, secret) = gw

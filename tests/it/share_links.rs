@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, Esgate};
 use support::fixture::{self, contains_leak_marker};
 use support::http::{send, Reply};
 use support::recording::{Answer, Recording};
 use support::share_link::{
-    audit_file_section, fake_kibana, front, front_req, kibana_section, last_credential, link, open,
-    opened_link, opened_link_of, start, token, OpenedLink, DASHBOARD,
+    fake_kibana, front, front_req, kibana_section, last_credential, link, open, opened_link,
+    opened_link_of, start, token, OpenedLink, DASHBOARD,
 };
 
 async fn search_as(gw: &Esgate, auth: &str) -> Reply {

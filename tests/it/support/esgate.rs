@@ -1,8 +1,9 @@
 //! esgate started in-process for a test: real listeners on 127.0.0.1:0, a config built from
 //! TOML text, a store in a temp dir, and the admin key `ADMIN_KEY`. Dropping or `stop`ping
-//! it shuts it down.
+//! it shuts it down. Also the `[audit]` section of a test writing to a file.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -13,6 +14,15 @@ use esgate::app::App;
 use esgate::config::{self, Overrides};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// An `[audit]` section writing its records to the file at `path` (a test's config adds keys
+/// such as `on_failure` after it).
+pub fn audit_file_section(path: &Path) -> String {
+    format!(
+        "[audit]\noutput = \"file\"\npath = {:?}\n",
+        path.display().to_string()
+    )
+}
 
 pub struct Esgate {
     pub data_addr: SocketAddr,
