@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use support::backend::Backend;
-use support::esgate::{audit_file_section, Esgate};
+use support::esgate::{audit_file_section, audit_records, Esgate};
 use support::faults::FaultServer;
 use support::http::{basic, bearer, send, Reply, SendError};
 
@@ -1204,25 +1204,14 @@ async fn request_bodies_share_one_memory_budget() {
     assert_eq!(ok.status, 200, "{}", ok.text());
 }
 
-/// The audit records of `path` in the audit file at `audit`, waited for up to `patience`.
+/// The request records of `path` in the audit file at `audit`, waited for up to `patience`.
 async fn audit_records_of(
     audit: &std::path::Path,
     path: &str,
     patience: Duration,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + patience;
-    loop {
-        let found: Vec<serde_json::Value> = std::fs::read_to_string(audit)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|r| r["type"] == "request" && r["path"] == path)
-            .collect();
-        if !found.is_empty() || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let to_path = |r: &serde_json::Value| r["type"] == "request" && r["path"] == path;
+    audit_records(audit, to_path, 1, patience).await
 }
 
 /// attack21b (M): a request whose client goes away before its answer (an HTTP/2 stream reset,

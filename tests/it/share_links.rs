@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use support::esgate::{audit_file_section, Esgate};
+use support::esgate::{audit_file_section, audit_records, Esgate};
 use support::fixture::{self, contains_leak_marker};
 use support::http::{send, Reply};
 use support::recording::{Answer, Recording};
@@ -1533,22 +1533,12 @@ async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
 
 /// The audit file's first record of a request to `req_path`, waited for (10 s at most).
 async fn audit_record_of(path: &std::path::Path, req_path: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|r| r["path"] == req_path);
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no record of {req_path}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let to_path = |r: &Value| r["path"] == req_path;
+    let found = audit_records(path, to_path, 1, Duration::from_secs(10)).await;
+    found
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no record of {req_path}"))
 }
 
 /// attack21b (L): a recipient's request passed to Kibana whose recipient goes away before the
