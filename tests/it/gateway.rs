@@ -291,11 +291,7 @@ async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
 async fn serves_tls_to_clients() {
     let backend = Backend::osmem();
     let tls = support::tls::TlsFiles::generate();
-    let listen = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\nhandshake_timeout = \"2s\"",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = format!("{}handshake_timeout = \"2s\"", tls.listen_section());
     // The [listen.tls] table must come after the [listen] keys, so it goes in `extra`.
     let gw = Esgate::start(&[backend.url()], &listen).await;
     let secret = gw.all_token().await;
@@ -333,11 +329,7 @@ async fn tls_connections_read_split_pipelined_and_large_requests() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let backend = Backend::osmem();
     let tls = support::tls::TlsFiles::generate();
-    let listen = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = tls.listen_section();
     let gw = Esgate::start(&[backend.url()], &listen).await;
     let secret = gw.all_token().await;
     let name = || rustls::pki_types::ServerName::try_from("localhost").expect("name");

@@ -326,11 +326,7 @@ async fn an_idle_http1_connection_is_closed_by_the_shorter_of_its_two_timeouts()
 async fn tls_connections_quiet_after_the_handshake_are_closed() {
     let tls = support::tls::TlsFiles::generate();
     let backend = FaultServer::answer(200, "application/json", "{}");
-    let listen = format!(
-        "{SHORT_LISTEN}[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = format!("{SHORT_LISTEN}{}", tls.listen_section());
     let gw = Esgate::start_full(&[backend.url()], &listen, "", "").await;
 
     for alpn in [&b"http/1.1"[..], b"h2"] {

@@ -316,11 +316,7 @@ async fn a_replaced_certificate_is_served_after_reload() {
     let key = s.dir.path().join("server.key");
     std::fs::copy(&first.cert, &cert).unwrap();
     std::fs::copy(&first.key, &key).unwrap();
-    let tls = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        cert.display().to_string(),
-        key.display().to_string()
-    );
+    let tls = support::tls::listen_section(&cert, &key);
     write_config(&s.config, backend.url(), &s.store, &s.audit, &tls);
     let served = start(&s);
     let url = served.data.replace("http://", "https://") + "/";
