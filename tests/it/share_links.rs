@@ -1981,10 +1981,7 @@ async fn kibanas_answer_heads_are_capped_at_64_kib() {
             &[backend.url()],
             "",
             "request_timeout = \"5s\"",
-            &format!(
-                "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-                kibana.url()
-            ),
+            &kibana_section(kibana.url()),
         )
         .await;
         let (id, _) = token(&gw, "a", json!({})).await;
