@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use support::backend::Backend;
 use support::binary::{self, Served};
-use support::esgate::ADMIN_KEY;
+use support::esgate::{audit_file_section, ADMIN_KEY};
 use support::http::{bearer, send, send_https};
 use support::tls::TlsFiles;
 
@@ -28,9 +28,9 @@ fn write_config(path: &Path, backend: &str, store: &Path, audit: &Path, extra: &
         "[backend]\nurls = [{backend:?}]\n\
          [store]\npath = {:?}\n\
          [admin]\nkey = {ADMIN_KEY:?}\n\
-         [audit]\noutput = \"file\"\npath = {:?}\n{extra}\n",
+         {}{extra}\n",
         store.display().to_string(),
-        audit.display().to_string(),
+        audit_file_section(audit),
     );
     std::fs::write(path, text).unwrap();
 }
