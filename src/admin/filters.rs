@@ -54,15 +54,7 @@ pub(super) fn parse_description(map: &Map<String, Value>) -> Result<Option<Strin
     let Some(d) = input::opt_str(map, "description")? else {
         return Ok(None);
     };
-    if d.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(AdminError::field(
-            "description",
-            &format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
-    if !input::printable(d) {
-        return Err(AdminError::field("description", input::NOT_PRINTABLE));
-    }
+    input::check_text("description", d, MAX_DESCRIPTION_CHARS)?;
     Ok(Some(d.to_owned()))
 }
 

@@ -350,6 +350,21 @@ pub(crate) fn printable(s: &str) -> bool {
     !s.chars().any(|c| c.is_control() || is_invisible_or_bidi(c))
 }
 
+/// Refuses a text of more than `max` characters, then one that is not [`printable`], naming
+/// it `field` (names, descriptions and filter fields and values all answer alike).
+pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), AdminError> {
+    if text.chars().count() > max {
+        return Err(AdminError::field(
+            field,
+            &format!("must be at most {max} characters"),
+        ));
+    }
+    if !printable(text) {
+        return Err(AdminError::field(field, NOT_PRINTABLE));
+    }
+    Ok(())
+}
+
 fn is_invisible_or_bidi(c: char) -> bool {
     matches!(
         c,
@@ -554,6 +569,28 @@ mod tests {
         ] {
             assert!(!printable(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn check_text_counts_characters_and_refuses_length_before_printability() {
+        assert!(
+            check_text("name", "日本", 2).is_ok(),
+            "two characters, six bytes"
+        );
+        assert!(check_text("name", "", 2).is_ok());
+        let reason = |r: Result<(), AdminError>| r.unwrap_err().reason;
+        assert_eq!(
+            reason(check_text("name", "日本語", 2)),
+            "field [name] must be at most 2 characters"
+        );
+        assert_eq!(
+            reason(check_text("filters[0].value", "a\u{202E}", 2)),
+            format!("field [filters[0].value] {NOT_PRINTABLE}")
+        );
+        assert_eq!(
+            reason(check_text("name", "a\nbc", 2)),
+            "field [name] must be at most 2 characters"
+        );
     }
 
     #[test]

@@ -158,15 +158,7 @@ pub(super) fn parse_name(map: &Map<String, Value>) -> Result<Option<String>, Adm
     if name.trim().is_empty() {
         return Err(AdminError::field("name", "must not be empty"));
     }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(AdminError::field(
-            "name",
-            &format!("must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if !input::printable(name) {
-        return Err(AdminError::field("name", input::NOT_PRINTABLE));
-    }
+    input::check_text("name", name, MAX_NAME_CHARS)?;
     Ok(Some(name.to_owned()))
 }
 
@@ -187,27 +179,11 @@ pub(crate) fn check_field_value(
     if field.is_empty() {
         return Err(AdminError::field(field_path, "must not be empty"));
     }
-    if field.chars().count() > MAX_FIELD_CHARS {
-        return Err(AdminError::field(
-            field_path,
-            &format!("must be at most {MAX_FIELD_CHARS} characters"),
-        ));
-    }
-    if !input::printable(field) {
-        return Err(AdminError::field(field_path, input::NOT_PRINTABLE));
-    }
+    input::check_text(field_path, field, MAX_FIELD_CHARS)?;
     if value.is_empty() {
         return Err(AdminError::field(value_path, "must not be empty"));
     }
-    if value.chars().count() > MAX_VALUE_CHARS {
-        return Err(AdminError::field(
-            value_path,
-            &format!("must be at most {MAX_VALUE_CHARS} characters"),
-        ));
-    }
-    if !input::printable(value) {
-        return Err(AdminError::field(value_path, input::NOT_PRINTABLE));
-    }
+    input::check_text(value_path, value, MAX_VALUE_CHARS)?;
     Ok(FieldValue {
         field: field.clone(),
         value: value.clone(),

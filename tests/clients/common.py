@@ -144,6 +144,34 @@ def resolved_summary(body):
     } | {"raw": json.dumps(body, default=str)}
 
 
+# The operations every client script defines, each a function of that name returning its
+# summary, in the order they run (`Runner.run_operations`).
+OPERATIONS = (
+    "info",
+    "count",
+    "count_query",
+    "search",
+    "search_other_tenant",
+    "msearch",
+    "field_caps",
+    "aggs",
+    "search_params",
+    "search_common_params",
+    "ping",
+    "count_no_index",
+    "search_no_index",
+    "search_index_list",
+    "search_lenient",
+    "search_q",
+    "opaque_id",
+    "get_mapping",
+    "resolve_index",
+    "cluster_health",
+    "scan",
+    "pit",
+)
+
+
 class Runner:
     def __init__(self):
         self.failed = False
@@ -156,6 +184,12 @@ class Runner:
     def maybe_run(self, name, fn):
         if self.wanted(name):
             self.run(name, fn)
+
+    def run_operations(self, scope):
+        """`maybe_run` of each of OPERATIONS: the function of that name in `scope` (a client
+        script's `globals()`)."""
+        for name in OPERATIONS:
+            self.maybe_run(name, scope[name])
 
     def maybe_refusal(self, name, fn):
         if self.wanted(name):

@@ -211,28 +211,7 @@ def pit():
     }
 
 
-r.maybe_run("info", info)
-r.maybe_run("count", count)
-r.maybe_run("count_query", count_query)
-r.maybe_run("search", search)
-r.maybe_run("search_other_tenant", search_other_tenant)
-r.maybe_run("msearch", msearch)
-r.maybe_run("field_caps", field_caps)
-r.maybe_run("aggs", aggs)
-r.maybe_run("search_params", search_params)
-r.maybe_run("search_common_params", search_common_params)
-r.maybe_run("ping", ping)
-r.maybe_run("count_no_index", count_no_index)
-r.maybe_run("search_no_index", search_no_index)
-r.maybe_run("search_index_list", search_index_list)
-r.maybe_run("search_lenient", search_lenient)
-r.maybe_run("search_q", search_q)
-r.maybe_run("opaque_id", opaque_id)
-r.maybe_run("get_mapping", get_mapping)
-r.maybe_run("resolve_index", resolve_index)
-r.maybe_run("cluster_health", cluster_health)
-r.maybe_run("scan", scan)
-r.maybe_run("pit", pit)
+r.run_operations(globals())
 r.maybe_refusal("refused_get", lambda: client.get(index=env("DENIED_INDEX"), id=env("DENIED_ID")))
 r.maybe_refusal(
     "refused_write",

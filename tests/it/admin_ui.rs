@@ -1082,7 +1082,7 @@ async fn share_links_are_created_copied_listed_and_deleted_in_the_browser() {
     // Opening `/s/<id>` answers from esgate alone, so Kibana's address is never dialled.
     let gw = Esgate::start(
         &[backend.url()],
-        "[kibana]\nurl = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
+        &support::share_link::kibana_section("http://127.0.0.1:9"),
     )
     .await;
     let (id, _) = gw

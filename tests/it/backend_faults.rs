@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, audit_records, Esgate};
 use support::faults::{FaultServer, Unanswered};
 use support::http::{send_with_timeout, SendError};
 
@@ -439,10 +439,7 @@ async fn backend_answers_that_go_wrong_after_the_request_end_cleanly() {
             &[bad.url()],
             "",
             "request_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\nanswer_timeout = \"2s\"",
-            &format!(
-                "[audit]\noutput = \"file\"\npath = {:?}\n",
-                audit.display().to_string()
-            ),
+            &audit_file_section(&audit),
         )
         .await;
         let all = gw.all_token().await;
@@ -486,19 +483,8 @@ async fn backend_answers_that_go_wrong_after_the_request_end_cleanly() {
         assert_eq!(v["status"], case.whole, "{name}: {v}");
 
         // Each has its record; the broken connections are closed, not parked.
-        let deadline = Instant::now() + limit;
-        let records = loop {
-            let records: Vec<Value> = std::fs::read_to_string(&audit)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|r| r["type"] == "request" && r["path"] == "/logs-a/_search")
-                .collect();
-            if records.len() >= 2 || Instant::now() > deadline {
-                break records;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let to_search = |r: &Value| r["type"] == "request" && r["path"] == "/logs-a/_search";
+        let records = audit_records(&audit, to_search, 2, limit).await;
         assert_eq!(records.len(), 2, "{name}: {records:?}");
         for r in &records {
             let streamed = r["token_name"] == "all";

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use support::backend::Backend;
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, audit_records, Esgate};
 use support::faults::FaultServer;
 use support::http::{basic, bearer, send, Reply, SendError};
 
@@ -291,11 +291,7 @@ async fn fails_over_to_a_second_node_and_skips_the_dead_one() {
 async fn serves_tls_to_clients() {
     let backend = Backend::osmem();
     let tls = support::tls::TlsFiles::generate();
-    let listen = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\nhandshake_timeout = \"2s\"",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = format!("{}handshake_timeout = \"2s\"", tls.listen_section());
     // The [listen.tls] table must come after the [listen] keys, so it goes in `extra`.
     let gw = Esgate::start(&[backend.url()], &listen).await;
     let secret = gw.all_token().await;
@@ -333,11 +329,7 @@ async fn tls_connections_read_split_pipelined_and_large_requests() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let backend = Backend::osmem();
     let tls = support::tls::TlsFiles::generate();
-    let listen = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = tls.listen_section();
     let gw = Esgate::start(&[backend.url()], &listen).await;
     let secret = gw.all_token().await;
     let name = || rustls::pki_types::ServerName::try_from("localhost").expect("name");
@@ -559,10 +551,7 @@ async fn a_request_whose_client_leaves_while_it_waits_for_a_connection_is_record
         &[&url],
         "",
         "max_connections_per_node = 1\nconnect_timeout = \"10s\"",
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
+        &audit_file_section(&audit),
     )
     .await;
     let secret = gw.all_token().await;
@@ -1207,25 +1196,14 @@ async fn request_bodies_share_one_memory_budget() {
     assert_eq!(ok.status, 200, "{}", ok.text());
 }
 
-/// The audit records of `path` in the audit file at `audit`, waited for up to `patience`.
+/// The request records of `path` in the audit file at `audit`, waited for up to `patience`.
 async fn audit_records_of(
     audit: &std::path::Path,
     path: &str,
     patience: Duration,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + patience;
-    loop {
-        let found: Vec<serde_json::Value> = std::fs::read_to_string(audit)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|r| r["type"] == "request" && r["path"] == path)
-            .collect();
-        if !found.is_empty() || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let to_path = |r: &serde_json::Value| r["type"] == "request" && r["path"] == path;
+    audit_records(audit, to_path, 1, patience).await
 }
 
 /// attack21b (M): a request whose client goes away before its answer (an HTTP/2 stream reset,
@@ -1251,14 +1229,7 @@ async fn a_forwarded_request_whose_client_goes_away_is_still_audited() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let gw = Esgate::start(
-        &[&url],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
-    )
-    .await;
+    let gw = Esgate::start(&[&url], &audit_file_section(&audit)).await;
     let secret = gw.all_token().await;
 
     // HTTP/2: the stream is reset (its answer's future dropped) once the backend has it.

@@ -19,12 +19,10 @@ use std::io::Read;
 use serde_json::{json, Value};
 
 use support::esgate::Esgate;
-use support::fixture::{self, contains_leak_marker};
+use support::fixture::{
+    self, contains_leak_marker, strip_volatile, wrap_for_tenant_a, DIRECT_INDEX,
+};
 use support::http::{api_key, basic, bearer, send, Reply};
-
-/// The concrete indices a tenant-a token on `logs-*` may search (the alias `logs-sa` points
-/// at `secret` and is excluded).
-const DIRECT_INDEX: &str = "logs-a,logs-b";
 
 fn tenant_a_token() -> Value {
     json!({
@@ -32,12 +30,6 @@ fn tenant_a_token() -> Value {
         "filters": [{"field": "tenant", "value": "a"}],
         "indices": ["logs-*"],
     })
-}
-
-/// The tenant filter applied by hand, in the form the issue prescribes.
-fn wrap_for_tenant_a(query: Option<&Value>) -> Value {
-    let inner = query.cloned().unwrap_or_else(|| json!({"match_all": {}}));
-    json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
 }
 
 fn with_query(path: &str, query: &Value) -> String {
@@ -120,20 +112,6 @@ fn decoded_body(reply: &Reply) -> Vec<u8> {
         }
         Some(other) => panic!("unexpected content-encoding {other}"),
         None => reply.body.to_vec(),
-    }
-}
-
-/// Removes what backend.md says not to compare, recursively.
-fn strip_volatile(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for key in ["took", "_shards", "_score", "max_score", "_clusters"] {
-                map.remove(key);
-            }
-            map.values_mut().for_each(strip_volatile);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
-        _ => {}
     }
 }
 

@@ -19,10 +19,11 @@ use crate::support;
 use serde_json::{json, Value};
 
 use support::esgate::Esgate;
-use support::fixture::{self, contains_leak_marker};
+use support::fixture::{
+    self, contains_leak_marker, strip_volatile, wrap_for_tenant_a, DIRECT_INDEX,
+};
 use support::http::{api_key, basic, bearer, send, Reply};
 
-const DIRECT_INDEX: &str = "logs-a,logs-b";
 /// What `@elastic/elasticsearch` 8 sends as `accept` and, with a body, as `content-type`.
 const ES8_MEDIA: &str = "application/vnd.elasticsearch+json; compatible-with=8";
 
@@ -32,24 +33,6 @@ fn tenant_a_token() -> Value {
         "filters": [{"field": "tenant", "value": "a"}],
         "indices": ["logs-*"],
     })
-}
-
-fn wrap_for_tenant_a(query: Option<&Value>) -> Value {
-    let inner = query.cloned().unwrap_or_else(|| json!({"match_all": {}}));
-    json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
-}
-
-fn strip_volatile(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for key in ["took", "_shards", "_score", "max_score", "_clusters"] {
-                map.remove(key);
-            }
-            map.values_mut().for_each(strip_volatile);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
-        _ => {}
-    }
 }
 
 fn normalised(reply: &Reply) -> Value {

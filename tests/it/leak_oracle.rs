@@ -1521,19 +1521,7 @@ impl Gen {
                 if m.contains_key("retriever") {
                     m.remove("sort");
                 }
-                if self.rng.chance(20) {
-                    self.tag("w:slice");
-                    let mut slice = json!({"id": self.rng.below(2), "max": 2});
-                    if self.rng.chance(40) {
-                        slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
-                    }
-                    // Not beside a kNN search: noida's sliced scroll keeps kNN hits beyond a
-                    // `similarity` threshold when the search has no filter (ONLY_A) and drops them
-                    // with one (esgate's), session 17 (seed 13 case 1448).
-                    if !Value::Object(m.clone()).to_string().contains("\"knn\"") {
-                        m.insert("slice".into(), slice);
-                    }
-                }
+                self.maybe_slice(m, 2);
             }
             (
                 "POST",
@@ -2712,6 +2700,23 @@ impl Gen {
         (kind, agg)
     }
 
+    /// Now and then (20 in 100, tagged `w:slice`) a `slice` of `max` parts, on a field 40 in
+    /// 100 times, into the scroll or point-in-time search `m`. Not beside a kNN search: noida's
+    /// sliced scroll keeps kNN hits beyond a `similarity` threshold when the search has no
+    /// filter (ONLY_A) and drops them with one (esgate's), session 17 (seed 13 case 1448).
+    fn maybe_slice(&mut self, m: &mut Map<String, Value>, max: usize) {
+        if self.rng.chance(20) {
+            self.tag("w:slice");
+            let mut slice = json!({"id": self.rng.below(max), "max": max});
+            if self.rng.chance(40) {
+                slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
+            }
+            if !Value::Object(m.clone()).to_string().contains("\"knn\"") {
+                m.insert("slice".into(), slice);
+            }
+        }
+    }
+
     fn geo_sort(&mut self, b: &mut Map<String, Value>) {
         if self.rng.chance(25) {
             self.tag("g:sort:_geo_distance");
@@ -3253,17 +3258,7 @@ impl Gen {
                 if let Some(m) = b.as_object_mut() {
                     m.remove("search_after");
                     m.remove("rescore");
-                    if self.rng.chance(20) {
-                        self.tag("w:slice");
-                        let mut slice = json!({"id": self.rng.below(3), "max": 3});
-                        if self.rng.chance(40) {
-                            slice["field"] = json!(self.rng.pick(&["n", "@timestamp", "_id"]));
-                        }
-                        // As for a scroll: no slice beside a kNN search (noida).
-                        if !Value::Object(m.clone()).to_string().contains("\"knn\"") {
-                            m.insert("slice".into(), slice);
-                        }
-                    }
+                    self.maybe_slice(m, 3);
                 }
                 (
                     "POST",

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use support::backend::Backend;
 use support::binary::{self, Served};
-use support::esgate::ADMIN_KEY;
+use support::esgate::{audit_file_section, ADMIN_KEY};
 use support::http::{bearer, send, send_with_timeout};
 
 /// A tmpfs of a few hundred KB mounted in a mount namespace of its own, held by a sleeping
@@ -139,6 +139,39 @@ fn serve_inside(fs: &TinyFs, config: &str) -> Served {
     let wrapper = fs.wrapper();
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     binary::serve_via(&wrapper, &["--config", config], |_| {})
+}
+
+/// esgate inside `fs`'s namespace before `backend`, its store in `store` and its audit file on
+/// the tiny disk (`audit.on_failure = on_failure`), and the secret of a pass-through token
+/// `load` made while the disk has room.
+async fn serve_auditing_inside(
+    fs: &TinyFs,
+    backend: &Backend,
+    store: &Path,
+    on_failure: &str,
+) -> (Served, String) {
+    std::fs::write(
+        fs.outside("esgate.toml"),
+        format!(
+            "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n[admin]\nkey = {ADMIN_KEY:?}\n\
+             {}on_failure = {on_failure:?}\n",
+            backend.url(),
+            store.join("store").display().to_string(),
+            audit_file_section(Path::new(&fs.inside("audit.jsonl"))),
+        ),
+    )
+    .unwrap();
+    let served = serve_inside(fs, &fs.inside("esgate.toml"));
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "load", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let secret = v["secret"].as_str().unwrap().to_owned();
+    (served, secret)
 }
 
 async fn admin(served: &Served, method: &str, path: &str, body: Value) -> (u16, Value) {
@@ -312,28 +345,7 @@ async fn a_full_audit_disk_loses_records_not_requests_and_leaves_no_torn_record(
     let Some(fs) = TinyFs::new(128) else { return };
     let backend = Backend::osmem();
     let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        fs.outside("esgate.toml"),
-        format!(
-            "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n\
-             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n\
-             on_failure = \"open\"\n",
-            backend.url(),
-            store.path().join("store").display().to_string(),
-            fs.inside("audit.jsonl"),
-        ),
-    )
-    .unwrap();
-    let served = serve_inside(&fs, &fs.inside("esgate.toml"));
-    let (status, v) = admin(
-        &served,
-        "POST",
-        "/tokens",
-        json!({"name": "load", "permissions": ["all"]}),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let secret = v["secret"].as_str().unwrap().to_owned();
+    let (served, secret) = serve_auditing_inside(&fs, &backend, store.path(), "open").await;
 
     fs.fill();
     let load = || {
@@ -433,28 +445,8 @@ async fn a_full_audit_disk_closes_the_gateway_until_the_audit_can_be_written() {
     let Some(fs) = TinyFs::new(128) else { return };
     let backend = Backend::osmem();
     let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        fs.outside("esgate.toml"),
-        format!(
-            "[backend]\nurls = [{:?}]\n[store]\npath = {:?}\n\
-             [admin]\nkey = {ADMIN_KEY:?}\n[audit]\noutput = \"file\"\npath = {:?}\n\
-             on_failure = \"closed\"\n",
-            backend.url(),
-            store.path().join("store").display().to_string(),
-            fs.inside("audit.jsonl"),
-        ),
-    )
-    .unwrap();
-    let served = serve_inside(&fs, &fs.inside("esgate.toml"));
-    let (status, v) = admin(
-        &served,
-        "POST",
-        "/tokens",
-        json!({"name": "load", "permissions": ["all"]}),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let auth = bearer(v["secret"].as_str().unwrap());
+    let (served, secret) = serve_auditing_inside(&fs, &backend, store.path(), "closed").await;
+    let auth = bearer(&secret);
     let get = || async {
         send(
             "GET",

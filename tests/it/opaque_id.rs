@@ -13,7 +13,7 @@ use crate::support;
 
 use serde_json::{json, Value};
 use support::backend::Backend;
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, Esgate};
 use support::http::{bearer, send};
 use support::relay::Relay;
 
@@ -21,14 +21,7 @@ async fn opaque_ids_name_the_token(backend: &Backend) {
     let relay = Relay::to(backend.url());
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let gw = Esgate::start(
-        &[relay.url()],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
-    )
-    .await;
+    let gw = Esgate::start(&[relay.url()], &audit_file_section(&audit)).await;
     let (read_id, read_secret) = gw
         .token(json!({"name": "a", "indices": ["logs-*"], "filters": [{"field": "tenant", "value": "a"}]}))
         .await;
@@ -152,14 +145,7 @@ async fn log_lines_of_a_request_carry_its_id_and_token() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
     let config = dir.path().join("esgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\n",
-            audit.display().to_string()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, audit_file_section(&audit)).unwrap();
     let config = config.display().to_string();
     // A backend that refuses connections: the request fails and esgate logs it.
     let served = support::binary::serve(

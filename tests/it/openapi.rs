@@ -257,6 +257,17 @@ impl Checker {
         assert_eq!(got, status, "{method} {path}: {value}");
         value
     }
+
+    /// `expect` for each step in turn: (method, template, path, body, status).
+    async fn expect_each<const N: usize>(
+        &mut self,
+        gw: &Esgate,
+        steps: [(&str, &str, &str, Option<Value>, u16); N],
+    ) {
+        for (method, template, path, body, status) in steps {
+            self.expect(gw, method, template, path, body, status).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,83 +287,64 @@ async fn every_documented_operation_answers_as_documented() {
 
     // IP filters.
     let office = json!({"name": "office", "cidrs": ["127.0.0.0/8", "::1", "10.0.0.0/8"]});
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/ip-filters",
-        "/ip-filters",
-        Some(office.clone()),
-        201,
-    )
-    .await;
-    c.expect(&gw, "POST", "/ip-filters", "/ip-filters", Some(office), 409)
-        .await;
-    c.expect(
-        &gw,
-        "POST",
-        "/ip-filters",
-        "/ip-filters",
-        Some(json!({"name": "Bad Name", "cidrs": ["x"]})),
-        400,
-    )
-    .await;
-    c.expect(&gw, "GET", "/ip-filters", "/ip-filters", None, 200)
-        .await;
-    c.expect(&gw, "GET", "/ip-filters", "/ip-filters?x=1", None, 400)
-        .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        None,
-        200,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/ip-filters/{name}",
-        "/ip-filters/nope",
-        None,
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/ip-filters/{name}",
-        "/ip-filters/office?x=1",
-        None,
-        400,
+        [
+            (
+                "POST",
+                "/ip-filters",
+                "/ip-filters",
+                Some(office.clone()),
+                201,
+            ),
+            ("POST", "/ip-filters", "/ip-filters", Some(office), 409),
+            (
+                "POST",
+                "/ip-filters",
+                "/ip-filters",
+                Some(json!({"name": "Bad Name", "cidrs": ["x"]})),
+                400,
+            ),
+            ("GET", "/ip-filters", "/ip-filters", None, 200),
+            ("GET", "/ip-filters", "/ip-filters?x=1", None, 400),
+            ("GET", "/ip-filters/{name}", "/ip-filters/office", None, 200),
+            ("GET", "/ip-filters/{name}", "/ip-filters/nope", None, 404),
+            (
+                "GET",
+                "/ip-filters/{name}",
+                "/ip-filters/office?x=1",
+                None,
+                400,
+            ),
+        ],
     )
     .await;
     let patch = json!({"cidrs": ["127.0.0.1", "::1"]});
-    c.expect(
+    c.expect_each(
         &gw,
-        "PATCH",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        Some(patch.clone()),
-        200,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/ip-filters/{name}",
-        "/ip-filters/nope",
-        Some(patch),
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        Some(json!({"cidrs": []})),
-        400,
+        [
+            (
+                "PATCH",
+                "/ip-filters/{name}",
+                "/ip-filters/office",
+                Some(patch.clone()),
+                200,
+            ),
+            (
+                "PATCH",
+                "/ip-filters/{name}",
+                "/ip-filters/nope",
+                Some(patch),
+                404,
+            ),
+            (
+                "PATCH",
+                "/ip-filters/{name}",
+                "/ip-filters/office",
+                Some(json!({"cidrs": []})),
+                400,
+            ),
+        ],
     )
     .await;
 
@@ -363,57 +355,43 @@ async fn every_documented_operation_answers_as_documented() {
         .await;
     let fid = filter["id"].as_str().expect("filter id").to_owned();
     let fpath = format!("/filters/{fid}");
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/filters",
-        "/filters",
-        Some(json!({"field": "tenant"})),
-        400,
-    )
-    .await;
-    c.expect(&gw, "GET", "/filters", "/filters", None, 200)
-        .await;
-    c.expect(&gw, "GET", "/filters", "/filters?x=1", None, 400)
-        .await;
-    c.expect(&gw, "GET", "/filters/{id}", &fpath, None, 200)
-        .await;
-    c.expect(&gw, "GET", "/filters/{id}", "/filters/flt_nope", None, 404)
-        .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/filters/{id}",
-        &format!("{fpath}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/filters/{id}",
-        &fpath,
-        Some(json!({"description": "acme only"})),
-        200,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/filters/{id}",
-        &fpath,
-        Some(json!({"value": ""})),
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/filters/{id}",
-        "/filters/flt_nope",
-        Some(json!({"value": "x"})),
-        404,
+        [
+            (
+                "POST",
+                "/filters",
+                "/filters",
+                Some(json!({"field": "tenant"})),
+                400,
+            ),
+            ("GET", "/filters", "/filters", None, 200),
+            ("GET", "/filters", "/filters?x=1", None, 400),
+            ("GET", "/filters/{id}", &fpath, None, 200),
+            ("GET", "/filters/{id}", "/filters/flt_nope", None, 404),
+            ("GET", "/filters/{id}", &format!("{fpath}?x=1"), None, 400),
+            (
+                "PATCH",
+                "/filters/{id}",
+                &fpath,
+                Some(json!({"description": "acme only"})),
+                200,
+            ),
+            (
+                "PATCH",
+                "/filters/{id}",
+                &fpath,
+                Some(json!({"value": ""})),
+                400,
+            ),
+            (
+                "PATCH",
+                "/filters/{id}",
+                "/filters/flt_nope",
+                Some(json!({"value": "x"})),
+                404,
+            ),
+        ],
     )
     .await;
 
@@ -433,31 +411,31 @@ async fn every_documented_operation_answers_as_documented() {
     let secret = token["secret"].as_str().expect("secret").to_owned();
     let tpath = format!("/tokens/{id}");
     // A second, plain token: the defaults (no expiry, no IP filter) are nulls.
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/tokens",
-        "/tokens",
-        Some(json!({"name": "plain"})),
-        201,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "POST",
-        "/tokens",
-        "/tokens",
-        Some(json!({"name": "x", "colour": 1})),
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "POST",
-        "/tokens",
-        "/tokens",
-        Some(json!({"name": "x", "ip_filter": "nope"})),
-        400,
+        [
+            (
+                "POST",
+                "/tokens",
+                "/tokens",
+                Some(json!({"name": "plain"})),
+                201,
+            ),
+            (
+                "POST",
+                "/tokens",
+                "/tokens",
+                Some(json!({"name": "x", "colour": 1})),
+                400,
+            ),
+            (
+                "POST",
+                "/tokens",
+                "/tokens",
+                Some(json!({"name": "x", "ip_filter": "nope"})),
+                400,
+            ),
+        ],
     )
     .await;
     let (status, _) = c
@@ -496,65 +474,50 @@ async fn every_documented_operation_answers_as_documented() {
         .await;
     assert_eq!(list["total"], 1, "{list}");
     assert!(list["tokens"][0]["last_used_at"].is_string(), "{list}");
-    c.expect(&gw, "GET", "/tokens", "/tokens", None, 200).await;
-    c.expect(&gw, "GET", "/tokens", "/tokens?size=10001", None, 400)
-        .await;
-    c.expect(&gw, "GET", "/tokens/{id}", &tpath, None, 200)
-        .await;
-    c.expect(&gw, "GET", "/tokens/{id}", "/tokens/tok_nope", None, 404)
-        .await;
-    c.expect(
+    c.expect_each(
         &gw,
-        "GET",
-        "/tokens/{id}",
-        &format!("{tpath}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        &tpath,
-        Some(json!({"name": "acme-renamed", "expires_in": "1d"})),
-        200,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        &tpath,
-        Some(json!({"ip_filter": null})),
-        409,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        &tpath,
-        Some(json!({"expires_in": "60d"})),
-        409,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        &tpath,
-        Some(json!({"id": "tok_x"})),
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        "/tokens/tok_nope",
-        Some(json!({"name": "x"})),
-        404,
+        [
+            ("GET", "/tokens", "/tokens", None, 200),
+            ("GET", "/tokens", "/tokens?size=10001", None, 400),
+            ("GET", "/tokens/{id}", &tpath, None, 200),
+            ("GET", "/tokens/{id}", "/tokens/tok_nope", None, 404),
+            ("GET", "/tokens/{id}", &format!("{tpath}?x=1"), None, 400),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                &tpath,
+                Some(json!({"name": "acme-renamed", "expires_in": "1d"})),
+                200,
+            ),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                &tpath,
+                Some(json!({"ip_filter": null})),
+                409,
+            ),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                &tpath,
+                Some(json!({"expires_in": "60d"})),
+                409,
+            ),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                &tpath,
+                Some(json!({"id": "tok_x"})),
+                400,
+            ),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                "/tokens/tok_nope",
+                Some(json!({"name": "x"})),
+                404,
+            ),
+        ],
     )
     .await;
     let reset_path = format!("{tpath}/reset");
@@ -562,22 +525,24 @@ async fn every_documented_operation_answers_as_documented() {
         .expect(&gw, "POST", "/tokens/{id}/reset", &reset_path, None, 200)
         .await;
     assert_ne!(reset["secret"], json!(secret));
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/tokens/{id}/reset",
-        "/tokens/tok_nope/reset",
-        None,
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "POST",
-        "/tokens/{id}/reset",
-        &reset_path,
-        Some(json!({"a": 1})),
-        400,
+        [
+            (
+                "POST",
+                "/tokens/{id}/reset",
+                "/tokens/tok_nope/reset",
+                None,
+                404,
+            ),
+            (
+                "POST",
+                "/tokens/{id}/reset",
+                &reset_path,
+                Some(json!({"a": 1})),
+                400,
+            ),
+        ],
     )
     .await;
 
@@ -613,22 +578,24 @@ async fn every_documented_operation_answers_as_documented() {
         )
         .await;
     }
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/tokens/{id}/rotate",
-        "/tokens/tok_nope/rotate",
-        None,
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "PATCH",
-        "/tokens/{id}",
-        &tpath,
-        Some(json!({"limits": {"max_size": 100, "search_timeout": "5s"}})),
-        200,
+        [
+            (
+                "POST",
+                "/tokens/{id}/rotate",
+                "/tokens/tok_nope/rotate",
+                None,
+                404,
+            ),
+            (
+                "PATCH",
+                "/tokens/{id}",
+                &tpath,
+                Some(json!({"limits": {"max_size": 100, "search_timeout": "5s"}})),
+                200,
+            ),
+        ],
     )
     .await;
 
@@ -661,131 +628,93 @@ async fn every_documented_operation_answers_as_documented() {
         )
         .await;
     }
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/tokens/{id}/links",
-        "/tokens/tok_nope/links",
-        Some(json!({"path": "/app/x"})),
-        404,
+        [
+            (
+                "POST",
+                "/tokens/{id}/links",
+                "/tokens/tok_nope/links",
+                Some(json!({"path": "/app/x"})),
+                404,
+            ),
+            ("GET", "/tokens/{id}/links", &links_path, None, 200),
+            (
+                "GET",
+                "/tokens/{id}/links",
+                "/tokens/tok_nope/links",
+                None,
+                404,
+            ),
+            (
+                "GET",
+                "/tokens/{id}/links",
+                &format!("{links_path}?x=1"),
+                None,
+                400,
+            ),
+            ("GET", "/links/{id}", &lpath, None, 200),
+            ("GET", "/links/{id}", "/links/lnk_nope", None, 404),
+            ("GET", "/links/{id}", &format!("{lpath}?x=1"), None, 400),
+            ("DELETE", "/links/{id}", &format!("{lpath}?x=1"), None, 400),
+            ("DELETE", "/links/{id}", &lpath, None, 204),
+            ("DELETE", "/links/{id}", &lpath, None, 404),
+        ],
     )
     .await;
-    c.expect(&gw, "GET", "/tokens/{id}/links", &links_path, None, 200)
-        .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/tokens/{id}/links",
-        "/tokens/tok_nope/links",
-        None,
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/tokens/{id}/links",
-        &format!("{links_path}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(&gw, "GET", "/links/{id}", &lpath, None, 200).await;
-    c.expect(&gw, "GET", "/links/{id}", "/links/lnk_nope", None, 404)
-        .await;
-    c.expect(
-        &gw,
-        "GET",
-        "/links/{id}",
-        &format!("{lpath}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/links/{id}",
-        &format!("{lpath}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(&gw, "DELETE", "/links/{id}", &lpath, None, 204)
-        .await;
-    c.expect(&gw, "DELETE", "/links/{id}", &lpath, None, 404)
-        .await;
 
     // Deleting what is in use is refused; then everything is deleted.
-    c.expect(&gw, "DELETE", "/filters/{id}", &fpath, None, 409)
-        .await;
-    c.expect(
+    c.expect_each(
         &gw,
-        "DELETE",
-        "/filters/{id}",
-        &format!("{fpath}?detach=maybe"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        None,
-        409,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/tokens/{id}",
-        &format!("{tpath}?x=1"),
-        None,
-        400,
-    )
-    .await;
-    c.expect(&gw, "DELETE", "/tokens/{id}", &tpath, None, 204)
-        .await;
-    c.expect(&gw, "DELETE", "/tokens/{id}", &tpath, None, 404)
-        .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/filters/{id}",
-        &format!("{fpath}?detach=true"),
-        None,
-        204,
-    )
-    .await;
-    c.expect(&gw, "DELETE", "/filters/{id}", &fpath, None, 404)
-        .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        None,
-        204,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/ip-filters/{name}",
-        "/ip-filters/office",
-        None,
-        404,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "DELETE",
-        "/ip-filters/{name}",
-        "/ip-filters/nope?x=1",
-        None,
-        400,
+        [
+            ("DELETE", "/filters/{id}", &fpath, None, 409),
+            (
+                "DELETE",
+                "/filters/{id}",
+                &format!("{fpath}?detach=maybe"),
+                None,
+                400,
+            ),
+            (
+                "DELETE",
+                "/ip-filters/{name}",
+                "/ip-filters/office",
+                None,
+                409,
+            ),
+            ("DELETE", "/tokens/{id}", &format!("{tpath}?x=1"), None, 400),
+            ("DELETE", "/tokens/{id}", &tpath, None, 204),
+            ("DELETE", "/tokens/{id}", &tpath, None, 404),
+            (
+                "DELETE",
+                "/filters/{id}",
+                &format!("{fpath}?detach=true"),
+                None,
+                204,
+            ),
+            ("DELETE", "/filters/{id}", &fpath, None, 404),
+            (
+                "DELETE",
+                "/ip-filters/{name}",
+                "/ip-filters/office",
+                None,
+                204,
+            ),
+            (
+                "DELETE",
+                "/ip-filters/{name}",
+                "/ip-filters/office",
+                None,
+                404,
+            ),
+            (
+                "DELETE",
+                "/ip-filters/{name}",
+                "/ip-filters/nope?x=1",
+                None,
+                400,
+            ),
+        ],
     )
     .await;
 
@@ -826,22 +755,24 @@ async fn every_documented_operation_answers_as_documented() {
         )
         .await;
     assert_eq!(denied["decision"], "deny", "{denied}");
-    c.expect(
+    c.expect_each(
         &gw,
-        "POST",
-        "/explain",
-        "/explain",
-        Some(json!({"token": explained, "method": "GET"})),
-        400,
-    )
-    .await;
-    c.expect(
-        &gw,
-        "POST",
-        "/explain",
-        "/explain",
-        Some(json!({"token": "tok_none", "method": "GET", "path": "/"})),
-        404,
+        [
+            (
+                "POST",
+                "/explain",
+                "/explain",
+                Some(json!({"token": explained, "method": "GET"})),
+                400,
+            ),
+            (
+                "POST",
+                "/explain",
+                "/explain",
+                Some(json!({"token": "tok_none", "method": "GET", "path": "/"})),
+                404,
+            ),
+        ],
     )
     .await;
     let key = format!("Bearer {ADMIN_KEY}");

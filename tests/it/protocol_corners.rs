@@ -467,11 +467,7 @@ async fn a_head_past_max_header_bytes_is_refused_431_however_it_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_without_alpn_serves_http1_and_http2_by_the_first_bytes() {
     let tls = crate::support::tls::TlsFiles::generate();
-    let listen = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = tls.listen_section();
     let (_es, gw) = setup_with(&listen).await;
     let secret = gw.tenant_token("a").await;
     let connector = crate::support::tls::client_connector(&tls.ca_cert, b"");
@@ -575,11 +571,7 @@ async fn a_relayed_body_with_broken_framing_is_the_clients_400_not_a_backend_502
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preface_cut_short_or_followed_by_http1_is_never_a_request() {
     let tls = crate::support::tls::TlsFiles::generate();
-    let listen = format!(
-        "header_timeout = \"1s\"\n[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = format!("header_timeout = \"1s\"\n{}", tls.listen_section());
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
     let gw = Esgate::start_full(&[es.url()], &listen, "", "").await;

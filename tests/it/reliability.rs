@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::binary;
-use support::esgate::{Esgate, ADMIN_KEY};
+use support::esgate::{audit_file_section, Esgate, ADMIN_KEY};
 use support::faults::FaultServer;
 use support::http::{send, send_with_timeout};
 use support::recording::{Answer as RecordedAnswer, Recorded, Recording};
@@ -326,11 +326,7 @@ async fn an_idle_http1_connection_is_closed_by_the_shorter_of_its_two_timeouts()
 async fn tls_connections_quiet_after_the_handshake_are_closed() {
     let tls = support::tls::TlsFiles::generate();
     let backend = FaultServer::answer(200, "application/json", "{}");
-    let listen = format!(
-        "{SHORT_LISTEN}[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        tls.cert.display().to_string(),
-        tls.key.display().to_string()
-    );
+    let listen = format!("{SHORT_LISTEN}{}", tls.listen_section());
     let gw = Esgate::start_full(&[backend.url()], &listen, "", "").await;
 
     for alpn in [&b"http/1.1"[..], b"h2"] {
@@ -1287,6 +1283,50 @@ async fn token_list_into_a_closed_pipe_exits_cleanly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// An audit output that stalls: a FIFO nobody reads (a log shipper that stopped reading),
+/// held open for reading and writing (which opens at once on Linux, and keeps the pipe open
+/// with nobody reading) until `drain`.
+struct StalledFifo {
+    path: PathBuf,
+    pipe: Option<std::fs::File>,
+    _dir: tempfile::TempDir,
+}
+
+impl StalledFifo {
+    fn new() -> StalledFifo {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.fifo");
+        let made = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let pipe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        StalledFifo {
+            path,
+            pipe: Some(pipe),
+            _dir: dir,
+        }
+    }
+
+    /// The `[audit]` section writing to it with `on_failure = "closed"`.
+    fn closed_audit_section(&self) -> String {
+        format!(
+            "{}on_failure = \"closed\"\n",
+            audit_file_section(&self.path)
+        )
+    }
+
+    /// Reads the pipe from now on, so the writer (and the gateway's end) can finish.
+    fn drain(&mut self) {
+        let mut pipe = self.pipe.take().expect("drained once");
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+        });
+    }
+}
+
 /// attack20d: `audit.on_failure = "closed"` with an output that stalls (a FIFO nobody reads: a
 /// log shipper that stopped reading). A client with no credential at all floods refusals, each
 /// of which writes a line (the path cut to 512 characters); had their lines filled the pending
@@ -1296,24 +1336,8 @@ async fn token_list_into_a_closed_pipe_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     let backend = support::fixture::seeded_osmem();
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("audit.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    // Read and write: opens at once on Linux, and the pipe stays open with nobody reading.
-    let pipe = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let gw = Esgate::start(
-        &[backend.url()],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}\non_failure = \"closed\"\n",
-            fifo.display().to_string()
-        ),
-    )
-    .await;
+    let mut fifo = StalledFifo::new();
+    let gw = Esgate::start(&[backend.url()], &fifo.closed_audit_section()).await;
     let (_, secret) = gw
         .token(json!({"name": "served", "indices": ["logs-*"],
                       "filters": [{"field": "tenant", "value": "a"}]}))
@@ -1350,11 +1374,7 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     )
     .await
     .unwrap();
-    // The pipe is read from now on, so the writer (and the gateway's end) can finish.
-    std::thread::spawn(move || {
-        let mut pipe = pipe;
-        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-    });
+    fifo.drain();
     assert!(
         dropped > 1_000,
         "the output did not stall: dropped {dropped}"
@@ -1373,25 +1393,8 @@ async fn a_flood_of_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
 async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_output_stalls() {
     let backend = support::fixture::seeded_osmem();
     let kibana = share_link::fake_kibana();
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("audit.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    // Read and write: opens at once on Linux, and the pipe stays open with nobody reading.
-    let pipe = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let gw = share_link::start(
-        backend.url(),
-        &kibana,
-        &format!(
-            "{}on_failure = \"closed\"\n",
-            share_link::audit_file_section(&fifo)
-        ),
-    )
-    .await;
+    let mut fifo = StalledFifo::new();
+    let gw = share_link::start(backend.url(), &kibana, &fifo.closed_audit_section()).await;
     let (id, secret) = gw
         .token(json!({"name": "served", "indices": ["logs-*"],
                       "filters": [{"field": "tenant", "value": "a"}]}))
@@ -1447,11 +1450,7 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
         &[("cookie", cookie.as_str())],
     )
     .await;
-    // The pipe is read from now on, so the writer (and the gateway's end) can finish.
-    std::thread::spawn(move || {
-        let mut pipe = pipe;
-        let _ = std::io::copy(&mut pipe, &mut std::io::sink());
-    });
+    fifo.drain();
     assert!(
         dropped > 1_000,
         "the output did not stall: dropped {dropped}"

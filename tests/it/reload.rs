@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use support::backend::Backend;
 use support::binary::{self, Served};
-use support::esgate::ADMIN_KEY;
+use support::esgate::{audit_file_section, ADMIN_KEY};
 use support::http::{bearer, send, send_https};
 use support::tls::TlsFiles;
 
@@ -28,9 +28,9 @@ fn write_config(path: &Path, backend: &str, store: &Path, audit: &Path, extra: &
         "[backend]\nurls = [{backend:?}]\n\
          [store]\npath = {:?}\n\
          [admin]\nkey = {ADMIN_KEY:?}\n\
-         [audit]\noutput = \"file\"\npath = {:?}\n{extra}\n",
+         {}{extra}\n",
         store.display().to_string(),
-        audit.display().to_string(),
+        audit_file_section(audit),
     );
     std::fs::write(path, text).unwrap();
 }
@@ -316,11 +316,7 @@ async fn a_replaced_certificate_is_served_after_reload() {
     let key = s.dir.path().join("server.key");
     std::fs::copy(&first.cert, &cert).unwrap();
     std::fs::copy(&first.key, &key).unwrap();
-    let tls = format!(
-        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
-        cert.display().to_string(),
-        key.display().to_string()
-    );
+    let tls = support::tls::listen_section(&cert, &key);
     write_config(&s.config, backend.url(), &s.store, &s.audit, &tls);
     let served = start(&s);
     let url = served.data.replace("http://", "https://") + "/";

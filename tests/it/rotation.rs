@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use support::backend::Backend;
-use support::esgate::{Esgate, ADMIN_KEY};
+use support::esgate::{audit_file_section, Esgate, ADMIN_KEY};
 use support::fixture;
 
 /// A count of the token's own documents: 200 with the tenant-a count, or the refusal status.
@@ -166,10 +166,7 @@ async fn rotation_is_audited_without_secrets_and_the_cli_rotates() {
     let backend = fixture::seeded_osmem();
     let dir = tempfile::tempdir().expect("tempdir");
     let audit = dir.path().join("audit.log");
-    let extra = format!(
-        "[audit]\noutput = \"file\"\npath = {:?}\n",
-        audit.display().to_string()
-    );
+    let extra = audit_file_section(&audit);
     let gw = Esgate::start(&[backend.url()], &extra).await;
     let (id, s1) = tenant_a(&gw).await;
     let admin = format!("http://{}", gw.admin_addr);

@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use support::esgate::Esgate;
+use support::esgate::{audit_file_section, audit_records, Esgate};
 use support::fixture::{self, contains_leak_marker};
 use support::http::{send, Reply};
 use support::recording::{Answer, Recording};
 use support::share_link::{
-    audit_file_section, fake_kibana, front, front_req, kibana_section, last_credential, link, open,
-    opened_link, opened_link_of, start, token, OpenedLink, DASHBOARD,
+    fake_kibana, front, front_req, kibana_section, last_credential, link, open, opened_link,
+    opened_link_of, start, token, OpenedLink, DASHBOARD,
 };
 
 async fn search_as(gw: &Esgate, auth: &str) -> Reply {
@@ -1533,22 +1533,12 @@ async fn a_recipients_body_with_broken_framing_is_its_400_not_a_502() {
 
 /// The audit file's first record of a request to `req_path`, waited for (10 s at most).
 async fn audit_record_of(path: &std::path::Path, req_path: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|r| r["path"] == req_path);
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no record of {req_path}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let to_path = |r: &Value| r["path"] == req_path;
+    let found = audit_records(path, to_path, 1, Duration::from_secs(10)).await;
+    found
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no record of {req_path}"))
 }
 
 /// attack21b (L): a recipient's request passed to Kibana whose recipient goes away before the
@@ -1991,10 +1981,7 @@ async fn kibanas_answer_heads_are_capped_at_64_kib() {
             &[backend.url()],
             "",
             "request_timeout = \"5s\"",
-            &format!(
-                "[kibana]\nurl = {:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n",
-                kibana.url()
-            ),
+            &kibana_section(kibana.url()),
         )
         .await;
         let (id, _) = token(&gw, "a", json!({})).await;

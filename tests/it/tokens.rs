@@ -11,7 +11,7 @@ use esgate::admin::api;
 use serde_json::{json, Value};
 
 use support::backend::Backend;
-use support::esgate::{Esgate, ADMIN_KEY};
+use support::esgate::{audit_file_section, Esgate, ADMIN_KEY};
 use support::http::{api_key, basic, bearer, send};
 
 async fn get_root(gw: &Esgate, auth: &str) -> support::http::Reply {
@@ -427,14 +427,7 @@ async fn the_audit_log_records_requests_and_changes_without_secrets() {
     let backend = Backend::osmem();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = Esgate::start(
-        &[backend.url()],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}",
-            path.display().to_string()
-        ),
-    )
-    .await;
+    let gw = Esgate::start(&[backend.url()], &audit_file_section(&path)).await;
     let (id, secret) = gw
         .token(json!({"name": "audited", "permissions": ["all"]}))
         .await;
@@ -506,9 +499,8 @@ async fn failed_admin_authentications_are_audited_without_the_key() {
     let gw = Esgate::start(
         &["http://127.0.0.1:9"],
         &format!(
-            "[auth]\nmax_failures = 3\nfailure_window = \"60s\"\n\
-             [audit]\noutput = \"file\"\npath = {:?}",
-            path.display().to_string()
+            "[auth]\nmax_failures = 3\nfailure_window = \"60s\"\n{}",
+            audit_file_section(&path)
         ),
     )
     .await;
@@ -601,14 +593,7 @@ async fn failed_admin_authentications_are_audited_without_the_key() {
 async fn a_huge_extension_method_is_recorded_cut() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let gw = Esgate::start(
-        &["http://127.0.0.1:9"],
-        &format!(
-            "[audit]\noutput = \"file\"\npath = {:?}",
-            path.display().to_string()
-        ),
-    )
-    .await;
+    let gw = Esgate::start(&["http://127.0.0.1:9"], &audit_file_section(&path)).await;
     let method = "X".repeat(12_000);
     let request =
         format!("{method} /_search HTTP/1.1\r\nHost: esgate\r\nConnection: close\r\n\r\n");

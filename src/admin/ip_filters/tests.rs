@@ -1,6 +1,24 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::super::testing::*;
+
+/// The IP filter `office` (10.0.0.0/8) and a token `t` that uses it: the token's view.
+async fn office_and_a_token_using_it(h: &Harness) -> Value {
+    h.expect(
+        "POST",
+        "/ip-filters",
+        r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
+        201,
+    )
+    .await;
+    h.expect(
+        "POST",
+        "/tokens",
+        r#"{"name":"t","ip_filter":"office"}"#,
+        201,
+    )
+    .await
+}
 
 #[tokio::test]
 async fn create_accepts_cidrs_and_bare_addresses() {
@@ -132,21 +150,7 @@ async fn list_is_sorted_by_name() {
 #[tokio::test]
 async fn patch_replaces_cidrs_and_shows_on_tokens() {
     let h = Harness::new();
-    h.expect(
-        "POST",
-        "/ip-filters",
-        r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
-        201,
-    )
-    .await;
-    let t = h
-        .expect(
-            "POST",
-            "/tokens",
-            r#"{"name":"t","ip_filter":"office"}"#,
-            201,
-        )
-        .await;
+    let t = office_and_a_token_using_it(&h).await;
     let b = h
         .expect(
             "PATCH",
@@ -188,21 +192,7 @@ async fn patch_replaces_cidrs_and_shows_on_tokens() {
 #[tokio::test]
 async fn delete_is_refused_while_tokens_use_it() {
     let h = Harness::new();
-    h.expect(
-        "POST",
-        "/ip-filters",
-        r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
-        201,
-    )
-    .await;
-    let t = h
-        .expect(
-            "POST",
-            "/tokens",
-            r#"{"name":"t","ip_filter":"office"}"#,
-            201,
-        )
-        .await;
+    let t = office_and_a_token_using_it(&h).await;
     let tid = t["id"].as_str().unwrap();
     let b = h.expect("DELETE", "/ip-filters/office", "", 409).await;
     assert!(reason(&b).contains(tid), "{b}");
@@ -218,21 +208,7 @@ async fn delete_is_refused_while_tokens_use_it() {
 #[tokio::test]
 async fn opening_an_ip_filter_to_every_address_is_audited_and_can_be_forbidden() {
     let h = Harness::new();
-    h.expect(
-        "POST",
-        "/ip-filters",
-        r#"{"name":"office","cidrs":["10.0.0.0/8"]}"#,
-        201,
-    )
-    .await;
-    let t = h
-        .expect(
-            "POST",
-            "/tokens",
-            r#"{"name":"t","ip_filter":"office"}"#,
-            201,
-        )
-        .await;
+    let t = office_and_a_token_using_it(&h).await;
     for open in ["0.0.0.0/0", "::/0"] {
         h.expect(
             "PATCH",

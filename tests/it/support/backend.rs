@@ -409,7 +409,9 @@ fn find_binary(venv: &Path, pkg: &Package) -> Option<PathBuf> {
         })
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd` with no input to its end; its output in the error when it fails (the venv and
+/// pip steps of an install, here and in `python`).
+pub(super) fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()

@@ -1,9 +1,12 @@
 //! esgate started in-process for a test: real listeners on 127.0.0.1:0, a config built from
 //! TOML text, a store in a temp dir, and the admin key `ADMIN_KEY`. Dropping or `stop`ping
-//! it shuts it down.
+//! it shuts it down. Also the `[audit]` section of a test writing to a file, and the reading
+//! of that file's records.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -13,6 +16,40 @@ use esgate::app::App;
 use esgate::config::{self, Overrides};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// An `[audit]` section writing its records to the file at `path` (a test's config adds keys
+/// such as `on_failure` after it).
+pub fn audit_file_section(path: &Path) -> String {
+    format!(
+        "[audit]\noutput = \"file\"\npath = {:?}\n",
+        path.display().to_string()
+    )
+}
+
+/// The records of the audit file at `audit` that `keep` keeps, waited for until there are
+/// `at_least` of them or `patience` is over (then those there are). Records are written by
+/// their own thread after the answer: a test reads them through this. Lines that are not JSON
+/// (one being written) are passed over.
+pub async fn audit_records(
+    audit: &Path,
+    keep: impl Fn(&Value) -> bool,
+    at_least: usize,
+    patience: Duration,
+) -> Vec<Value> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let found: Vec<Value> = std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| keep(r))
+            .collect();
+        if found.len() >= at_least || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 pub struct Esgate {
     pub data_addr: SocketAddr,

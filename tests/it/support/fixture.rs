@@ -42,6 +42,30 @@ pub const INDEX_LOGS_B: &str = "logs-b";
 pub const INDEX_SECRET: &str = "secret";
 /// Alias `logs-sa` -> `secret`: matches `logs-*` but reaches the secret index (IDX-16).
 pub const ALIAS_SECRET: &str = "logs-sa";
+/// The concrete indices a tenant-a token on `logs-*` may search (the alias `logs-sa` points
+/// at `secret` and is excluded): what a client's direct request to the backend names.
+pub const DIRECT_INDEX: &str = "logs-a,logs-b";
+
+/// Tenant a's filter applied by hand around `query` (none: `match_all`), in the form the
+/// issue prescribes: the direct request a test compares esgate's answer with.
+pub fn wrap_for_tenant_a(query: Option<&Value>) -> Value {
+    let inner = query.cloned().unwrap_or_else(|| json!({"match_all": {}}));
+    json!({"bool": {"filter": [{"term": {"tenant": {"value": "a"}}}], "must": [inner]}})
+}
+
+/// Removes what backend.md says not to compare, recursively.
+pub fn strip_volatile(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for key in ["took", "_shards", "_score", "max_score", "_clusters"] {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_volatile);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
+        _ => {}
+    }
+}
 
 /// One fixture document.
 #[derive(Debug, Clone)]

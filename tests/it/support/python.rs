@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::backend::cache_dir;
+use super::backend::{cache_dir, run};
 
 /// How long one client script may run before it is killed.
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -259,22 +259,5 @@ pub fn run_command(mut cmd: Command, what: &str) -> ScriptRun {
         lines,
         stdout,
         stderr,
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed with {}:\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }

@@ -4,7 +4,6 @@
 //! and the link credential the front handed Kibana.
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -20,14 +19,6 @@ pub const DASHBOARD: &str = "/app/dashboards#/view/d1";
 pub fn kibana_section(kibana_url: &str) -> String {
     format!(
         "[kibana]\nurl = {kibana_url:?}\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://dash.test\"\n"
-    )
-}
-
-/// An `[audit]` section writing its records to the file at `path`.
-pub fn audit_file_section(path: &Path) -> String {
-    format!(
-        "[audit]\noutput = \"file\"\npath = {:?}\n",
-        path.display().to_string()
     )
 }
 

@@ -1,11 +1,12 @@
 //! Test TLS material: a fresh CA and a server certificate for `localhost` and `127.0.0.1`
 //! signed by it, generated with rcgen into a temporary directory, plus a rustls server config
-//! built from them for tiny in-process TLS servers.
+//! built from them for tiny in-process TLS servers, and the `[listen.tls]` section of an
+//! esgate serving them.
 //!
 //! Invariant: keys are generated per call and live only in the returned temp dir, which is
 //! removed when `TlsFiles` is dropped; nothing is written to the repository.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -19,6 +20,16 @@ pub struct TlsFiles {
     /// The server's private key (PKCS#8).
     pub key: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// A `[listen.tls]` section serving the certificate chain at `cert` with the key at `key` (a
+/// test adds keys such as `handshake_timeout` after it).
+pub fn listen_section(cert: &Path, key: &Path) -> String {
+    format!(
+        "[listen.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    )
 }
 
 /// A TLS client connector trusting only the CA in `ca_pem`, offering `alpn`.
@@ -91,6 +102,11 @@ impl TlsFiles {
             key: write("server.key", server_key.serialize_pem()),
             _dir: dir,
         }
+    }
+
+    /// The `[listen.tls]` section of an esgate serving the generated certificate.
+    pub fn listen_section(&self) -> String {
+        listen_section(&self.cert, &self.key)
     }
 
     /// A rustls server config (ring provider, ALPN http/1.1) serving the generated certificate.
