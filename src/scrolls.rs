@@ -7,7 +7,7 @@
 //! client together: a token that opens scrolls without end (`?scroll=24h`, never cleared)
 //! fails every other client's scrolls, esgate's own cluster store's included, for up to a day.
 //!
-//! What is counted, from what the es crate's permit says (`es::Scrolling`):
+//! What is counted, from what the es crate's permit says (`es::Holding`, its `scrolling`):
 //! - a search that scrolls takes a place before it is forwarded ([`Scrolls::open`]); past the
 //!   limit it is refused (429) and nothing is forwarded. Its place becomes the scroll, keyed
 //!   by its backend id, when its answer's id is sealed ([`Opening::opened`]), and is given
