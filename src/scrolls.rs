@@ -34,7 +34,7 @@
 //! with none left that nothing holds, and deleted tokens.
 //!
 //! Points in time (`max_open_pits`, pit25) are counted by the same machinery, in a count of
-//! their own ([`Scrolls::of`] with [`es::Context::Pit`]): OpenSearch keeps at most
+//! their own ([`Scrolls::of`] with [`Context::Pit`]): OpenSearch keeps at most
 //! `search.max_open_pit_context` (300) point-in-time contexts a node, and Elasticsearch caps
 //! none (each pins its shard's segments and heap), so a token opening them without end
 //! (`keep_alive=24h`, never closed) fails every other client's opens on OpenSearch and holds
