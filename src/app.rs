@@ -43,6 +43,8 @@ pub struct App {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Per-token open scrolls (`max_open_scrolls`).
     pub scrolls: Arc<crate::scrolls::Scrolls>,
+    /// Per-token open points in time (`max_open_pits`).
+    pub pits: Arc<crate::scrolls::Scrolls>,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
@@ -277,6 +279,7 @@ impl App {
             audit,
             throttle: Arc::new(crate::throttle::Throttle::new()),
             scrolls: Arc::new(crate::scrolls::Scrolls::new()),
+            pits: Arc::new(crate::scrolls::Scrolls::of(crate::es::Context::Pit)),
             metrics: Arc::new(Metrics::new(
                 config.backend.request_timeout,
                 config.metrics.max_token_series,
@@ -421,6 +424,7 @@ impl App {
                 ),
                 throttle: Arc::clone(&self.throttle),
                 scrolls: Arc::clone(&self.scrolls),
+                pits: Arc::clone(&self.pits),
                 admin_key,
                 admin_key_file,
                 readiness: Default::default(),

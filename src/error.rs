@@ -186,6 +186,9 @@ impl ProxyError {
             ProxyError::TokenLimited(crate::throttle::Limited::OpenScrolls { .. }) => {
                 "token_open_scrolls_limited"
             }
+            ProxyError::TokenLimited(crate::throttle::Limited::OpenPits { .. }) => {
+                "token_open_pits_limited"
+            }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(U::Saturated) => "backend_connections",
             ProxyError::Upstream(U::Share { .. }) => "backend_share",
@@ -329,6 +332,23 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("100 open scrolls (its max_open_scrolls)"),
+            "{v}"
+        );
+        let pits = ProxyError::TokenLimited(Limited::OpenPits {
+            max: 50,
+            retry_after: Duration::from_millis(1_200),
+        });
+        assert_eq!(pits.code(), "token_open_pits_limited");
+        let r = pits.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "2");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+        assert!(
+            v["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("50 open points in time (its max_open_pits)"),
             "{v}"
         );
         let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));

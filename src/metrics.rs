@@ -48,6 +48,8 @@ pub enum Rejected {
     Concurrency,
     /// A scroll's open over the token's `max_open_scrolls`.
     OpenScrolls,
+    /// A point in time's open over the token's `max_open_pits`.
+    OpenPits,
     Guard,
     Busy,
     AuthFailures,
@@ -65,10 +67,11 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    const ALL: [Rejected; 11] = [
+    const ALL: [Rejected; 12] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::OpenScrolls,
+        Rejected::OpenPits,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
@@ -84,6 +87,7 @@ impl Rejected {
             Rejected::RateLimited => "rate_limited",
             Rejected::Concurrency => "concurrency",
             Rejected::OpenScrolls => "open_scrolls",
+            Rejected::OpenPits => "open_pits",
             Rejected::Guard => "guard",
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",

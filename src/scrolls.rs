@@ -7,7 +7,7 @@
 //! client together: a token that opens scrolls without end (`?scroll=24h`, never cleared)
 //! fails every other client's scrolls, esgate's own cluster store's included, for up to a day.
 //!
-//! What is counted, from what the es crate's permit says (`es::Scrolling`):
+//! What is counted, from what the es crate's permit says (`es::Holding`, its `scrolling`):
 //! - a search that scrolls takes a place before it is forwarded ([`Scrolls::open`]); past the
 //!   limit it is refused (429) and nothing is forwarded. Its place becomes the scroll, keyed
 //!   by its backend id, when its answer's id is sealed ([`Opening::opened`]), and is given
@@ -32,6 +32,20 @@
 //! nothing is done for requests that are not scrolls'. Bounded: a token holds at most its
 //! limit of entries (each needs a place to be made), and [`Scrolls::sweep`] forgets tokens
 //! with none left that nothing holds, and deleted tokens.
+//!
+//! Points in time (`max_open_pits`, pit25) are counted by the same machinery, in a count of
+//! their own ([`Scrolls::of`] with [`Context::Pit`]): OpenSearch keeps at most
+//! `search.max_open_pit_context` (300) point-in-time contexts a node, and Elasticsearch caps
+//! none (each pins its shard's segments and heap), so a token opening them without end
+//! (`keep_alive=24h`, never closed) fails every other client's opens on OpenSearch and holds
+//! a node's disk and memory on either. The permit's `pit` says what a request does: an open
+//! (`POST /<index>/_pit`, OpenSearch `POST /<index>/_search/point_in_time`) takes a place as a
+//! scroll's open does, for its `keep_alive`; a search or async search on one
+//! ([`Scrolls::next_page`]) keeps it alive for the longer of its `pit.keep_alive` and the one
+//! it had, or for the one it had when it gives none (Elasticsearch's `SearchService::getKeepAlive`
+//! is -1 then: `ReaderContext::markAsUsed` only moves its last use), following the id its
+//! answer names; a close (`DELETE /_pit`, OpenSearch `DELETE /_search/point_in_time`, with ids
+//! sealed for the token, never `_all`) and a search on one answered 404 end it.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -42,6 +56,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::es::Context;
 use crate::throttle::Limited;
 
 /// How long past its keep-alive a scroll is still counted: Elasticsearch's reaper frees
@@ -55,6 +70,9 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5 * 60);
 
 /// The default `max_open_scrolls` (`[policies.limits]`): see docs/configuration.md.
 pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
+
+/// The default `max_open_pits` (`[policies.limits]`): see docs/configuration.md.
+pub const DEFAULT_MAX_OPEN_PITS: u32 = 50;
 
 /// One open scroll: until when it is counted, and the keep-alive its next page keeps when it
 /// sets none.
@@ -81,8 +99,10 @@ impl Held {
     }
 }
 
+/// One kind of context's count, per token: scrolls ([`Scrolls::new`]) or points in time.
 #[derive(Debug)]
 pub struct Scrolls {
+    kind: Context,
     tokens: DashMap<String, Arc<Mutex<Held>>, crate::FastHash>,
     /// Keys backend ids are hashed with (random per process: nobody can aim two ids at one
     /// key).
@@ -174,8 +194,15 @@ impl Drop for Opening {
 }
 
 impl Scrolls {
+    /// The count of open scrolls.
     pub fn new() -> Scrolls {
+        Scrolls::of(Context::Scroll)
+    }
+
+    /// The count of open contexts of `kind`.
+    pub fn of(kind: Context) -> Scrolls {
         Scrolls {
+            kind,
             tokens: DashMap::default(),
             keys: RandomState::new(),
             next_place: AtomicU64::new(0),
@@ -213,9 +240,10 @@ impl Scrolls {
         h.prune(now);
         if h.open.len() >= max as usize {
             let first_free = h.open.values().map(|k| k.until).min().unwrap_or(now);
-            return Err(Limited::OpenScrolls {
-                max,
-                retry_after: first_free.saturating_duration_since(now),
+            let retry_after = first_free.saturating_duration_since(now);
+            return Err(match self.kind {
+                Context::Scroll => Limited::OpenScrolls { max, retry_after },
+                Context::Pit => Limited::OpenPits { max, retry_after },
             });
         }
         h.open.insert(
@@ -237,13 +265,14 @@ impl Scrolls {
         }))
     }
 
-    /// A next page of the scroll `backend_id` was answered with success at `now`: it is kept
-    /// alive from `now` for the larger of its keep-alive so far and the page's `keep_alive_ms`
-    /// (`None`: [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch keeps its context (attack24b: a
-    /// page's shorter `scroll` shortened the count, not the context), under `answer_id`, the
-    /// id its answer named (the backend may give a new one; `None`: unchanged). A scroll
-    /// esgate does not count (opened before a restart, on another esgate, before the token had
-    /// a limit) is left uncounted.
+    /// A next page of the scroll `backend_id` (a search on the point in time) was answered
+    /// with success at `now`: it is kept alive from `now` for the larger of its keep-alive so
+    /// far and the page's `keep_alive_ms` (`None`: a scroll's [`DEFAULT_KEEP_ALIVE`], a point
+    /// in time's own), as Elasticsearch keeps its context (attack24b: a page's shorter
+    /// `scroll` shortened the count, not the context), under `answer_id`, the id its answer
+    /// named (the backend may give a new one; `None`: unchanged). One esgate does not count
+    /// (opened before a restart, on another esgate, before the token had a limit) is left
+    /// uncounted.
     pub fn next_page(
         &self,
         token_id: &str,
@@ -260,7 +289,11 @@ impl Scrolls {
         let Some(kept) = h.open.remove(&key) else {
             return;
         };
-        let page = keep_alive_ms.map_or(DEFAULT_KEEP_ALIVE, Duration::from_millis);
+        let unset = match self.kind {
+            Context::Scroll => DEFAULT_KEEP_ALIVE,
+            Context::Pit => Duration::ZERO,
+        };
+        let page = keep_alive_ms.map_or(unset, Duration::from_millis);
         let keep_alive = kept.keep_alive.max(page);
         let key = answer_id.map_or(key, |id| self.keys.hash_one(id));
         h.open.insert(
@@ -535,6 +568,50 @@ mod tests {
         s.sweep(later, |_| false);
         assert!(s.is_empty());
         drop(held);
+    }
+
+    /// pit25: points in time are counted apart from scrolls, refused past `max_open_pits`
+    /// with their own error; a search on one without `keep_alive` keeps it alive for the one
+    /// it had from then (Elasticsearch: -1, no change but its last use; a scroll's page takes
+    /// the five-minute default), a shorter one shortens nothing, a longer one extends it.
+    #[test]
+    fn points_in_time_are_counted_apart_and_keep_their_own_keep_alive() {
+        let pits = Scrolls::of(Context::Pit);
+        let scrolls = Scrolls::new();
+        let start = Instant::now();
+        for id in ["p", "q"] {
+            let o = pits.open("a", Some(2), MIN, start).unwrap().unwrap();
+            o.opened(Some(id), start);
+        }
+        let refused = pits.open("a", Some(2), MIN, start).unwrap_err();
+        assert!(
+            matches!(refused, Limited::OpenPits { max: 2, retry_after }
+                if retry_after == Duration::from_millis(MIN) + REAPER_SLACK),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("max_open_pits"), "{refused}");
+        assert!(
+            scrolls.open("a", Some(2), MIN, start).unwrap().is_some(),
+            "scrolls have their own count"
+        );
+        // Searches 90 s later: `p`'s without keep_alive keeps its minute from then (not the
+        // five minutes a scroll's page without `scroll` sets); `q`'s shorter one shortens
+        // nothing, and its answer names a new id.
+        let search = start + Duration::from_secs(90);
+        pits.next_page("a", "p", None, None, search);
+        pits.next_page("a", "q", Some("q2"), Some(1), search);
+        pits.ended("a", ["q"]);
+        assert_eq!(pits.held_by("a", search), 2, "q's old id names nothing now");
+        let counted_until = search + Duration::from_millis(MIN) + REAPER_SLACK;
+        assert_eq!(pits.held_by("a", counted_until - Duration::from_secs(1)), 2);
+        assert_eq!(pits.held_by("a", counted_until + Duration::from_secs(1)), 0);
+        // A longer one extends it; a close of the id its answer named frees it.
+        let o = pits.open("a", Some(2), MIN, search).unwrap().unwrap();
+        o.opened(Some("r"), search);
+        pits.next_page("a", "r", Some("r2"), Some(10 * MIN), search);
+        assert_eq!(pits.held_by("a", counted_until + Duration::from_secs(1)), 1);
+        pits.ended("a", ["r2"]);
+        assert_eq!(pits.held_by("a", search), 0);
     }
 
     #[test]

@@ -39,13 +39,21 @@ pub enum Limited {
         "this token already holds {max} open scrolls (its max_open_scrolls); clear a scroll it no longer needs (DELETE /_search/scroll) or retry later"
     )]
     OpenScrolls { max: u32, retry_after: Duration },
+    /// Over `max_open_pits` (`crate::scrolls`, pit25): `retry_after` is when the first of the
+    /// token's points in time is no longer counted, unless the client closes one first.
+    #[error(
+        "this token already holds {max} open points in time (its max_open_pits); close one it no longer needs (DELETE /_pit, on OpenSearch DELETE /_search/point_in_time) or retry later"
+    )]
+    OpenPits { max: u32, retry_after: Duration },
 }
 
 impl Limited {
     /// Whole seconds for `Retry-After` (at least 1).
     pub fn retry_after_secs(&self) -> u64 {
         match self {
-            Limited::Rate { retry_after, .. } | Limited::OpenScrolls { retry_after, .. } => {
+            Limited::Rate { retry_after, .. }
+            | Limited::OpenScrolls { retry_after, .. }
+            | Limited::OpenPits { retry_after, .. } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 secs.max(1)
             }

@@ -103,6 +103,8 @@ pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_open_scrolls: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_pits: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_buckets: Option<u64>,
@@ -123,6 +125,7 @@ impl Limits {
             ("burst", n(self.burst.map(u64::from))),
             ("max_concurrent", n(self.max_concurrent.map(u64::from))),
             ("max_open_scrolls", n(self.max_open_scrolls.map(u64::from))),
+            ("max_open_pits", n(self.max_open_pits.map(u64::from))),
             ("max_size", n(self.max_size)),
             ("max_buckets", n(self.max_buckets)),
             ("search_timeout", self.search_timeout.clone()),

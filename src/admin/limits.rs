@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10, "max_open_scrolls": 20,
-//!  "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"}
+//!  "max_open_pits": 10, "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"}
 //! ```
 //! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
 
@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "burst",
     "max_concurrent",
     "max_open_scrolls",
+    "max_open_pits",
     "max_size",
     "max_buckets",
     "search_timeout",
@@ -30,7 +31,8 @@ pub const KEYS: &[&str] = &[
 /// arithmetic of the limiter and the cost guards in range).
 const MAX_RATE: u64 = 1_000_000;
 const MAX_CONCURRENT: u64 = 1_000_000;
-const MAX_OPEN_SCROLLS: u64 = 1_000_000;
+/// Scrolls or points in time held open at once.
+const MAX_OPEN_CONTEXTS: u64 = 1_000_000;
 const MAX_HITS: u64 = 1_000_000_000;
 /// Longest `search_timeout`: one day.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
@@ -74,7 +76,8 @@ pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
         requests_per_second: small("requests_per_second", MAX_RATE)?,
         burst: small("burst", MAX_RATE)?,
         max_concurrent: small("max_concurrent", MAX_CONCURRENT)?,
-        max_open_scrolls: small("max_open_scrolls", MAX_OPEN_SCROLLS)?,
+        max_open_scrolls: small("max_open_scrolls", MAX_OPEN_CONTEXTS)?,
+        max_open_pits: small("max_open_pits", MAX_OPEN_CONTEXTS)?,
         max_size: int("max_size", MAX_HITS)?,
         max_buckets: int("max_buckets", MAX_HITS)?,
         search_timeout_ms,
@@ -107,6 +110,7 @@ pub fn view(l: &TokenLimits) -> Limits {
         burst: l.burst,
         max_concurrent: l.max_concurrent,
         max_open_scrolls: l.max_open_scrolls,
+        max_open_pits: l.max_open_pits,
         max_size: l.max_size,
         max_buckets: l.max_buckets,
         search_timeout: l.search_timeout_ms.map(format_timeout),
@@ -122,7 +126,8 @@ mod tests {
     #[test]
     fn every_key_parses_and_views_back() {
         let body = json!({"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
-                          "max_open_scrolls": 20, "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
+                          "max_open_scrolls": 20, "max_open_pits": 10, "max_size": 1000, "max_buckets": 10000,
+                          "search_timeout": "30s"});
         let l = parse(&body, "limits").unwrap();
         assert_eq!(
             l,
@@ -131,6 +136,7 @@ mod tests {
                 burst: Some(100),
                 max_concurrent: Some(10),
                 max_open_scrolls: Some(20),
+                max_open_pits: Some(10),
                 max_size: Some(1000),
                 max_buckets: Some(10000),
                 search_timeout_ms: Some(30_000),
@@ -172,6 +178,9 @@ mod tests {
                 "limits.max_open_scrolls",
             ),
             (json!({"max_open_scrolls": -5}), "limits.max_open_scrolls"),
+            (json!({"max_open_pits": 0}), "limits.max_open_pits"),
+            (json!({"max_open_pits": 1_000_001}), "limits.max_open_pits"),
+            (json!({"max_open_pits": "3"}), "limits.max_open_pits"),
             (json!({"max_size": 0}), "limits.max_size"),
             (
                 json!({"max_buckets": 10_000_000_000u64}),

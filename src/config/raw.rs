@@ -214,6 +214,7 @@ pub struct RawLimits {
     pub burst: Option<u64>,
     pub max_concurrent: Option<u64>,
     pub max_open_scrolls: Option<u64>,
+    pub max_open_pits: Option<u64>,
     pub max_size: Option<u64>,
     pub max_buckets: Option<u64>,
     pub search_timeout: Option<String>,

@@ -243,11 +243,14 @@ pub(super) fn validate_for(
                     }
                 },
             };
-            // The one limit set by default: a token's open scrolls hold search contexts every
-            // client of the cluster shares (docs/configuration.md).
+            // The limits set by default: a token's open scrolls and points in time hold search
+            // contexts every client of the cluster shares (docs/configuration.md).
             limits
                 .max_open_scrolls
                 .get_or_insert(crate::scrolls::DEFAULT_MAX_OPEN_SCROLLS);
+            limits
+                .max_open_pits
+                .get_or_insert(crate::scrolls::DEFAULT_MAX_OPEN_PITS);
             limits
         },
     };
@@ -1591,16 +1594,26 @@ mod tests {
             (l.max_size, l.max_buckets, l.search_timeout_ms),
             (Some(1000), Some(10_000), Some(30_000))
         );
-        // Only `max_open_scrolls` is set by default; a token's own or the section's wins.
+        // Only `max_open_scrolls` and `max_open_pits` are set by default; a token's own or the
+        // section's wins.
         assert_eq!(
             check("").unwrap().policies.limits,
             crate::store::model::TokenLimits {
                 max_open_scrolls: Some(100),
+                max_open_pits: Some(50),
                 ..Default::default()
             }
         );
         let set = check("[policies.limits]\nmax_open_scrolls = 5\n").unwrap();
         assert_eq!(set.policies.limits.max_open_scrolls, Some(5));
+        let set = check("[policies.limits]\nmax_open_pits = 7\n").unwrap();
+        assert_eq!(
+            (
+                set.policies.limits.max_open_pits,
+                set.policies.limits.max_open_scrolls
+            ),
+            (Some(7), Some(100))
+        );
         for bad in [
             "max_size = 0",
             "search_timeout = \"0s\"",
@@ -1608,6 +1621,8 @@ mod tests {
             "requests_per_second = 5000000",
             "max_open_scrolls = 0",
             "max_open_scrolls = 1000001",
+            "max_open_pits = 0",
+            "max_open_pits = 1000001",
         ] {
             let issues = check(&format!("[policies.limits]\n{bad}\n")).unwrap_err();
             assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");

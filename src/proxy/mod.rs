@@ -164,6 +164,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::TokenLimited(crate::throttle::Limited::OpenScrolls { .. }) => {
                     app.metrics.rejected(Rejected::OpenScrolls)
                 }
+                ProxyError::TokenLimited(crate::throttle::Limited::OpenPits { .. }) => {
+                    app.metrics.rejected(Rejected::OpenPits)
+                }
                 ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
                     app.metrics.rejected(Rejected::Guard)
                 }
@@ -304,7 +307,7 @@ async fn pipeline(
         mut handling,
         hold,
         watch,
-        scrolling,
+        holding,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -315,15 +318,17 @@ async fn pipeline(
             return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
     };
-    // A scroll's open takes one of the token's `max_open_scrolls` places, refused (429) with
-    // nothing forwarded when they are all taken (`crate::scrolls`).
-    let mut opening = match &scrolling {
-        Some(es::Scrolling::Open { keep_alive_ms }) => app.scrolls.open(
-            &token.id,
-            limits.max_open_scrolls,
-            *keep_alive_ms,
-            Instant::now(),
-        )?,
+    // A scroll's or point in time's open takes one of the token's `max_open_scrolls` or
+    // `max_open_pits` places, refused (429) with nothing forwarded when they are all taken
+    // (`crate::scrolls`).
+    let mut opening = match &holding {
+        Some((context, es::Holding::Open { keep_alive_ms })) => {
+            let max = match context {
+                es::Context::Scroll => limits.max_open_scrolls,
+                es::Context::Pit => limits.max_open_pits,
+            };
+            held(app, *context).open(&token.id, max, *keep_alive_ms, Instant::now())?
+        }
         _ => None,
     };
     // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
@@ -393,8 +398,8 @@ async fn pipeline(
     }
     let success = up.status.is_success();
     let status = up.status;
-    if let Some(scrolling) = &scrolling {
-        scroll_answered(app, &token.id, scrolling, status, &mut opening);
+    if let Some(holding) = &holding {
+        held_answered(app, &token.id, holding, status, &mut opening);
     }
     if let Handling::Seal { sealing, .. } = &mut handling {
         // A failed async search still answers with its id (under its error status).
@@ -442,7 +447,7 @@ async fn pipeline(
                     &mut headers,
                 );
             }
-            let (bytes, hold, scroll_id) = Box::pin(seal_response(
+            let (bytes, hold, context_id) = Box::pin(seal_response(
                 app,
                 &sealing,
                 success,
@@ -451,8 +456,8 @@ async fn pipeline(
                 room,
             ))
             .await?;
-            if let Some(scrolling) = &scrolling {
-                scroll_sealed(app, &token.id, scrolling, scroll_id.as_deref(), opening);
+            if let Some(holding) = &holding {
+                held_sealed(app, &token.id, holding, context_id.as_deref(), opening);
             }
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
@@ -527,8 +532,9 @@ pub(crate) struct Forward {
     /// A `read` token's answer of the search family: its reported failures are judged
     /// (`failures`; whether the route writes them before its results).
     watch: Option<bool>,
-    /// What the request does to the token's open scrolls (`crate::scrolls`).
-    scrolling: Option<es::Scrolling>,
+    /// What the request does to the token's open scrolls or points in time
+    /// (`crate::scrolls`).
+    holding: Option<(es::Context, es::Holding)>,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -615,7 +621,7 @@ pub(crate) async fn decide(
                 handling: Handling::Stream,
                 hold,
                 watch: None,
-                scrolling: None,
+                holding: None,
             }))
         }
         Permission::Read => {
@@ -642,7 +648,7 @@ pub(crate) async fn decide(
             // request (a relayed one too) would otherwise copy at each await level (issue 10).
             let (mut permit, binding, hold, client_body) =
                 Box::pin(enforce(app, snapshot, token, parts, head, body, ctx)).await?;
-            let scrolling = permit.scrolling.take();
+            let holding = permit.take_holding();
             let handling = Handling::new(permit.answer.clone(), binding);
             let watch = es::answers::failures::watched(permit.action);
             // A large body's spans are slices of the client's: `hold` covers it as long as
@@ -659,7 +665,7 @@ pub(crate) async fn decide(
                 request,
                 handling,
                 hold,
-                scrolling,
+                holding,
             }))
         }
     }
@@ -785,67 +791,75 @@ struct Sealing {
     expected: usize,
 }
 
-/// The token's open scrolls as a scroll request's answer `status` leaves them (before its id,
-/// if any, is sealed: [`scroll_sealed`]): an open that failed opened nothing; a next page
-/// answered keeps its scroll alive from now, one answered 404 names a scroll that is gone;
-/// a clear answered (404: none of them was there) ends them.
-fn scroll_answered(
+/// The count of the token's open contexts of `context`.
+fn held(app: &App, context: es::Context) -> &crate::scrolls::Scrolls {
+    match context {
+        es::Context::Scroll => &app.scrolls,
+        es::Context::Pit => &app.pits,
+    }
+}
+
+/// The token's open scrolls (points in time) as a request's answer `status` leaves them
+/// (before its id, if any, is sealed: [`held_sealed`]): an open that failed opened nothing; a
+/// next page (a search on a point in time) answered keeps it alive from now, one answered 404
+/// names one that is gone; a clear (close) answered (404: none of them was there) ends them.
+fn held_answered(
     app: &App,
     token_id: &str,
-    scrolling: &es::Scrolling,
+    (context, holding): &(es::Context, es::Holding),
     status: http::StatusCode,
     opening: &mut Option<crate::scrolls::Opening>,
 ) {
     let gone = status == http::StatusCode::NOT_FOUND;
-    match scrolling {
-        es::Scrolling::Open { .. } => {
+    let count = held(app, *context);
+    match holding {
+        es::Holding::Open { .. } => {
             if !status.is_success() {
                 if let Some(o) = opening.take() {
                     o.not_opened();
                 }
             }
         }
-        es::Scrolling::Next {
+        es::Holding::Next {
             backend_id,
             keep_alive_ms,
         } => {
             if status.is_success() {
-                app.scrolls
-                    .next_page(token_id, backend_id, None, *keep_alive_ms, Instant::now());
+                count.next_page(token_id, backend_id, None, *keep_alive_ms, Instant::now());
             } else if gone {
-                app.scrolls.ended(token_id, [backend_id.as_str()]);
+                count.ended(token_id, [backend_id.as_str()]);
             }
         }
-        es::Scrolling::Clear { backend_ids } => {
+        es::Holding::Clear { backend_ids } => {
             if status.is_success() || gone {
-                app.scrolls
-                    .ended(token_id, backend_ids.iter().map(String::as_str));
+                count.ended(token_id, backend_ids.iter().map(String::as_str));
             }
         }
     }
 }
 
-/// A scroll's answer was sealed, naming the backend id `answer_id` (when its beginning names
-/// one): an open's place becomes that scroll; a next page's scroll follows a new id.
-fn scroll_sealed(
+/// A scroll's (point in time's) answer was sealed, naming the backend id `answer_id` (when its
+/// beginning names one): an open's place becomes that context; a next page's (search's) follows
+/// a new id.
+fn held_sealed(
     app: &App,
     token_id: &str,
-    scrolling: &es::Scrolling,
+    (context, holding): &(es::Context, es::Holding),
     answer_id: Option<&str>,
     opening: Option<crate::scrolls::Opening>,
 ) {
-    match scrolling {
-        es::Scrolling::Open { .. } => {
+    match holding {
+        es::Holding::Open { .. } => {
             if let Some(o) = opening {
                 o.opened(answer_id, Instant::now());
             }
         }
-        es::Scrolling::Next {
+        es::Holding::Next {
             backend_id,
             keep_alive_ms,
         } => {
             if answer_id.is_some_and(|id| id != backend_id) {
-                app.scrolls.next_page(
+                held(app, *context).next_page(
                     token_id,
                     backend_id,
                     answer_id,
@@ -854,7 +868,7 @@ fn scroll_sealed(
                 );
             }
         }
-        es::Scrolling::Clear { .. } => {}
+        es::Holding::Clear { .. } => {}
     }
 }
 
@@ -1035,15 +1049,22 @@ async fn seal_response(
             ));
         }
     };
-    // The backend id of the scroll the answer names, for the count of open scrolls
-    // (`crate::scrolls`): Elasticsearch writes it first.
-    let scroll_id = sealing
+    // The backend id of the scroll or point in time the answer names, for the count of open
+    // ones (`crate::scrolls`): Elasticsearch writes it first (an async search's `id` names
+    // neither).
+    let context_id = sealing
         .id
-        .filter(|s| s.kind == es::ids::continuation::IdKind::Scroll && success)
+        .filter(|s| {
+            success
+                && matches!(
+                    s.kind,
+                    es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit
+                )
+        })
         .and_then(|s| es::ids::continuation::leading_id(s.field, &bytes));
     drop(bytes);
     hold.keep(sealed.len());
-    Ok((Bytes::from(sealed), hold, scroll_id))
+    Ok((Bytes::from(sealed), hold, context_id))
 }
 
 /// The room sealing an answer of `len` bytes takes: the answer and the copies sealing makes

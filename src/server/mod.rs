@@ -873,12 +873,14 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
-        // Rate and concurrency state of deleted or resting tokens, and their open scrolls.
+        // Rate and concurrency state of deleted or resting tokens, and their open scrolls and
+        // points in time.
         let snapshot = app.store.snapshot();
         app.throttle
             .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
-        app.scrolls
-            .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
+        for held in [&app.scrolls, &app.pits] {
+            held.sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
+        }
     }
 }
 

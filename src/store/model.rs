@@ -173,6 +173,9 @@ pub struct TokenLimits {
     /// Scrolls held open at once (`crate::scrolls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_scrolls: Option<u32>,
+    /// Points in time held open at once (`crate::scrolls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_pits: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,7 @@ impl TokenLimits {
             burst: self.burst.or(defaults.burst),
             max_concurrent: self.max_concurrent.or(defaults.max_concurrent),
             max_open_scrolls: self.max_open_scrolls.or(defaults.max_open_scrolls),
+            max_open_pits: self.max_open_pits.or(defaults.max_open_pits),
             max_size: self.max_size.or(defaults.max_size),
             max_buckets: self.max_buckets.or(defaults.max_buckets),
             search_timeout_ms: self.search_timeout_ms.or(defaults.search_timeout_ms),

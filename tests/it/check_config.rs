@@ -106,6 +106,7 @@ fn printed_configuration_is_toml_that_check_config_prints_back_unchanged() {
         "max_tracked_addresses = 100000",
         "allow_open_ip_filters = true",
         "[policies.limits]\nmax_open_scrolls = 100",
+        "max_open_pits = 50",
         "[admin]\nkey_env = \"ESGATE_ADMIN_KEY\"",
     ] {
         assert!(defaults.contains(setting), "{setting} missing:\n{defaults}");

@@ -13,6 +13,8 @@
 //! - limits are PATCHable and `[policies.limits]` gives the defaults a token's own override;
 //! - `max_open_scrolls` (attack24): opens past it are 429 and never reach the backend; a next
 //!   page still passes; a clear, or a next page the backend answers 404, frees a place.
+//! - `max_open_pits` (pit25): the same for points in time, in each backend's dialect, counted
+//!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one.
 
 use crate::support;
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::backend::Backend;
+use support::backend::{Backend, Flavor};
 use support::esgate::Esgate;
 use support::faults::FaultServer;
 use support::fixture;
@@ -934,4 +936,210 @@ async fn concurrency_parameters_reach_the_backend_bounded_on_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_parameters_reach_the_backend_bounded_on_noida() {
     concurrency_on(&fixture::seeded_noida()).await;
+}
+
+/// The point-in-time forms of `backend`'s dialect: the open's path on `logs-*` (without its
+/// `keep_alive`), the answer's id field, and a close of `id` (path and body).
+struct PitForms {
+    open: &'static str,
+    field: &'static str,
+    close: fn(&str) -> (&'static str, Value),
+}
+
+fn pit_forms(backend: &Backend) -> PitForms {
+    match backend.flavor() {
+        Flavor::Osmem => PitForms {
+            open: "/logs-*/_search/point_in_time",
+            field: "pit_id",
+            close: |id| ("/_search/point_in_time", json!({ "pit_id": [id] })),
+        },
+        Flavor::Noida => PitForms {
+            open: "/logs-*/_pit",
+            field: "id",
+            close: |id| ("/_pit", json!({ "id": id })),
+        },
+    }
+}
+
+/// Opens points in time kept alive for `keep_alive` until esgate refuses one: the ids of
+/// those opened. The refusal is esgate's (429 `es_rejected_execution_exception` naming
+/// `max_open_pits`, with `Retry-After`) and nothing of it reached the backend.
+async fn open_pits_until_refused(
+    gw: &Esgate,
+    relay: &Relay,
+    forms: &PitForms,
+    secret: &str,
+    keep_alive: &str,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let path = format!("{}?keep_alive={keep_alive}", forms.open);
+    loop {
+        relay.take();
+        let r = gw.call_raw(secret, "POST", &path, Value::Null, &[]).await;
+        if r.status == 429 {
+            let body = r.json();
+            assert_eq!(
+                body["error"]["type"], "es_rejected_execution_exception",
+                "{body}"
+            );
+            assert!(reason(&body).contains("max_open_pits"), "{body}");
+            let after: u64 = r
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("a Retry-After");
+            // The first of the token's points in time is counted for its keep-alive (at most
+            // a minute here) and the reaper's minute.
+            assert!((1..=120).contains(&after), "{after}");
+            let forwarded = relay.take_forwarded();
+            assert!(forwarded.is_empty(), "reached the backend: {forwarded:?}");
+            return ids;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(r.json()[forms.field].as_str().expect("an id").to_owned());
+        assert!(ids.len() <= 10, "no limit: every open reached the backend");
+    }
+}
+
+/// The points in time the backend holds open, when it says (osmem lists them; noida does not).
+async fn backend_pits(backend: &Backend) -> Option<usize> {
+    if backend.flavor() != Flavor::Osmem {
+        return None;
+    }
+    let r = support::http::send(
+        "GET",
+        &format!("{}/_search/point_in_time/_all", backend.url()),
+        &[],
+        Vec::new(),
+    )
+    .await
+    .expect("the backend answers");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["pits"].as_array().map(Vec::len)
+}
+
+/// `max_open_pits` end to end (pit25): neither backend enforces a limit of its own (osmem
+/// reports `search.max_open_pit_context` 300 and opens past it; noida has none), so without
+/// esgate's a `read` token opens points in time without end. A token's own limit over the
+/// `[policies.limits]` default; opens up to it pass and reach the backend, the next is 429 and
+/// never does; searches on them pass, and scrolls are counted apart; a close frees a place, and
+/// so does a search the backend answers 404 (its point in time expired); the admin API accepts
+/// and refuses the key.
+async fn open_pits_on(backend: &Backend) {
+    let forms = pit_forms(backend);
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(
+        &[relay.url()],
+        "[policies.limits]\nmax_open_pits = 2\nmax_open_scrolls = 1\n",
+    )
+    .await;
+    let (id, secret) = tenant_a(&gw, json!({"max_open_pits": 3})).await;
+    let (_, by_default) = tenant_a(&gw, json!({})).await;
+
+    let before = backend_pits(backend).await;
+    let mut ids = open_pits_until_refused(&gw, &relay, &forms, &secret, "1m").await;
+    assert_eq!(ids.len(), 3, "the token's own limit");
+    if let Some(before) = before {
+        assert_eq!(
+            backend_pits(backend).await,
+            Some(before + 3),
+            "the backend holds what the token opened, and no more"
+        );
+    }
+    // Searches on them pass (with a keep-alive and without), and the backend may name a new
+    // id; the token's scrolls have a count of their own.
+    for keep_alive in [Some("1m"), None] {
+        let mut pit = json!({ "id": ids[0] });
+        if let Some(k) = keep_alive {
+            pit["keep_alive"] = json!(k);
+        }
+        let (status, page) = gw
+            .call(
+                &secret,
+                "POST",
+                "/_search",
+                json!({"size": 1, "pit": pit}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(next) = page["pit_id"].as_str() {
+            ids[0] = next.to_owned();
+        }
+    }
+    assert_eq!(open_scroll(&gw, &secret).await.0, 200);
+    assert_eq!(open_scroll(&gw, &secret).await.0, 429);
+    // Another token holds its own count, under the default.
+    assert_eq!(
+        open_pits_until_refused(&gw, &relay, &forms, &by_default, "1m")
+            .await
+            .len(),
+        2
+    );
+
+    // A close frees one place.
+    let (path, body) = (forms.close)(&ids[0]);
+    let (status, closed) = gw.call(&secret, "DELETE", path, body, &[]).await;
+    assert_eq!(status, 200, "{closed}");
+    let short = open_pits_until_refused(&gw, &relay, &forms, &secret, "1s").await;
+    assert_eq!(short.len(), 1);
+    // That one expires on the backend (esgate still counts it for the reaper's minute): a
+    // search on it answered 404 frees its place.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search",
+            json!({"size": 1, "pit": {"id": short[0]}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        open_pits_until_refused(&gw, &relay, &forms, &secret, "1m")
+            .await
+            .len(),
+        1
+    );
+
+    // The admin API: refused out of range, naming the key; a new limit applies at once.
+    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
+        let (status, body) = gw
+            .admin(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                Some(json!({"limits": {"max_open_pits": bad}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            reason(&body).contains("limits.max_open_pits"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, view) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {"max_open_pits": 4}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["limits"], json!({"max_open_pits": 4}));
+    assert_eq!(
+        open_pits_until_refused(&gw, &relay, &forms, &secret, "1m")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pits_are_limited_per_token_on_osmem() {
+    open_pits_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pits_are_limited_per_token_on_noida() {
+    open_pits_on(&fixture::seeded_noida()).await;
 }

@@ -125,6 +125,7 @@ pub(crate) fn authorize(
         transform,
         expected,
         scrolling,
+        pit,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -135,6 +136,7 @@ pub(crate) fn authorize(
     let answer = Answer::decide(seal, sort_seal, transform, shaping, expected, &mut query)?;
     let mut permit = Permit::new(action, method, path, query, body, indices, answer);
     permit.scrolling = scrolling;
+    permit.pit = pit;
     Ok(permit)
 }
 

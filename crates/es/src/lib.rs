@@ -409,26 +409,43 @@ pub struct Permit {
     pub answer: Answer,
     /// What the request does to the token's open scrolls, for the proxy's count of them
     /// (`max_open_scrolls`); `None` for every request that is not a scroll's.
-    pub scrolling: Option<Scrolling>,
+    pub scrolling: Option<Holding>,
+    /// What the request does to the token's open points in time (`max_open_pits`): an open, a
+    /// search naming one (`Next`), a close; `None` for every other request.
+    pub pit: Option<Holding>,
     _sealed: (),
 }
 
-/// What a permitted request does to the scrolls its token holds open on the backend: the
-/// proxy counts them (a scroll context per shard lives on the backend until cleared or its
-/// keep-alive ends, and every client shares a node's `search.max_open_scroll_context`).
-/// Backend ids are those the token's sealed ids opened, never a client's text.
+/// A kind of search context a token holds open on the backend, each counted on its own: a
+/// node keeps at most `search.max_open_scroll_context` (500) scroll contexts, and OpenSearch
+/// at most `search.max_open_pit_context` (300) point-in-time ones (Elasticsearch caps none:
+/// each pins its shard's segments and heap until it is closed or its keep-alive ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    Scroll,
+    Pit,
+}
+
+/// What a permitted request does to the scrolls or points in time its token holds open on the
+/// backend: the proxy counts them (a context per shard lives on the backend until it is
+/// cleared or closed or its keep-alive ends, and every client shares a node's). Backend ids are
+/// those the token's sealed ids opened, never a client's text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scrolling {
-    /// A search that opens a scroll, kept alive for `keep_alive_ms` (its `scroll` parameter).
+pub enum Holding {
+    /// A request that opens one, kept alive for `keep_alive_ms` (a search's `scroll`, a point
+    /// in time's `keep_alive`).
     Open { keep_alive_ms: u64 },
-    /// A scroll's next page: the backend id it continues, and the keep-alive it asks for (the
-    /// body's `scroll`, else the parameter's; `None`: neither, Elasticsearch's default then).
+    /// A request that uses one: a scroll's next page, a search (or async search) on a point
+    /// in time. The backend id it names, and the keep-alive it asks for (a page's body
+    /// `scroll`, else the parameter's; a search's `pit.keep_alive`); `None`: none given, and
+    /// then Elasticsearch sets its default for a scroll and leaves a point in time's as it was.
     /// Elasticsearch keeps the longer of it and the context's keep-alive so far.
     Next {
         backend_id: String,
         keep_alive_ms: Option<u64>,
     },
-    /// Clearing scrolls (`DELETE /_search/scroll`): their backend ids.
+    /// Clearing scrolls (`DELETE /_search/scroll`) or closing points in time (`DELETE /_pit`,
+    /// OpenSearch `DELETE /_search/point_in_time`): their backend ids.
     Clear { backend_ids: Vec<String> },
 }
 
@@ -664,8 +681,15 @@ impl Permit {
             indices,
             answer,
             scrolling: None,
+            pit: None,
             _sealed: (),
         }
+    }
+
+    /// What the request does to its token's open contexts, and their kind (taken out).
+    pub fn take_holding(&mut self) -> Option<(Context, Holding)> {
+        let scrolling = self.scrolling.take().map(|h| (Context::Scroll, h));
+        scrolling.or_else(|| self.pit.take().map(|h| (Context::Pit, h)))
     }
 }
 

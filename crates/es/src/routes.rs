@@ -241,8 +241,10 @@ pub(crate) struct Upstream {
     /// About how large the answer will be, when esgate knows (a scroll's next page: the last
     /// page's length); 0 when it does not. See [`crate::Answer::Seal`]'s `expected`.
     pub expected: usize,
-    /// What the request does to the token's open scrolls ([`crate::Scrolling`]).
-    pub scrolling: Option<crate::Scrolling>,
+    /// What the request does to the token's open scrolls ([`crate::Holding`]).
+    pub scrolling: Option<crate::Holding>,
+    /// What the request does to the token's open points in time.
+    pub pit: Option<crate::Holding>,
 }
 
 impl Upstream {
@@ -259,6 +261,7 @@ impl Upstream {
             transform: None,
             expected: 0,
             scrolling: None,
+            pit: None,
         }
     }
 

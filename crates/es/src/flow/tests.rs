@@ -1050,6 +1050,79 @@ mod dialect_and_shaping_tests {
         assert!(!prepared.needs_dialect());
     }
 
+    /// pit25: what a permit says it does to the token's open points in time (the proxy counts
+    /// them, `max_open_pits`): an open in either dialect opens one for its `keep_alive`; a
+    /// search or async search on one names the backend id its sealed id opened and the
+    /// `pit.keep_alive` it asks for (none: `None`, the point in time keeps its own); a close
+    /// names every backend id. None of them says anything about scrolls, nor a scroll's
+    /// request about points in time.
+    #[test]
+    fn permits_say_what_they_do_to_open_points_in_time() {
+        use crate::{Context, Holding};
+        let sealed = continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let other = continuation::seal(&scope().ids, IdKind::Pit, "other-pit");
+        let opens = [
+            ("/logs-a/_pit", Dialect::Elasticsearch),
+            ("/logs-a/_search/point_in_time", Dialect::OpenSearch),
+        ];
+        for (path, dialect) in opens {
+            let mut p = run("POST", path, Some("keep_alive=90s"), None, Some(dialect)).unwrap();
+            assert_eq!(p.scrolling, None, "{path}");
+            assert_eq!(
+                p.take_holding(),
+                Some((
+                    Context::Pit,
+                    Holding::Open {
+                        keep_alive_ms: 90_000
+                    }
+                )),
+                "{path}"
+            );
+        }
+        let on_pit = |path: &str, pit: serde_json::Value| {
+            let body = serde_json::to_vec(&json!({ "pit": pit })).unwrap();
+            run("POST", path, None, Some(&body), None).unwrap().pit
+        };
+        let next = |keep_alive_ms| {
+            Some(Holding::Next {
+                backend_id: "backend-pit".into(),
+                keep_alive_ms,
+            })
+        };
+        for path in ["/_search", "/_async_search"] {
+            assert_eq!(
+                on_pit(path, json!({"id": sealed, "keep_alive": "2m"})),
+                next(Some(120_000)),
+                "{path}"
+            );
+            assert_eq!(on_pit(path, json!({ "id": sealed })), next(None), "{path}");
+        }
+        let es_close = serde_json::to_vec(&json!({ "id": sealed })).unwrap();
+        let os_close = serde_json::to_vec(&json!({ "pit_id": [sealed, other] })).unwrap();
+        let closed = |path: &str, body: &[u8], dialect| {
+            run("DELETE", path, None, Some(body), Some(dialect))
+                .unwrap()
+                .pit
+        };
+        assert_eq!(
+            closed("/_pit", &es_close, Dialect::Elasticsearch),
+            Some(Holding::Clear {
+                backend_ids: vec!["backend-pit".into()]
+            })
+        );
+        assert_eq!(
+            closed("/_search/point_in_time", &os_close, Dialect::OpenSearch),
+            Some(Holding::Clear {
+                backend_ids: vec!["backend-pit".into(), "other-pit".into()]
+            })
+        );
+        let mut scroll = run("POST", "/logs-a/_search", Some("scroll=1m"), None, None).unwrap();
+        assert_eq!(scroll.pit, None);
+        assert_eq!(scroll.take_holding().map(|(c, _)| c), Some(Context::Scroll));
+        let mut plain = run("POST", "/logs-a/_search", None, None, None).unwrap();
+        assert_eq!(plain.take_holding(), None);
+    }
+
     /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
     /// final answer (never forwarded) on answers esgate reads whole.
     #[test]
@@ -1644,7 +1717,7 @@ fn esql_filters_refuse_disjoint_ranges() {
 /// a clear names every backend id; any other request, a scroll's or not, says nothing.
 #[test]
 fn permits_say_what_they_do_to_open_scrolls() {
-    use crate::Scrolling;
+    use crate::Holding as Scrolling;
     let ids = &scope().ids;
     let opened = run(
         &head("POST", "/logs-a/_search", Some("scroll=2m&size=1")),

@@ -14,7 +14,7 @@ use super::{Request, Spec, Upstream};
 use crate::ids::continuation::{self, IdKind, Release, Seal};
 use crate::request::dialect::{Dialect, DialectRoute};
 use crate::request::params::{self, Kind, ParamSet};
-use crate::{error, Method, Rejection, Scope, Scrolling};
+use crate::{error, Holding, Method, Rejection, Scope};
 
 const SCROLL_PARAMS: &[(&str, Kind)] = &[
     ("scroll", Kind::Time),
@@ -134,7 +134,7 @@ fn scroll_next(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         .and_then(Value::as_str)
         .or_else(|| param(&req.params, "scroll"))
         .map(keep_alive_ms);
-    let scrolling = Scrolling::Next {
+    let scrolling = Holding::Next {
         backend_id: backend_id.clone(),
         keep_alive_ms,
     };
@@ -155,7 +155,7 @@ fn clear_scroll(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let ids = continuation_ids(&body, "scroll_id", IdKind::Scroll, req.scope)?;
     let mut up =
         Upstream::fixed(Method::Delete, "/_search/scroll").json(&json!({ "scroll_id": ids }))?;
-    up.scrolling = Some(Scrolling::Clear { backend_ids: ids });
+    up.scrolling = Some(Holding::Clear { backend_ids: ids });
     Ok(up)
 }
 
@@ -164,8 +164,9 @@ fn clear_scroll(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 /// `search.max_keep_alive`.
 const UNREAD_KEEP_ALIVE_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// A checked time value in milliseconds (rounded up), for the proxy's count of open scrolls.
-fn keep_alive_ms(value: &str) -> u64 {
+/// A checked time value in milliseconds (rounded up), for the proxy's count of open scrolls
+/// and points in time.
+pub(crate) fn keep_alive_ms(value: &str) -> u64 {
     params::time_millis(value)
         .and_then(|ms| u64::try_from(ms).ok())
         .unwrap_or(UNREAD_KEEP_ALIVE_MS)
@@ -180,9 +181,14 @@ fn param<'p>(params: &'p [(String, String)], key: &str) -> Option<&'p str> {
 }
 
 /// What a search that scrolls does to the token's open scrolls: opens one for its `scroll`.
-pub(crate) fn opening(params: &[(String, String)]) -> Scrolling {
-    Scrolling::Open {
-        keep_alive_ms: param(params, "scroll").map_or(UNREAD_KEEP_ALIVE_MS, keep_alive_ms),
+pub(crate) fn opening(params: &[(String, String)]) -> Holding {
+    opening_for(params, "scroll")
+}
+
+/// A request opening a context kept alive for the time value of its parameter `key`.
+fn opening_for(params: &[(String, String)], key: &str) -> Holding {
+    Holding::Open {
+        keep_alive_ms: param(params, key).map_or(UNREAD_KEEP_ALIVE_MS, keep_alive_ms),
     }
 }
 
@@ -216,6 +222,7 @@ fn open_pit(
         required: true,
         release: Some(release),
     });
+    up.pit = Some(opening_for(&req.params, "keep_alive"));
     Ok(up)
 }
 
@@ -224,14 +231,21 @@ fn close_pit(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let c = continuation_object(&body, "body", "id", &[])?;
     let backend_id = continuation::open(&req.scope.ids, IdKind::Pit, &c.id)?;
-    Upstream::fixed(Method::Delete, "/_pit").json(&json!({ "id": backend_id }))
+    let mut up = Upstream::fixed(Method::Delete, "/_pit").json(&json!({ "id": backend_id }))?;
+    up.pit = Some(Holding::Clear {
+        backend_ids: vec![backend_id],
+    });
+    Ok(up)
 }
 
 /// `DELETE /_search/point_in_time` with `{"pit_id": <sealed> | [<sealed>, ...]}`.
 fn os_close_pit(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?.unwrap_or(Value::Null);
     let ids = continuation_ids(&body, "pit_id", IdKind::Pit, req.scope)?;
-    Upstream::fixed(Method::Delete, "/_search/point_in_time").json(&json!({ "pit_id": ids }))
+    let mut up = Upstream::fixed(Method::Delete, "/_search/point_in_time")
+        .json(&json!({ "pit_id": ids }))?;
+    up.pit = Some(Holding::Clear { backend_ids: ids });
+    Ok(up)
 }
 
 /// A continuation object such as `{"scroll_id": "...", "scroll": "1m"}` or a search's

@@ -281,6 +281,16 @@ fn on_pit(
     }
     let pit = scroll_pit::continuation_object(pit, "pit", "id", &["keep_alive"])?;
     let backend_id = continuation::open(&scope.ids, IdKind::Pit, &pit.id)?;
+    // The search keeps the point in time alive for its `keep_alive` (the longer of it and the
+    // one it had, in Elasticsearch), or for the one it had when it gives none.
+    let holding = crate::Holding::Next {
+        backend_id: backend_id.clone(),
+        keep_alive_ms: pit
+            .rest
+            .get("keep_alive")
+            .and_then(Value::as_str)
+            .map(scroll_pit::keep_alive_ms),
+    };
     let mut out = rewrite::search(body, &scope.filters)?;
     scope.guard.search(&mut out, &mut req.params)?;
     let positions = ordinals::prepare(
@@ -306,6 +316,7 @@ fn on_pit(
     let mut up = Upstream::fixed(Method::Post, form.api).json(&out)?;
     up.seal = Some(form.id.unwrap_or(PIT_SEAL));
     up.sort_seal = positions.map(form.sort);
+    up.pit = Some(holding);
     Ok(up)
 }
 
