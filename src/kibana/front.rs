@@ -560,6 +560,22 @@ fn recipient_address(app: &App, conn: ConnInfo, headers: &HeaderMap) -> Result<I
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
+/// Kibana's URL for a recipient's `path_and_query`: Kibana's base URL (its scheme, address and
+/// any base path) followed by the path. `None` unless the path starts with `/` and the URL is
+/// on Kibana's own scheme and address (attack25b: appended as text, a path without its `/`
+/// moved the address, `http://kibana:5601` and `1/bundles/x` making port 56011; hygiene
+/// refuses such paths first, and http 1.4.1 and later no longer parse them).
+fn kibana_url(kibana: &Uri, path_and_query: &str) -> Option<Uri> {
+    if !path_and_query.starts_with('/') {
+        return None;
+    }
+    let base = kibana.to_string();
+    let uri: Uri = format!("{}{}", base.trim_end_matches('/'), path_and_query)
+        .parse()
+        .ok()?;
+    (uri.scheme() == kibana.scheme() && uri.authority() == kibana.authority()).then_some(uri)
+}
+
 /// A `Location` on Kibana's own base URL, as a path on the front (`None`: leave it).
 fn relative_location(kibana_base: &str, location: &str) -> Option<String> {
     let base = kibana_base.trim_end_matches('/');
@@ -931,9 +947,8 @@ async fn forward(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let base = front.kibana.to_string();
-    let uri: Uri = format!("{}{}", base.trim_end_matches('/'), path_and_query)
-        .parse()
-        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
+    let uri = kibana_url(&front.kibana, path_and_query)
+        .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
         if relayed_to_kibana(name) {
@@ -1422,6 +1437,52 @@ mod tests {
         assert_eq!(
             redirect_host(format!("//{}", "h".repeat(300)).as_bytes()).len(),
             100
+        );
+    }
+
+    /// attack25b: Kibana's URL for a recipient's path is always on Kibana's address, whatever
+    /// the path (`forward` takes it from the request as the client sent it).
+    #[test]
+    fn kibanas_url_for_a_path_never_leaves_kibanas_address() {
+        for base in [
+            "http://127.0.0.1:5601",
+            "http://10.0.0.5",
+            "https://kibana:5601/kb/",
+        ] {
+            let kibana: Uri = base.parse().unwrap();
+            let at = |path: &str| kibana_url(&kibana, path);
+            for path in [
+                "1/bundles/x.js",
+                "0/bundles/x",
+                "api/status",
+                "@evil.example/x",
+                ".evil.example/x",
+                ":1/x",
+                "*",
+                "?x",
+                "",
+            ] {
+                assert_eq!(at(path), None, "{base} {path}");
+            }
+            for path in [
+                "/bundles/x.js",
+                "//evil.example/x",
+                "/@evil/x",
+                "/api/status?x=1",
+            ] {
+                let uri = at(path).unwrap_or_else(|| panic!("{base} {path}"));
+                assert_eq!(uri.authority(), kibana.authority(), "{base} {path}");
+                assert_eq!(uri.scheme(), kibana.scheme(), "{base} {path}");
+                assert!(
+                    uri.path_and_query().unwrap().as_str().ends_with(path),
+                    "{base} {path}: {uri}"
+                );
+            }
+        }
+        let kb: Uri = "https://kibana:5601/kb/".parse().unwrap();
+        assert_eq!(
+            kibana_url(&kb, "/app/x?y=1").unwrap().to_string(),
+            "https://kibana:5601/kb/app/x?y=1"
         );
     }
 

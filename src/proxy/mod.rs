@@ -601,6 +601,15 @@ pub(crate) async fn decide(
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
+            // The target as the backend's request line gets it: a path from its `/`
+            // (attack25b). An HTTP/2 `:path` is taken as sent, `*` or a query alone (`?x`) for
+            // any method, which went out as `GET * HTTP/1.1`. A `read` token's path is the
+            // route's (`es::request::endpoint` refuses the rest).
+            if !pq.starts_with('/') {
+                return Err(ProxyError::BadRequest(
+                    "only origin-form request targets (a path from its '/') are accepted".into(),
+                ));
+            }
             let (body, hold) = match guarded_store(app) {
                 // The token store lives in this cluster: read the request before relaying it.
                 Some(store) => {

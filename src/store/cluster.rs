@@ -1026,7 +1026,9 @@ impl ClusterStore {
         })
         .await?;
         for id in &skipped {
-            tracing::error!(index = %self.index, document = %id, "Token store document is corrupt (its record does not decode); skipped");
+            // A link's id is the credential of its URL: named by its reference (attack25b).
+            let document = crate::kibana::redact_link_ids(id);
+            tracing::error!(index = %self.index, %document, "Token store document is corrupt (its record does not decode); skipped");
             self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
         }
         // Puts before deletes is irrelevant (one document per record), but last-used times
@@ -1467,7 +1469,8 @@ impl ClusterStore {
             }
             Ok(Some(_)) => None,
             Ok(None) | Err(_) => {
-                tracing::error!(index = %self.index, document = %id, "Token store document is corrupt or not esgate's; skipped (what it names is dropped, as a load would)");
+                let document = crate::kibana::redact_link_ids(id);
+                tracing::error!(index = %self.index, %document, "Token store document is corrupt or not esgate's; skipped (what it names is dropped, as a load would)");
                 self.stats.records_skipped.fetch_add(1, Ordering::Relaxed);
                 // Attack 19a: the version held before stayed in force, so a token whose newer
                 // record does not decode (a narrowing written by a newer esgate, a damaged

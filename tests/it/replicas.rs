@@ -2510,3 +2510,48 @@ async fn osmem_foreign_indices_are_refused_and_corrupt_records_skipped() {
 async fn noida_foreign_indices_are_refused_and_corrupt_records_skipped() {
     foreign_indices_are_refused_and_corrupt_records_skipped(Backend::noida()).await;
 }
+
+/// attack25b (L): a share link's id is the whole credential of its URL, so the log names a link
+/// record that does not decode by its reference (`lnk_` and 12 hex digits), as the audit log
+/// names links, at a load and at a poll. It named the document, `link:lnk_<32 hex digits>`: a
+/// record this replica cannot read (written by a newer esgate, say) may open a live link on
+/// the replicas that can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_record_that_does_not_decode_is_logged_by_its_reference() {
+    let backend = Backend::osmem();
+    let url = backend.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "c.toml", &url, &cluster_store(".esgate-links"));
+    let running = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    create(&running, read_token("t")).await;
+    let hex = "0123456789abcdef".repeat(2);
+    let key = format!("link:lnk_{hex}");
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-links/_doc/{key}?refresh=true"),
+        &[],
+        json!({"kind": "link", "key": key, "seq": 999, "record": {"id": format!("lnk_{hex}")}})
+            .to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let reference = "link:lnk_0123456789ab";
+    within(
+        Duration::from_secs(10),
+        "the poll reports the record",
+        || async { running.log.lock().unwrap().contains(reference) },
+    )
+    .await;
+    let loading = serve(&["--config", cfg.to_str().unwrap()], |_| {});
+    within(
+        Duration::from_secs(10),
+        "the load reports the record",
+        || async { loading.log.lock().unwrap().contains(reference) },
+    )
+    .await;
+    for (what, r) in [("poll", &running), ("load", &loading)] {
+        let log = r.log.lock().unwrap();
+        assert!(!log.contains(&hex), "{what}: {log}");
+    }
+}

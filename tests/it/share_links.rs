@@ -2002,3 +2002,98 @@ async fn kibanas_answer_heads_are_capped_at_64_kib() {
         gw.stop().await;
     }
 }
+
+/// An HTTP/2 `GET` on `addr` whose `:path` is `path` as it is (`*` and `?x` are taken by the
+/// h2 crate for any method): the answer's status and body, or `None` when the stream was
+/// refused.
+async fn h2_answer(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(
+                stream,
+            ))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some("dash.test".parse().expect("authority"));
+    parts.path_and_query = Some(path.parse().expect("a path the http crate takes"));
+    let mut req = http::Request::get(http::Uri::from_parts(parts).expect("uri"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(http_body_util::Empty::new()).expect("request");
+    let status = match h2.send_request(req).await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.into_body().collect().await.map(|b| b.to_bytes());
+            Some((
+                status,
+                String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
+            ))
+        }
+        Err(_) => None,
+    };
+    conn.abort();
+    status
+}
+
+/// [`h2_answer`]'s status.
+async fn h2_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    h2_answer(addr, path, headers)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// attack25b (L): a request target that is not a path from its `/` reaches neither the backend
+/// nor Kibana, from any token or link. An HTTP/2 `:path` is taken as sent, `*` or a query alone
+/// (`?x`) for any method: an `all` token's went to the backend as its request line's target
+/// (`GET * HTTP/1.1`, answered 200), now 400; a `read` token's request is the route's (`*` is
+/// no route, `?x` is `/?x`). Before http 1.4.1 any text was taken (`1/bundles/x`), which the
+/// front appended to Kibana's base URL: `http://kibana:5601` made port 56011
+/// (`front::tests::kibanas_url_for_a_path_never_leaves_kibanas_address`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_is_not_a_path_from_its_slash_is_refused_everywhere() {
+    let backend = fixture::seeded_osmem();
+    let kibana = fake_kibana();
+    let gw = start(backend.url(), &kibana, "").await;
+    let cookie = opened_link(&gw, "a", DASHBOARD).await.cookie;
+    let front_addr = gw.front_addr.expect("the front");
+    let read = format!("Bearer {}", gw.tenant_token("a").await);
+    let all = format!("Bearer {}", gw.all_token().await);
+    let refused = |s: Option<u16>| s.is_none_or(|s| (400..500).contains(&s));
+    for path in ["*", "?x", "?q=tenant:b"] {
+        // esgate's refusal, not the backend's answer.
+        let (status, body) = h2_answer(gw.data_addr, path, &[("authorization", &all)])
+            .await
+            .expect("an answer");
+        assert_eq!(status, 400, "all {path}: {body}");
+        assert!(body.contains("only origin-form"), "all {path}: {body}");
+        let got = h2_get(gw.data_addr, path, &[("authorization", &read)]).await;
+        assert!(refused(got), "read {path}: {got:?}");
+        let got = h2_get(front_addr, path, &[("cookie", &cookie)]).await;
+        assert!(refused(got), "front {path}: {got:?}");
+    }
+    assert!(kibana.requests().is_empty(), "{:?}", kibana.requests());
+    // The same requests with their `/` are served.
+    assert_eq!(
+        h2_get(front_addr, "/bundles/x.js", &[("cookie", &cookie)]).await,
+        Some(200)
+    );
+    for auth in [&read, &all] {
+        assert_eq!(
+            h2_get(gw.data_addr, "/", &[("authorization", auth)]).await,
+            Some(200)
+        );
+    }
+    gw.stop().await;
+}
