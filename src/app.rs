@@ -318,7 +318,8 @@ impl App {
     }
 
     /// The `App` for a reloaded `config` (SIGHUP): the backend pool (new URLs, timeouts, TLS
-    /// material), the audit output (reopened: log rotation), policies, limits read per request,
+    /// material; the nodes it keeps with their settings keep their health,
+    /// `Upstream::carry_health_from`), the audit output (reopened: log rotation), policies, limits read per request,
     /// trusted proxies and the admin key come from `config`; the store, the id-sealing key,
     /// the failure limiters, the metrics and the body budget carry over, with their state. The
     /// second value names each setting that changed but only takes effect after a restart.
@@ -402,6 +403,9 @@ impl App {
         // would hand one worker's idle connections, driven by its runtime, to another.
         config.limits.workers = old.limits.workers;
         let shards = self.upstream.shards();
+        // The nodes kept, with their settings, stay down when they were (rel25).
+        let upstream = Upstream::new(&config.backend, shards);
+        upstream.carry_health_from(&self.upstream);
         Ok((
             App {
                 admin: AdminContext {
@@ -412,7 +416,7 @@ impl App {
                     guarded_store: self.admin.guarded_store.clone(),
                 },
                 kibana_front: self.kibana_front.clone(),
-                upstream: Arc::new(Upstream::new(&config.backend, shards)),
+                upstream: Arc::new(upstream),
                 store: Arc::clone(&self.store),
                 limiter: Arc::clone(&self.limiter),
                 admin_limiter: Arc::clone(&self.admin_limiter),

@@ -116,6 +116,8 @@ pub struct StoreAccess {
     pub authorization: Option<BackendAuthorization>,
     /// `store.ca_file`'s roots, no client certificate; `None`: `[backend]`'s TLS settings.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// What `tls` was built from, when set ([`TlsDigest`]).
+    pub tls_digest: TlsDigest,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -224,6 +226,21 @@ pub fn tls_crypto() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// What a cluster's TLS client settings were built from, digested (SHA-256 over the trusted
+/// roots, the client certificate chain and its key, each as DER, in order): equal digests,
+/// the same settings, whatever files or system store they came from. A reload compares them
+/// to tell whether an https node's health carries over (`upstream::Upstream::carry_health_from`,
+/// rel25); a `rustls::ClientConfig` has no equality of its own. Never shown (`Debug` is
+/// redacted: it digests a private key).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsDigest(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for TlsDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsDigest(<redacted>)")
+    }
+}
+
 #[derive(Clone)]
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
@@ -271,6 +288,8 @@ pub struct Backend {
     /// The value of the `Authorization` header esgate sends upstream, if any.
     pub authorization: Option<BackendAuthorization>,
     pub tls: Arc<rustls::ClientConfig>,
+    /// What `tls` was built from ([`TlsDigest`]).
+    pub tls_digest: TlsDigest,
     pub connect_timeout: Duration,
     /// The backend's response headers must arrive within this long.
     pub request_timeout: Duration,
@@ -316,6 +335,7 @@ impl Backend {
         }
         if let Some(tls) = &access.tls {
             b.tls = Arc::clone(tls);
+            b.tls_digest = access.tls_digest;
         }
         b
     }

@@ -14,7 +14,7 @@ use super::raw::{self, RawConfig};
 use super::{
     AdminKey, AuditOnFailure, AuditOutput, Auth, Backend, BackendAuthorization, Config,
     ConfigIssue, Limits, Log, Overrides, Policies, RelayHeaders, SecretSource, ServerTls, Sources,
-    StoreKind, REDACTED,
+    StoreKind, TlsDigest, REDACTED,
 };
 use crate::duration;
 
@@ -756,7 +756,8 @@ impl Validator {
                     tombstone_retention,
                     access: crate::config::StoreAccess {
                         authorization,
-                        tls,
+                        tls_digest: tls.as_ref().map(|t| t.1).unwrap_or_default(),
+                        tls: tls.map(|t| t.0),
                         ca_file: raw.ca_file.as_ref().map(PathBuf::from),
                     },
                 }
@@ -802,7 +803,7 @@ impl Validator {
             env,
         );
 
-        let tls = self.client_tls(
+        let (tls, tls_digest) = self.client_tls(
             "backend",
             raw.ca_file.as_deref(),
             raw.client_cert_file.as_deref(),
@@ -820,6 +821,7 @@ impl Validator {
             urls,
             authorization,
             tls,
+            tls_digest,
             connect_timeout: self.connect_timeout(raw.connect_timeout.as_deref()),
             request_timeout: self.duration(
                 "backend.request_timeout",
@@ -1043,18 +1045,28 @@ impl Validator {
     }
 
     /// TLS settings for a cluster's nodes: `ca_file`'s roots (default: the system's) and an
-    /// optional client certificate; problems are reported under `section`.
+    /// optional client certificate, with the digest of what they were built from
+    /// ([`TlsDigest`]); problems are reported under `section`.
     fn client_tls(
         &mut self,
         section: &str,
         ca_file: Option<&str>,
         client_cert_file: Option<&str>,
         client_key_file: Option<&str>,
-    ) -> Option<Arc<rustls::ClientConfig>> {
+    ) -> Option<(Arc<rustls::ClientConfig>, TlsDigest)> {
+        use sha2::Digest;
+        // Each part as its kind, its length and its bytes: no two sequences digest alike.
+        let mut digest = sha2::Sha256::new();
+        let mut feed = |kind: u8, der: &[u8]| {
+            digest.update([kind]);
+            digest.update((der.len() as u64).to_be_bytes());
+            digest.update(der);
+        };
         let mut roots = rustls::RootCertStore::empty();
         if let Some(ca) = ca_file {
             let path = format!("{section}.ca_file");
             for cert in self.load_certs(&path, ca)? {
+                feed(b'r', &cert);
                 if let Err(e) = roots.add(cert) {
                     self.issue(&path, format!("unusable CA certificate: {e}"));
                 }
@@ -1063,6 +1075,7 @@ impl Validator {
             // System roots; an empty or unreadable system store only matters for https backends.
             let loaded = rustls_native_certs::load_native_certs();
             for cert in loaded.certs {
+                feed(b'r', &cert);
                 let _ = roots.add(cert);
             }
         }
@@ -1081,6 +1094,10 @@ impl Validator {
                 let cert_path = format!("{section}.client_cert_file");
                 let certs = self.load_certs(&cert_path, cert)?;
                 let key = self.load_key(&format!("{section}.client_key_file"), key)?;
+                for cert in &certs {
+                    feed(b'c', cert);
+                }
+                feed(b'k', key.secret_der());
                 match builder.with_client_auth_cert(certs, key) {
                     Ok(c) => c,
                     Err(e) => {
@@ -1098,7 +1115,7 @@ impl Validator {
                 return None;
             }
         };
-        Some(Arc::new(config))
+        Some((Arc::new(config), TlsDigest(digest.finalize().into())))
     }
 
     fn admin_key(
@@ -1899,6 +1916,51 @@ mod tests {
         // Without it, the backend's settings.
         let c = check(&text.replace("ca_file", "# ca_file")).unwrap();
         assert!(Arc::ptr_eq(&c.store_backend().unwrap().tls, &c.backend.tls));
+    }
+
+    /// rel25: the digest of the backend's TLS settings, which a reload compares to carry an
+    /// https node's health over, is the same for the same material read again and differs
+    /// for other roots or another client certificate.
+    #[test]
+    fn the_tls_digest_follows_what_the_settings_were_built_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let one = rcgen::generate_simple_self_signed(vec!["one.example".to_owned()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["two.example".to_owned()]).unwrap();
+        let (ca_one, ca_two) = (
+            pem("one.pem", one.cert.pem()),
+            pem("two.pem", two.cert.pem()),
+        );
+        let key_one = pem("one.key", one.key_pair.serialize_pem());
+        let digest = |backend: &str| {
+            let text = format!("[admin]\nkey = \"0123456789abcdef0\"\n[backend]\n{backend}\n");
+            check(&text).expect("valid").backend.tls_digest
+        };
+        let system = digest("");
+        assert_eq!(system, digest(""), "the system roots, read again");
+        let with_one = digest(&format!("ca_file = {ca_one:?}"));
+        assert_eq!(with_one, digest(&format!("ca_file = {ca_one:?}")));
+        assert_ne!(with_one, system);
+        assert_ne!(with_one, digest(&format!("ca_file = {ca_two:?}")));
+        let client = format!(
+            "ca_file = {ca_one:?}\nclient_cert_file = {ca_one:?}\nclient_key_file = {key_one:?}"
+        );
+        assert_eq!(digest(&client), digest(&client));
+        assert_ne!(digest(&client), with_one);
+        // The store's own roots go with it to the store's client.
+        let text = format!(
+            "[admin]\nkey = \"0123456789abcdef0\"\n[backend]\nca_file = {ca_one:?}\n[store]\nkind = \"elasticsearch\"\nurls = [\"https://store.example:9200\"]\nca_file = {ca_two:?}\napi_key = \"k\"\n"
+        );
+        let c = check(&text).expect("valid");
+        assert_eq!(c.backend.tls_digest, with_one);
+        assert_eq!(
+            c.store_backend().unwrap().tls_digest,
+            digest(&format!("ca_file = {ca_two:?}"))
+        );
     }
 
     #[test]

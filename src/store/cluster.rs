@@ -44,20 +44,28 @@
 //!   every replica in touch within that time; a tombstone also within a purge round
 //!   ([`Purged::newer`], a few times per purge hold), before the replicas that held it may
 //!   purge it. Its cost follows the number of records (a
-//!   scroll page per 1000); only what it finds newer is applied, under the writer lock, and
+//!   page per 1000); only what it finds newer is applied, under the writer lock, and
 //!   nothing a round read before a load that came since ([`Found`]: the load read the whole
 //!   store afresh, and a record read before it may be a token whose delete and tombstone purge
 //!   came in between).
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
-//!   the purge's read) read by one scroll in index order, one page request at a time
+//!   the purge's read) read by one scroll in index order or, when the cluster does not open
+//!   it (its scroll contexts, shared by every client of a node, used up by others; rel25),
+//!   in `key` order, each page a search from the last key read on
+//!   (`ClusterStore::each_paged`: it reads every record that matches at its start and
+//!   still does when it reaches its key, and misses one that comes to match behind it, as a
+//!   scroll's snapshot does), one page request at a time
 //!   (`paging`), so the poll's and the admin writes' requests never queue behind several of
 //!   them; a window re-read holds it for its whole read, the sweep and the purge for each
 //!   page, so a re-read waits for one of their pages at most, not for a whole store read.
-//!   They page by scroll, the poll does not: a replica whose window re-reads or purge rounds
-//!   fail while its polls succeed (no scroll contexts left, a proxy refusing scrolls) misses
-//!   records that landed in parts or behind its floor, tombstones the other replicas purge
-//!   included; half the retention of such failures counts as out of touch (`Sync::window_failing`).
-//! - The full load (start, `store export`) is one scroll in index order.
+//!   A replica whose window re-reads or purge rounds fail while its polls succeed (a scroll
+//!   that fails after its first page, a proxy refusing their searches) misses records that
+//!   landed in parts or behind its floor, tombstones the other replicas purge included; half
+//!   the retention of such failures counts as out of touch (`Sync::window_failing`).
+//! - The full load (start, `store export`) is one such read; it reads the counter first and
+//!   takes no `seq` above it as seen, so a record written during the read under a later
+//!   claim (which a key walk reads or not, by where its key falls) is read by the next polls
+//!   either way.
 //! - A document esgate did not write (unknown fields or kind, id not matching its key) or a
 //!   mapping that is not esgate's stops the start; a record that fails to decode is logged and
 //!   skipped, the others load.
@@ -170,9 +178,10 @@ struct Sync {
     sweep_after_load: Option<Instant>,
     /// When the first of the settle window re-reads that failed since the last one succeeded
     /// (or the last load) started, on both clocks; likewise `purge_failing` for the purge
-    /// rounds. They page by scroll beside the poll, which does not: a replica whose polls
-    /// succeed while those fail (the store cluster out of scroll contexts, a proxy that
-    /// refuses scrolls) reads neither the records that landed in parts or behind its floor
+    /// rounds. They page through many records beside the poll: a replica whose polls
+    /// succeed while those fail (a scroll that fails after its first page, a proxy that
+    /// refuses their searches; until rel25 a scroll the cluster did not open, out of scroll
+    /// contexts) reads neither the records that landed in parts or behind its floor
     /// nor the tombstones among them, which the other replicas purge after their hold. Half
     /// the retention of failing rounds counts as out of touch (see [`out_of_touch`]): the
     /// replica reads the whole store again, and until it can, its `/ready` says so.
@@ -920,6 +929,12 @@ impl ClusterStore {
     /// the load and the rounds that page through many records beside the poll (the window
     /// re-read, the sweep, the purge) read this way; `what` names the read in errors. With
     /// `paged`, each page is read under the paging lock (`ClusterStore::paging`).
+    ///
+    /// A scroll the cluster does not open (its scroll contexts, 500 a node for every client
+    /// together, used up by others; a proxy that refuses scrolls) is read by
+    /// [`ClusterStore::each_paged`] instead, which holds nothing between pages (rel25: every
+    /// load and round failed then, and the replica fell out of touch). A scroll that fails
+    /// after its first page fails the read, as before (its pages were handed out).
     async fn each_scrolled(
         &self,
         query: &Value,
@@ -928,6 +943,8 @@ impl ClusterStore {
         mut f: impl FnMut(&Value) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut scroll_id: Option<String> = None;
+        // Whether the scroll was opened (its first page came).
+        let mut opened = false;
         let result = async {
             loop {
                 let _page = if paged {
@@ -959,6 +976,7 @@ impl ClusterStore {
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 let hits = take_hits(&mut answer, what)?;
+                opened = true;
                 if hits.is_empty() {
                     return Ok(());
                 }
@@ -984,7 +1002,92 @@ impl ClusterStore {
                 )
                 .await;
         }
-        result
+        match result {
+            Err(e) if !opened => {
+                tracing::debug!(read = what, error = %e, "The store cluster did not open a scroll; paging by key instead");
+                self.each_paged(query, what, paged, f).await
+            }
+            result => result,
+        }
+    }
+
+    /// Every document `query` matches that has a `key`, in `key` order, handed to `f` one
+    /// search page (`PAGE` hits) at a time; an error from `f` stops the walk; `what` and
+    /// `paged` as for [`ClusterStore::each_scrolled`], which reads this way when the cluster
+    /// does not open its scroll (rel25). Each page is a plain search from the last `key` read
+    /// on, which holds nothing between pages (no scroll, no point in time). `key` is esgate's
+    /// document id (`decode` refuses a document whose `key` is not its id), so it is unique
+    /// and never changes: a document that matches when the walk starts and still does when
+    /// the walk reaches its key is read, once, as it is then; one that comes to match behind
+    /// the walk is missed, as a scroll's snapshot misses it; one deleted (purged) before the
+    /// walk reaches it is missed, where a scroll's snapshot still had it. Pages start at the
+    /// last key read (`gte`), the ids already read under it skipped, so a document esgate did
+    /// not write that repeats a key hides nothing (`search_after` skips every document under
+    /// the last sort value); a full page of nothing new (more than `PAGE` of them under one
+    /// key) fails the walk. Documents without a `key` are not esgate's and not read (the load
+    /// looks for them apart). Each page sorts the matches again, where a scroll's page costs
+    /// the same whatever their number: on osmem, 20,000 records took about 20 times a
+    /// scroll's time (BENCHMARKS.md, session 25, rel25), so it is the fallback only.
+    async fn each_paged(
+        &self,
+        query: &Value,
+        what: &str,
+        paged: bool,
+        mut f: impl FnMut(&Value) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let path = format!("/{}/_search", enc(&self.index));
+        // The last key read, and the ids read under it.
+        let mut last: Option<(String, std::collections::HashSet<String>)> = None;
+        loop {
+            let _page = if paged {
+                Some(self.paging.lock().await)
+            } else {
+                None
+            };
+            let mut filter = vec![query.clone(), json!({"exists": {"field": "key"}})];
+            if let Some((key, _)) = &last {
+                filter.push(json!({"range": {"key": {"gte": key}}}));
+            }
+            let body = json!({
+                "query": {"bool": {"filter": filter}},
+                "sort": [{"key": "asc"}],
+                "size": PAGE,
+                "seq_no_primary_term": true,
+                "track_total_hits": false,
+            });
+            let (status, mut answer) = self.json(Method::POST, &path, &body).await?;
+            if status != 200 {
+                return Err(Self::unexpected(what, status));
+            }
+            let hits = take_hits(&mut answer, what)?;
+            let mut new = 0;
+            for hit in &hits {
+                let key = hit.pointer("/sort/0").and_then(Value::as_str);
+                let (Some(key), Some(id)) = (key, hit.get("_id").and_then(Value::as_str)) else {
+                    return Err(StoreError::Unavailable(format!(
+                        "the store cluster answered {what} without a document's id or key"
+                    )));
+                };
+                match &mut last {
+                    Some((at, ids)) if at == key => {
+                        if !ids.insert(id.to_owned()) {
+                            continue;
+                        }
+                    }
+                    _ => last = Some((key.to_owned(), [id.to_owned()].into())),
+                }
+                new += 1;
+                f(hit)?;
+            }
+            if hits.len() < PAGE {
+                return Ok(());
+            }
+            if new == 0 {
+                return Err(StoreError::Foreign(format!(
+                    "the store cluster answered {what} with more than {PAGE} documents under one key (esgate writes one)"
+                )));
+            }
+        }
     }
 
     /// Reads the whole store (at start, and for `store export`). A foreign document stops the
@@ -997,7 +1100,27 @@ impl ClusterStore {
         let mut versions = HashMap::new();
         let mut tombstones = vec![];
         let mut max_seq = 0;
-        // One scroll in index order: every page costs the same, whatever the store's size.
+        // A document without a key is not esgate's, and the walk does not reach it.
+        let keyless = json!({
+            "query": {"bool": {"must_not": [{"exists": {"field": "key"}}]}},
+            "size": 1,
+        });
+        let path = format!("/{}/_search", enc(&self.index));
+        let (status, mut answer) = self.json(Method::POST, &path, &keyless).await?;
+        if status != 200 {
+            return Err(Self::unexpected("the store load", status));
+        }
+        if let Some(hit) = take_hits(&mut answer, "the store load")?.first() {
+            let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
+            let reason = match decode(id, hit.get("_source").unwrap_or(&Value::Null)) {
+                Err(Foreign(reason)) => reason,
+                _ => format!("document '{id}' lacks esgate's key"),
+            };
+            return Err(StoreError::Foreign(format!(
+                "the index '{}' holds a document esgate did not write ({reason}); nothing was loaded",
+                self.index
+            )));
+        }
         let all = json!({"match_all": {}});
         self.each_scrolled(&all, "the store load", false, |hit| {
             let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
@@ -1041,6 +1164,11 @@ impl ClusterStore {
         s.tombstones = tombstones.into_iter().map(|id| (id, now)).collect();
         s.synced = Some(started);
         s.counter_seen = counter.value;
+        // The counter was read before the walk, whose pages are read one after another, not
+        // as one snapshot: a record written during it under a later claim has a `seq` above
+        // the counter read, which the next polls ask for whether the walk read it or not; one
+        // claimed before lands as it did behind a scroll's snapshot (the window's
+        // `IN_FLIGHT_SEQS`, the sweep after the load).
         s.max_seq = max_seq.min(counter.value);
         // Writes claimed shortly before the load may have been indexed only partly (or not
         // at all) when it read them: the polls of the next SETTLE re-read the last few.

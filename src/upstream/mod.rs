@@ -27,6 +27,10 @@
 //!   connections at once (half the node's cap by default): one more waits, like a request at the
 //!   cap, for one of its token's own to come back, then fails with [`UpstreamError::Share`]
 //!   (429), unsent; other tokens keep the rest.
+//! - A reload's pool (`App::reloaded`) keeps the health (cool-down, failure count) of each
+//!   node it keeps with the same scheme, address, TLS material and `connect_timeout`
+//!   ([`Upstream::carry_health_from`], rel25); any other node starts healthy. No connection
+//!   carries over.
 //! - Refusals for a full node or a token's share are logged at warn once per node and
 //!   [`REFUSALS_LOGGED_EVERY`], with the count since the previous line (rel18: a line per
 //!   refusal flooded the log under saturation).
@@ -285,6 +289,9 @@ struct Node {
     /// scheme's default (what hyper-util's client formatted for every HTTP/1 request).
     host: Option<http::HeaderValue>,
     label: String,
+    /// Its TLS settings' digest, for an https node: with `label`, what a reload compares to
+    /// carry its health over ([`Upstream::carry_health_from`]).
+    tls: Option<config::TlsDigest>,
     /// Milliseconds since `Upstream::epoch` until which the node is skipped; 0 = healthy.
     down_until_ms: AtomicU64,
     failures: AtomicU64,
@@ -351,6 +358,7 @@ pub struct Upstream {
     request_timeout: Duration,
     body_idle_timeout: Duration,
     cooldown: Duration,
+    connect_timeout: Duration,
     /// How long the request probing a node whose cool-down ended has it alone, in
     /// milliseconds: twice `connect_timeout`, so that the probe's own end (the node marked up or
     /// down) comes first even when its connect's timer fires late (at exactly
@@ -401,6 +409,7 @@ impl Upstream {
                     u.scheme_str().unwrap_or("http"),
                     u.authority().map(|a| a.as_str()).unwrap_or("")
                 ),
+                tls: (u.scheme_str() == Some("https")).then_some(config.tls_digest),
                 down_until_ms: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 saturated: Refusals::default(),
@@ -414,6 +423,7 @@ impl Upstream {
             request_timeout: config.request_timeout,
             body_idle_timeout: config.body_idle_timeout,
             cooldown: config.unhealthy_cooldown,
+            connect_timeout: config.connect_timeout,
             probe_ms: config
                 .connect_timeout
                 .as_millis()
@@ -428,6 +438,43 @@ impl Upstream {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Takes over `old`'s knowledge of the nodes it keeps, for a reload (`App::reloaded`;
+    /// rel25: a reload forgot which nodes were down, so right after it requests went to a dead
+    /// node again, each waiting up to `connect_timeout`, until one marked it down again). A
+    /// node kept is one `old` had with the same scheme and address (its label) and, for https,
+    /// the same TLS settings ([`config::TlsDigest`]), with `connect_timeout` unchanged (a node
+    /// given up under a shorter one may connect under the new one): it keeps its cool-down,
+    /// what is left of it, at most this pool's `unhealthy_cooldown` (one ended is ended here:
+    /// the next request probes the node; a probe under way in `old` keeps it skipped here
+    /// until that probe's time is up), and its failure count. Any other node starts healthy. Nothing of `old`'s connection pool
+    /// carries over: idle connections stay in `old`'s (closed when it goes, with the last
+    /// request of the old configuration), and connections under way count under its cap
+    /// until they end (docs/configuration.md, `backend.max_connections_per_node`).
+    pub fn carry_health_from(&self, old: &Upstream) {
+        if old.connect_timeout != self.connect_timeout {
+            return;
+        }
+        let (old_now, now) = (old.now_ms(), self.now_ms());
+        let cooldown = self.cooldown.as_millis() as u64;
+        for node in &self.nodes {
+            let Some(was) = old
+                .nodes
+                .iter()
+                .find(|o| o.label == node.label && o.tls == node.tls)
+            else {
+                continue;
+            };
+            node.failures
+                .store(was.failures.load(Ordering::Relaxed), Ordering::Relaxed);
+            let until = match was.down_until_ms.load(Ordering::Relaxed) {
+                0 => 0,
+                until if until <= old_now => 1,
+                until => now.saturating_add((until - old_now).min(cooldown)).max(1),
+            };
+            node.down_until_ms.store(until, Ordering::Relaxed);
+        }
     }
 
     /// Nodes in the order to try: round-robin over healthy nodes first, then those cooling
@@ -1070,6 +1117,95 @@ mod tests {
         ];
         config.connect_timeout = Duration::from_secs(60);
         Upstream::new(&config, 1)
+    }
+
+    /// rel25: a reload's pool kept no health, so right after it every request the rotation
+    /// brought to a dead node waited on it again. A node kept with its settings (scheme,
+    /// address, for https the TLS settings; `connect_timeout` unchanged) keeps its cool-down,
+    /// at most the new `unhealthy_cooldown`, and its failure count; any other starts healthy.
+    #[test]
+    fn a_reload_carries_the_health_of_the_nodes_it_keeps() {
+        let mut config = pool::tests::backend("http://127.0.0.1:1");
+        config.urls = [
+            "http://127.0.0.1:1",
+            "https://127.0.0.1:2",
+            "http://127.0.0.1:3",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        config.unhealthy_cooldown = Duration::from_secs(600);
+        config.tls_digest = config::TlsDigest([1; 32]);
+        let old = Upstream::new(&config, 1);
+        let until = old.now_ms() + 600_000;
+        for (i, node) in old.nodes.iter().enumerate() {
+            node.down_until_ms.store(until, Ordering::Relaxed);
+            node.failures.store(i as u64 + 1, Ordering::Relaxed);
+        }
+        let reloaded = |config: &config::Backend| {
+            let new = Upstream::new(config, 1);
+            new.carry_health_from(&old);
+            new
+        };
+        let down = |u: &Upstream| -> Vec<(String, bool, u64)> {
+            u.node_status()
+                .into_iter()
+                .map(|n| (n.label, !n.healthy, n.failures))
+                .collect()
+        };
+        let label = |port: u16, down: bool, failures: u64| {
+            let scheme = if port == 2 { "https" } else { "http" };
+            (format!("{scheme}://127.0.0.1:{port}"), down, failures)
+        };
+        // The same settings: every node stays down, for what was left of its cool-down.
+        let same = reloaded(&config);
+        assert_eq!(
+            down(&same),
+            vec![label(1, true, 1), label(2, true, 2), label(3, true, 3)]
+        );
+        let left = same.nodes[0].down_until_ms.load(Ordering::Relaxed) - same.now_ms();
+        assert!((599_000..=600_000).contains(&left), "{left}");
+        // Other TLS settings: the https node starts fresh, the http ones keep theirs.
+        let mut tls = config.clone();
+        tls.tls_digest = config::TlsDigest([2; 32]);
+        assert_eq!(
+            down(&reloaded(&tls)),
+            vec![label(1, true, 1), label(2, false, 0), label(3, true, 3)]
+        );
+        // A node replaced, the others moved: each kept node keeps its own health.
+        let mut moved = config.clone();
+        moved.urls = [
+            "http://127.0.0.1:4",
+            "http://127.0.0.1:3",
+            "http://127.0.0.1:1",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        assert_eq!(
+            down(&reloaded(&moved)),
+            vec![label(4, false, 0), label(3, true, 3), label(1, true, 1)]
+        );
+        // Another connect_timeout: a node given up under the old one may connect now.
+        let mut connect = config.clone();
+        connect.connect_timeout += Duration::from_secs(1);
+        assert_eq!(
+            down(&reloaded(&connect)),
+            vec![label(1, false, 0), label(2, false, 0), label(3, false, 0)]
+        );
+        // A shorter unhealthy_cooldown bounds what is left.
+        let mut short = config.clone();
+        short.unhealthy_cooldown = Duration::from_secs(1);
+        let short = reloaded(&short);
+        let left = short.nodes[0].down_until_ms.load(Ordering::Relaxed) - short.now_ms();
+        assert!(left <= 1_000, "{left}");
+        // A cool-down that ended is ended in the new pool: its next request probes the node.
+        old.nodes[0].down_until_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        let ended = reloaded(&config);
+        assert_eq!(ended.nodes[0].down_until_ms.load(Ordering::Relaxed), 1);
+        assert_eq!(ended.order().node(0), 0, "probed by the next request");
+        assert!(!ended.node_status()[0].healthy, "being probed");
     }
 
     /// rel22 (M): once a node's cool-down ended, every request whose order began with it

@@ -1315,6 +1315,7 @@ pub(crate) mod tests {
             urls: vec![url.parse().unwrap()],
             authorization: None,
             tls: Arc::new(tls),
+            tls_digest: Default::default(),
             connect_timeout: s,
             request_timeout: s,
             body_idle_timeout: s,

@@ -506,3 +506,102 @@ async fn reloads_keep_a_streaming_answer_whole_and_every_acknowledged_change() {
         assert!(listed.contains(id.as_str()), "acknowledged {id} lost");
     }
 }
+
+/// rel25: a reload built a new backend pool that knew nothing of the nodes, so right after it
+/// the rotation sent requests to a node marked down again, each waiting up to
+/// `backend.connect_timeout` (until one of them marked it down again). A node the new
+/// configuration keeps with the same settings (scheme, address, TLS, `connect_timeout`) keeps
+/// its cool-down and its failure count; one whose settings changed starts fresh. The first
+/// node takes connections and never answers the TLS handshake (each connect counted); the
+/// second serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_a_node_marked_down_down() {
+    let dead = support::faults::FaultServer::hang();
+    let good = support::faults::FaultServer::answer(200, "application/json", "{\"ok\":true}");
+    let dead_url = dead.url().replacen("http://", "https://", 1);
+    let s = setup();
+    let write = |connect_timeout: &str| {
+        let backend = format!(
+            "urls = [{dead_url:?}, {:?}]\nconnect_timeout = {connect_timeout:?}\n\
+             request_timeout = \"20s\"\nunhealthy_cooldown = \"1h\"",
+            good.url()
+        );
+        let text = format!(
+            "[backend]\n{backend}\n[store]\npath = {:?}\n[admin]\nkey = {ADMIN_KEY:?}\n\
+             [audit]\noutput = \"off\"\n",
+            s.store.display().to_string(),
+        );
+        std::fs::write(&s.config, text).unwrap();
+    };
+    write("1s");
+    let served = start(&s);
+    let (status, v) = admin(
+        &served,
+        "POST",
+        "/tokens",
+        json!({"name": "ops", "permissions": ["all"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let auth = bearer(v["secret"].as_str().unwrap());
+    let search = || async {
+        let r = send(
+            "GET",
+            &format!("{}/logs-a/_search", served.data),
+            &[("authorization", auth.as_str())],
+            Bytes::new(),
+        )
+        .await
+        .expect("esgate answers");
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let metric = |name: String| {
+        let admin = served.admin.clone();
+        async move {
+            let r = send("GET", &format!("{admin}/metrics"), &[], Bytes::new())
+                .await
+                .unwrap();
+            let text = r.text();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&name)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        }
+    };
+    let up = format!("esgate_backend_up{{node=\"{dead_url}\"}}");
+    let failures = format!("esgate_backend_connect_failures_total{{node=\"{dead_url}\"}}");
+
+    // The rotation reaches the dead node within two requests: given up after 1 s, marked down.
+    search().await;
+    search().await;
+    assert_eq!(dead.accepted(), 1, "tried once");
+    assert_eq!(metric(up.clone()).await, 0.0);
+    // The same configuration again: the node stays down, its failure counted once.
+    tokio::task::block_in_place(|| hangup(&served, 1));
+    for _ in 0..4 {
+        search().await;
+    }
+    assert_eq!(
+        dead.accepted(),
+        1,
+        "no request tried the node after the reload"
+    );
+    assert_eq!(metric(up.clone()).await, 0.0, "still down");
+    assert_eq!(metric(failures.clone()).await, 1.0);
+    // Another connect_timeout: the node starts fresh (it may connect in 2 s) and is tried.
+    write("2s");
+    tokio::task::block_in_place(|| hangup(&served, 2));
+    assert_eq!(metric(up).await, 1.0, "fresh");
+    search().await;
+    search().await;
+    assert_eq!(dead.accepted(), 2, "tried again");
+    assert_eq!(
+        metric(failures).await,
+        1.0,
+        "its first failure under these settings"
+    );
+}

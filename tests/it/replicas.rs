@@ -1046,16 +1046,19 @@ async fn noida_changes_and_admin_writes_do_not_wait_for_a_window_re_read() {
 /// applied it and purged its tombstone after their hold, and the replica served the revoked
 /// token for good, even once its scrolls worked again. Now half the retention of failing
 /// rounds counts as out of touch: the replica reads the whole store again (its `/ready` says
-/// when it cannot) and the revocation reaches it once it can.
+/// when it cannot) and the revocation reaches it once it can. Since rel25 a scroll the
+/// cluster does not open is read by plain searches in key order: the relay refuses those too.
 async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(backend: Backend) {
     seed(backend.url()).await;
-    // B's store requests go through a relay that refuses scrolls while told to.
+    // B's store requests go through a relay that refuses scrolls, and the key-ordered searches
+    // read in their place, while told to.
     let refuse = Arc::new(AtomicBool::new(false));
     let relay = support::recording::Recording::start();
     let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
     relay.script_fn("*", "/", move |r| {
-        let scroll =
-            r.path.contains("scroll") || r.query.as_deref().is_some_and(|q| q.contains("scroll"));
+        let scroll = r.path.contains("scroll")
+            || r.query.as_deref().is_some_and(|q| q.contains("scroll"))
+            || r.body.windows(WALK.len()).any(|w| w == WALK.as_bytes());
         if refusing.load(Ordering::SeqCst) && scroll {
             let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
             return support::recording::Answer::json(429, error);
@@ -1117,6 +1120,71 @@ async fn osmem_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_pur
 async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge() {
     a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(Backend::noida()).await;
 }
+
+/// rel25: the store's page walks (the load, the settle window re-read, the sweep, the purge)
+/// page by scroll, whose contexts are shared by every client of a node (500 a node): with
+/// them used up by other clients, every window re-read of a replica failed, and a revocation
+/// visible in parts (read only by a re-read) did not reach it until it fell out of touch (half
+/// the retention, a day by default). A scroll the cluster does not open is now read by plain
+/// searches in key order: with every scroll refused, the revocation reaches the replica
+/// through its next window re-read and it stays ready.
+async fn a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(backend: Backend) {
+    seed(backend.url()).await;
+    // B's store requests go through a relay that refuses every scroll once told to.
+    let refuse = Arc::new(AtomicBool::new(false));
+    let relay = support::recording::Recording::start();
+    let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
+    relay.script_fn("*", "/", move |r| {
+        let scroll =
+            r.path.contains("scroll") || r.query.as_deref().is_some_and(|q| q.contains("scroll"));
+        if refusing.load(Ordering::SeqCst) && scroll {
+            let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
+            return support::recording::Answer::json(429, error);
+        }
+        support::relay::pass_on(&base, r)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = cluster_store(INDEX);
+    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
+    let b_config = write_config(dir.path(), "b.toml", relay.url(), &store);
+    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
+    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
+    let (id, secret) = create(&a, read_token("revoked")).await;
+    within(PROPAGATION, "the token on B", || async {
+        search_status(&b, &secret).await == 200
+    })
+    .await;
+    refuse.store(true, Ordering::SeqCst);
+    revocation_in_parts(backend.url(), &id).await;
+    within(Duration::from_secs(5), "the revocation on A", || async {
+        search_status(&a, &secret).await == 401
+    })
+    .await;
+    within(
+        Duration::from_secs(5),
+        "the revocation on B, with no scroll context to be had",
+        || async { search_status(&b, &secret).await == 401 },
+    )
+    .await;
+    let r = send("GET", &format!("{}/ready", b.admin), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "B stays ready: {}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts() {
+    a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts() {
+    a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(Backend::noida()).await;
+}
+
+/// The sort of the store's page walks (`ClusterStore::each_paged`: the load, the settle
+/// window re-read, the sweep, the purge), in a page request's body.
+const WALK: &str = r#""sort":[{"key":"asc"}]"#;
 
 /// Review 15b: the rounds that page beside the poll took one lock for a whole round, so a
 /// settle window re-read (every 4 polls) waited for a sweep or a purge round to read the whole
@@ -2499,6 +2567,31 @@ async fn foreign_indices_are_refused_and_corrupt_records_skipped(backend: Backen
     assert!(r.status.is_success(), "{}", r.text());
     let err = start_fails(&cfg);
     assert!(err.contains("did not write"), "{err}");
+    // rel25: a load the cluster opens no scroll for pages in `key` order, which a document
+    // without a key is not in; it is looked for apart, and refused as well.
+    let r = send(
+        "DELETE",
+        &format!("{url}/.esgate-ok/_doc/stranger?refresh=true"),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = send(
+        "PUT",
+        &format!("{url}/.esgate-ok/_doc/keyless?refresh=true"),
+        &[],
+        json!({"kind": "token", "seq": 1}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(r.status.is_success(), "{}", r.text());
+    let err = start_fails(&cfg);
+    assert!(
+        err.contains("did not write") && err.contains("keyless"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
