@@ -237,7 +237,9 @@ pub(crate) fn raw_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
 /// forward (`expand_wildcards=open` forced where the route takes indices options).
 pub fn check(query: Option<&str>, set: ParamSet) -> Result<Vec<(String, String)>, Rejection> {
     let pairs = split(query)?;
-    let mut out = Vec::with_capacity(pairs.len() + 1);
+    // Room for the three added below (`expand_wildcards`, a default, a forced one): no
+    // regrowth for a request without parameters (issue 10, goal 6).
+    let mut out = Vec::with_capacity(pairs.len() + 3);
     for (name, value) in pairs {
         if let Some((_, why)) = set.refused.iter().find(|(n, _)| *n == name) {
             return Err(Rejection::forbidden(format!(
