@@ -5,9 +5,9 @@
 //! `id_key` document); [`App::start`] opens either kind of store. [`Live`] holds the serving
 //! `App` in an `ArcSwap`: each request loads it once, each connection its TLS material and
 //! settings when accepted. A reload (SIGHUP, `cli::reload_on_hangup`) builds the next one
-//! with [`App::reloaded`]: a new backend pool, the audit file reopened, new policies; the
-//! store, id key, limiters, metrics and body budget carried over; restart-only settings named
-//! in the log.
+//! with [`App::reloaded`]: a new backend pool (the nodes it keeps keep their health), the
+//! audit file reopened, new policies; the store, id key, limiters, metrics and body budget
+//! carried over; restart-only settings named in the log.
 
 use std::sync::Arc;
 
@@ -319,8 +319,8 @@ impl App {
 
     /// The `App` for a reloaded `config` (SIGHUP): the backend pool (new URLs, timeouts, TLS
     /// material; the nodes it keeps with their settings keep their health,
-    /// `Upstream::carry_health_from`), the audit output (reopened: log rotation), policies, limits read per request,
-    /// trusted proxies and the admin key come from `config`; the store, the id-sealing key,
+    /// `Upstream::carry_health_from`), the audit output (reopened: log rotation), policies,
+    /// limits read per request, trusted proxies and the admin key come from `config`; the store, the id-sealing key,
     /// the failure limiters, the metrics and the body budget carry over, with their state. The
     /// second value names each setting that changed but only takes effect after a restart.
     pub fn reloaded(&self, config: Config) -> Result<(App, Vec<String>), StartError> {
