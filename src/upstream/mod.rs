@@ -448,10 +448,11 @@ impl Upstream {
     /// given up under a shorter one may connect under the new one): it keeps its cool-down,
     /// what is left of it, at most this pool's `unhealthy_cooldown` (one ended is ended here:
     /// the next request probes the node; a probe under way in `old` keeps it skipped here
-    /// until that probe's time is up), and its failure count. Any other node starts healthy. Nothing of `old`'s connection pool
-    /// carries over: idle connections stay in `old`'s (closed when it goes, with the last
-    /// request of the old configuration), and connections under way count under its cap
-    /// until they end (docs/configuration.md, `backend.max_connections_per_node`).
+    /// until that probe's time is up), and its failure count. Any other node starts healthy.
+    /// Nothing of `old`'s connection pool carries over: idle connections stay in `old`'s
+    /// (closed when it goes, with the last request of the old configuration), and connections
+    /// under way count under its cap until they end (docs/configuration.md,
+    /// `backend.max_connections_per_node`).
     pub fn carry_health_from(&self, old: &Upstream) {
         if old.connect_timeout != self.connect_timeout {
             return;
