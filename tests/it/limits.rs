@@ -684,6 +684,34 @@ async fn next_page(gw: &Esgate, secret: &str, id: &str) -> (u16, Value) {
     .await
 }
 
+/// The admin API on a token's `limits.<key>`: values out of range refused (400) naming the
+/// key, then the token limited to 4.
+async fn limited_to_four(gw: &Esgate, id: &str, key: &str) {
+    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
+        let (status, body) = gw
+            .admin(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                Some(json!({"limits": {key: bad}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{key} {bad}: {body}");
+        assert!(
+            reason(&body).contains(&format!("limits.{key}")),
+            "{key} {bad}: {body}"
+        );
+    }
+    let (status, view) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {key: 4}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["limits"], json!({key: 4}));
+}
+
 /// Opens scrolls until esgate refuses one: the ids of those opened. The refusal is
 /// esgate's (429 `es_rejected_execution_exception` naming the limit, with `Retry-After`)
 /// and nothing of it reached the backend.
@@ -775,29 +803,7 @@ async fn open_scrolls_on(backend: &Backend) {
     assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
 
     // The admin API: refused out of range, naming the key; a new limit applies at once.
-    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
-        let (status, body) = gw
-            .admin(
-                "PATCH",
-                &format!("/tokens/{id}"),
-                Some(json!({"limits": {"max_open_scrolls": bad}})),
-            )
-            .await;
-        assert_eq!(status, 400, "{bad}: {body}");
-        assert!(
-            reason(&body).contains("limits.max_open_scrolls"),
-            "{bad}: {body}"
-        );
-    }
-    let (status, view) = gw
-        .admin(
-            "PATCH",
-            &format!("/tokens/{id}"),
-            Some(json!({"limits": {"max_open_scrolls": 4}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{view}");
-    assert_eq!(view["limits"], json!({"max_open_scrolls": 4}));
+    limited_to_four(&gw, &id, "max_open_scrolls").await;
     assert_eq!(open_until_refused(&gw, &relay, &secret).await.len(), 1);
     // Its own limit cleared, the token is under the default again (it holds four).
     let (status, _) = gw
@@ -1103,29 +1109,7 @@ async fn open_pits_on(backend: &Backend) {
     );
 
     // The admin API: refused out of range, naming the key; a new limit applies at once.
-    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
-        let (status, body) = gw
-            .admin(
-                "PATCH",
-                &format!("/tokens/{id}"),
-                Some(json!({"limits": {"max_open_pits": bad}})),
-            )
-            .await;
-        assert_eq!(status, 400, "{bad}: {body}");
-        assert!(
-            reason(&body).contains("limits.max_open_pits"),
-            "{bad}: {body}"
-        );
-    }
-    let (status, view) = gw
-        .admin(
-            "PATCH",
-            &format!("/tokens/{id}"),
-            Some(json!({"limits": {"max_open_pits": 4}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{view}");
-    assert_eq!(view["limits"], json!({"max_open_pits": 4}));
+    limited_to_four(&gw, &id, "max_open_pits").await;
     assert_eq!(
         open_pits_until_refused(&gw, &relay, &forms, &secret, "1m")
             .await

@@ -1049,40 +1049,17 @@ async fn noida_changes_and_admin_writes_do_not_wait_for_a_window_re_read() {
 /// when it cannot) and the revocation reaches it once it can. Since rel25 a scroll the
 /// cluster does not open is read by plain searches in key order: the relay refuses those too.
 async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(backend: Backend) {
-    seed(backend.url()).await;
     // B's store requests go through a relay that refuses scrolls, and the key-ordered searches
-    // read in their place, while told to.
-    let refuse = Arc::new(AtomicBool::new(false));
-    let relay = support::recording::Recording::start();
-    let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
-    relay.script_fn("*", "/", move |r| {
-        let scroll = r.path.contains("scroll")
-            || r.query.as_deref().is_some_and(|q| q.contains("scroll"))
-            || r.body.windows(WALK.len()).any(|w| w == WALK.as_bytes());
-        if refusing.load(Ordering::SeqCst) && scroll {
-            let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
-            return support::recording::Answer::json(429, error);
-        }
-        support::relay::pass_on(&base, r)
-    });
-    let dir = tempfile::tempdir().unwrap();
-    // Purge hold 10 s, a purge round every second.
+    // read in their place, while told to. Purge hold 10 s, a purge round every second.
     let store = format!("{}\ntombstone_retention = \"8s\"", cluster_store(INDEX));
-    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let b_config = write_config(dir.path(), "b.toml", relay.url(), &store);
-    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
-    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
-    let (id, secret) = create(&a, read_token("revoked")).await;
-    within(PROPAGATION, "the token on B", || async {
-        search_status(&b, &secret).await == 200
-    })
-    .await;
-    refuse.store(true, Ordering::SeqCst);
+    let pair = RefusingPair::start(&backend, &store, |r| is_scroll(r) || is_walk(r)).await;
+    let (a, b, id, secret) = (&pair.a, &pair.b, &pair.id, &pair.secret);
+    pair.refuse.store(true, Ordering::SeqCst);
     // A write visible in parts: B polls one record of the sequence, then the revocation lands
     // under it; only a window re-read (or a purge round) reads it.
-    revocation_in_parts(backend.url(), &id).await;
+    revocation_in_parts(backend.url(), id).await;
     within(Duration::from_secs(5), "the revocation on A", || async {
-        search_status(&a, &secret).await == 401
+        search_status(a, secret).await == 401
     })
     .await;
     // A purges the tombstone once it held it for the hold.
@@ -1102,11 +1079,11 @@ async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(bac
         },
     )
     .await;
-    refuse.store(false, Ordering::SeqCst);
+    pair.refuse.store(false, Ordering::SeqCst);
     within(
         Duration::from_secs(5),
         "the purged revocation on B once it can scroll again",
-        || async { search_status(&b, &secret).await == 401 },
+        || async { search_status(b, secret).await == 401 },
     )
     .await;
 }
@@ -1129,41 +1106,19 @@ async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_pur
 /// searches in key order: with every scroll refused, the revocation reaches the replica
 /// through its next window re-read and it stays ready.
 async fn a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(backend: Backend) {
-    seed(backend.url()).await;
     // B's store requests go through a relay that refuses every scroll once told to.
-    let refuse = Arc::new(AtomicBool::new(false));
-    let relay = support::recording::Recording::start();
-    let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
-    relay.script_fn("*", "/", move |r| {
-        let scroll =
-            r.path.contains("scroll") || r.query.as_deref().is_some_and(|q| q.contains("scroll"));
-        if refusing.load(Ordering::SeqCst) && scroll {
-            let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
-            return support::recording::Answer::json(429, error);
-        }
-        support::relay::pass_on(&base, r)
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let store = cluster_store(INDEX);
-    let a_config = write_config(dir.path(), "a.toml", backend.url(), &store);
-    let b_config = write_config(dir.path(), "b.toml", relay.url(), &store);
-    let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
-    let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
-    let (id, secret) = create(&a, read_token("revoked")).await;
-    within(PROPAGATION, "the token on B", || async {
-        search_status(&b, &secret).await == 200
-    })
-    .await;
-    refuse.store(true, Ordering::SeqCst);
-    revocation_in_parts(backend.url(), &id).await;
+    let pair = RefusingPair::start(&backend, &cluster_store(INDEX), is_scroll).await;
+    let (a, b, id, secret) = (&pair.a, &pair.b, &pair.id, &pair.secret);
+    pair.refuse.store(true, Ordering::SeqCst);
+    revocation_in_parts(backend.url(), id).await;
     within(Duration::from_secs(5), "the revocation on A", || async {
-        search_status(&a, &secret).await == 401
+        search_status(a, secret).await == 401
     })
     .await;
     within(
         Duration::from_secs(5),
         "the revocation on B, with no scroll context to be had",
-        || async { search_status(&b, &secret).await == 401 },
+        || async { search_status(b, secret).await == 401 },
     )
     .await;
     let r = send("GET", &format!("{}/ready", b.admin), &[], "")
@@ -1185,6 +1140,68 @@ async fn noida_a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_part
 /// The sort of the store's page walks (`ClusterStore::each_paged`: the load, the settle
 /// window re-read, the sweep, the purge), in a page request's body.
 const WALK: &str = r#""sort":[{"key":"asc"}]"#;
+
+/// A store request that opens or continues a scroll.
+fn is_scroll(r: &support::recording::Recorded) -> bool {
+    r.path.contains("scroll") || r.query.as_deref().is_some_and(|q| q.contains("scroll"))
+}
+
+/// A page of a store walk in key order (`WALK`).
+fn is_walk(r: &support::recording::Recorded) -> bool {
+    r.body.windows(WALK.len()).any(|w| w == WALK.as_bytes())
+}
+
+/// Two replicas of one cluster store (`store`, seeded): A straight to `backend`, B through a
+/// relay that answers the store requests `refused` picks with a 429 (out of scroll contexts)
+/// while `refuse` is set; a `read` token made on A and seen on B.
+struct RefusingPair {
+    a: Served,
+    b: Served,
+    refuse: Arc<AtomicBool>,
+    id: String,
+    secret: String,
+    _relay: support::recording::Recording,
+    _dir: tempfile::TempDir,
+}
+
+impl RefusingPair {
+    async fn start(
+        backend: &Backend,
+        store: &str,
+        refused: fn(&support::recording::Recorded) -> bool,
+    ) -> RefusingPair {
+        seed(backend.url()).await;
+        let refuse = Arc::new(AtomicBool::new(false));
+        let relay = support::recording::Recording::start();
+        let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
+        relay.script_fn("*", "/", move |r| {
+            if refusing.load(Ordering::SeqCst) && refused(r) {
+                let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
+                return support::recording::Answer::json(429, error);
+            }
+            support::relay::pass_on(&base, r)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let a_config = write_config(dir.path(), "a.toml", backend.url(), store);
+        let b_config = write_config(dir.path(), "b.toml", relay.url(), store);
+        let a = serve(&["--config", a_config.to_str().unwrap()], |_| {});
+        let b = serve(&["--config", b_config.to_str().unwrap()], |_| {});
+        let (id, secret) = create(&a, read_token("revoked")).await;
+        within(PROPAGATION, "the token on B", || async {
+            search_status(&b, &secret).await == 200
+        })
+        .await;
+        RefusingPair {
+            a,
+            b,
+            refuse,
+            id,
+            secret,
+            _relay: relay,
+            _dir: dir,
+        }
+    }
+}
 
 /// Review 15b: the rounds that page beside the poll took one lock for a whole round, so a
 /// settle window re-read (every 4 polls) waited for a sweep or a purge round to read the whole
