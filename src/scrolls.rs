@@ -22,7 +22,10 @@
 //!   limit); each next page keeps it alive for the longest keep-alive any of its requests
 //!   set ([`Scrolls::next_page`]: its own `scroll`, else Elasticsearch's default
 //!   [`DEFAULT_KEEP_ALIVE`]), as Elasticsearch does (`ReaderContext::tryUpdateKeepAlive` takes
-//!   the larger: a page's shorter `scroll` does not shorten a context's life; attack24b);
+//!   the larger: a page's shorter `scroll` does not shorten a context's life; attack24b),
+//!   from when it reached the backend whatever its answer (each shard takes the keep-alive
+//!   before it runs the query: a page or search that failed kept it alive too; attack25c) and
+//!   again from its answer when that is a success;
 //! - it ends at its clear (`DELETE /_search/scroll` with its id: esgate takes only ids sealed
 //!   for the token, never `_all`) and at a next page answered 404 (the backend has no such
 //!   context) ([`Scrolls::ended`]).
@@ -265,8 +268,9 @@ impl Scrolls {
         }))
     }
 
-    /// A next page of the scroll `backend_id` (a search on the point in time) was answered
-    /// with success at `now`: it is kept alive from `now` for the larger of its keep-alive so
+    /// A next page of the scroll `backend_id` (a search on the point in time) reached the
+    /// backend, or was answered with success, at `now`: it is kept alive from `now` for the
+    /// larger of its keep-alive so
     /// far and the page's `keep_alive_ms` (`None`: a scroll's [`DEFAULT_KEEP_ALIVE`], a point
     /// in time's own), as Elasticsearch keeps its context (attack24b: a page's shorter
     /// `scroll` shortened the count, not the context), under `answer_id`, the id its answer

@@ -360,6 +360,31 @@ async fn pipeline(
         .await;
     // The forwarded body is sent: its share of the body budget is free again.
     drop(hold);
+    // A search on a scroll or point in time that reached the backend kept it alive for its
+    // keep-alive whatever comes back: each shard takes the longer keep-alive as it takes the
+    // context (`ReaderContext::markAsUsed`), before the query is parsed and run, so an answer
+    // that failed (a query the shards refuse, a circuit breaker, a node's error, none at all)
+    // kept it alive too (attack25c: counted only on a 2xx, a point in time opened for `1s` and
+    // searched with `pit.keep_alive: 24h` and a failing query was held a day, counted for a
+    // minute). A 2xx keeps it alive from its answer again, a 404 ends it (`held_answered`).
+    if ctx.forwarded.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some((
+            context,
+            es::Holding::Next {
+                backend_id,
+                keep_alive_ms,
+            },
+        )) = &holding
+        {
+            held(app, *context).next_page(
+                &token.id,
+                backend_id,
+                None,
+                *keep_alive_ms,
+                Instant::now(),
+            );
+        }
+    }
     // Not handed to a backend connection: nothing was opened.
     if response.is_err() && !ctx.forwarded.load(std::sync::atomic::Ordering::Relaxed) {
         if let Some(o) = opening.take() {

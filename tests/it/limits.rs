@@ -14,7 +14,9 @@
 //! - `max_open_scrolls` (attack24): opens past it are 429 and never reach the backend; a next
 //!   page still passes; a clear, or a next page the backend answers 404, frees a place.
 //! - `max_open_pits` (pit25): the same for points in time, in each backend's dialect, counted
-//!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one.
+//!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one;
+//!   a search or next page that failed still keeps its context counted for its keep-alive
+//!   (attack25c, against the recording backend).
 
 use crate::support;
 
@@ -1126,4 +1128,141 @@ async fn open_pits_are_limited_per_token_on_osmem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_pits_are_limited_per_token_on_noida() {
     open_pits_on(&fixture::seeded_noida()).await;
+}
+
+/// The seconds a refused open says to wait (`Retry-After`), asserting the refusal is esgate's
+/// limit.
+fn retry_after(r: &support::http::Reply, limit: &str) -> u64 {
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(reason(&r.json()).contains(limit), "{}", r.text());
+    r.header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After")
+}
+
+/// A search on a point in time (a scroll's next page) keeps it alive on the backend for its
+/// keep-alive once it reaches a shard, whatever its answer: Elasticsearch and OpenSearch take
+/// the longer keep-alive as each shard takes the context (`ReaderContext::markAsUsed`), before
+/// the query is parsed and run, so a query that fails on the shards (a sort on a text field:
+/// fielddata is disabled, 400), a circuit breaker (429), a node's error (5xx) or an answer that
+/// never comes back still kept the context alive. esgate kept it alive in the count only on a
+/// 2xx (attack25c, M: availability): a point in time opened for `1s` and searched with
+/// `pit.keep_alive: 24h` and a failing query was held a day by the backend and counted for a
+/// minute, so a `read` token held `max_open_pits` more every minute. Shown against the
+/// recording backend by the refusal's `Retry-After` (when the token's point in time stops
+/// counting): the backend answers each search with the status given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_search_on_a_context_still_keeps_it_counted_for_its_keep_alive() {
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    // The banner esgate reads the dialect from before it forwards a point-in-time route.
+    es.script_fn("GET", "/", |r| {
+        let (status, body) = if r.path == "/" {
+            (200, json!({"version": {"number": "8.15.3"}}))
+        } else {
+            (404, json!({"error": "nothing scripted", "status": 404}))
+        };
+        Answer::json(status, body)
+    });
+    es.script_json("POST", "/logs-a/_pit", 200, json!({"id": "cGl0LWlk"}));
+    es.script_json(
+        "POST",
+        "/logs-a/_search",
+        200,
+        json!({"_scroll_id": "c2Nyb2xsLWlk", "hits": {"hits": [{"_id": "1"}]}}),
+    );
+    let failed = |status: u16, kind: &str| {
+        Answer::json(
+            status,
+            json!({"error": {"type": kind, "reason": "all shards failed", "phase": "query",
+                             "root_cause": [{"type": kind, "reason": "failed"}]},
+                   "status": status}),
+        )
+    };
+    let gw = Esgate::start(
+        &[es.url()],
+        "[policies.limits]\nmax_open_pits = 1\nmax_open_scrolls = 1\n",
+    )
+    .await;
+    let (_, secret) = tenant_a(&gw, json!({})).await;
+
+    // A point in time opened for a second counts for it and the reaper's minute.
+    let open_pit = || {
+        gw.call_raw(
+            &secret,
+            "POST",
+            "/logs-a/_pit?keep_alive=1s",
+            Value::Null,
+            &[],
+        )
+    };
+    let opened = open_pit().await;
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let pit = opened.json()["id"].as_str().expect("an id").to_owned();
+    assert!(retry_after(&open_pit().await, "max_open_pits") <= 61);
+    let searches = [
+        (400, "search_phase_execution_exception", 10),
+        (429, "circuit_breaking_exception", 20),
+        (500, "search_phase_execution_exception", 30),
+        (503, "search_phase_execution_exception", 40),
+    ];
+    for (status, kind, minutes) in searches {
+        es.script("POST", "/_search", failed(status, kind));
+        let (got, body) = gw
+            .call(
+                &secret,
+                "POST",
+                "/_search",
+                json!({"pit": {"id": pit, "keep_alive": format!("{minutes}m")},
+                       "sort": [{"message": "asc"}]}),
+                &[],
+            )
+            .await;
+        assert_ne!(got, 200, "{body}");
+        let sent = es.requests_to("POST", "/_search");
+        assert_eq!(sent.last().map(|r| r.path.as_str()), Some("/_search"));
+        assert_eq!(
+            sent.last().unwrap().json()["pit"]["keep_alive"],
+            json!(format!("{minutes}m")),
+            "the search reached the backend"
+        );
+        es.clear();
+        let after = retry_after(&open_pit().await, "max_open_pits");
+        assert!(
+            after >= minutes * 60,
+            "a {status} search kept the point in time {minutes} minutes on the backend; \
+             counted {after} s"
+        );
+    }
+
+    // A scroll's next page alike.
+    let (status, opened) = open_scroll(&gw, &secret).await;
+    assert_eq!(status, 200, "{opened}");
+    let scroll = opened["_scroll_id"].as_str().expect("an id").to_owned();
+    es.script(
+        "POST",
+        "/_search/scroll",
+        failed(500, "search_phase_execution_exception"),
+    );
+    let (got, body) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_search/scroll",
+            json!({"scroll_id": scroll, "scroll": "50m"}),
+            &[],
+        )
+        .await;
+    assert_ne!(got, 200, "{body}");
+    let refused = gw
+        .call_raw(
+            &secret,
+            "POST",
+            "/logs-*/_search?scroll=1m",
+            json!({"size": 1}),
+            &[],
+        )
+        .await;
+    assert!(retry_after(&refused, "max_open_scrolls") >= 50 * 60);
 }

@@ -26,6 +26,13 @@ const MAC_LEN: usize = 16;
 /// Backend ids are a few hundred bytes; anything far larger is not one of ours.
 const MAX_SEALED_LEN: usize = 64 * 1024;
 
+// The proxy's count of open scrolls and points in time knows an open's context by the id at
+// its answer's beginning, read within [`LEADING_ID_PREFIX`], and its later pages, searches and
+// closes by the ids clients present: every id a client can present must be found there, or an
+// open would be counted apart from its searches (never kept alive in the count by them, while
+// the backend keeps it alive) and its close (attack25c, latent: raising one raises the other).
+const _: () = assert!(MAX_SEALED_LEN <= LEADING_ID_PREFIX);
+
 /// The secret key ids are sealed with. `Debug` is redacted.
 #[derive(Clone)]
 pub struct IdKey([u8; 32]);
