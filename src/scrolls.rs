@@ -268,15 +268,13 @@ impl Scrolls {
         }))
     }
 
-    /// A next page of the scroll `backend_id` (a search on the point in time) reached the
-    /// backend, or was answered with success, at `now`: it is kept alive from `now` for the
-    /// larger of its keep-alive so
-    /// far and the page's `keep_alive_ms` (`None`: a scroll's [`DEFAULT_KEEP_ALIVE`], a point
-    /// in time's own), as Elasticsearch keeps its context (attack24b: a page's shorter
-    /// `scroll` shortened the count, not the context), under `answer_id`, the id its answer
-    /// named (the backend may give a new one; `None`: unchanged). One esgate does not count
-    /// (opened before a restart, on another esgate, before the token had a limit) is left
-    /// uncounted.
+    /// A next page of the scroll `backend_id` (a search on the point in time) reached the backend,
+    /// or was answered with success, at `now`: it is kept alive from `now` for the larger of its
+    /// keep-alive so far and the page's `keep_alive_ms` (`None`: a scroll's [`DEFAULT_KEEP_ALIVE`],
+    /// a point in time's own), as Elasticsearch keeps its context (attack24b: a page's shorter
+    /// `scroll` shortened the count, not the context), under `answer_id`, the id its answer named
+    /// (the backend may give a new one; `None`: unchanged). One esgate does not count (opened
+    /// before a restart, on another esgate, before the token had a limit) is left uncounted.
     pub fn next_page(
         &self,
         token_id: &str,
