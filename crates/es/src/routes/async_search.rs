@@ -6,6 +6,10 @@
 //! the id routes (poll `GET /_async_search/{id}`, `GET /_async_search/status/{id}`, `DELETE
 //! /_async_search/{id}`) and sealing the ids that answers carry (`id`, and the
 //! `response.pit_id` of a search on a point in time; `routes::seal_answer` dispatches here).
+//! Each route's permit says what it does to the token's running async searches
+//! (`Permit::async_search`, counted by the proxy against `max_running_async_searches`): a
+//! submit opens one, a poll or status names it, a delete ends it; [`is_running`] reads whether
+//! an answer's search still runs.
 //!
 //! Invariant: pure. A poll, status or delete reaches the backend only with an id sealed for the
 //! presenting token as an async search id (`continuation::open`); the forwarded path is built
