@@ -1145,8 +1145,22 @@ async fn open_pits_are_limited_per_token_on_noida() {
 }
 
 /// The async searches of a fake Elasticsearch (`support::recording`: neither test backend has
-/// `_async_search`), by backend id: running or done; an id it forgot answers 404.
-type AsyncSearches = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>;
+/// `_async_search`), by backend id; an id it forgot answers 404.
+type AsyncSearches = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Search>>>;
+
+/// What the fake's polls say of a search.
+#[derive(Clone, Copy, PartialEq)]
+enum Search {
+    Running,
+    Done,
+    /// Failed: its poll answers the failure's status (503) with `is_running: false`.
+    Failed,
+}
+
+/// The backend id of the fake's `n`th running search.
+fn running_search_id(n: usize) -> String {
+    format!("FmRunningSearch{n:04}QUJDREVGR0gx")
+}
 
 /// A recording backend whose submits with `wait_for_completion_timeout=0s` start a search
 /// that runs until the test says it is done (`searches`), and whose other submits complete
@@ -1183,8 +1197,8 @@ fn async_backend() -> (support::recording::Recording, AsyncSearches) {
                 return answer(None, false);
             }
             let n = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let id = format!("FmRunningSearch{n:04}QUJDREVGR0gx");
-            searches.lock().unwrap().insert(id.clone(), true);
+            let id = running_search_id(n);
+            searches.lock().unwrap().insert(id.clone(), Search::Running);
             answer(Some(&id), true)
         });
     }
@@ -1193,8 +1207,15 @@ fn async_backend() -> (support::recording::Recording, AsyncSearches) {
         let searches = std::sync::Arc::clone(&searches);
         es.script_fn("GET", prefix, move |r| {
             let id = id_of(&r.path);
-            match searches.lock().unwrap().get(&id) {
-                Some(running) => answer(Some(&id), *running),
+            match searches.lock().unwrap().get(&id).copied() {
+                Some(Search::Failed) => Answer::json(
+                    503,
+                    json!({"id": id, "is_partial": true, "is_running": false,
+                           "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+                           "error": {"type": "search_phase_execution_exception",
+                                     "reason": "all shards failed"}}),
+                ),
+                Some(search) => answer(Some(&id), search == Search::Running),
                 None => gone(),
             }
         });
@@ -1299,7 +1320,7 @@ async fn running_async_searches_are_limited_per_token() {
         "the backend runs exactly those"
     );
 
-    let backend_id = |n: usize| format!("FmRunningSearch{n:04}QUJDREVGR0gx");
+    let backend_id = running_search_id;
     let poll = |sealed: &str| format!("/_async_search/{sealed}?keep_alive=1m");
     // A poll that finds it running keeps its place; one that finds it done frees it.
     let (status, v) = gw
@@ -1307,7 +1328,7 @@ async fn running_async_searches_are_limited_per_token() {
         .await;
     assert_eq!((status, &v["is_running"]), (200, &json!(true)), "{v}");
     assert!(submit_until_refused(&gw, &es, &secret).await.is_empty());
-    searches.lock().unwrap().insert(backend_id(2), false);
+    searches.lock().unwrap().insert(backend_id(2), Search::Done);
     let (status, v) = gw
         .call(&secret, "GET", &poll(&ids[0]), Value::Null, &[])
         .await;
@@ -1315,7 +1336,7 @@ async fn running_async_searches_are_limited_per_token() {
     let again = submit_until_refused(&gw, &es, &secret).await;
     assert_eq!(again.len(), 1, "a poll that found it done freed its place");
     // So does a status answer saying so.
-    searches.lock().unwrap().insert(backend_id(3), false);
+    searches.lock().unwrap().insert(backend_id(3), Search::Done);
     let status_path = format!("/_async_search/status/{}", ids[1]);
     let (status, v) = gw
         .call(&secret, "GET", &status_path, Value::Null, &[])
@@ -1340,6 +1361,20 @@ async fn running_async_searches_are_limited_per_token() {
         .call(&secret, "GET", &poll(&again[0]), Value::Null, &[])
         .await;
     assert_eq!(status, 404, "{v}");
+    let last = submit_until_refused(&gw, &es, &secret).await;
+    assert_eq!(last.len(), 1);
+    // A poll answered with the search's failure (a 5xx, whose body says it no longer runs)
+    // frees it too.
+    // (The fake's ninth search: two of the default token's, three, then one after each place
+    // freed.)
+    searches
+        .lock()
+        .unwrap()
+        .insert(backend_id(8), Search::Failed);
+    let (status, v) = gw
+        .call(&secret, "GET", &poll(&last[0]), Value::Null, &[])
+        .await;
+    assert_eq!(status, 503, "{v}");
     assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
 
     // The admin API: refused out of range, naming the key whole; a new limit applies at once.
