@@ -15,6 +15,10 @@
 //!   page still passes; a clear, or a next page the backend answers 404, frees a place.
 //! - `max_open_pits` (pit25): the same for points in time, in each backend's dialect, counted
 //!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one.
+//! - `max_running_async_searches` (async25), against the recording fake backend (neither test
+//!   backend has `_async_search`): submits past it are 429 and never reach the backend; a
+//!   submit whose search completed holds no place; a poll or status saying the search no
+//!   longer runs (a 503 failure's body too), a delete, or a poll answered 404 frees one.
 
 use crate::support;
 
