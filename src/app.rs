@@ -45,6 +45,8 @@ pub struct App {
     pub scrolls: Arc<crate::scrolls::Scrolls>,
     /// Per-token open points in time (`max_open_pits`).
     pub pits: Arc<crate::scrolls::Scrolls>,
+    /// Per-token running async searches (`max_running_async_searches`).
+    pub async_searches: Arc<crate::scrolls::Scrolls>,
     /// The admin API's key: the configured one, or the one esgate generated (`admin.key`).
     pub admin_key: AdminKey,
     /// Where the admin key is when none was configured and esgate generated one.
@@ -280,6 +282,7 @@ impl App {
             throttle: Arc::new(crate::throttle::Throttle::new()),
             scrolls: Arc::new(crate::scrolls::Scrolls::new()),
             pits: Arc::new(crate::scrolls::Scrolls::of(crate::es::Context::Pit)),
+            async_searches: Arc::new(crate::scrolls::Scrolls::of(crate::es::Context::AsyncSearch)),
             metrics: Arc::new(Metrics::new(
                 config.backend.request_timeout,
                 config.metrics.max_token_series,
@@ -429,6 +432,7 @@ impl App {
                 throttle: Arc::clone(&self.throttle),
                 scrolls: Arc::clone(&self.scrolls),
                 pits: Arc::clone(&self.pits),
+                async_searches: Arc::clone(&self.async_searches),
                 admin_key,
                 admin_key_file,
                 readiness: Default::default(),

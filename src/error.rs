@@ -189,6 +189,9 @@ impl ProxyError {
             ProxyError::TokenLimited(crate::throttle::Limited::OpenPits { .. }) => {
                 "token_open_pits_limited"
             }
+            ProxyError::TokenLimited(crate::throttle::Limited::RunningAsyncSearches { .. }) => {
+                "token_running_async_searches_limited"
+            }
             ProxyError::Upstream(U::Timeout) => "backend_timeout",
             ProxyError::Upstream(U::Saturated) => "backend_connections",
             ProxyError::Upstream(U::Share { .. }) => "backend_share",
@@ -349,6 +352,23 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("50 open points in time (its max_open_pits)"),
+            "{v}"
+        );
+        let running = ProxyError::TokenLimited(Limited::RunningAsyncSearches {
+            max: 100,
+            retry_after: Duration::from_secs(5),
+        });
+        assert_eq!(running.code(), "token_running_async_searches_limited");
+        let r = running.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "5");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+        assert!(
+            v["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("100 async searches running (its max_running_async_searches)"),
             "{v}"
         );
         let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));

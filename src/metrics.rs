@@ -50,6 +50,8 @@ pub enum Rejected {
     OpenScrolls,
     /// A point in time's open over the token's `max_open_pits`.
     OpenPits,
+    /// An async search's submit over the token's `max_running_async_searches`.
+    RunningAsyncSearches,
     Guard,
     Busy,
     AuthFailures,
@@ -67,11 +69,12 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    const ALL: [Rejected; 12] = [
+    const ALL: [Rejected; 13] = [
         Rejected::RateLimited,
         Rejected::Concurrency,
         Rejected::OpenScrolls,
         Rejected::OpenPits,
+        Rejected::RunningAsyncSearches,
         Rejected::Guard,
         Rejected::Busy,
         Rejected::AuthFailures,
@@ -88,6 +91,7 @@ impl Rejected {
             Rejected::Concurrency => "concurrency",
             Rejected::OpenScrolls => "open_scrolls",
             Rejected::OpenPits => "open_pits",
+            Rejected::RunningAsyncSearches => "running_async_searches",
             Rejected::Guard => "guard",
             Rejected::Busy => "busy",
             Rejected::AuthFailures => "auth_failures",

@@ -49,6 +49,19 @@
 //! is -1 then: `ReaderContext::markAsUsed` only moves its last use), following the id its
 //! answer names; a close (`DELETE /_pit`, OpenSearch `DELETE /_search/point_in_time`, with ids
 //! sealed for the token, never `_all`) and a search on one answered 404 end it.
+//!
+//! Async searches running in the background (`max_running_async_searches`, async25) are
+//! counted the same way ([`Context::AsyncSearch`], `App.async_searches`): a submit
+//! (`POST /<index>/_async_search?wait_for_completion_timeout=0`) answers at once and its search
+//! runs on, on the search thread pools every client shares, so a token held to one request at
+//! a time could start thousands. A submit takes a place before it is forwarded; the place is
+//! given back when its answer says `is_running: false` (or it failed without saying it runs),
+//! and otherwise becomes the search, keyed by its backend id, for its `keep_alive`
+//! (Elasticsearch's default 5 days) and [`REAPER_SLACK`]. A poll or status keeps it alive for
+//! the poll's `keep_alive` (none: the one it had) and ends it when its answer says
+//! `is_running: false`; a delete and a poll answered 404 end it. Refused submits get a
+//! `Retry-After` of at most [`ASYNC_RETRY_AFTER`]: esgate cannot foresee when a poll will find
+//! a search done.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -76,6 +89,15 @@ pub const DEFAULT_MAX_OPEN_SCROLLS: u32 = 100;
 
 /// The default `max_open_pits` (`[policies.limits]`): see docs/configuration.md.
 pub const DEFAULT_MAX_OPEN_PITS: u32 = 50;
+
+/// The default `max_running_async_searches` (`[policies.limits]`): see
+/// docs/configuration.md (a Kibana dashboard of 30 slow panels runs 30).
+pub const DEFAULT_MAX_RUNNING_ASYNC_SEARCHES: u32 = 100;
+
+/// The longest `Retry-After` of a submit refused over `max_running_async_searches`: a place
+/// frees when a poll finds one of the token's searches done (most within seconds), which
+/// esgate cannot foresee; the keep-alive its count ends at is days away.
+pub const ASYNC_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// One open scroll: until when it is counted, and the keep-alive its next page keeps when it
 /// sets none.
@@ -247,6 +269,10 @@ impl Scrolls {
             return Err(match self.kind {
                 Context::Scroll => Limited::OpenScrolls { max, retry_after },
                 Context::Pit => Limited::OpenPits { max, retry_after },
+                Context::AsyncSearch => Limited::RunningAsyncSearches {
+                    max,
+                    retry_after: retry_after.min(ASYNC_RETRY_AFTER),
+                },
             });
         }
         h.open.insert(
@@ -293,7 +319,7 @@ impl Scrolls {
         };
         let unset = match self.kind {
             Context::Scroll => DEFAULT_KEEP_ALIVE,
-            Context::Pit => Duration::ZERO,
+            Context::Pit | Context::AsyncSearch => Duration::ZERO,
         };
         let page = keep_alive_ms.map_or(unset, Duration::from_millis);
         let keep_alive = kept.keep_alive.max(page);
@@ -614,6 +640,68 @@ mod tests {
         assert_eq!(pits.held_by("a", counted_until + Duration::from_secs(1)), 1);
         pits.ended("a", ["r2"]);
         assert_eq!(pits.held_by("a", search), 0);
+    }
+
+    /// async25: async searches running in the background are counted apart from scrolls and
+    /// points in time, refused past `max_running_async_searches` with their own error and a
+    /// short `Retry-After` (a place frees when a poll finds a search done, not at its days of
+    /// keep-alive); a submit whose search completed gives its place back; a poll without
+    /// `keep_alive` keeps the one it had (not a scroll's five minutes), a longer one extends
+    /// it; a poll that finds it done, or a delete, ends it.
+    #[test]
+    fn running_async_searches_are_counted_apart_and_freed_when_done() {
+        let running = Scrolls::of(Context::AsyncSearch);
+        let pits = Scrolls::of(Context::Pit);
+        let start = Instant::now();
+        let five_days = 5 * 24 * 60 * MIN;
+        // Completed within its wait: its place is given back at once.
+        for _ in 0..5 {
+            let done = running
+                .open("a", Some(2), five_days, start)
+                .unwrap()
+                .unwrap();
+            done.not_opened();
+        }
+        for (id, ka) in [("r", MIN), ("s", five_days)] {
+            let o = running.open("a", Some(2), ka, start).unwrap().unwrap();
+            o.opened(Some(id), start);
+        }
+        let refused = running.open("a", Some(2), MIN, start).unwrap_err();
+        assert!(
+            matches!(refused, Limited::RunningAsyncSearches { max: 2, retry_after }
+                if retry_after == ASYNC_RETRY_AFTER),
+            "{refused:?}"
+        );
+        assert!(
+            refused.to_string().contains("max_running_async_searches"),
+            "{refused}"
+        );
+        assert_eq!(refused.retry_after_secs(), 5);
+        assert!(
+            pits.open("a", Some(2), MIN, start).unwrap().is_some(),
+            "points in time have their own count"
+        );
+        // Polled 90 s later without keep_alive: `r` keeps its minute from then.
+        let poll = start + Duration::from_secs(90);
+        running.next_page("a", "r", None, None, poll);
+        let counted_until = poll + Duration::from_millis(MIN) + REAPER_SLACK;
+        assert_eq!(
+            running.held_by("a", counted_until - Duration::from_secs(1)),
+            2
+        );
+        // A poll that finds `s` done (or its delete) ends it, days before its keep-alive.
+        running.ended("a", ["s"]);
+        assert_eq!(
+            running.held_by("a", counted_until - Duration::from_secs(1)),
+            1
+        );
+        let t = running.open("a", Some(2), 10 * MIN, poll).unwrap().unwrap();
+        t.opened(Some("t"), poll);
+        assert_eq!(
+            running.held_by("a", counted_until + Duration::from_secs(1)),
+            1,
+            "r's minute is over; the new one's is not"
+        );
     }
 
     #[test]

@@ -45,6 +45,13 @@ pub enum Limited {
         "this token already holds {max} open points in time (its max_open_pits); close one it no longer needs (DELETE /_pit, on OpenSearch DELETE /_search/point_in_time) or retry later"
     )]
     OpenPits { max: u32, retry_after: Duration },
+    /// Over `max_running_async_searches` (`crate::scrolls`, async25): `retry_after` is a guess
+    /// (a place frees when a poll finds one of the token's searches done, which esgate cannot
+    /// foresee), at most [`crate::scrolls::ASYNC_RETRY_AFTER`].
+    #[error(
+        "this token already has {max} async searches running (its max_running_async_searches); wait for one to complete (GET /_async_search/<id>), delete one it no longer needs (DELETE /_async_search/<id>) or retry later"
+    )]
+    RunningAsyncSearches { max: u32, retry_after: Duration },
 }
 
 impl Limited {
@@ -53,7 +60,8 @@ impl Limited {
         match self {
             Limited::Rate { retry_after, .. }
             | Limited::OpenScrolls { retry_after, .. }
-            | Limited::OpenPits { retry_after, .. } => {
+            | Limited::OpenPits { retry_after, .. }
+            | Limited::RunningAsyncSearches { retry_after, .. } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 secs.max(1)
             }

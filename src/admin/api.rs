@@ -105,6 +105,8 @@ pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_open_pits: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_running_async_searches: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_buckets: Option<u64>,
@@ -126,6 +128,10 @@ impl Limits {
             ("max_concurrent", n(self.max_concurrent.map(u64::from))),
             ("max_open_scrolls", n(self.max_open_scrolls.map(u64::from))),
             ("max_open_pits", n(self.max_open_pits.map(u64::from))),
+            (
+                "max_running_async_searches",
+                n(self.max_running_async_searches.map(u64::from)),
+            ),
             ("max_size", n(self.max_size)),
             ("max_buckets", n(self.max_buckets)),
             ("search_timeout", self.search_timeout.clone()),

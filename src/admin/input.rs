@@ -45,6 +45,13 @@ impl AdminError {
         AdminError::bad_request(format!("field [{}] {problem}", display_field(field)))
     }
 
+    /// [`AdminError::field`] for a field esgate names itself, its path and key both esgate's
+    /// own text (never a client's): shown whatever its length (`limits.max_running_async_searches`
+    /// is past [`display_field`]'s 32 characters).
+    pub(crate) fn own_field(path: &'static str, key: &'static str, problem: &str) -> AdminError {
+        AdminError::bad_request(format!("field [{path}.{key}] {problem}"))
+    }
+
     pub(crate) fn parse(reason: impl Into<String>) -> AdminError {
         AdminError {
             status: 400,

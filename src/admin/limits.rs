@@ -4,7 +4,8 @@
 //!
 //! ```json
 //! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10, "max_open_scrolls": 20,
-//!  "max_open_pits": 10, "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"}
+//!  "max_open_pits": 10, "max_running_async_searches": 30, "max_size": 1000,
+//!  "max_buckets": 10000, "search_timeout": "30s"}
 //! ```
 //! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
 
@@ -22,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "max_concurrent",
     "max_open_scrolls",
     "max_open_pits",
+    "max_running_async_searches",
     "max_size",
     "max_buckets",
     "search_timeout",
@@ -39,7 +41,7 @@ const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 /// Parses a `limits` value (`null`: none). `path` prefixes field names in errors
 /// (`limits` in the API, `policies.limits` in the config).
-pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
+pub fn parse(v: &Value, path: &'static str) -> Result<TokenLimits, AdminError> {
     let map = match v {
         Value::Null => return Ok(TokenLimits::default()),
         Value::Object(m) => m,
@@ -48,19 +50,22 @@ pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
     if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(AdminError::field(&format!("{path}.{k}"), "is unknown"));
     }
-    let int = |key: &str, max: u64| -> Result<Option<u64>, AdminError> {
+    // Named whole (`own_field`): `policies.limits.max_running_async_searches` is longer than
+    // a client's field name may be to be shown.
+    let int = |key: &'static str, max: u64| -> Result<Option<u64>, AdminError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(AdminError::field(
-                    &format!("{path}.{key}"),
+                _ => Err(AdminError::own_field(
+                    path,
+                    key,
                     &format!("must be an integer between 1 and {max}"),
                 )),
             },
         }
     };
-    let small = |key: &str, max: u64| -> Result<Option<u32>, AdminError> {
+    let small = |key: &'static str, max: u64| -> Result<Option<u32>, AdminError> {
         Ok(int(key, max)?.and_then(|n| u32::try_from(n).ok()))
     };
     let search_timeout_ms = match map.get("search_timeout") {
@@ -78,6 +83,7 @@ pub fn parse(v: &Value, path: &str) -> Result<TokenLimits, AdminError> {
         max_concurrent: small("max_concurrent", MAX_CONCURRENT)?,
         max_open_scrolls: small("max_open_scrolls", MAX_OPEN_CONTEXTS)?,
         max_open_pits: small("max_open_pits", MAX_OPEN_CONTEXTS)?,
+        max_running_async_searches: small("max_running_async_searches", MAX_OPEN_CONTEXTS)?,
         max_size: int("max_size", MAX_HITS)?,
         max_buckets: int("max_buckets", MAX_HITS)?,
         search_timeout_ms,
@@ -111,6 +117,7 @@ pub fn view(l: &TokenLimits) -> Limits {
         max_concurrent: l.max_concurrent,
         max_open_scrolls: l.max_open_scrolls,
         max_open_pits: l.max_open_pits,
+        max_running_async_searches: l.max_running_async_searches,
         max_size: l.max_size,
         max_buckets: l.max_buckets,
         search_timeout: l.search_timeout_ms.map(format_timeout),
@@ -126,8 +133,8 @@ mod tests {
     #[test]
     fn every_key_parses_and_views_back() {
         let body = json!({"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
-                          "max_open_scrolls": 20, "max_open_pits": 10, "max_size": 1000, "max_buckets": 10000,
-                          "search_timeout": "30s"});
+                          "max_open_scrolls": 20, "max_open_pits": 10, "max_running_async_searches": 30,
+                          "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
         let l = parse(&body, "limits").unwrap();
         assert_eq!(
             l,
@@ -137,6 +144,7 @@ mod tests {
                 max_concurrent: Some(10),
                 max_open_scrolls: Some(20),
                 max_open_pits: Some(10),
+                max_running_async_searches: Some(30),
                 max_size: Some(1000),
                 max_buckets: Some(10000),
                 search_timeout_ms: Some(30_000),
@@ -181,6 +189,18 @@ mod tests {
             (json!({"max_open_pits": 0}), "limits.max_open_pits"),
             (json!({"max_open_pits": 1_000_001}), "limits.max_open_pits"),
             (json!({"max_open_pits": "3"}), "limits.max_open_pits"),
+            (
+                json!({"max_running_async_searches": 0}),
+                "limits.max_running_async_searches",
+            ),
+            (
+                json!({"max_running_async_searches": 1_000_001}),
+                "limits.max_running_async_searches",
+            ),
+            (
+                json!({"max_running_async_searches": -1}),
+                "limits.max_running_async_searches",
+            ),
             (json!({"max_size": 0}), "limits.max_size"),
             (
                 json!({"max_buckets": 10_000_000_000u64}),

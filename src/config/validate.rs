@@ -252,6 +252,9 @@ pub(super) fn validate_for(
                 .max_open_pits
                 .get_or_insert(crate::scrolls::DEFAULT_MAX_OPEN_PITS);
             limits
+                .max_running_async_searches
+                .get_or_insert(crate::scrolls::DEFAULT_MAX_RUNNING_ASYNC_SEARCHES);
+            limits
         },
     };
 
@@ -1611,15 +1614,24 @@ mod tests {
             (l.max_size, l.max_buckets, l.search_timeout_ms),
             (Some(1000), Some(10_000), Some(30_000))
         );
-        // Only `max_open_scrolls` and `max_open_pits` are set by default; a token's own or the
-        // section's wins.
+        // Only `max_open_scrolls`, `max_open_pits` and `max_running_async_searches` are set by
+        // default; a token's own or the section's wins.
         assert_eq!(
             check("").unwrap().policies.limits,
             crate::store::model::TokenLimits {
                 max_open_scrolls: Some(100),
                 max_open_pits: Some(50),
+                max_running_async_searches: Some(100),
                 ..Default::default()
             }
+        );
+        let set = check("[policies.limits]\nmax_running_async_searches = 9\n").unwrap();
+        assert_eq!(
+            (
+                set.policies.limits.max_running_async_searches,
+                set.policies.limits.max_open_pits
+            ),
+            (Some(9), Some(50))
         );
         let set = check("[policies.limits]\nmax_open_scrolls = 5\n").unwrap();
         assert_eq!(set.policies.limits.max_open_scrolls, Some(5));
@@ -1640,6 +1652,8 @@ mod tests {
             "max_open_scrolls = 1000001",
             "max_open_pits = 0",
             "max_open_pits = 1000001",
+            "max_running_async_searches = 0",
+            "max_running_async_searches = 1000001",
         ] {
             let issues = check(&format!("[policies.limits]\n{bad}\n")).unwrap_err();
             assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");

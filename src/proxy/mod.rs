@@ -167,6 +167,9 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ProxyError::TokenLimited(crate::throttle::Limited::OpenPits { .. }) => {
                     app.metrics.rejected(Rejected::OpenPits)
                 }
+                ProxyError::TokenLimited(crate::throttle::Limited::RunningAsyncSearches {
+                    ..
+                }) => app.metrics.rejected(Rejected::RunningAsyncSearches),
                 ProxyError::Rejected(ref r) if r.kind == es::RejectKind::OverLimit => {
                     app.metrics.rejected(Rejected::Guard)
                 }
@@ -308,6 +311,7 @@ async fn pipeline(
         hold,
         watch,
         holding,
+        running,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -326,9 +330,22 @@ async fn pipeline(
             let max = match context {
                 es::Context::Scroll => limits.max_open_scrolls,
                 es::Context::Pit => limits.max_open_pits,
+                es::Context::AsyncSearch => limits.max_running_async_searches,
             };
             held(app, *context).open(&token.id, max, *keep_alive_ms, Instant::now())?
         }
+        _ => None,
+    };
+    // An async search's submit takes one of the token's `max_running_async_searches` places
+    // the same way: the search it starts may run on in the background, on the search thread
+    // pools every client shares, long after its answer (async25).
+    let mut submitting = match &running {
+        Some(es::Holding::Open { keep_alive_ms }) => app.async_searches.open(
+            &token.id,
+            limits.max_running_async_searches,
+            *keep_alive_ms,
+            Instant::now(),
+        )?,
         _ => None,
     };
     // Room for an answer whose size esgate knows ahead (a scroll's next page), made before the
@@ -351,7 +368,10 @@ async fn pipeline(
     };
     let sent = Instant::now();
     // From here the backend may open the scroll even if its answer never comes back.
-    if let Some(o) = opening.as_mut() {
+    for o in [opening.as_mut(), submitting.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         o.sent();
     }
     let response = app
@@ -387,7 +407,7 @@ async fn pipeline(
     }
     // Not handed to a backend connection: nothing was opened.
     if response.is_err() && !ctx.forwarded.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Some(o) = opening.take() {
+        for o in [opening.take(), submitting.take()].into_iter().flatten() {
             o.not_opened();
         }
     }
@@ -415,16 +435,42 @@ async fn pipeline(
         };
         // The room made for a page is not needed for an error (review 16d).
         drop(room);
-        // A failed search keeps no scroll context.
-        if let Some(o) = opening.take() {
+        // A failed search keeps no scroll context, and a failed submit runs no search.
+        for o in [opening.take(), submitting.take()].into_iter().flatten() {
             o.not_opened();
         }
-        return Box::pin(backend_failure(app, enforced, release, up, body)).await;
+        // A poll answered so names a search that failed (not running) or was not read: it
+        // ends only when its answer says it no longer runs.
+        let mut still = None;
+        let watching = matches!(running, Some(es::Holding::Next { .. }));
+        let failed = Box::pin(backend_failure(
+            app,
+            enforced,
+            release,
+            up,
+            body,
+            watching.then_some(&mut still),
+        ))
+        .await;
+        if let Some(running) = &running {
+            running_sealed(app, &token.id, running, false, None, still, None);
+        }
+        return failed;
     }
     let success = up.status.is_success();
     let status = up.status;
     if let Some(holding) = &holding {
-        held_answered(app, &token.id, holding, status, &mut opening);
+        held_answered(app, &token.id, holding.0, &holding.1, status, &mut opening);
+    }
+    if let Some(running) = &running {
+        held_answered(
+            app,
+            &token.id,
+            es::Context::AsyncSearch,
+            running,
+            status,
+            &mut None,
+        );
     }
     if let Handling::Seal { sealing, .. } = &mut handling {
         // A failed async search still answers with its id (under its error status).
@@ -472,7 +518,7 @@ async fn pipeline(
                     &mut headers,
                 );
             }
-            let (bytes, hold, context_id) = Box::pin(seal_response(
+            let (bytes, hold, context_id, async_answer) = Box::pin(seal_response(
                 app,
                 &sealing,
                 success,
@@ -483,6 +529,17 @@ async fn pipeline(
             .await?;
             if let Some(holding) = &holding {
                 held_sealed(app, &token.id, holding, context_id.as_deref(), opening);
+            }
+            if let (Some(running), Some((async_id, is_running))) = (&running, async_answer) {
+                running_sealed(
+                    app,
+                    &token.id,
+                    running,
+                    success,
+                    async_id.as_deref(),
+                    is_running,
+                    submitting,
+                );
             }
             finish_read_whole(app, shaping.as_ref(), status, headers, bytes, hold)
         }
@@ -560,6 +617,8 @@ pub(crate) struct Forward {
     /// What the request does to the token's open scrolls or points in time
     /// (`crate::scrolls`).
     holding: Option<(es::Context, es::Holding)>,
+    /// What the request does to the token's running async searches (`crate::scrolls`).
+    running: Option<es::Holding>,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -656,6 +715,7 @@ pub(crate) async fn decide(
                 hold,
                 watch: None,
                 holding: None,
+                running: None,
             }))
         }
         Permission::Read => {
@@ -683,6 +743,7 @@ pub(crate) async fn decide(
             let (mut permit, binding, hold, client_body) =
                 Box::pin(enforce(app, snapshot, token, parts, head, body, ctx)).await?;
             let holding = permit.take_holding();
+            let running = permit.async_search.take();
             let handling = Handling::new(permit.answer.clone(), binding);
             let watch = es::answers::failures::watched(permit.action);
             // A large body's spans are slices of the client's: `hold` covers it as long as
@@ -700,6 +761,7 @@ pub(crate) async fn decide(
                 handling,
                 hold,
                 holding,
+                running,
             }))
         }
     }
@@ -830,6 +892,7 @@ fn held(app: &App, context: es::Context) -> &crate::scrolls::Scrolls {
     match context {
         es::Context::Scroll => &app.scrolls,
         es::Context::Pit => &app.pits,
+        es::Context::AsyncSearch => &app.async_searches,
     }
 }
 
@@ -840,12 +903,13 @@ fn held(app: &App, context: es::Context) -> &crate::scrolls::Scrolls {
 fn held_answered(
     app: &App,
     token_id: &str,
-    (context, holding): &(es::Context, es::Holding),
+    context: es::Context,
+    holding: &es::Holding,
     status: http::StatusCode,
     opening: &mut Option<crate::scrolls::Opening>,
 ) {
     let gone = status == http::StatusCode::NOT_FOUND;
-    let count = held(app, *context);
+    let count = held(app, context);
     match holding {
         es::Holding::Open { .. } => {
             if !status.is_success() {
@@ -906,6 +970,41 @@ fn held_sealed(
     }
 }
 
+/// The token's running async searches as an async search answer leaves them, read whole
+/// (`success`: its status; `async_id`: the backend id it names first; `is_running`: its
+/// top-level `is_running`, `None` when it has none or was not read). A submit's place is given
+/// back when its search no longer runs or it failed without saying it runs (the backend ran
+/// nothing), and otherwise becomes the search, by its id, for its keep-alive (an answer that
+/// does not say: counted). A poll or status whose answer says the search no longer runs ends
+/// it; one that says it runs, or does not say, keeps it alive for the poll's `keep_alive`.
+/// (A delete, and a poll answered 404, end it in [`held_answered`].)
+fn running_sealed(
+    app: &App,
+    token_id: &str,
+    running: &es::Holding,
+    success: bool,
+    async_id: Option<&str>,
+    is_running: Option<bool>,
+    submitting: Option<crate::scrolls::Opening>,
+) {
+    match running {
+        es::Holding::Open { .. } => {
+            if let Some(o) = submitting {
+                match is_running {
+                    Some(false) => o.not_opened(),
+                    None if !success => o.not_opened(),
+                    _ => o.opened(async_id, Instant::now()),
+                }
+            }
+        }
+        es::Holding::Next { backend_id, .. } if is_running == Some(false) => {
+            app.async_searches.ended(token_id, [backend_id.as_str()]);
+        }
+        // Kept alive from its answer (`held_answered`); nothing more to do.
+        es::Holding::Next { .. } | es::Holding::Clear { .. } => {}
+    }
+}
+
 /// Backend error answers are small; a larger 5xx body is not an Elasticsearch error.
 const MAX_BACKEND_ERROR: usize = 64 * 1024;
 
@@ -921,12 +1020,17 @@ async fn backend_failure(
     release: Option<es::ids::continuation::Seal>,
     up: http::response::Parts,
     body: AnswerBody,
+    is_running: Option<&mut Option<bool>>,
 ) -> Result<Response<Body>, ProxyError> {
     let read = crate::body::read_capped(body, MAX_BACKEND_ERROR);
     let bytes = match tokio::time::timeout(app.config.backend.answer_timeout, read).await {
         Ok(Ok(bytes)) => Some(bytes),
         _ => None,
     };
+    // An async search's poll: whether the search it names still runs (`running_sealed`).
+    if let (Some(found), Some(bytes)) = (is_running, bytes.as_deref()) {
+        *found = es::routes::async_search::is_running(bytes);
+    }
     let es_type = bytes.as_deref().and_then(es::error::backend_error_type);
     match (enforced, es_type, bytes) {
         (false, Some(_), Some(bytes)) => {
@@ -1012,7 +1116,7 @@ async fn seal_response(
     headers: &HeaderMap,
     mut body: AnswerBody,
     room: BudgetHold,
-) -> Result<(Bytes, BudgetHold, Option<String>), ProxyError> {
+) -> Result<(Bytes, BudgetHold, Option<String>, Option<AsyncAnswer>), ProxyError> {
     let mut start = crate::body::ReadStart::default();
     let read = read_answer(
         app,
@@ -1096,10 +1200,25 @@ async fn seal_response(
                 )
         })
         .and_then(|s| es::ids::continuation::leading_id(s.field, &bytes));
+    // An async search's answer: the id it names (written first) and whether its search still
+    // runs (`is_running`, among the first keys), for the count of running ones.
+    let async_answer = sealing
+        .id
+        .filter(|s| s.kind == es::ids::continuation::IdKind::AsyncSearch)
+        .map(|s| {
+            (
+                es::ids::continuation::leading_id(s.field, &bytes),
+                es::routes::async_search::is_running(&bytes),
+            )
+        });
     drop(bytes);
     hold.keep(sealed.len());
-    Ok((Bytes::from(sealed), hold, context_id))
+    Ok((Bytes::from(sealed), hold, context_id, async_answer))
 }
+
+/// What an async search's answer says of its search: the backend id it names first, and its
+/// `is_running` ([`running_sealed`]).
+type AsyncAnswer = (Option<String>, Option<bool>);
 
 /// The room sealing an answer of `len` bytes takes: the answer and the copies sealing makes
 /// (one per id and per sort seal, at least one: what it claims from the meter), and slack.

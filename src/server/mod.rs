@@ -873,12 +873,12 @@ async fn chores(live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             app.limiter.sweep(std::time::Instant::now());
             app.admin_limiter.sweep(std::time::Instant::now());
         }
-        // Rate and concurrency state of deleted or resting tokens, and their open scrolls and
-        // points in time.
+        // Rate and concurrency state of deleted or resting tokens, and their open scrolls, points
+        // in time and running async searches.
         let snapshot = app.store.snapshot();
         app.throttle
             .sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
-        for held in [&app.scrolls, &app.pits] {
+        for held in [&app.scrolls, &app.pits, &app.async_searches] {
             held.sweep(std::time::Instant::now(), |id| snapshot.token(id).is_some());
         }
     }

@@ -176,6 +176,9 @@ pub struct TokenLimits {
     /// Points in time held open at once (`crate::scrolls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_pits: Option<u32>,
+    /// Async searches running at once (`crate::scrolls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running_async_searches: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +201,9 @@ impl TokenLimits {
             max_concurrent: self.max_concurrent.or(defaults.max_concurrent),
             max_open_scrolls: self.max_open_scrolls.or(defaults.max_open_scrolls),
             max_open_pits: self.max_open_pits.or(defaults.max_open_pits),
+            max_running_async_searches: self
+                .max_running_async_searches
+                .or(defaults.max_running_async_searches),
             max_size: self.max_size.or(defaults.max_size),
             max_buckets: self.max_buckets.or(defaults.max_buckets),
             search_timeout_ms: self.search_timeout_ms.or(defaults.search_timeout_ms),

@@ -107,6 +107,7 @@ fn printed_configuration_is_toml_that_check_config_prints_back_unchanged() {
         "allow_open_ip_filters = true",
         "[policies.limits]\nmax_open_scrolls = 100",
         "max_open_pits = 50",
+        "max_running_async_searches = 100",
         "[admin]\nkey_env = \"ESGATE_ADMIN_KEY\"",
     ] {
         assert!(defaults.contains(setting), "{setting} missing:\n{defaults}");

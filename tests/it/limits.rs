@@ -17,6 +17,10 @@
 //!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one;
 //!   a search or next page that failed still keeps its context counted for its keep-alive
 //!   (attack25c, against the recording backend).
+//! - `max_running_async_searches` (async25), against the recording fake backend (neither test
+//!   backend has `_async_search`): submits past it are 429 and never reach the backend; a
+//!   submit whose search completed holds no place; a poll or status saying the search no
+//!   longer runs (a 503 failure's body too), a delete, or a poll answered 404 frees one.
 
 use crate::support;
 
@@ -1265,4 +1269,267 @@ async fn a_failed_search_on_a_context_still_keeps_it_counted_for_its_keep_alive(
         )
         .await;
     assert!(retry_after(&refused, "max_open_scrolls") >= 50 * 60);
+}
+
+/// The async searches of a fake Elasticsearch (`support::recording`: neither test backend has
+/// `_async_search`), by backend id; an id it forgot answers 404.
+type AsyncSearches = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Search>>>;
+
+/// What the fake's polls say of a search.
+#[derive(Clone, Copy, PartialEq)]
+enum Search {
+    Running,
+    Done,
+    /// Failed: its poll answers the failure's status (503) with `is_running: false`.
+    Failed,
+}
+
+/// The backend id of the fake's `n`th running search.
+fn running_search_id(n: usize) -> String {
+    format!("FmRunningSearch{n:04}QUJDREVGR0gx")
+}
+
+/// A recording backend whose submits with `wait_for_completion_timeout=0s` start a search
+/// that runs until the test says it is done (`searches`), and whose other submits complete
+/// within their wait (no id: nothing stored); polls and status answers say whether it runs, a
+/// delete forgets it.
+fn async_backend() -> (support::recording::Recording, AsyncSearches) {
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let searches = AsyncSearches::default();
+    let answer = |id: Option<&str>, running: bool| {
+        let mut body = json!({"is_partial": running, "is_running": running,
+            "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+            "response": {"took": 1, "timed_out": false,
+                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}});
+        if let Some(id) = id {
+            body["id"] = json!(id);
+        }
+        Answer::json(200, body)
+    };
+    let gone = || {
+        Answer::json(
+            404,
+            json!({"error": {"type": "resource_not_found_exception",
+        "reason": "not found"}, "status": 404}),
+        )
+    };
+    {
+        let searches = std::sync::Arc::clone(&searches);
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        es.script_fn("POST", "/", move |r| {
+            if r.param("wait_for_completion_timeout").as_deref() != Some("0s") {
+                return answer(None, false);
+            }
+            let n = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let id = running_search_id(n);
+            searches.lock().unwrap().insert(id.clone(), Search::Running);
+            answer(Some(&id), true)
+        });
+    }
+    let id_of = |path: &str| path.rsplit('/').next().unwrap_or_default().to_owned();
+    for prefix in ["/_async_search/", "/_async_search/status/"] {
+        let searches = std::sync::Arc::clone(&searches);
+        es.script_fn("GET", prefix, move |r| {
+            let id = id_of(&r.path);
+            match searches.lock().unwrap().get(&id).copied() {
+                Some(Search::Failed) => Answer::json(
+                    503,
+                    json!({"id": id, "is_partial": true, "is_running": false,
+                           "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+                           "error": {"type": "search_phase_execution_exception",
+                                     "reason": "all shards failed"}}),
+                ),
+                Some(search) => answer(Some(&id), search == Search::Running),
+                None => gone(),
+            }
+        });
+    }
+    {
+        let searches = std::sync::Arc::clone(&searches);
+        es.script_fn("DELETE", "/_async_search/", move |r| {
+            match searches.lock().unwrap().remove(&id_of(&r.path)) {
+                Some(_) => Answer::json(200, json!({"acknowledged": true})),
+                None => gone(),
+            }
+        });
+    }
+    (es, searches)
+}
+
+/// Submits searches that run on in the background until esgate refuses one: the sealed ids of
+/// those submitted. The refusal is esgate's (429 `es_rejected_execution_exception` naming
+/// `max_running_async_searches`, a short `Retry-After`) and never reached the backend.
+async fn submit_until_refused(
+    gw: &Esgate,
+    es: &support::recording::Recording,
+    secret: &str,
+) -> Vec<String> {
+    let submits = || es.requests_to("POST", "/logs-a/_async_search").len();
+    let mut ids = Vec::new();
+    loop {
+        let before = submits();
+        let r = gw
+            .call_raw(
+                secret,
+                "POST",
+                "/logs-*/_async_search?wait_for_completion_timeout=0s",
+                json!({"query": {"match_all": {}}}),
+                &[],
+            )
+            .await;
+        if r.status == 429 {
+            let body = r.json();
+            assert_eq!(
+                body["error"]["type"], "es_rejected_execution_exception",
+                "{body}"
+            );
+            assert!(
+                reason(&body).contains("max_running_async_searches"),
+                "{body}"
+            );
+            let after: u64 = r
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("a Retry-After");
+            assert!((1..=5).contains(&after), "{after}");
+            assert_eq!(submits(), before, "the refused submit reached the backend");
+            return ids;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["is_running"], json!(true), "{}", r.text());
+        ids.push(r.json()["id"].as_str().expect("an id").to_owned());
+        assert!(
+            ids.len() <= 10,
+            "no limit: every submit reached the backend"
+        );
+    }
+}
+
+/// `max_running_async_searches` end to end (async25): a submit with
+/// `wait_for_completion_timeout=0s` answers at once and its search runs on in the background,
+/// so a token held to one request at a time (`max_concurrent: 1`) started searches without
+/// end. A token's own limit over the `[policies.limits]` default: submits up to it pass, the
+/// next is 429 and never reaches the backend; submits whose search completed within the wait
+/// hold no place; a poll that finds a search still running keeps its place, one that finds it
+/// done frees it, as do a status saying so, a delete and a poll answered 404 (the backend
+/// forgot it); another token has its own count; the admin API accepts and refuses the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_async_searches_are_limited_per_token() {
+    let (es, searches) = async_backend();
+    let gw = Esgate::start(
+        &[es.url()],
+        "[policies.limits]\nmax_running_async_searches = 2\n",
+    )
+    .await;
+    let (id, secret) = tenant_a(
+        &gw,
+        json!({"max_running_async_searches": 3, "max_concurrent": 1}),
+    )
+    .await;
+    let (_, by_default) = tenant_a(&gw, json!({})).await;
+
+    // Searches that complete within their wait hold no place.
+    for _ in 0..5 {
+        let (status, v) = gw
+            .call(&by_default, "POST", "/logs-*/_async_search", json!({}), &[])
+            .await;
+        assert_eq!((status, &v["is_running"]), (200, &json!(false)), "{v}");
+    }
+    assert_eq!(submit_until_refused(&gw, &es, &by_default).await.len(), 2);
+    let ids = submit_until_refused(&gw, &es, &secret).await;
+    assert_eq!(ids.len(), 3, "the token's own limit");
+    assert_eq!(
+        searches.lock().unwrap().len(),
+        5,
+        "the backend runs exactly those"
+    );
+
+    let backend_id = running_search_id;
+    let poll = |sealed: &str| format!("/_async_search/{sealed}?keep_alive=1m");
+    // A poll that finds it running keeps its place; one that finds it done frees it.
+    let (status, v) = gw
+        .call(&secret, "GET", &poll(&ids[0]), Value::Null, &[])
+        .await;
+    assert_eq!((status, &v["is_running"]), (200, &json!(true)), "{v}");
+    assert!(submit_until_refused(&gw, &es, &secret).await.is_empty());
+    searches.lock().unwrap().insert(backend_id(2), Search::Done);
+    let (status, v) = gw
+        .call(&secret, "GET", &poll(&ids[0]), Value::Null, &[])
+        .await;
+    assert_eq!((status, &v["is_running"]), (200, &json!(false)), "{v}");
+    let again = submit_until_refused(&gw, &es, &secret).await;
+    assert_eq!(again.len(), 1, "a poll that found it done freed its place");
+    // So does a status answer saying so.
+    searches.lock().unwrap().insert(backend_id(3), Search::Done);
+    let status_path = format!("/_async_search/status/{}", ids[1]);
+    let (status, v) = gw
+        .call(&secret, "GET", &status_path, Value::Null, &[])
+        .await;
+    assert_eq!((status, &v["is_running"]), (200, &json!(false)), "{v}");
+    assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
+    // A delete frees its place.
+    let (status, v) = gw
+        .call(
+            &secret,
+            "DELETE",
+            &format!("/_async_search/{}", ids[2]),
+            Value::Null,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
+    // A poll the backend answers 404 (it forgot the search) frees it.
+    searches.lock().unwrap().remove(&backend_id(5));
+    let (status, v) = gw
+        .call(&secret, "GET", &poll(&again[0]), Value::Null, &[])
+        .await;
+    assert_eq!(status, 404, "{v}");
+    let last = submit_until_refused(&gw, &es, &secret).await;
+    assert_eq!(last.len(), 1);
+    // A poll answered with the search's failure (a 5xx, whose body says it no longer runs)
+    // frees it too.
+    // (The fake's ninth search: two of the default token's, three, then one after each place
+    // freed.)
+    searches
+        .lock()
+        .unwrap()
+        .insert(backend_id(8), Search::Failed);
+    let (status, v) = gw
+        .call(&secret, "GET", &poll(&last[0]), Value::Null, &[])
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
+
+    // The admin API: refused out of range, naming the key whole; a new limit applies at once.
+    for bad in [json!(0), json!(1_000_001), json!("3"), json!(-1)] {
+        let (status, body) = gw
+            .admin(
+                "PATCH",
+                &format!("/tokens/{id}"),
+                Some(json!({"limits": {"max_running_async_searches": bad}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            reason(&body).contains("limits.max_running_async_searches"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, view) = gw
+        .admin(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            Some(json!({"limits": {"max_running_async_searches": 4, "max_concurrent": 1}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["limits"],
+        json!({"max_running_async_searches": 4, "max_concurrent": 1})
+    );
+    assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
 }

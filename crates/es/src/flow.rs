@@ -126,6 +126,7 @@ pub(crate) fn authorize(
         expected,
         scrolling,
         pit,
+        async_search,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -137,6 +138,7 @@ pub(crate) fn authorize(
     let mut permit = Permit::new(action, method, path, query, body, indices, answer);
     permit.scrolling = scrolling;
     permit.pit = pit;
+    permit.async_search = async_search;
     Ok(permit)
 }
 

@@ -413,39 +413,50 @@ pub struct Permit {
     /// What the request does to the token's open points in time (`max_open_pits`): an open, a
     /// search naming one (`Next`), a close; `None` for every other request.
     pub pit: Option<Holding>,
+    /// What the request does to the token's running async searches
+    /// (`max_running_async_searches`): a submit opens one, a poll or status names one
+    /// (`Next`), a delete ends it; `None` for every other request. A submit on a point in time
+    /// has both this and `pit`.
+    pub async_search: Option<Holding>,
     _sealed: (),
 }
 
 /// A kind of search context a token holds open on the backend, each counted on its own: a
 /// node keeps at most `search.max_open_scroll_context` (500) scroll contexts, and OpenSearch
 /// at most `search.max_open_pit_context` (300) point-in-time ones (Elasticsearch caps none:
-/// each pins its shard's segments and heap until it is closed or its keep-alive ends).
+/// each pins its shard's segments and heap until it is closed or its keep-alive ends). An
+/// async search running in the background holds the search thread pools every client shares
+/// until it completes, is deleted or its keep-alive ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Context {
     Scroll,
     Pit,
+    AsyncSearch,
 }
 
-/// What a permitted request does to the scrolls or points in time its token holds open on the
-/// backend: the proxy counts them (a context per shard lives on the backend until it is
-/// cleared or closed or its keep-alive ends, and every client shares a node's). Backend ids are
-/// those the token's sealed ids opened, never a client's text.
+/// What a permitted request does to the scrolls, points in time or async searches its token
+/// holds open on the backend: the proxy counts them (a context per shard lives on the backend
+/// until it is cleared or closed or its keep-alive ends, and every client shares a node's; an
+/// async search runs on the search thread pools every client shares). Backend ids are those
+/// the token's sealed ids opened, never a client's text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holding {
     /// A request that opens one, kept alive for `keep_alive_ms` (a search's `scroll`, a point
-    /// in time's `keep_alive`).
+    /// in time's `keep_alive`, an async search submit's `keep_alive`: 5 days when unset).
     Open { keep_alive_ms: u64 },
     /// A request that uses one: a scroll's next page, a search (or async search) on a point
-    /// in time. The backend id it names, and the keep-alive it asks for (a page's body
-    /// `scroll`, else the parameter's; a search's `pit.keep_alive`); `None`: none given, and
-    /// then Elasticsearch sets its default for a scroll and leaves a point in time's as it was.
-    /// Elasticsearch keeps the longer of it and the context's keep-alive so far.
+    /// in time, an async search's poll or status. The backend id it names, and the keep-alive
+    /// it asks for (a page's body `scroll`, else the parameter's; a search's
+    /// `pit.keep_alive`; a poll's `keep_alive`); `None`: none given, and then Elasticsearch
+    /// sets its default for a scroll and leaves a point in time's (an async search's) as it
+    /// was. Elasticsearch keeps the longer of it and the context's keep-alive so far.
     Next {
         backend_id: String,
         keep_alive_ms: Option<u64>,
     },
-    /// Clearing scrolls (`DELETE /_search/scroll`) or closing points in time (`DELETE /_pit`,
-    /// OpenSearch `DELETE /_search/point_in_time`): their backend ids.
+    /// Clearing scrolls (`DELETE /_search/scroll`), closing points in time (`DELETE /_pit`,
+    /// OpenSearch `DELETE /_search/point_in_time`), deleting an async search (`DELETE
+    /// /_async_search/{id}`): their backend ids.
     Clear { backend_ids: Vec<String> },
 }
 
@@ -682,6 +693,7 @@ impl Permit {
             answer,
             scrolling: None,
             pit: None,
+            async_search: None,
             _sealed: (),
         }
     }

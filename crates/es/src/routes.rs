@@ -245,6 +245,8 @@ pub(crate) struct Upstream {
     pub scrolling: Option<crate::Holding>,
     /// What the request does to the token's open points in time.
     pub pit: Option<crate::Holding>,
+    /// What the request does to the token's running async searches.
+    pub async_search: Option<crate::Holding>,
 }
 
 impl Upstream {
@@ -262,6 +264,7 @@ impl Upstream {
             expected: 0,
             scrolling: None,
             pit: None,
+            async_search: None,
         }
     }
 

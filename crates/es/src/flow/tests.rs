@@ -1123,6 +1123,91 @@ mod dialect_and_shaping_tests {
         assert_eq!(plain.take_holding(), None);
     }
 
+    /// async25: what a permit says it does to the token's running async searches (the proxy
+    /// counts them, `max_running_async_searches`): a submit opens one for its `keep_alive`
+    /// (Elasticsearch's 5 days when unset), a submit on a point in time says so of both; a poll
+    /// names the backend id its sealed id opened, with its `keep_alive`; a status names it
+    /// without; a delete ends it. A plain search, scroll or point in time's open says nothing.
+    #[test]
+    fn permits_say_what_they_do_to_running_async_searches() {
+        use crate::{Context, Holding};
+        let submit = |path: &str, query: Option<&str>| {
+            run("POST", path, query, None, None).unwrap().async_search
+        };
+        assert_eq!(
+            submit(
+                "/logs-a/_async_search",
+                Some("wait_for_completion_timeout=0ms")
+            ),
+            Some(Holding::Open {
+                keep_alive_ms: 5 * 24 * 3_600_000
+            })
+        );
+        assert_eq!(
+            submit("/logs-a/_async_search", Some("keep_alive=90s")),
+            Some(Holding::Open {
+                keep_alive_ms: 90_000
+            })
+        );
+        let pit = continuation::seal(&scope().ids, IdKind::Pit, "backend-pit");
+        let body = serde_json::to_vec(&json!({"pit": {"id": pit}})).unwrap();
+        let mut on_pit = run(
+            "POST",
+            "/_async_search",
+            Some("keep_alive=1m"),
+            Some(&body),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            on_pit.async_search.take(),
+            Some(Holding::Open {
+                keep_alive_ms: 60_000
+            })
+        );
+        assert_eq!(
+            on_pit.take_holding().map(|(c, _)| c),
+            Some(Context::Pit),
+            "the point in time it searches is counted too"
+        );
+        let sealed = crate::routes::async_search::seal_id(&scope().ids, "backend-async", None);
+        let path = format!("/_async_search/{sealed}");
+        let status = format!("/_async_search/status/{sealed}");
+        let next = |keep_alive_ms| {
+            Some(Holding::Next {
+                backend_id: "backend-async".into(),
+                keep_alive_ms,
+            })
+        };
+        let on = |method: &str, path: &str, query: Option<&str>| {
+            run(method, path, query, None, None).unwrap().async_search
+        };
+        assert_eq!(on("GET", &path, Some("keep_alive=2m")), next(Some(120_000)));
+        assert_eq!(on("GET", &path, None), next(None));
+        assert_eq!(on("GET", &status, None), next(None));
+        assert_eq!(
+            on("DELETE", &path, None),
+            Some(Holding::Clear {
+                backend_ids: vec!["backend-async".into()]
+            })
+        );
+        for (path, query) in [
+            ("/logs-a/_search", None),
+            ("/logs-a/_search", Some("scroll=1m")),
+        ] {
+            assert_eq!(on("POST", path, query), None, "{path}");
+        }
+        let open = run(
+            "POST",
+            "/logs-a/_pit",
+            Some("keep_alive=1m"),
+            None,
+            Some(Dialect::Elasticsearch),
+        )
+        .unwrap();
+        assert_eq!(open.async_search, None);
+    }
+
     /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
     /// final answer (never forwarded) on answers esgate reads whole.
     #[test]

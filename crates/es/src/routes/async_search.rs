@@ -6,6 +6,10 @@
 //! the id routes (poll `GET /_async_search/{id}`, `GET /_async_search/status/{id}`, `DELETE
 //! /_async_search/{id}`) and sealing the ids that answers carry (`id`, and the
 //! `response.pit_id` of a search on a point in time; `routes::seal_answer` dispatches here).
+//! Each route's permit says what it does to the token's running async searches
+//! (`Permit::async_search`, counted by the proxy against `max_running_async_searches`): a
+//! submit opens one, a poll or status names it, a delete ends it; [`is_running`] reads whether
+//! an answer's search still runs.
 //!
 //! Invariant: pure. A poll, status or delete reaches the backend only with an id sealed for the
 //! presenting token as an async search id (`continuation::open`); the forwarded path is built
@@ -15,13 +19,13 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use super::{search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
+use super::{scroll_pit, search, Request, Spec, Upstream, MAX_FORWARDED_PATH};
 use crate::ids::continuation::{self, Binding, IdKind, Release, Seal};
 use crate::ids::ordinals::{Positions, SortSeal};
 use crate::memory::Meter;
 use crate::request::endpoint::AsyncOp;
 use crate::request::params::{Kind, ParamSet};
-use crate::{Method, Rejection, Scope};
+use crate::{Holding, Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
 /// search runs, or with `keep_on_completion=true`), sealed for the token.
@@ -116,17 +120,84 @@ const SUBMIT_FORM: search::Form = search::Form {
     sort: SortSeal::Async,
 };
 
+/// Elasticsearch's default `keep_alive` of an async search (5 days): how long a submitted
+/// search is counted when its submit sets none.
+pub const DEFAULT_KEEP_ALIVE_MS: u64 = 5 * 24 * 3_600_000;
+
+/// A submit starts a search that may run on in the background: it takes one of the token's
+/// running async search places for its `keep_alive` (the proxy gives it back when the answer
+/// says it no longer runs).
 fn submit(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
-    search::rewrite(req, &SUBMIT_FORM)
+    let mut up = search::rewrite(req, &SUBMIT_FORM)?;
+    up.async_search = Some(Holding::Open {
+        keep_alive_ms: param(&req.params, "keep_alive")
+            .map_or(DEFAULT_KEEP_ALIVE_MS, scroll_pit::keep_alive_ms),
+    });
+    Ok(up)
 }
 
-/// A poll, status or delete on the id the path names ([`by_id`]).
+/// Whether the async search answer `body` (a submit's, poll's or status's, read whole) says
+/// its search still runs: its top-level `is_running`, the first one (Elasticsearch writes it
+/// among the first keys, before the search's `response`: the scan stops there). `None`: the
+/// body is not a JSON object, or has no boolean `is_running` at its top level.
+pub fn is_running(body: &[u8]) -> Option<bool> {
+    use serde::de::Error as _;
+    struct Seek<'a>(&'a mut Option<bool>);
+    impl<'de> serde::de::Visitor<'de> for Seek<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an async search answer")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "is_running" {
+                    *self.0 = map.next_value::<Option<bool>>()?;
+                    // Stop here: the rest (the search's response) need not be read.
+                    return Err(A::Error::custom("found"));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut d = serde_json::Deserializer::from_slice(body);
+    let _ = serde::Deserializer::deserialize_map(&mut d, Seek(&mut found));
+    found
+}
+
+/// A poll, status or delete on the id the path names ([`by_id`]). Each says what it does to
+/// the token's count of running async searches: a poll (with its `keep_alive`, which extends
+/// the search's life) or status names the search, whose answer says whether it still runs; a
+/// delete ends it.
 fn on_id(req: &mut Request<'_>, op: AsyncOp) -> Result<Upstream, Rejection> {
-    let (method, path, seal, positions) = by_id(op, req.path_id()?, req.scope)?;
+    let (positions, backend_id) = opened(req.path_id()?, req.scope)?;
+    let (method, path, seal, positions) = route(op, positions, &backend_id)?;
     let mut up = Upstream::fixed(method, path);
     up.seal = seal;
     up.sort_seal = positions.map(SortSeal::Async);
+    up.async_search = Some(match op {
+        AsyncOp::Delete => Holding::Clear {
+            backend_ids: vec![backend_id],
+        },
+        AsyncOp::Get => Holding::Next {
+            backend_id,
+            keep_alive_ms: param(&req.params, "keep_alive").map(scroll_pit::keep_alive_ms),
+        },
+        AsyncOp::Status => Holding::Next {
+            backend_id,
+            keep_alive_ms: None,
+        },
+    });
     Ok(up)
+}
+
+/// The value of the query parameter `key`, if given.
+fn param<'p>(params: &'p [(String, String)], key: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Everything but ASCII letters, digits, `-` and `_` is percent-encoded in a forwarded id, so
@@ -136,11 +207,19 @@ const ID_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 /// The upstream request for a poll, status or delete presenting `sealed` (the id as decoded
 /// from the request path): its method, its path with the backend id, and the seal for its
 /// answer. Another token's id, another kind of id, a forged or a raw backend id is refused.
+#[cfg(test)]
 pub(crate) fn by_id(
     op: AsyncOp,
     sealed: &str,
     scope: &Scope,
 ) -> Result<(Method, String, Option<Seal>, Option<Positions>), Rejection> {
+    let (positions, backend_id) = opened(sealed, scope)?;
+    route(op, positions, &backend_id)
+}
+
+/// The positions and backend id `sealed` carries, when it is an async search id sealed for
+/// the token.
+fn opened(sealed: &str, scope: &Scope) -> Result<(Option<Positions>, String), Rejection> {
     let opened = continuation::open(&scope.ids, IdKind::AsyncSearch, sealed)?;
     let (positions, backend_id) = split_payload(&opened)
         .ok_or_else(|| Rejection::forbidden("this async search id was not issued to this token"))?;
@@ -149,6 +228,15 @@ pub(crate) fn by_id(
             "this async search id was not issued to this token",
         ));
     }
+    Ok((positions, backend_id.to_owned()))
+}
+
+/// [`by_id`] for an opened id.
+fn route(
+    op: AsyncOp,
+    positions: Option<Positions>,
+    backend_id: &str,
+) -> Result<(Method, String, Option<Seal>, Option<Positions>), Rejection> {
     let encoded = utf8_percent_encode(backend_id, ID_SEGMENT).to_string();
     let (method, path, seal) = match op {
         AsyncOp::Get => (Method::Get, format!("/_async_search/{encoded}"), Some(SEAL)),

@@ -149,6 +149,46 @@ fn escaped_ids_are_sealed_by_rebuilding_the_body() {
     assert_eq!(v["is_running"], json!(false));
 }
 
+/// async25: whether a search still runs is read from the answer's top-level `is_running`
+/// (the first one: Elasticsearch writes it before the search's `response`), never from a
+/// document's text; an answer without a boolean one, or not an object, says nothing.
+#[test]
+fn is_running_is_read_from_the_answers_top_level_only() {
+    let running = br#"{"id":"x","is_partial":true,"is_running":true,"response":{"hits":{"hits":[{"_source":{"is_running":false}}]}}}"#;
+    assert_eq!(is_running(running), Some(true));
+    let done = br#"{"id":"x","is_partial":false,"is_running":false,"response":{"took":3}}"#;
+    assert_eq!(is_running(done), Some(false));
+    // Status answers; the key after the response; a body cut after it (read up to the key).
+    assert_eq!(
+        is_running(br#"{"id":"x","is_running":false,"completion_status":200}"#),
+        Some(false)
+    );
+    assert_eq!(
+        is_running(br#"{"response":{"is_running":true},"is_running":false}"#),
+        Some(false)
+    );
+    assert_eq!(
+        is_running(br#"{"id":"x","is_running":true,"respo"#),
+        Some(true)
+    );
+    // A document's `is_running` inside the response is not the search's.
+    for silent in [
+        &br#"{"id":"x","response":{"hits":{"hits":[{"_source":{"is_running":false}}]}}}"#[..],
+        br#"{"id":"x","is_running":"false"}"#,
+        br#"{"id":"x","is_running":null}"#,
+        br#"[{"is_running":false}]"#,
+        b"not json",
+        b"",
+    ] {
+        assert_eq!(
+            is_running(silent),
+            None,
+            "{}",
+            String::from_utf8_lossy(silent)
+        );
+    }
+}
+
 #[test]
 fn answers_without_ids_or_not_json_are_unchanged() {
     let a = binding("tok_a");
