@@ -320,57 +320,48 @@ mod tests {
         let busy = ProxyError::TokenLimited(Limited::Concurrency { max: 2 });
         assert_eq!(busy.code(), "token_concurrency_limited");
         assert_eq!(busy.into_response().headers()["retry-after"], "1");
-        let scrolls = ProxyError::TokenLimited(Limited::OpenScrolls {
-            max: 100,
-            retry_after: Duration::from_millis(90_500),
-        });
-        assert_eq!(scrolls.code(), "token_open_scrolls_limited");
-        let r = scrolls.into_response();
-        assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()["retry-after"], "91");
-        let v = body_json(r).await;
-        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
-        assert!(
-            v["error"]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("100 open scrolls (its max_open_scrolls)"),
-            "{v}"
-        );
-        let pits = ProxyError::TokenLimited(Limited::OpenPits {
-            max: 50,
-            retry_after: Duration::from_millis(1_200),
-        });
-        assert_eq!(pits.code(), "token_open_pits_limited");
-        let r = pits.into_response();
-        assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()["retry-after"], "2");
-        let v = body_json(r).await;
-        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
-        assert!(
-            v["error"]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("50 open points in time (its max_open_pits)"),
-            "{v}"
-        );
-        let running = ProxyError::TokenLimited(Limited::RunningAsyncSearches {
-            max: 100,
-            retry_after: Duration::from_secs(5),
-        });
-        assert_eq!(running.code(), "token_running_async_searches_limited");
-        let r = running.into_response();
-        assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()["retry-after"], "5");
-        let v = body_json(r).await;
-        assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
-        assert!(
-            v["error"]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("100 async searches running (its max_running_async_searches)"),
-            "{v}"
-        );
+        // The limits on what a token holds open on the backend: one answer each, naming it.
+        for (limited, code, retry_after, reason) in [
+            (
+                Limited::OpenScrolls {
+                    max: 100,
+                    retry_after: Duration::from_millis(90_500),
+                },
+                "token_open_scrolls_limited",
+                "91",
+                "100 open scrolls (its max_open_scrolls)",
+            ),
+            (
+                Limited::OpenPits {
+                    max: 50,
+                    retry_after: Duration::from_millis(1_200),
+                },
+                "token_open_pits_limited",
+                "2",
+                "50 open points in time (its max_open_pits)",
+            ),
+            (
+                Limited::RunningAsyncSearches {
+                    max: 100,
+                    retry_after: Duration::from_secs(5),
+                },
+                "token_running_async_searches_limited",
+                "5",
+                "100 async searches running (its max_running_async_searches)",
+            ),
+        ] {
+            let limited = ProxyError::TokenLimited(limited);
+            assert_eq!(limited.code(), code);
+            let r = limited.into_response();
+            assert_eq!(r.status(), 429, "{code}");
+            assert_eq!(r.headers()["retry-after"], retry_after, "{code}");
+            let v = body_json(r).await;
+            assert_eq!(v["error"]["type"], "es_rejected_execution_exception");
+            assert!(
+                v["error"]["reason"].as_str().unwrap().contains(reason),
+                "{v}"
+            );
+        }
         let over = ProxyError::Rejected(Rejection::over_limit("size 11 exceeds"));
         assert_eq!((over.status().as_u16(), over.code()), (400, "over_limit"));
         let v = body_json(over.into_response()).await;

@@ -735,16 +735,7 @@ async fn open_until_refused(gw: &Esgate, relay: &Relay, secret: &str) -> Vec<Str
             )
             .await;
         if r.status == 429 {
-            let body = r.json();
-            assert_eq!(
-                body["error"]["type"], "es_rejected_execution_exception",
-                "{body}"
-            );
-            assert!(reason(&body).contains("max_open_scrolls"), "{body}");
-            let after: u64 = r
-                .header("retry-after")
-                .and_then(|v| v.parse().ok())
-                .expect("a Retry-After");
+            let after = retry_after(&r, "max_open_scrolls");
             // The first of the token's scrolls is counted for its minute and the reaper's.
             assert!((1..=120).contains(&after), "{after}");
             let forwarded = relay.take_forwarded();
@@ -989,16 +980,7 @@ async fn open_pits_until_refused(
         relay.take();
         let r = gw.call_raw(secret, "POST", &path, Value::Null, &[]).await;
         if r.status == 429 {
-            let body = r.json();
-            assert_eq!(
-                body["error"]["type"], "es_rejected_execution_exception",
-                "{body}"
-            );
-            assert!(reason(&body).contains("max_open_pits"), "{body}");
-            let after: u64 = r
-                .header("retry-after")
-                .and_then(|v| v.parse().ok())
-                .expect("a Retry-After");
+            let after = retry_after(&r, "max_open_pits");
             // The first of the token's points in time is counted for its keep-alive (at most
             // a minute here) and the reaper's minute.
             assert!((1..=120).contains(&after), "{after}");
@@ -1138,7 +1120,12 @@ async fn open_pits_are_limited_per_token_on_noida() {
 /// limit.
 fn retry_after(r: &support::http::Reply, limit: &str) -> u64 {
     assert_eq!(r.status, 429, "{}", r.text());
-    assert!(reason(&r.json()).contains(limit), "{}", r.text());
+    let body = r.json();
+    assert_eq!(
+        body["error"]["type"], "es_rejected_execution_exception",
+        "{body}"
+    );
+    assert!(reason(&body).contains(limit), "{body}");
     r.header("retry-after")
         .and_then(|v| v.parse().ok())
         .expect("a Retry-After")
@@ -1381,19 +1368,7 @@ async fn submit_until_refused(
             )
             .await;
         if r.status == 429 {
-            let body = r.json();
-            assert_eq!(
-                body["error"]["type"], "es_rejected_execution_exception",
-                "{body}"
-            );
-            assert!(
-                reason(&body).contains("max_running_async_searches"),
-                "{body}"
-            );
-            let after: u64 = r
-                .header("retry-after")
-                .and_then(|v| v.parse().ok())
-                .expect("a Retry-After");
+            let after = retry_after(&r, "max_running_async_searches");
             assert!((1..=5).contains(&after), "{after}");
             assert_eq!(submits(), before, "the refused submit reached the backend");
             return ids;
