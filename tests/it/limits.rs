@@ -718,33 +718,42 @@ async fn limited_to_four(gw: &Esgate, id: &str, key: &str) {
     assert_eq!(view["limits"], json!({key: 4}));
 }
 
-/// Opens scrolls until esgate refuses one: the ids of those opened. The refusal is
-/// esgate's (429 `es_rejected_execution_exception` naming the limit, with `Retry-After`)
-/// and nothing of it reached the backend.
+/// Opens scrolls until esgate refuses one: the ids of those opened (`opens_until_refused`).
 async fn open_until_refused(gw: &Esgate, relay: &Relay, secret: &str) -> Vec<String> {
+    let open = (
+        "/logs-*/_search?scroll=1m",
+        json!({"size": 1}),
+        "_scroll_id",
+    );
+    opens_until_refused(gw, relay, secret, open, "max_open_scrolls").await
+}
+
+/// Sends `open` (path, body and the answer's id field) as `secret` until esgate refuses it:
+/// the ids of those opened. The refusal is esgate's (429 `es_rejected_execution_exception`
+/// naming `limit`, with `Retry-After`: the first of the token's contexts is counted for its
+/// keep-alive, a minute here at most, and the reaper's minute) and nothing of it reached the
+/// backend.
+async fn opens_until_refused(
+    gw: &Esgate,
+    relay: &Relay,
+    secret: &str,
+    (path, body, field): (&str, Value, &str),
+    limit: &str,
+) -> Vec<String> {
     let mut ids = Vec::new();
     loop {
         relay.take();
-        let r = gw
-            .call_raw(
-                secret,
-                "POST",
-                "/logs-*/_search?scroll=1m",
-                json!({"size": 1}),
-                &[],
-            )
-            .await;
+        let r = gw.call_raw(secret, "POST", path, body.clone(), &[]).await;
         if r.status == 429 {
-            let after = retry_after(&r, "max_open_scrolls");
-            // The first of the token's scrolls is counted for its minute and the reaper's.
+            let after = retry_after(&r, limit);
             assert!((1..=120).contains(&after), "{after}");
             let forwarded = relay.take_forwarded();
             assert!(forwarded.is_empty(), "reached the backend: {forwarded:?}");
             return ids;
         }
         assert_eq!(r.status, 200, "{}", r.text());
-        ids.push(r.json()["_scroll_id"].as_str().expect("an id").to_owned());
-        assert!(ids.len() <= 10, "no limit");
+        ids.push(r.json()[field].as_str().expect("an id").to_owned());
+        assert!(ids.len() <= 10, "no limit: every open reached the backend");
     }
 }
 
@@ -965,8 +974,7 @@ fn pit_forms(backend: &Backend) -> PitForms {
 }
 
 /// Opens points in time kept alive for `keep_alive` until esgate refuses one: the ids of
-/// those opened. The refusal is esgate's (429 `es_rejected_execution_exception` naming
-/// `max_open_pits`, with `Retry-After`) and nothing of it reached the backend.
+/// those opened (`opens_until_refused`).
 async fn open_pits_until_refused(
     gw: &Esgate,
     relay: &Relay,
@@ -974,24 +982,9 @@ async fn open_pits_until_refused(
     secret: &str,
     keep_alive: &str,
 ) -> Vec<String> {
-    let mut ids = Vec::new();
     let path = format!("{}?keep_alive={keep_alive}", forms.open);
-    loop {
-        relay.take();
-        let r = gw.call_raw(secret, "POST", &path, Value::Null, &[]).await;
-        if r.status == 429 {
-            let after = retry_after(&r, "max_open_pits");
-            // The first of the token's points in time is counted for its keep-alive (at most
-            // a minute here) and the reaper's minute.
-            assert!((1..=120).contains(&after), "{after}");
-            let forwarded = relay.take_forwarded();
-            assert!(forwarded.is_empty(), "reached the backend: {forwarded:?}");
-            return ids;
-        }
-        assert_eq!(r.status, 200, "{}", r.text());
-        ids.push(r.json()[forms.field].as_str().expect("an id").to_owned());
-        assert!(ids.len() <= 10, "no limit: every open reached the backend");
-    }
+    let open = (path.as_str(), Value::Null, forms.field);
+    opens_until_refused(gw, relay, secret, open, "max_open_pits").await
 }
 
 /// The points in time the backend holds open, when it says (osmem lists them; noida does not).

@@ -1053,15 +1053,8 @@ async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(bac
     // read in their place, while told to. Purge hold 10 s, a purge round every second.
     let store = format!("{}\ntombstone_retention = \"8s\"", cluster_store(INDEX));
     let pair = RefusingPair::start(&backend, &store, |r| is_scroll(r) || is_walk(r)).await;
-    let (a, b, id, secret) = (&pair.a, &pair.b, &pair.id, &pair.secret);
-    pair.refuse.store(true, Ordering::SeqCst);
-    // A write visible in parts: B polls one record of the sequence, then the revocation lands
-    // under it; only a window re-read (or a purge round) reads it.
-    revocation_in_parts(backend.url(), id).await;
-    within(Duration::from_secs(5), "the revocation on A", || async {
-        search_status(a, secret).await == 401
-    })
-    .await;
+    let (b, id, secret) = (&pair.b, &pair.id, &pair.secret);
+    pair.revoke_in_parts_while_refusing(&backend).await;
     // A purges the tombstone once it held it for the hold.
     let key = format!("token:{id}");
     within(Duration::from_secs(30), "the tombstone purged", || async {
@@ -1108,13 +1101,8 @@ async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_pur
 async fn a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(backend: Backend) {
     // B's store requests go through a relay that refuses every scroll once told to.
     let pair = RefusingPair::start(&backend, &cluster_store(INDEX), is_scroll).await;
-    let (a, b, id, secret) = (&pair.a, &pair.b, &pair.id, &pair.secret);
-    pair.refuse.store(true, Ordering::SeqCst);
-    revocation_in_parts(backend.url(), id).await;
-    within(Duration::from_secs(5), "the revocation on A", || async {
-        search_status(a, secret).await == 401
-    })
-    .await;
+    let (b, secret) = (&pair.b, &pair.secret);
+    pair.revoke_in_parts_while_refusing(&backend).await;
     within(
         Duration::from_secs(5),
         "the revocation on B, with no scroll context to be had",
@@ -1200,6 +1188,18 @@ impl RefusingPair {
             _relay: relay,
             _dir: dir,
         }
+    }
+
+    /// The relay refusing from now on, the token revoked by a write visible in parts (B polls
+    /// one record of the sequence, then the revocation lands under it: only a window re-read,
+    /// or a purge round, reads it), and A refusing the token.
+    async fn revoke_in_parts_while_refusing(&self, backend: &Backend) {
+        self.refuse.store(true, Ordering::SeqCst);
+        revocation_in_parts(backend.url(), &self.id).await;
+        within(Duration::from_secs(5), "the revocation on A", || async {
+            search_status(&self.a, &self.secret).await == 401
+        })
+        .await;
     }
 }
 
