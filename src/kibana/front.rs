@@ -560,16 +560,15 @@ fn recipient_address(app: &App, conn: ConnInfo, headers: &HeaderMap) -> Result<I
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// Kibana's URL for a recipient's `path_and_query`: Kibana's base URL (its scheme, address and
-/// any base path) followed by the path. `None` unless the path starts with `/` and the URL is
+/// Kibana's URL for a recipient's `path_and_query`: Kibana's base URL (`base`, `kibana` as
+/// text: its scheme, address and any base path) followed by the path. `None` unless the path starts with `/` and the URL is
 /// on Kibana's own scheme and address (attack25b: appended as text, a path without its `/`
 /// moved the address, `http://kibana:5601` and `1/bundles/x` making port 56011; hygiene
 /// refuses such paths first, and http 1.4.1 and later no longer parse them).
-fn kibana_url(kibana: &Uri, path_and_query: &str) -> Option<Uri> {
+fn kibana_url(kibana: &Uri, base: &str, path_and_query: &str) -> Option<Uri> {
     if !path_and_query.starts_with('/') {
         return None;
     }
-    let base = kibana.to_string();
     let uri: Uri = format!("{}{}", base.trim_end_matches('/'), path_and_query)
         .parse()
         .ok()?;
@@ -947,7 +946,7 @@ async fn forward(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let base = front.kibana.to_string();
-    let uri = kibana_url(&front.kibana, path_and_query)
+    let uri = kibana_url(&front.kibana, &base, path_and_query)
         .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "the request path is not valid"))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &parts.headers {
@@ -1450,7 +1449,7 @@ mod tests {
             "https://kibana:5601/kb/",
         ] {
             let kibana: Uri = base.parse().unwrap();
-            let at = |path: &str| kibana_url(&kibana, path);
+            let at = |path: &str| kibana_url(&kibana, &kibana.to_string(), path);
             for path in [
                 "1/bundles/x.js",
                 "0/bundles/x",
@@ -1481,7 +1480,9 @@ mod tests {
         }
         let kb: Uri = "https://kibana:5601/kb/".parse().unwrap();
         assert_eq!(
-            kibana_url(&kb, "/app/x?y=1").unwrap().to_string(),
+            kibana_url(&kb, &kb.to_string(), "/app/x?y=1")
+                .unwrap()
+                .to_string(),
             "https://kibana:5601/kb/app/x?y=1"
         );
     }
