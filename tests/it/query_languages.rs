@@ -635,6 +635,11 @@ async fn query_language_differentials_are_refused_before_the_backend() {
         "SELECT COUNT(*) FROM logs-a WHERE QUERY('5', 'default_field=_seq_no')",
         // lucene18: `_exists_:name` names its field.
         "SELECT COUNT(*) FROM logs-a WHERE QUERY('_exists_:_seq_no')",
+        // attack26b: Elasticsearch joins every option string after the query text, and
+        // MATCH's field list string reaches a multi_match as written.
+        "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'lenient=true', 'fuzziness=2')",
+        "SELECT COUNT(*) FROM logs-a WHERE QUERY('[0 TO 9]', 'lenient=true', 'default_field=_seq_no')",
+        "SELECT _id FROM logs-a WHERE MATCH('_seq_no', '5') OR MATCH('_seq_no', '6')",
     ];
     for q in sql {
         es.clear();
@@ -652,6 +657,28 @@ async fn query_language_differentials_are_refused_before_the_backend() {
             "{q:?} was forwarded"
         );
     }
+}
+
+/// attack26b: SQL full-text calls whose every option string and field are allowed reach the
+/// backend as written (the table aside), the token's filters around them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_full_text_options_and_field_lists_pass_when_every_part_is_allowed() {
+    let (es, gw, a) = setup().await;
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let q = "SELECT _id FROM logs-a WHERE MATCH('user^2,_id', 'bob', 'operator=or', \
+             'lenient=true') AND QUERY('bob', 'lenient=true', 'default_field=user')";
+    let (status, v) = call(&gw, &a, "POST", "/_sql", json!({ "query": q }), &[]).await;
+    assert_eq!(status, 200, "{v}");
+    let sent = es.requests_to("POST", "/_sql");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].json()["query"],
+        q.replace("FROM logs-a WHERE", "FROM  \"logs-a\"  WHERE")
+    );
+    assert_eq!(
+        sent[0].json()["filter"],
+        token_filter("a", json!({"match_all": {}}))
+    );
 }
 
 /// A token's `max_size` (issue 13) holds in the query languages too: ES|QL answers get a

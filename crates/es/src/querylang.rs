@@ -1034,6 +1034,64 @@ mod route_tests {
         assert_eq!(err.kind, RejectKind::Forbidden);
     }
 
+    /// Attack26b (pinned, no finding): the source forms of ES|QL's `FROM` grammar and of a SQL
+    /// table (exclusions, date math, remote clusters, `::` selectors, quoted and triple-quoted
+    /// names, `_all`) follow the index rules of a path, and what reaches the backend names only
+    /// what the resolution listed, never the client's expression (an exclusion is the
+    /// resolution's to apply); a query string naming `_index` reads the checked sources only.
+    #[test]
+    fn query_language_source_forms_follow_the_index_rules() {
+        for (path, q, want) in [
+            (
+                "/_query",
+                "FROM logs-*,-logs-b | LIMIT 1",
+                "FROM  logs-a, logs-b  | LIMIT 1",
+            ),
+            (
+                "/_query",
+                "FROM \"\"\"logs-a\"\"\" | LIMIT 1",
+                "FROM  logs-a  | LIMIT 1",
+            ),
+            ("/_query", "FROM _all", "FROM  logs-a, logs-b "),
+            (
+                "/_query",
+                "FROM logs-a | WHERE QSTR(\"_index:secret\") | STATS c = COUNT(*)",
+                "FROM  logs-a  | WHERE NOT NOT ( QSTR(\"_index:secret\")) | STATS c = COUNT(*)",
+            ),
+            (
+                "/_sql",
+                "SELECT * FROM \"logs-*,-logs-b\"",
+                "SELECT * FROM  \"logs-a,logs-b\" ",
+            ),
+        ] {
+            let p = run("POST", path, None, json!({ "query": q })).unwrap();
+            assert_eq!(body(&p)["query"], want, "{q}");
+            assert_eq!(body(&p)["filter"], token_filter(json!({"match_all": {}})));
+        }
+        for (path, q) in [
+            ("/_query", "FROM -logs-b"),
+            ("/_query", "FROM logs-a,-logs-b"),
+            ("/_query", "FROM <logs-{now/d}>"),
+            ("/_query", "FROM \"<logs-{now/d}>\""),
+            ("/_query", "FROM remote:logs-a"),
+            ("/_query", "FROM \"remote:logs-a\""),
+            ("/_query", "FROM logs-a::failures"),
+            ("/_query", "FROM \"logs-a::data\""),
+            ("/_query", "FROM \"\"\"secret\"\"\""),
+            ("/_query", "FROM logs-a, \"secret\""),
+            ("/_query", "FROM *,secret"),
+            ("/_sql", "SELECT * FROM \"-logs-b\""),
+            ("/_sql", "SELECT * FROM \"logs-a,-logs-b\""),
+            ("/_sql", "SELECT * FROM \"<logs-{now/d}>\""),
+            ("/_sql", "SELECT * FROM \"logs-a::failures\""),
+            ("/_sql", "SELECT * FROM \"logs-a,secret\""),
+            ("/_sql", "SELECT * FROM \"\"\"secret\"\"\""),
+        ] {
+            let err = run("POST", path, None, json!({ "query": q })).unwrap_err();
+            assert_eq!(err.kind, RejectKind::Forbidden, "{q}: {}", err.reason);
+        }
+    }
+
     #[test]
     fn sql_forwards_json_format_a_quoted_table_and_seals_the_cursor() {
         let p = run(

@@ -338,10 +338,14 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
     })
 }
 
-/// `MATCH(field, text[, options])` and `QUERY(text[, options])`: their options (a string
-/// literal `"key=value;..."`, never a parameter) and the query text of `QUERY` (Lucene syntax,
-/// a string literal) are checked like the query DSL's (`expansion`): no fuzzy or prefix
-/// expansion, no expanding rewrite, no expansion on metadata fields.
+/// `MATCH(field, text[, options]...)`, `MATCH('fields', text[, options]...)` and
+/// `QUERY(text[, options]...)`: their options (string literals `"key=value;..."`, never a
+/// parameter; every one of them, as Elasticsearch joins them all with `;`,
+/// `ExpressionBuilder.getQueryOptions`), the query text of `QUERY` (Lucene syntax, a string
+/// literal) and the fields they name (`MATCH`'s field list string, `QUERY`'s `default_field`
+/// and `fields` options) are checked like the query DSL's (`expansion`, `fields`): no fuzzy or
+/// prefix expansion, no expanding rewrite, no expansion on metadata fields, no internal
+/// counter (attack26b: the options after the first and `MATCH`'s field list went unread).
 fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
         // A quoted name is still a function name when a bracket follows: `"QUERY"(...)`.
@@ -380,23 +384,57 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
                 "the query text and options of MATCH and QUERY must be string literals",
             )),
         };
+        // Every argument after the query text is an option string (`(',' options=string)*`).
         let options_at = if is_query { 1 } else { 2 };
-        let options = match args.get(options_at) {
-            None => Map::new(),
-            Some(_) => parse_options(&literal(args.get(options_at))?)?,
-        };
+        let mut joined = Vec::new();
+        for arg in args.iter().skip(options_at) {
+            joined.push(literal(Some(arg))?);
+        }
+        let options = parse_options(&joined.join(";"))?;
         expansion::options(&options)?;
         if is_query {
             let query = literal(args.first())?;
-            let targets: Vec<&str> = options
-                .get("default_field")
-                .and_then(Value::as_str)
-                .into_iter()
-                .collect();
+            let mut targets: Vec<&str> = Vec::new();
+            if let Some(f) = options.get("default_field").and_then(Value::as_str) {
+                targets.push(f);
+            }
+            // `StringQueryPredicate` reads a `fields` option as a field list too.
+            if let Some(f) = options.get("fields").and_then(Value::as_str) {
+                targets.extend(f.split(','));
+            }
             expansion::check_text(&query, Syntax::Classic, &targets)?;
+        } else {
+            match_fields(text, args.first().map(Vec::as_slice).unwrap_or_default())?;
         }
     }
     Ok(())
+}
+
+/// The first argument of `MATCH`: a column name (resolved against the mapping, where
+/// Elasticsearch SQL leaves metadata fields out: `IndexResolver`), or a string literal holding
+/// a comma list of `field^boost` that reaches a `multi_match` as written
+/// (`FullTextUtils.parseFields`: split at `,`, a name ending at its first `^`), so each name is
+/// checked like a query's field (`_id` passes, `_seq_no` or `_s*` do not); trimmed, which can
+/// only refuse more. A parameter there (`string: PARAM`) could be any list: refused.
+fn match_fields(text: &str, arg: &[Tok]) -> Result<(), Rejection> {
+    match arg {
+        [t] if t.kind == Kind::Str => {
+            for field in string_value(&text[t.start..t.end]).split(',') {
+                let name = field.split('^').next().unwrap_or(field);
+                crate::dsl::fields::check(name.trim(), crate::dsl::fields::Position::Data)?;
+            }
+            Ok(())
+        }
+        _ if arg
+            .iter()
+            .any(|t| matches!(t.kind, Kind::Str | Kind::Punct(b'?'))) =>
+        {
+            Err(refuse(
+                "the fields of MATCH must be a column name or one string literal",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The words after which a bracket groups conditions rather than calls a function or opens a
@@ -629,7 +667,10 @@ fn string_value(raw: &str) -> String {
         .replace("''", "'")
 }
 
-/// `key=value;key=value` as Elasticsearch SQL reads full-text options (keys lower-cased).
+/// `key=value;key=value` as Elasticsearch SQL reads full-text options (keys lower-cased and
+/// trimmed, values trimmed). A key given twice is a 400, as Elasticsearch refuses an exact
+/// duplicate ("Duplicate option"): which value counts is then never esgate's guess (attack26b;
+/// `fuzziness=2;FUZZINESS=0` is one key here, two to Elasticsearch, refused all the same).
 fn parse_options(s: &str) -> Result<Map<String, Value>, Rejection> {
     let mut out = Map::new();
     for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -638,10 +679,13 @@ fn parse_options(s: &str) -> Result<Map<String, Value>, Rejection> {
                 "full-text options must be key=value pairs",
             ));
         };
-        out.insert(
+        let previous = out.insert(
             k.trim().to_ascii_lowercase(),
             Value::String(v.trim().to_string()),
         );
+        if previous.is_some() {
+            return Err(Rejection::bad_request("a full-text option is given twice"));
+        }
     }
     Ok(out)
 }
@@ -777,6 +821,64 @@ mod tests {
             "SELECT * FROM logs-a WHERE `match`(user, 'bob', 'fuzziness=1')",
         ] {
             assert!(parse(q).is_err(), "{q} was accepted");
+        }
+    }
+
+    /// Attack26b: Elasticsearch SQL takes any number of option strings after the query text
+    /// (`(',' options=string)*` in `SqlBase.g4`) and joins them with `;` (`ExpressionBuilder.
+    /// getQueryOptions`), so every one is checked, not the first alone; and `MATCH` with a
+    /// string first (`multiFields=string`) puts that comma list of fields into a `multi_match`
+    /// as written (`FullTextUtils.parseFields`, no mapping between, where a name is resolved
+    /// and metadata fields are left out): each field is checked like a query's.
+    #[test]
+    fn every_option_string_and_match_field_list_is_checked() {
+        for q in [
+            "SELECT * FROM logs-a WHERE MATCH('user^2,message', 'bob')",
+            "SELECT * FROM logs-a WHERE MATCH('_id', 'b1')",
+            "SELECT * FROM logs-a WHERE MATCH(' user , message ^ 3', 'bob', 'operator=and')",
+            "SELECT * FROM logs-a WHERE MATCH('*', 'bob')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'operator=and', 'lenient=true')",
+            "SELECT * FROM logs-a WHERE MATCH(user, ?)",
+            "SELECT * FROM logs-a WHERE QUERY('bob', 'lenient=true', 'default_field=user')",
+            "SELECT * FROM logs-a WHERE QUERY('bob', 'fields=user^2,message')",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        for q in [
+            // A later option string: fuzzy expansion over every tenant's terms, a target on
+            // an internal counter (a range bisects it), a prefix over `_id`'s terms.
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'lenient=true', 'fuzziness=2')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'operator=or', 'max_expansions=1')",
+            "SELECT * FROM logs-a WHERE MATCH('user', 'he', 'lenient=true', 'type=phrase_prefix')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'lenient=true', 'default_field=_seq_no')",
+            "SELECT * FROM logs-a WHERE QUERY('[0 TO 9]', 'lenient=true', 'default_field=_seq_no')",
+            "SELECT * FROM logs-a WHERE QUERY('b*', 'lenient=true', 'default_field=_id')",
+            "SELECT * FROM logs-a WHERE QUERY('bob~', 'x=y', 'fuzzy_max_expansions=1')",
+            // A later option string as a parameter (its value is joined in too).
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'lenient=true', ?)",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'lenient=true', ?)",
+            // A key given twice: which one counts is the backend's choice, not esgate's.
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'fuzziness=2;fuzziness=0')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'bob', 'fuzziness=2', 'FUZZINESS = 0')",
+            // The field list of MATCH names an internal counter, or is a parameter.
+            "SELECT * FROM logs-a WHERE MATCH('_seq_no', '5')",
+            "SELECT _id FROM logs-a WHERE MATCH('_seq_no', '5') OR MATCH('_seq_no', '6')",
+            "SELECT * FROM logs-a WHERE MATCH('message,_primary_term^2', '1')",
+            "SELECT * FROM logs-a WHERE MATCH(' _seq_no ', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('_s*', '5')",
+            "SELECT * FROM logs-a WHERE \"MATCH\"('_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH(?, '5')",
+            // `fields` among QUERY's options names fields too.
+            "SELECT * FROM logs-a WHERE QUERY('5', 'fields=message,_seq_no')",
+        ] {
+            let e = parse(q).expect_err(q);
+            assert!(
+                matches!(
+                    e.kind,
+                    crate::RejectKind::Forbidden | crate::RejectKind::BadRequest
+                ),
+                "{q}: {e:?}"
+            );
         }
     }
 
