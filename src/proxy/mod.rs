@@ -1261,7 +1261,8 @@ enum Leftover<'a> {
 }
 
 /// Release tasks that may run at once; past them a refused answer's context is left to the
-/// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning.
+/// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning, or
+/// an id of at most `MAX_RELEASED_ID`.
 const MAX_RELEASES: usize = 16;
 
 static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RELEASES);
@@ -1277,7 +1278,7 @@ static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_
 /// written is not followed: like one that forgets to free its scroll, it leaves the context
 /// to its `keep_alive`.
 fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftover: Leftover<'_>) {
-    use es::ids::continuation::{leading_id, Release, LEADING_ID_PREFIX};
+    use es::ids::continuation::{leading_id, leading_id_within, Release, LEADING_ID_PREFIX};
     let Some((field, release)) = seal.and_then(|s| Some((s.field, s.release?))) else {
         return;
     };
@@ -1289,10 +1290,16 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
     };
     // The id, or the body to read it from.
     let found = match leftover {
-        Leftover::Read(bytes) => match leading_id(field, bytes) {
+        // Read whole: an id too long to hand out (`continuation::within_cap`) is found too.
+        Leftover::Read(bytes) => match leading_id_within(field, bytes, MAX_RELEASED_ID) {
             Some(id) => Ok(id),
             None => return,
         },
+/// How much of a refused answer read whole is searched for the id of the context it names
+/// (`leading_id_within`): ids esgate refuses to hand out for their length included (a point in
+/// time over some 4,000 shards; a longer one is left to its keep-alive).
+const MAX_RELEASED_ID: usize = 1024 * 1024;
+
         Leftover::Unread(body) => Err(body),
         Leftover::Lost => {
             tracing::info!(
@@ -1453,6 +1460,8 @@ async fn read_answer(
         body,
         limit,
         &app.body_budget,
+        // An id longer than esgate opens (`continuation::within_cap`, rel26): 400, saying so.
+        es::RejectKind::OverLimit => ProxyError::Rejected(refused),
         app.config.limits.buffered_wait,
         start,
         room,

@@ -310,9 +310,12 @@ pub fn seal_response_with(
     positions: Option<&Positions>,
     meter: &Meter<'_>,
 ) -> Result<Option<Vec<u8>>, Rejection> {
-    let seal_one = |kind: IdKind, id: &str| match kind {
-        IdKind::AsyncSearch => seal_id(binding, id, positions),
-        _ => continuation::seal(binding, kind, id),
+    let seal_one = |kind: IdKind, id: &str| {
+        let sealed = match kind {
+            IdKind::AsyncSearch => seal_id(binding, id, positions),
+            _ => continuation::seal(binding, kind, id),
+        };
+        continuation::within_cap(kind, sealed)
     };
     let unchanged = || -> Result<Option<Vec<u8>>, Rejection> {
         meter.take(body.len())?;
@@ -337,7 +340,8 @@ pub fn seal_response_with(
     // value, so every occurrence is this id.
     let sealed = every
         .iter()
-        .map(|(kind, id)| (id.as_str(), seal_one(*kind, id)));
+        .map(|(kind, id)| Ok((id.as_str(), seal_one(*kind, id)?)))
+        .collect::<Result<Vec<_>, Rejection>>()?;
     let text = continuation::replace_ids(body, sealed, meter)?;
     let replaced_all = serde_json::from_slice::<Ids>(&text)
         .map(|f| f.every().iter().all(|(k, id)| is_sealed(binding, *k, id)))
@@ -354,7 +358,7 @@ pub fn seal_response_with(
         return Ok(None);
     };
     for (kind, backend_id) in ids {
-        let sealed = Value::String(seal_one(kind, &backend_id));
+        let sealed = Value::String(seal_one(kind, &backend_id)?);
         match kind {
             IdKind::AsyncSearch => {
                 if let Some(slot) = v.get_mut("id") {
