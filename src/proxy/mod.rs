@@ -518,10 +518,12 @@ async fn pipeline(
                     &mut headers,
                 );
             }
+            // An async search on a point in time names it in its answer too (rel26).
+            let on_pit = matches!(holding, Some((es::Context::Pit, es::Holding::Next { .. })));
             let (bytes, hold, context_id, async_answer) = Box::pin(seal_response(
                 app,
                 &sealing,
-                success,
+                (success, on_pit),
                 &up_headers,
                 body,
                 room,
@@ -1112,7 +1114,7 @@ const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 async fn seal_response(
     app: &App,
     sealing: &Sealing,
-    success: bool,
+    (success, on_pit): (bool, bool),
     headers: &HeaderMap,
     mut body: AnswerBody,
     room: BudgetHold,
@@ -1135,6 +1137,8 @@ async fn seal_response(
                 Some(prefix) => Leftover::Read(prefix),
                 None if !start.taken() => Leftover::Unread(body),
                 // Its beginning is gone: what remains could name anything.
+/// `on_pit`: the request is an async search on a point in time, whose answer names the point
+/// in time (a new id the count follows, as a search's) in its `response.pit_id`.
                 None => Leftover::Lost,
             };
             release_context(app, sealing.id, leftover);
@@ -1189,17 +1193,19 @@ async fn seal_response(
     };
     // The backend id of the scroll or point in time the answer names, for the count of open
     // ones (`crate::scrolls`): Elasticsearch writes it first (an async search's `id` names
-    // neither).
-    let context_id = sealing
-        .id
-        .filter(|s| {
-            success
-                && matches!(
-                    s.kind,
-                    es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit
-                )
-        })
-        .and_then(|s| es::ids::continuation::leading_id(s.field, &bytes));
+    // neither). An async search on a point in time names it in its `response.pit_id`, which
+    // Elasticsearch may change as a search's `pit_id` (clients go on with the newest): the
+    // count follows it as it follows a search's (rel26: it kept the old id, so a close with
+    // the new one freed nothing and the new one's searches did not keep it alive).
+    let context_id = sealing.id.filter(|_| success).and_then(|s| match s.kind {
+        es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit => {
+            es::ids::continuation::leading_id(s.field, &bytes)
+        }
+        es::ids::continuation::IdKind::AsyncSearch if on_pit => {
+            es::routes::async_search::pit_id(&bytes)
+        }
+        _ => None,
+    });
     // An async search's answer: the id it names (written first) and whether its search still
     // runs (`is_running`, among the first keys), for the count of running ones.
     let async_answer = sealing

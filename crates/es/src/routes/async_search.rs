@@ -277,6 +277,20 @@ pub fn seal_id(binding: &Binding, backend_id: &str, positions: Option<&Positions
     continuation::seal(binding, IdKind::AsyncSearch, &payload)
 }
 
+/// The point in time an async search answer names (its `response.pit_id`), for the count of
+/// open points in time when the search ran on one: the key's one string value (`None` when
+/// the answer is not JSON, names none, or a repeated key names two).
+pub fn pit_id(body: &[u8]) -> Option<String> {
+    let ids: Ids = serde_json::from_slice(body).ok()?;
+    let mut pits = ids
+        .seen
+        .into_iter()
+        .filter(|(kind, id)| *kind == IdKind::Pit && !id.is_empty())
+        .map(|(_, id)| id);
+    let first = pits.next()?;
+    pits.all(|other| other == first).then_some(first)
+}
+
 /// An opened async search payload: the positions it carries, if any, and the backend id.
 fn split_payload(opened: &str) -> Option<(Option<Positions>, &str)> {
     let Some(rest) = opened.strip_prefix(POSITIONS_MARK) else {
