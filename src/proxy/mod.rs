@@ -1029,9 +1029,15 @@ async fn backend_failure(
         Ok(Ok(bytes)) => Some(bytes),
         _ => None,
     };
-    // An async search's poll: whether the search it names still runs (`running_sealed`).
-    if let (Some(found), Some(bytes)) = (is_running, bytes.as_deref()) {
-        *found = es::routes::async_search::is_running(bytes);
+    // An async search's poll: whether the search it names still runs (`running_sealed`), by
+    // the answer's header, else its body (when it was read: one over `MAX_BACKEND_ERROR`
+    // says nothing).
+    if let Some(found) = is_running {
+        *found = async_is_running_header(&up.headers).or_else(|| {
+            bytes
+                .as_deref()
+                .and_then(es::routes::async_search::is_running)
+        });
     }
     let es_type = bytes.as_deref().and_then(es::error::backend_error_type);
     match (enforced, es_type, bytes) {
@@ -1064,6 +1070,27 @@ fn without_failure_details(bytes: Bytes) -> Bytes {
     }
 }
 
+/// Elasticsearch's (8.16+) header on an async search answer saying whether its search runs.
+const ASYNC_IS_RUNNING: &str = "x-elasticsearch-async-is-running";
+
+/// Whether an async search answer's `X-Elasticsearch-Async-Is-Running` (Elasticsearch 8.16+)
+/// says its search runs: `?1` or `?0` (a structured-field boolean), given once; `None` without
+/// it or with anything else, and then the answer's body says (`async_search::is_running`).
+/// Read first: it needs no read of the body, whose beginning a 5xx poll's over
+/// `MAX_BACKEND_ERROR` never gives (its search was counted as running until its keep-alive).
+fn async_is_running_header(headers: &HeaderMap) -> Option<bool> {
+    let mut values = headers.get_all(ASYNC_IS_RUNNING).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    match value.as_bytes() {
+        b"?1" => Some(true),
+        b"?0" => Some(false),
+        _ => None,
+    }
+}
+
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: on an async
 /// search answer, the backend's (`upstream`) is added to the client's `headers` sealed like the
 /// body's id (or dropped when it cannot be read), with `X-Elasticsearch-Async-Is-Running`. No
@@ -1076,7 +1103,6 @@ fn seal_id_headers(
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
-    const ASYNC_IS_RUNNING: &str = "x-elasticsearch-async-is-running";
     if seal.kind != es::ids::continuation::IdKind::AsyncSearch {
         return;
     }
@@ -1111,6 +1137,8 @@ pub(super) const RESOLVE_CONCURRENCY: usize = 8;
 /// they can be sealed before the client sees them.
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 
+/// `on_pit`: the request is an async search on a point in time, whose answer names the point
+/// in time (a new id the count follows, as a search's) in its `response.pit_id`.
 async fn seal_response(
     app: &App,
     sealing: &Sealing,
@@ -1137,8 +1165,6 @@ async fn seal_response(
                 Some(prefix) => Leftover::Read(prefix),
                 None if !start.taken() => Leftover::Unread(body),
                 // Its beginning is gone: what remains could name anything.
-/// `on_pit`: the request is an async search on a point in time, whose answer names the point
-/// in time (a new id the count follows, as a search's) in its `response.pit_id`.
                 None => Leftover::Lost,
             };
             release_context(app, sealing.id, leftover);
@@ -1214,7 +1240,8 @@ async fn seal_response(
         .map(|s| {
             (
                 es::ids::continuation::leading_id(s.field, &bytes),
-                es::routes::async_search::is_running(&bytes),
+                async_is_running_header(headers)
+                    .or_else(|| es::routes::async_search::is_running(&bytes)),
             )
         });
     drop(bytes);
@@ -1266,6 +1293,11 @@ enum Leftover<'a> {
     Lost,
 }
 
+/// How much of a refused answer read whole is searched for the id of the context it names
+/// (`leading_id_within`): ids esgate refuses to hand out for their length included (a point in
+/// time over some 4,000 shards; a longer one is left to its keep-alive).
+const MAX_RELEASED_ID: usize = 1024 * 1024;
+
 /// Release tasks that may run at once; past them a refused answer's context is left to the
 /// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning, or
 /// an id of at most `MAX_RELEASED_ID`.
@@ -1301,11 +1333,6 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
             Some(id) => Ok(id),
             None => return,
         },
-/// How much of a refused answer read whole is searched for the id of the context it names
-/// (`leading_id_within`): ids esgate refuses to hand out for their length included (a point in
-/// time over some 4,000 shards; a longer one is left to its keep-alive).
-const MAX_RELEASED_ID: usize = 1024 * 1024;
-
         Leftover::Unread(body) => Err(body),
         Leftover::Lost => {
             tracing::info!(
@@ -1433,6 +1460,8 @@ const SEAL_SLACK: usize = 256 * 1024;
 fn answer_refused(refused: es::Rejection) -> ProxyError {
     match refused.kind {
         es::RejectKind::Busy => ProxyError::Busy,
+        // An id longer than esgate opens (`continuation::within_cap`, rel26): 400, saying so.
+        es::RejectKind::OverLimit => ProxyError::Rejected(refused),
         _ => ProxyError::Upstream(crate::upstream::UpstreamError::Broken),
     }
 }
@@ -1466,8 +1495,6 @@ async fn read_answer(
         body,
         limit,
         &app.body_budget,
-        // An id longer than esgate opens (`continuation::within_cap`, rel26): 400, saying so.
-        es::RejectKind::OverLimit => ProxyError::Rejected(refused),
         app.config.limits.buffered_wait,
         start,
         room,

@@ -1319,6 +1319,78 @@ async fn an_async_search_on_a_point_in_time_moves_its_count_to_a_new_pit_id() {
     );
 }
 
+/// rel26: Elasticsearch 8.16+ says whether an async search runs in its answer's
+/// `X-Elasticsearch-Async-Is-Running` (`?1`, `?0`); esgate read only the body's `is_running`,
+/// and a failed search's 5xx poll whose body is over the 64 KiB esgate reads of an error (the
+/// partial hits it carries) said nothing: the search stayed counted as running for its
+/// keep-alive (5 days by default). The header is read first now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_search_whose_poll_is_too_long_to_read_is_freed_by_its_header() {
+    use support::recording::{Answer, Recording};
+    const IS_RUNNING: &str = "x-elasticsearch-async-is-running";
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let running = json!({"id": "RmFpbGluZ1NlYXJjaA==", "is_partial": true, "is_running": true,
+                         "response": {"hits": {"hits": []}}});
+    es.script(
+        "POST",
+        "/",
+        Answer::json(200, running).with_header(IS_RUNNING, "?1"),
+    );
+    let hits: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({"_index": "logs-a", "_id": i.to_string(),
+                        "_source": {"tenant": "a", "message": "x".repeat(200)}})
+        })
+        .collect();
+    let failed = json!({"id": "RmFpbGluZ1NlYXJjaA==", "is_partial": true, "is_running": false,
+                        "error": {"type": "search_phase_execution_exception",
+                                  "reason": "all shards failed"},
+                        "response": {"hits": {"hits": hits}}});
+    assert!(failed.to_string().len() > 64 * 1024);
+    es.script(
+        "GET",
+        "/_async_search/",
+        Answer::json(503, failed).with_header(IS_RUNNING, "?0"),
+    );
+    let gw = Esgate::start(
+        &[es.url()],
+        "[policies.limits]\nmax_running_async_searches = 1\n",
+    )
+    .await;
+    let (_, secret) = tenant_a(&gw, json!({})).await;
+    let submit = || {
+        gw.call_raw(
+            &secret,
+            "POST",
+            "/logs-*/_async_search?wait_for_completion_timeout=0s",
+            json!({"query": {"match_all": {}}}),
+            &[],
+        )
+    };
+    let submitted = submit().await;
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    let id = submitted.json()["id"].as_str().expect("an id").to_owned();
+    retry_after(&submit().await, "max_running_async_searches");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "GET",
+            &format!("/_async_search/{id}"),
+            Value::Null,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let again = submit().await;
+    assert_eq!(
+        again.status,
+        200,
+        "the failed search's place is free: {}",
+        again.text()
+    );
+}
+
 /// The async searches of a fake Elasticsearch (`support::recording`: neither test backend has
 /// `_async_search`), by backend id; an id it forgot answers 404.
 type AsyncSearches = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Search>>>;
