@@ -518,10 +518,12 @@ async fn pipeline(
                     &mut headers,
                 );
             }
+            // An async search on a point in time names it in its answer too (rel26).
+            let on_pit = matches!(holding, Some((es::Context::Pit, es::Holding::Next { .. })));
             let (bytes, hold, context_id, async_answer) = Box::pin(seal_response(
                 app,
                 &sealing,
-                success,
+                (success, on_pit),
                 &up_headers,
                 body,
                 room,
@@ -1027,9 +1029,15 @@ async fn backend_failure(
         Ok(Ok(bytes)) => Some(bytes),
         _ => None,
     };
-    // An async search's poll: whether the search it names still runs (`running_sealed`).
-    if let (Some(found), Some(bytes)) = (is_running, bytes.as_deref()) {
-        *found = es::routes::async_search::is_running(bytes);
+    // An async search's poll: whether the search it names still runs (`running_sealed`), by
+    // the answer's header, else its body (when it was read: one over `MAX_BACKEND_ERROR`
+    // says nothing).
+    if let Some(found) = is_running {
+        *found = async_is_running_header(&up.headers).or_else(|| {
+            bytes
+                .as_deref()
+                .and_then(es::routes::async_search::is_running)
+        });
     }
     let es_type = bytes.as_deref().and_then(es::error::backend_error_type);
     match (enforced, es_type, bytes) {
@@ -1062,6 +1070,27 @@ fn without_failure_details(bytes: Bytes) -> Bytes {
     }
 }
 
+/// Elasticsearch's (8.16+) header on an async search answer saying whether its search runs.
+const ASYNC_IS_RUNNING: &str = "x-elasticsearch-async-is-running";
+
+/// Whether an async search answer's `X-Elasticsearch-Async-Is-Running` (Elasticsearch 8.16+)
+/// says its search runs: `?1` or `?0` (a structured-field boolean), given once; `None` without
+/// it or with anything else, and then the answer's body says (`async_search::is_running`).
+/// Read first: it needs no read of the body, whose beginning a 5xx poll's over
+/// `MAX_BACKEND_ERROR` never gives (its search was counted as running until its keep-alive).
+fn async_is_running_header(headers: &HeaderMap) -> Option<bool> {
+    let mut values = headers.get_all(ASYNC_IS_RUNNING).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    match value.as_bytes() {
+        b"?1" => Some(true),
+        b"?0" => Some(false),
+        _ => None,
+    }
+}
+
 /// Elasticsearch (8.16+) repeats an async search id in `X-Elasticsearch-Async-Id`: on an async
 /// search answer, the backend's (`upstream`) is added to the client's `headers` sealed like the
 /// body's id (or dropped when it cannot be read), with `X-Elasticsearch-Async-Is-Running`. No
@@ -1074,7 +1103,6 @@ fn seal_id_headers(
     headers: &mut HeaderMap,
 ) {
     const ASYNC_ID: &str = "x-elasticsearch-async-id";
-    const ASYNC_IS_RUNNING: &str = "x-elasticsearch-async-is-running";
     if seal.kind != es::ids::continuation::IdKind::AsyncSearch {
         return;
     }
@@ -1109,10 +1137,12 @@ pub(super) const RESOLVE_CONCURRENCY: usize = 8;
 /// they can be sealed before the client sees them.
 const MAX_SEALED_RESPONSE: usize = 256 * 1024 * 1024;
 
+/// `on_pit`: the request is an async search on a point in time, whose answer names the point
+/// in time (a new id the count follows, as a search's) in its `response.pit_id`.
 async fn seal_response(
     app: &App,
     sealing: &Sealing,
-    success: bool,
+    (success, on_pit): (bool, bool),
     headers: &HeaderMap,
     mut body: AnswerBody,
     room: BudgetHold,
@@ -1189,17 +1219,19 @@ async fn seal_response(
     };
     // The backend id of the scroll or point in time the answer names, for the count of open
     // ones (`crate::scrolls`): Elasticsearch writes it first (an async search's `id` names
-    // neither).
-    let context_id = sealing
-        .id
-        .filter(|s| {
-            success
-                && matches!(
-                    s.kind,
-                    es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit
-                )
-        })
-        .and_then(|s| es::ids::continuation::leading_id(s.field, &bytes));
+    // neither). An async search on a point in time names it in its `response.pit_id`, which
+    // Elasticsearch may change as a search's `pit_id` (clients go on with the newest): the
+    // count follows it as it follows a search's (rel26: it kept the old id, so a close with
+    // the new one freed nothing and the new one's searches did not keep it alive).
+    let context_id = sealing.id.filter(|_| success).and_then(|s| match s.kind {
+        es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit => {
+            es::ids::continuation::leading_id(s.field, &bytes)
+        }
+        es::ids::continuation::IdKind::AsyncSearch if on_pit => {
+            es::routes::async_search::pit_id(&bytes)
+        }
+        _ => None,
+    });
     // An async search's answer: the id it names (written first) and whether its search still
     // runs (`is_running`, among the first keys), for the count of running ones.
     let async_answer = sealing
@@ -1208,7 +1240,8 @@ async fn seal_response(
         .map(|s| {
             (
                 es::ids::continuation::leading_id(s.field, &bytes),
-                es::routes::async_search::is_running(&bytes),
+                async_is_running_header(headers)
+                    .or_else(|| es::routes::async_search::is_running(&bytes)),
             )
         });
     drop(bytes);
@@ -1260,8 +1293,14 @@ enum Leftover<'a> {
     Lost,
 }
 
+/// How much of a refused answer read whole is searched for the id of the context it names
+/// (`leading_id_within`): ids esgate refuses to hand out for their length included (a point in
+/// time over some 4,000 shards; a longer one is left to its keep-alive).
+const MAX_RELEASED_ID: usize = 1024 * 1024;
+
 /// Release tasks that may run at once; past them a refused answer's context is left to the
-/// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning.
+/// backend's `keep_alive`. Each holds at most `LEADING_ID_PREFIX` of an answer's beginning, or
+/// an id of at most `MAX_RELEASED_ID`.
 const MAX_RELEASES: usize = 16;
 
 static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RELEASES);
@@ -1277,7 +1316,7 @@ static RELEASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_
 /// written is not followed: like one that forgets to free its scroll, it leaves the context
 /// to its `keep_alive`.
 fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftover: Leftover<'_>) {
-    use es::ids::continuation::{leading_id, Release, LEADING_ID_PREFIX};
+    use es::ids::continuation::{leading_id, leading_id_within, Release, LEADING_ID_PREFIX};
     let Some((field, release)) = seal.and_then(|s| Some((s.field, s.release?))) else {
         return;
     };
@@ -1289,7 +1328,8 @@ fn release_context(app: &App, seal: Option<es::ids::continuation::Seal>, leftove
     };
     // The id, or the body to read it from.
     let found = match leftover {
-        Leftover::Read(bytes) => match leading_id(field, bytes) {
+        // Read whole: an id too long to hand out (`continuation::within_cap`) is found too.
+        Leftover::Read(bytes) => match leading_id_within(field, bytes, MAX_RELEASED_ID) {
             Some(id) => Ok(id),
             None => return,
         },
@@ -1420,6 +1460,8 @@ const SEAL_SLACK: usize = 256 * 1024;
 fn answer_refused(refused: es::Rejection) -> ProxyError {
     match refused.kind {
         es::RejectKind::Busy => ProxyError::Busy,
+        // An id longer than esgate opens (`continuation::within_cap`, rel26): 400, saying so.
+        es::RejectKind::OverLimit => ProxyError::Rejected(refused),
         _ => ProxyError::Upstream(crate::upstream::UpstreamError::Broken),
     }
 }

@@ -49,13 +49,12 @@
 //!   store afresh, and a record read before it may be a token whose delete and tombstone purge
 //!   came in between).
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
-//!   the purge's read) read by one scroll in index order or, when the cluster does not open
-//!   it (its scroll contexts, shared by every client of a node, used up by others; rel25),
-//!   in `key` order, each page a search from the last key read on
-//!   (`ClusterStore::each_paged`: it reads every record that matches at its start and
-//!   still does when it reaches its key, and misses one that comes to match behind it, as a
-//!   scroll's snapshot does), one page request at a time
-//!   (`paging`), so the poll's and the admin writes' requests never queue behind several of
+//!   the purge's read) read by one scroll in index order or, when the cluster says it cannot
+//!   open it (its scroll contexts, shared by every client of a node, used up by others; rel25;
+//!   any other failure fails the read, rel26), in `key` order, each page a search from the
+//!   last key read on (`ClusterStore::each_paged`: it reads every record that matches at its
+//!   start and still does when it reaches its key, and misses one that comes to match behind
+//!   it, as a scroll's snapshot does), one page request at a time (`paging`), so the poll's and the admin writes' requests never queue behind several of
 //!   them; a window re-read holds it for its whole read, the sweep and the purge for each
 //!   page, so a re-read waits for one of their pages at most, not for a whole store read.
 //!   A replica whose window re-reads or purge rounds fail while its polls succeed (a scroll
@@ -502,6 +501,47 @@ fn take_hits(answer: &mut Value, what: &str) -> Result<Vec<Value>, StoreError> {
     })
 }
 
+/// The start of the reason Elasticsearch and OpenSearch give when a node has no scroll
+/// context left for a new scroll (`search.max_open_scroll_context`, 500 a node for every
+/// client together): `SearchService::createAndPutReaderContext` in both.
+const NO_SCROLL_CONTEXT: &str = "Trying to create too many scroll contexts";
+
+/// Whether a scroll's opening answer says the cluster cannot open a scroll context, and
+/// nothing else: the one failure a read by key may go round ([`ClusterStore::each_scrolled`]).
+/// Each shard that cannot open one fails with the same reason, whose type and status vary:
+/// `too_many_scroll_contexts_exception` and 429 on Elasticsearch 8.12 and later,
+/// `exception` and 500 before; `rejected_execution_exception` and 429 on OpenSearch (the type
+/// of its search queue's rejections too: the reason tells them apart). All shards failing, the
+/// answer is an error (`search_phase_execution_exception`) naming them in `root_cause` and
+/// `failed_shards`; some of them, a page naming them in `_shards.failures`. A loaded cluster's
+/// refusals (a full search queue, a circuit breaker), timeouts and other errors are not this:
+/// a read by key would only add to the load (each of its pages sorts every match again).
+fn out_of_scroll_contexts(answer: &Value) -> bool {
+    let says = |cause: &Value| {
+        cause.get("type").and_then(Value::as_str) == Some("too_many_scroll_contexts_exception")
+            || cause
+                .get("reason")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.starts_with(NO_SCROLL_CONTEXT))
+    };
+    let listed = |list: Option<&Value>, reason: bool| {
+        list.and_then(Value::as_array).is_some_and(|items| {
+            items.iter().any(|item| {
+                if reason {
+                    item.get("reason").is_some_and(says)
+                } else {
+                    says(item)
+                }
+            })
+        })
+    };
+    let error = answer.get("error");
+    error.is_some_and(says)
+        || listed(error.and_then(|e| e.get("root_cause")), false)
+        || listed(error.and_then(|e| e.get("failed_shards")), true)
+        || listed(answer.pointer("/_shards/failures"), true)
+}
+
 /// A bulk item's `result` (the object under its action): the version it wrote when it
 /// succeeded (2xx with a version), else its status (0 when it has none).
 fn bulk_outcome(result: Option<&Value>) -> Result<Version, u64> {
@@ -742,22 +782,34 @@ impl ClusterStore {
         path: &str,
         body: Option<(&'static str, Bytes)>,
     ) -> Result<(u16, Value), StoreError> {
-        let (status, bytes) = self
-            .http
-            .own_request(method, path, self.authorization.as_ref(), body, MAX_ANSWER)
-            .await
-            .map_err(|e| unavailable("the store cluster", e))?;
+        let (status, value) = self.answer(method, path, body).await?;
         if status >= 500 {
             return Err(StoreError::Unavailable(format!(
                 "the store cluster answered status {status}"
             )));
         }
+        let value = value
+            .ok_or_else(|| StoreError::Unavailable("the store cluster answered non-JSON".into()))?;
+        Ok((status, value))
+    }
+
+    /// A request's answer whatever its status: its body as JSON (`Null` when empty, `None`
+    /// when not JSON). An error only when no answer came (unreachable, timed out).
+    async fn answer(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<(u16, Option<Value>), StoreError> {
+        let (status, bytes) = self
+            .http
+            .own_request(method, path, self.authorization.as_ref(), body, MAX_ANSWER)
+            .await
+            .map_err(|e| unavailable("the store cluster", e))?;
         let value = if bytes.is_empty() {
-            Value::Null
+            Some(Value::Null)
         } else {
-            serde_json::from_slice(&bytes).map_err(|_| {
-                StoreError::Unavailable("the store cluster answered non-JSON".into())
-            })?
+            serde_json::from_slice(&bytes).ok()
         };
         Ok((status, value))
     }
@@ -930,11 +982,14 @@ impl ClusterStore {
     /// re-read, the sweep, the purge) read this way; `what` names the read in errors. With
     /// `paged`, each page is read under the paging lock (`ClusterStore::paging`).
     ///
-    /// A scroll the cluster does not open (its scroll contexts, 500 a node for every client
-    /// together, used up by others; a proxy that refuses scrolls) is read by
+    /// A scroll the cluster says it cannot open (its scroll contexts, 500 a node for every
+    /// client together, used up by others: [`out_of_scroll_contexts`]) is read by
     /// [`ClusterStore::each_paged`] instead, which holds nothing between pages (rel25: every
-    /// load and round failed then, and the replica fell out of touch). A scroll that fails
-    /// after its first page fails the read, as before (its pages were handed out).
+    /// load and round failed then, and the replica fell out of touch). Any other failure to
+    /// open it (a timeout, a 5xx, a full search queue) fails the read, as before rel25
+    /// (rel26: a key walk on a loaded cluster doubled the work, each of its pages sorting
+    /// every match again). A scroll that fails after its first page fails the read too (its
+    /// pages were handed out).
     async fn each_scrolled(
         &self,
         query: &Value,
@@ -943,8 +998,8 @@ impl ClusterStore {
         mut f: impl FnMut(&Value) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut scroll_id: Option<String> = None;
-        // Whether the scroll was opened (its first page came).
-        let mut opened = false;
+        // Whether the cluster said it cannot open the scroll (out of scroll contexts).
+        let mut no_context = false;
         let result = async {
             loop {
                 let _page = if paged {
@@ -961,7 +1016,35 @@ impl ClusterStore {
                             "seq_no_primary_term": true,
                         });
                         let path = format!("/{}/_search?scroll=1m", enc(&self.index));
-                        self.json(Method::POST, &path, &body).await?
+                        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                        let (status, answer) = self
+                            .answer(Method::POST, &path, Some(("application/json", bytes)))
+                            .await?;
+                        // Read whatever the status: Elasticsearch before 8.12 says it with a
+                        // 500. Its scroll id, when some shards opened one, is cleared below.
+                        if let Some(answer) = &answer {
+                            if status == 200 {
+                                scroll_id = answer
+                                    .get("_scroll_id")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned);
+                            }
+                            if out_of_scroll_contexts(answer) {
+                                no_context = true;
+                                return Err(StoreError::Unavailable(format!(
+                                    "the store cluster opened no scroll for {what}: too many scroll contexts"
+                                )));
+                            }
+                        }
+                        if status >= 500 {
+                            return Err(StoreError::Unavailable(format!(
+                                "the store cluster answered status {status}"
+                            )));
+                        }
+                        let answer = answer.ok_or_else(|| {
+                            StoreError::Unavailable("the store cluster answered non-JSON".into())
+                        })?;
+                        (status, answer)
                     }
                     Some(id) => {
                         let body = json!({"scroll": "1m", "scroll_id": id});
@@ -976,7 +1059,6 @@ impl ClusterStore {
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 let hits = take_hits(&mut answer, what)?;
-                opened = true;
                 if hits.is_empty() {
                     return Ok(());
                 }
@@ -1003,7 +1085,7 @@ impl ClusterStore {
                 .await;
         }
         match result {
-            Err(e) if !opened => {
+            Err(e) if no_context => {
                 tracing::debug!(read = what, error = %e, "The store cluster did not open a scroll; paging by key instead");
                 self.each_paged(query, what, paged, f).await
             }
@@ -1014,8 +1096,8 @@ impl ClusterStore {
     /// Every document `query` matches that has a `key`, in `key` order, handed to `f` one
     /// search page (`PAGE` hits) at a time; an error from `f` stops the walk; `what` and
     /// `paged` as for [`ClusterStore::each_scrolled`], which reads this way when the cluster
-    /// does not open its scroll (rel25). Each page is a plain search from the last `key` read
-    /// on, which holds nothing between pages (no scroll, no point in time). `key` is esgate's
+    /// says it cannot open its scroll (rel25). Each page is a plain search from the last `key`
+    /// read on, which holds nothing between pages (no scroll, no point in time). `key` is esgate's
     /// document id (`decode` refuses a document whose `key` is not its id), so it is unique
     /// and never changes: a document that matches when the walk starts and still does when
     /// the walk reaches its key is read, once, as it is then; one that comes to match behind
@@ -2433,6 +2515,78 @@ mod tests {
         ] {
             let err = take_hits(&mut partial.clone(), "a read").unwrap_err();
             assert!(err.to_string().contains("partial page"), "{err}");
+        }
+    }
+
+    /// rel26: a scroll that failed to open for any reason was read by key instead, a second
+    /// whole read about 20 times a scroll's cost on a cluster already timing out or refusing
+    /// searches. Only the answers both dialects give when no scroll context is left (each
+    /// version's type and status, all shards or some failing) may be read by key.
+    #[test]
+    fn only_an_answer_out_of_scroll_contexts_is_read_by_key() {
+        let reason = "Trying to create too many scroll contexts. Must be less than or equal to: \
+                      [500]. This limit can be set by changing the \
+                      [search.max_open_scroll_context] setting.";
+        let all_failed = |kind: &str, cause_reason: &str, status: u16| {
+            let cause = json!({"type": kind, "reason": cause_reason});
+            json!({"error": {
+                "root_cause": [cause],
+                "type": "search_phase_execution_exception",
+                "reason": "all shards failed",
+                "phase": "query",
+                "grouped": true,
+                "failed_shards": [{"shard": 0, "index": ".esgate", "node": "n1", "reason": cause}],
+            }, "status": status})
+        };
+        let some_failed = |kind: &str, cause_reason: &str| {
+            json!({"_scroll_id": "FGluY2x1ZGU", "timed_out": false,
+                   "_shards": {"total": 2, "successful": 1, "skipped": 0, "failed": 1,
+                               "failures": [{"shard": 1, "index": ".esgate", "node": "n2",
+                                             "reason": {"type": kind, "reason": cause_reason}}]},
+                   "hits": {"hits": []}})
+        };
+        for out in [
+            // Elasticsearch 8.12 and later.
+            all_failed("too_many_scroll_contexts_exception", reason, 429),
+            // Elasticsearch before 8.12.
+            all_failed("exception", reason, 500),
+            // OpenSearch.
+            all_failed("rejected_execution_exception", reason, 429),
+            some_failed("too_many_scroll_contexts_exception", reason),
+            some_failed("rejected_execution_exception", reason),
+            json!({"error": {"type": "too_many_scroll_contexts_exception", "reason": reason},
+                   "status": 429}),
+        ] {
+            assert!(out_of_scroll_contexts(&out), "{out}");
+        }
+        let queue_full = "rejected execution of org.elasticsearch.common.util.concurrent.\
+                          TimedRunnable@6d1 on QueueResizingEsThreadPoolExecutor[name = n1/search, \
+                          queue capacity = 1000]";
+        for other in [
+            // A full search queue, in both dialects' types.
+            all_failed("es_rejected_execution_exception", queue_full, 429),
+            all_failed("rejected_execution_exception", queue_full, 429),
+            some_failed("rejected_execution_exception", queue_full),
+            all_failed(
+                "circuit_breaking_exception",
+                "[parent] Data too large, data for [<http_request>] would be larger than limit",
+                429,
+            ),
+            // OpenSearch's points in time are not scrolls.
+            all_failed(
+                "rejected_execution_exception",
+                "Trying to create too many Point In Time contexts. Must be less than or equal to: [300].",
+                429,
+            ),
+            json!({"error": {"root_cause": [], "type": "search_phase_execution_exception",
+                             "reason": "all shards failed", "phase": "query", "grouped": true,
+                             "failed_shards": []}, "status": 503}),
+            json!({"error": "no handler found for uri", "status": 400}),
+            json!({"error": {"reason": 7}}),
+            some_failed("exception", "the shard is closing"),
+            Value::Null,
+        ] {
+            assert!(!out_of_scroll_contexts(&other), "{other}");
         }
     }
 

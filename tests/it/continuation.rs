@@ -295,3 +295,82 @@ async fn elasticsearch_point_in_time_is_bound_and_filtered() {
     assert_eq!(s, 200, "{v}");
     let _ = Bytes::new();
 }
+
+/// rel26: an id names every shard its context holds; a point in time over about 260 shards (a
+/// scroll over about 650) got a sealed id over the 64 KiB esgate opened, handed out and then
+/// refused on its next page as not issued to the token (403). Against the recording backend:
+/// a point in time of 100 KiB (about 500 shards) opens and is searched on; one of 200 KiB
+/// (sealed over the 256 KiB esgate opens now) is refused as it opens, with a 400 that says
+/// which limit it met and no backend id, and esgate closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_point_in_time_ids_are_searched_on_and_longer_ones_refused_as_they_open() {
+    use support::recording::{Answer, Recording};
+    let long = "cGl0".repeat(25 * 1024);
+    let longer = "cGl0".repeat(50 * 1024);
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.banner("8.15.3");
+    let (first, second) = (long.clone(), longer.clone());
+    es.script_fn("POST", "/logs-a/_pit", move |r| {
+        let id = if r.param("keep_alive").as_deref() == Some("2m") {
+            &second
+        } else {
+            &first
+        };
+        Answer::json(200, json!({"id": id, "_shards": {"total": 500}}))
+    });
+    es.script_json(
+        "POST",
+        "/_search",
+        200,
+        json!({"pit_id": long, "hits": {"hits": []}}),
+    );
+    es.script_json(
+        "DELETE",
+        "/_pit",
+        200,
+        json!({"succeeded": true, "num_freed": 1}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (a, _) = two_tenants(&gw).await;
+
+    let (s, opened) = call(&gw, &a, "POST", "/logs-a/_pit?keep_alive=1m", Value::Null).await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = opened["id"].as_str().expect("an id").to_owned();
+    assert!(pit.len() > 128 * 1024, "{}", pit.len());
+    let (s, page) = call(&gw, &a, "POST", "/_search", json!({"pit": {"id": pit}})).await;
+    assert_eq!(s, 200, "the long id opens: {page}");
+    let sent = es.requests_to("POST", "/_search");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json()["pit"]["id"], json!(long));
+
+    es.clear();
+    let r = gw
+        .call_raw(&a, "POST", "/logs-a/_pit?keep_alive=2m", Value::Null, &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(!r.text().contains("cGl0"), "no backend id");
+    let error = r.json();
+    assert_eq!(
+        error["error"]["type"], "illegal_argument_exception",
+        "{error}"
+    );
+    let reason = error["error"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("point-in-time id") && reason.contains("262144"),
+        "{reason}"
+    );
+    // esgate closes the point in time it did not hand out, in the background.
+    let closed = async {
+        loop {
+            if let Some(close) = es.requests_to("DELETE", "/_pit").first() {
+                return close.json();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let close = tokio::time::timeout(std::time::Duration::from_secs(5), closed)
+        .await
+        .expect("the point in time closed");
+    assert_eq!(close, json!({"id": longer}));
+}

@@ -16,7 +16,8 @@
 //! - `max_open_pits` (pit25): the same for points in time, in each backend's dialect, counted
 //!   apart from scrolls; a search on one passes; a close, or a search answered 404, frees one;
 //!   a search or next page that failed still keeps its context counted for its keep-alive
-//!   (attack25c, against the recording backend).
+//!   (attack25c, against the recording backend); an async search on one that names a new id
+//!   moves the count to it (rel26, likewise).
 //! - `max_running_async_searches` (async25), against the recording fake backend (neither test
 //!   backend has `_async_search`): submits past it are 429 and never reach the backend; a
 //!   submit whose search completed holds no place; a poll or status saying the search no
@@ -1137,19 +1138,8 @@ fn retry_after(r: &support::http::Reply, limit: &str) -> u64 {
 /// counting): the backend answers each search with the status given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_search_on_a_context_still_keeps_it_counted_for_its_keep_alive() {
-    use support::recording::{Answer, Recording};
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a"]);
-    // The banner esgate reads the dialect from before it forwards a point-in-time route.
-    es.script_fn("GET", "/", |r| {
-        let (status, body) = if r.path == "/" {
-            (200, json!({"version": {"number": "8.15.3"}}))
-        } else {
-            (404, json!({"error": "nothing scripted", "status": 404}))
-        };
-        Answer::json(status, body)
-    });
-    es.script_json("POST", "/logs-a/_pit", 200, json!({"id": "cGl0LWlk"}));
+    use support::recording::Answer;
+    let es = elasticsearch_8_with_a_pit();
     es.script_json(
         "POST",
         "/logs-a/_search",
@@ -1249,6 +1239,156 @@ async fn a_failed_search_on_a_context_still_keeps_it_counted_for_its_keep_alive(
         )
         .await;
     assert!(retry_after(&refused, "max_open_scrolls") >= 50 * 60);
+}
+
+/// A recording fake Elasticsearch 8 (its banner, which esgate reads the dialect from before
+/// it forwards a point-in-time route) with `logs-a`, whose `POST /logs-a/_pit` opens the
+/// point in time `cGl0LWlk`.
+fn elasticsearch_8_with_a_pit() -> support::recording::Recording {
+    use support::recording::Recording;
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.banner("8.15.3");
+    es.script_json("POST", "/logs-a/_pit", 200, json!({"id": "cGl0LWlk"}));
+    es
+}
+
+/// rel26: an async search on a point in time names it in its `response.pit_id`, which
+/// Elasticsearch may change, as a search's `pit_id` (clients go on with the newest). The count
+/// followed a search's new id (pit25) but not an async search's: it kept the old one, so a
+/// close with the new id freed no place (the token refused new points in time until the old
+/// id's keep-alive ran out) and searches with the new id did not keep it counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_search_on_a_point_in_time_moves_its_count_to_a_new_pit_id() {
+    let es = elasticsearch_8_with_a_pit();
+    es.script_json(
+        "POST",
+        "/_async_search",
+        200,
+        json!({"id": "YXN5bmMtaWQ=", "is_partial": false, "is_running": false,
+               "response": {"pit_id": "cGl0LW5ldw==", "hits": {"hits": []}}}),
+    );
+    es.script_json(
+        "DELETE",
+        "/_pit",
+        200,
+        json!({"succeeded": true, "num_freed": 1}),
+    );
+    let gw = Esgate::start(&[es.url()], "[policies.limits]\nmax_open_pits = 1\n").await;
+    let (_, secret) = tenant_a(&gw, json!({})).await;
+    let open_pit = || {
+        gw.call_raw(
+            &secret,
+            "POST",
+            "/logs-a/_pit?keep_alive=10m",
+            Value::Null,
+            &[],
+        )
+    };
+    let opened = open_pit().await;
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let pit = opened.json()["id"].as_str().expect("an id").to_owned();
+    retry_after(&open_pit().await, "max_open_pits");
+
+    let (status, answer) = gw
+        .call(
+            &secret,
+            "POST",
+            "/_async_search",
+            json!({"pit": {"id": pit, "keep_alive": "10m"}, "size": 1}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let new = answer["response"]["pit_id"].as_str().expect("the new id");
+    assert_ne!(new, pit);
+    es.clear();
+    let (status, closed) = gw
+        .call(&secret, "DELETE", "/_pit", json!({"id": new}), &[])
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    let sent = es.requests_to("DELETE", "/_pit");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json(), json!({"id": "cGl0LW5ldw=="}));
+    let again = open_pit().await;
+    assert_eq!(
+        again.status,
+        200,
+        "the close freed the place: {}",
+        again.text()
+    );
+}
+
+/// rel26: Elasticsearch 8.16+ says whether an async search runs in its answer's
+/// `X-Elasticsearch-Async-Is-Running` (`?1`, `?0`); esgate read only the body's `is_running`,
+/// and a failed search's 5xx poll whose body is over the 64 KiB esgate reads of an error (the
+/// partial hits it carries) said nothing: the search stayed counted as running for its
+/// keep-alive (5 days by default). The header is read first now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_search_whose_poll_is_too_long_to_read_is_freed_by_its_header() {
+    use support::recording::{Answer, Recording};
+    const IS_RUNNING: &str = "x-elasticsearch-async-is-running";
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let running = json!({"id": "RmFpbGluZ1NlYXJjaA==", "is_partial": true, "is_running": true,
+                         "response": {"hits": {"hits": []}}});
+    es.script(
+        "POST",
+        "/",
+        Answer::json(200, running).with_header(IS_RUNNING, "?1"),
+    );
+    let hits: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({"_index": "logs-a", "_id": i.to_string(),
+                        "_source": {"tenant": "a", "message": "x".repeat(200)}})
+        })
+        .collect();
+    let failed = json!({"id": "RmFpbGluZ1NlYXJjaA==", "is_partial": true, "is_running": false,
+                        "error": {"type": "search_phase_execution_exception",
+                                  "reason": "all shards failed"},
+                        "response": {"hits": {"hits": hits}}});
+    assert!(failed.to_string().len() > 64 * 1024);
+    es.script(
+        "GET",
+        "/_async_search/",
+        Answer::json(503, failed).with_header(IS_RUNNING, "?0"),
+    );
+    let gw = Esgate::start(
+        &[es.url()],
+        "[policies.limits]\nmax_running_async_searches = 1\n",
+    )
+    .await;
+    let (_, secret) = tenant_a(&gw, json!({})).await;
+    let submit = || {
+        gw.call_raw(
+            &secret,
+            "POST",
+            "/logs-*/_async_search?wait_for_completion_timeout=0s",
+            json!({"query": {"match_all": {}}}),
+            &[],
+        )
+    };
+    let submitted = submit().await;
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    let id = submitted.json()["id"].as_str().expect("an id").to_owned();
+    retry_after(&submit().await, "max_running_async_searches");
+    let (status, body) = gw
+        .call(
+            &secret,
+            "GET",
+            &format!("/_async_search/{id}"),
+            Value::Null,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let again = submit().await;
+    assert_eq!(
+        again.status,
+        200,
+        "the failed search's place is free: {}",
+        again.text()
+    );
 }
 
 /// The async searches of a fake Elasticsearch (`support::recording`: neither test backend has

@@ -1052,7 +1052,8 @@ async fn a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_purge(bac
     // B's store requests go through a relay that refuses scrolls, and the key-ordered searches
     // read in their place, while told to. Purge hold 10 s, a purge round every second.
     let store = format!("{}\ntombstone_retention = \"8s\"", cluster_store(INDEX));
-    let pair = RefusingPair::start(&backend, &store, |r| is_scroll(r) || is_walk(r)).await;
+    let refusal = out_of_scroll_contexts(&backend);
+    let pair = RefusingPair::start(&backend, &store, |r| is_scroll(r) || is_walk(r), refusal).await;
     let (b, id, secret) = (&pair.b, &pair.id, &pair.secret);
     pair.revoke_in_parts_while_refusing(&backend).await;
     // A purges the tombstone once it held it for the hold.
@@ -1099,8 +1100,10 @@ async fn noida_a_revocation_a_replica_cannot_scroll_for_reaches_it_after_the_pur
 /// searches in key order: with every scroll refused, the revocation reaches the replica
 /// through its next window re-read and it stays ready.
 async fn a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(backend: Backend) {
-    // B's store requests go through a relay that refuses every scroll once told to.
-    let pair = RefusingPair::start(&backend, &cluster_store(INDEX), is_scroll).await;
+    // B's store requests go through a relay that refuses every scroll once told to, as the
+    // backend does with no scroll context left.
+    let refusal = out_of_scroll_contexts(&backend);
+    let pair = RefusingPair::start(&backend, &cluster_store(INDEX), is_scroll, refusal).await;
     let (b, secret) = (&pair.b, &pair.secret);
     pair.revoke_in_parts_while_refusing(&backend).await;
     within(
@@ -1125,6 +1128,80 @@ async fn noida_a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_part
     a_replica_out_of_scroll_contexts_still_reads_a_revocation_in_parts(Backend::noida()).await;
 }
 
+/// rel26: a scroll the store cluster failed to open for any reason was read by key instead
+/// (rel25), a second whole read of about 20 times a scroll's cost, sent to a cluster that had
+/// just timed out or refused a search for its load. Only an answer that says no scroll context
+/// is left is read by key now; here B's scroll opens meet a full search queue (429) and a
+/// 503, and its rounds fail without a search by key.
+async fn a_scroll_refused_for_load_is_not_read_by_key(backend: Backend) {
+    let queue_full = json!({"error": {
+        "root_cause": [{"type": "es_rejected_execution_exception",
+                        "reason": "rejected execution of TimedRunnable on QueueResizingEsThreadPoolExecutor[name = n1/search, queue capacity = 1000]"}],
+        "type": "search_phase_execution_exception", "reason": "all shards failed",
+        "phase": "query", "grouped": true, "failed_shards": []}, "status": 429});
+    let unavailable = json!({"error": {
+        "root_cause": [], "type": "search_phase_execution_exception",
+        "reason": "all shards failed", "phase": "query", "grouped": true,
+        "failed_shards": []}, "status": 503});
+    for (index, refusal) in [
+        (
+            ".esgate-queue-full",
+            support::recording::Answer::json(429, queue_full),
+        ),
+        (
+            ".esgate-unavailable",
+            support::recording::Answer::json(503, unavailable),
+        ),
+    ] {
+        let pair = RefusingPair::start(&backend, &cluster_store(index), is_scroll, refusal).await;
+        pair.relay.clear();
+        pair.refuse.store(true, Ordering::SeqCst);
+        // A window re-read every 4 polls (2 s), its scroll refused: wait for two of them.
+        within(
+            Duration::from_secs(10),
+            "two refused scroll opens",
+            || async {
+                pair.relay
+                    .requests()
+                    .iter()
+                    .filter(|r| is_scroll(r))
+                    .count()
+                    >= 2
+            },
+        )
+        .await;
+        let walks = pair.relay.requests().iter().filter(|r| is_walk(r)).count();
+        assert_eq!(walks, 0, "no search by key after a refused scroll");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_scroll_refused_for_load_is_not_read_by_key() {
+    a_scroll_refused_for_load_is_not_read_by_key(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_scroll_refused_for_load_is_not_read_by_key() {
+    a_scroll_refused_for_load_is_not_read_by_key(Backend::noida()).await;
+}
+
+/// What the backend answers a scroll's opening when no scroll context is left (all shards
+/// failing): OpenSearch's (osmem) and Elasticsearch 8.12 and later's (noida: 8.15), from their
+/// `SearchService`.
+fn out_of_scroll_contexts(backend: &Backend) -> support::recording::Answer {
+    let kind = match backend.flavor() {
+        support::backend::Flavor::Osmem => "rejected_execution_exception",
+        support::backend::Flavor::Noida => "too_many_scroll_contexts_exception",
+    };
+    let cause = json!({"type": kind, "reason": "Trying to create too many scroll contexts. Must be less than or equal to: [500]. This limit can be set by changing the [search.max_open_scroll_context] setting."});
+    let error = json!({"error": {
+        "root_cause": [cause], "type": "search_phase_execution_exception",
+        "reason": "all shards failed", "phase": "query", "grouped": true,
+        "failed_shards": [{"shard": 0, "index": INDEX, "node": "n1", "reason": cause}]},
+        "status": 429});
+    support::recording::Answer::json(429, error)
+}
+
 /// The sort of the store's page walks (`ClusterStore::each_paged`: the load, the settle
 /// window re-read, the sweep, the purge), in a page request's body.
 const WALK: &str = r#""sort":[{"key":"asc"}]"#;
@@ -1140,15 +1217,15 @@ fn is_walk(r: &support::recording::Recorded) -> bool {
 }
 
 /// Two replicas of one cluster store (`store`, seeded): A straight to `backend`, B through a
-/// relay that answers the store requests `refused` picks with a 429 (out of scroll contexts)
-/// while `refuse` is set; a `read` token made on A and seen on B.
+/// relay (which records B's store requests) that answers the store requests `refused` picks
+/// with `refusal` while `refuse` is set; a `read` token made on A and seen on B.
 struct RefusingPair {
     a: Served,
     b: Served,
     refuse: Arc<AtomicBool>,
     id: String,
     secret: String,
-    _relay: support::recording::Recording,
+    relay: support::recording::Recording,
     _dir: tempfile::TempDir,
 }
 
@@ -1157,6 +1234,7 @@ impl RefusingPair {
         backend: &Backend,
         store: &str,
         refused: fn(&support::recording::Recorded) -> bool,
+        refusal: support::recording::Answer,
     ) -> RefusingPair {
         seed(backend.url()).await;
         let refuse = Arc::new(AtomicBool::new(false));
@@ -1164,8 +1242,7 @@ impl RefusingPair {
         let (base, refusing) = (backend.url().to_owned(), Arc::clone(&refuse));
         relay.script_fn("*", "/", move |r| {
             if refusing.load(Ordering::SeqCst) && refused(r) {
-                let error = json!({"error": {"type": "too_many_scroll_contexts"}, "status": 429});
-                return support::recording::Answer::json(429, error);
+                return refusal.clone();
             }
             support::relay::pass_on(&base, r)
         });
@@ -1185,7 +1262,7 @@ impl RefusingPair {
             refuse,
             id,
             secret,
-            _relay: relay,
+            relay,
             _dir: dir,
         }
     }

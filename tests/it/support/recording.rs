@@ -189,6 +189,20 @@ impl Recording {
         });
     }
 
+    /// Answers `GET /` with an Elasticsearch banner of `version` (what esgate reads the
+    /// dialect from before it forwards a point-in-time route); other GETs not scripted 404.
+    pub fn banner(&self, version: &str) {
+        let banner = json!({"version": {"number": version}, "tagline": "You Know, for Search"});
+        self.script_fn("GET", "/", move |r| {
+            let (status, body) = if r.path == "/" {
+                (200, banner.clone())
+            } else {
+                (404, json!({"error": "nothing scripted", "status": 404}))
+            };
+            Answer::json(status, body)
+        });
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()

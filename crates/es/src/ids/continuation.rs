@@ -23,14 +23,26 @@ use crate::Rejection;
 
 const PREFIX: &str = "esgc1_";
 const MAC_LEN: usize = 16;
-/// Backend ids are a few hundred bytes; anything far larger is not one of ours.
-const MAX_SEALED_LEN: usize = 64 * 1024;
+/// The longest sealed id esgate hands out and opens. A backend id names every shard its
+/// context holds and a sealed id is about 4/3 of it (rel26: Elasticsearch's scroll ids take 72
+/// bytes a shard, its point-in-time ids 220 to 280 by the length of the index names, from
+/// their encoding; osmem's 81 and 113, measured), so this holds an Elasticsearch point in
+/// time over about 700 shards and a scroll over about 2,700; an answer whose id would be
+/// longer is refused as it opens the context ([`within_cap`], the context freed), never on its
+/// next page. It was 64 KiB until rel26: a point in time over about 180 shards got an id
+/// refused on its next page as not issued to the token (403). Such ids travel in request bodies (a scroll's
+/// `scroll_id`, a search's `pit.id`), under `listen.max_body_bytes`; in a URL
+/// (`?scroll_id=`) `listen.max_header_bytes` and Elasticsearch's own 4 KB request line
+/// (`http.max_initial_line_length`) cap them far below this.
+pub const MAX_SEALED_LEN: usize = 256 * 1024;
 
 // The proxy's count of open scrolls and points in time knows an open's context by the id at
 // its answer's beginning, read within [`LEADING_ID_PREFIX`], and its later pages, searches and
 // closes by the ids clients present: every id a client can present must be found there, or an
 // open would be counted apart from its searches (never kept alive in the count by them, while
 // the backend keeps it alive) and its close (attack25c, latent: raising one raises the other).
+// A sealed id is longer than the backend id it carries (base64 of it and 17 bytes or more), so
+// the backend's id and the key before it fit in the prefix.
 const _: () = assert!(MAX_SEALED_LEN <= LEADING_ID_PREFIX);
 
 /// The secret key ids are sealed with. `Debug` is redacted.
@@ -214,6 +226,13 @@ pub const LEADING_ID_PREFIX: usize = 256 * 1024;
 /// late, or its value is not a string. Only a real beginning may be given: read from the
 /// middle of an answer, a document's text could name another client's id.
 pub fn leading_id(field: &str, prefix: &[u8]) -> Option<String> {
+    leading_id_within(field, prefix, LEADING_ID_PREFIX)
+}
+
+/// [`leading_id`] within the first `cap` bytes of `prefix`: for an answer read whole whose
+/// context esgate frees because it refused the answer, an id too long to hand out included
+/// ([`within_cap`]).
+pub fn leading_id_within(field: &str, prefix: &[u8], cap: usize) -> Option<String> {
     use serde::de::Error as _;
     struct Seek<'a> {
         field: &'a str,
@@ -236,7 +255,7 @@ pub fn leading_id(field: &str, prefix: &[u8]) -> Option<String> {
             Ok(())
         }
     }
-    let prefix = &prefix[..prefix.len().min(LEADING_ID_PREFIX)];
+    let prefix = &prefix[..prefix.len().min(cap)];
     let mut found = None;
     let mut d = serde_json::Deserializer::from_slice(prefix);
     let _ = serde::Deserializer::deserialize_map(
@@ -306,6 +325,30 @@ fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String
     raw.extend_from_slice(&mac(binding, form, &payload));
     raw.extend_from_slice(&payload);
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// `sealed`, an id of `kind` about to be handed out, when esgate will open it
+/// ([`MAX_SEALED_LEN`]); else the answer that carries it is refused (400
+/// `illegal_argument_exception`, as Elasticsearch refuses a search over
+/// `action.search.shard_count.limit`) saying which limit it met, and the proxy frees the
+/// context the answer opened (`Seal::release`). Before rel26 such an id was handed out and
+/// refused on its next page as not issued to the token (403).
+pub fn within_cap(kind: IdKind, sealed: String) -> Result<String, Rejection> {
+    if sealed.len() <= MAX_SEALED_LEN {
+        return Ok(sealed);
+    }
+    let (what, narrower) = match kind {
+        IdKind::Scroll => ("scroll", "scroll fewer indices or shards at once"),
+        IdKind::Pit => ("point-in-time", "open it on fewer indices or shards"),
+        IdKind::AsyncSearch => ("async search", "search fewer indices or shards"),
+        IdKind::SqlCursor => ("SQL cursor", "query fewer indices, columns or rows at once"),
+    };
+    Err(Rejection::over_limit(format!(
+        "the {what} id the backend answered is {} bytes sealed, over esgate's limit of \
+         {MAX_SEALED_LEN} bytes for a continuation id (an id names every shard it holds a \
+         context on): {narrower}",
+        sealed.len()
+    )))
 }
 
 /// Opens a sealed id presented by the token in `binding`; refuses ids of other tokens, of
@@ -404,12 +447,14 @@ pub fn seal_response(
     };
     // The id is base64-like text: as a JSON string it has no escapes, so its quoted form is
     // found verbatim. Replacing every occurrence is safe: it is a random, unguessable value.
-    let sealed = found.every.iter().map(|id| {
-        (
-            id.as_str(),
-            seal_page(binding, seal_spec.kind, id, body.len()),
-        )
-    });
+    let sealed = found
+        .every
+        .iter()
+        .map(|id| {
+            let sealed = seal_page(binding, seal_spec.kind, id, body.len());
+            Ok((id.as_str(), within_cap(seal_spec.kind, sealed)?))
+        })
+        .collect::<Result<Vec<_>, Rejection>>()?;
     let text = replace_ids(body, sealed, meter)?;
     let replaced_all = read_field(seal_spec.field, &text).is_ok_and(|f| {
         f.every
@@ -422,7 +467,12 @@ pub fn seal_response(
     meter.give(text.len());
     drop(text);
     let sealed = seal_page(binding, seal_spec.kind, &backend_id, body.len());
-    rebuilt(body, seal_spec, Some(sealed), meter)
+    rebuilt(
+        body,
+        seal_spec,
+        Some(within_cap(seal_spec.kind, sealed)?),
+        meter,
+    )
 }
 
 /// [`seal_response`] for an answer serde_json cannot read to its end. Elasticsearch writes a
@@ -454,7 +504,10 @@ fn unreadable(
     if memchr::memmem::find(body, format!("\"{id}\"").as_bytes()).is_none() {
         return Ok(None);
     }
-    let sealed = seal_page(binding, seal_spec.kind, &id, body.len());
+    let sealed = within_cap(
+        seal_spec.kind,
+        seal_page(binding, seal_spec.kind, &id, body.len()),
+    )?;
     replace_ids(body, [(id.as_str(), sealed)], meter).map(Some)
 }
 
@@ -893,6 +946,55 @@ mod tests {
             seal_now(&a, spec, error_page).as_deref(),
             Some(&error_page[..])
         );
+    }
+
+    /// rel26: an id names every shard its context holds, and a point in time over about 260
+    /// shards (a scroll over about 650) got a sealed id over the 64 KiB esgate opened: handed
+    /// out, then refused on its next page as not issued to the token (403). Ids up to 256 KiB
+    /// sealed open now; a longer one is refused in the answer that opens it, saying which
+    /// limit it met (the proxy frees its context), in every way an answer is sealed.
+    #[test]
+    fn long_ids_open_and_longer_ones_are_refused_as_they_are_opened() {
+        let a = binding("tok_a");
+        let pit = Seal {
+            field: "id",
+            kind: IdKind::Pit,
+            required: true,
+            release: Some(Release::Pit),
+        };
+        // A point in time over about 500 shards (100 KiB of base64); sealed about 133 KiB.
+        let long = "cGl0".repeat(25 * 1024);
+        let answer = format!(r#"{{"id":"{long}","_shards":{{"total":500}}}}"#);
+        let out = seal_now(&a, pit, answer.as_bytes()).expect("sealed");
+        let sealed = leading_id("id", &out).expect("an id");
+        assert!(sealed.len() > 128 * 1024, "{}", sealed.len());
+        assert_eq!(open(&a, IdKind::Pit, &sealed).unwrap(), long);
+        // About 200 KiB of base64: sealed over 256 KiB, refused however the answer is read.
+        let longer = "cGl0".repeat(50 * 1024);
+        for answer in [
+            format!(r#"{{"id":"{longer}","_shards":{{"total":1000}}}}"#),
+            // Escaped (sealed by rebuilding the answer), or not JSON serde_json reads (sealed
+            // in the text).
+            format!(r#"{{"id":"\u0063{}","_shards":{{}}}}"#, &longer[1..]),
+            format!(r#"{{"id":"{longer}","x":{{"a":1 /* c */}}}}"#),
+        ] {
+            let refused = seal_response(&a, pit, answer.as_bytes(), &Meter::unlimited())
+                .expect_err("over the limit");
+            assert_eq!(refused.kind, crate::RejectKind::OverLimit);
+            assert!(
+                refused.reason.contains("point-in-time id")
+                    && refused.reason.contains(&MAX_SEALED_LEN.to_string())
+                    && !refused.reason.contains("cGl0"),
+                "{}",
+                refused.reason
+            );
+        }
+        // The same as an async search's point in time.
+        let answer = format!(r#"{{"id":"YXN5bmM=","response":{{"pit_id":"{longer}"}}}}"#);
+        let refused =
+            crate::routes::async_search::seal_response(&a, answer.as_bytes(), &Meter::unlimited())
+                .expect_err("over the limit");
+        assert_eq!(refused.kind, crate::RejectKind::OverLimit);
     }
 
     fn seal_now(binding: &Binding, spec: Seal, body: &[u8]) -> Option<Vec<u8>> {

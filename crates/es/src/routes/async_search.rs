@@ -277,6 +277,20 @@ pub fn seal_id(binding: &Binding, backend_id: &str, positions: Option<&Positions
     continuation::seal(binding, IdKind::AsyncSearch, &payload)
 }
 
+/// The point in time an async search answer names (its `response.pit_id`), for the count of
+/// open points in time when the search ran on one: the key's one string value (`None` when
+/// the answer is not JSON, names none, or a repeated key names two).
+pub fn pit_id(body: &[u8]) -> Option<String> {
+    let ids: Ids = serde_json::from_slice(body).ok()?;
+    let mut pits = ids
+        .seen
+        .into_iter()
+        .filter(|(kind, id)| *kind == IdKind::Pit && !id.is_empty())
+        .map(|(_, id)| id);
+    let first = pits.next()?;
+    pits.all(|other| other == first).then_some(first)
+}
+
 /// An opened async search payload: the positions it carries, if any, and the backend id.
 fn split_payload(opened: &str) -> Option<(Option<Positions>, &str)> {
     let Some(rest) = opened.strip_prefix(POSITIONS_MARK) else {
@@ -310,9 +324,12 @@ pub fn seal_response_with(
     positions: Option<&Positions>,
     meter: &Meter<'_>,
 ) -> Result<Option<Vec<u8>>, Rejection> {
-    let seal_one = |kind: IdKind, id: &str| match kind {
-        IdKind::AsyncSearch => seal_id(binding, id, positions),
-        _ => continuation::seal(binding, kind, id),
+    let seal_one = |kind: IdKind, id: &str| {
+        let sealed = match kind {
+            IdKind::AsyncSearch => seal_id(binding, id, positions),
+            _ => continuation::seal(binding, kind, id),
+        };
+        continuation::within_cap(kind, sealed)
     };
     let unchanged = || -> Result<Option<Vec<u8>>, Rejection> {
         meter.take(body.len())?;
@@ -337,7 +354,8 @@ pub fn seal_response_with(
     // value, so every occurrence is this id.
     let sealed = every
         .iter()
-        .map(|(kind, id)| (id.as_str(), seal_one(*kind, id)));
+        .map(|(kind, id)| Ok((id.as_str(), seal_one(*kind, id)?)))
+        .collect::<Result<Vec<_>, Rejection>>()?;
     let text = continuation::replace_ids(body, sealed, meter)?;
     let replaced_all = serde_json::from_slice::<Ids>(&text)
         .map(|f| f.every().iter().all(|(k, id)| is_sealed(binding, *k, id)))
@@ -354,7 +372,7 @@ pub fn seal_response_with(
         return Ok(None);
     };
     for (kind, backend_id) in ids {
-        let sealed = Value::String(seal_one(kind, &backend_id));
+        let sealed = Value::String(seal_one(kind, &backend_id)?);
         match kind {
             IdKind::AsyncSearch => {
                 if let Some(slot) = v.get_mut("id") {

@@ -149,6 +149,27 @@ fn escaped_ids_are_sealed_by_rebuilding_the_body() {
     assert_eq!(v["is_running"], json!(false));
 }
 
+/// rel26: the point in time an async search on one names is its response's `pit_id`, read as
+/// the answer's structure has it, never a document's text; none when the answer names two.
+#[test]
+fn the_point_in_time_is_read_from_the_responses_pit_id() {
+    let named = br#"{"id":"x","is_running":false,"response":{"pit_id":"cGl0Mg==","hits":{"hits":[{"_source":{"pit_id":"b3RoZXI="}}]}}}"#;
+    assert_eq!(pit_id(named).as_deref(), Some("cGl0Mg=="));
+    let after = br#"{"id":"x","response":{"took":3,"hits":{"hits":[]},"pit_id":"cGl0Mg=="}}"#;
+    assert_eq!(pit_id(after).as_deref(), Some("cGl0Mg=="));
+    for none in [
+        &br#"{"id":"x","response":{"hits":{"hits":[{"_source":{"pit_id":"b3RoZXI="}}]}}}"#[..],
+        br#"{"id":"x","pit_id":"cGl0Mg==","response":{}}"#,
+        br#"{"id":"x","response":{"pit_id":"cGl0Mg==","pit_id":"b3RoZXI="}}"#,
+        br#"{"id":"x","response":{"pit_id":""}}"#,
+        br#"{"id":"x","response":{"pit_id":7}}"#,
+        br#"{"id":"x","response":{"pit_id":"cGl0Mg=="}"#,
+        b"not json",
+    ] {
+        assert_eq!(pit_id(none), None, "{}", String::from_utf8_lossy(none));
+    }
+}
+
 /// async25: whether a search still runs is read from the answer's top-level `is_running`
 /// (the first one: Elasticsearch writes it before the search's `response`), never from a
 /// document's text; an answer without a boolean one, or not an object, says nothing.
