@@ -338,7 +338,7 @@ fn opened(
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
-        return Err(refused());
+        return Err(too_long(kind));
     }
     let body = sealed.strip_prefix(PREFIX).ok_or_else(refused)?;
     let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
@@ -361,6 +361,32 @@ fn opened(
         .map(|kib| (u32::from_be_bytes(kib) as usize).saturating_mul(1024));
     let backend_id = String::from_utf8(backend_id.to_vec()).map_err(|_| refused())?;
     Ok((backend_id, page))
+}
+
+/// The refusal of an id longer than [`MAX_SEALED_LEN`]: whatever it is, esgate does not open
+/// it, but one esgate sealed itself can be that long (a cursor carries its query, a scroll or
+/// point-in-time id a context per shard), and "not issued to this token" sent its client
+/// looking for the wrong cause (sql26). Says only what the client sent was too long.
+fn too_long(kind: IdKind) -> Rejection {
+    let (what, why) = match kind {
+        IdKind::Scroll => (
+            "scroll id",
+            "it names a context on every shard the scroll searched: scroll fewer indices at once",
+        ),
+        IdKind::Pit => (
+            "point-in-time id",
+            "it names a context on every shard it covers: open it on fewer indices",
+        ),
+        IdKind::AsyncSearch => ("async search id", "search fewer indices at once"),
+        IdKind::SqlCursor => (
+            "SQL cursor",
+            "a cursor carries its query: page a shorter query (fewer literal values)",
+        ),
+    };
+    Rejection::forbidden(format!(
+        "this {what} is longer than esgate takes ({} KiB): {why}",
+        MAX_SEALED_LEN / 1024
+    ))
 }
 
 /// Replaces the backend id in a successful response body with its sealed form. The body is
@@ -1177,6 +1203,35 @@ mod tests {
         assert_eq!(
             leading_id("id", br#"{"id":"first","id":"second"}"#).as_deref(),
             Some("first")
+        );
+    }
+
+    /// sql26 (carried "SQL cursors beyond 256 KiB"): an id esgate sealed itself can be longer
+    /// than it takes back (a SQL cursor carries its query); its refusal says so, and never
+    /// that it was not issued to the token. At the cap it still opens.
+    #[test]
+    fn an_id_over_the_cap_is_refused_as_too_long() {
+        let b = binding("tok_a");
+        let fits = "c".repeat(MAX_SEALED_LEN * 3 / 4 - 64);
+        let sealed = seal_page(&b, IdKind::SqlCursor, &fits, 10);
+        assert!(sealed.len() <= MAX_SEALED_LEN, "{}", sealed.len());
+        assert_eq!(open(&b, IdKind::SqlCursor, &sealed).unwrap(), fits);
+        let long = "c".repeat(MAX_SEALED_LEN);
+        let sealed = seal_page(&b, IdKind::SqlCursor, &long, 10);
+        let e = open(&b, IdKind::SqlCursor, &sealed).unwrap_err();
+        assert_eq!(e.kind, crate::RejectKind::Forbidden);
+        assert!(
+            e.reason
+                .contains("this SQL cursor is longer than esgate takes (64 KiB)"),
+            "{}",
+            e.reason
+        );
+        assert!(!e.reason.contains("issued"), "{}", e.reason);
+        let e = open(&b, IdKind::Scroll, &seal(&b, IdKind::Scroll, &long)).unwrap_err();
+        assert!(
+            e.reason.contains("this scroll id is longer"),
+            "{}",
+            e.reason
         );
     }
 }
