@@ -249,6 +249,36 @@ pub fn leading_id(field: &str, prefix: &[u8]) -> Option<String> {
     found.filter(|id| !id.is_empty())
 }
 
+/// What the top-level key `field` of a whole answer names, read to the answer's end: for the
+/// proxy's count of open SQL cursors, whose answer writes its `cursor` after the page's rows
+/// (past any prefix [`leading_id`] reads) and names none on the last page, when Elasticsearch
+/// has closed the point in time the cursor paged through. Only a whole answer may be given
+/// (as for [`leading_id`], only its real beginning): the key is found at the top level only,
+/// never in the rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The key once, a non-empty string.
+    Id(String),
+    /// The answer was read to its end and names nothing: no such key, or an empty string.
+    Nothing,
+    /// Not a JSON object read to its end, or the key holds another value, or comes more than
+    /// once: what the backend keeps is not known.
+    Unknown,
+}
+
+/// [`Named`] for the top-level key `field` of the whole answer `body`.
+pub fn named_id(field: &'static str, body: &[u8]) -> Named {
+    let Ok(found) = read_field(field, body) else {
+        return Named::Unknown;
+    };
+    match (found.keys, found.last) {
+        (0, _) => Named::Nothing,
+        (1, Some(id)) if id.is_empty() => Named::Nothing,
+        (1, Some(id)) => Named::Id(id),
+        _ => Named::Unknown,
+    }
+}
+
 /// The MAC of a sealed id of form `form` (an [`IdKind`]'s byte, or [`SCROLL_PAGED`]) over
 /// `payload` (the backend id, after a scroll page's length for [`SCROLL_PAGED`]).
 fn mac(binding: &Binding, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
@@ -560,6 +590,8 @@ struct FieldValues {
     last: Option<String>,
     /// Every non-empty string value the key had, each once.
     every: Vec<String>,
+    /// How many times the key came.
+    keys: usize,
 }
 
 /// [`FieldValues`] of `field` in `body`; an error when `body` is not a JSON object.
@@ -592,6 +624,7 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
         let mut found = FieldValues::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == self.0 {
+                found.keys += 1;
                 found.last = map.next_value::<StringOrNone>()?.0;
                 if let Some(id) = found.last.as_ref().filter(|id| !id.is_empty()) {
                     if !found.every.contains(id) {
@@ -1233,5 +1266,42 @@ mod tests {
             "{}",
             e.reason
         );
+    }
+
+    /// sql26: a SQL answer's cursor is read from the whole answer (past any prefix: a page
+    /// over 256 KiB still names its cursor), at the top level only; an answer read to its end
+    /// without one (the last page) names nothing, and one that cannot be read, or holds the key
+    /// other than once as a string, is unknown (its cursor stays counted).
+    #[test]
+    fn a_whole_answer_names_its_cursor_or_nothing_or_is_unknown() {
+        let sql = br#"{"columns":[{"name":"cursor"}],"rows":[["\"cursor\":\"other\""],[{"cursor":"x"}]],"cursor":"Y3Vyc29y"}"#;
+        assert_eq!(named_id("cursor", sql), Named::Id("Y3Vyc29y".into()));
+        let mut far = br#"{"rows":[[""#.to_vec();
+        far.extend(std::iter::repeat_n(b'x', LEADING_ID_PREFIX));
+        far.extend_from_slice(br#""]],"cursor":"far"}"#);
+        assert_eq!(named_id("cursor", &far), Named::Id("far".into()));
+        let last = br#"{"columns":[],"rows":[[{"cursor":"in-a-row"}]]}"#;
+        assert_eq!(named_id("cursor", last), Named::Nothing);
+        assert_eq!(
+            named_id("cursor", br#"{"rows":[],"cursor":""}"#),
+            Named::Nothing
+        );
+        let unknowns: [&[u8]; 7] = [
+            &sql[..sql.len() - 1],
+            br#"{"rows":[],"cursor":7}"#,
+            br#"{"cursor":null}"#,
+            br#"{"cursor":"a","cursor":"b"}"#,
+            br#"{"cursor":"a"} trailing"#,
+            br#"["cursor","x"]"#,
+            b"not json",
+        ];
+        for unknown in unknowns {
+            assert_eq!(
+                named_id("cursor", unknown),
+                Named::Unknown,
+                "{}",
+                String::from_utf8_lossy(unknown)
+            );
+        }
     }
 }
