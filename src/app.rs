@@ -43,7 +43,7 @@ pub struct App {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Per-token open scrolls (`max_open_scrolls`).
     pub scrolls: Arc<crate::scrolls::Scrolls>,
-    /// Per-token open points in time (`max_open_pits`).
+    /// Per-token open points in time and SQL cursors (`max_open_pits`).
     pub pits: Arc<crate::scrolls::Scrolls>,
     /// Per-token running async searches (`max_running_async_searches`).
     pub async_searches: Arc<crate::scrolls::Scrolls>,

@@ -48,7 +48,8 @@ pub enum Rejected {
     Concurrency,
     /// A scroll's open over the token's `max_open_scrolls`.
     OpenScrolls,
-    /// A point in time's open over the token's `max_open_pits`.
+    /// A point in time's open (or a SQL query, which may open a cursor) over the token's
+    /// `max_open_pits`.
     OpenPits,
     /// An async search's submit over the token's `max_running_async_searches`.
     RunningAsyncSearches,

@@ -62,6 +62,19 @@
 //! `is_running: false`; a delete and a poll answered 404 end it. Refused submits get a
 //! `Retry-After` of at most [`ASYNC_RETRY_AFTER`]: esgate cannot foresee when a poll will find
 //! a search done.
+//!
+//! SQL cursors (sql26) are counted with points in time, in `App.pits` under `max_open_pits`
+//! ([`Context::SqlCursor`]): Elasticsearch 8 pages a SQL query's hits through a point in time
+//! on every shard, opened for the query's `page_timeout` (45 seconds unset; a client may ask
+//! for a day), so one limit bounds every point in time a token holds, and a token held to one
+//! request at a time could otherwise open thousands of cursors with `fetch_size: 1`. A query
+//! takes a place before it is forwarded and gives it back when its answer, read to its end,
+//! carries no cursor (one page: Elasticsearch closed the point in time itself); otherwise the
+//! place becomes the cursor, keyed by its backend id, for its `page_timeout`. A next page
+//! keeps it alive for the longer of its own `page_timeout` and the one it had and follows the
+//! new cursor its answer names; an answer without one (the last page), a close
+//! (`POST /_sql/close`) and a page answered 404 end it. A cursor that holds nothing on the
+//! backend (an aggregation's pages) is counted the same: esgate cannot tell them apart.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -268,7 +281,7 @@ impl Scrolls {
             let retry_after = first_free.saturating_duration_since(now);
             return Err(match self.kind {
                 Context::Scroll => Limited::OpenScrolls { max, retry_after },
-                Context::Pit => Limited::OpenPits { max, retry_after },
+                Context::Pit | Context::SqlCursor => Limited::OpenPits { max, retry_after },
                 Context::AsyncSearch => Limited::RunningAsyncSearches {
                     max,
                     retry_after: retry_after.min(ASYNC_RETRY_AFTER),
@@ -319,7 +332,9 @@ impl Scrolls {
         };
         let unset = match self.kind {
             Context::Scroll => DEFAULT_KEEP_ALIVE,
-            Context::Pit | Context::AsyncSearch => Duration::ZERO,
+            // A SQL cursor's next page always says its `page_timeout` (es: its default when
+            // unset).
+            Context::Pit | Context::AsyncSearch | Context::SqlCursor => Duration::ZERO,
         };
         let page = keep_alive_ms.map_or(unset, Duration::from_millis);
         let keep_alive = kept.keep_alive.max(page);

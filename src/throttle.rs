@@ -39,10 +39,11 @@ pub enum Limited {
         "this token already holds {max} open scrolls (its max_open_scrolls); clear a scroll it no longer needs (DELETE /_search/scroll) or retry later"
     )]
     OpenScrolls { max: u32, retry_after: Duration },
-    /// Over `max_open_pits` (`crate::scrolls`, pit25): `retry_after` is when the first of the
-    /// token's points in time is no longer counted, unless the client closes one first.
+    /// Over `max_open_pits` (`crate::scrolls`, pit25; SQL cursors counted with them, sql26):
+    /// `retry_after` is when the first of the token's points in time is no longer counted,
+    /// unless the client closes one first.
     #[error(
-        "this token already holds {max} open points in time (its max_open_pits); close one it no longer needs (DELETE /_pit, on OpenSearch DELETE /_search/point_in_time) or retry later"
+        "this token already holds {max} open points in time (its max_open_pits), SQL cursors included; close one it no longer needs (DELETE /_pit, on OpenSearch DELETE /_search/point_in_time; a SQL cursor: POST /_sql/close, or read it to its last page) or retry later"
     )]
     OpenPits { max: u32, retry_after: Duration },
     /// Over `max_running_async_searches` (`crate::scrolls`, async25): `retry_after` is a guess

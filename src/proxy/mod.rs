@@ -56,6 +56,7 @@ use crate::auth::{self, credential};
 use crate::body::{read_budgeted, Body, BoxError, BudgetHold, ReadError};
 use crate::error::ProxyError;
 use crate::es;
+use crate::es::ids::continuation::Named;
 use crate::metrics::{Finished, Rejected};
 use crate::policy::{self, client_ip};
 use crate::store::model::{Permission, Token, UnixTime};
@@ -324,12 +325,13 @@ async fn pipeline(
     };
     // A scroll's or point in time's open takes one of the token's `max_open_scrolls` or
     // `max_open_pits` places, refused (429) with nothing forwarded when they are all taken
-    // (`crate::scrolls`).
+    // (`crate::scrolls`); so does a SQL query, which may open a cursor: one more point in time
+    // (sql26).
     let mut opening = match &holding {
         Some((context, es::Holding::Open { keep_alive_ms })) => {
             let max = match context {
                 es::Context::Scroll => limits.max_open_scrolls,
-                es::Context::Pit => limits.max_open_pits,
+                es::Context::Pit | es::Context::SqlCursor => limits.max_open_pits,
                 es::Context::AsyncSearch => limits.max_running_async_searches,
             };
             held(app, *context).open(&token.id, max, *keep_alive_ms, Instant::now())?
@@ -520,7 +522,7 @@ async fn pipeline(
             }
             // An async search on a point in time names it in its answer too (rel26).
             let on_pit = matches!(holding, Some((es::Context::Pit, es::Holding::Next { .. })));
-            let (bytes, hold, context_id, async_answer) = Box::pin(seal_response(
+            let (bytes, hold, named, async_answer) = Box::pin(seal_response(
                 app,
                 &sealing,
                 (success, on_pit),
@@ -530,7 +532,7 @@ async fn pipeline(
             ))
             .await?;
             if let Some(holding) = &holding {
-                held_sealed(app, &token.id, holding, context_id.as_deref(), opening);
+                held_sealed(app, &token.id, holding, named, opening);
             }
             if let (Some(running), Some((async_id, is_running))) = (&running, async_answer) {
                 running_sealed(
@@ -616,7 +618,7 @@ pub(crate) struct Forward {
     /// A `read` token's answer of the search family: its reported failures are judged
     /// (`failures`; whether the route writes them before its results).
     watch: Option<bool>,
-    /// What the request does to the token's open scrolls or points in time
+    /// What the request does to the token's open scrolls, points in time or SQL cursors
     /// (`crate::scrolls`).
     holding: Option<(es::Context, es::Holding)>,
     /// What the request does to the token's running async searches (`crate::scrolls`).
@@ -889,11 +891,13 @@ struct Sealing {
     expected: usize,
 }
 
-/// The count of the token's open contexts of `context`.
+/// The count of the token's open contexts of `context`. SQL cursors are counted with points
+/// in time (`max_open_pits`, sql26): each holds one on the backend, and one limit bounds all
+/// the token holds.
 fn held(app: &App, context: es::Context) -> &crate::scrolls::Scrolls {
     match context {
         es::Context::Scroll => &app.scrolls,
-        es::Context::Pit => &app.pits,
+        es::Context::Pit | es::Context::SqlCursor => &app.pits,
         es::Context::AsyncSearch => &app.async_searches,
     }
 }
@@ -938,21 +942,34 @@ fn held_answered(
     }
 }
 
-/// A scroll's (point in time's) answer was sealed, naming the backend id `answer_id` (when its
-/// beginning names one): an open's place becomes that context; a next page's (search's) follows
-/// a new id.
+/// A scroll's (point in time's, SQL cursor's) answer was sealed, naming the backend id
+/// `named` (a scroll's or point in time's when its beginning names one; a SQL cursor's from the
+/// whole answer): an open's place becomes that context; a next page's (search's) follows a new
+/// id. A SQL answer read to its end without a cursor (its last page: Elasticsearch closed the
+/// point in time the cursor paged through) opened nothing, or ended the cursor it continued.
 fn held_sealed(
     app: &App,
     token_id: &str,
     (context, holding): &(es::Context, es::Holding),
-    answer_id: Option<&str>,
+    named: Named,
     opening: Option<crate::scrolls::Opening>,
 ) {
+    let answer_id = match &named {
+        Named::Id(id) => Some(id.as_str()),
+        Named::Nothing | Named::Unknown => None,
+    };
     match holding {
         es::Holding::Open { .. } => {
             if let Some(o) = opening {
-                o.opened(answer_id, Instant::now());
+                if named == Named::Nothing {
+                    o.not_opened();
+                } else {
+                    o.opened(answer_id, Instant::now());
+                }
             }
+        }
+        es::Holding::Next { backend_id, .. } if named == Named::Nothing => {
+            held(app, *context).ended(token_id, [backend_id.as_str()]);
         }
         es::Holding::Next {
             backend_id,
@@ -1146,7 +1163,7 @@ async fn seal_response(
     headers: &HeaderMap,
     mut body: AnswerBody,
     room: BudgetHold,
-) -> Result<(Bytes, BudgetHold, Option<String>, Option<AsyncAnswer>), ProxyError> {
+) -> Result<(Bytes, BudgetHold, Named, Option<AsyncAnswer>), ProxyError> {
     let mut start = crate::body::ReadStart::default();
     let read = read_answer(
         app,
@@ -1219,19 +1236,29 @@ async fn seal_response(
     };
     // The backend id of the scroll or point in time the answer names, for the count of open
     // ones (`crate::scrolls`): Elasticsearch writes it first (an async search's `id` names
-    // neither). An async search on a point in time names it in its `response.pit_id`, which
-    // Elasticsearch may change as a search's `pit_id` (clients go on with the newest): the
-    // count follows it as it follows a search's (rel26: it kept the old id, so a close with
-    // the new one freed nothing and the new one's searches did not keep it alive).
-    let context_id = sealing.id.filter(|_| success).and_then(|s| match s.kind {
-        es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit => {
-            es::ids::continuation::leading_id(s.field, &bytes)
+    // neither). A SQL answer's cursor comes after its rows: read from the whole answer, which
+    // also tells a last page (no cursor) from an answer esgate could not read (sql26). An async
+    // search on a point in time names it in its `response.pit_id`, which Elasticsearch may
+    // change as a search's `pit_id` (clients go on with the newest): the count follows it as it
+    // follows a search's (rel26: it kept the old id, so a close with the new one freed nothing
+    // and the new one's searches did not keep it alive).
+    let named = match sealing.id.filter(|_| success) {
+        Some(s) if s.kind == es::ids::continuation::IdKind::SqlCursor => {
+            es::ids::continuation::named_id(s.field, &bytes)
         }
-        es::ids::continuation::IdKind::AsyncSearch if on_pit => {
-            es::routes::async_search::pit_id(&bytes)
+        Some(s)
+            if matches!(
+                s.kind,
+                es::ids::continuation::IdKind::Scroll | es::ids::continuation::IdKind::Pit
+            ) =>
+        {
+            es::ids::continuation::leading_id(s.field, &bytes).map_or(Named::Unknown, Named::Id)
         }
-        _ => None,
-    });
+        Some(s) if s.kind == es::ids::continuation::IdKind::AsyncSearch && on_pit => {
+            es::routes::async_search::pit_id(&bytes).map_or(Named::Unknown, Named::Id)
+        }
+        _ => Named::Unknown,
+    };
     // An async search's answer: the id it names (written first) and whether its search still
     // runs (`is_running`, among the first keys), for the count of running ones.
     let async_answer = sealing
@@ -1246,7 +1273,7 @@ async fn seal_response(
         });
     drop(bytes);
     hold.keep(sealed.len());
-    Ok((Bytes::from(sealed), hold, context_id, async_answer))
+    Ok((Bytes::from(sealed), hold, named, async_answer))
 }
 
 /// What an async search's answer says of its search: the backend id it names first, and its

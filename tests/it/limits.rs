@@ -22,6 +22,10 @@
 //!   backend has `_async_search`): submits past it are 429 and never reach the backend; a
 //!   submit whose search completed holds no place; a poll or status saying the search no
 //!   longer runs (a 503 failure's body too), a delete, or a poll answered 404 frees one.
+//! - SQL cursors (sql26), against the recording fake backend (neither test backend has
+//!   `_sql`): counted with points in time under `max_open_pits`; a query whose answer carries
+//!   a cursor takes a place, one answered in one page none; the last page, a close or a page
+//!   answered 404 frees one; a `page_timeout` over a day is refused.
 
 use crate::support;
 
@@ -1640,4 +1644,221 @@ async fn running_async_searches_are_limited_per_token() {
         json!({"max_running_async_searches": 4, "max_concurrent": 1})
     );
     assert_eq!(submit_until_refused(&gw, &es, &secret).await.len(), 1);
+}
+
+/// The SQL cursors of a fake Elasticsearch (`support::recording`: neither test backend has
+/// `_sql`), by backend cursor: the pages still to come, that cursor's included. A cursor it
+/// forgot answers 404, as Elasticsearch does once the point in time behind it is gone.
+type SqlCursors = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// The backend cursor of the fake's `n`th query that opened one.
+fn sql_cursor_id(n: usize) -> String {
+    format!("Y3Vyc29y{n:04}")
+}
+
+/// A recording backend whose SQL queries with `fetch_size: 1` answer a first page with a
+/// cursor good for two more pages (each page names the next cursor; the last names none:
+/// Elasticsearch closes the point in time then), whose other queries answer their one page
+/// without a cursor, and whose close forgets a cursor. It also opens points in time on
+/// `logs-a` (with the banner esgate reads the dialect from).
+fn sql_backend() -> (support::recording::Recording, SqlCursors) {
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_fn("GET", "/", |r| {
+        let (status, body) = if r.path == "/" {
+            (200, json!({"version": {"number": "8.15.3"}}))
+        } else {
+            (404, json!({"error": "nothing scripted", "status": 404}))
+        };
+        Answer::json(status, body)
+    });
+    es.script_json("POST", "/logs-a/_pit", 200, json!({"id": "cGl0LWlk"}));
+    let cursors = SqlCursors::default();
+    let gone = || {
+        Answer::json(
+            404,
+            json!({"error": {"type": "search_context_missing_exception",
+                             "reason": "No search context found"}, "status": 404}),
+        )
+    };
+    let page = |cursor: Option<&str>| {
+        let mut body = json!({"columns": [{"name": "n", "type": "long"}], "rows": [[1]]});
+        if let Some(cursor) = cursor {
+            body["cursor"] = json!(cursor);
+        }
+        Answer::json(200, body)
+    };
+    {
+        let cursors = std::sync::Arc::clone(&cursors);
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        es.script_fn("POST", "/_sql", move |r| {
+            let body = r.json();
+            let mut held = cursors.lock().unwrap();
+            if let Some(cursor) = body["cursor"].as_str() {
+                let Some(left) = held.remove(cursor) else {
+                    return gone();
+                };
+                if left == 1 {
+                    return page(None);
+                }
+                let next = format!("{cursor}x");
+                held.insert(next.clone(), left - 1);
+                return page(Some(&next));
+            }
+            if body["fetch_size"] != json!(1) {
+                return page(None);
+            }
+            let n = opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.insert(sql_cursor_id(n), 2);
+            page(Some(&sql_cursor_id(n)))
+        });
+    }
+    {
+        let cursors = std::sync::Arc::clone(&cursors);
+        es.script_fn("POST", "/_sql/close", move |r| {
+            let cursor = r.json()["cursor"].as_str().unwrap_or_default().to_owned();
+            match cursors.lock().unwrap().remove(&cursor) {
+                Some(_) => Answer::json(200, json!({"succeeded": true})),
+                None => gone(),
+            }
+        });
+    }
+    (es, cursors)
+}
+
+/// The SQL queries (not closes) the fake received.
+fn sql_queries(es: &support::recording::Recording) -> usize {
+    es.requests_to("POST", "/_sql")
+        .iter()
+        .filter(|r| r.path == "/_sql")
+        .count()
+}
+
+/// Opens SQL cursors (`fetch_size: 1`, `page_timeout: 20m`) until esgate refuses one: the
+/// sealed cursors of those opened. The refusal is esgate's (429 `es_rejected_execution_exception`
+/// naming `max_open_pits`, `Retry-After` when the first of the token's cursors stops counting:
+/// its 20 minutes and the reaper's minute) and never reached the backend.
+async fn sql_cursors_until_refused(
+    gw: &Esgate,
+    es: &support::recording::Recording,
+    secret: &str,
+) -> Vec<String> {
+    let mut cursors = Vec::new();
+    loop {
+        let before = sql_queries(es);
+        let r = gw
+            .call_raw(
+                secret,
+                "POST",
+                "/_sql",
+                json!({"query": "SELECT n FROM \"logs-a\"", "fetch_size": 1,
+                       "page_timeout": "20m"}),
+                &[],
+            )
+            .await;
+        if r.status == 429 {
+            let after = retry_after(&r, "max_open_pits");
+            assert!((20 * 60..=21 * 60 + 1).contains(&after), "{after}");
+            assert_eq!(
+                sql_queries(es),
+                before,
+                "the refused query reached the backend"
+            );
+            return cursors;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        let cursor = r.json()["cursor"].as_str().expect("a cursor").to_owned();
+        assert!(cursor.starts_with("esgc1_"), "{cursor}");
+        cursors.push(cursor);
+        assert!(
+            cursors.len() <= 10,
+            "no limit: every query opened a cursor on the backend"
+        );
+    }
+}
+
+/// SQL cursors counted with points in time (sql26, M: availability). Elasticsearch 8 pages a
+/// SQL query's hits through a point in time on every shard, kept alive for the query's
+/// `page_timeout` (a client may ask for a day), so a token held to one request at a time
+/// (`max_concurrent: 1`) opened cursors with `fetch_size: 1` without end while scrolls, points
+/// in time and async searches were counted. Against the recording fake: queries answered in
+/// one page hold no place; queries whose answer carries a cursor take the token's
+/// `max_open_pits` places, and the next is 429 and never reaches the backend, as is a point in
+/// time's open; a next page passes at the limit and keeps its place; the last page (an answer
+/// without a cursor), a close and a page answered 404 each free one; another token has its own
+/// count; a `page_timeout` over a day is refused before the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sql_cursors_are_counted_with_points_in_time() {
+    let (es, cursors) = sql_backend();
+    let gw = Esgate::start(&[es.url()], "[policies.limits]\nmax_open_pits = 3\n").await;
+    let (_, secret) = tenant_a(&gw, json!({"max_concurrent": 1})).await;
+    let (_, other) = tenant_a(&gw, json!({})).await;
+    let sql = |path: &'static str, body: Value| {
+        let (gw, secret) = (&gw, secret.clone());
+        async move { gw.call(&secret, "POST", path, body, &[]).await }
+    };
+
+    // Queries answered in one page hold no place.
+    for _ in 0..5 {
+        let (status, v) = sql("/_sql", json!({"query": "SELECT n FROM \"logs-a\""})).await;
+        assert_eq!(status, 200, "{v}");
+        assert!(v.get("cursor").is_none(), "{v}");
+    }
+    let ids = sql_cursors_until_refused(&gw, &es, &secret).await;
+    assert_eq!(ids.len(), 3, "max_open_pits");
+    assert_eq!(
+        cursors.lock().unwrap().len(),
+        3,
+        "the backend holds exactly them"
+    );
+    // They are the token's points in time: an open is refused too, and never forwarded.
+    let pit = gw
+        .call_raw(
+            &secret,
+            "POST",
+            "/logs-a/_pit?keep_alive=1m",
+            Value::Null,
+            &[],
+        )
+        .await;
+    retry_after(&pit, "max_open_pits");
+    assert!(es.requests_to("POST", "/logs-a/_pit").is_empty());
+    // Another token has its own count.
+    assert_eq!(sql_cursors_until_refused(&gw, &es, &other).await.len(), 3);
+
+    // A next page passes at the limit and keeps its place, under the cursor its answer names.
+    let (status, v) = sql("/_sql", json!({ "cursor": ids[0] })).await;
+    assert_eq!(status, 200, "{v}");
+    let next = v["cursor"].as_str().expect("a next cursor").to_owned();
+    assert!(sql_cursors_until_refused(&gw, &es, &secret)
+        .await
+        .is_empty());
+    // Its last page (no cursor: the backend closed it) frees its place.
+    let (status, v) = sql("/_sql", json!({ "cursor": next })).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("cursor").is_none(), "{v}");
+    assert_eq!(sql_cursors_until_refused(&gw, &es, &secret).await.len(), 1);
+    // A close frees one.
+    let (status, v) = sql("/_sql/close", json!({ "cursor": ids[1] })).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(sql_cursors_until_refused(&gw, &es, &secret).await.len(), 1);
+    // A page the backend answers 404 (its point in time expired) frees one.
+    cursors.lock().unwrap().remove(&sql_cursor_id(2));
+    let (status, v) = sql("/_sql", json!({ "cursor": ids[2] })).await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(sql_cursors_until_refused(&gw, &es, &secret).await.len(), 1);
+
+    // A `page_timeout` over a day (Elasticsearch's `search.max_keep_alive`) is refused before
+    // the backend, for a query and a next page.
+    es.clear();
+    for body in [
+        json!({"query": "SELECT n FROM \"logs-a\"", "fetch_size": 1, "page_timeout": "25h"}),
+        json!({"cursor": ids[0], "page_timeout": "86400001ms"}),
+    ] {
+        let (status, v) = sql("/_sql", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(reason(&v).contains("page_timeout"), "{v}");
+    }
+    assert_eq!(sql_queries(&es), 0);
 }

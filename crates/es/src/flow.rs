@@ -127,6 +127,7 @@ pub(crate) fn authorize(
         scrolling,
         pit,
         async_search,
+        sql_cursor,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
@@ -139,6 +140,7 @@ pub(crate) fn authorize(
     permit.scrolling = scrolling;
     permit.pit = pit;
     permit.async_search = async_search;
+    permit.sql_cursor = sql_cursor;
     Ok(permit)
 }
 

@@ -418,6 +418,10 @@ pub struct Permit {
     /// (`Next`), a delete ends it; `None` for every other request. A submit on a point in time
     /// has both this and `pit`.
     pub async_search: Option<Holding>,
+    /// What the request does to the token's open SQL cursors (counted with its points in
+    /// time, `max_open_pits`): a query whose answer carries a cursor opens one, a next page
+    /// names it (`Next`), a close ends it; `None` for every other request.
+    pub sql_cursor: Option<Holding>,
     _sealed: (),
 }
 
@@ -426,12 +430,16 @@ pub struct Permit {
 /// at most `search.max_open_pit_context` (300) point-in-time ones (Elasticsearch caps none:
 /// each pins its shard's segments and heap until it is closed or its keep-alive ends). An
 /// async search running in the background holds the search thread pools every client shares
-/// until it completes, is deleted or its keep-alive ends.
+/// until it completes, is deleted or its keep-alive ends. A SQL cursor holds a point in time
+/// on every shard its query searched (Elasticsearch 8's SQL pages search hits through one,
+/// kept alive for the query's `page_timeout`; 7.x a scroll) until its last page, its close or
+/// its `page_timeout` ends: the proxy counts them with points in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Context {
     Scroll,
     Pit,
     AsyncSearch,
+    SqlCursor,
 }
 
 /// What a permitted request does to the scrolls, points in time or async searches its token
@@ -442,21 +450,23 @@ pub enum Context {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holding {
     /// A request that opens one, kept alive for `keep_alive_ms` (a search's `scroll`, a point
-    /// in time's `keep_alive`, an async search submit's `keep_alive`: 5 days when unset).
+    /// in time's `keep_alive`, an async search submit's `keep_alive`: 5 days when unset; a SQL
+    /// query's `page_timeout`: 45 seconds when unset).
     Open { keep_alive_ms: u64 },
     /// A request that uses one: a scroll's next page, a search (or async search) on a point
-    /// in time, an async search's poll or status. The backend id it names, and the keep-alive
-    /// it asks for (a page's body `scroll`, else the parameter's; a search's
-    /// `pit.keep_alive`; a poll's `keep_alive`); `None`: none given, and then Elasticsearch
-    /// sets its default for a scroll and leaves a point in time's (an async search's) as it
-    /// was. Elasticsearch keeps the longer of it and the context's keep-alive so far.
+    /// in time, an async search's poll or status, a SQL cursor's next page. The backend id it
+    /// names, and the keep-alive it asks for (a page's body `scroll`, else the parameter's; a
+    /// search's `pit.keep_alive`; a poll's `keep_alive`; a SQL page's `page_timeout`, its
+    /// 45-second default when unset); `None`: none given, and then Elasticsearch sets its
+    /// default for a scroll and leaves a point in time's (an async search's) as it was.
+    /// Elasticsearch keeps the longer of it and the context's keep-alive so far.
     Next {
         backend_id: String,
         keep_alive_ms: Option<u64>,
     },
     /// Clearing scrolls (`DELETE /_search/scroll`), closing points in time (`DELETE /_pit`,
     /// OpenSearch `DELETE /_search/point_in_time`), deleting an async search (`DELETE
-    /// /_async_search/{id}`): their backend ids.
+    /// /_async_search/{id}`), closing a SQL cursor (`POST /_sql/close`): their backend ids.
     Clear { backend_ids: Vec<String> },
 }
 
@@ -694,6 +704,7 @@ impl Permit {
             scrolling: None,
             pit: None,
             async_search: None,
+            sql_cursor: None,
             _sealed: (),
         }
     }
@@ -701,7 +712,9 @@ impl Permit {
     /// What the request does to its token's open contexts, and their kind (taken out).
     pub fn take_holding(&mut self) -> Option<(Context, Holding)> {
         let scrolling = self.scrolling.take().map(|h| (Context::Scroll, h));
-        scrolling.or_else(|| self.pit.take().map(|h| (Context::Pit, h)))
+        scrolling
+            .or_else(|| self.pit.take().map(|h| (Context::Pit, h)))
+            .or_else(|| self.sql_cursor.take().map(|h| (Context::SqlCursor, h)))
     }
 }
 

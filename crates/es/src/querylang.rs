@@ -93,10 +93,17 @@ impl Checked {
 pub(crate) enum SqlRequest {
     /// A new query.
     Query(Checked),
-    /// The next page of an earlier query: the body with the backend's cursor, and the length
-    /// of the page the cursor came with (when its sealed form carries it).
-    Next(ForwardBody, Option<usize>),
+    /// The next page of an earlier query: the body with the backend's cursor, the length of
+    /// the page the cursor came with (when its sealed form carries it), and the cursor.
+    Next(ForwardBody, Option<usize>, String),
 }
+
+/// The longest `page_timeout` a SQL request may ask for: Elasticsearch's default
+/// `search.max_keep_alive` (24 hours), past which it refuses to open the point in time (a 7.x
+/// scroll) a query pages through. esgate counts a token's cursors for it (`max_open_pits`): a
+/// cursor that holds no context on the backend (an aggregation's) would otherwise be counted
+/// as long as the client asked.
+pub(crate) const MAX_PAGE_TIMEOUT_MS: u64 = 24 * 3_600_000;
 
 /// How a body value is checked.
 #[derive(Clone, Copy)]
@@ -105,6 +112,8 @@ enum Expect {
     Uint,
     Text,
     Time,
+    /// A time value of at most this many milliseconds.
+    TimeAtMost(u64),
     Params,
 }
 
@@ -121,14 +130,14 @@ const SQL_KEYS: &[(&str, Expect)] = &[
     ("time_zone", Expect::Text),
     ("field_multi_value_leniency", Expect::Bool),
     ("allow_partial_search_results", Expect::Bool),
-    ("page_timeout", Expect::Time),
+    ("page_timeout", Expect::TimeAtMost(MAX_PAGE_TIMEOUT_MS)),
     ("request_timeout", Expect::Time),
     ("params", Expect::Params),
 ];
 
 const SQL_CURSOR_KEYS: &[(&str, Expect)] = &[
     ("columnar", Expect::Bool),
-    ("page_timeout", Expect::Time),
+    ("page_timeout", Expect::TimeAtMost(MAX_PAGE_TIMEOUT_MS)),
     ("request_timeout", Expect::Time),
 ];
 
@@ -198,8 +207,8 @@ pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
         }
         let mut out = checked_values(m, SQL_CURSOR_KEYS)?;
         let (cursor, page) = open_cursor(&cursor, scope)?;
-        out.insert("cursor".into(), Value::String(cursor));
-        return Ok(SqlRequest::Next(json(out)?, page));
+        out.insert("cursor".into(), Value::String(cursor.clone()));
+        return Ok(SqlRequest::Next(json(out)?, page, cursor));
     }
     let text = take_query(&mut m)?;
     let parsed = sql::parse(&text)?;
@@ -220,8 +229,12 @@ pub(crate) fn sql(body: Option<Value>, scope: &Scope) -> Result<SqlRequest, Reje
     }))
 }
 
-/// `POST /_sql/close`: only a cursor sealed for this token.
-pub(crate) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBody, Rejection> {
+/// `POST /_sql/close`: only a cursor sealed for this token. The body, and the backend's
+/// cursor it closes.
+pub(crate) fn sql_close(
+    body: Option<Value>,
+    scope: &Scope,
+) -> Result<(ForwardBody, String), Rejection> {
     let mut m = object(body)?;
     let Some(cursor) = m.remove("cursor") else {
         return Err(Rejection::bad_request(
@@ -231,12 +244,10 @@ pub(crate) fn sql_close(body: Option<Value>, scope: &Scope) -> Result<ForwardBod
     if let Some(k) = m.keys().next() {
         return Err(key_not_allowed(k));
     }
+    let cursor = open_cursor(&cursor, scope)?.0;
     let mut out = Map::new();
-    out.insert(
-        "cursor".into(),
-        Value::String(open_cursor(&cursor, scope)?.0),
-    );
-    json(out)
+    out.insert("cursor".into(), Value::String(cursor.clone()));
+    Ok((json(out)?, cursor))
 }
 
 /// `POST /{index}/_eql/search`: the index comes from the path; `filter` is wrapped.
@@ -399,6 +410,10 @@ fn value_ok(expect: Expect, v: &Value) -> bool {
         Expect::Time => v
             .as_str()
             .is_some_and(crate::request::params::is_time_value),
+        Expect::TimeAtMost(max_ms) => v
+            .as_str()
+            .and_then(crate::request::params::time_millis)
+            .is_some_and(|ms| ms <= u128::from(max_ms)),
         Expect::Params => params_ok(v),
     }
 }
@@ -881,7 +896,7 @@ mod tests {
         let a = scope("tok_a");
         let sealed = continuation::seal(&a.ids, IdKind::SqlCursor, "c2VydmVyLWN1cnNvcg==");
         let next = match sql(Some(json!({"cursor": sealed, "columnar": false})), &a).unwrap() {
-            SqlRequest::Next(b, _) => parsed(&b),
+            SqlRequest::Next(b, _, _) => parsed(&b),
             SqlRequest::Query(_) => panic!("a cursor is not a query"),
         };
         assert_eq!(
@@ -889,7 +904,7 @@ mod tests {
             json!({"cursor": "c2VydmVyLWN1cnNvcg==", "columnar": false})
         );
         assert_eq!(
-            parsed(&sql_close(Some(json!({"cursor": sealed})), &a).unwrap()),
+            parsed(&sql_close(Some(json!({"cursor": sealed})), &a).unwrap().0),
             json!({"cursor": "c2VydmVyLWN1cnNvcg=="})
         );
         // A cursor sealed with its page's length hands it on, for the proxy to make room for
@@ -897,9 +912,10 @@ mod tests {
         let paged =
             continuation::seal_page(&a.ids, IdKind::SqlCursor, "c2VydmVyLWN1cnNvcg==", 3000);
         match sql(Some(json!({"cursor": paged})), &a).unwrap() {
-            SqlRequest::Next(b, page) => {
+            SqlRequest::Next(b, page, cursor) => {
                 assert_eq!(parsed(&b), json!({"cursor": "c2VydmVyLWN1cnNvcg=="}));
                 assert_eq!(page, Some(3 * 1024));
+                assert_eq!(cursor, "c2VydmVyLWN1cnNvcg==");
             }
             SqlRequest::Query(_) => panic!("a cursor is not a query"),
         }

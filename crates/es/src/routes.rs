@@ -247,6 +247,8 @@ pub(crate) struct Upstream {
     pub pit: Option<crate::Holding>,
     /// What the request does to the token's running async searches.
     pub async_search: Option<crate::Holding>,
+    /// What the request does to the token's open SQL cursors.
+    pub sql_cursor: Option<crate::Holding>,
 }
 
 impl Upstream {
@@ -265,6 +267,7 @@ impl Upstream {
             scrolling: None,
             pit: None,
             async_search: None,
+            sql_cursor: None,
         }
     }
 

@@ -1208,6 +1208,86 @@ mod dialect_and_shaping_tests {
         assert_eq!(open.async_search, None);
     }
 
+    /// sql26: what a permit says it does to the token's open SQL cursors (the proxy counts
+    /// them with its points in time, `max_open_pits`): a query opens one for its
+    /// `page_timeout` (Elasticsearch's 45 s when unset: the point in time its cursor pages
+    /// through is opened for it); a next page names the backend cursor its sealed cursor
+    /// opened, with its own `page_timeout` (45 s unset); a close ends it. A `page_timeout` over
+    /// a day (Elasticsearch's default `search.max_keep_alive`) is refused. Nothing else says
+    /// anything about SQL cursors.
+    #[test]
+    fn permits_say_what_they_do_to_open_sql_cursors() {
+        use crate::{Context, Holding};
+        let sql = |path: &str, body: serde_json::Value| {
+            let body = serde_json::to_vec(&body).unwrap();
+            run("POST", path, None, Some(&body), None)
+        };
+        let query = |extra: serde_json::Value| {
+            let mut body = json!({"query": "SELECT * FROM logs-a", "fetch_size": 1});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            sql("/_sql", body)
+        };
+        let mut q = query(json!({})).unwrap();
+        assert_eq!(
+            q.take_holding(),
+            Some((
+                Context::SqlCursor,
+                Holding::Open {
+                    keep_alive_ms: 45_000
+                }
+            ))
+        );
+        assert_eq!(
+            query(json!({"page_timeout": "24h"})).unwrap().sql_cursor,
+            Some(Holding::Open {
+                keep_alive_ms: 86_400_000
+            })
+        );
+        let sealed = continuation::seal(&scope().ids, IdKind::SqlCursor, "backend-cursor");
+        let next = |ms| {
+            Some(Holding::Next {
+                backend_id: "backend-cursor".into(),
+                keep_alive_ms: Some(ms),
+            })
+        };
+        let page = |body| sql("/_sql", body).unwrap().sql_cursor;
+        assert_eq!(page(json!({ "cursor": sealed })), next(45_000));
+        assert_eq!(
+            page(json!({"cursor": sealed, "page_timeout": "2m"})),
+            next(120_000)
+        );
+        assert_eq!(
+            sql("/_sql/close", json!({ "cursor": sealed }))
+                .unwrap()
+                .sql_cursor,
+            Some(Holding::Clear {
+                backend_ids: vec!["backend-cursor".into()]
+            })
+        );
+        for refused in [
+            query(json!({"page_timeout": "25h"})),
+            sql(
+                "/_sql",
+                json!({"cursor": sealed, "page_timeout": "86400001ms"}),
+            ),
+        ] {
+            let e = refused.unwrap_err();
+            assert_eq!(e.kind, RejectKind::BadRequest, "{e:?}");
+            assert!(e.reason.contains("page_timeout"), "{}", e.reason);
+        }
+        for (path, body) in [
+            ("/_query", json!({"query": "FROM logs-a"})),
+            ("/logs-a/_eql/search", json!({"query": "any where true"})),
+            ("/logs-a/_search", json!({})),
+        ] {
+            let mut p = sql(path, body).unwrap();
+            assert_eq!(p.sql_cursor, None, "{path}");
+            assert_eq!(p.take_holding(), None, "{path}");
+        }
+    }
+
     /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
     /// final answer (never forwarded) on answers esgate reads whole.
     #[test]

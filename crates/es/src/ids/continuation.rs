@@ -268,6 +268,36 @@ pub fn leading_id_within(field: &str, prefix: &[u8], cap: usize) -> Option<Strin
     found.filter(|id| !id.is_empty())
 }
 
+/// What the top-level key `field` of a whole answer names, read to the answer's end: for the
+/// proxy's count of open SQL cursors, whose answer writes its `cursor` after the page's rows
+/// (past any prefix [`leading_id`] reads) and names none on the last page, when Elasticsearch
+/// has closed the point in time the cursor paged through. Only a whole answer may be given
+/// (as for [`leading_id`], only its real beginning): the key is found at the top level only,
+/// never in the rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// The key once, a non-empty string.
+    Id(String),
+    /// The answer was read to its end and names nothing: no such key, or an empty string.
+    Nothing,
+    /// Not a JSON object read to its end, or the key holds another value, or comes more than
+    /// once: what the backend keeps is not known.
+    Unknown,
+}
+
+/// [`Named`] for the top-level key `field` of the whole answer `body`.
+pub fn named_id(field: &'static str, body: &[u8]) -> Named {
+    let Ok(found) = read_field(field, body) else {
+        return Named::Unknown;
+    };
+    match (found.keys, found.last) {
+        (0, _) => Named::Nothing,
+        (1, Some(id)) if id.is_empty() => Named::Nothing,
+        (1, Some(id)) => Named::Id(id),
+        _ => Named::Unknown,
+    }
+}
+
 /// The MAC of a sealed id of form `form` (an [`IdKind`]'s byte, or [`SCROLL_PAGED`]) over
 /// `payload` (the backend id, after a scroll page's length for [`SCROLL_PAGED`]).
 fn mac(binding: &Binding, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
@@ -381,7 +411,7 @@ fn opened(
         })
     };
     if sealed.len() > MAX_SEALED_LEN {
-        return Err(refused());
+        return Err(too_long(kind));
     }
     let body = sealed.strip_prefix(PREFIX).ok_or_else(refused)?;
     let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| refused())?;
@@ -404,6 +434,33 @@ fn opened(
         .map(|kib| (u32::from_be_bytes(kib) as usize).saturating_mul(1024));
     let backend_id = String::from_utf8(backend_id.to_vec()).map_err(|_| refused())?;
     Ok((backend_id, page))
+}
+
+/// The refusal of an id longer than [`MAX_SEALED_LEN`]: whatever it is, esgate does not open
+/// it. Since rel26 esgate refuses the answer that would hand out such an id, but an id can be
+/// that long for reasons of its own (a cursor carries its query, a scroll or point-in-time id
+/// a context per shard), and "not issued to this token" sent its client looking for the wrong
+/// cause (sql26). Says only what the client sent was too long.
+fn too_long(kind: IdKind) -> Rejection {
+    let (what, why) = match kind {
+        IdKind::Scroll => (
+            "scroll id",
+            "it names a context on every shard the scroll searched: scroll fewer indices at once",
+        ),
+        IdKind::Pit => (
+            "point-in-time id",
+            "it names a context on every shard it covers: open it on fewer indices",
+        ),
+        IdKind::AsyncSearch => ("async search id", "search fewer indices at once"),
+        IdKind::SqlCursor => (
+            "SQL cursor",
+            "a cursor carries its query: page a shorter query (fewer literal values)",
+        ),
+    };
+    Rejection::forbidden(format!(
+        "this {what} is longer than esgate takes ({} KiB): {why}",
+        MAX_SEALED_LEN / 1024
+    ))
 }
 
 /// Replaces the backend id in a successful response body with its sealed form. The body is
@@ -587,6 +644,8 @@ struct FieldValues {
     last: Option<String>,
     /// Every non-empty string value the key had, each once.
     every: Vec<String>,
+    /// How many times the key came.
+    keys: usize,
 }
 
 /// [`FieldValues`] of `field` in `body`; an error when `body` is not a JSON object.
@@ -619,6 +678,7 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
         let mut found = FieldValues::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == self.0 {
+                found.keys += 1;
                 found.last = map.next_value::<StringOrNone>()?.0;
                 if let Some(id) = found.last.as_ref().filter(|id| !id.is_empty()) {
                     if !found.every.contains(id) {
@@ -1280,5 +1340,71 @@ mod tests {
             leading_id("id", br#"{"id":"first","id":"second"}"#).as_deref(),
             Some("first")
         );
+    }
+
+    /// sql26 (carried "SQL cursors beyond 256 KiB"): an id longer than esgate takes back (a SQL
+    /// cursor carries its query) is refused as too long, never as not issued to the token. At
+    /// the cap it still opens.
+    #[test]
+    fn an_id_over_the_cap_is_refused_as_too_long() {
+        let b = binding("tok_a");
+        let fits = "c".repeat(MAX_SEALED_LEN * 3 / 4 - 64);
+        let sealed = seal_page(&b, IdKind::SqlCursor, &fits, 10);
+        assert!(sealed.len() <= MAX_SEALED_LEN, "{}", sealed.len());
+        assert_eq!(open(&b, IdKind::SqlCursor, &sealed).unwrap(), fits);
+        let long = "c".repeat(MAX_SEALED_LEN);
+        let sealed = seal_page(&b, IdKind::SqlCursor, &long, 10);
+        let e = open(&b, IdKind::SqlCursor, &sealed).unwrap_err();
+        assert_eq!(e.kind, crate::RejectKind::Forbidden);
+        assert!(
+            e.reason
+                .contains("this SQL cursor is longer than esgate takes (256 KiB)"),
+            "{}",
+            e.reason
+        );
+        assert!(!e.reason.contains("issued"), "{}", e.reason);
+        let e = open(&b, IdKind::Scroll, &seal(&b, IdKind::Scroll, &long)).unwrap_err();
+        assert!(
+            e.reason.contains("this scroll id is longer"),
+            "{}",
+            e.reason
+        );
+    }
+
+    /// sql26: a SQL answer's cursor is read from the whole answer (past any prefix: a page
+    /// over 256 KiB still names its cursor), at the top level only; an answer read to its end
+    /// without one (the last page) names nothing, and one that cannot be read, or holds the key
+    /// other than once as a string, is unknown (its cursor stays counted).
+    #[test]
+    fn a_whole_answer_names_its_cursor_or_nothing_or_is_unknown() {
+        let sql = br#"{"columns":[{"name":"cursor"}],"rows":[["\"cursor\":\"other\""],[{"cursor":"x"}]],"cursor":"Y3Vyc29y"}"#;
+        assert_eq!(named_id("cursor", sql), Named::Id("Y3Vyc29y".into()));
+        let mut far = br#"{"rows":[[""#.to_vec();
+        far.extend(std::iter::repeat_n(b'x', LEADING_ID_PREFIX));
+        far.extend_from_slice(br#""]],"cursor":"far"}"#);
+        assert_eq!(named_id("cursor", &far), Named::Id("far".into()));
+        let last = br#"{"columns":[],"rows":[[{"cursor":"in-a-row"}]]}"#;
+        assert_eq!(named_id("cursor", last), Named::Nothing);
+        assert_eq!(
+            named_id("cursor", br#"{"rows":[],"cursor":""}"#),
+            Named::Nothing
+        );
+        let unknowns: [&[u8]; 7] = [
+            &sql[..sql.len() - 1],
+            br#"{"rows":[],"cursor":7}"#,
+            br#"{"cursor":null}"#,
+            br#"{"cursor":"a","cursor":"b"}"#,
+            br#"{"cursor":"a"} trailing"#,
+            br#"["cursor","x"]"#,
+            b"not json",
+        ];
+        for unknown in unknowns {
+            assert_eq!(
+                named_id("cursor", unknown),
+                Named::Unknown,
+                "{}",
+                String::from_utf8_lossy(unknown)
+            );
+        }
     }
 }

@@ -6,14 +6,26 @@
 //! Invariant: ES|QL and SQL name their indices in the query text, resolved and narrowed in
 //! that text (`Shape::QueryText`); EQL names them in the path. A SQL answer's cursor is sealed
 //! for the token; a query's answer esgate refuses has its cursor closed (`Seal::release`).
+//!
+//! A SQL cursor holds a point in time on the backend (Elasticsearch 8; a scroll on 7.x) for
+//! its `page_timeout`, so every SQL request says what it does to the token's open cursors
+//! (`Upstream::sql_cursor`, counted by the proxy with its points in time, sql26): a query
+//! opens one when its answer carries a cursor, a next page names the cursor it continues, a
+//! close ends it.
 
 use serde_json::Value;
 
+use super::scroll_pit::keep_alive_ms;
 use super::{Request, Shape, Spec, Upstream};
 use crate::ids::continuation::{Release, Seal};
 use crate::querylang::{self as ql, SqlRequest, SQL_CURSOR_SEAL};
 use crate::request::params::{Kind, ParamSet};
-use crate::{Method, Rejection};
+use crate::{Holding, Method, Rejection};
+
+/// Elasticsearch SQL's `page_timeout` when a request sets none (`CoreProtocol.PAGE_TIMEOUT`):
+/// how long the point in time (7.x: scroll) a query's cursor pages through is kept alive, by
+/// the query and by each next page.
+pub(crate) const DEFAULT_PAGE_TIMEOUT_MS: u64 = 45_000;
 
 const ESQL_PARAMS: &[(&str, Kind)] = &[
     ("format", Kind::OneOf(&["json", "csv", "tsv", "txt"])),
@@ -82,6 +94,7 @@ fn esql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let body = req.json_body()?;
     claim_query_copies(req, body.as_ref())?;
+    let page_timeout_ms = page_timeout_ms(body.as_ref());
     let up = match ql::sql(body, req.scope)? {
         SqlRequest::Query(checked) => {
             let mut up = Upstream::fixed(Method::Post, "/_sql").body(checked.body()?);
@@ -93,17 +106,35 @@ fn sql(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
                 release: Some(Release::SqlCursor),
                 ..SQL_CURSOR_SEAL
             });
+            // It opens a cursor for its `page_timeout` when its answer carries one.
+            up.sql_cursor = Some(Holding::Open {
+                keep_alive_ms: page_timeout_ms,
+            });
             up
         }
-        SqlRequest::Next(body, page) => {
+        SqlRequest::Next(body, page, cursor) => {
             let mut up = Upstream::fixed(Method::Post, "/_sql").body(body);
             up.seal = Some(SQL_CURSOR_SEAL);
             // The next page is about as large as the one the cursor came with.
             up.expected = page.unwrap_or(0);
+            // It keeps the cursor alive for its own `page_timeout` (the default when unset),
+            // and its answer names the next cursor, or none on the last page.
+            up.sql_cursor = Some(Holding::Next {
+                backend_id: cursor,
+                keep_alive_ms: Some(page_timeout_ms),
+            });
             up
         }
     };
     Ok(up)
+}
+
+/// A SQL request's `page_timeout` in milliseconds (checked as a time value by `ql::sql`), or
+/// Elasticsearch's default.
+fn page_timeout_ms(body: Option<&Value>) -> u64 {
+    body.and_then(|b| b.get("page_timeout"))
+        .and_then(Value::as_str)
+        .map_or(DEFAULT_PAGE_TIMEOUT_MS, keep_alive_ms)
 }
 
 /// Claims what checking a query's text builds beside the body's value: the checked text and
@@ -118,8 +149,12 @@ fn claim_query_copies(req: &Request<'_>, body: Option<&Value>) -> Result<(), Rej
 }
 
 fn sql_close(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
-    let body = ql::sql_close(req.json_body()?, req.scope)?;
-    Ok(Upstream::fixed(Method::Post, "/_sql/close").body(body))
+    let (body, cursor) = ql::sql_close(req.json_body()?, req.scope)?;
+    let mut up = Upstream::fixed(Method::Post, "/_sql/close").body(body);
+    up.sql_cursor = Some(Holding::Clear {
+        backend_ids: vec![cursor],
+    });
+    Ok(up)
 }
 
 /// An EQL search on the path's expression, within the token's cost limits.
