@@ -284,10 +284,10 @@ pub(crate) fn check_agg_in<'a>(
 fn sketch(
     v: J<'_>,
     key: &str,
-    mut each: impl FnMut(&str, J<'_>) -> Result<(), Rejection>,
+    each: impl FnMut(&str, J<'_>) -> Result<(), Rejection>,
 ) -> Result<(), Rejection> {
     match v {
-        J::Object(m) => m.try_each(|k, v| each(k, v)),
+        J::Object(m) => m.try_each(each),
         _ => Err(bad(&format!("[{key}] must be an object"))),
     }
 }
