@@ -240,7 +240,29 @@ fn counter_reads() -> Vec<(&'static str, String, Value, u16)> {
             json!({"size": 0, "aggs": {"t": {"terms": {"field": "_doc"}}}}),
             403,
         ),
-        ("POST", s, json!({"fields": ["_source"]}), 400),
+        ("POST", s.clone(), json!({"fields": ["_source"]}), 400),
+        // attack26 (hardening): `*` resolves over the metadata fields in `docvalue_fields`
+        // (Elasticsearch's fetch then failed on `_source`, the only thing keeping `_seq_no`
+        // out), and highlight field names are field positions like every other.
+        ("POST", s.clone(), json!({"docvalue_fields": ["*"]}), 403),
+        (
+            "GET",
+            "/logs-*/_search?docvalue_fields=*".into(),
+            Value::Null,
+            403,
+        ),
+        (
+            "POST",
+            s.clone(),
+            top_hits(json!({"docvalue_fields": [{"field": "*"}]})),
+            403,
+        ),
+        (
+            "POST",
+            s,
+            json!({"query": {"match": {"message": "x"}}, "highlight": {"fields": {"_seq_no": {}}}}),
+            403,
+        ),
     ]
 }
 

@@ -955,6 +955,80 @@ async fn concurrency_parameters_reach_the_backend_bounded_on_noida() {
     concurrency_on(&fixture::seeded_noida()).await;
 }
 
+/// attack26 (M, availability): a percentile sketch's size reaches the backend bounded. Each
+/// bucket's t-digest or HDR histogram is allocated outside the backends' circuit breakers
+/// (OpenSearch 3.4+ allocates about 232 bytes times `compression` when a digest is made, an
+/// empty result's too), so one search with `compression: 100000000` took a node's heap. Above
+/// the bound (compression 1000, HDR digits 3) it is refused (403) and never forwarded, in a
+/// search body and in an msearch line alike; within it, forwarded as it is (noida has no
+/// `percentiles`: what it answers is not asserted).
+async fn percentile_sketches_on(backend: &Backend) {
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (_, secret) = tenant_a(&gw, json!({})).await;
+    let aggs = |agg: Value| json!({"size": 0, "aggs": {"p": agg}});
+    let over = [
+        json!({"percentiles": {"field": "n", "tdigest": {"compression": 100000000}}}),
+        json!({"percentile_ranks": {"field": "n", "values": [3], "tdigest": {"compression": 1e6}}}),
+        json!({"percentiles": {"field": "n", "hdr": {"number_of_significant_value_digits": 5}}}),
+        json!({"boxplot": {"field": "n", "compression": 1e9}}),
+        json!({"median_absolute_deviation": {"field": "n", "compression": "10000000"}}),
+    ];
+    for agg in &over {
+        relay.take();
+        let (status, body) = gw
+            .call(&secret, "POST", "/logs-*/_search", aggs(agg.clone()), &[])
+            .await;
+        assert_eq!(status, 403, "{agg}: {body}");
+        let why = reason(&body);
+        assert!(
+            why.contains("compression") || why.contains("number_of_significant_value_digits"),
+            "{body}"
+        );
+        let line = format!("{{\"index\":\"logs-*\"}}\n{}\n", aggs(agg.clone()));
+        let auth = format!("Bearer {secret}");
+        let r = support::http::send(
+            "POST",
+            &gw.url("/_msearch"),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ],
+            line.into_bytes(),
+        )
+        .await
+        .expect("esgate answers");
+        let refused =
+            r.status.as_u16() == 403 || r.json()["responses"][0]["status"].as_u64() == Some(403);
+        assert!(refused, "{agg}: {} {}", r.status, r.text());
+        let forwarded = relay.take_forwarded();
+        assert!(
+            forwarded.is_empty(),
+            "{agg} reached the backend: {forwarded:?}"
+        );
+    }
+    let within = json!({"percentiles": {"field": "n", "percents": [50],
+        "tdigest": {"compression": 200}}});
+    relay.take();
+    let (status, body) = gw
+        .call(&secret, "POST", "/logs-*/_search", aggs(within), &[])
+        .await;
+    assert_eq!(relay.take_forwarded().len(), 1, "{status} {body}");
+    if backend.flavor() == Flavor::Osmem {
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentile_sketches_reach_the_backend_bounded_on_osmem() {
+    percentile_sketches_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentile_sketches_reach_the_backend_bounded_on_noida() {
+    percentile_sketches_on(&fixture::seeded_noida()).await;
+}
+
 /// The point-in-time forms of `backend`'s dialect: the open's path on `logs-*` (without its
 /// `keep_alive`), the answer's id field, and a close of `id` (path and body).
 struct PitForms {

@@ -592,6 +592,12 @@ mod table_tests {
             ("ranges", json!([{"to": 1}])),
             ("buckets_path", json!("a>b")),
             ("percents", json!([1])),
+            ("compression", json!(200)),
+            ("compression", json!(1e8)),
+            ("tdigest", json!({"compression": 100000000})),
+            ("tdigest", json!({"compression": 10})),
+            ("hdr", json!({"number_of_significant_value_digits": 5})),
+            ("hdr", json!(2)),
         ]
     }
 

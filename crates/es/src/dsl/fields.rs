@@ -37,7 +37,11 @@
 //! `*` then fails wherever a hit is fetched, on `_source` (every index maps it, and its type
 //! loads no field data), and the metadata `stored_fields` returns are the document's own
 //! (`_id`, `_routing`, `_ignored`; `_seq_no` is not stored). Both test backends leave
-//! metadata fields out of `*` everywhere.
+//! metadata fields out of `*` everywhere. Since attack26 `docvalue_fields` of `*` alone (body,
+//! `top_hits`, `inner_hits`, URI) is refused anyway (403): only that failure kept `_seq_no`'s
+//! and `_primary_term`'s doc values out of the hits, and it fails on Elasticsearch (and on
+//! OpenSearch, whose 7.10 fork resolves `*` the same way), so no request that works on a real
+//! cluster is lost (the test backends answered it: they leave metadata out).
 //!
 //! Invariant: pure; reasons name only the fixed metadata vocabulary below, never a client value.
 
@@ -634,6 +638,31 @@ pub(crate) fn check_score_function(ty: &str, body: J<'_>) -> Result<(), Rejectio
     Ok(())
 }
 
+/// `docvalue_fields` naming `*` alone (a name, an object's `field`): refused, as it resolves
+/// over every mapped field, the metadata counters included (see the module doc; attack26).
+pub(crate) fn no_docvalues_of_every_field(v: J<'_>) -> Result<(), Rejection> {
+    let every = |i: J<'_>| match i {
+        J::String(s) => s == "*",
+        J::Object(m) => matches!(m.get("field"), Some(J::String("*"))),
+        _ => false,
+    };
+    let found = match v {
+        J::Array(items) => items.iter().any(every),
+        one => every(one),
+    };
+    if found {
+        return Err(every_docvalue());
+    }
+    Ok(())
+}
+
+fn every_docvalue() -> Rejection {
+    Rejection::forbidden(
+        "[docvalue_fields] of [*] is not allowed for this token (it reads the doc values of \
+         metadata fields too, sequence numbers among them); name the fields or patterns",
+    )
+}
+
 /// The query-string parameters that name fields or ask for internal counters (`sort`,
 /// `docvalue_fields`, `stored_fields`, `seq_no_primary_term`), on any route that takes them.
 pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), Rejection> {
@@ -645,10 +674,14 @@ pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), Rejection>
                     check(field, Position::TopLevelSort)?;
                 }
             }
-            "docvalue_fields" => v
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .try_for_each(|f| check(f, Position::Data))?,
+            "docvalue_fields" => {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .try_for_each(|f| match f {
+                        "*" => Err(every_docvalue()),
+                        _ => check(f, Position::Data),
+                    })?
+            }
             "stored_fields" => v
                 .split(',')
                 .filter(|s| !s.is_empty())
@@ -1146,6 +1179,9 @@ mod tests {
             ("sort", "n,_primary_term", false),
             ("docvalue_fields", "@timestamp,_seq_no", false),
             ("docvalue_fields", "@timestamp", true),
+            ("docvalue_fields", "*", false),
+            ("docvalue_fields", "@timestamp,*", false),
+            ("docvalue_fields", "*.keyword,@t*", true),
             ("stored_fields", "_none_", true),
             ("stored_fields", "*", true),
             ("stored_fields", "_seq_no", false),

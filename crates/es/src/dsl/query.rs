@@ -1186,13 +1186,21 @@ pub(crate) fn check_highlight(v: J<'_>, _key: &str) -> Result<(), Rejection> {
     keyed(v, "highlight", HIGHLIGHT)
 }
 
+/// `highlight.fields`: each name (a field or a pattern, Kibana's `*`) checked as every field
+/// position is (`fields::check`), each field's options by [`HIGHLIGHT_FIELD`]. attack26: a
+/// highlighter reads only the hit's own text, so no metadata name read a counter here (the
+/// counters are not in `_source` and not stored); checked anyway, deny by default, as the
+/// `fields` list beside it.
 fn highlight_fields(v: J<'_>, _key: &str) -> Result<(), Rejection> {
-    let field = |opts: J<'_>| keyed(opts, "highlight field", HIGHLIGHT_FIELD);
+    let field = |name: &str, opts: J<'_>| {
+        fields::check(name, Position::Data)?;
+        keyed(opts, "highlight field", HIGHLIGHT_FIELD)
+    };
     match v {
-        J::Object(fields) => fields.try_each(|_, opts| field(opts)),
+        J::Object(fields) => fields.try_each(field),
         J::Array(items) => items.try_each(|item| {
-            let (_f, opts) = single_entry(item, "a highlight field")?;
-            field(opts)
+            let (name, opts) = single_entry(item, "a highlight field")?;
+            field(name, opts)
         }),
         _ => Err(Rejection::bad_request(
             "[highlight.fields] must be an object or array",
@@ -1371,6 +1379,9 @@ pub(crate) fn check_source(v: J<'_>, _key: &str) -> Result<(), Rejection> {
 /// An accepted list is known in one pass over its items ([`field_item_allowed`]); only a
 /// refused one goes through the two passes, for their refusal (issue 10).
 pub(crate) fn check_fields(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    if key == "docvalue_fields" {
+        fields::no_docvalues_of_every_field(v)?;
+    }
     if let J::Array(items) = v {
         if items.iter().all(field_item_allowed) {
             return Ok(());
@@ -1401,6 +1412,9 @@ fn field_item_allowed(item: J<'_>) -> bool {
 }
 
 fn check_fields_in_two_passes(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    if key == "docvalue_fields" {
+        fields::no_docvalues_of_every_field(v)?;
+    }
     array_of(v, key, |item| match item {
         J::String(_) => Ok(()),
         J::Object(_) => flat(item, keys!["field", "format", "include_unmapped"]),

@@ -1587,6 +1587,60 @@ mod tests {
         }
     }
 
+    /// attack26 (hardening): `highlight.fields` names are checked as every field position is:
+    /// metadata names other than the document's own and patterns that could match them are
+    /// refused, in every place a highlight goes and in both forms of the list; `*` (Kibana's
+    /// Discover), plain names, dotted patterns and `_id` are not.
+    #[test]
+    fn highlight_field_names_are_checked_like_every_field() {
+        let q = json!({"match": {"message": "x"}});
+        for name in ["_seq_no", "_primary_term", "_s*", "*no", "_mine"] {
+            for body in [
+                json!({"query": q, "highlight": {"fields": {name: {}}}}),
+                json!({"query": q, "highlight": {"fields": [{name: {}}]}}),
+                json!({"aggs": {"t": {"top_hits": {"highlight": {"fields": {name: {}}, "highlight_query": q}}}}}),
+                json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "highlight": {"fields": {name: {}}, "highlight_query": q}}}}),
+            ] {
+                refused_as(&body, RejectKind::Forbidden);
+            }
+        }
+        for name in ["*", "message", "message*", "*.keyword", "_id"] {
+            let body = json!({"query": q, "highlight": {"fields": {name: {}}}});
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+        }
+    }
+
+    /// attack26 (hardening, carried from attack24): `docvalue_fields` of `*` alone is refused
+    /// wherever it goes (top level, `top_hits`, collapse and nested inner hits; a name or an
+    /// object's `field`): Elasticsearch resolves it over every mapped field, `_seq_no` and
+    /// `_primary_term` included, and only its failure on `_source` kept them out. `fields`
+    /// of `*` (metadata left out) and dotted or prefixed patterns stay allowed.
+    #[test]
+    fn docvalue_fields_of_every_field_are_refused() {
+        for dv in [
+            json!(["*"]),
+            json!([{"field": "*"}]),
+            json!(["n", "*"]),
+            json!("*"),
+        ] {
+            for body in [
+                json!({"docvalue_fields": dv}),
+                json!({"aggs": {"t": {"top_hits": {"docvalue_fields": dv}}}}),
+                json!({"collapse": {"field": "user", "inner_hits": {"name": "i", "docvalue_fields": dv}}}),
+                json!({"query": {"nested": {"path": "items", "query": {"match_all": {}}, "inner_hits": {"docvalue_fields": dv}}}}),
+            ] {
+                refused_as(&body, RejectKind::Forbidden);
+            }
+        }
+        for body in [
+            json!({"fields": ["*"]}),
+            json!({"docvalue_fields": ["*.keyword", "n*", {"field": "@timestamp", "format": "epoch_millis"}]}),
+            json!({"aggs": {"t": {"top_hits": {"fields": [{"field": "*"}]}}}}),
+        ] {
+            assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+        }
+    }
+
     /// Review 13 (the leak oracle): two inner hits of one name in a body are refused, on the
     /// search and count paths, wherever they are (query, post_filter, aggregations, lists);
     /// distinct names, and `collapse`'s inner hits (named apart by ES), are not.

@@ -9,7 +9,9 @@
 //! `hard_bounds` and the interval (at most [`MAX_BUCKETS`], Elasticsearch's and OpenSearch's
 //! `search.max_buckets`), sizes of bucketing aggregations (1..=[`MAX_BUCKETS`]), `order` paths (`_count`, `_key`, `_term`, or
 //! a path through existing single-bucket sub-aggregations ending at a metric or single-bucket
-//! one), and `slice` (`0 <= id < max`, `2 <= max <= 1024`).
+//! one), the sizes of percentile sketches (t-digest `compression` up to [`MAX_COMPRESSION`],
+//! HDR digits up to [`MAX_HDR_DIGITS`]: a 403 above, as their memory per bucket escapes the
+//! backends' circuit breakers), and `slice` (`0 <= id < max`, `2 <= max <= 1024`).
 //!
 //! Invariant: pure; reasons name keys, never values. Bucket counts that depend on the data
 //! (a tiny interval without bounds) cannot be computed here; the backend's own bucket limit
@@ -25,6 +27,26 @@ pub(crate) const MAX_BUCKETS: u64 = 65_535;
 
 /// Most slices of one scroll (`index.max_slices_per_scroll`'s default).
 const MAX_SLICES: u64 = 1024;
+
+/// Most `compression` a t-digest (`percentiles`, `percentile_ranks` `tdigest`, `boxplot`,
+/// `median_absolute_deviation`) may ask for: ten times the default 100. attack26 (M,
+/// availability): Elasticsearch and OpenSearch take any value from 0 up, and the digest's
+/// memory grows with it, one digest per bucket (and one for an empty result), outside the
+/// circuit breakers in every version but Elasticsearch 8.15's and later. OpenSearch 3.4 and
+/// later build each digest as a `MergingDigest`, whose arrays (about 232 bytes times the
+/// compression) are allocated when it is made: `compression: 100000000`, about 23 GB, took a
+/// node's heap with one request, whatever the data. Elasticsearch 8.9 to 8.14 keep up to 20
+/// times the compression values of a bucket before merging (2,000 at the default), and older
+/// versions a centroid per distinct value: bounded by the data only.
+pub(crate) const MAX_COMPRESSION: f64 = 1000.0;
+
+/// Most `number_of_significant_value_digits` an HDR histogram (`percentiles`,
+/// `percentile_ranks` `hdr`) may ask for: the default. Each bucket's histogram is allocated
+/// outside the circuit breakers (`new DoubleHistogram(digits)`, both backends, every
+/// version) with 2^(log2(2 x 10^digits) + 1) counters at least: 32 KiB at 3 digits, 512 KiB at
+/// 4, 4 MiB at 5 (attack26: 128 times the default's memory, per bucket, for every distinct
+/// term a parent `terms` collects).
+pub(crate) const MAX_HDR_DIGITS: u64 = 3;
 
 /// The parameters of an aggregation as the checks read them (`fields::check_agg_in`,
 /// [`check_agg_in`], `aggs`' `min_doc_count` rule): the object itself, or what one pass over it
@@ -57,7 +79,7 @@ impl<'a> Params<'a> for Obj<'a> {
 }
 
 /// Every parameter the aggregation checks read, in [`read_index`]'s order.
-pub(crate) const READ: [&str; 21] = [
+pub(crate) const READ: [&str; 24] = [
     "field",
     "path",
     "terms",
@@ -79,6 +101,9 @@ pub(crate) const READ: [&str; 21] = [
     "minimum_interval",
     "max_doc_count",
     "precision",
+    "compression",
+    "tdigest",
+    "hdr",
 ];
 
 /// The place of `key` in [`READ`] (`read_index_is_the_place_in_read`, tests).
@@ -106,6 +131,9 @@ fn read_index(key: &str) -> Option<usize> {
         "minimum_interval" => 18,
         "max_doc_count" => 19,
         "precision" => 20,
+        "compression" => 21,
+        "tdigest" => 22,
+        "hdr" => 23,
         _ => return None,
     })
 }
@@ -218,6 +246,25 @@ pub(crate) fn check_agg_in<'a>(
                 }
             }
         }
+        "percentiles" | "percentile_ranks" => {
+            if let Some(v) = m.get("tdigest") {
+                sketch(v, "tdigest", |k, v| match k {
+                    "compression" => compression(v, "tdigest.compression"),
+                    _ => Ok(()),
+                })?;
+            }
+            if let Some(v) = m.get("hdr") {
+                sketch(v, "hdr", |k, v| match k {
+                    "number_of_significant_value_digits" => hdr_digits(v),
+                    _ => Ok(()),
+                })?;
+            }
+        }
+        "boxplot" | "median_absolute_deviation" => {
+            if let Some(v) = m.get("compression") {
+                compression(v, "compression")?;
+            }
+        }
         "geohash_grid" | "geotile_grid" => {
             sizes(m, &["size", "shard_size"])?;
             let max = if ty == "geohash_grid" { 12 } else { 29 };
@@ -231,6 +278,48 @@ pub(crate) fn check_agg_in<'a>(
         _ => {}
     }
     Ok(())
+}
+
+/// A percentiles method's options (`tdigest`, `hdr`): an object, each entry checked by `each`.
+fn sketch(
+    v: J<'_>,
+    key: &str,
+    each: impl FnMut(&str, J<'_>) -> Result<(), Rejection>,
+) -> Result<(), Rejection> {
+    match v {
+        J::Object(m) => m.try_each(each),
+        _ => Err(bad(&format!("[{key}] must be an object"))),
+    }
+}
+
+/// A t-digest's `compression`: a number from 0 to [`MAX_COMPRESSION`].
+fn compression(v: J<'_>, key: &str) -> Result<(), Rejection> {
+    match number_of(v) {
+        Some(c) if (0.0..=MAX_COMPRESSION).contains(&c) => Ok(()),
+        Some(c) if c > MAX_COMPRESSION => Err(Rejection::forbidden(format!(
+            "[{key}] above {MAX_COMPRESSION} is not allowed for this token: the backend \
+             allocates memory for each bucket in proportion to it"
+        ))),
+        _ => Err(bad(&format!(
+            "[{key}] must be a number between 0 and {MAX_COMPRESSION}"
+        ))),
+    }
+}
+
+/// An HDR histogram's `number_of_significant_value_digits`: an integer up to
+/// [`MAX_HDR_DIGITS`].
+fn hdr_digits(v: J<'_>) -> Result<(), Rejection> {
+    const KEY: &str = "hdr.number_of_significant_value_digits";
+    match uint_of(v) {
+        Some(n) if n <= MAX_HDR_DIGITS => Ok(()),
+        Some(_) => Err(Rejection::forbidden(format!(
+            "[{KEY}] above {MAX_HDR_DIGITS} is not allowed for this token: the backend \
+             allocates memory for each bucket in proportion to 10 to its power"
+        ))),
+        None => Err(bad(&format!(
+            "[{KEY}] must be an integer between 0 and {MAX_HDR_DIGITS}"
+        ))),
+    }
 }
 
 /// `slice`: `id` and `max` present, `0 <= id < max`, `2 <= max <= 1024`.
@@ -924,6 +1013,135 @@ mod tests {
         ];
         for (ty, body, ok) in cases {
             assert_eq!(check(ty, body.clone(), None).is_ok(), ok, "{ty} {body}");
+        }
+    }
+
+    /// attack26 (M, availability): a percentile sketch's size is bounded, as each bucket's
+    /// sketch is allocated outside the backends' circuit breakers (OpenSearch 3.4+ allocates a
+    /// t-digest's arrays, about 232 bytes times `compression`, when it is made; an HDR
+    /// histogram's counters grow tenfold with each significant digit). Up to the bound, as
+    /// clients send them (Elastic APM: HDR with 2 digits); above it 403, nonsense 400.
+    #[test]
+    fn percentile_sketches_are_bounded() {
+        use RejectKind::{BadRequest, Forbidden};
+        let cases: &[(&str, Value, Option<RejectKind>)] = &[
+            ("percentiles", json!({"field": "n"}), None),
+            ("percentiles", json!({"field": "n", "tdigest": {}}), None),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": 200}}),
+                None,
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": 1000.0, "execution_hint": "high_accuracy"}}),
+                None,
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": "50"}}),
+                None,
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": 0}}),
+                None,
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": 100000000}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": 1000.5}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": "1e8"}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": -1}}),
+                Some(BadRequest),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": "NaN"}}),
+                Some(BadRequest),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": {"compression": [1]}}),
+                Some(BadRequest),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "tdigest": 100}),
+                Some(BadRequest),
+            ),
+            (
+                "percentile_ranks",
+                json!({"field": "n", "values": [1], "tdigest": {"compression": 100000}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "hdr": {"number_of_significant_value_digits": 2}}),
+                None,
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "hdr": {"number_of_significant_value_digits": "3"}}),
+                None,
+            ),
+            ("percentiles", json!({"field": "n", "hdr": {}}), None),
+            (
+                "percentiles",
+                json!({"field": "n", "hdr": {"number_of_significant_value_digits": 5}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentile_ranks",
+                json!({"field": "n", "values": [1], "hdr": {"number_of_significant_value_digits": 4}}),
+                Some(Forbidden),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "hdr": {"number_of_significant_value_digits": 2.5}}),
+                Some(BadRequest),
+            ),
+            (
+                "percentiles",
+                json!({"field": "n", "hdr": [3]}),
+                Some(BadRequest),
+            ),
+            ("boxplot", json!({"field": "n", "compression": 500}), None),
+            (
+                "boxplot",
+                json!({"field": "n", "compression": 10000000}),
+                Some(Forbidden),
+            ),
+            (
+                "median_absolute_deviation",
+                json!({"field": "n", "compression": 1e9}),
+                Some(Forbidden),
+            ),
+            (
+                "median_absolute_deviation",
+                json!({"field": "n", "compression": true}),
+                Some(BadRequest),
+            ),
+        ];
+        for (ty, body, want) in cases {
+            let got = check(ty, body.clone(), None);
+            assert_eq!(got.as_ref().err().map(|e| e.kind), *want, "{ty} {body}");
+            if let Err(e) = got {
+                let named = ["tdigest", "hdr", "compression"];
+                assert!(named.iter().any(|k| e.reason.contains(k)), "{e:?}");
+            }
         }
     }
 
