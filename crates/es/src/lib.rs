@@ -49,6 +49,7 @@ use dsl::cost;
 use ids::{continuation, ordinals};
 use indices::{index, resolution};
 use request::dialect;
+pub use request::params::Param;
 use routes::Transform;
 
 /// A token's mandatory filters: field → accepted values. Same field = any of the values;
@@ -401,7 +402,7 @@ pub struct Permit {
     /// Canonical, percent-encoded path.
     pub path: String,
     /// Allow-listed query parameters, decoded (the proxy re-encodes them).
-    pub query: Vec<(String, String)>,
+    pub query: Vec<Param>,
     pub body: Option<ForwardBody>,
     /// Indices the request reaches (for the audit log).
     pub indices: Vec<String>,
@@ -508,7 +509,7 @@ impl Answer {
         transform: Option<Transform>,
         shaping: shaping::Shaping,
         expected: usize,
-        query: &mut Vec<(String, String)>,
+        query: &mut Vec<Param>,
     ) -> Result<Answer, Rejection> {
         let kept = (!shaping.is_identity()).then_some(shaping.clone());
         Ok(match (transform, id, sort) {
@@ -580,7 +581,7 @@ pub struct Plan {
     /// The route's row in the table (`routes::spec`).
     spec: &'static routes::Spec,
     method: Method,
-    params: Vec<(String, String)>,
+    params: Vec<Param>,
     /// The checked path expression (or the token's patterns) for routes that take indices.
     index: Option<index::Expression>,
     /// Whether the path named the index expression.
@@ -604,7 +605,7 @@ pub struct Prepared {
     /// is handled.
     upstream: routes::Upstream,
     /// The parameters to forward.
-    query: Vec<(String, String)>,
+    query: Vec<Param>,
     /// The response-shaping parameters, taken out of `query` (see `shaping`).
     shaping: shaping::Shaping,
     /// A route of one dialect only: forwarded only to a backend of that dialect.
@@ -688,7 +689,7 @@ impl Permit {
         action: &'static str,
         method: Method,
         path: String,
-        query: Vec<(String, String)>,
+        query: Vec<Param>,
         body: Option<ForwardBody>,
         indices: Vec<String>,
         answer: Answer,

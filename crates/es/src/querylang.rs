@@ -981,7 +981,7 @@ mod route_tests {
         .unwrap();
         assert_eq!(p.action, "esql");
         assert_eq!(p.path, "/_query");
-        assert_eq!(p.query, vec![("format".to_string(), "csv".to_string())]);
+        assert_eq!(p.query, crate::testing::pairs(&[("format", "csv")]));
         assert_eq!(p.indices, vec!["logs-a", "logs-b"]);
         assert_eq!(
             body(&p),
@@ -1121,7 +1121,7 @@ mod route_tests {
         assert_eq!(p.action, "sql");
         assert_eq!(p.method, es::Method::Post);
         assert_eq!(p.path, "/_sql");
-        assert_eq!(p.query, vec![("format".to_string(), "json".to_string())]);
+        assert_eq!(p.query, crate::testing::pairs(&[("format", "json")]));
         assert_eq!(
             body(&p),
             json!({
@@ -1144,7 +1144,7 @@ mod route_tests {
         assert_ne!(cursor, "c2Vydg==");
         let next = run("POST", "/_sql", None, json!({ "cursor": cursor })).unwrap();
         assert_eq!(body(&next), json!({"cursor": "c2Vydg=="}));
-        assert_eq!(next.query, vec![("format".to_string(), "json".to_string())]);
+        assert_eq!(next.query, crate::testing::pairs(&[("format", "json")]));
         assert!(next.indices.is_empty());
         let close = run("POST", "/_sql/close", None, json!({ "cursor": cursor })).unwrap();
         assert_eq!(close.path, "/_sql/close");
@@ -1226,7 +1226,7 @@ mod route_tests {
         assert_eq!(p.path, "/logs-a,logs-b/_eql/search");
         assert_eq!(
             p.query,
-            vec![("expand_wildcards".to_string(), "open".to_string())]
+            crate::testing::pairs(&[("expand_wildcards", "open")])
         );
         assert_eq!(
             body(&p),

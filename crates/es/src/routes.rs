@@ -59,7 +59,7 @@ use crate::indices::index::Expression;
 use crate::request::body;
 use crate::request::dialect::DialectRoute;
 use crate::request::endpoint::{AsyncOp, Route};
-use crate::request::params::ParamSet;
+use crate::request::params::{Param, ParamSet};
 use crate::{ForwardBody, Method, Rejection, RequestHead, Scope};
 
 /// Longest path esgate forwards: Elasticsearch refuses request lines over 4 KiB by default.
@@ -138,7 +138,7 @@ pub(crate) struct Request<'a> {
     pub path_id: Option<String>,
     /// The allow-listed parameters to forward (response shaping and URI search taken out); a
     /// route may replace them.
-    pub params: Vec<(String, String)>,
+    pub params: Vec<Param>,
     /// `?q=` and its companions as a body query (`uri_search`), for the routes that take it.
     pub uri_query: Option<Value>,
     pub raw_body: Option<&'a [u8]>,

@@ -53,9 +53,9 @@ pub(crate) fn cluster(expr: &str) -> Vec<ResolvedName> {
 }
 
 /// Owned `(key, value)` pairs.
-pub(crate) fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn pairs(v: &[(&str, &str)]) -> Vec<crate::Param> {
     v.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .map(|(a, b)| (a.to_string().into(), b.to_string().into()))
         .collect()
 }
 

@@ -16,13 +16,14 @@
 use crate::answers::filter_path::FilterPath;
 use crate::memory::Meter;
 use crate::request::body::parse_value_within;
+use crate::request::params::Param;
 use crate::{RejectKind, Rejection};
 
 /// The response-shaping parameters of one request, taken out of its query string.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shaping {
     /// The parameters as received (checked), to forward when the backend applies them.
-    received: Vec<(String, String)>,
+    received: Vec<Param>,
     filter_path: Option<FilterPath>,
     pretty: bool,
 }
@@ -38,23 +39,20 @@ const NAMES: [&str; 4] = ["filter_path", "pretty", "human", "error_trace"];
 
 impl Shaping {
     /// Takes the shaping parameters out of the checked query parameters.
-    pub fn take(params: &mut Vec<(String, String)>) -> Result<Shaping, Rejection> {
+    pub fn take(params: &mut Vec<Param>) -> Result<Shaping, Rejection> {
         let mut shaping = Shaping::default();
         // None of them (nearly every request): the list stays as it is, not moved into a new
         // one (issue 10, goal 6: an allocation and a move of every parameter per request).
-        if !params
-            .iter()
-            .any(|(name, _)| NAMES.contains(&name.as_str()))
-        {
+        if !params.iter().any(|(name, _)| NAMES.contains(&&**name)) {
             return Ok(shaping);
         }
         let mut rest = Vec::with_capacity(params.len());
         for (name, value) in params.drain(..) {
-            if !NAMES.contains(&name.as_str()) {
+            if !NAMES.contains(&&*name) {
                 rest.push((name, value));
                 continue;
             }
-            match name.as_str() {
+            match &*name {
                 "filter_path" => shaping.filter_path = FilterPath::parse(&value)?,
                 "pretty" => shaping.pretty = value != "false",
                 // `params` accepts only `false`, the default: nothing to forward.
@@ -68,7 +66,7 @@ impl Shaping {
     }
 
     /// The parameters to forward when the backend shapes the answer itself.
-    pub fn forwarded(&self) -> &[(String, String)] {
+    pub fn forwarded(&self) -> &[Param] {
         &self.received
     }
 

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::json::{Obj, J};
 
 use crate::dsl::values::{histogram_buckets, uint_of};
-use crate::request::params::time_millis;
+use crate::request::params::{time_millis, Param};
 use crate::Rejection;
 
 /// `size` when a search gives none (Elasticsearch's default).
@@ -56,11 +56,7 @@ impl CostGuard {
 
     /// Checks and rewrites one search: `body` as `rewrite::search` returned it, `params` its
     /// URI parameters (empty for an msearch line).
-    pub fn search(
-        &self,
-        body: &mut Value,
-        params: &mut Vec<(String, String)>,
-    ) -> Result<(), Rejection> {
+    pub fn search(&self, body: &mut Value, params: &mut Vec<Param>) -> Result<(), Rejection> {
         if self.is_unlimited() {
             return Ok(());
         }
@@ -79,7 +75,7 @@ impl CostGuard {
     pub(crate) fn search_checked(
         &self,
         m: Obj<'_>,
-        params: &mut Vec<(String, String)>,
+        params: &mut Vec<Param>,
     ) -> Result<Option<String>, Rejection> {
         if self.is_unlimited() {
             return Ok(None);

@@ -49,6 +49,7 @@ use super::json::J;
 use super::values::Params;
 
 use crate::error::printable;
+use crate::request::params::Param;
 use crate::Rejection;
 
 /// Where a field name appears.
@@ -665,9 +666,9 @@ fn every_docvalue() -> Rejection {
 
 /// The query-string parameters that name fields or ask for internal counters (`sort`,
 /// `docvalue_fields`, `stored_fields`, `seq_no_primary_term`), on any route that takes them.
-pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), Rejection> {
+pub(crate) fn check_params(params: &[Param]) -> Result<(), Rejection> {
     for (k, v) in params {
-        match k.as_str() {
+        match &**k {
             "sort" => {
                 for item in v.split(',').filter(|s| !s.is_empty()) {
                     let field = item.rsplit_once(':').map_or(item, |(f, _)| f);
@@ -1172,7 +1173,7 @@ mod tests {
 
     #[test]
     fn uri_parameters() {
-        let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let p = |k: &str, v: &str| crate::testing::pairs(&[(k, v)]);
         for (k, v, ok) in [
             ("sort", "@timestamp:desc,_doc", true),
             ("sort", "_seq_no:asc", false),

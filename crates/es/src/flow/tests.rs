@@ -100,14 +100,11 @@ fn bodiless_search_gets_the_token_patterns_and_the_filter() {
     assert_eq!(p.path, "/logs-a,logs-b/_search");
     assert_eq!(
         p.query,
-        vec![
-            ("size".to_string(), "100".to_string()),
-            ("expand_wildcards".to_string(), "open".to_string()),
-            (
-                "pre_filter_shard_size".to_string(),
-                "2147483647".to_string()
-            )
-        ]
+        crate::testing::pairs(&[
+            ("size", "100"),
+            ("expand_wildcards", "open"),
+            ("pre_filter_shard_size", "2147483647")
+        ])
     );
     assert_eq!(body_json(&p), json!({ "query": wrapped_match_all() }));
     assert_eq!(
@@ -173,7 +170,7 @@ fn response_shaping_and_field_parameters_that_stay_inside_the_filter_are_kept() 
     // ENC-08: fine once the query is wrapped.
     let q = "stored_fields=a&docvalue_fields=b&_source=c&sort=t:desc&typed_keys=true&rest_total_hits_as_int=true";
     let p = run(&head("GET", "/logs-a/_search", Some(q)), None, logs).unwrap();
-    let names: Vec<&str> = p.query.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = p.query.iter().map(|(n, _)| &**n).collect();
     assert_eq!(
         names,
         [
@@ -1296,7 +1293,7 @@ mod dialect_and_shaping_tests {
         let streamed = run("GET", "/logs-a/_search", Some(shaping), None, None).unwrap();
         assert!(!streamed.answer.reads_whole());
         assert!(streamed.answer.shaping().is_none());
-        let names: Vec<&str> = streamed.query.iter().map(|(k, _)| k.as_str()).collect();
+        let names: Vec<&str> = streamed.query.iter().map(|(k, _)| &**k).collect();
         for k in ["filter_path", "pretty", "human"] {
             assert!(names.contains(&k), "{k} forwarded: {names:?}");
         }
@@ -1319,7 +1316,7 @@ mod dialect_and_shaping_tests {
             assert!(permit.answer.shaping().is_some(), "{method} {path}");
             for (k, _) in &permit.query {
                 assert!(
-                    !["filter_path", "pretty", "human", "error_trace"].contains(&k.as_str()),
+                    !["filter_path", "pretty", "human", "error_trace"].contains(&&**k),
                     "{method} {path}: {k} forwarded on an answer esgate reads whole"
                 );
             }

@@ -53,6 +53,7 @@ use crate::dsl::json::{Obj, J};
 use crate::error::printable;
 use crate::ids::continuation::Binding;
 use crate::memory::Meter;
+use crate::request::params::Param;
 use crate::Rejection;
 
 /// Sort keys whose values are shard-wide counters.
@@ -187,7 +188,7 @@ pub(crate) enum Mode<'a> {
 /// Elasticsearch reads it), so that the sort positions are known exactly; a sort in both places
 /// is a 400 (backends disagree on which wins).
 pub(crate) fn take_uri_sort(
-    params: &mut Vec<(String, String)>,
+    params: &mut Vec<Param>,
     body: Option<Value>,
 ) -> Result<Option<Value>, Rejection> {
     let Some(i) = params.iter().position(|(k, _)| k == "sort") else {
@@ -953,25 +954,23 @@ mod tests {
 
     #[test]
     fn uri_sort_moves_into_the_body() {
-        let mut params = vec![
-            ("size".to_string(), "2".to_string()),
-            ("sort".to_string(), "n:desc,_doc,@timestamp:asc".to_string()),
-        ];
+        let mut params =
+            crate::testing::pairs(&[("size", "2"), ("sort", "n:desc,_doc,@timestamp:asc")]);
         let out = take_uri_sort(&mut params, None).unwrap().unwrap();
         assert_eq!(
             out,
             json!({"sort": [{"n": {"order": "desc"}}, "_doc", {"@timestamp": {"order": "asc"}}]})
         );
-        assert_eq!(params, vec![("size".to_string(), "2".to_string())]);
+        assert_eq!(params, crate::testing::pairs(&[("size", "2")]));
         for bad in ["", "a,,b", "n:up", ":asc"] {
-            let mut params = vec![("sort".to_string(), bad.to_string())];
+            let mut params = crate::testing::pairs(&[("sort", bad)]);
             assert_eq!(
                 take_uri_sort(&mut params, None).unwrap_err().kind,
                 RejectKind::BadRequest,
                 "{bad}"
             );
         }
-        let mut params = vec![("sort".to_string(), "_doc".to_string())];
+        let mut params = crate::testing::pairs(&[("sort", "_doc")]);
         let err = take_uri_sort(&mut params, Some(json!({"sort": "n"}))).unwrap_err();
         assert_eq!(err.kind, RejectKind::BadRequest);
         let mut none = Vec::new();

@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::request::params::Param;
 use crate::Rejection;
 
 /// The URI-search parameters, in the order Elasticsearch reads them.
@@ -29,22 +30,17 @@ const MAX_NESTING: usize = 32;
 
 /// Removes the URI-search parameters from `params` (the checked, decoded query-string pairs)
 /// and returns the `query_string` query they describe, or `None` when there is no `q`.
-pub fn take(params: &mut Vec<(String, String)>) -> Result<Option<Value>, Rejection> {
-    let mut found: Vec<(String, String)> = Vec::new();
+pub fn take(params: &mut Vec<Param>) -> Result<Option<Value>, Rejection> {
+    let mut found: Vec<Param> = Vec::new();
     params.retain(|(k, v)| {
-        if PARAMS.contains(&k.as_str()) {
+        if PARAMS.contains(&&**k) {
             found.push((k.clone(), v.clone()));
             false
         } else {
             true
         }
     });
-    let get = |name: &str| {
-        found
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| found.iter().find(|(k, _)| k == name).map(|(_, v)| &**v);
     let Some(q) = get("q") else {
         if let Some((name, _)) = found.first() {
             return Err(Rejection::bad_request(format!(

@@ -24,7 +24,7 @@ use crate::ids::continuation::{self, Binding, IdKind, Release, Seal};
 use crate::ids::ordinals::{Positions, SortSeal};
 use crate::memory::Meter;
 use crate::request::endpoint::AsyncOp;
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{Kind, Param, ParamSet};
 use crate::{Holding, Method, Rejection, Scope};
 
 /// What a submit, poll or status answer carries: an async search id in `id` (only while the
@@ -193,11 +193,8 @@ fn on_id(req: &mut Request<'_>, op: AsyncOp) -> Result<Upstream, Rejection> {
 }
 
 /// The value of the query parameter `key`, if given.
-fn param<'p>(params: &'p [(String, String)], key: &str) -> Option<&'p str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+fn param<'p>(params: &'p [Param], key: &str) -> Option<&'p str> {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
 }
 
 /// Everything but ASCII letters, digits, `-` and `_` is percent-encoded in a forwarded id, so

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use super::{Request, Spec, Transform, Upstream};
 use crate::error::printable;
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{Kind, Param, ParamSet};
 use crate::{Method, Rejection};
 
 /// Rendering parameters, interpreted by [`plan`].
@@ -152,17 +152,14 @@ impl Table {
 
 /// Checks the client's parameters (already allow-listed by `params`) for a token with or
 /// without filters; returns the parameters to forward and the rendering plan.
-pub fn plan(
-    params: &[(String, String)],
-    filtered: bool,
-) -> Result<(Vec<(String, String)>, Table), Rejection> {
+pub fn plan(params: &[Param], filtered: bool) -> Result<(Vec<Param>, Table), Rejection> {
     let mut columns: Option<Vec<(&'static str, &'static str)>> = None;
     let mut sort = Vec::new();
     let mut format = Format::Text;
     let mut header = false;
     let mut bytes = None;
     for (k, v) in params {
-        match k.as_str() {
+        match &**k {
             "h" => {
                 let mut list = Vec::new();
                 for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -190,7 +187,7 @@ pub fn plan(
                 }
             }
             "format" => {
-                format = match v.as_str() {
+                format = match &**v {
                     "json" => Format::Json,
                     "txt" | "text" => Format::Text,
                     _ => {
@@ -201,7 +198,7 @@ pub fn plan(
                 }
             }
             "v" => header = v != "false",
-            "bytes" if BYTES.contains(&v.as_str()) => bytes = Some(v.clone()),
+            "bytes" if BYTES.contains(&&**v) => bytes = Some(v.clone()),
             "bytes" => {
                 return Err(Rejection::bad_request(
                     "query parameter [bytes] has a value that is not allowed",
@@ -237,12 +234,12 @@ pub fn plan(
             wanted.push(c);
         }
     }
-    let mut forward = vec![
-        ("format".to_string(), "json".to_string()),
-        ("h".to_string(), wanted.join(",")),
+    let mut forward: Vec<Param> = vec![
+        ("format".into(), "json".into()),
+        ("h".into(), wanted.join(",").into()),
     ];
     if let Some(b) = bytes {
-        forward.push(("bytes".to_string(), b));
+        forward.push(("bytes".into(), b));
     }
     Ok((
         forward,
@@ -468,7 +465,7 @@ mod tests {
     fn unfiltered_token_gets_the_counts_and_absent_default_columns_are_dropped() {
         let (forward, table) = plan(&p(&[("format", "json"), ("bytes", "b")]), false).unwrap();
         assert_eq!(forward[1].1, DEFAULT.join(","));
-        assert_eq!(forward[2], ("bytes".to_string(), "b".to_string()));
+        assert_eq!(forward[2..], p(&[("bytes", "b")]));
         let out = json_of(render(&table, &rows()).unwrap());
         assert_eq!(out[1]["docs.count"], json!("9"));
         assert!(out[0].get("dataset.size").is_none(), "{out}");

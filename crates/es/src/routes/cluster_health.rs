@@ -21,7 +21,7 @@
 use serde_json::{Map, Value};
 
 use super::{Request, Shape, Spec, Transform, Upstream};
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{Kind, Param, ParamSet};
 use crate::{Method, Rejection};
 
 // Never a wait: `timeout=0s` is forwarded in place of `timeout` ([`forwarded_params`]), so a
@@ -58,8 +58,8 @@ fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 
 /// The parameters forwarded upstream, from the checked client parameters: `wait_for_status`
 /// kept, `level=cluster` and `timeout=0s` forced, everything else dropped.
-pub fn forwarded_params(params: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = params
+pub fn forwarded_params(params: &[Param]) -> Vec<Param> {
+    let mut out: Vec<Param> = params
         .iter()
         .filter(|(k, _)| k == "wait_for_status")
         .cloned()

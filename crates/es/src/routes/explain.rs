@@ -19,7 +19,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{Request, Spec, Transform, Upstream};
-use crate::request::params::{Kind, ParamSet};
+use crate::request::params::{Kind, Param, ParamSet};
 use crate::{dsl::rewrite, FilterSet, Method, Rejection};
 
 /// Response shaping only (no `q`, `df`, `analyzer`...).
@@ -74,7 +74,7 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    pub fn new(index: &str, id: &str, params: &[(String, String)]) -> Result<Lookup, Rejection> {
+    pub fn new(index: &str, id: &str, params: &[Param]) -> Result<Lookup, Rejection> {
         if id.is_empty() || id.len() > MAX_ID {
             return Err(Rejection::bad_request(
                 "a document id must be 1 to 512 bytes long",
@@ -85,7 +85,7 @@ impl Lookup {
         // the answer carries `get` only for stored fields or a source that is on (attack21a:
         // noida's search kept the included source where its explain API gave none).
         let source_off = params.iter().any(|(k, v)| k == "_source" && v == "false");
-        let want_get = params.iter().any(|(k, v)| match k.as_str() {
+        let want_get = params.iter().any(|(k, v)| match &**k {
             "_source" => v != "false",
             "_source_includes" | "_source_excludes" => !source_off,
             "stored_fields" => true,
@@ -105,7 +105,7 @@ impl Lookup {
 /// [_source] is requested", osmem a 500) and leaves `_id` out of its hits, so it is forwarded
 /// as no `stored_fields` and, without a `_source*` parameter, `_source=false` (attack20a: every
 /// explain with `stored_fields=_none_&_source_includes=...` failed, whatever the id).
-fn without_none_stored_fields(params: &mut Vec<(String, String)>) {
+fn without_none_stored_fields(params: &mut Vec<Param>) {
     let Some(i) = params
         .iter()
         .position(|(k, v)| k == "stored_fields" && v == "_none_")
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn ids_are_checked_and_get_is_wanted_only_when_asked() {
-        let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let p = |k: &str, v: &str| crate::testing::pairs(&[(k, v)]);
         assert!(Lookup::new("logs-a", "", &[]).is_err());
         assert!(Lookup::new("logs-a", &"x".repeat(513), &[]).is_err());
         assert!(!Lookup::new("logs-a", "a1", &[]).unwrap().want_get);
@@ -239,9 +239,9 @@ mod tests {
         );
         // `_source=false` wins over includes and excludes (in either order), not over stored
         // fields.
-        let pp = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+        let pp = |kv: &[(&str, &str)]| -> Vec<Param> {
             kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
                 .collect()
         };
         for (params, want) in [
@@ -264,9 +264,9 @@ mod tests {
 
     #[test]
     fn stored_fields_none_is_forwarded_as_no_stored_fields() {
-        let p = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+        let p = |kv: &[(&str, &str)]| -> Vec<Param> {
             kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
                 .collect()
         };
         for (given, forwarded) in [

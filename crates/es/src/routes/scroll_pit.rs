@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::{Request, Spec, Upstream};
 use crate::ids::continuation::{self, IdKind, Release, Seal};
 use crate::request::dialect::{Dialect, DialectRoute};
-use crate::request::params::{self, Kind, ParamSet};
+use crate::request::params::{self, Kind, Param, ParamSet};
 use crate::{error, Holding, Method, Rejection, Scope};
 
 const SCROLL_PARAMS: &[(&str, Kind)] = &[
@@ -173,20 +173,17 @@ pub(crate) fn keep_alive_ms(value: &str) -> u64 {
 }
 
 /// The value of the query parameter `key`, if given.
-fn param<'p>(params: &'p [(String, String)], key: &str) -> Option<&'p str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+fn param<'p>(params: &'p [Param], key: &str) -> Option<&'p str> {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
 }
 
 /// What a search that scrolls does to the token's open scrolls: opens one for its `scroll`.
-pub(crate) fn opening(params: &[(String, String)]) -> Holding {
+pub(crate) fn opening(params: &[Param]) -> Holding {
     opening_for(params, "scroll")
 }
 
 /// A request opening a context kept alive for the time value of its parameter `key`.
-fn opening_for(params: &[(String, String)], key: &str) -> Holding {
+fn opening_for(params: &[Param], key: &str) -> Holding {
     Holding::Open {
         keep_alive_ms: param(params, key).map_or(UNREAD_KEEP_ALIVE_MS, keep_alive_ms),
     }

@@ -309,7 +309,7 @@ fn on_pit(
     // The point in time fixes the indices; index options are refused beside it.
     req.params.retain(|(k, _)| {
         !matches!(
-            k.as_str(),
+            &**k,
             "expand_wildcards" | "ignore_unavailable" | "allow_no_indices"
         )
     });

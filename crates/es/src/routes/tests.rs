@@ -290,7 +290,7 @@ mod transform {
     fn cat_text_tables_are_text() {
         let (_, text) = cat_indices::plan(&[], true).unwrap();
         let (_, json_table) =
-            cat_indices::plan(&[("format".to_string(), "json".to_string())], true).unwrap();
+            cat_indices::plan(&crate::testing::pairs(&[("format", "json")]), true).unwrap();
         let rows = br#"[{"index":"logs-a","health":"green"}]"#;
         let t = Transform::CatIndices(text);
         assert_eq!(content_type(&t, 200), TEXT);
@@ -484,13 +484,10 @@ mod transform_routes {
         assert_eq!(p.path, "/_cat/indices/logs-a,logs-b");
         assert_eq!(
             p.query,
-            vec![
-                ("format".to_string(), "json".to_string()),
-                (
-                    "h".to_string(),
-                    "health,status,index,uuid,pri,rep".to_string()
-                )
-            ]
+            crate::testing::pairs(&[
+                ("format", "json"),
+                ("h", "health,status,index,uuid,pri,rep")
+            ])
         );
         assert!(p.body.is_none());
         assert!(matches!(
@@ -533,7 +530,7 @@ mod transform_routes {
         assert_eq!(p.action, "explain");
         assert_eq!(p.method, Method::Post);
         assert_eq!(p.path, "/logs-a/_search");
-        assert_eq!(p.query, vec![("_source".to_string(), "true".to_string())]);
+        assert_eq!(p.query, crate::testing::pairs(&[("_source", "true")]));
         assert_eq!(
             body_of(&p),
             json!({"size": 1, "explain": true, "track_total_hits": false,

@@ -235,7 +235,7 @@ pub(crate) mod tests {
                 let b = json_body(&p);
                 assert_eq!(b["query"]["bool"]["filter"], tenant(), "{method} {path}");
                 assert_eq!(b["query"]["bool"]["must"], want, "{method} {path}");
-                let names: Vec<&str> = p.query.iter().map(|(k, _)| k.as_str()).collect();
+                let names: Vec<&str> = p.query.iter().map(|(k, _)| &**k).collect();
                 assert!(
                     names.iter().all(|k| !super::uri_search::PARAMS.contains(k)),
                     "{names:?}"

@@ -10,16 +10,9 @@ fn guard(max_size: Option<u64>, max_buckets: Option<u64>, timeout_ms: Option<u64
     }
 }
 
-fn run(
-    g: &CostGuard,
-    body: Value,
-    params: &[(&str, &str)],
-) -> Result<(Value, Vec<(String, String)>), String> {
+fn run(g: &CostGuard, body: Value, params: &[(&str, &str)]) -> Result<(Value, Vec<Param>), String> {
     let mut body = body;
-    let mut params: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut params = crate::testing::pairs(params);
     g.search(&mut body, &mut params)
         .map(|()| (body, params))
         .map_err(|r| r.reason)

@@ -440,7 +440,7 @@ fn poll_status_and_delete_through_the_flow_reach_only_the_backend_id() {
         None,
     )
     .unwrap();
-    assert_eq!(p.query, vec![("keep_alive".to_string(), "1m".to_string())]);
+    assert_eq!(p.query, crate::testing::pairs(&[("keep_alive", "1m")]));
     // Parameters the poll does not take are refused before the id is even opened.
     let err = run(
         &s,

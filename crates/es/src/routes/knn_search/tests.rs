@@ -95,13 +95,7 @@ fn the_route_is_forwarded_as_a_filtered_search_on_the_checked_index() {
         assert_eq!(p.path, "/logs-a/_search");
         assert_eq!(
             p.query,
-            vec![
-                ("routing".to_string(), "r".to_string()),
-                (
-                    "pre_filter_shard_size".to_string(),
-                    "2147483647".to_string()
-                )
-            ]
+            crate::testing::pairs(&[("routing", "r"), ("pre_filter_shard_size", "2147483647")])
         );
         let b: Value = serde_json::from_slice(&p.body.unwrap().bytes).unwrap();
         assert_eq!(
