@@ -123,12 +123,12 @@ for pid in pids.split(","):
         except OSError:
             pass
 lines = [l.rstrip("\n") for l in open(path)]
-# A request begins where a thread's epoll_wait that slept over the pace returns: find the
-# second last such return.
+# A request begins where a thread's epoll_wait that slept over the pace returns; the last
+# such return is the client closing its connection.
 starts = [i for i, l in enumerate(lines) if re.search(r"epoll_wait.* = [1-9][0-9]* <[0-9.]+>$", l) and float(re.search(r"<([0-9.]+)>", l).group(1)) > 0.005]
-first = starts[-2] if len(starts) >= 2 else 0
+first, last = (starts[-3], starts[-1]) if len(starts) >= 3 else (0, len(lines))
 t0 = None
-for l in lines[first:]:
+for l in lines[first:last]:
     m = re.match(r"(\d+)\s+([0-9.]+)\s+(.*)", l)
     if not m:
         continue
