@@ -4,6 +4,8 @@
 //! Lines are written by a thread of their own every 10 ms in batches; it sleeps while nothing
 //! is pending, and the next line wakes it once, after the batch lock is let go (on a data
 //! worker by a task queued behind the request's, `WakeWriter`, so after its answer's write).
+//! While lines keep coming (a batch of more than one) it stays awake one period after each
+//! batch, so they wake no one.
 //! A request record is written field by field into one byte buffer, byte for byte what
 //! serde_json writes (strings that may need escapes go through serde_json; the ones esgate
 //! makes itself, such as the request id, address, method, action and decision, are copied
@@ -106,6 +108,8 @@ struct Batch {
     asleep: bool,
     /// Times the writer woke (idle behaviour is tested on it).
     rounds: u64,
+    /// Times a line found the writer asleep and woke it (tested on it).
+    wakes: u64,
 }
 
 /// One data request, as the audit log records it.
@@ -512,6 +516,7 @@ impl Audit {
         batch.pending.extend_from_slice(line);
         let number = batch.taken + 1;
         let wake = std::mem::take(&mut batch.asleep);
+        batch.wakes += u64::from(wake);
         // Woken after the lock is let go (session 24): woken under it, the writer could run
         // into the held lock, sleep on it and be woken a second time by its release (at one
         // connection, 4.9 to 5.7 futex calls a wake-up between the two threads, 4.0 after). The
@@ -889,14 +894,24 @@ fn settle(shared: &Shared, written: bool, records: u64, told: u64) {
 /// The writer thread: every `BATCH_PERIOD` (or at once when someone waits in `sync`, or on
 /// close) takes the pending lines, writes and flushes them outside the lock. With nothing
 /// pending it sleeps until the next line (issue 10: an idle writer woke 100 times a second).
+/// After a batch of more than one line (lines are coming steadily) it first waits one more
+/// period awake ([`linger`]): lines that come meanwhile wake no one.
 fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
     use std::sync::atomic::Ordering;
     let mut failing = Failing::default();
     let mut spare = Vec::new();
+    // The last batch held more than one line.
+    let mut steady = false;
     loop {
         let mut batch = lock(&shared.batch);
         let mut probe = false;
+        // The lines a lingering period gathered go out at its end, without a second period.
+        let mut gathered = false;
+        if steady {
+            (batch, gathered) = linger(shared, batch);
+        }
         if batch.pending.is_empty() && !batch.urgent && !batch.closed {
+            gathered = false;
             batch.asleep = true;
             while batch.asleep && !batch.urgent && !batch.closed {
                 // A closed gateway refusing everything may get no line to try the output with:
@@ -929,7 +944,7 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
             continue;
         }
         // A line arrived: gather more for one period before writing them together.
-        if !batch.urgent && !batch.closed {
+        if !gathered && !batch.urgent && !batch.closed {
             batch = match shared.wake.wait_timeout(batch, BATCH_PERIOD) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
@@ -949,6 +964,7 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
         let number = batch.taken;
         drop(batch);
         let records = memchr::memchr_iter(b'\n', &spare).count() as u64;
+        steady = records > 1;
         let missing = shared.missing.load(Ordering::Relaxed);
         let (written, told) =
             if shared.probes && (shared.failing.load(Ordering::Relaxed) || missing > 0) {
@@ -985,6 +1001,30 @@ fn write_batches(shared: &Shared, mut out: Box<dyn Output>) {
         shared.written.notify_all();
     }
     let _ = out.flush();
+}
+
+/// After a batch of several lines, the writer waits one more period without sleeping: `asleep`
+/// stays false, so the lines that come meanwhile are only appended, and go out at the period's
+/// end (session 26: at a steady rate the request paths made one futex wake-up a batch, and
+/// the writer, woken on the workers' CPU, ran in between a worker's requests; now the writer
+/// wakes once a period, on its timer). A period that gathers nothing counts as a round, and the
+/// writer goes to sleep after it; a lone line (a batch of one) is followed by sleep at once, as
+/// before, so an idle gateway's writer pays at most one such period after a busy spell. Returns
+/// the batch and whether it gathered lines (or was cut short by a `sync` or by closing): the
+/// caller writes them without waiting another period.
+fn linger<'a>(shared: &Shared, batch: MutexGuard<'a, Batch>) -> (MutexGuard<'a, Batch>, bool) {
+    if !batch.pending.is_empty() || batch.urgent || batch.closed {
+        return (batch, true);
+    }
+    let mut batch = match shared.wake.wait_timeout(batch, BATCH_PERIOD) {
+        Ok((guard, _)) => guard,
+        Err(poisoned) => poisoned.into_inner().0,
+    };
+    if batch.pending.is_empty() && !batch.urgent && !batch.closed {
+        batch.rounds += 1;
+        return (batch, false);
+    }
+    (batch, true)
 }
 
 #[cfg(test)]
@@ -1083,6 +1123,48 @@ mod tests {
         audit.write(json!({"type": "request", "n": 2}));
         audit.sync();
         assert_eq!(lines(&sink).len(), 2);
+    }
+
+    /// Session 26: lines that keep coming find the writer awake (it waits a period after a
+    /// batch of several before it sleeps): only the first wakes it, where each batch began with
+    /// a wake-up (a futex call on the request's thread, and the writer run on its CPU).
+    #[test]
+    fn lines_that_keep_coming_wake_the_writer_once() {
+        let sink = Sink::default();
+        let audit = Audit::to_writer(Box::new(sink.clone()));
+        let state = |audit: &Audit| {
+            let batch = lock(&audit.shared.as_ref().unwrap().batch);
+            (batch.wakes, batch.taken)
+        };
+        // A line every millisecond (or as often as a loaded machine lets this thread run)
+        // for thirty periods.
+        let until = std::time::Instant::now() + BATCH_PERIOD * 30;
+        let mut n = 0;
+        while std::time::Instant::now() < until {
+            audit.write(json!({"type": "request", "n": n}));
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        audit.sync();
+        let (wakes, batches) = state(&audit);
+        assert_eq!(lines(&sink).len(), n);
+        assert!(batches >= 5, "{batches} batches");
+        // Before: one wake-up a batch. A scheduler that holds this thread back more than a
+        // period now and then lets the writer sleep in between: a few more.
+        assert!(
+            wakes * 4 <= batches,
+            "{wakes} wake-ups for {batches} batches of {n} lines"
+        );
+        // Idle again: the writer sleeps after at most one period that gathered nothing.
+        std::thread::sleep(BATCH_PERIOD * 5);
+        let rounds = lock(&audit.shared.as_ref().unwrap().batch).rounds;
+        std::thread::sleep(BATCH_PERIOD * 10);
+        assert_eq!(lock(&audit.shared.as_ref().unwrap().batch).rounds, rounds);
+        assert!(lock(&audit.shared.as_ref().unwrap().batch).asleep);
+        // And the next line still goes out, woken.
+        audit.write(json!({"type": "request", "n": n}));
+        audit.sync();
+        assert_eq!(lines(&sink).len(), n + 1);
     }
 
     /// Session 24: on a data worker, the wake of a sleeping writer is a task queued behind
