@@ -48,6 +48,12 @@
 //!   nothing a round read before a load that came since ([`Found`]: the load read the whole
 //!   store afresh, and a record read before it may be a token whose delete and tombstone purge
 //!   came in between).
+//! - A deleted token's `last_used` document is deleted by the purge after its tombstone; one
+//!   left (that second request failed, or a last-used write landed after the purge read it)
+//!   is deleted by the sweep that follows ([`ClusterStore::purge_orphans`]), only once the
+//!   cluster answers the token's document is not found, and only at the version read before
+//!   that answer: a live token's last-used time is never deleted, and one written since the
+//!   read (the token written again) stays.
 //! - The rounds that page through many records beside the poll (the window re-read, the sweep,
 //!   the purge's read) read by one scroll in index order or, when the cluster says it cannot
 //!   open it (its scroll contexts, shared by every client of a node, used up by others; rel25;
@@ -2102,6 +2108,88 @@ impl ClusterStore {
                 Some((id.to_owned(), hit_version(d)?))
             })
             .collect())
+    }
+
+    /// Deletes the last-used documents whose token document is gone (rel26b), on the sweep's
+    /// schedule: the purge deletes a deleted token's last-used time beside its tombstone, but
+    /// one stays when that second request fails after the tombstone went, or when a last-used
+    /// write (a plain `index`: a replica that had not polled the delete yet) lands after the
+    /// purge read its version. No other round removes them, and every load reads each one.
+    ///
+    /// Pages through the last-used documents (each page under the paging lock, as the sweep),
+    /// keeping those whose token this replica does not hold as a live record; asks the cluster
+    /// for those tokens' documents; deletes the last-used document of each token the cluster
+    /// answers is not found, at the version read before that answer. A live token's document
+    /// is never missing (its last-used time is written only after the token was), so its
+    /// last-used time stays; a last-used time written after the read (the token written again,
+    /// `store import`) has another version and the delete meets a conflict: nothing written
+    /// since the read is lost. A token whose document is a tombstone keeps its last-used time
+    /// here (the purge deletes both). Returns how many were deleted.
+    pub async fn purge_orphans(&self) -> Result<usize, StoreError> {
+        if let Some(reason) = self.down_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let query = json!({"bool": {"filter": [{"term": {"kind": "last_used"}}]}});
+        let mut candidates: Vec<(String, String, Version)> = vec![];
+        self.each_scrolled(&query, "a last-used sweep", true, |hit| {
+            let (Some(id), Some(version)) =
+                (hit.get("_id").and_then(Value::as_str), hit_version(hit))
+            else {
+                return Ok(());
+            };
+            let Some(token) = id.strip_prefix("last_used:") else {
+                return Ok(());
+            };
+            let token_doc = doc_id("token", token);
+            let s = self.sync();
+            if !s.versions.contains_key(&token_doc) || s.tombstones.contains_key(&token_doc) {
+                candidates.push((id.to_owned(), token_doc, version));
+            }
+            Ok(())
+        })
+        .await?;
+        let mut deleted = 0;
+        for chunk in candidates.chunks(PAGE) {
+            let ids: Vec<&str> = chunk.iter().map(|(_, token, _)| token.as_str()).collect();
+            let path = format!("/{}/_mget", enc(&self.index));
+            let (status, answer) = self
+                .json(Method::POST, &path, &json!({ "ids": ids }))
+                .await?;
+            if status != 200 {
+                return Err(Self::unexpected("a last-used sweep", status));
+            }
+            // Only the tokens the cluster says are not found: an answer that names none keeps all.
+            let gone: std::collections::HashSet<&str> = answer
+                .get("docs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|d| d.get("found") == Some(&Value::Bool(false)))
+                .filter_map(|d| d.get("_id").and_then(Value::as_str))
+                .collect();
+            let mut lines = String::new();
+            for (id, token, version) in chunk {
+                if gone.contains(token.as_str()) {
+                    self.versioned_action(&mut lines, "delete", id, version);
+                }
+            }
+            if lines.is_empty() {
+                continue;
+            }
+            let (status, answer) = self.bulk(lines).await?;
+            if status != 200 {
+                return Err(Self::unexpected("a last-used sweep", status));
+            }
+            deleted += answer
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.get("delete"))
+                .filter(|r| r.get("status").and_then(Value::as_u64) == Some(200))
+                .count();
+        }
+        Ok(deleted)
     }
 
     /// How long this replica holds a tombstone before it may purge it: half the retention (the

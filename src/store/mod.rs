@@ -563,19 +563,31 @@ impl Store {
     /// applies those newer than the state's: records that landed behind the change poll's
     /// floor (see `cluster::ClusterStore::sweep_read`). The read pages through the store
     /// without the writer lock (polls and writes go on); applying takes it, like a poll.
-    /// Returns how many changes it applied.
+    /// Then deletes the last-used times of tokens whose document is gone
+    /// (`cluster::ClusterStore::purge_orphans`). Returns how many changes it applied.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
         let Backend::Cluster(cluster) = &self.backend else {
             return Ok(0);
         };
         let found = cluster.sweep_read().await?;
-        if found.is_empty() {
-            return Ok(0);
+        let applied = if found.is_empty() {
+            0
+        } else {
+            let _writer = self.writer.lock().await;
+            let changes = cluster.sweep_apply(&found);
+            Self::publish(&self.current, &self.current.load_full(), &changes);
+            changes.len()
+        };
+        // Then the last-used times of tokens gone (left by a purge whose second request
+        // failed, or written after the purge read them): read by every load, used by none.
+        let orphans = cluster.purge_orphans().await?;
+        if orphans > 0 {
+            tracing::info!(
+                deleted = orphans,
+                "Token store sweep deleted the last-used times of tokens gone"
+            );
         }
-        let _writer = self.writer.lock().await;
-        let changes = cluster.sweep_apply(&found);
-        Self::publish(&self.current, &self.current.load_full(), &changes);
-        Ok(changes.len())
+        Ok(applied)
     }
 
     /// Whether the cluster store wants a sweep now besides the periodic ones (after a load:

@@ -1889,6 +1889,110 @@ async fn noida_a_purge_keeps_the_last_used_time_of_a_token_written_again() {
     a_purge_keeps_the_last_used_time_of_a_token_written_again(Backend::noida()).await;
 }
 
+/// rel26b: a deleted token's last-used document stayed for good when the purge's second
+/// request (the last-used deletes, after the tombstones' deletes) failed, or when a last-used
+/// write landed after the purge read it: no round removed it, and every load read it. The
+/// sweep now deletes the last-used documents whose token document is gone, at the version
+/// read. Here A's store requests go through a relay that fails the purge's last-used deletes
+/// once; the orphan goes at a later sweep, a live token's last-used time stays.
+async fn a_last_used_time_left_by_a_failed_purge_goes_at_a_sweep(backend: Backend) {
+    seed(backend.url()).await;
+    let refuse = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let relay = support::recording::Recording::start();
+    let (base, refusing, count) = (
+        backend.url().to_owned(),
+        Arc::clone(&refuse),
+        Arc::clone(&refused),
+    );
+    // The purge's second bulk: versioned deletes of last-used documents only.
+    relay.script_fn("*", "/", move |r| {
+        let body = String::from_utf8_lossy(&r.body);
+        if refusing.load(Ordering::SeqCst)
+            && r.path.ends_with("/_bulk")
+            && body.contains(r#"{"delete":"#)
+            && body.contains("last_used:")
+            && !body.contains("token:")
+        {
+            count.fetch_add(1, Ordering::SeqCst);
+            return support::recording::Answer::json(
+                500,
+                json!({"error": {"type": "node_closed_exception", "reason": "closed"}, "status": 500}),
+            );
+        }
+        support::relay::pass_on(&base, r)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // A sweep every 240 polls: 12 s; a purge round every second, after a 10 s hold.
+    let store = format!(
+        "kind = \"elasticsearch\"\nindex = {INDEX:?}\npoll_interval = \"50ms\"\ntombstone_retention = \"4s\""
+    );
+    let config = write_config(dir.path(), "a.toml", relay.url(), &store);
+    let a = serve(&["--config", config.to_str().unwrap()], |_| {});
+    let (gone, _) = create(&a, read_token("gone")).await;
+    let (live, live_secret) = create(&a, read_token("live")).await;
+    // Both tokens' last-used times, as a replica's flush writes them.
+    let seq = claim_seq(backend.url()).await;
+    for id in [&gone, &live] {
+        let key = format!("last_used:{id}");
+        let r = send(
+            "PUT",
+            &format!(
+                "{}/{INDEX}/_doc/{}?refresh=true",
+                backend.url(),
+                key.replace(':', "%3A")
+            ),
+            &[("content-type", "application/json")],
+            json!({"kind": "last_used", "key": key, "seq": seq, "record": {"at": 1_700_000_000}})
+                .to_string(),
+        )
+        .await
+        .unwrap();
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    refuse.store(true, Ordering::SeqCst);
+    let (s, _) = admin(&a, "DELETE", &format!("/tokens/{gone}"), None).await;
+    assert_eq!(s, 204);
+    let (token_key, used_key) = (format!("token:{gone}"), format!("last_used:{gone}"));
+    within(
+        Duration::from_secs(40),
+        "the tombstone purged, its last-used delete failed",
+        || async {
+            refused.load(Ordering::SeqCst) > 0
+                && store_document(backend.url(), &token_key).await == 404
+        },
+    )
+    .await;
+    refuse.store(false, Ordering::SeqCst);
+    assert_eq!(
+        store_document(backend.url(), &used_key).await,
+        200,
+        "the purge left the deleted token's last-used time"
+    );
+    within(
+        Duration::from_secs(40),
+        "the orphan last-used time deleted by a sweep",
+        || async { store_document(backend.url(), &used_key).await == 404 },
+    )
+    .await;
+    assert_eq!(
+        store_document(backend.url(), &format!("last_used:{live}")).await,
+        200,
+        "a live token's last-used time stays"
+    );
+    assert_eq!(search_status(&a, &live_secret).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmem_a_last_used_time_left_by_a_failed_purge_goes_at_a_sweep() {
+    a_last_used_time_left_by_a_failed_purge_goes_at_a_sweep(Backend::osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noida_a_last_used_time_left_by_a_failed_purge_goes_at_a_sweep() {
+    a_last_used_time_left_by_a_failed_purge_goes_at_a_sweep(Backend::noida()).await;
+}
+
 // === export / import ===
 
 fn store_cli(args: &[&str], config: &Path, stdin: Option<&str>) -> (bool, String, String) {
