@@ -215,6 +215,55 @@ async fn a_missing_scroll_context_does_not_name_its_id() {
     assert!(!text.contains("context found for id"), "{text}");
 }
 
+/// attack26c: the sealed id carried the backend's id in the clear after its MAC, so a token
+/// read every shard's search-context number out of its own scroll id (base64url-decode it,
+/// then the backend id): a node-wide counter that tenant b's searches move, the number
+/// `a_missing_scroll_context_does_not_name_its_id` keeps out of the error. The backend's scroll
+/// id (osmem, like Elasticsearch, starts it with `include_context_uuid`, base64) must not be
+/// found in the sealed one, and the sealed id still pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_scroll_id_does_not_carry_the_backend_id() {
+    use base64::Engine;
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (a, b) = two_tenants(&gw).await;
+    let mut ids = Vec::new();
+    for secret in [&a, &b, &b, &a] {
+        let (status, v) = gw
+            .call(
+                secret,
+                "POST",
+                "/logs-*/_search?scroll=1m&size=1",
+                json!({}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        ids.push(v["_scroll_id"].as_str().expect("a scroll id").to_owned());
+    }
+    // What Elasticsearch and osmem begin a scroll id with: `include_context_uuid`, base64.
+    let backend_marker = b"FGluY2x1ZGVfY29udGV4dF91dWlk";
+    for id in &ids {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(id.strip_prefix("esgc1_").expect("a sealed id"))
+            .expect("base64url");
+        assert!(
+            !raw.windows(backend_marker.len())
+                .any(|w| w == backend_marker),
+            "the backend's scroll id reads in the clear in {id}"
+        );
+    }
+    let (status, v) = call(
+        &gw,
+        &a,
+        "POST",
+        "/_search/scroll",
+        json!({"scroll": "1m", "scroll_id": ids[3]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_point_in_time_is_bound_and_filtered() {
     let backend = fixture::seeded_osmem();

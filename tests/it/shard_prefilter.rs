@@ -215,3 +215,87 @@ async fn reduce_phases_and_running_progress_do_not_count_shards() {
     assert_eq!(status.status.as_u16(), 200, "{}", status.text());
     assert_eq!(status.json()["_shards"], unseen, "{}", status.text());
 }
+
+/// attack26c (M): esgate wrote the hidden counts over in place and kept the answer's length,
+/// the digits after the first turned into spaces: `"skipped":1234` became `"skipped":0   `, so
+/// the spaces still told how many digits the count had (10 or more skipped shards, 100 or
+/// more...). With nine shards known to be skipped (a range no date of theirs reaches), the
+/// tenth shard's skip, decided by other tenants' dates, showed as a space. Two answers that
+/// differ only in hidden counts (skipped, a running answer's successful, reduce phases) must
+/// reach the client as the same bytes, the sealed id aside: submit, poll and status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_counts_leave_no_trace_of_their_digits() {
+    const FEW: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDc=";
+    const MANY: &str = "FmRldE8zREVEUzA2ZVpUeGs2ejJFUFEaMkZ5QTVrSTZSaVN3WlNFVmtlWHJsdzoxMDg=";
+    fn shards(n: u64) -> Value {
+        json!({"total": 2000, "successful": n, "skipped": n, "failed": 0})
+    }
+    fn answer(id: &str, n: u64) -> Value {
+        json!({"id": id, "is_partial": true, "is_running": true,
+            "start_time_in_millis": 1, "expiration_time_in_millis": 2,
+            "response": {"took": 1, "timed_out": false, "num_reduce_phases": n,
+                "_shards": shards(n),
+                "hits": {"total": {"value": 0, "relation": "gte"}, "max_score": null, "hits": []}}})
+    }
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b"]);
+    // The submit's count follows its range; a poll's and a status's follow the id.
+    es.script_fn("POST", "/", move |r| {
+        let many = String::from_utf8_lossy(&r.body).contains("2000000");
+        Answer::json(
+            200,
+            answer(if many { MANY } else { FEW }, if many { 1234 } else { 3 }),
+        )
+    });
+    es.script_fn("GET", "/_async_search/status/", move |r| {
+        let (id, n) = if r.path.contains(MANY.trim_end_matches('=')) {
+            (MANY, 1234)
+        } else {
+            (FEW, 3)
+        };
+        Answer::json(
+            200,
+            json!({"id": id, "is_running": true, "is_partial": true,
+            "start_time_in_millis": 1, "expiration_time_in_millis": 2, "_shards": shards(n)}),
+        )
+    });
+    es.script_fn("GET", "/_async_search/", move |r| {
+        let many = r.path.contains(MANY.trim_end_matches('='));
+        Answer::json(
+            200,
+            answer(if many { MANY } else { FEW }, if many { 1234 } else { 3 }),
+        )
+    });
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = gw.tenant_token("a").await;
+
+    // The answer's text with its sealed id (if any) written as `ID`.
+    let text = |r: &support::http::Reply| {
+        let t = r.text();
+        match r.json()["id"].as_str() {
+            Some(id) => t.replace(id, "ID"),
+            None => t,
+        }
+    };
+    let mut seen = Vec::new();
+    for gte in [1_000_000, 2_000_000] {
+        let path = "/logs-*/_async_search?wait_for_completion_timeout=0s";
+        let body = json!({"size": 0, "query": {"range": {"n": {"gte": gte}}}});
+        let submit = gw.call_raw(&a, "POST", path, body, &[]).await;
+        assert_eq!(submit.status, 200, "{}", submit.text());
+        let sealed = submit.json()["id"].as_str().expect("an id").to_owned();
+        let poll = gw.get(&format!("/_async_search/{sealed}"), &a).await;
+        assert_eq!(poll.status, 200, "{}", poll.text());
+        let status = gw.get(&format!("/_async_search/status/{sealed}"), &a).await;
+        assert_eq!(status.status, 200, "{}", status.text());
+        seen.push([text(&submit), text(&poll), text(&status)]);
+    }
+    assert_eq!(
+        es.requests_to("GET", "/_async_search/status/").len(),
+        2,
+        "both statuses asked"
+    );
+    for (few, many) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(few, many, "the hidden counts show in the answer's bytes");
+    }
+}

@@ -2,9 +2,11 @@
 //! created them.
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
-//! `esgc1_<base64url(kind | mac | backend id)>`, where `mac` is an HMAC-SHA256 (truncated to
-//! 128 bits) over the kind, the token id (with [`Binding::scoped`], also a digest of the token's
-//! filters and index patterns) and the backend id, under a key only esgate knows.
+//! `esgc1_<base64url(kind | mac | encrypted backend id)>`, where `mac` is an HMAC-SHA256
+//! (truncated to 128 bits) over the kind, the token id (with [`Binding::scoped`], also a digest
+//! of the token's filters and index patterns) and the backend id, under a key only esgate
+//! knows, and the backend id is encrypted with a keystream over the MAC (`encrypt`, attack26c:
+//! it names search contexts and tasks by node-wide counters of every tenant's work).
 //! A continuation presents the sealed id; esgate recomputes the MAC with the id of the token
 //! that presents it, so another token's id, a forged one or a raw backend id is refused. No
 //! session state is kept, so several replicas sharing the key accept each other's ids.
@@ -350,9 +352,11 @@ fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String
     let mut payload = Vec::with_capacity(extra.len() + backend_id.len());
     payload.extend_from_slice(extra);
     payload.extend_from_slice(backend_id.as_bytes());
+    let tag = mac(binding, form, &payload);
+    encrypt(binding, &tag, &mut payload);
     let mut raw = Vec::with_capacity(1 + MAC_LEN + payload.len());
     raw.push(form);
-    raw.extend_from_slice(&mac(binding, form, &payload));
+    raw.extend_from_slice(&tag);
     raw.extend_from_slice(&payload);
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
 }
@@ -379,6 +383,29 @@ pub fn within_cap(kind: IdKind, sealed: String) -> Result<String, Rejection> {
          context on): {narrower}",
         sealed.len()
     )))
+}
+
+/// Encrypts (or decrypts: the same) a sealed id's payload in place, with a keystream of
+/// HMAC-SHA256 blocks under a key derived for it, over the id's MAC as a synthetic IV (the MAC
+/// is of the plain payload, so two payloads never share a keystream unless they are equal).
+/// attack26c: the payload was sealed under the MAC alone and read in the clear by whoever held
+/// the id: a backend scroll or point-in-time id names each shard's search context by a
+/// node-wide counter of every tenant's searches (the number review 16 withheld from the
+/// "No search context found for id [N]" error), an async search id the task's number, a
+/// counter of every request of the node.
+fn encrypt(binding: &Binding, iv: &[u8; MAC_LEN], payload: &mut [u8]) {
+    let key = binding.key.derive("continuation ids: encryption");
+    // Keyed once: each block's HMAC starts from a copy of the keyed state.
+    let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+    for (block, chunk) in payload.chunks_mut(32).enumerate() {
+        let mut m = keyed.clone();
+        m.update(iv);
+        m.update(&(block as u32).to_be_bytes());
+        let stream = m.finalize().into_bytes();
+        for (b, k) in chunk.iter_mut().zip(stream.iter()) {
+            *b ^= k;
+        }
+    }
 }
 
 /// Opens a sealed id presented by the token in `binding`; refuses ids of other tokens, of
@@ -423,10 +450,17 @@ fn opened(
     if raw.len() <= 1 + MAC_LEN + extra {
         return Err(refused());
     }
-    let (given, payload) = raw[1..].split_at(MAC_LEN);
-    let expected = mac(binding, form, payload);
-    if !bool::from(expected.ct_eq(given)) {
-        return Err(refused());
+    let (given, sealed_payload) = raw[1..].split_at(MAC_LEN);
+    let iv: [u8; MAC_LEN] = given.try_into().map_err(|_| refused())?;
+    let mut payload = sealed_payload.to_vec();
+    encrypt(binding, &iv, &mut payload);
+    if !bool::from(mac(binding, form, &payload).ct_eq(given)) {
+        // An id sealed before attack26c, its payload in the clear (still under the MAC), opens
+        // as it did: scrolls, points in time and async searches open across the upgrade.
+        if !bool::from(mac(binding, form, sealed_payload).ct_eq(given)) {
+            return Err(refused());
+        }
+        payload = sealed_payload.to_vec();
     }
     let (page, backend_id) = payload.split_at(extra);
     let page = <[u8; 4]>::try_from(page)
@@ -776,6 +810,49 @@ mod tests {
             key: Arc::new(IdKey::new([8; 32])),
         };
         assert!(open(&other_key, IdKind::Scroll, &sealed).is_err());
+    }
+
+    /// attack26c: the backend id was sealed under the MAC only and read in the clear by
+    /// whoever held the sealed id (base64url-decode it): a scroll or point-in-time id's
+    /// search-context numbers (a node-wide counter of every tenant's searches), an async
+    /// search id's task number. Now no 8 bytes of the backend id are found in the sealed one,
+    /// in any form; an id sealed in the clear before opens as it did, for its token only; a
+    /// changed byte of the encrypted payload is refused.
+    #[test]
+    fn a_sealed_id_does_not_carry_the_backend_id_in_the_clear() {
+        let a = binding("tok_a");
+        let backend = "FGluY2x1ZGVfY29udGV4dF91dWlkDnF1ZXJ5VGhlbkZldGNoAxZvc21lbVJlYWRlckNvbnRleHRVVUlEAAAAAAAAAAQKb3NtZW0tbm9kZQ==";
+        let raw = |sealed: &str| URL_SAFE_NO_PAD.decode(&sealed[PREFIX.len()..]).unwrap();
+        let pieces: Vec<&[u8]> = backend.as_bytes().windows(8).collect();
+        for (kind, sealed) in [
+            (IdKind::Scroll, seal(&a, IdKind::Scroll, backend)),
+            (IdKind::Scroll, seal_page(&a, IdKind::Scroll, backend, 5000)),
+            (IdKind::Pit, seal(&a, IdKind::Pit, backend)),
+            (IdKind::AsyncSearch, seal(&a, IdKind::AsyncSearch, backend)),
+            (
+                IdKind::SqlCursor,
+                seal_page(&a, IdKind::SqlCursor, backend, 10),
+            ),
+        ] {
+            let bytes = raw(&sealed);
+            assert!(
+                !bytes.windows(8).any(|w| pieces.contains(&w)),
+                "{kind:?}: the backend id shows in {sealed}"
+            );
+            assert_eq!(open(&a, kind, &sealed).unwrap(), backend);
+            let mut changed = bytes.clone();
+            *changed.last_mut().unwrap() ^= 1;
+            let changed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(changed));
+            assert!(open(&a, kind, &changed).is_err(), "{kind:?}");
+        }
+        // The form sealed before: the payload in the clear after its MAC.
+        let mut legacy = vec![IdKind::Scroll.byte()];
+        legacy.extend_from_slice(&mac(&a, IdKind::Scroll.byte(), backend.as_bytes()));
+        legacy.extend_from_slice(backend.as_bytes());
+        let legacy = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(legacy));
+        assert_eq!(open(&a, IdKind::Scroll, &legacy).unwrap(), backend);
+        assert!(open(&binding("tok_b"), IdKind::Scroll, &legacy).is_err());
+        assert!(open(&a, IdKind::Pit, &legacy).is_err());
     }
 
     /// A scroll id carries the length of the page it came with, under the MAC: the proxy makes

@@ -102,6 +102,14 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'*' | b'.' | b':' | b'-')
 }
 
+/// The name a word followed by `(` calls: what follows its last operator byte. A word may hold
+/// `-`, `*`, `:` and `.` (index names and patterns in `FROM`), which elsewhere Elasticsearch
+/// reads as operators: `-DATABASE()` and `2*USER()` call `DATABASE` and `USER` (attack26b
+/// saw them forwarded; Elasticsearch refused them only for their types).
+fn called(word: &str) -> &str {
+    word.rsplit(['-', '*', ':', '.']).next().unwrap_or(word)
+}
+
 fn lex(text: &str) -> Result<Vec<Tok>, Rejection> {
     let b = text.as_bytes();
     let mut toks: Vec<Tok> = Vec::new();
@@ -232,7 +240,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         // `SCORE(`, bare or quoted (`"SCORE"(`), as the function checks below read names.
         if toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'(')) {
             let name = match t.kind {
-                Kind::Word => Some(&text[t.start..t.end]),
+                Kind::Word => Some(called(&text[t.start..t.end])),
                 Kind::Quoted => text.get(t.start + 1..t.end - 1),
                 _ => None,
             };
@@ -277,7 +285,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
                 if REFUSED_WORDS.contains(&w.as_str()) {
                     return Err(refuse(&format!("[{}] is not allowed", w.to_uppercase())));
                 }
-                if REFUSED_FUNCTIONS.contains(&w.as_str())
+                if REFUSED_FUNCTIONS.contains(&called(&w))
                     && toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'('))
                 {
                     return Err(refuse(&format!(
@@ -727,6 +735,36 @@ mod tests {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
             assert_eq!(parsed.table, *want, "{q}");
         }
+    }
+
+    /// attack26c: a word may hold `-`, `*`, `:` and `.` (for `FROM logs-a`), which Elasticsearch
+    /// reads as operators elsewhere, so `-DATABASE()` was the word `-database`, not the
+    /// function: forwarded (Elasticsearch refused it for its type). The name a word calls is
+    /// what follows its last such byte; `SCORE()` so glued is found too.
+    #[test]
+    fn refused_functions_glued_to_an_operator_are_refused() {
+        for q in [
+            "SELECT -DATABASE() FROM logs-a",
+            "SELECT -USER() FROM logs-a",
+            "SELECT 1-CURRENT_USER() FROM logs-a",
+            "SELECT 2*database () FROM logs-a",
+            "SELECT a FROM logs-a WHERE n-User() > 0",
+            "SELECT a FROM logs-a ORDER BY 1::user()",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q:?} was accepted as {r:?}");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q:?}");
+        }
+        for q in [
+            "SELECT -SCORE() FROM logs-a",
+            "SELECT a FROM logs-a ORDER BY 1-score() DESC",
+            "SELECT 2*Score () AS s FROM logs-a",
+        ] {
+            assert!(parse(q).unwrap().scores, "{q:?}");
+        }
+        // Names that merely end like one are not calls.
+        let q = parse("SELECT user, \"database\", n-score FROM logs-a").unwrap();
+        assert!(!q.scores);
     }
 
     #[test]

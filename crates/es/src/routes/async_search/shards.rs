@@ -102,10 +102,40 @@ pub fn hide_reduce_progress(body: &mut [u8]) -> Option<usize> {
 /// scan stops collecting skipped counts where `zero_skipped`'s own scan would have stopped).
 /// Returns how many counts it changed, or `None` when either would have returned `None`.
 /// perf23c: each scan cost about 10 instructions a byte of a large answer (session 22).
-pub fn hide_shard_shortcuts(body: &mut [u8]) -> Option<usize> {
+///
+/// attack26c: the digits a count had after its first are then cut out of `body` (the answer
+/// gets shorter): written over with spaces and left there, they told how many digits the
+/// hidden count had (`"skipped":0   ` for 1234), so whether ten or more shards were skipped.
+pub fn hide_shard_shortcuts(body: &mut Vec<u8>) -> Option<usize> {
+    let (n, tails) = hide_in_place(body);
+    cut(body, tails);
+    n
+}
+
+/// [`hide_shard_shortcuts`] before the cut: what it returns, and the tails of the counts it
+/// wrote over (each count's bytes after its first, now spaces), in no order.
+fn hide_in_place(body: &mut [u8]) -> (Option<usize>, Vec<Range<usize>>) {
     let found = Found::scan(body);
     let n = found.write_skipped(body) + found.write_progress(body);
-    (found.skipped_whole && found.whole).then_some(n)
+    let tails = found.written_tails();
+    ((found.skipped_whole && found.whole).then_some(n), tails)
+}
+
+/// Removes the disjoint ranges `tails` from `body`, moving what follows each one down.
+fn cut(body: &mut Vec<u8>, mut tails: Vec<Range<usize>>) {
+    tails.retain(|r| !r.is_empty());
+    if tails.is_empty() {
+        return;
+    }
+    tails.sort_unstable_by_key(|r| r.start);
+    tails.dedup();
+    let mut to = tails[0].start;
+    for (i, r) in tails.iter().enumerate() {
+        let next = tails.get(i + 1).map_or(body.len(), |n| n.start);
+        body.copy_within(r.end..next, to);
+        to += next - r.end;
+    }
+    body.truncate(to);
 }
 
 /// What one scan of an answer found at the places of both rewrites.
@@ -157,6 +187,19 @@ impl Found {
             body[at.start + 1..at.end].fill(b' ');
         }
         self.skipped.len()
+    }
+
+    /// The bytes after the first of every count [`write_skipped`](Self::write_skipped) and
+    /// [`write_progress`](Self::write_progress) write over.
+    fn written_tails(&self) -> Vec<Range<usize>> {
+        let successful = if !self.whole || !self.settled {
+            &self.successful[..]
+        } else {
+            &[]
+        };
+        (self.skipped.iter().chain(&self.reduces).chain(successful))
+            .map(|at| at.start + 1..at.end)
+            .collect()
     }
 
     /// `1` over the reduce phases, `0` over the successful counts unless the answer is final
@@ -795,6 +838,58 @@ mod tests {
         }
     }
 
+    /// attack26c: the counts written over leave nothing of their length behind. Answers that
+    /// differ only in hidden counts (skipped, a running answer's successful counts, reduce
+    /// phases; one digit or four, compact or pretty) come out as the same bytes, and as the
+    /// answer with every such count already `0` (`1` for reduce phases); a final answer's
+    /// successful counts and every other byte, the pretty answer's own spaces included, are
+    /// kept.
+    #[test]
+    fn hidden_counts_leave_no_trace_of_their_digits() {
+        let answer = |n: u64, running: bool, reduces: u64| {
+            json!({"id": "x", "is_partial": running, "is_running": running,
+                "_shards": {"total": 9000, "successful": n, "skipped": n, "failed": 0},
+                "response": {"num_reduce_phases": reduces,
+                    "_shards": {"total": 9000, "successful": n, "skipped": n, "failed": 0},
+                    "_clusters": {"details": {"(local)": {"_shards": {"successful": n, "skipped": n}}}},
+                    "hits": {"hits": [{"_source": {"skipped": 1234}}]}}})
+        };
+        for running in [true, false] {
+            for pretty in [false, true] {
+                let text = |v: Value| {
+                    let mut b = if pretty {
+                        serde_json::to_vec_pretty(&v).unwrap()
+                    } else {
+                        serde_json::to_vec(&v).unwrap()
+                    };
+                    hide_shard_shortcuts(&mut b);
+                    b
+                };
+                let few = text(answer(3, running, 2));
+                let many = text(answer(1234, running, 123));
+                let none = text(answer(0, running, 1));
+                if running {
+                    assert_eq!(few, many, "{}", String::from_utf8_lossy(&many));
+                    assert_eq!(none, many, "{}", String::from_utf8_lossy(&many));
+                } else {
+                    // Only a final answer's successful counts (kept) differ.
+                    let keep = |b: &[u8]| String::from_utf8_lossy(b).replace("1234", "3");
+                    assert_eq!(keep(&few), keep(&many));
+                }
+                let v: Value = serde_json::from_slice(&many).unwrap();
+                assert_eq!(v["response"]["_shards"]["skipped"], 0);
+                assert_eq!(v["response"]["num_reduce_phases"], 1);
+                assert_eq!(v["response"]["hits"]["hits"][0]["_source"]["skipped"], 1234);
+                let kept = if running { 0 } else { 1234 };
+                assert_eq!(v["_shards"]["successful"], kept);
+            }
+        }
+        // A pretty answer's own spaces around a count are its own: kept.
+        let mut b = b"{\"_shards\" : { \"skipped\" : 128 , \"total\" : 200 }}".to_vec();
+        assert_eq!(hide_shard_shortcuts(&mut b), Some(1));
+        assert_eq!(b, b"{\"_shards\" : { \"skipped\" : 0 , \"total\" : 200 }}");
+    }
+
     /// perf23c: the one scan writes what `zero_skipped` and then `hide_reduce_progress` wrote,
     /// and returns the same, on random async search answers (running, partial, final;
     /// compact and pretty), every beginning of them, and the answers broken by a byte (a
@@ -809,7 +904,7 @@ mod tests {
         }
         fn one(text: &[u8]) -> Zeroed {
             let mut b = text.to_vec();
-            (hide_shard_shortcuts(&mut b), b)
+            (hide_in_place(&mut b).0, b)
         }
         for seed in 1..=300u64 {
             let mut g = Gen(crate::testing::xorshift(
