@@ -7,7 +7,8 @@
 //! the statements that list other indices (`SHOW`, `DESCRIBE`, `SYS`). The lexer follows
 //! Elasticsearch SQL's rules: `'...'` strings with `''`, `"..."` and `` `...` `` identifiers
 //! with doubled quotes, `--` line comments (ending at `\r` or `\n`) and `/* */` comments,
-//! case-insensitive keywords; non-ASCII characters outside strings and identifiers, unterminated
+//! case-insensitive keywords; non-ASCII characters outside strings and identifiers (or in a
+//! quoted function name, which Elasticsearch upper-cases in Java), unterminated
 //! strings or comments and nested comments (read differently by a nesting and a flat lexer)
 //! are refused. The table is always forwarded as a double-quoted identifier holding
 //! the checked comma list, so Elasticsearch reads exactly the names esgate checked.
@@ -256,6 +257,15 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
             // A quoted name is still a function name when a bracket follows: `"USER"()`.
             Kind::Quoted if toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'(')) => {
                 let raw = &text[t.start..t.end];
+                // Elasticsearch SQL finds a function by its name upper-cased in Java
+                // (`FunctionRegistry.normalize`: `toUpperCase(Locale.ROOT)`), which maps `ı`
+                // to `I`, `ſ` to `S` and `ﬆ` to `ST`: `"uſer"()` is `USER()`, `"ſcore"()`
+                // `SCORE()` (attack26e). No function's name holds anything but ASCII.
+                if !raw.is_ascii() {
+                    return Err(refuse(
+                        "a quoted function name must be ASCII: Elasticsearch upper-cases it",
+                    ));
+                }
                 let name = raw[1..raw.len() - 1].to_ascii_lowercase();
                 if REFUSED_FUNCTIONS.contains(&name.as_str()) {
                     return Err(refuse(&format!(
@@ -880,6 +890,34 @@ mod tests {
         ] {
             assert!(parse(q).is_err(), "{q} was accepted");
         }
+    }
+
+    /// attack26e: Elasticsearch SQL upper-cases a function's name in Java, where `ı`, `ſ`
+    /// and ligatures like `ﬆ` become ASCII: a quoted name holding them calls the function
+    /// every check compared with ASCII names missed.
+    #[test]
+    fn quoted_function_names_that_java_upper_cases_to_ascii_are_refused() {
+        for q in [
+            "SELECT \"uſer\"() AS u FROM logs-a",
+            "SELECT \"databaſe\"() AS d FROM logs-a",
+            "SELECT \"current_uſer\"() AS u FROM logs-a",
+            "SELECT \"ſcore\"() AS s FROM logs-a",
+            "SELECT \"percentıle\"(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT * FROM logs-a WHERE \"ſtarts_with\"(_id, 'b')",
+            "SELECT * FROM logs-a WHERE `ﬆarts_with`(_id, 'b')",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q} was accepted");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+        // Non-ASCII stays allowed in strings and quoted names that call nothing.
+        for q in [
+            "SELECT \"naïve\" FROM logs-a WHERE city = 'Zürich'",
+            "SELECT UCASE(\"ſ\") FROM logs-a",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        assert!(parse("SELECT \"ſcore\" FROM logs-a").is_ok_and(|p| !p.scores));
     }
 
     /// attack26e (M, availability): PERCENTILE's and PERCENTILE_RANK's method parameter (a
