@@ -522,6 +522,98 @@ async fn sql_catalog_separator_after_the_table_is_refused() {
     );
 }
 
+/// attack26e: Elasticsearch finds a function by its name case-mapped in Java (SQL upper-cases:
+/// `ı` -> `I`, `ſ` -> `S`, `ﬆ` -> `ST`; ES|QL lower-cases: the Kelvin sign -> `k`), so a quoted
+/// name holding one of them called a function every ASCII comparison in esgate missed:
+/// `USER()` (the backend principal), `SCORE()` for a token with constant scores, a
+/// `STARTS_WITH` on `_id`, ES|QL `KQL` text past the expansion checks, `KNN`. Refused before
+/// the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_function_names_case_mapped_to_ascii_are_refused_before_the_backend() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut forwarded = Vec::new();
+    for (path, q) in [
+        ("/_sql", "SELECT \"uſer\"() AS u FROM logs-a"),
+        ("/_sql", "SELECT \"databaſe\"() AS d FROM logs-a"),
+        ("/_sql", "SELECT \"ſcore\"() AS s FROM logs-a"),
+        (
+            "/_sql",
+            "SELECT * FROM logs-a WHERE \"ſtarts_with\"(_id, 'b')",
+        ),
+        ("/_query", "FROM logs-a | WHERE `\u{212A}QL`(\"_id: b*\")"),
+        ("/_query", "FROM logs-a | WHERE `\u{212A}NN`(v, [1, 2])"),
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, path, &json!({ "query": q })).await;
+        if r.status != 403 || !es.requests_to("POST", path).is_empty() {
+            forwarded.push(format!("{q} -> {} {}", r.status, r.text()));
+        }
+    }
+    assert!(
+        forwarded.is_empty(),
+        "case-mapped function names reached the backend:\n{}",
+        forwarded.join("\n")
+    );
+}
+
+/// attack26e (M, availability): Elasticsearch SQL's `PERCENTILE(field, p, method, parameter)`
+/// (and `PERCENTILE_RANK`) becomes a percentiles aggregation with that t-digest compression or
+/// HDR digit count, which sizes each bucket's sketch outside the backend's circuit breakers:
+/// `'tdigest', 1e8` is the DSL's `compression: 100000000` (about 23 GB per digest on
+/// OpenSearch 3.4+). Above the DSL's bounds, or not a literal, it never reaches the backend;
+/// within them it is forwarded as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_percentile_methods_reach_the_backend_bounded() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut wrong = Vec::new();
+    for body in [
+        json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a"}),
+        json!({"query": "SELECT PERCENTILE_RANK(n, 7, 'tdigest', 100000) FROM logs-a"}),
+        json!({"query": "SELECT k FROM logs-a GROUP BY k HAVING PERCENTILE(n, 9, 'hdr', 5) > 1"}),
+        json!({"query": "SELECT \"PERCENTILE\"(n, 50, 'tdigest', 1e4 * 1e4) FROM logs-a"}),
+        json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a", "params": [1e8]}),
+        json!({"query": "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a", "params": ["hdr"]}),
+    ] {
+        es.clear();
+        let r = gw.post_as(&auth, "/_sql", &body).await;
+        if r.status != 403 || !es.requests_to("POST", "/_sql").is_empty() {
+            wrong.push(format!("{} -> {} {}", body["query"], r.status, r.text()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "unbounded percentile sketches reached the backend:\n{}",
+        wrong.join("\n")
+    );
+    es.clear();
+    let q =
+        "SELECT PERCENTILE(n, 50, 'tdigest', 1000), PERCENTILE_RANK(n, 7, 'hdr', 3) FROM logs-a";
+    let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = es.requests_to("POST", "/_sql");
+    assert_eq!(sent.len(), 1);
+    let forwarded = sent[0].json()["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        forwarded.contains("PERCENTILE(n, 50, 'tdigest', 1000)")
+            && forwarded.contains("PERCENTILE_RANK(n, 7, 'hdr', 3)"),
+        "{forwarded}"
+    );
+}
+
 /// ES|QL and SQL texts that read (or could be read by Elasticsearch as reading) something
 /// besides the checked source are refused before anything reaches the backend.
 /// (a property checked by the second security review)

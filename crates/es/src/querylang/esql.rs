@@ -8,9 +8,9 @@
 //! `FORK`, `TS`, `ROW`, `SHOW`, subqueries or unknown commands), and nothing the lexer cannot
 //! classify the way Elasticsearch's lexer does (strings with their escapes, triple-quoted
 //! strings, backquoted identifiers, `//` and `/* */` comments, case-insensitive
-//! keywords). Anything ambiguous (a non-ASCII character outside a string, an unterminated
-//! string or comment, a nested comment, a comment glued to a name, a `|` inside brackets) is
-//! refused. The
+//! keywords). Anything ambiguous (a non-ASCII character outside a string or in a quoted
+//! function name, an unterminated string or comment, a nested comment, a comment glued to a
+//! name, a `|` inside brackets) is refused. The
 //! forwarded text differs from the client's only in the source list, rendered by esgate, and
 //! in every `WHERE` condition being wrapped as `NOT NOT (...)` (`WHERE_OPEN`: the same rows,
 //! but nothing Elasticsearch lifts into field_caps' index filter).
@@ -648,6 +648,15 @@ fn check_expansions(text: &str, toks: &[Tok]) -> Result<bool, Rejection> {
                 clause_metadata |= aliases.may_be_metadata(name)
                     || segments(name).any(|s| aliases.may_be_metadata(s));
                 if call {
+                    // Elasticsearch finds a function by its name lower-cased in Java
+                    // (`toLowerCase(Locale.ROOT)`), which maps the Kelvin sign `K` (U+212A)
+                    // to `k`: `` `\u{212A}QL`(...) `` is `KQL(...)`, `` `\u{212A}NN`(...) ``
+                    // `KNN(...)` (attack26e). No function's name holds anything but ASCII.
+                    if !name.is_ascii() {
+                        return Err(refuse(
+                            "a quoted function name must be ASCII: Elasticsearch lower-cases it",
+                        ));
+                    }
                     callee = Some(name);
                 }
             }
@@ -1202,6 +1211,10 @@ mod tests {
             "FROM logs-a METADATA _id | WHERE NOT(_id RLIKE \"b.*\")",
             "FROM logs-a METADATA _id | WHERE x==1 AND TO_STRING(_id)LIKE\"b*\"",
             "FROM logs-a | WHERE true==a.QSTR(\"user:bob~\")",
+            // attack26e: the Kelvin sign lower-cases to `k` in Java.
+            "FROM logs-a | WHERE `\u{212A}QL`(\"_id: b*\")",
+            "FROM logs-a | WHERE `\u{212A}NN`(v, [1, 2])",
+            "FROM logs-a | WHERE `q\u{212A}l`(\"user:bob~\")",
         ];
         for q in cases {
             let r = parse(q);

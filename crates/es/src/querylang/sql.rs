@@ -7,7 +7,8 @@
 //! the statements that list other indices (`SHOW`, `DESCRIBE`, `SYS`). The lexer follows
 //! Elasticsearch SQL's rules: `'...'` strings with `''`, `"..."` and `` `...` `` identifiers
 //! with doubled quotes, `--` line comments (ending at `\r` or `\n`) and `/* */` comments,
-//! case-insensitive keywords; non-ASCII characters outside strings and identifiers, unterminated
+//! case-insensitive keywords; non-ASCII characters outside strings and identifiers (or in a
+//! quoted function name, which Elasticsearch upper-cases in Java), unterminated
 //! strings or comments and nested comments (read differently by a nesting and a flat lexer)
 //! are refused. The table is always forwarded as a double-quoted identifier holding
 //! the checked comma list, so Elasticsearch reads exactly the names esgate checked.
@@ -15,6 +16,7 @@
 use serde_json::{Map, Value};
 
 use crate::dsl::expansion::{self, Syntax};
+use crate::dsl::values;
 use crate::{querylang::lexing, Rejection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +265,15 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
             // A quoted name is still a function name when a bracket follows: `"USER"()`.
             Kind::Quoted if toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'(')) => {
                 let raw = &text[t.start..t.end];
+                // Elasticsearch SQL finds a function by its name upper-cased in Java
+                // (`FunctionRegistry.normalize`: `toUpperCase(Locale.ROOT)`), which maps `ı`
+                // to `I`, `ſ` to `S` and `ﬆ` to `ST`: `"uſer"()` is `USER()`, `"ſcore"()`
+                // `SCORE()` (attack26e). No function's name holds anything but ASCII.
+                if !raw.is_ascii() {
+                    return Err(refuse(
+                        "a quoted function name must be ASCII: Elasticsearch upper-cases it",
+                    ));
+                }
                 let name = raw[1..raw.len() - 1].to_ascii_lowercase();
                 if REFUSED_FUNCTIONS.contains(&name.as_str()) {
                     return Err(refuse(&format!(
@@ -301,6 +312,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         return Err(refuse("unbalanced brackets"));
     }
     check_full_text(text, &toks)?;
+    check_percentile_methods(text, &toks)?;
     check_metadata_patterns(text, &toks, from_at)?;
     let Some(from_at) = from_at else {
         return Err(refuse("the query must read one table with FROM"));
@@ -368,24 +380,7 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
         {
             continue;
         }
-        // The argument tokens up to the matching `)`, split at top-level commas.
-        let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
-        let mut depth = 0usize;
-        for a in &toks[n + 2..] {
-            match a.kind {
-                Kind::Punct(b'(') => depth += 1,
-                Kind::Punct(b')') if depth == 0 => break,
-                Kind::Punct(b')') => depth -= 1,
-                Kind::Punct(b',') if depth == 0 => {
-                    args.push(Vec::new());
-                    continue;
-                }
-                _ => {}
-            }
-            if let Some(last) = args.last_mut() {
-                last.push(*a);
-            }
-        }
+        let args = call_args(toks, n);
         let literal = |arg: Option<&Vec<Tok>>| match arg.map(Vec::as_slice) {
             Some([t]) if t.kind == Kind::Str => Ok(string_value(&text[t.start..t.end])),
             _ => Err(refuse(
@@ -443,6 +438,123 @@ fn match_fields(text: &str, arg: &[Tok]) -> Result<(), Rejection> {
         }
         _ => Ok(()),
     }
+}
+
+/// The argument tokens of the call named at `toks[n]` (its `(` at `n + 1`), up to the matching
+/// `)`, split at top-level commas.
+fn call_args(toks: &[Tok], n: usize) -> Vec<Vec<Tok>> {
+    let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
+    let mut depth = 0usize;
+    for a in toks.get(n + 2..).unwrap_or_default() {
+        match a.kind {
+            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b')') if depth == 0 => break,
+            Kind::Punct(b')') => depth -= 1,
+            Kind::Punct(b',') if depth == 0 => {
+                args.push(Vec::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = args.last_mut() {
+            last.push(*a);
+        }
+    }
+    args
+}
+
+/// `PERCENTILE(field, p[, method[, parameter]])` and `PERCENTILE_RANK(field, v[, method[,
+/// parameter]])`: Elasticsearch SQL builds the percentiles aggregation's method from them
+/// (`PercentileAggregate.percentilesConfig`: `'tdigest'` with a compression, `'hdr'` with its
+/// significant digits), and the backend sizes each bucket's sketch by them outside its circuit
+/// breakers (attack26e, M availability: `PERCENTILE(n, 50, 'tdigest', 1e8)` is the query DSL's
+/// `compression: 100000000`). Bounded as the DSL's ([`values::MAX_COMPRESSION`],
+/// [`values::MAX_HDR_DIGITS`]): a given method is the string literal `'tdigest'` or `'hdr'`
+/// (Elasticsearch reads no other, case included), its parameter a number literal within the
+/// bound or `NULL` (the default); a parameter (`?`), an expression Elasticsearch would fold
+/// (`1e4 * 1e4`, a cast, adjacent strings) or a number out of bounds is refused (403).
+fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+    for (n, t) in toks.iter().enumerate() {
+        // A quoted name is still a function name when a bracket follows.
+        let name = match t.kind {
+            Kind::Word => &text[t.start..t.end],
+            Kind::Quoted => &text[t.start + 1..t.end - 1],
+            _ => continue,
+        };
+        let called = toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'('));
+        if !called
+            || !(name.eq_ignore_ascii_case("percentile")
+                || name.eq_ignore_ascii_case("percentile_rank"))
+        {
+            continue;
+        }
+        let args = call_args(toks, n);
+        let Some(method) = args.get(2) else {
+            continue;
+        };
+        let method = match method.as_slice() {
+            [m] if m.kind == Kind::Str => string_value(&text[m.start..m.end]),
+            _ => {
+                return Err(refuse(
+                    "the method of PERCENTILE and PERCENTILE_RANK must be a string literal",
+                ))
+            }
+        };
+        let parameter = match args.get(3).map(Vec::as_slice) {
+            None => None,
+            Some([p]) if lower(text, p).as_deref() == Some("null") => None,
+            // A number literal: digits, a point, an exponent (esgate's word holds its sign).
+            Some([p])
+                if p.kind == Kind::Word
+                    && text.as_bytes()[p.start..p.end]
+                        .first()
+                        .is_some_and(|b| b.is_ascii_digit() || *b == b'.') =>
+            {
+                Some(&text[p.start..p.end])
+            }
+            Some(_) => {
+                return Err(refuse(
+                    "the method parameter of PERCENTILE and PERCENTILE_RANK must be a number \
+                     literal",
+                ))
+            }
+        };
+        match method.as_str() {
+            "tdigest" => {
+                let within = parameter.is_none_or(|p| {
+                    p.parse::<f64>()
+                        .is_ok_and(|c| (0.0..=values::MAX_COMPRESSION).contains(&c))
+                });
+                if !within {
+                    return Err(refuse(&format!(
+                        "a t-digest compression must be a number between 0 and {}: the backend \
+                         allocates memory for each bucket in proportion to it",
+                        values::MAX_COMPRESSION
+                    )));
+                }
+            }
+            "hdr" => {
+                let within = parameter.is_none_or(|p| {
+                    p.bytes().all(|b| b.is_ascii_digit())
+                        && p.parse::<u64>().is_ok_and(|d| d <= values::MAX_HDR_DIGITS)
+                });
+                if !within {
+                    return Err(refuse(&format!(
+                        "HDR significant digits must be an integer between 0 and {}: the \
+                         backend allocates memory for each bucket in proportion to 10 to their \
+                         power",
+                        values::MAX_HDR_DIGITS
+                    )));
+                }
+            }
+            _ => {
+                return Err(refuse(
+                    "the method of PERCENTILE and PERCENTILE_RANK must be 'tdigest' or 'hdr'",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The words after which a bracket groups conditions rather than calls a function or opens a
@@ -917,6 +1029,100 @@ mod tests {
                 ),
                 "{q}: {e:?}"
             );
+        }
+    }
+
+    /// attack26e: Elasticsearch SQL upper-cases a function's name in Java, where `ı`, `ſ`
+    /// and ligatures like `ﬆ` become ASCII: a quoted name holding them calls the function
+    /// every check compared with ASCII names missed.
+    #[test]
+    fn quoted_function_names_that_java_upper_cases_to_ascii_are_refused() {
+        for q in [
+            "SELECT \"uſer\"() AS u FROM logs-a",
+            "SELECT \"databaſe\"() AS d FROM logs-a",
+            "SELECT \"current_uſer\"() AS u FROM logs-a",
+            "SELECT \"ſcore\"() AS s FROM logs-a",
+            "SELECT \"percentıle\"(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT * FROM logs-a WHERE \"ſtarts_with\"(_id, 'b')",
+            "SELECT * FROM logs-a WHERE `ﬆarts_with`(_id, 'b')",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q} was accepted");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+        // Non-ASCII stays allowed in strings and quoted names that call nothing.
+        for q in [
+            "SELECT \"naïve\" FROM logs-a WHERE city = 'Zürich'",
+            "SELECT UCASE(\"ſ\") FROM logs-a",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        assert!(parse("SELECT \"ſcore\" FROM logs-a").is_ok_and(|p| !p.scores));
+    }
+
+    /// attack26e (M, availability): PERCENTILE's and PERCENTILE_RANK's method parameter (a
+    /// t-digest's compression, an HDR histogram's digits) sizes every bucket's sketch outside
+    /// the backend's circuit breakers: bounded as the query DSL's, literals only.
+    #[test]
+    fn percentile_methods_are_bounded_like_the_dsls() {
+        for q in [
+            "SELECT PERCENTILE(n, 50) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 200) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000.0) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1E3) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', .5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 0) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', NULL) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 2) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3) FROM logs-a",
+            "SELECT percentile_rank(n, 7, 'hdr', /* c */ 1) FROM logs-a",
+            "SELECT PERCENTILE(ABS(n), 50, 'tdigest', 100) FROM logs-a GROUP BY k",
+            "SELECT k FROM logs-a GROUP BY k HAVING PERCENTILE(n, 90, 'hdr', 3) > 5",
+            "SELECT percentile FROM logs-a",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        for q in [
+            "SELECT PERCENTILE(n, 50, 'tdigest', 100000000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1001) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 7, 'tdigest', 100000) FROM logs-a",
+            "SELECT percentile(n, 50, 'tdigest', 1E+8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1e4 * 1e4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1e8::double) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', CAST('1e8' AS DOUBLE)) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', (1e8)) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', -1) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', '1e8') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', nan) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', inf) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', m) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', ) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 2.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3e0) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', ?) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 7, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?, 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'td' 'igest', 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, CONCAT('td', 'igest'), 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'TDIGEST', 100) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'other') FROM logs-a",
+            "SELECT \"PERCENTILE\"(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT `percentile_rank`(n, 7, 'hdr', 5) FROM logs-a",
+            "SELECT k FROM logs-a GROUP BY k HAVING PERCENTILE(n, 90, 'tdigest', 1e8) > 5",
+            "SELECT k FROM logs-a GROUP BY k ORDER BY PERCENTILE(n, 90, 'hdr', 5)",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q} was accepted");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
         }
     }
 
