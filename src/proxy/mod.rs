@@ -2362,6 +2362,41 @@ mod splitmix;
 mod tests {
     use super::*;
 
+    /// Attack26d (pinned, no finding): `X-Elasticsearch-Async-Is-Running` counts only as the
+    /// structured-field booleans Elasticsearch sends (`?1`, `?0`), given once: any other value
+    /// (`true`, spaces, parameters, a case change) or a second value is not read, and the body
+    /// says (`async_search::is_running`), so an answer whose headers disagree with each other
+    /// never frees a place on their word.
+    #[test]
+    fn the_async_is_running_header_counts_only_one_boolean() {
+        let read = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(
+                    ASYNC_IS_RUNNING,
+                    http::HeaderValue::from_bytes(v).expect("a header value"),
+                );
+            }
+            async_is_running_header(&h)
+        };
+        assert_eq!(read(&[b"?1"]), Some(true));
+        assert_eq!(read(&[b"?0"]), Some(false));
+        for odd in [
+            &[][..],
+            &[&b"?0"[..], b"?0"],
+            &[b"?0", b"?1"],
+            &[b"true"],
+            &[b"false"],
+            &[b"0"],
+            &[b"?0 "],
+            &[b"?0;x=1"],
+            &[b"?O"],
+            &[b""],
+        ] {
+            assert_eq!(read(odd), None, "{odd:?}");
+        }
+    }
+
     /// attack17c (L): a context's release refused by a saturated pool is tried again after
     /// each wait; any other outcome, or the waits run out, ends the tries.
     #[tokio::test]
