@@ -814,3 +814,58 @@ async fn esql_documents_ending_in_a_line_comment_do_not_let_failures_out() {
     assert_eq!(r.status.as_u16(), 502, "{body}");
     gw.stop().await;
 }
+
+/// Attack26d (M: availability): Elasticsearch SQL's `PERCENTILE(field, p, method, parameter)`
+/// and `PERCENTILE_RANK` make a `percentiles` aggregation whose t-digest `compression` or HDR
+/// digits is the parameter, the sketch sizes attack26 bounded in the query DSL (allocated per
+/// bucket outside the circuit breakers: `'hdr', 5` is 4 MiB a group under a `GROUP BY`). Over
+/// the bound, or given as a parameter, refused and never forwarded; within it forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_percentile_sketches_are_bounded_as_in_the_query_dsl() {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    let auth = bearer(&secret);
+    let mut wrong = Vec::new();
+    for (q, params, pass) in [
+        (
+            "SELECT PERCENTILE(n, 50, 'hdr', 5) FROM logs-a GROUP BY user",
+            json!(null),
+            false,
+        ),
+        (
+            "SELECT PERCENTILE_RANK(n, 5, 'tdigest', 100000000) FROM logs-a",
+            json!(null),
+            false,
+        ),
+        (
+            "SELECT PERCENTILE(n, 50, 'hdr', ?) FROM logs-a",
+            json!([5]),
+            false,
+        ),
+        (
+            "SELECT PERCENTILE(n, 50, 'hdr', 3) FROM logs-a GROUP BY user",
+            json!(null),
+            true,
+        ),
+        (
+            "SELECT PERCENTILE(n, 50, 'tdigest', 200) FROM logs-a",
+            json!(null),
+            true,
+        ),
+    ] {
+        es.clear();
+        let mut body = json!({ "query": q });
+        if !params.is_null() {
+            body["params"] = params;
+        }
+        let r = gw.post_as(&auth, "/_sql", &body).await;
+        let forwarded = !es.requests_to("POST", "/_sql").is_empty();
+        if pass != (r.status == 200 && forwarded) || (!pass && (forwarded || r.status != 403)) {
+            wrong.push(format!("{q} -> {} {}", r.status, r.text()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

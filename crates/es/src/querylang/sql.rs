@@ -293,6 +293,7 @@ pub fn parse(text: &str) -> Result<Query, Rejection> {
         return Err(refuse("unbalanced brackets"));
     }
     check_full_text(text, &toks)?;
+    check_percentile_sketches(text, &toks)?;
     check_metadata_patterns(text, &toks, from_at)?;
     let Some(from_at) = from_at else {
         return Err(refuse("the query must read one table with FROM"));
@@ -413,6 +414,95 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
                     crate::dsl::fields::check(name.trim(), crate::dsl::fields::Position::Data)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Most t-digest `compression` a SQL `PERCENTILE` or `PERCENTILE_RANK` may ask for: the query
+/// DSL's bound (attack26, `dsl::values`' `MAX_COMPRESSION`).
+const MAX_TDIGEST_COMPRESSION: f64 = 1000.0;
+
+/// Most HDR digits a SQL `PERCENTILE` or `PERCENTILE_RANK` may ask for: the query DSL's
+/// bound (attack26, `dsl::values`' `MAX_HDR_DIGITS`).
+const MAX_HDR_DIGITS: u64 = 3;
+
+/// `PERCENTILE(field, p[, method[, method_parameter]])` and `PERCENTILE_RANK(...)`:
+/// Elasticsearch SQL makes the `percentiles` (`percentile_ranks`) aggregation of the method
+/// named (`'tdigest'`, `'hdr'`) with the parameter as its `compression` or its
+/// `number_of_significant_value_digits` (`Percentile::asPercentileConfig`), sketches allocated
+/// per bucket outside the circuit breakers, which the query DSL bounds (attack26). The same
+/// bounds here (attack26d, M: availability: `PERCENTILE(n, 50, 'hdr', 5)` under a `GROUP BY`
+/// made a 4 MiB histogram a group, and a parameter passed any value): a method parameter must
+/// be a number literal within the bound of a method named by a string literal; anything else
+/// there (a parameter `?`, an expression, a fifth argument) is refused.
+fn check_percentile_sketches(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
+    for (n, t) in toks.iter().enumerate() {
+        let name = match t.kind {
+            Kind::Word => text[t.start..t.end].to_ascii_lowercase(),
+            Kind::Quoted => text[t.start + 1..t.end - 1].to_ascii_lowercase(),
+            _ => continue,
+        };
+        if !matches!(name.as_str(), "percentile" | "percentile_rank")
+            || toks.get(n + 1).map(|t| t.kind) != Some(Kind::Punct(b'('))
+        {
+            continue;
+        }
+        let mut args: Vec<Vec<Tok>> = vec![Vec::new()];
+        let mut depth = 0usize;
+        for a in &toks[n + 2..] {
+            match a.kind {
+                Kind::Punct(b'(') => depth += 1,
+                Kind::Punct(b')') if depth == 0 => break,
+                Kind::Punct(b')') => depth -= 1,
+                Kind::Punct(b',') if depth == 0 => {
+                    args.push(Vec::new());
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(last) = args.last_mut() {
+                last.push(*a);
+            }
+        }
+        let Some(parameter) = args.get(3) else {
+            continue;
+        };
+        let bad = || {
+            refuse(&format!(
+                "the method parameter of {} must be a number literal after a method named as \
+                 a string: at most {MAX_TDIGEST_COMPRESSION} for 'tdigest', {MAX_HDR_DIGITS} \
+                 for 'hdr' (the backend allocates memory for each group in proportion to it)",
+                name.to_uppercase()
+            ))
+        };
+        let method = match args[2].as_slice() {
+            [m] if m.kind == Kind::Str => string_value(&text[m.start..m.end]).to_ascii_lowercase(),
+            _ => return Err(bad()),
+        };
+        let number = match parameter.as_slice() {
+            [p] if p.kind == Kind::Word => &text[p.start..p.end],
+            _ => return Err(bad()),
+        };
+        let plain = !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && number.bytes().filter(|b| *b == b'.').count() <= 1
+            && number.as_bytes()[0].is_ascii_digit();
+        let within = match method.as_str() {
+            "tdigest" => {
+                plain
+                    && number
+                        .parse::<f64>()
+                        .is_ok_and(|c| c <= MAX_TDIGEST_COMPRESSION)
+            }
+            "hdr" => {
+                number.bytes().all(|b| b.is_ascii_digit())
+                    && number.parse::<u64>().is_ok_and(|d| d <= MAX_HDR_DIGITS)
+            }
+            _ => false,
+        };
+        if args.len() > 4 || !within {
+            return Err(bad());
         }
     }
     Ok(())
@@ -933,6 +1023,48 @@ mod tests {
             "SELECT * FROM logs-a WHERE MATCH('\u{FF3F}seq_no', '5')",
         ] {
             assert!(parse(q).is_ok(), "{q}");
+        }
+    }
+
+    /// Attack26d (M: availability): a SQL `PERCENTILE`'s or `PERCENTILE_RANK`'s method
+    /// parameter is the t-digest `compression` or the HDR digits of the aggregation it makes,
+    /// bounded in the query DSL by attack26 and unread here: `PERCENTILE(n, 50, 'hdr', 5)`
+    /// under a `GROUP BY` allocated 4 MiB a group outside the circuit breakers.
+    #[test]
+    fn percentile_sketches_are_bounded_in_sql_too() {
+        for q in [
+            "SELECT PERCENTILE(n, 50) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 250.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'TDigest', 100) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 5, 'hdr', 2) FROM logs-a GROUP BY user",
+            "SELECT user FROM logs-a WHERE user = 'PERCENTILE(n, 5, ''hdr'', 5)'",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        for q in [
+            "SELECT PERCENTILE(n, 50, 'hdr', 5) FROM logs-a GROUP BY user",
+            "SELECT PERCENTILE(n, 50, 'hdr', 4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3.9) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 1 + 3) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', ?) FROM logs-a",
+            "SELECT percentile(n, 50, 'HDR', 5) FROM logs-a",
+            "SELECT \"PERCENTILE\"(n, 50, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 5, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 100000000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', -1) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', '100000000') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'other', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3, 4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', (5)) FROM logs-a",
+        ] {
+            assert!(parse(q).is_err(), "{q}");
         }
     }
 
