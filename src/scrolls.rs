@@ -74,7 +74,12 @@
 //! keeps it alive for the longer of its own `page_timeout` and the one it had and follows the
 //! new cursor its answer names; an answer without one (the last page), a close
 //! (`POST /_sql/close`) and a page answered 404 end it. A cursor that holds nothing on the
-//! backend (an aggregation's pages) is counted the same: esgate cannot tell them apart.
+//! backend (an aggregation's pages) is counted the same: esgate cannot tell them apart. A
+//! page on a cursor the count does not hold (an older cursor of the query: Elasticsearch's
+//! stay good while their point in time lives, and each keeps it alive; one of before a
+//! restart) takes a place as a query does (attack26d: it kept the point in time alive for a
+//! day while the count let it lapse with the newest cursor); a place that comes to name a
+//! cursor already counted is that one, kept for the longer keep-alive of the two.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -176,6 +181,22 @@ fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Counts `kept` under `key`. A context the count already holds under that id (an answer
+/// naming an id the token holds: a SQL cursor's page on an older cursor of its query names the
+/// one its first next page named, attack26d) is the same context on the backend, kept alive
+/// for the longest of the two: the later one never shortens it.
+fn keep(held: &mut Held, key: u64, kept: Kept) {
+    let merged = match held.open.get(&key) {
+        Some(k) => Kept {
+            until: k.until.max(kept.until),
+            keep_alive: k.keep_alive.max(kept.keep_alive),
+            under_way: kept.under_way,
+        },
+        None => kept,
+    };
+    held.open.insert(key, merged);
+}
+
 /// A keep-alive of `ms` milliseconds with the reaper's slack, from `now`.
 fn until(now: Instant, keep_alive: Duration) -> Instant {
     now + keep_alive.saturating_add(REAPER_SLACK)
@@ -193,7 +214,8 @@ impl Opening {
         let key = backend_id.map_or(self.place, |id| self.keys.hash_one(id));
         let mut held = lock(&self.held);
         held.open.remove(&self.place);
-        held.open.insert(
+        keep(
+            &mut held,
             key,
             Kept {
                 until: until(now, self.keep_alive),
@@ -313,7 +335,8 @@ impl Scrolls {
     /// a point in time's own), as Elasticsearch keeps its context (attack24b: a page's shorter
     /// `scroll` shortened the count, not the context), under `answer_id`, the id its answer named
     /// (the backend may give a new one; `None`: unchanged). One esgate does not count (opened
-    /// before a restart, on another esgate, before the token had a limit) is left uncounted.
+    /// before a restart, on another esgate, before the token had a limit) is left uncounted
+    /// here; a SQL cursor's such page took a place before it was sent (the proxy, attack26d).
     pub fn next_page(
         &self,
         token_id: &str,
@@ -339,7 +362,8 @@ impl Scrolls {
         let page = keep_alive_ms.map_or(unset, Duration::from_millis);
         let keep_alive = kept.keep_alive.max(page);
         let key = answer_id.map_or(key, |id| self.keys.hash_one(id));
-        h.open.insert(
+        keep(
+            &mut h,
             key,
             Kept {
                 until: until(now, keep_alive),
@@ -359,6 +383,14 @@ impl Scrolls {
         for id in backend_ids {
             h.open.remove(&self.keys.hash_one(id));
         }
+    }
+
+    /// Whether `token_id`'s count holds `backend_id` at `now`.
+    pub fn holds(&self, token_id: &str, backend_id: &str, now: Instant) -> bool {
+        self.held(token_id).is_some_and(|held| {
+            let key = self.keys.hash_one(backend_id);
+            lock(&held).open.get(&key).is_some_and(|k| k.until > now)
+        })
     }
 
     /// Scrolls `token_id` holds open at `now` (opens under way included).
@@ -518,6 +550,26 @@ mod tests {
         // A page of a scroll not counted here is not adopted.
         s.next_page("a", "elsewhere", None, Some(MIN), page);
         assert_eq!(s.held_by("a", page), 0);
+    }
+
+    /// Attack26d: a place that comes to name an id already counted (a SQL cursor's page on an
+    /// older cursor of its query names the cursor its first next page named) is that one
+    /// context: counted once, for the longer keep-alive of the two, whichever came last.
+    #[test]
+    fn an_id_counted_twice_is_one_context_kept_for_the_longer_keep_alive() {
+        let s = Scrolls::of(Context::SqlCursor);
+        let now = Instant::now();
+        let day = 24 * 60 * MIN;
+        opened(&s, "a", "c1", day, now);
+        assert!(s.holds("a", "c1", now));
+        assert!(!s.holds("a", "c0", now) && !s.holds("b", "c1", now));
+        opened(&s, "a", "c1", 1, now);
+        assert_eq!(s.held_by("a", now), 1);
+        assert_eq!(s.held_by("a", now + Duration::from_millis(day)), 1);
+        opened(&s, "a", "c2", 1, now);
+        s.next_page("a", "c2", Some("c1"), Some(1), now);
+        assert_eq!(s.held_by("a", now + Duration::from_millis(day)), 1);
+        assert!(!s.holds("a", "c1", now + Duration::from_millis(day) + REAPER_SLACK));
     }
 
     /// attack24b (M): Elasticsearch keeps a scroll's context alive for the longest keep-alive

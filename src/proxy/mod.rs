@@ -336,6 +336,25 @@ async fn pipeline(
             };
             held(app, *context).open(&token.id, max, *keep_alive_ms, Instant::now())?
         }
+        // A SQL cursor's next page on a cursor the token's count does not hold takes a place
+        // as a query does (attack26d, M): every page names a new cursor and the old ones stay
+        // good while the point in time behind them lives, so a page on an old cursor kept the
+        // point in time alive (for its own `page_timeout`, up to a day) while the count, which
+        // follows the newest cursor, let it lapse: one place opened points in time without
+        // end. Counted, it may count a point in time twice; a cursor of before a restart is
+        // counted from its next page.
+        Some((
+            es::Context::SqlCursor,
+            es::Holding::Next {
+                backend_id,
+                keep_alive_ms,
+            },
+        )) if !app.pits.holds(&token.id, backend_id, Instant::now()) => app.pits.open(
+            &token.id,
+            limits.max_open_pits,
+            keep_alive_ms.unwrap_or_default(),
+            Instant::now(),
+        )?,
         _ => None,
     };
     // An async search's submit takes one of the token's `max_running_async_searches` places
@@ -437,8 +456,11 @@ async fn pipeline(
         };
         // The room made for a page is not needed for an error (review 16d).
         drop(room);
-        // A failed search keeps no scroll context, and a failed submit runs no search.
-        for o in [opening.take(), submitting.take()].into_iter().flatten() {
+        // A failed search keeps no scroll context, and a failed submit runs no search. A
+        // failed next page kept its context alive: the place it took stays (`Opening::sent`).
+        let paging = matches!(holding, Some((_, es::Holding::Next { .. })));
+        let opening = opening.take().filter(|_| !paging);
+        for o in [opening, submitting.take()].into_iter().flatten() {
             o.not_opened();
         }
         // A poll answered so names a search that failed (not running) or was not read: it
@@ -932,6 +954,10 @@ fn held_answered(
                 count.next_page(token_id, backend_id, None, *keep_alive_ms, Instant::now());
             } else if gone {
                 count.ended(token_id, [backend_id.as_str()]);
+                // A place taken for a cursor not counted (attack26d): nothing is held.
+                if let Some(o) = opening.take() {
+                    o.not_opened();
+                }
             }
         }
         es::Holding::Clear { backend_ids } => {
@@ -958,16 +984,18 @@ fn held_sealed(
         Named::Id(id) => Some(id.as_str()),
         Named::Nothing | Named::Unknown => None,
     };
-    match holding {
-        es::Holding::Open { .. } => {
-            if let Some(o) = opening {
-                if named == Named::Nothing {
-                    o.not_opened();
-                } else {
-                    o.opened(answer_id, Instant::now());
-                }
-            }
+    // An open's place, or the one a page on a cursor the count did not hold took (attack26d):
+    // it becomes the context its answer names, or is given back when it names none.
+    if let Some(o) = opening {
+        if named == Named::Nothing {
+            o.not_opened();
+        } else {
+            o.opened(answer_id, Instant::now());
         }
+        return;
+    }
+    match holding {
+        es::Holding::Open { .. } | es::Holding::Clear { .. } => {}
         es::Holding::Next { backend_id, .. } if named == Named::Nothing => {
             held(app, *context).ended(token_id, [backend_id.as_str()]);
         }
@@ -985,7 +1013,6 @@ fn held_sealed(
                 );
             }
         }
-        es::Holding::Clear { .. } => {}
     }
 }
 
@@ -2334,6 +2361,41 @@ mod splitmix;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack26d (pinned, no finding): `X-Elasticsearch-Async-Is-Running` counts only as the
+    /// structured-field booleans Elasticsearch sends (`?1`, `?0`), given once: any other value
+    /// (`true`, spaces, parameters, a case change) or a second value is not read, and the body
+    /// says (`async_search::is_running`), so an answer whose headers disagree with each other
+    /// never frees a place on their word.
+    #[test]
+    fn the_async_is_running_header_counts_only_one_boolean() {
+        let read = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(
+                    ASYNC_IS_RUNNING,
+                    http::HeaderValue::from_bytes(v).expect("a header value"),
+                );
+            }
+            async_is_running_header(&h)
+        };
+        assert_eq!(read(&[b"?1"]), Some(true));
+        assert_eq!(read(&[b"?0"]), Some(false));
+        for odd in [
+            &[][..],
+            &[&b"?0"[..], b"?0"],
+            &[b"?0", b"?1"],
+            &[b"true"],
+            &[b"false"],
+            &[b"0"],
+            &[b"?0 "],
+            &[b"?0;x=1"],
+            &[b"?O"],
+            &[b""],
+        ] {
+            assert_eq!(read(odd), None, "{odd:?}");
+        }
+    }
 
     /// attack17c (L): a context's release refused by a saturated pool is tried again after
     /// each wait; any other outcome, or the waits run out, ends the tries.

@@ -25,7 +25,8 @@
 //! - SQL cursors (sql26), against the recording fake backend (neither test backend has
 //!   `_sql`): counted with points in time under `max_open_pits`; a query whose answer carries
 //!   a cursor takes a place, one answered in one page none; the last page, a close or a page
-//!   answered 404 frees one; a `page_timeout` over a day is refused.
+//!   answered 404 frees one; a `page_timeout` over a day is refused; a page on an older cursor
+//!   of a query (still good on Elasticsearch 8) takes a place (attack26d).
 
 use crate::support;
 
@@ -1935,4 +1936,130 @@ async fn open_sql_cursors_are_counted_with_points_in_time() {
         assert!(reason(&v).contains("page_timeout"), "{v}");
     }
     assert_eq!(sql_queries(&es), 0);
+}
+
+/// A recording backend whose SQL cursors behave as Elasticsearch 8's: a cursor is the query
+/// and the point in time it pages through, so every page names a new cursor and an older
+/// cursor of the same query still pages while its point in time lives (a page on it answers
+/// the cursor after it again, the same string); a close of any of them closes the point in
+/// time. Queries with `fetch_size: 1` open one (three pages in all), other queries answer one
+/// page. The set holds the points in time open.
+fn sql_pit_backend() -> (
+    support::recording::Recording,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<usize>>>,
+) {
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_fn("GET", "/", |r| {
+        let (status, body) = if r.path == "/" {
+            (200, json!({"version": {"number": "8.15.3"}}))
+        } else {
+            (404, json!({"error": "nothing scripted", "status": 404}))
+        };
+        Answer::json(status, body)
+    });
+    let pits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let gone = || {
+        Answer::json(
+            404,
+            json!({"error": {"type": "search_context_missing_exception",
+                             "reason": "No search context found"}, "status": 404}),
+        )
+    };
+    let cursor = |pit: usize, page: usize| format!("Y3Vy{pit:04}p{page}");
+    let read = |c: &str| -> Option<(usize, usize)> {
+        let (pit, page) = c.strip_prefix("Y3Vy")?.split_once('p')?;
+        Some((pit.parse().ok()?, page.parse().ok()?))
+    };
+    let rows = |next: Option<String>| {
+        let mut body = json!({"columns": [{"name": "n", "type": "long"}], "rows": [[1]]});
+        if let Some(next) = next {
+            body["cursor"] = json!(next);
+        }
+        Answer::json(200, body)
+    };
+    {
+        let pits = std::sync::Arc::clone(&pits);
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        es.script_fn("POST", "/_sql", move |r| {
+            let body = r.json();
+            let mut open = pits.lock().unwrap();
+            if let Some(c) = body["cursor"].as_str() {
+                let Some((pit, page)) = read(c).filter(|(pit, _)| open.contains(pit)) else {
+                    return gone();
+                };
+                if page == 2 {
+                    open.remove(&pit);
+                    return rows(None);
+                }
+                return rows(Some(cursor(pit, page + 1)));
+            }
+            if body["fetch_size"] != json!(1) {
+                return rows(None);
+            }
+            let pit = opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            open.insert(pit);
+            rows(Some(cursor(pit, 0)))
+        });
+    }
+    {
+        let pits = std::sync::Arc::clone(&pits);
+        es.script_fn("POST", "/_sql/close", move |r| {
+            let c = r.json()["cursor"].as_str().unwrap_or_default().to_owned();
+            match read(&c).filter(|(pit, _)| pits.lock().unwrap().remove(pit)) {
+                Some(_) => Answer::json(200, json!({"succeeded": true})),
+                None => gone(),
+            }
+        });
+    }
+    (es, pits)
+}
+
+/// Attack26d (M: availability): a page on an older cursor of a SQL query. Elasticsearch 8's
+/// cursors name the query's point in time and where the page starts, so every page names a
+/// new cursor and the older ones stay good while the point in time lives; the count followed
+/// the newest only, and a page on an older one (not counted: left alone) kept the point in
+/// time alive for its own `page_timeout`, up to a day, while its count ended with the newest
+/// cursor's (`1ms` and the reaper's minute): one place opened points in time without end. Now
+/// such a page takes a place as a query does (429 at the limit, never forwarded), and a place
+/// that comes to name a cursor already counted keeps the longer keep-alive of the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_an_older_sql_cursor_is_counted() {
+    let (es, pits) = sql_pit_backend();
+    let gw = Esgate::start(&[es.url()], "[policies.limits]\nmax_open_pits = 1\n").await;
+    let (_, one) = tenant_a(&gw, json!({})).await;
+    let (_, two) = tenant_a(&gw, json!({"max_open_pits": 2})).await;
+    let sql = |secret: &str, body: Value| {
+        let (gw, secret) = (&gw, secret.to_owned());
+        async move { gw.call_raw(&secret, "POST", "/_sql", body, &[]).await }
+    };
+    let query = |timeout: &str| json!({"query": "SELECT n FROM \"logs-a\"", "fetch_size": 1, "page_timeout": timeout});
+    let cursor = |r: &support::http::Reply| {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["cursor"].as_str().expect("a cursor").to_owned()
+    };
+
+    // One place: a query and its next page, each kept alive for a millisecond.
+    let first = cursor(&sql(&one, query("1ms")).await);
+    let second = cursor(&sql(&one, json!({"cursor": first, "page_timeout": "1ms"})).await);
+    assert_ne!(first, second);
+    // The first cursor, asked to keep the point in time for a day: a second place, refused
+    // and never forwarded (it was answered, and counted for the minute `second` had).
+    let before = sql_queries(&es);
+    let replay = sql(&one, json!({"cursor": first, "page_timeout": "24h"})).await;
+    retry_after(&replay, "max_open_pits");
+    assert_eq!(sql_queries(&es), before, "the page reached the backend");
+    assert_eq!(pits.lock().unwrap().len(), 1);
+
+    // Two places: a page on the older cursor passes under the limit and names the cursor
+    // already counted (kept for a day): its shorter keep-alive does not shorten the count's.
+    let first = cursor(&sql(&two, query("24h")).await);
+    cursor(&sql(&two, json!({"cursor": first})).await);
+    cursor(&sql(&two, json!({"cursor": first, "page_timeout": "1ms"})).await);
+    // One point in time, one place: a query takes the other, and the next is refused until
+    // the first of them ends, a day away.
+    cursor(&sql(&two, query("24h")).await);
+    let after = retry_after(&sql(&two, query("24h")).await, "max_open_pits");
+    assert!(after >= 24 * 3600, "{after}");
 }

@@ -1285,6 +1285,74 @@ mod dialect_and_shaping_tests {
         }
     }
 
+    /// Attack26d (pinned, no finding): the `page_timeout` spellings a SQL query or page may
+    /// use. What esgate takes is a subset of what Elasticsearch's `TimeValue` parses (digits
+    /// and a lower-case unit; Elasticsearch also trims, lower-cases and parses `-1` and `0`),
+    /// counted for at least what Elasticsearch keeps (nanos and micros rounded up) and at most
+    /// a day, reached in any unit; a number, `-1`, `0`, a fraction, a sign, upper case,
+    /// spaces, an exponent or other digits than ASCII are refused before the backend (as is
+    /// `wait_for_completion_timeout`, `keep_alive` and `keep_on_completion`: SQL is never
+    /// async here), so no spelling is read shorter here than there.
+    #[test]
+    fn sql_page_timeout_spellings_are_read_as_elasticsearch_reads_them_or_refused() {
+        use crate::Holding;
+        let sql = |extra: serde_json::Value| {
+            let mut body = json!({"query": "SELECT * FROM logs-a", "fetch_size": 1});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let body = serde_json::to_vec(&body).unwrap();
+            run("POST", "/_sql", None, Some(&body), None)
+        };
+        for (spelling, ms) in [
+            ("1d", 86_400_000),
+            ("24h", 86_400_000),
+            ("1440m", 86_400_000),
+            ("86400s", 86_400_000),
+            ("86400000ms", 86_400_000),
+            ("86400000000micros", 86_400_000),
+            ("999999999999nanos", 1_000_000),
+            ("0ms", 0),
+            ("0d", 0),
+            ("1nanos", 1),
+            ("1500micros", 2),
+            ("000045s", 45_000),
+        ] {
+            assert_eq!(
+                sql(json!({ "page_timeout": spelling })).unwrap().sql_cursor,
+                Some(Holding::Open { keep_alive_ms: ms }),
+                "{spelling}"
+            );
+        }
+        for refused in [
+            json!({"page_timeout": 86_400_000}),
+            json!({"page_timeout": 1}),
+            json!({"page_timeout": "-1"}),
+            json!({"page_timeout": "0"}),
+            json!({"page_timeout": "86400000"}),
+            json!({"page_timeout": "1D"}),
+            json!({"page_timeout": " 1d"}),
+            json!({"page_timeout": "1d "}),
+            json!({"page_timeout": "1.5h"}),
+            json!({"page_timeout": "+1h"}),
+            json!({"page_timeout": "-1h"}),
+            json!({"page_timeout": "1e3ms"}),
+            json!({"page_timeout": "\u{661}h"}),
+            json!({"page_timeout": "86400000001micros"}),
+            // More than 12 digits: refused, though Elasticsearch reads a day.
+            json!({"page_timeout": "86400000000000nanos"}),
+            json!({"page_timeout": "1441m"}),
+            json!({"page_timeout": "2d"}),
+            json!({"page_timeout": null}),
+            json!({"page_timeout": ["1m"]}),
+            json!({"wait_for_completion_timeout": "1s"}),
+            json!({"keep_alive": "5d"}),
+            json!({"keep_on_completion": true}),
+        ] {
+            assert!(sql(refused.clone()).is_err(), "{refused}");
+        }
+    }
+
     /// Issue #8.8: shaping is forwarded on answers streamed untouched, and kept for esgate's
     /// final answer (never forwarded) on answers esgate reads whole.
     #[test]

@@ -408,6 +408,14 @@ fn check_full_text(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
             expansion::check_text(&query, Syntax::Classic, &targets)?;
         } else {
             match_fields(text, args.first().map(Vec::as_slice).unwrap_or_default())?;
+            // Elasticsearch refuses a `fields` option of MATCH (no applier takes it); were one
+            // to take it, it would name fields (attack26d, hardening).
+            if let Some(f) = options.get("fields").and_then(Value::as_str) {
+                for field in f.split(',') {
+                    let name = field.split('^').next().unwrap_or(field);
+                    crate::dsl::fields::check(name.trim(), crate::dsl::fields::Position::Data)?;
+                }
+            }
         }
     }
     Ok(())
@@ -492,6 +500,13 @@ fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
         let Some(method) = args.get(2) else {
             continue;
         };
+        // Nothing Elasticsearch would read after the parameter (it refuses a fifth argument
+        // itself; attack26d refused it here too).
+        if args.len() > 4 {
+            return Err(refuse(
+                "PERCENTILE and PERCENTILE_RANK take at most a method and its parameter",
+            ));
+        }
         let method = match method.as_slice() {
             [m] if m.kind == Kind::Str => string_value(&text[m.start..m.end]),
             _ => {
@@ -1123,6 +1138,94 @@ mod tests {
             let r = parse(q);
             assert!(r.is_err(), "{q} was accepted");
             assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+    }
+
+    /// Attack26d (pinned, no finding): spellings of `MATCH`'s field list and of the option
+    /// strings that split differently here and in Elasticsearch (`FullTextUtils`: fields split
+    /// at every `,`, a name ending at its first `^`, nothing trimmed; options split at every
+    /// `;`, a key ending at its first `=`, nothing trimmed or lower-cased). Where they differ
+    /// esgate trims and lower-cases, which can only refuse more: a name or key that reaches
+    /// Elasticsearch with spaces or in upper case is an unknown field or option there. What
+    /// passes here names no metadata field in Elasticsearch either: `*` (its field resolution
+    /// leaves metadata fields out of `*` alone), a boost that is not a number (refused there),
+    /// a column name (resolved against the mapping, without metadata fields), a look-alike
+    /// character (another name). A `fields` option of MATCH (refused there: no applier takes
+    /// it) is checked like its field list all the same (hardening).
+    #[test]
+    fn match_field_lists_and_options_split_no_wider_than_in_elasticsearch() {
+        for q in [
+            "SELECT * FROM logs-a WHERE MATCH('*_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('*no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('\u{a0}_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('\t_seq_no\t^2', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('user\\,_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('\"user,_seq_no\"', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('_seq_no^^2', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('user'',_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('user' || ',_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'x', 'fuzziness\u{a0}=2')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'x', 'FUZZINESS=2')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'x', 'operator=and;;fuzziness=2')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'fields=user;fields=_seq_no')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'fields=user', 'fields=_seq_no')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'default_field=*_no')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'fields= _seq_no ^2')",
+            "SELECT * FROM logs-a WHERE QUERY('5', 'Default_Field=_seq_no')",
+            "SELECT * FROM logs-a WHERE MATCH('user', 'x', 'fields=_seq_no')",
+            "SELECT * FROM logs-a WHERE MATCH(user, 'x', 'fields=user,_seq_no^2')",
+        ] {
+            assert!(parse(q).is_err(), "{q}");
+        }
+        for q in [
+            "SELECT * FROM logs-a WHERE MATCH('user,*', '5')",
+            "SELECT * FROM logs-a WHERE MATCH('user^_seq_no', '5')",
+            "SELECT * FROM logs-a WHERE MATCH(\"_seq_no\", '5')",
+            "SELECT * FROM logs-a WHERE MATCH('\u{FF3F}seq_no', '5')",
+        ] {
+            assert!(parse(q).is_ok(), "{q}");
+        }
+    }
+
+    /// Attack26d (M: availability): a SQL `PERCENTILE`'s or `PERCENTILE_RANK`'s method
+    /// parameter is the t-digest `compression` or the HDR digits of the aggregation it makes,
+    /// bounded in the query DSL by attack26 and unread here: `PERCENTILE(n, 50, 'hdr', 5)`
+    /// under a `GROUP BY` allocated 4 MiB a group outside the circuit breakers.
+    #[test]
+    fn percentile_sketches_are_bounded_in_sql_too() {
+        for q in [
+            "SELECT PERCENTILE(n, 50) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 250.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'TDigest', 100) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 5, 'hdr', 2) FROM logs-a GROUP BY user",
+            "SELECT user FROM logs-a WHERE user = 'PERCENTILE(n, 5, ''hdr'', 5)'",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        for q in [
+            "SELECT PERCENTILE(n, 50, 'hdr', 5) FROM logs-a GROUP BY user",
+            "SELECT PERCENTILE(n, 50, 'hdr', 4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3.9) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 1 + 3) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', ?) FROM logs-a",
+            "SELECT percentile(n, 50, 'HDR', 5) FROM logs-a",
+            "SELECT \"PERCENTILE\"(n, 50, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE_RANK(n, 5, 'hdr', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 100000000) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', 1000.5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', -1) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'tdigest', '100000000') FROM logs-a",
+            "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'other', 5) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', 3, 4) FROM logs-a",
+            "SELECT PERCENTILE(n, 50, 'hdr', (5)) FROM logs-a",
+        ] {
+            assert!(parse(q).is_err(), "{q}");
         }
     }
 
