@@ -34,6 +34,43 @@ fn token_filter(tenant: &str, inner: Value) -> Value {
     json!({"bool": {"filter": [{"term": {"tenant": {"value": tenant}}}], "must": [inner]}})
 }
 
+/// A recording backend that resolves `logs-a`, `logs-b` and `secret` and answers `POST /_sql`
+/// and `POST /_query` with empty tables, an esgate before it, and the `Authorization` value of
+/// the corpus's token a.
+async fn query_gateway() -> (Recording, Esgate, String) {
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
+    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
+    let gw = Esgate::start(&[es.url()], "").await;
+    let (_, secret) = gw.token(token_a()).await;
+    (es, gw, bearer(&secret))
+}
+
+/// Each `(path, body)` posted in turn: those not refused (403) before reaching the backend,
+/// with what esgate answered.
+async fn not_refused_before_the_backend(
+    es: &Recording,
+    gw: &Esgate,
+    auth: &str,
+    requests: impl IntoIterator<Item = (&str, Value)>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (path, body) in requests {
+        es.clear();
+        let r = gw.post_as(auth, path, &body).await;
+        if r.status != 403 || !es.requests_to("POST", path).is_empty() {
+            wrong.push(format!(
+                "{path} {} -> {} {}",
+                body["query"],
+                r.status,
+                r.text()
+            ));
+        }
+    }
+    wrong
+}
+
 async fn setup() -> (Recording, Esgate, String) {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
@@ -459,25 +496,20 @@ async fn corpus_query_language_cases_are_refused_before_the_backend() {
 /// (found by the second security review)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_functions_refused_by_name_are_refused_when_quoted_too() {
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
-    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
-    let gw = Esgate::start(&[es.url()], "").await;
-    let (_, secret) = gw.token(token_a()).await;
-    let auth = bearer(&secret);
-    let mut forwarded = Vec::new();
-    for q in [
-        "SELECT USER() AS u FROM logs-a",
-        "SELECT \"USER\"() AS u FROM logs-a",
-        "SELECT `user`() AS u FROM logs-a",
-        "SELECT \"DATABASE\"() AS d FROM logs-a",
-    ] {
-        es.clear();
-        let r = gw.post_as(&auth, "/_sql", &json!({ "query": q })).await;
-        if r.status != 403 || !es.requests_to("POST", "/_sql").is_empty() {
-            forwarded.push(format!("{q} -> {} {}", r.status, r.text()));
-        }
-    }
+    let (es, gw, auth) = query_gateway().await;
+    let sql = |q: &str| ("/_sql", json!({ "query": q }));
+    let forwarded = not_refused_before_the_backend(
+        &es,
+        &gw,
+        &auth,
+        [
+            sql("SELECT USER() AS u FROM logs-a"),
+            sql("SELECT \"USER\"() AS u FROM logs-a"),
+            sql("SELECT `user`() AS u FROM logs-a"),
+            sql("SELECT \"DATABASE\"() AS d FROM logs-a"),
+        ],
+    )
+    .await;
     assert!(
         forwarded.is_empty(),
         "service-account and cluster functions reached the backend:\n{}",
@@ -493,12 +525,7 @@ async fn sql_functions_refused_by_name_are_refused_when_quoted_too() {
 /// (found by the second security review)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_catalog_separator_after_the_table_is_refused() {
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
-    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
-    let gw = Esgate::start(&[es.url()], "").await;
-    let (_, secret) = gw.token(token_a()).await;
-    let auth = bearer(&secret);
+    let (es, gw, auth) = query_gateway().await;
     let mut forwarded = Vec::new();
     for q in [
         "SELECT * FROM \"logs-a\":secret",
@@ -530,31 +557,25 @@ async fn sql_catalog_separator_after_the_table_is_refused() {
 /// the backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quoted_function_names_case_mapped_to_ascii_are_refused_before_the_backend() {
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
-    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
-    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
-    let gw = Esgate::start(&[es.url()], "").await;
-    let (_, secret) = gw.token(token_a()).await;
-    let auth = bearer(&secret);
-    let mut forwarded = Vec::new();
-    for (path, q) in [
-        ("/_sql", "SELECT \"uſer\"() AS u FROM logs-a"),
-        ("/_sql", "SELECT \"databaſe\"() AS d FROM logs-a"),
-        ("/_sql", "SELECT \"ſcore\"() AS s FROM logs-a"),
-        (
-            "/_sql",
-            "SELECT * FROM logs-a WHERE \"ſtarts_with\"(_id, 'b')",
-        ),
-        ("/_query", "FROM logs-a | WHERE `\u{212A}QL`(\"_id: b*\")"),
-        ("/_query", "FROM logs-a | WHERE `\u{212A}NN`(v, [1, 2])"),
-    ] {
-        es.clear();
-        let r = gw.post_as(&auth, path, &json!({ "query": q })).await;
-        if r.status != 403 || !es.requests_to("POST", path).is_empty() {
-            forwarded.push(format!("{q} -> {} {}", r.status, r.text()));
-        }
-    }
+    let (es, gw, auth) = query_gateway().await;
+    let forwarded = not_refused_before_the_backend(
+        &es,
+        &gw,
+        &auth,
+        [
+            ("/_sql", "SELECT \"uſer\"() AS u FROM logs-a"),
+            ("/_sql", "SELECT \"databaſe\"() AS d FROM logs-a"),
+            ("/_sql", "SELECT \"ſcore\"() AS s FROM logs-a"),
+            (
+                "/_sql",
+                "SELECT * FROM logs-a WHERE \"ſtarts_with\"(_id, 'b')",
+            ),
+            ("/_query", "FROM logs-a | WHERE `\u{212A}QL`(\"_id: b*\")"),
+            ("/_query", "FROM logs-a | WHERE `\u{212A}NN`(v, [1, 2])"),
+        ]
+        .map(|(path, q)| (path, json!({ "query": q }))),
+    )
+    .await;
     assert!(
         forwarded.is_empty(),
         "case-mapped function names reached the backend:\n{}",
@@ -570,27 +591,22 @@ async fn quoted_function_names_case_mapped_to_ascii_are_refused_before_the_backe
 /// within them it is forwarded as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_percentile_methods_reach_the_backend_bounded() {
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
-    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
-    let gw = Esgate::start(&[es.url()], "").await;
-    let (_, secret) = gw.token(token_a()).await;
-    let auth = bearer(&secret);
-    let mut wrong = Vec::new();
-    for body in [
-        json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a"}),
-        json!({"query": "SELECT PERCENTILE_RANK(n, 7, 'tdigest', 100000) FROM logs-a"}),
-        json!({"query": "SELECT k FROM logs-a GROUP BY k HAVING PERCENTILE(n, 9, 'hdr', 5) > 1"}),
-        json!({"query": "SELECT \"PERCENTILE\"(n, 50, 'tdigest', 1e4 * 1e4) FROM logs-a"}),
-        json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a", "params": [1e8]}),
-        json!({"query": "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a", "params": ["hdr"]}),
-    ] {
-        es.clear();
-        let r = gw.post_as(&auth, "/_sql", &body).await;
-        if r.status != 403 || !es.requests_to("POST", "/_sql").is_empty() {
-            wrong.push(format!("{} -> {} {}", body["query"], r.status, r.text()));
-        }
-    }
+    let (es, gw, auth) = query_gateway().await;
+    let wrong = not_refused_before_the_backend(
+        &es,
+        &gw,
+        &auth,
+        [
+            json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a"}),
+            json!({"query": "SELECT PERCENTILE_RANK(n, 7, 'tdigest', 100000) FROM logs-a"}),
+            json!({"query": "SELECT k FROM logs-a GROUP BY k HAVING PERCENTILE(n, 9, 'hdr', 5) > 1"}),
+            json!({"query": "SELECT \"PERCENTILE\"(n, 50, 'tdigest', 1e4 * 1e4) FROM logs-a"}),
+            json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a", "params": [1e8]}),
+            json!({"query": "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a", "params": ["hdr"]}),
+        ]
+        .map(|body| ("/_sql", body)),
+    )
+    .await;
     assert!(
         wrong.is_empty(),
         "unbounded percentile sketches reached the backend:\n{}",
@@ -619,13 +635,7 @@ async fn sql_percentile_methods_reach_the_backend_bounded() {
 /// (a property checked by the second security review)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_language_differentials_are_refused_before_the_backend() {
-    let es = Recording::start();
-    es.resolve_indices(&["logs-a", "logs-b", "secret"]);
-    es.script_json("POST", "/_query", 200, json!({"columns": [], "values": []}));
-    es.script_json("POST", "/_sql", 200, json!({"columns": [], "rows": []}));
-    let gw = Esgate::start(&[es.url()], "").await;
-    let (_, secret) = gw.token(token_a()).await;
-    let auth = bearer(&secret);
+    let (es, gw, auth) = query_gateway().await;
     let esql = [
         // A source glued to what Elasticsearch's FROM lexer splits on (`:` `=` `[` `]`).
         "FROM logs-a:secret",
