@@ -36,8 +36,11 @@ pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     };
     let spec = routes::spec(&route);
     let params = params::check(head.query, spec.params)?;
+    let named_index = route.path_index().is_some();
+    // The path's decoded values are kept, not copied (issue 10).
+    let (path_index, path_id) = route.into_values();
     let index = if spec.index {
-        Some(index::parse(route.path_index(), &scope.indices)?)
+        Some(index::parse_owned(path_index, &scope.indices)?)
     } else {
         None
     };
@@ -47,8 +50,8 @@ pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         method,
         params,
         index,
-        named_index: route.path_index().is_some(),
-        path_id: route.path_id().map(str::to_owned),
+        named_index,
+        path_id,
     })
 }
 

@@ -511,7 +511,9 @@ impl Answer {
         expected: usize,
         query: &mut Vec<Param>,
     ) -> Result<Answer, Rejection> {
-        let kept = (!shaping.is_identity()).then_some(shaping.clone());
+        // Kept when esgate shapes its final answer: moved there, not cloned (`then_some`'s
+        // clone ran for every request, a streamed one too: issue 10).
+        let kept = |shaping: shaping::Shaping| (!shaping.is_identity()).then_some(shaping);
         Ok(match (transform, id, sort) {
             (None, None, None) => {
                 query.extend(shaping.forwarded().iter().cloned());
@@ -519,12 +521,12 @@ impl Answer {
             }
             (Some(transform), None, None) => Answer::Transform {
                 transform,
-                shaping: kept,
+                shaping: kept(shaping),
             },
             (None, id, sort) => Answer::Seal {
                 id,
                 sort,
-                shaping: kept,
+                shaping: kept(shaping),
                 expected,
             },
             // No route both rebuilds and seals its answer: refuse rather than drop a seal.

@@ -31,7 +31,11 @@ impl Expression {
 
     /// The comma-joined form used in paths, headers and resolution requests.
     pub fn joined(&self) -> String {
-        self.elements.join(",")
+        match self.elements.as_slice() {
+            // Almost every expression (issue 10): a copy, without `join`'s two passes.
+            [one] => one.clone(),
+            elements => elements.join(","),
+        }
     }
 }
 
@@ -109,6 +113,31 @@ pub fn parse(decoded: Option<&str>, patterns: &[String]) -> Result<Expression, R
         return Err(Rejection::forbidden("index expression selects no index"));
     }
     Ok(Expression { elements })
+}
+
+/// [`parse`] of a decoded text esgate owns (a path's `{index}`): an expression of one literal
+/// or wildcard element (almost every path) keeps that text as its element instead of a copy
+/// (issue 10), checked as [`parse`] checks the element; anything else is [`parse`]d.
+pub fn parse_owned(decoded: Option<String>, patterns: &[String]) -> Result<Expression, Rejection> {
+    match decoded {
+        Some(one)
+            if !one.is_empty()
+                && one != "_all"
+                && one != "*"
+                && !one.starts_with('-')
+                && !one.contains(',') =>
+        {
+            // `parse`'s loop for this one element (no exclusion, not `*`).
+            check_element(&one)?;
+            if !one.contains('*') && !patterns.iter().any(|p| pattern_allows(p, &one)) {
+                return Err(not_allowed(&one));
+            }
+            Ok(Expression {
+                elements: vec![one],
+            })
+        }
+        decoded => parse(decoded.as_deref(), patterns),
+    }
 }
 
 /// Whether a concrete index (as reported by the backend) is covered by an allowed pattern.
@@ -304,6 +333,57 @@ fn backing_stream_name(name: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::RejectKind;
+
+    /// `parse_owned` (the path's decoded text kept) decides every expression as `parse` does,
+    /// refusals and their reasons included: one element of each kind, lists, exclusions,
+    /// wildcards in and out of the patterns, names of characters `check_element` refuses.
+    #[test]
+    fn owned_expressions_decide_as_parse() {
+        let patterns = vec!["logs-*".to_string(), ".alerts-x".to_string()];
+        let inputs = [
+            None,
+            Some(""),
+            Some("_all"),
+            Some("*"),
+            Some("-logs-a"),
+            Some("logs-a"),
+            Some("logs-*"),
+            Some("metrics-a"),
+            Some("metrics-*"),
+            Some("*-a"),
+            Some(".alerts-x"),
+            Some(".alerts-y"),
+            Some(".*"),
+            Some("logs-a,metrics-a"),
+            Some("logs-*,-logs-b"),
+            Some("logs-a,"),
+            Some(",logs-a"),
+            Some("*,-logs-b"),
+            Some("LOGS-a"),
+            Some("logs-a:b"),
+            Some("remote:logs-a"),
+            Some("logs-a::data"),
+            Some("<logs-{now/d}>"),
+            Some("logs#a"),
+            Some("logs a"),
+            Some("_logs"),
+            Some("."),
+            Some(".."),
+            Some("+logs-a"),
+        ];
+        for input in inputs {
+            assert_eq!(
+                parse_owned(input.map(str::to_string), &patterns),
+                parse(input, &patterns),
+                "{input:?}"
+            );
+        }
+        let long = format!("logs-{}", "a".repeat(300));
+        assert_eq!(
+            parse_owned(Some(long.clone()), &patterns),
+            parse(Some(&long), &patterns)
+        );
+    }
 
     /// `check_element`'s one-pass decision for names of allowed characters against the
     /// general order of checks, refusals and their reasons included: every byte alone, at the

@@ -107,6 +107,38 @@ impl Route {
             _ => None,
         }
     }
+
+    /// The route's decoded values taken: what [`Route::path_index`] and [`Route::path_id`]
+    /// read, as the strings decoded from the path (issue 10: a plan keeps them without a copy).
+    pub fn into_values(self) -> (Option<String>, Option<String>) {
+        match self {
+            Route::Search { index }
+            | Route::Count { index }
+            | Route::Msearch { index }
+            | Route::Mapping { index }
+            | Route::FieldCaps { index }
+            | Route::ClusterHealth { index }
+            | Route::AsyncSubmit { index }
+            | Route::ValidateQuery { index }
+            | Route::CatIndices { index } => (index, None),
+            Route::PitOpen { index }
+            | Route::OsPitOpen { index }
+            | Route::KnnSearch { index }
+            | Route::TermsEnum { index }
+            | Route::Eql { index } => (Some(index), None),
+            Route::Explain { index, id } => (Some(index), Some(id)),
+            Route::ResolveIndex { name } => (Some(name), None),
+            Route::AsyncById { id, .. } => (None, Some(id)),
+            Route::Root
+            | Route::ScrollNext
+            | Route::ScrollClear
+            | Route::PitClose
+            | Route::OsPitClose
+            | Route::Esql
+            | Route::Sql
+            | Route::SqlClose => (None, None),
+        }
+    }
 }
 
 /// The three operations on an existing async search (`routes::async_search`).
