@@ -36,9 +36,9 @@ pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
     };
     let spec = routes::spec(&route);
     let params = params::check(head.query, spec.params)?;
-    let named_index = route.path_index().is_some();
     // The path's decoded values are kept, not copied (issue 10).
     let (path_index, path_id) = route.into_values();
+    let named_index = path_index.is_some();
     let index = if spec.index {
         Some(index::parse_owned(path_index, &scope.indices)?)
     } else {

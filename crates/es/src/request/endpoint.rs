@@ -68,48 +68,10 @@ pub enum Route {
 }
 
 impl Route {
-    /// The value the path binds to `{index}` (or `{name}`), percent-decoded; `None` when the
-    /// route takes no index or the path names none (the token's patterns stand in).
-    pub fn path_index(&self) -> Option<&str> {
-        match self {
-            Route::Search { index }
-            | Route::Count { index }
-            | Route::Msearch { index }
-            | Route::Mapping { index }
-            | Route::FieldCaps { index }
-            | Route::ClusterHealth { index }
-            | Route::AsyncSubmit { index }
-            | Route::ValidateQuery { index }
-            | Route::CatIndices { index } => index.as_deref(),
-            Route::PitOpen { index }
-            | Route::OsPitOpen { index }
-            | Route::KnnSearch { index }
-            | Route::TermsEnum { index }
-            | Route::Explain { index, .. }
-            | Route::Eql { index } => Some(index),
-            Route::ResolveIndex { name } => Some(name),
-            Route::Root
-            | Route::ScrollNext
-            | Route::ScrollClear
-            | Route::PitClose
-            | Route::OsPitClose
-            | Route::AsyncById { .. }
-            | Route::Esql
-            | Route::Sql
-            | Route::SqlClose => None,
-        }
-    }
-
-    /// The id the path names (`_explain/{id}`, `_async_search/{id}`), percent-decoded.
-    pub fn path_id(&self) -> Option<&str> {
-        match self {
-            Route::Explain { id, .. } | Route::AsyncById { id, .. } => Some(id),
-            _ => None,
-        }
-    }
-
-    /// The route's decoded values taken: what [`Route::path_index`] and [`Route::path_id`]
-    /// read, as the strings decoded from the path (issue 10: a plan keeps them without a copy).
+    /// The route's decoded values taken, as the strings decoded from the path (issue 10: a plan
+    /// keeps them without a copy): the value the path binds to `{index}` (or `{name}`), `None`
+    /// when the route takes no index or the path names none (the token's patterns stand in);
+    /// the id it names (`_explain/{id}`, `_async_search/{id}`).
     pub fn into_values(self) -> (Option<String>, Option<String>) {
         match self {
             Route::Search { index }
