@@ -1558,6 +1558,36 @@ fn async_backend() -> (support::recording::Recording, AsyncSearches) {
     (es, searches)
 }
 
+/// Posts `body` to `path` until esgate refuses it: the answers of those that passed (200). The
+/// refusal is esgate's (429 `es_rejected_execution_exception` naming `limit`, a `Retry-After`
+/// in `retry`) and never reached the backend (`reached`, the requests the fake received, does
+/// not move).
+async fn posts_until_refused(
+    gw: &Esgate,
+    secret: &str,
+    (path, body): (&str, Value),
+    (limit, retry): (&str, std::ops::RangeInclusive<u64>),
+    reached: impl Fn() -> usize,
+) -> Vec<Value> {
+    let mut answers = Vec::new();
+    loop {
+        let before = reached();
+        let r = gw.call_raw(secret, "POST", path, body.clone(), &[]).await;
+        if r.status == 429 {
+            let after = retry_after(&r, limit);
+            assert!(retry.contains(&after), "{after}");
+            assert_eq!(reached(), before, "the refused request reached the backend");
+            return answers;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        answers.push(r.json());
+        assert!(
+            answers.len() <= 10,
+            "no limit: every request reached the backend"
+        );
+    }
+}
+
 /// Submits searches that run on in the background until esgate refuses one: the sealed ids of
 /// those submitted. The refusal is esgate's (429 `es_rejected_execution_exception` naming
 /// `max_running_async_searches`, a short `Retry-After`) and never reached the backend.
@@ -1566,33 +1596,25 @@ async fn submit_until_refused(
     es: &support::recording::Recording,
     secret: &str,
 ) -> Vec<String> {
-    let submits = || es.requests_to("POST", "/logs-a/_async_search").len();
-    let mut ids = Vec::new();
-    loop {
-        let before = submits();
-        let r = gw
-            .call_raw(
-                secret,
-                "POST",
-                "/logs-*/_async_search?wait_for_completion_timeout=0s",
-                json!({"query": {"match_all": {}}}),
-                &[],
-            )
-            .await;
-        if r.status == 429 {
-            let after = retry_after(&r, "max_running_async_searches");
-            assert!((1..=5).contains(&after), "{after}");
-            assert_eq!(submits(), before, "the refused submit reached the backend");
-            return ids;
-        }
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.json()["is_running"], json!(true), "{}", r.text());
-        ids.push(r.json()["id"].as_str().expect("an id").to_owned());
-        assert!(
-            ids.len() <= 10,
-            "no limit: every submit reached the backend"
-        );
-    }
+    let submit = (
+        "/logs-*/_async_search?wait_for_completion_timeout=0s",
+        json!({"query": {"match_all": {}}}),
+    );
+    let reached = || es.requests_to("POST", "/logs-a/_async_search").len();
+    posts_until_refused(
+        gw,
+        secret,
+        submit,
+        ("max_running_async_searches", 1..=5),
+        reached,
+    )
+    .await
+    .into_iter()
+    .map(|answer| {
+        assert_eq!(answer["is_running"], json!(true), "{answer}");
+        answer["id"].as_str().expect("an id").to_owned()
+    })
+    .collect()
 }
 
 /// `max_running_async_searches` end to end (async25): a submit with
@@ -1819,38 +1841,20 @@ async fn sql_cursors_until_refused(
     es: &support::recording::Recording,
     secret: &str,
 ) -> Vec<String> {
-    let mut cursors = Vec::new();
-    loop {
-        let before = sql_queries(es);
-        let r = gw
-            .call_raw(
-                secret,
-                "POST",
-                "/_sql",
-                json!({"query": "SELECT n FROM \"logs-a\"", "fetch_size": 1,
-                       "page_timeout": "20m"}),
-                &[],
-            )
-            .await;
-        if r.status == 429 {
-            let after = retry_after(&r, "max_open_pits");
-            assert!((20 * 60..=21 * 60 + 1).contains(&after), "{after}");
-            assert_eq!(
-                sql_queries(es),
-                before,
-                "the refused query reached the backend"
-            );
-            return cursors;
-        }
-        assert_eq!(r.status, 200, "{}", r.text());
-        let cursor = r.json()["cursor"].as_str().expect("a cursor").to_owned();
-        assert!(cursor.starts_with("esgc1_"), "{cursor}");
-        cursors.push(cursor);
-        assert!(
-            cursors.len() <= 10,
-            "no limit: every query opened a cursor on the backend"
-        );
-    }
+    let query = (
+        "/_sql",
+        json!({"query": "SELECT n FROM \"logs-a\"", "fetch_size": 1, "page_timeout": "20m"}),
+    );
+    let limit = ("max_open_pits", 20 * 60..=21 * 60 + 1);
+    posts_until_refused(gw, secret, query, limit, || sql_queries(es))
+        .await
+        .into_iter()
+        .map(|answer| {
+            let cursor = answer["cursor"].as_str().expect("a cursor").to_owned();
+            assert!(cursor.starts_with("esgc1_"), "{cursor}");
+            cursor
+        })
+        .collect()
 }
 
 /// SQL cursors counted with points in time (sql26, M: availability). Elasticsearch 8 pages a
