@@ -483,9 +483,11 @@ fn call_args(toks: &[Tok], n: usize) -> Vec<Vec<Tok>> {
 /// (`1e4 * 1e4`, a cast, adjacent strings) or a number out of bounds is refused (403).
 fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
-        // A quoted name is still a function name when a bracket follows.
+        // A quoted name is still a function name when a bracket follows; a word calls what
+        // follows its last operator byte (attack27a: `-PERCENTILE(` and `2*PERCENTILE(` were
+        // the words `-percentile` and `2*percentile`, their methods unchecked).
         let name = match t.kind {
-            Kind::Word => &text[t.start..t.end],
+            Kind::Word => called(&text[t.start..t.end]),
             Kind::Quoted => &text[t.start + 1..t.end - 1],
             _ => continue,
         };
@@ -1138,6 +1140,35 @@ mod tests {
             let r = parse(q);
             assert!(r.is_err(), "{q} was accepted");
             assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+    }
+
+    /// attack27a (M, availability): a word may hold `-` and `*` (for `FROM logs-a`), which
+    /// Elasticsearch reads as operators around an aggregate, so `-PERCENTILE(n, 50, 'hdr', 5)`
+    /// was the word `-percentile`, not the function, and its method went unchecked: the 4 MiB
+    /// sketch a group that attack26e bounded. The function a word calls is what follows its
+    /// last operator byte, as for `SCORE()` and `USER()` (attack26c).
+    #[test]
+    fn percentile_methods_glued_to_an_operator_are_bounded() {
+        for q in [
+            "SELECT k, -PERCENTILE(n, 50, 'hdr', 5) FROM logs-a GROUP BY k",
+            "SELECT 2*PERCENTILE(n, 50, 'tdigest', 1e8) FROM logs-a",
+            "SELECT 1-percentile_rank(n, 7, 'tdigest', 100000) FROM logs-a",
+            "SELECT k FROM logs-a GROUP BY k HAVING 0-Percentile_Rank(n, 7, 'hdr', 5) < 0",
+            "SELECT k FROM logs-a GROUP BY k ORDER BY -PERCENTILE(n, 90, 'hdr', 4)",
+            "SELECT 1*PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a",
+            "SELECT -PERCENTILE(n, 50, ?, 5) FROM logs-a",
+        ] {
+            let r = parse(q);
+            assert!(r.is_err(), "{q} was accepted");
+            assert_eq!(r.unwrap_err().kind, crate::RejectKind::Forbidden, "{q}");
+        }
+        for q in [
+            "SELECT k, -PERCENTILE(n, 50, 'hdr', 3) FROM logs-a GROUP BY k",
+            "SELECT 2*PERCENTILE(n, 50, 'tdigest', 1000) FROM logs-a",
+            "SELECT n-percentile, m*percentile_rank FROM logs-a",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
         }
     }
 
