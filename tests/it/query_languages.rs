@@ -603,9 +603,10 @@ async fn sql_percentile_methods_reach_the_backend_bounded() {
             json!({"query": "SELECT \"PERCENTILE\"(n, 50, 'tdigest', 1e4 * 1e4) FROM logs-a"}),
             json!({"query": "SELECT PERCENTILE(n, 50, 'tdigest', ?) FROM logs-a", "params": [1e8]}),
             json!({"query": "SELECT PERCENTILE(n, 50, ?, 5) FROM logs-a", "params": ["hdr"]}),
-            // attack27a: glued to an operator, the word `-PERCENTILE` went unread.
+            // attack27a: glued to a minus, the words `-PERCENTILE` and `1-PERCENTILE_RANK`
+            // went unread.
             json!({"query": "SELECT k, -PERCENTILE(n, 50, 'hdr', 5) FROM logs-a GROUP BY k"}),
-            json!({"query": "SELECT 2*PERCENTILE_RANK(n, 7, 'tdigest', 1e8) FROM logs-a"}),
+            json!({"query": "SELECT 1-PERCENTILE_RANK(n, 7, 'tdigest', 1e8) FROM logs-a"}),
         ]
         .map(|body| ("/_sql", body)),
     )

@@ -484,8 +484,8 @@ fn call_args(toks: &[Tok], n: usize) -> Vec<Vec<Tok>> {
 fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
         // A quoted name is still a function name when a bracket follows; a word calls what
-        // follows its last operator byte (attack27a: `-PERCENTILE(` and `2*PERCENTILE(` were
-        // the words `-percentile` and `2*percentile`, their methods unchecked).
+        // follows its last operator byte (attack27a: `-PERCENTILE(` and `1-PERCENTILE(` were
+        // the words `-percentile` and `1-percentile`, their methods unchecked).
         let name = match t.kind {
             Kind::Word => called(&text[t.start..t.end]),
             Kind::Quoted => &text[t.start + 1..t.end - 1],
@@ -1143,11 +1143,13 @@ mod tests {
         }
     }
 
-    /// attack27a (M, availability): a word may hold `-` and `*` (for `FROM logs-a`), which
-    /// Elasticsearch reads as operators around an aggregate, so `-PERCENTILE(n, 50, 'hdr', 5)`
-    /// was the word `-percentile`, not the function, and its method went unchecked: the 4 MiB
-    /// sketch a group that attack26e bounded. The function a word calls is what follows its
-    /// last operator byte, as for `SCORE()` and `USER()` (attack26c).
+    /// attack27a (M, availability): a word may hold `-` (for `FROM logs-a`), which
+    /// Elasticsearch reads as a minus around an aggregate (`arithmeticUnary`,
+    /// `arithmeticBinary`), so `-PERCENTILE(n, 50, 'hdr', 5)` was the word `-percentile`, not
+    /// the function, and its method went unchecked: the 4 MiB sketch a group that attack26e
+    /// bounded. The function a word calls is what follows its last operator byte, as for
+    /// `SCORE()` and `USER()` (attack26c). (`2*PERCENTILE(` is one table identifier to
+    /// Elasticsearch's lexer, a parse error there: refused here all the same.)
     #[test]
     fn percentile_methods_glued_to_an_operator_are_bounded() {
         for q in [
