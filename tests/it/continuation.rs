@@ -264,6 +264,62 @@ async fn a_sealed_scroll_id_does_not_carry_the_backend_id() {
     assert_eq!(status, 200, "{v}");
 }
 
+/// attack27a (L): a sealed id shows its MAC, and the form sealed in the clear before attack26c
+/// still opens when its MAC is the MAC of the payload after it. With one MAC for both, a token
+/// put a guessed backend id in the clear after its own id's MAC and learnt from 200 or 403
+/// whether the guess was right: on osmem, as on Elasticsearch once a node's ids are known, the
+/// only unknown part is the node-wide search-context counter attack26c encrypted. The backend
+/// id is taken from what esgate forwarded (the relay): a right guess. Refused like a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_guess_of_a_backend_id_in_the_clear_under_a_sealed_ids_mac_is_refused() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let backend = fixture::seeded_osmem();
+    let relay = support::relay::Relay::to(backend.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (a, _) = two_tenants(&gw).await;
+    let (s, opened) = call(
+        &gw,
+        &a,
+        "POST",
+        "/logs-*/_search/point_in_time?keep_alive=1m",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    let pit = opened["pit_id"].as_str().expect("a pit id").to_owned();
+    let search = |id: &str| json!({"size": 1, "pit": {"id": id, "keep_alive": "1m"}});
+    relay.take();
+    let (s, page) = call(&gw, &a, "POST", "/_search", search(&pit)).await;
+    assert_eq!(s, 200, "{page}");
+    let forwarded = relay.take_forwarded();
+    let sent: Value = serde_json::from_slice(&forwarded.last().expect("a forwarded search").body)
+        .expect("a JSON body");
+    let backend_id = sent["pit"]["id"].as_str().expect("the backend's pit id");
+    let raw = b64
+        .decode(pit.strip_prefix("esgc1_").expect("a sealed id"))
+        .expect("base64url");
+    let clear = |payload: &[u8]| {
+        let mut forged = raw[..17].to_vec();
+        forged.extend_from_slice(payload);
+        format!("esgc1_{}", b64.encode(forged))
+    };
+    let mut wrong = backend_id.as_bytes().to_vec();
+    *wrong.last_mut().unwrap() ^= 1;
+    for (what, forged) in [
+        ("right", clear(backend_id.as_bytes())),
+        ("wrong", clear(&wrong)),
+    ] {
+        let (s, v) = call(&gw, &a, "POST", "/_search", search(&forged)).await;
+        assert_eq!(
+            s, 403,
+            "a {what} guess in the clear under the id's MAC: {v}"
+        );
+    }
+    let (s, page) = call(&gw, &a, "POST", "/_search", search(&pit)).await;
+    assert_eq!(s, 200, "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opensearch_point_in_time_is_bound_and_filtered() {
     let backend = fixture::seeded_osmem();

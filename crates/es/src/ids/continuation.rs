@@ -3,7 +3,8 @@
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
 //! `esgc1_<base64url(kind | mac | encrypted backend id)>`, where `mac` is an HMAC-SHA256
-//! (truncated to 128 bits) over the kind, the token id (with [`Binding::scoped`], also a digest
+//! (truncated to 128 bits) over a domain label (`SEALED_DOMAIN`: no id sealed in the clear
+//! opens under it), the kind, the token id (with [`Binding::scoped`], also a digest
 //! of the token's filters and index patterns) and the backend id, under a key only esgate
 //! knows, and the backend id is encrypted with a keystream over the MAC (`encrypt`, attack26c:
 //! it names search contexts and tasks by node-wide counters of every tenant's work).
@@ -300,11 +301,35 @@ pub fn named_id(field: &'static str, body: &[u8]) -> Named {
     }
 }
 
-/// The MAC of a sealed id of form `form` (an [`IdKind`]'s byte, or [`SCROLL_PAGED`]) over
-/// `payload` (the backend id, after a scroll page's length for [`SCROLL_PAGED`]).
-fn mac(binding: &Binding, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
+/// Which MAC a sealed id is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MacOf {
+    /// Ids sealed now: the MAC's input starts with [`SEALED_DOMAIN`].
+    Now,
+    /// Ids sealed before attack27a (in the clear before attack26c, encrypted since): the
+    /// input starts with the form. Still opened, never made.
+    Before,
+}
+
+/// The start of the MAC's input of an id sealed now: no input of [`MacOf::Before`] starts so
+/// (they start with a form's byte, never `e`), nor [`IdKey::derive`]'s. attack27a (L): a
+/// sealed id shows its MAC, and the form sealed in the clear opens when its MAC is the MAC of
+/// the payload after it: under one MAC for both, a token put a guessed backend id in the
+/// clear after its own encrypted id's MAC and learnt from the answer whether the guess was
+/// right (a search-context counter, once a node's ids are known), undoing attack26c's
+/// encryption. A MAC of this domain makes no payload in the clear open; the ids sealed before
+/// open under the MAC of then.
+const SEALED_DOMAIN: &[u8] = b"esgc encrypted\x00";
+
+/// The MAC (`of` which kind) of a sealed id of form `form` (an [`IdKind`]'s byte, or
+/// [`SCROLL_PAGED`]) over `payload` (the backend id, after a scroll page's length for
+/// [`SCROLL_PAGED`]).
+fn mac(binding: &Binding, of: MacOf, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
     let mut m =
         <Hmac<Sha256> as Mac>::new_from_slice(&binding.key.0).expect("HMAC takes any key length");
+    if of == MacOf::Now {
+        m.update(SEALED_DOMAIN);
+    }
     m.update(&[form]);
     m.update(&(binding.token_id.len() as u32).to_be_bytes());
     m.update(binding.token_id.as_bytes());
@@ -352,7 +377,7 @@ fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String
     let mut payload = Vec::with_capacity(extra.len() + backend_id.len());
     payload.extend_from_slice(extra);
     payload.extend_from_slice(backend_id.as_bytes());
-    let tag = mac(binding, form, &payload);
+    let tag = mac(binding, MacOf::Now, form, &payload);
     encrypt(binding, &tag, &mut payload);
     let mut raw = Vec::with_capacity(1 + MAC_LEN + payload.len());
     raw.push(form);
@@ -454,10 +479,14 @@ fn opened(
     let iv: [u8; MAC_LEN] = given.try_into().map_err(|_| refused())?;
     let mut payload = sealed_payload.to_vec();
     encrypt(binding, &iv, &mut payload);
-    if !bool::from(mac(binding, form, &payload).ct_eq(given)) {
-        // An id sealed before attack26c, its payload in the clear (still under the MAC), opens
-        // as it did: scrolls, points in time and async searches open across the upgrade.
-        if !bool::from(mac(binding, form, sealed_payload).ct_eq(given)) {
+    let opens =
+        |of: MacOf, payload: &[u8]| bool::from(mac(binding, of, form, payload).ct_eq(given));
+    // An id sealed before attack27a, encrypted under the MAC of then, opens as it did.
+    if !opens(MacOf::Now, &payload) && !opens(MacOf::Before, &payload) {
+        // So does one sealed before attack26c, its payload in the clear (still under the MAC
+        // of then): scrolls, points in time and async searches open across the upgrade. Never
+        // under a MAC of now ([`SEALED_DOMAIN`]).
+        if !opens(MacOf::Before, sealed_payload) {
             return Err(refused());
         }
         payload = sealed_payload.to_vec();
@@ -847,12 +876,89 @@ mod tests {
         }
         // The form sealed before: the payload in the clear after its MAC.
         let mut legacy = vec![IdKind::Scroll.byte()];
-        legacy.extend_from_slice(&mac(&a, IdKind::Scroll.byte(), backend.as_bytes()));
+        legacy.extend_from_slice(&mac(
+            &a,
+            MacOf::Before,
+            IdKind::Scroll.byte(),
+            backend.as_bytes(),
+        ));
         legacy.extend_from_slice(backend.as_bytes());
         let legacy = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(legacy));
         assert_eq!(open(&a, IdKind::Scroll, &legacy).unwrap(), backend);
         assert!(open(&binding("tok_b"), IdKind::Scroll, &legacy).is_err());
         assert!(open(&a, IdKind::Pit, &legacy).is_err());
+    }
+
+    /// attack27a (L): an id sealed now shows its MAC (the synthetic IV) in the clear, and the
+    /// form sealed in the clear before attack26c opens when its MAC is the MAC of the payload
+    /// after it. Were both one MAC, the MAC of a new id with a guessed backend id after it
+    /// would open exactly when the guess was right: an oracle that confirms a guessed search
+    /// context counter (the backend id's only unknown part once a node's ids are known, on
+    /// osmem always), undoing the encryption. A new id's MAC is of its own domain, so no
+    /// payload in the clear opens under it; ids of both earlier forms still open, for their
+    /// token only.
+    #[test]
+    fn a_new_ids_mac_opens_no_payload_in_the_clear() {
+        let a = binding("tok_a");
+        let backend = "FGluY2x1ZGVfY29udGV4dF91dWlkDnF1ZXJ5VGhlbkZldGNoAxZvc21lbVJlYWRlckNvbnRleHRVVUlEAAAAAAAAAAQKb3NtZW0tbm9kZQ==";
+        let raw = |sealed: &str| URL_SAFE_NO_PAD.decode(&sealed[PREFIX.len()..]).unwrap();
+        let forge = |form: u8, tag: &[u8], payload: &[u8]| {
+            let mut forged = vec![form];
+            forged.extend_from_slice(tag);
+            forged.extend_from_slice(payload);
+            format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(forged))
+        };
+        for (kind, sealed, page) in [
+            (IdKind::Scroll, seal(&a, IdKind::Scroll, backend), None),
+            (
+                IdKind::Scroll,
+                seal_page(&a, IdKind::Scroll, backend, 5000),
+                Some(5u32),
+            ),
+            (IdKind::Pit, seal(&a, IdKind::Pit, backend), None),
+            (
+                IdKind::AsyncSearch,
+                seal(&a, IdKind::AsyncSearch, backend),
+                None,
+            ),
+            (
+                IdKind::SqlCursor,
+                seal_page(&a, IdKind::SqlCursor, backend, 10),
+                Some(1),
+            ),
+        ] {
+            let bytes = raw(&sealed);
+            let (form, tag) = (bytes[0], &bytes[1..1 + MAC_LEN]);
+            let mut guessed: Vec<u8> = page.map(u32::to_be_bytes).unwrap_or_default().to_vec();
+            guessed.extend_from_slice(backend.as_bytes());
+            let right = forge(form, tag, &guessed);
+            assert!(
+                open(&a, kind, &right).is_err(),
+                "{kind:?}: a right guess in the clear under a new id's MAC opened"
+            );
+            assert_eq!(open(&a, kind, &sealed).unwrap(), backend, "{kind:?}");
+        }
+        // Ids sealed before still open: in the clear (before attack26c) and encrypted under
+        // the MAC of that time (attack26c to attack27a).
+        let before = |payload: &[u8]| {
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&a.key.0).unwrap();
+            m.update(&[IdKind::Pit.byte()]);
+            m.update(&(a.token_id.len() as u32).to_be_bytes());
+            m.update(a.token_id.as_bytes());
+            m.update(payload);
+            let tag: [u8; MAC_LEN] = m.finalize().into_bytes()[..MAC_LEN].try_into().unwrap();
+            tag
+        };
+        let tag = before(backend.as_bytes());
+        let clear = forge(IdKind::Pit.byte(), &tag, backend.as_bytes());
+        let mut encrypted = backend.as_bytes().to_vec();
+        encrypt(&a, &tag, &mut encrypted);
+        let encrypted = forge(IdKind::Pit.byte(), &tag, &encrypted);
+        for id in [&clear, &encrypted] {
+            assert_eq!(open(&a, IdKind::Pit, id).unwrap(), backend);
+            assert!(open(&binding("tok_b"), IdKind::Pit, id).is_err());
+            assert!(open(&a, IdKind::Scroll, id).is_err());
+        }
     }
 
     /// A scroll id carries the length of the page it came with, under the MAC: the proxy makes
