@@ -483,6 +483,9 @@ fn call_args(toks: &[Tok], n: usize) -> Vec<Vec<Tok>> {
 /// (`1e4 * 1e4`, a cast, adjacent strings) or a number out of bounds is refused (403).
 fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
     for (n, t) in toks.iter().enumerate() {
+        if toks.get(n + 1).map(|t| t.kind) != Some(Kind::Punct(b'(')) {
+            continue;
+        }
         // A quoted name is still a function name when a bracket follows; a word calls what
         // follows its last operator byte (attack27a: `-PERCENTILE(` and `1-PERCENTILE(` were
         // the words `-percentile` and `1-percentile`, their methods unchecked).
@@ -491,10 +494,8 @@ fn check_percentile_methods(text: &str, toks: &[Tok]) -> Result<(), Rejection> {
             Kind::Quoted => &text[t.start + 1..t.end - 1],
             _ => continue,
         };
-        let called = toks.get(n + 1).map(|t| t.kind) == Some(Kind::Punct(b'('));
-        if !called
-            || !(name.eq_ignore_ascii_case("percentile")
-                || name.eq_ignore_ascii_case("percentile_rank"))
+        if !(name.eq_ignore_ascii_case("percentile")
+            || name.eq_ignore_ascii_case("percentile_rank"))
         {
             continue;
         }
