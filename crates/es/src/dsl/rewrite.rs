@@ -1641,6 +1641,40 @@ mod tests {
         }
     }
 
+    /// Attack27a (pinned, no finding): patterns other than `*` alone in `docvalue_fields` and
+    /// `highlight.fields`. Elasticsearch resolves them with `Regex.simpleMatch` (only `*` is a
+    /// wildcard; `**` is no all-fields pattern there, so it reaches metadata fields): one that
+    /// starts with `_`, or starts with `*` and holds no `.`, can match a metadata name and is
+    /// refused; one with a `.` matches dotted names only, one starting with another character
+    /// names no metadata field.
+    #[test]
+    fn field_patterns_other_than_star_reach_no_metadata_field() {
+        for dv in ["**", "*o", "*_no", "*q*", "_*", "_s*", "_seq*"] {
+            for body in [
+                json!({"docvalue_fields": [dv]}),
+                json!({"docvalue_fields": [{"field": dv}]}),
+                json!({"aggs": {"t": {"top_hits": {"docvalue_fields": [dv]}}}}),
+                json!({"highlight": {"fields": {dv: {}}}}),
+                json!({"highlight": {"fields": [{dv: {}}]}}),
+            ] {
+                refused_as(&body, RejectKind::Forbidden);
+            }
+        }
+        for dv in ["*.*", "*.keyword", ".*", "a*", "@t*"] {
+            for body in [
+                json!({"docvalue_fields": [dv]}),
+                json!({"highlight": {"fields": {dv: {}}}}),
+            ] {
+                assert!(search(Some(body.clone()), &tenant_a()).is_ok(), "{body}");
+            }
+        }
+        assert!(search(
+            Some(json!({"highlight": {"fields": {"*": {}}}})),
+            &tenant_a()
+        )
+        .is_ok());
+    }
+
     /// Review 13 (the leak oracle): two inner hits of one name in a body are refused, on the
     /// search and count paths, wherever they are (query, post_filter, aggregations, lists);
     /// distinct names, and `collapse`'s inner hits (named apart by ES), are not.
