@@ -291,9 +291,22 @@ fn without_positions(m: &mut serde_json::Map<String, Value>) {
     }
 }
 
-/// `reason` without its `[N:M]` places (and the space after one) and Jackson's
-/// `line: N, column: M` (with the `; ` before it); `None` when it names none.
+/// `reason` without its `[N:M]` places (and the space after one), Jackson's location (its
+/// messages end with `\n at [Source: <what it read>; line: N, column: M]`, cut from `[Source: `
+/// on: before Jackson 2.16 what it read is the beginning of the body itself, the token's filter
+/// clauses first) and any other `line: N, column: M` (with the `; ` before it); `None` when it
+/// names none.
 fn cut_positions(reason: &str) -> Option<String> {
+    let (reason, located) = match reason.find("[Source: ") {
+        Some(i) => {
+            let before = reason[..i].trim_end();
+            (
+                before.strip_suffix(" at").unwrap_or(before).trim_end(),
+                true,
+            )
+        }
+        None => (reason, false),
+    };
     let b = reason.as_bytes();
     let digits = |at: usize| {
         b[at.min(b.len())..]
@@ -339,7 +352,7 @@ fn cut_positions(reason: &str) -> Option<String> {
         }
         at += 1;
     }
-    if kept == 0 {
+    if kept == 0 && !located {
         return None;
     }
     out.push_str(&reason[kept..]);
@@ -1268,7 +1281,14 @@ mod tests {
         );
         assert_eq!(
             out["error"]["caused_by"]["caused_by"]["reason"],
-            "Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)]"
+            "Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)"
+        );
+        // Before Jackson 2.16 the location quotes the body's beginning: the token's filters.
+        let quoted = r#"Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)
+ at [Source: (byte[])"{"query":{"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[{"match":{"m":{"query":"x","boost":99999999999}}}]}}}"; line: 1, column: 98]"#;
+        assert_eq!(
+            cut_positions(quoted).as_deref(),
+            Some("Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)")
         );
         // What is not a place stays: a value in brackets, a client's own SQL position.
         assert_eq!(cut_positions("failed to parse [12:30pm] [1:x]"), None);
