@@ -50,6 +50,14 @@
 //! parameters its route accepts (and now and then one it refuses), `q` with its companions;
 //! also from a stream of their own.
 //!
+//! Session 27 (attack27b): the wide cases also draw the options of accepted shapes no draw set
+//! (`Gen::thin_query`, `thin_agg`, `thin_top`: `function_score`'s functions, text queries'
+//! analyzers and `zero_terms_query`, `query_string`'s quoting options, `tie_breaker`, aggregation
+//! `meta` and `aggregations`, metric and bucket options, highlight fragment options,
+//! `rescore_query_weight`, inner hits' options), and 15% of the routes on `logs-*` are asked
+//! without an index (`Gen::without_index`: `/_search`, `/_count`, `/_msearch`, ...), drawn after
+//! the rest of the case.
+//!
 //! Session 21 (`Layout`): the sweeps above run on one shard with tenant a's documents written
 //! first on both sides, so every shard-wide counter of tenant a's documents (doc ids,
 //! `_seq_no`) agreed by construction and no shard-level statistic was compared across shards.
@@ -1559,6 +1567,8 @@ impl Gen {
         if gzip {
             self.tag("gzip");
         }
+        // Drawn last, so the case is otherwise the one it was (attack27b).
+        let path = self.without_index(path);
         Case {
             method,
             path,
@@ -1566,6 +1576,40 @@ impl Gen {
             gzip,
             kind,
             features: std::mem::take(&mut self.features),
+        }
+    }
+
+    /// Now and then a route on `logs-*` asked without its index (`/_search`, `/_count`,
+    /// `/_msearch`, `/_field_caps`, `/_validate/query`, `/_mapping`, `/_cat/indices`,
+    /// `/_cluster/health`): the token's indices on esgate's side, every index on ONLY_A's,
+    /// which holds only tenant a's (attack27b: the grammar always named one).
+    fn without_index(&mut self, path: String) -> String {
+        let bare = [
+            "/logs-*/",
+            "/_cat/indices/logs-*?",
+            "/_cluster/health/logs-*?",
+        ]
+        .iter()
+        .find_map(|p| path.strip_prefix(p).map(|rest| (*p, rest)));
+        let Some((prefix, rest)) = bare else {
+            return path;
+        };
+        let api = [
+            "_search",
+            "_count",
+            "_msearch",
+            "_field_caps",
+            "_validate",
+            "_mapping",
+        ];
+        let route = prefix.ends_with('?') || api.iter().any(|a| rest.starts_with(a));
+        if !route || !self.rng.chance(15) {
+            return path;
+        }
+        self.tag("no_index");
+        match prefix.strip_suffix("logs-*?") {
+            Some(root) => format!("{}?{rest}", root.trim_end_matches('/')),
+            None => format!("/{rest}"),
         }
     }
 }
@@ -1618,10 +1662,18 @@ impl Gen {
                 "match_options",
                 "ids_many",
                 "named",
+                "thin",
+                "thin",
+                "thin",
+                "thin",
+                "thin",
             ])
         } else {
             kind
         };
+        if kind == "thin" {
+            return self.thin_query();
+        }
         self.tag(match kind {
             "match_phrase_prefix" | "match_bool_prefix" | "prefix_rewrite" => {
                 "w:q:prefix_expansion"
@@ -1795,10 +1847,16 @@ impl Gen {
                 "range_keyed",
                 "agg_options",
                 "agg_options",
+                "thin",
+                "thin",
+                "thin",
             ])
         } else {
             kind
         };
+        if kind == "thin" {
+            return ("thin", self.thin_agg());
+        }
         self.tag(match kind {
             "significant_text" => "w:agg:significant_text",
             "sibling_pipeline" => "w:agg:sibling_pipeline",
@@ -2233,6 +2291,7 @@ impl Gen {
         };
         self.clean = false;
         self.wide = false;
+        let path = self.without_index(path);
         self.plain_case((method, path, body, kind, feature))
     }
 
@@ -2256,12 +2315,394 @@ impl Gen {
                     "user": {"no_match_size": 3}}}),
             );
         }
+        if self.rng.chance(20) {
+            self.thin_top(b);
+        }
         if self.rng.chance(10) {
             self.tag("w:track_total_hits_n");
             b.insert(
                 "track_total_hits".into(),
                 json!(self.rng.pick(&[1, 7, 12, 30])),
             );
+        }
+    }
+}
+
+/// `rng.pick` of a list whose items draw from `rng` too (each item is drawn, then one picked).
+macro_rules! pick_of {
+    ($rng:expr, [$($x:expr),+ $(,)?]) => {{
+        let xs = [$($x),+];
+        $rng.pick(&xs)
+    }};
+}
+
+/// The thin places left after session 18 (attack27b): options of accepted queries, aggregations,
+/// highlights, rescores and inner hits that no draw set (`function_score`'s `functions` and
+/// `random_score`, text queries' analyzers, `zero_terms_query`, `minimum_should_match` forms,
+/// `query_string`'s quoting, escaping and wildcard options, `tie_breaker`,
+/// `adjust_pure_negative`, the old `from`/`to` range bounds, `meta` and `aggregations` in
+/// aggregations, the highlighters' fragment and boundary options, `rescore_query_weight`), drawn
+/// in wide cases (`wide_query`, `wide_agg`, `wide_clean_top`), so the other cases of a seed are
+/// the ones they were.
+impl Gen {
+    fn thin_query(&mut self) -> Value {
+        let kind = self.rng.below(5);
+        self.tag(match kind {
+            0 => "t:q:function_score",
+            1 => "t:q:text_options",
+            2 => "t:q:query_string_options",
+            3 => "t:q:compound_options",
+            _ => "t:q:leaf_options",
+        });
+        let inner = if self.rng.chance(50) {
+            json!({"match": {"message": self.rng.pick(&["fox", "hello zebra", "secretword"])}})
+        } else {
+            json!({"term": {"user": self.rng.pick(&["alice", "zed", "carol"])}})
+        };
+        let r = &mut self.rng;
+        match kind {
+            0 => {
+                let f = pick_of!(
+                    r,
+                    [
+                        json!({"filter": {"term": {"status": r.pick(&["ok", "fatal"])}}, "weight": 3}),
+                        // Refused without a field (internal document ids) or on `_seq_no`.
+                        json!({"random_score": r.pick(&[json!({}), json!({"seed": 7, "field": "_seq_no"})])}),
+                        json!({"random_score": {"seed": 7, "field": r.pick(&["n", "price", "_id"])}}),
+                        json!({"gauss": {"n": {"origin": 50, "scale": 10, "decay": 0.5}}, "weight": 2}),
+                        json!({"exp": {"@timestamp": {"origin": "2024-04-01", "scale": "10d", "offset": "1d"}}}),
+                        json!({"linear": {"price": {"origin": 10, "scale": 5}, "multi_value_mode": "avg"}}),
+                        json!({"weight": 5}),
+                    ]
+                );
+                let mut fs = json!({"query": inner, "functions": [f],
+                    "score_mode": r.pick(&["multiply", "sum", "avg", "first", "max", "min"]),
+                    "boost_mode": r.pick(&["multiply", "replace", "sum", "avg", "max", "min"])});
+                if r.chance(40) {
+                    fs["max_boost"] = json!(r.pick(&[0.5, 10.0]));
+                }
+                if r.chance(30) {
+                    fs["boost"] = json!(2);
+                }
+                if r.chance(30) {
+                    // One function, not a list (`{"function_score": {"random_score": {}}}`).
+                    fs = json!({"query": fs["query"].take(), "random_score": {"seed": r.below(9), "field": "n"}});
+                }
+                json!({ "function_score": fs })
+            }
+            1 => pick_of!(
+                r,
+                [
+                    json!({"match": {"message": {"query": r.pick(&["the fox", "the", "hello zebra dog"]),
+                    "analyzer": r.pick(&["standard", "whitespace", "simple", "stop", "keyword"]),
+                    "zero_terms_query": r.pick(&["all", "none"])}}}),
+                    json!({"match": {"message": {"query": "hello fox dog zebra",
+                    "minimum_should_match": r.pick(&[json!("75%"), json!("-1"), json!("2<-25%"), json!(2), json!("-50%")])}}}),
+                    json!({"match": {r.pick(&["n", "price", "@timestamp"]): {"query": r.pick(&["abc", "30", "2024-03-04"]), "lenient": true}}}),
+                    json!({"match": {"user": {"query": r.pick(&["alice", "zed"]), "fuzziness": "0", "prefix_length": 2,
+                    "max_expansions": 1, "fuzzy_transpositions": false, "auto_generate_synonyms_phrase_query": false}}}),
+                    json!({"match_phrase": {"message": {"query": r.pick(&["the", "quick brown", "hello secretword"]),
+                    "analyzer": r.pick(&["stop", "standard"]), "zero_terms_query": r.pick(&["all", "none"])}}}),
+                    json!({"multi_match": {"query": r.pick(&["quick fox", "alice hello", "zed"]), "fields": ["message^2", "user", "status"],
+                    "type": r.pick(&["best_fields", "most_fields", "phrase"]), "tie_breaker": 0.3,
+                    "minimum_should_match": r.pick(&["1", "100%"]), "slop": 1}}),
+                    json!({"multi_match": {"query": r.pick(&["30", "abc", "alice"]), "fields": ["n", "user", "price"], "lenient": true,
+                    "zero_terms_query": "all", "operator": r.pick(&["and", "or"])}}),
+                    json!({"combined_fields": {"query": r.pick(&["hello fox", "the zebra", "quick dog lazy"]), "fields": ["message"],
+                    "operator": r.pick(&["and", "or"]), "minimum_should_match": r.pick(&["2", "50%"]),
+                    "zero_terms_query": r.pick(&["all", "none"])}}),
+                ]
+            ),
+            2 => {
+                let mut q = json!({"query": pick_of!(r, [
+                    "\"quick brown\"", "\"hello fox\"~3", "*ed", "?lice", "user:*e", "hello\\ fox", "message:the",
+                    "@timestamp:[2024-03-01 TO 2024-04-01]", "n:[10 TO 40}", "fox^2 OR zed", "status:(ok OR fatal)",
+                ])});
+                for _ in 0..1 + r.below(3) {
+                    let (k, v) = pick_of!(
+                        r,
+                        [
+                            ("quote_analyzer", json!("standard")),
+                            ("quote_field_suffix", json!(".exact")),
+                            ("phrase_slop", json!(2)),
+                            ("enable_position_increments", json!(false)),
+                            ("escape", json!(true)),
+                            ("time_zone", json!("+05:00")),
+                            ("allow_leading_wildcard", json!(true)),
+                            ("analyze_wildcard", json!(true)),
+                            ("type", json!("most_fields")),
+                            ("type", json!("cross_fields")),
+                            ("type", json!("phrase")),
+                            ("tie_breaker", json!(0.5)),
+                            ("minimum_should_match", json!("1")),
+                            ("rewrite", json!("constant_score")),
+                            ("default_operator", json!("AND")),
+                            ("analyzer", json!("whitespace")),
+                            ("fields", json!(["message", "user^2", "status"])),
+                            ("default_field", json!("message")),
+                            ("lenient", json!(true)),
+                        ]
+                    );
+                    q[k] = v;
+                }
+                if r.chance(30) {
+                    let mut s = json!({"query": r.pick(&["\"hello fox\"", "zed | alice", "qu* -dog", "the"]),
+                        "fields": ["message", "user"]});
+                    let (k, v) = pick_of!(
+                        r,
+                        [
+                            ("quote_field_suffix", json!(".exact")),
+                            ("minimum_should_match", json!("100%")),
+                            ("analyze_wildcard", json!(true)),
+                            ("lenient", json!(true)),
+                            ("analyzer", json!("stop")),
+                            ("auto_generate_synonyms_phrase_query", json!(false)),
+                        ]
+                    );
+                    s[k] = v;
+                    json!({ "simple_query_string": s })
+                } else {
+                    json!({ "query_string": q })
+                }
+            }
+            3 => pick_of!(
+                r,
+                [
+                    json!({"bool": {"must_not": [inner.clone()], "adjust_pure_negative": r.chance(50), "boost": 2}}),
+                    json!({"bool": {"should": [inner.clone(), {"term": {"status": "fatal"}}], "minimum_should_match": r.pick(&[json!("100%"), json!("-1"), json!(0)])}}),
+                    json!({"dis_max": {"queries": [inner.clone(), {"match": {"message": "dog"}}], "tie_breaker": 0.7}}),
+                    json!({"nested": {"path": "items", "query": {"term": {"items.sku": r.pick(&["s1", "x9"])}},
+                    "score_mode": r.pick(&["avg", "min", "max", "sum", "none"]), "ignore_unmapped": true}}),
+                    json!({"nested": {"path": r.pick(&["nosuch", "items"]), "query": {"match_all": {}}, "ignore_unmapped": true}}),
+                    json!({"constant_score": {"filter": inner.clone(), "boost": 4}}),
+                    json!({"boosting": {"positive": inner.clone(), "negative": {"term": {"status": "ok"}}, "negative_boost": 0.1, "boost": 3}}),
+                ]
+            ),
+            _ => pick_of!(
+                r,
+                [
+                    json!({"range": {r.pick(&["n", "price"]): {"from": r.pick(&[json!(null), json!(10), json!(-500)]), "to": r.pick(&[json!(null), json!(40)]),
+                    "include_lower": r.chance(50), "include_upper": r.chance(50)}}}),
+                    json!({"range": {"@timestamp": {"gte": r.pick(&["2024-03-10", "2023-06-01"]), "lte": "2024-04-20", "time_zone": r.pick(&["-08:00", "Asia/Tokyo"]),
+                    "relation": r.pick(&["intersects", "within", "contains"])}}}),
+                    json!({"range": {"@timestamp": {"gt": r.pick(&["now-5y", "2024-03-01||/M", "2024-03-04||-1d/d"]), "format": "strict_date_optional_time"}}}),
+                    json!({"term": {r.pick(&["user", "status", "tags"]): {"value": r.pick(&["alice", "zed", "red", "black"]), "boost": 2}}}),
+                    json!({"terms": {"user": ["alice", "zed", "carol"], "boost": 1.5}}),
+                    json!({"ids": {"values": ["a1", "b1", "a5"], "boost": 2}}),
+                    json!({"exists": {"field": r.pick(&["tags", "price"]), "boost": 3}}),
+                    json!({"wildcard": {"user": {"wildcard": r.pick(&["*a*", "z*", "?ave"]), "boost": 2, "rewrite": "constant_score"}}}),
+                    json!({"regexp": {"user": {"value": r.pick(&["A.*", "Z.*"]), "case_insensitive": true, "rewrite": "constant_score_blended", "flags": "ALL"}}}),
+                    json!({"prefix": {"status": {"value": r.pick(&["o", "f", "W"]), "rewrite": "constant_score", "case_insensitive": r.chance(50)}}}),
+                    json!({"match_all": {"boost": 1.2}}),
+                    json!({"match_none": {"boost": 1.2}}),
+                ]
+            ),
+        }
+    }
+
+    fn thin_agg(&mut self) -> Value {
+        let kind = self.rng.below(5);
+        self.tag(match kind {
+            0 => "t:agg:meta_aggregations",
+            1 => "t:agg:metric_options",
+            2 => "t:agg:bucket_options",
+            3 => "t:agg:pipeline_options",
+            _ => "t:agg:composite_options",
+        });
+        let kw = self.rng.pick(&["user", "status", "tags"]);
+        let num = self.rng.pick(&["n", "price"]);
+        let r = &mut self.rng;
+        match kind {
+            0 => {
+                let sub = pick_of!(
+                    r,
+                    [
+                        json!({"m": {"max": {"field": num}, "meta": {"unit": "x"}}}),
+                        json!({"f": {"filter": {"term": {"status": "fatal"}}, "aggregations": {"c": {"value_count": {"field": kw}}}}}),
+                        json!({"t": {"top_hits": {"size": 1, "sort": [{"n": "desc"}], "_source": ["user"]}}}),
+                    ]
+                );
+                json!({"terms": {"field": kw}, "meta": {"color": "blue", "n": [1, 2]}, "aggregations": sub})
+            }
+            1 => pick_of!(
+                r,
+                [
+                    json!({"weighted_avg": {"value": {"field": "n", "missing": 5}, "weight": {"field": "n"}, "format": "0.00", "value_type": "long"}}),
+                    json!({"cardinality": {"field": kw, "execution_hint": r.pick(&["direct", "global_ordinals", "segment_ordinals", "save_time_heuristic", "save_memory_heuristic"])}}),
+                    json!({"percentiles": {"field": num, "keyed": r.chance(50), "format": "0.0", "percents": [1, 99.9]}}),
+                    json!({"boxplot": {"field": num, "compression": 50, "missing": r.pick(&[-1000, 0])}}),
+                    json!({"median_absolute_deviation": {"field": num, "compression": 20, "missing": 10}}),
+                    json!({r.pick(&["avg", "sum", "min", "max", "stats", "value_count"]): {"field": num, "missing": r.pick(&[-7, 1000]), "format": "0.0"}}),
+                    json!({"extended_stats": {"field": num, "sigma": 3, "format": "0.00"}}),
+                    json!({"geo_bounds": {"field": "loc", "wrap_longitude": r.chance(50)}}),
+                    json!({"top_hits": {"size": 2, "from": 1, "sort": [{"n": "asc"}], "version": true, "track_scores": true,
+                    "stored_fields": ["_none_"], "docvalue_fields": ["user"], "fields": ["status"], "explain": false}}),
+                ]
+            ),
+            2 => pick_of!(
+                r,
+                [
+                    json!({"auto_date_histogram": {"field": "@timestamp", "buckets": r.pick(&[1, 3, 10]), "time_zone": r.pick(&["+10:00", "America/New_York"]),
+                    "missing": "2023-05-01"}}),
+                    json!({"multi_terms": {"terms": [{"field": kw}, {"field": "n", "missing": 0}], "collect_mode": r.pick(&["depth_first", "breadth_first"]),
+                    "shard_size": 1, "size": 2, "show_term_doc_count_error": true, "shard_min_doc_count": 1}}),
+                    json!({"filters": {"filters": {"x": {"term": {"user": "alice"}}, "y": {"term": {"user": "zed"}}}, "keyed": r.chance(50),
+                    "other_bucket_key": "rest"}}),
+                    json!({"histogram": {"field": num, "interval": 20, "keyed": true, "order": r.pick(&[json!({"_key": "desc"}), json!({"_count": "asc"})]),
+                    "format": "0.0", "offset": 3}}),
+                    json!({"date_histogram": {"field": "@timestamp", "calendar_interval": r.pick(&["week", "day", "1M"]), "keyed": r.chance(50),
+                    "order": {"_key": "desc"}, "format": "yyyy-MM-dd", "offset": "-6h", "time_zone": "-03:00"}}),
+                    json!({"terms": {"field": kw, "include": r.pick(&[json!(".*a.*"), json!(["alice", "zed", "red"])]),
+                    "exclude": r.pick(&[json!("z.*"), json!(["carol"])]), "execution_hint": r.pick(&["map", "global_ordinals"])}}),
+                    json!({"terms": {"field": num, "missing": r.pick(&[-1, 9999]), "value_type": "long", "order": {"m.value": "asc"}, "size": 2},
+                    "aggs": {"m": {"min": {"field": "price"}}}}),
+                    json!({"rare_terms": {"field": kw, "missing": "none", "include": "a.*"}}),
+                    json!({"range": {"field": num, "keyed": true, "ranges": [{"key": "neg", "to": 0}, {"key": "mid", "from": 0, "to": 40}, {"from": 40}]}}),
+                    json!({"ip_range": {"field": "ip", "ranges": [{"mask": "10.0.0.0/8"}, {"from": "192.168.0.0", "to": "192.168.255.255"}], "keyed": r.chance(50)}}),
+                    json!({"missing": {"field": r.pick(&["items.qty", "loc", "ip", "nosuch"])}}),
+                ]
+            ),
+            3 => {
+                let p = pick_of!(
+                    r,
+                    [
+                        json!({"d": {"derivative": {"buckets_path": "s", "unit": r.pick(&["day", "1h"])}}}),
+                        json!({"b": {"bucket_sort": {"sort": [{"s": {"order": "asc"}}], "size": 1, "gap_policy": r.pick(&["skip", "insert_zeros"])}}}),
+                    ]
+                );
+                let mut aggs = json!({"s": {"sum": {"field": num}}});
+                for (k, v) in p.as_object().into_iter().flatten() {
+                    aggs[k] = v.clone();
+                }
+                let sibling = pick_of!(
+                    r,
+                    [
+                        json!({"percentiles_bucket": {"buckets_path": "h>s", "percents": [25, 75], "keyed": r.chance(50), "format": "0.0"}}),
+                        json!({"extended_stats_bucket": {"buckets_path": "h>s", "sigma": 1, "gap_policy": "skip"}}),
+                        json!({"stats_bucket": {"buckets_path": "h>_count", "format": "0"}}),
+                    ]
+                );
+                json!({"filter": {"match_all": {}}, "aggs": {
+                    "h": {"date_histogram": {"field": "@timestamp", "calendar_interval": "month"}, "aggs": aggs},
+                    "p": sibling}})
+            }
+            _ => {
+                let src = pick_of!(
+                    r,
+                    [
+                        json!({"u": {"terms": {"field": kw, "order": "desc", "missing_bucket": true, "missing_order": r.pick(&["first", "last", "default"])}}}),
+                        json!({"n": {"terms": {"field": "n", "value_type": "long", "format": "0"}}}),
+                        json!({"h": {"histogram": {"field": num, "interval": 25, "offset": 5, "missing_bucket": true}}}),
+                        json!({"d": {"date_histogram": {"field": "@timestamp", "calendar_interval": "month", "time_zone": "+09:00",
+                        "format": "yyyy-MM", "offset": "+2d", "order": "desc"}}}),
+                    ]
+                );
+                json!({"composite": {"sources": [src], "size": 1 + r.below(4)}})
+            }
+        }
+    }
+
+    fn thin_top(&mut self, b: &mut Map<String, Value>) {
+        match self.rng.below(4) {
+            0 => {
+                self.tag("t:highlight_options");
+                let mut field = Map::new();
+                let r = &mut self.rng;
+                for _ in 0..1 + r.below(3) {
+                    let (k, v) = pick_of!(
+                        r,
+                        [
+                            ("order", json!("score")),
+                            (
+                                "boundary_scanner",
+                                json!(r.pick(&["sentence", "word", "chars"]))
+                            ),
+                            ("boundary_chars", json!(" .,")),
+                            ("boundary_max_scan", json!(5)),
+                            ("boundary_scanner_locale", json!("fr-FR")),
+                            ("encoder", json!("html")),
+                            ("tags_schema", json!("styled")),
+                            ("fragmenter", json!(r.pick(&["simple", "span"]))),
+                            ("phrase_limit", json!(1)),
+                            ("force_source", json!(true)),
+                            ("max_analyzed_offset", json!(r.pick(&[3, 1000]))),
+                            ("number_of_fragments", json!(r.pick(&[0, 1, 3]))),
+                            ("fragment_size", json!(r.pick(&[5, 18]))),
+                            ("no_match_size", json!(7)),
+                            ("require_field_match", json!(r.chance(50))),
+                            ("type", json!(r.pick(&["plain", "unified"]))),
+                        ]
+                    );
+                    field.insert(k.into(), v);
+                }
+                let mut h = json!({"fields": {r.pick(&["message", "*", "user"]): field}});
+                if r.chance(40) {
+                    h["highlight_query"] =
+                        json!({"match": {"message": r.pick(&["fox", "secretword zebra"])}});
+                }
+                b.insert("highlight".into(), h);
+            }
+            1 => {
+                self.tag("t:rescore_weights");
+                let rq = self.query(2);
+                let r = &mut self.rng;
+                b.insert(
+                    "rescore".into(),
+                    json!({"window_size": 1 + r.below(10), "query": {"rescore_query": rq,
+                        "query_weight": r.pick(&[0.0, 0.7, 1.0]), "rescore_query_weight": r.pick(&[0.0, 1.5]),
+                        "score_mode": r.pick(&["total", "avg", "min", "max", "multiply"])}}),
+                );
+                b.remove("sort");
+                b.remove("collapse");
+            }
+            2 => {
+                self.tag("t:aggregations_key");
+                if let Some(a) = b.remove("aggs") {
+                    b.insert("aggregations".into(), a);
+                } else {
+                    let a = self.thin_agg();
+                    b.insert("aggregations".into(), json!({ "x": a }));
+                }
+            }
+            _ => {
+                self.tag("t:inner_hits_options");
+                let r = &mut self.rng;
+                let mut ih = json!({"name": "thin", "size": 1 + r.below(3)});
+                for _ in 0..1 + r.below(3) {
+                    let (k, v) = pick_of!(
+                        r,
+                        [
+                            ("highlight", json!({"fields": {"items.sku": {}}})),
+                            (
+                                "highlight",
+                                json!({"fields": {"items.sku": {"highlight_query": {"term": {"items.sku": "x9"}}}}})
+                            ),
+                            ("version", json!(true)),
+                            ("seq_no_primary_term", json!(false)),
+                            ("explain", json!(false)),
+                            ("track_scores", json!(true)),
+                            ("stored_fields", json!(["_none_"])),
+                            ("fields", json!(["items.qty"])),
+                            (
+                                "docvalue_fields",
+                                json!([{"field": "items.qty", "format": "0.0"}])
+                            ),
+                            ("from", json!(1)),
+                            ("sort", json!([{"items.qty": {"order": "desc"}}])),
+                            ("_source", json!({"excludes": ["items.qty"]})),
+                        ]
+                    );
+                    ih[k] = v;
+                }
+                let nested = json!({"nested": {"path": "items",
+                    "query": {"bool": {"should": [{"term": {"items.sku": r.pick(&["s1", "s2", "x9"])}}, {"range": {"items.qty": {"gte": 2}}}]}},
+                    "inner_hits": ih}});
+                let q = match b.remove("query") {
+                    Some(q) => json!({"bool": {"must": [q], "filter": [nested]}}),
+                    None => nested,
+                };
+                b.insert("query".into(), q);
+            }
         }
     }
 }
@@ -3519,7 +3960,13 @@ fn total_of(hits: &Value) -> Option<u64> {
 /// ["_none_"]` left out the id.
 fn id_key(h: &Value) -> String {
     match h["_id"].as_str() {
-        Some(id) => id.to_string(),
+        // Nested inner hits share their document's id: their offset tells them apart (a set
+        // of score-ordered inner hits, attack27b: a `should` in the nested query scores them
+        // apart on ONLY_A, esgate's are constant).
+        Some(id) => match h.get("_nested") {
+            Some(nested) => format!("{id}{nested}"),
+            None => id.to_string(),
+        },
         None => h.to_string(),
     }
 }

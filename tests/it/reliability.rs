@@ -935,6 +935,51 @@ async fn shard_failure_reasons_in_answers_reach_only_all_tokens() {
     }
 }
 
+/// attack27b (L): Elasticsearch places a parse error in the body esgate forwarded (`[1:98]`,
+/// `line`/`col`, Jackson's `line: 1, column: 98` after the body's beginning it quotes before
+/// Jackson 2.16), where the token's filter clauses come before the client's query, so the column
+/// counted the token's own filters and the quote showed them. A `read` token gets the reason
+/// without the place; an `all` token (nothing added to its body) the backend's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_error_places_reach_only_all_tokens() {
+    const PARSE: &str = r#"{"error":{"root_cause":[{"type":"parsing_exception","reason":"[1:98] unknown query [nope]","line":1,"col":98}],"type":"x_content_parse_exception","reason":"[1:98] [bool] failed to parse field [must]","caused_by":{"type":"json_parse_exception","reason":"Numeric value (99999999999) out of range of int\n at [Source: (byte[])\"{\"query\":{\"bool\":{\"filter\":[{\"term\":{\"tenant\":\"a\"}}]\"; line: 1, column: 98]"}},"status":400}"#;
+    let backend = FaultServer::answer(400, "application/json", PARSE);
+    let gw = Esgate::start(&[backend.url()], "").await;
+    for (secret, places) in [
+        (gw.tenant_token("a").await, false),
+        (gw.all_token().await, true),
+    ] {
+        let auth = format!("Bearer {secret}");
+        let r = send(
+            "POST",
+            &gw.url("/logs-a/_search"),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            br#"{"query":{"match":{"message":"x"}}}"#.to_vec(),
+        )
+        .await
+        .expect("answers");
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status.as_u16(), 400, "{text}");
+        assert_eq!(text.contains("98"), places, "{text}");
+        assert_eq!(text.contains("tenant"), places, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        if !places {
+            assert_eq!(
+                v["error"]["reason"], "[bool] failed to parse field [must]",
+                "{text}"
+            );
+            assert_eq!(
+                v["error"]["root_cause"][0]["reason"], "unknown query [nope]",
+                "{text}"
+            );
+        }
+    }
+    gw.stop().await;
+}
+
 /// An answer without failures streams to a `read` token byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_without_failures_stream_unchanged() {

@@ -238,6 +238,7 @@ fn reduce(v: &mut Value) {
         .map(str::to_owned);
     if kind.as_deref().is_some_and(|k| KEPT.contains(&k)) {
         m.remove("stack_trace");
+        without_positions(m);
         if let Some(c) = m.get_mut("caused_by") {
             reduce(c);
         }
@@ -268,6 +269,94 @@ fn reduce(v: &mut Value) {
     if let Some(c) = cause {
         m.insert("caused_by".to_owned(), c);
     }
+}
+
+/// A kept error without the places it names in the forwarded body (attack27b, L): a parse
+/// error's reason starts with `[line:column]` (`XContentParseException`), a `parsing_exception`
+/// has `line` and `col`, Jackson's own errors end with `line: N, column: M`, each counted in the
+/// body esgate forwarded, where the token's filter clauses come before the client's query (and
+/// the wrapped query before the keys after it): the column told a token the length of its own
+/// filters' JSON, which it may not read. The client's SQL, EQL and ES|QL texts are its own
+/// (`line 1:8: ...`, no brackets) and keep their places.
+fn without_positions(m: &mut serde_json::Map<String, Value>) {
+    for key in ["line", "col"] {
+        if m.get(key).is_some_and(Value::is_number) {
+            m.remove(key);
+        }
+    }
+    if let Some(Value::String(reason)) = m.get_mut("reason") {
+        if let Some(cut) = cut_positions(reason) {
+            *reason = cut;
+        }
+    }
+}
+
+/// `reason` without its `[N:M]` places (and the space after one), Jackson's location (its
+/// messages end with `\n at [Source: <what it read>; line: N, column: M]`, cut from `[Source: `
+/// on: before Jackson 2.16 what it read is the beginning of the body itself, the token's filter
+/// clauses first) and any other `line: N, column: M` (with the `; ` before it); `None` when it
+/// names none.
+fn cut_positions(reason: &str) -> Option<String> {
+    let (reason, located) = match reason.find("[Source: ") {
+        Some(i) => {
+            let before = reason[..i].trim_end();
+            (
+                before.strip_suffix(" at").unwrap_or(before).trim_end(),
+                true,
+            )
+        }
+        None => (reason, false),
+    };
+    let b = reason.as_bytes();
+    let digits = |at: usize| {
+        b[at.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut out = String::new();
+    let (mut at, mut kept) = (0, 0);
+    while at < b.len() {
+        // `[N:M]`
+        if b[at] == b'[' {
+            let n = digits(at + 1);
+            if n > 0 && b.get(at + 1 + n) == Some(&b':') {
+                let m = digits(at + 2 + n);
+                let close = at + 2 + n + m;
+                if m > 0 && b.get(close) == Some(&b']') {
+                    let end = close + 1 + usize::from(b.get(close + 1) == Some(&b' '));
+                    out.push_str(&reason[kept..at]);
+                    (at, kept) = (end, end);
+                    continue;
+                }
+            }
+        }
+        // `line: N, column: M`
+        if b[at..].starts_with(b"line: ") {
+            let n = digits(at + 6);
+            let col = at + 6 + n;
+            if n > 0 && b[col..].starts_with(b", column: ") {
+                let m = digits(col + 10);
+                if m > 0 {
+                    let start = if reason[..at].ends_with("; ") {
+                        at - 2
+                    } else {
+                        at
+                    };
+                    out.push_str(&reason[kept..start]);
+                    at = col + 10 + m;
+                    kept = at;
+                    continue;
+                }
+            }
+        }
+        at += 1;
+    }
+    if kept == 0 && !located {
+        return None;
+    }
+    out.push_str(&reason[kept..]);
+    Some(out)
 }
 
 /// Why a scan stopped early.
@@ -1148,6 +1237,62 @@ mod tests {
         assert_eq!(withhold_whole(b""), Ok(None));
         assert_eq!(withhold_whole(b" \n"), Ok(None));
         assert_eq!(withhold_whole(b"<html>"), Ok(None));
+    }
+
+    /// attack27b (L): Elasticsearch counts a parse error's place in the body esgate forwarded,
+    /// where the token's filter clauses come first, so the column of the same mistake moved
+    /// with the length of the token's filters. Two such answers, as Elasticsearch writes them
+    /// for tokens whose filters differ in length, reach the client as the same bytes; the
+    /// reasons keep their words.
+    #[test]
+    fn parse_errors_do_not_tell_where_in_the_forwarded_body() {
+        let answer = |col: u32| {
+            format!(
+                r#"{{"error":{{"root_cause":[{{"type":"x_content_parse_exception","reason":"[1:{col}] [match] failed to parse field [boost]"}}],"type":"x_content_parse_exception","reason":"[1:{col}] [bool] failed to parse field [must]","caused_by":{{"type":"x_content_parse_exception","reason":"[1:{col}] [match] failed to parse field [boost]","caused_by":{{"type":"json_parse_exception","reason":"Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: {col}]"}}}}}},"status":400}}"#
+            )
+        };
+        let unknown = |col: u32| {
+            format!(
+                r#"{{"error":{{"root_cause":[{{"type":"parsing_exception","reason":"unknown query [nope]","line":1,"col":{col}}}],"type":"parsing_exception","reason":"unknown query [nope]","line":1,"col":{col},"caused_by":{{"type":"parsing_exception","reason":"[2:{col}] unknown field [nope]"}}}},"status":400}}"#
+            )
+        };
+        for shape in [answer, unknown] {
+            let (short, long) = (shape(98), shape(1321));
+            assert_eq!(peek(short.as_bytes(), true), Peek::Reports);
+            let (a, b) = (
+                withhold(short.as_bytes()).expect("a kept error is rewritten"),
+                withhold(long.as_bytes()).expect("a kept error is rewritten"),
+            );
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(&a));
+            let v: Value = serde_json::from_slice(&a).unwrap();
+            let text = v.to_string();
+            assert!(!text.contains("98") && !text.contains("col"), "{text}");
+            assert!(
+                v["error"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| !r.starts_with('[') || r.starts_with("[bool]")),
+                "{text}"
+            );
+        }
+        let out: Value = serde_json::from_slice(&withhold(answer(98).as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            out["error"]["reason"],
+            "[bool] failed to parse field [must]"
+        );
+        assert_eq!(
+            out["error"]["caused_by"]["caused_by"]["reason"],
+            "Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)"
+        );
+        // Before Jackson 2.16 the location quotes the body's beginning: the token's filters.
+        let quoted = r#"Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)
+ at [Source: (byte[])"{"query":{"bool":{"filter":[{"term":{"tenant":{"value":"a"}}}],"must":[{"match":{"m":{"query":"x","boost":99999999999}}}]}}}"; line: 1, column: 98]"#;
+        assert_eq!(
+            cut_positions(quoted).as_deref(),
+            Some("Numeric value (99999999999) out of range of int (-2147483648 - 2147483647)")
+        );
+        // What is not a place stays: a value in brackets, a client's own SQL position.
+        assert_eq!(cut_positions("failed to parse [12:30pm] [1:x]"), None);
+        assert_eq!(cut_positions("[3:7] x [1:2]").as_deref(), Some("x "));
     }
 
     #[test]
