@@ -26,9 +26,7 @@ fn main() {
     let rows: Vec<String> = (0..20)
         .map(|i| format!(r#"["host-{i:02}.example.org","GET /api/v1/items/{i} HTTP/1.1 200 timeout retry",{i}]"#))
         .collect();
-    let cursor: String = std::iter::repeat("Z0FBQUFBQUFBQUJCQkJCQkJD")
-        .take(15)
-        .collect();
+    let cursor = "Z0FBQUFBQUFBQUJCQkJCQkJD".repeat(15);
     let answer = format!(
         r#"{{"columns":[{{"name":"host","type":"keyword"}},{{"name":"message","type":"text"}},{{"name":"n","type":"long"}}],"rows":[{}],"cursor":"{}"}}"#,
         rows.join(","),
