@@ -827,12 +827,16 @@ impl Failing {
             Some(shared) => shared,
             None => &mut self.torn,
         };
-        let before = out.len();
+        let mut before = out.len();
         let result = if *torn {
             write_whole(out, b"\n")
                 .map_err(|(_, e)| (0, e))
                 .and_then(|()| {
                     *torn = false;
+                    // A cut of these lines keeps the `\n` that ends the torn record: cut back
+                    // to before it, the next batch's first line was glued to the fragment
+                    // (perf27b).
+                    before = before.map(|len| len + 1);
                     write_whole(out, lines)
                 })
         } else {
@@ -2056,6 +2060,35 @@ mod tests {
             .collect();
         assert_eq!(whole.last().unwrap()["n"], 4, "{text:?}");
         assert!(text.lines().count() <= 2, "{text:?}");
+    }
+
+    /// perf27b: a file holding a torn record (its cut refused: here, truncated behind the
+    /// writer) gets a `\n` first; a batch whose lines then fail part-way is cut back to after
+    /// that `\n`, not before it, so the next batch starts on a line of its own rather than
+    /// glued to the fragment.
+    #[test]
+    fn a_batch_failing_after_the_torn_records_newline_keeps_the_newline() {
+        use crate::admin::AuditSink;
+        let disk = Disk::new(10_000, true);
+        let audit = Audit::to_writer(Box::new(disk.clone()));
+        admin_lines(&audit, 0, 3);
+        let (data, room) = (Arc::clone(&disk.data), Arc::clone(&disk.room));
+        *disk.at_len.lock().unwrap() = Some(Box::new(move || {
+            data.lock().unwrap().clear();
+            *room.lock().unwrap() = 100;
+        }));
+        audit.admin_event(json!({"type": "admin", "n": 3, "pad": "x".repeat(1000)}));
+        assert_eq!(audit.lost(), 1);
+        // Room for the `\n` and part of the next batch.
+        *disk.room.lock().unwrap() = 1 + 50;
+        audit.admin_event(json!({"type": "admin", "n": 4, "pad": "y".repeat(1000)}));
+        assert_eq!(audit.lost(), 2);
+        *disk.room.lock().unwrap() += 10_000;
+        admin_lines(&audit, 5, 1);
+        let text = disk.text();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap())
+            .unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        assert_eq!(last["n"], 5, "{text:?}");
     }
 
     /// `audit.on_failure = "closed"`: the state is the last write's. Before any failure nothing is
