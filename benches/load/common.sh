@@ -13,10 +13,15 @@
 #                         nginx lines; any other path answers $SMALL_ANSWER
 #   write_auth_conf [SERVER_LINES]
 #                         nginx + auth_basic ({PLAIN}, user:secret = $BASIC) at NGINX_PORT in
-#                         front of the backend; SERVER_LINES added to its server block
+#                         front of the backend; SERVER_LINES added to its server block. Two
+#                         configurations: `access_log off` (auth.conf), and its access log to a
+#                         file as nginx's default configuration writes it (auth-log.conf:
+#                         $WORK/nginx-access.log, the `combined` format, no `buffer=`: a write
+#                         a request)
 #   esgate_config AUDIT(off|file) [TLS(yes|no)]     esgate's configuration, on stdout
-#   start_proxy nginx | esgate AUDIT [TLS]; stop_proxy   the proxy under test on CPU 0
-#                         ($PROXY_PID)
+#   start_proxy nginx [log] | esgate AUDIT [TLS]; stop_proxy
+#                         the proxy under test on CPU 0 ($PROXY_PID); `nginx log`: with its
+#                         access log to a file (auth-log.conf)
 #   token FIELDS-JSON     a new token's secret (esgate running)
 #   lua_for METHOD BODYFILE AUTHORIZATION                 wrk's request script, $WORK/req.lua
 #
@@ -118,6 +123,10 @@ ${1:-}
   }
 }
 NGINX
+  # The same with the access log nginx's default configuration keeps (`access_log
+  # logs/access.log;`: the `combined` format, unbuffered), in the work dir.
+  sed "s|^  access_log off;\$|  access_log $WORK/nginx-access.log;|" "$WORK/auth.conf" > "$WORK/auth-log.conf"
+  grep -q "access_log $WORK/nginx-access.log;" "$WORK/auth-log.conf"
 }
 
 esgate_config() { # AUDIT(off|file) [TLS(yes|no)]
@@ -144,9 +153,11 @@ level = "error"
 TOML
 }
 
-start_proxy() { # nginx | esgate AUDIT [TLS]
+start_proxy() { # nginx [log] | esgate AUDIT [TLS]
   if [ "$1" = nginx ]; then
-    taskset -c 0 nginx -c "$WORK/auth.conf" -g 'daemon off;' &
+    local conf=auth.conf
+    [ "${2:-}" = log ] && conf=auth-log.conf
+    taskset -c 0 nginx -c "$WORK/$conf" -g 'daemon off;' &
     PROXY_PID=$!
     PIDS+=($!)
     for _ in $(seq 50); do [ -s "$WORK/auth.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done

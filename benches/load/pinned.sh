@@ -7,8 +7,10 @@
 #   esgate   wrk -> esgate (authenticate, check, rewrite with the token's filter, forward)
 # Scenarios: small GET search, 2 KB Kibana-style POST search, 200 KB POST search, latency at
 # one connection (GET and POST), a 10 MB and a 1 GB streamed answer (MB/s and peak RSS above
-# idle: the memory must stay flat as the answer grows), TLS in front, an `all` token relay, and
-# audit to a file vs off. Reports req/s and p50/p99 (wrk), CPU microseconds per request (the
+# idle: the memory must stay flat as the answer grows), TLS in front, an `all` token relay,
+# audit to a file vs off, and (information, beside the rows the goals are read from) nginx +
+# auth_basic's small GET with its access log to a file as its default configuration keeps it
+# (`combined`, unbuffered: esgate's rows run with its audit to a file). Reports req/s and p50/p99 (wrk), CPU microseconds per request (the
 # proxy's utime+stime from /proc over the run) and the ratios. Medians of RUNS runs. The audit
 # pair runs in an ABBA order, each run in a fresh process: every round is off, file, file, off
 # (so a drift over the run falls on both sides alike), a round's figure for each side is the
@@ -210,6 +212,14 @@ start_proxy nginx
 $RUN nginx "http://127.0.0.1:$NGINX_PORT" "$BASIC" "$PROXY_PID"
 [ -n "$ONLY" ] || measure nginx.tls "https://127.0.0.1:$NGINX_TLS_PORT/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
 stop_proxy
+if [ -z "$ONLY" ]; then
+  # nginx with the access log its default configuration writes (information: the rows above,
+  # which the goals are read against, keep `access_log off`).
+  start_proxy nginx log
+  measure nginx.log.get "http://127.0.0.1:$NGINX_PORT/logs-a/_search" GET "" "$BASIC" "$CONNS" "$PROXY_PID"
+  stop_proxy
+  [ -s "$WORK/nginx-access.log" ] || { echo "nginx wrote no access log" >&2; exit 1; }
+fi
 
 start_proxy esgate file no
 SECRET=$(token '"indices":["logs-*","big","huge"],"filters":[{"field":"tenant","value":"a"}]')
@@ -295,6 +305,8 @@ print("| TLS in front, small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("ng
 print("| \`all\` token relay (audit off), small GET, req/s | - | %.0f | %.0f | **%s** |" % (rps("nginx.get"), rps("esgate.all.get"), ratio("esgate.all.get", "nginx.get")))
 print("| audit to a file vs off (ABBA runs), small GET, req/s | - | - | %.0f / %.0f | %.2f |" % (rps("esgate.audit.file"), rps("esgate.audit.off"), rps("esgate.audit.file") / rps("esgate.audit.off")))
 print("| audit to a file vs off (ABBA runs), small GET, proxy CPU us per request | - | - | %.1f / %.1f | %.2fx |" % (cpu("esgate.audit.file"), cpu("esgate.audit.off"), cpu("esgate.audit.file") / max(cpu("esgate.audit.off"), 0.1)))
+print("| small GET search, nginx + auth_basic with its access log to a file (information; \`combined\`, unbuffered), req/s | - | %.0f | %.0f | %s |" % (rps("nginx.log.get"), rps("esgate.get"), ratio("esgate.get", "nginx.log.get")))
+print("| small GET search, nginx + auth_basic with its access log to a file, proxy CPU us per request | - | %.1f | %.1f | %.2fx |" % (cpu("nginx.log.get"), cpu("esgate.get"), cpu("esgate.get") / max(cpu("nginx.log.get"), 0.1)))
 PY
 cat "$WORK/table.md"
 if [ -n "${ESGATE_BENCH_WRITE:-}" ]; then

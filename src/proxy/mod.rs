@@ -343,15 +343,16 @@ async fn pipeline(
         // point in time alive (for its own `page_timeout`, up to a day) while the count, which
         // follows the newest cursor, let it lapse: one place opened points in time without
         // end. Counted, it may count a point in time twice; a cursor of before a restart is
-        // counted from its next page.
+        // counted from its next page (one look-up of the cursor: `open_unless_held`).
         Some((
             es::Context::SqlCursor,
             es::Holding::Next {
                 backend_id,
                 keep_alive_ms,
             },
-        )) if !app.pits.holds(&token.id, backend_id, Instant::now()) => app.pits.open(
+        )) => app.pits.open_unless_held(
             &token.id,
+            Some(backend_id),
             limits.max_open_pits,
             keep_alive_ms.unwrap_or_default(),
             Instant::now(),
@@ -1243,7 +1244,7 @@ async fn seal_response(
     // The copies sealing makes are claimed beside the answer (429 while others hold the
     // budget, 502 when they could never fit), and the sealed copy stays held until it is sent.
     let (sealed, mut hold) = metered(app, bytes.len(), hold, |meter| {
-        es::routes::seal_answer(
+        es::routes::seal_answer_named(
             &sealing.binding,
             sealing.id,
             sealing.sort.as_ref(),
@@ -1252,13 +1253,13 @@ async fn seal_response(
             meter,
         )
     });
-    let sealed = match sealed {
-        Ok(Ok(sealed)) => sealed,
+    let (sealed, sealed_named) = match sealed {
+        Ok((Ok(sealed), named)) => (sealed, named),
         Err(refused) => {
             release_context(app, sealing.id, Leftover::Read(&bytes));
             return Err(answer_refused(refused));
         }
-        Ok(Err(_)) => {
+        Ok((Err(_), _)) => {
             release_context(app, sealing.id, Leftover::Read(&bytes));
             return Err(ProxyError::Upstream(
                 crate::upstream::UpstreamError::Unexpected,
@@ -1272,11 +1273,12 @@ async fn seal_response(
     // search on a point in time names it in its `response.pit_id`, which Elasticsearch may
     // change as a search's `pit_id` (clients go on with the newest): the count follows it as it
     // follows a search's (rel26: it kept the old id, so a close with the new one freed nothing
-    // and the new one's searches did not keep it alive).
+    // and the new one's searches did not keep it alive). The SQL answer's cursor is what the
+    // seal's own pass found (`seal_answer_named`: a successful answer's id is sealed by
+    // `continuation::seal_response`, which reads it as `continuation::named_id` does; perf27b,
+    // one pass over the answer rather than two).
     let named = match sealing.id.filter(|_| success) {
-        Some(s) if s.kind == es::ids::continuation::IdKind::SqlCursor => {
-            es::ids::continuation::named_id(s.field, &bytes)
-        }
+        Some(s) if s.kind == es::ids::continuation::IdKind::SqlCursor => sealed_named,
         Some(s)
             if matches!(
                 s.kind,

@@ -237,6 +237,36 @@ const X_ELASTIC_PRODUCT: HeaderName = HeaderName::from_static("x-elastic-product
 /// order on the wire, is the order of insertion.
 const UPSTREAM_HEADERS: usize = 8;
 
+/// The headers a map made with room for [`UPSTREAM_HEADERS`] holds (`HeaderMap::capacity`: 16
+/// places, a block of 12 entries of about 100 bytes).
+const UPSTREAM_ROOM: usize = 12;
+
+thread_local! {
+    /// The map of an upstream answer's headers, emptied, for this thread's next upstream
+    /// request (perf27b). hyper's client parses an answer's head into the map its request was
+    /// sent with (emptied when it is written); an enforced token's answer copies the few
+    /// headers it relays out of it, and the map (1.2 KB, past the allocator's small sizes) was
+    /// freed and another made for the next request. Only a map of exactly the upstream
+    /// request's room is kept (not one a long head grew); it holds no header.
+    static SPARE: std::cell::Cell<Option<HeaderMap>> = const { std::cell::Cell::new(None) };
+}
+
+/// A map with room for an upstream request's headers: the thread's spare one, or a new one.
+fn upstream_map() -> HeaderMap {
+    SPARE
+        .with(std::cell::Cell::take)
+        .unwrap_or_else(|| HeaderMap::with_capacity(UPSTREAM_HEADERS))
+}
+
+/// Keeps `map`, emptied, as the thread's spare ([`upstream_map`]) when it has the upstream
+/// request's room.
+fn recycle(mut map: HeaderMap) {
+    if map.capacity() == UPSTREAM_ROOM {
+        map.clear();
+        SPARE.with(|spare| spare.set(Some(map)));
+    }
+}
+
 fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if let Some(a) = f.authorization {
         headers.insert(header::AUTHORIZATION, a.clone());
@@ -283,7 +313,7 @@ pub fn from_permit(
         path_and_query.push('=');
         push_query_component(&mut path_and_query, v);
     }
-    let mut headers = HeaderMap::with_capacity(UPSTREAM_HEADERS);
+    let mut headers = upstream_map();
     common_headers(&mut headers, f);
     if let Some(v) = media_header(accept) {
         headers.insert(header::ACCEPT, v);
@@ -516,7 +546,9 @@ pub fn response_headers(upstream: &HeaderMap, enforced: bool) -> HeaderMap {
 /// the rest.
 pub fn into_response_headers(mut upstream: HeaderMap, enforced: bool) -> HeaderMap {
     if enforced {
-        return response_headers(&upstream, true);
+        let out = response_headers(&upstream, true);
+        recycle(upstream);
+        return out;
     }
     // Each name to drop found and removed in turn (a backend sends one or two, such as
     // `Connection`): no list of them (issue 10).
@@ -891,6 +923,68 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// perf27b: an enforced answer's map is kept for the thread's next upstream request
+    /// emptied, with the room of a new one: the request's headers are those of a new map, in
+    /// the same order, and nothing of the answer's. A map a long head grew is not kept.
+    #[test]
+    fn a_recycled_answer_map_carries_nothing_over() {
+        assert_eq!(
+            HeaderMap::<HeaderValue>::with_capacity(UPSTREAM_HEADERS).capacity(),
+            UPSTREAM_ROOM
+        );
+        let f = Forwarding {
+            authorization: None,
+            client_ip: "10.0.0.1",
+            tls: false,
+            opaque_id: "esgate:tok_a:0123456789abcdef",
+        };
+        // In order: the order on the wire.
+        let pairs = |h: &HeaderMap| -> Vec<(String, Vec<u8>)> {
+            h.iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let request = |mut headers: HeaderMap| {
+            common_headers(&mut headers, &f);
+            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            pairs(&headers)
+        };
+        let fresh = request(HeaderMap::with_capacity(UPSTREAM_HEADERS));
+        SPARE.with(|spare| spare.set(None));
+        // The answer parsed into the request's map, as hyper's client does.
+        let mut answer = HeaderMap::with_capacity(UPSTREAM_HEADERS);
+        for (n, v) in [
+            ("server", "nginx"),
+            ("content-type", "application/json"),
+            ("content-length", "12"),
+            ("x-opaque-id", "esgate:tok_b:fedcba9876543210"),
+            ("x-elastic-product", "Elasticsearch"),
+            ("set-cookie", "a=secret"),
+        ] {
+            answer.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        answer.append("set-cookie", HeaderValue::from_static("b=secret"));
+        let out = into_response_headers(answer, true);
+        assert!(out.get("server").is_none());
+        let spare = upstream_map();
+        assert!(spare.is_empty(), "{:?}", pairs(&spare));
+        assert_eq!(spare.capacity(), UPSTREAM_ROOM, "the spare was kept");
+        assert_eq!(request(spare), fresh);
+        assert!(SPARE.with(|s| s.take()).is_none(), "taken once");
+        // A grown map is not kept; nor is a relayed answer's (it becomes the client's).
+        let mut grown = HeaderMap::with_capacity(UPSTREAM_HEADERS);
+        for i in 0..20 {
+            grown.insert(
+                HeaderName::try_from(format!("x-h{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        let _ = into_response_headers(grown, true);
+        assert!(SPARE.with(|s| s.take()).is_none());
+        let _ = into_response_headers(HeaderMap::with_capacity(UPSTREAM_HEADERS), false);
+        assert!(SPARE.with(|s| s.take()).is_none());
     }
 
     /// Every header esgate sets upstream, then `Host` (as `upstream::Upstream::send` adds it),

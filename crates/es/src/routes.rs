@@ -53,7 +53,7 @@ pub mod validate_query;
 
 use serde_json::Value;
 
-use crate::ids::continuation::{self, Binding, IdKind, Release, Seal};
+use crate::ids::continuation::{self, Binding, IdKind, Named, Release, Seal};
 use crate::ids::ordinals::{self, AnswerError, SortSeal};
 use crate::indices::index::Expression;
 use crate::request::body;
@@ -378,7 +378,23 @@ pub fn seal_answer(
     body: &[u8],
     meter: &crate::memory::Meter<'_>,
 ) -> Result<Result<Vec<u8>, AnswerError>, Rejection> {
-    let mut out = seal_ids_and_sorts(binding, id_seal, sort, success, body, meter)?;
+    seal_answer_named(binding, id_seal, sort, success, body, meter).map(|(out, _)| out)
+}
+
+/// [`seal_answer`], and what the sealed key names in the answer as
+/// [`continuation::named_id`] reads it, from the seal's own pass over the answer (the proxy's
+/// count of open SQL cursors reads a SQL answer's `cursor` so). [`Named::Unknown`] when no
+/// id was sealed by [`continuation::seal_response`] (no `id_seal`, a failed answer, an async
+/// search's).
+pub fn seal_answer_named(
+    binding: &Binding,
+    id_seal: Option<Seal>,
+    sort: Option<&SortSeal>,
+    success: bool,
+    body: &[u8],
+    meter: &crate::memory::Meter<'_>,
+) -> Result<(Result<Vec<u8>, AnswerError>, Named), Rejection> {
+    let (mut out, named) = seal_ids_and_sorts(binding, id_seal, sort, success, body, meter)?;
     if let (Some(s), Ok(text)) = (id_seal, out.as_mut()) {
         if s.kind == IdKind::AsyncSearch {
             // A body the scan cannot read is not JSON: it carries no count a client reads.
@@ -386,10 +402,10 @@ pub fn seal_answer(
             let _ = async_search::hide_shard_shortcuts(text);
         }
     }
-    Ok(out)
+    Ok((out, named))
 }
 
-/// [`seal_answer`] but the skipped-shard counts.
+/// [`seal_answer_named`] but the skipped-shard counts.
 fn seal_ids_and_sorts(
     binding: &Binding,
     id_seal: Option<Seal>,
@@ -397,36 +413,43 @@ fn seal_ids_and_sorts(
     success: bool,
     body: &[u8],
     meter: &crate::memory::Meter<'_>,
-) -> Result<Result<Vec<u8>, AnswerError>, Rejection> {
+) -> Result<(Result<Vec<u8>, AnswerError>, Named), Rejection> {
     // The answer with its id sealed; `None` when it has none to seal (a failed search's
     // answer carries none, but a failed async search still carries its id).
-    let with_id = match id_seal {
-        Some(s) if s.kind == IdKind::AsyncSearch => async_search::seal_response_with(
-            binding,
-            body,
-            sort.and_then(SortSeal::async_positions),
-            meter,
-        )?
-        .map(Some),
-        Some(s) if success => continuation::seal_response(binding, s, body, meter)?.map(Some),
-        _ => Some(None),
+    let (with_id, named) = match id_seal {
+        Some(s) if s.kind == IdKind::AsyncSearch => (
+            async_search::seal_response_with(
+                binding,
+                body,
+                sort.and_then(SortSeal::async_positions),
+                meter,
+            )?
+            .map(Some),
+            Named::Unknown,
+        ),
+        Some(s) if success => {
+            let (sealed, named) = continuation::seal_response_named(binding, s, body, meter)?;
+            (sealed.map(Some), named)
+        }
+        _ => (Some(None), Named::Unknown),
     };
     let Some(with_id) = with_id else {
-        return Ok(Err(AnswerError));
+        return Ok((Err(AnswerError), named));
     };
-    match (sort, with_id) {
+    let out = match (sort, with_id) {
         (Some(spec), Some(with_id)) => {
             let out = ordinals::seal_answer(binding, spec, success, &with_id, meter)?;
             meter.give(with_id.len());
-            Ok(out)
+            out
         }
-        (Some(spec), None) => ordinals::seal_answer(binding, spec, success, body, meter),
-        (None, Some(with_id)) => Ok(Ok(with_id)),
+        (Some(spec), None) => ordinals::seal_answer(binding, spec, success, body, meter)?,
+        (None, Some(with_id)) => Ok(with_id),
         (None, None) => {
             meter.take(body.len())?;
-            Ok(Ok(body.to_vec()))
+            Ok(body.to_vec())
         }
-    }
+    };
+    Ok((out, named))
 }
 
 /// The backend request that frees the context `backend_id` names (an id read from an answer
