@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::{AuditOnFailure, AuditOutput};
+use crate::store::model::Token;
 
 /// Bytes of lines waiting for the writer. When the output stalls (a full pipe, a slow disk)
 /// and this much is waiting, data-request records are dropped and counted rather than
@@ -118,12 +119,53 @@ struct Batch {
     notices: u64,
 }
 
+/// A token's id or name in a request's record: read from the store's record of the token,
+/// which the snapshot shares (issue 10: the two copies and their frees were a request's), or a
+/// text of its own.
+#[derive(Clone)]
+pub enum TokenText {
+    Id(Arc<Token>),
+    Name(Arc<Token>),
+    Own(String),
+}
+
+impl std::ops::Deref for TokenText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            TokenText::Id(t) => &t.id,
+            TokenText::Name(t) => &t.name,
+            TokenText::Own(s) => s,
+        }
+    }
+}
+
+/// The text alone: never the token's record (its secret's digest) in a debug print.
+impl std::fmt::Debug for TokenText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl From<&str> for TokenText {
+    fn from(s: &str) -> TokenText {
+        TokenText::Own(s.to_owned())
+    }
+}
+
+impl From<String> for TokenText {
+    fn from(s: String) -> TokenText {
+        TokenText::Own(s)
+    }
+}
+
 /// One data request, as the audit log records it.
 #[derive(Debug, Default, Clone)]
 pub struct DataEvent {
     pub request_id: String,
-    pub token_id: Option<String>,
-    pub token_name: Option<String>,
+    pub token_id: Option<TokenText>,
+    pub token_name: Option<TokenText>,
     pub client: String,
     /// The request's method: a standard one's name is not copied ([`method_name`]).
     pub method: std::borrow::Cow<'static, str>,
@@ -1434,6 +1476,44 @@ mod tests {
         duration_ms: f64,
         v: u8,
         at: String,
+    }
+
+    /// The token's id and name read from its shared record write the line its copies wrote,
+    /// and a debug print of the event shows the two texts, never the rest of the record.
+    #[test]
+    fn a_shared_tokens_id_and_name_are_recorded_as_their_copies_were() {
+        let token = Arc::new(Token {
+            name: "grafana \"prod\"".into(),
+            ..Token::sample("tok_7", 0xab)
+        });
+        let shared = DataEvent {
+            request_id: "00ff00ff00ff00ff".into(),
+            token_id: Some(TokenText::Id(Arc::clone(&token))),
+            token_name: Some(TokenText::Name(Arc::clone(&token))),
+            client: "127.0.0.1".into(),
+            method: "GET".into(),
+            path: "/logs-a/_search".into(),
+            decision: "allow",
+            ..DataEvent::default()
+        };
+        let copied = DataEvent {
+            token_id: Some(token.id.clone().into()),
+            token_name: Some(token.name.clone().into()),
+            ..shared.clone()
+        };
+        let line = |e: &DataEvent| {
+            let mut out = Vec::new();
+            write_request_record(&mut out, e, "2026-12-05T07:00:00Z");
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(line(&shared), line(&copied));
+        assert!(line(&shared).contains(r#""token_id":"tok_7","token_name":"grafana \"prod\"""#));
+        let shown = format!("{shared:?}");
+        assert_eq!(shown, format!("{copied:?}"));
+        assert!(
+            !shown.contains("logs-*") && !shown.contains("SecretHash"),
+            "{shown}"
+        );
     }
 
     #[test]

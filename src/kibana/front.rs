@@ -41,7 +41,7 @@ use super::path::redirect_target;
 use super::routes::{self, Verdict};
 use super::session::{self, Claims, SealKey};
 use crate::app::App;
-use crate::audit::DataEvent;
+use crate::audit::{DataEvent, TokenText};
 use crate::body::{self, Body, BoxError};
 use crate::config::KibanaFront;
 use crate::es::ids::continuation::IdKey;
@@ -687,8 +687,8 @@ async fn serve(
                     app.limiter.record_failure(recipient, tick);
                 }
             })?;
-        event.token_id = Some(token.id.clone());
-        event.token_name = Some(token.name.clone());
+        event.token_id = Some(TokenText::Id(Arc::clone(&token)));
+        event.token_name = Some(TokenText::Name(Arc::clone(&token)));
         let expires_at = [
             Some(now + session::SESSION_TTL),
             link.expires_at,
@@ -719,8 +719,8 @@ async fn serve(
     event.link_id = Some(super::link_ref(&claims.link_id).to_owned());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let (token, verdict) = session_verdict(&snapshot, &claims, recipient, &method, &path, now)?;
-    event.token_id = Some(token.id.clone());
-    event.token_name = Some(token.name.clone());
+    event.token_id = Some(TokenText::Id(Arc::clone(&token)));
+    event.token_name = Some(TokenText::Name(Arc::clone(&token)));
     match verdict {
         Verdict::Refuse(why) => return Err(Refusal::new(StatusCode::FORBIDDEN, why)),
         Verdict::ReadPost | Verdict::SearchBatch => {

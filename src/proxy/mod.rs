@@ -51,7 +51,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::audit::DataEvent;
+use crate::audit::{DataEvent, TokenText};
 use crate::auth::{self, credential};
 use crate::body::{read_budgeted, Body, BoxError, BudgetHold, ReadError};
 use crate::error::ProxyError;
@@ -249,8 +249,8 @@ async fn pipeline(
         }
     };
     tracing::Span::current().record("token", tracing::field::display(&token.id));
-    ctx.event.token_id = Some(token.id.clone());
-    ctx.event.token_name = Some(token.name.clone());
+    ctx.event.token_id = Some(TokenText::Id(Arc::clone(&token)));
+    ctx.event.token_name = Some(TokenText::Name(Arc::clone(&token)));
 
     if let Some(claims) = &claims {
         ctx.event.link_id = Some(crate::kibana::link_ref(&claims.link_id).to_owned());

@@ -156,6 +156,14 @@ impl Request<'_> {
             .ok_or_else(|| Rejection::forbidden("index expression is missing"))
     }
 
+    /// [`Request::index`], taken out of the request (the route reads it no more): missing
+    /// afterwards.
+    pub fn take_index(&mut self) -> Result<Expression, Rejection> {
+        self.index
+            .take()
+            .ok_or_else(|| Rejection::forbidden("index expression is missing"))
+    }
+
     /// The id the path names.
     pub fn path_id(&self) -> Result<&str, Rejection> {
         self.path_id
@@ -278,7 +286,27 @@ impl Upstream {
         before: &'static str,
         after: &'static str,
     ) -> Upstream {
-        let joined = e.joined();
+        Upstream::at_joined_path(method, e.joined(), before, after)
+    }
+
+    /// [`Upstream::at_path`] of an expression the route gives up (`Request::take_index`): its
+    /// one element is moved into the request, not copied.
+    pub fn at_path_of(
+        method: Method,
+        e: Expression,
+        before: &'static str,
+        after: &'static str,
+    ) -> Upstream {
+        Upstream::at_joined_path(method, e.into_joined(), before, after)
+    }
+
+    /// [`Upstream::at_path`] of the expression's comma-joined form.
+    fn at_joined_path(
+        method: Method,
+        joined: String,
+        before: &'static str,
+        after: &'static str,
+    ) -> Upstream {
         // Pushed, not `format!`ted: one exact allocation, no formatting machinery (issue 10).
         let mut path = String::with_capacity(before.len() + joined.len() + after.len());
         path.push_str(before);

@@ -37,6 +37,15 @@ impl Expression {
             elements => elements.join(","),
         }
     }
+
+    /// [`Expression::joined`], the expression given up for it: one element is its own
+    /// string, not a copy (issue 10).
+    pub fn into_joined(self) -> String {
+        match <[String; 1]>::try_from(self.elements) {
+            Ok([one]) => one,
+            Err(elements) => elements.join(","),
+        }
+    }
 }
 
 /// The token's own patterns as an expression (used for a missing index, `_all` and `*`).

@@ -106,7 +106,13 @@ pub fn narrow(
     // Room for every index at once (issue 10: two regrowths for an expression of two names).
     let mut indices: Vec<String> = Vec::with_capacity(names.iter().map(|n| n.indices.len()).sum());
     let mut dropped = false;
-    let hidden_names = hidden_names(names);
+    // Read only for an alias's indices (`name_allowed`): not built for the rest (issue 10: a
+    // set built and dropped on every request for nothing).
+    let hidden_names = if names.iter().any(|n| n.kind == NameKind::Alias) {
+        hidden_names(names)
+    } else {
+        BTreeSet::new()
+    };
     for n in names {
         if name_allowed(n, &hidden_names, patterns) {
             indices.extend(n.indices.iter().cloned());

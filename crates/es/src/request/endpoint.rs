@@ -267,14 +267,58 @@ pub fn parse_method(method: &str) -> Result<Method, Rejection> {
 /// not on the allow-list come back as [`Endpoint::Denied`].
 pub fn classify(method: Method, raw_path: &str) -> Result<Endpoint, Rejection> {
     let segs = split_path(raw_path)?;
-    if let Some(route) = allowed(method, &segs)? {
+    let segs = segs.as_slice();
+    if let Some(route) = allowed(method, segs)? {
         return Ok(Endpoint::Allowed(route));
     }
-    Ok(Endpoint::Denied(deny_category(method, &segs)))
+    Ok(Endpoint::Denied(deny_category(method, segs)))
+}
+
+/// The segments a path's split keeps in place; a longer path's spill into a `Vec`. No route
+/// has more than three, so a request's path fits (issue 10: the `Vec` was an allocation and
+/// its free on every request).
+const SEGMENTS_IN_PLACE: usize = 8;
+
+/// A path's raw segments, in order: the first [`SEGMENTS_IN_PLACE`] in place, all of them in
+/// `spilled` once there are more.
+struct Segments<'a> {
+    in_place: [&'a str; SEGMENTS_IN_PLACE],
+    len: usize,
+    spilled: Vec<&'a str>,
+}
+
+impl<'a> Segments<'a> {
+    fn new() -> Segments<'a> {
+        Segments {
+            in_place: [""; SEGMENTS_IN_PLACE],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: &'a str) {
+        if self.len < SEGMENTS_IN_PLACE {
+            self.in_place[self.len] = s;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.in_place);
+            }
+            self.spilled.push(s);
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a str] {
+        if self.spilled.is_empty() {
+            &self.in_place[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
 }
 
 /// Splits an origin-form path into raw segments (see the module invariant).
-fn split_path(raw: &str) -> Result<Vec<&str>, Rejection> {
+fn split_path(raw: &str) -> Result<Segments<'_>, Rejection> {
     let Some(rest) = raw.strip_prefix('/') else {
         return Err(Rejection::bad_request(
             "only origin-form request paths are accepted",
@@ -288,18 +332,19 @@ fn split_path(raw: &str) -> Result<Vec<&str>, Rejection> {
             "request path contains characters that are not allowed",
         ));
     }
+    let mut segs = Segments::new();
     if rest.is_empty() {
-        return Ok(Vec::new());
+        return Ok(segs);
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let segs: Vec<&str> = rest.split('/').collect();
-    for s in &segs {
+    for s in rest.split('/') {
         if s.is_empty() {
             return Err(Rejection::bad_request("request path has an empty segment"));
         }
-        if *s == "." || *s == ".." {
+        if s == "." || s == ".." {
             return Err(Rejection::bad_request("request path has a dot segment"));
         }
+        segs.push(s);
     }
     Ok(segs)
 }

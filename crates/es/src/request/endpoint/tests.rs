@@ -217,6 +217,83 @@ fn rejects_malformed_paths() {
     }
 }
 
+/// The split as it was (every segment collected into a `Vec`, then checked in order): the
+/// in-place segments must give the same list, or the same refusal, at every length.
+fn split_as_collected(raw: &str) -> Result<Vec<&str>, Rejection> {
+    let rest = raw.strip_prefix('/').expect("origin-form");
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let segs: Vec<&str> = rest.split('/').collect();
+    for s in &segs {
+        if s.is_empty() {
+            return Err(Rejection::bad_request("request path has an empty segment"));
+        }
+        if *s == "." || *s == ".." {
+            return Err(Rejection::bad_request("request path has a dot segment"));
+        }
+    }
+    Ok(segs)
+}
+
+#[test]
+fn segments_in_place_and_spilled_split_as_collected() {
+    let names = [
+        "logs-a", "_search", "x", "_doc", "1", "b", "c", "d", "e", "f", "g", "h",
+    ];
+    for n in 0..=names.len() {
+        for tail in ["", "/", "//", "/.", "/..", "/./z", "//z"] {
+            // The odd segment at every place, the last one past the in-place room included.
+            let path = format!("/{}{tail}", names[..n].join("/"));
+            let got = split_path(&path).map(|s| s.as_slice().to_vec());
+            assert_eq!(got, split_as_collected(&path), "{path}");
+            let dotted = format!("/{}/../{}", names[..n].join("/"), names[..n].join("/"));
+            let got = split_path(&dotted).map(|s| s.as_slice().to_vec());
+            assert_eq!(got, split_as_collected(&dotted), "{dotted}");
+        }
+    }
+}
+
+#[test]
+fn long_paths_are_denied_or_refused_whatever_their_length() {
+    use Method::*;
+    // Past the segments kept in place: refused for an empty or a dot segment anywhere, and
+    // never allowed; denied by what their first segments say.
+    let long = |first: &str, n: usize| {
+        let mut p = String::from(first);
+        for i in 0..n {
+            p.push_str(&format!("/s{i}"));
+        }
+        p
+    };
+    for n in 0..20 {
+        let search = long("/logs-a/_search", n);
+        let got = check(Get, &search).unwrap();
+        if n == 0 {
+            assert!(matches!(got, Endpoint::Allowed(_)), "{search}");
+        } else {
+            assert_eq!(got, Endpoint::Denied(Denied::Continuation), "{search}");
+        }
+        assert_eq!(
+            check(Get, &long("/logs-a/_doc", n)).unwrap(),
+            Endpoint::Denied(Denied::DocumentRead)
+        );
+        assert_eq!(
+            check(Post, &long("/_bulk", n)).unwrap(),
+            Endpoint::Denied(Denied::Write)
+        );
+        for odd in ["//x", "/./x", "/../x"] {
+            let p = format!("{}{odd}", long("/logs-a/_search", n));
+            assert_eq!(
+                check(Get, &p).unwrap_err().kind,
+                RejectKind::BadRequest,
+                "{p}"
+            );
+        }
+    }
+}
+
 #[test]
 fn encoded_slash_and_dots_in_index_stay_inside_the_value() {
     // IDX-29: `%2F` is decoded into the index value, which index checks then reject.

@@ -74,7 +74,8 @@ pub(super) fn rewrite(req: &mut Request<'_>, form: &Form) -> Option<Result<Upstr
 /// The serde path's steps for no body, in its order: the path's expression, the cost guard
 /// (its refusals, `timeout` taken out of the parameters and into the body), the body.
 fn forward(req: &mut Request<'_>, form: &Form, empty: &EmptySearch) -> Result<Upstream, Rejection> {
-    let mut up = Upstream::at_path(Method::Post, req.index()?, "/", form.api);
+    // Nothing reads the request's expression after this (the search is this path's).
+    let mut up = Upstream::at_path_of(Method::Post, req.take_index()?, "/", form.api);
     up.seal = form.id;
     let timeout = req
         .scope
