@@ -100,11 +100,24 @@ pub(crate) fn plan(body: Obj<'_>, how: EmptyBuckets) -> Result<Vec<Edit>, Reject
     }
     for (i, (key, value)) in body.iter().enumerate() {
         if let ("aggs" | "aggregations", J::Object(aggs)) = (key, value) {
-            let query = documents_query(body);
-            walk(aggs, &mut vec![i], query, &mut edits, 0)?;
+            let mut query = Query { body, found: None };
+            walk(aggs, &mut vec![i], &mut query, &mut edits, 0)?;
         }
     }
     Ok(edits)
+}
+
+/// The body's [`documents_query`], looked up when a histogram first needs it (most bodies'
+/// histograms fill nothing: `min_doc_count` 1, Kibana's).
+struct Query<'a> {
+    body: Obj<'a>,
+    found: Option<Option<J<'a>>>,
+}
+
+impl<'a> Query<'a> {
+    fn get(&mut self) -> Option<J<'a>> {
+        *self.found.get_or_insert_with(|| documents_query(self.body))
+    }
 }
 
 /// The query that selects every document the aggregations see: the body's `query`, unless
@@ -122,7 +135,7 @@ fn documents_query(body: Obj<'_>) -> Option<J<'_>> {
 fn walk<'a>(
     aggs: Obj<'a>,
     path: &mut Vec<usize>,
-    query: Option<J<'a>>,
+    query: &mut Query<'a>,
     edits: &mut Vec<Edit>,
     depth: usize,
 ) -> Result<(), Rejection> {
@@ -153,17 +166,61 @@ fn walk<'a>(
     Ok(())
 }
 
+/// The parameters [`hard_bounds`] reads, gathered in one pass (issue 10: a scan of the
+/// object for each was a tenth of a Grafana search's rewrite).
+#[derive(Default)]
+struct HistParams<'a> {
+    min_doc_count: Option<J<'a>>,
+    hard_bounds: Option<J<'a>>,
+    extended_bounds: Option<J<'a>>,
+    field: Option<J<'a>>,
+    time_zone: Option<J<'a>>,
+    offset: Option<J<'a>>,
+    interval: Option<J<'a>>,
+    /// How many of `calendar_interval`, `fixed_interval`, `interval`, and the last.
+    intervals: usize,
+    last_interval: Option<(&'a str, J<'a>)>,
+}
+
+impl<'a> HistParams<'a> {
+    fn of(m: Obj<'a>) -> HistParams<'a> {
+        let mut p = HistParams::default();
+        for (k, v) in m {
+            let slot = match k {
+                "min_doc_count" => &mut p.min_doc_count,
+                "hard_bounds" => &mut p.hard_bounds,
+                "extended_bounds" => &mut p.extended_bounds,
+                "field" => &mut p.field,
+                "time_zone" => &mut p.time_zone,
+                "offset" => &mut p.offset,
+                "calendar_interval" | "fixed_interval" | "interval" => {
+                    p.intervals += 1;
+                    p.last_interval = Some((k, v));
+                    if k != "interval" {
+                        continue;
+                    }
+                    &mut p.interval
+                }
+                _ => continue,
+            };
+            // The first of a key, as `Obj::get` reads it (a body has no duplicate keys).
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+        }
+        p
+    }
+}
+
 /// The hard bounds histogram `ty` with parameters `m` needs (`None`: it fills nothing, or
 /// its own numeric hard bounds bound the fill).
-fn hard_bounds(
+fn hard_bounds<'a>(
     ty: &str,
-    m: Obj<'_>,
-    query: Option<J<'_>>,
+    m: Obj<'a>,
+    query: &mut Query<'a>,
 ) -> Result<Option<(Bound, Bound)>, Rejection> {
-    if m.get("min_doc_count")
-        .and_then(uint_of)
-        .is_some_and(|n| n >= 1)
-    {
+    let p = HistParams::of(m);
+    if p.min_doc_count.and_then(uint_of).is_some_and(|n| n >= 1) {
         return Ok(None);
     }
     let date = ty == "date_histogram";
@@ -172,14 +229,14 @@ fn hard_bounds(
     let (interval, offset) = if date {
         (0.0, 0.0)
     } else {
-        let interval = m
-            .get("interval")
+        let interval = p
+            .interval
             .and_then(number_of)
             .filter(|i| *i > 0.0)
             .ok_or_else(|| Rejection::bad_request("[interval] must be a number greater than 0"))?;
-        (interval, m.get("offset").and_then(number_of).unwrap_or(0.0))
+        (interval, p.offset.and_then(number_of).unwrap_or(0.0))
     };
-    if let Some(hard) = m.get("hard_bounds") {
+    if let Some(hard) = p.hard_bounds {
         let bound = |k: &str| hard.get(k).and_then(read);
         return match (bound("min"), bound("max")) {
             (Some(min), Some(max)) => {
@@ -192,7 +249,7 @@ fn hard_bounds(
         };
     }
     let (mut ext_min, mut ext_max) = (None, None);
-    if let Some(ext) = m.get("extended_bounds") {
+    if let Some(ext) = p.extended_bounds {
         for (key, slot) in [("min", &mut ext_min), ("max", &mut ext_max)] {
             match ext.get(key) {
                 None | Some(J::Null) => {}
@@ -200,8 +257,7 @@ fn hard_bounds(
             }
         }
     }
-    let field = m.get("field").and_then(J::as_str);
-    let range = match (field, query) {
+    let range = match (p.field.and_then(J::as_str), query.get()) {
         (Some(field), Some(query)) => {
             let mut range = Range::default();
             range.conjuncts(query, field, date, 0);
@@ -215,12 +271,15 @@ fn hard_bounds(
     let lo = ext_min.map_or(lo, |e| lo.min(e));
     let hi = ext_max.map_or(hi, |e| hi.max(e)).max(lo);
     let (min, max, shortest) = if date {
-        let (longest, calendar) = values::date_interval_longest(m)
+        let (1, Some((key, v))) = (p.intervals, p.last_interval) else {
+            return Err(Rejection::bad_request(
+                "[date_histogram] needs exactly one interval",
+            ));
+        };
+        let (longest, calendar) = values::date_interval_longest_of(key, v)
             .ok_or_else(|| Rejection::bad_request("[date_histogram] needs a valid interval"))?;
-        let shortest = values::date_interval(m)?;
-        let zoned = m
-            .get("time_zone")
-            .is_some_and(|z| !z.as_str().is_some_and(utc));
+        let shortest = values::date_interval_of(key, v)?;
+        let zoned = p.time_zone.is_some_and(|z| !z.as_str().is_some_and(utc));
         let width = longest + if calendar || zoned { HOUR_MS } else { 0.0 };
         (lo.floor() - width, hi.ceil() + width, shortest)
     } else {
@@ -328,28 +387,37 @@ impl Range {
     }
 
     /// One range's bounds on the field, those read exactly (an unread bound is left out: the
-    /// others still hold).
+    /// others still hold). One pass over its entries.
     fn read(&mut self, p: Obj<'_>, date: bool) {
-        if p.get("time_zone")
-            .is_some_and(|z| !z.as_str().is_some_and(utc))
-        {
+        let (mut format, mut zone) = (None, None);
+        let (mut lows, mut highs) = ([None; 3], [None; 3]);
+        for (k, v) in p {
+            match k {
+                "format" => format = Some(v),
+                "time_zone" => zone = Some(v),
+                "gte" => lows[0] = Some(v),
+                "gt" => lows[1] = Some(v),
+                "from" => lows[2] = Some(v),
+                "lte" => highs[0] = Some(v),
+                "lt" => highs[1] = Some(v),
+                "to" => highs[2] = Some(v),
+                _ => {}
+            }
+        }
+        if zone.is_some_and(|z| !z.as_str().is_some_and(utc)) {
             return;
         }
-        let read: fn(J<'_>) -> Option<f64> = match p.get("format") {
+        let read: fn(J<'_>) -> Option<f64> = match format {
             None if !date => number_of,
             Some(J::String("epoch_millis")) => epoch_millis,
             Some(J::String("strict_date_optional_time")) => iso_utc,
             _ => return,
         };
-        for key in ["gte", "gt", "from"] {
-            if let Some(v) = p.get(key).and_then(read) {
-                self.lo = Some(self.lo.map_or(v, |lo| lo.max(v)));
-            }
+        for v in lows.into_iter().flatten().filter_map(read) {
+            self.lo = Some(self.lo.map_or(v, |lo| lo.max(v)));
         }
-        for key in ["lte", "lt", "to"] {
-            if let Some(v) = p.get(key).and_then(read) {
-                self.hi = Some(self.hi.map_or(v, |hi| hi.min(v)));
-            }
+        for v in highs.into_iter().flatten().filter_map(read) {
+            self.hi = Some(self.hi.map_or(v, |hi| hi.min(v)));
         }
     }
 }
@@ -362,7 +430,11 @@ fn utc(zone: &str) -> bool {
 /// Epoch milliseconds: an integer, or a string of digits (with a leading `-`).
 fn epoch_millis(v: J<'_>) -> Option<f64> {
     match v {
-        J::Number(n) => n.as_i64().map(|ms| ms as f64),
+        // An integer literal is read without serde_json's parser (`Num::as_u64`).
+        J::Number(n) => n
+            .as_u64()
+            .map(|ms| ms as f64)
+            .or_else(|| n.as_i64().map(|ms| ms as f64)),
         J::String(s) => {
             let digits = s.strip_prefix('-').unwrap_or(s);
             if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
@@ -464,7 +536,12 @@ fn value_at<'v>(
 pub(crate) fn apply_tree<'a>(body: &mut Container<'a, (Cow<'a, str>, Node<'a>)>, edits: Vec<Edit>) {
     for edit in edits {
         if let Some(params) = node_at(body, &edit.path) {
-            let number = |b: Bound| Node::Number(Cow::Owned(b.number().to_string()));
+            let number = |b: Bound| {
+                Node::Number(Cow::Owned(match b {
+                    Bound::Millis(ms) => ms.to_string(),
+                    Bound::Number(_) => b.number().to_string(),
+                }))
+            };
             let bounds = Node::object(vec![
                 (Cow::Borrowed("min"), number(edit.min)),
                 (Cow::Borrowed("max"), number(edit.max)),

@@ -402,6 +402,12 @@ pub(crate) fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
     };
+    date_interval_of(key, v)
+}
+
+/// [`date_interval`] of the one interval key given (`calendar_interval`, `fixed_interval` or
+/// `interval`) and its value.
+pub(crate) fn date_interval_of(key: &str, v: J<'_>) -> Result<f64, Rejection> {
     let parsed = match key {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
         "fixed_interval" => v.as_str().and_then(fixed_ms),
@@ -420,13 +426,11 @@ pub(crate) fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
     })
 }
 
-/// The longest length in milliseconds of one interval of a date histogram, and whether it is a
-/// calendar unit (`fill`'s widening of the query's range); `None` where [`date_interval`]
+/// The longest length in milliseconds of one interval of a date histogram (`key` the one of
+/// `calendar_interval`, `fixed_interval`, `interval` given, `v` its value), and whether it is a
+/// calendar unit (`fill`'s widening of the query's range); `None` where [`date_interval_of`]
 /// refuses. A calendar unit's longest length without its daylight-saving hour (`fill` adds it).
-pub(crate) fn date_interval_longest<'a>(m: impl Params<'a>) -> Option<(f64, bool)> {
-    let (1, Some((key, v))) = m.intervals() else {
-        return None;
-    };
+pub(crate) fn date_interval_longest_of(key: &str, v: J<'_>) -> Option<(f64, bool)> {
     let calendar = |s: &str| calendar_longest_ms(s).map(|ms| (ms, true));
     let fixed = |s: &str| fixed_ms(s).map(|ms| (ms, false));
     match key {
