@@ -139,7 +139,10 @@ async fn bounded_searches_answer_as_the_backend(
         // the offset and the extended bounds, straight too).
         if ty == "date_histogram" {
             let ends = [&buckets[0], &buckets[buckets.len() - 1]];
-            assert!(ends.iter().all(|b| b["doc_count"] == 0), "{what}: {buckets:?}");
+            assert!(
+                ends.iter().all(|b| b["doc_count"] == 0),
+                "{what}: {buckets:?}"
+            );
         }
     }
     // Grafana sends it in an msearch: bounded alike.
