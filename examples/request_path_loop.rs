@@ -8,8 +8,10 @@
 //!     target/release/examples/request_path_loop kibana 1000
 //! ```
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
-//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); a third
-//! argument `constant` gives the token constant scores.
+//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); a further
+//! argument `constant` gives the token constant scores, `counted` a backend that counts empty
+//! histogram buckets as it makes them (Elasticsearch 7.13+: no `hard_bounds` added; the
+//! default is OpenSearch's, `es::dsl::fill`).
 
 use std::hint::black_box;
 
@@ -31,11 +33,20 @@ fn main() {
         "msearch" => (shapes::msearch_20(), "/_msearch", "application/x-ndjson"),
         other => panic!("unknown case {other}: kibana, terms or msearch"),
     };
-    // A third argument `constant`: the token's scores are constant (review 15, the default of
-    // a token with filters).
+    // `constant`: the token's scores are constant (review 15, the default of a token with
+    // filters); `counted`: the backend counts empty histogram buckets as it makes them.
     let mut scope = shapes::scope();
-    if args.next().as_deref() == Some("constant") {
-        scope.filters = std::sync::Arc::new((*scope.filters).clone().with_constant_scores(true));
+    for arg in args {
+        match arg.as_str() {
+            "constant" => {
+                scope.filters =
+                    std::sync::Arc::new((*scope.filters).clone().with_constant_scores(true));
+            }
+            "counted" => {
+                scope.guard.empty_buckets = es::request::dialect::EmptyBuckets::Counted;
+            }
+            other => panic!("unknown option {other}: constant or counted"),
+        }
     }
     let head = RequestHead {
         method: "POST",

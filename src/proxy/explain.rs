@@ -2,7 +2,8 @@
 //! sending it. The request goes through the data path's own functions (hygiene, policy, then
 //! `proxy::decide`, which runs plan → prepare → resolve → authorize and builds the upstream
 //! request), so `upstream` is exactly what the backend would receive; only index resolutions
-//! (and, for point-in-time routes, the dialect lookup) reach the backend.
+//! (and, for point-in-time routes and a body naming a histogram, the dialect lookup) reach the
+//! backend.
 //!
 //! Differences from a real request, on purpose: the token is named by id (no secret); the IP
 //! filter is evaluated only when `client_ip` is given (otherwise the answer says

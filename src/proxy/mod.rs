@@ -1599,8 +1599,9 @@ async fn enforce(
         max_size: limits.max_size,
         max_buckets: limits.max_buckets,
         timeout_ms: limits.search_timeout_ms,
+        empty_buckets: es::request::dialect::EmptyBuckets::MadeFirst,
     };
-    let scope = es::Scope {
+    let mut scope = es::Scope {
         ids: es::ids::continuation::Binding {
             token_id: Arc::clone(&derived.bound_id),
             key: Arc::clone(&app.id_key),
@@ -1626,6 +1627,8 @@ async fn enforce(
     } else {
         (None, BudgetHold::default())
     };
+    scope.guard.empty_buckets =
+        empty_buckets(app, bytes.as_deref(), head.content_encoding.is_some()).await;
     let raw = bytes.as_ref().map_or(0, Bytes::len);
     let prepare = |plan, meter: &es::memory::Meter<'_>| {
         es::prepare_with_limit(
@@ -1686,6 +1689,31 @@ async fn enforce(
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok((permit, scope.ids, hold, bytes))
+}
+
+/// How the backend makes a histogram's empty buckets (`es::dsl::fill`): what its `GET /` said,
+/// once read. Until then it is asked (once, cached) before a body that may hold a histogram
+/// (its text names one, or it is encoded) is prepared; an unknown or failed answer, and a body
+/// that names none (an escaped key), count as made first (fail closed: such a histogram needs
+/// bounds).
+async fn empty_buckets(
+    app: &App,
+    body: Option<&[u8]>,
+    encoded: bool,
+) -> es::request::dialect::EmptyBuckets {
+    use es::request::dialect::EmptyBuckets;
+    if let Some(known) = app.upstream.empty_buckets_known() {
+        return known;
+    }
+    let may_hold = body.is_some_and(|b| encoded || memchr::memmem::find(b, b"histogram").is_some());
+    if !may_hold {
+        return EmptyBuckets::MadeFirst;
+    }
+    let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
+    match Box::pin(app.upstream.banner(authorization)).await {
+        Ok(Some(banner)) => banner.empty_buckets,
+        _ => EmptyBuckets::MadeFirst,
+    }
 }
 
 /// Runs `check` with a meter that claims what a body's decompression and parse hold from the

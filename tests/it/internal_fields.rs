@@ -602,10 +602,12 @@ async fn nonsense_values_never_reach_the_backend() {
             r.text()
         );
     }
+    // esgate's own lookups aside: index resolution, and `GET /` (the backend's banner, asked
+    // before a body naming a histogram while it is not known: this fake's is not one).
     let searches: Vec<String> = es
         .requests()
         .iter()
-        .filter(|r| !r.path.starts_with("/_resolve"))
+        .filter(|r| !(r.path.starts_with("/_resolve") || (r.method == "GET" && r.path == "/")))
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert!(searches.is_empty(), "reached the backend: {searches:?}");

@@ -3,7 +3,9 @@
 //! tables, one walker, the filter wrapper and kNN filter injection), `aggs` (aggregation
 //! types as a table) and `retriever` on top of it, `rewrite` (whole search and count bodies:
 //! top-level keys, filter injection) on top of all three; `values`, `fields`, `expansion`:
-//! checks by value, by field name, and on term expansion and scores, used by all of them.
+//! checks by value, by field name, and on term expansion and scores, used by all of them;
+//! `fill`: the hard bounds a histogram's empty buckets need on a backend that makes them
+//! before it counts them, applied with the cost guards.
 //!
 //! Every read-only check reads `json::J`, one view of a serde_json `Value`, a built
 //! `request::tree::Node` or a parsed body's tape, so one copy of each rule decides for all
@@ -23,6 +25,7 @@ pub(crate) mod aggs;
 pub mod cost;
 pub(crate) mod expansion;
 pub(crate) mod fields;
+pub(crate) mod fill;
 pub(crate) mod json;
 pub(crate) mod query;
 pub mod retriever;

@@ -14,6 +14,10 @@
 //!   or esgate's own refusal (as for `deny`), no leak marker, no count above what tenant a may
 //!   see.
 //!
+//! `verdict_on: {"osmem"|"noida": verdict}` judges the case by another verdict on that backend
+//! (hist27: a histogram whose empty buckets esgate must bound on a backend that makes them
+//! before it counts them is refused on osmem, answered on noida).
+//!
 //! Every verdict fails on a 5xx and on any forwarded request the backend answered with an error
 //! (>= 400): the backend's refusal never counts as esgate's. The one exception is explicit:
 //! `backend_refuses: ["osmem"|"noida"]` names test backends that cannot run what esgate
@@ -186,7 +190,11 @@ pub async fn judge(
         ));
     }
     let own_refusal = (400..500).contains(&status) && forwarded.is_empty();
-    match case["verdict"].as_str() {
+    // A verdict for one backend only (`verdict_on`), else the case's.
+    let verdict = case["verdict_on"][backend]
+        .as_str()
+        .or_else(|| case["verdict"].as_str());
+    match verdict {
         Some("deny") => {
             if !own_refusal {
                 return Err(format!(

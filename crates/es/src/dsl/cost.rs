@@ -20,6 +20,11 @@
 //!   multiply with its parent's: the total is what the whole tree can return.
 //! - `search_timeout` becomes the body's `timeout`, replacing a longer (or absent) client
 //!   timeout; the URI `timeout` parameter is folded into it (so the backend sees one).
+//! - On a backend that makes a histogram's empty buckets before it counts them
+//!   ([`EmptyBuckets::MadeFirst`], for every token, limited or not), each `histogram` and
+//!   `date_histogram` with `min_doc_count: 0` gets the `hard_bounds` its query's range allows,
+//!   or is refused (`fill`), before the limits above are checked (so `max_buckets` counts the
+//!   bounded fill).
 //!
 //! Invariant: pure; a refusal is a 400 (`RejectKind::OverLimit`, audited as `over_limit`)
 //! naming the limit and the number asked for.
@@ -28,8 +33,11 @@ use serde_json::{Map, Value};
 
 use super::json::{Obj, J};
 
+use crate::dsl::fill;
 use crate::dsl::values::{histogram_buckets, uint_of};
+use crate::request::dialect::EmptyBuckets;
 use crate::request::params::{time_millis, Param};
+use crate::request::tree::Container;
 use crate::Rejection;
 
 /// `size` when a search gives none (Elasticsearch's default).
@@ -40,37 +48,62 @@ const DEFAULT_HITS_SIZE: u64 = 3;
 const DEFAULT_BUCKETS: u64 = 10;
 const DEFAULT_GRID_BUCKETS: u64 = 10_000;
 
-/// The limits of one token for the searches it sends. `None`: not limited.
+/// The limits of one token for the searches it sends (`None`: not limited), and how the
+/// backend makes empty histogram buckets (the default, [`EmptyBuckets::MadeFirst`], fails
+/// closed: the proxy sets what the backend's `GET /` says).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CostGuard {
     pub max_size: Option<u64>,
     pub max_buckets: Option<u64>,
     /// Milliseconds.
     pub timeout_ms: Option<u64>,
+    pub empty_buckets: EmptyBuckets,
 }
 
 impl CostGuard {
     fn is_unlimited(&self) -> bool {
-        *self == CostGuard::default()
+        self.max_size.is_none() && self.max_buckets.is_none() && self.timeout_ms.is_none()
     }
 
     /// Checks and rewrites one search: `body` as `rewrite::search` returned it, `params` its
     /// URI parameters (empty for an msearch line).
     pub fn search(&self, body: &mut Value, params: &mut Vec<Param>) -> Result<(), Rejection> {
-        if self.is_unlimited() {
+        let fills = self.empty_buckets == EmptyBuckets::MadeFirst;
+        if self.is_unlimited() && !fills {
             return Ok(());
         }
         let Value::Object(m) = body else {
+            if self.is_unlimited() {
+                return Ok(());
+            }
             return Err(Rejection::bad_request("a search body must be an object"));
         };
+        let edits = fill::plan(Obj::V(m), self.empty_buckets)?;
+        if !edits.is_empty() {
+            fill::apply_value(m, edits);
+        }
         if let Some(timeout) = self.search_checked(Obj::V(m), params)? {
             m.insert("timeout".into(), Value::String(timeout));
         }
         Ok(())
     }
 
-    /// The read-only half of [`CostGuard::search`], for either body representation: the
-    /// limits checked, the `timeout` parameter taken out of `params`, and the `timeout` the
+    /// The first half of [`CostGuard::search`] on a tree body's top-level entries: the hard
+    /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`).
+    /// [`CostGuard::search_checked`] reads the body after it.
+    pub(crate) fn fill_tree<'a>(
+        &self,
+        entries: &mut Container<'a, (std::borrow::Cow<'a, str>, crate::request::tree::Node<'a>)>,
+    ) -> Result<(), Rejection> {
+        let edits = fill::plan(Obj::N(entries), self.empty_buckets)?;
+        if !edits.is_empty() {
+            fill::apply_tree(entries, edits);
+        }
+        Ok(())
+    }
+
+    /// The read-only half of [`CostGuard::search`] (after [`CostGuard::fill_tree`] on a
+    /// tree), for either body representation: the limits checked, the `timeout` parameter taken out of `params`, and the `timeout` the
     /// body must carry returned (when the token limits it).
     pub(crate) fn search_checked(
         &self,

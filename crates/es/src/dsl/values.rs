@@ -349,7 +349,7 @@ pub(crate) fn uint_of(v: J<'_>) -> Option<u64> {
     }
 }
 
-fn number_of(v: J<'_>) -> Option<f64> {
+pub(crate) fn number_of(v: J<'_>) -> Option<f64> {
     match v {
         J::Number(n) => n.as_f64(),
         J::String(s) => s.parse().ok(),
@@ -394,7 +394,7 @@ fn positive_number(v: Option<J<'_>>, key: &str) -> Result<f64, Rejection> {
 
 /// The shortest length in milliseconds of one interval of a date histogram (exactly one of
 /// `calendar_interval`, `fixed_interval`, `interval`), or a 400.
-fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
+pub(crate) fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
     // Exactly one given, found in one pass over the parameters (issue 10: a scan for each of
     // the three, then a fourth for the value).
     let (1, Some((key, v))) = m.intervals() else {
@@ -402,6 +402,12 @@ fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
             "a date histogram needs exactly one of [calendar_interval], [fixed_interval], [interval]",
         ));
     };
+    date_interval_of(key, v)
+}
+
+/// [`date_interval`] of the one interval key given (`calendar_interval`, `fixed_interval` or
+/// `interval`) and its value.
+pub(crate) fn date_interval_of(key: &str, v: J<'_>) -> Result<f64, Rejection> {
     let parsed = match key {
         "calendar_interval" => v.as_str().and_then(calendar_ms),
         "fixed_interval" => v.as_str().and_then(fixed_ms),
@@ -420,7 +426,43 @@ fn date_interval<'a>(m: impl Params<'a>) -> Result<f64, Rejection> {
     })
 }
 
-const HOUR_MS: f64 = 3_600_000.0;
+/// The longest length in milliseconds of one interval of a date histogram (`key` the one of
+/// `calendar_interval`, `fixed_interval`, `interval` given, `v` its value), and whether it is a
+/// calendar unit (`fill`'s widening of the query's range); `None` where [`date_interval_of`]
+/// refuses. A calendar unit's longest length without its daylight-saving hour (`fill` adds it).
+pub(crate) fn date_interval_longest_of(key: &str, v: J<'_>) -> Option<(f64, bool)> {
+    let calendar = |s: &str| calendar_longest_ms(s).map(|ms| (ms, true));
+    let fixed = |s: &str| fixed_ms(s).map(|ms| (ms, false));
+    match key {
+        "calendar_interval" => v.as_str().and_then(calendar),
+        "fixed_interval" => v.as_str().and_then(fixed),
+        _ => match v {
+            J::String(s) => calendar(s).or_else(|| fixed(s)).or_else(|| {
+                s.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(|n| (n as f64, false))
+            }),
+            other => number_of(other).filter(|f| *f >= 1.0).map(|f| (f, false)),
+        },
+    }
+}
+
+/// A calendar interval's longest length, leaving out a daylight-saving hour.
+fn calendar_longest_ms(s: &str) -> Option<f64> {
+    Some(match s {
+        "minute" | "1m" => 60_000.0,
+        "hour" | "1h" => HOUR_MS,
+        "day" | "1d" => DAY_MS,
+        "week" | "1w" => 7.0 * DAY_MS,
+        "month" | "1M" => 31.0 * DAY_MS,
+        "quarter" | "1q" => 92.0 * DAY_MS,
+        "year" | "1y" => 366.0 * DAY_MS,
+        _ => return None,
+    })
+}
+
+pub(crate) const HOUR_MS: f64 = 3_600_000.0;
 const DAY_MS: f64 = 24.0 * HOUR_MS;
 
 /// A calendar interval's shortest length (a day can have 23 hours).

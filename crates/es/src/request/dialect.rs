@@ -19,19 +19,58 @@ pub enum Dialect {
     OpenSearch,
 }
 
+/// How a backend makes the empty buckets of a `histogram` or `date_histogram` with
+/// `min_doc_count: 0` (`dsl::fill`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmptyBuckets {
+    /// Counted as they are made, refused past `search.max_buckets`: Elasticsearch 7.13 and
+    /// later.
+    Counted,
+    /// All made first and counted after: OpenSearch (every version), Elasticsearch before
+    /// 7.13, and a backend whose `GET /` esgate does not know (fail closed).
+    #[default]
+    MadeFirst,
+}
+
+/// What a `GET /` answer says of the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Banner {
+    pub dialect: Dialect,
+    pub empty_buckets: EmptyBuckets,
+}
+
 /// The dialect a `GET /` answer announces: `version.distribution` is `opensearch` for
 /// OpenSearch; Elasticsearch has no distribution (or `elasticsearch`) and a `version.number`
 /// of 5 or later. Anything else is unknown (`None`).
 pub fn from_root(body: &[u8]) -> Option<Dialect> {
+    banner(body).map(|b| b.dialect)
+}
+
+/// [`from_root`], and how the backend makes empty histogram buckets: counted as made from
+/// Elasticsearch 7.13 (`version.number` major and minor), made first on OpenSearch and on
+/// Elasticsearch before 7.13 (a minor that does not read as a number counts as before).
+pub fn banner(body: &[u8]) -> Option<Banner> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let version = v.get("version")?.as_object()?;
     let number = version.get("number")?.as_str()?;
-    let major: u32 = number.split('.').next()?.parse().ok()?;
-    match version.get("distribution").map(Value::as_str) {
-        Some(Some("opensearch")) => Some(Dialect::OpenSearch),
-        None | Some(Some("elasticsearch")) if major >= 5 => Some(Dialect::Elasticsearch),
-        _ => None,
-    }
+    let mut parts = number.split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: Option<u32> = parts.next().and_then(|m| m.parse().ok());
+    let dialect = match version.get("distribution").map(Value::as_str) {
+        Some(Some("opensearch")) => Dialect::OpenSearch,
+        None | Some(Some("elasticsearch")) if major >= 5 => Dialect::Elasticsearch,
+        _ => return None,
+    };
+    let counted = dialect == Dialect::Elasticsearch
+        && (major > 7 || (major == 7 && minor.is_some_and(|m| m >= 13)));
+    Some(Banner {
+        dialect,
+        empty_buckets: if counted {
+            EmptyBuckets::Counted
+        } else {
+            EmptyBuckets::MadeFirst
+        },
+    })
 }
 
 /// A route that exists in one dialect only, as Elasticsearch names it in its router.
@@ -100,6 +139,43 @@ mod tests {
         for (body, expected) in table {
             assert_eq!(from_root(body.as_bytes()), *expected, "{body}");
         }
+    }
+
+    /// attack26 (hist27): only Elasticsearch 7.13 and later count empty histogram buckets as
+    /// they make them; OpenSearch of any version, older Elasticsearch and unknown answers do not.
+    #[test]
+    fn the_root_answer_says_how_empty_buckets_are_made() {
+        use EmptyBuckets::{Counted, MadeFirst};
+        let table: &[(&str, Option<EmptyBuckets>)] = &[
+            (r#"{"version":{"number":"8.15.3"}}"#, Some(Counted)),
+            (r#"{"version":{"number":"7.13.0"}}"#, Some(Counted)),
+            (r#"{"version":{"number":"7.17.9"}}"#, Some(Counted)),
+            (r#"{"version":{"number":"9.1.0-SNAPSHOT"}}"#, Some(Counted)),
+            (r#"{"version":{"number":"7.12.1"}}"#, Some(MadeFirst)),
+            (r#"{"version":{"number":"7.10.2"}}"#, Some(MadeFirst)),
+            (r#"{"version":{"number":"7"}}"#, Some(MadeFirst)),
+            (r#"{"version":{"number":"7.x"}}"#, Some(MadeFirst)),
+            (r#"{"version":{"number":"6.8.23"}}"#, Some(MadeFirst)),
+            (
+                r#"{"version":{"distribution":"opensearch","number":"3.8.0"}}"#,
+                Some(MadeFirst),
+            ),
+            (
+                r#"{"version":{"distribution":"opensearch","number":"7.13.0"}}"#,
+                Some(MadeFirst),
+            ),
+            (r#"{"version":{"number":"2.4.0"}}"#, None),
+            (r#"{"name":"x"}"#, None),
+        ];
+        for (body, expected) in table {
+            let got = banner(body.as_bytes()).map(|b| b.empty_buckets);
+            assert_eq!(got, *expected, "{body}");
+            assert_eq!(
+                banner(body.as_bytes()).map(|b| b.dialect),
+                from_root(body.as_bytes())
+            );
+        }
+        assert_eq!(EmptyBuckets::default(), MadeFirst);
     }
 
     #[test]

@@ -131,13 +131,14 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut timeouts = Vec::with_capacity(trees.len());
-    for out in &trees {
-        if !ordinals::plain_is_noop(J::from(out)) {
+    for out in &mut trees {
+        if !ordinals::plain_is_noop(J::from(&*out)) {
             return None;
         }
         let Node::Object(entries) = out else {
             return None;
         };
+        scope.guard.fill_tree(entries).ok()?;
         timeouts.push(
             scope
                 .guard

@@ -2,11 +2,14 @@ use serde_json::json;
 
 use super::*;
 
+/// The limits on a backend that counts empty histogram buckets as it makes them (the bounds
+/// `fill` adds elsewhere have tests of their own, `dsl::fill`).
 fn guard(max_size: Option<u64>, max_buckets: Option<u64>, timeout_ms: Option<u64>) -> CostGuard {
     CostGuard {
         max_size,
         max_buckets,
         timeout_ms,
+        empty_buckets: EmptyBuckets::Counted,
     }
 }
 

@@ -157,18 +157,21 @@ mod tests {
             max_size: Some(100),
             max_buckets: Some(1000),
             timeout_ms: Some(5000),
+            ..Default::default()
         };
         let mut timed = scope();
         timed.guard = CostGuard {
             max_size: None,
             max_buckets: None,
             timeout_ms: Some(90_000),
+            ..Default::default()
         };
         let mut sized = knn.clone();
         sized.guard = CostGuard {
             max_size: Some(10),
             max_buckets: None,
             timeout_ms: None,
+            ..Default::default()
         };
         vec![filtered, open, several, knn, limited, timed, sized]
     }
