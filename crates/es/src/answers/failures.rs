@@ -285,10 +285,32 @@ fn without_positions(m: &mut serde_json::Map<String, Value>) {
         }
     }
     if let Some(Value::String(reason)) = m.get_mut("reason") {
+        if let Some(len) = forwarded_query_at(reason) {
+            reason.truncate(len);
+        }
         if let Some(cut) = cut_positions(reason) {
             *reason = cut;
         }
     }
+}
+
+/// What a kept reason says before the query it quotes, `failed to create query` (attack27c,
+/// L): Elasticsearch 5 and 6 (`QueryShardContext::toQuery`) wrap a query that fails to build
+/// on a shard as `query_shard_exception` "failed to create query: {}", the `{}` being the whole
+/// query builder printed as JSON (`AbstractQueryBuilder::toString`, pretty printed: the
+/// forwarded query, the token's filter clauses in it); from 7 on it is the cause's message,
+/// the client's own, kept. `None` when the reason quotes no query (nothing after the words
+/// that opens an object).
+fn forwarded_query_at(reason: &str) -> Option<usize> {
+    const WORDS: &str = "failed to create query";
+    reason
+        .match_indices(WORDS)
+        .map(|(i, _)| i + WORDS.len())
+        .find(|&at| {
+            reason[at..]
+                .strip_prefix(':')
+                .is_some_and(|rest| rest.trim_start().starts_with('{'))
+        })
 }
 
 /// `reason` without its `[N:M]` places (and the space after one), Jackson's location (its
@@ -1293,6 +1315,70 @@ mod tests {
         // What is not a place stays: a value in brackets, a client's own SQL position.
         assert_eq!(cut_positions("failed to parse [12:30pm] [1:x]"), None);
         assert_eq!(cut_positions("[3:7] x [1:2]").as_deref(), Some("x "));
+    }
+
+    /// attack27c (L): Elasticsearch 5 and 6 name a query that fails to build on a shard as
+    /// `query_shard_exception` "failed to create query: {}" with the whole query printed in it
+    /// (`QueryShardContext::toQuery`, the builder's pretty JSON), the token's filter clauses
+    /// first. Answers for tokens whose filters differ reach the client as the same bytes, in a
+    /// 400's `root_cause` and `failed_shards`, a 200's shard failures and a withheld error's
+    /// `caused_by`; the type, the words and the cause stay. From 7 on the cause's message
+    /// follows the words, the client's own, kept.
+    #[test]
+    fn a_shard_query_failure_does_not_quote_the_forwarded_query() {
+        let qse = |tenant: &str| {
+            let query = format!(
+                "{{\n  \"bool\" : {{\n    \"filter\" : [\n      {{\n        \"term\" : {{\n          \"tenant\" : {{\n            \"value\" : \"{tenant}\",\n            \"boost\" : 1.0\n          }}\n        }}\n      }}\n    ],\n    \"must\" : [\n      {{\n        \"term\" : {{\n          \"n\" : {{\n            \"value\" : \"abc\",\n            \"boost\" : 1.0\n          }}\n        }}\n      }}\n    ],\n    \"adjust_pure_negative\" : true,\n    \"boost\" : 1.0\n  }}\n}}"
+            );
+            json!({
+                "type": "query_shard_exception",
+                "reason": format!("failed to create query: {query}"),
+                "index_uuid": "kTGf1pAyS2qW7XlHd3bMxA",
+                "index": "logs-a",
+                "caused_by": {"type": "number_format_exception", "reason": "For input string: \"abc\""}
+            })
+        };
+        let answers = |tenant: &str| {
+            let e = qse(tenant);
+            [
+                json!({"error": {"root_cause": [e.clone()], "type": "search_phase_execution_exception",
+                    "reason": "all shards failed", "phase": "query", "grouped": true,
+                    "failed_shards": [{"shard": 0, "index": "logs-a", "node": "n1", "reason": e.clone()}]},
+                    "status": 400}),
+                serde_json::from_str(&search_with(&e.to_string())).unwrap(),
+                json!({"error": {"type": "remote_transport_exception", "reason": "[n1][10.0.0.7:9300]",
+                    "caused_by": e}, "status": 400}),
+            ]
+        };
+        for (short, long) in answers("a")
+            .iter()
+            .zip(answers("tenant-with-a-longer-name"))
+        {
+            let (short, long) = (short.to_string(), long.to_string());
+            let text = |a: &str| String::from_utf8(withhold(a.as_bytes()).unwrap()).unwrap();
+            let text_of_long = text(&long);
+            let text = text(&short);
+            assert_eq!(text, text_of_long);
+            assert!(!text.contains("tenant") && !text.contains("bool"), "{text}");
+            assert_eq!(
+                text.matches(r#""reason":"failed to create query""#).count(),
+                { short.matches("failed to create query").count() }
+            );
+            assert!(text.contains(r#""type":"query_shard_exception""#), "{text}");
+            assert!(text.contains(r#"For input string: \"abc\""#), "{text}");
+        }
+        // The words alone, another cause's message or an object not after them: kept.
+        for kept in [
+            "failed to create query",
+            "failed to create query: For input string: \"{abc\"",
+            "[bool] failed to parse field [must] {",
+        ] {
+            assert_eq!(forwarded_query_at(kept), None, "{kept}");
+        }
+        assert_eq!(
+            forwarded_query_at("x failed to create query: y; failed to create query:{\"bool\""),
+            Some(51)
+        );
     }
 
     #[test]

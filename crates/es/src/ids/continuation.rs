@@ -2,12 +2,13 @@
 //! created them.
 //!
 //! The backend's id never reaches the client as it is: esgate hands out
-//! `esgc1_<base64url(kind | mac | encrypted backend id)>`, where `mac` is an HMAC-SHA256
-//! (truncated to 128 bits) over a domain label (`SEALED_DOMAIN`: no id sealed in the clear
-//! opens under it), the kind, the token id (with [`Binding::scoped`], also a digest
-//! of the token's filters and index patterns) and the backend id, under a key only esgate
-//! knows, and the backend id is encrypted with a keystream over the MAC (`encrypt`, attack26c:
-//! it names search contexts and tasks by node-wide counters of every tenant's work).
+//! `esgc1_<base64url(kind | mac | encrypted padded backend id)>`, where `mac` is an
+//! HMAC-SHA256 (truncated to 128 bits) over a domain label (`PADDED_DOMAIN`: no id sealed in
+//! the clear opens under it), the kind, the token id (with [`Binding::scoped`], also a digest
+//! of the token's filters and index patterns) and the padded backend id, under a key only
+//! esgate knows, and the padded backend id is encrypted with a keystream over the MAC
+//! (`encrypt`, attack26c: it names search contexts and tasks by node-wide counters of every
+//! tenant's work; padded to `PAD_BLOCK`, attack27c: its length told the counters' digits).
 //! A continuation presents the sealed id; esgate recomputes the MAC with the id of the token
 //! that presents it, so another token's id, a forged one or a raw backend id is refused. No
 //! session state is kept, so several replicas sharing the key accept each other's ids.
@@ -310,22 +311,41 @@ fn named(found: Option<&FieldValues>) -> Named {
 /// Which MAC a sealed id is made with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MacOf {
-    /// Ids sealed now: the MAC's input starts with [`SEALED_DOMAIN`].
-    Now,
+    /// Ids sealed now, their payload padded ([`PAD_BLOCK`]): the MAC's input starts with
+    /// [`PADDED_DOMAIN`].
+    Padded,
+    /// Ids sealed from attack27a to attack27c, unpadded: the input starts with
+    /// [`SEALED_DOMAIN`]. Still opened, never made.
+    Unpadded,
     /// Ids sealed before attack27a (in the clear before attack26c, encrypted since): the
     /// input starts with the form. Still opened, never made.
     Before,
 }
 
-/// The start of the MAC's input of an id sealed now: no input of [`MacOf::Before`] starts so
-/// (they start with a form's byte, never `e`), nor [`IdKey::derive`]'s. attack27a (L): a
-/// sealed id shows its MAC, and the form sealed in the clear opens when its MAC is the MAC of
-/// the payload after it: under one MAC for both, a token put a guessed backend id in the
-/// clear after its own encrypted id's MAC and learnt from the answer whether the guess was
-/// right (a search-context counter, once a node's ids are known), undoing attack26c's
-/// encryption. A MAC of this domain makes no payload in the clear open; the ids sealed before
-/// open under the MAC of then.
+/// The start of the MAC's input of an id sealed from attack27a to attack27c (unpadded): no
+/// input of [`MacOf::Before`] starts so (they start with a form's byte, never `e`), nor
+/// [`IdKey::derive`]'s. attack27a (L): a sealed id shows its MAC, and the form sealed in the
+/// clear opens when its MAC is the MAC of the payload after it: under one MAC for both, a
+/// token put a guessed backend id in the clear after its own encrypted id's MAC and learnt
+/// from the answer whether the guess was right (a search-context counter, once a node's ids
+/// are known), undoing attack26c's encryption. A MAC of this domain makes no payload in the
+/// clear open; the ids sealed before open under the MAC of then.
 const SEALED_DOMAIN: &[u8] = b"esgc encrypted\x00";
+
+/// The start of the MAC's input of an id sealed now, its payload padded to [`PAD_BLOCK`]
+/// (attack27c): like [`SEALED_DOMAIN`], no input of another [`MacOf`] starts so, so an id
+/// opens under the MAC it was made with only and the padding is esgate's own.
+const PADDED_DOMAIN: &[u8] = b"esgc padded\x00";
+
+/// The block a sealed payload is padded to (attack27c, L; attack26c noticed): the payload is
+/// encrypted, but its length showed through, and a backend id's length moves with the counters
+/// it carries (an async search id's task number, a scroll's context numbers: one byte more a
+/// digit, or a varint byte more). Padded with `0x80` and then zeros to a multiple of this
+/// (ISO/IEC 7816-4, read back from its end whatever the id holds), the length tells only which
+/// block the payload ends in: Elasticsearch's async search id (its document id, 22 characters,
+/// then the task id `node:number`, base64 of both: 64 to 88 bytes for numbers of 1 to 19
+/// digits, from `AsyncExecutionId::encode`) always seals to the same length.
+const PAD_BLOCK: usize = 32;
 
 /// The MAC (`of` which kind) of a sealed id of form `form` (an [`IdKind`]'s byte, or
 /// [`SCROLL_PAGED`]) over `payload` (the backend id, after a scroll page's length for
@@ -333,8 +353,10 @@ const SEALED_DOMAIN: &[u8] = b"esgc encrypted\x00";
 fn mac(binding: &Binding, of: MacOf, form: u8, payload: &[u8]) -> [u8; MAC_LEN] {
     let mut m =
         <Hmac<Sha256> as Mac>::new_from_slice(&binding.key.0).expect("HMAC takes any key length");
-    if of == MacOf::Now {
-        m.update(SEALED_DOMAIN);
+    match of {
+        MacOf::Padded => m.update(PADDED_DOMAIN),
+        MacOf::Unpadded => m.update(SEALED_DOMAIN),
+        MacOf::Before => {}
     }
     m.update(&[form]);
     m.update(&(binding.token_id.len() as u32).to_be_bytes());
@@ -380,10 +402,13 @@ pub fn seal_page(binding: &Binding, kind: IdKind, backend_id: &str, page_len: us
 }
 
 fn sealed(binding: &Binding, form: u8, extra: &[u8], backend_id: &str) -> String {
-    let mut payload = Vec::with_capacity(extra.len() + backend_id.len());
+    let padded = (extra.len() + backend_id.len() + 1).next_multiple_of(PAD_BLOCK);
+    let mut payload = Vec::with_capacity(padded);
     payload.extend_from_slice(extra);
     payload.extend_from_slice(backend_id.as_bytes());
-    let tag = mac(binding, MacOf::Now, form, &payload);
+    payload.push(0x80);
+    payload.resize(padded, 0);
+    let tag = mac(binding, MacOf::Padded, form, &payload);
     encrypt(binding, &tag, &mut payload);
     let mut raw = Vec::with_capacity(1 + MAC_LEN + payload.len());
     raw.push(form);
@@ -487,15 +512,26 @@ fn opened(
     encrypt(binding, &iv, &mut payload);
     let opens =
         |of: MacOf, payload: &[u8]| bool::from(mac(binding, of, form, payload).ct_eq(given));
-    // An id sealed before attack27a, encrypted under the MAC of then, opens as it did.
-    if !opens(MacOf::Now, &payload) && !opens(MacOf::Before, &payload) {
-        // So does one sealed before attack26c, its payload in the clear (still under the MAC
-        // of then): scrolls, points in time and async searches open across the upgrade. Never
-        // under a MAC of now ([`SEALED_DOMAIN`]).
+    if opens(MacOf::Padded, &payload) {
+        // The padding: zeros after a last `0x80` (esgate's own, under the MAC).
+        let end = payload.iter().rposition(|&b| b != 0);
+        match end {
+            Some(end) if payload[end] == 0x80 => payload.truncate(end),
+            _ => return Err(refused()),
+        }
+    } else if !opens(MacOf::Unpadded, &payload) && !opens(MacOf::Before, &payload) {
+        // An id sealed before attack27c, unpadded, or before attack27a, encrypted under the
+        // MAC of then, opens as it did. So does one sealed before attack26c, its payload in
+        // the clear (still under the MAC of then): scrolls, points in time and async searches
+        // open across the upgrade. Never under a MAC of a domain ([`SEALED_DOMAIN`],
+        // [`PADDED_DOMAIN`]).
         if !opens(MacOf::Before, sealed_payload) {
             return Err(refused());
         }
         payload = sealed_payload.to_vec();
+    }
+    if payload.len() < extra {
+        return Err(refused());
     }
     let (page, backend_id) = payload.split_at(extra);
     let page = <[u8; 4]>::try_from(page)
@@ -968,6 +1004,13 @@ mod tests {
                 open(&a, kind, &right).is_err(),
                 "{kind:?}: a right guess in the clear under a new id's MAC opened"
             );
+            // Padded as esgate pads it (attack27c): still not in the clear.
+            guessed.push(0x80);
+            guessed.resize(guessed.len().next_multiple_of(PAD_BLOCK), 0);
+            assert!(
+                open(&a, kind, &forge(form, tag, &guessed)).is_err(),
+                "{kind:?}"
+            );
             assert_eq!(open(&a, kind, &sealed).unwrap(), backend, "{kind:?}");
         }
         // Ids sealed before still open: in the clear (before attack26c) and encrypted under
@@ -986,11 +1029,62 @@ mod tests {
         let mut encrypted = backend.as_bytes().to_vec();
         encrypt(&a, &tag, &mut encrypted);
         let encrypted = forge(IdKind::Pit.byte(), &tag, &encrypted);
-        for id in [&clear, &encrypted] {
+        // And unpadded under the MAC of attack27a's domain (attack27a to attack27c).
+        let tag = mac(&a, MacOf::Unpadded, IdKind::Pit.byte(), backend.as_bytes());
+        let mut unpadded = backend.as_bytes().to_vec();
+        encrypt(&a, &tag, &mut unpadded);
+        let unpadded = forge(IdKind::Pit.byte(), &tag, &unpadded);
+        for id in [&clear, &encrypted, &unpadded] {
             assert_eq!(open(&a, IdKind::Pit, id).unwrap(), backend);
             assert!(open(&binding("tok_b"), IdKind::Pit, id).is_err());
             assert!(open(&a, IdKind::Scroll, id).is_err());
         }
+    }
+
+    /// attack27c (L; attack26c noticed): the payload is encrypted, but a sealed id was as long
+    /// as the backend id plus a constant, and an async search id's length moves with its task
+    /// number's digits (a counter of every request of the node). Elasticsearch's ids
+    /// (`AsyncExecutionId::encode`: base64url of the document id and `node:number`, each
+    /// after its length) with task numbers of 1 to 19 digits seal to one length, and open to
+    /// what they were; other ids' lengths move by the block only.
+    #[test]
+    fn async_ids_whose_task_numbers_differ_in_digits_seal_to_one_length() {
+        use base64::engine::general_purpose::URL_SAFE;
+        let a = binding("tok_a");
+        let async_id = |task: u64| {
+            let (doc, node) = ("Fk5TSzR1dHJ0U2ZHWVNQd0", "0Ny1uT2xSQVdGM3BOa2Y3aA");
+            let task = format!("{node}:{task}");
+            let mut raw = vec![doc.len() as u8];
+            raw.extend_from_slice(doc.as_bytes());
+            raw.push(task.len() as u8);
+            raw.extend_from_slice(task.as_bytes());
+            URL_SAFE.encode(raw)
+        };
+        let (short, long) = (async_id(7), async_id(u64::MAX / 2));
+        assert_ne!(short.len(), long.len());
+        let sealed = |id: &str| seal(&a, IdKind::AsyncSearch, id);
+        for task in [7, 4_711, 123_456_789, 98_765_432_101, u64::MAX / 2] {
+            let id = async_id(task);
+            assert_eq!(sealed(&id).len(), sealed(&short).len(), "{task}");
+            assert_eq!(open(&a, IdKind::AsyncSearch, &sealed(&id)).unwrap(), id);
+        }
+        // Lengths within one block seal alike; the next block is one block longer.
+        assert_eq!(sealed("x").len(), sealed(&"x".repeat(PAD_BLOCK - 1)).len());
+        let raw_len = |id: &str| {
+            URL_SAFE_NO_PAD
+                .decode(&sealed(id)[PREFIX.len()..])
+                .unwrap()
+                .len()
+        };
+        assert_eq!(raw_len("x"), 1 + MAC_LEN + PAD_BLOCK);
+        assert_eq!(raw_len(&"x".repeat(PAD_BLOCK)), 1 + MAC_LEN + 2 * PAD_BLOCK);
+        // A page length before the id is padded with it.
+        let paged = seal_page(&a, IdKind::Scroll, &"x".repeat(PAD_BLOCK - 5), 10);
+        assert_eq!(paged.len(), sealed("x").len());
+        assert_eq!(
+            open_paged(&a, IdKind::Scroll, &paged).unwrap(),
+            ("x".repeat(PAD_BLOCK - 5), Some(1024))
+        );
     }
 
     /// A scroll id carries the length of the page it came with, under the MAC: the proxy makes
