@@ -314,27 +314,20 @@ enum MacOf {
     /// Ids sealed now, their payload padded ([`PAD_BLOCK`]): the MAC's input starts with
     /// [`PADDED_DOMAIN`].
     Padded,
-    /// Ids sealed from attack27a to attack27c, unpadded: the input starts with
-    /// [`SEALED_DOMAIN`]. Still opened, never made.
-    Unpadded,
-    /// Ids sealed before attack27a (in the clear before attack26c, encrypted since): the
+    /// Ids sealed before session 27 (in the clear before attack26c, encrypted since): the
     /// input starts with the form. Still opened, never made.
     Before,
 }
 
-/// The start of the MAC's input of an id sealed from attack27a to attack27c (unpadded): no
-/// input of [`MacOf::Before`] starts so (they start with a form's byte, never `e`), nor
-/// [`IdKey::derive`]'s. attack27a (L): a sealed id shows its MAC, and the form sealed in the
-/// clear opens when its MAC is the MAC of the payload after it: under one MAC for both, a
+/// The start of the MAC's input of an id sealed now, its payload padded to [`PAD_BLOCK`]
+/// (attack27c): no input of [`MacOf::Before`] starts so (they start with a form's byte, never
+/// `e`), nor [`IdKey::derive`]'s, so an id opens under the MAC it was made with only and the
+/// padding is esgate's own. attack27a (L): a sealed id shows its MAC, and the form sealed in
+/// the clear opens when its MAC is the MAC of the payload after it: under one MAC for both, a
 /// token put a guessed backend id in the clear after its own encrypted id's MAC and learnt
 /// from the answer whether the guess was right (a search-context counter, once a node's ids
 /// are known), undoing attack26c's encryption. A MAC of this domain makes no payload in the
 /// clear open; the ids sealed before open under the MAC of then.
-const SEALED_DOMAIN: &[u8] = b"esgc encrypted\x00";
-
-/// The start of the MAC's input of an id sealed now, its payload padded to [`PAD_BLOCK`]
-/// (attack27c): like [`SEALED_DOMAIN`], no input of another [`MacOf`] starts so, so an id
-/// opens under the MAC it was made with only and the padding is esgate's own.
 const PADDED_DOMAIN: &[u8] = b"esgc padded\x00";
 
 /// The block a sealed payload is padded to (attack27c, L; attack26c noticed): the payload is
@@ -355,7 +348,6 @@ fn mac(binding: &Binding, of: MacOf, form: u8, payload: &[u8]) -> [u8; MAC_LEN] 
         <Hmac<Sha256> as Mac>::new_from_slice(&binding.key.0).expect("HMAC takes any key length");
     match of {
         MacOf::Padded => m.update(PADDED_DOMAIN),
-        MacOf::Unpadded => m.update(SEALED_DOMAIN),
         MacOf::Before => {}
     }
     m.update(&[form]);
@@ -519,12 +511,12 @@ fn opened(
             Some(end) if payload[end] == 0x80 => payload.truncate(end),
             _ => return Err(refused()),
         }
-    } else if !opens(MacOf::Unpadded, &payload) && !opens(MacOf::Before, &payload) {
-        // An id sealed before attack27c, unpadded, or before attack27a, encrypted under the
-        // MAC of then, opens as it did. So does one sealed before attack26c, its payload in
-        // the clear (still under the MAC of then): scrolls, points in time and async searches
-        // open across the upgrade. Never under a MAC of a domain ([`SEALED_DOMAIN`],
-        // [`PADDED_DOMAIN`]).
+    } else if !opens(MacOf::Before, &payload) {
+        // An id sealed before session 27, encrypted under the MAC of then, opens as it did.
+        // So does one sealed before attack26c, its payload in the clear (still under the MAC
+        // of then): scrolls, points in time and async searches open across the upgrade.
+        // Never under a MAC of [`PADDED_DOMAIN`]. (attack27a's unpadded form under a domain of
+        // its own was never in a release: not opened.)
         if !opens(MacOf::Before, sealed_payload) {
             return Err(refused());
         }
@@ -1029,12 +1021,7 @@ mod tests {
         let mut encrypted = backend.as_bytes().to_vec();
         encrypt(&a, &tag, &mut encrypted);
         let encrypted = forge(IdKind::Pit.byte(), &tag, &encrypted);
-        // And unpadded under the MAC of attack27a's domain (attack27a to attack27c).
-        let tag = mac(&a, MacOf::Unpadded, IdKind::Pit.byte(), backend.as_bytes());
-        let mut unpadded = backend.as_bytes().to_vec();
-        encrypt(&a, &tag, &mut unpadded);
-        let unpadded = forge(IdKind::Pit.byte(), &tag, &unpadded);
-        for id in [&clear, &encrypted, &unpadded] {
+        for id in [&clear, &encrypted] {
             assert_eq!(open(&a, IdKind::Pit, id).unwrap(), backend);
             assert!(open(&binding("tok_b"), IdKind::Pit, id).is_err());
             assert!(open(&a, IdKind::Scroll, id).is_err());
