@@ -9,7 +9,8 @@
 //! ```
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
 //! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); a third
-//! argument `constant` gives the token constant scores.
+//! argument `constant` gives the token constant scores. Planned as the proxy plans: with the
+//! default `max_msearch_searches` (msearch27), unless an argument says `uncapped`.
 
 use std::hint::black_box;
 
@@ -34,9 +35,12 @@ fn main() {
     // A third argument `constant`: the token's scores are constant (review 15, the default of
     // a token with filters).
     let mut scope = shapes::scope();
-    if args.next().as_deref() == Some("constant") {
+    let flags: Vec<String> = args.collect();
+    if flags.iter().any(|f| f == "constant") {
         scope.filters = std::sync::Arc::new((*scope.filters).clone().with_constant_scores(true));
     }
+    let max_searches = (!flags.iter().any(|f| f == "uncapped"))
+        .then_some(esgate::throttle::DEFAULT_MAX_MSEARCH_SEARCHES);
     let head = RequestHead {
         method: "POST",
         path,
@@ -46,7 +50,9 @@ fn main() {
     };
     let mut forwarded = 0usize;
     for _ in 0..n {
-        let plan = es::plan(&head, &scope).expect("plan");
+        let plan = es::plan(&head, &scope)
+            .expect("plan")
+            .searches_at_most(max_searches);
         let prepared =
             es::prepare(plan, Some(black_box(&body[..])), &head, &scope).expect("prepare");
         let resolution = shapes::resolution_for(prepared.to_resolve());
