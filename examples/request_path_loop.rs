@@ -8,10 +8,11 @@
 //!     target/release/examples/request_path_loop kibana 1000
 //! ```
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
-//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); a further
-//! argument `constant` gives the token constant scores, `counted` a backend that counts empty
+//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); further
+//! arguments: `constant` gives the token constant scores, `counted` a backend that counts empty
 //! histogram buckets as it makes them (Elasticsearch 7.13+: no `hard_bounds` added; the
-//! default is OpenSearch's, `es::dsl::fill`).
+//! default is OpenSearch's, `es::dsl::fill`). Planned as the proxy plans: with the default
+//! `max_msearch_searches` (msearch27), unless an argument says `uncapped`.
 
 use std::hint::black_box;
 
@@ -34,8 +35,10 @@ fn main() {
         other => panic!("unknown case {other}: kibana, terms or msearch"),
     };
     // `constant`: the token's scores are constant (review 15, the default of a token with
-    // filters); `counted`: the backend counts empty histogram buckets as it makes them.
+    // filters); `counted`: the backend counts empty histogram buckets as it makes them;
+    // `uncapped`: no `max_msearch_searches`.
     let mut scope = shapes::scope();
+    let mut uncapped = false;
     for arg in args {
         match arg.as_str() {
             "constant" => {
@@ -45,9 +48,11 @@ fn main() {
             "counted" => {
                 scope.guard.empty_buckets = es::request::dialect::EmptyBuckets::Counted;
             }
-            other => panic!("unknown option {other}: constant or counted"),
+            "uncapped" => uncapped = true,
+            other => panic!("unknown option {other}: constant, counted or uncapped"),
         }
     }
+    let max_searches = (!uncapped).then_some(esgate::throttle::DEFAULT_MAX_MSEARCH_SEARCHES);
     let head = RequestHead {
         method: "POST",
         path,
@@ -57,7 +62,9 @@ fn main() {
     };
     let mut forwarded = 0usize;
     for _ in 0..n {
-        let plan = es::plan(&head, &scope).expect("plan");
+        let plan = es::plan(&head, &scope)
+            .expect("plan")
+            .searches_at_most(max_searches);
         let prepared =
             es::prepare(plan, Some(black_box(&body[..])), &head, &scope).expect("prepare");
         let resolution = shapes::resolution_for(prepared.to_resolve());

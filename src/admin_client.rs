@@ -393,8 +393,8 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub ip_filter: Option<String>,
     /// A limit `key=value` (repeatable): requests_per_second, burst, max_concurrent,
-    /// max_open_scrolls, max_open_pits, max_running_async_searches, max_size, max_buckets
-    /// (integers), search_timeout (e.g. 30s). Unset ones use the `[policies.limits]` defaults.
+    /// max_open_scrolls, max_open_pits, max_running_async_searches, max_msearch_searches,
+    /// max_size, max_buckets (integers), search_timeout (e.g. 30s). Unset ones use the `[policies.limits]` defaults.
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
     /// A Kibana space whose saved objects the token may read (repeatable; default `default`).

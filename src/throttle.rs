@@ -8,6 +8,13 @@
 //! slot is an atomic counter; the [`Slot`] given out releases it when dropped, which the proxy
 //! ties to the end (or the drop) of the response body.
 //!
+//! An `_msearch` is admitted as one request and, once its body is read and its searches
+//! counted, charged for the others as debt (msearch27, [`Throttle::charge`]): the bucket's
+//! theoretical arrival time moves on by an interval a search, never refused (a dashboard's
+//! `_msearch` larger than the burst still runs), and the token's next requests wait the debt
+//! out. How many searches one `_msearch` may carry is `max_msearch_searches`, checked by the
+//! es crate as it splits the body's lines.
+//!
 //! Bounded: an entry at rest (bucket full again, nothing in flight) is the same as no entry, so
 //! [`Throttle::sweep`] removes those and the entries of deleted tokens; at most the tokens
 //! active in the last sweep interval have one.
@@ -19,6 +26,9 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::store::model::TokenLimits;
+
+/// The default `max_msearch_searches` (`[policies.limits]`): see docs/configuration.md.
+pub const DEFAULT_MAX_MSEARCH_SEARCHES: u32 = 1000;
 
 /// Why a request was refused, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -182,6 +192,35 @@ impl Throttle {
         Ok(slot)
     }
 
+    /// Charges `extra` more requests of `token_id` under `limits` at `now` as debt: the rate's
+    /// theoretical arrival time moved on by `extra` intervals, whatever the burst (never
+    /// refused: the request was admitted, [`Throttle::admit`]); the token's next requests are
+    /// refused until it is paid. Without a rate nothing is recorded. An `_msearch` of N
+    /// searches is charged N - 1 once they are counted (msearch27).
+    pub fn charge(&self, token_id: &str, limits: &TokenLimits, extra: u64, now: Instant) {
+        let Some(rate) = limits.requests_per_second.filter(|r| *r > 0) else {
+            return;
+        };
+        if extra == 0 {
+            return;
+        }
+        let interval = 1_000_000_000 / u64::from(rate).max(1);
+        let debt = interval.saturating_mul(extra);
+        let entry = self.entry(token_id);
+        let now = self.nanos(now);
+        let mut tat = entry.tat.load(Ordering::Acquire);
+        loop {
+            let next = tat.max(now).saturating_add(debt);
+            match entry
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(current) => tat = current,
+            }
+        }
+    }
+
     /// Forgets entries at rest (their bucket full, nothing in flight) and those of tokens
     /// `exists` no longer knows. Called by the server's chores.
     pub fn sweep(&self, now: Instant, exists: impl Fn(&str) -> bool) {
@@ -310,6 +349,71 @@ mod tests {
         drop(held);
         t.sweep(now + Duration::from_secs(5), |_| true);
         assert!(t.is_empty());
+    }
+
+    /// msearch27: an `_msearch` of N is charged N - 1 more once counted, whatever the burst;
+    /// the next request waits N - 1 intervals more than after a single request.
+    #[test]
+    fn a_charge_is_debt_the_next_requests_wait_out() {
+        let t = Throttle::new();
+        let start = Instant::now();
+        let interval = Duration::from_millis(100);
+        // Burst 1: after one request, the next is admitted one interval later.
+        let l = limits(Some(10), Some(1), None);
+        assert!(t.admit("single", &l, start).is_ok());
+        assert!(t.admit("single", &l, start + interval).is_ok());
+        // An msearch of 5: admitted, then charged 4, never refused for being over the burst.
+        assert!(t.admit("m", &l, start).is_ok());
+        t.charge("m", &l, 4, start);
+        for waited in [1, 2, 3, 4] {
+            let refused = t.admit("m", &l, start + interval * waited).unwrap_err();
+            assert!(
+                matches!(refused, Limited::Rate { retry_after, .. } if retry_after == interval * (5 - waited)),
+                "{waited}: {refused:?}"
+            );
+        }
+        assert!(t
+            .admit("m", &l, start + interval * 5 - Duration::from_nanos(1))
+            .is_err());
+        assert!(t.admit("m", &l, start + interval * 5).is_ok());
+        // A charge larger than the burst (a dashboard's 20 searches under burst 10) is taken
+        // whole: the whole burst is spent and the rest waited out.
+        let l = limits(Some(10), Some(10), None);
+        assert!(t.admit("d", &l, start).is_ok());
+        t.charge("d", &l, 19, start);
+        assert!(t.admit("d", &l, start + interval * 10).is_err());
+        assert!(t.admit("d", &l, start + interval * 11).is_ok());
+        assert!(t.admit("d", &l, start + interval * 11).is_err());
+        // Retry-After says when the debt is paid.
+        t.charge("d", &l, 100, start + interval * 11);
+        let refused = t.admit("d", &l, start + interval * 11).unwrap_err();
+        assert_eq!(refused.retry_after_secs(), 11);
+        // A bucket full again takes the debt from now, not from the past.
+        let later = start + Duration::from_secs(60);
+        t.charge("late", &l, 0, later);
+        assert_eq!(t.len(), 3, "a charge of nothing records nothing");
+        assert!(t.admit("late", &l, later).is_ok());
+        t.charge("late", &l, 8, later);
+        assert!(
+            t.admit("late", &l, later).is_ok(),
+            "1 + 8 + 1: the burst of 10"
+        );
+        assert!(t.admit("late", &l, later).is_err());
+    }
+
+    #[test]
+    fn a_charge_without_a_rate_records_nothing() {
+        let t = Throttle::new();
+        let now = Instant::now();
+        t.charge("a", &TokenLimits::default(), 999_999, now);
+        t.charge("a", &limits(None, None, Some(3)), 999_999, now);
+        assert!(t.is_empty());
+        // Concurrency alone: the charge changes nothing either.
+        let l = limits(None, None, Some(1));
+        let slot = t.admit("a", &l, now).unwrap();
+        assert!(slot.is_some());
+        drop(slot);
+        assert!(t.admit("a", &l, now).is_ok());
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_running_async_searches: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_msearch_searches: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_buckets: Option<u64>,
@@ -131,6 +133,10 @@ impl Limits {
             (
                 "max_running_async_searches",
                 n(self.max_running_async_searches.map(u64::from)),
+            ),
+            (
+                "max_msearch_searches",
+                n(self.max_msearch_searches.map(u64::from)),
             ),
             ("max_size", n(self.max_size)),
             ("max_buckets", n(self.max_buckets)),

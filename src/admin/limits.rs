@@ -4,7 +4,8 @@
 //!
 //! ```json
 //! {"requests_per_second": 50, "burst": 100, "max_concurrent": 10, "max_open_scrolls": 20,
-//!  "max_open_pits": 10, "max_running_async_searches": 30, "max_size": 1000,
+//!  "max_open_pits": 10, "max_running_async_searches": 30, "max_msearch_searches": 100,
+//!  "max_size": 1000,
 //!  "max_buckets": 10000, "search_timeout": "30s"}
 //! ```
 //! Every key is optional; `null` is the same as absent (the `[policies]` default applies).
@@ -24,6 +25,7 @@ pub const KEYS: &[&str] = &[
     "max_open_scrolls",
     "max_open_pits",
     "max_running_async_searches",
+    "max_msearch_searches",
     "max_size",
     "max_buckets",
     "search_timeout",
@@ -35,6 +37,8 @@ const MAX_RATE: u64 = 1_000_000;
 const MAX_CONCURRENT: u64 = 1_000_000;
 /// Scrolls or points in time held open at once.
 const MAX_OPEN_CONTEXTS: u64 = 1_000_000;
+/// Searches in one `_msearch`.
+const MAX_MSEARCH_SEARCHES: u64 = 1_000_000;
 const MAX_HITS: u64 = 1_000_000_000;
 /// Longest `search_timeout`: one day.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
@@ -84,6 +88,7 @@ pub fn parse(v: &Value, path: &'static str) -> Result<TokenLimits, AdminError> {
         max_open_scrolls: small("max_open_scrolls", MAX_OPEN_CONTEXTS)?,
         max_open_pits: small("max_open_pits", MAX_OPEN_CONTEXTS)?,
         max_running_async_searches: small("max_running_async_searches", MAX_OPEN_CONTEXTS)?,
+        max_msearch_searches: small("max_msearch_searches", MAX_MSEARCH_SEARCHES)?,
         max_size: int("max_size", MAX_HITS)?,
         max_buckets: int("max_buckets", MAX_HITS)?,
         search_timeout_ms,
@@ -118,6 +123,7 @@ pub fn view(l: &TokenLimits) -> Limits {
         max_open_scrolls: l.max_open_scrolls,
         max_open_pits: l.max_open_pits,
         max_running_async_searches: l.max_running_async_searches,
+        max_msearch_searches: l.max_msearch_searches,
         max_size: l.max_size,
         max_buckets: l.max_buckets,
         search_timeout: l.search_timeout_ms.map(format_timeout),
@@ -134,7 +140,7 @@ mod tests {
     fn every_key_parses_and_views_back() {
         let body = json!({"requests_per_second": 50, "burst": 100, "max_concurrent": 10,
                           "max_open_scrolls": 20, "max_open_pits": 10, "max_running_async_searches": 30,
-                          "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
+                          "max_msearch_searches": 100, "max_size": 1000, "max_buckets": 10000, "search_timeout": "30s"});
         let l = parse(&body, "limits").unwrap();
         assert_eq!(
             l,
@@ -145,6 +151,7 @@ mod tests {
                 max_open_scrolls: Some(20),
                 max_open_pits: Some(10),
                 max_running_async_searches: Some(30),
+                max_msearch_searches: Some(100),
                 max_size: Some(1000),
                 max_buckets: Some(10000),
                 search_timeout_ms: Some(30_000),
@@ -200,6 +207,18 @@ mod tests {
             (
                 json!({"max_running_async_searches": -1}),
                 "limits.max_running_async_searches",
+            ),
+            (
+                json!({"max_msearch_searches": 0}),
+                "limits.max_msearch_searches",
+            ),
+            (
+                json!({"max_msearch_searches": 1_000_001}),
+                "limits.max_msearch_searches",
+            ),
+            (
+                json!({"max_msearch_searches": "20"}),
+                "limits.max_msearch_searches",
             ),
             (json!({"max_size": 0}), "limits.max_size"),
             (

@@ -216,6 +216,7 @@ pub struct RawLimits {
     pub max_open_scrolls: Option<u64>,
     pub max_open_pits: Option<u64>,
     pub max_running_async_searches: Option<u64>,
+    pub max_msearch_searches: Option<u64>,
     pub max_size: Option<u64>,
     pub max_buckets: Option<u64>,
     pub search_timeout: Option<String>,

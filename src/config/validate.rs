@@ -254,6 +254,11 @@ pub(super) fn validate_for(
             limits
                 .max_running_async_searches
                 .get_or_insert(crate::scrolls::DEFAULT_MAX_RUNNING_ASYNC_SEARCHES);
+            // And one `_msearch`'s searches, which its coordinating node runs and holds the
+            // answers of together (msearch27).
+            limits
+                .max_msearch_searches
+                .get_or_insert(crate::throttle::DEFAULT_MAX_MSEARCH_SEARCHES);
             limits
         },
     };
@@ -1614,14 +1619,15 @@ mod tests {
             (l.max_size, l.max_buckets, l.search_timeout_ms),
             (Some(1000), Some(10_000), Some(30_000))
         );
-        // Only `max_open_scrolls`, `max_open_pits` and `max_running_async_searches` are set by
-        // default; a token's own or the section's wins.
+        // Only `max_open_scrolls`, `max_open_pits`, `max_running_async_searches` and
+        // `max_msearch_searches` are set by default; a token's own or the section's wins.
         assert_eq!(
             check("").unwrap().policies.limits,
             crate::store::model::TokenLimits {
                 max_open_scrolls: Some(100),
                 max_open_pits: Some(50),
                 max_running_async_searches: Some(100),
+                max_msearch_searches: Some(1000),
                 ..Default::default()
             }
         );
@@ -1632,6 +1638,14 @@ mod tests {
                 set.policies.limits.max_open_pits
             ),
             (Some(9), Some(50))
+        );
+        let set = check("[policies.limits]\nmax_msearch_searches = 20\n").unwrap();
+        assert_eq!(
+            (
+                set.policies.limits.max_msearch_searches,
+                set.policies.limits.max_open_scrolls
+            ),
+            (Some(20), Some(100))
         );
         let set = check("[policies.limits]\nmax_open_scrolls = 5\n").unwrap();
         assert_eq!(set.policies.limits.max_open_scrolls, Some(5));
@@ -1654,6 +1668,8 @@ mod tests {
             "max_open_pits = 1000001",
             "max_running_async_searches = 0",
             "max_running_async_searches = 1000001",
+            "max_msearch_searches = 0",
+            "max_msearch_searches = 1000001",
         ] {
             let issues = check(&format!("[policies.limits]\n{bad}\n")).unwrap_err();
             assert_eq!(paths(issues), vec!["policies.limits"], "{bad}");

@@ -314,6 +314,7 @@ async fn pipeline(
         watch,
         holding,
         running,
+        searches,
     } = match decided? {
         Decided::Forward(forward) => forward,
         Decided::Local(route, body) => {
@@ -324,6 +325,15 @@ async fn pipeline(
             return Box::pin(identity::respond(app, &token, route, &parts, body, again)).await;
         }
     };
+    // An `_msearch` was admitted as one request: its other searches are charged to the token's
+    // rate as debt, never refused (a dashboard's `_msearch` larger than the burst still runs),
+    // which its next requests wait out (msearch27: a token held to one request a second sent
+    // one `_msearch` of 100,000 searches a second).
+    if let Some(n) = searches {
+        let extra = u64::try_from(n.saturating_sub(1)).unwrap_or(u64::MAX);
+        app.throttle
+            .charge(&token.id, &limits, extra, Instant::now());
+    }
     // A scroll's or point in time's open takes one of the token's `max_open_scrolls` or
     // `max_open_pits` places, refused (429) with nothing forwarded when they are all taken
     // (`crate::scrolls`); so does a SQL query, which may open a cursor: one more point in time
@@ -647,6 +657,9 @@ pub(crate) struct Forward {
     holding: Option<(es::Context, es::Holding)>,
     /// What the request does to the token's running async searches (`crate::scrolls`).
     running: Option<es::Holding>,
+    /// An `_msearch`'s searches, each charged to the token's rate (msearch27); `None` for every
+    /// other request and every `all` token's (relayed unread).
+    searches: Option<usize>,
 }
 
 /// [`es::Answer`] with what the proxy needs to carry it out: the token binding the request
@@ -744,6 +757,7 @@ pub(crate) async fn decide(
                 watch: None,
                 holding: None,
                 running: None,
+                searches: None,
             }))
         }
         Permission::Read => {
@@ -771,8 +785,13 @@ pub(crate) async fn decide(
             // upstream send (3 KB), which it shares its room with. Its own box was an
             // allocation over mimalloc's small size a request (perf26c: -910 instructions a
             // small GET, +85 a relayed one).
-            let (mut permit, binding, hold, client_body) =
-                enforce(app, snapshot, token, parts, head, body, ctx).await?;
+            let Enforced {
+                mut permit,
+                binding,
+                hold,
+                body: client_body,
+                searches,
+            } = enforce(app, snapshot, token, parts, head, body, ctx).await?;
             let holding = permit.take_holding();
             let running = permit.async_search.take();
             let handling = Handling::new(permit.answer.clone(), binding);
@@ -793,6 +812,7 @@ pub(crate) async fn decide(
                 hold,
                 holding,
                 running,
+                searches,
             }))
         }
     }
@@ -1569,10 +1589,21 @@ async fn read_answer(
     }
 }
 
+/// What [`enforce`] gives the request it permits.
+struct Enforced {
+    /// The permit the upstream request is built from.
+    permit: es::Permit,
+    /// The binding its continuation ids were checked under (answers seal theirs with it).
+    binding: es::ids::continuation::Binding,
+    hold: BudgetHold,
+    /// The client's body (the permit's body may send spans of it: `es::ForwardBody::spans`).
+    body: Option<Bytes>,
+    /// An `_msearch`'s searches (`None`: not an `_msearch`).
+    searches: Option<usize>,
+}
+
 /// The enforcement phases for a `read` token: plan, read the body, prepare, resolve indices,
-/// authorize. Returns the permit the upstream request is built from, the binding its
-/// continuation ids were checked under (answers seal theirs with it), the hold and the
-/// client's body (the permit's body may send spans of it: `es::ForwardBody::spans`).
+/// authorize.
 async fn enforce(
     app: &Arc<App>,
     snapshot: &Snapshot,
@@ -1581,15 +1612,7 @@ async fn enforce(
     client: &hygiene::Head<'_>,
     body: ClientBody,
     ctx: &mut RequestCtx,
-) -> Result<
-    (
-        es::Permit,
-        es::ids::continuation::Binding,
-        BudgetHold,
-        Option<Bytes>,
-    ),
-    ProxyError,
-> {
+) -> Result<Enforced, ProxyError> {
     let derived = snapshot
         .scope(token)
         .map_err(|e| policy::Denied::Dangling(e.to_string()))?;
@@ -1617,7 +1640,10 @@ async fn enforce(
         content_type: value_str(client.content_type, header::CONTENT_TYPE)?,
         content_encoding: value_str(client.content_encoding, header::CONTENT_ENCODING)?,
     };
-    let plan = es::plan(&head, &scope)?;
+    // An `_msearch` of more searches than the token's `max_msearch_searches` is refused as
+    // its lines are split (msearch27).
+    let max_searches = limits.max_msearch_searches;
+    let plan = es::plan(&head, &scope)?.searches_at_most(max_searches);
     ctx.event.action = Some(plan.action);
     // The body's share of the memory budget is held until the upstream request is sent.
     let (bytes, hold) = if plan.needs_body() {
@@ -1647,11 +1673,17 @@ async fn enforce(
     let (prepared, hold) = match settled(raw, checked, hold, &noted, 0) {
         Ok(done) => done,
         Err(refused) => {
-            let again = |meter: &es::memory::Meter<'_>| prepare(es::plan(&head, &scope)?, meter);
+            let again = |meter: &es::memory::Meter<'_>| {
+                prepare(
+                    es::plan(&head, &scope)?.searches_at_most(max_searches),
+                    meter,
+                )
+            };
             Box::pin(check_in_line(budget, raw, refused, again)).await
         }
     };
     let prepared = prepared?;
+    let searches = prepared.msearch_searches();
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
     // An msearch may name several expressions: resolve them a few at a time, not one by one.
@@ -1688,7 +1720,13 @@ async fn enforce(
     let mut permit = permit?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
-    Ok((permit, scope.ids, hold, bytes))
+    Ok(Enforced {
+        permit,
+        binding: scope.ids,
+        hold,
+        body: bytes,
+        searches,
+    })
 }
 
 /// How the backend makes a histogram's empty buckets (`es::dsl::fill`): what its `GET /` said,

@@ -179,6 +179,9 @@ pub struct TokenLimits {
     /// Async searches running at once (`crate::scrolls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_running_async_searches: Option<u32>,
+    /// Searches one `_msearch` may carry (`crate::throttle`, msearch27).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_msearch_searches: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +207,7 @@ impl TokenLimits {
             max_running_async_searches: self
                 .max_running_async_searches
                 .or(defaults.max_running_async_searches),
+            max_msearch_searches: self.max_msearch_searches.or(defaults.max_msearch_searches),
             max_size: self.max_size.or(defaults.max_size),
             max_buckets: self.max_buckets.or(defaults.max_buckets),
             search_timeout_ms: self.search_timeout_ms.or(defaults.search_timeout_ms),

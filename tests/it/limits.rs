@@ -2069,3 +2069,129 @@ async fn a_page_on_an_older_sql_cursor_is_counted() {
     let after = retry_after(&sql(&two, query("24h")).await, "max_open_pits");
     assert!(after >= 24 * 3600, "{after}");
 }
+
+/// An `_msearch` of `n` searches as Grafana sends one (`createMultiSearchRequests`: header
+/// `search_type`, `ignore_unavailable`, `index`; a date histogram of no hits), as `secret`.
+async fn grafana_msearch(gw: &Esgate, secret: &str, n: usize) -> support::http::Reply {
+    let header = json!({"ignore_unavailable": true, "index": "logs-*",
+                        "search_type": "query_then_fetch"});
+    let body = json!({"size": 0, "query": {"bool": {"filter": {"range": {"@timestamp":
+                        {"format": "epoch_millis", "gte": 1704067200000u64, "lte": 1704931199999u64}}}}},
+                      "aggs": {"2": {"date_histogram": {"field": "@timestamp",
+                        "fixed_interval": "86400000ms", "format": "epoch_millis", "min_doc_count": 0}}}});
+    let text = format!("{header}\n{body}\n").repeat(n);
+    let auth = format!("Bearer {secret}");
+    support::http::send(
+        "POST",
+        &gw.url("/_msearch?max_concurrent_shard_requests=5"),
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        text.into_bytes(),
+    )
+    .await
+    .expect("esgate answers")
+}
+
+/// Every search of an `_msearch` answered: 200, `n` responses, each 200.
+fn answered_whole(r: &support::http::Reply, n: usize) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let responses = body["responses"].as_array().expect("responses");
+    assert_eq!(responses.len(), n, "{body}");
+    for item in responses {
+        assert_eq!(item["status"], 200, "{item}");
+    }
+}
+
+/// msearch27 (M, availability; attack26's note): an `_msearch`'s searches were bounded only by
+/// the 100 MiB body (some 16 million `{}` lines), run by the coordinating node and their
+/// answers held until the last, and the rate counted the one HTTP request: a token held to one
+/// request a second sent one `_msearch` of 100,000 searches a second. Now one with more than
+/// the token's `max_msearch_searches` (default 1000; `[policies.limits]`, the token's own over
+/// it) is refused, 400 `illegal_argument_exception` naming the limit, with nothing sent to the
+/// backend (not even a resolve); and a rate-limited token's `_msearch` of N is charged N - 1
+/// more requests once counted, never refused for being larger than the burst (Grafana's
+/// dashboard of 20 queries under `burst: 10` passes), its next requests refused until that
+/// debt is paid.
+async fn msearch_searches_on(backend: &Backend) {
+    let relay = Relay::to(backend.url());
+    let gw = Esgate::start(
+        &[relay.url()],
+        "[policies.limits]\nmax_msearch_searches = 5\n",
+    )
+    .await;
+    let (id, secret) = tenant_a(&gw, json!({})).await;
+
+    // The cap, from `[policies.limits]`: 5 pass, 6 are refused before anything is sent.
+    answered_whole(&grafana_msearch(&gw, &secret, 5).await, 5);
+    let forwarded = relay.take_forwarded();
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    let over = grafana_msearch(&gw, &secret, 6).await;
+    assert_eq!(over.status, 400, "{}", over.text());
+    let body = over.json();
+    assert_eq!(
+        body["error"]["type"], "illegal_argument_exception",
+        "{body}"
+    );
+    assert!(reason(&body).contains("max_msearch_searches 5"), "{body}");
+    let passed = relay.take();
+    assert!(passed.is_empty(), "reached the backend: {passed:?}");
+
+    // The token's own limit, set and shown by the admin API, over the default.
+    limited_to_four(&gw, &id, "max_msearch_searches").await;
+    answered_whole(&grafana_msearch(&gw, &secret, 4).await, 4);
+    assert_eq!(grafana_msearch(&gw, &secret, 5).await.status, 400);
+    relay.take();
+
+    // A rate: one request every 500 ms, a burst of 1. An `_msearch` of 10 larger than the
+    // burst passes; its 9 other searches are debt (4.5 s), so a search a second later, when
+    // the bucket would have refilled after one request, is refused and never forwarded.
+    let (_, rated) = tenant_a(
+        &gw,
+        json!({"requests_per_second": 2, "burst": 1, "max_msearch_searches": 10}),
+    )
+    .await;
+    answered_whole(&grafana_msearch(&gw, &rated, 10).await, 10);
+    relay.take();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let search = || gw.call_raw(&rated, "POST", "/logs-*/_search", json!({"size": 0}), &[]);
+    let refused = search().await;
+    let wait = retry_after(&refused, "rate limit");
+    assert!((2..=5).contains(&wait), "the debt's rest: {wait}");
+    let passed = relay.take();
+    assert!(passed.is_empty(), "reached the backend: {passed:?}");
+    // Paid, the token's searches pass again.
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    assert_eq!(search().await.status, 200);
+
+    // Grafana's shape: a dashboard of 20 queries under `burst: 10` runs whole; the token's next
+    // request waits the debt out.
+    let (_, dashboard) = tenant_a(
+        &gw,
+        json!({"requests_per_second": 1, "burst": 10, "max_msearch_searches": 1000}),
+    )
+    .await;
+    answered_whole(&grafana_msearch(&gw, &dashboard, 20).await, 20);
+    let refused = gw
+        .call_raw(
+            &dashboard,
+            "POST",
+            "/logs-*/_search",
+            json!({"size": 0}),
+            &[],
+        )
+        .await;
+    assert!(retry_after(&refused, "rate limit") >= 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msearch_searches_are_capped_and_charged_to_the_rate_on_osmem() {
+    msearch_searches_on(&fixture::seeded_osmem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msearch_searches_are_capped_and_charged_to_the_rate_on_noida() {
+    msearch_searches_on(&fixture::seeded_noida()).await;
+}

@@ -52,6 +52,7 @@ pub(crate) fn plan(head: &RequestHead<'_>, scope: &Scope) -> Result<Plan, Reject
         index,
         named_index,
         path_id,
+        max_searches: None,
     })
 }
 
@@ -73,6 +74,7 @@ pub(crate) fn prepare(
         index,
         named_index,
         path_id,
+        max_searches,
     } = plan;
     // `q` and its companions leave the parameters and become the body query; the response
     // shaping ones are placed by `authorize` (forwarded or applied by esgate).
@@ -90,6 +92,7 @@ pub(crate) fn prepare(
         uri_query,
         raw_body,
         max_body: max,
+        max_searches,
         meter,
     };
     let upstream = (spec.prepare)(&mut request)?;

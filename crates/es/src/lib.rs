@@ -590,12 +590,22 @@ pub struct Plan {
     named_index: bool,
     /// The id the path names (`_explain/{id}`, `_async_search/{id}`).
     path_id: Option<String>,
+    /// The most searches an `_msearch` may carry ([`Plan::searches_at_most`]).
+    max_searches: Option<u32>,
 }
 
 impl Plan {
     /// Whether the proxy must read the request body (capped) and pass it to [`prepare`].
     pub fn needs_body(&self) -> bool {
         self.spec.body
+    }
+
+    /// With at most `max` searches in an `_msearch` (the token's `max_msearch_searches`,
+    /// msearch27): one with more is refused as its lines are split, before any is parsed
+    /// (400, [`RejectKind::OverLimit`]). `None`: not limited. Other routes ignore it.
+    pub fn searches_at_most(mut self, max: Option<u32>) -> Plan {
+        self.max_searches = max;
+        self
     }
 }
 
@@ -624,6 +634,15 @@ impl Prepared {
     /// Whether [`authorize`] needs the backend's dialect in [`Resolution::dialect`].
     pub fn needs_dialect(&self) -> bool {
         self.dialect_route.is_some()
+    }
+
+    /// The searches of an `_msearch` (`None` for every other request): what the proxy
+    /// charges its token's rate (msearch27).
+    pub fn msearch_searches(&self) -> Option<usize> {
+        match &self.upstream.shape {
+            routes::Shape::Msearch(items, _) => Some(items.len()),
+            _ => None,
+        }
     }
 }
 

@@ -144,6 +144,8 @@ pub(crate) struct Request<'a> {
     pub raw_body: Option<&'a [u8]>,
     /// The cap on the decoded body (413 when over).
     pub max_body: usize,
+    /// The most searches an `_msearch` may carry (`Plan::searches_at_most`).
+    pub max_searches: Option<u32>,
     /// Where decoding and parsing the body claim their memory.
     pub meter: &'a crate::memory::Meter<'a>,
 }

@@ -97,6 +97,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         req.index.as_ref(),
         &scope.indices,
         Headers::Tree(&arena),
+        req.max_searches,
         meter,
         |line| {
             let before = arena.objects();
@@ -181,11 +182,12 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         body::check_content_type(req.head.content_type, Media::Json)?;
     }
     let bytes = body::decode_content(raw, req.head.content_encoding, req.max_body, req.meter)?;
-    let mut items = rewrite(
+    let mut items = rewrite_at_most(
         &bytes,
         req.index.as_ref(),
         &scope.indices,
         &scope.filters,
+        req.max_searches,
         req.meter,
     )?;
     for (i, item) in items.iter_mut().enumerate() {
@@ -386,11 +388,25 @@ pub fn rewrite(
     filters: &FilterSet,
     meter: &Meter<'_>,
 ) -> Result<Vec<Item>, Rejection> {
+    rewrite_at_most(ndjson, path_index, patterns, filters, None, meter)
+}
+
+/// [`rewrite`] of at most `max_searches` searches (`None`: any number), more refused before
+/// any line is parsed ([`read_lines`]).
+fn rewrite_at_most(
+    ndjson: &[u8],
+    path_index: Option<&Expression>,
+    patterns: &[String],
+    filters: &FilterSet,
+    max_searches: Option<u32>,
+    meter: &Meter<'_>,
+) -> Result<Vec<Item>, Rejection> {
     read_lines(
         ndjson,
         path_index,
         patterns,
         Headers::Serde(meter),
+        max_searches,
         meter,
         |line| {
             let body = body::parse_strict_within(line, meter)?;
@@ -423,12 +439,16 @@ enum Headers<'t> {
 }
 
 /// The framing and headers of an NDJSON body checked, each body line given to `body` (in
-/// order, after its header is checked).
+/// order, after its header is checked). More than `max_searches` searches (the token's
+/// `max_msearch_searches`): refused as the lines are split, before any is parsed (msearch27:
+/// the body's 100 MiB were the only bound, some 16 million searches of `{}` lines, each run by
+/// the coordinating node and its answer held until the last's).
 fn read_lines<'a>(
     ndjson: &'a [u8],
     path_index: Option<&Expression>,
     patterns: &[String],
     headers: Headers<'_>,
+    max_searches: Option<u32>,
     meter: &Meter<'_>,
     mut body: impl FnMut(&'a [u8]) -> Result<Value, Rejection>,
 ) -> Result<Vec<Item>, Rejection> {
@@ -449,7 +469,7 @@ fn read_lines<'a>(
     // The line table and the items, claimed before they are allocated (session 11 review: a
     // body of `{}` lines is a line per three bytes, 16 bytes of table and an item of some
     // hundred bytes each, none of it in the parse's claims).
-    let lines = split_lines(content, meter)?;
+    let lines = split_lines_at_most(content, max_searches, meter)?;
     if !lines.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(
             "msearch needs a body line after every header line",
@@ -505,15 +525,30 @@ fn read_lines<'a>(
     Ok(items)
 }
 
+/// [`split_lines_at_most`] with no limit (the tests' reference).
+#[cfg(test)]
+fn split_lines<'c>(content: &'c [u8], meter: &Meter<'_>) -> Result<Vec<&'c [u8]>, Rejection> {
+    split_lines_at_most(content, None, meter)
+}
+
 /// `content` split at every `\n`, as `content.split(|b| *b == b'\n')` splits it (the empty
 /// pieces included), the newlines found 64 bytes at a time ([`newline_mask`]; issue 10: the
 /// byte-by-byte split was a twentieth of a 20-search msearch, `memchr_iter` still 8k
 /// instructions of its 372k, a search set up for each line). The table's room is claimed from
-/// `meter` as it grows.
-fn split_lines<'c>(content: &'c [u8], meter: &Meter<'_>) -> Result<Vec<&'c [u8]>, Rejection> {
+/// `meter` as it grows. More lines than `max_searches` searches have (two each): refused (400,
+/// over a limit) at the first line past them, before the rest is split.
+fn split_lines_at_most<'c>(
+    content: &'c [u8],
+    max_searches: Option<u32>,
+    meter: &Meter<'_>,
+) -> Result<Vec<&'c [u8]>, Rejection> {
+    let max_lines = max_searches.map_or(usize::MAX, |m| (m as usize).saturating_mul(2));
     let mut lines = Vec::new();
     let mut start = 0;
     let mut push = |end: usize, lines: &mut Vec<&'c [u8]>| {
+        if lines.len() >= max_lines {
+            return Err(too_many_searches(max_searches.unwrap_or(u32::MAX)));
+        }
         meter.grow(lines, 64)?;
         lines.push(content.get(start..end).unwrap_or_default());
         start = end + 1;
@@ -536,6 +571,13 @@ fn split_lines<'c>(content: &'c [u8], meter: &Meter<'_>) -> Result<Vec<&'c [u8]>
     }
     push(content.len(), &mut lines)?;
     Ok(lines)
+}
+
+/// An `_msearch` of more than `max` searches.
+fn too_many_searches(max: u32) -> Rejection {
+    Rejection::over_limit(format!(
+        "this msearch carries more than {max} searches, over this token's max_msearch_searches {max}; split it"
+    ))
 }
 
 /// A bit per `\n` of a 64-byte chunk (bit `i` for byte `i`): SSE2 through `safe_arch` (this
@@ -1024,6 +1066,50 @@ mod tests {
             &tenant_a(),
             &Meter::unlimited(),
         )
+    }
+
+    /// msearch27: an `_msearch` of more searches than `max_msearch_searches` is refused (400,
+    /// over a limit) on both paths, as its lines are split: a line past the cap is never parsed.
+    /// At the cap it passes, and the prepared request counts its searches.
+    #[test]
+    fn searches_over_the_cap_are_refused_before_any_is_parsed() {
+        let scope = crate::testing::scope();
+        let mut h = crate::testing::head("POST", "/_msearch", None);
+        h.content_type = Some(NDJSON);
+        let prepare = |body: &str, max: Option<u32>, serde_only: bool| {
+            super::super::search::tests::SERDE_ONLY.with(|s| s.set(serde_only));
+            let out = crate::plan(&h, &scope).and_then(|p| {
+                crate::prepare(p.searches_at_most(max), Some(body.as_bytes()), &h, &scope)
+            });
+            super::super::search::tests::SERDE_ONLY.with(|s| s.set(false));
+            out
+        };
+        let five = "{\"index\":\"logs-a\"}\n{\"size\":1}\n{}\n{}\n".repeat(2) + "{}\n{}\n";
+        let bad_sixth = format!("{five}{{not json\n{{}}\n");
+        for serde_only in [false, true] {
+            for max in [Some(5), Some(6), Some(1_000_000), None] {
+                let ok = prepare(&five, max, serde_only).unwrap();
+                assert_eq!(ok.msearch_searches(), Some(5), "{max:?} {serde_only}");
+            }
+            for (body, max) in [(&five, 4), (&five, 1), (&bad_sixth, 5)] {
+                let e = prepare(body, Some(max), serde_only).unwrap_err();
+                assert_eq!(e.kind, RejectKind::OverLimit, "{max} {serde_only}: {e:?}");
+                assert!(
+                    e.reason.contains(&format!("max_msearch_searches {max}")),
+                    "{}",
+                    e.reason
+                );
+            }
+            // Under the cap, the bad line is parsed and refused for what it is.
+            let e = prepare(&bad_sixth, Some(6), serde_only).unwrap_err();
+            assert_eq!(e.kind, RejectKind::BadRequest, "{e:?}");
+        }
+        // Other routes ignore the cap and count no searches.
+        let h = crate::testing::head("POST", "/logs-a/_search", None);
+        let one = crate::plan(&h, &scope)
+            .and_then(|p| crate::prepare(p.searches_at_most(Some(1)), Some(b"{}"), &h, &scope))
+            .unwrap();
+        assert_eq!(one.msearch_searches(), None);
     }
 
     #[test]
