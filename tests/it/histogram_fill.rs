@@ -247,3 +247,35 @@ async fn an_unbounded_histogram_is_refused_on_osmem_and_forwarded_to_noida() {
         direct(&noida, &unbounded()).await["aggregations"]
     );
 }
+
+/// attack27d: an interval in a fraction of a millisecond is a whole one to OpenSearch
+/// (`TimeValue.millis()` truncates): `1999999nanos` over 100 seconds makes 100,001 buckets
+/// there, and esgate counted about 50,000. Counted as the backend reads it: esgate's own 400
+/// on osmem, nothing forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fraction_of_a_millisecond_is_counted_as_the_whole_one_the_backend_uses() {
+    let osmem = fixture::seeded_osmem();
+    let relay = Relay::to(osmem.url());
+    let gw = Esgate::start(&[relay.url()], "").await;
+    let (_, secret) = gw.token(tenant_a()).await;
+    relay.take();
+    for interval in [
+        json!({"fixed_interval": "1999999nanos"}),
+        json!({"interval": 1.9}),
+    ] {
+        let mut h = json!({"field": "@timestamp", "min_doc_count": 0, "format": "epoch_millis"});
+        for (k, v) in interval.as_object().unwrap() {
+            h[k] = v.clone();
+        }
+        let body = json!({"size": 0,
+            "query": {"bool": {"filter": {"range": {"@timestamp": {
+                "format": "epoch_millis", "gte": FROM, "lte": FROM + 100_000}}}}},
+            "aggs": {"2": {"date_histogram": h}}});
+        let (status, answer) = gw.call(&secret, "POST", "/logs-*/_search", body, &[]).await;
+        assert_eq!(status, 400, "{interval}: {answer}");
+        let reason = answer["error"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("more than 65535 buckets"), "{reason}");
+        assert!(relay.take_forwarded().is_empty(), "{interval}");
+    }
+    gw.stop().await;
+}

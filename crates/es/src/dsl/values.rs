@@ -416,7 +416,8 @@ pub(crate) fn date_interval_of(key: &str, v: J<'_>) -> Result<f64, Rejection> {
             J::String(s) => calendar_ms(s)
                 .or_else(|| fixed_ms(s))
                 .or_else(|| s.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| n as f64)),
-            other => number_of(other).filter(|f| *f >= 1.0),
+            // A number is read as a long (`longValue()` truncates a fraction).
+            other => number_of(other).map(f64::trunc).filter(|f| *f >= 1.0),
         },
     };
     parsed.ok_or_else(|| {
@@ -443,7 +444,10 @@ pub(crate) fn date_interval_longest_of(key: &str, v: J<'_>) -> Option<(f64, bool
                     .filter(|n| *n >= 1)
                     .map(|n| (n as f64, false))
             }),
-            other => number_of(other).filter(|f| *f >= 1.0).map(|f| (f, false)),
+            other => number_of(other)
+                .map(f64::trunc)
+                .filter(|f| *f >= 1.0)
+                .map(|f| (f, false)),
         },
     }
 }
@@ -479,21 +483,25 @@ fn calendar_ms(s: &str) -> Option<f64> {
     })
 }
 
-/// A fixed interval (`<integer><unit>`, units `nanos` to `d`) in milliseconds, at least 1.
+/// A fixed interval (`<integer><unit>`, units `nanos` to `d`) in whole milliseconds, at least
+/// 1: the backend's `Rounding` takes `TimeValue.millis()`, which drops a fraction of a
+/// millisecond (`1999999nanos` is 1 ms there, not 1.999999: counted with the fraction, a fill
+/// had twice the buckets counted, attack27d).
 fn fixed_ms(s: &str) -> Option<f64> {
     let digits = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(digits);
-    let n: f64 = n.parse::<u64>().ok()? as f64;
-    let ms = n * match unit {
-        "nanos" => 1e-6,
-        "micros" => 1e-3,
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => HOUR_MS,
-        "d" => DAY_MS,
+    let n = u128::from(n.parse::<u64>().ok()?);
+    let nanos_per_unit: u128 = match unit {
+        "nanos" => 1,
+        "micros" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         _ => return None,
     };
+    let ms = (n * nanos_per_unit / 1_000_000) as f64;
     (ms >= 1.0).then_some(ms)
 }
 

@@ -413,3 +413,46 @@ fn the_tree_is_edited_as_serde_json_is() {
         );
     }
 }
+
+/// An interval in a fraction of a millisecond (`1999999nanos`, `1999micros`, the deprecated
+/// numeric `interval: 1.9`) is a whole millisecond to the backend (`TimeValue.millis()` and
+/// `longValue()` truncate; `Rounding` takes the millis): the fill is counted with that, not
+/// with the fraction, which let one through at twice the most buckets (attack27d).
+#[test]
+fn fractions_of_a_millisecond_are_counted_as_the_backend_truncates_them() {
+    // 100 s: 100,001 one-millisecond buckets, about 50,000 at 1.999999 ms.
+    let short = json!({"range": {"@timestamp": {"format": "epoch_millis", "gte": FROM, "lte": FROM + 100_000}}});
+    let cases = [
+        json!({"fixed_interval": "1999999nanos"}),
+        json!({"fixed_interval": "1999micros"}),
+        json!({"interval": "1999micros"}),
+        json!({"interval": 1.9}),
+    ];
+    for interval in cases {
+        let mut h = json!({"field": "@timestamp"});
+        for (k, v) in interval.as_object().unwrap() {
+            h[k] = v.clone();
+        }
+        let body = json!({"query": short.clone(), "aggs": {"2": {"date_histogram": h}}});
+        assert_eq!(filled(body), Err(RejectKind::BadRequest), "{interval}");
+        // A whole millisecond's worth over a tenth of the span passes, bounded as 1 ms.
+        let tenth = json!({"range": {"@timestamp": {"format": "epoch_millis", "gte": FROM, "lte": FROM + 10_000}}});
+        let mut h = json!({"field": "@timestamp"});
+        for (k, v) in interval.as_object().unwrap() {
+            h[k] = v.clone();
+        }
+        let body = json!({"query": tenth, "aggs": {"2": {"date_histogram": h}}});
+        let out = filled(body).unwrap();
+        assert_eq!(hard(&out), (FROM - 1, FROM + 10_000 + 1), "{interval}");
+    }
+    // Elsewhere the interval stays what it was.
+    assert_eq!(
+        values::date_interval_of("fixed_interval", J::from(&json!("3000000nanos"))).ok(),
+        Some(3.0)
+    );
+    assert!(values::date_interval_of("fixed_interval", J::from(&json!("999999nanos"))).is_err());
+    assert_eq!(
+        values::date_interval_of("interval", J::from(&json!(2.5))).ok(),
+        Some(2.0)
+    );
+}
