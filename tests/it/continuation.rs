@@ -264,6 +264,20 @@ async fn a_sealed_scroll_id_does_not_carry_the_backend_id() {
     assert_eq!(status, 200, "{v}");
 }
 
+/// Opens an OpenSearch point in time on `logs-*` with `secret`: its sealed id.
+async fn open_pit(gw: &Esgate, secret: &str) -> String {
+    let (s, opened) = call(
+        gw,
+        secret,
+        "POST",
+        "/logs-*/_search/point_in_time?keep_alive=1m",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{opened}");
+    opened["pit_id"].as_str().expect("a pit id").to_owned()
+}
+
 /// attack27a (L): a sealed id shows its MAC, and the form sealed in the clear before attack26c
 /// still opens when its MAC is the MAC of the payload after it. With one MAC for both, a token
 /// put a guessed backend id in the clear after its own id's MAC and learnt from 200 or 403
@@ -278,16 +292,7 @@ async fn a_right_guess_of_a_backend_id_in_the_clear_under_a_sealed_ids_mac_is_re
     let relay = support::relay::Relay::to(backend.url());
     let gw = Esgate::start(&[relay.url()], "").await;
     let (a, _) = two_tenants(&gw).await;
-    let (s, opened) = call(
-        &gw,
-        &a,
-        "POST",
-        "/logs-*/_search/point_in_time?keep_alive=1m",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let pit = opened["pit_id"].as_str().expect("a pit id").to_owned();
+    let pit = open_pit(&gw, &a).await;
     let search = |id: &str| json!({"size": 1, "pit": {"id": id, "keep_alive": "1m"}});
     relay.take();
     let (s, page) = call(&gw, &a, "POST", "/_search", search(&pit)).await;
@@ -325,16 +330,7 @@ async fn opensearch_point_in_time_is_bound_and_filtered() {
     let backend = fixture::seeded_osmem();
     let gw = Esgate::start(&[backend.url()], "").await;
     let (a, b) = two_tenants(&gw).await;
-    let (s, opened) = call(
-        &gw,
-        &a,
-        "POST",
-        "/logs-*/_search/point_in_time?keep_alive=1m",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, 200, "{opened}");
-    let pit = opened["pit_id"].as_str().unwrap().to_owned();
+    let pit = open_pit(&gw, &a).await;
     assert!(pit.starts_with("esgc1_"));
 
     let body = json!({"size": 50, "pit": {"id": pit, "keep_alive": "1m"}});
