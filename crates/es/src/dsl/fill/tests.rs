@@ -456,3 +456,54 @@ fn fractions_of_a_millisecond_are_counted_as_the_backend_truncates_them() {
         Some(2.0)
     );
 }
+
+/// review27: a bound that is not a finite number (`"NaN"`, `"Infinity"`: the backends parse
+/// such strings as doubles) bounds nothing. Every comparison with NaN is false, so NaN hard
+/// bounds of the client's own would pass the key steps and `values`' count, yet the backend's
+/// `DoubleBounds.contain` keeps every key between them: the whole fill. `number_of` reads only
+/// finite numbers; this holds the fill to that (it fails with the filter taken out).
+#[test]
+fn bounds_that_are_not_finite_bound_nothing() {
+    let h = |extra: Value| {
+        let mut h = json!({"field": "n", "interval": 1e-6});
+        h.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        h
+    };
+    let own = |min: &str, max: &str| json!({"aggs": {"h": {"histogram": h(json!({"hard_bounds": {"min": min, "max": max}}))}}});
+    for (min, max) in [
+        ("NaN", "NaN"),
+        ("0", "NaN"),
+        ("NaN", "1"),
+        ("-Infinity", "1"),
+    ] {
+        assert_eq!(
+            filled(own(min, max)),
+            Err(RejectKind::Forbidden),
+            "{min} {max}"
+        );
+    }
+    let ranged = |range: Value, extra: Value| {
+        json!({"query": {"bool": {"filter": [{"range": {"n": range}}]}},
+            "aggs": {"h": {"histogram": h(extra)}}})
+    };
+    for range in [
+        json!({"gte": "NaN", "lte": 1000}),
+        json!({"gte": 0, "lte": "NaN"}),
+        json!({"gte": "-Infinity", "lte": 1}),
+    ] {
+        assert_eq!(
+            filled(ranged(range.clone(), json!({}))),
+            Err(RejectKind::Forbidden),
+            "{range}"
+        );
+    }
+    let ext = json!({"extended_bounds": {"min": "NaN", "max": 1}});
+    assert_eq!(
+        filled(ranged(json!({"gte": 0, "lte": 1}), ext)),
+        Err(RejectKind::Forbidden)
+    );
+    // Finite string bounds are still read.
+    assert!(filled(ranged(json!({"gte": "0", "lte": "0.01"}), json!({}))).is_ok());
+}
