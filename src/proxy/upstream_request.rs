@@ -259,9 +259,10 @@ fn upstream_map() -> HeaderMap {
 }
 
 /// Keeps `map`, emptied, as the thread's spare ([`upstream_map`]) when it has the upstream
-/// request's room.
+/// request's room and held no more values than that (`clear` keeps the block of a name's
+/// repeated values, which `capacity` does not show: an answer of many `set-cookie`s grew it).
 fn recycle(mut map: HeaderMap) {
-    if map.capacity() == UPSTREAM_ROOM {
+    if map.capacity() == UPSTREAM_ROOM && map.len() <= UPSTREAM_ROOM {
         map.clear();
         SPARE.with(|spare| spare.set(Some(map)));
     }
@@ -982,6 +983,14 @@ mod tests {
             );
         }
         let _ = into_response_headers(grown, true);
+        assert!(SPARE.with(|s| s.take()).is_none());
+        // Nor one whose repeated values grew their own block (review27; `clear` keeps it).
+        let mut repeated = HeaderMap::with_capacity(UPSTREAM_HEADERS);
+        for i in 0..40 {
+            repeated.append(header::SET_COOKIE, HeaderValue::from(i));
+        }
+        assert_eq!(repeated.capacity(), UPSTREAM_ROOM);
+        let _ = into_response_headers(repeated, true);
         assert!(SPARE.with(|s| s.take()).is_none());
         let _ = into_response_headers(HeaderMap::with_capacity(UPSTREAM_HEADERS), false);
         assert!(SPARE.with(|s| s.take()).is_none());
