@@ -1730,18 +1730,19 @@ async fn enforce(
 }
 
 /// How the backend makes a histogram's empty buckets (`es::dsl::fill`): what its `GET /` said,
-/// once read. Until then it is asked (once, cached) before a body that may hold a histogram
-/// (its text names one, or it is encoded) is prepared; an unknown or failed answer, and a body
-/// that names none (an escaped key), count as made first (fail closed: such a histogram needs
-/// bounds).
+/// once read. Until then it is asked (once, cached; one lookup shared by the requests arriving
+/// while it is in flight) before a body that may hold a histogram (its text names one, or it is
+/// encoded) is prepared; an unknown or failed answer (remembered for
+/// `upstream::dialect::UNKNOWN_FOR`, without asking again), and a body that names none (an
+/// escaped key), count as made first (fail closed: such a histogram needs bounds).
 async fn empty_buckets(
     app: &App,
     body: Option<&[u8]>,
     encoded: bool,
 ) -> es::request::dialect::EmptyBuckets {
     use es::request::dialect::EmptyBuckets;
-    if let Some(known) = app.upstream.empty_buckets_known() {
-        return known;
+    if let Some(settled) = app.upstream.empty_buckets_settled() {
+        return settled;
     }
     let may_hold = body.is_some_and(|b| encoded || memchr::memmem::find(b, b"histogram").is_some());
     if !may_hold {

@@ -402,10 +402,54 @@ grafana_fixture!(
     metric_terms_with_avg_percentiles_max_equals_the_filtered_search,
     "metric_terms_avg_percentiles.json"
 );
-grafana_fixture!(
-    multi_query_panel_equals_the_filtered_searches,
-    "metric_multi_queries.json"
-);
+
+/// Grafana's multi-query panel as it sends it: its Histogram query (`min_doc_count: 0`, no
+/// range on its field `n`) would count empty buckets OpenSearch makes first (attack26), so on
+/// osmem the panel's `_msearch` is esgate's own 403, nothing forwarded, the reason naming the
+/// ways out (README, Wiring Grafana: Min Doc Count 1); on noida it is forwarded and answers as
+/// the filtered searches (`fixtures_hold_on_the_elasticsearch_8_backend_too`). With the panel's
+/// Min Doc Count set to 1 (the one field changed here, the fixture left as captured), osmem
+/// answers it as the filtered searches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_query_panel_is_refused_on_opensearch_and_answers_with_min_doc_count_1() {
+    let text = include_str!("../data/grafana/metric_multi_queries.json");
+    let mut fixture: Value = serde_json::from_str(text).expect("fixture is JSON");
+    let histogram = "/ndjson/3/aggs/3/histogram/min_doc_count";
+    assert_eq!(
+        fixture.pointer(histogram),
+        Some(&json!(0)),
+        "as Grafana sends it"
+    );
+    let backend = fixture::seeded_osmem();
+    let gw = Esgate::start(&[backend.url()], "").await;
+    let (_, secret) = gw.token(tenant_a_token()).await;
+    let url = gw.url(&with_query("/_msearch", &fixture["query"]));
+    let mut headers = headers_of(&fixture);
+    headers.push(("authorization".to_owned(), bearer(&secret)));
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = send("POST", &url, &refs, body_of(&fixture))
+        .await
+        .expect("esgate answers");
+    let text = String::from_utf8_lossy(&decoded_body(&reply)).into_owned();
+    assert_eq!(reply.status, 403, "{text}");
+    let answer: Value = serde_json::from_str(&text).expect("a JSON refusal");
+    assert_eq!(answer["error"]["type"], "security_exception", "{text}");
+    let reason = answer["error"]["reason"].as_str().unwrap_or_default();
+    for hint in [
+        "[min_doc_count] to 1",
+        "[hard_bounds]",
+        "[range] on its [field]",
+    ] {
+        assert!(reason.contains(hint), "{reason}");
+    }
+    gw.stop().await;
+
+    *fixture.pointer_mut(histogram).expect("the histogram") = json!(1);
+    replay_fixture_on(&fixture.to_string(), backend.url(), true).await;
+}
 // Issue 10: the searches of one `_msearch` repeat an aggregation (checked once by esgate:
 // `rewrite::Accepted`); each must still answer as its own filtered search.
 grafana_fixture!(

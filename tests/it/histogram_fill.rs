@@ -279,3 +279,56 @@ async fn a_fraction_of_a_millisecond_is_counted_as_the_whole_one_the_backend_use
     }
     gw.stop().await;
 }
+
+/// hist27b: a backend whose `GET /` does not say what it is (benches/load's canned nginx
+/// answers it with a search answer; so may a credential without `monitor`) is asked once a
+/// window (`upstream::dialect::UNKNOWN_FOR`), not once per request naming a histogram: eight
+/// concurrent requests share the one lookup in flight, eight more after it ask nothing.
+/// Meanwhile the backend counts as making empty buckets first (fail closed): a histogram that
+/// would need bounds is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecognised_banner_is_asked_once_a_window_and_histograms_fail_closed() {
+    use support::recording::{Answer, Recording};
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    let search = json!({"took": 1, "timed_out": false,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}});
+    let canned = search.clone();
+    es.script_fn("GET", "/", move |r| {
+        if r.path == "/" {
+            Answer::json(200, canned.clone())
+        } else {
+            Answer::json(404, json!({"error": "nothing scripted", "status": 404}))
+        }
+    });
+    es.script_json("POST", "/logs-a/_search", 200, search);
+    let gw = Esgate::start(&[es.url()], "").await;
+    let a = gw.tenant_token("a").await;
+    let mut bounded = unbounded();
+    bounded["aggs"]["2"]["histogram"]["min_doc_count"] = json!(1);
+
+    let calls = (0..8).map(|_| gw.call(&a, "POST", "/logs-a/_search", bounded.clone(), &[]));
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..8 {
+        let (status, body) = gw
+            .call(&a, "POST", "/logs-a/_search", bounded.clone(), &[])
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = gw
+        .call(&a, "POST", "/logs-a/_search", unbounded(), &[])
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    let lookups: Vec<_> = es
+        .requests_to("GET", "/")
+        .into_iter()
+        .filter(|r| r.path == "/")
+        .collect();
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert_eq!(es.requests_to("POST", "/logs-a/_search").len(), 16);
+    gw.stop().await;
+}

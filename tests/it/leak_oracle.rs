@@ -58,6 +58,14 @@
 //! without an index (`Gen::without_index`: `/_search`, `/_count`, `/_msearch`, ...), drawn after
 //! the rest of the case.
 //!
+//! Session 27 (hist27b): osmem refuses a histogram that would make its empty buckets before
+//! counting them unless it is bounded (`es::dsl::fill`), which left every drawn histogram
+//! refused there. 80% of the cases whose bodies hold one now have them bounded, drawn after the
+//! rest of the case (`Gen::bound_histograms`: `min_doc_count` 1 or 2, numeric `hard_bounds`,
+//! or a `range` on each histogram's field in the query's filter, at tenant a's edges or wider,
+//! which esgate turns into `hard_bounds`), and three fixed cases bound one by a range at a's
+//! edges: a rewrite that cut an edge bucket differs from ONLY_A.
+//!
 //! Session 21 (`Layout`): the sweeps above run on one shard with tenant a's documents written
 //! first on both sides, so every shard-wide counter of tenant a's documents (doc ids,
 //! `_seq_no`) agreed by construction and no shard-level statistic was compared across shards.
@@ -1577,6 +1585,53 @@ impl Gen {
             kind,
             features: std::mem::take(&mut self.features),
         }
+    }
+
+    /// hist27b: 80% of the cases whose search bodies hold a `histogram` or `date_histogram`
+    /// get them bounded one way (`Bounded`), all alike, so that they pass on a backend that
+    /// makes empty buckets first (osmem, where they were all refused) and the `hard_bounds`
+    /// esgate adds around a range is itself compared with ONLY_A's answer. Drawn only for such
+    /// a case, after everything else: every other case is the one it was.
+    fn bound_histograms(&mut self, case: &mut Case) {
+        let probe = |v: &Value| Bounded::MinDocCount(0).apply(&mut v.clone());
+        let holds = match &case.body {
+            Some(Body::Json(b)) => probe(b),
+            Some(Body::Ndjson(lines)) => lines.iter().skip(1).step_by(2).any(probe),
+            None => false,
+        };
+        if !holds || !self.rng.chance(80) {
+            return;
+        }
+        let k = self.rng.below(6);
+        // The range most: it is the one esgate rewrites.
+        let way = match self.rng.below(4) {
+            0 => Bounded::MinDocCount(k),
+            1 => Bounded::HardBounds(k),
+            _ => Bounded::Range(k),
+        };
+        match &mut case.body {
+            Some(Body::Json(b)) => {
+                way.apply(b);
+            }
+            Some(Body::Ndjson(lines)) => {
+                for b in lines.iter_mut().skip(1).step_by(2) {
+                    way.apply(b);
+                }
+            }
+            None => {}
+        }
+        match &mut case.kind {
+            Kind::Search(b) | Kind::Scroll(b) | Kind::Pit(b) => {
+                way.apply(b);
+            }
+            Kind::Msearch(bodies) => {
+                for b in bodies {
+                    way.apply(b);
+                }
+            }
+            _ => {}
+        }
+        case.features.push(way.tag());
     }
 
     /// Now and then a route on `logs-*` asked without its index (`/_search`, `/_count`,
@@ -3884,6 +3939,29 @@ fn fixed_cases() -> Vec<Case> {
             kind: Kind::Search(Value::Null),
             features: vec!["fixed", "ep:_search"],
         },
+        // hist27b: histograms bounded by a range in the query's filter at tenant a's edges
+        // (`n` 10..=94, dates 2024-03-01..2024-05-10), which esgate turns into `hard_bounds`
+        // on osmem: a bound cut one interval short drops an edge bucket.
+        search(
+            json!({"size": 0, "query": {"bool": {"filter": [{"range": {"n": {"gte": 10, "lte": 94}}}]}},
+                "aggs": {"h": {"histogram": {"field": "n", "interval": 7, "offset": 3}}}}),
+            "hist:range",
+        ),
+        search(
+            json!({"size": 0, "query": {"bool": {"filter": {"range": {"@timestamp": {"format": "epoch_millis",
+                    "gte": 1_709_251_200_000_i64, "lte": 1_715_299_200_000_i64}}}}},
+                "aggs": {"d": {"date_histogram": {"field": "@timestamp", "fixed_interval": "86400000ms",
+                    "format": "epoch_millis", "min_doc_count": 0,
+                    "extended_bounds": {"min": 1_709_251_200_000_i64, "max": 1_715_299_200_000_i64}}}}}),
+            "hist:range",
+        ),
+        search(
+            json!({"size": 0, "query": {"bool": {"must": [{"range": {"@timestamp": {"format": "strict_date_optional_time",
+                    "gte": "2024-03-01T00:00:00.000Z", "lte": "2024-05-10T00:00:00.000Z"}}}]}},
+                "aggs": {"d": {"date_histogram": {"field": "@timestamp", "calendar_interval": "week",
+                    "time_zone": "Europe/Paris", "min_doc_count": 0}}}}),
+            "hist:range",
+        ),
     ]
 }
 
@@ -3903,7 +3981,119 @@ fn generate(seed: u64, i: u64, vectors: bool, (geo_percent, uri_percent): (u64, 
     if mix(seed ^ uri::URI_STREAM ^ mix(i.wrapping_add(1))) % 100 < uri_percent {
         return g.uri_case();
     }
-    g.case()
+    let mut case = g.case();
+    // Drawn after the rest (hist27b): a case without a histogram is the one it was.
+    g.bound_histograms(&mut case);
+    case
+}
+
+/// How `Gen::bound_histograms` lets a case's histograms fill their empty buckets on a backend
+/// that makes them first (osmem; `es::dsl::fill`): each histogram counts only buckets with
+/// documents, has numeric hard bounds (over its extended bounds), or the query's filter has a
+/// range on each histogram's field (esgate adds hard bounds around it). The number picks the
+/// variant (bounds that cut the data or not).
+#[derive(Clone, Copy)]
+enum Bounded {
+    MinDocCount(usize),
+    HardBounds(usize),
+    Range(usize),
+}
+
+impl Bounded {
+    fn tag(self) -> &'static str {
+        match self {
+            Bounded::MinDocCount(_) => "hist:min_doc_count",
+            Bounded::HardBounds(_) => "hist:hard_bounds",
+            Bounded::Range(_) => "hist:range",
+        }
+    }
+
+    /// Applies to one search body; `false` when it holds no histogram.
+    fn apply(self, body: &mut Value) -> bool {
+        // 2023-01-01, 2024-01-01, 2024-07-01, 2026-01-01 (UTC), in epoch milliseconds.
+        const D2023: i64 = 1_672_531_200_000;
+        const D2024: i64 = 1_704_067_200_000;
+        const D2024H2: i64 = 1_719_792_000_000;
+        const D2026: i64 = 1_767_225_600_000;
+        // 2024-03-01 and 2024-05-10 (UTC).
+        const MAR: i64 = 1_709_251_200_000;
+        const MAY10: i64 = 1_715_299_200_000;
+        let mut fields: Vec<(bool, String)> = Vec::new();
+        let mut fix = |date: bool, h: &mut Map<String, Value>| {
+            if let Some(f) = h.get("field").and_then(Value::as_str) {
+                fields.push((date, f.to_owned()));
+            }
+            let extended = h.contains_key("extended_bounds");
+            match self {
+                Bounded::MinDocCount(k) => {
+                    h.insert("min_doc_count".into(), json!(1 + k % 2));
+                }
+                Bounded::HardBounds(k) => {
+                    let (min, max) = match (date, extended || k % 2 == 0) {
+                        (true, true) => (json!(D2023), json!(D2026)),
+                        (true, false) => (json!(D2024), json!(D2024H2)),
+                        (false, true) => (json!(-100), json!(3000)),
+                        (false, false) => (json!(0), json!(40)),
+                    };
+                    h.insert("hard_bounds".into(), json!({"min": min, "max": max}));
+                }
+                Bounded::Range(_) => {}
+            }
+        };
+        visit_histograms(body, &mut fix);
+        if fields.is_empty() {
+            return false;
+        }
+        if let Bounded::Range(k) = self {
+            let ranges: Vec<Value> = fields
+                .iter()
+                .map(|(date, field)| {
+                    // Tenant a's `n` runs 10..=94, its dates 2024-03-01..2024-05-10:
+                    // bounds at its edges and inside, where a key cut off would show.
+                    let bounds = match (date, k % 3) {
+                        (true, 0) => json!({"gte": D2023, "lte": D2026 - 1, "format": "epoch_millis"}),
+                        (true, 1) => json!({"gte": MAR, "lte": MAY10, "format": "epoch_millis"}),
+                        (true, _) => json!({"gte": "2024-03-10T00:00:00.000Z",
+                            "lte": "2024-05-01T23:59:59.999Z", "format": "strict_date_optional_time"}),
+                        (false, 0) => json!({"gte": -50, "lte": 3000}),
+                        (false, 1) => json!({"gte": 10, "lte": 94}),
+                        (false, _) => json!({"gte": 17, "lte": 61}),
+                    };
+                    json!({"range": {field.as_str(): bounds}})
+                })
+                .collect();
+            let query = match body.get_mut("query").map(Value::take) {
+                Some(q) => json!({"bool": {"filter": ranges, "must": [q]}}),
+                None => json!({"bool": {"filter": ranges}}),
+            };
+            body["query"] = query;
+        }
+        true
+    }
+}
+
+/// Calls `fix` on the parameters of every `histogram` and `date_histogram` (`true`) in `v`'s
+/// aggregations, sub-aggregations included.
+fn visit_histograms(v: &mut Value, fix: &mut impl FnMut(bool, &mut Map<String, Value>)) {
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    for (key, child) in obj.iter_mut() {
+        if key == "aggs" || key == "aggregations" {
+            for def in child
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+            {
+                for (t, date) in [("histogram", false), ("date_histogram", true)] {
+                    if let Some(h) = def.get_mut(t).and_then(Value::as_object_mut) {
+                        fix(date, h);
+                    }
+                }
+            }
+        }
+        visit_histograms(child, fix);
+    }
 }
 
 /// The share of geo, rank-feature and address cases (`Gen::geo_case`), and their stream.
