@@ -100,7 +100,7 @@ fn check_and_rewrite(c: &mut Criterion) {
         })
     });
 
-    let msearch = b"{\"index\":\"logs-*\",\"ignore_unavailable\":true}\n{\"size\":0,\"query\":{\"bool\":{\"filter\":[{\"range\":{\"@timestamp\":{\"gte\":1,\"lte\":2}}}]}},\"aggs\":{\"h\":{\"date_histogram\":{\"field\":\"@timestamp\",\"fixed_interval\":\"1m\",\"min_doc_count\":0}}}}\n";
+    let msearch = b"{\"index\":\"logs-*\",\"ignore_unavailable\":true}\n{\"size\":0,\"query\":{\"bool\":{\"filter\":[{\"range\":{\"@timestamp\":{\"gte\":1,\"lte\":2,\"format\":\"epoch_millis\"}}}]}},\"aggs\":{\"h\":{\"date_histogram\":{\"field\":\"@timestamp\",\"fixed_interval\":\"1m\",\"min_doc_count\":0}}}}\n";
     let head = RequestHead {
         method: "POST",
         path: "/_msearch",
