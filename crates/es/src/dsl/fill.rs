@@ -53,16 +53,13 @@ use serde_json::{Map, Number, Value};
 
 use super::json::{Obj, J};
 use super::values::{self, number_of, uint_of, HOUR_MS, MAX_BUCKETS};
+use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
 use crate::request::tree::{Container, Node};
 use crate::Rejection;
 
 /// Most intervals a numeric histogram's bounds and offset may lie from 0 (see the module).
 const MAX_KEY_STEPS: f64 = (1u64 << 40) as f64;
-
-/// Most nesting followed in a query or an aggregation tree (the body's depth is capped far
-/// below this already).
-const MAX_DEPTH: usize = 64;
 
 /// `hard_bounds` to add to one histogram: the positions of the entries that lead from the
 /// body's top level to its parameters (`aggs`, the aggregation's name, its type; a
@@ -276,9 +273,11 @@ fn hard_bounds<'a>(
                 "[date_histogram] needs exactly one interval",
             ));
         };
-        let (longest, calendar) = values::date_interval_longest_of(key, v)
-            .ok_or_else(|| Rejection::bad_request("[date_histogram] needs a valid interval"))?;
         let shortest = values::date_interval_of(key, v)?;
+        let (longest, calendar) = match values::calendar_longest_of(key, v) {
+            Some(ms) => (ms, true),
+            None => (shortest, false),
+        };
         let zoned = p.time_zone.is_some_and(|z| !z.as_str().is_some_and(utc));
         let width = longest + if calendar || zoned { HOUR_MS } else { 0.0 };
         (lo.floor() - width, hi.ceil() + width, shortest)
@@ -536,12 +535,7 @@ fn value_at<'v>(
 pub(crate) fn apply_tree<'a>(body: &mut Container<'a, (Cow<'a, str>, Node<'a>)>, edits: Vec<Edit>) {
     for edit in edits {
         if let Some(params) = node_at(body, &edit.path) {
-            let number = |b: Bound| {
-                Node::Number(Cow::Owned(match b {
-                    Bound::Millis(ms) => ms.to_string(),
-                    Bound::Number(_) => b.number().to_string(),
-                }))
-            };
+            let number = |b: Bound| Node::Number(Cow::Owned(b.number().to_string()));
             let bounds = Node::object(vec![
                 (Cow::Borrowed("min"), number(edit.min)),
                 (Cow::Borrowed("max"), number(edit.max)),

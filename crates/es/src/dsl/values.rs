@@ -427,28 +427,14 @@ pub(crate) fn date_interval_of(key: &str, v: J<'_>) -> Result<f64, Rejection> {
     })
 }
 
-/// The longest length in milliseconds of one interval of a date histogram (`key` the one of
-/// `calendar_interval`, `fixed_interval`, `interval` given, `v` its value), and whether it is a
-/// calendar unit (`fill`'s widening of the query's range); `None` where [`date_interval_of`]
-/// refuses. A calendar unit's longest length without its daylight-saving hour (`fill` adds it).
-pub(crate) fn date_interval_longest_of(key: &str, v: J<'_>) -> Option<(f64, bool)> {
-    let calendar = |s: &str| calendar_longest_ms(s).map(|ms| (ms, true));
-    let fixed = |s: &str| fixed_ms(s).map(|ms| (ms, false));
+/// The longest length in milliseconds of one interval of a date histogram whose interval
+/// (`key` the one of `calendar_interval`, `fixed_interval`, `interval` given, `v` its value) is
+/// a calendar unit, without its daylight-saving hour (`fill`'s widening of the query's range
+/// adds it); `None` for any other interval, whose length [`date_interval_of`] gives.
+pub(crate) fn calendar_longest_of(key: &str, v: J<'_>) -> Option<f64> {
     match key {
-        "calendar_interval" => v.as_str().and_then(calendar),
-        "fixed_interval" => v.as_str().and_then(fixed),
-        _ => match v {
-            J::String(s) => calendar(s).or_else(|| fixed(s)).or_else(|| {
-                s.parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .map(|n| (n as f64, false))
-            }),
-            other => number_of(other)
-                .map(f64::trunc)
-                .filter(|f| *f >= 1.0)
-                .map(|f| (f, false)),
-        },
+        "fixed_interval" => None,
+        _ => v.as_str().and_then(calendar_longest_ms),
     }
 }
 
