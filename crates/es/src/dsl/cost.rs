@@ -35,6 +35,7 @@ use super::json::{Obj, J};
 
 use crate::dsl::fill;
 use crate::dsl::values::{histogram_buckets, uint_of};
+use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
 use crate::request::params::{time_millis, Param};
 use crate::request::tree::Container;
@@ -272,9 +273,6 @@ fn each_object(
         _ => Ok(()),
     }
 }
-
-/// Most nesting followed (`rewrite` caps the body depth well below this anyway).
-const MAX_DEPTH: usize = 64;
 
 /// The buckets an `aggs` object can return: each aggregation's own buckets, times one plus
 /// what its sub-aggregations return per bucket. Saturating.
