@@ -30,6 +30,11 @@ use crate::store::model::TokenLimits;
 /// The default `max_msearch_searches` (`[policies.limits]`): see docs/configuration.md.
 pub const DEFAULT_MAX_MSEARCH_SEARCHES: u32 = 1000;
 
+/// The rate's interval between two requests, in nanoseconds (admission and charges alike).
+fn interval_nanos(rate: u32) -> u64 {
+    1_000_000_000 / u64::from(rate).max(1)
+}
+
 /// Why a request was refused, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Limited {
@@ -164,7 +169,7 @@ impl Throttle {
         };
         if let Some(rate) = rate {
             let burst = limits.burst.filter(|b| *b > 0).unwrap_or(rate);
-            let interval = 1_000_000_000 / u64::from(rate).max(1);
+            let interval = interval_nanos(rate);
             let tolerance = interval.saturating_mul(u64::from(burst));
             let now = self.nanos(now);
             let mut tat = entry.tat.load(Ordering::Acquire);
@@ -204,7 +209,7 @@ impl Throttle {
         if extra == 0 {
             return;
         }
-        let interval = 1_000_000_000 / u64::from(rate).max(1);
+        let interval = interval_nanos(rate);
         let debt = interval.saturating_mul(extra);
         let entry = self.entry(token_id);
         let now = self.nanos(now);
