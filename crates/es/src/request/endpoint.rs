@@ -8,6 +8,8 @@
 //! substring matching and no default allow. Every route of both endpoint inventories
 //! (`crates/es/data/endpoints-*.tsv`) gets a decision here; the test at the bottom proves it.
 
+use smallvec::SmallVec;
+
 use crate::{request::params, Method, RejectKind, Rejection};
 
 /// The routes a read token may use: what the path says. What esgate does with each (its
@@ -274,48 +276,10 @@ pub fn classify(method: Method, raw_path: &str) -> Result<Endpoint, Rejection> {
     Ok(Endpoint::Denied(deny_category(method, segs)))
 }
 
-/// The segments a path's split keeps in place; a longer path's spill into a `Vec`. No route
-/// has more than three, so a request's path fits (issue 10: the `Vec` was an allocation and
-/// its free on every request).
-const SEGMENTS_IN_PLACE: usize = 8;
-
-/// A path's raw segments, in order: the first [`SEGMENTS_IN_PLACE`] in place, all of them in
-/// `spilled` once there are more.
-struct Segments<'a> {
-    in_place: [&'a str; SEGMENTS_IN_PLACE],
-    len: usize,
-    spilled: Vec<&'a str>,
-}
-
-impl<'a> Segments<'a> {
-    fn new() -> Segments<'a> {
-        Segments {
-            in_place: [""; SEGMENTS_IN_PLACE],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, s: &'a str) {
-        if self.len < SEGMENTS_IN_PLACE {
-            self.in_place[self.len] = s;
-            self.len += 1;
-        } else {
-            if self.spilled.is_empty() {
-                self.spilled.extend_from_slice(&self.in_place);
-            }
-            self.spilled.push(s);
-        }
-    }
-
-    fn as_slice(&self) -> &[&'a str] {
-        if self.spilled.is_empty() {
-            &self.in_place[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
+/// A path's raw segments, in order: eight kept in place, a longer path's spilled to the heap.
+/// No route has more than three, so a request's path fits (issue 10: a `Vec` was an allocation
+/// and its free on every request).
+type Segments<'a> = SmallVec<[&'a str; 8]>;
 
 /// Splits an origin-form path into raw segments (see the module invariant).
 fn split_path(raw: &str) -> Result<Segments<'_>, Rejection> {
