@@ -16,14 +16,13 @@
 use std::collections::VecDeque;
 #[cfg(test)]
 use std::io::Read;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 
+use super::replayed::{self, Replayed};
 use super::{answer, inflate, ProxyError, MAX_SEALED_RESPONSE};
 use crate::app::App;
 use crate::body::{Body, BodyBudget, BoxError, ReadError};
@@ -38,8 +37,11 @@ const PEEK_LIMIT: usize = 64 * 1024;
 // allocation a `Box` would add (the point of `at_once`).
 #[allow(clippy::large_enum_variant)]
 pub(super) enum AtOnce {
-    /// The answer, streaming.
+    /// The answer: read whole and judged, or streaming (of stated length).
     Sent(Response<Body>),
+    /// The answer's head and body of no stated length, its first frame judged clean: it
+    /// streams, once [`Replayed::ending`] has looked for its end.
+    Streams { headers: HeaderMap, body: Replayed },
     /// The backend's answer broke.
     Broken(ProxyError),
     /// For [`respond`]: the answer's head and body, and the frames already read.
@@ -104,15 +106,18 @@ pub(super) fn at_once(
             held: VecDeque::from([first]),
         };
     }
+    // An answer of no stated length may have its end there too (`Replayed::ending`, an await
+    // the caller makes); one of stated length goes as it is, its body boxed here.
+    if replayed::unbounded(&body) {
+        return AtOnce::Streams {
+            headers,
+            body: Replayed::new(Some(first), VecDeque::new(), body),
+        };
+    }
     AtOnce::Sent(answer(
         status,
         headers,
-        Replayed {
-            held: VecDeque::new(),
-            first: Some(first),
-            rest: body,
-        }
-        .boxed(),
+        Replayed::new(Some(first), VecDeque::new(), body).boxed(),
     ))
 }
 
@@ -274,23 +279,12 @@ pub(super) async fn respond(
         verdict != Peek::Clean
     };
     if !whole {
-        return Ok(answer(
-            status,
-            headers,
-            Replayed {
-                held,
-                first: None,
-                rest: body,
-            }
-            .boxed(),
-        ));
+        let mut body = Replayed::new(None, held, body);
+        body.ending().await;
+        return Ok(answer(status, headers, body.boxed()));
     }
     let read = crate::body::read_answer_budgeted(
-        Replayed {
-            held,
-            first: None,
-            rest: body,
-        },
+        Replayed::new(None, held, body),
         MAX_SEALED_RESPONSE,
         &app.body_budget,
         app.config.limits.buffered_wait,
@@ -436,50 +430,6 @@ fn joined(held: &VecDeque<Frame<Bytes>>) -> Bytes {
     let mut all = BytesMut::new();
     data.for_each(|d| all.extend_from_slice(d));
     all.freeze()
-}
-
-/// An answer body whose first frames were read to judge it: those frames again, then the rest.
-struct Replayed {
-    /// The one frame [`at_once`] read (no queue to allocate for it).
-    first: Option<Frame<Bytes>>,
-    held: VecDeque<Frame<Bytes>>,
-    rest: AnswerBody,
-}
-
-impl HttpBody for Replayed {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(frame) = self.first.take().or_else(|| self.held.pop_front()) {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx).map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.held.is_empty() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let held: u64 = self
-            .first
-            .iter()
-            .chain(self.held.iter())
-            .filter_map(Frame::data_ref)
-            .map(|d| d.len() as u64)
-            .sum();
-        let rest = self.rest.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + held);
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + held);
-        }
-        hint
-    }
 }
 
 #[cfg(test)]

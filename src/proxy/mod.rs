@@ -34,6 +34,7 @@ mod failures;
 pub mod hygiene;
 mod identity;
 mod inflate;
+mod replayed;
 mod transformed;
 pub mod upstream_request;
 
@@ -586,6 +587,14 @@ async fn pipeline(
             let header_first = watch.unwrap_or(true);
             match failures::at_once(&app.body_budget, status, headers, body, header_first) {
                 failures::AtOnce::Sent(answer) => Ok(answer),
+                failures::AtOnce::Streams { headers, mut body } => {
+                    body.ending().await;
+                    Ok(answer(
+                        status,
+                        headers,
+                        http_body_util::BodyExt::boxed(body),
+                    ))
+                }
                 failures::AtOnce::Broken(e) => Err(e),
                 failures::AtOnce::Judge {
                     headers,
@@ -604,6 +613,12 @@ async fn pipeline(
                 }
             }
         }
+        // An answer of no stated length, sent with its end when that came with it.
+        Handling::Stream if replayed::unbounded(&body) => Ok(answer(
+            status,
+            headers,
+            replayed::Replayed::streamed(body).await,
+        )),
         Handling::Stream => Ok(answer(
             status,
             headers,

@@ -6,9 +6,10 @@
 //! Every connection must make progress or be closed (issue #9 item 1), each by its own timer:
 //! the TLS handshake (`listen.tls.handshake_timeout`); the first request, which must start within
 //! `header_timeout` of the connection (or of its handshake), before and whatever the
-//! HTTP/1-vs-HTTP/2 detection; HTTP/1 headers (`header_timeout`, hyper's own timer); HTTP/2
-//! PINGs unanswered for `h2_keep_alive_timeout`; and a connection with no request in flight
-//! and none started or done for `idle_timeout` (`connection::Watchdog`).
+//! HTTP/1-vs-HTTP/2 detection; HTTP/1 headers (`header_timeout`, hyper's own rule, on one timer
+//! entry a connection: `head_timer`); HTTP/2 PINGs unanswered for `h2_keep_alive_timeout`; and a
+//! connection with no request in flight and none started or done for `idle_timeout`
+//! (`connection::Watchdog`).
 //!
 //! Invariant: no request logic here; requests go to `proxy::handle` or `server::admin` (which
 //! hands `/ui/` to `server::ui`, the admin web page's embedded files).
@@ -16,6 +17,7 @@
 pub mod admin;
 mod connection;
 pub mod descriptors;
+mod head_timer;
 mod per_ip;
 mod rewind;
 mod streams;
@@ -525,7 +527,8 @@ async fn serve<I>(
     match http {
         Http::One => {
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
+                // One timer entry for the connection's head reads, not one a request.
+                .timer(head_timer::HeadTimer::default())
                 .header_read_timeout(limits.header_timeout)
                 // The head's cap, checked as it is read (431) ...
                 .max_header_size(limits.max_header_bytes)

@@ -321,6 +321,66 @@ async fn an_idle_http1_connection_is_closed_by_the_shorter_of_its_two_timeouts()
     }
 }
 
+/// perf28b: hyper's HTTP/1 header timer is one timer entry a connection, moved to each head
+/// read's deadline (`server::head_timer`). Requests that keep coming within `header_timeout`
+/// of each other keep the connection well past its first head's deadline, every one answered;
+/// once they stop, it is closed `header_timeout` after the last answer, not at an earlier
+/// head's deadline nor later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connections_head_deadline_moves_with_each_request() {
+    let backend = FaultServer::answer(200, "application/json", r#"{"ok":true}"#);
+    let listen = "header_timeout = \"1s\"\nidle_timeout = \"6s\"\n";
+    let gw = Esgate::start_full(&[backend.url()], listen, "", "").await;
+    let secret = gw.all_token().await;
+    let request = format!(
+        "GET /logs/_search HTTP/1.1\r\nHost: esgate\r\nAuthorization: Bearer {secret}\r\n\r\n"
+    );
+    let mut s = connect(gw.data_addr).await;
+    let started = Instant::now();
+    for i in 0..4 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        s.write_all(request.as_bytes()).await.expect("write");
+        let answer = read_answer(&mut s).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with(r#"{"ok":true}"#),
+            "request {i} at {:?}: {answer:?}",
+            started.elapsed()
+        );
+    }
+    assert!(started.elapsed() > Duration::from_millis(1_500));
+    let took = closed_within(&mut s, Duration::from_secs(10)).await;
+    let took = took.expect("still open 10 s after the last answer");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2_500),
+        "closed {took:?} after the last answer"
+    );
+}
+
+/// One HTTP/1.1 answer with a `Content-Length`, head and body, as text.
+async fn read_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).await.expect("read");
+        assert_eq!(n, 1, "closed mid-head: {:?}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .expect("a content-length")
+        .trim()
+        .parse()
+        .expect("a length");
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).await.expect("the body");
+    got.extend_from_slice(&body);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// Item 1: the same over TLS: a client quiet after the handshake is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_connections_quiet_after_the_handshake_are_closed() {
