@@ -38,7 +38,7 @@ use crate::dsl::values::{histogram_buckets, uint_of};
 use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
 use crate::request::params::{time_millis, Param};
-use crate::request::tree::Container;
+use crate::request::tree::{Arena, Container};
 use crate::Rejection;
 
 /// `size` when a search gives none (Elasticsearch's default).
@@ -92,13 +92,16 @@ impl CostGuard {
     /// The first half of [`CostGuard::search`] on a tree body's top-level entries: the hard
     /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`).
     /// [`CostGuard::search_checked`] reads the body after it.
+    /// The new parsed values it makes are put in `arena` (the body's) and claimed from its
+    /// meter (a refused claim is the error).
     pub(crate) fn fill_tree<'a>(
         &self,
         entries: &mut Container<'a, (std::borrow::Cow<'a, str>, crate::request::tree::Node<'a>)>,
+        arena: &'a Arena<'_>,
     ) -> Result<(), Rejection> {
         let edits = fill::plan(Obj::N(entries), self.empty_buckets)?;
         if !edits.is_empty() {
-            fill::apply_tree(entries, edits);
+            fill::apply_tree(entries, edits, arena)?;
         }
         Ok(())
     }

@@ -45,17 +45,20 @@
 //!
 //! Invariant: pure; [`EmptyBuckets::Counted`] changes nothing; the edits are computed once
 //! over [`J`] and applied alike to either representation (the tree and serde paths forward the
-//! same bytes); reasons name keys, never values.
+//! same bytes), and what the checks after the fill read is what is forwarded (on the tree path
+//! the bounds go into the parsed `aggs`' tape and text alike, [`apply_tree`]); reasons name
+//! keys, never values.
 
 use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
+use smallvec::SmallVec;
 
 use super::json::{Obj, J};
 use super::values::{self, number_of, uint_of, HOUR_MS, MAX_BUCKETS};
 use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
-use crate::request::tree::{Container, Node};
+use crate::request::tree::{Added, Arena, Container, Node};
 use crate::Rejection;
 
 /// Most intervals a numeric histogram's bounds and offset may lie from 0 (see the module).
@@ -531,17 +534,68 @@ fn value_at<'v>(
     }
 }
 
-/// The edits made on a tree body's top-level entries (each container on the way opened).
-pub(crate) fn apply_tree<'a>(body: &mut Container<'a, (Cow<'a, str>, Node<'a>)>, edits: Vec<Edit>) {
-    for edit in edits {
-        if let Some(params) = node_at(body, &edit.path) {
-            let number = |b: Bound| Node::Number(Cow::Owned(b.number().to_string()));
-            let bounds = Node::object(vec![
-                (Cow::Borrowed("min"), number(edit.min)),
-                (Cow::Borrowed("max"), number(edit.max)),
-            ]);
-            params.set("hard_bounds", bounds);
+/// The edits made on a tree body's top-level entries. The edits under a parsed entry (the
+/// request path's `aggs`: `rewrite::search_tree` opens only the top level) are made in one new
+/// parsed value, `hard_bounds` put last in each histogram's parameters, tape and source text
+/// ([`Parsed::with_added`](crate::request::tree::Parsed::with_added)): the checks after this
+/// read them and the writer copies the text whole (session 28: three containers were opened
+/// for each, written item by item). Any other edit opens each container on its way.
+pub(crate) fn apply_tree<'a>(
+    body: &mut Entries<'a>,
+    edits: Vec<Edit>,
+    arena: &'a Arena<'_>,
+) -> Result<(), Rejection> {
+    let mut rest = &edits[..];
+    while let Some(first) = rest.first() {
+        // The edits under one top-level entry (`plan` gives them in body order).
+        let top = first.path.first().copied();
+        let n = rest
+            .iter()
+            .take_while(|e| e.path.first().copied() == top)
+            .count();
+        let (under, after) = rest.split_at(n);
+        rest = after;
+        let parsed = match top.and_then(|i| body.get(i)) {
+            Some((_, Node::Parsed(p))) => Some(*p),
+            _ => None,
+        };
+        if let (Some(i), Some(p)) = (top, parsed) {
+            let numbers: SmallVec<[[(&'static str, Number); 2]; 2]> = under
+                .iter()
+                .map(|e| [("min", e.min.number()), ("max", e.max.number())])
+                .collect();
+            let added: SmallVec<[Added<'_>; 2]> = under
+                .iter()
+                .zip(&numbers)
+                .map(|(e, numbers)| Added {
+                    path: e.path.get(1..).unwrap_or_default(),
+                    key: "hard_bounds",
+                    numbers,
+                })
+                .collect();
+            if let Some(amended) = p.with_added(arena, &added)? {
+                if let Some((_, v)) = body.make_mut().get_mut(i) {
+                    *v = Node::Parsed(amended);
+                }
+                continue;
+            }
         }
+        for edit in under {
+            apply_opened(body, edit);
+        }
+    }
+    Ok(())
+}
+
+/// One edit made with each container on its way opened ([`Node::open`]).
+fn apply_opened(body: &mut Entries<'_>, edit: &Edit) {
+    if let Some(params) = node_at(body, &edit.path) {
+        let number = |b: Bound| Node::Number(Cow::Owned(b.number().to_string()));
+        let bounds = Node::object(vec![
+            (Cow::Borrowed("min"), number(edit.min)),
+            (Cow::Borrowed("max"), number(edit.max)),
+        ]);
+        params.set("hard_bounds", bounds);
     }
 }
 

@@ -42,7 +42,10 @@
 //! keeps its source text and is written by copying it; dashboard bodies are compact and mostly
 //! pass through unchanged. A parsed container cannot be changed: [`Node::open`] makes a built
 //! one of its items, and only the built one is changed, so a source text never outlives a
-//! change.
+//! change. Entries are added deep in a parsed object (a histogram's `hard_bounds`) by
+//! `Parsed::with_added`, which makes a new parsed value in the arena, its tape and its source
+//! text copied with theirs in (session 28: one copy of the text in place of each container on
+//! the way opened and written item by item).
 //!
 //! Invariant: [`parse`] accepts exactly the bodies `parse_strict` accepts (UTF-8 without BOM,
 //! no comments, no duplicate keys at any depth, depth at most [`MAX_DEPTH`], nothing after the
@@ -390,7 +393,7 @@ fn number_value(text: &str) -> Value {
 /// [`Node::Parsed`]) and from a parsed container's items and entries.
 #[derive(Clone, Copy)]
 pub struct Parsed<'a> {
-    body: &'a [u8],
+    body: &'a str,
     toks: Tokens<'a>,
 }
 
@@ -751,7 +754,9 @@ impl<'a> Parsed<'a> {
         match self.toks.head() {
             Tok::Array(span) | Tok::Object(span) if span.raw_len > 0 => {
                 let start = span.start as usize;
-                self.body.get(start..start + span.raw_len as usize)
+                self.body
+                    .as_bytes()
+                    .get(start..start + span.raw_len as usize)
             }
             Tok::Strings(text, _) => Some(text.as_bytes()),
             _ => None,
@@ -815,6 +820,312 @@ impl<'a> Parsed<'a> {
     }
 }
 
+/// An entry [`Parsed::with_added`] puts last in an object inside a parsed container: the
+/// object's place (the positions of the object entries that lead to it from the container,
+/// each level an object; none: the container itself), and the entry: `key` and an object of
+/// numbers, each a key and the number (written as serde_json writes it).
+pub(crate) struct Added<'x> {
+    pub(crate) path: &'x [usize],
+    pub(crate) key: &'static str,
+    pub(crate) numbers: &'x [(&'static str, Number)],
+}
+
+/// The most bytes serde_json writes for a number ([`Number`]'s `Display`): an `i64`'s 20, or
+/// an `f64`'s shortest form (ryu's 24).
+const NUMBER_TEXT_MAX: usize = 24;
+
+impl Added<'_> {
+    /// The entry's tokens: its key's, its object's, and a key's and a number's a number.
+    fn tokens(&self) -> usize {
+        2 + 2 * self.numbers.len()
+    }
+
+    /// At least the bytes of its text after an object's last entry, `,"key":{"a":1,"b":2}`
+    /// (each number counted at its longest), and of its numbers' own texts.
+    fn room(&self) -> usize {
+        let entries: usize = self.numbers.iter().map(|(k, _)| k.len() + 4).sum();
+        self.key.len() + 6 + entries + 2 * NUMBER_TEXT_MAX * self.numbers.len()
+    }
+}
+
+/// `n` as serde_json writes it, in `bump`: an integer's digits written here, two at a time
+/// (issue 10: through the formatting machinery, or a digit at a time, a date histogram's two
+/// bounds were about 400 instructions), anything else through its `Display`.
+fn number_text<'b>(n: &Number, bump: &'b Bump) -> &'b str {
+    let mut text = BumpString::with_capacity_in(NUMBER_TEXT_MAX, bump);
+    match n.as_i64() {
+        Some(i) => {
+            if i < 0 {
+                text.push('-');
+            }
+            for &d in Decimal::of(i.unsigned_abs()).digits() {
+                text.push(char::from(d));
+            }
+        }
+        // Writing to a `String` cannot fail.
+        None => {
+            let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{n}"));
+        }
+    }
+    text.into_bump_str()
+}
+
+/// The decimal digits of a `u64`, the last ones at the end of the buffer.
+struct Decimal {
+    digits: [u8; 20],
+    from: usize,
+}
+
+impl Decimal {
+    /// Two digits at a time from a table, four from each step in `u64` (as `itoa` does).
+    fn of(mut n: u64) -> Decimal {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let mut d = Decimal {
+            digits: [0; 20],
+            from: 20,
+        };
+        let pair = |d: &mut Decimal, p: usize| {
+            d.from -= 2;
+            d.digits[d.from] = PAIRS[2 * p];
+            d.digits[d.from + 1] = PAIRS[2 * p + 1];
+        };
+        while n >= 10_000 {
+            let four = (n % 10_000) as usize;
+            n /= 10_000;
+            pair(&mut d, four % 100);
+            pair(&mut d, four / 100);
+        }
+        let mut n = n as usize;
+        if n >= 100 {
+            pair(&mut d, n % 100);
+            n /= 100;
+        }
+        if n >= 10 {
+            pair(&mut d, n);
+        } else {
+            d.from -= 1;
+            d.digits[d.from] = b'0' + n as u8;
+        }
+        d
+    }
+
+    fn digits(&self) -> &[u8] {
+        self.digits.get(self.from..).unwrap_or_default()
+    }
+}
+
+/// The index of the value of the `i`-th entry of the object whose token is `toks[at]`.
+fn entry_value(toks: &[Tok<'_>], at: usize, i: usize) -> Option<usize> {
+    let Tok::Object(span) = *toks.get(at)? else {
+        return None;
+    };
+    if i >= span.len as usize {
+        return None;
+    }
+    let mut key = at + 1;
+    for _ in 0..i {
+        key += 1 + toks.get(key + 1)?.size();
+    }
+    Some(key + 1)
+}
+
+/// The index of the object at `path` from the object whose token is `toks[0]`, and its span.
+fn object_at(toks: &[Tok<'_>], path: &[usize]) -> Option<(usize, Span)> {
+    let mut at = 0;
+    for &i in path {
+        at = entry_value(toks, at, i)?;
+    }
+    match toks.get(at) {
+        Some(&Tok::Object(span)) => Some((at, span)),
+        _ => None,
+    }
+}
+
+impl<'a> Parsed<'a> {
+    /// This object with the `added` entries put last in the objects they name, as a new parsed
+    /// value in `arena` (its memory claimed from the arena's meter first): the tape copied with
+    /// the entries' tokens in, and the source text, when the object kept one, copied with the
+    /// entries' text in (each before its object's closing brace), so the checks read the
+    /// entries ([`J`](crate::dsl::json::J) reads the tape) and [`write()`] copies the whole
+    /// text (session 28: a histogram's `hard_bounds`, `dsl::fill`, in place of three
+    /// containers opened and written item by item). Without a source text, the objects that
+    /// gain an entry and those around them keep none (written item by item); the others keep
+    /// theirs.
+    ///
+    /// `added` in body order, each naming an object of this one, none the same as another or
+    /// inside another: `Ok(None)` if not, nothing claimed. The keys are plain (no character to
+    /// escape) and absent from their objects: the caller's (`dsl::fill` adds `hard_bounds`
+    /// only where there is none).
+    pub(crate) fn with_added(
+        self,
+        arena: &'a Arena<'_>,
+        added: &[Added<'_>],
+    ) -> Result<Option<Parsed<'a>>, Rejection> {
+        let toks = self.toks.0;
+        let Some(&Tok::Object(top)) = toks.first() else {
+            return Ok(None);
+        };
+        let base = top.start as usize;
+        // The object's source text, if it kept one.
+        let raw = match top.raw_len {
+            0 => None,
+            len => self.body.get(base..base + len as usize),
+        };
+        // Each in order, after the one before's tokens (so not inside it), and with its
+        // object's text where the object kept one; what the new value takes.
+        let (mut past, mut count, mut room) = (0, toks.len(), 0);
+        for a in added {
+            debug_assert!(!needs_escape(a.key.as_bytes()));
+            match object_at(toks, a.path) {
+                Some((at, span)) if at >= past && (raw.is_none() || span.raw_len > 0) => {
+                    past = at + span.size as usize;
+                }
+                _ => return Ok(None),
+            }
+            count += a.tokens();
+            room += a.room();
+        }
+        let text_room = raw.map_or(0, |r| r.len()) + room;
+        if u32::try_from(count).is_err() || u32::try_from(text_room).is_err() {
+            return Ok(None);
+        }
+        arena.claim(count * std::mem::size_of::<Tok>() + text_room)?;
+        let bump = &arena.bump;
+        let mut out = BumpVec::with_capacity_in(count, bump);
+        let mut text = raw.map(|_| BumpString::with_capacity_in(text_room, bump));
+        // The tokens and text copied so far (from the object's), and how far on in the new
+        // text the text after them now is.
+        let (mut copied, mut copied_text, mut shift) = (0, 0, 0);
+        // The tokens from `copied` to `to` and the text to `to_text`, a container's text now
+        // `shift` on (less the object's start).
+        let copy = |out: &mut BumpVec<'a, Tok<'a>>,
+                    text: &mut Option<BumpString<'a>>,
+                    (from, to): (usize, usize),
+                    (from_text, to_text): (usize, usize),
+                    shift: usize| {
+            let first = out.len();
+            out.extend_from_slice_copy(toks.get(from..to).unwrap_or_default());
+            if let (Some(text), Some(raw)) = (text, raw) {
+                text.push_str(raw.get(from_text..to_text).unwrap_or_default());
+                for tok in &mut out[first..] {
+                    if let Tok::Object(span) | Tok::Array(span) = tok {
+                        span.start = ((span.start as usize).saturating_sub(base) + shift) as u32;
+                    }
+                }
+            }
+        };
+        for a in added {
+            let Some((at, span)) = object_at(toks, a.path) else {
+                continue;
+            };
+            let end = at + span.size as usize;
+            // The object's closing brace, in its text (with a text).
+            let close = (span.start as usize + span.raw_len as usize).saturating_sub(base + 1);
+            copy(
+                &mut out,
+                &mut text,
+                (copied, end),
+                (copied_text, close),
+                shift,
+            );
+            (copied, copied_text) = (end, close);
+            let entry_at = text.as_ref().map_or(0, BumpString::len);
+            if let Some(text) = &mut text {
+                text.push_str(if span.len > 0 { ",\"" } else { "\"" });
+                text.push_str(a.key);
+                text.push_str("\":");
+            }
+            let value_at = text.as_ref().map_or(0, BumpString::len);
+            out.push(Tok::String(a.key));
+            let value = out.len();
+            out.push(Tok::Null);
+            for (i, (k, n)) in a.numbers.iter().enumerate() {
+                let number = number_text(n, bump);
+                if let Some(text) = &mut text {
+                    text.push_str(if i == 0 { "{\"" } else { ",\"" });
+                    text.push_str(k);
+                    text.push_str("\":");
+                    text.push_str(number);
+                }
+                out.push(Tok::String(k));
+                out.push(Tok::Number(number));
+            }
+            let grown = match &mut text {
+                Some(text) => {
+                    text.push('}');
+                    text.len() - entry_at
+                }
+                None => 0,
+            };
+            out[value] = Tok::Object(Span {
+                size: (1 + 2 * a.numbers.len()) as u32,
+                len: a.numbers.len() as u32,
+                start: value_at as u32,
+                raw_len: if text.is_some() {
+                    (entry_at + grown - value_at) as u32
+                } else {
+                    0
+                },
+                items: 0,
+            });
+            shift += grown;
+            // The objects that hold it, down to its own (found in the new tape: what is before
+            // them there, the entries added before this one included, is whole): their tokens
+            // and text grow by the entry's (or they keep no text), its own has an entry more.
+            let mut on = 0;
+            let mut path = a.path.iter();
+            loop {
+                if let Some(Tok::Object(span)) = out.get_mut(on) {
+                    span.size += a.tokens() as u32;
+                    span.raw_len = if text.is_some() {
+                        span.raw_len + grown as u32
+                    } else {
+                        0
+                    };
+                }
+                match path.next() {
+                    Some(&i) => match entry_value(&out, on, i) {
+                        Some(next) => on = next,
+                        None => break,
+                    },
+                    None => {
+                        if let Some(Tok::Object(span)) = out.get_mut(on) {
+                            span.len += 1;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let raw_len = raw.map_or(0, str::len);
+        copy(
+            &mut out,
+            &mut text,
+            (copied, toks.len()),
+            (copied_text, raw_len),
+            shift,
+        );
+        let body = match text {
+            Some(text) => text.into_bump_str(),
+            None => self.body,
+        };
+        let toks = out.into_bump_slice();
+        arena.settle()?;
+        // Every token copied, and with a text, all of it (what the object's token now says).
+        let whole = toks.len() == count
+            && (raw.is_none()
+                || matches!(toks.first(), Some(Tok::Object(t)) if t.raw_len as usize == body.len()));
+        Ok(whole.then_some(Parsed {
+            body,
+            toks: Tokens(toks),
+        }))
+    }
+}
+
 impl std::fmt::Debug for Parsed<'_> {
     /// The value's JSON text, as the writer writes it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -835,8 +1146,9 @@ impl std::fmt::Debug for Tokens<'_> {
 /// one free when the arena is dropped, however many values the tree holds.
 ///
 /// Nothing is ever dropped in the arena: what is put there must own no memory, or the memory
-/// would leak. Only [`parse`] writes in it (the field is private), and everything it puts
-/// there is `Copy` (tokens and escaped strings), which the compiler holds to owning nothing.
+/// would leak. Only [`parse`] and `Parsed::with_added` write in it (the field is private),
+/// and everything they put there is `Copy` (tokens, escaped strings, texts), which the
+/// compiler holds to owning nothing.
 /// `tests/tree_arena.rs` counts the heap to hold it.
 ///
 /// A request's arena is [`Arena::metered`]: what its parses allocate is claimed from the
@@ -1062,7 +1374,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         .set(arena.highlight_keys.get() + p.highlight_keys);
     let toks = p.toks.into_bump_slice();
     Ok(Parsed {
-        body: bytes,
+        body: text,
         toks: Tokens(toks),
     }
     .node())

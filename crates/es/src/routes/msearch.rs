@@ -139,7 +139,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         let Node::Object(entries) = out else {
             return None;
         };
-        scope.guard.fill_tree(entries).ok()?;
+        scope.guard.fill_tree(entries, &arena).ok()?;
         timeouts.push(
             scope
                 .guard

@@ -184,7 +184,7 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     let Node::Object(entries) = &mut out else {
         return None;
     };
-    scope.guard.fill_tree(entries).ok()?;
+    scope.guard.fill_tree(entries, &arena).ok()?;
     // Last: its refusals come before it takes `timeout` out of the parameters.
     if let Some(timeout) = scope
         .guard

@@ -403,7 +403,7 @@ fn the_tree_is_edited_as_serde_json_is() {
         };
         let edits = plan(Obj::N(entries), EmptyBuckets::MadeFirst).unwrap();
         assert_eq!(edits.len(), 1);
-        apply_tree(entries, edits);
+        apply_tree(entries, edits, &arena).unwrap();
         let mut written = Vec::new();
         tree::write(&node, &mut written);
         let serde = filled(body.clone()).unwrap();
@@ -412,6 +412,156 @@ fn the_tree_is_edited_as_serde_json_is() {
             serde_json::to_string(&serde).unwrap()
         );
     }
+}
+
+/// Session 28 (perf28a): on the tree path a parsed `aggs` stays one parsed value, each
+/// histogram's `hard_bounds` put in its tape and its source text (`Parsed::with_added`), not
+/// three containers opened: the bytes written are those of the containers opened and set (the
+/// way before) and of the serde path, written whole or item by item, on Grafana's and
+/// Dashboards' shapes, a numeric histogram with fractional and negative bounds, bounds before
+/// 1970, nested histograms, several in one body (beside ones that fill nothing), under
+/// `aggregations`; spelled compactly (the text kept and written whole), with whitespace or with
+/// an escaped key (no text kept: written item by item, the same bytes). The checks after the
+/// fill read the bounds: a second plan finds every histogram bounded, and `max_buckets` counts
+/// them as on the serde path.
+#[test]
+fn hard_bounds_are_spliced_into_the_source_text() {
+    use crate::dsl::cost::CostGuard;
+    use crate::request::tree;
+    let h = json!({"field": "@timestamp", "fixed_interval": "1h"});
+    let grafana = json!({"size": 0, "query": {"bool": {"filter": [grafana_range(),
+            {"query_string": {"query": "service:s1 AND level:error", "analyze_wildcard": true}}]}},
+        "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30s",
+            "min_doc_count": 0, "extended_bounds": {"min": FROM, "max": TO}, "format": "epoch_millis"},
+            "aggs": {"3": {"terms": {"field": "host.name", "size": 10, "order": {"_count": "desc"}}}}}}});
+    let dashboards = json!({"size": 0,
+        "query": {"bool": {"must": [], "filter": [{"match_all": {}}, {"range": {"@timestamp": {
+            "gte": "2024-01-01T00:00:00.000Z", "lte": "2024-01-10T23:59:59.999Z",
+            "format": "strict_date_optional_time"}}}], "should": [], "must_not": []}},
+        "aggs": {"2": {"date_histogram": {"field": "@timestamp", "calendar_interval": "1d",
+            "min_doc_count": 0, "extended_bounds": {"min": FROM, "max": TO}}}}});
+    let numeric = json!({"query": {"range": {"n": {"gte": -5.5, "lte": 1e3}}}, "size": 0,
+        "aggs": {"a": {"avg": {"field": "n"}}, "t": {"terms": {"field": "u"},
+        "aggs": {"h": {"histogram": {"field": "n", "interval": 0.25, "offset": 0.1}}}}}});
+    let before_1970 = json!({"query": {"range": {"@timestamp": {"format": "epoch_millis",
+            "gte": -7 * DAY, "lte": 0}}},
+        "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h"}}}});
+    let nested = json!({"query": grafana_range(), "aggs": {
+        "t": {"terms": {"field": "u", "size": 5}, "aggs": {
+            "d": {"date_histogram": h.clone(), "aggs": {
+                "n": {"histogram": {"field": "@timestamp", "interval": 3_600_000, "min_doc_count": 1}},
+                "e": {"date_histogram": h.clone()}}}}},
+        "f": {"filter": {"match_all": {}}, "aggregations": {"d": {"date_histogram": h.clone()}}}}});
+    let several = json!({"query": grafana_range(), "size": 0, "aggs": {
+        "a": {"date_histogram": h.clone()},
+        "m": {"max": {"field": "n"}},
+        "b": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
+            "extended_bounds": {"min": FROM, "max": TO}}},
+        "c": {"date_histogram": {"field": "@timestamp", "fixed_interval": "30m", "min_doc_count": 1}},
+        "own": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
+            "hard_bounds": {"min": FROM, "max": TO}}},
+        "z": {"date_histogram": {"format": "epoch_millis", "field": "@timestamp",
+            "fixed_interval": "12h"}}}});
+    let aggregations = json!({"query": grafana_range(),
+        "aggregations": {"d": {"date_histogram": h.clone()}}, "size": 0});
+    let mut kept = 0;
+    for body in [
+        grafana,
+        dashboards,
+        numeric,
+        before_1970,
+        nested,
+        several,
+        aggregations,
+    ] {
+        let compact = serde_json::to_string(&body).unwrap();
+        let texts = [
+            compact.clone(),
+            serde_json::to_string_pretty(&body).unwrap(),
+            compact.replacen("\"field\"", "\"fi\\u0065ld\"", 1),
+            compact.replace("{\"", "{ \"").replace(",\"", ",\n\t\""),
+        ];
+        let serde = filled(body.clone()).unwrap();
+        let serde_text = serde_json::to_string(&serde).unwrap();
+        let limited = |max: u64| CostGuard {
+            max_buckets: Some(max),
+            ..Default::default()
+        };
+        let count = |reason: String| reason.split(' ').nth(4).unwrap().to_string();
+        let serde_count = count(
+            limited(1)
+                .search(&mut serde.clone(), &mut Vec::new())
+                .unwrap_err()
+                .reason,
+        );
+        for text in texts {
+            let arena = tree::Arena::for_body(text.len());
+            let parse = || {
+                let mut node = tree::parse(text.as_bytes(), &arena).unwrap();
+                node.open();
+                node
+            };
+            let (mut node, mut opened) = (parse(), parse());
+            let (Node::Object(entries), Node::Object(reference)) = (&mut node, &mut opened) else {
+                unreachable!()
+            };
+            let edits = plan(Obj::N(entries), EmptyBuckets::MadeFirst).unwrap();
+            assert!(!edits.is_empty(), "{text}");
+            for edit in &edits {
+                apply_opened(reference, edit);
+            }
+            apply_tree(entries, edits, &arena).unwrap();
+            // Still one parsed value, its text kept when the body's was.
+            let aggs = entries
+                .iter()
+                .find(|(k, _)| k.starts_with("agg"))
+                .map(|(_, v)| v)
+                .unwrap();
+            let Node::Parsed(aggs) = aggs else {
+                panic!("opened: {text}")
+            };
+            if text == compact {
+                let written = serde_json::to_string(&serde["aggs"].as_object().map_or_else(
+                    || serde["aggregations"].clone(),
+                    |a| Value::Object(a.clone()),
+                ))
+                .unwrap();
+                assert_eq!(
+                    std::str::from_utf8(aggs.raw().expect("its text kept")).unwrap(),
+                    written
+                );
+                kept += 1;
+            }
+            // Written whole (from the source), item by item, and the way before: the same
+            // bytes, the serde path's.
+            let mut from = Vec::new();
+            tree::write_from(&node, text.as_bytes(), &mut from);
+            let mut before = Vec::new();
+            tree::write_from(&opened, text.as_bytes(), &mut before);
+            tree::tests::SPANS_OFF.with(|s| s.set(true));
+            let mut items = Vec::new();
+            tree::write(&node, &mut items);
+            tree::tests::SPANS_OFF.with(|s| s.set(false));
+            for written in [&from, &before, &items] {
+                assert_eq!(String::from_utf8_lossy(written), serde_text, "{text}");
+            }
+            let Node::Object(entries) = &node else {
+                unreachable!()
+            };
+            assert_eq!(
+                plan(Obj::N(entries), EmptyBuckets::MadeFirst),
+                Ok(Vec::new())
+            );
+            let tree_count = count(
+                limited(1)
+                    .search_checked(Obj::N(entries), &mut Vec::new())
+                    .unwrap_err()
+                    .reason,
+            );
+            assert_eq!(tree_count, serde_count, "{text}");
+        }
+    }
+    assert_eq!(kept, 7);
 }
 
 /// An interval in a fraction of a millisecond (`1999999nanos`, `1999micros`, the deprecated

@@ -2085,3 +2085,263 @@ fn masks64_match_the_bytes() {
         }
     }
 }
+
+/// `node` with `key: value` set (in place, else last) in the object at `path` (positions of
+/// object entries), each container on the way opened: how an entry was put into a parsed
+/// tree before [`Parsed::with_added`], the reference it is held to.
+fn opened_and_set<'a>(node: &mut Node<'a>, path: &[usize], key: &'a str, value: Node<'a>) {
+    node.open();
+    let Node::Object(entries) = node else {
+        panic!("not an object")
+    };
+    match path.split_first() {
+        None => entries.set(key, value),
+        Some((&i, rest)) => opened_and_set(&mut entries.make_mut()[i].1, rest, key, value),
+    }
+}
+
+/// The paths of every object of `v` (through objects only), in body order.
+fn object_paths(v: &Value, path: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+    if let Value::Object(m) = v {
+        out.push(path.clone());
+        for (i, (_, c)) in m.iter().enumerate() {
+            path.push(i);
+            object_paths(c, path, out);
+            path.pop();
+        }
+    }
+}
+
+/// Session 28 (perf28a): [`Parsed::with_added`] on random objects, compact (their source text
+/// kept: the entries' text is put in it) and spaced or with escaped keys (no text kept where
+/// an entry goes: written item by item), the entries put in random objects of each (the top
+/// one, empty ones, nested ones, several side by side): the new value reads as serde_json's
+/// value with the entries inserted, in every representation `J` reads; its tape is whole;
+/// every text it kept is what the writer writes for it; and it writes the bytes of the
+/// containers opened and set, the way before. A compact body's new value keeps a source text.
+#[test]
+fn added_entries_read_and_write_as_set_ones() {
+    fn random(next: &mut impl FnMut() -> u64, depth: u32) -> Value {
+        let n = next();
+        match if depth > 3 { n % 5 } else { n % 10 } {
+            0 => Value::Null,
+            1 => serde_json::json!((n % 2001) as i64 - 1000),
+            2 => serde_json::json!(0.5),
+            3 => Value::String(["", "a", "é\n\"/", "k1"][(n >> 8) as usize % 4].into()),
+            4 => Value::Bool(n.is_multiple_of(3)),
+            5 => Value::Array((0..next() % 3).map(|_| random(next, depth + 1)).collect()),
+            _ => Value::Object(
+                (0..next() % 6)
+                    .map(|i| (format!("k{}", (i + next()) % 6), random(next, depth + 1)))
+                    .collect(),
+            ),
+        }
+    }
+    const NUMBERS: [&str; 6] = [
+        "0",
+        "-1",
+        "1700000000000",
+        "1.5",
+        "-2.5e-7",
+        "9007199254740993",
+    ];
+    let mut next = crate::testing::xorshift(0x2828_a11d_e47f_0001);
+    let (mut checked, mut kept, mut several) = (0, 0, 0);
+    for round in 0..4_000 {
+        let value = loop {
+            if let object @ Value::Object(_) = random(&mut next, 0) {
+                break object;
+            }
+        };
+        let mut paths = Vec::new();
+        object_paths(&value, &mut Vec::new(), &mut paths);
+        // Some of them, none inside another picked.
+        let mut picked: Vec<Vec<usize>> = Vec::new();
+        for p in paths {
+            let inside = picked.last().is_some_and(|last| p.starts_with(last));
+            if !inside && next().is_multiple_of(2) {
+                picked.push(p);
+            }
+        }
+        if picked.is_empty() {
+            continue;
+        }
+        let numbers: Vec<[(&'static str, Number); 2]> = picked
+            .iter()
+            .map(|_| {
+                let mut n = || NUMBERS[(next() % 6) as usize].parse::<Number>().unwrap();
+                [("min", n()), ("max", n())]
+            })
+            .collect();
+        // The expected value: serde_json's insert (last) in each.
+        let mut expected = value.clone();
+        for (path, nums) in picked.iter().zip(&numbers) {
+            let mut at = &mut expected;
+            for &i in path {
+                at = at.as_object_mut().unwrap().iter_mut().nth(i).unwrap().1;
+            }
+            let bounds: serde_json::Map<String, Value> = nums
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Number(v.clone())))
+                .collect();
+            at.as_object_mut()
+                .unwrap()
+                .insert("added".into(), Value::Object(bounds));
+        }
+        let text = match round % 3 {
+            0 | 1 => value.to_string(),
+            _ if round % 2 == 0 => serde_json::to_string_pretty(&value).unwrap(),
+            _ => value.to_string().replace("\"k", "\"\\u006b"),
+        };
+        let arena = Arena::default();
+        let Node::Parsed(p) = parse(text.as_bytes(), &arena).unwrap() else {
+            panic!("{text}")
+        };
+        let added: Vec<Added<'_>> = picked
+            .iter()
+            .zip(&numbers)
+            .map(|(path, numbers)| Added {
+                path,
+                key: "added",
+                numbers,
+            })
+            .collect();
+        let new = p.with_added(&arena, &added).unwrap().expect("in order");
+        let shown = format!("{text} {picked:?}");
+        assert_eq!(new.to_value(), expected, "{shown}");
+        assert_eq!(
+            crate::dsl::json::J::from(new).to_value(),
+            expected,
+            "{shown}"
+        );
+        tape_is_whole(new.tokens(), &shown);
+        let node = Node::Parsed(new);
+        spans_are_what_the_writer_writes(&node, &shown);
+        let mut reference = Node::Parsed(p);
+        for (path, nums) in picked.iter().zip(&numbers) {
+            let bounds = nums
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), Node::Number(Cow::Owned(v.to_string()))))
+                .collect();
+            opened_and_set(&mut reference, path, "added", Node::object(bounds));
+        }
+        let (mut written, mut before) = (Vec::new(), Vec::new());
+        write(&node, &mut written);
+        write(&reference, &mut before);
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(&before),
+            "{shown}"
+        );
+        if p.raw().is_some() {
+            assert_eq!(new.raw(), Some(&written[..]), "{shown}");
+            kept += 1;
+        }
+        several += usize::from(picked.len() > 1);
+        checked += 1;
+    }
+    assert!(
+        checked > 2_000 && kept > 1_000 && several > 200,
+        "{checked} {kept} {several}"
+    );
+}
+
+/// [`Parsed::with_added`] takes entries in body order only, none in the same object as another
+/// or inside another's (`None`, nothing claimed); an empty object gains its first entry
+/// without a comma; the new value's memory is claimed from the arena's meter, a refusal its
+/// error.
+#[test]
+fn added_entries_in_order_only_and_claimed() {
+    use crate::memory::Refused;
+    let text = r#"{"a":{"b":{}},"c":{"d":1},"e":[{"f":{}}]}"#;
+    let arena = Arena::default();
+    let Node::Parsed(p) = parse(text.as_bytes(), &arena).unwrap() else {
+        unreachable!()
+    };
+    let numbers = [("min", Number::from(1)), ("max", Number::from(2))];
+    let at = |path: &'static [usize]| Added {
+        path,
+        key: "x",
+        numbers: &numbers,
+    };
+    for refused in [
+        vec![at(&[1]), at(&[0])],
+        vec![at(&[0]), at(&[0])],
+        vec![at(&[0]), at(&[0, 0])],
+        vec![at(&[0, 0]), at(&[0])],
+        vec![at(&[]), at(&[1])],
+        // Not an object, or no such entry.
+        vec![at(&[2])],
+        vec![at(&[1, 0])],
+        vec![at(&[3])],
+    ] {
+        assert!(p.with_added(&arena, &refused).unwrap().is_none());
+    }
+    let new = p
+        .with_added(&arena, &[at(&[0, 0]), at(&[1])])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(new.raw().unwrap()).unwrap(),
+        r#"{"a":{"b":{"x":{"min":1,"max":2}}},"c":{"d":1,"x":{"min":1,"max":2}},"e":[{"f":{}}]}"#
+    );
+    let top = p.with_added(&arena, &[at(&[])]).unwrap().unwrap();
+    assert_eq!(
+        std::str::from_utf8(top.raw().unwrap()).unwrap(),
+        r#"{"a":{"b":{}},"c":{"d":1},"e":[{"f":{}}],"x":{"min":1,"max":2}}"#
+    );
+    // Claimed: what the arena holds after it is claimed, and a meter that grants less refuses
+    // it with its reason.
+    let wide = format!("{{\"h\":{{}},\"rest\":[{}]}}", vec!["{}"; 20_000].join(","));
+    let run = |meter: &Meter<'_>| -> (usize, Result<usize, Rejection>) {
+        let arena = Arena::metered(wide.len(), meter).unwrap();
+        let Node::Parsed(p) = parse(wide.as_bytes(), &arena).unwrap() else {
+            unreachable!()
+        };
+        let parsed = meter.used();
+        let added = p.with_added(&arena, &[at(&[0])]).map(|new| {
+            assert!(new.is_some());
+            assert!(meter.used() >= arena.bump.allocated_bytes());
+            meter.used()
+        });
+        (parsed, added)
+    };
+    let grant_all = |_| Ok(());
+    let (parsed, added) = run(&Meter::new(&grant_all));
+    let added = added.unwrap();
+    assert!(added >= parsed + 20_008 * std::mem::size_of::<Tok>() + wide.len());
+    let grant = crate::memory::budget(added - 1, Refused::TooLarge);
+    let (again, refused) = run(&Meter::new(&grant));
+    assert_eq!(again, parsed);
+    assert_eq!(refused.unwrap_err().kind, crate::RejectKind::TooLarge);
+}
+
+/// An added number's text is serde_json's (`Display`, what the serde path writes): integers of
+/// every length and sign at the edges of the digit steps, floats, integers past `i64`.
+#[test]
+fn added_numbers_are_written_as_serde_json_writes_them() {
+    let bump = Bump::new();
+    let mut numbers: Vec<Number> = vec![
+        Number::from(i64::MIN),
+        Number::from(i64::MAX),
+        Number::from(u64::MAX),
+        Number::from_f64(-2.5e-7).unwrap(),
+        Number::from_f64(1e300).unwrap(),
+        Number::from_f64(0.1).unwrap(),
+        Number::from_f64(-0.0).unwrap(),
+        Number::from_f64(1_704_067_200_000.0).unwrap(),
+    ];
+    let mut p: i64 = 1;
+    for _ in 0..19 {
+        for n in [p - 1, p, p + 1, 2 * p, 5 * p - 1] {
+            numbers.push(Number::from(n));
+            numbers.push(Number::from(-n));
+        }
+        p = p.saturating_mul(10);
+    }
+    let mut next = crate::testing::xorshift(0x5eed_0028);
+    numbers.extend((0..10_000).map(|_| Number::from(next() as i64 >> (next() % 64))));
+    for n in numbers {
+        assert_eq!(number_text(&n, &bump), n.to_string());
+    }
+}
