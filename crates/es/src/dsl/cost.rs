@@ -25,6 +25,10 @@
 //!   `date_histogram` with `min_doc_count: 0` gets the `hard_bounds` its query's range allows,
 //!   or is refused (`fill`), before the limits above are checked (so `max_buckets` counts the
 //!   bounded fill).
+//! - For every token on every backend, each `histogram` and `date_histogram` not bounded by
+//!   its own `hard_bounds` (within 65,535 and `max_buckets` intervals) has its `field`
+//!   returned ([`HistogramFields`]): `authorize` lets it through only where the field's type
+//!   never steps through a range (`histogram_fields`; range28).
 //!
 //! Invariant: pure; a refusal is a 400 (`RejectKind::OverLimit`, audited as `over_limit`)
 //! naming the limit and the number asked for.
@@ -34,6 +38,7 @@ use serde_json::{Map, Value};
 use super::json::{Obj, J};
 
 use crate::dsl::fill;
+use crate::dsl::histogram_fields::{self, HistogramFields};
 use crate::dsl::values::{histogram_buckets, uint_of};
 use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
@@ -67,15 +72,16 @@ impl CostGuard {
     }
 
     /// Checks and rewrites one search: `body` as `rewrite::search` returned it, `params` its
-    /// URI parameters (empty for an msearch line).
-    pub fn search(&self, body: &mut Value, params: &mut Vec<Param>) -> Result<(), Rejection> {
-        let fills = self.empty_buckets == EmptyBuckets::MadeFirst;
-        if self.is_unlimited() && !fills {
-            return Ok(());
-        }
+    /// URI parameters (empty for an msearch line). The fields of its histograms whose types
+    /// `authorize` must know (`histogram_fields`): every token's, on every backend.
+    pub fn search(
+        &self,
+        body: &mut Value,
+        params: &mut Vec<Param>,
+    ) -> Result<HistogramFields, Rejection> {
         let Value::Object(m) = body else {
             if self.is_unlimited() {
-                return Ok(());
+                return Ok(HistogramFields::default());
             }
             return Err(Rejection::bad_request("a search body must be an object"));
         };
@@ -83,10 +89,11 @@ impl CostGuard {
         if !edits.is_empty() {
             fill::apply_value(m, edits);
         }
-        if let Some(timeout) = self.search_checked(Obj::V(m), params)? {
+        let (timeout, fields) = self.search_checked(Obj::V(m), params)?;
+        if let Some(timeout) = timeout {
             m.insert("timeout".into(), Value::String(timeout));
         }
-        Ok(())
+        Ok(fields)
     }
 
     /// The first half of [`CostGuard::search`] on a tree body's top-level entries: the hard
@@ -104,15 +111,18 @@ impl CostGuard {
     }
 
     /// The read-only half of [`CostGuard::search`] (after [`CostGuard::fill_tree`] on a
-    /// tree), for either body representation: the limits checked, the `timeout` parameter taken out of `params`, and the `timeout` the
-    /// body must carry returned (when the token limits it).
+    /// tree), for either body representation: the fields of its histograms whose types
+    /// `authorize` must know (`histogram_fields`, first: its refusal comes before anything
+    /// changes), the limits checked, the `timeout` parameter taken out of `params`, and the
+    /// `timeout` the body must carry returned (when the token limits it).
     pub(crate) fn search_checked(
         &self,
         m: Obj<'_>,
         params: &mut Vec<Param>,
-    ) -> Result<Option<String>, Rejection> {
+    ) -> Result<(Option<String>, HistogramFields), Rejection> {
+        let fields = histogram_fields::needing_types(m, self.max_buckets)?;
         if self.is_unlimited() {
-            return Ok(None);
+            return Ok((None, fields));
         }
         if let Some(max) = self.max_size {
             let param = |key: &str| -> Result<Option<u64>, Rejection> {
@@ -149,7 +159,7 @@ impl CostGuard {
             }
         }
         let Some(limit) = self.timeout_ms else {
-            return Ok(None);
+            return Ok((None, fields));
         };
         let mut ms = u128::from(limit);
         if let Some(i) = params.iter().position(|(k, _)| k == "timeout") {
@@ -159,7 +169,7 @@ impl CostGuard {
         if let Some(J::String(t)) = m.get("timeout") {
             ms = ms.min(time_millis(t).unwrap_or(ms));
         }
-        Ok(Some(format!("{}ms", ms.max(1))))
+        Ok((Some(format!("{}ms", ms.max(1))), fields))
     }
 
     /// A SQL query's page, `fetch_size` (1000 when absent), against `max_size`: over it is

@@ -163,24 +163,25 @@ fn walk<'a>(
     Ok(())
 }
 
-/// The parameters [`hard_bounds`] reads, gathered in one pass (issue 10: a scan of the
-/// object for each was a tenth of a Grafana search's rewrite).
+/// The parameters [`hard_bounds`] (and `histogram_fields`) read, gathered in one pass (issue
+/// 10: a scan of the object for each was a tenth of a Grafana search's rewrite).
 #[derive(Default)]
-struct HistParams<'a> {
-    min_doc_count: Option<J<'a>>,
-    hard_bounds: Option<J<'a>>,
-    extended_bounds: Option<J<'a>>,
-    field: Option<J<'a>>,
-    time_zone: Option<J<'a>>,
-    offset: Option<J<'a>>,
-    interval: Option<J<'a>>,
+pub(crate) struct HistParams<'a> {
+    pub(crate) min_doc_count: Option<J<'a>>,
+    pub(crate) hard_bounds: Option<J<'a>>,
+    pub(crate) extended_bounds: Option<J<'a>>,
+    pub(crate) field: Option<J<'a>>,
+    pub(crate) time_zone: Option<J<'a>>,
+    pub(crate) offset: Option<J<'a>>,
+    pub(crate) interval: Option<J<'a>>,
+    pub(crate) format: Option<J<'a>>,
     /// How many of `calendar_interval`, `fixed_interval`, `interval`, and the last.
-    intervals: usize,
-    last_interval: Option<(&'a str, J<'a>)>,
+    pub(crate) intervals: usize,
+    pub(crate) last_interval: Option<(&'a str, J<'a>)>,
 }
 
 impl<'a> HistParams<'a> {
-    fn of(m: Obj<'a>) -> HistParams<'a> {
+    pub(crate) fn of(m: Obj<'a>) -> HistParams<'a> {
         let mut p = HistParams::default();
         for (k, v) in m {
             let slot = match k {
@@ -190,6 +191,7 @@ impl<'a> HistParams<'a> {
                 "field" => &mut p.field,
                 "time_zone" => &mut p.time_zone,
                 "offset" => &mut p.offset,
+                "format" => &mut p.format,
                 "calendar_interval" | "fixed_interval" | "interval" => {
                     p.intervals += 1;
                     p.last_interval = Some((k, v));
@@ -308,14 +310,21 @@ fn millis(ms: f64) -> i64 {
 
 /// A numeric histogram's bounds and offset within [`MAX_KEY_STEPS`] intervals of 0.
 fn key_steps(min: f64, max: f64, interval: f64, offset: f64) -> Result<(), Rejection> {
-    let far = min.abs().max(max.abs()).max(offset.abs());
-    if far / interval > MAX_KEY_STEPS {
+    if !key_steps_hold(min, max, interval, offset) {
         return Err(Rejection::bad_request(
             "[histogram] [interval] is too small for the size of its bounds: the backend's \
              empty buckets would never reach the next key",
         ));
     }
     Ok(())
+}
+
+/// Whether a numeric histogram's bounds and offset lie within [`MAX_KEY_STEPS`] intervals of 0
+/// (the backend's keys, counted in intervals, then stay far below 2^53, where a double's next
+/// integer is itself).
+pub(crate) fn key_steps_hold(min: f64, max: f64, interval: f64, offset: f64) -> bool {
+    let far = min.abs().max(max.abs()).max(offset.abs());
+    far / interval <= MAX_KEY_STEPS
 }
 
 fn unbounded(ty: &str) -> Rejection {
@@ -427,7 +436,7 @@ fn utc(zone: &str) -> bool {
 }
 
 /// Epoch milliseconds: an integer, or a string of digits (with a leading `-`).
-fn epoch_millis(v: J<'_>) -> Option<f64> {
+pub(crate) fn epoch_millis(v: J<'_>) -> Option<f64> {
     match v {
         // An integer literal is read without serde_json's parser (`Num::as_u64`).
         J::Number(n) => n
@@ -448,7 +457,7 @@ fn epoch_millis(v: J<'_>) -> Option<f64> {
 
 /// `YYYY-MM-DDTHH:MM:SS.sssZ` (what JavaScript's `toISOString` writes, Dashboards' range) as
 /// epoch milliseconds; any other string is not read.
-fn iso_utc(v: J<'_>) -> Option<f64> {
+pub(crate) fn iso_utc(v: J<'_>) -> Option<f64> {
     let s = v.as_str()?.as_bytes();
     if s.len() != 24 {
         return None;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Request, Shape, Spec, Upstream};
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::json::{Obj, J};
 use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
@@ -132,6 +133,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         return None;
     }
     let mut timeouts = Vec::with_capacity(trees.len());
+    let mut fields = Vec::with_capacity(trees.len());
     for out in &mut trees {
         if !ordinals::plain_is_noop(J::from(&*out)) {
             return None;
@@ -140,12 +142,12 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
             return None;
         };
         scope.guard.fill_tree(entries).ok()?;
-        timeouts.push(
-            scope
-                .guard
-                .search_checked(Obj::N(entries), &mut Vec::new())
-                .ok()?,
-        );
+        let (timeout, typed) = scope
+            .guard
+            .search_checked(Obj::N(entries), &mut Vec::new())
+            .ok()?;
+        timeouts.push(timeout);
+        fields.push(typed);
     }
     let to_resolve = distinct_expressions(&items);
     if to_resolve.len() > MAX_EXPRESSIONS {
@@ -164,7 +166,12 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         item.body = Value::Null;
     }
     // The NDJSON is written by `authorize` (`forward_narrowed`), once its names are known.
-    let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    let mut up = typed_by_place(
+        Upstream::fixed(Method::Post, "/_msearch"),
+        &items,
+        &to_resolve,
+        fields,
+    );
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     #[cfg(test)]
@@ -190,14 +197,17 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         req.max_searches,
         req.meter,
     )?;
+    let mut fields = Vec::with_capacity(items.len());
     for (i, item) in items.iter_mut().enumerate() {
-        scope
-            .guard
-            .search(&mut item.body, &mut Vec::new())
-            .map_err(|mut r| {
-                r.reason = format!("msearch search {}: {}", i + 1, r.reason);
-                r
-            })?;
+        fields.push(
+            scope
+                .guard
+                .search(&mut item.body, &mut Vec::new())
+                .map_err(|mut r| {
+                    r.reason = format!("msearch search {}: {}", i + 1, r.reason);
+                    r
+                })?,
+        );
     }
     let mut positions = Vec::with_capacity(items.len());
     for item in &mut items {
@@ -220,13 +230,41 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         item.body = Value::Null;
     }
     // As on the tree path, the NDJSON is written by `authorize`.
-    let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    let mut up = typed_by_place(
+        Upstream::fixed(Method::Post, "/_msearch"),
+        &items,
+        &to_resolve,
+        fields,
+    );
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     if positions.iter().any(Option::is_some) {
         up.sort_seal = Some(SortSeal::Msearch(positions));
     }
     Ok(up)
+}
+
+/// `up` with each search's histogram fields (`fields`, in `items`' order) under the place of
+/// its expression in `to_resolve` (`distinct_expressions`), for `authorize` to decide on.
+fn typed_by_place(
+    mut up: Upstream,
+    items: &[Item],
+    to_resolve: &[String],
+    fields: Vec<HistogramFields>,
+) -> Upstream {
+    for (item, typed) in items.iter().zip(fields) {
+        if typed.is_empty() {
+            continue;
+        }
+        // Every item's expression is in `to_resolve`; were one not, its fields would go
+        // unlooked-up, and `authorize` refuses a place it has no expression for.
+        let place = to_resolve
+            .iter()
+            .position(|e| is_joined(e, item.index.elements()))
+            .unwrap_or(usize::MAX);
+        up = up.typed(place, typed);
+    }
+    up
 }
 
 /// One checked search of an `_msearch`.

@@ -77,10 +77,12 @@ fn forward(req: &mut Request<'_>, form: &Form, empty: &EmptySearch) -> Result<Up
     // Nothing reads the request's expression after this (the search is this path's).
     let mut up = Upstream::at_path_of(Method::Post, req.take_index()?, "/", form.api);
     up.seal = form.id;
-    let timeout = req
+    // No body: no histogram fields, passed on all the same.
+    let (timeout, fields) = req
         .scope
         .guard
         .search_checked(Obj::V(&empty.body), &mut req.params)?;
+    up = up.typed(0, fields);
     let bytes = match timeout {
         None => empty.bytes.clone(),
         Some(timeout) => {

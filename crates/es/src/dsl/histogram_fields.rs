@@ -1,0 +1,346 @@
+//! Histograms that step through a range field's values (attack27d, range28: M, availability).
+//!
+//! On a range field (`integer_range`, `long_range`, `float_range`, `double_range`, `date_range`)
+//! a `histogram` (`RangeHistogramAggregator`) and a `date_histogram`
+//! (`DateRangeHistogramAggregator`) collect each document into every bucket its range touches:
+//! they step from the key of the range's start to the key of its end, one interval at a time,
+//! with no cancellation or timeout check inside one document. A tiny `interval` over a wide range
+//! keeps a search thread busy for as long as the range is wide, and where the key (a `double`
+//! counted in intervals) passes 2^53 it never advances: the thread spins for good. Every
+//! version of both backends, any `min_doc_count`. The loop steps from `max(from, hard_bounds.min)`
+//! to `min(to, hard_bounds.max)`, so `hard_bounds` with both bounds clamp it.
+//!
+//! Read in both backends' code: only these two aggregations register a range values source
+//! (`HistogramAggregatorFactory`, `DateHistogramAggregatorFactory`; a non-numeric range, `ip_range`,
+//! and a `date_histogram` on a numeric range throw instead of stepping). `composite`'s
+//! `histogram` and `date_histogram` sources register `DATE` and `NUMERIC` only,
+//! `auto_date_histogram` `DATE`, `NUMERIC` and `BOOLEAN`, `variable_width_histogram` `NUMERIC`
+//! (and esgate refuses it): on a range field they fail, one bucket per value at most, no loop.
+//!
+//! So every `histogram` and `date_histogram` (anywhere in the aggregation tree, every search of
+//! every route) is either
+//! 1. **bounded** by its own `hard_bounds`: `min` and `max` both read exactly (numbers; for a
+//!    `date_histogram` epoch milliseconds, or strings in its `format` when that is
+//!    `epoch_millis` or `strict_date_optional_time` as `YYYY-MM-DDTHH:MM:SS.sssZ`), at most
+//!    [`MAX_BUCKETS`] and the token's `max_buckets` intervals apart (the shortest a calendar
+//!    unit can be), and for a `histogram` within `fill`'s 2^40 intervals of 0 (bounds and
+//!    offset) — on a backend that makes empty buckets first `fill` may have added them; or
+//! 2. its `field` is looked up: [`needing_types`] names it ([`HistogramField`]), the proxy asks
+//!    the backend's `_field_caps` about it on the search's index expression and passes the
+//!    answer as data ([`FieldTypes`], `Resolution::field_types`), and `authorize` ([`decide`])
+//!    lets the search through only when the field's type in **every** allowed concrete index
+//!    the search reaches is one that never steps ([`NEVER_STEPS`]). A range type, an alias
+//!    (`_field_caps` may report the alias rather than its target), any other type, an index the
+//!    answer does not describe or reports a failure for: refused (403), the reason naming the
+//!    key and the way out (`hard_bounds` `min` and `max`), never a value.
+//!
+//! A search with no index expression (a point in time) cannot be looked up: such a histogram
+//! is refused there (`routes::search`). A `field` naming a wildcard or a comma cannot be asked
+//! about (`_field_caps` would expand or split it, where the histogram reads the name as it is):
+//! refused too. A histogram without a `field` string steps through nothing (the backend
+//! refuses it; esgate refuses scripts).
+//!
+//! Invariant: pure; a body without histograms, or whose histograms are bounded, needs nothing
+//! looked up; reasons name keys, never values.
+
+use std::sync::Arc;
+
+use super::fill::{epoch_millis, iso_utc, key_steps_hold, HistParams};
+use super::json::{Obj, J};
+use super::values::{self, number_of, MAX_BUCKETS};
+use crate::request::body::MAX_DEPTH;
+use crate::Rejection;
+
+/// The mapped types on which neither histogram steps through a range: both backends' `NUMERIC`
+/// (`byte` to `double`, `half_float`, `scaled_float`, `unsigned_long`), `DATE` (`date`,
+/// `date_nanos`) and `BOOLEAN` values sources take one key per value (`NumericHistogramAggregator`,
+/// `DateHistogramAggregator`), and an unmapped field none (`createUnmapped`).
+pub const NEVER_STEPS: &[&str] = &[
+    "byte",
+    "short",
+    "integer",
+    "long",
+    "unsigned_long",
+    "float",
+    "half_float",
+    "double",
+    "scaled_float",
+    "date",
+    "date_nanos",
+    "boolean",
+    "unmapped",
+];
+
+/// A histogram whose field's type `authorize` must know (it is not bounded by its own
+/// `hard_bounds`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistogramField {
+    /// The field, as the histogram names it.
+    pub field: String,
+    /// `histogram` or `date_histogram` (for the refusal's reason).
+    pub aggregation: &'static str,
+}
+
+/// The fields of one search's histograms that are not bounded ([`needing_types`]), each once.
+/// Must be passed on to `authorize` (through `Upstream::typed_fields`), or the search refused.
+#[must_use]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistogramFields(pub(crate) Vec<HistogramField>);
+
+impl HistogramFields {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields, each once.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|f| f.field.as_str())
+    }
+
+    /// `other`'s fields added, each once.
+    pub(crate) fn merge(&mut self, other: HistogramFields) {
+        for f in other.0 {
+            self.push(f);
+        }
+    }
+
+    fn push(&mut self, f: HistogramField) {
+        if !self.0.iter().any(|g| g.field == f.field) {
+            self.0.push(f);
+        }
+    }
+
+    /// Refused where no lookup is possible (a search on a point in time): `where_` says where.
+    pub(crate) fn refuse_unless_empty(self, where_: &str) -> Result<(), Rejection> {
+        match self.0.first() {
+            None => Ok(()),
+            Some(f) => Err(Rejection::forbidden(format!(
+                "[{}] {where_} needs [hard_bounds] with [min] and [max]: esgate cannot look up \
+                 the type of its [field], and on a range field the backend would step through \
+                 every interval of each document's range ({})",
+                f.aggregation,
+                way_out()
+            ))),
+        }
+    }
+}
+
+/// The fields of `body`'s histograms (a search body's top level) that are not bounded by their
+/// own `hard_bounds` within [`MAX_BUCKETS`] and `max_buckets` (the token's, `None`: not
+/// limited). A `field` with a wildcard or a comma is refused.
+pub(crate) fn needing_types(
+    body: Obj<'_>,
+    max_buckets: Option<u64>,
+) -> Result<HistogramFields, Rejection> {
+    let mut out = HistogramFields::default();
+    for (key, value) in body {
+        if let ("aggs" | "aggregations", J::Object(aggs)) = (key, value) {
+            walk(aggs, max_buckets, &mut out, 0)?;
+        }
+    }
+    Ok(out)
+}
+
+fn walk(
+    aggs: Obj<'_>,
+    max_buckets: Option<u64>,
+    out: &mut HistogramFields,
+    depth: usize,
+) -> Result<(), Rejection> {
+    if depth > MAX_DEPTH {
+        return Err(Rejection::bad_request("aggregations are nested too deeply"));
+    }
+    for (_, def) in aggs {
+        let J::Object(def) = def else { continue };
+        for (key, value) in def {
+            let J::Object(m) = value else { continue };
+            match key {
+                "aggs" | "aggregations" => walk(m, max_buckets, out, depth + 1)?,
+                "histogram" | "date_histogram" => {
+                    let aggregation = if key == "histogram" {
+                        "histogram"
+                    } else {
+                        "date_histogram"
+                    };
+                    let p = HistParams::of(m);
+                    if bounded(aggregation, &p, max_buckets) {
+                        continue;
+                    }
+                    let Some(field) = p.field.and_then(J::as_str) else {
+                        continue;
+                    };
+                    if field.contains(['*', ',']) {
+                        return Err(Rejection::forbidden(format!(
+                            "[{aggregation}] [field] with a wildcard or a comma needs \
+                             [hard_bounds] with [min] and [max]: esgate cannot look up its type ({})",
+                            way_out()
+                        )));
+                    }
+                    out.push(HistogramField {
+                        field: field.to_string(),
+                        aggregation,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the histogram's own `hard_bounds` bound its steps (see the module).
+fn bounded(ty: &str, p: &HistParams<'_>, max_buckets: Option<u64>) -> bool {
+    let Some(J::Object(hard)) = p.hard_bounds else {
+        return false;
+    };
+    let most = max_buckets.map_or(MAX_BUCKETS, |m| m.min(MAX_BUCKETS)) as f64;
+    let within =
+        |min: f64, max: f64, interval: f64| min <= max && (max - min) / interval + 1.0 <= most;
+    if ty == "date_histogram" {
+        let (1, Some((key, v))) = (p.intervals, p.last_interval) else {
+            return false;
+        };
+        let Ok(interval) = values::date_interval_of(key, v) else {
+            return false;
+        };
+        let format = p.format.and_then(J::as_str);
+        let read = |v: J<'_>| match v {
+            J::Number(_) => v.as_f64(),
+            J::String(_) => match format {
+                Some("epoch_millis") => epoch_millis(v),
+                Some("strict_date_optional_time") => iso_utc(v),
+                _ => None,
+            },
+            _ => None,
+        };
+        match (
+            hard.get("min").and_then(read),
+            hard.get("max").and_then(read),
+        ) {
+            (Some(min), Some(max)) => within(min, max, interval),
+            _ => false,
+        }
+    } else {
+        let Some(interval) = p.interval.and_then(number_of).filter(|i| *i > 0.0) else {
+            return false;
+        };
+        let offset = p.offset.and_then(number_of).unwrap_or(0.0);
+        match (
+            hard.get("min").and_then(number_of),
+            hard.get("max").and_then(number_of),
+        ) {
+            (Some(min), Some(max)) => {
+                within(min, max, interval) && key_steps_hold(min, max, interval, offset)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One field's mapped type in each concrete index a `_field_caps` lookup described: the
+/// backend's answer as data (the proxy builds it, `upstream::field_types`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldTypes {
+    field: String,
+    /// (index, its type; `None` when the backend reported a failure for the index, or
+    /// described it unclearly), sorted by index, each once.
+    by_index: Vec<(String, Option<String>)>,
+}
+
+impl FieldTypes {
+    /// `field`'s types: `(index, type)` pairs in any order. An index given twice with two
+    /// different types (or once without one) is unknown.
+    pub fn new(field: impl Into<String>, mut pairs: Vec<(String, Option<String>)>) -> FieldTypes {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut by_index: Vec<(String, Option<String>)> = Vec::with_capacity(pairs.len());
+        for (index, ty) in pairs {
+            match by_index.last_mut() {
+                Some(last) if last.0 == index => {
+                    if last.1 != ty {
+                        last.1 = None;
+                    }
+                }
+                _ => by_index.push((index, ty)),
+            }
+        }
+        FieldTypes {
+            field: field.into(),
+            by_index,
+        }
+    }
+
+    /// The field these types are of.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    fn entry(&self, index: &str) -> Option<&Option<String>> {
+        self.by_index
+            .binary_search_by(|(i, _)| i.as_str().cmp(index))
+            .ok()
+            .map(|at| &self.by_index[at].1)
+    }
+
+    /// Whether the lookup described `index` (with a type or a failure).
+    pub fn covers(&self, index: &str) -> bool {
+        self.entry(index).is_some()
+    }
+
+    /// The field's type in `index`, when the lookup gave one.
+    pub fn type_in(&self, index: &str) -> Option<&str> {
+        self.entry(index)?.as_deref()
+    }
+}
+
+/// Whether a histogram on a field of type `ty` never steps through a range ([`NEVER_STEPS`]).
+pub fn never_steps(ty: &str) -> bool {
+    NEVER_STEPS.contains(&ty)
+}
+
+/// The decision for one index expression's searches: every field of `fields` must have, in
+/// every allowed concrete index of `indices` (what the expression reaches), a type that never
+/// steps, as `types` (the lookup's answer for the expression) says.
+pub(crate) fn decide(
+    fields: &HistogramFields,
+    indices: &[String],
+    types: Option<&[Arc<FieldTypes>]>,
+) -> Result<(), Rejection> {
+    for f in &fields.0 {
+        let known = types.and_then(|t| t.iter().find(|t| t.field == f.field));
+        for index in indices {
+            match known.and_then(|t| t.type_in(index)) {
+                Some(ty) if never_steps(ty) => {}
+                Some(ty) => {
+                    return Err(Rejection::forbidden(format!(
+                        "[{}] on a [field] of type [{}] in an index this search reaches: the \
+                         backend would step through every interval of each document's range \
+                         ({})",
+                        f.aggregation,
+                        crate::error::printable(ty),
+                        way_out()
+                    )))
+                }
+                None => {
+                    return Err(Rejection::forbidden(format!(
+                        "[{}] on a [field] whose type esgate could not learn in an index this \
+                         search reaches: on a range field the backend would step through every \
+                         interval of each document's range ({})",
+                        f.aggregation,
+                        way_out()
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn way_out() -> String {
+    format!(
+        "give [hard_bounds] with [min] and [max], numbers (epoch milliseconds for dates) at \
+         most {MAX_BUCKETS} intervals apart and within this token's max_buckets"
+    )
+}
+
+#[cfg(test)]
+mod tests;
