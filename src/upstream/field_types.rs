@@ -59,8 +59,9 @@ const FIELD: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Most expressions cached (a client cannot grow the cache without limit).
 pub const MAX_EXPRESSIONS: usize = 10_000;
-/// Most fields cached per expression (the oldest make room).
-pub const MAX_FIELDS: usize = 16;
+/// Most fields cached per expression (the oldest make room): as many as one request may
+/// need on one expression (`histogram_fields::MAX_FIELDS`).
+pub const MAX_FIELDS: usize = crate::es::dsl::histogram_fields::MAX_FIELDS;
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 /// Longest request line a lookup's path and query make (Elasticsearch refuses lines over 4 KiB):
 /// more fields go to another lookup.

@@ -7,7 +7,9 @@
 //! is rebuilt from checked values only, the forwarded body is always built by esgate (the
 //! client's bytes only as spans of texts the writer would copy whole, validated by the same
 //! strict parse: `ForwardBody::spans`), and a `Permit` is issued only when every expression in
-//! `to_resolve` is present in the resolution and every concrete index behind it is allowed.
+//! `to_resolve` is present in the resolution, every concrete index behind it is allowed, and
+//! every histogram field its searches need typed has, in each allowed one, a type that never
+//! steps through a range (`dsl::histogram_fields`).
 
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;

@@ -8,10 +8,13 @@
 //!    [`Plan::needs_body`] says whether the proxy must read the body.
 //! 2. [`prepare`] decodes the body strictly (content type, encoding, JSON dialect), validates
 //!    and rewrites it with the token's filters injected, and names the index expressions the
-//!    proxy must resolve ([`Prepared::to_resolve`]).
+//!    proxy must resolve ([`Prepared::to_resolve`]), and the fields whose mapped types it must
+//!    look up behind them ([`Prepared::field_types_needed`]: histograms their own `hard_bounds`
+//!    do not bound, `dsl::histogram_fields`).
 //! 3. [`authorize`] checks every concrete index behind those expressions against the token's
-//!    patterns and returns a [`Permit`]: the exact request to send upstream (canonical path,
-//!    allow-listed parameters, re-serialised body). Only this function creates a `Permit`.
+//!    patterns (and those fields' types in the allowed ones) and returns a [`Permit`]: the exact
+//!    request to send upstream (canonical path, allow-listed parameters, re-serialised body).
+//!    Only this function creates a `Permit`.
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 //!

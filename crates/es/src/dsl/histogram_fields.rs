@@ -22,12 +22,12 @@
 //! 1. **bounded** by its own `hard_bounds`: `min` and `max` both read exactly (numbers; for a
 //!    `date_histogram` epoch milliseconds, or strings in its `format` when that is
 //!    `epoch_millis` or `strict_date_optional_time` as `YYYY-MM-DDTHH:MM:SS.sssZ`), at most
-//!    [`MAX_BUCKETS`] and the token's `max_buckets` intervals apart (the shortest a calendar
+//!    65,535 (`MAX_BUCKETS`) and the token's `max_buckets` intervals apart (the shortest a calendar
 //!    unit can be), and for a `histogram` within `fill`'s 2^40 intervals of 0 (bounds and
 //!    offset) — on a backend that makes empty buckets first `fill` may have added them; or
-//! 2. its `field` is looked up: [`needing_types`] names it ([`HistogramField`]), the proxy asks
+//! 2. its `field` is looked up: `needing_types` names it ([`HistogramField`]), the proxy asks
 //!    the backend's `_field_caps` about it on the search's index expression and passes the
-//!    answer as data ([`FieldTypes`], `Resolution::field_types`), and `authorize` ([`decide`])
+//!    answer as data ([`FieldTypes`], `Resolution::field_types`), and `authorize` (`decide`)
 //!    lets the search through only when the field's type in **every** allowed concrete index
 //!    the search reaches is one that never steps ([`NEVER_STEPS`]). A range type, an alias
 //!    (`_field_caps` may report the alias rather than its target), any other type, an index the
@@ -81,38 +81,63 @@ pub struct HistogramField {
     pub aggregation: &'static str,
 }
 
-/// The fields of one search's histograms that are not bounded ([`needing_types`]), each once.
-/// Must be passed on to `authorize` (through `Upstream::typed_fields`), or the search refused.
+/// Most distinct fields looked up for the searches of one index expression (each a
+/// `_field_caps` field, cached per expression: `upstream::field_types`); more are refused.
+pub const MAX_FIELDS: usize = 32;
+
+/// Longest field name looked up (it goes into the lookup's request line); longer is refused.
+pub const MAX_FIELD_LEN: usize = 1024;
+
+/// The fields of one search's histograms that are not bounded (`needing_types`), each once,
+/// at most [`MAX_FIELDS`]. Must be passed on to `authorize` (through `Upstream::typed_fields`),
+/// or the search refused.
 #[must_use]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HistogramFields(pub(crate) Vec<HistogramField>);
+pub struct HistogramFields {
+    pub(crate) fields: Vec<HistogramField>,
+    /// Searches of one expression merged past [`MAX_FIELDS`]: `authorize` refuses.
+    too_many: bool,
+}
 
 impl HistogramFields {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty() && !self.too_many
     }
 
     /// The fields, each once.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|f| f.field.as_str())
+        self.fields.iter().map(|f| f.field.as_str())
     }
 
-    /// `other`'s fields added, each once.
+    /// `other`'s fields added, each once (past [`MAX_FIELDS`], refused by `authorize`).
     pub(crate) fn merge(&mut self, other: HistogramFields) {
-        for f in other.0 {
-            self.push(f);
+        self.too_many |= other.too_many;
+        for f in other.fields {
+            if !self.push(f) {
+                self.too_many = true;
+                return;
+            }
         }
     }
 
-    fn push(&mut self, f: HistogramField) {
-        if !self.0.iter().any(|g| g.field == f.field) {
-            self.0.push(f);
+    /// `f` added unless there; `false` when it would be one more than [`MAX_FIELDS`].
+    fn push(&mut self, f: HistogramField) -> bool {
+        if self.fields.iter().any(|g| g.field == f.field) {
+            return true;
         }
+        if self.fields.len() >= MAX_FIELDS {
+            return false;
+        }
+        self.fields.push(f);
+        true
     }
 
     /// Refused where no lookup is possible (a search on a point in time): `where_` says where.
     pub(crate) fn refuse_unless_empty(self, where_: &str) -> Result<(), Rejection> {
-        match self.0.first() {
+        if self.too_many {
+            return Err(too_many());
+        }
+        match self.fields.first() {
             None => Ok(()),
             Some(f) => Err(Rejection::forbidden(format!(
                 "[{}] {where_} needs [hard_bounds] with [min] and [max]: esgate cannot look up \
@@ -169,17 +194,21 @@ fn walk(
                     let Some(field) = p.field.and_then(J::as_str) else {
                         continue;
                     };
-                    if field.contains(['*', ',']) {
+                    if field.contains(['*', ',']) || field.len() > MAX_FIELD_LEN {
                         return Err(Rejection::forbidden(format!(
-                            "[{aggregation}] [field] with a wildcard or a comma needs \
-                             [hard_bounds] with [min] and [max]: esgate cannot look up its type ({})",
+                            "[{aggregation}] [field] with a wildcard or a comma, or longer than \
+                             {MAX_FIELD_LEN} bytes, needs [hard_bounds] with [min] and [max]: \
+                             esgate cannot look up its type ({})",
                             way_out()
                         )));
                     }
-                    out.push(HistogramField {
+                    let added = out.push(HistogramField {
                         field: field.to_string(),
                         aggregation,
                     });
+                    if !added {
+                        return Err(too_many());
+                    }
                 }
                 _ => {}
             }
@@ -305,7 +334,10 @@ pub(crate) fn decide(
     indices: &[String],
     types: Option<&[Arc<FieldTypes>]>,
 ) -> Result<(), Rejection> {
-    for f in &fields.0 {
+    if fields.too_many {
+        return Err(too_many());
+    }
+    for f in &fields.fields {
         let known = types.and_then(|t| t.iter().find(|t| t.field == f.field));
         for index in indices {
             match known.and_then(|t| t.type_in(index)) {
@@ -333,6 +365,14 @@ pub(crate) fn decide(
         }
     }
     Ok(())
+}
+
+fn too_many() -> Rejection {
+    Rejection::forbidden(format!(
+        "histograms on more than {MAX_FIELDS} fields of one index expression need their types \
+         looked up: {}",
+        way_out()
+    ))
 }
 
 fn way_out() -> String {

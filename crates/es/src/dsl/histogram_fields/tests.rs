@@ -17,7 +17,12 @@ fn needed_within(
         panic!("an object")
     };
     needing_types(Obj::V(m), max_buckets)
-        .map(|f| f.0.into_iter().map(|f| (f.field, f.aggregation)).collect())
+        .map(|f| {
+            f.fields
+                .into_iter()
+                .map(|f| (f.field, f.aggregation))
+                .collect()
+        })
         .map_err(|r| {
             assert_eq!(r.kind, crate::RejectKind::Forbidden, "{}", r.reason);
             r.reason
@@ -155,10 +160,12 @@ fn partial_unread_or_too_wide_bounds_leave_the_field_to_look_up() {
     assert_eq!(needed_within(hist(params), Some(99)), one("n", "histogram"));
 }
 
-/// A field `_field_caps` would expand or split cannot be looked up: refused, naming keys only.
+/// A field `_field_caps` would expand or split, or too long for the lookup's line, cannot be
+/// looked up: refused, naming keys only.
 #[test]
 fn a_field_with_a_wildcard_or_a_comma_is_refused() {
-    for field in ["n*", "a,b"] {
+    let long = "f".repeat(MAX_FIELD_LEN + 1);
+    for field in ["n*", "a,b", long.as_str()] {
         let reason = needed(hist(json!({"field": field, "interval": 1}))).unwrap_err();
         assert!(reason.contains("[histogram] [field]"), "{reason}");
         assert!(reason.contains("[hard_bounds]"), "{reason}");
@@ -174,15 +181,16 @@ fn a_field_with_a_wildcard_or_a_comma_is_refused() {
 }
 
 fn fields(names: &[(&str, &'static str)]) -> HistogramFields {
-    HistogramFields(
-        names
+    HistogramFields {
+        fields: names
             .iter()
             .map(|(f, a)| HistogramField {
                 field: f.to_string(),
                 aggregation: a,
             })
             .collect(),
-    )
+        too_many: false,
+    }
 }
 
 fn types(field: &str, pairs: &[(&str, Option<&str>)]) -> Arc<FieldTypes> {
@@ -295,4 +303,45 @@ fn field_types_read_by_index() {
     assert_eq!(t.type_in("d"), None);
     assert!(!t.covers("e"));
     assert_eq!(t.type_in("e"), None);
+}
+
+/// At most `MAX_FIELDS` distinct fields per search (each a lookup); searches of one expression
+/// merged past it are refused by `decide`.
+#[test]
+fn distinct_fields_are_bounded() {
+    let aggs = |n: usize| {
+        let mut aggs = serde_json::Map::new();
+        for i in 0..n {
+            // Each field twice: counted once.
+            for dup in ["a", "b"] {
+                aggs.insert(
+                    format!("h{i}{dup}"),
+                    json!({"histogram": {"field": format!("f{i}"), "interval": 1}}),
+                );
+            }
+        }
+        json!({ "aggs": aggs })
+    };
+    assert_eq!(needed(aggs(MAX_FIELDS)).map(|f| f.len()), Ok(MAX_FIELDS));
+    let reason = needed(aggs(MAX_FIELDS + 1)).unwrap_err();
+    assert!(
+        reason.contains(&format!("more than {MAX_FIELDS} fields")),
+        "{reason}"
+    );
+    let half = |from: usize| HistogramFields {
+        fields: (from..from + MAX_FIELDS / 2 + 1)
+            .map(|i| HistogramField {
+                field: format!("f{i}"),
+                aggregation: "histogram",
+            })
+            .collect(),
+        too_many: false,
+    };
+    let mut merged = half(0);
+    merged.merge(half(0));
+    assert_eq!(decide(&merged, &[], None), Ok(()));
+    merged.merge(half(1_000));
+    assert!(!merged.is_empty());
+    let r = decide(&merged, &[], None).unwrap_err();
+    assert!(r.reason.contains("more than"), "{}", r.reason);
 }
